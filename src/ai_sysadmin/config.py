@@ -1,0 +1,298 @@
+"""One settings object, declared once: TOML file + ``AI_SYSADMIN_*`` environment.
+
+Precedence: embedded defaults < config file < environment. Every field carries a description;
+``config show`` and the docs are generated from this declaration. A file that cannot be used is
+refused with a :class:`ConfigError` naming the file, the dotted key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+ENV_PREFIX = "AI_SYSADMIN_"
+ENV_CONFIG = "AI_SYSADMIN_CONFIG"
+AutonomyLevel = Literal["observe", "suggest", "auto-safe", "auto-full"]
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def short_hostname(fqdn: str | None = None) -> str:
+    """``server.example.com`` -> ``server``, lower-cased, safe for command names."""
+    name = (fqdn or socket.gethostname()).split(".")[0].lower()
+    name = re.sub(r"[^a-z0-9_-]", "-", name).strip("-") or "sysadmin"
+    return name[:32]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def default_config_path() -> Path:
+    if is_root():
+        return Path("/etc/ai-sysadmin/config.toml")
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ai-sysadmin" / "config.toml"
+
+
+def default_state_dir() -> Path:
+    if is_root():
+        return Path("/var/lib/ai-sysadmin")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ai-sysadmin"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class LLMSettings(_Section):
+    backend: Literal["ollama", "openai"] = Field(
+        "ollama", description="Wire protocol: Ollama native or OpenAI-compatible (llama.cpp, vLLM)."
+    )
+    url: str = Field("http://127.0.0.1:11434", description="Base URL of the LLM server.")
+    model: str = Field("qwen2.5:7b-instruct", description="Model name as the server knows it.")
+    api_key_file: Path | None = Field(None, description="File holding the API key, if any.")
+    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one answer.")
+    context_size: int = Field(8192, ge=512, description="Context window in tokens.")
+
+
+class Thresholds(_Section):
+    disk_warn_percent: float = Field(85, gt=0, le=100, description="Disk use that warns.")
+    disk_critical_percent: float = Field(95, gt=0, le=100, description="Disk use that is critical.")
+    inode_warn_percent: float = Field(85, gt=0, le=100, description="Inode use that warns.")
+    inode_critical_percent: float = Field(95, gt=0, le=100, description="Critical inode use.")
+    memory_available_warn_percent: float = Field(
+        10, ge=0, le=100, description="Warn when available memory falls below this share."
+    )
+    memory_available_critical_percent: float = Field(
+        5, ge=0, le=100, description="Critical when available memory falls below this share."
+    )
+    memory_psi_some_avg60: float = Field(
+        40, ge=0, le=100, description="Memory PSI 'some avg60' that counts as pressure."
+    )
+    swap_thrash_pages_per_second: float = Field(
+        500, gt=0, description="Swap-in plus swap-out pages per second that count as thrashing."
+    )
+    load_per_core_warn: float = Field(2.0, gt=0, description="15-minute load per core that warns.")
+    load_per_core_critical: float = Field(4.0, gt=0, description="Critical 15-min load per core.")
+    runaway_cpu_percent: float = Field(
+        90, gt=0, description="CPU share of one process (100 = one core) that counts as runaway."
+    )
+    runaway_min_seconds: float = Field(
+        300, ge=0, description="How long a process must burn CPU before it is runaway."
+    )
+    crash_loop_restarts: int = Field(
+        3, ge=1, description="Restarts (NRestarts) of a unit that make a crash loop."
+    )
+    journal_error_burst: int = Field(
+        20, ge=1, description="Journal entries at err or worse in the window that make a burst."
+    )
+    journal_burst_window_seconds: float = Field(
+        300, gt=0, description="Window of the journal error burst rule."
+    )
+
+
+class Programs(_Section):
+    """Every external program is configurable (Nix store paths, test doubles)."""
+
+    systemctl: str = Field("systemctl", description="systemctl executable.")
+    journalctl: str = Field("journalctl", description="journalctl executable.")
+    ps: str = Field("ps", description="ps executable (procps).")
+    df: str = Field("df", description="df executable (coreutils).")
+    cat: str = Field("cat", description="cat executable (coreutils).")
+    readlink: str = Field("readlink", description="readlink executable (coreutils).")
+
+
+class Settings(_Section):
+    ai_name: str = Field(
+        default_factory=short_hostname,
+        description="The assistant's name: commands are {name}-check, {name}-chat, ...",
+    )
+    autonomy_level: AutonomyLevel = Field(
+        "suggest", description="observe | suggest | auto-safe | auto-full."
+    )
+    check_interval: float = Field(300, ge=1, description="Seconds between two full checks.")
+    state_dir: Path = Field(
+        default_factory=default_state_dir, description="Database, logs and journal cursors."
+    )
+    journal_follow: bool = Field(
+        True, description="Follow the journal so a failing unit is seen within seconds."
+    )
+    journal_first_lines: int = Field(
+        200, ge=0, description="Journal entries read on the very first check of a host."
+    )
+    command_timeout: float = Field(20, gt=0, description="Seconds one collector command may run.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM server.")
+    gotify_url: str | None = Field(None, description="Gotify server for notifications.")
+    gotify_token_file: Path | None = Field(None, description="File holding the Gotify app token.")
+    remote_systems: list[str] = Field(
+        default_factory=list, description="Remote hosts: 'host' or 'user@host:port'."
+    )
+    config_repo: str | None = Field(None, description="Git repository of the hosts' configs.")
+    config_branch: str = Field("main", description="Branch of config_repo.")
+    thresholds: Thresholds = Field(default_factory=Thresholds, description="Rule thresholds.")
+    programs: Programs = Field(default_factory=Programs, description="External programs.")
+
+    @field_validator("ai_name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                "must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+            )
+        return value
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+
+@dataclass
+class LoadedSettings:
+    """The settings plus where each leaf value came from (``default``, the file, or an env var)."""
+
+    settings: Settings
+    config_path: Path
+    config_found: bool
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source_of(self, dotted: str) -> str:
+        return self.sources.get(dotted, "default")
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_leaves(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    data: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG:
+            continue
+        path = var[len(ENV_PREFIX) :].lower().split("__")
+        value: Any = raw
+        if raw.strip().startswith("["):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        sources[".".join(path)] = f"env {var}"
+    return data, sources
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part))
+        annotation = info.annotation if info else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return sorted(model.model_fields)
+
+
+def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    loc = tuple(err["loc"])
+    dotted = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
+    origin = sources.get(dotted)
+    where = f" (from {origin})" if origin and origin.startswith("env") else ""
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc))
+        return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}"
+    got = err.get("input")
+    shown = repr(got) if not isinstance(got, Mapping) else "a table"
+    return f"key '{dotted}'{where}: {err['msg']} (got {shown})"
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedSettings:
+    """Read the config file (if any) and the environment; validate everything at once.
+
+    An explicitly named file that does not exist is an error; the default file may be absent, in
+    which case the embedded defaults apply. Nothing is written.
+    """
+    env = os.environ if environ is None else environ
+    explicit = path if path is not None else env.get(ENV_CONFIG)
+    config_path = Path(explicit) if explicit else default_config_path()
+    file_data: dict[str, Any] = {}
+    found = config_path.is_file()
+    if explicit and not found:
+        raise ConfigError(str(config_path), ["file does not exist or is not a regular file"])
+    if found:
+        try:
+            file_data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(config_path), [f"TOML syntax error: {exc}"]) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(config_path), [f"cannot read: {exc}"]) from exc
+    sources = {k: f"file {config_path}" for k in _leaves(file_data)}
+    env_data, env_sources = _env_overrides(env)
+    sources.update(env_sources)
+    try:
+        settings = Settings.model_validate(_merge(file_data, env_data))
+    except ValidationError as exc:
+        problems = [_describe(e, sources) for e in exc.errors()]
+        raise ConfigError(str(config_path), problems) from exc
+    return LoadedSettings(settings, config_path, found, sources)
+
+
+def mask_secret_text(text: str) -> str:
+    """Hide a password embedded in a URL (``https://user:pw@host``)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return text
+
+
+def effective_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
+    """(dotted key, value, source) for every leaf, secrets masked: what ``config show`` prints."""
+    rows = []
+    for dotted, value in _leaves(loaded.settings.model_dump(mode="json")).items():
+        shown = mask_secret_text(value) if isinstance(value, str) else json.dumps(value)
+        rows.append((dotted, shown, loaded.source_of(dotted)))
+    return rows

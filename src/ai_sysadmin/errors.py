@@ -1,0 +1,36 @@
+"""The library's exception tree.
+
+The library raises these; only the CLI and the daemon turn them into a one-line message and an
+exit code.
+"""
+
+from __future__ import annotations
+
+
+class AiSysadminError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class ConfigError(AiSysadminError):
+    """A configuration file or environment variable that cannot be used."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class TransportError(AiSysadminError):
+    """A command could not be started on a host, or it timed out."""
+
+
+class StoreError(AiSysadminError):
+    """The state database cannot be opened or migrated."""
+
+
+class LabError(AiSysadminError):
+    """The fault lab could not be started, driven or stopped."""
+
+
+class NotFoundError(AiSysadminError):
+    """A named object (incident, scenario, log channel) does not exist."""

@@ -1,0 +1,143 @@
+"""The one way to reach a host: run an argv with a timeout, read a file, stream lines.
+
+No shell, ever: every command is an argv list. Local, SSH and fault-lab transports implement
+the same interface, so collectors, tools and the executor work the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from ..errors import TransportError
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(argv, str) or not argv:
+        raise TransportError("a command must be a non-empty argv list, never a shell string")
+    out = tuple(argv)
+    for arg in out:
+        if not isinstance(arg, str) or "\x00" in arg:
+            raise TransportError(f"invalid argument in argv: {arg!r}")
+    return out
+
+
+class Transport(ABC):
+    """Run commands on one host."""
+
+    #: the host name this transport reaches, as shown to people
+    host: str
+
+    @abstractmethod
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        """The argv that actually starts the command on this machine."""
+
+    async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+        """Run ``argv``; a missing program or a timeout raises :class:`TransportError`."""
+        cmd = _check_argv(argv)
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.wrap(cmd),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            _kill_group(proc)
+            await proc.wait()
+            raise TransportError(
+                f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
+            ) from None
+        except asyncio.CancelledError:
+            _kill_group(proc)
+            raise
+        return CommandResult(
+            cmd,
+            proc.returncode if proc.returncode is not None else -1,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            time.monotonic() - started,
+        )
+
+    async def read_file(self, path: str, timeout: float = 20.0) -> str | None:
+        """The file's text, or None when it does not exist or cannot be read."""
+        result = await self.run(["cat", "--", path], timeout)
+        return result.stdout if result.ok else None
+
+    async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:
+        """Yield stdout lines of a long-running command until it ends or the caller stops."""
+        cmd = _check_argv(argv)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.wrap(cmd),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                limit=1 << 20,
+            )
+        except OSError as exc:
+            raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
+        assert proc.stdout is not None
+        try:
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    break
+                yield line.decode("utf-8", "replace").rstrip("\n")
+        finally:
+            _kill_group(proc)
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
+        """Release connections; nothing to do for process-based transports."""
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+class LocalTransport(Transport):
+    """This machine, through plain process execution."""
+
+    def __init__(self, host: str = "localhost") -> None:
+        self.host = host
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        return argv
+
+    async def read_file(self, path: str, timeout: float = 20.0) -> str | None:
+        # Reading a local file needs no process: it keeps a check cheap.
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return None

@@ -1,0 +1,1 @@
+"""Monitoring: collectors (command + pure parser), rules, journal follower."""

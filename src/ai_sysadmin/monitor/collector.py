@@ -1,0 +1,193 @@
+"""Collect a Snapshot of one host through its Transport.
+
+Each section is a command (or a file) plus a pure parser from :mod:`.parsers`. Sections run
+concurrently; one that fails is recorded in ``Snapshot.errors`` and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Settings
+from ..errors import TransportError
+from ..hosts.osinfo import parse_os_release
+from ..hosts.transport import Transport
+from . import parsers
+from .snapshot import Snapshot
+
+#: what systemctl says when systemd is not PID 1 or its bus is unreachable
+_NO_SYSTEMD = (
+    "not been booted with systemd",
+    "Failed to connect to bus",
+    "Failed to connect to system scope bus",
+    "System has not been booted",
+)
+
+
+@dataclass(frozen=True)
+class JournalQuery:
+    """Where the journal section starts: after a cursor, or the last N entries of this boot."""
+
+    after_cursor: str | None = None
+    first_lines: int = 200
+
+
+def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) -> list[str]:
+    argv = [
+        settings.programs.journalctl,
+        "--no-pager",
+        "--output=json",
+        f"--output-fields={parsers.JOURNAL_FIELDS}",
+        "--priority=warning",
+    ]
+    if query.after_cursor:
+        argv.append(f"--after-cursor={query.after_cursor}")
+    elif follow:
+        argv += ["--lines=0"]
+    else:
+        argv += ["--boot", f"--lines={query.first_lines}"]
+    if follow:
+        argv.append("--follow")
+    return argv
+
+
+class Collector:
+    """Takes snapshots of one host."""
+
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self.transport = transport
+        self.settings = settings
+
+    async def _run(self, argv: list[str]) -> str:
+        result = await self.transport.run(argv, self.settings.command_timeout)
+        if not result.ok:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise TransportError(
+                f"{argv[0]} exited {result.returncode}: {detail[-1] if detail else 'no output'}"
+            )
+        return result.stdout
+
+    async def _file(self, path: str) -> str:
+        text = await self.transport.read_file(path, self.settings.command_timeout)
+        if text is None:
+            raise TransportError(f"cannot read {path}")
+        return text
+
+    async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
+        snap = Snapshot(host=self.transport.host, taken_at=time.time())
+        p = self.settings.programs
+
+        async def cpu() -> None:
+            snap.cpu = parsers.parse_proc_stat(await self._file("/proc/stat"))
+
+        async def memory() -> None:
+            text = await self._file("/proc/meminfo")
+            pressure = await self.transport.read_file("/proc/pressure/memory")
+            snap.memory = parsers.parse_meminfo(text, pressure)
+
+        async def swap() -> None:
+            snap.swap = parsers.parse_vmstat(await self._file("/proc/vmstat"))
+
+        async def load() -> None:
+            snap.load = parsers.parse_loadavg(await self._file("/proc/loadavg"))
+
+        async def uptime() -> None:
+            snap.uptime_seconds = parsers.parse_uptime(await self._file("/proc/uptime"))
+
+        async def mounts() -> None:
+            argv = [p.df, "-B1", f"--output={parsers.DF_COLUMNS}"]
+            result = await self.transport.run(argv, self.settings.command_timeout)
+            # df exits 1 when one mount is unreadable but still reports the others
+            if not result.stdout.strip():
+                raise TransportError(f"df printed nothing: {result.stderr.strip()[:200]}")
+            snap.mounts = parsers.parse_df(result.stdout)
+
+        async def os_facts() -> None:
+            text = await self.transport.read_file("/etc/os-release")
+            if text is None:
+                text = await self.transport.read_file("/usr/lib/os-release")
+            snap.os = parse_os_release(text or "")
+            if snap.os.is_nixos:
+                link = await self.transport.run(
+                    [p.readlink, "/nix/var/nix/profiles/system"], self.settings.command_timeout
+                )
+                if link.ok:
+                    snap.nixos_generation = parsers.parse_nixos_generation(link.stdout)
+
+        async def units() -> None:
+            timeout = self.settings.command_timeout
+            listed, shown = await asyncio.gather(
+                self.transport.run(
+                    [p.systemctl, "list-units", "--all", "--output=json", "--no-pager"], timeout
+                ),
+                self.transport.run(
+                    [p.systemctl, "show", "*.service", "--property=Id,NRestarts", "--no-pager"],
+                    timeout,
+                ),
+                return_exceptions=True,
+            )
+            if isinstance(listed, TransportError) and "cannot start" in str(listed):
+                snap.systemd_running, snap.units = False, []
+                return
+            if isinstance(listed, BaseException):
+                raise listed
+            if not listed.ok:
+                if any(marker in listed.stderr for marker in _NO_SYSTEMD):
+                    snap.systemd_running, snap.units = False, []
+                    return
+                raise TransportError(f"systemctl list-units: {listed.stderr.strip()[:200]}")
+            restarts = {}
+            if not isinstance(shown, BaseException) and shown.ok:
+                restarts = parsers.parse_show_restarts(shown.stdout)
+            snap.systemd_running = True
+            snap.units = parsers.merge_restarts(parsers.parse_list_units(listed.stdout), restarts)
+
+        async def journal_section() -> None:
+            if snap.systemd_running is False:
+                snap.journal = []
+                return
+            query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
+            result = await self.transport.run(
+                journal_argv(self.settings, query), self.settings.command_timeout
+            )
+            if not result.ok and not result.stdout:
+                if "No journal files were found" in result.stderr:
+                    snap.journal = []
+                    return
+                raise TransportError(f"journalctl: {result.stderr.strip()[:200]}")
+            snap.journal = parsers.parse_journal(result.stdout)
+            snap.journal_cursor = (
+                snap.journal[-1].cursor if snap.journal else query.after_cursor
+            )
+
+        async def processes() -> None:
+            text = await self._run([p.ps, "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"])
+            snap.processes = parsers.top_processes(parsers.parse_ps(text))
+
+        async def units_then_journal() -> None:
+            await guarded("units", units)
+            await guarded("journal", journal_section)
+
+        async def guarded(section: str, step: Callable[[], Awaitable[Any]]) -> None:
+            try:
+                await step()
+            except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
+                snap.errors[section] = str(exc)
+
+        await asyncio.gather(
+            guarded("cpu", cpu),
+            guarded("memory", memory),
+            guarded("swap", swap),
+            guarded("load", load),
+            guarded("uptime_seconds", uptime),
+            guarded("mounts", mounts),
+            guarded("os", os_facts),
+            units_then_journal(),
+            guarded("processes", processes),
+        )
+        return snap
+

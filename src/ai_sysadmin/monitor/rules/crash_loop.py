@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from .base import Rule, RuleContext
+
+
+class CrashLoop(Rule):
+    """A unit systemd keeps restarting: its restart count is high and still rising."""
+
+    name = "crash_loop"
+    requires = ("units",)
+    description = "A unit restarts again and again (NRestarts rising)."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        limit = ctx.thresholds.crash_loop_restarts
+        before = {u.name: u.restarts for u in (ctx.previous.units or [])} if ctx.previous else {}
+        findings = []
+        for unit in ctx.snapshot.units or []:
+            if unit.restarts is None or unit.restarts < limit:
+                continue
+            earlier = before.get(unit.name)
+            rising = earlier is not None and unit.restarts > earlier
+            restarting = unit.sub == "auto-restart" or unit.active == "activating"
+            if not (rising or (earlier is None and restarting)):
+                continue
+            evidence = [f"{unit.name}: NRestarts={unit.restarts} active={unit.active} "
+                        f"sub={unit.sub}"]
+            if earlier is not None:
+                evidence.append(f"NRestarts was {earlier} at the previous check")
+            findings.append(
+                self.finding(
+                    ctx,
+                    unit.name,
+                    Severity.CRITICAL,
+                    f"{unit.name} is crash-looping ({unit.restarts} restarts)",
+                    evidence,
+                )
+            )
+        return findings

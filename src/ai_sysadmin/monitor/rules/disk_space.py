@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from .base import Rule, RuleContext
+
+
+class DiskSpace(Rule):
+    name = "disk_space"
+    requires = ("mounts",)
+    description = "A file system is nearly full."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        t = ctx.thresholds
+        findings = []
+        for m in ctx.snapshot.mounts or []:
+            pct = m.used_percent
+            if pct < t.disk_warn_percent:
+                continue
+            severity = Severity.CRITICAL if pct >= t.disk_critical_percent else Severity.WARNING
+            findings.append(
+                self.finding(
+                    ctx,
+                    m.target,
+                    severity,
+                    f"{m.target} is {pct:.0f}% full",
+                    [f"{m.target} ({m.fstype} on {m.source}): {m.used_bytes} of "
+                     f"{m.used_bytes + m.avail_bytes} bytes used, {m.avail_bytes} free"],
+                )
+            )
+        return findings

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from .base import Rule, RuleContext
+
+
+class InodeExhaustion(Rule):
+    name = "inode_exhaustion"
+    requires = ("mounts",)
+    description = "A file system is running out of inodes."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        t = ctx.thresholds
+        findings = []
+        for m in ctx.snapshot.mounts or []:
+            pct = m.inodes_percent
+            if not m.inodes or pct < t.inode_warn_percent:
+                continue
+            severity = Severity.CRITICAL if pct >= t.inode_critical_percent else Severity.WARNING
+            findings.append(
+                self.finding(
+                    ctx,
+                    m.target,
+                    severity,
+                    f"{m.target} has used {pct:.0f}% of its inodes",
+                    [f"{m.target} ({m.fstype}): {m.inodes_used} of {m.inodes} inodes used"],
+                )
+            )
+        return findings

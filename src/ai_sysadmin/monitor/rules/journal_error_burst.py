@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..findings import Finding, Severity, quote
+from ..snapshot import JournalEntry
+from .base import Rule, RuleContext
+
+#: syslog priority "err"; lower numbers are worse
+ERR = 3
+
+
+class JournalErrorBurst(Rule):
+    """Many journal entries at err or worse from one source within the window."""
+
+    name = "journal_error_burst"
+    requires = ("journal",)
+    description = "A burst of journal errors from one unit or program."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        t = ctx.thresholds
+        since = ctx.snapshot.taken_at - t.journal_burst_window_seconds
+        groups: dict[str, list[JournalEntry]] = defaultdict(list)
+        for entry in ctx.window:
+            if entry.priority <= ERR and entry.timestamp >= since:
+                groups[entry.source].append(entry)
+        findings = []
+        for source, entries in sorted(groups.items()):
+            if len(entries) < t.journal_error_burst:
+                continue
+            severity = Severity.CRITICAL if any(e.priority <= 2 for e in entries) else (
+                Severity.WARNING
+            )
+            findings.append(
+                self.finding(
+                    ctx,
+                    source,
+                    severity,
+                    f"{len(entries)} journal errors from {source} in "
+                    f"{t.journal_burst_window_seconds:.0f} s",
+                    [quote(e.message) for e in entries[-3:]],
+                )
+            )
+        return findings

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from .base import Rule, RuleContext
+
+
+class MemoryPressure(Rule):
+    name = "memory_pressure"
+    requires = ("memory",)
+    description = "Little memory is available, or tasks stall waiting for memory (PSI)."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        mem = ctx.snapshot.memory
+        if mem is None:
+            return []
+        t = ctx.thresholds
+        avail = mem.available_percent
+        psi = mem.psi_some_avg60
+        stalled = psi is not None and psi >= t.memory_psi_some_avg60
+        if avail >= t.memory_available_warn_percent and not stalled:
+            return []
+        critical = avail < t.memory_available_critical_percent
+        evidence = [f"MemAvailable {mem.available_kb} kB of MemTotal {mem.total_kb} kB "
+                    f"({avail:.1f}%)"]
+        if psi is not None:
+            evidence.append(f"memory PSI some avg60={psi:.2f}")
+        return [
+            self.finding(
+                ctx,
+                "memory",
+                Severity.CRITICAL if critical else Severity.WARNING,
+                f"memory pressure: {avail:.1f}% available",
+                evidence,
+            )
+        ]

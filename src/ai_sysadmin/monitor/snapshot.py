@@ -1,0 +1,133 @@
+"""What one collection saw on one host. Plain data; every section may be missing, with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..hosts.osinfo import OsInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    """Jiffy counters of /proc/stat; busy share comes from the difference of two samples."""
+
+    busy: int
+    total: int
+    cores: int
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    total_kb: int
+    available_kb: int
+    swap_total_kb: int
+    swap_free_kb: int
+    psi_some_avg60: float | None = None
+
+    @property
+    def available_percent(self) -> float:
+        return 100.0 * self.available_kb / self.total_kb if self.total_kb else 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class SwapCounters:
+    pages_in: int
+    pages_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    one: float
+    five: float
+    fifteen: float
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    source: str
+    fstype: str
+    target: str
+    size_bytes: int
+    used_bytes: int
+    avail_bytes: int
+    inodes: int
+    inodes_used: int
+
+    @property
+    def used_percent(self) -> float:
+        denominator = self.used_bytes + self.avail_bytes
+        return 100.0 * self.used_bytes / denominator if denominator else 0.0
+
+    @property
+    def inodes_percent(self) -> float:
+        return 100.0 * self.inodes_used / self.inodes if self.inodes else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    name: str
+    load: str
+    active: str
+    sub: str
+    description: str = ""
+    restarts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    cursor: str
+    timestamp: float
+    priority: int
+    message: str
+    unit: str | None = None
+    identifier: str | None = None
+    pid: int | None = None
+
+    @property
+    def source(self) -> str:
+        return self.unit or self.identifier or "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    pid: int
+    user: str
+    cpu_percent: float
+    mem_percent: float
+    rss_kb: int
+    elapsed_seconds: int
+    cpu_seconds: int
+    command: str
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One collection of one host. ``errors`` maps a section to why it could not be collected."""
+
+    host: str
+    taken_at: float
+    os: OsInfo | None = None
+    cpu: CpuTimes | None = None
+    memory: Memory | None = None
+    swap: SwapCounters | None = None
+    load: Load | None = None
+    uptime_seconds: float | None = None
+    mounts: list[Mount] | None = None
+    systemd_running: bool | None = None
+    units: list[Unit] | None = None
+    journal: list[JournalEntry] | None = None
+    journal_cursor: str | None = None
+    processes: list[Process] | None = None
+    nixos_generation: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cores(self) -> int:
+        return self.cpu.cores if self.cpu and self.cpu.cores else 1
+
+    @property
+    def failed_units(self) -> list[Unit]:
+        return [u for u in self.units or [] if u.active == "failed"]
+
+    def collected(self, section: str) -> bool:
+        return section not in self.errors and getattr(self, section, None) is not None
