@@ -1,0 +1,112 @@
+"""Small operator commands: ``config show``, ``logs``, ``commands install``, ``run``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .. import logs as logfiles
+from ..config import effective_rows, short_hostname
+from ..hosts.transport import LocalTransport
+from ..orchestrator.daemon import Daemon
+from .context import banner, out, print_json, state
+from .dispatch import TOOLS
+
+config_app = typer.Typer(help="Inspect the configuration.")
+commands_app = typer.Typer(help="The {name}-<tool> commands.")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """The effective settings, where each value comes from, secrets masked."""
+    loaded = state(ctx).loaded
+    rows = effective_rows(loaded)
+    if as_json:
+        print_json({k: {"value": v, "source": s} for k, v, s in rows})
+        return
+    found = "" if loaded.config_found else " (not present: embedded defaults)"
+    banner(loaded.settings, f"configuration from {loaded.config_path}{found}")
+    table = Table()
+    for column in ("key", "value", "source"):
+        table.add_column(column, overflow="fold")
+    for key, value, source in rows:
+        table.add_row(key, value, source)
+    out.print(table)
+
+
+def logs(
+    ctx: typer.Context,
+    channel: Annotated[
+        str, typer.Argument(help=f"One of: {', '.join(logfiles.CHANNELS)}.")
+    ] = "orchestrator",
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many records.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The project's own structured logs."""
+    settings = state(ctx).settings
+    records = logfiles.read(settings.log_dir, channel, lines)
+    if as_json:
+        print_json(records)
+        return
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(r.get("ts", 0))))
+        extra = {
+            k: v for k, v in r.items() if k not in {"ts", "level", "name", "channel", "msg"}
+        }
+        tail = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, {}, []))
+        out.print(f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
+                  f"{r.get('msg', '')} {tail}".rstrip(), markup=False, highlight=False)
+
+
+@commands_app.command("install")
+def commands_install(
+    ctx: typer.Context,
+    bin_dir: Annotated[Path, typer.Option(help="Where to put the links.")] = Path(
+        "/usr/local/bin"
+    ),
+    target: Annotated[
+        Path | None, typer.Option(help="The ai-sysadmin executable (default: this one).")
+    ] = None,
+) -> None:
+    """Make the {name}-<tool> links for the configured name."""
+    settings = state(ctx).settings
+    program = target or _this_program()
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for tool in TOOLS:
+        link = bin_dir / f"{settings.ai_name}-{tool}"
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and Path(os.readlink(link)) == program:
+                made.append(link)
+                continue
+            link.unlink()
+        link.symlink_to(program)
+        made.append(link)
+    banner(settings, f"{len(made)} commands in {bin_dir}")
+    for link in made:
+        out.print(f"  {link.name}")
+
+
+def _this_program() -> Path:
+    import shutil
+    import sys
+
+    found = shutil.which("ai-sysadmin")
+    return Path(found).resolve() if found else Path(sys.argv[0]).resolve()
+
+
+def run(ctx: typer.Context) -> None:
+    """Run the daemon: checks every interval plus a journal follower; stops on SIGTERM."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    logfiles.configure(settings.log_dir, settings.ai_name, console=True)
+    daemon = Daemon(settings, app_state.store, [LocalTransport(short_hostname())])
+    asyncio.run(daemon.run())

@@ -1,0 +1,105 @@
+"""``ai-sysadmin issues`` / ``{name}-issues``: the incident list and its lifecycle."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..store.incidents import LIVE_STATES, STATES
+from .context import banner, out, print_json, state
+
+app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+@app.callback(invoke_without_command=True)
+def _default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_incidents, ctx=ctx)
+
+
+@app.command("list")
+def list_incidents(
+    ctx: typer.Context,
+    all_states: Annotated[bool, typer.Option("--all", help="Include resolved and closed.")] = False,
+    host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Live incidents (or all of them)."""
+    app_state = state(ctx)
+    incidents = app_state.store.incidents(None if all_states else LIVE_STATES, host)
+    if as_json:
+        print_json([i.to_dict() for i in incidents])
+        return
+    banner(app_state.settings, f"{len(incidents)} incident(s)")
+    if not incidents:
+        return
+    table = Table()
+    for column in ("id", "state", "severity", "host", "rule", "subject", "summary", "last seen"):
+        table.add_column(column, overflow="fold")
+    for i in incidents:
+        table.add_row(str(i.id), i.state, i.severity, i.host, i.rule, i.subject, i.summary,
+                      _when(i.last_seen))
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, incident_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """One incident with its evidence and history."""
+    incident = state(ctx).store.get(incident_id)
+    if as_json:
+        print_json(incident.to_dict())
+        return
+    out.print(f"[bold]#{incident.id}[/bold] {incident.summary}")
+    out.print(f"state {incident.state} · severity {incident.severity} · host {incident.host} · "
+              f"rule {incident.rule} · subject {incident.subject}")
+    out.print(f"opened {_when(incident.opened_at)} · last seen {_when(incident.last_seen)} · "
+              f"seen {incident.occurrences} time(s)")
+    out.print("[bold]evidence[/bold] (quoted from the host):")
+    for line in incident.evidence:
+        out.print(f"  > {line}", markup=False)
+    out.print("[bold]history[/bold]:")
+    for e in incident.events:
+        move = f"{e.from_state} -> {e.to_state}" if e.from_state != e.to_state else e.kind
+        out.print(f"  {_when(e.at)} {e.actor}: {move} {e.detail}", markup=False)
+
+
+def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: bool) -> None:
+    incident = state(ctx).store.transition(incident_id, new, "operator", reason)
+    if as_json:
+        print_json(incident.to_dict())
+    else:
+        out.print(f"incident {incident.id} is now {incident.state}")
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    incident_id: int,
+    reason: Annotated[str, typer.Option(help="Why.")] = "resolved by the operator",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Mark an incident resolved (it reopens if the finding comes back)."""
+    _move(ctx, incident_id, "resolved", reason, as_json)
+
+
+@app.command("close")
+def close(
+    ctx: typer.Context,
+    incident_id: int,
+    reason: Annotated[str, typer.Option(help="Why.")] = "closed by the operator",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Close an incident for good (a new finding opens a new incident)."""
+    _move(ctx, incident_id, "closed", reason, as_json)
+
+
+__all__ = ["STATES", "app"]

@@ -1,0 +1,100 @@
+"""The project's own structured logs: one JSON-lines file per channel under ``state_dir/logs``.
+
+The library only calls ``logging.getLogger(channel_logger(name))``; the daemon and the CLI
+decide where records go. Every record carries the assistant's name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError
+
+CHANNELS = ("orchestrator", "decisions", "actions", "service")
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+def channel_logger(channel: str) -> logging.Logger:
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown log channel {channel!r}")
+    return logging.getLogger(f"ai_sysadmin.{channel}")
+
+
+class JsonLines(logging.Formatter):
+    def __init__(self, ai_name: str) -> None:
+        super().__init__()
+        self.ai_name = ai_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "name": self.ai_name,
+            "channel": record.name.rsplit(".", 1)[-1],
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+class Console(logging.Formatter):
+    """``[hal] orchestrator: message`` on stderr (journald adds the time)."""
+
+    def __init__(self, ai_name: str) -> None:
+        super().__init__()
+        self.ai_name = ai_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        channel = record.name.rsplit(".", 1)[-1]
+        return f"[{self.ai_name}] {channel} {record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure(log_dir: Path, ai_name: str, console: bool = False) -> None:
+    """Send every channel to its own file (mode 0640) and, for the daemon, to stderr."""
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    for channel in CHANNELS:
+        logger = channel_logger(channel)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            old.close()
+        path = log_dir / f"{channel}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.close(fd)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(JsonLines(ai_name))
+        logger.addHandler(handler)
+        if console:
+            stream = logging.StreamHandler(sys.stderr)
+            stream.setFormatter(Console(ai_name))
+            logger.addHandler(stream)
+
+
+def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
+    """The last ``lines`` records of one channel, oldest first; unparsable lines are kept raw."""
+    if channel not in CHANNELS:
+        raise NotFoundError(f"no log channel {channel!r}; channels: {', '.join(CHANNELS)}")
+    path = log_dir / f"{channel}.jsonl"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        tail = deque(handle, maxlen=lines)
+    out = []
+    for line in tail:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            out.append({"ts": time.time(), "level": "?", "channel": channel, "msg": line.strip()})
+    return out

@@ -1,0 +1,75 @@
+"""Event-driven detection: follow a host's journal and wake the checker on what matters.
+
+The follower never stores entries or moves cursors: it only says "look now". The check that
+follows reads the journal from its persisted cursor, so nothing is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..config import Settings
+from ..errors import TransportError
+from ..hosts.transport import Transport
+from .collector import JournalQuery, journal_argv
+from .parsers import parse_journal_line
+from .snapshot import JournalEntry
+
+log = logging.getLogger("ai_sysadmin.orchestrator")
+
+#: systemd's own words when a unit goes wrong (MESSAGE_ID-independent, stable across versions)
+_UNIT_TROUBLE = (
+    "Failed with result",
+    "Start request repeated too quickly",
+    "Main process exited",
+    "Scheduled restart job",
+    "bad unit file setting",
+    "Failed to start",
+)
+
+
+def is_trigger(entry: JournalEntry) -> bool:
+    """Worth an immediate check: an error, or systemd reporting a unit in trouble."""
+    return entry.priority <= 3 or any(marker in entry.message for marker in _UNIT_TROUBLE)
+
+
+class JournalFollower:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: Settings,
+        on_trigger: Callable[[JournalEntry], None],
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.on_trigger = on_trigger
+        self.max_backoff = max_backoff
+        #: set once the follower has started reading (tests and benchmarks wait on it)
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        """Follow until cancelled; restart journalctl with backoff when it exits."""
+        argv = journal_argv(self.settings, JournalQuery(), follow=True)
+        backoff = 1.0
+        while True:
+            lines = 0
+            try:
+                stream = self.transport.stream_lines(argv)
+                self.started.set()
+                async for line in stream:
+                    lines += 1
+                    entry = parse_journal_line(line)
+                    if entry is not None and is_trigger(entry):
+                        self.on_trigger(entry)
+            except TransportError as exc:
+                log.warning("journal follower of %s cannot start: %s", self.transport.host, exc)
+            backoff = 1.0 if lines else min(backoff * 2, self.max_backoff)
+            log.info(
+                "journal follower of %s stopped; restarting in %.0f s",
+                self.transport.host,
+                backoff,
+            )
+            await asyncio.sleep(backoff)

@@ -1,0 +1,1 @@
+"""The wiring: checks of hosts into the incident store, the daemon loop."""

@@ -1,0 +1,117 @@
+"""One pass of the loop for one host: collect -> detect -> track."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..hosts.transport import Transport
+from ..monitor.collector import Collector, JournalQuery
+from ..monitor.findings import Finding
+from ..monitor.rules import RuleContext, evaluate
+from ..monitor.snapshot import JournalEntry, Snapshot
+from ..store import CheckOutcome, IncidentStore
+
+log = logging.getLogger("ai_sysadmin.orchestrator")
+decisions = logging.getLogger("ai_sysadmin.decisions")
+
+
+@dataclass
+class CheckReport:
+    host: str
+    snapshot: Snapshot
+    findings: list[Finding]
+    judged_rules: set[str]
+    outcome: CheckOutcome | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """Healthy only if nothing was found AND the snapshot was collected in full."""
+        return not self.findings and not self.errors
+
+
+class HostChecker:
+    """Checks one host; keeps the previous snapshot and the journal burst window in memory."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: Settings,
+        store: IncidentStore | None,
+        consumer: str = "daemon",
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.store = store
+        self.consumer = consumer
+        self.collector = Collector(transport, settings)
+        self.previous: Snapshot | None = None
+        self.window: deque[JournalEntry] = deque()
+        self._lock = asyncio.Lock()
+
+    @property
+    def host(self) -> str:
+        return self.transport.host
+
+    def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
+        self.window.extend(snapshot.journal or [])
+        horizon = snapshot.taken_at - self.settings.thresholds.journal_burst_window_seconds
+        while self.window and self.window[0].timestamp < horizon:
+            self.window.popleft()
+        return list(self.window)
+
+    async def check(self, reason: str = "interval") -> CheckReport:
+        async with self._lock:
+            cursor = self.store.journal_cursor(self.host, self.consumer) if self.store else None
+            query = JournalQuery(cursor, self.settings.journal_first_lines)
+            snapshot = await self.collector.collect(query)
+            ctx = RuleContext(
+                snapshot,
+                self.settings.thresholds,
+                previous=self.previous,
+                journal_window=self._slide_window(snapshot),
+            )
+            findings, judged = evaluate(ctx)
+            report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors)
+            if self.store is not None:
+                report.outcome = await asyncio.to_thread(
+                    self.store.record_check,
+                    self.host,
+                    findings,
+                    judged,
+                    consumer=self.consumer,
+                    journal=snapshot.journal or [],
+                    journal_cursor=snapshot.journal_cursor,
+                    os_name=snapshot.os.pretty_name if snapshot.os else None,
+                    collected_ok=not snapshot.errors,
+                )
+                self._log(report, reason)
+            self.previous = snapshot
+            return report
+
+    def _log(self, report: CheckReport, reason: str) -> None:
+        out = report.outcome
+        assert out is not None
+        log.info(
+            "checked %s (%s): %d findings, %d opened, %d reopened, %d resolved",
+            self.host, reason, len(report.findings), len(out.opened), len(out.reopened),
+            len(out.resolved),
+            extra={"host": self.host, "reason": reason, "errors": report.errors},
+        )
+        for section, why in report.errors.items():
+            log.warning("%s: section %s not collected: %s", self.host, section, why,
+                        extra={"host": self.host, "section": section})
+        by_fp = {f.fingerprint: f for f in report.findings}
+        for kind, ids in (("opened", out.opened), ("reopened", out.reopened),
+                          ("changed", out.changed), ("resolved", out.resolved)):
+            for incident_id in ids:
+                decisions.info(
+                    "incident %d %s", incident_id, kind,
+                    extra={"incident": incident_id, "event": kind, "host": self.host,
+                           "findings": [f.summary for f in by_fp.values()][:5]
+                           if kind != "resolved" else []},
+                )

@@ -1,0 +1,331 @@
+"""Incidents grouped by fingerprint, their lifecycle and history, the audit log, journal cursors.
+
+An incident resolves itself only when a successful fresh collection no longer shows its finding:
+:meth:`IncidentStore.record_check` takes the set of rules that could judge the snapshot, and
+leaves every other incident alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import NotFoundError, StoreError
+from ..monitor.findings import Finding, Severity
+from ..monitor.snapshot import JournalEntry
+from .db import Database
+
+STATES = (
+    "open",
+    "investigating",
+    "awaiting_approval",
+    "remediating",
+    "resolved",
+    "closed",
+    "reopened",
+)
+LIVE_STATES = ("open", "investigating", "awaiting_approval", "remediating", "reopened")
+
+#: allowed lifecycle moves; anything else is refused
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"investigating", "awaiting_approval", "remediating", "resolved", "closed"}),
+    "reopened": frozenset(
+        {"investigating", "awaiting_approval", "remediating", "resolved", "closed"}
+    ),
+    "investigating": frozenset({"open", "awaiting_approval", "remediating", "resolved", "closed"}),
+    "awaiting_approval": frozenset({"open", "remediating", "resolved", "closed"}),
+    "remediating": frozenset({"open", "resolved", "closed"}),
+    "resolved": frozenset({"reopened", "closed"}),
+    "closed": frozenset(),
+}
+
+#: journal entries kept for evidence and the burst window
+JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    at: float
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    actor: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    fingerprint: str
+    host: str
+    rule: str
+    subject: str
+    severity: str
+    summary: str
+    evidence: list[str]
+    state: str
+    opened_at: float
+    updated_at: float
+    last_seen: float
+    resolved_at: float | None
+    occurrences: int
+    diagnosis: str | None
+    events: list[IncidentEvent] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "events"}
+        data["events"] = [e.__dict__ for e in self.events]
+        return data
+
+
+@dataclass
+class CheckOutcome:
+    """What one recorded check changed; new and changed incidents are what the LLM looks at."""
+
+    opened: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+    journal_entries: int = 0
+
+
+def _incident(row: Any, events: list[IncidentEvent] | None = None) -> Incident:
+    return Incident(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        host=row["host"],
+        rule=row["rule"],
+        subject=row["subject"],
+        severity=row["severity"],
+        summary=row["summary"],
+        evidence=json.loads(row["evidence"]),
+        state=row["state"],
+        opened_at=row["opened_at"],
+        updated_at=row["updated_at"],
+        last_seen=row["last_seen"],
+        resolved_at=row["resolved_at"],
+        occurrences=row["occurrences"],
+        diagnosis=row["diagnosis"],
+        events=events or [],
+    )
+
+
+class IncidentStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- audit -------------------------------------------------------------------------------
+    def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
+                (time.time(), actor, action, subject, detail),
+            )
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.conn.execute(
+            "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [dict(r) for r in reversed(rows)]
+
+    # -- journal cursors ---------------------------------------------------------------------
+    def journal_cursor(self, host: str, consumer: str) -> str | None:
+        row = self.db.conn.execute(
+            "SELECT cursor FROM journal_cursors WHERE host=? AND consumer=?", (host, consumer)
+        ).fetchone()
+        return row["cursor"] if row else None
+
+    def journal_entries(
+        self, host: str, since: float = 0.0, consumer: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM journal_entries WHERE host=? AND at>=?"
+        args: list[Any] = [host, since]
+        if consumer is not None:
+            sql += " AND consumer=?"
+            args.append(consumer)
+        return [dict(r) for r in self.db.conn.execute(sql + " ORDER BY id", args)]
+
+    # -- one check ---------------------------------------------------------------------------
+    def record_check(
+        self,
+        host: str,
+        findings: Sequence[Finding],
+        judged_rules: Iterable[str],
+        *,
+        consumer: str = "daemon",
+        journal: Sequence[JournalEntry] = (),
+        journal_cursor: str | None = None,
+        os_name: str | None = None,
+        collected_ok: bool = True,
+        actor: str = "monitor",
+    ) -> CheckOutcome:
+        """Store one check of one host in a single transaction.
+
+        The journal entries and the new cursor are written together, so a crash before the
+        commit re-reads the same entries and a crash after it never sees them again.
+        """
+        now = time.time()
+        outcome = CheckOutcome(journal_entries=len(journal))
+        judged = set(judged_rules)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO hosts(name, first_seen, last_check, last_ok, os) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET last_check=excluded.last_check, "
+                "last_ok=COALESCE(excluded.last_ok, hosts.last_ok), "
+                "os=COALESCE(excluded.os, hosts.os)",
+                (host, now, now, now if collected_ok else None, os_name),
+            )
+            conn.executemany(
+                "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "
+                "message) VALUES (?,?,?,?,?,?,?)",
+                [(host, consumer, e.cursor, e.timestamp, e.priority, e.source, e.message)
+                 for e in journal],
+            )
+            if journal_cursor:
+                conn.execute(
+                    "INSERT INTO journal_cursors(host, consumer, cursor, updated_at) "
+                    "VALUES (?,?,?,?) ON CONFLICT(host, consumer) DO UPDATE SET "
+                    "cursor=excluded.cursor, updated_at=excluded.updated_at",
+                    (host, consumer, journal_cursor, now),
+                )
+            conn.execute(
+                "DELETE FROM journal_entries WHERE host=? AND at<?",
+                (host, now - JOURNAL_RETENTION_SECONDS),
+            )
+            seen: set[str] = set()
+            for finding in findings:
+                seen.add(finding.fingerprint)
+                self._upsert(conn, finding, now, outcome, actor)
+            live = conn.execute(
+                f"SELECT id, rule, fingerprint, state FROM incidents WHERE host=? AND state IN "
+                f"({','.join('?' * len(LIVE_STATES))})",
+                (host, *LIVE_STATES),
+            ).fetchall()
+            for row in live:
+                if row["rule"] in judged and row["fingerprint"] not in seen:
+                    self._move(
+                        conn, row["id"], row["state"], "resolved", actor,
+                        "a fresh collection no longer shows the finding", now,
+                    )
+                    outcome.resolved.append(row["id"])
+        return outcome
+
+    def _upsert(
+        self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str
+    ) -> None:
+        evidence = json.dumps(list(finding.evidence))
+        row = conn.execute(
+            "SELECT * FROM incidents WHERE fingerprint=? AND state!='closed'",
+            (finding.fingerprint,),
+        ).fetchone()
+        if row is None:
+            cur = conn.execute(
+                "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, "
+                "evidence, state, opened_at, updated_at, last_seen) "
+                "VALUES (?,?,?,?,?,?,?,'open',?,?,?)",
+                (finding.fingerprint, finding.host, finding.rule, finding.subject,
+                 finding.severity.label, finding.summary, evidence, now, now, now),
+            )
+            self._event(conn, cur.lastrowid, "opened", None, "open", actor, finding.summary, now)
+            outcome.opened.append(cur.lastrowid)
+            return
+        incident_id = row["id"]
+        if row["state"] == "resolved":
+            self._move(conn, incident_id, "resolved", "reopened", actor, finding.summary, now)
+            outcome.reopened.append(incident_id)
+        elif row["severity"] != finding.severity.label:
+            self._event(
+                conn, incident_id, "changed", row["state"], row["state"], actor,
+                f"severity {row['severity']} -> {finding.severity.label}: {finding.summary}", now,
+            )
+            outcome.changed.append(incident_id)
+        else:
+            outcome.unchanged.append(incident_id)
+        conn.execute(
+            "UPDATE incidents SET severity=?, summary=?, evidence=?, last_seen=?, updated_at=?, "
+            "occurrences=occurrences+1 WHERE id=?",
+            (finding.severity.label, finding.summary, evidence, now, now, incident_id),
+        )
+
+    @staticmethod
+    def _event(
+        conn: Any, incident_id: int, kind: str, old: str | None, new: str | None,
+        actor: str, detail: str, now: float,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO incident_events(incident_id, at, kind, from_state, to_state, actor, "
+            "detail) VALUES (?,?,?,?,?,?,?)",
+            (incident_id, now, kind, old, new, actor, detail),
+        )
+
+    def _move(
+        self, conn: Any, incident_id: int, old: str, new: str, actor: str, reason: str,
+        now: float,
+    ) -> None:
+        if new not in TRANSITIONS.get(old, frozenset()):
+            raise StoreError(f"incident {incident_id} cannot go from {old} to {new}")
+        conn.execute(
+            "UPDATE incidents SET state=?, updated_at=?, resolved_at=CASE WHEN ?='resolved' "
+            "THEN ? ELSE resolved_at END WHERE id=?",
+            (new, now, new, now, incident_id),
+        )
+        self._event(conn, incident_id, "state", old, new, actor, reason, now)
+        conn.execute(
+            "INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
+            (now, actor, f"incident.{new}", f"incident:{incident_id}", reason),
+        )
+
+    # -- people and later layers ---------------------------------------------------------------
+    def transition(self, incident_id: int, new: str, actor: str, reason: str = "") -> Incident:
+        if new not in STATES:
+            raise StoreError(f"unknown incident state {new!r}; states: {', '.join(STATES)}")
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            if row["state"] == new:
+                return self.get(incident_id)
+            self._move(conn, incident_id, row["state"], new, actor, reason or new, time.time())
+        return self.get(incident_id)
+
+    def get(self, incident_id: int) -> Incident:
+        conn = self.db.conn
+        row = conn.execute("SELECT * FROM incidents WHERE id=?", (incident_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no incident {incident_id}")
+        events = [
+            IncidentEvent(e["at"], e["kind"], e["from_state"], e["to_state"], e["actor"],
+                          e["detail"])
+            for e in conn.execute(
+                "SELECT * FROM incident_events WHERE incident_id=? ORDER BY id", (incident_id,)
+            )
+        ]
+        return _incident(row, events)
+
+    def incidents(
+        self, states: Sequence[str] | None = LIVE_STATES, host: str | None = None
+    ) -> list[Incident]:
+        sql = "SELECT * FROM incidents WHERE 1=1"
+        args: list[Any] = []
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        if host:
+            sql += " AND host=?"
+            args.append(host)
+        rows = self.db.conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [_incident(r) for r in rows]
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.conn.execute("SELECT * FROM hosts ORDER BY name")]
+
+
+def severity_rank(label: str) -> int:
+    try:
+        return int(Severity.parse(label))
+    except KeyError:
+        return 0

@@ -1,0 +1,77 @@
+"""Schema migrations, numbered. A shipped migration is never edited: add the next one."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: hosts, incidents with history, append-only audit, journal cursors and entries
+    """
+    CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_check REAL,
+        last_ok REAL,
+        os TEXT
+    );
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        host TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        evidence TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL,
+        opened_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        resolved_at REAL,
+        occurrences INTEGER NOT NULL DEFAULT 1,
+        diagnosis TEXT
+    );
+    -- at most one live (not closed) incident per fingerprint
+    CREATE UNIQUE INDEX incidents_live ON incidents(fingerprint) WHERE state != 'closed';
+    CREATE INDEX incidents_host_state ON incidents(host, state);
+    CREATE TABLE incident_events (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        from_state TEXT,
+        to_state TEXT,
+        actor TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX incident_events_incident ON incident_events(incident_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE journal_cursors (
+        host TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (host, consumer)
+    );
+    CREATE TABLE journal_entries (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        at REAL NOT NULL,
+        priority INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX journal_entries_host_at ON journal_entries(host, at);
+    """,
+)
