@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None, argv0: str | None = None) -> int:
         err.print("interrupted")
         return 130
     except AiSysadminError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         return 2
     return 0
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian/Ubuntu) and run the whole suite: lint, unit, fault lab.
+# The fault-lab tests boot a real systemd in private namespaces, so pytest runs as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# systemd + journald for the fault lab; util-linux for unshare/nsenter/setpriv; procps for ps
+packages=(python3-venv python3-pip systemd util-linux procps coreutils iproute2)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+.venv/bin/ruff check src tests bench
+exec $SUDO .venv/bin/python -m pytest "$@"

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ai_sysadmin import logs as logfiles
+from ai_sysadmin.cli.dispatch import TOOLS, dispatch
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import Database, IncidentStore
+from tests.conftest import BIN, run_program
+
+
+def test_name_dispatch_maps_tools_to_commands() -> None:
+    assert dispatch("/usr/bin/hal-check", ["--json"]) == ("hal-check", ["check", "--json"])
+    assert dispatch("/x/my-box-issues", ["show", "3"]) == ("my-box-issues", ["issues", "show", "3"])
+    assert dispatch("ai-sysadmin", ["check"]) == ("ai-sysadmin", ["check"])
+
+
+def test_check_json_reports_host_name_and_exit_code(cli) -> None:
+    code, out, _ = cli("check", "--json")
+    report = json.loads(out)
+    assert report["name"]
+    assert code == (1 if report["findings"] else 0)
+    for finding in report["findings"]:
+        assert {"host", "rule", "subject", "severity", "evidence"} <= set(finding)
+
+
+def test_installed_name_links_run_the_same_program(tmp_path: Path, config_file) -> None:
+    path = config_file('ai_name = "hal"\n')
+    bin_dir = tmp_path / "bin"
+    env = {"AI_SYSADMIN_CONFIG": str(path), "AI_SYSADMIN_STATE_DIR": str(tmp_path / "st")}
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), env=env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in bin_dir.iterdir()) == sorted(f"hal-{t}" for t in TOOLS)
+    via_link = run_program(str(bin_dir / "hal-check"), "--json", env=env)
+    direct = run_program(str(BIN), "check", "--json", "--no-store", env=env)
+    assert via_link.returncode == direct.returncode
+    assert json.loads(via_link.stdout)["name"] == "hal"
+    assert json.loads(via_link.stdout)["host"] == json.loads(direct.stdout)["host"]
+    banner = run_program(str(bin_dir / "hal-check"), env=env)
+    assert banner.stdout.startswith("hal · health check of")
+    help_text = run_program(str(bin_dir / "hal-issues"), "--help", env=env)
+    assert "hal-issues" in help_text.stdout
+
+
+def _seed(tmp_path: Path) -> int:
+    store = IncidentStore(Database(tmp_path / "state" / "state.db"))
+    finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full",
+                      ("/var (ext4 on /dev/sda2): 97 of 100 bytes used",))
+    return store.record_check("web1", [finding], {"disk_space"}).opened[0]
+
+
+def test_issues_list_show_resolve_close(cli, tmp_path: Path) -> None:
+    incident_id = _seed(tmp_path)
+    code, out, _ = cli("issues", "list", "--json")
+    assert code == 0
+    (listed,) = json.loads(out)
+    assert (listed["id"], listed["rule"], listed["subject"], listed["state"]) == (
+        incident_id, "disk_space", "/var", "open")
+    code, out, _ = cli("issues", "show", str(incident_id))
+    assert code == 0 and "/var is 97% full" in out and "> /var (ext4" in out
+    code, out, _ = cli("issues", "resolve", str(incident_id), "--json")
+    assert code == 0 and json.loads(out)["state"] == "resolved"
+    code, out, _ = cli("issues", "close", str(incident_id), "--reason", "disk replaced")
+    assert code == 0 and "closed" in out
+    code, out, _ = cli("issues", "list", "--json")
+    assert json.loads(out) == []
+    code, out, _ = cli("issues", "list", "--all", "--json")
+    assert json.loads(out)[0]["events"] == [] and json.loads(out)[0]["state"] == "closed"
+
+
+def test_unknown_incident_is_a_clear_error(cli, tmp_path: Path) -> None:
+    _seed(tmp_path)
+    code, _, err = cli("issues", "show", "999")
+    assert code == 2 and "no incident 999" in err
+    code, _, err = cli("issues", "resolve", "1")
+    code, _, err = cli("issues", "resolve", "1")
+    assert code == 0
+
+
+def test_logs_reads_structured_records_with_the_name(cli, tmp_path: Path) -> None:
+    log_dir = tmp_path / "state" / "logs"
+    logfiles.configure(log_dir, "hal")
+    logging.getLogger("ai_sysadmin.decisions").info(
+        "incident %d opened", 7, extra={"host": "web1"})
+    assert oct(os.stat(log_dir / "decisions.jsonl").st_mode & 0o777) == "0o640"
+    code, out, _ = cli("logs", "decisions", "--json")
+    (record,) = json.loads(out)
+    assert (record["name"], record["msg"], record["host"]) == ("hal", "incident 7 opened", "web1")
+    code, out, _ = cli("logs", "decisions")
+    assert "[hal] info: incident 7 opened host=web1" in out
+    code, _, err = cli("logs", "nonsense")
+    assert code == 2 and "orchestrator" in err

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import (
+    default_config_path,
+    default_state_dir,
+    load_settings,
+    short_hostname,
+)
+from ai_sysadmin.errors import ConfigError
+from tests.conftest import BIN, run_program
+
+
+def test_name_defaults_to_short_hostname() -> None:
+    assert short_hostname("server.example.com") == "server"
+    assert short_hostname("Web01.Lab") == "web01"
+    loaded = load_settings(environ={})
+    assert loaded.settings.ai_name == short_hostname()
+    assert loaded.settings.autonomy_level == "suggest"
+    assert loaded.settings.check_interval == 300
+    assert loaded.settings.config_branch == "main"
+
+
+def test_file_then_environment_with_sources(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'ai_name = "hal"\nautonomy_level = "auto-safe"\n[llm]\nmodel = "m1"\n'
+        "[thresholds]\ndisk_warn_percent = 70\n"
+    )
+    loaded = load_settings(path, environ={"AI_SYSADMIN_LLM__MODEL": "m2",
+                                          "AI_SYSADMIN_CHECK_INTERVAL": "60"})
+    s = loaded.settings
+    assert (s.ai_name, s.autonomy_level, s.llm.model, s.check_interval) == (
+        "hal", "auto-safe", "m2", 60)
+    assert s.thresholds.disk_warn_percent == 70
+    assert loaded.source_of("ai_name") == f"file {path}"
+    assert loaded.source_of("llm.model") == "env AI_SYSADMIN_LLM__MODEL"
+    assert loaded.source_of("llm.url") == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("ai_name = 'hal\n", ["TOML syntax error"]),
+        ("colour = 'blue'\n", ["unknown key 'colour'", "autonomy_level", "check_interval"]),
+        ("[thresholds]\ndisk_warn = 3\n", ["unknown key 'thresholds.disk_warn'",
+                                           "disk_warn_percent"]),
+        ("check_interval = 'often'\n", ["key 'check_interval'", "number", "'often'"]),
+        ("autonomy_level = 'yolo'\n", ["key 'autonomy_level'", "'observe'", "'auto-full'"]),
+        ("[llm]\nbackend = 'gpt'\n", ["key 'llm.backend'", "'ollama'", "'openai'"]),
+        ("ai_name = 'Bad Name!'\n", ["key 'ai_name'", "a-z"]),
+    ],
+)
+def test_bad_file_is_refused_with_file_key_and_allowed(
+    tmp_path: Path, text: str, needles: list[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    message = str(info.value)
+    assert str(path) in message
+    for needle in needles:
+        assert needle in message
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="AI_SYSADMIN_AUTONOMY_LEVEL"):
+        load_settings(environ={"AI_SYSADMIN_AUTONOMY_LEVEL": "maybe"})
+
+
+def test_named_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_cli_refuses_bad_config_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("autonomy_level = 'yolo'\n")
+    state = tmp_path / "never-created"
+    result = run_program(str(BIN), "--config", str(path), "check",
+                         env={"AI_SYSADMIN_STATE_DIR": str(state)})
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "autonomy_level" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not state.exists()
+
+
+def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
+    path = config_file('ai_name = "hal"\ngotify_url = "https://bot:s3cret@push.example"\n')
+    code, out, _ = cli("config", "show", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["gotify_url"]["value"] == "https://bot:****@push.example"
+    assert "s3cret" not in out
+    assert shown["ai_name"] == {"value": "hal", "source": f"file {path}"}
+    assert shown["autonomy_level"]["source"] == "default"
+    assert shown["state_dir"]["source"] == "env AI_SYSADMIN_STATE_DIR"
+
+
+def test_non_root_gets_xdg_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
+    assert default_config_path() == tmp_path / "cfg" / "ai-sysadmin" / "config.toml"
+    assert default_state_dir() == tmp_path / "st" / "ai-sysadmin"
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert default_config_path() == Path("/etc/ai-sysadmin/config.toml")
+    assert default_state_dir() == Path("/var/lib/ai-sysadmin")

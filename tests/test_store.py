@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from ai_sysadmin.errors import StoreError
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.monitor.snapshot import JournalEntry
+from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store.migrations import MIGRATIONS
+
+
+def unit_failed(host: str = "web1", unit: str = "nginx.service",
+                severity: Severity = Severity.CRITICAL) -> Finding:
+    return Finding(host, "failed_unit", unit, severity, f"{unit} has failed",
+                   (f"{unit}: active=failed",))
+
+
+def test_new_finding_opens_one_incident_and_repeats_update_it(store: IncidentStore) -> None:
+    first = store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert len(first.opened) == 1
+    again = store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert again.opened == [] and again.unchanged == first.opened
+    (incident,) = store.incidents()
+    assert incident.state == "open"
+    assert incident.occurrences == 2
+    assert incident.evidence == ["nginx.service: active=failed"]
+
+
+def test_severity_change_is_reported_as_changed(store: IncidentStore) -> None:
+    store.record_check("web1", [unit_failed(severity=Severity.WARNING)], {"failed_unit"})
+    out = store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert len(out.changed) == 1
+    assert store.get(out.changed[0]).severity == "critical"
+
+
+def test_resolves_only_when_a_fresh_collection_judged_it(store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    # the units section failed to collect: the rule could not judge, nothing resolves
+    out = store.record_check("web1", [], set(), collected_ok=False)
+    assert out.resolved == []
+    assert store.get(incident_id).state == "open"
+    # another host's clean check does not touch this host
+    store.record_check("web2", [], {"failed_unit"})
+    assert store.get(incident_id).state == "open"
+    out = store.record_check("web1", [], {"failed_unit"})
+    assert out.resolved == [incident_id]
+    incident = store.get(incident_id)
+    assert incident.state == "resolved" and incident.resolved_at is not None
+    assert incident.events[-1].detail == "a fresh collection no longer shows the finding"
+
+
+def test_resolved_incident_reopens_and_closed_one_does_not(store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.record_check("web1", [], {"failed_unit"})
+    out = store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert out.reopened == [incident_id]
+    assert store.get(incident_id).state == "reopened"
+    store.transition(incident_id, "closed", "operator", "known issue, accepted")
+    out = store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert len(out.opened) == 1 and out.opened[0] != incident_id
+    states = [e.to_state for e in store.get(incident_id).events if e.kind == "state"]
+    assert states == ["resolved", "reopened", "closed"]
+
+
+def test_lifecycle_refuses_impossible_moves(store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    for state in ("investigating", "awaiting_approval", "remediating", "resolved"):
+        store.transition(incident_id, state, "test")
+    with pytest.raises(StoreError, match="cannot go from resolved to investigating"):
+        store.transition(incident_id, "investigating", "test")
+    with pytest.raises(StoreError, match="unknown incident state"):
+        store.transition(incident_id, "fixed", "test")
+
+
+def test_audit_log_is_append_only(store: IncidentStore) -> None:
+    store.audit("operator", "incident.closed", "incident:1", "because")
+    assert store.audit_log()[-1]["action"] == "incident.closed"
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db.conn.execute("UPDATE audit SET actor='someone else'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db.conn.execute("DELETE FROM audit")
+
+
+def test_state_changes_land_in_the_audit_log(store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.transition(incident_id, "closed", "operator", "won't fix")
+    last = store.audit_log()[-1]
+    assert (last["actor"], last["action"], last["subject"], last["detail"]) == (
+        "operator", "incident.closed", f"incident:{incident_id}", "won't fix")
+
+
+def test_journal_entries_and_cursor_are_stored_together(store: IncidentStore) -> None:
+    now = time.time()
+    entries = [JournalEntry(f"c{i}", now + i, 3, f"boom {i}", "app.service") for i in range(3)]
+    store.record_check("web1", [], set(), consumer="daemon", journal=entries,
+                       journal_cursor="c2")
+    assert store.journal_cursor("web1", "daemon") == "c2"
+    assert store.journal_cursor("web1", "check") is None
+    assert [e["message"] for e in store.journal_entries("web1")] == ["boom 0", "boom 1", "boom 2"]
+
+
+def test_migrations_are_applied_once_and_newer_schema_is_refused(tmp_path) -> None:
+    path = tmp_path / "s.db"
+    Database(path)
+    db = Database(path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    db.close()
+    with pytest.raises(StoreError, match="upgrade ai-sysadmin"):
+        Database(path)
