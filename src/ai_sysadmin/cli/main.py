@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import AiSysadminError
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None, argv0: str | None = None) -> int:
         err.print("interrupted")
         return 130
     except AiSysadminError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        message = escape(str(exc))
+        err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
         return 2
     return 0
 
