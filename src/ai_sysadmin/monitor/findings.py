@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -49,7 +51,18 @@ def fingerprint(host: str, rule: str, subject: str) -> str:
     return f"{host}|{rule}|{subject}"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def quote(text: str, limit: int = 300) -> str:
-    """Evidence is host text: keep it on one line and bounded."""
-    flat = " ".join(text.split())
+    """Evidence is untrusted host text: no terminal escapes, one line, bounded."""
+    clean = _CONTROL.sub("", _ANSI.sub("", text))
+    flat = " ".join(clean.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def percent(value: float) -> str:
+    """Rounded down to 0.1 so that 94.96 never reads as the 95 % critical threshold."""
+    text = f"{math.floor(value * 10) / 10:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"

@@ -104,29 +104,26 @@ def _int_or_zero(value: str) -> int:
 
 
 def parse_df(text: str) -> list[Mount]:
-    mounts: list[Mount] = []
-    seen: set[str] = set()
+    # a target listed twice was mounted over: the later mount is the one in use there
+    mounts: dict[str, Mount] = {}
     for line in text.splitlines()[1:]:
         parts = line.split(None, 7)
         if len(parts) < 8:
             continue
         source, fstype, size, used, avail, itotal, iused, target = parts
-        if fstype in PSEUDO_FS or target in seen or not size.isdigit() or int(size) == 0:
+        if fstype in PSEUDO_FS or not size.isdigit() or int(size) == 0:
             continue
-        seen.add(target)
-        mounts.append(
-            Mount(
-                source=source,
-                fstype=fstype,
-                target=target,
-                size_bytes=int(size),
-                used_bytes=_int_or_zero(used),
-                avail_bytes=_int_or_zero(avail),
-                inodes=_int_or_zero(itotal),
-                inodes_used=_int_or_zero(iused),
-            )
+        mounts[target] = Mount(
+            source=source,
+            fstype=fstype,
+            target=target,
+            size_bytes=int(size),
+            used_bytes=_int_or_zero(used),
+            avail_bytes=_int_or_zero(avail),
+            inodes=_int_or_zero(itotal),
+            inodes_used=_int_or_zero(iused),
         )
-    return mounts
+    return list(mounts.values())
 
 
 def parse_list_units(text: str) -> list[Unit]:

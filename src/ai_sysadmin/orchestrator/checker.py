@@ -90,7 +90,10 @@ class HostChecker:
                     collected_ok=not snapshot.errors,
                 )
                 self._log(report, reason)
-            self.previous = snapshot
+            # A journal-woken check keeps the last interval snapshot as the baseline, so rates
+            # (swap, CPU) are measured over a full interval, not over a second.
+            if reason != "journal" or self.previous is None:
+                self.previous = snapshot
             return report
 
     def _log(self, report: CheckReport, reason: str) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Severity, percent
 from .base import Rule, RuleContext
 
 
@@ -22,7 +22,7 @@ class DiskSpace(Rule):
                     ctx,
                     m.target,
                     severity,
-                    f"{m.target} is {pct:.0f}% full",
+                    f"{m.target} is {percent(pct)} full",
                     [f"{m.target} ({m.fstype} on {m.source}): {m.used_bytes} of "
                      f"{m.used_bytes + m.avail_bytes} bytes used, {m.avail_bytes} free"],
                 )

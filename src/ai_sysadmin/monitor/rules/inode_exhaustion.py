@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Severity, percent
 from .base import Rule, RuleContext
 
 
@@ -22,7 +22,7 @@ class InodeExhaustion(Rule):
                     ctx,
                     m.target,
                     severity,
-                    f"{m.target} has used {pct:.0f}% of its inodes",
+                    f"{m.target} has used {percent(pct)} of its inodes",
                     [f"{m.target} ({m.fstype}): {m.inodes_used} of {m.inodes} inodes used"],
                 )
             )

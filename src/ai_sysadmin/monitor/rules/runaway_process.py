@@ -8,8 +8,9 @@ from .base import Rule, RuleContext
 class RunawayProcess(Rule):
     """A process that has burned CPU for a sustained time.
 
-    Between two snapshots the share is the CPU seconds it used over the wall seconds passed;
-    otherwise it is its lifetime average, once it has lived ``runaway_min_seconds``.
+    Between two snapshots at least ``runaway_min_seconds`` apart the share is the CPU seconds it
+    used over the wall seconds passed; otherwise it is its lifetime average, once it has lived
+    ``runaway_min_seconds``.
     """
 
     name = "runaway_process"
@@ -21,9 +22,10 @@ class RunawayProcess(Rule):
         if prev and prev.processes:
             earlier = next((p for p in prev.processes if p.pid == proc.pid), None)
             span = ctx.snapshot.taken_at - prev.taken_at
-            if earlier and earlier.command == proc.command and span >= 1:
-                if proc.elapsed_seconds >= ctx.thresholds.runaway_min_seconds:
-                    return 100.0 * (proc.cpu_seconds - earlier.cpu_seconds) / span, span
+            # a short gap (a check woken by the journal) says nothing about "sustained"
+            sustained = max(ctx.thresholds.runaway_min_seconds, 1.0)
+            if earlier and earlier.command == proc.command and span >= sustained:
+                return 100.0 * (proc.cpu_seconds - earlier.cpu_seconds) / span, span
         if proc.elapsed_seconds >= ctx.thresholds.runaway_min_seconds:
             return proc.cpu_percent, float(proc.elapsed_seconds)
         return None

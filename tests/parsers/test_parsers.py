@@ -1,0 +1,144 @@
+"""Every parser against fixture files: the command, its real raw output and the expected result.
+
+A fixture is ``tests/fixtures/parsers/<case>.json`` holding ``parser`` (a name in
+:mod:`ai_sysadmin.monitor.parsers`, or ``<module>.<function>`` under ``ai_sysadmin``), ``command``,
+``raw``, optional ``kwargs``, and either ``expected`` (the result as JSON; dataclasses as dicts)
+or ``raises`` (the exception class name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_sysadmin.hosts import osinfo
+from ai_sysadmin.monitor import parsers
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
+from ai_sysadmin.monitor.snapshot import Process, Snapshot
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parsers"
+CASES = sorted(FIXTURES.glob("*.json"))
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def resolve(name: str) -> Callable[..., Any]:
+    if "." in name:
+        module, function = name.rsplit(".", 1)
+        return getattr(importlib.import_module(f"ai_sysadmin.{module}"), function)
+    return getattr(parsers, name)
+
+
+def plain(value: Any) -> Any:
+    """The result as JSON would hold it."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def test_fixtures_exist():
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_parser_fixture(path: Path):
+    case = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(case["command"], str) and case["command"]
+    assert isinstance(case["raw"], str)
+    parse = resolve(case["parser"])
+    kwargs = case.get("kwargs", {})
+
+    if "raises" in case:
+        error = getattr(parsers, case["raises"])
+        assert issubclass(error, ValueError)  # the collector records these per section
+        with pytest.raises(error):
+            parse(case["raw"], **kwargs)
+        return
+
+    assert plain(parse(case["raw"], **kwargs)) == case["expected"]
+
+
+def test_every_parser_has_a_fixture():
+    parser_names = {
+        name
+        for name, function in inspect.getmembers(parsers, inspect.isfunction)
+        if name.startswith("parse_") and function.__module__ == parsers.__name__
+    }
+    parser_names.add("hosts.osinfo.parse_os_release")
+    covered = {json.loads(p.read_text(encoding="utf-8"))["parser"] for p in CASES}
+    assert parser_names - covered == set()
+
+
+def test_restarts_merge_into_the_units_they_belong_to():
+    units = parsers.parse_list_units(load("list_units")["raw"])
+    restarts = parsers.parse_show_restarts(load("show_restarts")["raw"])
+
+    merged = {u.name: u for u in parsers.merge_restarts(units, restarts)}
+
+    assert merged["flappy.service"].restarts == 10
+    assert merged["webapp.service"].restarts == 0
+    assert merged["home.mount"].restarts is None  # not a service: nothing to count
+    assert [u.name for u in parsers.merge_restarts(units, restarts)] == [u.name for u in units]
+
+
+def test_fault_lab_outputs_give_the_findings_a_person_expects():
+    units = parsers.merge_restarts(
+        parsers.parse_list_units(load("list_units")["raw"]),
+        parsers.parse_show_restarts(load("show_restarts")["raw"]),
+    )
+    journal = parsers.parse_journal(load("journal")["raw"])
+    snap = Snapshot(
+        host="sdtest",
+        taken_at=journal[-1].timestamp + 1,
+        systemd_running=True,
+        units=units,
+        journal=journal,
+        mounts=parsers.parse_df(load("df_target_with_spaces")["raw"]),
+    )
+
+    findings, _ = evaluate(RuleContext(snap))
+
+    assert sorted((f.rule, f.subject) for f in findings) == [
+        ("crash_loop", "flappy.service"),
+        ("disk_space", "/tmp/dfx/Backup Disk"),
+        ("failed_unit", "colour.service"),
+        ("failed_unit", "webapp.service"),
+        ("inode_exhaustion", "/tmp/dfx/Backup Disk"),
+        ("unit_load_error", "typo.service"),
+    ]
+    webapp = next(f for f in findings if f.subject == "webapp.service")
+    assert webapp.evidence == (
+        "webapp.service: load=loaded active=failed sub=failed",
+        "webapp: cannot read /etc/webapp.conf: No such file or directory",
+        "webapp.service: Failed with result 'exit-code'.",
+    )
+
+
+def test_top_processes_keeps_the_top_by_cpu_and_by_memory_once_each():
+    def proc(pid: int, cpu: float, rss: int) -> Process:
+        return Process(pid, "root", cpu, 0.0, rss, 100, 1, f"prog{pid}")
+
+    processes = [proc(1, 90.0, 10), proc(2, 50.0, 900), proc(3, 0.1, 800), proc(4, 0.0, 1)]
+
+    top = parsers.top_processes(processes, count=2)
+
+    assert [p.pid for p in top] == [1, 2, 3]
+
+
+def test_os_release_of_nixos_is_recognised():
+    info = osinfo.parse_os_release(load("os_release_nixos")["raw"])
+    assert info.is_nixos
+    assert not osinfo.parse_os_release(load("os_release_debian")["raw"]).is_nixos

@@ -1,0 +1,162 @@
+"""Builders of crafted snapshots for the rule tests: a healthy host, then one fault at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor.findings import Finding
+from ai_sysadmin.monitor.rules import RuleContext
+from ai_sysadmin.monitor.snapshot import (
+    CpuTimes,
+    JournalEntry,
+    Load,
+    Memory,
+    Mount,
+    Process,
+    Snapshot,
+    SwapCounters,
+    Unit,
+)
+
+HOST = "web1"
+NOW = 1_750_000_000.0
+GIB = 1024**3
+
+
+def unit(
+    name: str,
+    active: str = "active",
+    sub: str = "running",
+    load: str = "loaded",
+    restarts: int | None = 0,
+) -> Unit:
+    return Unit(name, load, active, sub, f"{name} description", restarts)
+
+
+def healthy_units() -> list[Unit]:
+    return [
+        unit("sshd.service"),
+        unit("nginx.service"),
+        unit("systemd-journald.service"),
+        unit("backup.service", active="inactive", sub="dead"),
+        unit("home.mount", load="not-found", active="inactive", sub="dead", restarts=None),
+        unit("getty.target", load="masked", active="inactive", sub="dead", restarts=None),
+    ]
+
+
+def mount(
+    target: str = "/",
+    used_percent: float = 40.0,
+    inodes_percent: float = 10.0,
+    size: int = 100 * GIB,
+    inodes: int = 1_000_000,
+    fstype: str = "ext4",
+    source: str = "/dev/sda1",
+) -> Mount:
+    """A mount whose used/(used+avail) and inode use are exactly the given shares."""
+    used = int(size * used_percent / 100)
+    return Mount(
+        source=source,
+        fstype=fstype,
+        target=target,
+        size_bytes=size,
+        used_bytes=used,
+        avail_bytes=size - used,
+        inodes=inodes,
+        inodes_used=int(inodes * inodes_percent / 100),
+    )
+
+
+def memory(available_percent: float = 50.0, psi: float | None = 0.0) -> Memory:
+    total = 16_000_000
+    return Memory(
+        total_kb=total,
+        available_kb=int(total * available_percent / 100),
+        swap_total_kb=4_000_000,
+        swap_free_kb=4_000_000,
+        psi_some_avg60=psi,
+    )
+
+
+def entry(
+    message: str,
+    priority: int = 3,
+    unit: str | None = None,
+    identifier: str | None = None,
+    age: float = 10.0,
+    n: int = 0,
+) -> JournalEntry:
+    """A journal entry ``age`` seconds before :data:`NOW`."""
+    return JournalEntry(
+        cursor=f"s=abc;i={n:x}",
+        timestamp=NOW - age,
+        priority=priority,
+        message=message,
+        unit=unit,
+        identifier=identifier,
+        pid=1234,
+    )
+
+
+def proc(
+    pid: int = 4242,
+    command: str = "/usr/bin/stress --cpu 1",
+    cpu_percent: float = 1.0,
+    elapsed: int = 3600,
+    cpu_seconds: int = 36,
+    user: str = "alice",
+    rss_kb: int = 20_000,
+) -> Process:
+    return Process(
+        pid=pid,
+        user=user,
+        cpu_percent=cpu_percent,
+        mem_percent=0.1,
+        rss_kb=rss_kb,
+        elapsed_seconds=elapsed,
+        cpu_seconds=cpu_seconds,
+        command=command,
+    )
+
+
+def snapshot(taken_at: float = NOW, **sections: object) -> Snapshot:
+    """A snapshot of :data:`HOST` holding only the given sections."""
+    return Snapshot(host=HOST, taken_at=taken_at, **sections)  # type: ignore[arg-type]
+
+
+def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
+    """Every section collected, nothing wrong."""
+    return Snapshot(
+        host=HOST,
+        taken_at=taken_at,
+        cpu=CpuTimes(busy=1_000, total=100_000, cores=4),
+        memory=memory(),
+        swap=SwapCounters(pages_in=1_000, pages_out=2_000),
+        load=Load(0.5, 0.4, 0.3),
+        uptime_seconds=86_400.0,
+        mounts=[mount("/"), mount("/boot", fstype="vfat", inodes=0, inodes_percent=0)],
+        systemd_running=True,
+        units=healthy_units(),
+        journal=[entry("ordinary warning", priority=4, unit="nginx.service")],
+        processes=[proc(pid=1, command="/sbin/init", cpu_percent=0.1, cpu_seconds=5)],
+    )
+
+
+def context(
+    snap: Snapshot,
+    previous: Snapshot | None = None,
+    thresholds: Thresholds | None = None,
+    journal_window: Sequence[JournalEntry] | None = None,
+) -> RuleContext:
+    return RuleContext(
+        snapshot=snap,
+        thresholds=thresholds or Thresholds(),
+        previous=previous,
+        journal_window=journal_window,
+    )
+
+
+def only(findings: list[Finding]) -> Finding:
+    assert len(findings) == 1, findings
+    return findings[0]

@@ -1,0 +1,68 @@
+import pytest
+
+from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules.disk_space import DiskSpace
+from ai_sysadmin.monitor.snapshot import Mount
+
+from ._snapshots import context, healthy_snapshot, mount, only, snapshot
+
+RULE = DiskSpace()
+
+
+def test_healthy_mounts_give_no_finding():
+    assert RULE.evaluate(context(healthy_snapshot())) == []
+
+
+def test_full_file_system_is_one_finding_about_its_mount_point():
+    full = Mount("/dev/vda", "ext4", "/var", 1000, 970, 30, 100, 10)
+    snap = snapshot(mounts=[mount("/"), full, mount("/home", used_percent=60)])
+
+    finding = only(RULE.evaluate(context(snap)))
+
+    assert finding.rule == "disk_space"
+    assert finding.subject == "/var"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.summary == "/var is 97% full"
+    assert finding.evidence == ("/var (ext4 on /dev/vda): 970 of 1000 bytes used, 30 free",)
+
+
+def test_reserved_blocks_count_as_used_like_df():
+    # ext4 keeps 5% for root: used + avail < size; df shows 100% when avail is 0
+    reserved = Mount("/dev/sda2", "ext4", "/srv", 1000, 950, 0, 100, 10)
+    finding = only(RULE.evaluate(context(snapshot(mounts=[reserved]))))
+    assert finding.summary == "/srv is 100% full"
+    assert finding.severity is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("percent", "severity"),
+    [
+        (84.9, None),
+        (85.0, Severity.WARNING),
+        (94.9, Severity.WARNING),
+        (95.0, Severity.CRITICAL),
+        (100.0, Severity.CRITICAL),
+    ],
+)
+def test_default_boundaries(percent, severity):
+    findings = RULE.evaluate(context(snapshot(mounts=[mount("/", used_percent=percent)])))
+    assert [f.severity for f in findings] == ([severity] if severity else [])
+
+
+def test_custom_thresholds():
+    thresholds = Thresholds(disk_warn_percent=50, disk_critical_percent=70)
+    snap = snapshot(mounts=[mount("/a", 49), mount("/b", 50), mount("/c", 69), mount("/d", 70)])
+
+    findings = RULE.evaluate(context(snap, thresholds=thresholds))
+
+    assert [(f.subject, f.severity) for f in findings] == [
+        ("/b", Severity.WARNING),
+        ("/c", Severity.WARNING),
+        ("/d", Severity.CRITICAL),
+    ]
+
+
+def test_empty_file_system_is_not_full():
+    empty = Mount("tmpfs", "tmpfs", "/run/empty", 0, 0, 0, 0, 0)
+    assert RULE.evaluate(context(snapshot(mounts=[empty]))) == []

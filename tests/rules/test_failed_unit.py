@@ -1,0 +1,77 @@
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules.failed_unit import FailedUnit
+
+from ._snapshots import HOST, context, entry, healthy_snapshot, healthy_units, only, snapshot, unit
+
+RULE = FailedUnit()
+
+
+def test_healthy_units_give_no_finding():
+    assert RULE.evaluate(context(healthy_snapshot())) == []
+
+
+def test_no_systemd_means_no_units_and_no_finding():
+    assert RULE.evaluate(context(snapshot(units=[], systemd_running=False))) == []
+
+
+def test_a_failed_unit_is_one_critical_finding_with_its_state():
+    snap = snapshot(units=[*healthy_units(), unit("webapp.service", "failed", "failed")])
+
+    finding = only(RULE.evaluate(context(snap)))
+
+    assert finding.host == HOST
+    assert finding.rule == "failed_unit"
+    assert finding.subject == "webapp.service"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.summary == "webapp.service has failed"
+    assert finding.evidence == ("webapp.service: load=loaded active=failed sub=failed",)
+    assert finding.fingerprint == "web1|failed_unit|webapp.service"
+
+
+def test_evidence_quotes_the_last_three_warnings_of_that_unit_only():
+    journal = [
+        entry("old error 1", 3, unit="webapp.service", n=1),
+        entry("cannot read /etc/webapp.conf", 3, unit="webapp.service", n=2),
+        entry("informational chatter", 6, unit="webapp.service", n=3),
+        entry("nginx: upstream timed out", 3, unit="nginx.service", n=4),
+        entry("webapp.service: Main process exited", 5, unit="webapp.service", n=5),
+        entry("webapp.service: Failed with result 'exit-code'.", 4, unit="webapp.service", n=6),
+        entry("fatal:\n  stack trace line", 2, unit="webapp.service", n=7),
+    ]
+    snap = snapshot(units=[unit("webapp.service", "failed", "failed")], journal=journal)
+
+    evidence = only(RULE.evaluate(context(snap))).evidence
+
+    assert evidence == (
+        "webapp.service: load=loaded active=failed sub=failed",
+        "cannot read /etc/webapp.conf",
+        "webapp.service: Failed with result 'exit-code'.",
+        "fatal: stack trace line",  # host text is flattened to one line
+    )
+
+
+def test_journal_window_kept_by_the_daemon_is_preferred_over_the_snapshot_journal():
+    snap = snapshot(
+        units=[unit("webapp.service", "failed", "failed")],
+        journal=[entry("only in this pass", 3, unit="webapp.service")],
+    )
+    window = [entry("seen two passes ago", 3, unit="webapp.service")]
+
+    evidence = only(RULE.evaluate(context(snap, journal_window=window))).evidence
+
+    assert evidence[1:] == ("seen two passes ago",)
+
+
+def test_each_failed_unit_is_its_own_finding():
+    snap = snapshot(
+        units=[
+            unit("a.service", "failed", "failed"),
+            unit("sshd.service"),
+            unit("b.mount", "failed", "failed"),
+        ]
+    )
+
+    findings = RULE.evaluate(context(snap))
+
+    assert [f.subject for f in findings] == ["a.service", "b.mount"]
+    assert len({f.fingerprint for f in findings}) == 2

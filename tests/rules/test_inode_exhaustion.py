@@ -1,0 +1,71 @@
+import pytest
+
+from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules.inode_exhaustion import InodeExhaustion
+from ai_sysadmin.monitor.snapshot import Mount
+
+from ._snapshots import context, healthy_snapshot, mount, only, snapshot
+
+RULE = InodeExhaustion()
+
+
+def test_healthy_mounts_give_no_finding():
+    assert RULE.evaluate(context(healthy_snapshot())) == []
+
+
+def test_inode_exhaustion_with_free_space_is_a_finding():
+    maildir = Mount("/dev/sdb1", "ext4", "/var/mail", 10**12, 10**9, 10**11, 6_553_600, 6_553_000)
+    snap = snapshot(mounts=[mount("/"), maildir])
+
+    finding = only(RULE.evaluate(context(snap)))
+
+    assert finding.rule == "inode_exhaustion"
+    assert finding.subject == "/var/mail"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.summary == "/var/mail has used 99.9% of its inodes"
+    assert finding.evidence == ("/var/mail (ext4): 6553000 of 6553600 inodes used",)
+
+
+def test_file_systems_without_inode_counts_are_skipped():
+    # btrfs and vfat report 0 inodes
+    btrfs = Mount("/dev/nvme0n1p2", "btrfs", "/", 10**12, 10**9, 10**11, 0, 0)
+    assert RULE.evaluate(context(snapshot(mounts=[btrfs]))) == []
+
+
+@pytest.mark.parametrize(
+    ("percent", "severity"),
+    [
+        (84.9, None),
+        (85.0, Severity.WARNING),
+        (94.9, Severity.WARNING),
+        (95.0, Severity.CRITICAL),
+    ],
+)
+def test_default_boundaries(percent, severity):
+    snap = snapshot(mounts=[mount("/", inodes_percent=percent)])
+    findings = RULE.evaluate(context(snap))
+    assert [f.severity for f in findings] == ([severity] if severity else [])
+
+
+def test_custom_thresholds():
+    thresholds = Thresholds(inode_warn_percent=20, inode_critical_percent=30)
+    snap = snapshot(
+        mounts=[
+            mount("/a", inodes_percent=19),
+            mount("/b", inodes_percent=25),
+            mount("/c", inodes_percent=30),
+        ]
+    )
+
+    findings = RULE.evaluate(context(snap, thresholds=thresholds))
+
+    assert [(f.subject, f.severity) for f in findings] == [
+        ("/b", Severity.WARNING),
+        ("/c", Severity.CRITICAL),
+    ]
+
+
+def test_disk_space_alone_does_not_trigger_inode_finding():
+    snap = snapshot(mounts=[mount("/", used_percent=99, inodes_percent=5)])
+    assert RULE.evaluate(context(snap)) == []

@@ -1,0 +1,81 @@
+import pytest
+
+from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules.memory_pressure import MemoryPressure
+from ai_sysadmin.monitor.snapshot import Memory
+
+from ._snapshots import context, healthy_snapshot, memory, only, snapshot
+
+RULE = MemoryPressure()
+
+
+def test_healthy_memory_gives_no_finding():
+    assert RULE.evaluate(context(healthy_snapshot())) == []
+
+
+def test_low_available_memory_is_a_finding_quoting_meminfo():
+    mem = Memory(
+        total_kb=16_000_000,
+        available_kb=640_000,
+        swap_total_kb=0,
+        swap_free_kb=0,
+        psi_some_avg60=12.5,
+    )
+
+    finding = only(RULE.evaluate(context(snapshot(memory=mem))))
+
+    assert finding.rule == "memory_pressure"
+    assert finding.subject == "memory"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.summary == "memory pressure: 4.0% available"
+    assert finding.evidence == (
+        "MemAvailable 640000 kB of MemTotal 16000000 kB (4.0%)",
+        "memory PSI some avg60=12.50",
+    )
+
+
+def test_without_psi_the_evidence_is_meminfo_only():
+    finding = only(RULE.evaluate(context(snapshot(memory=memory(8, psi=None)))))
+    assert finding.evidence == ("MemAvailable 1280000 kB of MemTotal 16000000 kB (8.0%)",)
+
+
+@pytest.mark.parametrize(
+    ("available", "severity"),
+    [
+        (10.0, None),
+        (9.9, Severity.WARNING),
+        (5.0, Severity.WARNING),
+        (4.9, Severity.CRITICAL),
+        (0.0, Severity.CRITICAL),
+    ],
+)
+def test_default_boundaries(available, severity):
+    findings = RULE.evaluate(context(snapshot(memory=memory(available))))
+    assert [f.severity for f in findings] == ([severity] if severity else [])
+
+
+def test_tasks_stalling_on_memory_warn_even_with_memory_available():
+    finding = only(RULE.evaluate(context(snapshot(memory=memory(60, psi=40.0)))))
+    assert finding.severity is Severity.WARNING
+    assert "memory PSI some avg60=40.00" in finding.evidence
+
+
+def test_psi_below_threshold_is_fine():
+    assert RULE.evaluate(context(snapshot(memory=memory(60, psi=39.99)))) == []
+
+
+def test_custom_thresholds():
+    thresholds = Thresholds(
+        memory_available_warn_percent=30,
+        memory_available_critical_percent=20,
+        memory_psi_some_avg60=5,
+    )
+    assert RULE.evaluate(context(snapshot(memory=memory(31, psi=4)), thresholds=thresholds)) == []
+    warn = only(RULE.evaluate(context(snapshot(memory=memory(25)), thresholds=thresholds)))
+    assert warn.severity is Severity.WARNING
+    crit = only(RULE.evaluate(context(snapshot(memory=memory(19)), thresholds=thresholds)))
+    assert crit.severity is Severity.CRITICAL
+    stalled_snapshot = snapshot(memory=memory(90, psi=5))
+    stalled = only(RULE.evaluate(context(stalled_snapshot, thresholds=thresholds)))
+    assert stalled.severity is Severity.WARNING

@@ -1,0 +1,123 @@
+from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules.runaway_process import RunawayProcess
+
+from ._snapshots import NOW, context, healthy_snapshot, only, proc, snapshot
+
+RULE = RunawayProcess()
+INIT = proc(pid=1, command="/sbin/init", cpu_percent=0.1, elapsed=86_400, cpu_seconds=90)
+
+
+def test_healthy_processes_give_no_finding():
+    assert RULE.evaluate(context(healthy_snapshot())) == []
+
+
+def test_process_burning_a_core_for_its_whole_life_is_a_warning():
+    spinner = proc(
+        pid=4242,
+        command="/usr/bin/stress --cpu 1",
+        cpu_percent=99.2,
+        elapsed=600,
+        cpu_seconds=595,
+        user="alice",
+        rss_kb=1736,
+    )
+    snap = snapshot(processes=[INIT, spinner])
+
+    finding = only(RULE.evaluate(context(snap)))
+
+    assert finding.rule == "runaway_process"
+    assert finding.subject == "pid:4242"
+    assert finding.severity is Severity.WARNING
+    assert finding.summary == "stress (pid 4242) has used 99% CPU for 600 s"
+    assert finding.evidence == (
+        "pid 4242 user alice cpu 99% over 600 s, rss 1736 kB: /usr/bin/stress --cpu 1",
+    )
+
+
+def test_multithreaded_process_above_one_core_counts():
+    java = proc(pid=900, command="java -jar app.jar", cpu_percent=380.0, elapsed=7200)
+    assert only(RULE.evaluate(context(snapshot(processes=[java])))).summary == (
+        "java (pid 900) has used 380% CPU for 7200 s"
+    )
+
+
+def test_young_process_is_not_yet_runaway():
+    build = proc(command="cc1 -O2 big.c", cpu_percent=100.0, elapsed=299, cpu_seconds=299)
+    assert RULE.evaluate(context(snapshot(processes=[build]))) == []
+
+
+def test_default_boundaries_of_share_and_age():
+    at_limits = proc(cpu_percent=90.0, elapsed=300)
+    assert len(RULE.evaluate(context(snapshot(processes=[at_limits])))) == 1
+    below = proc(cpu_percent=89.9, elapsed=300)
+    assert RULE.evaluate(context(snapshot(processes=[below]))) == []
+
+
+def test_long_idle_process_that_starts_spinning_is_caught_by_the_delta():
+    # lifetime average is low (idle for days), but it used 290 of the last 300 s
+    before = proc(
+        pid=77,
+        command="/usr/bin/node server.js",
+        cpu_percent=3.0,
+        elapsed=864_000,
+        cpu_seconds=25_000,
+    )
+    after = proc(
+        pid=77,
+        command="/usr/bin/node server.js",
+        cpu_percent=3.3,
+        elapsed=864_300,
+        cpu_seconds=25_290,
+    )
+    previous = snapshot(taken_at=NOW - 300, processes=[INIT, before])
+    current = snapshot(taken_at=NOW, processes=[INIT, after])
+
+    finding = only(RULE.evaluate(context(current, previous=previous)))
+
+    assert finding.subject == "pid:77"
+    assert finding.summary == "node (pid 77) has used 97% CPU for 300 s"
+    assert "cpu 97% over 300 s" in finding.evidence[0]
+
+
+def test_process_that_stopped_spinning_is_cleared_by_the_delta():
+    # lifetime average is still high, but it used no CPU since the previous check
+    before = proc(pid=77, cpu_percent=95.0, elapsed=3_600, cpu_seconds=3_420)
+    after = proc(pid=77, cpu_percent=90.0, elapsed=3_900, cpu_seconds=3_420)
+    previous = snapshot(taken_at=NOW - 300, processes=[before])
+    current = snapshot(taken_at=NOW, processes=[after])
+    assert RULE.evaluate(context(current, previous=previous)) == []
+
+
+def test_pid_reused_by_another_program_uses_the_lifetime_share():
+    before = proc(pid=77, command="/usr/bin/old-daemon", cpu_seconds=100_000, elapsed=400_000)
+    after = proc(pid=77, command="/usr/bin/yes", cpu_percent=99.0, elapsed=400, cpu_seconds=396)
+    previous = snapshot(taken_at=NOW - 300, processes=[before])
+    current = snapshot(taken_at=NOW, processes=[after])
+
+    finding = only(RULE.evaluate(context(current, previous=previous)))
+
+    assert finding.summary == "yes (pid 77) has used 99% CPU for 400 s"
+
+
+def test_young_process_is_not_runaway_even_with_a_high_delta():
+    before = proc(pid=5, cpu_percent=100.0, elapsed=10, cpu_seconds=10)
+    after = proc(pid=5, cpu_percent=100.0, elapsed=70, cpu_seconds=70)
+    previous = snapshot(taken_at=NOW - 60, processes=[before])
+    current = snapshot(taken_at=NOW, processes=[after])
+    assert RULE.evaluate(context(current, previous=previous)) == []
+
+
+def test_custom_thresholds():
+    thresholds = Thresholds(runaway_cpu_percent=50, runaway_min_seconds=30)
+    half = proc(cpu_percent=55.0, elapsed=60, cpu_seconds=33)
+    assert RULE.evaluate(context(snapshot(processes=[half]))) == []
+    finding = only(RULE.evaluate(context(snapshot(processes=[half]), thresholds=thresholds)))
+    assert finding.summary == "stress (pid 4242) has used 55% CPU for 60 s"
+
+
+def test_long_command_lines_are_bounded_in_the_evidence():
+    long = proc(command="/usr/bin/python3 " + "x" * 1_000, cpu_percent=100.0, elapsed=900)
+    evidence = only(RULE.evaluate(context(snapshot(processes=[long])))).evidence[0]
+    assert len(evidence) < 300
+    assert evidence.endswith("…")
