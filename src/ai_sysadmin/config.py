@@ -66,6 +66,39 @@ class LLMSettings(_Section):
     api_key_file: Path | None = Field(None, description="File holding the API key, if any.")
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for one answer.")
     context_size: int = Field(8192, ge=512, description="Context window in tokens.")
+    temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+
+
+class QueueSettings(_Section):
+    url: str = Field(
+        "sqlite://",
+        description="'sqlite://' (a file in state_dir) or 'redis://host:port/db' to share one "
+        "queue between workers on several machines.",
+    )
+    concurrency: int = Field(1, ge=1, description="LLM requests served at once per backend.")
+    lease_seconds: float = Field(
+        60, gt=0, description="A request whose worker stops renewing for this long is retried."
+    )
+    wait_timeout: float = Field(
+        300, gt=0, description="Seconds a client waits for an answer before giving up politely."
+    )
+    embedded_worker: bool = Field(
+        True, description="`run` serves the queue itself; turn off when `worker`s run apart."
+    )
+
+
+class AgentSettings(_Section):
+    max_tool_calls: int = Field(12, ge=1, description="Tool calls per investigation.")
+    max_tool_output_chars: int = Field(
+        4000, ge=200, description="Longer tool output is truncated, with a handle to read more."
+    )
+    max_context_chars: int = Field(
+        24000, ge=2000, description="Conversation size before old tool results are dropped."
+    )
+    retry_backoff_seconds: float = Field(
+        60, gt=0, description="First retry delay of an investigation the LLM could not finish."
+    )
 
 
 class Thresholds(_Section):
@@ -135,6 +168,8 @@ class Settings(_Section):
     )
     command_timeout: float = Field(20, gt=0, description="Seconds one collector command may run.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM server.")
+    queue: QueueSettings = Field(default_factory=QueueSettings, description="LLM request queue.")
+    agent: AgentSettings = Field(default_factory=AgentSettings, description="Investigations.")
     gotify_url: str | None = Field(None, description="Gotify server for notifications.")
     gotify_token_file: Path | None = Field(None, description="File holding the Gotify app token.")
     remote_systems: list[str] = Field(

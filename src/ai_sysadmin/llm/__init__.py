@@ -1,0 +1,1 @@
+"""LLM layer: backends (Ollama native, OpenAI-compatible) and the request queue."""

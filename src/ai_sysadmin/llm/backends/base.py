@@ -1,0 +1,33 @@
+"""The interface every LLM backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from ..types import BackendStatus, ChatResult, Message, ToolSpec
+
+
+class ChatBackend(ABC):
+    #: "ollama" or "openai"
+    name: str
+
+    @abstractmethod
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResult:
+        """One completion. Raises LLMUnavailable (down, timeout) or LLMBadResponse (error
+        status, garbage); a tool call with malformed arguments is NOT an error here: it comes
+        back as a ToolCall whose ``arguments`` is None."""
+
+    @abstractmethod
+    async def status(self) -> BackendStatus:
+        """Whether the server answers and the configured model is there. Never raises."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release HTTP connections."""

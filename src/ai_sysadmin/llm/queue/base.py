@@ -1,0 +1,1 @@
+"""The LLM request queue interface (owned by the queue implementer; see module docs)."""

@@ -1,0 +1,106 @@
+"""Backend-neutral chat types. Backends translate these to and from their wire protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+from ..errors import AiSysadminError
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class LLMError(AiSysadminError):
+    """The LLM could not give a usable answer."""
+
+
+class LLMUnavailable(LLMError):
+    """The server is down, refuses the connection, or did not answer in time."""
+
+
+class LLMBadResponse(LLMError):
+    """The server answered, but with an error status or something that is not a chat answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call the model asked for. ``arguments`` is None when ``raw_arguments`` is not a JSON
+    object; the agent then answers with a tool error the model can correct."""
+
+    id: str
+    name: str
+    raw_arguments: str
+    arguments: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: for role "tool": which call this answers, and the tool's name
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "content": self.content,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "raw_arguments": c.raw_arguments,
+                 "arguments": c.arguments}
+                for c in self.tool_calls
+            ],
+            "tool_call_id": self.tool_call_id,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        return cls(
+            role=data["role"],
+            content=data.get("content") or "",
+            tool_calls=tuple(
+                ToolCall(c["id"], c["name"], c.get("raw_arguments", ""), c.get("arguments"))
+                for c in data.get("tool_calls") or []
+            ),
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What the model reads about a tool: its name, description and JSON-schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    message: Message
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    backend: str
+    url: str
+    model: str
+    reachable: bool
+    model_present: bool
+    detail: str = ""
+    models: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Priority(IntEnum):
+    """Lower value is served first."""
+
+    INTERACTIVE = 0
+    AUTONOMOUS = 1
+    BATCH = 2
