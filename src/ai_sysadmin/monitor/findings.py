@@ -55,10 +55,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def strip_control(text: str) -> str:
+    """Host text without terminal escapes or control characters (newlines and tabs kept)."""
+    return _CONTROL.sub("", _ANSI.sub("", text))
+
+
 def quote(text: str, limit: int = 300) -> str:
     """Evidence is untrusted host text: no terminal escapes, one line, bounded."""
-    clean = _CONTROL.sub("", _ANSI.sub("", text))
-    flat = " ".join(clean.split())
+    flat = " ".join(strip_control(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

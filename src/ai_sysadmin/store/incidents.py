@@ -73,6 +73,8 @@ class Incident:
     resolved_at: float | None
     occurrences: int
     diagnosis: str | None
+    investigation_error: str | None = None
+    investigation_attempts: int = 0
     events: list[IncidentEvent] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +112,8 @@ def _incident(row: Any, events: list[IncidentEvent] | None = None) -> Incident:
         resolved_at=row["resolved_at"],
         occurrences=row["occurrences"],
         diagnosis=row["diagnosis"],
+        investigation_error=row["investigation_error"],
+        investigation_attempts=row["investigation_attempts"],
         events=events or [],
     )
 
@@ -318,6 +322,70 @@ class IncidentStore:
             sql += " AND host=?"
             args.append(host)
         rows = self.db.conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [_incident(r) for r in rows]
+
+    # -- investigations ----------------------------------------------------------------------
+    def add_proposal(
+        self, incident_id: int | None, host: str, kind: str, parameters: str, rationale: str
+    ) -> int:
+        now = time.time()
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO proposals(incident_id, host, kind, parameters, rationale, "
+                "created_at) VALUES (?,?,?,?,?,?)",
+                (incident_id, host, kind, parameters, rationale, now),
+            )
+            if incident_id is not None:
+                self._event(conn, incident_id, "proposal", None, None, "agent",
+                            f"proposed {kind} {parameters}", now)
+            conn.execute(
+                "INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
+                (now, "agent", "proposal.recorded", f"incident:{incident_id}",
+                 f"{kind} {parameters}"),
+            )
+        return int(cur.lastrowid)
+
+    def proposals(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self.db.conn.execute(
+            "SELECT * FROM proposals WHERE incident_id=? ORDER BY id", (incident_id,))
+        return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
+
+    def record_investigation(
+        self, incident_id: int, diagnosis: str | None, error: str | None,
+        retry_at: float | None = None, actor: str = "agent",
+    ) -> None:
+        """Store a finished investigation (diagnosis) or a failed one (error + next retry).
+        A failed investigation leaves the incident live: it never marks anything healthy."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            if error is None:
+                conn.execute(
+                    "UPDATE incidents SET diagnosis=?, investigation_error=NULL, "
+                    "next_investigation_at=NULL, investigation_attempts=0, updated_at=? "
+                    "WHERE id=?", (diagnosis, now, incident_id))
+                self._event(conn, incident_id, "diagnosis", None, None, actor,
+                            diagnosis or "", now)
+            else:
+                conn.execute(
+                    "UPDATE incidents SET investigation_error=?, next_investigation_at=?, "
+                    "investigation_attempts=investigation_attempts+1, updated_at=? WHERE id=?",
+                    (error, retry_at, now, incident_id))
+                self._event(conn, incident_id, "investigation_failed", None, None, actor,
+                            error, now)
+            if row["state"] == "investigating":
+                self._move(conn, incident_id, "investigating", "open", actor,
+                           "investigation finished" if error is None else
+                           "investigation failed; the incident stays open", now)
+
+    def investigation_due(self, now: float | None = None) -> list[Incident]:
+        """Live incidents whose failed investigation is due for a retry."""
+        rows = self.db.conn.execute(
+            "SELECT * FROM incidents WHERE next_investigation_at IS NOT NULL AND "
+            "next_investigation_at<=? AND state IN ('open','reopened')",
+            (now or time.time(),))
         return [_incident(r) for r in rows]
 
     def hosts(self) -> list[dict[str, Any]]:

@@ -75,3 +75,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX journal_entries_host_at ON journal_entries(host, at);
     """,
 )
+
+MIGRATIONS += (
+    # 2: proposals recorded by investigations; investigation retry bookkeeping on incidents
+    """
+    CREATE TABLE proposals (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER REFERENCES incidents(id),
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        rationale TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'proposed',
+        created_at REAL NOT NULL,
+        source TEXT NOT NULL DEFAULT 'agent'
+    );
+    CREATE INDEX proposals_incident ON proposals(incident_id);
+    ALTER TABLE incidents ADD COLUMN investigation_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN next_investigation_at REAL;
+    ALTER TABLE incidents ADD COLUMN investigation_error TEXT;
+    """,
+)

@@ -1,0 +1,47 @@
+"""What tools may use during one conversation: hosts, settings, the incident, saved outputs."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings
+from ..hosts.transport import Transport
+from ..store import IncidentStore
+
+
+@dataclass
+class OutputBuffer:
+    """Full tool outputs kept for ``read_more`` when the model only saw the start."""
+
+    _items: dict[str, str] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def keep(self, text: str) -> str:
+        handle = f"out{next(self._ids)}"
+        self._items[handle] = text
+        return handle
+
+    def get(self, handle: str) -> str | None:
+        return self._items.get(handle)
+
+
+@dataclass
+class ToolContext:
+    settings: Settings
+    transports: dict[str, Transport]
+    default_host: str
+    store: IncidentStore | None = None
+    incident_id: int | None = None
+    outputs: OutputBuffer = field(default_factory=OutputBuffer)
+    proposals: list[dict[str, Any]] = field(default_factory=list)
+
+    def transport(self, host: str | None) -> Transport | None:
+        # "" and None both mean the default host
+        return self.transports.get(host or self.default_host)
+
+    @property
+    def own_secrets(self) -> list[str]:
+        s = self.settings
+        return [str(p) for p in (s.llm.api_key_file, s.gotify_token_file) if p]

@@ -1,0 +1,49 @@
+"""One investigation of one incident: the opening conversation and the agent run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from ..config import Settings
+from ..llm.types import Message, ToolCall
+from ..store import Incident
+from .context import ToolContext
+from .loop import Agent, AgentEvent, AgentOutcome, LLMCall
+from .prompt import HostFacts, chat_prompt, investigation_prompt
+from .registry import ToolResult
+from .tools import REGISTRY
+
+
+async def opening(agent: Agent, settings: Settings, incident: Incident,
+                  facts: HostFacts) -> list[Message]:
+    """System prompt, the task, and the incident's evidence already fetched as a tool result,
+    so the host text it quotes reaches the model delimited, like any other host output."""
+    call = ToolCall("call_evidence", "incident_evidence", json.dumps({}), {})
+    evidence: ToolResult = await REGISTRY.call("incident_evidence", {}, agent.ctx)
+    return [
+        Message("system", investigation_prompt(settings, facts)),
+        Message("user", f"Investigate incident #{incident.id} (rule {incident.rule}, severity "
+                        f"{incident.severity}) on host {incident.host}. Its evidence follows."),
+        Message("assistant", "", (call,)),
+        Message("tool", agent.render("incident_evidence", evidence),
+                tool_call_id=call.id, name=call.name),
+    ]
+
+
+async def investigate(
+    incident: Incident,
+    llm: LLMCall,
+    ctx: ToolContext,
+    settings: Settings,
+    facts: HostFacts | None = None,
+    on_event: Callable[[AgentEvent], None] | None = None,
+) -> AgentOutcome:
+    ctx.incident_id = incident.id
+    agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=on_event)
+    messages = await opening(agent, settings, incident, facts or HostFacts(incident.host))
+    return await agent.run(messages)
+
+
+def chat_opening(settings: Settings, facts: HostFacts) -> Message:
+    return Message("system", chat_prompt(settings, facts))

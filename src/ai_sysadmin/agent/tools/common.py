@@ -1,0 +1,43 @@
+"""Shared plumbing: resolve the host, check the argv against policy, run it, shape the result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ...errors import TransportError
+from ...safety.command_policy import check_readonly
+from ..context import ToolContext
+from ..registry import ToolResult
+
+# plain strings with "" for "not given": small models handle them better than nullable types
+Host = Annotated[str, Field(description="Managed host to look at; omit for the incident's host.")]
+
+
+def no_host(ctx: ToolContext, host: str | None) -> ToolResult:
+    known = ", ".join(sorted(ctx.transports))
+    return ToolResult("error", f"unknown host {host!r}; managed hosts: {known}", from_host=False)
+
+
+async def run_readonly_argv(
+    ctx: ToolContext, host: str | None, argv: list[str], timeout: float | None = None
+) -> ToolResult:
+    transport = ctx.transport(host)
+    if transport is None:
+        return no_host(ctx, host)
+    decision = check_readonly(argv)
+    if not decision.allowed:
+        return ToolResult("refused", f"refused by policy: {decision.reason}", command=argv,
+                          from_host=False)
+    try:
+        result = await transport.run(argv, timeout or ctx.settings.command_timeout)
+    except TransportError as exc:
+        return ToolResult("error", str(exc), command=argv, from_host=False)
+    text = result.stdout
+    if result.stderr.strip():
+        text += ("\n" if text else "") + "[stderr]\n" + result.stderr
+    status = "ok" if result.ok else "error"
+    if not result.ok:
+        text = f"[exit code {result.returncode}]\n{text}"
+    return ToolResult(status, text or "(no output)", command=argv)

@@ -1,0 +1,70 @@
+"""Read-only file tools, behind the file policy (symlinks resolved on the host first)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ...errors import TransportError
+from ...safety.file_policy import check_read, holds_private_key
+from ..context import ToolContext
+from ..registry import ToolResult
+from . import REGISTRY
+from .common import Host, no_host, run_readonly_argv
+
+Path = Annotated[str, Field(description="Absolute path on the host.")]
+
+
+async def _allowed(ctx: ToolContext, host: str, path: str) -> ToolResult | None:
+    transport = ctx.transport(host)
+    if transport is None:
+        return no_host(ctx, host)
+    resolved = None
+    try:
+        done = await transport.run(
+            [ctx.settings.programs.readlink, "-f", "--", path], ctx.settings.command_timeout)
+        resolved = done.stdout.strip() if done.ok else None
+    except TransportError:
+        resolved = None
+    decision = check_read(path, resolved, ctx.own_secrets)
+    if not decision.allowed:
+        return ToolResult("refused", f"refused by policy: {decision.reason}", from_host=False)
+    return None
+
+
+@REGISTRY.tool()
+async def read_file(
+    ctx: ToolContext,
+    path: Path,
+    max_bytes: Annotated[int, Field(ge=1, le=200_000)] = 20_000,
+    host: Host = "",
+) -> ToolResult:
+    """Read a text file (configs, logs). Secrets such as shadow files and private keys are
+    refused."""
+    refused = await _allowed(ctx, host, path)
+    if refused:
+        return refused
+    transport = ctx.transport(host)
+    assert transport is not None
+    argv = ["head", "-c", str(max_bytes), "--", path]
+    try:
+        result = await transport.run(argv, ctx.settings.command_timeout)
+    except TransportError as exc:
+        return ToolResult("error", str(exc), command=argv, from_host=False)
+    if not result.ok:
+        return ToolResult("error", result.stderr.strip() or "cannot read", command=argv)
+    if holds_private_key(result.stdout):
+        return ToolResult("refused", "refused by policy: the file holds a private key",
+                          command=argv, from_host=False)
+    return ToolResult("ok", result.stdout or "(empty file)", command=argv)
+
+
+@REGISTRY.tool()
+async def list_directory(ctx: ToolContext, path: Path, host: Host = "") -> ToolResult:
+    """List a directory with sizes, owners and modification times."""
+    refused = await _allowed(ctx, host, path)
+    if refused:
+        return refused
+    return await run_readonly_argv(
+        ctx, host, ["ls", "-la", "--time-style=long-iso", "--", path])

@@ -1,0 +1,40 @@
+"""``incident_evidence``: the incident under investigation, its quoted evidence and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ...errors import NotFoundError
+from ..context import ToolContext
+from ..registry import ToolResult
+from . import REGISTRY
+
+
+@REGISTRY.tool()
+async def incident_evidence(
+    ctx: ToolContext,
+    incident_id: Annotated[int, Field(ge=0, description="Incident number; 0 for the current.")]
+    = 0,
+) -> ToolResult:
+    """The incident being investigated: rule, subject, severity, quoted evidence, history."""
+    wanted = incident_id or ctx.incident_id
+    if ctx.store is None or not wanted:
+        return ToolResult("error", "there is no incident in this conversation", from_host=False)
+    try:
+        incident = ctx.store.get(wanted)
+    except NotFoundError as exc:
+        return ToolResult("error", str(exc), from_host=False)
+    lines = [
+        f"incident #{incident.id} on {incident.host}: rule {incident.rule}, severity "
+        f"{incident.severity}, state {incident.state}, seen {incident.occurrences} time(s)",
+        f"subject: {incident.subject}",
+        f"summary: {incident.summary}",
+        "evidence:",
+        *[f"  {line}" for line in incident.evidence],
+        "history:",
+        *[f"  {e.kind} {e.from_state or ''}->{e.to_state or ''} {e.detail}"[:300]
+          for e in incident.events[-10:]],
+    ]
+    return ToolResult("ok", "\n".join(lines))

@@ -1,0 +1,161 @@
+"""Read-only tools about the state of a host: metrics, units, the journal, processes, disks."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ...monitor.collector import Collector
+from ...monitor.parsers import PS_COLUMNS, parse_ps
+from ...safety.file_policy import normalise
+from ...safety.units import normalise_unit
+from ..context import ToolContext
+from ..registry import ToolResult
+from . import REGISTRY
+from .common import Host, no_host, run_readonly_argv
+
+Unit = Annotated[str, Field(description="systemd unit name, e.g. 'nginx.service'.")]
+_SINCE = re.compile(
+    r"^(-\d{1,5}(s|m|min|h|d)|today|yesterday|\d{4}-\d\d-\d\d( \d\d:\d\d(:\d\d)?)?)$"
+)
+
+
+def _bad_unit(unit: str) -> ToolResult:
+    return ToolResult("error", f"{unit!r} is not a valid systemd unit name", from_host=False)
+
+
+@REGISTRY.tool()
+async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
+    """Current health metrics of a host: load, memory, swap, disks, failed units, uptime, OS."""
+    transport = ctx.transport(host)
+    if transport is None:
+        return no_host(ctx, host)
+    snap = await Collector(transport, ctx.settings).collect()
+    lines = [f"host: {snap.host}"]
+    if snap.os:
+        lines.append(f"os: {snap.os.pretty_name}")
+    if snap.nixos_generation:
+        lines.append(f"nixos generation: {snap.nixos_generation}")
+    if snap.uptime_seconds is not None:
+        lines.append(f"uptime: {snap.uptime_seconds / 3600:.1f} h")
+    if snap.load:
+        lines.append(f"load: {snap.load.one} {snap.load.five} {snap.load.fifteen} "
+                     f"on {snap.cores} cores")
+    if snap.memory:
+        m = snap.memory
+        lines.append(f"memory: {m.available_kb // 1024} MiB available of {m.total_kb // 1024} "
+                     f"MiB; swap free {m.swap_free_kb // 1024} of {m.swap_total_kb // 1024} MiB")
+    for mount in snap.mounts or []:
+        lines.append(f"disk {mount.target}: {mount.used_percent:.1f}% used, "
+                     f"{mount.inodes_percent:.1f}% inodes ({mount.fstype})")
+    if snap.systemd_running is False:
+        lines.append("systemd: not running")
+    else:
+        failed = [u.name for u in snap.failed_units]
+        lines.append(f"failed units: {', '.join(failed) if failed else 'none'}")
+    for section, why in snap.errors.items():
+        lines.append(f"not collected: {section}: {why}")
+    return ToolResult("ok", "\n".join(lines))
+
+
+@REGISTRY.tool()
+async def failed_units(ctx: ToolContext, host: Host = "") -> ToolResult:
+    """List the systemd units that are in the failed state."""
+    return await run_readonly_argv(
+        ctx, host, [ctx.settings.programs.systemctl, "list-units", "--failed", "--no-pager",
+                    "--plain", "--no-legend"],
+    )
+
+
+@REGISTRY.tool()
+async def unit_status(ctx: ToolContext, unit: Unit, host: Host = "") -> ToolResult:
+    """Status of one systemd unit: state, main PID, recent log lines, restart count."""
+    name = normalise_unit(unit)
+    if name is None:
+        return _bad_unit(unit)
+    systemctl = ctx.settings.programs.systemctl
+    status = await run_readonly_argv(
+        ctx, host, [systemctl, "status", "--no-pager", "--lines=15", "--", name])
+    show = await run_readonly_argv(
+        ctx, host, [systemctl, "show", "--no-pager", "--property=LoadState,ActiveState,SubState,"
+                    "Result,NRestarts,ExecMainStatus,FragmentPath,UnitFileState", "--", name])
+    # systemctl status exits 3 for an inactive unit: that is an answer, not an error
+    status_ok = status.status != "refused" and status.output
+    return ToolResult("ok" if status_ok else status.status,
+                      f"{status.output}\n{show.output}", command=status.command)
+
+
+@REGISTRY.tool()
+async def journal(
+    ctx: ToolContext,
+    unit: Annotated[str, Field(description="Only this unit's entries; omit for all.")] = "",
+    priority: Annotated[
+        Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"],
+        Field(description="This priority and worse."),
+    ] = "info",
+    since: Annotated[str, Field(description="'-1h', '-30min', 'today' or 'YYYY-MM-DD HH:MM'.")]
+    = "-1h",
+    lines: Annotated[int, Field(ge=1, le=500, description="Newest entries to show.")] = 50,
+    host: Host = "",
+) -> ToolResult:
+    """Read the systemd journal, newest entries last."""
+    if not _SINCE.match(since):
+        return ToolResult("error", f"since={since!r}: use '-1h', '-30min', 'today' or a date",
+                          from_host=False)
+    argv = [ctx.settings.programs.journalctl, "--no-pager", "--output=short-iso",
+            f"--priority={priority}", f"--since={since}", f"--lines={lines}"]
+    if unit:
+        name = normalise_unit(unit)
+        if name is None:
+            return _bad_unit(unit)
+        argv.append(f"--unit={name}")
+    return await run_readonly_argv(ctx, host, argv)
+
+
+@REGISTRY.tool()
+async def top_processes(
+    ctx: ToolContext,
+    sort_by: Annotated[Literal["cpu", "memory"], Field(description="Order.")] = "cpu",
+    count: Annotated[int, Field(ge=1, le=50)] = 10,
+    host: Host = "",
+) -> ToolResult:
+    """The processes using the most CPU or memory."""
+    key = "--sort=-pcpu" if sort_by == "cpu" else "--sort=-rss"
+    result = await run_readonly_argv(
+        ctx, host, [ctx.settings.programs.ps, "-e", "-o", PS_COLUMNS, key])
+    if result.status != "ok":
+        return result
+    rows = parse_ps(result.output)[:count]
+    text = "\n".join(
+        f"pid {p.pid} user {p.user} cpu {p.cpu_percent}% mem {p.mem_percent}% "
+        f"rss {p.rss_kb} kB age {p.elapsed_seconds}s: {p.command[:200]}"
+        for p in rows
+    )
+    return ToolResult("ok", text, command=result.command)
+
+
+@REGISTRY.tool()
+async def disk_usage(
+    ctx: ToolContext,
+    path: Annotated[str, Field(description="Absolute directory path.")] = "/",
+    host: Host = "",
+) -> ToolResult:
+    """Space used by each directory directly under a path (one file system), largest first."""
+    clean = normalise(path)
+    if clean is None or ".." in path.split("/"):
+        return ToolResult("error", f"{path!r}: give an absolute path without '..'",
+                          from_host=False)
+    result = await run_readonly_argv(
+        ctx, host, ["du", "-x", "-k", "--max-depth=1", "--", clean], timeout=60)
+    rows = []
+    for line in result.output.splitlines():
+        size, _, name = line.partition("\t")
+        if size.isdigit():
+            rows.append((int(size), name))
+    if not rows:
+        return result
+    rows.sort(reverse=True)
+    text = "\n".join(f"{size // 1024:>8} MiB  {name}" for size, name in rows[:30])
+    return ToolResult(result.status, text, command=result.command)

@@ -1,0 +1,1 @@
+"""Safety: pure functions, no I/O. Command policy, protected units, risk, autonomy."""
