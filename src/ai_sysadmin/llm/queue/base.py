@@ -1,1 +1,266 @@
-"""The LLM request queue interface (owned by the queue implementer; see module docs)."""
+"""The LLM request queue: what a request is, and what every queue backend promises.
+
+One queue entry is one LLM request (one chat completion). Callers :meth:`RequestQueue.submit`
+and :meth:`RequestQueue.wait`; workers :meth:`RequestQueue.serve`. Guarantees of every backend:
+
+- order: interactive before autonomous before batch; equal priority in arrival order;
+- durability: a submitted request survives a restart of the caller or the worker;
+- leases: a request in flight whose worker stops renewing its lease for ``lease_seconds`` goes
+  back to pending and is retried, at most :data:`MAX_ATTEMPTS` times in all;
+- answered once: a result is stored only by the worker that holds the current lease (a fencing
+  token per attempt), so a worker that comes back after losing its lease cannot overwrite it;
+- coalescing: a submit whose ``coalesce_key`` matches a pending or in-flight request returns
+  that request instead of adding one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ...errors import NotFoundError
+from ..types import LLMError, Priority
+
+State = Literal["pending", "in_flight", "done", "failed", "cancelled"]
+STATES: tuple[str, ...] = ("pending", "in_flight", "done", "failed", "cancelled")
+FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+
+#: claims of one request, crashed or lost ones included, before it fails for good
+MAX_ATTEMPTS = 5
+#: finished requests are kept this long (for ``queue show`` and the wait statistics)
+RETENTION_SECONDS = 7 * 24 * 3600
+#: the statistics window of :class:`QueueStats`
+STATS_WINDOW_SECONDS = 3600.0
+
+Handler = Callable[["Request"], Awaitable[dict[str, Any]]]
+
+
+class QueueError(LLMError):
+    """The queue cannot be opened or reached, or was asked something it cannot do."""
+
+
+class QueueTimeout(LLMError):
+    """The caller stopped waiting; the request stays queued and will still be answered."""
+
+    def __init__(self, request: Request, timeout: float, ahead: int | None = None) -> None:
+        self.request_id = request.id
+        self.request = request
+        self.timeout = timeout
+        if request.state == "in_flight":
+            where = f"it is being answered by {request.worker or 'a worker'}"
+        else:
+            where = "it is still queued"
+            if ahead is not None:
+                where += f" with {ahead} request(s) ahead of it"
+        super().__init__(
+            f"no answer to LLM request {request.id} after {timeout:g} s: {where} and will be "
+            f"answered, nothing is lost; look with `ai-sysadmin queue` or "
+            f"`ai-sysadmin queue show {request.id}`"
+        )
+
+
+def new_request_id() -> str:
+    """Sortable by creation time (microseconds), unique by a random suffix."""
+    return f"q-{time.time_ns() // 1000:013x}-{secrets.token_hex(3)}"
+
+
+def as_priority(value: Priority | str | int) -> Priority:
+    if isinstance(value, Priority):
+        return value
+    if isinstance(value, str):
+        try:
+            return Priority[value.upper()]
+        except KeyError:
+            names = ", ".join(p.name.lower() for p in Priority)
+            raise QueueError(f"unknown priority {value!r}; use one of {names}") from None
+    return Priority(value)
+
+
+def effective_state(
+    state: str, lease_until: float | None, attempts: int, now: float, max_attempts: int
+) -> str:
+    """A request in flight whose lease expired is pending again (or failed, once its attempts
+    are spent), whether or not a worker has noticed yet."""
+    if state == "in_flight" and lease_until is not None and lease_until < now:
+        return "failed" if attempts >= max_attempts else "pending"
+    return state
+
+
+def exhausted_error(attempts: int, worker: str | None) -> str:
+    return (
+        f"gave up after {attempts} attempt(s): the worker serving it stopped or lost its lease "
+        f"each time (last: {worker or 'unknown'})"
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    kind: str
+    priority: Priority
+    payload: dict[str, Any]
+    state: State
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    worker: str | None = None
+    coalesce_key: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    #: until when the current worker holds it (in flight only)
+    lease_until: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """From submission to the (last) start of its answer."""
+        return None if self.started_at is None else max(0.0, self.started_at - self.created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["priority"] = self.priority.name.lower()
+        return data
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: str
+    #: True when an equal pending or in-flight request was returned instead of a new one
+    coalesced: bool
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    backend: str
+    #: pending requests per priority name, highest priority first
+    pending: dict[str, int]
+    in_flight: int
+    oldest_pending_age: float | None
+    #: over the last hour: mean time from submission to start, and how many ended each way
+    mean_wait_last_hour: float | None
+    done_last_hour: int
+    failed_last_hour: int
+    in_flight_requests: list[Request] = field(default_factory=list)
+
+    @property
+    def depth(self) -> int:
+        return sum(self.pending.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["depth"] = self.depth
+        data["in_flight_requests"] = [
+            {k: r.to_dict()[k] for k in ("id", "kind", "priority", "worker", "started_at",
+                                         "attempts", "lease_until")}
+            for r in self.in_flight_requests
+        ]
+        return data
+
+
+def empty_pending() -> dict[str, int]:
+    return {p.name.lower(): 0 for p in Priority}
+
+
+class RequestQueue(ABC):
+    """One queue of LLM requests; see the module docstring for what every backend guarantees."""
+
+    #: shown by ``ai-sysadmin queue``; secrets masked
+    description: str = ""
+    max_attempts: int = MAX_ATTEMPTS
+    lease_seconds: float = 60.0
+    #: how often :meth:`wait` looks again, at most
+    poll_interval: float = 0.05
+
+    @abstractmethod
+    def submit(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        priority: Priority | str | int,
+        coalesce_key: str | None = None,
+    ) -> Submitted:
+        """Add a request (JSON-serialisable payload), or return the pending or in-flight one with
+        the same ``coalesce_key``."""
+
+    @abstractmethod
+    def get(self, request_id: str) -> Request:
+        """The request as it is now; :class:`NotFoundError` for an unknown (or expired) id."""
+
+    @abstractmethod
+    def cancel(self, request_id: str) -> bool:
+        """Cancel a request that no worker holds; False when it is in flight or finished."""
+
+    @abstractmethod
+    def stats(self) -> QueueStats: ...
+
+    @abstractmethod
+    def requests_ahead(self, request: Request) -> int | None:
+        """How many pending requests a worker will take before this one (None: unknown)."""
+
+    @abstractmethod
+    async def serve(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        worker_name: str,
+        stop: asyncio.Event,
+    ) -> None:
+        """Answer requests in priority and arrival order, at most ``concurrency`` at once, until
+        ``stop`` is set; then finish the requests in flight and return. A handler's dict is stored
+        as the result; an exception it raises fails the request with the error's text."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def wait(self, request_id: str, timeout: float) -> Request:
+        """The request once it is done, failed or cancelled. Raises :class:`QueueTimeout` after
+        ``timeout`` seconds; the request stays queued and will still be answered."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.001
+        while True:
+            request = self.get(request_id)
+            if request.finished:
+                return request
+            left = deadline - loop.time()
+            if left <= 0:
+                ahead = self.requests_ahead(request) if request.state == "pending" else None
+                raise QueueTimeout(request, timeout, ahead)
+            await self._sleep_or_wake(min(delay, left))
+            delay = min(delay * 2, self.poll_interval)
+
+    async def call(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        priority: Priority | str | int,
+        *,
+        timeout: float,
+        coalesce_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit, wait, and return the result; a failed or cancelled request raises LLMError."""
+        submitted = self.submit(kind, payload, priority, coalesce_key)
+        request = await self.wait(submitted.request_id, timeout)
+        if request.state == "done" and request.result is not None:
+            return request.result
+        raise LLMError(f"LLM request {request.id} {request.state}: {request.error or 'no result'}")
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def not_found(request_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"no LLM request {request_id!r} in the queue (finished requests are kept "
+        f"{RETENTION_SECONDS // 86400} days)"
+    )

@@ -1,0 +1,39 @@
+"""Callers talk to the LLM through the queue: one queued request per completion."""
+
+from __future__ import annotations
+
+from .handlers import chat_payload, chat_result
+from .types import ChatResult, LLMBadResponse, LLMError, Message, Priority, ToolSpec
+
+
+class QueuedLLM:
+    """An ``LLMCall`` that submits each completion to the request queue and waits for it."""
+
+    def __init__(
+        self,
+        queue: object,
+        priority: Priority,
+        *,
+        coalesce_key: str | None = None,
+        timeout: float = 300.0,
+        temperature: float | None = None,
+    ) -> None:
+        self.queue = queue
+        self.priority = priority
+        self.coalesce_key = coalesce_key
+        self.timeout = timeout
+        self.temperature = temperature
+        self.request_ids: list[str] = []
+
+    async def __call__(self, messages: list[Message], tools: list[ToolSpec]) -> ChatResult:
+        submitted = self.queue.submit(  # type: ignore[attr-defined]
+            "chat", chat_payload(messages, tools, self.temperature), self.priority,
+            self.coalesce_key,
+        )
+        self.request_ids.append(submitted.request_id)
+        request = await self.queue.wait(submitted.request_id, self.timeout)  # type: ignore[attr-defined]
+        if request.state == "done" and request.result is not None:
+            return chat_result(request.result)
+        if request.state == "failed":
+            raise LLMError(f"LLM request {request.id} failed: {request.error}")
+        raise LLMBadResponse(f"LLM request {request.id} ended as {request.state}")

@@ -1,0 +1,58 @@
+"""What a worker does with a queued request: ``chat`` is one completion by the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..config import Settings
+from .backends import make_backend
+from .backends.base import ChatBackend
+from .types import ChatResult, LLMBadResponse, Message, ToolSpec
+
+Handler = Callable[[Any], Awaitable[dict[str, Any]]]
+
+
+def chat_payload(
+    messages: list[Message], tools: list[ToolSpec], temperature: float | None = None
+) -> dict[str, Any]:
+    return {
+        "messages": [m.to_dict() for m in messages],
+        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters}
+                  for t in tools],
+        "temperature": temperature,
+    }
+
+
+def result_payload(result: ChatResult) -> dict[str, Any]:
+    return {"message": result.message.to_dict(), "model": result.model,
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
+
+
+def chat_result(payload: dict[str, Any]) -> ChatResult:
+    try:
+        return ChatResult(Message.from_dict(payload["message"]), payload.get("model", ""),
+                          payload.get("prompt_tokens"), payload.get("completion_tokens"))
+    except (KeyError, TypeError) as exc:
+        raise LLMBadResponse(f"the worker stored an unusable answer: {exc}") from exc
+
+
+def build_handler(settings: Settings, backend: ChatBackend | None = None) -> Handler:
+    """The worker's handler: requests of kind ``chat`` go to the configured backend."""
+    chosen = backend or make_backend(settings.llm)
+
+    async def handle(request: Any) -> dict[str, Any]:
+        if request.kind != "chat":
+            raise LLMBadResponse(f"this worker does not serve requests of kind {request.kind!r}")
+        payload = request.payload
+        messages = [Message.from_dict(m) for m in payload["messages"]]
+        tools = [ToolSpec(t["name"], t["description"], t["parameters"])
+                 for t in payload.get("tools", [])]
+        temperature = payload.get("temperature")
+        result = await chosen.chat(
+            messages, tools,
+            temperature=settings.llm.temperature if temperature is None else temperature,
+        )
+        return result_payload(result)
+
+    return handle
