@@ -165,7 +165,8 @@ class Collector:
             )
 
         async def processes() -> None:
-            text = await self._run([p.ps, "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"])
+            # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
+            text = await self._run([p.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"])
             snap.processes = parsers.top_processes(parsers.parse_ps(text))
 
         async def units_then_journal() -> None:

@@ -1,0 +1,173 @@
+"""Fault injectors (and their fixes): small functions registered by name.
+
+Each takes the sandbox first and keyword parameters after it; a scenario step names one with
+``action`` and gives the rest as parameters. The parameter annotations are the schema: a
+scenario file is checked against them when it is loaded, long before a lab boots. An injector
+that cannot do its job raises :class:`LabError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from ..errors import LabError
+from .sandbox import Sandbox
+
+Injector = Callable[..., None]
+Priority = Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+INJECTORS: dict[str, Injector] = {}
+#: one pydantic model per injector, built from its signature, to validate scenario steps
+PARAMS: dict[str, type[BaseModel]] = {}
+
+
+def injector(name: str) -> Callable[[Injector], Injector]:
+    """Register ``fn`` as the action ``name``; two actions with one name fail at import."""
+
+    def register(fn: Injector) -> Injector:
+        if name in INJECTORS:
+            raise ValueError(f"two lab injectors are named {name!r}")
+        hints = typing.get_type_hints(fn)
+        hints.pop("return", None)
+        defaults = fn.__kwdefaults__ or {}
+        fields: dict[str, Any] = {
+            param: (hint, defaults.get(param, ...))
+            for param, hint in hints.items()
+            if param != "sb"
+        }
+        PARAMS[name] = create_model(  # type: ignore[call-overload]
+            f"{name}_params", __config__=ConfigDict(extra="forbid", strict=True), **fields
+        )
+        INJECTORS[name] = fn
+        return fn
+
+    return register
+
+
+def apply(sb: Sandbox, action: str, params: dict[str, Any]) -> None:
+    """Run one step; parameters are validated again, so a step built in code is safe too."""
+    if action not in INJECTORS:
+        raise LabError(f"unknown lab action {action!r}; known: {', '.join(sorted(INJECTORS))}")
+    checked = PARAMS[action].model_validate(params)
+    INJECTORS[action](sb, **checked.model_dump())
+
+
+def _unit_path(name: str) -> str:
+    if "/" in name or "." not in name:
+        raise LabError(f"not a unit name: {name!r}")
+    return f"/etc/systemd/system/{name}"
+
+
+@injector("write_file")
+def write_file(sb: Sandbox, *, path: str, text: str, mode: int = 0o644) -> None:
+    sb.write_file(path, text, mode)
+
+
+@injector("remove_file")
+def remove_file(sb: Sandbox, *, path: str, recursive: bool = False) -> None:
+    sb.exec(["rm", "-rf" if recursive else "-f", "--", path], check=True)
+
+
+@injector("install_unit")
+def install_unit(sb: Sandbox, *, name: str, text: str, wanted_by: str | None = None) -> None:
+    """Write a unit file and reload; ``wanted_by`` enables it as ``systemctl enable`` would."""
+    path = _unit_path(name)
+    sb.write_file(path, text)
+    if wanted_by:
+        wants = f"/etc/systemd/system/{wanted_by}.wants"
+        sb.exec(["mkdir", "-p", wants], check=True)
+        # a symlink, not `systemctl enable`: it also works for a unit that does not load
+        sb.exec(["ln", "-sfn", path, posixpath.join(wants, name)], check=True)
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+
+
+@injector("daemon_reload")
+def daemon_reload(sb: Sandbox) -> None:
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+
+
+@injector("start_unit")
+def start_unit(sb: Sandbox, *, name: str) -> None:
+    # starting a broken unit is often the fault itself: its failure is expected, not an error
+    sb.exec(["systemctl", "start", name])
+
+
+@injector("restart_unit")
+def restart_unit(sb: Sandbox, *, name: str) -> None:
+    sb.exec(["systemctl", "restart", name], check=True)
+
+
+@injector("stop_unit")
+def stop_unit(sb: Sandbox, *, name: str) -> None:
+    sb.exec(["systemctl", "stop", name], check=True)
+
+
+@injector("run")
+def run(sb: Sandbox, *, argv: list[str], input: str | None = None, check: bool = True) -> None:
+    sb.exec(argv, input=input, check=check)
+
+
+@injector("mount_tmpfs")
+def mount_tmpfs(
+    sb: Sandbox, *, path: str, size: str = "20m", nr_inodes: int | None = None
+) -> None:
+    options = f"size={size}" + (f",nr_inodes={nr_inodes}" if nr_inodes else "")
+    sb.exec(["mkdir", "-p", path], check=True)
+    sb.exec(["mount", "-t", "tmpfs", "-o", options, "labtmpfs", path], check=True)
+
+
+@injector("fill_disk")
+def fill_disk(sb: Sandbox, *, path: str, max_mb: int = 1024) -> None:
+    """Write zeros to ``path`` until its file system is full (or ``max_mb`` is reached)."""
+    result = sb.exec(
+        ["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={max_mb}"], timeout=120
+    )
+    if not result.ok and "No space left on device" not in result.stderr:
+        raise LabError(f"fill_disk {path}: {result.stderr.strip()[-300:]}")
+
+
+@injector("fill_inodes")
+def fill_inodes(sb: Sandbox, *, directory: str, max_files: int = 200_000) -> None:
+    """Create empty files in ``directory`` until the file system has no inode left.
+
+    Done from the host through /proc/PID1/root: thousands of files without a process each.
+    """
+    sb.exec(["mkdir", "-p", directory], check=True)
+    base = sb.host_path(directory)
+    for i in range(max_files):
+        try:
+            fd = os.open(base / f"f{i:07d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                return
+            raise LabError(f"fill_inodes {directory}: {exc}") from exc
+        os.close(fd)
+    raise LabError(f"fill_inodes {directory}: still inodes left after {max_files} files")
+
+
+@injector("runaway")
+def runaway(sb: Sandbox, *, unit: str, argv: list[str] | None = None) -> None:
+    """A transient service that burns one core (by default a shell busy loop)."""
+    command = argv or ["sh", "-c", "while :; do :; done"]
+    sb.exec(["systemd-run", f"--unit={unit}", "--", *command], check=True)
+
+
+@injector("log_burst")
+def log_burst(
+    sb: Sandbox,
+    *,
+    identifier: str,
+    count: int = 30,
+    priority: Priority = "err",
+    message: str = "simulated failure",
+) -> None:
+    """``count`` journal entries at ``priority`` tagged ``identifier``, outside any unit."""
+    lines = "".join(f"{message} ({n + 1}/{count})\n" for n in range(count))
+    # systemd-cat turns each stdin line into one entry with SYSLOG_IDENTIFIER=identifier
+    sb.exec(["systemd-cat", "-p", priority, "-t", identifier], input=lines, check=True)

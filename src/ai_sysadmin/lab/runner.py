@@ -1,0 +1,217 @@
+"""Run a fault drill: boot a lab, inject, watch full checks until detected, fix, watch it clear.
+
+A full check is exactly what the daemon does to any host: ``Collector(transport).collect()``
+then every detection rule, each snapshot judged against the one before. The runner never
+prints; it reports through the optional progress callback and the returned DrillResult.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..errors import AiSysadminError, LabError
+from ..monitor.collector import Collector
+from ..monitor.findings import Finding
+from ..monitor.rules import RuleContext, evaluate
+from ..monitor.snapshot import Snapshot
+from .injectors import apply
+from .sandbox import Sandbox
+from .scenario import Expectation, Scenario, Step, load_scenario
+from .transport import SandboxTransport
+
+#: seconds between two full checks; one check of a lab takes about 50 ms
+POLL_INTERVAL = 0.2
+#: a control needs two checks at least: some rules compare a snapshot with the previous one
+MIN_CONTROL_CHECKS = 2
+
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass
+class DrillResult:
+    """What one drill showed. Times are seconds from the end of injection / of the fix."""
+
+    scenario: str
+    detected: bool = False
+    time_to_detect: float | None = None
+    recovered: bool = False
+    time_to_recover: float | None = None
+    #: every distinct finding seen during the drill (by fingerprint), in order of appearance
+    findings: list[Finding] = field(default_factory=list)
+    #: findings that matched neither ``expect``, ``tolerate`` nor ``verify``
+    unexpected: list[Finding] = field(default_factory=list)
+    #: expectations never met, as "rule subject"
+    missing: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    checks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.detected and self.recovered and not self.unexpected and not self.errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario,
+            "ok": self.ok,
+            "detected": self.detected,
+            "time_to_detect": self.time_to_detect,
+            "recovered": self.recovered,
+            "time_to_recover": self.time_to_recover,
+            "findings": [f.to_dict() for f in self.findings],
+            "unexpected": [f.to_dict() for f in self.unexpected],
+            "missing": list(self.missing),
+            "errors": list(self.errors),
+            "checks": self.checks,
+        }
+
+
+class _Watch:
+    """Full checks of one lab; remembers what it saw for the DrillResult."""
+
+    def __init__(self, sb: Sandbox, settings: Settings, scenario: Scenario, result: DrillResult):
+        self.collector = Collector(SandboxTransport(sb), settings)
+        self.thresholds = settings.thresholds
+        self.known = [*scenario.expect, *scenario.tolerate, *(scenario.verify or [])]
+        self.result = result
+        self.previous: Snapshot | None = None
+        self._seen: set[str] = set()
+
+    def check(self) -> list[Finding]:
+        snapshot = asyncio.run(self.collector.collect())
+        findings, _judged = evaluate(RuleContext(snapshot, self.thresholds, self.previous))
+        self.previous = snapshot
+        self.result.checks += 1
+        for section, reason in snapshot.errors.items():
+            # a section that cannot be collected silences its rules: that must be visible
+            _add_once(self.result.errors, f"check: {section}: {reason}")
+        for finding in findings:
+            if finding.fingerprint in self._seen:
+                continue
+            self._seen.add(finding.fingerprint)
+            self.result.findings.append(finding)
+            if not any(e.matches(finding) for e in self.known):
+                self.result.unexpected.append(finding)
+        return findings
+
+
+def _add_once(items: list[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
+
+
+def _unmet(expectations: Sequence[Expectation], findings: Sequence[Finding]) -> list[str]:
+    return [str(e) for e in expectations if not any(e.matches(f) for f in findings)]
+
+
+def _still_there(expectations: Sequence[Expectation], findings: Sequence[Finding]) -> list[str]:
+    return [str(e) for e in expectations if any(e.matches(f) for f in findings)]
+
+
+def _steps(sb: Sandbox, phase: str, steps: Sequence[Step], progress: ProgressCallback) -> None:
+    for n, step in enumerate(steps, 1):
+        progress(f"{phase} {n}/{len(steps)}: {step.action}")
+        try:
+            apply(sb, step.action, step.params)
+        except AiSysadminError as exc:
+            raise LabError(f"{phase} step {n} ({step.action}): {exc}") from exc
+
+
+def _detect(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
+    """Poll until every expectation is met (or, for a control, until the silence has lasted)."""
+    started = time.monotonic()
+    control = not scenario.expect
+    deadline = started + (scenario.observe_seconds if control else scenario.detect_timeout)
+    while True:
+        findings = watch.check()
+        elapsed = time.monotonic() - started
+        if not control and not _unmet(scenario.expect, findings):
+            result.detected, result.time_to_detect = True, elapsed
+            return
+        if time.monotonic() >= deadline:
+            if control and result.checks >= MIN_CONTROL_CHECKS:
+                result.detected = True  # nothing was expected and nothing was missed
+                return
+            if not control:
+                result.missing = _unmet(scenario.expect, findings)
+                return
+        time.sleep(POLL_INTERVAL)
+
+
+def _recover(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
+    started = time.monotonic()
+    deadline = started + scenario.recover_timeout
+    while True:
+        findings = watch.check()
+        left = _still_there(scenario.must_clear, findings)
+        if not left:
+            result.recovered, result.time_to_recover = True, time.monotonic() - started
+            return
+        if time.monotonic() >= deadline:
+            result.errors.append(
+                f"still present {scenario.recover_timeout:g} s after the fix: {', '.join(left)}"
+            )
+            return
+        time.sleep(POLL_INTERVAL)
+
+
+def _resolve(scenario: Scenario | str | os.PathLike[str]) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+
+
+def run_scenario(
+    scenario: Scenario | str | os.PathLike[str],
+    settings: Settings,
+    progress_callback: ProgressCallback | None = None,
+    *,
+    make_sandbox: Callable[[], Sandbox] = Sandbox,
+) -> DrillResult:
+    """Run one drill in a fresh lab, which is always stopped and removed afterwards.
+
+    Synchronous (it blocks for the drill's few seconds); from async code, call it in a thread.
+
+    ``scenario`` is a Scenario, a shipped scenario's name or a ``*.toml`` path; an unknown name
+    raises NotFoundError and a bad file LabError. Everything that goes wrong once the drill has
+    begun (the lab does not boot, a step fails, a check section fails) is reported in
+    ``DrillResult.errors``.
+    """
+    sc = _resolve(scenario)
+    progress = progress_callback or (lambda _message: None)
+    settings = settings.model_copy(update={"thresholds": sc.thresholds_over(settings.thresholds)})
+    result = DrillResult(scenario=sc.name)
+    sb = make_sandbox()
+    try:
+        booted = time.monotonic()
+        progress("booting the lab")
+        sb.start()
+        progress(f"lab up in {time.monotonic() - booted:.2f} s (systemd pid {sb.pid1})")
+        watch = _Watch(sb, settings, sc, result)
+        _steps(sb, "inject", sc.inject, progress)
+        _detect(watch, sc, result)
+        if not result.detected:
+            progress(f"not detected: missing {', '.join(result.missing)}")
+            return result
+        if sc.expect:
+            progress(f"detected in {result.time_to_detect:.2f} s")
+        else:
+            progress(f"control: {result.checks} checks, {len(result.findings)} findings")
+        if not sc.fix and not sc.must_clear:
+            result.recovered = True  # a control: nothing broke, nothing to repair
+            return result
+        _steps(sb, "fix", sc.fix, progress)
+        _recover(watch, sc, result)
+        if result.recovered:
+            progress(f"recovered in {result.time_to_recover:.2f} s")
+    except AiSysadminError as exc:
+        result.errors.append(str(exc))
+    finally:
+        progress("stopping the lab")
+        try:
+            sb.stop()
+        except LabError as exc:
+            result.errors.append(f"stop: {exc}")
+    return result

@@ -1,0 +1,362 @@
+"""A real systemd + journald as PID 1 of private namespaces, on a copy-on-write view of ``/``.
+
+The host stays untouched: writes land on a tmpfs overlay layer, /run, /tmp and /dev are private,
+/proc/sys is read-only, and the lab has its own net/uts/ipc/pid/cgroup namespaces. Several
+sandboxes may run at once: each has its own work directory and cgroup. Needs root and cgroup v2
+(a pure v2 host or the ``unified`` hierarchy of a hybrid one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import LabError
+from ..hosts.transport import CommandResult
+
+#: units that make no sense in a container, or would reach for the host's hardware or network
+MASKED_UNITS = (
+    "getty.target", "console-getty.service", "systemd-firstboot.service",
+    "systemd-repart.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+    "systemd-modules-load.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+)
+SYSTEMD_CANDIDATES = (
+    "/lib/systemd/systemd",
+    "/usr/lib/systemd/systemd",
+    "/run/current-system/systemd/lib/systemd/systemd",
+)
+POLL = 0.02
+
+
+@dataclass(frozen=True)
+class LabPrograms:
+    """Host programs the lab runs; every path is configurable (Nix store paths, other distros)."""
+
+    unshare: str = "unshare"
+    nsenter: str = "nsenter"
+    setpriv: str = "setpriv"
+    mount: str = "mount"
+    umount: str = "umount"
+    pivot_root: str = "pivot_root"
+    env: str = "env"
+    systemd: str | None = None  # None: the first of SYSTEMD_CANDIDATES that exists
+
+    def resolved(self) -> dict[str, str]:
+        """Absolute real paths: they stay valid inside the lab, whose /run is private."""
+        out: dict[str, str] = {}
+        for name, value in asdict(self).items():
+            if name == "systemd":
+                found = value or next((c for c in SYSTEMD_CANDIDATES if os.path.exists(c)), None)
+            else:
+                found = shutil.which(value)
+            if not found or not os.access(found, os.X_OK):
+                raise LabError(f"the fault lab needs {name!r} ({value or 'systemd'}): not found")
+            out[name] = os.path.realpath(found)
+        return out
+
+
+def cgroup2_root() -> Path:
+    """A writable cgroup2 hierarchy: a pure v2 host's root, or a hybrid host's ``unified``."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        v2 = {line.split()[4] for line in handle if " - cgroup2 " in line}
+    for candidate in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if candidate in v2:
+            return Path(candidate)
+    raise LabError("the fault lab needs a cgroup2 hierarchy at /sys/fs/cgroup[/unified]")
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        targets = [line.split()[4] for line in handle]
+    return [t for t in targets if t == str(path) or t.startswith(prefix)]
+
+
+def _kill_nsenter(proc: subprocess.Popen[str]) -> None:
+    """Kill a command run through nsenter without leaving a zombie in the lab.
+
+    nsenter's child lives in the lab's pid namespace but its parent is outside: if nsenter died
+    first, the child would be handed to the host's init, and a host init that does not reap
+    leaves a zombie that the lab's poweroff then waits for. So the child dies first, nsenter
+    reaps it and exits; whatever is left of the process group goes last.
+    """
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+class Sandbox:
+    """One lab machine. ``with Sandbox() as sb: sb.exec([...])`` or ``start()``/``stop()``.
+
+    The lab dies with the thread that started it (parent-death signal), so that a killed test
+    run leaves no systemd behind: start and stop it from one long-lived thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: str = "512m",
+        hostname: str = "sdtest",
+        base_dir: str | os.PathLike[str] | None = None,
+        boot_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        programs: LabPrograms | None = None,
+    ) -> None:
+        self.size = size
+        self.hostname = hostname
+        self.base_dir = base_dir
+        self.boot_timeout = boot_timeout
+        self.stop_timeout = stop_timeout
+        self.programs = programs or LabPrograms()
+        self.workdir: Path | None = None
+        self.pid1: int | None = None
+        self._cgroup: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._nsenter = "nsenter"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self.pid1 is not None
+
+    def start(self) -> Sandbox:
+        """Boot systemd; returns once ``systemctl is-system-running --wait`` has answered."""
+        if self._proc is not None:
+            raise LabError("this sandbox is already started")
+        if os.geteuid() != 0:
+            raise LabError("the fault lab needs root (namespaces, mounts, cgroups)")
+        try:
+            self._boot()
+        except (LabError, OSError) as exc:
+            tail = self.log_tail()
+            self.stop()
+            raise LabError(f"the lab did not start: {exc}; PID 1 log: {tail or '(empty)'}") from exc
+        except BaseException:
+            self.stop()  # Ctrl-C during boot: leave nothing behind
+            raise
+        return self
+
+    def _boot(self) -> None:
+        programs = self.programs.resolved()
+        # nsenter runs on the host: keep the name as found (a multi-call binary needs it)
+        self._nsenter = shutil.which(self.programs.nsenter) or programs["nsenter"]
+        self.workdir = Path(tempfile.mkdtemp(prefix="ai-sysadmin-lab-", dir=self.base_dir))
+        self._cgroup = cgroup2_root() / self.workdir.name
+        self._cgroup.mkdir()
+        config = {
+            "parent_pid": os.getpid(),
+            "cgroup": str(self._cgroup),
+            "size": self.size,
+            "hostname": self.hostname,
+            "masked": list(MASKED_UNITS),
+            "programs": programs,
+        }
+        (self.workdir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        deadline = time.monotonic() + self.boot_timeout
+        with open(self.workdir / "pid1.log", "wb") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "ai_sysadmin.lab.init", "enter", str(self.workdir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C of the caller's terminal must not reach it
+            )
+        self.pid1 = self._wait_for_pid1(deadline)
+        self._wait_for_systemd(deadline)
+
+    def _alive_or_raise(self, what: str) -> None:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise LabError(f"the lab exited with status {self._proc.returncode} {what}")
+
+    def _wait_for_pid1(self, deadline: float) -> int:
+        assert self._proc is not None
+        children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        while time.monotonic() < deadline:
+            self._alive_or_raise("before PID 1 was forked")
+            with contextlib.suppress(OSError):
+                first = children.read_text(encoding="ascii").split()
+                if first:
+                    return int(first[0])
+            time.sleep(POLL)
+        raise LabError(f"PID 1 of the lab did not appear within {self.boot_timeout:g} s")
+
+    def _wait_for_systemd(self, deadline: float) -> None:
+        # PID 1 is our Python boot stage until it execs systemd; only then does its /run hold
+        # the lab's own bus socket (before the pivot it would be the host's).
+        comm = Path(f"/proc/{self.pid1}/comm")
+        socket = Path(f"/proc/{self.pid1}/root/run/systemd/private")
+        while True:
+            self._alive_or_raise("while booting")
+            with contextlib.suppress(OSError):
+                if comm.read_text(encoding="ascii").strip() == "systemd" and socket.exists():
+                    break
+            if time.monotonic() >= deadline:
+                raise LabError(f"systemd did not open its bus within {self.boot_timeout:g} s")
+            time.sleep(POLL)
+        left = max(deadline - time.monotonic(), 1.0)
+        state = self.exec(["systemctl", "is-system-running", "--wait"], timeout=left)
+        # "degraded" (a unit failed) is a state worth drilling on, not a failed boot
+        if state.stdout.strip() not in ("running", "degraded"):
+            raise LabError(
+                f"systemd did not reach running: {(state.stdout + state.stderr).strip()[:300]}"
+            )
+
+    def stop(self) -> None:
+        """Power off (SIGRTMIN+4), SIGKILL after ``stop_timeout``; remove cgroup and work dir."""
+        proc, pid1 = self._proc, self.pid1
+        if proc is not None and proc.poll() is None:
+            if pid1 is not None and self._is_systemd(pid1):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid1, signal.SIGRTMIN + 4)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(self.stop_timeout)
+            if proc.poll() is None:
+                # SIGKILL of a namespace's PID 1 kills every process in it
+                for pid in (pid1, proc.pid):
+                    if pid is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                try:
+                    proc.wait(self.stop_timeout)
+                except subprocess.TimeoutExpired as exc:
+                    raise LabError(f"the lab (pid {proc.pid}) survived SIGKILL") from exc
+        self._proc, self.pid1 = None, None
+        self._remove_cgroup()
+        self._remove_workdir()
+
+    @staticmethod
+    def _is_systemd(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text(encoding="ascii").strip() == "systemd"
+        except OSError:
+            return False
+
+    def _remove_cgroup(self) -> None:
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is None or not cgroup.exists():
+            return
+        # The kernel frees a cgroup a moment after its last task is reaped: retry EBUSY briefly.
+        deadline = time.monotonic() + self.stop_timeout
+        while True:
+            try:
+                for dirpath, _dirs, _files in os.walk(cgroup, topdown=False):
+                    os.rmdir(dirpath)
+                return
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise LabError(f"cannot remove the lab's cgroup {cgroup}: {exc}") from exc
+                time.sleep(POLL)
+
+    def _remove_workdir(self) -> None:
+        workdir, self.workdir = self.workdir, None
+        if workdir is None or not workdir.exists():
+            return
+        # The lab's mounts lived only in its dead mount namespace. If any were visible here,
+        # removing the directory would walk into them (the overlay is the host's root!).
+        leaked = _mounts_under(workdir)
+        if leaked:
+            raise LabError(f"refusing to remove {workdir}: mounts are still under it: {leaked}")
+        shutil.rmtree(workdir)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The end of PID 1's output: where a failed boot says why."""
+        if self.workdir is None:
+            return ""
+        try:
+            text = (self.workdir / "pid1.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    # -- driving the lab -----------------------------------------------------------------------
+
+    def nsenter_argv(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """The host argv that runs ``argv`` inside every namespace of the lab."""
+        if self.pid1 is None:
+            raise LabError("the sandbox is not started")
+        return (self._nsenter, "-t", str(self.pid1), "-a", *argv)
+
+    def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout: float = 30.0,
+        check: bool = False,
+    ) -> CommandResult:
+        """Run ``argv`` in the lab and wait; ``check`` raises LabError on a non-zero exit."""
+        if isinstance(argv, str) or not argv:
+            raise LabError("a lab command is a non-empty argv list, never a shell string")
+        cmd = tuple(argv)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            self.nsenter_argv(cmd),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # nsenter's child shares the group: kill both on timeout
+        )
+        try:
+            out, err = proc.communicate(input, timeout)
+        except subprocess.TimeoutExpired:
+            _kill_nsenter(proc)
+            proc.communicate()
+            raise LabError(f"lab command {' '.join(cmd)!r} timed out after {timeout:g} s") from None
+        result = CommandResult(cmd, proc.returncode, out, err, time.monotonic() - started)
+        if check and not result.ok:
+            detail = (err or out).strip()[-300:] or "no output"
+            raise LabError(f"lab command {' '.join(cmd)!r} exited {proc.returncode}: {detail}")
+        return result
+
+    def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
+        """Create or replace ``path`` (absolute, inside the lab) and its parent directories."""
+        if not path.startswith("/"):
+            raise LabError(f"a lab path must be absolute: {path!r}")
+        # install(1) resolves the path in the lab's own root (symlinks included) and replaces
+        # the file rather than editing it in place, as a package manager or editor would.
+        self.exec(["install", "-D", "-m", f"{mode:o}", "/dev/stdin", path], input=text, check=True)
+
+    def host_path(self, path: str) -> Path:
+        """``path`` of the lab as seen from the host, through ``/proc/PID1/root``.
+
+        For bulk file work without a process per file. An absolute symlink met on the way would
+        resolve against the host's root, so use it only for directories the lab created itself.
+        """
+        if self.pid1 is None:
+            raise LabError("the sandbox is not started")
+        if not path.startswith("/"):
+            raise LabError(f"a lab path must be absolute: {path!r}")
+        return Path(f"/proc/{self.pid1}/root") / path.lstrip("/")
