@@ -89,6 +89,9 @@ class QueueSettings(_Section):
 
 
 class AgentSettings(_Section):
+    investigate: bool = Field(
+        True, description="Ask the LLM to investigate every new or changed incident."
+    )
     max_tool_calls: int = Field(12, ge=1, description="Tool calls per investigation.")
     max_tool_output_chars: int = Field(
         4000, ge=200, description="Longer tool output is truncated, with a handle to read more."

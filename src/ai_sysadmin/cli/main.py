@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import AiSysadminError
-from . import admin, check, issues
+from . import admin, check, drill, issues
 from .context import AppState, err
 from .dispatch import dispatch
 
@@ -46,6 +46,7 @@ def version() -> None:
 app.command("check")(check.check)
 app.command("run")(admin.run)
 app.command("logs")(admin.logs)
+app.command("drill")(drill.drill)
 app.add_typer(issues.app, name="issues")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(admin.commands_app, name="commands")

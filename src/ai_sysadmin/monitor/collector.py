@@ -28,6 +28,10 @@ _NO_SYSTEMD = (
 )
 
 
+#: a stored journal position that is a time, not a cursor (see Collector._journal_position)
+SINCE_PREFIX = "since:@"
+
+
 @dataclass(frozen=True)
 class JournalQuery:
     """Where the journal section starts: after a cursor, or the last N entries of this boot."""
@@ -44,7 +48,9 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
         f"--output-fields={parsers.JOURNAL_FIELDS}",
         "--priority=warning",
     ]
-    if query.after_cursor:
+    if query.after_cursor and query.after_cursor.startswith(SINCE_PREFIX):
+        argv.append(f"--since=@{query.after_cursor[len(SINCE_PREFIX):]}")
+    elif query.after_cursor:
         argv.append(f"--after-cursor={query.after_cursor}")
     elif follow:
         argv += ["--lines=0"]
@@ -76,6 +82,25 @@ class Collector:
         if text is None:
             raise TransportError(f"cannot read {path}")
         return text
+
+    async def _journal_position(self) -> str | None:
+        """Where the next check starts when no warning entry has been read yet.
+
+        journalctl's ``--after-cursor`` with a ``--priority`` filter skips the first matching
+        entry when the cursor itself does not match the filter, so the position must be the
+        last *warning* entry, or else a time: that of the newest entry of any priority.
+        """
+        journalctl = self.settings.programs.journalctl
+        base = [journalctl, "--no-pager", "--output=json", "--output-fields=PRIORITY",
+                "--lines=1"]
+        for argv in ([*base, "--priority=warning"], base):
+            result = await self.transport.run(argv, self.settings.command_timeout)
+            entries = parsers.parse_journal(result.stdout) if result.ok else []
+            if entries and argv is not base:
+                return entries[-1].cursor
+            if entries:
+                return f"{SINCE_PREFIX}{entries[-1].timestamp:.6f}"
+        return None
 
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
@@ -163,6 +188,10 @@ class Collector:
             snap.journal_cursor = (
                 snap.journal[-1].cursor if snap.journal else query.after_cursor
             )
+            if snap.journal_cursor is None:
+                # nothing at warning yet: still take a position, so that the next check reads
+                # everything after it instead of "the last N lines" again
+                snap.journal_cursor = await self._journal_position()
 
         async def processes() -> None:
             # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)

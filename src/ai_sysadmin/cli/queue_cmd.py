@@ -1,0 +1,170 @@
+"""``queue`` (depth, in flight, waits; ``queue show ID``) and ``worker`` (serve the LLM queue).
+
+Registered by the main app: ``app.add_typer(queue_cmd.app, name="queue")`` and
+``app.command("worker")(queue_cmd.worker)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .. import logs as logfiles
+from ..config import Settings, short_hostname
+from ..llm.queue import HandlerFactory, QueueStats, Request, describe_queue, open_queue
+from .context import banner, out, print_json, state
+
+app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.callback(invoke_without_command=True)
+def queue_show(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Pending requests per priority, requests in flight, oldest and mean wait."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = state(ctx).settings
+    queue = open_queue(settings)
+    try:
+        stats = queue.stats()
+    finally:
+        queue.close()
+    if as_json:
+        print_json(stats.to_dict())
+        return
+    _print_stats(settings, stats)
+
+
+def _print_stats(settings: Settings, stats: QueueStats) -> None:
+    banner(settings, f"LLM queue {stats.backend}")
+    table = Table()
+    for column in ("priority", "pending"):
+        table.add_column(column)
+    for name, count in stats.pending.items():
+        table.add_row(name, str(count))
+    out.print(table)
+    out.print(f"depth {stats.depth} · in flight {stats.in_flight} · "
+              f"oldest pending waits {_age(stats.oldest_pending_age)}")
+    out.print(f"last hour: {stats.done_last_hour} done, {stats.failed_last_hour} failed, "
+              f"mean wait {_age(stats.mean_wait_last_hour)}")
+    if stats.in_flight_requests:
+        now = time.time()
+        running = Table(title="in flight")
+        for column in ("id", "kind", "priority", "worker", "running for", "attempt"):
+            running.add_column(column, overflow="fold")
+        for r in stats.in_flight_requests:
+            since = None if r.started_at is None else now - r.started_at
+            running.add_row(r.id, r.kind, r.priority.name.lower(), r.worker or "-", _age(since),
+                            str(r.attempts))
+        out.print(running)
+
+
+@app.command("show")
+def request_show(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request id (q-...).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One request: its state, wait, attempts, and its answer or error."""
+    settings = state(ctx).settings
+    queue = open_queue(settings)
+    try:
+        request = queue.get(request_id)
+        ahead = queue.requests_ahead(request) if request.state == "pending" else None
+    finally:
+        queue.close()
+    if as_json:
+        print_json({**request.to_dict(), "ahead": ahead})
+        return
+    _print_request(settings, request, ahead)
+
+
+def _print_request(settings: Settings, r: Request, ahead: int | None) -> None:
+    banner(settings, f"LLM request {r.id}")
+    waited = r.wait_seconds if r.started_at else time.time() - r.created_at
+    lines = [
+        ("state", r.state + (f" ({ahead} ahead)" if ahead is not None else "")),
+        ("kind", r.kind),
+        ("priority", r.priority.name.lower()),
+        ("submitted", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))),
+        ("waited", _age(waited)),
+        ("attempts", str(r.attempts)),
+        ("worker", r.worker or "-"),
+        ("coalesce key", r.coalesce_key or "-"),
+    ]
+    if r.error:
+        lines.append(("error", r.error))
+    for key, value in lines:
+        out.print(f"{key:>13}: {value}", markup=False, highlight=False)
+
+
+def default_worker_name() -> str:
+    return f"{short_hostname()}-{os.getpid()}"
+
+
+async def serve_queue(
+    settings: Settings,
+    handler_factory: HandlerFactory,
+    *,
+    concurrency: int | None = None,
+    worker_name: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the configured queue with the factory's handler until ``stop`` is set (or, when
+    no event is given, until SIGTERM or SIGINT)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    queue = open_queue(settings)
+    try:
+        handler = handler_factory(settings)
+        await queue.serve(
+            handler,
+            concurrency=concurrency or settings.queue.concurrency,
+            worker_name=worker_name or default_worker_name(),
+            stop=stop,
+        )
+    finally:
+        queue.close()
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Requests answered at once (default: queue.concurrency)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Worker name shown by `queue` (default: host-pid).")
+    ] = None,
+) -> None:
+    """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""
+    settings = state(ctx).settings
+    from ..llm.handlers import build_handler  # the LLM backends load only here
+
+    logfiles.configure(settings.log_dir, settings.ai_name, console=True)
+    slots = concurrency or settings.queue.concurrency
+    banner(settings, f"LLM worker on {describe_queue(settings)}, concurrency {slots}")
+    asyncio.run(serve_queue(settings, build_handler, concurrency=slots, worker_name=name))
