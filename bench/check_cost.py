@@ -59,6 +59,28 @@ def measure_checks(count: int, state: Path) -> tuple[float, float]:
     return per_check, peak_mb
 
 
+def measure_lab_checks(count: int, state: Path) -> float | None:
+    """The same check against real systemd 252 in the fault lab, through nsenter (root only)."""
+    if os.geteuid() != 0:
+        return None
+    from ai_sysadmin.lab import SandboxTransport
+    from ai_sysadmin.lab.sandbox import Sandbox
+
+    settings = Settings(ai_name="bench", state_dir=state)
+    store = IncidentStore(Database(settings.db_path))
+    with Sandbox() as sb:
+        checker = HostChecker(SandboxTransport(sb), settings, store)
+
+        async def many() -> float:
+            await checker.check("warm-up")
+            start = cpu_now()
+            for _ in range(count):
+                await checker.check("bench")
+            return (cpu_now() - start) / count
+
+        return asyncio.run(many())
+
+
 def measure_bare(count: int) -> float:
     start = cpu_now()
     for _ in range(count):
@@ -104,10 +126,14 @@ def main() -> None:
         bare = measure_bare(args.checks)
         per_check, peak = measure_checks(args.checks, Path(tmp) / "a")
         daemon_rss, python_rss = idle_daemon_rss(Path(tmp) / "b")
+        lab = measure_lab_checks(args.checks, Path(tmp) / "c")
     print(f"one local check: {per_check * 1000:.1f} ms CPU (process + commands), "
           f"target 50 ms -> {per_check / 0.050:.2f}x of target")
     print(f"bare commands alone (baseline): {bare * 1000:.1f} ms CPU -> check/bare = "
           f"{per_check / bare:.2f}x")
+    if lab is not None:
+        print(f"one check of real systemd 252 in the fault lab (through nsenter): "
+              f"{lab * 1000:.1f} ms CPU -> {lab / 0.050:.2f}x of target")
     print(f"peak RSS of the checking process: {peak:.1f} MB")
     print(f"idle daemon RSS: {daemon_rss:.1f} MB, target 120 MB -> {daemon_rss / 120:.2f}x; "
           f"idle python interpreter (baseline): {python_rss:.1f} MB -> "
