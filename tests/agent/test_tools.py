@@ -1,0 +1,102 @@
+"""Investigation tools on this machine: what they refuse and what they return."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.agent.tools import REGISTRY
+
+
+def call(ctx, name: str, **args):
+    return asyncio.run(REGISTRY.call(name, args, ctx))
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["systemctl", "stop", "sshd.service"], "systemctl stop is not read-only"),
+        (["systemctl", "-H", "other", "status"], "redirects the target"),
+        (["journalctl", "--no-pager", "--vacuum-size=1M"], "--vacuum-size is not read-only"),
+        (["journalctl", "-u", "x"], "needs --no-pager"),
+        (["bash", "-c", "rm -rf /"], "'bash' is not on the read-only allow-list"),
+        (["/usr/bin/ls"], "by name, not by path"),
+        (["ls", "/etc/../root"], "climbs out"),
+        (["ps", "eww"], "environment"),
+        (["ip", "link", "set", "eth0", "down"], "only show/list/get"),
+        (["ls", "$(reboot)"], "not allowed"),
+    ],
+)
+def test_run_readonly_refuses_what_is_not_read_only(ctx, argv, reason) -> None:
+    result = call(ctx, "run_readonly", argv=argv)
+    assert result.status == "refused"
+    assert reason in result.output
+    assert result.from_host is False
+
+
+def test_run_readonly_runs_an_allowed_argv(ctx) -> None:
+    result = call(ctx, "run_readonly", argv=["uname", "-s"])
+    assert result.status == "ok" and result.output.strip() == "Linux"
+    assert result.command == ["uname", "-s"]
+
+
+@pytest.mark.parametrize("path", ["/etc/shadow", "/etc/gshadow", "/root/.ssh/id_ed25519",
+                                  "/etc/ssh/ssh_host_ed25519_key", "/proc/1/environ"])
+def test_read_file_refuses_secrets(ctx, path) -> None:
+    result = call(ctx, "read_file", path=path)
+    assert result.status == "refused" and "may hold secrets" in result.output
+
+
+def test_read_file_follows_symlinks_before_deciding(ctx, tmp_path: Path) -> None:
+    link = tmp_path / "innocent.txt"
+    link.symlink_to("/etc/shadow")
+    result = call(ctx, "read_file", path=str(link))
+    assert result.status == "refused" and "symlink target /etc/shadow" in result.output
+
+
+def test_read_file_refuses_the_assistants_own_secret_and_private_keys(ctx, tmp_path) -> None:
+    token = tmp_path / "gotify.token"
+    token.write_text("s3cr3t")
+    ctx.settings = ctx.settings.model_copy(update={"gotify_token_file": token})
+    assert "own secrets" in call(ctx, "read_file", path=str(token)).output
+    key = tmp_path / "backup.txt"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n")
+    assert "holds a private key" in call(ctx, "read_file", path=str(key)).output
+
+
+def test_read_file_and_list_directory_work(ctx, tmp_path: Path) -> None:
+    (tmp_path / "app.conf").write_text("listen = 8080\n")
+    assert call(ctx, "read_file", path=str(tmp_path / "app.conf")).output == "listen = 8080\n"
+    listing = call(ctx, "list_directory", path=str(tmp_path))
+    assert listing.status == "ok" and "app.conf" in listing.output
+
+
+def test_unit_names_and_hosts_are_validated(ctx) -> None:
+    assert "not a valid systemd unit name" in call(ctx, "unit_status", unit="a b;c").output
+    assert "not a valid systemd unit name" in call(ctx, "journal", unit="--root=/x").output
+    assert "unknown host 'elsewhere'" in call(ctx, "snapshot", host="elsewhere").output
+    assert "'-1h'" in call(ctx, "journal", since="; reboot").output
+
+
+def test_reachability_only_of_managed_hosts(ctx) -> None:
+    refused = call(ctx, "check_reachability", host="example.org", port=80)
+    assert refused.status == "refused" and "not a managed host" in refused.output
+
+
+def test_propose_action_is_recorded_and_nothing_runs(ctx, store) -> None:
+    from ai_sysadmin.monitor.findings import Finding, Severity
+
+    (incident_id,) = store.record_check(
+        "testhost", [Finding("testhost", "failed_unit", "app.service", Severity.CRITICAL,
+                             "app.service has failed")], {"failed_unit"}).opened
+    ctx.incident_id = incident_id
+    result = call(ctx, "propose_action", kind="restart_unit",
+                  parameters={"unit": "app.service"}, rationale="it failed once")
+    assert result.status == "ok" and "nothing was executed" in result.output
+    (proposal,) = store.proposals(incident_id)
+    assert (proposal["kind"], proposal["parameters"], proposal["state"]) == (
+        "restart_unit", {"unit": "app.service"}, "proposed")
+    bad = call(ctx, "propose_action", kind="rm_rf", parameters={}, rationale="x")
+    assert bad.status == "error" and "restart_unit" in bad.output
