@@ -16,7 +16,10 @@ and :meth:`RequestQueue.wait`; workers :meth:`RequestQueue.serve`. Guarantees of
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
@@ -72,22 +75,18 @@ def new_request_id() -> str:
 def as_priority(value: Priority | str | int) -> Priority:
     if isinstance(value, Priority):
         return value
-    if isinstance(value, str):
-        try:
-            return Priority[value.upper()]
-        except KeyError:
-            names = ", ".join(p.name.lower() for p in Priority)
-            raise QueueError(f"unknown priority {value!r}; use one of {names}") from None
-    return Priority(value)
+    try:
+        return Priority[value.upper()] if isinstance(value, str) else Priority(value)
+    except (KeyError, ValueError):
+        names = ", ".join(p.name.lower() for p in Priority)
+        raise QueueError(f"unknown priority {value!r}; use one of {names}") from None
 
 
-def effective_state(
-    state: str, lease_until: float | None, attempts: int, now: float, max_attempts: int
-) -> str:
-    """A request in flight whose lease expired is pending again (or failed, once its attempts
-    are spent), whether or not a worker has noticed yet."""
+def effective_state(state: str, lease_until: float | None, now: float) -> str:
+    """A request in flight whose lease expired is pending again, whether or not a worker has
+    noticed yet (the next claim takes it over, or fails it once its attempts are spent)."""
     if state == "in_flight" and lease_until is not None and lease_until < now:
-        return "failed" if attempts >= max_attempts else "pending"
+        return "pending"
     return state
 
 
@@ -255,8 +254,57 @@ class RequestQueue(ABC):
             return request.result
         raise LLMError(f"LLM request {request.id} {request.state}: {request.error or 'no result'}")
 
+    # -- in-process wake-ups: a waiter or worker in this process hears of a change at once;
+    # -- other processes poll (at most ``poll_interval`` apart)
+
+    _wake_lock = threading.Lock()
+    _wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] | None = None
+
+    def _register(self, waker: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        with self._wake_lock:
+            if self._wakers is None:
+                self._wakers = set()
+            self._wakers.add(waker)
+
+    def _unregister(self, waker: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        with self._wake_lock:
+            if self._wakers is not None:
+                self._wakers.discard(waker)
+
+    def _wake(self) -> None:
+        """Something changed (submitted, answered): wake this process's waiters and workers."""
+        with self._wake_lock:
+            wakers = list(self._wakers or ())
+        for loop, event in wakers:
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                loop.call_soon_threadsafe(event.set)
+
     async def _sleep_or_wake(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        event = asyncio.Event()
+        waker = (asyncio.get_running_loop(), event)
+        self._register(waker)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), seconds)
+        finally:
+            self._unregister(waker)
+
+
+async def run_handler(
+    handler: Handler, request: Request
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(result, None), or (None, error text) when the handler raised or returned no JSON dict."""
+    try:
+        result = await handler(request)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(result, dict):
+        return None, f"the handler returned {type(result).__name__}, not a dict"
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return None, f"the handler's result is not JSON: {exc}"
+    return result, None
 
 
 def not_found(request_id: str) -> NotFoundError:

@@ -40,6 +40,7 @@ from .base import (
     exhausted_error,
     new_request_id,
     not_found,
+    run_handler,
 )
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -103,8 +104,6 @@ class SqliteQueue(RequestQueue):
         self.idle_poll = idle_poll
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._wake_lock = threading.Lock()
-        self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             with self._tx() as conn:
@@ -366,8 +365,7 @@ class SqliteQueue(RequestQueue):
         running: set[asyncio.Task[None]] = set()
         wake = asyncio.Event()
         waker = (asyncio.get_running_loop(), wake)
-        with self._wake_lock:
-            self._wakers.add(waker)
+        self._register(waker)
         stop_task = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
@@ -388,8 +386,7 @@ class SqliteQueue(RequestQueue):
             if running:
                 await asyncio.wait(running)
         finally:
-            with self._wake_lock:
-                self._wakers.discard(waker)
+            self._unregister(waker)
             stop_task.cancel()
             for task in running:
                 task.cancel()
@@ -398,7 +395,7 @@ class SqliteQueue(RequestQueue):
 
     async def _answer(self, handler: Handler, claim: Claim) -> None:
         request = claim.request
-        work = asyncio.create_task(handler(request))
+        work = asyncio.create_task(run_handler(handler, request))
         lost = False
         try:
             while True:
@@ -421,39 +418,15 @@ class SqliteQueue(RequestQueue):
             log.warning("LLM request %s: lease lost by %s; its answer is not stored",
                         request.id, claim.worker)
             return
-        result, error = outcome(work)
+        result, error = work.result()
         if not await asyncio.to_thread(self.complete, claim, result, error):
             log.warning("LLM request %s: lease lost by %s; its late answer was refused",
                         request.id, claim.worker)
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        with self._wake_lock:
-            wakers = list(self._wakers)
-        for loop, event in wakers:
-            with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(event.set)
-
-    async def _sleep_or_wake(self, seconds: float) -> None:
-        event = asyncio.Event()
-        waker = (asyncio.get_running_loop(), event)
-        with self._wake_lock:
-            self._wakers.add(waker)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), seconds)
-        finally:
-            with self._wake_lock:
-                self._wakers.discard(waker)
-
     def _request(self, row: sqlite3.Row, now: float) -> Request:
-        state = effective_state(
-            row["state"], row["lease_until"], row["attempts"], now, self.max_attempts
-        )
-        error = row["error"]
-        if state == "failed" and row["state"] == "in_flight":
-            error = exhausted_error(row["attempts"], row["worker"])
+        state = effective_state(row["state"], row["lease_until"], now)
         return Request(
             id=row["id"],
             kind=row["kind"],
@@ -467,23 +440,7 @@ class SqliteQueue(RequestQueue):
             worker=row["worker"],
             coalesce_key=row["coalesce_key"],
             result=None if row["result"] is None else json.loads(row["result"]),
-            error=error,
+            error=row["error"],
             lease_until=row["lease_until"] if state == "in_flight" else None,
         )
 
-
-def outcome(work: asyncio.Task[Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """(result, None) or (None, error text) from a finished handler task."""
-    if work.cancelled():
-        return None, "the handler was cancelled"
-    exc = work.exception()
-    if exc is not None:
-        return None, f"{type(exc).__name__}: {exc}"
-    result = work.result()
-    if not isinstance(result, dict):
-        return None, f"the handler returned {type(result).__name__}, not a dict"
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as err:
-        return None, f"the handler's result is not JSON: {err}"
-    return result, None

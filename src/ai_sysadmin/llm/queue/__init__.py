@@ -1,0 +1,83 @@
+"""The LLM request queue: every LLM request goes through one queue, served by workers.
+
+``queue.url = "sqlite://"`` (default): a durable SQLite file ``state_dir/queue.db``, for one
+machine. ``sqlite:///path/to/file.db`` names another file. ``redis://host:port/db`` (or
+``rediss://``): Redis through rq, shared by workers on several machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ...config import Settings, mask_secret_text
+from .base import (
+    MAX_ATTEMPTS,
+    Handler,
+    QueueError,
+    QueueStats,
+    QueueTimeout,
+    Request,
+    RequestQueue,
+    Submitted,
+)
+
+#: what ``ai-sysadmin worker`` calls to build its handler from the settings
+HandlerFactory = Callable[[Settings], Handler]
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Handler",
+    "HandlerFactory",
+    "QueueError",
+    "QueueStats",
+    "QueueTimeout",
+    "Request",
+    "RequestQueue",
+    "Submitted",
+    "describe_queue",
+    "open_queue",
+    "queue_db_path",
+]
+
+
+def queue_db_path(settings: Settings) -> Path:
+    return settings.state_dir / "queue.db"
+
+
+def describe_queue(settings: Settings) -> str:
+    """Where the queue lives, secrets masked, without opening it."""
+    url = settings.queue.url
+    if urlsplit(url).scheme.lower() == "sqlite" and urlsplit(url).path in ("", "/"):
+        return f"sqlite://{queue_db_path(settings)}"
+    return mask_secret_text(url)
+
+
+def open_queue(settings: Settings) -> RequestQueue:
+    """The queue named by ``settings.queue.url``; an unknown scheme is an error, never a
+    silent default."""
+    url = settings.queue.url
+    scheme = urlsplit(url).scheme.lower()
+    lease = settings.queue.lease_seconds
+    if scheme == "sqlite":
+        from .sqlite import SqliteQueue
+
+        parts = urlsplit(url)
+        if parts.netloc:
+            raise QueueError(
+                f"queue.url {url!r}: a queue file is named by an absolute path, "
+                f"'sqlite:///{parts.netloc}{parts.path}'; 'sqlite://' alone means "
+                "state_dir/queue.db"
+            )
+        path = parts.path
+        return SqliteQueue(Path(path) if path not in ("", "/") else queue_db_path(settings),
+                           lease_seconds=lease)
+    if scheme in ("redis", "rediss"):
+        from .redis_queue import RedisQueue
+
+        return RedisQueue(url, lease_seconds=lease)
+    raise QueueError(
+        f"queue.url {mask_secret_text(url)!r}: unknown scheme {scheme or '(none)'!r}; use "
+        "'sqlite://' (a file in state_dir), 'sqlite:///path/queue.db' or 'redis://host:port/db'"
+    )

@@ -1,0 +1,264 @@
+"""What every queue backend promises, run against SQLite and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ai_sysadmin.llm.queue import QueueTimeout, Request, RequestQueue
+from ai_sysadmin.llm.types import LLMError, Priority
+
+from .conftest import serving
+
+MakeQueue = Callable[..., RequestQueue]
+
+
+def test_priority_first_then_arrival_order(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    submitted = [
+        ("batch-1", "batch"), ("autonomous-1", "autonomous"), ("interactive-1", "interactive"),
+        ("batch-2", Priority.BATCH), ("autonomous-2", Priority.AUTONOMOUS),
+        ("interactive-2", Priority.INTERACTIVE),
+    ]
+    ids = [queue.submit("chat", {"name": name}, prio).request_id for name, prio in submitted]
+    served: list[str] = []
+
+    async def handler(request: Request) -> dict[str, Any]:
+        served.append(request.payload["name"])
+        return {"name": request.payload["name"]}
+
+    async def run() -> list[Request]:
+        async with serving(queue, handler):
+            return [await queue.wait(i, 10) for i in ids]
+
+    answers = asyncio.run(run())
+    assert served == ["interactive-1", "interactive-2", "autonomous-1", "autonomous-2",
+                      "batch-1", "batch-2"]
+    assert [a.result for a in answers] == [{"name": n} for n, _ in submitted]
+    assert all(a.state == "done" and a.attempts == 1 for a in answers)
+
+
+def test_concurrency_limit_is_respected(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    ids = [queue.submit("chat", {"n": n}, "batch").request_id for n in range(6)]
+    active = 0
+    peak = 0
+
+    async def run() -> None:
+        both_busy = asyncio.Event()
+
+        async def handler(request: Request) -> dict[str, Any]:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            if active == 2:
+                both_busy.set()
+            await asyncio.wait_for(both_busy.wait(), 10)
+            await asyncio.sleep(0.01)
+            active -= 1
+            return {}
+
+        async with serving(queue, handler, concurrency=2):
+            for request_id in ids:
+                assert (await queue.wait(request_id, 15)).state == "done"
+
+    asyncio.run(run())
+    assert peak == 2
+
+
+def test_a_request_survives_reopening_the_queue(make_queue: MakeQueue) -> None:
+    first = make_queue()
+    request_id = first.submit("chat", {"question": "why?"}, "autonomous").request_id
+    first.close()
+
+    reopened = make_queue()
+    request = reopened.get(request_id)
+    assert (request.state, request.payload, request.priority) == (
+        "pending", {"question": "why?"}, Priority.AUTONOMOUS)
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {"answer": "because"}
+
+    async def run() -> Request:
+        async with serving(reopened, handler):
+            return await reopened.wait(request_id, 10)
+
+    assert asyncio.run(run()).result == {"answer": "because"}
+
+
+def test_one_pending_investigation_per_incident(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    first = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key="incident-7")
+    again = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key="incident-7")
+    other = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key="incident-8")
+    assert not first.coalesced
+    assert again.coalesced and again.request_id == first.request_id
+    assert not other.coalesced and other.request_id != first.request_id
+    assert queue.stats().pending["autonomous"] == 2
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {}
+
+    async def run() -> None:
+        async with serving(queue, handler):
+            await queue.wait(first.request_id, 10)
+
+    asyncio.run(run())
+    later = queue.submit("chat", {"turn": 2}, "autonomous", coalesce_key="incident-7")
+    assert not later.coalesced and later.request_id != first.request_id
+
+
+def test_a_client_that_times_out_is_told_clearly_and_loses_nothing(
+    make_queue: MakeQueue,
+) -> None:
+    queue = make_queue()
+    ahead = queue.submit("chat", {}, "interactive").request_id
+    request_id = queue.submit("chat", {"q": "disk?"}, "interactive").request_id
+
+    with pytest.raises(QueueTimeout) as caught:
+        asyncio.run(queue.wait(request_id, 0.05))
+    message = str(caught.value)
+    assert request_id in message
+    assert "still queued with 1 request(s) ahead of it" in message
+    assert "will be answered" in message
+    assert "ai-sysadmin queue" in message
+    assert caught.value.request_id == request_id
+    assert queue.get(request_id).state == "pending"
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {"a": request.payload.get("q")}
+
+    async def run() -> Request:
+        async with serving(queue, handler):
+            await queue.wait(ahead, 10)
+            return await queue.wait(request_id, 10)
+
+    assert asyncio.run(run()).result == {"a": "disk?"}
+    assert queue.get(request_id).state == "done"
+
+
+def test_a_handler_error_fails_the_request_with_its_text(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+
+    async def handler(request: Request) -> dict[str, Any]:
+        if request.payload.get("bad"):
+            raise RuntimeError("the model server said 500")
+        return {"fine": True}
+
+    async def run() -> tuple[Request, dict[str, Any], LLMError]:
+        async with serving(queue, handler):
+            bad = queue.submit("chat", {"bad": True}, "batch").request_id
+            failed = await queue.wait(bad, 10)
+            ok = await queue.call("chat", {}, "interactive", timeout=10)
+            with pytest.raises(LLMError) as caught:
+                await queue.call("chat", {"bad": True}, "interactive", timeout=10)
+            return failed, ok, caught.value
+
+    failed, ok, error = asyncio.run(run())
+    assert failed.state == "failed"
+    assert failed.error == "RuntimeError: the model server said 500"
+    assert failed.result is None
+    assert ok == {"fine": True}
+    assert "the model server said 500" in str(error)
+    stats = queue.stats()
+    assert (stats.done_last_hour, stats.failed_last_hour) == (1, 2)
+
+
+def test_stats_show_depth_in_flight_and_waits(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    empty = queue.stats()
+    assert (empty.depth, empty.in_flight, empty.oldest_pending_age) == (0, 0, None)
+    for prio in ("batch", "batch", "autonomous", "interactive"):
+        queue.submit("chat", {}, prio)
+    before = queue.stats()
+    assert before.pending == {"interactive": 1, "autonomous": 1, "batch": 2}
+    assert before.oldest_pending_age is not None and before.oldest_pending_age >= 0
+
+    async def run() -> Any:
+        release = asyncio.Event()
+        started = asyncio.Event()
+
+        async def handler(request: Request) -> dict[str, Any]:
+            started.set()
+            await asyncio.wait_for(release.wait(), 10)
+            return {}
+
+        async with serving(queue, handler, name="stats-worker"):
+            await asyncio.wait_for(started.wait(), 10)
+            during = queue.stats()
+            release.set()
+        return during
+
+    during = asyncio.run(run())
+    assert during.in_flight == 1
+    assert during.pending == {"interactive": 0, "autonomous": 1, "batch": 2}
+    [running] = during.in_flight_requests
+    assert running.priority == Priority.INTERACTIVE and running.worker == "stats-worker"
+    after = queue.stats()
+    assert after.in_flight == 0 and after.done_last_hour >= 1
+    assert after.mean_wait_last_hour is not None and after.mean_wait_last_hour >= 0
+
+
+def test_a_cancelled_request_is_never_served(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    dropped = queue.submit("chat", {"n": 1}, "batch", coalesce_key="k").request_id
+    kept = queue.submit("chat", {"n": 2}, "batch").request_id
+    assert queue.cancel(dropped)
+    assert not queue.cancel(dropped)
+    served: list[int] = []
+
+    async def handler(request: Request) -> dict[str, Any]:
+        served.append(request.payload["n"])
+        return {}
+
+    async def run() -> None:
+        async with serving(queue, handler):
+            await queue.wait(kept, 10)
+
+    asyncio.run(run())
+    assert served == [2]
+    assert queue.get(dropped).state == "cancelled"
+    assert not queue.submit("chat", {}, "batch", coalesce_key="k").coalesced
+
+
+def test_an_unknown_request_is_not_found(make_queue: MakeQueue) -> None:
+    from ai_sysadmin.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no LLM request 'q-nope'"):
+        make_queue().get("q-nope")
+
+
+def test_a_worker_cancelled_mid_request_gives_it_back(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    request_id = queue.submit("chat", {}, "interactive").request_id
+
+    async def run() -> None:
+        started = asyncio.Event()
+
+        async def handler(request: Request) -> dict[str, Any]:
+            started.set()
+            await asyncio.sleep(3600)
+            return {}
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(queue.serve(handler, worker_name="hard", stop=stop))
+        await asyncio.wait_for(started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(run())
+    request = queue.get(request_id)
+    assert (request.state, request.attempts) == ("pending", 0)
+
+    async def answer() -> Request:
+        async def handler(request: Request) -> dict[str, Any]:
+            return {"second": True}
+
+        async with serving(queue, handler):
+            return await queue.wait(request_id, 10)
+
+    assert asyncio.run(answer()).result == {"second": True}

@@ -1,0 +1,153 @@
+"""``queue`` and ``worker`` as a user sees them, and the worker's handler end to end: the queued
+client, the SQLite queue, the real handler and backend, a scripted model over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ai_sysadmin.cli import queue_cmd
+from ai_sysadmin.cli.context import AppState
+from ai_sysadmin.config import LLMSettings, QueueSettings, Settings, load_settings
+from ai_sysadmin.errors import NotFoundError
+from ai_sysadmin.llm.client import QueuedLLM
+from ai_sysadmin.llm.handlers import build_handler
+from ai_sysadmin.llm.queue import QueueError, Request, RequestQueue, open_queue
+from ai_sysadmin.llm.types import Message, Priority
+from tests.support.scripted_model import ScriptedModel, say
+
+
+def root_app() -> typer.Typer:
+    """The two commands mounted the way the main app mounts them."""
+    root = typer.Typer()
+
+    @root.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = AppState()
+
+    root.add_typer(queue_cmd.app, name="queue")
+    root.command("worker")(queue_cmd.worker)
+    return root
+
+
+@pytest.fixture
+def env_queue() -> Iterator[RequestQueue]:
+    """The queue the CLI opens: the one of the settings from the (test) environment."""
+    queue = open_queue(load_settings().settings)
+    yield queue
+    queue.close()
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(root_app(), list(args))
+
+
+def test_queue_shows_depth_per_priority(env_queue: RequestQueue) -> None:
+    env_queue.submit("chat", {}, "batch")
+    env_queue.submit("chat", {}, "batch")
+    env_queue.submit("chat", {}, "interactive")
+
+    result = invoke("queue", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["pending"] == {"interactive": 1, "autonomous": 0, "batch": 2}
+    assert (data["depth"], data["in_flight"]) == (3, 0)
+    assert data["backend"].endswith("queue.db")
+
+    human = invoke("queue")
+    assert human.exit_code == 0, human.output
+    assert "depth 3 · in flight 0" in human.output
+    assert "last hour: 0 done, 0 failed" in human.output
+
+
+def test_queue_show_tells_one_request(env_queue: RequestQueue) -> None:
+    env_queue.submit("chat", {}, "interactive")
+    request_id = env_queue.submit("chat", {}, "autonomous", coalesce_key="incident-3").request_id
+
+    result = invoke("queue", "show", request_id)
+    assert result.exit_code == 0, result.output
+    assert "pending (1 ahead)" in result.output
+    assert "incident-3" in result.output
+    data = json.loads(invoke("queue", "show", request_id, "--json").output)
+    assert (data["id"], data["state"], data["priority"], data["ahead"]) == (
+        request_id, "pending", "autonomous", 1)
+
+    missing = invoke("queue", "show", "q-nope")
+    assert isinstance(missing.exception, NotFoundError)
+
+
+def test_worker_command_parses_its_options() -> None:
+    result = invoke("worker", "--help")
+    assert result.exit_code == 0, result.output
+    assert "--concurrency" in result.output and "--name" in result.output
+
+
+def test_an_unknown_queue_url_is_refused_loudly(tmp_path: Path) -> None:
+    for url, words in (("amqp://host/", "unknown scheme 'amqp'"),
+                       ("sqlite://queue.db", "absolute path"),
+                       ("redis://127.0.0.1:1/0", "cannot reach the queue")):
+        settings = Settings(ai_name="hal", state_dir=tmp_path, queue=QueueSettings(url=url))
+        with pytest.raises(QueueError, match=words):
+            open_queue(settings)
+
+
+def test_serve_queue_answers_with_the_factorys_handler(tmp_path: Path) -> None:
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    built: list[Settings] = []
+
+    def factory(given: Settings) -> Any:
+        built.append(given)
+
+        async def handle(request: Request) -> dict[str, Any]:
+            return {"echo": request.payload}
+
+        return handle
+
+    async def run() -> Request:
+        queue = open_queue(settings)
+        request_id = queue.submit("chat", {"x": 1}, "interactive").request_id
+        stop = asyncio.Event()
+        serving = asyncio.create_task(
+            queue_cmd.serve_queue(settings, factory, worker_name="cli-worker", stop=stop))
+        try:
+            return await queue.wait(request_id, 10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, 10)
+            queue.close()
+
+    answered = asyncio.run(run())
+    assert built == [settings]
+    assert (answered.result, answered.worker) == ({"echo": {"x": 1}}, "cli-worker")
+
+
+def test_a_chat_goes_through_the_queue_to_the_model_and_back(tmp_path: Path) -> None:
+    with ScriptedModel([say("the disk is full")]) as model:
+        settings = Settings(
+            ai_name="hal", state_dir=tmp_path / "state",
+            llm=LLMSettings(url=model.url, model="scripted", timeout=10),
+        )
+
+        async def run() -> str:
+            queue = open_queue(settings)
+            stop = asyncio.Event()
+            serving = asyncio.create_task(
+                queue_cmd.serve_queue(settings, build_handler, worker_name="w", stop=stop))
+            try:
+                llm = QueuedLLM(queue, Priority.INTERACTIVE, timeout=10)
+                result = await llm([Message("user", "why is / full?")], [])
+                return result.message.content
+            finally:
+                stop.set()
+                await asyncio.wait_for(serving, 10)
+                queue.close()
+
+        assert asyncio.run(run()) == "the disk is full"
+        assert model.requests[0]["messages"][-1]["content"] == "why is / full?"

@@ -1,0 +1,92 @@
+"""The fenced steps of the SQLite queue: claim, renew, complete, release, and giving up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+
+from .conftest import poll_until
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> SqliteQueue:
+    return SqliteQueue(tmp_path / "queue.db", lease_seconds=0.2, max_attempts=2)
+
+
+def test_a_late_completion_from_a_lost_lease_is_refused(queue: SqliteQueue) -> None:
+    request_id = queue.submit("chat", {}, "interactive").request_id
+    old = queue.claim("w1")
+    assert old is not None and old.attempt == 1
+    assert queue.claim("w2") is None  # leased: nobody else gets it
+    assert queue.renew(old)
+
+    poll_until(lambda: queue.get(request_id).state == "pending", 5, "the lease to expire")
+    new = queue.claim("w2")
+    assert new is not None and new.request.id == request_id and new.attempt == 2
+
+    assert not queue.renew(old)
+    assert not queue.complete(old, {"from": "w1"})
+    assert queue.complete(new, {"from": "w2"})
+    assert not queue.complete(new, {"from": "w2, again"})
+    request = queue.get(request_id)
+    assert (request.state, request.result, request.worker) == ("done", {"from": "w2"}, "w2")
+
+
+def test_same_worker_name_is_still_fenced_by_the_attempt(queue: SqliteQueue) -> None:
+    request_id = queue.submit("chat", {}, "batch").request_id
+    old = queue.claim("host-1")
+    assert old is not None
+    poll_until(lambda: queue.get(request_id).state == "pending", 5, "the lease to expire")
+    new = queue.claim("host-1")
+    assert new is not None
+    assert not queue.complete(old, {"stale": True})
+    assert queue.complete(new, {"fresh": True})
+    assert queue.get(request_id).result == {"fresh": True}
+
+
+def test_a_request_whose_workers_keep_dying_fails_with_a_clear_error(queue: SqliteQueue) -> None:
+    request_id = queue.submit("chat", {}, "batch").request_id
+    for attempt in (1, 2):
+        claim = queue.claim(f"w{attempt}")
+        assert claim is not None and claim.attempt == attempt
+        poll_until(lambda: queue.get(request_id).state == "pending", 5, "the lease to expire")
+    assert queue.claim("w3") is None  # out of attempts: failed, not served
+    request = queue.get(request_id)
+    assert request.state == "failed"
+    assert request.error == (
+        "gave up after 2 attempt(s): the worker serving it stopped or lost its lease each "
+        "time (last: w2)"
+    )
+
+
+def test_a_released_request_goes_back_without_using_an_attempt(queue: SqliteQueue) -> None:
+    request_id = queue.submit("chat", {}, "batch").request_id
+    claim = queue.claim("w1")
+    assert claim is not None and queue.release(claim)
+    request = queue.get(request_id)
+    assert (request.state, request.attempts) == ("pending", 0)
+    again = queue.claim("w1")
+    assert again is not None and again.attempt == 1
+
+
+def test_the_queue_has_its_own_database_file(tmp_path: Path) -> None:
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.llm.queue import open_queue
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    queue = open_queue(settings)
+    assert isinstance(queue, SqliteQueue)
+    assert queue.path == tmp_path / "state" / "queue.db" != settings.db_path
+    queue.close()
+
+
+@pytest.mark.parametrize("priority", ["urgent", 7])
+def test_an_unknown_priority_is_refused(queue: SqliteQueue, priority: object) -> None:
+    from ai_sysadmin.llm.queue import QueueError
+
+    with pytest.raises(QueueError, match="use one of interactive, autonomous, batch"):
+        queue.submit("chat", {}, priority)  # type: ignore[arg-type]
+    assert queue.stats().depth == 0
