@@ -262,3 +262,22 @@ def test_a_worker_cancelled_mid_request_gives_it_back(make_queue: MakeQueue) -> 
             return await queue.wait(request_id, 10)
 
     assert asyncio.run(answer()).result == {"second": True}
+
+
+def test_serving_workers_are_visible_to_clients(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    assert queue.live_workers() == 0
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {}
+
+    async def run() -> int:
+        async with serving(queue, handler):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while queue.live_workers() == 0 and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            return queue.live_workers()
+
+    assert asyncio.run(run()) >= 1
+    assert queue.live_workers() == 0  # a worker that stopped says so

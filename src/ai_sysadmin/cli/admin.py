@@ -14,7 +14,7 @@ from rich.table import Table
 from .. import logs as logfiles
 from ..config import effective_rows, short_hostname
 from ..hosts.transport import LocalTransport
-from ..orchestrator.daemon import Daemon
+from ..orchestrator.daemon import build_daemon
 from .context import banner, out, print_json, state
 from .dispatch import TOOLS
 
@@ -108,5 +108,5 @@ def run(ctx: typer.Context) -> None:
     app_state = state(ctx)
     settings = app_state.settings
     logfiles.configure(settings.log_dir, settings.ai_name, console=True)
-    daemon = Daemon(settings, app_state.store, [LocalTransport(short_hostname())])
+    daemon = build_daemon(settings, app_state.store, [LocalTransport(short_hostname())])
     asyncio.run(daemon.run())

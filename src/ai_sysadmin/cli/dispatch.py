@@ -13,6 +13,9 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "logs": ("logs",),
     "drill": ("drill",),
     "config": ("config",),
+    "ask": ("ask",),
+    "chat": ("chat",),
+    "queue": ("queue",),
 }
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import AiSysadminError
-from . import admin, check, drill, issues
+from . import admin, check, converse, drill, issues, queue_cmd
 from .context import AppState, err
 from .dispatch import dispatch
 
@@ -47,6 +47,13 @@ app.command("check")(check.check)
 app.command("run")(admin.run)
 app.command("logs")(admin.logs)
 app.command("drill")(drill.drill)
+app.command("ask")(converse.ask)
+app.command("chat")(converse.chat)
+app.command("worker")(queue_cmd.worker)
+app.add_typer(queue_cmd.app, name="queue")
+llm_app = typer.Typer(help="The LLM server.")
+llm_app.command("status")(converse.llm_status)
+app.add_typer(llm_app, name="llm")
 app.add_typer(issues.app, name="issues")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(admin.commands_app, name="commands")

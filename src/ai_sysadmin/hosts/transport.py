@@ -68,13 +68,12 @@ class Transport(ABC):
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except TimeoutError:
-            _kill_group(proc)
-            await proc.wait()
+            await _terminate(proc)
             raise TransportError(
                 f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
             ) from None
         except asyncio.CancelledError:
-            _kill_group(proc)
+            await _terminate(proc)
             raise
         return CommandResult(
             cmd,
@@ -111,18 +110,38 @@ class Transport(ABC):
                     break
                 yield line.decode("utf-8", "replace").rstrip("\n")
         finally:
-            _kill_group(proc)
-            with contextlib.suppress(ProcessLookupError):
-                await proc.wait()
+            await _terminate(proc)
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; nothing to do for process-based transports."""
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            return [int(p) for p in handle.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """Kill a command and everything it started, leaving no zombie behind.
+
+    Children die first, so that a wrapper such as ``nsenter`` or ``ssh`` reaps them itself: an
+    orphan would go to PID 1, which in containers often never reaps, and a zombie inside a PID
+    namespace keeps that namespace's init from shutting down.
+    """
+    if proc.returncode is None:
+        for child in _children(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 1.0)
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        await proc.wait()
 
 
 class LocalTransport(Transport):

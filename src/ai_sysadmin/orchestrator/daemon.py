@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+from collections.abc import Awaitable, Callable
 
+from ..agent.prompt import HostFacts
 from ..config import Settings
 from ..hosts.transport import Transport
+from ..llm.client import QueuedLLM
+from ..llm.handlers import build_handler
+from ..llm.queue import open_queue
+from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.snapshot import JournalEntry
 from ..store import IncidentStore
-from .checker import HostChecker
+from .checker import CheckReport, HostChecker
+from .investigator import Investigator
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -22,13 +31,38 @@ DEBOUNCE_SECONDS = 0.2
 
 class Daemon:
     def __init__(
-        self, settings: Settings, store: IncidentStore, transports: list[Transport]
+        self,
+        settings: Settings,
+        store: IncidentStore,
+        transports: list[Transport],
+        investigator: Investigator | None = None,
+        worker: Callable[[asyncio.Event], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.checkers = [HostChecker(t, settings, store) for t in transports]
         self.stop_event = asyncio.Event()
         self.followers: list[JournalFollower] = []
+        self.investigator = investigator
+        self.worker = worker
+
+    def facts(self, host: str) -> HostFacts:
+        """What the system prompt may say about a host: validated tokens of its last snapshot."""
+        checker = next((c for c in self.checkers if c.host == host), None)
+        snap = checker.previous if checker else None
+        if snap is None:
+            return HostFacts(host)
+        return HostFacts(host, snap.os.id if snap.os else None,
+                         snap.os.version_id if snap.os else None, snap.nixos_generation,
+                         snap.systemd_running)
+
+    def _triage(self, report: CheckReport) -> None:
+        """Only new or changed incidents cost an LLM call; a healthy host costs none."""
+        if self.investigator is None or report.outcome is None:
+            return
+        out = report.outcome
+        for incident_id in (*out.opened, *out.reopened, *out.changed):
+            self.investigator.schedule(incident_id)
 
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
@@ -38,7 +72,7 @@ class Daemon:
 
     async def _safe_check(self, checker: HostChecker, reason: str) -> None:
         try:
-            await checker.check(reason)
+            self._triage(await checker.check(reason))
         except Exception:
             log.exception("check of %s failed", checker.host, extra={"host": checker.host})
 
@@ -73,6 +107,11 @@ class Daemon:
             self.settings.autonomy_level, "on" if self.settings.journal_follow else "off",
         )
         tasks: list[asyncio.Task[None]] = []
+        if self.worker is not None:
+            tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
+        if self.investigator is not None:
+            self.investigator.recover()
+            tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event)))
         for checker in self.checkers:
             if self.settings.journal_follow:
                 tasks += self._follow(checker)
@@ -80,9 +119,38 @@ class Daemon:
         try:
             await self.stop_event.wait()
         finally:
+            if self.investigator is not None:
+                await self.investigator.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for checker in self.checkers:
                 await checker.transport.close()
             log.info("%s stopped cleanly", self.settings.ai_name)
+
+
+def build_daemon(settings: Settings, store: IncidentStore, transports: list[Transport]) -> Daemon:
+    """The daemon as ``ai-sysadmin run`` starts it: checks, followers and, unless turned off,
+    autonomous investigations through the queue with an embedded worker."""
+    if not settings.agent.investigate:
+        return Daemon(settings, store, transports)
+    queue = open_queue(settings)
+    by_host = {t.host: t for t in transports}
+    daemon = Daemon(settings, store, transports)
+
+    def llm_for(incident_id: int) -> QueuedLLM:
+        # one pending investigation per incident: its requests share a coalescing key
+        return QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=f"incident:{incident_id}",
+                         timeout=settings.queue.wait_timeout)
+
+    daemon.investigator = Investigator(settings, store, by_host, llm_for, daemon.facts)
+    if settings.queue.embedded_worker:
+        handler = build_handler(settings)
+        name = f"{socket.gethostname()}-daemon-{os.getpid()}"
+
+        def serve(stop: asyncio.Event) -> Awaitable[None]:
+            return queue.serve(handler, concurrency=settings.queue.concurrency,
+                               worker_name=name, stop=stop)
+
+        daemon.worker = serve
+    return daemon

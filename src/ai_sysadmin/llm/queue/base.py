@@ -218,6 +218,10 @@ class RequestQueue(ABC):
         ``stop`` is set; then finish the requests in flight and return. A handler's dict is stored
         as the result; an exception it raises fails the request with the error's text."""
 
+    @abstractmethod
+    def live_workers(self) -> int:
+        """How many workers are serving this queue now (a client with none can serve itself)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -486,6 +486,12 @@ class RedisQueue(RequestQueue):
 
     # -- workers ----------------------------------------------------------------------------
 
+    def live_workers(self) -> int:
+        # rq keeps a registry of workers with heartbeats; ours listen on our three queues
+        names = {q.name for q in self.queues}
+        return sum(1 for w in SimpleWorker.all(connection=self.redis)
+                   if names & set(w.queue_names()))
+
     async def serve(
         self,
         handler: Handler,

@@ -71,7 +71,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX requests_coalesce ON requests (coalesce_key)
         WHERE coalesce_key IS NOT NULL AND state IN ('pending', 'in_flight');
     """,
+    # 2: serving workers announce themselves, so a lone client knows to serve its own request
+    """
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL
+    );
+    """,
 )
+
+#: a worker that has not announced itself for this long is gone
+WORKER_SILENCE_SECONDS = 5.0
 
 _COLUMNS = (
     "id, kind, priority, payload, state, created_at, started_at, finished_at, attempts, worker, "
@@ -95,7 +105,7 @@ class SqliteQueue(RequestQueue):
         *,
         lease_seconds: float = 60.0,
         max_attempts: int = MAX_ATTEMPTS,
-        idle_poll: float = 0.05,
+        idle_poll: float = 0.5,
     ) -> None:
         self.path = Path(path)
         self.description = f"sqlite://{self.path}"
@@ -367,9 +377,13 @@ class SqliteQueue(RequestQueue):
         waker = (asyncio.get_running_loop(), wake)
         self._register(waker)
         stop_task = asyncio.create_task(stop.wait())
+        announced = 0.0
         try:
             while not stop.is_set():
                 wake.clear()
+                if time.time() - announced > WORKER_SILENCE_SECONDS / 5:
+                    announced = time.time()
+                    await asyncio.to_thread(self._announce, worker_name, announced)
                 while len(running) < concurrency and not stop.is_set():
                     claim = await asyncio.to_thread(self.claim, worker_name)
                     if claim is None:
@@ -387,11 +401,26 @@ class SqliteQueue(RequestQueue):
                 await asyncio.wait(running)
         finally:
             self._unregister(waker)
+            await asyncio.to_thread(self._announce, worker_name, None)
             stop_task.cancel()
             for task in running:
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+    def _announce(self, worker: str, now: float | None) -> None:
+        with self._tx() as conn:
+            if now is None:
+                conn.execute("DELETE FROM workers WHERE name=?", (worker,))
+            else:
+                conn.execute("INSERT INTO workers(name, seen_at) VALUES (?, ?) ON CONFLICT(name) "
+                             "DO UPDATE SET seen_at=excluded.seen_at", (worker, now))
+
+    def live_workers(self) -> int:
+        with self._tx() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM workers WHERE seen_at>?",
+                               (time.time() - WORKER_SILENCE_SECONDS,)).fetchone()
+        return int(row[0])
 
     async def _answer(self, handler: Handler, claim: Claim) -> None:
         request = claim.request

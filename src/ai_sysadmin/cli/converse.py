@@ -1,0 +1,182 @@
+"""``{name}-ask`` and ``{name}-chat``: talk with the assistant; its tools show as they run."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markdown import Markdown
+
+from ..agent.context import ToolContext
+from ..agent.investigate import chat_opening
+from ..agent.loop import Agent, AgentEvent, AgentOutcome
+from ..agent.tools import REGISTRY
+from ..config import Settings, short_hostname
+from ..hosts.transport import LocalTransport
+from ..llm.backends import make_backend
+from ..llm.queue import open_queue
+from ..llm.types import Message, Priority
+from ..orchestrator.session import llm_session, local_facts
+from .context import err, out, print_json, state
+
+
+def _context(settings: Settings) -> ToolContext:
+    host = short_hostname()
+    return ToolContext(settings, {host: LocalTransport(host)}, host)
+
+
+def _show(event: AgentEvent) -> None:
+    if event.kind == "tool_call":
+        err.print(f"[dim]  → {event.name} {event.detail}[/dim]", markup=True, highlight=False)
+    elif event.kind == "tool_result" and event.detail != "ok":
+        err.print(f"[dim]    {event.name}: {event.detail}[/dim]")
+
+
+async def _turn(settings: Settings, ctx: ToolContext, messages: list[Message],
+                quiet: bool) -> AgentOutcome:
+    async with llm_session(settings, Priority.INTERACTIVE) as llm:
+        agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=None if quiet else _show)
+        return await agent.run(messages)
+
+
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="What to ask.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One question, one answer (through the queue, at interactive priority)."""
+    settings = state(ctx).settings
+    tools = _context(settings)
+    messages = [chat_opening(settings, local_facts()), Message("user", question)]
+    outcome = asyncio.run(_turn(settings, tools, messages, quiet=as_json))
+    if as_json:
+        calls = [{"tool": c.name, "arguments": c.arguments}
+                 for m in outcome.messages for c in m.tool_calls]
+        print_json({"name": settings.ai_name, "answer": outcome.answer,
+                    "stop_reason": outcome.stop_reason, "tool_calls": calls,
+                    "proposals": outcome.proposals})
+        return
+    out.print(Markdown(outcome.answer))
+
+
+def _debug(settings: Settings) -> None:
+    async def status() -> Any:
+        backend = make_backend(settings.llm)
+        try:
+            return await backend.status()
+        finally:
+            await backend.aclose()
+
+    st = asyncio.run(status())
+    queue = open_queue(settings)
+    try:
+        stats, workers = queue.stats(), queue.live_workers()
+    finally:
+        queue.close()
+    out.print(f"backend {st.backend} at {st.url}: "
+              f"{'reachable' if st.reachable else 'NOT reachable'}, model {st.model} "
+              f"{'present' if st.model_present else 'MISSING'} {st.detail}".rstrip())
+    out.print(f"queue: {stats.depth} pending, {stats.in_flight} in flight, {workers} worker(s)")
+
+
+def _history_file(settings: Settings) -> Path:
+    return settings.state_dir / "chat_history"
+
+
+def chat(ctx: typer.Context) -> None:
+    """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history."""
+    settings = state(ctx).settings
+    tools = _context(settings)
+    try:
+        import readline  # line editing and persistent history, where the platform has it
+    except ImportError:  # pragma: no cover - every Linux Python has it
+        readline = None  # type: ignore[assignment]
+    history = _history_file(settings)
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            history.parent.mkdir(parents=True, exist_ok=True)
+            readline.read_history_file(history)
+        readline.set_history_length(1000)
+        atexit.register(lambda: _save_history(readline, history))
+    system = chat_opening(settings, local_facts())
+    messages: list[Message] = [system]
+    out.print(f"[bold]{settings.ai_name}[/bold] · chat (autonomy {settings.autonomy_level}); "
+              "/exit to leave, /debug for the backend and queue")
+    while True:
+        try:
+            line = input(f"{settings.ai_name}> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            break
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            break
+        if line == "/clear":
+            messages = [system]
+            out.print("conversation cleared")
+            continue
+        if line == "/history":
+            asked = [m.content for m in messages if m.role == "user"]
+            for number, text in enumerate(asked, 1):
+                out.print(f"{number:>3}  {text}", markup=False)
+            if not asked:
+                out.print("nothing asked yet in this conversation")
+            continue
+        if line == "/debug":
+            _debug(settings)
+            continue
+        if line.startswith("/"):
+            out.print("commands: /exit /quit /clear /history /debug")
+            continue
+        try:
+            outcome = asyncio.run(_turn(settings, tools, [*messages, Message("user", line)],
+                                        quiet=False))
+        except Exception as exc:
+            err.print(f"[red]{type(exc).__name__}:[/red] {exc}", highlight=False)
+            continue
+        messages = outcome.messages
+        out.print(Markdown(outcome.answer))
+
+
+def _save_history(readline: Any, path: Path) -> None:
+    with contextlib.suppress(OSError):
+        readline.write_history_file(path)
+
+
+def llm_status(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Does the LLM server answer, and is the configured model there? Exit 0 yes, 1 no."""
+    settings = state(ctx).settings
+
+    async def status() -> Any:
+        backend = make_backend(settings.llm)
+        try:
+            return await backend.status()
+        finally:
+            await backend.aclose()
+
+    st = asyncio.run(status())
+    ready = st.reachable and st.model_present
+    if as_json:
+        print_json({"backend": st.backend, "url": st.url, "model": st.model,
+                    "reachable": st.reachable, "model_present": st.model_present,
+                    "detail": st.detail, "models": list(st.models)})
+    else:
+        verdict = "[green]ready[/green]" if ready else "[red]not ready[/red]"
+        out.print(f"{settings.ai_name} · LLM {st.backend} at {st.url}: {verdict}")
+        out.print(f"reachable: {st.reachable} · model {st.model}: "
+                  f"{'present' if st.model_present else 'missing'}")
+        if st.detail:
+            out.print(st.detail, markup=False)
+        if st.models:
+            out.print("models: " + ", ".join(st.models[:20]), markup=False)
+    raise typer.Exit(0 if ready else 1)
+
+
+__all__ = ["ask", "chat", "llm_status"]

@@ -1,0 +1,112 @@
+"""Autonomous investigations: a new or changed incident gets one, through the LLM queue.
+
+At most one investigation per incident runs at a time. If the LLM is down or answers garbage,
+the incident stays open with the reason and is retried with exponential backoff; it is never
+marked healthy by an LLM failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from ..agent.context import ToolContext
+from ..agent.investigate import investigate
+from ..agent.loop import LLMCall
+from ..agent.prompt import HostFacts
+from ..config import Settings
+from ..errors import AiSysadminError
+from ..hosts.transport import Transport
+from ..store import IncidentStore
+
+log = logging.getLogger("ai_sysadmin.decisions")
+
+#: the longest wait between two attempts at an investigation
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def backoff(first: float, attempts: int) -> float:
+    return min(first * (2 ** max(attempts, 0)), MAX_BACKOFF_SECONDS)
+
+
+class Investigator:
+    def __init__(
+        self,
+        settings: Settings,
+        store: IncidentStore,
+        transports: dict[str, Transport],
+        llm_for: Callable[[int], LLMCall],
+        facts_for: Callable[[str], HostFacts] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.transports = transports
+        self.llm_for = llm_for
+        self.facts_for = facts_for or HostFacts
+        self.running: dict[int, asyncio.Task[None]] = {}
+
+    def schedule(self, incident_id: int) -> bool:
+        """Start an investigation unless one is already running for this incident."""
+        task = self.running.get(incident_id)
+        if task is not None and not task.done():
+            return False
+        self.running[incident_id] = asyncio.create_task(
+            self._run(incident_id), name=f"investigate:{incident_id}")
+        return True
+
+    async def _run(self, incident_id: int) -> None:
+        incident = await asyncio.to_thread(self.store.get, incident_id)
+        if incident.state not in ("open", "reopened"):
+            return
+        await asyncio.to_thread(self.store.transition, incident_id, "investigating", "agent",
+                                "investigation started")
+        ctx = ToolContext(self.settings, self.transports, incident.host, self.store, incident_id)
+        started = time.monotonic()
+        try:
+            outcome = await investigate(incident, self.llm_for(incident_id), ctx, self.settings,
+                                        self.facts_for(incident.host))
+        except (AiSysadminError, OSError, ValueError) as exc:
+            attempts = incident.investigation_attempts
+            delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
+            reason = f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(self.store.record_investigation, incident_id, None, reason,
+                                    time.time() + delay)
+            log.warning("investigation of incident %d failed (%s); retry in %.0f s",
+                        incident_id, reason, delay,
+                        extra={"incident": incident_id, "event": "investigation_failed"})
+            return
+        except asyncio.CancelledError:
+            with contextlib.suppress(AiSysadminError):
+                self.store.record_investigation(incident_id, None, "interrupted", time.time())
+            raise
+        diagnosis = outcome.answer
+        if outcome.stop_reason == "budget":
+            diagnosis = f"(incomplete: the tool budget ran out)\n{diagnosis}"
+        await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis, None)
+        log.info("incident %d investigated in %.1f s with %d tool calls, %d proposal(s)",
+                 incident_id, time.monotonic() - started, outcome.tool_calls,
+                 len(outcome.proposals),
+                 extra={"incident": incident_id, "event": "investigated",
+                        "proposals": outcome.proposals})
+
+    def recover(self) -> None:
+        """After a restart: investigations that were cut off go back to open and start again."""
+        for incident in self.store.incidents(("investigating",)):
+            self.store.transition(incident.id, "open", "agent", "investigation interrupted by a "
+                                  "restart; starting again")
+            self.schedule(incident.id)
+
+    async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:
+        while not stop.is_set():
+            for incident in await asyncio.to_thread(self.store.investigation_due):
+                self.schedule(incident.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+    async def close(self) -> None:
+        for task in self.running.values():
+            task.cancel()
+        await asyncio.gather(*self.running.values(), return_exceptions=True)

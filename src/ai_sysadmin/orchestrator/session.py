@@ -1,0 +1,57 @@
+"""A conversation's way to the LLM: the queue, served by this process when no worker runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from ..agent.prompt import HostFacts
+from ..config import Settings, short_hostname
+from ..hosts.osinfo import parse_os_release
+from ..llm.client import QueuedLLM
+from ..llm.handlers import build_handler
+from ..llm.queue import open_queue
+from ..llm.types import Priority
+
+
+@contextlib.asynccontextmanager
+async def llm_session(
+    settings: Settings, priority: Priority, coalesce_key: str | None = None
+) -> AsyncIterator[QueuedLLM]:
+    """Requests go through the queue at ``priority``. With no live worker (no daemon running),
+    this process serves the queue itself for the session, so `ask` works on its own too."""
+    queue = open_queue(settings)
+    stop = asyncio.Event()
+    own_worker = None
+    if queue.live_workers() == 0:
+        own_worker = asyncio.create_task(queue.serve(
+            build_handler(settings), concurrency=settings.queue.concurrency,
+            worker_name=f"{socket.gethostname()}-session-{os.getpid()}", stop=stop))
+    try:
+        yield QueuedLLM(queue, priority, coalesce_key=coalesce_key,
+                        timeout=settings.queue.wait_timeout)
+    finally:
+        stop.set()
+        if own_worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(own_worker, settings.llm.timeout + 5)
+        queue.close()
+
+
+def local_facts() -> HostFacts:
+    text = ""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        with contextlib.suppress(OSError):
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+            break
+    info = parse_os_release(text)
+    generation = None
+    with contextlib.suppress(OSError):
+        link = os.readlink("/nix/var/nix/profiles/system")
+        generation = link.rsplit("-", 2)[-2] if link.count("-") >= 2 else None
+    return HostFacts(short_hostname(), info.id, info.version_id, generation,
+                     os.path.isdir("/run/systemd/system"))

@@ -1,0 +1,86 @@
+"""``hal-ask``, ``hal-chat`` and ``llm status`` as a user runs them, against the scripted model."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN
+from tests.support.scripted_model import ScriptedModel, call, say
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n')
+    return {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+            "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
+            "AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
+            "AI_SYSADMIN_LLM__TIMEOUT": "10", "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
+
+
+def run(argv: list[str], env: dict[str, str], stdin: str | None = None):
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_ask_answers_through_the_queue_with_tools(env, tmp_path: Path) -> None:
+    with ScriptedModel([call("run_readonly", argv=["uname", "-s"]),
+                        say("This host runs **Linux**.")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "--json", "what kernel?"], env)
+        sent = model.requests
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["name"] == "hal" and answer["answer"] == "This host runs **Linux**."
+    assert answer["tool_calls"] == [{"tool": "run_readonly", "arguments": {"argv": ["uname",
+                                                                                   "-s"]}}]
+    assert "You are hal" in sent[0]["messages"][0]["content"]
+    rows = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
+        "SELECT priority, state FROM requests").fetchall()
+    assert rows == [(0, "done"), (0, "done")]  # two completions, interactive, answered
+
+
+def test_ask_with_the_llm_down_is_a_clear_error_and_the_request_is_kept(env, tmp_path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        env["AI_SYSADMIN_LLM__URL"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    done = run([str(BIN), "ask", "hello?"], env)
+    assert done.returncode == 2
+    assert "LLMUnavailable" in done.stderr and "127.0.0.1" in done.stderr
+    assert "Traceback" not in done.stderr
+    (state, error), = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
+        "SELECT state, error FROM requests").fetchall()
+    assert state == "failed" and "127.0.0.1" in error
+
+
+def test_chat_keeps_the_conversation_and_its_commands(env) -> None:
+    with ScriptedModel([say("first answer"), say("second answer")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "chat"], env,
+                   stdin="hello\n/history\nand now?\n/debug\n/clear\n/history\n/quit\n")
+        second = model.requests[1]["messages"]
+    assert done.returncode == 0, done.stderr
+    assert "hal · chat" in done.stdout
+    assert "first answer" in done.stdout and "second answer" in done.stdout
+    assert "  1  hello" in done.stdout
+    assert "reachable" in done.stdout and "queue: 0 pending" in done.stdout
+    assert "conversation cleared" in done.stdout and "nothing asked yet" in done.stdout
+    # the second turn carried the first one
+    assert [m["content"] for m in second if m["role"] == "user"] == ["hello", "and now?"]
+
+
+def test_llm_status(env) -> None:
+    with ScriptedModel([]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        ready = run([str(BIN), "llm", "status", "--json"], env)
+        env["AI_SYSADMIN_LLM__MODEL"] = "absent-model"
+        missing = run([str(BIN), "llm", "status"], env)
+    assert ready.returncode == 0 and json.loads(ready.stdout)["model_present"] is True
+    assert missing.returncode == 1 and "missing" in missing.stdout
