@@ -66,11 +66,12 @@ class Daemon:
 
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
-            await self._safe_check(checker, "interval")
+            await self.check_host(checker, "interval")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
 
-    async def _safe_check(self, checker: HostChecker, reason: str) -> None:
+    async def check_host(self, checker: HostChecker, reason: str) -> None:
+        """One pass for one host: collect, detect, track, then triage what is new."""
         try:
             self._triage(await checker.check(reason))
         except Exception:
@@ -81,7 +82,7 @@ class Daemon:
             await wake.wait()
             await asyncio.sleep(DEBOUNCE_SECONDS)
             wake.clear()
-            await self._safe_check(checker, "journal")
+            await self.check_host(checker, "journal")
 
     def _follow(self, checker: HostChecker) -> list[asyncio.Task[None]]:
         wake = asyncio.Event()
