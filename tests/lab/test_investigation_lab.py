@@ -14,7 +14,7 @@ from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.orchestrator.daemon import build_daemon
-from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.support.scripted_model import ScriptedModel, call, http_error, say, tool_results
 
 pytestmark = pytest.mark.lab
@@ -74,8 +74,11 @@ def test_investigation_ends_in_a_diagnosis_and_a_proposal(tmp_path, backend) -> 
         journal_seen = tool_results(model.requests[2])[-1]
         still_failed = sb.exec(["systemctl", "is-failed", "demo.service"]).stdout.strip()
         first = model.requests[0]
+    # at 'suggest' the proposal waits for a person
     assert (incident.rule, incident.subject, incident.state) == (
-        "failed_unit", "demo.service", "open")
+        "failed_unit", "demo.service", "awaiting_approval")
+    (action,) = ActionStore(store.db).find()
+    assert (action.kind, action.state, action.started_at) == ("restart_unit", "pending", None)
     assert incident.diagnosis.startswith("DIAGNOSIS: demo.service cannot read /etc/demo.conf")
     (proposal,) = store.proposals(incident.id)
     assert (proposal["kind"], proposal["parameters"]) == ("restart_unit",

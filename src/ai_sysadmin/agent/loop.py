@@ -92,10 +92,14 @@ class Agent:
                                         tool_call_id=message.tool_call_id, name=message.name)
         return fitted
 
-    async def _answer_call(self, call: ToolCall, seen: set[str], used: int) -> ToolResult:
+    @staticmethod
+    def _key(call: ToolCall) -> str:
         shown = call.raw_arguments if call.arguments is None else json.dumps(
             call.arguments, sort_keys=True)
-        key = f"{call.name}:{shown}"
+        return f"{call.name}:{shown}"
+
+    async def _answer_call(self, call: ToolCall, seen: set[str], used: int) -> ToolResult:
+        key = self._key(call)
         if call.name not in self.tool_names:
             return ToolResult("error", f"unknown tool {call.name!r}; tools: "
                               f"{', '.join(self.tool_names)}", from_host=False)
@@ -112,7 +116,8 @@ class Agent:
         conversation = list(messages)
         specs = self.registry.specs(self.tool_names)
         used = 0
-        seen: set[str] = set()
+        # calls already answered in the opening (the incident's evidence) count as made
+        seen = {self._key(c) for m in conversation for c in m.tool_calls}
         over_budget_turns = 0
         while True:
             offer = specs if used < self.settings.max_tool_calls else []

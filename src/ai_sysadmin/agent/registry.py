@@ -122,7 +122,11 @@ class ToolRegistry:
                 params=arguments, from_host=False,
             )
         values = params.model_dump()
-        result = await tool.fn(ctx, **values)
+        try:
+            result = await tool.fn(ctx, **values)
+        except Exception as exc:  # a tool failure is data for the model
+            return ToolResult("error", f"{name} failed: {type(exc).__name__}: {exc}",
+                              params=values, from_host=False)
         if isinstance(result, str):
             result = ToolResult("ok", result)
         result.params = values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from ..llm.backends import make_backend
 from ..llm.queue import open_queue
 from ..llm.types import Message, Priority
 from ..orchestrator.session import llm_session, local_facts
+from ..store import Action, IncidentStore
 from .context import err, out, print_json, state
 
 
@@ -90,7 +92,31 @@ def _history_file(settings: Settings) -> Path:
 def chat(ctx: typer.Context) -> None:
     """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history."""
     settings = state(ctx).settings
+    _repl(settings, _context(settings), [chat_opening(settings, local_facts())], "chat")
+
+
+def action_conversation(settings: Settings, store: IncidentStore, action: Action,
+                        message: str | None) -> None:
+    """``approve discuss``: a conversation about one action and its incident."""
     tools = _context(settings)
+    tools.store, tools.incident_id = store, action.incident_id
+    about = (f"We are discussing action {action.id}: {action.kind} "
+             f"{json.dumps(action.params)} on host {action.host}. The policy gave it risk "
+             f"{action.risk} and decided: {action.reason}. Its state is {action.state}.")
+    if action.incident_id:
+        about += (f" It was proposed for incident #{action.incident_id}; call "
+                  "incident_evidence to see it.")
+    messages = [chat_opening(settings, local_facts()), Message("user", about),
+                Message("assistant", "Understood. What would you like to know about it?")]
+    if message is not None:
+        outcome = asyncio.run(_turn(settings, tools, [*messages, Message("user", message)],
+                                    quiet=False))
+        out.print(Markdown(outcome.answer))
+        return
+    _repl(settings, tools, messages, f"discussing action {action.id}")
+
+
+def _repl(settings: Settings, tools: ToolContext, opening: list[Message], title: str) -> None:
     try:
         import readline  # line editing and persistent history, where the platform has it
     except ImportError:  # pragma: no cover - every Linux Python has it
@@ -102,10 +128,9 @@ def chat(ctx: typer.Context) -> None:
             readline.read_history_file(history)
         readline.set_history_length(1000)
         atexit.register(lambda: _save_history(readline, history))
-    system = chat_opening(settings, local_facts())
-    messages: list[Message] = [system]
-    out.print(f"[bold]{settings.ai_name}[/bold] · chat (autonomy {settings.autonomy_level}); "
-              "/exit to leave, /debug for the backend and queue")
+    messages = list(opening)
+    out.print(f"[bold]{settings.ai_name}[/bold] · {title} (autonomy "
+              f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue")
     while True:
         try:
             line = input(f"{settings.ai_name}> ").strip()
@@ -117,11 +142,11 @@ def chat(ctx: typer.Context) -> None:
         if line in ("/exit", "/quit"):
             break
         if line == "/clear":
-            messages = [system]
+            messages = list(opening)
             out.print("conversation cleared")
             continue
         if line == "/history":
-            asked = [m.content for m in messages if m.role == "user"]
+            asked = [m.content for m in messages[len(opening):] if m.role == "user"]
             for number, text in enumerate(asked, 1):
                 out.print(f"{number:>3}  {text}", markup=False)
             if not asked:

@@ -16,6 +16,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "ask": ("ask",),
     "chat": ("chat",),
     "queue": ("queue",),
+    "approve": ("approve",),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -52,6 +53,8 @@ class HostChecker:
         self.previous: Snapshot | None = None
         self.window: deque[JournalEntry] = deque()
         self._lock = asyncio.Lock()
+        #: called with every report, whoever asked for the check (daemon, executor, approval)
+        self.listeners: list[Callable[[CheckReport], None]] = []
 
     @property
     def host(self) -> str:
@@ -94,7 +97,9 @@ class HostChecker:
             # (swap, CPU) are measured over a full interval, not over a second.
             if reason != "journal" or self.previous is None:
                 self.previous = snapshot
-            return report
+        for listener in self.listeners:
+            listener(report)
+        return report
 
     def _log(self, report: CheckReport, reason: str) -> None:
         out = report.outcome

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from ..agent.prompt import HostFacts
 from ..config import Settings
+from ..executor import Executor
 from ..hosts.transport import Transport
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
@@ -41,10 +42,16 @@ class Daemon:
         self.settings = settings
         self.store = store
         self.checkers = [HostChecker(t, settings, store) for t in transports]
+        for checker in self.checkers:
+            checker.listeners.append(self._triage)
         self.stop_event = asyncio.Event()
         self.followers: list[JournalFollower] = []
         self.investigator = investigator
         self.worker = worker
+        self.executor: Executor | None = None
+
+    def checker_for(self, host: str) -> HostChecker:
+        return next(c for c in self.checkers if c.host == host)
 
     def facts(self, host: str) -> HostFacts:
         """What the system prompt may say about a host: validated tokens of its last snapshot."""
@@ -73,7 +80,7 @@ class Daemon:
     async def check_host(self, checker: HostChecker, reason: str) -> None:
         """One pass for one host: collect, detect, track, then triage what is new."""
         try:
-            self._triage(await checker.check(reason))
+            await checker.check(reason)
         except Exception:
             log.exception("check of %s failed", checker.host, extra={"host": checker.host})
 
@@ -110,6 +117,10 @@ class Daemon:
         tasks: list[asyncio.Task[None]] = []
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
+        if self.executor is not None:
+            self.executor.recover()
+            for action in self.executor.actions.find(("approved",)):
+                tasks.append(asyncio.create_task(self.executor.run(action.id)))
         if self.investigator is not None:
             self.investigator.recover()
             tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event)))
@@ -144,7 +155,21 @@ def build_daemon(settings: Settings, store: IncidentStore, transports: list[Tran
         return QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=f"incident:{incident_id}",
                          timeout=settings.queue.wait_timeout)
 
-    daemon.investigator = Investigator(settings, store, by_host, llm_for, daemon.facts)
+    executor = Executor(settings, store, by_host, daemon.checker_for)
+    daemon.executor = executor
+
+    async def decide_and_act(incident_id: int, host: str,
+                             proposals: list[dict[str, object]]) -> None:
+        for proposal in proposals:
+            action = await asyncio.to_thread(
+                executor.propose, host, str(proposal["kind"]),
+                dict(proposal.get("parameters") or {}),  # type: ignore[call-overload]
+                incident_id=incident_id, proposal_id=proposal.get("id"))  # type: ignore[arg-type]
+            if action.state == "approved":
+                await executor.run(action.id)
+
+    daemon.investigator = Investigator(settings, store, by_host, llm_for, daemon.facts,
+                                       decide_and_act)
     if settings.queue.embedded_worker:
         handler = build_handler(settings)
         name = f"{socket.gethostname()}-daemon-{os.getpid()}"

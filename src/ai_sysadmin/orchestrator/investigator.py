@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..agent.context import ToolContext
 from ..agent.investigate import investigate
@@ -40,12 +40,16 @@ class Investigator:
         transports: dict[str, Transport],
         llm_for: Callable[[int], LLMCall],
         facts_for: Callable[[str], HostFacts] | None = None,
+        on_proposals: Callable[[int, str, list[dict[str, object]]], Awaitable[None]] | None
+        = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.transports = transports
         self.llm_for = llm_for
         self.facts_for = facts_for or HostFacts
+        #: hands the investigation's proposals to the policy and executor
+        self.on_proposals = on_proposals
         self.running: dict[int, asyncio.Task[None]] = {}
 
     def schedule(self, incident_id: int) -> bool:
@@ -68,7 +72,7 @@ class Investigator:
         try:
             outcome = await investigate(incident, self.llm_for(incident_id), ctx, self.settings,
                                         self.facts_for(incident.host))
-        except (AiSysadminError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure: the incident stays open and is retried
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
             reason = f"{type(exc).__name__}: {exc}"
@@ -91,6 +95,8 @@ class Investigator:
                  len(outcome.proposals),
                  extra={"incident": incident_id, "event": "investigated",
                         "proposals": outcome.proposals})
+        if self.on_proposals is not None and outcome.proposals:
+            await self.on_proposals(incident_id, incident.host, outcome.proposals)
 
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again."""

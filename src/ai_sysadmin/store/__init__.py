@@ -1,6 +1,10 @@
 """Durable state: SQLite (WAL) with numbered migrations."""
 
+from .actions import ACTION_STATES, Action, ActionStore
 from .db import Database
 from .incidents import STATES, CheckOutcome, Incident, IncidentEvent, IncidentStore
 
-__all__ = ["STATES", "CheckOutcome", "Database", "Incident", "IncidentEvent", "IncidentStore"]
+__all__ = [
+    "ACTION_STATES", "STATES", "Action", "ActionStore", "CheckOutcome", "Database", "Incident",
+    "IncidentEvent", "IncidentStore",
+]

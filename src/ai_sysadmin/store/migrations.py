@@ -96,3 +96,33 @@ MIGRATIONS += (
     ALTER TABLE incidents ADD COLUMN investigation_error TEXT;
     """,
 )
+
+MIGRATIONS += (
+    # 3: actions: the policy's decision on each proposal, approvals, execution at most once
+    """
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER REFERENCES incidents(id),
+        proposal_id INTEGER REFERENCES proposals(id),
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        params TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        risk TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        decided_by TEXT,
+        decided_at REAL,
+        decision_reason TEXT,
+        started_at REAL,
+        finished_at REAL,
+        result TEXT
+    );
+    CREATE INDEX actions_state ON actions(state);
+    CREATE INDEX actions_subject ON actions(host, kind, subject, started_at);
+    """,
+)

@@ -30,8 +30,12 @@ async def run_readonly_argv(
     if not decision.allowed:
         return ToolResult("refused", f"refused by policy: {decision.reason}", command=argv,
                           from_host=False)
+    # the policy judges bare program names; the configured path (a Nix store path, say) is
+    # substituted only after it said yes
+    program = getattr(ctx.settings.programs, argv[0], argv[0])
     try:
-        result = await transport.run(argv, timeout or ctx.settings.command_timeout)
+        result = await transport.run([program, *argv[1:]],
+                                     timeout or ctx.settings.command_timeout)
     except TransportError as exc:
         return ToolResult("error", str(exc), command=argv, from_host=False)
     text = result.stdout

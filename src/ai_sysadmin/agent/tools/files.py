@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import TransportError
-from ...safety.file_policy import check_read, holds_private_key
+from ...safety.file_policy import check_read, holds_private_key, path_problem
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -16,10 +16,14 @@ from .common import Host, no_host, run_readonly_argv
 Path = Annotated[str, Field(description="Absolute path on the host.")]
 
 
-async def _allowed(ctx: ToolContext, host: str, path: str) -> ToolResult | None:
+async def _allowed(ctx: ToolContext, host: str, path: str) -> tuple[ToolResult | None, str]:
+    """(refusal or None, the symlink-resolved path to use)."""
     transport = ctx.transport(host)
     if transport is None:
-        return no_host(ctx, host)
+        return no_host(ctx, host), path
+    problem = path_problem(path)
+    if problem:  # nothing runs on the host with a path the policy already refuses
+        return ToolResult("refused", f"refused by policy: {problem}", from_host=False), path
     resolved = None
     try:
         done = await transport.run(
@@ -29,8 +33,9 @@ async def _allowed(ctx: ToolContext, host: str, path: str) -> ToolResult | None:
         resolved = None
     decision = check_read(path, resolved, ctx.own_secrets)
     if not decision.allowed:
-        return ToolResult("refused", f"refused by policy: {decision.reason}", from_host=False)
-    return None
+        return ToolResult("refused", f"refused by policy: {decision.reason}",
+                          from_host=False), path
+    return None, resolved or path
 
 
 @REGISTRY.tool()
@@ -42,12 +47,13 @@ async def read_file(
 ) -> ToolResult:
     """Read a text file (configs, logs). Secrets such as shadow files and private keys are
     refused."""
-    refused = await _allowed(ctx, host, path)
+    refused, resolved = await _allowed(ctx, host, path)
     if refused:
         return refused
     transport = ctx.transport(host)
     assert transport is not None
-    argv = ["head", "-c", str(max_bytes), "--", path]
+    # read what the policy judged (the resolved path), not a link that could be swapped since
+    argv = ["head", "-c", str(max_bytes), "--", resolved]
     try:
         result = await transport.run(argv, ctx.settings.command_timeout)
     except TransportError as exc:
@@ -63,8 +69,8 @@ async def read_file(
 @REGISTRY.tool()
 async def list_directory(ctx: ToolContext, path: Path, host: Host = "") -> ToolResult:
     """List a directory with sizes, owners and modification times."""
-    refused = await _allowed(ctx, host, path)
+    refused, resolved = await _allowed(ctx, host, path)
     if refused:
         return refused
     return await run_readonly_argv(
-        ctx, host, ["ls", "-la", "--time-style=long-iso", "--", path])
+        ctx, host, ["ls", "-la", "--time-style=long-iso", "--", resolved])

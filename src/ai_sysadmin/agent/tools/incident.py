@@ -15,8 +15,9 @@ from . import REGISTRY
 @REGISTRY.tool()
 async def incident_evidence(
     ctx: ToolContext,
-    incident_id: Annotated[int, Field(ge=0, description="Incident number; 0 for the current.")]
-    = 0,
+    incident_id: Annotated[
+        int, Field(ge=0, lt=1 << 62, description="Incident number; 0 for the current.")
+    ] = 0,
 ) -> ToolResult:
     """The incident being investigated: rule, subject, severity, quoted evidence, history."""
     wanted = incident_id or ctx.incident_id

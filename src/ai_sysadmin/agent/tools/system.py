@@ -64,7 +64,7 @@ async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
 async def failed_units(ctx: ToolContext, host: Host = "") -> ToolResult:
     """List the systemd units that are in the failed state."""
     return await run_readonly_argv(
-        ctx, host, [ctx.settings.programs.systemctl, "list-units", "--failed", "--no-pager",
+        ctx, host, ["systemctl", "list-units", "--failed", "--no-pager",
                     "--plain", "--no-legend"],
     )
 
@@ -75,7 +75,7 @@ async def unit_status(ctx: ToolContext, unit: Unit, host: Host = "") -> ToolResu
     name = normalise_unit(unit)
     if name is None:
         return _bad_unit(unit)
-    systemctl = ctx.settings.programs.systemctl
+    systemctl = "systemctl"
     status = await run_readonly_argv(
         ctx, host, [systemctl, "status", "--no-pager", "--lines=15", "--", name])
     show = await run_readonly_argv(
@@ -104,7 +104,7 @@ async def journal(
     if not _SINCE.match(since):
         return ToolResult("error", f"since={since!r}: use '-1h', '-30min', 'today' or a date",
                           from_host=False)
-    argv = [ctx.settings.programs.journalctl, "--no-pager", "--output=short-iso",
+    argv = ["journalctl", "--no-pager", "--output=short-iso",
             f"--priority={priority}", f"--since={since}", f"--lines={lines}"]
     if unit:
         name = normalise_unit(unit)
@@ -124,7 +124,7 @@ async def top_processes(
     """The processes using the most CPU or memory."""
     key = "--sort=-pcpu" if sort_by == "cpu" else "--sort=-rss"
     result = await run_readonly_argv(
-        ctx, host, [ctx.settings.programs.ps, "-e", "-o", PS_COLUMNS, key])
+        ctx, host, ["ps", "-e", "-o", PS_COLUMNS, key])
     if result.status != "ok":
         return result
     rows = parse_ps(result.output)[:count]

@@ -1,0 +1,196 @@
+"""``{name}-approve list | show ID | discuss ID | approve ID | reject ID`` and ``policy check``."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..config import Settings, short_hostname
+from ..errors import AiSysadminError
+from ..executor import Executor
+from ..hosts.transport import LocalTransport
+from ..safety.autonomy import decide
+from ..safety.command_policy import check_command
+from ..store import Action
+from .context import AppState, banner, out, print_json, state
+
+app = typer.Typer(help="Actions waiting for a person: list, show, discuss, approve, reject.")
+policy_app = typer.Typer(help="Ask the policy why something is allowed or refused.")
+
+
+def _executor(app_state: AppState) -> Executor:
+    host = short_hostname()
+    return Executor(app_state.settings, app_state.store, {host: LocalTransport(host)})
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _print(action: Action) -> None:
+    out.print(f"[bold]action {action.id}[/bold] {action.kind} "
+              f"{json.dumps(action.params)} on {action.host}", highlight=False)
+    out.print(f"state {action.state} · risk {action.risk} · incident {action.incident_id or '-'}"
+              f" · created {_when(action.created_at)} · expires {_when(action.expires_at)}")
+    out.print(f"policy: {action.reason}", markup=False)
+    for argv in action.plan.get("commands", []):
+        out.print(f"  runs: {json.dumps(argv)}", markup=False)
+    if action.decided_by:
+        out.print(f"decided by {action.decided_by} at {_when(action.decided_at)}: "
+                  f"{action.decision_reason}", markup=False)
+    if action.result:
+        out.print(f"result: {json.dumps(action.result)[:800]}", markup=False)
+
+
+@app.callback(invoke_without_command=True)
+def _default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_actions, ctx=ctx)
+
+
+@app.command("list")
+def list_actions(
+    ctx: typer.Context,
+    all_states: Annotated[bool, typer.Option("--all", help="Every action, not only pending.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Actions waiting for approval (stable ids: use them with show/approve/reject)."""
+    app_state = state(ctx)
+    executor = _executor(app_state)
+    executor.actions.expire()
+    actions = executor.actions.find(None if all_states else ("pending",))
+    if as_json:
+        print_json([a.to_dict() for a in actions])
+        return
+    banner(app_state.settings, f"{len(actions)} action(s)"
+           + ("" if all_states else " waiting for approval"))
+    if not actions:
+        return
+    table = Table()
+    for column in ("id", "state", "risk", "action", "host", "incident", "expires", "why"):
+        table.add_column(column, overflow="fold")
+    for a in actions:
+        table.add_row(str(a.id), a.state, a.risk, f"{a.kind} {json.dumps(a.params)}", a.host,
+                      str(a.incident_id or "-"), _when(a.expires_at), a.reason)
+    out.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, action_id: int,
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One action: what it runs, why the policy decided so, what happened."""
+    action = _executor(state(ctx)).actions.get(action_id)
+    if as_json:
+        print_json(action.to_dict())
+    else:
+        _print(action)
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context, action_id: int,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Approve and run now. The policy and the host are checked again first."""
+    executor = _executor(state(ctx))
+    action = asyncio.run(executor.approve(action_id, _who(), reason))
+    if as_json:
+        print_json(action.to_dict())
+    else:
+        _print(action)
+    raise typer.Exit(0 if action.state in ("succeeded", "not_needed") else 1)
+
+
+@app.command("reject")
+def reject(
+    ctx: typer.Context, action_id: int,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Reject: the action never runs."""
+    action = _executor(state(ctx)).reject(action_id, _who(), reason)
+    if as_json:
+        print_json(action.to_dict())
+    else:
+        out.print(f"action {action.id} rejected")
+
+
+@app.command("discuss")
+def discuss(
+    ctx: typer.Context, action_id: int,
+    message: Annotated[str | None, typer.Option("--message", "-m",
+                                                help="Ask one question and leave.")] = None,
+) -> None:
+    """Talk with the model about this action and its incident (interactive priority)."""
+    from .converse import action_conversation  # the LLM layers load only here
+
+    app_state = state(ctx)
+    action = _executor(app_state).actions.get(action_id)
+    action_conversation(app_state.settings, app_state.store, action, message)
+
+
+def _action_decision(settings: Settings, executor: Executor, data: dict[str, Any]
+                     ) -> dict[str, Any]:
+    kind = str(data.get("kind", ""))
+    params = data.get("parameters", data.get("params", {})) or {}
+    host = str(data.get("host") or short_hostname())
+    plan = executor.plan(host, kind, params if isinstance(params, dict) else {})
+    verdict = decide(settings.autonomy_level, plan.risk, None if plan.allowed else plan.reason)
+    return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
+            "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,
+            "reason": f"{verdict.reason}; {plan.reason}", "plan": plan.to_dict()}
+
+
+@policy_app.command("check", context_settings={"allow_interspersed_args": False})
+def policy_check(
+    ctx: typer.Context,
+    args: Annotated[list[str], typer.Argument(help="An action as JSON, or with --command the "
+                                                   "argv after --.")],
+    command: Annotated[bool, typer.Option("--command", help="Judge an argv.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Why is something allowed or refused? Exit 0 allowed, 1 refused."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    executor = _executor(app_state)
+    if command:
+        investigate = check_command(args, "investigate", settings.safety.protected_units)
+        as_action = _action_decision(settings, executor, {"kind": "run_command",
+                                                          "parameters": {"argv": args}})
+        result: dict[str, Any] = {
+            "argv": args,
+            "investigate": {"allowed": investigate.allowed, "risk": investigate.risk,
+                            "reason": investigate.reason},
+            "remediate": as_action,
+        }
+        allowed = investigate.allowed or as_action["allowed"]
+    else:
+        try:
+            data = json.loads(args[0]) if args else None
+        except json.JSONDecodeError as exc:
+            raise AiSysadminError(f"the action is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise AiSysadminError('give an action as a JSON object: {"kind": "restart_unit", '
+                                  '"parameters": {"unit": "nginx.service"}}')
+        result = _action_decision(settings, executor, data)
+        allowed = result["allowed"]
+    if as_json:
+        print_json(result)
+    else:
+        out.print(json.dumps(result, indent=2), markup=False, highlight=False)
+    raise typer.Exit(0 if allowed else 1)

@@ -1,0 +1,6 @@
+"""The executor: the policy's decision on each proposal, approvals, at-most-once execution,
+verification and anti-flapping."""
+
+from .executor import Executor
+
+__all__ = ["Executor"]

@@ -1,0 +1,257 @@
+"""Decide, approve, execute at most once, verify, escalate.
+
+Every decision lands in the audit log with its reason. An action runs only after it moved
+``approved -> executing`` in one transaction; a crash after that never runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Settings
+from ..errors import AiSysadminError, StoreError, TransportError
+from ..hosts.transport import Transport
+from ..orchestrator.checker import HostChecker
+from ..safety.autonomy import decide
+from ..safety.catalog import Plan, PlanContext, plan_action
+from ..safety.protected import protected_reason
+from ..store import Action, ActionStore, IncidentStore
+
+log = logging.getLogger("ai_sysadmin.actions")
+
+_STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
+              "execute": "approved"}
+
+
+class Executor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: IncidentStore,
+        transports: dict[str, Transport],
+        checker_for: Callable[[str], HostChecker] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.actions = ActionStore(store.db)
+        self.transports = transports
+        self._checkers: dict[str, HostChecker] = {}
+        self.checker_for = checker_for or self._own_checker
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _own_checker(self, host: str) -> HostChecker:
+        if host not in self._checkers:
+            self._checkers[host] = HostChecker(self.transports[host], self.settings, self.store,
+                                               consumer="executor")
+        return self._checkers[host]
+
+    # -- policy -------------------------------------------------------------------------------
+    def plan_context(self, host: str) -> PlanContext:
+        checker = self._checkers.get(host) or (
+            self.checker_for(host) if host in self.transports else None)
+        snap = checker.previous if checker else None
+        os_info = snap.os if snap else None
+        return PlanContext(
+            os_id=os_info.id if os_info else None,
+            os_like=os_info.id_like if os_info else (),
+            protected=tuple(self.settings.safety.protected_units),
+            clean_paths=tuple(self.settings.safety.clean_paths),
+        )
+
+    def plan(self, host: str, kind: str, params: dict[str, Any]) -> Plan:
+        return plan_action(kind, params, self.plan_context(host))
+
+    def propose(self, host: str, kind: str, params: dict[str, Any], *,
+                incident_id: int | None = None, proposal_id: int | None = None,
+                actor: str = "agent") -> Action:
+        """The policy's decision on one proposal, recorded as an action."""
+        plan = self.plan(host, kind, params)
+        decision = decide(self.settings.autonomy_level, plan.risk,
+                          None if plan.allowed else plan.reason)
+        state = _STATE_FOR[decision.outcome]
+        ttl = self.settings.safety.approval_ttl_hours * 3600 if state == "pending" else None
+        action = self.actions.create(
+            incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
+            params=plan.params or params, subject=plan.subject, risk=plan.risk,
+            plan=plan.to_dict(), outcome=decision.outcome,
+            reason=f"{decision.reason}; {plan.reason}", state=state, ttl_seconds=ttl,
+            actor=actor)
+        log.info("action %d %s: %s %s (risk %s): %s", action.id, state, kind, params,
+                 plan.risk, action.reason,
+                 extra={"action": action.id, "incident": incident_id, "state": state})
+        if state == "pending" and incident_id is not None:
+            self._incident_to(incident_id, "awaiting_approval", f"action {action.id} waits "
+                              f"for approval: {kind}")
+        return action
+
+    def _incident_to(self, incident_id: int, state: str, reason: str) -> None:
+        try:
+            self.store.transition(incident_id, state, "executor", reason)
+        except (StoreError, AiSysadminError) as exc:
+            # the incident may have resolved meanwhile: the action's own record is what matters
+            log.info("incident %d stays as it is: %s", incident_id, exc)
+
+    # -- people ---------------------------------------------------------------------------------
+    async def approve(self, action_id: int, who: str, reason: str = "") -> Action:
+        """A person's yes: check the policy and the host again, then run it (at most once)."""
+        action = self.actions.get(action_id)
+        if action.state != "pending":
+            raise StoreError(f"action {action_id} is {action.state}, not pending")
+        if self.settings.autonomy_level == "observe":
+            return self.actions.move(action_id, "refused", who,
+                                     "the autonomy level is observe: nothing runs")
+        plan = self.plan(action.host, action.kind, action.params)
+        if not plan.allowed:
+            return self.actions.move(action_id, "refused", who,
+                                     f"refused on approval by the policy: {plan.reason}")
+        if action.incident_id is not None and not await self._finding_present(action):
+            done = self.actions.move(action_id, "not_needed", who,
+                                     "the finding is gone: no longer needed, not run")
+            return done
+        self.actions.move(action_id, "approved", who, reason or "approved")
+        return await self.run(action_id, who)
+
+    def reject(self, action_id: int, who: str, reason: str = "") -> Action:
+        action = self.actions.move(action_id, "rejected", who, reason or "rejected")
+        if action.incident_id is not None:
+            self._incident_to(action.incident_id, "open", f"action {action_id} rejected")
+        return action
+
+    async def _finding_present(self, action: Action) -> bool:
+        incident = self.store.get(action.incident_id) if action.incident_id else None
+        if incident is None or action.host not in self.transports:
+            return True
+        report = await self.checker_for(action.host).check("approval")
+        if incident.rule not in report.judged_rules:
+            return True  # could not judge: assume still needed, never assume healthy
+        return any(f.fingerprint == incident.fingerprint for f in report.findings)
+
+    # -- execution ------------------------------------------------------------------------------
+    async def run(self, action_id: int, actor: str = "executor") -> Action:
+        lock = self._locks.setdefault(action_id, asyncio.Lock())
+        async with lock:
+            return await self._run(action_id, actor)
+
+    async def _run(self, action_id: int, actor: str) -> Action:
+        action = self.actions.get(action_id)
+        if action.state != "approved":
+            return action
+        safety = self.settings.safety
+        since = time.time() - safety.flapping_window_minutes * 60
+        tries = self.actions.recent_attempts(action.host, action.kind, action.subject, since)
+        if tries >= safety.flapping_max:
+            escalated = self.actions.move(
+                action_id, "escalated", "executor",
+                f"{action.kind} on {action.subject} already ran {tries} times in "
+                f"{safety.flapping_window_minutes:g} min: a person must look")
+            self._escalate(action, escalated.reason or "flapping")
+            return escalated
+        claimed = self.actions.claim(action_id, actor)
+        if claimed is None:
+            return self.actions.get(action_id)  # someone else holds it: never run twice
+        if action.incident_id is not None:
+            self._incident_to(action.incident_id, "remediating", f"running action {action_id}")
+        try:
+            outputs = await self._execute(claimed)
+        except AiSysadminError as exc:
+            failed = self.actions.move(action_id, "failed", "executor", str(exc),
+                                       {"error": str(exc)})
+            self._escalate(claimed, f"action {action_id} failed: {exc}")
+            return failed
+        verified, detail = await self._verify(claimed)
+        result = {"commands": outputs, "verification": detail}
+        if verified:
+            log.info("action %d succeeded and verified: %s", action_id, detail,
+                     extra={"action": action_id})
+            return self.actions.move(action_id, "succeeded", "executor", detail, result)
+        failed = self.actions.move(action_id, "failed", "executor", detail, result)
+        self._escalate(claimed, f"action {action_id} did not fix it: {detail}")
+        return failed
+
+    def _escalate(self, action: Action, reason: str) -> None:
+        log.warning("escalated to a person: %s", reason,
+                    extra={"action": action.id, "incident": action.incident_id})
+        self.store.audit("executor", "escalated", f"action:{action.id}", reason)
+        if action.incident_id is not None:
+            self._incident_to(action.incident_id, "open", f"escalated: {reason}")
+
+    def _sudo(self) -> list[str]:
+        return [] if os.geteuid() == 0 else [self.settings.safety.sudo, "-n", "--"]
+
+    async def _execute(self, action: Action) -> list[dict[str, Any]]:
+        transport = self.transports.get(action.host)
+        if transport is None:
+            raise AiSysadminError(f"no transport to host {action.host}")
+        for check in action.plan.get("host_checks", []):
+            why = await self._host_check(transport, check, action)
+            if why:
+                raise AiSysadminError(f"refused on the host: {why}")
+        outputs = []
+        for argv in action.plan.get("commands", []):
+            try:
+                done = await transport.run([*self._sudo(), *argv],
+                                           self.settings.safety.command_timeout)
+            except TransportError as exc:
+                raise AiSysadminError(f"{' '.join(argv)}: {exc}") from exc
+            outputs.append({"argv": argv, "returncode": done.returncode,
+                            "stdout": done.stdout[-2000:], "stderr": done.stderr[-2000:]})
+            if not done.ok:
+                raise AiSysadminError(f"{' '.join(argv)} exited {done.returncode}: "
+                                      f"{done.stderr.strip()[-300:]}")
+        return outputs
+
+    async def _host_check(self, transport: Transport, check: str, action: Action) -> str | None:
+        if check == "pid_not_protected":
+            pid = action.params.get("pid")
+            cgroup = await transport.read_file(f"/proc/{pid}/cgroup")
+            if cgroup is None:
+                return f"process {pid} does not exist"
+            unit = cgroup.strip().rsplit("/", 1)[-1]
+            why = protected_reason(unit, self.settings.safety.protected_units)
+            if why:
+                return f"process {pid} belongs to {unit}, which is protected ({why})"
+        if check == "path_resolves_inside":
+            path = action.params.get("path", "")
+            done = await transport.run([self.settings.programs.readlink, "-f", "--", path])
+            real = done.stdout.strip()
+            paths = self.settings.safety.clean_paths
+            if not any(real == p or real.startswith(p.rstrip("/") + "/") for p in paths):
+                return f"{path} resolves to {real}, outside the configured paths"
+        return None
+
+    async def _verify(self, action: Action) -> tuple[bool, str]:
+        """Collect again until the finding is gone (and the unit active) and stays so."""
+        safety = self.settings.safety
+        deadline = time.monotonic() + safety.verify_timeout
+        unit = action.plan.get("verify_unit_active")
+        incident = self.store.get(action.incident_id) if action.incident_id else None
+        good_since: float | None = None
+        detail = "not verified"
+        checker = self.checker_for(action.host)
+        while time.monotonic() < deadline:
+            report = await checker.check("verify")
+            gone = incident is None or (
+                incident.rule in report.judged_rules
+                and all(f.fingerprint != incident.fingerprint for f in report.findings))
+            active = unit is None or any(
+                u.name == unit and u.active == "active" for u in report.snapshot.units or [])
+            if gone and active:
+                good_since = good_since or time.monotonic()
+                if time.monotonic() - good_since >= safety.verify_settle_seconds:
+                    return True, (f"finding gone{' and ' + unit + ' active' if unit else ''} "
+                                  f"for {safety.verify_settle_seconds:g} s")
+            else:
+                good_since = None
+                detail = ("finding still present" if not gone else f"{unit} is not active")
+            await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
+        return False, f"{detail} after {safety.verify_timeout:g} s"
+
+    def recover(self) -> list[int]:
+        """At start: actions cut off mid-execution end as failed (never re-run), and approved
+        ones that never started are run now."""
+        return self.actions.interrupted()

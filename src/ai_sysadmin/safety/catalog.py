@@ -1,0 +1,266 @@
+"""The action catalog: every remediation the assistant may take, as data + pure functions.
+
+For a proposed action (kind + parameters, from the model or a person) the catalog gives a plan:
+allowed or refused with a reason, the risk (assigned here, never by the model), the argv to run,
+how to verify it worked, and a rollback where one exists. No I/O: preconditions that need the
+host (who owns a PID, is the finding still there) are checked by the executor.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .actions import ACTION_KINDS
+from .command_policy import check_command
+from .protected import protected_reason
+from .units import normalise_unit
+
+Risk = Literal["none", "low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What the policy knows about the target host and the operator's configuration."""
+
+    os_id: str | None = None
+    os_like: tuple[str, ...] = ()
+    protected: tuple[str, ...] = ()
+    clean_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str
+    allowed: bool
+    reason: str
+    risk: Risk = "high"
+    subject: str = ""
+    commands: tuple[tuple[str, ...], ...] = ()
+    #: verification: the finding must be gone; and, when set, this unit must be active
+    verify_unit_active: str | None = None
+    rollback: tuple[tuple[str, ...], ...] = ()
+    #: facts the executor must check on the host before running
+    host_checks: tuple[str, ...] = field(default_factory=tuple)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "allowed": self.allowed, "reason": self.reason,
+            "risk": self.risk, "subject": self.subject,
+            "commands": [list(c) for c in self.commands],
+            "verify_unit_active": self.verify_unit_active,
+            "rollback": [list(c) for c in self.rollback], "host_checks": list(self.host_checks),
+            "params": self.params,
+        }
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UnitParams(_Params):
+    unit: str = Field(min_length=1, max_length=256)
+
+
+class VacuumParams(_Params):
+    max_size: str = Field("500M", pattern=r"^[1-9][0-9]{0,5}[KMG]$")
+
+
+class GcParams(_Params):
+    older_than: str = Field("14d", pattern=r"^[1-9][0-9]{0,3}d$")
+
+
+class NoParams(_Params):
+    pass
+
+
+class KillParams(_Params):
+    pid: int = Field(gt=1, lt=1 << 22)
+    signal: Literal["TERM", "KILL"] = "TERM"
+
+
+class CleanParams(_Params):
+    path: str = Field(min_length=1, max_length=1024)
+    older_than_days: int = Field(7, ge=1, le=3650)
+
+
+class CommandParams(_Params):
+    argv: list[str] = Field(min_length=1, max_length=32)
+
+
+def _refuse(kind: str, reason: str, subject: str = "", params: dict[str, Any] | None = None
+            ) -> Plan:
+    return Plan(kind, False, reason, "high", subject, params=params or {})
+
+
+def _is_nixos(ctx: PlanContext) -> bool:
+    return ctx.os_id == "nixos"
+
+
+def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanContext], Plan]:
+    def plan(p: UnitParams, ctx: PlanContext) -> Plan:
+        kind = f"{verb.replace('-', '_')}_unit"
+        unit = normalise_unit(p.unit)
+        if unit is None:
+            return _refuse(kind, f"{p.unit!r} is not a valid systemd unit name", p.unit)
+        protected = protected_reason(unit, ctx.protected)
+        risk: Risk = "low"
+        reason = f"{verb} of {unit}"
+        if protected:
+            # never automatic: "restarting one always needs a person"
+            risk, reason = "high", f"{unit} is protected ({protected}): needs a person"
+        return Plan(kind, True, reason, risk, unit,
+                    ((("systemctl", verb, "--", unit)),),
+                    verify_unit_active=unit if verify_active else None,
+                    params={"unit": unit})
+
+    return plan
+
+
+def _vacuum(p: VacuumParams, ctx: PlanContext) -> Plan:
+    return Plan("vacuum_journal", True, f"shrink the journal to {p.max_size}", "low", "journal",
+                (("journalctl", f"--vacuum-size={p.max_size}"),), params=p.model_dump())
+
+
+def _nix_gc(p: GcParams, ctx: PlanContext) -> Plan:
+    if not _is_nixos(ctx) and "nixos" not in ctx.os_like:
+        return _refuse("nix_gc", f"nix_gc needs NixOS; this host is {ctx.os_id or 'unknown'}")
+    return Plan("nix_gc", True, f"delete Nix generations older than {p.older_than}", "low",
+                "nix-store", (("nix-collect-garbage", "--delete-older-than", p.older_than),),
+                params=p.model_dump())
+
+
+def _rollback(p: NoParams, ctx: PlanContext) -> Plan:
+    if not _is_nixos(ctx):
+        return _refuse("nix_rollback_generation",
+                       f"a generation rollback needs NixOS; this host is {ctx.os_id or 'unknown'}")
+    return Plan("nix_rollback_generation", True, "switch to the previous NixOS generation",
+                "medium", "system", (("nixos-rebuild", "switch", "--rollback"),),
+                rollback=(("nixos-rebuild", "switch", "--rollback"),))
+
+
+def _rebuild(p: NoParams, ctx: PlanContext) -> Plan:
+    if not _is_nixos(ctx):
+        return _refuse("nixos_rebuild_switch", f"needs NixOS; this host is {ctx.os_id}")
+    return Plan("nixos_rebuild_switch", True, "rebuild and switch the configuration", "high",
+                "system", (("nixos-rebuild", "switch"),),
+                rollback=(("nixos-rebuild", "switch", "--rollback"),))
+
+
+#: per distribution: how to install pending updates (data, not if-chains)
+UPDATE_COMMANDS: dict[str, tuple[str, ...]] = {
+    "debian": ("apt-get", "-y", "upgrade"),
+    "ubuntu": ("apt-get", "-y", "upgrade"),
+    "fedora": ("dnf", "-y", "upgrade"),
+    "rhel": ("dnf", "-y", "upgrade"),
+    "arch": ("pacman", "-Syu", "--noconfirm"),
+    "nixos": ("nixos-rebuild", "switch", "--upgrade"),
+}
+
+
+def _update(p: NoParams, ctx: PlanContext) -> Plan:
+    for os_id in (ctx.os_id, *ctx.os_like):
+        if os_id in UPDATE_COMMANDS:
+            return Plan("update_packages", True, f"install pending updates ({os_id})", "high",
+                        "packages", (UPDATE_COMMANDS[os_id],))
+    return _refuse("update_packages",
+                   f"no package update command is known for {ctx.os_id or 'this OS'}")
+
+
+def _reboot(p: NoParams, ctx: PlanContext) -> Plan:
+    return Plan("reboot", True, "reboot the host", "high", "host", (("systemctl", "reboot"),))
+
+
+def _kill(p: KillParams, ctx: PlanContext) -> Plan:
+    return Plan("kill_process", True, f"send SIG{p.signal} to process {p.pid}", "medium",
+                f"pid:{p.pid}", (("kill", f"-{p.signal}", str(p.pid)),),
+                host_checks=("pid_not_protected",), params=p.model_dump())
+
+
+def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
+    path = posixpath.normpath(p.path)
+    if not p.path.startswith("/") or ".." in p.path.split("/") or "\x00" in p.path:
+        return _refuse("clean_directory", f"{p.path!r} is not a plain absolute path", p.path)
+    inside = [c for c in ctx.clean_paths if path == c or path.startswith(c.rstrip("/") + "/")]
+    if not inside:
+        return _refuse("clean_directory", f"{path} is outside the configured cache/tmp paths "
+                       f"({', '.join(ctx.clean_paths) or 'none'})", path)
+    return Plan("clean_directory", True, f"delete files older than {p.older_than_days} days in "
+                f"{path}", "medium", path,
+                (("find", path, "-xdev", "-type", "f", "-mtime", f"+{p.older_than_days}",
+                  "-delete"),), host_checks=("path_resolves_inside",),
+                params={"path": path, "older_than_days": p.older_than_days})
+
+
+def _command(p: CommandParams, ctx: PlanContext) -> Plan:
+    decision = check_command(p.argv, "remediate", ctx.protected)
+    if not decision.allowed:
+        return _refuse("run_command", decision.reason, " ".join(p.argv)[:200],
+                       {"argv": p.argv})
+    # a free-form command is always a person's decision, whatever the argv
+    return Plan("run_command", True, f"run {' '.join(p.argv)[:200]} ({decision.reason})",
+                "high", " ".join(p.argv)[:200], (tuple(p.argv),), params={"argv": p.argv})
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    params: type[_Params]
+    plan: Callable[[Any, PlanContext], Plan]
+
+
+CATALOG: dict[str, ActionSpec] = {
+    "restart_unit": ActionSpec(UnitParams, _unit_action("restart", True)),
+    "start_unit": ActionSpec(UnitParams, _unit_action("start", True)),
+    "reset_failed_unit": ActionSpec(UnitParams, _unit_action("reset-failed", False)),
+    "vacuum_journal": ActionSpec(VacuumParams, _vacuum),
+    "nix_gc": ActionSpec(GcParams, _nix_gc),
+    "nix_rollback_generation": ActionSpec(NoParams, _rollback),
+    "kill_process": ActionSpec(KillParams, _kill),
+    "clean_directory": ActionSpec(CleanParams, _clean),
+    "update_packages": ActionSpec(NoParams, _update),
+    "nixos_rebuild_switch": ActionSpec(NoParams, _rebuild),
+    "reboot": ActionSpec(NoParams, _reboot),
+    "run_command": ActionSpec(CommandParams, _command),
+}
+assert set(CATALOG) == set(ACTION_KINDS), "the catalog and the proposable kinds must agree"
+
+_PID_TEXT = re.compile(r"^[0-9]+$")
+
+
+def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
+    """The policy's plan for one proposed action; refused plans say why."""
+    spec = CATALOG.get(kind)
+    if spec is None:
+        return _refuse(kind, f"unknown action {kind!r}; actions: {', '.join(sorted(CATALOG))}")
+    if kind == "kill_process" and isinstance(params.get("pid"), str) and _PID_TEXT.match(
+            params["pid"]):
+        params = {**params, "pid": int(params["pid"])}
+    try:
+        checked = spec.params.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'parameters'}: {e['msg']}"
+                             for e in exc.errors())
+        return _refuse(kind, f"invalid parameters: {problems}", params=params)
+    plan = spec.plan(checked, ctx)
+    if not plan.allowed or kind in _GUARDS_ITS_OWN_COMMAND:
+        return plan
+    # every planned argv also passes the command policy: the stricter of the two wins
+    risk = plan.risk
+    for argv in plan.commands:
+        decision = check_command(list(argv), "remediate", ctx.protected)
+        if not decision.allowed:
+            return _refuse(kind, decision.reason, plan.subject, plan.params)
+        risk = max(risk, decision.risk, key=RISK_ORDER.index)  # type: ignore[assignment]
+    return replace(plan, risk=risk) if risk != plan.risk else plan
+
+
+#: clean_directory's `find -delete` is never a free command: its path is checked above and
+#: again on the host (resolved inside the configured directories) before it runs
+_GUARDS_ITS_OWN_COMMAND = frozenset({"clean_directory"})
+RISK_ORDER: tuple[str, ...] = ("none", "low", "medium", "high")

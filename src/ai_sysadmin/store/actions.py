@@ -1,0 +1,174 @@
+"""Actions and approvals. State first, side effect second: an action moves to ``executing`` in
+one transaction before anything runs, so it runs at most once, even across a crash.
+
+States: pending -> approved | rejected | expired; approved -> executing -> succeeded | failed;
+and the terminal ``refused`` (policy), ``recorded`` (observe level), ``not_needed`` (the finding
+was gone when approved), ``escalated`` (anti-flapping: a person must look).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import NotFoundError, StoreError
+from .db import Database
+
+ACTION_STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded",
+                 "failed", "refused", "recorded", "not_needed", "escalated")
+MOVES: dict[str, frozenset[str]] = {
+    "pending": frozenset({"approved", "rejected", "expired", "not_needed", "escalated",
+                          "refused"}),
+    "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired"}),
+    "executing": frozenset({"succeeded", "failed"}),
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    id: int
+    incident_id: int | None
+    proposal_id: int | None
+    host: str
+    kind: str
+    params: dict[str, Any]
+    subject: str
+    risk: str
+    plan: dict[str, Any]
+    outcome: str
+    reason: str
+    state: str
+    created_at: float
+    expires_at: float | None
+    decided_by: str | None
+    decided_at: float | None
+    decision_reason: str | None
+    started_at: float | None
+    finished_at: float | None
+    result: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _action(row: Any) -> Action:
+    data = dict(row)
+    for key in ("params", "plan", "result"):
+        data[key] = json.loads(data[key]) if data[key] else None
+    data["params"] = data["params"] or {}
+    data["plan"] = data["plan"] or {}
+    return Action(**data)
+
+
+class ActionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _audit(self, conn: Any, actor: str, what: str, action_id: int, detail: str) -> None:
+        conn.execute("INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
+                     (time.time(), actor, what, f"action:{action_id}", detail))
+
+    def create(
+        self, *, incident_id: int | None, proposal_id: int | None, host: str, kind: str,
+        params: dict[str, Any], subject: str, risk: str, plan: dict[str, Any], outcome: str,
+        reason: str, state: str, ttl_seconds: float | None = None, actor: str = "policy",
+    ) -> Action:
+        now = time.time()
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO actions(incident_id, proposal_id, host, kind, params, subject, risk, "
+                "plan, outcome, reason, state, created_at, expires_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (incident_id, proposal_id, host, kind, json.dumps(params), subject, risk,
+                 json.dumps(plan), outcome, reason, state, now,
+                 now + ttl_seconds if ttl_seconds else None))
+            action_id = int(cur.lastrowid)
+            self._audit(conn, actor, f"action.{state}", action_id,
+                        f"{kind} {json.dumps(params)} risk={risk}: {reason}")
+            if proposal_id is not None:
+                conn.execute("UPDATE proposals SET state=? WHERE id=?", (state, proposal_id))
+        return self.get(action_id)
+
+    def get(self, action_id: int) -> Action:
+        row = self.db.conn.execute("SELECT * FROM actions WHERE id=?", (action_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no action {action_id}")
+        return _action(row)
+
+    def find(self, states: tuple[str, ...] | None = None) -> list[Action]:
+        sql, args = "SELECT * FROM actions", []
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = list(states)
+        return [_action(r) for r in self.db.conn.execute(sql + " ORDER BY id", args)]
+
+    def move(self, action_id: int, new: str, actor: str, reason: str,
+             result: dict[str, Any] | None = None) -> Action:
+        """One allowed state change, in one transaction, audited; refused moves raise."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no action {action_id}")
+            old = row["state"]
+            if new not in MOVES.get(old, frozenset()):
+                raise StoreError(f"action {action_id} is {old}; it cannot become {new}")
+            sets = ["state=?"]
+            args: list[Any] = [new]
+            if new in ("approved", "rejected"):
+                sets += ["decided_by=?", "decided_at=?", "decision_reason=?"]
+                args += [actor, now, reason]
+            if new == "executing":
+                sets.append("started_at=?")
+                args.append(now)
+            if new in ("succeeded", "failed"):
+                sets += ["finished_at=?", "result=?"]
+                args += [now, json.dumps(result or {})]
+            conn.execute(f"UPDATE actions SET {', '.join(sets)} WHERE id=? AND state=?",
+                         (*args, action_id, old))
+            self._audit(conn, actor, f"action.{new}", action_id, reason)
+        return self.get(action_id)
+
+    def claim(self, action_id: int, actor: str) -> Action | None:
+        """approved -> executing, atomically: only one caller ever gets the action to run."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            cur = conn.execute("UPDATE actions SET state='executing', started_at=? "
+                               "WHERE id=? AND state='approved'", (now, action_id))
+            if cur.rowcount != 1:
+                return None
+            self._audit(conn, actor, "action.executing", action_id, "execution started")
+        return self.get(action_id)
+
+    def expire(self, now: float | None = None) -> list[int]:
+        now = now or time.time()
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT id FROM actions WHERE state='pending' AND expires_at<?",
+                                (now,)).fetchall()
+            for r in rows:
+                conn.execute("UPDATE actions SET state='expired' WHERE id=?", (r["id"],))
+                self._audit(conn, "policy", "action.expired", r["id"], "approval TTL passed")
+        return [r["id"] for r in rows]
+
+    def interrupted(self) -> list[int]:
+        """After a crash: actions caught in ``executing`` end as failed, and are never re-run:
+        nobody knows whether their command ran."""
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT id FROM actions WHERE state='executing'").fetchall()
+            for r in rows:
+                conn.execute("UPDATE actions SET state='failed', finished_at=?, result=? "
+                              "WHERE id=?", (time.time(), json.dumps(
+                                  {"error": "interrupted: the process died while executing; "
+                                   "not run again, a person must check"}), r["id"]))
+                self._audit(conn, "executor", "action.failed", r["id"],
+                            "interrupted by a crash; not retried")
+        return [r["id"] for r in rows]
+
+    def recent_attempts(self, host: str, kind: str, subject: str, since: float) -> int:
+        row = self.db.conn.execute(
+            "SELECT COUNT(*) FROM actions WHERE host=? AND kind=? AND subject=? AND "
+            "started_at>=? AND state IN ('executing','succeeded','failed')",
+            (host, kind, subject, since)).fetchone()
+        return int(row[0])

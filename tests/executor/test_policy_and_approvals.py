@@ -1,0 +1,147 @@
+"""The autonomy table, the catalog's plans, approvals and the policy/approve commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.safety.actions import ACTION_KINDS
+from ai_sysadmin.safety.autonomy import decide
+from ai_sysadmin.safety.catalog import CATALOG, PlanContext, plan_action
+
+
+@pytest.mark.parametrize(("level", "risk", "outcome"), [
+    ("observe", "low", "record"), ("observe", "high", "record"),
+    ("suggest", "low", "approval"), ("suggest", "medium", "approval"),
+    ("suggest", "high", "approval"),
+    ("auto-safe", "low", "execute"), ("auto-safe", "medium", "approval"),
+    ("auto-safe", "high", "approval"),
+    ("auto-full", "low", "execute"), ("auto-full", "medium", "execute"),
+    ("auto-full", "high", "approval"),
+])
+def test_autonomy_table(level, risk, outcome) -> None:
+    decision = decide(level, risk)
+    assert decision.outcome == outcome and level in decision.reason
+
+
+def test_refused_is_refused_at_every_level() -> None:
+    for level in ("observe", "suggest", "auto-safe", "auto-full"):
+        assert decide(level, "low", "protected").outcome == "refuse"
+
+
+def test_every_proposable_kind_has_a_plan() -> None:
+    assert set(CATALOG) == set(ACTION_KINDS)
+
+
+@pytest.mark.parametrize(("kind", "params", "ctx", "allowed", "risk", "why"), [
+    ("restart_unit", {"unit": "nginx"}, PlanContext(), True, "low", "restart of nginx.service"),
+    ("restart_unit", {"unit": "ssh"}, PlanContext(), True, "high", "needs a person"),
+    ("restart_unit", {"unit": "sshd@3-10.0.0.1:22.service"}, PlanContext(), True, "high",
+     "needs a person"),
+    ("restart_unit", {"unit": "db"}, PlanContext(protected=("db.service",)), True, "high",
+     "needs a person"),
+    ("restart_unit", {"unit": "a;b"}, PlanContext(), False, "high", "not a valid"),
+    ("kill_process", {"pid": 1}, PlanContext(), False, "high", "pid"),
+    ("kill_process", {"pid": 4242}, PlanContext(), True, "medium", "SIGTERM"),
+    ("clean_directory", {"path": "/etc"}, PlanContext(clean_paths=("/var/cache",)), False,
+     "high", "outside the configured"),
+    ("clean_directory", {"path": "/var/cache/../../etc"}, PlanContext(clean_paths=("/var/cache",)),
+     False, "high", "not a plain absolute path"),
+    ("clean_directory", {"path": "/var/cache/apt"}, PlanContext(clean_paths=("/var/cache",)),
+     True, "medium", "older than 7 days"),
+    ("nix_gc", {"older_than": "14d"}, PlanContext(os_id="debian"), False, "high", "NixOS"),
+    ("nix_gc", {"older_than": "14d"}, PlanContext(os_id="nixos"), True, "low", "14d"),
+    ("update_packages", {}, PlanContext(os_id="ubuntu"), True, "high", "ubuntu"),
+    ("update_packages", {}, PlanContext(os_id="gentoo"), False, "high", "no package update"),
+    ("reboot", {}, PlanContext(), True, "high", "reboot"),
+    ("run_command", {"argv": ["rm", "-rf", "/"]}, PlanContext(), False, "high", ""),
+    ("run_command", {"argv": ["systemctl", "stop", "sshd"]}, PlanContext(), False, "high",
+     "protected"),
+    ("vacuum_journal", {"max_size": "1G; reboot"}, PlanContext(), False, "high", "max_size"),
+    ("format_disk", {}, PlanContext(), False, "high", "unknown action"),
+])
+def test_plans(kind, params, ctx, allowed, risk, why) -> None:
+    plan = plan_action(kind, params, ctx)
+    assert (plan.allowed, plan.risk) == (allowed, risk), plan
+    assert why in plan.reason
+
+
+def _incident(store, host: str) -> int:
+    finding = Finding(host, "failed_unit", "app.service", Severity.CRITICAL, "app failed")
+    return store.record_check(host, [finding], {"failed_unit"}).opened[0]
+
+
+def test_observe_records_and_suggest_waits(settings, store) -> None:
+    host = "testhost"
+    for level, state in (("observe", "recorded"), ("suggest", "pending"),
+                         ("auto-safe", "approved")):
+        executor = Executor(settings.model_copy(update={"autonomy_level": level}), store,
+                            {host: LocalTransport(host)})
+        action = executor.propose(host, "restart_unit", {"unit": "app.service"})
+        assert action.state == state
+    refused = executor.propose(host, "run_command", {"argv": ["bash", "-c", "id"]})
+    assert refused.state == "refused" and "refused at every level" in refused.reason
+
+
+def test_approving_when_the_finding_is_gone_closes_it_as_not_needed(settings, store) -> None:
+    import asyncio
+
+    host = "testhost"  # no systemd here: a fresh check judges failed_unit and finds nothing
+    incident_id = _incident(store, host)
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    action = executor.propose(host, "restart_unit", {"unit": "app.service"},
+                              incident_id=incident_id)
+    assert store.get(incident_id).state == "awaiting_approval"
+    done = asyncio.run(executor.approve(action.id, "alice"))
+    assert done.state == "not_needed" and done.started_at is None
+    with pytest.raises(Exception, match="not pending"):
+        asyncio.run(executor.approve(action.id, "alice"))
+
+
+def test_approve_commands(cli, settings, store, monkeypatch) -> None:
+    from ai_sysadmin.config import short_hostname
+
+    host = short_hostname()
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    first = executor.propose(host, "restart_unit", {"unit": "app.service"})
+    second = executor.propose(host, "vacuum_journal", {"max_size": "200M"})
+    code, out, _ = cli("approve", "list", "--json")
+    assert code == 0 and [a["id"] for a in json.loads(out)] == [first.id, second.id]
+    code, out, _ = cli("approve", "show", str(second.id))
+    assert "journalctl" in out and "--vacuum-size=200M" in out
+    code, out, _ = cli("approve", "reject", str(first.id), "--reason", "not now")
+    assert code == 0 and "rejected" in out
+    code, out, _ = cli("approve", "list", "--json")
+    assert [a["id"] for a in json.loads(out)] == [second.id]  # ids are stable, not positions
+    code, _, err = cli("approve", "approve", str(first.id))
+    assert code == 2 and "rejected, not pending" in err
+    code, out, _ = cli("approve", "list", "--all", "--json")
+    states = {a["id"]: a["state"] for a in json.loads(out)}
+    assert states[first.id] == "rejected"
+    audit = [e for e in store.audit_log(100) if e["subject"] == f"action:{first.id}"]
+    assert [e["action"] for e in audit] == ["action.pending", "action.rejected"]
+    assert audit[-1]["detail"] == "not now"
+
+
+def test_policy_check_explains_decisions(cli) -> None:
+    code, out, _ = cli("policy", "check", "--json",
+                       '{"kind": "restart_unit", "parameters": {"unit": "sshd"}}')
+    decision = json.loads(out)
+    assert code == 0 and decision["risk"] == "high" and decision["autonomy"] == "approval"
+    assert "protected" in decision["reason"]
+    code, out, _ = cli("policy", "check", "--json", "--command", "--", "systemctl", "stop",
+                       "sshd")
+    decision = json.loads(out)
+    assert code == 1
+    assert decision["investigate"]["allowed"] is False
+    assert decision["remediate"]["allowed"] is False and "protected" in decision["remediate"][
+        "reason"]
+    code, out, _ = cli("policy", "check", "--json", "--command", "--", "systemctl", "status",
+                       "--no-pager", "nginx")
+    assert code == 0 and json.loads(out)["investigate"]["allowed"] is True
+    code, _, err = cli("policy", "check", "not json")
+    assert code == 2 and "not valid JSON" in err
