@@ -84,3 +84,26 @@ def test_llm_status(env) -> None:
         missing = run([str(BIN), "llm", "status"], env)
     assert ready.returncode == 0 and json.loads(ready.stdout)["model_present"] is True
     assert missing.returncode == 1 and "missing" in missing.stdout
+
+
+def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.executor import Executor
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.store import Database, IncidentStore
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    store = IncidentStore(Database(settings.db_path))
+    action = Executor(settings, store, {"h": LocalTransport("h")}).propose(
+        "h", "restart_unit", {"unit": "nginx.service"})
+    with ScriptedModel([say("Restarting nginx is low risk here.")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "approve", "discuss", str(action.id), "-m", "is it safe?"], env)
+        sent = model.requests[0]["messages"]
+    assert done.returncode == 0, done.stderr
+    assert "Restarting nginx is low risk here." in done.stdout
+    context = " ".join(m["content"] for m in sent if m["role"] == "user")
+    assert f"action {action.id}: restart_unit" in context and "is it safe?" in context
+    rows = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
+        "SELECT priority FROM requests").fetchall()
+    assert rows == [(0,)]  # interactive

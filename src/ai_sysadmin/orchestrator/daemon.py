@@ -74,6 +74,9 @@ class Daemon:
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
             await self.check_host(checker, "interval")
+            if self.executor is not None:
+                # approvals nobody answered within their TTL expire, audited
+                await asyncio.to_thread(self.executor.actions.expire)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
 
