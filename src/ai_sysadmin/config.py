@@ -140,6 +140,36 @@ class Thresholds(_Section):
     )
 
 
+class RemoteSystem(_Section):
+    """A managed remote host, as a table: ``{host = "web1", user = "admin", port = 2222}``."""
+
+    host: str = Field(min_length=1, max_length=253, description="Name or address.")
+    name: str | None = Field(None, description="Shown name (default: the host).")
+    user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    key_file: Path | None = Field(None, description="Private key for this host.")
+    sudo: bool = Field(False, description="Prefix remediation with sudo on the remote side.")
+
+
+class SshSettings(_Section):
+    known_hosts: Path | None = Field(
+        None, description="known_hosts file (default: ~/.ssh/known_hosts)."
+    )
+    trust_on_first_use: bool = Field(
+        False, description="Accept and record an unknown host key once. Off: unknown refused."
+    )
+    use_ssh_config: bool = Field(
+        True, description="Read ~/.ssh/config: users, keys, ports and jump hosts."
+    )
+    discover_ssh_config: bool = Field(
+        False, description="Offer ~/.ssh/config Host entries as discovered systems."
+    )
+    key_files: list[Path] = Field(default_factory=list, description="Default private keys.")
+    user: str | None = Field(None, description="Default SSH user.")
+    concurrency: int = Field(4, ge=1, description="Commands at once per host.")
+    connect_timeout: float = Field(10, gt=0, description="Seconds to connect to a host.")
+
+
 class SafetySettings(_Section):
     protected_units: list[str] = Field(
         default_factory=list,
@@ -197,9 +227,11 @@ class Settings(_Section):
     agent: AgentSettings = Field(default_factory=AgentSettings, description="Investigations.")
     gotify_url: str | None = Field(None, description="Gotify server for notifications.")
     gotify_token_file: Path | None = Field(None, description="File holding the Gotify app token.")
-    remote_systems: list[str] = Field(
-        default_factory=list, description="Remote hosts: 'host' or 'user@host:port'."
+    remote_systems: list[str | RemoteSystem] = Field(
+        default_factory=list,
+        description="Remote hosts: 'host', 'user@host:port', or a table with options.",
     )
+    ssh: SshSettings = Field(default_factory=SshSettings, description="SSH to remote hosts.")
     config_repo: str | None = Field(None, description="Git repository of the hosts' configs.")
     config_branch: str = Field("main", description="Branch of config_repo.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Rule thresholds.")

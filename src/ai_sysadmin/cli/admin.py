@@ -12,9 +12,10 @@ import typer
 from rich.table import Table
 
 from .. import logs as logfiles
-from ..config import effective_rows, short_hostname
-from ..hosts.transport import LocalTransport
+from ..config import effective_rows
 from ..orchestrator.daemon import build_daemon
+from ..orchestrator.fleet import build_transports
+from ..store import HostStore
 from .context import banner, out, print_json, state
 from .dispatch import TOOLS
 
@@ -108,5 +109,6 @@ def run(ctx: typer.Context) -> None:
     app_state = state(ctx)
     settings = app_state.settings
     logfiles.configure(settings.log_dir, settings.ai_name, console=True)
-    daemon = build_daemon(settings, app_state.store, [LocalTransport(short_hostname())])
+    transports = build_transports(settings, HostStore(app_state.store.db))
+    daemon = build_daemon(settings, app_state.store, transports)
     asyncio.run(daemon.run())

@@ -17,6 +17,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "chat": ("chat",),
     "queue": ("queue",),
     "approve": ("approve",),
+    "systems": ("systems",),
 }
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import AiSysadminError
-from . import admin, approve, check, converse, drill, issues, queue_cmd
+from . import admin, approve, check, converse, drill, issues, queue_cmd, systems
 from .context import AppState, err
 from .dispatch import dispatch
 
@@ -56,6 +56,7 @@ llm_app.command("status")(converse.llm_status)
 app.add_typer(llm_app, name="llm")
 app.add_typer(issues.app, name="issues")
 app.add_typer(approve.app, name="approve")
+app.add_typer(systems.app, name="systems")
 app.add_typer(approve.policy_app, name="policy")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(admin.commands_app, name="commands")

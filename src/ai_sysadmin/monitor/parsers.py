@@ -167,7 +167,7 @@ def merge_restarts(units: list[Unit], restarts: dict[str, int]) -> list[Unit]:
     ]
 
 
-JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM"
+JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME"
 
 
 def _message_text(value: Any) -> str:
@@ -210,6 +210,7 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         unit=str(unit) if unit else None,
         identifier=item.get("SYSLOG_IDENTIFIER") or item.get("_COMM"),
         pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
+        hostname=item.get("_HOSTNAME") if isinstance(item.get("_HOSTNAME"), str) else None,
     )
 
 

@@ -82,6 +82,8 @@ class JournalEntry:
     unit: str | None = None
     identifier: str | None = None
     pid: int | None = None
+    #: the machine that wrote it (journal-remote collects other machines' entries)
+    hostname: str | None = None
 
     @property
     def source(self) -> str:

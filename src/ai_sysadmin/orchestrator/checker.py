@@ -14,7 +14,7 @@ from ..monitor.collector import Collector, JournalQuery
 from ..monitor.findings import Finding
 from ..monitor.rules import RuleContext, evaluate
 from ..monitor.snapshot import JournalEntry, Snapshot
-from ..store import CheckOutcome, IncidentStore
+from ..store import CheckOutcome, HostStore, IncidentStore
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 decisions = logging.getLogger("ai_sysadmin.decisions")
@@ -91,8 +91,11 @@ class HostChecker:
                     journal_cursor=snapshot.journal_cursor,
                     os_name=snapshot.os.pretty_name if snapshot.os else None,
                     collected_ok=not snapshot.errors,
+                    reachable="host_unreachable" not in {f.rule for f in findings},
+                    last_error=next(iter(snapshot.errors.values()), None),
                 )
                 self._log(report, reason)
+                await asyncio.to_thread(self.discover_hosts, snapshot)
             # A journal-woken check keeps the last interval snapshot as the baseline, so rates
             # (swap, CPU) are measured over a full interval, not over a second.
             if reason != "journal" or self.previous is None:
@@ -100,6 +103,20 @@ class HostChecker:
         for listener in self.listeners:
             listener(report)
         return report
+
+    def discover_hosts(self, snapshot: Snapshot) -> None:
+        """Machines seen in this host's journal (journal-remote's ``_HOSTNAME``) wait in the
+        inventory for the operator to accept them."""
+        assert self.store is not None
+        own = {self.host.split(".")[0].lower()}
+        seen = {e.hostname.split(".")[0].lower() for e in snapshot.journal or [] if e.hostname}
+        if len(seen) <= 1:
+            return  # a host's own journal names only itself (or the lab's own name)
+        hosts = HostStore(self.store.db)
+        for name in sorted(seen - own):
+            if hosts.discover(name, f"the journal of {self.host}"):
+                log.info("discovered %s in the journal of %s; accept it with `systems accept`",
+                         name, self.host, extra={"host": name})
 
     def _log(self, report: CheckReport, reason: str) -> None:
         out = report.outcome

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..hosts.os_patterns import profile_for
 from .actions import ACTION_KINDS
 from .command_policy import check_command
 from .protected import protected_reason
@@ -153,24 +154,14 @@ def _rebuild(p: NoParams, ctx: PlanContext) -> Plan:
                 rollback=(("nixos-rebuild", "switch", "--rollback"),))
 
 
-#: per distribution: how to install pending updates (data, not if-chains)
-UPDATE_COMMANDS: dict[str, tuple[str, ...]] = {
-    "debian": ("apt-get", "-y", "upgrade"),
-    "ubuntu": ("apt-get", "-y", "upgrade"),
-    "fedora": ("dnf", "-y", "upgrade"),
-    "rhel": ("dnf", "-y", "upgrade"),
-    "arch": ("pacman", "-Syu", "--noconfirm"),
-    "nixos": ("nixos-rebuild", "switch", "--upgrade"),
-}
-
-
 def _update(p: NoParams, ctx: PlanContext) -> Plan:
-    for os_id in (ctx.os_id, *ctx.os_like):
-        if os_id in UPDATE_COMMANDS:
-            return Plan("update_packages", True, f"install pending updates ({os_id})", "high",
-                        "packages", (UPDATE_COMMANDS[os_id],))
-    return _refuse("update_packages",
-                   f"no package update command is known for {ctx.os_id or 'this OS'}")
+    profile = profile_for(ctx.os_id, ctx.os_like)
+    if profile is None or profile.update is None:
+        return _refuse("update_packages", f"no package update command is known for "
+                       f"{ctx.os_id or 'this OS'} (generic systemd)")
+    return Plan("update_packages", True, f"install pending updates ({profile.family})", "high",
+                "packages", (profile.update,), rollback=(profile.rollback,)
+                if profile.rollback else ())
 
 
 def _reboot(p: NoParams, ctx: PlanContext) -> Plan:

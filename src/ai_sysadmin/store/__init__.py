@@ -2,9 +2,10 @@
 
 from .actions import ACTION_STATES, Action, ActionStore
 from .db import Database
+from .hosts import HostStore
 from .incidents import STATES, CheckOutcome, Incident, IncidentEvent, IncidentStore
 
 __all__ = [
-    "ACTION_STATES", "STATES", "Action", "ActionStore", "CheckOutcome", "Database", "Incident",
-    "IncidentEvent", "IncidentStore",
+    "ACTION_STATES", "STATES", "Action", "ActionStore", "CheckOutcome", "Database", "HostStore",
+    "Incident", "IncidentEvent", "IncidentStore",
 ]

@@ -165,6 +165,8 @@ class IncidentStore:
         journal_cursor: str | None = None,
         os_name: str | None = None,
         collected_ok: bool = True,
+        reachable: bool = True,
+        last_error: str | None = None,
         actor: str = "monitor",
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
@@ -177,11 +179,14 @@ class IncidentStore:
         judged = set(judged_rules)
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO hosts(name, first_seen, last_check, last_ok, os) VALUES (?,?,?,?,?) "
+                "INSERT INTO hosts(name, first_seen, last_check, last_ok, os, reachable, "
+                "last_error) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT(name) DO UPDATE SET last_check=excluded.last_check, "
                 "last_ok=COALESCE(excluded.last_ok, hosts.last_ok), "
-                "os=COALESCE(excluded.os, hosts.os)",
-                (host, now, now, now if collected_ok else None, os_name),
+                "os=COALESCE(excluded.os, hosts.os), reachable=excluded.reachable, "
+                "last_error=excluded.last_error",
+                (host, now, now, now if collected_ok else None, os_name, int(reachable),
+                 last_error),
             )
             conn.executemany(
                 "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "

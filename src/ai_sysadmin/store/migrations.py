@@ -126,3 +126,14 @@ MIGRATIONS += (
     CREATE INDEX actions_subject ON actions(host, kind, subject, started_at);
     """,
 )
+
+MIGRATIONS += (
+    # 4: the inventory: where a host came from and whether the operator manages it
+    """
+    ALTER TABLE hosts ADD COLUMN source TEXT NOT NULL DEFAULT 'checked';
+    ALTER TABLE hosts ADD COLUMN status TEXT NOT NULL DEFAULT 'managed';
+    ALTER TABLE hosts ADD COLUMN target TEXT;
+    ALTER TABLE hosts ADD COLUMN reachable INTEGER;
+    ALTER TABLE hosts ADD COLUMN last_error TEXT;
+    """,
+)

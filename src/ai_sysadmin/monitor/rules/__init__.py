@@ -7,6 +7,7 @@ from .base import Rule, RuleContext
 from .crash_loop import CrashLoop
 from .disk_space import DiskSpace
 from .failed_unit import FailedUnit
+from .host_unreachable import HostUnreachable
 from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
 from .load_per_core import LoadPerCore
@@ -26,6 +27,7 @@ RULES: tuple[Rule, ...] = (
     LoadPerCore(),
     RunawayProcess(),
     JournalErrorBurst(),
+    HostUnreachable(),
 )
 
 

@@ -1,0 +1,152 @@
+"""``{name}-systems``: the managed hosts: list, add, remove, accept, refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..config import short_hostname
+from ..errors import AiSysadminError
+from ..hosts.inventory import configured_hosts, parse_target
+from ..orchestrator.checker import HostChecker
+from ..orchestrator.fleet import build_transports, discover_from_ssh_config, managed_specs
+from ..store import HostStore
+from .context import AppState, banner, out, print_json, state
+
+app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh.")
+
+
+def _hosts(app_state: AppState) -> HostStore:
+    return HostStore(app_state.store.db)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
+
+
+def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
+    hosts = _hosts(app_state)
+    discover_from_ssh_config(app_state.settings, hosts)
+    known = {h["name"]: h for h in hosts.all()}
+    managed = {short_hostname(), *(s.name for s in managed_specs(app_state.settings, hosts))}
+    open_counts = hosts.open_incidents()
+    rows = []
+    for name in sorted(set(known) | managed):
+        row = known.get(name, {"name": name, "status": "managed", "source": "config"})
+        status = "managed" if name in managed else row["status"]
+        if not all_hosts and status != "managed":
+            continue
+        rows.append({
+            "name": name, "status": status, "source": row.get("source"),
+            "target": row.get("target") or name, "os": row.get("os"),
+            "reachable": None if row.get("reachable") is None else bool(row["reachable"]),
+            "last_check": row.get("last_check"), "last_error": row.get("last_error"),
+            "open_incidents": open_counts.get(name, 0),
+        })
+    return rows
+
+
+@app.callback(invoke_without_command=True)
+def _default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_systems, ctx=ctx)
+
+
+@app.command("list")
+def list_systems(
+    ctx: typer.Context,
+    all_hosts: Annotated[bool, typer.Option("--all", help="Also discovered and removed.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Managed hosts: OS, reachability, last check, open incidents."""
+    app_state = state(ctx)
+    rows = _rows(app_state, all_hosts)
+    if as_json:
+        print_json(rows)
+        return
+    banner(app_state.settings, f"{len(rows)} system(s)")
+    table = Table()
+    for column in ("name", "status", "os", "reachable", "last check", "open incidents"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        reach = {None: "-", True: "[green]yes[/green]", False: "[red]no[/red]"}[r["reachable"]]
+        table.add_row(r["name"], r["status"], r["os"] or "-", reach, _when(r["last_check"]),
+                      str(r["open_incidents"]))
+    out.print(table)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="host, user@host or user@host:port")],
+    name: Annotated[str | None, typer.Option(help="Shown name (default: the host).")] = None,
+) -> None:
+    """Manage one more host (over SSH, with the configured keys and known_hosts)."""
+    spec = parse_target(target, source="added")
+    _hosts(state(ctx)).upsert(name or spec.name, target=spec.target, source="added",
+                              status="managed")
+    out.print(f"{name or spec.name} ({spec.target}) is managed now; "
+              "`systems refresh` checks it")
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, name: str) -> None:
+    """Stop managing a host (its history stays)."""
+    app_state = state(ctx)
+    if any(s.name == name for s in configured_hosts(app_state.settings)):
+        raise AiSysadminError(f"{name} is listed in remote_systems of "
+                              f"{app_state.loaded.config_path}: remove it there")
+    _hosts(app_state).set_status(name, "removed")
+    out.print(f"{name} is no longer managed")
+
+
+@app.command("accept")
+def accept(ctx: typer.Context, name: str) -> None:
+    """Manage a discovered host."""
+    hosts = _hosts(state(ctx))
+    row = hosts.get(name)
+    if row["status"] == "managed":
+        out.print(f"{name} is already managed")
+        return
+    hosts.set_status(name, "managed")
+    out.print(f"{name} is managed now")
+
+
+@app.command("refresh")
+def refresh(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this host.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check the managed hosts now, all at once."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    transports = build_transports(settings, _hosts(app_state))
+    if name:
+        transports = [t for t in transports if t.host == name]
+        if not transports:
+            raise AiSysadminError(f"{name} is not a managed host")
+
+    async def sweep() -> list[dict[str, Any]]:
+        checkers = [HostChecker(t, settings, app_state.store, consumer="check")
+                    for t in transports]
+        try:
+            reports = await asyncio.gather(*(c.check("refresh") for c in checkers))
+        finally:
+            await asyncio.gather(*(t.close() for t in transports))
+        return [{"name": r.host, "findings": len(r.findings),
+                 "reachable": "host_unreachable" not in {f.rule for f in r.findings},
+                 "errors": r.errors} for r in reports]
+
+    results = asyncio.run(sweep())
+    if as_json:
+        print_json(results)
+        return
+    for r in results:
+        state_text = "unreachable" if not r["reachable"] else f"{r['findings']} finding(s)"
+        out.print(f"{r['name']}: {state_text}")

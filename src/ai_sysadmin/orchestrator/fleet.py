@@ -1,0 +1,43 @@
+"""The managed fleet: this host, plus every remote host the operator manages, as transports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Settings, short_hostname
+from ..hosts.inventory import HostSpec, configured_hosts, parse_target, ssh_config_hosts
+from ..hosts.transport import LocalTransport, Transport
+from ..store import HostStore
+
+SSH_CONFIG = Path.home() / ".ssh" / "config"
+
+
+def managed_specs(settings: Settings, hosts: HostStore) -> list[HostSpec]:
+    """Configured hosts, then hosts the operator added or accepted (not removed ones)."""
+    specs = {s.name: s for s in configured_hosts(settings)}
+    removed = {h["name"] for h in hosts.with_status("removed")}
+    for row in hosts.with_status("managed"):
+        if row["source"] == "checked" or row["name"] in specs or not row["target"]:
+            continue
+        spec = parse_target(row["target"], source=row["source"])
+        specs[row["name"]] = HostSpec(row["name"], spec.host, spec.port, spec.user,
+                                      source=row["source"])
+    return [s for name, s in specs.items() if name not in removed]
+
+
+def discover_from_ssh_config(settings: Settings, hosts: HostStore) -> list[str]:
+    if not settings.ssh.discover_ssh_config:
+        return []
+    return [name for name in ssh_config_hosts(SSH_CONFIG) if hosts.discover(name, "ssh config")]
+
+
+def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
+    from ..hosts.ssh import transport_for  # asyncssh loads only when a remote host exists
+
+    return transport_for(spec, settings)
+
+
+def build_transports(settings: Settings, hosts: HostStore) -> list[Transport]:
+    local: Transport = LocalTransport(short_hostname())
+    return [local, *(remote_transport(s, settings) for s in managed_specs(settings, hosts)
+                     if s.name != local.host)]

@@ -1,0 +1,66 @@
+"""The inventory's state: hosts added, discovered, accepted or removed by the operator."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import NotFoundError
+from .db import Database
+
+HOST_STATUSES = ("managed", "discovered", "removed")
+
+
+class HostStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _audit(self, conn: Any, actor: str, what: str, name: str, detail: str = "") -> None:
+        conn.execute("INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
+                     (time.time(), actor, what, f"host:{name}", detail))
+
+    def upsert(self, name: str, *, target: str | None, source: str, status: str,
+               actor: str = "operator") -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO hosts(name, first_seen, source, status, target) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET status=excluded.status, "
+                "target=COALESCE(excluded.target, hosts.target), source=excluded.source",
+                (name, time.time(), source, status, target))
+            self._audit(conn, actor, f"host.{status}", name, f"{target or name} from {source}")
+
+    def discover(self, name: str, source: str) -> bool:
+        """Record a host seen somewhere; True when it is new. Known hosts are left alone."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO hosts(name, first_seen, source, status, target) "
+                "VALUES (?,?,?,'discovered',?)", (name, time.time(), source, name))
+            if cur.rowcount:
+                self._audit(conn, "discovery", "host.discovered", name, f"seen in {source}")
+            return bool(cur.rowcount)
+
+    def set_status(self, name: str, status: str, actor: str = "operator") -> dict[str, Any]:
+        with self.db.transaction() as conn:
+            cur = conn.execute("UPDATE hosts SET status=? WHERE name=?", (status, name))
+            if not cur.rowcount:
+                raise NotFoundError(f"no host {name!r}; see `systems list --all`")
+            self._audit(conn, actor, f"host.{status}", name)
+        return self.get(name)
+
+    def get(self, name: str) -> dict[str, Any]:
+        row = self.db.conn.execute("SELECT * FROM hosts WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no host {name!r}; see `systems list --all`")
+        return dict(row)
+
+    def all(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.conn.execute("SELECT * FROM hosts ORDER BY name")]
+
+    def with_status(self, status: str) -> list[dict[str, Any]]:
+        return [h for h in self.all() if h["status"] == status]
+
+    def open_incidents(self) -> dict[str, int]:
+        rows = self.db.conn.execute(
+            "SELECT host, COUNT(*) AS n FROM incidents WHERE state NOT IN ('resolved','closed') "
+            "GROUP BY host")
+        return {r["host"]: r["n"] for r in rows}

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import RemoteSystem
+from ai_sysadmin.errors import ConfigError
+from ai_sysadmin.hosts.inventory import parse_target, ssh_config_hosts
+from ai_sysadmin.hosts.os_patterns import profile_for
+from ai_sysadmin.hosts.osinfo import parse_os_release
+
+
+@pytest.mark.parametrize(("entry", "host", "user", "port"), [
+    ("web1", "web1", None, 22),
+    ("admin@web1.lab", "web1.lab", "admin", 22),
+    ("ops@10.1.2.3:2222", "10.1.2.3", "ops", 2222),
+    ("[::1]:2200", "::1", None, 2200),
+])
+def test_targets(entry, host, user, port) -> None:
+    spec = parse_target(entry)
+    assert (spec.host, spec.user, spec.port) == (host, user, port)
+
+
+@pytest.mark.parametrize("entry", ["", "a b", "x@y@z", "web1:99999", "web1;reboot"])
+def test_bad_targets_are_refused(entry) -> None:
+    with pytest.raises(ConfigError, match="remote_systems"):
+        parse_target(entry)
+
+
+def test_table_entries_keep_their_options() -> None:
+    spec = parse_target(RemoteSystem(host="10.0.0.5", name="db", user="u", port=2022, sudo=True))
+    assert (spec.name, spec.target, spec.sudo) == ("db", "u@10.0.0.5:2022", True)
+
+
+def test_ssh_config_hosts_skip_patterns(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host *\n  User x\nHost web1 web2\n  HostName 10.0.0.1\n"
+                      "host db-?\nHost !bad jump\n")
+    assert ssh_config_hosts(config) == ["web1", "web2", "jump"]
+    assert ssh_config_hosts(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize(("release", "family"), [
+    ('ID=nixos\n', "nixos"),
+    ('ID=ubuntu\nID_LIKE=debian\n', "debian"),
+    ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', "fedora"),
+    ('ID=endeavouros\nID_LIKE=arch\n', "arch"),
+    ('ID=mystery\nID_LIKE=debian\n', "debian"),
+])
+def test_os_profiles_from_os_release(release, family) -> None:
+    info = parse_os_release(release)
+    profile = profile_for(info.id, info.id_like)
+    assert profile is not None and profile.family == family and profile.update
+
+
+def test_unknown_os_is_generic_systemd() -> None:
+    assert profile_for("gentoo", ()) is None
+    nixos = profile_for("nixos")
+    assert nixos and ("nh", "os", "switch", "--target-host", "{host}") in nixos.deploy

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
+from ai_sysadmin.monitor.rules.host_unreachable import HostUnreachable
+from ai_sysadmin.monitor.snapshot import Snapshot
+
+from ._snapshots import healthy_snapshot
+
+RULE = HostUnreachable()
+
+
+def test_nothing_collected_is_an_unreachable_host() -> None:
+    snap = Snapshot(host="web1", taken_at=1000.0, errors={
+        s: "web1: cannot connect to 10.0.0.9:22: timed out"
+        for s in ("cpu", "memory", "load", "mounts", "units", "processes", "os")})
+    findings, judged = evaluate(RuleContext(snap))
+    (finding,) = findings
+    assert (finding.rule, finding.subject, finding.severity) == (
+        "host_unreachable", "web1", Severity.CRITICAL)
+    assert "timed out" in finding.evidence[0]
+    # every other rule is left alone: their incidents neither open nor resolve
+    assert judged == {"host_unreachable"}
+
+
+def test_a_partial_collection_is_not_unreachable() -> None:
+    snap = healthy_snapshot()
+    snap.journal = None
+    snap.errors["journal"] = "journalctl failed"
+    assert RULE.evaluate(RuleContext(snap)) == []
+
+
+def test_a_healthy_host_is_not_unreachable() -> None:
+    assert RULE.evaluate(RuleContext(healthy_snapshot())) == []
