@@ -3,18 +3,15 @@ through the daemon, the durable queue and its embedded worker, over both wire pr
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
-from ai_sysadmin.orchestrator.daemon import build_daemon
-from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from ai_sysadmin.store import ActionStore
+from tests.lab.daemon_runner import run_daemon
 from tests.support.scripted_model import ScriptedModel, call, http_error, say, tool_results
 
 pytestmark = pytest.mark.lab
@@ -33,23 +30,7 @@ def _settings(tmp_path: Path, url: str, backend: str, **agent) -> Settings:
 
 
 def _run_until(settings: Settings, sb: Sandbox, done, timeout: float = 40):
-    store = IncidentStore(Database(settings.db_path))
-
-    async def go():
-        daemon = build_daemon(settings, store, [SandboxTransport(sb)])
-        running = asyncio.create_task(daemon.run())
-        try:
-            deadline = time.monotonic() + timeout
-            while not done(store):
-                assert time.monotonic() < deadline, "timed out"
-                assert not running.done(), running.exception()
-                await asyncio.sleep(0.05)
-        finally:
-            daemon.stop_event.set()
-            await asyncio.wait_for(running, 20)
-
-    asyncio.run(go())
-    return store
+    return run_daemon(settings, sb, done, timeout)[0]
 
 
 def _failed_demo(sb: Sandbox) -> None:

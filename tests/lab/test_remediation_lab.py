@@ -4,17 +4,15 @@ prompt injection. The scripted model proposes; the policy and the executor decid
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
-from ai_sysadmin.orchestrator.daemon import build_daemon
-from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from ai_sysadmin.store import ActionStore
+from tests.lab.daemon_runner import run_daemon
 from tests.support.scripted_model import ScriptedModel, call, say
 
 pytestmark = pytest.mark.lab
@@ -51,27 +49,6 @@ def propose_restart(unit: str):
                     rationale="it failed; a restart should bring it back")
 
     return step
-
-
-def run_daemon(settings: Settings, sb: Sandbox, until, timeout: float = 60):
-    store = IncidentStore(Database(settings.db_path))
-
-    async def go():
-        daemon = build_daemon(settings, store, [SandboxTransport(sb)])
-        running = asyncio.create_task(daemon.run())
-        try:
-            deadline = time.monotonic() + timeout
-            while not until(store):
-                assert time.monotonic() < deadline, "timed out"
-                assert not running.done(), running.exception()
-                await asyncio.sleep(0.05)
-        finally:
-            daemon.stop_event.set()
-            await asyncio.wait_for(running, 30)
-        return daemon
-
-    daemon = asyncio.run(go())
-    return store, daemon
 
 
 def test_auto_safe_restarts_verifies_and_resolves(tmp_path) -> None:

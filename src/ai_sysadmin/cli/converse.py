@@ -20,7 +20,7 @@ from ..config import Settings, short_hostname
 from ..hosts.transport import LocalTransport
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
-from ..llm.types import Message, Priority
+from ..llm.types import BackendStatus, Message, Priority
 from ..orchestrator.session import llm_session, local_facts
 from ..store import Action, IncidentStore
 from .context import err, out, print_json, state
@@ -65,15 +65,16 @@ def ask(
     out.print(Markdown(outcome.answer))
 
 
-def _debug(settings: Settings) -> None:
-    async def status() -> Any:
-        backend = make_backend(settings.llm)
-        try:
-            return await backend.status()
-        finally:
-            await backend.aclose()
+async def _backend_status(settings: Settings) -> BackendStatus:
+    backend = make_backend(settings.llm)
+    try:
+        return await backend.status()
+    finally:
+        await backend.aclose()
 
-    st = asyncio.run(status())
+
+def _debug(settings: Settings) -> None:
+    st = asyncio.run(_backend_status(settings))
     queue = open_queue(settings)
     try:
         stats, workers = queue.stats(), queue.live_workers()
@@ -179,14 +180,7 @@ def llm_status(
     """Does the LLM server answer, and is the configured model there? Exit 0 yes, 1 no."""
     settings = state(ctx).settings
 
-    async def status() -> Any:
-        backend = make_backend(settings.llm)
-        try:
-            return await backend.status()
-        finally:
-            await backend.aclose()
-
-    st = asyncio.run(status())
+    st = asyncio.run(_backend_status(settings))
     ready = st.reachable and st.model_present
     if as_json:
         print_json({"backend": st.backend, "url": st.url, "model": st.model,
