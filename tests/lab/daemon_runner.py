@@ -6,18 +6,20 @@ import asyncio
 import time
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.transport import Transport
 from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.orchestrator.daemon import build_daemon
 from ai_sysadmin.store import Database, IncidentStore
 
 
-def run_daemon(settings: Settings, sb: Sandbox, until, timeout: float = 60):
+def run_daemon(settings: Settings, sb: Sandbox | None, until, timeout: float = 60,
+               transports: list[Transport] | None = None):
     """(store, daemon) once ``until(store)`` holds; fails after ``timeout`` seconds."""
     store = IncidentStore(Database(settings.db_path))
 
     async def go():
-        daemon = build_daemon(settings, store, [SandboxTransport(sb)])
+        daemon = build_daemon(settings, store, transports or [SandboxTransport(sb)])
         running = asyncio.create_task(daemon.run())
         try:
             deadline = time.monotonic() + timeout

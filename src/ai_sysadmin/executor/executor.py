@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
-from ..hosts.transport import Transport
+from ..hosts.transport import LocalTransport, Transport
 from ..orchestrator.checker import HostChecker
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, plan_action
@@ -180,8 +180,11 @@ class Executor:
         if action.incident_id is not None:
             self._incident_to(action.incident_id, "open", f"escalated: {reason}")
 
-    def _sudo(self) -> list[str]:
-        return [] if os.geteuid() == 0 else [self.settings.safety.sudo, "-n", "--"]
+    def _sudo(self, transport: Transport) -> list[str]:
+        # remote hosts: the SSH transport adds sudo on the remote side when configured
+        if not isinstance(transport, LocalTransport) or os.geteuid() == 0:
+            return []
+        return [self.settings.safety.sudo, "-n", "--"]
 
     async def _execute(self, action: Action) -> list[dict[str, Any]]:
         transport = self.transports.get(action.host)
@@ -194,7 +197,7 @@ class Executor:
         outputs = []
         for argv in action.plan.get("commands", []):
             try:
-                done = await transport.run([*self._sudo(), *argv],
+                done = await transport.run([*self._sudo(transport), *argv],
                                            self.settings.safety.command_timeout)
             except TransportError as exc:
                 raise AiSysadminError(f"{' '.join(argv)}: {exc}") from exc

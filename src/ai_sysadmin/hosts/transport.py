@@ -46,6 +46,8 @@ class Transport(ABC):
 
     #: the host name this transport reaches, as shown to people
     host: str
+    #: whether the collector should send one remote script instead of one command per fact
+    one_round_trip: bool = False
 
     @abstractmethod
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:

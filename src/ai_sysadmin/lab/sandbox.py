@@ -30,6 +30,8 @@ MASKED_UNITS = (
     "getty.target", "console-getty.service", "systemd-firstboot.service",
     "systemd-repart.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
     "systemd-modules-load.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+    # the host's own sshd, if installed and enabled, would start in every lab on port 22
+    "ssh.service", "ssh.socket",
 )
 SYSTEMD_CANDIDATES = (
     "/lib/systemd/systemd",

@@ -1,7 +1,9 @@
 """Collect a Snapshot of one host through its Transport.
 
 Each section is a command (or a file) plus a pure parser from :mod:`.parsers`. Sections run
-concurrently; one that fails is recorded in ``Snapshot.errors`` and the others go on.
+concurrently; one that fails is recorded in ``Snapshot.errors`` and the others go on. A transport
+with ``one_round_trip`` (SSH) gets every command in one remote script instead
+(:mod:`.remote_script`), whose results feed the very same code.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ..config import Settings
 from ..errors import TransportError
 from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import Transport
-from . import parsers
+from . import parsers, remote_script
 from .snapshot import Snapshot
 
 #: what systemctl says when systemd is not PID 1 or its bus is unreachable
@@ -90,10 +92,8 @@ class Collector:
         entry when the cursor itself does not match the filter, so the position must be the
         last *warning* entry, or else a time: that of the newest entry of any priority.
         """
-        journalctl = self.settings.programs.journalctl
-        base = [journalctl, "--no-pager", "--output=json", "--output-fields=PRIORITY",
-                "--lines=1"]
-        for argv in ([*base, "--priority=warning"], base):
+        warning, base = self._position_argvs()
+        for argv in (warning, base):
             result = await self.transport.run(argv, self.settings.command_timeout)
             entries = parsers.parse_journal(result.stdout) if result.ok else []
             if entries and argv is not base:
@@ -102,7 +102,45 @@ class Collector:
                 return f"{SINCE_PREFIX}{entries[-1].timestamp:.6f}"
         return None
 
+    def _position_argvs(self) -> tuple[list[str], list[str]]:
+        """The last warning entry; the last entry of any priority."""
+        base = [self.settings.programs.journalctl, "--no-pager", "--output=json",
+                "--output-fields=PRIORITY", "--lines=1"]
+        return [*base, "--priority=warning"], base
+
+    def round_trip_commands(self, journal: JournalQuery | None = None) -> list[list[str]]:
+        """Every command :meth:`collect` may run, for one remote script (files are ``cat``).
+
+        Conditional ones are always included (they are cheap): the os-release fallback, the
+        NixOS generation, the journal position when no cursor is stored yet.
+        """
+        p = self.settings.programs
+        query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
+        files = ["/proc/stat", "/proc/meminfo", "/proc/pressure/memory", "/proc/vmstat",
+                 "/proc/loadavg", "/proc/uptime", "/etc/os-release", "/usr/lib/os-release"]
+        commands = [["cat", "--", path] for path in files]
+        commands += [
+            [p.df, "-B1", f"--output={parsers.DF_COLUMNS}"],
+            [p.readlink, "/nix/var/nix/profiles/system"],
+            [p.systemctl, "list-units", "--all", "--output=json", "--no-pager"],
+            [p.systemctl, "show", "*.service", "--property=Id,NRestarts", "--no-pager"],
+            journal_argv(self.settings, query),
+            self._ps_argv(),
+        ]
+        if query.after_cursor is None:
+            commands += self._position_argvs()
+        return commands
+
+    def _ps_argv(self) -> list[str]:
+        return [self.settings.programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"]
+
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
+        if self.transport.one_round_trip:
+            replay = await remote_script.round_trip(
+                self.transport, self.round_trip_commands(journal),
+                self.settings.command_timeout, process_list=self._ps_argv(),
+            )
+            return await Collector(replay, self.settings).collect(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
         p = self.settings.programs
 
@@ -195,7 +233,7 @@ class Collector:
 
         async def processes() -> None:
             # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
-            text = await self._run([p.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"])
+            text = await self._run(self._ps_argv())
             snap.processes = parsers.top_processes(parsers.parse_ps(text))
 
         async def units_then_journal() -> None:

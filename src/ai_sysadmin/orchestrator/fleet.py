@@ -32,9 +32,25 @@ def discover_from_ssh_config(settings: Settings, hosts: HostStore) -> list[str]:
 
 
 def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
-    from ..hosts.ssh import transport_for  # asyncssh loads only when a remote host exists
+    # asyncssh loads only when there is a remote host
+    from ..hosts.ssh import SshTarget, SshTransport
 
-    return transport_for(spec, settings)
+    ssh = settings.ssh
+    keys = [spec.key_file] if spec.key_file else ssh.key_files
+    target = SshTarget(
+        host=spec.host,
+        # 22 may be the default of a bare "host": let ~/.ssh/config say otherwise
+        port=spec.port if spec.port != 22 else None,
+        user=spec.user or ssh.user,
+        key_files=tuple(str(k) for k in keys),
+        known_hosts=ssh.known_hosts,
+        trust_on_first_use=ssh.trust_on_first_use,
+        ssh_config=SSH_CONFIG if ssh.use_ssh_config and SSH_CONFIG.is_file() else None,
+        connect_timeout=ssh.connect_timeout,
+        sudo=spec.sudo,
+        max_concurrent=ssh.concurrency,
+    )
+    return SshTransport(target, name=spec.name)
 
 
 def build_transports(settings: Settings, hosts: HostStore) -> list[Transport]:

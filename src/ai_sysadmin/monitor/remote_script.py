@@ -1,0 +1,180 @@
+"""One round trip per host per check: every command of a Snapshot in one remote POSIX sh script.
+
+Over SSH each command costs a session and a round trip; a check runs about fifteen. Here the
+collector's commands become one ``sh -c SCRIPT`` that runs them in turn, each under coreutils'
+``timeout``, and frames each output with a random marker, on stdout and stderr alike. The reply
+is split back into one :class:`CommandResult` per command and served by a
+:class:`ReplayTransport`, so the collector and its parsers run unchanged on the same raw text:
+the Snapshot is the one the per-command path would give. Remote hosts need only sh, coreutils,
+procps and systemd. Every argument in the script is quoted with :func:`shlex.quote`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from ..errors import TransportError
+from ..hosts.transport import CommandResult, Transport, _check_argv
+
+#: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
+_TIMED_OUT = 124
+_CANNOT_START = (126, 127)
+#: seconds between timeout's TERM and its KILL
+_KILL_AFTER = 2
+
+#: one step: markers on both streams around the command. timeout(1) puts the command in a
+#: process group of its own and kills all of it on expiry; starting it with `&` gives its pid,
+#: so that the process listing can leave the script's own processes out.
+_STEP = """\
+s() {{
+  i=$1; shift
+  printf '\\n%s %s start\\n' "$M" "$i"; printf '\\n%s %s start\\n' "$M" "$i" >&2
+  timeout -k {kill_after} {timeout} "$@" </dev/null &
+  p=$!; wait "$p"; rc=$?
+  printf '\\n%s %s end %s %s\\n' "$M" "$i" "$rc" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
+}}
+"""
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """The script for some commands, and how to read its reply."""
+
+    commands: tuple[tuple[str, ...], ...]
+    command_timeout: float
+    marker: str
+
+    @classmethod
+    def plan(cls, commands: Sequence[Sequence[str]], command_timeout: float) -> RoundTrip:
+        unique = tuple(dict.fromkeys(_check_argv(c) for c in commands))
+        return cls(unique, command_timeout, f"@@ai-sysadmin-{secrets.token_hex(12)}@@")
+
+    @property
+    def script(self) -> str:
+        lines = [f"M={shlex.quote(self.marker)}",
+                 _STEP.format(kill_after=_KILL_AFTER, timeout=f"{self.command_timeout:g}")]
+        lines += [f"s {i} {shlex.join(argv)}" for i, argv in enumerate(self.commands)]
+        return "\n".join(lines) + "\n"
+
+    @property
+    def argv(self) -> list[str]:
+        return ["sh", "-c", self.script]
+
+    @property
+    def timeout(self) -> float:
+        """For the whole script: room for a few commands that each run into their timeout."""
+        return self.command_timeout * 3 + _KILL_AFTER
+
+    def split(self, stdout: str, stderr: str) -> dict[tuple[str, ...], Step]:
+        """Each command that ran to its end marker, with its exit code, output and pid."""
+        mark = re.escape(self.marker)
+        starts = {int(m[1]): m.end() for m in re.finditer(rf"\n{mark} (\d+) start\n", stdout)}
+        err_starts = {
+            int(m[1]): m.end() for m in re.finditer(rf"\n{mark} (\d+) start\n", stderr)
+        }
+        steps: dict[tuple[str, ...], Step] = {}
+        for m in re.finditer(rf"\n{mark} (\d+) end (\d+) (\d+)\n", stdout):
+            i = int(m[1])
+            if i not in starts or i >= len(self.commands):
+                continue
+            err = ""
+            if i in err_starts:
+                err_end = stderr.find(f"\n{self.marker} {i} end\n", err_starts[i])
+                err = stderr[err_starts[i]:err_end if err_end >= 0 else len(stderr)]
+            argv = self.commands[i]
+            steps[argv] = Step(argv, int(m[2]), stdout[starts[i]:m.start()], err, int(m[3]))
+        return steps
+
+
+@dataclass(frozen=True)
+class Step:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    pid: int  # of timeout(1), which ran the command
+
+
+def without_own_processes(
+    ps_output: str, trip: RoundTrip, steps: dict[tuple[str, ...], Step]
+) -> str:
+    """``ps`` output without the script's own shell and the ``timeout`` that ran each command.
+
+    The per-command path sees neither; ps itself stays, as it does there.
+    """
+    own = {str(step.pid) for step in steps.values()}
+    kept = []
+    for line in ps_output.splitlines(keepends=True):
+        fields = line.split(None, 1)
+        if trip.marker in line or (fields and fields[0] in own):
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
+class ReplayTransport(Transport):
+    """Answers a collector from one round trip's results: no process, no connection."""
+
+    def __init__(self, host: str, steps: dict[tuple[str, ...], Step], timeout: float,
+                 missing: str) -> None:
+        self.host = host
+        self._steps = steps
+        self._timeout = timeout
+        self._missing = missing
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        return argv
+
+    async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+        cmd = _check_argv(argv)
+        step = self._steps.get(cmd)
+        if step is None:
+            raise TransportError(f"{self.host}: {' '.join(cmd)!r}: {self._missing}")
+        if step.returncode == _TIMED_OUT:
+            raise TransportError(
+                f"{self.host}: {' '.join(cmd)!r} timed out after {self._timeout:g} s"
+            )
+        if step.returncode in _CANNOT_START and "timeout: failed to run command" in step.stderr:
+            detail = step.stderr.strip().splitlines()[-1]
+            raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {detail}")
+        return CommandResult(cmd, step.returncode, step.stdout, step.stderr, 0.0)
+
+    async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:
+        raise TransportError(f"{self.host}: a round trip's results cannot be streamed")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+async def round_trip(
+    transport: Transport,
+    commands: Sequence[Sequence[str]],
+    command_timeout: float,
+    process_list: Sequence[str] | None = None,
+) -> ReplayTransport:
+    """Run ``commands`` on the host in one remote command; never raises for the host's sake.
+
+    A host that cannot be reached gives a replay whose every command fails with that reason,
+    exactly as each command would have failed on its own. ``process_list`` names the ``ps``
+    command whose output must not show the script's own processes.
+    """
+    trip = RoundTrip.plan(commands, command_timeout)
+    try:
+        result = await transport.run(trip.argv, trip.timeout)
+    except TransportError as exc:
+        reason = str(exc).removeprefix(f"{transport.host}: ")
+        return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}")
+    steps = trip.split(result.stdout, result.stderr)
+    if process_list is not None:
+        key = _check_argv(process_list)
+        if key in steps:
+            step = steps[key]
+            steps[key] = Step(key, step.returncode, without_own_processes(step.stdout, trip, steps),
+                              step.stderr, step.pid)
+    missing = (
+        "not gathered: the remote script ended early "
+        f"(exit {result.returncode}: {result.stderr.strip()[-200:] or 'no output'})"
+    )
+    return ReplayTransport(transport.host, steps, command_timeout, missing)

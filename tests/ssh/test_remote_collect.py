@@ -1,0 +1,157 @@
+"""A whole check over SSH in one round trip: the fault lab's real systemd behind a real sshd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.ssh import SshTransport
+from ai_sysadmin.hosts.transport import CommandResult
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.collector import Collector, JournalQuery
+from ai_sysadmin.monitor.rules import RULES_BY_NAME, RuleContext, evaluate
+from ai_sysadmin.monitor.snapshot import Snapshot
+
+from .conftest import Hosts, LabHost, wait_until
+
+BROKEN_UNIT = """\
+[Unit]
+Description=a unit that fails on start (SSH test)
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo cannot open /etc/remote-broken.conf >&2; exit 3'
+"""
+
+
+class CountingSsh(SshTransport):
+    """The real transport, counting the remote commands a check costs."""
+
+    calls: int = 0
+
+    async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+        self.calls += 1
+        return await super().run(argv, timeout)
+
+
+def collect(transport: SshTransport | SandboxTransport, settings: Settings,
+            journal: JournalQuery | None = None) -> Snapshot:
+    async def go() -> Snapshot:
+        try:
+            return await Collector(transport, settings).collect(journal)
+        finally:
+            await transport.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(ai_name="sshtest", state_dir=tmp_path / "state")
+
+
+@pytest.mark.lab
+def test_a_failed_unit_on_a_remote_host_is_detected_in_one_round_trip(
+    lab_host: LabHost, known_hosts: Path, settings: Settings
+) -> None:
+    sb, host = lab_host.sandbox, lab_host.ssh
+    sb.write_file("/etc/systemd/system/remote-broken.service", BROKEN_UNIT)
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+    sb.exec(["systemctl", "start", "remote-broken.service"])  # fails, as it should
+    ssh = CountingSsh(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
+    snapshot = collect(ssh, settings)
+    assert ssh.calls == 1  # the whole Snapshot in one remote command
+    assert snapshot.errors == {} and snapshot.host == "sshlab" and snapshot.systemd_running
+    findings, judged = evaluate(RuleContext(snapshot, settings.thresholds))
+    assert judged == set(RULES_BY_NAME)
+    failed = [f for f in findings if f.rule == "failed_unit"]
+    assert [f.subject for f in failed] == ["remote-broken.service"]
+    assert failed[0].host == "sshlab"
+
+
+def _warn(sb: Sandbox, text: str) -> str:
+    """Log a warning in the lab and wait until journald has it; returns its cursor."""
+    sb.exec(["logger", "-p", "user.warning", "-t", "ssh-equivalence", text], check=True)
+    found: list[str] = []
+
+    def logged() -> bool:
+        out = sb.exec(["journalctl", "--no-pager", "-o", "json", "--output-fields=MESSAGE",
+                       "-t", "ssh-equivalence", f"MESSAGE={text}"]).stdout
+        found[:] = [line for line in out.splitlines() if line.strip()]
+        return bool(found)
+
+    wait_until(logged, f"{text!r} in the lab's journal")
+    return str(json.loads(found[-1])["__CURSOR"])
+
+
+@pytest.mark.lab
+def test_one_round_trip_gives_the_snapshot_of_the_per_command_path(
+    lab_host: LabHost, known_hosts: Path, settings: Settings
+) -> None:
+    sb, host = lab_host.sandbox, lab_host.ssh
+    start = _warn(sb, "equivalence start")
+    _warn(sb, "equivalence one")
+    _warn(sb, "equivalence two")
+    query = JournalQuery(after_cursor=start)
+    kh = host.write_known_hosts(known_hosts)
+    over_ssh = collect(SshTransport(host.target(kh), name="sdtest-twin"), settings, query)
+    local = collect(SandboxTransport(sb), settings, query)
+
+    assert over_ssh.errors == {} and local.errors == {}
+    # the same facts, read by the same parsers
+    for name in ("os", "systemd_running", "nixos_generation", "journal", "journal_cursor"):
+        assert getattr(over_ssh, name) == getattr(local, name), name
+    assert [e.message for e in over_ssh.journal or []][-2:] == ["equivalence one",
+                                                               "equivalence two"]
+    assert over_ssh.units == local.units
+    assert over_ssh.cpu and local.cpu and over_ssh.cpu.cores == local.cpu.cores
+    assert over_ssh.memory and local.memory
+    assert over_ssh.memory.total_kb == local.memory.total_kb
+    assert (over_ssh.memory.psi_some_avg60 is None) == (local.memory.psi_some_avg60 is None)
+    assert over_ssh.swap is not None and over_ssh.load is not None
+    assert abs((over_ssh.uptime_seconds or 0) - (local.uptime_seconds or 0)) < 60
+    mounts = lambda s: [(m.target, m.fstype, m.size_bytes) for m in s.mounts or []]  # noqa: E731
+    assert mounts(over_ssh) == mounts(local)
+    # processes: the same ones, but for sshd's sessions and the commands of each path
+    ssh_pids = {p.pid: p.command for p in over_ssh.processes or []}
+    local_pids = {p.pid: p.command for p in local.processes or []}
+    assert 1 in ssh_pids and ssh_pids[1] == local_pids.get(1)
+    script_parts = [c for c in ssh_pids.values()
+                    if "@@ai-sysadmin-" in c or c.startswith("timeout -k ")]
+    assert not script_parts
+
+
+@pytest.mark.lab
+def test_first_check_takes_a_journal_position_over_ssh(
+    lab_host: LabHost, known_hosts: Path, settings: Settings
+) -> None:
+    host = lab_host.ssh
+    snapshot = collect(SshTransport(host.target(host.write_known_hosts(known_hosts))), settings)
+    assert snapshot.errors == {}
+    assert snapshot.journal is not None and snapshot.journal_cursor
+
+
+def test_an_unreachable_host_is_one_finding_and_fast(
+    ssh_hosts: Hosts, known_hosts: Path, settings: Settings
+) -> None:
+    good = ssh_hosts.alpha
+    dead = SshTransport(
+        good.target(good.write_known_hosts(known_hosts), host=ssh_hosts.blackhole,
+                    connect_timeout=1.0),
+        name="gone",
+    )
+    started = time.monotonic()
+    snapshot = collect(dead, settings)
+    assert time.monotonic() - started < 2.5
+    assert {"cpu", "memory", "units", "processes", "mounts"} <= set(snapshot.errors)
+    assert "no SSH connection" in snapshot.errors["cpu"]
+    findings, judged = evaluate(RuleContext(snapshot, settings.thresholds))
+    assert judged == {"host_unreachable"}
+    assert [(f.rule, f.subject) for f in findings] == [("host_unreachable", "gone")]

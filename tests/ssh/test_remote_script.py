@@ -1,0 +1,119 @@
+"""The one-round-trip script on this machine's own sh: framing, timeouts, missing programs.
+
+No sshd needed: a LocalTransport that asks for one round trip runs the same script here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Programs, Settings
+from ai_sysadmin.errors import TransportError
+from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
+from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.remote_script import round_trip
+from ai_sysadmin.monitor.snapshot import Snapshot
+
+
+class OneTrip(LocalTransport):
+    """This machine, collected the way an SSH host is: one ``sh -c`` for the whole check."""
+
+    one_round_trip = True
+    calls = 0
+
+    async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+        self.calls += 1
+        return await super().run(argv, timeout)
+
+
+class Down(LocalTransport):
+    one_round_trip = True
+
+    async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+        raise TransportError(f"{self.host}: no SSH connection to root@10.0.0.1:22 within 1 s")
+
+
+def collect(transport: Transport, settings: Settings) -> Snapshot:
+    return asyncio.run(Collector(transport, settings).collect())
+
+
+def script(path: Path, body: str) -> str:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_each_output_comes_back_exactly(tmp_path: Path) -> None:
+    commands = [
+        ["printf", "no newline at the end"],
+        ["printf", ""],
+        ["sh", "-c", "printf 'out\\n\\n'; printf 'err\\nmore' >&2; exit 4"],
+        ["printf", "%s\\n", "start 0 end 1 2", "it's $HOME"],
+        ["cat", "--", str(tmp_path / "missing")],
+    ]
+
+    async def go() -> list[CommandResult | str]:
+        replay = await round_trip(LocalTransport(), commands, 5.0)
+        results: list[CommandResult | str] = []
+        for argv in [*commands, ["never", "planned"]]:
+            try:
+                results.append(await replay.run(argv))
+            except TransportError as exc:
+                results.append(str(exc))
+        return results
+
+    got = asyncio.run(go())
+    assert [(r.returncode, r.stdout, r.stderr) for r in got[:4]] == [  # type: ignore[union-attr]
+        (0, "no newline at the end", ""),
+        (0, "", ""),
+        (4, "out\n\n", "err\nmore"),
+        (0, "start 0 end 1 2\nit's $HOME\n", ""),
+    ]
+    assert got[4].returncode == 1 and "No such file" in got[4].stderr  # type: ignore[union-attr]
+    assert "'never planned': not gathered" in got[5]  # type: ignore[operator]
+
+
+def test_the_snapshot_is_the_one_of_the_per_command_path(settings: Settings) -> None:
+    one = OneTrip("here")
+    ours, theirs = collect(one, settings), collect(LocalTransport("here"), settings)
+    assert one.calls == 1
+    assert ours.errors == theirs.errors
+    for name in ("os", "systemd_running", "units", "nixos_generation", "journal"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert [m.target for m in ours.mounts or []] == [m.target for m in theirs.mounts or []]
+    commands = [p.command for p in ours.processes or []]
+    assert not [c for c in commands if "@@ai-sysadmin-" in c or c.startswith("timeout -k ")]
+
+
+def test_a_hung_command_costs_its_section_only(tmp_path: Path) -> None:
+    settings = Settings(
+        ai_name="hal", state_dir=tmp_path / "state", command_timeout=0.5,
+        programs=Programs(df=script(tmp_path / "df", "sleep 30"), ps="/nonexistent/ps",
+                          systemctl="/nonexistent/systemctl"),
+    )
+    started = time.monotonic()
+    snapshot = collect(OneTrip("here"), settings)
+    assert time.monotonic() - started < 4
+    assert "timed out after 0.5 s" in snapshot.errors["mounts"]
+    assert "cannot start '/nonexistent/ps'" in snapshot.errors["processes"]
+    # no systemctl at all is a fact about the host, not an error
+    assert snapshot.systemd_running is False and snapshot.units == []
+    assert snapshot.cpu is not None and snapshot.memory is not None and snapshot.os is not None
+
+
+def test_an_unreachable_host_fails_every_section_with_the_reason(settings: Settings) -> None:
+    snapshot = collect(Down("gone"), settings)
+    assert snapshot.cpu is None and snapshot.units is None and snapshot.processes is None
+    assert "no SSH connection to root@10.0.0.1:22" in snapshot.errors["units"]
+    assert set(snapshot.errors) >= {"cpu", "memory", "swap", "load", "mounts", "units",
+                                    "processes", "os"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(ai_name="hal", state_dir=tmp_path / "state")

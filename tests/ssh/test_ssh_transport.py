@@ -1,0 +1,283 @@
+"""The SSH transport against real sshd processes, each in its own network namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.errors import TransportError
+from ai_sysadmin.hosts.ssh import HostKeyError, SshTarget, SshTransport
+
+from .conftest import Hosts, LabHost, wait_until
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _using(transport: SshTransport, coro):
+    try:
+        return await coro
+    finally:
+        await transport.close()
+
+
+def test_run_keeps_every_argument_and_both_streams(ssh_hosts: Hosts, known_hosts: Path) -> None:
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")
+
+    async def scenario() -> None:
+        odd = ["a b", "it's", "$HOME", "`id`", ";rm -rf x", "", "*", "\u00e9"]
+        printed = await ssh.run(["printf", "%s|", *odd])
+        assert printed.ok and printed.stdout == "".join(f"{a}|" for a in odd)
+        both = await ssh.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (both.returncode, both.stdout, both.stderr) == (3, "out\n", "err\n")
+        assert both.argv == ("sh", "-c", "echo out; echo err >&2; exit 3")
+        assert await ssh.read_file(str(host.host_key_pub)) == host.host_key_pub.read_text()
+        assert await ssh.read_file("/nonexistent/file") is None
+        with pytest.raises(TransportError, match="alpha: cannot start 'no-such-program'"):
+            await ssh.run(["no-such-program", "x"])
+        lines = [line async for line in ssh.stream_lines(["printf", "one\\ntwo\\n"])]
+        assert lines == ["one", "two"]
+
+    run(_using(ssh, scenario()))
+
+
+def test_one_connection_is_reused_and_reopened_when_lost(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    host = ssh_hosts.beta
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)))
+    before = host.accepted_logins()
+
+    async def scenario() -> None:
+        for _ in range(3):
+            assert (await ssh.run(["true"])).ok
+        results = await asyncio.gather(*(ssh.run(["echo", str(i)]) for i in range(12)))
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(12)]
+        assert ssh.connects == 1
+        assert host.accepted_logins() - before == 1  # what sshd itself saw
+        # the connection dies under us (sshd's per-connection process is killed)
+        for pid in host.session_pids():
+            os.kill(pid, 9)
+        wait_until(lambda: not host.session_pids(), "the session process gone")
+        assert (await ssh.run(["echo", "again"])).stdout == "again\n"
+        assert ssh.connects == 2 and host.accepted_logins() - before == 2
+
+    run(_using(ssh, scenario()))
+
+
+def test_concurrency_limit_per_host(ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path) -> None:
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts), max_concurrent=2))
+    # the namespace host shares this file system: each command counts who runs beside it
+    board = tmp_path / "running"
+    board.mkdir()
+    probe = f'touch {board}/$$; sleep 0.3; ls {board} | wc -l; rm {board}/$$'
+
+    async def scenario() -> list[int]:
+        results = await asyncio.gather(*(ssh.run(["sh", "-c", probe]) for _ in range(6)))
+        return [int(r.stdout) for r in results]
+
+    seen = run(_using(ssh, scenario()))
+    assert max(seen) == 2, seen
+
+
+def test_command_timeout_kills_the_remote_command(ssh_hosts: Hosts, known_hosts: Path) -> None:
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")
+    marker = "41.73"  # a sleep no one else runs
+
+    def remote_sleeps() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if (entry / "cmdline").read_bytes() == f"sleep\0{marker}\0".encode():
+                    found.append(entry.name)
+            except OSError:
+                continue
+        return found
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"alpha: 'sleep 41.73' timed out after 0.5 s"):
+            await ssh.run(["sleep", marker], timeout=0.5)
+        elapsed = time.monotonic() - started
+        assert (await ssh.run(["echo", "still usable"])).ok
+        return elapsed
+
+    elapsed = run(_using(ssh, scenario()))
+    assert elapsed < 3
+    wait_until(lambda: not remote_sleeps(), "the remote sleep killed", timeout=5)
+
+
+def test_an_unreachable_host_does_not_slow_the_others(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    good = ssh_hosts.alpha
+    kh = good.write_known_hosts(known_hosts)
+    healthy = SshTransport(good.target(kh), name="healthy")
+    dead = SshTransport(good.target(kh, host=ssh_hosts.blackhole, connect_timeout=1.5),
+                        name="dead")
+    refused = SshTransport(good.target(kh, host=ssh_hosts.refused), name="refused")
+    started = time.monotonic()
+    finished: dict[str, float] = {}
+
+    async def timed(name: str, transport: SshTransport) -> object:
+        try:
+            return await transport.run(["echo", "ok"])
+        except TransportError as exc:
+            return exc
+        finally:
+            finished[name] = time.monotonic() - started
+            await transport.close()
+
+    async def scenario() -> list[object]:
+        return await asyncio.gather(
+            timed("dead", dead), timed("refused", refused), timed("healthy", healthy)
+        )
+
+    dead_result, refused_result, healthy_result = run(scenario())
+    assert healthy_result.stdout == "ok\n"  # type: ignore[union-attr]
+    assert isinstance(dead_result, TransportError)
+    assert str(dead_result).startswith("dead: no SSH connection to root@")
+    assert "within 1.5 s" in str(dead_result)
+    assert isinstance(refused_result, TransportError)
+    assert str(refused_result).startswith("refused: cannot connect to root@")
+    assert finished["healthy"] < 1.0 < 1.4 < finished["dead"] < 3.0, finished
+    assert finished["refused"] < 1.0, finished
+
+
+def test_a_changed_host_key_is_refused_and_nothing_runs(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    alpha, beta = ssh_hosts.alpha, ssh_hosts.beta
+    # known_hosts holds beta's key under alpha's address: alpha's real key is "wrong"
+    forged = beta.known_hosts_line.replace(beta.address, alpha.address, 1)
+    known_hosts.write_text(forged)
+    ran = tmp_path / "ran"
+    for tofu in (False, True):  # trust on first use never overrides a known key
+        ssh = SshTransport(alpha.target(known_hosts, trust_on_first_use=tofu), name="alpha")
+        with pytest.raises(HostKeyError) as caught:
+            run(_using(ssh, ssh.run(["touch", str(ran)])))
+        message = str(caught.value)
+        assert message.startswith("alpha: HOST KEY MISMATCH for 10.231.")
+        assert alpha.fingerprint in message and alpha.address in message
+        assert f"ssh-keygen -R '{alpha.address}' -f {known_hosts}" in message
+    assert not ran.exists()
+    assert known_hosts.read_text() == forged
+
+
+def test_a_host_key_of_another_type_is_refused(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    alpha = ssh_hosts.alpha
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(tmp_path / "other")],
+                   check=True, timeout=10)
+    alg, b64 = (tmp_path / "other.pub").read_text().split()[:2]
+    known_hosts.write_text(f"{alpha.address} {alg} {b64}\n")
+    ssh = SshTransport(alpha.target(known_hosts, trust_on_first_use=True), name="alpha")
+    with pytest.raises(HostKeyError) as caught:
+        run(_using(ssh, ssh.run(["true"])))
+    assert str(caught.value).startswith("alpha: HOST KEY MISMATCH for 10.231.")
+    assert alpha.fingerprint in str(caught.value)
+
+
+def test_unknown_host_refused_unless_trust_on_first_use(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    host = ssh_hosts.beta
+    ssh = SshTransport(host.target(known_hosts), name="beta")
+    with pytest.raises(HostKeyError) as caught:
+        run(_using(ssh, ssh.run(["true"])))
+    assert "beta: unknown host key for" in str(caught.value)
+    assert host.fingerprint in str(caught.value)
+    assert not known_hosts.exists()  # nothing recorded
+
+    tofu = SshTransport(host.target(known_hosts, trust_on_first_use=True))
+    assert run(_using(tofu, tofu.run(["echo", "hi"]))).stdout == "hi\n"
+    assert known_hosts.read_text() == host.known_hosts_line  # recorded, port 22 plain
+    assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
+    # from now on the recorded key is simply trusted
+    strict = SshTransport(host.target(known_hosts))
+    assert run(_using(strict, strict.run(["echo", "again"]))).stdout == "again\n"
+
+
+def test_jump_host_from_an_ssh_config_file(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    jump, inner = ssh_hosts.jump, ssh_hosts.inner
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host inner-box\n  Hostname {inner.address}\n  User root\n"
+        f"  IdentityFile {inner.client.private}\n  ProxyJump jumpbox\n"
+        f"Host jumpbox\n  Hostname {jump.address}\n  User root\n"
+        f"  IdentityFile {jump.client.private}\n"
+    )
+    inner.write_known_hosts(known_hosts, jump)
+    ssh = SshTransport(SshTarget(host="inner-box", ssh_config=config, known_hosts=known_hosts,
+                                 connect_timeout=5.0))
+    addresses = run(_using(ssh, ssh.run(["ip", "-o", "-4", "addr", "show"]))).stdout
+    # only reachable through the jump host's namespace: this ran on the inner host
+    assert inner.address in addresses and jump.address not in addresses
+
+    # the jump host's key is checked as strictly as the target's
+    inner.write_known_hosts(known_hosts)
+    ssh = SshTransport(SshTarget(host="inner-box", ssh_config=config, known_hosts=known_hosts,
+                                 connect_timeout=5.0))
+    with pytest.raises(HostKeyError, match=rf"inner-box \(via jump host jumpbox\): unknown host "
+                       rf"key for {jump.address}: .*{re.escape(jump.fingerprint)}"):
+        run(_using(ssh, ssh.run(["true"])))
+
+
+def test_explicit_jump_host(ssh_hosts: Hosts, known_hosts: Path) -> None:
+    jump, inner = ssh_hosts.jump, ssh_hosts.inner
+    kh = inner.write_known_hosts(known_hosts, jump)
+    ssh = SshTransport(inner.target(kh, jump=f"root@{jump.address}:22"))
+    assert run(_using(ssh, ssh.run(["echo", "via"]))).stdout == "via\n"
+
+
+@pytest.mark.lab
+def test_sudo_on_the_remote_side(lab_host: LabHost, known_hosts: Path) -> None:
+    sb, host = lab_host.sandbox, lab_host.ssh
+    # "*": no password, yet not a locked account (sshd refuses those without PAM)
+    sb.exec(["useradd", "--create-home", "--password", "*", "halops"], check=True)
+    sb.write_file("/etc/sudoers.d/halops", "halops ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+    kh = host.write_known_hosts(known_hosts)
+    plain = SshTransport(host.target(kh, user="halops"))
+    assert run(_using(plain, plain.run(["id", "-un"]))).stdout == "halops\n"
+    elevated = SshTransport(host.target(kh, user="halops", sudo=True))
+
+    async def scenario() -> tuple[str, str, tuple[str, ...]]:
+        who = await elevated.run(["id", "-un"])
+        secret = await elevated.read_file("/etc/shadow")
+        return who.stdout, secret or "", elevated.wrap(("id",))
+
+    who, shadow, wrapped = run(_using(elevated, scenario()))
+    assert who == "root\n" and "halops:" in shadow
+    assert wrapped == ("sudo", "-n", "--", "id")
+    # root needs no sudo: the command goes as it is
+    as_root = SshTransport(host.target(kh, sudo=True))
+
+    async def root_scenario() -> tuple[str, tuple[str, ...]]:
+        out = (await as_root.run(["id", "-un"])).stdout
+        return out, as_root.wrap(("id",))
+
+    assert run(_using(as_root, root_scenario())) == ("root\n", ("id",))
+
+
+def test_connections_do_not_outlive_their_event_loop(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)))
+    assert run(ssh.run(["echo", "1"])).stdout == "1\n"
+    # a second asyncio.run (as a CLI command would do) gets a fresh connection, not a dead one
+    assert run(_using(ssh, ssh.run(["echo", "2"]))).stdout == "2\n"
+
