@@ -48,6 +48,22 @@ def start_fleet(tmp: Path, count: int) -> tuple[list[str], Path, Path, list[subp
     authorized = tmp / "authorized_keys"
     authorized.write_text((tmp / "client.pub").read_text())
     known_lines, procs, addrs = [], [], []
+    # This machine's /root/.bashrc runs `pyenv init` (~0.1 s of CPU) for every SSH command.
+    # A managed host would not: the sshds run in a mount namespace where that file is empty,
+    # so every row (the floor and Ansible included) measures SSH, not this machine's rc file.
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep",
+                               "infinity"])
+    procs.append(holder)
+    empty = tmp / "empty-rc"
+    empty.write_text("")
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{holder.pid}/ns/mnt").resolve() == Path("/proc/self/ns/mnt").resolve():
+        assert time.monotonic() < deadline, "unshare did not start"
+        time.sleep(0.01)
+    quiet_shell = ["nsenter", "-t", str(holder.pid), "-m", "--"]
+    if Path("/root/.bashrc").exists():
+        subprocess.run([*quiet_shell, "mount", "--bind", str(empty), "/root/.bashrc"],
+                       check=True)
     for n in range(1, count + 1):
         addr = f"127.0.1.{n}"
         hostkey = tmp / f"host{n}"
@@ -58,7 +74,7 @@ def start_fleet(tmp: Path, count: int) -> tuple[list[str], Path, Path, list[subp
             f"AuthorizedKeysFile {authorized}\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
             "StrictModes no\nMaxStartups 200:30:400\nMaxSessions 50\nLogLevel ERROR\n")
-        procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+        procs.append(subprocess.Popen([*quiet_shell, SSHD, "-D", "-e", "-f", str(config)],
                                       stderr=subprocess.DEVNULL))
         key = (tmp / f"host{n}.pub").read_text().split()
         known_lines.append(f"[{addr}]:{PORT} {key[0]} {key[1]}")

@@ -37,7 +37,19 @@ s() {{
   p=$!; wait "$p"; rc=$?
   printf '\\n%s %s end %s %s\\n' "$M" "$i" "$rc" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
 }}
+f() {{
+  i=$1
+  printf '\\n%s %s start\\n' "$M" "$i"; printf '\\n%s %s start\\n' "$M" "$i" >&2
+  if [ -r "$2" ] && [ -f "$2" ]; then
+    while IFS= read -r l || [ -n "$l" ]; do printf '%s\\n' "$l"; done < "$2"; rc=0
+  else
+    printf 'cat: %s: No such file or directory\\n' "$2" >&2; rc=1
+  fi
+  printf '\\n%s %s end %s 0\\n' "$M" "$i" "$rc"; printf '\\n%s %s end\\n' "$M" "$i" >&2
+}}
 """
+#: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
+_FILE_READ = ("cat", "--")
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,8 @@ class RoundTrip:
     def script(self) -> str:
         lines = [f"M={shlex.quote(self.marker)}",
                  _STEP.format(kill_after=_KILL_AFTER, timeout=f"{self.command_timeout:g}")]
-        lines += [f"s {i} {shlex.join(argv)}" for i, argv in enumerate(self.commands)]
+        lines += [f"f {i} {shlex.quote(argv[2])}" if argv[:2] == _FILE_READ and len(argv) == 3
+                  else f"s {i} {shlex.join(argv)}" for i, argv in enumerate(self.commands)]
         return "\n".join(lines) + "\n"
 
     @property
