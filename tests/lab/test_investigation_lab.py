@@ -11,7 +11,7 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.store import ActionStore
-from tests.lab.daemon_runner import run_daemon
+from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 from tests.support.scripted_model import ScriptedModel, call, http_error, say, tool_results
 
 pytestmark = pytest.mark.lab
@@ -25,7 +25,7 @@ def _settings(tmp_path: Path, url: str, backend: str, **agent) -> Settings:
     return Settings(
         ai_name="hal", state_dir=tmp_path, check_interval=3600,
         llm={"backend": backend, "url": url, "model": "scripted", "timeout": 10},
-        agent={"retry_backoff_seconds": 0.5, **agent},
+        agent={"retry_backoff_seconds": 0.5, **agent}, thresholds=QUIET_HOST_WIDE,
     )
 
 

@@ -12,7 +12,7 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.store import ActionStore
-from tests.lab.daemon_runner import run_daemon
+from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 from tests.support.scripted_model import ScriptedModel, call, say
 
 pytestmark = pytest.mark.lab
@@ -33,7 +33,7 @@ def settings_for(tmp_path: Path, url: str, level: str) -> Settings:
     return Settings(
         ai_name="hal", state_dir=tmp_path, check_interval=3600, autonomy_level=level,
         llm={"backend": "openai", "url": url, "model": "scripted", "timeout": 10},
-        agent={"retry_backoff_seconds": 0.5},
+        agent={"retry_backoff_seconds": 0.5}, thresholds=QUIET_HOST_WIDE,
         safety={"verify_settle_seconds": 1, "verify_timeout": 15},
     )
 
