@@ -123,3 +123,21 @@ def test_killed_and_restarted_daemon_neither_loses_nor_repeats_journal_entries(
     seen = _markers(db)
     assert sorted(seen) == sorted(expected), "lost entries"
     assert [m for m, n in seen.items() if n > 1] == [], "repeated entries"
+
+
+def test_a_rejected_journal_cursor_starts_again_instead_of_failing_forever(tmp_path) -> None:
+    from ai_sysadmin.orchestrator.checker import HostChecker
+
+    settings = Settings(ai_name="labtest", state_dir=tmp_path)
+    store = IncidentStore(Database(settings.db_path))
+    store.record_check("sdtest", [], set(), consumer="daemon",
+                       journal_cursor="s=not-a-cursor;i=zz;b=nope")
+    with Sandbox() as sb:
+        checker = HostChecker(SandboxTransport(sb), settings, store)
+        first = asyncio.run(checker.check("test"))
+        assert "cursor was rejected" in first.errors["journal"]
+        sb.exec(["systemd-cat", "-p", "warning", "-t", "jtest"], input="after-reset\n",
+                check=True)
+        second = asyncio.run(checker.check("test"))
+    assert "journal" not in second.errors
+    assert "after-reset" in [e.message for e in second.snapshot.journal or []]

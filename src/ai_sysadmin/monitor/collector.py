@@ -221,6 +221,12 @@ class Collector:
                 if "No journal files were found" in result.stderr:
                     snap.journal = []
                     return
+                if query.after_cursor and "cursor" in result.stderr.lower():
+                    # a cursor from another journal (reinstalled host, wiped /var/log/journal)
+                    # would fail forever: start again from now, and say what may be missed
+                    snap.journal_cursor = f"{SINCE_PREFIX}{snap.taken_at:.6f}"
+                    raise TransportError("the stored journal cursor was rejected; reading "
+                                         "again from now (entries before may be skipped)")
                 raise TransportError(f"journalctl: {result.stderr.strip()[:200]}")
             snap.journal = parsers.parse_journal(result.stdout)
             snap.journal_cursor = (
