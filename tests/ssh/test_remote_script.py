@@ -16,7 +16,7 @@ from ai_sysadmin.config import Programs, Settings
 from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.remote_script import round_trip
+from ai_sysadmin.monitor.remote_script import _KILL_AFTER, round_trip
 from ai_sysadmin.monitor.snapshot import Snapshot
 
 
@@ -86,8 +86,11 @@ def test_the_snapshot_is_the_one_of_the_per_command_path(settings: Settings) -> 
     for name in ("os", "systemd_running", "units", "nixos_generation", "journal"):
         assert getattr(ours, name) == getattr(theirs, name), name
     assert [m.target for m in ours.mounts or []] == [m.target for m in theirs.mounts or []]
+    # the script's own shell and the timeout(1) around each command are left out; other
+    # timeouts (a CI runner's, say) are the host's and stay
+    ours_timeout = f"timeout -k {_KILL_AFTER} {settings.command_timeout:g} "
     commands = [p.command for p in ours.processes or []]
-    assert not [c for c in commands if "@@ai-sysadmin-" in c or c.startswith("timeout -k ")]
+    assert not [c for c in commands if "@@ai-sysadmin-" in c or c.startswith(ours_timeout)]
 
 
 def test_a_hung_command_costs_its_section_only(tmp_path: Path) -> None:
