@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncssh
 
-from ai_sysadmin.config import Settings
+from ai_sysadmin.config import Settings, SshSettings
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
 from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.store import Database, IncidentStore
@@ -95,8 +95,10 @@ def start_fleet(tmp: Path, count: int) -> tuple[list[str], Path, Path, list[subp
 
 
 def transports(addrs: list[str], key: Path, known: Path) -> list[SshTransport]:
+    ciphers = SshSettings().ciphers  # what the daemon uses
     return [SshTransport(SshTarget(host=a, port=PORT, user="root", key_files=(str(key),),
-                                   known_hosts=known, global_known_hosts=None), name=a)
+                                   known_hosts=known, global_known_hosts=None, ciphers=ciphers),
+                         name=a)
             for a in addrs]
 
 
@@ -159,6 +161,8 @@ def ansible(addrs, key, known, tmp: Path, module: list[str]) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--no-ansible", action="store_true",
+                        help="leave the Ansible rows out (they take a minute)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -167,9 +171,11 @@ def main() -> None:
             floor_s = asyncio.run(floor(addrs, key, known))
             fresh, reused, sequential, collected = asyncio.run(
                 project_sweeps(addrs, key, known, tmp))
-            command = ansible(addrs, key, known, tmp, ["-m", "command", "-a",
-                                                       "cat /proc/loadavg"])
-            setup = ansible(addrs, key, known, tmp, ["-m", "setup"])
+            command = setup = None
+            if not args.no_ansible:
+                command = ansible(addrs, key, known, tmp, ["-m", "command", "-a",
+                                                           "cat /proc/loadavg"])
+                setup = ansible(addrs, key, known, tmp, ["-m", "setup"])
         finally:
             for proc in procs:
                 proc.terminate()

@@ -16,7 +16,7 @@ from ai_sysadmin.config import Programs, Settings
 from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.remote_script import _KILL_AFTER, round_trip
+from ai_sysadmin.monitor.remote_script import _KILL_AFTER, Guard, round_trip
 from ai_sysadmin.monitor.snapshot import Snapshot
 
 
@@ -120,3 +120,22 @@ def test_an_unreachable_host_fails_every_section_with_the_reason(settings: Setti
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(ai_name="hal", state_dir=tmp_path / "state")
+
+
+def test_a_guarded_command_runs_only_where_its_path_exists(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    tool = script(tmp_path / "tool", f'echo "$1" >> {ran}; echo "answer $1"')
+    there, absent = tmp_path / "there", tmp_path / "absent"
+    there.mkdir()
+    commands = [[tool, "a"], [tool, "b"]]
+    guards = {(tool, "a"): Guard("-d", str(there), "a: nothing to ask"),
+              (tool, "b"): Guard("-d", str(absent), "b: nothing to ask")}
+
+    async def go() -> list[CommandResult]:
+        replay = await round_trip(LocalTransport(), commands, 5.0, guards=guards)
+        return [await replay.run(argv) for argv in commands]
+
+    a, b = asyncio.run(go())
+    assert (a.returncode, a.stdout) == (0, "answer a\n")
+    assert (b.returncode, b.stdout, b.stderr) == (1, "", "b: nothing to ask")
+    assert ran.read_text() == "a\n"  # b never started a process

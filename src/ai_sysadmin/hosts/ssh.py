@@ -71,6 +71,9 @@ class SshTarget:
     #: sessions open at once on this host (sshd's MaxSessions defaults to 10)
     max_concurrent: int = 8
     keepalive_interval: float = 30.0
+    #: OpenSSH ``Ciphers`` syntax (``^a,b`` puts a and b first); None: the config file's, else
+    #: asyncssh's own order
+    ciphers: str | None = None
 
     @property
     def known_hosts_path(self) -> Path:
@@ -313,6 +316,8 @@ class SshTransport(Transport):
                 _known_hosts_text(target.known_hosts_files)
             ),
         }
+        if target.ciphers:
+            kwargs["encryption_algs"] = target.ciphers
         if target.port is not None:
             kwargs["port"] = target.port
         if target.user is not None:

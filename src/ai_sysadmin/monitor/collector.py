@@ -32,6 +32,8 @@ _NO_SYSTEMD = (
 
 #: a stored journal position that is a time, not a cursor (see Collector._journal_position)
 SINCE_PREFIX = "since:@"
+#: the link to the current NixOS generation
+NIXOS_SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class Collector:
         commands = [["cat", "--", path] for path in files]
         commands += [
             [p.df, "-B1", f"--output={parsers.DF_COLUMNS}"],
-            [p.readlink, "/nix/var/nix/profiles/system"],
+            [p.readlink, NIXOS_SYSTEM_PROFILE],
             [p.systemctl, "list-units", "--all", "--output=json", "--no-pager"],
             [p.systemctl, "show", "*.service", "--property=Id,NRestarts", "--no-pager"],
             journal_argv(self.settings, query),
@@ -131,14 +133,37 @@ class Collector:
             commands += self._position_argvs()
         return commands
 
+    def round_trip_guards(
+        self, commands: list[list[str]]
+    ) -> dict[tuple[str, ...], remote_script.Guard]:
+        """Commands that the remote script runs only where they can answer.
+
+        ``/run/systemd/system`` is how systemd itself tells that it is PID 1 (sd_booted); on a
+        host without it, systemctl and journalctl would only start to say so.
+        """
+        p = self.settings.programs
+        systemd = remote_script.Guard(
+            "-d", "/run/systemd/system",
+            "System has not been booted with systemd (no /run/systemd/system)")
+        nixos = remote_script.Guard(
+            "-L", NIXOS_SYSTEM_PROFILE, f"readlink: {NIXOS_SYSTEM_PROFILE}: not a symlink")
+        guards = {}
+        for argv in commands:
+            if argv[0] in (p.systemctl, p.journalctl):
+                guards[tuple(argv)] = systemd
+            elif argv == [p.readlink, NIXOS_SYSTEM_PROFILE]:
+                guards[tuple(argv)] = nixos
+        return guards
+
     def _ps_argv(self) -> list[str]:
         return [self.settings.programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"]
 
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
         if self.transport.one_round_trip:
+            commands = self.round_trip_commands(journal)
             replay = await remote_script.round_trip(
-                self.transport, self.round_trip_commands(journal),
-                self.settings.command_timeout, process_list=self._ps_argv(),
+                self.transport, commands, self.settings.command_timeout,
+                process_list=self._ps_argv(), guards=self.round_trip_guards(commands),
             )
             return await Collector(replay, self.settings).collect(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
@@ -176,7 +201,7 @@ class Collector:
             snap.os = parse_os_release(text or "")
             if snap.os.is_nixos:
                 link = await self.transport.run(
-                    [p.readlink, "/nix/var/nix/profiles/system"], self.settings.command_timeout
+                    [p.readlink, NIXOS_SYSTEM_PROFILE], self.settings.command_timeout
                 )
                 if link.ok:
                     snap.nixos_generation = parsers.parse_nixos_generation(link.stdout)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import TransportError
 from ..hosts.transport import CommandResult, Transport, _check_argv
@@ -25,6 +26,8 @@ _TIMED_OUT = 124
 _CANNOT_START = (126, 127)
 #: seconds between timeout's TERM and its KILL
 _KILL_AFTER = 2
+#: the exit code a step reports when its guard kept it from running (outside 0-255 of commands)
+_NOT_RUN = 256
 
 #: one step: markers on both streams around the command. timeout(1) puts the command in a
 #: process group of its own and kills all of it on expiry; starting it with `&` gives its pid,
@@ -47,9 +50,26 @@ f() {{
   fi
   printf '\\n%s %s end %s 0\\n' "$M" "$i" "$rc"; printf '\\n%s %s end\\n' "$M" "$i" >&2
 }}
+n() {{
+  printf '\\n%s %s start\\n' "$M" "$1"; printf '\\n%s %s start\\n' "$M" "$1" >&2
+  printf '\\n%s %s end {not_run} 0\\n' "$M" "$1"; printf '\\n%s %s end\\n' "$M" "$1" >&2
+}}
 """
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
 _FILE_READ = ("cat", "--")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A command that only means something where a path exists (tested by a shell builtin).
+
+    Where the path is absent the command is not run, and is answered with exit 1 and
+    ``absent`` on stderr: what the command itself would have said, without its process.
+    """
+
+    test: Literal["-d", "-L", "-e"]
+    path: str
+    absent: str
 
 
 @dataclass(frozen=True)
@@ -59,18 +79,28 @@ class RoundTrip:
     commands: tuple[tuple[str, ...], ...]
     command_timeout: float
     marker: str
+    guards: Mapping[tuple[str, ...], Guard]
 
     @classmethod
-    def plan(cls, commands: Sequence[Sequence[str]], command_timeout: float) -> RoundTrip:
+    def plan(cls, commands: Sequence[Sequence[str]], command_timeout: float,
+             guards: Mapping[tuple[str, ...], Guard] | None = None) -> RoundTrip:
         unique = tuple(dict.fromkeys(_check_argv(c) for c in commands))
-        return cls(unique, command_timeout, f"@@ai-sysadmin-{secrets.token_hex(12)}@@")
+        return cls(unique, command_timeout, f"@@ai-sysadmin-{secrets.token_hex(12)}@@",
+                   {argv: guard for argv, guard in (guards or {}).items() if argv in unique})
 
     @property
     def script(self) -> str:
         lines = [f"M={shlex.quote(self.marker)}",
-                 _STEP.format(kill_after=_KILL_AFTER, timeout=f"{self.command_timeout:g}")]
-        lines += [f"f {i} {shlex.quote(argv[2])}" if argv[:2] == _FILE_READ and len(argv) == 3
-                  else f"s {i} {shlex.join(argv)}" for i, argv in enumerate(self.commands)]
+                 _STEP.format(kill_after=_KILL_AFTER, timeout=f"{self.command_timeout:g}",
+                              not_run=_NOT_RUN)]
+        for i, argv in enumerate(self.commands):
+            step = (f"f {i} {shlex.quote(argv[2])}" if argv[:2] == _FILE_READ and len(argv) == 3
+                    else f"s {i} {shlex.join(argv)}")
+            guard = self.guards.get(argv)
+            if guard is not None:
+                step = (f"if [ {guard.test} {shlex.quote(guard.path)} ]; then {step}; "
+                        f"else n {i}; fi")
+            lines.append(step)
         return "\n".join(lines) + "\n"
 
     @property
@@ -133,11 +163,12 @@ class ReplayTransport(Transport):
     """Answers a collector from one round trip's results: no process, no connection."""
 
     def __init__(self, host: str, steps: dict[tuple[str, ...], Step], timeout: float,
-                 missing: str) -> None:
+                 missing: str, guards: Mapping[tuple[str, ...], Guard] | None = None) -> None:
         self.host = host
         self._steps = steps
         self._timeout = timeout
         self._missing = missing
+        self._guards = guards or {}
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         return argv
@@ -147,6 +178,8 @@ class ReplayTransport(Transport):
         step = self._steps.get(cmd)
         if step is None:
             raise TransportError(f"{self.host}: {' '.join(cmd)!r}: {self._missing}")
+        if step.returncode == _NOT_RUN and cmd in self._guards:
+            return CommandResult(cmd, 1, "", self._guards[cmd].absent, 0.0)
         if step.returncode == _TIMED_OUT:
             raise TransportError(
                 f"{self.host}: {' '.join(cmd)!r} timed out after {self._timeout:g} s"
@@ -166,14 +199,16 @@ async def round_trip(
     commands: Sequence[Sequence[str]],
     command_timeout: float,
     process_list: Sequence[str] | None = None,
+    guards: Mapping[tuple[str, ...], Guard] | None = None,
 ) -> ReplayTransport:
     """Run ``commands`` on the host in one remote command; never raises for the host's sake.
 
     A host that cannot be reached gives a replay whose every command fails with that reason,
     exactly as each command would have failed on its own. ``process_list`` names the ``ps``
-    command whose output must not show the script's own processes.
+    command whose output must not show the script's own processes; ``guards`` keep commands
+    from running where they mean nothing.
     """
-    trip = RoundTrip.plan(commands, command_timeout)
+    trip = RoundTrip.plan(commands, command_timeout, guards)
     try:
         result = await transport.run(trip.argv, trip.timeout)
     except TransportError as exc:
@@ -190,4 +225,4 @@ async def round_trip(
         "not gathered: the remote script ended early "
         f"(exit {result.returncode}: {result.stderr.strip()[-200:] or 'no output'})"
     )
-    return ReplayTransport(transport.host, steps, command_timeout, missing)
+    return ReplayTransport(transport.host, steps, command_timeout, missing, trip.guards)

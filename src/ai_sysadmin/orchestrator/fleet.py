@@ -49,6 +49,7 @@ def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
         connect_timeout=ssh.connect_timeout,
         sudo=spec.sudo,
         max_concurrent=ssh.concurrency,
+        ciphers=ssh.ciphers or None,
     )
     return SshTransport(target, name=spec.name)
 
