@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -136,6 +137,13 @@ def _known_hosts_text(paths: list[Path]) -> str:
                 f"cannot read the known_hosts file {path}: {exc.strerror}"
             ) from exc
     return "\n".join(texts)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_known_hosts(text: str) -> asyncssh.SSHKnownHosts:
+    """Parsed once per content: a fleet's connects share one file of a line per host, and
+    parsing it for each host costs O(hosts^2) key decodes. A changed file is new content."""
+    return asyncssh.import_known_hosts(text)
 
 
 def _host_pattern(host: str, port: int) -> str:
@@ -312,9 +320,7 @@ class SshTransport(Transport):
             "connect_timeout": target.connect_timeout,
             "keepalive_interval": target.keepalive_interval,
             # never None: that would turn host key checking off
-            "known_hosts": asyncssh.import_known_hosts(
-                _known_hosts_text(target.known_hosts_files)
-            ),
+            "known_hosts": _parsed_known_hosts(_known_hosts_text(target.known_hosts_files)),
         }
         if target.ciphers:
             kwargs["encryption_algs"] = target.ciphers
