@@ -281,3 +281,17 @@ def test_connections_do_not_outlive_their_event_loop(
     # a second asyncio.run (as a CLI command would do) gets a fresh connection, not a dead one
     assert run(_using(ssh, ssh.run(["echo", "2"]))).stdout == "2\n"
 
+
+
+def test_the_cipher_setting_is_used_and_a_bad_one_is_named(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    host = ssh_hosts.alpha
+    known = host.write_known_hosts(known_hosts)
+    only_ctr = SshTransport(host.target(known, ciphers="aes128-ctr"), name="alpha")
+    done = run(_using(only_ctr, only_ctr.run(["echo", "over aes128-ctr"])))
+    assert done.stdout == "over aes128-ctr\n"
+
+    unknown = SshTransport(host.target(known, ciphers="rot13"), name="alpha")
+    with pytest.raises(TransportError, match=r"alpha: invalid SSH settings: .*rot13"):
+        run(_using(unknown, unknown.run(["true"])))

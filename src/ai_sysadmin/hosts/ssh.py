@@ -139,6 +139,10 @@ def _known_hosts_text(paths: list[Path]) -> str:
     return "\n".join(texts)
 
 
+#: what asyncssh raises for settings it cannot use (a bad key file, an unknown cipher)
+_INVALID_SETTINGS = (OSError, ValueError, asyncssh.Error)
+
+
 @functools.lru_cache(maxsize=8)
 def _parsed_known_hosts(text: str) -> asyncssh.SSHKnownHosts:
     """Parsed once per content: a fleet's connects share one file of a line per host, and
@@ -336,14 +340,21 @@ class SshTransport(Transport):
         """The settings as asyncssh resolves them with the config file (Hostname, Port, ...)."""
         try:
             return asyncssh.SSHClientConnectionOptions(**kwargs)
-        except (OSError, ValueError, asyncssh.Error) as exc:
-            raise TransportError(f"{self.host}: invalid SSH settings: {exc}") from exc
+        except _INVALID_SETTINGS as exc:
+            raise self._invalid(exc) from exc
+
+    def _invalid(self, exc: Exception) -> TransportError:
+        return TransportError(f"{self.host}: invalid SSH settings: {exc}")
 
     async def _connect_hop(
         self, hop: _Hop, tunnel: asyncssh.SSHClientConnection | None
     ) -> tuple[asyncssh.SSHClientConnection, _Client]:
         kwargs = self._kwargs(hop.target, tunnel)
-        options = self._options(kwargs)
+        try:
+            # in a thread: it reads and decodes key files, which a fleet does once per host
+            options = await asyncssh.SSHClientConnectionOptions.construct(**kwargs)
+        except _INVALID_SETTINGS as exc:
+            raise self._invalid(exc) from exc
         known = kwargs["known_hosts"]
         algs = _host_key_algs(known, options)
         if algs:
