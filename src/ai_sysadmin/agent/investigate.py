@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..config import Settings
 from ..llm.types import Message, ToolCall
@@ -45,5 +45,5 @@ async def investigate(
     return await agent.run(messages)
 
 
-def chat_opening(settings: Settings, facts: HostFacts) -> Message:
-    return Message("system", chat_prompt(settings, facts))
+def chat_opening(settings: Settings, facts: HostFacts, managed: Sequence[str] = ()) -> Message:
+    return Message("system", chat_prompt(settings, facts, managed))

@@ -4,6 +4,7 @@ text from hosts never goes here (only into tool results, delimited)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import Settings
@@ -54,10 +55,13 @@ def investigation_prompt(settings: Settings, facts: HostFacts) -> str:
     )
 
 
-def chat_prompt(settings: Settings, facts: HostFacts) -> str:
+def chat_prompt(settings: Settings, facts: HostFacts, managed: Sequence[str] = ()) -> str:
+    others = [h for h in managed if h != facts.host and _TOKEN.match(h)]
+    fleet = (f" You also manage {', '.join(others)}: pass its name as the tools' host argument "
+             "to look at one of them." if others else "")
     return (
         f"You are {settings.ai_name}, a careful system administrator assistant. You talk with "
-        f"the operator of {facts.describe()}. The autonomy level is "
+        f"the operator of {facts.describe()}.{fleet} The autonomy level is "
         f"'{settings.autonomy_level}'.\n{_RULES}\nAnswer the operator's questions; look things "
         "up with the tools instead of guessing."
     )

@@ -17,18 +17,24 @@ from ..agent.investigate import chat_opening
 from ..agent.loop import Agent, AgentEvent, AgentOutcome
 from ..agent.tools import REGISTRY
 from ..config import Settings, short_hostname
-from ..hosts.transport import LocalTransport
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
 from ..llm.types import BackendStatus, Message, Priority
+from ..orchestrator.fleet import build_transports
 from ..orchestrator.session import llm_session, local_facts
-from ..store import Action, IncidentStore
+from ..store import Action, HostStore, IncidentStore
 from .context import err, out, print_json, state
 
 
-def _context(settings: Settings) -> ToolContext:
-    host = short_hostname()
-    return ToolContext(settings, {host: LocalTransport(host)}, host)
+def _context(settings: Settings, store: IncidentStore, host: str | None = None) -> ToolContext:
+    """Tools reach every managed host (remote ones connect on first use); ``host`` is the one
+    they look at when the model names none: this host unless the conversation is about another."""
+    transports = {t.host: t for t in build_transports(settings, HostStore(store.db))}
+    return ToolContext(settings, transports, host or short_hostname(), store=store)
+
+
+def _opening(tools: ToolContext) -> Message:
+    return chat_opening(tools.settings, local_facts(), managed=sorted(tools.transports))
 
 
 def _show(event: AgentEvent) -> None:
@@ -40,9 +46,14 @@ def _show(event: AgentEvent) -> None:
 
 async def _turn(settings: Settings, ctx: ToolContext, messages: list[Message],
                 quiet: bool) -> AgentOutcome:
-    async with llm_session(settings, Priority.INTERACTIVE) as llm:
-        agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=None if quiet else _show)
-        return await agent.run(messages)
+    try:
+        async with llm_session(settings, Priority.INTERACTIVE) as llm:
+            agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=None if quiet else _show)
+            return await agent.run(messages)
+    finally:
+        # SSH connections belong to this turn's event loop
+        await asyncio.gather(*(t.close() for t in ctx.transports.values()),
+                             return_exceptions=True)
 
 
 def ask(
@@ -51,9 +62,10 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One question, one answer (through the queue, at interactive priority)."""
-    settings = state(ctx).settings
-    tools = _context(settings)
-    messages = [chat_opening(settings, local_facts()), Message("user", question)]
+    app_state = state(ctx)
+    settings = app_state.settings
+    tools = _context(settings, app_state.store)
+    messages = [_opening(tools), Message("user", question)]
     outcome = asyncio.run(_turn(settings, tools, messages, quiet=as_json))
     if as_json:
         calls = [{"tool": c.name, "arguments": c.arguments}
@@ -92,22 +104,23 @@ def _history_file(settings: Settings) -> Path:
 
 def chat(ctx: typer.Context) -> None:
     """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history."""
-    settings = state(ctx).settings
-    _repl(settings, _context(settings), [chat_opening(settings, local_facts())], "chat")
+    app_state = state(ctx)
+    tools = _context(app_state.settings, app_state.store)
+    _repl(app_state.settings, tools, [_opening(tools)], "chat")
 
 
 def action_conversation(settings: Settings, store: IncidentStore, action: Action,
                         message: str | None) -> None:
     """``approve discuss``: a conversation about one action and its incident."""
-    tools = _context(settings)
-    tools.store, tools.incident_id = store, action.incident_id
+    tools = _context(settings, store, action.host)
+    tools.incident_id = action.incident_id
     about = (f"We are discussing action {action.id}: {action.kind} "
              f"{json.dumps(action.params)} on host {action.host}. The policy gave it risk "
              f"{action.risk} and decided: {action.reason}. Its state is {action.state}.")
     if action.incident_id:
         about += (f" It was proposed for incident #{action.incident_id}; call "
                   "incident_evidence to see it.")
-    messages = [chat_opening(settings, local_facts()), Message("user", about),
+    messages = [_opening(tools), Message("user", about),
                 Message("assistant", "Understood. What would you like to know about it?")]
     if message is not None:
         outcome = asyncio.run(_turn(settings, tools, [*messages, Message("user", message)],
