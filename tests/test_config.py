@@ -53,6 +53,11 @@ def test_file_then_environment_with_sources(tmp_path: Path) -> None:
         ("autonomy_level = 'yolo'\n", ["key 'autonomy_level'", "'observe'", "'auto-full'"]),
         ("[llm]\nbackend = 'gpt'\n", ["key 'llm.backend'", "'ollama'", "'openai'"]),
         ("ai_name = 'Bad Name!'\n", ["key 'ai_name'", "a-z"]),
+        ("[safety]\nclean_paths = ['/var/cache', '/']\n", ["safety.clean_paths",
+                                                          "'/' is a system directory"]),
+        ("[safety]\nclean_paths = ['/etc/']\n", ["'/etc/' is a system directory"]),
+        ("[safety]\nclean_paths = ['/var/cache/../lib/x']\n", ["plain absolute path"]),
+        ("[safety]\nclean_paths = ['tmp']\n", ["plain absolute path"]),
     ],
 )
 def test_bad_file_is_refused_with_file_key_and_allowed(
@@ -111,3 +116,13 @@ def test_non_root_gets_xdg_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setattr("os.geteuid", lambda: 0)
     assert default_config_path() == Path("/etc/ai-sysadmin/config.toml")
     assert default_state_dir() == Path("/var/lib/ai-sysadmin")
+
+
+def test_cli_refuses_a_protected_unit_that_is_no_unit_name(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[safety]\nprotected_units = ["postgresql*", "ssh d"]\n')
+    result = run_program(str(BIN), "--config", str(path), "config", "show",
+                         env={"AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "safety.protected_units" in result.stderr
+    assert "entry 2" in result.stderr and "whitespace" in result.stderr

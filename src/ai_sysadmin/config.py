@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import socket
 import tomllib
@@ -176,6 +177,14 @@ class SshSettings(_Section):
     )
 
 
+#: directories whose old files are the system itself, never a cache
+_SYSTEM_ROOTS = frozenset({
+    "", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/nix",
+    "/nix/store", "/nix/var", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr",
+    "/var", "/var/lib", "/var/log", "/var/spool", "/var/mail",
+})
+
+
 class SafetySettings(_Section):
     protected_units: list[str] = Field(
         default_factory=list,
@@ -196,6 +205,21 @@ class SafetySettings(_Section):
     )
     command_timeout: float = Field(300, gt=0, description="Seconds one remediation may run.")
     sudo: str = Field("sudo", description="Prefix of remediation commands when not root.")
+
+    @field_validator("clean_paths")
+    @classmethod
+    def _cache_like_paths(cls, paths: list[str]) -> list[str]:
+        # clean_directory deletes every old file below these: a system root here would let
+        # one approved fix empty /etc or /var
+        for path in paths:
+            bare = path.rstrip("/")
+            if not path.startswith("/") or "//" in path or posixpath.normpath(path) != (
+                    bare or "/"):
+                raise ValueError(f"{path!r} must be a plain absolute path (no '..', no '//')")
+            if bare in _SYSTEM_ROOTS:
+                raise ValueError(f"{path!r} is a system directory; name a cache or tmp "
+                                 "directory below it (e.g. /var/cache/myapp)")
+        return paths
 
 
 class Programs(_Section):

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 
 from ..config import LoadedSettings, Settings, load_settings
+from ..errors import ConfigError
+from ..safety.protected import configured_problem
 from ..store import Database, IncidentStore
 
 out = Console(highlight=False)
@@ -27,7 +29,9 @@ class AppState:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
-            self._loaded = load_settings(self.config_path)
+            loaded = load_settings(self.config_path)
+            _check_safety(loaded)
+            self._loaded = loaded
         return self._loaded
 
     @property
@@ -37,6 +41,20 @@ class AppState:
     @cached_property
     def store(self) -> IncidentStore:
         return IncidentStore(Database(self.settings.db_path))
+
+
+def _check_safety(loaded: LoadedSettings) -> None:
+    """What the config layer cannot judge alone: protected unit names by systemd's rules.
+
+    The executor would fail closed on a bad entry (every unit protected); refusing it at load
+    says which entry is wrong before the daemon runs for days doing nothing.
+    """
+    units = loaded.settings.safety.protected_units
+    problems = [f"key 'safety.protected_units' ({loaded.source_of('safety.protected_units')}): "
+                f"entry {i + 1}: {why}"
+                for i, entry in enumerate(units) if (why := configured_problem(entry))]
+    if problems:
+        raise ConfigError(str(loaded.config_path), problems)
 
 
 def state(ctx: typer.Context) -> AppState:
