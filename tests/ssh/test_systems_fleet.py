@@ -1,0 +1,49 @@
+"""``hal-systems`` over real SSH: add hosts, check them all at once, see who is reachable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import BIN
+
+from .conftest import Hosts
+
+
+def test_added_hosts_are_checked_at_once_and_listed_with_reachability(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    alpha = ssh_hosts.alpha
+    alpha.write_known_hosts(known_hosts)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'ai_name = "hal"\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{alpha.client.private}"]\n'
+        'user = "root"\nuse_ssh_config = false\nconnect_timeout = 3\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")}
+
+    def hal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), "systems", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    assert hal("add", alpha.address, "--name", "alpha").returncode == 0
+    assert hal("add", f"root@{ssh_hosts.blackhole}", "--name", "gone").returncode == 0
+    started = time.monotonic()
+    refreshed = hal("refresh", "--json")
+    took = time.monotonic() - started
+    assert refreshed.returncode == 0, refreshed.stderr
+    by_name = {r["name"]: r for r in json.loads(refreshed.stdout)}
+    assert by_name["alpha"]["reachable"] is True and not by_name["alpha"]["errors"]
+    assert by_name["gone"]["reachable"] is False
+    assert "no SSH connection" in json.dumps(by_name["gone"]["errors"])
+    assert took < 20  # the dead host costs its connect timeout once, not once per command
+
+    listed = {r["name"]: r for r in json.loads(hal("list", "--json").stdout)}
+    assert listed["alpha"]["reachable"] is True and listed["alpha"]["os"]
+    assert listed["alpha"]["last_check"] is not None
+    assert listed["gone"]["reachable"] is False and listed["gone"]["open_incidents"] == 1
+    assert "no SSH connection" in (listed["gone"]["last_error"] or "")
