@@ -116,3 +116,19 @@ def test_proposals_come_back_with_the_outcome(run_with_model, ctx) -> None:
     with ScriptedModel(script) as model:
         outcome = run_agent(run_with_model, model, ctx)
     assert outcome.proposals[0]["kind"] == "restart_unit"
+
+
+def test_secret_values_in_host_text_never_reach_the_model(run_with_model, ctx, tmp_path) -> None:
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nEnvironment=DB_PASSWORD=hunter2 LANG=C\n"
+                    "ExecStart=/usr/bin/app --api-key sk-live-abcdefghijklmnopqrstuv "
+                    "--db postgres://app:s3cr3t@db/app\n")
+    with ScriptedModel([call("read_file", path=str(unit)), say("done")]) as model:
+        run_agent(run_with_model, model, ctx)
+        sent = json.dumps(model.requests[1])
+        (result,) = tool_results(model.requests[1])
+    for secret in ("hunter2", "sk-live-abcdefghijklmnopqrstuv", "s3cr3t"):
+        assert secret not in sent
+    # what the diagnosis needs stays: the names, the shape, the rest of the line
+    assert "Environment=DB_PASSWORD=[redacted] LANG=C" in result
+    assert "--api-key [redacted]" in result and "postgres://app:[redacted]@db/app" in result

@@ -15,6 +15,7 @@ from typing import Literal
 from ..config import AgentSettings
 from ..llm.types import ChatResult, LLMBadResponse, Message, ToolCall, ToolSpec
 from ..monitor.findings import strip_control
+from ..monitor.redact import redact
 from .context import ToolContext
 from .registry import ToolRegistry, ToolResult
 
@@ -61,7 +62,9 @@ class Agent:
         self.on_event(AgentEvent(kind, name, detail))
 
     def render(self, name: str, result: ToolResult) -> str:
-        text = result.output
+        # host text loses its secret-looking values before the model, the read_more buffer or
+        # the queue's stored requests ever hold it
+        text = redact(result.output) if result.from_host else result.output
         limit = self.settings.max_tool_output_chars
         tail = ""
         if len(text) > limit:

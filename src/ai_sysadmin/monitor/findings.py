@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from .redact import redact
+
 
 class Severity(IntEnum):
     INFO = 10
@@ -61,8 +63,9 @@ def strip_control(text: str) -> str:
 
 
 def quote(text: str, limit: int = 300) -> str:
-    """Evidence is untrusted host text: no terminal escapes, one line, bounded."""
-    flat = " ".join(strip_control(text).split())
+    """Evidence is untrusted host text: no terminal escapes, no secret values, one line,
+    bounded."""
+    flat = " ".join(redact(strip_control(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
