@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.llm.queue.base import QueueError
 from ai_sysadmin.llm.queue.sqlite import SqliteQueue
 
 from .conftest import poll_until
@@ -90,3 +92,17 @@ def test_an_unknown_priority_is_refused(queue: SqliteQueue, priority: object) ->
     with pytest.raises(QueueError, match="use one of interactive, autonomous, batch"):
         queue.submit("chat", {}, priority)  # type: ignore[arg-type]
     assert queue.stats().depth == 0
+
+
+def test_a_queue_file_from_a_newer_program_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    queue = SqliteQueue(path)
+    request = queue.submit("chat", {"q": 1}, "interactive").request_id
+    queue.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(QueueError, match=r"queue schema version 99, newer than this program"):
+        SqliteQueue(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM requests WHERE id=?",
+                            (request,)).fetchone()[0] == 1

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import StoreError
@@ -29,13 +29,7 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            new = not self.path.exists()
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            if new:
-                os.chmod(self.path, 0o640)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = connect(self.path)
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
@@ -57,22 +51,45 @@ class Database:
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this program "
-                    f"({len(MIGRATIONS)}): upgrade ai-sysadmin"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in _statements(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
+            migrate(conn, MIGRATIONS, f"{self.path} has schema version")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode with rows by name; a file it creates is not world-readable.
+
+    ``any_thread``: the caller serialises use with its own lock.
+    """
+    new = not path.exists()
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+                           check_same_thread=not any_thread)
+    if new:
+        os.chmod(path, 0o640)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str], what: str) -> None:
+    """Apply the numbered migrations the file lacks, inside the caller's transaction.
+
+    A file from a newer program is refused untouched: ``what`` starts the message
+    (``"/var/lib/x.db has schema version"``).
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(migrations):
+        raise StoreError(f"{what} {version}, newer than this program ({len(migrations)}): "
+                         "upgrade ai-sysadmin")
+    for number, script in enumerate(migrations[version:], start=version + 1):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import StoreError
+from ...store.db import connect, migrate
 from ..types import Priority
 from .base import (
     MAX_ATTEMPTS,
@@ -117,10 +118,12 @@ class SqliteQueue(RequestQueue):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             with self._tx() as conn:
-                self._migrate(conn)
+                migrate(conn, MIGRATIONS, f"{self.path} has queue schema version")
                 conn.execute(
                     "DELETE FROM requests WHERE finished_at < ?", (time.time() - RETENTION_SECONDS,)
                 )
+        except StoreError as exc:
+            raise QueueError(str(exc)) from exc
         except (sqlite3.Error, OSError) as exc:
             raise QueueError(f"cannot open the queue database {self.path}: {exc}") from exc
 
@@ -128,16 +131,7 @@ class SqliteQueue(RequestQueue):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            new = not self.path.exists()
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            if new:
-                os.chmod(self.path, 0o640)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn = conn
+            self._conn = connect(self.path, any_thread=True)
         return self._conn
 
     @contextlib.contextmanager
@@ -156,19 +150,6 @@ class SqliteQueue(RequestQueue):
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._connection().execute(sql, params).fetchall()
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise QueueError(
-                f"{self.path} has queue schema version {version}, newer than this program "
-                f"({len(MIGRATIONS)}): upgrade ai-sysadmin"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
 
     def close(self) -> None:
         with self._lock:
