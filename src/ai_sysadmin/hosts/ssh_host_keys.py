@@ -1,0 +1,146 @@
+"""Host keys: checked against known_hosts, recorded on first use only when the operator allows
+it, refused with a message that names the host and the fingerprint."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import asyncssh
+from asyncssh.public_key import get_default_certificate_algs, get_default_public_key_algs
+
+from ..errors import TransportError
+from .ssh_target import DEFAULT_PORT, Hop
+
+log = logging.getLogger("ai_sysadmin.service")
+
+
+class HostKeyError(TransportError):
+    """The host's key is not the one recorded for it, or is not known and may not be trusted."""
+
+
+def known_hosts_text(paths: list[Path]) -> str:
+    texts = []
+    for path in paths:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise TransportError(
+                f"cannot read the known_hosts file {path}: {exc.strerror}"
+            ) from exc
+    return "\n".join(texts)
+
+
+@functools.lru_cache(maxsize=8)
+def parsed_known_hosts(text: str) -> asyncssh.SSHKnownHosts:
+    """Parsed once per content: a fleet's connects share one file of a line per host, and
+    parsing it for each host costs O(hosts^2) key decodes. A changed file is new content."""
+    return asyncssh.import_known_hosts(text)
+
+
+def host_pattern(host: str, port: int) -> str:
+    return host if port == DEFAULT_PORT else f"[{host}]:{port}"
+
+
+def record_host_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> str:
+    """Append ``key`` for ``host:port`` to a known_hosts file; returns the line written."""
+    alg, b64 = key.export_public_key("openssh").decode("ascii").split()[:2]
+    line = f"{host_pattern(host, port)} {alg} {b64}\n"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        needs_newline = False
+        if size:
+            handle.seek(size - 1)
+            needs_newline = handle.read(1) != b"\n"
+        handle.write((("\n" if needs_newline else "") + line).encode("ascii"))
+    return line.strip()
+
+
+class VerifyingClient(asyncssh.SSHClient):
+    """Sees the key a server offers when it is not already trusted; notices a lost connection."""
+
+    def __init__(self, hop: Hop, known: asyncssh.SSHKnownHosts) -> None:
+        self.hop = hop
+        self.known = known
+        self.offered: asyncssh.SSHKey | None = None
+        self.host_known = False
+        self.recorded: str | None = None
+        self.lost = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        # asyncssh calls this only for a key that known_hosts does not already trust
+        self.offered = key
+        lookup_port = None if port == DEFAULT_PORT else port
+        trusted_keys, trusted_cas, *_ = asyncssh.match_known_hosts(
+            self.known, host, addr, lookup_port
+        )
+        self.host_known = bool(trusted_keys or trusted_cas)
+        if self.host_known or not self.hop.target.trust_on_first_use:
+            return False
+        path = self.hop.target.known_hosts_path
+        try:
+            self.recorded = record_host_key(path, host, port, key)
+        except OSError as exc:
+            log.error("%s: cannot record the host key in %s: %s", self.hop.label, path, exc)
+            return False
+        log.warning(
+            "%s: trusted the host key %s on first use; recorded in %s",
+            self.hop.label, key.get_fingerprint("sha256"), path,
+        )
+        return True
+
+
+def host_key_algs(
+    known: asyncssh.SSHKnownHosts, options: asyncssh.SSHClientConnectionOptions
+) -> list[str] | None:
+    """Key types recorded for the host first, then every other type.
+
+    asyncssh offers only the recorded types when the host is known, and a server that has none
+    of them just hangs up: a changed key type would read "connection reset". Offering the rest
+    after them keeps the recorded key in use whenever the server still has it, and otherwise
+    gets the server's key to the check, which then refuses it by name and fingerprint.
+    """
+    host = options.host_key_alias or options.host
+    port = None if options.port == DEFAULT_PORT else options.port
+    keys = asyncssh.match_known_hosts(known, host, "", port)[0]
+    if not keys:
+        return None
+    recorded = [alg for key in keys for alg in key.sig_algorithms]
+    defaults = get_default_certificate_algs() + get_default_public_key_algs()
+    return [a.decode("ascii") for a in dict.fromkeys([*recorded, *defaults])]
+
+
+def host_key_message(hop: Hop, client: VerifyingClient, host: str, port: int) -> str:
+    path = hop.target.known_hosts_path
+    files = " and ".join(str(p) for p in hop.target.known_hosts_files)
+    pattern = host_pattern(host, port)
+    if client.offered is None:
+        return f"{hop.label}: the host key of {pattern} could not be verified; refusing to connect"
+    key = client.offered
+    offered = f"{key.get_algorithm()} key {key.get_fingerprint('sha256')}"
+    if client.host_known:
+        return (
+            f"{hop.label}: HOST KEY MISMATCH for {pattern}: the server offered the {offered}, "
+            f"but {files} hold a different key for it. Someone may be intercepting the "
+            f"connection, or the host was reinstalled; refusing to connect. If the change is "
+            f"expected, check the new fingerprint on the host (ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_*_key.pub), then remove the old entry with "
+            f"`ssh-keygen -R '{pattern}' -f {path}` and add the new key."
+        )
+    return (
+        f"{hop.label}: unknown host key for {pattern}: the server offered the {offered}, which "
+        f"is not in {files}; refusing to connect. Check that fingerprint on the host "
+        f"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and add the key to {path}, or turn on "
+        f"trust on first use to record it on the next connection."
+    )
