@@ -41,3 +41,39 @@ def test_command_lines_do_not_depend_on_the_callers_terminal(
         sandbox.exec(["systemctl", "stop", "long-cmdline.service"])
     commands = [p.command for p in snapshot.processes or []]
     assert any(LONG_COMMAND in c for c in commands), commands
+
+
+class AsUser(SandboxTransport):
+    """The lab, with every command run as another user (as an SSH login without root is)."""
+
+    runs_as_root = False
+
+    def __init__(self, sandbox: Sandbox, uid: int, one_round_trip: bool) -> None:
+        super().__init__(sandbox)
+        self.uid = uid
+        self.one_round_trip = one_round_trip
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        return super().wrap(("setpriv", f"--reuid={self.uid}", f"--regid={self.uid}",
+                             "--clear-groups", *argv))
+
+
+@pytest.mark.parametrize("one_round_trip", [False, True], ids=["per-command", "one-script"])
+@pytest.mark.parametrize(("uid", "why"), [
+    (1000, "shows this user's own messages only"),
+    (65534, "the system journal is not readable by this user"),
+])
+def test_a_user_who_cannot_read_the_system_journal_is_told_not_judged_healthy(
+    sandbox: Sandbox, lab_settings: Settings, uid: int, why: str, one_round_trip: bool
+) -> None:
+    # a user with a journal file of its own sees just that, and journalctl still exits 0
+    sandbox.exec(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "logger",
+                  "-p", "user.warning", "a warning of the user's own"], check=True)
+    sandbox.exec(["logger", "-p", "user.err", "a system error the user cannot see"], check=True)
+    snapshot = asyncio.run(Collector(AsUser(sandbox, uid, one_round_trip),
+                                       lab_settings).collect())
+    assert why in snapshot.errors["journal"] and "systemd-journal" in snapshot.errors["journal"]
+    assert not [e for e in snapshot.journal or [] if "cannot see" in e.message]
+    _findings, judged = evaluate(RuleContext(snapshot, lab_settings.thresholds))
+    assert "journal_error_burst" not in judged  # no verdict on what was not read
+    assert snapshot.units  # the other sections still came in

@@ -76,6 +76,8 @@ class SshTransport(Transport):
             raise TransportError(f"{target.host}: max_concurrent must be at least 1")
         self.target = target
         self.host = name or target.host
+        # with sudo every command runs as root; otherwise the user may come from ~/.ssh/config
+        self.runs_as_root = True if target.user == "root" or target.sudo else None
         self._state: _LoopState | None = None
         self._connects = 0
 

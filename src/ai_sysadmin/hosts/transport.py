@@ -48,6 +48,8 @@ class Transport(ABC):
     host: str
     #: whether the collector should send one remote script instead of one command per fact
     one_round_trip: bool = False
+    #: True when commands run as root (who reads every log); None when not known
+    runs_as_root: bool | None = None
 
     @abstractmethod
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
@@ -151,6 +153,7 @@ class LocalTransport(Transport):
 
     def __init__(self, host: str = "localhost") -> None:
         self.host = host
+        self.runs_as_root = os.geteuid() == 0
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         return argv

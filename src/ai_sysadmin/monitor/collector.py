@@ -30,6 +30,16 @@ _NO_SYSTEMD = (
 )
 
 
+#: exit 3 when a system journal exists but this user cannot read it (builtins only)
+JOURNAL_ACCESS_ARGV = ["sh", "-c", "for f in /var/log/journal/*/system.journal "
+                       "/run/log/journal/*/system.journal; do [ -r \"$f\" ] && exit 0; done; "
+                       "for f in /var/log/journal/*/system.journal "
+                       "/run/log/journal/*/system.journal; do [ -e \"$f\" ] && exit 3; done; "
+                       "exit 0"]
+_SYSTEM_JOURNAL_UNREADABLE = 3
+_JOURNAL_ACCESS = ("add it to the systemd-journal (or adm) group, or check as root, so that the "
+                   "system's errors are seen")
+
 #: a stored journal position that is a time, not a cursor (see Collector._journal_position)
 SINCE_PREFIX = "since:@"
 #: the link to the current NixOS generation
@@ -129,6 +139,8 @@ class Collector:
             journal_argv(self.settings, query),
             self._ps_argv(),
         ]
+        if self.transport.runs_as_root is not True:
+            commands.append(JOURNAL_ACCESS_ARGV)
         if query.after_cursor is None:
             commands += self._position_argvs()
         return commands
@@ -149,7 +161,7 @@ class Collector:
             "-L", NIXOS_SYSTEM_PROFILE, f"readlink: {NIXOS_SYSTEM_PROFILE}: not a symlink")
         guards = {}
         for argv in commands:
-            if argv[0] in (p.systemctl, p.journalctl):
+            if argv[0] in (p.systemctl, p.journalctl) or argv == JOURNAL_ACCESS_ARGV:
                 guards[tuple(argv)] = systemd
             elif argv == [p.readlink, NIXOS_SYSTEM_PROFILE]:
                 guards[tuple(argv)] = nixos
@@ -246,6 +258,9 @@ class Collector:
                 if "No journal files were found" in result.stderr:
                     snap.journal = []
                     return
+                if "insufficient permissions" in result.stderr:
+                    raise TransportError(f"journalctl: the system journal is not readable by "
+                                         f"this user; {_JOURNAL_ACCESS}")
                 if query.after_cursor and "cursor" in result.stderr.lower():
                     # a cursor from another journal (reinstalled host, wiped /var/log/journal)
                     # would fail forever: start again from now, and say what may be missed
@@ -254,6 +269,13 @@ class Collector:
                                          "again from now (entries before may be skipped)")
                 raise TransportError(f"journalctl: {result.stderr.strip()[:200]}")
             snap.journal = parsers.parse_journal(result.stdout)
+            if self.transport.runs_as_root is not True and (await self.transport.run(
+                    JOURNAL_ACCESS_ARGV, self.settings.command_timeout)
+                    ).returncode == _SYSTEM_JOURNAL_UNREADABLE:
+                # journalctl exits 0 with the user's own entries (its hint is not printed with
+                # --output=json): the system's errors would go unseen on a "healthy" host
+                snap.errors["journal"] = (f"journalctl shows this user's own messages only; "
+                                          f"{_JOURNAL_ACCESS}")
             snap.journal_cursor = (
                 snap.journal[-1].cursor if snap.journal else query.after_cursor
             )

@@ -163,8 +163,10 @@ class ReplayTransport(Transport):
     """Answers a collector from one round trip's results: no process, no connection."""
 
     def __init__(self, host: str, steps: dict[tuple[str, ...], Step], timeout: float,
-                 missing: str, guards: Mapping[tuple[str, ...], Guard] | None = None) -> None:
+                 missing: str, guards: Mapping[tuple[str, ...], Guard] | None = None,
+                 runs_as_root: bool | None = None) -> None:
         self.host = host
+        self.runs_as_root = runs_as_root
         self._steps = steps
         self._timeout = timeout
         self._missing = missing
@@ -213,7 +215,8 @@ async def round_trip(
         result = await transport.run(trip.argv, trip.timeout)
     except TransportError as exc:
         reason = str(exc).removeprefix(f"{transport.host}: ")
-        return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}")
+        return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
+                               runs_as_root=transport.runs_as_root)
     steps = trip.split(result.stdout, result.stderr)
     if process_list is not None:
         key = _check_argv(process_list)
@@ -225,4 +228,5 @@ async def round_trip(
         "not gathered: the remote script ended early "
         f"(exit {result.returncode}: {result.stderr.strip()[-200:] or 'no output'})"
     )
-    return ReplayTransport(transport.host, steps, command_timeout, missing, trip.guards)
+    return ReplayTransport(transport.host, steps, command_timeout, missing, trip.guards,
+                           runs_as_root=transport.runs_as_root)
