@@ -36,7 +36,7 @@ from ai_sysadmin.config import Settings, SshSettings
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.collector import Collector, JournalQuery
-from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.orchestrator.checker import HostChecker, fleet_checkers
 from ai_sysadmin.store import Database, IncidentStore
 
 PORT = 2222
@@ -122,7 +122,7 @@ async def project_sweeps(addrs, key, known, tmp: Path) -> tuple[float, float, fl
     settings = Settings(ai_name="bench", state_dir=tmp / "state")
     store = IncidentStore(Database(settings.db_path))
     ts = transports(addrs, key, known)
-    checkers = [HostChecker(t, settings, store) for t in ts]
+    checkers = fleet_checkers(ts, settings, store)  # as the daemon has them
     started = time.monotonic()
     reports = await asyncio.gather(*(c.check("bench") for c in checkers))
     fresh = time.monotonic() - started

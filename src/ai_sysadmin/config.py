@@ -242,6 +242,10 @@ class Settings(_Section):
         "suggest", description="observe | suggest | auto-safe | auto-full."
     )
     check_interval: float = Field(300, ge=1, description="Seconds between two full checks.")
+    check_concurrency: int = Field(
+        64, ge=1, description="Hosts collected at once (SSH handshakes and remote scripts in "
+        "flight), like Ansible's forks; the others wait their turn.",
+    )
     state_dir: Path = Field(
         default_factory=default_state_dir, description="Database, logs and journal cursors."
     )

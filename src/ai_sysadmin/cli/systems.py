@@ -12,7 +12,7 @@ from rich.table import Table
 from ..config import short_hostname
 from ..errors import AiSysadminError
 from ..hosts.inventory import configured_hosts, parse_target
-from ..orchestrator.checker import HostChecker
+from ..orchestrator.checker import fleet_checkers
 from ..orchestrator.fleet import build_transports, discover_from_ssh_config, managed_specs
 from ..store import HostStore
 from .context import AppState, banner, out, print_json, state
@@ -133,8 +133,7 @@ def refresh(
             raise AiSysadminError(f"{name} is not a managed host")
 
     async def sweep() -> list[dict[str, Any]]:
-        checkers = [HostChecker(t, settings, app_state.store, consumer="check")
-                    for t in transports]
+        checkers = fleet_checkers(transports, settings, app_state.store, consumer="check")
         try:
             reports = await asyncio.gather(*(c.check("refresh") for c in checkers))
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -44,8 +45,11 @@ class HostChecker:
         settings: Settings,
         store: IncidentStore | None,
         consumer: str = "daemon",
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.transport = transport
+        #: shared by a fleet's checkers: at most ``check_concurrency`` hosts collected at once
+        self.slots = slots
         self.settings = settings
         self.store = store
         self.consumer = consumer
@@ -71,7 +75,8 @@ class HostChecker:
         async with self._lock:
             cursor = self.store.journal_cursor(self.host, self.consumer) if self.store else None
             query = JournalQuery(cursor, self.settings.journal_first_lines)
-            snapshot = await self.collector.collect(query)
+            async with self.slots or contextlib.nullcontext():
+                snapshot = await self.collector.collect(query)
             ctx = RuleContext(
                 snapshot,
                 self.settings.thresholds,
@@ -140,3 +145,10 @@ class HostChecker:
                            "findings": [f.summary for f in by_fp.values()][:5]
                            if kind != "resolved" else []},
                 )
+
+
+def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,
+                   consumer: str = "daemon") -> list[HostChecker]:
+    """One checker per host, sharing one limit of hosts collected at once."""
+    slots = asyncio.Semaphore(settings.check_concurrency)
+    return [HostChecker(t, settings, store, consumer, slots) for t in transports]

@@ -21,7 +21,7 @@ from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.snapshot import JournalEntry
 from ..store import IncidentStore
-from .checker import CheckReport, HostChecker
+from .checker import CheckReport, HostChecker, fleet_checkers
 from .investigator import Investigator
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -41,7 +41,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.checkers = [HostChecker(t, settings, store) for t in transports]
+        self.checkers = fleet_checkers(transports, settings, store)
         for checker in self.checkers:
             checker.listeners.append(self._triage)
         self.stop_event = asyncio.Event()
