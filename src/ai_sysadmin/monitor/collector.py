@@ -31,11 +31,9 @@ _NO_SYSTEMD = (
 
 
 #: exit 3 when a system journal exists but this user cannot read it (builtins only)
-JOURNAL_ACCESS_ARGV = ["sh", "-c", "for f in /var/log/journal/*/system.journal "
-                       "/run/log/journal/*/system.journal; do [ -r \"$f\" ] && exit 0; done; "
-                       "for f in /var/log/journal/*/system.journal "
-                       "/run/log/journal/*/system.journal; do [ -e \"$f\" ] && exit 3; done; "
-                       "exit 0"]
+JOURNAL_ACCESS_ARGV = ["sh", "-c", "u=0; for f in /var/log/journal/*/system.journal "
+                       "/run/log/journal/*/system.journal; do [ -r \"$f\" ] && exit 0; "
+                       "[ -e \"$f\" ] && u=3; done; exit $u"]
 _SYSTEM_JOURNAL_UNREADABLE = 3
 _JOURNAL_ACCESS = ("add it to the systemd-journal (or adm) group, or check as root, so that the "
                    "system's errors are seen")
