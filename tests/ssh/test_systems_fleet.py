@@ -26,8 +26,8 @@ def test_added_hosts_are_checked_at_once_and_listed_with_reachability(
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
            "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")}
 
-    def hal(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN), "systems", *args], capture_output=True, text=True,
+    def hal(*args: str, tool: str = "systems") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), tool, *args], capture_output=True, text=True,
                               env=env, timeout=60)
 
     assert hal("add", alpha.address, "--name", "alpha").returncode == 0
@@ -47,3 +47,14 @@ def test_added_hosts_are_checked_at_once_and_listed_with_reachability(
     assert listed["alpha"]["last_check"] is not None
     assert listed["gone"]["reachable"] is False and listed["gone"]["open_incidents"] == 1
     assert "no SSH connection" in (listed["gone"]["last_error"] or "")
+
+    # one managed host checked on its own, as `hal-check alpha` would
+    alpha_check = hal("alpha", "--json", tool="check")
+    assert alpha_check.returncode in (0, 1), alpha_check.stderr
+    checked = json.loads(alpha_check.stdout)
+    assert checked["host"] == "alpha" and checked["errors"] == {}
+    gone_check = hal("gone", "--json", tool="check")
+    assert gone_check.returncode == 1
+    assert [f["rule"] for f in json.loads(gone_check.stdout)["findings"]] == ["host_unreachable"]
+    unknown = hal("nope", tool="check")
+    assert unknown.returncode == 2 and "nope is not a managed host" in unknown.stderr

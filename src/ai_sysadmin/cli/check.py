@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from ..config import short_hostname
-from ..hosts.transport import LocalTransport
+from ..errors import AiSysadminError
+from ..hosts.transport import LocalTransport, Transport
 from ..monitor.findings import Severity
 from ..orchestrator.checker import CheckReport, HostChecker
 from .context import banner, out, print_json, state
@@ -37,17 +38,37 @@ def _facts(report: CheckReport) -> str:
 
 def check(
     ctx: typer.Context,
+    host: Annotated[str | None, typer.Argument(
+        help="A managed host (see `systems`); default: this host.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not record incidents or move the cursor.")
     ] = False,
 ) -> None:
-    """Check this host now. Exit code: 0 healthy, 1 findings, 2 error."""
+    """Check this host, or a managed one, now. Exit code: 0 healthy, 1 findings, 2 error."""
     app = state(ctx)
     settings = app.settings
     store = None if no_store else app.store
-    checker = HostChecker(LocalTransport(short_hostname()), settings, store, consumer="check")
-    report = asyncio.run(checker.check("cli"))
+    transport: Transport = LocalTransport(short_hostname())
+    if host is not None and host != transport.host:
+        # remote hosts only load (and asyncssh with them) when one is asked for
+        from ..orchestrator.fleet import build_transports
+        from ..store import HostStore
+
+        fleet = {t.host: t for t in build_transports(settings, HostStore(app.store.db))}
+        if host not in fleet:
+            raise AiSysadminError(f"{host} is not a managed host; managed: "
+                                  f"{', '.join(sorted(fleet))} (add one with `systems add`)")
+        transport = fleet[host]
+    checker = HostChecker(transport, settings, store, consumer="check")
+
+    async def once() -> CheckReport:
+        try:
+            return await checker.check("cli")
+        finally:
+            await transport.close()
+
+    report = asyncio.run(once())
     code = 1 if report.findings else (2 if _nothing_collected(report) else 0)
     if as_json:
         print_json(
