@@ -5,8 +5,10 @@ collector's commands become one ``sh -c SCRIPT`` that runs them in turn, each un
 ``timeout``, and frames each output with a random marker, on stdout and stderr alike. The reply
 is split back into one :class:`CommandResult` per command and served by a
 :class:`ReplayTransport`, so the collector and its parsers run unchanged on the same raw text:
-the Snapshot is the one the per-command path would give. Remote hosts need only sh, coreutils,
-procps and systemd. Every argument in the script is quoted with :func:`shlex.quote`.
+the Snapshot is the one the per-command path would give. A command that means nothing on a
+host (systemctl where systemd is not PID 1) sits behind a :class:`Guard`, a builtin test that
+spares its process. Remote hosts need only sh, coreutils, procps and systemd. Every argument in
+the script is quoted with :func:`shlex.quote`.
 """
 
 from __future__ import annotations
