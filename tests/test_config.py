@@ -126,3 +126,15 @@ def test_cli_refuses_a_protected_unit_that_is_no_unit_name(tmp_path: Path) -> No
     assert result.returncode == 2
     assert str(path) in result.stderr and "safety.protected_units" in result.stderr
     assert "entry 2" in result.stderr and "whitespace" in result.stderr
+
+
+def test_every_config_example_in_the_readme_loads(tmp_path: Path) -> None:
+    import re
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    blocks = re.findall(r"```toml\n(.*?)```", readme.read_text(), re.S)
+    assert len(blocks) >= 2
+    for n, block in enumerate(blocks):
+        path = tmp_path / f"example{n}.toml"
+        path.write_text(block)
+        load_settings(path, environ={})  # a ConfigError here names the key the README got wrong
