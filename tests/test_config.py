@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,6 @@ def test_cli_refuses_a_protected_unit_that_is_no_unit_name(tmp_path: Path) -> No
 
 
 def test_every_config_example_in_the_readme_loads(tmp_path: Path) -> None:
-    import re
-
     readme = Path(__file__).resolve().parent.parent / "README.md"
     blocks = re.findall(r"```toml\n(.*?)```", readme.read_text(), re.S)
     assert len(blocks) >= 2
