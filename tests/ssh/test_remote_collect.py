@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.ssh import SshTransport
 from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.lab.sandbox import Sandbox
@@ -32,13 +33,17 @@ ExecStart=/bin/sh -c 'echo cannot open /etc/remote-broken.conf >&2; exit 3'
 
 
 class CountingSsh(SshTransport):
-    """The real transport, counting the remote commands a check costs."""
+    """The real transport, counting the remote commands and scripts a check costs."""
 
     calls: int = 0
 
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         self.calls += 1
         return await super().run(argv, timeout)
+
+    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+        self.calls += 1
+        return await super().run_script(script, done, timeout)
 
 
 def collect(transport: SshTransport | SandboxTransport, settings: Settings,
@@ -155,3 +160,58 @@ def test_an_unreachable_host_is_one_finding_and_fast(
     findings, judged = evaluate(RuleContext(snapshot, settings.thresholds))
     assert judged == {"host_unreachable"}
     assert [(f.rule, f.subject) for f in findings] == [("host_unreachable", "gone")]
+
+
+def _shells(sb: Sandbox) -> list[str]:
+    """The pids of long-lived check shells on the lab host."""
+    return sb.exec(["pgrep", "-x", "-f", "sh -s"]).stdout.split()
+
+
+@pytest.mark.lab
+def test_checks_share_one_remote_shell_which_is_replaced_when_it_dies(
+    lab_host: LabHost, known_hosts: Path, settings: Settings
+) -> None:
+    sb, host = lab_host.sandbox, lab_host.ssh
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
+
+    async def checks() -> list[tuple[Snapshot, list[str]]]:
+        seen = []
+        try:
+            for n in range(3):
+                if n == 2:
+                    sb.exec(["pkill", "-x", "-f", "sh -s"], check=True)  # killed between checks
+                snapshot = await Collector(ssh, settings).collect()
+                seen.append((snapshot, _shells(sb)))
+        finally:
+            await ssh.close()
+        return seen
+
+    (first, one), (second, same), (third, fresh) = asyncio.run(checks())
+    assert first.errors == second.errors == third.errors == {}
+    assert len(one) == 1 and same == one  # no new SSH session for the second check
+    assert len(fresh) == 1 and fresh != one  # a dead shell is replaced, the check goes on
+    listed = " ".join(p.command for p in first.processes or [])
+    assert "sh -s" not in listed  # the check's own shell is not one of the host's processes
+    wait_until(lambda: not _shells(sb), "the shell to end with its connection")
+
+
+@pytest.mark.lab
+def test_a_script_that_overruns_costs_its_shell_and_the_next_one_runs(
+    lab_host: LabHost, known_hosts: Path
+) -> None:
+    host = lab_host.ssh
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
+    done = "@@test done"
+    ending = f"printf '\\n%s\\n' '{done}'; printf '\\n%s\\n' '{done}' >&2\n"
+
+    async def go() -> tuple[str, str]:
+        try:
+            with pytest.raises(TransportError, match="timed out after 0.5 s"):
+                await ssh.run_script("timeout 3 sleep 30\n" + ending, done, 0.5)
+            result = await ssh.run_script("echo out; echo err >&2\n" + ending, done, 10)
+        finally:
+            await ssh.close()
+        return result.stdout, result.stderr
+
+    out, err = asyncio.run(go())
+    assert out == "out\n\n" and err == "err\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 from dataclasses import dataclass, field
 
@@ -19,7 +20,9 @@ class OsInfo:
         return self.id == "nixos"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_os_release(text: str) -> OsInfo:
+    """Cached by text: a fleet's hosts share a few os-release files, and every check reads one."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()

@@ -59,10 +59,30 @@ class _LoopState:
         self.conns: list[asyncssh.SSHClientConnection] = []  # jump hosts first, target last
         self.client: VerifyingClient | None = None
         self.remote_root: bool | None = None
+        #: the long-lived remote ``sh`` that runs scripts (run_script), and its connection
+        self.shell: asyncssh.SSHClientProcess | None = None
+        self.shell_conn: asyncssh.SSHClientConnection | None = None
+        self.shell_lock = asyncio.Lock()
 
     @property
     def alive(self) -> bool:
         return bool(self.conns) and self.client is not None and not self.client.lost
+
+
+async def _read_through(stream: asyncssh.SSHReader[str], done: str) -> str:
+    """What the stream gives up to and including the line ``done`` (which is left out)."""
+    end = f"{done}\n"
+    chunks: list[str] = []
+    tail = ""
+    while True:
+        data = await stream.read(1 << 16)
+        if not data:
+            raise EOFError("the remote shell closed its output")
+        chunks.append(data)
+        tail = (tail + data)[-len(end) - 1:]
+        if tail.endswith(end):
+            text = "".join(chunks)
+            return text[: len(text) - len(end)]
 
 
 class SshTransport(Transport):
@@ -229,6 +249,7 @@ class SshTransport(Transport):
         return str(who.stdout).strip() == "0"
 
     async def _close_state(self, state: _LoopState) -> None:
+        state.shell = state.shell_conn = None  # it goes with its connection
         conns, state.conns, state.client, state.remote_root = state.conns, [], None, None
         for conn in reversed(conns):
             conn.close()
@@ -324,6 +345,65 @@ class SshTransport(Transport):
         stdout, stderr = str(out or ""), str(err or "")
         self._check_started(cmd, code, stderr)
         return CommandResult(cmd, code, stdout, stderr, time.monotonic() - started)
+
+    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+        """Run a script in the host's long-lived shell: after the first, a check costs no new
+        SSH session (no sshd fork, no login shell, no logind session on the host).
+
+        The shell is ``sh`` reading scripts on its stdin; each script ends by printing ``done``
+        on stdout and stderr, which is how its output is told from the next one's. A script
+        that overruns ``timeout`` or a broken shell is dropped (its steps' own ``timeout(1)``
+        end what still runs) and the next call starts a fresh shell.
+        """
+        state = self._loop_state()
+        argv = ("sh", "-s")
+        async with state.shell_lock:
+            started = time.monotonic()
+            for attempt in (1, 2):
+                shell = await self._shell(state, argv)
+                try:
+                    shell.stdin.write(script)
+                    out, err = await asyncio.wait_for(asyncio.gather(
+                        _read_through(shell.stdout, done), _read_through(shell.stderr, done)),
+                        timeout)
+                    break
+                except TimeoutError:
+                    await self._drop_shell(state)
+                    raise TransportError(
+                        f"{self.host}: the check script timed out after {timeout:g} s"
+                    ) from None
+                except asyncio.CancelledError:
+                    await self._drop_shell(state)
+                    raise
+                except (asyncssh.Error, OSError, EOFError) as exc:
+                    # a shell that died between two checks (killed, OOM) is replaced once:
+                    # the script only reads, so running it again is harmless
+                    await self._drop_shell(state)
+                    if attempt == 2:
+                        raise TransportError(
+                            f"{self.host}: the remote shell ended: {exc}") from exc
+        return CommandResult(argv, 0, out, err, time.monotonic() - started)
+
+    async def _shell(self, state: _LoopState, argv: tuple[str, ...]) -> asyncssh.SSHClientProcess:
+        conn = await self._connection(state)
+        shell = state.shell
+        if shell is not None and state.shell_conn is conn and shell.exit_status is None \
+                and not shell.stdin.is_closing():
+            return shell
+        await self._drop_shell(state)
+        remote = shlex.join(self._remote_argv(argv, state.remote_root))
+        try:
+            shell = await conn.create_process(remote, encoding="utf-8", errors="replace")
+        except (asyncssh.Error, OSError) as exc:
+            raise TransportError(f"{self.host}: no SSH session for the check script: {exc}"
+                                 ) from exc
+        state.shell, state.shell_conn = shell, conn
+        return shell
+
+    async def _drop_shell(self, state: _LoopState) -> None:
+        shell, state.shell, state.shell_conn = state.shell, None, None
+        if shell is not None:
+            await self._kill(shell)
 
     def _check_started(self, cmd: tuple[str, ...], code: int, stderr: str) -> None:
         # same contract as a local process: a missing program is an error, not an exit code

@@ -92,6 +92,11 @@ class Transport(ABC):
         result = await self.run(["cat", "--", path], timeout)
         return result.stdout if result.ok else None
 
+    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+        """Run a POSIX sh script that ends by printing ``done`` as the last line of stdout and
+        of stderr. Here: ``sh -c``; a transport may keep one shell for all its scripts."""
+        return await self.run(["sh", "-c", script], timeout)
+
     async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:
         """Yield stdout lines of a long-running command until it ends or the caller stops."""
         cmd = _check_argv(argv)

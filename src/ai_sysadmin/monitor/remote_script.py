@@ -1,8 +1,10 @@
 """One round trip per host per check: every command of a Snapshot in one remote POSIX sh script.
 
 Over SSH each command costs a session and a round trip; a check runs about fifteen. Here the
-collector's commands become one ``sh -c SCRIPT`` that runs them in turn, each under coreutils'
-``timeout``, and frames each output with a random marker, on stdout and stderr alike. The reply
+collector's commands become one sh script that runs them in turn, each under coreutils'
+``timeout``, and frames each output with a random marker, on stdout and stderr alike; it ends
+with a "done" line, so that a transport can keep one shell for all its checks
+(:meth:`Transport.run_script`: over SSH one long-lived ``sh -s``, elsewhere ``sh -c``). The reply
 is split back into one :class:`CommandResult` per command and served by a
 :class:`ReplayTransport`, so the collector and its parsers run unchanged on the same raw text:
 the Snapshot is the one the per-command path would give. A command that means nothing on a
@@ -13,10 +15,9 @@ the script is quoted with :func:`shlex.quote`.
 
 from __future__ import annotations
 
-import re
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,6 +58,8 @@ n() {{
   printf '\\n%s %s end {not_run} 0\\n' "$M" "$1"; printf '\\n%s %s end\\n' "$M" "$1" >&2
 }}
 """
+#: the script's shell says its pid (so that the process listing can leave it out)
+_SHELL_PID = 'printf \'\\n%s shell %s\\n\' "$M" "$$"'
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
 _FILE_READ = ("cat", "--")
 
@@ -92,9 +95,12 @@ class RoundTrip:
 
     @property
     def script(self) -> str:
+        # the shell's own pid first (ps must not list it), the done line last (a long-lived
+        # shell's output of this script ends there)
         lines = [f"M={shlex.quote(self.marker)}",
                  _STEP.format(kill_after=_KILL_AFTER, timeout=f"{self.command_timeout:g}",
-                              not_run=_NOT_RUN)]
+                              not_run=_NOT_RUN),
+                 _SHELL_PID]
         for i, argv in enumerate(self.commands):
             step = (f"f {i} {shlex.quote(argv[2])}" if argv[:2] == _FILE_READ and len(argv) == 3
                     else f"s {i} {shlex.join(argv)}")
@@ -103,7 +109,18 @@ class RoundTrip:
                 step = (f"if [ {guard.test} {shlex.quote(guard.path)} ]; then {step}; "
                         f"else n {i}; fi")
             lines.append(step)
+        lines.append(f"printf '\\n%s\\n' {shlex.quote(self.done)}; "
+                     f"printf '\\n%s\\n' {shlex.quote(self.done)} >&2")
         return "\n".join(lines) + "\n"
+
+    @property
+    def done(self) -> str:
+        """The line that ends the script's output, on stdout and on stderr."""
+        return f"{self.marker} done"
+
+    def shell_pid(self, stdout: str) -> str | None:
+        return next((words[1] for words, _ in _frames(stdout, self.marker)
+                     if len(words) == 2 and words[0] == "shell" and words[1].isdigit()), None)
 
     @property
     def argv(self) -> list[str]:
@@ -116,23 +133,33 @@ class RoundTrip:
 
     def split(self, stdout: str, stderr: str) -> dict[tuple[str, ...], Step]:
         """Each command that ran to its end marker, with its exit code, output and pid."""
-        mark = re.escape(self.marker)
-        starts = {int(m[1]): m.end() for m in re.finditer(rf"\n{mark} (\d+) start\n", stdout)}
-        err_starts = {
-            int(m[1]): m.end() for m in re.finditer(rf"\n{mark} (\d+) start\n", stderr)
-        }
+        outputs: dict[int, str] = {}
+        ends: dict[int, tuple[int, int]] = {}
+        for words, payload in _frames(stdout, self.marker):
+            if len(words) == 2 and words[1] == "start" and words[0].isdigit():
+                outputs[int(words[0])] = payload
+            elif len(words) == 4 and words[1] == "end" and all(
+                    w.isdigit() for w in (words[0], words[2], words[3])):
+                ends[int(words[0])] = (int(words[2]), int(words[3]))
+        errors = {int(words[0]): payload for words, payload in _frames(stderr, self.marker)
+                  if len(words) == 2 and words[1] == "start" and words[0].isdigit()}
         steps: dict[tuple[str, ...], Step] = {}
-        for m in re.finditer(rf"\n{mark} (\d+) end (\d+) (\d+)\n", stdout):
-            i = int(m[1])
-            if i not in starts or i >= len(self.commands):
-                continue
-            err = ""
-            if i in err_starts:
-                err_end = stderr.find(f"\n{self.marker} {i} end\n", err_starts[i])
-                err = stderr[err_starts[i]:err_end if err_end >= 0 else len(stderr)]
-            argv = self.commands[i]
-            steps[argv] = Step(argv, int(m[2]), stdout[starts[i]:m.start()], err, int(m[3]))
+        for i, (returncode, pid) in ends.items():
+            if i in outputs and i < len(self.commands):
+                argv = self.commands[i]
+                steps[argv] = Step(argv, returncode, outputs[i], errors.get(i, ""), pid)
         return steps
+
+
+def _frames(text: str, marker: str) -> Iterator[tuple[list[str], str]]:
+    """Each marker line's words after the marker, and the text up to the next marker line.
+
+    Splitting on the marker (random per script, so no output holds it) needs no regular
+    expression: a fleet sweep splits one reply per host.
+    """
+    for part in text.split(f"\n{marker} ")[1:]:
+        tag, _, payload = part.partition("\n")
+        yield tag.split(), payload
 
 
 @dataclass(frozen=True)
@@ -145,13 +172,15 @@ class Step:
 
 
 def without_own_processes(
-    ps_output: str, trip: RoundTrip, steps: dict[tuple[str, ...], Step]
+    ps_output: str, trip: RoundTrip, steps: dict[tuple[str, ...], Step], stdout: str = ""
 ) -> str:
     """``ps`` output without the script's own shell and the ``timeout`` that ran each command.
 
     The per-command path sees neither; ps itself stays, as it does there.
     """
     own = {str(step.pid) for step in steps.values()}
+    if (shell := trip.shell_pid(stdout)) is not None:
+        own.add(shell)
     kept = []
     for line in ps_output.splitlines(keepends=True):
         fields = line.split(None, 1)
@@ -214,7 +243,7 @@ async def round_trip(
     """
     trip = RoundTrip.plan(commands, command_timeout, guards)
     try:
-        result = await transport.run(trip.argv, trip.timeout)
+        result = await transport.run_script(trip.script, trip.done, trip.timeout)
     except TransportError as exc:
         reason = str(exc).removeprefix(f"{transport.host}: ")
         return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
@@ -224,8 +253,8 @@ async def round_trip(
         key = _check_argv(process_list)
         if key in steps:
             step = steps[key]
-            steps[key] = Step(key, step.returncode, without_own_processes(step.stdout, trip, steps),
-                              step.stderr, step.pid)
+            kept = without_own_processes(step.stdout, trip, steps, result.stdout)
+            steps[key] = Step(key, step.returncode, kept, step.stderr, step.pid)
     missing = (
         "not gathered: the remote script ended early "
         f"(exit {result.returncode}: {result.stderr.strip()[-200:] or 'no output'})"
