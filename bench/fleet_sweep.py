@@ -57,19 +57,24 @@ def start_fleet(tmp: Path, count: int) -> tuple[list[str], Path, Path, list[subp
     # This machine's /root/.bashrc runs `pyenv init` (~0.1 s of CPU) for every SSH command.
     # A managed host would not: the sshds run in a mount namespace where that file is empty,
     # so every row (the floor and Ansible included) measures SSH, not this machine's rc file.
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep",
-                               "infinity"])
-    procs.append(holder)
+    # The bind mount is made by a shell that already runs in the new namespace: it can never
+    # land on this machine's own /root/.bashrc. No pipes of ours: a holder that outlived the
+    # bench must not keep a `| sed` waiting.
     empty = tmp / "empty-rc"
     empty.write_text("")
+    rc_file = Path("/root/.bashrc")
+    hide = f"mount --bind {shlex.quote(str(empty))} /root/.bashrc && " if rc_file.exists() else ""
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"{hide}touch {shlex.quote(str(tmp / 'ns-ready'))} && exec sleep infinity"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(holder)
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{holder.pid}/ns/mnt").resolve() == Path("/proc/self/ns/mnt").resolve():
-        assert time.monotonic() < deadline, "unshare did not start"
+    while not (tmp / "ns-ready").exists():
+        assert holder.poll() is None and time.monotonic() < deadline, "unshare did not start"
         time.sleep(0.01)
+    assert os.readlink(f"/proc/{holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
     quiet_shell = ["nsenter", "-t", str(holder.pid), "-m", "--"]
-    if Path("/root/.bashrc").exists():
-        subprocess.run([*quiet_shell, "mount", "--bind", str(empty), "/root/.bashrc"],
-                       check=True)
     for n in range(1, count + 1):
         addr = f"127.0.1.{n}"
         hostkey = tmp / f"host{n}"
