@@ -24,6 +24,10 @@ class TransportError(AiSysadminError):
     """A command could not be started on a host, or it timed out."""
 
 
+class CommandTimeout(TransportError):
+    """A command (or a check script) ran past its time and was stopped."""
+
+
 class StoreError(AiSysadminError):
     """The state database cannot be opened or migrated."""
 

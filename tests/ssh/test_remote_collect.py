@@ -215,3 +215,37 @@ def test_a_script_that_overruns_costs_its_shell_and_the_next_one_runs(
 
     out, err = asyncio.run(go())
     assert out == "out\n\n" and err == "err\n\n"
+
+
+@pytest.mark.lab
+def test_a_hung_command_over_ssh_costs_its_section_and_makes_the_next_checks_careful(
+    lab_host: LabHost, known_hosts: Path, tmp_path: Path
+) -> None:
+    sb, host = lab_host.sandbox, lab_host.ssh
+    sb.write_file("/usr/local/bin/hung-df", "#!/bin/sh\nexec sleep 31\n", 0o755)
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state", command_timeout=1,
+                        programs={"df": "/usr/local/bin/hung-df"})
+    ssh = CountingSsh(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
+    collector = Collector(ssh, settings)
+
+    async def two_checks() -> list[tuple[Snapshot, int]]:
+        seen = []
+        try:
+            for _ in range(2):
+                before = ssh.calls
+                seen.append((await collector.collect(), ssh.calls - before))
+        finally:
+            await ssh.close()
+        return seen
+
+    try:
+        (first, first_scripts), (second, second_scripts) = asyncio.run(two_checks())
+    finally:
+        sb.exec(["pkill", "-f", "sleep 31"])
+    for snapshot in (first, second):
+        assert set(snapshot.errors) == {"mounts"}
+        assert "timed out after 1 s" in snapshot.errors["mounts"]
+        assert snapshot.units and snapshot.processes and snapshot.cpu is not None
+    # the first check ran without per-command timeouts, overran, and was run again carefully;
+    # the next one is careful from the start
+    assert (first_scripts, second_scripts) == (2, 1)

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncssh
 
-from ..errors import TransportError
+from ..errors import CommandTimeout, TransportError
 from .ssh_host_keys import (
     HostKeyError,
     VerifyingClient,
@@ -330,7 +330,7 @@ class SshTransport(Transport):
                 out, err = await asyncio.wait_for(proc.communicate(), timeout)
             except TimeoutError:
                 await self._kill(proc)
-                raise TransportError(
+                raise CommandTimeout(
                     f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
                 ) from None
             except asyncio.CancelledError:
@@ -369,7 +369,7 @@ class SshTransport(Transport):
                     break
                 except TimeoutError:
                     await self._drop_shell(state)
-                    raise TransportError(
+                    raise CommandTimeout(
                         f"{self.host}: the check script timed out after {timeout:g} s"
                     ) from None
                 except asyncio.CancelledError:

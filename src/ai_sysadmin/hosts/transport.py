@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from ..errors import TransportError
+from ..errors import CommandTimeout, TransportError
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ class Transport(ABC):
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except TimeoutError:
             await _terminate(proc)
-            raise TransportError(
+            raise CommandTimeout(
                 f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
             ) from None
         except asyncio.CancelledError:
@@ -146,9 +146,10 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
                 os.kill(child, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(proc.wait()), 1.0)
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    # the command's session is its own (start_new_session): whatever of it is left, a
+    # grandchild that still holds our pipes included, goes too
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         await proc.wait()
 

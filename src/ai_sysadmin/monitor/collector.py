@@ -9,6 +9,7 @@ with ``one_round_trip`` (SSH) gets every command in one remote script instead
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import Transport
 from . import parsers, remote_script
 from .snapshot import Snapshot
+
+log = logging.getLogger("ai_sysadmin.service")
 
 #: what systemctl says when systemd is not PID 1 or its bus is unreachable
 _NO_SYSTEMD = (
@@ -37,6 +40,9 @@ JOURNAL_ACCESS_ARGV = ["sh", "-c", "u=0; for f in /var/log/journal/*/system.jour
 _SYSTEM_JOURNAL_UNREADABLE = 3
 _JOURNAL_ACCESS = ("add it to the systemd-journal (or adm) group, or check as root, so that the "
                    "system's errors are seen")
+
+#: how long a host's checks stay careful after one of them hung
+CAREFUL_SECONDS = 3600.0
 
 #: a stored journal position that is a time, not a cursor (see Collector._journal_position)
 SINCE_PREFIX = "since:@"
@@ -79,6 +85,8 @@ class Collector:
     def __init__(self, transport: Transport, settings: Settings) -> None:
         self.transport = transport
         self.settings = settings
+        #: until then, remote checks run each command under its own timeout(1)
+        self._careful_until = 0.0
 
     async def _run(self, argv: list[str]) -> str:
         result = await self.transport.run(argv, self.settings.command_timeout)
@@ -165,17 +173,35 @@ class Collector:
                 guards[tuple(argv)] = nixos
         return guards
 
+    async def _round_trip(self, journal: JournalQuery | None) -> remote_script.ReplayTransport:
+        """One script for the whole Snapshot. It starts no process but the commands; a step
+        that hangs makes the script overrun, and then this host's checks put each step under
+        its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
+        commands = self.round_trip_commands(journal)
+
+        async def trip(careful: bool) -> remote_script.ReplayTransport:
+            return await remote_script.round_trip(
+                self.transport, commands, self.settings.command_timeout,
+                process_list=self._ps_argv(), guards=self.round_trip_guards(commands),
+                careful=careful)
+
+        if time.monotonic() < self._careful_until:
+            return await trip(careful=True)
+        replay = await trip(careful=False)
+        if replay.overran:
+            log.warning("%s: the check ran past %g s; each command gets its own time limit now",
+                        self.transport.host, self.settings.command_timeout,
+                        extra={"host": self.transport.host})
+            self._careful_until = time.monotonic() + CAREFUL_SECONDS
+            replay = await trip(careful=True)
+        return replay
+
     def _ps_argv(self) -> list[str]:
         return [self.settings.programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"]
 
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
         if self.transport.one_round_trip:
-            commands = self.round_trip_commands(journal)
-            replay = await remote_script.round_trip(
-                self.transport, commands, self.settings.command_timeout,
-                process_list=self._ps_argv(), guards=self.round_trip_guards(commands),
-            )
-            return await Collector(replay, self.settings).collect(journal)
+            return await Collector(await self._round_trip(journal), self.settings).collect(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
         p = self.settings.programs
 

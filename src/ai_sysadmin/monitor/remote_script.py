@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import TransportError
+from ..errors import CommandTimeout, TransportError
 from ..hosts.transport import CommandResult, Transport, _check_argv
 
 #: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
@@ -32,14 +32,14 @@ _KILL_AFTER = 2
 #: the exit code a step reports when its guard kept it from running (outside 0-255 of commands)
 _NOT_RUN = 256
 
-#: one step: markers on both streams around the command. timeout(1) puts the command in a
-#: process group of its own and kills all of it on expiry; starting it with `&` gives its pid,
-#: so that the process listing can leave the script's own processes out.
+#: one step: markers on both streams around the command. In careful mode timeout(1) puts the
+#: command in a process group of its own and kills all of it on expiry; starting it with `&`
+#: gives its pid, so that the process listing can leave the script's own processes out.
 _STEP = """\
 s() {{
   i=$1; shift
   printf '\\n%s %s start\\n' "$M" "$i"; printf '\\n%s %s start\\n' "$M" "$i" >&2
-  timeout -k {kill_after} {timeout} "$@" </dev/null &
+  {runner}"$@" </dev/null &
   p=$!; wait "$p"; rc=$?
   printf '\\n%s %s end %s %s\\n' "$M" "$i" "$rc" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
 }}
@@ -85,21 +85,26 @@ class RoundTrip:
     command_timeout: float
     marker: str
     guards: Mapping[tuple[str, ...], Guard]
+    #: careful: every step under its own timeout(1), so a hung one costs its section only;
+    #: else no process but the command itself, and the whole script has command_timeout
+    careful: bool = True
 
     @classmethod
     def plan(cls, commands: Sequence[Sequence[str]], command_timeout: float,
-             guards: Mapping[tuple[str, ...], Guard] | None = None) -> RoundTrip:
+             guards: Mapping[tuple[str, ...], Guard] | None = None,
+             careful: bool = True) -> RoundTrip:
         unique = tuple(dict.fromkeys(_check_argv(c) for c in commands))
         return cls(unique, command_timeout, f"@@ai-sysadmin-{secrets.token_hex(12)}@@",
-                   {argv: guard for argv, guard in (guards or {}).items() if argv in unique})
+                   {argv: guard for argv, guard in (guards or {}).items() if argv in unique},
+                   careful)
 
     @property
     def script(self) -> str:
         # the shell's own pid first (ps must not list it), the done line last (a long-lived
         # shell's output of this script ends there)
         lines = [f"M={shlex.quote(self.marker)}",
-                 _STEP.format(kill_after=_KILL_AFTER, timeout=f"{self.command_timeout:g}",
-                              not_run=_NOT_RUN),
+                 _STEP.format(runner=(f"timeout -k {_KILL_AFTER} {self.command_timeout:g} "
+                                      if self.careful else ""), not_run=_NOT_RUN),
                  _SHELL_PID]
         for i, argv in enumerate(self.commands):
             step = (f"f {i} {shlex.quote(argv[2])}" if argv[:2] == _FILE_READ and len(argv) == 3
@@ -128,8 +133,9 @@ class RoundTrip:
 
     @property
     def timeout(self) -> float:
-        """For the whole script: room for a few commands that each run into their timeout."""
-        return self.command_timeout * 3 + _KILL_AFTER
+        """For the whole script: careful, room for a few commands that each run into their
+        timeout; else one command's time for all of them (a healthy check takes a second)."""
+        return self.command_timeout * 3 + _KILL_AFTER if self.careful else self.command_timeout
 
     def split(self, stdout: str, stderr: str) -> dict[tuple[str, ...], Step]:
         """Each command that ran to its end marker, with its exit code, output and pid."""
@@ -178,7 +184,9 @@ def without_own_processes(
 
     The per-command path sees neither; ps itself stays, as it does there.
     """
-    own = {str(step.pid) for step in steps.values()}
+    # careful: each step's pid is its timeout(1), not the command (ps stays, as it does when
+    # run on its own); otherwise it is the command itself
+    own = {str(step.pid) for step in steps.values()} if trip.careful else set()
     if (shell := trip.shell_pid(stdout)) is not None:
         own.add(shell)
     kept = []
@@ -190,6 +198,15 @@ def without_own_processes(
     return "".join(kept)
 
 
+def _not_started(program: str, stderr: str) -> bool:
+    """timeout(1)'s or the shell's words for a program that could not be started."""
+    if "timeout: failed to run command" in stderr:
+        return True
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    return program in last and any(
+        words in last for words in ("not found", "No such file", "Permission denied"))
+
+
 class ReplayTransport(Transport):
     """Answers a collector from one round trip's results: no process, no connection."""
 
@@ -198,6 +215,8 @@ class ReplayTransport(Transport):
                  runs_as_root: bool | None = None) -> None:
         self.host = host
         self.runs_as_root = runs_as_root
+        #: the script ran past its time (a step hung): no results at all
+        self.overran = False
         self._steps = steps
         self._timeout = timeout
         self._missing = missing
@@ -217,7 +236,7 @@ class ReplayTransport(Transport):
             raise TransportError(
                 f"{self.host}: {' '.join(cmd)!r} timed out after {self._timeout:g} s"
             )
-        if step.returncode in _CANNOT_START and "timeout: failed to run command" in step.stderr:
+        if step.returncode in _CANNOT_START and _not_started(cmd[0], step.stderr):
             detail = step.stderr.strip().splitlines()[-1]
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {detail}")
         return CommandResult(cmd, step.returncode, step.stdout, step.stderr, 0.0)
@@ -233,6 +252,7 @@ async def round_trip(
     command_timeout: float,
     process_list: Sequence[str] | None = None,
     guards: Mapping[tuple[str, ...], Guard] | None = None,
+    careful: bool = True,
 ) -> ReplayTransport:
     """Run ``commands`` on the host in one remote command; never raises for the host's sake.
 
@@ -241,13 +261,15 @@ async def round_trip(
     command whose output must not show the script's own processes; ``guards`` keep commands
     from running where they mean nothing.
     """
-    trip = RoundTrip.plan(commands, command_timeout, guards)
+    trip = RoundTrip.plan(commands, command_timeout, guards, careful)
     try:
         result = await transport.run_script(trip.script, trip.done, trip.timeout)
     except TransportError as exc:
         reason = str(exc).removeprefix(f"{transport.host}: ")
-        return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
-                               runs_as_root=transport.runs_as_root)
+        replay = ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
+                                 runs_as_root=transport.runs_as_root)
+        replay.overran = isinstance(exc, CommandTimeout)
+        return replay
     steps = trip.split(result.stdout, result.stderr)
     if process_list is not None:
         key = _check_argv(process_list)
