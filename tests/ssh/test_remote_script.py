@@ -139,3 +139,19 @@ def test_a_guarded_command_runs_only_where_its_path_exists(tmp_path: Path) -> No
     assert (a.returncode, a.stdout) == (0, "answer a\n")
     assert (b.returncode, b.stdout, b.stderr) == (1, "", "b: nothing to ask")
     assert ran.read_text() == "a\n"  # b never started a process
+
+
+def test_kernel_files_are_read_by_one_tail_and_come_back_each_exactly() -> None:
+    paths = ["/proc/sys/kernel/ostype", "/proc/nonexistent-file", "/proc/version",
+             "/proc/sys/kernel/osrelease"]
+    commands = [["cat", "--", p] for p in paths]
+
+    async def go() -> list[CommandResult]:
+        replay = await round_trip(LocalTransport(), commands, 5.0, careful=False)
+        return [await replay.run(argv) for argv in commands]
+
+    ostype, missing, version, release = asyncio.run(go())
+    assert (ostype.returncode, ostype.stdout) == (0, Path(paths[0]).read_text())
+    assert (version.stdout, release.stdout) == (Path(paths[2]).read_text(),
+                                                Path(paths[3]).read_text())
+    assert missing.returncode == 1 and "No such file" in missing.stderr
