@@ -1,7 +1,7 @@
 """One sweep of 50 SSH hosts: this project vs Ansible vs a sequential sweep vs the floor.
 
-    sudo .venv/bin/python bench/fleet_sweep.py [--hosts 50]     (needs sshd; ansible-core
-                                                                  from PyPI for its rows)
+    sudo .venv/bin/python bench/fleet_sweep.py [--hosts 50] [--no-ansible]
+    (needs sshd; the Ansible rows need `pip install -c constraints.txt -e '.[bench]'`)
 
 50 real sshd processes listen on 127.0.1.1-50 (loopback only), one host key each; the bench
 writes the known_hosts file, host keys are verified everywhere. Rows, all in the same run:
@@ -164,6 +164,8 @@ async def floor(addrs, key, known) -> float:
 def ansible(addrs, key, known, tmp: Path, module: list[str]) -> float | None:
     binary = Path(os.sys.executable).parent / "ansible"
     if not binary.exists():
+        print("ansible rows left out: no ansible here (pip install -c constraints.txt "
+              "-e '.[bench]')")
         return None
     inventory = tmp / "inventory.ini"
     inventory.write_text("[all]\n" + "\n".join(
