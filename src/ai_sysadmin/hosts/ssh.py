@@ -352,8 +352,9 @@ class SshTransport(Transport):
 
         The shell is ``sh`` reading scripts on its stdin; each script ends by printing ``done``
         on stdout and stderr, which is how its output is told from the next one's. A script
-        that overruns ``timeout`` or a broken shell is dropped (its steps' own ``timeout(1)``
-        end what still runs) and the next call starts a fresh shell.
+        that overruns ``timeout`` or a broken shell is dropped and the next call starts a fresh
+        shell (a command it left running ends by itself, or by its own ``timeout(1)`` in the
+        collector's careful mode).
         """
         state = self._loop_state()
         argv = ("sh", "-s")
