@@ -148,10 +148,6 @@ class RoundTrip:
                      if len(words) == 2 and words[0] == "shell" and words[1].isdigit()), None)
 
     @property
-    def argv(self) -> list[str]:
-        return ["sh", "-c", self.script]
-
-    @property
     def timeout(self) -> float:
         """For the whole script: careful, room for a few commands that each run into their
         timeout; else one command's time for all of them (a healthy check takes a second)."""
