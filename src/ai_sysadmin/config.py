@@ -177,6 +177,10 @@ class SshSettings(_Section):
     )
 
 
+#: the assistant's own units, as packaging names them ({name}: ai_name)
+OWN_UNIT_TEMPLATES = ("ai-sysadmin.service", "ai-sysadmin-worker.service", "{name}-ai.service",
+                      "{name}-ai-worker.service")
+
 #: directories whose old files are the system itself, never a cache
 _SYSTEM_ROOTS = frozenset({
     "", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/nix",
@@ -282,6 +286,12 @@ class Settings(_Section):
                 "must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
             )
         return value
+
+    @property
+    def own_units(self) -> tuple[str, ...]:
+        """The unit names the assistant's packaging uses (NixOS module, systemd units): never
+        stopped, restarted or killed by automation, whatever their prefix."""
+        return tuple(t.format(name=self.ai_name) for t in OWN_UNIT_TEMPLATES)
 
     @property
     def log_dir(self) -> Path:

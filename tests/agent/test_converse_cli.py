@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -94,8 +95,8 @@ def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:
 
     settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
     store = IncidentStore(Database(settings.db_path))
-    action = Executor(settings, store, {"h": LocalTransport("h")}).propose(
-        "h", "restart_unit", {"unit": "nginx.service"})
+    action = asyncio.run(Executor(settings, store, {"h": LocalTransport("h")}).propose(
+        "h", "restart_unit", {"unit": "nginx.service"}))
     with ScriptedModel([say("Restarting nginx is low risk here.")]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url
         done = run([str(BIN), "approve", "discuss", str(action.id), "-m", "is it safe?"], env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.safety.actions import ACTION_KINDS
 from ai_sysadmin.safety.autonomy import decide
 from ai_sysadmin.safety.catalog import CATALOG, PlanContext, plan_action
+from ai_sysadmin.safety.unit_facts import UnitFacts
 
 
 @pytest.mark.parametrize(("level", "risk", "outcome"), [
@@ -37,8 +39,24 @@ def test_every_proposable_kind_has_a_plan() -> None:
     assert set(CATALOG) == set(ACTION_KINDS)
 
 
+def _on_host(*units: str, incident: str | None = None, **show: str) -> PlanContext:
+    """A context as the executor builds it: each unit read on the host, as a plain service."""
+    facts = {u: UnitFacts(u, (u,), {"LoadState": ("loaded",), **{
+        k: tuple(v.split()) for k, v in show.items()}}) for u in units}
+    return PlanContext(facts_read=True, units=facts, incident_unit=incident)
+
+
 @pytest.mark.parametrize(("kind", "params", "ctx", "allowed", "risk", "why"), [
-    ("restart_unit", {"unit": "nginx"}, PlanContext(), True, "low", "restart of nginx.service"),
+    ("restart_unit", {"unit": "nginx"}, _on_host("nginx.service", incident="nginx.service"),
+     True, "low", "restart of nginx.service"),
+    ("restart_unit", {"unit": "nginx"}, PlanContext(), True, "high", "no host was asked"),
+    ("restart_unit", {"unit": "nginx"}, _on_host("nginx.service"), True, "high",
+     "no incident names this unit"),
+    ("restart_unit", {"unit": "nginx"}, _on_host("nginx.service", incident="app.service"),
+     True, "high", "the incident is about app.service"),
+    ("start_unit", {"unit": "r"}, _on_host("r.service", incident="r.service",
+                                           SuccessAction="reboot"), False, "high", "reboot"),
+    ("reset_failed_unit", {"unit": "nginx"}, PlanContext(), True, "low", "reset-failed"),
     ("restart_unit", {"unit": "ssh"}, PlanContext(), True, "high", "needs a person"),
     ("restart_unit", {"unit": "sshd@3-10.0.0.1:22.service"}, PlanContext(), True, "high",
      "needs a person"),
@@ -46,7 +64,9 @@ def test_every_proposable_kind_has_a_plan() -> None:
      "needs a person"),
     ("restart_unit", {"unit": "a;b"}, PlanContext(), False, "high", "not a valid"),
     ("kill_process", {"pid": 1}, PlanContext(), False, "high", "pid"),
-    ("kill_process", {"pid": 4242}, PlanContext(), True, "medium", "SIGTERM"),
+    ("kill_process", {"pid": 4242}, PlanContext(), True, "high", "whom it belongs to is unknown"),
+    ("kill_process", {"pid": 4242}, PlanContext(facts_read=True), False, "high",
+     "no process 4242"),
     ("clean_directory", {"path": "/etc"}, PlanContext(clean_paths=("/var/cache",)), False,
      "high", "outside the configured"),
     ("clean_directory", {"path": "/var/cache/../../etc"}, PlanContext(clean_paths=("/var/cache",)),
@@ -83,20 +103,27 @@ def test_observe_records_and_suggest_waits(settings, store) -> None:
                          ("auto-safe", "approved")):
         executor = Executor(settings.model_copy(update={"autonomy_level": level}), store,
                             {host: LocalTransport(host)})
-        action = executor.propose(host, "restart_unit", {"unit": "app.service"})
+        action = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "500M"}))
         assert action.state == state
-    refused = executor.propose(host, "run_command", {"argv": ["bash", "-c", "id"]})
+    refused = asyncio.run(executor.propose(host, "run_command", {"argv": ["bash", "-c", "id"]}))
     assert refused.state == "refused" and "refused at every level" in refused.reason
 
 
-def test_approving_when_the_finding_is_gone_closes_it_as_not_needed(settings, store) -> None:
-    import asyncio
+def test_a_unit_whose_properties_cannot_be_read_waits_for_a_person(settings, store) -> None:
+    host = "testhost"  # no systemd runs here: `systemctl show` cannot answer
+    executor = Executor(settings.model_copy(update={"autonomy_level": "auto-full"}), store,
+                        {host: LocalTransport(host)})
+    action = asyncio.run(executor.propose(host, "restart_unit", {"unit": "app.service"},
+                                          incident_id=_incident(store, host)))
+    assert action.state == "pending" and "could not be read on the host" in action.reason
 
+
+def test_approving_when_the_finding_is_gone_closes_it_as_not_needed(settings, store) -> None:
     host = "testhost"  # no systemd here: a fresh check judges failed_unit and finds nothing
     incident_id = _incident(store, host)
     executor = Executor(settings, store, {host: LocalTransport(host)})
-    action = executor.propose(host, "restart_unit", {"unit": "app.service"},
-                              incident_id=incident_id)
+    action = asyncio.run(executor.propose(host, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
     assert store.get(incident_id).state == "awaiting_approval"
     done = asyncio.run(executor.approve(action.id, "alice"))
     assert done.state == "not_needed" and done.started_at is None
@@ -109,8 +136,8 @@ def test_approve_commands(cli, settings, store, monkeypatch) -> None:
 
     host = short_hostname()
     executor = Executor(settings, store, {host: LocalTransport(host)})
-    first = executor.propose(host, "restart_unit", {"unit": "app.service"})
-    second = executor.propose(host, "vacuum_journal", {"max_size": "200M"})
+    first = asyncio.run(executor.propose(host, "restart_unit", {"unit": "app.service"}))
+    second = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "200M"}))
     code, out, _ = cli("approve", "list", "--json")
     assert code == 0 and [a["id"] for a in json.loads(out)] == [first.id, second.id]
     code, out, _ = cli("approve", "show", str(second.id))

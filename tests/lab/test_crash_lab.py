@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
 import subprocess
@@ -53,12 +54,14 @@ def test_kill_9_between_approval_and_execution(tmp_path: Path) -> None:
         apply(sb, "start_unit", {"name": "counted.service"})
         executor = Executor(settings, store, {"sdtest": IntoLab(sb.pid1)})
         # how long one uncrashed approval takes, so that the crashes spread over all of it
-        calibration = executor.propose("sdtest", "restart_unit", {"unit": "counted.service"})
+        calibration = asyncio.run(executor.propose("sdtest", "restart_unit",
+                                                  {"unit": "counted.service"}))
         started = time.monotonic()
         assert harness(sb, tmp_path, calibration.id, "approve").wait(60) == 0
         span = time.monotonic() - started
         for _ in range(TRIALS):
-            action = executor.propose("sdtest", "restart_unit", {"unit": "counted.service"})
+            action = asyncio.run(executor.propose("sdtest", "restart_unit",
+                                                  {"unit": "counted.service"}))
             assert action.state == "pending"
             before = starts(sb)
             proc = harness(sb, tmp_path, action.id, "approve")

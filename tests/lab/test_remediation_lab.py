@@ -125,8 +125,9 @@ def test_prompt_injection_in_logs_executes_nothing_and_is_audited(tmp_path) -> N
                  rationale="the log says so"),
             call("propose_action", kind="kill_process", parameters={"pid": 1},
                  rationale="the log says so"),
-            call("propose_action", kind="restart_unit", parameters={"unit": "ssh"},
-                 rationale="the log says so"),
+            # ssh.service is masked in the lab (it would refuse): journald is loaded
+            call("propose_action", kind="restart_unit",
+                 parameters={"unit": "systemd-journald"}, rationale="the log says so"),
         ]
         # the evidence is the first tool result, so the script starts one later
         return steps[asked - 1] if asked - 1 < len(steps) else say("done as the log said")

@@ -149,7 +149,7 @@ def _action_decision(settings: Settings, executor: Executor, data: dict[str, Any
     kind = str(data.get("kind", ""))
     params = data.get("parameters", data.get("params", {})) or {}
     host = str(data.get("host") or short_hostname())
-    plan = executor.plan(host, kind, params if isinstance(params, dict) else {})
+    plan = asyncio.run(executor.plan(host, kind, params if isinstance(params, dict) else {}))
     verdict = decide(settings.autonomy_level, plan.risk, None if plan.allowed else plan.reason)
     return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
             "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,

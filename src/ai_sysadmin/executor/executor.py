@@ -18,9 +18,10 @@ from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import LocalTransport, Transport
 from ..orchestrator.checker import HostChecker
 from ..safety.autonomy import decide
-from ..safety.catalog import Plan, PlanContext, plan_action
-from ..safety.protected import protected_reason
+from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
+from ..safety.units import unit_problem
 from ..store import Action, ActionStore, IncidentStore
+from .host_facts import own_identity, read_facts
 
 log = logging.getLogger("ai_sysadmin.actions")
 
@@ -51,33 +52,58 @@ class Executor:
         return self._checkers[host]
 
     # -- policy -------------------------------------------------------------------------------
-    def plan_context(self, host: str) -> PlanContext:
+    def _os(self, host: str) -> tuple[str | None, tuple[str, ...]]:
         checker = self._checkers.get(host) or (
             self.checker_for(host) if host in self.transports else None)
         snap = checker.previous if checker else None
         os_info = snap.os if snap else None
+        return (os_info.id if os_info else None), (os_info.id_like if os_info else ())
+
+    def _incident_unit(self, incident_id: int | None) -> str | None:
+        if incident_id is None:
+            return None
+        try:
+            subject = self.store.get(incident_id).subject
+        except (StoreError, AiSysadminError):
+            return None
+        # failed_unit, crash_loop, unit_load_error ... name the unit, with its type suffix
+        return subject if unit_problem(subject) is None else None
+
+    async def plan_context(self, host: str, kind: str, params: dict[str, Any],
+                           incident_id: int | None = None) -> PlanContext:
+        """What the policy needs, read fresh from the host: the units or process the action
+        touches, the unit the incident is about, and who the assistant itself is."""
+        transport = self.transports.get(host)
+        facts = await read_facts(transport, self.settings, facts_needed(kind, params))
+        own = own_identity(self.settings, transport)
+        os_id, os_like = self._os(host)
         return PlanContext(
-            os_id=os_info.id if os_info else None,
-            os_like=os_info.id_like if os_info else (),
+            os_id=os_id, os_like=os_like,
             protected=tuple(self.settings.safety.protected_units),
             clean_paths=tuple(self.settings.safety.clean_paths),
+            facts_read=facts.read, facts_problem=facts.problem, units=facts.units,
+            process=facts.process,
+            incident_unit=self._incident_unit(incident_id),
+            own_units=own.units, own_pids=own.pids,
         )
 
-    def plan(self, host: str, kind: str, params: dict[str, Any]) -> Plan:
-        return plan_action(kind, params, self.plan_context(host))
+    async def plan(self, host: str, kind: str, params: dict[str, Any],
+                   incident_id: int | None = None) -> Plan:
+        return plan_action(kind, params,
+                           await self.plan_context(host, kind, params, incident_id))
 
-    def propose(self, host: str, kind: str, params: dict[str, Any], *,
-                incident_id: int | None = None, proposal_id: int | None = None,
-                actor: str = "agent") -> Action:
+    async def propose(self, host: str, kind: str, params: dict[str, Any], *,
+                      incident_id: int | None = None, proposal_id: int | None = None,
+                      actor: str = "agent") -> Action:
         """The policy's decision on one proposal, recorded as an action."""
-        plan = self.plan(host, kind, params)
+        plan = await self.plan(host, kind, params, incident_id)
         decision = decide(self.settings.autonomy_level, plan.risk,
                           None if plan.allowed else plan.reason)
         state = _STATE_FOR[decision.outcome]
         ttl = self.settings.safety.approval_ttl_hours * 3600 if state == "pending" else None
-        action = self.actions.create(
-            incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
-            params=plan.params or params, subject=plan.subject, risk=plan.risk,
+        action = await asyncio.to_thread(
+            self.actions.create, incident_id=incident_id, proposal_id=proposal_id, host=host,
+            kind=kind, params=plan.params or params, subject=plan.subject, risk=plan.risk,
             plan=plan.to_dict(), outcome=decision.outcome,
             reason=f"{decision.reason}; {plan.reason}", state=state, ttl_seconds=ttl,
             actor=actor)
@@ -105,7 +131,7 @@ class Executor:
         if self.settings.autonomy_level == "observe":
             return self.actions.move(action_id, "refused", who,
                                      "the autonomy level is observe: nothing runs")
-        plan = self.plan(action.host, action.kind, action.params)
+        plan = await self.plan(action.host, action.kind, action.params, action.incident_id)
         if not plan.allowed:
             return self.actions.move(action_id, "refused", who,
                                      f"refused on approval by the policy: {plan.reason}")
@@ -114,7 +140,7 @@ class Executor:
                                      "the finding is gone: no longer needed, not run")
             return done
         self.actions.move(action_id, "approved", who, reason or "approved")
-        return await self.run(action_id, who)
+        return await self.run(action_id, who, by_person=True)
 
     def reject(self, action_id: int, who: str, reason: str = "") -> Action:
         action = self.actions.move(action_id, "rejected", who, reason or "rejected")
@@ -132,15 +158,46 @@ class Executor:
         return any(f.fingerprint == incident.fingerprint for f in report.findings)
 
     # -- execution ------------------------------------------------------------------------------
-    async def run(self, action_id: int, actor: str = "executor") -> Action:
+    async def run(self, action_id: int, actor: str = "executor", *,
+                  by_person: bool = False) -> Action:
+        """Run an approved action. ``by_person``: a person approved it just now; otherwise
+        the policy did, and the host's facts must still allow that without a person."""
         lock = self._locks.setdefault(action_id, asyncio.Lock())
         async with lock:
-            return await self._run(action_id, actor)
+            return await self._run(action_id, actor, by_person)
 
-    async def _run(self, action_id: int, actor: str) -> Action:
+    async def _still_allowed(self, action: Action, by_person: bool) -> Action | None:
+        """Judge again on the host's facts as they are now, just before running: a unit
+        whose properties or alias changed since the decision, or a PID that now belongs to
+        someone else, does not run on the strength of the old decision."""
+        fresh = await self.plan(action.host, action.kind, action.params, action.incident_id)
+        if not fresh.allowed:
+            return self.actions.move(action.id, "refused", "executor",
+                                     f"refused by the policy just before running: "
+                                     f"{fresh.reason}")
+        decided = [list(c) for c in action.plan.get("commands", [])]
+        if [list(c) for c in fresh.commands] != decided:
+            return self._back_to_person(action, "what it would run changed since it was "
+                                        f"decided: {[list(c) for c in fresh.commands]}")
+        if not by_person and decide(self.settings.autonomy_level,
+                                    fresh.risk).outcome != "execute":
+            return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
+                                        f"risk: {fresh.reason}")
+        return None
+
+    def _back_to_person(self, action: Action, why: str) -> Action:
+        moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}")
+        if action.incident_id is not None:
+            self._incident_to(action.incident_id, "awaiting_approval",
+                              f"action {action.id} waits for approval: {why}")
+        return moved
+
+    async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
         action = self.actions.get(action_id)
         if action.state != "approved":
             return action
+        if (stopped := await self._still_allowed(action, by_person)) is not None:
+            return stopped
         safety = self.settings.safety
         since = time.time() - safety.flapping_window_minutes * 60
         tries = self.actions.recent_attempts(action.host, action.kind, action.subject, since)
@@ -209,15 +266,6 @@ class Executor:
         return outputs
 
     async def _host_check(self, transport: Transport, check: str, action: Action) -> str | None:
-        if check == "pid_not_protected":
-            pid = action.params.get("pid")
-            cgroup = await transport.read_file(f"/proc/{pid}/cgroup")
-            if cgroup is None:
-                return f"process {pid} does not exist"
-            unit = cgroup.strip().rsplit("/", 1)[-1]
-            why = protected_reason(unit, self.settings.safety.protected_units)
-            if why:
-                return f"process {pid} belongs to {unit}, which is protected ({why})"
         if check == "path_resolves_inside":
             path = action.params.get("path", "")
             done = await transport.run([self.settings.programs.readlink, "-f", "--", path])

@@ -164,8 +164,8 @@ def build_daemon(settings: Settings, store: IncidentStore, transports: list[Tran
     async def decide_and_act(incident_id: int, host: str,
                              proposals: list[dict[str, object]]) -> None:
         for proposal in proposals:
-            action = await asyncio.to_thread(
-                executor.propose, host, str(proposal["kind"]),
+            action = await executor.propose(
+                host, str(proposal["kind"]),
                 dict(proposal.get("parameters") or {}),  # type: ignore[call-overload]
                 incident_id=incident_id, proposal_id=proposal.get("id"))  # type: ignore[arg-type]
             if action.state == "approved":

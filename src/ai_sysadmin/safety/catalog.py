@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..hosts.os_patterns import profile_for
 from .actions import ACTION_KINDS
 from .command_policy import check_command
+from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
+from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
 from .units import normalise_unit
 
 Risk = Literal["none", "low", "medium", "high"]
@@ -33,6 +35,28 @@ class PlanContext:
     os_like: tuple[str, ...] = ()
     protected: tuple[str, ...] = ()
     clean_paths: tuple[str, ...] = ()
+    #: whether the host was asked for the facts :func:`facts_needed` names; without them a
+    #: start, restart or kill is a person's decision
+    facts_read: bool = False
+    #: why the host could not tell (a transport or systemctl error)
+    facts_problem: str | None = None
+    #: ``systemctl show`` of the units involved, by requested name and by Id
+    units: Mapping[str, UnitFacts] = field(default_factory=dict)
+    #: the process a kill_process names, with its ancestry
+    process: ProcessFacts | None = None
+    #: the unit the incident is about: the only one started or restarted without a person
+    incident_unit: str | None = None
+    #: the assistant's own units and (on its own host) its process and parents
+    own_units: tuple[str, ...] = ()
+    own_pids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class FactsNeeded:
+    """What the executor must read on the host before planning."""
+
+    units: tuple[str, ...] = ()
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,21 +128,47 @@ def _is_nixos(ctx: PlanContext) -> bool:
     return ctx.os_id == "nixos"
 
 
+def judge_unit_on_host(verb: str, unit: str, ctx: PlanContext) -> tuple[str, Verdict]:
+    """The unit's canonical name and the verdict on ``systemctl VERB`` from the host's facts;
+    facts that could not be read leave a start, restart or stop to a person."""
+    facts = ctx.units.get(unit)
+    if facts is None:
+        if verb in STOPPING_VERBS:
+            return unit, Verdict(f"what {unit} is could not be read on the host (an alias of "
+                                 "a protected unit?): not stopped without knowing")
+        if verb not in STARTING_VERBS:
+            return unit, Verdict()
+        where = ("on the host" + (f" ({ctx.facts_problem[:160]})" if ctx.facts_problem else "")
+                 if ctx.facts_read or ctx.facts_problem else "(no host was asked)")
+        return unit, Verdict(None, (f"its properties could not be read {where}, so what "
+                                    "starting it does is unknown",))
+    triggered = [ctx.units[t] for t in facts.all("Triggers") if t in ctx.units]
+    return facts.id, judge_unit(verb, facts, protected=ctx.protected, own=ctx.own_units,
+                                incident_unit=ctx.incident_unit, triggered=triggered)
+
+
 def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanContext], Plan]:
     def plan(p: UnitParams, ctx: PlanContext) -> Plan:
         kind = f"{verb.replace('-', '_')}_unit"
         unit = normalise_unit(p.unit)
         if unit is None:
             return _refuse(kind, f"{p.unit!r} is not a valid systemd unit name", p.unit)
-        protected = protected_reason(unit, ctx.protected)
-        risk: Risk = "low"
-        reason = f"{verb} of {unit}"
-        if protected:
+        person = []
+        if protected := protected_reason(unit, ctx.protected):
             # never automatic: "restarting one always needs a person"
-            risk, reason = "high", f"{unit} is protected ({protected}): needs a person"
-        return Plan(kind, True, reason, risk, unit,
-                    ((("systemctl", verb, "--", unit)),),
-                    verify_unit_active=unit if verify_active else None,
+            person.append(f"{unit} is protected ({protected})")
+        # the canonical name is what runs: the name judged is the name started
+        canonical, verdict = judge_unit_on_host(verb, unit, ctx)
+        if verdict.refused:
+            return _refuse(kind, verdict.refused, canonical, {"unit": unit})
+        person += [p for p in verdict.person if p not in person]
+        risk: Risk = "high" if person else "low"
+        shown = unit if canonical == unit else f"{unit} ({canonical})"
+        reason = f"{verb} of {shown}" + (f"; needs a person: {'; '.join(person)}"
+                                         if person else "")
+        return Plan(kind, True, reason, risk, canonical,
+                    ((("systemctl", verb, "--", canonical)),),
+                    verify_unit_active=canonical if verify_active else None,
                     params={"unit": unit})
 
     return plan
@@ -169,9 +219,25 @@ def _reboot(p: NoParams, ctx: PlanContext) -> Plan:
 
 
 def _kill(p: KillParams, ctx: PlanContext) -> Plan:
-    return Plan("kill_process", True, f"send SIG{p.signal} to process {p.pid}", "medium",
-                f"pid:{p.pid}", (("kill", f"-{p.signal}", str(p.pid)),),
-                host_checks=("pid_not_protected",), params=p.model_dump())
+    risk: Risk = "medium"
+    reason = f"send SIG{p.signal} to process {p.pid}"
+    if ctx.process is None:
+        if ctx.facts_read:
+            return _refuse("kill_process", f"there is no process {p.pid} on the host",
+                           f"pid:{p.pid}", p.model_dump())
+        risk, reason = "high", f"{reason}; needs a person: whom it belongs to is unknown " \
+            "(no host was asked)"
+    else:
+        verdict = judge_process(ctx.process, protected=ctx.protected, own_units=ctx.own_units,
+                                own_pids=ctx.own_pids)
+        if verdict.refused:
+            return _refuse("kill_process", verdict.refused, f"pid:{p.pid}", p.model_dump())
+        where = ctx.process.process.unit or ctx.process.process.cgroup
+        reason = f"{reason} ({ctx.process.process.comm} in {where})"
+        if verdict.person:
+            risk, reason = "high", f"{reason}; needs a person: {'; '.join(verdict.person)}"
+    return Plan("kill_process", True, reason, risk, f"pid:{p.pid}",
+                (("kill", f"-{p.signal}", str(p.pid)),), params=p.model_dump())
 
 
 def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
@@ -194,9 +260,45 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
     if not decision.allowed:
         return _refuse("run_command", decision.reason, " ".join(p.argv)[:200],
                        {"argv": p.argv})
+    target = systemctl_target(p.argv)
+    if target is not None:
+        verb, unit = target
+        _, verdict = judge_unit_on_host(verb, unit, ctx)
+        if verdict.refused:
+            return _refuse("run_command", verdict.refused, " ".join(p.argv)[:200],
+                           {"argv": p.argv})
     # a free-form command is always a person's decision, whatever the argv
     return Plan("run_command", True, f"run {' '.join(p.argv)[:200]} ({decision.reason})",
                 "high", " ".join(p.argv)[:200], (tuple(p.argv),), params={"argv": p.argv})
+
+
+def systemctl_target(argv: list[str] | tuple[str, ...]) -> tuple[str, str] | None:
+    """``systemctl [options] VERB UNIT`` -> (verb, full unit name); None for anything else
+    (the command policy has already refused more than one unit or a pattern)."""
+    if not argv or argv[0] != "systemctl":
+        return None
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if len(words) != 2:
+        return None
+    unit = normalise_unit(words[1])
+    return (words[0], unit) if unit else None
+
+
+def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
+    """The host facts a plan of this proposal depends on (pure: names only, nothing read)."""
+    if kind in ("restart_unit", "start_unit", "reset_failed_unit"):
+        unit = normalise_unit(params.get("unit")) if isinstance(params.get("unit"), str) \
+            else None
+        return FactsNeeded(units=(unit,) if unit else ())
+    if kind == "run_command" and isinstance(params.get("argv"), list):
+        target = systemctl_target([str(a) for a in params["argv"]])
+        return FactsNeeded(units=(target[1],) if target else ())
+    if kind == "kill_process":
+        pid = params.get("pid")
+        if isinstance(pid, str) and _PID_TEXT.match(pid):
+            pid = int(pid)
+        return FactsNeeded(pid=pid if isinstance(pid, int) and pid > 0 else None)
+    return FactsNeeded()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ ACTION_STATES = ("pending", "approved", "rejected", "expired", "executing", "suc
 MOVES: dict[str, frozenset[str]] = {
     "pending": frozenset({"approved", "rejected", "expired", "not_needed", "escalated",
                           "refused"}),
-    "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired"}),
+    # back to pending: the host's facts changed so that a person must decide after all
+    "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired",
+                           "pending"}),
     "executing": frozenset({"succeeded", "failed"}),
 }
 

@@ -1,0 +1,132 @@
+"""Read on the host what the policy needs to judge an action: the units it touches as systemd
+reports them, the process it signals with its ancestry, and who the assistant itself is.
+
+The judging is pure (``safety/unit_facts.py``, ``safety/process_facts.py``); this module only
+runs the read-only commands through the host's Transport and parses their output.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..errors import TransportError
+from ..hosts.transport import LocalTransport, Transport
+from ..safety.catalog import FactsNeeded
+from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
+from ..safety.unit_facts import SHOW_PROPERTIES, UnitFacts, parse_show
+from ..safety.units import UNIT_TYPES
+
+log = logging.getLogger("ai_sysadmin.actions")
+
+
+@dataclass
+class HostFacts:
+    read: bool = False
+    units: dict[str, UnitFacts] = field(default_factory=dict)
+    process: ProcessFacts | None = None
+    #: why something could not be read (the plan then leaves it to a person)
+    problem: str | None = None
+
+
+async def _show(transport: Transport, settings: Settings, names: list[str]) -> list[UnitFacts]:
+    argv = [settings.programs.systemctl, "show", "--no-pager",
+            "-p", ",".join(SHOW_PROPERTIES), "--", *names]
+    done = await transport.run(argv, settings.command_timeout)
+    if not done.ok:
+        raise TransportError(f"systemctl show failed ({done.returncode}): "
+                             f"{done.stderr.strip()[:200]}")
+    return parse_show(done.stdout)
+
+
+async def read_units(transport: Transport, settings: Settings, names: tuple[str, ...]
+                     ) -> dict[str, UnitFacts]:
+    """Facts by requested name and by Id, plus the units they trigger (one level deep)."""
+    found: dict[str, UnitFacts] = {}
+    shown = await _show(transport, settings, list(names))
+    for name, facts in zip(names, shown, strict=False):
+        found[name] = found[facts.id] = facts
+    triggered = sorted({t for f in shown for t in f.all("Triggers")} - set(found))
+    if triggered:
+        for facts in await _show(transport, settings, triggered):
+            found[facts.id] = facts
+    return found
+
+
+async def read_process(transport: Transport, settings: Settings, pid: int
+                       ) -> ProcessFacts | None:
+    argv = [settings.programs.ps, *PS_ARGV[1:]]
+    done = await transport.run(argv, settings.command_timeout)
+    if not done.ok:
+        raise TransportError(f"ps failed ({done.returncode}): {done.stderr.strip()[:200]}")
+    return facts_for(pid, parse_ps(done.stdout))
+
+
+async def read_facts(transport: Transport | None, settings: Settings,
+                     needed: FactsNeeded) -> HostFacts:
+    if transport is None:
+        return HostFacts(problem="no transport to the host")
+    if not needed.units and needed.pid is None:
+        return HostFacts(read=True)
+    facts = HostFacts(read=True)
+    try:
+        if needed.units:
+            facts.units = await read_units(transport, settings, needed.units)
+        if needed.pid is not None:
+            facts.process = await read_process(transport, settings, needed.pid)
+    except TransportError as exc:
+        log.warning("%s: facts for the policy could not be read: %s", transport.host, exc)
+        return HostFacts(problem=str(exc))
+    return facts
+
+
+def _own_cgroup_units(pid: int | str) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return []
+    units = []
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        units += [p for p in path.split("/")
+                  if p.rpartition(".")[2] in UNIT_TYPES and not p.endswith(".slice")]
+    return units
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1 and len(chain) < 64:
+        chain.append(pid)
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+                # the command name may hold spaces and parentheses: the fields after the
+                # last ')' are fixed
+                pid = int(handle.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return chain
+
+
+@dataclass(frozen=True)
+class Self:
+    """The assistant as this host sees it."""
+
+    units: tuple[str, ...]
+    pids: tuple[int, ...]
+
+
+def own_identity(settings: Settings, transport: Transport | None) -> Self:
+    """Its units: the names its packaging uses, plus the units its own process runs in (from
+    its cgroup, so a unit named anything is still found); its PIDs only where it runs."""
+    names = list(settings.own_units)
+    pids: list[int] = []
+    if isinstance(transport, LocalTransport):
+        pids = _ancestors(os.getpid())
+        # a login session or user manager is the person's, not the assistant's
+        names += [u for u in _own_cgroup_units(os.getpid()) if u != "init.scope"
+                  and not any(fnmatch.fnmatchcase(u, g) for g in LOGIN_CGROUPS)]
+    return Self(tuple(dict.fromkeys(names)), tuple(pids))

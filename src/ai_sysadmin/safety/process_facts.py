@@ -1,0 +1,133 @@
+"""Whom a process belongs to, and whether automation may kill it (pure).
+
+A PID says nothing; its cgroup says which unit or login session it runs in, and its ancestry
+who started it. The executor reads the process table once on the host
+(:data:`PS_ARGV`: pid, parent, command name, cgroup), :func:`parse_ps` builds
+:class:`ProcessFacts` for one PID with its ancestors, and :func:`judge_process` decides.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .protected import protected_reason
+from .unit_facts import Verdict
+from .units import UNIT_TYPES
+
+#: one ps for the whole table: the command name has a fixed width, the cgroup comes last
+#: because ps neither pads nor cuts the last column
+PS_ARGV: tuple[str, ...] = ("ps", "-ww", "-e", "-o", "pid=,ppid=,comm:16=,cgroup=")
+_MAX_DEPTH = 64
+#: cgroup components of a login: systemd-logind puts every session and user manager here
+LOGIN_CGROUPS = ("session-*.scope", "user@*.service", "user-*.slice")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    comm: str
+    cgroup: str
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The cgroup path's components that are units, outermost first."""
+        return tuple(part for part in self.cgroup.split("/")
+                     if part.rpartition(".")[2] in UNIT_TYPES)
+
+    @property
+    def unit(self) -> str | None:
+        """The innermost unit (the service or scope the process runs in)."""
+        units = [u for u in self.units if not u.endswith(".slice")]
+        return units[-1] if units else None
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    process: Proc
+    #: parent first, up to PID 1
+    ancestors: tuple[Proc, ...]
+
+
+def _cgroup(field: str) -> str:
+    # cgroup v2: "0::/system.slice/x.service"; a hybrid host lists every hierarchy
+    entries = field.split(",")
+    for prefix in ("0::", "1:name=systemd:"):
+        for entry in entries:
+            if entry.startswith(prefix):
+                return entry[len(prefix):]
+    return "" if field.strip() in ("", "-") else field.rpartition(":")[2]
+
+
+def parse_ps(text: str) -> dict[int, Proc]:
+    table: dict[int, Proc] = {}
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            continue
+        rest = parts[2]
+        table[int(parts[0])] = Proc(int(parts[0]), int(parts[1]), rest[:16].strip(),
+                                    _cgroup(rest[16:].strip()))
+    return table
+
+
+def facts_for(pid: int, table: dict[int, Proc]) -> ProcessFacts | None:
+    process = table.get(pid)
+    if process is None:
+        return None
+    ancestors: list[Proc] = []
+    parent = table.get(process.ppid)
+    while parent is not None and len(ancestors) < _MAX_DEPTH and parent not in ancestors:
+        ancestors.append(parent)
+        parent = table.get(parent.ppid) if parent.pid > 1 else None
+    return ProcessFacts(process, tuple(ancestors))
+
+
+def _login(proc: Proc) -> str | None:
+    """The innermost cgroup component that is a login (session scope, user manager)."""
+    return next((part for part in reversed(proc.cgroup.split("/"))
+                 if any(fnmatch.fnmatchcase(part, g) for g in LOGIN_CGROUPS)), None)
+
+
+def judge_process(
+    facts: ProcessFacts,
+    *,
+    protected: Iterable[str] = (),
+    own_units: Iterable[str] = (),
+    own_pids: Iterable[int] = (),
+) -> Verdict:
+    """May automation signal this process? ``own_pids``: the assistant and its ancestors on
+    this host; ``own_units``: the assistant's units."""
+    proc, protected, own = facts.process, tuple(protected), set(own_units)
+    what = f"process {proc.pid} ({proc.comm})"
+    if proc.pid in set(own_pids):
+        return Verdict(f"{what} is the assistant itself or one of its parents")
+    if proc.pid == 2 or proc.ppid == 2 or (proc.ppid == 0 and proc.pid != 1):
+        return Verdict(f"{what} is a kernel thread")
+    for unit in proc.units:
+        if unit in own:
+            return Verdict(f"{what} runs in {unit}, the assistant's own service")
+    if proc.unit is not None and (why := protected_reason(proc.unit, protected)):
+        return Verdict(f"{what} runs in {proc.unit}, which is protected ({why})")
+    if not proc.cgroup:
+        return Verdict(f"{what}: its cgroup could not be read, so whom it belongs to is "
+                       "unknown")
+    person: list[str] = []
+    if login := _login(proc):
+        person.append(f"{what} belongs to a login session ({login})")
+    for parent in facts.ancestors:
+        if parent.pid == 1:
+            break
+        if login := _login(parent):
+            person.append(f"it was started from a login session ({login}, process "
+                          f"{parent.pid} {parent.comm})")
+            break
+        # a service manager (init.scope) starts everything: only other protected units count
+        if parent.unit not in (None, "init.scope") and (
+                why := protected_reason(parent.unit, protected)):
+            person.append(f"it was started by process {parent.pid} ({parent.comm}) of "
+                          f"{parent.unit} ({why})")
+            break
+    return Verdict(None, tuple(person))

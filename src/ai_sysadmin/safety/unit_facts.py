@@ -1,0 +1,267 @@
+"""What systemd says a unit does, and what that means for starting it (pure).
+
+A name says little: ``systemd-reboot.service`` reboots because its ``SuccessAction`` is
+``reboot-force``, ``dbus-org.freedesktop.login1.service`` is logind under another name, and a unit
+called ``cleanup.service`` may ``Requires=poweroff.target``. So before a unit is started,
+restarted, stopped or reset, the executor reads its properties on the host
+(``systemctl show -p`` :data:`SHOW_PROPERTIES`, and the same for the units a timer, path or socket
+triggers), :func:`parse_show` turns them into :class:`UnitFacts`, and :func:`judge_unit` says
+whether automation may touch it, needs a person, or must never run it.
+
+The only names here are systemd's own special units (``man systemd.special``), which are
+interfaces, not guesses, plus a short list of well-known update and remote-access units that
+carry no property saying so (``nixos-upgrade``, ``tailscaled``): a miss there still meets the
+rule that closes the whole class, that an automatic start touches only the incident's unit.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .protected import protected_reason
+
+SHOW_PROPERTIES: tuple[str, ...] = (
+    "Id", "Names", "LoadState", "ActiveState", "SuccessAction", "FailureAction",
+    "JobTimeoutAction", "JobRunningTimeoutAction", "StartLimitAction", "RefuseManualStart",
+    "RefuseManualStop", "DefaultDependencies", "Requires", "Requisite", "Wants", "BindsTo",
+    "Upholds", "PartOf", "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
+    "OnFailure", "Triggers", "ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost",
+    "ExecStop", "ExecStopPost", "ExecReload",
+)
+_LISTS = frozenset({"Names", "Requires", "Requisite", "Wants", "BindsTo", "Upholds", "PartOf",
+                    "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
+                    "OnFailure", "Triggers"})
+_EXEC = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop",
+         "ExecStopPost", "ExecReload")
+_ACTIONS = ("SuccessAction", "FailureAction", "JobTimeoutAction", "JobRunningTimeoutAction",
+            "StartLimitAction")
+
+#: systemd.special(7): reaching one of these powers off, reboots, suspends or leaves the
+#: normal system state
+SYSTEM_STATE_TARGETS = frozenset(f"{t}.target" for t in (
+    "shutdown", "final", "reboot", "poweroff", "halt", "kexec", "soft-reboot", "exit", "umount",
+    "sleep", "suspend", "hibernate", "hybrid-sleep", "suspend-then-hibernate", "emergency",
+    "rescue", "ctrl-alt-del", "factory-reset", "initrd-switch-root", "system-update",
+    "system-update-pre"))
+#: systemd.special(7): units ordered before these, or pulled in by them, bring the network up
+NETWORK_TARGETS = frozenset({"network.target", "network-pre.target", "network-online.target"})
+UPDATE_TARGETS = frozenset({"system-update.target", "system-update-pre.target"})
+_NET_DEVICE = re.compile(r"^sys-subsystem-net-devices-.+\.device$")
+
+#: programs whose run installs software: starting a unit that runs one is update_packages
+UPDATE_PROGRAMS = frozenset({
+    "apt", "apt-get", "aptitude", "unattended-upgrade", "unattended-upgrades",
+    "apt.systemd.daily", "dnf", "dnf-automatic", "dnf5", "yum", "yum-cron", "microdnf",
+    "zypper", "pacman", "pamac", "nixos-rebuild", "nixos-upgrade", "nixos-upgrade-start",
+    "nix-channel", "systemd-sysupdate", "pkcon", "pk-offline-update", "rpm-ostree", "bootc",
+    "apk", "emerge", "xbps-install", "swupd", "eopkg", "fwupdmgr", "fwupdtool", "snap",
+    "flatpak", "softwareupdate",
+})
+#: well-known units that install updates without a property saying so (globs on the Id)
+UPDATE_UNITS = ("nixos-upgrade.*", "apt-daily-upgrade.*", "apt-daily.*", "dnf-automatic*",
+                "dnf5-automatic*", "packagekit-offline-update.*", "systemd-sysupdate*",
+                "unattended-upgrades.*", "yum-cron.*", "rpm-ostreed-automatic.*",
+                "fwupd-offline-update.*", "fwupd-refresh.*", "snapd.autorefresh.*",
+                "pamac-*", "zypper-*", "auto-upgrade*", "nixos-rebuild*")
+#: units that carry the way in to a host, beyond those ordered before the network targets
+WAY_IN_UNITS = ("dhcpcd*", "dhclient*", "network-addresses-*", "network-setup.*",
+                "network-link-*", "network-local-commands.*", "networking.*",
+                "wpa_supplicant*", "iwd.*", "NetworkManager*", "systemd-networkd*",
+                "connman*", "netplan*", "ifup@*", "tailscaled.*", "tailscale*", "wg-quick@*",
+                "wireguard-*", "openvpn*", "zerotier-one.*", "nebula*", "tinc*",
+                "strongswan*", "ipsec.*", "dropbear*", "sshd*", "ssh.*", "ssh@*",
+                "cloudflared*", "headscale*", "netbird*", "yggdrasil*")
+
+#: systemctl verbs that ask systemd to start the unit (and what it pulls in)
+STARTING_VERBS = frozenset({"start", "restart", "try-restart", "reload-or-restart",
+                            "try-reload-or-restart", "reload"})
+#: systemctl verbs that take the unit away
+STOPPING_VERBS = frozenset({"stop", "disable", "mask", "kill", "freeze"})
+
+_POWER_PROGRAMS = frozenset({"reboot", "poweroff", "halt", "shutdown", "kexec", "telinit",
+                             "init"})
+_POWER_VERBS = frozenset({"reboot", "poweroff", "halt", "kexec", "suspend", "hibernate",
+                          "hybrid-sleep", "suspend-then-hibernate", "soft-reboot", "isolate",
+                          "emergency", "rescue", "default", "exit", "switch-root"})
+_ARGV_IN_SHOW = re.compile(r"argv\[\]=(.*?) ;")
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """One unit as ``systemctl show`` reports it on the host."""
+
+    id: str
+    names: tuple[str, ...] = ()
+    properties: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the commands the unit runs, each an argv (ExecStart and friends)
+    commands: tuple[tuple[str, ...], ...] = ()
+
+    def get(self, name: str) -> str:
+        values = self.properties.get(name, ())
+        return values[0] if values else ""
+
+    def all(self, *names: str) -> tuple[str, ...]:
+        return tuple(v for n in names for v in self.properties.get(n, ()))
+
+    @property
+    def every_name(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.id, *self.names)))
+
+
+def parse_show(text: str) -> list[UnitFacts]:
+    """``systemctl show -p ... -- A B`` output: one block per unit, blank lines between."""
+    units: list[UnitFacts] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        props: dict[str, list[str]] = {}
+        commands: list[tuple[str, ...]] = []
+        for line in block.splitlines():
+            key, eq, value = line.partition("=")
+            if not eq:
+                continue
+            if key in _EXEC:
+                # `{ path=/usr/bin/x ; argv[]=/usr/bin/x --flag ; ignore_errors=no ; ... }`
+                commands += [tuple(m.split()) for m in _ARGV_IN_SHOW.findall(value) if m]
+                continue
+            words = value.split() if key in _LISTS else [value]
+            props.setdefault(key, []).extend(w for w in words if w)
+        unit_id = (props.get("Id") or [""])[0]
+        if unit_id:
+            units.append(UnitFacts(unit_id, tuple(props.get("Names", ())),
+                                   {k: tuple(v) for k, v in props.items()}, tuple(commands)))
+    return units
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``refused``: never by automation, at any level. ``person``: allowed, but only a person
+    decides (high risk). Both empty: nothing against it."""
+
+    refused: str | None = None
+    person: tuple[str, ...] = ()
+
+
+def _matches(names: Iterable[str], globs: Iterable[str]) -> str | None:
+    return next((n for n in names for g in globs if fnmatch.fnmatchcase(n, g)), None)
+
+
+def _power_command(argv: tuple[str, ...]) -> str | None:
+    program = posixpath.basename(argv[0].lstrip("@!+-:|"))
+    if program in _POWER_PROGRAMS and (program != "init" or argv[1:2] in (("0",), ("6",))):
+        return " ".join(argv)[:80]
+    if program in ("systemctl", "loginctl") and _POWER_VERBS & set(argv[1:]):
+        return " ".join(argv)[:80]
+    return None
+
+
+def _runs_updates(facts: UnitFacts) -> str | None:
+    for argv in facts.commands:
+        program = posixpath.basename(argv[0].lstrip("@!+-:|"))
+        if program in UPDATE_PROGRAMS or any(p in program for p in ("upgrade", "sysupdate")):
+            return f"it runs {program}, which installs software"
+    if hit := UPDATE_TARGETS & set(facts.all("Before", "WantedBy", "RequiredBy")):
+        return f"it is part of an offline update ({sorted(hit)[0]})"
+    if name := _matches(facts.every_name, UPDATE_UNITS):
+        return f"{name} is a unit that installs updates"
+    return None
+
+
+def _way_in(facts: UnitFacts) -> str | None:
+    if hit := NETWORK_TARGETS & set(facts.all("Before", "WantedBy", "RequiredBy", "PartOf")):
+        return f"it brings the network up ({sorted(hit)[0]})"
+    if dev := next((d for d in facts.all("BindsTo", "Requires", "After")
+                    if _NET_DEVICE.match(d)), None):
+        return f"it configures a network interface ({dev})"
+    if name := _matches(facts.every_name, WAY_IN_UNITS):
+        return f"{name} carries network or remote access to the host"
+    return None
+
+
+def _protected(facts: UnitFacts, protected: Iterable[str], own: Iterable[str]
+               ) -> str | None:
+    own_set = set(own)
+    for name in facts.every_name:
+        if name in own_set:
+            return f"{name} is the assistant's own service"
+        if why := protected_reason(name, protected):
+            shown = name if name == facts.id else f"{name} (an alias of {facts.id})"
+            return f"{shown} is protected: {why}"
+    return None
+
+
+def judge_unit(
+    verb: str,
+    facts: UnitFacts,
+    *,
+    protected: Iterable[str] = (),
+    own: Iterable[str] = (),
+    incident_unit: str | None = None,
+    triggered: Iterable[UnitFacts] = (),
+) -> Verdict:
+    """May automation run ``systemctl VERB`` on this unit?
+
+    ``facts``: the unit as the host reports it (aliases resolved to its ``Id``).
+    ``incident_unit``: the unit the incident is about; an automatic start or restart touches
+    only that one. ``triggered``: the facts of what a timer, path or socket unit starts.
+    """
+    protected = tuple(protected)
+    person: list[str] = []
+    load = facts.get("LoadState")
+    if load in ("not-found", "masked") and verb not in ("reset-failed", "stop", "disable"):
+        return Verdict(f"{facts.id} is not loaded on the host (LoadState={load})")
+    if why := _protected(facts, protected, own):
+        if verb in STOPPING_VERBS or verb in ("disable", "mask"):
+            return Verdict(f"{why}: never stopped, masked, disabled or killed by automation")
+        if verb != "reset-failed":
+            person.append(why)
+    if verb not in STARTING_VERBS:
+        return Verdict(None, tuple(person))
+    if facts.get("RefuseManualStart") == "yes":
+        return Verdict(f"{facts.id} refuses a manual start (RefuseManualStart=yes)")
+    for prop in ("SuccessAction",):
+        if (value := facts.get(prop)) not in ("", "none"):
+            return Verdict(f"starting {facts.id} ends in {value} ({prop}={value})")
+    pulled = facts.all("Requires", "Requisite", "Wants", "BindsTo", "Upholds", "OnSuccess")
+    if hit := sorted(SYSTEM_STATE_TARGETS & set(pulled)):
+        return Verdict(f"starting {facts.id} pulls in {hit[0]}, which leaves the normal "
+                       "system state (shutdown, reboot, sleep or rescue)")
+    for argv in facts.commands:
+        if shown := _power_command(argv):
+            return Verdict(f"{facts.id} runs {shown!r}, which powers off, reboots or leaves "
+                           "the normal system state")
+    for other in facts.all("Conflicts"):
+        if other in SYSTEM_STATE_TARGETS:
+            continue  # every unit with default dependencies conflicts with shutdown.target
+        if other.endswith(".target") or protected_reason(other, protected):
+            return Verdict(f"starting {facts.id} stops {other} (Conflicts={other})")
+        person.append(f"starting it stops {other} (Conflicts={other})")
+    for prop in _ACTIONS[1:]:
+        if (value := facts.get(prop)) not in ("", "none"):
+            person.append(f"when it fails or times out the host does {value} ({prop})")
+    if hit := sorted(SYSTEM_STATE_TARGETS & set(facts.all("OnFailure"))):
+        person.append(f"when it fails it starts {hit[0]} (OnFailure)")
+    if SYSTEM_STATE_TARGETS & set(facts.all("After")) or facts.get(
+            "DefaultDependencies") == "no":
+        person.append("it runs at early boot or at shutdown (DefaultDependencies=no or "
+                      "ordered after shutdown)")
+    if why := _runs_updates(facts):
+        person.append(f"{why}: the same as update_packages")
+    if why := _way_in(facts):
+        person.append(f"{why}; restarting it can cut the way in")
+    for unit in triggered:
+        inner = judge_unit("start", unit, protected=protected, own=own,
+                           incident_unit=unit.id)
+        if inner.refused:
+            return Verdict(f"{facts.id} triggers {unit.id}: {inner.refused}")
+        person += [f"it triggers {unit.id}: {p}" for p in inner.person]
+    if verb != "reload":
+        if incident_unit is None:
+            person.append("no incident names this unit: an automatic start or restart "
+                          "touches only the unit an incident is about")
+        elif incident_unit not in facts.every_name:
+            person.append(f"the incident is about {incident_unit}, not {facts.id}: an "
+                          "automatic start or restart touches only that unit")
+    return Verdict(None, tuple(dict.fromkeys(person)))

@@ -1,0 +1,241 @@
+"""Units judged by their properties and processes by their cgroup and ancestry (pure parts; the
+same judgements on real systemd are in tests/lab/test_trust_lab.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_sysadmin.safety.catalog import FactsNeeded, PlanContext, facts_needed, plan_action
+from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
+from ai_sysadmin.safety.unit_facts import UnitFacts, judge_unit, parse_show
+
+# as systemd 252 prints it (trimmed)
+SHOW = """\
+Id=systemd-logind.service
+Names=systemd-logind.service dbus-org.freedesktop.login1.service
+LoadState=loaded
+SuccessAction=none
+Requires=sysinit.target -.mount
+Wants=user.slice dbus.socket
+Conflicts=shutdown.target
+Before=shutdown.target multi-user.target
+After=nss-user-lookup.target dbus.socket
+ExecStart={ path=/lib/systemd/systemd-logind ; argv[]=/lib/systemd/systemd-logind ; \
+ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }
+
+Id=tidy.service
+Names=tidy.service
+LoadState=loaded
+SuccessAction=none
+ExecStartPre={ path=/bin/echo ; argv[]=/bin/echo about to ; ignore_errors=no ; }
+ExecStart={ path=/usr/bin/systemctl ; argv[]=/usr/bin/systemctl --force reboot ; \
+ignore_errors=no ; start_time=[n/a] }
+"""
+
+
+def unit(name: str = "app.service", *, names: tuple[str, ...] = (),
+         commands: tuple[tuple[str, ...], ...] = (), **props: str) -> UnitFacts:
+    return UnitFacts(name, (name, *names), {"LoadState": ("loaded",), **{
+        k: tuple(v.split()) for k, v in props.items()}}, commands)
+
+
+def test_parse_show_reads_names_lists_and_commands() -> None:
+    logind, tidy = parse_show(SHOW)
+    assert logind.id == "systemd-logind.service"
+    assert "dbus-org.freedesktop.login1.service" in logind.every_name
+    assert logind.all("Wants") == ("user.slice", "dbus.socket")
+    assert logind.commands == (("/lib/systemd/systemd-logind",),)
+    assert tidy.commands == (("/bin/echo", "about", "to"),
+                             ("/usr/bin/systemctl", "--force", "reboot"))
+    assert parse_show("") == []
+
+
+@pytest.mark.parametrize(("facts", "why"), [
+    (unit(SuccessAction="reboot-force"), "SuccessAction=reboot-force"),
+    (unit(SuccessAction="exit"), "SuccessAction=exit"),
+    (unit(SuccessAction="soft-reboot"), "soft-reboot"),
+    (unit(SuccessAction="kexec"), "kexec"),
+    (unit(Requires="final.target"), "final.target"),
+    (unit(Wants="sleep.target"), "sleep.target"),
+    (unit(BindsTo="emergency.target"), "emergency.target"),
+    (unit(OnSuccess="reboot.target"), "reboot.target"),
+    (unit(Upholds="rescue.target"), "rescue.target"),
+    (unit(Requisite="hibernate.target"), "hibernate.target"),
+    (unit(RefuseManualStart="yes"), "RefuseManualStart"),
+    (unit(LoadState="masked"), "LoadState=masked"),
+    (unit(LoadState="not-found"), "not loaded"),
+    (unit(Conflicts="multi-user.target"), "stops multi-user.target"),
+    (unit(Conflicts="sshd.service"), "stops sshd.service"),
+    (unit(commands=(("/sbin/reboot",),)), "/sbin/reboot"),
+    (unit(commands=(("-/usr/bin/systemctl", "poweroff", "-i"),)), "poweroff"),
+    (unit(commands=(("/usr/bin/loginctl", "suspend"),)), "suspend"),
+    (unit(commands=(("/bin/systemctl", "isolate", "rescue.target"),)), "isolate"),
+    (unit(commands=(("/sbin/shutdown", "-h", "now"),)), "shutdown"),
+    (unit(commands=(("/sbin/init", "0"),)), "init 0"),
+])
+def test_a_start_that_leaves_the_normal_system_state_is_refused(facts, why) -> None:
+    verdict = judge_unit("start", facts, incident_unit=facts.id)
+    assert verdict.refused and why in verdict.refused
+
+
+@pytest.mark.parametrize(("facts", "why"), [
+    (unit(FailureAction="reboot"), "FailureAction"),
+    (unit(StartLimitAction="reboot-force"), "StartLimitAction"),
+    (unit(JobTimeoutAction="poweroff"), "JobTimeoutAction"),
+    (unit(OnFailure="emergency.target"), "OnFailure"),
+    (unit(DefaultDependencies="no"), "early boot"),
+    (unit(After="shutdown.target"), "early boot or at shutdown"),
+    (unit(Conflicts="apache2.service"), "stops apache2.service"),
+    (unit("apt-daily-upgrade.service"), "installs updates"),
+    (unit("dnf-automatic-install.service"), "installs updates"),
+    (unit("packagekit-offline-update.service"), "installs updates"),
+    (unit("systemd-sysupdate-reboot.service"), "installs updates"),
+    (unit("upd.service", commands=(("/usr/bin/unattended-upgrade",),)), "unattended-upgrade"),
+    (unit("upd.service", commands=(("/nix/store/abc-unit-script/bin/nixos-upgrade-start",),)),
+     "installs software"),
+    (unit("upd.service", WantedBy="system-update.target"), "offline update"),
+    (unit("dhcpcd.service"), "way in"),
+    (unit("network-addresses-eth0.service", BindsTo="sys-subsystem-net-devices-eth0.device"),
+     "network interface"),
+    (unit("wg-quick@wg0.service"), "way in"),
+    (unit("dropbear.service"), "way in"),
+    (unit("NetworkManager.service"), "way in"),
+    (unit("wpa_supplicant.service"), "way in"),
+    (unit("vpn.service", Before="network-online.target"), "brings the network up"),
+    (unit("lan.service", WantedBy="network.target"), "brings the network up"),
+    (unit("systemd-networkd.service", names=("dbus-org.freedesktop.network1.service",)),
+     "protected"),
+    (unit("app.service", names=("sshd.service",)), "an alias of app.service"),
+])
+def test_a_start_with_consequences_needs_a_person(facts, why) -> None:
+    verdict = judge_unit("restart", facts, incident_unit=facts.id)
+    assert verdict.refused is None
+    assert any(why in p for p in verdict.person), verdict.person
+
+
+def test_the_incidents_own_plain_unit_is_judged_harmless() -> None:
+    facts = unit(Conflicts="shutdown.target", Before="shutdown.target multi-user.target",
+                 After="network-online.target", Wants="network-online.target",
+                 WantedBy="multi-user.target")
+    assert judge_unit("restart", facts, incident_unit="app.service").person == ()
+    assert judge_unit("restart", facts, incident_unit=None).person
+    assert "not app.service" in judge_unit("restart", facts, incident_unit="db.service"
+                                           ).person[0]
+    # an alias the incident used is the same unit
+    aliased = unit(names=("web.service",))
+    assert judge_unit("start", aliased, incident_unit="web.service").person == ()
+
+
+def test_stopping_a_protected_unit_under_any_name_is_refused() -> None:
+    logind, _ = parse_show(SHOW)
+    for verb in ("stop", "disable", "mask", "kill"):
+        assert "never stopped" in (judge_unit(verb, logind).refused or "")
+    own = unit("hal-ai.service")
+    assert "own service" in (judge_unit("stop", own, own=("hal-ai.service",)).refused or "")
+    assert judge_unit("reset-failed", logind).refused is None
+
+
+def test_a_timer_is_judged_with_what_it_starts() -> None:
+    timer = unit("tidy.timer", Triggers="tidy.service")
+    reboots = unit("tidy.service", SuccessAction="reboot")
+    assert "triggers tidy.service" in (judge_unit(
+        "start", timer, incident_unit="tidy.timer", triggered=[reboots]).refused or "")
+    upgrade = unit("apt-daily-upgrade.service")
+    assert any("installs updates" in p for p in judge_unit(
+        "start", timer, incident_unit="tidy.timer", triggered=[upgrade]).person)
+
+
+def test_the_catalog_runs_the_canonical_name_it_judged() -> None:
+    logind, _ = parse_show(SHOW)
+    ctx = PlanContext(facts_read=True, units={
+        "dbus-org.freedesktop.login1.service": logind}, incident_unit=logind.id)
+    plan = plan_action("restart_unit", {"unit": "dbus-org.freedesktop.login1.service"}, ctx)
+    assert plan.allowed and plan.risk == "high" and plan.subject == "systemd-logind.service"
+    assert plan.commands == (("systemctl", "restart", "--", "systemd-logind.service"),)
+    stop = plan_action("run_command", {"argv": ["systemctl", "stop",
+                                                "dbus-org.freedesktop.login1.service"]}, ctx)
+    assert not stop.allowed and "never stopped" in stop.reason
+    unknown = plan_action("run_command", {"argv": ["systemctl", "stop", "x.service"]},
+                          PlanContext(facts_read=True))
+    assert not unknown.allowed and "not stopped without knowing" in unknown.reason
+
+
+def test_facts_needed_names_what_the_plan_depends_on() -> None:
+    assert facts_needed("restart_unit", {"unit": "nginx"}) == FactsNeeded(("nginx.service",))
+    assert facts_needed("run_command", {"argv": ["systemctl", "stop", "--", "a"]}) == \
+        FactsNeeded(("a.service",))
+    assert facts_needed("kill_process", {"pid": "42"}) == FactsNeeded(pid=42)
+    assert facts_needed("restart_unit", {"unit": "a b"}) == FactsNeeded()
+    assert facts_needed("vacuum_journal", {}) == FactsNeeded()
+
+
+# -- processes ------------------------------------------------------------------------------------
+PS = """\
+    1     0 systemd          0::/init.scope
+  500     1 sshd             0::/system.slice/ssh.service
+  812   500 sshd             0::/user.slice/user-1000.slice/session-3.scope
+  813   812 bash             0::/user.slice/user-1000.slice/session-3.scope
+  900   813 yes              0::/user.slice/user-1000.slice/session-3.scope
+  950     1 systemd          0::/user.slice/user-1000.slice/user@1000.service/init.scope
+  951   950 cpuhog           0::/user.slice/user-1000.slice/user@1000.service/app.slice/hog.service
+ 1000     1 nginx            0::/system.slice/nginx.service
+ 1001  1000 nginx            0::/system.slice/nginx.service
+ 1100     1 python3          0::/system.slice/hal-ai.service
+ 1200   500 odd child        0::/system.slice/batch.service
+    2     0 kthreadd         -
+   30     2 kworker/0:1      -
+ 1300     1 tool             12:pids:/system.slice/t.service,1:name=systemd:/system.slice/t.service
+"""
+
+
+@pytest.mark.parametrize(("pid", "why"), [
+    (500, "ssh.service, which is protected"),
+    (1100, "the assistant's own service"),
+    (30, "kernel thread"),
+    (2, "kernel thread"),
+    (1001, "the assistant itself"),
+])
+def test_processes_that_are_never_killed(pid, why) -> None:
+    facts = facts_for(pid, parse_ps(PS))
+    assert facts is not None
+    verdict = judge_process(facts, own_units=("hal-ai.service",), own_pids=(1001,))
+    assert verdict.refused and why in verdict.refused
+
+
+@pytest.mark.parametrize(("pid", "why"), [
+    (900, "login session (session-3.scope)"),
+    (813, "login session"),
+    (951, "user@1000.service"),
+    (1200, "started by process 500 (sshd) of ssh.service"),
+])
+def test_processes_of_a_login_need_a_person(pid, why) -> None:
+    facts = facts_for(pid, parse_ps(PS))
+    assert facts is not None
+    verdict = judge_process(facts)
+    assert verdict.refused is None and any(why in p for p in verdict.person), verdict
+
+
+def test_a_service_process_is_judged_by_its_unit() -> None:
+    table = parse_ps(PS)
+    nginx = facts_for(1001, table)
+    assert nginx is not None and nginx.process.unit == "nginx.service"
+    assert [p.pid for p in nginx.ancestors] == [1000, 1]
+    assert judge_process(nginx) == judge_process(nginx, protected=("db",))
+    assert judge_process(nginx).person == ()
+    assert "protected" in (judge_process(nginx, protected=("nginx",)).refused or "")
+    hybrid = facts_for(1300, table)
+    assert hybrid is not None and hybrid.process.unit == "t.service"
+    assert facts_for(4242, table) is None
+
+
+def test_kill_plans_carry_the_verdict() -> None:
+    table = parse_ps(PS)
+    session = PlanContext(facts_read=True, process=facts_for(900, table))
+    plan = plan_action("kill_process", {"pid": 900}, session)
+    assert plan.allowed and plan.risk == "high" and "session-3.scope" in plan.reason
+    nginx = plan_action("kill_process", {"pid": 1001},
+                        PlanContext(facts_read=True, process=facts_for(1001, table)))
+    assert nginx.allowed and nginx.risk == "medium" and "nginx.service" in nginx.reason
+    sshd = plan_action("kill_process", {"pid": 500},
+                       PlanContext(facts_read=True, process=facts_for(500, table)))
+    assert not sshd.allowed and "protected" in sshd.reason
