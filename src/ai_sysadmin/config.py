@@ -177,6 +177,8 @@ class SshSettings(_Section):
     )
 
 
+_GROUP_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
 #: the assistant's own units, as packaging names them ({name}: ai_name)
 OWN_UNIT_TEMPLATES = ("ai-sysadmin.service", "ai-sysadmin-worker.service", "{name}-ai.service",
                       "{name}-ai-worker.service")
@@ -209,6 +211,23 @@ class SafetySettings(_Section):
     )
     command_timeout: float = Field(300, gt=0, description="Seconds one remediation may run.")
     sudo: str = Field("sudo", description="Prefix of remediation commands when not root.")
+    reader_user: str = Field(
+        "nobody", pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="Who the model's reads (files, diagnostics) run as on a host reached as "
+        "root: what this user cannot read, the model never sees.",
+    )
+    reader_groups: list[str] = Field(
+        default_factory=lambda: ["adm", "systemd-journal"],
+        description="The only groups of the reading identity (those that exist on the host).",
+    )
+
+    @field_validator("reader_groups")
+    @classmethod
+    def _group_names(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if not _GROUP_RE.match(group):
+                raise ValueError(f"{group!r} is not a group name")
+        return groups
 
     @field_validator("clean_paths")
     @classmethod
@@ -235,6 +254,8 @@ class Programs(_Section):
     df: str = Field("df", description="df executable (coreutils).")
     cat: str = Field("cat", description="cat executable (coreutils).")
     readlink: str = Field("readlink", description="readlink executable (coreutils).")
+    setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
+    getent: str = Field("getent", description="getent executable (libc).")
 
 
 class Settings(_Section):

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,18 @@ def channel_logger(channel: str) -> logging.Logger:
     return logging.getLogger(f"ai_sysadmin.{channel}")
 
 
+Mask = Callable[[str], str]
+
+
+def _same(text: str) -> str:
+    return text
+
+
 class JsonLines(logging.Formatter):
-    def __init__(self, ai_name: str) -> None:
+    def __init__(self, ai_name: str, mask: Mask = _same) -> None:
         super().__init__()
         self.ai_name = ai_name
+        self.mask = mask
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -38,30 +47,33 @@ class JsonLines(logging.Formatter):
             "level": record.levelname.lower(),
             "name": self.ai_name,
             "channel": record.name.rsplit(".", 1)[-1],
-            "msg": record.getMessage(),
+            "msg": self.mask(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+                data[key] = self.mask(value) if isinstance(value, str) else value
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = self.mask(self.formatException(record.exc_info))
         return json.dumps(data, default=str)
 
 
 class Console(logging.Formatter):
     """``[hal] orchestrator: message`` on stderr (journald adds the time)."""
 
-    def __init__(self, ai_name: str) -> None:
+    def __init__(self, ai_name: str, mask: Mask = _same) -> None:
         super().__init__()
         self.ai_name = ai_name
+        self.mask = mask
 
     def format(self, record: logging.LogRecord) -> str:
         channel = record.name.rsplit(".", 1)[-1]
-        return f"[{self.ai_name}] {channel} {record.levelname.lower()}: {record.getMessage()}"
+        return (f"[{self.ai_name}] {channel} {record.levelname.lower()}: "
+                f"{self.mask(record.getMessage())}")
 
 
-def configure(log_dir: Path, ai_name: str, console: bool = False) -> None:
-    """Send every channel to its own file (mode 0640) and, for the daemon, to stderr."""
+def configure(log_dir: Path, ai_name: str, console: bool = False, mask: Mask = _same) -> None:
+    """Send every channel to its own file (mode 0640) and, for the daemon, to stderr.
+    ``mask``: applied to every message, so a secret in host text never reaches a log."""
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     for channel in CHANNELS:
         logger = channel_logger(channel)
@@ -74,11 +86,11 @@ def configure(log_dir: Path, ai_name: str, console: bool = False) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         os.close(fd)
         handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(JsonLines(ai_name))
+        handler.setFormatter(JsonLines(ai_name, mask))
         logger.addHandler(handler)
         if console:
             stream = logging.StreamHandler(sys.stderr)
-            stream.setFormatter(Console(ai_name))
+            stream.setFormatter(Console(ai_name, mask))
             logger.addHandler(stream)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,21 @@ def test_read_file_refuses_the_assistants_own_secret_and_private_keys(ctx, tmp_p
     key = tmp_path / "backup.txt"
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n")
     assert "holds a private key" in call(ctx, "read_file", path=str(key)).output
+
+
+def test_the_assistants_own_secret_is_unreadable_under_any_name(ctx, tmp_path) -> None:
+    key = tmp_path / "llm.key"
+    key.write_text("sk-own-llm-key-value-123456\n")
+    key.chmod(0o644)  # even where the file's permissions would let the reader in
+    ctx.settings = ctx.settings.model_copy(update={"llm": ctx.settings.llm.model_copy(
+        update={"api_key_file": key})})
+    (tmp_path / "via-symlink").symlink_to(key)
+    os.link(key, tmp_path / "hardlink.txt")
+    for path in (str(key), str(tmp_path / "via-symlink"), str(tmp_path / "hardlink.txt"),
+                 f"{tmp_path}/./llm.key", "llm.key"):
+        result = call(ctx, "read_file", path=path)
+        assert result.status == "refused", (path, result.output)
+        assert "sk-own-llm-key" not in result.output
 
 
 def test_read_file_and_list_directory_work(ctx, tmp_path: Path) -> None:

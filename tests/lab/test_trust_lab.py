@@ -34,8 +34,8 @@ def lab() -> Iterator[Sandbox]:
     with Sandbox() as sb:
         units = {
             # innocent names, dangerous properties
-            "nightly-tidy.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n"
-                                    "SuccessAction=reboot\n",
+            "nightly-tidy.service": "[Unit]\nSuccessAction=reboot\n"
+                                    "[Service]\nType=oneshot\nExecStart=/bin/true\n",
             "cleanup.service": "[Unit]\nRequires=poweroff.target\n"
                                "[Service]\nType=oneshot\nExecStart=/bin/true\n",
             "quiet.service": "[Service]\nType=oneshot\nExecStart=/bin/systemctl poweroff\n",
@@ -67,8 +67,10 @@ def lab() -> Iterator[Sandbox]:
                      "watchdog-app.service", "labtest-ai.service"):
             apply(sb, "start_unit", {"name": name})
         # a login session's scope, as logind names them
-        sb.exec(["systemd-run", "--scope", "--unit=session-77", "--slice=user-1000",
-                 "--no-block", "/bin/sleep", "infinity"])
+        # (a scope keeps its command in the foreground: a service starts it)
+        sb.exec(["systemd-run", "--unit=login-maker", "systemd-run", "--scope",
+                 "--unit=session-77", "--slice=user-1000", "/bin/sleep", "infinity"],
+                check=True)
         yield sb
 
 
@@ -82,7 +84,8 @@ def executor(lab: Sandbox, tmp_path: Path) -> Executor:
 
 def incident(executor: Executor, unit: str) -> int:
     finding = Finding(HOST, "failed_unit", unit, Severity.CRITICAL, f"{unit} failed")
-    return executor.store.record_check(HOST, [finding], {"failed_unit"}).opened[0]
+    executor.store.record_check(HOST, [finding], {"failed_unit"})
+    return next(i.id for i in executor.store.incidents(None) if i.subject == unit)
 
 
 def propose(executor: Executor, kind: str, about: str | None = None, **params: object

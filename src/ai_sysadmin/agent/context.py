@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
+from ..hosts.reader import ReaderTransport
 from ..hosts.transport import Transport
 from ..store import IncidentStore
 
@@ -37,9 +38,25 @@ class ToolContext:
     outputs: OutputBuffer = field(default_factory=OutputBuffer)
     proposals: list[dict[str, Any]] = field(default_factory=list)
 
+    _readers: dict[str, ReaderTransport] = field(default_factory=dict)
+
     def transport(self, host: str | None) -> Transport | None:
         # "" and None both mean the default host
         return self.transports.get(host or self.default_host)
+
+    def reader(self, host: str | None) -> Transport | None:
+        """The host's transport as the unprivileged reading identity: every read for the
+        model goes through it, so what that identity cannot read never reaches the model."""
+        transport = self.transport(host)
+        if transport is None or isinstance(transport, ReaderTransport):
+            return transport
+        key = host or self.default_host
+        if key not in self._readers:
+            s = self.settings
+            self._readers[key] = ReaderTransport(
+                transport, s.safety.reader_user, s.safety.reader_groups,
+                s.programs.setpriv, s.programs.getent)
+        return self._readers[key]
 
     @property
     def own_secrets(self) -> list[str]:

@@ -63,8 +63,9 @@ class Agent:
 
     def render(self, name: str, result: ToolResult) -> str:
         # host text loses its secret-looking values before the model, the read_more buffer or
-        # the queue's stored requests ever hold it
-        text = redact(result.output) if result.from_host else result.output
+        # the queue's stored requests ever hold it; our own messages too, since an error
+        # message may quote the host's stderr
+        text = redact(result.output)
         limit = self.settings.max_tool_output_chars
         tail = ""
         if len(text) > limit:
@@ -134,13 +135,13 @@ class Agent:
                 answer = reply.content.strip()
                 if not answer:
                     raise LLMBadResponse("the model answered with neither text nor a tool call")
-                self._emit("answer", "", answer)
+                self._emit("answer", "", redact(answer))
                 return AgentOutcome(answer, conversation, used, "answer", self.ctx.proposals)
             if not offer:
                 over_budget_turns += 1
             for call in reply.tool_calls:
                 used += 1
-                self._emit("tool_call", call.name, call.raw_arguments[:200])
+                self._emit("tool_call", call.name, redact(call.raw_arguments[:200]))
                 outcome = await self._answer_call(call, seen, used)
                 self._emit("tool_result", call.name, f"{outcome.status}")
                 conversation.append(Message("tool", self.render(call.name, outcome),

@@ -108,7 +108,9 @@ def run(ctx: typer.Context) -> None:
     """Run the daemon: checks every interval plus a journal follower; stops on SIGTERM."""
     app_state = state(ctx)
     settings = app_state.settings
-    logfiles.configure(settings.log_dir, settings.ai_name, console=True)
+    from ..monitor.redact import redact
+
+    logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
     transports = build_transports(settings, HostStore(app_state.store.db))
     daemon = build_daemon(settings, app_state.store, transports)
     asyncio.run(daemon.run())

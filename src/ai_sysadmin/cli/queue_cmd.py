@@ -163,8 +163,9 @@ def worker(
     """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""
     settings = state(ctx).settings
     from ..llm.handlers import build_handler  # the LLM backends load only here
+    from ..monitor.redact import redact
 
-    logfiles.configure(settings.log_dir, settings.ai_name, console=True)
+    logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
     slots = concurrency or settings.queue.concurrency
     banner(settings, f"LLM worker on {describe_queue(settings)}, concurrency {slots}")
     asyncio.run(serve_queue(settings, build_handler, concurrency=slots, worker_name=name))

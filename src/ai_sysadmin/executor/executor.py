@@ -16,6 +16,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import LocalTransport, Transport
+from ..monitor.redact import redact
 from ..orchestrator.checker import HostChecker
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
@@ -257,12 +258,14 @@ class Executor:
                 done = await transport.run([*self._sudo(transport), *argv],
                                            self.settings.safety.command_timeout)
             except TransportError as exc:
-                raise AiSysadminError(f"{' '.join(argv)}: {exc}") from exc
+                raise AiSysadminError(f"{' '.join(argv)}: {redact(str(exc))}") from exc
+            # what a command prints is host text: masked before the store or a log holds it
             outputs.append({"argv": argv, "returncode": done.returncode,
-                            "stdout": done.stdout[-2000:], "stderr": done.stderr[-2000:]})
+                            "stdout": redact(done.stdout[-2000:]),
+                            "stderr": redact(done.stderr[-2000:])})
             if not done.ok:
                 raise AiSysadminError(f"{' '.join(argv)} exited {done.returncode}: "
-                                      f"{done.stderr.strip()[-300:]}")
+                                      f"{redact(done.stderr.strip()[-300:])}")
         return outputs
 
     async def _host_check(self, transport: Transport, check: str, action: Action) -> str | None:

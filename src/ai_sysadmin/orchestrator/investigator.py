@@ -20,6 +20,7 @@ from ..agent.prompt import HostFacts
 from ..config import Settings
 from ..errors import AiSysadminError
 from ..hosts.transport import Transport
+from ..monitor.redact import redact
 from ..store import IncidentStore
 
 log = logging.getLogger("ai_sysadmin.decisions")
@@ -75,7 +76,7 @@ class Investigator:
         except Exception as exc:  # any failure: the incident stays open and is retried
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = redact(f"{type(exc).__name__}: {exc}")
             await asyncio.to_thread(self.store.record_investigation, incident_id, None, reason,
                                     time.time() + delay)
             log.warning("investigation of incident %d failed (%s); retry in %.0f s",
@@ -86,7 +87,8 @@ class Investigator:
             with contextlib.suppress(AiSysadminError):
                 self.store.record_investigation(incident_id, None, "interrupted", time.time())
             raise
-        diagnosis = outcome.answer
+        # the model saw masked text only; masking its words too is the second layer
+        diagnosis = redact(outcome.answer)
         if outcome.stop_reason == "budget":
             diagnosis = f"(incomplete: the tool budget ran out)\n{diagnosis}"
         await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis, None)
