@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..hosts.os_patterns import profile_for
 from .actions import ACTION_KINDS
+from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
@@ -248,10 +249,13 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
     if not inside:
         return _refuse("clean_directory", f"{path} is outside the configured cache/tmp paths "
                        f"({', '.join(ctx.clean_paths) or 'none'})", path)
+    try:
+        # no host check before it: the script judges the directory it deletes in, on the host
+        argv = clean_argv(path, p.older_than_days, ctx.clean_paths)
+    except CleanArgumentError as exc:
+        return _refuse("clean_directory", str(exc), path)
     return Plan("clean_directory", True, f"delete files older than {p.older_than_days} days in "
-                f"{path}", "medium", path,
-                (("find", path, "-xdev", "-type", "f", "-mtime", f"+{p.older_than_days}",
-                  "-delete"),), host_checks=("path_resolves_inside",),
+                f"{path}", "medium", path, (argv,),
                 params={"path": path, "older_than_days": p.older_than_days})
 
 
@@ -353,7 +357,8 @@ def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
     return replace(plan, risk=risk) if risk != plan.risk else plan
 
 
-#: clean_directory's `find -delete` is never a free command: its path is checked above and
-#: again on the host (resolved inside the configured directories) before it runs
+#: clean_directory's `sh -c` is never a free command: it is our constant script
+#: (safety/clean_script.py), the path only its argument, and the script itself refuses a
+#: directory that is not really inside the configured ones
 _GUARDS_ITS_OWN_COMMAND = frozenset({"clean_directory"})
 RISK_ORDER: tuple[str, ...] = ("none", "low", "medium", "high")
