@@ -248,10 +248,6 @@ class Executor:
         transport = self.transports.get(action.host)
         if transport is None:
             raise AiSysadminError(f"no transport to host {action.host}")
-        for check in action.plan.get("host_checks", []):
-            why = await self._host_check(transport, check, action)
-            if why:
-                raise AiSysadminError(f"refused on the host: {why}")
         outputs = []
         for argv in action.plan.get("commands", []):
             try:
@@ -267,16 +263,6 @@ class Executor:
                 raise AiSysadminError(f"{' '.join(argv)} exited {done.returncode}: "
                                       f"{redact(done.stderr.strip()[-300:])}")
         return outputs
-
-    async def _host_check(self, transport: Transport, check: str, action: Action) -> str | None:
-        if check == "path_resolves_inside":
-            path = action.params.get("path", "")
-            done = await transport.run([self.settings.programs.readlink, "-f", "--", path])
-            real = done.stdout.strip()
-            paths = self.settings.safety.clean_paths
-            if not any(real == p or real.startswith(p.rstrip("/") + "/") for p in paths):
-                return f"{path} resolves to {real}, outside the configured paths"
-        return None
 
     async def _verify(self, action: Action) -> tuple[bool, str]:
         """Collect again until the finding is gone (and the unit active) and stays so."""

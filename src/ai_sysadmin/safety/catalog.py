@@ -2,8 +2,9 @@
 
 For a proposed action (kind + parameters, from the model or a person) the catalog gives a plan:
 allowed or refused with a reason, the risk (assigned here, never by the model), the argv to run,
-how to verify it worked, and a rollback where one exists. No I/O: preconditions that need the
-host (who owns a PID, is the finding still there) are checked by the executor.
+how to verify it worked, and a rollback where one exists. No I/O: what the host reports (a
+unit's canonical name and properties, a process's cgroup and ancestry) is read by the executor
+(:func:`facts_needed` says what) and judged here, from :class:`PlanContext`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,6 @@ class Plan:
     #: verification: the finding must be gone; and, when set, this unit must be active
     verify_unit_active: str | None = None
     rollback: tuple[tuple[str, ...], ...] = ()
-    #: facts the executor must check on the host before running
-    host_checks: tuple[str, ...] = field(default_factory=tuple)
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +80,7 @@ class Plan:
             "risk": self.risk, "subject": self.subject,
             "commands": [list(c) for c in self.commands],
             "verify_unit_active": self.verify_unit_active,
-            "rollback": [list(c) for c in self.rollback], "host_checks": list(self.host_checks),
+            "rollback": [list(c) for c in self.rollback],
             "params": self.params,
         }
 
