@@ -239,6 +239,9 @@ class SafetySettings(_Section):
             if not path.startswith("/") or "//" in path or posixpath.normpath(path) != (
                     bare or "/"):
                 raise ValueError(f"{path!r} must be a plain absolute path (no '..', no '//')")
+            if any(c.isspace() for c in path):
+                raise ValueError(f"{path!r} holds whitespace; clean_directory's sudo rule "
+                                 "pins the directories as words")
             if bare in _SYSTEM_ROOTS:
                 raise ValueError(f"{path!r} is a system directory; name a cache or tmp "
                                  "directory below it (e.g. /var/cache/myapp)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import pytest
 
@@ -174,3 +175,14 @@ def test_policy_check_explains_decisions(cli) -> None:
     assert code == 0 and json.loads(out)["investigate"]["allowed"] is True
     code, _, err = cli("policy", "check", "not json")
     assert code == 2 and "not valid JSON" in err
+
+
+def test_policy_sudoers_prints_lines_visudo_accepts(cli, tmp_path) -> None:
+    code, out, _ = cli("policy", "sudoers", "--user", "root")
+    assert code == 0 and "/usr/bin/systemctl restart -- *" in out
+    assert "ai-sysadmin-clean /var/cache /var/tmp /tmp -- *" in out  # the configured paths
+    rules = tmp_path / "sudoers"
+    rules.write_text(out)
+    checked = subprocess.run(["visudo", "-c", "-f", str(rules)], capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

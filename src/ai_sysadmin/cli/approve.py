@@ -194,3 +194,33 @@ def policy_check(
     else:
         out.print(json.dumps(result, indent=2), markup=False, highlight=False)
     raise typer.Exit(0 if allowed else 1)
+
+
+#: the remediation shapes a non-root daemon runs through sudo (docs/remediation.md)
+_SUDO_COMMANDS = (
+    "{systemctl} restart -- *", "{systemctl} start -- *", "{systemctl} reset-failed -- *",
+    "{journalctl} --vacuum-size=*", "{kill} -TERM *",
+)
+
+
+@policy_app.command("sudoers")
+def policy_sudoers(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option(help="The user the daemon runs as.")] = "ai-sysadmin",
+    shell: Annotated[str, typer.Option(help="sh's absolute path as sudo resolves it.")]
+    = "/bin/sh",
+    bin_dir: Annotated[str, typer.Option(help="Where systemctl, journalctl and kill are.")]
+    = "/usr/bin",
+) -> None:
+    """The sudoers lines a daemon that is not root needs: exactly the fixes it may run, and
+    clean_directory's one script with the configured clean_paths."""
+    from ..safety.clean_script import sudoers_rule
+
+    settings = state(ctx).settings
+    names = {p: f"{bin_dir.rstrip('/')}/{p}" for p in ("systemctl", "journalctl", "kill")}
+    lines = ["# /etc/sudoers.d/ai-sysadmin  (check: visudo -c -f FILE)",
+             f"{user} ALL=(root) NOPASSWD: " + ", ".join(c.format(**names)
+                                                          for c in _SUDO_COMMANDS)]
+    if settings.safety.clean_paths:
+        lines.append(sudoers_rule(user, settings.safety.clean_paths, shell))
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

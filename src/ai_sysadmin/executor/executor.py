@@ -26,6 +26,13 @@ from .host_facts import own_identity, read_facts
 
 log = logging.getLogger("ai_sysadmin.actions")
 
+
+def _shown(argv: list[str]) -> str:
+    """An argv as a person reads it in an error: a constant script is named, not quoted."""
+    if len(argv) > 2 and argv[1] == "-c":
+        return " ".join([argv[0], "-c", "SCRIPT", *argv[3:]])[:300]
+    return " ".join(argv)[:300]
+
 _STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
               "execute": "approved"}
 
@@ -250,17 +257,18 @@ class Executor:
             raise AiSysadminError(f"no transport to host {action.host}")
         outputs = []
         for argv in action.plan.get("commands", []):
+            shown = _shown(argv)
             try:
                 done = await transport.run([*self._sudo(transport), *argv],
                                            self.settings.safety.command_timeout)
             except TransportError as exc:
-                raise AiSysadminError(f"{' '.join(argv)}: {redact(str(exc))}") from exc
+                raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
             # what a command prints is host text: masked before the store or a log holds it
             outputs.append({"argv": argv, "returncode": done.returncode,
                             "stdout": redact(done.stdout[-2000:]),
                             "stderr": redact(done.stderr[-2000:])})
             if not done.ok:
-                raise AiSysadminError(f"{' '.join(argv)} exited {done.returncode}: "
+                raise AiSysadminError(f"{shown} exited {done.returncode}: "
                                       f"{redact(done.stderr.strip()[-300:])}")
         return outputs
 
