@@ -5,11 +5,17 @@ is ``-f -n``, ``--flag=value`` and ``--flag value``, ``--`` ends the options, an
 prefix such as ``--vacuum-s`` abbreviates a long option). Only options on a :class:`Spec` pass;
 abbreviations never do, and an abbreviation of a refused option says which one it would have
 been. Pure code, no I/O.
+
+Every value goes through :func:`check_value`: letters beyond ASCII pass only where the grammar
+takes the value as a path (:func:`absolute_path`), because a file may be called
+``/srv/my files/naïve.txt``, while a look-alike letter in a unit, program, option or pattern
+could name something else than what a person reads.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +40,38 @@ class Refused(Exception):
 
 def refuse(reason: str) -> Decision:
     return Decision(False, reason, "high")
+
+
+# -- characters ------------------------------------------------------------------------------
+#: Unicode categories nobody can see or that steer how text is shown: control, format (U+200B,
+#: U+202E, U+FEFF), private use, surrogates, unassigned, line and paragraph separators
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def hidden_char(text: str) -> str | None:
+    """The first character of ``text`` that is invisible or a control (a space other than
+    U+0020 counts: it looks like one and is not); None when there is none."""
+    for char in text:
+        category = unicodedata.category(char)
+        if category in _HIDDEN_CATEGORIES or (category == "Zs" and char != " "):
+            return char
+        if char.isascii() and not char.isprintable():
+            return char
+    return None
+
+
+def describe_char(char: str) -> str:
+    """How a refusal names a character: U+200B (ZERO WIDTH SPACE)."""
+    name = unicodedata.name(char, unicodedata.category(char))
+    return f"U+{ord(char):04X} ({name})"
+
+
+def ascii_problem(value: str) -> str | None:
+    char = next((c for c in value if not c.isascii()), None)
+    if char is None:
+        return None
+    return (f"holds the non-ASCII character U+{ord(char):04X}: letters beyond ASCII are "
+            "allowed in paths only (a look-alike could name another unit, program or option)")
 
 
 # -- value checks: each returns what is wrong with a value, or None --------------------------
@@ -67,13 +105,35 @@ journal_match = charset(r"[A-Z0-9_]{1,64}=[A-Za-z0-9@%+=:,./~^_\-]{0,200}|\+",
 
 
 def any_value(value: str) -> str | None:
-    return None  # printable ASCII, already checked for every argument
+    """Printable ASCII (patterns, formats): the argument checks already refused the rest."""
+    return ascii_problem(value)
+
+
+#: the ASCII a path may hold: plain_value's characters and the space; shell characters stay
+#: refused (no shell ever runs, but a path never needs them and they read as an attack)
+_PATH_ASCII = re.compile(r"[A-Za-z0-9@%+=:,./~^_\-\[\]* ]*")
 
 
 def absolute_path(value: str) -> str | None:
-    if (problem := plain_value(value)) is not None:
-        return problem
+    """An absolute path; spaces and letters beyond ASCII are fine (``/srv/my files/naïve``),
+    invisible and control characters are not."""
+    if (char := hidden_char(value)) is not None:
+        return f"holds the invisible or control character {describe_char(char)}"
+    if not _PATH_ASCII.fullmatch("".join(c for c in value if c.isascii())):
+        return "has characters that are not allowed"
     return None if value.startswith("/") else "is not allowed: give an absolute path"
+
+
+#: the only validators that accept letters beyond ASCII: they take the value as a path
+UNICODE_VALIDATORS: frozenset[Validator] = frozenset({absolute_path})
+
+
+def check_value(validator: Validator, value: str) -> str | None:
+    """What is wrong with ``value`` for ``validator``; every value check goes through here, so
+    a validator written for ASCII (``str.isdigit`` takes Arabic-Indic digits) never sees more."""
+    if validator not in UNICODE_VALIDATORS and (problem := ascii_problem(value)):
+        return problem
+    return validator(value)
 
 
 def output_columns(value: str) -> str | None:
@@ -94,7 +154,7 @@ def unit_pattern(value: str) -> str | None:
 
 
 def unit_or_pid(value: str) -> str | None:
-    return None if value.isdigit() else unit_pattern(value)
+    return None if value.isascii() and value.isdigit() else unit_pattern(value)
 
 
 def journal_operand(value: str) -> str | None:
@@ -139,6 +199,10 @@ class Spec:
     denied: Mapping[str, str] = field(default_factory=dict)
     #: the first operand must be one of these
     subcommands: frozenset[str] | None = None
+    #: the subcommand the program runs when none is given (``systemctl`` is ``list-units``)
+    default_subcommand: str | None = None
+    #: subcommand -> (its operands' check, how many at most), instead of operand/max_operands
+    sub_operands: Mapping[str, tuple[Validator, int]] = field(default_factory=dict)
     #: subcommand -> why it is refused (more specific than "not read-only")
     refused_subcommands: Mapping[str, str] = field(default_factory=dict)
     operand: Validator = plain_value
@@ -196,7 +260,7 @@ def _take_value(program: str, name: str, found: Opt, args: list[str], i: int,
     elif value is None and found.next_if is not None and i < len(args) and \
             found.next_if.fullmatch(args[i]):
         value, i = args[i], i + 1
-    if value is not None and (problem := (found.value or plain_value)(value)) is not None:
+    if value is not None and (problem := check_value(found.value or plain_value, value)):
         raise Refused(f"{program} {name} {value[:40]!r} {problem}")
     return value, i
 

@@ -2,11 +2,16 @@
 shapes, each with its risk. Pure code, no I/O; deny by default; every decision has a reason a
 person can read.
 
-Every argument is checked first (text, not empty, at most 256 printable ASCII characters, no
-NUL, no ``..`` path component; at most 32 arguments), the program is given by bare name (the
-executor resolves paths), then the argv is parsed the way the program itself parses it
-(``argv_parser.py``) against the read-only allow-list (``readonly_commands.py``) or the
-remediation shapes (``remediation_commands.py``).
+Every argument is checked first (text, not empty, at most 256 characters, no NUL, control or
+invisible character, no ``..`` path component; at most 32 arguments), the program is given by
+bare ASCII name (the executor resolves paths), then the argv is parsed the way the program
+itself parses it (``argv_parser.py``) against the read-only allow-list
+(``readonly_commands.py``) or the remediation shapes (``remediation_commands.py``). Letters
+beyond ASCII pass only in a path that a read-only program takes as a path (``ls``, ``du``,
+``stat``, ``find``...); everywhere else they are refused before parsing, as look-alikes.
+
+:func:`as_run` is what actually runs once the policy said yes: the argv with ``--no-pager``
+for the systemd tools, so a model need not remember it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
-from .argv_parser import RISKS, Decision, Refused, refuse
+from .argv_parser import RISKS, Decision, Refused, describe_char, hidden_char, refuse
 from .protected import configured_problem
 from .readonly_commands import CUSTOM, READ_ONLY, check_read_only, never_reason
 from .remediation_commands import REMEDIATION
 
-__all__ = ["CHANGES_HOST", "RISKS", "Decision", "check_command", "check_readonly"]
+__all__ = ["CHANGES_HOST", "PAGERS", "RISKS", "Decision", "as_run", "check_command",
+           "check_readonly"]
 
 Purpose = Literal["investigate", "remediate"]
 
@@ -30,8 +36,26 @@ PATHISH = re.compile(r"(^|/)\.\.(/|$)")
 CHANGES_HOST = "it changes the host; not allowed while investigating (propose it as an action)"
 
 
+def _where(index: int) -> str:
+    return "the program name" if index == 0 else f"argument {index}"
+
+
+def _non_ascii(index: int, arg: str) -> str:
+    char = next(c for c in arg if not c.isascii())
+    return (f"{_where(index)} holds the non-ASCII character U+{ord(char):04X}: letters beyond "
+            "ASCII are allowed in paths only (a look-alike could name another unit or program)")
+
+
+def _maybe_path(index: int, arg: str) -> bool:
+    """Could the grammar take this argument as a path? Only then may it hold letters beyond
+    ASCII (the parser's path check decides); a '/' must come before the first of them, so a
+    unit, verb, option or PID with a look-alike is refused here, with this reason."""
+    first = next((i for i, c in enumerate(arg) if not c.isascii()), len(arg))
+    return index > 0 and "/" in arg[:first]
+
+
 def _arg_problem(index: int, arg: object) -> str | None:
-    where = "the program name" if index == 0 else f"argument {index}"
+    where = _where(index)
     if not isinstance(arg, str):
         return f"{where} is not text"
     if not arg:
@@ -40,12 +64,13 @@ def _arg_problem(index: int, arg: object) -> str | None:
         return f"{where} is too long ({len(arg)} characters; {MAX_ARG_LEN} at most)"
     if "\x00" in arg:
         return f"{where} holds a NUL byte"
-    for char in arg:
-        if not char.isascii():
-            return (f"{where} holds the non-ASCII character U+{ord(char):04X}: look-alike "
-                    "letters and invisible characters are not allowed")
-        if not char.isprintable():
+    if (char := hidden_char(arg)) is not None:
+        if char.isascii():
             return f"{where} holds the control character {char!r}"
+        return (f"{where} holds the non-ASCII invisible or control character "
+                f"{describe_char(char)}: never allowed")
+    if not arg.isascii() and not _maybe_path(index, arg):
+        return _non_ascii(index, arg)
     if PATHISH.search(arg):
         return f"argument {arg[:60]!r} climbs out of a directory with '..'"
     return None
@@ -87,6 +112,17 @@ def check_command(
             return refuse(f"the configured protected units hold an invalid entry ({bad}); "
                            "fix safety.protected_units")
     program, args = argv[0], list(argv[1:])
+    if not all(arg.isascii() for arg in args):
+        # only a read takes a path beyond ASCII; no remediation shape ever does
+        try:
+            return check_read_only(program, args)
+        except Refused as refused:
+            if purpose == "remediate":
+                index = next(i for i, a in enumerate(argv) if not a.isascii())
+                char = next(c for c in argv[index] if not c.isascii())
+                return refuse(f"{_where(index)} holds the non-ASCII character "
+                              f"U+{ord(char):04X}: no remediation takes letters beyond ASCII")
+            return refuse(str(refused))
     try:
         if purpose == "remediate":
             return _remediate(program, args, extra)
@@ -124,3 +160,25 @@ def _remediate(program: str, args: list[str], protected: tuple[str, ...]) -> Dec
 def check_readonly(argv: list[str] | tuple[str, ...]) -> Decision:
     """May this argv run during an investigation?"""
     return check_command(argv, "investigate")
+
+
+#: systemd tools that can start a pager for long output. A pager waits for a key; --no-pager
+#: makes sure none starts, whatever the transport's terminal. hostnamectl has no --no-pager
+#: option (it would fail with one), so it is not here.
+PAGERS = frozenset({"systemctl", "journalctl", "loginctl", "timedatectl", "systemd-analyze",
+                    "coredumpctl", "resolvectl", "networkctl", "busctl", "machinectl",
+                    "localectl", "bootctl", "systemd-cgls", "systemd-delta", "oomctl",
+                    "userdbctl", "homectl", "portablectl"})
+
+
+def as_run(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """The argv to run once the policy allowed ``argv``: ``--no-pager`` right after the
+    program name for the systemd tools that page, unless it is there already. The policy
+    judged the argv without it, and adding it only turns a pager off."""
+    run = list(argv)
+    if not run or run[0] not in PAGERS:
+        return run
+    options = run[1:run.index("--")] if "--" in run else run[1:]
+    if "--no-pager" in options:
+        return run
+    return [run[0], "--no-pager", *run[1:]]

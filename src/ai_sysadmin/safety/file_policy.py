@@ -2,9 +2,12 @@
 host first, with ``readlink -f``, and passes both paths).
 
 A read is allowed only when the requested path is a plain absolute path (no NUL, no control or
-invisible characters, no ``..``, not too long), the resolved path is one too, and neither is a
-secret: shadow files, private keys, credentials, another process's memory or environment,
-devices, or one of the assistant's own secret files.
+invisible characters, no ``..``, not too long; spaces and letters beyond ASCII are fine), the
+resolved path is one too, and neither is a secret: shadow files, private keys, credentials,
+another process's memory or environment, devices, or one of the assistant's own secret files.
+Of /sys only counters are read: cgroup files and network interface statistics.
+
+:func:`path_to_read` says which of the two paths to read once both are allowed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from .argv_parser import describe_char, hidden_char
 from .command_policy import Decision
 
 PATH_MAX = 4096
@@ -49,6 +53,16 @@ PRIVATE_KEY_MARKERS = ("PRIVATE KEY-----", "OPENSSH PRIVATE KEY")
 
 _PROC_PID = re.compile(r"^/proc/([0-9]+|self|thread-self)(/.*)?$")
 
+#: what of /sys may be read (everything else there is denied): cgroup files (cpu.stat,
+#: memory.current, memory.events, pids.current, cgroup.procs ...) and network interface
+#: counters, which /sys/class/net/IF/statistics links to below /sys/devices
+_SYS_READABLE = (
+    re.compile(r"/sys/fs/cgroup(/[^/]+)*"),
+    re.compile(r"/sys/class/net"),
+    re.compile(r"/sys/class/net/[^/]+/statistics(/[^/]+)?"),
+    re.compile(r"/sys/devices(/[^/]+)+/net/[^/]+/statistics(/[^/]+)?"),
+)
+
 
 def path_problem(path: object) -> str | None:
     """Why ``path`` is not a plain absolute path; None when it is one."""
@@ -58,13 +72,8 @@ def path_problem(path: object) -> str | None:
         return f"{len(path)} characters is too long a path ({PATH_MAX} at most)"
     if "\x00" in path:
         return "a path cannot hold a NUL byte"
-    for char in path:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp") or (
-            category == "Zs" and char != " "
-        ):
-            return (f"the path holds an invisible or control character U+{ord(char):04X} "
-                    f"({unicodedata.name(char, category)})")
+    if (char := hidden_char(path)) is not None:
+        return f"the path holds an invisible or control character {describe_char(char)}"
     if not path.startswith("/"):
         return "not an absolute path"
     parts = path.split("/")
@@ -112,6 +121,8 @@ def _secret_problem(candidate: str, secrets: set[str]) -> str | None:
         # public halves of key pairs are fine to read
         if candidate.endswith(".pub") and pattern.startswith("*/.ssh/"):
             continue
+        if pattern == "/sys/*" and any(rx.fullmatch(candidate) for rx in _SYS_READABLE):
+            continue
         if fnmatch.fnmatchcase(candidate, pattern):
             return f"{candidate} may hold secrets ({pattern})"
         if looks != candidate and fnmatch.fnmatchcase(looks, pattern):
@@ -146,6 +157,26 @@ def check_read(
     if real != path and (why := _secret_problem(real, secrets)):
         return Decision(False, f"symlink target {why}", "high")
     return Decision(True, "readable")
+
+
+def path_to_read(requested: str, resolved: str | None) -> str:
+    """Which path a tool reads once :func:`check_read` allowed both: the resolved one (a link
+    swapped after the check cannot redirect the read), except where the resolution went
+    through /proc/self. ``readlink -f /proc/net/dev`` answers /proc/<readlink's PID>/net/dev,
+    a process gone by the time the file is read; /proc/mounts, /proc/net and /etc/mtab are
+    links to the reader's own view, which the kernel (or root) sets, so the requested path is
+    read instead."""
+    path = normalise(requested)
+    real = normalise(resolved) if resolved is not None else None
+    if path is None or real is None:
+        return resolved or requested
+    match = _PROC_PID.match(real)
+    if match is None or not match.group(1).isdigit():
+        return real
+    tail = match.group(2) or ""
+    proc_link = path == f"/proc{tail}" and not _PROC_PID.match(path)  # /proc/net/dev
+    mtab = path == "/etc/mtab" and tail == "/mounts"
+    return path if proc_link or mtab else real
 
 
 def holds_private_key(text: str) -> bool:

@@ -3,6 +3,7 @@ investigating. Deny by default; every refusal says why. Pure code, no I/O."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from .argv_parser import (
@@ -10,13 +11,17 @@ from .argv_parser import (
     LINE_COUNT,
     OPTIONAL,
     Decision,
+    Parsed,
     Refused,
     Spec,
+    Validator,
     absolute_path,
     any_value,
     charset,
+    check_value,
     deny,
     flags,
+    journal_match,
     journal_operand,
     number_value,
     opt,
@@ -37,9 +42,18 @@ REDIRECT = deny("-H --host -M --machine --root --image --image-policy -D --direc
                  "-i --namespace", "redirects the target (another host, container, image, "
                  "root directory or journal)")
 _NOT_READ_ONLY = "is not read-only: it only matters when changing units"
-_PAGING_VERBS = frozenset({"status", "show", "cat", "list-units", "list-unit-files",
-                           "list-timers", "list-sockets", "list-dependencies", "list-jobs",
-                           "list-automounts", "list-paths"})
+_READ_VERBS = frozenset({"status", "show", "cat", "list-units", "list-unit-files",
+                         "list-timers", "list-sockets", "list-dependencies", "list-jobs",
+                         "list-automounts", "list-paths"})
+
+
+def _no_environ(check: Validator) -> Validator:
+    """Field lists that could name a process environment (COREDUMP_ENVIRON): secrets."""
+    def no_environ(value: str) -> str | None:
+        if "ENVIRON" in value.upper():
+            return "would print process environments (secrets)"
+        return check(value)
+    return no_environ
 
 SYSTEMCTL = Spec(
     options=flags("--no-pager, --plain, --no-legend, --failed, --value, --reverse, --after, "
@@ -56,17 +70,19 @@ SYSTEMCTL = Spec(
                    "--firmware-setup --boot-loader-menu --boot-loader-entry --reboot-argument "
                    "--check-inhibitors --dry-run --drop-in --when --mkdir --read-only --marked "
                    "--message --global", _NOT_READ_ONLY)},
-    subcommands=frozenset(_PAGING_VERBS | {"is-active", "is-enabled", "is-failed",
-                                           "is-system-running", "get-default"}),
+    subcommands=frozenset(_READ_VERBS | {"is-active", "is-enabled", "is-failed",
+                                         "is-system-running", "get-default"}),
+    # `systemctl --failed` is `systemctl list-units --failed`; --no-pager is added by as_run
+    default_subcommand="list-units",
     operand=unit_or_pid,
-    required={"--no-pager": _PAGING_VERBS},
 )
 
 JOURNALCTL = Spec(
+    # -e without a pager is "the last 1000 lines" (journalctl -xeu nginx)
     options=flags("--no-pager, --list-boots, -k --dmesg, -x --catalog, -r --reverse, -a --all, "
                   "-l --full, --no-full, -q --quiet, --no-hostname, --utc, -m --merge, "
                   "--system, --user, -N --fields, --disk-usage, --header, --show-cursor, "
-                  "--no-tail, --truncate-newline") + (
+                  "--no-tail, --truncate-newline, -e --pager-end") + (
         opt("-u --unit", value=unit_pattern), opt("--user-unit", value=unit_pattern),
         opt("-t --identifier", value=user_name), opt("-T --exclude-identifier", value=user_name),
         opt("-p --priority", value=priority_value), opt("--facility", value=word_list),
@@ -74,8 +90,9 @@ JOURNALCTL = Spec(
         opt("-S --since", value=time_value), opt("-U --until", value=time_value),
         opt("-n --lines", OPTIONAL, charset(LINE_COUNT.pattern, "is not a number"), LINE_COUNT),
         opt("-b --boot", OPTIONAL, charset(BOOT_ID.pattern, "is not a boot"), BOOT_ID),
-        opt("-o --output", value=word_list), opt("--output-fields", value=property_list),
-        opt("-F --field", value=property_list), opt("-c --cursor", value=plain_value),
+        opt("-o --output", value=word_list),
+        opt("--output-fields", value=_no_environ(property_list)),
+        opt("-F --field", value=_no_environ(property_list)), opt("-c --cursor", value=plain_value),
         opt("--after-cursor", value=plain_value)),
     denied={**REDIRECT,
             **deny("--vacuum-size --vacuum-time --vacuum-files",
@@ -88,11 +105,295 @@ JOURNALCTL = Spec(
             **deny("--update-catalog", "is not read-only: it rewrites the message catalog"),
             **deny("--cursor-file", "is not read-only: it writes a cursor file"),
             **deny("-f --follow", "never ends: it follows the journal"),
-            **deny("-e --pager-end", "is for a pager, and pagers are not allowed"),
             **deny("--verify", "reads every journal file; not for investigating")},
     operand=journal_operand,
     max_operands=8,
-    required={"--no-pager": None},
+)
+
+# -- other systemd tools ---------------------------------------------------------------------
+def unit_file(value: str) -> str | None:
+    """A unit name or glob, or the absolute path of a unit file (systemd-analyze verify)."""
+    return absolute_path(value) if value.startswith("/") else unit_pattern(value)
+
+
+_NO_OPERANDS: tuple[Validator, int] = (plain_value, 0)
+SYSTEMD_ANALYZE = Spec(
+    flags("--no-pager, --system, --no-legend, -q --quiet") + (
+        opt("--fuzz", value=time_value), opt("--man", OPTIONAL, word_list),
+        opt("--threshold", value=number_value), opt("--json", value=word_list),
+        opt("--recursive-errors", value=word_list), opt("--iterations", value=number_value),
+        opt("--base-time", value=time_value)),
+    denied={**REDIRECT,
+            **deny("--generators", "runs the unit generators, programs the policy could not "
+                   "check"),
+            **deny("--security-policy --profile", "reads another file")},
+    subcommands=frozenset({"time", "blame", "critical-chain", "verify", "security",
+                           "unit-paths", "calendar", "timespan", "timestamp", "exit-status"}),
+    default_subcommand="time",
+    refused_subcommands={
+        **dict.fromkeys(("set-log-level", "set-log-target", "log-level", "log-target",
+                         "service-watchdogs", "get-log-level", "get-log-target"),
+                        "changes (or, without a value, shows) the service manager's logging "
+                        "or watchdogs; not allowed"),
+        "cat-config": "prints configuration files around read_file's checks; read them with "
+                      "read_file",
+        "inspect-elf": "reads files around read_file's checks",
+        "dump": "prints the whole service manager state; use systemctl status or show",
+    },
+    sub_operands={"time": _NO_OPERANDS, "blame": _NO_OPERANDS, "unit-paths": _NO_OPERANDS,
+                  "critical-chain": (unit_pattern, 8), "verify": (unit_file, 8),
+                  "security": (unit_pattern, 8), "calendar": (time_value, 4),
+                  "timespan": (time_value, 4), "timestamp": (time_value, 4),
+                  "exit-status": (word_list, 8)},
+)
+
+_COREDUMP_COMM = charset(r"[A-Za-z0-9_.:@+\-]{1,64}", "is not a PID, program name, path or "
+                         "FIELD=value match")
+
+
+def coredump_match(value: str) -> str | None:
+    if value.startswith("/"):
+        return absolute_path(value)
+    if "=" in value:
+        return _no_environ(journal_match)(value)
+    return _COREDUMP_COMM(value)
+
+
+COREDUMPCTL = Spec(
+    flags("--no-pager, --no-legend, -r --reverse, -1, -q --quiet, --all") + (
+        opt("-n", value=number_value), opt("-S --since", value=time_value),
+        opt("-U --until", value=time_value), opt("-F --field", value=_no_environ(property_list)),
+        opt("--json", value=word_list)),
+    denied={**REDIRECT,
+            **deny("-o --output", "is not read-only: it writes the core dump to a file"),
+            **deny("--debugger -A --debugger-arguments", "runs a debugger, which the policy "
+                   "could not check")},
+    subcommands=frozenset({"list", "info"}), default_subcommand="list",
+    refused_subcommands={"dump": "prints a process's memory (secrets)",
+                         **dict.fromkeys(("debug", "gdb"), "runs a debugger, which the policy "
+                                         "could not check")},
+    operand=coredump_match, max_operands=8,
+)
+
+interface_name = charset(r"[A-Za-z0-9_.:@*\-]{1,64}", "is not a network interface name")
+host_or_address = charset(r"[A-Za-z0-9_.:%\-]{1,253}", "is not a host name or address")
+_RESOLVED_SETTERS = dict.fromkeys(
+    ("dns", "domain", "default-route", "llmnr", "mdns", "dnssec", "dnsovertls", "nta"),
+    "sets a link's DNS settings when given values; resolvectl status shows them")
+RESOLVECTL = Spec(
+    flags("--no-pager, -4, -6") + (
+        opt("-i --interface", value=interface_name), opt("-p --protocol", value=word_list),
+        opt("-t --type", value=word_list), opt("-c --class", value=word_list),
+        opt("--legend", value=word_list), opt("--json", value=word_list),
+        *(opt(f"--{o}", value=word_list) for o in (
+            "cname", "validate", "synthesize", "cache", "zone", "trust-anchor", "network",
+            "search", "stale-data", "relax-single-label"))),
+    denied={**REDIRECT,
+            **deny("--set-dns --set-domain --set-llmnr --set-mdns --set-dnsovertls "
+                   "--set-dnssec --set-nta --revert --flush-caches --reset-statistics "
+                   "--reset-server-features", "is not read-only: it changes the resolver")},
+    subcommands=frozenset({"status", "query", "statistics", "show-server-state"}),
+    default_subcommand="status",
+    refused_subcommands={
+        **_RESOLVED_SETTERS,
+        **dict.fromkeys(("flush-caches", "reset-statistics", "reset-server-features"),
+                        "is not read-only: it resets the resolver's caches or counters"),
+        "revert": "is not read-only: it drops a link's DNS settings",
+        "log-level": "changes the resolver's log level",
+        "monitor": "never ends: it follows DNS queries",
+    },
+    sub_operands={"status": (interface_name, 8), "query": (host_or_address, 8),
+                  "statistics": _NO_OPERANDS, "show-server-state": _NO_OPERANDS},
+)
+
+NETWORKCTL = Spec(
+    flags("--no-pager, --no-legend, -a --all, -s --stats, -l --full") + (
+        opt("-n --lines", value=number_value),
+        opt("--json", value=charset(r"pretty|short|off", "is not one of pretty, short, off"))),
+    denied={**REDIRECT, **deny("--no-reload --runtime --drop-in --stdin",
+                               "only matters when changing network configuration")},
+    subcommands=frozenset({"list", "status", "lldp", "label"}), default_subcommand="list",
+    refused_subcommands={
+        **dict.fromkeys(("up", "down", "renew", "forcerenew", "reconfigure", "reload",
+                         "delete", "edit", "mask", "unmask", "persistent-storage"),
+                        "is not read-only: it changes network links or their configuration"),
+        "cat": "prints network configuration files (they can hold WireGuard keys) around "
+               "read_file's checks; read them with read_file",
+    },
+    operand=interface_name, max_operands=8,
+)
+
+# -- kernel, processes, clock ----------------------------------------------------------------
+def sysctl_name(value: str) -> str | None:
+    if "=" in value:
+        return "sets a kernel setting (NAME=VALUE writes it even without -w)"
+    return charset(r"[A-Za-z0-9_.*/\-]{1,128}", "is not a kernel setting name")(value)
+
+
+_LOADS = "is not read-only: it loads kernel settings from files"
+SYSCTL = Spec(
+    flags("-a --all, -A, -X, -b --binary, -e --ignore, -N --names, -n --values, -q --quiet, "
+          "-o, -x, -d, --deprecated") + (opt("-r --pattern", value=any_value),),
+    denied={**deny("-w --write", "is not read-only: it writes kernel settings"),
+            **deny("-p --load -f", _LOADS), **deny("--system", _LOADS)},
+    operand=sysctl_name,
+)
+
+PGREP = Spec(
+    flags("-l --list-name, -a --list-full, -v --inverse, -w --lightweight, -c --count, "
+          "-f --full, -i --ignore-case, -n --newest, -o --oldest, -x --exact, "
+          "-A --ignore-ancestors") + (
+        opt("-d --delimiter", value=charset(r"[A-Za-z0-9 ,:;|_\-]{1,8}", "is not a delimiter")),
+        opt("-g --pgroup", value=word_list), opt("-G --group", value=word_list),
+        opt("-P --parent", value=word_list), opt("-s --session", value=word_list),
+        opt("-t --terminal", value=word_list), opt("-u --euid", value=word_list),
+        opt("-U --uid", value=word_list), opt("-r --runstates", value=word_list),
+        opt("-O --older", value=number_value), opt("--cgroup", value=plain_value),
+        opt("--ns", value=number_value), opt("--nslist", value=word_list)),
+    denied={**deny("-F --pidfile -L --logpidfile", "reads another file"),
+            **deny("--signal -q --queue", "only matters for pkill, which is never allowed"),
+            **deny("--env", "matches on process environments (secrets)")},
+    operand=any_value, max_operands=1,
+)
+
+
+def _top_runs_once(parsed: Parsed) -> str | None:
+    if not parsed.has("--batch-mode"):
+        return "top without -b wants a terminal and never ends: use top -b -n 1"
+    if not parsed.has("--iterations"):
+        return "top -b without -n N never ends: use top -b -n 1"
+    return None
+
+
+TOP = Spec(
+    flags("-b --batch-mode, -c --cmdline-toggle, -H --threads-show, -i --idle-toggle, "
+          "-S --accum-time-toggle, -s --secure-mode, -1 --single-cpu-toggle") + (
+        opt("-n --iterations", value=charset(r"[1-9]|10", "is not a count from 1 to 10")),
+        opt("-d --delay", value=charset(r"[0-9]{1,2}(\.[0-9]{1,2})?", "is not a delay in "
+                                        "seconds below 100")),
+        opt("-p --pid", value=charset(r"[0-9,]{1,128}", "is not a list of PIDs")),
+        opt("-u --filter-only-euser", value=user_name),
+        opt("-U --filter-any-user", value=user_name),
+        opt("-o --sort-override", value=charset(r"[+-]?[A-Za-z%]{1,12}", "is not a field")),
+        opt("-w --width", OPTIONAL, number_value),
+        opt("-E --scale-summary-mem", value=charset(r"[kmgtpe]", "is not k, m, g, t, p or e")),
+        opt("-e --scale-task-mem", value=charset(r"[kmgtp]", "is not k, m, g, t or p"))),
+    max_operands=0, extra=_top_runs_once,
+)
+
+
+def date_operand(value: str) -> str | None:
+    if not value.startswith("+"):
+        return "would set the clock (date MMDDhhmm...); only +FORMAT is allowed"
+    return charset(r"\+[A-Za-z0-9%:_.,/ \-]{0,64}", "is not a +FORMAT")(value)
+
+
+DATE = Spec(
+    flags("-u --utc --universal, -R --rfc-email, --debug") + (
+        opt("-I --iso-8601", OPTIONAL, charset(r"date|hours|minutes|seconds|ns",
+                                               "is not date, hours, minutes, seconds or ns")),
+        opt("--rfc-3339", value=charset(r"date|seconds|ns", "is not date, seconds or ns")),
+        opt("-d --date", value=charset(r"[A-Za-z0-9 :+.@,/\-]{1,64}", "is not a date")),
+        opt("-r --reference", value=absolute_path)),
+    denied={**deny("-s --set", "is not read-only: it sets the clock"),
+            **deny("-f --file", "reads dates from another file")},
+    operand=date_operand, max_operands=1,
+)
+
+# -- storage: ZFS, RAID ----------------------------------------------------------------------
+def _zfs_name(kind: str) -> Validator:
+    """Pool and dataset names start with a letter; a number after the pools is an interval,
+    and then zpool status/list repeat until stopped."""
+    name = charset(r"[A-Za-z][A-Za-z0-9_.:/@#,\-]{0,255}", f"is not a {kind} name")
+
+    def check(value: str) -> str | None:
+        if kind == "pool" and value[:1].isdigit():
+            return "is an interval: it repeats until stopped (never ends)"
+        return name(value)
+    return check
+
+
+_ZFS_CHANGES = "is not read-only: it changes pools, datasets or their data"
+ZPOOL = Spec(
+    flags("-D, -e, -g, -i, -L, -p, -P, -s, -t, -v, -x, -H") + (
+        opt("-o", value=word_list), opt("-T", value=charset(r"[ud]", "is not u or d"))),
+    denied=deny("-c", "runs the zpool.d scripts named with it, which the policy could not "
+                "check"),
+    subcommands=frozenset({"status", "list", "get"}),
+    refused_subcommands={
+        **dict.fromkeys(("create", "add", "remove", "attach", "detach", "online", "offline",
+                         "replace", "split", "upgrade", "set", "sync", "trim", "initialize",
+                         "resilver", "reguid", "reopen", "labelclear", "checkpoint",
+                         "prefetch", "ddtprune"), _ZFS_CHANGES),
+        "scrub": "is not read-only: it starts, pauses or stops a scrub",
+        "clear": "is not read-only: it clears device errors",
+        "import": "is not read-only: it imports pools",
+        "export": "is not read-only: it exports a pool (its file systems go away)",
+        "destroy": "is not read-only: it destroys a pool and all its data",
+        "events": "can clear or follow the event log; zpool status -v shows errors",
+        "iostat": "repeats until stopped with an interval; use zpool status or list",
+        "wait": "never ends until an activity ends",
+    },
+    operand=_zfs_name("pool"), max_operands=8,
+)
+ZFS = Spec(
+    flags("-r, -H, -p") + (
+        opt("-d", value=number_value), opt("-o", value=word_list), opt("-s", value=word_list),
+        opt("-S", value=word_list), opt("-t", value=word_list)),
+    subcommands=frozenset({"list", "get"}),
+    refused_subcommands={
+        **dict.fromkeys(("create", "snapshot", "rollback", "clone", "promote", "rename", "set",
+                         "inherit", "mount", "unmount", "umount", "share", "unshare", "receive",
+                         "recv", "allow", "unallow", "hold", "release", "upgrade", "bookmark",
+                         "redact", "jail", "unjail", "zone", "unzone", "project"),
+                        _ZFS_CHANGES),
+        "destroy": "is not read-only: it destroys datasets and their data",
+        "send": "prints a whole dataset's data",
+        **dict.fromkeys(("load-key", "unload-key", "change-key"),
+                        "is not read-only: it handles encryption keys"),
+        "program": "runs a channel program, which the policy could not check",
+        "wait": "never ends until an activity ends",
+    },
+    operand=_zfs_name("dataset"), max_operands=8,
+)
+
+# -- nftables: `nft list ...` only ----------------------------------------------------------
+# nft joins its words into one line of its own language, so `nft list ruleset ";" flush
+# ruleset` would run two commands: every word is a plain name, never ';', '{' or '#'
+_NFT_OBJECTS = frozenset({"ruleset", "tables", "table", "chains", "chain", "sets", "set",
+                          "maps", "map", "flowtables", "flowtable", "counters", "counter",
+                          "quotas", "quota", "limits", "limit", "meters", "meter", "secmarks",
+                          "secmark", "synproxys", "synproxy", "ct", "hooks"})
+nft_word = charset(r"[A-Za-z0-9_.\-]{1,64}", "is not a family, table, chain or set name "
+                   "(nft reads all its words as one line of rules)")
+
+
+def _nft_lists(parsed: Parsed) -> str | None:
+    words = parsed.operands[1:]
+    if not words or words[0] not in _NFT_OBJECTS:
+        return ("nft list needs what to list: ruleset, tables, table FAMILY NAME, chains, "
+                "sets, set FAMILY TABLE NAME ...")
+    return None
+
+
+_NFT_CHANGES = "is not read-only: it changes the firewall"
+NFT = Spec(
+    flags("-a --handle, -j --json, -n --numeric, -s --stateless, -t --terse, "
+          "-y --numeric-priority, -p --numeric-protocol, -T --numeric-time, -S --service"),
+    denied={**deny("-f --file", "is not read-only: it loads rules from a file"),
+            **deny("-i --interactive", "reads commands from the terminal"),
+            **deny("-I --includepath", "reads rule files"),
+            **deny("-D --define -c --check -e --echo -o --optimize",
+                   "only matters when loading or changing rules")},
+    subcommands=frozenset({"list"}),
+    refused_subcommands={
+        **dict.fromkeys(("add", "insert", "create", "replace", "delete", "destroy", "rename",
+                         "import"), _NFT_CHANGES),
+        "flush": "is not read-only: it deletes rules",
+        "reset": "is not read-only: it zeroes counters or quotas",
+        "monitor": "never ends: it follows firewall changes",
+    },
+    sub_operands={"list": (nft_word, 5)}, extra=_nft_lists,
 )
 
 _LS_FLAGS = ", ".join(f"-{c}" for c in "aAlhdiRrtSsn1FZLgGocuUXvkpQNbqxCm")
@@ -164,24 +465,39 @@ READ_ONLY: dict[str, Spec] = {
                 **deny("-N --net", "redirects the target (another network namespace)"),
                 **deny("-E --events", "never ends: it follows socket events")},
         operand=charset(r"[A-Za-z0-9:._()=<>!\-/% *\[\]]+", "is not a socket filter")),
-    "hostnamectl": Spec(flags("--no-pager, --static, --transient, --pretty") + (
+    # hostnamectl has no --no-pager (it never pages and would fail on the option)
+    "hostnamectl": Spec(flags("--static, --transient, --pretty") + (
         opt("--json", value=word_list),), denied=REDIRECT,
-        subcommands=frozenset({"status"}), max_operands=0),
+        subcommands=frozenset({"status"}), default_subcommand="status",
+        refused_subcommands=dict.fromkeys(
+            ("hostname", "set-hostname", "icon-name", "set-icon-name", "chassis",
+             "set-chassis", "deployment", "set-deployment", "location", "set-location"),
+            "sets the host's name or description when given a value; hostnamectl status "
+            "shows them"),
+        max_operands=0),
     "timedatectl": Spec(flags("--no-pager, -a --all, --value") + (
         opt("-p --property", value=property_list),),
         denied={**REDIRECT, **deny("--monitor", "never ends: it follows changes"),
                 **deny("--adjust-system-clock", "only matters when setting the clock")},
-        subcommands=frozenset({"status", "show", "timesync-status", "show-timesync"}),
+        subcommands=frozenset({"status", "show", "timesync-status", "show-timesync",
+                               "list-timezones"}),
+        default_subcommand="status",
+        refused_subcommands=dict.fromkeys(
+            ("set-time", "set-timezone", "set-local-rtc", "set-ntp", "ntp-servers", "revert"),
+            "is not read-only: it changes the clock or how it is kept"),
         max_operands=0),
-    "systemd-analyze": Spec(flags("--no-pager, --system") + (opt("--fuzz", value=time_value),),
-                            denied=REDIRECT,
-                            subcommands=frozenset({"blame", "critical-chain", "time"}),
-                            operand=unit_pattern, max_operands=4),
+    "systemd-analyze": SYSTEMD_ANALYZE,
     "loginctl": Spec(flags("--no-pager, --no-legend, -a --all, --value, -l --full") + (
         opt("-p --property", value=property_list),),
         denied={**REDIRECT, **deny("-s --signal --kill-whom", _NOT_READ_ONLY)},
         subcommands=frozenset({"list-sessions", "list-users", "list-seats", "show-session",
                                "show-user", "session-status", "user-status"}),
+        default_subcommand="list-sessions",
+        refused_subcommands=dict.fromkeys(
+            ("activate", "lock-session", "unlock-session", "lock-sessions", "unlock-sessions",
+             "terminate-session", "kill-session", "enable-linger", "disable-linger",
+             "terminate-user", "kill-user", "attach", "flush-devices", "terminate-seat"),
+            "is not read-only: it changes sessions, users or seats"),
         max_operands=4),
     "nixos-version": Spec(flags("--hash, --revision, --json, --configuration-revision"),
                           max_operands=0),
@@ -229,22 +545,40 @@ READ_ONLY: dict[str, Spec] = {
     "stat": Spec(flags("-L --dereference, -f --file-system, -t --terse") + (
         opt("-c --format", value=any_value), opt("--printf", value=any_value),
         opt("--cached", value=word_list)), operand=absolute_path, max_operands=8),
+    "pgrep": PGREP,
+    "top": TOP,
+    "sysctl": SYSCTL,
+    "date": DATE,
+    "nproc": Spec(flags("--all") + (opt("--ignore", value=number_value),), max_operands=0),
+    "lscpu": Spec(flags("-a --all, -b --online, -c --offline, -J --json, -x --hex, "
+                        "-y --physical, -B --bytes, --output-all") + (
+        opt("-e --extended", OPTIONAL, word_list), opt("-p --parse", OPTIONAL, word_list),
+        opt("-C --caches", OPTIONAL, word_list)),
+        denied=deny("-s --sysroot", "redirects the target (another root directory)"),
+        max_operands=0),
+    "coredumpctl": COREDUMPCTL,
+    "resolvectl": RESOLVECTL,
+    "networkctl": NETWORKCTL,
+    "nft": NFT,
+    "zpool": ZPOOL,
+    "zfs": ZFS,
 }
 
-# -- programs with their own argument syntax: ps, ip, find --------------------------------------
+# -- programs with their own argument syntax: ps, ip, find, lsof, mdadm ----------------------
 _PS_FLAGS, _PS_VALUED = set("AaedfFlHjLMNTwyZc"), set("oOpquUCgGst")
-_PS_BSD = set("auxwfjlvrSTcHmhnZ")
+#: BSD-style letters (no dash): flags, and those that take a value (``ps p 42``, ``ps U www``)
+_PS_BSD, _PS_BSD_VALUED = set("auxwfjlvrSTcHmhnZ"), set("oOpUtqk")
 _PS_LONG = {"--forest": False, "--no-headers": False, "--no-heading": False,
             "--headers": False, "--cumulative": False, "--deselect": False, "--sort": True,
             "--format": True, "--pid": True, "--ppid": True, "--user": True, "--User": True,
             "--group": True, "--Group": True, "--cols": True, "--columns": True,
             "--width": True, "--lines": True, "--rows": True}
+_PS_LIST = charset(r"[+-]?[A-Za-z0-9_,.:=%+\-]+", "has characters that are not allowed")
 
 
 def _ps_value(name: str, value: str) -> None:
-    check = output_columns if name in ("-o", "-O", "o", "O", "--format") else charset(
-        r"[+-]?[A-Za-z0-9_,.:=%+\-]+", "has characters that are not allowed")
-    if (problem := check(value)) is not None:
+    check = output_columns if name in ("-o", "-O", "o", "O", "--format") else _PS_LIST
+    if (problem := check_value(check, value)) is not None:
         raise Refused(f"ps {name} {value[:40]!r} {problem}")
 
 
@@ -266,6 +600,8 @@ def _check_ps(args: list[str]) -> None:
             elif eq:
                 raise Refused(f"ps {name} takes no value")
             continue
+        if re.fullmatch(r"[0-9][0-9,]*", arg):
+            continue  # `ps 4242`: a bare number is a PID list
         unix = arg.startswith("-")
         letters = arg[1:] if unix else arg
         for j, char in enumerate(letters):
@@ -274,7 +610,7 @@ def _check_ps(args: list[str]) -> None:
                                "(secrets)")
             if char in (_PS_FLAGS if unix else _PS_BSD):
                 continue
-            if char in (_PS_VALUED if unix else "oO"):
+            if char in (_PS_VALUED if unix else _PS_BSD_VALUED):
                 value = letters[j + 1:]
                 if not value:
                     if i >= len(args):
@@ -286,42 +622,129 @@ def _check_ps(args: list[str]) -> None:
                            "investigating")
 
 
-_IP_ALLOWED = frozenset({"-4", "-6", "-br", "-brief", "-d", "-details", "-s", "-stats",
-                         "-statistics", "-j", "-json", "-p", "-pretty", "-o", "-oneline",
-                         "-c", "-color", "-h", "-human", "-N", "-Numeric"})
-#: refused options, the shortest prefix ip resolves to each, and why
-_IP_DENIED = {"-batch": (2, "reads commands from a file"),
-              "-force": (3, "goes on after errors in a batch"),
-              "-netns": (2, "redirects the target (another network namespace)"),
-              "-all": (2, "runs in every network namespace")}
-_IP_OBJECTS = frozenset({"a", "addr", "address", "l", "link", "r", "ro", "route", "ru", "rule",
-                         "n", "neigh", "neighbor", "neighbour"})
-_IP_ACTIONS = frozenset({"show", "list", "ls", "lst", "get"})
+# ip matches every word by prefix, taking the first entry of its own tables in their order
+# (iproute2 ip/ip.c and the do_* functions): `ip a s` is `ip address show`, but `ip l s` is
+# `ip link set`. The tables below keep ip's order so a prefix resolves as ip resolves it.
+#: (name, exact only, takes a value) in the order ip tries them
+_IP_OPTIONS: tuple[tuple[str, bool, bool], ...] = (
+    ("-loops", False, True), ("-family", False, True), ("-4", True, False),
+    ("-6", True, False), ("-0", True, False), ("-M", True, False), ("-B", True, False),
+    ("-human", False, False), ("-human-readable", False, False), ("-iec", False, False),
+    ("-stats", False, False), ("-statistics", False, False), ("-details", False, False),
+    ("-resolve", False, False), ("-oneline", False, False), ("-timestamp", False, False),
+    ("-tshort", False, False), ("-Version", False, False), ("-force", False, False),
+    ("-batch", False, True), ("-brief", False, False), ("-json", False, False),
+    ("-pretty", False, False), ("-rcvbuf", False, True), ("-color", False, False),
+    ("-help", False, False), ("-netns", False, True), ("-Numeric", False, False),
+    ("-all", False, False), ("-echo", True, False))
+_IP_READ_OPTIONS = frozenset({"-family", "-4", "-6", "-0", "-M", "-B", "-human",
+                              "-human-readable", "-iec", "-stats", "-statistics", "-details",
+                              "-oneline", "-brief", "-json", "-pretty", "-color", "-Numeric",
+                              "-Version", "-help"})
+_IP_OPTION_WHY = {"-batch": "reads commands from a file", "-force": "goes on after errors in "
+                  "a batch", "-netns": "redirects the target (another network namespace)",
+                  "-all": "runs in every network namespace", "-loops": "only matters when "
+                  "flushing", "-echo": "only matters when changing the network"}
+_IP_FAMILIES = frozenset({"inet", "inet6", "link", "bridge", "mpls"})
+_IP_OBJECTS = ("address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour",
+               "ntable", "ntbl", "link", "l2tp", "fou", "ila", "macsec", "tunnel", "tunl",
+               "tuntap", "tap", "token", "tcpmetrics", "tcp_metrics", "monitor", "xfrm",
+               "mroute", "mrule", "netns", "netconf", "vrf", "sr", "nexthop", "mptcp", "ioam",
+               "help", "stats")
+_IP_OBJECT_WHY = {"monitor": "never ends: it follows network changes",
+                  "netns": "runs programs in, or changes, network namespaces",
+                  "xfrm": "prints IPsec keys (secrets)"}
+_SHOW, _GET = ("list", "show", "lst"), ("get",)
+#: per object, ip's actions in order, each a tuple of spellings (exact-only ones marked "=")
+_IP_ACTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "address": (("add",), ("change", "=chg"), ("replace",), ("delete",), _SHOW, ("flush",),
+                ("save",), ("showdump",), ("restore",), ("help",)),
+    "link": (("add",), ("set", "change"), ("replace",), ("delete",), ("show", "lst", "list"),
+             ("xstats",), ("afstats",), ("property",), ("help",)),
+    "route": (("add",), ("change", "=chg"), ("replace",), ("prepend",), ("append",),
+              ("test",), ("delete",), _SHOW, _GET, ("flush",), ("save",), ("restore",),
+              ("showdump",), ("help",)),
+    "rule": (("list", "lst", "show"), ("save",), ("restore",), ("add",), ("delete",),
+             ("flush",), ("help",)),
+    "neighbor": (("add",), ("change", "=chg"), ("replace",), ("delete",), _GET,
+                 ("show", "lst", "list"), ("flush",), ("help",)),
+}
+_IP_ACTIONS["neighbour"] = _IP_ACTIONS["neighbor"]
+_IP_READS = frozenset({"list", "show", "lst", "get"})
+
+
+def _ip_matches(word: str, full: str) -> bool:
+    """iproute2's matches(): a non-empty prefix."""
+    return bool(word) and full.startswith(word)
+
+
+def _ip_action(obj: str, word: str) -> str | None:
+    """The action ip takes ``word`` for after ``obj``: the first in ip's order."""
+    for group in _IP_ACTIONS[obj]:
+        for spelling in group:
+            full = spelling.lstrip("=")
+            if word == full if spelling.startswith("=") else _ip_matches(word, full):
+                return full
+    return None
+
+
+def _ip_option(token: str) -> tuple[str, bool]:
+    """(the option ip takes ``token`` for, whether it takes the next word as its value)."""
+    option = token[1:] if token.startswith("--") else token
+    name, _, color = option.partition("=")
+    for full, exact, valued in _IP_OPTIONS:
+        if full == "-color":
+            if _ip_matches(name, "-color") and color in ("", "always", "auto", "never"):
+                return full, False
+            continue
+        if option == full or (not exact and _ip_matches(option, full)):
+            return full, valued
+    raise Refused(f"ip {token} is not an option ip knows")
 
 
 def _check_ip(args: list[str]) -> None:
-    """ip's own parser: one-dash long options matched by prefix, before the object."""
+    """ip's own parser: one-dash options and words matched by prefix, in ip's order."""
     i = 0
     while i < len(args) and args[i].startswith("-"):
-        token = args[i][1:] if args[i].startswith("--") else args[i]
-        for full, (shortest, why) in _IP_DENIED.items():
-            if len(token) >= shortest and full.startswith(token):
-                raise Refused(f"ip {args[i]} is {full}, which {why}")
-        if token not in _IP_ALLOWED:
-            raise Refused(f"ip {args[i]} is not allowed while investigating")
+        token = args[i]
         i += 1
-    operands = args[i:]
-    if not operands or operands[0] not in _IP_OBJECTS:
-        raise Refused(f"ip needs one of: {', '.join(sorted(_IP_OBJECTS))}"
-                       + (f" (not {operands[0]!r})" if operands else ""))
-    if len(operands) >= 2 and operands[1] not in _IP_ACTIONS:
-        raise Refused(f"ip {operands[0]} {operands[1]} changes the network; only "
-                       "show/list/get (written in full)")
-    if len(operands) > 8:
+        if token == "--":
+            break
+        full, valued = _ip_option(token)
+        shown = token if token == full else f"{token} (ip reads it as {full})"
+        if full in _IP_OPTION_WHY:
+            raise Refused(f"ip {shown} {_IP_OPTION_WHY[full]}")
+        if full not in _IP_READ_OPTIONS:
+            raise Refused(f"ip {shown} is not allowed while investigating")
+        if valued:
+            if i >= len(args) or args[i] not in _IP_FAMILIES:
+                raise Refused(f"ip {token} needs one of: {', '.join(sorted(_IP_FAMILIES))}")
+            i += 1
+    words = args[i:]
+    readable = ", ".join(_IP_ACTIONS)
+    if not words:
+        raise Refused(f"ip needs one of: {readable}")
+    obj = next((o for o in _IP_OBJECTS if _ip_matches(words[0], o)), None)
+    if obj is None:
+        raise Refused(f"ip needs one of: {readable} (not {words[0][:40]!r})")
+    shown = words[0] if words[0] == obj else f"{words[0]} (ip reads it as {obj})"
+    if obj in _IP_OBJECT_WHY:
+        raise Refused(f"ip {shown} {_IP_OBJECT_WHY[obj]}")
+    if obj not in _IP_ACTIONS:
+        raise Refused(f"ip {shown} is not allowed while investigating; allowed: {readable}")
+    if len(words) >= 2:
+        action = _ip_action(obj, words[1])
+        if action not in _IP_READS:
+            what = f"ip {obj} {action}" if action else f"ip {obj} {words[1][:40]!r}"
+            said = f"ip {' '.join(words[:2])}"
+            means = what if said == what else f"{said} (ip reads it as {what})"
+            raise Refused(f"{means} changes the network or is not a plain read: only "
+                           "show/list/get are allowed")
+    if len(words) > 10:
         raise Refused("too many operands for ip")
-    for operand in operands:
-        if operand.startswith("-") or plain_value(operand):
-            raise Refused(f"ip operand {operand[:40]!r} is not allowed")
+    for word in words[2:]:
+        if word.startswith("-") or check_value(plain_value, word):
+            raise Refused(f"ip operand {word[:40]!r} is not allowed")
 
 
 _FIND_NO_ARG = frozenset({"-empty", "-xdev", "-mount", "-nouser", "-nogroup", "-readable",
@@ -349,7 +772,7 @@ def _check_find(args: list[str]) -> None:
         i += 1
     starts = 0
     while i < len(args) and not args[i].startswith("-") and args[i] not in ("(", "!", ","):
-        if (problem := absolute_path(args[i])) is not None:
+        if (problem := check_value(absolute_path, args[i])) is not None:
             raise Refused(f"find starting point {args[i][:40]!r} {problem}")
         starts, i = starts + 1, i + 1
     if not starts:
@@ -367,12 +790,159 @@ def _check_find(args: list[str]) -> None:
             raise Refused(f"find {token} needs a value")
         value, i = args[i], i + 1
         check = absolute_path if token.endswith(("newer", "samefile")) else any_value
-        if (problem := check(value)) is not None:
+        if (problem := check_value(check, value)) is not None:
             raise Refused(f"find {token} {value[:40]!r} {problem}")
 
 
+# lsof (lsof-org/lsof src/main.c GetOpt): options start with '-' or '+' and end at the first
+# word that starts with neither, or at "--"/"++"; letters combine (-nP). A value is the rest of
+# the word or the next word; for the optional ones lsof gives the next word back when it starts
+# with '-' or '+'. What follows the options are file names.
+_LSOF_FLAGS = frozenset("abhHJjlnNOPQRtUvVwE?")
+_LSOF_DENIED = {**dict.fromkeys(("-r", "+r"), "repeats until stopped: it never ends"),
+                "-D": "writes or reads a device cache file",
+                "-k": "reads another kernel name list",
+                **dict.fromkeys(("-m", "+m"), "reads another kernel memory file or writes a "
+                                "mount supplement"),
+                "-A": "reads another name cache file",
+                "+M": "asks the portmapper for registrations"}
+_LSOF_REQUIRED: dict[str, Validator] = {
+    "-c": charset(r"\^?[A-Za-z0-9_.:@+\-]{1,64}", "is not a command name"),
+    "+c": charset(r"[0-9]{1,3}", "is not a width"),
+    "-d": charset(r"[A-Za-z0-9,^\-]{1,64}", "is not a list of file descriptors"),
+    "+d": absolute_path, "+D": absolute_path,
+    "-p": charset(r"\^?[0-9]{1,7}(,\^?[0-9]{1,7}){0,31}", "is not a list of PIDs"),
+    "-u": charset(r"\^?[A-Za-z0-9_.\-]{1,32}(,\^?[A-Za-z0-9_.\-]{1,32}){0,15}",
+                  "is not a list of users"),
+}
+_LSOF_OPTIONAL: dict[str, Validator] = {
+    "-i": charset(r"[A-Za-z0-9@:.,_\[\]\-]{1,128}", "is not a network address "
+                  "([46][protocol][@host][:port])"),
+    "-s": charset(r"(?i)(tcp|udp):\^?[A-Za-z_]+(,\^?[A-Za-z_]+)*",
+                  "is not a protocol state like TCP:LISTEN"),
+    "-T": charset(r"[fqsw]{1,4}", "is not a set of f, q, s, w"),
+    "+T": charset(r"[fqsw]{1,4}", "is not a set of f, q, s, w"),
+    "-F": charset(r"[A-Za-z0-9?]{1,40}", "is not a list of field letters"),
+    "-g": charset(r"\^?[0-9]{1,7}(,\^?[0-9]{1,7}){0,31}", "is not a list of process groups"),
+    "-K": charset(r"[iI]", "is not i"),
+    "-x": charset(r"[fl]{1,2}", "is not f or l"),
+    "+x": charset(r"[fl]{1,2}", "is not f or l"),
+    "-f": charset(r"[cCfFgGnN]{1,8}", "is not a set of c, f, g, n"),
+    "+f": charset(r"[cCfFgGnN]{1,8}", "is not a set of c, f, g, n"),
+}
+#: optional values that are leading digits; lsof reads the rest of the word as more letters
+_LSOF_NUMBER = frozenset({"+L", "-L", "-o", "-S"})
+
+
+def _check_lsof(args: list[str]) -> None:
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--", "++"):
+            i += 1
+            break
+        if arg[0] not in "-+" or len(arg) == 1:
+            break
+        i += 1
+        sign, j = arg[0], 1
+        while j < len(arg):
+            name = sign + arg[j]
+            j += 1
+            shown = name if len(arg) == 2 else f"{name} (in {arg})"
+            if name in _LSOF_DENIED:
+                raise Refused(f"lsof {shown} {_LSOF_DENIED[name]}")
+            if sign == "-" and name[1] in _LSOF_FLAGS:
+                continue
+            attached = arg[j:]
+            if name in _LSOF_NUMBER:
+                digits = re.match(r"[0-9]*", attached)
+                assert digits is not None
+                if digits.group():
+                    j += digits.end()
+                elif not attached and i < len(args) and args[i].isdigit():
+                    digits, i = re.match(r"[0-9]*", args[i]), i + 1
+                if digits is not None and digits.group() and name == "-L":
+                    raise Refused("lsof -L takes no number (+L1 lists files with fewer than "
+                                   "one link)")
+                if digits is not None and len(digits.group()) > 6:
+                    raise Refused(f"lsof {shown}: too large a number")
+                continue
+            valued = _LSOF_REQUIRED.get(name) or _LSOF_OPTIONAL.get(name)
+            if valued is None:
+                raise Refused(f"lsof {shown} is not allowed while investigating")
+            j = len(arg)
+            if attached:
+                value: str | None = attached
+            elif i < len(args) and args[i] != "--":
+                value, i = args[i], i + 1
+            else:
+                value = None
+            if name in _LSOF_OPTIONAL and value is not None and value[0] in "-+":
+                if attached:  # lsof reads the letters again: '-' is no option letter
+                    raise Refused(f"lsof {shown}: '{value[0]}' is not an option letter")
+                value, i = None, i - 1
+            if value is None:
+                if name in _LSOF_REQUIRED:
+                    raise Refused(f"lsof {name} needs a value")
+                continue
+            if (problem := check_value(valued, value)) is not None:
+                raise Refused(f"lsof {name} {value[:40]!r} {problem}")
+    names = args[i:]
+    if len(names) > 16:
+        raise Refused("too many file names for lsof (16 at most)")
+    for name in names:
+        if (problem := check_value(absolute_path, name)) is not None:
+            raise Refused(f"lsof file name {name[:40]!r} {problem}")
+
+
+_MDADM_CHANGES = "is not read-only: it changes an array or its superblocks"
+MDADM = Spec(
+    flags("-D --detail, -E --examine, -Q --query, --detail-platform, -b --brief, "
+          "-v --verbose, -s --scan, -Y --export, -t --test"),
+    denied={**deny("-f --fail --set-faulty", "is not read-only: it marks a device faulty "
+                   "(or forces an operation)"),
+            **deny("-r --remove", "is not read-only: it removes a device from an array"),
+            **deny("-a --add --re-add --add-spare --add-journal",
+                   "is not read-only: it adds a device to an array"),
+            **deny("-S --stop", "is not read-only: it stops an array"),
+            **deny("-A --assemble -B --build -I --incremental --auto-detect",
+                   "is not read-only: it assembles or starts arrays"),
+            **deny("-C --create", "is not read-only: it creates an array (and overwrites "
+                   "superblocks)"),
+            **deny("-G --grow", "is not read-only: it changes an array's shape"),
+            **deny("-F --follow --monitor", "never ends: it monitors arrays"),
+            **deny("--manage --misc", "selects another mode; use --detail, --examine or "
+                   "--query"),
+            **deny("-R --run -o --readonly -w --readwrite --zero-superblock -W --wait "
+                   "--wait-clean -U --update --kill-subarray --update-subarray --action "
+                   "--replace --with --force --rebuild-map", _MDADM_CHANGES),
+            **deny("-c --config", "reads another configuration file")},
+    operand=charset(r"/dev/[A-Za-z0-9_.:/\-]{1,64}", "is not a device under /dev"),
+)
+_MDADM_MODES = frozenset({"--detail", "--examine", "--query", "--detail-platform"})
+
+
+def _check_mdadm(args: list[str]) -> None:
+    parsed = parse_args("mdadm", MDADM, args, "while investigating")
+    if len({name for name, _ in parsed.options if name in _MDADM_MODES}) != 1:
+        raise Refused("mdadm needs one of --detail, --examine or --query here")
+    # a device before the mode puts mdadm in manage mode, where options change the array
+    first_mode = next(i for i, a in enumerate(args)
+                      if a in _MDADM_MODES or a in ("-D", "-E", "-Q")
+                      or (a.startswith("-") and not a.startswith("--") and set("DEQ") & set(a)))
+    if any(not a.startswith("-") for a in args[:first_mode]):
+        raise Refused("mdadm with a device before --detail/--examine is manage mode: put the "
+                       "mode first")
+    for operand in parsed.operands:
+        if (problem := check_value(MDADM.operand, operand)) is not None:
+            raise Refused(f"mdadm operand {operand[:40]!r} {problem}")
+    if len(parsed.operands) > 16:
+        raise Refused("too many operands for mdadm (16 at most)")
+
+
 CUSTOM: dict[str, Callable[[list[str]], None]] = {
-    "ps": _check_ps, "ip": _check_ip, "find": _check_find,
+    "ps": _check_ps, "ip": _check_ip, "find": _check_find, "lsof": _check_lsof,
+    "mdadm": _check_mdadm,
 }
 
 # -- programs that are never allowed, with why ------------------------------------------------
@@ -423,21 +993,26 @@ def check_read_only(program: str, args: list[str]) -> Decision:
     parsed = parse_args(program, spec, args, "while investigating")
     operands, sub = parsed.operands, None
     if spec.subcommands is not None:
-        if not operands:
+        if operands:
+            sub, operands = operands[0], operands[1:]
+        elif spec.default_subcommand is not None:
+            sub = spec.default_subcommand
+        else:
             raise Refused(f"{program} needs one of: {', '.join(sorted(spec.subcommands))}")
-        sub, operands = operands[0], operands[1:]
         if sub in spec.refused_subcommands:
             raise Refused(f"{program} {sub} {spec.refused_subcommands[sub]}")
         if sub not in spec.subcommands:
-            raise Refused(f"{program} {sub} is not read-only; allowed while investigating: "
-                           f"{', '.join(sorted(spec.subcommands))}")
+            raise Refused(f"{program} {sub[:40]} is not read-only; allowed while "
+                           f"investigating: {', '.join(sorted(spec.subcommands))}")
     for needed, subs in spec.required.items():
         if (subs is None or sub in subs) and not parsed.has(needed):
             raise Refused(f"{program} needs {needed} here")
-    if len(operands) > spec.max_operands:
-        raise Refused(f"too many operands for {program} ({spec.max_operands} at most)")
+    validator, most = spec.sub_operands.get(sub or "", (spec.operand, spec.max_operands))
+    if len(operands) > most:
+        where = f"{program} {sub}" if sub in spec.sub_operands else program
+        raise Refused(f"too many operands for {where} ({most} at most)")
     for operand in operands:
-        if (problem := spec.operand(operand)) is not None:
+        if (problem := check_value(validator, operand)) is not None:
             raise Refused(f"{program} operand {operand[:40]!r} {problem}")
     if spec.extra is not None and (why := spec.extra(parsed)) is not None:
         raise Refused(why)

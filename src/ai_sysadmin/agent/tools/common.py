@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import TransportError
-from ...safety.command_policy import check_readonly
+from ...safety.command_policy import as_run, check_readonly
 from ..context import ToolContext
 from ..registry import ToolResult
 
@@ -30,6 +30,7 @@ async def run_readonly_argv(
     if not decision.allowed:
         return ToolResult("refused", f"refused by policy: {decision.reason}", command=argv,
                           from_host=False)
+    argv = as_run(argv)  # what runs: --no-pager for the systemd tools that page
     # the policy judges bare program names; the configured path (a Nix store path, say) is
     # substituted only after it said yes
     program = getattr(ctx.settings.programs, argv[0], argv[0])

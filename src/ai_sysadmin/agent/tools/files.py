@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import TransportError
-from ...safety.file_policy import check_read, holds_private_key, path_problem
+from ...safety.file_policy import check_read, holds_private_key, path_problem, path_to_read
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -35,7 +35,7 @@ async def _allowed(ctx: ToolContext, host: str, path: str) -> tuple[ToolResult |
     if not decision.allowed:
         return ToolResult("refused", f"refused by policy: {decision.reason}",
                           from_host=False), path
-    return None, resolved or path
+    return None, path_to_read(path, resolved)
 
 
 @REGISTRY.tool()
