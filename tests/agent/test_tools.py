@@ -21,7 +21,7 @@ def call(ctx, name: str, **args):
         (["systemctl", "stop", "sshd.service"], "systemctl stop is not read-only"),
         (["systemctl", "-H", "other", "status"], "redirects the target"),
         (["journalctl", "--no-pager", "--vacuum-size=1M"], "--vacuum-size is not read-only"),
-        (["journalctl", "-u", "x"], "needs --no-pager"),
+        (["journalctl", "-f", "-u", "x"], "never ends"),
         (["bash", "-c", "rm -rf /"], "'bash' is not on the read-only allow-list"),
         (["/usr/bin/ls"], "by name, not by path"),
         (["ls", "/etc/../root"], "climbs out"),

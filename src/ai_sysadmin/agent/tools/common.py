@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ...errors import TransportError
 from ...safety.command_policy import as_run, check_readonly
+from ...safety.privilege import root_reason
 from ..context import ToolContext
 from ..registry import ToolResult
 
@@ -34,8 +35,11 @@ async def run_readonly_argv(
     # the policy judges bare program names; the configured path (a Nix store path, say) is
     # substituted only after it said yes
     program = getattr(ctx.settings.programs, argv[0], argv[0])
+    # the reading identity, unless root is named for this diagnostic (metadata, no contents)
+    runner = transport if root_reason(argv) else ctx.reader(host)
+    assert runner is not None
     try:
-        result = await transport.run([program, *argv[1:]],
+        result = await runner.run([program, *argv[1:]],
                                      timeout or ctx.settings.command_timeout)
     except TransportError as exc:
         return ToolResult("error", str(exc), command=argv, from_host=False)

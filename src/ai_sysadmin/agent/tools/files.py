@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from pydantic import Field
 
 from ...errors import TransportError
+from ...hosts.transport import LocalTransport
 from ...safety.file_policy import check_read, holds_private_key, path_problem, path_to_read
 from ..context import ToolContext
 from ..registry import ToolResult
@@ -18,7 +20,7 @@ Path = Annotated[str, Field(description="Absolute path on the host.")]
 
 async def _allowed(ctx: ToolContext, host: str, path: str) -> tuple[ToolResult | None, str]:
     """(refusal or None, the symlink-resolved path to use)."""
-    transport = ctx.transport(host)
+    transport = ctx.reader(host)  # resolved as the identity that will read it
     if transport is None:
         return no_host(ctx, host), path
     problem = path_problem(path)
@@ -31,11 +33,43 @@ async def _allowed(ctx: ToolContext, host: str, path: str) -> tuple[ToolResult |
         resolved = done.stdout.strip() if done.ok else None
     except TransportError:
         resolved = None
+    if resolved is None and path_problem(path) is None and not _policy_refuses(path, ctx):
+        return ToolResult("error", f"cannot reach {path} as the reading identity (a directory "
+                          "on the way is missing, or it may not enter it)",
+                          from_host=False), path
     decision = check_read(path, resolved, ctx.own_secrets)
     if not decision.allowed:
         return ToolResult("refused", f"refused by policy: {decision.reason}",
                           from_host=False), path
+    if resolved and isinstance(ctx.transport(host), LocalTransport) and _own_secret_inode(
+            resolved, ctx):
+        return ToolResult("refused", f"refused by policy: {path} is one of the assistant's own "
+                          "secrets under another name (a hard link or a bind mount)",
+                          from_host=False), path
     return None, path_to_read(path, resolved)
+
+
+def _own_secret_inode(path: str, ctx: ToolContext) -> bool:
+    """The assistant's own secret files are found by what they are (device and inode), not
+    only by name: a hard link or a bind mount elsewhere is the same file."""
+    try:
+        seen = os.stat(path)
+    except OSError:
+        return False
+    for secret in ctx.own_secrets:
+        try:
+            own = os.stat(secret)
+        except OSError:
+            continue
+        if (own.st_dev, own.st_ino) == (seen.st_dev, seen.st_ino):
+            return True
+    return False
+
+
+def _policy_refuses(path: str, ctx: ToolContext) -> bool:
+    """Whether the requested path alone is refused: then that refusal is the answer, not the
+    unreachable directory (a secret's path says nothing more than "refused")."""
+    return not check_read(path, path, ctx.own_secrets).allowed
 
 
 @REGISTRY.tool()
@@ -50,7 +84,7 @@ async def read_file(
     refused, resolved = await _allowed(ctx, host, path)
     if refused:
         return refused
-    transport = ctx.transport(host)
+    transport = ctx.reader(host)
     assert transport is not None
     # read what the policy judged (the resolved path), not a link that could be swapped since
     argv = ["head", "-c", str(max_bytes), "--", resolved]
