@@ -50,7 +50,10 @@ def test_investigation_ends_in_a_diagnosis_and_a_proposal(tmp_path, backend) -> 
     with Sandbox() as sb, ScriptedModel(script) as model:
         _failed_demo(sb)
         settings = _settings(tmp_path, model.url, backend)
-        store = _run_until(settings, sb, lambda s: any(i.diagnosis for i in s.incidents()))
+        # the proposal is decided after the diagnosis is recorded (the unit's facts are read
+        # on the host first): wait for both
+        store = _run_until(settings, sb, lambda s: any(i.diagnosis for i in s.incidents())
+                           and bool(ActionStore(s.db).find()))
         (incident,) = store.incidents()
         journal_seen = tool_results(model.requests[2])[-1]
         still_failed = sb.exec(["systemctl", "is-failed", "demo.service"]).stdout.strip()
