@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from ai_sysadmin.monitor.findings import quote
-from ai_sysadmin.monitor.redact import redact
+from ai_sysadmin.monitor.redact import RULES, redact
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -42,3 +46,65 @@ def test_diagnostic_text_without_values_is_kept(text: str) -> None:
 def test_evidence_quoted_into_incidents_is_masked_too() -> None:
     assert quote("app[12]: connecting with password=hunter2 failed") == (
         "app[12]: connecting with password=[redacted] failed")
+
+
+# --- one fixture per format: tests/fixtures/secrets/<format>.toml ------------------------------
+# Each holds `text`; `secrets`, the values that must vanish; `keep`, what must still be read
+# there; `rules`, the entries of RULES it proves. `unchanged = true` marks text without secrets.
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "secrets"
+CASES = {path.stem: tomllib.loads(path.read_text(encoding="utf-8"))
+         for path in sorted(FIXTURES.glob("*.toml"))}
+
+
+def leaked(secret: str, text: str) -> list[str]:
+    """The secret, or any 8-character piece of it, where it can still be read."""
+    pieces = {secret} | {secret[i:i + 8] for i in range(len(secret) - 7)}
+    return sorted(piece for piece in pieces if piece in text)
+
+
+@pytest.mark.parametrize("name", [name for name in CASES if not CASES[name].get("unchanged")])
+def test_each_format_loses_its_secrets_and_keeps_its_context(name: str) -> None:
+    case = CASES[name]
+    masked = redact(case["text"])
+    assert case["secrets"], "a fixture names the values it hides"
+    for secret in case["secrets"]:
+        assert not leaked(secret, masked), f"{secret!r} leaks in:\n{masked}"
+    for kept in case["keep"]:
+        assert kept in masked, f"{kept!r} is gone from:\n{masked}"
+    assert "[redacted" in masked
+
+
+def test_ordinary_diagnostic_text_comes_back_unchanged() -> None:
+    text = CASES["must_stay"]["text"]
+    masked = redact(text)
+    pairs = zip(text.splitlines(), masked.splitlines(), strict=True)
+    assert [(line, after) for line, after in pairs if line != after] == []
+    assert masked == text
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_masking_twice_changes_nothing_more(name: str) -> None:
+    # the agent masks a tool result and quote() masks evidence again: no "[[redacted]]"
+    once = redact(CASES[name]["text"])
+    assert redact(once) == once
+
+
+def test_every_rule_has_a_fixture_and_fixtures_name_real_rules() -> None:
+    proven = {rule for case in CASES.values() for rule in case.get("rules", [])}
+    assert proven == {rule.name for rule in RULES}
+
+
+@pytest.mark.parametrize("text", [
+    "key" * 40_000,                 # an anchor word over and over, with no name end in sight
+    "mysql" * 24_000,               # a program name with no end and no -p
+    "<a " * 40_000,                 # tags that never close
+    "password for " * 10_000,       # a SQL-looking start that never gets its "="
+    "\n  a:" * 24_000,              # YAML-looking lines with nothing below
+], ids=["anchors", "program", "tags", "sql", "yaml"])
+def test_hostile_text_costs_time_in_proportion_to_its_size(text: str) -> None:
+    # every rule scans a bounded distance from where it starts: the loop must not stall on a
+    # 120 KB line crafted (or garbled) to make a pattern rescan to its end at every step
+    start = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - start < 2.0

@@ -1,48 +1,420 @@
 """Secret-looking values in host text, masked before the text reaches the model or the store.
 
-Host text (unit files, ``systemctl show``, command lines in ``ps``, the journal) often carries
-credentials: ``Environment=DB_PASSWORD=...``, ``--token=...``, ``https://user:pass@host``, a
-private key pasted into a log. The assistant needs the key names and the shape of the line to
-diagnose, never the values, so the values become ``[redacted]`` and everything else stays.
-The patterns lean towards masking: a lost value is a lesser harm than a leaked one.
+Host text (unit files, ``systemctl show``, command lines in ``ps``, the journal, files the model
+reads) often carries credentials: ``Environment=DB_PASSWORD=...``, ``--token=...``,
+``https://user:pass@host``, a private key pasted into a log. The assistant needs the key names and
+the shape of the line to diagnose, never the values, so the values become ``[redacted]`` and
+everything else stays. The rules lean towards masking (a lost value is a lesser harm than a leaked
+one) but leave ordinary diagnostic text readable: ``Failed password for root`` has no value, a
+path is not a secret, and neither is ``PublicKey = ...``.
+
+This is a second layer: tools should not print secrets in the first place. It is a table,
+:data:`RULES`, one entry per format (name=value carries the many small variants of its own),
+each proven by a fixture under ``tests/fixtures/secrets/`` that names it.
+Every rule finds what it masks in the original text, never in another rule's output, and the
+masked spans are merged at the end, so the order of the table does not matter.
+
+Cost: ``redact`` runs on every tool result. Each pattern starts with a literal (``://``,
+``-----begin``, ``password``, a line break...), which lets the regex engine skip through the
+text at memchr speed instead of trying every position; the case-insensitive rules match a
+lower-cased copy (ignore-case matching is several times slower) and mask the same offsets in the
+original.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 MASK = "[redacted]"
+_KEY_MASK = "[redacted private key]"
 
-# a name that says "this is a secret": DB_PASSWORD, api-key, client_secret, GITHUB_TOKEN ...
-_SECRET_NAME = (
-    r"[A-Za-z0-9_.-]*(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key|access[_-]?key|"
-    r"private[_-]?key|credentials?|auth[_-]?key|session[_-]?key)[A-Za-z0-9_.-]*"
+#: (start, end, replacement) in the text being redacted
+Edit = tuple[int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One secret format: how to find it and which parts of a match to hide."""
+
+    name: str
+    #: matched against the lower-cased text unless ``case_sensitive``
+    pattern: re.Pattern[str]
+    #: the edits for one match, given the original text (offsets are the same in both)
+    edits: Callable[[re.Match[str], str], Iterator[Edit]]
+    case_sensitive: bool = False
+
+
+# --- what a name and a value look like -------------------------------------------------------
+
+# the word in a name that says "secret": DB_PASSWORD, api-key, client_secret, GITHUB_TOKEN ...
+# A short word counts only as a whole part at the end of the name: DB_PASS, MYSQL_PWD, but not
+# bypass, design, monkey, or gcloud-auth-plugin:amd64 and SSH_AUTH_SOCK.
+_SECRET_WORD = re.compile(
+    r"passw(?:or)?d|passphrase|secret|token|credential|signature|requirepass|masterauth"
+    r"|(?:api|access|private|preshared|auth|session|account|encryption|signing|master|license"
+    r"|hmac|jwt|client|app)[_-]?key(?![a-z])|key[_-]data"
+    r"|(?:(?<![a-z0-9])|(?<=ssh))pass$|(?<![a-z0-9])(?:pwd|psk|sig|auth)$")
+# ... and "auth" or "sig" alone say too little for a value after a space: git's
+# "--smtp-auth to limit", initdb's "--auth-host scram-sha-256"
+_WEAK_SECRET_WORD = re.compile(r"(?<![a-z0-9])(?:sig|auth)$")
+# the same words' cheapest literal parts: a rule scans for these, then checks the whole name
+_ANCHOR = r"(?:pass|pwd|secret|token|credential|sig|psk|auth|key)"
+
+# Names with a secret word that hold something else: a path, a reference, a switch. Their values
+# help diagnosis (``password_file`` missing, ``secretName`` wrong) and hide nothing.
+_HARMLESS_NAME = re.compile(
+    r"(?:file|files|path|dir|directory|command|cmd|socket|stdin|authentication|name|names|ref|url|"
+    r"uri|length|expiry|expires|expiration|ttl|lifetime|timeout|policy|required|enabled|type|mode|"
+    r"prompt|format|count|helper|provider|store|algorithm|encryption|min|max|age|retries|attempts)$"
+    # a systemd unit: "vault-token.service: Main process exited"
+    r"|\.(?:service|timer|mount|target|scope|slice|device|swap)$"
+    r"|pub(?:lic)?_key$|^(?:load|import)credential|^(?:no|ask|prompt)-")
+# Values that are words, not secrets: ``PasswordAuthentication: no``, ``token: expired``,
+# ``password=********`` (already hidden), ``${DB_PASSWORD}`` (a reference, telling when unset),
+# ``<password>`` in a sample.
+_HARMLESS_VALUE = re.compile(
+    r"(?i:true|false|yes|no|on|off|none|null|nil|required|optional|disabled|enabled|empty|missing"
+    r"|invalid|incorrect|expired|unset)|\*+|\$\{\w+\}|\$[A-Z_][A-Z0-9_]*"
+    # the shell computes it: passwd=$(getent passwd "$user")
+    r"|\$\(.*|`.*"
+    # a placeholder in documentation and sample configs: <master-password>
+    r"|<[^<>\n]*>"
+    # a path under a usual top folder: credentials=/root/.smbcred, secret: /run/secrets/db,
+    # sudo's PWD=/root (only those: a base64 secret may start with "/" too)
+    r"|/(?:run|etc|var|home|root|nix|usr|opt|srv|tmp|mnt|media|proc|sys|dev|data|config|app"
+    r"|secrets|keys|certs|vault|bin|lib|boot)(?:/[\w.@+-]*)*"
+    # nsswitch.conf's "passwd: files systemd" names where accounts come from
+    r"|(?:(?:files|systemd|compat|sss|ldap|nis|db|winbind|cache|extrausers|\[[^\]\n]*\])"
+    r"[ \t]*)+")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _value(bare: str) -> str:
+    """A value: JSON-escaped \\"...\\", "...", '...' (spaces allowed inside), or bare."""
+    return (r'(?:\\"(?P<v0>(?:[^"\\\n]|\\[^"\n])*)\\"'
+            r'|"(?P<v1>(?:[^"\\\n]|\\.)*)"'
+            r"|'(?P<v2>(?:[^'\\\n]|\\.)*)'"
+            rf"|(?P<v3>{bare}))")
+
+
+# a bare value ends at space, quote, or a separator of lists and query strings; it does not
+# start with what opens a structure ({, [, |, >) so that "password: |" and JSON stay readable
+_BARE = r"""[^\s"'{\[|>\\,;&](?:[^\s"',;&\\]|\\(?!["']))*"""
+# "=" stuck to its name takes the value stuck to it: in "--set-credential= switch" and in the
+# shell's "A= b" the value is empty
+_SEP = r"\\?[\"']?(?:[ \t]*(?:=>|:)[ \t]*|[ \t]+=[ \t]*|=)"
+_ARG = r"[^\s'\"]+"
+# the rest of one command on a line, bounded: a line with thousands of "mysql" in it must not
+# cost thousands of scans to its end
+_SAME_COMMAND = r"[^\n;|&]{0,400}?"
+
+
+# --- what to hide in a match -----------------------------------------------------------------
+
+def _groups(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """Every non-empty group named v, v0, v1... of the match."""
+    for group in match.re.groupindex:
+        if group[0] == "v":
+            start, end = match.span(group)
+            if start < end:
+                yield start, end, MASK
+
+
+def _whole(replacement: str, back: int = 0) -> Callable[[re.Match[str], str], Iterator[Edit]]:
+    """The whole match, and ``back`` characters before it (a prefix checked by lookbehind)."""
+    def edits(match: re.Match[str], text: str) -> Iterator[Edit]:
+        yield match.start() - back, match.end(), replacement
+    return edits
+
+
+def _name_start(text: str, end: int) -> int:
+    """Where the name that ends at ``end`` begins (names are [A-Za-z0-9_.-], and shorter than
+    a long run of base64 whose every "key" would otherwise walk back to its start)."""
+    start = end
+    limit = max(0, end - 128)
+    while start > limit and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    return start
+
+
+def _is_secret_name(name: str, after_space: bool = False) -> bool:
+    bare = name.lower().strip("\"'<>-")
+    match = _SECRET_WORD.search(bare)
+    if not match or _HARMLESS_NAME.search(bare):
+        return False
+    return not (after_space and _WEAK_SECRET_WORD.fullmatch(bare, match.start()))
+
+
+def _value_edits(match: re.Match[str], text: str) -> Iterator[Edit]:
+    for start, end, replacement in _groups(match, text):
+        if not _HARMLESS_VALUE.fullmatch(text, start, end):
+            yield start, end, replacement
+
+
+_DIRECTIVES = frozenset(("requirepass", "masterauth"))
+# what may stand between a line's start and a config name: indentation, "export ", "- "
+_LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?")
+# a comment after a value (one right after "=" may be the value: "password = #x1" stays masked)
+_COMMENT = re.compile(r"[ \t]+#")
+# a Dockerfile's old "ENV NAME value" form
+_ENV_LEAD = re.compile(r"[ \t]*env[ \t]+", re.I)
+# redis.conf's directive on its own line, or set at run time
+_DIRECTIVE_LEAD = re.compile(r"[ \t]*|.*\bconfig[ \t]+set[ \t]+", re.I)
+
+
+def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """A value after a name found at one of its anchor words: the whole name decides."""
+    start = _name_start(text, match.start())
+    name = text[start:match.end("suffix")]
+    before = text[start - 1]  # the text starts with an added "\n": there is one
+    if before == "/":  # /run/secrets: ... is a path in a message, not a name
+        return
+    after_space = match.group("space") is not None
+    if after_space:
+        # after a space, a value belongs to a flag (--password x), a directive that starts
+        # its line (requirepass x) or a Dockerfile's ENV, not to a word in a sentence
+        # ("Failed password for root", "the requirepass is not compatible")
+        line_start = text.rfind("\n", 0, start) + 1
+        flag = name.startswith("-") and (before.isspace() or before in "\"'")
+        directive = name.lower() in _DIRECTIVES and _DIRECTIVE_LEAD.fullmatch(
+            text, line_start, start)
+        if not (flag or directive or _ENV_LEAD.fullmatch(text, line_start, start)):
+            return
+    if not _is_secret_name(name, after_space):
+        return
+    value_start, value_end = match.span("v3")
+    sep = match.group("sep") or ""
+    if value_start >= 0 and sep != sep.strip():
+        line_start = text.rfind("\n", 0, start) + 1
+        if _LINE_LEAD.fullmatch(text, line_start, start):
+            # "password = two words" on a line of its own: the value is the rest of the line,
+            # up to a comment
+            line_end = text.find("\n", value_end)
+            rest = text[value_start:line_end if line_end >= 0 else len(text)]
+            rest = _COMMENT.split(rest, 1)[0].rstrip()
+            if not _HARMLESS_VALUE.fullmatch(rest):
+                yield value_start, value_start + len(rest), MASK
+            return
+    yield from _value_edits(match, text)
+
+
+def _named_group(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """A match that carries its whole name in the group ``name``."""
+    if _is_secret_name(match.group("name")):
+        yield from _value_edits(match, text)
+
+
+def _named_lines(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """A YAML value over indented lines: each line's text masked, line breaks kept."""
+    if not _is_secret_name(match.group("name")):
+        return
+    for line in re.finditer(r"\S[^\r\n]*", text[match.start("v"):match.end("v")]):
+        yield match.start("v") + line.start(), match.start("v") + line.end(), MASK
+
+
+def _env_key(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """SECRET_KEY=, RAILS_MASTER_KEY=: an upper-case environment name ending in _KEY."""
+    start = _name_start(text, match.start())
+    name = text[start:match.start() + 4]
+    if (re.fullmatch(r"[A-Z][A-Z0-9_]*_KEY", name) and text[start - 1] not in "/"
+            and not _HARMLESS_NAME.search(name.lower())):
+        yield from _value_edits(match, text)
+
+
+def _putty_lines(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """``Private-Lines: N`` then N lines of key: those N lines go, whatever follows stays."""
+    count = int(match.group("count"))
+    lines = match.group("lines").split("\n")
+    if count == 0:
+        return
+    start = match.start("lines")
+    end = start + len("\n".join(lines[:count]))
+    yield start, end, _KEY_MASK
+
+
+def _bounded(prefix: str) -> str:
+    """``prefix`` not preceded by a letter, digit, _ or - (put after the literal, where it keeps
+    the literal first in the pattern and so the fast scan)."""
+    return rf"{re.escape(prefix)}(?<![A-Za-z0-9_-]{re.escape(prefix)})"
+
+
+def _rule(name: str, pattern: str,
+          edits: Callable[[re.Match[str], str], Iterator[Edit]] = _groups,
+          case_sensitive: bool = False, flags: int = 0) -> Rule:
+    return Rule(name, re.compile(pattern, flags), edits, case_sensitive)
+
+
+_HEADER_SCHEME = (r"(?:(?:bearer|basic|token|digest|negotiate|ntlm|apikey|sso-key|hmac"
+                  r"|aws4-hmac-sha256)[ \t]+)?")
+
+
+def _header(name: str) -> str:
+    """A header named ``name`` (or ending so), then ":" (never "=": that is name-value's, and a
+    header's value runs to the end of the line where ``--api-key=x --port 80`` must not)."""
+    return (re.escape(name) + r"\\?[\"']?[ \t]*:[ \t]*"
+            rf'(?:\\"{_HEADER_SCHEME}(?P<v0>(?:[^"\\\n]|\\[^"\n])*)\\"'
+            rf'|"{_HEADER_SCHEME}(?P<v1>(?:[^"\\\n]|\\.)*)"'
+            rf"|'{_HEADER_SCHEME}(?P<v2>(?:[^'\\\n]|\\.)*)'"
+            rf"""|{_HEADER_SCHEME}(?P<v3>[^\n"'\\]*[^\s"'\\]))""")
+
+_TOKEN = _whole(MASK)
+
+#: The formats. The text they see starts with a line break (added, never masked), so that
+#: "\n" can stand for "a line starts here" and stay a literal.
+RULES: tuple[Rule, ...] = (
+    _rule("pem-private-key",
+          r"-----begin [a-z0-9 ]*private key-----.*?(?:-----end [a-z0-9 ]*private key-----|\Z)",
+          _whole(_KEY_MASK), flags=re.S),
+    _rule("pgp-private-key",
+          r"-----begin pgp private key block-----.*?(?:-----end pgp private key block-----|\Z)",
+          _whole(_KEY_MASK), flags=re.S),
+    _rule("putty-private-lines",
+          r"private-lines:[ \t]*(?P<count>\d+)[ \t]*\r?\n"
+          r"(?P<lines>[a-z0-9+/=]+\r?(?:\n[a-z0-9+/=]+\r?)*)", _putty_lines),
+    _rule("putty-private-mac", r"private-mac:[ \t]*(?P<v>\S+)"),
+    # scheme://user:password@host, also redis://:password@host; the password may hold an @
+    _rule("url-credentials",
+          r"://(?<=[a-z0-9]://)[^\s:/@]*:(?P<v>[^\s/]+)(?=@[^\s@/]+)"),
+    # HTTP headers, plain, JSON or Python repr: Authorization: Bearer x (also Proxy-),
+    # "Cookie": "a=b; c=d" (also Set-), {'X-Api-Key': 'k'}, X-Auth-Token, X-Vault-Token,
+    # Private-Token. The scheme stays; a value runs to the end of its quotes or line.
+    _rule("http-authorization", _header("authorization")),
+    _rule("http-cookie", _header("cookie")),
+    _rule("http-api-key", _header("-api-key")),
+    _rule("http-token-header", _header("-token")),
+    # the same headers set by a web server: nginx proxy_set_header / add_header, HAProxy
+    # http-request set-header, Apache RequestHeader set
+    _rule("http-header-directive",
+          r"header(?:(?<=set_header)|(?<=add_header)|(?<=set-header)|(?<=requestheader))"
+          r"(?:[ \t]+(?:set|append|add|merge))?[ \t]+[\w-]{0,30}?"
+          r"(?:authorization|cookie|api-key|-token)[ \t]+" + _value(r"[^\s;]+")),
+    # password: |  (or >) then every deeper line of the block; token:\n  value, a plain
+    # scalar on the deeper lines below (a nested mapping or list there is left to the rules
+    # for its own keys)
+    _rule("yaml-value-below",
+          r"\n(?P<ind>[ \t]*)(?:-[ \t]+)?(?P<name>[\w.-]+)[ \t]*:[ \t]*"
+          r"(?:(?P<block>[|>])[+-]?[0-9]?[+-]?[ \t]*(?:#[^\n]*)?)?"
+          r"(?P<v>(?(block)(?:\n(?P=ind)[ \t]+\S[^\n]*|\n[ \t]*(?=\n))+"
+          r"|(?:\n(?P=ind)[ \t]+(?![\w.-]+[ \t]*:(?:[ \t\n]|\Z)|-[ \t]|#)\S[^\n]*)+))",
+          _named_lines),
+    # CREATE USER ... IDENTIFIED BY 'x', IDENTIFIED WITH mysql_native_password BY 'x'
+    _rule("sql-identified-by",
+          r"identified(?:[ \t]+(?:with|via)[ \t]+\S+)?[ \t]+(?:by|as)[ \t]+(?:password[ \t]*)?"
+          r"\(?[ \t]*(?:'(?P<v1>(?:[^'\n]|'')*)'|\"(?P<v2>[^\"\n]*)\""
+          # Oracle's bare IDENTIFIED BY pw; (and not "identified by valgrind." in prose)
+          r"|(?P<v3>[^\s'\";)]+)(?=[ \t]*;))"),
+    # ALTER ROLE app PASSWORD 'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' = PASSWORD('x')
+    _rule("sql-password",
+          r"password(?<![\w-]password)(?:[ \t]+for[ \t]+[^\n;=]{0,200}+=[ \t]*"
+          r"(?:password[ \t]*\([ \t]*)?|[ \t]*\(?[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
+    # <password>x</password>, <db.token>x</db.token>, <Password><Value>x</Value>
+    _rule("xml-element",
+          r"<(?P<name>[\w:.-]{1,64}+)(?:[ \t][^>\n]{0,400}+)?>(?:[ \t\n]*<value>)?[ \t\n]*"
+          r"(?P<v>[^<\s](?:[^<\n]*[^<\s])?)[ \t]*</(?:(?P=name)|value)>", _named_group),
+    # mysql -pSECRET (attached, and -p not -P: "-p secret" asks and names a database, -P is
+    # the port)
+    _rule("mysql-p",
+          rf"(?:mysql|mariadb)[\w-]{{0,40}}+{_SAME_COMMAND}[ \t]-p" + _value(_ARG),
+          case_sensitive=True),
+    _rule("sshpass-p", rf"sshpass{_SAME_COMMAND}[ \t]-p[ \t]*" + _value(_ARG), case_sensitive=True),
+    _rule("redis-cli-a",
+          rf"redis-cli{_SAME_COMMAND}[ \t](?:-a|--pass)[ \t]+" + _value(_ARG), case_sensitive=True),
+    # curl -u user:password, --user user:password, -U/--proxy-user user:password
+    _rule("curl-user",
+          rf"curl{_SAME_COMMAND}[ \t](?:-u|-U|--user|--proxy-user)[ \t]*[\"']?[^\s:'\"]*:"
+          r"(?P<v>[^\s'\"]+)", case_sensitive=True),
+    # docker login -u bob -p secret registry (podman, nerdctl, buildah, skopeo, helm registry)
+    _rule("registry-login-p",
+          r"login(?:(?<=docker login)|(?<=podman login)|(?<=nerdctl login)|(?<=buildah login)"
+          rf"|(?<=skopeo login)|(?<=registry login)){_SAME_COMMAND}[ \t]-p[ \t]+" + _value(_ARG),
+          case_sensitive=True),
+    # smbclient -U user%password, net ads join -U user%password (Samba's form)
+    _rule("samba-user-password",
+          r"-(?:U(?<=[ \t]-U)|-user(?<=[ \t]--user))[ \t=]*[\"']?[^\s%'\"/]+%(?P<v>[^\s'\"]+)",
+          case_sensitive=True),
+    # openssl ... -passin pass:secret (file:, env:, fd: say where the secret is, and stay)
+    _rule("openssl-pass", r"-pass(?:in|out)?[ \t]+pass:(?P<v>\S+)"),
+    # ~/.netrc: machine host login bob password secret (one line or several)
+    _rule("netrc", r"machine\s+\S+(?:\s+login\s+\S+)?\s+password\s+(?P<v>\S+)"),
+    # NAME=value, NAME: value, "name": "value", NAME => value, name="a b c";
+    # a config line's value to its end: password = two words, secret: two words;
+    # --password value, -token value (a flag, then its value after a space);
+    # redis.conf's requirepass foo, masterauth foo (a directive, no "=")
+    _rule("name-value",
+          rf"{_ANCHOR}(?P<suffix>[\w.-]{{0,64}}+)(?:(?P<sep>{_SEP})|(?P<space>[ \t]+)(?=[^\s-]))"
+          + _value(_BARE), _named),
+    # SECRET_KEY=, RAILS_MASTER_KEY=, STRIPE_KEY= (but FOO_PUBLIC_KEY= is public)
+    _rule("env-key", rf"_KEY{_SEP}" + _value(_BARE), _env_key, case_sensitive=True),
+    # tokens whose shape alone says what they are
+    _rule("aws-access-key-id",
+          r"(?:AKIA|ASIA|ABIA|ACCA)(?<![A-Za-z0-9]....)[0-9A-Z]{16}(?![A-Za-z0-9])", _TOKEN,
+          case_sensitive=True),
+    _rule("github-token", r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})",
+          _TOKEN, case_sensitive=True),
+    _rule("gitlab-token", r"glpat-[A-Za-z0-9_-]{20,}", _TOKEN, case_sensitive=True),
+    _rule("slack-token", _bounded("xox") + r"[abposre]-[A-Za-z0-9-]{10,}", _TOKEN,
+          case_sensitive=True),
+    _rule("slack-webhook", r"hooks\.slack\.com/services/(?P<v>[a-z0-9/_-]+)"),
+    _rule("stripe-key", r"k_(?:live|test)_(?<=[sr]k_live_|[sr]k_test_)[A-Za-z0-9]{10,}",
+          _whole(MASK, back=1), case_sensitive=True),
+    _rule("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{20,}", _TOKEN, case_sensitive=True),
+    _rule("google-api-key", _bounded("AIza") + r"[0-9A-Za-z_-]{30,}", _TOKEN,
+          case_sensitive=True),
+    _rule("openai-style-key", _bounded("sk-") + r"[A-Za-z0-9_-]{20,}", _TOKEN,
+          case_sensitive=True),
+    _rule("npm-token", _bounded("npm_") + r"[A-Za-z0-9]{36}", _TOKEN, case_sensitive=True),
+    _rule("pypi-token", r"pypi-AgE[A-Za-z0-9_-]{30,}", _TOKEN, case_sensitive=True),
+    _rule("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{20,}", _TOKEN, case_sensitive=True),
+    _rule("jwt", r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", _TOKEN,
+          case_sensitive=True),
 )
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # PEM private keys, whole (an unterminated one up to the end of the text)
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----"
-                r"|\Z)", re.S), "[redacted private key]"),
-    # scheme://user:password@host
-    (re.compile(r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?=@)"),
-     rf"\g<pre>{MASK}"),
-    # Authorization: Bearer xyz
-    (re.compile(r"(?i)(?P<pre>\bauthorization\s*[:=]\s*(?:bearer|basic|token|digest)\s+)\S+"),
-     rf"\g<pre>{MASK}"),
-    # NAME=value, NAME: value, "name": "value", NAME => value
-    (re.compile(rf"(?i)(?P<pre>{_SECRET_NAME}[\"']?\s*(?:=>|[=:])\s*[\"']?)"
-                r"(?P<value>[^\s\"',;&]+)"), rf"\g<pre>{MASK}"),
-    # --password value, -token value (a flag then its value)
-    (re.compile(rf"(?i)(?P<pre>(?<!\S)--?{_SECRET_NAME}\s+)(?P<value>[^\s-]\S*)"),
-     rf"\g<pre>{MASK}"),
-    # token formats that need no name to be recognised
-    (re.compile(r"\b(?:AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}"
-                r"|sk-[A-Za-z0-9_-]{20,}|glpat-[A-Za-z0-9_-]{20,})\b"), MASK),
-)
+# CSI (colours, cursor), OSC (window titles, hyperlinks; ended by BEL or ESC \) and the
+# two-byte escapes. They go first: "pass\x1b[0mword=x" must read as "password=x".
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
+                      r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _splice(text: str, edits: list[Edit]) -> str:
+    """``text`` with the edits applied; overlapping ones merge (a private key mask wins)."""
+    edits.sort()
+    parts: list[str] = []
+    pos = 0
+    start, end, replacement = edits[0]
+    for next_start, next_end, next_replacement in edits[1:]:
+        if next_start < end:
+            end = max(end, next_end)
+            if next_replacement == _KEY_MASK:
+                replacement = _KEY_MASK
+            continue
+        parts += (text[pos:start], replacement)
+        pos = end
+        start, end, replacement = next_start, next_end, next_replacement
+    parts += (text[pos:start], replacement, text[end:])
+    return "".join(parts)
 
 
 def redact(text: str) -> str:
-    """``text`` with secret-looking values replaced by ``[redacted]``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """``text`` with secret-looking values replaced by ``[redacted]`` (private keys by
+    ``[redacted private key]``), terminal escapes removed, NUL read as an argument separator."""
+    if "\x1b" in text or "\x9b" in text:
+        text = _ESCAPES.sub("", text)
+    if "\x00" in text:
+        # /proc/PID/cmdline and /proc/PID/environ separate their arguments with NUL
+        text = text.replace("\x00", " ")
+    padded = "\n" + text
+    lower = padded.lower()
+    if len(lower) != len(padded):
+        # a few letters grow when lower-cased (İ); offsets must stay those of the original
+        lower = padded.translate(_ASCII_LOWER)
+    edits: list[Edit] = []
+    for rule in RULES:
+        subject = padded if rule.case_sensitive else lower
+        for match in rule.pattern.finditer(subject):
+            edits.extend(rule.edits(match, padded))
+    if not edits:
+        return text
+    return _splice(padded, edits)[1:]
