@@ -11,6 +11,7 @@ import pytest
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.monitor.redact import redact
 from ai_sysadmin.safety.actions import ACTION_KINDS
 from ai_sysadmin.safety.autonomy import decide
 from ai_sysadmin.safety.catalog import CATALOG, PlanContext, plan_action
@@ -186,3 +187,38 @@ def test_policy_sudoers_prints_lines_visudo_accepts(cli, tmp_path) -> None:
     checked = subprocess.run(["visudo", "-c", "-f", str(rules)], capture_output=True,
                              text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+class ChattyHost(LocalTransport):
+    """A host whose fix prints credentials, as a failing service's error output may: every
+    command really runs, as this shell script."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("testhost")
+        self.code = code
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        return ("sh", "-c", 'echo "connecting with token=tok-abc123secretvalue"; '
+                'echo "DB_PASSWORD=hunter2hunter2 rejected" >&2; exit "$1"', "sh",
+                str(self.code))
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_what_a_fix_prints_is_stored_and_logged_masked(settings, store, code) -> None:
+    from ai_sysadmin import logs
+
+    logs.configure(settings.log_dir, settings.ai_name, mask=redact)
+    settings = settings.model_copy(update={
+        "autonomy_level": "auto-safe", "safety": settings.safety.model_copy(
+            update={"verify_settle_seconds": 0, "verify_timeout": 5})})
+    executor = Executor(settings, store, {"testhost": ChattyHost(code)})
+    action = asyncio.run(executor.propose("testhost", "vacuum_journal", {"max_size": "500M"}))
+    done = asyncio.run(executor.run(action.id))
+    assert done.state == ("succeeded" if code == 0 else "failed"), done
+    stored = json.dumps(done.to_dict()) + json.dumps(store.audit_log(100))
+    logged = "".join(p.read_text() for p in settings.log_dir.glob("*.jsonl"))
+    for text in (stored, logged):
+        assert "hunter2hunter2" not in text and "tok-abc123secretvalue" not in text
+    assert "[redacted]" in stored
+    if code:
+        assert "DB_PASSWORD=[redacted] rejected" in (done.result or {}).get("error", "")
