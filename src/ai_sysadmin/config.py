@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import ConfigError
 
@@ -311,6 +318,16 @@ class Settings(_Section):
             )
         return value
 
+    #: files that hold a credential inline (the config file, when a URL in it has a password)
+    _credential_files: tuple[Path, ...] = PrivateAttr(default=())
+
+    @property
+    def secret_files(self) -> tuple[Path, ...]:
+        """Every file that holds one of the assistant's own secrets: never read for the model,
+        whatever name or link it is reached by."""
+        named = (self.llm.api_key_file, self.gotify_token_file)
+        return tuple(p for p in (*named, *self._credential_files) if p)
+
     @property
     def own_units(self) -> tuple[str, ...]:
         """The unit names the assistant's packaging uses (NixOS module, systemd units): never
@@ -437,7 +454,20 @@ def load_settings(
     except ValidationError as exc:
         problems = [_describe(e, sources) for e in exc.errors()]
         raise ConfigError(str(config_path), problems) from exc
+    # a URL with a password written in the file makes the file itself a secret of ours
+    if any(urlsplit(str(getattr_dotted(settings, key))).password
+           for key in _URL_KEYS if sources.get(key, "").startswith("file ")):
+        settings._credential_files = (config_path,)
     return LoadedSettings(settings, config_path, found, sources)
+
+
+_URL_KEYS = ("queue.url", "llm.url", "gotify_url")
+
+
+def getattr_dotted(obj: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 def mask_secret_text(text: str) -> str:

@@ -82,6 +82,20 @@ def test_the_assistants_own_secret_is_unreadable_under_any_name(ctx, tmp_path) -
         assert "sk-own-llm-key" not in result.output
 
 
+def test_a_config_file_holding_a_queue_password_is_one_of_its_secrets(ctx, tmp_path) -> None:
+    from ai_sysadmin.config import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[queue]\nurl = "redis://:queue-pw-0451@127.0.0.1:6379/0"\n')
+    config.chmod(0o644)
+    ctx.settings = load_settings(config, {}).settings
+    result = call(ctx, "read_file", path=str(config))
+    assert result.status == "refused" and "own secrets" in result.output
+    config.write_text('[queue]\nurl = "redis://127.0.0.1:6379/0"\n')
+    ctx.settings = load_settings(config, {}).settings
+    assert "redis://127.0.0.1" in call(ctx, "read_file", path=str(config)).output
+
+
 def test_read_file_and_list_directory_work(ctx, tmp_path: Path) -> None:
     (tmp_path / "app.conf").write_text("listen = 8080\n")
     assert call(ctx, "read_file", path=str(tmp_path / "app.conf")).output == "listen = 8080\n"

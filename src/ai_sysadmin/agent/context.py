@@ -60,5 +60,4 @@ class ToolContext:
 
     @property
     def own_secrets(self) -> list[str]:
-        s = self.settings
-        return [str(p) for p in (s.llm.api_key_file, s.gotify_token_file) if p]
+        return [str(p) for p in self.settings.secret_files]
