@@ -198,6 +198,8 @@ class ChattyHost(LocalTransport):
         self.code = code
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        if argv == ("true",):
+            return argv  # the executor's "does the host answer" before it claims the action
         return ("sh", "-c", 'echo "connecting with token=tok-abc123secretvalue"; '
                 'echo "DB_PASSWORD=hunter2hunter2 rejected" >&2; exit "$1"', "sh",
                 str(self.code))

@@ -12,6 +12,7 @@ import sys
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import Transport
 from ai_sysadmin.orchestrator.daemon import Daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, IncidentStore
 
 
@@ -29,7 +30,7 @@ def main() -> None:
     settings = Settings(ai_name="labtest", state_dir=state_dir, check_interval=interval,
                         agent={"investigate": False})
     store = IncidentStore(Database(settings.db_path))
-    asyncio.run(Daemon(settings, store, [IntoLab(pid1)]).run())
+    asyncio.run(Daemon(Runtime(settings, store, [IntoLab(pid1)])).run())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from ai_sysadmin.hosts.transport import Transport
 from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.orchestrator.daemon import build_daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, IncidentStore
 
 
@@ -19,7 +20,7 @@ def run_daemon(settings: Settings, sb: Sandbox | None, until, timeout: float = 6
     store = IncidentStore(Database(settings.db_path))
 
     async def go():
-        daemon = build_daemon(settings, store, transports or [SandboxTransport(sb)])
+        daemon = build_daemon(Runtime(settings, store, transports or [SandboxTransport(sb)]))
         running = asyncio.create_task(daemon.run())
         try:
             deadline = time.monotonic() + timeout

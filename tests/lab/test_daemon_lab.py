@@ -18,6 +18,7 @@ from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.orchestrator.daemon import Daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, IncidentStore
 
 pytestmark = pytest.mark.lab
@@ -45,7 +46,7 @@ def test_failed_unit_becomes_an_incident_through_the_journal_follower(tmp_path: 
     store = IncidentStore(Database(settings.db_path))
 
     async def scenario(sb: Sandbox) -> float:
-        daemon = Daemon(settings, store, [SandboxTransport(sb)])
+        daemon = Daemon(Runtime(settings, store, [SandboxTransport(sb)]))
         running = asyncio.create_task(daemon.run())
         try:
             await asyncio.to_thread(_wait, lambda: store.hosts(), 20, "the first check")

@@ -25,6 +25,7 @@ from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.daemon import build_daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.safety.actions import ACTION_KINDS
 from ai_sysadmin.safety.command_policy import check_readonly
 from ai_sysadmin.store import Database, IncidentStore
@@ -113,7 +114,7 @@ def test_smollm2_investigates_an_incident_without_crash_or_execution(
     llms: list[QueuedLLM] = []
 
     async def go() -> float:
-        daemon = build_daemon(settings, store, [host])
+        daemon = build_daemon(Runtime(settings, store, [host]))
         assert daemon.investigator is not None and daemon.worker is not None
         make = daemon.investigator.llm_for
 

@@ -14,8 +14,6 @@ from rich.table import Table
 from .. import logs as logfiles
 from ..config import effective_rows
 from ..orchestrator.daemon import build_daemon
-from ..orchestrator.fleet import build_transports
-from ..store import HostStore
 from .context import banner, out, print_json, state
 from .dispatch import TOOLS
 
@@ -111,6 +109,5 @@ def run(ctx: typer.Context) -> None:
     from ..monitor.redact import redact
 
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
-    transports = build_transports(settings, HostStore(app_state.store.db))
-    daemon = build_daemon(settings, app_state.store, transports)
+    daemon = build_daemon(app_state.runtime(consumer="daemon"))
     asyncio.run(daemon.run())

@@ -6,27 +6,39 @@ import asyncio
 import getpass
 import json
 import time
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from ..config import Settings, short_hostname
+from ..config import Settings
 from ..errors import AiSysadminError
 from ..executor import Executor
-from ..hosts.transport import LocalTransport
 from ..safety.autonomy import decide
 from ..safety.command_policy import check_command
-from ..store import Action
+from ..store import Action, ActionStore
 from .context import AppState, banner, out, print_json, state
+
+if TYPE_CHECKING:
+    from ..orchestrator.runtime import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Actions waiting for a person: list, show, discuss, approve, reject.")
 policy_app = typer.Typer(help="Ask the policy why something is allowed or refused.")
 
 
-def _executor(app_state: AppState) -> Executor:
-    host = short_hostname()
-    return Executor(app_state.settings, app_state.store, {host: LocalTransport(host)})
+def _actions(app_state: AppState) -> ActionStore:
+    return ActionStore(app_state.store.db)
+
+
+async def _closing(runtime: Runtime, work: Awaitable[T]) -> T:
+    """Run ``work``, then close the connections it opened (they belong to this loop)."""
+    try:
+        return await work
+    finally:
+        await runtime.close()
 
 
 def _who() -> str:
@@ -70,9 +82,9 @@ def list_actions(
 ) -> None:
     """Actions waiting for approval (stable ids: use them with show/approve/reject)."""
     app_state = state(ctx)
-    executor = _executor(app_state)
-    executor.actions.expire()
-    actions = executor.actions.find(None if all_states else ("pending",))
+    actions_store = _actions(app_state)
+    actions_store.expire()
+    actions = actions_store.find(None if all_states else ("pending",))
     if as_json:
         print_json([a.to_dict() for a in actions])
         return
@@ -93,7 +105,7 @@ def list_actions(
 def show(ctx: typer.Context, action_id: int,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One action: what it runs, why the policy decided so, what happened."""
-    action = _executor(state(ctx)).actions.get(action_id)
+    action = _actions(state(ctx)).get(action_id)
     if as_json:
         print_json(action.to_dict())
     else:
@@ -107,8 +119,8 @@ def approve(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Approve and run now. The policy and the host are checked again first."""
-    executor = _executor(state(ctx))
-    action = asyncio.run(executor.approve(action_id, _who(), reason))
+    runtime = state(ctx).runtime(consumer="executor")
+    action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, _who(), reason)))
     if as_json:
         print_json(action.to_dict())
     else:
@@ -123,7 +135,9 @@ def reject(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reject: the action never runs."""
-    action = _executor(state(ctx)).reject(action_id, _who(), reason)
+    app_state = state(ctx)
+    # a rejection needs no host: it is recorded without any transport
+    action = Executor(app_state.settings, app_state.store, {}).reject(action_id, _who(), reason)
     if as_json:
         print_json(action.to_dict())
     else:
@@ -140,16 +154,17 @@ def discuss(
     from .converse import action_conversation  # the LLM layers load only here
 
     app_state = state(ctx)
-    action = _executor(app_state).actions.get(action_id)
-    action_conversation(app_state.settings, app_state.store, action, message)
+    action = _actions(app_state).get(action_id)
+    action_conversation(app_state.runtime(), action, message)
 
 
-def _action_decision(settings: Settings, executor: Executor, data: dict[str, Any]
+def _action_decision(settings: Settings, runtime: Runtime, data: dict[str, Any]
                      ) -> dict[str, Any]:
     kind = str(data.get("kind", ""))
     params = data.get("parameters", data.get("params", {})) or {}
-    host = str(data.get("host") or short_hostname())
-    plan = asyncio.run(executor.plan(host, kind, params if isinstance(params, dict) else {}))
+    host = str(data.get("host") or runtime.local.host)
+    plan = asyncio.run(_closing(runtime, runtime.executor.plan(
+        host, kind, params if isinstance(params, dict) else {})))
     verdict = decide(settings.autonomy_level, plan.risk, None if plan.allowed else plan.reason)
     return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
             "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,
@@ -167,10 +182,10 @@ def policy_check(
     """Why is something allowed or refused? Exit 0 allowed, 1 refused."""
     app_state = state(ctx)
     settings = app_state.settings
-    executor = _executor(app_state)
+    runtime = app_state.runtime(consumer="executor")
     if command:
         investigate = check_command(args, "investigate", settings.safety.protected_units)
-        as_action = _action_decision(settings, executor, {"kind": "run_command",
+        as_action = _action_decision(settings, runtime, {"kind": "run_command",
                                                           "parameters": {"argv": args}})
         result: dict[str, Any] = {
             "argv": args,
@@ -187,7 +202,7 @@ def policy_check(
         if not isinstance(data, dict):
             raise AiSysadminError('give an action as a JSON object: {"kind": "restart_unit", '
                                   '"parameters": {"unit": "nginx.service"}}')
-        result = _action_decision(settings, executor, data)
+        result = _action_decision(settings, runtime, data)
         allowed = result["allowed"]
     if as_json:
         print_json(result)

@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import short_hostname
-from ..errors import AiSysadminError
-from ..hosts.transport import LocalTransport, Transport
 from ..monitor.findings import Severity
 from ..orchestrator.checker import CheckReport, HostChecker
 from .context import banner, out, print_json, state
@@ -48,19 +45,12 @@ def check(
     """Check this host, or a managed one, now. Exit code: 0 healthy, 1 findings, 2 error."""
     app = state(ctx)
     settings = app.settings
-    store = None if no_store else app.store
-    transport: Transport = LocalTransport(short_hostname())
-    if host is not None and host != transport.host:
-        # remote hosts only load (and asyncssh with them) when one is asked for
-        from ..orchestrator.fleet import build_transports
-        from ..store import HostStore
-
-        fleet = {t.host: t for t in build_transports(settings, HostStore(app.store.db))}
-        if host not in fleet:
-            raise AiSysadminError(f"{host} is not a managed host; managed: "
-                                  f"{', '.join(sorted(fleet))} (add one with `systems add`)")
-        transport = fleet[host]
-    checker = HostChecker(transport, settings, store, consumer="check")
+    # remote hosts only load (and asyncssh with them) when one is asked for; the inventory of
+    # managed hosts is in the store, even when this check records nothing
+    runtime = app.runtime(consumer="check", store=not no_store or host is not None)
+    transport = runtime.transport(host)
+    checker = HostChecker(transport, settings, None if no_store else app.store,
+                          consumer="check")
 
     async def once() -> CheckReport:
         try:

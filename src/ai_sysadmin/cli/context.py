@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from ..config import LoadedSettings, Settings, load_settings
 from ..errors import ConfigError
 from ..safety.protected import configured_problem
 from ..store import Database, IncidentStore
+
+if TYPE_CHECKING:
+    from ..orchestrator.runtime import Runtime
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -41,6 +44,13 @@ class AppState:
     @cached_property
     def store(self) -> IncidentStore:
         return IncidentStore(Database(self.settings.db_path))
+
+    def runtime(self, consumer: str = "check", store: bool = True) -> Runtime:
+        """The hosts, checkers, facts and executor, built the one way the daemon builds
+        them; ``store=False``: nothing recorded (``check --no-store``)."""
+        from ..orchestrator.runtime import Runtime
+
+        return Runtime(self.settings, self.store if store else None, consumer=consumer)
 
 
 def _check_safety(loaded: LoadedSettings) -> None:

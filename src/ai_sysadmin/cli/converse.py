@@ -16,25 +16,20 @@ from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
 from ..agent.loop import Agent, AgentEvent, AgentOutcome
 from ..agent.tools import REGISTRY
-from ..config import Settings, short_hostname
+from ..config import Settings
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
 from ..llm.types import BackendStatus, Message, Priority
-from ..orchestrator.fleet import build_transports
-from ..orchestrator.session import llm_session, local_facts
-from ..store import Action, HostStore, IncidentStore
+from ..orchestrator.runtime import Runtime
+from ..orchestrator.session import llm_session
+from ..store import Action
 from .context import err, out, print_json, state
 
 
-def _context(settings: Settings, store: IncidentStore, host: str | None = None) -> ToolContext:
-    """Tools reach every managed host (remote ones connect on first use); ``host`` is the one
-    they look at when the model names none: this host unless the conversation is about another."""
-    transports = {t.host: t for t in build_transports(settings, HostStore(store.db))}
-    return ToolContext(settings, transports, host or short_hostname(), store=store)
-
-
-def _opening(tools: ToolContext) -> Message:
-    return chat_opening(tools.settings, local_facts(), managed=sorted(tools.transports))
+def _opening(runtime: Runtime, tools: ToolContext) -> Message:
+    # this host's facts: a local read, no connection to close
+    facts = asyncio.run(runtime.load_facts(runtime.local.host))
+    return chat_opening(tools.settings, facts, managed=sorted(tools.transports))
 
 
 def _show(event: AgentEvent) -> None:
@@ -44,16 +39,16 @@ def _show(event: AgentEvent) -> None:
         err.print(f"[dim]    {event.name}: {event.detail}[/dim]")
 
 
-async def _turn(settings: Settings, ctx: ToolContext, messages: list[Message],
+async def _turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
                 quiet: bool) -> AgentOutcome:
+    settings = runtime.settings
     try:
         async with llm_session(settings, Priority.INTERACTIVE) as llm:
             agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=None if quiet else _show)
             return await agent.run(messages)
     finally:
         # SSH connections belong to this turn's event loop
-        await asyncio.gather(*(t.close() for t in ctx.transports.values()),
-                             return_exceptions=True)
+        await runtime.close()
 
 
 def ask(
@@ -64,9 +59,10 @@ def ask(
     """One question, one answer (through the queue, at interactive priority)."""
     app_state = state(ctx)
     settings = app_state.settings
-    tools = _context(settings, app_state.store)
-    messages = [_opening(tools), Message("user", question)]
-    outcome = asyncio.run(_turn(settings, tools, messages, quiet=as_json))
+    runtime = app_state.runtime()
+    tools = runtime.tool_context()
+    messages = [_opening(runtime, tools), Message("user", question)]
+    outcome = asyncio.run(_turn(runtime, tools, messages, quiet=as_json))
     if as_json:
         calls = [{"tool": c.name, "arguments": c.arguments}
                  for m in outcome.messages for c in m.tool_calls]
@@ -104,33 +100,33 @@ def _history_file(settings: Settings) -> Path:
 
 def chat(ctx: typer.Context) -> None:
     """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history."""
-    app_state = state(ctx)
-    tools = _context(app_state.settings, app_state.store)
-    _repl(app_state.settings, tools, [_opening(tools)], "chat")
+    runtime = state(ctx).runtime()
+    tools = runtime.tool_context()
+    _repl(runtime, tools, [_opening(runtime, tools)], "chat")
 
 
-def action_conversation(settings: Settings, store: IncidentStore, action: Action,
-                        message: str | None) -> None:
-    """``approve discuss``: a conversation about one action and its incident."""
-    tools = _context(settings, store, action.host)
-    tools.incident_id = action.incident_id
+def action_conversation(runtime: Runtime, action: Action, message: str | None) -> None:
+    """``approve discuss``: a conversation about one action and its incident, looking at the
+    action's host unless told otherwise."""
+    tools = runtime.tool_context(action.host, action.incident_id)
     about = (f"We are discussing action {action.id}: {action.kind} "
              f"{json.dumps(action.params)} on host {action.host}. The policy gave it risk "
              f"{action.risk} and decided: {action.reason}. Its state is {action.state}.")
     if action.incident_id:
         about += (f" It was proposed for incident #{action.incident_id}; call "
                   "incident_evidence to see it.")
-    messages = [_opening(tools), Message("user", about),
+    messages = [_opening(runtime, tools), Message("user", about),
                 Message("assistant", "Understood. What would you like to know about it?")]
     if message is not None:
-        outcome = asyncio.run(_turn(settings, tools, [*messages, Message("user", message)],
+        outcome = asyncio.run(_turn(runtime, tools, [*messages, Message("user", message)],
                                     quiet=False))
         out.print(Markdown(outcome.answer))
         return
-    _repl(settings, tools, messages, f"discussing action {action.id}")
+    _repl(runtime, tools, messages, f"discussing action {action.id}")
 
 
-def _repl(settings: Settings, tools: ToolContext, opening: list[Message], title: str) -> None:
+def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str) -> None:
+    settings = runtime.settings
     try:
         import readline  # line editing and persistent history, where the platform has it
     except ImportError:  # pragma: no cover - every Linux Python has it
@@ -173,7 +169,7 @@ def _repl(settings: Settings, tools: ToolContext, opening: list[Message], title:
             out.print("commands: /exit /quit /clear /history /debug")
             continue
         try:
-            outcome = asyncio.run(_turn(settings, tools, [*messages, Message("user", line)],
+            outcome = asyncio.run(_turn(runtime, tools, [*messages, Message("user", line)],
                                         quiet=False))
         except Exception as exc:
             err.print(f"[red]{type(exc).__name__}:[/red] {exc}", highlight=False)

@@ -12,8 +12,7 @@ from rich.table import Table
 from ..config import short_hostname
 from ..errors import AiSysadminError
 from ..hosts.inventory import configured_hosts, parse_target
-from ..orchestrator.checker import fleet_checkers
-from ..orchestrator.fleet import build_transports, discover_from_ssh_config, managed_specs
+from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
 from .context import AppState, banner, out, print_json, state
 
@@ -125,19 +124,16 @@ def refresh(
 ) -> None:
     """Check the managed hosts now, all at once."""
     app_state = state(ctx)
-    settings = app_state.settings
-    transports = build_transports(settings, _hosts(app_state))
+    runtime = app_state.runtime(consumer="check")
+    checkers = list(runtime.checkers.values())
     if name:
-        transports = [t for t in transports if t.host == name]
-        if not transports:
-            raise AiSysadminError(f"{name} is not a managed host")
+        checkers = [runtime.checker_for(runtime.transport(name).host)]
 
     async def sweep() -> list[dict[str, Any]]:
-        checkers = fleet_checkers(transports, settings, app_state.store, consumer="check")
         try:
             reports = await asyncio.gather(*(c.check("refresh") for c in checkers))
         finally:
-            await asyncio.gather(*(t.close() for t in transports))
+            await runtime.close()
         return [{"name": r.host, "findings": len(r.findings),
                  "reachable": "host_unreachable" not in {f.rule for f in r.findings},
                  "errors": r.errors} for r in reports]

@@ -123,6 +123,23 @@ class Executor:
                               f"for approval: {kind}")
         return action
 
+    async def decide_and_act(self, incident_id: int, host: str,
+                             proposals: list[dict[str, Any]]) -> None:
+        """An investigation's proposals: each decided by the policy, the allowed ones run."""
+        for proposal in proposals:
+            params = proposal.get("parameters") or {}
+            action = await self.propose(
+                host, str(proposal["kind"]), dict(params) if isinstance(params, dict) else {},
+                incident_id=incident_id, proposal_id=proposal.get("id"))
+            if action.state == "approved":
+                await self.run(action.id)
+
+    async def decide_undecided(self) -> None:
+        """After a restart: proposals recorded but never decided (at most once each: the
+        action and the proposal's new state are written in one transaction)."""
+        for proposal in await asyncio.to_thread(self.store.undecided_proposals):
+            await self.decide_and_act(proposal["incident_id"], proposal["host"], [proposal])
+
     def _incident_to(self, incident_id: int, state: str, reason: str) -> None:
         try:
             self.store.transition(incident_id, state, "executor", reason)
@@ -200,10 +217,25 @@ class Executor:
                               f"action {action.id} waits for approval: {why}")
         return moved
 
+    async def _reachable(self, action: Action) -> str | None:
+        """Why the host cannot take a command now; None when it answers. Asked before the
+        action is claimed: an unreachable host must not cost an at-most-once action."""
+        transport = self.transports.get(action.host)
+        if transport is None:
+            return f"{action.host} is not a managed host here"
+        try:
+            done = await transport.run(["true"], self.settings.command_timeout)
+        except TransportError as exc:
+            return redact(str(exc))
+        return None if done.ok else f"{action.host} answered `true` with exit {done.returncode}"
+
     async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
         action = self.actions.get(action_id)
         if action.state != "approved":
             return action
+        if (why := await self._reachable(action)) is not None:
+            return self._back_to_person(action, f"not run, nothing ran: {why}; it can be "
+                                        "approved again")
         if (stopped := await self._still_allowed(action, by_person)) is not None:
             return stopped
         safety = self.settings.safety

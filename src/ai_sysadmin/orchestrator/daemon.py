@@ -10,19 +10,16 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
-from ..agent.prompt import HostFacts
-from ..config import Settings
 from ..executor import Executor
-from ..hosts.transport import Transport
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
 from ..llm.queue import open_queue
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.snapshot import JournalEntry
-from ..store import IncidentStore
-from .checker import CheckReport, HostChecker, fleet_checkers
+from .checker import CheckReport, HostChecker
 from .investigator import Investigator
+from .runtime import Runtime
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -33,15 +30,15 @@ DEBOUNCE_SECONDS = 0.2
 class Daemon:
     def __init__(
         self,
-        settings: Settings,
-        store: IncidentStore,
-        transports: list[Transport],
+        runtime: Runtime,
         investigator: Investigator | None = None,
         worker: Callable[[asyncio.Event], Awaitable[None]] | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.checkers = fleet_checkers(transports, settings, store)
+        self.runtime = runtime
+        self.settings = runtime.settings
+        assert runtime.store is not None, "the daemon keeps incidents"
+        self.store = runtime.store
+        self.checkers = list(runtime.checkers.values())
         for checker in self.checkers:
             checker.listeners.append(self._triage)
         self.stop_event = asyncio.Event()
@@ -51,17 +48,7 @@ class Daemon:
         self.executor: Executor | None = None
 
     def checker_for(self, host: str) -> HostChecker:
-        return next(c for c in self.checkers if c.host == host)
-
-    def facts(self, host: str) -> HostFacts:
-        """What the system prompt may say about a host: validated tokens of its last snapshot."""
-        checker = next((c for c in self.checkers if c.host == host), None)
-        snap = checker.previous if checker else None
-        if snap is None:
-            return HostFacts(host)
-        return HostFacts(host, snap.os.id if snap.os else None,
-                         snap.os.version_id if snap.os else None, snap.nixos_generation,
-                         snap.systemd_running)
+        return self.runtime.checker_for(host)
 
     def _triage(self, report: CheckReport) -> None:
         """Only new or changed incidents cost an LLM call; a healthy host costs none."""
@@ -124,6 +111,8 @@ class Daemon:
             self.executor.recover()
             for action in self.executor.actions.find(("approved",)):
                 tasks.append(asyncio.create_task(self.executor.run(action.id)))
+            # proposals recorded just before a crash are decided now, each at most once
+            tasks.append(asyncio.create_task(self.executor.decide_undecided()))
         if self.investigator is not None:
             self.investigator.recover()
             tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event)))
@@ -139,40 +128,27 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for checker in self.checkers:
-                await checker.transport.close()
+            await self.runtime.close()
             log.info("%s stopped cleanly", self.settings.ai_name)
 
 
-def build_daemon(settings: Settings, store: IncidentStore, transports: list[Transport]) -> Daemon:
+def build_daemon(runtime: Runtime) -> Daemon:
     """The daemon as ``ai-sysadmin run`` starts it: checks, followers and, unless turned off,
     autonomous investigations through the queue with an embedded worker."""
+    daemon = Daemon(runtime)
+    settings = runtime.settings
     if not settings.agent.investigate:
-        return Daemon(settings, store, transports)
+        return daemon
     queue = open_queue(settings)
-    by_host = {t.host: t for t in transports}
-    daemon = Daemon(settings, store, transports)
 
     def llm_for(incident_id: int) -> QueuedLLM:
         # one pending investigation per incident: its requests share a coalescing key
         return QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=f"incident:{incident_id}",
                          timeout=settings.queue.wait_timeout)
 
-    executor = Executor(settings, store, by_host, daemon.checker_for)
-    daemon.executor = executor
-
-    async def decide_and_act(incident_id: int, host: str,
-                             proposals: list[dict[str, object]]) -> None:
-        for proposal in proposals:
-            action = await executor.propose(
-                host, str(proposal["kind"]),
-                dict(proposal.get("parameters") or {}),  # type: ignore[call-overload]
-                incident_id=incident_id, proposal_id=proposal.get("id"))  # type: ignore[arg-type]
-            if action.state == "approved":
-                await executor.run(action.id)
-
-    daemon.investigator = Investigator(settings, store, by_host, llm_for, daemon.facts,
-                                       decide_and_act)
+    daemon.executor = runtime.executor
+    daemon.investigator = Investigator(settings, daemon.store, runtime.transports, llm_for,
+                                       runtime.facts, runtime.executor.decide_and_act)
     if settings.queue.embedded_worker:
         handler = build_handler(settings)
         name = f"{socket.gethostname()}-daemon-{os.getpid()}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Settings, short_hostname
+from ..config import Settings
 from ..hosts.inventory import HostSpec, configured_hosts, parse_target, ssh_config_hosts
-from ..hosts.transport import LocalTransport, Transport
+from ..hosts.transport import Transport
 from ..store import HostStore
 
 SSH_CONFIG = Path.home() / ".ssh" / "config"
@@ -52,9 +52,3 @@ def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
         ciphers=ssh.ciphers or None,
     )
     return SshTransport(target, name=spec.name)
-
-
-def build_transports(settings: Settings, hosts: HostStore) -> list[Transport]:
-    local: Transport = LocalTransport(short_hostname())
-    return [local, *(remote_transport(s, settings) for s in managed_specs(settings, hosts)
-                     if s.name != local.host)]

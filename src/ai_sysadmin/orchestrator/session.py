@@ -8,9 +8,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 
-from ..agent.prompt import HostFacts
-from ..config import Settings, short_hostname
-from ..hosts.osinfo import parse_os_release
+from ..config import Settings
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
 from ..llm.queue import open_queue
@@ -39,19 +37,3 @@ async def llm_session(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(own_worker, settings.llm.timeout + 5)
         queue.close()
-
-
-def local_facts() -> HostFacts:
-    text = ""
-    for path in ("/etc/os-release", "/usr/lib/os-release"):
-        with contextlib.suppress(OSError):
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-            break
-    info = parse_os_release(text)
-    generation = None
-    with contextlib.suppress(OSError):
-        link = os.readlink("/nix/var/nix/profiles/system")
-        generation = link.rsplit("-", 2)[-2] if link.count("-") >= 2 else None
-    return HostFacts(short_hostname(), info.id, info.version_id, generation,
-                     os.path.isdir("/run/systemd/system"))

@@ -355,6 +355,15 @@ class IncidentStore:
             "SELECT * FROM proposals WHERE incident_id=? ORDER BY id", (incident_id,))
         return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
 
+    def undecided_proposals(self) -> list[dict[str, Any]]:
+        """Proposals of live incidents that no policy decision has consumed yet (the daemon
+        died between recording and deciding): deciding one creates its action and marks it
+        in one transaction, so each is decided at most once."""
+        rows = self.db.conn.execute(
+            "SELECT p.* FROM proposals p JOIN incidents i ON i.id = p.incident_id "
+            "WHERE p.state='proposed' AND i.state NOT IN ('resolved','closed') ORDER BY p.id")
+        return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
+
     def record_investigation(
         self, incident_id: int, diagnosis: str | None, error: str | None,
         retry_at: float | None = None, actor: str = "agent",

@@ -1,0 +1,131 @@
+"""The runtime: everything the daemon and every command assemble from the settings, in one place.
+
+Built lazily: ``check`` of this host never builds the remote transports (nor imports asyncssh),
+``approve`` reaches every managed host, the daemon takes all of it. Commands differ only in what
+they ask for, never in how it is built, so a fix approved from the CLI runs on the same hosts,
+with the same checkers and facts, as one the daemon runs on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from functools import cached_property
+
+from ..agent.context import ToolContext
+from ..agent.prompt import HostFacts
+from ..config import Settings, short_hostname
+from ..errors import AiSysadminError, TransportError
+from ..executor import Executor
+from ..hosts.osinfo import parse_os_release
+from ..hosts.transport import LocalTransport, Transport
+from ..monitor.collector import NIXOS_SYSTEM_PROFILE
+from ..monitor.snapshot import Snapshot
+from ..store import HostStore, IncidentStore
+from .checker import HostChecker, fleet_checkers
+from .fleet import managed_specs, remote_transport
+
+
+class Runtime:
+    """Settings, store, the managed hosts' transports, their checkers, host facts and the
+    executor. ``transports``: given explicitly (tests, the fault lab), else this host plus
+    every managed remote host. ``consumer``: whose journal cursors the checkers move."""
+
+    def __init__(self, settings: Settings, store: IncidentStore | None = None,
+                 transports: Iterable[Transport] | None = None,
+                 consumer: str = "daemon") -> None:
+        self.settings = settings
+        self.store = store
+        self.consumer = consumer
+        self._given = list(transports) if transports is not None else None
+
+    # -- hosts ----------------------------------------------------------------------------------
+    @cached_property
+    def local(self) -> Transport:
+        return self._given[0] if self._given else LocalTransport(short_hostname())
+
+    @cached_property
+    def transports(self) -> dict[str, Transport]:
+        if self._given is not None:
+            return {t.host: t for t in self._given}
+        specs = managed_specs(self.settings, HostStore(self.store.db)) if self.store else []
+        remote = [remote_transport(s, self.settings) for s in specs if s.name != self.local.host]
+        return {t.host: t for t in (self.local, *remote)}
+
+    def transport(self, host: str | None = None) -> Transport:
+        """This host (without building the others), or a managed one by name."""
+        if host is None or host == self.local.host:
+            return self.local
+        found = self.transports.get(host)
+        if found is None:
+            raise AiSysadminError(f"{host} is not a managed host; managed: "
+                                  f"{', '.join(sorted(self.transports))} (add one with "
+                                  "`systems add`)")
+        return found
+
+    # -- checks and facts -----------------------------------------------------------------------
+    @cached_property
+    def checkers(self) -> dict[str, HostChecker]:
+        built = fleet_checkers(list(self.transports.values()), self.settings, self.store,
+                               self.consumer)
+        return {c.host: c for c in built}
+
+    def checker_for(self, host: str) -> HostChecker:
+        try:
+            return self.checkers[host]
+        except KeyError:
+            raise AiSysadminError(f"{host} is not a managed host") from None
+
+    def facts(self, host: str) -> HostFacts:
+        """What the system prompt may say about a host: validated tokens of its last snapshot
+        (:meth:`load_facts` reads them when there is none yet)."""
+        checker = self.checkers.get(host) if "checkers" in self.__dict__ else None
+        return _facts(host, checker.previous if checker else None)
+
+    async def load_facts(self, host: str) -> HostFacts:
+        known = self.facts(host)
+        if known.os_id is not None:
+            return known
+        transport = self.transport(host)
+        text = ""
+        for path in ("/etc/os-release", "/usr/lib/os-release"):
+            text = await transport.read_file(path) or ""
+            if text:
+                break
+        info = parse_os_release(text)
+        generation, systemd = None, None
+        with contextlib.suppress(TransportError):
+            link = await transport.run(["readlink", "--", NIXOS_SYSTEM_PROFILE])
+            parts = link.stdout.strip().rsplit("-", 2)
+            generation = parts[-2] if link.ok and len(parts) == 3 else None
+            booted = await transport.run(["test", "-d", "/run/systemd/system"])
+            systemd = booted.returncode == 0
+        return HostFacts(host, info.id, info.version_id, generation, systemd)
+
+    # -- acting and talking ---------------------------------------------------------------------
+    @cached_property
+    def executor(self) -> Executor:
+        if self.store is None:
+            raise AiSysadminError("the executor needs the state database")
+        return Executor(self.settings, self.store, self.transports, self.checker_for)
+
+    def tool_context(self, host: str | None = None, incident_id: int | None = None
+                     ) -> ToolContext:
+        """Tools reach every managed host; ``host`` is the one they look at when the model
+        names none (this host unless the conversation is about another)."""
+        return ToolContext(self.settings, self.transports, host or self.local.host, self.store,
+                           incident_id)
+
+    async def close(self) -> None:
+        """Close what was opened (SSH connections belong to the event loop that made them)."""
+        opened = self.__dict__.get("transports") or {"local": self.local}
+        await asyncio.gather(*(t.close() for t in opened.values()), return_exceptions=True)
+
+
+def _facts(host: str, snap: Snapshot | None) -> HostFacts:
+    if snap is None:
+        return HostFacts(host)
+    return HostFacts(host, snap.os.id if snap.os else None,
+                     snap.os.version_id if snap.os else None, snap.nixos_generation,
+                     snap.systemd_running)

@@ -1,0 +1,92 @@
+"""``approve approve N`` for an action on a remote host runs it there, over real SSH; a host that
+cannot be reached costs nothing: the action stays approvable, with the reason in its history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import load_settings
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.orchestrator.runtime import Runtime
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from tests.conftest import BIN
+from tests.lab.test_remediation_lab import TRANSIENT
+
+from .conftest import Hosts, LabHost
+
+pytestmark = pytest.mark.lab
+
+
+def _config(tmp_path: Path, lab_host: LabHost, known_hosts: Path, dead: str) -> Path:
+    host = lab_host.ssh
+    host.write_known_hosts(known_hosts)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'ai_name = "hal"\nautonomy_level = "suggest"\n'
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'remote_systems = [{{host = "{host.address}", name = "sshlab", user = "root", '
+        f'port = {host.port}, key_file = "{host.client.private}"}}, '
+        f'{{host = "{dead}", name = "gone", user = "root", key_file = "{host.client.private}"}}]\n'
+        '[safety]\nverify_settle_seconds = 1\nverify_timeout = 20\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nuse_ssh_config = false\nconnect_timeout = 3\n')
+    return config
+
+
+def _propose(config: Path, host: str, unit: str) -> int:
+    settings = load_settings(config, {}).settings
+    store = IncidentStore(Database(settings.db_path))
+    runtime = Runtime(settings, store, consumer="executor")
+
+    async def go() -> int:
+        try:
+            action = await runtime.executor.propose(host, "restart_unit", {"unit": unit})
+            return action.id
+        finally:
+            await runtime.close()
+
+    return asyncio.run(go())
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config)}
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_approving_a_remote_action_runs_it_on_that_host(
+    lab_host: LabHost, ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    sb = lab_host.sandbox
+    sb.exec(["rm", "-f", "/var/tmp/ran-once"])
+    apply(sb, "install_unit", {"name": "remote-app.service", "text": TRANSIENT})
+    apply(sb, "start_unit", {"name": "remote-app.service"})
+    config = _config(tmp_path, lab_host, known_hosts, ssh_hosts.refused)
+    action_id = _propose(config, "sshlab", "remote-app.service")
+    assert ActionStore(Database(tmp_path / "state" / "state.db")).get(action_id).state == \
+        "pending"
+    done = _cli(config, "approve", "approve", str(action_id), "--json")
+    action = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert (action["host"], action["state"]) == ("sshlab", "succeeded")
+    assert sb.exec(["systemctl", "is-active", "remote-app.service"]).stdout.strip() == "active"
+
+
+def test_an_unreachable_host_leaves_the_action_approvable(
+    lab_host: LabHost, ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, lab_host, known_hosts, ssh_hosts.refused)
+    action_id = _propose(config, "gone", "app.service")
+    done = _cli(config, "approve", "approve", str(action_id), "--json")
+    action = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert action["state"] == "pending" and action["started_at"] is None
+    store = IncidentStore(Database(tmp_path / "state" / "state.db"))
+    history = [e for e in store.audit_log(50) if e["subject"] == f"action:{action_id}"]
+    assert [e["action"] for e in history][-2:] == ["action.approved", "action.pending"]
+    assert "nothing ran" in history[-1]["detail"] and "approved again" in history[-1]["detail"]
