@@ -110,6 +110,10 @@ class AgentSettings(_Section):
     retry_backoff_seconds: float = Field(
         60, gt=0, description="First retry delay of an investigation the LLM could not finish."
     )
+    max_investigations: int = Field(
+        3, ge=1, description="Investigations of one incident that end without a proposal before "
+        "it is escalated to a person instead of retried.",
+    )
 
 
 class Thresholds(_Section):

@@ -91,7 +91,15 @@ class Investigator:
         diagnosis = redact(outcome.answer)
         if outcome.stop_reason == "budget":
             diagnosis = f"(incomplete: the tool budget ran out)\n{diagnosis}"
-        await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis, None)
+        if not outcome.proposals:
+            # nothing to decide: open again, retried with backoff, then a person's
+            attempts = incident.investigation_attempts + 1
+            retry_at = None if attempts >= self.settings.agent.max_investigations else \
+                time.time() + backoff(self.settings.agent.retry_backoff_seconds, attempts - 1)
+            await asyncio.to_thread(self.store.record_no_fix, incident_id, diagnosis, retry_at)
+        else:
+            await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
+                                    None)
         log.info("incident %d investigated in %.1f s with %d tool calls, %d proposal(s)",
                  incident_id, time.monotonic() - started, outcome.tool_calls,
                  len(outcome.proposals),

@@ -394,6 +394,31 @@ class IncidentStore:
                            "investigation finished" if error is None else
                            "investigation failed; the incident stays open", now)
 
+    def record_no_fix(self, incident_id: int, diagnosis: str, retry_at: float | None,
+                      actor: str = "agent") -> None:
+        """An investigation that ended without proposing anything: the incident is open again
+        with that reason, and is retried at ``retry_at``; None: the retries are spent and a
+        person must look (escalated, no more retries)."""
+        now = time.time()
+        reason = ("the investigation ended without a proposal" + (
+            "" if retry_at is not None else "; retries spent: escalated to a person"))
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            conn.execute(
+                "UPDATE incidents SET diagnosis=?, investigation_error=?, next_investigation_at=?, "
+                "investigation_attempts=investigation_attempts+1, updated_at=? WHERE id=?",
+                (diagnosis, reason, retry_at, now, incident_id))
+            self._event(conn, incident_id, "diagnosis", None, None, actor, diagnosis, now)
+            if retry_at is None:
+                self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
+                conn.execute("INSERT INTO audit(at, actor, action, subject, detail) "
+                             "VALUES (?,?,?,?,?)",
+                             (now, actor, "escalated", f"incident:{incident_id}", reason))
+            if row["state"] == "investigating":
+                self._move(conn, incident_id, "investigating", "open", actor, reason, now)
+
     def investigation_due(self, now: float | None = None) -> list[Incident]:
         """Live incidents whose failed investigation is due for a retry."""
         rows = self.db.conn.execute(

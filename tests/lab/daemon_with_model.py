@@ -1,0 +1,38 @@
+"""The daemon as ``ai-sysadmin run`` builds it (investigations, queue worker, executor), watching a
+running lab: ``python daemon_with_model.py PID1 STATE MODEL_URL``. The crash test kills it with
+SIGKILL at random moments and starts it again."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from daemon_in_lab import IntoLab  # this folder: the script runs by its path
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.orchestrator.daemon import build_daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
+from ai_sysadmin.store import Database, IncidentStore
+
+#: quiet host-wide rules (load, memory, swap read the whole machine's /proc)
+QUIET = {"load_per_core_warn": 1000, "load_per_core_critical": 2000,
+         "memory_available_warn_percent": 0, "memory_available_critical_percent": 0,
+         "memory_psi_some_avg60": 100, "swap_thrash_pages_per_second": 1e9,
+         "runaway_min_seconds": 1e9, "journal_error_burst": 10_000}
+
+
+def main() -> None:
+    pid1, state_dir, url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    settings = Settings(
+        ai_name="labtest", state_dir=state_dir, check_interval=2, autonomy_level="auto-safe",
+        llm={"backend": "openai", "url": url, "model": "scripted", "timeout": 10},
+        queue={"lease_seconds": 2, "wait_timeout": 20},
+        agent={"retry_backoff_seconds": 0.5, "max_investigations": 50},
+        thresholds=QUIET, safety={"verify_settle_seconds": 0.5, "verify_timeout": 15,
+                                  "flapping_max": 1000})
+    store = IncidentStore(Database(settings.db_path))
+    asyncio.run(build_daemon(Runtime(settings, store, [IntoLab(pid1)])).run())
+
+
+if __name__ == "__main__":
+    main()
