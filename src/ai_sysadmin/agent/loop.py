@@ -6,8 +6,11 @@ malformed call is answered with a tool error the model can correct; it never cra
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,6 +21,9 @@ from ..monitor.findings import strip_control
 from ..monitor.redact import redact
 from .context import ToolContext
 from .registry import ToolRegistry, ToolResult
+
+log = logging.getLogger("ai_sysadmin.decisions")
+_CALL_IDS = itertools.count(1)
 
 LLMCall = Callable[[list[Message], list[ToolSpec]], Awaitable[ChatResult]]
 EventKind = Literal["tool_call", "tool_result", "answer"]
@@ -57,6 +63,16 @@ class Agent:
         self.on_event = on_event or (lambda event: None)
         # a per-conversation marker: host text cannot fake the end of its own block
         self.marker = f"host-output-{secrets.token_hex(4)}"
+
+    def _log_call(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
+        """Every tool call in the decisions log: masked arguments, status, duration, and an
+        id that sorts in time order (nanoseconds since the epoch, then a per-process counter)."""
+        call_id = f"{time.time_ns():x}-{next(_CALL_IDS):06x}"
+        log.info("tool %s %s: %s in %.0f ms", call.name, redact(call.raw_arguments[:300]),
+                 result.status, seconds * 1000,
+                 extra={"tool_call": call_id, "tool": call.name, "status": result.status,
+                        "duration_ms": round(seconds * 1000, 1),
+                        "incident": self.ctx.incident_id, "host": self.ctx.default_host})
 
     def _emit(self, kind: EventKind, name: str, detail: str) -> None:
         self.on_event(AgentEvent(kind, name, detail))
@@ -142,7 +158,9 @@ class Agent:
             for call in reply.tool_calls:
                 used += 1
                 self._emit("tool_call", call.name, redact(call.raw_arguments[:200]))
+                started = time.monotonic()
                 outcome = await self._answer_call(call, seen, used)
+                self._log_call(call, outcome, time.monotonic() - started)
                 self._emit("tool_result", call.name, f"{outcome.status}")
                 conversation.append(Message("tool", self.render(call.name, outcome),
                                             tool_call_id=call.id, name=call.name))

@@ -44,14 +44,20 @@ def config_show(
 def logs(
     ctx: typer.Context,
     channel: Annotated[
-        str, typer.Argument(help=f"One of: {', '.join(logfiles.CHANNELS)}.")
+        str, typer.Argument(help=f"One of: {', '.join(logfiles.CHANNELS)}, audit.")
     ] = "orchestrator",
     lines: Annotated[int, typer.Option("-n", "--lines", help="How many records.")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The project's own structured logs."""
-    settings = state(ctx).settings
-    records = logfiles.read(settings.log_dir, channel, lines)
+    """The project's own structured logs; ``audit``: every decision, from the state database."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    if channel == "audit":
+        records = [{"ts": r["at"], "level": "audit", "name": settings.ai_name,
+                    "msg": f"{r['actor']} {r['action']} {r['subject']}: {r['detail']}"}
+                   for r in app_state.store.audit_log(lines)]
+    else:
+        records = logfiles.read(settings.log_dir, channel, lines)
     if as_json:
         print_json(records)
         return

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NotFoundError, StoreError
+from .audit import write_audit
 from .db import Database
 
 ACTION_STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded",
@@ -69,8 +70,7 @@ class ActionStore:
         self.db = db
 
     def _audit(self, conn: Any, actor: str, what: str, action_id: int, detail: str) -> None:
-        conn.execute("INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-                     (time.time(), actor, what, f"action:{action_id}", detail))
+        write_audit(conn, actor, what, f"action:{action_id}", detail)
 
     def create(
         self, *, incident_id: int | None, proposal_id: int | None, host: str, kind: str,

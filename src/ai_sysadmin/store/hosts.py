@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..errors import NotFoundError
+from .audit import write_audit
 from .db import Database
 
 HOST_STATUSES = ("managed", "discovered", "removed")
@@ -16,8 +17,7 @@ class HostStore:
         self.db = db
 
     def _audit(self, conn: Any, actor: str, what: str, name: str, detail: str = "") -> None:
-        conn.execute("INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-                     (time.time(), actor, what, f"host:{name}", detail))
+        write_audit(conn, actor, what, f"host:{name}", detail)
 
     def upsert(self, name: str, *, target: str | None, source: str, status: str,
                actor: str = "operator") -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity
 from ..monitor.snapshot import JournalEntry
+from .audit import write_audit
 from .db import Database
 
 STATES = (
@@ -125,10 +126,7 @@ class IncidentStore:
     # -- audit -------------------------------------------------------------------------------
     def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-                (time.time(), actor, action, subject, detail),
-            )
+            write_audit(conn, actor, action, subject, detail)
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.conn.execute(
@@ -283,10 +281,7 @@ class IncidentStore:
             (new, now, new, now, incident_id),
         )
         self._event(conn, incident_id, "state", old, new, actor, reason, now)
-        conn.execute(
-            "INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-            (now, actor, f"incident.{new}", f"incident:{incident_id}", reason),
-        )
+        write_audit(conn, actor, f"incident.{new}", f"incident:{incident_id}", reason, at=now)
 
     # -- people and later layers ---------------------------------------------------------------
     def transition(self, incident_id: int, new: str, actor: str, reason: str = "") -> Incident:
@@ -343,11 +338,8 @@ class IncidentStore:
             if incident_id is not None:
                 self._event(conn, incident_id, "proposal", None, None, "agent",
                             f"proposed {kind} {parameters}", now)
-            conn.execute(
-                "INSERT INTO audit(at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-                (now, "agent", "proposal.recorded", f"incident:{incident_id}",
-                 f"{kind} {parameters}"),
-            )
+            write_audit(conn, "agent", "proposal.recorded", f"incident:{incident_id}",
+                        f"{kind} {parameters}", at=now)
         return int(cur.lastrowid)
 
     def proposals(self, incident_id: int) -> list[dict[str, Any]]:
@@ -413,9 +405,7 @@ class IncidentStore:
             self._event(conn, incident_id, "diagnosis", None, None, actor, diagnosis, now)
             if retry_at is None:
                 self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
-                conn.execute("INSERT INTO audit(at, actor, action, subject, detail) "
-                             "VALUES (?,?,?,?,?)",
-                             (now, actor, "escalated", f"incident:{incident_id}", reason))
+                write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 
