@@ -270,6 +270,26 @@ class Programs(_Section):
     readlink: str = Field("readlink", description="readlink executable (coreutils).")
     setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
     getent: str = Field("getent", description="getent executable (libc).")
+    kill: str = Field("kill", description="kill executable (procps or util-linux), for fixes.")
+    sh: str = Field("sh", description="POSIX sh, for clean_directory's script.")
+    nix_collect_garbage: str = Field("nix-collect-garbage", description="For nix_gc.")
+    nixos_rebuild: str = Field("nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
+    nix_env: str = Field("nix-env", description="nix-env executable.")
+    apt_get: str = Field("apt-get", description="For update_packages on Debian and Ubuntu.")
+    dnf: str = Field("dnf", description="For update_packages on Fedora and RHEL.")
+    pacman: str = Field("pacman", description="For update_packages on Arch.")
+
+    def resolve(self, program: str) -> str:
+        """The configured executable for a program the policy named by its bare name."""
+        value = getattr(self, program.replace("-", "_"), None)
+        return value if isinstance(value, str) else program
+
+
+class ExecutorSettings(_Section):
+    dry_run: bool = Field(
+        False, description="Decide every action as usual but run none: what would run is "
+        "recorded (and `approve approve` prints it) instead.",
+    )
 
 
 class Settings(_Section):
@@ -312,6 +332,9 @@ class Settings(_Section):
         default_factory=SafetySettings, description="Protected units, approvals, limits."
     )
     programs: Programs = Field(default_factory=Programs, description="External programs.")
+    executor: ExecutorSettings = Field(
+        default_factory=ExecutorSettings, description="How fixes run."
+    )
 
     @field_validator("ai_name")
     @classmethod

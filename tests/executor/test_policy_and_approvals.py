@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 
 import pytest
 
+from ai_sysadmin.config import ExecutorSettings
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
@@ -16,6 +18,7 @@ from ai_sysadmin.safety.actions import ACTION_KINDS
 from ai_sysadmin.safety.autonomy import decide
 from ai_sysadmin.safety.catalog import CATALOG, PlanContext, plan_action
 from ai_sysadmin.safety.unit_facts import UnitFacts
+from ai_sysadmin.store import ActionStore
 
 
 @pytest.mark.parametrize(("level", "risk", "outcome"), [
@@ -224,3 +227,30 @@ def test_what_a_fix_prints_is_stored_and_logged_masked(settings, store, code) ->
     assert "[redacted]" in stored
     if code:
         assert "DB_PASSWORD=[redacted] rejected" in (done.result or {}).get("error", "")
+
+
+def test_a_dry_run_prints_the_exact_command_and_runs_nothing(cli, settings, store,
+                                                             monkeypatch) -> None:
+    from ai_sysadmin.config import short_hostname
+
+    monkeypatch.setenv("AI_SYSADMIN_PROGRAMS__JOURNALCTL", "/opt/systemd/bin/journalctl")
+    host = short_hostname()
+    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+        host, "vacuum_journal", {"max_size": "300M"}))
+    code, out, _ = cli("approve", "approve", str(action.id), "--dry-run", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["dry_run"] is True and shown["state"] == "pending"
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n", "--"]
+    assert shown["would_run"] == [[*sudo, "/opt/systemd/bin/journalctl",
+                                   "--vacuum-size=300M"]]
+    assert ActionStore(store.db).get(action.id).state == "pending"
+
+
+def test_executor_dry_run_records_what_would_run(settings, store) -> None:
+    settings = settings.model_copy(update={"autonomy_level": "auto-safe",
+                                           "executor": ExecutorSettings(dry_run=True)})
+    host = "testhost"
+    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+        host, "vacuum_journal", {"max_size": "500M"}))
+    assert action.state == "recorded" and action.started_at is None
+    assert "would run [['journalctl', '--vacuum-size=500M']]" in action.reason

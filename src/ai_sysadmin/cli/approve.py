@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import shlex
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -116,16 +117,33 @@ def show(ctx: typer.Context, action_id: int,
 def approve(
     ctx: typer.Context, action_id: int,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the exact commands it would run; run nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Approve and run now. The policy and the host are checked again first."""
     runtime = state(ctx).runtime(consumer="executor")
+    if dry_run or runtime.settings.executor.dry_run:
+        _rehearse(runtime, action_id, as_json)
+        return
     action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, _who(), reason)))
     if as_json:
         print_json(action.to_dict())
     else:
         _print(action)
     raise typer.Exit(0 if action.state in ("succeeded", "not_needed") else 1)
+
+
+def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
+    action, lines = asyncio.run(_closing(runtime, runtime.executor.rehearse(action_id)))
+    if as_json:
+        print_json({"id": action.id, "host": action.host, "dry_run": True,
+                    "would_run": lines, "state": action.state})
+        return
+    out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would run:")
+    for line in lines:
+        out.print("  " + shlex.join(line), markup=False, highlight=False)
+    out.print(f"nothing ran; it is still {action.state}")
 
 
 @app.command("reject")

@@ -108,13 +108,17 @@ class Executor:
         decision = decide(self.settings.autonomy_level, plan.risk,
                           None if plan.allowed else plan.reason)
         state = _STATE_FOR[decision.outcome]
+        reason = f"{decision.reason}; {plan.reason}"
+        if state == "approved" and self.settings.executor.dry_run:
+            state = "recorded"
+            reason = (f"dry run (executor.dry_run): would run "
+                      f"{[list(c) for c in plan.commands]}; {reason}")
         ttl = self.settings.safety.approval_ttl_hours * 3600 if state == "pending" else None
         action = await asyncio.to_thread(
             self.actions.create, incident_id=incident_id, proposal_id=proposal_id, host=host,
             kind=kind, params=plan.params or params, subject=plan.subject, risk=plan.risk,
-            plan=plan.to_dict(), outcome=decision.outcome,
-            reason=f"{decision.reason}; {plan.reason}", state=state, ttl_seconds=ttl,
-            actor=actor)
+            plan=plan.to_dict(), outcome=decision.outcome, reason=reason, state=state,
+            ttl_seconds=ttl, actor=actor)
         log.info("action %d %s: %s %s (risk %s): %s", action.id, state, kind, params,
                  plan.risk, action.reason,
                  extra={"action": action.id, "incident": incident_id, "state": state})
@@ -283,16 +287,35 @@ class Executor:
             return []
         return [self.settings.safety.sudo, "-n", "--"]
 
+    def command_lines(self, action: Action) -> list[list[str]]:
+        """The exact argvs the action runs on its host: the policy's bare program names
+        resolved through ``programs``, behind sudo where the daemon is not root."""
+        transport = self.transports.get(action.host)
+        if transport is None:
+            raise AiSysadminError(f"no transport to host {action.host}")
+        programs = self.settings.programs
+        return [[*self._sudo(transport), programs.resolve(argv[0]), *argv[1:]]
+                for argv in action.plan.get("commands", [])]
+
+    async def rehearse(self, action_id: int) -> tuple[Action, list[list[str]]]:
+        """A dry run: judge the action again on the host's facts now and say exactly what
+        would run, running nothing and changing no state."""
+        action = self.actions.get(action_id)
+        fresh = await self.plan(action.host, action.kind, action.params, action.incident_id)
+        if not fresh.allowed:
+            raise AiSysadminError(f"action {action_id} would be refused now: {fresh.reason}")
+        return action, self.command_lines(action)
+
     async def _execute(self, action: Action) -> list[dict[str, Any]]:
         transport = self.transports.get(action.host)
         if transport is None:
             raise AiSysadminError(f"no transport to host {action.host}")
         outputs = []
-        for argv in action.plan.get("commands", []):
+        for argv, line in zip(action.plan.get("commands", []), self.command_lines(action),
+                              strict=True):
             shown = _shown(argv)
             try:
-                done = await transport.run([*self._sudo(transport), *argv],
-                                           self.settings.safety.command_timeout)
+                done = await transport.run(line, self.settings.safety.command_timeout)
             except TransportError as exc:
                 raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
             # what a command prints is host text: masked before the store or a log holds it
