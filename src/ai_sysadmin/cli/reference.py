@@ -1,0 +1,53 @@
+"""The command reference (docs/cli.md), generated from the CLI itself so it cannot drift:
+``python scripts/cli_reference.py`` writes it, ``--check`` fails when it is stale (the suite runs
+the check)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+# typer carries its own copy of click: its objects are read by their documented attributes
+# (``commands``, ``params``, ``opts``, ``param_type_name``), not by isinstance on click's classes
+Command = Any
+
+
+def _usage(command: Command, path: list[str]) -> str:
+    ctx = command.context_class(command, info_name=" ".join(path))
+    return " ".join([*path, *command.collect_usage_pieces(ctx)])
+
+
+def _options(command: Command) -> list[str]:
+    rows = []
+    for param in command.params:
+        help_text = (getattr(param, "help", None) or "").replace("|", "/").replace("\n", " ")
+        if param.param_type_name == "option" and not param.hidden:
+            names = ", ".join(f"`{n}`" for n in (*param.opts, *param.secondary_opts))
+            rows.append(f"| {names} | {help_text} |")
+        elif param.param_type_name == "argument":
+            rows.append(f"| `{(param.name or '').upper()}` | {help_text} |")
+    return rows
+
+
+def _walk(command: Command, path: list[str]) -> list[str]:
+    if getattr(command, "commands", None):
+        lines = []
+        for name in sorted(command.commands):
+            lines += _walk(command.commands[name], [*path, name])
+        return lines
+    doc = (command.help or "").strip().split("\n\n")[0].replace("\n", " ")
+    lines = [f"## `{' '.join(path)}`", "", doc, "", "```", _usage(command, path), "```", ""]
+    options = _options(command)
+    if options:
+        lines += ["| option or argument | meaning |", "|---|---|", *options, ""]
+    return lines
+
+
+def render(app: typer.Typer) -> str:
+    root = typer.main.get_command(app)
+    head = ["# Command reference", "",
+            "Generated from the CLI by `python scripts/cli_reference.py`; a test fails when it "
+            "is stale. Every command also runs as `{name}-<command>` (`hal-check`, "
+            "`hal-approve list`) once `commands install` made the links.", ""]
+    return "\n".join(head + _walk(root, ["ai-sysadmin"])).rstrip() + "\n"

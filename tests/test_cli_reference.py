@@ -1,0 +1,31 @@
+"""docs/cli.md is the CLI's own description: a command, option or help text changed without
+regenerating it (python scripts/cli_reference.py) fails here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ai_sysadmin.cli.main import app
+from ai_sysadmin.cli.reference import render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_command_reference_is_current() -> None:
+    text = render(app)
+    assert (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") == text, \
+        "docs/cli.md is stale: run python scripts/cli_reference.py"
+    for command in ("approve approve", "check", "policy sudoers", "systems add"):
+        assert f"## `ai-sysadmin {command}`" in text
+
+
+def test_the_check_mode_fails_on_a_stale_reference(tmp_path) -> None:
+    script = [sys.executable, str(ROOT / "scripts" / "cli_reference.py")]
+    stale = tmp_path / "cli.md"
+    stale.write_text("# Command reference\n\nan old version\n")
+    check = subprocess.run([*script, "--check", str(stale)], capture_output=True, text=True)
+    assert check.returncode == 1 and "is stale" in check.stderr
+    assert subprocess.run([*script, str(stale)]).returncode == 0
+    assert subprocess.run([*script, "--check", str(stale)]).returncode == 0
