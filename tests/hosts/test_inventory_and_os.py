@@ -57,4 +57,4 @@ def test_os_profiles_from_os_release(release, family) -> None:
 def test_unknown_os_is_generic_systemd() -> None:
     assert profile_for("gentoo", ()) is None
     nixos = profile_for("nixos")
-    assert nixos and ("nh", "os", "switch", "--target-host", "{host}") in nixos.deploy
+    assert nixos and nixos.rollback == ("nixos-rebuild", "switch", "--rollback")

@@ -39,7 +39,6 @@ class Tool:
     description: str
     model: type[BaseModel]
     fn: ToolFn
-    read_only: bool
 
     @property
     def spec(self) -> ToolSpec:
@@ -58,7 +57,7 @@ class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
-    def tool(self, *, read_only: bool = True) -> Callable[[ToolFn], ToolFn]:
+    def tool(self) -> Callable[[ToolFn], ToolFn]:
         """Register ``async def name(ctx, arg: Annotated[type, Field(description=...)])``.
 
         The docstring's first paragraph is the description the model reads.
@@ -77,7 +76,7 @@ class ToolRegistry:
                 fields[param.name] = (hints[param.name], default)
             model = create_model(f"{name}_params", __base__=_Params, **fields)
             doc = inspect.getdoc(fn) or name
-            self._tools[name] = Tool(name, doc.split("\n\n")[0], model, fn, read_only)
+            self._tools[name] = Tool(name, doc.split("\n\n")[0], model, fn)
             return fn
 
         return register

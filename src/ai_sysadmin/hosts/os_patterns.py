@@ -1,12 +1,10 @@
-"""Per-OS command patterns, as data: how to list and install updates, collect garbage, roll
-back and deploy. An OS not in the table is "generic systemd": investigation works, and
-OS-specific actions are refused with a clear reason."""
+"""Per-OS command patterns, as data: how to install updates and roll them back. An OS not in
+the table is "generic systemd": investigation works, and OS-specific actions are refused with a
+clear reason."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from .osinfo import OsInfo
 
 Argv = tuple[str, ...]
 
@@ -14,41 +12,27 @@ Argv = tuple[str, ...]
 @dataclass(frozen=True)
 class OsProfile:
     family: str
-    list_updates: Argv | None = None
     update: Argv | None = None
-    gc: Argv | None = None
     rollback: Argv | None = None
-    #: deploying from the control node; {host} is the target host
-    deploy: tuple[Argv, ...] = ()
 
 
 PROFILES: dict[str, OsProfile] = {
     "nixos": OsProfile(
         "nixos",
-        list_updates=("nixos-rebuild", "dry-build", "--upgrade"),
         update=("nixos-rebuild", "switch", "--upgrade"),
-        gc=("nix-collect-garbage", "--delete-older-than", "14d"),
         rollback=("nixos-rebuild", "switch", "--rollback"),
-        deploy=(("nixos-rebuild", "switch", "--target-host", "{host}", "--use-remote-sudo"),
-                ("nh", "os", "switch", "--target-host", "{host}")),
     ),
     "debian": OsProfile(
         "debian",
-        list_updates=("apt", "list", "--upgradable"),
         update=("apt-get", "-y", "upgrade"),
-        gc=("apt-get", "-y", "autoremove"),
     ),
     "arch": OsProfile(
         "arch",
-        list_updates=("pacman", "-Qu"),
         update=("pacman", "-Syu", "--noconfirm"),
-        gc=("paccache", "-r"),
     ),
     "fedora": OsProfile(
         "fedora",
-        list_updates=("dnf", "check-update"),
         update=("dnf", "-y", "upgrade"),
-        gc=("dnf", "-y", "autoremove"),
         rollback=("dnf", "-y", "history", "undo", "last"),
     ),
 }
@@ -67,7 +51,3 @@ def profile_for(os_id: str | None, id_like: tuple[str, ...] = ()) -> OsProfile |
         if word and word in FAMILIES:
             return PROFILES[FAMILIES[word]]
     return None
-
-
-def profile_of(info: OsInfo | None) -> OsProfile | None:
-    return profile_for(info.id, info.id_like) if info else None

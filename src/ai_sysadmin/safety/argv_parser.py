@@ -30,8 +30,6 @@ class Decision:
     allowed: bool
     reason: str
     risk: Risk = "none"
-    #: allowed, but only a person may decide to run it (a protected unit)
-    needs_person: bool = False
 
 
 class Refused(Exception):

@@ -127,8 +127,7 @@ def _systemctl(args: list[str], protected: tuple[str, ...]) -> Decision | None:
     if verb != "reset-failed" and (whole := _whole_system(unit, parsed_unit.type)):
         raise Refused(f"systemctl {verb} {unit} is never run by automation: {whole}")
     if why and verb in _PROTECTED_WITH_PERSON:
-        return Decision(True, f"protected unit: needs a person ({unit}: {why})", "high",
-                        needs_person=True)
+        return Decision(True, f"protected unit: needs a person ({unit}: {why})", "high")
     risk = _UNIT_VERBS[verb]
     if parsed_unit.type in _FILE_SYSTEM_TYPES and verb != "reset-failed":
         # unmounting /var or /nix, or turning swap off, can take the host down

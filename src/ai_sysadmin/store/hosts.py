@@ -9,8 +9,6 @@ from ..errors import NotFoundError
 from .audit import write_audit
 from .db import Database
 
-HOST_STATUSES = ("managed", "discovered", "removed")
-
 
 class HostStore:
     def __init__(self, db: Database) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, StoreError
-from ..monitor.findings import Finding, Severity
+from ..monitor.findings import Finding
 from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
@@ -419,10 +419,3 @@ class IncidentStore:
 
     def hosts(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.conn.execute("SELECT * FROM hosts ORDER BY name")]
-
-
-def severity_rank(label: str) -> int:
-    try:
-        return int(Severity.parse(label))
-    except KeyError:
-        return 0

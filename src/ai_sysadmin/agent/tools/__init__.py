@@ -9,6 +9,5 @@ REGISTRY = ToolRegistry()
 # registration happens on import; the order is the order the model reads them in
 from . import incident, system, files, network, commands, proposals, output  # noqa: E402,F401,I001
 
-INVESTIGATION_TOOLS: list[str] = REGISTRY.names
 
-__all__ = ["INVESTIGATION_TOOLS", "REGISTRY"]
+__all__ = ["REGISTRY"]

@@ -16,7 +16,7 @@ from . import REGISTRY
 _KINDS = ", ".join(sorted(ACTION_KINDS))
 
 
-@REGISTRY.tool(read_only=False)
+@REGISTRY.tool()
 async def propose_action(
     ctx: ToolContext,
     kind: Annotated[str, Field(description=f"One of: {_KINDS}.")],
