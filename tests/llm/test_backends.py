@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ from ai_sysadmin.llm.types import (
     BackendStatus,
     ChatResult,
     LLMBadResponse,
+    LLMModelMissing,
     LLMUnavailable,
     Message,
     ToolCall,
@@ -324,3 +327,63 @@ def test_scripted_model_serves_concurrent_requests(llm_settings: Settings,
     assert sorted(r.message.content for r in results) == sorted(f"answer {n}" for n in range(10))
     assert 0.2 <= elapsed < 1.5  # ten in sequence would take 2 s
     assert model.remaining == 0
+
+
+@pytest.mark.parametrize("step", [
+    http_error(404, '{"error": "model \'scripted\' not found, try pulling it first"}'),
+    http_error(404, '{"error": {"message": "The model `scripted` does not exist.", '
+                    '"type": "NotFoundError", "code": "model_not_found"}}'),
+])
+def test_missing_model_is_its_own_error_in_the_servers_words(
+        llm_settings: Settings, with_backend: Run, step: Any) -> None:
+    with ScriptedModel([step]) as model, pytest.raises(LLMModelMissing) as raised:
+        chat(with_backend, llm_settings(model.url))
+    assert "HTTP 404" in str(raised.value) and "scripted" in str(raised.value)
+    assert "{" not in str(raised.value)  # the server's message, not its JSON
+
+
+def test_connection_closed_without_answer_is_unavailable(llm_settings: Settings,
+                                                         with_backend: Run,
+                                                         hangup_url: str) -> None:
+    with pytest.raises(LLMUnavailable, match="lost the connection"):
+        chat(with_backend, llm_settings(hangup_url))
+    found = status(with_backend, llm_settings(hangup_url))
+    assert (found.reachable, found.model_present) == (False, False)
+
+
+def test_no_key_file_sends_no_authorization(llm_settings: Settings, with_backend: Run) -> None:
+    with ScriptedModel([say("ok")]) as model:
+        chat(with_backend, llm_settings(model.url))
+    assert "authorization" not in model.hits[0].headers
+
+
+def test_password_in_url_never_in_a_message(llm_settings: Settings, with_backend: Run,
+                                            dead_url: str) -> None:
+    url = dead_url.replace("http://", "http://user:hunter2@")
+    with pytest.raises(LLMUnavailable) as raised:
+        chat(with_backend, llm_settings(url))
+    found = status(with_backend, llm_settings(url))
+    assert "127.0.0.1" in str(raised.value)
+    assert "hunter2" not in str(raised.value) + found.detail + found.url
+
+
+@pytest.mark.parametrize("backend_name", ["ollama"])
+def test_ollama_url_as_bare_host_and_port(llm_settings: Settings, with_backend: Run) -> None:
+    """As ``OLLAMA_HOST`` allows, and as the ``ollama`` client accepted."""
+    with ScriptedModel([say("ok")]) as model:
+        result = chat(with_backend, llm_settings(model.url.removeprefix("http://")))
+    assert result.message.content == "ok"
+
+
+def test_url_of_another_scheme_is_a_config_error(llm_settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="llm.url"):
+        make_backend(llm_settings("ftp://127.0.0.1:1"))
+
+
+def test_choosing_a_backend_costs_no_http_import() -> None:
+    """Commands that never talk to the model must not pay for httpx at start."""
+    code = ("import sys, ai_sysadmin.llm.backends, ai_sysadmin.llm.handlers; "
+            "print(sorted({'httpx', 'ollama', 'openai'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

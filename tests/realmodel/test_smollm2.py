@@ -2,9 +2,12 @@
 by the daemon's investigator through the durable queue, its embedded worker and the OpenAI
 backend, with the real tool registry and the incident store.
 
-A 135M model proposes nonsense more often than not. The point is that whatever it says, the
-investigation ends without a crash, the incident is never resolved by it, proposals are only
-recorded, and nothing that changes the host runs.
+A 135M model proposes nonsense more often than not. The point is that whatever it says, every
+completion reaches the agent as a chat answer (no transport, HTTP or parsing failure), the
+investigation ends on the model's own words (its diagnosis, or the agent's typed refusal of an
+empty answer), the incident is never resolved by it, proposals are only recorded, and nothing
+that changes the host runs. A direct test reads llama.cpp's answers through the OpenAI backend
+alone, so a wire-format break is named as such.
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from ai_sysadmin.agent.loop import LLMCall
-from ai_sysadmin.config import Settings
+from ai_sysadmin.config import LLMSettings, Settings
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
+from ai_sysadmin.llm.backends import make_backend
 from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.queue import open_queue
+from ai_sysadmin.llm.types import BackendStatus, ChatResult, Message, ToolSpec
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.monitor.redact import redact
 from ai_sysadmin.orchestrator.daemon import build_daemon
 from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.safety.actions import ACTION_KINDS
@@ -168,13 +174,29 @@ def test_smollm2_investigates_an_incident_without_crash_or_execution(
 
     # the real path was taken: the model was asked through the queue and answered over HTTP
     assert requests, "the investigation never asked the model"
-    assert served >= 1
-    assert served >= sum(1 for r in requests if r.state == "done")
-    # it completed one way or the other: a diagnosis, or a recorded error, never both or none
-    assert (incident.diagnosis is not None) != (incident.investigation_error is not None), (
-        incident.diagnosis, incident.investigation_error)
-    if incident.diagnosis is not None:
+    assert served >= len(requests)
+    # every completion came back as a chat answer: no transport error, no HTTP error, no body
+    # the backend could not read
+    unanswered = [(r.id, r.state, r.error) for r in requests if r.state != "done"]
+    assert not unanswered, unanswered
+    # it ended on the model's own words, and on nothing else
+    last = requests[-1].result["message"]
+    wrote = (last.get("content") or "").strip()
+    if incident.diagnosis is None:
+        # the one typed model failure possible here: the agent refuses an empty answer
+        assert (incident.investigation_error or "").startswith("LLMBadResponse: "), (
+            incident.investigation_error)
+        assert not wrote and not last.get("tool_calls"), last
+    else:
         assert incident.diagnosis.strip()
+        if wrote:  # its last words are the diagnosis (masked as every diagnosis is)
+            assert redact(wrote) in incident.diagnosis, (wrote, incident.diagnosis)
+        else:  # it was still calling tools when the budget ran out
+            assert last.get("tool_calls") and incident.diagnosis.startswith("(incomplete"), (
+                last, incident.diagnosis)
+        # an answer without a proposal says so on the incident, which is retried later
+        assert (incident.investigation_error is None) == bool(proposals), (
+            incident.investigation_error, proposals)
     # the incident stays live: an investigation never marks it healthy
     assert incident.state == "open"
     assert incident.resolved_at is None
@@ -198,3 +220,37 @@ def test_smollm2_investigates_an_incident_without_crash_or_execution(
     # the read-only policy allows
     for argv in host.commands:
         assert argv in monitoring or check_readonly(argv).allowed, argv
+
+
+def test_openai_backend_reads_llama_cpp(llama_server: LlamaServer) -> None:
+    """One completion with a tool offered and the model check of `llm status`, straight
+    through the backend: the id llama.cpp reports is the file path; the file's stem names it."""
+    settings = LLMSettings(backend="openai", url=llama_server.url,
+                           model=PurePosixPath(llama_server.model).stem, timeout=120,
+                           temperature=0)
+    journal = ToolSpec("read_journal", "Read the last lines of a unit's journal.",
+                       {"type": "object", "properties": {"unit": {"type": "string"}},
+                        "required": ["unit"]})
+
+    async def go() -> tuple[BackendStatus, ChatResult]:
+        backend = make_backend(settings)
+        try:
+            return await backend.status(), await backend.chat(
+                [Message("system", "You are a Linux administrator. Be brief."),
+                 Message("user", "nginx.service failed. What do you check first?")],
+                [journal], max_tokens=48)
+        finally:
+            await backend.aclose()
+
+    found, result = asyncio.run(go())
+    print(f"\nstatus: {found}\nanswer: {result}")
+    assert (found.reachable, found.model_present) == (True, True), found
+    assert llama_server.model in found.models
+    reply = result.message
+    assert reply.role == "assistant"
+    assert reply.content.strip() or reply.tool_calls, result
+    for asked in reply.tool_calls:  # the server's grammar holds calls to the offered tools
+        assert asked.id and asked.name == "read_journal", asked
+        assert asked.arguments is not None, asked
+    assert result.completion_tokens and result.completion_tokens >= 1
+    assert result.prompt_tokens and result.prompt_tokens >= 1

@@ -23,6 +23,11 @@ class LLMBadResponse(LLMError):
     """The server answered, but with an error status or something that is not a chat answer."""
 
 
+class LLMModelMissing(LLMBadResponse):
+    """The server answered that it does not have the configured model (HTTP 404 about it):
+    asking again will not help until someone pulls or loads it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """One call the model asked for. ``arguments`` is None when ``raw_arguments`` is not a JSON

@@ -1,14 +1,48 @@
-"""Helpers both wire protocols share: the API key file, tool-call arguments, JSON bodies."""
+"""What both wire protocols share, in one place: the HTTP exchange and how its failures map to
+the typed errors of ``llm/types.py``, the status probe, and tool calls in both formats.
+
+Plain ``httpx``, no vendor client. The ``ollama`` client's typed ``ChatResponse`` rejects a
+response whose tool-call arguments are a string (servers do send that), losing every call in
+it; the ``openai`` client does not validate bodies, so we would re-read them anyway; and
+importing the two cost about half a second of every command's start.
+
+Failures, for every request of every backend:
+
+- refused, unreachable, no connection in ``connect_timeout``, no answer in ``timeout``, the
+  connection lost mid-answer: :class:`LLMUnavailable` (the server may well be fine later);
+- an HTTP error status: :class:`LLMBadResponse` quoting the server's own error text; a 404
+  about the model: :class:`LLMModelMissing`;
+- a 2xx body that is not a JSON object, or not the protocol's answer: :class:`LLMBadResponse`.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
+
+from ... import __version__
 from ...errors import ConfigError
-from ..types import LLMBadResponse, ToolCall
+from ..types import (
+    BackendStatus,
+    LLMBadResponse,
+    LLMError,
+    LLMModelMissing,
+    LLMUnavailable,
+    Message,
+    ToolCall,
+    ToolSpec,
+)
+from .base import ChatBackend
+
+if TYPE_CHECKING:  # annotations only: the settings module costs pydantic's import
+    from ...config import LLMSettings
+
 
 #: how much of an unusable body an error message quotes
 BODY_EXCERPT = 200
@@ -30,6 +64,31 @@ def read_api_key(path: Path | None) -> str | None:
     return key
 
 
+def base_url(url: str, default_port: int | None = None) -> str:
+    """``url`` without its trailing slash. Ollama's own convention (``OLLAMA_HOST``) lets a
+    bare ``host[:port]`` through as ``http://host:port``, ``default_port`` when none is given;
+    a scheme other than http(s) is a configuration error, not a connection failure later."""
+    url = url.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url
+        host = rest.split("/", 1)[0]
+        if default_port is not None and not host.rsplit("]", 1)[-1].count(":"):
+            rest = rest.replace(host, f"{host}:{default_port}", 1)
+    if scheme.lower() not in ("http", "https") or not rest:
+        raise ConfigError("llm.url", [f"llm.url: {url!r} is not an http:// or https:// URL"])
+    return f"{scheme}://{rest}"
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password in it replaced: messages and logs never carry one."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url.split("@", 1)[-1]
+    return str(parsed.copy_with(password="***")) if parsed.password else url
+
+
 def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:
     """A short, single-line quote of a body for an error message."""
     if isinstance(text, bytes):
@@ -38,17 +97,193 @@ def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def decode_object(content: bytes, where: str) -> dict[str, Any]:
-    """A response body that must be a JSON object, else LLMBadResponse naming ``where``."""
+def error_text(content: bytes) -> str:
+    """The server's own words from an error body: Ollama's ``{"error": "..."}``, OpenAI's and
+    llama.cpp's ``{"error": {"message": "..."}}``, else the body itself."""
     try:
         body = json.loads(content)
     except ValueError:
-        raise LLMBadResponse(f"{where} answered with a body that is not JSON: "
-                             f"{excerpt(content)!r}") from None
-    if not isinstance(body, dict):
-        raise LLMBadResponse(f"{where} answered with JSON that is not an object: "
-                             f"{excerpt(content)!r}")
-    return body
+        return excerpt(content)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return excerpt(error) if isinstance(error, str) and error.strip() else excerpt(content)
+
+
+class HttpBackend(ChatBackend):
+    """A backend that speaks JSON over HTTP: the request, the error mapping and ``status``.
+
+    A subclass says where its models are listed and how to read and match them."""
+
+    #: how errors name the server, e.g. "Ollama"
+    label: str
+    #: the path that lists the server's models, relative to the base URL
+    models_path: str
+
+    def __init__(self, settings: LLMSettings, base: str) -> None:
+        #: the URL as messages show it: a password in it is masked
+        self.url = _masked(settings.url.rstrip("/"))
+        self.model = settings.model
+        self._settings = settings
+        api_key = read_api_key(settings.api_key_file)
+        headers = {"accept": "application/json", "user-agent": f"ai-sysadmin/{__version__}"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            base_url=base,
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            follow_redirects=True,  # as both vendor clients did: a proxy may move the API
+        )
+        self._prefix = httpx.URL(base).path.rstrip("/")
+
+    @property
+    def where(self) -> str:
+        return f"{self.label} at {self.url}"
+
+    async def request(self, method: str, path: str,
+                      payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One exchange; the body as a JSON object, or the typed error the module doc lists."""
+        shown = self._prefix + path
+        try:
+            response = await self._http.request(method, path, json=payload)
+        except httpx.ConnectTimeout:
+            raise LLMUnavailable(f"{self.where} did not accept a connection within "
+                                 f"{self._settings.connect_timeout:g}s") from None
+        except httpx.ConnectError:
+            raise LLMUnavailable(f"cannot connect to {self.where} "
+                                 "(refused or unreachable)") from None
+        except httpx.TimeoutException:
+            raise LLMUnavailable(f"{self.where} did not answer {shown} within "
+                                 f"{self._settings.timeout:g}s") from None
+        except httpx.TransportError as exc:
+            raise LLMUnavailable(f"lost the connection to {self.where} during {shown}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        except httpx.RequestError as exc:  # endless redirects, an undecodable encoding
+            raise LLMBadResponse(f"{self.where} answered {shown} unusably: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        if not response.is_success:
+            text = error_text(response.content)
+            message = f"{self.where} answered HTTP {response.status_code} to {shown}: {text}"
+            if response.status_code == 404 and "model" in text.lower():
+                raise LLMModelMissing(f"{message}; `llm status` lists the models it has")
+            raise LLMBadResponse(message)
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            raise LLMBadResponse(f"{self.where} answered {shown} with a body that is not "
+                                 f"JSON: {excerpt(response.content)!r}") from None
+        if not isinstance(body, dict):
+            raise LLMBadResponse(f"{self.where} answered {shown} with JSON that is not an "
+                                 f"object: {excerpt(response.content)!r}")
+        return body
+
+    async def status(self) -> BackendStatus:
+        def result(reachable: bool, present: bool = False, detail: str = "",
+                   models: Sequence[str] = ()) -> BackendStatus:
+            return BackendStatus(self.name, self.url, self.model, reachable, present, detail,
+                                 tuple(models))
+
+        try:
+            body = await self.request("GET", self.models_path)
+        except LLMUnavailable as exc:
+            return result(False, detail=str(exc))
+        except LLMError as exc:  # it answered, with an error
+            return result(True, detail=str(exc))
+        except Exception as exc:  # a status probe reports, it never raises
+            return result(False, detail=f"unexpected error: {type(exc).__name__}: {exc}")
+        names = self.listed_models(body)
+        if names is None:
+            return result(True, detail=f"{self._prefix + self.models_path} answered without "
+                                       "a list of models")
+        present = self.serves(self.model, names)
+        return result(True, present, "" if present else self.missing_model(), names)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def bad(self, what: str, value: Any) -> LLMBadResponse:
+        """The error for an answer whose ``what`` is unusable, quoting ``value``."""
+        return LLMBadResponse(f"{self.where} sent {what}: {excerpt(json.dumps(value))}")
+
+    @abstractmethod
+    def listed_models(self, body: dict[str, Any]) -> list[str] | None:
+        """The model names in the answer to ``models_path``; None when it holds no list."""
+
+    @abstractmethod
+    def serves(self, model: str, names: Sequence[str]) -> bool:
+        """Whether ``model`` as configured is one of ``names`` as the server spells them."""
+
+    @abstractmethod
+    def missing_model(self) -> str:
+        """What ``status`` says when the model is not there."""
+
+
+# -- tool calls and messages, both formats ---------------------------------------------------
+
+
+def tools_to_wire(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """Tool declarations: the same shape in both protocols."""
+    return [{"type": "function",
+             "function": {"name": t.name, "description": t.description,
+                          "parameters": t.parameters}}
+            for t in tools]
+
+
+def ollama_message(message: Message) -> dict[str, Any]:
+    """Ollama: call arguments as an object, a tool result named by ``tool_name``."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        # a call whose arguments were malformed goes back as {}: Ollama wants an object here
+        wire["tool_calls"] = [
+            {"function": {"name": c.name, "arguments": c.arguments or {}}}
+            for c in message.tool_calls
+        ]
+    if message.role == "tool" and message.name:
+        wire["tool_name"] = message.name
+    return wire
+
+
+def openai_message(message: Message) -> dict[str, Any]:
+    """OpenAI: call arguments as a JSON string, a tool result named by ``tool_call_id``."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["content"] = message.content or ""  # never null: llama.cpp refuses it
+        # malformed arguments go back as "{}": llama.cpp parses them to render the template
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name,
+                          "arguments": json.dumps(c.arguments if c.arguments is not None else {})}}
+            for c in message.tool_calls
+        ]
+    return wire
+
+
+def assistant_message(backend: HttpBackend, message: Any, legacy_ok: bool) -> Message:
+    """The assistant message of an answer, in either format.
+
+    ``tool_calls`` entries carry ``function.arguments`` as an object (Ollama) or a JSON string
+    (OpenAI); either is accepted from either server. With ``legacy_ok`` (OpenAI), a legacy
+    ``function_call`` becomes one call, but only when no ``tool_calls`` came."""
+    if not isinstance(message, dict):
+        raise backend.bad("no chat message", message)
+    content = message.get("content") or ""
+    raw_calls = message.get("tool_calls") or []
+    if not isinstance(content, str) or not isinstance(raw_calls, list):
+        raise backend.bad("a malformed message", message)
+    legacy = message.get("function_call") if legacy_ok else None
+    if not raw_calls and legacy:
+        raw_calls = [{"function": legacy}]
+    calls = []
+    for raw in raw_calls:
+        function = raw.get("function") if isinstance(raw, dict) else None
+        if not isinstance(function, dict):
+            raise backend.bad("a malformed tool call", raw)
+        calls.append(tool_call(raw.get("id"), function.get("name"),
+                               function.get("arguments", {})))
+    return Message(role="assistant", content=content, tool_calls=tuple(calls))
 
 
 def new_call_id() -> str:
