@@ -1,7 +1,10 @@
 """What the LLM request queue costs, and how long an interactive request waits behind a backlog.
 
 1. Overhead per request: submit + worker claim + a handler that returns at once + wait, against
-   calling that handler directly (the no-queue baseline, measured in the same run).
+   calling that handler directly (the no-queue baseline, measured in the same run). Rounds of
+   the backends alternate, so load from elsewhere on the machine hits both alike; the median
+   round counts. a) the worker in the caller's process (the daemon, `ask` without a daemon);
+   b) the worker in another process (`ai-sysadmin worker`, or a daemon serving `ask`).
 2. An interactive request behind 50 autonomous ones, concurrency 1, each answered by a scripted
    model over HTTP in 200 ms (tests/support/scripted_model.py, through the real handler and
    Ollama backend; a plain 200 ms sleep when it is not there): its wait until it starts and its
@@ -9,9 +12,10 @@
 
 For SQLite, and for Redis when a redis-server binary is on PATH (one is started on 127.0.0.1).
 
-    .venv/bin/python bench/queue_latency.py [--requests 200]
+    .venv/bin/python bench/queue_latency.py [--requests 200] [--rounds 5]
 
-Target: the interactive request waits at most about one request already in flight.
+Targets: overhead below 5 ms a request; the interactive request waits at most about one
+request already in flight.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +71,12 @@ async def direct_seconds(handler: Handler, count: int, payload: dict[str, Any] |
     return (time.perf_counter() - started) / count
 
 
-async def queued_seconds(queue: RequestQueue, count: int) -> float:
+async def queued_seconds(queue: RequestQueue, count: int, serve: bool = True) -> float:
+    """Seconds per request, one at a time; ``serve``: by a worker in this process (else one
+    already serving elsewhere)."""
     stop = asyncio.Event()
     serving = asyncio.create_task(
-        queue.serve(instant, concurrency=1, worker_name="bench", stop=stop))
+        queue.serve(instant, concurrency=1, worker_name="bench", stop=stop)) if serve else None
     for _ in range(10):  # warm up
         await queue.wait(queue.submit("chat", {}, "interactive").request_id, 30)
     started = time.perf_counter()
@@ -78,8 +84,61 @@ async def queued_seconds(queue: RequestQueue, count: int) -> float:
         await queue.wait(queue.submit("chat", {}, "interactive").request_id, 30)
     elapsed = (time.perf_counter() - started) / count
     stop.set()
-    await serving
+    if serving is not None:
+        await serving
     return elapsed
+
+
+@contextlib.contextmanager
+def worker_process(make: str, url: str) -> Iterator[None]:
+    """``--serve`` of this script in a child process, until the block ends."""
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", make, url],
+                            stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the child stops when its stdin ends
+        proc.wait(30)
+
+
+def serve_forever(kind: str, url: str) -> None:
+    """The child of :func:`worker_process`: serve with the instant handler until stdin ends."""
+    queue = open_backend(kind, url)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sys.stdin.fileno(), stop.set)
+        await queue.serve(instant, concurrency=1, worker_name="bench-child", stop=stop)
+
+    asyncio.run(run())
+    queue.close()
+
+
+def open_backend(kind: str, url: str) -> RequestQueue:
+    return SqliteQueue(url) if kind == "sqlite" else RedisQueue(url)
+
+
+async def overhead_rounds(
+    backends: Sequence[tuple[str, str]], count: int, rounds: int, other_process: bool
+) -> dict[str, float]:
+    """The median over ``rounds`` of each backend's seconds per request, rounds alternating."""
+    seen: dict[str, list[float]] = {name: [] for name, _ in backends}
+    for _ in range(rounds):
+        for name, url in backends:
+            queue = open_backend(name, url)
+            if other_process:
+                live = queue.live_workers()
+                with worker_process(name, url):
+                    deadline = time.monotonic() + 30
+                    while queue.live_workers() == live and time.monotonic() < deadline:
+                        await asyncio.sleep(0.01)
+                    seen[name].append(await queued_seconds(queue, count, serve=False))
+            else:
+                seen[name].append(await queued_seconds(queue, count))
+            queue.close()
+    return {name: statistics.median(values) for name, values in seen.items()}
 
 
 async def interactive_behind_backlog(
@@ -156,20 +215,29 @@ def model_handler(state: Path) -> Iterator[tuple[Handler, dict[str, Any], str]]:
                f"scripted model over HTTP (Ollama protocol), {MODEL_SECONDS * 1000:.0f} ms a call")
 
 
-async def main_async(count: int) -> None:
+def print_overhead(title: str, per: dict[str, float], direct: float, unit: float) -> None:
+    print(f"\n{title}")
+    for name, seconds in per.items():
+        print(f"   {name:<7} {seconds * 1e3:7.2f} ms/request = {seconds / direct:,.0f}x the direct "
+              f"call = {seconds / unit:.2%} of one model call")
+    if "redis" in per:
+        print(f"   redis / sqlite: {per['redis'] / per['sqlite']:.3g}x   (target: below 5 ms)")
+
+
+async def main_async(count: int, rounds: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="queue-bench-"))
     with redis_server() as redis_url:
-        backends: list[tuple[str, Callable[[], RequestQueue]]] = [
-            ("sqlite", lambda: SqliteQueue(tmp / f"q{time.monotonic_ns()}.db")),
-        ]
+        backends = [("sqlite", str(tmp / "overhead.db"))]
         if redis_url:
-            def fresh_redis() -> RequestQueue:
-                redis.Redis.from_url(redis_url).flushall()
-                return RedisQueue(redis_url)
-
-            backends.append(("redis", fresh_redis))
+            backends.append(("redis", redis_url))
         else:
             print("(no redis-server on PATH: Redis skipped)")
+
+        def fresh(name: str) -> RequestQueue:
+            if name == "redis" and redis_url:
+                redis.Redis.from_url(redis_url).flushall()
+                return RedisQueue(redis_url)
+            return SqliteQueue(tmp / f"q{time.monotonic_ns()}.db")
 
         with model_handler(tmp / "state") as (handler, payload, what):
             calls = [await direct_seconds(handler, 1, payload) for _ in range(5)]
@@ -178,18 +246,19 @@ async def main_async(count: int) -> None:
             print(f"baseline, called directly: a handler that returns at once "
                   f"{direct * 1e6:.1f} µs; one model call {unit * 1e3:.1f} ms (median of 5)")
             print(f"  model: {what}")
-            print(f"\n1. queue overhead: {count} sequential requests, handler returns at once")
-            for name, make in backends:
-                queue = make()
-                per = await queued_seconds(queue, count)
-                queue.close()
-                print(f"   {name:<7} {per * 1e3:6.2f} ms/request = {per / direct:,.0f}x the "
-                      f"direct call = {per / unit:.2%} of one model call")
+            print_overhead(
+                f"1a. queue overhead, worker in this process: {count} sequential requests, "
+                f"handler returns at once, median of {rounds} alternating rounds",
+                await overhead_rounds(backends, count, rounds, False), direct, unit)
+            print_overhead(
+                f"1b. the same, worker in another process: {count // 20} requests, "
+                f"median of {rounds} rounds",
+                await overhead_rounds(backends, count // 20, rounds, True), direct, unit)
 
             print(f"\n2. one interactive request behind {BACKLOG} autonomous, concurrency 1 "
                   f"(unit: one model call, {unit * 1e3:.0f} ms)")
-            for name, make in backends:
-                queue = make()
+            for name, _ in backends:
+                queue = fresh(name)
                 wait, total = await interactive_behind_backlog(queue, handler, payload)
                 queue.close()
                 print(f"   {name:<7} wait until started {wait * 1e3:6.1f} ms = {wait / unit:4.2f} "
@@ -201,8 +270,13 @@ async def main_async(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve", nargs=2, metavar=("BACKEND", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main_async(args.requests))
+    if args.serve:
+        serve_forever(*args.serve)
+        return
+    asyncio.run(main_async(args.requests, args.rounds))
 
 
 if __name__ == "__main__":

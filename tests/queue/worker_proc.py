@@ -27,7 +27,6 @@ def append(path: str, line: str) -> None:
 def main() -> None:
     url, state_dir, lease, name = sys.argv[1:5]
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s: %(message)s")
-    logging.getLogger("rq").setLevel(logging.WARNING)
     settings = Settings(
         ai_name="hal", state_dir=Path(state_dir),
         queue=QueueSettings(url=url, lease_seconds=float(lease)),

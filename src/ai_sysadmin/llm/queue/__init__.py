@@ -2,7 +2,7 @@
 
 ``queue.url = "sqlite://"`` (default): a durable SQLite file ``state_dir/queue.db``, for one
 machine. ``sqlite:///path/to/file.db`` names another file. ``redis://host:port/db`` (or
-``rediss://``): Redis through rq, shared by workers on several machines.
+``rediss://``): a Redis server shared by workers on several machines, with the same leases.
 """
 
 from __future__ import annotations

@@ -9,14 +9,17 @@ and :meth:`RequestQueue.wait`; workers :meth:`RequestQueue.serve`. Guarantees of
   back to pending and is retried, at most :data:`MAX_ATTEMPTS` times in all;
 - answered once: a result is stored only by the worker that holds the current lease (a fencing
   token per attempt), so a worker that comes back after losing its lease cannot overwrite it;
-- coalescing: a submit whose ``coalesce_key`` matches a pending or in-flight request returns
-  that request instead of adding one.
+- coalescing: a submit whose ``coalesce_key`` and content (kind and payload) match a pending or
+  in-flight request returns that request instead of adding one. The content is part of the key
+  (:func:`content_key`) so that only a true duplicate is joined: a request never receives the
+  answer to another one, e.g. a stale turn of a conversation that died with its daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import secrets
 import threading
@@ -90,11 +93,22 @@ def effective_state(state: str, lease_until: float | None, now: float) -> str:
     return state
 
 
+#: the error of a request whose workers kept dying; Redis fills it in from a Lua script
+EXHAUSTED_ERROR = (
+    "gave up after {attempts} attempt(s): the worker serving it stopped or lost its lease "
+    "each time (last: {worker})"
+)
+
+
 def exhausted_error(attempts: int, worker: str | None) -> str:
-    return (
-        f"gave up after {attempts} attempt(s): the worker serving it stopped or lost its lease "
-        f"each time (last: {worker or 'unknown'})"
-    )
+    return EXHAUSTED_ERROR.format(attempts=attempts, worker=worker or "unknown")
+
+
+def content_key(coalesce_key: str, kind: str, body: str) -> str:
+    """The caller's key joined with a digest of the request's content (``body``: the payload as
+    JSON), so that equal keys coalesce only requests that ask the same thing."""
+    digest = hashlib.sha256(f"{kind}\0{body}".encode()).hexdigest()[:32]
+    return f"{coalesce_key}#{digest}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +193,6 @@ class RequestQueue(ABC):
     #: how often :meth:`wait` looks again, at most
     poll_interval: float = 0.05
 
-    @abstractmethod
     def submit(
         self,
         kind: str,
@@ -188,7 +201,19 @@ class RequestQueue(ABC):
         coalesce_key: str | None = None,
     ) -> Submitted:
         """Add a request (JSON-serialisable payload), or return the pending or in-flight one with
-        the same ``coalesce_key``."""
+        the same ``coalesce_key`` and the same content."""
+        prio = as_priority(priority)
+        # sorted keys: the same content gives the same text, hence the same coalescing key
+        body = json.dumps(dict(payload), sort_keys=True)
+        key = None if coalesce_key is None else content_key(coalesce_key, kind, body)
+        submitted = self._add(kind, body, prio, key)
+        if not submitted.coalesced:
+            self._wake()
+        return submitted
+
+    @abstractmethod
+    def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
+        """Store a pending request, or return the active one holding ``key`` (coalesced)."""
 
     @abstractmethod
     def get(self, request_id: str) -> Request:
@@ -225,6 +250,10 @@ class RequestQueue(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def _finished(self, request_id: str) -> bool:
+        """Whether the request is done, failed or cancelled (what :meth:`wait` polls)."""
+        return self.get(request_id).finished
+
     async def wait(self, request_id: str, timeout: float) -> Request:
         """The request once it is done, failed or cancelled. Raises :class:`QueueTimeout` after
         ``timeout`` seconds; the request stays queued and will still be answered."""
@@ -232,31 +261,15 @@ class RequestQueue(ABC):
         deadline = loop.time() + timeout
         delay = 0.001
         while True:
-            request = self.get(request_id)
-            if request.finished:
-                return request
+            if self._finished(request_id):
+                return self.get(request_id)
             left = deadline - loop.time()
             if left <= 0:
+                request = self.get(request_id)
                 ahead = self.requests_ahead(request) if request.state == "pending" else None
                 raise QueueTimeout(request, timeout, ahead)
             await self._sleep_or_wake(min(delay, left))
             delay = min(delay * 2, self.poll_interval)
-
-    async def call(
-        self,
-        kind: str,
-        payload: Mapping[str, Any],
-        priority: Priority | str | int,
-        *,
-        timeout: float,
-        coalesce_key: str | None = None,
-    ) -> dict[str, Any]:
-        """Submit, wait, and return the result; a failed or cancelled request raises LLMError."""
-        submitted = self.submit(kind, payload, priority, coalesce_key)
-        request = await self.wait(submitted.request_id, timeout)
-        if request.state == "done" and request.result is not None:
-            return request.result
-        raise LLMError(f"LLM request {request.id} {request.state}: {request.error or 'no result'}")
 
     # -- in-process wake-ups: a waiter or worker in this process hears of a change at once;
     # -- other processes poll (at most ``poll_interval`` apart)

@@ -2,47 +2,41 @@
 that queue traffic never blocks incident writes.
 
 A worker claims the first pending request (priority, then arrival) in one ``BEGIN IMMEDIATE``
-transaction, which also returns expired leases to pending; while the handler runs it renews its
-lease. The attempt number is the fencing token: renewing, completing and releasing all say
-``WHERE id=? AND worker=? AND attempts=? AND state='in_flight'``, so a worker that lost its lease
-can neither renew it nor store its answer.
+transaction (:meth:`Database.transaction`), which also returns expired leases to pending; while
+the handler runs it renews its lease. The attempt number is the fencing token: renewing,
+completing and releasing all say ``WHERE id=? AND worker=? AND attempts=? AND
+state='in_flight'``, so a worker that lost its lease can neither renew it nor store its answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ...errors import StoreError
-from ...store.db import connect, migrate
+from ...store.db import Database, migrate
 from ..types import Priority
 from .base import (
     MAX_ATTEMPTS,
     RETENTION_SECONDS,
     STATS_WINDOW_SECONDS,
-    Handler,
     QueueError,
     QueueStats,
     Request,
-    RequestQueue,
     Submitted,
-    as_priority,
     effective_state,
     empty_pending,
     exhausted_error,
     new_request_id,
     not_found,
-    run_handler,
 )
+from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -81,25 +75,22 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: a worker that has not announced itself for this long is gone
-WORKER_SILENCE_SECONDS = 5.0
-
 _COLUMNS = (
     "id, kind, priority, payload, state, created_at, started_at, finished_at, attempts, worker, "
     "lease_until, coalesce_key, result, error"
 )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One attempt at one request: the worker and the attempt number fence every later write."""
+class _QueueDatabase(Database):
+    """The queue's file through the store's connections and transactions, with the queue's own
+    migrations instead of the state database's."""
 
-    request: Request
-    worker: str
-    attempt: int
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            migrate(conn, MIGRATIONS, f"{self.path} has queue schema version")
 
 
-class SqliteQueue(RequestQueue):
+class SqliteQueue(LeasedQueue):
     def __init__(
         self,
         path: Path | str,
@@ -113,82 +104,53 @@ class SqliteQueue(RequestQueue):
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.idle_poll = idle_poll
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            with self._tx() as conn:
-                migrate(conn, MIGRATIONS, f"{self.path} has queue schema version")
-                conn.execute(
-                    "DELETE FROM requests WHERE finished_at < ?", (time.time() - RETENTION_SECONDS,)
-                )
+            self.db = _QueueDatabase(self.path)
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
-        except (sqlite3.Error, OSError) as exc:
-            raise QueueError(f"cannot open the queue database {self.path}: {exc}") from exc
-
-    # -- connection -------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.path, any_thread=True)
-        return self._conn
+        with self._tx("clean up") as conn:
+            conn.execute(
+                "DELETE FROM requests WHERE finished_at < ?", (time.time() - RETENTION_SECONDS,)
+            )
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT under this object's lock (one connection, many threads)."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+    def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a database error becomes a QueueError saying what failed."""
+        try:
+            with self.db.transaction() as conn:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot {doing} in the queue {self.path}: {exc}") from exc
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._connection().execute(sql, params).fetchall()
+        try:
+            return self.db.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot read the queue {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.db.close()
 
     # -- callers ----------------------------------------------------------------------------
 
-    def submit(
-        self,
-        kind: str,
-        payload: Mapping[str, Any],
-        priority: Priority | str | int,
-        coalesce_key: str | None = None,
-    ) -> Submitted:
-        prio = as_priority(priority)
-        body = json.dumps(dict(payload))
+    def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
         now = time.time()
-        try:
-            with self._tx() as conn:
-                if coalesce_key is not None:
-                    self._requeue_expired(conn, now)
-                    row = conn.execute(
-                        "SELECT id FROM requests WHERE coalesce_key = ? "
-                        "AND state IN ('pending', 'in_flight')",
-                        (coalesce_key,),
-                    ).fetchone()
-                    if row is not None:
-                        return Submitted(row["id"], coalesced=True)
-                request_id = new_request_id()
-                conn.execute(
-                    "INSERT INTO requests (id, kind, priority, payload, state, created_at, "
-                    "coalesce_key) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                    (request_id, kind, int(prio), body, now, coalesce_key),
-                )
-        except sqlite3.Error as exc:
-            raise QueueError(f"cannot add a request to {self.path}: {exc}") from exc
-        self._wake()
+        with self._tx("add a request") as conn:
+            if key is not None:
+                self._requeue_expired(conn, now)
+                row = conn.execute(
+                    "SELECT id FROM requests WHERE coalesce_key = ? "
+                    "AND state IN ('pending', 'in_flight')",
+                    (key,),
+                ).fetchone()
+                if row is not None:
+                    return Submitted(row["id"], coalesced=True)
+            request_id = new_request_id()
+            conn.execute(
+                "INSERT INTO requests (id, kind, priority, payload, state, created_at, "
+                "coalesce_key) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (request_id, kind, int(priority), body, now, key),
+            )
         return Submitted(request_id, coalesced=False)
 
     def get(self, request_id: str) -> Request:
@@ -199,7 +161,7 @@ class SqliteQueue(RequestQueue):
 
     def cancel(self, request_id: str) -> bool:
         now = time.time()
-        with self._tx() as conn:
+        with self._tx("cancel a request") as conn:
             self._requeue_expired(conn, now)
             done = conn.execute(
                 "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
@@ -252,10 +214,9 @@ class SqliteQueue(RequestQueue):
             in_flight_requests=in_flight,
         )
 
-    # -- workers: the fenced steps serve() is made of -------------------------------------
+    # -- workers: the fenced steps ----------------------------------------------------------
 
     def claim(self, worker: str) -> Claim | None:
-        """Take the first pending request (priority, then arrival) and lease it to ``worker``."""
         now = time.time()
         if not self._read(
             "SELECT 1 FROM requests WHERE state = 'pending' "
@@ -263,7 +224,7 @@ class SqliteQueue(RequestQueue):
             (now,),
         ):
             return None  # nothing to do: no write transaction
-        with self._tx() as conn:
+        with self._tx("claim a request") as conn:
             self._requeue_expired(conn, now)
             row = conn.execute(
                 "UPDATE requests SET state = 'in_flight', worker = ?, lease_until = ?, "
@@ -279,8 +240,7 @@ class SqliteQueue(RequestQueue):
         return Claim(request, worker, request.attempts)
 
     def renew(self, claim: Claim) -> bool:
-        """Extend the lease; False when the worker lost it (the request is someone else's)."""
-        with self._tx() as conn:
+        with self._tx("renew a lease") as conn:
             return bool(
                 conn.execute(
                     "UPDATE requests SET lease_until = ? WHERE id = ? AND worker = ? "
@@ -293,11 +253,9 @@ class SqliteQueue(RequestQueue):
     def complete(
         self, claim: Claim, result: dict[str, Any] | None = None, error: str | None = None
     ) -> bool:
-        """Store the answer (or the error) if this claim still holds the request; else refuse it
-        (False): the request is answered once, by the current lease holder."""
         state = "failed" if error is not None else "done"
         body = None if result is None else json.dumps(result)
-        with self._tx() as conn:
+        with self._tx("store an answer") as conn:
             stored = conn.execute(
                 "UPDATE requests SET state = ?, result = ?, error = ?, finished_at = ?, "
                 "lease_until = NULL WHERE id = ? AND worker = ? AND attempts = ? "
@@ -308,9 +266,7 @@ class SqliteQueue(RequestQueue):
         return bool(stored)
 
     def release(self, claim: Claim) -> bool:
-        """Give a claimed request back unanswered (worker shutting down); not counted as an
-        attempt."""
-        with self._tx() as conn:
+        with self._tx("give a request back") as conn:
             released = conn.execute(
                 "UPDATE requests SET state = 'pending', worker = NULL, lease_until = NULL, "
                 "attempts = attempts - 1 WHERE id = ? AND worker = ? AND attempts = ? "
@@ -343,95 +299,18 @@ class SqliteQueue(RequestQueue):
                     (row["id"],),
                 )
 
-    async def serve(
-        self,
-        handler: Handler,
-        *,
-        concurrency: int = 1,
-        worker_name: str,
-        stop: asyncio.Event,
-    ) -> None:
-        if concurrency < 1:
-            raise QueueError(f"concurrency must be at least 1, not {concurrency}")
-        running: set[asyncio.Task[None]] = set()
-        wake = asyncio.Event()
-        waker = (asyncio.get_running_loop(), wake)
-        self._register(waker)
-        stop_task = asyncio.create_task(stop.wait())
-        announced = 0.0
-        try:
-            while not stop.is_set():
-                wake.clear()
-                if time.time() - announced > WORKER_SILENCE_SECONDS / 5:
-                    announced = time.time()
-                    await asyncio.to_thread(self._announce, worker_name, announced)
-                while len(running) < concurrency and not stop.is_set():
-                    claim = await asyncio.to_thread(self.claim, worker_name)
-                    if claim is None:
-                        break
-                    running.add(asyncio.create_task(self._answer(handler, claim)))
-                wake_task = asyncio.create_task(wake.wait())
-                done, _ = await asyncio.wait(
-                    {stop_task, wake_task, *running},
-                    timeout=self.idle_poll,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                wake_task.cancel()
-                running -= {t for t in done if t in running}
-            if running:
-                await asyncio.wait(running)
-        finally:
-            self._unregister(waker)
-            await asyncio.to_thread(self._announce, worker_name, None)
-            stop_task.cancel()
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-
-    def _announce(self, worker: str, now: float | None) -> None:
-        with self._tx() as conn:
-            if now is None:
+    def announce(self, worker: str, serving: bool) -> None:
+        with self._tx("announce a worker") as conn:
+            if not serving:
                 conn.execute("DELETE FROM workers WHERE name=?", (worker,))
             else:
                 conn.execute("INSERT INTO workers(name, seen_at) VALUES (?, ?) ON CONFLICT(name) "
-                             "DO UPDATE SET seen_at=excluded.seen_at", (worker, now))
+                             "DO UPDATE SET seen_at=excluded.seen_at", (worker, time.time()))
 
     def live_workers(self) -> int:
-        with self._tx() as conn:
-            row = conn.execute("SELECT COUNT(*) FROM workers WHERE seen_at>?",
-                               (time.time() - WORKER_SILENCE_SECONDS,)).fetchone()
-        return int(row[0])
-
-    async def _answer(self, handler: Handler, claim: Claim) -> None:
-        request = claim.request
-        work = asyncio.create_task(run_handler(handler, request))
-        lost = False
-        try:
-            while True:
-                done, _ = await asyncio.wait({work}, timeout=self.lease_seconds / 3)
-                if done:
-                    break
-                if not await asyncio.to_thread(self.renew, claim):
-                    lost = True
-                    work.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await work
-                    break
-        except asyncio.CancelledError:
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
-            await asyncio.to_thread(self.release, claim)
-            raise
-        if lost:
-            log.warning("LLM request %s: lease lost by %s; its answer is not stored",
-                        request.id, claim.worker)
-            return
-        result, error = work.result()
-        if not await asyncio.to_thread(self.complete, claim, result, error):
-            log.warning("LLM request %s: lease lost by %s; its late answer was refused",
-                        request.id, claim.worker)
+        rows = self._read("SELECT COUNT(*) FROM workers WHERE seen_at>?",
+                          (time.time() - WORKER_SILENCE_SECONDS,))
+        return int(rows[0][0])
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -453,4 +332,3 @@ class SqliteQueue(RequestQueue):
             error=row["error"],
             lease_until=row["lease_until"] if state == "in_flight" else None,
         )
-

@@ -1,0 +1,206 @@
+"""The worker side shared by the backends: claim a request under a lease, renew it while the
+handler runs, store the answer only while the lease is still ours.
+
+A backend supplies the fenced steps (:meth:`LeasedQueue.claim`, ``renew``, ``complete``,
+``release``) as blocking calls; :meth:`LeasedQueue.serve` runs them in threads around handlers
+on the caller's event loop. The worker and the attempt number of a :class:`Claim` fence every
+write, so a worker that lost its lease can neither renew it nor store its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Handler, QueueError, Request, RequestQueue, run_handler
+
+log = logging.getLogger("ai_sysadmin.service")
+
+#: a worker that has not announced itself for this long is gone
+WORKER_SILENCE_SECONDS = 5.0
+#: the longest pause between two tries of a worker whose queue is unreachable
+MAX_BACKOFF_SECONDS = 30.0
+
+#: waits until another process may have added work (returns early or after a while)
+Notice = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One attempt at one request: the worker and the attempt number fence every later write."""
+
+    request: Request
+    worker: str
+    attempt: int
+
+
+class LeasedQueue(RequestQueue):
+    """A queue whose workers hold requests under leases; see the module docstring."""
+
+    #: how long an idle worker waits before it looks for work (and expired leases) again
+    idle_poll: float = 0.5
+
+    @abstractmethod
+    def claim(self, worker: str) -> Claim | None:
+        """Take the first pending request (priority, then arrival) and lease it to ``worker``;
+        expired leases go back to pending first (or fail once their attempts are spent)."""
+
+    @abstractmethod
+    def renew(self, claim: Claim) -> bool:
+        """Extend the lease; False when the worker lost it (the request is someone else's)."""
+
+    @abstractmethod
+    def complete(
+        self, claim: Claim, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> bool:
+        """Store the answer (or the error) if this claim still holds the request; else refuse it
+        (False): the request is answered once, by the current lease holder."""
+
+    @abstractmethod
+    def release(self, claim: Claim) -> bool:
+        """Give a claimed request back unanswered (worker stopping); not counted as an attempt."""
+
+    @abstractmethod
+    def announce(self, worker: str, serving: bool) -> None:
+        """Tell clients that ``worker`` serves this queue (now), or that it stopped."""
+
+    @contextlib.asynccontextmanager
+    async def _notices(self) -> AsyncIterator[Notice | None]:
+        """What tells an idle worker that another process added work; None: it polls."""
+        yield None
+
+    async def serve(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        worker_name: str,
+        stop: asyncio.Event,
+    ) -> None:
+        if concurrency < 1:
+            raise QueueError(f"concurrency must be at least 1, not {concurrency}")
+        running: set[asyncio.Task[None]] = set()
+        try:
+            async with self._notices() as notice:
+                await _Serving(self, handler, concurrency, worker_name, stop, notice,
+                               running).run()
+            if running:
+                await asyncio.wait(running)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            with contextlib.suppress(QueueError):
+                await asyncio.to_thread(self.announce, worker_name, False)
+
+    async def _answer(self, handler: Handler, claim: Claim) -> None:
+        """Run the handler while renewing the lease; store its answer if the lease held."""
+        work = asyncio.create_task(run_handler(handler, claim.request))
+        try:
+            while not (await asyncio.wait({work}, timeout=self.lease_seconds / 3))[0]:
+                if not await self._step(self.renew, claim, default=True):
+                    await _cancelled(work)
+                    log.warning("LLM request %s: lease lost by %s; its answer is not stored",
+                                claim.request.id, claim.worker)
+                    return
+        except asyncio.CancelledError:
+            await _cancelled(work)
+            await self._step(self.release, claim, default=False)
+            raise
+        result, error = work.result()
+        if not await self._step(self.complete, claim, result, error, default=True):
+            log.warning("LLM request %s: lease lost by %s; its late answer was refused",
+                        claim.request.id, claim.worker)
+
+    async def _step(self, step: Callable[..., bool], claim: Claim, *args: Any,
+                    default: bool) -> bool:
+        """One fenced step in a thread. An unreachable queue is logged, and the step answers
+        ``default`` so that the caller adds no second, wrong reason: a renewal is tried again
+        at the next beat; an answer that cannot be stored is lost, and its lease, left to
+        expire, gives the request to another attempt."""
+        try:
+            return await asyncio.to_thread(step, claim, *args)
+        except QueueError as exc:
+            log.warning("LLM request %s: %s", claim.request.id, exc)
+            return default
+
+
+class _Serving:
+    """One run of :meth:`LeasedQueue.serve`: its loop and what the loop waits on."""
+
+    def __init__(self, queue: LeasedQueue, handler: Handler, concurrency: int, name: str,
+                 stop: asyncio.Event, notice: Notice | None,
+                 running: set[asyncio.Task[None]]) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.name = name
+        self.stop = stop
+        self.notice = notice
+        self.running = running
+        self.wake = asyncio.Event()
+        self.announced = float("-inf")
+        self.backoff = 0.0
+
+    async def run(self) -> None:
+        waker = (asyncio.get_running_loop(), self.wake)
+        self.queue._register(waker)
+        stop_task = asyncio.create_task(self.stop.wait())
+        notice_task: asyncio.Task[object] | None = None
+        try:
+            while not self.stop.is_set():
+                self.wake.clear()
+                await self._take_work()
+                waits: set[asyncio.Future[Any]] = {stop_task, *self.running}
+                # only a worker with a free slot takes a notice: a busy one would steal it
+                # from an idle worker elsewhere
+                if self.notice is not None and len(self.running) < self.concurrency:
+                    if notice_task is None or notice_task.done():
+                        notice_task = asyncio.create_task(self.notice())
+                    waits.add(notice_task)
+                wake_task = asyncio.create_task(self.wake.wait())
+                done, _ = await asyncio.wait(waits | {wake_task}, timeout=self._pause(),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                wake_task.cancel()
+                self.running -= done
+        finally:
+            self.queue._unregister(waker)
+            for task in (stop_task, notice_task):
+                if task is not None:
+                    await _cancelled(task)
+
+    async def _take_work(self) -> None:
+        """Announce this worker, and claim requests until the slots are full or none is left;
+        an unreachable queue is tried again later, with a growing pause."""
+        queue = self.queue
+        try:
+            if time.monotonic() - self.announced > WORKER_SILENCE_SECONDS / 5:
+                await asyncio.to_thread(queue.announce, self.name, True)
+                self.announced = time.monotonic()
+            while len(self.running) < self.concurrency and not self.stop.is_set():
+                claim = await asyncio.to_thread(queue.claim, self.name)
+                if claim is None:
+                    break
+                self.running.add(asyncio.create_task(queue._answer(self.handler, claim)))
+        except QueueError as exc:
+            self.backoff = min(max(2 * self.backoff, queue.idle_poll), MAX_BACKOFF_SECONDS)
+            log.warning("%s; worker %s tries again in %.1f s", exc, self.name, self.backoff)
+            return
+        self.backoff = 0.0
+
+    def _pause(self) -> float:
+        return self.backoff or self.queue.idle_poll
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has stopped, whatever it ends with."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
