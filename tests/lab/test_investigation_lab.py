@@ -93,4 +93,6 @@ def test_an_llm_failure_keeps_the_incident_open_and_retries(tmp_path) -> None:
     states = [e.to_state for e in events if e.kind == "state"]
     assert "resolved" not in states
     assert incident.state == "open" and incident.diagnosis.startswith("not JSON")
-    assert incident.investigation_error is None
+    # the retry answered but proposed nothing: open again with that reason, retried later
+    assert incident.investigation_error == "the investigation ended without a proposal"
+    assert incident.investigation_attempts == 1

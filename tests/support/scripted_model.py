@@ -292,6 +292,8 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # a reply in two TCP segments would wait ~40 ms for the client's delayed ACK
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
