@@ -16,14 +16,19 @@ from .migrations import MIGRATIONS
 class Database:
     """One connection per thread of use; writes go through :meth:`transaction`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, migrations: Sequence[str] = MIGRATIONS,
+                 what: str = "state database") -> None:
+        """``migrations``/``what``: another file's own schema (the LLM queue's) and its name in
+        messages."""
         self.path = Path(path)
+        self.what = what
+        self._migrations = migrations
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open the {what} {self.path}: {exc}") from exc
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -50,8 +55,9 @@ class Database:
         conn.execute("COMMIT")
 
     def _migrate(self) -> None:
+        schema = "schema" if self.what == "state database" else f"{self.what} schema"
         with self.transaction() as conn:
-            migrate(conn, MIGRATIONS, f"{self.path} has schema version")
+            migrate(conn, self._migrations, f"{self.path} has {schema} version")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import StoreError
-from ...store.db import Database, migrate
+from ...store.db import Database
 from ..types import Priority
 from .base import (
     MAX_ATTEMPTS,
@@ -81,15 +81,6 @@ _COLUMNS = (
 )
 
 
-class _QueueDatabase(Database):
-    """The queue's file through the store's connections and transactions, with the queue's own
-    migrations instead of the state database's."""
-
-    def _migrate(self) -> None:
-        with self.transaction() as conn:
-            migrate(conn, MIGRATIONS, f"{self.path} has queue schema version")
-
-
 class SqliteQueue(LeasedQueue):
     def __init__(
         self,
@@ -105,7 +96,8 @@ class SqliteQueue(LeasedQueue):
         self.max_attempts = max_attempts
         self.idle_poll = idle_poll
         try:
-            self.db = _QueueDatabase(self.path)
+            # the store's connections and transactions, with the queue's own migrations
+            self.db = Database(self.path, MIGRATIONS, "queue")
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
         with self._tx("clean up") as conn:
