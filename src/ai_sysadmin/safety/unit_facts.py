@@ -192,6 +192,59 @@ def _protected(facts: UnitFacts, protected: Iterable[str], own: Iterable[str]
     return None
 
 
+def _start_refused(facts: UnitFacts, protected: tuple[str, ...]) -> str | None:
+    """Why starting this unit is never automation's to do: it takes the host out of its
+    normal state, or stops something that carries it."""
+    if facts.get("RefuseManualStart") == "yes":
+        return f"{facts.id} refuses a manual start (RefuseManualStart=yes)"
+    if (value := facts.get("SuccessAction")) not in ("", "none"):
+        return f"starting {facts.id} ends in {value} (SuccessAction={value})"
+    pulled = facts.all("Requires", "Requisite", "Wants", "BindsTo", "Upholds", "OnSuccess")
+    if hit := sorted(SYSTEM_STATE_TARGETS & set(pulled)):
+        return (f"starting {facts.id} pulls in {hit[0]}, which leaves the normal system "
+                "state (shutdown, reboot, sleep or rescue)")
+    for argv in facts.commands:
+        if shown := _power_command(argv):
+            return (f"{facts.id} runs {shown!r}, which powers off, reboots or leaves the "
+                    "normal system state")
+    for other in facts.all("Conflicts"):
+        # every unit with default dependencies conflicts with shutdown.target: harmless
+        if other not in SYSTEM_STATE_TARGETS and (
+                other.endswith(".target") or protected_reason(other, protected)):
+            return f"starting {facts.id} stops {other} (Conflicts={other})"
+    return None
+
+
+def _start_consequences(facts: UnitFacts) -> list[str]:
+    """What starting this unit may do that a person should weigh."""
+    person = [f"starting it stops {other} (Conflicts={other})"
+              for other in facts.all("Conflicts") if other not in SYSTEM_STATE_TARGETS]
+    for prop in _ACTIONS[1:]:
+        if (value := facts.get(prop)) not in ("", "none"):
+            person.append(f"when it fails or times out the host does {value} ({prop})")
+    if hit := sorted(SYSTEM_STATE_TARGETS & set(facts.all("OnFailure"))):
+        person.append(f"when it fails it starts {hit[0]} (OnFailure)")
+    if SYSTEM_STATE_TARGETS & set(facts.all("After")) or facts.get(
+            "DefaultDependencies") == "no":
+        person.append("it runs at early boot or at shutdown (DefaultDependencies=no or "
+                      "ordered after shutdown)")
+    if why := _runs_updates(facts):
+        person.append(f"{why}: the same as update_packages")
+    if why := _way_in(facts):
+        person.append(f"{why}; restarting it can cut the way in")
+    return person
+
+
+def _not_the_incidents(facts: UnitFacts, incident_unit: str | None) -> str | None:
+    if incident_unit is None:
+        return ("no incident names this unit: an automatic start or restart touches only the "
+                "unit an incident is about")
+    if incident_unit not in facts.every_name:
+        return (f"the incident is about {incident_unit}, not {facts.id}: an automatic start "
+                "or restart touches only that unit")
+    return None
+
+
 def judge_unit(
     verb: str,
     facts: UnitFacts,
@@ -213,55 +266,21 @@ def judge_unit(
     if load in ("not-found", "masked") and verb not in ("reset-failed", "stop", "disable"):
         return Verdict(f"{facts.id} is not loaded on the host (LoadState={load})")
     if why := _protected(facts, protected, own):
-        if verb in STOPPING_VERBS or verb in ("disable", "mask"):
+        if verb in STOPPING_VERBS:
             return Verdict(f"{why}: never stopped, masked, disabled or killed by automation")
         if verb != "reset-failed":
             person.append(why)
     if verb not in STARTING_VERBS:
         return Verdict(None, tuple(person))
-    if facts.get("RefuseManualStart") == "yes":
-        return Verdict(f"{facts.id} refuses a manual start (RefuseManualStart=yes)")
-    for prop in ("SuccessAction",):
-        if (value := facts.get(prop)) not in ("", "none"):
-            return Verdict(f"starting {facts.id} ends in {value} ({prop}={value})")
-    pulled = facts.all("Requires", "Requisite", "Wants", "BindsTo", "Upholds", "OnSuccess")
-    if hit := sorted(SYSTEM_STATE_TARGETS & set(pulled)):
-        return Verdict(f"starting {facts.id} pulls in {hit[0]}, which leaves the normal "
-                       "system state (shutdown, reboot, sleep or rescue)")
-    for argv in facts.commands:
-        if shown := _power_command(argv):
-            return Verdict(f"{facts.id} runs {shown!r}, which powers off, reboots or leaves "
-                           "the normal system state")
-    for other in facts.all("Conflicts"):
-        if other in SYSTEM_STATE_TARGETS:
-            continue  # every unit with default dependencies conflicts with shutdown.target
-        if other.endswith(".target") or protected_reason(other, protected):
-            return Verdict(f"starting {facts.id} stops {other} (Conflicts={other})")
-        person.append(f"starting it stops {other} (Conflicts={other})")
-    for prop in _ACTIONS[1:]:
-        if (value := facts.get(prop)) not in ("", "none"):
-            person.append(f"when it fails or times out the host does {value} ({prop})")
-    if hit := sorted(SYSTEM_STATE_TARGETS & set(facts.all("OnFailure"))):
-        person.append(f"when it fails it starts {hit[0]} (OnFailure)")
-    if SYSTEM_STATE_TARGETS & set(facts.all("After")) or facts.get(
-            "DefaultDependencies") == "no":
-        person.append("it runs at early boot or at shutdown (DefaultDependencies=no or "
-                      "ordered after shutdown)")
-    if why := _runs_updates(facts):
-        person.append(f"{why}: the same as update_packages")
-    if why := _way_in(facts):
-        person.append(f"{why}; restarting it can cut the way in")
+    if refused := _start_refused(facts, protected):
+        return Verdict(refused)
+    person += _start_consequences(facts)
     for unit in triggered:
         inner = judge_unit("start", unit, protected=protected, own=own,
                            incident_unit=unit.id)
         if inner.refused:
             return Verdict(f"{facts.id} triggers {unit.id}: {inner.refused}")
         person += [f"it triggers {unit.id}: {p}" for p in inner.person]
-    if verb != "reload":
-        if incident_unit is None:
-            person.append("no incident names this unit: an automatic start or restart "
-                          "touches only the unit an incident is about")
-        elif incident_unit not in facts.every_name:
-            person.append(f"the incident is about {incident_unit}, not {facts.id}: an "
-                          "automatic start or restart touches only that unit")
+    if verb != "reload" and (why := _not_the_incidents(facts, incident_unit)):
+        person.append(why)
     return Verdict(None, tuple(dict.fromkeys(person)))

@@ -174,7 +174,6 @@ class IncidentStore:
         """
         now = time.time()
         outcome = CheckOutcome(journal_entries=len(journal))
-        judged = set(judged_rules)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, last_check, last_ok, os, reachable, "
@@ -186,40 +185,45 @@ class IncidentStore:
                 (host, now, now, now if collected_ok else None, os_name, int(reachable),
                  last_error),
             )
-            conn.executemany(
-                "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "
-                "message) VALUES (?,?,?,?,?,?,?)",
-                [(host, consumer, e.cursor, e.timestamp, e.priority, e.source, e.message)
-                 for e in journal],
-            )
-            if journal_cursor:
-                conn.execute(
-                    "INSERT INTO journal_cursors(host, consumer, cursor, updated_at) "
-                    "VALUES (?,?,?,?) ON CONFLICT(host, consumer) DO UPDATE SET "
-                    "cursor=excluded.cursor, updated_at=excluded.updated_at",
-                    (host, consumer, journal_cursor, now),
-                )
-            conn.execute(
-                "DELETE FROM journal_entries WHERE host=? AND at<?",
-                (host, now - JOURNAL_RETENTION_SECONDS),
-            )
-            seen: set[str] = set()
+            self._keep_journal(conn, host, consumer, journal, journal_cursor, now)
             for finding in findings:
-                seen.add(finding.fingerprint)
                 self._upsert(conn, finding, now, outcome, actor)
-            live = conn.execute(
-                f"SELECT id, rule, fingerprint, state FROM incidents WHERE host=? AND state IN "
-                f"({','.join('?' * len(LIVE_STATES))})",
-                (host, *LIVE_STATES),
-            ).fetchall()
-            for row in live:
-                if row["rule"] in judged and row["fingerprint"] not in seen:
-                    self._move(
-                        conn, row["id"], row["state"], "resolved", actor,
-                        "a fresh collection no longer shows the finding", now,
-                    )
-                    outcome.resolved.append(row["id"])
+            self._resolve_gone(conn, host, {f.fingerprint for f in findings},
+                               set(judged_rules), now, outcome, actor)
         return outcome
+
+    @staticmethod
+    def _keep_journal(conn: Any, host: str, consumer: str, journal: Sequence[JournalEntry],
+                      cursor: str | None, now: float) -> None:
+        conn.executemany(
+            "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "
+            "message) VALUES (?,?,?,?,?,?,?)",
+            [(host, consumer, e.cursor, e.timestamp, e.priority, e.source, e.message)
+             for e in journal],
+        )
+        if cursor:
+            conn.execute(
+                "INSERT INTO journal_cursors(host, consumer, cursor, updated_at) "
+                "VALUES (?,?,?,?) ON CONFLICT(host, consumer) DO UPDATE SET "
+                "cursor=excluded.cursor, updated_at=excluded.updated_at",
+                (host, consumer, cursor, now),
+            )
+        conn.execute("DELETE FROM journal_entries WHERE host=? AND at<?",
+                     (host, now - JOURNAL_RETENTION_SECONDS))
+
+    def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
+                      now: float, outcome: CheckOutcome, actor: str) -> None:
+        """Live incidents of rules that judged this check and no longer found them."""
+        live = conn.execute(
+            f"SELECT id, rule, fingerprint, state FROM incidents WHERE host=? AND state IN "
+            f"({','.join('?' * len(LIVE_STATES))})",
+            (host, *LIVE_STATES),
+        ).fetchall()
+        for row in live:
+            if row["rule"] in judged and row["fingerprint"] not in seen:
+                self._move(conn, row["id"], row["state"], "resolved", actor,
+                           "a fresh collection no longer shows the finding", now)
+                outcome.resolved.append(row["id"])
 
     def _upsert(
         self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str
