@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from .handlers import chat_payload, chat_result
-from .types import ChatResult, LLMBadResponse, LLMError, Message, Priority, ToolSpec
+from .types import (
+    ChatResult,
+    LLMBadResponse,
+    LLMError,
+    LLMModelMissing,
+    LLMUnavailable,
+    Message,
+    Priority,
+    ToolSpec,
+)
+
+#: a worker stores a failure as "TypeName: message"; these come back as their own type
+_TYPED: dict[str, type[LLMError]] = {
+    cls.__name__: cls for cls in (LLMUnavailable, LLMBadResponse, LLMModelMissing)}
 
 
 class QueuedLLM:
@@ -35,5 +48,7 @@ class QueuedLLM:
         if request.state == "done" and request.result is not None:
             return chat_result(request.result)
         if request.state == "failed":
-            raise LLMError(f"LLM request {request.id} failed: {request.error}")
+            error = request.error or ""
+            kind = _TYPED.get(error.partition(":")[0], LLMError)
+            raise kind(f"LLM request {request.id} failed: {error}")
         raise LLMBadResponse(f"LLM request {request.id} ended as {request.state}")
