@@ -191,8 +191,8 @@ class SshSettings(_Section):
 _GROUP_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 #: the assistant's own units, as packaging names them ({name}: ai_name)
-OWN_UNIT_TEMPLATES = ("ai-sysadmin.service", "ai-sysadmin-worker.service", "{name}-ai.service",
-                      "{name}-ai-worker.service")
+OWN_UNIT_TEMPLATES = ("{name}-ai.service", "{name}-llm-worker.service", "ai-sysadmin.service",
+                      "ai-sysadmin-llm-worker.service")
 
 #: directories whose old files are the system itself, never a cache
 _SYSTEM_ROOTS = frozenset({
