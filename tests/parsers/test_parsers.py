@@ -82,29 +82,24 @@ def test_every_parser_has_a_fixture():
     assert parser_names - covered == set()
 
 
-def test_restarts_merge_into_the_units_they_belong_to():
-    units = parsers.parse_list_units(load("list_units")["raw"])
+def test_restart_counts_are_of_services_only():
     restarts = parsers.parse_show_restarts(load("show_restarts")["raw"])
 
-    merged = {u.name: u for u in parsers.merge_restarts(units, restarts)}
-
-    assert merged["flappy.service"].restarts == 10
-    assert merged["webapp.service"].restarts == 0
-    assert merged["home.mount"].restarts is None  # not a service: nothing to count
-    assert [u.name for u in parsers.merge_restarts(units, restarts)] == [u.name for u in units]
+    assert restarts["flappy.service"] == 10
+    assert restarts["webapp.service"] == 0
+    assert "home.mount" not in restarts  # not a service: nothing to count
 
 
 def test_fault_lab_outputs_give_the_findings_a_person_expects():
-    units = parsers.merge_restarts(
-        parsers.parse_list_units(load("list_units")["raw"]),
-        parsers.parse_show_restarts(load("show_restarts")["raw"]),
-    )
+    units = parsers.parse_list_units(load("list_units")["raw"])
+    restarts = parsers.parse_show_restarts(load("show_restarts")["raw"])
     journal = parsers.parse_journal(load("journal")["raw"])
     snap = Snapshot(
         host="sdtest",
         taken_at=journal[-1].timestamp + 1,
         systemd_running=True,
         units=units,
+        restarts=restarts,
         journal=journal,
         mounts=parsers.parse_df(load("df_target_with_spaces")["raw"]),
     )

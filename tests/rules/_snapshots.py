@@ -29,9 +29,8 @@ def unit(
     active: str = "active",
     sub: str = "running",
     load: str = "loaded",
-    restarts: int | None = 0,
 ) -> Unit:
-    return Unit(name, load, active, sub, f"{name} description", restarts)
+    return Unit(name, load, active, sub, f"{name} description")
 
 
 def healthy_units() -> list[Unit]:
@@ -40,9 +39,14 @@ def healthy_units() -> list[Unit]:
         unit("nginx.service"),
         unit("systemd-journald.service"),
         unit("backup.service", active="inactive", sub="dead"),
-        unit("home.mount", load="not-found", active="inactive", sub="dead", restarts=None),
-        unit("getty.target", load="masked", active="inactive", sub="dead", restarts=None),
+        unit("home.mount", load="not-found", active="inactive", sub="dead"),
+        unit("getty.target", load="masked", active="inactive", sub="dead"),
     ]
+
+
+def healthy_restarts() -> dict[str, int]:
+    """NRestarts of the healthy services: each started once, never restarted."""
+    return {u.name: 0 for u in healthy_units() if u.name.endswith(".service")}
 
 
 def mount(
@@ -138,6 +142,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         mounts=[mount("/"), mount("/boot", fstype="vfat", inodes=0, inodes_percent=0)],
         systemd_running=True,
         units=healthy_units(),
+        restarts=healthy_restarts(),
         journal=[entry("ordinary warning", priority=4, unit="nginx.service")],
         processes=[proc(pid=1, command="/sbin/init", cpu_percent=0.1, cpu_seconds=5)],
     )
@@ -148,12 +153,14 @@ def context(
     previous: Snapshot | None = None,
     thresholds: Thresholds | None = None,
     journal_window: Sequence[JournalEntry] | None = None,
+    baseline: Snapshot | None = None,
 ) -> RuleContext:
     return RuleContext(
         snapshot=snap,
         thresholds=thresholds or Thresholds(),
         previous=previous,
         journal_window=journal_window,
+        baseline=baseline,
     )
 
 

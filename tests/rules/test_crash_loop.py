@@ -4,13 +4,30 @@ from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.crash_loop import CrashLoop
 
-from ._snapshots import NOW, context, healthy_snapshot, healthy_units, only, snapshot, unit
+from ._snapshots import (
+    NOW,
+    context,
+    healthy_restarts,
+    healthy_snapshot,
+    healthy_units,
+    only,
+    snapshot,
+    unit,
+)
 
 RULE = CrashLoop()
 
 
-def looping(restarts: int, active: str = "activating", sub: str = "auto-restart"):
-    return unit("worker.service", active, sub, restarts=restarts)
+def looping(restarts: int | None, active: str = "activating", sub: str = "auto-restart",
+            taken_at: float = NOW, others: bool = False):
+    """A snapshot of worker.service restarted ``restarts`` times (None: not counted), with the
+    healthy units (``others``) or alone."""
+    units = [*healthy_units(), unit("worker.service", active, sub)] if others else [
+        unit("worker.service", active, sub)]
+    counts = healthy_restarts() if others else {}
+    if restarts is not None:
+        counts["worker.service"] = restarts
+    return snapshot(taken_at=taken_at, units=units, restarts=counts)
 
 
 def test_healthy_units_give_no_finding():
@@ -18,7 +35,7 @@ def test_healthy_units_give_no_finding():
 
 
 def test_unit_restarting_now_without_history_is_a_critical_finding():
-    snap = snapshot(units=[*healthy_units(), looping(5)])
+    snap = looping(5, others=True)
 
     finding = only(RULE.evaluate(context(snap)))
 
@@ -30,18 +47,18 @@ def test_unit_restarting_now_without_history_is_a_critical_finding():
 
 
 def test_activating_counts_as_restarting_too():
-    snap = snapshot(units=[looping(4, active="activating", sub="start")])
+    snap = looping(4, active="activating", sub="start")
     assert only(RULE.evaluate(context(snap))).subject == "worker.service"
 
 
 def test_old_restarts_of_a_unit_now_running_are_not_a_loop_without_history():
-    snap = snapshot(units=[looping(7, active="active", sub="running")])
+    snap = looping(7, active="active", sub="running")
     assert RULE.evaluate(context(snap)) == []
 
 
 def test_rising_count_since_previous_check_is_a_finding_even_while_running():
-    previous = snapshot(taken_at=NOW - 300, units=[looping(4, "active", "running")])
-    current = snapshot(units=[looping(9, "active", "running")])
+    previous = looping(4, "active", "running", taken_at=NOW - 300)
+    current = looping(9, "active", "running")
 
     finding = only(RULE.evaluate(context(current, previous=previous)))
 
@@ -52,42 +69,51 @@ def test_rising_count_since_previous_check_is_a_finding_even_while_running():
 
 
 def test_count_not_rising_since_previous_check_is_no_loop_even_in_auto_restart():
-    previous = snapshot(taken_at=NOW - 300, units=[looping(6)])
-    current = snapshot(units=[looping(6)])
+    previous = looping(6, taken_at=NOW - 300)
+    current = looping(6)
     assert RULE.evaluate(context(current, previous=previous)) == []
 
 
 def test_unit_new_since_previous_check_falls_back_to_its_state():
-    previous = snapshot(taken_at=NOW - 300, units=healthy_units())
-    current = snapshot(units=[*healthy_units(), looping(3)])
+    previous = snapshot(taken_at=NOW - 300, units=healthy_units(), restarts=healthy_restarts())
+    current = looping(3, others=True)
     assert only(RULE.evaluate(context(current, previous=previous))).subject == "worker.service"
 
 
 def test_previous_snapshot_without_units_falls_back_to_state():
     previous = snapshot(taken_at=NOW - 300, errors={"units": "systemctl timed out"})
-    current = snapshot(units=[looping(3)])
+    current = looping(3)
     assert len(RULE.evaluate(context(current, previous=previous))) == 1
 
 
 @pytest.mark.parametrize(("restarts", "expected"), [(2, 0), (3, 1), (4, 1)])
 def test_default_limit_is_three_restarts(restarts, expected):
-    snap = snapshot(units=[looping(restarts)])
+    snap = looping(restarts)
     assert len(RULE.evaluate(context(snap))) == expected
 
 
 def test_rising_below_the_limit_is_not_a_loop():
-    previous = snapshot(taken_at=NOW - 300, units=[looping(1)])
-    current = snapshot(units=[looping(2)])
+    previous = looping(1, taken_at=NOW - 300)
+    current = looping(2)
     assert RULE.evaluate(context(current, previous=previous)) == []
 
 
 def test_custom_limit():
-    snap = snapshot(units=[looping(2)])
+    snap = looping(2)
     assert RULE.evaluate(context(snap, thresholds=Thresholds(crash_loop_restarts=10))) == []
-    snap = snapshot(units=[looping(2)])
+    snap = looping(2)
     assert len(RULE.evaluate(context(snap, thresholds=Thresholds(crash_loop_restarts=2)))) == 1
 
 
 def test_unknown_restart_count_is_never_a_loop():
-    snap = snapshot(units=[unit("worker.service", "activating", "auto-restart", restarts=None)])
-    assert RULE.evaluate(context(snap)) == []
+    assert RULE.evaluate(context(looping(None))) == []
+
+
+def test_the_count_is_compared_with_the_previous_check_not_with_the_rate_baseline():
+    # a fix's verification, seconds after the fix: the count no longer rises since the last
+    # look, though it did since the last periodic check
+    baseline = looping(5, taken_at=NOW - 300)
+    previous = looping(8, "active", "running", taken_at=NOW - 2)
+    current = looping(8, "active", "running")
+    assert RULE.evaluate(context(current, previous=previous, baseline=baseline)) == []
+    assert RULE.evaluate(context(current, previous=baseline)) != []

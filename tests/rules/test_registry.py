@@ -1,7 +1,18 @@
 import dataclasses
 
+import pytest
+
 from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.monitor.rules import RULES, RULES_BY_NAME, Rule, RuleContext, evaluate
+from ai_sysadmin.monitor.rules import (
+    RULES,
+    RULES_BY_NAME,
+    Rule,
+    RuleContext,
+    check_registry,
+    evaluate,
+    required_by,
+)
+from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME
 from ai_sysadmin.monitor.snapshot import Load, Mount, Process, Snapshot, SwapCounters
 
 from ._snapshots import NOW, context, entry, healthy_snapshot, memory, unit
@@ -35,14 +46,28 @@ def test_every_rule_has_a_unique_name_and_is_registered_by_it():
     }
 
 
-def test_every_rule_requires_real_snapshot_sections():
+def test_every_rule_requires_sections_the_collection_table_fills():
     # a misspelt section would make the rule skip every snapshot, silently
-    sections = {f.name for f in dataclasses.fields(Snapshot)}
+    fields = {f.name for f in dataclasses.fields(Snapshot)}
     for rule in RULES:
         # only host_unreachable judges every snapshot, by design
         assert rule.requires or rule.name == "host_unreachable", rule.name
-        assert set(rule.requires) <= sections, rule.name
+        assert set(rule.requires) <= set(SECTIONS_BY_NAME) & fields, rule.name
         assert rule.description, rule.name
+    assert required_by("restarts") == ("crash_loop",)
+    assert set(required_by("units")) == {"failed_unit", "crash_loop", "unit_load_error"}
+    assert required_by("os") == ()
+
+
+def test_a_rule_requiring_a_section_nothing_collects_is_refused_at_registration():
+    class Misspelt(Always):
+        name = "misspelt"
+        requires = ("memroy",)
+
+    with pytest.raises(ValueError, match="'misspelt' requires \\['memroy'\\]"):
+        check_registry((Always(), Misspelt()))
+    with pytest.raises(ValueError, match="two detection rules are named 'always'"):
+        check_registry((Always(), Always()))
 
 
 def test_healthy_snapshot_is_judged_by_every_rule_with_no_finding():
@@ -53,14 +78,16 @@ def test_healthy_snapshot_is_judged_by_every_rule_with_no_finding():
 
 def test_every_rule_fires_on_a_snapshot_with_every_fault():
     previous = healthy_snapshot(taken_at=NOW - 300)
-    previous.units = [*previous.units, unit("worker.service", restarts=3)]
+    previous.units = [*previous.units, unit("worker.service")]
+    previous.restarts = {**previous.restarts, "worker.service": 3}
     snap = healthy_snapshot()
     snap.units = [
         *snap.units,
         unit("webapp.service", "failed", "failed"),
-        unit("worker.service", "activating", "auto-restart", restarts=8),
+        unit("worker.service", "activating", "auto-restart"),
         unit("typo.service", "inactive", "dead", load="bad-setting"),
     ]
+    snap.restarts = {**snap.restarts, "worker.service": 8}
     snap.mounts = [Mount("/dev/vda", "ext4", "/", 1000, 990, 10, 1000, 990)]
     snap.memory = memory(2)
     snap.swap = SwapCounters(previous.swap.pages_in + 300_000, previous.swap.pages_out)
@@ -86,6 +113,19 @@ def test_rule_whose_section_failed_is_skipped_and_not_judged():
     assert findings == []
     assert judged == ALL_NAMES - {"failed_unit", "crash_loop", "unit_load_error"}
     assert snap.errors == {"units": "systemctl list-units: Failed to connect to bus"}
+
+
+def test_without_restart_counts_crash_loop_has_not_judged_and_the_unit_rules_have():
+    # `systemctl show` failed, `systemctl list-units` did not
+    snap = healthy_snapshot()
+    snap.units = [*snap.units, unit("worker.service", "activating", "auto-restart")]
+    snap.restarts = None
+    snap.errors["restarts"] = "systemctl show: Failed to get properties: Access denied"
+
+    findings, judged = evaluate(context(snap))
+
+    assert judged == ALL_NAMES - {"crash_loop"}
+    assert findings == []
 
 
 def test_section_recorded_as_failed_is_skipped_even_if_partly_filled():

@@ -19,7 +19,7 @@ def test_absent_or_masked_units_are_not_broken(load):
 
 
 def test_bad_setting_is_a_critical_finding():
-    broken = unit("typo.service", "inactive", "dead", load="bad-setting", restarts=None)
+    broken = unit("typo.service", "inactive", "dead", load="bad-setting")
     snap = snapshot(units=[*healthy_units(), broken])
 
     finding = only(RULE.evaluate(context(snap)))

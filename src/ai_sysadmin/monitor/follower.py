@@ -13,8 +13,8 @@ from collections.abc import Callable
 from ..config import Settings
 from ..errors import TransportError
 from ..hosts.transport import Transport
-from .collector import JournalQuery, journal_argv
 from .parsers import parse_journal_line
+from .sections import JournalQuery, journal_argv
 from .snapshot import JournalEntry
 
 log = logging.getLogger("ai_sysadmin.orchestrator")

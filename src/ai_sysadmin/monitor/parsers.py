@@ -158,15 +158,6 @@ def parse_show_restarts(text: str) -> dict[str, int]:
     return restarts
 
 
-def merge_restarts(units: list[Unit], restarts: dict[str, int]) -> list[Unit]:
-    return [
-        Unit(u.name, u.load, u.active, u.sub, u.description, restarts.get(u.name))
-        if u.name in restarts
-        else u
-        for u in units
-    ]
-
-
 JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME"
 
 

@@ -1,16 +1,16 @@
 """One round trip per host per check: every command of a Snapshot in one remote POSIX sh script.
 
-Over SSH each command costs a session and a round trip; a check runs about fifteen. Here the
-collector's commands become one sh script that runs them in turn, each under coreutils'
-``timeout``, and frames each output with a random marker, on stdout and stderr alike; it ends
-with a "done" line, so that a transport can keep one shell for all its checks
-(:meth:`Transport.run_script`: over SSH one long-lived ``sh -s``, elsewhere ``sh -c``). The reply
-is split back into one :class:`CommandResult` per command and served by a
-:class:`ReplayTransport`, so the collector and its parsers run unchanged on the same raw text:
-the Snapshot is the one the per-command path would give. A command that means nothing on a
-host (systemctl where systemd is not PID 1) sits behind a :class:`Guard`, a builtin test that
-spares its process. Remote hosts need only sh, coreutils, procps and systemd. Every argument in
-the script is quoted with :func:`shlex.quote`.
+Over SSH each command costs a session and a round trip; a check runs about fifteen. Here every
+source of the collection table (:mod:`.sections`) becomes one step of one sh script that runs
+them in turn (each under coreutils' ``timeout`` when careful), and frames each output with a
+random marker, on stdout and stderr alike; it ends with a "done" line, so that a transport can
+keep one shell for all its checks (:meth:`Transport.run_script`: over SSH one long-lived
+``sh -s``, elsewhere ``sh -c``). The reply is split back into one :class:`CommandResult` per
+command and served by a :class:`ReplayTransport`, so the collector and its parsers run
+unchanged on the same raw text: the Snapshot is the one the per-command path would give. A
+command that means nothing on a host (systemctl where systemd is not PID 1) sits behind its
+row's :class:`Guard`, a builtin test that spares its process. Remote hosts need only sh,
+coreutils, procps and systemd. Every argument in the script is quoted with :func:`shlex.quote`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ k() {{
 #: the script's shell says its pid (so that the process listing can leave it out)
 _SHELL_PID = 'printf \'\\n%s shell %s\\n\' "$M" "$$"'
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
-_FILE_READ = ("cat", "--")
+FILE_READ = ("cat", "--")
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ class RoundTrip:
             # one tail(1) for every /proc file: half the CPU of reading them with builtins
             lines.append(f"k {len(self.commands)} {shlex.join(kernel)}")
         for i, argv in enumerate(self.commands):
-            if argv[:2] == _FILE_READ and len(argv) == 3 and argv[2] in kernel:
+            if argv[:2] == FILE_READ and len(argv) == 3 and argv[2] in kernel:
                 continue
-            step = (f"f {i} {shlex.quote(argv[2])}" if argv[:2] == _FILE_READ and len(argv) == 3
+            step = (f"f {i} {shlex.quote(argv[2])}" if argv[:2] == FILE_READ and len(argv) == 3
                     else f"s {i} {shlex.join(argv)}")
             guard = self.guards.get(argv)
             if guard is not None:
@@ -135,7 +135,7 @@ class RoundTrip:
         """The files read that the kernel writes (/proc): their text holds no tail(1) header,
         so one tail -v can read them all. Other files (os-release) stay with the builtins."""
         return [argv[2] for argv in self.commands
-                if argv[:2] == _FILE_READ and len(argv) == 3 and argv[2].startswith("/proc/")
+                if argv[:2] == FILE_READ and len(argv) == 3 and argv[2].startswith("/proc/")
                 and argv not in self.guards]
 
     @property
@@ -173,7 +173,7 @@ class RoundTrip:
         group = len(self.commands)
         if group in ends and group in outputs:
             for path, text in _tail_files(outputs[group], self.kernel_files).items():
-                argv = (*_FILE_READ, path)
+                argv = (*FILE_READ, path)
                 steps[argv] = (Step(argv, 0, text, "", 0) if text is not None else Step(
                     argv, 1, "", f"cat: {path}: No such file or directory\n", 0))
         return steps

@@ -70,7 +70,6 @@ class Unit:
     active: str
     sub: str
     description: str = ""
-    restarts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +116,8 @@ class Snapshot:
     mounts: list[Mount] | None = None
     systemd_running: bool | None = None
     units: list[Unit] | None = None
+    #: NRestarts of each service (``systemctl show``): how often systemd restarted it
+    restarts: dict[str, int] | None = None
     journal: list[JournalEntry] | None = None
     journal_cursor: str | None = None
     processes: list[Process] | None = None

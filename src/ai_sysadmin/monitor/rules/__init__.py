@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..findings import Finding
+from ..sections import SECTIONS_BY_NAME
+from ..snapshot import Snapshot
 from .base import Rule, RuleContext
 from .crash_loop import CrashLoop
 from .disk_space import DiskSpace
@@ -31,23 +35,38 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def _check_unique(rules: tuple[Rule, ...]) -> dict[str, Rule]:
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Snapshot))
+
+
+def check_registry(rules: tuple[Rule, ...]) -> dict[str, Rule]:
+    """Refuse two rules with one name, and a rule needing a section nothing collects (it would
+    never judge, silently)."""
     by_name: dict[str, Rule] = {}
     for rule in rules:
         if rule.name in by_name:
             raise ValueError(f"two detection rules are named {rule.name!r}")
+        unknown = [s for s in rule.requires if s not in SECTIONS_BY_NAME or s not in _FIELDS]
+        if unknown:
+            raise ValueError(f"rule {rule.name!r} requires {unknown}: no collection section "
+                             f"fills a Snapshot field of that name (see monitor/sections.py)")
         by_name[rule.name] = rule
     return by_name
 
 
-RULES_BY_NAME = _check_unique(RULES)
+RULES_BY_NAME = check_registry(RULES)
+
+
+def required_by(section: str, rules: tuple[Rule, ...] = RULES) -> tuple[str, ...]:
+    """The rules that judge nothing when ``section`` could not be collected."""
+    return tuple(rule.name for rule in rules if section in rule.requires)
 
 
 def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Finding], set[str]]:
     """All findings, plus the names of the rules that could judge this snapshot.
 
-    A rule whose required sections failed to collect is skipped: its incidents must neither
-    open nor resolve on missing data. A rule that raises is reported, never fatal.
+    A rule has judged only when every section it requires was collected; otherwise it is
+    skipped, so that its incidents neither open nor resolve on missing data. A rule that raises
+    is reported, never fatal.
     """
     findings: list[Finding] = []
     judged: set[str] = set()
@@ -63,4 +82,4 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
     return findings, judged
 
 
-__all__ = ["RULES", "RULES_BY_NAME", "Rule", "RuleContext", "evaluate"]
+__all__ = ["RULES", "RULES_BY_NAME", "Rule", "RuleContext", "evaluate", "required_by"]

@@ -13,16 +13,26 @@ from ..snapshot import JournalEntry, Snapshot
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule may look at: this snapshot, the previous one of the same host, thresholds.
+    """What a rule may look at: this snapshot, earlier ones of the same host, thresholds.
 
-    ``journal_window`` holds the journal entries of the last burst window (the daemon keeps it
-    across passes); by default it is the snapshot's own entries.
+    ``previous`` is the snapshot of the host's previous check: what "still rising" compares
+    with. ``baseline`` is that of the last periodic check, which rates (CPU seconds, swap pages
+    per second) are measured from, so that a check seconds after another (a verification, an
+    approval) neither measures over seconds nor moves the next one's start; without one, rates
+    are measured from ``previous``. ``journal_window`` holds the journal entries of the last
+    burst window (the daemon keeps it across passes); by default it is the snapshot's own.
     """
 
     snapshot: Snapshot
     thresholds: Thresholds = field(default_factory=Thresholds)
     previous: Snapshot | None = None
     journal_window: Sequence[JournalEntry] | None = None
+    baseline: Snapshot | None = None
+
+    @property
+    def rates_from(self) -> Snapshot | None:
+        """The snapshot a rate is measured from."""
+        return self.baseline if self.baseline is not None else self.previous
 
     @property
     def host(self) -> str:
@@ -38,7 +48,8 @@ class RuleContext:
 class Rule(ABC):
     #: stable identifier, part of every fingerprint
     name: str
-    #: snapshot sections the rule reads: if one failed, the rule's incidents are left alone
+    #: every section (of the collection table, monitor/sections.py) the rule reads: the one
+    #: place that says so. If one was not collected, the rule's incidents are left alone.
     requires: tuple[str, ...]
     description: str
 

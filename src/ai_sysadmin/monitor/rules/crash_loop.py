@@ -8,22 +8,25 @@ class CrashLoop(Rule):
     """A unit systemd keeps restarting: its restart count is high and still rising."""
 
     name = "crash_loop"
-    requires = ("units",)
+    #: without the restart counts no unit can be judged, and none may be cleared
+    requires = ("units", "restarts")
     description = "A unit restarts again and again (NRestarts rising)."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         limit = ctx.thresholds.crash_loop_restarts
-        before = {u.name: u.restarts for u in (ctx.previous.units or [])} if ctx.previous else {}
+        counts = ctx.snapshot.restarts or {}
+        before = (ctx.previous.restarts or {}) if ctx.previous else {}
         findings = []
         for unit in ctx.snapshot.units or []:
-            if unit.restarts is None or unit.restarts < limit:
+            restarts = counts.get(unit.name)
+            if restarts is None or restarts < limit:
                 continue
             earlier = before.get(unit.name)
-            rising = earlier is not None and unit.restarts > earlier
+            rising = earlier is not None and restarts > earlier
             restarting = unit.sub == "auto-restart" or unit.active == "activating"
             if not (rising or (earlier is None and restarting)):
                 continue
-            evidence = [f"{unit.name}: NRestarts={unit.restarts} active={unit.active} "
+            evidence = [f"{unit.name}: NRestarts={restarts} active={unit.active} "
                         f"sub={unit.sub}"]
             if earlier is not None:
                 evidence.append(f"NRestarts was {earlier} at the previous check")
@@ -32,7 +35,7 @@ class CrashLoop(Rule):
                     ctx,
                     unit.name,
                     Severity.CRITICAL,
-                    f"{unit.name} is crash-looping ({unit.restarts} restarts)",
+                    f"{unit.name} is crash-looping ({restarts} restarts)",
                     evidence,
                 )
             )

@@ -1,0 +1,376 @@
+"""What a check collects, as one table: :data:`SECTIONS`.
+
+Each row is one section of a :class:`Snapshot`: its name (the field it fills, and its key in
+``Snapshot.errors`` when it cannot be collected), its sources (commands, or files written
+``cat -- PATH`` as the remote script reads them), the :class:`Guard` of a command that means
+nothing where a path is absent, and how the raw text becomes data, with no I/O: ``parse`` (a
+pure parser of :mod:`.parsers`, for a section that is one text) or ``apply`` (for a section
+that reads several texts, or tells more than one fact).
+
+Which rule needs which section is said once, by the rule (``Rule.requires``); the rule registry
+checks those names against this table and answers ``required_by`` for a section.
+
+The collector reads each row's sources one command at a time; for a transport that asks for
+one round trip, every source of the table goes into one remote script (:mod:`.remote_script`)
+and its replayed results feed the same rows, so both paths give one Snapshot. In the script a
+guard is a shell builtin test. The per-command path has no shell: a row's ``when`` tests the
+same thing from a fact an earlier row found (systemd running, a NixOS system), and where it
+does not hold, the guarded commands get the answer the script's guard gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..config import Programs, Settings
+from ..errors import TransportError
+from ..hosts.osinfo import parse_os_release
+from ..hosts.transport import CommandResult
+from . import parsers
+from .remote_script import FILE_READ, Guard
+from .snapshot import Process, Snapshot
+
+#: a stored journal position that is a time, not a cursor (see :func:`_position`)
+SINCE_PREFIX = "since:@"
+#: the link to the current NixOS generation
+NIXOS_SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
+
+#: exit 3 when a system journal exists but this user cannot read it (builtins only)
+JOURNAL_ACCESS_ARGV = ("sh", "-c", "u=0; for f in /var/log/journal/*/system.journal "
+                       "/run/log/journal/*/system.journal; do [ -r \"$f\" ] && exit 0; "
+                       "[ -e \"$f\" ] && u=3; done; exit $u")
+_SYSTEM_JOURNAL_UNREADABLE = 3
+_JOURNAL_ACCESS = ("add it to the systemd-journal (or adm) group, or check as root, so that the "
+                   "system's errors are seen")
+
+#: what systemctl says when systemd is not PID 1 or its bus is unreachable
+_NO_SYSTEMD = (
+    "not been booted with systemd",
+    "Failed to connect to bus",
+    "Failed to connect to system scope bus",
+    "System has not been booted",
+)
+
+#: ``/run/systemd/system`` is how systemd itself tells that it is PID 1 (sd_booted); on a host
+#: without it, systemctl and journalctl would only start to say so
+SYSTEMD = Guard("-d", "/run/systemd/system",
+                "System has not been booted with systemd (no /run/systemd/system)")
+NIXOS = Guard("-L", NIXOS_SYSTEM_PROFILE, f"readlink: {NIXOS_SYSTEM_PROFILE}: not a symlink")
+
+
+@dataclass(frozen=True)
+class JournalQuery:
+    """Where the journal section starts: after a cursor, or the last N entries of this boot."""
+
+    after_cursor: str | None = None
+    first_lines: int = 200
+
+
+def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) -> list[str]:
+    argv = [
+        settings.programs.journalctl,
+        "--no-pager",
+        "--output=json",
+        f"--output-fields={parsers.JOURNAL_FIELDS}",
+        "--priority=warning",
+    ]
+    if query.after_cursor and query.after_cursor.startswith(SINCE_PREFIX):
+        argv.append(f"--since=@{query.after_cursor[len(SINCE_PREFIX):]}")
+    elif query.after_cursor:
+        argv.append(f"--after-cursor={query.after_cursor}")
+    elif follow:
+        argv += ["--lines=0"]
+    else:
+        argv += ["--boot", f"--lines={query.first_lines}"]
+    if follow:
+        argv.append("--follow")
+    return argv
+
+
+def ps_argv(programs: Programs) -> tuple[str, ...]:
+    # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
+    return (programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one check's commands depend on."""
+
+    settings: Settings
+    journal: JournalQuery
+    #: a reader that is not root may see its own journal only: that is checked too
+    runs_as_root: bool | None
+
+    @property
+    def programs(self) -> Programs:
+        return self.settings.programs
+
+
+def file_path(argv: Sequence[str]) -> str | None:
+    """The file a ``cat -- PATH`` source reads; None for any other command."""
+    return argv[2] if tuple(argv[:2]) == FILE_READ and len(argv) == 3 else None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One command to run, or one file to read (``cat -- PATH``), for a section."""
+
+    argv: tuple[str, ...]
+    guard: Guard | None = None
+    #: read only when the sources before it gave nothing (a second place for one file)
+    fallback: bool = False
+
+    @classmethod
+    def file(cls, path: str, fallback: bool = False) -> Source:
+        return cls((*FILE_READ, path), fallback=fallback)
+
+    @property
+    def path(self) -> str | None:
+        return file_path(self.argv)
+
+    def unasked(self) -> CommandResult:
+        """What the remote script answers for this command where its guard's path is absent."""
+        if self.guard is None:
+            raise ValueError(f"{' '.join(self.argv)!r} has no guard: it cannot be left unasked")
+        return CommandResult(self.argv, 1, "", self.guard.absent, 0.0)
+
+
+#: what one source gave: its result, or why there is none
+Reading = CommandResult | TransportError
+Apply = Callable[[Sequence[Reading], Snapshot, Plan], None]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One row of the table (see the module's description)."""
+
+    name: str
+    sources: Callable[[Plan], tuple[Source, ...]]
+    parse: Callable[[str], object] | None = None
+    apply: Apply | None = None
+    #: sections collected first: ``when`` reads what they found
+    after: tuple[str, ...] = ()
+    when: Callable[[Snapshot], bool] | None = None
+
+    def take(self, readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+        """Turn what the sources gave into the Snapshot's data; raise why it cannot."""
+        if self.apply is not None:
+            self.apply(readings, snap, plan)
+        elif self.parse is not None:
+            setattr(snap, self.name, self.parse(text(readings[0])))
+
+
+def result(reading: Reading) -> CommandResult:
+    """The command's result; a command that could not run raises why."""
+    if isinstance(reading, TransportError):
+        raise reading
+    return reading
+
+
+def answered(reading: Reading) -> bool:
+    """Whether a source gave some text (a fallback is read only where none did)."""
+    return isinstance(reading, CommandResult) and reading.ok and bool(reading.stdout.strip())
+
+
+def text(reading: Reading) -> str:
+    """The output of a source that answered; else why it did not, raised."""
+    done = result(reading)
+    if done.ok:
+        return done.stdout
+    path = file_path(done.argv)
+    if path is not None:
+        raise TransportError(f"cannot read {path}")
+    detail = (done.stderr or done.stdout).strip().splitlines()
+    raise TransportError(f"{done.argv[0]} exited {done.returncode}: "
+                         f"{detail[-1] if detail else 'no output'}")
+
+
+def _systemd_output(reading: Reading, what: str) -> str | None:
+    """A systemd command's output; None where systemd does not run (a fact, not a failure)."""
+    if isinstance(reading, TransportError):
+        if "cannot start" in str(reading):
+            return None
+        raise reading
+    if reading.ok:
+        return reading.stdout
+    if any(marker in reading.stderr for marker in _NO_SYSTEMD):
+        return None
+    raise TransportError(f"{what}: {reading.stderr.strip()[:200]}")
+
+
+def _memory(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    pressure = result(readings[1])  # PSI: absent on older kernels, then no stall figure
+    snap.memory = parsers.parse_meminfo(text(readings[0]),
+                                        pressure.stdout if pressure.ok else None)
+
+
+def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    df = result(readings[0])
+    # df exits 1 when one mount is unreadable but still reports the others
+    if not df.stdout.strip():
+        raise TransportError(f"df printed nothing: {df.stderr.strip()[:200]}")
+    snap.mounts = parsers.parse_df(df.stdout)
+
+
+def _os(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    found = [done.stdout for done in map(result, readings) if answered(done)]
+    snap.os = parse_os_release(found[0] if found else "")
+
+
+def _nixos_generation(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    link = result(readings[0])
+    if link.ok:
+        snap.nixos_generation = parsers.parse_nixos_generation(link.stdout)
+
+
+def _units(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    listed = _systemd_output(readings[0], "systemctl list-units")
+    snap.systemd_running = listed is not None
+    snap.units = parsers.parse_list_units(listed) if listed is not None else []
+
+
+def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    if snap.systemd_running is False:
+        snap.restarts = {}  # no systemd, nothing restarted by it
+        return
+    # where systemd runs, a failure is no fact: without the counts no crash loop is judged
+    shown = result(readings[0])
+    if not shown.ok:
+        raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
+    snap.restarts = parsers.parse_show_restarts(shown.stdout)
+
+
+def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    if snap.systemd_running is False:
+        snap.journal = []  # no systemd, no journal of its own to read
+        return
+    read, query = result(readings[0]), plan.journal
+    if not read.ok and not read.stdout:
+        if "No journal files were found" in read.stderr:
+            snap.journal = []
+            return
+        raise _journal_failure(read.stderr, query, snap)
+    # journalctl exits 0 with the user's own entries (its hint is not printed with
+    # --output=json): the system's errors would go unseen on a "healthy" host
+    own_only = (len(readings) > 1
+                and result(readings[1]).returncode == _SYSTEM_JOURNAL_UNREADABLE)
+    snap.journal = parsers.parse_journal(read.stdout)
+    if own_only:
+        snap.errors["journal"] = (f"journalctl shows this user's own messages only; "
+                                  f"{_JOURNAL_ACCESS}")
+    snap.journal_cursor = snap.journal[-1].cursor if snap.journal else query.after_cursor
+
+
+def _journal_failure(stderr: str, query: JournalQuery, snap: Snapshot) -> TransportError:
+    if "insufficient permissions" in stderr:
+        return TransportError(f"journalctl: the system journal is not readable by this user; "
+                              f"{_JOURNAL_ACCESS}")
+    if query.after_cursor and "cursor" in stderr.lower():
+        # a cursor from another journal (reinstalled host, wiped /var/log/journal) would
+        # fail forever: start again from now, and say what may be missed
+        snap.journal_cursor = f"{SINCE_PREFIX}{snap.taken_at:.6f}"
+        return TransportError("the stored journal cursor was rejected; reading again from now "
+                              "(entries before may be skipped)")
+    return TransportError(f"journalctl: {stderr.strip()[:200]}")
+
+
+def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    """Where the next check starts when no warning entry has been read yet.
+
+    journalctl's ``--after-cursor`` with a ``--priority`` filter skips the first matching
+    entry when the cursor itself does not match the filter, so the position must be the last
+    *warning* entry, or else a time: that of the newest entry of any priority.
+    """
+    entries = [parsers.parse_journal(done.stdout) if done.ok else []
+               for done in map(result, readings)]
+    if entries[0]:
+        snap.journal_cursor = entries[0][-1].cursor
+    elif len(entries) > 1 and entries[1]:
+        snap.journal_cursor = f"{SINCE_PREFIX}{entries[1][-1].timestamp:.6f}"
+
+
+def _top_processes(output: str) -> list[Process]:
+    return parsers.top_processes(parsers.parse_ps(output))
+
+
+def _files(*paths: str) -> Callable[[Plan], tuple[Source, ...]]:
+    sources = tuple(Source.file(path) for path in paths)
+    return lambda plan: sources
+
+
+def _journal_sources(plan: Plan) -> tuple[Source, ...]:
+    query = Source(tuple(journal_argv(plan.settings, plan.journal)), SYSTEMD)
+    if plan.runs_as_root is True:
+        return (query,)
+    return query, Source(JOURNAL_ACCESS_ARGV, SYSTEMD)
+
+
+def position_argvs(programs: Programs) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The last warning entry; the last entry of any priority."""
+    base = (programs.journalctl, "--no-pager", "--output=json", "--output-fields=PRIORITY",
+            "--lines=1")
+    return (*base, "--priority=warning"), base
+
+
+def _position_sources(plan: Plan) -> tuple[Source, ...]:
+    if plan.journal.after_cursor is not None:
+        return ()  # a position is known: the journal section moves it
+    warning, base = position_argvs(plan.programs)
+    return Source(warning, SYSTEMD), Source(base, SYSTEMD, fallback=True)
+
+
+def _systemd_may_run(snap: Snapshot) -> bool:
+    return snap.systemd_running is not False
+
+
+def _no_position_yet(snap: Snapshot) -> bool:
+    return _systemd_may_run(snap) and snap.journal is not None and snap.journal_cursor is None
+
+
+#: name (the Snapshot field), sources (with their guards), parser; ``after``/``when`` where a
+#: row reads what another found. Which rules need a row: ``rules.required_by(name)``.
+SECTIONS: tuple[Section, ...] = (
+    Section("cpu", _files("/proc/stat"), parsers.parse_proc_stat),
+    Section("memory", _files("/proc/meminfo", "/proc/pressure/memory"), apply=_memory),
+    Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
+    Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
+    Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),
+    Section("mounts", lambda p: (Source((p.programs.df, "-B1",
+                                         f"--output={parsers.DF_COLUMNS}")),), apply=_mounts),
+    Section("os", lambda p: (Source.file("/etc/os-release"),
+                             Source.file("/usr/lib/os-release", fallback=True)), apply=_os),
+    Section("nixos_generation",
+            lambda p: (Source((p.programs.readlink, NIXOS_SYSTEM_PROFILE), NIXOS),),
+            apply=_nixos_generation, after=("os",),
+            when=lambda snap: snap.os is not None and snap.os.is_nixos),
+    Section("units", lambda p: (Source((p.programs.systemctl, "list-units", "--all",
+                                        "--output=json", "--no-pager"), SYSTEMD),),
+            apply=_units),
+    Section("restarts", lambda p: (Source((p.programs.systemctl, "show", "*.service",
+                                           "--property=Id,NRestarts", "--no-pager"), SYSTEMD),),
+            apply=_restarts, after=("units",), when=_systemd_may_run),
+    Section("journal", _journal_sources, apply=_journal, after=("units",),
+            when=_systemd_may_run),
+    Section("journal_position", _position_sources, apply=_position, after=("journal",),
+            when=_no_position_yet),
+    Section("processes", lambda p: (Source(ps_argv(p.programs)),), _top_processes),
+)
+
+
+def check_table(sections: tuple[Section, ...]) -> dict[str, Section]:
+    """Refuse a table whose rows cannot be collected in order."""
+    by_name: dict[str, Section] = {}
+    for section in sections:
+        if section.name in by_name:
+            raise ValueError(f"two collection sections are named {section.name!r}")
+        if (section.parse is None) == (section.apply is None):
+            raise ValueError(f"section {section.name!r} needs a parse or an apply, not both")
+        unknown = [name for name in section.after if name not in by_name]
+        if unknown:
+            raise ValueError(f"section {section.name!r} comes after {unknown}, listed later")
+        by_name[section.name] = section
+    return by_name
+
+
+SECTIONS_BY_NAME = check_table(SECTIONS)

@@ -1,0 +1,87 @@
+"""The collection table: the per-command path reads nothing the one-round-trip script lacks, and
+every row can be collected in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
+from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.sections import (
+    SECTIONS,
+    JournalQuery,
+    Plan,
+    Section,
+    Source,
+    check_table,
+)
+
+QUERIES = [JournalQuery(), JournalQuery(after_cursor="s=abc;i=1f")]
+
+
+class Recorded(LocalTransport):
+    """This machine, noting every command and file a check reads."""
+
+    def __init__(self, runs_as_root: bool) -> None:
+        super().__init__("here")
+        self.runs_as_root = runs_as_root
+        self.read: list[tuple[str, ...]] = []
+
+    async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+        self.read.append(tuple(argv))
+        return await super().run(argv, timeout)
+
+    async def read_file(self, path: str, timeout: float = 20.0) -> str | None:
+        self.read.append(("cat", "--", path))
+        return await super().read_file(path, timeout)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(ai_name="hal", state_dir=tmp_path / "state")
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=["first-check", "with-cursor"])
+@pytest.mark.parametrize("root", [True, False], ids=["root", "user"])
+def test_the_per_command_path_reads_only_what_the_script_would(
+    settings: Settings, query: JournalQuery, root: bool
+) -> None:
+    transport = Recorded(root)
+    collector = Collector(transport, settings)
+    snapshot = asyncio.run(collector.collect(query))
+    assert snapshot.cpu is not None and snapshot.processes
+    script = {tuple(argv) for argv in collector.round_trip_commands(query)}
+    assert transport.read and set(transport.read) <= script
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=["first-check", "with-cursor"])
+@pytest.mark.parametrize("root", [True, False, None], ids=["root", "user", "unknown"])
+def test_every_row_can_be_answered_as_the_script_answers(
+    settings: Settings, query: JournalQuery, root: bool | None
+) -> None:
+    plan = Plan(settings, query, root)
+    for section in SECTIONS:
+        sources = section.sources(plan)
+        fallbacks = [s.fallback for s in sources]
+        assert fallbacks == sorted(fallbacks), f"{section.name}: fallbacks come last"
+        if section.when is not None:
+            # a row the per-command path may skip answers each command as its guard does
+            assert all(s.guard is not None for s in sources), section.name
+            assert all(s.unasked().stderr == s.guard.absent for s in sources)  # type: ignore[union-attr]
+
+
+def test_a_table_that_cannot_be_collected_in_order_is_refused() -> None:
+    cpu = Section("cpu", lambda plan: (Source.file("/proc/stat"),), str)
+    later = Section("load", lambda plan: (Source.file("/proc/loadavg"),), str, after=("cpu",))
+    assert check_table((cpu, later)).keys() == {"cpu", "load"}
+    with pytest.raises(ValueError, match="comes after \\['cpu'\\], listed later"):
+        check_table((later, cpu))
+    with pytest.raises(ValueError, match="two collection sections are named 'cpu'"):
+        check_table((cpu, cpu))
+    with pytest.raises(ValueError, match="needs a parse or an apply"):
+        check_table((Section("cpu", lambda plan: (), None),))
