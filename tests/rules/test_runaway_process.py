@@ -121,3 +121,21 @@ def test_long_command_lines_are_bounded_in_the_evidence():
     evidence = only(RULE.evaluate(context(snapshot(processes=[long])))).evidence[0]
     assert len(evidence) < 300
     assert evidence.endswith("…")
+
+
+def test_the_share_is_measured_from_the_baseline_when_there_is_one():
+    # a verification check 2 s ago is the previous snapshot; the periodic one 300 s ago is
+    # the baseline: the process spun for all of those 300 s
+    at_interval = proc(pid=77, command="/usr/bin/node", elapsed=864_000, cpu_seconds=25_000)
+    at_verify = proc(pid=77, command="/usr/bin/node", elapsed=864_298, cpu_seconds=25_288)
+    now = proc(pid=77, command="/usr/bin/node", cpu_percent=3.3, elapsed=864_300,
+               cpu_seconds=25_290)
+    baseline = snapshot(taken_at=NOW - 300, processes=[at_interval])
+    previous = snapshot(taken_at=NOW - 2, processes=[at_verify])
+    current = snapshot(taken_at=NOW, processes=[now])
+
+    finding = only(RULE.evaluate(context(current, previous=previous, baseline=baseline)))
+
+    assert finding.summary == "node (pid 77) has used 97% CPU for 300 s"
+    # measured from the verification instead, 2 s say nothing: the lifetime share is low
+    assert RULE.evaluate(context(current, previous=previous)) == []

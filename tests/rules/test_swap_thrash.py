@@ -73,3 +73,11 @@ def test_custom_threshold():
     thresholds = Thresholds(swap_thrash_pages_per_second=10)
     finding = only(RULE.evaluate(context(current, previous=previous, thresholds=thresholds)))
     assert finding.summary == "swap thrashing: 10 pages/s"
+
+
+def test_the_rate_is_measured_from_the_baseline_when_there_is_one():
+    current, baseline = pair(moved_in=600_000, moved_out=0, seconds=300)
+    previous = snapshot(taken_at=NOW - 1,
+                        swap=SwapCounters(current.swap.pages_in - 10, current.swap.pages_out))
+    finding = only(RULE.evaluate(context(current, previous=previous, baseline=baseline)))
+    assert finding.summary == "swap thrashing: 2000 pages/s"

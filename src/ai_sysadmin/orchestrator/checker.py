@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..hosts.transport import Transport
-from ..monitor.collector import Collector, JournalQuery
+from ..monitor.collector import Collector
 from ..monitor.findings import Finding
 from ..monitor.rules import RuleContext, evaluate
+from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import CheckOutcome, HostStore, IncidentStore
 
@@ -36,8 +37,12 @@ class CheckReport:
         return not self.findings and not self.errors
 
 
+#: the checks that move the baseline rates are measured from: the daemon's periodic ones
+BASELINE_REASON = "interval"
+
+
 class HostChecker:
-    """Checks one host; keeps the previous snapshot and the journal burst window in memory."""
+    """Checks one host; keeps the last snapshots and the journal burst window in memory."""
 
     def __init__(
         self,
@@ -54,7 +59,11 @@ class HostChecker:
         self.store = store
         self.consumer = consumer
         self.collector = Collector(transport, settings)
+        #: the snapshot of the last check not woken by the journal: what "rising" compares
+        #: with (a fix's verification sees a restart count stop rising), the host's facts
         self.previous: Snapshot | None = None
+        #: that of the last interval check: what rates are measured from
+        self.baseline: Snapshot | None = None
         self.window: deque[JournalEntry] = deque()
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
@@ -82,6 +91,7 @@ class HostChecker:
                 self.settings.thresholds,
                 previous=self.previous,
                 journal_window=self._slide_window(snapshot),
+                baseline=self.baseline,
             )
             findings, judged = evaluate(ctx)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors)
@@ -101,10 +111,15 @@ class HostChecker:
                 )
                 self._log(report, reason)
                 await asyncio.to_thread(self.discover_hosts, snapshot)
-            # A journal-woken check keeps the last interval snapshot as the baseline, so rates
-            # (swap, CPU) are measured over a full interval, not over a second.
+            # A check woken by the journal comes a second after the trouble began: "rising"
+            # is judged against the last full look, not against that second.
             if reason != "journal" or self.previous is None:
                 self.previous = snapshot
+            # Rates (a process's CPU, swap pages) are measured over a full interval: a check
+            # that verifies a fix or answers an approval comes seconds after another, and
+            # would make the next interval check measure over seconds.
+            if reason == BASELINE_REASON:
+                self.baseline = snapshot
         for listener in self.listeners:
             listener(report)
         return report

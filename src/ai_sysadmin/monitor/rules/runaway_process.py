@@ -8,9 +8,9 @@ from .base import Rule, RuleContext
 class RunawayProcess(Rule):
     """A process that has burned CPU for a sustained time.
 
-    Between two snapshots at least ``runaway_min_seconds`` apart the share is the CPU seconds it
-    used over the wall seconds passed; otherwise it is its lifetime average, once it has lived
-    ``runaway_min_seconds``.
+    Since the baseline snapshot (the last periodic check), if at least ``runaway_min_seconds``
+    ago, the share is the CPU seconds it used over the wall seconds passed; otherwise it is its
+    lifetime average, once it has lived ``runaway_min_seconds``.
     """
 
     name = "runaway_process"
@@ -18,7 +18,7 @@ class RunawayProcess(Rule):
     description = "A process keeps using a whole core (sustained CPU)."
 
     def _share(self, ctx: RuleContext, proc: Process) -> tuple[float, float] | None:
-        prev = ctx.previous
+        prev = ctx.rates_from
         if prev and prev.processes:
             earlier = next((p for p in prev.processes if p.pid == proc.pid), None)
             span = ctx.snapshot.taken_at - prev.taken_at

@@ -5,14 +5,14 @@ from .base import Rule, RuleContext
 
 
 class SwapThrash(Rule):
-    """Pages moving in and out of swap fast, measured between two snapshots."""
+    """Pages moving in and out of swap fast, measured since the baseline snapshot."""
 
     name = "swap_thrash"
     requires = ("swap",)
     description = "Pages swap in and out faster than the threshold."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        now, prev = ctx.snapshot, ctx.previous
+        now, prev = ctx.snapshot, ctx.rates_from
         if now.swap is None or prev is None or prev.swap is None:
             return []
         seconds = now.taken_at - prev.taken_at
