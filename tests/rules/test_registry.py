@@ -1,7 +1,9 @@
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.monitor import rules as rules_package
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.rules import (
     RULES,
@@ -40,7 +42,11 @@ class Always(Rule):
 
 def test_every_rule_has_a_unique_name_and_is_registered_by_it():
     names = [r.name for r in RULES]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)), "names are unique"
+    # every rule module of the package is registered (a new file that is not fails here)
+    modules = {p.stem for p in Path(rules_package.__file__).parent.glob("*.py")
+               if p.stem not in ("__init__", "base")}
+    assert modules == {type(r).__module__.rsplit(".", 1)[-1] for r in RULES}
     assert {name: type(rule) for name, rule in RULES_BY_NAME.items()} == {
         r.name: type(r) for r in RULES
     }
