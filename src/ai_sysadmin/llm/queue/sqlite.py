@@ -10,12 +10,13 @@ state='in_flight'``, so a worker that lost its lease can neither renew it nor st
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ from .base import (
     new_request_id,
     not_found,
 )
-from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue
+from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue, Notice
+
+#: how often an idle worker looks whether another process committed to the queue file
+NOTICE_POLL = 0.02
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -122,6 +126,38 @@ class SqliteQueue(LeasedQueue):
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.asynccontextmanager
+    async def _notices(self) -> AsyncIterator[Notice | None]:
+        """Another process's commit (a new request) wakes an idle worker within
+        :data:`NOTICE_POLL` instead of its next ``idle_poll``: ``PRAGMA data_version`` of one
+        connection of its own changes when another connection commits, and reading it costs
+        a few microseconds."""
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+        except sqlite3.Error:
+            yield None
+            return
+
+        def version() -> int:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        async def notice() -> object:
+            try:
+                seen = version()
+                deadline = time.monotonic() + self.idle_poll
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(NOTICE_POLL)
+                    if version() != seen:
+                        return True
+            except sqlite3.Error:
+                await asyncio.sleep(self.idle_poll)  # the next claim says what is wrong
+            return None
+
+        try:
+            yield notice
+        finally:
+            conn.close()
 
     # -- callers ----------------------------------------------------------------------------
 
