@@ -292,6 +292,46 @@ class ExecutorSettings(_Section):
     )
 
 
+Severity = Literal["info", "warning", "critical"]
+
+
+class NotifySettings(_Section):
+    """What is sent where, and how often. Gotify is configured by the top-level
+    ``gotify_url`` and ``gotify_token_file``."""
+
+    apprise_urls_file: Path | None = Field(
+        None, description="File with Apprise URLs, one a line, '#' comments (ntfy://, "
+        "matrix://, mailto://, slack://, ...): they carry credentials, so they live in a file "
+        "of their own, never in this config.",
+    )
+    min_severity: Severity = Field(
+        "critical", description="An incident this severe or worse sends a message when it "
+        "opens (or gets this severe); approvals, fixes, failures and escalations always do.",
+    )
+    repeat_window_minutes: float = Field(
+        30, ge=0, description="The same message about the same incident is not repeated "
+        "within this window; when it ends, the latest one goes out once if still true.",
+    )
+    digest_threshold: int = Field(
+        5, ge=1, description="More incidents than this opening within digest_window_seconds "
+        "go out as one digest instead of one message each.",
+    )
+    digest_window_seconds: float = Field(
+        120, gt=0, description="The window of digest_threshold; at most one digest per window.",
+    )
+    timeout: float = Field(
+        10, gt=0, description="Seconds one delivery may take before it counts as failed.",
+    )
+    retry_backoff_seconds: float = Field(
+        10, gt=0, description="Wait before retrying a channel that failed; doubles with each "
+        "failure, up to an hour.",
+    )
+    max_attempts: int = Field(
+        12, ge=1, description="A delivery is given up (failed, shown by `notify status`) after "
+        "this many attempts.",
+    )
+
+
 class Settings(_Section):
     ai_name: str = Field(
         default_factory=short_hostname,
@@ -320,6 +360,9 @@ class Settings(_Section):
     agent: AgentSettings = Field(default_factory=AgentSettings, description="Investigations.")
     gotify_url: str | None = Field(None, description="Gotify server for notifications.")
     gotify_token_file: Path | None = Field(None, description="File holding the Gotify app token.")
+    notify: NotifySettings = Field(
+        default_factory=NotifySettings, description="Notifications: channels, storm control."
+    )
     remote_systems: list[str | RemoteSystem] = Field(
         default_factory=list,
         description="Remote hosts: 'host', 'user@host:port', or a table with options.",
@@ -335,6 +378,20 @@ class Settings(_Section):
     executor: ExecutorSettings = Field(
         default_factory=ExecutorSettings, description="How fixes run."
     )
+
+    @field_validator("gotify_url")
+    @classmethod
+    def _gotify_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL of the Gotify server")
+        if parts.query or parts.fragment:
+            # Gotify accepts ?token=: a token in a URL ends up in logs and proxies
+            raise ValueError("must be the server's base URL without a query: the app token "
+                             "goes in gotify_token_file")
+        return value
 
     @field_validator("ai_name")
     @classmethod
@@ -352,7 +409,7 @@ class Settings(_Section):
     def secret_files(self) -> tuple[Path, ...]:
         """Every file that holds one of the assistant's own secrets: never read for the model,
         whatever name or link it is reached by."""
-        named = (self.llm.api_key_file, self.gotify_token_file)
+        named = (self.llm.api_key_file, self.gotify_token_file, self.notify.apprise_urls_file)
         return tuple(p for p in (*named, *self._credential_files) if p)
 
     @property
@@ -446,6 +503,9 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> str:
         allowed = ", ".join(_allowed_keys(loc))
         return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}"
     got = err.get("input")
+    if dotted in _URL_KEYS and isinstance(got, str):
+        # a refused URL may carry a token or password: never echo it
+        got = _url_shown(got)
     shown = repr(got) if not isinstance(got, Mapping) else "a table"
     return f"key '{dotted}'{where}: {err['msg']} (got {shown})"
 
@@ -489,6 +549,15 @@ def load_settings(
 
 
 _URL_KEYS = ("queue.url", "llm.url", "gotify_url")
+
+
+def _url_shown(url: str) -> str:
+    masked = mask_secret_text(url)
+    try:
+        parts = urlsplit(masked)
+    except ValueError:
+        return "an unparsable URL"
+    return urlunsplit(parts._replace(query="****" if parts.query else "", fragment=""))
 
 
 def getattr_dotted(obj: object, dotted: str) -> object:

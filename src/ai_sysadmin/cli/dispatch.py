@@ -18,6 +18,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "queue": ("queue",),
     "approve": ("approve",),
     "systems": ("systems",),
+    "notify": ("notify",),
 }
 
 

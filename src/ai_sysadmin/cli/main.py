@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import AiSysadminError
-from . import admin, approve, check, converse, drill, issues, queue_cmd, systems
+from . import admin, approve, check, converse, drill, issues, notify, queue_cmd, systems
 from .context import AppState, err
 from .dispatch import dispatch
 
@@ -60,6 +60,7 @@ app.add_typer(systems.app, name="systems")
 app.add_typer(approve.policy_app, name="policy")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(admin.commands_app, name="commands")
+app.add_typer(notify.app, name="notify")
 
 
 def main(argv: list[str] | None = None, argv0: str | None = None) -> int:

@@ -104,7 +104,11 @@ class Daemon:
             self.settings.ai_name, len(self.checkers), self.settings.check_interval,
             self.settings.autonomy_level, "on" if self.settings.journal_follow else "off",
         )
-        tasks: list[asyncio.Task[None]] = []
+        notifier = self.runtime.notifier
+        # built before anything starts: an unreadable or unknown Apprise URL stops the start
+        await asyncio.to_thread(lambda: notifier.channels)
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(notifier.run(self.stop_event), name="notify")]
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
         if self.executor is not None:

@@ -22,6 +22,7 @@ from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
 from ..monitor.snapshot import Snapshot
+from ..notify import Notifier
 from ..store import HostStore, IncidentStore
 from .checker import HostChecker, fleet_checkers
 from .fleet import managed_specs, remote_transport
@@ -109,6 +110,14 @@ class Runtime:
         if self.store is None:
             raise AiSysadminError("the executor needs the state database")
         return Executor(self.settings, self.store, self.transports, self.checker_for)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """The outbox's delivery (the daemon) and sending at once (`notify`); its channels
+        are built, and httpx or Apprise imported, only when first used."""
+        if self.store is None:
+            raise AiSysadminError("notifications need the state database")
+        return Notifier(self.settings, self.store.db)
 
     def tool_context(self, host: str | None = None, incident_id: int | None = None
                      ) -> ToolContext:

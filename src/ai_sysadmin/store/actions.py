@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import NotFoundError, StoreError
 from .audit import write_audit
 from .db import Database
+from .outbox import note_action
 
 ACTION_STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded",
                  "failed", "refused", "recorded", "not_needed", "escalated")
@@ -91,6 +92,7 @@ class ActionStore:
                         f"{kind} {json.dumps(params)} risk={risk}: {reason}")
             if proposal_id is not None:
                 conn.execute("UPDATE proposals SET state=? WHERE id=?", (state, proposal_id))
+            note_action(conn, action_id, state, reason, now)
         return self.get(action_id)
 
     def get(self, action_id: int) -> Action:
@@ -131,6 +133,7 @@ class ActionStore:
             conn.execute(f"UPDATE actions SET {', '.join(sets)} WHERE id=? AND state=?",
                          (*args, action_id, old))
             self._audit(conn, actor, f"action.{new}", action_id, reason)
+            note_action(conn, action_id, new, reason, now)
         return self.get(action_id)
 
     def claim(self, action_id: int, actor: str) -> Action | None:
@@ -166,6 +169,8 @@ class ActionStore:
                                    "not run again, a person must check"}), r["id"]))
                 self._audit(conn, "executor", "action.failed", r["id"],
                             "interrupted by a crash; not retried")
+                note_action(conn, r["id"], "failed", "interrupted by a crash; not run again, "
+                            "a person must check")
         return [r["id"] for r in rows]
 
     def recent_attempts(self, host: str, kind: str, subject: str, since: float) -> int:

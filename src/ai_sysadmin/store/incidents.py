@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, StoreError
-from ..monitor.findings import Finding
+from ..monitor.findings import Finding, Severity
 from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
+from .outbox import note_incident
 
 STATES = (
     "open",
@@ -242,6 +243,7 @@ class IncidentStore:
                  finding.severity.label, finding.summary, evidence, now, now, now),
             )
             self._event(conn, cur.lastrowid, "opened", None, "open", actor, finding.summary, now)
+            note_incident(conn, cur.lastrowid, "opened", now)
             outcome.opened.append(cur.lastrowid)
             return
         incident_id = row["id"]
@@ -261,6 +263,11 @@ class IncidentStore:
             "occurrences=occurrences+1 WHERE id=?",
             (finding.severity.label, finding.summary, evidence, now, now, incident_id),
         )
+        # after the update: the notification quotes this episode's summary and evidence
+        if row["state"] == "resolved":
+            note_incident(conn, incident_id, "reopened", now)
+        elif finding.severity > Severity.parse(row["severity"]):
+            note_incident(conn, incident_id, "worse", now)
 
     @staticmethod
     def _event(
@@ -286,6 +293,8 @@ class IncidentStore:
         )
         self._event(conn, incident_id, "state", old, new, actor, reason, now)
         write_audit(conn, actor, f"incident.{new}", f"incident:{incident_id}", reason, at=now)
+        if new == "resolved":
+            note_incident(conn, incident_id, "resolved", now, reason)
 
     # -- people and later layers ---------------------------------------------------------------
     def transition(self, incident_id: int, new: str, actor: str, reason: str = "") -> Incident:
@@ -410,6 +419,7 @@ class IncidentStore:
             if retry_at is None:
                 self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
                 write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
+                note_incident(conn, incident_id, "escalated", now, reason)
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 

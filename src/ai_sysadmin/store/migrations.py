@@ -137,3 +137,46 @@ MIGRATIONS += (
     ALTER TABLE hosts ADD COLUMN last_error TEXT;
     """,
 )
+
+MIGRATIONS += (
+    # 5: the notification outbox: events written with the change they report, the messages
+    # made of them, one delivery per message and channel
+    """
+    CREATE TABLE notify_events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        host TEXT NOT NULL,
+        fingerprint TEXT NOT NULL DEFAULT '',
+        incident_id INTEGER,
+        action_id INTEGER,
+        severity TEXT NOT NULL,
+        repeat_key TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'new',
+        message_id INTEGER,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX notify_events_state ON notify_events(state);
+    CREATE INDEX notify_events_repeat ON notify_events(repeat_key, at);
+    CREATE TABLE notify_messages (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        priority INTEGER NOT NULL
+    );
+    CREATE TABLE notify_deliveries (
+        message_id INTEGER NOT NULL REFERENCES notify_messages(id),
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        last_error TEXT,
+        delivered_at REAL,
+        PRIMARY KEY (message_id, channel)
+    );
+    CREATE INDEX notify_deliveries_due ON notify_deliveries(channel, state, next_at);
+    """,
+)

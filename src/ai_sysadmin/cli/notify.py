@@ -1,0 +1,131 @@
+"""``ai-sysadmin notify`` / ``{name}-notify``: send a message now; ``notify status``: what the
+outbox holds and what each channel did with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ..config import Settings, mask_secret_text
+from ..notify import PRIORITIES, Message
+from ..store.outbox import Outbox
+from .context import banner, err, out, print_json, state
+
+
+class _SendByDefault(TyperGroup):
+    """``notify TITLE MESSAGE [PRIORITY]`` is ``notify send ...``: a first word that names no
+    subcommand is a title (a title that is a subcommand's name: ``notify send status ...``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["send", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_SendByDefault, no_args_is_help=True,
+                  help="Notifications: send one now (`notify TITLE MESSAGE [PRIORITY]`), or "
+                  "see the deliveries (`notify status`).")
+
+
+def _priority(text: str) -> int:
+    if text.lower() in PRIORITIES:
+        return PRIORITIES[text.lower()]
+    if text.isdigit() and 0 <= int(text) <= 10:
+        return int(text)
+    raise typer.BadParameter(f"{text!r}: low, normal, high or a number 0-10",
+                             param_hint="PRIORITY")
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(help="The title ([name] is put in front).")],
+    message: Annotated[str, typer.Argument(help="The text.")],
+    priority: Annotated[str, typer.Argument(help="low, normal, high, or 0-10.")] = "normal",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Send a message through every configured channel now; exit 1 if none accepted it."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    level = _priority(priority)
+    prefix = f"[{settings.ai_name}] "
+    full = Message(title if title.startswith(prefix) else prefix + title, message, level)
+    notifier = app_state.runtime().notifier
+    if not notifier.channels:
+        err.print("no channel configured: set gotify_url and gotify_token_file, or "
+                  "notify.apprise_urls_file", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    results = asyncio.run(notifier.send_now(full))
+    if as_json:
+        print_json({name: {"accepted": why is None, "error": why}
+                    for name, why in results.items()})
+    else:
+        for name, why in results.items():
+            out.print(f"{name}: " + ("accepted" if why is None else f"not accepted: {why}"),
+                      markup=False, soft_wrap=True)
+    if all(why is not None for why in results.values()):
+        raise typer.Exit(1)
+
+
+def _channels(settings: Settings) -> list[str]:
+    """What is configured, said without building anything (no Apprise import)."""
+    shown = []
+    if settings.gotify_url:
+        shown.append(f"gotify {mask_secret_text(settings.gotify_url)}")
+    if settings.notify.apprise_urls_file:
+        shown.append(f"Apprise URLs in {settings.notify.apprise_urls_file}")
+    return shown
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("message", "channel", "attempts", "when", "error", "title"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        when = r["delivered_at"] if r["state"] == "delivered" else r["next_at"]
+        table.add_row(str(r["message_id"]), r["channel"], str(r["attempts"]), _when(when),
+                      r["last_error"] or "", r["title"])
+    return table
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="Rows of each state.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pending, delivered and failed deliveries per channel, and held events.
+
+    Held: repeats waiting for the end of their window, openings waiting for a digest."""
+    app_state = state(ctx)
+    outbox = Outbox(app_state.store.db)
+    counts = outbox.counts()
+    events = counts.pop("events", {})
+    lists = {s: outbox.deliveries((s,), limit) for s in ("pending", "failed", "delivered")}
+    if as_json:
+        print_json({"configured": _channels(app_state.settings), "channels": counts,
+                    "events": events, **lists})
+        return
+    configured = _channels(app_state.settings)
+    banner(app_state.settings, "notifications: " + (", ".join(configured) or
+                                                     "no channel configured"))
+    for channel, by_state in sorted(counts.items()):
+        out.print(f"{channel}: " + ", ".join(f"{by_state.get(s, 0)} {s}" for s in
+                                              ("pending", "delivered", "failed")), markup=False)
+    held = {s: events.get(s, 0) for s in ("new", "repeat", "storm") if events.get(s)}
+    if held:
+        out.print("events not sent yet: " + ", ".join(f"{n} {s}" for s, n in held.items()),
+                  markup=False)
+    for name in ("pending", "failed", "delivered"):
+        if lists[name]:
+            out.print(_table(lists[name], name))

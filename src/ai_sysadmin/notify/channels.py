@@ -1,0 +1,227 @@
+"""Where messages go: Gotify through its message API, anything else through Apprise URLs.
+
+A channel either accepts a message or raises :class:`DeliveryError` with a reason that names no
+secret: the Gotify app token travels only in the ``X-Gotify-Key`` header and is read from its
+file at each send (a rotated token needs no restart); Apprise URLs, which carry credentials,
+are read from their own file and shown only in Apprise's privacy form. httpx and Apprise are
+imported when a channel is built or used, never by ``check`` or ``--help``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config import Settings, mask_secret_text
+from ..errors import AiSysadminError, ConfigError
+from ..monitor.redact import redact
+from .message import PRIORITIES, Message
+
+log = logging.getLogger("ai_sysadmin.service")
+
+
+class DeliveryError(AiSysadminError):
+    """A channel did not accept a message."""
+
+
+class Channel(Protocol):
+    #: stable across restarts: deliveries are stored under it
+    name: str
+    #: for `notify status`: where it goes, secrets masked
+    shown: str
+
+    async def send(self, message: Message) -> None: ...
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****")
+    return redact(" ".join(text.split()))[:300]
+
+
+def warn_if_readable(path: Path, key: str) -> None:
+    """A credential file others can read is a leak waiting to happen: said, not refused (the
+    operator may have reasons, such as a group-readable file for a service account)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        log.warning("%s (%s) is readable by every user: chmod o-r it", key, path)
+
+
+class GotifyChannel:
+    name = "gotify"
+
+    def __init__(self, url: str, token_file: Path, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.token_file = token_file
+        self.timeout = timeout
+        self.shown = f"gotify {mask_secret_text(self.url)}"
+
+    def _token(self) -> str:
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeliveryError(f"cannot read gotify_token_file {self.token_file}: "
+                                f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
+                                ) from None
+        if not token:
+            raise DeliveryError(f"gotify_token_file {self.token_file} is empty")
+        return token
+
+    async def send(self, message: Message) -> None:
+        import httpx
+
+        token = self._token()
+        secrets = [token, self.url]
+        body = {"title": message.title, "message": message.body, "priority": message.priority}
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                    reply = await client.post(f"{self.url}/message", json=body,
+                                              headers={"X-Gotify-Key": token})
+        except TimeoutError:
+            raise DeliveryError(f"Gotify did not answer within {self.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
+                                f"{type(exc).__name__}: {_scrub(str(exc), secrets)}") from None
+        if reply.status_code in (401, 403):
+            raise DeliveryError(f"Gotify refused the app token (HTTP {reply.status_code}): "
+                                "check gotify_token_file")
+        if not reply.is_success:
+            raise DeliveryError(f"Gotify answered HTTP {reply.status_code}: "
+                                f"{_scrub(reply.text[:200], secrets)}")
+
+
+class _PerThread(logging.Handler):
+    """Apprise says why a send failed only in its log: each sending thread collects its own
+    lines, and nothing reaches the process's stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(self.local, "lines", None)
+        if lines is not None:
+            lines.append(record.getMessage())
+
+    @contextmanager
+    def collect(self) -> Iterator[list[str]]:
+        self.local.lines = []
+        try:
+            yield self.local.lines
+        finally:
+            self.local.lines = None
+
+
+_capture_lock = threading.Lock()
+_capture: _PerThread | None = None
+
+
+def _apprise_capture() -> _PerThread:
+    global _capture
+    with _capture_lock:
+        if _capture is None:
+            _capture = _PerThread()
+            logger = logging.getLogger("apprise")
+            logger.addHandler(_capture)
+            logger.propagate = False
+        return _capture
+
+
+def _url_parts(url: str) -> list[str]:
+    """Every piece of an Apprise URL that could be a credential: services put tokens in the
+    user, password, host, path or query. Longest first, so a part inside another goes too."""
+    pieces = re.split(r"[/:@?&=#]+", url.split("://", 1)[-1])
+    return sorted({url, *(p for p in pieces if len(p) >= 6)}, key=len, reverse=True)
+
+
+class AppriseChannel:
+    def __init__(self, url: str, plugin: Any, timeout: float, name: str) -> None:
+        self._url = url
+        self.plugin = plugin
+        self.timeout = timeout
+        self.name = name
+        self.shown = name
+
+    def _send(self, message: Message) -> tuple[bool, str]:
+        import apprise
+
+        kind = (apprise.NotifyType.FAILURE if message.priority >= PRIORITIES["high"] else
+                apprise.NotifyType.WARNING if message.priority >= PRIORITIES["normal"] else
+                apprise.NotifyType.INFO)
+        with _apprise_capture().collect() as lines:
+            ok = bool(self.plugin.notify(body=message.body, title=message.title,
+                                         notify_type=kind))
+        return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url))
+
+    async def send(self, message: Message) -> None:
+        try:
+            # the thread ends by Apprise's own socket timeouts; this bounds the wait for it
+            async with asyncio.timeout(self.timeout * 2 + 1):
+                ok, said = await asyncio.to_thread(self._send, message)
+        except TimeoutError:
+            raise DeliveryError(f"{self.name} did not answer within "
+                                f"{self.timeout * 2 + 1:g} s") from None
+        if not ok:
+            raise DeliveryError(f"{self.name} did not accept it: {said or 'no reason given'}")
+
+
+def apprise_channels(path: Path, timeout: float) -> list[AppriseChannel]:
+    """One channel per URL of ``notify.apprise_urls_file``; a line Apprise does not know is a
+    ConfigError naming the file and the line number, never the line (it may hold a password)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"key 'notify.apprise_urls_file': cannot read: "
+                                      f"{getattr(exc, 'strerror', None) or exc}"]) from None
+    warn_if_readable(path, "notify.apprise_urls_file")
+    import apprise
+
+    # memory only: Apprise would otherwise keep state files under the home directory
+    asset = apprise.AppriseAsset(storage_mode="memory")
+    channels: list[AppriseChannel] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        url = line.strip()
+        if not url or url.startswith("#"):
+            continue
+        plugin = apprise.Apprise.instantiate(url, asset=asset)
+        if plugin is None:
+            raise ConfigError(str(path), [f"line {number}: not an Apprise URL this version "
+                                          "supports (the line is not shown: it may hold a "
+                                          "credential)"])
+        # the name keys stored deliveries: no query, whose defaults change between versions
+        name = f"apprise:{plugin.url(privacy=True).split('?', 1)[0]}"
+        plugin.socket_connect_timeout = timeout
+        plugin.socket_read_timeout = timeout
+        if any(c.name == name for c in channels):
+            name += f"#{number}"
+        channels.append(AppriseChannel(url, plugin, timeout, name))
+    return channels
+
+
+def build_channels(settings: Settings) -> list[Channel]:
+    """The configured channels: Gotify first, then each Apprise URL."""
+    channels: list[Channel] = []
+    timeout = settings.notify.timeout
+    if settings.gotify_url:
+        if settings.gotify_token_file is None:
+            # refused where it matters (the daemon's start, `notify`), not by `config show`
+            raise ConfigError("the configuration", ["key 'gotify_token_file': gotify_url is "
+                                                    "set: name the file that holds the Gotify "
+                                                    "app token"])
+        warn_if_readable(settings.gotify_token_file, "gotify_token_file")
+        channels.append(GotifyChannel(settings.gotify_url, settings.gotify_token_file, timeout))
+    if settings.notify.apprise_urls_file:
+        channels += apprise_channels(settings.notify.apprise_urls_file, timeout)
+    return channels

@@ -1,0 +1,122 @@
+"""What a person reads: a title with the assistant's name and the host, the summary, two lines
+of evidence, and the exact next command (``hal-approve approve 12``, ``hal-issues show 7``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..monitor.redact import redact
+from ..store.outbox import OutboxEvent
+
+#: Gotify's scale: low 2, normal 5, high 8
+PRIORITIES = {"low": 2, "normal": 5, "high": 8}
+_BY_SEVERITY = {"critical": 8, "warning": 5, "info": 2}
+TITLE_LIMIT = 160
+BODY_LIMIT = 3000
+#: digest lines before "... and N more"
+DIGEST_LINES = 12
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+    priority: int
+
+
+def priority_of(event: OutboxEvent) -> int:
+    """Severity maps to priority; a person's question at least normal, good news low."""
+    by_severity = _BY_SEVERITY.get(event.severity, 5)
+    if event.kind in ("back", "fixed"):
+        return PRIORITIES["low"]
+    if event.kind in ("unreachable", "escalated"):
+        return PRIORITIES["high"]
+    if event.kind in ("approval", "failed"):
+        return max(by_severity, PRIORITIES["normal"])
+    return by_severity
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _action_text(facts: dict[str, Any]) -> str:
+    action = facts.get("action") or {}
+    return f"{action.get('kind', '?')} {action.get('subject', '')}".strip()
+
+
+def _headline(event: OutboxEvent) -> str:
+    facts = event.facts
+    summary = facts.get("summary") or _action_text(facts)
+    return {
+        "opened": summary,
+        "worse": f"{summary} (now {event.severity})",
+        "unreachable": "unreachable",
+        "back": "reachable again",
+        "approval": f"approval needed: {_action_text(facts)}",
+        "fixed": f"fixed: {summary}",
+        "failed": f"fix failed: {summary}",
+        "escalated": f"needs a person: {summary}",
+    }.get(event.kind, summary)
+
+
+def next_command(event: OutboxEvent, ai_name: str) -> str:
+    action = event.facts.get("action") or {}
+    if event.kind == "approval":
+        return f"{ai_name}-approve approve {action.get('id')}"
+    if event.incident_id is not None:
+        return f"{ai_name}-issues show {event.incident_id}"
+    return f"{ai_name}-approve show {action.get('id')}"
+
+
+def _detail(event: OutboxEvent) -> str:
+    facts = event.facts
+    detail = str(facts.get("detail") or "")
+    action = facts.get("action") or {}
+    if event.kind == "approval":
+        return f"Proposed: {_action_text(facts)} (risk {action.get('risk', '?')}). {detail}"
+    if event.kind == "fixed":
+        return f"Ran {_action_text(facts)}; verified: {detail}"
+    if event.kind == "failed":
+        return f"{_action_text(facts)} failed: {detail}. A person must look."
+    return detail
+
+
+def render(event: OutboxEvent, ai_name: str, repeats: int = 0, minutes: float = 0) -> Message:
+    """One event as one message. ``repeats``: how many more times it happened meanwhile."""
+    facts = event.facts
+    title = f"[{ai_name}] {event.host}: {_headline(event)}"
+    if repeats:
+        title += f" ({repeats} more time{'s' if repeats > 1 else ''} in {minutes:g} min)"
+    lines = []
+    if facts.get("incident") is not None:
+        lines.append(f"Incident #{facts['incident']} ({facts.get('severity')}): "
+                     f"{facts.get('summary', '')}")
+    lines += [f"> {line}" for line in (facts.get("evidence") or [])[:2]]
+    detail = _detail(event).strip()
+    if detail:
+        lines.append(detail)
+    lines.append(f"Next: {next_command(event, ai_name)}")
+    return _finish(title, lines, priority_of(event))
+
+
+def render_digest(events: Sequence[OutboxEvent], ai_name: str) -> Message:
+    """Many openings at once (a fleet-wide problem, a network coming back) as one message."""
+    hosts = sorted({e.host for e in events})
+    title = (f"[{ai_name}] {len(events)} incidents on {len(hosts)} host"
+             f"{'s' if len(hosts) > 1 else ''}: {', '.join(hosts[:5])}"
+             f"{', ...' if len(hosts) > 5 else ''}")
+    lines = [f"{e.host}: {_headline(e)} ({next_command(e, ai_name)})"
+             for e in events[:DIGEST_LINES]]
+    if len(events) > DIGEST_LINES:
+        lines.append(f"... and {len(events) - DIGEST_LINES} more")
+    lines.append(f"Next: {ai_name}-issues list")
+    return _finish(title, lines, max(priority_of(e) for e in events))
+
+
+def _finish(title: str, lines: list[str], priority: int) -> Message:
+    # evidence and details were masked when stored; masking again costs little
+    body = redact("\n".join(lines))
+    return Message(_clip(redact(title), TITLE_LIMIT), _clip(body, BODY_LIMIT), priority)

@@ -1,0 +1,169 @@
+"""Delivery: the daemon's loops that drain the outbox, and sending at once for `notify`.
+
+One loop turns outbox events into messages (:mod:`.storm`); one loop per channel sends that
+channel's deliveries in order. A channel that fails is paused with exponential backoff, per
+channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
+are other tasks; the database work runs in threads). Delivery is at least once: a message whose
+send was cut off by a crash or a stop is sent again after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from functools import cached_property
+
+from ..config import Settings
+from ..store import Database
+from ..store.outbox import Delivery, Outbox
+from .channels import Channel, DeliveryError, build_channels
+from .message import Message
+from .storm import Dispatcher
+
+log = logging.getLogger("ai_sysadmin.service")
+
+#: how often the outbox is looked at (events also come from other processes: `approve`)
+POLL_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 3600.0
+#: settled events, messages and deliveries are kept this long for `notify status`
+RETENTION_SECONDS = 30 * 86400
+
+
+def backoff(first: float, attempts: int) -> float:
+    """The wait after the ``attempts``-th failed attempt: first, 2x, 4x, ... up to an hour."""
+    return min(first * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+async def _wait(events: Sequence[asyncio.Event], seconds: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=max(seconds, 0.0),
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class Notifier:
+    """``channels``: given (tests), else built from the settings when first needed."""
+
+    def __init__(self, settings: Settings, db: Database,
+                 channels: Sequence[Channel] | None = None) -> None:
+        self.settings = settings
+        self.outbox = Outbox(db)
+        self._given = list(channels) if channels is not None else None
+        self._wake: dict[str, asyncio.Event] = {}
+        self._paused_until: dict[str, float] = {}
+
+    @cached_property
+    def channels(self) -> list[Channel]:
+        return self._given if self._given is not None else build_channels(self.settings)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.settings, self.outbox, [c.name for c in self.channels])
+
+    # -- the daemon's loops ---------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``: dispatch the outbox and deliver, each channel on its own."""
+        tasks = [asyncio.create_task(self._dispatch_loop(stop), name="notify:dispatch")]
+        for channel in self.channels:
+            self._wake[channel.name] = asyncio.Event()
+            tasks.append(asyncio.create_task(self._channel_loop(channel, stop),
+                                             name=f"notify:{channel.name}"))
+        log.info("notifications: %s", ", ".join(c.shown for c in self.channels) or
+                 "no channel configured (messages are kept, not sent)")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            # a send in flight is cut off at the stop: it is sent again after the restart
+            await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopped, *tasks):
+                task.cancel()
+            await asyncio.gather(stopped, *tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and (failure := task.exception()) is not None:
+                raise failure
+
+    async def _dispatch_loop(self, stop: asyncio.Event) -> None:
+        pruned = 0.0
+        while not stop.is_set():
+            try:
+                if await asyncio.to_thread(self.dispatcher.dispatch):
+                    for wake in self._wake.values():
+                        wake.set()
+                if time.time() - pruned > 3600:
+                    await asyncio.to_thread(self.outbox.prune, time.time() - RETENTION_SECONDS)
+                    pruned = time.time()
+            except Exception:  # a locked or broken database: said, and tried again
+                log.exception("notifications: the outbox could not be dispatched")
+            await _wait([stop], POLL_SECONDS)
+
+    async def _channel_loop(self, channel: Channel, stop: asyncio.Event) -> None:
+        wake = self._wake[channel.name]
+        while not stop.is_set():
+            wake.clear()
+            if time.time() >= self._paused_until.get(channel.name, 0.0):
+                try:
+                    await self._drain(channel)
+                except Exception:  # the database: said, and tried again
+                    log.exception("notifications: deliveries to %s could not be read or "
+                                  "recorded", channel.name)
+            paused = self._paused_until.get(channel.name, 0.0) - time.time()
+            if paused > 0:
+                await _wait([stop], min(paused, POLL_SECONDS))
+            else:
+                await _wait([stop, wake], POLL_SECONDS)
+
+    async def _drain(self, channel: Channel) -> None:
+        """Send what is due for one channel, oldest first; stop at the first failure."""
+        for delivery in await asyncio.to_thread(self.outbox.due, channel.name, time.time()):
+            message = Message(delivery.title, delivery.body, delivery.priority)
+            try:
+                await channel.send(message)
+            except DeliveryError as exc:
+                await asyncio.to_thread(self._failed, channel, delivery, str(exc))
+                return
+            except Exception as exc:  # a channel's own bug: its text may hold the URL
+                await asyncio.to_thread(self._failed, channel, delivery,
+                                        f"unexpected {type(exc).__name__} in {channel.name}")
+                return
+            await asyncio.to_thread(self.outbox.delivered, delivery.message_id, channel.name)
+            log.info("notification %d delivered to %s", delivery.message_id, channel.name,
+                     extra={"message": delivery.message_id, "channel": channel.name})
+
+    def _failed(self, channel: Channel, delivery: Delivery, error: str) -> None:
+        attempts = delivery.attempts + 1
+        delay = backoff(self.settings.notify.retry_backoff_seconds, attempts)
+        retry_at = time.time() + delay
+        self._paused_until[channel.name] = retry_at
+        extra = {"message": delivery.message_id, "channel": channel.name, "attempts": attempts}
+        if attempts >= self.settings.notify.max_attempts:
+            self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
+            log.error("notification %d to %s given up after %d attempts: %s",
+                      delivery.message_id, channel.name, attempts, error, extra=extra)
+            return
+        self.outbox.attempt_failed(delivery.message_id, channel.name, error, retry_at)
+        log.warning("notification %d to %s failed (attempt %d), channel paused %.0f s: %s",
+                    delivery.message_id, channel.name, attempts, delay, error, extra=extra)
+
+    # -- `notify TITLE MESSAGE` -----------------------------------------------------------------
+    async def send_now(self, message: Message) -> dict[str, str | None]:
+        """Through every channel at once; {channel: None if accepted, else why not}. Recorded
+        in the outbox (for `notify status`), never retried: the caller sees the outcome."""
+        async def one(channel: Channel) -> str | None:
+            try:
+                await channel.send(message)
+            except DeliveryError as exc:
+                return str(exc)
+            except Exception as exc:  # a channel's own bug: its text may hold the URL
+                return f"unexpected {type(exc).__name__} in {channel.name}"
+            return None
+
+        outcomes = await asyncio.gather(*(one(c) for c in self.channels))
+        results = {c.name: why for c, why in zip(self.channels, outcomes, strict=True)}
+        await asyncio.to_thread(self.outbox.record_sent, "manual", message.title,
+                                message.body, message.priority, results)
+        return results

@@ -1,0 +1,139 @@
+"""Storm control: which outbox events become messages, and when.
+
+- Below ``notify.min_severity``, an opening says nothing ("skipped").
+- "Back" is news only to someone who was told the host was unreachable.
+- A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
+  message about it is held; when the window ends, the latest one goes out once, with the count,
+  if it is still true (the incident still live, the action still pending), else it is dropped.
+- Openings (``opened``, ``worse``, ``unreachable``, ``back``): when those told within
+  ``notify.digest_window_seconds`` plus this batch exceed ``notify.digest_threshold``, the
+  batch is held for a digest; at most one digest goes out per window, listing what is still
+  true. Fifty incidents in one pass are one message.
+
+One :func:`dispatch` is one transaction: an event is turned into a message exactly once, and a
+crash before the commit leaves it new.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from ..config import Settings
+from ..store.incidents import LIVE_STATES
+from ..store.outbox import Outbox, OutboxEvent
+from .message import Message, render, render_digest
+
+STORM_KINDS = ("opened", "worse", "unreachable", "back")
+_REACH = ("unreachable", "back")
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, outbox: Outbox, channels: Sequence[str]) -> None:
+        self.settings = settings
+        self.notify = settings.notify
+        self.outbox = outbox
+        self.channels = list(channels)
+
+    def dispatch(self, now: float | None = None) -> list[int]:
+        """New events to messages; held repeats and digests that are due. The messages made."""
+        now = time.time() if now is None else now
+        made: list[int] = []
+        with self.outbox.db.transaction() as conn:
+            fresh: list[OutboxEvent] = []
+            keys: set[str] = set()
+            for event in Outbox.events(conn, ("new",)):
+                why = self._skip_reason(conn, event)
+                if why:
+                    Outbox.mark(conn, [event.id], "skipped", why)
+                elif event.repeat_key in keys or self._repeat(conn, event, now):
+                    Outbox.mark(conn, [event.id], "repeat", "held: a repeat within the window")
+                else:
+                    keys.add(event.repeat_key)
+                    fresh.append(event)
+            storm = [e for e in fresh if e.kind in STORM_KINDS]
+            told = Outbox.told_since(conn, STORM_KINDS, now - self.notify.digest_window_seconds)
+            if storm and (Outbox.events(conn, ("storm",)) or
+                          told + len(storm) > self.notify.digest_threshold):
+                Outbox.mark(conn, [e.id for e in storm], "storm", "held for a digest")
+                fresh = [e for e in fresh if e.kind not in STORM_KINDS]
+            for event in fresh:
+                made.append(self._send(conn, [event], render(event, self.settings.ai_name),
+                                       now, event.kind))
+            made += self._release_repeats(conn, now)
+            made += self._release_digest(conn, now)
+        return made
+
+    def _skip_reason(self, conn: sqlite3.Connection, event: OutboxEvent) -> str:
+        if event.kind in ("opened", "worse") and (
+                _RANK.get(event.severity, 0) < _RANK[self.notify.min_severity]):
+            return f"below notify.min_severity ({self.notify.min_severity})"
+        if event.kind == "back" and Outbox.last_told_kind(
+                conn, event.fingerprint, _REACH) != "unreachable":
+            return "nobody was told it was unreachable"
+        return ""
+
+    def _repeat(self, conn: sqlite3.Connection, event: OutboxEvent, now: float) -> bool:
+        window = self.notify.repeat_window_minutes * 60
+        last = Outbox.last_message_at(conn, event.repeat_key)
+        return window > 0 and last is not None and now - last < window
+
+    def _still_true(self, conn: sqlite3.Connection, event: OutboxEvent) -> bool:
+        """Whether a held event still says something true now."""
+        state = Outbox.state_of
+        if event.kind in ("opened", "worse", "unreachable"):
+            return state(conn, "incidents", event.incident_id) in LIVE_STATES
+        if event.kind == "back":
+            return (state(conn, "incidents", event.incident_id) not in LIVE_STATES
+                    and Outbox.last_told_kind(conn, event.fingerprint,
+                                              _REACH) == "unreachable")
+        if event.kind == "approval":
+            return state(conn, "actions", event.action_id) == "pending"
+        return True
+
+    def _send(self, conn: sqlite3.Connection, events: Sequence[OutboxEvent], message: Message,
+              now: float, kind: str) -> int:
+        message_id = Outbox.add_message(conn, kind, message.title,
+                                        message.body, message.priority, self.channels, now)
+        state = "digested" if kind == "digest" else "sent"
+        Outbox.mark(conn, [e.id for e in events], state, "", message_id)
+        return message_id
+
+    def _release_repeats(self, conn: sqlite3.Connection, now: float) -> list[int]:
+        window = self.notify.repeat_window_minutes * 60
+        groups: dict[str, list[OutboxEvent]] = {}
+        for event in Outbox.events(conn, ("repeat",)):
+            groups.setdefault(event.repeat_key, []).append(event)
+        made = []
+        for key, held in groups.items():
+            last = Outbox.last_message_at(conn, key)
+            if last is not None and now - last < window:
+                continue
+            latest = held[-1]
+            if not self._still_true(conn, latest):
+                Outbox.mark(conn, [e.id for e in held], "suppressed",
+                            "no longer true when the repeat window ended")
+                continue
+            message = render(latest, self.settings.ai_name, len(held), window / 60)
+            made.append(self._send(conn, [latest], message, now, latest.kind))
+            Outbox.mark(conn, [e.id for e in held[:-1]], "suppressed",
+                        "counted in a later message", made[-1])
+        return made
+
+    def _release_digest(self, conn: sqlite3.Connection, now: float) -> list[int]:
+        held = Outbox.events(conn, ("storm",))
+        last = Outbox.last_digest_at(conn)
+        if not held or (last is not None and now - last < self.notify.digest_window_seconds):
+            return []
+        true = [e for e in held if self._still_true(conn, e)]
+        Outbox.mark(conn, [e.id for e in held if e not in true], "suppressed",
+                    "no longer true when the digest went out")
+        if not true:
+            return []
+        if len(true) == 1:
+            return [self._send(conn, true, render(true[0], self.settings.ai_name), now,
+                               "digest")]
+        return [self._send(conn, true, render_digest(true, self.settings.ai_name), now,
+                           "digest")]

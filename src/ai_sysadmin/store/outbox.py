@@ -1,0 +1,282 @@
+"""The notification outbox: events, messages and their deliveries, in the state database.
+
+An event is written by :func:`note_incident` or :func:`note_action` inside the transaction of
+the change it reports, so a change that commits always has its event and a change that rolls
+back never has one, whichever process made it (the daemon, `approve approve`, `issues resolve`).
+What becomes a message, and when, is the notifier's business (``notify/``); this module only
+stores.
+
+Event kinds: ``opened`` (and ``worse``: a live incident became more severe), ``unreachable``,
+``back``, ``approval``, ``fixed``, ``failed``, ``escalated``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .db import Database
+
+#: the rule whose incident means the host itself is down (monitor/rules/host_unreachable.py)
+UNREACHABLE_RULE = "host_unreachable"
+EVENT_STATES = ("new", "skipped", "repeat", "storm", "sent", "digested", "suppressed")
+DELIVERY_STATES = ("pending", "delivered", "failed")
+#: action state -> event kind; other states are nothing a person needs to hear about
+_ACTION_KINDS = {"pending": "approval", "succeeded": "fixed", "failed": "failed",
+                 "escalated": "escalated"}
+#: what counts as "the same message again": ``worse`` repeats ``opened``
+_FAMILY = {"worse": "opened"}
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    id: int
+    at: float
+    kind: str
+    host: str
+    fingerprint: str
+    incident_id: int | None
+    action_id: int | None
+    severity: str
+    repeat_key: str
+    facts: dict[str, Any]
+    state: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message_id: int
+    channel: str
+    title: str
+    body: str
+    priority: int
+    attempts: int
+
+
+def _event(row: sqlite3.Row) -> OutboxEvent:
+    data = {k: row[k] for k in OutboxEvent.__dataclass_fields__}
+    data["facts"] = json.loads(row["facts"])
+    return OutboxEvent(**data)
+
+
+# -- written with the change ------------------------------------------------------------------
+def _incident_facts(conn: sqlite3.Connection, incident_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM incidents WHERE id=?", (incident_id,)).fetchone()
+    if row is None:
+        return None
+    return {"incident": row["id"], "host": row["host"], "rule": row["rule"],
+            "subject": row["subject"], "severity": row["severity"], "summary": row["summary"],
+            "evidence": json.loads(row["evidence"])[:2], "fingerprint": row["fingerprint"]}
+
+
+def _insert(conn: sqlite3.Connection, kind: str, facts: Mapping[str, Any], repeat_key: str,
+            action_id: int | None, at: float | None) -> None:
+    conn.execute(
+        "INSERT INTO notify_events(at, kind, host, fingerprint, incident_id, action_id, "
+        "severity, repeat_key, facts) VALUES (?,?,?,?,?,?,?,?,?)",
+        (time.time() if at is None else at, kind, facts["host"], facts.get("fingerprint", ""),
+         facts.get("incident"), action_id, facts.get("severity", "warning"), repeat_key,
+         json.dumps(facts)))
+
+
+def note_incident(conn: sqlite3.Connection, incident_id: int, change: str,
+                  at: float | None = None, detail: str = "") -> None:
+    """An incident ``opened``, ``reopened``, got ``worse``, ``resolved`` or was ``escalated``:
+    the event, in the caller's transaction. A resolution is news only for an unreachable
+    host (the host is back); a fixed incident is reported by its action."""
+    facts = _incident_facts(conn, incident_id)
+    if facts is None:
+        return
+    unreachable = facts["rule"] == UNREACHABLE_RULE
+    if change == "resolved":
+        if not unreachable:
+            return
+        kind = "back"
+    elif change == "escalated":
+        kind = "escalated"
+    else:
+        kind = "unreachable" if unreachable else ("worse" if change == "worse" else "opened")
+    facts["detail"] = detail
+    _insert(conn, kind, facts, f"{_FAMILY.get(kind, kind)}|{facts['fingerprint']}", None, at)
+
+
+def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: str,
+                at: float | None = None) -> None:
+    """An action reached ``state``: waiting for a person, fixed and verified, failed or
+    escalated become an event, in the caller's transaction; other states do not."""
+    kind = _ACTION_KINDS.get(state)
+    if kind is None:
+        return
+    row = conn.execute("SELECT * FROM actions WHERE id=?", (action_id,)).fetchone()
+    if row is None:
+        return
+    facts = (_incident_facts(conn, row["incident_id"]) if row["incident_id"] else None) or {
+        "host": row["host"]}
+    facts["action"] = {"id": action_id, "kind": row["kind"], "subject": row["subject"],
+                       "risk": row["risk"], "params": json.loads(row["params"])}
+    facts["detail"] = detail
+    # every approval is its own question; the same outcome on one incident is a repeat
+    key = (f"approval|action:{action_id}" if kind == "approval" else
+           f"{kind}|{facts.get('fingerprint') or f'action:{action_id}'}")
+    _insert(conn, kind, facts, key, action_id, at)
+
+
+# -- read and moved by the notifier -----------------------------------------------------------
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def events(conn: sqlite3.Connection, states: Iterable[str]) -> list[OutboxEvent]:
+        wanted = list(states)
+        rows = conn.execute(
+            f"SELECT * FROM notify_events WHERE state IN ({','.join('?' * len(wanted))}) "
+            "ORDER BY id", wanted)
+        return [_event(r) for r in rows]
+
+    @staticmethod
+    def mark(conn: sqlite3.Connection, event_ids: Iterable[int], state: str, note: str = "",
+             message_id: int | None = None) -> None:
+        conn.executemany("UPDATE notify_events SET state=?, note=?, message_id=? WHERE id=?",
+                         [(state, note, message_id, i) for i in event_ids])
+
+    @staticmethod
+    def last_message_at(conn: sqlite3.Connection, repeat_key: str) -> float | None:
+        """When a person was last told about this (individually or in a digest)."""
+        row = conn.execute(
+            "SELECT MAX(m.at) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
+            "WHERE e.repeat_key=?", (repeat_key,)).fetchone()
+        return row[0]
+
+    @staticmethod
+    def last_told_kind(conn: sqlite3.Connection, fingerprint: str,
+                       kinds: Iterable[str]) -> str | None:
+        wanted = list(kinds)
+        row = conn.execute(
+            "SELECT kind FROM notify_events WHERE fingerprint=? AND message_id IS NOT NULL "
+            f"AND kind IN ({','.join('?' * len(wanted))}) ORDER BY id DESC LIMIT 1",
+            (fingerprint, *wanted)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def told_since(conn: sqlite3.Connection, kinds: Iterable[str], since: float) -> int:
+        """Events of these kinds a person was told about (alone or in a digest) since then."""
+        wanted = list(kinds)
+        row = conn.execute(
+            "SELECT COUNT(*) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
+            f"WHERE m.at>=? AND e.kind IN ({','.join('?' * len(wanted))})",
+            (since, *wanted)).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def state_of(conn: sqlite3.Connection, table: str, row_id: int | None) -> str | None:
+        """The state of an incident or action now (None: gone)."""
+        if table not in ("incidents", "actions") or row_id is None:
+            return None
+        row = conn.execute(f"SELECT state FROM {table} WHERE id=?", (row_id,)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def last_digest_at(conn: sqlite3.Connection) -> float | None:
+        return conn.execute("SELECT MAX(at) FROM notify_messages WHERE kind='digest'"
+                            ).fetchone()[0]
+
+    @staticmethod
+    def add_message(conn: sqlite3.Connection, kind: str, title: str, body: str, priority: int,
+                    channels: Iterable[str], at: float) -> int:
+        """A message and one pending delivery per channel, due now."""
+        cur = conn.execute("INSERT INTO notify_messages(at, kind, title, body, priority) "
+                           "VALUES (?,?,?,?,?)", (at, kind, title, body, priority))
+        message_id = int(cur.lastrowid)
+        conn.executemany("INSERT INTO notify_deliveries(message_id, channel, state, next_at) "
+                         "VALUES (?,?,'pending',?)", [(message_id, c, at) for c in channels])
+        return message_id
+
+    # -- deliveries ------------------------------------------------------------------------------
+    def due(self, channel: str, now: float, limit: int = 20) -> list[Delivery]:
+        rows = self.db.conn.execute(
+            "SELECT d.message_id, d.channel, d.attempts, m.title, m.body, m.priority "
+            "FROM notify_deliveries d JOIN notify_messages m ON m.id=d.message_id "
+            "WHERE d.channel=? AND d.state='pending' AND d.next_at<=? "
+            "ORDER BY d.message_id LIMIT ?", (channel, now, limit))
+        return [Delivery(r["message_id"], r["channel"], r["title"], r["body"], r["priority"],
+                         r["attempts"]) for r in rows]
+
+    def next_due_at(self, channel: str) -> float | None:
+        return self.db.conn.execute(
+            "SELECT MIN(next_at) FROM notify_deliveries WHERE channel=? AND state='pending'",
+            (channel,)).fetchone()[0]
+
+    def delivered(self, message_id: int, channel: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE notify_deliveries SET state='delivered', delivered_at=?, "
+                         "attempts=attempts+1, last_error=NULL WHERE message_id=? AND channel=?",
+                         (time.time(), message_id, channel))
+
+    def attempt_failed(self, message_id: int, channel: str, error: str,
+                       retry_at: float | None) -> None:
+        """One failed attempt: due again at ``retry_at``, or given up (None)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE notify_deliveries SET attempts=attempts+1, last_error=?, state=?, "
+                "next_at=COALESCE(?, next_at) WHERE message_id=? AND channel=?",
+                (error, "pending" if retry_at is not None else "failed", retry_at, message_id,
+                 channel))
+
+    def record_sent(self, kind: str, title: str, body: str, priority: int,
+                    results: Mapping[str, str | None]) -> int:
+        """A message sent at once (``notify``), with each channel's outcome (None: accepted);
+        nothing is retried."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            message_id = self.add_message(conn, kind, title, body, priority, results, now)
+            for channel, error in results.items():
+                conn.execute(
+                    "UPDATE notify_deliveries SET state=?, attempts=1, last_error=?, "
+                    "delivered_at=? WHERE message_id=? AND channel=?",
+                    ("delivered" if error is None else "failed", error,
+                     now if error is None else None, message_id, channel))
+        return message_id
+
+    # -- what `notify status` shows -----------------------------------------------------------
+    def deliveries(self, states: Iterable[str], limit: int = 50) -> list[dict[str, Any]]:
+        wanted = list(states)
+        rows = self.db.conn.execute(
+            "SELECT d.*, m.title, m.at AS created_at FROM notify_deliveries d "
+            "JOIN notify_messages m ON m.id=d.message_id "
+            f"WHERE d.state IN ({','.join('?' * len(wanted))}) "
+            "ORDER BY d.message_id DESC LIMIT ?", (*wanted, limit))
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{channel: {state: n}} of deliveries, and {"events": {state: n}}."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self.db.conn.execute(
+                "SELECT channel, state, COUNT(*) AS n FROM notify_deliveries "
+                "GROUP BY channel, state"):
+            out.setdefault(row["channel"], {})[row["state"]] = row["n"]
+        out["events"] = {r["state"]: r["n"] for r in self.db.conn.execute(
+            "SELECT state, COUNT(*) AS n FROM notify_events GROUP BY state")}
+        return out
+
+    def messages(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.conn.execute(
+            "SELECT * FROM notify_messages ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in reversed(rows)]
+
+    def prune(self, before: float) -> None:
+        """Forget what was settled before ``before``: told, skipped, delivered or given up."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM notify_events WHERE at<? AND state NOT IN "
+                         "('new','repeat','storm')", (before,))
+            old = [r[0] for r in conn.execute(
+                "SELECT id FROM notify_messages m WHERE at<? AND NOT EXISTS (SELECT 1 FROM "
+                "notify_deliveries d WHERE d.message_id=m.id AND d.state='pending') AND NOT "
+                "EXISTS (SELECT 1 FROM notify_events e WHERE e.message_id=m.id)", (before,))]
+            conn.executemany("DELETE FROM notify_deliveries WHERE message_id=?",
+                             [(i,) for i in old])
+            conn.executemany("DELETE FROM notify_messages WHERE id=?", [(i,) for i in old])

@@ -1,0 +1,79 @@
+"""Apprise itself, sending to a ``json://`` endpoint of ours; its URLs come from a file and are
+shown only in Apprise's privacy form."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.errors import ConfigError
+from ai_sysadmin.notify import Message, Notifier
+from ai_sysadmin.store import Database, IncidentStore
+from tests.conftest import BIN, run_program
+from tests.notify.conftest import (
+    APPRISE_PASSWORD,
+    APPRISE_USER,
+    failed,
+    make_settings,
+    run_notifier,
+    secret_file,
+)
+
+
+def test_apprise_delivers_with_the_credentials_of_its_url(tmp_path, endpoint) -> None:
+    settings = make_settings(tmp_path, endpoint=endpoint)
+    notifier = Notifier(settings, IncidentStore(Database(settings.db_path)).db)
+    results = asyncio.run(notifier.send_now(Message("[hal] t", "body line", 8)))
+    name = f"apprise:json://{APPRISE_USER}:****@127.0.0.1:{endpoint.port}/hook"
+    assert results == {name: None}
+    (request,) = endpoint.requests
+    assert request.path == "/hook"
+    body = request.json()
+    assert (body["title"], body["message"], body["type"]) == ("[hal] t", "body line", "failure")
+
+
+def test_a_failing_endpoint_is_retried_and_its_reason_kept(tmp_path, endpoint) -> None:
+    endpoint.then(500)
+    settings = make_settings(tmp_path, endpoint=endpoint, retry_backoff_seconds=0.1)
+    store = IncidentStore(Database(settings.db_path))
+    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
+    notifier = Notifier(settings, store.db)
+    run_notifier(notifier, lambda: endpoint.accepted)
+    (row,) = notifier.outbox.deliveries(("delivered",))
+    assert row["attempts"] == 2
+    assert endpoint.titles() == ["[hal] web1: nginx.service has failed"]
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE notify_deliveries SET state='pending'")  # to read the error
+    (again,) = notifier.outbox.deliveries(("pending",))
+    assert again["last_error"] is None  # cleared once delivered
+
+
+def test_the_reason_of_a_refusal_names_no_credential(tmp_path, endpoint) -> None:
+    endpoint.then(500)
+    settings = make_settings(tmp_path, endpoint=endpoint)
+    notifier = Notifier(settings, IncidentStore(Database(settings.db_path)).db)
+    (why,) = asyncio.run(notifier.send_now(Message("t", "m", 5))).values()
+    assert why is not None and "error=500" in why
+    assert APPRISE_PASSWORD not in why
+
+
+def test_an_unknown_url_is_refused_by_its_line_never_shown(tmp_path, monkeypatch) -> None:
+    urls = secret_file(tmp_path / "urls", "# mine\n\nnosuchservice://Sekr1t-value@host/x\n")
+    settings = make_settings(tmp_path, apprise_urls_file=urls)
+    with pytest.raises(ConfigError) as caught:
+        _ = Notifier(settings, IncidentStore(Database(settings.db_path)).db).channels
+    assert "line 3: not an Apprise URL" in str(caught.value) and str(urls) in str(caught.value)
+    assert "Sekr1t" not in str(caught.value)
+    config = tmp_path / "config.toml"
+    config.write_text(f"[notify]\napprise_urls_file = {json.dumps(str(urls))}\n")
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config))
+    done = run_program(str(BIN), "run")  # the daemon refuses to start, and says why
+    assert done.returncode == 2 and "line 3" in done.stderr and "Sekr1t" not in done.stderr
+
+
+def test_no_channel_configured(tmp_path: Path, cli) -> None:
+    code, out, err = cli("notify", "t", "m")
+    assert code == 1 and out == "" and "no channel configured" in err

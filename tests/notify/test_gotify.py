@@ -1,0 +1,80 @@
+"""Gotify, through a server that keeps its message API's contract: the path, the token in the
+``X-Gotify-Key`` header (never in the URL), the JSON body, 200, 401, 500 and a hang."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.notify import Notifier
+from ai_sysadmin.store import Database, IncidentStore
+from tests.notify.conftest import TOKEN, failed, make_settings, run_notifier, secret_file
+from tests.notify.servers import GotifyServer
+
+
+def config(tmp_path: Path, gotify: GotifyServer, token: str = TOKEN, **notify: object) -> Path:
+    lines = ['ai_name = "hal"', f'gotify_url = "{gotify.url}"',
+             f'gotify_token_file = "{secret_file(tmp_path / "token", token)}"', "[notify]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in notify.items()]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("argv0", "args", "priority"), [
+    ("ai-sysadmin", ["notify", "backup done", "all 3 volumes", "high"], 8),
+    ("/usr/local/bin/hal-notify", ["backup done", "all 3 volumes"], 5),
+    ("hal-notify", ["send", "backup done", "all 3 volumes", "2"], 2),
+])
+def test_notify_sends_as_the_api_documents(tmp_path, gotify, cli, monkeypatch, argv0, args,
+                                           priority) -> None:
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify)))
+    code, out, err = cli(*args, argv0=argv0)
+    assert (code, err) == (0, "")
+    assert out == "gotify: accepted\n"
+    (request,) = gotify.requests
+    assert (request.method, request.path) == ("POST", "/message")
+    assert request.headers["x-gotify-key"] == TOKEN
+    assert request.json() == {"title": "[hal] backup done", "message": "all 3 volumes",
+                              "priority": priority}
+
+
+def test_a_wrong_token_is_refused_and_said_without_any_token(tmp_path, gotify, cli,
+                                                             monkeypatch) -> None:
+    wrong = "WrongTok-0000aaaa"
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify, token=wrong)))
+    code, out, _ = cli("notify", "t", "m")
+    assert code == 1
+    assert "Gotify refused the app token (HTTP 401): check gotify_token_file" in out
+    code, status, _ = cli("notify", "status", "--json")
+    (row,) = json.loads(status)["failed"]
+    assert row["channel"] == "gotify" and "HTTP 401" in row["last_error"]
+    assert wrong not in out + status and TOKEN not in out + status
+
+
+def test_a_500_is_retried_with_growing_waits_until_delivered(tmp_path, gotify) -> None:
+    gotify.then(500, 500)
+    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.3)
+    store = IncidentStore(Database(settings.db_path))
+    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
+    notifier = Notifier(settings, store.db)
+    run_notifier(notifier, lambda: gotify.accepted)
+    first, second, third = (r.at for r in gotify.requests)
+    assert 0.3 <= second - first < 0.3 + 0.5  # the first wait ...
+    assert 0.6 <= third - second < 0.6 + 0.5  # ... doubles
+    (delivered,) = notifier.outbox.deliveries(("delivered",))
+    assert delivered["attempts"] == 3
+    assert gotify.titles() == ["[hal] web1: nginx.service has failed"]
+
+
+def test_a_channel_given_up_after_max_attempts(tmp_path, gotify) -> None:
+    gotify.then(500, 500, 500)
+    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.05, max_attempts=2)
+    store = IncidentStore(Database(settings.db_path))
+    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
+    notifier = Notifier(settings, store.db)
+    (row,) = run_notifier(notifier, lambda: notifier.outbox.deliveries(("failed",)))
+    assert row["attempts"] == 2 and "Gotify answered HTTP 500" in row["last_error"]
+    assert len(gotify.requests) == 2

@@ -1,0 +1,129 @@
+"""Storm control, on the messages the outbox makes (what every channel then receives): repeats
+held and summed up once, many openings as one digest, news only a person can use."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.notify import Notifier
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from tests.notify.conftest import failed, make_settings, unreachable
+
+WINDOW = 30 * 60
+
+
+def setup(tmp_path: Path, **notify: object) -> tuple[IncidentStore, Notifier]:
+    settings = make_settings(tmp_path, **notify)
+    store = IncidentStore(Database(settings.db_path))
+    return store, Notifier(settings, store.db, channels=[])
+
+
+def titles(notifier: Notifier, now: float | None = None) -> list[str]:
+    """Dispatch as the daemon's loop does, at ``now``; the titles of the messages made."""
+    made = set(notifier.dispatcher.dispatch(now))
+    return [m["title"] for m in notifier.outbox.messages() if m["id"] in made]
+
+
+def test_a_flapping_unit_is_one_message_then_one_summary(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    for _ in range(3):  # resolves and fails again, three times within the window
+        store.record_check("web1", [], {"failed_unit"})
+        store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+        assert titles(notifier) == []
+    later = time.time() + WINDOW + 1
+    assert titles(notifier, later) == ["[hal] web1: a.service has failed (3 more times in "
+                                       "30 min)"]
+    assert titles(notifier, later + 1) == []
+
+
+def test_a_repeat_that_is_no_longer_true_is_dropped(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    store.record_check("web1", [], {"failed_unit"})
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    store.record_check("web1", [], {"failed_unit"})  # healthy when the window ends
+    assert len(titles(notifier)) == 1
+    assert titles(notifier, time.time() + WINDOW + 1) == []
+
+
+def test_fifty_incidents_at_once_are_one_digest(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    for host in range(10):
+        store.record_check(f"web{host}", [failed(f"web{host}", f"app{n}.service")
+                                          for n in range(5)], {"failed_unit"})
+    made = notifier.dispatcher.dispatch()
+    (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
+    assert digest["kind"] == "digest" and digest["priority"] == 8
+    assert digest["title"].startswith("[hal] 50 incidents on 10 hosts: web0, web1, web2")
+    body = digest["body"].splitlines()
+    assert body[0] == "web0: app0.service has failed (hal-issues show 1)"
+    assert body[-2:] == ["... and 38 more", "Next: hal-issues list"]
+
+
+def test_a_trickle_goes_one_by_one_then_in_one_digest_per_window(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, digest_threshold=3, digest_window_seconds=60)
+    got = []
+    for n in range(6):
+        store.record_check("web1", [failed("web1", f"s{m}.service") for m in range(n + 1)],
+                           {"failed_unit"})
+        got.append(titles(notifier))
+    assert got[:3] == [[f"[hal] web1: s{n}.service has failed"] for n in range(3)]
+    assert got[3] == ["[hal] web1: s3.service has failed"]  # the window's digest, of one
+    assert got[4:] == [[], []]  # held: one digest per window
+    assert titles(notifier, time.time() + 61) == ["[hal] 2 incidents on 1 host: web1"]
+
+
+def test_below_min_severity_nothing_until_it_gets_worse(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service", Severity.WARNING)], {"failed_unit"})
+    assert titles(notifier) == []
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed (now critical)"]
+
+
+def test_a_host_down_and_back_and_a_flapping_one(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    down, up = ([unreachable("web1")], {"host_unreachable"}), ([], {"host_unreachable"})
+    store.record_check("web1", *down)
+    assert titles(notifier) == ["[hal] web1: unreachable"]
+    store.record_check("web1", *up)
+    assert titles(notifier) == ["[hal] web1: reachable again"]
+    store.record_check("web1", *down)
+    store.record_check("web1", *up)
+    assert titles(notifier) == []  # flapping within the window: held
+    # the person was last told "back", and it is: nothing more to say
+    assert titles(notifier, time.time() + WINDOW + 1) == []
+    store.record_check("web1", *down)
+    assert titles(notifier) == []
+    assert titles(notifier, time.time() + 2 * WINDOW + 2) == [
+        "[hal] web1: unreachable (1 more time in 30 min)"]
+
+
+def test_back_is_news_only_to_someone_told_it_was_down(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, repeat_window_minutes=0)
+    store.record_check("web1", [unreachable("web1")], {"host_unreachable"})
+    with store.db.transaction() as conn:  # the daemon died before telling anyone
+        conn.execute("UPDATE notify_events SET state='skipped'")
+    store.record_check("web1", [], {"host_unreachable"})
+    assert titles(notifier) == []
+
+
+def test_every_approval_is_its_own_message(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    actions = ActionStore(store.db)
+    for kind in ("restart_unit", "reset_failed_unit"):
+        actions.create(incident_id=incident.id, proposal_id=None, host="web1", kind=kind,
+                       params={"unit": "a.service"}, subject="a.service", risk="low", plan={},
+                       outcome="approval", reason="suggest", state="pending")
+    assert titles(notifier)[1:] == [
+        "[hal] web1: approval needed: restart_unit a.service",
+        "[hal] web1: approval needed: reset_failed_unit a.service"]
+    bodies = [m["body"] for m in notifier.outbox.messages()]
+    assert bodies[1].endswith("Next: hal-approve approve 1")
+    assert bodies[2].endswith("Next: hal-approve approve 2")
