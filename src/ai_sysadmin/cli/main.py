@@ -14,6 +14,7 @@ from ..errors import AiSysadminError
 from . import admin, approve, check, converse, drill, issues, notify, queue_cmd, systems
 from .context import AppState, err
 from .dispatch import dispatch
+from .setup import setup
 
 app = typer.Typer(
     name="ai-sysadmin",
@@ -50,6 +51,7 @@ app.command("drill")(drill.drill)
 app.command("ask")(converse.ask)
 app.command("chat")(converse.chat)
 app.command("worker")(queue_cmd.worker)
+app.command("setup")(setup)
 app.add_typer(queue_cmd.app, name="queue")
 llm_app = typer.Typer(help="The LLM server.")
 llm_app.command("status")(converse.llm_status)

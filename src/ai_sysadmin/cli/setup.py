@@ -1,0 +1,120 @@
+"""``ai-sysadmin setup``: install the daemon as systemd services (other distributions than
+NixOS, whose module does the same declaratively)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import Settings, load_settings, short_hostname
+from ..errors import AiSysadminError
+from ..setup_host import (
+    Layout,
+    Step,
+    apply,
+    build,
+    find_templates,
+    new_config,
+    plan,
+    program_path,
+    sudoers_text,
+)
+from ..setup_host.steps import under
+from .approve import _SUDO_COMMANDS
+from .context import out, print_json
+from .dispatch import TOOLS
+
+
+def setup(
+    name: Annotated[str | None, typer.Option(
+        help="The assistant's name (default: ai_name of an existing config, else the short "
+        "hostname).", show_default=False)] = None,
+    root: Annotated[Path, typer.Option(
+        help="Install into this directory tree instead of the running system.")] = Path("/"),
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print what would change; change nothing.")] = False,
+    program: Annotated[Path | None, typer.Option(
+        help="The ai-sysadmin executable the units run (default: this one).",
+        show_default=False)] = None,
+    user: Annotated[str, typer.Option(help="The account the daemon runs as.")] = "ai-sysadmin",
+    bin_dir: Annotated[str, typer.Option(help="Where the {name}-* links go.")] = "/usr/local/bin",
+    templates: Annotated[Path | None, typer.Option(
+        help="Directory of the unit templates (default: installed, else packaging/systemd).",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Install the daemon (run as root): the ai-sysadmin user in adm and systemd-journal,
+    /var/lib/ai-sysadmin, /etc/ai-sysadmin/config.toml with every key, the {name}-ai and
+    {name}-llm-worker units, the sudoers drop-in for the fixes (checked by visudo) and the
+    {name}-* commands. Running it again changes nothing; an existing config is kept."""
+    if os.geteuid() != 0 and not dry_run:
+        raise AiSysadminError("setup creates accounts and system files: run it as root "
+                              "(or see what it would do with --dry-run)")
+    target = root.absolute()
+    existing = _existing_settings(target)
+    layout = Layout(name=_name(name, existing), program=str(_program(program)), user=user,
+                    group=user, bin_dir=bin_dir)
+    config_text = new_config(layout)
+    settings = existing or Settings.model_validate(
+        {"ai_name": layout.name, "state_dir": layout.state_dir})
+    sudoers = sudoers_text(settings, layout.user, _SUDO_COMMANDS,
+                           lambda p: program_path(target, p))
+    items = build(layout, settings, templates=find_templates(templates), sudoers=sudoers,
+                  config_text=config_text, tools=list(TOOLS),
+                  setpriv=program_path(target, settings.programs.setpriv))
+    steps = plan(target, items) if dry_run else apply(target, items)
+    _report(steps, layout, dry_run, as_json)
+
+
+def _existing_settings(root: Path) -> Settings | None:
+    # the file the daemon will read, as it will read it: no AI_SYSADMIN_* of this shell
+    path = under(root, Layout(name="x", program="/x").config_path)
+    return load_settings(path, environ={}).settings if path.is_file() else None
+
+
+def _name(given: str | None, existing: Settings | None) -> str:
+    if existing is not None:
+        if given and given != existing.ai_name:
+            raise AiSysadminError(f"the existing config names the assistant "
+                                  f"{existing.ai_name!r}: change ai_name there, or drop --name")
+        return existing.ai_name
+    chosen = given or short_hostname()
+    Settings(ai_name=chosen, state_dir=Path("/"))  # refuses a name commands cannot carry
+    return chosen
+
+
+def _program(given: Path | None) -> Path:
+    if given is not None:
+        found = given
+    elif Path(sys.argv[0]).name == "ai-sysadmin":
+        found = Path(sys.argv[0])
+    else:
+        found = Path(shutil.which("ai-sysadmin") or "ai-sysadmin")
+    if not found.is_absolute() or not os.access(found, os.X_OK):
+        raise AiSysadminError(f"{found} is not an executable path: name the ai-sysadmin "
+                              "program with --program")
+    return found
+
+
+def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json([{**dataclasses.asdict(s), "changes": s.changes} for s in steps])
+        return
+    changes = [s for s in steps if s.changes]
+    for step in steps:
+        verb = f"would {step.action}" if dry_run and step.changes else step.action
+        out.print(f"  {verb:<14} {step.kind:<9} {step.target}  {step.detail}".rstrip(),
+                  markup=False, highlight=False, soft_wrap=True)
+    if not changes:
+        out.print("nothing to change", highlight=False)
+    elif dry_run:
+        out.print(f"{len(changes)} changes; nothing done (--dry-run)", highlight=False)
+    else:
+        out.print(f"{len(changes)} changes. Start it: systemctl enable --now "
+                  f"{layout.name}-ai.service", markup=False, highlight=False)

@@ -1,0 +1,140 @@
+"""The whole install as a list of items, planned (a dry run) or applied."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..config import Settings
+from ..safety.clean_script import sudoers_rule
+from .accounts import Group, Memberships, User
+from .sample_config import sample_config
+from .steps import Directory, File, Link, Programs, SetupError, Step, run, under
+from .units import read_write_paths, render_units, unit_word
+
+#: sudo's secure_path on Debian, Ubuntu and Fedora: how it turns a bare program name into a path
+SECURE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+class Item(Protocol):
+    def check(self, root: Path) -> Step: ...
+
+    def apply(self, root: Path, programs: Programs) -> None: ...
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything goes on the target system, and who runs it."""
+
+    name: str
+    program: str
+    user: str = "ai-sysadmin"
+    group: str = "ai-sysadmin"
+    reader_groups: tuple[str, ...] = ("adm", "systemd-journal")
+    state_dir: str = "/var/lib/ai-sysadmin"
+    config_dir: str = "/etc/ai-sysadmin"
+    unit_dir: str = "/etc/systemd/system"
+    bin_dir: str = "/usr/local/bin"
+    sudoers: str = "/etc/sudoers.d/ai-sysadmin"
+
+    @property
+    def config_path(self) -> str:
+        return f"{self.config_dir}/config.toml"
+
+
+def new_config(layout: Layout) -> str:
+    """The config setup writes when there is none: every key, with the name, the state
+    directory and the separate worker unit set."""
+    return sample_config({"ai_name": layout.name, "state_dir": layout.state_dir,
+                          "queue.embedded_worker": False})
+
+
+def program_path(root: Path, program: str) -> str:
+    """The absolute path sudo matches for ``program`` (a configured path, or a bare name
+    looked up as sudo's secure_path does)."""
+    if program.startswith("/"):
+        return program
+    for directory in SECURE_PATH:
+        if os.access(under(root, f"{directory}/{program}"), os.X_OK):
+            return f"{directory}/{program}"
+    raise SetupError(f"{program} is in none of {':'.join(SECURE_PATH)}; set programs.{program} "
+                     "to its absolute path")
+
+
+def sudoers_text(settings: Settings, user: str, shapes: Sequence[str],
+                 resolve: Callable[[str], str]) -> str:
+    """The sudoers drop-in: the catalog's command ``shapes`` (``{systemctl} restart -- *``)
+    with the configured programs' paths, and clean_directory's one script."""
+    paths = {p: resolve(settings.programs.resolve(p)) for p in ("systemctl", "journalctl", "kill")}
+    lines = [f"# {settings.ai_name}: the fixes the ai-sysadmin daemon may run as root; written "
+             "by `ai-sysadmin setup`",
+             f"{user} ALL=(root) NOPASSWD: " + ", ".join(s.format(**paths) for s in shapes)]
+    if settings.safety.clean_paths:
+        shell = resolve(settings.programs.resolve("sh"))
+        lines.append(sudoers_rule(user, settings.safety.clean_paths, shell))
+    return "\n".join(lines) + "\n"
+
+
+def check_sudoers(path: Path, programs: Programs) -> None:
+    """visudo's verdict on a drop-in, before it takes the place of the installed one."""
+    run([programs.visudo, "-c", "-q", "-f", str(path)], "checking the sudoers drop-in")
+
+
+def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
+          config_text: str, tools: Sequence[str], setpriv: str) -> list[Item]:
+    """Every item of the install, in the order it is applied; ``setpriv``: its path on the
+    target (the daemon's unit drops to its user with it)."""
+    words = {"program": unit_word(layout.program), "config": unit_word(layout.config_path),
+             "user": unit_word(layout.user), "group": unit_word(layout.group),
+             "state_dir": unit_word(layout.state_dir), "setpriv": unit_word(setpriv),
+             "read_write_paths": read_write_paths(settings.safety.clean_paths)}
+    units = render_units(templates, layout.name, words)
+    items: list[Item] = [
+        Group(layout.group),
+        User(layout.user, layout.group, layout.state_dir),
+        Memberships(layout.user, layout.reader_groups),
+        Directory(layout.state_dir, layout.user, layout.group, 0o750),
+        Directory(layout.config_dir, "root", layout.group, 0o750),
+        File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True),
+    ]
+    items += [File(f"{layout.unit_dir}/{unit}", "root", "root", 0o644, text)
+              for unit, text in units.items()]
+    items.append(File(layout.sudoers, "root", "root", 0o440, sudoers, verify=check_sudoers))
+    items += [Link(f"{layout.bin_dir}/{layout.name}-{tool}", layout.program) for tool in tools]
+    return items
+
+
+def plan(root: Path, items: Sequence[Item]) -> list[Step]:
+    """What applying would do, changing nothing."""
+    steps = [item.check(root) for item in items]
+    if _reload_needed(root, steps):
+        steps.append(Step("systemd", "daemon-reload", "update", "new or changed units"))
+    return steps
+
+
+def apply(root: Path, items: Sequence[Item], programs: Programs | None = None) -> list[Step]:
+    """Make the target look like the items; returns the steps, as :func:`plan` saw them."""
+    tools = programs or Programs()
+    steps = plan(root, items)
+    for item, step in zip(items, steps, strict=False):
+        if step.changes:
+            item.apply(root, tools)
+    if steps and steps[-1].kind == "systemd":
+        run([tools.systemctl, "daemon-reload"], "reloading systemd")
+    return steps
+
+
+def _reload_needed(root: Path, steps: Sequence[Step]) -> bool:
+    # only the running system's manager, and only when it runs: an image or a test tree has none
+    units = any(s.changes and s.target.endswith(".service") for s in steps)
+    return units and root == Path("/") and Path("/run/systemd/system").is_dir()
+
+
+def summary(steps: Sequence[Step]) -> Mapping[str, int]:
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.action] = counts.get(step.action, 0) + 1
+    return counts

@@ -1,0 +1,196 @@
+"""What setup installs, one item each: it says what it would change, then changes it.
+
+Every item compares the wanted state with what is on disk under ``root``, so a second run finds
+nothing to do and touches nothing. Paths are the target system's (``/etc/...``); ``root`` is
+where that system is (``/``, or a directory tree for tests and images).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import AiSysadminError
+
+
+class SetupError(AiSysadminError):
+    """Setup could not install something (a command failed, a file failed its check)."""
+
+
+@dataclass(frozen=True)
+class Programs:
+    """The programs setup runs; every one configurable."""
+
+    groupadd: str = "groupadd"
+    useradd: str = "useradd"
+    usermod: str = "usermod"
+    visudo: str = "visudo"
+    systemctl: str = "systemctl"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the plan: ``action`` is create, update, keep or skip."""
+
+    kind: str
+    target: str
+    action: str
+    detail: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.action in ("create", "update")
+
+
+def under(root: Path, path: str) -> Path:
+    """``path`` of the target system as seen from here."""
+    return root / path.lstrip("/")
+
+
+def run(argv: Sequence[str], what: str) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SetupError(f"{what}: {argv[0]}: {exc}") from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip()[-400:] or f"exit {done.returncode}"
+        raise SetupError(f"{what}: {' '.join(argv[:3])} ...: {detail}")
+    return done.stdout
+
+
+class Owners:
+    """uid and gid by name from the target system's own /etc/passwd and /etc/group (not this
+    machine's NSS): a tree under --root has its own accounts."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _ids(self, db: str) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        try:
+            text = under(self.root, f"/etc/{db}").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ids
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[2].isdigit():
+                ids.setdefault(fields[0], int(fields[2]))
+        return ids
+
+    def uid(self, name: str) -> int | None:
+        return self._ids("passwd").get(name)
+
+    def gid(self, name: str) -> int | None:
+        return self._ids("group").get(name)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A directory or file owned by ``owner:group`` with ``mode``."""
+
+    path: str
+    owner: str
+    group: str
+    mode: int
+
+    def _ownership_ok(self, here: Path, owners: Owners) -> bool:
+        st = here.lstat()
+        return (st.st_mode & 0o7777 == self.mode and st.st_uid == owners.uid(self.owner)
+                and st.st_gid == owners.gid(self.group))
+
+    def _set_ownership(self, here: Path, owners: Owners) -> None:
+        uid, gid = owners.uid(self.owner), owners.gid(self.group)
+        if uid is None or gid is None:
+            raise SetupError(f"{self.path}: no account {self.owner}:{self.group} on the target")
+        os.chown(here, uid, gid, follow_symlinks=False)
+        os.chmod(here, self.mode)
+
+
+@dataclass(frozen=True)
+class Directory(Node):
+    def check(self, root: Path) -> Step:
+        here = under(root, self.path)
+        detail = f"{self.owner}:{self.group} {self.mode:04o}"
+        if here.is_symlink() or (here.exists() and not here.is_dir()):
+            raise SetupError(f"{self.path} exists and is not a directory")
+        if not here.exists():
+            return Step("directory", self.path, "create", detail)
+        ok = self._ownership_ok(here, Owners(root))
+        return Step("directory", self.path, "keep" if ok else "update", detail)
+
+    def apply(self, root: Path, programs: Programs) -> None:
+        here = under(root, self.path)
+        here.mkdir(parents=True, exist_ok=True)
+        self._set_ownership(here, Owners(root))
+
+
+@dataclass(frozen=True)
+class File(Node):
+    """A file with exactly ``text``; ``keep_existing``: an operator's file is never replaced
+    (the config); ``verify``: a check of the new content before it takes the file's place."""
+
+    text: str = ""
+    keep_existing: bool = False
+    verify: Callable[[Path, Programs], None] | None = None
+
+    def check(self, root: Path) -> Step:
+        here = under(root, self.path)
+        detail = f"{self.owner}:{self.group} {self.mode:04o}"
+        if here.is_symlink() or (here.exists() and not here.is_file()):
+            raise SetupError(f"{self.path} exists and is not a regular file")
+        if not here.exists():
+            return Step("file", self.path, "create", detail)
+        if self.keep_existing:
+            return Step("file", self.path, "keep", "present: left as it is")
+        same = here.read_text(encoding="utf-8") == self.text
+        ok = same and self._ownership_ok(here, Owners(root))
+        return Step("file", self.path, "keep" if ok else "update",
+                    detail if same else f"{detail}, new content")
+
+    def apply(self, root: Path, programs: Programs) -> None:
+        here = under(root, self.path)
+        if self.keep_existing and here.exists():
+            return
+        here.parent.mkdir(parents=True, exist_ok=True)
+        # a name with a dot: sudo's includedir and systemd both ignore it while it is written
+        temp = here.with_name(f".{here.name}.setup-tmp")
+        temp.unlink(missing_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(self.text)
+        try:
+            self._set_ownership(temp, Owners(root))
+            if self.verify is not None:
+                self.verify(temp, programs)
+            os.replace(temp, here)
+        finally:
+            temp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link ``path`` -> ``target``; anything else at ``path`` is an error unless it
+    is a link (an older install's), which is replaced."""
+
+    path: str
+    target: str
+
+    def check(self, root: Path) -> Step:
+        here = under(root, self.path)
+        if here.is_symlink():
+            same = os.readlink(here) == self.target
+            return Step("link", self.path, "keep" if same else "update", f"-> {self.target}")
+        if here.exists():
+            raise SetupError(f"{self.path} exists and is not a symbolic link")
+        return Step("link", self.path, "create", f"-> {self.target}")
+
+    def apply(self, root: Path, programs: Programs) -> None:
+        here = under(root, self.path)
+        here.parent.mkdir(parents=True, exist_ok=True)
+        temp = here.with_name(f".{here.name}.setup-tmp")
+        temp.unlink(missing_ok=True)
+        temp.symlink_to(self.target)
+        os.replace(temp, here)

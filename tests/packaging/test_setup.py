@@ -1,0 +1,170 @@
+"""``ai-sysadmin setup`` into a directory tree, as the installed program runs it: accounts,
+directories, the config with every key, the units, the sudoers drop-in, the links; a dry run
+and a second run change nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings, load_settings
+from ai_sysadmin.setup_host import Programs, SetupError, sample_config
+from ai_sysadmin.setup_host.install import Layout, check_sudoers
+from ai_sysadmin.setup_host.steps import File
+from tests.conftest import BIN, run_program
+from tests.packaging.conftest import needs_root
+
+
+def setup(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                       "--json", *args, env={"AI_SYSADMIN_CONFIG": "/nonexistent"})
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int, int, str]]:
+    """Every path under ``root`` with its mode, owner, group, mtime and content or target."""
+    seen = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        body = os.readlink(path) if path.is_symlink() else (
+            path.read_text() if path.is_file() else "")
+        seen[str(path.relative_to(root))] = (st.st_mode, st.st_uid, st.st_gid,
+                                             st.st_mtime_ns, body)
+    return seen
+
+
+def leaves(model: type, prefix: str = "") -> list[str]:
+    out = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            out += leaves(annotation, f"{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def test_the_sample_config_lists_every_key_with_its_true_default(tmp_path: Path) -> None:
+    text = sample_config({"ai_name": "hal", "state_dir": "/var/lib/ai-sysadmin",
+                          "queue.embedded_worker": False})
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    written = load_settings(path, environ={}).settings
+    expected = Settings(ai_name="hal", state_dir="/var/lib/ai-sysadmin",
+                        queue={"embedded_worker": False})
+    assert written.model_dump() == expected.model_dump()
+    for dotted in leaves(Settings):
+        key = dotted.rsplit(".", 1)[-1]
+        assert re.search(rf"^(# )?{key} =", text, re.M), f"{dotted} is missing"
+    for info in Settings.model_fields.values():
+        assert info.description and info.description.split()[0] in text
+    # every commented default, uncommented, is the default: the file shows the truth
+    uncommented = re.sub(r"^# (\w+ = (?!  \(not set\)).*)$", r"\1", text, flags=re.M)
+    path.write_text(uncommented)
+    assert load_settings(path, environ={}).settings.model_dump() == expected.model_dump()
+    assert "  (not set)" in text and tomllib.loads(uncommented)["llm"]["model"]
+
+
+@needs_root
+def test_setup_installs_everything_and_a_second_run_changes_nothing(target: Path) -> None:
+    done = setup(target, "--name", "hal")
+    assert done.returncode == 0, done.stderr
+    steps = json.loads(done.stdout)
+    assert all(s["action"] in ("create", "update") for s in steps)
+    passwd = (target / "etc/passwd").read_text()
+    user = re.search(r"^ai-sysadmin:x:(\d+):(\d+):[^:]*:/var/lib/ai-sysadmin:(\S+)$", passwd,
+                     re.M)
+    assert user and user.group(3) == "/usr/sbin/nologin"
+    groups = (target / "etc/group").read_text()
+    for group in ("adm", "systemd-journal"):
+        assert re.search(rf"^{group}:x:\d+:ai-sysadmin$", groups, re.M)
+    uid, gid = int(user.group(1)), int(user.group(2))
+    owners = {"var/lib/ai-sysadmin": (uid, gid, 0o750), "etc/ai-sysadmin": (0, gid, 0o750),
+              "etc/ai-sysadmin/config.toml": (0, gid, 0o640),
+              "etc/sudoers.d/ai-sysadmin": (0, 0, 0o440),
+              "etc/systemd/system/hal-ai.service": (0, 0, 0o644),
+              "etc/systemd/system/hal-llm-worker.service": (0, 0, 0o644)}
+    for path, (owner, group, mode) in owners.items():
+        st = (target / path).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (owner, group, mode), path
+    config = load_settings(target / "etc/ai-sysadmin/config.toml", environ={}).settings
+    assert (config.ai_name, str(config.state_dir), config.queue.embedded_worker) == (
+        "hal", "/var/lib/ai-sysadmin", False)
+    links = sorted((target / "usr/local/bin").iterdir())
+    assert links and all(os.readlink(link) == str(BIN) for link in links)
+    assert "hal-check" in [link.name for link in links]
+    daemon = (target / "etc/systemd/system/hal-ai.service").read_text()
+    assert f"-- {BIN} --config /etc/ai-sysadmin/config.toml run" in daemon
+    assert "--reuid=ai-sysadmin --regid=ai-sysadmin --init-groups" in daemon
+    before = snapshot(target)
+    again = setup(target)  # the name now comes from the config it wrote
+    assert again.returncode == 0, again.stderr
+    assert {s["action"] for s in json.loads(again.stdout)} == {"keep"}
+    assert snapshot(target) == before
+
+
+def test_a_dry_run_says_what_setup_would_do_and_does_nothing(target: Path) -> None:
+    before = snapshot(target)
+    done = setup(target, "--name", "hal", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    steps = json.loads(done.stdout)
+    assert snapshot(target) == before
+    planned = {(s["kind"], s["target"]) for s in steps if s["changes"]}
+    for wanted in (("user", "ai-sysadmin"), ("file", "/etc/sudoers.d/ai-sysadmin"),
+                   ("file", "/etc/systemd/system/hal-ai.service"),
+                   ("link", "/usr/local/bin/hal-check")):
+        assert wanted in planned
+    text = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                       "--name", "hal", "--dry-run")
+    assert "would create" in text.stdout and "nothing done (--dry-run)" in text.stdout
+
+
+@needs_root
+def test_an_existing_config_is_kept_and_names_the_assistant(target: Path) -> None:
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "kit"\n[safety]\nclean_paths = ["/var/cache/kit"]\n')
+    refused = setup(target, "--name", "hal")
+    assert refused.returncode == 2 and "'kit'" in refused.stderr
+    done = setup(target)
+    assert done.returncode == 0, done.stderr
+    assert config.read_text().startswith('ai_name = "kit"')
+    daemon = (target / "etc/systemd/system/kit-ai.service").read_text()
+    assert "ReadWritePaths=/var/lib/ai-sysadmin -/var/log/journal -/var/cache/kit\n" in daemon
+    sudoers = (target / "etc/sudoers.d/ai-sysadmin").read_text()
+    assert sudoers.rstrip().endswith("ai-sysadmin-clean /var/cache/kit -- *")
+    assert (target / "usr/local/bin/kit-issues").is_symlink()
+
+
+@needs_root
+def test_the_drop_in_is_what_policy_sudoers_prints(target: Path) -> None:
+    assert setup(target, "--name", "hal").returncode == 0
+    installed = (target / "etc/sudoers.d/ai-sysadmin").read_text()
+    printed = run_program(str(BIN), "policy", "sudoers", "--user", "ai-sysadmin", "--bin-dir",
+                          "/usr/bin", "--shell", "/usr/bin/sh",
+                          env={"AI_SYSADMIN_CONFIG": str(target / "etc/ai-sysadmin/config.toml")})
+    assert printed.returncode == 0, printed.stderr
+
+    def rules(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+    assert rules(installed) == rules(printed.stdout)
+    check = subprocess.run(["visudo", "-c", "-f", str(target / "etc/sudoers.d/ai-sysadmin")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@needs_root
+def test_a_drop_in_visudo_refuses_is_never_installed(target: Path) -> None:
+    layout = Layout(name="hal", program=str(BIN))
+    bad = File(layout.sudoers, "root", "root", 0o440, "ai-sysadmin ALL=(root) NOPASSWD: oops\n",
+               verify=check_sudoers)
+    with pytest.raises(SetupError, match="checking the sudoers drop-in"):
+        bad.apply(target, Programs())
+    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    assert list((target / "etc/sudoers.d").iterdir()) == []  # no temporary file left either

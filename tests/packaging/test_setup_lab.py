@@ -1,0 +1,140 @@
+"""``setup`` on a real systemd (the fault lab), then the units it wrote: the daemon runs as its
+own user inside its sandbox and detects a failed unit, and every kind of fix the sudoers drop-in
+allows still runs through sudo from inside that same sandbox."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.safety.clean_script import clean_argv
+from tests.conftest import BIN
+
+pytestmark = pytest.mark.lab
+
+CONFIG = "/etc/ai-sysadmin/config.toml"
+DAEMON = "labai-ai.service"
+#: an operator's shell in the lab: not this test's AI_SYSADMIN_* isolation variables
+OPERATOR = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+# fails on its first start only: a restart fixes it
+FLAKY = ("[Service]\nExecStart=/bin/sh -c 'if [ -e /run/ran-once ]; then exec sleep infinity;"
+         " fi; touch /run/ran-once; exit 1'\n")
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def open_the_way_to(sb: Sandbox, program: Path) -> None:
+    """This machine's venv interpreter may live under /root (mode 0700): let the daemon's user
+    through, in the lab's copy-on-write view only."""
+    for path in (program, Path(sys.executable).resolve()):
+        for parent in path.parents:
+            sb.exec(["chmod", "o+x", str(parent)], check=True)
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Sandbox]:
+    with Sandbox(hostname="labhost") as sb:
+        open_the_way_to(sb, BIN)
+        done = sb.exec([*OPERATOR, str(BIN), "setup", "--name", "labai", "--program", str(BIN)],
+                       timeout=120)
+        assert done.ok, done.stderr
+        # the config setup wrote, with investigations off: no model answers in this lab
+        sb.exec(["sed", "-i", "s/^# investigate = true$/investigate = false/", CONFIG],
+                check=True)
+        yield sb
+
+
+def status(sb: Sandbox, pid: str) -> dict[str, str]:
+    text = sb.exec(["cat", f"/proc/{pid}/status"], check=True).stdout
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def test_setup_then_start_runs_a_daemon_that_detects_a_failed_unit(installed: Sandbox) -> None:
+    sb = installed
+    sb.exec(["systemctl", "start", DAEMON], check=True)
+    wait_for(lambda: sb.exec(["systemctl", "is-active", DAEMON]).stdout.strip() == "active",
+             "the daemon to run")
+    pid = sb.exec(["systemctl", "show", "-p", "MainPID", "--value", DAEMON]).stdout.strip()
+    uid = sb.exec(["id", "-u", "ai-sysadmin"], check=True).stdout.strip()
+    proc = status(sb, pid)
+    assert proc["Uid"].split() == [uid] * 4 and proc["CapEff"].strip("0") == ""
+    assert proc["NoNewPrivs"] == "0" and proc["Seccomp"] == "2"  # filtered, and sudo can run
+    groups = {sb.exec(["getent", "group", g]).stdout.split(":")[2]
+              for g in ("adm", "systemd-journal")}
+    assert groups <= set(proc["Groups"].split())
+    sb.write_file("/etc/systemd/system/broken.service", "[Service]\nExecStart=/bin/false\n")
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+    sb.exec(["systemctl", "start", "broken.service"])
+
+    def detected() -> bool:
+        # the operator's command, through the link setup made
+        listed = sb.exec([*OPERATOR, "labai-issues", "list", "--json"])
+        return listed.ok and any((i["rule"], i["subject"]) == ("failed_unit", "broken.service")
+                                 for i in json.loads(listed.stdout))
+
+    wait_for(detected, "the failed unit's incident")
+    assert sb.exec(["systemctl", "is-active", DAEMON]).stdout.strip() == "active"
+    again = sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN), "--json"],
+                    timeout=120)
+    assert again.ok and {s["action"] for s in json.loads(again.stdout)} == {"keep"}
+
+
+def probe_unit(sb: Sandbox, script: str) -> str:
+    """The daemon's own unit, sandbox and all, running ``script`` instead of the daemon."""
+    unit = sb.exec(["cat", f"/etc/systemd/system/{DAEMON}"], check=True).stdout
+    daemon = f"{BIN} --config {CONFIG} run"
+    assert daemon in unit
+    return (unit.replace(daemon, f"/bin/sh {script}").replace("Type=exec", "Type=oneshot")
+            .replace("Restart=on-failure\n", ""))
+
+
+def test_every_fix_the_drop_in_allows_runs_inside_the_daemon_sandbox(
+        installed: Sandbox) -> None:
+    sb = installed
+    sb.write_file("/etc/systemd/system/flaky.service", FLAKY)
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+    sb.exec(["systemctl", "start", "flaky.service"])
+    sb.exec(["systemd-run", "--unit=victim", "-p", "User=nobody", "sleep", "1000"], check=True)
+    victim = sb.exec(["systemctl", "show", "-p", "MainPID", "--value", "victim.service"]).stdout
+    # an old file of another user, in a directory only that user may enter
+    sb.exec(["install", "-d", "-o", "nobody", "-m", "700", "/var/tmp/cache-of-nobody"],
+            check=True)
+    sb.exec(["install", "-o", "nobody", "-m", "600", "/dev/null", "/var/tmp/cache-of-nobody/old"],
+            check=True)
+    sb.exec(["touch", "-d", "10 days ago", "/var/tmp/cache-of-nobody/old"], check=True)
+    # the argvs as the executor runs them: programs by their bare names, behind sudo -n --
+    fixes = {
+        "restart": ["systemctl", "restart", "--", "flaky.service"],
+        "vacuum": ["journalctl", "--vacuum-size=500M"],
+        "kill": ["kill", "-TERM", victim.strip()],
+        "clean": list(clean_argv("/var/tmp/cache-of-nobody", 1,
+                                 ["/var/cache", "/var/tmp", "/tmp"])),
+        "refused": ["systemctl", "stop", "--", "flaky.service"],  # in no rule
+    }
+    script = "".join(f"sudo -n -- {shlex.join(argv)}; echo {name}=$?\n"
+                     for name, argv in fixes.items())
+    sb.write_file("/probe.sh", "id -un\n" + script)
+    sb.write_file("/etc/systemd/system/probe.service", probe_unit(sb, "/probe.sh"))
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+    sb.exec(["systemctl", "start", "probe.service"], timeout=60)
+    lines = sb.exec(["journalctl", "-u", "probe.service", "-o", "cat", "--no-pager"]).stdout
+    results = dict(line.split("=", 1) for line in lines.splitlines()
+                   if line.split("=", 1)[0] in fixes)
+    assert "ai-sysadmin" in lines.splitlines()
+    assert results == {"restart": "0", "vacuum": "0", "kill": "0", "clean": "0",
+                       "refused": "1"}, lines[-3000:]
+    assert sb.exec(["systemctl", "is-active", "flaky.service"]).stdout.strip() == "active"
+    assert sb.exec(["systemctl", "is-active", "victim.service"]).stdout.strip() != "active"
+    assert not sb.exec(["test", "-e", "/var/tmp/cache-of-nobody/old"]).ok
