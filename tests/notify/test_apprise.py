@@ -41,7 +41,7 @@ def test_a_failing_endpoint_is_retried_and_its_reason_kept(tmp_path, endpoint) -
     store = IncidentStore(Database(settings.db_path))
     store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
     notifier = Notifier(settings, store.db)
-    run_notifier(notifier, lambda: endpoint.accepted)
+    run_notifier(notifier, lambda: notifier.outbox.deliveries(("delivered",)))
     (row,) = notifier.outbox.deliveries(("delivered",))
     assert row["attempts"] == 2
     assert endpoint.titles() == ["[hal] web1: nginx.service has failed"]

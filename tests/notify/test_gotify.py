@@ -60,7 +60,7 @@ def test_a_500_is_retried_with_growing_waits_until_delivered(tmp_path, gotify) -
     store = IncidentStore(Database(settings.db_path))
     store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
     notifier = Notifier(settings, store.db)
-    run_notifier(notifier, lambda: gotify.accepted)
+    run_notifier(notifier, lambda: notifier.outbox.deliveries(("delivered",)))
     first, second, third = (r.at for r in gotify.requests)
     assert 0.3 <= second - first < 0.3 + 0.5  # the first wait ...
     assert 0.6 <= third - second < 0.6 + 0.5  # ... doubles

@@ -44,7 +44,8 @@ def test_a_hang_blocks_no_check_and_no_other_channel(tmp_path, gotify, endpoint)
             await until(lambda: gotify.hanging and endpoint.accepted)
             await until(lambda: checks_while_hanging.count(1) >= 2)
             assert gotify.hanging == 1  # still hanging: the checks went on meanwhile
-            await until(lambda: gotify.accepted)
+            await until(lambda: [r for r in Outbox(store.db).deliveries(("delivered",))
+                                 if r["channel"] == "gotify" and r["message_id"] == 1])
         finally:
             daemon.stop_event.set()
             await asyncio.wait_for(running, 30)

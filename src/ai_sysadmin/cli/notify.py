@@ -121,11 +121,12 @@ def status(
                                                      "no channel configured"))
     for channel, by_state in sorted(counts.items()):
         out.print(f"{channel}: " + ", ".join(f"{by_state.get(s, 0)} {s}" for s in
-                                              ("pending", "delivered", "failed")), markup=False)
+                                              ("pending", "delivered", "failed")),
+                  markup=False, soft_wrap=True)
     held = {s: events.get(s, 0) for s in ("new", "repeat", "storm") if events.get(s)}
     if held:
         out.print("events not sent yet: " + ", ".join(f"{n} {s}" for s, n in held.items()),
-                  markup=False)
+                  markup=False, soft_wrap=True)
     for name in ("pending", "failed", "delivered"):
         if lists[name]:
             out.print(_table(lists[name], name))

@@ -132,21 +132,22 @@ class Notifier:
                 return
             await asyncio.to_thread(self.outbox.delivered, delivery.message_id, channel.name)
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
-                     extra={"message": delivery.message_id, "channel": channel.name})
+                     extra={"notification": delivery.message_id, "channel": channel.name})
 
     def _failed(self, channel: Channel, delivery: Delivery, error: str) -> None:
         attempts = delivery.attempts + 1
         delay = backoff(self.settings.notify.retry_backoff_seconds, attempts)
         retry_at = time.time() + delay
         self._paused_until[channel.name] = retry_at
-        extra = {"message": delivery.message_id, "channel": channel.name, "attempts": attempts}
+        extra = {"notification": delivery.message_id, "channel": channel.name,
+                 "attempts": attempts}
         if attempts >= self.settings.notify.max_attempts:
             self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
             log.error("notification %d to %s given up after %d attempts: %s",
                       delivery.message_id, channel.name, attempts, error, extra=extra)
             return
         self.outbox.attempt_failed(delivery.message_id, channel.name, error, retry_at)
-        log.warning("notification %d to %s failed (attempt %d), channel paused %.0f s: %s",
+        log.warning("notification %d to %s failed (attempt %d), channel paused %.1f s: %s",
                     delivery.message_id, channel.name, attempts, delay, error, extra=extra)
 
     # -- `notify TITLE MESSAGE` -----------------------------------------------------------------

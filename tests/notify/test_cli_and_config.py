@@ -1,0 +1,92 @@
+"""`notify status`, the `notify` settings, and what stays unimported and unread: Apprise is not
+loaded by `check` or `--help`, and its URL file is one of the assistant's own secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.agent.context import ToolContext
+from ai_sysadmin.agent.tools import REGISTRY
+from ai_sysadmin.config import load_settings
+from ai_sysadmin.errors import ConfigError
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.notify import Message, Notifier
+from ai_sysadmin.store import Database, IncidentStore
+from tests.notify.conftest import APPRISE_PASSWORD, failed, make_settings, run_notifier
+
+
+def test_status_shows_pending_failed_and_delivered(tmp_path, gotify, endpoint, cli,
+                                                   monkeypatch) -> None:
+    gotify.then(500)
+    endpoint.then(500, 500)
+    settings = make_settings(tmp_path, gotify, endpoint, retry_backoff_seconds=30)
+    store = IncidentStore(Database(settings.db_path))
+    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
+    notifier = Notifier(settings, store.db)
+    # the daemon's first attempt fails on both channels: each waits 30 s for its next one
+    run_notifier(notifier, lambda: [r["attempts"] for r in
+                                    notifier.outbox.deliveries(("pending",))] == [1, 1])
+    # a message by hand: Gotify takes it, Apprise answers 500 (never retried)
+    asyncio.run(notifier.send_now(Message("[hal] by hand", "m", 5)))
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{settings.state_dir}"\n'
+                      f'gotify_url = "{gotify.url}"\ngotify_token_file = '
+                      f'"{settings.gotify_token_file}"\n')
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config))
+    monkeypatch.delenv("AI_SYSADMIN_STATE_DIR")
+    code, out, _ = cli("notify", "status", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["configured"] == [f"gotify {gotify.url}"]
+    assert shown["channels"]["gotify"] == {"pending": 1, "delivered": 1}
+    apprise = next(c for c in shown["channels"] if c.startswith("apprise:"))
+    assert shown["channels"][apprise] == {"pending": 1, "failed": 1}
+    (waiting,) = [r for r in shown["pending"] if r["channel"] == "gotify"]
+    assert waiting["attempts"] == 1 and "HTTP 500" in waiting["last_error"]
+    code, text, _ = cli("notify", "status")
+    assert "gotify: 1 pending, 1 delivered, 0 failed" in text
+    assert f"{apprise}: 1 pending, 0 delivered, 1 failed" in text
+    assert APPRISE_PASSWORD not in text + out
+
+
+def test_a_bad_priority_is_a_usage_error(cli) -> None:
+    code, _, err = cli("notify", "t", "m", "urgent")
+    assert code == 2 and "low, normal, high or a number 0-10" in err
+
+
+def test_check_and_help_load_neither_apprise_nor_httpx() -> None:
+    probe = ("import sys; from ai_sysadmin.cli.main import main; main({args}); "
+             "print(sorted(m for m in ('apprise', 'httpx', 'requests') if m in sys.modules))")
+    for args in (["--help"], ["notify", "--help"], ["check", "--no-store", "--json"]):
+        done = subprocess.run([sys.executable, "-c", probe.format(args=args)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip().splitlines()[-1] == "[]", (args, done.stderr)
+
+
+def test_gotify_url_needs_its_token_file_and_never_carries_the_token(tmp_path, store) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('gotify_url = "https://push.example/?token=Tok-inline-1234"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {})
+    assert "without a query: the app token goes in gotify_token_file" in str(caught.value)
+    assert "Tok-inline-1234" not in str(caught.value)
+    config.write_text('gotify_url = "https://push.example"\n')
+    settings = load_settings(config, {}).settings  # `config show` still reads it
+    with pytest.raises(ConfigError, match="gotify_token_file': gotify_url is set"):
+        _ = Notifier(settings, store.db).channels
+
+
+def test_the_apprise_url_file_is_never_read_for_the_model(tmp_path: Path, settings) -> None:
+    urls = tmp_path / "apprise.urls"
+    urls.write_text(f"json://u:{APPRISE_PASSWORD}@127.0.0.1:1/\n")
+    settings = settings.model_copy(update={"notify": settings.notify.model_copy(
+        update={"apprise_urls_file": urls})})
+    ctx = ToolContext(settings, {"testhost": LocalTransport("testhost")}, "testhost", None)
+    result = asyncio.run(REGISTRY.call("read_file", {"path": str(urls)}, ctx))
+    assert result.status == "refused" and "own secrets" in result.output
+    assert APPRISE_PASSWORD not in result.output
