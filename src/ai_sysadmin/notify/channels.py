@@ -161,8 +161,11 @@ class AppriseChannel:
                 apprise.NotifyType.WARNING if message.priority >= PRIORITIES["normal"] else
                 apprise.NotifyType.INFO)
         with _apprise_capture().collect() as lines:
+            # plain text, said so: services that render HTML or Markdown get it escaped, and
+            # host text in a summary cannot become a link or markup there
             ok = bool(self.plugin.notify(body=message.body, title=message.title,
-                                         notify_type=kind))
+                                         notify_type=kind,
+                                         body_format=apprise.NotifyFormat.TEXT))
         return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url))
 
     async def send(self, message: Message) -> None:
