@@ -1,0 +1,345 @@
+# services.ai-sysadmin: the daemon ({aiName}-ai), its LLM queue worker ({aiName}-llm-worker),
+# the config file both read, the sudo rules for the action catalog's fixes, the {aiName}-*
+# commands and, unless ollamaHost names another machine, a local Ollama.
+#
+# The units come from packaging/systemd/*.service.in, the same templates `ai-sysadmin setup`
+# fills on other distributions, so both installs share one set of hardening options.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkDefault mkIf mkMerge mkOption types;
+
+  cfg = config.services.ai-sysadmin;
+  settingsFormat = pkgs.formats.toml { };
+  stateDir = "/var/lib/ai-sysadmin";
+
+  words = s: builtins.filter (w: builtins.isString w && w != "") (builtins.split " +" s);
+
+  # Ollama runs here when the daemon's LLM URL is a loopback address
+  loopback = builtins.match "https?://(127\\.0\\.0\\.1|localhost|\\[::1])(:([0-9]+))?/?"
+    cfg.ollamaHost;
+  localOllama = loopback != null;
+  ollamaPort =
+    if localOllama && builtins.elemAt loopback 2 != null
+    then lib.toInt (builtins.elemAt loopback 2) else 11434;
+
+  # every program the daemon runs, by its store path (config.py's `programs` section);
+  # apt-get, dnf and pacman keep their names: they exist only on managed hosts of those kinds
+  programs = {
+    systemctl = "${config.systemd.package}/bin/systemctl";
+    journalctl = "${config.systemd.package}/bin/journalctl";
+    ps = "${pkgs.procps}/bin/ps";
+    df = "${pkgs.coreutils}/bin/df";
+    cat = "${pkgs.coreutils}/bin/cat";
+    readlink = "${pkgs.coreutils}/bin/readlink";
+    setpriv = "${pkgs.util-linux}/bin/setpriv";
+    getent = "${pkgs.getent}/bin/getent";
+    kill = "${pkgs.util-linux}/bin/kill";
+    sh = "${pkgs.bash}/bin/sh";
+    nix_collect_garbage = "${config.nix.package}/bin/nix-collect-garbage";
+    nix_env = "${config.nix.package}/bin/nix-env";
+    nixos_rebuild = "${config.system.build.nixos-rebuild}/bin/nixos-rebuild";
+  };
+
+  gotifyTokenFile =
+    if cfg.gotifyToken != null
+    then "${pkgs.writeText "ai-sysadmin-gotify-token" cfg.gotifyToken}"
+    else cfg.gotifyTokenFile;
+
+  fromOptions = {
+    ai_name = cfg.aiName;
+    autonomy_level = cfg.autonomyLevel;
+    check_interval = cfg.checkInterval;
+    state_dir = stateDir;
+    gotify_url = cfg.gotifyUrl;
+    gotify_token_file = gotifyTokenFile;
+    remote_systems = cfg.remoteSystems;
+    config_repo = cfg.configRepo;
+    config_branch = cfg.configBranch;
+    llm = { url = cfg.ollamaHost; model = cfg.model; };
+    # the worker unit serves the queue
+    queue.embedded_worker = false;
+    # a service's PATH holds no setuid wrapper
+    safety.sudo = "/run/wrappers/bin/sudo";
+    inherit programs;
+  };
+  # TOML has no null: an unset option is an absent key, i.e. the daemon's default
+  settings = lib.recursiveUpdate (lib.filterAttrsRecursive (_: v: v != null) fromOptions)
+    cfg.settings;
+  configFile = settingsFormat.generate "ai-sysadmin.toml" settings;
+  cleanPaths = settings.safety.clean_paths or [ "/var/cache" "/var/tmp" "/tmp" ];
+
+  # sudoers words as policy sudoers writes them: fnmatch's escapes, then sudoers' own
+  sudoersWord = s:
+    builtins.replaceStrings [ "\\" "," ":" "=" "#" ] [ "\\\\" "\\," "\\:" "\\=" "\\#" ]
+      (builtins.replaceStrings [ "\\" "*" "?" "[" "]" ] [ "\\\\" "\\*" "\\?" "\\[" "\\]" ] s);
+  # clean_directory's constant script (safety/clean_script.py; a test keeps the copy current)
+  cleanScript = lib.removeSuffix "\n" (builtins.readFile ./clean-script.txt);
+  cleanRule = lib.concatStringsSep " "
+    (map sudoersWord ([ programs.sh "-c" cleanScript "ai-sysadmin-clean" ] ++ cleanPaths))
+    + " -- *";
+  # the action catalog's fixes, as `ai-sysadmin policy sudoers` prints them
+  sudoCommands = [
+    "${programs.systemctl} restart -- *"
+    "${programs.systemctl} start -- *"
+    "${programs.systemctl} reset-failed -- *"
+    "${programs.journalctl} --vacuum-size=*"
+    "${programs.kill} -TERM *"
+  ] ++ lib.optional (cleanPaths != [ ]) cleanRule;
+
+  unitWord = s: builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] s;
+  program = "${cfg.package}/bin/ai-sysadmin";
+  placeholders = {
+    name = cfg.aiName;
+    inherit program;
+    config = "${configFile}";
+    user = cfg.user;
+    group = cfg.group;
+    state_dir = stateDir;
+    setpriv = programs.setpriv;
+    read_write_paths = lib.concatStringsSep " "
+      (map (p: "-" + unitWord p) ([ "/var/log/journal" ] ++ cleanPaths));
+  };
+
+  # a unit template as { Unit = {..}; Service = {..}; Install = {..}; }; a key given several
+  # times (SystemCallFilter=) becomes a list
+  readUnit = file:
+    let
+      text = builtins.replaceStrings (map (k: "@${k}@") (builtins.attrNames placeholders))
+        (builtins.attrValues placeholders) (builtins.readFile file);
+      lines = builtins.filter (l: builtins.isString l && l != "" && builtins.substring 0 1 l != "#")
+        (builtins.split "\n" text);
+      step = acc: line:
+        let
+          section = builtins.match "\\[([A-Za-z]+)]" line;
+          pair = builtins.match "([A-Za-z]+)=(.*)" line;
+          old = acc.sections.${acc.current} or { };
+          key = builtins.elemAt pair 0;
+        in
+        if section != null then acc // { current = builtins.head section; }
+        else if pair == null then throw "ai-sysadmin: cannot read ${toString file}: ${line}"
+        else acc // {
+          sections = acc.sections // {
+            ${acc.current} = old // { ${key} = (old.${key} or [ ]) ++ [ (builtins.elemAt pair 1) ]; };
+          };
+        };
+      parsed = builtins.foldl' step { current = "none"; sections = { }; } lines;
+      single = vs: if builtins.length vs == 1 then builtins.head vs else vs;
+    in
+    builtins.mapAttrs (_: builtins.mapAttrs (_: single)) parsed.sections;
+
+  serviceFrom = file: extraAfter:
+    let unit = readUnit file; in {
+      description = unit.Unit.Description;
+      after = words unit.Unit.After ++ extraAfter;
+      wants = words unit.Unit.Wants ++ extraAfter;
+      wantedBy = words unit.Install.WantedBy;
+      unitConfig = removeAttrs unit.Unit [ "Description" "After" "Wants" ];
+      serviceConfig = unit.Service;
+    };
+
+  # {aiName}-check, ... run `ai-sysadmin check ...`: the Python wrapper of a Nix package sets
+  # argv[0] to its own name, so links named after the tools would not dispatch
+  commands = pkgs.runCommand "${cfg.aiName}-commands" { } ''
+    mkdir -p $out/bin links
+    ${program} --config ${configFile} commands install --bin-dir links --target ${program} \
+      > /dev/null
+    for link in links/*; do
+      command=''${link##*/}
+      printf '#!%s\nexec %s %s "$@"\n' ${pkgs.runtimeShell} ${program} \
+        "''${command#${cfg.aiName}-}" > "$out/bin/$command"
+      chmod +x "$out/bin/$command"
+    done
+  '';
+in
+{
+  options.services.ai-sysadmin = {
+    enable = lib.mkEnableOption "the ai-sysadmin daemon, its LLM queue worker and commands";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
+      description = "The ai-sysadmin package.";
+    };
+
+    aiName = mkOption {
+      type = types.strMatching "[a-z0-9][a-z0-9_-]{0,31}";
+      default =
+        let host = lib.toLower config.networking.hostName;
+        in if host == "" then "sysadmin" else builtins.substring 0 32 host;
+      defaultText = lib.literalExpression "lib.toLower config.networking.hostName";
+      example = "hal";
+      description = ''
+        The assistant's name: the units are {aiName}-ai and {aiName}-llm-worker, the
+        commands {aiName}-check, {aiName}-issues, {aiName}-approve, ...
+      '';
+    };
+
+    autonomyLevel = mkOption {
+      type = types.enum [ "observe" "suggest" "auto-safe" "auto-full" ];
+      default = "suggest";
+      description = ''
+        observe: record proposals; suggest: every fix waits for a person; auto-safe: low-risk
+        fixes run; auto-full: low and medium ones. High-risk fixes always wait.
+      '';
+    };
+
+    checkInterval = mkOption {
+      type = types.ints.positive;
+      default = 300;
+      description = "Seconds between two full checks (a failing unit is seen at once).";
+    };
+
+    ollamaHost = mkOption {
+      type = types.str;
+      default = "http://127.0.0.1:11434";
+      example = "http://gpu-box:11434";
+      description = ''
+        URL of the Ollama server (llm.url). A loopback address runs Ollama on this machine
+        (services.ollama); any other is used as it is.
+      '';
+    };
+
+    model = mkOption {
+      type = types.str;
+      default = "qwen2.5:7b-instruct";
+      description = "The model the daemon asks (llm.model).";
+    };
+
+    ollamaAcceleration = mkOption {
+      type = types.nullOr (types.enum [ "rocm" "cuda" ]);
+      default = null;
+      description = "services.ollama.acceleration of the local Ollama.";
+    };
+
+    preloadModels = mkOption {
+      type = types.listOf types.str;
+      default = [ cfg.model ];
+      defaultText = lib.literalExpression "[ config.services.ai-sysadmin.model ]";
+      description = "Models the local Ollama pulls when it starts (services.ollama.loadModels).";
+    };
+
+    gotifyUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://gotify.example.com";
+      description = "Gotify server for notifications (gotify_url).";
+    };
+
+    gotifyTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.*");
+      default = null;
+      example = "/run/secrets/gotify-token";
+      description = ''
+        File holding the Gotify app token (gotify_token_file), readable by the daemon's user,
+        e.g. from agenix or sops-nix. A string, not a path: a path would be copied to the store.
+      '';
+    };
+
+    gotifyToken = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = ''
+        The Gotify app token itself. It is written to the Nix store, which every user can
+        read: prefer gotifyTokenFile.
+      '';
+    };
+
+    remoteSystems = mkOption {
+      type = types.listOf (types.either types.str (types.attrsOf types.anything));
+      default = [ ];
+      example = [ "web1" "admin@db1:2222" { host = "10.0.0.7"; name = "nas"; sudo = true; } ];
+      description = "Remote hosts watched over SSH (remote_systems).";
+    };
+
+    configRepo = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "Git repository of the hosts' configurations (config_repo).";
+    };
+
+    configBranch = mkOption {
+      type = types.str;
+      default = "main";
+      description = "Branch of configRepo (config_branch).";
+    };
+
+    user = mkOption {
+      type = types.str;
+      default = "ai-sysadmin";
+      description = ''
+        The account the daemon and the worker run as; it reads the journal through
+        systemd-journal and runs fixes through the sudo rules this module writes.
+      '';
+    };
+
+    group = mkOption {
+      type = types.str;
+      default = "ai-sysadmin";
+      description = "The daemon's primary group.";
+    };
+
+    settings = mkOption {
+      type = settingsFormat.type;
+      default = { };
+      example = { thresholds.disk_warn_percent = 80; safety.clean_paths = [ "/var/cache" ]; };
+      description = ''
+        Any other key of the config file (`ai-sysadmin config show` lists them all), merged
+        over the options above: a key set here wins.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions = [
+        {
+          assertion = cfg.gotifyUrl == null || gotifyTokenFile != null;
+          message = "services.ai-sysadmin.gotifyUrl needs gotifyTokenFile (the app token).";
+        }
+        {
+          assertion = cfg.gotifyToken == null || cfg.gotifyTokenFile == null;
+          message = "services.ai-sysadmin: set gotifyTokenFile or gotifyToken, not both.";
+        }
+      ];
+      warnings = lib.optional (cfg.gotifyToken != null) ''
+        services.ai-sysadmin.gotifyToken is written to the world-readable Nix store; any user
+        of this machine can read it. Use gotifyTokenFile.'';
+
+      users.users.${cfg.user}.extraGroups = [ "systemd-journal" ];
+      systemd.tmpfiles.rules = [ "d ${stateDir} 0750 ${cfg.user} ${cfg.group} - -" ];
+
+      environment.etc."ai-sysadmin/config.toml".source = configFile;
+      environment.systemPackages = [ cfg.package commands ];
+
+      security.sudo.extraRules = [{
+        users = [ cfg.user ];
+        runAs = "root";
+        commands = map (command: { inherit command; options = [ "NOPASSWD" ]; }) sudoCommands;
+      }];
+
+      systemd.services."${cfg.aiName}-ai" = serviceFrom ../packaging/systemd/ai.service.in
+        (lib.optional localOllama "ollama.service");
+      systemd.services."${cfg.aiName}-llm-worker" =
+        serviceFrom ../packaging/systemd/llm-worker.service.in
+          (lib.optional localOllama "ollama.service");
+    }
+    (mkIf (cfg.user == "ai-sysadmin") {
+      users.users.ai-sysadmin = {
+        isSystemUser = true;
+        inherit (cfg) group;
+        home = stateDir;
+      };
+    })
+    (mkIf (cfg.group == "ai-sysadmin") { users.groups.ai-sysadmin = { }; })
+    (mkIf localOllama {
+      services.ollama = {
+        enable = mkDefault true;
+        port = mkDefault ollamaPort;
+        acceleration = mkDefault cfg.ollamaAcceleration;
+        loadModels = mkDefault cfg.preloadModels;
+      };
+    })
+  ]);
+}

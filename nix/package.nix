@@ -1,0 +1,28 @@
+# The application, built from pyproject.toml (name, version and dependencies come from there).
+{ lib, python3Packages }:
+
+let
+  project = (builtins.fromTOML (builtins.readFile ../pyproject.toml)).project;
+  # a working tree's virtualenv and caches are no part of the source
+  ignored = [ ".git" ".venv" "result" "__pycache__" ".pytest_cache" ".ruff_cache" ];
+in
+python3Packages.buildPythonApplication {
+  pname = project.name;
+  inherit (project) version;
+  pyproject = true;
+  src = lib.cleanSourceWith {
+    src = ../.;
+    filter = path: type: !(builtins.elem (baseNameOf path) ignored);
+  };
+  build-system = with python3Packages; [ setuptools wheel ];
+  dependencies = with python3Packages; [ pydantic typer rich httpx redis asyncssh apprise ];
+  # the test suite boots systemd in namespaces as root: it runs in CI, not in the build sandbox
+  doCheck = false;
+  pythonImportsCheck = [ "ai_sysadmin" "ai_sysadmin.cli.main" ];
+  meta = {
+    inherit (project) description;
+    license = lib.licenses.mit;
+    mainProgram = "ai-sysadmin";
+    platforms = lib.platforms.linux;
+  };
+}

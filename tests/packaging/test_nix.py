@@ -1,0 +1,264 @@
+"""The flake and the NixOS module, evaluated by a real Nix (Debian's nix-bin) against a small
+stand-in of nixpkgs (tests/packaging/nix/): no nixpkgs can be fetched here. Every option must
+land in the config file the daemon reads, in the units or in the sudo rules, and what lands
+there is checked by the program itself (load_settings), systemd-analyze and visudo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_sysadmin.cli.approve import _SUDO_COMMANDS
+from ai_sysadmin.cli.dispatch import TOOLS
+from ai_sysadmin.config import Programs, SafetySettings, load_settings
+from ai_sysadmin.safety.clean_script import SCRIPT, sudoers_rule
+from ai_sysadmin.setup_host import find_templates
+from ai_sysadmin.setup_host.units import TEMPLATES, fill
+from tests.conftest import BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent / "nix"
+NIX = shutil.which("nix-instantiate")
+STORE = "/nix/store/00000000000000000000000000000000-"
+
+
+@pytest.fixture(scope="module")
+def nix_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if NIX is None:
+        if os.environ.get("CI"):
+            pytest.fail("nix-instantiate missing: scripts/test.sh installs nix-bin")
+        pytest.skip("nix-instantiate (Debian's nix-bin) is not installed")
+    # every store, state and cache directory in a temporary one: /nix stays untouched
+    base = tmp_path_factory.mktemp("nix")
+    dirs = {"NIX_STORE_DIR": "store", "NIX_STATE_DIR": "state", "NIX_LOG_DIR": "log",
+            "NIX_CONF_DIR": "conf", "XDG_CACHE_HOME": "cache", "HOME": "home"}
+    env = {**os.environ, **{k: str(base / v) for k, v in dirs.items()}}
+    for value in dirs.values():
+        (base / value).mkdir()
+    return env
+
+
+def instantiate(env: dict[str, str], *args: str) -> str:
+    assert NIX
+    done = subprocess.run([NIX, "--option", "build-users-group", "", "--option", "substituters",
+                           "", *args], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def evaluate(env: dict[str, str], options: dict[str, Any], enabled: bool = True) -> Any:
+    config = {"services": {"ai-sysadmin": {"enable": enabled, **options}}}
+    return json.loads(instantiate(env, "--eval", "--strict", "--json", str(HERE / "evaluate.nix"),
+                                  "--argstr", "configJson", json.dumps(config),
+                                  "--arg", "enabled", "true" if enabled else "false"))
+
+
+def settings_of(tmp_path: Path, result: dict[str, Any]):
+    path = tmp_path / "config.toml"
+    path.write_text(result["configText"])
+    return load_settings(path, environ={}).settings
+
+
+def test_every_nix_file_parses_and_nix_stays_out_of_slash_nix(nix_env: dict[str, str]) -> None:
+    had_nix = Path("/nix").exists()
+    files = [ROOT / "flake.nix", *sorted((ROOT / "nix").glob("*.nix")), *sorted(HERE.glob("*.nix"))]
+    assert len(files) >= 8
+    for file in files:
+        instantiate(nix_env, "--parse", str(file))
+    assert Path("/nix").exists() == had_nix
+
+
+EVERY_OPTION = {
+    "aiName": "hal", "autonomyLevel": "auto-safe", "checkInterval": 120,
+    "ollamaHost": "http://gpu-box:11434", "model": "llama3.1:8b",
+    "gotifyUrl": "https://gotify.example.com", "gotifyTokenFile": "/run/secrets/gotify",
+    "remoteSystems": ["web1", {"host": "10.0.0.7", "name": "nas", "sudo": True}],
+    "configRepo": "https://git.example.com/hosts.git", "configBranch": "prod",
+    "settings": {"thresholds": {"disk_warn_percent": 70}, "agent": {"investigate": False},
+                 "llm": {"timeout": 30}, "safety": {"clean_paths": ["/var/cache/hal"]}},
+}
+
+
+def test_every_option_lands_in_the_config_file_the_daemon_reads(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, EVERY_OPTION)
+    s = settings_of(tmp_path, result)
+    assert (s.ai_name, s.autonomy_level, s.check_interval) == ("hal", "auto-safe", 120)
+    assert (s.llm.url, s.llm.model, s.llm.timeout) == ("http://gpu-box:11434", "llama3.1:8b", 30)
+    assert (s.gotify_url, str(s.gotify_token_file)) == ("https://gotify.example.com",
+                                                       "/run/secrets/gotify")
+    assert [str(r) if isinstance(r, str) else (r.host, r.name, r.sudo)
+            for r in s.remote_systems] == ["web1", ("10.0.0.7", "nas", True)]
+    assert (s.config_repo, s.config_branch) == ("https://git.example.com/hosts.git", "prod")
+    assert (str(s.state_dir), s.queue.embedded_worker) == ("/var/lib/ai-sysadmin", False)
+    assert (s.thresholds.disk_warn_percent, s.agent.investigate) == (70, False)
+    assert s.safety.sudo == "/run/wrappers/bin/sudo"
+    assert s.safety.clean_paths == ["/var/cache/hal"]
+    for name in Programs.model_fields:
+        value = getattr(s.programs, name)
+        if name in ("apt_get", "dnf", "pacman"):
+            assert value == name.replace("_", "-")  # only managed hosts of those kinds have it
+        else:
+            assert value.startswith(STORE) and value.endswith("/bin/" + name.replace("_", "-"))
+    daemon = result["services"]["hal-ai"]["serviceConfig"]
+    assert daemon["ExecStart"].endswith(f"--config {result['configFile']} run")
+    assert daemon["ReadWritePaths"] == "/var/lib/ai-sysadmin -/var/log/journal -/var/cache/hal"
+    # Ollama runs elsewhere: none here, and the units wait for none
+    assert result["ollama"] is None
+    assert "ollama.service" not in result["services"]["hal-ai"]["after"]
+
+
+def test_by_default_ollama_runs_here_and_the_name_is_the_hostname(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, {"ollamaAcceleration": "cuda", "settings": {"llm": {
+        "model": "qwen2.5:14b"}}})
+    s = settings_of(tmp_path, result)
+    assert s.ai_name == "hal9000"  # networking.hostName "Hal9000", as a command name
+    assert (s.llm.url, s.llm.model) == ("http://127.0.0.1:11434", "qwen2.5:14b")  # settings win
+    assert result["ollama"] == {"enable": True, "port": 11434, "acceleration": "cuda",
+                                "loadModels": ["qwen2.5:7b-instruct"]}
+    for unit in ("hal9000-ai", "hal9000-llm-worker"):
+        assert "ollama.service" in result["services"][unit]["after"]
+        assert result["services"][unit]["wantedBy"] == ["multi-user.target"]
+    users = result["users"]
+    assert users["users"]["ai-sysadmin"] == {
+        "isSystemUser": True, "group": "ai-sysadmin", "home": "/var/lib/ai-sysadmin",
+        "extraGroups": ["systemd-journal"]}
+    assert users["groups"] == {"ai-sysadmin": {}}
+    assert result["tmpfiles"] == ["d /var/lib/ai-sysadmin 0750 ai-sysadmin ai-sysadmin - -"]
+    assert result["warnings"] == [] and result["failedAssertions"] == []
+    other_port = evaluate(nix_env, {"ollamaHost": "http://localhost:11500"})
+    assert other_port["ollama"]["port"] == 11500
+    off = evaluate(nix_env, {}, enabled=False)
+    assert off["services"] is None and off["configText"] is None and off["ollama"] is None
+
+
+def unit_text(service: dict[str, Any]) -> str:
+    """A NixOS service as NixOS writes its unit file."""
+    lines = ["[Unit]", f"Description={service['description']}",
+             f"After={' '.join(service['after'])}", f"Wants={' '.join(service['wants'])}",
+             *(f"{k}={v}" for k, v in service["unitConfig"].items()), "", "[Service]"]
+    for key, value in service["serviceConfig"].items():
+        lines += [f"{key}={v}" for v in (value if isinstance(value, list) else [value])]
+    return "\n".join(lines) + "\n"
+
+
+def template_service(values: dict[str, str], template: str) -> dict[str, Any]:
+    """The [Service] section of a template as setup fills it."""
+    text = fill((find_templates() / template).read_text(), values)
+    section, out = "", {}
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+
+
+def test_the_units_are_setups_templates_with_store_paths(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, {"aiName": "hal"})
+    setpriv = f"{STORE}util-linux/bin/setpriv"
+    values = {"name": "hal", "program": f"{STORE}ai-sysadmin-0.1.0/bin/ai-sysadmin",
+              "config": result["configFile"], "user": "ai-sysadmin", "group": "ai-sysadmin",
+              "state_dir": "/var/lib/ai-sysadmin", "setpriv": setpriv,
+              "read_write_paths": "-/var/log/journal -/var/cache -/var/tmp -/tmp"}
+    for suffix, template in TEMPLATES.items():
+        service = result["services"][f"hal-{suffix}"]
+        assert service["serviceConfig"] == template_service(values, template)
+    unit = tmp_path / "hal-ai.service"
+    unit.write_text(unit_text(result["services"]["hal-ai"]))
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
+                          capture_output=True, text=True)
+    level = re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)
+    assert level and float(level.group(1)) < 4.5, done.stdout + done.stderr
+
+
+def test_sudo_rules_are_the_catalogs_fixes_with_store_paths(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    roots = ["/var/cache/hal", "/srv/[cache]"]
+    result = evaluate(nix_env, {"aiName": "hal", "settings": {"safety": {"clean_paths": roots}}})
+    (rule,) = result["sudoRules"]
+    assert (rule["users"], rule["runAs"]) == (["ai-sysadmin"], "root")
+    assert {tuple(c["options"]) for c in rule["commands"]} == {("NOPASSWD",)}
+    paths = {p: f"{STORE}{pkg}/bin/{p}" for p, pkg in (
+        ("systemctl", "systemd-252"), ("journalctl", "systemd-252"), ("kill", "util-linux"))}
+    prefix = "ai-sysadmin ALL=(root) NOPASSWD: "
+    clean = sudoers_rule("ai-sysadmin", roots, f"{STORE}bash/bin/sh")
+    expected = [s.format(**paths) for s in _SUDO_COMMANDS] + [clean.removeprefix(prefix)]
+    assert [c["command"] for c in rule["commands"]] == expected
+    # as NixOS renders extraRules, checked by sudo's own parser
+    sudoers = tmp_path / "sudoers"
+    sudoers.write_text("ai-sysadmin ALL=(root) " + ", ".join(
+        f"NOPASSWD: {c['command']}" for c in rule["commands"]) + "\n")
+    check = subprocess.run(["visudo", "-c", "-f", str(sudoers)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    default = evaluate(nix_env, {})["sudoRules"][0]["commands"][-1]["command"]
+    assert default.endswith(" ".join(SafetySettings().clean_paths) + " -- *")
+
+
+def test_a_token_in_the_store_warns_and_a_url_needs_a_token(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    inline = evaluate(nix_env, {"gotifyUrl": "https://g.example", "gotifyToken": "abc"})
+    assert any("world-readable" in w for w in inline["warnings"])
+    assert str(settings_of(tmp_path, inline).gotify_token_file).startswith(STORE)
+    assert evaluate(nix_env, {})["warnings"] == []
+    missing = evaluate(nix_env, {"gotifyUrl": "https://g.example"})["failedAssertions"]
+    assert missing and "gotifyTokenFile" in missing[0]
+    both = evaluate(nix_env, {"gotifyToken": "a", "gotifyTokenFile": "/run/t"})
+    assert both["failedAssertions"] and "not both" in both["failedAssertions"][0]
+
+
+def test_the_commands_package_runs_each_tool_under_the_assistants_name(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, {"aiName": "hal"})
+    (commands,) = [p for p in result["packages"] if p["name"] == "hal-commands"]
+    package = tmp_path / "package"
+    (package / "bin").mkdir(parents=True)
+    (package / "bin" / "ai-sysadmin").symlink_to(BIN)
+    config = tmp_path / "config.toml"
+    config.write_text(result["configText"])
+    out = tmp_path / "out"
+    script = (commands["script"].replace(f"{STORE}ai-sysadmin-0.1.0", str(package))
+              .replace(result["configFile"], str(config))
+              .replace(f"{STORE}bash/bin/sh", "/bin/sh"))
+    build = tmp_path / "build"
+    build.mkdir()
+    done = subprocess.run(["bash", "-euc", script], cwd=build, env={**os.environ, "out": str(out)},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (out / "bin").iterdir()) == sorted(f"hal-{t}" for t in TOOLS)
+    shown = subprocess.run([str(out / "bin" / "hal-config"), "show", "--json"],
+                           env={**os.environ, "AI_SYSADMIN_CONFIG": str(config)},
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["ai_name"]["value"] == "hal"
+
+
+def test_the_flake_builds_the_package_pyproject_describes(nix_env: dict[str, str]) -> None:
+    flake = json.loads(instantiate(nix_env, "--eval", "--strict", "--json",
+                                   str(HERE / "flake-outputs.nix")))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in project["dependencies"]]
+    package = flake["package"]
+    assert (package["pname"], package["version"]) == (project["name"], project["version"])
+    assert package["dependencies"] == wanted and package["mainProgram"] == "ai-sysadmin"
+    assert flake["systems"] == ["aarch64-linux", "x86_64-linux"]
+    assert flake["checks"] == ["module", "package"]
+    assert flake["modulePackage"] == flake["packageOutPath"]
+
+
+def test_the_module_copy_of_clean_directorys_script_is_current() -> None:
+    copy = (ROOT / "nix" / "clean-script.txt").read_text().removesuffix("\n")
+    assert copy == SCRIPT, ("nix/clean-script.txt is stale: python -c 'from ai_sysadmin."
+                            "safety.clean_script import SCRIPT; print(SCRIPT)' > "
+                            "nix/clean-script.txt")
