@@ -262,3 +262,21 @@ def test_the_module_copy_of_clean_directorys_script_is_current() -> None:
     assert copy == SCRIPT, ("nix/clean-script.txt is stale: python -c 'from ai_sysadmin."
                             "safety.clean_script import SCRIPT; print(SCRIPT)' > "
                             "nix/clean-script.txt")
+
+
+def test_the_readmes_nixos_example_gives_the_daemon_its_config(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (example,) = re.findall(r"```nix\n(# /etc/nixos/flake.nix\n.*?)```", readme, re.S)
+    (tmp_path / "flake.nix").write_text(example)
+    (tmp_path / "configuration.nix").write_text("{ }\n")
+    result = json.loads(instantiate(nix_env, "--eval", "--strict", "--json",
+                                    str(HERE / "readme-example.nix"),
+                                    "--arg", "example", str(tmp_path / "flake.nix")))
+    s = settings_of(tmp_path, result)
+    assert (s.ai_name, s.autonomy_level, s.llm.model) == ("hal", "auto-safe",
+                                                          "qwen2.5:7b-instruct")
+    assert (s.gotify_url, len(s.remote_systems), s.thresholds.disk_warn_percent) == (
+        "https://gotify.example.com", 2, 80)
+    assert result["units"] == ["hal-ai", "hal-llm-worker"]
+    assert result["ollama"]["enable"] and result["ollama"]["acceleration"] == "cuda"

@@ -74,7 +74,7 @@ def setup(
 
 def _existing_settings(root: Path) -> Settings | None:
     # the file the daemon will read, as it will read it: no AI_SYSADMIN_* of this shell
-    path = under(root, Layout(name="x", program="/x").config_path)
+    path = under(root, f"{Layout.config_dir}/config.toml")
     return load_settings(path, environ={}).settings if path.is_file() else None
 
 

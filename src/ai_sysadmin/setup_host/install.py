@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -132,9 +132,3 @@ def _reload_needed(root: Path, steps: Sequence[Step]) -> bool:
     units = any(s.changes and s.target.endswith(".service") for s in steps)
     return units and root == Path("/") and Path("/run/systemd/system").is_dir()
 
-
-def summary(steps: Sequence[Step]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.action] = counts.get(step.action, 0) + 1
-    return counts
