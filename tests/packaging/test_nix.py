@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from ai_sysadmin.cli.approve import _SUDO_COMMANDS
 from ai_sysadmin.cli.dispatch import TOOLS
 from ai_sysadmin.config import Programs, SafetySettings, load_settings
 from ai_sysadmin.safety.clean_script import SCRIPT, sudoers_rule
+from ai_sysadmin.safety.sudo_rules import SUDO_SHAPES
 from ai_sysadmin.setup_host import find_templates
 from ai_sysadmin.setup_host.units import TEMPLATES, fill
 from tests.conftest import BIN
@@ -194,7 +194,7 @@ def test_sudo_rules_are_the_catalogs_fixes_with_store_paths(
         ("systemctl", "systemd-252"), ("journalctl", "systemd-252"), ("kill", "util-linux"))}
     prefix = "ai-sysadmin ALL=(root) NOPASSWD: "
     clean = sudoers_rule("ai-sysadmin", roots, f"{STORE}bash/bin/sh")
-    expected = [s.format(**paths) for s in _SUDO_COMMANDS] + [clean.removeprefix(prefix)]
+    expected = [s.format(**paths) for s in SUDO_SHAPES] + [clean.removeprefix(prefix)]
     assert [c["command"] for c in rule["commands"]] == expected
     # as NixOS renders extraRules, checked by sudo's own parser
     sudoers = tmp_path / "sudoers"

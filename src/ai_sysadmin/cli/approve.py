@@ -229,13 +229,6 @@ def policy_check(
     raise typer.Exit(0 if allowed else 1)
 
 
-#: the remediation shapes a non-root daemon runs through sudo (docs/remediation.md)
-_SUDO_COMMANDS = (
-    "{systemctl} restart -- *", "{systemctl} start -- *", "{systemctl} reset-failed -- *",
-    "{journalctl} --vacuum-size=*", "{kill} -TERM *",
-)
-
-
 @policy_app.command("sudoers")
 def policy_sudoers(
     ctx: typer.Context,
@@ -247,13 +240,14 @@ def policy_sudoers(
 ) -> None:
     """The sudoers lines a daemon that is not root needs: exactly the fixes it may run, and
     clean_directory's one script with the configured clean_paths."""
-    from ..safety.clean_script import sudoers_rule
+    from ..safety.sudo_rules import sudoers_text
 
     settings = state(ctx).settings
-    names = {p: f"{bin_dir.rstrip('/')}/{p}" for p in ("systemctl", "journalctl", "kill")}
-    lines = ["# /etc/sudoers.d/ai-sysadmin  (check: visudo -c -f FILE)",
-             f"{user} ALL=(root) NOPASSWD: " + ", ".join(c.format(**names)
-                                                          for c in _SUDO_COMMANDS)]
-    if settings.safety.clean_paths:
-        lines.append(sudoers_rule(user, settings.safety.clean_paths, shell))
-    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+    def resolve(program: str) -> str:
+        if program.startswith("/"):
+            return program
+        return shell if program == "sh" else f"{bin_dir.rstrip('/')}/{program}"
+
+    out.print(sudoers_text(settings, user, resolve).rstrip(), markup=False, highlight=False,
+              soft_wrap=True)

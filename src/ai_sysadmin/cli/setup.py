@@ -26,7 +26,6 @@ from ..setup_host import (
     sudoers_text,
 )
 from ..setup_host.steps import under
-from .approve import _SUDO_COMMANDS
 from .context import out, print_json
 from .dispatch import TOOLS
 
@@ -63,8 +62,8 @@ def setup(
     config_text = new_config(layout)
     settings = existing or Settings.model_validate(
         {"ai_name": layout.name, "state_dir": layout.state_dir})
-    sudoers = sudoers_text(settings, layout.user, _SUDO_COMMANDS,
-                           lambda p: program_path(target, p))
+    sudoers = sudoers_text(settings, layout.user, lambda p: program_path(target, p),
+                           "written by `ai-sysadmin setup`")
     items = build(layout, settings, templates=find_templates(templates), sudoers=sudoers,
                   config_text=config_text, tools=list(TOOLS),
                   setpriv=program_path(target, settings.programs.setpriv))

@@ -8,7 +8,8 @@ there, so a dry run says exactly what would change and a second run changes noth
 here prints; the CLI reports the steps.
 """
 
-from .install import Layout, apply, build, new_config, plan, program_path, sudoers_text
+from ..safety.sudo_rules import sudoers_text
+from .install import Layout, apply, build, new_config, plan, program_path
 from .sample_config import sample_config, toml_value
 from .steps import Programs, SetupError, Step
 from .units import find_templates, render_units

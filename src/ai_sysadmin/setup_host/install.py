@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ..config import Settings
-from ..safety.clean_script import sudoers_rule
 from .accounts import Group, Memberships, User
 from .sample_config import sample_config
 from .steps import Directory, File, Link, Programs, SetupError, Step, run, under
@@ -62,20 +61,6 @@ def program_path(root: Path, program: str) -> str:
             return f"{directory}/{program}"
     raise SetupError(f"{program} is in none of {':'.join(SECURE_PATH)}; set programs.{program} "
                      "to its absolute path")
-
-
-def sudoers_text(settings: Settings, user: str, shapes: Sequence[str],
-                 resolve: Callable[[str], str]) -> str:
-    """The sudoers drop-in: the catalog's command ``shapes`` (``{systemctl} restart -- *``)
-    with the configured programs' paths, and clean_directory's one script."""
-    paths = {p: resolve(settings.programs.resolve(p)) for p in ("systemctl", "journalctl", "kill")}
-    lines = [f"# {settings.ai_name}: the fixes the ai-sysadmin daemon may run as root; written "
-             "by `ai-sysadmin setup`",
-             f"{user} ALL=(root) NOPASSWD: " + ", ".join(s.format(**paths) for s in shapes)]
-    if settings.safety.clean_paths:
-        shell = resolve(settings.programs.resolve("sh"))
-        lines.append(sudoers_rule(user, settings.safety.clean_paths, shell))
-    return "\n".join(lines) + "\n"
 
 
 def check_sudoers(path: Path, programs: Programs) -> None:
