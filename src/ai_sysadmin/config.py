@@ -285,6 +285,9 @@ class Programs(_Section):
         return value if isinstance(value, str) else program
 
 
+_DEFAULT_PROGRAMS = Programs()
+
+
 class ExecutorSettings(_Section):
     dry_run: bool = Field(
         False, description="Decide every action as usual but run none: what would run is "
@@ -411,6 +414,14 @@ class Settings(_Section):
         whatever name or link it is reached by."""
         named = (self.llm.api_key_file, self.gotify_token_file, self.notify.apprise_urls_file)
         return tuple(p for p in (*named, *self._credential_files) if p)
+
+    def on_host(self, local_programs: bool) -> Settings:
+        """These settings for one host: ``programs.*`` name executables on this machine, so a
+        remote host gets the programs' bare names (a NixOS daemon's store paths do not exist
+        on a Debian host it manages)."""
+        if local_programs or self.programs == _DEFAULT_PROGRAMS:
+            return self
+        return self.model_copy(update={"programs": _DEFAULT_PROGRAMS})
 
     @property
     def own_units(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Settings
+from ..config import Programs, Settings
 from ..hosts.reader import ReaderTransport
 from ..hosts.transport import Transport
 from ..store import IncidentStore
@@ -52,11 +52,17 @@ class ToolContext:
             return transport
         key = host or self.default_host
         if key not in self._readers:
-            s = self.settings
+            s, programs = self.settings, self.programs(host)
             self._readers[key] = ReaderTransport(
                 transport, s.safety.reader_user, s.safety.reader_groups,
-                s.programs.setpriv, s.programs.getent)
+                programs.setpriv, programs.getent)
         return self._readers[key]
+
+    def programs(self, host: str | None) -> Programs:
+        """The executables to run on this host (bare names on a remote one)."""
+        transport = self.transport(host)
+        local = transport.local_programs if transport is not None else True
+        return self.settings.on_host(local).programs
 
     @property
     def own_secrets(self) -> list[str]:

@@ -293,7 +293,7 @@ class Executor:
         transport = self.transports.get(action.host)
         if transport is None:
             raise AiSysadminError(f"no transport to host {action.host}")
-        programs = self.settings.programs
+        programs = self.settings.on_host(transport.local_programs).programs
         return [[*self._sudo(transport), programs.resolve(argv[0]), *argv[1:]]
                 for argv in action.plan.get("commands", [])]
 

@@ -71,6 +71,7 @@ async def read_facts(transport: Transport | None, settings: Settings,
         return HostFacts(problem="no transport to the host")
     if not needed.units and needed.pid is None:
         return HostFacts(read=True)
+    settings = settings.on_host(transport.local_programs)
     facts = HostFacts(read=True)
     try:
         if needed.units:

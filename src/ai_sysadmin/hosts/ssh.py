@@ -30,7 +30,7 @@ from .ssh_host_keys import (
     known_hosts_text,
     parsed_known_hosts,
 )
-from .ssh_target import Hop, SshTarget, parse_jump
+from .ssh_target import Hop, SshTarget, client_keys, parse_jump
 from .transport import CommandResult, Transport, _check_argv
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
@@ -90,6 +90,7 @@ class SshTransport(Transport):
 
     #: the collector gathers a whole Snapshot with one remote command (monitor/remote_script.py)
     one_round_trip = True
+    local_programs = False
 
     def __init__(self, target: SshTarget, name: str | None = None) -> None:
         if target.max_concurrent < 1:
@@ -160,6 +161,21 @@ class SshTransport(Transport):
         except _INVALID_SETTINGS as exc:
             raise self._invalid(exc) from exc
 
+    async def _resolve(
+        self, target: SshTarget, kwargs: dict[str, Any]
+    ) -> asyncssh.SSHClientConnectionOptions:
+        """The options of one connection, which load its private keys.
+
+        Key files named without a config file are loaded once per content for all hosts
+        (:func:`client_keys`), and nothing is left to read: resolved here, at once. Otherwise
+        the config file may name the keys (``IdentityFile``, ``CertificateFile``, defaults in
+        ``~/.ssh``): resolved in a thread, which reads and decodes them.
+        """
+        if target.key_files and not target.config_paths:
+            kwargs["client_keys"] = await client_keys(kwargs["client_keys"])
+            return asyncssh.SSHClientConnectionOptions(**kwargs)
+        return await asyncssh.SSHClientConnectionOptions.construct(**kwargs)
+
     def _invalid(self, exc: Exception) -> TransportError:
         return TransportError(f"{self.host}: invalid SSH settings: {exc}")
 
@@ -168,14 +184,17 @@ class SshTransport(Transport):
     ) -> tuple[asyncssh.SSHClientConnection, VerifyingClient]:
         kwargs = self._kwargs(hop.target, tunnel)
         try:
-            # in a thread: it reads and decodes key files, which a fleet does once per host
-            options = await asyncssh.SSHClientConnectionOptions.construct(**kwargs)
+            options = await self._resolve(hop.target, kwargs)
         except _INVALID_SETTINGS as exc:
             raise self._invalid(exc) from exc
         known = kwargs["known_hosts"]
         algs = host_key_algs(known, options)
         if algs:
             kwargs["server_host_key_algs"] = algs
+        # asyncssh.connect resolves the options again: it gets the keys these loaded (with
+        # the certificates paired already), so that no key file is read twice per connection
+        kwargs.update(client_keys=options.client_keys, client_certs=[],
+                      agent_identities=options.agent_identities)
         clients: list[VerifyingClient] = []
 
         def factory() -> VerifyingClient:

@@ -50,6 +50,9 @@ class Transport(ABC):
     one_round_trip: bool = False
     #: True when commands run as root (who reads every log); None when not known
     runs_as_root: bool | None = None
+    #: whether ``programs.*`` (executables on this machine, e.g. Nix store paths) exist on the
+    #: host: true here and in the fault lab, false for a remote host, which gets bare names
+    local_programs: bool = True
 
     @abstractmethod
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:

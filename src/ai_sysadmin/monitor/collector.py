@@ -48,7 +48,7 @@ class Collector:
 
     def __init__(self, transport: Transport, settings: Settings) -> None:
         self.transport = transport
-        self.settings = settings
+        self.settings = settings.on_host(transport.local_programs)
         #: until then, remote checks run each command under its own timeout(1)
         self._careful_until = 0.0
         #: the guards of the commands :meth:`round_trip_commands` gave

@@ -44,7 +44,7 @@ class JournalFollower:
         max_backoff: float = 60.0,
     ) -> None:
         self.transport = transport
-        self.settings = settings
+        self.settings = settings.on_host(transport.local_programs)
         self.on_trigger = on_trigger
         self.max_backoff = max_backoff
         #: set once the follower has started reading (tests and benchmarks wait on it)

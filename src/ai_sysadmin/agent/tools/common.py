@@ -34,7 +34,7 @@ async def run_readonly_argv(
     argv = as_run(argv)  # what runs: --no-pager for the systemd tools that page
     # the policy judges bare program names; the configured path (a Nix store path, say) is
     # substituted only after it said yes
-    program = getattr(ctx.settings.programs, argv[0], argv[0])
+    program = ctx.settings.on_host(transport.local_programs).programs.resolve(argv[0])
     # the reading identity, unless root is named for this diagnostic (metadata, no contents)
     runner = transport if root_reason(argv) else ctx.reader(host)
     assert runner is not None

@@ -29,7 +29,7 @@ async def _allowed(ctx: ToolContext, host: str, path: str) -> tuple[ToolResult |
     resolved = None
     try:
         done = await transport.run(
-            [ctx.settings.programs.readlink, "-f", "--", path], ctx.settings.command_timeout)
+            [ctx.programs(host).readlink, "-f", "--", path], ctx.settings.command_timeout)
         resolved = done.stdout.strip() if done.ok else None
     except TransportError:
         resolved = None
