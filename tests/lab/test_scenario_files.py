@@ -9,7 +9,7 @@ import pytest
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.errors import LabError, NotFoundError
 from ai_sysadmin.lab import injectors
-from ai_sysadmin.lab.scenario import list_scenarios, load_scenario, parse_scenario
+from ai_sysadmin.lab.scenario import Expectation, list_scenarios, load_scenario, parse_scenario
 from ai_sysadmin.monitor.findings import Finding, Severity
 
 GOOD = """
@@ -83,8 +83,8 @@ def test_unknown_scenario_name() -> None:
 
 
 def test_expectation_by_prefix_and_evidence() -> None:
-    scenario = load_scenario("runaway-cpu")
-    (expected,) = scenario.expect
+    expected = Expectation(rule="runaway_process", subject_prefix="pid:",
+                           evidence_contains="while :; do :; done")
     spin = Finding("h", "runaway_process", "pid:52", Severity.WARNING, "s",
                    ("pid 52 cpu 99%: sh -c while :; do :; done",))
     other = Finding("h", "runaway_process", "pid:7", Severity.WARNING, "s", ("pid 7: java",))

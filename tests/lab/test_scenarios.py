@@ -17,6 +17,7 @@ SCENARIOS = {s.name: s for s in list_scenarios()}
 def test_the_required_drills_are_shipped() -> None:
     assert {
         "failed-unit-bad-config", "crash-loop", "broken-unit-file", "disk-full",
+        "broken-unit-file-unreferenced",
         "inode-exhaustion", "runaway-cpu", "journal-error-burst", "healthy-noop",
     } <= set(SCENARIOS)
 

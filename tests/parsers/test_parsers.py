@@ -20,6 +20,7 @@ import pytest
 
 from ai_sysadmin.hosts import osinfo
 from ai_sysadmin.monitor import parsers
+from ai_sysadmin.monitor.parsers import cgroup_unit
 from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.snapshot import Process, Snapshot
 
@@ -43,7 +44,7 @@ def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return plain(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [plain(item) for item in value]
     return value
@@ -99,6 +100,7 @@ def test_fault_lab_outputs_give_the_findings_a_person_expects():
         taken_at=journal[-1].timestamp + 1,
         systemd_running=True,
         units=units,
+        unit_files=parsers.parse_list_unit_files(load("list_unit_files")["raw"]),
         restarts=restarts,
         journal=journal,
         mounts=parsers.parse_df(load("df_target_with_spaces")["raw"]),
@@ -112,6 +114,7 @@ def test_fault_lab_outputs_give_the_findings_a_person_expects():
         ("failed_unit", "colour.service"),
         ("failed_unit", "webapp.service"),
         ("inode_exhaustion", "/tmp/dfx/Backup Disk"),
+        ("unit_load_error", "orphan.service"),
         ("unit_load_error", "typo.service"),
     ]
     webapp = next(f for f in findings if f.subject == "webapp.service")
@@ -137,3 +140,14 @@ def test_os_release_of_nixos_is_recognised():
     info = osinfo.parse_os_release(load("os_release_nixos")["raw"])
     assert info.is_nixos
     assert not osinfo.parse_os_release(load("os_release_debian")["raw"]).is_nixos
+
+
+def test_cgroup_unit_is_the_innermost_service_or_scope():
+    assert cgroup_unit("0::/system.slice/cpuhog.service") == "cpuhog.service"
+    assert cgroup_unit("0::/system.slice/docker-1.scope/inner") == "docker-1.scope"
+    assert cgroup_unit("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+                       "app-x.scope") == "app-x.scope"
+    assert cgroup_unit("12:pids:/a.service,1:name=systemd:/system.slice/cron.service") == (
+        "cron.service")
+    assert cgroup_unit("-") is None
+    assert cgroup_unit("0::/") is None

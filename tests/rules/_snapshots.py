@@ -111,6 +111,7 @@ def proc(
     cpu_seconds: int = 36,
     user: str = "alice",
     rss_kb: int = 20_000,
+    unit: str | None = None,
 ) -> Process:
     return Process(
         pid=pid,
@@ -121,6 +122,7 @@ def proc(
         elapsed_seconds=elapsed,
         cpu_seconds=cpu_seconds,
         command=command,
+        unit=unit,
     )
 
 
@@ -142,6 +144,8 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         mounts=[mount("/"), mount("/boot", fstype="vfat", inodes=0, inodes_percent=0)],
         systemd_running=True,
         units=healthy_units(),
+        unit_files={"nginx.service": "enabled", "getty@.service": "static",
+                     "backup.service": "disabled", "getty.target": "masked"},
         restarts=healthy_restarts(),
         journal=[entry("ordinary warning", priority=4, unit="nginx.service")],
         processes=[proc(pid=1, command="/sbin/init", cpu_percent=0.1, cpu_seconds=5)],

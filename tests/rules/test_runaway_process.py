@@ -139,3 +139,34 @@ def test_the_share_is_measured_from_the_baseline_when_there_is_one():
     assert finding.summary == "node (pid 77) has used 97% CPU for 300 s"
     # measured from the verification instead, 2 s say nothing: the lifetime share is low
     assert RULE.evaluate(context(current, previous=previous)) == []
+
+
+def test_a_process_of_a_service_is_named_with_it_and_the_unit_is_the_subject():
+    hog = proc(pid=333, command="sh -c while :; do :; done", cpu_percent=99.0, elapsed=600,
+               unit="cpuhog.service")
+
+    finding = only(RULE.evaluate(context(snapshot(processes=[INIT, hog]))))
+
+    assert finding.subject == "cpuhog.service"
+    assert finding.summary == "sh (pid 333) in cpuhog.service has used 99% CPU for 600 s"
+    assert finding.evidence[0].startswith("pid 333 in cpuhog.service user alice cpu 99%")
+
+
+def test_a_restarted_hog_keeps_the_fingerprint_of_its_unit():
+    first = proc(pid=333, cpu_percent=99.0, elapsed=600, unit="cpuhog.service")
+    again = proc(pid=901, cpu_percent=99.0, elapsed=600, unit="cpuhog.service")
+
+    before = only(RULE.evaluate(context(snapshot(processes=[first]))))
+    after = only(RULE.evaluate(context(snapshot(processes=[again]))))
+
+    assert before.fingerprint == after.fingerprint
+
+
+def test_two_hogs_of_one_unit_are_one_finding_led_by_the_busiest():
+    slow = proc(pid=10, cpu_percent=95.0, elapsed=600, unit="build.service")
+    fast = proc(pid=11, cpu_percent=180.0, elapsed=600, unit="build.service")
+
+    finding = only(RULE.evaluate(context(snapshot(processes=[slow, fast]))))
+
+    assert finding.summary.startswith("stress (pid 11) in build.service has used 180% CPU")
+    assert [line.split(" in ")[0] for line in finding.evidence] == ["pid 11", "pid 10"]

@@ -3,7 +3,7 @@ import pytest
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.unit_load_error import UnitLoadError
 
-from ._snapshots import context, healthy_snapshot, healthy_units, only, snapshot, unit
+from ._snapshots import context, entry, healthy_snapshot, healthy_units, only, snapshot, unit
 
 RULE = UnitLoadError()
 
@@ -36,3 +36,33 @@ def test_load_error_is_a_finding():
     assert only(RULE.evaluate(context(snap))).summary == (
         "the unit file of app.socket does not load (error)"
     )
+
+
+def test_an_unreferenced_unit_file_systemd_cannot_parse_is_a_finding():
+    snap = healthy_snapshot()
+    snap.unit_files = {**(snap.unit_files or {}), "orphan.service": "bad"}
+    typo = entry("/etc/systemd/system/orphan.service:1: Invalid section header '[Unit'",
+                 priority=4, unit="init.scope", identifier="systemd")
+
+    finding = only(RULE.evaluate(context(snap, journal_window=[typo])))
+
+    assert finding.subject == "orphan.service"
+    assert finding.summary == "the unit file of orphan.service does not load (bad)"
+    assert finding.evidence == (
+        "orphan.service: unit file state bad (not loaded)",
+        "systemd: /etc/systemd/system/orphan.service:1: Invalid section header '[Unit'",
+    )
+
+
+def test_a_loaded_broken_unit_is_reported_once():
+    snap = snapshot(units=[unit("typo.service", "inactive", "dead", load="bad-setting")],
+                    unit_files={"typo.service": "bad"})
+    assert only(RULE.evaluate(context(snap))).summary == (
+        "the unit file of typo.service does not load (bad-setting)")
+
+
+def test_parse_warnings_of_other_programs_are_not_evidence():
+    snap = snapshot(units=[], unit_files={"orphan.service": "bad"})
+    forged = entry("/etc/systemd/system/orphan.service:1: all fine", identifier="logger")
+    assert only(RULE.evaluate(context(snap, journal_window=[forged]))).evidence == (
+        "orphan.service: unit file state bad (not loaded)",)

@@ -147,6 +147,18 @@ def parse_list_units(text: str) -> list[Unit]:
     ]
 
 
+def parse_list_unit_files(text: str) -> dict[str, str]:
+    """``systemctl list-unit-files --output=json``: each unit file's state."""
+    try:
+        data: Any = json.loads(text or "[]")
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"systemctl did not print JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise ParseError("systemctl JSON is not a list")
+    return {str(item["unit_file"]): str(item.get("state", ""))
+            for item in data if isinstance(item, dict) and item.get("unit_file")}
+
+
 def parse_show_restarts(text: str) -> dict[str, int]:
     """``systemctl show '*.service' -p Id,NRestarts``: blocks of ``Key=value`` lines."""
     restarts: dict[str, int] = {}
@@ -211,6 +223,37 @@ def parse_journal(text: str) -> list[JournalEntry]:
 
 #: ``ps -eo`` columns; args last because it holds spaces
 PS_COLUMNS = "pid=,user:32=,pcpu=,pmem=,rss=,etimes=,times=,args="
+#: ps cuts every column but the last to its width, so the cgroup needs a listing of its own
+PS_CGROUP_COLUMNS = "pid=,cgroup="
+#: unit types a process can run in (slices only group them)
+_PROCESS_UNIT_TYPES = (".service", ".scope")
+
+
+def cgroup_unit(field: str) -> str | None:
+    """The innermost service or scope of ps's cgroup column (the unit a process belongs to).
+
+    cgroup v2 reads ``0::/system.slice/x.service``; a hybrid host lists every hierarchy, comma
+    separated, and systemd's own is ``N:name=systemd:``.
+    """
+    entries = [entry.split(":", 2) for entry in field.split(",") if entry.count(":") >= 2]
+    paths = [path for number, controllers, path in entries if number == "0" and not controllers]
+    paths += [path for _, controllers, path in entries if controllers == "name=systemd"]
+    for path in paths:
+        units = [part for part in path.split("/") if part.endswith(_PROCESS_UNIT_TYPES)]
+        if units:
+            return units[-1]
+    return None
+
+
+def parse_ps_units(text: str) -> dict[int, str]:
+    """``ps -eo pid=,cgroup=``: the unit of each process that runs in one."""
+    units: dict[int, str] = {}
+    for line in text.splitlines():
+        pid, _, field = line.strip().partition(" ")
+        unit = cgroup_unit(field.strip()) if pid.isdigit() else None
+        if unit is not None:
+            units[int(pid)] = unit
+    return units
 
 
 def parse_ps(text: str) -> list[Process]:

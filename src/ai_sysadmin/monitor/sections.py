@@ -20,6 +20,7 @@ does not hold, the guarded commands get the answer the script's guard gives.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
 from . import parsers
 from .remote_script import FILE_READ, Guard
-from .snapshot import Process, Snapshot
+from .snapshot import Snapshot
 
 #: a stored journal position that is a time, not a cursor (see :func:`_position`)
 SINCE_PREFIX = "since:@"
@@ -91,6 +92,10 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
 def ps_argv(programs: Programs) -> tuple[str, ...]:
     # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
     return (programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu")
+
+
+def ps_cgroup_argv(programs: Programs) -> tuple[str, ...]:
+    return (programs.ps, "-ww", "-eo", parsers.PS_CGROUP_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,14 @@ def _units(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.units = parsers.parse_list_units(listed) if listed is not None else []
 
 
+def _unit_files(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    if snap.systemd_running is False:
+        snap.unit_files = {}  # no systemd, no unit file it could fail to load
+        return
+    listed = _systemd_output(readings[0], "systemctl list-unit-files")
+    snap.unit_files = parsers.parse_list_unit_files(listed) if listed is not None else {}
+
+
 def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     if snap.systemd_running is False:
         snap.restarts = {}  # no systemd, nothing restarted by it
@@ -290,8 +303,13 @@ def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.journal_cursor = f"{SINCE_PREFIX}{entries[1][-1].timestamp:.6f}"
 
 
-def _top_processes(output: str) -> list[Process]:
-    return parsers.top_processes(parsers.parse_ps(output))
+def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    top = parsers.top_processes(parsers.parse_ps(text(readings[0])))
+    # the unit names a process ("in cpuhog.service"); a host whose ps cannot tell still
+    # shows its processes, by pid
+    cgroups = result(readings[1])
+    units = parsers.parse_ps_units(cgroups.stdout) if cgroups.ok else {}
+    snap.processes = [dataclasses.replace(proc, unit=units.get(proc.pid)) for proc in top]
 
 
 def _files(*paths: str) -> Callable[[Plan], tuple[Source, ...]]:
@@ -347,6 +365,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("units", lambda p: (Source((p.programs.systemctl, "list-units", "--all",
                                         "--output=json", "--no-pager"), SYSTEMD),),
             apply=_units),
+    Section("unit_files", lambda p: (Source((p.programs.systemctl, "list-unit-files",
+                                             "--output=json", "--no-pager"), SYSTEMD),),
+            apply=_unit_files, after=("units",), when=_systemd_may_run),
     Section("restarts", lambda p: (Source((p.programs.systemctl, "show", "*.service",
                                            "--property=Id,NRestarts", "--no-pager"), SYSTEMD),),
             apply=_restarts, after=("units",), when=_systemd_may_run),
@@ -354,7 +375,8 @@ SECTIONS: tuple[Section, ...] = (
             when=_systemd_may_run),
     Section("journal_position", _position_sources, apply=_position, after=("journal",),
             when=_no_position_yet),
-    Section("processes", lambda p: (Source(ps_argv(p.programs)),), _top_processes),
+    Section("processes", lambda p: (Source(ps_argv(p.programs)),
+                                    Source(ps_cgroup_argv(p.programs))), apply=_processes),
 )
 
 

@@ -99,6 +99,8 @@ class Process:
     elapsed_seconds: int
     cpu_seconds: int
     command: str
+    #: the innermost unit of its cgroup (service or scope); None outside any (kernel threads)
+    unit: str | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +118,9 @@ class Snapshot:
     mounts: list[Mount] | None = None
     systemd_running: bool | None = None
     units: list[Unit] | None = None
+    #: the state of every unit file (``systemctl list-unit-files``): a file systemd cannot
+    #: parse is ``bad`` there even when no loaded unit refers to it
+    unit_files: dict[str, str] | None = None
     #: NRestarts of each service (``systemctl show``): how often systemd restarted it
     restarts: dict[str, int] | None = None
     journal: list[JournalEntry] | None = None

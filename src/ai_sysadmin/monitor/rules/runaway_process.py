@@ -11,6 +11,9 @@ class RunawayProcess(Rule):
     Since the baseline snapshot (the last periodic check), if at least ``runaway_min_seconds``
     ago, the share is the CPU seconds it used over the wall seconds passed; otherwise it is its
     lifetime average, once it has lived ``runaway_min_seconds``.
+
+    The subject is the unit the process runs in (its cgroup) when there is one: a service that
+    restarts its hog keeps one incident, not one per pid.
     """
 
     name = "runaway_process"
@@ -31,21 +34,34 @@ class RunawayProcess(Rule):
         return None
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        findings = []
+        # one finding per subject: several hogs of one unit are one problem, the busiest first
+        hogs: dict[str, list[tuple[float, float, Process]]] = {}
         for proc in ctx.snapshot.processes or []:
             measured = self._share(ctx, proc)
             if measured is None or measured[0] < ctx.thresholds.runaway_cpu_percent:
                 continue
-            share, span = measured
-            name = proc.command.split()[0].rsplit("/", 1)[-1] if proc.command else "?"
-            findings.append(
-                self.finding(
-                    ctx,
-                    f"pid:{proc.pid}",
-                    Severity.WARNING,
-                    f"{name} (pid {proc.pid}) has used {share:.0f}% CPU for {span:.0f} s",
-                    [f"pid {proc.pid} user {proc.user} cpu {share:.0f}% over {span:.0f} s, "
-                     f"rss {proc.rss_kb} kB: {quote(proc.command, 200)}"],
-                )
-            )
+            hogs.setdefault(proc.unit or f"pid:{proc.pid}", []).append((*measured, proc))
+        findings = []
+        for subject, found in hogs.items():
+            found.sort(key=lambda hog: hog[0], reverse=True)
+            share, span, top = found[0]
+            findings.append(self.finding(
+                ctx, subject, Severity.WARNING,
+                f"{_name(top)} (pid {top.pid}){_where(top)} has used {share:.0f}% CPU "
+                f"for {span:.0f} s",
+                [_evidence(*hog) for hog in found],
+            ))
         return findings
+
+
+def _name(proc: Process) -> str:
+    return proc.command.split()[0].rsplit("/", 1)[-1] if proc.command else "?"
+
+
+def _where(proc: Process) -> str:
+    return f" in {proc.unit}" if proc.unit else ""
+
+
+def _evidence(share: float, span: float, proc: Process) -> str:
+    return (f"pid {proc.pid}{_where(proc)} user {proc.user} cpu {share:.0f}% over {span:.0f} s, "
+            f"rss {proc.rss_kb} kB: {quote(proc.command, 200)}")

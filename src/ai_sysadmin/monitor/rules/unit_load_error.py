@@ -1,26 +1,58 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+import re
+from collections.abc import Sequence
+
+from ..findings import Finding, Severity, quote
+from ..snapshot import JournalEntry
 from .base import Rule, RuleContext
 
 #: LoadState values meaning the unit file itself is broken (not merely absent)
 BROKEN_LOAD_STATES = frozenset({"error", "bad-setting"})
+#: the state ``systemctl list-unit-files`` gives a file systemd cannot parse
+BAD_FILE_STATE = "bad"
+#: systemd's parse warnings name the file and line: ``/etc/systemd/system/x.service:3: ...``
+_PARSE_WARNING = re.compile(r"^\[?(?P<path>/\S+?/(?P<unit>[^/\s:\]]+)):\d+\]?:? ")
+#: parse warnings come from the service manager itself
+_MANAGERS = frozenset({"systemd", "init.scope"})
 
 
 class UnitLoadError(Rule):
+    """A unit file systemd cannot load: a loaded unit says so with its LoadState; a file
+    nothing refers to is not loaded at all, and only ``list-unit-files`` (state ``bad``)
+    tells. systemd's own parse warnings about the file, when the journal has them, are the
+    evidence of why."""
+
     name = "unit_load_error"
-    requires = ("units",)
-    description = "A unit file fails to load (LoadState=error or bad-setting)."
+    requires = ("units", "unit_files")
+    description = ("A unit file fails to load (LoadState=error or bad-setting, or unit file "
+                   "state bad).")
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        warnings = _parse_warnings(ctx.window)
+        broken = {unit.name: (unit.load, f"{unit.name}: LoadState={unit.load} "
+                                         f"active={unit.active}")
+                  for unit in ctx.snapshot.units or [] if unit.load in BROKEN_LOAD_STATES}
+        for name, state in sorted((ctx.snapshot.unit_files or {}).items()):
+            if state == BAD_FILE_STATE and name not in broken:
+                broken[name] = (state, f"{name}: unit file state {state} (not loaded)")
         return [
             self.finding(
-                ctx,
-                unit.name,
-                Severity.CRITICAL,
-                f"the unit file of {unit.name} does not load ({unit.load})",
-                [f"{unit.name}: LoadState={unit.load} active={unit.active}"],
+                ctx, name, Severity.CRITICAL,
+                f"the unit file of {name} does not load ({state})",
+                [line, *warnings.get(name, [])],
             )
-            for unit in ctx.snapshot.units or []
-            if unit.load in BROKEN_LOAD_STATES
+            for name, (state, line) in broken.items()
         ]
+
+
+def _parse_warnings(entries: Sequence[JournalEntry], per_unit: int = 3) -> dict[str, list[str]]:
+    """systemd's last warnings about each unit file, quoted."""
+    found: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.source not in _MANAGERS and entry.identifier not in _MANAGERS:
+            continue
+        match = _PARSE_WARNING.match(entry.message)
+        if match:
+            found.setdefault(match["unit"], []).append(f"systemd: {quote(entry.message, 200)}")
+    return {unit: lines[-per_unit:] for unit, lines in found.items()}
