@@ -12,10 +12,11 @@ import typer
 from rich.table import Table
 
 from .. import logs as logfiles
-from ..config import effective_rows
-from ..orchestrator.daemon import build_daemon
 from .context import banner, out, print_json, state
 from .dispatch import TOOLS
+
+#: more than any log keeps, small enough that reading it stays a bounded amount of memory
+MAX_LINES = 1_000_000
 
 config_app = typer.Typer(help="Inspect the configuration.")
 commands_app = typer.Typer(help="The {name}-<tool> commands.")
@@ -26,6 +27,8 @@ def config_show(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """The effective settings, where each value comes from, secrets masked."""
+    from ..config import effective_rows
+
     loaded = state(ctx).loaded
     rows = effective_rows(loaded)
     if as_json:
@@ -46,8 +49,10 @@ def logs(
     channel: Annotated[
         str, typer.Argument(help=f"One of: {', '.join(logfiles.CHANNELS)}, audit.")
     ] = "orchestrator",
-    lines: Annotated[int, typer.Option("-n", "--lines", help="How many records.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    lines: Annotated[int, typer.Option(
+        "-n", "--lines", min=1, max=MAX_LINES, metavar="N", help="How many records (the newest).")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
     """The project's own structured logs; ``audit``: every decision, from the state database."""
     app_state = state(ctx)
@@ -60,6 +65,9 @@ def logs(
         records = logfiles.read(settings.log_dir, channel, lines)
     if as_json:
         print_json(records)
+        return
+    if not records:
+        out.print(f"no {channel} records yet", markup=False)
         return
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(r.get("ts", 0))))
@@ -113,6 +121,7 @@ def run(ctx: typer.Context) -> None:
     app_state = state(ctx)
     settings = app_state.settings
     from ..monitor.redact import redact
+    from ..orchestrator.daemon import build_daemon
 
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
     daemon = build_daemon(app_state.runtime(consumer="daemon"))

@@ -13,16 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from ..config import Settings
 from ..errors import AiSysadminError
-from ..executor import Executor
-from ..safety.autonomy import decide
-from ..safety.command_policy import check_command
-from ..store import Action, ActionStore
-from .context import AppState, banner, out, print_json, state
+from .context import ActionId, AppState, banner, out, print_json, state
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the executor and the store load when a command runs, not for --help
+    from ..config import Settings
     from ..orchestrator.runtime import Runtime
+    from ..store import Action, ActionStore
 
 T = TypeVar("T")
 
@@ -31,6 +28,8 @@ policy_app = typer.Typer(help="Ask the policy why something is allowed or refuse
 
 
 def _actions(app_state: AppState) -> ActionStore:
+    from ..store import ActionStore
+
     return ActionStore(app_state.store.db)
 
 
@@ -103,7 +102,7 @@ def list_actions(
 
 
 @app.command("show")
-def show(ctx: typer.Context, action_id: int,
+def show(ctx: typer.Context, action_id: ActionId,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One action: what it runs, why the policy decided so, what happened."""
     action = _actions(state(ctx)).get(action_id)
@@ -115,7 +114,7 @@ def show(ctx: typer.Context, action_id: int,
 
 @app.command("approve")
 def approve(
-    ctx: typer.Context, action_id: int,
+    ctx: typer.Context, action_id: ActionId,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the exact commands it would run; run nothing.")] = False,
@@ -148,11 +147,13 @@ def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
 
 @app.command("reject")
 def reject(
-    ctx: typer.Context, action_id: int,
+    ctx: typer.Context, action_id: ActionId,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reject: the action never runs."""
+    from ..executor import Executor
+
     app_state = state(ctx)
     # a rejection needs no host: it is recorded without any transport
     action = Executor(app_state.settings, app_state.store, {}).reject(action_id, _who(), reason)
@@ -164,12 +165,12 @@ def reject(
 
 @app.command("discuss")
 def discuss(
-    ctx: typer.Context, action_id: int,
+    ctx: typer.Context, action_id: ActionId,
     message: Annotated[str | None, typer.Option("--message", "-m",
                                                 help="Ask one question and leave.")] = None,
 ) -> None:
     """Talk with the model about this action and its incident (interactive priority)."""
-    from .converse import action_conversation  # the LLM layers load only here
+    from .talk import action_conversation  # the LLM layers load only here
 
     app_state = state(ctx)
     action = _actions(app_state).get(action_id)
@@ -178,6 +179,8 @@ def discuss(
 
 def _action_decision(settings: Settings, runtime: Runtime, data: dict[str, Any]
                      ) -> dict[str, Any]:
+    from ..safety.autonomy import decide
+
     kind = str(data.get("kind", ""))
     params = data.get("parameters", data.get("params", {})) or {}
     host = str(data.get("host") or runtime.local.host)
@@ -198,6 +201,8 @@ def policy_check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Why is something allowed or refused? Exit 0 allowed, 1 refused."""
+    from ..safety.command_policy import check_command
+
     app_state = state(ctx)
     settings = app_state.settings
     runtime = app_state.runtime(consumer="executor")

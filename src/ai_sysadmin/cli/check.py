@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ..monitor.findings import Severity
-from ..orchestrator.checker import CheckReport, HostChecker
 from .context import banner, out, print_json, state
 
-_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+if TYPE_CHECKING:
+    from ..orchestrator.checker import CheckReport
+
+#: by severity label, so the monitor layer loads only when a check runs
+_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def _facts(report: CheckReport) -> str:
@@ -43,6 +45,8 @@ def check(
     ] = False,
 ) -> None:
     """Check this host, or a managed one, now. Exit code: 0 healthy, 1 findings, 2 error."""
+    from ..orchestrator.checker import HostChecker
+
     app = state(ctx)
     settings = app.settings
     # remote hosts only load (and asyncssh with them) when one is asked for; the inventory of
@@ -86,7 +90,8 @@ def check(
         table.add_column(column, overflow="fold")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         table.add_row(
-            f"[{_STYLE[f.severity]}]{f.severity.label}[/]", f.rule, f.subject, f.summary,
+            f"[{_STYLE.get(f.severity.label, 'bold')}]{f.severity.label}[/]", f.rule, f.subject,
+            f.summary,
             "\n".join(f.evidence[:3]),
         )
     out.print(table)

@@ -7,18 +7,28 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from ..config import LoadedSettings, Settings, load_settings
-from ..errors import ConfigError
-from ..safety.protected import configured_problem
-from ..store import Database, IncidentStore
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # every command module imports this one: the heavy layers load on use
+    from ..config import LoadedSettings, Settings
     from ..orchestrator.runtime import Runtime
+    from ..store import IncidentStore
+
+#: SQLite's largest INTEGER: an id past it is refused at the edge, not by the database
+MAX_ID = 2**63 - 1
+
+
+def id_argument(what: str) -> Any:
+    """A positional id (incident, action): a positive integer SQLite can hold."""
+    return typer.Argument(min=1, max=MAX_ID, metavar="ID", help=f"The {what}'s id.",
+                          show_default=False)
+
+
+IncidentId = Annotated[int, id_argument("incident")]
+ActionId = Annotated[int, id_argument("action")]
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -32,6 +42,8 @@ class AppState:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
+            from ..config import load_settings
+
             loaded = load_settings(self.config_path)
             _check_safety(loaded)
             self._loaded = loaded
@@ -43,6 +55,8 @@ class AppState:
 
     @cached_property
     def store(self) -> IncidentStore:
+        from ..store import Database, IncidentStore
+
         return IncidentStore(Database(self.settings.db_path))
 
     def runtime(self, consumer: str = "check", store: bool = True) -> Runtime:
@@ -59,6 +73,9 @@ def _check_safety(loaded: LoadedSettings) -> None:
     The executor would fail closed on a bad entry (every unit protected); refusing it at load
     says which entry is wrong before the daemon runs for days doing nothing.
     """
+    from ..errors import ConfigError
+    from ..safety.protected import configured_problem
+
     units = loaded.settings.safety.protected_units
     problems = [f"key 'safety.protected_units' ({loaded.source_of('safety.protected_units')}): "
                 f"entry {i + 1}: {why}"

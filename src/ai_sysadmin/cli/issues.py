@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..store.incidents import LIVE_STATES, STATES
-from .context import banner, out, print_json, state
+from .context import IncidentId, banner, out, print_json, state
 
 app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
 
@@ -32,6 +31,8 @@ def list_incidents(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Live incidents (or all of them)."""
+    from ..store.incidents import LIVE_STATES
+
     app_state = state(ctx)
     incidents = app_state.store.incidents(None if all_states else LIVE_STATES, host)
     if as_json:
@@ -51,7 +52,8 @@ def list_incidents(
 
 @app.command("show")
 def show(
-    ctx: typer.Context, incident_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
+    ctx: typer.Context, incident_id: IncidentId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
 ) -> None:
     """One incident with its evidence and history."""
     incident = state(ctx).store.get(incident_id)
@@ -83,7 +85,7 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
 @app.command("resolve")
 def resolve(
     ctx: typer.Context,
-    incident_id: int,
+    incident_id: IncidentId,
     reason: Annotated[str, typer.Option(help="Why.")] = "resolved by the operator",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -94,12 +96,10 @@ def resolve(
 @app.command("close")
 def close(
     ctx: typer.Context,
-    incident_id: int,
+    incident_id: IncidentId,
     reason: Annotated[str, typer.Option(help="Why.")] = "closed by the operator",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Close an incident for good (a new finding opens a new incident)."""
     _move(ctx, incident_id, "closed", reason, as_json)
 
-
-__all__ = ["STATES", "app"]

@@ -1,4 +1,8 @@
-"""The Typer app and the entry point that turns library errors into one line and exit code 2."""
+"""The Typer app and the entry point that turns library errors into one line and exit code 2.
+
+Command modules load when their command runs (``lazy.py``): ``--help`` and ``--version``
+import typer and rich, nothing of the library.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,29 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from typer._click import exceptions as click_exceptions
 
 from .. import __version__
 from ..errors import AiSysadminError
-from . import admin, approve, check, converse, drill, issues, notify, queue_cmd, systems
 from .context import AppState, err
 from .dispatch import dispatch
-from .setup import setup
+from .lazy import LazyGroup
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="ai-sysadmin",
     help="A careful autonomous system administrator. Run `check` for a health check now.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"ai-sysadmin {__version__}\n")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -31,11 +42,16 @@ def _root(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="Config file (env AI_SYSADMIN_CONFIG).", show_default=False
+            "--config", "-c", metavar="FILE", help="Config file (env AI_SYSADMIN_CONFIG).",
+            show_default=False,
         ),
     ] = None,
+    _version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print the version and exit.", is_eager=True,
+        callback=_print_version)] = False,
 ) -> None:
-    ctx.obj = AppState(config_path=config)
+    if config is not None or not isinstance(ctx.obj, AppState):
+        ctx.obj = AppState(config_path=config)
 
 
 @app.command()
@@ -44,43 +60,34 @@ def version() -> None:
     sys.stdout.write(f"ai-sysadmin {__version__}\n")
 
 
-app.command("check")(check.check)
-app.command("run")(admin.run)
-app.command("logs")(admin.logs)
-app.command("drill")(drill.drill)
-app.command("ask")(converse.ask)
-app.command("chat")(converse.chat)
-app.command("worker")(queue_cmd.worker)
-app.command("setup")(setup)
-app.add_typer(queue_cmd.app, name="queue")
-llm_app = typer.Typer(help="The LLM server.")
-llm_app.command("status")(converse.llm_status)
-app.add_typer(llm_app, name="llm")
-app.add_typer(issues.app, name="issues")
-app.add_typer(approve.app, name="approve")
-app.add_typer(systems.app, name="systems")
-app.add_typer(approve.policy_app, name="policy")
-app.add_typer(admin.config_app, name="config")
-app.add_typer(admin.commands_app, name="commands")
-app.add_typer(notify.app, name="notify")
+def _usage_error(exc: click_exceptions.ClickException) -> int:
+    """A mistyped command line is one line on stderr, exit 2 (never a help screen)."""
+    hint = ""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        hint = f" (see `{ctx.command_path} --help`)"
+    message = exc.format_message().replace("\n", " ")
+    err.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
+    return exc.exit_code
 
 
 def main(argv: list[str] | None = None, argv0: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error)."""
     prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=args, prog_name=prog)
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 2)
-    except KeyboardInterrupt:
+        code = app(args=args, prog_name=prog, standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click_exceptions.ClickException as exc:
+        return _usage_error(exc)
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         return 130
     except AiSysadminError as exc:
-        message = escape(str(exc))
-        err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def entrypoint() -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ..config import Settings, mask_secret_text
-from ..notify import PRIORITIES, Message
-from ..store.outbox import Outbox
 from .context import banner, err, out, print_json, state
+
+if TYPE_CHECKING:  # the notifier and the store load when a command runs, not for --help
+    from ..config import Settings
 
 
 class _SendByDefault(TyperGroup):
@@ -34,6 +34,8 @@ app = typer.Typer(cls=_SendByDefault, no_args_is_help=True,
 
 
 def _priority(text: str) -> int:
+    from ..notify import PRIORITIES
+
     if text.lower() in PRIORITIES:
         return PRIORITIES[text.lower()]
     if text.isdigit() and 0 <= int(text) <= 10:
@@ -51,6 +53,8 @@ def send(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send a message through every configured channel now; exit 1 if none accepted it."""
+    from ..notify import Message
+
     app_state = state(ctx)
     settings = app_state.settings
     level = _priority(priority)
@@ -75,6 +79,8 @@ def send(
 
 def _channels(settings: Settings) -> list[str]:
     """What is configured, said without building anything (no Apprise import)."""
+    from ..config import mask_secret_text
+
     shown = []
     if settings.gotify_url:
         shown.append(f"gotify {mask_secret_text(settings.gotify_url)}")
@@ -107,6 +113,8 @@ def status(
     """Pending, delivered and failed deliveries per channel, and held events.
 
     Held: repeats waiting for the end of their window, openings waiting for a digest."""
+    from ..store.outbox import Outbox
+
     app_state = state(ctx)
     outbox = Outbox(app_state.store.db)
     counts = outbox.counts()

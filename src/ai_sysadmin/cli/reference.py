@@ -31,10 +31,12 @@ def _options(command: Command) -> list[str]:
 
 
 def _walk(command: Command, path: list[str]) -> list[str]:
-    if getattr(command, "commands", None):
+    if hasattr(command, "list_commands"):
+        # asked through the group, as a command line would: the root loads its commands then
+        ctx = command.context_class(command, info_name=" ".join(path))
         lines = []
-        for name in sorted(command.commands):
-            lines += _walk(command.commands[name], [*path, name])
+        for name in sorted(command.list_commands(ctx)):
+            lines += _walk(command.get_command(ctx, name), [*path, name])
         return lines
     doc = (command.help or "").strip().split("\n\n")[0].replace("\n", " ")
     lines = [f"## `{' '.join(path)}`", "", doc, "", "```", _usage(command, path), "```", ""]

@@ -12,20 +12,23 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from ..agent.context import ToolContext
 from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
 from ..errors import AiSysadminError, TransportError
-from ..executor import Executor
 from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
 from ..monitor.snapshot import Snapshot
-from ..notify import Notifier
 from ..store import HostStore, IncidentStore
 from .checker import HostChecker, fleet_checkers
 from .fleet import managed_specs, remote_transport
+
+if TYPE_CHECKING:  # `check` builds neither: each loads when first asked for (CLI start time)
+    from ..agent.context import ToolContext
+    from ..executor import Executor
+    from ..notify import Notifier
 
 
 class Runtime:
@@ -107,6 +110,8 @@ class Runtime:
     # -- acting and talking ---------------------------------------------------------------------
     @cached_property
     def executor(self) -> Executor:
+        from ..executor import Executor
+
         if self.store is None:
             raise AiSysadminError("the executor needs the state database")
         return Executor(self.settings, self.store, self.transports, self.checker_for)
@@ -115,6 +120,8 @@ class Runtime:
     def notifier(self) -> Notifier:
         """The outbox's delivery (the daemon) and sending at once (`notify`); its channels
         are built, and httpx or Apprise imported, only when first used."""
+        from ..notify import Notifier
+
         if self.store is None:
             raise AiSysadminError("notifications need the state database")
         return Notifier(self.settings, self.store.db)
@@ -123,6 +130,8 @@ class Runtime:
                      ) -> ToolContext:
         """Tools reach every managed host; ``host`` is the one they look at when the model
         names none (this host unless the conversation is about another)."""
+        from ..agent.context import ToolContext
+
         return ToolContext(self.settings, self.transports, host or self.local.host, self.store,
                            incident_id)
 

@@ -1,0 +1,76 @@
+"""The CLI as a careful user meets it (issue 11): fast start, arguments checked at the edge."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BIN, run_program
+
+_LOADED = ("import sys; from ai_sysadmin.cli.main import main; main({args!r}); "
+           "print(' '.join(sorted(m for m in sys.modules if m.startswith('ai_sysadmin'))))")
+
+
+def _modules_after(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", _LOADED.format(args=list(args))],
+                          capture_output=True, text=True, timeout=60, check=False)
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def _layer(module: str) -> str:
+    return (module.split(".") + [""])[1]
+
+
+@pytest.mark.parametrize("args", [("--help",), ("-h",), ("--version",)])
+def test_help_and_version_load_no_library_layer(args: tuple[str, ...]) -> None:
+    # what the start costs is what it imports: the config model, the store, the LLM clients
+    loaded = _modules_after(*args)
+    assert not {m for m in loaded if _layer(m) in {
+        "config", "store", "llm", "agent", "executor", "orchestrator", "monitor", "notify"}}
+
+
+def test_a_local_check_loads_no_llm_client_nor_executor() -> None:
+    loaded = _modules_after("check", "--no-store")
+    assert "ai_sysadmin.orchestrator.checker" in loaded
+    assert not {m for m in loaded if _layer(m) in {"llm", "executor", "agent"}
+                and m not in {"ai_sysadmin.agent", "ai_sysadmin.agent.prompt"}}
+
+
+def test_version_and_short_help_flags() -> None:
+    version = run_program(str(BIN), "--version")
+    assert version.returncode == 0 and version.stdout.startswith("ai-sysadmin ")
+    short = run_program(str(BIN), "issues", "-h")
+    assert short.returncode == 0 and "resolve" in short.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("logs", "-n", "-5"),
+    ("logs", "-n", "99999999999999999999"),
+    ("issues", "show", "99999999999999999999"),
+    ("issues", "resolve", "99999999999999999999"),
+    ("issues", "close", "0"),
+    ("approve", "show", "99999999999999999999"),
+    ("approve", "approve", "99999999999999999999"),
+    ("approve", "reject", "0"),
+    ("approve", "show", "seven"),
+])
+def test_bad_numbers_are_one_line_and_exit_2(cli, args: tuple[str, ...]) -> None:
+    code, out, err = cli(*args)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: Invalid value")
+    assert "Traceback" not in err
+
+
+def test_unknown_command_is_one_line(cli) -> None:
+    code, _, err = cli("chekc")
+    assert code == 2 and err.strip() == ("error: No such command 'chekc'. "
+                                         "(see `ai-sysadmin --help`)")
+
+
+def test_logs_with_nothing_to_show_says_so(cli) -> None:
+    code, out, _ = cli("logs")
+    assert (code, out.strip()) == (0, "no orchestrator records yet")
+    code, out, _ = cli("logs", "audit")
+    assert (code, out.strip()) == (0, "no audit records yet")
