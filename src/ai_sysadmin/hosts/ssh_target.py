@@ -1,10 +1,16 @@
-"""Where a host is and how to reach it: the target, its jump hosts, the known_hosts files."""
+"""Where a host is and how to reach it: the target, its jump hosts, the known_hosts files,
+its private keys (loaded once per content for the whole fleet)."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncssh
 
 from ..errors import TransportError
 
@@ -92,3 +98,55 @@ def parse_jump(spec: str, base: SshTarget) -> list[SshTarget]:
             keepalive_interval=base.keepalive_interval,
         ))
     return hops
+
+
+#: what a key file's loading reads: the key, the certificate and the public key beside it
+_KeyFilesSignature = tuple[tuple[str, tuple[int, int, int] | None, ...], ...]
+_LOADED: dict[_KeyFilesSignature, Sequence[asyncssh.SSHKeyPair]] = {}
+_LOADING: dict[_KeyFilesSignature, asyncio.Future[Sequence[asyncssh.SSHKeyPair]]] = {}
+_LOADED_MAX = 16
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _signature(paths: Sequence[str]) -> _KeyFilesSignature:
+    return tuple((p, _stat(p), _stat(f"{p}-cert.pub"), _stat(f"{p}.pub")) for p in paths)
+
+
+async def client_keys(paths: Sequence[str]) -> list[asyncssh.SSHKeyPair]:
+    """The private keys (and their certificates) in ``paths``, as asyncssh loads them.
+
+    Loaded in a thread once per content of the files, not once per connection: a fleet
+    connects to every host at once with the same keys, and an RSA key costs ~0.1 s of CPU to
+    load and check. Each call gets its own copies, because a connection sets the signature
+    algorithm of the key pairs it uses. A changed file is new content; a file that cannot be
+    loaded raises (``OSError``, ``ValueError`` or ``asyncssh.KeyImportError``) every time.
+    """
+    signature = _signature(paths)
+    keys = _LOADED.get(signature)
+    if keys is None:
+        loop = asyncio.get_running_loop()
+        pending = _LOADING.get(signature)
+        if pending is None or pending.get_loop() is not loop:
+            pending = loop.run_in_executor(None, asyncssh.load_keypairs, list(paths))
+            _LOADING[signature] = pending
+
+            def loaded(done: asyncio.Future[Sequence[asyncssh.SSHKeyPair]]) -> None:
+                # a failure is not kept: the next connection tries the files again
+                if _LOADING.get(signature) is done:
+                    del _LOADING[signature]
+                if not done.cancelled():
+                    done.exception()  # whoever awaits it reads it; never "not retrieved"
+
+            pending.add_done_callback(loaded)
+        keys = await asyncio.shield(pending)
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[signature] = keys
+    return [copy.copy(key) for key in keys]
