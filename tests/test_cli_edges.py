@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -74,3 +75,53 @@ def test_logs_with_nothing_to_show_says_so(cli) -> None:
     assert (code, out.strip()) == (0, "no orchestrator records yet")
     code, out, _ = cli("logs", "audit")
     assert (code, out.strip()) == (0, "no audit records yet")
+
+
+def _add_unreachable(cli) -> None:
+    # port 1 on loopback: refused at once, the way a host that is down answers
+    code, _, err = cli("systems", "add", "--name", "web1", "root@127.0.0.1:1")
+    assert code == 0, err
+
+
+def test_check_all_is_a_block_per_host_and_one_summary(cli) -> None:
+    _add_unreachable(cli)
+    code, out, err = cli("check", "--all")
+    lines = out.splitlines()
+    assert code == 1 and err == ""
+    assert lines[0].endswith("health check of 2 host(s)")
+    (down,) = [line for line in lines if "web1" in line]
+    assert down.startswith("web1 unreachable: ") and "127.0.0.1:1" in down
+    assert lines[-1].startswith("2 host(s): ") and lines[-1].endswith("1 unreachable")
+
+
+def test_check_all_json_is_one_document_with_a_list_per_host(cli) -> None:
+    _add_unreachable(cli)
+    code, out, _ = cli("check", "--all", "--json", "--no-store")
+    document = json.loads(out)
+    by_host = {h["host"]: h for h in document["hosts"]}
+    assert code == document["exit_code"] == 1 and len(by_host) == 2
+    assert by_host["web1"]["reachable"] is False
+    assert by_host["web1"]["findings"][0]["rule"] == "host_unreachable"
+
+
+def test_name_check_all_runs_the_fleet_check(cli) -> None:
+    code, out, _ = cli("--all", argv0="hal-check")
+    assert code in (0, 1) and "1 host(s): " in out.splitlines()[-1]
+
+
+def test_unreachable_host_is_one_line_at_full_width(cli) -> None:
+    _add_unreachable(cli)
+    code, out, err = cli("check", "web1")
+    assert code == 1 and err == ""
+    (line,) = [line for line in out.splitlines() if "unreachable" in line]
+    # not on a terminal: never folded at 80 columns
+    assert line.startswith("web1 unreachable: ") and line.rstrip().endswith("1)")
+    assert len(out.splitlines()) == 2
+
+
+def test_systems_refresh_fails_when_a_host_is_unreachable(cli) -> None:
+    _add_unreachable(cli)
+    code, out, _ = cli("systems", "refresh")
+    assert code == 1 and "web1: unreachable" in out
+    code, out, _ = cli("check", "--all", "web1")
+    assert code == 2

@@ -1,20 +1,25 @@
-"""``ai-sysadmin check`` / ``{name}-check``: one pass now, findings as a table or JSON."""
+"""``ai-sysadmin check`` / ``{name}-check``: one pass now, findings as a table or JSON; ``--all``:
+every managed host at once, a short block each and one summary line."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from .context import banner, out, print_json, state
+from ..errors import AiSysadminError
+from .context import AppState, banner, out, print_json, state
 
 if TYPE_CHECKING:
-    from ..orchestrator.checker import CheckReport
+    from ..orchestrator.checker import CheckReport, HostChecker
+    from ..orchestrator.runtime import Runtime
 
 #: by severity label, so the monitor layer loads only when a check runs
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+#: the rule that says nothing at all could be collected (monitor/rules/host_unreachable.py)
+UNREACHABLE = "host_unreachable"
 
 
 def _facts(report: CheckReport) -> str:
@@ -35,68 +40,149 @@ def _facts(report: CheckReport) -> str:
     return " · ".join(parts)
 
 
+def unreachable_reason(report: CheckReport) -> str | None:
+    """Why nothing could be collected, said once (every section failed the same way), or None
+    when the host answered."""
+    if not any(f.rule == UNREACHABLE for f in report.findings):
+        return None
+    first = next(iter(report.errors.values()), "no answer")
+    # "web1: 'cat -- /proc/stat': no answer: cannot connect ...": the command is noise here
+    return first.rsplit(": no answer: ", 1)[-1]
+
+
+def exit_code(report: CheckReport) -> int:
+    """0 healthy, 1 findings (an unreachable host is one), 2 nothing could be judged."""
+    return 1 if report.findings else (2 if not report.judged_rules else 0)
+
+
+def _as_dict(report: CheckReport) -> dict[str, Any]:
+    return {
+        "host": report.host,
+        "healthy": report.healthy,
+        "reachable": unreachable_reason(report) is None,
+        "findings": [f.to_dict() for f in report.findings],
+        "errors": report.errors,
+        "incidents_opened": report.outcome.opened if report.outcome else [],
+        "incidents_resolved": report.outcome.resolved if report.outcome else [],
+    }
+
+
 def check(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Argument(
-        help="A managed host (see `systems`); default: this host.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
+        metavar="HOST", help="A managed host (see `systems`); default: this host.",
+        show_default=False)] = None,
+    all_hosts: Annotated[bool, typer.Option(
+        "--all", "-a", help="Every managed host at once; the exit code is the worst host's.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not record incidents or move the cursor.")
     ] = False,
 ) -> None:
-    """Check this host, or a managed one, now. Exit code: 0 healthy, 1 findings, 2 error."""
-    from ..orchestrator.checker import HostChecker
-
+    """Check this host, a managed one, or all of them, now. Exit code: 0 healthy, 1 findings,
+    2 error."""
     app = state(ctx)
-    settings = app.settings
+    if all_hosts:
+        if host is not None:
+            raise AiSysadminError("give a host or --all, not both")
+        raise typer.Exit(_check_all(app, as_json, no_store))
     # remote hosts only load (and asyncssh with them) when one is asked for; the inventory of
     # managed hosts is in the store, even when this check records nothing
     runtime = app.runtime(consumer="check", store=not no_store or host is not None)
-    transport = runtime.transport(host)
-    checker = HostChecker(transport, settings, None if no_store else app.store,
-                          consumer="check")
-
-    async def once() -> CheckReport:
-        try:
-            return await checker.check("cli")
-        finally:
-            await transport.close()
-
-    report = asyncio.run(once())
-    code = 1 if report.findings else (2 if _nothing_collected(report) else 0)
+    report = asyncio.run(_sweep(runtime, [_checker(app, runtime, host, no_store)]))[0]
+    code = exit_code(report)
     if as_json:
-        print_json(
-            {
-                "name": settings.ai_name,
-                "host": report.host,
-                "healthy": report.healthy,
-                "findings": [f.to_dict() for f in report.findings],
-                "errors": report.errors,
-                "incidents_opened": report.outcome.opened if report.outcome else [],
-                "incidents_resolved": report.outcome.resolved if report.outcome else [],
-            }
-        )
+        print_json({"name": app.settings.ai_name, **_as_dict(report)})
         raise typer.Exit(code)
-    banner(settings, f"health check of {report.host}")
+    banner(app.settings, f"health check of {report.host}")
+    _print_report(report)
+    raise typer.Exit(code)
+
+
+def _checker(app: AppState, runtime: Runtime, host: str | None, no_store: bool) -> HostChecker:
+    from ..orchestrator.checker import HostChecker
+
+    return HostChecker(runtime.transport(host), app.settings, None if no_store else app.store,
+                       consumer="check")
+
+
+async def _sweep(runtime: Runtime, checkers: list[HostChecker]) -> list[CheckReport]:
+    """Every checker at once (they share ``check_concurrency``); then close the connections
+    (the runtime's transports, which the checkers use), which belong to this event loop."""
+    try:
+        return list(await asyncio.gather(*(c.check("cli") for c in checkers)))
+    finally:
+        await runtime.close()
+
+
+def _print_report(report: CheckReport) -> None:
+    why = unreachable_reason(report)
+    if why is not None:
+        out.print(f"[bold red]{report.host} unreachable[/bold red]: {why}", highlight=False)
+        return
     out.print(f"[dim]{_facts(report)}[/dim]")
-    for section, why in report.errors.items():
-        out.print(f"[yellow]not collected[/yellow] {section}: {why}")
+    for section, error in report.errors.items():
+        out.print(f"[yellow]not collected[/yellow] {section}: {error}", highlight=False)
     if not report.findings:
         out.print("[green]healthy[/green]: no findings" if not report.errors else
                   "[yellow]no findings[/yellow] in what could be collected")
-        raise typer.Exit(code)
+        return
     table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False)
     for column in ("severity", "rule", "subject", "summary", "evidence"):
         table.add_column(column, overflow="fold")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         table.add_row(
             f"[{_STYLE.get(f.severity.label, 'bold')}]{f.severity.label}[/]", f.rule, f.subject,
-            f.summary,
-            "\n".join(f.evidence[:3]),
+            f.summary, "\n".join(f.evidence[:3]),
         )
     out.print(table)
-    raise typer.Exit(code)
 
 
-def _nothing_collected(report: CheckReport) -> bool:
-    return not report.judged_rules
+def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
+    from ..orchestrator.checker import fleet_checkers
+
+    # the inventory is in the store even when nothing is recorded
+    runtime = app.runtime(consumer="check")
+    checkers = (fleet_checkers(list(runtime.transports.values()), app.settings, None, "check")
+                if no_store else list(runtime.checkers.values()))
+    reports = sorted(asyncio.run(_sweep(runtime, checkers)), key=lambda r: r.host)
+    code = max((exit_code(r) for r in reports), default=0)
+    if as_json:
+        print_json({"name": app.settings.ai_name, "exit_code": code,
+                    "hosts": [_as_dict(r) for r in reports]})
+        return code
+    banner(app.settings, f"health check of {len(reports)} host(s)")
+    for report in reports:
+        _print_block(report)
+    out.print(_summary(reports), highlight=False)
+    return code
+
+
+def _print_block(report: CheckReport) -> None:
+    """A few lines a host: its verdict, then one line per finding."""
+    why = unreachable_reason(report)
+    if why is not None:
+        out.print(f"[bold red]{report.host} unreachable[/bold red]: {why}", highlight=False)
+        return
+    if not report.findings:
+        verdict = ("[green]healthy[/green]" if not report.errors else
+                   f"[yellow]no findings[/yellow], {len(report.errors)} section(s) not collected")
+        out.print(f"[bold]{report.host}[/bold] {verdict}", highlight=False)
+        return
+    out.print(f"[bold]{report.host}[/bold] {len(report.findings)} finding(s)", highlight=False)
+    for f in sorted(report.findings, key=lambda f: -f.severity):
+        style = _STYLE.get(f.severity.label, "bold")
+        out.print(f"  [{style}]{f.severity.label}[/] {f.rule} {f.subject}: {f.summary}",
+                  highlight=False)
+
+
+def _summary(reports: list[CheckReport]) -> str:
+    down = sum(unreachable_reason(r) is not None for r in reports)
+    with_findings = sum(bool(r.findings) for r in reports) - down
+    healthy = sum(r.healthy for r in reports)
+    parts = [f"{healthy} healthy", f"{with_findings} with findings", f"{down} unreachable"]
+    partial = len(reports) - healthy - with_findings - down
+    if partial:
+        parts.append(f"{partial} not fully collected")
+    return f"{len(reports)} host(s): " + ", ".join(parts)

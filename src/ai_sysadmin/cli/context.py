@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -30,8 +30,18 @@ def id_argument(what: str) -> Any:
 IncidentId = Annotated[int, id_argument("incident")]
 ActionId = Annotated[int, id_argument("action")]
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+#: the width when writing to a pipe or a file: as wide as a line is, like journalctl, so
+#: a table or a log line read by grep or a script is never folded at 80 columns
+PIPE_WIDTH = 100_000
+
+
+def _console(stream: TextIO, stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False,
+                   width=None if stream.isatty() else PIPE_WIDTH)
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr, stderr=True)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import typer and rich, nothing of the library.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -74,6 +75,11 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
 def main(argv: list[str] | None = None, argv0: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error)."""
     prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv))
+    library = logging.getLogger("ai_sysadmin")
+    if not library.handlers:
+        # the library's records go to the log files (`run` sets them up), never to the
+        # terminal by logging's last resort: a command says what matters itself, once
+        library.addHandler(logging.NullHandler())
     try:
         code = app(args=args, prog_name=prog, standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as exc:

@@ -139,9 +139,12 @@ def refresh(
                  "errors": r.errors} for r in reports]
 
     results = asyncio.run(sweep())
+    # a host that cannot be reached fails the command, so a script or a timer notices
+    code = 0 if all(r["reachable"] for r in results) else 1
     if as_json:
         print_json(results)
-        return
+        raise typer.Exit(code)
     for r in results:
         state_text = "unreachable" if not r["reachable"] else f"{r['findings']} finding(s)"
         out.print(f"{r['name']}: {state_text}")
+    raise typer.Exit(code)
