@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -52,13 +53,35 @@ def test_ask_with_the_llm_down_is_a_clear_error_and_the_request_is_kept(env, tmp
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         env["AI_SYSADMIN_LLM__URL"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = env["AI_SYSADMIN_LLM__URL"]
     done = run([str(BIN), "ask", "hello?"], env)
-    assert done.returncode == 2
-    assert "LLMUnavailable" in done.stderr and "127.0.0.1" in done.stderr
-    assert "Traceback" not in done.stderr
-    (state, error), = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
+    assert (done.returncode, done.stdout) == (2, "")
+    # one line: the server, what went wrong, the fix; no class names, no queue ids
+    assert done.stderr == (f"error: cannot connect to OpenAI-compatible server at {url} "
+                           "(refused or unreachable) (`ai-sysadmin llm status` checks it)\n")
+    as_json = run([str(BIN), "ask", "--json", "hello?"], env)
+    assert as_json.returncode == 2 and json.loads(as_json.stdout)["llm_url"] == url
+    assert "refused or unreachable" in json.loads(as_json.stdout)["error"]
+    kept = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
         "SELECT state, error FROM requests").fetchall()
-    assert state == "failed" and "127.0.0.1" in error
+    assert len(kept) == 2 and all(s == "failed" and url in e for s, e in kept)
+
+
+def test_chat_with_the_llm_down_says_so_at_once_and_ctrl_c_is_130(env) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        env["AI_SYSADMIN_LLM__URL"] = url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    done = run([str(BIN), "chat"], env, stdin="/nonsense\n/quit\n")
+    assert done.returncode == 0
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"the LLM at {url} is not ready: ") and "llm status" in first
+    assert "unknown command /nonsense" in done.stdout
+    chat = subprocess.Popen([str(BIN), "chat"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the prompt is on stdout once the warning is printed: then it waits for input
+    assert chat.stderr is not None and "is not ready" in chat.stderr.readline()
+    chat.send_signal(signal.SIGINT)
+    assert chat.wait(timeout=30) == 130
 
 
 def test_chat_keeps_the_conversation_and_its_commands(env) -> None:

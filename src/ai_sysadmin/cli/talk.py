@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.markdown import Markdown
 
 from ..agent.context import ToolContext
@@ -17,9 +18,10 @@ from ..agent.investigate import chat_opening
 from ..agent.loop import Agent, AgentEvent, AgentOutcome
 from ..agent.tools import REGISTRY
 from ..config import Settings
+from ..errors import AiSysadminError
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
-from ..llm.types import BackendStatus, Message, Priority
+from ..llm.types import BackendStatus, LLMError, Message, Priority
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
 from ..store import Action
@@ -96,57 +98,91 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     _repl(runtime, tools, messages, f"discussing action {action.id}")
 
 
+def _history(settings: Settings) -> None:
+    """Line editing and a persistent history, where the platform has readline."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - every Linux Python has it
+        return
+    history = _history_file(settings)
+    with contextlib.suppress(OSError):
+        history.parent.mkdir(parents=True, exist_ok=True)
+        readline.read_history_file(history)
+    readline.set_history_length(1000)
+    atexit.register(lambda: _save_history(readline, history))
+
+
+def _warn_if_down(settings: Settings) -> None:
+    """Say at the start, not after the first question, that the LLM cannot answer."""
+    st = asyncio.run(_backend_status(settings))
+    if st.reachable and st.model_present:
+        return
+    why = st.detail or ("model " + st.model + " missing" if st.reachable else "no answer")
+    err.print(f"the LLM at {st.url} is not ready: {why}. Questions fail until it is; "
+              "`ai-sysadmin llm status` checks it.", markup=False, highlight=False)
+
+
 def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str) -> None:
     settings = runtime.settings
-    try:
-        import readline  # line editing and persistent history, where the platform has it
-    except ImportError:  # pragma: no cover - every Linux Python has it
-        readline = None  # type: ignore[assignment]
-    history = _history_file(settings)
-    if readline is not None:
-        with contextlib.suppress(OSError):
-            history.parent.mkdir(parents=True, exist_ok=True)
-            readline.read_history_file(history)
-        readline.set_history_length(1000)
-        atexit.register(lambda: _save_history(readline, history))
+    _history(settings)
     messages = list(opening)
     out.print(f"[bold]{settings.ai_name}[/bold] · {title} (autonomy "
               f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue")
+    _warn_if_down(settings)
     while True:
         try:
             line = input(f"{settings.ai_name}> ").strip()
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             out.print()
-            break
+            return
+        except KeyboardInterrupt:
+            out.print()
+            raise typer.Exit(130) from None
         if not line:
             continue
         if line in ("/exit", "/quit"):
-            break
-        if line == "/clear":
-            messages = list(opening)
-            out.print("conversation cleared")
-            continue
-        if line == "/history":
-            asked = [m.content for m in messages[len(opening):] if m.role == "user"]
-            for number, text in enumerate(asked, 1):
-                out.print(f"{number:>3}  {text}", markup=False)
-            if not asked:
-                out.print("nothing asked yet in this conversation")
-            continue
-        if line == "/debug":
-            _debug(settings)
-            continue
+            return
         if line.startswith("/"):
-            out.print("commands: /exit /quit /clear /history /debug")
+            messages = _slash(line, settings, messages, opening)
             continue
         try:
             outcome = asyncio.run(_turn(runtime, tools, [*messages, Message("user", line)],
                                         quiet=False))
-        except Exception as exc:
-            err.print(f"[red]{type(exc).__name__}:[/red] {exc}", highlight=False)
+        except LLMError as exc:
+            err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
+            continue
+        except AiSysadminError as exc:  # a host or the store failed: the conversation goes on
+            err.print(f"error: {exc}", markup=False, highlight=False)
             continue
         messages = outcome.messages
         out.print(Markdown(outcome.answer))
+
+
+def _slash(line: str, settings: Settings, messages: list[Message],
+           opening: list[Message]) -> list[Message]:
+    """A chat /command; returns the conversation it leaves."""
+    if line == "/clear":
+        out.print("conversation cleared")
+        return list(opening)
+    if line == "/history":
+        asked = [m.content for m in messages[len(opening):] if m.role == "user"]
+        for number, text in enumerate(asked, 1):
+            out.print(f"{number:>3}  {text}", markup=False)
+        if not asked:
+            out.print("nothing asked yet in this conversation")
+    elif line == "/debug":
+        _debug(settings)
+    else:
+        out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
+                  "/debug", markup=False, highlight=False)
+    return messages
+
+
+def _llm_failure(settings: Settings, exc: LLMError) -> str:
+    """One line: which server, what went wrong, how to look closer."""
+    said = str(exc)
+    where = "" if settings.llm.url in said else f"no answer from the LLM at {settings.llm.url}: "
+    return f"{where}{said} (`ai-sysadmin llm status` checks it)"
 
 
 def _save_history(readline: Any, path: Path) -> None:
@@ -159,7 +195,14 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
     runtime = app_state.runtime()
     tools = runtime.tool_context()
     messages = [_opening(runtime, tools), Message("user", question)]
-    outcome = asyncio.run(_turn(runtime, tools, messages, quiet=as_json))
+    try:
+        outcome = asyncio.run(_turn(runtime, tools, messages, quiet=as_json))
+    except LLMError as exc:
+        if not as_json:
+            raise AiSysadminError(_llm_failure(settings, exc)) from None
+        print_json({"name": settings.ai_name, "error": _llm_failure(settings, exc),
+                    "llm_url": settings.llm.url})
+        raise typer.Exit(2) from None
     if as_json:
         calls = [{"tool": c.name, "arguments": c.arguments}
                  for m in outcome.messages for c in m.tool_calls]

@@ -47,8 +47,12 @@ class QueuedLLM:
         request = await self.queue.wait(submitted.request_id, self.timeout)  # type: ignore[attr-defined]
         if request.state == "done" and request.result is not None:
             return chat_result(request.result)
+        # The message is what a person reads (`ask` prints it): what went wrong, without the
+        # worker's type prefix or the queue id; the ids stay in ``request_ids`` for the logs.
         if request.state == "failed":
-            error = request.error or ""
-            kind = _TYPED.get(error.partition(":")[0], LLMError)
-            raise kind(f"LLM request {request.id} failed: {error}")
-        raise LLMBadResponse(f"LLM request {request.id} ended as {request.state}")
+            name, _, detail = (request.error or "").partition(": ")
+            kind = _TYPED.get(name)
+            if kind is not None:
+                raise kind(detail)
+            raise LLMError(request.error or "the LLM request failed")
+        raise LLMBadResponse(f"the LLM request ended as {request.state}")
