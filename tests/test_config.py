@@ -137,3 +137,48 @@ def test_every_config_example_in_the_readme_loads(tmp_path: Path) -> None:
         path = tmp_path / f"example{n}.toml"
         path.write_text(block)
         load_settings(path, environ={})  # a ConfigError here names the key the README got wrong
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ('remote_systems = ["user@:99999"]\n', ["remote_systems", "'user@:99999' names no host"]),
+        ('remote_systems = ["web1:99999"]\n', ["remote_systems", "port 99999 is not 1-65535"]),
+        ('remote_systems = ["[zz]:22"]\n', ["remote_systems", "is not an IPv6 address"]),
+        ('remote_systems = [{host = "-oProxyCommand=x"}]\n', ["remote_systems", "host name"]),
+        ("[thresholds]\ndisk_warn_percent = 97\n",
+         ["thresholds", "disk_warn_percent (97) is above disk_critical_percent (95)"]),
+        ("[thresholds]\nmemory_available_warn_percent = 3\n",
+         ["memory_available_warn_percent (3) is below memory_available_critical_percent (5)"]),
+        ("[thresholds]\nload_per_core_warn = 8\ninode_warn_percent = 99\n",
+         ["load_per_core_warn (8) is above", "inode_warn_percent (99) is above"]),
+        ('state_dir = "state"\n', ["state_dir", "must be an absolute path"]),
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_load(
+    tmp_path: Path, text: str, needles: list[str]
+) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert str(path) in str(info.value)
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+def test_ipv6_remote_systems_load(tmp_path: Path) -> None:
+    path = tmp_path / "v6.toml"
+    path.write_text('remote_systems = ["[::1]:22", "admin@[::1]:2222", {host = "[fe80::1]"}]\n'
+                    '[thresholds]\ndisk_warn_percent = 95\n')
+    assert len(load_settings(path, environ={}).settings.remote_systems) == 3
+
+
+def test_cli_names_the_file_of_an_unusable_remote_system(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('remote_systems = ["user@:99999"]\n')
+    result = run_program(str(BIN), "--config", str(path), "systems", "list",
+                         env={"AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "names no host" in result.stderr
+    assert "Traceback" not in result.stderr

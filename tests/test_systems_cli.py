@@ -26,7 +26,7 @@ def test_add_remove_and_the_local_host(cli) -> None:
     assert code == 0 and "web1" not in names(cli)
     assert names(cli, "--all")["web1"] == "removed"
     code, _, err = cli("systems", "add", "web1;reboot")
-    assert code == 2 and "is not 'host'" in err
+    assert code == 2 and "cannot add 'web1;reboot'" in err and "is not a host name" in err
 
 
 def test_config_hosts_can_only_be_removed_in_the_config(cli, config_file) -> None:
@@ -54,3 +54,37 @@ def test_refresh_checks_the_local_host(cli) -> None:
     code, out, _ = cli("systems", "refresh", "--json")
     (row,) = json.loads(out)
     assert code == 0 and row["name"] == short_hostname() and row["reachable"] is True
+
+
+def test_ipv6_literals_are_added_and_every_command_still_reads_them(cli) -> None:
+    code, out, _ = cli("systems", "add", "[::1]:22")
+    assert code == 0 and "::1 ([::1]) is managed now" in out
+    code, out, _ = cli("systems", "add", "admin@[::1]:2222", "--name", "loop6")
+    assert code == 0 and "loop6 (admin@[::1]:2222) is managed now" in out
+    assert {"::1", "loop6"} <= set(names(cli))
+    rows = {r["name"]: r for r in json.loads(cli("systems", "list", "--json")[1])}
+    assert rows["loop6"]["target"] == "admin@[::1]:2222"
+
+
+def test_a_host_name_of_300_characters_is_refused(cli) -> None:
+    code, _, err = cli("systems", "add", "a" * 300)
+    assert code == 2 and "a host name is 1-253 characters (got 300)" in err
+    code, _, err = cli("systems", "add", "web1", "--name", "b" * 300)
+    assert code == 2 and "(got 300)" in err
+    assert "web1" not in names(cli, "--all")
+
+
+def test_adding_a_name_twice_refuses_instead_of_replacing(cli) -> None:
+    assert cli("systems", "add", "ops@web1:2222")[0] == 0
+    code, _, err = cli("systems", "add", "root@web1")
+    assert code == 2 and "web1 is already managed (ops@web1:2222)" in err
+    rows = {r["name"]: r for r in json.loads(cli("systems", "list", "--json")[1])}
+    assert rows["web1"]["target"] == "ops@web1:2222"
+    # once removed, the name may be added again with another target
+    assert cli("systems", "remove", "web1")[0] == 0
+    assert cli("systems", "add", "root@web1")[0] == 0
+
+
+def test_this_machine_cannot_be_added(cli) -> None:
+    code, _, err = cli("systems", "add", short_hostname())
+    assert code == 2 and "already managed" in err

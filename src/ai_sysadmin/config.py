@@ -7,6 +7,7 @@ refused with a :class:`ConfigError` naming the file, the dotted key and what is 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import posixpath
@@ -26,6 +27,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from .errors import ConfigError
@@ -59,6 +61,70 @@ def default_state_dir() -> Path:
         return Path("/var/lib/ai-sysadmin")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "ai-sysadmin"
+
+
+_TARGET = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]{1,32})@)?(?P<host>\[[^\]]*\]|[^@:\[\]]*)"
+                     r"(?::(?P<port>[0-9]+))?$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})$")
+#: RFC 1035: a name is at most 253 characters
+MAX_HOST_LENGTH = 253
+
+
+def check_host(host: str) -> str:
+    """A host name or address as SSH takes it (an IPv6 literal without its brackets)."""
+    if not host or len(host) > MAX_HOST_LENGTH:
+        raise ValueError(f"a host name is 1-{MAX_HOST_LENGTH} characters (got {len(host)})")
+    if ":" in host:
+        if not _is_ipv6(host):
+            raise ValueError(f"{host[:80]!r} is not an IPv6 address")
+        return str(ipaddress.IPv6Address(host))
+    if not all(_HOST_LABEL.match(label) for label in host.removesuffix(".").split(".")):
+        raise ValueError(f"{host[:80]!r} is not a host name (labels of 1-63 letters, digits, "
+                         "'-' or '_') or an IP address")
+    return host
+
+
+def split_target(entry: str) -> tuple[str | None, str, int]:
+    """``host``, ``user@host:port``, ``[::1]:2222``, ``admin@[::1]``: (user, host, port).
+
+    The one grammar of a remote system, for the config and for ``systems add`` alike; a bare
+    IPv6 address (``::1``) is taken whole, since its colons are not a port.
+    """
+    text = entry.strip()
+    user, at, rest = text.rpartition("@") if "@" in text else (None, "", text)
+    if ":" in rest and not rest.startswith("[") and _is_ipv6(rest):
+        return user or None, str(ipaddress.IPv6Address(rest)), 22
+    match = _TARGET.match(text)
+    if not match:
+        raise ValueError(f"{entry[:80]!r} is not 'host', 'user@host', 'user@host:port' or "
+                         "'[IPv6]:port'")
+    host = match["host"]
+    if not host:
+        raise ValueError(f"{entry[:80]!r} names no host")
+    if host.startswith("[") and ":" not in host:
+        raise ValueError(f"{entry[:80]!r}: {host} is not an IPv6 address")
+    try:
+        host = check_host(host.removeprefix("[").removesuffix("]"))
+    except ValueError as exc:
+        raise ValueError(f"{entry[:80]!r}: {exc}") from None
+    port = int(match["port"] or 22)
+    if not 0 < port < 65536:
+        raise ValueError(f"{entry[:80]!r}: port {match['port']} is not 1-65535")
+    return match["user"], host, port
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def join_target(user: str | None, host: str, port: int = 22) -> str:
+    """The entry :func:`split_target` reads back as (user, host, port)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{user + '@' if user else ''}{shown}{f':{port}' if port != 22 else ''}"
 
 
 class _Section(BaseModel):
@@ -151,12 +217,35 @@ class Thresholds(_Section):
         300, gt=0, description="Window of the journal error burst rule."
     )
 
+    @model_validator(mode="after")
+    def _warning_before_critical(self) -> Thresholds:
+        # (warning, critical, whether a higher value is worse): a warning past its critical
+        # level would never be seen, the incident would open critical at once
+        pairs = (("disk_warn_percent", "disk_critical_percent", True),
+                 ("inode_warn_percent", "inode_critical_percent", True),
+                 ("load_per_core_warn", "load_per_core_critical", True),
+                 ("memory_available_warn_percent", "memory_available_critical_percent", False))
+        wrong = [f"{warn} ({getattr(self, warn):g}) is "
+                 f"{'above' if worse_up else 'below'} {critical} ({getattr(self, critical):g})"
+                 for warn, critical, worse_up in pairs
+                 if (getattr(self, warn) > getattr(self, critical)) == worse_up
+                 and getattr(self, warn) != getattr(self, critical)]
+        if wrong:
+            raise ValueError("a warning threshold must come before its critical one: "
+                             + "; ".join(wrong))
+        return self
+
 
 class RemoteSystem(_Section):
     """A managed remote host, as a table: ``{host = "web1", user = "admin", port = 2222}``."""
 
     host: str = Field(min_length=1, max_length=253, description="Name or address.")
     name: str | None = Field(None, description="Shown name (default: the host).")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value.removeprefix("[").removesuffix("]"))
     user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     key_file: Path | None = Field(None, description="Private key for this host.")
@@ -394,6 +483,25 @@ class Settings(_Section):
             # Gotify accepts ?token=: a token in a URL ends up in logs and proxies
             raise ValueError("must be the server's base URL without a query: the app token "
                              "goes in gotify_token_file")
+        return value
+
+    @field_validator("remote_systems")
+    @classmethod
+    def _targets(cls, entries: list[str | RemoteSystem]) -> list[str | RemoteSystem]:
+        for entry in entries:
+            if isinstance(entry, str):
+                split_target(entry)
+        return entries
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # relative to what? the working directory of whoever runs a command: the daemon and
+        # `check` would write two databases. Refused, so the file says what it means.
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path (a relative one would follow the "
+                             "working directory of each command)")
         return value
 
     @field_validator("ai_name")

@@ -16,13 +16,20 @@ from ai_sysadmin.hosts.osinfo import parse_os_release
     ("admin@web1.lab", "web1.lab", "admin", 22),
     ("ops@10.1.2.3:2222", "10.1.2.3", "ops", 2222),
     ("[::1]:2200", "::1", None, 2200),
+    ("[::1]:22", "::1", None, 22),
+    ("admin@[::1]:2222", "::1", "admin", 2222),
+    ("admin@::1", "::1", "admin", 22),
 ])
 def test_targets(entry, host, user, port) -> None:
     spec = parse_target(entry)
     assert (spec.host, spec.user, spec.port) == (host, user, port)
+    # what is stored (the target) reads back as the same host
+    again = parse_target(spec.target)
+    assert (again.host, again.user, again.port) == (host, user, port)
 
 
-@pytest.mark.parametrize("entry", ["", "a b", "x@y@z", "web1:99999", "web1;reboot"])
+@pytest.mark.parametrize("entry", ["", "a b", "x@y@z", "web1:99999", "web1;reboot",
+                                   "user@:99999", "a" * 300, "[1.2.3.4]:22", "-oProxyCommand=x"])
 def test_bad_targets_are_refused(entry) -> None:
     with pytest.raises(ConfigError, match="remote_systems"):
         parse_target(entry)

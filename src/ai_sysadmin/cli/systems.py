@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..config import short_hostname
+from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError
-from ..hosts.inventory import configured_hosts, parse_target
+from ..hosts.inventory import configured_hosts
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
 from .context import AppState, banner, out, print_json, state
@@ -82,15 +82,24 @@ def list_systems(
 @app.command("add")
 def add(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="host, user@host or user@host:port")],
+    target: Annotated[str, typer.Argument(
+        help="host, user@host, user@host:port, [IPv6]:port")],
     name: Annotated[str | None, typer.Option(help="Shown name (default: the host).")] = None,
 ) -> None:
     """Manage one more host (over SSH, with the configured keys and known_hosts)."""
-    spec = parse_target(target, source="added")
-    _hosts(state(ctx)).upsert(name or spec.name, target=spec.target, source="added",
-                              status="managed")
-    out.print(f"{name or spec.name} ({spec.target}) is managed now; "
-              "`systems refresh` checks it")
+    app_state = state(ctx)
+    try:
+        user, host, port = split_target(target)
+        shown = check_host(name) if name is not None else host
+    except ValueError as exc:
+        raise AiSysadminError(f"cannot add {target[:80]!r}: {exc}") from None
+    if shown == short_hostname() or any(
+            s.name == shown for s in configured_hosts(app_state.settings)):
+        raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
+                              f"{app_state.loaded.config_path})")
+    stored = join_target(user, host, port)
+    _hosts(app_state).add(shown, target=stored, source="added")
+    out.print(f"{shown} ({stored}) is managed now; `systems refresh` checks it")
 
 
 @app.command("remove")

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RemoteSystem, Settings
+from ..config import RemoteSystem, Settings, join_target, split_target
 from ..errors import ConfigError
-
-_TARGET = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)"
-                     r"(?::(?P<port>[0-9]{1,5}))?$")
 
 
 @dataclass(frozen=True)
@@ -26,9 +22,8 @@ class HostSpec:
 
     @property
     def target(self) -> str:
-        user = f"{self.user}@" if self.user else ""
-        port = f":{self.port}" if self.port != 22 else ""
-        return f"{user}{self.host}{port}"
+        """What :func:`parse_target` reads back as this host (IPv6 in brackets)."""
+        return join_target(self.user, self.host, self.port)
 
 
 def parse_target(entry: str | RemoteSystem, source: str = "config") -> HostSpec:
@@ -36,12 +31,11 @@ def parse_target(entry: str | RemoteSystem, source: str = "config") -> HostSpec:
     if isinstance(entry, RemoteSystem):
         return HostSpec(entry.name or entry.host, entry.host, entry.port, entry.user,
                         entry.key_file, entry.sudo, source)
-    match = _TARGET.match(entry.strip())
-    if not match or (match["port"] and not 0 < int(match["port"]) < 65536):
-        raise ConfigError("remote_systems", [
-            f"{entry!r} is not 'host', 'user@host' or 'user@host:port'"])
-    host = match["host"].strip("[]")
-    return HostSpec(host, host, int(match["port"] or 22), match["user"], source=source)
+    try:
+        user, host, port = split_target(entry)
+    except ValueError as exc:
+        raise ConfigError("remote_systems", [str(exc)]) from None
+    return HostSpec(host, host, port, user, source=source)
 
 
 def ssh_config_hosts(path: Path) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import NotFoundError
+from ..errors import AiSysadminError, NotFoundError
 from .audit import write_audit
 from .db import Database
 
@@ -26,6 +26,22 @@ class HostStore:
                 "target=COALESCE(excluded.target, hosts.target), source=excluded.source",
                 (name, time.time(), source, status, target))
             self._audit(conn, actor, f"host.{status}", name, f"{target or name} from {source}")
+
+    def add(self, name: str, *, target: str, source: str, actor: str = "operator") -> None:
+        """Manage a new host; one already managed under this name is refused, not replaced (a
+        removed or discovered one is managed again, with this target)."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT status, target FROM hosts WHERE name=?",
+                               (name,)).fetchone()
+            if row is not None and row["status"] == "managed":
+                raise AiSysadminError(f"{name} is already managed ({row['target'] or name}); "
+                                    f"`systems remove {name}` first to replace it")
+            conn.execute(
+                "INSERT INTO hosts(name, first_seen, source, status, target) "
+                "VALUES (?,?,?,'managed',?) ON CONFLICT(name) DO UPDATE SET status='managed', "
+                "target=excluded.target, source=excluded.source",
+                (name, time.time(), source, target))
+            self._audit(conn, actor, "host.managed", name, f"{target} from {source}")
 
     def discover(self, name: str, source: str) -> bool:
         """Record a host seen somewhere; True when it is new. Known hosts are left alone."""
