@@ -3,14 +3,17 @@ through the daemon, the durable queue and its embedded worker, over both wire pr
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
-from ai_sysadmin.store import ActionStore
+from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 from tests.support.scripted_model import ScriptedModel, call, http_error, say, tool_results
 
@@ -96,3 +99,20 @@ def test_an_llm_failure_keeps_the_incident_open_and_retries(tmp_path) -> None:
     # the retry answered but proposed nothing: open again with that reason, retried later
     assert incident.investigation_error == "the investigation ended without a proposal"
     assert incident.investigation_attempts == 2  # the failed one and the one without a fix
+
+
+def test_an_incident_opened_by_check_is_investigated_by_the_daemon(tmp_path) -> None:
+    script = [say("DIAGNOSIS: demo.service cannot read /etc/demo.conf.")]
+    with Sandbox() as sb, ScriptedModel(script) as model:
+        _failed_demo(sb)
+        settings = _settings(tmp_path, model.url, "openai")
+        # `check` records the incident on its own consumer; the daemon then sees it as known
+        store = IncidentStore(Database(settings.db_path))
+        checker = HostChecker(SandboxTransport(sb), settings, store, consumer="check")
+        asyncio.run(checker.check("manual"))
+        (opened,) = store.incidents()
+        assert (opened.investigation_attempts, opened.diagnosis) == (0, None)
+        store = _run_until(settings, sb, lambda s: any(i.diagnosis for i in s.incidents()))
+    incident = store.get(opened.id)
+    assert incident.diagnosis.startswith("DIAGNOSIS: demo.service cannot read")
+    assert len(model.requests) == 1

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..agent.context import ToolContext
 from ..agent.investigate import investigate
@@ -22,6 +22,7 @@ from ..errors import AiSysadminError
 from ..hosts.transport import Transport
 from ..monitor.redact import redact
 from ..store import IncidentStore
+from ..store.incidents import Incident
 
 log = logging.getLogger("ai_sysadmin.decisions")
 
@@ -114,11 +115,21 @@ class Investigator:
             self.store.transition(incident.id, "open", "agent", "investigation interrupted by a "
                                   "restart; starting again")
             self.schedule(incident.id)
+        self.pick_up(self.store.untriaged())
+
+    def pick_up(self, untriaged: Sequence[Incident]) -> list[int]:
+        """Schedule every open incident not yet triaged (``check`` opens incidents too, and
+        the daemon's own checks then see them as known, never as new); those of hosts no
+        longer managed are left alone."""
+        return [incident.id for incident in untriaged
+                if incident.host in self.transports and self.schedule(incident.id)]
 
     async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:
+        """Retries that are due, and incidents nobody triaged, every ``every`` seconds."""
         while not stop.is_set():
             for incident in await asyncio.to_thread(self.store.investigation_due):
                 self.schedule(incident.id)
+            self.pick_up(await asyncio.to_thread(self.store.untriaged))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
 

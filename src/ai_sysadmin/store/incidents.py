@@ -431,5 +431,14 @@ class IncidentStore:
             (now or time.time(),))
         return [_incident(r) for r in rows]
 
+    def untriaged(self) -> list[Incident]:
+        """Open incidents nobody has investigated yet: no diagnosis, no attempt, no retry
+        planned (opened by `check`, or by a daemon that stopped before its triage)."""
+        rows = self.db.conn.execute(
+            "SELECT * FROM incidents WHERE state IN ('open','reopened') AND diagnosis IS NULL "
+            "AND investigation_attempts=0 AND investigation_error IS NULL "
+            "AND next_investigation_at IS NULL ORDER BY id")
+        return [_incident(r) for r in rows]
+
     def hosts(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.conn.execute("SELECT * FROM hosts ORDER BY name")]
