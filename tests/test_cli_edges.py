@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN, run_program
 
 _LOADED = ("import sys; from ai_sysadmin.cli.main import main; main({args!r}); "
@@ -125,3 +128,50 @@ def test_systems_refresh_fails_when_a_host_is_unreachable(cli) -> None:
     assert code == 1 and "web1: unreachable" in out
     code, out, _ = cli("check", "--all", "web1")
     assert code == 2
+
+
+def test_config_show_json_keeps_value_types(cli) -> None:
+    code, out, _ = cli("config", "show", "--json")
+    shown = json.loads(out)
+    assert code == 0
+    assert shown["check_concurrency"]["value"] == 64
+    assert isinstance(shown["check_interval"]["value"], float)
+    assert shown["autonomy_level"]["value"] == "suggest"
+
+
+def _incident(tmp_path: Path) -> int:
+    store = IncidentStore(Database(tmp_path / "state" / "state.db"))
+    finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full",
+                      ("/var: 97 of 100 bytes used",))
+    return store.record_check("web1", [finding], {"disk_space"}).opened[0]
+
+
+def test_incident_history_and_resolving_twice(cli, tmp_path: Path) -> None:
+    number = _incident(tmp_path)
+    assert cli("issues", "resolve", str(number))[:2] == (0, f"incident {number} is now resolved\n")
+    code, out, _ = cli("issues", "resolve", str(number))
+    assert (code, out) == (0, f"incident {number} is already resolved; nothing changed\n")
+    code, out, _ = cli("issues", "show", str(number))
+    history = out.split("history:\n")[1].splitlines()
+    assert "None" not in out
+    assert history[0].endswith("monitor: opened /var is 97% full")
+    assert history[1].endswith("operator: open -> resolved resolved by the operator")
+
+
+def test_policy_check_prints_a_readable_verdict(cli) -> None:
+    code, out, _ = cli("policy", "check", "--command", "--", "rm", "-rf", "/")
+    assert code == 1
+    assert out.splitlines() == [
+        "rm -rf /",
+        "  as an investigation: refused ('rm' is not on the read-only allow-list: rm writes, "
+        "moves or deletes files)",
+        "  as a fix:",
+        "    run_command rm -rf /: refused",
+        "      why: 'rm' is not on the remediation allow-list: rm writes, moves or deletes files",
+    ]
+    code, out, _ = cli("policy", "check", '{"kind": "vacuum_journal", "parameters": '
+                       '{"max_size": "500M"}}')
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("vacuum_journal") and ": allowed, risk " in lines[0]
+    assert lines[1].startswith("  at autonomy suggest: ")
+    assert any(line.startswith("  runs: journalctl --vacuum-size=") for line in lines)

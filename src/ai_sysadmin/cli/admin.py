@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,7 +25,9 @@ commands_app = typer.Typer(help="The {name}-<tool> commands.")
 
 @config_app.command("show")
 def config_show(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print key -> {value, source} as JSON, values with their types.")] = False,
 ) -> None:
     """The effective settings, where each value comes from, secrets masked."""
     from ..config import effective_rows
@@ -32,7 +35,9 @@ def config_show(
     loaded = state(ctx).loaded
     rows = effective_rows(loaded)
     if as_json:
-        print_json({k: {"value": v, "source": s} for k, v, s in rows})
+        kinds = _leaves(loaded.settings.model_dump(mode="json"))
+        print_json({k: {"value": v if isinstance(kinds.get(k), str) else json.loads(v),
+                        "source": s} for k, v, s in rows})
         return
     found = "" if loaded.config_found else " (not present: embedded defaults)"
     banner(loaded.settings, f"configuration from {loaded.config_path}{found}")
@@ -42,6 +47,18 @@ def config_show(
     for key, value, source in rows:
         table.add_row(key, value, source)
     out.print(table)
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value. The table shows every value as text; JSON gives a number or a
+    boolean back its type (a string stays the masked text the table shows)."""
+    found: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            found.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
 
 
 def logs(

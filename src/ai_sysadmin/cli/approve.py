@@ -189,7 +189,31 @@ def _action_decision(settings: Settings, runtime: Runtime, data: dict[str, Any]
     verdict = decide(settings.autonomy_level, plan.risk, None if plan.allowed else plan.reason)
     return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
             "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,
+            "autonomy_reason": verdict.reason,
             "reason": f"{verdict.reason}; {plan.reason}", "plan": plan.to_dict()}
+
+
+def _verdict(result: dict[str, Any], indent: str = "") -> list[str]:
+    """An action's verdict as a person reads it: allowed or refused, why, what it runs."""
+    plan = result["plan"]
+    what = f"{result['kind']} {plan.get('subject') or ''}".rstrip()
+    why = " ".join(str(plan["reason"]).split())  # a host's error text may span lines
+    if not result["allowed"]:
+        return [f"{indent}{what}: refused", f"{indent}  why: {why}"]
+    lines = [f"{indent}{what}: allowed, risk {result['risk']}",
+             f"{indent}  at autonomy {result['autonomy_level']}: {result['autonomy']} "
+             f"({result['autonomy_reason']})",
+             f"{indent}  why: {why}"]
+    lines += [f"{indent}  runs: {shlex.join(argv)}" for argv in plan.get("commands", [])]
+    return lines
+
+
+def _command_verdict(result: dict[str, Any]) -> list[str]:
+    look = result["investigate"]
+    verdict = (f"allowed, risk {look['risk']}" if look["allowed"] else "refused")
+    return [f"{shlex.join(result['argv'])}",
+            f"  as an investigation: {verdict} ({look['reason']})",
+            "  as a fix:", *_verdict(result["remediate"], indent="    ")]
 
 
 @policy_app.command("check", context_settings={"allow_interspersed_args": False})
@@ -230,7 +254,8 @@ def policy_check(
     if as_json:
         print_json(result)
     else:
-        out.print(json.dumps(result, indent=2), markup=False, highlight=False)
+        lines = _command_verdict(result) if command else _verdict(result)
+        out.print("\n".join(lines), markup=False, highlight=False)
     raise typer.Exit(0 if allowed else 1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -70,14 +70,29 @@ def show(
         out.print(f"  > {line}", markup=False)
     out.print("[bold]history[/bold]:")
     for e in incident.events:
-        move = f"{e.from_state} -> {e.to_state}" if e.from_state != e.to_state else e.kind
-        out.print(f"  {_when(e.at)} {e.actor}: {move} {e.detail}", markup=False)
+        out.print(f"  {_when(e.at)} {e.actor}: {_move_text(e)} {e.detail or ''}".rstrip(),
+                  markup=False)
+
+
+def _move_text(event: Any) -> str:
+    """``open -> resolved``; the first event has no state before it: ``opened``."""
+    if event.from_state is None:
+        return "opened" if event.to_state == "open" else f"opened as {event.to_state}"
+    if event.from_state != event.to_state:
+        return f"{event.from_state} -> {event.to_state}"
+    return str(event.kind)
 
 
 def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: bool) -> None:
-    incident = state(ctx).store.transition(incident_id, new, "operator", reason)
+    store = state(ctx).store
+    incident = store.get(incident_id)
+    already = incident.state == new
+    if not already:
+        incident = store.transition(incident_id, new, "operator", reason)
     if as_json:
         print_json(incident.to_dict())
+    elif already:
+        out.print(f"incident {incident.id} is already {new}; nothing changed")
     else:
         out.print(f"incident {incident.id} is now {incident.state}")
 
