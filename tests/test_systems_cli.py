@@ -6,6 +6,8 @@ import json
 
 from ai_sysadmin.config import short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.llm.queue import open_queue
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry, Snapshot
 from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.store import HostStore
@@ -88,3 +90,35 @@ def test_adding_a_name_twice_refuses_instead_of_replacing(cli) -> None:
 def test_this_machine_cannot_be_added(cli) -> None:
     code, _, err = cli("systems", "add", short_hostname())
     assert code == 2 and "already managed" in err
+
+
+def test_removing_a_host_closes_its_incidents_and_cancels_their_llm_work(
+        cli, settings, store) -> None:
+    assert cli("systems", "add", "web1")[0] == 0
+    finding = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL, "nginx failed")
+    (incident_id,) = store.record_check("web1", [finding], {"failed_unit"}).opened
+    elsewhere = Finding("web2", "failed_unit", "nginx.service", Severity.CRITICAL, "failed")
+    (other_id,) = store.record_check("web2", [elsewhere], {"failed_unit"}).opened
+    queue = open_queue(settings)
+    queued = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key=f"incident:{incident_id}")
+    kept = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key=f"incident:{other_id}")
+
+    code, out, _ = cli("systems", "remove", "web1")
+
+    assert code == 0
+    assert "web1 is no longer managed; 1 open incident(s) closed, 1 queued LLM request(s) " \
+        "cancelled" in out
+    closed = store.get(incident_id)
+    assert closed.state == "closed"
+    assert closed.events[-1].detail == "web1 is no longer managed (systems remove)"
+    assert store.get(other_id).state == "open"
+    assert queue.get(queued.request_id).state == "cancelled"
+    assert queue.get(kept.request_id).state == "pending"
+    queue.close()
+
+
+def test_this_machine_is_not_removed_and_says_why(cli) -> None:
+    code, _, err = cli("systems", "remove", short_hostname())
+    assert code == 2
+    assert f"{short_hostname()} is this machine" in err and "systemctl disable --now" in err
+    assert names(cli) == {short_hostname(): "managed"}

@@ -104,13 +104,42 @@ def add(
 
 @app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
-    """Stop managing a host (its history stays)."""
+    """Stop managing a host: its open incidents are closed and their queued LLM work
+    cancelled (its history stays)."""
     app_state = state(ctx)
-    if any(s.name == name for s in configured_hosts(app_state.settings)):
+    settings = app_state.settings
+    if name == short_hostname():
+        # every command and the daemon watch the machine they run on: a "removed" status
+        # would change nothing
+        raise AiSysadminError(
+            f"{name} is this machine: {settings.ai_name} always watches the host it runs on; "
+            f"to stop, stop the daemon (systemctl disable --now {settings.own_units[0]})")
+    if any(s.name == name for s in configured_hosts(settings)):
         raise AiSysadminError(f"{name} is listed in remote_systems of "
                               f"{app_state.loaded.config_path}: remove it there")
     _hosts(app_state).set_status(name, "removed")
-    out.print(f"{name} is no longer managed")
+    closed = app_state.store.close_host(name, f"{name} is no longer managed (systems remove)")
+    cancelled = _cancel_llm_work(app_state, closed)
+    out.print(f"{name} is no longer managed; {len(closed)} open incident(s) closed"
+              + (f", {cancelled} queued LLM request(s) cancelled" if cancelled else ""))
+
+
+def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
+    """Cancel what is queued for these incidents; an unreachable queue only loses the saving
+    (a closed incident is never investigated again)."""
+    if not incidents:
+        return 0
+    from ..llm.queue import QueueError, open_queue
+
+    try:
+        queue = open_queue(app_state.settings)
+    except QueueError as exc:
+        out.print(f"queued LLM work not cancelled: {exc}")
+        return 0
+    try:
+        return sum(queue.cancel_keyed(f"incident:{i}") for i in incidents)
+    finally:
+        queue.close()
 
 
 @app.command("accept")

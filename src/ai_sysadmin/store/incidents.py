@@ -431,6 +431,17 @@ class IncidentStore:
             (now or time.time(),))
         return [_incident(r) for r in rows]
 
+    def close_host(self, host: str, reason: str, actor: str = "operator") -> list[int]:
+        """Close every live or resolved incident of a host no longer managed, with ``reason``
+        (nothing will check it again: left open, they would be investigated forever)."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT id, state FROM incidents WHERE host=? AND state!='closed' "
+                                "ORDER BY id", (host,)).fetchall()
+            for row in rows:
+                self._move(conn, row["id"], row["state"], "closed", actor, reason, now)
+        return [row["id"] for row in rows]
+
     def untriaged(self) -> list[Incident]:
         """Open incidents nobody has investigated yet: no diagnosis, no attempt, no retry
         planned (opened by `check`, or by a daemon that stopped before its triage)."""

@@ -224,6 +224,15 @@ class RequestQueue(ABC):
         """Cancel a request that no worker holds; False when it is in flight or finished."""
 
     @abstractmethod
+    def pending_keyed(self, coalesce_key: str) -> list[str]:
+        """The ids of pending requests submitted with ``coalesce_key`` (the caller's key)."""
+
+    def cancel_keyed(self, coalesce_key: str) -> int:
+        """Cancel every pending request of one caller (``incident:<id>``), e.g. when its
+        incident is closed; one a worker already holds is answered. How many were cancelled."""
+        return sum(self.cancel(request_id) for request_id in self.pending_keyed(coalesce_key))
+
+    @abstractmethod
     def stats(self) -> QueueStats: ...
 
     @abstractmethod

@@ -116,6 +116,18 @@ class RedisQueue(LeasedQueue):
         self._wake()
         return bool(cancelled)
 
+    def pending_keyed(self, coalesce_key: str) -> list[str]:
+        def read(r: redis.Redis) -> list[tuple[str, str | None]]:
+            ids = r.zrange(self.keys["pending"], 0, -1)
+            pipe = r.pipeline(transaction=False)
+            for request_id in ids:
+                pipe.hget(self._rec(request_id), "coalesce_key")
+            return list(zip(ids, pipe.execute(), strict=True))
+
+        # a stored key is the caller's, '#', the content's digest (content_key)
+        return [request_id for request_id, key in self._read(read)
+                if key and key.rpartition("#")[0] == coalesce_key]
+
     def requests_ahead(self, request: Request) -> int | None:
         rank = self._read(lambda r: r.zrank(self.keys["pending"], request.id))
         return None if rank is None else int(rank)

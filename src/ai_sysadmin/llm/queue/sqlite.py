@@ -199,6 +199,13 @@ class SqliteQueue(LeasedQueue):
         self._wake()
         return bool(done)
 
+    def pending_keyed(self, coalesce_key: str) -> list[str]:
+        # a stored key is the caller's, '#', the content's digest (content_key)
+        rows = self._read("SELECT id, coalesce_key FROM requests WHERE state = 'pending' "
+                          "AND coalesce_key IS NOT NULL ORDER BY seq")
+        return [row["id"] for row in rows
+                if row["coalesce_key"].rpartition("#")[0] == coalesce_key]
+
     def requests_ahead(self, request: Request) -> int | None:
         now = time.time()
         rows = self._read(
