@@ -104,8 +104,9 @@ def add(
 
 @app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
-    """Stop managing a host: its open incidents are closed and their queued LLM work
-    cancelled (its history stays)."""
+    """Stop managing a host (its history stays)."""
+    # its open incidents are closed and their queued LLM work cancelled: nothing checks it
+    # again, so left open they would cost LLM calls forever
     app_state = state(ctx)
     settings = app_state.settings
     if name == short_hostname():
