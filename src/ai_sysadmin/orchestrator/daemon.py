@@ -10,6 +10,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
+from ..errors import NotFoundError
 from ..executor import Executor
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
@@ -17,6 +18,7 @@ from ..llm.queue import open_queue
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.snapshot import JournalEntry
+from ..store import HostStore
 from .checker import CheckReport, HostChecker
 from .investigator import Investigator
 from .runtime import Runtime
@@ -67,9 +69,22 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
 
+    def _removed(self, host: str) -> bool:
+        """Removed (``systems remove``) since the daemon started: checked no more, so that it
+        opens no incident and costs no LLM call; a restart drops it for good. This machine is
+        never removed (`systems remove` refuses it)."""
+        if host == self.runtime.local.host:
+            return False
+        try:
+            return HostStore(self.store.db).get(host)["status"] == "removed"
+        except NotFoundError:
+            return False
+
     async def check_host(self, checker: HostChecker, reason: str) -> None:
         """One pass for one host: collect, detect, track, then triage what is new."""
         try:
+            if await asyncio.to_thread(self._removed, checker.host):
+                return
             await checker.check(reason)
         except Exception:
             log.exception("check of %s failed", checker.host, extra={"host": checker.host})
