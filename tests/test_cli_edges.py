@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +177,33 @@ def test_policy_check_prints_a_readable_verdict(cli) -> None:
     assert code == 0 and lines[0].startswith("vacuum_journal") and ": allowed, risk " in lines[0]
     assert lines[1].startswith("  at autonomy suggest: ")
     assert any(line.startswith("  runs: journalctl --vacuum-size=") for line in lines)
+
+
+def _leaf_commands(command: Any, path: tuple[str, ...] = ()
+                   ) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if hasattr(command, "list_commands"):
+        ctx = command.context_class(command, info_name=" ".join(path) or "ai-sysadmin")
+        for name in command.list_commands(ctx):
+            yield from _leaf_commands(command.get_command(ctx, name), (*path, name))
+    else:
+        yield path, command
+
+
+def test_every_option_says_what_it_does() -> None:
+    import typer
+
+    from ai_sysadmin.cli.main import app
+
+    silent = [f"{' '.join(path)} {param.name}"
+              for path, command in _leaf_commands(typer.main.get_command(app))
+              if path[0] != "systems"  # another change in flight owns its options
+              for param in command.params
+              if param.param_type_name == "option" and not param.hidden and not param.help]
+    assert silent == []
+
+
+def test_help_shows_flags_without_a_type(cli) -> None:
+    code, out, _ = cli("logs", "--help")
+    assert code == 0 and "<bool>" not in out
+    assert "--json         Print the records as JSON." in out
+    assert "-n, --lines N" in out

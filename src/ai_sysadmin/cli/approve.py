@@ -78,7 +78,7 @@ def list_actions(
     ctx: typer.Context,
     all_states: Annotated[bool, typer.Option("--all", help="Every action, not only pending.")]
     = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Actions waiting for approval (stable ids: use them with show/approve/reject)."""
     app_state = state(ctx)
@@ -102,8 +102,10 @@ def list_actions(
 
 
 @app.command("show")
-def show(ctx: typer.Context, action_id: ActionId,
-         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def show(
+    ctx: typer.Context, action_id: ActionId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
     """One action: what it runs, why the policy decided so, what happened."""
     action = _actions(state(ctx)).get(action_id)
     if as_json:
@@ -118,7 +120,7 @@ def approve(
     reason: Annotated[str, typer.Option(help="Why.")] = "",
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the exact commands it would run; run nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Approve and run now. The policy and the host are checked again first."""
     runtime = state(ctx).runtime(consumer="executor")
@@ -149,7 +151,7 @@ def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
 def reject(
     ctx: typer.Context, action_id: ActionId,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Reject: the action never runs."""
     from ..executor import Executor
@@ -222,7 +224,7 @@ def policy_check(
     args: Annotated[list[str], typer.Argument(help="An action as JSON, or with --command the "
                                                    "argv after --.")],
     command: Annotated[bool, typer.Option("--command", help="Judge an argv.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Why is something allowed or refused? Exit 0 allowed, 1 refused."""
     from ..safety.command_policy import check_command

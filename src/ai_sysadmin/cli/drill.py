@@ -23,7 +23,7 @@ def drill(
     scenario: Annotated[str | None, typer.Argument(help="Scenario name; all when omitted.")]
     = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the scenarios.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Inject a fault into a throw-away systemd and measure the time to detect and recover."""
     settings = state(ctx).settings

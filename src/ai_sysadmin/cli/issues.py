@@ -28,7 +28,7 @@ def list_incidents(
     ctx: typer.Context,
     all_states: Annotated[bool, typer.Option("--all", help="Include resolved and closed.")] = False,
     host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Live incidents (or all of them)."""
     from ..store.incidents import LIVE_STATES
@@ -102,7 +102,7 @@ def resolve(
     ctx: typer.Context,
     incident_id: IncidentId,
     reason: Annotated[str, typer.Option(help="Why.")] = "resolved by the operator",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Mark an incident resolved (it reopens if the finding comes back)."""
     _move(ctx, incident_id, "resolved", reason, as_json)
@@ -113,7 +113,7 @@ def close(
     ctx: typer.Context,
     incident_id: IncidentId,
     reason: Annotated[str, typer.Option(help="Why.")] = "closed by the operator",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Close an incident for good (a new finding opens a new incident)."""
     _move(ctx, incident_id, "closed", reason, as_json)

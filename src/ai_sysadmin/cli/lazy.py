@@ -43,7 +43,7 @@ def load(name: str) -> Any:
     target = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
     # mounted under a holder as the root app would mount it, so it is built the same way
     # (a sub-app made a root of its own would grow --install-completion)
-    holder = typer.Typer(add_completion=False)
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
     holder.callback()(_nothing)
     if isinstance(target, typer.Typer):
         holder.add_typer(target, name=name)

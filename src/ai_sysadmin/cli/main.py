@@ -28,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # plain help: flags without a "<bool>" type, no boxes cut at the terminal's edge
+    rich_markup_mode=None,
 )
 
 

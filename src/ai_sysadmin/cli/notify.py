@@ -50,7 +50,7 @@ def send(
     title: Annotated[str, typer.Argument(help="The title ([name] is put in front).")],
     message: Annotated[str, typer.Argument(help="The text.")],
     priority: Annotated[str, typer.Argument(help="low, normal, high, or 0-10.")] = "normal",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Send a message through every configured channel now; exit 1 if none accepted it."""
     from ..notify import Message
@@ -108,7 +108,7 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 def status(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("-n", "--limit", help="Rows of each state.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Pending, delivered and failed deliveries per channel, and held events.
 

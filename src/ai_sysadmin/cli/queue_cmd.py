@@ -38,7 +38,8 @@ def _age(seconds: float | None) -> str:
 
 @app.callback(invoke_without_command=True)
 def queue_show(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Pending requests per priority, requests in flight, oldest and mean wait."""
     if ctx.invoked_subcommand is not None:
@@ -83,7 +84,7 @@ def _print_stats(settings: Settings, stats: QueueStats) -> None:
 def request_show(
     ctx: typer.Context,
     request_id: Annotated[str, typer.Argument(help="The request id (q-...).")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """One request: its state, wait, attempts, and its answer or error."""
     settings = state(ctx).settings

@@ -46,7 +46,7 @@ def setup(
     templates: Annotated[Path | None, typer.Option(
         help="Directory of the unit templates (default: installed, else packaging/systemd).",
         show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Install the daemon (run as root): the ai-sysadmin user in adm and systemd-journal,
     /var/lib/ai-sysadmin, /etc/ai-sysadmin/config.toml with every key, the {name}-ai and
