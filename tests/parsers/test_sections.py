@@ -10,16 +10,19 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.sections import (
     SECTIONS,
+    SECTIONS_BY_NAME,
     JournalQuery,
     Plan,
     Section,
     Source,
     check_table,
 )
+from ai_sysadmin.monitor.snapshot import Snapshot
 
 QUERIES = [JournalQuery(), JournalQuery(after_cursor="s=abc;i=1f")]
 
@@ -85,3 +88,30 @@ def test_a_table_that_cannot_be_collected_in_order_is_refused() -> None:
         check_table((cpu, cpu))
     with pytest.raises(ValueError, match="needs a parse or an apply"):
         check_table((Section("cpu", lambda plan: (), None),))
+
+
+@pytest.mark.parametrize("cgroups", [
+    CommandResult(("ps",), 1, "", "ps: error: unknown user-defined format specifier", 0.1),
+    TransportError("'ps' timed out after 20 s"),
+])
+def test_processes_without_their_cgroups_are_still_collected(
+    settings: Settings, cgroups: CommandResult | TransportError
+) -> None:
+    listed = CommandResult(("ps",), 0, " 52 root 99.0 0.0 1744 600 590 sh -c spin\n", "", 0.1)
+    snap = Snapshot("h", 1.0)
+    plan = Plan(settings, JournalQuery(), runs_as_root=True)
+
+    SECTIONS_BY_NAME["processes"].take([listed, cgroups], snap, plan)
+
+    assert [(p.pid, p.unit) for p in snap.processes or []] == [(52, None)]
+
+
+def test_processes_are_named_with_their_unit(settings: Settings) -> None:
+    listed = CommandResult(("ps",), 0, " 52 root 99.0 0.0 1744 600 590 sh -c spin\n", "", 0.1)
+    cgroups = CommandResult(("ps",), 0, " 52 0::/system.slice/spin.service\n", "", 0.1)
+    snap = Snapshot("h", 1.0)
+
+    SECTIONS_BY_NAME["processes"].take([listed, cgroups], snap,
+                                       Plan(settings, JournalQuery(), runs_as_root=True))
+
+    assert [(p.pid, p.unit) for p in snap.processes or []] == [(52, "spin.service")]

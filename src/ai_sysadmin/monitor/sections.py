@@ -307,8 +307,9 @@ def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     top = parsers.top_processes(parsers.parse_ps(text(readings[0])))
     # the unit names a process ("in cpuhog.service"); a host whose ps cannot tell still
     # shows its processes, by pid
-    cgroups = result(readings[1])
-    units = parsers.parse_ps_units(cgroups.stdout) if cgroups.ok else {}
+    cgroups = readings[1]  # a ps without the column, or one that failed: pids only
+    units = (parsers.parse_ps_units(cgroups.stdout)
+             if isinstance(cgroups, CommandResult) and cgroups.ok else {})
     snap.processes = [dataclasses.replace(proc, unit=units.get(proc.pid)) for proc in top]
 
 
