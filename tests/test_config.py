@@ -174,11 +174,18 @@ def test_ipv6_remote_systems_load(tmp_path: Path) -> None:
     assert len(load_settings(path, environ={}).settings.remote_systems) == 3
 
 
-def test_cli_names_the_file_of_an_unusable_remote_system(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "needle"), [
+    ('remote_systems = ["user@:99999"]\n', "'user@:99999' names no host"),
+    ("[thresholds]\ndisk_warn_percent = 97\n", "disk_warn_percent (97) is above"),
+    ('state_dir = "state"\n', "must be an absolute path"),
+])
+def test_cli_names_the_file_of_a_value_that_cannot_work(
+    tmp_path: Path, text: str, needle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AI_SYSADMIN_STATE_DIR")  # the file's state_dir is the one judged
     path = tmp_path / "bad.toml"
-    path.write_text('remote_systems = ["user@:99999"]\n')
-    result = run_program(str(BIN), "--config", str(path), "systems", "list",
-                         env={"AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")})
+    path.write_text(text)
+    result = run_program(str(BIN), "--config", str(path), "systems", "list")
     assert result.returncode == 2
-    assert str(path) in result.stderr and "names no host" in result.stderr
+    assert str(path) in result.stderr and needle in result.stderr
     assert "Traceback" not in result.stderr
