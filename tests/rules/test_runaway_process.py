@@ -170,3 +170,13 @@ def test_two_hogs_of_one_unit_are_one_finding_led_by_the_busiest():
 
     assert finding.summary.startswith("stress (pid 11) in build.service has used 180% CPU")
     assert [line.split(" in ")[0] for line in finding.evidence] == ["pid 11", "pid 10"]
+
+
+def test_a_hog_in_a_login_session_keeps_its_pid_as_subject():
+    shell = proc(pid=444, cpu_percent=99.0, elapsed=600, unit="session-3.scope")
+    manager = proc(pid=445, cpu_percent=99.0, elapsed=600, unit="user@1000.service")
+
+    findings = RULE.evaluate(context(snapshot(processes=[shell, manager])))
+
+    assert sorted(f.subject for f in findings) == ["pid:444", "pid:445"]
+    assert "stress (pid 444) in session-3.scope has used 99% CPU" in findings[0].summary

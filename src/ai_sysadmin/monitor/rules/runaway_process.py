@@ -12,8 +12,8 @@ class RunawayProcess(Rule):
     ago, the share is the CPU seconds it used over the wall seconds passed; otherwise it is its
     lifetime average, once it has lived ``runaway_min_seconds``.
 
-    The subject is the unit the process runs in (its cgroup) when there is one: a service that
-    restarts its hog keeps one incident, not one per pid.
+    The subject is the service the process runs in (its cgroup) when there is one: a service
+    that restarts its hog keeps one incident, not one per pid.
     """
 
     name = "runaway_process"
@@ -40,7 +40,7 @@ class RunawayProcess(Rule):
             measured = self._share(ctx, proc)
             if measured is None or measured[0] < ctx.thresholds.runaway_cpu_percent:
                 continue
-            hogs.setdefault(proc.unit or f"pid:{proc.pid}", []).append((*measured, proc))
+            hogs.setdefault(_subject(proc), []).append((*measured, proc))
         findings = []
         for subject, found in hogs.items():
             found.sort(key=lambda hog: hog[0], reverse=True)
@@ -52,6 +52,16 @@ class RunawayProcess(Rule):
                 [_evidence(*hog) for hog in found],
             ))
         return findings
+
+
+def _subject(proc: Process) -> str:
+    """The service the process runs in; else its pid. A scope (a login session, a desktop app)
+    or a user's manager is no service of the host's to restart, and the incident's unit is
+    the one automation may touch."""
+    unit = proc.unit or ""
+    if unit.endswith(".service") and not unit.startswith("user@"):
+        return unit
+    return f"pid:{proc.pid}"
 
 
 def _name(proc: Process) -> str:
