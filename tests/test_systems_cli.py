@@ -10,7 +10,7 @@ from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry, Snapshot
 from ai_sysadmin.orchestrator.checker import HostChecker
-from ai_sysadmin.store import HostStore
+from ai_sysadmin.store import ActionStore, HostStore
 
 
 def names(cli, *extra: str) -> dict[str, str]:
@@ -102,12 +102,17 @@ def test_removing_a_host_closes_its_incidents_and_cancels_their_llm_work(
     queue = open_queue(settings)
     queued = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key=f"incident:{incident_id}")
     kept = queue.submit("chat", {"turn": 1}, "autonomous", coalesce_key=f"incident:{other_id}")
+    fix = ActionStore(store.db).create(
+        incident_id=incident_id, proposal_id=None, host="web1", kind="restart_unit",
+        params={"unit": "nginx.service"}, subject="nginx.service", risk="low", plan={},
+        outcome="approval", reason="needs a person", state="pending")
 
     code, out, _ = cli("systems", "remove", "web1")
 
     assert code == 0
     assert "web1 is no longer managed; 1 open incident(s) closed, 1 queued LLM request(s) " \
-        "cancelled" in out
+        "cancelled, 1 undecided fix(es) withdrawn" in out
+    assert ActionStore(store.db).get(fix.id).state == "not_needed"
     closed = store.get(incident_id)
     assert closed.state == "closed"
     assert closed.events[-1].detail == "web1 is no longer managed (systems remove)"

@@ -119,10 +119,24 @@ def remove(ctx: typer.Context, name: str) -> None:
         raise AiSysadminError(f"{name} is listed in remote_systems of "
                               f"{app_state.loaded.config_path}: remove it there")
     _hosts(app_state).set_status(name, "removed")
-    closed = app_state.store.close_host(name, f"{name} is no longer managed (systems remove)")
+    reason = f"{name} is no longer managed (systems remove)"
+    closed = app_state.store.close_host(name, reason)
     cancelled = _cancel_llm_work(app_state, closed)
+    withdrawn = _withdraw_actions(app_state, name, reason)
     out.print(f"{name} is no longer managed; {len(closed)} open incident(s) closed"
-              + (f", {cancelled} queued LLM request(s) cancelled" if cancelled else ""))
+              + (f", {cancelled} queued LLM request(s) cancelled" if cancelled else "")
+              + (f", {withdrawn} undecided fix(es) withdrawn" if withdrawn else ""))
+
+
+def _withdraw_actions(app_state: AppState, host: str, reason: str) -> int:
+    """Fixes waiting for a person or for their turn on that host: nothing runs there now."""
+    from ..store import ActionStore
+
+    actions = ActionStore(app_state.store.db)
+    waiting = [a for a in actions.find(("pending", "approved")) if a.host == host]
+    for action in waiting:
+        actions.move(action.id, "not_needed", "operator", reason)
+    return len(waiting)
 
 
 def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
