@@ -142,7 +142,7 @@ let
   # argv[0] to its own name, so links named after the tools would not dispatch
   commands = pkgs.runCommand "${cfg.aiName}-commands" { } ''
     mkdir -p $out/bin links
-    ${program} --config ${configFile} commands install --bin-dir links --target ${program} \
+    ${program} --config ${configFile} commands install --bin-dir links \
       > /dev/null
     for link in links/*; do
       command=''${link##*/}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ai_sysadmin.cli.dispatch import dispatch
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN, run_program
@@ -207,3 +209,49 @@ def test_help_shows_flags_without_a_type(cli) -> None:
     assert code == 0 and "<bool>" not in out
     assert "--json         Print the records as JSON." in out
     assert "-n, --lines N" in out
+
+
+def test_commands_install_never_replaces_what_it_did_not_make(tmp_path: Path,
+                                                              config_file) -> None:
+    config_file('ai_name = "hal"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    theirs = bin_dir / "hal-logs"
+    theirs.write_text("#!/bin/sh\necho mine\n")
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"error: {theirs} exists and was not made by `commands install`; "
+                           "remove it, or replace it with --force\n")
+    assert theirs.read_text() == "#!/bin/sh\necho mine\n" and len(list(bin_dir.iterdir())) == 1
+    forced = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), "--force")
+    assert forced.returncode == 0 and "mine" not in theirs.read_text()
+    # its own files (and the symlinks earlier versions made) it replaces without asking
+    (bin_dir / "hal-check").unlink()
+    (bin_dir / "hal-check").symlink_to(BIN)
+    again = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir))
+    assert again.returncode == 0 and not (bin_dir / "hal-check").is_symlink()
+
+
+def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> None:
+    hal = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/hal"\n')
+    bin_dir = tmp_path / "bin"
+    assert run_program(str(BIN), "commands", "install", "--bin-dir",
+                       str(bin_dir)).returncode == 0
+    other = tmp_path / "other.toml"
+    other.write_text(f'ai_name = "eve"\nstate_dir = "{tmp_path}/eve"\n')
+    bare = {"PATH": os.environ["PATH"], "AI_SYSADMIN_CONFIG": str(other)}
+    shown = run_program(str(bin_dir / "hal-config"), "show", "--json", env=bare)
+    assert json.loads(shown.stdout)["ai_name"]["value"] == "hal", shown.stderr
+    # -c after the command's name is the root's option, and wins
+    chosen = run_program(str(bin_dir / "hal-config"), "show", "--json", "-c", str(other))
+    assert json.loads(chosen.stdout)["ai_name"]["value"] == "eve", chosen.stderr
+    assert hal.is_file()
+
+
+def test_config_option_after_a_tool_name_moves_in_front() -> None:
+    assert dispatch("hal-check", ["--json", "-c", "/x.toml"]) == (
+        "hal-check", ["--config", "/x.toml", "check", "--json"])
+    assert dispatch("hal-check", ["--config=/y.toml"], config="/x.toml") == (
+        "hal-check", ["--config", "/y.toml", "check"])
+    assert dispatch("hal-ask", ["--", "-c"], config="/x.toml") == (
+        "hal-ask", ["--config", "/x.toml", "ask", "--", "-c"])

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from .. import logs as logfiles
+from ..errors import AiSysadminError
 from .context import banner, out, print_json, state
 from .dispatch import TOOLS
 
@@ -96,41 +97,73 @@ def logs(
                   f"{r.get('msg', '')} {tail}".rstrip(), markup=False, highlight=False)
 
 
+#: the second line of every command ``commands install`` writes: how it knows its own files
+MARKER = "# made by `ai-sysadmin commands install`"
+
+_WRAPPER = """#!{python}
+{marker}: {name} runs `ai-sysadmin{config_shown} {tool}`
+import sys
+
+from ai_sysadmin.cli.main import main
+
+sys.exit(main(sys.argv[1:], argv0=sys.argv[0], config={config!r}))
+"""
+
+
+def _ours(path: Path) -> bool:
+    """Made by ``commands install``: a wrapper with the marker, or the symlink to the
+    ai-sysadmin program that earlier versions made."""
+    if path.is_symlink():
+        return Path(os.readlink(path)).name == "ai-sysadmin"
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return handle.readline().startswith("#!") and handle.readline().startswith(MARKER)
+    except OSError:
+        return False
+
+
 @commands_app.command("install")
 def commands_install(
     ctx: typer.Context,
-    bin_dir: Annotated[Path, typer.Option(help="Where to put the links.")] = Path(
-        "/usr/local/bin"
-    ),
-    target: Annotated[
-        Path | None, typer.Option(help="The ai-sysadmin executable (default: this one).")
-    ] = None,
+    bin_dir: Annotated[Path, typer.Option(metavar="DIR", help="Where to put the commands.")]
+    = Path("/usr/local/bin"),
+    python: Annotated[Path | None, typer.Option(
+        metavar="PATH", help="The Python that has ai-sysadmin installed (default: this one).",
+        show_default=False)] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace files of these names that something else made.")] = False,
 ) -> None:
-    """Make the {name}-<tool> links for the configured name."""
-    settings = state(ctx).settings
-    program = target or _this_program()
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    made = []
-    for tool in TOOLS:
-        link = bin_dir / f"{settings.ai_name}-{tool}"
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and Path(os.readlink(link)) == program:
-                made.append(link)
-                continue
-            link.unlink()
-        link.symlink_to(program)
-        made.append(link)
-    banner(settings, f"{len(made)} commands in {bin_dir}")
-    for link in made:
-        out.print(f"  {link.name}")
+    """Make the {name}-<tool> commands for the configured name, each carrying this config.
 
-
-def _this_program() -> Path:
-    import shutil
+    A file of the same name that this command did not make is never replaced without --force.
+    """
     import sys
 
-    found = shutil.which("ai-sysadmin")
-    return Path(found).resolve() if found else Path(sys.argv[0]).resolve()
+    loaded = state(ctx).loaded
+    name = loaded.settings.ai_name
+    paths = {tool: bin_dir / f"{name}-{tool}" for tool in TOOLS}
+    foreign = [p for p in paths.values() if (p.exists() or p.is_symlink()) and not _ours(p)]
+    folders = [p for p in foreign if p.is_dir() and not p.is_symlink()]
+    if folders:
+        raise AiSysadminError(f"{folders[0]} is a directory; remove it first")
+    if foreign and not force:
+        raise AiSysadminError(f"{foreign[0]} exists and was not made by `commands install`; "
+                              "remove it, or replace it with --force")
+    config = str(loaded.config_path.resolve()) if loaded.config_found else None
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for tool, path in paths.items():
+        text = _WRAPPER.format(python=python or sys.executable, marker=MARKER, name=path.name,
+                               config_shown=f" --config {config}" if config else "",
+                               tool=" ".join(TOOLS[tool]), config=config)
+        # written beside it and renamed over it: a running command never sees half a file
+        temp = path.with_name(f".{path.name}.new")
+        temp.write_text(text, encoding="utf-8")
+        temp.chmod(0o755)
+        temp.replace(path)  # over a symlink too: the link itself is replaced
+    banner(loaded.settings, f"{len(paths)} commands in {bin_dir}"
+           + (f", with the config {config}" if config else ""))
+    for path in paths.values():
+        out.print(f"  {path.name}")
 
 
 def run(ctx: typer.Context) -> None:

@@ -74,9 +74,12 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     return exc.exit_code
 
 
-def main(argv: list[str] | None = None, argv0: str | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 findings, 2 error)."""
-    prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv))
+def main(argv: list[str] | None = None, argv0: str | None = None,
+         config: str | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
+    file a ``{name}-<tool>`` command was installed with (``commands install``)."""
+    prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv),
+                          config)
     library = logging.getLogger("ai_sysadmin")
     if not library.handlers:
         # the library's records go to the log files (`run` sets them up), never to the
