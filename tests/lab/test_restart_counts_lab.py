@@ -16,6 +16,7 @@ from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.store import Database, IncidentStore
+from tests.lab.daemon_runner import QUIET_HOST_WIDE
 
 pytestmark = pytest.mark.lab
 
@@ -61,8 +62,9 @@ def restarts(sb: Sandbox, unit: str) -> int:
 def test_a_crash_loop_incident_stays_open_while_restart_counts_cannot_be_read(
     tmp_path: Path, one_round_trip: bool
 ) -> None:
-    settings = Settings(ai_name="labtest", state_dir=tmp_path)
-    no_show = Settings(ai_name="labtest", state_dir=tmp_path,
+    # the host-wide rules read the whole machine's /proc: a busy test machine stays quiet
+    settings = Settings(ai_name="labtest", state_dir=tmp_path, thresholds=QUIET_HOST_WIDE)
+    no_show = Settings(ai_name="labtest", state_dir=tmp_path, thresholds=QUIET_HOST_WIDE,
                        programs={"systemctl": NO_SHOW_PATH})
     store = IncidentStore(Database(settings.db_path))
     with Sandbox() as sb:

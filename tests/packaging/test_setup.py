@@ -108,6 +108,21 @@ def test_setup_installs_everything_and_a_second_run_changes_nothing(target: Path
     assert snapshot(target) == before
 
 
+def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -> None:
+    # `sudo ai-sysadmin check` before setup writes root's database where the daemon will run
+    state = target / "var/lib/ai-sysadmin"
+    (state / "logs").mkdir(parents=True)
+    (state / "state.db").write_text("")
+    (state / "logs" / "orchestrator.jsonl").write_text("")
+    done = setup(target, "--name", "hal")
+    assert done.returncode == 0, done.stderr
+    daemon = (state).stat()
+    for path in (state / "state.db", state / "logs", state / "logs" / "orchestrator.jsonl"):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (daemon.st_uid, daemon.st_gid) != (0, 0), path
+    assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
 def test_a_dry_run_says_what_setup_would_do_and_does_nothing(target: Path) -> None:
     before = snapshot(target)
     done = setup(target, "--name", "hal", "--dry-run")

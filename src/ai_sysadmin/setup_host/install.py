@@ -81,7 +81,7 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
         Group(layout.group),
         User(layout.user, layout.group, layout.state_dir),
         Memberships(layout.user, layout.reader_groups),
-        Directory(layout.state_dir, layout.user, layout.group, 0o750),
+        Directory(layout.state_dir, layout.user, layout.group, 0o750, adopt_contents=True),
         Directory(layout.config_dir, "root", layout.group, 0o750),
         File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True),
     ]

@@ -111,6 +111,10 @@ class Node:
 
 @dataclass(frozen=True)
 class Directory(Node):
+    #: what is already inside becomes the owner's too (the state a `sudo ai-sysadmin check`
+    #: left there before setup, which the daemon's user could not open otherwise)
+    adopt_contents: bool = False
+
     def check(self, root: Path) -> Step:
         here = under(root, self.path)
         detail = f"{self.owner}:{self.group} {self.mode:04o}"
@@ -118,13 +122,25 @@ class Directory(Node):
             raise SetupError(f"{self.path} exists and is not a directory")
         if not here.exists():
             return Step("directory", self.path, "create", detail)
-        ok = self._ownership_ok(here, Owners(root))
+        owners = Owners(root)
+        ok = self._ownership_ok(here, owners) and not self._foreign(here, owners)
         return Step("directory", self.path, "keep" if ok else "update", detail)
+
+    def _foreign(self, here: Path, owners: Owners) -> list[Path]:
+        if not self.adopt_contents:
+            return []
+        uid, gid = owners.uid(self.owner), owners.gid(self.group)
+        return [p for p in here.rglob("*")
+                if (p.lstat().st_uid, p.lstat().st_gid) != (uid, gid)]
 
     def apply(self, root: Path, programs: Programs) -> None:
         here = under(root, self.path)
         here.mkdir(parents=True, exist_ok=True)
-        self._set_ownership(here, Owners(root))
+        owners = Owners(root)
+        self._set_ownership(here, owners)
+        uid, gid = owners.uid(self.owner), owners.gid(self.group)
+        for path in self._foreign(here, owners):
+            os.chown(path, uid, gid, follow_symlinks=False)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
