@@ -255,3 +255,10 @@ def test_config_option_after_a_tool_name_moves_in_front() -> None:
         "hal-check", ["--config", "/y.toml", "check"])
     assert dispatch("hal-ask", ["--", "-c"], config="/x.toml") == (
         "hal-ask", ["--config", "/x.toml", "ask", "--", "-c"])
+
+
+def test_a_tool_is_called_by_its_own_name_in_help_and_errors(cli) -> None:
+    code, out, _ = cli("--help", argv0="hal-check")
+    assert code == 0 and out.splitlines()[0] == "Usage: hal-check [OPTIONS] [HOST]"
+    code, _, err = cli("show", "0", argv0="/usr/local/bin/hal-issues")
+    assert code == 2 and err.rstrip().endswith("(see `hal-issues show --help`)")

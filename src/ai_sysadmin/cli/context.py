@@ -47,6 +47,8 @@ err = _console(sys.stderr, stderr=True)
 @dataclass
 class AppState:
     config_path: Path | None = None
+    #: ``hal-check`` when run by that name: what help and errors call the command
+    tool: str | None = None
     _loaded: LoadedSettings | None = field(default=None, repr=False)
 
     @property

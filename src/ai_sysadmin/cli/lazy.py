@@ -73,6 +73,13 @@ class LazyGroup(TyperGroup):
         self.commands[cmd_name] = load(cmd_name)
         return self.commands[cmd_name]
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        tool = getattr(ctx.obj, "tool", None)
+        # run as `hal-check`, the command is called that in its usage line and errors
+        # (the root then has no name of its own: main gives it none)
+        return (tool or name), command, rest
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
         try:

@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exceptions
 from .. import __version__
 from ..errors import AiSysadminError
 from .context import AppState, err
-from .dispatch import dispatch
+from .dispatch import PROGRAM, dispatch
 from .lazy import LazyGroup
 
 app = typer.Typer(
@@ -67,7 +67,7 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     """A mistyped command line is one line on stderr, exit 2 (never a help screen)."""
     hint = ""
     ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
+    if ctx is not None and ctx.command_path:
         hint = f" (see `{ctx.command_path} --help`)"
     message = exc.format_message().replace("\n", " ")
     err.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         # terminal by logging's last resort: a command says what matters itself, once
         library.addHandler(logging.NullHandler())
     try:
-        code = app(args=args, prog_name=prog, standalone_mode=False)
+        tool = prog if prog != PROGRAM else None
+        code = app(args=args, prog_name="" if tool else prog, standalone_mode=False,
+                   obj=AppState(tool=tool))
     except click_exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code
