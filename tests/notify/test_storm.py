@@ -43,11 +43,21 @@ def test_a_flapping_unit_is_one_message_then_one_summary(tmp_path: Path) -> None
 def test_a_repeat_that_is_no_longer_true_is_dropped(tmp_path: Path) -> None:
     store, notifier = setup(tmp_path)
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert len(titles(notifier)) == 1
     store.record_check("web1", [], {"failed_unit"})
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     store.record_check("web1", [], {"failed_unit"})  # healthy when the window ends
-    assert len(titles(notifier)) == 1
+    assert titles(notifier) == []
     assert titles(notifier, time.time() + WINDOW + 1) == []
+
+
+def test_gone_before_anyone_was_told_is_not_news(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [unreachable("web1")], {"host_unreachable"})
+    store.record_check("web1", [], {"host_unreachable"})  # back within one dispatch
+    store.record_check("web2", [failed("web2", "a.service")], {"failed_unit"})
+    store.record_check("web2", [], {"failed_unit"})
+    assert titles(notifier) == []
 
 
 def test_fifty_incidents_at_once_are_one_digest(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ log = logging.getLogger("ai_sysadmin.service")
 #: how often the outbox is looked at (events also come from other processes: `approve`)
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 3600.0
+#: deliveries read at once per channel
+BATCH = 20
 #: settled events, messages and deliveries are kept this long for `notify status`
 RETENTION_SECONDS = 30 * 86400
 
@@ -105,34 +107,40 @@ class Notifier:
         wake = self._wake[channel.name]
         while not stop.is_set():
             wake.clear()
+            more = False
             if time.time() >= self._paused_until.get(channel.name, 0.0):
                 try:
-                    await self._drain(channel)
+                    more = await self._drain(channel)
                 except Exception:  # the database: said, and tried again
                     log.exception("notifications: deliveries to %s could not be read or "
                                   "recorded", channel.name)
             paused = self._paused_until.get(channel.name, 0.0) - time.time()
+            if more:
+                continue
             if paused > 0:
                 await _wait([stop], min(paused, POLL_SECONDS))
             else:
                 await _wait([stop, wake], POLL_SECONDS)
 
-    async def _drain(self, channel: Channel) -> None:
-        """Send what is due for one channel, oldest first; stop at the first failure."""
-        for delivery in await asyncio.to_thread(self.outbox.due, channel.name, time.time()):
+    async def _drain(self, channel: Channel) -> bool:
+        """Send what is due for one channel, oldest first; stop at the first failure. True:
+        a full batch went out and more may be due."""
+        due = await asyncio.to_thread(self.outbox.due, channel.name, time.time(), BATCH)
+        for delivery in due:
             message = Message(delivery.title, delivery.body, delivery.priority)
             try:
                 await channel.send(message)
             except DeliveryError as exc:
                 await asyncio.to_thread(self._failed, channel, delivery, str(exc))
-                return
+                return False
             except Exception as exc:  # a channel's own bug: its text may hold the URL
                 await asyncio.to_thread(self._failed, channel, delivery,
                                         f"unexpected {type(exc).__name__} in {channel.name}")
-                return
+                return False
             await asyncio.to_thread(self.outbox.delivered, delivery.message_id, channel.name)
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
                      extra={"notification": delivery.message_id, "channel": channel.name})
+        return len(due) == BATCH
 
     def _failed(self, channel: Channel, delivery: Delivery, error: str) -> None:
         attempts = delivery.attempts + 1

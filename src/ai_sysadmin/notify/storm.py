@@ -41,6 +41,8 @@ class Dispatcher:
         """New events to messages; held repeats and digests that are due. The messages made."""
         now = time.time() if now is None else now
         made: list[int] = []
+        if not self.outbox.waiting():
+            return made  # the usual case: no write lock taken every pass
         with self.outbox.db.transaction() as conn:
             fresh: list[OutboxEvent] = []
             keys: set[str] = set()
@@ -48,6 +50,9 @@ class Dispatcher:
                 why = self._skip_reason(conn, event)
                 if why:
                     Outbox.mark(conn, [event.id], "skipped", why)
+                elif not self._still_true(conn, event):
+                    # down and back (or failed and fine) before anyone was told: nothing to say
+                    Outbox.mark(conn, [event.id], "suppressed", "no longer true when dispatched")
                 elif event.repeat_key in keys or self._repeat(conn, event, now):
                     Outbox.mark(conn, [event.id], "repeat", "held: a repeat within the window")
                 else:

@@ -196,6 +196,12 @@ class Outbox:
                          "VALUES (?,?,'pending',?)", [(message_id, c, at) for c in channels])
         return message_id
 
+    def waiting(self) -> bool:
+        """Whether any event waits to be dispatched (new, a held repeat, a digest to come)."""
+        return self.db.conn.execute(
+            "SELECT 1 FROM notify_events WHERE state IN ('new','repeat','storm') LIMIT 1"
+        ).fetchone() is not None
+
     # -- deliveries ------------------------------------------------------------------------------
     def due(self, channel: str, now: float, limit: int = 20) -> list[Delivery]:
         rows = self.db.conn.execute(
@@ -269,10 +275,13 @@ class Outbox:
         return [dict(r) for r in reversed(rows)]
 
     def prune(self, before: float) -> None:
-        """Forget what was settled before ``before``: told, skipped, delivered or given up."""
+        """Forget what was settled before ``before``: told, skipped, delivered or given up.
+        Events of live incidents stay: "back" after a month down needs the "unreachable"."""
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM notify_events WHERE at<? AND state NOT IN "
-                         "('new','repeat','storm')", (before,))
+                         "('new','repeat','storm') AND (incident_id IS NULL OR incident_id "
+                         "NOT IN (SELECT id FROM incidents WHERE state NOT IN "
+                         "('resolved','closed')))", (before,))
             old = [r[0] for r in conn.execute(
                 "SELECT id FROM notify_messages m WHERE at<? AND NOT EXISTS (SELECT 1 FROM "
                 "notify_deliveries d WHERE d.message_id=m.id AND d.state='pending') AND NOT "
