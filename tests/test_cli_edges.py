@@ -262,3 +262,17 @@ def test_a_tool_is_called_by_its_own_name_in_help_and_errors(cli) -> None:
     assert code == 0 and out.splitlines()[0] == "Usage: hal-check [OPTIONS] [HOST]"
     code, _, err = cli("show", "0", argv0="/usr/local/bin/hal-issues")
     assert code == 2 and err.rstrip().endswith("(see `hal-issues show --help`)")
+
+
+def test_every_option_with_a_value_names_it() -> None:
+    import typer
+
+    from ai_sysadmin.cli.main import app
+
+    unnamed = [f"{' '.join(path)} {param.name}"
+               for path, command in _leaf_commands(typer.main.get_command(app))
+               if path[0] != "systems"  # another change in flight owns its options
+               for param in command.params
+               if param.param_type_name == "option" and not param.is_flag
+               and not param.metavar]
+    assert unnamed == []

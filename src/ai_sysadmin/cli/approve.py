@@ -117,7 +117,7 @@ def show(
 @app.command("approve")
 def approve(
     ctx: typer.Context, action_id: ActionId,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the exact commands it would run; run nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -150,7 +150,7 @@ def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
 @app.command("reject")
 def reject(
     ctx: typer.Context, action_id: ActionId,
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Reject: the action never runs."""
@@ -168,7 +168,7 @@ def reject(
 @app.command("discuss")
 def discuss(
     ctx: typer.Context, action_id: ActionId,
-    message: Annotated[str | None, typer.Option("--message", "-m",
+    message: Annotated[str | None, typer.Option("--message", "-m", metavar="TEXT",
                                                 help="Ask one question and leave.")] = None,
 ) -> None:
     """Talk with the model about this action and its incident (interactive priority)."""
@@ -264,10 +264,13 @@ def policy_check(
 @policy_app.command("sudoers")
 def policy_sudoers(
     ctx: typer.Context,
-    user: Annotated[str, typer.Option(help="The user the daemon runs as.")] = "ai-sysadmin",
-    shell: Annotated[str, typer.Option(help="sh's absolute path as sudo resolves it.")]
+    user: Annotated[str, typer.Option(
+        metavar="USER", help="The user the daemon runs as.")] = "ai-sysadmin",
+    shell: Annotated[str, typer.Option(
+        metavar="PATH", help="sh's absolute path as sudo resolves it.")]
     = "/bin/sh",
-    bin_dir: Annotated[str, typer.Option(help="Where systemctl, journalctl and kill are.")]
+    bin_dir: Annotated[str, typer.Option(
+        metavar="DIR", help="Where systemctl, journalctl and kill are.")]
     = "/usr/bin",
 ) -> None:
     """The sudoers lines a daemon that is not root needs: exactly the fixes it may run, and

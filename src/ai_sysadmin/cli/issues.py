@@ -27,7 +27,7 @@ def _default(ctx: typer.Context) -> None:
 def list_incidents(
     ctx: typer.Context,
     all_states: Annotated[bool, typer.Option("--all", help="Include resolved and closed.")] = False,
-    host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST", help="Only this host.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Live incidents (or all of them)."""
@@ -101,7 +101,7 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
 def resolve(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(help="Why.")] = "resolved by the operator",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "resolved by the operator",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Mark an incident resolved (it reopens if the finding comes back)."""
@@ -112,7 +112,7 @@ def resolve(
 def close(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(help="Why.")] = "closed by the operator",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "closed by the operator",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Close an incident for good (a new finding opens a new incident)."""

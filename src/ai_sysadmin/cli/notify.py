@@ -107,7 +107,8 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 @app.command("status")
 def status(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("-n", "--limit", help="Rows of each state.")] = 20,
+    limit: Annotated[int, typer.Option(
+        "-n", "--limit", min=1, metavar="N", help="Rows of each state.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Pending, delivered and failed deliveries per channel, and held events.

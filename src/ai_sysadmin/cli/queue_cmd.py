@@ -155,10 +155,12 @@ def worker(
     ctx: typer.Context,
     concurrency: Annotated[
         int | None,
-        typer.Option(min=1, help="Requests answered at once (default: queue.concurrency)."),
+        typer.Option(min=1, metavar="N",
+                     help="Requests answered at once (default: queue.concurrency)."),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Worker name shown by `queue` (default: host-pid).")
+        str | None, typer.Option(metavar="NAME",
+                                 help="Worker name shown by `queue` (default: host-pid).")
     ] = None,
 ) -> None:
     """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""

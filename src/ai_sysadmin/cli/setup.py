@@ -32,18 +32,22 @@ from .dispatch import TOOLS
 
 def setup(
     name: Annotated[str | None, typer.Option(
-        help="The assistant's name (default: ai_name of an existing config, else the short "
-        "hostname).", show_default=False)] = None,
+        metavar="NAME", help="The assistant's name (default: ai_name of an existing config, "
+        "else the short hostname).", show_default=False)] = None,
     root: Annotated[Path, typer.Option(
-        help="Install into this directory tree instead of the running system.")] = Path("/"),
+        metavar="DIR", help="Install into this directory tree instead of the running system.")
+    ] = Path("/"),
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print what would change; change nothing.")] = False,
     program: Annotated[Path | None, typer.Option(
-        help="The ai-sysadmin executable the units run (default: this one).",
+        metavar="PATH", help="The ai-sysadmin executable the units run (default: this one).",
         show_default=False)] = None,
-    user: Annotated[str, typer.Option(help="The account the daemon runs as.")] = "ai-sysadmin",
-    bin_dir: Annotated[str, typer.Option(help="Where the {name}-* links go.")] = "/usr/local/bin",
+    user: Annotated[str, typer.Option(
+        metavar="USER", help="The account the daemon runs as.")] = "ai-sysadmin",
+    bin_dir: Annotated[str, typer.Option(
+        metavar="DIR", help="Where the {name}-* links go.")] = "/usr/local/bin",
     templates: Annotated[Path | None, typer.Option(
+        metavar="DIR",
         help="Directory of the unit templates (default: installed, else packaging/systemd).",
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
