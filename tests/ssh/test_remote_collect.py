@@ -222,9 +222,10 @@ def test_a_hung_command_over_ssh_costs_its_section_and_makes_the_next_checks_car
     lab_host: LabHost, known_hosts: Path, tmp_path: Path
 ) -> None:
     sb, host = lab_host.sandbox, lab_host.ssh
-    sb.write_file("/usr/local/bin/hung-df", "#!/bin/sh\nexec sleep 31\n", 0o755)
-    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state", command_timeout=1,
-                        programs={"df": "/usr/local/bin/hung-df"})
+    # a remote host runs programs by their bare names (programs.* are this machine's paths):
+    # a hung df first on the remote PATH (sshd's default puts /usr/local/bin before /usr/bin)
+    sb.write_file("/usr/local/bin/df", "#!/bin/sh\nexec sleep 31\n", 0o755)
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state", command_timeout=1)
     ssh = CountingSsh(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
     collector = Collector(ssh, settings)
 
@@ -241,6 +242,7 @@ def test_a_hung_command_over_ssh_costs_its_section_and_makes_the_next_checks_car
     try:
         (first, first_scripts), (second, second_scripts) = asyncio.run(two_checks())
     finally:
+        sb.exec(["rm", "-f", "/usr/local/bin/df"])
         sb.exec(["pkill", "-f", "sleep 31"])
     for snapshot in (first, second):
         assert set(snapshot.errors) == {"mounts"}

@@ -355,6 +355,16 @@ class Executor:
         return False, f"{detail} after {safety.verify_timeout:g} s"
 
     def recover(self) -> list[int]:
-        """At start: actions cut off mid-execution end as failed (never re-run), and approved
-        ones that never started are run now."""
-        return self.actions.interrupted()
+        """At start: actions cut off mid-execution end as failed (never re-run); their
+        incidents are open again and investigated anew, so a fresh decision (a new action)
+        follows instead of an incident left ``remediating``. Approved actions that never
+        started are run by the caller."""
+        interrupted = self.actions.interrupted()
+        for action_id in interrupted:
+            action = self.actions.get(action_id)
+            self._escalate(action, f"action {action_id} was interrupted by a crash while it "
+                           "ran; not run again")
+            if action.incident_id is not None:
+                self.store.investigate_again(action.incident_id,
+                                             f"action {action_id} was interrupted")
+        return interrupted

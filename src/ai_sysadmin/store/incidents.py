@@ -423,6 +423,13 @@ class IncidentStore:
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 
+    def investigate_again(self, incident_id: int, reason: str) -> None:
+        """Due for a new investigation now (the daemon's retry pass picks it up)."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE incidents SET next_investigation_at=?, investigation_error=? "
+                         "WHERE id=? AND state IN ('open','reopened')",
+                         (time.time(), reason, incident_id))
+
     def investigation_due(self, now: float | None = None) -> list[Incident]:
         """Live incidents whose failed investigation is due for a retry."""
         rows = self.db.conn.execute(
