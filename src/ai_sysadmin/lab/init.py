@@ -133,6 +133,12 @@ def boot(workdir: Path) -> None:
     for target, opts in (("run", "mode=755,nosuid,nodev,size=64m"),
                          ("tmp", "mode=1777,nosuid,nodev,size=256m")):
         _run(p, "mount", "-t", "tmpfs", "-o", opts, target, f"{root}/{target}")
+    for host_dir in cfg.get("binds", ()):
+        # read-only: the lab never writes to the host
+        inside = f"{root}{host_dir}"
+        os.makedirs(inside, exist_ok=True)
+        _run(p, "mount", "--bind", host_dir, inside)
+        _run(p, "mount", "-o", "remount,bind,ro", inside)
     _prepare_etc(root, cfg)
 
     (root / ".oldroot").mkdir(exist_ok=True)

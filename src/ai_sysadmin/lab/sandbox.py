@@ -120,8 +120,12 @@ class Sandbox:
         boot_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         programs: LabPrograms | None = None,
+        binds: Sequence[str] = (),
     ) -> None:
+        """``binds``: host directories shown read-only at the same path in the lab, for what
+        lives under the lab's private /tmp or /run (a checkout and its venv in /tmp)."""
         self.size = size
+        self.binds = tuple(str(Path(b).resolve()) for b in binds)
         self.hostname = hostname
         self.base_dir = base_dir
         self.boot_timeout = boot_timeout
@@ -170,6 +174,7 @@ class Sandbox:
             "hostname": self.hostname,
             "masked": list(MASKED_UNITS),
             "programs": programs,
+            "binds": list(self.binds),
         }
         (self.workdir / "config.json").write_text(json.dumps(config), encoding="utf-8")
         deadline = time.monotonic() + self.boot_timeout
