@@ -208,8 +208,10 @@ class Executor:
         if [list(c) for c in fresh.commands] != decided:
             return self._back_to_person(action, "what it would run changed since it was "
                                         f"decided: {[list(c) for c in fresh.commands]}")
-        if not by_person and decide(self.settings.autonomy_level,
-                                    fresh.risk).outcome != "execute":
+        # a person's yes survives a restart: the action records who approved it
+        person = by_person or action.decided_by is not None
+        if not person and decide(self.settings.autonomy_level,
+                                 fresh.risk).outcome != "execute":
             return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
                                         f"risk: {fresh.reason}")
         return None
