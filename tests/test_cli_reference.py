@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ai_sysadmin.cli.main import app
-from ai_sysadmin.cli.reference import render
+from ai_sysadmin.cli.reference import pages, render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +19,11 @@ def test_the_command_reference_is_current() -> None:
         "docs/cli.md is stale: run python scripts/cli_reference.py"
     for command in ("approve approve", "check", "policy sudoers", "systems add"):
         assert f"## `ai-sysadmin {command}`" in text
+    per_command = pages(app)
+    assert {"check.md", "approve.md", "notify.md", "setup.md"} <= set(per_command)
+    for name, page in per_command.items():
+        assert (ROOT / "docs" / "commands" / name).read_text(encoding="utf-8") == page, name
+    assert "### `ai-sysadmin approve approve`" in per_command["approve.md"]
 
 
 def test_the_check_mode_fails_on_a_stale_reference(tmp_path) -> None:

@@ -1,6 +1,6 @@
-"""The command reference (docs/cli.md), generated from the CLI itself so it cannot drift:
-``python scripts/cli_reference.py`` writes it, ``--check`` fails when it is stale (the suite runs
-the check)."""
+"""The command reference (docs/cli.md, and a page per command in docs/commands/), generated from
+the CLI itself so it cannot drift: ``python scripts/cli_reference.py`` writes them, ``--check``
+fails when one is stale (the suite runs the check)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,20 @@ def render(app: typer.Typer) -> str:
             "is stale. Every command also runs as `{name}-<command>` (`hal-check`, "
             "`hal-approve list`) once `commands install` made the links.", ""]
     return "\n".join(head + _walk(root, ["ai-sysadmin"])).rstrip() + "\n"
+
+
+def pages(app: typer.Typer) -> dict[str, str]:
+    """One page per command (a group's page holds its subcommands): file name -> text."""
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="ai-sysadmin")
+    found = {}
+    for name in sorted(root.list_commands(ctx)):
+        command = root.get_command(ctx, name)
+        head = [f"# `ai-sysadmin {name}`", "",
+                f"Generated from the CLI by `python scripts/cli_reference.py`. "
+                f"`{{name}}-{name}` (e.g. `hal-{name}`) is the same command; the whole "
+                "reference is in [../cli.md](../cli.md).", ""]
+        body = [line.replace("## ", "### ", 1) if line.startswith("## ") else line
+                for line in _walk(command, ["ai-sysadmin", name])]
+        found[f"{name}.md"] = "\n".join(head + body).rstrip() + "\n"
+    return found
