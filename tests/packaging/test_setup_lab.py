@@ -63,7 +63,33 @@ def installed() -> Iterator[Sandbox]:
         # the config setup wrote, with investigations off: no model answers in this lab
         sb.exec(["sed", "-i", "s/^# investigate = true$/investigate = false/", CONFIG],
                 check=True)
+        # notifications through real Apprise to a receiver on the lab's own loopback
+        sb.write_file(URLS, f"json://127.0.0.1:{RECEIVER_PORT}/\n", 0o640)
+        sb.exec(["chgrp", "ai-sysadmin", URLS], check=True)
+        sb.exec(["sed", "-i", f"s|^# apprise_urls_file = .*|apprise_urls_file = \"{URLS}\"|",
+                 CONFIG], check=True)
+        sb.write_file("/srv/receiver.py", RECEIVER, 0o644)
+        sb.exec(["systemd-run", "--unit=receiver", str(Path(sys.executable).resolve()),
+                 "/srv/receiver.py"], check=True)
         yield sb
+
+
+URLS = "/etc/ai-sysadmin/apprise-urls"
+RECEIVER_PORT = 8765
+#: what a notification service does with Apprise's json:// POSTs: keep them
+RECEIVER = f"""
+import http.server
+
+class Keep(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open("/srv/received.jsonl", "ab") as out:
+            out.write(body + b"\\n")
+        self.send_response(200)
+        self.end_headers()
+
+http.server.HTTPServer(("127.0.0.1", {RECEIVER_PORT}), Keep).serve_forever()
+"""
 
 
 def status(sb: Sandbox, pid: str) -> dict[str, str]:
@@ -96,6 +122,15 @@ def test_setup_then_start_runs_a_daemon_that_detects_a_failed_unit(installed: Sa
 
     wait_for(detected, "the failed unit's incident")
     assert sb.exec(["systemctl", "is-active", DAEMON]).stdout.strip() == "active"
+
+    def notified() -> list[dict[str, str]]:
+        got = sb.exec(["cat", "/srv/received.jsonl"]).stdout
+        return [m for m in map(json.loads, got.splitlines()) if "broken.service" in m["title"]]
+
+    wait_for(lambda: bool(notified()), "the notification of the failed unit")
+    message = notified()[0]
+    assert message["title"].startswith("[labai] labhost:")
+    assert "labai-issues show" in message["message"]
     again = sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN), "--json"],
                     timeout=120)
     assert again.ok and {s["action"] for s in json.loads(again.stdout)} == {"keep"}
