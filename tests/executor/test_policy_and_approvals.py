@@ -112,6 +112,7 @@ def test_observe_records_and_suggest_waits(settings, store) -> None:
         assert action.state == state
     refused = asyncio.run(executor.propose(host, "run_command", {"argv": ["bash", "-c", "id"]}))
     assert refused.state == "refused" and "refused at every level" in refused.reason
+    assert refused.reason.count("not on the remediation allow-list") == 1  # said once
 
 
 def test_a_unit_whose_properties_cannot_be_read_waits_for_a_person(settings, store) -> None:

@@ -192,7 +192,8 @@ def _action_decision(settings: Settings, runtime: Runtime, data: dict[str, Any]
     return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
             "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,
             "autonomy_reason": verdict.reason,
-            "reason": f"{verdict.reason}; {plan.reason}", "plan": plan.to_dict()}
+            "reason": verdict.reason if not plan.allowed else f"{verdict.reason}; {plan.reason}",
+            "plan": plan.to_dict()}
 
 
 def _verdict(result: dict[str, Any], indent: str = "") -> list[str]:

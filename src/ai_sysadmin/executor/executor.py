@@ -108,7 +108,8 @@ class Executor:
         decision = decide(self.settings.autonomy_level, plan.risk,
                           None if plan.allowed else plan.reason)
         state = _STATE_FOR[decision.outcome]
-        reason = f"{decision.reason}; {plan.reason}"
+        # a refusal's reason already holds the plan's: say it once
+        reason = decision.reason if not plan.allowed else f"{decision.reason}; {plan.reason}"
         if state == "approved" and self.settings.executor.dry_run:
             state = "recorded"
             reason = (f"dry run (executor.dry_run): would run "
