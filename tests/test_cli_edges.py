@@ -97,7 +97,7 @@ def test_check_all_is_a_block_per_host_and_one_summary(cli) -> None:
     assert code == 1 and err == ""
     assert lines[0].endswith("health check of 2 host(s)")
     (down,) = [line for line in lines if "web1" in line]
-    assert down.startswith("web1 unreachable: ") and "127.0.0.1:1" in down
+    assert down.startswith("web1 unreachable: connection refused (") and "127.0.0.1:1)" in down
     assert lines[-1].startswith("2 host(s): ") and lines[-1].endswith("1 unreachable")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import shlex
@@ -34,6 +35,13 @@ from .ssh_target import Hop, SshTarget, client_keys, parse_jump
 from .transport import CommandResult, Transport, _check_argv
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
+
+#: a failed TCP connect, as a person says it
+_CONNECT_FAILURES = {
+    errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable", errno.ETIMEDOUT: "connection timed out",
+    errno.ECONNRESET: "connection reset",
+}
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -232,9 +240,9 @@ class SshTransport(Transport):
                 f"{hop.target.connect_timeout:g} s"
             ) from None
         except OSError as exc:
-            raise TransportError(
-                f"{hop.label}: cannot connect to {where}: {exc.strerror or exc}"
-            ) from exc
+            # asyncio's text ("Connect call failed ('10.0.0.3', 22)") says less than the errno
+            why = _CONNECT_FAILURES.get(exc.errno or 0) or exc.strerror or str(exc)
+            raise TransportError(f"{hop.label}: {why} ({where})") from exc
         except (asyncssh.Error, ValueError) as exc:
             raise TransportError(f"{hop.label}: SSH to {where} failed: {exc}") from exc
         return conn, clients[-1]
