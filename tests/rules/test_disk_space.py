@@ -24,7 +24,7 @@ def test_full_file_system_is_one_finding_about_its_mount_point():
     assert finding.subject == "/var"
     assert finding.severity is Severity.CRITICAL
     assert finding.summary == "/var is 97% full"
-    assert finding.evidence == ("/var (ext4 on /dev/vda): 970 of 1000 bytes used, 30 free",)
+    assert finding.evidence == ("/var (ext4 on /dev/vda): 970 B of 1000 B used, 30 B free",)
 
 
 def test_reserved_blocks_count_as_used_like_df():
@@ -66,3 +66,11 @@ def test_custom_thresholds():
 def test_empty_file_system_is_not_full():
     empty = Mount("tmpfs", "tmpfs", "/run/empty", 0, 0, 0, 0, 0)
     assert RULE.evaluate(context(snapshot(mounts=[empty]))) == []
+
+
+def test_evidence_reads_in_human_units() -> None:
+    gib = 1024 ** 3
+    big = Mount("/dev/nvme0n1p2", "ext4", "/", 100 * gib, int(96.5 * gib), int(3.5 * gib), 1, 1)
+    finding = only(RULE.evaluate(context(snapshot(mounts=[big]))))
+    assert finding.evidence == ("/ (ext4 on /dev/nvme0n1p2): 96.5 GiB of 100.0 GiB used, "
+                                "3.5 GiB free",)

@@ -69,6 +69,16 @@ def quote(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def size(count: int) -> str:
+    """Bytes as a person reads them (binary units, as df -h): ``41.2 GiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def percent(value: float) -> str:
     """Rounded down to 0.1 so that 94.96 never reads as the 95 % critical threshold."""
     text = f"{math.floor(value * 10) / 10:.1f}"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity, percent
+from ..findings import Finding, Severity, percent, size
 from .base import Rule, RuleContext
 
 
@@ -23,8 +23,8 @@ class DiskSpace(Rule):
                     m.target,
                     severity,
                     f"{m.target} is {percent(pct)} full",
-                    [f"{m.target} ({m.fstype} on {m.source}): {m.used_bytes} of "
-                     f"{m.used_bytes + m.avail_bytes} bytes used, {m.avail_bytes} free"],
+                    [f"{m.target} ({m.fstype} on {m.source}): {size(m.used_bytes)} of "
+                     f"{size(m.used_bytes + m.avail_bytes)} used, {size(m.avail_bytes)} free"],
                 )
             )
         return findings
