@@ -276,3 +276,15 @@ def test_every_option_with_a_value_names_it() -> None:
                if param.param_type_name == "option" and not param.is_flag
                and not param.metavar]
     assert unnamed == []
+
+
+def test_json_is_asked_for_the_same_way_anywhere_on_the_line(cli) -> None:
+    behind = cli("issues", "list", "--json")
+    before = cli("--json", "issues", "list")
+    assert behind[0] == before[0] == 0 and json.loads(before[1]) == json.loads(behind[1])
+    action = '{"kind": "vacuum_journal", "parameters": {"max_size": "500M"}}'
+    # policy check stops reading options at its first argument: --json after it still counts
+    code, out, _ = cli("policy", "check", action, "--json")
+    assert code == 0 and json.loads(out)["kind"] == "vacuum_journal"
+    code, out, _ = cli("policy", "check", "--json", "--command", "--", "ls", "--json")
+    assert json.loads(out)["argv"] == ["ls", "--json"]  # after --, it is the argv's own

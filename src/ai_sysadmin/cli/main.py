@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import AiSysadminError
 from .context import AppState, err
 from .dispatch import PROGRAM, dispatch
-from .lazy import LazyGroup
+from .lazy import COMMANDS, LazyGroup, load
 
 app = typer.Typer(
     cls=LazyGroup,
@@ -74,12 +74,32 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     return exc.exit_code
 
 
+def json_behind_the_command(args: list[str]) -> list[str]:
+    """``--json`` is one way to ask for JSON, anywhere on the line: before the command words
+    (or after a positional of a command that stops parsing options there, as ``policy check``
+    does) it moves to just behind them. Nothing after ``--`` is touched."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--json" not in args[:end]:
+        return args
+    head = [a for a in args[:end] if a != "--json"]
+    i = 0
+    while i < len(head) and (head[i] in ("-c", "--config") or head[i].startswith("--config=")):
+        i += 1 if "=" in head[i] else 2
+    if i < len(head) and head[i] in COMMANDS:
+        i += 1
+        group = load(head[i - 1])
+        if i < len(head) and head[i] in getattr(group, "commands", {}):
+            i += 1
+    return [*head[:i], "--json", *head[i:], *args[end:]]
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
     file a ``{name}-<tool>`` command was installed with (``commands install``)."""
     prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv),
                           config)
+    args = json_behind_the_command(args)
     library = logging.getLogger("ai_sysadmin")
     if not library.handlers:
         # the library's records go to the log files (`run` sets them up), never to the
