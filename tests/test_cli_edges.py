@@ -288,3 +288,17 @@ def test_json_is_asked_for_the_same_way_anywhere_on_the_line(cli) -> None:
     assert code == 0 and json.loads(out)["kind"] == "vacuum_journal"
     code, out, _ = cli("policy", "check", "--json", "--command", "--", "ls", "--json")
     assert json.loads(out)["argv"] == ["ls", "--json"]  # after --, it is the argv's own
+
+
+def test_shell_completion_completes_commands_and_subcommands() -> None:
+    def complete(words: str, index: int) -> str:
+        env = {**os.environ, "_AI_SYSADMIN_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(index)}
+        return subprocess.run([str(BIN)], env=env, capture_output=True, text=True,
+                              timeout=30).stdout.split()
+
+    assert complete("ai-sysadmin iss", 1) == ["issues"]
+    assert complete("ai-sysadmin approve ap", 2) == ["approve"]
+    shown = subprocess.run([str(BIN), "--show-completion", "bash"], capture_output=True,
+                           text=True, timeout=30)
+    assert shown.returncode == 0 and "_ai_sysadmin_completion" in shown.stdout

@@ -26,7 +26,7 @@ app = typer.Typer(
     help="A careful autonomous system administrator. Run `check` for a health check now.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     context_settings={"help_option_names": ["-h", "--help"]},
     # plain help: flags without a "<bool>" type, no boxes cut at the terminal's edge
     rich_markup_mode=None,
