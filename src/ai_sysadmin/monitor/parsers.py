@@ -126,14 +126,20 @@ def parse_df(text: str) -> list[Mount]:
     return list(mounts.values())
 
 
-def parse_list_units(text: str) -> list[Unit]:
-    """``systemctl list-units --all --output=json``."""
+def _systemctl_list(text: str) -> list[Any]:
+    """The JSON list ``systemctl ... --output=json`` prints."""
     try:
         data: Any = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
         raise ParseError(f"systemctl did not print JSON: {exc}") from exc
     if not isinstance(data, list):
         raise ParseError("systemctl JSON is not a list")
+    return data
+
+
+def parse_list_units(text: str) -> list[Unit]:
+    """``systemctl list-units --all --output=json``."""
+    data = _systemctl_list(text)
     return [
         Unit(
             name=str(item.get("unit", "")),
@@ -149,12 +155,7 @@ def parse_list_units(text: str) -> list[Unit]:
 
 def parse_list_unit_files(text: str) -> dict[str, str]:
     """``systemctl list-unit-files --output=json``: each unit file's state."""
-    try:
-        data: Any = json.loads(text or "[]")
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"systemctl did not print JSON: {exc}") from exc
-    if not isinstance(data, list):
-        raise ParseError("systemctl JSON is not a list")
+    data = _systemctl_list(text)
     return {str(item["unit_file"]): str(item.get("state", ""))
             for item in data if isinstance(item, dict) and item.get("unit_file")}
 
