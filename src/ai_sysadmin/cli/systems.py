@@ -60,7 +60,7 @@ def list_systems(
     ctx: typer.Context,
     all_hosts: Annotated[bool, typer.Option("--all", help="Also discovered and removed.")]
     = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hosts as JSON.")] = False,
 ) -> None:
     """Managed hosts: OS, reachability, last check, open incidents."""
     app_state = state(ctx)
@@ -84,7 +84,8 @@ def add(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(
         help="host, user@host, user@host:port, [IPv6]:port")],
-    name: Annotated[str | None, typer.Option(help="Shown name (default: the host).")] = None,
+    name: Annotated[str | None, typer.Option(metavar="NAME",
+                                             help="Shown name (default: the host).")] = None,
 ) -> None:
     """Manage one more host (over SSH, with the configured keys and known_hosts)."""
     app_state = state(ctx)
@@ -103,7 +104,8 @@ def add(
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, name: str) -> None:
+def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
+        help="The managed host to stop managing.")]) -> None:
     """Stop managing a host (its history stays)."""
     # its open incidents are closed and their queued LLM work cancelled: nothing checks it
     # again, so left open they would cost LLM calls forever
@@ -158,7 +160,8 @@ def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
 
 
 @app.command("accept")
-def accept(ctx: typer.Context, name: str) -> None:
+def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
+        help="A discovered host (see `systems list`).")]) -> None:
     """Manage a discovered host."""
     hosts = _hosts(state(ctx))
     row = hosts.get(name)
@@ -173,7 +176,7 @@ def accept(ctx: typer.Context, name: str) -> None:
 def refresh(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Only this host.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hosts as JSON.")] = False,
 ) -> None:
     """Check the managed hosts now, all at once."""
     app_state = state(ctx)
