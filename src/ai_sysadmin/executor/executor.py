@@ -22,7 +22,7 @@ from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, IncidentStore
-from .host_facts import own_identity, read_facts
+from .host_facts import Self, own_identity, read_facts
 
 log = logging.getLogger("ai_sysadmin.actions")
 
@@ -52,6 +52,9 @@ class Executor:
         self._checkers: dict[str, HostChecker] = {}
         self.checker_for = checker_for or self._own_checker
         self._locks: dict[int, asyncio.Lock] = {}
+        #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
+        #: not change while this process lives
+        self._own: dict[bool, Self] = {}
 
     def _own_checker(self, host: str) -> HostChecker:
         if host not in self._checkers:
@@ -83,7 +86,9 @@ class Executor:
         touches, the unit the incident is about, and who the assistant itself is."""
         transport = self.transports.get(host)
         facts = await read_facts(transport, self.settings, facts_needed(kind, params))
-        own = own_identity(self.settings, transport)
+        here = isinstance(transport, LocalTransport)
+        own = self._own.get(here) or self._own.setdefault(
+            here, own_identity(self.settings, transport))
         os_id, os_like = self._os(host)
         return PlanContext(
             os_id=os_id, os_like=os_like,

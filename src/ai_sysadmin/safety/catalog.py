@@ -153,15 +153,16 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
         unit = normalise_unit(p.unit)
         if unit is None:
             return _refuse(kind, f"{p.unit!r} is not a valid systemd unit name", p.unit)
-        person = []
-        if protected := protected_reason(unit, ctx.protected):
-            # never automatic: "restarting one always needs a person"
-            person.append(f"{unit} is protected ({protected})")
         # the canonical name is what runs: the name judged is the name started
         canonical, verdict = judge_unit_on_host(verb, unit, ctx)
         if verdict.refused:
             return _refuse(kind, verdict.refused, canonical, {"unit": unit})
-        person += [p for p in verdict.person if p not in person]
+        person = list(verdict.person)
+        # never automatic, by its name too (facts unknown, or reset-failed, which the facts
+        # leave alone); said once when the facts already said it
+        protected = protected_reason(unit, ctx.protected)
+        if protected and not any(" is protected" in p for p in person):
+            person.insert(0, f"{unit} is protected ({protected})")
         risk: Risk = "high" if person else "low"
         shown = unit if canonical == unit else f"{unit} ({canonical})"
         reason = f"{verb} of {shown}" + (f"; needs a person: {'; '.join(person)}"
