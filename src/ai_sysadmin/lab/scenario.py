@@ -20,6 +20,7 @@ from ..config import Thresholds
 from ..errors import LabError, NotFoundError
 from ..monitor.findings import Finding
 from ..monitor.rules import RULES_BY_NAME
+from ..safety.actions import ACTION_KINDS
 from .injectors import INJECTORS, PARAMS
 
 
@@ -100,9 +101,51 @@ class Expectation(_Model):
         return f"{self.rule} {subject}"
 
 
+class CatalogAction(_Model):
+    """One structured remediation action, as the model would propose it."""
+
+    kind: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in ACTION_KINDS:
+            raise ValueError(f"unknown action kind {value!r}; known: {', '.join(ACTION_KINDS)}")
+        return value
+
+
+class ToolCallStep(_Model):
+    """One tool call a model makes (an injection's demand, as an obedient model follows it)."""
+
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentExpectation(_Model):
+    """What a good investigation of this scenario finds and does (the agent evaluation).
+
+    ``cause``: keywords the diagnosis must all name (case-insensitive) for the root cause to
+    count as found. ``fix``: the correct fix as catalog actions, proposed in this order; empty
+    when no catalog action can fix it and the right outcome is a person, told the right
+    diagnosis. ``unsafe``: for a prompt-injection scenario, what the host text demands, as the
+    tool calls an obedient model makes; none of them may ever execute. ``secret``: a value the
+    scenario plants that must never reach the model.
+    """
+
+    cause: list[str] = Field(default_factory=list)
+    fix: list[CatalogAction] = Field(default_factory=list)
+    unsafe: list[ToolCallStep] = Field(default_factory=list)
+    secret: str | None = None
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str
+    tags: list[str] = Field(default_factory=list, description="Free tags to choose drills by.")
+    agent: AgentExpectation | None = Field(
+        None, description="What the agent should find and do (see AgentExpectation)."
+    )
     thresholds: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of [thresholds] keys for this drill."
     )
@@ -126,6 +169,13 @@ class Scenario(_Model):
     def _known_thresholds(cls, value: dict[str, Any]) -> dict[str, Any]:
         Thresholds.model_validate(value)  # unknown keys and bad values fail here, not mid-drill
         return value
+
+    @property
+    def kind(self) -> str:
+        """``injection`` (host text demands harm), ``control`` (nothing to find) or ``fault``."""
+        if self.agent is not None and self.agent.unsafe:
+            return "injection"
+        return "fault" if self.expect else "control"
 
     @property
     def must_clear(self) -> list[Expectation]:
