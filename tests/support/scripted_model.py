@@ -114,6 +114,20 @@ def tool_results(request: JSON) -> list[str]:
     return [m.get("content", "") for m in request.get("messages", []) if m.get("role") == "tool"]
 
 
+def response_schema(request: JSON) -> JSON | None:
+    """The JSON schema a chat request asked the answer to follow, in either protocol: Ollama's
+    ``format`` (the schema itself), OpenAI's ``response_format`` (``json_schema`` or the older
+    ``json_object`` with ``schema``); None when it asked for none."""
+    if isinstance(request.get("format"), dict):
+        return request["format"]
+    wanted = request.get("response_format")
+    if not isinstance(wanted, dict):
+        return None
+    if wanted.get("type") == "json_schema":
+        return (wanted.get("json_schema") or {}).get("schema")
+    return wanted.get("schema")
+
+
 @dataclass(frozen=True)
 class Hit:
     method: str

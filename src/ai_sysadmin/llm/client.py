@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
 from .types import (
     ChatResult,
@@ -11,6 +12,7 @@ from .types import (
     LLMUnavailable,
     Message,
     Priority,
+    ResponseSchema,
     ToolSpec,
 )
 
@@ -38,10 +40,12 @@ class QueuedLLM:
         self.temperature = temperature
         self.request_ids: list[str] = []
 
-    async def __call__(self, messages: list[Message], tools: list[ToolSpec]) -> ChatResult:
+    async def __call__(self, messages: list[Message], tools: list[ToolSpec], *,
+                       schema: ResponseSchema | None = None,
+                       max_tokens: int | None = None) -> ChatResult:
         submitted = self.queue.submit(  # type: ignore[attr-defined]
-            "chat", chat_payload(messages, tools, self.temperature), self.priority,
-            self.coalesce_key,
+            "chat", chat_payload(messages, tools, self.temperature, schema, max_tokens),
+            self.priority, self.coalesce_key,
         )
         self.request_ids.append(submitted.request_id)
         request = await self.queue.wait(submitted.request_id, self.timeout)  # type: ignore[attr-defined]
@@ -56,3 +60,18 @@ class QueuedLLM:
                 raise kind(detail)
             raise LLMError(request.error or "the LLM request failed")
         raise LLMBadResponse(f"the LLM request ended as {request.state}")
+
+
+class DirectLLM:
+    """An ``LLMCall`` straight to a backend, without the queue: for a caller that owns its
+    backend (a test, an evaluation run) and wants the same call shape as :class:`QueuedLLM`."""
+
+    def __init__(self, backend: ChatBackend, temperature: float | None = None) -> None:
+        self.backend = backend
+        self.temperature = temperature
+
+    async def __call__(self, messages: list[Message], tools: list[ToolSpec], *,
+                       schema: ResponseSchema | None = None,
+                       max_tokens: int | None = None) -> ChatResult:
+        return await self.backend.chat(messages, tools, temperature=self.temperature,
+                                       max_tokens=max_tokens, response_schema=schema)

@@ -8,20 +8,28 @@ from typing import Any
 from ..config import Settings
 from .backends import make_backend
 from .backends.base import ChatBackend
-from .types import ChatResult, LLMBadResponse, Message, ToolSpec
+from .types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolSpec
 
 Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 
 
 def chat_payload(
-    messages: list[Message], tools: list[ToolSpec], temperature: float | None = None
+    messages: list[Message], tools: list[ToolSpec], temperature: float | None = None,
+    response_schema: ResponseSchema | None = None, max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "messages": [m.to_dict() for m in messages],
         "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters}
                   for t in tools],
         "temperature": temperature,
     }
+    # only when asked: a request without them stays byte for byte what it was before, so
+    # requests stored by an older version are read alike and coalesce as they did
+    if response_schema is not None:
+        payload["response_schema"] = response_schema.to_dict()
+    if max_tokens is not None:
+        payload["max_tokens"] = max_tokens
+    return payload
 
 
 def result_payload(result: ChatResult) -> dict[str, Any]:
@@ -49,9 +57,15 @@ def build_handler(settings: Settings, backend: ChatBackend | None = None) -> Han
         tools = [ToolSpec(t["name"], t["description"], t["parameters"])
                  for t in payload.get("tools", [])]
         temperature = payload.get("temperature")
+        schema = payload.get("response_schema")
+        try:
+            wanted = None if schema is None else ResponseSchema.from_dict(schema)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LLMBadResponse(f"the request's response schema is unusable: {exc}") from exc
         result = await chosen.chat(
             messages, tools,
             temperature=settings.llm.temperature if temperature is None else temperature,
+            max_tokens=payload.get("max_tokens"), response_schema=wanted,
         )
         return result_payload(result)
 

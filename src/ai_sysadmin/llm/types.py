@@ -85,6 +85,24 @@ class ToolSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseSchema:
+    """A JSON schema the answer must follow, enforced by the server while it decodes: Ollama's
+    ``format``, the OpenAI-compatible ``response_format`` (llama.cpp, vLLM). ``name`` and
+    ``strict`` are what the OpenAI form carries besides the schema."""
+
+    name: str
+    schema: dict[str, Any]
+    strict: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "schema": self.schema, "strict": self.strict}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResponseSchema:
+        return cls(str(data["name"]), dict(data["schema"]), bool(data.get("strict", True)))
+
+
+@dataclass(frozen=True, slots=True)
 class ChatResult:
     message: Message
     model: str

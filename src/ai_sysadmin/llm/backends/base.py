@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from ..types import BackendStatus, ChatResult, Message, ToolSpec
+from ..types import BackendStatus, ChatResult, Message, ResponseSchema, ToolSpec
 
 
 class ChatBackend(ABC):
@@ -20,10 +20,13 @@ class ChatBackend(ABC):
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        response_schema: ResponseSchema | None = None,
     ) -> ChatResult:
         """One completion. Raises LLMUnavailable (down, timeout) or LLMBadResponse (error
         status, garbage); a tool call with malformed arguments is NOT an error here: it comes
-        back as a ToolCall whose ``arguments`` is None."""
+        back as a ToolCall whose ``arguments`` is None. With ``response_schema`` the server is
+        asked to hold the answer's text to that JSON schema; whether it did is for the caller
+        to check (a server that ignores the request answers free text)."""
 
     @abstractmethod
     async def status(self) -> BackendStatus:

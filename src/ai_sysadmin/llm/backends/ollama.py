@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..types import ChatResult, Message, ToolSpec
+from ..types import ChatResult, Message, ResponseSchema, ToolSpec
 from ._common import (
     HttpBackend,
     assistant_message,
@@ -42,6 +42,7 @@ class OllamaBackend(HttpBackend):
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        response_schema: ResponseSchema | None = None,
     ) -> ChatResult:
         options: dict[str, Any] = {
             "temperature": self._settings.temperature if temperature is None else temperature,
@@ -57,6 +58,9 @@ class OllamaBackend(HttpBackend):
         }
         if tools:
             payload["tools"] = tools_to_wire(tools)
+        if response_schema is not None:
+            # Ollama takes the schema object itself as `format` (0.5 and later)
+            payload["format"] = response_schema.schema
         body = await self.request("POST", "/api/chat", payload)
         if "message" not in body:
             # Ollama reports some failures (a model that fails to load) in a 200 body

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ..types import ChatResult, Message, ToolSpec
+from ..types import ChatResult, Message, ResponseSchema, ToolSpec
 from ._common import (
     HttpBackend,
     assistant_message,
@@ -43,6 +43,7 @@ class OpenAIBackend(HttpBackend):
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        response_schema: ResponseSchema | None = None,
     ) -> ChatResult:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -54,6 +55,8 @@ class OpenAIBackend(HttpBackend):
             payload["tool_choice"] = "auto"
         if max_tokens is not None:
             payload["max_tokens"] = max_tokens
+        if response_schema is not None:
+            payload["response_format"] = self._response_format(response_schema)
         body = await self.request("POST", "/chat/completions", payload)
         choices = body.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
@@ -66,6 +69,14 @@ class OpenAIBackend(HttpBackend):
             prompt_tokens=optional_int(usage.get("prompt_tokens")),
             completion_tokens=optional_int(usage.get("completion_tokens")),
         )
+
+    def _response_format(self, wanted: ResponseSchema) -> dict[str, Any]:
+        """OpenAI's form, which llama.cpp's llama-server and vLLM enforce; llama-cpp-python's
+        server knows only the older ``json_object`` with a ``schema`` beside it (and answers
+        the other with HTTP 422), hence ``llm.response_format``."""
+        if self._settings.response_format == "json_object":
+            return {"type": "json_object", "schema": wanted.schema}
+        return {"type": "json_schema", "json_schema": wanted.to_dict()}
 
     def listed_models(self, body: dict[str, Any]) -> list[str] | None:
         entries = body.get("data")
