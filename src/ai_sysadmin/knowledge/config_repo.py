@@ -1,0 +1,308 @@
+"""The operator's configuration repository (``config_repo`` at ``config_branch``): a read-only
+copy under ``state_dir/config-repo``, and its text files as chunks with path, lines and commit.
+
+The copy is a bare repository that fetches the one branch by URL: it has no remote to push to
+and no working tree anyone could edit, and a fetch overwrites the branch whatever happened
+upstream (a force-push included). git runs by argv; for an ``ssh://`` or ``user@host:path`` URL
+its ssh checks host keys as the SSH layer does (the configured known_hosts, then the system
+file; an unknown key is refused unless trust on first use is on, a changed one always).
+
+Which files changed is git's own answer: each file's blob id is kept with the index, and only
+files whose blob differs are chunked again; files gone from the branch leave the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import AiSysadminError
+from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
+from ..monitor.redact import redact
+
+#: a file larger than this is data (a lock file, a dump), not a config worth searching
+MAX_FILE_BYTES = 256 * 1024
+#: lines per chunk at most; a chunk ends early at a blank line or a closing brace near the end
+CHUNK_LINES = 40
+CHUNK_CHARS = 2400
+#: seconds one git command may take (a first clone of a large repository over a slow link)
+GIT_TIMEOUT = 300.0
+#: files chunked between two saves of the index state: a crash re-does at most this many
+SAVE_EVERY = 50
+
+_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?[^/:\s]+:(?!//)")
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<!\.lock)(?<!/)$")
+
+
+class ConfigRepoError(AiSysadminError):
+    """The configuration repository cannot be fetched or read."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Lines ``start``..``end`` (1-based, inclusive) of ``path`` at ``commit``, masked."""
+
+    path: str
+    start: int
+    end: int
+    text: str
+    commit: str
+    blob: str
+
+
+@dataclass
+class SyncReport:
+    commit: str
+    files: int
+    indexed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class ChunkSink:
+    """What the index writes to (the knowledge base's config collection)."""
+
+    def add_chunks(self, chunks: Sequence[Chunk]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def remove_path(self, path: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def is_ssh_url(url: str) -> bool:
+    return url.startswith("ssh://") or url.startswith("git+ssh://") or (
+        "://" not in url and not url.startswith(("/", ".")) and bool(_SCP_LIKE.match(url)))
+
+
+def ssh_command(settings: Settings) -> str:
+    """``GIT_SSH_COMMAND`` with the SSH layer's host key rules. git runs it through sh, so
+    every word is quoted; options on the command line win over any ssh_config file."""
+    ssh = settings.ssh
+    known = Path(os.fspath(ssh.known_hosts or DEFAULT_KNOWN_HOSTS)).expanduser()
+    argv = ["ssh", "-o", "BatchMode=yes",
+            "-o", f"StrictHostKeyChecking={'accept-new' if ssh.trust_on_first_use else 'yes'}",
+            "-o", f"UserKnownHostsFile={known}",
+            "-o", f"GlobalKnownHostsFile={GLOBAL_KNOWN_HOSTS}",
+            "-o", f"ConnectTimeout={int(ssh.connect_timeout)}"]
+    if not ssh.use_ssh_config:
+        argv += ["-F", "none"]
+    for key in ssh.key_files:
+        argv += ["-i", str(Path(key).expanduser())]
+    if ssh.user:
+        argv += ["-l", ssh.user]
+    return shlex.join(argv)
+
+
+def looks_like_text(data: bytes) -> bool:
+    """A config is text: no NUL in its start and valid UTF-8 (decided from the bytes, not
+    from the name: a ``.conf`` may be binary and a file without suffix may be a config)."""
+    if len(data) > MAX_FILE_BYTES or b"\x00" in data[:8192]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def chunk_lines(lines: Sequence[str], size: int = CHUNK_LINES,
+                max_chars: int = CHUNK_CHARS) -> Iterator[tuple[int, int]]:
+    """(start, end) line ranges, 1-based and inclusive, that cover ``lines``. A chunk ends at
+    a blank line or a closing brace in its last third when there is one, so a Nix attribute
+    set or a config section tends to stay whole."""
+    start = 0
+    while start < len(lines):
+        end = min(start + size, len(lines))
+        chars = 0
+        for index in range(start, end):
+            chars += len(lines[index]) + 1
+            if chars > max_chars and index > start:
+                end = index
+                break
+        if end < len(lines):
+            floor = start + max(1, (end - start) * 2 // 3)
+            for cut in range(end, floor, -1):
+                text = lines[cut - 1].strip()
+                if not text or text in ("}", "};", "];", ")", "]"):
+                    end = cut
+                    break
+        yield start + 1, end
+        start = end
+
+
+class ConfigRepo:
+    """The local copy of ``config_repo``: fetch, list its files by blob, read them, index."""
+
+    def __init__(self, settings: Settings, directory: Path | None = None) -> None:
+        if not settings.config_repo:
+            raise ConfigRepoError("no config_repo is configured (set config_repo and "
+                                  "config_branch in the config file)")
+        if not _BRANCH.match(settings.config_branch):
+            raise ConfigRepoError(f"config_branch {settings.config_branch!r} is not a branch "
+                                  "name git accepts")
+        self.settings = settings
+        self.url = settings.config_repo
+        self.branch = settings.config_branch
+        self.dir = directory or settings.state_dir / "config-repo"
+        self.state_path = self.dir.parent / "config-repo-index.json"
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    # -- git ------------------------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # never a prompt: a daemon has nobody to answer it; a failure is an error instead
+        env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", SSH_ASKPASS="true",
+                   LC_ALL="C")
+        if is_ssh_url(self.url):
+            env["GIT_SSH_COMMAND"] = ssh_command(self.settings)
+            env.pop("GIT_SSH", None)
+        return env
+
+    def git(self, *args: str, timeout: float = GIT_TIMEOUT, check: bool = True) -> str:
+        argv = ["git", "--git-dir", str(self.dir),
+                # only these ways to reach a repository: no ext:: helpers, no plain git://
+                "-c", "protocol.allow=never", "-c", "protocol.file.allow=always",
+                "-c", "protocol.ssh.allow=always", "-c", "protocol.https.allow=always",
+                "-c", "core.hooksPath=/dev/null", *args]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=timeout, env=self._env(),
+                                  stdin=subprocess.DEVNULL, check=False)
+        except FileNotFoundError as exc:
+            raise ConfigRepoError("git is not installed (it reads config_repo)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise ConfigRepoError(f"git {args[0]} took longer than {timeout:g} s") from exc
+        if check and done.returncode != 0:
+            why = redact(done.stderr.decode("utf-8", "replace").strip())[-600:]
+            raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why}")
+        return done.stdout.decode("utf-8", "replace")
+
+    @property
+    def shown_url(self) -> str:
+        # a password in an https URL never reaches a message
+        return re.sub(r"//[^/@]*@", "//[redacted]@", self.url)
+
+    def fetch(self) -> str:
+        """Bring the branch up to date (clone on first use); returns its commit."""
+        if not (self.dir / "HEAD").is_file():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.git("init", "--bare", "--quiet")
+        self.git("fetch", "--quiet", "--no-tags", "--force", "--", self.url,
+                 f"+{self.ref}:{self.ref}")
+        # HEAD names the branch, so `git --git-dir ... log` reads what was indexed
+        self.git("symbolic-ref", "HEAD", self.ref)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "--verify", "--quiet", f"{self.ref}^{{commit}}").strip()
+
+    @property
+    def fetched(self) -> bool:
+        return (self.dir / "HEAD").is_file() and bool(
+            self.git("rev-parse", "--verify", "--quiet", f"{self.ref}^{{commit}}",
+                     check=False).strip())
+
+    def files(self, commit: str) -> dict[str, str]:
+        """path -> blob id of every file in ``commit`` (symlinks and submodules left out)."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", commit)
+        found: dict[str, str] = {}
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            mode, kind, blob = meta.split()
+            if kind == "blob" and mode in ("100644", "100755"):
+                found[path] = blob
+        return found
+
+    def read_blob(self, blob: str) -> bytes:
+        argv = ["git", "--git-dir", str(self.dir), "cat-file", "blob", blob]
+        done = subprocess.run(argv, capture_output=True, timeout=GIT_TIMEOUT, check=False,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise ConfigRepoError(f"git cat-file of {blob} failed")
+        return done.stdout
+
+    def chunks(self, path: str, blob: str, commit: str) -> list[Chunk]:
+        data = self.read_blob(blob)
+        if not looks_like_text(data):
+            return []
+        # a config repository holds secrets often enough (hashed passwords, tokens): masked
+        # before they are embedded, stored, searched or shown
+        lines = redact(data.decode("utf-8")).splitlines()
+        return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob)
+                for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
+
+    # -- the index ------------------------------------------------------------------------------
+    def _state(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        if data.get("url") != self.url or data.get("branch") != self.branch:
+            return {}  # another repository: everything is new
+        files = data.get("files")
+        return dict(files) if isinstance(files, dict) else {}
+
+    def indexed_paths(self) -> dict[str, str]:
+        """path -> blob of what the index holds now."""
+        return self._state()
+
+    def _save(self, files: dict[str, str], commit: str) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": self.url, "branch": self.branch, "commit": commit,
+                                   "files": files}), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    def sync(self, sink: ChunkSink, fetch: bool = True,
+             on_file: Callable[[str], None] | None = None) -> SyncReport:
+        """Fetch (unless ``fetch`` is False), then re-index the files whose blob changed and
+        drop the files that are gone. The state is saved before each batch with the batch's
+        files left out and after it with them in, so a crash between the two re-does that
+        batch instead of trusting a half-written index."""
+        started = time.monotonic()
+        commit = self.fetch() if fetch else self.head()
+        if not commit:
+            raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r}")
+        now = self.files(commit)
+        state = self._state()
+        report = SyncReport(commit, len(now))
+        for path in sorted(set(state) - set(now)):
+            del state[path]
+            self._save(state, commit)
+            sink.remove_path(path)
+            report.removed.append(path)
+        changed = sorted(p for p, blob in now.items() if state.get(p) != blob)
+        for offset in range(0, len(changed), SAVE_EVERY):
+            batch = changed[offset:offset + SAVE_EVERY]
+            for path in batch:
+                state.pop(path, None)
+            self._save(state, commit)
+            for path in batch:
+                if on_file is not None:
+                    on_file(path)
+                chunks = self.chunks(path, now[path], commit)
+                sink.remove_path(path)
+                if chunks:
+                    sink.add_chunks(chunks)
+                report.chunks += len(chunks)
+                report.indexed.append(path)
+            state.update({p: now[p] for p in batch})
+            self._save(state, commit)
+        self._save(state, commit)
+        report.seconds = time.monotonic() - started
+        return report

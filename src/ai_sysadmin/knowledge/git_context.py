@@ -1,0 +1,143 @@
+"""What changed in the configuration repository before a unit failed.
+
+Which files a unit is built from is read from the repository itself: the files whose path or
+contents name the unit's service as a word (``services.nginx`` in ``web.nix``, an
+``nginx.conf``, a ``nginx/`` directory), at the indexed commit. The commits that touched those
+files, or whose diff added or removed a line naming the service, are the unit's recent config
+changes, newest first.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..monitor.findings import strip_control
+from ..monitor.redact import redact
+from .config_repo import ConfigRepo
+
+#: how far back a change is looked for
+WINDOW_SECONDS = 14 * 24 * 3600
+_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_FIELD, _RECORD = "\x1f", "\x1e"
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    commit: str
+    author: str
+    email: str
+    when: float
+    subject: str
+    files: tuple[str, ...]
+
+    @property
+    def short(self) -> str:
+        return self.commit[:10]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"commit": self.commit, "author": self.author, "email": self.email,
+                "when": self.when, "subject": self.subject, "files": list(self.files)}
+
+
+def service_name(unit: str) -> str | None:
+    """``nginx.service`` -> ``nginx``; ``getty@tty1.service`` -> ``getty``; a name that is
+    not a plain word is no search term (None)."""
+    name = unit.rsplit(".", 1)[0] if "." in unit else unit
+    name = name.split("@", 1)[0]
+    return name if name and _SERVICE.match(name) else None
+
+
+def _word_regex(name: str) -> str:
+    # POSIX extended, the name as a word where '-' is a letter too (nginx, not nginx-exporter)
+    # and '.' is not (services.nginx.enable, nginx.conf)
+    body = re.sub(r"([.])", r"[\1]", name)
+    return f"(^|[^A-Za-z0-9_-]){body}($|[^A-Za-z0-9_-])"
+
+
+def files_for(repo: ConfigRepo, name: str, commit: str) -> list[str]:
+    """The files at ``commit`` whose path or contents name ``name``."""
+    regex = re.compile(_word_regex(name))
+    by_path = [p for p in repo.files(commit) if regex.search(p)]
+    out = repo.git("grep", "-I", "-l", "-E", "-e", _word_regex(name), commit, "--",
+                   check=False)
+    prefix = f"{commit}:"
+    by_content = [line[len(prefix):] for line in out.splitlines() if line.startswith(prefix)]
+    return sorted({*by_path, *by_content})
+
+
+def _log(repo: ConfigRepo, args: Sequence[str]) -> list[ConfigChange]:
+    fmt = f"{_RECORD}%H{_FIELD}%an{_FIELD}%ae{_FIELD}%ct{_FIELD}%s{_FIELD}"
+    out = repo.git("log", f"--format={fmt}", "--name-only", "--no-renames", *args,
+                   check=False)
+    changes = []
+    for record in out.split(_RECORD)[1:]:
+        parts = record.split(_FIELD)
+        if len(parts) < 6:
+            continue
+        commit, author, email, when, subject, names = parts[:6]
+        changes.append(ConfigChange(commit, author, email, float(when), subject,
+                                    tuple(n for n in names.split("\n") if n.strip())))
+    return changes
+
+
+def recent_changes(repo: ConfigRepo, unit: str, before: float | None = None,
+                   window: float = WINDOW_SECONDS, limit: int = 5) -> list[ConfigChange]:
+    """Commits of the indexed branch that touched what ``unit`` is built from, committed in
+    the ``window`` seconds up to ``before`` (now), newest first."""
+    name = service_name(unit)
+    if name is None or not repo.fetched:
+        return []
+    commit = repo.head()
+    until = before if before is not None else time.time()
+    span = [f"--since=@{int(until - window)}", f"--until=@{int(until) + 1}", commit]
+    found: dict[str, ConfigChange] = {}
+    paths = files_for(repo, name, commit)
+    if paths:
+        for change in _log(repo, [*span, "--", *paths]):
+            found[change.commit] = change
+    # a commit that removed the service's lines from a file that no longer names it
+    for change in _log(repo, [*span, "-E", f"-G{_word_regex(name)}"]):
+        found.setdefault(change.commit, change)
+    return sorted(found.values(), key=lambda c: c.when, reverse=True)[:limit]
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{int(seconds)} seconds"
+
+
+def _clean(text: str, limit: int) -> str:
+    # commit messages and author names are the repository's text: one line, masked, bounded
+    return redact(strip_control(text).replace("\n", " "))[:limit]
+
+
+def describe(changes: Sequence[ConfigChange], unit: str, failed_at: float | None = None
+             ) -> list[str]:
+    """One line per change: "nginx's config changed 2 hours before it failed: commit ..."."""
+    name = service_name(unit) or unit
+    lines = []
+    for change in changes:
+        when = (f"{_ago(failed_at - change.when)} before it failed" if failed_at is not None
+                and change.when <= failed_at else
+                f"{_ago(time.time() - change.when)} ago")
+        files = ", ".join(_clean(f, 120) for f in change.files[:5])
+        more = f" (+{len(change.files) - 5} more)" if len(change.files) > 5 else ""
+        lines.append(f"{name}'s config changed {when}: commit {change.short} by "
+                     f"{_clean(change.author, 60)} <{_clean(change.email, 80)}>: "
+                     f"\"{_clean(change.subject, 160)}\" ({files}{more})")
+    return lines
+
+
+def diff_excerpt(repo: ConfigRepo, change: ConfigChange, limit: int = 1500) -> str:
+    """The change's diff of the files it touched, masked and bounded."""
+    out = repo.git("show", "--format=", "--no-color", "--no-ext-diff", "--unified=2",
+                   change.commit, "--", *change.files[:5], check=False)
+    text = redact(strip_control(out))
+    return text if len(text) <= limit else text[:limit] + "\n[diff cut]"

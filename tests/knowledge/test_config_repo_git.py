@@ -1,0 +1,274 @@
+"""The config repository with real git: fetch a branch read-only, index only what changed, and
+find the commits that touched what a failing unit is built from."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.config_repo import (
+    Chunk,
+    ConfigRepo,
+    ConfigRepoError,
+    chunk_lines,
+    is_ssh_url,
+    ssh_command,
+)
+from ai_sysadmin.knowledge.git_context import describe, diff_excerpt, recent_changes
+from tests.knowledge.gitrepo import GitRepo
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+NGINX_NIX = """{ config, pkgs, ... }:
+{
+  services.nginx = {
+    enable = true;
+    virtualHosts."example.org" = {
+      root = "/var/www";
+    };
+  };
+}
+"""
+WEB_NIX = """{ ... }:
+{
+  imports = [ ./nginx.nix ];
+  networking.firewall.allowedTCPPorts = [ 80 443 ];
+}
+"""
+DB_NIX = """{ ... }:
+{
+  services.postgresql.enable = true;
+  services.postgresql.settings.password = "hunter2-very-secret";
+}
+"""
+
+
+class ListSink:
+    """Records what the index writes, by path."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, list[Chunk]] = {}
+        self.removed: list[str] = []
+
+    def add_chunks(self, chunks):
+        for chunk in chunks:
+            self.by_path.setdefault(chunk.path, []).append(chunk)
+
+    def remove_path(self, path):
+        self.removed.append(path)
+        self.by_path.pop(path, None)
+
+
+def _settings(tmp_path: Path, url: str, branch: str = "main") -> Settings:
+    return Settings(ai_name="hal", state_dir=tmp_path / "state", config_repo=url,
+                    config_branch=branch)
+
+
+def test_sync_indexes_text_files_then_only_what_changed(tmp_path: Path) -> None:
+    day = time.time() - 86400
+    upstream = GitRepo(tmp_path / "upstream")
+    first = upstream.commit({"hosts/web/nginx.nix": NGINX_NIX,
+                             "hosts/web/default.nix": WEB_NIX,
+                             "hosts/db/default.nix": DB_NIX, "README": "fleet configs\n"},
+                            "initial fleet", when=day)
+    (upstream.path / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    upstream.git("add", "logo.png")
+    upstream.git("commit", "--quiet", "-m", "logo", when=day + 60)
+    repo = ConfigRepo(_settings(tmp_path, str(upstream.path)))
+    sink = ListSink()
+
+    report = repo.sync(sink)
+
+    assert report.commit == upstream.git("rev-parse", "HEAD").strip() != first
+    # every text file, whatever its name; the binary one is left out
+    assert sorted(sink.by_path) == ["README", "hosts/db/default.nix", "hosts/web/default.nix",
+                                    "hosts/web/nginx.nix"]
+    (chunk,) = sink.by_path["hosts/web/nginx.nix"]
+    assert (chunk.start, chunk.end, chunk.commit) == (1, 9, report.commit)
+    assert "services.nginx" in chunk.text
+    # a secret in the repository is masked before it is indexed
+    db_text = sink.by_path["hosts/db/default.nix"][0].text
+    assert "hunter2" not in db_text and "services.postgresql" in db_text
+    # the copy is bare and has no remote to push to
+    assert not (repo.dir / "hosts").exists()
+    assert repo.git("remote").strip() == ""
+
+    # a second sync with nothing new reads nothing
+    again = repo.sync(sink)
+    assert (again.indexed, again.removed) == ([], [])
+
+    # one file changed, one removed: only they are touched
+    upstream.commit({"hosts/web/nginx.nix": NGINX_NIX.replace("/var/www", "/srv/www"),
+                     "hosts/db/default.nix": None}, "move the web root", when=day + 3600)
+    third = repo.sync(sink)
+    assert third.indexed == ["hosts/web/nginx.nix"]
+    assert third.removed == ["hosts/db/default.nix"]
+    assert "hosts/db/default.nix" not in sink.by_path
+    assert "/srv/www" in sink.by_path["hosts/web/nginx.nix"][0].text
+    assert set(repo.indexed_paths()) == {"README", "hosts/web/default.nix",
+                                         "hosts/web/nginx.nix", "logo.png"}
+
+
+def test_a_force_pushed_branch_is_followed_and_a_missing_branch_is_a_clear_error(
+        tmp_path: Path) -> None:
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"a.nix": "{ a = 1; }\n"}, "one", when=time.time() - 100)
+    upstream.commit({"a.nix": "{ a = 2; }\n"}, "two", when=time.time() - 50)
+    repo = ConfigRepo(_settings(tmp_path, f"file://{upstream.path}"))
+    sink = ListSink()
+    repo.sync(sink)
+    upstream.git("reset", "--quiet", "--hard", "HEAD~1")  # history rewritten upstream
+    report = repo.sync(sink)
+    assert report.commit == upstream.git("rev-parse", "HEAD").strip()
+    assert "a = 1" in sink.by_path["a.nix"][0].text
+
+    other = ConfigRepo(_settings(tmp_path / "x", str(upstream.path), branch="production"))
+    with pytest.raises(ConfigRepoError, match="production"):
+        other.sync(ListSink())
+
+
+def test_ssh_urls_check_host_keys_like_the_ssh_layer(tmp_path: Path) -> None:
+    assert is_ssh_url("git@github.example:fleet/configs.git")
+    assert is_ssh_url("ssh://git@host:2222/configs.git")
+    assert not is_ssh_url("/srv/configs.git") and not is_ssh_url("file:///srv/configs")
+    assert not is_ssh_url("https://host/configs.git")
+    settings = Settings(ai_name="hal", state_dir=tmp_path, config_repo="git@h:c.git",
+                        ssh={"known_hosts": str(tmp_path / "my known_hosts")})
+    command = ssh_command(settings)
+    assert "StrictHostKeyChecking=yes" in command and "BatchMode=yes" in command
+    # git runs it through sh: a path with a space is one word
+    assert f"'UserKnownHostsFile={tmp_path}/my known_hosts'" in command
+    tofu = settings.model_copy(update={"ssh": settings.ssh.model_copy(
+        update={"trust_on_first_use": True})})
+    assert "StrictHostKeyChecking=accept-new" in ssh_command(tofu)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
+    """A real sshd on 127.0.0.1 that lets root in with a generated key: (port, the host's
+    public key, the client's private key)."""
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        if os.environ.get("CI"):
+            pytest.fail("sshd as root is needed for the ssh config repository test")
+        pytest.skip("needs root and sshd")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(keys / name)], check=True, capture_output=True, timeout=10)
+    (keys / "authorized").write_text((keys / "client.pub").read_text())
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = keys / "sshd_config"
+    config.write_text("\n".join([
+        f"ListenAddress 127.0.0.1:{port}", f"HostKey {keys / 'host'}",
+        f"AuthorizedKeysFile {keys / 'authorized'}", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+        "StrictModes no", "PidFile none"]) + "\n")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as conn:
+            if conn.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "sshd did not start"
+        time.sleep(0.02)
+    try:
+        yield port, keys / "host.pub", keys / "client"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_over_ssh_the_host_key_must_be_known(tmp_path: Path, sshd) -> None:
+    port, host_pub, client_key = sshd
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"web.nix": NGINX_NIX}, "web", when=time.time() - 60)
+    known = tmp_path / "known_hosts"
+    url = f"ssh://root@127.0.0.1:{port}{upstream.path}"
+
+    def repo(state: str, tofu: bool = False) -> ConfigRepo:
+        return ConfigRepo(Settings(
+            ai_name="hal", state_dir=tmp_path / state, config_repo=url,
+            ssh={"known_hosts": str(known), "key_files": [str(client_key)],
+                 "use_ssh_config": False, "trust_on_first_use": tofu}))
+
+    # unknown host key, trust on first use off: refused, nothing recorded
+    with pytest.raises(ConfigRepoError, match="[Hh]ost key verification failed"):
+        repo("a").sync(ListSink())
+    assert not known.exists() or known.read_text() == ""
+    # a known key: fetched
+    alg, b64 = host_pub.read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{port} {alg} {b64}\n")
+    sink = ListSink()
+    repo("b").sync(sink)
+    assert "services.nginx" in sink.by_path["web.nix"][0].text
+    # a different key recorded for the host: refused even with trust on first use on
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k2")],
+                   check=True, capture_output=True, timeout=10)
+    other_alg, other_b64 = (tmp_path / "k2.pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{port} {other_alg} {other_b64}\n")
+    with pytest.raises(ConfigRepoError, match="HOST IDENTIFICATION HAS CHANGED|verification"):
+        repo("c", tofu=True).sync(ListSink())
+
+
+def test_chunks_cover_every_line_and_prefer_block_ends() -> None:
+    lines = [f"  option{i} = {i};" for i in range(100)]
+    lines[30] = "};"
+    ranges = list(chunk_lines(lines))
+    assert ranges[0] == (1, 31)  # cut after the closing brace, not mid-block at line 40
+    covered = [n for a, b in ranges for n in range(a, b + 1)]
+    assert covered == list(range(1, 101))
+
+
+def test_recent_changes_name_the_commits_that_touched_the_units_config(tmp_path: Path) -> None:
+    failed_at = time.time()
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"hosts/web/nginx.nix": NGINX_NIX, "hosts/web/default.nix": WEB_NIX,
+                     "hosts/db/default.nix": DB_NIX}, "initial", when=failed_at - 10 * 86400)
+    upstream.commit({"hosts/db/default.nix": DB_NIX + "# tuned\n"}, "tune postgres",
+                    when=failed_at - 3 * 3600)
+    upstream.commit({"hosts/web/nginx.nix": NGINX_NIX.replace("/var/www", "/srv/www")},
+                    "nginx: serve from /srv/www", when=failed_at - 2 * 3600,
+                    author="Bob Ops", email="bob@example.org")
+    # a commit after the failure is not its cause
+    upstream.commit({"hosts/web/nginx.nix": NGINX_NIX}, "revert", when=failed_at + 600)
+    repo = ConfigRepo(_settings(tmp_path, str(upstream.path)))
+    repo.sync(ListSink())
+
+    changes = recent_changes(repo, "nginx.service", before=failed_at)
+
+    assert [c.subject for c in changes] == ["nginx: serve from /srv/www", "initial"]
+    newest = changes[0]
+    assert newest.files == ("hosts/web/nginx.nix",) and newest.author == "Bob Ops"
+    (line, _) = describe(changes, "nginx.service", failed_at)
+    assert line.startswith(f"nginx's config changed 2 hours before it failed: commit "
+                           f"{newest.commit[:10]} by Bob Ops <bob@example.org>")
+    assert "hosts/web/nginx.nix" in line
+    assert "+      root = \"/srv/www\";" in diff_excerpt(repo, newest)
+    # postgres' change is not nginx's; a unit no file names has no config changes
+    assert recent_changes(repo, "postgresql.service", before=failed_at)[0].subject == \
+        "tune postgres"
+    assert recent_changes(repo, "nginx-exporter.service", before=failed_at) == []
+
+
+def test_a_commit_that_removed_the_service_from_a_file_still_counts(tmp_path: Path) -> None:
+    now = time.time()
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"web.nix": "{ services.nginx.enable = true; }\n"}, "web", when=now - 7200)
+    upstream.commit({"web.nix": "{ }\n"}, "drop the web server", when=now - 3600)
+    repo = ConfigRepo(_settings(tmp_path, str(upstream.path)))
+    repo.sync(ListSink())
+    subjects = [c.subject for c in recent_changes(repo, "nginx.service", before=now)]
+    assert subjects == ["drop the web server", "web"]
