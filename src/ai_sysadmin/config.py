@@ -142,6 +142,12 @@ class LLMSettings(_Section):
     context_size: int = Field(8192, ge=512, description="Context window in tokens.")
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+    response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema",
+        description="How the OpenAI backend asks for an answer held to a JSON schema (agent "
+        "mode 'evidence'): 'json_schema' (OpenAI, vLLM, llama.cpp's llama-server) or "
+        "'json_object' with the schema beside it (llama-cpp-python's server).",
+    )
 
 
 class QueueSettings(_Section):
@@ -162,6 +168,10 @@ class QueueSettings(_Section):
     )
 
 
+#: how an investigation uses the model: a tool-calling loop, or one schema-held answer
+AgentMode = Literal["tools", "evidence"]
+
+
 class AgentSettings(_Section):
     investigate: bool = Field(
         True, description="Ask the LLM to investigate every new or changed incident."
@@ -180,6 +190,38 @@ class AgentSettings(_Section):
         3, ge=1, description="Investigations of one incident that end without a proposal before "
         "it is escalated to a person instead of retried.",
     )
+    mode: AgentMode = Field(
+        "tools",
+        description="How the model investigates: 'tools' (it calls the tools in a loop) or "
+        "'evidence' (the evidence is gathered for it and it answers once, JSON held to a "
+        "schema: for small models that cannot call tools).",
+    )
+    modes: dict[str, AgentMode] = Field(
+        default_factory=dict,
+        description="The mode per model name (llm.model), over agent.mode: "
+        "[agent.modes] \"smollm2:135m\" = \"evidence\".",
+    )
+    evidence_max_tokens: int = Field(
+        1024, ge=64, description="Tokens the model may write for its one answer in evidence mode."
+    )
+
+    @field_validator("modes")
+    @classmethod
+    def _named_models(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("a model name in agent.modes cannot be empty")
+        return value
+
+    def mode_for(self, model: str) -> AgentMode:
+        """The mode for ``model``: its entry in ``modes`` (Ollama's ``:latest`` tag optional
+        on either side), else ``mode``."""
+        if model in self.modes:
+            return self.modes[model]
+        bare = model.removesuffix(":latest")
+        for name, mode in self.modes.items():
+            if name.removesuffix(":latest") == bare:
+                return mode
+        return self.mode
 
 
 class Thresholds(_Section):
