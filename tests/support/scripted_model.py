@@ -11,7 +11,9 @@ Each chat request consumes the next step of the script::
         assert m.requests[1]["messages"][-1]["role"] == "tool"
 
 A step may be a callable ``request_json -> step`` to answer from the conversation. An exhausted
-script answers ``say("(script exhausted)")``. Requests are served concurrently, one thread each.
+script answers ``then`` when given (a callable that answers every request from then on, e.g. a
+model that plays a role), else ``say("(script exhausted)")``. Requests are served concurrently,
+one thread each.
 """
 
 from __future__ import annotations
@@ -137,8 +139,10 @@ class Hit:
 
 class ScriptedModel:
     def __init__(self, steps: Iterable[Step] = (), *, model: str = "scripted",
-                 models: Sequence[str] | None = None, latency: float = 0.0) -> None:
+                 models: Sequence[str] | None = None, latency: float = 0.0,
+                 then: Step | None = None) -> None:
         self.model = model
+        self.then = then
         #: what /api/tags and /v1/models list; the script answers whatever model is asked
         self.models = list(models) if models is not None else [model]
         self.latency = latency
@@ -209,7 +213,8 @@ class ScriptedModel:
     def _chat(self, protocol: str, request: JSON) -> tuple[int, str, bytes]:
         with self._lock:
             self.requests.append(request)
-            step: Step = self._steps.pop(0) if self._steps else say(EXHAUSTED)
+            step: Step = self._steps.pop(0) if self._steps else (
+                self.then if self.then is not None else say(EXHAUSTED))
         while callable(step):
             step = step(request)
         if self.latency:
