@@ -43,6 +43,8 @@ class AgentOutcome:
     tool_calls: int
     stop_reason: Literal["answer", "budget"]
     proposals: list[dict[str, object]] = field(default_factory=list)
+    #: "tools" (the loop) or "evidence" (one schema-held answer, agent/evidence.py)
+    mode: str = "tools"
 
 
 class Agent:
@@ -64,7 +66,7 @@ class Agent:
         # a per-conversation marker: host text cannot fake the end of its own block
         self.marker = f"host-output-{secrets.token_hex(4)}"
 
-    def _log_call(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
+    def log_call(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
         """Every tool call in the decisions log: masked arguments, status, duration, and an
         id that sorts in time order (nanoseconds since the epoch, then a per-process counter)."""
         call_id = f"{time.time_ns():x}-{next(_CALL_IDS):06x}"
@@ -74,20 +76,27 @@ class Agent:
                         "duration_ms": round(seconds * 1000, 1),
                         "incident": self.ctx.incident_id, "host": self.ctx.default_host})
 
-    def _emit(self, kind: EventKind, name: str, detail: str) -> None:
+    def emit(self, kind: EventKind, name: str, detail: str) -> None:
         self.on_event(AgentEvent(kind, name, detail))
 
-    def render(self, name: str, result: ToolResult) -> str:
+    def render(self, name: str, result: ToolResult, limit: int | None = None,
+               more: bool = True) -> str:
+        """The result as the model reads it: masked, truncated to ``limit`` (the tool output
+        budget by default), host text between this conversation's markers. ``more``: a cut
+        output is kept for ``read_more`` and the model is told how to call it."""
         # host text loses its secret-looking values before the model, the read_more buffer or
         # the queue's stored requests ever hold it; our own messages too, since an error
         # message may quote the host's stderr
         text = redact(result.output)
-        limit = self.settings.max_tool_output_chars
+        limit = self.settings.max_tool_output_chars if limit is None else limit
         tail = ""
         if len(text) > limit:
-            handle = self.ctx.outputs.keep(text)
-            tail = (f"\n[truncated: showed {limit} of {len(text)} characters; call "
-                    f"read_more(handle=\"{handle}\", offset={limit}) for the rest]")
+            tail = f"\n[truncated: showed {limit} of {len(text)} characters"
+            if more:
+                handle = self.ctx.outputs.keep(text)
+                tail += (f"; call read_more(handle=\"{handle}\", offset={limit}) for the "
+                         "rest")
+            tail += "]"
             text = text[:limit]
         head = f"tool {name} status={result.status}"
         if result.command:
@@ -151,17 +160,17 @@ class Agent:
                 answer = reply.content.strip()
                 if not answer:
                     raise LLMBadResponse("the model answered with neither text nor a tool call")
-                self._emit("answer", "", redact(answer))
+                self.emit("answer", "", redact(answer))
                 return AgentOutcome(answer, conversation, used, "answer", self.ctx.proposals)
             if not offer:
                 over_budget_turns += 1
             for call in reply.tool_calls:
                 used += 1
-                self._emit("tool_call", call.name, redact(call.raw_arguments[:200]))
+                self.emit("tool_call", call.name, redact(call.raw_arguments[:200]))
                 started = time.monotonic()
                 outcome = await self._answer_call(call, seen, used)
-                self._log_call(call, outcome, time.monotonic() - started)
-                self._emit("tool_result", call.name, f"{outcome.status}")
+                self.log_call(call, outcome, time.monotonic() - started)
+                self.emit("tool_result", call.name, f"{outcome.status}")
                 conversation.append(Message("tool", self.render(call.name, outcome),
                                             tool_call_id=call.id, name=call.name))
             if over_budget_turns >= 2:

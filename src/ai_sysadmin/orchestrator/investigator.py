@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from ..agent.context import ToolContext
+from ..agent.evidence import investigate_evidence
 from ..agent.investigate import investigate
 from ..agent.loop import LLMCall
 from ..agent.prompt import HostFacts
@@ -71,9 +72,12 @@ class Investigator:
                                 "investigation started")
         ctx = ToolContext(self.settings, self.transports, incident.host, self.store, incident_id)
         started = time.monotonic()
+        # the mode follows the model: a small one answers once from gathered evidence
+        mode = self.settings.agent.mode_for(self.settings.llm.model)
+        run = investigate_evidence if mode == "evidence" else investigate
         try:
-            outcome = await investigate(incident, self.llm_for(incident_id), ctx, self.settings,
-                                        self.facts_for(incident.host))
+            outcome = await run(incident, self.llm_for(incident_id), ctx,  # type: ignore[arg-type]
+                                self.settings, self.facts_for(incident.host))
         except Exception as exc:  # any failure: the incident stays open and is retried
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
@@ -101,11 +105,11 @@ class Investigator:
         else:
             await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
                                     None)
-        log.info("incident %d investigated in %.1f s with %d tool calls, %d proposal(s)",
-                 incident_id, time.monotonic() - started, outcome.tool_calls,
-                 len(outcome.proposals),
+        log.info("incident %d investigated (%s mode) in %.1f s with %d tool calls, "
+                 "%d proposal(s)", incident_id, outcome.mode, time.monotonic() - started,
+                 outcome.tool_calls, len(outcome.proposals),
                  extra={"incident": incident_id, "event": "investigated",
-                        "proposals": outcome.proposals})
+                        "mode": outcome.mode, "proposals": outcome.proposals})
         if self.on_proposals is not None and outcome.proposals:
             await self.on_proposals(incident_id, incident.host, outcome.proposals)
 
