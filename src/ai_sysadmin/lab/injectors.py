@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import time
 import typing
 from collections.abc import Callable
 from typing import Any, Literal
@@ -106,6 +107,58 @@ def restart_unit(sb: Sandbox, *, name: str) -> None:
 @injector("stop_unit")
 def stop_unit(sb: Sandbox, *, name: str) -> None:
     sb.exec(["systemctl", "stop", name], check=True)
+
+
+@injector("wait_unit")
+def wait_unit(
+    sb: Sandbox, *, name: str, value: str, property: str = "ActiveState", timeout: float = 10.0
+) -> None:
+    """Poll ``systemctl show`` until the unit's ``property`` reads ``value``.
+
+    For faults that take a moment to become what they are (a restart storm ending in
+    start-limit-hit) before the next step may change the world under them.
+    """
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while True:
+        result = sb.exec(["systemctl", "show", f"--property={property}", "--value", name])
+        seen = result.stdout.strip()
+        if result.ok and seen == value:
+            return
+        if time.monotonic() >= deadline:
+            raise LabError(f"wait_unit {name}: {property} is {seen!r}, not {value!r} "
+                           f"after {timeout:g} s")
+        time.sleep(0.05)
+
+
+@injector("wait_listening")
+def wait_listening(sb: Sandbox, *, port: int, timeout: float = 10.0) -> None:
+    """Poll until something in the lab listens on TCP ``port`` (a server takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = sb.exec(["ss", "-Hltn", f"sport = :{port}"])
+        if result.ok and result.stdout.strip():
+            return
+        if time.monotonic() >= deadline:
+            raise LabError(f"wait_listening: nothing listens on port {port} after {timeout:g} s")
+        time.sleep(0.05)
+
+
+@injector("add_user")
+def add_user(sb: Sandbox, *, name: str) -> None:
+    """A system user with no home and no login shell, as a package creates for its daemon."""
+    sb.exec(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True)
+
+
+@injector("set_owner")
+def set_owner(
+    sb: Sandbox, *, path: str, owner: str, group: str | None = None, mode: int | None = None
+) -> None:
+    """``chown owner[:group] path`` and, when given, ``chmod mode path`` (not recursive)."""
+    sb.exec(["chown", "--", f"{owner}:{group}" if group else owner, path], check=True)
+    if mode is not None:
+        sb.exec(["chmod", f"{mode:o}", "--", path], check=True)
 
 
 @injector("run")
