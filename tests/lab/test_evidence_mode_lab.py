@@ -1,0 +1,129 @@
+"""The evidence mode end to end: a real fault (systemd in the lab), the daemon choosing the mode
+from the model's name, the durable queue and its worker, the scripted model answering one
+schema-held request over both wire protocols, the policy deciding on the answer's actions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.agent.evidence import answer_schema
+from ai_sysadmin.config import Settings
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.store import ActionStore
+from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
+from tests.support.scripted_model import ScriptedModel, response_schema, say
+
+pytestmark = pytest.mark.lab
+UNIT = """
+[Service]
+ExecStart=/bin/sh -c 'test -r /etc/demo.conf || { echo "<3>demo: cannot read /etc/demo.conf" >&2; exit 1; }; exec sleep infinity'
+"""  # noqa: E501
+
+
+def _answer(*actions: dict[str, str]) -> str:
+    return json.dumps({"diagnosis": "demo.service cannot read /etc/demo.conf",
+                       "cause": "the file is missing: the journal says 'cannot read "
+                                "/etc/demo.conf'", "actions": list(actions)})
+
+
+def _settings(tmp_path: Path, url: str, backend: str, autonomy: str = "suggest") -> Settings:
+    # the mode follows the model's name: tools for every other model
+    return Settings(
+        ai_name="hal", state_dir=tmp_path, check_interval=3600, autonomy_level=autonomy,
+        llm={"backend": backend, "url": url, "model": "scripted", "timeout": 10},
+        agent={"retry_backoff_seconds": 0.5, "mode": "tools", "modes": {"scripted": "evidence"}},
+        thresholds=QUIET_HOST_WIDE,
+    )
+
+
+def _failed_demo(sb: Sandbox) -> None:
+    apply(sb, "install_unit", {"name": "demo.service", "text": UNIT})
+    apply(sb, "start_unit", {"name": "demo.service"})
+
+
+def _diagnosed_and_decided(store) -> bool:
+    return any(i.diagnosis for i in store.incidents()) and bool(ActionStore(store.db).find())
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+def test_evidence_mode_diagnoses_a_real_fault_and_proposes_through_the_policy(
+        tmp_path, backend) -> None:
+    restart = {"kind": "restart_unit", "target": "demo.service",
+               "rationale": "restart once /etc/demo.conf is back"}
+    with Sandbox() as sb, ScriptedModel([say(_answer(restart))]) as model:
+        _failed_demo(sb)
+        store = run_daemon(_settings(tmp_path, model.url, backend), sb,
+                           _diagnosed_and_decided, 40)[0]
+        (incident,) = store.incidents()
+        still_failed = sb.exec(["systemctl", "is-failed", "demo.service"]).stdout.strip()
+        (request,) = model.requests
+    # one request: the schema, no tools, the real unit's journal delimited as host data
+    assert response_schema(request) == answer_schema()
+    assert not request.get("tools")
+    system, user = (m["content"] for m in request["messages"])
+    assert "demo: cannot read /etc/demo.conf" in user
+    assert "untrusted data from the host" in user and "demo.conf" not in system
+    assert "tool unit_status status=" in user and "ActiveState=failed" in user
+    # the diagnosis on the incident reads like the tool mode's
+    assert incident.diagnosis == (
+        "DIAGNOSIS: demo.service cannot read /etc/demo.conf\n"
+        "CAUSE: the file is missing: the journal says 'cannot read /etc/demo.conf'\n"
+        'PROPOSALS: restart_unit {"unit": "demo.service"}')
+    # the proposal was decided by the policy like any other: at 'suggest' it waits for a person
+    assert (incident.rule, incident.state) == ("failed_unit", "awaiting_approval")
+    (action,) = ActionStore(store.db).find()
+    assert (action.kind, action.params, action.state, action.started_at) == (
+        "restart_unit", {"unit": "demo.service"}, "pending", None)
+    assert still_failed == "failed"
+
+
+def test_the_policy_judges_the_answers_actions_not_the_model(tmp_path) -> None:
+    """Even at auto-full: deleting under /etc is refused outright, and restarting the
+    protected journald waits for a person, whatever the model's rationale."""
+    clean_etc = {"kind": "clean_directory", "target": "/etc",
+                 "rationale": "old files fill the disk"}
+    journald = {"kind": "restart_unit", "target": "systemd-journald.service",
+                "rationale": "the journal holds the errors"}
+    with Sandbox() as sb, ScriptedModel([say(_answer(clean_etc, journald))]) as model:
+        _failed_demo(sb)
+        journald_before = sb.exec(["systemctl", "show", "-P", "InvocationID",
+                                   "systemd-journald.service"]).stdout.strip()
+        store = run_daemon(_settings(tmp_path, model.url, "openai", "auto-full"), sb,
+                           lambda s: len(ActionStore(s.db).find()) == 2, 40)[0]
+        journald_after = sb.exec(["systemctl", "show", "-P", "InvocationID",
+                                  "systemd-journald.service"]).stdout.strip()
+        (incident,) = store.incidents()
+    refused, waiting = sorted(ActionStore(store.db).find(), key=lambda a: a.kind)
+    assert (refused.kind, refused.state, refused.started_at) == (
+        "clean_directory", "refused", None)
+    assert "outside the configured cache/tmp paths" in refused.reason
+    assert (waiting.kind, waiting.state, waiting.started_at) == ("restart_unit", "pending", None)
+    assert "needs a person" in waiting.reason and "protected" in waiting.reason
+    assert journald_before and journald_before == journald_after  # not restarted
+    assert incident.state != "resolved"
+
+
+def test_a_garbage_answer_fails_the_investigation_which_is_retried(tmp_path) -> None:
+    script = [say("demo is broken, restart it I guess"), say(_answer())]
+    with Sandbox() as sb, ScriptedModel(script) as model:
+        _failed_demo(sb)
+        store = run_daemon(_settings(tmp_path, model.url, "ollama"), sb,
+                           lambda s: any(i.diagnosis for i in s.incidents()), 40)[0]
+        (incident,) = store.incidents()
+        asked = len(model.requests)
+    events = store.get(incident.id).events
+    (failed,) = [e.detail for e in events if e.kind == "investigation_failed"]
+    assert asked == 2
+    assert failed == ("LLMBadResponse: the model's answer in evidence mode is not JSON: "
+                      "'demo is broken, restart it I guess'")
+    # the failure never resolved it; the retry's answer is the diagnosis, without a fix
+    assert "resolved" not in [e.to_state for e in events if e.kind == "state"]
+    assert incident.diagnosis.startswith("DIAGNOSIS: demo.service cannot read")
+    assert incident.diagnosis.endswith("PROPOSALS: none")
+    assert incident.state == "open"
+    assert incident.investigation_error == "the investigation ended without a proposal"
+    assert incident.investigation_attempts == 2  # the failed one and the one without a fix
