@@ -258,6 +258,16 @@ class Thresholds(_Section):
     journal_burst_window_seconds: float = Field(
         300, gt=0, description="Window of the journal error burst rule."
     )
+    certificate_expiry_warn_days: float = Field(
+        14, ge=0, description="A configured certificate that expires within this many days warns."
+    )
+    certificate_expiry_critical_days: float = Field(
+        0, ge=0, description="Critical within this many days of its end (0: once expired)."
+    )
+    zombie_processes: int = Field(
+        20, ge=1, description="Zombie children of one process that count as accumulating "
+        "(it never waits for them)."
+    )
 
     @model_validator(mode="after")
     def _warning_before_critical(self) -> Thresholds:
@@ -266,6 +276,7 @@ class Thresholds(_Section):
         pairs = (("disk_warn_percent", "disk_critical_percent", True),
                  ("inode_warn_percent", "inode_critical_percent", True),
                  ("load_per_core_warn", "load_per_core_critical", True),
+                 ("certificate_expiry_warn_days", "certificate_expiry_critical_days", False),
                  ("memory_available_warn_percent", "memory_available_critical_percent", False))
         wrong = [f"{warn} ({getattr(self, warn):g}) is "
                  f"{'above' if worse_up else 'below'} {critical} ({getattr(self, critical):g})"
@@ -399,6 +410,8 @@ class Programs(_Section):
     df: str = Field("df", description="df executable (coreutils).")
     cat: str = Field("cat", description="cat executable (coreutils).")
     readlink: str = Field("readlink", description="readlink executable (coreutils).")
+    openssl: str = Field("openssl", description="openssl executable, to read certificates.")
+    coredumpctl: str = Field("coredumpctl", description="coredumpctl (systemd-coredump), if any.")
     setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
     getent: str = Field("getent", description="getent executable (libc).")
     kill: str = Field("kill", description="kill executable (procps or util-linux), for fixes.")
@@ -502,6 +515,11 @@ class Settings(_Section):
         description="Remote hosts: 'host', 'user@host:port', or a table with options.",
     )
     ssh: SshSettings = Field(default_factory=SshSettings, description="SSH to remote hosts.")
+    certificates: list[str] = Field(
+        default_factory=list,
+        description="Certificate files (PEM) whose expiry is watched, on every host checked: "
+        "each is read there with `openssl x509`; one missing or unreadable is reported.",
+    )
     config_repo: str | None = Field(None, description="Git repository of the hosts' configs.")
     config_branch: str = Field("main", description="Branch of config_repo.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Rule thresholds.")
@@ -534,6 +552,15 @@ class Settings(_Section):
             if isinstance(entry, str):
                 split_target(entry)
         return entries
+
+    @field_validator("certificates")
+    @classmethod
+    def _certificate_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path.startswith("/") or "\x00" in path or "\n" in path:
+                raise ValueError(f"{path[:80]!r} must be an absolute path (it is read on each "
+                                 "host, from no particular directory)")
+        return paths
 
     @field_validator("state_dir")
     @classmethod

@@ -8,6 +8,7 @@ from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Finding
 from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.snapshot import (
+    Certificate,
     CpuTimes,
     JournalEntry,
     Load,
@@ -147,9 +148,19 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         unit_files={"nginx.service": "enabled", "getty@.service": "static",
                      "backup.service": "disabled", "getty.target": "masked"},
         restarts=healthy_restarts(),
+        service_results={},
+        core_dumps=[],
         journal=[entry("ordinary warning", priority=4, unit="nginx.service")],
         processes=[proc(pid=1, command="/sbin/init", cpu_percent=0.1, cpu_seconds=5)],
+        zombies=[],
+        certificates=[certificate("/etc/ssl/web.pem", days_left=90)],
     )
+
+
+def certificate(path: str, days_left: float, subject: str = "CN = web1.example.org",
+                taken_at: float = NOW) -> Certificate:
+    """A readable certificate that ends ``days_left`` days after ``taken_at``."""
+    return Certificate(path, taken_at + days_left * 86_400, f"{days_left:g} days on", subject)
 
 
 def context(

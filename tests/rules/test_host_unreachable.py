@@ -19,8 +19,12 @@ def test_nothing_collected_is_an_unreachable_host() -> None:
     assert (finding.rule, finding.subject, finding.severity) == (
         "host_unreachable", "web1", Severity.CRITICAL)
     assert "timed out" in finding.evidence[0]
-    # every other rule is left alone: their incidents neither open nor resolve
-    assert judged == {"host_unreachable"}
+    # every other rule is left alone: their incidents neither open nor resolve. With no
+    # certificate configured there is none to read: the expiry rule has judged all of none
+    assert judged == {"host_unreachable", "certificate_expiry"}
+    snap.certificates = None
+    snap.errors["certificates"] = "web1: cannot connect to 10.0.0.9:22: timed out"
+    assert evaluate(RuleContext(snap))[1] == {"host_unreachable"}
 
 
 def test_a_partial_collection_is_not_unreachable() -> None:

@@ -15,9 +15,17 @@ from ai_sysadmin.monitor.rules import (
     required_by,
 )
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME
-from ai_sysadmin.monitor.snapshot import Load, Mount, Process, Snapshot, SwapCounters
+from ai_sysadmin.monitor.snapshot import (
+    Load,
+    Mount,
+    Process,
+    ServiceResult,
+    Snapshot,
+    SwapCounters,
+    ZombieParent,
+)
 
-from ._snapshots import NOW, context, entry, healthy_snapshot, memory, unit
+from ._snapshots import NOW, certificate, context, entry, healthy_snapshot, memory, unit
 
 ALL_NAMES = {r.name for r in RULES}
 
@@ -60,7 +68,8 @@ def test_every_rule_requires_sections_the_collection_table_fills():
         assert rule.requires or rule.name == "host_unreachable", rule.name
         assert set(rule.requires) <= set(SECTIONS_BY_NAME) & fields, rule.name
         assert rule.description, rule.name
-    assert required_by("restarts") == ("crash_loop",)
+    assert required_by("restarts") == ("crash_loop", "core_dump")
+    assert required_by("certificates") == ("certificate_expiry",)
     assert set(required_by("units")) == {"failed_unit", "crash_loop", "unit_load_error"}
     assert required_by("os") == ()
 
@@ -100,6 +109,9 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.load = Load(30.0, 25.0, 20.0)
     snap.processes = [Process(666, "bob", 99.0, 1.0, 1000, 3600, 3564, "/usr/bin/yes")]
     snap.journal = [entry(f"error {i}", 3, unit="nginx.service", n=i) for i in range(25)]
+    snap.service_results = {"webapp.service": ServiceResult("core-dump", "dumped", 11, 4711)}
+    snap.zombies = [ZombieParent(900, 40, "lazy parent", "reaper.service")]
+    snap.certificates = [certificate("/etc/ssl/web.pem", days_left=-2)]
 
     findings, judged = evaluate(context(snap, previous=previous))
 
@@ -130,7 +142,8 @@ def test_without_restart_counts_crash_loop_has_not_judged_and_the_unit_rules_hav
 
     findings, judged = evaluate(context(snap))
 
-    assert judged == ALL_NAMES - {"crash_loop"}
+    # the same `systemctl show` tells how each service ended: no core dump is judged either
+    assert judged == ALL_NAMES - {"crash_loop", "core_dump"}
     assert findings == []
 
 

@@ -106,13 +106,21 @@ def test_one_round_trip_gives_the_snapshot_of_the_per_command_path(
     _warn(sb, "equivalence two")
     query = JournalQuery(after_cursor=start)
     kh = host.write_known_hosts(known_hosts)
+    # a certificate that is there and one that is not: both are facts, read alike
+    sb.exec(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+             "-subj", "/CN=twin.lab", "-keyout", "/etc/twin.key", "-out", "/etc/twin.pem"],
+            check=True)
+    settings = settings.model_copy(update={"certificates": ["/etc/twin.pem", "/etc/gone.pem"]})
     over_ssh = collect(SshTransport(host.target(kh), name="sdtest-twin"), settings, query)
     local = collect(SandboxTransport(sb), settings, query)
 
     assert over_ssh.errors == {} and local.errors == {}
     # the same facts, read by the same parsers
-    for name in ("os", "systemd_running", "nixos_generation", "journal", "journal_cursor"):
+    for name in ("os", "systemd_running", "nixos_generation", "journal", "journal_cursor",
+                 "restarts", "service_results", "core_dumps", "zombies", "certificates"):
         assert getattr(over_ssh, name) == getattr(local, name), name
+    assert [(c.subject, c.error) for c in over_ssh.certificates or []] == [
+        ("CN = twin.lab", None), ("", "no such file")]
     assert [e.message for e in over_ssh.journal or []][-2:] == ["equivalence one",
                                                                "equivalence two"]
     assert over_ssh.units == local.units
@@ -158,7 +166,8 @@ def test_an_unreachable_host_is_one_finding_and_fast(
     assert {"cpu", "memory", "units", "processes", "mounts"} <= set(snapshot.errors)
     assert "no SSH connection" in snapshot.errors["cpu"]
     findings, judged = evaluate(RuleContext(snapshot, settings.thresholds))
-    assert judged == {"host_unreachable"}
+    # no certificate is configured: none is unknown (the only rule that needs no answer)
+    assert judged == {"host_unreachable", "certificate_expiry"}
     assert [(f.rule, f.subject) for f in findings] == [("host_unreachable", "gone")]
 
 

@@ -6,9 +6,24 @@ Each is tested on fixture files holding the command, its raw output and the expe
 from __future__ import annotations
 
 import json
+import signal
+from datetime import UTC, datetime
 from typing import Any
 
-from .snapshot import CpuTimes, JournalEntry, Load, Memory, Mount, Process, SwapCounters, Unit
+from .snapshot import (
+    Certificate,
+    CoreDump,
+    CpuTimes,
+    JournalEntry,
+    Load,
+    Memory,
+    Mount,
+    Process,
+    ServiceResult,
+    SwapCounters,
+    Unit,
+    ZombieParent,
+)
 
 #: file systems that are kernel views, not storage: never a "disk full" subject
 PSEUDO_FS = frozenset(
@@ -171,6 +186,66 @@ def parse_show_restarts(text: str) -> dict[str, int]:
     return restarts
 
 
+#: what the restarts section's ``systemctl show`` reads of every service
+SHOW_PROPERTIES = "Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID"
+#: ``ExecMainCode`` is the CLD_* code of waitid(2)
+_MAIN_CODES = {"0": "", "1": "exited", "2": "killed", "3": "dumped"}
+
+
+def parse_show_results(text: str) -> dict[str, ServiceResult]:
+    """``systemctl show '*.service' -p Id,Result,ExecMainCode,...``: how each service that did
+    not succeed ended (a healthy host has none)."""
+    results: dict[str, ServiceResult] = {}
+    for block in text.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        unit, result = props.get("Id"), props.get("Result")
+        if not unit or not result or result == "success":
+            continue
+        code = props.get("ExecMainCode", "")
+        status, pid = props.get("ExecMainStatus", ""), props.get("ExecMainPID", "")
+        results[unit] = ServiceResult(
+            result=result,
+            main_code=_MAIN_CODES.get(code, code),
+            main_status=int(status) if status.isdigit() else None,
+            main_pid=int(pid) if pid.isdigit() and pid != "0" else None,
+        )
+    return results
+
+
+def signal_name(number: int | None) -> str:
+    """``11`` -> ``SEGV``, as systemd writes it (``status=11/SEGV``)."""
+    if number is None:
+        return "?"
+    try:
+        return signal.Signals(number).name.removeprefix("SIG")
+    except ValueError:
+        return str(number)
+
+
+def parse_coredumpctl_list(text: str) -> list[CoreDump]:
+    """``coredumpctl list --json=short``: the dumps systemd-coredump recorded, oldest first."""
+    try:
+        data: Any = json.loads(text or "[]")
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"coredumpctl did not print JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise ParseError("coredumpctl JSON is not a list")
+    dumps = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("pid"), int):
+            continue
+        when, sig, size = item.get("time"), item.get("sig"), item.get("size")
+        dumps.append(CoreDump(
+            timestamp=when / 1e6 if isinstance(when, int) else 0.0,
+            pid=item["pid"],
+            signal=sig if isinstance(sig, int) else None,
+            exe=str(item.get("exe") or ""),
+            corefile=str(item.get("corefile") or ""),
+            size_bytes=size if isinstance(size, int) else None,
+        ))
+    return dumps
+
+
 JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME"
 
 
@@ -257,6 +332,36 @@ def parse_ps_units(text: str) -> dict[int, str]:
     return units
 
 
+#: ``ps -eo`` columns of the zombie listing. ps cuts every column but the last to its width:
+#: the cgroup goes last, and the name (at most 15 bytes, TASK_COMM_LEN) gets room for all of it
+PS_STATE_COLUMNS = "pid=,ppid=,stat=,comm:16=,cgroup="
+
+
+def parse_ps_zombies(text: str) -> list[ZombieParent]:
+    """``ps -eo pid=,ppid=,stat=,comm:16=,cgroup=``: the processes whose children are zombies
+    (state Z: exited, not yet waited for), with how many, most first.
+
+    A name may hold spaces and a cgroup path holds none (systemd escapes them): the cgroup is
+    the last word.
+    """
+    rows: dict[int, tuple[str, str]] = {}
+    zombies: dict[int, int] = {}
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 4 or not parts[0].isdigit() or not parts[1].isdigit():
+            continue
+        pid, ppid, stat = int(parts[0]), int(parts[1]), parts[2]
+        command, _, cgroup = parts[3].rstrip().rpartition(" ")
+        rows[pid] = (command.strip(), cgroup)
+        if stat.startswith("Z"):
+            zombies[ppid] = zombies.get(ppid, 0) + 1
+    parents = []
+    for ppid, count in zombies.items():
+        command, cgroup = rows.get(ppid, ("", ""))
+        parents.append(ZombieParent(ppid, count, command, cgroup_unit(cgroup)))
+    return sorted(parents, key=lambda p: (-p.zombies, p.pid))
+
+
 def parse_ps(text: str) -> list[Process]:
     processes: list[Process] = []
     for line in text.splitlines():
@@ -289,6 +394,49 @@ def top_processes(processes: list[Process], count: int = 15) -> list[Process]:
     for p in by_mem:
         seen.setdefault(p.pid, p)
     return list(seen.values())
+
+
+_MONTHS = {name: n for n, name in enumerate(
+    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+def openssl_time(text: str) -> float:
+    """``Feb  1 00:00:00 2025 GMT`` (openssl's ASN.1 time, always GMT) -> epoch seconds.
+
+    Read by hand, not by strptime: month names must not follow the locale.
+    """
+    words = text.split()
+    try:
+        month, day, clock, year = _MONTHS[words[0]], int(words[1]), words[2], int(words[3])
+        hour, minute, second = (int(x) for x in clock.split(":"))
+        if words[4:] not in (["GMT"], ["UTC"], []):
+            raise ValueError(words[4:])
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ParseError(f"not an openssl date: {text[:80]!r}") from exc
+
+
+def parse_x509_dates(text: str, path: str) -> Certificate:
+    """``openssl x509 -noout -enddate -subject -in PATH``: the certificate's end and subject."""
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    end = fields.get("notAfter")
+    if end is None:
+        raise ParseError(f"openssl printed no notAfter for {path}")
+    return Certificate(path, openssl_time(end), end.strip(), fields.get("subject", "").strip())
+
+
+def x509_failure(stderr: str) -> str:
+    """Why ``openssl x509 -in PATH`` read no certificate, in a few words (openssl 1.1 and 3
+    word it differently, and add lines of internal error codes)."""
+    for marker, reason in (("No such file or directory", "no such file"),
+                           ("Permission denied", "permission denied"),
+                           ("Is a directory", "a directory, not a file")):
+        if marker in stderr:
+            return reason
+    if "Could not read certificate" in stderr or "Expecting: TRUSTED CERTIFICATE" in stderr:
+        return "no PEM certificate in it"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[0][:200] if lines else "openssl read no certificate"
 
 
 def parse_nixos_generation(link_target: str) -> str | None:

@@ -30,7 +30,7 @@ from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
 from . import parsers
 from .remote_script import FILE_READ, Guard
-from .snapshot import Snapshot
+from .snapshot import Certificate, Snapshot
 
 #: a stored journal position that is a time, not a cursor (see :func:`_position`)
 SINCE_PREFIX = "since:@"
@@ -42,6 +42,8 @@ JOURNAL_ACCESS_ARGV = ("sh", "-c", "u=0; for f in /var/log/journal/*/system.jour
                        "/run/log/journal/*/system.journal; do [ -r \"$f\" ] && exit 0; "
                        "[ -e \"$f\" ] && u=3; done; exit $u")
 _SYSTEM_JOURNAL_UNREADABLE = 3
+#: what nsenter and sh exit with when the program does not exist
+_CANNOT_EXECUTE = 127
 _JOURNAL_ACCESS = ("add it to the systemd-journal (or adm) group, or check as root, so that the "
                    "system's errors are seen")
 
@@ -252,6 +254,46 @@ def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     if not shown.ok:
         raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
     snap.restarts = parsers.parse_show_restarts(shown.stdout)
+    snap.service_results = parsers.parse_show_results(shown.stdout)
+
+
+def _program_absent(reading: Reading) -> bool:
+    """The program is not installed: no process could start (nsenter and sh exit 127)."""
+    if isinstance(reading, TransportError):
+        return "cannot start" in str(reading)
+    return reading.returncode == _CANNOT_EXECUTE
+
+
+def _core_dumps(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    listed = readings[0]
+    if snap.systemd_running is False or _program_absent(listed):
+        snap.core_dumps = []  # no systemd-coredump: nothing it could have recorded
+        return
+    done = result(listed)
+    if not done.ok and "No coredumps found" in done.stderr:
+        snap.core_dumps = []
+        return
+    snap.core_dumps = parsers.parse_coredumpctl_list(text(done))
+
+
+def _certificates(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    found = []
+    for path, reading in zip(plan.settings.certificates, readings, strict=True):
+        if _program_absent(reading):
+            # no openssl on the host: nothing is known of any certificate, and that is ours
+            # to say (a section error), not the certificate's
+            raise TransportError(f"{plan.programs.openssl} cannot run here: the configured "
+                                 "certificates cannot be read")
+        done = result(reading)
+        if not done.ok:
+            # a configured file that gives no certificate is the host's problem: a finding
+            found.append(Certificate(path, error=parsers.x509_failure(done.stderr)))
+            continue
+        try:
+            found.append(parsers.parse_x509_dates(done.stdout, path))
+        except parsers.ParseError as exc:
+            found.append(Certificate(path, error=str(exc)))
+    snap.certificates = found
 
 
 def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -313,6 +355,16 @@ def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.processes = [dataclasses.replace(proc, unit=units.get(proc.pid)) for proc in top]
 
 
+def coredumpctl_argv(programs: Programs) -> tuple[str, ...]:
+    # the newest 50: enough to find a service's own dump by its pid
+    return (programs.coredumpctl, "list", "--json=short", "--no-pager", "-n", "50")
+
+
+def _certificate_sources(plan: Plan) -> tuple[Source, ...]:
+    return tuple(Source((plan.programs.openssl, "x509", "-noout", "-enddate", "-subject",
+                         "-in", path)) for path in plan.settings.certificates)
+
+
 def _files(*paths: str) -> Callable[[Plan], tuple[Source, ...]]:
     sources = tuple(Source.file(path) for path in paths)
     return lambda plan: sources
@@ -370,14 +422,21 @@ SECTIONS: tuple[Section, ...] = (
                                              "--output=json", "--no-pager"), SYSTEMD),),
             apply=_unit_files, after=("units",), when=_systemd_may_run),
     Section("restarts", lambda p: (Source((p.programs.systemctl, "show", "*.service",
-                                           "--property=Id,NRestarts", "--no-pager"), SYSTEMD),),
+                                           f"--property={parsers.SHOW_PROPERTIES}",
+                                           "--no-pager"), SYSTEMD),),
             apply=_restarts, after=("units",), when=_systemd_may_run),
+    Section("core_dumps", lambda p: (Source(coredumpctl_argv(p.programs), SYSTEMD),),
+            apply=_core_dumps, after=("units",), when=_systemd_may_run),
     Section("journal", _journal_sources, apply=_journal, after=("units",),
             when=_systemd_may_run),
     Section("journal_position", _position_sources, apply=_position, after=("journal",),
             when=_no_position_yet),
     Section("processes", lambda p: (Source(ps_argv(p.programs)),
                                     Source(ps_cgroup_argv(p.programs))), apply=_processes),
+    Section("zombies", lambda p: (Source((p.programs.ps, "-ww", "-eo",
+                                          parsers.PS_STATE_COLUMNS)),),
+            parsers.parse_ps_zombies),
+    Section("certificates", _certificate_sources, apply=_certificates),
 )
 
 

@@ -103,6 +103,57 @@ class Process:
     unit: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceResult:
+    """How a service's last run ended (``systemctl show``), for one that did not succeed."""
+
+    #: systemd's verdict: ``core-dump``, ``exit-code``, ``signal``, ``timeout``, ...
+    result: str
+    #: the main process's end: ``exited``, ``killed`` or ``dumped`` (empty while it runs)
+    main_code: str = ""
+    #: its exit status, or the signal that ended it
+    main_status: int | None = None
+    main_pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoreDump:
+    """One core dump systemd-coredump recorded (``coredumpctl list --json=short``)."""
+
+    timestamp: float
+    pid: int
+    signal: int | None
+    exe: str
+    #: ``present``, ``missing``, ``none`` (not stored), ...
+    corefile: str = ""
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZombieParent:
+    """A process with unreaped (zombie) children: only it can reap them, by waiting."""
+
+    pid: int
+    zombies: int
+    command: str = ""
+    #: the innermost unit of its cgroup, as for :class:`Process`
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A configured certificate file: when it expires, or why it could not be read."""
+
+    path: str
+    #: notAfter in seconds since the epoch; None when the file gave no certificate
+    not_after: float | None = None
+    #: notAfter as openssl printed it (what the evidence quotes)
+    not_after_text: str = ""
+    subject: str = ""
+    #: why no certificate was read (missing, unreadable, not PEM); None when it was
+    error: str | None = None
+
+
 @dataclass(slots=True)
 class Snapshot:
     """One collection of one host. ``errors`` maps a section to why it could not be collected."""
@@ -123,9 +174,19 @@ class Snapshot:
     unit_files: dict[str, str] | None = None
     #: NRestarts of each service (``systemctl show``): how often systemd restarted it
     restarts: dict[str, int] | None = None
+    #: how the last run of each service that did not succeed ended (the same ``systemctl
+    #: show``, filled by the restarts section)
+    service_results: dict[str, ServiceResult] | None = None
+    #: the latest dumps systemd-coredump recorded; empty where it is not installed
+    core_dumps: list[CoreDump] | None = None
     journal: list[JournalEntry] | None = None
     journal_cursor: str | None = None
     processes: list[Process] | None = None
+    #: every process with zombie children, most zombies first
+    zombies: list[ZombieParent] | None = None
+    #: the configured certificates (``Settings.certificates``). Empty, not None, by default:
+    #: with none configured no command reads them, and there is nothing unknown to judge
+    certificates: list[Certificate] | None = field(default_factory=list)
     nixos_generation: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
 

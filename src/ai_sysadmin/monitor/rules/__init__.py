@@ -8,6 +8,8 @@ from ..findings import Finding
 from ..sections import SECTIONS_BY_NAME
 from ..snapshot import Snapshot
 from .base import Rule, RuleContext
+from .certificate_expiry import CertificateExpiry
+from .core_dump import CoreDumped
 from .crash_loop import CrashLoop
 from .disk_space import DiskSpace
 from .failed_unit import FailedUnit
@@ -19,10 +21,12 @@ from .memory_pressure import MemoryPressure
 from .runaway_process import RunawayProcess
 from .swap_thrash import SwapThrash
 from .unit_load_error import UnitLoadError
+from .zombie_processes import ZombieProcesses
 
 RULES: tuple[Rule, ...] = (
     FailedUnit(),
     CrashLoop(),
+    CoreDumped(),
     UnitLoadError(),
     DiskSpace(),
     InodeExhaustion(),
@@ -30,7 +34,9 @@ RULES: tuple[Rule, ...] = (
     SwapThrash(),
     LoadPerCore(),
     RunawayProcess(),
+    ZombieProcesses(),
     JournalErrorBurst(),
+    CertificateExpiry(),
     HostUnreachable(),
 )
 

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from ..findings import Finding, Severity, quote, size
+from ..parsers import signal_name
+from ..snapshot import CoreDump, ServiceResult
+from .base import Rule, RuleContext
+
+
+class CoreDumped(Rule):
+    """A service whose main process crashed and dumped core, as systemd reports it.
+
+    Decided from the unit's own ``Result=core-dump`` (``systemctl show``), which stays until
+    the unit starts again or its failure is reset: a restart that works clears it. Where
+    systemd-coredump is installed, the dump it recorded for that process (by the unit's last
+    main pid) is quoted too: its executable, signal and whether the core file was kept.
+    """
+
+    name = "core_dump"
+    requires = ("restarts", "core_dumps")
+    description = "A service crashed and dumped core (Result=core-dump)."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        dumps = {d.pid: d for d in ctx.snapshot.core_dumps or []}
+        findings = []
+        for unit, ended in sorted((ctx.snapshot.service_results or {}).items()):
+            if ended.result != "core-dump":
+                continue
+            evidence = [_ended(unit, ended)]
+            dump = dumps.get(ended.main_pid) if ended.main_pid is not None else None
+            if dump is not None:
+                evidence.append(_recorded(dump))
+            findings.append(self.finding(
+                ctx, unit, Severity.CRITICAL,
+                f"{unit} crashed and dumped core (signal {signal_name(ended.main_status)})",
+                evidence))
+        return findings
+
+
+def _ended(unit: str, ended: ServiceResult) -> str:
+    pid = f" pid {ended.main_pid}" if ended.main_pid is not None else ""
+    return (f"{unit}: Result={ended.result}, main process{pid} code={ended.main_code or '?'} "
+            f"status={ended.main_status}/{signal_name(ended.main_status)}")
+
+
+def _recorded(dump: CoreDump) -> str:
+    kept = f", {size(dump.size_bytes)}" if dump.size_bytes is not None else ""
+    return (f"coredumpctl: pid {dump.pid} {quote(dump.exe, 200)} signal "
+            f"{signal_name(dump.signal)}, core file {dump.corefile or '?'}{kept}")

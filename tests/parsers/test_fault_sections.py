@@ -1,0 +1,151 @@
+"""The rows of the collection table behind the certificate, core dump and zombie rules: what
+each command's answer, good or bad, becomes in the Snapshot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import TransportError
+from ai_sysadmin.hosts.transport import CommandResult
+from ai_sysadmin.monitor.parsers import x509_failure
+from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME, JournalQuery, Plan
+from ai_sysadmin.monitor.snapshot import Certificate, Snapshot
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parsers"
+CERT = "/etc/lab-tls/cert.pem"
+#: openssl 3.0's words, as the fault lab's openssl printed them
+MISSING = ("Could not open file or uri for loading certificate from /etc/lab-tls/gone.pem\n"
+           "807B3A78C87F0000:error:80000002:system library:file_open:No such file or directory:"
+           "../providers/implementations/storemgmt/file_store.c:266:calling stat(/etc/lab-"
+           "tls/gone.pem)\nUnable to load certificate\n")
+NOT_PEM = ("Could not read certificate from /etc/lab-tls/key.pem\n80DB9700BC7F0000:error:"
+           "1608010C:STORE routines:ossl_store_handle_load_result:unsupported:../crypto/store/"
+           "store_result.c:149:\nUnable to load certificate\n")
+DENIED = ("Could not open file or uri for loading certificate from /tmp/certtest/c.pem\n"
+          "804B6977697F0000:error:8000000D:system library:BIO_new_file:Permission denied:"
+          "../crypto/bio/bss_file.c:67:calling fopen(/tmp/certtest/c.pem, rb)\n"
+          "Unable to load certificate\n")
+
+
+def raw(name: str) -> str:
+    return str(json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))["raw"])
+
+
+def plan(tmp_path: Path, certificates: list[str] | None = None) -> Plan:
+    settings = Settings(ai_name="hal", state_dir=tmp_path, certificates=certificates or [])
+    return Plan(settings, JournalQuery(), runs_as_root=True)
+
+
+def done(returncode: int, stdout: str = "", stderr: str = "") -> CommandResult:
+    return CommandResult(("x",), returncode, stdout, stderr, 0.01)
+
+
+def test_each_configured_certificate_is_one_openssl_command(tmp_path: Path) -> None:
+    sources = SECTIONS_BY_NAME["certificates"].sources(plan(tmp_path, [CERT, "/etc/b.pem"]))
+    assert [s.argv for s in sources] == [
+        ("openssl", "x509", "-noout", "-enddate", "-subject", "-in", CERT),
+        ("openssl", "x509", "-noout", "-enddate", "-subject", "-in", "/etc/b.pem")]
+    assert SECTIONS_BY_NAME["certificates"].sources(plan(tmp_path)) == ()
+
+
+def test_a_relative_certificate_path_is_refused_in_the_settings(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        Settings(state_dir=tmp_path, certificates=["ssl/web.pem"])
+
+
+def test_certificates_read_or_not_each_say_so(tmp_path: Path) -> None:
+    paths = [CERT, "/etc/lab-tls/gone.pem", "/etc/lab-tls/key.pem"]
+    snap = Snapshot("h", 1.0)
+
+    SECTIONS_BY_NAME["certificates"].take(
+        [done(0, raw("x509_dates")), done(1, stderr=MISSING), done(1, stderr=NOT_PEM)],
+        snap, plan(tmp_path, paths))
+
+    assert snap.certificates == [
+        Certificate(CERT, 1738368000.0, "Feb  1 00:00:00 2025 GMT", "CN = shop.lab.example"),
+        Certificate("/etc/lab-tls/gone.pem", error="no such file"),
+        Certificate("/etc/lab-tls/key.pem", error="no PEM certificate in it"),
+    ]
+
+
+@pytest.mark.parametrize("answer", [
+    done(127, stderr="nsenter: failed to execute openssl: No such file or directory"),
+    TransportError("web1: cannot start 'openssl': No such file or directory"),
+])
+def test_no_openssl_on_the_host_is_a_section_error_not_a_finding(
+    tmp_path: Path, answer: CommandResult | TransportError
+) -> None:
+    with pytest.raises(TransportError, match="openssl cannot run here"):
+        SECTIONS_BY_NAME["certificates"].take([answer], Snapshot("h", 1.0),
+                                              plan(tmp_path, [CERT]))
+
+
+def test_a_host_that_does_not_answer_leaves_the_certificates_unknown(tmp_path: Path) -> None:
+    with pytest.raises(TransportError, match="timed out"):
+        SECTIONS_BY_NAME["certificates"].take(
+            [TransportError("web1: 'openssl' timed out after 20 s")], Snapshot("h", 1.0),
+            plan(tmp_path, [CERT]))
+
+
+def test_openssl_failures_in_a_few_words() -> None:
+    assert x509_failure(MISSING) == "no such file"
+    assert x509_failure(DENIED) == "permission denied"
+    assert x509_failure(NOT_PEM) == "no PEM certificate in it"
+    # openssl 1.1
+    assert x509_failure("unable to load certificate\n140:error:0909006C:PEM routines:"
+                        "get_name:no start line:Expecting: TRUSTED CERTIFICATE\n") == (
+        "no PEM certificate in it")
+    assert x509_failure("") == "openssl read no certificate"
+
+
+def test_the_one_systemctl_show_gives_restart_counts_and_how_services_ended(
+    tmp_path: Path
+) -> None:
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["restarts"].take([done(0, raw("show_results"))], snap, plan(tmp_path))
+    assert snap.restarts and snap.restarts["dumper.service"] == 0
+    assert snap.service_results is not None
+    assert snap.service_results["dumper.service"].result == "core-dump"
+    assert snap.service_results["dumper.service"].main_code == "dumped"
+    assert "zomb.service" not in snap.service_results  # still running, nothing to tell
+    argv = SECTIONS_BY_NAME["restarts"].sources(plan(tmp_path))[0].argv
+    assert argv[-2] == "--property=Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID"
+
+
+@pytest.mark.parametrize("answer", [
+    done(1, stderr="No coredumps found.\n"),
+    done(127, stderr="nsenter: failed to execute coredumpctl: No such file or directory\n"),
+    TransportError("web1: cannot start 'coredumpctl': sh: 1: coredumpctl: not found"),
+], ids=["none-recorded", "not-installed-lab", "not-installed-ssh"])
+def test_no_dump_recorded_or_no_systemd_coredump_is_an_empty_list(
+    tmp_path: Path, answer: CommandResult | TransportError
+) -> None:
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["core_dumps"].take([answer], snap, plan(tmp_path))
+    assert snap.core_dumps == []
+
+
+def test_recorded_dumps_are_listed(tmp_path: Path) -> None:
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["core_dumps"].take([done(0, raw("coredumpctl_list"))], snap, plan(tmp_path))
+    assert [(d.pid, d.exe, d.signal) for d in snap.core_dumps or []] == [
+        (73, "/usr/bin/dash", 11), (812, "/usr/sbin/nginx", 6)]
+
+
+def test_a_coredumpctl_that_fails_otherwise_is_a_section_error(tmp_path: Path) -> None:
+    # systemd before 248 has no --json: said, not taken for "no dumps"
+    with pytest.raises(TransportError, match="unrecognized option"):
+        SECTIONS_BY_NAME["core_dumps"].take(
+            [done(1, stderr="coredumpctl: unrecognized option '--json=short'\n")],
+            Snapshot("h", 1.0, systemd_running=True), plan(tmp_path))
+
+
+def test_zombies_are_counted_per_parent_with_its_unit(tmp_path: Path) -> None:
+    snap = Snapshot("h", 1.0)
+    SECTIONS_BY_NAME["zombies"].take([done(0, raw("ps_zombies"))], snap, plan(tmp_path))
+    assert [(z.pid, z.zombies, z.command, z.unit) for z in snap.zombies or []] == [
+        (72, 3, "lazy parent", "zomb.service")]

@@ -1,0 +1,56 @@
+import pytest
+
+from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules.zombie_processes import ZombieProcesses
+from ai_sysadmin.monitor.snapshot import ZombieParent
+
+from ._snapshots import context, healthy_snapshot, only, snapshot
+
+RULE = ZombieProcesses()
+
+
+def parents(*found: ZombieParent):
+    return snapshot(zombies=list(found))
+
+
+def test_no_zombies_no_finding():
+    assert RULE.evaluate(context(healthy_snapshot())) == []
+
+
+def test_a_few_zombies_are_ordinary():
+    # a parent that waits a moment later still has some: under the threshold, nothing
+    assert RULE.evaluate(context(parents(ZombieParent(72, 19, "lazy parent", "x.service")))) == []
+
+
+def test_zombies_of_a_service_make_a_warning_about_that_service():
+    snap = parents(ZombieParent(72, 25, "lazy parent", "reaper.service"))
+
+    finding = only(RULE.evaluate(context(snap)))
+
+    assert (finding.rule, finding.subject, finding.severity) == (
+        "zombie_processes", "reaper.service", Severity.WARNING)
+    assert finding.summary == ("lazy parent (pid 72) in reaper.service has 25 zombie children "
+                               "it does not reap")
+    assert finding.evidence == (
+        "pid 72 in reaper.service (lazy parent): 25 zombie children (state Z)",)
+
+
+@pytest.mark.parametrize("unit", [None, "session-3.scope", "user@1000.service"])
+def test_a_parent_in_no_service_of_the_host_is_named_by_its_pid(unit):
+    snap = parents(ZombieParent(4242, 30, "bash", unit))
+    assert only(RULE.evaluate(context(snap))).subject == "pid:4242"
+
+
+def test_two_parents_in_one_service_are_one_finding():
+    snap = parents(ZombieParent(72, 30, "worker", "reaper.service"),
+                   ZombieParent(80, 21, "worker", "reaper.service"))
+    finding = only(RULE.evaluate(context(snap)))
+    assert "51 zombie children" in finding.summary
+    assert len(finding.evidence) == 2
+
+
+def test_the_threshold_is_configurable():
+    snap = parents(ZombieParent(72, 5, "worker", "reaper.service"))
+    assert RULE.evaluate(context(snap, thresholds=Thresholds(zombie_processes=5))) != []
+    assert RULE.evaluate(context(snap, thresholds=Thresholds(zombie_processes=6))) == []
