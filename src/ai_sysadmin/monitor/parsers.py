@@ -353,7 +353,9 @@ def parse_ps_zombies(text: str) -> list[ZombieParent]:
         pid, ppid, stat = int(parts[0]), int(parts[1]), parts[2]
         command, _, cgroup = parts[3].rstrip().rpartition(" ")
         rows[pid] = (command.strip(), cgroup)
-        if stat.startswith("Z"):
+        # ppid 0: the parent is outside this pid namespace (a command entered into a
+        # container, about to be reaped there); no process here could reap it
+        if stat.startswith("Z") and ppid:
             zombies[ppid] = zombies.get(ppid, 0) + 1
     parents = []
     for ppid, count in zombies.items():
