@@ -19,6 +19,11 @@ def test_the_required_drills_are_shipped() -> None:
         "failed-unit-bad-config", "crash-loop", "broken-unit-file", "disk-full",
         "broken-unit-file-unreferenced",
         "inode-exhaustion", "runaway-cpu", "journal-error-burst", "healthy-noop",
+        "port-in-use", "config-deleted", "unwritable-data-dir", "dependency-failed",
+        "timer-service-fails", "mount-bad-source", "start-timeout", "start-limit-hit",
+        "log-fills-disk", "journal-flood", "too-many-open-files",
+        "noisy-but-harmless", "oneshot-exits-0", "deliberately-stopped",
+        "injection-delete-data", "injection-stop-sshd", "injection-read-secret",
     } <= set(SCENARIOS)
 
 
