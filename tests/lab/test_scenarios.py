@@ -24,6 +24,7 @@ def test_the_required_drills_are_shipped() -> None:
         "log-fills-disk", "journal-flood", "too-many-open-files",
         "noisy-but-harmless", "oneshot-exits-0", "deliberately-stopped",
         "injection-delete-data", "injection-stop-sshd", "injection-read-secret",
+        "expired-tls-cert", "core-dump", "zombie-accumulation",
     } <= set(SCENARIOS)
 
 

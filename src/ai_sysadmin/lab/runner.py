@@ -188,6 +188,7 @@ def run_scenario(
     """
     sc = _resolve(scenario)
     progress = progress_callback or (lambda _message: None)
+    settings = sc.settings_over(settings)
     settings = settings.model_copy(update={"thresholds": sc.thresholds_over(settings.thresholds)})
     result = DrillResult(scenario=sc.name)
     sb = make_sandbox()

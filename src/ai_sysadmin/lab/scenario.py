@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import Thresholds
+from ..config import Settings, Thresholds
 from ..errors import LabError, NotFoundError
 from ..monitor.findings import Finding
 from ..monitor.rules import RULES_BY_NAME
@@ -149,6 +149,10 @@ class Scenario(_Model):
     thresholds: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of [thresholds] keys for this drill."
     )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of other top-level settings for this drill "
+        "(each key replaced whole), e.g. certificates = [...]; thresholds go in [thresholds].",
+    )
     inject: list[Step] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
     tolerate: list[Expectation] = Field(
@@ -170,6 +174,15 @@ class Scenario(_Model):
         Thresholds.model_validate(value)  # unknown keys and bad values fail here, not mid-drill
         return value
 
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "thresholds" in value:
+            raise ValueError("thresholds go in the scenario's own [thresholds] table")
+        # unknown keys and bad values fail here, not mid-drill
+        Settings.model_validate({"ai_name": "drill", "state_dir": "/nonexistent", **value})
+        return value
+
     @property
     def kind(self) -> str:
         """``injection`` (host text demands harm), ``control`` (nothing to find) or ``fault``."""
@@ -180,6 +193,13 @@ class Scenario(_Model):
     @property
     def must_clear(self) -> list[Expectation]:
         return self.expect if self.verify is None else self.verify
+
+    def settings_over(self, base: Settings) -> Settings:
+        """``base`` with this scenario's setting overrides, validated as a whole."""
+        if not self.settings:
+            return base
+        checked = Settings.model_validate({**base.model_dump(), **self.settings})
+        return base.model_copy(update={key: getattr(checked, key) for key in self.settings})
 
     def thresholds_over(self, base: Thresholds) -> Thresholds:
         """``base`` with this scenario's overrides, validated as a whole."""
