@@ -439,6 +439,71 @@ class ExecutorSettings(_Section):
     )
 
 
+_EMBEDDING_RE = re.compile(r"^(minilm|ollama:[A-Za-z0-9][A-Za-z0-9._:/-]{0,127})$")
+
+
+class KnowledgeSettings(_Section):
+    """The knowledge base (ChromaDB): embedded under state_dir, or a server."""
+
+    url: str | None = Field(
+        None, description="A ChromaDB server (`chroma run`), http(s)://host:port; unset: an "
+        "embedded store in `path`.",
+    )
+    token_file: Path | None = Field(
+        None, description="File holding the ChromaDB server's token (sent as a Bearer token).",
+    )
+    path: Path | None = Field(
+        None, description="Directory of the embedded store (default: state_dir/knowledge).",
+    )
+    embedding: str = Field(
+        "minilm", description="'minilm' (all-MiniLM-L6-v2 int8, offline, shipped) or "
+        "'ollama:<model>' (Ollama's /api/embed at ollama_url). A store keeps the model it was "
+        "made with: changing it needs an export and an import.",
+    )
+    ollama_url: str | None = Field(
+        None, description="Ollama server for 'ollama:<model>' embeddings (default: llm.url).",
+    )
+    top_k: int = Field(5, ge=1, le=100, description="Results a search returns.")
+    max_distance: float = Field(
+        0.8, gt=0, le=2, description="Cosine distance (0 same meaning .. 2) past which a "
+        "result is not relevant enough to show the model.",
+    )
+    timeout: float = Field(10, gt=0, description="Seconds to wait for the ChromaDB server.")
+    seed: bool = Field(
+        True, description="Load the shipped seed knowledge into an empty store.",
+    )
+
+    @field_validator("embedding")
+    @classmethod
+    def _embedding(cls, value: str) -> str:
+        if not _EMBEDDING_RE.match(value):
+            raise ValueError("must be 'minilm' or 'ollama:<model>'")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("url", "ollama_url")
+    @classmethod
+    def _server_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL (host and port)")
+        if parts.username or parts.password or parts.query:
+            raise ValueError("must carry no credentials or query: the token goes in "
+                             "knowledge.token_file")
+        return value
+
+
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -530,6 +595,9 @@ class Settings(_Section):
     executor: ExecutorSettings = Field(
         default_factory=ExecutorSettings, description="How fixes run."
     )
+    knowledge: KnowledgeSettings = Field(
+        default_factory=KnowledgeSettings, description="Knowledge base (ChromaDB)."
+    )
 
     @field_validator("gotify_url")
     @classmethod
@@ -589,7 +657,8 @@ class Settings(_Section):
     def secret_files(self) -> tuple[Path, ...]:
         """Every file that holds one of the assistant's own secrets: never read for the model,
         whatever name or link it is reached by."""
-        named = (self.llm.api_key_file, self.gotify_token_file, self.notify.apprise_urls_file)
+        named = (self.llm.api_key_file, self.gotify_token_file, self.notify.apprise_urls_file,
+                 self.knowledge.token_file)
         return tuple(p for p in (*named, *self._credential_files) if p)
 
     def on_host(self, local_programs: bool) -> Settings:
@@ -613,6 +682,10 @@ class Settings(_Section):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "state.db"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.knowledge.path or self.state_dir / "knowledge"
 
 
 @dataclass
@@ -736,7 +809,7 @@ def load_settings(
     return LoadedSettings(settings, config_path, found, sources)
 
 
-_URL_KEYS = ("queue.url", "llm.url", "gotify_url")
+_URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url")
 
 
 def _url_shown(url: str) -> str:

@@ -38,3 +38,12 @@ class LabError(AiSysadminError):
 
 class NotFoundError(AiSysadminError):
     """A named object (incident, scenario, log channel) does not exist."""
+
+
+class KnowledgeError(AiSysadminError):
+    """The knowledge base cannot be opened or used: a ChromaDB server that is down or refuses
+    the token, a corrupt directory, an embedding model that fails its checksum."""
+
+
+class EmbeddingError(KnowledgeError):
+    """The embedding model cannot be loaded or run (missing file, wrong checksum, Ollama down)."""
