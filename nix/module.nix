@@ -32,6 +32,8 @@ let
     df = "${pkgs.coreutils}/bin/df";
     cat = "${pkgs.coreutils}/bin/cat";
     readlink = "${pkgs.coreutils}/bin/readlink";
+    openssl = "${pkgs.openssl}/bin/openssl";
+    coredumpctl = "${config.systemd.package}/bin/coredumpctl";
     setpriv = "${pkgs.util-linux}/bin/setpriv";
     getent = "${pkgs.getent}/bin/getent";
     kill = "${pkgs.util-linux}/bin/kill";

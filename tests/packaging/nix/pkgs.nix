@@ -35,6 +35,7 @@ rec {
   coreutils = drv "coreutils";
   util-linux = drv "util-linux";
   getent = drv "getent";
+  openssl = drv "openssl";
   bash = drv "bash";
   nix = drv "nix";
   nixos-rebuild = drv "nixos-rebuild";
