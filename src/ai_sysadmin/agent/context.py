@@ -10,6 +10,7 @@ from ..config import Programs, Settings
 from ..hosts.reader import ReaderTransport
 from ..hosts.transport import Transport
 from ..store import IncidentStore
+from .recall import KnowledgeSource
 
 
 @dataclass
@@ -37,6 +38,10 @@ class ToolContext:
     incident_id: int | None = None
     outputs: OutputBuffer = field(default_factory=OutputBuffer)
     proposals: list[dict[str, Any]] = field(default_factory=list)
+    #: past incidents, knowledge, config history (wired by the orchestrator; None: none)
+    knowledge: KnowledgeSource | None = None
+    #: what the investigation recalled at its start, shown with the incident's evidence
+    recalled: str = ""
 
     _readers: dict[str, ReaderTransport] = field(default_factory=dict)
 

@@ -12,6 +12,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "issues": ("issues",),
     "logs": ("logs",),
     "drill": ("drill",),
+    "eval": ("eval",),
     "config": ("config",),
     "ask": ("ask",),
     "chat": ("chat",),

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("admin", "run", "Run the daemon: checks every interval plus a journal follower."),
     "logs": ("admin", "logs", "The project's own structured logs; audit: every decision."),
     "drill": ("drill", "drill", "Inject a fault into a throw-away systemd (fire drill)."),
+    "eval": ("eval", "eval_command", "Score a model on fault-lab scenarios, the whole loop."),
     "ask": ("converse", "ask", "One question, one answer."),
     "chat": ("converse", "chat", "A conversation with the assistant."),
     "worker": ("queue_cmd", "worker", "Serve the LLM request queue until SIGTERM or SIGINT."),

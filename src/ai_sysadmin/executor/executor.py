@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Settings
@@ -55,6 +55,9 @@ class Executor:
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
+        #: told how each action that ran ended (succeeded or failed), once its state is
+        #: recorded: the knowledge base learns from it
+        self.outcome_listeners: list[Callable[[Action], Awaitable[None]]] = []
 
     def _own_checker(self, host: str) -> HostChecker:
         if host not in self._checkers:
@@ -271,16 +274,28 @@ class Executor:
             failed = self.actions.move(action_id, "failed", "executor", str(exc),
                                        {"error": str(exc)})
             self._escalate(claimed, f"action {action_id} failed: {exc}")
-            return failed
+            return await self._told(failed)
         verified, detail = await self._verify(claimed)
         result = {"commands": outputs, "verification": detail}
         if verified:
             log.info("action %d succeeded and verified: %s", action_id, detail,
                      extra={"action": action_id})
-            return self.actions.move(action_id, "succeeded", "executor", detail, result)
+            return await self._told(self.actions.move(action_id, "succeeded", "executor",
+                                                      detail, result))
         failed = self.actions.move(action_id, "failed", "executor", detail, result)
         self._escalate(claimed, f"action {action_id} did not fix it: {detail}")
-        return failed
+        return await self._told(failed)
+
+    async def _told(self, action: Action) -> Action:
+        """The outcome to the listeners. A listener that fails (a knowledge base that is
+        down) is logged: the action's own record is what counts, and it is written."""
+        for listener in self.outcome_listeners:
+            try:
+                await listener(action)
+            except Exception:
+                log.exception("action %d: a listener of its outcome failed", action.id,
+                              extra={"action": action.id})
+        return action
 
     def _escalate(self, action: Action, reason: str) -> None:
         log.warning("escalated to a person: %s", reason,

@@ -201,8 +201,14 @@ class ConfigRepo:
         if not (self.dir / "HEAD").is_file():
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.git("init", "--bare", "--quiet")
-        self.git("fetch", "--quiet", "--no-tags", "--force", "--", self.url,
-                 f"+{self.ref}:{self.ref}")
+        try:
+            self.git("fetch", "--quiet", "--no-tags", "--force", "--", self.url,
+                     f"+{self.ref}:{self.ref}")
+        except ConfigRepoError as exc:
+            if "couldn't find remote ref" in str(exc):
+                raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r} "
+                                      "(config_branch)") from None
+            raise
         # HEAD names the branch, so `git --git-dir ... log` reads what was indexed
         self.git("symbolic-ref", "HEAD", self.ref)
         return self.head()

@@ -18,6 +18,7 @@ from ..agent.evidence import investigate_evidence
 from ..agent.investigate import investigate
 from ..agent.loop import LLMCall
 from ..agent.prompt import HostFacts
+from ..agent.recall import KnowledgeSource
 from ..config import Settings
 from ..errors import AiSysadminError
 from ..hosts.transport import Transport
@@ -29,6 +30,9 @@ log = logging.getLogger("ai_sysadmin.decisions")
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
+#: the longest an investigation waits for what the knowledge base recalls (a first open of
+#: the store included); past it, it starts without
+RECALL_TIMEOUT_SECONDS = 60.0
 
 
 def backoff(first: float, attempts: int) -> float:
@@ -45,6 +49,7 @@ class Investigator:
         facts_for: Callable[[str], HostFacts] | None = None,
         on_proposals: Callable[[int, str, list[dict[str, object]]], Awaitable[None]] | None
         = None,
+        knowledge: KnowledgeSource | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -54,6 +59,29 @@ class Investigator:
         #: hands the investigation's proposals to the policy and executor
         self.on_proposals = on_proposals
         self.running: dict[int, asyncio.Task[None]] = {}
+        #: past incidents, knowledge, config history; None: the process's shared one
+        self._knowledge = knowledge
+
+    @property
+    def knowledge(self) -> KnowledgeSource:
+        if self._knowledge is None:
+            # the knowledge layer (and ChromaDB with it) loads with the first investigation
+            from ..knowledge.context import shared
+
+            self._knowledge = shared(self.settings, self.facts_for)
+        return self._knowledge
+
+    async def recall(self, incident: Incident) -> str:
+        """What the investigation starts with besides the evidence; a knowledge base that
+        is down or slow costs this, never the investigation: logged, and "" instead."""
+        try:
+            return await asyncio.wait_for(self.knowledge.recall(incident),
+                                          RECALL_TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.warning("incident %d: nothing recalled (%s: %s)", incident.id,
+                        type(exc).__name__, redact(str(exc))[:300],
+                        extra={"incident": incident.id, "event": "recall_failed"})
+            return ""
 
     def schedule(self, incident_id: int) -> bool:
         """Start an investigation unless one is already running for this incident."""
@@ -76,6 +104,8 @@ class Investigator:
         mode = self.settings.agent.mode_for(self.settings.llm.model)
         run = investigate_evidence if mode == "evidence" else investigate
         try:
+            ctx.knowledge = self.knowledge
+            ctx.recalled = await self.recall(incident)
             outcome = await run(incident, self.llm_for(incident_id), ctx,  # type: ignore[arg-type]
                                 self.settings, self.facts_for(incident.host))
         except Exception as exc:  # any failure: the incident stays open and is retried

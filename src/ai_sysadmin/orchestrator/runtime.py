@@ -28,7 +28,9 @@ from .fleet import managed_specs, remote_transport
 if TYPE_CHECKING:  # `check` builds neither: each loads when first asked for (CLI start time)
     from ..agent.context import ToolContext
     from ..executor import Executor
+    from ..knowledge.context import KnowledgeRecall
     from ..notify import Notifier
+    from ..store.actions import Action
 
 
 class Runtime:
@@ -114,7 +116,24 @@ class Runtime:
 
         if self.store is None:
             raise AiSysadminError("the executor needs the state database")
-        return Executor(self.settings, self.store, self.transports, self.checker_for)
+        executor = Executor(self.settings, self.store, self.transports, self.checker_for)
+        executor.outcome_listeners.append(self.learn)
+        return executor
+
+    @cached_property
+    def knowledge(self) -> KnowledgeRecall:
+        """Past incidents, knowledge and the config repository; ChromaDB opens on first use
+        (one per process and store: the investigator shares it)."""
+        from ..knowledge.context import shared
+
+        return shared(self.settings, self.facts)
+
+    async def learn(self, action: Action) -> None:
+        """An action that ran, verified or failed, becomes knowledge (learning/recall)."""
+        if action.incident_id is None or self.store is None:
+            return
+        incident = await asyncio.to_thread(self.store.get, action.incident_id)
+        await asyncio.to_thread(self.knowledge.learn, incident, action)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -133,7 +152,7 @@ class Runtime:
         from ..agent.context import ToolContext
 
         return ToolContext(self.settings, self.transports, host or self.local.host, self.store,
-                           incident_id)
+                           incident_id, knowledge=self.knowledge)
 
     async def close(self) -> None:
         """Close what was opened (SSH connections belong to the event loop that made them)."""

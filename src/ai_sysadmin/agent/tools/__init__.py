@@ -8,6 +8,7 @@ REGISTRY = ToolRegistry()
 
 # registration happens on import; the order is the order the model reads them in
 from . import incident, system, files, network, commands, proposals, output  # noqa: E402,F401,I001
+from . import knowledge  # noqa: E402,F401
 
 
 __all__ = ["REGISTRY"]

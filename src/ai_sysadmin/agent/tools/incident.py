@@ -38,4 +38,6 @@ async def incident_evidence(
         *[f"  {e.kind} {e.from_state or ''}->{e.to_state or ''} {e.detail}"[:300]
           for e in incident.events[-10:]],
     ]
+    if ctx.recalled and wanted == ctx.incident_id:
+        lines += ["", ctx.recalled]
     return ToolResult("ok", "\n".join(lines))
