@@ -1,0 +1,77 @@
+"""``ai-sysadmin configs`` / ``{name}-configs QUERY``: semantic search of the configuration
+repository (``config_repo``), as ``path:line`` snippets; ``--sync`` fetches it and indexes what
+changed first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import AiSysadminError
+from .context import banner, err, out, print_json, state
+
+#: lines of a chunk shown under its path:line
+SNIPPET_LINES = 6
+
+
+def configs(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(
+        metavar="QUERY", help="What to look for, in words (e.g. 'nginx virtual hosts').",
+        show_default=False)] = None,
+    sync: Annotated[bool, typer.Option(
+        "--sync", help="Fetch config_repo now and index what changed, then search (if a "
+        "QUERY is given).")] = False,
+    limit: Annotated[int, typer.Option(
+        "-n", "--limit", metavar="N", min=1, max=100, help="Results at most.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Search the configuration repository by meaning; `--sync` fetches and re-indexes it."""
+    from ..knowledge.context import KnowledgeRecall
+
+    settings = state(ctx).settings
+    if not settings.config_repo:
+        raise AiSysadminError("no config_repo is configured: set config_repo (and "
+                              "config_branch) in the config file")
+    if not sync and not query:
+        raise typer.BadParameter("give a QUERY, or --sync to fetch and index the repository",
+                                 param_hint="QUERY")
+    recall = KnowledgeRecall(settings)
+    result: dict[str, Any] = {}
+    if sync:
+        report = recall.sync_configs()
+        result["sync"] = report.to_dict()
+        if not as_json:
+            (err if query else out).print(
+                f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s), "
+                f"{len(report.indexed)} indexed again ({report.chunks} chunks), "
+                f"{len(report.removed)} removed, in {report.seconds:.1f} s", markup=False)
+    elif recall.repo is not None and not recall.repo.fetched:
+        raise AiSysadminError("config_repo has not been fetched yet: run `configs --sync` "
+                              "(the daemon also fetches it when it investigates)")
+    if query:
+        # a person asked: the nearest places, however far (knowledge.max_distance is for
+        # what the model is shown unasked)
+        hits = recall.search_configs(query, limit, max_distance=2.0)
+        found = [{"path": h.item.path, "start_line": h.item.start_line,
+                  "end_line": h.item.end_line, "commit": h.item.commit,
+                  "distance": round(h.distance, 4), "text": h.item.text} for h in hits]
+        result["results"] = found
+        if not as_json:
+            _show(settings, query, found)
+    if as_json:
+        print_json(result if sync else result["results"])
+
+
+def _show(settings: Any, query: str, found: list[dict[str, Any]]) -> None:
+    banner(settings, f"{len(found)} place(s) in config_repo for {query!r}")
+    for item in found:
+        out.print(f"[bold]{item['path']}:{item['start_line']}[/bold]"
+                  f"-{item['end_line']} ({item['commit'][:10]}, distance "
+                  f"{item['distance']:.2f})", highlight=False)
+        lines = item["text"].splitlines()
+        for number, line in enumerate(lines[:SNIPPET_LINES], item["start_line"]):
+            out.print(f"  {number:>5}  {line}", markup=False, highlight=False)
+        if len(lines) > SNIPPET_LINES:
+            out.print(f"         ... {len(lines) - SNIPPET_LINES} more line(s)", markup=False)

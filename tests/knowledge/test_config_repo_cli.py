@@ -1,0 +1,78 @@
+"""``{name}-configs``: fetch and index a real git repository into a real ChromaDB, then search it
+by meaning, as path:line snippets or JSON; re-indexing touches only what changed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.knowledge.gitrepo import GitRepo
+
+NGINX = """{ config, ... }:
+{
+  services.nginx = {
+    enable = true;
+    virtualHosts."shop.example.org" = {
+      forceSSL = true;
+      root = "/srv/shop";
+    };
+  };
+}
+"""
+POSTGRES = """{ ... }:
+{
+  services.postgresql = {
+    enable = true;
+    ensureDatabases = [ "shop" ];
+  };
+}
+"""
+
+
+def test_configs_sync_then_search_by_meaning(tmp_path: Path, config_file, cli) -> None:
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"hosts/web/nginx.nix": NGINX, "hosts/db/postgres.nix": POSTGRES},
+                    "fleet", when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+
+    code, out, err = cli("configs", "--sync", "--json")
+    assert code == 0, err
+    synced = json.loads(out)["sync"]
+    assert sorted(synced["indexed"]) == ["hosts/db/postgres.nix", "hosts/web/nginx.nix"]
+
+    code, out, err = cli("web server for the shop with TLS", argv0="hal-configs")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("hosts/web/nginx.nix:1-10") for line in lines[:3]), out
+    assert '      3    services.nginx = {' in out
+
+    code, out, _ = cli("configs", "--json", "-n", "1", "which databases exist")
+    (hit,) = json.loads(out)
+    assert (hit["path"], hit["start_line"]) == ("hosts/db/postgres.nix", 1)
+    assert hit["commit"] == upstream.git("rev-parse", "HEAD").strip()
+
+    # a changed file is indexed again, the other is not read; a removed one leaves
+    upstream.commit({"hosts/web/nginx.nix": NGINX.replace("/srv/shop", "/srv/store"),
+                     "hosts/db/postgres.nix": None}, "move the shop", when=time.time())
+    code, out, _ = cli("configs", "--sync", "--json")
+    synced = json.loads(out)["sync"]
+    assert (synced["indexed"], synced["removed"]) == (["hosts/web/nginx.nix"],
+                                                      ["hosts/db/postgres.nix"])
+    code, out, _ = cli("configs", "--json", "-n", "5", "which databases exist")
+    assert {h["path"] for h in json.loads(out)} == {"hosts/web/nginx.nix"}
+
+
+def test_configs_says_what_is_missing(tmp_path: Path, config_file, cli) -> None:
+    code, _, err = cli("configs", "nginx")
+    assert code == 2 and "no config_repo is configured" in err
+    upstream = GitRepo(tmp_path / "fleet", branch="trunk")
+    upstream.commit({"a.nix": "{ }\n"}, "a", when=time.time())
+    config_file(f'config_repo = "{upstream.path}"\n')
+    code, _, err = cli("configs", "nginx")
+    assert code == 2 and "configs --sync" in err
+    code, _, err = cli("configs", "--sync")
+    assert code == 2 and "has no branch 'main' (config_branch)" in err
+    code, _, err = cli("configs")
+    assert code == 2 and "give a QUERY" in err
