@@ -20,6 +20,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "approve": ("approve",),
     "systems": ("systems",),
     "notify": ("notify",),
+    "knowledge": ("knowledge",),
     "configs": ("configs",),
 }
 

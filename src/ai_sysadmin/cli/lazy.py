@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("admin", "config_app", "Inspect the configuration."),
     "commands": ("admin", "commands_app", "The {name}-<tool> commands."),
     "notify": ("notify", "app", "Notifications: send one now, or see the deliveries."),
+    "knowledge": ("knowledge", "app", "Knowledge: list, search, show, add, remove, export, "
+                  "import."),
     "configs": ("configs", "configs", "Search the configuration repository; --sync fetches it."),
 }
 

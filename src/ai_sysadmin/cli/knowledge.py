@@ -1,0 +1,247 @@
+"""``ai-sysadmin knowledge`` / ``{name}-knowledge``: what the assistant knows and has learned.
+
+list, search, show, add, remove, export and import (JSON lines). The knowledge base (and
+chromadb with it) is opened only when one of these runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .context import banner, err, out, print_json, state
+
+if TYPE_CHECKING:
+    from ..knowledge.models import Hit, KnowledgeEntry
+    from ..knowledge.store import KnowledgeBase
+
+app = typer.Typer(help="Knowledge: list, search, show, add, remove, export, import.")
+
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ProvenanceOpt = Annotated[str | None, typer.Option(
+    "--provenance", metavar="seed|operator|learned", help="Only entries of this origin.")]
+CategoryOpt = Annotated[str | None, typer.Option(
+    "--category", metavar="CATEGORY", help="Only this category (systemd, nixos, disk, ...).")]
+EntryId = Annotated[str, typer.Argument(metavar="ID", help="The entry's id (see `list`).",
+                                        show_default=False)]
+
+
+def _open(ctx: typer.Context) -> KnowledgeBase:
+    from ..knowledge.store import KnowledgeBase
+
+    return KnowledgeBase.open(state(ctx).settings)
+
+
+def _provenance(value: str | None) -> Any:
+    from ..knowledge.models import PROVENANCES
+
+    if value is not None and value not in PROVENANCES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROVENANCES)}",
+                                 param_hint="--provenance")
+    return value
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(ts)) if ts else "shipped"
+
+
+def _as_json(entry: KnowledgeEntry) -> dict[str, Any]:
+    return entry.model_dump(mode="json")
+
+
+def _table(entries: list[KnowledgeEntry], hits: list[Hit[Any]] | None = None) -> Table:
+    table = Table()
+    columns = ["id", "provenance", "category", "topic", "confidence", "added"]
+    if hits is not None:
+        columns.insert(0, "score")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for i, e in enumerate(entries):
+        origin = e.provenance + (" (verified)" if e.verified else "")
+        row = [e.id, origin, e.category, e.topic, f"{e.confidence:.2f}", _when(e.created_at)]
+        if hits is not None:
+            row.insert(0, f"{hits[i].score:.2f}")
+        table.add_row(*row)
+    return table
+
+
+@app.callback(invoke_without_command=True)
+def _default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_entries, ctx=ctx)
+
+
+@app.command("list")
+def list_entries(
+    ctx: typer.Context,
+    provenance: ProvenanceOpt = None,
+    category: CategoryOpt = None,
+    limit: Annotated[int | None, typer.Option("-n", "--limit", metavar="N", min=1,
+                                              help="At most N entries, newest first.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Knowledge entries, newest first."""
+    entries = _open(ctx).list(provenance=_provenance(provenance), category=category,
+                              limit=limit)
+    if as_json:
+        print_json([_as_json(e) for e in entries])
+        return
+    banner(state(ctx).settings, f"{len(entries)} knowledge entr"
+           + ("y" if len(entries) == 1 else "ies"))
+    if entries:
+        out.print(_table(entries))
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for, in words.",
+                                         show_default=False)],
+    n: Annotated[int | None, typer.Option("-n", metavar="N", min=1, max=100,
+                                          help="At most N results (default knowledge.top_k)."
+                                          )] = None,
+    provenance: ProvenanceOpt = None,
+    category: CategoryOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Entries nearest in meaning to QUERY, best first."""
+    if not query.strip():
+        raise typer.BadParameter("is empty", param_hint="QUERY")
+    hits = _open(ctx).search(query, n, provenance=_provenance(provenance), category=category)
+    if as_json:
+        print_json([{**_as_json(h.item), "distance": round(h.distance, 4),
+                     "score": round(h.score, 4)} for h in hits])
+        return
+    banner(state(ctx).settings, f"{len(hits)} result(s) for {query!r}")
+    if hits:
+        out.print(_table([h.item for h in hits], hits))
+
+
+@app.command("show")
+def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
+    """One entry in full."""
+    entry = _open(ctx).get(entry_id)
+    if as_json:
+        print_json(_as_json(entry))
+        return
+    out.print(f"[bold]{entry.id}[/bold]")
+    out.print(entry.topic, markup=False)
+    origin = entry.provenance + (" (verified)" if entry.verified else "")
+    out.print(f"category {entry.category} · {origin} · confidence {entry.confidence:.2f} · "
+              f"added {_when(entry.created_at)}"
+              + (f" · from {entry.source}" if entry.source else ""), markup=False)
+    if entry.tags:
+        out.print("tags: " + ", ".join(entry.tags), markup=False)
+    out.print()
+    out.print(entry.text, markup=False)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Option(metavar="TEXT", help="One line: what it is about.",
+                                       show_default=False)],
+    text: Annotated[str, typer.Option(metavar="TEXT", help="The knowledge itself.",
+                                      show_default=False)],
+    category: Annotated[str, typer.Option(metavar="CATEGORY",
+                                          help="systemd, journald, disk, nixos, service, ...")
+                        ] = "general",
+    tags: Annotated[list[str] | None, typer.Option("--tag", metavar="TAG",
+                                                   help="A tag; repeat for more.")] = None,
+    confidence: Annotated[float, typer.Option(metavar="0..1", min=0, max=1,
+                                              help="How sure you are.")] = 0.9,
+    as_json: Json = False,
+) -> None:
+    """Add what you know (provenance: operator)."""
+    from pydantic import ValidationError
+
+    from ..knowledge.models import KnowledgeEntry, new_id
+
+    try:
+        entry = KnowledgeEntry(id=new_id("op"), topic=topic, text=text, category=category,
+                               tags=tags or [], confidence=confidence, provenance="operator",
+                               source="operator")
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise typer.BadParameter(problem["msg"],
+                                 param_hint=f"--{problem['loc'][0]}") from None
+    _open(ctx).add(entry)
+    if as_json:
+        print_json(_as_json(entry))
+    else:
+        out.print(f"added {entry.id}: {entry.topic}", markup=False)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
+    """Delete one entry."""
+    entry = _open(ctx).remove(entry_id)
+    if as_json:
+        print_json({"removed": _as_json(entry)})
+    else:
+        out.print(f"removed {entry.id}: {entry.topic}", markup=False)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(
+        metavar="[FILE]", help="Write here (default: standard output).", dir_okay=False,
+        show_default=False)] = None,
+    as_json: Json = False,
+) -> None:
+    """Every entry and incident record as JSON lines."""
+    lines = list(_open(ctx).export())
+    if file is None or str(file) == "-":
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        return
+    try:
+        # a new file beside the old one, renamed over it: an interrupted export loses nothing
+        partial = file.with_name(f".{file.name}.partial")
+        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        partial.replace(file)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
+                                 param_hint="FILE") from None
+    entries = sum(1 for line in lines if line.startswith('{"type": "entry"'))
+    summary = {"file": str(file), "entries": entries, "incidents": len(lines) - entries}
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(f"exported {entries} entries and {len(lines) - entries} incident records "
+                  f"to {file}", markup=False)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(
+        metavar="[FILE]", help="Read this (default: standard input).", dir_okay=False,
+        show_default=False)] = None,
+    as_json: Json = False,
+) -> None:
+    """Add entries and incident records from JSON lines (as `export` writes them); an entry
+    with an existing id replaces it. One bad line: nothing is imported."""
+    if file is None or str(file) == "-":
+        if sys.stdin.isatty():
+            err.print("reading JSON lines from the terminal; end with Ctrl-D")
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(
+                f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
+                param_hint="FILE") from None
+    result = _open(ctx).import_(lines)
+    if as_json:
+        print_json({"added": result.added, "replaced": result.replaced})
+    else:
+        out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
+                  markup=False)

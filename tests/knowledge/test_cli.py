@@ -1,0 +1,125 @@
+"""``knowledge`` as a person uses it: add, list, show, search, remove, export, import, each
+with --json; mistakes are one line and exit 2; the command is also ``hal-knowledge``."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture(autouse=True)
+def _no_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the shipped seed is tested on its own; here a store starts empty
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__SEED", "false")
+
+
+def _added(cli: Cli, topic: str, text: str, *extra: str) -> dict:
+    code, out, err = cli("knowledge", "add", "--topic", topic, "--text", text, *extra,
+                         "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_add_list_show_search_remove(cli: Cli) -> None:
+    nginx = _added(cli, "web1 nginx needs php-fpm",
+                   "On web1, nginx fails with 502 until php-fpm.service is up: start it first.",
+                   "--category", "service", "--tag", "nginx", "--tag", "web1")
+    journal = _added(cli, "journal size on db1", "db1 keeps its journal under 2G on purpose.",
+                     "--category", "journald")
+    assert nginx["provenance"] == "operator" and nginx["tags"] == ["nginx", "web1"]
+    assert nginx["id"].startswith("op-")
+
+    code, out, _ = cli("knowledge", "list", "--json")
+    assert code == 0
+    assert {e["id"] for e in json.loads(out)} == {nginx["id"], journal["id"]}
+    code, out, _ = cli("knowledge", "list", "--category", "journald", "--json")
+    assert [e["id"] for e in json.loads(out)] == [journal["id"]]
+    code, out, _ = cli("knowledge", "list")
+    assert code == 0 and "2 knowledge entries" in out and "web1 nginx needs php-fpm" in out
+
+    code, out, _ = cli("knowledge", "search", "bad gateway from the web server on web1",
+                       "--json")
+    hits = json.loads(out)
+    assert hits[0]["id"] == nginx["id"] and 0 < hits[0]["score"] <= 1
+    code, out, _ = cli("knowledge", "search", "nginx answers 502 on web1", "-n", "1")
+    assert code == 0 and "1 result(s)" in out and nginx["id"] in out
+
+    code, out, _ = cli("knowledge", "show", nginx["id"])
+    assert code == 0 and "php-fpm.service is up" in out and "tags: nginx, web1" in out
+    code, out, _ = cli("knowledge", "show", nginx["id"], "--json")
+    assert json.loads(out) == nginx
+
+    code, out, _ = cli("knowledge", "remove", nginx["id"])
+    assert code == 0 and f"removed {nginx['id']}" in out
+    code, _, err = cli("knowledge", "show", nginx["id"])
+    assert code == 2 and f"no knowledge entry '{nginx['id']}'" in err
+    code, out, _ = cli("knowledge", "remove", journal["id"], "--json")
+    assert json.loads(out)["removed"]["id"] == journal["id"]
+
+
+def test_export_and_import_round_trip(cli: Cli, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _added(cli, "one", "the first note")
+    second = _added(cli, "two", "the second note")
+    code, out, _ = cli("knowledge", "export")
+    assert code == 0
+    lines = out.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [first["id"], second["id"]]
+    dump = tmp_path / "kb.jsonl"
+    code, out, _ = cli("knowledge", "export", str(dump), "--json")
+    assert json.loads(out) == {"file": str(dump), "entries": 2, "incidents": 0}
+    assert dump.read_text().splitlines() == lines
+
+    cli("knowledge", "remove", first["id"])
+    code, out, _ = cli("knowledge", "import", str(dump), "--json")
+    assert code == 0 and json.loads(out) == {"added": [first["id"]],
+                                             "replaced": [second["id"]]}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(dump.read_text()))
+    code, out, _ = cli("knowledge", "import")
+    assert code == 0 and "imported 0 new and 2 replaced" in out
+
+
+def test_mistakes_are_one_line_and_lose_nothing(cli: Cli, tmp_path: Path) -> None:
+    kept = _added(cli, "keep me", "an entry that must survive a bad import")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"topic": "fine", "text": "ok"}) + "\n{broken\n")
+    code, out, err = cli("knowledge", "import", str(bad))
+    assert code == 2 and "nothing imported: line 2" in err and out == ""
+    code, out, _ = cli("knowledge", "list", "--json")
+    assert [e["id"] for e in json.loads(out)] == [kept["id"]]
+
+    code, _, err = cli("knowledge", "import", str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "missing.jsonl" in err
+    code, _, err = cli("knowledge", "list", "--provenance", "rumour")
+    assert code == 2 and "'rumour' is not one of seed, operator, learned" in err
+    code, _, err = cli("knowledge", "add", "--topic", "two\nlines", "--text", "x")
+    assert code == 2 and "--topic" in err
+    code, _, err = cli("knowledge", "search", "  ")
+    assert code == 2 and "QUERY" in err
+
+
+def test_hal_knowledge_is_the_same_command(cli: Cli) -> None:
+    entry = _added(cli, "from hal", "added through ai-sysadmin")
+    code, out, _ = cli("list", "--json", argv0="hal-knowledge")
+    assert code == 0 and [e["id"] for e in json.loads(out)] == [entry["id"]]
+
+
+def test_help_does_not_load_chromadb() -> None:
+    program = ("import sys\nfrom ai_sysadmin.cli.main import main\n"
+               "assert main(['knowledge', '--help']) == 0\n"
+               "assert main(['knowledge', 'search', '--help']) == 0\n"
+               "heavy = sorted(m for m in ('chromadb', 'onnxruntime', 'tokenizers') "
+               "if m in sys.modules)\n"
+               "assert not heavy, heavy\n")
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "search" in run.stdout and "export" in run.stdout
