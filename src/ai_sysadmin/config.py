@@ -450,7 +450,9 @@ class KnowledgeSettings(_Section):
         "embedded store in `path`.",
     )
     token_file: Path | None = Field(
-        None, description="File holding the ChromaDB server's token (sent as a Bearer token).",
+        None, description="File holding the ChromaDB server's token (sent as a Bearer token). "
+        "The server's own file (CHROMA_SERVER_AUTHN_CREDENTIALS_FILE) must hold it without a "
+        "trailing newline: chromadb 0.6 reads that line as it is.",
     )
     path: Path | None = Field(
         None, description="Directory of the embedded store (default: state_dir/knowledge).",

@@ -1,0 +1,196 @@
+"""A real ``chroma run`` server on 127.0.0.1 with token auth on: the right token works and
+what it stores is on the server; a wrong or missing token, a stopped server and a server that
+never answers are each one clear sentence, quickly, and the token is never in it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import KnowledgeError
+from ai_sysadmin.knowledge.embeddings import MiniLMEmbedding
+from ai_sysadmin.knowledge.models import IncidentRecord, KnowledgeEntry
+from ai_sysadmin.knowledge.store import KnowledgeBase
+from ai_sysadmin.knowledge.telemetry_off import DOTTED
+
+pytestmark = pytest.mark.slow
+
+CHROMA = Path(sys.executable).parent / "chroma"
+TOKEN = "s3cr3t-token-for-the-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"chroma run exited {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"chroma run did not answer within {deadline_s} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(url, token file) of a token-protected ChromaDB server with its own directory."""
+    root = tmp_path_factory.mktemp("chroma-server")
+    token_file = root / "token"
+    # chromadb 0.6's server takes the file's line as it is: no trailing newline
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    port = _free_port()
+    log = root / "server.out"
+    env = {**os.environ,
+           "CHROMA_SERVER_AUTHN_PROVIDER":
+               "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+           "CHROMA_SERVER_AUTHN_CREDENTIALS_FILE": str(token_file),
+           "ANONYMIZED_TELEMETRY": "False",
+           "CHROMA_PRODUCT_TELEMETRY_IMPL": DOTTED}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
+             "--port", str(port), "--log-path", str(root / "chroma.log")],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(url, process, log, 120)
+        yield url, token_file
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _settings(tmp_path: Path, url: str, token_file: Path | None, timeout: float = 10
+              ) -> Settings:
+    return Settings(state_dir=tmp_path / "state",
+                    knowledge={"url": url, "token_file": token_file, "timeout": timeout})
+
+
+def test_the_right_token_stores_and_finds_on_the_server(
+        server: tuple[str, Path], tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    url, token_file = server
+    kb = KnowledgeBase.open(_settings(tmp_path, url, token_file), embedder=embedder,
+                            seed=False)
+    entry = KnowledgeEntry(id="op-server-1", topic="postgres on db1",
+                           text="db1's postgres needs its WAL archive mounted first")
+    kb.add(entry)
+    kb.record_incident(IncidentRecord(id="incident:5", host="db1", rule="unit-failed",
+                                      subject="postgresql.service",
+                                      symptoms="postgresql failed: archive dir missing",
+                                      outcome="verified"))
+    # a second client (another worker) sees it: the data lives on the server
+    other = KnowledgeBase.open(_settings(tmp_path, url, token_file), embedder=embedder,
+                               seed=False)
+    assert other.get("op-server-1") == entry
+    assert other.search("database write-ahead log archive", n=1)[0].item.id == "op-server-1"
+    assert other.similar_incidents("postgresql.service will not start")[0].item.id == \
+        "incident:5"
+    assert not (tmp_path / "state" / "knowledge").exists()
+
+
+def test_a_wrong_or_missing_token_is_refused_clearly(
+        server: tuple[str, Path], tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    url, _ = server
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-token")
+    with pytest.raises(KnowledgeError) as refused:
+        KnowledgeBase.open(_settings(tmp_path, url, wrong), embedder=embedder, seed=False)
+    assert str(refused.value) == f"ChromaDB server {url} refused the token in " \
+        "knowledge.token_file"
+    with pytest.raises(KnowledgeError, match="requires a token: set knowledge.token_file"):
+        KnowledgeBase.open(_settings(tmp_path, url, None), embedder=embedder, seed=False)
+    empty = tmp_path / "empty-token"
+    empty.write_text("\n")
+    with pytest.raises(KnowledgeError, match="is empty"):
+        KnowledgeBase.open(_settings(tmp_path, url, empty), embedder=embedder, seed=False)
+
+
+def test_a_stopped_server_is_a_clear_error_not_a_hang(
+        tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    url = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(KnowledgeError) as down:
+        KnowledgeBase.open(_settings(tmp_path, url, token), embedder=embedder, seed=False)
+    assert time.monotonic() - started < 5
+    assert f"ChromaDB server {url} cannot be reached" in str(down.value)
+    assert "chroma run" in str(down.value) and TOKEN not in str(down.value)
+
+
+def test_a_server_that_never_answers_times_out(tmp_path: Path,
+                                               embedder: MiniLMEmbedding) -> None:
+    """A listener that accepts and says nothing (a hung server) costs knowledge.timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(KnowledgeError, match="did not answer within 1 s"):
+            KnowledgeBase.open(_settings(tmp_path, url, None, timeout=1), embedder=embedder,
+                               seed=False)
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_the_cli_says_what_is_wrong_with_the_server(
+        server: tuple[str, Path], tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, token_file = server
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__URL", url)
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__SEED", "false")
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__TOKEN_FILE", str(token_file))
+    code, out, err = cli("knowledge", "add", "--topic", "via the server", "--text", "stored "
+                         "on the ChromaDB server", "--json")
+    assert code == 0, err
+    code, out, _ = cli("knowledge", "show", json.loads(out)["id"])
+    assert code == 0 and "stored on the ChromaDB server" in out
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope")
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__TOKEN_FILE", str(wrong))
+    code, out, err = cli("knowledge", "list")
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: ChromaDB server {url} refused the token in " \
+        "knowledge.token_file"
