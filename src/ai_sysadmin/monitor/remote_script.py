@@ -15,6 +15,7 @@ coreutils, procps and systemd. Every argument in the script is quoted with :func
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shlex
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -32,40 +33,45 @@ _KILL_AFTER = 2
 #: the exit code a step reports when its guard kept it from running (outside 0-255 of commands)
 _NOT_RUN = 256
 
-#: one step: markers on both streams around the command. In careful mode timeout(1) puts the
-#: command in a process group of its own and kills all of it on expiry; starting it with `&`
-#: gives its pid, so that the process listing can leave the script's own processes out.
+#: The reply's layout. Each step ends with one line on stdout, ``M i end RC PID``, and one on
+#: stderr, ``M i end``: a step's output on a stream is the text between the marker line before
+#: its end line and that end line. The script opens with ``M shell PID`` on stdout and
+#: ``M open`` on stderr. Every marker line starts with a newline of its own, so the text
+#: between two of them is exactly what was written. Two writes a step (and one write for a
+#: file read by builtins, one for a run of guarded-out steps): each write into sshd's pipes
+#: can become an SSH packet, which costs CPU on both ends and a wake-up of sshd and of us.
+#: In careful mode timeout(1) puts the command in a process group of its own and kills all
+#: of it on expiry; starting it with ``&`` gives its pid, so that the process listing can
+#: leave the script's own processes out. Otherwise the command runs in the foreground.
 _STEP = """\
 s() {{
   i=$1; shift
-  printf '\\n%s %s start\\n' "$M" "$i"; printf '\\n%s %s start\\n' "$M" "$i" >&2
-  {runner}"$@" </dev/null &
-  p=$!; wait "$p"; rc=$?
-  printf '\\n%s %s end %s %s\\n' "$M" "$i" "$rc" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
+  {runner}
+  printf '\\n%s %s end %s %s\\n' "$M" "$i" "$r" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
 }}
 f() {{
-  i=$1
-  printf '\\n%s %s start\\n' "$M" "$i"; printf '\\n%s %s start\\n' "$M" "$i" >&2
   if [ -r "$2" ] && [ -f "$2" ]; then
-    while IFS= read -r l || [ -n "$l" ]; do printf '%s\\n' "$l"; done < "$2"; rc=0
+    t=; while IFS= read -r l || [ -n "$l" ]; do
+      t="$t$l
+"; [ ${{#t}} -lt 4096 ] || {{ printf %s "$t"; t=; }}
+    done < "$2"
+    printf '%s\\n%s %s end 0 0\\n' "$t" "$M" "$1"; printf '\\n%s %s end\\n' "$M" "$1" >&2
   else
-    printf 'cat: %s: No such file or directory\\n' "$2" >&2; rc=1
+    printf '\\n%s %s end 1 0\\n' "$M" "$1"
+    printf 'cat: %s: No such file or directory\\n\\n%s %s end\\n' "$2" "$M" "$1" >&2
   fi
-  printf '\\n%s %s end %s 0\\n' "$M" "$i" "$rc"; printf '\\n%s %s end\\n' "$M" "$i" >&2
 }}
 n() {{
-  printf '\\n%s %s start\\n' "$M" "$1"; printf '\\n%s %s start\\n' "$M" "$1" >&2
-  printf '\\n%s %s end {not_run} 0\\n' "$M" "$1"; printf '\\n%s %s end\\n' "$M" "$1" >&2
+  o=; e=; for i; do o="$o
+$M $i end {not_run} 0"; e="$e
+$M $i end"; done
+  printf '%s\\n' "$o"; printf '%s\\n' "$e" >&2
 }}
-k() {{
-  i=$1; shift
-  printf '\\n%s %s start\\n' "$M" "$i"; printf '\\n%s %s start\\n' "$M" "$i" >&2
-  tail -v -n +1 -- "$@" </dev/null; rc=$?
-  printf '\\n%s %s end %s 0\\n' "$M" "$i" "$rc"; printf '\\n%s %s end\\n' "$M" "$i" >&2
-}}
+printf '\\n%s shell %s\\n' "$M" "$$"; printf '\\n%s open\\n' "$M" >&2
 """
-#: the script's shell says its pid (so that the process listing can leave it out)
-_SHELL_PID = 'printf \'\\n%s shell %s\\n\' "$M" "$$"'
+_FOREGROUND = '"$@" </dev/null; r=$? p=0'
+_BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
+_DONE = "printf '\\n%s done\\n' \"$M\"; printf '\\n%s done\\n' \"$M\" >&2\n"
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
 FILE_READ = ("cat", "--")
 
@@ -106,37 +112,16 @@ class RoundTrip:
 
     @property
     def script(self) -> str:
-        # the shell's own pid first (ps must not list it), the done line last (a long-lived
-        # shell's output of this script ends there)
-        lines = [f"M={shlex.quote(self.marker)}",
-                 _STEP.format(runner=(f"timeout -k {_KILL_AFTER} {self.command_timeout:g} "
-                                      if self.careful else ""), not_run=_NOT_RUN),
-                 _SHELL_PID]
-        kernel = self.kernel_files
-        if kernel:
-            # one tail(1) for every /proc file: half the CPU of reading them with builtins
-            lines.append(f"k {len(self.commands)} {shlex.join(kernel)}")
-        for i, argv in enumerate(self.commands):
-            if argv[:2] == FILE_READ and len(argv) == 3 and argv[2] in kernel:
-                continue
-            step = (f"f {i} {shlex.quote(argv[2])}" if argv[:2] == FILE_READ and len(argv) == 3
-                    else f"s {i} {shlex.join(argv)}")
-            guard = self.guards.get(argv)
-            if guard is not None:
-                step = (f"if [ {guard.test} {shlex.quote(guard.path)} ]; then {step}; "
-                        f"else n {i}; fi")
-            lines.append(step)
-        lines.append(f"printf '\\n%s\\n' {shlex.quote(self.done)}; "
-                     f"printf '\\n%s\\n' {shlex.quote(self.done)} >&2")
-        return "\n".join(lines) + "\n"
+        # the marker is the only part that differs from one check to the next
+        guards = tuple((argv, self.guards[argv]) for argv in self.commands if argv in self.guards)
+        return (f"M={shlex.quote(self.marker)}\n"
+                f"{_body(self.commands, guards, self.careful, self.command_timeout)}{_DONE}")
 
     @property
     def kernel_files(self) -> list[str]:
         """The files read that the kernel writes (/proc): their text holds no tail(1) header,
         so one tail -v can read them all. Other files (os-release) stay with the builtins."""
-        return [argv[2] for argv in self.commands
-                if argv[:2] == FILE_READ and len(argv) == 3 and argv[2].startswith("/proc/")
-                and argv not in self.guards]
+        return _kernel_files(self.commands, self.guards)
 
     @property
     def done(self) -> str:
@@ -155,28 +140,78 @@ class RoundTrip:
 
     def split(self, stdout: str, stderr: str) -> dict[tuple[str, ...], Step]:
         """Each command that ran to its end marker, with its exit code, output and pid."""
-        outputs: dict[int, str] = {}
-        ends: dict[int, tuple[int, int]] = {}
+        ends: dict[int, tuple[int, int, str]] = {}
+        before = ""
         for words, payload in _frames(stdout, self.marker):
-            if len(words) == 2 and words[1] == "start" and words[0].isdigit():
-                outputs[int(words[0])] = payload
-            elif len(words) == 4 and words[1] == "end" and all(
-                    w.isdigit() for w in (words[0], words[2], words[3])):
-                ends[int(words[0])] = (int(words[2]), int(words[3]))
-        errors = {int(words[0]): payload for words, payload in _frames(stderr, self.marker)
-                  if len(words) == 2 and words[1] == "start" and words[0].isdigit()}
+            if len(words) == 4 and words[1] == "end" and words[0].isdigit() \
+                    and words[2].isdigit() and words[3].isdigit():
+                ends[int(words[0])] = (int(words[2]), int(words[3]), before)
+            before = payload
+        errors: dict[int, str] = {}
+        before = ""
+        for words, payload in _frames(stderr, self.marker):
+            if len(words) == 2 and words[1] == "end" and words[0].isdigit():
+                errors[int(words[0])] = before
+            before = payload
         steps: dict[tuple[str, ...], Step] = {}
-        for i, (returncode, pid) in ends.items():
-            if i in outputs and i < len(self.commands):
+        for i, (returncode, pid, output) in ends.items():
+            if i < len(self.commands):
                 argv = self.commands[i]
-                steps[argv] = Step(argv, returncode, outputs[i], errors.get(i, ""), pid)
-        group = len(self.commands)
-        if group in ends and group in outputs:
-            for path, text in _tail_files(outputs[group], self.kernel_files).items():
+                steps[argv] = Step(argv, returncode, output, errors.get(i, ""), pid)
+        group = ends.get(len(self.commands))
+        if group is not None:
+            for path, text in _tail_files(group[2], self.kernel_files).items():
                 argv = (*FILE_READ, path)
                 steps[argv] = (Step(argv, 0, text, "", 0) if text is not None else Step(
                     argv, 1, "", f"cat: {path}: No such file or directory\n", 0))
         return steps
+
+
+def _kernel_files(commands: tuple[tuple[str, ...], ...],
+                  guards: Mapping[tuple[str, ...], Guard]) -> list[str]:
+    return [argv[2] for argv in commands
+            if argv[:2] == FILE_READ and len(argv) == 3 and argv[2].startswith("/proc/")
+            and argv not in guards]
+
+
+@functools.lru_cache(maxsize=32)
+def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, ...], Guard], ...],
+          careful: bool, command_timeout: float) -> str:
+    """The script but for its first line (the marker) and its last (the done line).
+
+    A host's checks send the same commands over and over (the journal cursor aside): built
+    once, not once a check.
+    """
+    runner = (_BACKGROUND.format(kill=_KILL_AFTER, timeout=command_timeout) if careful
+              else _FOREGROUND)
+    lines = [_STEP.format(runner=runner, not_run=_NOT_RUN).rstrip("\n")]
+    guard_of = dict(guards)
+    kernel = _kernel_files(commands, guard_of)
+    if kernel:
+        # one tail(1) for every /proc file: half the CPU of reading them with builtins
+        lines.append(f"s {len(commands)} tail -v -n +1 -- {shlex.join(kernel)}")
+    # consecutive steps behind one guard share its test, and where it fails, one write
+    runs: list[tuple[Guard | None, list[tuple[int, str]]]] = []
+    for i, argv in enumerate(commands):
+        if argv[:2] == FILE_READ and len(argv) == 3:
+            if argv[2] in kernel:
+                continue
+            step = f"f {i} {shlex.quote(argv[2])}"
+        else:
+            step = f"s {i} {shlex.join(argv)}"
+        guard = guard_of.get(argv)
+        if runs and guard is not None and runs[-1][0] == guard:
+            runs[-1][1].append((i, step))
+        else:
+            runs.append((guard, [(i, step)]))
+    for guard, steps in runs:
+        if guard is None:
+            lines.extend(step for _, step in steps)
+        else:
+            lines.append(f"if [ {guard.test} {shlex.quote(guard.path)} ]; then\n"
+                         + "\n".join(step for _, step in steps)
+                         + f"\nelse n {' '.join(str(i) for i, _ in steps)}; fi")
+    return "\n".join(lines) + "\n"
 
 
 def _tail_files(text: str, paths: list[str]) -> dict[str, str | None]:
