@@ -115,8 +115,9 @@ def wait_unit(
 ) -> None:
     """Poll ``systemctl show`` until the unit's ``property`` reads ``value``.
 
-    For faults that take a moment to become what they are (a restart storm ending in
-    start-limit-hit) before the next step may change the world under them.
+    For faults that take a moment to become what they are (a restart storm that ends failed,
+    a service that must be up before its dependency is killed) before the next step changes
+    the world under them.
     """
     deadline = time.monotonic() + timeout
     seen = ""

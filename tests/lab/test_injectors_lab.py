@@ -1,0 +1,38 @@
+"""The injectors the drills build their faults with, in a real lab: users, ownership, and
+waiting on a unit or a port, which fails with a clear error instead of hanging."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_sysadmin.errors import LabError
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.lab.sandbox import Sandbox
+
+pytestmark = pytest.mark.lab
+
+
+def test_a_system_user_gets_a_directory_it_cannot_write(sandbox: Sandbox) -> None:
+    apply(sandbox, "add_user", {"name": "injtest"})
+    apply(sandbox, "run", {"argv": ["mkdir", "-p", "/srv/injtest"]})
+    apply(sandbox, "set_owner", {"path": "/srv/injtest", "owner": "root", "mode": 0o755})
+    denied = sandbox.exec(["setpriv", "--reuid=injtest", "--regid=injtest", "--clear-groups",
+                           "touch", "/srv/injtest/f"])
+    assert not denied.ok and "Permission denied" in denied.stderr
+    apply(sandbox, "set_owner", {"path": "/srv/injtest", "owner": "injtest", "group": "injtest"})
+    assert sandbox.exec(["stat", "-c", "%U:%G %a", "/srv/injtest"]).stdout.strip() == \
+        "injtest:injtest 755"
+
+
+def test_waiting_for_a_unit_and_a_port(sandbox: Sandbox) -> None:
+    apply(sandbox, "install_unit", {"name": "waitme.service", "text": (
+        "[Service]\nExecStart=/usr/bin/python3 -m http.server --bind 127.0.0.1 8299\n")})
+    apply(sandbox, "start_unit", {"name": "waitme.service"})
+    apply(sandbox, "wait_unit", {"name": "waitme.service", "value": "active"})
+    apply(sandbox, "wait_listening", {"port": 8299})
+    with pytest.raises(LabError, match=r"SubState is 'running', not 'exited' after 0.3 s"):
+        apply(sandbox, "wait_unit", {"name": "waitme.service", "property": "SubState",
+                                     "value": "exited", "timeout": 0.3})
+    with pytest.raises(LabError, match="nothing listens on port 8298 after 0.3 s"):
+        apply(sandbox, "wait_listening", {"port": 8298, "timeout": 0.3})
+    apply(sandbox, "stop_unit", {"name": "waitme.service"})
