@@ -66,3 +66,11 @@ def test_without_coredumpctls_list_the_rule_has_not_judged():
     snap.errors["core_dumps"] = "coredumpctl exited 1: unrecognized option '--json=short'"
     findings, judged = evaluate(context(snap))
     assert "core_dump" not in judged and findings == []
+
+
+def test_a_control_process_that_dumped_is_not_given_the_main_processs_status():
+    # ExecStartPre= crashed: the main process never ran
+    pre = ServiceResult("core-dump", "", 0, None)
+    finding = only(RULE.evaluate(context(ended({"migrate.service": pre}))))
+    assert finding.summary == "migrate.service crashed and dumped core"
+    assert finding.evidence == ("migrate.service: Result=core-dump, main process code=? status=0",)

@@ -27,7 +27,7 @@ class CertificateExpiry(Rule):
             if cert.error is not None or cert.not_after is None:
                 findings.append(self.finding(
                     ctx, cert.path, Severity.WARNING,
-                    f"certificate {cert.path} cannot be read: {cert.error}",
+                    f"certificate {cert.path} cannot be read: {quote(cert.error or '', 120)}",
                     [f"openssl x509 -in {quote(cert.path, 200)}: "
                      f"{quote(cert.error or 'no notAfter')}"]))
                 continue

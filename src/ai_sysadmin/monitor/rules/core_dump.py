@@ -29,17 +29,22 @@ class CoreDumped(Rule):
             dump = dumps.get(ended.main_pid) if ended.main_pid is not None else None
             if dump is not None:
                 evidence.append(_recorded(dump))
+            # the main process's signal; a control process (ExecStartPre=...) may be the one
+            # that dumped, and then the main process's status says nothing about it
+            signal = (f" (signal {signal_name(ended.main_status)})"
+                      if ended.main_code == "dumped" else "")
             findings.append(self.finding(
-                ctx, unit, Severity.CRITICAL,
-                f"{unit} crashed and dumped core (signal {signal_name(ended.main_status)})",
+                ctx, unit, Severity.CRITICAL, f"{unit} crashed and dumped core{signal}",
                 evidence))
         return findings
 
 
 def _ended(unit: str, ended: ServiceResult) -> str:
     pid = f" pid {ended.main_pid}" if ended.main_pid is not None else ""
+    status = (f"{ended.main_status}/{signal_name(ended.main_status)}"
+              if ended.main_code in ("dumped", "killed") else str(ended.main_status))
     return (f"{unit}: Result={ended.result}, main process{pid} code={ended.main_code or '?'} "
-            f"status={ended.main_status}/{signal_name(ended.main_status)}")
+            f"status={status}")
 
 
 def _recorded(dump: CoreDump) -> str:
