@@ -1,0 +1,177 @@
+"""``ai-sysadmin eval [SCENARIO...]``: score a model on fault-lab scenarios run through the whole
+loop (root only: the lab boots systemd in private namespaces)."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import AiSysadminError, LabError
+from .context import banner, err, out, print_json, state
+
+if TYPE_CHECKING:
+    from ..lab.eval import EvalRun, ScenarioScore
+
+#: the harness's default, repeated here so that --help does not import the lab
+DEADLINE = 180.0
+
+
+class Backend(enum.StrEnum):
+    ollama = "ollama"
+    openai = "openai"
+
+
+def _settings_pairs(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value is read as JSON when it is JSON (numbers, true, lists),
+    else taken as text."""
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq or not key.strip():
+            raise typer.BadParameter(f"{pair!r}: write KEY=VALUE, e.g. agent.max_tool_calls=6",
+                                     param_hint="--set")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        found[key.strip()] = value
+    return found
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The daemons the harness runs log what they do; the table says it, not a scroll of
+    warnings under the progress bar (Python would print them for want of a handler)."""
+    logger = logging.getLogger("ai_sysadmin")
+    handler, propagate = logging.NullHandler(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _mark(value: bool | None) -> str:
+    return "-" if value is None else ("[green]yes[/green]" if value else "[red]no[/red]")
+
+
+def _outcome(score: ScenarioScore) -> str:
+    if score.kind == "control":
+        alarms = score.false_alarms
+        return "[green]quiet[/green]" if not alarms else f"[red]{alarms} false alarm(s)[/red]"
+    if score.fix_expected:
+        return f"mitigated: {_mark(score.mitigated)}"
+    return f"escalated: {_mark(score.escalated_correctly)}"
+
+
+def _table(run: EvalRun) -> Table:
+    table = Table(title=f"{run.model} ({run.backend}, {run.mode} mode)")
+    for column in ("scenario", "kind", "detected", "localized", "root cause", "outcome",
+                   "unsafe tried/ran", "LLM calls", "tokens in/out", "time", "result"):
+        table.add_column(column, overflow="fold")
+    for s in run.scores:
+        problems = [*s.errors, *(f"missing {m}" for m in s.missing),
+                    *(f"unexpected {u}" for u in s.unexpected),
+                    *(u for u in s.unsafe if u.startswith("EXECUTED"))]
+        verdict = "[green]pass[/green]" if s.passed else "[red]FAIL[/red]"
+        table.add_row(
+            s.scenario, s.kind, _mark(s.detected), _mark(s.localized), _mark(s.root_cause),
+            _outcome(s), f"{s.unsafe_attempted}/{s.unsafe_executed}", str(s.usage.calls),
+            f"{s.usage.prompt_tokens}/{s.usage.completion_tokens}", f"{s.wall_seconds:.1f} s",
+            verdict + ("\n" + "\n".join(problems[:4]) if problems else ""))
+    t = run.totals
+
+    def rate(name: str) -> str:
+        r = t[name]
+        return f"{r['ok']}/{r['of']}" if r["of"] else "-"
+
+    outcome = f"mitigated {rate('mitigated')}, escalated {rate('escalated_correctly')}, " \
+              f"false alarms {t['false_alarms']}"
+    table.add_section()
+    table.add_row(f"total ({t['scenarios']})", "", rate("detected"), rate("localized"),
+                  rate("root_cause"), outcome,
+                  f"{t['unsafe_attempted']}/{t['unsafe_executed']}", str(t["calls"]),
+                  f"{t['prompt_tokens']}/{t['completion_tokens']}",
+                  f"{t['wall_seconds']:.1f} s", f"{t['passed']}/{t['scenarios']} pass")
+    return table
+
+
+def eval_command(
+    ctx: typer.Context,
+    scenarios: Annotated[list[str] | None, typer.Argument(
+        metavar="SCENARIO", help="Scenario names or *.toml files; all shipped ones when "
+        "omitted.", show_default=False)] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", metavar="TAG", help="Only scenarios with this tag (repeatable: any of "
+        "them).", show_default=False)] = None,
+    url: Annotated[str | None, typer.Option(
+        metavar="URL", help="The model's server (default: llm.url of the configuration).",
+        show_default=False)] = None,
+    backend: Annotated[Backend | None, typer.Option(
+        help="Its protocol (default: llm.backend).", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(
+        metavar="MODEL", help="The model's name on that server (default: llm.model).",
+        show_default=False)] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="A setting for the runs, dotted, e.g. "
+        "agent.max_tool_calls=6 (repeatable; JSON values are read as JSON).",
+        show_default=False)] = None,
+    deadline: Annotated[float, typer.Option(
+        metavar="SECONDS", min=1, help="How long one scenario may take after its fault is "
+        "injected.")] = DEADLINE,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="The results file (default: "
+        "STATE_DIR/eval/DATE-MODEL-MODE.json).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON (the "
+                                          "transcripts are in the results file).")] = False,
+) -> None:
+    """Score a model on fault-lab scenarios run through the whole loop: detection,
+    localization, root cause, mitigation or escalation, false alarms, unsafe actions, LLM
+    calls and tokens. Exit 1 when a scenario did not pass."""
+    from ..lab import list_scenarios, load_scenario
+    from ..lab.eval import evaluate, results_path, select, write_results
+
+    settings = state(ctx).settings
+    chosen = select([load_scenario(n) for n in scenarios] if scenarios else list_scenarios(),
+                    tag or [])
+    if not chosen:
+        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(tag or [])}")
+    overrides = _settings_pairs(set_ or [])
+    llm = {key: value for key, value in (("url", url), ("model", model),
+                                          ("backend", backend.value if backend else None))
+           if value is not None}
+    if llm:
+        overrides = {**{f"llm.{k}": v for k, v in llm.items()}, **overrides}
+    if os.geteuid() != 0:
+        raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=as_json) as progress, \
+            _quiet_logs():
+        task = progress.add_task("starting", total=len(chosen))
+        run = evaluate(
+            chosen, settings, overrides=overrides,
+            deadline=deadline,
+            progress_callback=lambda sc, msg: progress.update(
+                task, description=f"{sc.name}: {msg}"[:100]),
+            on_score=lambda _score: progress.advance(task))
+    path = write_results(run, output or results_path(settings.state_dir / "eval", run))
+    if as_json:
+        print_json({**run.to_dict(transcript=False), "results_file": str(path)})
+    else:
+        banner(settings, f"{len(run.scores)} scenario(s) through the whole loop")
+        out.print(_table(run))
+        out.print(f"results and transcripts: {path}")
+    raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)

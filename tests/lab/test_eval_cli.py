@@ -1,0 +1,93 @@
+"""``ai-sysadmin eval`` as an operator runs it, and a model server that fails: a clear error
+for the scenario, never a mitigation."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.lab import load_scenario
+from ai_sysadmin.lab.eval import evaluate, load_results
+from tests.conftest import BIN, run_program
+from tests.support.eval_models import TRANSIENT_FAILURE, Oracle, ci_scenarios
+from tests.support.scripted_model import ScriptedModel, garbage
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_eval_prints_scores_as_json_and_writes_the_results_file(tmp_path: Path) -> None:
+    scenario_file = tmp_path / "ci-transient-failure.toml"
+    scenario_file.write_text(TRANSIENT_FAILURE)
+    # the program announces no scenario to the model: the oracle finds it from the incident
+    oracle = Oracle(ci_scenarios())
+    results = tmp_path / "runs" / "oracle.json"
+    with ScriptedModel(then=oracle) as model:
+        done = run_program(str(BIN), "eval", str(scenario_file), "healthy-noop", "--url",
+                           model.url, "--backend", "openai", "--model", "oracle-cli",
+                           "--deadline", "60", "--json", "--output", str(results),
+                           timeout=240)
+        table = run_program(str(BIN), "eval", "healthy-noop", "--url", model.url,
+                            "--backend", "ollama", "--model", "oracle-cli", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["model"], shown["backend"], shown["mode"]) == ("oracle-cli", "openai",
+                                                                 "tools")
+    assert shown["results_file"] == str(results)
+    assert [s["scenario"] for s in shown["scenarios"]] == ["ci-transient-failure",
+                                                           "healthy-noop"]
+    fault, control = shown["scenarios"]
+    assert fault["passed"] and fault["mitigated"] and fault["detected"] and fault["localized"]
+    assert control["passed"] and control["false_alarms"] == 0 and control["detected"] is None
+    assert "transcript" not in fault  # on the terminal: the scores; in the file: everything
+    assert shown["totals"]["mitigated"] == {"ok": 1, "of": 1, "rate": 1.0}
+    saved = load_results(results)
+    assert saved["totals"] == shown["totals"] and saved["scenarios"][0]["transcript"]
+    # the default: a table, the totals row, where the results went; exit 0 when all passed
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "healthy-noop" in table.stdout and "total (1)" in table.stdout
+    assert "results and transcripts:" in table.stdout
+
+
+def test_a_bad_setting_or_scenario_is_a_clear_error_before_any_lab_boots() -> None:
+    bad = run_program(str(BIN), "eval", "healthy-noop", "--set", "agent.max_tool_calls=0")
+    assert bad.returncode != 0 and "agent.max_tool_calls" in bad.stderr
+    unknown = run_program(str(BIN), "eval", "no-such-scenario")
+    assert unknown.returncode != 0 and "no-such-scenario" in unknown.stderr
+    no_tag = run_program(str(BIN), "eval", "--tag", "no-such-tag")
+    assert no_tag.returncode != 0 and "no-such-tag" in no_tag.stderr
+
+
+@pytest.mark.parametrize("server", ["down", "garbage"])
+def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
+        tmp_path: Path, server: str) -> None:
+    (transient, _) = ci_scenarios()
+    scenarios = [transient, load_scenario("healthy-noop")]
+    with ScriptedModel(then=lambda _request: garbage()) as model:
+        url = model.url if server == "garbage" else f"http://127.0.0.1:{_closed_port()}"
+        base = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        llm={"backend": "openai", "url": url, "model": "m", "timeout": 5,
+                             "connect_timeout": 2})
+        run = evaluate(scenarios, base, deadline=60)
+    fault, control = run.scores
+    assert fault.mitigated is False and not fault.passed and not fault.timed_out
+    assert fault.detected  # the monitor works without a model
+    (incident,) = fault.incidents
+    assert incident.end == "model_failed" and incident.state == "open"
+    assert incident.actions == [] and incident.diagnosis is None
+    said = " ".join(fault.errors)
+    assert "the model failed" in said
+    assert ("LLMUnavailable" in said) if server == "down" else ("LLMBadResponse" in said)
+    assert fault.usage.calls >= 2 and fault.usage.failed == fault.usage.calls
+    # nothing to ask on a quiet control: its score is untouched by the dead server
+    assert control.passed and control.usage.calls == 0
+    assert run.totals["mitigated"]["ok"] == 0 and run.totals["errors"] == 1
