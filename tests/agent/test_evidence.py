@@ -167,6 +167,16 @@ def test_a_fenced_answer_from_a_server_that_ignored_the_schema_is_read(
     assert outcome.answer.startswith("DIAGNOSIS: demo.service cannot read")
 
 
+def test_a_line_break_inside_a_string_is_read(ctx, settings, store) -> None:
+    """Some servers' grammars let a raw line break into a JSON string; nothing hides in it."""
+    incident_id = _incident(store)
+    reply = answer(cause="the config\nis missing").replace("\\n", "\n")
+    assert "\n" in reply
+    with ScriptedModel([say(reply)]) as model:
+        outcome = _run("openai", model, ctx, settings, incident_id)
+    assert "CAUSE: the config\nis missing" in outcome.answer
+
+
 def test_host_text_is_masked_delimited_and_within_budget(backend_name, ctx, store,
                                                          settings) -> None:
     noisy = tuple(f"line {n}: {'x' * 80}" for n in range(200))

@@ -17,9 +17,9 @@ from ai_sysadmin.llm.backends import ChatBackend
 from ai_sysadmin.llm.client import DirectLLM, QueuedLLM
 from ai_sysadmin.llm.handlers import build_handler, chat_payload
 from ai_sysadmin.llm.queue.sqlite import SqliteQueue
-from ai_sysadmin.llm.types import ChatResult, Message, Priority, ResponseSchema
+from ai_sysadmin.llm.types import ChatResult, LLMBadResponse, Message, Priority, ResponseSchema
 from tests.queue.conftest import serving
-from tests.support.scripted_model import ScriptedModel, response_schema, say
+from tests.support.scripted_model import ScriptedModel, http_error, response_schema, say
 
 SCHEMA = {"type": "object", "properties": {"diagnosis": {"type": "string"}},
           "required": ["diagnosis"], "additionalProperties": False}
@@ -61,6 +61,24 @@ def test_llama_cpp_pythons_older_form_when_configured(llm_settings, with_backend
         _chat(with_backend, settings, response_schema=WANTED)
         (sent,) = model.requests
     assert sent["response_format"] == {"type": "json_object", "schema": SCHEMA}
+
+
+def test_a_server_refusing_the_form_names_the_setting_to_change(llm_settings,
+                                                               with_backend) -> None:
+    """llama-cpp-python's server answers OpenAI's form with a validation error (HTTP 500)."""
+    refusal = json.dumps({"error": {"message": "1 validation error: ('body', "
+                                               "'response_format', 'type') Input should be "
+                                               "'text' or 'json_object'"}})
+    with ScriptedModel([http_error(500, refusal), http_error(500, refusal)]) as model:
+        settings = llm_settings(model.url, backend="openai")
+        with pytest.raises(LLMBadResponse) as caught:
+            _chat(with_backend, settings, response_schema=WANTED)
+        # without a schema the same error is the server's alone
+        with pytest.raises(LLMBadResponse) as plain:
+            _chat(with_backend, settings)
+    assert "HTTP 500" in str(caught.value)
+    assert str(caught.value).endswith('set llm.response_format = "json_object"')
+    assert "llm.response_format" not in str(plain.value)
 
 
 def test_no_schema_asks_for_none(llm_settings, with_backend) -> None:

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ..types import ChatResult, Message, ResponseSchema, ToolSpec
+from ..types import (
+    ChatResult,
+    LLMBadResponse,
+    LLMModelMissing,
+    Message,
+    ResponseSchema,
+    ToolSpec,
+)
 from ._common import (
     HttpBackend,
     assistant_message,
@@ -57,7 +64,18 @@ class OpenAIBackend(HttpBackend):
             payload["max_tokens"] = max_tokens
         if response_schema is not None:
             payload["response_format"] = self._response_format(response_schema)
-        body = await self.request("POST", "/chat/completions", payload)
+        try:
+            body = await self.request("POST", "/chat/completions", payload)
+        except LLMModelMissing:
+            raise
+        except LLMBadResponse as exc:
+            if response_schema is None or "response_format" not in str(exc):
+                raise
+            other = "json_object" if self._settings.response_format == "json_schema" \
+                else "json_schema"
+            raise LLMBadResponse(f"{exc}; if this server takes the other form of "
+                                 f"response_format, set llm.response_format = \"{other}\""
+                                 ) from None
         choices = body.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(choice, dict):
