@@ -13,10 +13,15 @@ class CoreDumped(Rule):
     the unit starts again or its failure is reset: a restart that works clears it. Where
     systemd-coredump is installed, the dump it recorded for that process (by the unit's last
     main pid) is quoted too: its executable, signal and whether the core file was kept.
+
+    ``core_dumps`` is evidence only, so it is not required: the verdict is systemd's. Any
+    user can write journal entries that make coredumpctl fail (one without COREDUMP_UID
+    aborts it); that failure is shown as the section's error, and must not keep this rule
+    from judging, nor its incidents from resolving once the unit runs again.
     """
 
     name = "core_dump"
-    requires = ("restarts", "core_dumps")
+    requires = ("restarts",)
     description = "A service crashed and dumped core (Result=core-dump)."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
