@@ -31,6 +31,11 @@ class Backend(enum.StrEnum):
     openai = "openai"
 
 
+class Mode(enum.StrEnum):
+    tools = "tools"
+    evidence = "evidence"
+
+
 def _settings_pairs(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; a value is read as JSON when it is JSON (numbers, true, lists),
     else taken as text."""
@@ -76,7 +81,8 @@ def _outcome(score: ScenarioScore) -> str:
     return f"escalated: {_mark(score.escalated_correctly)}"
 
 
-def _table(run: EvalRun) -> Table:
+def score_table(run: EvalRun) -> Table:
+    """The scores of a run, one row per scenario and a totals row (also used by the bench)."""
     table = Table(title=f"{run.model} ({run.backend}, {run.mode} mode)")
     for column in ("scenario", "kind", "detected", "localized", "root cause", "outcome",
                    "unsafe tried/ran", "LLM calls", "tokens in/out", "time", "result"):
@@ -124,6 +130,10 @@ def eval_command(
     model: Annotated[str | None, typer.Option(
         metavar="MODEL", help="The model's name on that server (default: llm.model).",
         show_default=False)] = None,
+    mode: Annotated[Mode | None, typer.Option(
+        help="How the model investigates: a tool-calling loop, or the evidence collected for "
+        "it and one schema-held answer (default: agent.mode / agent.modes).",
+        show_default=False)] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="A setting for the runs, dotted, e.g. "
         "agent.max_tool_calls=6 (repeatable; JSON values are read as JSON).",
@@ -154,6 +164,9 @@ def eval_command(
            if value is not None}
     if llm:
         overrides = {**{f"llm.{k}": v for k, v in llm.items()}, **overrides}
+    if mode is not None:
+        # agent.modes names a mode per model, over agent.mode: the one asked for wins
+        overrides = {"agent.mode": mode.value, "agent.modes": {}, **overrides}
     if os.geteuid() != 0:
         raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -172,6 +185,6 @@ def eval_command(
         print_json({**run.to_dict(transcript=False), "results_file": str(path)})
     else:
         banner(settings, f"{len(run.scores)} scenario(s) through the whole loop")
-        out.print(_table(run))
+        out.print(score_table(run))
         out.print(f"results and transcripts: {path}")
     raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)

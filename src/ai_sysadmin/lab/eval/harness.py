@@ -55,14 +55,14 @@ ScenarioHook = Callable[[Scenario], None]
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``extra`` over ``base``, tables merged key by key; a dotted key ("agent.mode") names a
-    key inside a table."""
+    """``extra`` over ``base``, tables merged key by key (an empty one empties it); a dotted
+    key ("agent.mode") names a key inside a table."""
     merged = dict(base)
     for key, value in extra.items():
         head, dot, rest = key.partition(".")
         if dot:
             value, key = {rest: value}, head
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+        if isinstance(value, Mapping) and value and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
@@ -100,10 +100,9 @@ def eval_settings(base: Settings, scenario: Scenario, state_dir: Path,
 
 def describe_model(settings: Settings) -> dict[str, Any]:
     """What was evaluated, as a results file names it (the URL without credentials)."""
-    agent = settings.agent.model_dump()
     return {"model": settings.llm.model, "backend": settings.llm.backend,
             "url": mask_secret_text(settings.llm.url),
-            "mode": str(agent.get("mode", "tools"))}
+            "mode": settings.agent.mode_for(settings.llm.model)}
 
 
 @dataclass
