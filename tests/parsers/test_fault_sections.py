@@ -120,7 +120,8 @@ def test_the_one_systemctl_show_gives_restart_counts_and_how_services_ended(
     done(1, stderr="No coredumps found.\n"),
     done(127, stderr="nsenter: failed to execute coredumpctl: No such file or directory\n"),
     TransportError("web1: cannot start 'coredumpctl': sh: 1: coredumpctl: not found"),
-], ids=["none-recorded", "not-installed-lab", "not-installed-ssh"])
+    done(1, stderr="coredumpctl: unrecognized option '--json=short'\n"),
+], ids=["none-recorded", "not-installed-lab", "not-installed-ssh", "before-json"])
 def test_no_dump_recorded_or_no_systemd_coredump_is_an_empty_list(
     tmp_path: Path, answer: CommandResult | TransportError
 ) -> None:
@@ -137,10 +138,11 @@ def test_recorded_dumps_are_listed(tmp_path: Path) -> None:
 
 
 def test_a_coredumpctl_that_fails_otherwise_is_a_section_error(tmp_path: Path) -> None:
-    # systemd before 248 has no --json: said, not taken for "no dumps"
-    with pytest.raises(TransportError, match="unrecognized option"):
+    # a journal entry without COREDUMP_UID (anyone may log one) aborts systemd 252's
+    with pytest.raises(TransportError, match="Assertion 's' failed"):
         SECTIONS_BY_NAME["core_dumps"].take(
-            [done(1, stderr="coredumpctl: unrecognized option '--json=short'\n")],
+            [done(134, stderr="Assertion 's' failed at src/basic/user-util.c:50, function "
+                  "parse_uid(). Aborting.\n")],
             Snapshot("h", 1.0, systemd_running=True), plan(tmp_path))
 
 

@@ -42,6 +42,8 @@ JOURNAL_ACCESS_ARGV = ("sh", "-c", "u=0; for f in /var/log/journal/*/system.jour
                        "/run/log/journal/*/system.journal; do [ -r \"$f\" ] && exit 0; "
                        "[ -e \"$f\" ] && u=3; done; exit $u")
 _SYSTEM_JOURNAL_UNREADABLE = 3
+#: coredumpctl's words when it has no list to give: none recorded; an option it predates
+_NO_CORE_DUMP_LIST = ("No coredumps found", "unrecognized option", "invalid option")
 #: what nsenter and sh exit with when the program does not exist
 _CANNOT_EXECUTE = 127
 _JOURNAL_ACCESS = ("add it to the systemd-journal (or adm) group, or check as root, so that the "
@@ -270,7 +272,9 @@ def _core_dumps(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None
         snap.core_dumps = []  # no systemd-coredump: nothing it could have recorded
         return
     done = result(listed)
-    if not done.ok and "No coredumps found" in done.stderr:
+    if not done.ok and any(words in done.stderr for words in _NO_CORE_DUMP_LIST):
+        # none recorded, or a coredumpctl older than --json (systemd < 248): no dump to
+        # quote, and nothing wrong with the host that a check should report every time
         snap.core_dumps = []
         return
     snap.core_dumps = parsers.parse_coredumpctl_list(text(done))
