@@ -105,7 +105,7 @@ class Collector:
 
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
         if self.transport.one_round_trip:
-            return await Collector(await self._round_trip(journal), self.settings).collect(journal)
+            return Collector(await self._round_trip(journal), self.settings).replayed(journal)
         plan = self.plan(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
         steps: dict[str, asyncio.Future[None]] = {}
@@ -116,6 +116,27 @@ class Collector:
         await asyncio.gather(*steps.values())
         return snap
 
+    def replayed(self, journal: JournalQuery | None = None) -> Snapshot:
+        """:meth:`collect` over a round trip's results, which are all here: the rows in the
+        table's order (which puts every row after those it reads), one after the other, with
+        no task and no wait for the event loop (a fleet sweep reads fifty of them at once)."""
+        transport = self.transport
+        assert isinstance(transport, remote_script.ReplayTransport)
+        plan = self.plan(journal)
+        snap = Snapshot(host=transport.host, taken_at=time.time())
+        for section in SECTIONS:
+            sources = section.sources(plan)
+            if not sources:
+                continue
+            try:
+                readings = _unasked(section, snap, sources)
+                if readings is None:
+                    readings = _read_all_now(sources, transport)
+                section.take(readings, snap, plan)
+            except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
+                snap.errors[section.name] = str(exc)
+        return snap
+
     async def _section(self, section: Section, plan: Plan, snap: Snapshot,
                        before: list[asyncio.Future[None]]) -> None:
         if before:
@@ -124,10 +145,8 @@ class Collector:
         if not sources:
             return  # nothing to read for this check (a journal position already known)
         try:
-            if section.when is not None and not section.when(snap):
-                # what the remote script's guard answers where the path is absent
-                readings: list[Reading] = [source.unasked() for source in sources]
-            else:
+            readings = _unasked(section, snap, sources)
+            if readings is None:
                 readings = await self._read_all(sources)
             section.take(readings, snap, plan)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
@@ -152,3 +171,31 @@ class Collector:
         except TransportError as exc:
             return exc
         return CommandResult(source.argv, 0 if text is not None else 1, text or "", "", 0.0)
+
+
+def _unasked(section: Section, snap: Snapshot, sources: tuple[Source, ...]) -> list[Reading] | None:
+    """Where a row's ``when`` does not hold, what the remote script's guard answers where its
+    path is absent; None where the sources are to be read."""
+    if section.when is not None and not section.when(snap):
+        return [source.unasked() for source in sources]
+    return None
+
+
+def _read_all_now(sources: tuple[Source, ...],
+                  replay: remote_script.ReplayTransport) -> list[Reading]:
+    """:meth:`Collector._read_all` from a round trip's results (a file as ``read_file``
+    gives it: its text, or exit 1 where it cannot be read)."""
+    readings: list[Reading] = []
+    for source in sources:
+        if source.fallback and any(map(answered, readings)):
+            break
+        try:
+            done = replay.answer(source.argv)
+        except TransportError as exc:
+            readings.append(exc)
+            continue
+        if source.path is not None:
+            done = CommandResult(source.argv, 0 if done.ok else 1,
+                                 done.stdout if done.ok else "", "", 0.0)
+        readings.append(done)
+    return readings
