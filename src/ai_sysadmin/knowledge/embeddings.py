@@ -198,10 +198,18 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
         return [np.asarray(v, dtype=np.float32) for v in vectors]
 
 
+_shared: MiniLMEmbedding | None = None
+
+
 def embedding_for(settings: Settings) -> MiniLMEmbedding | OllamaEmbedding:
-    """The embedding function ``knowledge.embedding`` names."""
+    """The embedding function ``knowledge.embedding`` names. The MiniLM one is shared by the
+    whole process: loaded (and checksummed) once, however often a knowledge base is opened."""
+    global _shared
     choice = settings.knowledge.embedding
     if choice.startswith("ollama:"):
         return OllamaEmbedding(settings.knowledge.ollama_url or settings.llm.url,
                                choice.removeprefix("ollama:"), settings.knowledge.timeout)
-    return MiniLMEmbedding()
+    with _verified_lock:
+        if _shared is None:
+            _shared = MiniLMEmbedding()
+        return _shared
