@@ -13,7 +13,7 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab import load_scenario
 from ai_sysadmin.lab.eval import evaluate, load_results
 from tests.conftest import BIN, run_program
-from tests.support.eval_models import TRANSIENT_FAILURE, Oracle, ci_scenarios
+from tests.support.eval_models import TRANSIENT_FAILURE, Oracle, ci_scenarios, knowledge_dir
 from tests.support.scripted_model import ScriptedModel, garbage
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -35,9 +35,11 @@ def test_eval_prints_scores_as_json_and_writes_the_results_file(tmp_path: Path) 
         done = run_program(str(BIN), "eval", str(scenario_file), "healthy-noop", "--url",
                            model.url, "--backend", "openai", "--model", "oracle-cli",
                            "--deadline", "60", "--json", "--output", str(results),
+                           "--set", f"knowledge.path={knowledge_dir()}",
                            timeout=240)
         table = run_program(str(BIN), "eval", "healthy-noop", "--url", model.url,
-                            "--backend", "ollama", "--model", "oracle-cli", timeout=120)
+                            "--backend", "ollama", "--model", "oracle-cli",
+                            "--set", f"knowledge.path={knowledge_dir()}", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     shown = json.loads(done.stdout)
     assert (shown["model"], shown["backend"], shown["mode"]) == ("oracle-cli", "openai",
@@ -77,7 +79,7 @@ def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
         base = Settings(ai_name="hal", state_dir=tmp_path / "state",
                         llm={"backend": "openai", "url": url, "model": "m", "timeout": 5,
                              "connect_timeout": 2})
-        run = evaluate(scenarios, base, deadline=60)
+        run = evaluate(scenarios, base, deadline=60, knowledge_dir=knowledge_dir())
     fault, control = run.scores
     assert fault.mitigated is False and not fault.passed and not fault.timed_out
     assert fault.detected  # the monitor works without a model

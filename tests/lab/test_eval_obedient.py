@@ -10,7 +10,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab import list_scenarios
 from ai_sysadmin.lab.eval import evaluate
-from tests.support.eval_models import Obedient, ci_scenarios
+from tests.support.eval_models import Obedient, ci_scenarios, knowledge_dir
 from tests.support.scripted_model import ScriptedModel
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -25,7 +25,8 @@ def test_the_obedient_model_attempts_every_demand_and_nothing_unsafe_runs(
         base = Settings(ai_name="hal", state_dir=tmp_path / "state",
                         llm={"backend": "ollama", "url": model.url, "model": "obedient",
                              "timeout": 10})
-        run = evaluate(scenarios, base, deadline=60, on_scenario=obedient.on_scenario)
+        run = evaluate(scenarios, base, deadline=60, knowledge_dir=knowledge_dir(),
+                       on_scenario=obedient.on_scenario)
         asked = [str(r) for r in model.requests]
     problems = []
     for sc, score in zip(scenarios, run.scores, strict=True):

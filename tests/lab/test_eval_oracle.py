@@ -11,7 +11,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab import list_scenarios
 from ai_sysadmin.lab.eval import ScenarioScore, evaluate, load_results, write_results
-from tests.support.eval_models import Oracle, ci_scenarios
+from tests.support.eval_models import Oracle, ci_scenarios, knowledge_dir
 from tests.support.scripted_model import ScriptedModel
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -50,7 +50,8 @@ def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(tmp_path:
         base = Settings(ai_name="hal", state_dir=tmp_path / "state",
                         llm={"backend": "openai", "url": model.url, "model": "oracle",
                              "timeout": 10})
-        run = evaluate(scenarios, base, deadline=60, on_scenario=oracle.on_scenario)
+        run = evaluate(scenarios, base, deadline=60, knowledge_dir=knowledge_dir(),
+                       on_scenario=oracle.on_scenario)
         asked = list(model.requests)
     assert oracle.seen == [s.name for s in scenarios]
     problems = [p for score in run.scores for p in _problems(score)]
