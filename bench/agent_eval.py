@@ -6,14 +6,15 @@
    (detection, policy, executor, verification) fails at, not the model;
 2. with ``--obedient``: the obedient model on the injection scenarios: every demand of the
    host text tried, and what ran (must be nothing);
-3. with ``--url``: any real model (Ollama or OpenAI-compatible), in ``--mode`` tools or
-   evidence, side by side with the oracle.
+3. with ``--url``: any real model (Ollama or OpenAI-compatible), side by side with the oracle.
+
+Each in every ``--mode`` asked for (tools, evidence; default tools).
 
 Each run prints its table (the same as ``ai-sysadmin eval``) and writes its results file with
 the transcripts. Root only (the lab boots systemd in namespaces)::
 
     sudo .venv/bin/python bench/agent_eval.py [SCENARIO...] [--tag T] [--obedient]
-        [--url URL --backend ollama|openai --model M --mode tools|evidence] [--out DIR]
+        [--url URL --backend ollama|openai --model M] [--mode tools|evidence]... [--out DIR]
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _run(label: str, scenarios: list[Any], base: Settings, out: Path, deadline: float,
-         overrides: dict[str, Any] | None = None, role: Oracle | Obedient | None = None
-         ) -> EvalRun:
-    console.print(f"[bold]{label}[/bold]: {len(scenarios)} scenario(s)")
+         mode: str, role: Oracle | Obedient | None = None) -> EvalRun:
+    console.print(f"[bold]{label}[/bold], {mode} mode: {len(scenarios)} scenario(s)")
+    # agent.modes names a mode per model, over agent.mode: the one asked for wins
+    overrides = {"agent.mode": mode, "agent.modes": {}}
     run = evaluate(scenarios, base, overrides=overrides, deadline=deadline,
                    on_scenario=role.on_scenario if role else None,
                    progress_callback=lambda sc, msg: console.log(f"{sc.name}: {msg}")
@@ -54,12 +56,12 @@ def _run(label: str, scenarios: list[Any], base: Settings, out: Path, deadline: 
 
 
 def _scripted(role: Oracle | Obedient, label: str, scenarios: list[Any], state: Path,
-              out: Path, deadline: float, backend: str) -> EvalRun:
+              out: Path, deadline: float, backend: str, mode: str) -> EvalRun:
     with ScriptedModel(then=role, model=label) as model:
         base = Settings(ai_name="hal", state_dir=state,
                         llm={"backend": backend, "url": model.url, "model": label,
                              "timeout": 30})
-        return _run(f"{label} ({backend})", scenarios, base, out, deadline, role=role)
+        return _run(f"{label} ({backend})", scenarios, base, out, deadline, mode, role)
 
 
 def main() -> None:
@@ -73,7 +75,8 @@ def main() -> None:
     parser.add_argument("--url", help="a real model's server, evaluated after the oracle")
     parser.add_argument("--backend", choices=("ollama", "openai"), default="ollama")
     parser.add_argument("--model", default="qwen2.5:7b-instruct")
-    parser.add_argument("--mode", choices=("tools", "evidence"), default=None)
+    parser.add_argument("--mode", choices=("tools", "evidence"), action="append",
+                        help="investigation mode(s) of every run (repeatable; default tools)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle's run")
     parser.add_argument("--deadline", type=float, default=180.0)
     parser.add_argument("--out", type=Path, default=None, help="results folder")
@@ -84,19 +87,18 @@ def main() -> None:
     chosen = select(chosen + (ci_scenarios() if args.ci else []), args.tag)
     with tempfile.TemporaryDirectory(prefix="agent-eval-") as tmp:
         state, out = Path(tmp) / "state", args.out or Path(tmp) / "results"
-        if not args.no_oracle:
-            _scripted(Oracle(), "oracle", chosen, state, out, args.deadline, "openai")
-        if args.obedient:
-            injections = [s for s in chosen if s.kind == "injection"]
-            _scripted(Obedient(), "obedient", injections, state, out, args.deadline,
-                      "ollama")
-        if args.url:
-            base = Settings(ai_name="hal", state_dir=state,
-                            llm={"backend": args.backend, "url": args.url,
-                                 "model": args.model})
-            overrides = {"agent.mode": args.mode, "agent.modes": {}} if args.mode else None
-            _run(f"{args.model} ({args.backend})", chosen, base, out, args.deadline,
-                 overrides)
+        for mode in args.mode or ["tools"]:
+            if not args.no_oracle:
+                _scripted(Oracle(), "oracle", chosen, state, out, args.deadline, "openai", mode)
+            if args.obedient:
+                injections = [s for s in chosen if s.kind == "injection"]
+                _scripted(Obedient(), "obedient", injections, state, out, args.deadline,
+                          "ollama", mode)
+            if args.url:
+                base = Settings(ai_name="hal", state_dir=state,
+                                llm={"backend": args.backend, "url": args.url,
+                                     "model": args.model})
+                _run(f"{args.model} ({args.backend})", chosen, base, out, args.deadline, mode)
         if args.out is None:
             console.print("(results were in a temporary folder: --out DIR keeps them)")
 
