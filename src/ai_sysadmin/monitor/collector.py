@@ -53,6 +53,9 @@ class Collector:
         self._careful_until = 0.0
         #: the guards of the commands :meth:`round_trip_commands` gave
         self._guards: dict[tuple[str, ...], remote_script.Guard] = {}
+        #: the sources of the last plan, and what it was made for: a host's checks ask the
+        #: same until the journal moves on
+        self._planned: tuple[object, list[Source]] | None = None
 
     def plan(self, journal: JournalQuery | None = None) -> Plan:
         query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
@@ -65,7 +68,11 @@ class Collector:
         fallback, the NixOS generation, the journal position when no cursor is stored yet.
         """
         plan = self.plan(journal)
-        return [source for section in SECTIONS for source in section.sources(plan)]
+        key = (plan.journal, plan.runs_as_root)
+        if self._planned is None or self._planned[0] != key:
+            self._planned = key, [source for section in SECTIONS
+                                  for source in section.sources(plan)]
+        return list(self._planned[1])
 
     def round_trip_commands(self, journal: JournalQuery | None = None) -> list[list[str]]:
         """Every command :meth:`collect` may run, for one remote script (files are ``cat``)."""

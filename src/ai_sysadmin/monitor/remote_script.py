@@ -117,7 +117,7 @@ class RoundTrip:
         return (f"M={shlex.quote(self.marker)}\n"
                 f"{_body(self.commands, guards, self.careful, self.command_timeout)}{_DONE}")
 
-    @property
+    @functools.cached_property
     def kernel_files(self) -> list[str]:
         """The files read that the kernel writes (/proc): their text holds no tail(1) header,
         so one tail -v can read them all. Other files (os-release) stay with the builtins."""
