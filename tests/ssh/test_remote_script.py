@@ -6,6 +6,8 @@ No sshd needed: a LocalTransport that asks for one round trip runs the same scri
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,3 +157,93 @@ def test_kernel_files_are_read_by_one_tail_and_come_back_each_exactly() -> None:
     assert (version.stdout, release.stdout) == (Path(paths[2]).read_text(),
                                                 Path(paths[3]).read_text())
     assert missing.returncode == 1 and "No such file" in missing.stderr
+
+
+class ScriptIn(LocalTransport):
+    """This machine with its scripts run by one shell: dash (Debian's sh) or bash in POSIX
+    mode (the sh of NixOS, Fedora, Arch)."""
+
+    def __init__(self, shell: str) -> None:
+        super().__init__("here")
+        self.shell = shell
+
+    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+        return await self.run([*self.shell.split(), "-c", script], timeout)
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash --posix"])
+def test_every_shell_gives_each_output_back_exactly(tmp_path: Path, shell: str) -> None:
+    if shutil.which(shell.split()[0]) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{shell} is needed here")
+        pytest.skip(f"no {shell} here")
+    os_release = tmp_path / "os-release"
+    os_release.write_text("NAME=Test\n\nID=test\nlast line without newline")
+    commands = [
+        ["sh", "-c", "printf 'out\\n\\n'; printf 'err\\nmore' >&2; exit 4"],
+        ["cat", "--", str(os_release)],
+        ["cat", "--", str(tmp_path / "missing")],
+        ["cat", "--", "/proc/sys/kernel/ostype"],
+        ["printf", "%s", "guarded, runs"],
+        ["printf", "%s", "guarded, never runs"],
+        ["printf", "%s", "guarded too, never runs"],
+        ["/nonexistent/program"],
+    ]
+    absent = Guard("-d", str(tmp_path / "absent"), "nothing to ask")
+    guards = {("printf", "%s", "guarded, runs"): Guard("-d", str(tmp_path), "unused"),
+              ("printf", "%s", "guarded, never runs"): absent,
+              ("printf", "%s", "guarded too, never runs"): absent}
+
+    async def go() -> list[tuple[int, str, str] | str]:
+        got: list[tuple[int, str, str] | str] = []
+        for careful in (False, True):
+            replay = await round_trip(ScriptIn(shell), commands, 5.0, guards=guards,
+                                      careful=careful)
+            for argv in commands:
+                try:
+                    done = await replay.run(argv)
+                    got.append((done.returncode, done.stdout, done.stderr))
+                except TransportError as exc:
+                    got.append(str(exc))
+        return got
+
+    got = asyncio.run(go())
+    fast, careful = got[:8], got[8:]
+    assert fast[:7] == careful[:7] == [
+        (4, "out\n\n", "err\nmore"),
+        (0, "NAME=Test\n\nID=test\nlast line without newline\n", ""),
+        (1, "", f"cat: {tmp_path / 'missing'}: No such file or directory\n"),
+        (0, Path("/proc/sys/kernel/ostype").read_text(), ""),
+        (0, "guarded, runs", ""),
+        (1, "", "nothing to ask"),
+        (1, "", "nothing to ask"),
+    ]
+    for missing_program in (fast[7], careful[7]):
+        assert "cannot start '/nonexistent/program'" in missing_program  # type: ignore[operator]
+
+
+def test_a_replayed_check_is_the_check_of_the_same_results(settings: Settings) -> None:
+    """The replay is read row after row without tasks; the per-command path reads the very
+    same results with a task per row: one Snapshot."""
+
+    class Results(Transport):
+        def __init__(self, replay: Transport) -> None:
+            self.host, self.replay = replay.host, replay
+            self.runs_as_root = replay.runs_as_root
+
+        def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+            return argv
+
+        async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
+            return await self.replay.run(argv, timeout)
+
+    async def go() -> tuple[Snapshot, Snapshot]:
+        collector = Collector(OneTrip("here"), settings)
+        replay = await collector._round_trip(None)
+        return (Collector(replay, settings).replayed(),
+                await Collector(Results(replay), settings).collect())
+
+    replayed, per_row = asyncio.run(go())
+    replayed.taken_at = per_row.taken_at
+    assert replayed == per_row
+    assert replayed.processes and replayed.mounts and replayed.os
