@@ -299,8 +299,10 @@ def parse_journal(text: str) -> list[JournalEntry]:
 
 #: ``ps -eo`` columns; args last because it holds spaces
 PS_COLUMNS = "pid=,user:32=,pcpu=,pmem=,rss=,etimes=,times=,args="
-#: ps cuts every column but the last to its width, so the cgroup needs a listing of its own
-PS_CGROUP_COLUMNS = "pid=,cgroup="
+#: ps cuts every column but the last to its width, so the cgroup needs a listing of its own,
+#: last; the same listing tells each process's parent and state (zombies) and, given room for
+#: all of TASK_COMM_LEN (15 bytes), its name
+PS_CGROUP_COLUMNS = "pid=,ppid=,stat=,comm:16=,cgroup="
 #: unit types a process can run in (slices only group them)
 _PROCESS_UNIT_TYPES = (".service", ".scope")
 
@@ -322,24 +324,24 @@ def cgroup_unit(field: str) -> str | None:
 
 
 def parse_ps_units(text: str) -> dict[int, str]:
-    """``ps -eo pid=,cgroup=``: the unit of each process that runs in one."""
+    """``ps -eo pid=,...,cgroup=``: the unit of each process that runs in one.
+
+    The cgroup is the last word (systemd escapes spaces in unit names), whatever the columns
+    before it.
+    """
     units: dict[int, str] = {}
     for line in text.splitlines():
-        pid, _, field = line.strip().partition(" ")
-        unit = cgroup_unit(field.strip()) if pid.isdigit() else None
+        words = line.split()
+        pid = words[0] if len(words) >= 2 else ""
+        unit = cgroup_unit(words[-1]) if pid.isdigit() else None
         if unit is not None:
             units[int(pid)] = unit
     return units
 
 
-#: ``ps -eo`` columns of the zombie listing. ps cuts every column but the last to its width:
-#: the cgroup goes last, and the name (at most 15 bytes, TASK_COMM_LEN) gets room for all of it
-PS_STATE_COLUMNS = "pid=,ppid=,stat=,comm:16=,cgroup="
-
-
 def parse_ps_zombies(text: str) -> list[ZombieParent]:
-    """``ps -eo pid=,ppid=,stat=,comm:16=,cgroup=``: the processes whose children are zombies
-    (state Z: exited, not yet waited for), with how many, most first.
+    """``ps -eo pid=,ppid=,stat=,comm:16=,cgroup=`` (:data:`PS_CGROUP_COLUMNS`): the processes
+    whose children are zombies (state Z: exited, not yet waited for), with how many, most first.
 
     A name may hold spaces and a cgroup path holds none (systemd escapes them): the cgroup is
     the last word.

@@ -437,9 +437,8 @@ SECTIONS: tuple[Section, ...] = (
             when=_no_position_yet),
     Section("processes", lambda p: (Source(ps_argv(p.programs)),
                                     Source(ps_cgroup_argv(p.programs))), apply=_processes),
-    Section("zombies", lambda p: (Source((p.programs.ps, "-ww", "-eo",
-                                          parsers.PS_STATE_COLUMNS)),),
-            parsers.parse_ps_zombies),
+    # the processes' cgroup listing again: one ps in a remote script, which runs a command once
+    Section("zombies", lambda p: (Source(ps_cgroup_argv(p.programs)),), parsers.parse_ps_zombies),
     Section("certificates", _certificate_sources, apply=_certificates),
 )
 
