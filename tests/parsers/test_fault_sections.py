@@ -10,8 +10,10 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import TransportError
-from ai_sysadmin.hosts.transport import CommandResult
+from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
+from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.parsers import x509_failure
+from ai_sysadmin.monitor.remote_script import RoundTrip
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME, JournalQuery, Plan
 from ai_sysadmin.monitor.snapshot import Certificate, Snapshot
 
@@ -151,3 +153,13 @@ def test_zombies_are_counted_per_parent_with_its_unit(tmp_path: Path) -> None:
     SECTIONS_BY_NAME["zombies"].take([done(0, raw("ps_zombies"))], snap, plan(tmp_path))
     assert [(z.pid, z.zombies, z.command, z.unit) for z in snap.zombies or []] == [
         (72, 3, "lazy parent", "zomb.service")]
+
+
+def test_zombies_cost_a_remote_check_no_process_of_their_own(tmp_path: Path) -> None:
+    # the zombie row reads the processes' cgroup listing: one ps in the script serves both
+    commands = Collector(LocalTransport("here"), plan(tmp_path).settings).round_trip_commands()
+    listing = ("ps", "-ww", "-eo", "pid=,ppid=,stat=,comm:16=,cgroup=")
+    assert commands.count(list(listing)) == 2  # the processes' row and the zombies' row
+    trip = RoundTrip.plan(commands, 20.0)
+    assert trip.commands.count(listing) == 1
+    assert trip.script.count("comm:16=") == 1
