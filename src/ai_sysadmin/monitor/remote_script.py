@@ -35,11 +35,11 @@ _NOT_RUN = 256
 
 #: The reply's layout. Each step ends with one line on stdout, ``M i end RC PID``, and one on
 #: stderr, ``M i end``: a step's output on a stream is the text between the marker line before
-#: its end line and that end line. The script opens with ``M shell PID`` on stdout and
-#: ``M open`` on stderr. Every marker line starts with a newline of its own, so the text
-#: between two of them is exactly what was written. Two writes a step (and one write for a
-#: file read by builtins, one for a run of guarded-out steps): each write into sshd's pipes
-#: can become an SSH packet, which costs CPU on both ends and a wake-up of sshd and of us.
+#: its end line (or the start of the reply) and that end line. Every marker line starts with a
+#: newline of its own, so the text between two of them is exactly what was written. Two writes
+#: a step, one for a run of files read by builtins, one for a run of guarded-out steps: each
+#: write into sshd's pipes can become an SSH packet, which costs CPU on both ends and a wake-up
+#: of sshd and of us. The shell says its pid (``M shell PID``) with the done line.
 #: In careful mode timeout(1) puts the command in a process group of its own and kills all
 #: of it on expiry; starting it with ``&`` gives its pid, so that the process listing can
 #: leave the script's own processes out. Otherwise the command runs in the foreground.
@@ -50,28 +50,40 @@ s() {{
   printf '\\n%s %s end %s %s\\n' "$M" "$i" "$r" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
 }}
 f() {{
-  if [ -r "$2" ] && [ -f "$2" ]; then
-    t=; while IFS= read -r l || [ -n "$l" ]; do
-      t="$t$l
-"; [ ${{#t}} -lt 4096 ] || {{ printf %s "$t"; t=; }}
-    done < "$2"
-    printf '%s\\n%s %s end 0 0\\n' "$t" "$M" "$1"; printf '\\n%s %s end\\n' "$M" "$1" >&2
-  else
-    printf '\\n%s %s end 1 0\\n' "$M" "$1"
-    printf 'cat: %s: No such file or directory\\n\\n%s %s end\\n' "$2" "$M" "$1" >&2
-  fi
+  o=; e=
+  while [ $# -gt 1 ]; do
+    if [ -r "$2" ] && [ -f "$2" ]; then
+      t=; while IFS= read -r l || [ -n "$l" ]; do
+        t="$t$l
+"; [ ${{#t}} -lt 4096 ] || {{ printf %s "$o$t"; o=; t=; }}
+      done < "$2"
+      o="$o$t
+$M $1 end 0 0
+"; e="$e
+$M $1 end
+"
+    else
+      o="$o
+$M $1 end 1 0
+"; e="${{e}}cat: $2: No such file or directory
+
+$M $1 end
+"
+    fi
+    shift 2
+  done
+  printf %s "$o"; printf %s "$e" >&2
 }}
 n() {{
   o=; e=; for i; do o="$o
 $M $i end {not_run} 0"; e="$e
 $M $i end"; done
   printf '%s\\n' "$o"; printf '%s\\n' "$e" >&2
-}}
-printf '\\n%s shell %s\\n' "$M" "$$"; printf '\\n%s open\\n' "$M" >&2
-"""
+}}"""
 _FOREGROUND = '"$@" </dev/null; r=$? p=0'
 _BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
-_DONE = "printf '\\n%s done\\n' \"$M\"; printf '\\n%s done\\n' \"$M\" >&2\n"
+_DONE = ("printf '\\n%s shell %s\\n\\n%s done\\n' \"$M\" \"$$\" \"$M\"; "
+         "printf '\\n%s done\\n' \"$M\" >&2\n")
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
 FILE_READ = ("cat", "--")
 
@@ -141,14 +153,14 @@ class RoundTrip:
     def split(self, stdout: str, stderr: str) -> dict[tuple[str, ...], Step]:
         """Each command that ran to its end marker, with its exit code, output and pid."""
         ends: dict[int, tuple[int, int, str]] = {}
-        before = ""
+        before = _head(stdout, self.marker)
         for words, payload in _frames(stdout, self.marker):
             if len(words) == 4 and words[1] == "end" and words[0].isdigit() \
                     and words[2].isdigit() and words[3].isdigit():
                 ends[int(words[0])] = (int(words[2]), int(words[3]), before)
             before = payload
         errors: dict[int, str] = {}
-        before = ""
+        before = _head(stderr, self.marker)
         for words, payload in _frames(stderr, self.marker):
             if len(words) == 2 and words[1] == "end" and words[0].isdigit():
                 errors[int(words[0])] = before
@@ -193,23 +205,28 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
     # consecutive steps behind one guard share its test, and where it fails, one write
     runs: list[tuple[Guard | None, list[tuple[int, str]]]] = []
     for i, argv in enumerate(commands):
+        guard = guard_of.get(argv)
         if argv[:2] == FILE_READ and len(argv) == 3:
             if argv[2] in kernel:
+                continue
+            if runs and runs[-1][0] == guard and runs[-1][1][-1][1].startswith("f "):
+                i_before, files = runs[-1][1][-1]
+                runs[-1][1][-1] = (i_before, f"{files} {i} {shlex.quote(argv[2])}")
+                runs[-1][1].append((i, ""))
                 continue
             step = f"f {i} {shlex.quote(argv[2])}"
         else:
             step = f"s {i} {shlex.join(argv)}"
-        guard = guard_of.get(argv)
         if runs and guard is not None and runs[-1][0] == guard:
             runs[-1][1].append((i, step))
         else:
             runs.append((guard, [(i, step)]))
     for guard, steps in runs:
         if guard is None:
-            lines.extend(step for _, step in steps)
+            lines.extend(step for _, step in steps if step)
         else:
             lines.append(f"if [ {guard.test} {shlex.quote(guard.path)} ]; then\n"
-                         + "\n".join(step for _, step in steps)
+                         + "\n".join(step for _, step in steps if step)
                          + f"\nelse n {' '.join(str(i) for i, _ in steps)}; fi")
     return "\n".join(lines) + "\n"
 
@@ -233,6 +250,11 @@ def _tail_files(text: str, paths: list[str]) -> dict[str, str | None]:
         end = found[n + 1][1] - 1 if n + 1 < len(found) else len(text)  # less the blank line
         files[path] = text[start:max(start, end)]
     return files
+
+
+def _head(text: str, marker: str) -> str:
+    """The text before the first marker line: the first step's output on that stream."""
+    return text.partition(f"\n{marker} ")[0]
 
 
 def _frames(text: str, marker: str) -> Iterator[tuple[list[str], str]]:
