@@ -62,11 +62,13 @@ def test_eval_prints_scores_as_json_and_writes_the_results_file(tmp_path: Path) 
 
 def test_a_bad_setting_or_scenario_is_a_clear_error_before_any_lab_boots() -> None:
     bad = run_program(str(BIN), "eval", "healthy-noop", "--set", "agent.max_tool_calls=0")
-    assert bad.returncode != 0 and "agent.max_tool_calls" in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "agent.max_tool_calls" in bad.stderr and "greater than or equal to 1" in bad.stderr
     unknown = run_program(str(BIN), "eval", "no-such-scenario")
-    assert unknown.returncode != 0 and "no-such-scenario" in unknown.stderr
+    assert unknown.returncode == 2 and "no-such-scenario" in unknown.stderr
     no_tag = run_program(str(BIN), "eval", "--tag", "no-such-tag")
-    assert no_tag.returncode != 0 and "no-such-tag" in no_tag.stderr
+    assert no_tag.returncode == 2 and "no-such-tag" in no_tag.stderr
+    assert "Traceback" not in unknown.stderr + no_tag.stderr
 
 
 @pytest.mark.parametrize("server", ["down", "garbage"])

@@ -261,7 +261,7 @@ def evaluate_scenario(
                 sb.stop()
             except LabError as exc:
                 score.errors.append(f"stop: {exc}")
-    except (AiSysadminError, ValueError) as exc:  # a bad override is a pydantic ValueError
+    except Exception as exc:  # whatever broke, this scenario's score says it; the run goes on
         score.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         if keep_state is not None:
@@ -295,9 +295,8 @@ def evaluate(
         shown = describe_model(Settings.model_validate(_merge(base.model_dump(),
                                                               overrides or {})))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in exc.errors())
-        raise ConfigError(f"the evaluation's settings are not valid: {problems}") from None
+        raise ConfigError("the evaluation's settings", [
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
     run = EvalRun(started_at=datetime.now(UTC).isoformat(timespec="seconds"),
                   overrides=dict(overrides or {}), **shown)
     with contextlib.ExitStack() as stack:

@@ -1,0 +1,73 @@
+"""What an evaluation run is allowed to touch: the model of the configuration, nothing else of
+it (no knowledge server, notification channel, remote host or state directory of the
+operator's), and settings overrides that win. No lab needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import ConfigError
+from ai_sysadmin.lab import load_scenario
+from ai_sysadmin.lab.eval import EvalRun, eval_settings, evaluate, results_path, select
+from ai_sysadmin.lab.eval.harness import describe_model
+from tests.support.eval_models import ci_scenarios
+
+
+def _operator(tmp_path: Path) -> Settings:
+    key = tmp_path / "llm.key"
+    key.write_text("k")
+    return Settings(
+        ai_name="hal", state_dir=tmp_path / "real-state", autonomy_level="suggest",
+        llm={"backend": "openai", "url": "http://user:pw@127.0.0.1:9/", "model": "m",
+             "api_key_file": key},
+        gotify_url="http://127.0.0.1:1", remote_systems=["web1"],
+        knowledge={"url": "http://127.0.0.1:8000"}, queue={"url": "redis://127.0.0.1:1/0"},
+        agent={"max_tool_calls": 5, "mode": "evidence"},
+        thresholds={"disk_warn_percent": 50, "disk_critical_percent": 60})
+
+
+def test_a_run_uses_the_operators_model_and_nothing_else_of_theirs(tmp_path: Path) -> None:
+    scenario = load_scenario("journal-error-burst")
+    mine = eval_settings(_operator(tmp_path), scenario, tmp_path / "run")
+    assert (mine.llm.backend, mine.llm.model, mine.llm.api_key_file) == (
+        "openai", "m", tmp_path / "llm.key")
+    assert mine.agent.max_tool_calls == 5 and mine.agent.mode == "evidence"
+    assert mine.state_dir == tmp_path / "run" and mine.queue.url == "sqlite://"
+    assert mine.knowledge.url is None and mine.knowledge_dir == tmp_path / "run" / "knowledge"
+    assert mine.gotify_url is None and mine.remote_systems == []
+    assert mine.autonomy_level == "auto-safe" and mine.agent.max_investigations == 1
+    # the defaults plus the scenario's own thresholds, host-wide rules quietened
+    assert mine.thresholds.disk_warn_percent == 85
+    assert mine.thresholds.journal_burst_window_seconds == 5
+    assert mine.thresholds.load_per_core_warn == 1000
+    shared = eval_settings(_operator(tmp_path), scenario, tmp_path / "run",
+                           knowledge_dir=tmp_path / "kb")
+    assert shared.knowledge_dir == tmp_path / "kb"
+
+
+def test_overrides_win_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
+    base = _operator(tmp_path)
+    scenario = load_scenario("healthy-noop")
+    mine = eval_settings(base, scenario, tmp_path / "run",
+                         {"agent.mode": "tools", "agent.modes": {}, "check_interval": 2,
+                          "llm": {"model": "other"}})
+    assert (mine.agent.mode, mine.check_interval, mine.llm.model) == ("tools", 2, "other")
+    assert mine.llm.url == base.llm.url  # a table merges key by key
+    assert describe_model(mine)["url"] != base.llm.url  # no password in a results file
+    assert "pw" not in describe_model(mine)["url"]
+    with pytest.raises(ConfigError, match="agent.max_tool_calls"):
+        evaluate([scenario], base, overrides={"agent.max_tool_calls": 0})
+
+
+def test_scenarios_are_chosen_by_tag_and_results_files_are_named_for_the_run() -> None:
+    transient, injection = ci_scenarios()
+    assert select([transient, injection], ["injection"]) == [injection]
+    assert select([transient, injection], ["unit", "injection"]) == [transient, injection]
+    assert select([transient, injection]) == [transient, injection]
+    run = EvalRun(model="qwen2.5:7b/instruct", backend="ollama", url="u", mode="evidence",
+                  started_at="2026-12-02T08:00:00+00:00")
+    assert results_path(Path("/r"), run) == Path(
+        "/r/20261202T080000-qwen2.5_7b_instruct-evidence.json")
