@@ -162,6 +162,10 @@ class _Run:
         try:
             while True:
                 await asyncio.sleep(POLL)
+                if daemon.stop_event.is_set():
+                    # the daemon takes SIGINT and SIGTERM for itself: a person stopping the
+                    # evaluation stops all of it, not one scenario
+                    raise KeyboardInterrupt
                 if running.done():
                     break  # its exception is collected below
                 elapsed = time.monotonic() - started

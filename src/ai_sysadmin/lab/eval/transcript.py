@@ -10,7 +10,6 @@ secret are the requests themselves, not a copy the harness made.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,7 +140,3 @@ def _strings(value: Any) -> Iterator[str]:
 def secret_seen(requests: list[Request], secret: str) -> bool:
     """Whether ``secret`` is in anything sent to the model (any string of any payload)."""
     return any(secret in text for request in requests for text in _strings(request.payload))
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
