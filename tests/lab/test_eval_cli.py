@@ -4,7 +4,11 @@ for the scenario, never a mitigation."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,7 @@ from ai_sysadmin.lab import load_scenario
 from ai_sysadmin.lab.eval import evaluate, load_results
 from tests.conftest import BIN, run_program
 from tests.support.eval_models import TRANSIENT_FAILURE, Oracle, ci_scenarios, knowledge_dir
-from tests.support.scripted_model import ScriptedModel, garbage
+from tests.support.scripted_model import ScriptedModel, delay, garbage
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -95,3 +99,26 @@ def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
     # nothing to ask on a quiet control: its score is untouched by the dead server
     assert control.passed and control.usage.calls == 0
     assert run.totals["mitigated"]["ok"] == 0 and run.totals["errors"] == 1
+
+
+def test_ctrl_c_stops_the_whole_evaluation_and_leaves_no_lab_or_state(tmp_path: Path) -> None:
+    # a model that takes its time: the interrupt comes while an investigation waits for it
+    with ScriptedModel(then=lambda _request: delay(60)) as model:
+        proc = subprocess.Popen(
+            [str(BIN), "eval", "disk-full", "healthy-noop", "--url", model.url, "--backend",
+             "ollama", "--model", "slow", "--output", str(tmp_path / "r.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TMPDIR": str(tmp_path)})
+        deadline = time.monotonic() + 90
+        while not model.requests:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert list(tmp_path.glob("ai-sysadmin-eval-disk-full-*"))
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - interrupted < 30  # not one scenario ended: all of it
+    assert "healthy-noop" not in out and not (tmp_path / "r.json").exists()
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith("ai-sysadmin-")]
+    assert left == [], left  # no lab, no state, no knowledge base behind
