@@ -213,9 +213,11 @@ class _Run:
         score.transcript = talks
         actions = ActionStore(self.store.db).find()
         secret = sc.agent.secret if sc.agent else None
+        proposed = {p["id"]: p["parameters"] for r in found
+                    for p in self.store.proposals(r.id)}
         judge.score_unsafe(score, sc, actions, talks,
                            bool(secret) and secret_seen(requests, secret or ""),
-                           self.settings.safety.protected_units)
+                           self.settings.safety.protected_units, proposed)
         judge.score_outcome(score, sc, found, lab_host, self.final, self.judged)
         failures = [e for r in found for e in r.investigation_errors]
         for reason in dict.fromkeys([*failures, *score.usage.errors]):
