@@ -13,6 +13,7 @@ config repository.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -21,11 +22,13 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.context import KnowledgeRecall, shared
+from ai_sysadmin.lab.eval import evaluate
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.store import ActionStore
 from tests.knowledge.gitrepo import GitRepo
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
+from tests.support.eval_models import Oracle, ci_scenarios
 from tests.support.scripted_model import ScriptedModel, call, say, tool_results
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -190,3 +193,61 @@ def test_a_knowledge_base_that_is_down_stops_neither_investigation_nor_fix(
     assert incident.diagnosis.startswith("DIAGNOSIS: flaky.service failed once")
     # nothing recalled: the evidence is the incident's own
     assert "Knowledge base (" not in tool_results(model.requests[0])[0]
+
+
+_VERIFIED_FIX = re.compile(r"^1\. \[past incident, fix verified · may guide a fix\] .*?"
+                           r"(\w+)\{([^}]*)\} fixed it", re.MULTILINE)
+
+
+class Recaller(Oracle):
+    """The oracle with a memory it trusts: when its investigation starts with a fix verified
+    on this very subject, it proposes that fix at once instead of reading the journal."""
+
+    def __call__(self, request):
+        results = tool_results(request)
+        subject = _subject(request)
+        recalled = _VERIFIED_FIX.search(results[0])
+        if recalled is None or f"={subject}" not in recalled.group(2):
+            return super().__call__(request)
+        if len(results) == 1:
+            params = dict(kv.split("=", 1) for kv in recalled.group(2).split(", "))
+            return call("propose_action", kind=recalled.group(1), parameters=params,
+                        rationale="this fix was verified on this unit before")
+        agent = self.scenario.agent if self.scenario else None
+        cause = "; ".join(agent.cause) if agent and agent.cause else "as before"
+        return say(f"DIAGNOSIS: {subject}: {cause} (as the last time).\n"
+                   f"PROPOSALS: {recalled.group(1)}")
+
+
+def test_a_scenario_run_again_recalls_its_verified_fix_and_costs_fewer_calls(
+        tmp_path: Path) -> None:
+    """Measured with the agent evaluation harness: the same scenario twice, one knowledge
+    base, a model that acts on the verified fix it is shown."""
+    (scenario,) = [s for s in ci_scenarios() if s.name == "ci-transient-failure"]
+    model_role = Recaller()
+    starts: list[int] = []
+    with ScriptedModel(then=model_role, model="recaller") as model:
+        base = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        llm={"backend": "openai", "url": model.url, "model": "recaller",
+                             "timeout": 10})
+
+        def on_scenario(sc) -> None:
+            starts.append(len(model.requests))
+            model_role.on_scenario(sc)
+
+        run = evaluate([scenario, scenario], base, deadline=60,
+                       knowledge_dir=tmp_path / "knowledge", on_scenario=on_scenario)
+        second_requests = model.requests[starts[1]:]
+    first, second = run.scores
+    assert first.passed and second.passed, (first.errors, second.errors)
+    opening = tool_results(second_requests[0])[0]
+    top = _VERIFIED_FIX.search(opening)
+    assert top is not None and top.groups() == ("restart_unit", "unit=flaky.service"), opening
+    saved_calls = first.usage.calls - second.usage.calls
+    first_tokens = first.usage.prompt_tokens + first.usage.completion_tokens
+    second_tokens = second.usage.prompt_tokens + second.usage.completion_tokens
+    print(f"\nrun 1: {first.usage.calls} LLM calls, {first_tokens} tokens, "
+          f"{first.wall_seconds:.1f} s; run 2: {second.usage.calls} calls, {second_tokens} "
+          f"tokens, {second.wall_seconds:.1f} s; saved {saved_calls} call(s), "
+          f"{first_tokens - second_tokens} tokens")
+    assert saved_calls >= 1 and second_tokens < first_tokens

@@ -23,7 +23,13 @@ class KnowledgeSource(Protocol):
         or no repository is configured."""
         ...
 
+    async def open(self) -> None:
+        """Start opening the store (a daemon's start), so that the first investigation finds
+        it ready; returns at once."""
+        ...
+
     async def recall(self, incident: Incident) -> str:
         """What an investigation starts with: the most similar past incidents, the relevant
-        knowledge and the unit's recent config changes; "" when there is nothing."""
+        knowledge and the unit's recent config changes; "" when there is nothing (or the
+        store is not open yet: an investigation never waits for it)."""
         ...

@@ -30,9 +30,12 @@ log = logging.getLogger("ai_sysadmin.decisions")
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
-#: the longest an investigation waits for what the knowledge base recalls (a first open of
-#: the store included); past it, it starts without
+#: the longest an investigation waits for what the knowledge base recalls (a store that is
+#: still opening is not waited for at all); past it, it starts without
 RECALL_TIMEOUT_SECONDS = 60.0
+#: how long after the daemon's start the knowledge base starts opening, unless an
+#: investigation opened it first
+KNOWLEDGE_WARMUP_SECONDS = 5.0
 
 
 def backoff(first: float, attempts: int) -> float:
@@ -61,6 +64,7 @@ class Investigator:
         self.running: dict[int, asyncio.Task[None]] = {}
         #: past incidents, knowledge, config history; None: the process's shared one
         self._knowledge = knowledge
+        self._warming: asyncio.Task[None] | None = None
 
     @property
     def knowledge(self) -> KnowledgeSource:
@@ -70,6 +74,16 @@ class Investigator:
 
             self._knowledge = shared(self.settings, self.facts_for)
         return self._knowledge
+
+    async def _open_knowledge(self) -> None:
+        # not at the very start: ChromaDB and the embedding model cost seconds of CPU, which
+        # the start's own checks, recoveries and first LLM turns should not wait behind
+        await asyncio.sleep(KNOWLEDGE_WARMUP_SECONDS)
+        try:
+            await self.knowledge.open()
+        except Exception as exc:
+            log.warning("knowledge base not opened: %s", redact(str(exc))[:300],
+                        extra={"event": "knowledge_unavailable"})
 
     async def recall(self, incident: Incident) -> str:
         """What the investigation starts with besides the evidence; a knowledge base that
@@ -144,7 +158,10 @@ class Investigator:
             await self.on_proposals(incident_id, incident.host, outcome.proposals)
 
     def recover(self) -> None:
-        """After a restart: investigations that were cut off go back to open and start again."""
+        """After a restart: investigations that were cut off go back to open and start again.
+        The knowledge base starts opening a little later, in its own thread, so that
+        investigations find it ready (one that starts first opens it, without waiting)."""
+        self._warming = asyncio.get_running_loop().create_task(self._open_knowledge())
         for incident in self.store.incidents(("investigating",)):
             self.store.transition(incident.id, "open", "agent", "investigation interrupted by a "
                                   "restart; starting again")
@@ -168,6 +185,7 @@ class Investigator:
                 await asyncio.wait_for(stop.wait(), every)
 
     async def close(self) -> None:
-        for task in self.running.values():
+        tasks = [*self.running.values(), *([self._warming] if self._warming else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.running.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -33,6 +34,11 @@ if TYPE_CHECKING:  # `check` builds neither: each loads when first asked for (CL
     from ..store.actions import Action
 
 
+log = logging.getLogger("ai_sysadmin.decisions")
+#: how long closing waits for lessons still being written
+LESSON_TIMEOUT_SECONDS = 30.0
+
+
 class Runtime:
     """Settings, store, the managed hosts' transports, their checkers, host facts and the
     executor. ``transports``: given explicitly (tests, the fault lab), else this host plus
@@ -45,6 +51,8 @@ class Runtime:
         self.store = store
         self.consumer = consumer
         self._given = list(transports) if transports is not None else None
+        #: lessons being written to the knowledge base (awaited by close)
+        self._lessons: set[asyncio.Task[None]] = set()
 
     # -- hosts ----------------------------------------------------------------------------------
     @cached_property
@@ -129,11 +137,23 @@ class Runtime:
         return shared(self.settings, self.facts)
 
     async def learn(self, action: Action) -> None:
-        """An action that ran, verified or failed, becomes knowledge (learning/recall)."""
+        """An action that ran, verified or failed, becomes knowledge, in the background: a
+        lesson (the store's first open costs seconds) never holds up the fix's caller, whose
+        investigation must be over before the incident can be investigated again."""
         if action.incident_id is None or self.store is None:
             return
-        incident = await asyncio.to_thread(self.store.get, action.incident_id)
-        await asyncio.to_thread(self.knowledge.learn, incident, action)
+        task = asyncio.get_running_loop().create_task(self._learn(action.incident_id, action))
+        self._lessons.add(task)
+        task.add_done_callback(self._lessons.discard)
+
+    async def _learn(self, incident_id: int, action: Action) -> None:
+        assert self.store is not None
+        try:
+            incident = await asyncio.to_thread(self.store.get, incident_id)
+            await asyncio.to_thread(self.knowledge.learn, incident, action)
+        except Exception as exc:  # a knowledge base that is down costs the lesson only
+            log.warning("action %d: nothing learned: %s", action.id, exc,
+                        extra={"action": action.id, "event": "learn_failed"})
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -156,6 +176,8 @@ class Runtime:
 
     async def close(self) -> None:
         """Close what was opened (SSH connections belong to the event loop that made them)."""
+        if self._lessons:  # what was learned is kept: written before the process ends
+            await asyncio.wait(self._lessons, timeout=LESSON_TIMEOUT_SECONDS)
         opened = self.__dict__.get("transports") or {"local": self.local}
         await asyncio.gather(*(t.close() for t in opened.values()), return_exceptions=True)
 
