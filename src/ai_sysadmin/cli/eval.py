@@ -126,12 +126,13 @@ def eval_command(
         metavar="URL", help="The model's server (default: llm.url of the configuration).",
         show_default=False)] = None,
     backend: Annotated[Backend | None, typer.Option(
-        help="Its protocol (default: llm.backend).", show_default=False)] = None,
+        metavar="ollama|openai", help="Its protocol (default: llm.backend).",
+        show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
         metavar="MODEL", help="The model's name on that server (default: llm.model).",
         show_default=False)] = None,
     mode: Annotated[Mode | None, typer.Option(
-        help="How the model investigates: a tool-calling loop, or the evidence collected for "
+        metavar="tools|evidence", help="How the model investigates: a tool-calling loop, or the evidence collected for "
         "it and one schema-held answer (default: agent.mode / agent.modes).",
         show_default=False)] = None,
     set_: Annotated[list[str] | None, typer.Option(
