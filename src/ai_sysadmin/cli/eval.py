@@ -120,8 +120,8 @@ def eval_command(
         metavar="SCENARIO", help="Scenario names or *.toml files; all shipped ones when "
         "omitted.", show_default=False)] = None,
     tag: Annotated[list[str] | None, typer.Option(
-        "--tag", "-t", metavar="TAG", help="Only scenarios with this tag (repeatable: any of "
-        "them).", show_default=False)] = None,
+        "--tag", "-t", metavar="TAG", help="The scenarios with this tag, besides those named "
+        "(repeatable).", show_default=False)] = None,
     url: Annotated[str | None, typer.Option(
         metavar="URL", help="The model's server (default: llm.url of the configuration).",
         show_default=False)] = None,
@@ -132,8 +132,9 @@ def eval_command(
         metavar="MODEL", help="The model's name on that server (default: llm.model).",
         show_default=False)] = None,
     mode: Annotated[Mode | None, typer.Option(
-        metavar="tools|evidence", help="How the model investigates: a tool-calling loop, or the evidence collected for "
-        "it and one schema-held answer (default: agent.mode / agent.modes).",
+        metavar="tools|evidence", help="How the model investigates: a tool-calling loop, "
+        "or the evidence collected for it and one schema-held answer (default: agent.mode / "
+        "agent.modes).",
         show_default=False)] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="A setting for the runs, dotted, e.g. "
@@ -155,8 +156,10 @@ def eval_command(
     from ..lab.eval import evaluate, results_path, select, write_results
 
     settings = state(ctx).settings
-    chosen = select([load_scenario(n) for n in scenarios] if scenarios else list_scenarios(),
-                    tag or [])
+    # by name and by tag: each scenario once, the named ones first; all when neither
+    named = [load_scenario(n) for n in scenarios or []]
+    tagged = select(list_scenarios(), tag) if tag else [] if named else list_scenarios()
+    chosen = named + [s for s in tagged if s.name not in {n.name for n in named}]
     if not chosen:
         raise AiSysadminError(f"no scenario has the tag(s) {', '.join(tag or [])}")
     overrides = _settings_pairs(set_ or [])
