@@ -26,8 +26,9 @@ from .transport import SandboxTransport
 
 #: seconds between two full checks; one check of a lab takes about 50 ms
 POLL_INTERVAL = 0.2
-#: a control needs two checks at least: some rules compare a snapshot with the previous one
-MIN_CONTROL_CHECKS = 2
+#: a drill judges two checks at least, whatever its deadline: some rules compare a snapshot
+#: with the previous one, so a single check can neither detect their fault nor prove silence
+MIN_CHECKS = 2
 
 ProgressCallback = Callable[[str], None]
 
@@ -139,13 +140,12 @@ def _detect(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
         if not control and not _unmet(scenario.expect, findings):
             result.detected, result.time_to_detect = True, elapsed
             return
-        if time.monotonic() >= deadline:
-            if control and result.checks >= MIN_CONTROL_CHECKS:
+        if time.monotonic() >= deadline and result.checks >= MIN_CHECKS:
+            if control:
                 result.detected = True  # nothing was expected and nothing was missed
                 return
-            if not control:
-                result.missing = _unmet(scenario.expect, findings)
-                return
+            result.missing = _unmet(scenario.expect, findings)
+            return
         time.sleep(POLL_INTERVAL)
 
 
