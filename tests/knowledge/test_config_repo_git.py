@@ -3,6 +3,7 @@ find the commits that touched what a failing unit is built from."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ from ai_sysadmin.knowledge.config_repo import (
     is_ssh_url,
     ssh_command,
 )
+from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.knowledge.git_context import describe, diff_excerpt, recent_changes
 from tests.knowledge.gitrepo import GitRepo
 
@@ -272,3 +274,25 @@ def test_a_commit_that_removed_the_service_from_a_file_still_counts(tmp_path: Pa
     repo.sync(ListSink())
     subjects = [c.subject for c in recent_changes(repo, "nginx.service", before=now)]
     assert subjects == ["drop the web server", "web"]
+
+
+def test_getting_ready_fetches_and_indexes_the_repository(tmp_path: Path) -> None:
+    """What the daemon does a few seconds after its start: open the store and fetch
+    config_repo, so that its first investigations have the config changes at hand."""
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"hosts/web/nginx.nix": NGINX_NIX}, "web", when=time.time() - 3600)
+    recall = KnowledgeRecall(_settings(tmp_path, str(upstream.path)))
+    assert recall.repo is not None and not recall.repo.fetched
+
+    async def ready() -> None:
+        await recall.open()
+        deadline = time.monotonic() + 60
+        while not (recall.repo.fetched and recall.is_open and recall._synced_at):
+            assert time.monotonic() < deadline, "config_repo was not fetched"
+            await asyncio.sleep(0.05)
+
+    asyncio.run(ready())
+    (hit,) = recall.search_configs("nginx virtual hosts", 1)
+    assert (hit.item.path, hit.item.start_line) == ("hosts/web/nginx.nix", 1)
+    text = recall.changes_text("nginx.service")
+    assert "nginx's config changed 1 hour ago: commit" in text and "+    enable = true;" in text

@@ -142,6 +142,7 @@ class KnowledgeRecall:
                 log.warning("config_repo not used: %s", exc)
         self._synced_at: float | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     # -- the store ------------------------------------------------------------------------------
     def _with_kb(self, fn: Callable[[Any], Any]) -> Any:
@@ -162,7 +163,19 @@ class KnowledgeRecall:
         self._store.start_opening()
 
     async def open(self) -> None:
+        """Get ready, in the background: open the store, and keep config_repo fetched and
+        indexed every CONFIG_REFRESH_SECONDS while the caller's event loop runs (the
+        daemon's)."""
         self.start_opening()
+        if self.repo is not None and (self._refresher is None or self._refresher.done()):
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            self._refresh_if_stale(force=True)
+            if self._sync_task is not None:
+                await asyncio.wait([self._sync_task])
+            await asyncio.sleep(CONFIG_REFRESH_SECONDS)
 
     def _may_recall(self) -> bool:
         """Open, or opening (then the recall waits for it); never opened yet: not now (the
@@ -335,12 +348,12 @@ class KnowledgeRecall:
         return list(self._with_kb(lambda kb: kb.search_configs(query, n,
                                                                max_distance=max_distance)))
 
-    def _refresh_if_stale(self) -> None:
-        """Start a fetch and re-index in the background when the copy is stale; the
-        investigation goes on with what is there."""
+    def _refresh_if_stale(self, force: bool = False) -> None:
+        """Start a fetch and re-index in the background when the copy is stale (or
+        ``force``); the investigation goes on with what is there."""
         if self.repo is None:
             return
-        stale = self._synced_at is None or \
+        stale = force or self._synced_at is None or \
             time.monotonic() - self._synced_at > CONFIG_REFRESH_SECONDS
         if not stale or (self._sync_task is not None and not self._sync_task.done()):
             return
