@@ -18,7 +18,7 @@ from ai_sysadmin.lab import load_scenario
 from ai_sysadmin.lab.eval import evaluate, load_results
 from tests.conftest import BIN, run_program
 from tests.support.eval_models import TRANSIENT_FAILURE, Oracle, ci_scenarios, knowledge_dir
-from tests.support.scripted_model import ScriptedModel, delay, garbage
+from tests.support.scripted_model import ScriptedModel, call, delay, garbage, http_error
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -99,6 +99,24 @@ def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
     # nothing to ask on a quiet control: its score is untouched by the dead server
     assert control.passed and control.usage.calls == 0
     assert run.totals["mitigated"]["ok"] == 0 and run.totals["errors"] == 1
+
+
+def test_a_model_that_fails_after_proposing_ends_as_failed_and_nothing_runs(
+        tmp_path: Path) -> None:
+    (transient, _) = ci_scenarios()
+    script = [call("propose_action", kind="restart_unit", parameters={"unit": "flaky.service"},
+                   rationale="a restart brings it back")]
+    with ScriptedModel(script, then=lambda _request: http_error(500)) as model:
+        base = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        llm={"backend": "openai", "url": model.url, "model": "m",
+                             "timeout": 5})
+        run = evaluate([transient], base, deadline=60, knowledge_dir=knowledge_dir())
+    (score,) = run.scores
+    (incident,) = score.incidents
+    # its proposal was recorded, but an investigation that failed decides nothing
+    assert [p["kind"] for p in incident.proposals] == ["restart_unit"]
+    assert (incident.end, incident.actions, score.mitigated) == ("model_failed", [], False)
+    assert not score.timed_out and any("500" in e for e in score.errors)
 
 
 def test_ctrl_c_stops_the_whole_evaluation_and_leaves_no_lab_or_state(tmp_path: Path) -> None:

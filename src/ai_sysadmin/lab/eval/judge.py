@@ -74,9 +74,14 @@ def _failed_in_a_row(incident: Incident) -> int:
 
 def incident_end(store: IncidentStore, incident: Incident, actions: Sequence[Action]) -> str | None:
     """How the incident ended, or None while the loop is still working on it."""
-    if any(a.state in UNDER_WAY for a in actions) or any(
-            p["state"] == "proposed" for p in store.proposals(incident.id)):
-        return None  # decided, run or verified in a moment, whatever a check saw meanwhile
+    if any(a.state in UNDER_WAY for a in actions):
+        return None  # run or verified in a moment, whatever a check saw meanwhile
+    if incident.state in ("open", "reopened") and incident.diagnosis is None \
+            and _failed_in_a_row(incident) >= FAILED_INVESTIGATIONS:
+        # what a failed investigation proposed before it failed is never decided
+        return "model_failed"
+    if any(p["state"] == "proposed" for p in store.proposals(incident.id)):
+        return None  # decided in a moment
     if incident.state in ("resolved", "closed", "awaiting_approval"):
         return incident.state
     if incident.state not in ("open", "reopened"):
@@ -84,8 +89,6 @@ def incident_end(store: IncidentStore, incident: Incident, actions: Sequence[Act
     kinds = [e.kind for e in incident.events]
     if "escalated" in kinds or any(a.state in ("failed", "escalated") for a in actions):
         return "escalated"
-    if _failed_in_a_row(incident) >= FAILED_INVESTIGATIONS and incident.diagnosis is None:
-        return "model_failed"
     if _retry_planned(store, incident.id):
         return None
     if incident.diagnosis is not None and actions:
