@@ -58,6 +58,7 @@ def test_overrides_win_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
     assert mine.llm.url == base.llm.url  # a table merges key by key
     assert describe_model(mine)["url"] != base.llm.url  # no password in a results file
     assert "pw" not in describe_model(mine)["url"]
+    assert "pw" not in str(evaluate([], base, overrides={"llm.url": base.llm.url}).to_dict())
     with pytest.raises(ConfigError, match="agent.max_tool_calls"):
         evaluate([scenario], base, overrides={"agent.max_tool_calls": 0})
 

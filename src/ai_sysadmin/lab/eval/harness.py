@@ -93,9 +93,20 @@ def eval_settings(base: Settings, scenario: Scenario, state_dir: Path,
         "thresholds": {**Thresholds().model_dump(), **QUIET_HOST_WIDE, **scenario.thresholds},
     })
     # a scenario may carry its own settings (files to watch ...); overrides come last
-    data = _merge(data, getattr(scenario, "settings", None) or {})
+    data = _merge(data, scenario.settings)
     data = _merge(data, overrides or {})
     return Settings.model_validate(data)
+
+
+def _masked(value: Any) -> Any:
+    """Overrides as a results file may show them: a URL's password hidden."""
+    if isinstance(value, str):
+        return mask_secret_text(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 def describe_model(settings: Settings) -> dict[str, Any]:
@@ -304,7 +315,7 @@ def evaluate(
         raise ConfigError("the evaluation's settings", [
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
     run = EvalRun(started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                  overrides=dict(overrides or {}), **shown)
+                  overrides=_masked(dict(overrides or {})), **shown)
     with contextlib.ExitStack() as stack:
         if knowledge_dir is None:
             knowledge_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
