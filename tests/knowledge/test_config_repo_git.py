@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.agent.context import ToolContext
+from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.config_repo import (
     Chunk,
@@ -296,3 +298,9 @@ def test_getting_ready_fetches_and_indexes_the_repository(tmp_path: Path) -> Non
     assert (hit.item.path, hit.item.start_line) == ("hosts/web/nginx.nix", 1)
     text = recall.changes_text("nginx.service")
     assert "nginx's config changed 1 hour ago: commit" in text and "+    enable = true;" in text
+    # the model's tool: the same, delimited as data; a unit nothing names has no changes
+    ctx = ToolContext(recall.settings, {}, "web1", knowledge=recall)
+    found = asyncio.run(REGISTRY.call("recent_config_changes", {"unit": "nginx.service"}, ctx))
+    assert found.status == "ok" and found.from_host and "by Alice Admin" in found.output
+    none = asyncio.run(REGISTRY.call("recent_config_changes", {"unit": "redis.service"}, ctx))
+    assert none.output == "no recent config changes touch redis.service"
