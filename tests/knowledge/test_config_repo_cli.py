@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.knowledge.gitrepo import GitRepo
 
 NGINX = """{ config, ... }:
@@ -30,6 +32,7 @@ POSTGRES = """{ ... }:
 """
 
 
+@pytest.mark.slow
 def test_configs_sync_then_search_by_meaning(tmp_path: Path, config_file, cli) -> None:
     upstream = GitRepo(tmp_path / "fleet")
     upstream.commit({"hosts/web/nginx.nix": NGINX, "hosts/db/postgres.nix": POSTGRES},

@@ -278,6 +278,7 @@ def test_a_commit_that_removed_the_service_from_a_file_still_counts(tmp_path: Pa
     assert subjects == ["drop the web server", "web"]
 
 
+@pytest.mark.slow
 def test_getting_ready_fetches_and_indexes_the_repository(tmp_path: Path) -> None:
     """What the daemon does a few seconds after its start: open the store and fetch
     config_repo, so that its first investigations have the config changes at hand."""
