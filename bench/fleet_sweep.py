@@ -13,7 +13,7 @@ cold (fresh connections)
 - floor: bare asyncssh, one `true` per host (key and known_hosts loaded once, the project's
   ciphers), the ratio target's baseline;
 - the same commands, bare: asyncssh, fresh connections, the check's commands as one plain sh
-  line (no framing, parsing, rules or store): what the commands themselves add here;
+  line, each once (no framing, parsing, rules or store): what the commands themselves add;
 - this project: a full sweep (one remote script per host, parse, all rules, store);
 - Ansible, defaults: `ansible all -m command -a 'cat /proc/loadavg'`, ssh_args as shipped
   (ControlMaster=auto, ControlPersist=60s), no control master running yet;
@@ -208,14 +208,16 @@ async def settle() -> None:
 # -- the floors: bare asyncssh ------------------------------------------------------------------
 
 def bare_line(transport: SshTransport, settings: Settings) -> str:
-    """The commands a sweep runs on these hosts, as one plain sh line: files by one `cat`,
-    commands whose guard fails here (no systemd, no NixOS) left out."""
+    """The commands a sweep runs on these hosts, as one plain sh line: each once (two rows
+    may read one command; the script runs it once), files by one `tail -q` (stdio-buffered:
+    fewer writes, so fewer packets, than `cat`'s one a file), commands whose guard fails here
+    (no systemd, no NixOS) left out."""
     sources = Collector(transport, settings).sources()
     holds = {"-d": os.path.isdir, "-L": os.path.islink, "-e": os.path.exists}
-    files = [s.path for s in sources if s.path is not None]
-    commands = [shlex.join(s.argv) for s in sources if s.path is None
-                and (s.guard is None or holds[s.guard.test](s.guard.path))]
-    return "; ".join([f"cat {shlex.join(files)} 2>/dev/null", *commands])
+    files = list(dict.fromkeys(s.path for s in sources if s.path is not None))
+    commands = dict.fromkeys(shlex.join(s.argv) for s in sources if s.path is None
+                             and (s.guard is None or holds[s.guard.test](s.guard.path)))
+    return "; ".join([f"tail -q -n +1 -- {shlex.join(files)} 2>/dev/null", *commands])
 
 
 class UntilDone(asyncssh.SSHClientSession[str]):
