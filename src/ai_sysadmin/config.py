@@ -811,7 +811,7 @@ def load_settings(
     return LoadedSettings(settings, config_path, found, sources)
 
 
-_URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url")
+_URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url", "config_repo")
 
 
 def _url_shown(url: str) -> str:

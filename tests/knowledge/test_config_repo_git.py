@@ -305,3 +305,20 @@ def test_getting_ready_fetches_and_indexes_the_repository(tmp_path: Path) -> Non
     assert found.status == "ok" and found.from_host and "by Alice Admin" in found.output
     none = asyncio.run(REGISTRY.call("recent_config_changes", {"unit": "redis.service"}, ctx))
     assert none.output == "no recent config changes touch redis.service"
+
+
+def test_a_token_in_the_repository_url_is_never_shown_and_guards_the_config_file(
+        tmp_path: Path) -> None:
+    from ai_sysadmin.config import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('config_repo = "https://bot:s3cr3tt0ken@127.0.0.1:1/fleet.git"\n'
+                      f'state_dir = "{tmp_path / "state"}"\n')
+    settings = load_settings(config).settings
+    # the file holds a credential: the model may not read it, whatever it is called
+    assert config in settings.secret_files
+    repo = ConfigRepo(settings)
+    with pytest.raises(ConfigRepoError) as failed:
+        repo.sync(ListSink())
+    assert "s3cr3tt0ken" not in str(failed.value)
+    assert "https://[redacted]@127.0.0.1:1/fleet.git" in str(failed.value)
