@@ -5,12 +5,15 @@ Implements the agent's :class:`~ai_sysadmin.agent.recall.KnowledgeSource`. Every
 is labelled with its provenance, and only operator notes and fixes learned from verified
 resolutions are marked as able to guide an action; seed knowledge, unverified and failed
 fixes are background. A learned fix whose action the policy now refuses for that subject (a
-protected unit, a path outside the cache directories, an OS it does not fit) is dropped at
-retrieval: a change of policy outranks memory.
+path no longer among the cache directories, a unit name the policy rejects, an action the
+host's OS does not have) is dropped at retrieval: a change of policy outranks memory.
 
-The store opens on first use, in a worker thread, and one failure to open or search is logged
-and answered with nothing: a knowledge base that is down never stops an investigation or a
-fix. ChromaDB's client is not thread-safe, so one lock guards it.
+The store opens in a thread of its own: the daemon starts it a few seconds after its own start,
+a search or a lesson when it needs it; an investigation's recall never starts it (its seconds of
+CPU would delay the investigation) and recalls nothing until it is open. A failure to open or
+search is logged and answered with nothing: a knowledge base that is down never stops an
+investigation or a fix. One open client per location serves the process, behind one lock
+(ChromaDB's client is not thread-safe).
 """
 
 from __future__ import annotations
