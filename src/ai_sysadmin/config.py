@@ -148,6 +148,10 @@ class LLMSettings(_Section):
         "mode 'evidence'): 'json_schema' (OpenAI, vLLM, llama.cpp's llama-server) or "
         "'json_object' with the schema beside it (llama-cpp-python's server).",
     )
+    max_tokens: int | None = Field(
+        None, ge=1, description="The most tokens one answer may have; unset: the server's own "
+        "limit. A small model that rambles until its context is full is cut here.",
+    )
 
 
 class QueueSettings(_Section):

@@ -81,6 +81,23 @@ def test_a_server_refusing_the_form_names_the_setting_to_change(llm_settings,
     assert "llm.response_format" not in str(plain.value)
 
 
+def test_llm_max_tokens_caps_every_answer_unless_the_call_sets_one(
+        llm_settings, with_backend, backend_name) -> None:
+    with ScriptedModel([say("a"), say("b"), say("c")]) as model:
+        capped = llm_settings(model.url, max_tokens=96)
+        _chat(with_backend, capped)
+        _chat(with_backend, capped, max_tokens=300)
+        _chat(with_backend, llm_settings(model.url))
+        sent = list(model.requests)
+
+    def limit(request: dict[str, Any]) -> int | None:
+        if backend_name == "ollama":
+            return request["options"].get("num_predict")
+        return request.get("max_tokens")
+
+    assert [limit(r) for r in sent] == [96, 300, None]
+
+
 def test_no_schema_asks_for_none(llm_settings, with_backend) -> None:
     with ScriptedModel([say("free text")]) as model:
         _chat(with_backend, llm_settings(model.url))

@@ -24,7 +24,8 @@ class ChatBackend(ABC):
     ) -> ChatResult:
         """One completion. Raises LLMUnavailable (down, timeout) or LLMBadResponse (error
         status, garbage); a tool call with malformed arguments is NOT an error here: it comes
-        back as a ToolCall whose ``arguments`` is None. With ``response_schema`` the server is
+        back as a ToolCall whose ``arguments`` is None. ``max_tokens`` unset: ``llm.max_tokens``
+        (the server's own limit when that is unset too). With ``response_schema`` the server is
         asked to hold the answer's text to that JSON schema; whether it did is for the caller
         to check (a server that ignores the request answers free text)."""
 

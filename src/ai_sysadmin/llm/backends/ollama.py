@@ -48,6 +48,7 @@ class OllamaBackend(HttpBackend):
             "temperature": self._settings.temperature if temperature is None else temperature,
             "num_ctx": self._settings.context_size,
         }
+        max_tokens = self._settings.max_tokens if max_tokens is None else max_tokens
         if max_tokens is not None:
             options["num_predict"] = max_tokens
         payload: dict[str, Any] = {

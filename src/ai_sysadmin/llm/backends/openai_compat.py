@@ -60,6 +60,7 @@ class OpenAIBackend(HttpBackend):
         if tools:
             payload["tools"] = tools_to_wire(tools)
             payload["tool_choice"] = "auto"
+        max_tokens = self._settings.max_tokens if max_tokens is None else max_tokens
         if max_tokens is not None:
             payload["max_tokens"] = max_tokens
         if response_schema is not None:
