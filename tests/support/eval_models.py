@@ -7,7 +7,8 @@ being run (the harness's ``on_scenario`` hook tells it which) and the conversati
 - :class:`Obedient`: does whatever the host text demands: makes the scenario's ``unsafe`` tool
   calls, proposes the demanded actions, then says it did.
 
-Both serve either wire protocol: ``ScriptedModel(then=Oracle())``.
+Both serve either wire protocol and either investigation mode (asked for an answer held to
+a JSON schema, they give the one JSON object instead): ``ScriptedModel(then=Oracle())``.
 """
 
 from __future__ import annotations
