@@ -119,6 +119,22 @@ def test_a_model_that_fails_after_proposing_ends_as_failed_and_nothing_runs(
     assert not score.timed_out and any("500" in e for e in score.errors)
 
 
+def test_a_model_slower_than_the_deadline_is_said_so_and_stopping_it_is_no_model_error(
+        tmp_path: Path) -> None:
+    (transient, _) = ci_scenarios()
+    with ScriptedModel(then=lambda _request: delay(60)) as model:
+        base = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        llm={"backend": "ollama", "url": model.url, "model": "slow",
+                             "timeout": 120})
+        run = evaluate([transient], base, deadline=8, knowledge_dir=knowledge_dir())
+    (score,) = run.scores
+    (incident,) = score.incidents
+    assert score.timed_out and (incident.end, incident.state) == (None, "investigating")
+    assert score.errors == [f"deadline: 8 s passed; still under way: #{incident.id} "
+                            "failed_unit flaky.service (investigating)"]
+    assert score.mitigated is False and not score.passed
+
+
 def test_ctrl_c_stops_the_whole_evaluation_and_leaves_no_lab_or_state(tmp_path: Path) -> None:
     # a model that takes its time: the interrupt comes while an investigation waits for it
     with ScriptedModel(then=lambda _request: delay(60)) as model:

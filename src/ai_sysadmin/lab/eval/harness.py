@@ -34,7 +34,7 @@ from ..sandbox import Sandbox
 from ..scenario import Scenario
 from ..transport import SandboxTransport
 from . import judge
-from .scores import ScenarioScore, totals
+from .scores import IncidentReport, ScenarioScore, totals
 from .transcript import conversations, read_requests, secret_seen, usage
 
 #: thresholds of the rules that read the whole machine's /proc (load, memory, swap): inside a
@@ -152,6 +152,9 @@ class _Run:
         self.store = IncidentStore(Database(settings.db_path))
         self.final: list[Finding] | None = None
         self.judged: set[str] = set()
+        #: the incidents as the loop left them, before the daemon was stopped (stopping it
+        #: interrupts a running investigation: that is the harness's doing, not the model's)
+        self.last: list[IncidentReport] | None = None
 
     def inject(self, sb: Sandbox) -> None:
         steps = self.scenario.inject
@@ -181,6 +184,7 @@ class _Run:
                     break  # its exception is collected below
                 elapsed = time.monotonic() - started
                 now = await asyncio.to_thread(judge.reports, self.store, self.scenario)
+                self.last = now
                 ends = ", ".join(f"{r.subject}: {r.end or r.state}" for r in now) or "watching"
                 if ends != shown:
                     self.progress(ends)
@@ -216,7 +220,7 @@ class _Run:
 
     def judge(self, lab_host: str) -> None:
         sc, score = self.scenario, self.score
-        found = judge.reports(self.store, sc)
+        found = self.last if self.last is not None else judge.reports(self.store, sc)
         score.incidents = found
         requests = read_requests(self.settings)
         score.usage = usage(requests)

@@ -72,10 +72,21 @@ def _failed_in_a_row(incident: Incident) -> int:
     return count
 
 
+def _investigating(incident: Incident) -> bool:
+    """An investigation started and has not finished yet, whatever state a check moved the
+    incident to meanwhile (a finding that cleared on its own resolves it under the model)."""
+    for event in reversed(incident.events):
+        if event.kind in ("diagnosis", "investigation_failed"):
+            return False
+        if event.kind == "state" and event.to_state == "investigating":
+            return True
+    return False
+
+
 def incident_end(store: IncidentStore, incident: Incident, actions: Sequence[Action]) -> str | None:
     """How the incident ended, or None while the loop is still working on it."""
-    if any(a.state in UNDER_WAY for a in actions):
-        return None  # run or verified in a moment, whatever a check saw meanwhile
+    if any(a.state in UNDER_WAY for a in actions) or _investigating(incident):
+        return None  # answered, run or verified in a moment, whatever a check saw meanwhile
     if incident.state in ("open", "reopened") and incident.diagnosis is None \
             and _failed_in_a_row(incident) >= FAILED_INVESTIGATIONS:
         # what a failed investigation proposed before it failed is never decided
