@@ -68,7 +68,7 @@ class _LoopState:
         self.client: VerifyingClient | None = None
         self.remote_root: bool | None = None
         #: the long-lived remote ``sh`` that runs scripts (run_script), and its connection
-        self.shell: asyncssh.SSHClientProcess | None = None
+        self.shell: _Shell | None = None
         self.shell_conn: asyncssh.SSHClientConnection | None = None
         self.shell_lock = asyncio.Lock()
 
@@ -77,20 +77,80 @@ class _LoopState:
         return bool(self.conns) and self.client is not None and not self.client.lost
 
 
-async def _read_through(stream: asyncssh.SSHReader[str], done: str) -> str:
-    """What the stream gives up to and including the line ``done`` (which is left out)."""
-    end = f"{done}\n"
-    chunks: list[str] = []
-    tail = ""
-    while True:
-        data = await stream.read(1 << 16)
-        if not data:
-            raise EOFError("the remote shell closed its output")
-        chunks.append(data)
-        tail = (tail + data)[-len(end) - 1:]
-        if tail.endswith(end):
-            text = "".join(chunks)
-            return text[: len(text) - len(end)]
+class _Reply:
+    """One script's output on both streams, complete when each has ended with its done line."""
+
+    def __init__(self, done: str) -> None:
+        self.end = f"{done}\n"
+        self.chunks: tuple[list[str], list[str]] = ([], [])
+        self.tails = ["", ""]
+        self.open = [True, True]
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def feed(self, data: str, stream: int) -> None:
+        if not self.open[stream]:
+            return
+        self.chunks[stream].append(data)
+        tail = self.tails[stream] = (self.tails[stream] + data)[-len(self.end) - 1:]
+        if tail.endswith(self.end):
+            self.open[stream] = False
+            if not any(self.open) and not self.finished.done():
+                self.finished.set_result(None)
+
+    def fail(self, exc: Exception) -> None:
+        if not self.finished.done():
+            self.finished.set_exception(exc)
+
+    def text(self, stream: int) -> str:
+        text = "".join(self.chunks[stream])
+        return text[: len(text) - len(self.end)]
+
+
+class _Shell(asyncssh.SSHClientSession[str]):
+    """The long-lived remote shell: its output is taken as it arrives, in asyncssh's own
+    callback, with no stream reader to wake for every packet of a reply."""
+
+    def __init__(self) -> None:
+        self.chan: asyncssh.SSHClientChannel[str] | None = None
+        self.reply: _Reply | None = None
+        self.closed = False
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
+        self.chan = chan
+
+    def data_received(self, data: str, datatype: asyncssh.DataType) -> None:
+        if self.reply is not None:
+            self.reply.feed(data, 0 if datatype is None else 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.reply is not None:
+            self.reply.fail(EOFError(f"the remote shell closed its output ({exc or 'no error'})"))
+
+    @property
+    def alive(self) -> bool:
+        return not self.closed and self.chan is not None and not self.chan.is_closing()
+
+    async def run(self, script: str, done: str) -> tuple[str, str]:
+        assert self.chan is not None
+        reply = self.reply = _Reply(done)
+        try:
+            self.chan.write(script)
+            await reply.finished
+        finally:
+            self.reply = None
+        return reply.text(0), reply.text(1)
+
+    async def end(self) -> None:
+        chan = self.chan
+        if chan is None:
+            return
+        with contextlib.suppress(Exception):
+            chan.kill()
+        with contextlib.suppress(Exception):
+            chan.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(chan.wait_closed(), _CLOSE_WAIT)
 
 
 class SshTransport(Transport):
@@ -390,10 +450,7 @@ class SshTransport(Transport):
             for attempt in (1, 2):
                 shell = await self._shell(state, argv)
                 try:
-                    shell.stdin.write(script)
-                    out, err = await asyncio.wait_for(asyncio.gather(
-                        _read_through(shell.stdout, done), _read_through(shell.stderr, done)),
-                        timeout)
+                    out, err = await asyncio.wait_for(shell.run(script, done), timeout)
                     break
                 except TimeoutError:
                     await self._drop_shell(state)
@@ -412,16 +469,16 @@ class SshTransport(Transport):
                             f"{self.host}: the remote shell ended: {exc}") from exc
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
 
-    async def _shell(self, state: _LoopState, argv: tuple[str, ...]) -> asyncssh.SSHClientProcess:
+    async def _shell(self, state: _LoopState, argv: tuple[str, ...]) -> _Shell:
         conn = await self._connection(state)
         shell = state.shell
-        if shell is not None and state.shell_conn is conn and shell.exit_status is None \
-                and not shell.stdin.is_closing():
+        if shell is not None and state.shell_conn is conn and shell.alive:
             return shell
         await self._drop_shell(state)
         remote = shlex.join(self._remote_argv(argv, state.remote_root))
         try:
-            shell = await conn.create_process(remote, encoding="utf-8", errors="replace")
+            _, shell = await conn.create_session(_Shell, remote, encoding="utf-8",
+                                                 errors="replace")
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{self.host}: no SSH session for the check script: {exc}"
                                  ) from exc
@@ -431,7 +488,7 @@ class SshTransport(Transport):
     async def _drop_shell(self, state: _LoopState) -> None:
         shell, state.shell, state.shell_conn = state.shell, None, None
         if shell is not None:
-            await self._kill(shell)
+            await shell.end()
 
     def _check_started(self, cmd: tuple[str, ...], code: int, stderr: str) -> None:
         # same contract as a local process: a missing program is an error, not an exit code
