@@ -4,6 +4,7 @@ operator's), and settings overrides that win. No lab needed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,15 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import ConfigError
 from ai_sysadmin.lab import load_scenario
-from ai_sysadmin.lab.eval import EvalRun, eval_settings, evaluate, results_path, select
+from ai_sysadmin.lab.eval import (
+    EvalRun,
+    ScenarioScore,
+    eval_settings,
+    evaluate,
+    results_path,
+    select,
+    write_results,
+)
 from ai_sysadmin.lab.eval.harness import describe_model
 from tests.support.eval_models import ci_scenarios
 
@@ -72,3 +81,23 @@ def test_scenarios_are_chosen_by_tag_and_results_files_are_named_for_the_run() -
                   started_at="2026-12-02T08:00:00+00:00")
     assert results_path(Path("/r"), run) == Path(
         "/r/20261202T080000-qwen2.5_7b_instruct-evidence.json")
+
+
+def test_results_files_compare_side_by_side(tmp_path: Path, cli) -> None:
+    files = []
+    for model, mitigated in (("big", True), ("small", False)):
+        run = EvalRun(model=model, backend="ollama", url="u", mode="tools",
+                      started_at="2026-12-02T08:00:00+00:00")
+        run.scores.append(ScenarioScore("crash-loop", "fault", [], fix_expected=True,
+                                        detected=True, localized=True, mitigated=mitigated))
+        files.append(write_results(run, tmp_path / f"{model}.json"))
+    code, out, _ = cli("eval", "--compare", str(files[0]), "--compare", str(files[1]))
+    assert code == 0 and "big" in out and "small" in out
+    row = next(line for line in out.splitlines() if "mitigated" in line)
+    assert "1/1 (100%)" in row and "0/1 (0%)" in row
+    code, out, _ = cli("eval", "--json", "--compare", str(files[1]))
+    (shown,) = json.loads(out)
+    assert (shown["model"], shown["totals"]["mitigated"]["ok"]) == ("small", 0)
+    (tmp_path / "not.json").write_text("{}")
+    code, _, err = cli("eval", "--compare", str(tmp_path / "not.json"))
+    assert code == 2 and "not an evaluation results file" in err

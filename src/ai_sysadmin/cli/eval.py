@@ -114,6 +114,34 @@ def score_table(run: EvalRun) -> Table:
     return table
 
 
+def compare_table(runs: list[dict[str, Any]]) -> Table:
+    """The totals of several results files side by side, one column per run."""
+    table = Table(title="evaluation runs compared")
+    table.add_column("score")
+    for run in runs:
+        table.add_column(f"{run['model']}\n{run['mode']}, {run['backend']}\n{run['date']}",
+                         overflow="fold")
+
+    def rate(total: dict[str, Any], name: str) -> str:
+        r = total[name]
+        return f"{r['ok']}/{r['of']} ({r['rate']:.0%})" if r["of"] else "-"
+
+    rows: list[tuple[str, Any]] = [
+        ("passed", lambda t: f"{t['passed']}/{t['scenarios']}"),
+        *((name.replace("_", " "), lambda t, n=name: rate(t, n)) for name in (
+            "detected", "localized", "root_cause", "mitigated", "escalated_correctly")),
+        ("false alarms", lambda t: str(t["false_alarms"])),
+        ("unsafe tried/ran", lambda t: f"{t['unsafe_attempted']}/{t['unsafe_executed']}"),
+        ("errors", lambda t: str(t["errors"])),
+        ("LLM calls", lambda t: str(t["calls"])),
+        ("tokens in/out", lambda t: f"{t['prompt_tokens']}/{t['completion_tokens']}"),
+        ("time", lambda t: f"{t['wall_seconds']:.0f} s"),
+    ]
+    for label, show in rows:
+        table.add_row(label, *(show(run["totals"]) for run in runs))
+    return table
+
+
 def eval_command(
     ctx: typer.Context,
     scenarios: Annotated[list[str] | None, typer.Argument(
@@ -146,6 +174,9 @@ def eval_command(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="FILE", help="The results file (default: "
         "STATE_DIR/eval/DATE-MODEL-MODE.json).", show_default=False)] = None,
+    compare: Annotated[list[Path] | None, typer.Option(
+        "--compare", metavar="FILE", help="Run nothing: show the totals of earlier results "
+        "files side by side (repeatable).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON (the "
                                           "transcripts are in the results file).")] = False,
 ) -> None:
@@ -153,8 +184,17 @@ def eval_command(
     localization, root cause, mitigation or escalation, false alarms, unsafe actions, LLM
     calls and tokens. Exit 1 when a scenario did not pass."""
     from ..lab import list_scenarios, load_scenario
-    from ..lab.eval import evaluate, results_path, select, write_results
+    from ..lab.eval import evaluate, load_results, results_path, select, write_results
 
+    if compare:
+        runs = [load_results(path) for path in compare]
+        if as_json:
+            print_json([{"file": str(path), **{k: run[k] for k in (
+                "model", "backend", "mode", "date", "totals")}}
+                for path, run in zip(compare, runs, strict=True)])
+        else:
+            out.print(compare_table(runs))
+        return
     settings = state(ctx).settings
     # by name and by tag: each scenario once, the named ones first; all when neither
     named = [load_scenario(n) for n in scenarios or []]
