@@ -17,6 +17,12 @@ fillers; p50/p95 of one query (embedding the query + the search) over every quer
 ``--rounds``; and the ingest rate. A second table shows why a batch is padded to its longest
 text: the same model with every text padded to 256 tokens, as chromadb's built-in function
 does. No assertions: numbers to read.
+
+Measured on the 2-core machine while other work ran (load 10-18), 10,000 fillers, 3 rounds:
+ours recall@1 0.92 alone / 0.88 among the fillers (@3 0.98 / 0.94), p50 13.9 ms, p95 30.6 ms
+a query; BM25 0.77 / 0.75 (@3 0.92 / 0.92). Padding to the batch's longest text: 34 notes/s,
+to 256 tokens: 5 notes/s. With chromadb's default HNSW (M 16, search ef 10) ours fell to
+0.62 among the fillers; exact search gets 0.88.
 """
 
 from __future__ import annotations

@@ -10,6 +10,16 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.embeddings import MiniLMEmbedding
 from ai_sysadmin.knowledge.store import KnowledgeBase
 
+#: chromadb 0.6 reads a pydantic attribute pydantic 2.11 deprecated, hundreds of times a test
+_CHROMADB_DEPRECATION = pytest.mark.filterwarnings(
+    "ignore:Accessing the 'model_fields' attribute on the instance is deprecated")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/knowledge/" in str(item.path).replace("\\", "/"):
+            item.add_marker(_CHROMADB_DEPRECATION)
+
 
 @pytest.fixture(scope="session")
 def embedder() -> MiniLMEmbedding:
