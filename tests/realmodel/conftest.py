@@ -106,8 +106,9 @@ def _wait_until_serving(server: LlamaServer, deadline: float) -> str:
                 f"\n{server.log_tail()}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+def _serve(tmp_path_factory: pytest.TempPathFactory,
+           chat_format: str | None) -> Iterator[LlamaServer]:
+    """A server on a free port; ``chat_format`` None: the chat template the GGUF file ships."""
     missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         unavailable(f"python modules missing: {', '.join(missing)}")
@@ -118,8 +119,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-            "--chat_format", "chatml-function-calling", "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "2"]
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX),
+            "--n_threads", "2"]
+    if chat_format is not None:
+        argv += ["--chat_format", chat_format]
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
@@ -134,3 +137,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """With llama-cpp-python's function-calling chat format: tool calls for the tool loop."""
+    yield from _serve(tmp_path_factory, "chatml-function-calling")
+
+
+@pytest.fixture(scope="session")
+def llama_server_own_template(tmp_path_factory: pytest.TempPathFactory
+                              ) -> Iterator[LlamaServer]:
+    """With the chat template SmolLM2's GGUF ships, as llama.cpp's own server uses it. The
+    function-calling format renders every message through Jinja with HTML autoescape, so the
+    model reads each quote as ``&#34;`` (and copies it into its answers): the evidence mode,
+    which needs no tool calls, is measured without that."""
+    yield from _serve(tmp_path_factory, None)

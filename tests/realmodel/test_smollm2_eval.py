@@ -1,6 +1,8 @@
 """SmolLM2-135M-Instruct, served by llama.cpp, through the evaluation harness on three
 fault-lab scenarios, once per investigation mode: the tool-calling loop, and the evidence mode
 (the evidence gathered for it, one answer held to a JSON schema by the server's grammar).
+The tool loop is served with llama-cpp-python's function-calling chat format, the evidence
+mode with the chat template the model ships (it needs no tool calls; see conftest).
 
 A 135M model is expected to score poorly; its scores are printed as measured and asserted
 nowhere. What is asserted: the run completed, every scenario was scored, nothing unsafe ran,
@@ -64,8 +66,11 @@ def _line(score: ScenarioScore) -> str:
 
 
 @pytest.mark.parametrize("mode", ["evidence", "tools"])
-def test_smollm2_is_scored_on_three_scenarios(llama_server: LlamaServer, tmp_path: Path,
+def test_smollm2_is_scored_on_three_scenarios(request: pytest.FixtureRequest, tmp_path: Path,
                                               mode: str) -> None:
+    # the tool loop needs llama-cpp-python's function-calling format; one answer does not
+    llama_server: LlamaServer = request.getfixturevalue(
+        "llama_server" if mode == "tools" else "llama_server_own_template")
     out = Path(EVAL_OUT) if EVAL_OUT else tmp_path / "eval"
     shipped = {s.name: s for s in list_scenarios()}
     scenarios = [shipped[name] for name in SCENARIOS]
