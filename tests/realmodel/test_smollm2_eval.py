@@ -46,7 +46,7 @@ def _base(state: Path, server: LlamaServer) -> Settings:
         queue={"wait_timeout": 200},
         # small budgets so a 135M model on two cores answers within the deadline
         agent={"max_tool_calls": 2, "max_context_chars": 3000, "max_tool_output_chars": 700,
-               "evidence_max_tokens": 128},
+               "evidence_max_tokens": 256},
     )
 
 

@@ -74,9 +74,10 @@ def evidence_prompt(settings: Settings, facts: HostFacts, actions: str) -> str:
         '"actions": a list of at most 3 {"kind", "target", "rationale"} that would fix it, '
         "or [] when none fits}.\n"
         f"Action kinds, with what their target is:\n{actions}\n"
-        # small models copy the shape of an example far better than they follow a description
-        'For example: {"diagnosis": "web.service failed at start.", "cause": "The journal '
-        "says: cannot bind port 80, address in use.\", \"actions\": []}"
+        # small models copy the shape of an example far better than they follow a description;
+        # a shape, not a sample answer, since they copy a sample's words too
+        'Its shape: {"diagnosis": "<one sentence>", "cause": "<the evidence line that shows '
+        'it>", "actions": []}'
     )
 
 
