@@ -34,6 +34,7 @@ let
     readlink = "${pkgs.coreutils}/bin/readlink";
     openssl = "${pkgs.openssl}/bin/openssl";
     coredumpctl = "${config.systemd.package}/bin/coredumpctl";
+    git = "${pkgs.git}/bin/git";
     setpriv = "${pkgs.util-linux}/bin/setpriv";
     getent = "${pkgs.getent}/bin/getent";
     kill = "${pkgs.util-linux}/bin/kill";

@@ -416,6 +416,7 @@ class Programs(_Section):
     readlink: str = Field("readlink", description="readlink executable (coreutils).")
     openssl: str = Field("openssl", description="openssl executable, to read certificates.")
     coredumpctl: str = Field("coredumpctl", description="coredumpctl (systemd-coredump), if any.")
+    git: str = Field("git", description="git executable, here, to fetch config_repo.")
     setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
     getent: str = Field("getent", description="getent executable (libc).")
     kill: str = Field("kill", description="kill executable (procps or util-linux), for fixes.")

@@ -174,7 +174,7 @@ class ConfigRepo:
         return env
 
     def git(self, *args: str, timeout: float = GIT_TIMEOUT, check: bool = True) -> str:
-        argv = ["git", "--git-dir", str(self.dir),
+        argv = [self.settings.programs.git, "--git-dir", str(self.dir),
                 # only these ways to reach a repository: no ext:: helpers, no plain git://
                 "-c", "protocol.allow=never", "-c", "protocol.file.allow=always",
                 "-c", "protocol.ssh.allow=always", "-c", "protocol.https.allow=always",
@@ -183,7 +183,8 @@ class ConfigRepo:
             done = subprocess.run(argv, capture_output=True, timeout=timeout, env=self._env(),
                                   stdin=subprocess.DEVNULL, check=False)
         except FileNotFoundError as exc:
-            raise ConfigRepoError("git is not installed (it reads config_repo)") from exc
+            raise ConfigRepoError(f"{argv[0]} is not installed (programs.git; it fetches "
+                                  f"config_repo)") from exc
         except subprocess.TimeoutExpired as exc:
             raise ConfigRepoError(f"git {args[0]} took longer than {timeout:g} s") from exc
         if check and done.returncode != 0:
@@ -236,7 +237,7 @@ class ConfigRepo:
         return found
 
     def read_blob(self, blob: str) -> bytes:
-        argv = ["git", "--git-dir", str(self.dir), "cat-file", "blob", blob]
+        argv = [self.settings.programs.git, "--git-dir", str(self.dir), "cat-file", "blob", blob]
         done = subprocess.run(argv, capture_output=True, timeout=GIT_TIMEOUT, check=False,
                               stdin=subprocess.DEVNULL)
         if done.returncode != 0:

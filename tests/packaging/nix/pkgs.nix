@@ -36,6 +36,7 @@ rec {
   util-linux = drv "util-linux";
   getent = drv "getent";
   openssl = drv "openssl";
+  git = drv "git";
   bash = drv "bash";
   nix = drv "nix";
   nixos-rebuild = drv "nixos-rebuild";
