@@ -135,6 +135,9 @@ def test_a_verified_fix_is_recalled_first_when_the_failure_comes_back(tmp_path: 
     assert top.startswith("1. [past incident, fix verified"), searched
     assert "restart_unit{unit=flaky.service}" in top
     assert first.kind == "restart_unit"
+    # the daemon keeps the lab's profile among the systems it knows
+    profile = shared(settings).kb.get_system("sdtest")
+    assert profile is not None and profile.facts["systemd"] == "yes", profile
 
 
 def test_a_poisoned_incident_and_a_failed_fix_are_learned_as_facts_only(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from ..config import Settings
 from ..errors import AiSysadminError
 from ..monitor.findings import strip_control
 from ..monitor.redact import redact
+from ..monitor.snapshot import Snapshot
 from ..safety.catalog import PlanContext, plan_action
 from ..safety.units import unit_problem
 from ..store import Incident
@@ -40,6 +41,7 @@ from .config_repo import ConfigRepo, ConfigRepoError, SyncReport
 from .git_context import describe, diff_excerpt, recent_changes
 from .learning import Lesson, lesson, symptoms_of, tagged_action
 from .models import ConfigChunk, Hit, IncidentRecord, KnowledgeEntry
+from .profiles import profile_of
 
 log = logging.getLogger("ai_sysadmin.decisions")
 
@@ -144,6 +146,8 @@ class KnowledgeRecall:
             except ConfigRepoError as exc:  # said once; knowledge works without it
                 log.warning("config_repo not used: %s", exc)
         self._synced_at: float | None = None
+        #: the profile document last written per host: an unchanged host is not written again
+        self._profiles: dict[str, str] = {}
         self._sync_task: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -189,6 +193,23 @@ class KnowledgeRecall:
         if store.failed_at is not None and time.monotonic() - store.failed_at > RETRY_OPEN:
             store.start_opening()
         return False
+
+    # -- systems --------------------------------------------------------------------------------
+    def note_system(self, snap: Snapshot) -> bool:
+        """Keep the host's profile in the ``systems`` collection (blocking; a thread's work).
+
+        Written only where the store is already open (a check never opens ChromaDB) and the
+        profile changed since it was last written by this process; True when it was written.
+        """
+        profile = profile_of(snap)
+        if profile is None or not self.is_open:
+            return False
+        document = profile.document()
+        if self._profiles.get(profile.host) == document:
+            return False
+        self._with_kb(lambda kb: kb.upsert_system(profile))
+        self._profiles[profile.host] = document
+        return True
 
     # -- learning -------------------------------------------------------------------------------
     def learn(self, incident: Incident, action: Action) -> Lesson | None:

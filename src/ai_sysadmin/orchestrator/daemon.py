@@ -27,6 +27,8 @@ log = logging.getLogger("ai_sysadmin.service")
 
 #: a burst of journal lines becomes one check: wait this long for the rest of the burst
 DEBOUNCE_SECONDS = 0.2
+#: the longest a stopping daemon waits for a host profile being written
+PROFILE_WAIT_SECONDS = 10
 
 
 class Daemon:
@@ -48,6 +50,8 @@ class Daemon:
         self.investigator = investigator
         self.worker = worker
         self.executor: Executor | None = None
+        #: host profiles being written to the knowledge base
+        self._profiling: set[asyncio.Task[bool]] = set()
 
     def checker_for(self, host: str) -> HostChecker:
         return self.runtime.checker_for(host)
@@ -59,6 +63,21 @@ class Daemon:
         out = report.outcome
         for incident_id in (*out.opened, *out.reopened, *out.changed):
             self.investigator.schedule(incident_id)
+
+    def _note_system(self, report: CheckReport) -> None:
+        """The host's profile goes to the knowledge base in the background (a check never
+        waits for ChromaDB, and a knowledge base that is down costs the profile only)."""
+        if report.snapshot.os is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(self.runtime.knowledge.note_system, report.snapshot))
+        self._profiling.add(task)
+        task.add_done_callback(self._profiled)
+
+    def _profiled(self, task: asyncio.Task[bool]) -> None:
+        self._profiling.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("host profile not kept: %s", exc, extra={"event": "profile_failed"})
 
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
@@ -147,6 +166,8 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._profiling:  # a thread cannot be cancelled: its write ends first
+                await asyncio.wait(self._profiling, timeout=PROFILE_WAIT_SECONDS)
             await self.runtime.close()
             log.info("%s stopped cleanly", self.settings.ai_name)
 
@@ -166,6 +187,8 @@ def build_daemon(runtime: Runtime) -> Daemon:
                          timeout=settings.queue.wait_timeout)
 
     daemon.executor = runtime.executor
+    for checker in daemon.checkers:
+        checker.listeners.append(daemon._note_system)
     daemon.investigator = Investigator(settings, daemon.store, runtime.transports, llm_for,
                                        runtime.facts, runtime.executor.decide_and_act)
     if settings.queue.embedded_worker:
