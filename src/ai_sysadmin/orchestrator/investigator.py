@@ -62,6 +62,10 @@ class Investigator:
         #: hands the investigation's proposals to the policy and executor
         self.on_proposals = on_proposals
         self.running: dict[int, asyncio.Task[None]] = {}
+        #: incidents reopened or changed while their investigation (and its fix) still ran:
+        #: looked at again as soon as it ends, or the news would wait for nobody
+        self._again: set[int] = set()
+        self._closing = False
         #: past incidents, knowledge, config history; None: the process's shared one
         self._knowledge = knowledge
         self._warming: asyncio.Task[None] | None = None
@@ -101,10 +105,20 @@ class Investigator:
         """Start an investigation unless one is already running for this incident."""
         task = self.running.get(incident_id)
         if task is not None and not task.done():
+            self._again.add(incident_id)
             return False
-        self.running[incident_id] = asyncio.create_task(
-            self._run(incident_id), name=f"investigate:{incident_id}")
+        task = asyncio.create_task(self._run(incident_id), name=f"investigate:{incident_id}")
+        self.running[incident_id] = task
+        task.add_done_callback(lambda done: self._ended(incident_id, done))
         return True
+
+    def _ended(self, incident_id: int, task: asyncio.Task[None]) -> None:
+        if self._closing or self.running.get(incident_id) is not task:
+            return
+        if incident_id in self._again:
+            self._again.discard(incident_id)
+            # a no-op unless the incident is open or reopened again (``_run`` checks)
+            self.schedule(incident_id)
 
     async def _run(self, incident_id: int) -> None:
         incident = await asyncio.to_thread(self.store.get, incident_id)
@@ -185,6 +199,7 @@ class Investigator:
                 await asyncio.wait_for(stop.wait(), every)
 
     async def close(self) -> None:
+        self._closing = True
         tasks = [*self.running.values(), *([self._warming] if self._warming else [])]
         for task in tasks:
             task.cancel()
