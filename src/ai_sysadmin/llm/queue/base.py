@@ -310,8 +310,11 @@ class RequestQueue(ABC):
         waker = (asyncio.get_running_loop(), event)
         self._register(waker)
         try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that lands as the event fires, and a cancelled waiter would keep polling
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), seconds)
+                async with asyncio.timeout(seconds):
+                    await event.wait()
         finally:
             self._unregister(waker)
 
