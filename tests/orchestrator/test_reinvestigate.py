@@ -61,3 +61,40 @@ def test_an_incident_reopened_during_its_fix_is_investigated_again(tmp_path: Pat
     incident = store.get(incident_id)
     assert incident.diagnosis is not None
     assert incident.diagnosis.startswith("DIAGNOSIS: nginx.service failed again")
+
+
+def test_the_sweeps_seeing_a_scheduled_investigation_do_not_start_a_second_one(
+        tmp_path: Path) -> None:
+    """The daemon sweeps untriaged and due incidents right as it starts, while the
+    investigations it scheduled have not yet marked their incidents; seeing that same incident
+    must not queue a second run, which would skip the retry backoff (and, with a one-answer
+    model, overwrite the diagnosis with nothing)."""
+    script = [say("DIAGNOSIS: nginx.service failed.")]
+    with ScriptedModel(script) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path, agent={"max_investigations": 5},
+                            llm={"backend": "openai", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        async def go() -> list[int]:
+            investigator = Investigator(
+                settings, store, {"web1": object()},  # type: ignore[dict-item]
+                lambda _: DirectLLM(make_backend(settings.llm)),
+                knowledge=KnowledgeRecall(settings))
+            assert investigator.pick_up(store.untriaged()) == [incident_id]
+            # the sweep, before the scheduled run has started: still untriaged, still open
+            picked = investigator.pick_up(store.untriaged())
+            first = investigator.running[incident_id]
+            await asyncio.wait_for(asyncio.shield(first), 30)
+            for _ in range(20):  # let a wrongly queued second run start, if there were one
+                await asyncio.sleep(0)
+            second = investigator.running[incident_id] is not first
+            await investigator.close()
+            return [*picked, *([incident_id] if second else [])]
+
+        assert asyncio.run(go()) == []
+    assert len(model.requests) == 1
+    incident = store.get(incident_id)
+    assert incident.state == "open"
+    assert incident.diagnosis == "DIAGNOSIS: nginx.service failed."
+    assert incident.investigation_attempts == 1

@@ -101,11 +101,15 @@ class Investigator:
                         extra={"incident": incident.id, "event": "recall_failed"})
             return ""
 
-    def schedule(self, incident_id: int) -> bool:
-        """Start an investigation unless one is already running for this incident."""
+    def schedule(self, incident_id: int, again: bool = True) -> bool:
+        """Start an investigation unless one is already running for this incident. ``again``:
+        the incident changed (opened, reopened), so one already running is followed by
+        another; the periodic sweeps pass False, since what they see is that same run's
+        incident, and a second run right after it would skip the retry backoff."""
         task = self.running.get(incident_id)
         if task is not None and not task.done():
-            self._again.add(incident_id)
+            if again:
+                self._again.add(incident_id)
             return False
         task = asyncio.create_task(self._run(incident_id), name=f"investigate:{incident_id}")
         self.running[incident_id] = task
@@ -187,13 +191,14 @@ class Investigator:
         the daemon's own checks then see them as known, never as new); those of hosts no
         longer managed are left alone."""
         return [incident.id for incident in untriaged
-                if incident.host in self.transports and self.schedule(incident.id)]
+                if incident.host in self.transports
+                and self.schedule(incident.id, again=False)]
 
     async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:
         """Retries that are due, and incidents nobody triaged, every ``every`` seconds."""
         while not stop.is_set():
             for incident in await asyncio.to_thread(self.store.investigation_due):
-                self.schedule(incident.id)
+                self.schedule(incident.id, again=False)
             self.pick_up(await asyncio.to_thread(self.store.untriaged))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
