@@ -5,6 +5,7 @@ Each is tested on fixture files holding the command, its raw output and the expe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from datetime import UTC, datetime
@@ -53,20 +54,33 @@ def parse_proc_stat(text: str) -> CpuTimes:
     return CpuTimes(busy=busy, total=total, cores=max(cores, 1))
 
 
-def _kv_numbers(text: str) -> dict[str, int]:
+def _kv_numbers(text: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """The numbers of ``keys`` in ``key value`` / ``key: value kB`` lines (/proc/meminfo,
+    /proc/vmstat); a key that is absent or whose value is no number is left out. Each key is
+    looked up where its line starts, not every line split: vmstat has ~180 lines and is read
+    on every check of every host, for two of them."""
     out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.replace(":", " ").split()
-        if len(parts) >= 2:
-            try:
-                out[parts[0]] = int(parts[1])
-            except ValueError:
-                continue
+    text = "\n" + text
+    for key in keys:
+        at = text.find(f"\n{key}")
+        while at >= 0:
+            start = at + 1 + len(key)
+            end = text.find("\n", start)
+            rest = text[start:] if end < 0 else text[start:end]
+            if rest[:1] in (":", " ", "\t"):
+                parts = rest.replace(":", " ").split()
+                with contextlib.suppress(ValueError, IndexError):
+                    out[key] = int(parts[0])
+                    break
+            at = text.find(f"\n{key}", start)
     return out
 
 
+_MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "SwapTotal", "SwapFree")
+
+
 def parse_meminfo(text: str, pressure: str | None = None) -> Memory:
-    values = _kv_numbers(text)
+    values = _kv_numbers(text, _MEMINFO_KEYS)
     try:
         total = values["MemTotal"]
     except KeyError as exc:
@@ -92,7 +106,7 @@ def parse_psi_some_avg60(text: str) -> float | None:
 
 
 def parse_vmstat(text: str) -> SwapCounters:
-    values = _kv_numbers(text)
+    values = _kv_numbers(text, ("pswpin", "pswpout"))
     return SwapCounters(values.get("pswpin", 0), values.get("pswpout", 0))
 
 

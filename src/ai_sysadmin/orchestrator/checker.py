@@ -65,6 +65,8 @@ class HostChecker:
         #: that of the last interval check: what rates are measured from
         self.baseline: Snapshot | None = None
         self.window: deque[JournalEntry] = deque()
+        self._cursor: str | None = None
+        self._cursor_read = False
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
         self.listeners: list[Callable[[CheckReport], None]] = []
@@ -82,8 +84,7 @@ class HostChecker:
 
     async def check(self, reason: str = "interval") -> CheckReport:
         async with self._lock:
-            cursor = self.store.journal_cursor(self.host, self.consumer) if self.store else None
-            query = JournalQuery(cursor, self.settings.journal_first_lines)
+            query = JournalQuery(self._journal_cursor(), self.settings.journal_first_lines)
             async with self.slots or contextlib.nullcontext():
                 snapshot = await self.collector.collect(query)
             ctx = RuleContext(
@@ -96,21 +97,11 @@ class HostChecker:
             findings, judged = evaluate(ctx)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors)
             if self.store is not None:
-                report.outcome = await asyncio.to_thread(
-                    self.store.record_check,
-                    self.host,
-                    findings,
-                    judged,
-                    consumer=self.consumer,
-                    journal=snapshot.journal or [],
-                    journal_cursor=snapshot.journal_cursor,
-                    os_name=snapshot.os.pretty_name if snapshot.os else None,
-                    collected_ok=not snapshot.errors,
-                    reachable="host_unreachable" not in {f.rule for f in findings},
-                    last_error=next(iter(snapshot.errors.values()), None),
-                )
+                # one hop to a thread a check: a sweep of fifty hosts lands its replies
+                # together, and every hop then queues behind the others
+                report.outcome = await asyncio.to_thread(self._record, report)
                 self._log(report, reason)
-                await asyncio.to_thread(self.discover_hosts, snapshot)
+                self._cursor = snapshot.journal_cursor or self._cursor
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
             if reason != "journal" or self.previous is None:
@@ -123,6 +114,34 @@ class HostChecker:
         for listener in self.listeners:
             listener(report)
         return report
+
+    def _journal_cursor(self) -> str | None:
+        """Where this host's journal was read up to: the store's, read on the first check;
+        after that the one this checker stored itself (the only writer of its host and
+        consumer), with no query on the event loop."""
+        if self.store is not None and not self._cursor_read:
+            self._cursor = self.store.journal_cursor(self.host, self.consumer)
+            self._cursor_read = True
+        return self._cursor
+
+    def _record(self, report: CheckReport) -> CheckOutcome:
+        """The check in the store, in a worker thread."""
+        assert self.store is not None
+        snapshot, findings = report.snapshot, report.findings
+        outcome = self.store.record_check(
+            self.host,
+            findings,
+            report.judged_rules,
+            consumer=self.consumer,
+            journal=snapshot.journal or [],
+            journal_cursor=snapshot.journal_cursor,
+            os_name=snapshot.os.pretty_name if snapshot.os else None,
+            collected_ok=not snapshot.errors,
+            reachable="host_unreachable" not in {f.rule for f in findings},
+            last_error=next(iter(snapshot.errors.values()), None),
+        )
+        self.discover_hosts(snapshot)
+        return outcome
 
     def discover_hosts(self, snapshot: Snapshot) -> None:
         """Machines seen in this host's journal (journal-remote's ``_HOSTNAME``) wait in the

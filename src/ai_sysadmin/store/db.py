@@ -24,6 +24,10 @@ class Database:
         self.what = what
         self._migrations = migrations
         self._local = threading.local()
+        #: this process's writers take turns here, not in SQLite's busy handler, which sleeps
+        #: 1 to 100 ms between tries (a sweep's fifty checks would wait on each other's
+        #: sleeps); other processes still meet the busy handler
+        self._writing = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             self._migrate()
@@ -46,13 +50,14 @@ class Database:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._writing:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         schema = "schema" if self.what == "state database" else f"{self.what} schema"
