@@ -29,6 +29,10 @@ warm (connections already open)
 - Ansible `-m raw` with the best settings, warm: no module, no Python on the host; shown for
   what it is, not the baseline (a raw command is Ansible's bootstrap escape hatch, not how it
   runs commands).
+split cpus (machines with two cores or more): the floors and this project again, cold and
+warm, with the fleet (every sshd, shell and command) on one half of the cores and the bench
+process on the other, as on a real fleet, where the hosts' CPUs are not the sweeper's: on
+the shared cores every millisecond the sweeper spends parsing is taken from the hosts.
 The Ansible baseline of a ratio is the best `-m command` row of the round, cold or warm; it
 reads one file per host where this project's sweep runs the whole check (df, ps, /proc, ...).
 Each host has a PID namespace of its own, so its `ps` lists its own sshd, sessions and shells
@@ -55,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -85,6 +89,7 @@ FLOOR, SAME, OURS, SEQUENTIAL = "floor", "same commands", "this project", "seque
 FLOOR_WARM, OURS_WARM = "floor, warm", "this project, warm"
 ALONE, ALONE_WARM = "transport alone", "transport alone, warm"
 BEST = "best ansible"
+SPLIT = ", split cpus"
 
 
 def keygen(path: Path) -> None:
@@ -169,6 +174,44 @@ def stop(procs: list[subprocess.Popen]) -> None:
         proc.terminate()
     for proc in procs:
         proc.wait(10)
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (a host's sshd, its sessions, shells, commands)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(p for child in children for p in descendants(int(child)))]
+
+
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """The cores for the fleet and for this process: halves of ours; None on one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    half = len(cores) // 2
+    return set(cores[half:]), set(cores[:half])
+
+
+@contextlib.contextmanager
+def pinned(procs: list[subprocess.Popen], fleet: set[int], own: set[int]) -> Iterator[None]:
+    """The fleet's processes (those started later inherit it) on ``fleet``, this process on
+    ``own``; every core for all of them again afterwards."""
+    every = os.sched_getaffinity(0)
+
+    def pin(fleet_cpus: set[int], own_cpus: set[int]) -> None:
+        for proc in procs:
+            for pid in descendants(proc.pid):
+                with contextlib.suppress(OSError):  # a command that ended meanwhile
+                    os.sched_setaffinity(pid, fleet_cpus)
+        os.sched_setaffinity(0, own_cpus)
+
+    pin(fleet, own)
+    try:
+        yield
+    finally:
+        pin(every, every)
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -312,9 +355,10 @@ async def script_only(ts: list[SshTransport], settings: Settings) -> None:
 
 
 async def project_round(rnd: Round, addrs: list[str], key: Path, known: Path, state: Path,
-                        warm_repeats: int) -> int:
+                        warm_repeats: int, procs: list[subprocess.Popen]) -> int:
     """The cold rows, then the warm ones alternating with their floor (the median of each is
-    kept), then the sequential sweep; returns how many snapshots the cold sweep collected."""
+    kept), then the sequential sweep, then the split-cpu rows; returns how many snapshots the
+    cold sweep collected."""
     settings = Settings(ai_name="bench", state_dir=state)
     alone = transports(addrs, key, known)
     line = bare_line(alone[0], settings)
@@ -359,7 +403,43 @@ async def project_round(rnd: Round, addrs: list[str], key: Path, known: Path, st
     await rnd.timed(SEQUENTIAL, one_by_one())
     await asyncio.gather(*(t.close() for t in seq_ts))
     await settle()
+    halves = split_cpus()
+    if halves is not None:
+        with pinned(procs, *halves):
+            await split_round(rnd, addrs, key, known, settings, store, line, warm_repeats)
     return sum(1 for r in reports if r.snapshot.load is not None)
+
+
+async def split_round(rnd: Round, addrs: list[str], key: Path, known: Path, settings: Settings,
+                      store: IncidentStore, line: str, warm_repeats: int) -> None:
+    """The floors and the project's sweeps, cold then warm, as :func:`project_round` runs
+    them, with the fleet's cores apart from this process's."""
+    bare = Bare(addrs, key, known)
+    await rnd.timed(FLOOR + SPLIT, _connect_and(bare, bare.run_each("true")))
+    await bare.close()
+    await settle()
+    await rnd.timed(SAME + SPLIT, _connect_and(bare, bare.shell_each(line)))
+    await bare.close()
+    await settle()
+    ts = transports(addrs, key, known)
+    checkers = fleet_checkers(ts, settings, store, consumer="split")
+    await rnd.timed(OURS + SPLIT, asyncio.gather(*(c.check("bench") for c in checkers)))
+    await bare.connect()
+    await bare.shell_each(line)
+    warm: dict[str, list[tuple[float, float]]] = {OURS_WARM + SPLIT: [],
+                                                  FLOOR_WARM + SPLIT: []}
+    for _ in range(warm_repeats):
+        await rnd.timed(OURS_WARM + SPLIT,
+                        asyncio.gather(*(c.check("bench") for c in checkers)))
+        await rnd.timed(FLOOR_WARM + SPLIT, bare.shell_each(line))
+        for row, runs in warm.items():
+            runs.append((rnd.wall[row], rnd.cpu[row]))
+    for row, runs in warm.items():
+        rnd.wall[row] = statistics.median(w for w, _ in runs)
+        rnd.cpu[row] = statistics.median(c for _, c in runs)
+    await bare.close()
+    await asyncio.gather(*(t.close() for t in ts))
+    await settle()
 
 
 async def _connect_and(bare: Bare, then: Awaitable[None]) -> None:
@@ -478,7 +558,12 @@ def report(rounds: list[Round], configs: list[Ansible], hosts: int, collected: l
             *[(f"ansible {c.name}, warm", f"warm  ansible -m command, {c.name}")
               for c in configs],
             *([(raw, f"warm  ansible -m raw, {configs[-1].name} (not the baseline)")]
-              if configs else [])]
+              if configs else []),
+            (FLOOR + SPLIT, "split cold  floor: bare asyncssh, `true` per host"),
+            (SAME + SPLIT, "split cold  bare asyncssh, the check's commands in one sh"),
+            (OURS + SPLIT, "split cold  this project, full sweep"),
+            (FLOOR_WARM + SPLIT, "split warm  floor: the same commands in an open sh"),
+            (OURS_WARM + SPLIT, "split warm  this project, second sweep")]
     print(f"{hosts} sshd hosts on 127.0.1.1-{hosts}, {len(rounds)} round(s); snapshots "
           f"collected: {', '.join(f'{c}/{hosts}' for c in collected)}")
     print("seconds: median (range) over the rounds; cpu: the machine's CPU seconds in the row")
@@ -486,7 +571,8 @@ def report(rounds: list[Round], configs: list[Ansible], hosts: int, collected: l
     for row, label in rows:
         wall = [r.wall[row] for r in rounds if row in r.wall]
         cpu = [r.cpu[row] for r in rounds if row in r.cpu]
-        print(f"  {label:56s} {spread(wall, 3):>21s} s   cpu {spread(cpu, 1)}")
+        if wall:
+            print(f"  {label:56s} {spread(wall, 3):>21s} s   cpu {spread(cpu, 1)}")
     for c in configs:
         print(f"  ansible {c.name}: {c.described or 'ssh_args as shipped (ControlPersist)'}; "
               f"forks = {hosts}, interpreter_python named, host keys: the bench's known_hosts "
@@ -505,6 +591,13 @@ def report(rounds: list[Round], configs: list[Ansible], hosts: int, collected: l
               "faster")
         print(f"  warm  ansible -m raw / this project: {ratio(raw, OURS_WARM, 1)} faster")
     print(f"  cold  host after host / this project: {ratio(SEQUENTIAL, OURS, 1)}")
+    if any(OURS + SPLIT in r.wall for r in rounds):
+        print("  split cpus (the fleet on its own cores, as on a real fleet):")
+        print(f"    cold  this project / floor: {ratio(OURS + SPLIT, FLOOR + SPLIT)}; the same "
+              f"commands, bare / floor: {ratio(SAME + SPLIT, FLOOR + SPLIT)}; this project / "
+              f"them: {ratio(OURS + SPLIT, SAME + SPLIT)}")
+        print(f"    warm  this project / its floor: "
+              f"{ratio(OURS_WARM + SPLIT, FLOOR_WARM + SPLIT)}")
 
 
 def main() -> None:
@@ -535,7 +628,7 @@ def main() -> None:
             for n in range(args.rounds):
                 rnd = Round()
                 collected.append(asyncio.run(project_round(
-                    rnd, addrs, key, known, tmp / f"state{n}", args.warm_repeats)))
+                    rnd, addrs, key, known, tmp / f"state{n}", args.warm_repeats, procs)))
                 if configs:
                     ansible_round(rnd, configs)
                 rounds.append(rnd)
