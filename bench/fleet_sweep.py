@@ -379,17 +379,10 @@ async def project_round(rnd: Round, addrs: list[str], key: Path, known: Path, st
     await bare.connect()  # the warm floor's connections and shells, opened and used once
     await bare.shell_each(line)
     await script_only(alone, settings)  # the same for the transport alone
-    warm: dict[str, list[tuple[float, float]]] = {OURS_WARM: [], FLOOR_WARM: [],
-                                                  ALONE_WARM: []}
-    for _ in range(warm_repeats):
-        await rnd.timed(OURS_WARM, asyncio.gather(*(c.check("bench") for c in checkers)))
-        await rnd.timed(FLOOR_WARM, bare.shell_each(line))
-        await rnd.timed(ALONE_WARM, script_only(alone, settings))
-        for row, runs in warm.items():
-            runs.append((rnd.wall[row], rnd.cpu[row]))
-    for row, runs in warm.items():
-        rnd.wall[row] = statistics.median(w for w, _ in runs)
-        rnd.cpu[row] = statistics.median(c for _, c in runs)
+    await warm_rows(rnd, warm_repeats, {
+        OURS_WARM: lambda: asyncio.gather(*(c.check("bench") for c in checkers)),
+        FLOOR_WARM: lambda: bare.shell_each(line),
+        ALONE_WARM: lambda: script_only(alone, settings)})
     await bare.close()
     await asyncio.gather(*(t.close() for t in [*ts, *alone]))
     await settle()
@@ -426,20 +419,26 @@ async def split_round(rnd: Round, addrs: list[str], key: Path, known: Path, sett
     await rnd.timed(OURS + SPLIT, asyncio.gather(*(c.check("bench") for c in checkers)))
     await bare.connect()
     await bare.shell_each(line)
-    warm: dict[str, list[tuple[float, float]]] = {OURS_WARM + SPLIT: [],
-                                                  FLOOR_WARM + SPLIT: []}
-    for _ in range(warm_repeats):
-        await rnd.timed(OURS_WARM + SPLIT,
-                        asyncio.gather(*(c.check("bench") for c in checkers)))
-        await rnd.timed(FLOOR_WARM + SPLIT, bare.shell_each(line))
-        for row, runs in warm.items():
-            runs.append((rnd.wall[row], rnd.cpu[row]))
-    for row, runs in warm.items():
-        rnd.wall[row] = statistics.median(w for w, _ in runs)
-        rnd.cpu[row] = statistics.median(c for _, c in runs)
+    await warm_rows(rnd, warm_repeats, {
+        OURS_WARM + SPLIT: lambda: asyncio.gather(*(c.check("bench") for c in checkers)),
+        FLOOR_WARM + SPLIT: lambda: bare.shell_each(line)})
     await bare.close()
     await asyncio.gather(*(t.close() for t in ts))
     await settle()
+
+
+async def warm_rows(rnd: Round, repeats: int,
+                    rows: dict[str, Callable[[], Awaitable[object]]]) -> None:
+    """Each row ``repeats`` times, the rows alternating (so that a slow moment of the machine
+    falls on all of them alike); each keeps its median."""
+    runs: dict[str, list[tuple[float, float]]] = {row: [] for row in rows}
+    for _ in range(repeats):
+        for row, work in rows.items():
+            await rnd.timed(row, work())
+            runs[row].append((rnd.wall[row], rnd.cpu[row]))
+    for row, measured in runs.items():
+        rnd.wall[row] = statistics.median(w for w, _ in measured)
+        rnd.cpu[row] = statistics.median(c for _, c in measured)
 
 
 async def _connect_and(bare: Bare, then: Awaitable[None]) -> None:
