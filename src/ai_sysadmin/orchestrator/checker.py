@@ -17,6 +17,7 @@ from ..monitor.rules import RuleContext, evaluate
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import CheckOutcome, HostStore, IncidentStore
+from .recorder import CheckRecorder
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 decisions = logging.getLogger("ai_sysadmin.decisions")
@@ -51,12 +52,16 @@ class HostChecker:
         store: IncidentStore | None,
         consumer: str = "daemon",
         slots: asyncio.Semaphore | None = None,
+        recorder: CheckRecorder[CheckOutcome] | None = None,
     ) -> None:
         self.transport = transport
         #: shared by a fleet's checkers: at most ``check_concurrency`` hosts collected at once
         self.slots = slots
         self.settings = settings
         self.store = store
+        #: shared by a fleet's checkers: the checks that land together are stored together
+        self.recorder = recorder if recorder is not None or store is None \
+            else CheckRecorder(store)
         self.consumer = consumer
         self.collector = Collector(transport, settings)
         #: the snapshot of the last check not woken by the journal: what "rising" compares
@@ -96,10 +101,8 @@ class HostChecker:
             )
             findings, judged = evaluate(ctx)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors)
-            if self.store is not None:
-                # one hop to a thread a check: a sweep of fifty hosts lands its replies
-                # together, and every hop then queues behind the others
-                report.outcome = await asyncio.to_thread(self._record, report)
+            if self.recorder is not None:
+                report.outcome = await self.recorder.record(lambda: self._record(report))
                 self._log(report, reason)
                 self._cursor = snapshot.journal_cursor or self._cursor
             # A check woken by the journal comes a second after the trouble began: "rising"
@@ -183,6 +186,7 @@ class HostChecker:
 
 def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,
                    consumer: str = "daemon") -> list[HostChecker]:
-    """One checker per host, sharing one limit of hosts collected at once."""
+    """One checker per host, sharing one limit of hosts collected at once and one recorder."""
     slots = asyncio.Semaphore(settings.check_concurrency)
-    return [HostChecker(t, settings, store, consumer, slots) for t in transports]
+    recorder = CheckRecorder[CheckOutcome](store) if store is not None else None
+    return [HostChecker(t, settings, store, consumer, slots, recorder) for t in transports]
