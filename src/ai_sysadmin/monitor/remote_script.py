@@ -34,56 +34,60 @@ _KILL_AFTER = 2
 _NOT_RUN = 256
 
 #: The reply's layout. Each step ends with one line on stdout, ``M i end RC PID``, and one on
-#: stderr, ``M i end``: a step's output on a stream is the text between the marker line before
-#: its end line (or the start of the reply) and that end line. Every marker line starts with a
-#: newline of its own, so the text between two of them is exactly what was written. Two writes
-#: a step, one for a run of files read by builtins, one for a run of guarded-out steps: each
-#: write into sshd's pipes can become an SSH packet, which costs CPU on both ends and a wake-up
-#: of sshd and of us. The shell says its pid (``M shell PID``) with the done line.
+#: stderr, ``M i end`` (a step that never runs, its guard false, needs none there): a step's
+#: output on a stream is the text between the marker line before its end line (or the start
+#: of the reply) and that end line. Every marker line starts with a newline of its own, so the
+#: text between two of them is exactly what was written. Each write into sshd's pipes can
+#: become an SSH packet, which costs CPU on both ends and a wake-up of sshd and of us, so the
+#: end lines wait in ``P`` (stdout) and ``Q`` (stderr) and go out in one write just before the
+#: next command starts (a command's output must follow them) or with the done line; files read
+#: by builtins and guarded-out steps only add to them. The shell says its pid
+#: (``M shell PID``) with the done line.
 #: In careful mode timeout(1) puts the command in a process group of its own and kills all
 #: of it on expiry; starting it with ``&`` gives its pid, so that the process listing can
 #: leave the script's own processes out. Otherwise the command runs in the foreground.
 _STEP = """\
 s() {{
   i=$1; shift
+  [ -z "$P" ] || {{ printf %s "$P"; P=; }}; [ -z "$Q" ] || {{ printf %s "$Q" >&2; Q=; }}
   {runner}
-  printf '\\n%s %s end %s %s\\n' "$M" "$i" "$r" "$p"; printf '\\n%s %s end\\n' "$M" "$i" >&2
+  P="
+$M $i end $r $p
+"; Q="
+$M $i end
+"
 }}
 f() {{
-  o=; e=
   while [ $# -gt 1 ]; do
     if [ -r "$2" ] && [ -f "$2" ]; then
       t=; while IFS= read -r l || [ -n "$l" ]; do
         t="$t$l
-"; [ ${{#t}} -lt 4096 ] || {{ printf %s "$o$t"; o=; t=; }}
+"; [ ${{#t}} -lt 4096 ] || {{ printf %s "$P$t"; P=; t=; }}
       done < "$2"
-      o="$o$t
+      P="$P$t
 $M $1 end 0 0
-"; e="$e
-$M $1 end
 "
     else
-      o="$o
+      P="$P
 $M $1 end 1 0
-"; e="${{e}}cat: $2: No such file or directory
+"; Q="${{Q}}cat: $2: No such file or directory
 
 $M $1 end
 "
     fi
     shift 2
   done
-  printf %s "$o"; printf %s "$e" >&2
 }}
 n() {{
-  o=; e=; for i; do o="$o
-$M $i end {not_run} 0"; e="$e
-$M $i end"; done
-  printf '%s\\n' "$o"; printf '%s\\n' "$e" >&2
+  for i; do P="$P
+$M $i end {not_run} 0"; done
+  P="$P
+"
 }}"""
 _FOREGROUND = '"$@" </dev/null; r=$? p=0'
 _BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
-_DONE = ("printf '\\n%s shell %s\\n\\n%s done\\n' \"$M\" \"$$\" \"$M\"; "
-         "printf '\\n%s done\\n' \"$M\" >&2\n")
+_DONE = ("printf '%s\\n%s shell %s\\n\\n%s done\\n' \"$P\" \"$M\" \"$$\" \"$M\"; "
+         "printf '%s\\n%s done\\n' \"$Q\" \"$M\" >&2\n")
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
 FILE_READ = ("cat", "--")
 
@@ -126,7 +130,7 @@ class RoundTrip:
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
         guards = tuple((argv, self.guards[argv]) for argv in self.commands if argv in self.guards)
-        return (f"M={shlex.quote(self.marker)}\n"
+        return (f"M={shlex.quote(self.marker)} P= Q=\n"
                 f"{_body(self.commands, guards, self.careful, self.command_timeout)}{_DONE}")
 
     @functools.cached_property
