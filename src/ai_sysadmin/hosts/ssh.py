@@ -91,7 +91,9 @@ class _Reply:
         if not self.open[stream]:
             return
         self.chunks[stream].append(data)
-        tail = self.tails[stream] = (self.tails[stream] + data)[-len(self.end) - 1:]
+        keep = len(self.end) + 1
+        # only the end of a packet (up to 32 KiB) can finish the done line: no copy of it all
+        tail = self.tails[stream] = (self.tails[stream] + data[-keep:])[-keep:]
         if tail.endswith(self.end):
             self.open[stream] = False
             if not any(self.open) and not self.finished.done():
