@@ -452,7 +452,9 @@ class SshTransport(Transport):
             for attempt in (1, 2):
                 shell = await self._shell(state, argv)
                 try:
-                    out, err = await asyncio.wait_for(shell.run(script, done), timeout)
+                    # a timeout scope, not wait_for: no task of its own for every check
+                    async with asyncio.timeout(timeout):
+                        out, err = await shell.run(script, done)
                     break
                 except TimeoutError:
                     await self._drop_shell(state)
