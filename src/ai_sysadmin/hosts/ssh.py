@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncssh
 
+from ..aio import within
 from ..errors import CommandTimeout, TransportError
 from .ssh_host_keys import (
     HostKeyError,
@@ -416,7 +417,7 @@ class SshTransport(Transport):
             started = time.monotonic()
             proc = await self._open(state, cmd, timeout)
             try:
-                out, err = await asyncio.wait_for(proc.communicate(), timeout)
+                out, err = await within(proc.communicate(), timeout)
             except TimeoutError:
                 await self._kill(proc)
                 raise CommandTimeout(
@@ -452,9 +453,7 @@ class SshTransport(Transport):
             for attempt in (1, 2):
                 shell = await self._shell(state, argv)
                 try:
-                    # a timeout scope, not wait_for: no task of its own for every check
-                    async with asyncio.timeout(timeout):
-                        out, err = await shell.run(script, done)
+                    out, err = await within(shell.run(script, done), timeout)
                     break
                 except TimeoutError:
                     await self._drop_shell(state)

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from ..aio import within
 from ..errors import CommandTimeout, TransportError
 
 
@@ -73,7 +74,7 @@ class Transport(ABC):
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await within(proc.communicate(), timeout)
         except TimeoutError:
             await _terminate(proc)
             raise CommandTimeout(

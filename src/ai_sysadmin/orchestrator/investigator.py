@@ -19,6 +19,7 @@ from ..agent.investigate import investigate
 from ..agent.loop import LLMCall
 from ..agent.prompt import HostFacts
 from ..agent.recall import KnowledgeSource
+from ..aio import within
 from ..config import Settings
 from ..errors import AiSysadminError
 from ..hosts.transport import Transport
@@ -93,8 +94,7 @@ class Investigator:
         """What the investigation starts with besides the evidence; a knowledge base that
         is down or slow costs this, never the investigation: logged, and "" instead."""
         try:
-            return await asyncio.wait_for(self.knowledge.recall(incident),
-                                          RECALL_TIMEOUT_SECONDS)
+            return await within(self.knowledge.recall(incident), RECALL_TIMEOUT_SECONDS)
         except Exception as exc:
             log.warning("incident %d: nothing recalled (%s: %s)", incident.id,
                         type(exc).__name__, redact(str(exc))[:300],

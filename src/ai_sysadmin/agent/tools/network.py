@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ...aio import within
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -29,7 +30,7 @@ async def check_reachability(
     if port:
         started = time.monotonic()
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), 5)
+            _, writer = await within(asyncio.open_connection(target, port), 5)
         except (OSError, TimeoutError) as exc:
             return ToolResult("ok", f"{host}:{port} is NOT reachable over TCP: {exc or 'timeout'}",
                               from_host=False)
@@ -40,7 +41,7 @@ async def check_reachability(
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        out, _ = await within(proc.communicate(), 10)
     except (OSError, TimeoutError) as exc:
         return ToolResult("error", f"ping could not run: {exc}", command=argv, from_host=False)
     verdict = "answers ICMP" if proc.returncode == 0 else "does NOT answer ICMP"

@@ -306,16 +306,20 @@ class RequestQueue(ABC):
                 loop.call_soon_threadsafe(event.set)
 
     async def _sleep_or_wake(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
         event = asyncio.Event()
-        waker = (asyncio.get_running_loop(), event)
+        waker = (loop, event)
         self._register(waker)
+        # The time is up when a timer sets the same event: no cancellation is involved, so
+        # none can be mistaken for another. On Python 3.11 wait_for swallows a cancellation
+        # that lands as the event fires, and asyncio.timeout one that was requested just
+        # before it was entered, if its own (a few ms here) expires too: either way a
+        # cancelled waiter kept polling, and a daemon could not stop.
+        timer = loop.call_later(seconds, event.set)
         try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
-            # that lands as the event fires, and a cancelled waiter would keep polling
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await event.wait()
+            await event.wait()
         finally:
+            timer.cancel()
             self._unregister(waker)
 
 
