@@ -107,6 +107,15 @@ class _Watch:
         return findings
 
 
+def stop_lab(sb: Sandbox, errors: list[str], progress: ProgressCallback) -> None:
+    """Tear the lab down; a failure to is one more error of the run, never its end."""
+    progress("stopping the lab")
+    try:
+        sb.stop()
+    except LabError as exc:
+        errors.append(f"stop: {exc}")
+
+
 def _add_once(items: list[str], item: str) -> None:
     if item not in items:
         items.append(item)
@@ -217,9 +226,5 @@ def run_scenario(
     except AiSysadminError as exc:
         result.errors.append(str(exc))
     finally:
-        progress("stopping the lab")
-        try:
-            sb.stop()
-        except LabError as exc:
-            result.errors.append(f"stop: {exc}")
+        stop_lab(sb, result.errors, progress)
     return result

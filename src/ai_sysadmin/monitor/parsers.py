@@ -155,20 +155,20 @@ def parse_df(text: str) -> list[Mount]:
     return list(mounts.values())
 
 
-def _systemctl_list(text: str) -> list[Any]:
-    """The JSON list ``systemctl ... --output=json`` prints."""
+def _json_list(text: str, program: str = "systemctl") -> list[Any]:
+    """The JSON list ``systemctl ... --output=json`` (or ``coredumpctl --json``) prints."""
     try:
         data: Any = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
-        raise ParseError(f"systemctl did not print JSON: {exc}") from exc
+        raise ParseError(f"{program} did not print JSON: {exc}") from exc
     if not isinstance(data, list):
-        raise ParseError("systemctl JSON is not a list")
+        raise ParseError(f"{program} JSON is not a list")
     return data
 
 
 def parse_list_units(text: str) -> list[Unit]:
     """``systemctl list-units --all --output=json``."""
-    data = _systemctl_list(text)
+    data = _json_list(text)
     return [
         Unit(
             name=str(item.get("unit", "")),
@@ -184,7 +184,7 @@ def parse_list_units(text: str) -> list[Unit]:
 
 def parse_list_unit_files(text: str) -> dict[str, str]:
     """``systemctl list-unit-files --output=json``: each unit file's state."""
-    data = _systemctl_list(text)
+    data = _json_list(text)
     return {str(item["unit_file"]): str(item.get("state", ""))
             for item in data if isinstance(item, dict) and item.get("unit_file")}
 
@@ -238,14 +238,8 @@ def signal_name(number: int | None) -> str:
 
 def parse_coredumpctl_list(text: str) -> list[CoreDump]:
     """``coredumpctl list --json=short``: the dumps systemd-coredump recorded, oldest first."""
-    try:
-        data: Any = json.loads(text or "[]")
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"coredumpctl did not print JSON: {exc}") from exc
-    if not isinstance(data, list):
-        raise ParseError("coredumpctl JSON is not a list")
     dumps = []
-    for item in data:
+    for item in _json_list(text, "coredumpctl"):
         if not isinstance(item, dict) or not isinstance(item.get("pid"), int):
             continue
         when, sig, size = item.get("time"), item.get("sig"), item.get("size")

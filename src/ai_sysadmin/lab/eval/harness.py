@@ -30,6 +30,7 @@ from ...orchestrator.daemon import Daemon, build_daemon
 from ...orchestrator.runtime import Runtime
 from ...store import ActionStore, Database, IncidentStore
 from ..injectors import apply
+from ..runner import stop_lab
 from ..sandbox import Sandbox
 from ..scenario import Scenario
 from ..transport import SandboxTransport
@@ -277,11 +278,7 @@ def evaluate_scenario(
             asyncio.run(run.watch(sb))
             run.judge(sb.hostname)
         finally:
-            progress("stopping the lab")
-            try:
-                sb.stop()
-            except LabError as exc:
-                score.errors.append(f"stop: {exc}")
+            stop_lab(sb, score.errors, progress)
     except Exception as exc:  # whatever broke, this scenario's score says it; the run goes on
         score.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
