@@ -14,12 +14,12 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 
 #: ps for one long-lived, mostly idle process (0.5% over its life) that spins on four cores
-#: from the second written in SPIN on; its columns are the collector's (parsers.PS_COLUMNS)
+#: from the second written in SPIN on; its columns are the collector's (parsers.PS_UNIT_COLUMNS)
 PS = """\
 #!/bin/sh
 cpu=1000
 if [ -r {spin} ]; then cpu=$((1000 + 4 * ($(date +%s) - $(cat {spin})))); fi
-echo "4242 alice 0.5 0.1 20000 200000 $cpu /usr/bin/node server.js"
+echo "4242 1 S alice 0.5 0.1 20000 200000 $cpu - /usr/bin/node server.js"
 """
 SUSTAINED = 2.0
 

@@ -20,7 +20,6 @@ import pytest
 
 from ai_sysadmin.hosts import osinfo
 from ai_sysadmin.monitor import parsers
-from ai_sysadmin.monitor.parsers import cgroup_unit
 from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.snapshot import Process, Snapshot
 
@@ -142,12 +141,17 @@ def test_os_release_of_nixos_is_recognised():
     assert not osinfo.parse_os_release(load("os_release_debian")["raw"]).is_nixos
 
 
-def test_cgroup_unit_is_the_innermost_service_or_scope():
-    assert cgroup_unit("0::/system.slice/cpuhog.service") == "cpuhog.service"
-    assert cgroup_unit("0::/system.slice/docker-1.scope/inner") == "docker-1.scope"
-    assert cgroup_unit("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
-                       "app-x.scope") == "app-x.scope"
-    assert cgroup_unit("12:pids:/a.service,1:name=systemd:/system.slice/cron.service") == (
-        "cron.service")
-    assert cgroup_unit("-") is None
-    assert cgroup_unit("0::/") is None
+def test_each_process_is_named_with_its_unit_in_the_one_listing():
+    rows = parsers.parse_process_table(load("ps_with_units")["raw"], units=True)
+    units = {row.process.command: row.process.unit for row in rows}
+    assert units["/bin/sh -c while :; do :; done"] == "spin.service"
+    # ps lets a long name run past the column: it is there whole
+    assert units["/bin/sleep 1000"] == (
+        "a-service-whose-name-is-longer-than-the-unit-column-of-the-process-listing-"
+        "which-is-one-hundred-wide.service")
+    assert units[next(c for c in units if c.startswith("ps "))] is None  # "-": no unit
+    # the listing without units reads the same processes, by pid only
+    plain = parsers.parse_ps(load("ps")["raw"])
+    assert sorted(p.pid for p in plain if not p.command.startswith("ps ")) == sorted(
+        row.process.pid for row in rows if not row.process.command.startswith("ps "))
+    assert all(p.unit is None for p in plain)

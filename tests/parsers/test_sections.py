@@ -90,28 +90,32 @@ def test_a_table_that_cannot_be_collected_in_order_is_refused() -> None:
         check_table((Section("cpu", lambda plan: (), None),))
 
 
-@pytest.mark.parametrize("cgroups", [
-    CommandResult(("ps",), 1, "", "ps: error: unknown user-defined format specifier", 0.1),
-    TransportError("'ps' timed out after 20 s"),
-])
-def test_processes_without_their_cgroups_are_still_collected(
-    settings: Settings, cgroups: CommandResult | TransportError
-) -> None:
-    listed = CommandResult(("ps",), 0, " 52 root 99.0 0.0 1744 600 590 sh -c spin\n", "", 0.1)
-    snap = Snapshot("h", 1.0)
-    plan = Plan(settings, JournalQuery(), runs_as_root=True)
-
-    SECTIONS_BY_NAME["processes"].take([listed, cgroups], snap, plan)
-
-    assert [(p.pid, p.unit) for p in snap.processes or []] == [(52, None)]
+UNITS = " 52  1 R root 99.0 0.0 1744 600 590 spin.service sh -c spin\n"
+PLAIN = " 52  1 R root 99.0 0.0 1744 600 590 sh -c spin\n"
 
 
 def test_processes_are_named_with_their_unit(settings: Settings) -> None:
-    listed = CommandResult(("ps",), 0, " 52 root 99.0 0.0 1744 600 590 sh -c spin\n", "", 0.1)
-    cgroups = CommandResult(("ps",), 0, " 52 0::/system.slice/spin.service\n", "", 0.1)
     snap = Snapshot("h", 1.0)
-
-    SECTIONS_BY_NAME["processes"].take([listed, cgroups], snap,
+    SECTIONS_BY_NAME["processes"].take([CommandResult(("ps",), 0, UNITS, "", 0.1)], snap,
                                        Plan(settings, JournalQuery(), runs_as_root=True))
+    assert [(p.pid, p.unit, p.command) for p in snap.processes or []] == [
+        (52, "spin.service", "sh -c spin")]
 
-    assert [(p.pid, p.unit) for p in snap.processes or []] == [(52, "spin.service")]
+
+def test_a_ps_without_the_unit_column_still_lists_the_processes(settings: Settings) -> None:
+    refused = CommandResult(("ps",), 1, "", "error: unknown user-defined format specifier", 0.1)
+    snap = Snapshot("h", 1.0)
+    SECTIONS_BY_NAME["processes"].take(
+        [refused, CommandResult(("ps",), 0, PLAIN, "", 0.1)], snap,
+        Plan(settings, JournalQuery(), runs_as_root=True))
+    assert [(p.pid, p.unit, p.command) for p in snap.processes or []] == [
+        (52, None, "sh -c spin")]
+
+
+def test_a_ps_that_fails_both_ways_is_a_section_error(settings: Settings) -> None:
+    refused = CommandResult(("ps",), 1, "", "ps: cannot read /proc", 0.1)
+    snap = Snapshot("h", 1.0)
+    with pytest.raises(TransportError, match="cannot read /proc; without the unit column: "
+                                             "'ps' timed out"):
+        SECTIONS_BY_NAME["processes"].take([refused, TransportError("'ps' timed out")], snap,
+                                           Plan(settings, JournalQuery(), runs_as_root=True))

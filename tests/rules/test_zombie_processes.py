@@ -1,7 +1,7 @@
 import pytest
 
 from ai_sysadmin.config import Thresholds
-from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.findings import Severity, program
 from ai_sysadmin.monitor.rules.zombie_processes import ZombieProcesses
 from ai_sysadmin.monitor.snapshot import ZombieParent
 
@@ -24,16 +24,25 @@ def test_a_few_zombies_are_ordinary():
 
 
 def test_zombies_of_a_service_make_a_warning_about_that_service():
-    snap = parents(ZombieParent(72, 25, "lazy parent", "reaper.service"))
+    snap = parents(ZombieParent(72, 25, "/usr/bin/python3 /srv/reaper.py --jobs 30",
+                                "reaper.service"))
 
     finding = only(RULE.evaluate(context(snap)))
 
     assert (finding.rule, finding.subject, finding.severity) == (
         "zombie_processes", "reaper.service", Severity.WARNING)
-    assert finding.summary == ("lazy parent (pid 72) in reaper.service has 25 zombie children "
+    # the parent is named by its program; its unit, not its pid, is the subject
+    assert finding.summary == ("python3 (pid 72) in reaper.service has 25 zombie children "
                                "it does not reap")
     assert finding.evidence == (
-        "pid 72 in reaper.service (lazy parent): 25 zombie children (state Z)",)
+        "pid 72 in reaper.service (python3): 25 zombie children (state Z)",)
+
+
+def test_a_parent_that_left_the_listing_is_named_by_its_pid():
+    # it exited between its zombies' lines and its own: no command, no unit
+    finding = only(RULE.evaluate(context(parents(ZombieParent(777, 25)))))
+    assert finding.subject == "pid:777"
+    assert finding.summary.startswith("? (pid 777) has 25 zombie children")
 
 
 @pytest.mark.parametrize("unit", [None, "session-3.scope", "user@1000.service"])
@@ -54,3 +63,13 @@ def test_the_threshold_is_configurable():
     snap = parents(ZombieParent(72, 5, "worker", "reaper.service"))
     assert RULE.evaluate(context(snap, thresholds=Thresholds(zombie_processes=5))) != []
     assert RULE.evaluate(context(snap, thresholds=Thresholds(zombie_processes=6))) == []
+
+
+@pytest.mark.parametrize(("command", "name"), [
+    ("/usr/bin/python3 -c import os", "python3"),
+    ("nginx: master process /usr/sbin/nginx", "nginx:"),
+    ("[kworker/0:1-events]", "kworker/0:1-events"),  # no command line: ps's bracketed name
+    ("", ""),
+])
+def test_a_process_is_called_by_its_program(command: str, name: str) -> None:
+    assert program(command) == name

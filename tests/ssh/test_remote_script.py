@@ -179,9 +179,12 @@ def test_every_shell_gives_each_output_back_exactly(tmp_path: Path, shell: str) 
         pytest.skip(f"no {shell} here")
     os_release = tmp_path / "os-release"
     os_release.write_text("NAME=Test\n\nID=test\nlast line without newline")
+    other = tmp_path / "other"  # a second file of no kernel's: read by the shell's builtins
+    other.write_text("==> /proc/sys/kernel/ostype <==\nno header of tail's")
     commands = [
         ["sh", "-c", "printf 'out\\n\\n'; printf 'err\\nmore' >&2; exit 4"],
         ["cat", "--", str(os_release)],
+        ["cat", "--", str(other)],
         ["cat", "--", str(tmp_path / "missing")],
         ["cat", "--", "/proc/sys/kernel/ostype"],
         ["printf", "%s", "guarded, runs"],
@@ -208,17 +211,20 @@ def test_every_shell_gives_each_output_back_exactly(tmp_path: Path, shell: str) 
         return got
 
     got = asyncio.run(go())
-    fast, careful = got[:8], got[8:]
-    assert fast[:7] == careful[:7] == [
+    fast, careful = got[:9], got[9:]
+    assert fast[:8] == careful[:8] == [
         (4, "out\n\n", "err\nmore"),
-        (0, "NAME=Test\n\nID=test\nlast line without newline\n", ""),
+        # one tail reads the /proc files and, last, this one: exactly
+        (0, "NAME=Test\n\nID=test\nlast line without newline", ""),
+        # the builtins end a last line
+        (0, "==> /proc/sys/kernel/ostype <==\nno header of tail's\n", ""),
         (1, "", f"cat: {tmp_path / 'missing'}: No such file or directory\n"),
         (0, Path("/proc/sys/kernel/ostype").read_text(), ""),
         (0, "guarded, runs", ""),
         (1, "", "nothing to ask"),
         (1, "", "nothing to ask"),
     ]
-    for missing_program in (fast[7], careful[7]):
+    for missing_program in (fast[8], careful[8]):
         assert "cannot start '/nonexistent/program'" in missing_program  # type: ignore[operator]
 
 
@@ -247,3 +253,50 @@ def test_a_replayed_check_is_the_check_of_the_same_results(settings: Settings) -
     replayed.taken_at = per_row.taken_at
     assert replayed == per_row
     assert replayed.processes and replayed.mounts and replayed.os
+
+
+@pytest.mark.parametrize("unit_column", [True, False])
+def test_a_ps_without_the_unit_column_is_asked_again_without_it(
+    tmp_path: Path, unit_column: bool
+) -> None:
+    """One ps a check lists the processes with their units; a ps built without systemd
+    refuses that column, and then (only then) the script asks again without it."""
+    calls = tmp_path / "calls"
+    real = shutil.which("ps")
+    refuse = "" if unit_column else (
+        'case "$*" in *unit=*) echo \'error: unknown user-defined format specifier "unit"\' >&2;'
+        " exit 1;; esac\n")
+    ps = script(tmp_path / "ps", f'echo "$*" >> {calls}\n{refuse}exec {real} "$@"')
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": ps})
+    one = OneTrip("here")
+    ours, theirs = collect(one, settings), collect(LocalTransport("here"), settings)
+    assert one.calls == 1
+    for snapshot in (ours, theirs):
+        assert "processes" not in snapshot.errors and "zombies" not in snapshot.errors
+        assert snapshot.processes and snapshot.zombies is not None
+    asked = calls.read_text().splitlines()
+    with_units = [line for line in asked if "unit=" in line]
+    # each path asks once with units; the second listing only where the first was refused
+    assert (len(with_units), len(asked)) == ((2, 2) if unit_column else (2, 4))
+
+
+@pytest.mark.parametrize("first_text", ["ID=first\n", ""])
+def test_a_second_place_for_a_file_is_read_only_where_the_first_has_nothing(
+    tmp_path: Path, first_text: str
+) -> None:
+    # os-release(5): /usr/lib/os-release is read where /etc/os-release is missing or empty
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text(first_text)
+    second.write_text("ID=second\n")
+    commands = [["cat", "--", str(first)], ["cat", "--", str(second)]]
+    guards = {("cat", "--", str(second)): Guard("! -s", str(first), "not read")}
+
+    async def go() -> list[CommandResult]:
+        replay = await round_trip(LocalTransport(), commands, 5.0, guards=guards)
+        return [await replay.run(argv) for argv in commands]
+
+    got = [(done.returncode, done.stdout, done.stderr) for done in asyncio.run(go())]
+    if first_text:
+        assert got == [(0, "ID=first\n", ""), (1, "", "not read")]
+    else:
+        assert got == [(0, "", ""), (0, "ID=second\n", "")]

@@ -101,9 +101,7 @@ class VerifyingClient(asyncssh.SSHClient):
         return True
 
 
-def host_key_algs(
-    known: asyncssh.SSHKnownHosts, options: asyncssh.SSHClientConnectionOptions
-) -> list[str] | None:
+def host_key_algs(known: asyncssh.SSHKnownHosts, host: str, port: int) -> list[str] | None:
     """Key types recorded for the host first, then every other type.
 
     asyncssh offers only the recorded types when the host is known, and a server that has none
@@ -111,9 +109,7 @@ def host_key_algs(
     after them keeps the recorded key in use whenever the server still has it, and otherwise
     gets the server's key to the check, which then refuses it by name and fingerprint.
     """
-    host = options.host_key_alias or options.host
-    port = None if options.port == DEFAULT_PORT else options.port
-    keys = asyncssh.match_known_hosts(known, host, "", port)[0]
+    keys = asyncssh.match_known_hosts(known, host, "", None if port == DEFAULT_PORT else port)[0]
     if not keys:
         return None
     recorded = [alg for key in keys for alg in key.sig_algorithms]

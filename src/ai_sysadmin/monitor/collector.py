@@ -30,7 +30,7 @@ from .sections import (
     Source,
     answered,
     journal_argv,
-    ps_argv,
+    ps_argvs,
 )
 from .snapshot import Snapshot
 
@@ -93,11 +93,13 @@ class Collector:
         its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
         sources = self.sources(journal)
         guards = {s.argv: s.guard for s in sources if s.guard is not None}
+        after_failure = [s.argv for s in sources if s.after_failure]
 
         async def trip(careful: bool) -> remote_script.ReplayTransport:
             return await remote_script.round_trip(
                 self.transport, [s.argv for s in sources], self.settings.command_timeout,
-                process_list=ps_argv(self.settings.programs), guards=guards, careful=careful)
+                process_lists=ps_argvs(self.settings.programs), guards=guards,
+                careful=careful, after_failure=after_failure)
 
         if time.monotonic() < self._careful_until:
             return await trip(careful=True)
@@ -116,10 +118,11 @@ class Collector:
         plan = self.plan(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
         steps: dict[str, asyncio.Future[None]] = {}
+        reads: dict[tuple[str, ...], asyncio.Future[Reading]] = {}
         for section in SECTIONS:
             before = [steps[name] for name in section.after]
             steps[section.name] = asyncio.ensure_future(
-                self._section(section, plan, snap, before))
+                self._section(section, plan, snap, before, reads))
         await asyncio.gather(*steps.values())
         return snap
 
@@ -145,7 +148,8 @@ class Collector:
         return snap
 
     async def _section(self, section: Section, plan: Plan, snap: Snapshot,
-                       before: list[asyncio.Future[None]]) -> None:
+                       before: list[asyncio.Future[None]],
+                       reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> None:
         if before:
             await asyncio.gather(*before)
         sources = section.sources(plan)
@@ -154,19 +158,27 @@ class Collector:
         try:
             readings = _unasked(section, snap, sources)
             if readings is None:
-                readings = await self._read_all(sources)
+                readings = await self._read_all(sources, reads)
             section.take(readings, snap, plan)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
             snap.errors[section.name] = str(exc)
 
-    async def _read_all(self, sources: tuple[Source, ...]) -> list[Reading]:
-        """The sources' results in order; a fallback only where those before it gave nothing."""
+    async def _read_all(self, sources: tuple[Source, ...],
+                        reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> list[Reading]:
+        """The sources' results in order; a fallback only where those before it gave nothing.
+        Rows that read the same source share one read of it (``reads``: this check's)."""
+
+        def read(source: Source) -> asyncio.Future[Reading]:
+            if source.argv not in reads:
+                reads[source.argv] = asyncio.ensure_future(self._read(source))
+            return reads[source.argv]
+
         first = [source for source in sources if not source.fallback]
-        readings: list[Reading] = list(await asyncio.gather(*map(self._read, first)))
+        readings: list[Reading] = list(await asyncio.gather(*map(read, first)))
         for source in sources[len(first):]:
             if any(map(answered, readings)):
                 break
-            readings.append(await self._read(source))
+            readings.append(await read(source))
         return readings
 
     async def _read(self, source: Source) -> Reading:

@@ -69,6 +69,28 @@ def quote(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def program(command: str) -> str:
+    """The program a command line runs, by its file name (what a person calls the process);
+    for one without a command line, the name ps shows in brackets (a kernel thread)."""
+    if command.startswith("["):
+        return command[1:].partition("]")[0]
+    words = command.split()
+    return words[0].rsplit("/", 1)[-1] if words else ""
+
+
+def process_subject(unit: str | None, pid: int) -> str:
+    """A process's finding is about the service it runs in; else its pid. A scope (a login
+    session, a desktop app) or a user's manager is no service of the host's to restart, and
+    the incident's unit is the one automation may touch."""
+    if unit and unit.endswith(".service") and not unit.startswith("user@"):
+        return unit
+    return f"pid:{pid}"
+
+
+def in_unit(unit: str | None) -> str:
+    return f" in {unit}" if unit else ""
+
+
 def size(count: int) -> str:
     """Bytes as a person reads them (binary units, as df -h): ``41.2 GiB``."""
     value = float(count)

@@ -6,8 +6,10 @@ Each is tested on fixture files holding the command, its raw output and the expe
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import signal
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -305,97 +307,77 @@ def parse_journal(text: str) -> list[JournalEntry]:
     return [e for e in map(parse_journal_line, text.splitlines()) if e is not None]
 
 
-#: ``ps -eo`` columns; args last because it holds spaces
-PS_COLUMNS = "pid=,user:32=,pcpu=,pmem=,rss=,etimes=,times=,args="
-#: ps cuts every column but the last to its width, so the cgroup needs a listing of its own,
-#: last; the same listing tells each process's parent and state (zombies) and, given room for
-#: all of TASK_COMM_LEN (15 bytes), its name
-PS_CGROUP_COLUMNS = "pid=,ppid=,stat=,comm:16=,cgroup="
-#: unit types a process can run in (slices only group them)
-_PROCESS_UNIT_TYPES = (".service", ".scope")
+#: ``ps -eo`` columns of the process table; args last because it holds spaces
+PS_COLUMNS = "pid=,ppid=,stat=,user:32=,pcpu=,pmem=,rss=,etimes=,times=,args="
+#: the same with each process's unit (systemd's ``sd_pid_get_unit``: the unit of the host's
+#: manager whose cgroup holds it; a user's service reads as its ``user@UID.service``), in the
+#: same listing: one ps a check, not two (ps's start-up is most of its cost). A unit name
+#: holds no space and ps lets it run past the column's width, so it is one word, whole up to
+#: the 239 characters ps writes of any column: one that long may have been cut.
+PS_UNIT_COLUMNS = PS_COLUMNS.replace(",args=", ",unit=,args=")
+_UNIT_CUT = 239
 
 
-def cgroup_unit(field: str) -> str | None:
-    """The innermost service or scope of ps's cgroup column (the unit a process belongs to).
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    """One line of the process table: the process, its parent and its state (``Z``: zombie)."""
 
-    cgroup v2 reads ``0::/system.slice/x.service``; a hybrid host lists every hierarchy, comma
-    separated, and systemd's own is ``N:name=systemd:``.
+    process: Process
+    ppid: int
+    state: str
+
+
+@functools.lru_cache(maxsize=8)
+def parse_process_table(text: str, units: bool = False) -> tuple[ProcessRow, ...]:
+    """``ps -eo`` :data:`PS_COLUMNS`, or :data:`PS_UNIT_COLUMNS` where ``units``.
+
+    Two rows read one listing (the processes, the zombies): parsed once.
     """
-    entries = [entry.split(":", 2) for entry in field.split(",") if entry.count(":") >= 2]
-    paths = [path for number, controllers, path in entries if number == "0" and not controllers]
-    paths += [path for _, controllers, path in entries if controllers == "name=systemd"]
-    for path in paths:
-        units = [part for part in path.split("/") if part.endswith(_PROCESS_UNIT_TYPES)]
-        if units:
-            return units[-1]
-    return None
-
-
-def parse_ps_units(text: str) -> dict[int, str]:
-    """``ps -eo pid=,...,cgroup=``: the unit of each process that runs in one.
-
-    The cgroup is the last word (systemd escapes spaces in unit names), whatever the columns
-    before it.
-    """
-    units: dict[int, str] = {}
+    fields = 10 if units else 9
+    rows: list[ProcessRow] = []
     for line in text.splitlines():
-        words = line.split()
-        pid = words[0] if len(words) >= 2 else ""
-        unit = cgroup_unit(words[-1]) if pid.isdigit() else None
-        if unit is not None:
-            units[int(pid)] = unit
-    return units
-
-
-def parse_ps_zombies(text: str) -> list[ZombieParent]:
-    """``ps -eo pid=,ppid=,stat=,comm:16=,cgroup=`` (:data:`PS_CGROUP_COLUMNS`): the processes
-    whose children are zombies (state Z: exited, not yet waited for), with how many, most first.
-
-    A name may hold spaces and a cgroup path holds none (systemd escapes them): the cgroup is
-    the last word.
-    """
-    rows: dict[int, tuple[str, str]] = {}
-    zombies: dict[int, int] = {}
-    for line in text.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) < 4 or not parts[0].isdigit() or not parts[1].isdigit():
+        parts = line.split(None, fields)
+        if len(parts) <= fields:
             continue
-        pid, ppid, stat = int(parts[0]), int(parts[1]), parts[2]
-        command, _, cgroup = parts[3].rstrip().rpartition(" ")
-        rows[pid] = (command.strip(), cgroup)
-        # ppid 0: the parent is outside this pid namespace (a command entered into a
-        # container, about to be reaped there); no process here could reap it
-        if stat.startswith("Z") and ppid:
-            zombies[ppid] = zombies.get(ppid, 0) + 1
-    parents = []
-    for ppid, count in zombies.items():
-        command, cgroup = rows.get(ppid, ("", ""))
-        parents.append(ZombieParent(ppid, count, command, cgroup_unit(cgroup)))
-    return sorted(parents, key=lambda p: (-p.zombies, p.pid))
+        unit = parts[9] if units else None
+        try:
+            process = Process(
+                pid=int(parts[0]), user=parts[3], cpu_percent=float(parts[4]),
+                mem_percent=float(parts[5]), rss_kb=int(parts[6]),
+                elapsed_seconds=int(parts[7]), cpu_seconds=int(parts[8]),
+                command=parts[fields],
+                unit=unit if unit and unit != "-" and len(unit) < _UNIT_CUT else None)
+            rows.append(ProcessRow(process, int(parts[1]), parts[2]))
+        except ValueError:
+            continue
+    return tuple(rows)
 
 
 def parse_ps(text: str) -> list[Process]:
-    processes: list[Process] = []
-    for line in text.splitlines():
-        parts = line.split(None, 7)
-        if len(parts) < 8:
-            continue
-        try:
-            processes.append(
-                Process(
-                    pid=int(parts[0]),
-                    user=parts[1],
-                    cpu_percent=float(parts[2]),
-                    mem_percent=float(parts[3]),
-                    rss_kb=int(parts[4]),
-                    elapsed_seconds=int(parts[5]),
-                    cpu_seconds=int(parts[6]),
-                    command=parts[7],
-                )
-            )
-        except ValueError:
-            continue
-    return processes
+    """``ps -eo`` :data:`PS_COLUMNS`: the processes, in the listing's order."""
+    return [row.process for row in parse_process_table(text)]
+
+
+def parse_ps_zombies(text: str, units: bool = True) -> list[ZombieParent]:
+    """The processes of a listing (:data:`PS_UNIT_COLUMNS`; ``units=False``:
+    :data:`PS_COLUMNS`) whose children are zombies (state Z: exited, not yet waited for), with
+    how many, most first."""
+    rows = parse_process_table(text, units)
+    zombies: dict[int, int] = {}
+    for row in rows:
+        # ppid 0: the parent is outside this pid namespace (a command entered into a
+        # container, about to be reaped there); no process here could reap it
+        if row.state.startswith("Z") and row.ppid:
+            zombies[row.ppid] = zombies.get(row.ppid, 0) + 1
+    if not zombies:
+        return []
+    by_pid = {row.process.pid: row.process for row in rows}
+    parents = []
+    for ppid, count in zombies.items():
+        parent = by_pid.get(ppid)  # it may have exited between two lines of the listing
+        parents.append(ZombieParent(ppid, count, parent.command if parent else "",
+                                    parent.unit if parent else None))
+    return sorted(parents, key=lambda p: (-p.zombies, p.pid))
 
 
 def top_processes(processes: list[Process], count: int = 15) -> list[Process]:

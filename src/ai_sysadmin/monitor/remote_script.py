@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -100,7 +100,8 @@ class Guard:
     ``absent`` on stderr: what the command itself would have said, without its process.
     """
 
-    test: Literal["-d", "-L", "-e"]
+    #: ``! -s``: where the path is no file with something in it
+    test: Literal["-d", "-L", "-e", "! -s"]
     path: str
     absent: str
 
@@ -116,28 +117,39 @@ class RoundTrip:
     #: careful: every step under its own timeout(1), so a hung one costs its section only;
     #: else no process but the command itself, and the whole script has command_timeout
     careful: bool = True
+    #: commands run only where the command just before them failed (a second way to ask,
+    #: for a host whose program lacks an option): elsewhere they are left out, as a guard's
+    after_failure: frozenset[tuple[str, ...]] = frozenset()
 
     @classmethod
     def plan(cls, commands: Sequence[Sequence[str]], command_timeout: float,
              guards: Mapping[tuple[str, ...], Guard] | None = None,
-             careful: bool = True) -> RoundTrip:
+             careful: bool = True,
+             after_failure: Iterable[Sequence[str]] = ()) -> RoundTrip:
         unique = tuple(dict.fromkeys(_check_argv(c) for c in commands))
+        second = frozenset(map(tuple, after_failure)) & frozenset(unique)
+        for argv in second:
+            before = unique[unique.index(argv) - 1] if unique.index(argv) else None
+            if before is None or before[:2] == FILE_READ or before in second \
+                    or (guards or {}).get(before) != (guards or {}).get(argv):
+                raise ValueError(f"{shlex.join(argv)!r} runs after a failure: the step before "
+                                 "it must be a command of its own, behind the same guard")
         return cls(unique, command_timeout, f"@@ai-sysadmin-{secrets.token_hex(12)}@@",
                    {argv: guard for argv, guard in (guards or {}).items() if argv in unique},
-                   careful)
+                   careful, second)
 
     @property
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
         guards = tuple((argv, self.guards[argv]) for argv in self.commands if argv in self.guards)
-        return (f"M={shlex.quote(self.marker)} P= Q=\n"
-                f"{_body(self.commands, guards, self.careful, self.command_timeout)}{_DONE}")
+        body = _body(self.commands, guards, self.careful, self.command_timeout,
+                     self.after_failure)
+        return f"M={shlex.quote(self.marker)} P= Q=\n{body}{_DONE}"
 
     @functools.cached_property
-    def kernel_files(self) -> list[str]:
-        """The files read that the kernel writes (/proc): their text holds no tail(1) header,
-        so one tail -v can read them all. Other files (os-release) stay with the builtins."""
-        return _kernel_files(self.commands, self.guards)
+    def tailed_files(self) -> list[str]:
+        """The files one ``tail -v`` reads (see :func:`_tailed_files`)."""
+        return _tailed_files(self.commands, self.guards)
 
     @property
     def done(self) -> str:
@@ -176,23 +188,29 @@ class RoundTrip:
                 steps[argv] = Step(argv, returncode, output, errors.get(i, ""), pid)
         group = ends.get(len(self.commands))
         if group is not None:
-            for path, text in _tail_files(group[2], self.kernel_files).items():
+            for path, text in _tail_files(group[2], self.tailed_files).items():
                 argv = (*FILE_READ, path)
                 steps[argv] = (Step(argv, 0, text, "", 0) if text is not None else Step(
                     argv, 1, "", f"cat: {path}: No such file or directory\n", 0))
         return steps
 
 
-def _kernel_files(commands: tuple[tuple[str, ...], ...],
+def _tailed_files(commands: tuple[tuple[str, ...], ...],
                   guards: Mapping[tuple[str, ...], Guard]) -> list[str]:
-    return [argv[2] for argv in commands
-            if argv[:2] == FILE_READ and len(argv) == 3 and argv[2].startswith("/proc/")
-            and argv not in guards]
+    """The files one ``tail -v`` reads, by their ``==> PATH <==`` headers: those the kernel
+    writes (/proc), whose text holds no such header, and last one other file (os-release),
+    whose text has no file after it to pose as. The rest stay with the shell's builtins,
+    which read a byte a call."""
+    files = [argv[2] for argv in commands
+             if argv[:2] == FILE_READ and len(argv) == 3 and argv not in guards]
+    kernel = [path for path in files if path.startswith("/proc/")]
+    return kernel + [path for path in files if not path.startswith("/proc/")][:1]
 
 
 @functools.lru_cache(maxsize=32)
 def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, ...], Guard], ...],
-          careful: bool, command_timeout: float) -> str:
+          careful: bool, command_timeout: float,
+          after_failure: frozenset[tuple[str, ...]] = frozenset()) -> str:
     """The script but for its first line (the marker) and its last (the done line).
 
     A host's checks send the same commands over and over (the journal cursor aside): built
@@ -202,16 +220,16 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
               else _FOREGROUND)
     lines = [_STEP.format(runner=runner, not_run=_NOT_RUN).rstrip("\n")]
     guard_of = dict(guards)
-    kernel = _kernel_files(commands, guard_of)
-    if kernel:
-        # one tail(1) for every /proc file: half the CPU of reading them with builtins
-        lines.append(f"s {len(commands)} tail -v -n +1 -- {shlex.join(kernel)}")
+    tailed = _tailed_files(commands, guard_of)
+    if tailed:
+        # one tail(1) for the files: half the CPU of reading them with builtins
+        lines.append(f"s {len(commands)} tail -v -n +1 -- {shlex.join(tailed)}")
     # consecutive steps behind one guard share its test, and where it fails, one write
     runs: list[tuple[Guard | None, list[tuple[int, str]]]] = []
     for i, argv in enumerate(commands):
         guard = guard_of.get(argv)
         if argv[:2] == FILE_READ and len(argv) == 3:
-            if argv[2] in kernel:
+            if argv[2] in tailed:
                 continue
             if runs and runs[-1][0] == guard and runs[-1][1][-1][1].startswith("f "):
                 i_before, files = runs[-1][1][-1]
@@ -219,6 +237,9 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
                 runs[-1][1].append((i, ""))
                 continue
             step = f"f {i} {shlex.quote(argv[2])}"
+        elif argv in after_failure:
+            # $r: the exit code of the step before (plan() checked it is a command)
+            step = f'if [ "$r" = 0 ]; then n {i}; else s {i} {shlex.join(argv)}; fi'
         else:
             step = f"s {i} {shlex.join(argv)}"
         if runs and guard is not None and runs[-1][0] == guard:
@@ -358,18 +379,19 @@ async def round_trip(
     transport: Transport,
     commands: Sequence[Sequence[str]],
     command_timeout: float,
-    process_list: Sequence[str] | None = None,
+    process_lists: Iterable[Sequence[str]] = (),
     guards: Mapping[tuple[str, ...], Guard] | None = None,
     careful: bool = True,
+    after_failure: Iterable[Sequence[str]] = (),
 ) -> ReplayTransport:
     """Run ``commands`` on the host in one remote command; never raises for the host's sake.
 
     A host that cannot be reached gives a replay whose every command fails with that reason,
-    exactly as each command would have failed on its own. ``process_list`` names the ``ps``
-    command whose output must not show the script's own processes; ``guards`` keep commands
-    from running where they mean nothing.
+    exactly as each command would have failed on its own. ``process_lists`` name the ``ps``
+    commands whose output must not show the script's own processes; ``guards`` keep commands
+    from running where they mean nothing, ``after_failure`` where the one before answered.
     """
-    trip = RoundTrip.plan(commands, command_timeout, guards, careful)
+    trip = RoundTrip.plan(commands, command_timeout, guards, careful, after_failure)
     try:
         result = await transport.run_script(trip.script, trip.done, trip.timeout)
     except TransportError as exc:
@@ -379,10 +401,10 @@ async def round_trip(
         replay.overran = isinstance(exc, CommandTimeout)
         return replay
     steps = trip.split(result.stdout, result.stderr)
-    if process_list is not None:
-        key = _check_argv(process_list)
-        if key in steps:
-            step = steps[key]
+    for listing in process_lists:
+        key = _check_argv(listing)
+        step = steps.get(key)
+        if step is not None and step.returncode == 0:
             kept = without_own_processes(step.stdout, trip, steps, result.stdout)
             steps[key] = Step(key, step.returncode, kept, step.stderr, step.pid)
     missing = (

@@ -20,7 +20,6 @@ does not hold, the guarded commands get the answer the script's guard gives.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -93,13 +92,12 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
     return argv
 
 
-def ps_argv(programs: Programs) -> tuple[str, ...]:
+def ps_argvs(programs: Programs) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The process listing with each process's unit; the same without, for a ps built
+    without systemd (it refuses the ``unit`` column)."""
     # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
-    return (programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu")
-
-
-def ps_cgroup_argv(programs: Programs) -> tuple[str, ...]:
-    return (programs.ps, "-ww", "-eo", parsers.PS_CGROUP_COLUMNS)
+    return ((programs.ps, "-ww", "-eo", parsers.PS_UNIT_COLUMNS, "--sort=-pcpu"),
+            (programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"))
 
 
 @dataclass(frozen=True)
@@ -129,6 +127,9 @@ class Source:
     guard: Guard | None = None
     #: read only when the sources before it gave nothing (a second place for one file)
     fallback: bool = False
+    #: a fallback the remote script runs only where the command before it failed: one
+    #: whose command before never answers 0 with nothing (else the script runs it anyway)
+    after_failure: bool = False
 
     @classmethod
     def file(cls, path: str, fallback: bool = False) -> Source:
@@ -349,14 +350,34 @@ def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.journal_cursor = f"{SINCE_PREFIX}{entries[1][-1].timestamp:.6f}"
 
 
+def _process_table(readings: Sequence[Reading]) -> tuple[str, bool]:
+    """The listing that answered, and whether it tells the units: a host whose ps cannot
+    still shows its processes, by pid."""
+    if answered(readings[0]) or len(readings) == 1:
+        return text(readings[0]), True
+    try:
+        return text(readings[1]), False
+    except TransportError as exc:
+        try:
+            text(readings[0])
+        except TransportError as first:
+            raise TransportError(f"{first}; without the unit column: {exc}") from exc
+        raise
+
+
 def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    top = parsers.top_processes(parsers.parse_ps(text(readings[0])))
-    # the unit names a process ("in cpuhog.service"); a host whose ps cannot tell still
-    # shows its processes, by pid
-    cgroups = readings[1]  # a ps without the column, or one that failed: pids only
-    units = (parsers.parse_ps_units(cgroups.stdout)
-             if isinstance(cgroups, CommandResult) and cgroups.ok else {})
-    snap.processes = [dataclasses.replace(proc, unit=units.get(proc.pid)) for proc in top]
+    listing, units = _process_table(readings)
+    snap.processes = parsers.top_processes(
+        [row.process for row in parsers.parse_process_table(listing, units)])
+
+
+def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    snap.zombies = parsers.parse_ps_zombies(*_process_table(readings))
+
+
+def _ps_sources(plan: Plan) -> tuple[Source, ...]:
+    with_units, plain = ps_argvs(plan.programs)
+    return Source(with_units), Source(plain, fallback=True, after_failure=True)
 
 
 def coredumpctl_argv(programs: Programs) -> tuple[str, ...]:
@@ -395,6 +416,15 @@ def _position_sources(plan: Plan) -> tuple[Source, ...]:
     return Source(warning, SYSTEMD), Source(base, SYSTEMD, fallback=True)
 
 
+#: /usr/lib/os-release is where /etc/os-release is missing or empty (os-release(5)); a
+#: remote script reads it only there
+_OS_RELEASE = (
+    Source.file("/etc/os-release"),
+    Source((*FILE_READ, "/usr/lib/os-release"),
+           Guard("! -s", "/etc/os-release", "not read: /etc/os-release answers"), fallback=True),
+)
+
+
 def _systemd_may_run(snap: Snapshot) -> bool:
     return snap.systemd_running is not False
 
@@ -413,8 +443,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
                                          f"--output={parsers.DF_COLUMNS}")),), apply=_mounts),
-    Section("os", lambda p: (Source.file("/etc/os-release"),
-                             Source.file("/usr/lib/os-release", fallback=True)), apply=_os),
+    Section("os", lambda p: _OS_RELEASE, apply=_os),
     Section("nixos_generation",
             lambda p: (Source((p.programs.readlink, NIXOS_SYSTEM_PROFILE), NIXOS),),
             apply=_nixos_generation, after=("os",),
@@ -435,10 +464,9 @@ SECTIONS: tuple[Section, ...] = (
             when=_systemd_may_run),
     Section("journal_position", _position_sources, apply=_position, after=("journal",),
             when=_no_position_yet),
-    Section("processes", lambda p: (Source(ps_argv(p.programs)),
-                                    Source(ps_cgroup_argv(p.programs))), apply=_processes),
-    # the processes' cgroup listing again: one ps in a remote script, which runs a command once
-    Section("zombies", lambda p: (Source(ps_cgroup_argv(p.programs)),), parsers.parse_ps_zombies),
+    Section("processes", _ps_sources, apply=_processes),
+    # the same listing: one ps in a remote script, which runs a command once
+    Section("zombies", _ps_sources, apply=_zombies),
     Section("certificates", _certificate_sources, apply=_certificates),
 )
 

@@ -99,7 +99,8 @@ class Process:
     elapsed_seconds: int
     cpu_seconds: int
     command: str
-    #: the innermost unit of its cgroup (service or scope); None outside any (kernel threads)
+    #: the unit of the host's service manager it runs in (a service, a scope; a user's
+    #: services are their ``user@UID.service``); None outside any (kernel threads) or unknown
     unit: str | None = None
 
 
@@ -136,7 +137,7 @@ class ZombieParent:
     pid: int
     zombies: int
     command: str = ""
-    #: the innermost unit of its cgroup, as for :class:`Process`
+    #: its unit, as for :class:`Process`
     unit: str | None = None
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity, quote
+from ..findings import Finding, Severity, in_unit, process_subject, program, quote
 from ..snapshot import Process
 from .base import Rule, RuleContext
 
@@ -40,38 +40,20 @@ class RunawayProcess(Rule):
             measured = self._share(ctx, proc)
             if measured is None or measured[0] < ctx.thresholds.runaway_cpu_percent:
                 continue
-            hogs.setdefault(_subject(proc), []).append((*measured, proc))
+            hogs.setdefault(process_subject(proc.unit, proc.pid), []).append((*measured, proc))
         findings = []
         for subject, found in hogs.items():
             found.sort(key=lambda hog: hog[0], reverse=True)
             share, span, top = found[0]
             findings.append(self.finding(
                 ctx, subject, Severity.WARNING,
-                f"{_name(top)} (pid {top.pid}){_where(top)} has used {share:.0f}% CPU "
-                f"for {span:.0f} s",
+                f"{quote(program(top.command), 60) or '?'} (pid {top.pid}){in_unit(top.unit)} "
+                f"has used {share:.0f}% CPU for {span:.0f} s",
                 [_evidence(*hog) for hog in found],
             ))
         return findings
 
 
-def _subject(proc: Process) -> str:
-    """The service the process runs in; else its pid. A scope (a login session, a desktop app)
-    or a user's manager is no service of the host's to restart, and the incident's unit is
-    the one automation may touch."""
-    unit = proc.unit or ""
-    if unit.endswith(".service") and not unit.startswith("user@"):
-        return unit
-    return f"pid:{proc.pid}"
-
-
-def _name(proc: Process) -> str:
-    return proc.command.split()[0].rsplit("/", 1)[-1] if proc.command else "?"
-
-
-def _where(proc: Process) -> str:
-    return f" in {proc.unit}" if proc.unit else ""
-
-
 def _evidence(share: float, span: float, proc: Process) -> str:
-    return (f"pid {proc.pid}{_where(proc)} user {proc.user} cpu {share:.0f}% over {span:.0f} s, "
-            f"rss {proc.rss_kb} kB: {quote(proc.command, 200)}")
+    return (f"pid {proc.pid}{in_unit(proc.unit)} user {proc.user} cpu {share:.0f}% over "
+            f"{span:.0f} s, rss {proc.rss_kb} kB: {quote(proc.command, 200)}")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity, quote
+from ..findings import Finding, Severity, in_unit, process_subject, program, quote
 from ..snapshot import ZombieParent
 from .base import Rule, RuleContext
 
@@ -22,31 +22,20 @@ class ZombieProcesses(Rule):
         by_subject: dict[str, list[ZombieParent]] = {}
         for parent in ctx.snapshot.zombies or []:
             if parent.zombies >= limit:
-                by_subject.setdefault(_subject(parent), []).append(parent)
+                by_subject.setdefault(process_subject(parent.unit, parent.pid), []).append(parent)
         findings = []
         for subject, parents in by_subject.items():
             total = sum(p.zombies for p in parents)
             top = parents[0]
             findings.append(self.finding(
                 ctx, subject, Severity.WARNING,
-                f"{quote(top.command, 60) or 'pid ' + str(top.pid)} (pid {top.pid})"
-                f"{_where(top)} has {total} zombie children it does not reap",
+                f"{quote(program(top.command), 60) or '?'} (pid {top.pid})"
+                f"{in_unit(top.unit)} has {total} zombie children it does not reap",
                 [_evidence(p) for p in parents]))
         return findings
 
 
-def _subject(parent: ZombieParent) -> str:
-    # as the runaway rule: a scope or a user's manager is no service of the host's to restart
-    unit = parent.unit or ""
-    if unit.endswith(".service") and not unit.startswith("user@"):
-        return unit
-    return f"pid:{parent.pid}"
-
-
-def _where(parent: ZombieParent) -> str:
-    return f" in {parent.unit}" if parent.unit else ""
-
-
 def _evidence(parent: ZombieParent) -> str:
-    return (f"pid {parent.pid}{_where(parent)} ({quote(parent.command, 100) or '?'}): "
-            f"{parent.zombies} zombie children (state Z)")
+    name = quote(program(parent.command), 100) or "?"
+    return (f"pid {parent.pid}{in_unit(parent.unit)} ({name}): {parent.zombies} zombie "
+            "children (state Z)")
