@@ -58,7 +58,7 @@ def test_the_per_command_path_reads_only_what_the_script_would(
     collector = Collector(transport, settings)
     snapshot = asyncio.run(collector.collect(query))
     assert snapshot.cpu is not None and snapshot.processes
-    script = {tuple(argv) for argv in collector.round_trip_commands(query)}
+    script = {source.argv for source in collector.sources(query)}
     assert transport.read and set(transport.read) <= script
 
 
@@ -75,7 +75,7 @@ def test_every_row_can_be_answered_as_the_script_answers(
         if section.when is not None:
             # a row the per-command path may skip answers each command as its guard does
             assert all(s.guard is not None for s in sources), section.name
-            assert all(s.unasked().stderr == s.guard.absent for s in sources)  # type: ignore[union-attr]
+            assert all(s.unasked.stderr == s.guard.absent for s in sources)  # type: ignore[union-attr]
 
 
 def test_a_table_that_cannot_be_collected_in_order_is_refused() -> None:

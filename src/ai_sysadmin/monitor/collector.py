@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..config import Settings
 from ..errors import TransportError
@@ -51,15 +51,20 @@ class Collector:
         self.settings = settings.on_host(transport.local_programs)
         #: until then, remote checks run each command under its own timeout(1)
         self._careful_until = 0.0
-        #: the guards of the commands :meth:`round_trip_commands` gave
-        self._guards: dict[tuple[str, ...], remote_script.Guard] = {}
-        #: the sources of the last plan, and what it was made for: a host's checks ask the
-        #: same until the journal moves on
-        self._planned: tuple[object, list[Source]] | None = None
+        #: the last plan's rows and script, and what they were made for: a host's checks ask
+        #: the same until the journal moves on
+        self._planned: _Planned | None = None
 
     def plan(self, journal: JournalQuery | None = None) -> Plan:
         query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
         return Plan(self.settings, query, self.transport.runs_as_root)
+
+    def _rows(self, plan: Plan) -> _Planned:
+        key = (plan.journal, plan.runs_as_root)
+        planned = self._planned
+        if planned is None or planned.key != key:
+            planned = self._planned = _Planned.of(key, plan)
+        return planned
 
     def sources(self, journal: JournalQuery | None = None) -> list[Source]:
         """Every source a check may read, in the table's order.
@@ -67,39 +72,18 @@ class Collector:
         Conditional ones are all there (they are cheap in one script): the os-release
         fallback, the NixOS generation, the journal position when no cursor is stored yet.
         """
-        plan = self.plan(journal)
-        key = (plan.journal, plan.runs_as_root)
-        if self._planned is None or self._planned[0] != key:
-            self._planned = key, [source for section in SECTIONS
-                                  for source in section.sources(plan)]
-        return list(self._planned[1])
-
-    def round_trip_commands(self, journal: JournalQuery | None = None) -> list[list[str]]:
-        """Every command :meth:`collect` may run, for one remote script (files are ``cat``)."""
-        sources = self.sources(journal)
-        self._guards.update({s.argv: s.guard for s in sources if s.guard is not None})
-        return [list(s.argv) for s in sources]
-
-    def round_trip_guards(
-        self, commands: Sequence[Sequence[str]]
-    ) -> dict[tuple[str, ...], remote_script.Guard]:
-        """Which of ``commands`` (from :meth:`round_trip_commands`) run only where they can
-        answer, and the guard that says where."""
-        return {tuple(c): self._guards[tuple(c)] for c in commands if tuple(c) in self._guards}
+        return list(self._rows(self.plan(journal)).sources)
 
     async def _round_trip(self, journal: JournalQuery | None) -> remote_script.ReplayTransport:
         """One script for the whole Snapshot. It starts no process but the commands; a step
         that hangs makes the script overrun, and then this host's checks put each step under
         its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
-        sources = self.sources(journal)
-        guards = {s.argv: s.guard for s in sources if s.guard is not None}
-        after_failure = [s.argv for s in sources if s.after_failure]
+        shape = self._rows(self.plan(journal)).trip
+        lists = ps_argvs(self.settings.programs)
 
         async def trip(careful: bool) -> remote_script.ReplayTransport:
-            return await remote_script.round_trip(
-                self.transport, [s.argv for s in sources], self.settings.command_timeout,
-                process_lists=ps_argvs(self.settings.programs), guards=guards,
-                careful=careful, after_failure=after_failure)
+            return await remote_script.run_round_trip(self.transport, shape.again(careful),
+                                                      lists)
 
         if time.monotonic() < self._careful_until:
             return await trip(careful=True)
@@ -114,7 +98,8 @@ class Collector:
 
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
         if self.transport.one_round_trip:
-            return Collector(await self._round_trip(journal), self.settings).replayed(journal)
+            replay = await self._round_trip(journal)
+            return _replayed(replay, self._rows(self.plan(journal)))
         plan = self.plan(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
         steps: dict[str, asyncio.Future[None]] = {}
@@ -127,25 +112,11 @@ class Collector:
         return snap
 
     def replayed(self, journal: JournalQuery | None = None) -> Snapshot:
-        """:meth:`collect` over a round trip's results, which are all here: the rows in the
-        table's order (which puts every row after those it reads), one after the other, with
-        no task and no wait for the event loop (a fleet sweep reads fifty of them at once)."""
+        """:meth:`collect` over a round trip's results, which are all here (this collector's
+        transport is their :class:`~.remote_script.ReplayTransport`)."""
         transport = self.transport
         assert isinstance(transport, remote_script.ReplayTransport)
-        plan = self.plan(journal)
-        snap = Snapshot(host=transport.host, taken_at=time.time())
-        for section in SECTIONS:
-            sources = section.sources(plan)
-            if not sources:
-                continue
-            try:
-                readings = _unasked(section, snap, sources)
-                if readings is None:
-                    readings = _read_all_now(sources, transport)
-                section.take(readings, snap, plan)
-            except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
-                snap.errors[section.name] = str(exc)
-        return snap
+        return _replayed(transport, self._rows(self.plan(journal)))
 
     async def _section(self, section: Section, plan: Plan, snap: Snapshot,
                        before: list[asyncio.Future[None]],
@@ -192,11 +163,52 @@ class Collector:
         return CommandResult(source.argv, 0 if text is not None else 1, text or "", "", 0.0)
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """One plan's rows with their sources, and the remote script that asks them all."""
+
+    key: object
+    plan: Plan
+    rows: tuple[tuple[Section, tuple[Source, ...]], ...]
+    sources: tuple[Source, ...]
+    #: the script's shape: each check runs a copy with a marker of its own
+    trip: remote_script.RoundTrip
+
+    @classmethod
+    def of(cls, key: object, plan: Plan) -> _Planned:
+        rows = tuple((section, section.sources(plan)) for section in SECTIONS)
+        sources = tuple(source for _, row in rows for source in row)
+        trip = remote_script.RoundTrip.plan(
+            [s.argv for s in sources], plan.settings.command_timeout,
+            {s.argv: s.guard for s in sources if s.guard is not None}, careful=False,
+            after_failure=[s.argv for s in sources if s.after_failure])
+        return cls(key, plan, rows, sources, trip)
+
+
+def _replayed(transport: remote_script.ReplayTransport, planned: _Planned) -> Snapshot:
+    """A Snapshot from a round trip's results, which are all here: the rows in the table's
+    order (which puts every row after those it reads), one after the other, with no task and
+    no wait for the event loop (a fleet sweep reads fifty of them at once)."""
+    snap = Snapshot(host=transport.host, taken_at=time.time())
+    plan = planned.plan
+    for section, sources in planned.rows:
+        if not sources:
+            continue
+        try:
+            readings = _unasked(section, snap, sources)
+            if readings is None:
+                readings = _read_all_now(sources, transport)
+            section.take(readings, snap, plan)
+        except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
+            snap.errors[section.name] = str(exc)
+    return snap
+
+
 def _unasked(section: Section, snap: Snapshot, sources: tuple[Source, ...]) -> list[Reading] | None:
     """Where a row's ``when`` does not hold, what the remote script's guard answers where its
     path is absent; None where the sources are to be read."""
     if section.when is not None and not section.when(snap):
-        return [source.unasked() for source in sources]
+        return [source.unasked for source in sources]
     return None
 
 
@@ -213,7 +225,7 @@ def _read_all_now(sources: tuple[Source, ...],
         except TransportError as exc:
             readings.append(exc)
             continue
-        if source.path is not None:
+        if source.path is not None and (done.stderr or done.returncode not in (0, 1)):
             done = CommandResult(source.argv, 0 if done.ok else 1,
                                  done.stdout if done.ok else "", "", 0.0)
         readings.append(done)

@@ -15,12 +15,13 @@ coreutils, procps and systemd. Every argument in the script is quoted with :func
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..errors import CommandTimeout, TransportError
 from ..hosts.transport import CommandResult, Transport, _check_argv
@@ -134,9 +135,14 @@ class RoundTrip:
                     or (guards or {}).get(before) != (guards or {}).get(argv):
                 raise ValueError(f"{shlex.join(argv)!r} runs after a failure: the step before "
                                  "it must be a command of its own, behind the same guard")
-        return cls(unique, command_timeout, f"@@ai-sysadmin-{secrets.token_hex(12)}@@",
+        return cls(unique, command_timeout, _new_marker(),
                    {argv: guard for argv, guard in (guards or {}).items() if argv in unique},
                    careful, second)
+
+    def again(self, careful: bool) -> RoundTrip:
+        """The same script with a marker of its own (one a check: no output of a check can
+        know it in advance)."""
+        return dataclasses.replace(self, marker=_new_marker(), careful=careful)
 
     @property
     def script(self) -> str:
@@ -146,19 +152,16 @@ class RoundTrip:
                      self.after_failure)
         return f"M={shlex.quote(self.marker)} P= Q=\n{body}{_DONE}"
 
-    @functools.cached_property
+    @property
     def tailed_files(self) -> list[str]:
         """The files one ``tail -v`` reads (see :func:`_tailed_files`)."""
-        return _tailed_files(self.commands, self.guards)
+        return _tailed_files(self.commands, tuple(argv for argv in self.commands
+                                                  if argv in self.guards))
 
     @property
     def done(self) -> str:
         """The line that ends the script's output, on stdout and on stderr."""
         return f"{self.marker} done"
-
-    def shell_pid(self, stdout: str) -> str | None:
-        return next((words[1] for words, _ in _frames(stdout, self.marker)
-                     if len(words) == 2 and words[0] == "shell" and words[1].isdigit()), None)
 
     @property
     def timeout(self) -> float:
@@ -166,43 +169,64 @@ class RoundTrip:
         timeout; else one command's time for all of them (a healthy check takes a second)."""
         return self.command_timeout * 3 + _KILL_AFTER if self.careful else self.command_timeout
 
-    def split(self, stdout: str, stderr: str) -> dict[tuple[str, ...], Step]:
-        """Each command that ran to its end marker, with its exit code, output and pid."""
+    def split(self, stdout: str, stderr: str) -> tuple[dict[tuple[str, ...], Step], str | None]:
+        """Each command that ran to its end marker, with its exit code, output and pid; and
+        the pid of the shell that ran them (None where it did not say).
+
+        Splitting on the marker (random per script, so no output holds it) needs no regular
+        expression, and each stream is split once: a fleet sweep splits one reply per host.
+        """
+        split_on = f"\n{self.marker} "
         ends: dict[int, tuple[int, int, str]] = {}
-        before = _head(stdout, self.marker)
-        for words, payload in _frames(stdout, self.marker):
-            if len(words) == 4 and words[1] == "end" and words[0].isdigit() \
-                    and words[2].isdigit() and words[3].isdigit():
-                ends[int(words[0])] = (int(words[2]), int(words[3]), before)
+        shell = None
+        before, *parts = stdout.split(split_on)
+        for part in parts:
+            tag, _, payload = part.partition("\n")
+            words = tag.split()
+            if len(words) == 4 and words[1] == "end":
+                try:
+                    ends[int(words[0])] = (int(words[2]), int(words[3]), before)
+                except ValueError:
+                    pass
+            elif len(words) == 2 and words[0] == "shell" and words[1].isdigit():
+                shell = words[1]
             before = payload
         errors: dict[int, str] = {}
-        before = _head(stderr, self.marker)
-        for words, payload in _frames(stderr, self.marker):
+        before, *parts = stderr.split(split_on)
+        for part in parts:
+            tag, _, payload = part.partition("\n")
+            words = tag.split()
             if len(words) == 2 and words[1] == "end" and words[0].isdigit():
                 errors[int(words[0])] = before
             before = payload
         steps: dict[tuple[str, ...], Step] = {}
+        commands = self.commands
         for i, (returncode, pid, output) in ends.items():
-            if i < len(self.commands):
-                argv = self.commands[i]
+            if 0 <= i < len(commands):
+                argv = commands[i]
                 steps[argv] = Step(argv, returncode, output, errors.get(i, ""), pid)
-        group = ends.get(len(self.commands))
+        group = ends.get(len(commands))
         if group is not None:
             for path, text in _tail_files(group[2], self.tailed_files).items():
                 argv = (*FILE_READ, path)
                 steps[argv] = (Step(argv, 0, text, "", 0) if text is not None else Step(
                     argv, 1, "", f"cat: {path}: No such file or directory\n", 0))
-        return steps
+        return steps, shell
 
 
+def _new_marker() -> str:
+    return f"@@ai-sysadmin-{secrets.token_hex(12)}@@"
+
+
+@functools.lru_cache(maxsize=32)
 def _tailed_files(commands: tuple[tuple[str, ...], ...],
-                  guards: Mapping[tuple[str, ...], Guard]) -> list[str]:
+                  guarded: tuple[tuple[str, ...], ...]) -> list[str]:
     """The files one ``tail -v`` reads, by their ``==> PATH <==`` headers: those the kernel
     writes (/proc), whose text holds no such header, and last one other file (os-release),
     whose text has no file after it to pose as. The rest stay with the shell's builtins,
     which read a byte a call."""
     files = [argv[2] for argv in commands
-             if argv[:2] == FILE_READ and len(argv) == 3 and argv not in guards]
+             if argv[:2] == FILE_READ and len(argv) == 3 and argv not in guarded]
     kernel = [path for path in files if path.startswith("/proc/")]
     return kernel + [path for path in files if not path.startswith("/proc/")][:1]
 
@@ -220,7 +244,7 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
               else _FOREGROUND)
     lines = [_STEP.format(runner=runner, not_run=_NOT_RUN).rstrip("\n")]
     guard_of = dict(guards)
-    tailed = _tailed_files(commands, guard_of)
+    tailed = _tailed_files(commands, tuple(guard_of))
     if tailed:
         # one tail(1) for the files: half the CPU of reading them with builtins
         lines.append(f"s {len(commands)} tail -v -n +1 -- {shlex.join(tailed)}")
@@ -277,24 +301,9 @@ def _tail_files(text: str, paths: list[str]) -> dict[str, str | None]:
     return files
 
 
-def _head(text: str, marker: str) -> str:
-    """The text before the first marker line: the first step's output on that stream."""
-    return text.partition(f"\n{marker} ")[0]
+class Step(NamedTuple):
+    """One command's part of a reply (a tuple: a sweep makes ten a host)."""
 
-
-def _frames(text: str, marker: str) -> Iterator[tuple[list[str], str]]:
-    """Each marker line's words after the marker, and the text up to the next marker line.
-
-    Splitting on the marker (random per script, so no output holds it) needs no regular
-    expression: a fleet sweep splits one reply per host.
-    """
-    for part in text.split(f"\n{marker} ")[1:]:
-        tag, _, payload = part.partition("\n")
-        yield tag.split(), payload
-
-
-@dataclass(frozen=True)
-class Step:
     argv: tuple[str, ...]
     returncode: int
     stdout: str
@@ -302,22 +311,16 @@ class Step:
     pid: int  # of timeout(1), which ran the command
 
 
-def without_own_processes(
-    ps_output: str, trip: RoundTrip, steps: dict[tuple[str, ...], Step], stdout: str = ""
-) -> str:
-    """``ps`` output without the script's own shell and the ``timeout`` that ran each command.
+def without_own_processes(ps_output: str, marker: str, own: set[str]) -> str:
+    """``ps`` output without the script's own processes (``own``: its shell and, careful, the
+    ``timeout`` that ran each command) and any line that shows the script's marker.
 
     The per-command path sees neither; ps itself stays, as it does there.
     """
-    # careful: each step's pid is its timeout(1), not the command (ps stays, as it does when
-    # run on its own); otherwise it is the command itself
-    own = {str(step.pid) for step in steps.values()} if trip.careful else set()
-    if (shell := trip.shell_pid(stdout)) is not None:
-        own.add(shell)
     kept = []
     for line in ps_output.splitlines(keepends=True):
         fields = line.split(None, 1)
-        if trip.marker in line or (fields and fields[0] in own):
+        if marker in line or (fields and fields[0] in own):
             continue
         kept.append(line)
     return "".join(kept)
@@ -355,8 +358,10 @@ class ReplayTransport(Transport):
 
     def answer(self, argv: Sequence[str]) -> CommandResult:
         """What :meth:`run` answers, without a coroutine: the results are all here already."""
-        cmd = _check_argv(argv)
-        step = self._steps.get(cmd)
+        # the plan checked the argvs it ran: one of them is looked up as it is
+        step = self._steps.get(argv) if type(argv) is tuple else None
+        cmd = step.argv if step is not None else _check_argv(argv)
+        step = step or self._steps.get(cmd)
         if step is None:
             raise TransportError(f"{self.host}: {' '.join(cmd)!r}: {self._missing}")
         if step.returncode == _NOT_RUN and cmd in self._guards:
@@ -392,6 +397,13 @@ async def round_trip(
     from running where they mean nothing, ``after_failure`` where the one before answered.
     """
     trip = RoundTrip.plan(commands, command_timeout, guards, careful, after_failure)
+    return await run_round_trip(transport, trip, process_lists)
+
+
+async def run_round_trip(transport: Transport, trip: RoundTrip,
+                         process_lists: Iterable[Sequence[str]] = ()) -> ReplayTransport:
+    """:func:`round_trip` of a planned script."""
+    command_timeout = trip.command_timeout
     try:
         result = await transport.run_script(trip.script, trip.done, trip.timeout)
     except TransportError as exc:
@@ -400,13 +412,18 @@ async def round_trip(
                                  runs_as_root=transport.runs_as_root)
         replay.overran = isinstance(exc, CommandTimeout)
         return replay
-    steps = trip.split(result.stdout, result.stderr)
+    steps, shell = trip.split(result.stdout, result.stderr)
+    # careful: each step's pid is its timeout(1), not the command (ps stays, as it does when
+    # run on its own); otherwise it is the command itself
+    own = {str(step.pid) for step in steps.values()} if trip.careful else set()
+    if shell is not None:
+        own.add(shell)
     for listing in process_lists:
         key = _check_argv(listing)
         step = steps.get(key)
         if step is not None and step.returncode == 0:
-            kept = without_own_processes(step.stdout, trip, steps, result.stdout)
-            steps[key] = Step(key, step.returncode, kept, step.stderr, step.pid)
+            steps[key] = step._replace(stdout=without_own_processes(step.stdout, trip.marker,
+                                                                    own))
     missing = (
         "not gathered: the remote script ended early "
         f"(exit {result.returncode}: {result.stderr.strip()[-200:] or 'no output'})"

@@ -20,6 +20,7 @@ does not hold, the guarded commands get the answer the script's guard gives.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -135,10 +136,11 @@ class Source:
     def file(cls, path: str, fallback: bool = False) -> Source:
         return cls((*FILE_READ, path), fallback=fallback)
 
-    @property
+    @functools.cached_property
     def path(self) -> str | None:
         return file_path(self.argv)
 
+    @functools.cached_property
     def unasked(self) -> CommandResult:
         """What the remote script answers for this command where its guard's path is absent."""
         if self.guard is None:
