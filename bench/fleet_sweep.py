@@ -59,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -68,7 +69,6 @@ import asyncssh
 from ai_sysadmin.config import Settings, SshSettings
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.remote_script import RoundTrip
 from ai_sysadmin.orchestrator.checker import HostChecker, fleet_checkers
 from ai_sysadmin.store import Database, IncidentStore
 
@@ -348,14 +348,20 @@ async def script_only(ts: list[SshTransport], settings: Settings) -> None:
     """The check's remote script through the transport, its reply not even split: the
     transport's share of a sweep."""
     async def one(transport: SshTransport) -> None:
-        sources = Collector(transport, settings).sources()
-        trip = RoundTrip.plan([s.argv for s in sources], settings.command_timeout,
-                              {s.argv: s.guard for s in sources if s.guard is not None},
-                              careful=False,
-                              after_failure=[s.argv for s in sources if s.after_failure])
+        trip = _collector(transport, settings).script()
         await transport.run_script(trip.script, trip.done, trip.timeout)
 
     await asyncio.gather(*(one(t) for t in ts))
+
+
+_COLLECTORS: weakref.WeakKeyDictionary[SshTransport, Collector] = weakref.WeakKeyDictionary()
+
+
+def _collector(transport: SshTransport, settings: Settings) -> Collector:
+    """One collector a transport, as a checker keeps one: its script planned once."""
+    if transport not in _COLLECTORS:
+        _COLLECTORS[transport] = Collector(transport, settings)
+    return _COLLECTORS[transport]
 
 
 async def project_round(rnd: Round, addrs: list[str], key: Path, known: Path, state: Path,

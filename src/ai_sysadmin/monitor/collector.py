@@ -74,16 +74,20 @@ class Collector:
         """
         return list(self._rows(self.plan(journal)).sources)
 
+    def script(self, journal: JournalQuery | None = None,
+               careful: bool = False) -> remote_script.RoundTrip:
+        """The remote script a check sends (with a marker of its own)."""
+        return self._rows(self.plan(journal)).trip.again(careful)
+
     async def _round_trip(self, journal: JournalQuery | None) -> remote_script.ReplayTransport:
         """One script for the whole Snapshot. It starts no process but the commands; a step
         that hangs makes the script overrun, and then this host's checks put each step under
         its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
-        shape = self._rows(self.plan(journal)).trip
         lists = ps_argvs(self.settings.programs)
 
         async def trip(careful: bool) -> remote_script.ReplayTransport:
-            return await remote_script.run_round_trip(self.transport, shape.again(careful),
-                                                      lists)
+            return await remote_script.run_round_trip(
+                self.transport, self.script(journal, careful), lists)
 
         if time.monotonic() < self._careful_until:
             return await trip(careful=True)
