@@ -133,8 +133,8 @@ class Source:
     after_failure: bool = False
 
     @classmethod
-    def file(cls, path: str, fallback: bool = False) -> Source:
-        return cls((*FILE_READ, path), fallback=fallback)
+    def file(cls, path: str, guard: Guard | None = None, fallback: bool = False) -> Source:
+        return cls((*FILE_READ, path), guard, fallback)
 
     @functools.cached_property
     def path(self) -> str | None:
@@ -422,8 +422,8 @@ def _position_sources(plan: Plan) -> tuple[Source, ...]:
 #: remote script reads it only there
 _OS_RELEASE = (
     Source.file("/etc/os-release"),
-    Source((*FILE_READ, "/usr/lib/os-release"),
-           Guard("! -s", "/etc/os-release", "not read: /etc/os-release answers"), fallback=True),
+    Source.file("/usr/lib/os-release",
+                Guard("! -s", "/etc/os-release", "not read: /etc/os-release answers"), True),
 )
 
 
