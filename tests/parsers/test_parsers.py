@@ -21,7 +21,7 @@ import pytest
 from ai_sysadmin.hosts import osinfo
 from ai_sysadmin.monitor import parsers
 from ai_sysadmin.monitor.rules import RuleContext, evaluate
-from ai_sysadmin.monitor.snapshot import Process, Snapshot
+from ai_sysadmin.monitor.snapshot import Snapshot
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parsers"
 CASES = sorted(FIXTURES.glob("*.json"))
@@ -124,15 +124,17 @@ def test_fault_lab_outputs_give_the_findings_a_person_expects():
     )
 
 
-def test_top_processes_keeps_the_top_by_cpu_and_by_memory_once_each():
-    def proc(pid: int, cpu: float, rss: int) -> Process:
-        return Process(pid, "root", cpu, 0.0, rss, 100, 1, f"prog{pid}")
+def test_a_check_keeps_the_top_by_cpu_and_by_memory_once_each():
+    def line(pid: int, cpu: float, rss: int) -> str:
+        return f"{pid} 1 S root {cpu} 0.0 {rss} 100 1 - prog{pid} --flag\n"
 
-    processes = [proc(1, 90.0, 10), proc(2, 50.0, 900), proc(3, 0.1, 800), proc(4, 0.0, 1)]
+    listing = "".join([line(1, 90.0, 10), line(2, 50.0, 900), line(3, 0.1, 800),
+                       line(4, 0.0, 1), "5 1 S root x 0.0 1 100 1 - not a number\n"])
 
-    top = parsers.top_processes(processes, count=2)
+    top = parsers.parse_ps_top(listing, count=2)
 
-    assert [p.pid for p in top] == [1, 2, 3]
+    assert [(p.pid, p.command) for p in top] == [(1, "prog1 --flag"), (2, "prog2 --flag"),
+                                                 (3, "prog3 --flag")]
 
 
 def test_os_release_of_nixos_is_recognised():
@@ -142,8 +144,8 @@ def test_os_release_of_nixos_is_recognised():
 
 
 def test_each_process_is_named_with_its_unit_in_the_one_listing():
-    rows = parsers.parse_process_table(load("ps_with_units")["raw"], units=True)
-    units = {row.process.command: row.process.unit for row in rows}
+    top = parsers.parse_ps_top(load("ps_with_units")["raw"])
+    units = {p.command: p.unit for p in top}
     assert units["/bin/sh -c while :; do :; done"] == "spin.service"
     # ps lets a long name run past the column: it is there whole
     assert units["/bin/sleep 1000"] == (
@@ -153,5 +155,5 @@ def test_each_process_is_named_with_its_unit_in_the_one_listing():
     # the listing without units reads the same processes, by pid only
     plain = parsers.parse_ps(load("ps")["raw"])
     assert sorted(p.pid for p in plain if not p.command.startswith("ps ")) == sorted(
-        row.process.pid for row in rows if not row.process.command.startswith("ps "))
+        p.pid for p in top if not p.command.startswith("ps "))
     assert all(p.unit is None for p in plain)

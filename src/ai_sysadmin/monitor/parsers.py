@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import json
 import signal
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -318,76 +318,91 @@ PS_UNIT_COLUMNS = PS_COLUMNS.replace(",args=", ",unit=,args=")
 _UNIT_CUT = 239
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessRow:
-    """One line of the process table: the process, its parent and its state (``Z``: zombie)."""
+class _ProcessTable:
+    """A ``ps -eo`` listing (:data:`PS_COLUMNS`, or :data:`PS_UNIT_COLUMNS` where ``units``)
+    split into its lines' fields; a :class:`Process` is made only for a line asked for: a
+    host lists hundreds of processes, a check keeps thirty."""
 
-    process: Process
-    ppid: int
-    state: str
+    def __init__(self, text: str, units: bool) -> None:
+        self.units = units
+        self.fields = fields = 10 if units else 9
+        self.rows: list[list[str]] = []
+        for line in text.splitlines():
+            parts = line.split(None, fields)
+            if len(parts) > fields and parts[0].isdigit():
+                self.rows.append(parts)
 
-
-@functools.lru_cache(maxsize=8)
-def parse_process_table(text: str, units: bool = False) -> tuple[ProcessRow, ...]:
-    """``ps -eo`` :data:`PS_COLUMNS`, or :data:`PS_UNIT_COLUMNS` where ``units``.
-
-    Two rows read one listing (the processes, the zombies): parsed once.
-    """
-    fields = 10 if units else 9
-    rows: list[ProcessRow] = []
-    for line in text.splitlines():
-        parts = line.split(None, fields)
-        if len(parts) <= fields:
-            continue
-        unit = parts[9] if units else None
+    def process(self, parts: list[str]) -> Process | None:
+        """The line's process; None for a line whose numbers are not numbers."""
+        unit = parts[9] if self.units else None
         try:
-            process = Process(
+            return Process(
                 pid=int(parts[0]), user=parts[3], cpu_percent=float(parts[4]),
                 mem_percent=float(parts[5]), rss_kb=int(parts[6]),
                 elapsed_seconds=int(parts[7]), cpu_seconds=int(parts[8]),
-                command=parts[fields],
+                command=parts[self.fields],
                 unit=unit if unit and unit != "-" and len(unit) < _UNIT_CUT else None)
-            rows.append(ProcessRow(process, int(parts[1]), parts[2]))
         except ValueError:
-            continue
-    return tuple(rows)
+            return None
+
+    def top(self, count: int) -> list[Process]:
+        """The top ``count`` by CPU, then those of the top ``count`` by memory not among
+        them."""
+        by_cpu = heapq.nlargest(count, self.rows, key=lambda parts: _number(parts[4]))
+        by_rss = heapq.nlargest(count, self.rows, key=lambda parts: _number(parts[6]))
+        top: dict[str, Process] = {}
+        for parts in (*by_cpu, *by_rss):
+            if parts[0] not in top and (process := self.process(parts)) is not None:
+                top[parts[0]] = process
+        return list(top.values())
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return -1.0
+
+
+@functools.lru_cache(maxsize=8)
+def _table(text: str, units: bool) -> _ProcessTable:
+    """Two rows read one listing (the processes, the zombies): split once."""
+    return _ProcessTable(text, units)
 
 
 def parse_ps(text: str) -> list[Process]:
     """``ps -eo`` :data:`PS_COLUMNS`: the processes, in the listing's order."""
-    return [row.process for row in parse_process_table(text)]
+    table = _table(text, False)
+    return [p for p in map(table.process, table.rows) if p is not None]
+
+
+def parse_ps_top(text: str, units: bool = True, count: int = 15) -> list[Process]:
+    """The processes a check keeps of a listing (:data:`PS_UNIT_COLUMNS`; ``units=False``:
+    :data:`PS_COLUMNS`): the top ``count`` by CPU and the top ``count`` by memory, each once."""
+    return _table(text, units).top(count)
 
 
 def parse_ps_zombies(text: str, units: bool = True) -> list[ZombieParent]:
     """The processes of a listing (:data:`PS_UNIT_COLUMNS`; ``units=False``:
     :data:`PS_COLUMNS`) whose children are zombies (state Z: exited, not yet waited for), with
     how many, most first."""
-    rows = parse_process_table(text, units)
-    zombies: dict[int, int] = {}
-    for row in rows:
+    table = _table(text, units)
+    zombies: dict[str, int] = {}
+    for parts in table.rows:
         # ppid 0: the parent is outside this pid namespace (a command entered into a
         # container, about to be reaped there); no process here could reap it
-        if row.state.startswith("Z") and row.ppid:
-            zombies[row.ppid] = zombies.get(row.ppid, 0) + 1
+        if parts[2].startswith("Z") and parts[1].isdigit() and parts[1] != "0":
+            zombies[parts[1]] = zombies.get(parts[1], 0) + 1
     if not zombies:
         return []
-    by_pid = {row.process.pid: row.process for row in rows}
-    parents = []
+    # a parent may have exited between two lines of the listing: no command, no unit
+    parents = {parts[0]: table.process(parts) for parts in table.rows if parts[0] in zombies}
+    found = []
     for ppid, count in zombies.items():
-        parent = by_pid.get(ppid)  # it may have exited between two lines of the listing
-        parents.append(ZombieParent(ppid, count, parent.command if parent else "",
-                                    parent.unit if parent else None))
-    return sorted(parents, key=lambda p: (-p.zombies, p.pid))
-
-
-def top_processes(processes: list[Process], count: int = 15) -> list[Process]:
-    """The top ``count`` by CPU and the top ``count`` by memory, without duplicates."""
-    by_cpu = sorted(processes, key=lambda p: p.cpu_percent, reverse=True)[:count]
-    by_mem = sorted(processes, key=lambda p: p.rss_kb, reverse=True)[:count]
-    seen: dict[int, Process] = {p.pid: p for p in by_cpu}
-    for p in by_mem:
-        seen.setdefault(p.pid, p)
-    return list(seen.values())
+        parent = parents.get(ppid)
+        found.append(ZombieParent(int(ppid), count, parent.command if parent else "",
+                                  parent.unit if parent else None))
+    return sorted(found, key=lambda p: (-p.zombies, p.pid))
 
 
 _MONTHS = {name: n for n, name in enumerate(

@@ -368,9 +368,7 @@ def _process_table(readings: Sequence[Reading]) -> tuple[str, bool]:
 
 
 def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    listing, units = _process_table(readings)
-    snap.processes = parsers.top_processes(
-        [row.process for row in parsers.parse_process_table(listing, units)])
+    snap.processes = parsers.parse_ps_top(*_process_table(readings))
 
 
 def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
