@@ -265,22 +265,30 @@ class SshTransport(Transport):
     def _invalid(self, exc: Exception) -> TransportError:
         return TransportError(f"{self.host}: invalid SSH settings: {exc}")
 
-    async def _connect_hop(
+    async def _connect_kwargs(
         self, hop: Hop, tunnel: asyncssh.SSHClientConnection | None
-    ) -> tuple[asyncssh.SSHClientConnection, VerifyingClient]:
+    ) -> tuple[dict[str, Any], _Resolved]:
+        """asyncssh.connect's arguments for one hop, and what they resolve to."""
         kwargs = self._kwargs(hop.target, tunnel)
         try:
             options = await self._resolve(hop.target, kwargs)
         except _INVALID_SETTINGS as exc:
             raise self._invalid(exc) from exc
-        known = kwargs["known_hosts"]
-        algs = host_key_algs(known, options.host_key_alias or options.host, options.port)
+        algs = host_key_algs(kwargs["known_hosts"], options.host_key_alias or options.host,
+                             options.port)
         if algs:
             kwargs["server_host_key_algs"] = algs
         # asyncssh.connect resolves the options again: it gets the keys these loaded (with
         # the certificates paired already), so that no key file is read twice per connection
         kwargs.update(client_keys=options.client_keys, client_certs=[],
                       agent_identities=options.agent_identities)
+        return kwargs, options
+
+    async def _connect_hop(
+        self, hop: Hop, tunnel: asyncssh.SSHClientConnection | None
+    ) -> tuple[asyncssh.SSHClientConnection, VerifyingClient]:
+        kwargs, options = await self._connect_kwargs(hop, tunnel)
+        known = kwargs["known_hosts"]
         clients: list[VerifyingClient] = []
 
         def factory() -> VerifyingClient:
