@@ -18,7 +18,7 @@ from ai_sysadmin.config import Programs, Settings
 from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.remote_script import _KILL_AFTER, Guard, round_trip
+from ai_sysadmin.monitor.remote_script import _KILL_AFTER, Guard, RoundTrip, round_trip
 from ai_sysadmin.monitor.snapshot import Snapshot
 
 
@@ -300,3 +300,34 @@ def test_a_second_place_for_a_file_is_read_only_where_the_first_has_nothing(
         assert got == [(0, "ID=first\n", ""), (1, "", "not read")]
     else:
         assert got == [(0, "", ""), (0, "ID=second\n", "")]
+
+
+@pytest.mark.parametrize("careful", [False, True])
+@pytest.mark.parametrize("shell", ["dash", "bash --posix"])
+def test_a_second_way_to_ask_runs_only_after_a_failure(
+    tmp_path: Path, shell: str, careful: bool
+) -> None:
+    if shutil.which(shell.split()[0]) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{shell} is needed here")
+        pytest.skip(f"no {shell} here")
+    ran = tmp_path / "ran"
+    tool = script(tmp_path / "tool", f'echo "$1" >> {ran}; echo "answer $1"; exit "$2"')
+    commands = [[tool, "a", "3"], [tool, "a-again", "0"], [tool, "b", "0"], [tool, "b-again", "0"]]
+
+    async def go() -> list[tuple[int, str]]:
+        replay = await round_trip(ScriptIn(shell), commands, 5.0, careful=careful,
+                                  after_failure=[commands[1], commands[3]])
+        return [((done := await replay.run(argv)).returncode, done.stdout)
+                for argv in commands[:3]]
+
+    assert asyncio.run(go()) == [(3, "answer a\n"), (0, "answer a-again\n"), (0, "answer b\n")]
+    assert ran.read_text() == "a\na-again\nb\n"  # b answered: b-again never started
+
+
+def test_a_second_way_to_ask_must_follow_a_command_of_its_own() -> None:
+    with pytest.raises(ValueError, match="runs after a failure"):
+        RoundTrip.plan([["cat", "--", "/etc/hostname"], ["hostname"]], 5.0,
+                       after_failure=[["hostname"]])
+    with pytest.raises(ValueError, match="runs after a failure"):
+        RoundTrip.plan([["hostname"]], 5.0, after_failure=[["hostname"]])
