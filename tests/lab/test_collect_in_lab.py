@@ -41,6 +41,9 @@ def test_command_lines_do_not_depend_on_the_callers_terminal(
         sandbox.exec(["systemctl", "stop", "long-cmdline.service"])
     commands = [p.command for p in snapshot.processes or []]
     assert any(LONG_COMMAND in c for c in commands), commands
+    # the same listing names each process's unit, as the host's systemd knows it
+    units = {p.unit for p in snapshot.processes or [] if LONG_COMMAND in p.command}
+    assert units == {"long-cmdline.service"}
 
 
 class AsUser(SandboxTransport):
