@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 
 import pytest
@@ -135,6 +136,35 @@ def test_approving_when_the_finding_is_gone_closes_it_as_not_needed(settings, st
     assert done.state == "not_needed" and done.started_at is None
     with pytest.raises(Exception, match="not pending"):
         asyncio.run(executor.approve(action.id, "alice"))
+
+
+def test_a_pending_action_and_its_incidents_wait_are_seen_together(
+    settings, store, monkeypatch
+) -> None:
+    """Another reader (a person's listing, a restarted daemon) sees both or neither: the
+    action waiting for approval and its incident waiting for it."""
+    host = "testhost"
+    incident_id = _incident(store, host)
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    seen: list[tuple[list[str], str]] = []
+    create = ActionStore.create
+
+    def create_and_look(self, **kwargs):  # type: ignore[no-untyped-def]
+        action = create(self, **kwargs)
+        other = sqlite3.connect(store.db.path)  # a reader of its own, as another process is
+        try:
+            seen.append(([state for (state,) in other.execute("SELECT state FROM actions")],
+                         other.execute("SELECT state FROM incidents WHERE id=?",
+                                       (incident_id,)).fetchone()[0]))
+        finally:
+            other.close()
+        return action
+
+    monkeypatch.setattr(ActionStore, "create", create_and_look)
+    asyncio.run(executor.propose(host, "restart_unit", {"unit": "app.service"},
+                                 incident_id=incident_id))
+    assert seen == [([], "open")]  # nothing yet where the action is written
+    assert store.get(incident_id).state == "awaiting_approval"
 
 
 def test_approve_commands(cli, settings, store, monkeypatch) -> None:

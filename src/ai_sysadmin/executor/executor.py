@@ -123,17 +123,25 @@ class Executor:
             reason = (f"dry run (executor.dry_run): would run "
                       f"{[list(c) for c in plan.commands]}; {reason}")
         ttl = self.settings.safety.approval_ttl_hours * 3600 if state == "pending" else None
-        action = await asyncio.to_thread(
-            self.actions.create, incident_id=incident_id, proposal_id=proposal_id, host=host,
-            kind=kind, params=plan.params or params, subject=plan.subject, risk=plan.risk,
-            plan=plan.to_dict(), outcome=decision.outcome, reason=reason, state=state,
-            ttl_seconds=ttl, actor=actor)
+
+        def record() -> Action:
+            # a pending action and its incident's wait are one write: nobody (a person's
+            # listing, a restarted daemon) sees the one without the other
+            with self.store.db.transaction():
+                action = self.actions.create(
+                    incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
+                    params=plan.params or params, subject=plan.subject, risk=plan.risk,
+                    plan=plan.to_dict(), outcome=decision.outcome, reason=reason, state=state,
+                    ttl_seconds=ttl, actor=actor)
+                if state == "pending" and incident_id is not None:
+                    self._incident_to(incident_id, "awaiting_approval",
+                                      f"action {action.id} waits for approval: {kind}")
+            return action
+
+        action = await asyncio.to_thread(record)
         log.info("action %d %s: %s %s (risk %s): %s", action.id, state, kind, params,
                  plan.risk, action.reason,
                  extra={"action": action.id, "incident": incident_id, "state": state})
-        if state == "pending" and incident_id is not None:
-            self._incident_to(incident_id, "awaiting_approval", f"action {action.id} waits "
-                              f"for approval: {kind}")
         return action
 
     async def decide_and_act(self, incident_id: int, host: str,
@@ -226,10 +234,11 @@ class Executor:
         return None
 
     def _back_to_person(self, action: Action, why: str) -> Action:
-        moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}")
-        if action.incident_id is not None:
-            self._incident_to(action.incident_id, "awaiting_approval",
-                              f"action {action.id} waits for approval: {why}")
+        with self.store.db.transaction():  # as in propose: the action and its incident at once
+            moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}")
+            if action.incident_id is not None:
+                self._incident_to(action.incident_id, "awaiting_approval",
+                                  f"action {action.id} waits for approval: {why}")
         return moved
 
     async def _reachable(self, action: Action) -> str | None:
