@@ -79,7 +79,7 @@ class Collector:
         """The remote script a check sends (with a marker of its own)."""
         return self._rows(self.plan(journal)).trip.again(careful)
 
-    async def _round_trip(self, journal: JournalQuery | None) -> remote_script.ReplayTransport:
+    async def _round_trip(self, planned: _Planned) -> remote_script.ReplayTransport:
         """One script for the whole Snapshot. It starts no process but the commands; a step
         that hangs makes the script overrun, and then this host's checks put each step under
         its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
@@ -87,7 +87,7 @@ class Collector:
 
         async def trip(careful: bool) -> remote_script.ReplayTransport:
             return await remote_script.run_round_trip(
-                self.transport, self.script(journal, careful), lists)
+                self.transport, planned.trip.again(careful), lists)
 
         if time.monotonic() < self._careful_until:
             return await trip(careful=True)
@@ -102,8 +102,8 @@ class Collector:
 
     async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
         if self.transport.one_round_trip:
-            replay = await self._round_trip(journal)
-            return _replayed(replay, self._rows(self.plan(journal)))
+            planned = self._rows(self.plan(journal))
+            return _replayed(await self._round_trip(planned), planned)
         plan = self.plan(journal)
         snap = Snapshot(host=self.transport.host, taken_at=time.time())
         steps: dict[str, asyncio.Future[None]] = {}
