@@ -17,6 +17,8 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.monitor.follower import JournalFollower
+from ai_sysadmin.monitor.snapshot import JournalEntry
 from ai_sysadmin.orchestrator.daemon import Daemon
 from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, IncidentStore
@@ -72,6 +74,35 @@ def test_failed_unit_becomes_an_incident_through_the_journal_follower(tmp_path: 
         latency = asyncio.run(scenario(sb))
     # the number is the benchmark's business; here it only has to be event-driven, not hourly
     assert latency < 60
+
+
+def test_a_unit_that_failed_before_the_follower_began_reading_wakes_a_check() -> None:
+    # The daemon starts a host's first check and its follower at once; a unit that fails
+    # after that check collected and before journalctl reached the journal's end used to
+    # wait for the next interval check (300 s by default): the follower began at the end.
+    settings = Settings(ai_name="labtest")
+
+    async def woken(sb: Sandbox) -> list[JournalEntry]:
+        woke: list[JournalEntry] = []
+        follower = JournalFollower(SandboxTransport(sb), settings, woke.append)
+        following = asyncio.create_task(follower.run())
+        try:
+            await asyncio.to_thread(_wait, lambda: woke, 20, "the follower to wake a check")
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+        return woke
+
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "app.service", "text": FAILING_UNIT})
+        apply(sb, "start_unit", {"name": "app.service"})
+        _wait(lambda: "Failed with result" in sb.exec(
+            ["journalctl", "-u", "app.service", "-p", "warning", "--no-pager"]).stdout,
+            20, "the failure in the journal")
+        woke = asyncio.run(woken(sb))
+    # the last entry before following began: the failure (nothing was logged since)
+    assert woke[0].unit == "app.service" and "Failed with result" in woke[0].message
+    assert len(woke) == 1, "only the first entry read wakes a check for being first"
 
 
 def _markers(db: Path) -> Counter[str]:

@@ -2,6 +2,12 @@
 
 The follower never stores entries or moves cursors: it only says "look now". The check that
 follows reads the journal from its persisted cursor, so nothing is lost or repeated.
+
+Following starts at the journal's end, some time after the check before it collected (the
+daemon starts both at once; a follower that stopped starts again after a pause): a unit that
+failed in between would wait for the next interval check, hours away. So the first entry a
+follower reads, the last one logged before it began, wakes a check whatever it says: that
+check collects after the follower began reading, and what comes later the follower sees.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ class JournalFollower:
         self.settings = settings.on_host(transport.local_programs)
         self.on_trigger = on_trigger
         self.max_backoff = max_backoff
-        #: set once the follower has started reading (tests and benchmarks wait on it)
+        #: set once journalctl has been started (tests and benchmarks wait on it); it reads
+        #: the journal a moment later, and its first entry wakes a check (the docstring)
         self.started = asyncio.Event()
 
     async def run(self) -> None:
@@ -55,15 +62,19 @@ class JournalFollower:
         argv = journal_argv(self.settings, JournalQuery(), follow=True)
         backoff = 1.0
         while True:
-            lines = 0
+            lines, reading = 0, False
             try:
                 stream = self.transport.stream_lines(argv)
                 self.started.set()
                 async for line in stream:
                     lines += 1
                     entry = parse_journal_line(line)
-                    if entry is not None and is_trigger(entry):
+                    if entry is None:
+                        continue
+                    # the first: following has begun (the module's docstring)
+                    if not reading or is_trigger(entry):
                         self.on_trigger(entry)
+                    reading = True
             except TransportError as exc:
                 log.warning("journal follower of %s cannot start: %s", self.transport.host, exc)
             backoff = 1.0 if lines else min(backoff * 2, self.max_backoff)

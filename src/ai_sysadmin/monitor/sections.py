@@ -85,7 +85,9 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
     elif query.after_cursor:
         argv.append(f"--after-cursor={query.after_cursor}")
     elif follow:
-        argv += ["--lines=0"]
+        # the last entry before following starts comes first: it says the follower is
+        # reading (see JournalFollower)
+        argv += ["--lines=1"]
     else:
         argv += ["--boot", f"--lines={query.first_lines}"]
     if follow:
