@@ -513,7 +513,14 @@ class Ansible:
                 if path.is_socket():
                     subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "bench"],
                                    capture_output=True)
-            shutil.rmtree(self.control_dir)
+
+            def gone_already(function: object, path: str,
+                             exc_info: tuple[type[BaseException], BaseException, object]) -> None:
+                # a master told to exit removes its own socket, maybe just as rmtree does
+                if not issubclass(exc_info[0], FileNotFoundError):
+                    raise exc_info[1]
+
+            shutil.rmtree(self.control_dir, onerror=gone_already)
 
 
 def ansible_round(rnd: Round, configs: list[Ansible]) -> None:
@@ -642,9 +649,11 @@ def main() -> None:
                     ansible_round(rnd, configs)
                 rounds.append(rnd)
         finally:
-            for config in configs:
-                config.stop_masters()
-            stop(procs)
+            try:
+                for config in configs:
+                    config.stop_masters()
+            finally:
+                stop(procs)  # whatever happened above: no sshd outlives the bench
     tables = ("one for all hosts (--shared-pids)" if args.shared_pids
               else "one per host (PID namespaces)")
     report(rounds, configs, len(addrs), collected, tables)
