@@ -21,6 +21,7 @@ from .context import banner, err, out, print_json, state
 
 if TYPE_CHECKING:
     from ..lab.eval import EvalRun, ScenarioScore
+    from ..lab.scenario import Scenario
 
 #: the harness's default, repeated here so that --help does not import the lab
 DEADLINE = 180.0
@@ -183,34 +184,16 @@ def eval_command(
     """Score a model on fault-lab scenarios run through the whole loop: detection,
     localization, root cause, mitigation or escalation, false alarms, unsafe actions, LLM
     calls and tokens. Exit 1 when a scenario did not pass."""
-    from ..lab import list_scenarios, load_scenario
-    from ..lab.eval import evaluate, load_results, results_path, select, write_results
+    from ..lab.eval import evaluate, results_path, write_results
 
     if compare:
-        runs = [load_results(path) for path in compare]
-        if as_json:
-            print_json([{"file": str(path), **{k: run[k] for k in (
-                "model", "backend", "mode", "date", "totals")}}
-                for path, run in zip(compare, runs, strict=True)])
-        else:
-            out.print(compare_table(runs))
+        _show_compared(compare, as_json)
         return
     settings = state(ctx).settings
-    # by name and by tag: each scenario once, the named ones first; all when neither
-    named = [load_scenario(n) for n in scenarios or []]
-    tagged = select(list_scenarios(), tag) if tag else [] if named else list_scenarios()
-    chosen = named + [s for s in tagged if s.name not in {n.name for n in named}]
-    if not chosen:
-        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(tag or [])}")
-    overrides = _settings_pairs(set_ or [])
-    llm = {key: value for key, value in (("url", url), ("model", model),
-                                          ("backend", backend.value if backend else None))
-           if value is not None}
-    if llm:
-        overrides = {**{f"llm.{k}": v for k, v in llm.items()}, **overrides}
-    if mode is not None:
-        # agent.modes names a mode per model, over agent.mode: the one asked for wins
-        overrides = {"agent.mode": mode.value, "agent.modes": {}, **overrides}
+    chosen = _chosen(scenarios or [], tag or [])
+    overrides = _overrides(set_ or [], url=url, model=model,
+                           backend=backend.value if backend else None,
+                           mode=mode.value if mode else None)
     if os.geteuid() != 0:
         raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -232,3 +215,42 @@ def eval_command(
         out.print(score_table(run))
         out.print(f"results and transcripts: {path}")
     raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)
+
+
+def _show_compared(files: list[Path], as_json: bool) -> None:
+    from ..lab.eval import load_results
+
+    runs = [load_results(path) for path in files]
+    if as_json:
+        print_json([{"file": str(path), **{k: run[k] for k in (
+            "model", "backend", "mode", "date", "totals")}}
+            for path, run in zip(files, runs, strict=True)])
+    else:
+        out.print(compare_table(runs))
+
+
+def _chosen(names: list[str], tags: list[str]) -> list[Scenario]:
+    """By name and by tag: each scenario once, the named ones first; all when neither."""
+    from ..lab import list_scenarios, load_scenario
+    from ..lab.eval import select
+
+    named = [load_scenario(n) for n in names]
+    tagged = select(list_scenarios(), tags) if tags else [] if named else list_scenarios()
+    chosen = named + [s for s in tagged if s.name not in {n.name for n in named}]
+    if not chosen:
+        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(tags)}")
+    return chosen
+
+
+def _overrides(pairs: list[str], *, url: str | None, model: str | None, backend: str | None,
+               mode: str | None) -> dict[str, Any]:
+    """The settings of the runs: ``--set`` pairs over the model options."""
+    overrides = _settings_pairs(pairs)
+    llm = {key: value for key, value in (("url", url), ("model", model), ("backend", backend))
+           if value is not None}
+    if llm:
+        overrides = {**{f"llm.{k}": v for k, v in llm.items()}, **overrides}
+    if mode is not None:
+        # agent.modes names a mode per model, over agent.mode: the one asked for wins
+        overrides = {"agent.mode": mode, "agent.modes": {}, **overrides}
+    return overrides
