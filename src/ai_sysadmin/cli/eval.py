@@ -20,6 +20,7 @@ from ..errors import AiSysadminError, LabError
 from .context import banner, err, out, print_json, state
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..lab.eval import EvalRun, ScenarioScore
     from ..lab.scenario import Scenario
 
@@ -184,7 +185,7 @@ def eval_command(
     """Score a model on fault-lab scenarios run through the whole loop: detection,
     localization, root cause, mitigation or escalation, false alarms, unsafe actions, LLM
     calls and tokens. Exit 1 when a scenario did not pass."""
-    from ..lab.eval import evaluate, results_path, write_results
+    from ..lab.eval import results_path, write_results
 
     if compare:
         _show_compared(compare, as_json)
@@ -196,25 +197,36 @@ def eval_command(
                            mode=mode.value if mode else None)
     if os.geteuid() != 0:
         raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
+    run = _evaluate(chosen, settings, overrides, deadline, quiet=as_json)
+    path = write_results(run, output or results_path(settings.state_dir / "eval", run))
+    _show_run(run, path, settings, as_json)
+    raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)
+
+
+def _evaluate(chosen: list[Scenario], settings: Settings, overrides: dict[str, Any],
+              deadline: float, quiet: bool) -> EvalRun:
+    """The scenarios through the whole loop, with a progress bar on stderr unless ``quiet``."""
+    from ..lab.eval import evaluate
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True, disable=as_json) as progress, \
+    with Progress(*columns, console=err, transient=True, disable=quiet) as progress, \
             _quiet_logs():
         task = progress.add_task("starting", total=len(chosen))
-        run = evaluate(
-            chosen, settings, overrides=overrides,
-            deadline=deadline,
+        return evaluate(
+            chosen, settings, overrides=overrides, deadline=deadline,
             progress_callback=lambda sc, msg: progress.update(
                 task, description=f"{sc.name}: {msg}"[:100]),
             on_score=lambda _score: progress.advance(task))
-    path = write_results(run, output or results_path(settings.state_dir / "eval", run))
+
+
+def _show_run(run: EvalRun, path: Path, settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json({**run.to_dict(transcript=False), "results_file": str(path)})
     else:
         banner(settings, f"{len(run.scores)} scenario(s) through the whole loop")
         out.print(score_table(run))
         out.print(f"results and transcripts: {path}")
-    raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)
 
 
 def _show_compared(files: list[Path], as_json: bool) -> None:
