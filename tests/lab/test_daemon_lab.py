@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import random
 import signal
 import subprocess
@@ -103,6 +105,35 @@ def test_a_unit_that_failed_before_the_follower_began_reading_wakes_a_check() ->
     # the last entry before following began: the failure (nothing was logged since)
     assert woke[0].unit == "app.service" and "Failed with result" in woke[0].message
     assert len(woke) == 1, "only the first entry read wakes a check for being first"
+
+
+def test_a_journalctl_that_ends_after_its_first_entry_wakes_checks_ever_more_rarely(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # a remote journalctl whose session keeps dropping: each start reads the one entry that
+    # says following began (and wakes a check for it), then ends
+    once = "/usr/local/bin/journalctl-once"
+    entry = json.dumps({"__CURSOR": "s=1", "PRIORITY": "4", "MESSAGE": "the last entry",
+                        "__REALTIME_TIMESTAMP": "1000000"})
+    settings = Settings(ai_name="labtest", programs={"journalctl": once})
+
+    async def follow(sb: Sandbox) -> list[JournalEntry]:
+        woke: list[JournalEntry] = []
+        following = asyncio.create_task(
+            JournalFollower(SandboxTransport(sb), settings, woke.append).run())
+        try:
+            await asyncio.to_thread(_wait, lambda: len(woke) >= 3, 20, "three starts")
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+        return woke
+
+    with Sandbox() as sb, caplog.at_level(logging.INFO, "ai_sysadmin.orchestrator"):
+        sb.write_file(once, f"#!/bin/sh\nprintf '%s\\n' '{entry}'\n", 0o755)
+        woke = asyncio.run(follow(sb))
+    pauses = [float(r.args[1]) for r in caplog.records
+              if r.getMessage().startswith("journal follower of")]
+    assert pauses[:2] == [2.0, 4.0], pauses  # not a start a second
+    assert {e.message for e in woke} == {"the last entry"}
 
 
 def _markers(db: Path) -> Counter[str]:

@@ -77,7 +77,10 @@ class JournalFollower:
                     reading = True
             except TransportError as exc:
                 log.warning("journal follower of %s cannot start: %s", self.transport.host, exc)
-            backoff = 1.0 if lines else min(backoff * 2, self.max_backoff)
+            # followed (read past its first entry): restart at once; else, pause longer each
+            # time, so that a journalctl that keeps ending after its first entry does not
+            # wake a check a second
+            backoff = 1.0 if lines > 1 else min(backoff * 2, self.max_backoff)
             log.info(
                 "journal follower of %s stopped; restarting in %.0f s",
                 self.transport.host,
