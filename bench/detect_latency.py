@@ -24,6 +24,7 @@ from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.orchestrator.daemon import Daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, IncidentStore
 
 FAILING = "[Service]\nExecStart=/bin/sh -c 'echo \"<3>cannot start\" >&2; exit 1'\n"
@@ -42,7 +43,7 @@ async def trials(sb: Sandbox, follow: bool, interval: float, count: int) -> list
         settings = Settings(ai_name="bench", state_dir=Path(tmp), check_interval=interval,
                             journal_follow=follow, agent={"investigate": False})
         store = IncidentStore(Database(settings.db_path))
-        daemon = Daemon(settings, store, [SandboxTransport(sb)])
+        daemon = Daemon(Runtime(settings, store, [SandboxTransport(sb)]))
         running = asyncio.create_task(daemon.run())
         await _until(lambda: bool(store.hosts()), 30)
         if follow:
