@@ -5,7 +5,7 @@ follows reads the journal from its persisted cursor, so nothing is lost or repea
 
 Following starts at the journal's end, some time after the check before it collected (the
 daemon starts both at once; a follower that stopped starts again after a pause): a unit that
-failed in between would wait for the next interval check, hours away. So the first entry a
+failed in between would wait for the next interval check (300 s by default). So the first entry a
 follower reads, the last one logged before it began, wakes a check whatever it says: that
 check collects after the follower began reading, and what comes later the follower sees.
 """
