@@ -254,13 +254,11 @@ def bare_line(transport: SshTransport, settings: Settings) -> str:
     """The commands a sweep runs on these hosts, as one plain sh line: each once (two rows
     may read one command; the script runs it once), files by one `tail -q` (stdio-buffered:
     fewer writes, so fewer packets, than `cat`'s one a file), sources whose guard fails here
-    (no systemd, no NixOS, the second os-release) left out, and those asked only where the
-    one before failed (ps without its unit column: these hosts' ps has it)."""
+    (no systemd, no NixOS, the second os-release) left out."""
     sources = Collector(transport, settings).sources()
     holds = {"-d": os.path.isdir, "-L": os.path.islink, "-e": os.path.exists,
              "! -s": lambda path: not (os.path.isfile(path) and os.path.getsize(path))}
-    asked = [s for s in sources if not s.after_failure
-             and (s.guard is None or holds[s.guard.test](s.guard.path))]
+    asked = [s for s in sources if s.guard is None or holds[s.guard.test](s.guard.path)]
     files = list(dict.fromkeys(s.path for s in asked if s.path is not None))
     commands = dict.fromkeys(shlex.join(s.argv) for s in asked if s.path is None)
     return "; ".join([f"tail -q -n +1 -- {shlex.join(files)} 2>/dev/null", *commands])

@@ -14,7 +14,7 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 
 #: ps for one long-lived, mostly idle process (0.5% over its life) that spins on four cores
-#: from the second written in SPIN on; its columns are the collector's (parsers.PS_UNIT_COLUMNS)
+#: from the second written in SPIN on; its columns are the collector's (parsers.PS_CGROUP_COLUMNS)
 PS = """\
 #!/bin/sh
 cpu=1000

@@ -155,22 +155,11 @@ def test_zombies_are_counted_per_parent_with_its_unit(tmp_path: Path) -> None:
         (77, 3, "/usr/bin/python3 /usr/local/bin/zomb.py", "zomb.service")]
 
 
-def test_zombies_are_counted_by_a_ps_without_the_unit_column(tmp_path: Path) -> None:
-    snap = Snapshot("h", 1.0)
-    refused = done(1, stderr="error: unknown user-defined format specifier \"unit\"\n")
-    SECTIONS_BY_NAME["zombies"].take([refused, done(0, raw("ps_zombies_without_units"))],
-                                     snap, plan(tmp_path))
-    assert [(z.pid, z.zombies, z.unit) for z in snap.zombies or []] == [(77, 3, None)]
-
-
 def test_zombies_and_processes_cost_a_remote_check_one_ps(tmp_path: Path) -> None:
-    # the zombie row reads the processes' listing: one ps in the script serves both, and the
-    # listing without units runs only where that one failed
+    # the zombie row reads the processes' listing: one ps in the script serves both
     sources = Collector(LocalTransport("here"), plan(tmp_path).settings).sources()
     listings = [s.argv for s in sources if s.argv[0] == "ps"]
-    assert len(listings) == 4 and len(set(listings)) == 2  # two rows, the same two commands
-    trip = RoundTrip.plan(listings, 20.0, after_failure=[s.argv for s in sources
-                                                         if s.after_failure])
-    assert len(trip.commands) == 2
-    assert trip.script.count("unit=") == 1
-    assert 'if [ "$r" = 0 ]; then n 1; else s 1 ps' in trip.script
+    assert len(listings) == 2 and len(set(listings)) == 1  # two rows, the same command
+    trip = RoundTrip.plan(listings, 20.0)
+    assert len(trip.commands) == 1
+    assert trip.script.count("cgroup:") == 1

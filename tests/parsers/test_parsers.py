@@ -143,17 +143,58 @@ def test_os_release_of_nixos_is_recognised():
     assert not osinfo.parse_os_release(load("os_release_debian")["raw"]).is_nixos
 
 
-def test_each_process_is_named_with_its_unit_in_the_one_listing():
-    top = parsers.parse_ps_top(load("ps_with_units")["raw"])
+def test_each_process_is_named_with_its_unit_from_its_cgroup():
+    top = parsers.parse_ps_top(load("ps_with_cgroups")["raw"])
     units = {p.command: p.unit for p in top}
     assert units["/bin/sh -c while :; do :; done"] == "spin.service"
-    # ps lets a long name run past the column: it is there whole
+    assert units["/usr/lib/systemd/systemd --show-status=false"] == "init.scope"
+    # a cgroup longer than ps's default column width is there whole
     assert units["/bin/sleep 1000"] == (
         "a-service-whose-name-is-longer-than-the-unit-column-of-the-process-listing-"
         "which-is-one-hundred-wide.service")
-    assert units[next(c for c in units if c.startswith("ps "))] is None  # "-": no unit
-    # the listing without units reads the same processes, by pid only
-    plain = parsers.parse_ps(load("ps")["raw"])
-    assert sorted(p.pid for p in plain if not p.command.startswith("ps ")) == sorted(
-        p.pid for p in top if not p.command.startswith("ps "))
-    assert all(p.unit is None for p in plain)
+    # the listing's own ps ran from outside the lab's cgroup namespace ("0::/.."): no unit
+    assert units[next(c for c in units if c.startswith("ps "))] is None
+    # the listing without cgroups reads processes by pid only
+    assert all(p.unit is None for p in parsers.parse_ps(load("ps")["raw"]))
+
+
+@pytest.mark.parametrize(("cgroup", "unit"), [
+    ("0::/system.slice/nginx.service", "nginx.service"),
+    ("0::/init.scope", "init.scope"),
+    # a user's services, and the processes they start, are their user manager's
+    ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/app.service",
+     "user@1000.service"),
+    ("0::/user.slice/user-1000.slice/session-3.scope", "session-3.scope"),
+    # a container's own units read as its scope on the host
+    ("0::/machine.slice/machine-web.scope/payload/system.slice/nginx.service",
+     "machine-web.scope"),
+    # a hybrid or legacy host: systemd's own hierarchy, whatever its number
+    ("12:pids:/system.slice/cron.service,9:name=systemd:/system.slice/cron.service",
+     "cron.service"),
+    # nothing of the service manager's: kernel threads, cgroups it did not make, and a
+    # path outside this cgroup namespace
+    ("-", None),
+    ("4:memory:/process_api/e335cb97", None),
+    ("0::/process_api/e335cb97", None),
+    ("0::/..", None),
+])
+def test_a_process_unit_is_read_from_its_cgroup_as_systemd_names_it(cgroup: str,
+                                                                   unit: str | None) -> None:
+    assert parsers.cgroup_unit(parsers.systemd_cgroup(cgroup)) == unit
+
+
+def test_units_are_read_below_the_service_manager_of_a_container_without_its_own_cgroups():
+    # PID 1 sits in the host's tree (no cgroup namespace): its units are below its cgroup
+    root = parsers.manager_root("/machine.slice/machine-web.scope/init.scope")
+    assert root == "/machine.slice/machine-web.scope"
+    assert parsers.cgroup_unit("/machine.slice/machine-web.scope/system.slice/nginx.service",
+                               root) == "nginx.service"
+    assert parsers.cgroup_unit("/system.slice/other.service", root) is None
+    assert parsers.manager_root(None) == parsers.manager_root("/init.scope") == "/"
+
+
+def test_a_unit_name_that_ps_may_have_cut_is_not_trusted():
+    cut = "/system.slice/" + "a" * 40
+    assert parsers.cgroup_unit(cut + ".service", whole=False) is None
+    # a cut below the unit leaves the unit whole
+    assert parsers.cgroup_unit(cut + ".service/inner", whole=False) == "a" * 40 + ".service"

@@ -90,32 +90,21 @@ def test_a_table_that_cannot_be_collected_in_order_is_refused() -> None:
         check_table((Section("cpu", lambda plan: (), None),))
 
 
-UNITS = " 52  1 R root 99.0 0.0 1744 600 590 spin.service sh -c spin\n"
-PLAIN = " 52  1 R root 99.0 0.0 1744 600 590 sh -c spin\n"
+LISTING = " 52  1 R root 99.0 0.0 1744 600 590 0::/system.slice/spin.service sh -c spin\n"
 
 
 def test_processes_are_named_with_their_unit(settings: Settings) -> None:
     snap = Snapshot("h", 1.0)
-    SECTIONS_BY_NAME["processes"].take([CommandResult(("ps",), 0, UNITS, "", 0.1)], snap,
+    SECTIONS_BY_NAME["processes"].take([CommandResult(("ps",), 0, LISTING, "", 0.1)], snap,
                                        Plan(settings, JournalQuery(), runs_as_root=True))
     assert [(p.pid, p.unit, p.command) for p in snap.processes or []] == [
         (52, "spin.service", "sh -c spin")]
 
 
-def test_a_ps_without_the_unit_column_still_lists_the_processes(settings: Settings) -> None:
-    refused = CommandResult(("ps",), 1, "", "error: unknown user-defined format specifier", 0.1)
+def test_a_ps_that_fails_is_a_section_error(settings: Settings) -> None:
     snap = Snapshot("h", 1.0)
-    SECTIONS_BY_NAME["processes"].take(
-        [refused, CommandResult(("ps",), 0, PLAIN, "", 0.1)], snap,
-        Plan(settings, JournalQuery(), runs_as_root=True))
-    assert [(p.pid, p.unit, p.command) for p in snap.processes or []] == [
-        (52, None, "sh -c spin")]
+    with pytest.raises(TransportError, match="ps exited 1: ps: cannot read /proc"):
+        SECTIONS_BY_NAME["processes"].take(
+            [CommandResult(("ps",), 1, "", "ps: cannot read /proc", 0.1)], snap,
+            Plan(settings, JournalQuery(), runs_as_root=True))
 
-
-def test_a_ps_that_fails_both_ways_is_a_section_error(settings: Settings) -> None:
-    refused = CommandResult(("ps",), 1, "", "ps: cannot read /proc", 0.1)
-    snap = Snapshot("h", 1.0)
-    with pytest.raises(TransportError, match="cannot read /proc; without the unit column: "
-                                             "'ps' timed out"):
-        SECTIONS_BY_NAME["processes"].take([refused, TransportError("'ps' timed out")], snap,
-                                           Plan(settings, JournalQuery(), runs_as_root=True))

@@ -18,7 +18,7 @@ from ai_sysadmin.config import Programs, Settings
 from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.remote_script import _KILL_AFTER, Guard, RoundTrip, round_trip
+from ai_sysadmin.monitor.remote_script import _KILL_AFTER, Guard, round_trip
 from ai_sysadmin.monitor.snapshot import Snapshot
 
 
@@ -255,18 +255,12 @@ def test_a_replayed_check_is_the_check_of_the_same_results(settings: Settings) -
     assert replayed.processes and replayed.mounts and replayed.os
 
 
-@pytest.mark.parametrize("unit_column", [True, False])
-def test_a_ps_without_the_unit_column_is_asked_again_without_it(
-    tmp_path: Path, unit_column: bool
-) -> None:
-    """One ps a check lists the processes with their units; a ps built without systemd
-    refuses that column, and then (only then) the script asks again without it."""
+def test_a_check_lists_the_processes_once_on_either_path(tmp_path: Path) -> None:
+    """One ps a check serves the processes and the zombies, with each process's cgroup (its
+    unit is read from that, not asked of ps: see parsers.PS_CGROUP_COLUMNS)."""
     calls = tmp_path / "calls"
     real = shutil.which("ps")
-    refuse = "" if unit_column else (
-        'case "$*" in *unit=*) echo \'error: unknown user-defined format specifier "unit"\' >&2;'
-        " exit 1;; esac\n")
-    ps = script(tmp_path / "ps", f'echo "$*" >> {calls}\n{refuse}exec {real} "$@"')
+    ps = script(tmp_path / "ps", f'echo "$*" >> {calls}\nexec {real} "$@"')
     settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": ps})
     one = OneTrip("here")
     ours, theirs = collect(one, settings), collect(LocalTransport("here"), settings)
@@ -275,9 +269,7 @@ def test_a_ps_without_the_unit_column_is_asked_again_without_it(
         assert "processes" not in snapshot.errors and "zombies" not in snapshot.errors
         assert snapshot.processes and snapshot.zombies is not None
     asked = calls.read_text().splitlines()
-    with_units = [line for line in asked if "unit=" in line]
-    # each path asks once with units; the second listing only where the first was refused
-    assert (len(with_units), len(asked)) == ((2, 2) if unit_column else (2, 4))
+    assert len(asked) == 2 and all("cgroup:" in line and "unit=" not in line for line in asked)
 
 
 @pytest.mark.parametrize("first_text", ["ID=first\n", ""])
@@ -300,34 +292,3 @@ def test_a_second_place_for_a_file_is_read_only_where_the_first_has_nothing(
         assert got == [(0, "ID=first\n", ""), (1, "", "not read")]
     else:
         assert got == [(0, "", ""), (0, "ID=second\n", "")]
-
-
-@pytest.mark.parametrize("careful", [False, True])
-@pytest.mark.parametrize("shell", ["dash", "bash --posix"])
-def test_a_second_way_to_ask_runs_only_after_a_failure(
-    tmp_path: Path, shell: str, careful: bool
-) -> None:
-    if shutil.which(shell.split()[0]) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{shell} is needed here")
-        pytest.skip(f"no {shell} here")
-    ran = tmp_path / "ran"
-    tool = script(tmp_path / "tool", f'echo "$1" >> {ran}; echo "answer $1"; exit "$2"')
-    commands = [[tool, "a", "3"], [tool, "a-again", "0"], [tool, "b", "0"], [tool, "b-again", "0"]]
-
-    async def go() -> list[tuple[int, str]]:
-        replay = await round_trip(ScriptIn(shell), commands, 5.0, careful=careful,
-                                  after_failure=[commands[1], commands[3]])
-        return [((done := await replay.run(argv)).returncode, done.stdout)
-                for argv in commands[:3]]
-
-    assert asyncio.run(go()) == [(3, "answer a\n"), (0, "answer a-again\n"), (0, "answer b\n")]
-    assert ran.read_text() == "a\na-again\nb\n"  # b answered: b-again never started
-
-
-def test_a_second_way_to_ask_must_follow_a_command_of_its_own() -> None:
-    with pytest.raises(ValueError, match="runs after a failure"):
-        RoundTrip.plan([["cat", "--", "/etc/hostname"], ["hostname"]], 5.0,
-                       after_failure=[["hostname"]])
-    with pytest.raises(ValueError, match="runs after a failure"):
-        RoundTrip.plan([["hostname"]], 5.0, after_failure=[["hostname"]])

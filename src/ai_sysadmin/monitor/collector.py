@@ -30,7 +30,7 @@ from .sections import (
     Source,
     answered,
     journal_argv,
-    ps_argvs,
+    ps_argv,
 )
 from .snapshot import Snapshot
 
@@ -83,11 +83,11 @@ class Collector:
         """One script for the whole Snapshot. It starts no process but the commands; a step
         that hangs makes the script overrun, and then this host's checks put each step under
         its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
-        lists = ps_argvs(self.settings.programs)
+        listings = [ps_argv(self.settings.programs)]
 
         async def trip(careful: bool) -> remote_script.ReplayTransport:
             return await remote_script.run_round_trip(
-                self.transport, planned.trip.again(careful), lists)
+                self.transport, planned.trip.again(careful), listings)
 
         if time.monotonic() < self._careful_until:
             return await trip(careful=True)
@@ -184,8 +184,7 @@ class _Planned:
         sources = tuple(source for _, row in rows for source in row)
         trip = remote_script.RoundTrip.plan(
             [s.argv for s in sources], plan.settings.command_timeout,
-            {s.argv: s.guard for s in sources if s.guard is not None}, careful=False,
-            after_failure=[s.argv for s in sources if s.after_failure])
+            {s.argv: s.guard for s in sources if s.guard is not None}, careful=False)
         return cls(key, plan, rows, sources, trip)
 
 

@@ -118,26 +118,15 @@ class RoundTrip:
     #: careful: every step under its own timeout(1), so a hung one costs its section only;
     #: else no process but the command itself, and the whole script has command_timeout
     careful: bool = True
-    #: commands run only where the command just before them failed (a second way to ask,
-    #: for a host whose program lacks an option): elsewhere they are left out, as a guard's
-    after_failure: frozenset[tuple[str, ...]] = frozenset()
 
     @classmethod
     def plan(cls, commands: Sequence[Sequence[str]], command_timeout: float,
              guards: Mapping[tuple[str, ...], Guard] | None = None,
-             careful: bool = True,
-             after_failure: Iterable[Sequence[str]] = ()) -> RoundTrip:
+             careful: bool = True) -> RoundTrip:
         unique = tuple(dict.fromkeys(_check_argv(c) for c in commands))
-        second = frozenset(map(tuple, after_failure)) & frozenset(unique)
-        for argv in second:
-            before = unique[unique.index(argv) - 1] if unique.index(argv) else None
-            if before is None or before[:2] == FILE_READ or before in second \
-                    or (guards or {}).get(before) != (guards or {}).get(argv):
-                raise ValueError(f"{shlex.join(argv)!r} runs after a failure: the step before "
-                                 "it must be a command of its own, behind the same guard")
         return cls(unique, command_timeout, _new_marker(),
                    {argv: guard for argv, guard in (guards or {}).items() if argv in unique},
-                   careful, second)
+                   careful)
 
     def again(self, careful: bool) -> RoundTrip:
         """The same script with a marker of its own (one a check: no output of a check can
@@ -148,8 +137,7 @@ class RoundTrip:
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
         guards = tuple((argv, self.guards[argv]) for argv in self.commands if argv in self.guards)
-        body = _body(self.commands, guards, self.careful, self.command_timeout,
-                     self.after_failure)
+        body = _body(self.commands, guards, self.careful, self.command_timeout)
         return f"M={shlex.quote(self.marker)} P= Q=\n{body}{_DONE}"
 
     @property
@@ -233,8 +221,7 @@ def _tailed_files(commands: tuple[tuple[str, ...], ...],
 
 @functools.lru_cache(maxsize=32)
 def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, ...], Guard], ...],
-          careful: bool, command_timeout: float,
-          after_failure: frozenset[tuple[str, ...]] = frozenset()) -> str:
+          careful: bool, command_timeout: float) -> str:
     """The script but for its first line (the marker) and its last (the done line).
 
     A host's checks send the same commands over and over (the journal cursor aside): built
@@ -261,9 +248,6 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
                 runs[-1][1].append((i, ""))
                 continue
             step = f"f {i} {shlex.quote(argv[2])}"
-        elif argv in after_failure:
-            # $r: the exit code of the step before (plan() checked it is a command)
-            step = f'if [ "$r" = 0 ]; then n {i}; else s {i} {shlex.join(argv)}; fi'
         else:
             step = f"s {i} {shlex.join(argv)}"
         if runs and guard is not None and runs[-1][0] == guard:
@@ -387,16 +371,15 @@ async def round_trip(
     process_lists: Iterable[Sequence[str]] = (),
     guards: Mapping[tuple[str, ...], Guard] | None = None,
     careful: bool = True,
-    after_failure: Iterable[Sequence[str]] = (),
 ) -> ReplayTransport:
     """Run ``commands`` on the host in one remote command; never raises for the host's sake.
 
     A host that cannot be reached gives a replay whose every command fails with that reason,
     exactly as each command would have failed on its own. ``process_lists`` name the ``ps``
     commands whose output must not show the script's own processes; ``guards`` keep commands
-    from running where they mean nothing, ``after_failure`` where the one before answered.
+    from running where they mean nothing.
     """
-    trip = RoundTrip.plan(commands, command_timeout, guards, careful, after_failure)
+    trip = RoundTrip.plan(commands, command_timeout, guards, careful)
     return await run_round_trip(transport, trip, process_lists)
 
 

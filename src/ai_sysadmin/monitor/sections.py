@@ -95,12 +95,10 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
     return argv
 
 
-def ps_argvs(programs: Programs) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The process listing with each process's unit; the same without, for a ps built
-    without systemd (it refuses the ``unit`` column)."""
+def ps_argv(programs: Programs) -> tuple[str, ...]:
+    """The process listing with each process's cgroup (its unit is read from that)."""
     # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
-    return ((programs.ps, "-ww", "-eo", parsers.PS_UNIT_COLUMNS, "--sort=-pcpu"),
-            (programs.ps, "-ww", "-eo", parsers.PS_COLUMNS, "--sort=-pcpu"))
+    return (programs.ps, "-ww", "-eo", parsers.PS_CGROUP_COLUMNS, "--sort=-pcpu")
 
 
 @dataclass(frozen=True)
@@ -130,9 +128,6 @@ class Source:
     guard: Guard | None = None
     #: read only when the sources before it gave nothing (a second place for one file)
     fallback: bool = False
-    #: a fallback the remote script runs only where the command before it failed: one
-    #: whose command before never answers 0 with nothing (else the script runs it anyway)
-    after_failure: bool = False
 
     @classmethod
     def file(cls, path: str, guard: Guard | None = None, fallback: bool = False) -> Source:
@@ -354,32 +349,16 @@ def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.journal_cursor = f"{SINCE_PREFIX}{entries[1][-1].timestamp:.6f}"
 
 
-def _process_table(readings: Sequence[Reading]) -> tuple[str, bool]:
-    """The listing that answered, and whether it tells the units: a host whose ps cannot
-    still shows its processes, by pid."""
-    if answered(readings[0]) or len(readings) == 1:
-        return text(readings[0]), True
-    try:
-        return text(readings[1]), False
-    except TransportError as exc:
-        try:
-            text(readings[0])
-        except TransportError as first:
-            raise TransportError(f"{first}; without the unit column: {exc}") from exc
-        raise
-
-
 def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    snap.processes = parsers.parse_ps_top(*_process_table(readings))
+    snap.processes = parsers.parse_ps_top(text(readings[0]))
 
 
 def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    snap.zombies = parsers.parse_ps_zombies(*_process_table(readings))
+    snap.zombies = parsers.parse_ps_zombies(text(readings[0]))
 
 
 def _ps_sources(plan: Plan) -> tuple[Source, ...]:
-    with_units, plain = ps_argvs(plan.programs)
-    return Source(with_units), Source(plain, fallback=True, after_failure=True)
+    return (Source(ps_argv(plan.programs)),)
 
 
 def coredumpctl_argv(programs: Programs) -> tuple[str, ...]:

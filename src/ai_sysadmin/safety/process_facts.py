@@ -12,6 +12,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..monitor.parsers import systemd_cgroup
 from .protected import protected_reason
 from .unit_facts import Verdict
 from .units import UNIT_TYPES
@@ -52,12 +53,9 @@ class ProcessFacts:
 
 
 def _cgroup(field: str) -> str:
-    # cgroup v2: "0::/system.slice/x.service"; a hybrid host lists every hierarchy
-    entries = field.split(",")
-    for prefix in ("0::", "1:name=systemd:"):
-        for entry in entries:
-            if entry.startswith(prefix):
-                return entry[len(prefix):]
+    found = systemd_cgroup(field)
+    if found is not None:
+        return found
     return "" if field.strip() in ("", "-") else field.rpartition(":")[2]
 
 
