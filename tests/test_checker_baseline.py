@@ -68,3 +68,25 @@ def test_a_check_between_two_interval_checks_leaves_the_rate_to_the_interval(
     # an interval check does move the baseline: the next one, a moment later, has no rate
     # to go by, and the process's lifetime share is low
     assert runaway(third) == []
+
+
+def test_only_checks_woken_by_the_journal_keep_the_unit_files(tmp_path: Path) -> None:
+    """The unit files (costly to systemd) are read by every check but those the journal wakes,
+    which may come every few seconds: those keep a reading younger than unit_files_every."""
+    calls = tmp_path / "calls"
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\necho "$1" >> {calls}\necho "[]"\n')
+    systemctl.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    checker = HostChecker(LocalTransport("here"), settings, store=None)
+
+    async def checks() -> None:
+        for reason in ("interval", "journal", "journal", "verify", "journal", "approval"):
+            report = await checker.check(reason)
+            assert "unit_files" not in report.errors and "unit_load_error" in report.judged_rules
+
+    asyncio.run(checks())
+    listed = calls.read_text().split()
+    # interval, verify and approval read them; the journal's checks kept the last reading
+    assert listed.count("list-units") == 6 and listed.count("list-unit-files") == 3

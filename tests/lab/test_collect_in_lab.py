@@ -80,3 +80,55 @@ def test_a_user_who_cannot_read_the_system_journal_is_told_not_judged_healthy(
     _findings, judged = evaluate(RuleContext(snapshot, lab_settings.thresholds))
     assert "journal_error_burst" not in judged  # no verdict on what was not read
     assert snapshot.units  # the other sections still came in
+
+
+class Scripted(SandboxTransport):
+    """The lab, collected by one remote script (as an SSH host is) or command by command."""
+
+    def __init__(self, sandbox: Sandbox, one_round_trip: bool) -> None:
+        super().__init__(sandbox)
+        self.one_round_trip = one_round_trip
+
+
+@pytest.mark.parametrize("one_round_trip", [False, True], ids=["per-command", "one-script"])
+def test_checks_that_may_keep_the_unit_files_read_them_only_every_so_often(
+    sandbox: Sandbox, lab_settings: Settings, one_round_trip: bool
+) -> None:
+    """systemctl list-unit-files makes systemd work out every unit file's state (about half a
+    second of its CPU here); a check woken by the journal keeps the last reading for
+    ``unit_files_every`` seconds, and any other check reads them."""
+    reads = f"/run/unit-file-reads-{one_round_trip}"
+    counted = f"/usr/local/bin/counted-systemctl-{one_round_trip}"
+    sandbox.write_file(counted, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {reads}'
+                                '\nexec systemctl "$@"\n', 0o755)
+    orphan = f"/etc/systemd/system/orphan-{one_round_trip}.service"
+
+    def collector(every: float) -> Collector:
+        settings = lab_settings.model_copy(update={
+            "unit_files_every": every,
+            "programs": lab_settings.programs.model_copy(update={"systemctl": counted})})
+        return Collector(Scripted(sandbox, one_round_trip), settings)
+
+    def read_so_far() -> int:
+        return len(sandbox.exec(["sh", "-c", f"cat {reads} 2>/dev/null; true"]).stdout.split())
+
+    hourly = collector(3600)
+    first = asyncio.run(hourly.collect(keep=True))  # nothing kept yet: read
+    assert read_so_far() == 1 and first.unit_files and "unit_files" not in first.errors
+    sandbox.write_file(orphan, "[Unit\nDescription=a header without its bracket\n")
+    try:
+        kept = asyncio.run(hourly.collect(keep=True))
+        assert read_so_far() == 1
+        assert kept.unit_files == first.unit_files and "unit_files" not in kept.errors
+        _findings, judged = evaluate(RuleContext(kept, lab_settings.thresholds))
+        assert "unit_load_error" in judged  # a kept reading is a reading
+        fresh = asyncio.run(hourly.collect())
+        assert read_so_far() == 2
+        assert (fresh.unit_files or {}).get(orphan.rsplit("/", 1)[1]) == "bad"
+        # 0: every check reads them
+        every_check = collector(0)
+        for _ in range(2):
+            asyncio.run(every_check.collect(keep=True))
+        assert read_so_far() == 4
+    finally:
+        sandbox.exec(["rm", "-f", orphan])

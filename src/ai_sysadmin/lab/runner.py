@@ -87,8 +87,11 @@ class _Watch:
         self.previous: Snapshot | None = None
         self._seen: set[str] = set()
 
-    def check(self) -> list[Finding]:
-        snapshot = asyncio.run(self.collector.collect())
+    def check(self, keep: bool = True) -> list[Finding]:
+        """One full check; ``keep``: as the daemon's checks woken by the journal, which come
+        as often as a drill polls, keep what is read only every so often (the unit files):
+        the first check after the lab was changed reads everything."""
+        snapshot = asyncio.run(self.collector.collect(keep=keep))
         findings, _judged = evaluate(RuleContext(snapshot, self.thresholds, self.previous))
         self.previous = snapshot
         self.result.checks += 1
@@ -143,8 +146,9 @@ def _detect(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
     started = time.monotonic()
     control = not scenario.expect
     deadline = started + (scenario.observe_seconds if control else scenario.detect_timeout)
+    first = True
     while True:
-        findings = watch.check()
+        findings, first = watch.check(keep=not first), False
         elapsed = time.monotonic() - started
         if not control and not _unmet(scenario.expect, findings):
             result.detected, result.time_to_detect = True, elapsed
@@ -161,8 +165,9 @@ def _detect(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
 def _recover(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
     started = time.monotonic()
     deadline = started + scenario.recover_timeout
+    first = True
     while True:
-        findings = watch.check()
+        findings, first = watch.check(keep=not first), False
         left = _still_there(scenario.must_clear, findings)
         if not left:
             result.recovered, result.time_to_recover = True, time.monotonic() - started

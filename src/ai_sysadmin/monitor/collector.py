@@ -54,13 +54,24 @@ class Collector:
         #: the last plan's rows and script, and what they were made for: a host's checks ask
         #: the same until the journal moves on
         self._planned: _Planned | None = None
+        #: the last reading of each section read only every so often (``Section.every``), and
+        #: when (monotonic seconds)
+        self._kept: dict[str, tuple[float, object]] = {}
 
-    def plan(self, journal: JournalQuery | None = None) -> Plan:
+    def plan(self, journal: JournalQuery | None = None, keep: bool = False) -> Plan:
+        """What a check reads; ``keep``: a section read only every so often keeps its last
+        reading while that is recent enough (see :attr:`Section.every`)."""
         query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
-        return Plan(self.settings, query, self.transport.runs_as_root)
+        kept: frozenset[str] = frozenset()
+        if keep and self._kept:
+            now = time.monotonic()
+            kept = frozenset(section.name for section in SECTIONS
+                             if section.every is not None and section.name in self._kept
+                             and now - self._kept[section.name][0] < section.every(self.settings))
+        return Plan(self.settings, query, self.transport.runs_as_root, kept)
 
     def _rows(self, plan: Plan) -> _Planned:
-        key = (plan.journal, plan.runs_as_root)
+        key = (plan.journal, plan.runs_as_root, plan.kept)
         planned = self._planned
         if planned is None or planned.key != key:
             planned = self._planned = _Planned.of(key, plan)
@@ -100,20 +111,34 @@ class Collector:
             replay = await trip(careful=True)
         return replay
 
-    async def collect(self, journal: JournalQuery | None = None) -> Snapshot:
+    async def collect(self, journal: JournalQuery | None = None, keep: bool = False) -> Snapshot:
+        """A Snapshot of the host; ``keep``: see :meth:`plan`."""
+        plan = self.plan(journal, keep)
         if self.transport.one_round_trip:
-            planned = self._rows(self.plan(journal))
-            return _replayed(await self._round_trip(planned), planned)
-        plan = self.plan(journal)
-        snap = Snapshot(host=self.transport.host, taken_at=time.time())
-        steps: dict[str, asyncio.Future[None]] = {}
-        reads: dict[tuple[str, ...], asyncio.Future[Reading]] = {}
-        for section in SECTIONS:
-            before = [steps[name] for name in section.after]
-            steps[section.name] = asyncio.ensure_future(
-                self._section(section, plan, snap, before, reads))
-        await asyncio.gather(*steps.values())
+            planned = self._rows(plan)
+            snap = _replayed(await self._round_trip(planned), planned)
+        else:
+            snap = Snapshot(host=self.transport.host, taken_at=time.time())
+            steps: dict[str, asyncio.Future[None]] = {}
+            reads: dict[tuple[str, ...], asyncio.Future[Reading]] = {}
+            for section in SECTIONS:
+                before = [steps[name] for name in section.after]
+                steps[section.name] = asyncio.ensure_future(
+                    self._section(section, plan, snap, before, reads))
+            await asyncio.gather(*steps.values())
+        self._keep(snap, plan)
         return snap
+
+    def _keep(self, snap: Snapshot, plan: Plan) -> None:
+        """Fill what the check kept from the last reading; remember what it read anew."""
+        now = time.monotonic()
+        for section in SECTIONS:
+            if section.every is None:
+                continue
+            if section.name in plan.kept:
+                setattr(snap, section.name, self._kept[section.name][1])
+            elif section.name not in snap.errors and getattr(snap, section.name) is not None:
+                self._kept[section.name] = (now, getattr(snap, section.name))
 
     def replayed(self, journal: JournalQuery | None = None) -> Snapshot:
         """:meth:`collect` over a round trip's results, which are all here (this collector's
@@ -127,7 +152,7 @@ class Collector:
                        reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> None:
         if before:
             await asyncio.gather(*before)
-        sources = section.sources(plan)
+        sources = section.sources_of(plan)
         if not sources:
             return  # nothing to read for this check (a journal position already known)
         try:
@@ -180,7 +205,7 @@ class _Planned:
 
     @classmethod
     def of(cls, key: object, plan: Plan) -> _Planned:
-        rows = tuple((section, section.sources(plan)) for section in SECTIONS)
+        rows = tuple((section, section.sources_of(plan)) for section in SECTIONS)
         sources = tuple(source for _, row in rows for source in row)
         trip = remote_script.RoundTrip.plan(
             [s.argv for s in sources], plan.settings.command_timeout,

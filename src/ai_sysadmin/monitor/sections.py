@@ -109,6 +109,9 @@ class Plan:
     journal: JournalQuery
     #: a reader that is not root may see its own journal only: that is checked too
     runs_as_root: bool | None
+    #: sections whose last reading this check keeps instead of reading them (see
+    #: :attr:`Section.every`)
+    kept: frozenset[str] = frozenset()
 
     @property
     def programs(self) -> Programs:
@@ -161,6 +164,13 @@ class Section:
     #: sections collected first: ``when`` reads what they found
     after: tuple[str, ...] = ()
     when: Callable[[Snapshot], bool] | None = None
+    #: for a reading that costs the host much and rarely changes: the seconds one serves the
+    #: checks that may keep it (a collector's caller says which may)
+    every: Callable[[Settings], float] | None = None
+
+    def sources_of(self, plan: Plan) -> tuple[Source, ...]:
+        """What this check reads for the row: nothing where it keeps the last reading."""
+        return () if self.name in plan.kept else self.sources(plan)
 
     def take(self, readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         """Turn what the sources gave into the Snapshot's data; raise why it cannot."""
@@ -434,7 +444,9 @@ SECTIONS: tuple[Section, ...] = (
             apply=_units),
     Section("unit_files", lambda p: (Source((p.programs.systemctl, "list-unit-files",
                                              "--output=json", "--no-pager"), SYSTEMD),),
-            apply=_unit_files, after=("units",), when=_systemd_may_run),
+            apply=_unit_files, after=("units",), when=_systemd_may_run,
+            # systemd works out every unit file's state for it: stats and reads them all
+            every=lambda settings: settings.unit_files_every),
     Section("restarts", lambda p: (Source((p.programs.systemctl, "show", "*.service",
                                            f"--property={parsers.SHOW_PROPERTIES}",
                                            "--no-pager"), SYSTEMD),),

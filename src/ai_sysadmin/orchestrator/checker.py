@@ -91,7 +91,9 @@ class HostChecker:
         async with self._lock:
             query = JournalQuery(self._journal_cursor(), self.settings.journal_first_lines)
             async with self.slots or contextlib.nullcontext():
-                snapshot = await self.collector.collect(query)
+                # a check woken by the journal may come every few seconds: what costs the
+                # host much and rarely changes is read at most every so often there
+                snapshot = await self.collector.collect(query, keep=reason == "journal")
             ctx = RuleContext(
                 snapshot,
                 self.settings.thresholds,
