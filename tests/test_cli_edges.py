@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -298,6 +299,8 @@ def test_shell_completion_completes_commands_and_subcommands() -> None:
 
     assert complete("ai-sysadmin iss", 1) == ["issues"]
     assert complete("ai-sysadmin approve ap", 2) == ["approve"]
-    shown = subprocess.run([str(BIN), "--show-completion", "bash"], capture_output=True,
-                           text=True, timeout=30)
+    # typer names the shell by the process that started the command: a bash, here, whatever
+    # started the test run (a detached one has none to find; "exit" keeps bash from exec-ing it)
+    shown = subprocess.run(["bash", "-c", f"{shlex.quote(str(BIN))} --show-completion; exit $?"],
+                           capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0 and "_ai_sysadmin_completion" in shown.stdout

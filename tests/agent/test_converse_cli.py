@@ -76,8 +76,11 @@ def test_chat_with_the_llm_down_says_so_at_once_and_ctrl_c_is_130(env) -> None:
     first = done.stderr.splitlines()[0]
     assert first.startswith(f"the LLM at {url} is not ready: ") and "llm status" in first
     assert "unknown command /nonsense" in done.stdout
+    # as a terminal starts it: a test run started in the background ignores SIGINT, and a
+    # process inherits that
     chat = subprocess.Popen([str(BIN), "chat"], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # the prompt is on stdout once the warning is printed: then it waits for input
     assert chat.stderr is not None and "is not ready" in chat.stderr.readline()
     chat.send_signal(signal.SIGINT)
