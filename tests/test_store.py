@@ -65,6 +65,21 @@ def test_resolved_incident_reopens_and_closed_one_does_not(store: IncidentStore)
     assert states == ["resolved", "reopened", "closed"]
 
 
+def test_a_reopened_incident_is_untriaged_though_it_holds_its_last_diagnosis(
+        store: IncidentStore) -> None:
+    """A daemon killed after its check reopened an incident, before investigating it: the next
+    daemon's sweep must pick it up, though the diagnosis of its first time is still there."""
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.transition(incident_id, "investigating", "agent", "investigation started")
+    store.record_investigation(incident_id, "DIAGNOSIS: it failed once.", None)
+    store.transition(incident_id, "open", "agent", "investigation finished")
+    assert store.untriaged() == []  # investigated
+    store.record_check("web1", [], {"failed_unit"})
+    assert store.record_check("web1", [unit_failed()], {"failed_unit"}).reopened == [incident_id]
+    assert [i.id for i in store.untriaged()] == [incident_id]
+    assert store.get(incident_id).diagnosis == "DIAGNOSIS: it failed once."
+
+
 def test_lifecycle_refuses_impossible_moves(store: IncidentStore) -> None:
     (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
     for state in ("investigating", "awaiting_approval", "remediating", "resolved"):

@@ -450,11 +450,13 @@ class IncidentStore:
         return [row["id"] for row in rows]
 
     def untriaged(self) -> list[Incident]:
-        """Open incidents nobody has investigated yet: no diagnosis, no attempt, no retry
-        planned (opened by `check`, or by a daemon that stopped before its triage)."""
+        """Live incidents nobody has investigated yet: open with no diagnosis, or reopened
+        (an investigation moves it on: the diagnosis it still holds is of the time before),
+        with no attempt and no retry planned (opened by `check`, or by a daemon that stopped
+        before its triage)."""
         rows = self.db.conn.execute(
-            "SELECT * FROM incidents WHERE state IN ('open','reopened') AND diagnosis IS NULL "
-            "AND investigation_attempts=0 AND investigation_error IS NULL "
+            "SELECT * FROM incidents WHERE (state='reopened' OR (state='open' AND diagnosis IS "
+            "NULL)) AND investigation_attempts=0 AND investigation_error IS NULL "
             "AND next_investigation_at IS NULL ORDER BY id")
         return [_incident(r) for r in rows]
 
