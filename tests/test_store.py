@@ -9,6 +9,7 @@ from ai_sysadmin.errors import StoreError
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry
 from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store.incidents import JOURNAL_PRUNE_SECONDS, JOURNAL_RETENTION_SECONDS
 from ai_sysadmin.store.migrations import MIGRATIONS
 
 
@@ -115,6 +116,33 @@ def test_journal_entries_and_cursor_are_stored_together(store: IncidentStore) ->
     assert store.journal_cursor("web1", "daemon") == "c2"
     assert store.journal_cursor("web1", "check") is None
     assert [e["message"] for e in store.journal_entries("web1")] == ["boom 0", "boom 1", "boom 2"]
+
+
+def test_journal_entries_past_their_retention_are_deleted(
+        store: IncidentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def age_one(cursor: str) -> None:  # an entry stored a week and a minute ago
+        store.db.conn.execute(
+            "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, message) "
+            "VALUES ('web1', 'daemon', ?, ?, 3, 'a', ?)",
+            (cursor, time.time() - JOURNAL_RETENTION_SECONDS - 60, cursor))
+
+    def kept() -> list[str]:
+        return [e["message"] for e in store.journal_entries("web1")]
+
+    age_one("old-1")
+    store.record_check("web1", [], set())  # the process's first check of the host
+    assert kept() == []
+    age_one("old-2")
+    store.record_check("web1", [], set())  # none stored, the last delete a moment ago
+    assert kept() == ["old-2"]
+    store.record_check("web1", [], set(), journal=[
+        JournalEntry("new", time.time(), 3, "new", "app.service")])  # one that stores some
+    assert kept() == ["new"]
+    age_one("old-3")
+    later = time.time() + JOURNAL_PRUNE_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    store.record_check("web1", [], set())  # an hour on, none stored
+    assert kept() == ["new"]
 
 
 def test_migrations_are_applied_once_and_newer_schema_is_refused(tmp_path) -> None:

@@ -24,6 +24,7 @@ from .sections import (
     SECTIONS,
     SINCE_PREFIX,
     JournalQuery,
+    ParseReuse,
     Plan,
     Reading,
     Section,
@@ -57,6 +58,7 @@ class Collector:
         #: the last reading of each section read only every so often (``Section.every``), and
         #: when (monotonic seconds)
         self._kept: dict[str, tuple[float, object]] = {}
+        self._reuse = ParseReuse()
 
     def plan(self, journal: JournalQuery | None = None, keep: bool = False) -> Plan:
         """What a check reads; ``keep``: a section read only every so often keeps its last
@@ -68,7 +70,7 @@ class Collector:
             kept = frozenset(section.name for section in SECTIONS
                              if section.every is not None and section.name in self._kept
                              and now - self._kept[section.name][0] < section.every(self.settings))
-        return Plan(self.settings, query, self.transport.runs_as_root, kept)
+        return Plan(self.settings, query, self.transport.runs_as_root, kept, self._reuse)
 
     def _rows(self, plan: Plan) -> _Planned:
         key = (plan.journal, plan.runs_as_root, plan.kept)

@@ -5,7 +5,6 @@ Each is tested on fixture files holding the command, its raw output and the expe
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 import json
@@ -41,19 +40,23 @@ class ParseError(ValueError):
 
 
 def parse_proc_stat(text: str) -> CpuTimes:
-    busy = total = cores = 0
-    for line in text.splitlines():
-        if line.startswith("cpu "):
-            fields = [int(x) for x in line.split()[1:]]
-            idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-            # guest time is already counted in user/nice
-            total = sum(fields[:8])
-            busy = total - idle
-        elif line.startswith("cpu"):
-            cores += 1
-    if not total:
+    """The aggregate ``cpu`` line and how many ``cpuN`` lines follow it. The file's other
+    lines (``intr`` alone is thousands of numbers) are only counted past, never split."""
+    text = "\n" + text
+    at = text.find("\ncpu ")
+    if at < 0:
         raise ParseError("no aggregate 'cpu' line in /proc/stat")
-    return CpuTimes(busy=busy, total=total, cores=max(cores, 1))
+    end = text.find("\n", at + 1)
+    try:
+        fields = [int(x) for x in text[at + 5:end if end >= 0 else None].split()]
+    except ValueError as exc:
+        raise ParseError(f"unexpected 'cpu' line in /proc/stat: {exc}") from exc
+    total = sum(fields[:8])  # guest time is already counted in user/nice
+    if not total or len(fields) < 4:
+        raise ParseError("no aggregate 'cpu' line in /proc/stat")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    cores = text.count("\ncpu") - text.count("\ncpu ")
+    return CpuTimes(busy=total - idle, total=total, cores=max(cores, 1))
 
 
 def _kv_numbers(text: str, keys: tuple[str, ...]) -> dict[str, int]:
@@ -64,17 +67,20 @@ def _kv_numbers(text: str, keys: tuple[str, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     text = "\n" + text
     for key in keys:
-        at = text.find(f"\n{key}")
+        needle = "\n" + key
+        at = text.find(needle)
         while at >= 0:
-            start = at + 1 + len(key)
+            start = at + len(needle)
             end = text.find("\n", start)
             rest = text[start:] if end < 0 else text[start:end]
             if rest[:1] in (":", " ", "\t"):
-                parts = rest.replace(":", " ").split()
-                with contextlib.suppress(ValueError, IndexError):
-                    out[key] = int(parts[0])
+                value = rest.replace(":", " ").split(None, 1)
+                try:
+                    out[key] = int(value[0])
                     break
-            at = text.find(f"\n{key}", start)
+                except (ValueError, IndexError):
+                    pass
+            at = text.find(needle, start)
     return out
 
 

@@ -15,7 +15,6 @@ coreutils, procps and systemd. Every argument in the script is quoted with :func
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import secrets
 import shlex
@@ -130,21 +129,39 @@ class RoundTrip:
 
     def again(self, careful: bool) -> RoundTrip:
         """The same script with a marker of its own (one a check: no output of a check can
-        know it in advance)."""
-        return dataclasses.replace(self, marker=_new_marker(), careful=careful)
+        know it in advance). What was worked out for the same commands comes along: a
+        host's checks send the same script over and over."""
+        if careful == self.careful:
+            self._script_body, self._tail_headers  # noqa: B018  # worked out here, once
+        twin = object.__new__(RoundTrip)
+        twin.__dict__.update(self.__dict__)
+        twin.__dict__["marker"] = _new_marker()
+        if careful != self.careful:
+            twin.__dict__["careful"] = careful
+            twin.__dict__.pop("_script_body", None)
+        return twin
+
+    @functools.cached_property
+    def _script_body(self) -> str:
+        guards = tuple((argv, self.guards[argv]) for argv in self.commands if argv in self.guards)
+        return _body(self.commands, guards, self.careful, self.command_timeout)
 
     @property
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
-        guards = tuple((argv, self.guards[argv]) for argv in self.commands if argv in self.guards)
-        body = _body(self.commands, guards, self.careful, self.command_timeout)
-        return f"M={shlex.quote(self.marker)} P= Q=\n{body}{_DONE}"
+        return f"M={shlex.quote(self.marker)} P= Q=\n{self._script_body}{_DONE}"
 
-    @property
+    @functools.cached_property
     def tailed_files(self) -> list[str]:
         """The files one ``tail -v`` reads (see :func:`_tailed_files`)."""
         return _tailed_files(self.commands, tuple(argv for argv in self.commands
                                                   if argv in self.guards))
+
+    @functools.cached_property
+    def _tail_headers(self) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+        """Each tailed file's path, the header tail writes before it, its ``cat`` argv."""
+        return tuple((path, f"==> {path} <==\n", (*FILE_READ, path))
+                     for path in self.tailed_files)
 
     @property
     def done(self) -> str:
@@ -195,8 +212,8 @@ class RoundTrip:
                 steps[argv] = Step(argv, returncode, output, errors.get(i, ""), pid)
         group = ends.get(len(commands))
         if group is not None:
-            for path, text in _tail_files(group[2], self.tailed_files).items():
-                argv = (*FILE_READ, path)
+            files = _tail_files(group[2], self._tail_headers)
+            for (path, _, argv), text in zip(self._tail_headers, files, strict=True):
                 steps[argv] = (Step(argv, 0, text, "", 0) if text is not None else Step(
                     argv, 1, "", f"cat: {path}: No such file or directory\n", 0))
         return steps, shell
@@ -264,24 +281,24 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
     return "\n".join(lines) + "\n"
 
 
-def _tail_files(text: str, paths: list[str]) -> dict[str, str | None]:
-    """``tail -v -n +1 PATH...`` output back into each file's text (None: not there).
+def _tail_files(text: str, headers: Sequence[tuple[str, str, object]]) -> list[str | None]:
+    """``tail -v -n +1 PATH...`` output back into each file's text (None: not there), in the
+    order of ``headers`` (each path with its header).
 
     tail writes ``==> PATH <==`` before each file it could open, in the order given, and a
     blank line between files.
     """
-    found: list[tuple[str, int, int]] = []
+    found: list[tuple[int, int, int]] = []
     offset = 0
-    for path in paths:
-        header = f"==> {path} <==\n"
+    for n, (_, header, _) in enumerate(headers):
         at = text.find(header, offset)
         if at >= 0:
-            found.append((path, at, at + len(header)))
+            found.append((n, at, at + len(header)))
             offset = at + len(header)
-    files: dict[str, str | None] = dict.fromkeys(paths)
-    for n, (path, _, start) in enumerate(found):
-        end = found[n + 1][1] - 1 if n + 1 < len(found) else len(text)  # less the blank line
-        files[path] = text[start:max(start, end)]
+    files: list[str | None] = [None] * len(headers)
+    for k, (n, _, start) in enumerate(found):
+        end = found[k + 1][1] - 1 if k + 1 < len(found) else len(text)  # less the blank line
+        files[n] = text[start:max(start, end)]
     return files
 
 

@@ -62,6 +62,8 @@ class CheckRecorder(Generic[T]):
     def _write(self, writes: list[Callable[[], T]]) -> list[T | Exception]:
         results: list[T | Exception] = []
         with self.store.db.transaction() as conn:
+            if len(writes) == 1:  # alone in its transaction: a failure rolls back that
+                return [writes[0]()]
             for write in writes:
                 conn.execute(f"SAVEPOINT {_SAVEPOINT}")
                 try:

@@ -20,10 +20,11 @@ class RunawayProcess(Rule):
     requires = ("processes",)
     description = "A process keeps using a whole core (sustained CPU)."
 
-    def _share(self, ctx: RuleContext, proc: Process) -> tuple[float, float] | None:
+    def _share(self, ctx: RuleContext, proc: Process,
+               before: dict[int, Process]) -> tuple[float, float] | None:
         prev = ctx.rates_from
-        if prev and prev.processes:
-            earlier = next((p for p in prev.processes if p.pid == proc.pid), None)
+        if prev and before:
+            earlier = before.get(proc.pid)
             span = ctx.snapshot.taken_at - prev.taken_at
             # a short gap (a check woken by the journal) says nothing about "sustained"
             sustained = max(ctx.thresholds.runaway_min_seconds, 1.0)
@@ -36,8 +37,10 @@ class RunawayProcess(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         # one finding per subject: several hogs of one unit are one problem, the busiest first
         hogs: dict[str, list[tuple[float, float, Process]]] = {}
+        prev = ctx.rates_from
+        before = {p.pid: p for p in prev.processes or []} if prev else {}
         for proc in ctx.snapshot.processes or []:
-            measured = self._share(ctx, proc)
+            measured = self._share(ctx, proc, before)
             if measured is None or measured[0] < ctx.thresholds.runaway_cpu_percent:
                 continue
             hogs.setdefault(process_subject(proc.unit, proc.pid), []).append((*measured, proc))
