@@ -6,7 +6,6 @@ Each is tested on fixture files holding the command, its raw output and the expe
 from __future__ import annotations
 
 import functools
-import heapq
 import json
 import signal
 from datetime import UTC, datetime
@@ -373,6 +372,12 @@ def cgroup_unit(path: str | None, root: str = "/", whole: bool = True) -> str | 
     return None
 
 
+#: the leading columns of a ps line that choosing the processes and counting zombies read
+#: (pid, ppid, stat, user, pcpu, pmem, rss); the rest (the long cgroup, the command) is split
+#: only for the lines a check keeps
+_LEAD = 7
+
+
 class _ProcessTable:
     """A ``ps -eo`` listing (:data:`PS_COLUMNS`, or :data:`PS_CGROUP_COLUMNS` where
     ``cgroups``) split into its lines' fields; a :class:`Process` is made only for a line
@@ -380,17 +385,22 @@ class _ProcessTable:
 
     def __init__(self, text: str, cgroups: bool) -> None:
         self.cgroups = cgroups
-        self.fields = fields = 10 if cgroups else 9
-        self.rows: list[list[str]] = []
+        self.fields = 10 if cgroups else 9
+        #: each line's leading columns and, last, the rest of the line
+        self.rows: list[list[str]] = [
+            parts for parts in (line.split(None, _LEAD) for line in text.splitlines())
+            if len(parts) > _LEAD and parts[0].isdigit()]
         pid1 = None
-        for line in text.splitlines():
-            parts = line.split(None, fields)
-            if len(parts) > fields and parts[0].isdigit():
-                self.rows.append(parts)
-                if cgroups and parts[0] == "1":
-                    pid1 = systemd_cgroup(parts[9])
+        if cgroups:
+            init = next((self._whole(parts) for parts in self.rows if parts[0] == "1"), None)
+            pid1 = systemd_cgroup(init[9]) if init else None
         self.root = manager_root(pid1)
         self._units: dict[str, str | None] = {}
+
+    def _whole(self, parts: list[str]) -> list[str] | None:
+        """All the line's columns; None where it has fewer than the listing's."""
+        rest = parts[_LEAD].split(None, self.fields - _LEAD)
+        return parts[:_LEAD] + rest if len(rest) > self.fields - _LEAD else None
 
     def unit(self, field: str) -> str | None:
         if field not in self._units:
@@ -400,26 +410,38 @@ class _ProcessTable:
 
     def process(self, parts: list[str]) -> Process | None:
         """The line's process; None for a line whose numbers are not numbers."""
+        whole = self._whole(parts)
+        if whole is None:
+            return None
         try:
             return Process(
-                pid=int(parts[0]), user=parts[3], cpu_percent=float(parts[4]),
-                mem_percent=float(parts[5]), rss_kb=int(parts[6]),
-                elapsed_seconds=int(parts[7]), cpu_seconds=int(parts[8]),
-                command=parts[self.fields],
-                unit=self.unit(parts[9]) if self.cgroups else None)
+                pid=int(whole[0]), user=whole[3], cpu_percent=float(whole[4]),
+                mem_percent=float(whole[5]), rss_kb=int(whole[6]),
+                elapsed_seconds=int(whole[7]), cpu_seconds=int(whole[8]),
+                command=whole[self.fields],
+                unit=self.unit(whole[9]) if self.cgroups else None)
         except ValueError:
             return None
 
     def top(self, count: int) -> list[Process]:
         """The top ``count`` by CPU, then those of the top ``count`` by memory not among
-        them."""
-        by_cpu = heapq.nlargest(count, self.rows, key=lambda parts: _number(parts[4]))
-        by_rss = heapq.nlargest(count, self.rows, key=lambda parts: _number(parts[6]))
+        them (ties in the listing's order)."""
         top: dict[str, Process] = {}
-        for parts in (*by_cpu, *by_rss):
-            if parts[0] not in top and (process := self.process(parts)) is not None:
-                top[parts[0]] = process
+        for column in (4, 6):  # pcpu, rss
+            keys = _numbers([parts[column] for parts in self.rows])
+            for n in sorted(range(len(keys)), key=keys.__getitem__, reverse=True)[:count]:
+                parts = self.rows[n]
+                if parts[0] not in top and (process := self.process(parts)) is not None:
+                    top[parts[0]] = process
         return list(top.values())
+
+
+def _numbers(texts: list[str]) -> list[float]:
+    """Each text as a number; -1 for one that is none."""
+    try:
+        return list(map(float, texts))
+    except ValueError:
+        return [_number(text) for text in texts]
 
 
 def _number(text: str) -> float:

@@ -316,14 +316,33 @@ def without_own_processes(ps_output: str, marker: str, own: set[str]) -> str:
     """``ps`` output without the script's own processes (``own``: its shell and, careful, the
     ``timeout`` that ran each command) and any line that shows the script's marker.
 
-    The per-command path sees neither; ps itself stays, as it does there.
+    The per-command path sees neither; ps itself stays, as it does there. The lines are found
+    with a few searches of the text, not by splitting each of its lines: a host lists
+    hundreds of processes, and the script's own are two or three of them.
     """
-    kept = []
-    for line in ps_output.splitlines(keepends=True):
-        fields = line.split(None, 1)
-        if marker in line or (fields and fields[0] in own):
-            continue
-        kept.append(line)
+    starts: set[int] = set()
+    for pid in own:
+        # the digits alone: a needle that ends in a space is slow to find in ps's padding
+        at = ps_output.find(pid)
+        while at >= 0:
+            start = ps_output.rfind("\n", 0, at) + 1
+            after = at + len(pid)
+            if ps_output[after:after + 1] == " " and not ps_output[start:at].strip():
+                starts.add(start)  # only padding before it, a space after: its pid column
+                break
+            at = ps_output.find(pid, after)
+    at = ps_output.find(marker)
+    while at >= 0:
+        starts.add(ps_output.rfind("\n", 0, at) + 1)
+        at = ps_output.find(marker, at + len(marker))
+    if not starts:
+        return ps_output
+    kept, pos = [], 0
+    for start in sorted(starts):
+        end = ps_output.find("\n", start)
+        kept.append(ps_output[pos:start])
+        pos = len(ps_output) if end < 0 else end + 1
+    kept.append(ps_output[pos:])
     return "".join(kept)
 
 
