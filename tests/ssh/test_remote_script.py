@@ -9,7 +9,7 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,22 @@ from ai_sysadmin.config import Programs, Settings
 from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.remote_script import _KILL_AFTER, Guard, round_trip
+from ai_sysadmin.monitor.remote_script import (
+    _KILL_AFTER,
+    Guard,
+    ReplayTransport,
+    RoundTrip,
+    run_round_trip,
+)
 from ai_sysadmin.monitor.snapshot import Snapshot
+
+
+async def round_trip(transport: Transport, commands: Sequence[Sequence[str]],
+                     command_timeout: float, guards: Mapping[tuple[str, ...], Guard] | None = None,
+                     careful: bool = True) -> ReplayTransport:
+    """``commands`` in one script, as a collector plans and runs them."""
+    trip = RoundTrip.plan(commands, command_timeout, guards, careful)
+    return await run_round_trip(transport, trip)
 
 
 class OneTrip(LocalTransport):

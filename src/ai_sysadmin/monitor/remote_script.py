@@ -400,28 +400,15 @@ class ReplayTransport(Transport):
         yield ""  # pragma: no cover - makes this an async generator
 
 
-async def round_trip(
-    transport: Transport,
-    commands: Sequence[Sequence[str]],
-    command_timeout: float,
-    process_lists: Iterable[Sequence[str]] = (),
-    guards: Mapping[tuple[str, ...], Guard] | None = None,
-    careful: bool = True,
-) -> ReplayTransport:
-    """Run ``commands`` on the host in one remote command; never raises for the host's sake.
+async def run_round_trip(transport: Transport, trip: RoundTrip,
+                         process_lists: Iterable[Sequence[str]] = ()) -> ReplayTransport:
+    """Run a planned script on the host in one remote command; never raises for the host's
+    sake.
 
     A host that cannot be reached gives a replay whose every command fails with that reason,
     exactly as each command would have failed on its own. ``process_lists`` name the ``ps``
-    commands whose output must not show the script's own processes; ``guards`` keep commands
-    from running where they mean nothing.
+    commands whose output must not show the script's own processes.
     """
-    trip = RoundTrip.plan(commands, command_timeout, guards, careful)
-    return await run_round_trip(transport, trip, process_lists)
-
-
-async def run_round_trip(transport: Transport, trip: RoundTrip,
-                         process_lists: Iterable[Sequence[str]] = ()) -> ReplayTransport:
-    """:func:`round_trip` of a planned script."""
     command_timeout = trip.command_timeout
     try:
         result = await transport.run_script(trip.script, trip.done, trip.timeout)
