@@ -15,6 +15,8 @@ coreutils, procps and systemd. Every argument in the script is quoted with :func
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import secrets
 import shlex
@@ -131,14 +133,12 @@ class RoundTrip:
         """The same script with a marker of its own (one a check: no output of a check can
         know it in advance). What was worked out for the same commands comes along: a
         host's checks send the same script over and over."""
-        if careful == self.careful:
-            self._script_body, self._tail_headers  # noqa: B018  # worked out here, once
-        twin = object.__new__(RoundTrip)
-        twin.__dict__.update(self.__dict__)
-        twin.__dict__["marker"] = _new_marker()
-        if careful != self.careful:
-            twin.__dict__["careful"] = careful
-            twin.__dict__.pop("_script_body", None)
+        if careful != self.careful:  # a host whose check hung: rare, built afresh
+            return dataclasses.replace(self, marker=_new_marker(), careful=careful)
+        # worked out once on the plan; each check's copy shares them (copy keeps __dict__)
+        self._script_body, self._tail_headers  # noqa: B018
+        twin = copy.copy(self)
+        object.__setattr__(twin, "marker", _new_marker())
         return twin
 
     @functools.cached_property

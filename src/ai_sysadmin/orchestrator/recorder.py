@@ -62,7 +62,7 @@ class CheckRecorder(Generic[T]):
     def _write(self, writes: list[Callable[[], T]]) -> list[T | Exception]:
         results: list[T | Exception] = []
         with self.store.db.transaction() as conn:
-            if len(writes) == 1:  # alone in its transaction: a failure rolls back that
+            if len(writes) == 1:  # its transaction is its own: no savepoint needed
                 return [writes[0]()]
             for write in writes:
                 conn.execute(f"SAVEPOINT {_SAVEPOINT}")
