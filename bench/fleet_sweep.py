@@ -1,6 +1,7 @@
 """One sweep of 50 SSH hosts: this project vs Ansible at its best vs the bare asyncssh floor.
 
     sudo .venv/bin/python bench/fleet_sweep.py [--hosts 50] [--rounds 3] [--no-ansible]
+        [--systemd]
     (needs sshd; the Ansible rows need `pip install -c constraints.txt -e '.[bench]'`)
 
 50 real sshd processes listen on 127.0.1.1-50 (loopback only), one host key each; the bench
@@ -42,6 +43,15 @@ work that a real fleet spreads over 50 machines. "cpu" is the whole machine's CP
 during the row (other users of the machine included).
 Targets (issue 9): a cold sweep >= 10x faster than the best Ansible and <= 1.3x the floor; the
 second sweep <= 1.1x its floor.
+
+--systemd: each host is a fault lab (ai_sysadmin.lab: systemd 252 and journald as PID 1, its
+own process table, /run and cgroup, a copy-on-write view of this machine's root) with its
+sshd in the lab's namespaces on 127.0.2.N, so a check runs every command it runs on a real
+host (systemctl list-units, list-unit-files, show, coredumpctl, journalctl, ...), where the
+default fleet has no systemd and skips 7 of the check's 10 sources. The floors run the same
+commands bare, each host's journal read from where its checker stored it had got to, as a
+second check reads it. No Ansible rows there (it reads /proc/loadavg on any host). 10 hosts
+by default: each check costs a lab's systemd ~0.6 s of CPU for list-unit-files alone.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -68,7 +79,9 @@ import asyncssh
 
 from ai_sysadmin.config import Settings, SshSettings
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
+from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.sections import JournalQuery
 from ai_sysadmin.orchestrator.checker import HostChecker, fleet_checkers
 from ai_sysadmin.store import Database, IncidentStore
 
@@ -84,6 +97,9 @@ COMMAND = ["-m", "command", "-a", "cat /proc/loadavg"]
 ANSIBLE_BEST = {"defaults": {"gathering": "explicit"},
                 "ssh_connection": {"pipelining": "True"}}
 T = TypeVar("T")
+#: --systemd: a lab's `systemctl list-unit-files` alone costs its systemd ~0.6 s of CPU (220
+#: unit files); fifty labs on two cores do not finish one check within its 20 s
+LAB_HOSTS = 10
 #: row names
 FLOOR, SAME, OURS, SEQUENTIAL = "floor", "same commands", "this project", "sequential"
 FLOOR_WARM, OURS_WARM = "floor, warm", "this project, warm"
@@ -96,13 +112,73 @@ def keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def start_fleet(tmp: Path, count: int, own_pids: bool = True
-                ) -> tuple[list[str], Path, Path, list[subprocess.Popen]]:
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+@dataclass
+class Fleet:
+    """The hosts a sweep checks, and how to reach them."""
+
+    addrs: list[str]
+    key: Path
+    known: Path
+    #: the processes the hosts are made of (each with all under it): pinned to their cores
+    pids: list[int]
+    #: each host's root directory as seen from here
+    roots: list[Path]
+    described: str
+
+    def transports(self) -> list[SshTransport]:
+        return transports(self.addrs, self.key, self.known)
+
+    def lines(self, settings: Settings, journals: list[JournalQuery | None]) -> list[str]:
+        """Each host's bare line, its journal read from where ``journals`` say."""
+        ts = self.transports()
+        return [bare_line(t, settings, root, journal)
+                for t, root, journal in zip(ts, self.roots, journals, strict=True)]
+
+
+def _client_key(tmp: Path) -> tuple[Path, Path]:
+    """The bench's SSH key, and the authorized_keys file every host's sshd reads."""
     client_key = tmp / "client"
     keygen(client_key)
     authorized = tmp / "authorized_keys"
     authorized.write_text((tmp / "client.pub").read_text())
+    return client_key, authorized
+
+
+def _sshd(tmp: Path, n: int, addr: str, authorized: Path, pid_file: str) -> tuple[Path, str]:
+    """Host ``n``'s host key and sshd_config; returns the config and its known_hosts line."""
+    hostkey = tmp / f"host{n}"
+    keygen(hostkey)
+    config = tmp / f"sshd{n}.conf"
+    config.write_text(
+        f"ListenAddress {addr}:{PORT}\nHostKey {hostkey}\nPidFile {pid_file}\n"
+        f"AuthorizedKeysFile {authorized}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nMaxStartups 200:30:400\nMaxSessions 50\nLogLevel ERROR\n")
+    key = (tmp / f"host{n}.pub").read_text().split()
+    return config, f"[{addr}]:{PORT} {key[0]} {key[1]}"
+
+
+def _listening(tmp: Path, addrs: list[str], known_lines: list[str]) -> Path:
+    """Once every host accepts connections: the known_hosts file of them all."""
+    known = tmp / "known_hosts"
+    known.write_text("\n".join(known_lines) + "\n")
+    deadline = time.monotonic() + 30
+    for addr in addrs:
+        while True:
+            try:
+                socket.create_connection((addr, PORT), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    return known
+
+
+def start_fleet(tmp: Path, count: int, own_pids: bool = True
+                ) -> tuple[Fleet, list[subprocess.Popen]]:
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    client_key, authorized = _client_key(tmp)
     known_lines, procs, addrs = [], [], []
     # This machine's /root/.bashrc runs `pyenv init` (~0.1 s of CPU) for every SSH command.
     # A managed host would not: the sshds run in a mount namespace where that file is empty,
@@ -132,32 +208,51 @@ def start_fleet(tmp: Path, count: int, own_pids: bool = True
                         "--mount-proc", "--kill-child"]
     for n in range(1, count + 1):
         addr = f"127.0.1.{n}"
-        hostkey = tmp / f"host{n}"
-        keygen(hostkey)
-        config = tmp / f"sshd{n}.conf"
-        config.write_text(
-            f"ListenAddress {addr}:{PORT}\nHostKey {hostkey}\nPidFile {tmp}/sshd{n}.pid\n"
-            f"AuthorizedKeysFile {authorized}\nPermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-            "StrictModes no\nMaxStartups 200:30:400\nMaxSessions 50\nLogLevel ERROR\n")
+        config, known_line = _sshd(tmp, n, addr, authorized, f"{tmp}/sshd{n}.pid")
         procs.append(subprocess.Popen([*quiet_shell, SSHD, "-D", "-e", "-f", str(config)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        key = (tmp / f"host{n}.pub").read_text().split()
-        known_lines.append(f"[{addr}]:{PORT} {key[0]} {key[1]}")
+        known_lines.append(known_line)
         addrs.append(addr)
-    known = tmp / "known_hosts"
-    known.write_text("\n".join(known_lines) + "\n")
-    deadline = time.monotonic() + 30
-    for addr in addrs:
-        while True:
-            try:
-                socket.create_connection((addr, PORT), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    return addrs, client_key, known, procs
+    known = _listening(tmp, addrs, known_lines)
+    return Fleet(addrs, client_key, known, [p.pid for p in procs], [Path("/")] * count,
+                 f"{count} sshd hosts on 127.0.1.1-{count}, no systemd"), procs
+
+
+def start_lab_fleet(tmp: Path, count: int, labs: contextlib.ExitStack
+                    ) -> tuple[Fleet, list[subprocess.Popen]]:
+    """Each host a fault lab (:mod:`ai_sysadmin.lab`): systemd and journald as its PID 1,
+    its own process table, hostname, /run and cgroup, on a copy-on-write view of this
+    machine's root; its sshd runs in the lab's namespaces but on this machine's network
+    (127.0.2.N), so that every command of a check (systemctl, journalctl, coredumpctl, ...)
+    runs, as on a real host. ``labs`` stops the labs."""
+    # a lab's systemd and journald hold 4 inotify instances, all of them root's: the default
+    # limit of 128 is 32 labs (set back when the labs are stopped)
+    limit = Path("/proc/sys/fs/inotify/max_user_instances")
+    was = int(limit.read_text())
+    if was < 8 * count + 64:
+        limit.write_text(str(8 * count + 64))
+        labs.callback(limit.write_text, str(was))
+        print(f"fs.inotify.max_user_instances: {was} -> {8 * count + 64} while the labs run")
+    client_key, authorized = _client_key(tmp)
+    known_lines, procs, addrs, roots, pid1s = [], [], [], [], []
+    for n in range(1, count + 1):
+        # the lab sees the bench's directory (its own /tmp is private), read-only
+        lab = labs.enter_context(Sandbox(hostname=f"bench{n}", binds=[str(tmp)]))
+        lab.write_file("/root/.bashrc", "")  # see start_fleet; lands on the lab's overlay
+        lab.exec(["mkdir", "-p", "/run/sshd"], check=True)
+        addr = f"127.0.2.{n}"
+        config, known_line = _sshd(tmp, n, addr, authorized, "none")
+        procs.append(subprocess.Popen(
+            ["nsenter", "-t", str(lab.pid1), "-m", "-u", "-i", "-p", "-C", "-r", "-w", "--",
+             SSHD, "-D", "-e", "-f", str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        known_lines.append(known_line)
+        addrs.append(addr)
+        roots.append(lab.host_path("/"))
+        pid1s.append(lab.pid1)
+    known = _listening(tmp, addrs, known_lines)
+    return Fleet(addrs, client_key, known, [p.pid for p in procs] + pid1s, roots,
+                 f"{count} fault labs (systemd as PID 1), sshd on 127.0.2.1-{count}"), procs
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -195,14 +290,14 @@ def split_cpus() -> tuple[set[int], set[int]] | None:
 
 
 @contextlib.contextmanager
-def pinned(procs: list[subprocess.Popen], fleet: set[int], own: set[int]) -> Iterator[None]:
-    """The fleet's processes (those started later inherit it) on ``fleet``, this process on
-    ``own``; every core for all of them again afterwards."""
+def pinned(roots: list[int], fleet: set[int], own: set[int]) -> Iterator[None]:
+    """The fleet's processes (``roots`` and all under them; those started later inherit it)
+    on ``fleet``, this process on ``own``; every core for all of them again afterwards."""
     every = os.sched_getaffinity(0)
 
     def pin(fleet_cpus: set[int], own_cpus: set[int]) -> None:
-        for proc in procs:
-            for pid in descendants(proc.pid):
+        for root in roots:
+            for pid in descendants(root):
                 with contextlib.suppress(OSError):  # a command that ended meanwhile
                     os.sched_setaffinity(pid, fleet_cpus)
         os.sched_setaffinity(0, own_cpus)
@@ -250,15 +345,18 @@ async def settle() -> None:
 
 # -- the floors: bare asyncssh ------------------------------------------------------------------
 
-def bare_line(transport: SshTransport, settings: Settings) -> str:
-    """The commands a sweep runs on these hosts, as one plain sh line: each once (two rows
-    may read one command; the script runs it once), files by one `tail -q` (stdio-buffered:
-    fewer writes, so fewer packets, than `cat`'s one a file), sources whose guard fails here
-    (no systemd, no NixOS, the second os-release) left out."""
-    sources = Collector(transport, settings).sources()
+def bare_line(transport: SshTransport, settings: Settings, root: Path = Path("/"),
+              journal: JournalQuery | None = None) -> str:
+    """The commands a check of these hosts runs (reading the journal from ``journal``), as
+    one plain sh line: each once (two rows may read one command; the script runs it once),
+    files by one `tail -q` (stdio-buffered: fewer writes, so fewer packets, than `cat`'s one
+    a file), sources whose guard fails on the hosts (their root seen here at ``root``: no
+    systemd, no NixOS, the second os-release) left out."""
+    sources = Collector(transport, settings).sources(journal)
     holds = {"-d": os.path.isdir, "-L": os.path.islink, "-e": os.path.exists,
              "! -s": lambda path: not (os.path.isfile(path) and os.path.getsize(path))}
-    asked = [s for s in sources if s.guard is None or holds[s.guard.test](s.guard.path)]
+    asked = [s for s in sources
+             if s.guard is None or holds[s.guard.test](f"{root}/{s.guard.path.lstrip('/')}")]
     files = list(dict.fromkeys(s.path for s in asked if s.path is not None))
     commands = dict.fromkeys(shlex.join(s.argv) for s in asked if s.path is None)
     return "; ".join([f"tail -q -n +1 -- {shlex.join(files)} 2>/dev/null", *commands])
@@ -317,13 +415,14 @@ class Bare:
     async def run_each(self, command: str) -> None:
         await asyncio.gather(*(c.run(command, check=True) for c in self.conns))
 
-    async def shell_each(self, line: str) -> None:
-        """``line`` in each host's open ``sh -s`` (opened on first use), read to its end."""
+    async def shell_each(self, lines: list[str]) -> None:
+        """Each host's line (in the order of ``addrs``) in its open ``sh -s`` (opened on
+        first use), read to its end."""
         if not self.shells:
             self.shells = [shell for _, shell in await asyncio.gather(*(
                 c.create_session(UntilDone, "sh -s") for c in self.conns))]
         await asyncio.gather(*(s.run(f"{line}\necho {self.DONE}\n", f"{self.DONE}\n")
-                               for s in self.shells))
+                               for s, line in zip(self.shells, lines, strict=True)))
 
     async def close(self) -> None:
         for conn in self.conns:
@@ -342,14 +441,16 @@ def transports(addrs: list[str], key: Path, known: Path) -> list[SshTransport]:
             for a in addrs]
 
 
-async def script_only(ts: list[SshTransport], settings: Settings) -> None:
-    """The check's remote script through the transport, its reply not even split: the
-    transport's share of a sweep."""
-    async def one(transport: SshTransport) -> None:
-        trip = _collector(transport, settings).script()
+async def script_only(ts: list[SshTransport], settings: Settings,
+                      journals: list[JournalQuery | None] | None = None) -> None:
+    """The check's remote script (each host's journal read from ``journals``) through the
+    transport, its reply not even split: the transport's share of a sweep."""
+    async def one(transport: SshTransport, journal: JournalQuery | None) -> None:
+        trip = _collector(transport, settings).script(journal)
         await transport.run_script(trip.script, trip.done, trip.timeout)
 
-    await asyncio.gather(*(one(t) for t in ts))
+    await asyncio.gather(*(one(t, j) for t, j in zip(ts, journals or [None] * len(ts),
+                                                      strict=True)))
 
 
 _COLLECTORS: weakref.WeakKeyDictionary[SshTransport, Collector] = weakref.WeakKeyDictionary()
@@ -362,39 +463,46 @@ def _collector(transport: SshTransport, settings: Settings) -> Collector:
     return _COLLECTORS[transport]
 
 
-async def project_round(rnd: Round, addrs: list[str], key: Path, known: Path, state: Path,
-                        warm_repeats: int, procs: list[subprocess.Popen]) -> int:
+def journals_of(checkers: list[HostChecker], store: IncidentStore) -> list[JournalQuery | None]:
+    """Where each checker's next check reads its host's journal from (as it stored it)."""
+    return [JournalQuery(store.journal_cursor(c.host, c.consumer), c.settings.journal_first_lines)
+            for c in checkers]
+
+
+async def project_round(rnd: Round, fleet: Fleet, state: Path, warm_repeats: int) -> int:
     """The cold rows, then the warm ones alternating with their floor (the median of each is
     kept), then the sequential sweep, then the split-cpu rows; returns how many snapshots the
-    cold sweep collected."""
+    cold sweep collected in full (every section the hosts have)."""
     settings = Settings(ai_name="bench", state_dir=state)
-    alone = transports(addrs, key, known)
-    line = bare_line(alone[0], settings)
-    bare = Bare(addrs, key, known)
+    first = fleet.lines(settings, [None] * len(fleet.addrs))  # as a first check reads
+    bare = Bare(fleet.addrs, fleet.key, fleet.known)
     await rnd.timed(FLOOR, _connect_and(bare, bare.run_each("true")))
     await bare.close()
     await settle()
-    await rnd.timed(SAME, _connect_and(bare, bare.shell_each(line)))
+    await rnd.timed(SAME, _connect_and(bare, bare.shell_each(first)))
     await bare.close()
     await settle()
+    alone = fleet.transports()
     await rnd.timed(ALONE, script_only(alone, settings))
     await asyncio.gather(*(t.close() for t in alone))
     await settle()
     store = IncidentStore(Database(settings.db_path))
-    ts = transports(addrs, key, known)
+    ts = fleet.transports()
     checkers = fleet_checkers(ts, settings, store)  # as the daemon has them
     reports = await rnd.timed(OURS, asyncio.gather(*(c.check("bench") for c in checkers)))
+    journals = journals_of(checkers, store)
+    lines = fleet.lines(settings, journals)  # what a second check asks, bare
     await bare.connect()  # the warm floor's connections and shells, opened and used once
-    await bare.shell_each(line)
-    await script_only(alone, settings)  # the same for the transport alone
+    await bare.shell_each(lines)
+    await script_only(alone, settings, journals)  # the same for the transport alone
     await warm_rows(rnd, warm_repeats, {
         OURS_WARM: lambda: asyncio.gather(*(c.check("bench") for c in checkers)),
-        FLOOR_WARM: lambda: bare.shell_each(line),
-        ALONE_WARM: lambda: script_only(alone, settings)})
+        FLOOR_WARM: lambda: bare.shell_each(lines),
+        ALONE_WARM: lambda: script_only(alone, settings, journals)})
     await bare.close()
     await asyncio.gather(*(t.close() for t in [*ts, *alone]))
     await settle()
-    seq_ts = transports(addrs, key, known)
+    seq_ts = fleet.transports()
     seq = [HostChecker(t, settings, store, consumer="seq") for t in seq_ts]
 
     async def one_by_one() -> None:
@@ -406,30 +514,31 @@ async def project_round(rnd: Round, addrs: list[str], key: Path, known: Path, st
     await settle()
     halves = split_cpus()
     if halves is not None:
-        with pinned(procs, *halves):
-            await split_round(rnd, addrs, key, known, settings, store, line, warm_repeats)
-    return sum(1 for r in reports if r.snapshot.load is not None)
+        with pinned(fleet.pids, *halves):
+            await split_round(rnd, fleet, settings, store, first, warm_repeats)
+    return sum(1 for r in reports if r.snapshot.load is not None and not r.errors)
 
 
-async def split_round(rnd: Round, addrs: list[str], key: Path, known: Path, settings: Settings,
-                      store: IncidentStore, line: str, warm_repeats: int) -> None:
+async def split_round(rnd: Round, fleet: Fleet, settings: Settings, store: IncidentStore,
+                      first: list[str], warm_repeats: int) -> None:
     """The floors and the project's sweeps, cold then warm, as :func:`project_round` runs
     them, with the fleet's cores apart from this process's."""
-    bare = Bare(addrs, key, known)
+    bare = Bare(fleet.addrs, fleet.key, fleet.known)
     await rnd.timed(FLOOR + SPLIT, _connect_and(bare, bare.run_each("true")))
     await bare.close()
     await settle()
-    await rnd.timed(SAME + SPLIT, _connect_and(bare, bare.shell_each(line)))
+    await rnd.timed(SAME + SPLIT, _connect_and(bare, bare.shell_each(first)))
     await bare.close()
     await settle()
-    ts = transports(addrs, key, known)
+    ts = fleet.transports()
     checkers = fleet_checkers(ts, settings, store, consumer="split")
     await rnd.timed(OURS + SPLIT, asyncio.gather(*(c.check("bench") for c in checkers)))
+    lines = fleet.lines(settings, journals_of(checkers, store))
     await bare.connect()
-    await bare.shell_each(line)
+    await bare.shell_each(lines)
     await warm_rows(rnd, warm_repeats, {
         OURS_WARM + SPLIT: lambda: asyncio.gather(*(c.check("bench") for c in checkers)),
-        FLOOR_WARM + SPLIT: lambda: bare.shell_each(line)})
+        FLOOR_WARM + SPLIT: lambda: bare.shell_each(lines)})
     await bare.close()
     await asyncio.gather(*(t.close() for t in ts))
     await settle()
@@ -547,7 +656,7 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{mid} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def report(rounds: list[Round], configs: list[Ansible], hosts: int, collected: list[int],
+def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected: list[int],
            tables: str) -> None:
     def ratio(num: str, den: str, digits: int = 2) -> str:
         return spread([r.wall[num] / r.wall[den] for r in rounds
@@ -578,8 +687,9 @@ def report(rounds: list[Round], configs: list[Ansible], hosts: int, collected: l
             (OURS + SPLIT, "split cold  this project, full sweep"),
             (FLOOR_WARM + SPLIT, "split warm  floor: the same commands in an open sh"),
             (OURS_WARM + SPLIT, "split warm  this project, second sweep")]
-    print(f"{hosts} sshd hosts on 127.0.1.1-{hosts}, {len(rounds)} round(s); snapshots "
-          f"collected: {', '.join(f'{c}/{hosts}' for c in collected)}")
+    hosts = len(fleet.addrs)
+    print(f"{fleet.described}, {len(rounds)} round(s); snapshots complete: "
+          f"{', '.join(f'{c}/{hosts}' for c in collected)}")
     print("seconds: median (range) over the rounds; cpu: the machine's CPU seconds in the row")
     print(f"process tables: {tables}")
     for row, label in rows:
@@ -616,33 +726,48 @@ def report(rounds: list[Round], configs: list[Ansible], hosts: int, collected: l
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--hosts", type=int,
+                        help="how many hosts (default 50; 10 with --systemd, see there)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm-repeats", type=int, default=3,
                         help="warm sweeps per round, each beside its floor (median taken)")
     parser.add_argument("--shared-pids", action="store_true",
                         help="all hosts in this machine's process table (each `ps` then lists "
                              "every host's processes)")
+    parser.add_argument("--systemd", action="store_true",
+                        help="each host a fault lab with systemd as its PID 1, so that the "
+                             "check runs every command (systemctl, journalctl, ...); no "
+                             "Ansible rows")
     parser.add_argument("--no-ansible", action="store_true",
                         help="leave the Ansible rows out (they take a minute a round)")
     args = parser.parse_args()
+    if args.hosts is None:
+        args.hosts = LAB_HOSTS if args.systemd else 50
+    if args.systemd:
+        # Ansible reads /proc/loadavg, the same on any host: its rows are those of the
+        # plain fleet; this fleet asks what the check's own commands cost beside our sweep
+        args.no_ansible = True
     if not args.no_ansible and not ANSIBLE.exists():
         print("ansible rows left out: no ansible here (pip install -c constraints.txt "
               "-e '.[bench]')")
         args.no_ansible = True
     rounds: list[Round] = []
     collected: list[int] = []
-    with tempfile.TemporaryDirectory() as name:
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory() as name, contextlib.ExitStack() as labs:
         tmp = Path(name)
-        addrs, key, known, procs = start_fleet(tmp, args.hosts, not args.shared_pids)
+        if args.systemd:
+            fleet, procs = start_lab_fleet(tmp, args.hosts, labs)
+        else:
+            fleet, procs = start_fleet(tmp, args.hosts, not args.shared_pids)
         configs = [] if args.no_ansible else [
-            Ansible("defaults", tmp, addrs, key, known, {}),
-            Ansible("best", tmp, addrs, key, known, ANSIBLE_BEST)]
+            Ansible(name, tmp, fleet.addrs, fleet.key, fleet.known, given)
+            for name, given in (("defaults", {}), ("best", ANSIBLE_BEST))]
         try:
             for n in range(args.rounds):
                 rnd = Round()
                 collected.append(asyncio.run(project_round(
-                    rnd, addrs, key, known, tmp / f"state{n}", args.warm_repeats, procs)))
+                    rnd, fleet, tmp / f"state{n}", args.warm_repeats)))
                 if configs:
                     ansible_round(rnd, configs)
                 rounds.append(rnd)
@@ -654,7 +779,7 @@ def main() -> None:
                 stop(procs)  # whatever happened above: no sshd outlives the bench
     tables = ("one for all hosts (--shared-pids)" if args.shared_pids
               else "one per host (PID namespaces)")
-    report(rounds, configs, len(addrs), collected, tables)
+    report(rounds, configs, fleet, collected, tables)
 
 
 if __name__ == "__main__":
