@@ -741,6 +741,9 @@ def main() -> None:
     parser.add_argument("--no-ansible", action="store_true",
                         help="leave the Ansible rows out (they take a minute a round)")
     args = parser.parse_args()
+    # a `kill` (SIGTERM) ends the bench through its clean-up too: the sshds, the labs' cgroups
+    # and work directories, the inotify limit (by default it ends Python with none of that)
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     if args.hosts is None:
         args.hosts = LAB_HOSTS if args.systemd else 50
     if args.systemd:
