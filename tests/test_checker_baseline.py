@@ -70,23 +70,59 @@ def test_a_check_between_two_interval_checks_leaves_the_rate_to_the_interval(
     assert runaway(third) == []
 
 
-def test_only_checks_woken_by_the_journal_keep_the_unit_files(tmp_path: Path) -> None:
-    """The unit files (costly to systemd) are read by every check but those the journal wakes,
-    which may come every few seconds: those keep a reading younger than unit_files_every."""
+def _counting_systemctl(tmp_path: Path, unit_files: str) -> tuple[Path, Path]:
+    """A systemctl that notes each call's verb and lists ``unit_files`` (JSON) as the unit
+    files; returns it and the file of calls."""
     calls = tmp_path / "calls"
     systemctl = tmp_path / "systemctl"
-    systemctl.write_text(f'#!/bin/sh\necho "$1" >> {calls}\necho "[]"\n')
+    (tmp_path / "unit-files.json").write_text(unit_files)
+    systemctl.write_text(
+        f'#!/bin/sh\necho "$1" >> {calls}\n'
+        f'if [ "$1" = list-unit-files ]; then cat {tmp_path / "unit-files.json"}; '
+        'else echo "[]"; fi\n')
     systemctl.chmod(0o755)
+    return systemctl, calls
+
+
+def _checks(tmp_path: Path, systemctl: Path, reasons: tuple[str, ...]) -> list[CheckReport]:
     settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
                         programs={"systemctl": str(systemctl)}, unit_files_every=3600)
     checker = HostChecker(LocalTransport("here"), settings, store=None)
 
-    async def checks() -> None:
-        for reason in ("interval", "journal", "journal", "verify", "journal", "approval"):
-            report = await checker.check(reason)
-            assert "unit_files" not in report.errors and "unit_load_error" in report.judged_rules
+    async def checks() -> list[CheckReport]:
+        return [await checker.check(reason) for reason in reasons]
 
-    asyncio.run(checks())
+    reports = asyncio.run(checks())
+    for report in reports:
+        assert "unit_files" not in report.errors and "unit_load_error" in report.judged_rules
+    return reports
+
+
+def test_the_daemons_checks_keep_the_unit_files_and_a_fix_or_a_person_reads_them(
+    tmp_path: Path,
+) -> None:
+    """The unit files (systemd works out every file's state: ~2 ms of its CPU a file) are
+    read by the daemon's checks, interval and journal, at most every unit_files_every; a
+    check that verifies a fix, answers an approval or a person's `check` reads them anew."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    reasons = ("interval", "journal", "interval", "verify", "journal", "interval", "approval",
+               "cli")
+    reports = _checks(tmp_path, systemctl, reasons)
     listed = calls.read_text().split()
-    # interval, verify and approval read them; the journal's checks kept the last reading
-    assert listed.count("list-units") == 6 and listed.count("list-unit-files") == 3
+    # the first interval check, verify, approval and cli read them; the rest kept the reading
+    assert listed.count("list-units") == len(reasons)
+    assert listed.count("list-unit-files") == 4
+    assert all(r.snapshot.unit_files == {"a.service": "enabled"} for r in reports)
+
+
+def test_a_listing_that_shows_a_broken_unit_file_serves_no_later_check(tmp_path: Path) -> None:
+    """While a unit file cannot be parsed, every check reads the unit files again: the
+    incident ends with the check that first sees the file mended, not an hour later."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "broken.service", "state": "bad"}]')
+    reports = _checks(tmp_path, systemctl, ("interval", "journal", "interval"))
+    assert calls.read_text().split().count("list-unit-files") == 3
+    for report in reports:
+        [broken] = [f for f in report.findings if f.rule == "unit_load_error"]
+        assert "broken.service" in broken.summary

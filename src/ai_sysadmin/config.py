@@ -575,9 +575,10 @@ class Settings(_Section):
     )
     command_timeout: float = Field(20, gt=0, description="Seconds one collector command may run.")
     unit_files_every: float = Field(
-        60, ge=0, description="Seconds between two readings of the unit files by checks woken "
-        "by the journal (systemctl list-unit-files costs systemd about 2 ms of CPU a unit file); "
-        "those in between keep the last reading. Other checks always read them. 0: every check.",
+        3600, ge=0, description="Seconds between two readings of the unit files by the "
+        "daemon's checks (systemctl list-unit-files costs systemd about 2 ms of CPU a unit "
+        "file); those in between keep the last reading, unless it shows a file systemd cannot "
+        "parse. Verification, approval and CLI checks always read them. 0: every check.",
     )
     llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM server.")
     queue: QueueSettings = Field(default_factory=QueueSettings, description="LLM request queue.")

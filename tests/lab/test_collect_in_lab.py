@@ -95,8 +95,9 @@ def test_checks_that_may_keep_the_unit_files_read_them_only_every_so_often(
     sandbox: Sandbox, lab_settings: Settings, one_round_trip: bool
 ) -> None:
     """systemctl list-unit-files makes systemd work out every unit file's state (about half a
-    second of its CPU here); a check woken by the journal keeps the last reading for
-    ``unit_files_every`` seconds, and any other check reads them."""
+    second of its CPU here); a check that may keep it (the daemon's own) keeps the last
+    reading for ``unit_files_every`` seconds, unless that shows a file systemd cannot parse;
+    any other check reads them."""
     reads = f"/run/unit-file-reads-{one_round_trip}"
     counted = f"/usr/local/bin/counted-systemctl-{one_round_trip}"
     sandbox.write_file(counted, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {reads}'
@@ -125,10 +126,15 @@ def test_checks_that_may_keep_the_unit_files_read_them_only_every_so_often(
         fresh = asyncio.run(hourly.collect())
         assert read_so_far() == 2
         assert (fresh.unit_files or {}).get(orphan.rsplit("/", 1)[1]) == "bad"
+        # a broken file in the reading: the next check reads them again, and sees it mended
+        sandbox.exec(["rm", "-f", orphan], check=True)
+        mended = asyncio.run(hourly.collect(keep=True))
+        assert read_so_far() == 3
+        assert orphan.rsplit("/", 1)[1] not in (mended.unit_files or {})
         # 0: every check reads them
         every_check = collector(0)
         for _ in range(2):
             asyncio.run(every_check.collect(keep=True))
-        assert read_so_far() == 4
+        assert read_so_far() == 5
     finally:
         sandbox.exec(["rm", "-f", orphan])

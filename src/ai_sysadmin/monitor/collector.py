@@ -132,15 +132,21 @@ class Collector:
         return snap
 
     def _keep(self, snap: Snapshot, plan: Plan) -> None:
-        """Fill what the check kept from the last reading; remember what it read anew."""
+        """Fill what the check kept from the last reading; remember what it read anew (a
+        reading the section does not keep, one that shows trouble, is read again next)."""
         now = time.monotonic()
         for section in SECTIONS:
             if section.every is None:
                 continue
+            reading = getattr(snap, section.name)
             if section.name in plan.kept:
                 setattr(snap, section.name, self._kept[section.name][1])
-            elif section.name not in snap.errors and getattr(snap, section.name) is not None:
-                self._kept[section.name] = (now, getattr(snap, section.name))
+            elif section.name in snap.errors or reading is None:
+                continue
+            elif section.keeps(reading):
+                self._kept[section.name] = (now, reading)
+            else:
+                self._kept.pop(section.name, None)
 
     def replayed(self, journal: JournalQuery | None = None) -> Snapshot:
         """:meth:`collect` over a round trip's results, which are all here (this collector's

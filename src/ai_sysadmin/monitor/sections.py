@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config import Programs, Settings
 from ..errors import TransportError
@@ -31,7 +31,7 @@ from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
 from . import parsers
 from .remote_script import FILE_READ, Guard
-from .snapshot import Certificate, Snapshot
+from .snapshot import UNIT_FILE_BAD, Certificate, Snapshot
 
 #: a stored journal position that is a time, not a cursor (see :func:`_position`)
 SINCE_PREFIX = "since:@"
@@ -200,6 +200,9 @@ class Section:
     #: for a reading that costs the host much and rarely changes: the seconds one serves the
     #: checks that may keep it (a collector's caller says which may)
     every: Callable[[Settings], float] | None = None
+    #: whether a reading may serve later checks (see ``every``): one that shows trouble is
+    #: read again by the next check, which then sees the trouble end as soon as it does
+    keeps: Callable[[Any], bool] = lambda reading: True
 
     def sources_of(self, plan: Plan) -> tuple[Source, ...]:
         """What this check reads for the row: nothing where it keeps the last reading."""
@@ -480,7 +483,8 @@ SECTIONS: tuple[Section, ...] = (
                                              "--output=json", "--no-pager"), SYSTEMD),),
             apply=_unit_files, after=("units",), when=_systemd_may_run,
             # systemd works out every unit file's state for it: stats and reads them all
-            every=lambda settings: settings.unit_files_every),
+            every=lambda settings: settings.unit_files_every,
+            keeps=lambda files: UNIT_FILE_BAD not in files.values()),
     Section("restarts", lambda p: (Source((p.programs.systemctl, "show", "*.service",
                                            f"--property={parsers.SHOW_PROPERTIES}",
                                            "--no-pager"), SYSTEMD),),

@@ -155,6 +155,10 @@ class Certificate:
     error: str | None = None
 
 
+#: the state ``systemctl list-unit-files`` gives a unit file systemd cannot parse
+UNIT_FILE_BAD = "bad"
+
+
 @dataclass(slots=True)
 class Snapshot:
     """One collection of one host. ``errors`` maps a section to why it could not be collected."""
@@ -171,7 +175,7 @@ class Snapshot:
     systemd_running: bool | None = None
     units: list[Unit] | None = None
     #: the state of every unit file (``systemctl list-unit-files``): a file systemd cannot
-    #: parse is ``bad`` there even when no loaded unit refers to it
+    #: parse is ``bad`` (UNIT_FILE_BAD) there even when no loaded unit refers to it
     unit_files: dict[str, str] | None = None
     #: NRestarts of each service (``systemctl show``): how often systemd restarted it
     restarts: dict[str, int] | None = None

@@ -40,6 +40,9 @@ class CheckReport:
 
 #: the checks that move the baseline rates are measured from: the daemon's periodic ones
 BASELINE_REASON = "interval"
+#: the checks that may keep a costly reading while it is recent (``Section.every``): the
+#: daemon's own; a fix's verification, an approval and a person asking read the host afresh
+KEEPING_REASONS = frozenset({BASELINE_REASON, "journal"})
 
 
 class HostChecker:
@@ -91,9 +94,9 @@ class HostChecker:
         async with self._lock:
             query = JournalQuery(self._journal_cursor(), self.settings.journal_first_lines)
             async with self.slots or contextlib.nullcontext():
-                # a check woken by the journal may come every few seconds: what costs the
-                # host much and rarely changes is read at most every so often there
-                snapshot = await self.collector.collect(query, keep=reason == "journal")
+                # what costs the host much and rarely changes (the unit files: systemd's CPU
+                # for every file) is read at most every so often by the daemon's checks
+                snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
             ctx = RuleContext(
                 snapshot,
                 self.settings.thresholds,

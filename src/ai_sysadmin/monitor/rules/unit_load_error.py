@@ -4,13 +4,11 @@ import re
 from collections.abc import Sequence
 
 from ..findings import Finding, Severity, quote
-from ..snapshot import JournalEntry
+from ..snapshot import UNIT_FILE_BAD, JournalEntry
 from .base import Rule, RuleContext
 
 #: LoadState values meaning the unit file itself is broken (not merely absent)
 BROKEN_LOAD_STATES = frozenset({"error", "bad-setting"})
-#: the state ``systemctl list-unit-files`` gives a file systemd cannot parse
-BAD_FILE_STATE = "bad"
 #: systemd's parse warnings name the file and line: ``/etc/systemd/system/x.service:3: ...``
 _PARSE_WARNING = re.compile(r"^\[?(?P<path>/\S+?/(?P<unit>[^/\s:\]]+)):\d+\]?:? ")
 #: parse warnings come from the service manager itself
@@ -34,7 +32,7 @@ class UnitLoadError(Rule):
                                          f"active={unit.active}")
                   for unit in ctx.snapshot.units or [] if unit.load in BROKEN_LOAD_STATES}
         for name, state in sorted((ctx.snapshot.unit_files or {}).items()):
-            if state == BAD_FILE_STATE and name not in broken:
+            if state == UNIT_FILE_BAD and name not in broken:
                 broken[name] = (state, f"{name}: unit file state {state} (not loaded)")
         return [
             self.finding(
