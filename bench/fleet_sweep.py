@@ -228,11 +228,11 @@ def start_lab_fleet(tmp: Path, count: int, labs: contextlib.ExitStack
     # a lab's systemd and journald hold 4 inotify instances, all of them root's: the default
     # limit of 128 is 32 labs (set back when the labs are stopped)
     limit = Path("/proc/sys/fs/inotify/max_user_instances")
-    was = int(limit.read_text())
-    if was < 8 * count + 64:
-        limit.write_text(str(8 * count + 64))
+    was, needed = int(limit.read_text()), 8 * count + 64
+    if was < needed:
+        limit.write_text(str(needed))
         labs.callback(limit.write_text, str(was))
-        print(f"fs.inotify.max_user_instances: {was} -> {8 * count + 64} while the labs run")
+        print(f"fs.inotify.max_user_instances: {was} -> {needed} while the labs run")
     client_key, authorized = _client_key(tmp)
     known_lines, procs, addrs, roots, pid1s = [], [], [], [], []
     for n in range(1, count + 1):
@@ -242,6 +242,7 @@ def start_lab_fleet(tmp: Path, count: int, labs: contextlib.ExitStack
         lab.exec(["mkdir", "-p", "/run/sshd"], check=True)
         addr = f"127.0.2.{n}"
         config, known_line = _sshd(tmp, n, addr, authorized, "none")
+        # every namespace of the lab but its network (Sandbox.nsenter_argv enters them all)
         procs.append(subprocess.Popen(
             ["nsenter", "-t", str(lab.pid1), "-m", "-u", "-i", "-p", "-C", "-r", "-w", "--",
              SSHD, "-D", "-e", "-f", str(config)],
