@@ -1,11 +1,13 @@
 """A real ``chroma run`` server on 127.0.0.1 with token auth on: the right token works and
-what it stores is on the server; a wrong or missing token, a stopped server and a server that
-never answers are each one clear sentence, quickly, and the token is never in it."""
+what it stores is on the server; a wrong or missing token, a stopped server, a server that
+never answers and one that hangs once opened are each one clear sentence, quickly, and the
+token is never in it."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,8 +53,10 @@ def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path, deadline_s: 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(url, token file) of a token-protected ChromaDB server with its own directory."""
+def chroma(tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """(url, token file, process) of a token-protected ChromaDB server with its own
+    directory."""
     root = tmp_path_factory.mktemp("chroma-server")
     token_file = root / "token"
     # chromadb 0.6's server takes the file's line as it is: no trailing newline
@@ -74,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, process, log, 120)
-        yield url, token_file
+        yield url, token_file, process
     finally:
         process.terminate()
         try:
@@ -82,6 +86,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def server(chroma: tuple[str, Path, subprocess.Popen[bytes]]) -> tuple[str, Path]:
+    """(url, token file) of the module's server."""
+    return chroma[0], chroma[1]
 
 
 def _settings(tmp_path: Path, url: str, token_file: Path | None, timeout: float = 10
@@ -174,6 +184,48 @@ def test_a_server_that_never_answers_times_out(tmp_path: Path,
         for conn in held:
             conn.close()
         listener.close()
+
+
+def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing(
+        chroma: tuple[str, Path, subprocess.Popen[bytes]], tmp_path: Path,
+        embedder: MiniLMEmbedding) -> None:
+    """A stopped ``chroma run`` (SIGSTOP: connections are accepted, nothing is answered) costs
+    the first caller knowledge.timeout and every later one nothing, rather than holding each
+    forever (a daemon would run out of worker threads); once it runs again, so does the base,
+    and what was asked of it before is there."""
+    url, token_file, process = chroma
+    kb = KnowledgeBase.open(_settings(tmp_path, url, token_file, timeout=2), embedder=embedder,
+                            seed=False)
+    entry = KnowledgeEntry(id="op-hang-1", topic="backups on db2",
+                           text="db2's backup job needs the NFS share mounted")
+    kb.add(entry)
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(KnowledgeError) as hung:
+            kb.search("nightly backup fails")
+        assert 2 <= time.monotonic() - started < 5
+        assert str(hung.value) == f"ChromaDB server {url} did not answer within 2 s"
+        started = time.monotonic()
+        with pytest.raises(KnowledgeError, match=f"ChromaDB server {url} has not answered a "
+                           r"request of \d+ s ago \(knowledge.timeout is 2 s\)") as waiting:
+            kb.record_incident(IncidentRecord(id="incident:9", host="db2", rule="unit-failed",
+                                              subject="backup.service", symptoms="NFS gone",
+                                              outcome="verified"))
+        assert time.monotonic() - started < 0.5
+        assert TOKEN not in str(hung.value) + str(waiting.value)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert kb.get("op-hang-1") == entry
+            break
+        except KnowledgeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert kb.search("nightly backup fails", n=1)[0].item.id == "op-hang-1"
 
 
 def test_the_cli_says_what_is_wrong_with_the_server(

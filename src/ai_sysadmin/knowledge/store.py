@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,12 +103,15 @@ class KnowledgeBase:
     """One open knowledge base. Not thread-safe; open one per thread or guard it."""
 
     def __init__(self, client: ClientAPI, embedder: Any, where: str,
-                 top_k: int = 5, max_distance: float = 2.0) -> None:
+                 top_k: int = 5, max_distance: float = 2.0,
+                 server_timeout: float | None = None) -> None:
         self.client = client
         self.embedder = embedder
         self.where = where
         self.top_k = top_k
         self.max_distance = max_distance
+        #: a server's calls each have this long (None: an embedded store, called in place)
+        self._server = _Deadline(where, server_timeout) if server_timeout else None
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -122,13 +127,14 @@ class KnowledgeBase:
 
         conf = settings.knowledge
         embedder = embedder or embedding_for(settings)
+        server_timeout = None
         if conf.url:
             client = _http_client(conf.url, conf.token_file, conf.timeout)
-            where = conf.url
+            where, server_timeout = conf.url, conf.timeout
         else:
             client = _persistent_client(settings.knowledge_dir)
             where = str(settings.knowledge_dir)
-        kb = cls(client, embedder, where, conf.top_k, conf.max_distance)
+        kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server_timeout)
         if conf.seed if seed is None else seed:
             from .seed import seed_if_empty
 
@@ -138,9 +144,11 @@ class KnowledgeBase:
     def _open_collection(self, name: str) -> Collection:
         wanted = getattr(self.embedder, "name", type(self.embedder).__name__)
         try:
-            collection = self.client.get_or_create_collection(
-                name, embedding_function=self.embedder,
-                metadata={**HNSW, "embedding": wanted})
+            collection = self._send(self.client.get_or_create_collection, {
+                "name": name, "embedding_function": self.embedder,
+                "metadata": {**HNSW, "embedding": wanted}})
+        except KnowledgeError:
+            raise
         except Exception as exc:
             raise KnowledgeError(f"knowledge base {self.where}: cannot open collection "
                                  f"{name!r}: {_reason(exc)}") from exc
@@ -358,12 +366,76 @@ class KnowledgeBase:
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
         try:
-            return method(**kwargs)
+            return self._send(method, self._embedded(kwargs))
         except (KnowledgeError, EmbeddingError):
             raise
         except Exception as exc:  # chromadb raises many unrelated types; one sentence each
             raise KnowledgeError(f"knowledge base {self.where}: cannot {what}: "
                                  f"{_reason(exc)}") from exc
+
+    def _embedded(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call with its texts embedded here, first: a server's deadline is for the
+        server, not for our model working through a batch of a thousand documents."""
+        if self._server is None:
+            return kwargs  # chromadb calls the same function itself
+        if "documents" in kwargs and "embeddings" not in kwargs:
+            return {**kwargs, "embeddings": self.embedder(kwargs["documents"])}
+        if "query_texts" in kwargs:
+            texts = kwargs.pop("query_texts")
+            return {**kwargs, "query_embeddings": self.embedder(texts)}
+        return kwargs
+
+    def _send(self, method: Any, kwargs: dict[str, Any]) -> Any:
+        return method(**kwargs) if self._server is None else self._server.call(method, kwargs)
+
+
+class _Deadline:
+    """Calls to a ChromaDB server, each given ``timeout`` seconds.
+
+    chromadb's HTTP client waits forever for an answer, so a server that hangs (stopped,
+    swapping, its disk stuck) would hold its caller, and through it a worker of the daemon,
+    forever. Each call runs on a thread of its own, which the caller stops waiting for at the
+    deadline. While a call that ran out is still waiting, later calls fail at once instead of
+    each leaving another thread behind; the first answer ends that. A write that ran out may
+    still land when the server wakes: every write here is an upsert or a delete by id, which
+    the caller may repeat.
+    """
+
+    def __init__(self, where: str, timeout: float) -> None:
+        self.where = where
+        self.timeout = timeout
+        self._hung: threading.Thread | None = None
+        self._hung_since = 0.0
+
+    def call(self, method: Any, kwargs: dict[str, Any]) -> Any:
+        hung = self._hung
+        if hung is not None and hung.is_alive():
+            raise KnowledgeError(
+                f"ChromaDB server {self.where} has not answered a request of "
+                f"{time.monotonic() - self._hung_since:.0f} s ago (knowledge.timeout is "
+                f"{self.timeout:g} s): the knowledge base waits until it does")
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, method(**kwargs)))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append((False, exc))
+
+        started = time.monotonic()
+        # a daemon thread: a request that never ends must not hold the process at exit
+        worker = threading.Thread(target=run, name="chromadb-request", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if not outcome:
+            self._hung, self._hung_since = worker, started
+            raise KnowledgeError(f"ChromaDB server {self.where} did not answer within "
+                                 f"{self.timeout:g} s")
+        self._hung = None
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
 
 
