@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -122,7 +122,7 @@ class SshHost:
 
 
 def sshd_config(directory: Path, listen: list[str], port: int, host_key: Path,
-                authorized: Path) -> str:
+                authorized: Path, extra: Sequence[str] = ()) -> str:
     lines = [f"ListenAddress {a}:{port}" for a in listen]
     lines += [
         f"HostKey {host_key}",
@@ -138,6 +138,7 @@ def sshd_config(directory: Path, listen: list[str], port: int, host_key: Path,
         "MaxSessions 30",
         "MaxStartups 100",
         "PrintMotd no",
+        *extra,
     ]
     return "\n".join(lines) + "\n"
 
@@ -216,7 +217,9 @@ class NetLab:
 
     # -- sshd ----------------------------------------------------------------------------------
 
-    def sshd(self, name: str, netns: str, listen: list[str], port: int = 22) -> SshHost:
+    def sshd(self, name: str, netns: str, listen: list[str], port: int = 22,
+             extra: Sequence[str] = ()) -> SshHost:
+        """An sshd in ``netns``; ``extra``: more sshd_config lines."""
         directory = self.tmp / name
         directory.mkdir()
         host_key = directory / "host_ed25519"
@@ -224,7 +227,7 @@ class NetLab:
         authorized = directory / "authorized_keys"
         authorized.write_text(self.client.public + "\n")
         config = directory / "sshd_config"
-        config.write_text(sshd_config(directory, listen, port, host_key, authorized))
+        config.write_text(sshd_config(directory, listen, port, host_key, authorized, extra))
         log = directory / "sshd.log"
         # `ip netns exec` gives a private mount namespace: a fresh /run there holds sshd's
         # privilege separation directory without touching the machine's /run

@@ -34,7 +34,7 @@ from .ssh_host_keys import (
     parsed_known_hosts,
 )
 from .ssh_target import DEFAULT_PORT, Hop, SshTarget, client_keys, parse_jump
-from .transport import CommandResult, Transport, _check_argv
+from .transport import ENGLISH_MESSAGES, CommandResult, Transport, _check_argv
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
 
@@ -407,7 +407,9 @@ class SshTransport(Transport):
             if timeout is not None:
                 # ends the command (and its process group) a little after we stop waiting
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
-            command = shlex.join(remote)
+            # sh, whatever the login shell is, sets the messages' language and is replaced
+            # by the command (exec): the same process tree, one more exec
+            command = shlex.join(("sh", "-c", f'{ENGLISH_MESSAGES}exec "$@"', "sh", *remote))
             try:
                 return await conn.create_process(
                     command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"

@@ -12,11 +12,36 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..aio import within
 from ..errors import CommandTimeout, TransportError
+
+#: the locale categories but LC_MESSAGES: what an LC_ALL stands for when messages are taken out
+_NOT_MESSAGES = ("LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_PAPER",
+                 "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT",
+                 "LC_IDENTIFICATION")
+#: Every command runs with its messages in English, whatever the host's language: they are
+#: read by code (a program that "cannot start", "not found") and by the model. Only
+#: LC_MESSAGES changes, so text in the host's character set stays as it was (ps shows a UTF-8
+#: command line as it is, where LC_ALL=C would make each such byte a "?"); an LC_ALL, which
+#: would override it, is handed to every other category first. As POSIX sh, for commands that
+#: start on another machine: :func:`english_messages` is the same for a local environment.
+ENGLISH_MESSAGES = (
+    '[ -z "${LC_ALL-}" ] || { for c in ' + " ".join(_NOT_MESSAGES)
+    + '; do export "$c=$LC_ALL"; done; unset LC_ALL; }; LC_MESSAGES=C; export LC_MESSAGES\n'
+)
+
+
+def english_messages(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` as :data:`ENGLISH_MESSAGES` leaves a shell's."""
+    env = dict(environ)
+    every = env.pop("LC_ALL", "")
+    if every:
+        env.update(dict.fromkeys(_NOT_MESSAGES, every))
+    env["LC_MESSAGES"] = "C"
+    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +95,7 @@ class Transport(ABC):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                env=english_messages(os.environ),
             )
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
@@ -112,6 +138,7 @@ class Transport(ABC):
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 limit=1 << 20,
+                env=english_messages(os.environ),
             )
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc

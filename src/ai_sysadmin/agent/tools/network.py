@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Annotated
 
 from pydantic import Field
 
 from ...aio import within
+from ...hosts.transport import english_messages
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -40,7 +42,8 @@ async def check_reachability(
     argv = ["ping", "-c", "1", "-W", "2", "--", target]
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env=english_messages(os.environ))
         out, _ = await within(proc.communicate(), 10)
     except (OSError, TimeoutError) as exc:
         return ToolResult("error", f"ping could not run: {exc}", command=argv, from_host=False)
