@@ -21,6 +21,7 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import KnowledgeError
+from ai_sysadmin.knowledge import store
 from ai_sysadmin.knowledge.embeddings import MiniLMEmbedding
 from ai_sysadmin.knowledge.models import IncidentRecord, KnowledgeEntry
 from ai_sysadmin.knowledge.store import KnowledgeBase
@@ -188,11 +189,12 @@ def test_a_server_that_never_answers_times_out(tmp_path: Path,
 
 def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing(
         chroma: tuple[str, Path, subprocess.Popen[bytes]], tmp_path: Path,
-        embedder: MiniLMEmbedding) -> None:
+        embedder: MiniLMEmbedding, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stopped ``chroma run`` (SIGSTOP: connections are accepted, nothing is answered) costs
-    the first caller knowledge.timeout and every later one nothing, rather than holding each
-    forever (a daemon would run out of worker threads); once it runs again, so does the base,
-    and what was asked of it before is there."""
+    the first caller knowledge.timeout and every later one nothing for a minute, rather than
+    holding each forever (a daemon would run out of worker threads); then a call tries again,
+    with at most three left waiting; once the server runs again, so does the base, and what was
+    asked of it before is there."""
     url, token_file, process = chroma
     kb = KnowledgeBase.open(_settings(tmp_path, url, token_file, timeout=2), embedder=embedder,
                             seed=False)
@@ -208,12 +210,22 @@ def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing
         assert str(hung.value) == f"ChromaDB server {url} did not answer within 2 s"
         started = time.monotonic()
         with pytest.raises(KnowledgeError, match=f"ChromaDB server {url} has not answered a "
-                           r"request of \d+ s ago \(knowledge.timeout is 2 s\)") as waiting:
+                           r"request it was sent \d+ s ago \(knowledge.timeout is 2 s\)"
+                           ) as waiting:
             kb.record_incident(IncidentRecord(id="incident:9", host="db2", rule="unit-failed",
                                               subject="backup.service", symptoms="NFS gone",
                                               outcome="verified"))
         assert time.monotonic() - started < 0.5
         assert TOKEN not in str(hung.value) + str(waiting.value)
+        # past the wait (here none) another call tries the server, up to three unanswered
+        monkeypatch.setattr(store, "_RETRY_AFTER", 0.0)
+        for _ in range(2):
+            with pytest.raises(KnowledgeError, match="did not answer within 2 s"):
+                kb.get("op-hang-1")
+        started = time.monotonic()
+        with pytest.raises(KnowledgeError, match="has not answered"):
+            kb.get("op-hang-1")
+        assert time.monotonic() - started < 0.5
     finally:
         os.kill(process.pid, signal.SIGCONT)
     deadline = time.monotonic() + 30

@@ -392,7 +392,9 @@ class SshTransport(Transport):
         """The argv as the remote host runs it (with ``sudo -n --`` when asked and not root).
 
         :meth:`run` puts it under coreutils' ``timeout`` as well: sshd cannot signal the
-        commands of a root login, so a command the client gave up on would otherwise run on.
+        commands of a root login, so a command the client gave up on would otherwise run on;
+        and every command under an ``sh -c`` that sets its messages to English
+        (:data:`ENGLISH_MESSAGES`) and execs it.
         """
         state = self._state
         return self._remote_argv(argv, state.remote_root if state else None)

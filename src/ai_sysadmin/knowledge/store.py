@@ -59,6 +59,10 @@ COLLECTIONS = ("knowledge", "incidents", "systems", "config_chunks")
 #: bench/knowledge_recall.py at 10,000 entries; these match exact search there (15 ms a query)
 HNSW = {"hnsw:space": "cosine", "hnsw:M": 32, "hnsw:construction_ef": 200,
         "hnsw:search_ef": 200}
+#: after a call to a server ran out, seconds before another may try (see :class:`_Deadline`)
+_RETRY_AFTER = 60.0
+#: calls that ran out, still waiting, past which none is tried until one ends
+_MAX_UNANSWERED = 3
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
 
@@ -395,25 +399,21 @@ class _Deadline:
     chromadb's HTTP client waits forever for an answer, so a server that hangs (stopped,
     swapping, its disk stuck) would hold its caller, and through it a worker of the daemon,
     forever. Each call runs on a thread of its own, which the caller stops waiting for at the
-    deadline. While a call that ran out is still waiting, later calls fail at once instead of
-    each leaving another thread behind; the first answer ends that. A write that ran out may
-    still land when the server wakes: every write here is an upsert or a delete by id, which
-    the caller may repeat.
+    deadline. After a call ran out, later ones fail at once for :data:`_RETRY_AFTER` seconds
+    instead of each leaving another thread behind; then one may try again (a connection whose
+    server rebooted never ends by itself), with at most :data:`_MAX_UNANSWERED` waiting at a
+    time. A write that ran out may still land when the server wakes: every write here is an
+    upsert or a delete by id, which the caller may repeat.
     """
 
     def __init__(self, where: str, timeout: float) -> None:
         self.where = where
         self.timeout = timeout
-        self._hung: threading.Thread | None = None
-        self._hung_since = 0.0
+        #: calls that ran out and still wait, each with when it ran out
+        self._unanswered: list[tuple[threading.Thread, float]] = []
 
     def call(self, method: Any, kwargs: dict[str, Any]) -> Any:
-        hung = self._hung
-        if hung is not None and hung.is_alive():
-            raise KnowledgeError(
-                f"ChromaDB server {self.where} has not answered a request of "
-                f"{time.monotonic() - self._hung_since:.0f} s ago (knowledge.timeout is "
-                f"{self.timeout:g} s): the knowledge base waits until it does")
+        self._refuse_while_hung()
         outcome: list[Any] = []
 
         def run() -> None:
@@ -422,21 +422,29 @@ class _Deadline:
             except BaseException as exc:  # handed to the caller's thread below
                 outcome.append((False, exc))
 
-        started = time.monotonic()
         # a daemon thread: a request that never ends must not hold the process at exit
         worker = threading.Thread(target=run, name="chromadb-request", daemon=True)
         worker.start()
         worker.join(self.timeout)
         if not outcome:
-            self._hung, self._hung_since = worker, started
+            self._unanswered.append((worker, time.monotonic()))
             raise KnowledgeError(f"ChromaDB server {self.where} did not answer within "
                                  f"{self.timeout:g} s")
-        self._hung = None
         ok, value = outcome[0]
         if not ok:
             raise value
         return value
 
+    def _refuse_while_hung(self) -> None:
+        self._unanswered = [(t, since) for t, since in self._unanswered if t.is_alive()]
+        if not self._unanswered:
+            return
+        waited = time.monotonic() - self._unanswered[-1][1]
+        if waited < _RETRY_AFTER or len(self._unanswered) >= _MAX_UNANSWERED:
+            raise KnowledgeError(
+                f"ChromaDB server {self.where} has not answered a request it was sent "
+                f"{waited + self.timeout:.0f} s ago (knowledge.timeout is {self.timeout:g} s): "
+                "the knowledge base waits until it does")
 
 
 def _reason(exc: BaseException) -> str:
