@@ -411,7 +411,7 @@ class SshTransport(Transport):
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
             # sh, whatever the login shell is, sets the messages' language and is replaced
             # by the command (exec): the same process tree, one more exec
-            command = shlex.join(("sh", "-c", f'{ENGLISH_MESSAGES}exec "$@"', "sh", *remote))
+            command = shlex.join(("sh", "-c", f'{ENGLISH_MESSAGES}; exec "$@"', "sh", *remote))
             try:
                 return await conn.create_process(
                     command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"

@@ -26,11 +26,12 @@ _NOT_MESSAGES = ("LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY
 #: read by code (a program that "cannot start", "not found") and by the model. Only
 #: LC_MESSAGES changes, so text in the host's character set stays as it was (ps shows a UTF-8
 #: command line as it is, where LC_ALL=C would make each such byte a "?"); an LC_ALL, which
-#: would override it, is handed to every other category first. As POSIX sh, for commands that
-#: start on another machine: :func:`english_messages` is the same for a local environment.
+#: would override it, is handed to every other category first. As POSIX sh on one line (a
+#: login shell that is csh reads the command line too), for commands that start on another
+#: machine: :func:`english_messages` is the same for a local environment.
 ENGLISH_MESSAGES = (
     '[ -z "${LC_ALL-}" ] || { for c in ' + " ".join(_NOT_MESSAGES)
-    + '; do export "$c=$LC_ALL"; done; unset LC_ALL; }; LC_MESSAGES=C; export LC_MESSAGES\n'
+    + '; do export "$c=$LC_ALL"; done; unset LC_ALL; }; LC_MESSAGES=C; export LC_MESSAGES'
 )
 
 

@@ -150,7 +150,7 @@ class RoundTrip:
     @property
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
-        return f"{ENGLISH_MESSAGES}M={shlex.quote(self.marker)} P= Q=\n{self._script_body}{_DONE}"
+        return f"{ENGLISH_MESSAGES}\nM={shlex.quote(self.marker)} P= Q=\n{self._script_body}{_DONE}"
 
     @functools.cached_property
     def tailed_files(self) -> list[str]:
