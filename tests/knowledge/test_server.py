@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -193,8 +194,8 @@ def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing
     """A stopped ``chroma run`` (SIGSTOP: connections are accepted, nothing is answered) costs
     the first caller knowledge.timeout and every later one nothing for a minute, rather than
     holding each forever (a daemon would run out of worker threads); then a call tries again,
-    with at most three left waiting; once the server runs again, so does the base, and what was
-    asked of it before is there."""
+    with at most three left waiting (for half an hour); once the server runs again, so does
+    the base, and what was asked of it before is there."""
     url, token_file, process = chroma
     kb = KnowledgeBase.open(_settings(tmp_path, url, token_file, timeout=2), embedder=embedder,
                             seed=False)
@@ -226,6 +227,11 @@ def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing
         with pytest.raises(KnowledgeError, match="has not answered"):
             kb.get("op-hang-1")
         assert time.monotonic() - started < 0.5
+        # calls that waited long enough count no more: three lost connections (a server
+        # that rebooted) do not turn knowledge off until a restart
+        monkeypatch.setattr(store, "_ABANDON_AFTER", 0.0)
+        with pytest.raises(KnowledgeError, match="did not answer within 2 s"):
+            kb.get("op-hang-1")
     finally:
         os.kill(process.pid, signal.SIGCONT)
     deadline = time.monotonic() + 30
@@ -238,6 +244,46 @@ def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing
                 raise
             time.sleep(0.1)
     assert kb.search("nightly backup fails", n=1)[0].item.id == "op-hang-1"
+
+
+def test_a_server_that_hangs_after_its_heartbeat_is_a_timeout_when_opened(
+        tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    """Making chromadb's client asks the server more than its heartbeat (tenant, database):
+    a server that answers the heartbeat and nothing else (its database stuck) costs
+    knowledge.timeout, not a hang."""
+    release = threading.Event()
+
+    class HeartbeatOnly(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/api/v2/heartbeat":
+                body = b'{"nanosecond heartbeat": 1}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            release.wait(30)  # hung: answers nothing until the test ends
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeartbeatOnly)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        started = time.monotonic()
+        with pytest.raises(KnowledgeError) as hung:
+            KnowledgeBase.open(_settings(tmp_path, url, None, timeout=1), embedder=embedder,
+                               seed=False)
+        assert time.monotonic() - started < 5
+        assert str(hung.value) == f"ChromaDB server {url} did not answer within 1 s"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_cli_says_what_is_wrong_with_the_server(

@@ -34,7 +34,7 @@ from .ssh_host_keys import (
     parsed_known_hosts,
 )
 from .ssh_target import DEFAULT_PORT, Hop, SshTarget, client_keys, parse_jump
-from .transport import ENGLISH_MESSAGES, CommandResult, Transport, _check_argv
+from .transport import C_LOCALE, CommandResult, Transport, _check_argv
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
 
@@ -393,8 +393,8 @@ class SshTransport(Transport):
 
         :meth:`run` puts it under coreutils' ``timeout`` as well: sshd cannot signal the
         commands of a root login, so a command the client gave up on would otherwise run on;
-        and every command under an ``sh -c`` that sets its messages to English
-        (:data:`ENGLISH_MESSAGES`) and execs it.
+        and every command under an ``sh -c`` that sets the C locale in the host's character
+        set (:data:`C_LOCALE`) and execs it.
         """
         state = self._state
         return self._remote_argv(argv, state.remote_root if state else None)
@@ -409,9 +409,9 @@ class SshTransport(Transport):
             if timeout is not None:
                 # ends the command (and its process group) a little after we stop waiting
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
-            # sh, whatever the login shell is, sets the messages' language and is replaced
-            # by the command (exec): the same process tree, one more exec
-            command = shlex.join(("sh", "-c", f'{ENGLISH_MESSAGES}; exec "$@"', "sh", *remote))
+            # sh, whatever the login shell is, sets the locale and is replaced by the
+            # command (exec): the same process tree, one more exec
+            command = shlex.join(("sh", "-c", f'{C_LOCALE}; exec "$@"', "sh", *remote))
             try:
                 return await conn.create_process(
                     command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"

@@ -18,30 +18,32 @@ from dataclasses import dataclass
 from ..aio import within
 from ..errors import CommandTimeout, TransportError
 
-#: the locale categories but LC_MESSAGES: what an LC_ALL stands for when messages are taken out
-_NOT_MESSAGES = ("LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_PAPER",
-                 "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT",
-                 "LC_IDENTIFICATION")
-#: Every command runs with its messages in English, whatever the host's language: they are
-#: read by code (a program that "cannot start", "not found") and by the model. Only
-#: LC_MESSAGES changes, so text in the host's character set stays as it was (ps shows a UTF-8
-#: command line as it is, where LC_ALL=C would make each such byte a "?"); an LC_ALL, which
-#: would override it, is handed to every other category first. As POSIX sh on one line (a
-#: login shell that is csh reads the command line too), for commands that start on another
-#: machine: :func:`english_messages` is the same for a local environment.
-ENGLISH_MESSAGES = (
-    '[ -z "${LC_ALL-}" ] || { for c in ' + " ".join(_NOT_MESSAGES)
-    + '; do export "$c=$LC_ALL"; done; unset LC_ALL; }; LC_MESSAGES=C; export LC_MESSAGES'
+#: the locale categories but LC_CTYPE, which says how text is encoded
+_NOT_CTYPE = ("LC_MESSAGES", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_PAPER",
+              "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION")
+#: Every command runs in the C locale but for the host's character set: its messages are read
+#: by code (a program that "cannot start") and by the model, which should not meet a German
+#: "nicht gefunden", a "load average: 1,62, 14,86" or a "Do 3. Dez". The character set
+#: (LC_CTYPE: LC_ALL, else LC_CTYPE, else LANG) stays, so ps shows a UTF-8 command line as it
+#: is, where LC_ALL=C would make each such byte a "?". As POSIX sh on one line (a login shell
+#: that is csh reads the command line too), for commands that start on another machine;
+#: :func:`c_locale_env` is the same for an environment here. Where sudo comes after it, its
+#: PAM session may set a language again from a file (Debian's /etc/default/locale): LANG
+#: there is overridden by these, an LC_ALL there would not be.
+C_LOCALE = (
+    "ctype=${LC_ALL:-${LC_CTYPE:-${LANG-}}}; unset LC_ALL LC_CTYPE " + " ".join(_NOT_CTYPE)
+    + '; LANG=C; export LANG; [ -z "$ctype" ] || { LC_CTYPE=$ctype; export LC_CTYPE; }'
 )
 
 
-def english_messages(environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` as :data:`ENGLISH_MESSAGES` leaves a shell's."""
-    env = dict(environ)
-    every = env.pop("LC_ALL", "")
-    if every:
-        env.update(dict.fromkeys(_NOT_MESSAGES, every))
-    env["LC_MESSAGES"] = "C"
+def c_locale_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` as :data:`C_LOCALE` leaves a shell's."""
+    ctype = environ.get("LC_ALL") or environ.get("LC_CTYPE") or environ.get("LANG") or ""
+    env = {name: value for name, value in environ.items()
+           if name not in _NOT_CTYPE and name not in ("LC_ALL", "LC_CTYPE")}
+    env["LANG"] = "C"
+    if ctype:
+        env["LC_CTYPE"] = ctype
     return env
 
 
@@ -96,7 +98,7 @@ class Transport(ABC):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                env=english_messages(os.environ),
+                env=c_locale_env(os.environ),
             )
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
@@ -139,7 +141,7 @@ class Transport(ABC):
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 limit=1 << 20,
-                env=english_messages(os.environ),
+                env=c_locale_env(os.environ),
             )
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc

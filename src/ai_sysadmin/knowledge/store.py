@@ -63,6 +63,8 @@ HNSW = {"hnsw:space": "cosine", "hnsw:M": 32, "hnsw:construction_ef": 200,
 _RETRY_AFTER = 60.0
 #: calls that ran out, still waiting, past which none is tried until one ends
 _MAX_UNANSWERED = 3
+#: seconds after which a call that ran out counts no more against _MAX_UNANSWERED
+_ABANDON_AFTER = 1800.0
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
 
@@ -108,14 +110,14 @@ class KnowledgeBase:
 
     def __init__(self, client: ClientAPI, embedder: Any, where: str,
                  top_k: int = 5, max_distance: float = 2.0,
-                 server_timeout: float | None = None) -> None:
+                 server: _Deadline | None = None) -> None:
         self.client = client
         self.embedder = embedder
         self.where = where
         self.top_k = top_k
         self.max_distance = max_distance
-        #: a server's calls each have this long (None: an embedded store, called in place)
-        self._server = _Deadline(where, server_timeout) if server_timeout else None
+        #: a server's calls, each with a deadline (None: an embedded store, called in place)
+        self._server = server
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -131,14 +133,15 @@ class KnowledgeBase:
 
         conf = settings.knowledge
         embedder = embedder or embedding_for(settings)
-        server_timeout = None
+        server = None
         if conf.url:
-            client = _http_client(conf.url, conf.token_file, conf.timeout)
-            where, server_timeout = conf.url, conf.timeout
+            server = _Deadline(conf.url, conf.timeout)
+            client = _http_client(conf.url, conf.token_file, server)
+            where = conf.url
         else:
             client = _persistent_client(settings.knowledge_dir)
             where = str(settings.knowledge_dir)
-        kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server_timeout)
+        kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server)
         if conf.seed if seed is None else seed:
             from .seed import seed_if_empty
 
@@ -402,7 +405,9 @@ class _Deadline:
     deadline. After a call ran out, later ones fail at once for :data:`_RETRY_AFTER` seconds
     instead of each leaving another thread behind; then one may try again (a connection whose
     server rebooted never ends by itself), with at most :data:`_MAX_UNANSWERED` waiting at a
-    time. A write that ran out may still land when the server wakes: every write here is an
+    time; one that waited :data:`_ABANDON_AFTER` seconds counts no more (else three such would
+    turn knowledge off until a restart), so a server hung for good costs a few threads an
+    hour. A write that ran out may still land when the server wakes: every write here is an
     upsert or a delete by id, which the caller may repeat.
     """
 
@@ -436,15 +441,20 @@ class _Deadline:
         return value
 
     def _refuse_while_hung(self) -> None:
-        self._unanswered = [(t, since) for t, since in self._unanswered if t.is_alive()]
+        now = time.monotonic()
+        self._unanswered = [(t, since) for t, since in self._unanswered
+                            if t.is_alive() and now - since < _ABANDON_AFTER]
         if not self._unanswered:
             return
-        waited = time.monotonic() - self._unanswered[-1][1]
-        if waited < _RETRY_AFTER or len(self._unanswered) >= _MAX_UNANSWERED:
+        waited = now - self._unanswered[-1][1]
+        retry_in = _RETRY_AFTER - waited
+        if len(self._unanswered) >= _MAX_UNANSWERED:
+            retry_in = max(retry_in, _ABANDON_AFTER - (now - self._unanswered[0][1]))
+        if retry_in > 0:
             raise KnowledgeError(
                 f"ChromaDB server {self.where} has not answered a request it was sent "
-                f"{waited + self.timeout:.0f} s ago (knowledge.timeout is {self.timeout:g} s): "
-                "the knowledge base waits until it does")
+                f"{waited + self.timeout:.0f} s ago (knowledge.timeout is {self.timeout:g} s); "
+                f"it is tried again in {retry_in:.0f} s, or as soon as it answers")
 
 
 def _reason(exc: BaseException) -> str:
@@ -471,7 +481,7 @@ def _persistent_client(path: Path) -> ClientAPI:
             "new one)") from exc
 
 
-def _http_client(url: str, token_file: Path | None, timeout: float) -> ClientAPI:
+def _http_client(url: str, token_file: Path | None, server: _Deadline) -> ClientAPI:
     import chromadb
     import httpx
 
@@ -481,7 +491,8 @@ def _http_client(url: str, token_file: Path | None, timeout: float) -> ClientAPI
     port = parts.port or (443 if ssl else 8000)
     base = f"{parts.scheme}://{parts.netloc}"
     # chromadb's HTTP client waits forever: ask first, with a deadline, so a dead or hung
-    # server is a sentence, not a hang
+    # server is a sentence, not a hang; making the client asks more (tenant, database)
+    timeout = server.timeout
     try:
         reply = httpx.get(f"{base}/api/v2/heartbeat", timeout=timeout)
     except httpx.TimeoutException:
@@ -499,8 +510,11 @@ def _http_client(url: str, token_file: Path | None, timeout: float) -> ClientAPI
                  "chromadb.auth.token_authn.TokenAuthClientProvider",
                  "chroma_client_auth_credentials": token}
     try:
-        return chromadb.HttpClient(host=parts.hostname or "127.0.0.1", port=port, ssl=ssl,
-                                   settings=_chroma_settings(**extra))
+        return server.call(chromadb.HttpClient, {
+            "host": parts.hostname or "127.0.0.1", "port": port, "ssl": ssl,
+            "settings": _chroma_settings(**extra)})
+    except KnowledgeError:
+        raise
     except Exception as exc:
         from chromadb.errors import AuthorizationError, ChromaAuthError
 

@@ -9,8 +9,8 @@ keep one shell for all its checks (:meth:`Transport.run_script`: over SSH one lo
 command and served by a :class:`ReplayTransport`, so the collector and its parsers run
 unchanged on the same raw text: the Snapshot is the one the per-command path would give. A
 command that means nothing on a host (systemctl where systemd is not PID 1) sits behind its
-row's :class:`Guard`, a builtin test that spares its process. The script first sets the
-commands' messages to English (:data:`ENGLISH_MESSAGES`). Remote hosts need only sh,
+row's :class:`Guard`, a builtin test that spares its process. The script first sets the C
+locale in the host's character set (:data:`C_LOCALE`). Remote hosts need only sh,
 coreutils, procps and systemd. Every argument in the script is quoted with :func:`shlex.quote`.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..errors import CommandTimeout, TransportError
-from ..hosts.transport import ENGLISH_MESSAGES, CommandResult, Transport, _check_argv
+from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
 
 #: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
 _TIMED_OUT = 124
@@ -150,7 +150,7 @@ class RoundTrip:
     @property
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
-        return f"{ENGLISH_MESSAGES}\nM={shlex.quote(self.marker)} P= Q=\n{self._script_body}{_DONE}"
+        return f"{C_LOCALE}\nM={shlex.quote(self.marker)} P= Q=\n{self._script_body}{_DONE}"
 
     @functools.cached_property
     def tailed_files(self) -> list[str]:
@@ -240,7 +240,8 @@ def _tailed_files(commands: tuple[tuple[str, ...], ...],
 @functools.lru_cache(maxsize=32)
 def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, ...], Guard], ...],
           careful: bool, command_timeout: float) -> str:
-    """The script but for its first line (the marker) and its last (the done line).
+    """The script but for its first lines (the locale, the marker) and its last (the done
+    line).
 
     A host's checks send the same commands over and over (the journal cursor aside): built
     once, not once a check.

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...aio import within
-from ...hosts.transport import english_messages
+from ...hosts.transport import c_locale_env
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -43,7 +43,7 @@ async def check_reachability(
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=english_messages(os.environ))
+            env=c_locale_env(os.environ))
         out, _ = await within(proc.communicate(), 10)
     except (OSError, TimeoutError) as exc:
         return ToolResult("error", f"ping could not run: {exc}", command=argv, from_host=False)
