@@ -115,6 +115,46 @@ def test_reachability_only_of_managed_hosts(ctx) -> None:
     assert refused.status == "refused" and "not a managed host" in refused.output
 
 
+def test_reachability_over_tcp_of_this_host(ctx) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        reached = call(ctx, "check_reachability", host="testhost", port=port)
+    assert reached.status == "ok" and f"testhost:{port} accepts TCP connections" in reached.output
+    closed = call(ctx, "check_reachability", host="testhost", port=port)
+    assert closed.status == "ok" and "is NOT reachable over TCP" in closed.output
+
+
+def _programs_on_path(monkeypatch, tmp_path: Path, **scripts: str) -> None:
+    for name, body in scripts.items():
+        program = tmp_path / name
+        program.write_text(f"#!/bin/sh\n{body}\n")
+        program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+
+def test_ping_that_hangs_is_killed_when_its_time_is_up(ctx, monkeypatch, tmp_path) -> None:
+    # a name that takes long to resolve: ping's -W bounds only the wait for a reply
+    from ai_sysadmin.agent.tools import network
+
+    pid_file = tmp_path / "ping.pid"
+    _programs_on_path(monkeypatch, tmp_path, ping=f"echo $$ > {pid_file}; exec sleep 60")
+    monkeypatch.setattr(network, "PING_TIMEOUT", 1.0)
+    result = call(ctx, "check_reachability", host="testhost")
+    assert result.status == "error" and "timed out after 1 s" in result.output
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists(), "ping outlived the tool's timeout"
+
+
+def test_ping_without_answer_says_so(ctx, monkeypatch, tmp_path) -> None:
+    _programs_on_path(monkeypatch, tmp_path,
+                      ping="echo '1 packets transmitted, 0 received, 100% packet loss'; exit 1")
+    result = call(ctx, "check_reachability", host="testhost")
+    assert result.status == "ok"
+    assert result.output.startswith("testhost does NOT answer ICMP\n1 packets transmitted")
+
+
 def test_propose_action_is_recorded_and_nothing_runs(ctx, store) -> None:
     from ai_sysadmin.monitor.findings import Finding, Severity
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Annotated
 
 from pydantic import Field
 
 from ...aio import within
-from ...hosts.transport import c_locale_env
+from ...errors import TransportError
+from ...hosts.transport import LocalTransport
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
+
+#: seconds a ping may take, name resolution included
+PING_TIMEOUT = 10.0
 
 
 @REGISTRY.tool()
@@ -40,12 +43,11 @@ async def check_reachability(
         return ToolResult("ok", f"{host}:{port} accepts TCP connections "
                           f"({(time.monotonic() - started) * 1000:.0f} ms)", from_host=False)
     argv = ["ping", "-c", "1", "-W", "2", "--", target]
+    # from this machine, whichever host the investigation is about; on a timeout (a name that
+    # takes long to resolve: -W bounds the reply only) ping is killed, not left behind
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=c_locale_env(os.environ))
-        out, _ = await within(proc.communicate(), 10)
-    except (OSError, TimeoutError) as exc:
+        result = await LocalTransport().run(argv, timeout=PING_TIMEOUT)
+    except TransportError as exc:
         return ToolResult("error", f"ping could not run: {exc}", command=argv, from_host=False)
-    verdict = "answers ICMP" if proc.returncode == 0 else "does NOT answer ICMP"
-    return ToolResult("ok", f"{host} {verdict}\n{out.decode(errors='replace')}", command=argv)
+    verdict = "answers ICMP" if result.ok else "does NOT answer ICMP"
+    return ToolResult("ok", f"{host} {verdict}\n{result.stdout}{result.stderr}", command=argv)
