@@ -160,10 +160,28 @@ def test_the_catalog_runs_the_canonical_name_it_judged() -> None:
     assert not unknown.allowed and "not stopped without knowing" in unknown.reason
 
 
+def test_a_unit_after_double_dash_is_judged_and_a_leading_dash_is_refused() -> None:
+    # the host says "-x.service" is another name of sshd.service: a name that starts with
+    # "-" must not slip past the facts because it looks like an option
+    sshd = unit("sshd.service", names=("-x.service",))
+    ctx = PlanContext(facts_read=True, units={"-x.service": sshd, "sshd.service": sshd})
+    for verb in ("stop", "disable", "mask"):
+        plan = plan_action("run_command", {"argv": ["systemctl", verb, "--", "-x.service"]},
+                           ctx)
+        assert not plan.allowed and "starts with '-'" in plan.reason
+        dotted = plan_action("run_command", {"argv": ["systemctl", verb, ".x.service"]}, ctx)
+        assert not dotted.allowed
+    protected = plan_action("run_command", {"argv": ["systemctl", "--no-pager", "stop", "--",
+                                                     "sshd.service"]}, ctx)
+    assert not protected.allowed and "sshd.service is protected" in protected.reason
+
+
 def test_facts_needed_names_what_the_plan_depends_on() -> None:
     assert facts_needed("restart_unit", {"unit": "nginx"}) == FactsNeeded(("nginx.service",))
     assert facts_needed("run_command", {"argv": ["systemctl", "stop", "--", "a"]}) == \
         FactsNeeded(("a.service",))
+    assert facts_needed("run_command", {"argv": ["systemctl", "-q", "stop", "--", "b"]}) \
+        == FactsNeeded(("b.service",))
     assert facts_needed("kill_process", {"pid": "42"}) == FactsNeeded(pid=42)
     assert facts_needed("restart_unit", {"unit": "a b"}) == FactsNeeded()
     assert facts_needed("vacuum_journal", {}) == FactsNeeded()

@@ -23,6 +23,7 @@ from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
+from .remediation_commands import systemctl_operands
 from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
 from .units import normalise_unit
 
@@ -265,6 +266,12 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
         return _refuse("run_command", decision.reason, " ".join(p.argv)[:200],
                        {"argv": p.argv})
     target = systemctl_target(p.argv)
+    if target is None and p.argv[0] == "systemctl" and decision.risk != "none" \
+            and systemctl_operands(list(p.argv[1:])) != ["reboot"]:
+        # a change to a unit whose facts cannot be read is never judged on a name alone
+        return _refuse("run_command", "cannot tell which unit this systemctl command "
+                       "changes, so its facts cannot be checked", " ".join(p.argv)[:200],
+                       {"argv": p.argv})
     if target is not None:
         verb, unit = target
         _, verdict = judge_unit_on_host(verb, unit, ctx)
@@ -281,8 +288,8 @@ def systemctl_target(argv: list[str] | tuple[str, ...]) -> tuple[str, str] | Non
     (the command policy has already refused more than one unit or a pattern)."""
     if not argv or argv[0] != "systemctl":
         return None
-    words = [a for a in argv[1:] if not a.startswith("-")]
-    if len(words) != 2:
+    words = systemctl_operands(list(argv[1:]))
+    if words is None or len(words) != 2:
         return None
     unit = normalise_unit(words[1])
     return (words[0], unit) if unit else None

@@ -95,6 +95,17 @@ def _is_read(args: list[str]) -> bool:
     return not operands or operands[0] in (SYSTEMCTL.subcommands or ())
 
 
+def systemctl_operands(args: list[str]) -> list[str] | None:
+    """The verb and operands of a systemctl argv (after ``systemctl``) as the policy reads
+    them (``--`` ends the options); None when neither a remediation nor a read parses."""
+    for spec in (SYSTEMCTL_REMEDIATE, SYSTEMCTL):
+        try:
+            return parse_args("systemctl", spec, args, _REMEDIATE).operands
+        except Refused:
+            continue
+    return None
+
+
 def _systemctl(args: list[str], protected: tuple[str, ...]) -> Decision | None:
     try:
         parsed = parse_args("systemctl", SYSTEMCTL_REMEDIATE, args, _REMEDIATE)
@@ -126,6 +137,11 @@ def _systemctl(args: list[str], protected: tuple[str, ...]) -> Decision | None:
         raise Refused(f"{unit} is a template: name an instance")
     if verb != "reset-failed" and (whole := _whole_system(unit, parsed_unit.type)):
         raise Refused(f"systemctl {verb} {unit} is never run by automation: {whole}")
+    if unit[0] in "-.":
+        # a name a reader of the argv could take for an option (the root slice and mount,
+        # the only units so named, are refused above)
+        raise Refused(f"systemctl {verb} {unit[:60]!r}: a unit that starts with "
+                      f"{unit[0]!r} is never changed by a remediation")
     if why and verb in _PROTECTED_WITH_PERSON:
         return Decision(True, f"protected unit: needs a person ({unit}: {why})", "high")
     risk = _UNIT_VERBS[verb]
