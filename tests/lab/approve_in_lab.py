@@ -1,5 +1,6 @@
-"""``python approve_in_lab.py PID1 STATE_DIR ACTION_ID MODE``: approve (MODE=approve) or run an
-approved action (MODE=recover, what the daemon does at start) against a running lab."""
+"""``python approve_in_lab.py PID1 STATE_DIR ACTION_ID MODE``: approve (MODE=approve), or settle
+what a dead process left (MODE=recover, what the daemon does at start: run what the policy
+approved, a person's approval waits for a person again) against a running lab."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def main() -> None:
     if mode == "approve":
         asyncio.run(executor.approve(int(action_id), "tester", "crash trial"))
     else:
-        executor.recover()
-        asyncio.run(executor.run(int(action_id)))
+        for action in executor.recover():
+            asyncio.run(executor.run(action.id))
 
 
 if __name__ == "__main__":

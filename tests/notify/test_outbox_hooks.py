@@ -37,6 +37,8 @@ def test_each_change_that_matters_writes_one_event(store: IncidentStore) -> None
     third = pending(store, incident.id)
     actions.move(third, "approved", "alice", "ok")
     actions.claim(third, "executor")
+    with store.db.transaction() as conn:  # the process that claimed it died
+        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (third,))
     actions.interrupted()
     store.record_no_fix(incident.id, "no idea", retry_at=None)
     assert events(store) == [

@@ -81,10 +81,12 @@ def list_actions(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Actions waiting for approval (stable ids: use them with show/approve/reject)."""
+    from ..executor import Executor
+
     app_state = state(ctx)
-    actions_store = _actions(app_state)
-    actions_store.expire()
-    actions = actions_store.find(None if all_states else ("pending",))
+    # what expired since the daemon last looked is shown expired, its incident open again
+    Executor(app_state.settings, app_state.store, {}).expire()
+    actions = _actions(app_state).find(None if all_states else ("pending",))
     if as_json:
         print_json([a.to_dict() for a in actions])
         return

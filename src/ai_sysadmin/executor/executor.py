@@ -7,6 +7,8 @@ Every decision lands in the audit log with its reason. An action runs only after
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -22,6 +24,7 @@ from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, IncidentStore
+from ..store.actions import this_process
 from .host_facts import Self, own_identity, read_facts
 
 log = logging.getLogger("ai_sysadmin.actions")
@@ -170,28 +173,79 @@ class Executor:
 
     # -- people ---------------------------------------------------------------------------------
     async def approve(self, action_id: int, who: str, reason: str = "") -> Action:
-        """A person's yes: check the policy and the host again, then run it (at most once)."""
+        """A person's yes: check the policy and the host again, then run it (at most once).
+
+        Cut off before the action was claimed (Ctrl-C, a host that does not answer), it is
+        pending again and can be approved again; cut off while it ran, it failed."""
+        self.expire()  # a yes that comes after the TTL finds the action expired
         action = self.actions.get(action_id)
         if action.state != "pending":
             raise StoreError(f"action {action_id} is {action.state}, not pending")
         if self.settings.autonomy_level == "observe":
-            return self.actions.move(action_id, "refused", who,
-                                     "the autonomy level is observe: nothing runs")
+            return self._ended(self.actions.move(
+                action_id, "refused", who, "the autonomy level is observe: nothing runs"))
         plan = await self.plan(action.host, action.kind, action.params, action.incident_id)
         if not plan.allowed:
-            return self.actions.move(action_id, "refused", who,
-                                     f"refused on approval by the policy: {plan.reason}")
+            why = f"refused on approval by the policy: {plan.reason}"
+            return self._ended(self.actions.move(action_id, "refused", who, why), again=why)
+        commands = [list(c) for c in plan.commands]
+        if commands != [list(c) for c in action.plan.get("commands", [])]:
+            # the person saw other commands: they approve what runs now, or nothing runs
+            return self.actions.replan(
+                action_id, plan.to_dict(), plan.subject, plan.risk,
+                f"not run: what it would run changed since it was decided, to {commands} "
+                f"(risk {plan.risk}); approve again to run that", who)
         if action.incident_id is not None and not await self._finding_present(action):
-            done = self.actions.move(action_id, "not_needed", who,
+            return self.actions.move(action_id, "not_needed", who,
                                      "the finding is gone: no longer needed, not run")
-            return done
         self.actions.move(action_id, "approved", who, reason or "approved")
-        return await self.run(action_id, who, by_person=True)
+        try:
+            return await self.run(action_id, who, by_person=True)
+        except BaseException as exc:
+            self._cut_off(action_id, who, exc)
+            raise
+
+    def _cut_off(self, action_id: int, who: str, exc: BaseException) -> None:
+        """This process's approval ended by an exception (a Ctrl-C is a cancellation): an
+        action it approved but had not claimed waits for a person again; one it was
+        running failed, since nobody knows whether its command ran."""
+        why = "cancelled" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) \
+            else redact(f"{type(exc).__name__}: {exc}")[:200]
+        action = self.actions.get(action_id)
+        if action.owner != this_process():
+            return
+        if action.state == "approved":
+            self._back_to_person(action, f"the approval by {who} was cut off ({why}) before "
+                                 "anything ran; it can be approved again")
+        elif action.state == "executing":
+            failed = self.actions.move(action_id, "failed", "executor", f"cut off while "
+                                       f"running ({why}): a person must check",
+                                       {"error": f"cut off while running: {why}"})
+            self._escalate(failed, f"action {action_id} was cut off while it ran")
 
     def reject(self, action_id: int, who: str, reason: str = "") -> Action:
-        action = self.actions.move(action_id, "rejected", who, reason or "rejected")
-        if action.incident_id is not None:
-            self._incident_to(action.incident_id, "open", f"action {action_id} rejected")
+        return self._ended(self.actions.move(action_id, "rejected", who, reason or "rejected"))
+
+    def expire(self) -> list[Action]:
+        """Approvals nobody answered within their TTL end, and their incidents are open."""
+        return [self._ended(a) for a in self.actions.expire()]
+
+    def _ended(self, action: Action, again: str = "") -> Action:
+        """An action that will not run: its incident no longer waits for it (when nothing
+        else of it is pending) and is open; ``again``: why it is also due for a new
+        investigation (the policy refused this fix on the host's facts now; another may do)."""
+        incident_id = action.incident_id
+        if incident_id is None:
+            return action
+        waiting = [a.id for a in self.actions.find(("pending",)) if a.incident_id == incident_id]
+        try:
+            incident = self.store.get(incident_id)
+        except (StoreError, AiSysadminError):
+            return action
+        if incident.state == "awaiting_approval" and not waiting:
+            self._incident_to(incident_id, "open", f"action {action.id} {action.state}")
+            if again:
+                self.store.investigate_again(incident_id, f"action {action.id}: {again}")
         return action
 
     async def _finding_present(self, action: Action) -> bool:
@@ -234,8 +288,10 @@ class Executor:
         return None
 
     def _back_to_person(self, action: Action, why: str) -> Action:
+        ttl = self.settings.safety.approval_ttl_hours * 3600
         with self.store.db.transaction():  # as in propose: the action and its incident at once
-            moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}")
+            moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}",
+                                      ttl_seconds=ttl)
             if action.incident_id is not None:
                 self._incident_to(action.incident_id, "awaiting_approval",
                                   f"action {action.id} waits for approval: {why}")
@@ -331,12 +387,14 @@ class Executor:
 
     async def rehearse(self, action_id: int) -> tuple[Action, list[list[str]]]:
         """A dry run: judge the action again on the host's facts now and say exactly what
-        would run, running nothing and changing no state."""
+        would run now, running nothing and changing no state."""
         action = self.actions.get(action_id)
         fresh = await self.plan(action.host, action.kind, action.params, action.incident_id)
         if not fresh.allowed:
             raise AiSysadminError(f"action {action_id} would be refused now: {fresh.reason}")
-        return action, self.command_lines(action)
+        now = dataclasses.replace(action, plan={**action.plan, "commands": [
+            list(c) for c in fresh.commands]})
+        return action, self.command_lines(now)
 
     async def _execute(self, action: Action) -> list[dict[str, Any]]:
         transport = self.transports.get(action.host)
@@ -386,17 +444,27 @@ class Executor:
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
         return False, f"{detail} after {safety.verify_timeout:g} s"
 
-    def recover(self) -> list[int]:
-        """At start: actions cut off mid-execution end as failed (never re-run); their
-        incidents are open again and investigated anew, so a fresh decision (a new action)
-        follows instead of an incident left ``remediating``. Approved actions that never
-        started are run by the caller."""
-        interrupted = self.actions.interrupted()
-        for action_id in interrupted:
+    def recover(self) -> list[Action]:
+        """At start, and from time to time: what a process that is gone left behind.
+
+        Actions cut off mid-execution end as failed (never re-run); their incidents are open
+        again and investigated anew, so a fresh decision (a new action) follows instead of an
+        incident left ``remediating``. An action a person approved whose ``approve`` ended
+        before it ran waits for a person again. The approved actions the policy decided are
+        returned, for the caller to run. What a living process holds is left to it."""
+        for action_id in self.actions.interrupted():
             action = self.actions.get(action_id)
             self._escalate(action, f"action {action_id} was interrupted by a crash while it "
                            "ran; not run again")
             if action.incident_id is not None:
                 self.store.investigate_again(action.incident_id,
                                              f"action {action_id} was interrupted")
-        return interrupted
+        to_run = []
+        for action in self.actions.orphaned("approved"):
+            if action.decided_by is None:
+                to_run.append(action)
+                continue
+            with contextlib.suppress(StoreError):  # taken meanwhile: it is someone's again
+                self._back_to_person(action, f"the approval by {action.decided_by} ended "
+                                     "before anything ran; it can be approved again")
+        return to_run

@@ -82,11 +82,25 @@ class Daemon:
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
             await self.check_host(checker, "interval")
-            if self.executor is not None:
-                # approvals nobody answered within their TTL expire, audited
-                await asyncio.to_thread(self.executor.actions.expire)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
+
+    async def _housekeeping_loop(self, executor: Executor) -> None:
+        """Every check interval: approvals nobody answered within their TTL expire; what an
+        ``approve`` or a daemon that died left behind is settled (:meth:`Executor.recover`).
+        A failure is logged and tried again next time: it never ends the loop."""
+        while not self.stop_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
+            if self.stop_event.is_set():
+                return
+            try:
+                await asyncio.to_thread(executor.expire)
+                for action in await asyncio.to_thread(executor.recover):
+                    await executor.run(action.id)
+            except Exception:
+                log.exception("housekeeping of actions failed; tried again in %g s",
+                              self.settings.check_interval)
 
     def _removed(self, host: str) -> bool:
         """Removed (``systems remove``) since the daemon started: checked no more, so that it
@@ -146,9 +160,10 @@ class Daemon:
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
         if self.executor is not None:
-            self.executor.recover()
-            for action in self.executor.actions.find(("approved",)):
+            for action in self.executor.recover():
                 tasks.append(asyncio.create_task(self.executor.run(action.id)))
+            tasks.append(asyncio.create_task(self._housekeeping_loop(self.executor),
+                                             name="housekeeping"))
             # proposals recorded just before a crash are decided now, each at most once
             tasks.append(asyncio.create_task(self.executor.decide_undecided()))
         if self.investigator is not None:

@@ -3,12 +3,16 @@ one transaction before anything runs, so it runs at most once, even across a cra
 
 States: pending -> approved | rejected | expired; approved -> executing -> succeeded | failed;
 and the terminal ``refused`` (policy), ``recorded`` (observe level), ``not_needed`` (the finding
-was gone when approved), ``escalated`` (anti-flapping: a person must look).
+was gone when approved), ``escalated`` (anti-flapping: a person must look). An approved or
+executing action names the process that holds it (:func:`this_process`): a daemon that starts
+while an ``approve`` runs one leaves it to that process.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +28,9 @@ MOVES: dict[str, frozenset[str]] = {
     "pending": frozenset({"approved", "rejected", "expired", "not_needed", "escalated",
                           "refused"}),
     # back to pending: the host's facts changed so that a person must decide after all
+    # rejected: a person's no is still heard until the action is claimed to run
     "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired",
-                           "pending"}),
+                           "pending", "rejected"}),
     "executing": frozenset({"succeeded", "failed"}),
 }
 
@@ -52,9 +57,49 @@ class Action:
     started_at: float | None
     finished_at: float | None
     result: dict[str, Any] | None
+    #: the process that holds it while approved or executing (:func:`this_process`)
+    owner: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown-boot"
+
+
+def _start_time(pid: int) -> str | None:
+    """When the process started, in clock ticks since boot: with the pid and the boot, a name
+    no later process can take over (pids are reused, start times within a boot are not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def this_process() -> str:
+    """This process, as :func:`process_alive` can tell later whether it still runs."""
+    return f"{_boot_id()} {os.getpid()} {_start_time(os.getpid())}"
+
+
+def process_alive(owner: str | None) -> bool:
+    """Whether the process :func:`this_process` named still runs (on this machine, since that
+    boot). None (an action from before owners were kept) counts as gone."""
+    if not owner:
+        return False
+    boot, _, rest = owner.partition(" ")
+    pid, _, started = rest.partition(" ")
+    if boot != _boot_id() or not pid.isdigit():
+        return False
+    return _start_time(int(pid)) == started
 
 
 def _action(row: Any) -> Action:
@@ -82,11 +127,12 @@ class ActionStore:
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO actions(incident_id, proposal_id, host, kind, params, subject, risk, "
-                "plan, outcome, reason, state, created_at, expires_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "plan, outcome, reason, state, created_at, expires_at, owner) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (incident_id, proposal_id, host, kind, json.dumps(params), subject, risk,
                  json.dumps(plan), outcome, reason, state, now,
-                 now + ttl_seconds if ttl_seconds else None))
+                 now + ttl_seconds if ttl_seconds else None,
+                 this_process() if state == "approved" else None))
             action_id = int(cur.lastrowid)
             self._audit(conn, actor, f"action.{state}", action_id,
                         f"{kind} {json.dumps(params)} risk={risk}: {reason}")
@@ -109,8 +155,9 @@ class ActionStore:
         return [_action(r) for r in self.db.conn.execute(sql + " ORDER BY id", args)]
 
     def move(self, action_id: int, new: str, actor: str, reason: str,
-             result: dict[str, Any] | None = None) -> Action:
-        """One allowed state change, in one transaction, audited; refused moves raise."""
+             result: dict[str, Any] | None = None, ttl_seconds: float | None = None) -> Action:
+        """One allowed state change, in one transaction, audited; refused moves raise.
+        ``ttl_seconds``: how long a person has to answer an action moved to ``pending``."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
@@ -127,6 +174,12 @@ class ActionStore:
             if new == "executing":
                 sets.append("started_at=?")
                 args.append(now)
+            if new in ("approved", "executing"):
+                sets.append("owner=?")
+                args.append(this_process())
+            if new == "pending":
+                sets += ["owner=?", "expires_at=?"]
+                args += [None, now + ttl_seconds if ttl_seconds else None]
             if new in ("succeeded", "failed"):
                 sets += ["finished_at=?", "result=?"]
                 args += [now, json.dumps(result or {})]
@@ -140,14 +193,15 @@ class ActionStore:
         """approved -> executing, atomically: only one caller ever gets the action to run."""
         now = time.time()
         with self.db.transaction() as conn:
-            cur = conn.execute("UPDATE actions SET state='executing', started_at=? "
-                               "WHERE id=? AND state='approved'", (now, action_id))
+            cur = conn.execute("UPDATE actions SET state='executing', started_at=?, owner=? "
+                               "WHERE id=? AND state='approved'", (now, this_process(), action_id))
             if cur.rowcount != 1:
                 return None
             self._audit(conn, actor, "action.executing", action_id, "execution started")
         return self.get(action_id)
 
-    def expire(self, now: float | None = None) -> list[int]:
+    def expire(self, now: float | None = None) -> list[Action]:
+        """Pending actions whose time for an answer has passed, now expired."""
         now = now or time.time()
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT id FROM actions WHERE state='pending' AND expires_at<?",
@@ -155,23 +209,46 @@ class ActionStore:
             for r in rows:
                 conn.execute("UPDATE actions SET state='expired' WHERE id=?", (r["id"],))
                 self._audit(conn, "policy", "action.expired", r["id"], "approval TTL passed")
-        return [r["id"] for r in rows]
+        return [self.get(r["id"]) for r in rows]
+
+    def replan(self, action_id: int, plan: dict[str, Any], subject: str, risk: str,
+               reason: str, actor: str) -> Action:
+        """A pending action's plan as the policy makes it now (what it runs changed since it
+        was decided): a person then approves what will run, not what was shown before."""
+        with self.db.transaction() as conn:
+            cur = conn.execute("UPDATE actions SET plan=?, subject=?, risk=?, reason=? "
+                               "WHERE id=? AND state='pending'",
+                               (json.dumps(plan), subject, risk, reason, action_id))
+            if cur.rowcount != 1:
+                raise StoreError(f"action {action_id} is {self.get(action_id).state}, "
+                                 "not pending")
+            self._audit(conn, actor, "action.replanned", action_id, reason)
+        return self.get(action_id)
+
+    def orphaned(self, state: str) -> list[Action]:
+        """Actions in ``state`` (approved, executing) whose holding process is gone."""
+        return [a for a in self.find((state,)) if not process_alive(a.owner)]
 
     def interrupted(self) -> list[int]:
-        """After a crash: actions caught in ``executing`` end as failed, and are never re-run:
-        nobody knows whether their command ran."""
+        """After a crash: actions caught in ``executing`` by a process that is gone end as
+        failed, and are never re-run: nobody knows whether their command ran. One that a
+        living process (an ``approve`` command) runs is left to it."""
+        failed = []
         with self.db.transaction() as conn:
-            rows = conn.execute("SELECT id FROM actions WHERE state='executing'").fetchall()
-            for r in rows:
-                conn.execute("UPDATE actions SET state='failed', finished_at=?, result=? "
-                              "WHERE id=?", (time.time(), json.dumps(
-                                  {"error": "interrupted: the process died while executing; "
-                                   "not run again, a person must check"}), r["id"]))
-                self._audit(conn, "executor", "action.failed", r["id"],
+            for action_id in (a.id for a in self.orphaned("executing")):
+                cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=? "
+                                   "WHERE id=? AND state='executing'", (time.time(), json.dumps(
+                                       {"error": "interrupted: the process died while "
+                                        "executing; not run again, a person must check"}),
+                                       action_id))
+                if cur.rowcount != 1:
+                    continue
+                failed.append(action_id)
+                self._audit(conn, "executor", "action.failed", action_id,
                             "interrupted by a crash; not retried")
-                note_action(conn, r["id"], "failed", "interrupted by a crash; not run again, "
+                note_action(conn, action_id, "failed", "interrupted by a crash; not run again, "
                             "a person must check")
-        return [r["id"] for r in rows]
+        return failed
 
     def recent_attempts(self, host: str, kind: str, subject: str, since: float) -> int:
         row = self.db.conn.execute(

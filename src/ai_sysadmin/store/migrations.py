@@ -180,3 +180,11 @@ MIGRATIONS += (
     CREATE INDEX notify_deliveries_due ON notify_deliveries(channel, state, next_at);
     """,
 )
+
+MIGRATIONS += (
+    # 6: which process holds an approved or executing action (see store.actions.this_process):
+    # a restarted daemon leaves alone what a living `approve` is running
+    """
+    ALTER TABLE actions ADD COLUMN owner TEXT;
+    """,
+)

@@ -1,0 +1,226 @@
+"""An approval from the moment a person says yes to the end of the action, when things go wrong
+on the way: a Ctrl-C, a process that dies, a TTL that passes, a host whose facts changed, a
+daemon that starts while an ``approve`` runs. At most once, and nothing stuck."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import StoreError
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import Action, ActionStore, IncidentStore
+
+HOST = "testhost"
+
+
+class ScriptedHost(LocalTransport):
+    """A host whose commands really run, here: ``systemctl show`` prints the file ``show``
+    (so a test can change what the host says of its units), ``true`` (the executor's "does
+    the host answer") runs or hangs, and every other command only writes its argv to
+    ``ran``."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(HOST)
+        self.show, self.ran = tmp / "show", tmp / "ran"
+        self.show.write_text(unit_show("app.service"))
+        self.ran.write_text("")
+        self.hang = False
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        if argv == ("true",):
+            return ("sleep", "60") if self.hang else argv
+        if len(argv) > 1 and argv[0].endswith("systemctl") and argv[1] == "show":
+            return ("cat", str(self.show))
+        return ("sh", "-c", 'printf "%s\\n" "$*" >> "$0"', str(self.ran), *argv)
+
+    def commands(self) -> list[str]:
+        return [line for line in self.ran.read_text().splitlines()
+                if "systemctl restart" in line or "journalctl --vacuum" in line]
+
+
+def unit_show(unit_id: str, *aliases: str) -> str:
+    return (f"Id={unit_id}\nNames={' '.join((unit_id, *aliases))}\nLoadState=loaded\n"
+            "ActiveState=failed\nType=simple\n")
+
+
+@pytest.fixture
+def quick(settings: Settings) -> Settings:
+    return settings.model_copy(update={"safety": settings.safety.model_copy(
+        update={"verify_settle_seconds": 0, "verify_timeout": 1})})
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> ScriptedHost:
+    return ScriptedHost(tmp_path)
+
+
+def incident(store: IncidentStore, unit: str = "app.service") -> int:
+    finding = Finding(HOST, "failed_unit", unit, Severity.CRITICAL, f"{unit} failed")
+    return store.record_check(HOST, [finding], {"failed_unit"}).opened[0]
+
+
+def restart_waiting(settings: Settings, store: IncidentStore, host: ScriptedHost
+                    ) -> tuple[Executor, int, Action]:
+    """An incident about app.service, and the restart proposed for it, waiting for a person."""
+    executor = Executor(settings, store, {HOST: host})
+    incident_id = incident(store)
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    return executor, incident_id, action
+
+
+def history(store: IncidentStore, action_id: int) -> list[tuple[str, str]]:
+    return [(e["action"], e["detail"]) for e in store.audit_log(200)
+            if e["subject"] == f"action:{action_id}"]
+
+
+async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def test_an_approval_cut_off_before_anything_ran_can_be_given_again(quick, store, host) -> None:
+    executor = Executor(quick, store, {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+    host.hang = True  # the host does not answer: the person presses Ctrl-C meanwhile
+
+    async def approve_then_cancel() -> None:
+        approving = asyncio.create_task(executor.approve(action.id, "alice"))
+        await until(lambda: executor.actions.get(action.id).state == "approved")
+        approving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await approving
+
+    asyncio.run(approve_then_cancel())
+    again = executor.actions.get(action.id)
+    assert again.state == "pending" and again.owner is None
+    assert again.expires_at is not None and again.expires_at > time.time() + 3600
+    assert any("cut off (cancelled) before anything ran" in detail
+               for _, detail in history(store, action.id))
+    assert host.commands() == []
+    host.hang = False
+    done = asyncio.run(executor.approve(action.id, "alice"))
+    assert done.state == "succeeded", done
+    assert host.commands() == ["journalctl --vacuum-size=500M"]
+
+
+def test_an_approved_action_can_still_be_rejected_until_it_runs(settings, store, host) -> None:
+    executor = Executor(settings.model_copy(update={"autonomy_level": "auto-safe"}), store,
+                        {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+    assert action.state == "approved"
+    assert executor.reject(action.id, "alice", "not now").state == "rejected"
+    assert asyncio.run(executor.run(action.id)).state == "rejected"
+    assert host.commands() == []
+
+
+HOLDER = """
+import sys, time
+from ai_sysadmin.store import ActionStore, Database
+actions = ActionStore(Database(sys.argv[1]))
+actions.move(int(sys.argv[2]), "approved", "bob", "ok")
+actions.claim(int(sys.argv[2]), "executor")
+print("claimed", flush=True)
+sys.stdin.read()  # "runs" the action until the test closes stdin or kills it
+"""
+
+
+def test_a_starting_daemon_leaves_an_action_to_the_living_approve_that_runs_it(
+        settings, store, host) -> None:
+    executor, incident_id, action = restart_waiting(settings, store, host)
+    assert action.state == "pending"
+    approve = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.db.path),
+                                str(action.id)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert approve.stdout is not None and approve.stdout.readline() == "claimed\n"
+        assert executor.recover() == []  # the daemon starts while `approve` runs it
+        assert executor.actions.get(action.id).state == "executing"
+    finally:
+        approve.kill()
+        approve.wait()
+    assert executor.recover() == []  # it died while running: failed, never run again
+    failed = executor.actions.get(action.id)
+    assert failed.state == "failed" and "interrupted" in (failed.result or {})["error"]
+    assert store.get(incident_id).state == "open"
+
+
+def test_approvals_whose_holder_died_wait_for_a_person_or_run_as_the_policy_decided(
+        settings, store, host) -> None:
+    executor = Executor(settings, store, {HOST: host})
+    by_person = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+    by_policy = asyncio.run(Executor(
+        settings.model_copy(update={"autonomy_level": "auto-safe"}), store, {HOST: host}
+    ).propose(HOST, "vacuum_journal", {"max_size": "400M"}))
+    executor.actions.move(by_person.id, "approved", "alice", "ok")
+    assert executor.recover() == []  # held by this process, which lives
+    with store.db.transaction() as conn:  # the processes that held them died
+        conn.execute("UPDATE actions SET owner='gone 1 1'")
+    assert [a.id for a in executor.recover()] == [by_policy.id]
+    waiting = executor.actions.get(by_person.id)
+    assert waiting.state == "pending" and waiting.expires_at is not None
+    assert any("approval by alice ended before anything ran" in detail
+               for _, detail in history(store, by_person.id))
+
+
+def test_an_approval_nobody_gave_in_time_expires_and_frees_its_incident(
+        settings, store, host) -> None:
+    executor, incident_id, action = restart_waiting(settings, store, host)
+    assert store.get(incident_id).state == "awaiting_approval"
+    with store.db.transaction() as conn:  # its TTL passed an hour ago
+        conn.execute("UPDATE actions SET expires_at=? WHERE id=?", (time.time() - 3600,
+                                                                    action.id))
+    with pytest.raises(StoreError, match="is expired, not pending"):
+        asyncio.run(executor.approve(action.id, "alice"))
+    assert host.commands() == []
+    assert store.get(incident_id).state == "open"
+    assert ("action.expired", "approval TTL passed") in history(store, action.id)
+
+
+def test_a_fix_the_policy_refuses_on_approval_sends_its_incident_back_to_investigation(
+        settings, store, host) -> None:
+    incident_id = incident(store)
+    executor = Executor(settings, store, {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    # meanwhile app.service became another name of the host's sshd
+    host.show.write_text(unit_show("sshd.service", "app.service"))
+    refused = asyncio.run(Executor(settings.model_copy(update={"autonomy_level": "observe"}),
+                                   store, {HOST: host}).approve(action.id, "alice"))
+    assert refused.state == "refused"
+    assert store.get(incident_id).state == "open"
+    other = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                         incident_id=incident_id))
+    host.show.write_text(unit_show("app.service") + "SuccessAction=reboot\n")
+    refused = asyncio.run(executor.approve(other.id, "alice"))
+    assert refused.state == "refused" and host.commands() == []
+    assert store.get(incident_id).state == "open"
+    assert [i.id for i in store.investigation_due()] == [incident_id]
+
+
+def test_a_fix_whose_commands_changed_is_shown_again_before_it_runs(quick, store, host) -> None:
+    executor = Executor(quick, store, {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"}))
+    assert action.plan["commands"] == [["systemctl", "restart", "--", "app.service"]]
+    host.show.write_text(unit_show("app2.service", "app.service"))  # now an alias
+    again = asyncio.run(executor.approve(action.id, "alice"))
+    assert again.state == "pending" and host.commands() == []
+    assert "what it would run changed" in again.reason
+    assert again.plan["commands"] == [["systemctl", "restart", "--", "app2.service"]]
+    _, lines = asyncio.run(executor.rehearse(action.id))
+    assert lines[-1][-1] == "app2.service"
+    done = asyncio.run(executor.approve(action.id, "alice"))
+    assert done.state in ("succeeded", "failed") and done.started_at is not None
+    assert host.commands() == ["systemctl restart -- app2.service"]
+    assert ActionStore(store.db).get(action.id).state == done.state
