@@ -163,6 +163,21 @@ def test_incident_history_and_resolving_twice(cli, tmp_path: Path) -> None:
     assert history[1].endswith("operator: open -> resolved resolved by the operator")
 
 
+def test_host_text_that_looks_like_markup_prints_as_it_is(cli, tmp_path: Path) -> None:
+    # any local user names a process or a unit: "[/b]" must neither crash a listing nor vanish
+    store = IncidentStore(Database(tmp_path / "state" / "state.db"))
+    finding = Finding("web1", "runaway_process", "x[/b]", Severity.WARNING,
+                      "x[/b] (pid 42) [bold]used[/bold] 99% CPU", ("[/x] from the host",))
+    number = store.record_check("web1", [finding], {"runaway_process"}).opened[0]
+    code, listing, err = cli("issues", "list")
+    assert code == 0 and err == ""
+    assert "x[/b] (pid 42) [bold]used[/bold] 99% CPU" in listing and "x[/b]" in listing
+    code, shown, err = cli("issues", "show", str(number))
+    assert code == 0 and err == ""
+    assert f"#{number} x[/b] (pid 42) [bold]used[/bold] 99% CPU" in shown
+    assert "  > [/x] from the host" in shown
+
+
 def test_policy_check_prints_a_readable_verdict(cli) -> None:
     code, out, _ = cli("policy", "check", "--command", "--", "rm", "-rf", "/")
     assert code == 1

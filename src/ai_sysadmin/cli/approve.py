@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AiSysadminError
-from .context import ActionId, AppState, banner, out, print_json, state
+from .context import ActionId, AppState, banner, esc, out, print_json, state
 
 if TYPE_CHECKING:  # the executor and the store load when a command runs, not for --help
     from ..config import Settings
@@ -53,8 +53,8 @@ def _when(ts: float | None) -> str:
 
 
 def _print(action: Action) -> None:
-    out.print(f"[bold]action {action.id}[/bold] {action.kind} "
-              f"{json.dumps(action.params)} on {action.host}", highlight=False)
+    out.print(f"[bold]action {action.id}[/bold] {esc(action.kind)} "
+              f"{esc(json.dumps(action.params))} on {esc(action.host)}", markup=True)
     out.print(f"state {action.state} · risk {action.risk} · incident {action.incident_id or '-'}"
               f" · created {_when(action.created_at)} · expires {_when(action.expires_at)}")
     out.print(f"policy: {action.reason}", markup=False)

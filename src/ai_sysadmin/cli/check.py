@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AiSysadminError
-from .context import AppState, banner, out, print_json, state
+from .context import AppState, banner, cell, esc, out, print_json, state
 
 if TYPE_CHECKING:
     from ..orchestrator.checker import CheckReport, HostChecker
@@ -119,21 +119,22 @@ async def _sweep(runtime: Runtime, checkers: list[HostChecker]) -> list[CheckRep
 def _print_report(report: CheckReport) -> None:
     why = unreachable_reason(report)
     if why is not None:
-        out.print(f"[bold red]{report.host} unreachable[/bold red]: {why}", highlight=False)
+        out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
+                  markup=True)
         return
-    out.print(f"[dim]{_facts(report)}[/dim]")
+    out.print(_facts(report), style="dim")
     for section, error in report.errors.items():
-        out.print(f"[yellow]not collected[/yellow] {section}: {error}", highlight=False)
+        out.print(f"[yellow]not collected[/yellow] {esc(section)}: {esc(error)}", markup=True)
     if not report.findings:
         out.print("[green]healthy[/green]: no findings" if not report.errors else
-                  "[yellow]no findings[/yellow] in what could be collected")
+                  "[yellow]no findings[/yellow] in what could be collected", markup=True)
         return
     table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False)
     for column in ("severity", "rule", "subject", "summary", "evidence"):
         table.add_column(column, overflow="fold")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         table.add_row(
-            f"[{_STYLE.get(f.severity.label, 'bold')}]{f.severity.label}[/]", f.rule, f.subject,
+            cell(f.severity.label, _STYLE.get(f.severity.label, "bold")), f.rule, f.subject,
             f.summary, "\n".join(f.evidence[:3]),
         )
     out.print(table)
@@ -163,18 +164,19 @@ def _print_block(report: CheckReport) -> None:
     """A few lines a host: its verdict, then one line per finding."""
     why = unreachable_reason(report)
     if why is not None:
-        out.print(f"[bold red]{report.host} unreachable[/bold red]: {why}", highlight=False)
+        out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
+                  markup=True)
         return
     if not report.findings:
         verdict = ("[green]healthy[/green]" if not report.errors else
                    f"[yellow]no findings[/yellow], {len(report.errors)} section(s) not collected")
-        out.print(f"[bold]{report.host}[/bold] {verdict}", highlight=False)
+        out.print(f"[bold]{esc(report.host)}[/bold] {verdict}", markup=True)
         return
-    out.print(f"[bold]{report.host}[/bold] {len(report.findings)} finding(s)", highlight=False)
+    out.print(f"[bold]{esc(report.host)}[/bold] {len(report.findings)} finding(s)", markup=True)
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")
-        out.print(f"  [{style}]{f.severity.label}[/] {f.rule} {f.subject}: {f.summary}",
-                  highlight=False)
+        out.print(f"  [{style}]{esc(f.severity.label)}[/] {esc(f.rule)} {esc(f.subject)}: "
+                  f"{esc(f.summary)}", markup=True)
 
 
 def _summary(reports: list[CheckReport]) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import AiSysadminError
-from .context import banner, err, out, print_json, state
+from .context import banner, err, esc, out, print_json, state
 
 #: lines of a chunk shown under its path:line
 SNIPPET_LINES = 6
@@ -67,9 +67,9 @@ def configs(
 def _show(settings: Any, query: str, found: list[dict[str, Any]]) -> None:
     banner(settings, f"{len(found)} place(s) in config_repo for {query!r}")
     for item in found:
-        out.print(f"[bold]{item['path']}:{item['start_line']}[/bold]"
-                  f"-{item['end_line']} ({item['commit'][:10]}, distance "
-                  f"{item['distance']:.2f})", highlight=False)
+        out.print(f"[bold]{esc(item['path'])}:{item['start_line']}[/bold]"
+                  f"-{item['end_line']} ({esc(item['commit'][:10])}, distance "
+                  f"{item['distance']:.2f})", markup=True)
         lines = item["text"].splitlines()
         for number, line in enumerate(lines[:SNIPPET_LINES], item["start_line"]):
             out.print(f"  {number:>5}  {line}", markup=False, highlight=False)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:  # every command module imports this one: the heavy layers load on use
     from ..config import LoadedSettings, Settings
@@ -36,8 +38,20 @@ PIPE_WIDTH = 100_000
 
 
 def _console(stream: TextIO, stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False,
+    # no markup unless a print asks for it (markup=True, each value through esc): what is
+    # printed is mostly a host's text, and a process named "x[/b]" must print as it is
+    return Console(stderr=stderr, highlight=False, markup=False,
                    width=None if stream.isatty() else PIPE_WIDTH)
+
+
+def esc(value: object) -> str:
+    """A value as plain text inside a markup print."""
+    return escape(str(value))
+
+
+def cell(text: str, style: str) -> Text:
+    """A table cell in a style (tables print their strings as they are)."""
+    return Text(text, style=style)
 
 
 out = _console(sys.stdout)
@@ -109,4 +123,4 @@ def print_json(data: Any) -> None:
 
 
 def banner(settings: Settings, what: str) -> None:
-    out.print(f"[bold]{settings.ai_name}[/bold] · {what}")
+    out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(what)}", markup=True)

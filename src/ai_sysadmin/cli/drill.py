@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import LabError
 from ..lab import list_scenarios, load_scenario, run_scenario
-from .context import banner, out, print_json, state
+from .context import banner, cell, esc, out, print_json, state
 
 
 def _seconds(value: float | None) -> str:
@@ -33,7 +33,8 @@ def drill(
             print_json([{"name": s.name, "description": s.description} for s in scenarios])
             return
         for s in scenarios:
-            out.print(f"[bold]{s.name}[/bold]: {' '.join(s.description.split())}")
+            out.print(f"[bold]{esc(s.name)}[/bold]: {esc(' '.join(s.description.split()))}",
+                      markup=True)
         return
     if os.geteuid() != 0:
         raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
@@ -56,7 +57,7 @@ def drill(
         for column in ("scenario", "result", "time to detect", "time to recover", "findings"):
             table.add_column(column, overflow="fold")
         for r in results:
-            verdict = "[green]ok[/green]" if r.ok else "[red]FAILED[/red]"
+            verdict = cell("ok", "green") if r.ok else cell("FAILED", "red")
             seen = ", ".join(f"{f.rule} {f.subject}" for f in r.findings) or "none"
             problems = [*r.errors, *(f"missing {m}" for m in r.missing),
                         *(f"unexpected {f.rule} {f.subject}" for f in r.unexpected)]

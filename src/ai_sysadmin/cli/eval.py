@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import AiSysadminError, LabError
-from .context import banner, err, out, print_json, state
+from .context import banner, cell, err, out, print_json, state
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -70,17 +71,17 @@ def _quiet_logs() -> Iterator[None]:
         logger.propagate = propagate
 
 
-def _mark(value: bool | None) -> str:
-    return "-" if value is None else ("[green]yes[/green]" if value else "[red]no[/red]")
+def _mark(value: bool | None) -> Text:
+    return Text("-") if value is None else (cell("yes", "green") if value else cell("no", "red"))
 
 
-def _outcome(score: ScenarioScore) -> str:
+def _outcome(score: ScenarioScore) -> Text:
     if score.kind == "control":
         alarms = score.false_alarms
-        return "[green]quiet[/green]" if not alarms else f"[red]{alarms} false alarm(s)[/red]"
+        return cell("quiet", "green") if not alarms else cell(f"{alarms} false alarm(s)", "red")
     if score.fix_expected:
-        return f"mitigated: {_mark(score.mitigated)}"
-    return f"escalated: {_mark(score.escalated_correctly)}"
+        return Text.assemble("mitigated: ", _mark(score.mitigated))
+    return Text.assemble("escalated: ", _mark(score.escalated_correctly))
 
 
 def score_table(run: EvalRun) -> Table:
@@ -93,7 +94,7 @@ def score_table(run: EvalRun) -> Table:
         problems = [*s.errors, *(f"missing {m}" for m in s.missing),
                     *(f"unexpected {u}" for u in s.unexpected),
                     *(u for u in s.unsafe if u.startswith("EXECUTED"))]
-        verdict = "[green]pass[/green]" if s.passed else "[red]FAIL[/red]"
+        verdict = cell("pass", "green") if s.passed else cell("FAIL", "red")
         table.add_row(
             s.scenario, s.kind, _mark(s.detected), _mark(s.localized), _mark(s.root_cause),
             _outcome(s), f"{s.unsafe_attempted}/{s.unsafe_executed}", str(s.usage.calls),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .context import IncidentId, banner, out, print_json, state
+from .context import IncidentId, banner, esc, out, print_json, state
 
 app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
 
@@ -60,15 +60,15 @@ def show(
     if as_json:
         print_json(incident.to_dict())
         return
-    out.print(f"[bold]#{incident.id}[/bold] {incident.summary}")
+    out.print(f"[bold]#{incident.id}[/bold] {esc(incident.summary)}", markup=True)
     out.print(f"state {incident.state} · severity {incident.severity} · host {incident.host} · "
               f"rule {incident.rule} · subject {incident.subject}")
     out.print(f"opened {_when(incident.opened_at)} · last seen {_when(incident.last_seen)} · "
               f"seen {incident.occurrences} time(s)")
-    out.print("[bold]evidence[/bold] (quoted from the host):")
+    out.print("[bold]evidence[/bold] (quoted from the host):", markup=True)
     for line in incident.evidence:
         out.print(f"  > {line}", markup=False)
-    out.print("[bold]history[/bold]:")
+    out.print("[bold]history[/bold]:", markup=True)
     for e in incident.events:
         out.print(f"  {_when(e.at)} {e.actor}: {_move_text(e)} {e.detail or ''}".rstrip(),
                   markup=False)

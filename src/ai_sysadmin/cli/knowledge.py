@@ -129,7 +129,7 @@ def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     if as_json:
         print_json(_as_json(entry))
         return
-    out.print(f"[bold]{entry.id}[/bold]")
+    out.print(entry.id, style="bold")
     out.print(entry.topic, markup=False)
     origin = entry.provenance + (" (verified)" if entry.verified else "")
     out.print(f"category {entry.category} · {origin} · confidence {entry.confidence:.2f} · "

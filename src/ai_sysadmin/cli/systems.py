@@ -14,7 +14,7 @@ from ..errors import AiSysadminError
 from ..hosts.inventory import configured_hosts
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
-from .context import AppState, banner, out, print_json, state
+from .context import AppState, banner, cell, out, print_json, state
 
 app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh.")
 
@@ -73,7 +73,8 @@ def list_systems(
     for column in ("name", "status", "os", "reachable", "last check", "open incidents"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        reach = {None: "-", True: "[green]yes[/green]", False: "[red]no[/red]"}[r["reachable"]]
+        reach = {None: cell("-", ""), True: cell("yes", "green"),
+                 False: cell("no", "red")}[r["reachable"]]
         table.add_row(r["name"], r["status"], r["os"] or "-", reach, _when(r["last_check"]),
                       str(r["open_incidents"]))
     out.print(table)

@@ -25,7 +25,7 @@ from ..llm.types import BackendStatus, LLMError, Message, Priority
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
 from ..store import Action
-from .context import AppState, err, out, print_json
+from .context import AppState, err, esc, out, print_json
 
 
 def _opening(runtime: Runtime, tools: ToolContext) -> Message:
@@ -36,9 +36,9 @@ def _opening(runtime: Runtime, tools: ToolContext) -> Message:
 
 def _show(event: AgentEvent) -> None:
     if event.kind == "tool_call":
-        err.print(f"[dim]  → {event.name} {event.detail}[/dim]", markup=True, highlight=False)
+        err.print(f"  → {event.name} {event.detail}", style="dim")
     elif event.kind == "tool_result" and event.detail != "ok":
-        err.print(f"[dim]    {event.name}: {event.detail}[/dim]")
+        err.print(f"    {event.name}: {event.detail}", style="dim")
 
 
 async def _turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
@@ -126,8 +126,9 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     settings = runtime.settings
     _history(settings)
     messages = list(opening)
-    out.print(f"[bold]{settings.ai_name}[/bold] · {title} (autonomy "
-              f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue")
+    out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(title)} (autonomy "
+              f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue",
+              markup=True)
     _warn_if_down(settings)
     while True:
         try:
@@ -229,7 +230,8 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
                     "detail": st.detail, "models": list(st.models)})
     else:
         verdict = "[green]ready[/green]" if ready else "[red]not ready[/red]"
-        out.print(f"{settings.ai_name} · LLM {st.backend} at {st.url}: {verdict}")
+        out.print(f"{esc(settings.ai_name)} · LLM {esc(st.backend)} at {esc(st.url)}: {verdict}",
+                  markup=True)
         out.print(f"reachable: {st.reachable} · model {st.model}: "
                   f"{'present' if st.model_present else 'missing'}")
         if st.detail:
