@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+from ..errors import NotFoundError
 from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
+from .queue.base import QueueTimeout, RequestQueue
 from .types import (
     ChatResult,
     LLMBadResponse,
@@ -43,12 +48,22 @@ class QueuedLLM:
     async def __call__(self, messages: list[Message], tools: list[ToolSpec], *,
                        schema: ResponseSchema | None = None,
                        max_tokens: int | None = None) -> ChatResult:
-        submitted = self.queue.submit(  # type: ignore[attr-defined]
-            "chat", chat_payload(messages, tools, self.temperature, schema, max_tokens),
-            self.priority, self.coalesce_key,
-        )
+        queue: RequestQueue = self.queue  # type: ignore[assignment]
+        submitted = await queue.call(
+            queue.submit, "chat",
+            chat_payload(messages, tools, self.temperature, schema, max_tokens),
+            self.priority, self.coalesce_key)
         self.request_ids.append(submitted.request_id)
-        request = await self.queue.wait(submitted.request_id, self.timeout)  # type: ignore[attr-defined]
+        try:
+            request = await queue.wait(submitted.request_id, self.timeout)
+        except (QueueTimeout, asyncio.CancelledError):
+            # nobody will read its answer: a waiting request leaves the queue, so that a
+            # slow LLM is not given every retry's request on top (one another caller shares
+            # is its own to keep)
+            if not submitted.coalesced:
+                with contextlib.suppress(LLMError, NotFoundError):
+                    await asyncio.shield(queue.call(queue.cancel, submitted.request_id))
+            raise
         if request.state == "done" and request.result is not None:
             return chat_result(request.result)
         # The message is what a person reads (`ask` prints it): what went wrong, without the

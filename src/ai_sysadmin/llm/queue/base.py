@@ -27,10 +27,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ...errors import NotFoundError
 from ..types import LLMError, Priority
+
+T = TypeVar("T")
 
 State = Literal["pending", "in_flight", "done", "failed", "cancelled"]
 STATES: tuple[str, ...] = ("pending", "in_flight", "done", "failed", "cancelled")
@@ -192,6 +194,16 @@ class RequestQueue(ABC):
     lease_seconds: float = 60.0
     #: how often :meth:`wait` looks again, at most
     poll_interval: float = 0.05
+    #: its calls cross a network (a server that hangs holds them for its socket timeout):
+    #: an event loop makes them on a worker thread (:meth:`call`), never on itself
+    remote: bool = False
+
+    async def call(self, method: Callable[..., T], *args: Any) -> T:
+        """``method(*args)`` of this queue from an event loop: on a worker thread where the
+        queue is remote, in place where it is a local file (a thread hop would cost more)."""
+        if self.remote:
+            return await asyncio.to_thread(method, *args)
+        return method(*args)
 
     def submit(
         self,
@@ -265,17 +277,19 @@ class RequestQueue(ABC):
 
     async def wait(self, request_id: str, timeout: float) -> Request:
         """The request once it is done, failed or cancelled. Raises :class:`QueueTimeout` after
-        ``timeout`` seconds; the request stays queued and will still be answered."""
+        ``timeout`` seconds; the request stays queued (:class:`QueuedLLM` then cancels one
+        that only it waited for)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.001
         while True:
-            if self._finished(request_id):
-                return self.get(request_id)
+            if await self.call(self._finished, request_id):
+                return await self.call(self.get, request_id)
             left = deadline - loop.time()
             if left <= 0:
-                request = self.get(request_id)
-                ahead = self.requests_ahead(request) if request.state == "pending" else None
+                request = await self.call(self.get, request_id)
+                ahead = (await self.call(self.requests_ahead, request)
+                         if request.state == "pending" else None)
                 raise QueueTimeout(request, timeout, ahead)
             await self._sleep_or_wake(min(delay, left))
             delay = min(delay * 2, self.poll_interval)

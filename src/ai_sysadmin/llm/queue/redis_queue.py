@@ -52,6 +52,9 @@ T = TypeVar("T")
 
 
 class RedisQueue(LeasedQueue):
+    #: a server that hangs holds a call for its socket timeout: never on an event loop
+    remote = True
+
     def __init__(
         self,
         url: str,

@@ -1,0 +1,112 @@
+"""A caller that stops waiting leaves nothing behind for the LLM to answer, and a queue server
+that hangs never holds the caller's event loop. Against SQLite and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from ai_sysadmin.llm.client import QueuedLLM
+from ai_sysadmin.llm.queue import QueueTimeout, RequestQueue
+from ai_sysadmin.llm.queue.base import QueueError
+from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from ai_sysadmin.llm.types import Message, Priority
+
+from .conftest import free_port, redis_server_process
+
+MakeQueue = Callable[..., RequestQueue]
+
+
+def ask(text: str) -> list[Message]:
+    return [Message("system", "you are hal"), Message("user", text)]
+
+
+def states(queue: RequestQueue, ids: list[str]) -> list[str]:
+    return [queue.get(request_id).state for request_id in ids]
+
+
+def test_a_request_nobody_waits_for_any_more_leaves_the_queue(make_queue: MakeQueue) -> None:
+    # no worker: the LLM is slow or busy, every attempt of an investigation times out
+    queue = make_queue()
+    calls = [QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:3", timeout=0.2)
+             for _ in range(3)]
+
+    async def attempts() -> list[str]:
+        ids = []
+        for number, call in enumerate(calls):
+            with pytest.raises(QueueTimeout):
+                await call(ask(f"attempt {number}"), [])
+            ids += call.request_ids
+        return ids
+
+    ids = asyncio.run(attempts())
+    assert states(queue, ids) == ["cancelled"] * 3
+    assert queue.stats().depth == 0 and queue.pending_keyed("incident:3") == []
+
+
+def test_the_request_one_caller_shares_stays_for_the_other(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    owner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=30)
+    joiner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=30)
+
+    async def go() -> None:
+        waiting = asyncio.create_task(owner(ask("same"), []))
+        while not owner.request_ids:
+            await asyncio.sleep(0.01)
+        joined = asyncio.create_task(joiner(ask("same"), []))
+        while not joiner.request_ids:
+            await asyncio.sleep(0.01)
+        joined.cancel()  # the caller that joined gives up: the request is the owner's still
+        await asyncio.gather(joined, return_exceptions=True)
+        assert states(queue, owner.request_ids) == ["pending"]
+        waiting.cancel()  # the owner gives up (a Ctrl-C): nobody reads the answer now
+        await asyncio.gather(waiting, return_exceptions=True)
+
+    asyncio.run(go())
+    assert states(queue, owner.request_ids) == ["cancelled"]
+
+
+def test_a_redis_that_hangs_never_stops_the_event_loop() -> None:
+    port = free_port()
+    with redis_server_process(port) as server:
+        queue = RedisQueue(f"redis://127.0.0.1:{port}/0")
+        try:
+            call = QueuedLLM(queue, Priority.AUTONOMOUS, timeout=60)
+
+            async def go() -> tuple[float, BaseException | None]:
+                gaps: list[float] = []
+
+                async def beat() -> None:  # stands for the daemon's checks and followers
+                    last = time.monotonic()
+                    while True:
+                        await asyncio.sleep(0.05)
+                        now = time.monotonic()
+                        gaps.append(now - last)
+                        last = now
+
+                beating = asyncio.create_task(beat())
+                waiting = asyncio.create_task(call(ask("hello"), []))
+                while not call.request_ids:
+                    await asyncio.sleep(0.01)
+                os.kill(server.pid, signal.SIGSTOP)  # the server hangs mid-wait
+                try:
+                    done, _ = await asyncio.wait([waiting], timeout=3)
+                    assert not done  # still waiting on the server, on a thread
+                    assert max(gaps) < 1.0, f"the event loop stood still {max(gaps):.1f} s"
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
+                waiting.cancel()
+                result = (await asyncio.gather(waiting, return_exceptions=True))[0]
+                beating.cancel()
+                return max(gaps), result if isinstance(result, BaseException) else None
+
+            longest, ended = asyncio.run(go())
+            assert longest < 1.0
+            assert isinstance(ended, (asyncio.CancelledError, QueueError))
+        finally:
+            queue.close()
