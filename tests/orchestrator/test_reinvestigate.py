@@ -98,3 +98,76 @@ def test_the_sweeps_seeing_a_scheduled_investigation_do_not_start_a_second_one(
     assert incident.state == "open"
     assert incident.diagnosis == "DIAGNOSIS: nginx.service failed."
     assert incident.investigation_attempts == 1
+
+
+def test_what_a_failed_investigation_proposed_is_never_decided_beside_the_retry(
+        tmp_path: Path) -> None:
+    from tests.support.scripted_model import http_error
+
+    script = [call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
+                   rationale="it failed"),
+              http_error(503, '{"error":"server overloaded"}'),  # the LLM dies mid-run
+              call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
+                   rationale="it failed"),
+              say("DIAGNOSIS: nginx.service failed.")]
+    decided: list[list[int]] = []
+    with ScriptedModel(script) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        async def on_proposals(iid: int, host: str, proposals) -> None:
+            decided.append([p["id"] for p in proposals])
+
+        async def go() -> None:
+            investigator = Investigator(
+                settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
+                on_proposals=on_proposals, knowledge=KnowledgeRecall(settings))
+            for _ in range(2):  # the failed run, then its retry
+                investigator.schedule(incident_id, again=False)
+                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+            await investigator.close()
+
+        asyncio.run(go())
+    first, second = store.proposals(incident_id)
+    assert first["state"] == "abandoned" and second["state"] == "proposed"
+    assert decided == [[second["id"]]]
+    assert "investigation_failed" in [e.kind for e in store.get(incident_id).events]
+
+
+def test_a_failing_store_never_ends_the_retry_loop(tmp_path: Path, monkeypatch) -> None:
+    settings = Settings(ai_name="hal", state_dir=tmp_path)
+    store = IncidentStore(Database(settings.db_path))
+    (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+    investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
+                                lambda _: None,  # type: ignore[arg-type,return-value]
+                                knowledge=KnowledgeRecall(settings))
+    picked: list[int] = []
+    calls = {"n": 0}
+    due = store.investigation_due
+
+    def due_once_broken():  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            import sqlite3
+            raise sqlite3.OperationalError("database is locked")
+        return due()
+
+    monkeypatch.setattr(store, "investigation_due", due_once_broken)
+    monkeypatch.setattr(investigator, "pick_up", lambda untriaged: picked.extend(
+        i.id for i in untriaged) or [])
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(investigator.retry_loop(stop, every=0.05))
+        deadline = time.monotonic() + 10
+        while not picked:
+            assert not loop.done(), loop.exception()
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(loop, 5)
+
+    asyncio.run(go())
+    assert calls["n"] >= 2 and picked[0] == incident_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -144,8 +145,10 @@ class Investigator:
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
             reason = redact(f"{type(exc).__name__}: {exc}")
-            await asyncio.to_thread(self.store.record_investigation, incident_id, None, reason,
-                                    time.time() + delay)
+            recorded = [p["id"] for p in ctx.proposals if p.get("id") is not None]
+            await asyncio.to_thread(functools.partial(
+                self.store.record_investigation, incident_id, None, reason,
+                time.time() + delay, abandoned=recorded))
             log.warning("investigation of incident %d failed (%s); retry in %.0f s",
                         incident_id, reason, delay,
                         extra={"incident": incident_id, "event": "investigation_failed"})
@@ -195,11 +198,17 @@ class Investigator:
                 and self.schedule(incident.id, again=False)]
 
     async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:
-        """Retries that are due, and incidents nobody triaged, every ``every`` seconds."""
+        """Retries that are due, and incidents nobody triaged, every ``every`` seconds. A
+        failure (a locked or full disk) is logged and tried again: it never ends the loop."""
         while not stop.is_set():
-            for incident in await asyncio.to_thread(self.store.investigation_due):
-                self.schedule(incident.id, again=False)
-            self.pick_up(await asyncio.to_thread(self.store.untriaged))
+            try:
+                for incident in await asyncio.to_thread(self.store.investigation_due):
+                    self.schedule(incident.id, again=False)
+                self.pick_up(await asyncio.to_thread(self.store.untriaged))
+            except Exception as exc:
+                log.warning("retries of investigations not looked at (%s: %s); again in %g s",
+                            type(exc).__name__, redact(str(exc))[:300], every,
+                            extra={"event": "retry_sweep_failed"})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
 

@@ -379,10 +379,12 @@ class IncidentStore:
 
     def record_investigation(
         self, incident_id: int, diagnosis: str | None, error: str | None,
-        retry_at: float | None = None, actor: str = "agent",
+        retry_at: float | None = None, actor: str = "agent", abandoned: Sequence[int] = (),
     ) -> None:
         """Store a finished investigation (diagnosis) or a failed one (error + next retry).
-        A failed investigation leaves the incident live: it never marks anything healthy."""
+        A failed investigation leaves the incident live: it never marks anything healthy.
+        ``abandoned``: the proposals the failed run had recorded, which no policy will decide
+        (the retry proposes afresh; decided after a restart, one could run beside it)."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
@@ -402,6 +404,9 @@ class IncidentStore:
                     (error, retry_at, now, incident_id))
                 self._event(conn, incident_id, "investigation_failed", None, None, actor,
                             error, now)
+                for proposal_id in abandoned:
+                    conn.execute("UPDATE proposals SET state='abandoned' WHERE id=? AND "
+                                 "state='proposed'", (proposal_id,))
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor,
                            "investigation finished" if error is None else
