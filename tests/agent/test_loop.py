@@ -52,6 +52,19 @@ def test_malformed_and_unknown_calls_get_errors_and_the_model_recovers(run_with_
     assert "lines: Input should be a valid integer" in results[2]
 
 
+@pytest.mark.parametrize("raw", ['{"lines": NaN}', '{"lines": 1e999}', '{"lines": -Infinity}',
+                                 '{"a": ' * 100_000])
+def test_numbers_json_has_not_and_endless_nesting_are_a_malformed_call(run_with_model, ctx,
+                                                                       raw) -> None:
+    # Python's json reads NaN and 1e999 (as inf), and then refuses to write them back in the
+    # next request; nesting past its stack raised RecursionError out of the whole loop
+    with ScriptedModel([raw_call("journal", raw), say("recovered")]) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        result = tool_results(model.requests[1])[-1]
+    assert outcome.answer == "recovered"
+    assert "must be a JSON object" in result
+
+
 def test_identical_repeated_calls_are_refused(run_with_model, ctx) -> None:
     same = call("run_readonly", argv=["uname", "-s"])
     with ScriptedModel([same, same, say("done")]) as model:
@@ -89,6 +102,29 @@ def test_long_output_is_truncated_with_a_handle_to_read_more(run_with_model, ctx
         first, rest = tool_results(model.requests[1])[-1], tool_results(model.requests[2])[-1]
     assert "[truncated: showed 1000 of 22000 characters" in first
     assert rest.split(">>\n", 1)[1].lstrip().startswith("line 00091") and "line 00000" not in rest
+
+
+def test_the_command_of_a_hosts_answer_is_inside_its_data_block(run_with_model, ctx) -> None:
+    # the command can name what the host named (in evidence mode, the incident's unit)
+    with ScriptedModel([call("run_readonly", argv=["uname", "-s"]), say("done")]) as model:
+        run_agent(run_with_model, model, ctx)
+        result = tool_results(model.requests[1])[-1]
+    head, block = result.split("\n", 1)
+    assert head == "tool run_readonly status=ok"
+    assert block.split("\n")[1] == 'command=["uname", "-s"]'
+    assert block.startswith("<<") and "untrusted data from the host" in block.split("\n")[0]
+
+
+def test_long_arguments_of_older_calls_leave_the_context(run_with_model, ctx) -> None:
+    # the model writes arguments of any length; each was sent again with every turn
+    huge = "x" * 300_000
+    script = [call("journal", since=huge), call("journal", since=huge + "y"), say("done")]
+    settings = AgentSettings(max_context_chars=24_000)
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx, settings)
+        sizes = [len(json.dumps(r)) for r in model.requests]
+    assert outcome.answer == "done"
+    assert max(sizes[1:]) < 2 * settings.max_context_chars + 20_000, sizes  # + the tools
 
 
 def test_host_text_cannot_close_its_own_data_block(run_with_model, ctx, tmp_path) -> None:

@@ -226,6 +226,9 @@ def test_http_error_is_bad_response(llm_settings: Settings, with_backend: Run,
     respond({"choices": []}),
     respond({"message": {"content": 42}, "choices": [{"message": {"content": 42}}]}),
     respond({"message": {"tool_calls": ["x"]}, "choices": [{"message": {"tool_calls": ["x"]}}]}),
+    # JSON as Python reads it but the standard does not, and nesting past Python's stack
+    garbage(b'{"message": {"content": NaN}, "choices": [{"message": {"content": NaN}}]}'),
+    garbage(b'{"x": ' * 100_000),
 ])
 def test_unusable_body_is_bad_response(llm_settings: Settings, with_backend: Run,
                                        step: Any) -> None:

@@ -18,6 +18,7 @@ Failures, for every request of every backend:
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -169,7 +170,7 @@ class HttpBackend(ChatBackend):
                 raise LLMModelMissing(f"{message}; `llm status` lists the models it has")
             raise LLMBadResponse(message)
         try:
-            body = json.loads(response.content)
+            body = strict_json(response.content)
         except ValueError:
             raise LLMBadResponse(f"{self.where} answered {shown} with a body that is not "
                                  f"JSON: {excerpt(response.content)!r}") from None
@@ -291,6 +292,27 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:12]}"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def strict_json(text: str | bytes) -> Any:
+    """JSON as the standard defines it: no NaN or Infinity (Python's json reads them, and
+    then refuses to write them back in the next request), no number out of a float's range,
+    no nesting deeper than Python's stack: each a :class:`ValueError`."""
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
     """A ToolCall from what the server sent. ``arguments`` may be an object (Ollama), a JSON
     string (OpenAI) or anything else; only a JSON object gives ``arguments``, anything else
@@ -298,7 +320,7 @@ def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
     if isinstance(arguments, str):
         raw = arguments
         try:
-            parsed = json.loads(arguments)
+            parsed = strict_json(arguments)
         except ValueError:
             parsed = None
     else:
