@@ -108,6 +108,24 @@ def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
     assert shown["state_dir"]["source"] == "env AI_SYSADMIN_STATE_DIR"
 
 
+def test_config_show_masks_tokens_in_user_names_and_queries(cli, config_file,
+                                                            monkeypatch) -> None:
+    config_file('config_repo = "https://ghp_TOKEN1234@github.com/me/nixos.git"\n'
+                '[llm]\nurl = "http://127.0.0.1:8080/v1?api_key=QUERYSECRET"\n')
+    code, out, _ = cli("config", "show", "--json")
+    assert code == 0 and "TOKEN1234" not in out and "QUERYSECRET" not in out
+    shown = json.loads(out)
+    assert shown["config_repo"]["value"] == "https://****@github.com/me/nixos.git"
+    assert shown["llm.url"]["value"] == "http://127.0.0.1:8080/v1?api_key=****"
+
+
+def test_a_refused_url_under_any_key_is_never_echoed(cli, monkeypatch) -> None:
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__OLLAMA_URL", "ftp://admin:Hunter2Secret@x:1")
+    code, _, err = cli("config", "show")
+    assert code == 2 and "knowledge.ollama_url" in err
+    assert "Hunter2Secret" not in err
+
+
 def test_non_root_gets_xdg_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))

@@ -777,9 +777,9 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> str:
         allowed = ", ".join(_allowed_keys(loc))
         return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}"
     got = err.get("input")
-    if dotted in _URL_KEYS and isinstance(got, str):
-        # a refused URL may carry a token or password: never echo it
-        got = _url_shown(got)
+    if isinstance(got, str):
+        # a refused URL may carry a token or password (under any key): never echo it
+        got = _url_shown(got) if dotted in _URL_KEYS else mask_secret_text(got)
     shown = repr(got) if not isinstance(got, Mapping) else "a table"
     return f"key '{dotted}'{where}: {err['msg']} (got {shown})"
 
@@ -822,7 +822,8 @@ def load_settings(
     return LoadedSettings(settings, config_path, found, sources)
 
 
-_URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url", "config_repo")
+_URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url", "knowledge.ollama_url",
+             "config_repo")
 
 
 def _url_shown(url: str) -> str:
@@ -841,15 +842,23 @@ def getattr_dotted(obj: object, dotted: str) -> object:
 
 
 def mask_secret_text(text: str) -> str:
-    """Hide a password embedded in a URL (``https://user:pw@host``)."""
+    """A URL as it may be shown: its password hidden (``https://user:****@host``), a user
+    name without one too (a token often stands there: ``https://****@github.com``), and the
+    values of its query (``?api_key=****``). Text that is no URL is returned as it is."""
     try:
         parts = urlsplit(text)
     except ValueError:
         return text
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return text
+    if not (parts.scheme and parts.netloc):
+        return text
+    netloc, query = parts.netloc, parts.query
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}:****@{host}" if colon else f"****@{host}"
+    if query:
+        query = "&".join(f"{pair.partition('=')[0]}=****" for pair in query.split("&"))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def effective_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
