@@ -187,9 +187,26 @@ def test_values_that_cannot_work_are_refused_at_load(
 
 def test_ipv6_remote_systems_load(tmp_path: Path) -> None:
     path = tmp_path / "v6.toml"
-    path.write_text('remote_systems = ["[::1]:22", "admin@[::1]:2222", {host = "[fe80::1]"}]\n'
+    path.write_text('remote_systems = ["[::1]:22", "admin@[::2]:2222", {host = "[fe80::1]"}]\n'
                     '[thresholds]\ndisk_warn_percent = 95\n')
     assert len(load_settings(path, environ={}).settings.remote_systems) == 3
+
+
+@pytest.mark.parametrize(("entries", "needle"), [
+    ('["127.0.0.9:2201", "127.0.0.9:2202"]', "are both named '127.0.0.9'"),
+    ('[{host = "127.0.0.11", name = "web"}, {host = "127.0.0.12", name = "web"}]',
+     "are both named 'web'"),
+    ('[{host = "127.0.0.13", name = "LOCAL"}]', "the name of this machine"),
+])
+def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str,
+                                                    needle: str) -> None:
+    # one of them would never be watched: a host is known by its name
+    from ai_sysadmin.config import short_hostname
+
+    path = tmp_path / "twice.toml"
+    path.write_text(f"remote_systems = {entries.replace('LOCAL', short_hostname())}\n")
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(path, environ={})
 
 
 @pytest.mark.parametrize(("text", "needle"), [

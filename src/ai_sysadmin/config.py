@@ -629,9 +629,22 @@ class Settings(_Section):
     @field_validator("remote_systems")
     @classmethod
     def _targets(cls, entries: list[str | RemoteSystem]) -> list[str | RemoteSystem]:
+        # a host is known by its name (commands, incidents, the store): two entries of one
+        # name would be one host, and the other never watched
+        local = short_hostname()
+        seen: dict[str, str] = {}
         for entry in entries:
             if isinstance(entry, str):
-                split_target(entry)
+                name, shown = split_target(entry)[1], repr(entry)
+            else:
+                name, shown = entry.name or entry.host, f"{{host = {entry.host!r}}}"
+            if name == local:
+                raise ValueError(f"{shown} is named {name!r}, the name of this machine; give "
+                                 "it another: {host = ..., name = ...}")
+            if name in seen:
+                raise ValueError(f"{seen[name]} and {shown} are both named {name!r}; give one "
+                                 "another: {host = ..., port = ..., name = ...}")
+            seen[name] = shown
         return entries
 
     @field_validator("certificates")
