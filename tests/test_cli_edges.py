@@ -178,6 +178,16 @@ def test_host_text_that_looks_like_markup_prints_as_it_is(cli, tmp_path: Path) -
     assert "  > [/x] from the host" in shown
 
 
+def test_what_the_machine_refuses_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:
+    # root meets these too: a name too long for the file system, a directory under /proc
+    too_long = f"{tmp_path}/{'x' * 300}/config.toml"
+    code, _, err = cli("--config", too_long, "check")
+    assert code == 2 and err.startswith("error: ") and "cannot read: File name too long" in err
+    assert "Traceback" not in err
+    code, _, err = cli("commands", "install", "--bin-dir", "/proc/no-such-dir")
+    assert (code, err) == (2, "error: /proc/no-such-dir: No such file or directory\n")
+
+
 def test_policy_check_prints_a_readable_verdict(cli) -> None:
     code, out, _ = cli("policy", "check", "--command", "--", "rm", "-rf", "/")
     assert code == 1

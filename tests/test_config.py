@@ -224,3 +224,12 @@ def test_cli_names_the_file_of_a_value_that_cannot_work(
     assert result.returncode == 2
     assert str(path) in result.stderr and needle in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_value_and_a_key_inside_it_from_the_environment_is_one_clear_error(
+        tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match="AI_SYSADMIN_LLM sets 'llm' to a value and "
+                       "AI_SYSADMIN_LLM__MODEL sets a key inside it"):
+        load_settings(path, environ={"AI_SYSADMIN_LLM": "x", "AI_SYSADMIN_LLM__MODEL": "y"})

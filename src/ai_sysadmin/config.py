@@ -752,8 +752,18 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str
             except json.JSONDecodeError:
                 value = raw
         node = data
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1], 1):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                # AI_SYSADMIN_LLM=x beside AI_SYSADMIN_LLM__MODEL=y: a value and a table
+                raise ConfigError("the environment", [
+                    f"{sources['.'.join(path[:depth])].removeprefix('env ')} sets "
+                    f"'{'.'.join(path[:depth])}' to a value and {var} sets a key inside it; "
+                    "unset one of them"])
+        if isinstance(node.get(path[-1]), dict):
+            raise ConfigError("the environment", [
+                f"{var} sets '{'.'.join(path)}' to a value and other variables set keys "
+                "inside it; unset one of them"])
         node[path[-1]] = value
         sources[".".join(path)] = f"env {var}"
     return data, sources
@@ -810,7 +820,10 @@ def load_settings(
     explicit = path if path is not None else env.get(ENV_CONFIG)
     config_path = Path(explicit) if explicit else default_config_path()
     file_data: dict[str, Any] = {}
-    found = config_path.is_file()
+    try:
+        found = config_path.is_file()
+    except OSError as exc:  # a directory that is not ours to enter (/etc/ai-sysadmin is 0750)
+        raise ConfigError(str(config_path), [f"cannot read: {exc.strerror or exc}"]) from exc
     if explicit and not found:
         raise ConfigError(str(config_path), ["file does not exist or is not a regular file"])
     if found:

@@ -120,6 +120,13 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     except AiSysadminError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
+    except OSError as exc:
+        # what the machine refused (a file that cannot be read or written, a full disk) is
+        # the user's to mend: one line, with the file, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False,
+                  soft_wrap=True)
+        return 2
     return code if isinstance(code, int) else 0
 
 
