@@ -11,7 +11,10 @@ let
 
   cfg = config.services.ai-sysadmin;
   settingsFormat = pkgs.formats.toml { };
-  stateDir = "/var/lib/ai-sysadmin";
+  # the state directory and a knowledge path outside it, as the config file says: the units,
+  # tmpfiles and the user's home follow what the daemon writes
+  stateDir = cfg.settings.state_dir or "/var/lib/ai-sysadmin";
+  knowledgePath = cfg.settings.knowledge.path or null;
 
   words = s: builtins.filter (w: builtins.isString w && w != "") (builtins.split " +" s);
 
@@ -101,7 +104,8 @@ let
     state_dir = stateDir;
     setpriv = programs.setpriv;
     read_write_paths = lib.concatStringsSep " "
-      (map (p: "-" + unitWord p) ([ "/var/log/journal" ] ++ cleanPaths));
+      (map (p: "-" + unitWord p) ([ "/var/log/journal" ] ++ cleanPaths
+        ++ lib.optional (knowledgePath != null) knowledgePath));
   };
 
   # a unit template as { Unit = {..}; Service = {..}; Install = {..}; }; a key given several
@@ -311,7 +315,9 @@ in
         of this machine can read it. Use gotifyTokenFile.'';
 
       users.users.${cfg.user}.extraGroups = [ "systemd-journal" ];
-      systemd.tmpfiles.rules = [ "d ${stateDir} 0750 ${cfg.user} ${cfg.group} - -" ];
+      systemd.tmpfiles.rules = [ "d ${stateDir} 0750 ${cfg.user} ${cfg.group} - -" ]
+        ++ lib.optional (knowledgePath != null)
+          "d ${knowledgePath} 0750 ${cfg.user} ${cfg.group} - -";
 
       environment.etc."ai-sysadmin/config.toml".source = configFile;
       environment.systemPackages = [ cfg.package commands ];

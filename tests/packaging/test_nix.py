@@ -164,6 +164,21 @@ def template_service(values: dict[str, str], template: str) -> dict[str, Any]:
     return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
+def test_the_units_and_tmpfiles_follow_a_state_dir_given_in_settings(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, {"aiName": "hal", "settings": {
+        "state_dir": "/srv/hal-state", "knowledge": {"path": "/srv/hal-knowledge"}}})
+    s = settings_of(tmp_path, result)
+    assert (str(s.state_dir), str(s.knowledge.path)) == ("/srv/hal-state", "/srv/hal-knowledge")
+    daemon = result["services"]["hal-ai"]["serviceConfig"]
+    assert daemon["ReadWritePaths"].startswith("/srv/hal-state ")
+    assert daemon["ReadWritePaths"].endswith(" -/srv/hal-knowledge")
+    assert "HOME=/srv/hal-state" in daemon["Environment"]
+    assert result["tmpfiles"] == ["d /srv/hal-state 0750 ai-sysadmin ai-sysadmin - -",
+                                  "d /srv/hal-knowledge 0750 ai-sysadmin ai-sysadmin - -"]
+    assert result["users"]["users"]["ai-sysadmin"]["home"] == "/srv/hal-state"
+
+
 def test_the_units_are_setups_templates_with_store_paths(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     result = evaluate(nix_env, {"aiName": "hal"})

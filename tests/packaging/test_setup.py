@@ -157,6 +157,27 @@ def test_an_existing_config_is_kept_and_names_the_assistant(target: Path) -> Non
 
 
 @needs_root
+def test_the_units_and_directories_follow_the_existing_configs_state_dir(target: Path) -> None:
+    # the daemon writes where its config says: a unit fenced to another directory, or a
+    # directory nobody made, and it could not create its database
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "kit"\nstate_dir = "/srv/kit-state"\n'
+                      '[knowledge]\npath = "/srv/kit-knowledge"\n')
+    done = setup(target)
+    assert done.returncode == 0, done.stderr
+    daemon = (target / "etc/systemd/system/kit-ai.service").read_text()
+    assert "Environment=HOME=/srv/kit-state\n" in daemon
+    assert re.search(r"^ReadWritePaths=/srv/kit-state .*-/srv/kit-knowledge$", daemon, re.M)
+    assert "/var/lib/ai-sysadmin" not in daemon
+    for made in ("srv/kit-state", "srv/kit-knowledge"):
+        st = (target / made).stat()
+        assert (st.st_mode & 0o777, (target / made).is_dir()) == (0o750, True)
+    assert not (target / "var/lib/ai-sysadmin").exists()
+    assert ":/srv/kit-state:" in (target / "etc/passwd").read_text()
+
+
+@needs_root
 def test_the_drop_in_is_what_policy_sudoers_prints(target: Path) -> None:
     assert setup(target, "--name", "hal").returncode == 0
     installed = (target / "etc/sudoers.d/ai-sysadmin").read_text()

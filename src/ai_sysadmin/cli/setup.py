@@ -61,8 +61,11 @@ def setup(
                               "(or see what it would do with --dry-run)")
     target = root.absolute()
     existing = _existing_settings(target)
+    # an existing config's state directory is where the daemon writes: the units, the user's
+    # home and the directory made here follow it
     layout = Layout(name=_name(name, existing), program=str(_program(program)), user=user,
-                    group=user, bin_dir=bin_dir)
+                    group=user, bin_dir=bin_dir,
+                    **({"state_dir": str(existing.state_dir)} if existing else {}))
     config_text = new_config(layout)
     settings = existing or Settings.model_validate(
         {"ai_name": layout.name, "state_dir": layout.state_dir})

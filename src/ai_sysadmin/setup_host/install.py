@@ -72,16 +72,22 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
           config_text: str, tools: Sequence[str], setpriv: str) -> list[Item]:
     """Every item of the install, in the order it is applied; ``setpriv``: its path on the
     target (the daemon's unit drops to its user with it)."""
+    # the knowledge base, where the config puts it outside the state directory
+    knowledge = settings.knowledge.path
+    own = [str(knowledge)] if knowledge is not None and not knowledge.is_relative_to(
+        layout.state_dir) else []
     words = {"program": unit_word(layout.program), "config": unit_word(layout.config_path),
              "user": unit_word(layout.user), "group": unit_word(layout.group),
              "state_dir": unit_word(layout.state_dir), "setpriv": unit_word(setpriv),
-             "read_write_paths": read_write_paths(settings.safety.clean_paths)}
+             "read_write_paths": read_write_paths(settings.safety.clean_paths, own)}
     units = render_units(templates, layout.name, words)
     items: list[Item] = [
         Group(layout.group),
         User(layout.user, layout.group, layout.state_dir),
         Memberships(layout.user, layout.reader_groups),
         Directory(layout.state_dir, layout.user, layout.group, 0o750, adopt_contents=True),
+        *(Directory(path, layout.user, layout.group, 0o750, adopt_contents=True)
+          for path in own),
         Directory(layout.config_dir, "root", layout.group, 0o750),
         File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True),
     ]
