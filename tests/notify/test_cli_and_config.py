@@ -81,6 +81,19 @@ def test_gotify_url_needs_its_token_file_and_never_carries_the_token(tmp_path, s
         _ = Notifier(settings, store.db).channels
 
 
+def test_a_token_file_that_cannot_be_read_is_said_at_the_start(tmp_path, store,
+                                                                caplog) -> None:
+    config = tmp_path / "c.toml"
+    missing = tmp_path / "missing-token"
+    config.write_text(f'gotify_url = "https://push.example"\ngotify_token_file = "{missing}"\n')
+    settings = load_settings(config, {}).settings
+    with caplog.at_level("ERROR", logger="ai_sysadmin"):
+        channels = Notifier(settings, store.db).channels
+    assert [c.name for c in channels] == ["gotify"]  # monitoring goes on; sends will retry
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert f"cannot read gotify_token_file {missing}" in record.getMessage()
+
+
 def test_the_apprise_url_file_is_never_read_for_the_model(tmp_path: Path, settings) -> None:
     urls = tmp_path / "apprise.urls"
     urls.write_text(f"json://u:{APPRISE_PASSWORD}@127.0.0.1:1/\n")

@@ -224,7 +224,15 @@ def build_channels(settings: Settings) -> list[Channel]:
                                                     "set: name the file that holds the Gotify "
                                                     "app token"])
         warn_if_readable(settings.gotify_token_file, "gotify_token_file")
-        channels.append(GotifyChannel(settings.gotify_url, settings.gotify_token_file, timeout))
+        gotify = GotifyChannel(settings.gotify_url, settings.gotify_token_file, timeout)
+        try:
+            gotify._token()
+        except DeliveryError as exc:
+            # said at the start, not first when something goes wrong; the file is read again
+            # at each send (a secret provisioned later, a rotated token): not a reason to stop
+            log.error("notifications to Gotify will fail until this is mended: %s", exc,
+                      extra={"event": "notify_misconfigured"})
+        channels.append(gotify)
     if settings.notify.apprise_urls_file:
         channels += apprise_channels(settings.notify.apprise_urls_file, timeout)
     return channels
