@@ -233,3 +233,14 @@ def test_a_value_and_a_key_inside_it_from_the_environment_is_one_clear_error(
     with pytest.raises(ConfigError, match="AI_SYSADMIN_LLM sets 'llm' to a value and "
                        "AI_SYSADMIN_LLM__MODEL sets a key inside it"):
         load_settings(path, environ={"AI_SYSADMIN_LLM": "x", "AI_SYSADMIN_LLM__MODEL": "y"})
+
+
+def test_a_mistake_in_a_remote_system_table_names_its_key_and_the_allowed_ones(
+        tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text('remote_systems = ["web1", {host = "a", hosst = "b"}]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert caught.value.problems == [
+        "unknown key 'remote_systems.hosst'; allowed keys here: host, key_file, name, port, "
+        "sudo, user"]

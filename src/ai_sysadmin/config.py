@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -779,25 +779,50 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+def _plain(err: Mapping[str, Any]) -> tuple[tuple[Any, ...], type[BaseModel] | None] | None:
+    """An error's location without pydantic's union tags (``remote_systems.0.RemoteSystem.x``
+    is ``remote_systems.0.x``), and the table whose key it names; None for what a union
+    member the value is not said of it (a table judged as the ``str`` member): noise."""
     model: type[BaseModel] = Settings
-    for part in loc[:-1]:
+    annotation: Any = None
+    table: type[BaseModel] | None = Settings
+    kept: list[Any] = []
+    for part in err["loc"]:
+        members = get_args(annotation)
+        if isinstance(part, int):
+            annotation = members[0] if members else None  # list[X]: an item is an X
+            kept.append(part)
+            continue
+        tagged = next((m for m in members if getattr(m, "__name__", None) == part), None)
+        if tagged is not None:  # the member of a union pydantic tried
+            is_table = isinstance(tagged, type) and issubclass(tagged, BaseModel)
+            given_table = isinstance(err.get("input"), Mapping)
+            if not is_table and given_table:
+                return None  # "should be a valid string (got a table)"
+            if is_table and err.get("type") in ("model_type", "dict_type") and not given_table:
+                return None  # "should be a table (got a string)"
+            annotation = tagged
+            if is_table:
+                model = table = tagged
+            continue
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = table = annotation
         info = model.model_fields.get(str(part))
         annotation = info.annotation if info else None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            return []
-    return sorted(model.model_fields)
+        kept.append(part)
+    return tuple(kept), table
 
 
-def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> str:
-    loc = tuple(err["loc"])
+def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
+    plain = _plain(err)
+    if plain is None:
+        return None
+    loc, table = plain
     dotted = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
     origin = sources.get(dotted)
     where = f" (from {origin})" if origin and origin.startswith("env") else ""
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(loc))
+        allowed = ", ".join(sorted(table.model_fields)) if table else ""
         return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}"
     got = err.get("input")
     if isinstance(got, str):
@@ -839,7 +864,9 @@ def load_settings(
     try:
         settings = Settings.model_validate(_merge(file_data, env_data))
     except ValidationError as exc:
-        problems = [_describe(e, sources) for e in exc.errors()]
+        said = [_describe(e, sources) for e in exc.errors()]
+        problems = [p for p in said if p is not None] or [
+            "invalid value (pydantic gave no more)"]
         raise ConfigError(str(config_path), problems) from exc
     # a URL with a password written in the file makes the file itself a secret of ours
     if any(urlsplit(str(getattr_dotted(settings, key))).password
