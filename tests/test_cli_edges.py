@@ -307,6 +307,12 @@ def test_json_is_asked_for_the_same_way_anywhere_on_the_line(cli) -> None:
     behind = cli("issues", "list", "--json")
     before = cli("--json", "issues", "list")
     assert behind[0] == before[0] == 0 and json.loads(before[1]) == json.loads(behind[1])
+    # a group that lists when given no command lists as JSON too
+    for group in ("issues", "approve", "systems", "knowledge", "queue"):
+        for line in ((group, "--json"), ("--json", group)):
+            code, out, err = cli(*line)
+            assert code == 0, (line, err)
+            json.loads(out)
     action = '{"kind": "vacuum_journal", "parameters": {"max_size": "500M"}}'
     # policy check stops reading options at its first argument: --json after it still counts
     code, out, _ = cli("policy", "check", action, "--json")

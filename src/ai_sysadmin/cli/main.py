@@ -88,7 +88,14 @@ def json_behind_the_command(args: list[str]) -> list[str]:
     if i < len(head) and head[i] in COMMANDS:
         i += 1
         group = load(head[i - 1])
-        if i < len(head) and head[i] in getattr(group, "commands", {}):
+        commands = getattr(group, "commands", {})
+        if i < len(head) and head[i] in commands:
+            i += 1
+        elif "list" in commands and not any("--json" in getattr(p, "opts", ())
+                                            for p in getattr(group, "params", ())):
+            # a group that lists when given no command (`issues`): `issues --json` is
+            # `issues list --json`
+            head.insert(i, "list")
             i += 1
     return [*head[:i], "--json", *head[i:], *args[end:]]
 
