@@ -107,6 +107,32 @@ def test_a_failed_fix_is_recorded_as_failed(recall) -> None:
     assert "restart_unit{unit=stuck.service} did NOT fix it" in first
 
 
+def test_a_fix_that_worked_and_then_stopped_working_no_longer_guides(recall) -> None:
+    # it worked once; since then it failed and then kept being needed (anti-flapping)
+    subject = "fickle.service"
+
+    def incident(number: int) -> Incident:
+        return _incident(number, subject=subject, summary=f"{subject} failed")
+
+    recall.learn(incident(20), _action(30, 20, subject=subject))
+    for number, state in ((21, "failed"), (22, "escalated")):
+        time.sleep(0.01)  # the lessons' own order
+        recall.learn(incident(number), _action(number + 10, number, state=state,
+                                               subject=subject))
+    for compact in (True, False):
+        text = recall.search_text("", incident(23), compact=compact)
+        lines = [line for line in text.splitlines() if subject in line]
+        assert len(lines) == 1, text  # one fix, shown once: as it last went
+        assert lines[0].startswith("1. [this fix worked before, then did NOT work"), text
+        assert "the last time it did NOT work" in lines[0] and "may guide" not in lines[0]
+    # and when it works again, it guides again
+    time.sleep(0.01)
+    recall.learn(incident(24), _action(34, 24, subject=subject))
+    text = asyncio.run(recall.recall(incident(25)))
+    first = text.splitlines()[1]
+    assert "may guide a fix" in first and "the last time it worked" in first, text
+
+
 def test_a_poisoned_incident_teaches_nothing_of_its_text(recall) -> None:
     poisoned = _incident(7, subject="evil.service", summary=f"evil.service failed: {POISON}",
                          evidence=(f"evil.service: {POISON}",),

@@ -58,8 +58,9 @@ class Executor:
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
-        #: told how each action that ran ended (succeeded or failed), once its state is
-        #: recorded: the knowledge base learns from it
+        #: told how each action that ran ended (succeeded or failed), or that it was not run
+        #: again because it kept being needed (escalated), once its state is recorded: the
+        #: knowledge base learns from it
         self.outcome_listeners: list[Callable[[Action], Awaitable[None]]] = []
 
     def _own_checker(self, host: str) -> HostChecker:
@@ -327,7 +328,8 @@ class Executor:
                 f"{action.kind} on {action.subject} already ran {tries} times in "
                 f"{safety.flapping_window_minutes:g} min: a person must look")
             self._escalate(action, escalated.reason or "flapping")
-            return escalated
+            # a fix that keeps being needed does not hold: that is worth learning too
+            return await self._told(escalated)
         claimed = self.actions.claim(action_id, actor)
         if claimed is None:
             return self.actions.get(action_id)  # someone else holds it: never run twice

@@ -19,6 +19,7 @@ investigation or a fix. One open client per location serves the process, behind 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -72,6 +73,38 @@ class _Item:
     #: a past incident of the same rule on the same subject: what happened there comes first,
     #: a fix that failed on it included
     same: bool = False
+    #: what the fix did when it ran (True: verified, False: failed; None: no outcome), when
+    worked: bool | None = None
+    when: float = 0.0
+
+
+def _latest_outcome(items: list[_Item]) -> list[_Item]:
+    """A fix that worked and later failed (or the other way round) is shown once, as its
+    latest outcome, with how often each happened: a verified fix that no longer holds must
+    not guide the model while its failures are hidden as repeats of it."""
+    groups: dict[str, list[_Item]] = {}
+    for item in items:
+        if item.key is not None and item.worked is not None:
+            groups.setdefault(item.key, []).append(item)
+    replaced: dict[int, _Item | None] = {}
+    for group in groups.values():
+        if len({i.worked for i in group}) < 2:
+            continue
+        last = max(group, key=lambda i: i.when).worked
+        # its past incident on this very failure before a note learned from it
+        latest = max((i for i in group if i.worked == last), key=lambda i: (i.same, i.when))
+        # first: a background line is cut short, and this is what it must say
+        note = ("(this fix has worked and has failed here; the last time it "
+                f"{'worked' if latest.worked else 'did NOT work'}) ")
+        for item in group:
+            replaced[id(item)] = None
+        replaced[id(latest)] = dataclasses.replace(
+            latest, guides=latest.guides and bool(latest.worked), text=note + latest.text,
+            same=any(i.same for i in group),
+            label=latest.label if latest.worked else
+            "[this fix worked before, then did NOT work · background]")
+    return [r for i in items
+            if (r := replaced.get(id(i), i)) is not None]
 
 
 class _Store:
@@ -271,7 +304,10 @@ class KnowledgeRecall:
             label, guides = "[seed knowledge · background only]", False
         text = f"{entry.topic}: {entry.text}"
         key = f"{action[0]}:{sorted(action[1].items())}" if action else None
-        return _Item(guides, hit.distance, label, text, key)
+        worked = (entry.verified if entry.provenance == "learned" and
+                  (entry.verified or entry.category == "failed-fix") else None)
+        return _Item(guides, hit.distance, label, text, key, worked=worked,
+                     when=entry.created_at)
 
     def _incident_item(self, hit: Hit[IncidentRecord], policy: PlanContext,
                        incident: Incident | None) -> _Item | None:
@@ -294,7 +330,9 @@ class KnowledgeRecall:
                if len(record.actions) == 1 else None)
         same = incident is not None and (record.rule, record.subject) == (incident.rule,
                                                                           incident.subject)
-        return _Item(verified, hit.distance, label, text, key, same)
+        worked = verified if record.outcome in ("verified", "failed", "escalated") else None
+        return _Item(verified, hit.distance, label, text, key, same, worked,
+                     record.resolved_at)
 
     def _items(self, query: str, incident: Incident | None, n_incidents: int,
                n_entries: int, compact: bool = False) -> list[_Item]:
@@ -306,6 +344,7 @@ class KnowledgeRecall:
         policy = self._policy(incident)
         items = [i for h in incidents if (i := self._incident_item(h, policy, incident))]
         items += [i for h in entries if (i := self._entry_item(h, policy))]
+        items = _latest_outcome(items)
         # the same incident before first (a fix that worked on it, then one that did not),
         # then what may guide a fix, nearest first within each; one fix shown once
         items.sort(key=lambda i: (not i.same, not i.guides, i.distance))

@@ -21,7 +21,7 @@ from ..monitor.rules import RULES_BY_NAME
 from ..safety.actions import ACTION_KINDS
 from ..store import Incident
 from ..store.actions import Action
-from .models import ActionTaken, IncidentRecord, KnowledgeEntry
+from .models import ActionTaken, IncidentRecord, KnowledgeEntry, Outcome
 
 #: a subject or parameter kept in knowledge: unit names, paths, sizes, numbers; no spaces, so
 #: no sentence, and bounded
@@ -102,7 +102,8 @@ def symptoms_of(rule: str, subject: str, severity: str) -> str:
 def lesson(incident: Incident, action: Action) -> Lesson | None:
     """The record and entry of one action that ran, or None when a fact is not plain (the
     subject or a parameter is not a token, the kind unknown) or the action did not run."""
-    if action.state not in ("succeeded", "failed") or action.kind not in ACTION_KINDS:
+    if action.state not in ("succeeded", "failed", "escalated") \
+            or action.kind not in ACTION_KINDS:
         return None
     rule = incident.rule if incident.rule in RULES_BY_NAME else None
     subject = token(action.subject) or token(incident.subject)
@@ -114,10 +115,14 @@ def lesson(incident: Incident, action: Action) -> Lesson | None:
         return None
     taken = ActionTaken(kind=action.kind, params=params)
     verified = action.state == "succeeded"
-    outcome = "verified" if verified else "failed"
+    outcome: Outcome = "verified" if verified else (
+        "escalated" if action.state == "escalated" else "failed")
     if verified:
         result = (f"{taken.describe()} fixed it: the finding was gone and stayed gone after "
                   "the fix (verified by the executor)")
+    elif outcome == "escalated":
+        result = (f"{taken.describe()} did NOT hold: it had to run again and again, and the "
+                  "finding kept coming back (stopped by the anti-flapping limit)")
     else:
         result = (f"{taken.describe()} did NOT fix it: the finding was still there after the "
                   "fix, or the fix itself failed")
