@@ -30,14 +30,16 @@ class ScriptedHost(LocalTransport):
 
     def __init__(self, tmp: Path) -> None:
         super().__init__(HOST)
-        self.show, self.ran = tmp / "show", tmp / "ran"
+        self.show, self.ran, self.asked = tmp / "show", tmp / "ran", tmp / "asked"
         self.show.write_text(unit_show("app.service"))
         self.ran.write_text("")
         self.hang = False
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         if argv == ("true",):
-            return ("sleep", "60") if self.hang else argv
+            # hanging, it says so first (a file), so that a test waits for that, not a time
+            return ("sh", "-c", 'touch "$0"; exec sleep 60', str(self.asked)) \
+                if self.hang else argv
         if len(argv) > 1 and argv[0].endswith("systemctl") and argv[1] == "show":
             return ("cat", str(self.show))
         return ("sh", "-c", 'printf "%s\\n" "$*" >> "$0"', str(self.ran), *argv)
@@ -97,7 +99,8 @@ def test_an_approval_cut_off_before_anything_ran_can_be_given_again(quick, store
 
     async def approve_then_cancel() -> None:
         approving = asyncio.create_task(executor.approve(action.id, "alice"))
-        await until(lambda: executor.actions.get(action.id).state == "approved")
+        await until(host.asked.exists)
+        assert executor.actions.get(action.id).state == "approved"
         approving.cancel()
         with pytest.raises(asyncio.CancelledError):
             await approving
@@ -224,3 +227,61 @@ def test_a_fix_whose_commands_changed_is_shown_again_before_it_runs(quick, store
     assert done.state in ("succeeded", "failed") and done.started_at is not None
     assert host.commands() == ["systemctl restart -- app2.service"]
     assert ActionStore(store.db).get(action.id).state == done.state
+
+
+def test_a_run_cut_off_by_an_error_never_leaves_its_action_executing(quick, store, host
+                                                                      ) -> None:
+    class BrokenCheck:  # the verification's check fails in a way nobody foresaw
+        previous = None
+
+        async def check(self, reason: str = "x"):  # type: ignore[no-untyped-def]
+            raise RuntimeError("collector bug")
+
+    settings = quick.model_copy(update={"autonomy_level": "auto-safe"})
+    executor = Executor(settings, store, {HOST: host}, checker_for=lambda h: BrokenCheck())
+    action = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+    with pytest.raises(RuntimeError):
+        asyncio.run(executor.run(action.id))
+    failed = executor.actions.get(action.id)
+    assert failed.state == "failed" and "cut off while running" in failed.result["error"]
+    assert host.commands() == ["journalctl --vacuum-size=500M"]  # it ran once, and only once
+
+
+def test_a_stop_before_the_claim_leaves_the_policys_action_for_the_next_start(
+        settings, store, host) -> None:
+    executor = Executor(settings.model_copy(update={"autonomy_level": "auto-safe"}), store,
+                        {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+    host.hang = True  # the daemon is stopped while it asks the host whether it answers
+
+    async def run_then_stop() -> None:
+        running = asyncio.create_task(executor.run(action.id))
+        await until(host.asked.exists)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(run_then_stop())
+    assert executor.actions.get(action.id).state == "approved" and host.commands() == []
+
+
+def test_a_fix_refused_just_before_it_runs_frees_its_incident(settings, store, host) -> None:
+    executor, incident_id, action = restart_waiting(settings, store, host)
+    executor.actions.move(action.id, "approved", "alice", "ok")  # approved, not yet run
+    host.show.write_text(unit_show("app.service") + "SuccessAction=reboot\n")
+    refused = asyncio.run(executor.run(action.id, by_person=True))
+    assert refused.state == "refused" and host.commands() == []
+    assert store.get(incident_id).state == "open"
+    assert [i.id for i in store.investigation_due()] == [incident_id]
+
+
+def test_new_commands_shown_again_get_the_whole_time_for_an_answer(quick, store, host) -> None:
+    executor = Executor(quick, store, {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"}))
+    with store.db.transaction() as conn:  # an hour before it would expire
+        conn.execute("UPDATE actions SET expires_at=? WHERE id=?", (time.time() + 3600,
+                                                                    action.id))
+    host.show.write_text(unit_show("app2.service", "app.service"))
+    again = asyncio.run(executor.approve(action.id, "alice"))
+    assert again.state == "pending"
+    assert again.expires_at > time.time() + quick.safety.approval_ttl_hours * 3600 - 60

@@ -49,26 +49,25 @@ def test_a_request_nobody_waits_for_any_more_leaves_the_queue(make_queue: MakeQu
     assert queue.stats().depth == 0 and queue.pending_keyed("incident:3") == []
 
 
-def test_the_request_one_caller_shares_stays_for_the_other(make_queue: MakeQueue) -> None:
+def test_a_request_another_caller_joined_outlives_its_submitter(make_queue: MakeQueue) -> None:
     queue = make_queue()
-    owner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=30)
+    owner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=0.3)
     joiner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=30)
 
     async def go() -> None:
-        waiting = asyncio.create_task(owner(ask("same"), []))
+        first = asyncio.create_task(owner(ask("same"), []))
         while not owner.request_ids:
             await asyncio.sleep(0.01)
-        joined = asyncio.create_task(joiner(ask("same"), []))
-        while not joiner.request_ids:
-            await asyncio.sleep(0.01)
-        joined.cancel()  # the caller that joined gives up: the request is the owner's still
-        await asyncio.gather(joined, return_exceptions=True)
-        assert states(queue, owner.request_ids) == ["pending"]
-        waiting.cancel()  # the owner gives up (a Ctrl-C): nobody reads the answer now
-        await asyncio.gather(waiting, return_exceptions=True)
+        second = asyncio.create_task(joiner(ask("same"), []))
+        with pytest.raises(QueueTimeout):
+            await first  # the submitter gives up first
+        assert states(queue, owner.request_ids) == ["pending"]  # still the joiner's
+        assert not second.done()
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
 
     asyncio.run(go())
-    assert states(queue, owner.request_ids) == ["cancelled"]
+    assert joiner.request_ids == owner.request_ids
 
 
 def test_a_redis_that_hangs_never_stops_the_event_loop() -> None:

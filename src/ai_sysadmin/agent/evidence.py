@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import Settings
+from ..llm.strict_json import strict_json
 from ..llm.types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolCall, ToolSpec
 from ..monitor.redact import redact
 from ..safety.actions import ACTION_KINDS
@@ -167,7 +168,7 @@ def parse_answer(result: ChatResult, max_tokens: int | None = None) -> EvidenceA
     try:
         # a raw line break inside a string is the one slip let through: some servers' grammars
         # allow it, and it hides nothing
-        data = json.loads(text, strict=False)
+        data = strict_json(text, strict=False)
     except ValueError:
         why = (f"was cut off at {max_tokens} tokens (agent.evidence_max_tokens)" if cut
                else "is not JSON")

@@ -195,29 +195,29 @@ class Executor:
             return self.actions.replan(
                 action_id, plan.to_dict(), plan.subject, plan.risk,
                 f"not run: what it would run changed since it was decided, to {commands} "
-                f"(risk {plan.risk}); approve again to run that", who)
+                f"(risk {plan.risk}); approve again to run that", who,
+                self.settings.safety.approval_ttl_hours * 3600)
         if action.incident_id is not None and not await self._finding_present(action):
             return self.actions.move(action_id, "not_needed", who,
                                      "the finding is gone: no longer needed, not run")
         self.actions.move(action_id, "approved", who, reason or "approved")
-        try:
-            return await self.run(action_id, who, by_person=True)
-        except BaseException as exc:
-            self._cut_off(action_id, who, exc)
-            raise
+        return await self.run(action_id, who, by_person=True)
 
-    def _cut_off(self, action_id: int, who: str, exc: BaseException) -> None:
-        """This process's approval ended by an exception (a Ctrl-C is a cancellation): an
-        action it approved but had not claimed waits for a person again; one it was
-        running failed, since nobody knows whether its command ran."""
-        why = "cancelled" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) \
-            else redact(f"{type(exc).__name__}: {exc}")[:200]
+    def _cut_off(self, action_id: int, exc: BaseException) -> None:
+        """A run of this process ended by an exception (a Ctrl-C or a stop is a
+        cancellation): an action a person approved but that was not claimed waits for a
+        person again, as does one the policy approved that failed so (one a stop cut off
+        stays approved: the policy's decision, run at the next start); one it was running
+        failed, since nobody knows whether its command ran."""
+        stopped = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+        why = "cancelled" if stopped else redact(f"{type(exc).__name__}: {exc}")[:200]
         action = self.actions.get(action_id)
         if action.owner != this_process():
             return
-        if action.state == "approved":
-            self._back_to_person(action, f"the approval by {who} was cut off ({why}) before "
-                                 "anything ran; it can be approved again")
+        if action.state == "approved" and (action.decided_by is not None or not stopped):
+            by = f"the approval by {action.decided_by}" if action.decided_by else "its run"
+            self._back_to_person(action, f"{by} was cut off ({why}) before anything ran; it "
+                                 "can be approved again")
         elif action.state == "executing":
             failed = self.actions.move(action_id, "failed", "executor", f"cut off while "
                                        f"running ({why}): a person must check",
@@ -265,7 +265,17 @@ class Executor:
         the policy did, and the host's facts must still allow that without a person."""
         lock = self._locks.setdefault(action_id, asyncio.Lock())
         async with lock:
-            return await self._run(action_id, actor, by_person)
+            try:
+                return await self._run(action_id, actor, by_person)
+            except StoreError:
+                # someone else decided meanwhile (a person's reject): theirs stands
+                now = self.actions.get(action_id)
+                if now.state == "approved":
+                    raise
+                return now
+            except BaseException as exc:
+                self._cut_off(action_id, exc)
+                raise
 
     async def _still_allowed(self, action: Action, by_person: bool) -> Action | None:
         """Judge again on the host's facts as they are now, just before running: a unit
@@ -273,9 +283,9 @@ class Executor:
         someone else, does not run on the strength of the old decision."""
         fresh = await self.plan(action.host, action.kind, action.params, action.incident_id)
         if not fresh.allowed:
-            return self.actions.move(action.id, "refused", "executor",
-                                     f"refused by the policy just before running: "
-                                     f"{fresh.reason}")
+            why = f"refused by the policy just before running: {fresh.reason}"
+            return self._ended(self.actions.move(action.id, "refused", "executor", why),
+                               again=why)
         decided = [list(c) for c in action.plan.get("commands", [])]
         if [list(c) for c in fresh.commands] != decided:
             return self._back_to_person(action, "what it would run changed since it was "

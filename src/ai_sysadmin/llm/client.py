@@ -58,11 +58,11 @@ class QueuedLLM:
             request = await queue.wait(submitted.request_id, self.timeout)
         except (QueueTimeout, asyncio.CancelledError):
             # nobody will read its answer: a waiting request leaves the queue, so that a
-            # slow LLM is not given every retry's request on top (one another caller shares
-            # is its own to keep)
+            # slow LLM is not given every retry's request on top; one that another caller
+            # joined stays for that caller
             if not submitted.coalesced:
                 with contextlib.suppress(LLMError, NotFoundError):
-                    await asyncio.shield(queue.call(queue.cancel, submitted.request_id))
+                    await asyncio.shield(queue.call(queue.abandon, submitted.request_id))
             raise
         if request.state == "done" and request.result is not None:
             return chat_result(request.result)

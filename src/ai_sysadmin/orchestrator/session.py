@@ -24,7 +24,7 @@ async def llm_session(
     queue = open_queue(settings)
     stop = asyncio.Event()
     own_worker = None
-    if queue.live_workers() == 0:
+    if await queue.call(queue.live_workers) == 0:
         own_worker = asyncio.create_task(queue.serve(
             build_handler(settings), concurrency=settings.queue.concurrency,
             worker_name=f"{socket.gethostname()}-session-{os.getpid()}", stop=stop))

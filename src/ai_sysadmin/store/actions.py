@@ -212,13 +212,16 @@ class ActionStore:
         return [self.get(r["id"]) for r in rows]
 
     def replan(self, action_id: int, plan: dict[str, Any], subject: str, risk: str,
-               reason: str, actor: str) -> Action:
+               reason: str, actor: str, ttl_seconds: float | None = None) -> Action:
         """A pending action's plan as the policy makes it now (what it runs changed since it
-        was decided): a person then approves what will run, not what was shown before."""
+        was decided): a person then approves what will run, not what was shown before, and
+        has ``ttl_seconds`` again to do so."""
         with self.db.transaction() as conn:
-            cur = conn.execute("UPDATE actions SET plan=?, subject=?, risk=?, reason=? "
+            cur = conn.execute("UPDATE actions SET plan=?, subject=?, risk=?, reason=?, "
+                               "expires_at=COALESCE(?, expires_at) "
                                "WHERE id=? AND state='pending'",
-                               (json.dumps(plan), subject, risk, reason, action_id))
+                               (json.dumps(plan), subject, risk, reason,
+                                time.time() + ttl_seconds if ttl_seconds else None, action_id))
             if cur.rowcount != 1:
                 raise StoreError(f"action {action_id} is {self.get(action_id).state}, "
                                  "not pending")

@@ -18,7 +18,6 @@ Failures, for every request of every backend:
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import httpx
 
 from ... import __version__
 from ...errors import ConfigError
+from ..strict_json import strict_json
 from ..types import (
     BackendStatus,
     LLMBadResponse,
@@ -102,7 +102,7 @@ def error_text(content: bytes) -> str:
     """The server's own words from an error body: Ollama's ``{"error": "..."}``, OpenAI's and
     llama.cpp's ``{"error": {"message": "..."}}``, else the body itself."""
     try:
-        body = json.loads(content)
+        body = strict_json(content)
     except ValueError:
         return excerpt(content)
     error = body.get("error") if isinstance(body, dict) else None
@@ -290,27 +290,6 @@ def assistant_message(backend: HttpBackend, message: Any, legacy_ok: bool) -> Me
 def new_call_id() -> str:
     """An id for a tool call the server did not name (Ollama does not)."""
     return f"call_{uuid.uuid4().hex[:12]}"
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is out of range")
-    return value
-
-
-def strict_json(text: str | bytes) -> Any:
-    """JSON as the standard defines it: no NaN or Infinity (Python's json reads them, and
-    then refuses to write them back in the next request), no number out of a float's range,
-    no nesting deeper than Python's stack: each a :class:`ValueError`."""
-    try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
 
 
 def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:

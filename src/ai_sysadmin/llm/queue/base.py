@@ -53,7 +53,8 @@ class QueueError(LLMError):
 
 
 class QueueTimeout(LLMError):
-    """The caller stopped waiting; the request stays queued and will still be answered."""
+    """The caller stopped waiting. The request stays queued; a :class:`QueuedLLM` that alone
+    waited for it then takes it out (``abandon``)."""
 
     def __init__(self, request: Request, timeout: float, ahead: int | None = None) -> None:
         self.request_id = request.id
@@ -66,8 +67,8 @@ class QueueTimeout(LLMError):
             if ahead is not None:
                 where += f" with {ahead} request(s) ahead of it"
         super().__init__(
-            f"no answer to LLM request {request.id} after {timeout:g} s: {where} and will be "
-            f"answered, nothing is lost; look with `ai-sysadmin queue` or "
+            f"no answer to LLM request {request.id} after {timeout:g} s: {where}; the LLM is "
+            f"slow or busy: look with `ai-sysadmin queue` or "
             f"`ai-sysadmin queue show {request.id}`"
         )
 
@@ -234,6 +235,11 @@ class RequestQueue(ABC):
     @abstractmethod
     def cancel(self, request_id: str) -> bool:
         """Cancel a request that no worker holds; False when it is in flight or finished."""
+
+    @abstractmethod
+    def abandon(self, request_id: str) -> bool:
+        """Its submitter waits no more: cancel it while no worker holds it and no other
+        caller joined it (coalesced); False otherwise."""
 
     @abstractmethod
     def pending_keyed(self, coalesce_key: str) -> list[str]:

@@ -119,6 +119,12 @@ class RedisQueue(LeasedQueue):
         self._wake()
         return bool(cancelled)
 
+    def abandon(self, request_id: str) -> bool:
+        abandoned = self._run("abandon", request_id, RETENTION_SECONDS,
+                              doing="abandon a request")
+        self._wake()
+        return bool(abandoned)
+
     def pending_keyed(self, coalesce_key: str) -> list[str]:
         def read(r: redis.Redis) -> list[tuple[str, str | None]]:
             ids = r.zrange(self.keys["pending"], 0, -1)

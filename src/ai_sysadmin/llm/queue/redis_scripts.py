@@ -91,7 +91,10 @@ if key ~= '' then
   local existing = redis.call('GET', ckey(key))
   if existing then
     local state = redis.call('HGET', rec(existing), 'state')
-    if state == 'pending' or state == 'in_flight' then return {existing, 1} end
+    if state == 'pending' or state == 'in_flight' then
+      redis.call('HSET', rec(existing), 'joined', 1)
+      return {existing, 1}
+    end
   end
   redis.call('SET', ckey(key), id)
 end
@@ -154,6 +157,17 @@ finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[5]))
 return 1
 """
 
+# ARGV: prefix, id, retention -> 1 cancelled, 0 not pending or joined by another caller
+ABANDON = _COMMON + """
+local now = clock()
+local h = rec(ARGV[2])
+if redis.call('HGET', h, 'state') ~= 'pending' or redis.call('HGET', h, 'joined') == '1' then
+  return 0
+end
+finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[3]))
+return 1
+"""
+
 # ARGV: prefix, worker, '1' serving or '0' stopped, silence seconds
 ANNOUNCE = _COMMON + """
 local now = clock()
@@ -173,5 +187,6 @@ return redis.call('ZCOUNT', workers, '(' .. (clock() - tonumber(ARGV[2])), '+inf
 
 SCRIPTS = {
     "submit": SUBMIT, "claim": CLAIM, "renew": RENEW, "complete": COMPLETE,
-    "release": RELEASE, "cancel": CANCEL, "announce": ANNOUNCE, "live_workers": LIVE_WORKERS,
+    "release": RELEASE, "cancel": CANCEL, "abandon": ABANDON, "announce": ANNOUNCE,
+    "live_workers": LIVE_WORKERS,
 }

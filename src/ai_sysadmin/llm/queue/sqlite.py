@@ -77,6 +77,10 @@ MIGRATIONS: tuple[str, ...] = (
         seen_at REAL NOT NULL
     );
     """,
+    # 3: whether another caller joined a request (coalesced): its submitter may not abandon it
+    """
+    ALTER TABLE requests ADD COLUMN joined INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _COLUMNS = (
@@ -172,6 +176,7 @@ class SqliteQueue(LeasedQueue):
                     (key,),
                 ).fetchone()
                 if row is not None:
+                    conn.execute("UPDATE requests SET joined = 1 WHERE id = ?", (row["id"],))
                     return Submitted(row["id"], coalesced=True)
             request_id = new_request_id()
             conn.execute(
@@ -194,6 +199,17 @@ class SqliteQueue(LeasedQueue):
             done = conn.execute(
                 "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
                 "lease_until = NULL WHERE id = ? AND state = 'pending'",
+                (now, request_id),
+            ).rowcount
+        self._wake()
+        return bool(done)
+
+    def abandon(self, request_id: str) -> bool:
+        now = time.time()
+        with self._tx("abandon a request") as conn:
+            done = conn.execute(
+                "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
+                "lease_until = NULL WHERE id = ? AND state = 'pending' AND joined = 0",
                 (now, request_id),
             ).rowcount
         self._wake()
