@@ -265,12 +265,19 @@ JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_CO
 
 
 def _message_text(value: Any) -> str:
-    # journald gives binary-unsafe messages as a list of byte values
+    # journald gives a field with control characters or invalid UTF-8 as a list of byte
+    # values: any field, and any local user can make one (`logger -t $'\e[31mx'`)
     if isinstance(value, list):
         return bytes(v for v in value if isinstance(v, int) and 0 <= v < 256).decode(
             "utf-8", "replace"
         )
     return "" if value is None else str(value)
+
+
+def _field_text(value: Any) -> str | None:
+    """A short journal field as text (decoded as :func:`_message_text` does), None when
+    absent or empty."""
+    return _message_text(value) or None if isinstance(value, (str, list)) else None
 
 
 def parse_journal_line(line: str) -> JournalEntry | None:
@@ -295,16 +302,19 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         timestamp = 0.0
     pid = item.get("_PID")
     # systemd's own messages about a unit carry UNIT=; a unit's output carries _SYSTEMD_UNIT=
-    unit = item.get("UNIT") or item.get("_SYSTEMD_UNIT")
+    # (set by journald, from the sender's cgroup). UNIT= is any sender's to write (`logger
+    # --journald`): it names the unit only when PID 1 wrote it, as `journalctl -u` reads it
+    unit = (_field_text(item.get("UNIT")) if pid == "1" else None) \
+        or _field_text(item.get("_SYSTEMD_UNIT"))
     return JournalEntry(
         cursor=cursor,
         timestamp=timestamp,
         priority=priority,
         message=_message_text(item.get("MESSAGE")),
-        unit=str(unit) if unit else None,
-        identifier=item.get("SYSLOG_IDENTIFIER") or item.get("_COMM"),
+        unit=unit,
+        identifier=_field_text(item.get("SYSLOG_IDENTIFIER")) or _field_text(item.get("_COMM")),
         pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
-        hostname=item.get("_HOSTNAME") if isinstance(item.get("_HOSTNAME"), str) else None,
+        hostname=_field_text(item.get("_HOSTNAME")),
     )
 
 
