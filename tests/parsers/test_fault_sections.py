@@ -163,3 +163,22 @@ def test_zombies_and_processes_cost_a_remote_check_one_ps(tmp_path: Path) -> Non
     trip = RoundTrip.plan(listings, 20.0)
     assert len(trip.commands) == 1
     assert trip.script.count("cgroup:") == 1
+
+
+@pytest.mark.parametrize("stderr", [
+    "System has not been booted with systemd as init system (PID 1). Can't operate.\n"
+    "Failed to connect to bus: Host is down\n",  # a container: no systemd, a fact
+])
+def test_no_systemd_is_a_fact_and_no_units(tmp_path: Path, stderr: str) -> None:
+    snap = Snapshot("h", 1.0)
+    SECTIONS_BY_NAME["units"].take([done(1, stderr=stderr)], snap, plan(tmp_path))
+    assert snap.systemd_running is False and snap.units == []
+
+
+def test_a_bus_that_does_not_answer_is_a_section_error_not_no_units(tmp_path: Path) -> None:
+    # systemd runs, but its bus (or PID 1) does not answer now: read as "no systemd, no
+    # units", every unit incident of the host resolved
+    with pytest.raises(TransportError, match="Failed to connect to bus: Connection refused"):
+        SECTIONS_BY_NAME["units"].take(
+            [done(1, stderr="Failed to connect to bus: Connection refused\n")],
+            Snapshot("h", 1.0), plan(tmp_path))
