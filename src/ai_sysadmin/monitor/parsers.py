@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import signal
 from datetime import UTC, datetime
 from typing import Any
@@ -139,14 +140,20 @@ def _int_or_zero(value: str) -> int:
     return int(value) if value.isdigit() else 0
 
 
+#: a line of :data:`DF_COLUMNS`: the source may hold spaces (``//nas/My Share``, sshfs), so
+#: it ends where a file system type is followed by the five numbers (``-`` where there is none)
+_DF_LINE = re.compile(r"(?P<source>\S.*?)\s+(?P<fstype>\S+)" + r"\s+(\d+|-)" * 5
+                      + r"\s+(?P<target>\S.*)")
+
+
 def parse_df(text: str) -> list[Mount]:
     # a target listed twice was mounted over: the later mount is the one in use there
     mounts: dict[str, Mount] = {}
     for line in text.splitlines()[1:]:
-        parts = line.split(None, 7)
-        if len(parts) < 8:
+        match = _DF_LINE.fullmatch(line.strip())
+        if match is None:
             continue
-        source, fstype, size, used, avail, itotal, iused, target = parts
+        source, fstype, size, used, avail, itotal, iused, target = match.groups()
         if fstype in PSEUDO_FS or not size.isdigit() or int(size) == 0:
             continue
         mounts[target] = Mount(
