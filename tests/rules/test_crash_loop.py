@@ -68,10 +68,14 @@ def test_rising_count_since_previous_check_is_a_finding_even_while_running():
     )
 
 
-def test_count_not_rising_since_previous_check_is_no_loop_even_in_auto_restart():
-    previous = looping(6, taken_at=NOW - 300)
+def test_a_unit_waiting_to_restart_again_loops_however_recent_the_last_look():
+    # an approval's check, seconds after another, falls between two restarts: the incident
+    # must not resolve (and the fix become "not needed") while the unit still loops
+    previous = looping(6, taken_at=NOW - 2)
     current = looping(6)
-    assert RULE.evaluate(context(current, previous=previous)) == []
+    assert only(RULE.evaluate(context(current, previous=previous))).subject == "worker.service"
+    running = looping(6, "active", "running")
+    assert RULE.evaluate(context(running, previous=previous)) == []  # it stopped looping
 
 
 def test_unit_new_since_previous_check_falls_back_to_its_state():

@@ -15,6 +15,7 @@ class CrashLoop(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         limit = ctx.thresholds.crash_loop_restarts
         counts = ctx.snapshot.restarts or {}
+        # rising since the last look: a fix's verification sees it stop rising
         before = (ctx.previous.restarts or {}) if ctx.previous else {}
         findings = []
         for unit in ctx.snapshot.units or []:
@@ -23,8 +24,11 @@ class CrashLoop(Rule):
                 continue
             earlier = before.get(unit.name)
             rising = earlier is not None and restarts > earlier
+            # waiting to be restarted again, or starting again: looping now, however recent
+            # the last look (a check seconds after another, for an approval, may fall
+            # between two restarts)
             restarting = unit.sub == "auto-restart" or unit.active == "activating"
-            if not (rising or (earlier is None and restarting)):
+            if not (rising or restarting):
                 continue
             evidence = [f"{unit.name}: NRestarts={restarts} active={unit.active} "
                         f"sub={unit.sub}"]
