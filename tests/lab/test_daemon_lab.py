@@ -211,3 +211,30 @@ def test_a_rejected_journal_cursor_starts_again_instead_of_failing_forever(tmp_p
         second = asyncio.run(checker.check("test"))
     assert "journal" not in second.errors
     assert "after-reset" in [e.message for e in second.snapshot.journal or []]
+
+
+def test_a_journal_backlog_is_read_in_chunks_each_moving_the_cursor_on(tmp_path,
+                                                                      monkeypatch) -> None:
+    # all of a large backlog at once could outlast the command's timeout at every check,
+    # the cursor never moving; a chunk at a time, every entry is read once, in order
+    from ai_sysadmin.monitor import sections
+    from ai_sysadmin.orchestrator.checker import HostChecker
+
+    monkeypatch.setattr(sections, "JOURNAL_CHUNK", 4)
+    settings = Settings(ai_name="labtest", state_dir=tmp_path)
+    store = IncidentStore(Database(settings.db_path))
+    with Sandbox() as sb:
+        checker = HostChecker(SandboxTransport(sb), settings, store)
+        sb.exec(["systemd-cat", "-p", "warning", "-t", "backlog"], input="before\n",
+                check=True)
+        asyncio.run(checker.check("test"))  # where the journal is now: a cursor
+        sb.exec(["systemd-cat", "-p", "warning", "-t", "backlog"],
+                input="".join(f"backlog-{n}\n" for n in range(10)), check=True)
+        read: list[list[str]] = []
+        for _ in range(4):
+            report = asyncio.run(checker.check("test"))
+            assert "journal" not in report.errors
+            read.append([e.message for e in report.snapshot.journal or []
+                         if e.message.startswith("backlog-")])
+    assert [len(chunk) for chunk in read] == [4, 4, 2, 0]
+    assert sum(read, []) == [f"backlog-{n}" for n in range(10)]

@@ -33,6 +33,8 @@ from . import parsers
 from .remote_script import FILE_READ, Guard
 from .snapshot import UNIT_FILE_BAD, Certificate, Snapshot
 
+#: journal entries a check reads after its cursor, at most (the rest at the next checks)
+JOURNAL_CHUNK = 2000
 #: a stored journal position that is a time, not a cursor (see :func:`_position`)
 SINCE_PREFIX = "since:@"
 #: the link to the current NixOS generation
@@ -85,6 +87,11 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
         argv.append(f"--since=@{query.after_cursor[len(SINCE_PREFIX):]}")
     elif query.after_cursor:
         argv.append(f"--after-cursor={query.after_cursor}")
+        if not follow:
+            # the first entries after it (journalctl reads --lines so after a cursor): a
+            # backlog is read in chunks, each moving the cursor on, where reading all of it
+            # at once could outlast the command's timeout at every check, the cursor stuck
+            argv.append(f"--lines={JOURNAL_CHUNK}")
     elif follow:
         # the last entry before following starts comes first: it says the follower is
         # reading (see JournalFollower)
