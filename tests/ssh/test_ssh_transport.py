@@ -89,6 +89,25 @@ def test_concurrency_limit_per_host(ssh_hosts: Hosts, known_hosts: Path, tmp_pat
     assert max(seen) == 2, seen
 
 
+def test_a_followed_stream_leaves_the_command_slots_to_commands(
+        ssh_hosts: Hosts, known_hosts: Path) -> None:
+    # the journal follower holds its stream for as long as the daemon runs
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts), max_concurrent=1))
+
+    async def scenario() -> str:
+        lines = ssh.stream_lines(["sh", "-c", "echo ready; exec sleep 60"])
+        assert await anext(lines) == "ready"  # being followed now
+        try:
+            # bounded here too: waiting for a slot comes before a command's own timeout
+            return (await asyncio.wait_for(ssh.run(["echo", "still runs"], timeout=5),
+                                           10)).stdout
+        finally:
+            await lines.aclose()
+
+    assert run(_using(ssh, scenario())) == "still runs\n"
+
+
 def test_command_timeout_kills_the_remote_command(ssh_hosts: Hosts, known_hosts: Path) -> None:
     host = ssh_hosts.alpha
     ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")

@@ -543,15 +543,16 @@ class SshTransport(Transport):
         """
         cmd = _check_argv(argv)
         state = self._loop_state()
-        async with state.slots:
-            proc = await self._open(state, cmd)
-            try:
-                while True:
-                    line = await proc.stdout.readline()
-                    if not line:  # EOF
-                        break
-                    yield str(line).rstrip("\n")
-            except (asyncssh.Error, OSError) as exc:
-                raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
-            finally:
-                await self._kill(proc)
+        # not one of the command slots: a stream holds its session for as long as it is
+        # followed, and with ``ssh.concurrency = 1`` no command would ever run again
+        proc = await self._open(state, cmd)
+        try:
+            while True:
+                line = await proc.stdout.readline()
+                if not line:  # EOF
+                    break
+                yield str(line).rstrip("\n")
+        except (asyncssh.Error, OSError) as exc:
+            raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
+        finally:
+            await self._kill(proc)
