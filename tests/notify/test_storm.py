@@ -95,6 +95,34 @@ def test_below_min_severity_nothing_until_it_gets_worse(tmp_path: Path) -> None:
     assert titles(notifier) == ["[hal] web1: a.service has failed (now critical)"]
 
 
+def test_a_warning_told_that_turns_critical_is_told_at_once(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, min_severity="warning")
+    store.record_check("web1", [failed("web1", "a.service", Severity.WARNING)], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    # not a repeat within the window: what the person knew got worse
+    assert titles(notifier, time.time() + 300) == [
+        "[hal] web1: a.service has failed (now critical)"]
+
+
+def test_what_followed_an_incident_in_a_storm_goes_in_the_digest_not_before_it(
+        tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, digest_threshold=3, min_severity="warning")
+    # opened as warnings, then one got worse, all before the daemon's next pass
+    store.record_check("web1", [failed("web1", f"s{n}.service", Severity.WARNING)
+                                for n in range(7)], {"failed_unit"})
+    store.record_check("web1", [failed("web1", "s0.service"), *(
+        failed("web1", f"s{n}.service", Severity.WARNING) for n in range(1, 7))],
+        {"failed_unit"})
+    made = notifier.dispatcher.dispatch()
+    (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
+    assert digest["kind"] == "digest" and digest["title"].startswith("[hal] 7 incidents")
+    body = digest["body"].splitlines()
+    assert body.count("web1: s0.service has failed (now critical) (hal-issues show 1)") == 1
+    assert not any("s0.service has failed (hal-issues" in line for line in body)
+    assert titles(notifier, time.time() + WINDOW + 1) == []  # and nothing more about it
+
+
 def test_a_host_down_and_back_and_a_flapping_one(tmp_path: Path) -> None:
     store, notifier = setup(tmp_path)
     down, up = ([unreachable("web1")], {"host_unreachable"}), ([], {"host_unreachable"})

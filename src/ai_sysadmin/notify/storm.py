@@ -46,6 +46,8 @@ class Dispatcher:
         with self.outbox.db.transaction() as conn:
             fresh: list[OutboxEvent] = []
             keys: set[str] = set()
+            #: repeats of an event of this very pass
+            repeats: list[OutboxEvent] = []
             for event in Outbox.events(conn, ("new",)):
                 why = self._skip_reason(conn, event)
                 if why:
@@ -55,6 +57,8 @@ class Dispatcher:
                     Outbox.mark(conn, [event.id], "suppressed", "no longer true when dispatched")
                 elif event.repeat_key in keys or self._repeat(conn, event, now):
                     Outbox.mark(conn, [event.id], "repeat", "held: a repeat within the window")
+                    if event.repeat_key in keys:
+                        repeats.append(event)
                 else:
                     keys.add(event.repeat_key)
                     fresh.append(event)
@@ -62,7 +66,11 @@ class Dispatcher:
             told = Outbox.told_since(conn, STORM_KINDS, now - self.notify.digest_window_seconds)
             if storm and (Outbox.events(conn, ("storm",)) or
                           told + len(storm) > self.notify.digest_threshold):
-                Outbox.mark(conn, [e.id for e in storm], "storm", "held for a digest")
+                # what followed an event of this pass about the same thing goes with it into
+                # the digest: released as a repeat now, it would go out before the digest
+                held = {e.repeat_key for e in storm}
+                Outbox.mark(conn, [e.id for e in storm] + [
+                    e.id for e in repeats if e.repeat_key in held], "storm", "held for a digest")
                 fresh = [e for e in fresh if e.kind not in STORM_KINDS]
             for event in fresh:
                 made.append(self._send(conn, [event], render(event, self.settings.ai_name),
@@ -83,7 +91,12 @@ class Dispatcher:
     def _repeat(self, conn: sqlite3.Connection, event: OutboxEvent, now: float) -> bool:
         window = self.notify.repeat_window_minutes * 60
         last = Outbox.last_message_at(conn, event.repeat_key)
-        return window > 0 and last is not None and now - last < window
+        if not (window > 0 and last is not None and now - last < window):
+            return False
+        # worse than what a person was last told (warning, now critical): news, not a repeat
+        told = Outbox.last_told_severity(conn, event.repeat_key)
+        return not (event.kind == "worse" and told is not None
+                    and _RANK.get(event.severity, 0) > _RANK.get(told, 0))
 
     def _still_true(self, conn: sqlite3.Connection, event: OutboxEvent) -> bool:
         """Whether a held event still says something true now."""
@@ -135,10 +148,15 @@ class Dispatcher:
         true = [e for e in held if self._still_true(conn, e)]
         Outbox.mark(conn, [e.id for e in held if e not in true], "suppressed",
                     "no longer true when the digest went out")
+        # one line a thing: the latest of what was held about it
+        latest = {e.repeat_key: e for e in true}
+        earlier = [e for e in true if latest[e.repeat_key] is not e]
+        true = [e for e in true if latest[e.repeat_key] is e]
         if not true:
             return []
-        if len(true) == 1:
-            return [self._send(conn, true, render(true[0], self.settings.ai_name), now,
-                               "digest")]
-        return [self._send(conn, true, render_digest(true, self.settings.ai_name), now,
-                           "digest")]
+        message = (render(true[0], self.settings.ai_name) if len(true) == 1
+                   else render_digest(true, self.settings.ai_name))
+        made = self._send(conn, true, message, now, "digest")
+        Outbox.mark(conn, [e.id for e in earlier], "suppressed", "counted in a later message",
+                    made)
+        return [made]

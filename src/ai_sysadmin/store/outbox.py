@@ -145,6 +145,15 @@ class Outbox:
                          [(state, note, message_id, i) for i in event_ids])
 
     @staticmethod
+    def last_told_severity(conn: sqlite3.Connection, repeat_key: str) -> str | None:
+        """The severity of what a person was last told about this."""
+        row = conn.execute(
+            "SELECT e.severity FROM notify_events e JOIN notify_messages m ON "
+            "m.id=e.message_id WHERE e.repeat_key=? ORDER BY m.at DESC, m.id DESC LIMIT 1",
+            (repeat_key,)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
     def last_message_at(conn: sqlite3.Connection, repeat_key: str) -> float | None:
         """When a person was last told about this (individually or in a digest)."""
         row = conn.execute(
