@@ -2,7 +2,7 @@ from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.journal_error_burst import JournalErrorBurst
 
-from ._snapshots import context, entry, healthy_snapshot, only, snapshot
+from ._snapshots import NOW, context, entry, healthy_snapshot, only, snapshot
 
 RULE = JournalErrorBurst()
 
@@ -98,3 +98,17 @@ def test_custom_burst_and_window():
     snap = snapshot(journal=errors(3, age=30) + errors(5, age=90, start=3))
     finding = only(RULE.evaluate(context(snap, thresholds=thresholds)))
     assert finding.summary == "3 journal errors from nginx.service in 60 s"
+
+
+def test_the_window_is_measured_on_the_hosts_own_clock():
+    # the host's clock is 400 s behind ours: its entries of the last seconds carry times
+    # 400 s ago by our clock; its boot time plus its uptime says what time it is there
+    from ai_sysadmin.monitor.snapshot import CpuTimes
+
+    behind = 400.0
+    snap = snapshot(journal=errors(25, age=10 + behind), uptime_seconds=1000.0,
+                    cpu=CpuTimes(busy=1, total=2, cores=1, boot_time=int(NOW - behind - 1000)))
+    assert snap.host_time() == NOW - behind
+    assert only(RULE.evaluate(context(snap))).summary.startswith("25 journal errors")
+    # and without the host's time, ours is all there is
+    assert RULE.evaluate(context(snapshot(journal=errors(25, age=10 + behind)))) == []

@@ -56,7 +56,11 @@ def parse_proc_stat(text: str) -> CpuTimes:
         raise ParseError("no aggregate 'cpu' line in /proc/stat")
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     cores = text.count("\ncpu") - text.count("\ncpu ")
-    return CpuTimes(busy=total - idle, total=total, cores=max(cores, 1))
+    boot = text.find("\nbtime ")
+    boot_end = text.find("\n", boot + 1)
+    boot_text = text[boot + 7:boot_end if boot_end >= 0 else None].strip() if boot >= 0 else ""
+    return CpuTimes(busy=total - idle, total=total, cores=max(cores, 1),
+                    boot_time=int(boot_text) if boot_text.isdigit() else None)
 
 
 def _kv_numbers(text: str, keys: tuple[str, ...]) -> dict[str, int]:

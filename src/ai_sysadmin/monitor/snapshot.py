@@ -14,6 +14,8 @@ class CpuTimes:
     busy: int
     total: int
     cores: int
+    #: when the host booted, by its own clock (``btime``): with its uptime, the host's time
+    boot_time: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,16 @@ class Snapshot:
     @property
     def cores(self) -> int:
         return self.cpu.cores if self.cpu and self.cpu.cores else 1
+
+    def host_time(self) -> float:
+        """The host's own clock when it was collected (its boot time plus its uptime, both
+        read in the same collection); ``taken_at`` where either is missing. Journal entries
+        carry the host's time: a window over them is measured on that clock, or a host whose
+        clock is minutes behind would never show a burst."""
+        boot = self.cpu.boot_time if self.cpu is not None else None
+        if boot is None or self.uptime_seconds is None:
+            return self.taken_at
+        return boot + self.uptime_seconds
 
     @property
     def failed_units(self) -> list[Unit]:

@@ -85,7 +85,7 @@ class HostChecker:
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
         self.window.extend(snapshot.journal or [])
-        horizon = snapshot.taken_at - self.settings.thresholds.journal_burst_window_seconds
+        horizon = snapshot.host_time() - self.settings.thresholds.journal_burst_window_seconds
         while self.window and self.window[0].timestamp < horizon:
             self.window.popleft()
         return list(self.window)

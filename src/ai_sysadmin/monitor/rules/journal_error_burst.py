@@ -19,7 +19,7 @@ class JournalErrorBurst(Rule):
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
-        since = ctx.snapshot.taken_at - t.journal_burst_window_seconds
+        since = ctx.snapshot.host_time() - t.journal_burst_window_seconds
         groups: dict[str, list[JournalEntry]] = defaultdict(list)
         for entry in ctx.window:
             if entry.priority <= ERR and entry.timestamp >= since:
