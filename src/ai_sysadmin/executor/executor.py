@@ -19,6 +19,7 @@ from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.redact import redact
+from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import HostChecker
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
@@ -81,11 +82,15 @@ class Executor:
         if incident_id is None:
             return None
         try:
-            subject = self.store.get(incident_id).subject
+            incident = self.store.get(incident_id)
         except (StoreError, AiSysadminError):
             return None
-        # failed_unit, crash_loop, unit_load_error ... name the unit, with its type suffix
-        return subject if unit_problem(subject) is None else None
+        # failed_unit, crash_loop, unit_load_error name the unit, with its type suffix; a
+        # journal burst's source may be an identifier any user chose (`logger -t x.service`)
+        rule = RULES_BY_NAME.get(incident.rule)
+        if rule is None or not rule.subject_is_unit:
+            return None
+        return incident.subject if unit_problem(incident.subject) is None else None
 
     async def plan_context(self, host: str, kind: str, params: dict[str, Any],
                            incident_id: int | None = None) -> PlanContext:

@@ -52,6 +52,10 @@ class Rule(ABC):
     #: place that says so. If one was not collected, the rule's incidents are left alone.
     requires: tuple[str, ...]
     description: str
+    #: its findings' subject is a unit as systemd names it (a unit list, unit files, restart
+    #: counts), never text a host's user chose (a journal identifier): only such a unit may
+    #: be what an automatic fix of the incident touches
+    subject_is_unit: bool = False
 
     @abstractmethod
     def evaluate(self, ctx: RuleContext) -> list[Finding]:

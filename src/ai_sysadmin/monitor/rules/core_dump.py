@@ -23,6 +23,7 @@ class CoreDumped(Rule):
     name = "core_dump"
     requires = ("restarts",)
     description = "A service crashed and dumped core (Result=core-dump)."
+    subject_is_unit = True  # the unit systemd names (its result, a cgroup), or pid:N
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         dumps = {d.pid: d for d in ctx.snapshot.core_dumps or []}

@@ -11,6 +11,7 @@ class CrashLoop(Rule):
     #: without the restart counts no unit can be judged, and none may be cleared
     requires = ("units", "restarts")
     description = "A unit restarts again and again (NRestarts rising)."
+    subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         limit = ctx.thresholds.crash_loop_restarts

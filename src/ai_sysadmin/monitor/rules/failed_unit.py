@@ -8,6 +8,7 @@ class FailedUnit(Rule):
     name = "failed_unit"
     requires = ("units",)
     description = "A systemd unit is in the failed state."
+    subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         findings = []

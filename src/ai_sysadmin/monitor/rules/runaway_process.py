@@ -19,6 +19,7 @@ class RunawayProcess(Rule):
     name = "runaway_process"
     requires = ("processes",)
     description = "A process keeps using a whole core (sustained CPU)."
+    subject_is_unit = True  # the unit systemd (or its cgroup) names, or pid:N
 
     def _share(self, ctx: RuleContext, proc: Process,
                before: dict[int, Process]) -> tuple[float, float] | None:

@@ -25,6 +25,7 @@ class UnitLoadError(Rule):
     requires = ("units", "unit_files")
     description = ("A unit file fails to load (LoadState=error or bad-setting, or unit file "
                    "state bad).")
+    subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         warnings = _parse_warnings(ctx.window)

@@ -16,6 +16,7 @@ class ZombieProcesses(Rule):
     name = "zombie_processes"
     requires = ("zombies",)
     description = "A process has many zombie children it never reaps."
+    subject_is_unit = True  # the unit systemd (or its cgroup) names, or pid:N
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         limit = ctx.thresholds.zombie_processes
