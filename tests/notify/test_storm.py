@@ -165,3 +165,24 @@ def test_every_approval_is_its_own_message(tmp_path: Path) -> None:
     bodies = [m["body"] for m in notifier.outbox.messages()]
     assert bodies[1].endswith("Next: hal-approve approve 1")
     assert bodies[2].endswith("Next: hal-approve approve 2")
+
+
+def test_a_warning_then_critical_in_one_pass_is_told_once_as_critical(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, min_severity="warning")
+    store.record_check("web1", [failed("web1", "a.service", Severity.WARNING)], {"failed_unit"})
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed (now critical)"]
+    assert titles(notifier, time.time() + WINDOW + 1) == []  # nothing stale after it
+
+
+def test_a_held_repeat_older_than_what_was_told_never_goes_out(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, min_severity="warning")
+    warn = [failed("web1", "a.service", Severity.WARNING)]
+    store.record_check("web1", warn, {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    store.record_check("web1", warn, {"failed_unit"})  # back as a warning: held, a repeat
+    assert titles(notifier) == []
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed (now critical)"]
+    assert titles(notifier, time.time() + WINDOW + 1) == []  # the held warning is old news

@@ -44,10 +44,8 @@ class Dispatcher:
         if not self.outbox.waiting():
             return made  # the usual case: no write lock taken every pass
         with self.outbox.db.transaction() as conn:
-            fresh: list[OutboxEvent] = []
-            keys: set[str] = set()
-            #: repeats of an event of this very pass
-            repeats: list[OutboxEvent] = []
+            #: what this pass has to say, by thing (repeat key), in order
+            groups: dict[str, list[OutboxEvent]] = {}
             for event in Outbox.events(conn, ("new",)):
                 why = self._skip_reason(conn, event)
                 if why:
@@ -55,26 +53,33 @@ class Dispatcher:
                 elif not self._still_true(conn, event):
                     # down and back (or failed and fine) before anyone was told: nothing to say
                     Outbox.mark(conn, [event.id], "suppressed", "no longer true when dispatched")
-                elif event.repeat_key in keys or self._repeat(conn, event, now):
+                elif event.repeat_key not in groups and self._repeat(conn, event, now):
                     Outbox.mark(conn, [event.id], "repeat", "held: a repeat within the window")
-                    if event.repeat_key in keys:
-                        repeats.append(event)
                 else:
-                    keys.add(event.repeat_key)
-                    fresh.append(event)
+                    groups.setdefault(event.repeat_key, []).append(event)
+            # one message a thing: the latest of this pass (a warning, then critical: the
+            # critical one), the rest counted in it
+            fresh = [group[-1] for group in groups.values()]
             storm = [e for e in fresh if e.kind in STORM_KINDS]
             told = Outbox.told_since(conn, STORM_KINDS, now - self.notify.digest_window_seconds)
             if storm and (Outbox.events(conn, ("storm",)) or
                           told + len(storm) > self.notify.digest_threshold):
-                # what followed an event of this pass about the same thing goes with it into
-                # the digest: released as a repeat now, it would go out before the digest
-                held = {e.repeat_key for e in storm}
-                Outbox.mark(conn, [e.id for e in storm] + [
-                    e.id for e in repeats if e.repeat_key in held], "storm", "held for a digest")
+                # held for the digest with what came before them in this pass (the digest
+                # shows the latest of each)
+                Outbox.mark(conn, [e.id for e in storm for e in groups[e.repeat_key]], "storm",
+                            "held for a digest")
                 fresh = [e for e in fresh if e.kind not in STORM_KINDS]
             for event in fresh:
-                made.append(self._send(conn, [event], render(event, self.settings.ai_name),
-                                       now, event.kind))
+                message = self._send(conn, [event], render(event, self.settings.ai_name), now,
+                                     event.kind)
+                made.append(message)
+                # what this pass and earlier held repeats said of it is old news now: released
+                # after this message, it would tell the person something no longer true
+                older = groups[event.repeat_key][:-1] + [
+                    e for e in Outbox.events(conn, ("repeat",))
+                    if e.repeat_key == event.repeat_key]
+                Outbox.mark(conn, [e.id for e in older], "suppressed",
+                            "counted in a later message", message)
             made += self._release_repeats(conn, now)
             made += self._release_digest(conn, now)
         return made
