@@ -219,6 +219,11 @@ class Executor:
         action = self.actions.get(action_id)
         if action.owner != this_process():
             return
+        with contextlib.suppress(StoreError):  # decided meanwhile: the exception stays the news
+            self._settle_cut_off(action, stopped, why)
+
+    def _settle_cut_off(self, action: Action, stopped: bool, why: str) -> None:
+        action_id = action.id
         if action.state == "approved" and (action.decided_by is not None or not stopped):
             by = f"the approval by {action.decided_by}" if action.decided_by else "its run"
             self._back_to_person(action, f"{by} was cut off ({why}) before anything ran; it "
@@ -272,10 +277,11 @@ class Executor:
         async with lock:
             try:
                 return await self._run(action_id, actor, by_person)
-            except StoreError:
+            except StoreError as exc:
                 # someone else decided meanwhile (a person's reject): theirs stands
                 now = self.actions.get(action_id)
-                if now.state == "approved":
+                if now.state in ("approved", "executing"):
+                    self._cut_off(action_id, exc)
                     raise
                 return now
             except BaseException as exc:

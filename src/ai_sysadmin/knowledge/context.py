@@ -94,7 +94,9 @@ def _latest_outcome(items: list[_Item]) -> list[_Item]:
         # its past incident on this very failure before a note learned from it
         latest = max((i for i in group if i.worked == last), key=lambda i: (i.same, i.when))
         # first: a background line is cut short, and this is what it must say
-        note = ("(this fix has worked and has failed here; the last time it "
+        # fleet-wide, as the notes learned from its runs are: a fix whose outcomes differ
+        # guides no more unless it worked the last time, wherever that was
+        note = ("(this fix has both worked and failed on this fleet; the last time it "
                 f"{'worked' if latest.worked else 'did NOT work'}) ")
         for item in group:
             replaced[id(item)] = None

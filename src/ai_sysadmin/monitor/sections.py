@@ -382,7 +382,7 @@ def _journal_failure(stderr: str, query: JournalQuery, snap: Snapshot) -> Transp
     if query.after_cursor and "cursor" in stderr.lower():
         # a cursor from another journal (reinstalled host, wiped /var/log/journal) would
         # fail forever: start again from now, and say what may be missed
-        snap.journal_cursor = f"{SINCE_PREFIX}{snap.taken_at:.6f}"
+        snap.journal_cursor = f"{SINCE_PREFIX}{snap.host_time():.6f}"  # the journal's clock
         return TransportError("the stored journal cursor was rejected; reading again from now "
                               "(entries before may be skipped)")
     return TransportError(f"journalctl: {stderr.strip()[:200]}")

@@ -120,8 +120,8 @@ class RedisQueue(LeasedQueue):
         return bool(cancelled)
 
     def abandon(self, request_id: str) -> bool:
-        abandoned = self._run("abandon", request_id, RETENTION_SECONDS,
-                              doing="abandon a request")
+        abandoned = self._run("abandon", request_id, self.max_attempts, EXHAUSTED_ERROR,
+                              RETENTION_SECONDS, doing="abandon a request")
         self._wake()
         return bool(abandoned)
 

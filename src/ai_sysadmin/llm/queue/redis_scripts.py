@@ -157,14 +157,16 @@ finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[5]))
 return 1
 """
 
-# ARGV: prefix, id, retention -> 1 cancelled, 0 not pending or joined by another caller
+# ARGV: prefix, id, max attempts, exhausted error, retention -> 1 cancelled, 0 not pending or
+# joined by another caller
 ABANDON = _COMMON + """
 local now = clock()
+recover(now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 local h = rec(ARGV[2])
 if redis.call('HGET', h, 'state') ~= 'pending' or redis.call('HGET', h, 'joined') == '1' then
   return 0
 end
-finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[3]))
+finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[5]))
 return 1
 """
 

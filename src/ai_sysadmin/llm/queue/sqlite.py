@@ -207,6 +207,7 @@ class SqliteQueue(LeasedQueue):
     def abandon(self, request_id: str) -> bool:
         now = time.time()
         with self._tx("abandon a request") as conn:
+            self._requeue_expired(conn, now)
             done = conn.execute(
                 "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
                 "lease_until = NULL WHERE id = ? AND state = 'pending' AND joined = 0",
