@@ -35,3 +35,35 @@ def test_this_machine_is_checked_even_if_an_old_database_says_removed(settings, 
     asyncio.run(daemon.check_host(daemon.checkers[0], "interval"))
 
     assert daemon.runtime.checkers["here"].previous is not None
+
+
+def test_housekeeping_settles_what_a_dead_approve_left_and_expires_answers(settings,
+                                                                           store) -> None:
+    """Every check interval, while the daemon runs: not only at its start."""
+    import time
+
+    from ai_sysadmin.executor import Executor
+
+    settings = settings.model_copy(update={"check_interval": 0.05})
+    daemon = Daemon(Runtime(settings, store, [LocalTransport("here")]))
+    executor = Executor(settings, store, {"here": LocalTransport("here")})
+    approved = asyncio.run(executor.propose("here", "vacuum_journal", {"max_size": "500M"}))
+    executor.actions.move(approved.id, "approved", "alice", "ok")
+    lapsing = asyncio.run(executor.propose("here", "vacuum_journal", {"max_size": "400M"}))
+    with store.db.transaction() as conn:  # alice's `approve` died; the other's TTL passed
+        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (approved.id,))
+        conn.execute("UPDATE actions SET expires_at=? WHERE id=?", (time.time() - 1,
+                                                                    lapsing.id))
+
+    async def a_few_intervals() -> None:
+        loop = asyncio.create_task(daemon._housekeeping_loop(executor))
+        deadline = time.monotonic() + 10
+        while executor.actions.get(lapsing.id).state != "expired" or \
+                executor.actions.get(approved.id).state != "pending":
+            assert time.monotonic() < deadline and not loop.done()
+            await asyncio.sleep(0.02)
+        daemon.stop_event.set()
+        await asyncio.wait_for(loop, 5)
+
+    asyncio.run(a_few_intervals())
+    assert executor.actions.get(approved.id).started_at is None  # a person's, never run
