@@ -290,14 +290,19 @@ def test_new_commands_shown_again_get_the_whole_time_for_an_answer(quick, store,
 def test_a_burst_named_by_a_journal_identifier_never_authorises_an_automatic_restart(
         settings, store, host) -> None:
     # `logger -t app.service` from any user: the burst's source reads like the unit
-    burst = Finding(HOST, "journal_error_burst", "app.service", Severity.WARNING,
-                    "25 journal errors from app.service in 300 s")
+    from ai_sysadmin.monitor.snapshot import JournalEntry
+
+    spoofed = JournalEntry("s=a;i=1", 0.0, 3, "x", identifier="app.service").source
+    assert spoofed == "app.service (syslog identifier)"
+    burst = Finding(HOST, "journal_error_burst", spoofed, Severity.WARNING,
+                    f"25 journal errors from {spoofed} in 300 s")
     (incident_id,) = store.record_check(HOST, [burst], {"journal_error_burst"}).opened
     executor = Executor(settings.model_copy(update={"autonomy_level": "auto-full"}), store,
                         {HOST: host})
     action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
                                           incident_id=incident_id))
-    assert action.state == "pending" and "no incident names this unit" in action.reason
+    assert action.state == "pending" and "the incident is about" not in action.reason
+    assert "no incident names this unit" in action.reason
     failed = incident(store)  # systemd itself says app.service failed: that one may
     auto = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
                                         incident_id=failed))

@@ -109,13 +109,17 @@ def test_a_request_submitted_twice_is_answered_once(
     queue = make_queue()
     with ScriptedModel([echo] * 4) as model:
         async def run() -> tuple[list[str], list[str]]:
+            calls = [QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=KEY, timeout=10)
+                     for _ in range(2)]
+            # both asked before a worker answers (a remote queue submits from a thread: with
+            # a worker already serving, the first could be answered before the second asks)
+            asking = [asyncio.create_task(llm(conversation("disk usage"), [])) for llm in calls]
+            while not all(llm.request_ids for llm in calls):
+                await asyncio.sleep(0.01)
             async with serving(queue, build_handler(model_settings(model, tmp_path))):
-                calls = [QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=KEY, timeout=10)
-                         for _ in range(2)]
-                answers = await asyncio.gather(*(llm(conversation("disk usage"), [])
-                                                 for llm in calls))
-                return ([a.message.content for a in answers],
-                         [i for llm in calls for i in llm.request_ids])
+                answers = await asyncio.gather(*asking)
+            return ([a.message.content for a in answers],
+                    [i for llm in calls for i in llm.request_ids])
 
         answers, request_ids = asyncio.run(run())
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 from ..hosts.osinfo import OsInfo
 
+#: what a systemd unit's name ends with
+UNIT_SUFFIXES = (".service", ".socket", ".target", ".device", ".mount", ".automount", ".swap",
+                 ".timer", ".path", ".slice", ".scope")
+
 
 @dataclass(frozen=True, slots=True)
 class CpuTimes:
@@ -88,7 +92,14 @@ class JournalEntry:
 
     @property
     def source(self) -> str:
-        return self.unit or self.identifier or "unknown"
+        """The unit that wrote it (as journald or PID 1 names it), else its identifier, which
+        any sender chooses: one that reads like a unit name says so in words, so that it is
+        never taken for that unit (`logger -t nginx.service`)."""
+        if self.unit:
+            return self.unit
+        if self.identifier and self.identifier.endswith(UNIT_SUFFIXES):
+            return f"{self.identifier} (syslog identifier)"
+        return self.identifier or "unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ class JournalErrorBurst(Rule):
     name = "journal_error_burst"
     requires = ("journal",)
     description = "A burst of journal errors from one unit or program."
+    #: its source: a unit journald or PID 1 named, or an identifier that cannot read as one
+    subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
