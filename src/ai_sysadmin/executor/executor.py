@@ -37,6 +37,12 @@ def _shown(argv: list[str]) -> str:
         return " ".join([argv[0], "-c", "SCRIPT", *argv[3:]])[:300]
     return " ".join(argv)[:300]
 
+def _changed(action: Action, plan: Plan) -> list[list[str]] | None:
+    """What ``plan`` runs, where that is not what the action was decided (and shown) with."""
+    commands = [list(c) for c in plan.commands]
+    return commands if commands != [list(c) for c in action.plan.get("commands", [])] else None
+
+
 _STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
               "execute": "approved"}
 
@@ -63,6 +69,11 @@ class Executor:
         #: again because it kept being needed (escalated), once its state is recorded: the
         #: knowledge base learns from it
         self.outcome_listeners: list[Callable[[Action], Awaitable[None]]] = []
+
+    @property
+    def _ttl(self) -> float:
+        """Seconds a person has to answer an action that waits for one."""
+        return self.settings.safety.approval_ttl_hours * 3600
 
     def _own_checker(self, host: str) -> HostChecker:
         if host not in self._checkers:
@@ -131,7 +142,7 @@ class Executor:
             state = "recorded"
             reason = (f"dry run (executor.dry_run): would run "
                       f"{[list(c) for c in plan.commands]}; {reason}")
-        ttl = self.settings.safety.approval_ttl_hours * 3600 if state == "pending" else None
+        ttl = self._ttl if state == "pending" else None
 
         def record() -> Action:
             # a pending action and its incident's wait are one write: nobody (a person's
@@ -194,14 +205,12 @@ class Executor:
         if not plan.allowed:
             why = f"refused on approval by the policy: {plan.reason}"
             return self._ended(self.actions.move(action_id, "refused", who, why), again=why)
-        commands = [list(c) for c in plan.commands]
-        if commands != [list(c) for c in action.plan.get("commands", [])]:
+        if (commands := _changed(action, plan)) is not None:
             # the person saw other commands: they approve what runs now, or nothing runs
             return self.actions.replan(
                 action_id, plan.to_dict(), plan.subject, plan.risk,
                 f"not run: what it would run changed since it was decided, to {commands} "
-                f"(risk {plan.risk}); approve again to run that", who,
-                self.settings.safety.approval_ttl_hours * 3600)
+                f"(risk {plan.risk}); approve again to run that", who, self._ttl)
         if action.incident_id is not None and not await self._finding_present(action):
             return self.actions.move(action_id, "not_needed", who,
                                      "the finding is gone: no longer needed, not run")
@@ -297,10 +306,9 @@ class Executor:
             why = f"refused by the policy just before running: {fresh.reason}"
             return self._ended(self.actions.move(action.id, "refused", "executor", why),
                                again=why)
-        decided = [list(c) for c in action.plan.get("commands", [])]
-        if [list(c) for c in fresh.commands] != decided:
+        if (commands := _changed(action, fresh)) is not None:
             return self._back_to_person(action, "what it would run changed since it was "
-                                        f"decided: {[list(c) for c in fresh.commands]}")
+                                        f"decided: {commands}")
         # a person's yes survives a restart: the action records who approved it
         person = by_person or action.decided_by is not None
         if not person and decide(self.settings.autonomy_level,
@@ -310,10 +318,9 @@ class Executor:
         return None
 
     def _back_to_person(self, action: Action, why: str) -> Action:
-        ttl = self.settings.safety.approval_ttl_hours * 3600
         with self.store.db.transaction():  # as in propose: the action and its incident at once
             moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}",
-                                      ttl_seconds=ttl)
+                                      ttl_seconds=self._ttl)
             if action.incident_id is not None:
                 self._incident_to(action.incident_id, "awaiting_approval",
                                   f"action {action.id} waits for approval: {why}")

@@ -69,15 +69,16 @@ class Dispatcher:
                 Outbox.mark(conn, [e.id for e in storm for e in groups[e.repeat_key]], "storm",
                             "held for a digest")
                 fresh = [e for e in fresh if e.kind not in STORM_KINDS]
+            held: dict[str, list[OutboxEvent]] = {}
+            for event in Outbox.events(conn, ("repeat",)) if fresh else ():
+                held.setdefault(event.repeat_key, []).append(event)
             for event in fresh:
                 message = self._send(conn, [event], render(event, self.settings.ai_name), now,
                                      event.kind)
                 made.append(message)
                 # what this pass and earlier held repeats said of it is old news now: released
                 # after this message, it would tell the person something no longer true
-                older = groups[event.repeat_key][:-1] + [
-                    e for e in Outbox.events(conn, ("repeat",))
-                    if e.repeat_key == event.repeat_key]
+                older = groups[event.repeat_key][:-1] + held.get(event.repeat_key, [])
                 Outbox.mark(conn, [e.id for e in older], "suppressed",
                             "counted in a later message", message)
             made += self._release_repeats(conn, now)

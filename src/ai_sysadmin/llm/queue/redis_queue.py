@@ -114,16 +114,16 @@ class RedisQueue(LeasedQueue):
         return state in ("done", "failed", "cancelled")
 
     def cancel(self, request_id: str) -> bool:
-        cancelled = self._run("cancel", request_id, self.max_attempts, EXHAUSTED_ERROR,
-                              RETENTION_SECONDS, doing="cancel a request")
-        self._wake()
-        return bool(cancelled)
+        return self._cancel(request_id, "cancel a request")
 
     def abandon(self, request_id: str) -> bool:
-        abandoned = self._run("abandon", request_id, self.max_attempts, EXHAUSTED_ERROR,
-                              RETENTION_SECONDS, doing="abandon a request")
+        return self._cancel(request_id, "abandon a request", unjoined=True)
+
+    def _cancel(self, request_id: str, doing: str, unjoined: bool = False) -> bool:
+        cancelled = self._run("cancel", request_id, self.max_attempts, EXHAUSTED_ERROR,
+                              RETENTION_SECONDS, int(unjoined), doing=doing)
         self._wake()
-        return bool(abandoned)
+        return bool(cancelled)
 
     def pending_keyed(self, coalesce_key: str) -> list[str]:
         def read(r: redis.Redis) -> list[tuple[str, str | None]]:

@@ -148,24 +148,14 @@ to_pending(ARGV[2])
 return 1
 """
 
-# ARGV: prefix, id, max attempts, exhausted error, retention -> 1 cancelled, 0 not pending
+# ARGV: prefix, id, max attempts, exhausted error, retention, '1' only if no other caller
+# joined it (abandon) or '0' -> 1 cancelled, 0 not pending (or joined)
 CANCEL = _COMMON + """
 local now = clock()
 recover(now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
-if redis.call('HGET', rec(ARGV[2]), 'state') ~= 'pending' then return 0 end
-finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[5]))
-return 1
-"""
-
-# ARGV: prefix, id, max attempts, exhausted error, retention -> 1 cancelled, 0 not pending or
-# joined by another caller
-ABANDON = _COMMON + """
-local now = clock()
-recover(now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 local h = rec(ARGV[2])
-if redis.call('HGET', h, 'state') ~= 'pending' or redis.call('HGET', h, 'joined') == '1' then
-  return 0
-end
+if redis.call('HGET', h, 'state') ~= 'pending' then return 0 end
+if ARGV[6] == '1' and redis.call('HGET', h, 'joined') == '1' then return 0 end
 finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[5]))
 return 1
 """
@@ -189,6 +179,6 @@ return redis.call('ZCOUNT', workers, '(' .. (clock() - tonumber(ARGV[2])), '+inf
 
 SCRIPTS = {
     "submit": SUBMIT, "claim": CLAIM, "renew": RENEW, "complete": COMPLETE,
-    "release": RELEASE, "cancel": CANCEL, "abandon": ABANDON, "announce": ANNOUNCE,
+    "release": RELEASE, "cancel": CANCEL, "announce": ANNOUNCE,
     "live_workers": LIVE_WORKERS,
 }

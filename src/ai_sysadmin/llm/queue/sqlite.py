@@ -193,24 +193,20 @@ class SqliteQueue(LeasedQueue):
         return self._request(rows[0], time.time())
 
     def cancel(self, request_id: str) -> bool:
-        now = time.time()
-        with self._tx("cancel a request") as conn:
-            self._requeue_expired(conn, now)
-            done = conn.execute(
-                "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
-                "lease_until = NULL WHERE id = ? AND state = 'pending'",
-                (now, request_id),
-            ).rowcount
-        self._wake()
-        return bool(done)
+        return self._cancel(request_id, "cancel a request")
 
     def abandon(self, request_id: str) -> bool:
+        return self._cancel(request_id, "abandon a request", unjoined=True)
+
+    def _cancel(self, request_id: str, doing: str, unjoined: bool = False) -> bool:
+        """Cancel a pending request (``unjoined``: one no other caller joined)."""
         now = time.time()
-        with self._tx("abandon a request") as conn:
+        with self._tx(doing) as conn:
             self._requeue_expired(conn, now)
             done = conn.execute(
                 "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
-                "lease_until = NULL WHERE id = ? AND state = 'pending' AND joined = 0",
+                "lease_until = NULL WHERE id = ? AND state = 'pending'"
+                + (" AND joined = 0" if unjoined else ""),
                 (now, request_id),
             ).rowcount
         self._wake()
