@@ -57,8 +57,14 @@ class JsonLines(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+#: control characters as a reader of a journal line sees them: ``\\n``, ``\\x1b``
+_VISIBLE = {code: repr(chr(code))[1:-1] for code in (*range(32), 127)}
+
+
 class Console(logging.Formatter):
-    """``[hal] orchestrator: message`` on stderr (journald adds the time)."""
+    """``[hal] orchestrator: message`` on stderr (journald adds the time), one line a record:
+    a message quotes host text (a remote command's stderr, a journal's host name), and a
+    newline in it would start a line of its own in the journal, posing as ours."""
 
     def __init__(self, ai_name: str, mask: Mask = _same) -> None:
         super().__init__()
@@ -67,8 +73,8 @@ class Console(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         channel = record.name.rsplit(".", 1)[-1]
-        return (f"[{self.ai_name}] {channel} {record.levelname.lower()}: "
-                f"{self.mask(record.getMessage())}")
+        message = self.mask(record.getMessage()).translate(_VISIBLE)
+        return f"[{self.ai_name}] {channel} {record.levelname.lower()}: {message}"
 
 
 def configure(log_dir: Path, ai_name: str, console: bool = False, mask: Mask = _same) -> None:
