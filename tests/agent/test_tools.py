@@ -126,6 +126,29 @@ def test_reachability_over_tcp_of_this_host(ctx) -> None:
     assert closed.status == "ok" and "is NOT reachable over TCP" in closed.output
 
 
+def test_reachability_of_a_remote_system_given_as_a_table(settings, store) -> None:
+    """A ``[[remote_systems]]`` table is reached by its shown name or its address; what is
+    connected to is the address."""
+    import socket
+
+    from ai_sysadmin.agent.context import ToolContext
+    from ai_sysadmin.config import RemoteSystem
+    from ai_sysadmin.hosts.transport import LocalTransport
+
+    tabled = settings.model_copy(update={"remote_systems": [
+        RemoteSystem(host="127.0.0.1", name="nas"), "admin@web1:2222"]})
+    ctx = ToolContext(tabled, {"testhost": LocalTransport("testhost")}, "testhost", store)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        by_name = call(ctx, "check_reachability", host="nas", port=port)
+        by_address = call(ctx, "check_reachability", host="127.0.0.1", port=port)
+    assert by_name.status == "ok" and f"nas:{port} accepts TCP connections" in by_name.output
+    assert by_address.status == "ok" and "accepts TCP connections" in by_address.output
+    refused = call(ctx, "check_reachability", host="db1", port=port)
+    assert refused.status == "refused"
+    assert "managed: 127.0.0.1, nas, testhost, web1" in refused.output
+
+
 def _programs_on_path(monkeypatch, tmp_path: Path, **scripts: str) -> None:
     for name, body in scripts.items():
         program = tmp_path / name

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ...aio import within
 from ...errors import TransportError
+from ...hosts.inventory import configured_hosts
 from ...hosts.transport import LocalTransport
 from ..context import ToolContext
 from ..registry import ToolResult
@@ -26,12 +27,15 @@ async def check_reachability(
     port: Annotated[int, Field(ge=0, le=65535, description="TCP port; 0 or omit for ICMP.")] = 0,
 ) -> ToolResult:
     """Is a managed host reachable from here? TCP connect to a port, or one ICMP ping."""
-    managed = set(ctx.transports) | {h.split("@")[-1].split(":")[0]
-                                     for h in ctx.settings.remote_systems}
+    # a configured host by its shown name or its address; what is reached is the address
+    address = {spec.name: spec.host for spec in configured_hosts(ctx.settings)}
+    address |= {spec.host: spec.host for spec in configured_hosts(ctx.settings)}
+    managed = set(ctx.transports) | set(address)
     if host not in managed:
         return ToolResult("refused", f"{host!r} is not a managed host; managed: "
                           f"{', '.join(sorted(managed))}", from_host=False)
-    target = "127.0.0.1" if host in ctx.transports and host == ctx.default_host else host
+    target = ("127.0.0.1" if host in ctx.transports and host == ctx.default_host
+              else address.get(host, host))
     if port:
         started = time.monotonic()
         try:
