@@ -43,6 +43,9 @@ BASELINE_REASON = "interval"
 #: the checks that may keep a costly reading while it is recent (``Section.every``): the
 #: daemon's own; a fix's verification, an approval and a person asking read the host afresh
 KEEPING_REASONS = frozenset({BASELINE_REASON, "journal"})
+#: how far ahead of the host's clock (read in the same collection) a journal entry may be
+#: stamped and still count: journald's stamps and the host's uptime are read a moment apart
+FUTURE_SLACK_SECONDS = 60.0
 
 
 class HostChecker:
@@ -84,10 +87,15 @@ class HostChecker:
         return self.transport.host
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
-        self.window.extend(snapshot.journal or [])
-        horizon = snapshot.host_time() - self.settings.thresholds.journal_burst_window_seconds
-        while self.window and self.window[0].timestamp < horizon:
-            self.window.popleft()
+        """The entries of the burst window, on the host's clock. Arrival order is not time
+        order (a journal-remote sender with a wrong clock, a clock stepped back): the
+        window is filtered whole, and an entry stamped ahead of the host's clock is left
+        out (kept, it would count in every burst and hold every older entry with it)."""
+        now = snapshot.host_time()
+        horizon = now - self.settings.thresholds.journal_burst_window_seconds
+        ahead = now + FUTURE_SLACK_SECONDS
+        self.window = deque(entry for entry in (*self.window, *(snapshot.journal or []))
+                            if horizon <= entry.timestamp <= ahead)
         return list(self.window)
 
     async def check(self, reason: str = "interval") -> CheckReport:
