@@ -7,6 +7,8 @@ import asyncio
 import atexit
 import contextlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,23 @@ def _debug(settings: Settings) -> None:
 
 
 def _history_file(settings: Settings) -> Path:
-    return settings.state_dir / "chat_history"
+    """Each person's own (``$XDG_STATE_HOME``, else ``~/.local/state``), never the state
+    directory: the daemon's user owns that, and a chat run with sudo would read what it
+    planted there and write through a link it made."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ai-sysadmin" / f"{settings.ai_name}-chat-history"
+
+
+def _own_file(path: Path) -> bool:
+    """``path`` is absent, or a plain file of this user's: a history is read and written
+    only there (readline follows links)."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
 
 
 def action_conversation(runtime: Runtime, action: Action, message: str | None) -> None:
@@ -106,8 +124,9 @@ def _history(settings: Settings) -> None:
         return
     history = _history_file(settings)
     with contextlib.suppress(OSError):
-        history.parent.mkdir(parents=True, exist_ok=True)
-        readline.read_history_file(history)
+        history.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if _own_file(history):
+            readline.read_history_file(history)
     readline.set_history_length(1000)
     atexit.register(lambda: _save_history(readline, history))
 
@@ -188,7 +207,9 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
 
 def _save_history(readline: Any, path: Path) -> None:
     with contextlib.suppress(OSError):
-        readline.write_history_file(path)
+        if _own_file(path):
+            readline.write_history_file(path)
+            path.chmod(0o600)
 
 
 def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
