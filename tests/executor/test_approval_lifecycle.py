@@ -307,3 +307,32 @@ def test_a_burst_named_by_a_journal_identifier_never_authorises_an_automatic_res
     auto = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
                                         incident_id=failed))
     assert auto.state == "approved", auto.reason
+
+
+def test_a_fix_for_an_incident_that_cleared_while_it_was_investigated_does_not_run(
+        quick, store, host) -> None:
+    # the unit failed, systemd restarted it by itself, and the next check resolved the
+    # incident while the model was still at work; then its restart comes in
+    executor = Executor(quick.model_copy(update={"autonomy_level": "auto-safe"}), store,
+                        {HOST: host})
+    incident_id = incident(store)
+    assert store.record_check(HOST, [], {"failed_unit"}).resolved == [incident_id]
+    learned: list[Action] = []
+
+    async def learn(action: Action) -> None:
+        learned.append(action)
+
+    executor.outcome_listeners.append(learn)
+    asyncio.run(executor.decide_and_act(incident_id, HOST, [
+        {"kind": "restart_unit", "parameters": {"unit": "app.service"}}]))
+    [action] = executor.actions.find(("not_needed",))
+    assert action.incident_id == incident_id and host.commands() == []
+    assert history(store, action.id)[-1][1].endswith(
+        f"incident {incident_id} is resolved: no longer needed, not run")
+    assert learned == [] and store.get(incident_id).state == "resolved"
+    # while the incident is live the same fix runs
+    live = incident(store, "other.service")
+    host.show.write_text(unit_show("other.service"))
+    asyncio.run(executor.decide_and_act(live, HOST, [
+        {"kind": "restart_unit", "parameters": {"unit": "other.service"}}]))
+    assert host.commands() == ["systemctl restart -- other.service"]

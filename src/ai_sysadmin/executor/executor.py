@@ -26,6 +26,7 @@ from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, IncidentStore
 from ..store.actions import this_process
+from ..store.incidents import LIVE_STATES
 from .host_facts import Self, own_identity, read_facts
 
 log = logging.getLogger("ai_sysadmin.actions")
@@ -326,6 +327,19 @@ class Executor:
                                   f"action {action.id} waits for approval: {why}")
         return moved
 
+    def _incident_over(self, action: Action) -> str | None:
+        """Why the action's incident no longer needs it (resolved or closed); None while it
+        is live, or for an action of no incident."""
+        if action.incident_id is None:
+            return None
+        try:
+            incident = self.store.get(action.incident_id)
+        except (StoreError, AiSysadminError):
+            return None
+        if incident.state in LIVE_STATES:
+            return None
+        return f"incident {incident.id} is {incident.state}: no longer needed, not run"
+
     async def _reachable(self, action: Action) -> str | None:
         """Why the host cannot take a command now; None when it answers. Asked before the
         action is claimed: an unreachable host must not cost an at-most-once action."""
@@ -342,6 +356,11 @@ class Executor:
         action = self.actions.get(action_id)
         if action.state != "approved":
             return action
+        if not by_person and (over := self._incident_over(action)) is not None:
+            # cleared while it was investigated (systemd restarted the unit, the host was
+            # removed): a fix for a healthy host would run for nothing and be learned as
+            # one that works
+            return self.actions.move(action_id, "not_needed", "executor", over)
         if (why := await self._reachable(action)) is not None:
             return self._back_to_person(action, f"not run, nothing ran: {why}; it can be "
                                         "approved again")
