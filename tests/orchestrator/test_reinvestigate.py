@@ -88,7 +88,7 @@ def test_the_sweeps_seeing_a_scheduled_investigation_do_not_start_a_second_one(
             await asyncio.wait_for(asyncio.shield(first), 30)
             for _ in range(20):  # let a wrongly queued second run start, if there were one
                 await asyncio.sleep(0)
-            second = investigator.running[incident_id] is not first
+            second = investigator.running.get(incident_id, first) is not first
             await investigator.close()
             return [*picked, *([incident_id] if second else [])]
 
@@ -171,3 +171,52 @@ def test_a_failing_store_never_ends_the_retry_loop(tmp_path: Path, monkeypatch) 
 
     asyncio.run(go())
     assert calls["n"] >= 2 and picked[0] == incident_id
+
+
+class StoreThatFailsOnce(IncidentStore):
+    """The database fails the first time a failed investigation is recorded (locked past its
+    timeout, a full disk): the failure's own handling fails."""
+
+    failed = False
+
+    def record_investigation(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if not self.failed and args[2] is not None:
+            self.failed = True
+            import sqlite3
+            raise sqlite3.OperationalError("database is locked")
+        super().record_investigation(*args, **kwargs)
+
+
+def test_an_investigation_that_escapes_its_own_handling_is_logged_and_not_left_stuck(
+        tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.scripted_model import http_error
+
+    script = [http_error(503, '{"error":"server overloaded"}')]
+    with ScriptedModel(script) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = StoreThatFailsOnce(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        async def go() -> bool:
+            investigator = Investigator(
+                settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
+                knowledge=KnowledgeRecall(settings))
+            investigator.schedule(incident_id, again=False)
+            task = investigator.running[incident_id]
+            await asyncio.wait({task}, timeout=30)
+            for _ in range(5):  # its done-callback runs on the next turns of the loop
+                await asyncio.sleep(0)
+            kept = incident_id in investigator.running
+            await investigator.close()
+            return kept
+
+        with caplog.at_level("ERROR", logger="ai_sysadmin.decisions"):
+            assert asyncio.run(go()) is False
+    assert store.failed
+    [record] = [r for r in caplog.records if "ended by OperationalError" in r.getMessage()]
+    assert record.exc_info is not None
+    incident = store.get(incident_id)
+    assert incident.state == "open"  # the retry sweep picks it up again
+    assert "OperationalError: database is locked" in (incident.investigation_error or "")
+    assert [i.id for i in store.investigation_due(time.time() + 3600)] == [incident_id]

@@ -107,6 +107,8 @@ class Investigator:
         the incident changed (opened, reopened), so one already running is followed by
         another; the periodic sweeps pass False, since what they see is that same run's
         incident, and a second run right after it would skip the retry backoff."""
+        if self._closing:
+            return False  # a check that ends while the daemon stops starts nothing new
         task = self.running.get(incident_id)
         if task is not None and not task.done():
             if again:
@@ -118,12 +120,37 @@ class Investigator:
         return True
 
     def _ended(self, incident_id: int, task: asyncio.Task[None]) -> None:
-        if self._closing or self.running.get(incident_id) is not task:
+        if self.running.get(incident_id) is not task:
             return
+        del self.running[incident_id]  # one a day for months: not kept once done
+        if self._closing:
+            return
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._escaped(incident_id, exc)
         if incident_id in self._again:
             self._again.discard(incident_id)
             # a no-op unless the incident is open or reopened again (``_run`` checks)
             self.schedule(incident_id)
+
+    def _escaped(self, incident_id: int, exc: BaseException) -> None:
+        """What ``_run``'s own handling did not catch (a store that failed while it recorded
+        a failure, a decision on the proposals that raised): said in the log, with its
+        traceback, and the incident open again for the retry sweep, not left investigating
+        until the next start."""
+        log.error("investigation of incident %d ended by %s: %s", incident_id,
+                  type(exc).__name__, redact(str(exc))[:300], exc_info=exc,
+                  extra={"incident": incident_id, "event": "investigation_crashed"})
+        reason = redact(f"{type(exc).__name__}: {exc}")[:300]
+        try:
+            incident = self.store.get(incident_id)
+            if incident.state == "investigating":
+                self.store.record_investigation(
+                    incident_id, None, reason, time.time() + backoff(
+                        self.settings.agent.retry_backoff_seconds,
+                        incident.investigation_attempts))
+        except Exception as again:  # the store is still failing: the next start settles it
+            log.error("incident %d stays investigating until a restart: %s", incident_id,
+                      redact(str(again))[:300], extra={"incident": incident_id})
 
     async def _run(self, incident_id: int) -> None:
         incident = await asyncio.to_thread(self.store.get, incident_id)
