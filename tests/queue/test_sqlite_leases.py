@@ -106,3 +106,24 @@ def test_a_queue_file_from_a_newer_program_is_refused_untouched(tmp_path: Path) 
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM requests WHERE id=?",
                             (request,)).fetchone()[0] == 1
+
+
+def test_answers_past_their_retention_are_deleted_while_the_queue_stays_open(
+        queue: SqliteQueue) -> None:
+    # a daemon opens its queue once and holds it for months
+    from ai_sysadmin.errors import NotFoundError
+    from ai_sysadmin.llm.queue.base import RETENTION_SECONDS
+
+    old_id = queue.submit("chat", {"messages": ["x" * 1000]}, "batch").request_id
+    claim = queue.claim("w1")
+    assert claim is not None and queue.complete(claim, {"answer": "old"})
+    with queue.db.transaction() as conn:  # a week and a day ago
+        conn.execute("UPDATE requests SET finished_at = finished_at - ? WHERE id = ?",
+                     (RETENTION_SECONDS + 86400, old_id))
+    queue.prune_every_seconds = 0  # as when an hour has passed since the last pruning
+    new_id = queue.submit("chat", {}, "batch").request_id
+    claim = queue.claim("w1")
+    assert claim is not None and queue.complete(claim, {"answer": "new"})
+    with pytest.raises(NotFoundError):
+        queue.get(old_id)
+    assert queue.get(new_id).result == {"answer": "new"}

@@ -108,10 +108,21 @@ class SqliteQueue(LeasedQueue):
             self.db = Database(self.path, MIGRATIONS, "queue")
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
+        self._pruned_at = 0.0
         with self._tx("clean up") as conn:
-            conn.execute(
-                "DELETE FROM requests WHERE finished_at < ?", (time.time() - RETENTION_SECONDS,)
-            )
+            self._prune(conn)
+
+    #: how often finished requests past their retention are deleted, besides at opening: a
+    #: daemon holds its queue open for months, and each request keeps its whole conversation
+    prune_every_seconds = 3600.0
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        now = time.monotonic()
+        if self._pruned_at and now - self._pruned_at < self.prune_every_seconds:
+            return
+        self._pruned_at = now
+        conn.execute("DELETE FROM requests WHERE finished_at < ?",
+                     (time.time() - RETENTION_SECONDS,))
 
     @contextlib.contextmanager
     def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -310,6 +321,7 @@ class SqliteQueue(LeasedQueue):
                 "AND state = 'in_flight'",
                 (state, body, error, time.time(), claim.request.id, claim.worker, claim.attempt),
             ).rowcount
+            self._prune(conn)
         self._wake()
         return bool(stored)
 
