@@ -560,6 +560,10 @@ class Settings(_Section):
         "suggest", description="observe | suggest | auto-safe | auto-full."
     )
     check_interval: float = Field(300, ge=1, description="Seconds between two full checks.")
+    journal_wake_gap: float = Field(
+        15, ge=0, description="Seconds a host's journal must wait for each check it wakes "
+        "beyond three in a row (errors that keep coming wake one check per gap; 0: no limit).",
+    )
     check_concurrency: int = Field(
         64, ge=1, description="Hosts collected at once (SSH handshakes and remote scripts in "
         "flight), like Ansible's forks; the others wait their turn.",

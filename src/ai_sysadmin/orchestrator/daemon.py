@@ -21,6 +21,7 @@ from ..monitor.snapshot import JournalEntry
 from ..store import HostStore
 from .checker import CheckReport, HostChecker
 from .investigator import Investigator
+from .pacing import WakeBudget
 from .runtime import Runtime
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -123,10 +124,13 @@ class Daemon:
             log.exception("check of %s failed", checker.host, extra={"host": checker.host})
 
     async def _triggered_loop(self, checker: HostChecker, wake: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        budget = WakeBudget(self.settings.journal_wake_gap)
         while True:
             await wake.wait()
-            await asyncio.sleep(DEBOUNCE_SECONDS)
+            await asyncio.sleep(max(DEBOUNCE_SECONDS, budget.wait(loop.time())))
             wake.clear()
+            budget.spend(loop.time())
             await self.check_host(checker, "journal")
 
     def _follow(self, checker: HostChecker) -> list[asyncio.Task[None]]:
