@@ -872,8 +872,9 @@ def load_settings(
         problems = [p for p in said if p is not None] or [
             "invalid value (pydantic gave no more)"]
         raise ConfigError(str(config_path), problems) from exc
-    # a URL with a password written in the file makes the file itself a secret of ours
-    if any(urlsplit(str(getattr_dotted(settings, key))).password
+    # a URL written in the file with what a URL's reader hides (a password, a user name a
+    # token often stands as, query values) makes the file itself a secret of ours
+    if any((url := str(getattr_dotted(settings, key))) != mask_secret_text(url)
            for key in _URL_KEYS if sources.get(key, "").startswith("file ")):
         settings._credential_files = (config_path,)
     return LoadedSettings(settings, config_path, found, sources)

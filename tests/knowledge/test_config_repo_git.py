@@ -105,6 +105,8 @@ def test_sync_indexes_text_files_then_only_what_changed(tmp_path: Path) -> None:
     assert not (repo.dir / "hosts").exists()
     assert repo.git("remote").strip() == ""
 
+    # the index says which repository it is of without its URL (a token may stand in it)
+    assert str(upstream.path) not in repo.state_path.read_text()
     # a second sync with nothing new reads nothing
     again = repo.sync(sink)
     assert (again.indexed, again.removed) == ([], [])
@@ -317,6 +319,16 @@ def test_a_token_in_the_repository_url_is_never_shown_and_guards_the_config_file
     settings = load_settings(config).settings
     # the file holds a credential: the model may not read it, whatever it is called
     assert config in settings.secret_files
+    # so it does with a token standing as the user name, or in the query
+    for url in ("https://0123456789abcdef0123@127.0.0.1:1/fleet.git",
+                "https://127.0.0.1:1/fleet.git?private_token=0123456789abcdef"):
+        other = tmp_path / "other.toml"
+        other.write_text(f'config_repo = "{url}"\nstate_dir = "{tmp_path / "state"}"\n')
+        assert other in load_settings(other).settings.secret_files, url
+    plain = tmp_path / "plain.toml"
+    plain.write_text(f'config_repo = "https://127.0.0.1:1/fleet.git"\n'
+                     f'state_dir = "{tmp_path / "state"}"\n')
+    assert plain not in load_settings(plain).settings.secret_files
     repo = ConfigRepo(settings)
     with pytest.raises(ConfigRepoError) as failed:
         repo.sync(ListSink())

@@ -13,6 +13,7 @@ files whose blob differs are chunked again; files gone from the branch leave the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -260,10 +261,16 @@ class ConfigRepo:
             data = json.loads(self.state_path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             return {}
-        if data.get("url") != self.url or data.get("branch") != self.branch:
+        if data.get("url") != self._url_key or data.get("branch") != self.branch:
             return {}  # another repository: everything is new
         files = data.get("files")
         return dict(files) if isinstance(files, dict) else {}
+
+    @property
+    def _url_key(self) -> str:
+        """Which repository the index is of, without the URL: a token in it would be left in
+        a file no policy guards."""
+        return "sha256:" + hashlib.sha256(self.url.encode()).hexdigest()
 
     def indexed_paths(self) -> dict[str, str]:
         """path -> blob of what the index holds now."""
@@ -271,7 +278,7 @@ class ConfigRepo:
 
     def _save(self, files: dict[str, str], commit: str) -> None:
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": self.url, "branch": self.branch, "commit": commit,
+        tmp.write_text(json.dumps({"url": self._url_key, "branch": self.branch, "commit": commit,
                                    "files": files}), encoding="utf-8")
         os.replace(tmp, self.state_path)
 
