@@ -52,6 +52,22 @@ def test_hosts_seen_in_the_journal_wait_to_be_accepted(cli, settings, store) -> 
     assert any(e["action"] == "host.discovered" for e in store.audit_log())
 
 
+def test_a_journal_sender_cannot_put_a_name_that_is_no_host_in_the_inventory(
+        cli, settings, store) -> None:
+    # journal-remote takes _HOSTNAME from its senders: "evil host" broke every later command
+    checker = HostChecker(LocalTransport("logserver"), settings, store)
+    entries = [JournalEntry(f"c{i}", 1.0, 4, "hi", hostname=h)
+               for i, h in enumerate(["logserver", "evil host", "-oProxyCommand=x", "web9"])]
+    checker.discover_hosts(Snapshot("logserver", 1.0, journal=entries))
+    assert {h["name"] for h in HostStore(store.db).all()} == {"web9"}
+    # one such name recorded before (by an older version) is refused on accepting it
+    HostStore(store.db).discover("bad name", "an older version")
+    code, _, err = cli("systems", "accept", "bad name")
+    assert code == 2 and "cannot accept 'bad name'" in err
+    assert names(cli, "--all")["bad name"] == "discovered"
+    assert cli("systems", "list")[0] == 0
+
+
 def test_refresh_checks_the_local_host(cli) -> None:
     code, out, _ = cli("systems", "refresh", "--json")
     (row,) = json.loads(out)

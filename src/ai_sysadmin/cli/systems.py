@@ -169,6 +169,10 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
     if row["status"] == "managed":
         out.print(f"{name} is already managed")
         return
+    try:
+        split_target(row["target"])  # what the journal named: any sender chooses it
+    except ValueError as exc:
+        raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
     hosts.set_status(name, "managed")
     out.print(f"{name} is managed now")
 

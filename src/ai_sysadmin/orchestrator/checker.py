@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..config import Settings
+from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding
@@ -169,6 +169,10 @@ class HostChecker:
             return  # a host's own journal names only itself (or the lab's own name)
         hosts = HostStore(self.store.db)
         for name in sorted(seen - own):
+            try:
+                check_host(name)  # any sender chooses its _HOSTNAME
+            except ValueError:
+                continue
             if hosts.discover(name, f"the journal of {self.host}"):
                 log.info("discovered %s in the journal of %s; accept it with `systems accept`",
                          name, self.host, extra={"host": name})
