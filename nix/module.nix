@@ -85,12 +85,12 @@ let
     (map sudoersWord ([ programs.sh "-c" cleanScript "ai-sysadmin-clean" ] ++ cleanPaths))
     + " -- *";
   # the action catalog's fixes, as `ai-sysadmin policy sudoers` prints them
+  # (regular expressions, whole: sudo's glob `*` takes spaces and dashes too; see
+  # safety/sudo_rules.py, which a test keeps this copy equal to)
   sudoCommands = [
-    "${programs.systemctl} restart -- *"
-    "${programs.systemctl} start -- *"
-    "${programs.systemctl} reset-failed -- *"
-    "${programs.journalctl} --vacuum-size=*"
-    "${programs.kill} -TERM *"
+    "${programs.systemctl} ${''^(restart|start|reset-failed) -- [A-Za-z0-9_\\][A-Za-z0-9_@\:.\\-]*\.(service|socket|timer|path|mount|automount|swap|slice|scope)$''}"
+    "${programs.journalctl} ${''^--vacuum-size\=[1-9][0-9]*[KMG]$''}"
+    "${programs.kill} ${''^-TERM [1-9][0-9]*$''}"
   ] ++ lib.optional (cleanPaths != [ ]) cleanRule;
 
   unitWord = s: builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] s;

@@ -8,10 +8,19 @@ from collections.abc import Callable
 from ..config import Settings
 from .clean_script import sudoers_rule
 
-#: the remediation argvs, with ``{program}`` for the executable's absolute path
+#: a unit the catalog's fixes start, restart or reset: one operand, systemd's characters,
+#: never an option's first character, and no target (poweroff, reboot, emergency, rescue)
+_UNIT = (r"[A-Za-z0-9_\\][A-Za-z0-9_@\:.\\-]*"
+         r"\.(service|socket|timer|path|mount|automount|swap|slice|scope)")
+#: the remediation argvs, with ``{program}`` for the executable's absolute path, as sudoers
+#: text. sudo matches a rule's arguments against the command's joined by spaces, where a
+#: glob's ``*`` takes spaces and dashes too (``kill -TERM -1``, ``restart -- a.service
+#: poweroff.target``): each is a regular expression, whole (sudo 1.9.10 or newer), in which
+#: sudoers' own ``\:`` and ``\=`` stand for ``:`` and ``=``.
 SUDO_SHAPES: tuple[str, ...] = (
-    "{systemctl} restart -- *", "{systemctl} start -- *", "{systemctl} reset-failed -- *",
-    "{journalctl} --vacuum-size=*", "{kill} -TERM *",
+    rf"{{systemctl}} ^(restart|start|reset-failed) -- {_UNIT}$",
+    r"{journalctl} ^--vacuum-size\=[1-9][0-9]*[KMG]$",
+    r"{kill} ^-TERM [1-9][0-9]*$",
 )
 
 
