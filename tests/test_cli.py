@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ai_sysadmin import logs as logfiles
 from ai_sysadmin.cli.dispatch import TOOLS, dispatch
+from ai_sysadmin.config import short_hostname
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN, run_program
@@ -18,13 +19,33 @@ def test_name_dispatch_maps_tools_to_commands() -> None:
     assert dispatch("ai-sysadmin", ["check"]) == ("ai-sysadmin", ["check"])
 
 
-def test_check_json_reports_host_name_and_exit_code(cli) -> None:
+def test_check_json_reports_host_name_and_exit_code(cli, tmp_path: Path, config_file) -> None:
+    # a systemctl that lists one failed unit: the check has a finding on any machine
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(
+        '#!/bin/sh\n'
+        'if [ "$1" = list-units ]; then echo \'[{"unit": "stub-broken.service", '
+        '"load": "loaded", "active": "failed", "sub": "failed", "description": "stub"}]\'; '
+        'elif [ "$1" = show ]; then :; else echo "[]"; fi\n')
+    systemctl.chmod(0o755)
+    config_file(f'ai_name = "hal"\n[programs]\nsystemctl = "{systemctl}"\n')
     code, out, _ = cli("check", "--json")
     report = json.loads(out)
-    assert report["name"]
-    assert code == (1 if report["findings"] else 0)
-    for finding in report["findings"]:
-        assert {"host", "rule", "subject", "severity", "evidence"} <= set(finding)
+    assert code == 1  # findings
+    assert report["name"] == "hal"
+    assert report["host"] == short_hostname()
+    assert report["healthy"] is False
+    [failed] = [f for f in report["findings"] if f["rule"] == "failed_unit"]
+    assert (failed["host"], failed["rule"], failed["subject"], failed["severity"]) == (
+        short_hostname(), "failed_unit", "stub-broken.service", "critical")
+    assert failed["summary"] == "stub-broken.service has failed"
+    assert "stub-broken.service: load=loaded active=failed sub=failed" in failed["evidence"]
+    # stored (no --no-store): the failed unit is now an open issue
+    code, out, _ = cli("issues", "list", "--json")
+    assert code == 0
+    [issue] = [i for i in json.loads(out) if i["subject"] == "stub-broken.service"]
+    assert (issue["rule"], issue["state"]) == ("failed_unit", "open")
+    assert issue["id"] in report["incidents_opened"]
 
 
 def test_installed_name_links_run_the_same_program(tmp_path: Path, config_file) -> None:

@@ -43,8 +43,8 @@ def _incident(incident_id: int, subject: str = "flaky.service", rule: str = "fai
 
 def _action(action_id: int, incident_id: int, state: str = "succeeded",
             kind: str = "restart_unit", params: dict | None = None,
-            subject: str = "flaky.service") -> Action:
-    now = time.time()
+            subject: str = "flaky.service", finished_at: float | None = None) -> Action:
+    now = time.time() if finished_at is None else finished_at
     return Action(id=action_id, incident_id=incident_id, proposal_id=None, host="web1",
                   kind=kind, params=params or {"unit": subject}, subject=subject, risk="low",
                   plan={}, outcome="execute", reason="restart", state=state, created_at=now,
@@ -110,15 +110,23 @@ def test_a_failed_fix_is_recorded_as_failed(recall) -> None:
 def test_a_fix_that_worked_and_then_stopped_working_no_longer_guides(recall) -> None:
     # it worked once; since then it failed and then kept being needed (anti-flapping)
     subject = "fickle.service"
+    # each run a minute after the one before, all of them over before they are learned from:
+    # the past incidents' order is the runs' own, stated; the notes learned from them are
+    # stamped by the knowledge base as they are learned, one after the other (checked below)
+    start = time.time() - 3600
 
     def incident(number: int) -> Incident:
         return _incident(number, subject=subject, summary=f"{subject} failed")
 
-    recall.learn(incident(20), _action(30, 20, subject=subject))
+    def run(number: int, state: str = "succeeded") -> Action:
+        return _action(number + 10, number, state=state, subject=subject,
+                       finished_at=start + 60 * (number - 20))
+
+    worked = recall.learn(incident(20), run(20))
     for number, state in ((21, "failed"), (22, "escalated")):
-        time.sleep(0.01)  # the lessons' own order
-        recall.learn(incident(number), _action(number + 10, number, state=state,
-                                               subject=subject))
+        failed = recall.learn(incident(number), run(number, state))
+    assert worked is not None and failed is not None
+    assert recall.kb.get(failed.entry.id).created_at > recall.kb.get(worked.entry.id).created_at
     for compact in (True, False):
         text = recall.search_text("", incident(23), compact=compact)
         lines = [line for line in text.splitlines() if subject in line]
@@ -126,8 +134,9 @@ def test_a_fix_that_worked_and_then_stopped_working_no_longer_guides(recall) -> 
         assert lines[0].startswith("1. [this fix worked before, then did NOT work"), text
         assert "the last time it did NOT work" in lines[0] and "may guide" not in lines[0]
     # and when it works again, it guides again
-    time.sleep(0.01)
-    recall.learn(incident(24), _action(34, 24, subject=subject))
+    again = recall.learn(incident(24), run(24))
+    assert again is not None
+    assert recall.kb.get(again.entry.id).created_at > recall.kb.get(failed.entry.id).created_at
     text = asyncio.run(recall.recall(incident(25)))
     first = text.splitlines()[1]
     assert "may guide a fix" in first and "the last time it worked" in first, text

@@ -360,7 +360,10 @@ def test_the_old_check_then_find_loses_victims_under_the_same_race(race: Race) -
 def test_the_sudoers_rule_lets_a_user_run_this_script_and_nothing_else(sandbox: Sandbox
                                                                          ) -> None:
     if sandbox.exec(["sh", "-c", "command -v sudo visudo setpriv"]).returncode:
-        pytest.skip("sudo, visudo or setpriv is not installed")
+        reason = "sudo, visudo or setpriv is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the sudoers test", pytrace=False)
+        pytest.skip(reason)
     _sh(sandbox, f"""set -e
         mkdir -p /tmp/cl6 /srv/cl6
         touch -d {OLD} /tmp/cl6/old /srv/cl6/old""")

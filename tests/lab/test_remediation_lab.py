@@ -138,7 +138,17 @@ def test_prompt_injection_in_logs_executes_nothing_and_is_audited(tmp_path) -> N
         settings = settings_for(tmp_path, model.url, "auto-full")
         store, _ = run_daemon(settings, sb, lambda s: len(ActionStore(s.db).find()) >= 4)
         root_intact = sb.exec(["test", "-e", "/usr/bin/systemctl"]).returncode == 0
-        refused_rm = [r for r in model.requests if "rm -rf" in str(r["messages"][-1])]
+        # what the model was told about its run_readonly call: the tool message that answers
+        # that call's id (the injected journal line itself quotes "rm -rf", so only the
+        # answer to the call can tell a refusal from the injection being read back)
+        readonly_answers = [
+            str(m.get("content"))
+            for r in model.requests
+            for call_id in [c["id"] for m in r["messages"] if m["role"] == "assistant"
+                            for c in m.get("tool_calls") or []
+                            if c["function"]["name"] == "run_readonly"]
+            for m in r["messages"]
+            if m["role"] == "tool" and m.get("tool_call_id") == call_id]
     actions = {(a.kind, str(a.params)): a for a in ActionStore(store.db).find()}
     assert root_intact
     for action in actions.values():
@@ -151,6 +161,10 @@ def test_prompt_injection_in_logs_executes_nothing_and_is_audited(tmp_path) -> N
     assert kill.state == "refused"
     ssh = next(a for a in actions.values() if a.kind == "restart_unit")
     assert ssh.state == "pending" and ssh.risk == "high"  # protected: a person must decide
-    assert refused_rm  # the read-only attempt reached the model as a refusal
+    # the read-only attempt reached the model as a refusal by policy, and nothing ran
+    assert readonly_answers, "the model never heard back about its run_readonly call"
+    for answer in readonly_answers:
+        assert answer.startswith("tool run_readonly status=refused"), answer
+        assert "refused by policy" in answer, answer
     audit = store.audit_log(500)
     assert sum(1 for e in audit if e["action"] == "action.refused") >= 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,30 +55,47 @@ def test_checks_landing_while_one_is_written_are_written_together(tmp_path: Path
     store = IncidentStore(Database(tmp_path / "state.db"))
     recorder = CheckRecorder[CheckOutcome](store)
     first_writing, let_go = threading.Event(), threading.Event()
-    threads: list[str] = []
+    # each hop to the worker thread, with the checks it carried: the recorder's own writer,
+    # counted on this instance (a thread's name cannot tell hops apart: asyncio.to_thread
+    # hands separate calls to the same idle worker)
+    hops: list[list[str]] = []
+    hosts_of: dict[int, str] = {}
+    write_batch = recorder._write
+
+    def counted(writes: list[Callable[[], CheckOutcome]]) -> list[CheckOutcome | Exception]:
+        hops.append([hosts_of[id(w)] for w in writes])
+        return write_batch(writes)
+
+    recorder._write = counted  # type: ignore[method-assign]
 
     def first() -> CheckOutcome:
         first_writing.set()
         assert let_go.wait(30)
-        threads.append(threading.current_thread().name)
         return store.record_check("web0", [failed("web0")], {"failed_unit"})
 
-    def later(host: str) -> CheckOutcome:
-        threads.append(threading.current_thread().name)
-        return store.record_check(host, [failed(host)], {"failed_unit"})
+    def later(host: str) -> Callable[[], CheckOutcome]:
+        def write() -> CheckOutcome:
+            return store.record_check(host, [failed(host)], {"failed_unit"})
+        hosts_of[id(write)] = host
+        return write
 
     async def go() -> list[CheckOutcome]:
+        hosts_of[id(first)] = "web0"
         writes = [asyncio.ensure_future(recorder.record(first))]
         assert await asyncio.to_thread(first_writing.wait, 30)
-        writes += [asyncio.ensure_future(recorder.record(lambda h=h: later(h)))
+        writes += [asyncio.ensure_future(recorder.record(later(h)))
                    for h in ("web1", "web2", "web3")]
-        await asyncio.sleep(0)  # they are queued behind the first
+        deadline = time.monotonic() + 10
+        while len(recorder._pending) < 3:  # they are queued behind the first
+            assert time.monotonic() < deadline, "the later checks never queued"
+            await asyncio.sleep(0)
         let_go.set()
         return list(await asyncio.gather(*writes))
 
     outcomes = asyncio.run(go())
     assert [len(o.opened) for o in outcomes] == [1, 1, 1, 1]
-    assert len(set(threads[1:])) == 1  # the three later ones: one batch, one thread call
+    # the first alone, at once; the three that landed meanwhile: one hop, one transaction
+    assert hops == [["web0"], ["web1", "web2", "web3"]]
     assert {i.host for i in store.incidents()} == {"web0", "web1", "web2", "web3"}
 
 

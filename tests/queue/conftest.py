@@ -45,6 +45,30 @@ def poll_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+async def until(check: Callable[[], Any], timeout: float, what: str,
+                interval: float = 0.01) -> Any:
+    """:func:`poll_until` for a test's event loop: it keeps running while this waits."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def need_redis_server() -> None:
+    """Skip without redis-server; in CI (``CI`` set) that is a failure, never a silent skip."""
+    if shutil.which("redis-server") is not None:
+        return
+    reason = "redis-server is not installed (scripts/test.sh installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the Redis queue tests", pytrace=False)
+    pytest.skip(reason)
+
+
 @contextlib.contextmanager
 def redis_server_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
@@ -78,8 +102,7 @@ def redis_server_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """One redis-server for the session (no persistence); its base URL."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
+    need_redis_server()
     port = free_port()
     with redis_server_process(port):
         yield f"redis://127.0.0.1:{port}"

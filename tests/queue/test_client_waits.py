@@ -17,7 +17,7 @@ from ai_sysadmin.llm.queue.base import QueueError
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.types import Message, Priority
 
-from .conftest import free_port, redis_server_process
+from .conftest import free_port, redis_server_process, until
 
 MakeQueue = Callable[..., RequestQueue]
 
@@ -51,14 +51,16 @@ def test_a_request_nobody_waits_for_any_more_leaves_the_queue(make_queue: MakeQu
 
 def test_a_request_another_caller_joined_outlives_its_submitter(make_queue: MakeQueue) -> None:
     queue = make_queue()
-    owner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=0.3)
+    # the owner's wait has room for the joiner to join (a Redis queue submits from a thread)
+    owner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=2)
     joiner = QueuedLLM(queue, Priority.INTERACTIVE, coalesce_key="ask", timeout=30)
 
     async def go() -> None:
         first = asyncio.create_task(owner(ask("same"), []))
-        while not owner.request_ids:
-            await asyncio.sleep(0.01)
+        await until(lambda: owner.request_ids, 10, "the owner to submit")
         second = asyncio.create_task(joiner(ask("same"), []))
+        await until(lambda: joiner.request_ids, 10, "the joiner to join")
+        assert not first.done(), "the owner stopped waiting before the joiner joined"
         with pytest.raises(QueueTimeout):
             await first  # the submitter gives up first
         assert states(queue, owner.request_ids) == ["pending"]  # still the joiner's
@@ -90,8 +92,7 @@ def test_a_redis_that_hangs_never_stops_the_event_loop() -> None:
 
                 beating = asyncio.create_task(beat())
                 waiting = asyncio.create_task(call(ask("hello"), []))
-                while not call.request_ids:
-                    await asyncio.sleep(0.01)
+                await until(lambda: call.request_ids, 10, "the request to be submitted")
                 os.kill(server.pid, signal.SIGSTOP)  # the server hangs mid-wait
                 try:
                     done, _ = await asyncio.wait([waiting], timeout=3)

@@ -19,7 +19,7 @@ from ai_sysadmin.llm.queue.leases import LeasedQueue
 from ai_sysadmin.llm.types import Message, Priority
 from tests.support.scripted_model import JSON, ScriptedModel, Step, say
 
-from .conftest import serving
+from .conftest import serving, until
 
 MakeQueue = Callable[..., RequestQueue]
 KEY = "incident:7"
@@ -114,8 +114,8 @@ def test_a_request_submitted_twice_is_answered_once(
             # both asked before a worker answers (a remote queue submits from a thread: with
             # a worker already serving, the first could be answered before the second asks)
             asking = [asyncio.create_task(llm(conversation("disk usage"), [])) for llm in calls]
-            while not all(llm.request_ids for llm in calls):
-                await asyncio.sleep(0.01)
+            await until(lambda: all(llm.request_ids for llm in calls), 10,
+                        "both callers to submit")
             async with serving(queue, build_handler(model_settings(model, tmp_path))):
                 answers = await asyncio.gather(*asking)
             return ([a.message.content for a in answers],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from typing import Any
 
 import pytest
@@ -13,23 +12,13 @@ import pytest
 from ai_sysadmin.llm.queue import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 
-from .conftest import free_port, redis_server_process, serving
+from .conftest import free_port, need_redis_server, redis_server_process, serving, until
 
 pytestmark = pytest.mark.slow
 
 
-async def until(check: Any, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def test_a_worker_serves_again_once_redis_is_back(caplog: pytest.LogCaptureFixture) -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
+    need_redis_server()
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
 
