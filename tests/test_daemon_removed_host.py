@@ -28,6 +28,37 @@ def test_a_host_removed_while_the_daemon_runs_is_checked_no_more(cli, settings, 
     assert HostStore(store.db).get("web9")["last_check"] is None
 
 
+def test_a_removed_host_is_followed_no_more_while_the_others_are(cli, settings, store) -> None:
+    # the daemon follows each host's journal (an SSH session on a remote one): a host
+    # removed while it runs must not keep one open, or reconnect to it forever
+    import time
+
+    running = settings.model_copy(update={"check_interval": 1.0,
+                                          "agent": settings.agent.model_copy(
+                                              update={"investigate": False})})
+    daemon = Daemon(Runtime(running, store, [LocalTransport("here"), LocalTransport("web9")]))
+    assert cli("systems", "add", "web9")[0] == 0
+
+    async def run_then_remove() -> tuple[bool, bool, bool]:
+        task = asyncio.create_task(daemon.run())
+        deadline = time.monotonic() + 20
+        while set(daemon._following) != {"here", "web9"}:
+            assert time.monotonic() < deadline, "the followers never started"
+            await asyncio.sleep(0.02)
+        web9 = daemon._following["web9"]
+        assert cli("systems", "remove", "web9")[0] == 0
+        while "web9" in daemon._following or not all(t.done() for t in web9):
+            assert time.monotonic() < deadline, "the removed host is still followed"
+            await asyncio.sleep(0.02)
+        here_followed = not any(t.done() for t in daemon._following["here"])
+        daemon.stop_event.set()
+        await asyncio.wait_for(task, 15)
+        return all(t.cancelled() for t in web9), here_followed, "here" in daemon._following
+
+    cancelled, here_followed, here_kept = asyncio.run(run_then_remove())
+    assert cancelled and here_followed and here_kept
+
+
 def test_this_machine_is_checked_even_if_an_old_database_says_removed(settings, store) -> None:
     HostStore(store.db).upsert("here", target=None, source="checked", status="removed")
     daemon = Daemon(Runtime(settings, store, [LocalTransport("here")]))

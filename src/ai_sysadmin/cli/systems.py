@@ -101,7 +101,8 @@ def add(
                               f"{app_state.loaded.config_path})")
     stored = join_target(user, host, port)
     _hosts(app_state).add(shown, target=stored, source="added")
-    out.print(f"{shown} ({stored}) is managed now; `systems refresh` checks it")
+    out.print(f"{shown} ({stored}) is managed now; `systems refresh` checks it, a running "
+              "daemon from its next start")
 
 
 @app.command("remove")
@@ -174,7 +175,7 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
     except ValueError as exc:
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
     hosts.set_status(name, "managed")
-    out.print(f"{name} is managed now")
+    out.print(f"{name} is managed now; a running daemon checks it from its next start")
 
 
 @app.command("refresh")

@@ -48,6 +48,8 @@ class Daemon:
             checker.listeners.append(self._triage)
         self.stop_event = asyncio.Event()
         self.followers: list[JournalFollower] = []
+        #: each host's follower and the checks it wakes
+        self._following: dict[str, list[asyncio.Task[None]]] = {}
         self.investigator = investigator
         self.worker = worker
         self.executor: Executor | None = None
@@ -82,7 +84,9 @@ class Daemon:
 
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
-            await self.check_host(checker, "interval")
+            if not await self.check_host(checker, "interval"):
+                self._forget(checker.host)
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
 
@@ -114,14 +118,24 @@ class Daemon:
         except NotFoundError:
             return False
 
-    async def check_host(self, checker: HostChecker, reason: str) -> None:
-        """One pass for one host: collect, detect, track, then triage what is new."""
+    async def check_host(self, checker: HostChecker, reason: str) -> bool:
+        """One pass for one host: collect, detect, track, then triage what is new. False:
+        the host was removed, and nothing was done."""
         try:
             if await asyncio.to_thread(self._removed, checker.host):
-                return
+                return False
             await checker.check(reason)
         except Exception:
             log.exception("check of %s failed", checker.host, extra={"host": checker.host})
+        return True
+
+    def _forget(self, host: str) -> None:
+        """A removed host: its journal is followed no more (an SSH session kept open on a
+        host nobody manages, or a reconnect a minute to one that is gone)."""
+        for task in self._following.pop(host, []):
+            task.cancel()
+        log.info("%s was removed (`systems remove`): no longer checked nor followed", host,
+                 extra={"host": host})
 
     async def _triggered_loop(self, checker: HostChecker, wake: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -175,7 +189,8 @@ class Daemon:
             tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event)))
         for checker in self.checkers:
             if self.settings.journal_follow:
-                tasks += self._follow(checker)
+                self._following[checker.host] = self._follow(checker)
+                tasks += self._following[checker.host]
             tasks.append(asyncio.create_task(self._interval_loop(checker)))
         try:
             await self.stop_event.wait()
