@@ -245,6 +245,9 @@ def test_a_run_cut_off_by_an_error_never_leaves_its_action_executing(quick, stor
     failed = executor.actions.get(action.id)
     assert failed.state == "failed" and "cut off while running" in failed.result["error"]
     assert host.commands() == ["journalctl --vacuum-size=500M"]  # it ran once, and only once
+    # what it ran is on record beside the error
+    assert [c["argv"] for c in failed.result["commands"]] == [
+        ["journalctl", "--vacuum-size=500M"]]
 
 
 def test_a_stop_before_the_claim_leaves_the_policys_action_for_the_next_start(
@@ -336,3 +339,37 @@ def test_a_fix_for_an_incident_that_cleared_while_it_was_investigated_does_not_r
     asyncio.run(executor.decide_and_act(live, HOST, [
         {"kind": "restart_unit", "parameters": {"unit": "other.service"}}]))
     assert host.commands() == ["systemctl restart -- other.service"]
+
+
+def test_a_stop_while_a_fix_is_verified_keeps_what_ran_and_leaves_the_verdict_to_the_checks(
+        settings, store, host) -> None:
+    # the daemon is stopped (an upgrade) seconds after the restart ran, while it waits to see
+    # the unit stay up: that is no failure of the fix for a person to chase
+    slow = settings.model_copy(update={"autonomy_level": "auto-safe", "safety":
+                                       settings.safety.model_copy(update={
+                                           "verify_settle_seconds": 30, "verify_timeout": 60})})
+    executor = Executor(slow, store, {HOST: host})
+    incident_id = incident(store)
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    assert action.state == "approved"
+
+    async def run_then_stop() -> None:
+        running = asyncio.create_task(executor.run(action.id))
+        await until(lambda: host.commands() == ["systemctl restart -- app.service"])
+        await until(lambda: executor.actions.get(action.id).result is not None)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(run_then_stop())
+    ended = executor.actions.get(action.id)
+    assert ended.state == "failed" and host.commands() == ["systemctl restart -- app.service"]
+    assert ended.result is not None
+    assert [c["argv"] for c in ended.result["commands"]] == [
+        ["systemctl", "restart", "--", "app.service"]]
+    assert ended.result["verification"] == "cut off (cancelled)"
+    said = dict(history(store, action.id))
+    assert said["action.failed"].startswith("its commands ran; the verification was cut off")
+    assert "escalated" not in said
+    assert store.get(incident_id).state == "open"  # the next checks resolve or reinvestigate

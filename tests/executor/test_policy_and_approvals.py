@@ -214,7 +214,7 @@ def test_policy_check_explains_decisions(cli) -> None:
 
 def test_policy_sudoers_prints_lines_visudo_accepts(cli, tmp_path) -> None:
     code, out, _ = cli("policy", "sudoers", "--user", "root")
-    assert code == 0 and "/usr/bin/systemctl restart -- *" in out
+    assert code == 0 and "/usr/bin/systemctl ^(restart|start|reset-failed) -- " in out
     assert "ai-sysadmin-clean /var/cache /var/tmp /tmp -- *" in out  # the configured paths
     rules = tmp_path / "sudoers"
     rules.write_text(out)

@@ -238,10 +238,21 @@ class Executor:
             by = f"the approval by {action.decided_by}" if action.decided_by else "its run"
             self._back_to_person(action, f"{by} was cut off ({why}) before anything ran; it "
                                  "can be approved again")
+        elif action.state == "executing" and stopped and (action.result or {}).get("commands"):
+            # it ran; only its verification was stopped (a stop, an upgrade): the incident's
+            # own checks tell whether it held, as for any other change on the host
+            result = {**(action.result or {}), "verification": f"cut off ({why})"}
+            self.actions.move(action_id, "failed", "executor", "its commands ran; the "
+                              f"verification was cut off ({why}): the next checks tell "
+                              "whether it held", result)
+            if action.incident_id is not None:
+                self._incident_to(action.incident_id, "open",
+                                  f"action {action_id} ran; its verification was cut off")
         elif action.state == "executing":
             failed = self.actions.move(action_id, "failed", "executor", f"cut off while "
                                        f"running ({why}): a person must check",
-                                       {"error": f"cut off while running: {why}"})
+                                       {**(action.result or {}),
+                                        "error": f"cut off while running: {why}"})
             self._escalate(failed, f"action {action_id} was cut off while it ran")
 
     def reject(self, action_id: int, who: str, reason: str = "") -> Action:
@@ -389,6 +400,7 @@ class Executor:
                                        {"error": str(exc)})
             self._escalate(claimed, f"action {action_id} failed: {exc}")
             return await self._told(failed)
+        self.actions.ran(action_id, outputs)
         verified, detail = await self._verify(claimed)
         result = {"commands": outputs, "verification": detail}
         if verified:

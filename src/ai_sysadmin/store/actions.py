@@ -200,6 +200,16 @@ class ActionStore:
             self._audit(conn, actor, "action.executing", action_id, "execution started")
         return self.get(action_id)
 
+    def ran(self, action_id: int, outputs: list[dict[str, Any]]) -> None:
+        """An executing action's commands ran (their outputs kept); its verification follows.
+        What it ran stays on record whatever cuts the verification short."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE actions SET result=? WHERE id=? AND state='executing'",
+                         (json.dumps({"commands": outputs, "verification": "running"}),
+                          action_id))
+            self._audit(conn, "executor", "action.ran", action_id,
+                        f"{len(outputs)} command(s) ran; verifying")
+
     def expire(self, now: float | None = None) -> list[Action]:
         """Pending actions whose time for an answer has passed, now expired."""
         now = now or time.time()
@@ -238,12 +248,14 @@ class ActionStore:
         living process (an ``approve`` command) runs is left to it."""
         failed = []
         with self.db.transaction() as conn:
-            for action_id in (a.id for a in self.orphaned("executing")):
+            for action in self.orphaned("executing"):
+                action_id = action.id
+                # what it ran, where it got that far, stays on record
+                result = {**(action.result or {}), "error": "interrupted: the process died "
+                          "while executing; not run again, a person must check"}
                 cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=? "
-                                   "WHERE id=? AND state='executing'", (time.time(), json.dumps(
-                                       {"error": "interrupted: the process died while "
-                                        "executing; not run again, a person must check"}),
-                                       action_id))
+                                   "WHERE id=? AND state='executing'",
+                                   (time.time(), json.dumps(result), action_id))
                 if cur.rowcount != 1:
                     continue
                 failed.append(action_id)
