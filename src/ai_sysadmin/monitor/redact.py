@@ -277,6 +277,10 @@ RULES: tuple[Rule, ...] = (
     # scheme://user:password@host, also redis://:password@host; the password may hold an @
     _rule("url-credentials",
           r"://(?<=[a-z0-9]://)[^\s:/@]*:(?P<v>[^\s/]+)(?=@[^\s@/]+)"),
+    # scheme://TOKEN@host, a token standing as the user name (redis://, https:// to a git
+    # forge): one that reads like a token, long and of a token's characters; git@, admin@
+    # and other user names stay
+    _rule("url-token-user", r"://(?<=[a-z0-9]://)(?P<v>[a-z0-9_-]{20,})(?=@[^\s@/:]+)"),
     # HTTP headers, plain, JSON or Python repr: Authorization: Bearer x (also Proxy-),
     # "Cookie": "a=b; c=d" (also Set-), {'X-Api-Key': 'k'}, X-Auth-Token, X-Vault-Token,
     # Private-Token. The scheme stays; a value runs to the end of its quotes or line.
@@ -367,6 +371,9 @@ RULES: tuple[Rule, ...] = (
     _rule("npm-token", _bounded("npm_") + r"[A-Za-z0-9]{36}", _TOKEN, case_sensitive=True),
     _rule("pypi-token", r"pypi-AgE[A-Za-z0-9_-]{30,}", _TOKEN, case_sensitive=True),
     _rule("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{20,}", _TOKEN, case_sensitive=True),
+    # an age identity (sops, agenix, age -d -i): Bech32, upper case
+    _rule("age-secret-key", r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{50,}", _TOKEN,
+          case_sensitive=True),
     _rule("jwt", r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", _TOKEN,
           case_sensitive=True),
 )
