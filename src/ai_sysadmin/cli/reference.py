@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from .dispatch import TOOLS
+
 # typer carries its own copy of click: its objects are read by their documented attributes
 # (``commands``, ``params``, ``opts``, ``param_type_name``), not by isinstance on click's classes
 Command = Any
@@ -46,12 +48,22 @@ def _walk(command: Command, path: list[str]) -> list[str]:
     return lines
 
 
+def _tools(command: str) -> list[str]:
+    """The ``{name}-<tool>`` suffixes that stand for ``command`` (dispatch.TOOLS)."""
+    return sorted(tool for tool, args in TOOLS.items() if args[:1] == (command,))
+
+
 def render(app: typer.Typer) -> str:
     root = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="ai-sysadmin")
+    names = sorted(root.list_commands(ctx))
+    tools = ", ".join(f"`{name}`" for name in names if _tools(name))
+    others = ", ".join(f"`{name}`" for name in names if not _tools(name))
     head = ["# Command reference", "",
             "Generated from the CLI by `python scripts/cli_reference.py`; a test fails when it "
-            "is stale. Every command also runs as `{name}-<command>` (`hal-check`, "
-            "`hal-approve list`) once `commands install` made the links.", ""]
+            "is stale. These commands also run as `{name}-<command>` (`hal-check`, "
+            "`hal-approve list`) where `setup`, `commands install` or the NixOS module installed "
+            f"them: {tools}. The others ({others}) run only as `ai-sysadmin <command>`.", ""]
     return "\n".join(head + _walk(root, ["ai-sysadmin"])).rstrip() + "\n"
 
 
@@ -62,10 +74,11 @@ def pages(app: typer.Typer) -> dict[str, str]:
     found = {}
     for name in sorted(root.list_commands(ctx)):
         command = root.get_command(ctx, name)
+        same = "".join(f"`{{name}}-{tool}` (e.g. `hal-{tool}`) is the same command; "
+                       for tool in _tools(name))
         head = [f"# `ai-sysadmin {name}`", "",
-                f"Generated from the CLI by `python scripts/cli_reference.py`. "
-                f"`{{name}}-{name}` (e.g. `hal-{name}`) is the same command; the whole "
-                "reference is in [../cli.md](../cli.md).", ""]
+                f"Generated from the CLI by `python scripts/cli_reference.py`. {same}"
+                f"{'the' if same else 'The'} whole reference is in [../cli.md](../cli.md).", ""]
         body = [line.replace("## ", "### ", 1) if line.startswith("## ") else line
                 for line in _walk(command, ["ai-sysadmin", name])]
         found[f"{name}.md"] = "\n".join(head + body).rstrip() + "\n"
