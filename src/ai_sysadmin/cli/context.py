@@ -58,11 +58,18 @@ out = _console(sys.stdout)
 err = _console(sys.stderr, stderr=True)
 
 
+#: commands that need root as root (accounts and system files, the fault lab's namespaces,
+#: commands in /usr/local/bin); every other one works as the daemon works
+AS_ROOT = frozenset({"setup", "drill", "eval", "commands"})
+
+
 @dataclass
 class AppState:
     config_path: Path | None = None
     #: ``hal-check`` when run by that name: what help and errors call the command
     tool: str | None = None
+    #: the command being run (the root callback says which)
+    command: str | None = None
     _loaded: LoadedSettings | None = field(default=None, repr=False)
 
     @property
@@ -73,6 +80,8 @@ class AppState:
             loaded = load_settings(self.config_path)
             _check_safety(loaded)
             self._loaded = loaded
+            if self.command not in AS_ROOT:
+                as_state_owner(loaded.settings.state_dir)
         return self._loaded
 
     @property
@@ -91,6 +100,37 @@ class AppState:
         from ..orchestrator.runtime import Runtime
 
         return Runtime(self.settings, self.store if store else None, consumer=consumer)
+
+
+def as_state_owner(state_dir: Path) -> None:
+    """Run as the user the state directory belongs to, where root runs a command on a
+    daemon's state (``sudo hal-approve approve 3``): what the command writes there (the
+    store's journal files, lessons in the knowledge base, log files) stays the daemon's,
+    which could not write them again were they root's, and ``~/.ssh`` is the daemon's own,
+    so a host reached from the command line is reached as the daemon reaches it. The config
+    is read first, as root; everything after is read as the daemon reads it."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = state_dir.stat().st_uid
+    except OSError:
+        return  # not there yet: root's command makes it, as a first check without setup does
+    if owner == 0:
+        return
+    try:
+        account = pwd.getpwuid(owner)
+        os.initgroups(account.pw_name, account.pw_gid)
+        os.setgid(account.pw_gid)
+    except KeyError:  # an owner with no account: its id alone
+        os.setgroups([])
+        os.setgid(state_dir.stat().st_gid)
+        account = None
+    os.setuid(owner)
+    if account is not None:
+        os.environ["HOME"] = account.pw_dir
 
 
 def _check_safety(loaded: LoadedSettings) -> None:

@@ -55,6 +55,7 @@ def _root(
 ) -> None:
     if config is not None or not isinstance(ctx.obj, AppState):
         ctx.obj = AppState(config_path=config)
+    ctx.obj.command = ctx.invoked_subcommand
 
 
 @app.command()

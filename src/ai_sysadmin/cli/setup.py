@@ -53,9 +53,10 @@ def setup(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Install the daemon (run as root): the ai-sysadmin user (in adm and systemd-journal,
-    where each exists), /var/lib/ai-sysadmin, /etc/ai-sysadmin/config.toml with every key, the {name}-ai and
-    {name}-llm-worker units, the sudoers drop-in for the fixes (checked by visudo) and the
-    {name}-* commands. Running it again changes nothing; an existing config is kept."""
+    where each exists), /var/lib/ai-sysadmin, /etc/ai-sysadmin/config.toml with every key,
+    the {name}-ai and {name}-llm-worker units, the sudoers drop-in for the fixes (checked by
+    visudo) and the {name}-* commands. Running it again changes nothing; an existing config
+    is kept."""
     if os.geteuid() != 0 and not dry_run:
         raise AiSysadminError("setup creates accounts and system files: run it as root "
                               "(or see what it would do with --dry-run)")
