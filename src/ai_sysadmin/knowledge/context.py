@@ -112,17 +112,36 @@ def _latest_outcome(items: list[_Item]) -> list[_Item]:
 class _Store:
     """One knowledge base location in this process: the open client (shared by every
     ``KnowledgeRecall`` of it, so a daemon started again in the same process finds it open),
-    the lock around it (ChromaDB's client is not thread-safe) and its opening."""
+    the lock around it (ChromaDB's client is not thread-safe) and its opening.
 
-    def __init__(self, settings: Settings, kb: Any = None) -> None:
+    An embedded store is written by other processes too (`knowledge add`, the lesson of an
+    `approve`). ChromaDB's SQLite sees their writes at once, but a client's vector index is
+    loaded once and never learns of them: a daemon would search without them for months. So
+    the database file is watched (its size and time, as this process last left it), and a
+    store another process wrote is opened again before it is used."""
+
+    def __init__(self, settings: Settings, kb: Any = None, watched: bool = False) -> None:
         self.settings = settings
         self.kb = kb
         self.lock = threading.Lock()
         self.opener: threading.Thread | None = None
         #: when the last attempt to open it failed (monotonic), None when none did
         self.failed_at: float | None = None
+        #: an embedded store of this process's table (one given its kb is left as it is)
+        self.watched = watched and not settings.knowledge.url
+        #: the database file as this process last left it
+        self.mark: tuple[int, int] | None = None
+
+    def _file_mark(self) -> tuple[int, int] | None:
+        try:
+            st = (self.settings.knowledge_dir / "chroma.sqlite3").stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
 
     def use(self, fn: Callable[[Any], Any]) -> Any:
+        if self.watched and self.kb is not None and self._file_mark() != self.mark:
+            _open_again()  # another process wrote it
         with self.lock:
             if self.kb is None:
                 from .store import KnowledgeBase
@@ -132,7 +151,11 @@ class _Store:
                 except Exception:
                     self.failed_at = time.monotonic()
                     raise
-            return fn(self.kb)
+            try:
+                return fn(self.kb)
+            finally:
+                if self.watched:
+                    self.mark = self._file_mark()  # what this process wrote is no news
 
     @property
     def opening(self) -> bool:
@@ -162,8 +185,32 @@ def _store_for(settings: Settings) -> _Store:
     where = settings.knowledge.url or str(settings.knowledge_dir)
     with _STORES_LOCK:
         if where not in _STORES:
-            _STORES[where] = _Store(settings)
+            _STORES[where] = _Store(settings, watched=True)
         return _STORES[where]
+
+
+def _open_again() -> None:
+    """Every store of this process opens afresh on its next use: ChromaDB keeps one system a
+    path for a process, and only clearing that cache (all of it) makes a new one read the
+    path again. Each store's lock is held meanwhile, so no call is cut in half."""
+    with _STORES_LOCK:
+        stores = list(_STORES.values())
+    held: list[_Store] = []
+    try:
+        for store in stores:
+            store.lock.acquire()
+            held.append(store)
+        client = next((s.kb.client for s in stores if s.kb is not None), None)
+        if client is None:
+            return
+        client.clear_system_cache()
+        for store in stores:
+            store.kb, store.mark = None, None
+        log.info("knowledge base written by another process: opened again",
+                 extra={"event": "knowledge_reopened"})
+    finally:
+        for store in held:
+            store.lock.release()
 
 
 class KnowledgeRecall:
