@@ -194,6 +194,11 @@ class AgentSettings(_Section):
         3, ge=1, description="Investigations of one incident that end without a proposal before "
         "it is escalated to a person instead of retried.",
     )
+    max_investigations_per_day: int = Field(
+        12, ge=1, description="Investigations of one incident in 24 hours, however it came "
+        "back; beyond that it waits for a person (a finding that flaps at its threshold would "
+        "keep the LLM busy all day).",
+    )
     mode: AgentMode = Field(
         "tools",
         description="How the model investigates: 'tools' (it calls the tools in a loop) or "

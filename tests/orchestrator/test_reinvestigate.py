@@ -220,3 +220,34 @@ def test_an_investigation_that_escapes_its_own_handling_is_logged_and_not_left_s
     assert incident.state == "open"  # the retry sweep picks it up again
     assert "OperationalError: database is locked" in (incident.investigation_error or "")
     assert [i.id for i in store.investigation_due(time.time() + 3600)] == [incident_id]
+
+
+def test_an_incident_that_keeps_coming_back_is_investigated_so_often_a_day_then_waits(
+        tmp_path: Path) -> None:
+    # a disk at its threshold: resolved, reopened, resolved... every check
+    script = [say(f"DIAGNOSIS: nginx.service failed (round {n}).") for n in range(3)]
+    with ScriptedModel(script) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            agent={"max_investigations_per_day": 2, "max_investigations": 9},
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        async def go() -> None:
+            investigator = Investigator(
+                settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
+                knowledge=KnowledgeRecall(settings))
+            for _ in range(4):  # it comes back four times
+                assert store.record_check("web1", [], {"failed_unit"}).resolved
+                assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened
+                investigator.schedule(incident_id)
+                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+            await investigator.close()
+
+        asyncio.run(go())
+    assert len(model.requests) == 2  # two investigations, then none
+    incident = store.get(incident_id)
+    assert incident.state == "reopened"
+    said = [e for e in incident.events if e.kind == "escalated"]
+    assert len(said) == 1 and "investigated 2 times in 24 hours" in said[0].detail
+    assert store.investigation_due(time.time() + 10**6) == []

@@ -29,6 +29,7 @@ from ..store import IncidentStore
 from ..store.incidents import Incident
 
 log = logging.getLogger("ai_sysadmin.decisions")
+DAY_SECONDS = 24 * 3600
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
@@ -132,6 +133,20 @@ class Investigator:
             # a no-op unless the incident is open or reopened again (``_run`` checks)
             self.schedule(incident_id)
 
+    def _held(self, incident_id: int) -> bool:
+        """Investigated ``max_investigations_per_day`` times in 24 hours already (it keeps
+        coming back): it waits for a person, who is told once."""
+        limit = self.settings.agent.max_investigations_per_day
+        since = time.time() - DAY_SECONDS
+        if self.store.investigations_since(incident_id, since) < limit:
+            return False
+        reason = (f"investigated {limit} times in 24 hours and it keeps coming back: no more "
+                  "investigations today; a person must look")
+        if self.store.hold_for_person(incident_id, reason, since):
+            log.warning("incident %d: %s", incident_id, reason,
+                        extra={"incident": incident_id, "event": "investigations_capped"})
+        return True
+
     def _escaped(self, incident_id: int, exc: BaseException) -> None:
         """What ``_run``'s own handling did not catch (a store that failed while it recorded
         a failure, a decision on the proposals that raised): said in the log, with its
@@ -155,6 +170,8 @@ class Investigator:
     async def _run(self, incident_id: int) -> None:
         incident = await asyncio.to_thread(self.store.get, incident_id)
         if incident.state not in ("open", "reopened"):
+            return
+        if await asyncio.to_thread(self._held, incident_id):
             return
         await asyncio.to_thread(self.store.transition, incident_id, "investigating", "agent",
                                 "investigation started")

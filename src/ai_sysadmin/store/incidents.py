@@ -436,6 +436,32 @@ class IncidentStore:
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 
+    def investigations_since(self, incident_id: int, since: float) -> int:
+        """How many investigations of the incident ended (with a diagnosis or failed) since
+        ``since``."""
+        row = self.db.conn.execute(
+            "SELECT COUNT(*) FROM incident_events WHERE incident_id=? AND at>=? AND kind IN "
+            "('diagnosis','investigation_failed')", (incident_id, since)).fetchone()
+        return int(row[0])
+
+    def hold_for_person(self, incident_id: int, reason: str, since: float,
+                        actor: str = "agent") -> bool:
+        """The incident waits for a person instead of another investigation: escalated once
+        (an escalation since ``since`` is not repeated); True when that was said now."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            said = conn.execute(
+                "SELECT 1 FROM incident_events WHERE incident_id=? AND kind='escalated' AND "
+                "at>=? AND detail=?", (incident_id, since, reason)).fetchone()
+            if said:
+                return False
+            conn.execute("UPDATE incidents SET next_investigation_at=NULL, investigation_error=?, "
+                         "updated_at=? WHERE id=?", (reason, now, incident_id))
+            self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
+            write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
+            note_incident(conn, incident_id, "escalated", now, reason)
+        return True
+
     def investigate_again(self, incident_id: int, reason: str) -> None:
         """Due for a new investigation now (the daemon's retry pass picks it up)."""
         with self.db.transaction() as conn:
