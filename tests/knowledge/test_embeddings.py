@@ -49,3 +49,16 @@ def test_a_model_file_with_the_wrong_checksum_is_refused(tmp_path: Path) -> None
         MiniLMEmbedding(tokenizer_path=tokenizer)(["x"])
     with pytest.raises(EmbeddingError, match="cannot be read"):
         MiniLMEmbedding(model_path=tmp_path / "missing.onnx").load()
+
+
+def test_the_embedding_functions_leave_name_to_chromadb() -> None:
+    # chromadb 1.x (NixOS ships it) calls an embedding function's name(): a str there made
+    # every collection fail to open ("'str' object is not callable"); the model each store was
+    # made with is model_name
+    from ai_sysadmin.knowledge.embeddings import MiniLMEmbedding, OllamaEmbedding
+
+    ollama = OllamaEmbedding("http://127.0.0.1:9", "nomic-embed-text")
+    for embedder in (MiniLMEmbedding, ollama):
+        assert not isinstance(getattr(embedder, "name", None), str)
+    assert MiniLMEmbedding.model_name == "minilm-l6-v2-int8"
+    assert ollama.model_name == "ollama:nomic-embed-text"

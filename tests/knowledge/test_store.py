@@ -214,7 +214,7 @@ def test_a_store_made_with_another_embedding_is_refused(kb_settings: Settings,
     KnowledgeBase.open(kb_settings, embedder=embedder, seed=False)
 
     class Other(MiniLMEmbedding):
-        name = "another-model"
+        model_name = "another-model"
 
     with pytest.raises(KnowledgeError, match="made with the embedding 'minilm-l6-v2-int8'"):
         KnowledgeBase.open(kb_settings, embedder=Other(), seed=False)

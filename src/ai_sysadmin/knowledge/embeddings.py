@@ -86,7 +86,8 @@ class MiniLMEmbedding(EmbeddingFunction[Documents]):
     """all-MiniLM-L6-v2 (int8 ONNX): 384-dimensional unit vectors, offline."""
 
     #: what a collection records, so a store made with another model is refused, not mixed
-    name = "minilm-l6-v2-int8"
+    #: (not ``name``: chromadb 1.x calls an embedding function's ``name()``)
+    model_name = "minilm-l6-v2-int8"
     dimensions = 384
 
     def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None,
@@ -171,7 +172,7 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
         self.url = url.rstrip("/")
         self.model = model
         self.timeout = timeout
-        self.name = f"ollama:{model}"
+        self.model_name = f"ollama:{model}"
 
     def __call__(self, input: Documents) -> Embeddings:  # `input`: chromadb checks the name
         import httpx

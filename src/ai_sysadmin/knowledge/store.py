@@ -149,7 +149,7 @@ class KnowledgeBase:
         return kb
 
     def _open_collection(self, name: str) -> Collection:
-        wanted = getattr(self.embedder, "name", type(self.embedder).__name__)
+        wanted = getattr(self.embedder, "model_name", type(self.embedder).__name__)
         try:
             collection = self._send(self.client.get_or_create_collection, {
                 "name": name, "embedding_function": self.embedder,
