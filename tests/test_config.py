@@ -244,3 +244,16 @@ def test_a_mistake_in_a_remote_system_table_names_its_key_and_the_allowed_ones(
     assert caught.value.problems == [
         "unknown key 'remote_systems.hosst'; allowed keys here: host, key_file, name, port, "
         "sudo, user"]
+
+
+def test_ssh_concurrency_stays_within_what_sshd_allows_a_connection(tmp_path: Path) -> None:
+    # OpenSSH's MaxSessions is 10: 9 commands + the check's shell + the journal follower
+    # would have their channels refused
+    from ai_sysadmin.config import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text("[ssh]\nconcurrency = 9\n")
+    with pytest.raises(ConfigError, match="ssh.concurrency"):
+        load_settings(config)
+    config.write_text("[ssh]\nconcurrency = 8\n")
+    assert load_settings(config).settings.ssh.concurrency == 8

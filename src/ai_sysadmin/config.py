@@ -329,7 +329,10 @@ class SshSettings(_Section):
     )
     key_files: list[Path] = Field(default_factory=list, description="Default private keys.")
     user: str | None = Field(None, description="Default SSH user.")
-    concurrency: int = Field(4, ge=1, description="Commands at once per host.")
+    concurrency: int = Field(
+        4, ge=1, le=8, description="Commands at once per host (at most 8: the check's shell "
+        "and the journal follower take two more sessions of the connection, and OpenSSH allows "
+        "10, MaxSessions).")
     connect_timeout: float = Field(10, gt=0, description="Seconds to connect to a host.")
     ciphers: str = Field(
         "^aes256-gcm@openssh.com,aes128-gcm@openssh.com",
