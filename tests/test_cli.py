@@ -114,3 +114,14 @@ def test_logs_reads_structured_records_with_the_name(cli, tmp_path: Path) -> Non
     assert "[hal] info: incident 7 opened host=web1" in out
     code, _, err = cli("logs", "nonsense")
     assert code == 2 and "orchestrator" in err
+    # a cut or hand-edited file: each odd line is shown as it is, the others as records
+    with (log_dir / "decisions.jsonl").open("a") as log_file:
+        log_file.write('[1, 2]\n"text"\nnull\n{"ts": "yesterday", "msg": "odd time"}\n'
+                       '{"ts": 1e300, "msg": "far time"}\n{"msg": "cut\n')
+    code, out, err = cli("logs", "decisions")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "[hal] info: incident 7 opened host=web1" in lines[0]
+    assert [line.split(": ", 1)[1] for line in lines[1:]] == [
+        "[1, 2]", '"text"', "null", "odd time", "far time", '{"msg": "cut']
+    assert all(line.startswith("? [") for line in lines[1:])

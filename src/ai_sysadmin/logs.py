@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +111,10 @@ def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
     out = []
     for line in tail:
         try:
-            out.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            out.append({"ts": time.time(), "level": "?", "channel": channel, "msg": line.strip()})
+            record = None
+        if not isinstance(record, dict):  # a cut or hand-edited line: kept as it is
+            record = {"ts": None, "level": "?", "channel": channel, "msg": line.strip()}
+        out.append(record)
     return out

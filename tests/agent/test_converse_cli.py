@@ -65,6 +65,12 @@ def test_ask_with_the_llm_down_is_a_clear_error_and_the_request_is_kept(env, tmp
     kept = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
         "SELECT state, error FROM requests").fetchall()
     assert len(kept) == 2 and all(s == "failed" and url in e for s, e in kept)
+    # a URL with a password: never printed, in either form
+    env["AI_SYSADMIN_LLM__URL"] = url.replace("http://", "http://bot:s3cretpass@")
+    for args in (["ask", "hello?"], ["ask", "--json", "hello?"]):
+        said = run([str(BIN), *args], env)
+        assert said.returncode == 2 and "s3cretpass" not in said.stdout + said.stderr, said
+    assert "bot:****@127.0.0.1" in json.loads(said.stdout)["llm_url"]
 
 
 def test_chat_with_the_llm_down_says_so_at_once_and_ctrl_c_is_130(env) -> None:

@@ -88,13 +88,21 @@ def logs(
         out.print(f"no {channel} records yet", markup=False)
         return
     for r in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(r.get("ts", 0))))
+        when = _when(r.get("ts"))
         extra = {
             k: v for k, v in r.items() if k not in {"ts", "level", "name", "channel", "msg"}
         }
         tail = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, {}, []))
         out.print(f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
                   f"{r.get('msg', '')} {tail}".rstrip(), markup=False, highlight=False)
+
+
+def _when(ts: object) -> str:
+    """A record's time as local time; ``?`` for one that has none a clock can show."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
 
 
 #: the second line of every command ``commands install`` writes: how it knows its own files

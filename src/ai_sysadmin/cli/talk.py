@@ -20,7 +20,7 @@ from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
 from ..agent.loop import Agent, AgentEvent, AgentOutcome
 from ..agent.tools import REGISTRY
-from ..config import Settings
+from ..config import Settings, mask_secret_text
 from ..errors import AiSysadminError
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
@@ -208,9 +208,10 @@ def _slash(line: str, settings: Settings, messages: list[Message],
 
 
 def _llm_failure(settings: Settings, exc: LLMError) -> str:
-    """One line: which server, what went wrong, how to look closer."""
-    said = str(exc)
-    where = "" if settings.llm.url in said else f"no answer from the LLM at {settings.llm.url}: "
+    """One line: which server (its password or token masked), what went wrong, how to look
+    closer."""
+    said, shown = str(exc), mask_secret_text(settings.llm.url)
+    where = "" if shown in said else f"no answer from the LLM at {shown}: "
     return f"{where}{said} (`ai-sysadmin llm status` checks it)"
 
 
@@ -232,7 +233,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
         if not as_json:
             raise AiSysadminError(_llm_failure(settings, exc)) from None
         print_json({"name": settings.ai_name, "error": _llm_failure(settings, exc),
-                    "llm_url": settings.llm.url})
+                    "llm_url": mask_secret_text(settings.llm.url)})
         raise typer.Exit(2) from None
     if as_json:
         calls = [{"tool": c.name, "arguments": c.arguments}
