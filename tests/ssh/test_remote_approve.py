@@ -84,8 +84,12 @@ def test_an_unreachable_host_leaves_the_action_approvable(
     action_id = _propose(config, "gone", "app.service")
     done = _cli(config, "approve", "approve", str(action_id), "--json")
     action = json.loads(done.stdout)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert action["state"] == "pending" and action["started_at"] is None
+    # why, in one line: the host did not answer; nothing ran
+    assert done.stderr.startswith(f"error: action {action_id} did not run and waits for "
+                                  "approval again: needs a person: not run, nothing ran: ")
+    assert len(done.stderr.splitlines()) == 1
     store = IncidentStore(Database(tmp_path / "state" / "state.db"))
     history = [e for e in store.audit_log(50) if e["subject"] == f"action:{action_id}"]
     assert [e["action"] for e in history][-2:] == ["action.approved", "action.pending"]

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AiSysadminError
-from .context import ActionId, AppState, banner, esc, out, print_json, state
+from .context import ActionId, AppState, banner, err, esc, out, print_json, state
 
 if TYPE_CHECKING:  # the executor and the store load when a command runs, not for --help
     from ..config import Settings
@@ -60,7 +60,7 @@ def _print(action: Action) -> None:
     out.print(f"policy: {action.reason}", markup=False)
     for argv in action.plan.get("commands", []):
         out.print(f"  runs: {json.dumps(argv)}", markup=False)
-    if action.decided_by:
+    if action.decided_by and action.state != "pending":  # pending again: that yes is spent
         out.print(f"decided by {action.decided_by} at {_when(action.decided_at)}: "
                   f"{action.decision_reason}", markup=False)
     if action.result:
@@ -134,6 +134,14 @@ def approve(
         print_json(action.to_dict())
     else:
         _print(action)
+    if action.state == "pending":
+        # nothing ran, and it waits for a person again: why, in one line (a host that did not
+        # answer, commands that changed since they were shown)
+        why = runtime.store.last_said(f"action:{action.id}") if runtime.store else None
+        err.print(f"error: action {action.id} did not run and waits for approval again: "
+                  f"{why or 'see `approve show`'}", markup=False, highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(2)
     raise typer.Exit(0 if action.state in ("succeeded", "not_needed") else 1)
 
 

@@ -141,6 +141,13 @@ class IncidentStore:
         ).fetchall()
         return [dict(r) for r in reversed(rows)]
 
+    def last_said(self, subject: str) -> str | None:
+        """The latest audit entry's detail about ``subject`` (``action:7``)."""
+        row = self.db.conn.execute(
+            "SELECT detail FROM audit WHERE subject=? ORDER BY id DESC LIMIT 1", (subject,)
+        ).fetchone()
+        return row["detail"] if row else None
+
     # -- journal cursors ---------------------------------------------------------------------
     def journal_cursor(self, host: str, consumer: str) -> str | None:
         row = self.db.conn.execute(
