@@ -182,3 +182,31 @@ def test_a_bus_that_does_not_answer_is_a_section_error_not_no_units(tmp_path: Pa
         SECTIONS_BY_NAME["units"].take(
             [done(1, stderr="Failed to connect to bus: Connection refused\n")],
             Snapshot("h", 1.0), plan(tmp_path))
+
+
+def _journal_line(cursor: str, message: str, priority: int = 4) -> str:
+    # as journalctl 252 writes it: U+2028 and U+2029 stay raw inside the JSON string
+    return json.dumps({"__CURSOR": cursor, "__REALTIME_TIMESTAMP": "1700000000000000",
+                       "PRIORITY": str(priority), "MESSAGE": message,
+                       "SYSLOG_IDENTIFIER": "evil", "_PID": "4242"}, ensure_ascii=False)
+
+
+def test_a_line_separator_inside_a_message_neither_hides_it_nor_stalls_the_cursor(
+        tmp_path: Path) -> None:
+    # any local user: `printf 'flood\342\200\250x' | systemd-cat -p warning` 2000 times
+    text = "\n".join([*(_journal_line(f"c{n}", f"flood {n}\u2028x") for n in range(3)),
+                      _journal_line("c3", "EXT4-fs error real after flood", 3)]) + "\n"
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["journal"].take([done(0, text)], snap, plan(tmp_path))
+    assert [e.message for e in snap.journal or []] == [
+        "flood 0\u2028x", "flood 1\u2028x", "flood 2\u2028x", "EXT4-fs error real after flood"]
+    assert snap.journal_cursor == "c3" and "journal" not in snap.errors
+
+
+def test_journal_lines_that_cannot_be_read_are_a_section_error_not_a_quiet_host(
+        tmp_path: Path) -> None:
+    text = _journal_line("c0", "fine") + "\n" + '{"__CURSOR": "c1", "MESSAGE": "cut\n'
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["journal"].take([done(0, text)], snap, plan(tmp_path))
+    assert snap.errors["journal"] == "1 of the lines journalctl printed could not be read as " \
+        "entries"

@@ -330,7 +330,9 @@ def parse_journal_line(line: str) -> JournalEntry | None:
 
 
 def parse_journal(text: str) -> list[JournalEntry]:
-    return [e for e in map(parse_journal_line, text.splitlines()) if e is not None]
+    # one entry a line, split at "\n" only: journalctl writes U+2028 and U+2029 (any sender's
+    # text) raw inside its JSON strings, where str.splitlines() would cut the entry in two
+    return [e for e in map(parse_journal_line, text.split("\n")) if e is not None]
 
 
 #: ``ps -eo`` columns of the process table; args last because it holds spaces

@@ -369,6 +369,12 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     own_only = (len(readings) > 1
                 and result(readings[1]).returncode == _SYSTEM_JOURNAL_UNREADABLE)
     snap.journal = parsers.parse_journal(read.stdout)
+    unread = sum(1 for line in read.stdout.split("\n") if line.strip()) - len(snap.journal)
+    if unread > 0:
+        # entries nobody read are no evidence that nothing happened: not judged, and read
+        # again from the same cursor next time
+        snap.errors["journal"] = (f"{unread} of the lines journalctl printed could not be "
+                                  "read as entries")
     if own_only:
         snap.errors["journal"] = (f"journalctl shows this user's own messages only; "
                                   f"{_JOURNAL_ACCESS}")
