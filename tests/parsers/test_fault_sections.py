@@ -210,3 +210,14 @@ def test_journal_lines_that_cannot_be_read_are_a_section_error_not_a_quiet_host(
     SECTIONS_BY_NAME["journal"].take([done(0, text)], snap, plan(tmp_path))
     assert snap.errors["journal"] == "1 of the lines journalctl printed could not be read as " \
         "entries"
+
+
+def test_a_process_with_huge_arguments_is_kept_with_their_beginning() -> None:
+    # 128 KiB of arguments, as any user may start a process with
+    from ai_sysadmin.monitor.parsers import parse_ps_top
+
+    line = ("  4242     1 S    mallory                          99.0  0.1  1024   600   "
+            "   30 0::/user.slice/user-1000.slice/session-3.scope sleep " + "A" * 131072)
+    [hog] = parse_ps_top(line + "\n", cgroups=True, count=1)
+    assert hog.pid == 4242 and hog.command.startswith("sleep AAAA")
+    assert len(hog.command) < 4096 and hog.unit == "session-3.scope"

@@ -227,6 +227,34 @@ def test_a_script_that_overruns_costs_its_shell_and_the_next_one_runs(
 
 
 @pytest.mark.lab
+def test_a_reply_past_its_limit_fails_the_check_and_the_next_one_runs(
+    lab_host: LabHost, known_hosts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a host's users choose what ps lists (128 KiB of arguments a process): a reply is
+    # bounded, or one check could take the daemon's memory (the limit made small here)
+    from ai_sysadmin.hosts import ssh as ssh_module
+
+    monkeypatch.setattr(ssh_module, "MAX_REPLY", 256 * 1024)
+    host = lab_host.ssh
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
+    done = "@@test done"
+    ending = f"printf '\\n%s\\n' '{done}'; printf '\\n%s\\n' '{done}' >&2\n"
+
+    async def go() -> tuple[str, str]:
+        try:
+            with pytest.raises(TransportError, match="the check's reply passed 0.25 MiB"):
+                await ssh.run_script("head -c 4000000 /dev/zero | tr '\\0' x\n" + ending,
+                                     done, 20)
+            result = await ssh.run_script("echo out; echo err >&2\n" + ending, done, 10)
+        finally:
+            await ssh.close()
+        return result.stdout, result.stderr
+
+    out, err = asyncio.run(go())
+    assert out == "out\n\n" and err == "err\n\n"
+
+
+@pytest.mark.lab
 def test_a_hung_command_over_ssh_costs_its_section_and_makes_the_next_checks_careful(
     lab_host: LabHost, known_hosts: Path, tmp_path: Path
 ) -> None:

@@ -79,6 +79,15 @@ class _LoopState:
         return bool(self.conns) and self.client is not None and not self.client.lost
 
 
+#: the most a check script's reply may hold (characters, both streams): a host's users choose
+#: what ps lists (128 KiB of arguments a process), and a reply is kept whole until parsed
+MAX_REPLY = 64 * 1024 * 1024
+
+
+class _ReplyTooLarge(Exception):
+    pass
+
+
 class _Reply:
     """One script's output on both streams, complete when each has ended with its done line."""
 
@@ -87,10 +96,17 @@ class _Reply:
         self.chunks: tuple[list[str], list[str]] = ([], [])
         self.tails = ["", ""]
         self.open = [True, True]
+        self.size = 0
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def feed(self, data: str, stream: int) -> None:
         if not self.open[stream]:
+            return
+        self.size += len(data)
+        if self.size > MAX_REPLY:
+            self.open = [False, False]
+            self.chunks = ([], [])
+            self.fail(_ReplyTooLarge(f"the check's reply passed {MAX_REPLY / 2**20:g} MiB"))
             return
         self.chunks[stream].append(data)
         keep = len(self.end) + 1
@@ -493,6 +509,9 @@ class SshTransport(Transport):
                 except asyncio.CancelledError:
                     await self._drop_shell(state)
                     raise
+                except _ReplyTooLarge as exc:  # the rest of it is still coming: a new shell
+                    await self._drop_shell(state)
+                    raise TransportError(f"{self.host}: {exc}") from None
                 except (asyncssh.Error, OSError, EOFError) as exc:
                     # a shell that died between two checks (killed, OOM) is replaced once:
                     # the script only reads, so running it again is harmless

@@ -399,6 +399,8 @@ def cgroup_unit(path: str | None, root: str = "/", whole: bool = True) -> str | 
 #: (pid, ppid, stat, user, pcpu, pmem, rss); the rest (the long cgroup, the command) is split
 #: only for the lines a check keeps
 _LEAD = 7
+#: what is kept of a line past its leading columns: the cgroup and a command's first words
+_REST = 4096
 
 
 class _ProcessTable:
@@ -409,9 +411,11 @@ class _ProcessTable:
     def __init__(self, text: str, cgroups: bool) -> None:
         self.cgroups = cgroups
         self.fields = 10 if cgroups else 9
-        #: each line's leading columns and, last, the rest of the line
+        #: each line's leading columns and, last, the rest of the line, cut at _REST (a
+        #: process's arguments may run to 128 KiB, and its users choose them)
         self.rows: list[list[str]] = [
-            parts for parts in (line.split(None, _LEAD) for line in text.splitlines())
+            [*parts[:_LEAD], parts[_LEAD][:_REST]]
+            for parts in (line.split(None, _LEAD) for line in text.splitlines())
             if len(parts) > _LEAD and parts[0].isdigit()]
         pid1 = None
         if cgroups:
@@ -474,7 +478,7 @@ def _number(text: str) -> float:
         return -1.0
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # one host's listing at a time: not a fleet's kept
 def _table(text: str, cgroups: bool) -> _ProcessTable:
     """Two rows read one listing (the processes, the zombies): split once."""
     return _ProcessTable(text, cgroups)
