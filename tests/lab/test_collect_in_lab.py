@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -44,6 +45,28 @@ def test_command_lines_do_not_depend_on_the_callers_terminal(
     # the same listing names each process's unit, as the host's systemd knows it
     units = {p.unit for p in snapshot.processes or [] if LONG_COMMAND in p.command}
     assert units == {"long-cmdline.service"}
+
+
+def test_a_long_message_is_read_as_text_not_as_nothing(
+    sandbox: Sandbox, lab_settings: Settings
+) -> None:
+    # a traceback logged as one message: journalctl's JSON gives a field of 4096 bytes or more
+    # as null unless asked for all of it
+    trace = "Traceback (most recent call last): " + "frame " * 1200
+    sandbox.exec(["sh", "-c", 'printf "%s\\n" "$0" | systemd-cat -p err -t longapp', trace],
+                 check=True)
+
+    def logged() -> list[str]:
+        snapshot = asyncio.run(Collector(SandboxTransport(sandbox), lab_settings).collect())
+        assert "journal" not in snapshot.errors
+        return [e.message for e in snapshot.journal or [] if e.identifier == "longapp"]
+
+    deadline = time.monotonic() + 30
+    while not (messages := logged()):
+        assert time.monotonic() < deadline, "the message never reached the journal"
+    [message] = messages
+    assert message.startswith("Traceback (most recent call last): frame frame")
+    assert 4096 < len(message) <= 8192
 
 
 class AsUser(SandboxTransport):

@@ -275,14 +275,18 @@ def parse_coredumpctl_list(text: str) -> list[CoreDump]:
 JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME"
 
 
+#: what is kept of a journal message: its beginning says what happened
+MESSAGE_MAX = 8192
+
+
 def _message_text(value: Any) -> str:
     # journald gives a field with control characters or invalid UTF-8 as a list of byte
     # values: any field, and any local user can make one (`logger -t $'\e[31mx'`)
     if isinstance(value, list):
-        return bytes(v for v in value if isinstance(v, int) and 0 <= v < 256).decode(
-            "utf-8", "replace"
-        )
-    return "" if value is None else str(value)
+        return bytes(v for v in value[:MESSAGE_MAX * 4]
+                     if isinstance(v, int) and 0 <= v < 256).decode("utf-8", "replace")[
+                         :MESSAGE_MAX]
+    return "" if value is None else str(value)[:MESSAGE_MAX]
 
 
 def _field_text(value: Any) -> str | None:
