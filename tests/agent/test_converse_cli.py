@@ -82,6 +82,13 @@ def test_chat_with_the_llm_down_says_so_at_once_and_ctrl_c_is_130(env) -> None:
     first = done.stderr.splitlines()[0]
     assert first.startswith(f"the LLM at {url} is not ready: ") and "llm status" in first
     assert "unknown command /nonsense" in done.stdout
+    # questions piped in that got no answer: each said, and the exit code says so too
+    for stdin in ("q1\nq2\n", "q1\n/quit\n"):
+        asked = run([str(BIN), "chat"], env, stdin=stdin)
+        assert asked.returncode == 2, asked
+        errors = [line for line in asked.stderr.splitlines() if line.startswith("error:")]
+        asked_lines = [q for q in stdin.split() if q.startswith("q")]
+        assert len(errors) == len(asked_lines) and "refused or unreachable" in errors[0]
     # as a terminal starts it: a test run started in the background ignores SIGINT, and a
     # process inherits that
     chat = subprocess.Popen([str(BIN), "chat"], env=env, stdin=subprocess.PIPE,
@@ -154,3 +161,19 @@ def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:
     rows = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
         "SELECT priority FROM requests").fetchall()
     assert rows == [(0,), (0,)]  # interactive, both conversations
+
+
+def test_ask_with_a_model_that_only_makes_failing_calls_is_an_error(env) -> None:
+    # an LLM that answers garbage: calls of a tool that does not exist, until its budget ends
+    script = [call("no_such_tool", x=1) for _ in range(8)]  # four turns a question
+    with ScriptedModel(script) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        env["AI_SYSADMIN_AGENT__MAX_TOOL_CALLS"] = "2"
+        done = run([str(BIN), "ask", "is the disk ok?"], env)
+        as_json = run([str(BIN), "ask", "--json", "is the disk ok?"], env)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the model gave no answer: it used its ")
+    assert "failed; the first: tool no_such_tool status=" in last
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["error"].startswith("the model gave no answer")

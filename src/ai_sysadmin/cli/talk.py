@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,18 +159,22 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
               f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue",
               markup=True)
     _warn_if_down(settings)
+    # questions piped in (a script): one that got no answer makes the exit code 2
+    piped, unanswered = not sys.stdin.isatty(), 0
     while True:
         try:
             line = input(f"{settings.ai_name}> ").strip()
         except EOFError:
             out.print()
-            return
+            line = "/exit"
         except KeyboardInterrupt:
             out.print()
             raise typer.Exit(130) from None
         if not line:
             continue
         if line in ("/exit", "/quit"):
+            if piped and unanswered:
+                raise typer.Exit(2)
             return
         if line.startswith("/"):
             messages = _slash(line, settings, messages, opening)
@@ -179,12 +184,17 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
                                         quiet=False))
         except LLMError as exc:
             err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
+            unanswered += 1
             continue
         except AiSysadminError as exc:  # a host or the store failed: the conversation goes on
             err.print(f"error: {exc}", markup=False, highlight=False)
+            unanswered += 1
             continue
         messages = outcome.messages
         out.print(Markdown(outcome.answer))
+        if (why := _unanswered(outcome)) is not None:
+            err.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
+            unanswered += 1
 
 
 def _slash(line: str, settings: Settings, messages: list[Message],
@@ -235,14 +245,34 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
         print_json({"name": settings.ai_name, "error": _llm_failure(settings, exc),
                     "llm_url": mask_secret_text(settings.llm.url)})
         raise typer.Exit(2) from None
+    unanswered = _unanswered(outcome)
     if as_json:
         calls = [{"tool": c.name, "arguments": c.arguments}
                  for m in outcome.messages for c in m.tool_calls]
         print_json({"name": settings.ai_name, "answer": outcome.answer,
                     "stop_reason": outcome.stop_reason, "tool_calls": calls,
-                    "proposals": outcome.proposals})
-        return
-    out.print(Markdown(outcome.answer))
+                    "proposals": outcome.proposals,
+                    **({"error": unanswered} if unanswered else {})})
+    else:
+        out.print(Markdown(outcome.answer))
+    if unanswered:
+        # a model that only made calls that failed answered nothing: not a success
+        if not as_json:
+            err.print(f"error: {unanswered}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
+def _unanswered(outcome: AgentOutcome) -> str | None:
+    """Why a turn that ran out of tool calls has no answer; None for an answer."""
+    said = any(m.role == "assistant" and m.content.strip() for m in outcome.messages)
+    if outcome.stop_reason != "budget" or said:
+        return None
+    # each tool result's first line: "tool NAME status=STATUS ..." (agent/loop.py)
+    heads = [m.content.split("\n", 2) for m in outcome.messages if m.role == "tool"]
+    failed = [h for h in heads if h[0].partition(" status=")[2].split(" ")[0] != "ok"]
+    first = f"; the first: {' '.join(failed[0][:2])[:200]}" if failed else ""
+    return (f"the model gave no answer: it used its {outcome.tool_calls} tool calls "
+            f"({len(failed)} of them failed{first})")
 
 
 def run_chat(app_state: AppState) -> None:
