@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -116,3 +117,54 @@ def test_failed_boot_raises_with_log_and_cleans_up(tmp_path: Path) -> None:
 def test_missing_program_is_named() -> None:
     with pytest.raises(LabError, match="no-such-unshare"):
         Sandbox(programs=LabPrograms(unshare="no-such-unshare")).start()
+
+
+def test_a_lab_whose_cgroup_name_is_taken_leaves_the_other_lab_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two labs in different base directories: mkdtemp's names are new only in each
+    import tempfile
+
+    from ai_sysadmin.lab import sandbox as sandbox_module
+
+    def same_name(prefix: str, dir: str) -> str:  # mkdtemp's own keywords
+        made = Path(dir) / f"{prefix}same"
+        made.mkdir()
+        return str(made)
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.setattr(sandbox_module.tempfile, "mkdtemp", same_name)
+    with Sandbox(base_dir=tmp_path / "a") as first:
+        second = Sandbox(base_dir=tmp_path / "b")
+        with pytest.raises(LabError, match="did not start"):
+            second.start()
+        monkeypatch.setattr(sandbox_module.tempfile, "mkdtemp", tempfile.mkdtemp)
+        # the first lab runs on, its cgroup whole
+        assert first.exec(["systemctl", "is-system-running"]).returncode in (0, 1)
+        assert first._cgroup is not None and (first._cgroup / "cgroup.procs").exists()
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_a_cgroup_that_stays_busy_still_lets_the_work_directory_go(tmp_path: Path) -> None:
+    # a process of this machine's put into the lab's cgroup: the lab's SIGKILL does not reach it
+    lab = Sandbox(base_dir=tmp_path, stop_timeout=1.0).start()
+    assert lab._cgroup is not None
+    cgroup = lab._cgroup
+    intruder = subprocess.Popen(["sleep", "60"])
+    try:
+        (cgroup / "cgroup.procs").write_text(str(intruder.pid))
+        with pytest.raises(LabError, match="cannot remove the lab's cgroup"):
+            lab.stop()
+        assert list(tmp_path.glob("ai-sysadmin-lab-*")) == []  # the work directory is gone
+        assert not lab.running
+    finally:
+        intruder.kill()
+        intruder.wait()
+        deadline = time.monotonic() + 10
+        while cgroup.exists():
+            try:
+                for dirpath, _dirs, _files in os.walk(cgroup, topdown=False):
+                    os.rmdir(dirpath)
+            except OSError:
+                assert time.monotonic() < deadline, f"{cgroup} stayed busy"
+                time.sleep(0.05)

@@ -153,10 +153,12 @@ class Sandbox:
             self._boot()
         except (LabError, OSError) as exc:
             tail = self.log_tail()
-            self.stop()
+            with contextlib.suppress(LabError):  # the boot's failure is the news
+                self.stop()
             raise LabError(f"the lab did not start: {exc}; PID 1 log: {tail or '(empty)'}") from exc
         except BaseException:
-            self.stop()  # Ctrl-C during boot: leave nothing behind
+            with contextlib.suppress(LabError):
+                self.stop()  # Ctrl-C during boot: leave nothing behind
             raise
         return self
 
@@ -165,8 +167,11 @@ class Sandbox:
         # nsenter runs on the host: keep the name as found (a multi-call binary needs it)
         self._nsenter = shutil.which(self.programs.nsenter) or programs["nsenter"]
         self.workdir = Path(tempfile.mkdtemp(prefix="ai-sysadmin-lab-", dir=self.base_dir))
-        self._cgroup = cgroup2_root() / self.workdir.name
-        self._cgroup.mkdir()
+        # the cgroup's name must be new in the whole hierarchy (mkdtemp's is new in base_dir
+        # only): one that exists is another lab's, never to be taken, nor removed by our stop
+        cgroup = cgroup2_root() / f"{self.workdir.name}-{os.getpid()}"
+        cgroup.mkdir()
+        self._cgroup = cgroup
         config = {
             "parent_pid": os.getpid(),
             "cgroup": str(self._cgroup),
@@ -242,13 +247,22 @@ class Sandbox:
                     if pid is not None:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGKILL)
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired as exc:
-                    raise LabError(f"the lab (pid {proc.pid}) survived SIGKILL") from exc
+        if proc is not None and proc.poll() is None:
+            # its files and cgroup stay with it: nothing of a live lab is removed
+            raise LabError(f"the lab (pid {proc.pid}) survived SIGKILL")
         self._proc, self.pid1 = None, None
-        self._remove_cgroup()
-        self._remove_workdir()
+        problems = []
+        # each step whatever the one before it did: a cgroup still busy must not leave the
+        # work directory behind as well
+        for step in (self._remove_cgroup, self._remove_workdir):
+            try:
+                step()
+            except LabError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise LabError("; ".join(problems))
 
     @staticmethod
     def _is_systemd(pid: int) -> bool:
