@@ -113,7 +113,7 @@ def test_logs_reads_structured_records_with_the_name(cli, tmp_path: Path) -> Non
     code, out, _ = cli("logs", "decisions")
     assert "[hal] info: incident 7 opened host=web1" in out
     code, _, err = cli("logs", "nonsense")
-    assert code == 2 and "orchestrator" in err
+    assert code == 2 and "orchestrator" in err and err.rstrip().endswith("audit")
     # a cut or hand-edited file: each odd line is shown as it is, the others as records
     with (log_dir / "decisions.jsonl").open("a") as log_file:
         log_file.write('[1, 2]\n"text"\nnull\n{"ts": "yesterday", "msg": "odd time"}\n'

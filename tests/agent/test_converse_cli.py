@@ -177,3 +177,15 @@ def test_ask_with_a_model_that_only_makes_failing_calls_is_an_error(env) -> None
     assert "failed; the first: tool no_such_tool status=" in last
     assert as_json.returncode == 2
     assert json.loads(as_json.stdout)["error"].startswith("the model gave no answer")
+
+
+def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env["AI_SYSADMIN_QUEUE__URL"] = f"redis://127.0.0.1:{port}/0"
+    done = run([str(BIN), "ask", "hello?"], env)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot reach the queue at redis://127.0.0.1:")
+    assert "no answer from the LLM" not in done.stderr
+    assert done.stderr.rstrip().endswith("(`ai-sysadmin queue` shows it)")

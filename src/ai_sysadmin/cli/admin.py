@@ -79,8 +79,11 @@ def logs(
         records = [{"ts": r["at"], "level": "audit", "name": settings.ai_name,
                     "msg": f"{r['actor']} {r['action']} {r['subject']}: {r['detail']}"}
                    for r in app_state.store.audit_log(lines)]
-    else:
+    elif channel in logfiles.CHANNELS:
         records = logfiles.read(settings.log_dir, channel, lines)
+    else:
+        raise AiSysadminError(f"no log channel {channel!r}; channels: "
+                              f"{', '.join(logfiles.CHANNELS)}, audit")
     if as_json:
         print_json(records)
         return

@@ -25,6 +25,7 @@ from ..config import Settings, mask_secret_text
 from ..errors import AiSysadminError
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
+from ..llm.queue.base import QueueError
 from ..llm.types import BackendStatus, LLMError, Message, Priority
 from ..monitor.findings import strip_control
 from ..monitor.redact import redact
@@ -221,6 +222,8 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     """One line: which server (its password or token masked), what went wrong, how to look
     closer."""
     said, shown = str(exc), mask_secret_text(settings.llm.url)
+    if isinstance(exc, QueueError):  # the queue failed, not the LLM
+        return f"{said} (`ai-sysadmin queue` shows it)"
     where = "" if shown in said else f"no answer from the LLM at {shown}: "
     return f"{where}{said} (`ai-sysadmin llm status` checks it)"
 
