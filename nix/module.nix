@@ -18,10 +18,12 @@ let
 
   words = s: builtins.filter (w: builtins.isString w && w != "") (builtins.split " +" s);
 
-  # Ollama runs here when the daemon's LLM URL is a loopback address
+  # Ollama runs here when the daemon's LLM is Ollama at a loopback address, as the config
+  # file says it (settings win over ollamaHost: a URL or backend given there counts)
+  llm = settings.llm or { };
   loopback = builtins.match "https?://(127\\.0\\.0\\.1|localhost|\\[::1])(:([0-9]+))?/?"
-    cfg.ollamaHost;
-  localOllama = loopback != null;
+    (llm.url or cfg.ollamaHost);
+  localOllama = (llm.backend or "ollama") == "ollama" && loopback != null;
   ollamaPort =
     if localOllama && builtins.elemAt loopback 2 != null
     then lib.toInt (builtins.elemAt loopback 2) else 11434;

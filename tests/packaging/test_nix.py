@@ -137,6 +137,14 @@ def test_by_default_ollama_runs_here_and_the_name_is_the_hostname(
     assert result["warnings"] == [] and result["failedAssertions"] == []
     other_port = evaluate(nix_env, {"ollamaHost": "http://localhost:11500"})
     assert other_port["ollama"]["port"] == 11500
+    # the config file decides, as the daemon reads it: an LLM elsewhere, or another kind of
+    # server, needs no Ollama here, nor waits for one
+    for llm in ({"url": "http://gpu-box:11434"}, {"backend": "openai"}):
+        elsewhere = evaluate(nix_env, {"settings": {"llm": llm}})
+        assert elsewhere["ollama"] is None, llm
+        assert "ollama.service" not in elsewhere["services"]["hal9000-ai"]["after"]
+    here = evaluate(nix_env, {"settings": {"llm": {"url": "http://127.0.0.1:11600"}}})
+    assert here["ollama"]["port"] == 11600
     off = evaluate(nix_env, {}, enabled=False)
     assert off["services"] is None and off["configText"] is None and off["ollama"] is None
 
