@@ -1,6 +1,6 @@
 # services.ai-sysadmin: the daemon ({aiName}-ai), its LLM queue worker ({aiName}-llm-worker),
 # the config file both read, the sudo rules for the action catalog's fixes, the {aiName}-*
-# commands and, unless ollamaHost names another machine, a local Ollama.
+# commands and, unless the config names an LLM elsewhere (or not Ollama), a local Ollama.
 #
 # The units come from packaging/systemd/*.service.in, the same templates `ai-sysadmin setup`
 # fills on other distributions, so both installs share one set of hardening options.
