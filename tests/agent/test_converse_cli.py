@@ -189,3 +189,11 @@ def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:
     assert done.stderr.startswith("error: cannot reach the queue at redis://127.0.0.1:")
     assert "no answer from the LLM" not in done.stderr
     assert done.stderr.rstrip().endswith("(`ai-sysadmin queue` shows it)")
+
+
+def test_an_llm_url_of_another_scheme_is_one_plain_line(env) -> None:
+    env["AI_SYSADMIN_LLM__URL"] = "ftp://models.example"
+    done = run([str(BIN), "ask", "hello?"], env)
+    assert done.returncode == 2
+    assert done.stderr == ("error: llm.url: 'ftp://models.example' is not an http:// or "
+                           "https:// URL\n")

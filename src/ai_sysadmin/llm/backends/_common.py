@@ -77,7 +77,7 @@ def base_url(url: str, default_port: int | None = None) -> str:
         if default_port is not None and not host.rsplit("]", 1)[-1].count(":"):
             rest = rest.replace(host, f"{host}:{default_port}", 1)
     if scheme.lower() not in ("http", "https") or not rest:
-        raise ConfigError("llm.url", [f"llm.url: {url!r} is not an http:// or https:// URL"])
+        raise ConfigError("llm.url", [f"{url!r} is not an http:// or https:// URL"])
     return f"{scheme}://{rest}"
 
 
