@@ -204,10 +204,10 @@ def test_checks_share_one_remote_shell_which_is_replaced_when_it_dies(
     wait_until(lambda: not _shells(sb), "the shell to end with its connection")
 
 
-@pytest.mark.lab
-def test_a_script_that_overruns_costs_its_shell_and_the_next_one_runs(
-    lab_host: LabHost, known_hosts: Path
-) -> None:
+def _fails_then_next_runs(lab_host: LabHost, known_hosts: Path, script: str, timeout: float,
+                          match: str) -> tuple[str, str]:
+    """``script`` fails over the lab's SSH with ``match``; then a plain script's output on a
+    fresh shell."""
     host = lab_host.ssh
     ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
     done = "@@test done"
@@ -215,14 +215,22 @@ def test_a_script_that_overruns_costs_its_shell_and_the_next_one_runs(
 
     async def go() -> tuple[str, str]:
         try:
-            with pytest.raises(TransportError, match="timed out after 0.5 s"):
-                await ssh.run_script("timeout 3 sleep 30\n" + ending, done, 0.5)
+            with pytest.raises(TransportError, match=match):
+                await ssh.run_script(script + ending, done, timeout)
             result = await ssh.run_script("echo out; echo err >&2\n" + ending, done, 10)
         finally:
             await ssh.close()
         return result.stdout, result.stderr
 
-    out, err = asyncio.run(go())
+    return asyncio.run(go())
+
+
+@pytest.mark.lab
+def test_a_script_that_overruns_costs_its_shell_and_the_next_one_runs(
+    lab_host: LabHost, known_hosts: Path
+) -> None:
+    out, err = _fails_then_next_runs(lab_host, known_hosts, "timeout 3 sleep 30\n", 0.5,
+                                     "timed out after 0.5 s")
     assert out == "out\n\n" and err == "err\n\n"
 
 
@@ -235,22 +243,9 @@ def test_a_reply_past_its_limit_fails_the_check_and_the_next_one_runs(
     from ai_sysadmin.hosts import ssh as ssh_module
 
     monkeypatch.setattr(ssh_module, "MAX_REPLY", 256 * 1024)
-    host = lab_host.ssh
-    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="sshlab")
-    done = "@@test done"
-    ending = f"printf '\\n%s\\n' '{done}'; printf '\\n%s\\n' '{done}' >&2\n"
-
-    async def go() -> tuple[str, str]:
-        try:
-            with pytest.raises(TransportError, match="the check's reply passed 0.25 MiB"):
-                await ssh.run_script("head -c 4000000 /dev/zero | tr '\\0' x\n" + ending,
-                                     done, 20)
-            result = await ssh.run_script("echo out; echo err >&2\n" + ending, done, 10)
-        finally:
-            await ssh.close()
-        return result.stdout, result.stderr
-
-    out, err = asyncio.run(go())
+    out, err = _fails_then_next_runs(lab_host, known_hosts,
+                                     "head -c 4000000 /dev/zero | tr '\\0' x\n", 20,
+                                     "the check's reply passed 0.25 MiB")
     assert out == "out\n\n" and err == "err\n\n"
 
 

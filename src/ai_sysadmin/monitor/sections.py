@@ -372,7 +372,9 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     own_only = (len(readings) > 1
                 and result(readings[1]).returncode == _SYSTEM_JOURNAL_UNREADABLE)
     snap.journal = parsers.parse_journal(read.stdout)
-    unread = sum(1 for line in read.stdout.split("\n") if line.strip()) - len(snap.journal)
+    # journalctl prints an entry a line, each a JSON object (counted without a second split)
+    printed = read.stdout.count("\n{") + read.stdout.startswith("{")
+    unread = printed - len(snap.journal)
     if unread > 0:
         # entries nobody read are no evidence that nothing happened: not judged, and read
         # again from the same cursor next time

@@ -28,8 +28,8 @@ async def check_reachability(
 ) -> ToolResult:
     """Is a managed host reachable from here? TCP connect to a port, or one ICMP ping."""
     # a configured host by its shown name or its address; what is reached is the address
-    address = {spec.name: spec.host for spec in configured_hosts(ctx.settings)}
-    address |= {spec.host: spec.host for spec in configured_hosts(ctx.settings)}
+    specs = configured_hosts(ctx.settings)
+    address = {spec.name: spec.host for spec in specs} | {spec.host: spec.host for spec in specs}
     managed = set(ctx.transports) | set(address)
     if host not in managed:
         return ToolResult("refused", f"{host!r} is not a managed host; managed: "
