@@ -339,8 +339,11 @@ def parse_journal(text: str) -> list[JournalEntry]:
     return [e for e in map(parse_journal_line, text.split("\n")) if e is not None]
 
 
+#: the user column's width in :data:`PS_COLUMNS`: ps pads a shorter name to it (and writes
+#: the numeric uid for a longer one)
+_USER_WIDTH = 32
 #: ``ps -eo`` columns of the process table; args last because it holds spaces
-PS_COLUMNS = "pid=,ppid=,stat=,user:32=,pcpu=,pmem=,rss=,etimes=,times=,args="
+PS_COLUMNS = f"pid=,ppid=,stat=,user:{_USER_WIDTH}=,pcpu=,pmem=,rss=,etimes=,times=,args="
 #: ps writes at most this many characters of a column that is not the last, and cuts there
 _CGROUP_WIDTH = 239
 #: the same with each process's cgroup, from which :func:`cgroup_unit` names its unit: ps's
@@ -421,6 +424,16 @@ class _ProcessTable:
             [*parts[:_LEAD], parts[_LEAD][:_REST]]
             for parts in (line.split(None, _LEAD) for line in text.splitlines())
             if len(parts) > _LEAD and parts[0].isdigit()]
+        try:
+            #: each row's pcpu and rss, which choose the top processes
+            self.cpu = list(map(float, [parts[4] for parts in self.rows]))
+            self.rss = list(map(float, [parts[6] for parts in self.rows]))
+        except ValueError:
+            # a name with spaces (a directory service's user) shifts the columns after it:
+            # such lines are read by the column's width (rare: the listing is split again)
+            self.rows = list(filter(None, map(_ps_row, text.splitlines())))
+            self.cpu = _numbers([parts[4] for parts in self.rows])
+            self.rss = _numbers([parts[6] for parts in self.rows])
         pid1 = None
         if cgroups:
             init = next((self._whole(parts) for parts in self.rows if parts[0] == "1"), None)
@@ -458,13 +471,28 @@ class _ProcessTable:
         """The top ``count`` by CPU, then those of the top ``count`` by memory not among
         them (ties in the listing's order)."""
         top: dict[str, Process] = {}
-        for column in (4, 6):  # pcpu, rss
-            keys = _numbers([parts[column] for parts in self.rows])
+        for keys in (self.cpu, self.rss):
             for n in sorted(range(len(keys)), key=keys.__getitem__, reverse=True)[:count]:
                 parts = self.rows[n]
                 if parts[0] not in top and (process := self.process(parts)) is not None:
                     top[parts[0]] = process
         return list(top.values())
+
+
+def _ps_row(line: str) -> list[str] | None:
+    """A listing line's leading columns and the rest (cut at _REST); where the columns after
+    the user do not read as numbers, the user is read as ps pads it (:data:`_USER_WIDTH`);
+    None for a line that is no process."""
+    parts = line.split(None, _LEAD)
+    if len(parts) <= _LEAD or not parts[0].isdigit():
+        return None
+    if _number(parts[4]) < 0 or _number(parts[6]) < 0:
+        lead = line.split(None, 3)
+        if len(lead) == 4 and lead[3][_USER_WIDTH:_USER_WIDTH + 1] == " ":
+            after = lead[3][_USER_WIDTH:].split(None, _LEAD - 4)
+            if len(after) == _LEAD - 3:
+                parts = [*lead[:3], lead[3][:_USER_WIDTH].rstrip(), *after]
+    return [*parts[:_LEAD], parts[_LEAD][:_REST]]
 
 
 def _numbers(texts: list[str]) -> list[float]:
