@@ -143,3 +143,82 @@ def test_this_machine_is_not_removed_and_says_why(cli) -> None:
     assert code == 2
     assert f"{short_hostname()} is this machine" in err and "systemctl disable --now" in err
     assert names(cli) == {short_hostname(): "managed"}
+
+
+def targets(cli) -> dict[str, str]:
+    code, out, _ = cli("systems", "list", "--json")
+    assert code == 0
+    return {r["name"]: r["target"] for r in json.loads(out)}
+
+
+def refused(cli, *args: str) -> str:
+    """The one line a refused `systems add` or `accept` prints, its exit code checked."""
+    code, out, err = cli("systems", *args)
+    assert code == 2 and "managed now" not in out
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_the_same_machine_under_another_name_is_refused(cli) -> None:
+    # the daemon would check it twice: two SSH sessions, every incident and fix twice
+    assert cli("systems", "add", "ops@web1.example:2222", "--name", "web1")[0] == 0
+    for again in ("ops@web1.example:2222", "WEB1.Example.:2222"):
+        err = refused(cli, "add", again, "--name", "other")
+        assert "is already managed as web1 (ops@web1.example:2222)" in err
+        assert "`systems remove web1` first" in err
+    assert [t for t in targets(cli).values() if "web1" in t.lower()] == [
+        "ops@web1.example:2222"]
+    assert "other" not in names(cli, "--all")
+
+
+def test_another_account_on_a_managed_machine_is_the_same_machine(cli) -> None:
+    assert cli("systems", "add", "web2")[0] == 0
+    err = refused(cli, "add", "admin@web2", "--name", "web2-admin")
+    assert "web2-admin (admin@web2) is already managed as web2 (web2)" in err
+    assert "web2-admin" not in names(cli, "--all") and targets(cli)["web2"] == "web2"
+
+
+def test_port_22_is_the_port_of_a_target_without_one(cli) -> None:
+    assert cli("systems", "add", "web3")[0] == 0
+    assert "already managed as web3 (web3)" in refused(cli, "add", "web3:22", "--name", "w3")
+    assert cli("systems", "add", "root@web4:22")[0] == 0
+    assert "already managed as web4 (root@web4)" in refused(cli, "add", "web4.", "--name", "w4")
+    assert {"w3", "w4"}.isdisjoint(names(cli, "--all"))
+    # another port is another sshd (a container, a VM behind a forward): not refused
+    assert cli("systems", "add", "web3:2222", "--name", "web3-vm")[0] == 0
+
+
+def test_a_machine_of_remote_systems_is_not_added_again(cli, config_file) -> None:
+    path = config_file('remote_systems = ["admin@db1:2222", '
+                       '{host = "10.9.0.2", name = "db2", user = "ops"}]\n')
+    err = refused(cli, "add", "root@10.9.0.2", "--name", "nas")
+    assert "nas (root@10.9.0.2) is already managed as db2 (ops@10.9.0.2)" in err
+    assert str(path) in err
+    assert "already managed as db1 (admin@db1:2222)" in refused(cli, "add", "DB1:2222")
+    assert "nas" not in names(cli, "--all")
+    assert [n for n in names(cli) if n.lower() in ("db1", "db2")] == ["db1", "db2"]
+
+
+def test_a_removed_or_discovered_host_does_not_block_its_machine(cli, store) -> None:
+    assert cli("systems", "add", "web1")[0] == 0
+    assert cli("systems", "remove", "web1")[0] == 0
+    code, out, _ = cli("systems", "add", "root@web1", "--name", "web1b")
+    assert code == 0 and "web1b (root@web1) is managed now" in out
+    HostStore(store.db).discover("web5", "a test")
+    assert cli("systems", "add", "web5:22", "--name", "five")[0] == 0
+    assert names(cli, "--all") == {short_hostname(): "managed", "web1": "removed",
+                                   "web1b": "managed", "web5": "discovered",
+                                   "five": "managed"}
+
+
+def test_accepting_a_discovered_machine_managed_under_another_name_is_refused(
+        cli, store, config_file) -> None:
+    config_file('remote_systems = [{host = "web8", name = "eight"}]\n')
+    hosts = HostStore(store.db)
+    hosts.discover("web7", "a test")
+    hosts.discover("web8", "a test")
+    assert cli("systems", "add", "ops@Web7.", "--name", "seven")[0] == 0
+    err = refused(cli, "accept", "web7")
+    assert "web7 (web7) is already managed as seven (ops@Web7.)" in err
+    assert "already managed as eight (web8) in remote_systems" in refused(cli, "accept", "web8")
+    assert names(cli, "--all")["web7"] == names(cli, "--all")["web8"] == "discovered"

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError
-from ..hosts.inventory import configured_hosts
+from ..hosts.inventory import configured_hosts, target_machine
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
 from .context import AppState, banner, cell, out, print_json, state
@@ -100,9 +100,21 @@ def add(
         raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
                               f"{app_state.loaded.config_path})")
     stored = join_target(user, host, port)
+    _refuse_configured_twin(app_state, shown, stored)
     _hosts(app_state).add(shown, target=stored, source="added")
     out.print(f"{shown} ({stored}) is managed now; `systems refresh` checks it, a running "
               "daemon from its next start")
+
+
+def _refuse_configured_twin(app_state: AppState, name: str, target: str) -> None:
+    """A machine of remote_systems under another name would be checked twice (the store
+    refuses its own twins; the config is not in it)."""
+    wanted = target_machine(target)
+    for spec in configured_hosts(app_state.settings):
+        if spec.name != name and spec.machine == wanted:
+            raise AiSysadminError(
+                f"{name} ({target}) is already managed as {spec.name} ({spec.target}) in "
+                f"remote_systems of {app_state.loaded.config_path}")
 
 
 @app.command("remove")
@@ -165,7 +177,8 @@ def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
 def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="A discovered host (see `systems list`).")]) -> None:
     """Manage a discovered host."""
-    hosts = _hosts(state(ctx))
+    app_state = state(ctx)
+    hosts = _hosts(app_state)
     row = hosts.get(name)
     if row["status"] == "managed":
         out.print(f"{name} is already managed")
@@ -174,7 +187,8 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
         split_target(row["target"])  # what the journal named: any sender chooses it
     except ValueError as exc:
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
-    hosts.set_status(name, "managed")
+    _refuse_configured_twin(app_state, name, row["target"] or name)
+    hosts.accept(name)
     out.print(f"{name} is managed now; a running daemon checks it from its next start")
 
 

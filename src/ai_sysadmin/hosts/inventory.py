@@ -25,6 +25,26 @@ class HostSpec:
         """What :func:`parse_target` reads back as this host (IPv6 in brackets)."""
         return join_target(self.user, self.host, self.port)
 
+    @property
+    def machine(self) -> tuple[str, int]:
+        return machine_of(self.host, self.port)
+
+
+def machine_of(host: str, port: int) -> tuple[str, int]:
+    """What makes two targets one machine. The user is only an account on it; DNS names are
+    case-insensitive and a rooted ``web1.`` is ``web1``. A target without port reads back as
+    22, like ``:22``: both leave the port to ~/.ssh/config, so they reach the same place."""
+    return host.lower().removesuffix("."), port
+
+
+def target_machine(target: str) -> tuple[str, int] | None:
+    """:func:`machine_of` a stored target; None for one that reaches nothing."""
+    try:
+        _, host, port = split_target(target)
+    except ValueError:
+        return None
+    return machine_of(host, port)
+
 
 def parse_target(entry: str | RemoteSystem, source: str = "config") -> HostSpec:
     """``host``, ``user@host:port``, ``[::1]:2222`` or a RemoteSystem table."""

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..errors import AiSysadminError, NotFoundError
+from ..hosts.inventory import target_machine
 from .audit import write_audit
 from .db import Database
 
@@ -28,20 +29,51 @@ class HostStore:
             self._audit(conn, actor, f"host.{status}", name, f"{target or name} from {source}")
 
     def add(self, name: str, *, target: str, source: str, actor: str = "operator") -> None:
-        """Manage a new host; one already managed under this name is refused, not replaced (a
-        removed or discovered one is managed again, with this target)."""
+        """Manage a new host; one already managed under this name or at this machine is
+        refused, not replaced (a removed or discovered one is managed again, with this target)."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT status, target FROM hosts WHERE name=?",
                                (name,)).fetchone()
             if row is not None and row["status"] == "managed":
                 raise AiSysadminError(f"{name} is already managed ({row['target'] or name}); "
                                     f"`systems remove {name}` first to replace it")
+            self._refuse_twin(conn, name, target)
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, source, status, target) "
                 "VALUES (?,?,?,'managed',?) ON CONFLICT(name) DO UPDATE SET status='managed', "
                 "target=excluded.target, source=excluded.source",
                 (name, time.time(), source, target))
             self._audit(conn, actor, "host.managed", name, f"{target} from {source}")
+
+    def accept(self, name: str, actor: str = "operator") -> None:
+        """Manage a discovered host, unless its machine is managed under another name."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT target FROM hosts WHERE name=?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no host {name!r}; see `systems list --all`")
+            self._refuse_twin(conn, name, row["target"] or name)
+            conn.execute("UPDATE hosts SET status='managed' WHERE name=?", (name,))
+            self._audit(conn, actor, "host.managed", name)
+
+    def _refuse_twin(self, conn: Any, name: str, target: str) -> None:
+        """The daemon would check one machine twice: two SSH sessions, every incident and
+        fix twice. Checked here, in the writing transaction, so two adds cannot both pass."""
+        twin = self._twin(conn, name, target)
+        if twin is not None:
+            raise AiSysadminError(
+                f"{name} ({target}) is already managed as {twin['name']} ({twin['target']}); "
+                f"`systems remove {twin['name']}` first")
+
+    def _twin(self, conn: Any, name: str, target: str) -> dict[str, Any] | None:
+        """Another managed host whose target reaches the same machine. Rows a check recorded
+        (source 'checked') name this machine, which no target reaches over SSH."""
+        wanted = target_machine(target)
+        if wanted is None:
+            return None
+        rows = conn.execute(
+            "SELECT name, target FROM hosts WHERE status='managed' AND source != 'checked' "
+            "AND target IS NOT NULL AND name != ?", (name,))
+        return next((dict(r) for r in rows if target_machine(r["target"]) == wanted), None)
 
     def discover(self, name: str, source: str) -> bool:
         """Record a host seen somewhere; True when it is new. Known hosts are left alone."""
