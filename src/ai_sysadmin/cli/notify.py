@@ -114,16 +114,21 @@ def status(
     """Pending, delivered and failed deliveries per channel, and held events.
 
     Held: repeats waiting for the end of their window, openings waiting for a digest."""
+    from ..notify.channels import token_problem
     from ..store.outbox import Outbox
 
     app_state = state(ctx)
+    # said first and on stderr: pending deliveries wait on it, and their rows cannot say so
+    problem = token_problem(app_state.settings)
+    if problem:
+        err.print(problem, markup=False, soft_wrap=True)
     outbox = Outbox(app_state.store.db)
     counts = outbox.counts()
     events = counts.pop("events", {})
     lists = {s: outbox.deliveries((s,), limit) for s in ("pending", "failed", "delivered")}
     if as_json:
         print_json({"configured": _channels(app_state.settings), "channels": counts,
-                    "events": events, **lists})
+                    "events": events, "problems": [problem] if problem else [], **lists})
         return
     configured = _channels(app_state.settings)
     banner(app_state.settings, "notifications: " + (", ".join(configured) or

@@ -1,10 +1,11 @@
 """Where messages go: Gotify through its message API, anything else through Apprise URLs.
 
 A channel either accepts a message or raises :class:`DeliveryError` with a reason that names no
-secret: the Gotify app token travels only in the ``X-Gotify-Key`` header and is read from its
-file at each send (a rotated token needs no restart); Apprise URLs, which carry credentials,
-are read from their own file and shown only in Apprise's privacy form. httpx and Apprise are
-imported when a channel is built or used, never by ``check`` or ``--help``.
+secret (:class:`ChannelUnready` when the channel's own configuration, not the message or the far
+end, is at fault): the Gotify app token travels only in the ``X-Gotify-Key`` header and is read
+from its file at each send (a rotated token needs no restart); Apprise URLs, which carry
+credentials, are read from their own file and shown only in Apprise's privacy form. httpx and
+Apprise are imported when a channel is built or used, never by ``check`` or ``--help``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import stat
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,11 @@ log = logging.getLogger("ai_sysadmin.service")
 
 class DeliveryError(AiSysadminError):
     """A channel did not accept a message."""
+
+
+class ChannelUnready(DeliveryError):
+    """A channel that cannot send anything until its configuration is mended (its token file):
+    no message is at fault, so a queued delivery waits without spending its attempts."""
 
 
 class Channel(Protocol):
@@ -58,6 +64,40 @@ def warn_if_readable(path: Path, key: str) -> None:
         log.warning("%s (%s) is readable by every user: chmod o-r it", key, path)
 
 
+def read_token(path: Path, key: str) -> str:
+    """The credential in ``path``, or :class:`ChannelUnready` naming the key, the path and why.
+    Only a regular file is opened: a FIFO would block the event loop until a writer came, a
+    device such as /dev/zero would never end."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ChannelUnready(f"{key} {path}: is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise ChannelUnready(f"{key} {path}: not a regular file")
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ChannelUnready(f"{key} {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise ChannelUnready(f"{key} {path}: not UTF-8 text") from None
+    if not token:
+        raise ChannelUnready(f"{key} {path}: empty")
+    return token
+
+
+def token_problem(settings: Settings) -> str | None:
+    """Why the configured Gotify channel cannot send (None: it can, or there is none), for
+    `notify status`, which builds no channel."""
+    if not settings.gotify_url:
+        return None
+    if settings.gotify_token_file is None:
+        return "gotify_token_file: not set (gotify_url is)"
+    try:
+        read_token(settings.gotify_token_file, "gotify_token_file")
+    except ChannelUnready as exc:
+        return str(exc)
+    return None
+
+
 class GotifyChannel:
     name = "gotify"
 
@@ -66,17 +106,30 @@ class GotifyChannel:
         self.token_file = token_file
         self.timeout = timeout
         self.shown = f"gotify {mask_secret_text(self.url)}"
+        #: the token file's problem last said (None: none, or mended)
+        self._problem: str | None = None
 
     def _token(self) -> str:
         try:
-            token = self.token_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DeliveryError(f"cannot read gotify_token_file {self.token_file}: "
-                                f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
-                                ) from None
-        if not token:
-            raise DeliveryError(f"gotify_token_file {self.token_file} is empty")
+            token = read_token(self.token_file, "gotify_token_file")
+        except ChannelUnready as exc:
+            self._tell(str(exc))
+            raise
+        self._tell(None)
         return token
+
+    def _tell(self, problem: str | None) -> None:
+        """Said when it appears, changes or is mended, never at each retry: a file broken for
+        a weekend would otherwise log once per queued message per retry."""
+        if problem == self._problem:
+            return
+        if problem is not None:
+            log.error("%s: notifications to Gotify wait in the outbox until it is mended",
+                      problem, extra={"event": "notify_misconfigured"})
+        else:
+            log.info("gotify_token_file %s gives a token again: sending what waited",
+                     self.token_file, extra={"event": "notify_mended"})
+        self._problem = problem
 
     async def send(self, message: Message) -> None:
         import httpx
@@ -225,13 +278,10 @@ def build_channels(settings: Settings) -> list[Channel]:
                                                     "app token"])
         warn_if_readable(settings.gotify_token_file, "gotify_token_file")
         gotify = GotifyChannel(settings.gotify_url, settings.gotify_token_file, timeout)
-        try:
+        # said at the start (by _token), not first at an incident; the file is read again at
+        # each send (a secret provisioned later, a rotated token): not a reason to stop
+        with suppress(ChannelUnready):
             gotify._token()
-        except DeliveryError as exc:
-            # said at the start, not first when something goes wrong; the file is read again
-            # at each send (a secret provisioned later, a rotated token): not a reason to stop
-            log.error("notifications to Gotify will fail until this is mended: %s", exc,
-                      extra={"event": "notify_misconfigured"})
         channels.append(gotify)
     if settings.notify.apprise_urls_file:
         channels += apprise_channels(settings.notify.apprise_urls_file, timeout)

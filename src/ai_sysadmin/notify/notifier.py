@@ -3,8 +3,10 @@
 One loop turns outbox events into messages (:mod:`.storm`); one loop per channel sends that
 channel's deliveries in order. A channel that fails is paused with exponential backoff, per
 channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
-are other tasks; the database work runs in threads). Delivery is at least once: a message whose
-send was cut off by a crash or a stop is sent again after the restart.
+are other tasks; the database work runs in threads). A channel that cannot send at all (its
+token file unreadable) spends no delivery's attempts: what is queued waits until it is
+mended. Delivery is at least once: a message whose send was cut off by a crash or a stop is sent
+again after the restart.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import cached_property
 from ..config import Settings
 from ..store import Database
 from ..store.outbox import Delivery, Outbox
-from .channels import Channel, DeliveryError, build_channels
+from .channels import Channel, ChannelUnready, DeliveryError, build_channels
 from .message import Message
 from .storm import Dispatcher
 
@@ -130,6 +132,9 @@ class Notifier:
             message = Message(delivery.title, delivery.body, delivery.priority)
             try:
                 await channel.send(message)
+            except ChannelUnready:
+                self._unready(channel)
+                return False
             except DeliveryError as exc:
                 await asyncio.to_thread(self._failed, channel, delivery, str(exc))
                 return False
@@ -141,6 +146,13 @@ class Notifier:
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
                      extra={"notification": delivery.message_id, "channel": channel.name})
         return len(due) == BATCH
+
+    def _unready(self, channel: Channel) -> None:
+        """No attempt is counted: the deliveries would be given up after ``max_attempts``
+        while the file is broken, and a mended file finds nothing left to send. The channel
+        said why once; it is looked at again each first backoff, a local file read."""
+        self._paused_until[channel.name] = (time.time() +
+                                            self.settings.notify.retry_backoff_seconds)
 
     def _failed(self, channel: Channel, delivery: Delivery, error: str) -> None:
         attempts = delivery.attempts + 1
