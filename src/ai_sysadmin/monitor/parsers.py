@@ -357,18 +357,32 @@ _PROCESS_UNITS = (".service", ".scope")
 def systemd_cgroup(field: str) -> str | None:
     """The service manager's cgroup path in ps's ``cgroup`` column (the lines of
     /proc/PID/cgroup that are not the root, joined by commas): cgroup v2's ``0::PATH``, else
-    a legacy or hybrid host's ``N:name=systemd:PATH``; None where neither is there."""
-    legacy = None
+    a legacy or hybrid host's ``N:name=systemd:PATH``; None where neither is there, and ""
+    (whose it is: unknown) where a hybrid host's two disagree.
+
+    A path may hold a comma (a name chosen in a delegated subtree, a user's): what follows
+    it poses as an entry of its own. The kernel lists the hierarchies in one order, so the
+    first entry of each is the real one, and a hybrid host's service manager keeps a process
+    at one path in both (a delegate may go deeper in one): a ``0::`` posing after the
+    ``name=systemd`` path is told by that path, which it does not extend.
+    """
+    legacy = unified = None
     for entry in field.split(","):
         number, _, rest = entry.partition(":")
         hierarchy, _, path = rest.partition(":")
         if not path.startswith("/") or not number.isdigit():
             continue
-        if hierarchy == "":
-            return path
-        if hierarchy == "name=systemd":
+        if hierarchy == "" and unified is None:
+            unified = path
+        elif hierarchy == "name=systemd" and legacy is None:
             legacy = path
-    return legacy
+    if unified is None or legacy is None:
+        return unified if unified is not None else legacy
+    return unified if _within(unified, legacy) or _within(legacy, unified) else ""
+
+
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def manager_root(pid1_cgroup: str | None) -> str:
