@@ -4,7 +4,9 @@ running is investigated again as soon as that ends: the news never waits for nob
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ai_sysadmin.config import Settings
@@ -12,7 +14,7 @@ from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.llm.backends import make_backend
 from ai_sysadmin.llm.client import DirectLLM
 from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.orchestrator.investigator import DAY_SECONDS, Investigator
 from ai_sysadmin.store import Database, IncidentStore
 from tests.support.scripted_model import ScriptedModel, call, say
 
@@ -250,4 +252,48 @@ def test_an_incident_that_keeps_coming_back_is_investigated_so_often_a_day_then_
     assert incident.state == "reopened"
     said = [e for e in incident.events if e.kind == "escalated"]
     assert len(said) == 1 and "investigated 2 times in 24 hours" in said[0].detail
-    assert store.investigation_due(time.time() + 10**6) == []
+    # no more today; once the older of the two is a day old, it is due again
+    assert store.investigation_due(time.time() + 3600) == []
+    assert [i.id for i in store.investigation_due(time.time() + DAY_SECONDS + 60)] == [
+        incident_id]
+
+
+def test_an_llm_that_is_down_does_not_count_as_investigations(tmp_path: Path) -> None:
+    """Every retry fails while the LLM is down: the incident is retried (paced by the
+    backoff) and never told to wait for a person as one that "keeps coming back"; once the
+    LLM answers, it is investigated."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once the socket is closed
+    down = Settings(ai_name="hal", state_dir=tmp_path,
+                    agent={"max_investigations_per_day": 2, "retry_backoff_seconds": 0.001},
+                    llm={"backend": "ollama", "url": f"http://127.0.0.1:{port}", "model": "m"})
+    store = IncidentStore(Database(down.db_path))
+    (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+    def failures() -> int:
+        return sum(e.kind == "investigation_failed" for e in store.get(incident_id).events)
+
+    async def retries(settings: Settings, done: Callable[[], bool]) -> None:
+        investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
+                                    lambda _: DirectLLM(make_backend(settings.llm)),
+                                    knowledge=KnowledgeRecall(settings))
+        stop = asyncio.Event()
+        sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, store.get(incident_id).events
+            await asyncio.sleep(0.02)
+        stop.set()
+        await sweeping
+        await investigator.close()
+
+    asyncio.run(retries(down, lambda: failures() >= 5))
+    incident = store.get(incident_id)
+    assert not [e for e in incident.events if e.kind == "escalated"]
+    assert "LLMUnavailable" in (incident.investigation_error or "")
+    assert [i.id for i in store.investigation_due(time.time() + 3600)] == [incident_id]
+    with ScriptedModel([say("DIAGNOSIS: nginx.service failed.")]) as model:
+        up = down.model_copy(update={"llm": down.llm.model_copy(update={"url": model.url})})
+        asyncio.run(retries(up, lambda: store.get(incident_id).diagnosis is not None))
+    assert store.get(incident_id).diagnosis == "DIAGNOSIS: nginx.service failed."

@@ -135,14 +135,17 @@ class Investigator:
 
     def _held(self, incident_id: int) -> bool:
         """Investigated ``max_investigations_per_day`` times in 24 hours already (it keeps
-        coming back): it waits for a person, who is told once."""
+        coming back): it waits for a person, who is told once, until the oldest of those is
+        a day old (then it is due again, however it stands)."""
         limit = self.settings.agent.max_investigations_per_day
         since = time.time() - DAY_SECONDS
-        if self.store.investigations_since(incident_id, since) < limit:
+        ended = self.store.investigations_since(incident_id, since)
+        if len(ended) < limit:
             return False
         reason = (f"investigated {limit} times in 24 hours and it keeps coming back: no more "
                   "investigations today; a person must look")
-        if self.store.hold_for_person(incident_id, reason, since):
+        until = ended[-limit] + DAY_SECONDS
+        if self.store.hold_for_person(incident_id, reason, since, until):
             log.warning("incident %d: %s", incident_id, reason,
                         extra={"incident": incident_id, "event": "investigations_capped"})
         return True

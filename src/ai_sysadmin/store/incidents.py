@@ -443,18 +443,21 @@ class IncidentStore:
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 
-    def investigations_since(self, incident_id: int, since: float) -> int:
-        """How many investigations of the incident ended (with a diagnosis or failed) since
-        ``since``."""
-        row = self.db.conn.execute(
-            "SELECT COUNT(*) FROM incident_events WHERE incident_id=? AND at>=? AND kind IN "
-            "('diagnosis','investigation_failed')", (incident_id, since)).fetchone()
-        return int(row[0])
+    def investigations_since(self, incident_id: int, since: float) -> list[float]:
+        """When the investigations of the incident that came to a diagnosis since ``since``
+        ended, oldest first. One that failed is not among them: an LLM that is down fails
+        every retry (a backoff paces those), and such a day is no sign that the incident
+        keeps coming back."""
+        rows = self.db.conn.execute(
+            "SELECT at FROM incident_events WHERE incident_id=? AND at>=? AND kind='diagnosis' "
+            "ORDER BY at", (incident_id, since)).fetchall()
+        return [float(row[0]) for row in rows]
 
-    def hold_for_person(self, incident_id: int, reason: str, since: float,
+    def hold_for_person(self, incident_id: int, reason: str, since: float, until: float,
                         actor: str = "agent") -> bool:
-        """The incident waits for a person instead of another investigation: escalated once
-        (an escalation since ``since`` is not repeated); True when that was said now."""
+        """The incident waits for a person instead of another investigation until ``until``
+        (then it is due again): escalated once (an escalation since ``since`` is not
+        repeated); True when that was said now."""
         now = time.time()
         with self.db.transaction() as conn:
             said = conn.execute(
@@ -462,8 +465,8 @@ class IncidentStore:
                 "at>=? AND detail=?", (incident_id, since, reason)).fetchone()
             if said:
                 return False
-            conn.execute("UPDATE incidents SET next_investigation_at=NULL, investigation_error=?, "
-                         "updated_at=? WHERE id=?", (reason, now, incident_id))
+            conn.execute("UPDATE incidents SET next_investigation_at=?, investigation_error=?, "
+                         "updated_at=? WHERE id=?", (until, reason, now, incident_id))
             self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
             write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
             note_incident(conn, incident_id, "escalated", now, reason)
