@@ -63,7 +63,8 @@ class AgentOutcome:
     answer: str
     messages: list[Message]
     tool_calls: int
-    stop_reason: Literal["answer", "budget"]
+    #: "cut": the final answer reached the model's token limit (it is incomplete)
+    stop_reason: Literal["answer", "budget", "cut"]
     proposals: list[dict[str, object]] = field(default_factory=list)
     #: "tools" (the loop) or "evidence" (one schema-held answer, agent/evidence.py)
     mode: str = "tools"
@@ -190,7 +191,8 @@ class Agent:
                 if not answer:
                     raise LLMBadResponse("the model answered with neither text nor a tool call")
                 self.emit("answer", "", redact(answer))
-                return AgentOutcome(answer, conversation, used, "answer", self.ctx.proposals)
+                return AgentOutcome(answer, conversation, used, "cut" if result.cut else "answer",
+                                    self.ctx.proposals)
             if not offer:
                 over_budget_turns += 1
             for call in reply.tool_calls:

@@ -119,7 +119,7 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     if message is not None:
         outcome = asyncio.run(_turn(runtime, tools, [*messages, Message("user", message)],
                                     quiet=False))
-        out.print(Markdown(outcome.answer))
+        _print_answer(outcome)
         return
     _repl(runtime, tools, messages, f"discussing action {action.id}")
 
@@ -189,7 +189,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             unanswered += 1
             continue
         messages = outcome.messages
-        out.print(Markdown(outcome.answer))
+        _print_answer(outcome)
         if (why := _unanswered(outcome)) is not None:
             err.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
             unanswered += 1
@@ -254,12 +254,19 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
                     "proposals": outcome.proposals,
                     **({"error": unanswered} if unanswered else {})})
     else:
-        out.print(Markdown(outcome.answer))
+        _print_answer(outcome)
     if unanswered:
         # a model that only made calls that failed answered nothing: not a success
         if not as_json:
             err.print(f"error: {unanswered}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+
+
+def _print_answer(outcome: AgentOutcome) -> None:
+    out.print(Markdown(outcome.answer))
+    if outcome.stop_reason == "cut":
+        err.print("(the answer stops at the model's token limit: llm.max_tokens)",
+                  markup=False, highlight=False)
 
 
 def _unanswered(outcome: AgentOutcome) -> str | None:

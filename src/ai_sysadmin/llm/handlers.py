@@ -34,13 +34,15 @@ def chat_payload(
 
 def result_payload(result: ChatResult) -> dict[str, Any]:
     return {"message": result.message.to_dict(), "model": result.model,
-            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "cut": result.cut}
 
 
 def chat_result(payload: dict[str, Any]) -> ChatResult:
     try:
         return ChatResult(Message.from_dict(payload["message"]), payload.get("model", ""),
-                          payload.get("prompt_tokens"), payload.get("completion_tokens"))
+                          payload.get("prompt_tokens"), payload.get("completion_tokens"),
+                          payload.get("cut") is True)
     except (KeyError, TypeError) as exc:
         raise LLMBadResponse(f"the worker stored an unusable answer: {exc}") from exc
 

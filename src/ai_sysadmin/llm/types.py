@@ -108,6 +108,9 @@ class ChatResult:
     model: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: the server stopped the answer at its token limit (``finish_reason``/``done_reason``
+    #: "length"): what it says is not all it meant to
+    cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ from ..store.incidents import Incident
 
 log = logging.getLogger("ai_sysadmin.decisions")
 DAY_SECONDS = 24 * 3600
+#: why an investigation's answer is not all of it, by its stop reason
+INCOMPLETE = {"budget": "the tool budget ran out",
+              "cut": "the answer reached the model's token limit, llm.max_tokens"}
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
@@ -206,8 +209,8 @@ class Investigator:
             raise
         # the model saw masked text only; masking its words too is the second layer
         diagnosis = redact(outcome.answer)
-        if outcome.stop_reason == "budget":
-            diagnosis = f"(incomplete: the tool budget ran out)\n{diagnosis}"
+        if outcome.stop_reason in INCOMPLETE:
+            diagnosis = f"(incomplete: {INCOMPLETE[outcome.stop_reason]})\n{diagnosis}"
         if not outcome.proposals:
             # nothing to decide: open again, retried with backoff, then a person's
             attempts = incident.investigation_attempts + 1

@@ -71,6 +71,7 @@ class OllamaBackend(HttpBackend):
             model=str(body.get("model") or self.model),
             prompt_tokens=optional_int(body.get("prompt_eval_count")),
             completion_tokens=optional_int(body.get("eval_count")),
+            cut=body.get("done_reason") == "length",
         )
 
     def listed_models(self, body: dict[str, Any]) -> list[str] | None:

@@ -87,6 +87,7 @@ class OpenAIBackend(HttpBackend):
             model=str(body.get("model") or self.model),
             prompt_tokens=optional_int(usage.get("prompt_tokens")),
             completion_tokens=optional_int(usage.get("completion_tokens")),
+            cut=choice.get("finish_reason") == "length",
         )
 
     def _response_format(self, wanted: ResponseSchema) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""An answer the server stopped at its token limit is not taken for a whole one: the
+diagnosis says it is incomplete (both protocols' words for it, and through the queue)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.llm.backends import make_backend
+from ai_sysadmin.llm.client import DirectLLM
+from ai_sysadmin.llm.handlers import chat_result, result_payload
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.store import Database, IncidentStore
+from tests.support.scripted_model import ScriptedModel, respond
+
+FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
+                 "nginx.service has failed", ("nginx.service: active=failed",))
+TEXT = "DIAGNOSIS: nginx.service fail"
+CUT = {
+    "openai": {"id": "x", "object": "chat.completion", "model": "scripted",
+               "choices": [{"index": 0, "finish_reason": "length",
+                            "message": {"role": "assistant", "content": TEXT}}]},
+    "ollama": {"model": "scripted", "done": True, "done_reason": "length",
+               "message": {"role": "assistant", "content": TEXT}},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(CUT))
+def test_a_diagnosis_cut_at_the_token_limit_says_it_is_incomplete(tmp_path: Path,
+                                                                   backend: str) -> None:
+    with ScriptedModel([respond(CUT[backend])] * 2) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            llm={"backend": backend, "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        backend_ = make_backend(settings.llm)
+
+        async def go() -> None:
+            investigator = Investigator(settings, store, {}, lambda _: DirectLLM(backend_),
+                                        knowledge=KnowledgeRecall(settings))
+            investigator.schedule(incident_id)
+            await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+            await investigator.close()
+            # the same answer as the queue's worker stores it and the daemon reads it back
+            result = await backend_.chat([], [])
+            assert result.cut and chat_result(result_payload(result)).cut
+
+        asyncio.run(go())
+    diagnosis = store.get(incident_id).diagnosis or ""
+    assert diagnosis.startswith("(incomplete: the answer reached the model's token limit")
+    assert diagnosis.endswith(TEXT)
