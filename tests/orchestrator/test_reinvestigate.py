@@ -16,7 +16,7 @@ from ai_sysadmin.llm.client import DirectLLM
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.investigator import DAY_SECONDS, Investigator
 from ai_sysadmin.store import Database, IncidentStore
-from tests.support.scripted_model import ScriptedModel, call, say
+from tests.support.scripted_model import ScriptedModel, call, delay, say
 
 FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
                  "nginx.service has failed", ("nginx.service: active=failed",))
@@ -297,3 +297,34 @@ def test_an_llm_that_is_down_does_not_count_as_investigations(tmp_path: Path) ->
         up = down.model_copy(update={"llm": down.llm.model_copy(update={"url": model.url})})
         asyncio.run(retries(up, lambda: store.get(incident_id).diagnosis is not None))
     assert store.get(incident_id).diagnosis == "DIAGNOSIS: nginx.service failed."
+
+
+def test_a_run_cut_off_by_a_stop_leaves_no_proposal_to_decide_beside_the_next(
+        tmp_path: Path) -> None:
+    """The daemon stops (SIGTERM) after the model proposed a fix and before its answer: the
+    restart investigates again and that run proposes afresh, so the cut-off run's proposal is
+    abandoned, not decided as well (the fix would run twice)."""
+    script = [call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
+                   rationale="it failed"),
+              delay(3, say("DIAGNOSIS: nginx.service failed."))]
+    with ScriptedModel(script) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        async def go() -> None:
+            investigator = Investigator(settings, store, {},
+                                        lambda _: DirectLLM(make_backend(settings.llm)),
+                                        knowledge=KnowledgeRecall(settings))
+            investigator.schedule(incident_id)
+            deadline = time.monotonic() + 20
+            while len(model.requests) < 2:  # the proposal is recorded, the answer is coming
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            await investigator.close()  # what the daemon does when it stops
+
+        asyncio.run(go())
+    assert [p["state"] for p in store.proposals(incident_id)] == ["abandoned"]
+    assert store.undecided_proposals() == []
+    assert store.get(incident_id).state == "open"

@@ -195,17 +195,19 @@ class Investigator:
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
             reason = redact(f"{type(exc).__name__}: {exc}")
-            recorded = [p["id"] for p in ctx.proposals if p.get("id") is not None]
             await asyncio.to_thread(functools.partial(
                 self.store.record_investigation, incident_id, None, reason,
-                time.time() + delay, abandoned=recorded))
+                time.time() + delay, abandoned=_recorded(ctx)))
             log.warning("investigation of incident %d failed (%s); retry in %.0f s",
                         incident_id, reason, delay,
                         extra={"incident": incident_id, "event": "investigation_failed"})
             return
         except asyncio.CancelledError:
+            # the run starts again after the restart and proposes afresh: what this one
+            # proposed is not decided beside it
             with contextlib.suppress(AiSysadminError):
-                self.store.record_investigation(incident_id, None, "interrupted", time.time())
+                self.store.record_investigation(incident_id, None, "interrupted", time.time(),
+                                                abandoned=_recorded(ctx))
             raise
         # the model saw masked text only; masking its words too is the second layer
         diagnosis = redact(outcome.answer)
@@ -268,3 +270,8 @@ class Investigator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _recorded(ctx: ToolContext) -> list[int]:
+    """The proposals a run recorded before it ended unfinished."""
+    return [p["id"] for p in ctx.proposals if isinstance(p.get("id"), int)]
