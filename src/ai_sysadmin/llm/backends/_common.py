@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ... import __version__
+from ...aio import within
 from ...errors import ConfigError
 from ..strict_json import strict_json
 from ..types import (
@@ -147,7 +148,13 @@ class HttpBackend(ChatBackend):
         """One exchange; the body as a JSON object, or the typed error the module doc lists."""
         shown = self._prefix + path
         try:
-            response = await self._http.request(method, path, json=payload)
+            # httpx's timeout is per read: a server that drips its answer a byte at a time
+            # would hold the worker's slot for as long as it likes
+            response = await within(self._http.request(method, path, json=payload),
+                                    self._settings.connect_timeout + self._settings.timeout)
+        except TimeoutError:
+            raise LLMUnavailable(f"{self.where} did not finish answering {shown} within "
+                                 f"{self._settings.timeout:g}s") from None
         except httpx.ConnectTimeout:
             raise LLMUnavailable(f"{self.where} did not accept a connection within "
                                  f"{self._settings.connect_timeout:g}s") from None
