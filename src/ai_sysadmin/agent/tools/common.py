@@ -41,8 +41,8 @@ async def run_readonly_argv(
     try:
         result = await runner.run([program, *argv[1:]],
                                      timeout or ctx.settings.command_timeout)
-    except TransportError as exc:
-        return ToolResult("error", str(exc), command=argv, from_host=False)
+    except TransportError as exc:  # it may quote the host's stderr
+        return ToolResult("error", str(exc), command=argv)
     text = result.stdout
     if result.stderr.strip():
         text += ("\n" if text else "") + "[stderr]\n" + result.stderr

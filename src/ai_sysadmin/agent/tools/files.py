@@ -39,8 +39,9 @@ async def _allowed(ctx: ToolContext, host: str, path: str) -> tuple[ToolResult |
                           from_host=False), path
     decision = check_read(path, resolved, ctx.own_secrets)
     if not decision.allowed:
+        # the reason may quote where the link led: a name whoever made the link chose
         return ToolResult("refused", f"refused by policy: {decision.reason}",
-                          from_host=False), path
+                          from_host=resolved not in (None, path)), path
     if resolved and isinstance(ctx.transport(host), LocalTransport) and _own_secret_inode(
             resolved, ctx):
         return ToolResult("refused", f"refused by policy: {path} is one of the assistant's own "
@@ -90,8 +91,8 @@ async def read_file(
     argv = ["head", "-c", str(max_bytes), "--", resolved]
     try:
         result = await transport.run(argv, ctx.settings.command_timeout)
-    except TransportError as exc:
-        return ToolResult("error", str(exc), command=argv, from_host=False)
+    except TransportError as exc:  # it may quote the host's stderr
+        return ToolResult("error", str(exc), command=argv)
     if not result.ok:
         return ToolResult("error", result.stderr.strip() or "cannot read", command=argv)
     if holds_private_key(result.stdout):
