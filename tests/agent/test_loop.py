@@ -73,6 +73,22 @@ def test_identical_repeated_calls_are_refused(run_with_model, ctx) -> None:
     assert "identical call was already made" in second
 
 
+def test_a_later_question_may_ask_again_what_an_earlier_one_asked(run_with_model, ctx) -> None:
+    """A chat's second question ("is it still so?") gets a fresh reading of what the first
+    read; within one question the repeat is still refused."""
+    same = call("run_readonly", argv=["uname", "-s"])
+    with ScriptedModel([same, say("first"), same, same, say("second")]) as model:
+        async def two_questions(llm):
+            first = await Agent(llm, REGISTRY, ctx, AgentSettings()).run(list(START))
+            return await Agent(llm, REGISTRY, ctx, AgentSettings()).run(
+                [*first.messages, Message("user", "Is it still so?")])
+
+        run_with_model(model, two_questions)
+        again, repeated = tool_results(model.requests[3])[-1], tool_results(model.requests[4])[-1]
+    assert "status=ok" in again and "Linux" in again
+    assert "identical call was already made" in repeated
+
+
 def test_the_tool_budget_stops_a_model_that_never_answers(run_with_model, ctx) -> None:
     script = [call("run_readonly", argv=["uname", f"-{flag}"]) for flag in "srnmvpio"]
     with ScriptedModel(script) as model:

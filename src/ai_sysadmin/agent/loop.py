@@ -175,8 +175,10 @@ class Agent:
         conversation = list(messages)
         specs = self.registry.specs(self.tool_names)
         used = 0
-        # calls already answered in the opening (the incident's evidence) count as made
-        seen = {self._key(c) for m in conversation for c in m.tool_calls}
+        # calls already answered in this question's opening (the incident's evidence) count
+        # as made; an earlier question's are not: "is it still failing?" needs a new reading
+        asked = max((n for n, m in enumerate(conversation) if m.role == "user"), default=-1)
+        seen = {self._key(c) for m in conversation[asked + 1:] for c in m.tool_calls}
         over_budget_turns = 0
         while True:
             offer = specs if used < self.settings.max_tool_calls else []
