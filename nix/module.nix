@@ -75,6 +75,10 @@ let
   settings = lib.recursiveUpdate (lib.filterAttrsRecursive (_: v: v != null) fromOptions)
     cfg.settings;
   configFile = settingsFormat.generate "ai-sysadmin.toml" settings;
+  # the name and model as the daemon reads them (a key in settings wins over aiName and
+  # model): the units, the commands and Ollama's preload must say what the daemon says
+  aiName = settings.ai_name;
+  model = settings.llm.model;
   cleanPaths = settings.safety.clean_paths or [ "/var/cache" "/var/tmp" "/tmp" ];
 
   # sudoers words as policy sudoers writes them: fnmatch's escapes, then sudoers' own
@@ -98,7 +102,7 @@ let
   unitWord = s: builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] s;
   program = "${cfg.package}/bin/ai-sysadmin";
   placeholders = {
-    name = cfg.aiName;
+    name = aiName;
     inherit program;
     config = "${configFile}";
     user = cfg.user;
@@ -149,14 +153,14 @@ let
 
   # {aiName}-check, ... run `ai-sysadmin check ...`: the Python wrapper of a Nix package sets
   # argv[0] to its own name, so links named after the tools would not dispatch
-  commands = pkgs.runCommand "${cfg.aiName}-commands" { } ''
+  commands = pkgs.runCommand "${aiName}-commands" { } ''
     mkdir -p $out/bin links
     ${program} --config ${configFile} commands install --bin-dir links \
       > /dev/null
     for link in links/*; do
       command=''${link##*/}
       printf '#!%s\nexec %s %s "$@"\n' ${pkgs.runtimeShell} ${program} \
-        "''${command#${cfg.aiName}-}" > "$out/bin/$command"
+        "''${command#${aiName}-}" > "$out/bin/$command"
       chmod +x "$out/bin/$command"
     done
   '';
@@ -224,8 +228,9 @@ in
 
     preloadModels = mkOption {
       type = types.listOf types.str;
-      default = [ cfg.model ];
-      defaultText = lib.literalExpression "[ config.services.ai-sysadmin.model ]";
+      default = [ model ];
+      defaultText = lib.literalExpression
+        "[ (config.services.ai-sysadmin.settings.llm.model or config.services.ai-sysadmin.model) ]";
       description = "Models the local Ollama pulls when it starts (services.ollama.loadModels).";
     };
 
@@ -308,6 +313,12 @@ in
           message = "services.ai-sysadmin.gotifyUrl needs gotifyTokenFile (the app token).";
         }
         {
+          # it names the units and the commands, as aiName does
+          assertion = builtins.match "[a-z0-9][a-z0-9_-]{0,31}" (toString aiName) != null;
+          message = "services.ai-sysadmin.settings.ai_name must be a name like aiName's "
+            + "([a-z0-9][a-z0-9_-]{0,31}).";
+        }
+        {
           assertion = cfg.gotifyToken == null || cfg.gotifyTokenFile == null;
           message = "services.ai-sysadmin: set gotifyTokenFile or gotifyToken, not both.";
         }
@@ -330,9 +341,9 @@ in
         commands = map (command: { inherit command; options = [ "NOPASSWD" ]; }) sudoCommands;
       }];
 
-      systemd.services."${cfg.aiName}-ai" = serviceFrom ../packaging/systemd/ai.service.in
+      systemd.services."${aiName}-ai" = serviceFrom ../packaging/systemd/ai.service.in
         (lib.optional localOllama "ollama.service");
-      systemd.services."${cfg.aiName}-llm-worker" =
+      systemd.services."${aiName}-llm-worker" =
         serviceFrom ../packaging/systemd/llm-worker.service.in
           (lib.optional localOllama "ollama.service");
     }

@@ -124,7 +124,7 @@ def test_by_default_ollama_runs_here_and_the_name_is_the_hostname(
     assert s.ai_name == "hal9000"  # networking.hostName "Hal9000", as a command name
     assert (s.llm.url, s.llm.model) == ("http://127.0.0.1:11434", "qwen2.5:14b")  # settings win
     assert result["ollama"] == {"enable": True, "port": 11434, "acceleration": "cuda",
-                                "loadModels": ["qwen2.5:7b-instruct"]}
+                                "loadModels": ["qwen2.5:14b"]}  # the model it asks
     for unit in ("hal9000-ai", "hal9000-llm-worker"):
         assert "ollama.service" in result["services"][unit]["after"]
         assert result["services"][unit]["wantedBy"] == ["multi-user.target"]
@@ -303,3 +303,29 @@ def test_the_readmes_nixos_example_gives_the_daemon_its_config(
         "https://gotify.example.com", 2, 80)
     assert result["units"] == ["hal-ai", "hal-llm-worker"]
     assert result["ollama"]["enable"] and result["ollama"]["acceleration"] == "cuda"
+
+
+def test_the_worker_goes_with_the_daemon_and_a_config_error_stops_both(
+        nix_env: dict[str, str]) -> None:
+    services = evaluate(nix_env, {"aiName": "hal"})["services"]
+    assert services["hal-llm-worker"]["unitConfig"]["PartOf"] == "hal-ai.service"
+    for unit in ("hal-ai", "hal-llm-worker"):
+        assert services[unit]["serviceConfig"]["RestartPreventExitStatus"] == "2", unit
+
+
+def test_a_name_and_model_given_in_settings_name_the_units_commands_and_preload(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, {"aiName": "hal", "settings": {
+        "ai_name": "kit", "llm": {"model": "llama3.1:8b"}}})
+    s = settings_of(tmp_path, result)
+    assert (s.ai_name, s.llm.model) == ("kit", "llama3.1:8b")
+    assert sorted(u for u in result["services"] if u.endswith(("-ai", "-llm-worker"))) == [
+        "kit-ai", "kit-llm-worker"]
+    assert result["services"]["kit-llm-worker"]["unitConfig"]["PartOf"] == "kit-ai.service"
+    assert "kit: the ai-sysadmin daemon" in result["services"]["kit-ai"]["description"]
+    (commands,) = [p for p in result["packages"] if p["name"].endswith("-commands")]
+    assert commands["name"] == "kit-commands" and '"${command#kit-}"' in commands["script"]
+    assert result["ollama"]["loadModels"] == ["llama3.1:8b"]
+    assert result["failedAssertions"] == []
+    bad = evaluate(nix_env, {"settings": {"ai_name": "Kit Two"}})["failedAssertions"]
+    assert bad and "settings.ai_name" in bad[0]

@@ -204,3 +204,93 @@ def test_a_drop_in_visudo_refuses_is_never_installed(target: Path) -> None:
         bad.apply(target, Programs())
     assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
     assert list((target / "etc/sudoers.d").iterdir()) == []  # no temporary file left either
+
+
+@needs_root
+def test_an_existing_config_the_daemon_cannot_read_gets_setups_owner_and_mode(
+        target: Path) -> None:
+    # written by root before setup (`sudo tee`, umask 077): the daemon would exit 2 on it
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "kit"\n')
+    config.chmod(0o600)
+    planned = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                          "--dry-run", env={"AI_SYSADMIN_CONFIG": "/nonexistent"})
+    assert planned.returncode == 0, planned.stderr
+    assert re.search(r"would update\s+file\s+/etc/ai-sysadmin/config\.toml  "
+                     r"root:ai-sysadmin 0640, content kept", planned.stdout), planned.stdout
+    assert config.stat().st_mode & 0o7777 == 0o600
+    done = setup(target)
+    assert done.returncode == 0, done.stderr
+    st = config.stat()
+    gid = int(re.search(r"^ai-sysadmin:x:(\d+):", (target / "etc/group").read_text(),
+                        re.M).group(1))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, gid, 0o640)
+    assert config.read_text() == 'ai_name = "kit"\n'
+    assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
+def path_without(tmp_path: Path, *left_out: str) -> str:
+    """A PATH of this machine's programs, less ``left_out``."""
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    for directory in ("/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        for program in Path(directory).iterdir() if Path(directory).is_dir() else ():
+            link = bin_dir / program.name
+            if program.name not in left_out and not link.exists() and not link.is_symlink():
+                link.symlink_to(program)
+    return str(bin_dir)
+
+
+@needs_root
+def test_without_sudo_setup_says_so_and_changes_nothing(target: Path, tmp_path: Path) -> None:
+    env = {"AI_SYSADMIN_CONFIG": "/nonexistent",
+           "PATH": path_without(tmp_path, "sudo", "visudo")}
+    before = snapshot(target)
+    for extra in (("--dry-run",), ()):
+        done = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                           "--name", "hal", *extra, env=env)
+        assert done.returncode != 0, done.stdout
+        assert "install sudo" in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
+            done.stderr)
+        assert snapshot(target) == before
+
+
+@needs_root
+def test_setup_replaces_the_commands_commands_install_made_and_nothing_else(
+        target: Path) -> None:
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\n')
+    bin_dir = target / "usr/local/bin"
+    made = run_program(str(BIN), "--config", str(config), "commands", "install", "--bin-dir",
+                       str(bin_dir))
+    assert made.returncode == 0, made.stderr
+    planned = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                          "--dry-run", env={"AI_SYSADMIN_CONFIG": "/nonexistent"})
+    assert planned.returncode == 0, planned.stderr
+    assert re.search(r"would update\s+link\s+/usr/local/bin/hal-check  -> \S+ \(replaces the "
+                     r"`commands install` wrapper\)", planned.stdout), planned.stdout
+    done = setup(target)
+    assert done.returncode == 0, done.stderr
+    assert all(os.readlink(p) == str(BIN) for p in bin_dir.iterdir())
+    # a file of the same name that something else made is the operator's: never replaced
+    (bin_dir / "hal-check").unlink()
+    (bin_dir / "hal-check").write_text("#!/bin/sh\n# my own hal-check\n")
+    refused = setup(target)
+    assert refused.returncode != 0
+    assert "hal-check exists and is not a symbolic link" in refused.stderr
+    assert (bin_dir / "hal-check").read_text() == "#!/bin/sh\n# my own hal-check\n"
+
+
+def test_setup_run_by_a_relative_path_installs_that_program_by_its_absolute_path(
+        target: Path) -> None:
+    # the README's pattern: `sudo .venv/bin/ai-sysadmin setup`, from the checkout
+    relative = f"{BIN.parent.name}/{BIN.name}"
+    done = subprocess.run([relative, "setup", "--root", str(target), "--name", "hal",
+                           "--dry-run", "--json"], cwd=BIN.parent.parent, capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "AI_SYSADMIN_CONFIG": "/nonexistent"})
+    assert done.returncode == 0, done.stderr
+    links = [s for s in json.loads(done.stdout) if s["kind"] == "link"]
+    assert links and {s["detail"] for s in links} == {f"-> {os.path.abspath(BIN)}"}

@@ -183,3 +183,44 @@ def test_every_fix_the_drop_in_allows_runs_inside_the_daemon_sandbox(
     assert sb.exec(["systemctl", "is-active", "flaky.service"]).stdout.strip() == "active"
     assert sb.exec(["systemctl", "is-active", "victim.service"]).stdout.strip() != "active"
     assert not sb.exec(["test", "-e", "/var/tmp/cache-of-nobody/old"]).ok
+
+
+def show(sb: Sandbox, unit: str) -> dict[str, str]:
+    props = "ActiveState,NRestarts,ExecMainStatus,MainPID"
+    text = sb.exec(["systemctl", "show", "-p", props, unit], check=True).stdout
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+WORKER = "labai-llm-worker.service"
+
+
+def test_restarting_the_daemon_restarts_its_worker(installed: Sandbox) -> None:
+    # an upgrade is `systemctl restart {name}-ai`: a worker left running keeps the old code
+    sb = installed
+    sb.exec(["systemctl", "start", DAEMON], check=True)
+    for unit in (DAEMON, WORKER):
+        wait_for(lambda u=unit: show(sb, u)["ActiveState"] == "active", f"{unit} to run")
+    before = show(sb, WORKER)["MainPID"]
+    sb.exec(["systemctl", "restart", DAEMON], check=True)
+    wait_for(lambda: show(sb, WORKER)["ActiveState"] == "active", "the worker to run again")
+    assert show(sb, WORKER)["MainPID"] not in (before, "0")
+    sb.exec(["systemctl", "stop", DAEMON], check=True)
+    assert show(sb, WORKER)["ActiveState"] == "inactive"
+
+
+def test_a_broken_config_stops_both_units_instead_of_restarting_them(
+        installed: Sandbox) -> None:
+    sb = installed
+    sb.exec(["cp", "-p", CONFIG, f"{CONFIG}.good"], check=True)
+    try:
+        sb.exec(["sh", "-c", f"echo 'check_interval = \"often\"' >> {CONFIG}"], check=True)
+        sb.exec(["systemctl", "restart", DAEMON])
+        for unit in (DAEMON, WORKER):
+            wait_for(lambda u=unit: show(sb, u)["ActiveState"] == "failed", f"{unit} to fail")
+        time.sleep(7)  # past RestartSec=5s: a restart would have come by now
+        for unit in (DAEMON, WORKER):
+            assert {k: show(sb, unit)[k] for k in ("ActiveState", "NRestarts", "ExecMainStatus")
+                    } == {"ActiveState": "failed", "NRestarts": "0", "ExecMainStatus": "2"}, unit
+    finally:
+        sb.exec(["mv", f"{CONFIG}.good", CONFIG], check=True)
+        sb.exec(["systemctl", "reset-failed", DAEMON, WORKER])

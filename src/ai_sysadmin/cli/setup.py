@@ -26,6 +26,7 @@ from ..setup_host import (
     sudoers_text,
 )
 from ..setup_host.steps import under
+from .admin import MARKER
 from .context import out, print_json
 from .dispatch import TOOLS
 
@@ -74,7 +75,8 @@ def setup(
                            "written by `ai-sysadmin setup`")
     items = build(layout, settings, templates=find_templates(templates), sudoers=sudoers,
                   config_text=config_text, tools=list(TOOLS),
-                  setpriv=program_path(target, settings.programs.setpriv))
+                  setpriv=program_path(target, settings.programs.setpriv),
+                  wrapper_marker=MARKER)
     steps = plan(target, items) if dry_run else apply(target, items)
     _report(steps, layout, dry_run, as_json)
 
@@ -98,15 +100,18 @@ def _name(given: str | None, existing: Settings | None) -> str:
 
 def _program(given: Path | None) -> Path:
     if given is not None:
-        found = given
+        found = str(given)
     elif Path(sys.argv[0]).name == "ai-sysadmin":
-        found = Path(sys.argv[0])
+        found = sys.argv[0]
     else:
-        found = Path(shutil.which("ai-sysadmin") or "ai-sysadmin")
-    if not found.is_absolute() or not os.access(found, os.X_OK):
+        found = shutil.which("ai-sysadmin") or "ai-sysadmin"
+    if "/" in found:
+        # `sudo .venv/bin/ai-sysadmin setup`: the units and links need it from anywhere
+        found = os.path.abspath(found)
+    if not found.startswith("/") or not os.access(found, os.X_OK):
         raise AiSysadminError(f"{found} is not an executable path: name the ai-sysadmin "
                               "program with --program")
-    return found
+    return Path(found)
 
 
 def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool) -> None:

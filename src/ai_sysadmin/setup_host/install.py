@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,22 @@ def check_sudoers(path: Path, programs: Programs) -> None:
     run([programs.visudo, "-c", "-q", "-f", str(path)], "checking the sudoers drop-in")
 
 
+def require_sudo(programs: Programs) -> None:
+    """Without sudo (Debian installed with a root password has none) the drop-in cannot be
+    checked and no fix could run: say so before anything is installed."""
+    if shutil.which(programs.visudo) is None:
+        raise SetupError(f"{programs.visudo} not found: install sudo (apt-get install sudo, "
+                         "dnf install sudo or pacman -S sudo) and run setup again")
+
+
 def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
-          config_text: str, tools: Sequence[str], setpriv: str) -> list[Item]:
+          config_text: str, tools: Sequence[str], setpriv: str,
+          programs: Programs | None = None, wrapper_marker: str | None = None) -> list[Item]:
     """Every item of the install, in the order it is applied; ``setpriv``: its path on the
-    target (the daemon's unit drops to its user with it)."""
+    target (the daemon's unit drops to its user with it); ``programs``: those apply runs;
+    ``wrapper_marker``: what marks a command file `commands install` wrote, which a link
+    may replace."""
+    tools_run = programs or Programs()
     # the knowledge base, where the config puts it outside the state directory
     knowledge = settings.knowledge.path
     own = [str(knowledge)] if knowledge is not None and not knowledge.is_relative_to(
@@ -93,8 +106,10 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
     ]
     items += [File(f"{layout.unit_dir}/{unit}", "root", "root", 0o644, text)
               for unit, text in units.items()]
-    items.append(File(layout.sudoers, "root", "root", 0o440, sudoers, verify=check_sudoers))
-    items += [Link(f"{layout.bin_dir}/{layout.name}-{tool}", layout.program) for tool in tools]
+    items.append(File(layout.sudoers, "root", "root", 0o440, sudoers, verify=check_sudoers,
+                      requires=lambda: require_sudo(tools_run)))
+    items += [Link(f"{layout.bin_dir}/{layout.name}-{tool}", layout.program, wrapper_marker)
+              for tool in tools]
     return items
 
 

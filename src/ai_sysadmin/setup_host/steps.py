@@ -146,13 +146,18 @@ class Directory(Node):
 @dataclass(frozen=True)
 class File(Node):
     """A file with exactly ``text``; ``keep_existing``: an operator's file is never replaced
-    (the config); ``verify``: a check of the new content before it takes the file's place."""
+    (the config); ``verify``: a check of the new content before it takes the file's place;
+    ``requires``: raises when the file would be of no use here (checked by the plan, so a
+    dry run shows it and a real run stops before it changes anything)."""
 
     text: str = ""
     keep_existing: bool = False
     verify: Callable[[Path, Programs], None] | None = None
+    requires: Callable[[], None] | None = None
 
     def check(self, root: Path) -> Step:
+        if self.requires is not None:
+            self.requires()
         here = under(root, self.path)
         detail = f"{self.owner}:{self.group} {self.mode:04o}"
         if here.is_symlink() or (here.exists() and not here.is_file()):
@@ -160,7 +165,10 @@ class File(Node):
         if not here.exists():
             return Step("file", self.path, "create", detail)
         if self.keep_existing:
-            return Step("file", self.path, "keep", "present: left as it is")
+            # the content is the operator's; owner and mode are what lets the daemon read it
+            ok = self._ownership_ok(here, Owners(root))
+            return Step("file", self.path, "keep" if ok else "update",
+                        "present: left as it is" if ok else f"{detail}, content kept")
         same = here.read_text(encoding="utf-8") == self.text
         ok = same and self._ownership_ok(here, Owners(root))
         return Step("file", self.path, "keep" if ok else "update",
@@ -169,6 +177,7 @@ class File(Node):
     def apply(self, root: Path, programs: Programs) -> None:
         here = under(root, self.path)
         if self.keep_existing and here.exists():
+            self._set_ownership(here, Owners(root))
             return
         here.parent.mkdir(parents=True, exist_ok=True)
         # a name with a dot: sudo's includedir and systemd both ignore it while it is written
@@ -186,19 +195,37 @@ class File(Node):
             temp.unlink(missing_ok=True)
 
 
+def carries_marker(path: Path, marker: str) -> bool:
+    """A script whose second line starts with ``marker`` (how a generated file says who
+    made it)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return handle.readline(4096).startswith("#!") and \
+                handle.readline(4096).startswith(marker)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Link:
     """A symbolic link ``path`` -> ``target``; anything else at ``path`` is an error unless it
-    is a link (an older install's), which is replaced."""
+    is a link (an older install's) or a script carrying ``replaces`` on its second line (the
+    wrapper ``commands install`` writes for the same command), which is replaced."""
 
     path: str
     target: str
+    replaces: str | None = None
 
     def check(self, root: Path) -> Step:
         here = under(root, self.path)
         if here.is_symlink():
             same = os.readlink(here) == self.target
             return Step("link", self.path, "keep" if same else "update", f"-> {self.target}")
+        if self.replaces is not None and carries_marker(here, self.replaces):
+            return Step("link", self.path, "update",
+                        f"-> {self.target} (replaces the `commands install` wrapper)")
         if here.exists():
             raise SetupError(f"{self.path} exists and is not a symbolic link")
         return Step("link", self.path, "create", f"-> {self.target}")
