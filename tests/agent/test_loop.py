@@ -143,6 +143,45 @@ def test_long_arguments_of_older_calls_leave_the_context(run_with_model, ctx) ->
     assert max(sizes[1:]) < 2 * settings.max_context_chars + 20_000, sizes  # + the tools
 
 
+def test_a_long_chat_keeps_the_newest_output_and_drops_its_oldest_questions(
+        run_with_model, ctx, tmp_path) -> None:
+    """Earlier answers fill the context: the output of the call just made still reaches the
+    model (it was the one replaced by "dropped"), and the oldest questions go, whole."""
+    log = tmp_path / "app.log"
+    log.write_text("the line the model asked for\n" + "filler\n" * 100)
+    settings = AgentSettings(max_context_chars=6000)
+    history = [Message("system", "You are hal.")]
+    for n in range(4):  # earlier questions, each answered at length
+        history += [Message("user", f"question {n}"), Message("assistant", f"answer {n} " * 300)]
+    with ScriptedModel([call("read_file", path=str(log)), say("done")]) as model:
+        async def ask(llm):
+            return await Agent(llm, REGISTRY, ctx, settings).run(
+                [*history, Message("user", "What does app.log say?")])
+
+        run_with_model(model, ask)
+        sent = model.requests[1]["messages"]
+    assert "the line the model asked for" in tool_results(model.requests[1])[-1]
+    texts = [m.get("content") or "" for m in sent]
+    assert texts[0] == "You are hal." and "What does app.log say?" in texts
+    assert "question 0" not in texts and "question 3" in texts
+    # what is sent stays a valid conversation: every tool output follows its call
+    assert sent[-2]["role"] == "assistant" and sent[-1]["role"] == "tool"
+
+
+def test_a_call_whose_output_was_dropped_may_be_made_again(run_with_model, ctx,
+                                                            tmp_path) -> None:
+    big = tmp_path / "big.log"
+    big.write_text("big line\n" * 500)
+    other = tmp_path / "other.log"
+    other.write_text("other line\n" * 500)
+    first = call("read_file", path=str(big))
+    script = [first, call("read_file", path=str(other)), first, say("done")]
+    with ScriptedModel(script) as model:
+        run_agent(run_with_model, model, ctx, AgentSettings(max_context_chars=3000))
+        again = tool_results(model.requests[3])[-1]
+    assert "status=ok" in again and "big line" in again
+
+
 def test_host_text_cannot_close_its_own_data_block(run_with_model, ctx, tmp_path) -> None:
     evil = tmp_path / "evil.log"
 

@@ -45,6 +45,22 @@ def _size(message: Message) -> int:
     return len(message.content) + sum(len(c.raw_arguments) for c in message.tool_calls)
 
 
+def _without_old_questions(messages: list[Message], total: int,
+                           budget: int) -> list[Message]:
+    """The oldest questions of a long chat, each with all that answered it (whole, so that
+    no tool output is left without its call), until it fits; from the second question on."""
+    asked = [n for n, m in enumerate(messages) if m.role == "user"]
+    if total <= budget or len(asked) < 2:
+        return messages
+    cut = asked[0]
+    for after in asked[1:]:
+        if total <= budget:
+            break
+        total -= sum(_size(m) for m in messages[cut:after])
+        cut = after
+    return [*messages[:asked[0]], *messages[cut:]]
+
+
 def _shortened(call: ToolCall) -> ToolCall:
     if len(call.raw_arguments) <= 200:
         return call
@@ -88,6 +104,8 @@ class Agent:
         self.on_event = on_event or (lambda event: None)
         # a per-conversation marker: host text cannot fake the end of its own block
         self.marker = f"host-output-{secrets.token_hex(4)}"
+        #: the calls whose output left the context to fit it: asked again, they run again
+        self._dropped: set[str] = set()
 
     def log_call(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
         """Every tool call in the decisions log: masked arguments, status, duration, and an
@@ -132,24 +150,31 @@ class Agent:
 
     def _fit(self, messages: list[Message]) -> list[Message]:
         """Drop the oldest tool outputs, and the oldest calls' long arguments (the model
-        writes them, any length), until the conversation fits the context budget."""
+        writes them, any length), until the conversation fits the context budget; then, in
+        a chat that went on long, its oldest questions with their answers. Never the outputs
+        of the calls just made (the model has not seen them yet), the system message or the
+        question being answered."""
         budget = self.settings.max_context_chars
         fitted = list(messages)
         total = sum(_size(m) for m in fitted)
-        for index, message in enumerate(fitted):
+        newest = len(fitted)
+        while newest > 0 and fitted[newest - 1].role == "tool":
+            newest -= 1
+        for index, message in enumerate(fitted[:newest]):
             if total <= budget:
                 break
             if message.role == "tool" and len(message.content) > 200:
                 total -= len(message.content) - 60
                 fitted[index] = Message("tool", "[older tool output dropped to fit the context]",
                                         tool_call_id=message.tool_call_id, name=message.name)
+                self._dropped.add(message.tool_call_id or "")
             elif any(len(c.raw_arguments) > 200 for c in message.tool_calls):
                 calls = tuple(_shortened(c) for c in message.tool_calls)
                 total -= _size(message) - sum(len(c.raw_arguments) for c in calls) \
                     - len(message.content)
                 fitted[index] = Message(message.role, message.content, calls,
                                         message.tool_call_id, message.name)
-        return fitted
+        return _without_old_questions(fitted, total, budget)
 
     @staticmethod
     def _key(call: ToolCall) -> str:
@@ -157,7 +182,8 @@ class Agent:
             call.arguments, sort_keys=True)
         return f"{call.name}:{shown}"
 
-    async def _answer_call(self, call: ToolCall, seen: set[str], used: int) -> ToolResult:
+    async def _answer_call(self, call: ToolCall, seen: dict[str, str],
+                           used: int) -> ToolResult:
         key = self._key(call)
         if call.name not in self.tool_names:
             return ToolResult("error", f"unknown tool {call.name!r}; tools: "
@@ -165,10 +191,10 @@ class Agent:
         if used > self.settings.max_tool_calls:
             return ToolResult("refused", "tool budget exhausted: give your final answer now",
                               from_host=False)
-        if key in seen:
+        if key in seen and seen[key] not in self._dropped:
             return ToolResult("refused", "this identical call was already made; its result is "
                               "above. Use it, or call something else.", from_host=False)
-        seen.add(key)
+        seen[key] = call.id  # a repeat of a call whose output was dropped runs again
         return await self.registry.call(call.name, call.arguments, self.ctx, call.raw_arguments)
 
     async def run(self, messages: list[Message]) -> AgentOutcome:
@@ -178,7 +204,7 @@ class Agent:
         # calls already answered in this question's opening (the incident's evidence) count
         # as made; an earlier question's are not: "is it still failing?" needs a new reading
         asked = max((n for n, m in enumerate(conversation) if m.role == "user"), default=-1)
-        seen = {self._key(c) for m in conversation[asked + 1:] for c in m.tool_calls}
+        seen = {self._key(c): c.id for m in conversation[asked + 1:] for c in m.tool_calls}
         over_budget_turns = 0
         while True:
             offer = specs if used < self.settings.max_tool_calls else []
