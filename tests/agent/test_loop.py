@@ -99,6 +99,25 @@ def test_the_tool_budget_stops_a_model_that_never_answers(run_with_model, ctx) -
     assert len(model.requests) <= 4
 
 
+@pytest.mark.parametrize("written", [
+    '<tool_call>\n{"name": "journal", "arguments": {"unit": "nginx.service"}}\n</tool_call>',
+    '{"name": "journal", "arguments": {}}',
+    '```json\n{"name": "run_readonly", "arguments": {"argv": ["df"]}}\n```',
+])
+def test_a_tool_call_written_as_text_is_no_answer(run_with_model, ctx, written) -> None:
+    """A server that does not parse the model's tool calls passes them on as text: no
+    diagnosis, and the error says where to look."""
+    with ScriptedModel([say(written)]) as model, pytest.raises(
+            LLMBadResponse, match="wrote a tool call as text.*--jinja"):
+        run_agent(run_with_model, model, ctx)
+
+
+def test_an_answer_that_quotes_json_is_an_answer(run_with_model, ctx) -> None:
+    said = '{"status": "ok"} is what the health endpoint returns: nothing is wrong.'
+    with ScriptedModel([say(said)]) as model:
+        assert run_agent(run_with_model, model, ctx).answer == said
+
+
 def test_an_empty_answer_is_garbage_not_health(run_with_model, ctx) -> None:
     with ScriptedModel([say("")]) as model, pytest.raises(LLMBadResponse, match="neither"):
         run_agent(run_with_model, model, ctx)

@@ -45,6 +45,10 @@ def _size(message: Message) -> int:
     return len(message.content) + sum(len(c.raw_arguments) for c in message.tool_calls)
 
 
+#: how chat templates write a tool call (Qwen and Hermes, Mistral, Llama 3.1)
+_CALL_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+
+
 def _without_old_questions(messages: list[Message], total: int,
                            budget: int) -> list[Message]:
     """The oldest questions of a long chat, each with all that answered it (whole, so that
@@ -176,6 +180,21 @@ class Agent:
                                         message.tool_call_id, message.name)
         return _without_old_questions(fitted, total, budget)
 
+    def _written_call(self, answer: str) -> bool:
+        """An answer that is a tool call in a chat template's own words, or one of our
+        tools as a bare JSON object: a server that does not parse the model's calls passes
+        them on as text, which is no diagnosis."""
+        text = answer.removeprefix("```json").removeprefix("```").strip()
+        if text.startswith(_CALL_TAGS):
+            return True
+        if not text.startswith("{"):
+            return False
+        try:
+            data = json.loads(text.removesuffix("```").strip())
+        except ValueError:
+            return False
+        return isinstance(data, dict) and data.get("name") in self.tool_names
+
     @staticmethod
     def _key(call: ToolCall) -> str:
         shown = call.raw_arguments if call.arguments is None else json.dumps(
@@ -218,6 +237,11 @@ class Agent:
                 answer = reply.content.strip()
                 if not answer:
                     raise LLMBadResponse("the model answered with neither text nor a tool call")
+                if self._written_call(answer):
+                    raise LLMBadResponse(
+                        "the model wrote a tool call as text: the server did not read it as a "
+                        "call (llama.cpp's llama-server needs --jinja for tool calls), or use "
+                        "agent.mode = \"evidence\" for this model")
                 self.emit("answer", "", redact(answer))
                 return AgentOutcome(answer, conversation, used, "cut" if result.cut else "answer",
                                     self.ctx.proposals)
