@@ -156,6 +156,21 @@ def test_an_existing_config_is_kept_and_names_the_assistant(target: Path) -> Non
     assert (target / "usr/local/bin/kit-issues").is_symlink()
 
 
+def test_the_daemons_unit_leaves_the_llm_requests_to_its_worker(target: Path) -> None:
+    """A config written before setup keeps embedded_worker's default (true): under its unit
+    the daemon still runs no worker of its own beside the worker unit it starts."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "kit"\n[queue]\nembedded_worker = true\n')
+    assert setup(target).returncode == 0
+    daemon = (target / "etc/systemd/system/kit-ai.service").read_text()
+    assert "Wants=network-online.target kit-llm-worker.service" in daemon
+    environ = dict(line.removeprefix("Environment=").split("=", 1)
+                   for line in daemon.splitlines() if line.startswith("Environment="))
+    loaded = load_settings(config, environ)
+    assert loaded.settings.queue.embedded_worker is False
+
+
 @needs_root
 def test_the_units_and_directories_follow_the_existing_configs_state_dir(target: Path) -> None:
     # the daemon writes where its config says: a unit fenced to another directory, or a
