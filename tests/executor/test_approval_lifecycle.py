@@ -221,7 +221,7 @@ def test_a_fix_whose_commands_changed_is_shown_again_before_it_runs(quick, store
     assert again.state == "pending" and host.commands() == []
     assert "what it would run changed" in again.reason
     assert again.plan["commands"] == [["systemctl", "restart", "--", "app2.service"]]
-    _, lines = asyncio.run(executor.rehearse(action.id))
+    lines = asyncio.run(executor.rehearse(action.id)).lines
     assert lines[-1][-1] == "app2.service"
     done = asyncio.run(executor.approve(action.id, "alice"))
     assert done.state in ("succeeded", "failed") and done.started_at is not None

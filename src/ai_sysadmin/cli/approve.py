@@ -146,15 +146,23 @@ def approve(
 
 
 def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
-    action, lines = asyncio.run(_closing(runtime, runtime.executor.rehearse(action_id)))
+    """Exit 0: approve would run it; 1: it would run nothing (the reason says why)."""
+    seen = asyncio.run(_closing(runtime, runtime.executor.rehearse(action_id)))
+    action = seen.action
     if as_json:
         print_json({"id": action.id, "host": action.host, "dry_run": True,
-                    "would_run": lines, "state": action.state})
-        return
-    out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would run:")
-    for line in lines:
-        out.print("  " + shlex.join(line), markup=False, highlight=False)
-    out.print(f"nothing ran; it is still {action.state}")
+                    "would_run": seen.lines, "would_not_run": seen.would_not,
+                    "state": action.state})
+    elif seen.would_not is not None:
+        out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would not "
+                  f"run: {seen.would_not}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"nothing ran; it is still {action.state}")
+    else:
+        out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would run:")
+        for line in seen.lines:
+            out.print("  " + shlex.join(line), markup=False, highlight=False)
+        out.print(f"nothing ran; it is still {action.state}")
+    raise typer.Exit(0 if seen.would_not is None else 1)
 
 
 @app.command("reject")

@@ -25,7 +25,7 @@ from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, IncidentStore
-from ..store.actions import this_process
+from ..store.actions import AlreadyDecided, this_process
 from ..store.incidents import LIVE_STATES
 from .host_facts import Self, own_identity, read_facts
 
@@ -38,10 +38,55 @@ def _shown(argv: list[str]) -> str:
         return " ".join([argv[0], "-c", "SCRIPT", *argv[3:]])[:300]
     return " ".join(argv)[:300]
 
-def _changed(action: Action, plan: Plan) -> list[list[str]] | None:
-    """What ``plan`` runs, where that is not what the action was decided (and shown) with."""
-    commands = [list(c) for c in plan.commands]
-    return commands if commands != [list(c) for c in action.plan.get("commands", [])] else None
+def _changed(action: Action, judged: Judged) -> str | None:
+    """How what ``judged`` runs, or the process it signals, differs from what the action was
+    decided (and shown) with; None when it is the same."""
+    commands = [list(c) for c in judged.plan.commands]
+    if commands != [list(c) for c in action.plan.get("commands", [])]:
+        return f"what it would run changed since it was decided, to {commands}"
+    if action.kind != "kill_process":
+        return None
+    # a PID is reused: the same argv may now signal another process
+    was, now = action.plan.get("process"), judged.record.get("process")
+    if was is None or now is None or was != now:
+        return (f"the process is not the one it was decided on: it was {_who_is(was)}, "
+                f"it is now {_who_is(now)}")
+    return None
+
+
+def _who_is(process: dict[str, Any] | None) -> str:
+    if not process:
+        return "unknown"
+    return (f"{process.get('comm')} in {process.get('cgroup') or 'no cgroup'}, started at "
+            f"tick {process.get('started') or '?'}")
+
+
+def _stat_start(stat: str | None) -> str | None:
+    """/proc/PID/stat's field 22, the start time in clock ticks since boot: with the PID, a
+    name no later process takes over within a boot."""
+    if not stat:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rehearsal:
+    """What a person's approve would do now: ``lines``, the exact argvs it would run, or
+    ``would_not``, why it would run nothing (and what it would do instead)."""
+
+    action: Action
+    lines: list[list[str]]
+    would_not: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """The policy's plan, and the record of it an action keeps: the plan plus the identity of
+    the process it signals, as it was judged."""
+
+    plan: Plan
+    record: dict[str, Any]
 
 
 _STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
@@ -126,14 +171,37 @@ class Executor:
 
     async def plan(self, host: str, kind: str, params: dict[str, Any],
                    incident_id: int | None = None) -> Plan:
-        return plan_action(kind, params,
-                           await self.plan_context(host, kind, params, incident_id))
+        return (await self.judge(host, kind, params, incident_id)).plan
+
+    async def judge(self, host: str, kind: str, params: dict[str, Any],
+                    incident_id: int | None = None) -> Judged:
+        """The plan, and what the action records of it (with the judged process)."""
+        ctx = await self.plan_context(host, kind, params, incident_id)
+        plan = plan_action(kind, params, ctx)
+        record = plan.to_dict()
+        if plan.kind == "kill_process" and ctx.process is not None:
+            proc = ctx.process.process
+            record["process"] = {"pid": proc.pid, "comm": proc.comm, "cgroup": proc.cgroup,
+                                 "started": await self._started(host, proc.pid)}
+        return Judged(plan, record)
+
+    async def _started(self, host: str, pid: int) -> str | None:
+        transport = self.transports.get(host)
+        if transport is None:
+            return None
+        try:
+            return _stat_start(await transport.read_file(f"/proc/{pid}/stat",
+                                                          self.settings.command_timeout))
+        except TransportError:
+            return None  # judged by its cgroup alone: still a different unit is seen
 
     async def propose(self, host: str, kind: str, params: dict[str, Any], *,
                       incident_id: int | None = None, proposal_id: int | None = None,
                       actor: str = "agent") -> Action:
-        """The policy's decision on one proposal, recorded as an action."""
-        plan = await self.plan(host, kind, params, incident_id)
+        """The policy's decision on one proposal, recorded as an action. ``actor``: who
+        proposed it; the decision is the policy's, and the audit says so."""
+        judged = await self.judge(host, kind, params, incident_id)
+        plan = judged.plan
         decision = decide(self.settings.autonomy_level, plan.risk,
                           None if plan.allowed else plan.reason)
         state = _STATE_FOR[decision.outcome]
@@ -149,11 +217,14 @@ class Executor:
             # a pending action and its incident's wait are one write: nobody (a person's
             # listing, a restarted daemon) sees the one without the other
             with self.store.db.transaction():
+                if proposal_id is None:  # a stored proposal has its own audit row, by its actor
+                    self.store.audit(actor, "proposal.recorded", f"incident:{incident_id}",
+                                     f"{kind} {params}")
                 action = self.actions.create(
                     incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
                     params=plan.params or params, subject=plan.subject, risk=plan.risk,
-                    plan=plan.to_dict(), outcome=decision.outcome, reason=reason, state=state,
-                    ttl_seconds=ttl, actor=actor)
+                    plan=judged.record, outcome=decision.outcome, reason=reason, state=state,
+                    ttl_seconds=ttl, actor="policy")
                 if state == "pending" and incident_id is not None:
                     self._incident_to(incident_id, "awaiting_approval",
                                       f"action {action.id} waits for approval: {kind}")
@@ -170,9 +241,14 @@ class Executor:
         """An investigation's proposals: each decided by the policy, the allowed ones run."""
         for proposal in proposals:
             params = proposal.get("parameters") or {}
-            action = await self.propose(
-                host, str(proposal["kind"]), dict(params) if isinstance(params, dict) else {},
-                incident_id=incident_id, proposal_id=proposal.get("id"))
+            try:
+                action = await self.propose(
+                    host, str(proposal["kind"]), dict(params) if isinstance(params, dict) else {},
+                    incident_id=incident_id, proposal_id=proposal.get("id"))
+            except AlreadyDecided as exc:
+                # its action is someone else's to run: a proposal yields at most one action
+                log.info("%s: not decided again", exc, extra={"incident": incident_id})
+                continue
             if action.state == "approved":
                 await self.run(action.id)
 
@@ -202,16 +278,18 @@ class Executor:
         if self.settings.autonomy_level == "observe":
             return self._ended(self.actions.move(
                 action_id, "refused", who, "the autonomy level is observe: nothing runs"))
-        plan = await self.plan(action.host, action.kind, action.params, action.incident_id)
+        judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
+        plan = judged.plan
         if not plan.allowed:
             why = f"refused on approval by the policy: {plan.reason}"
             return self._ended(self.actions.move(action_id, "refused", who, why), again=why)
-        if (commands := _changed(action, plan)) is not None:
-            # the person saw other commands: they approve what runs now, or nothing runs
+        if (change := _changed(action, judged)) is not None:
+            # the person saw other commands, or another process: they approve what runs
+            # now, or nothing runs
             return self.actions.replan(
-                action_id, plan.to_dict(), plan.subject, plan.risk,
-                f"not run: what it would run changed since it was decided, to {commands} "
-                f"(risk {plan.risk}); approve again to run that", who, self._ttl)
+                action_id, judged.record, plan.subject, plan.risk,
+                f"not run: {change} (risk {plan.risk}: {plan.reason}); approve again to run "
+                "that", who, self._ttl)
         if action.incident_id is not None and not await self._finding_present(action):
             return self.actions.move(action_id, "not_needed", who,
                                      "the finding is gone: no longer needed, not run")
@@ -313,26 +391,32 @@ class Executor:
         """Judge again on the host's facts as they are now, just before running: a unit
         whose properties or alias changed since the decision, or a PID that now belongs to
         someone else, does not run on the strength of the old decision."""
-        fresh = await self.plan(action.host, action.kind, action.params, action.incident_id)
+        judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
+        fresh = judged.plan
         if not fresh.allowed:
             why = f"refused by the policy just before running: {fresh.reason}"
             return self._ended(self.actions.move(action.id, "refused", "executor", why),
                                again=why)
-        if (commands := _changed(action, fresh)) is not None:
-            return self._back_to_person(action, "what it would run changed since it was "
-                                        f"decided: {commands}")
+        if (change := _changed(action, judged)) is not None:
+            return self._back_to_person(action, f"{change} (risk {fresh.risk}: "
+                                        f"{fresh.reason})", judged)
         # a person's yes survives a restart: the action records who approved it
         person = by_person or action.decided_by is not None
         if not person and decide(self.settings.autonomy_level,
                                  fresh.risk).outcome != "execute":
             return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
-                                        f"risk: {fresh.reason}")
+                                        f"risk: {fresh.reason}", judged)
         return None
 
-    def _back_to_person(self, action: Action, why: str) -> Action:
+    def _back_to_person(self, action: Action, why: str, judged: Judged | None = None
+                        ) -> Action:
+        """Pending again; ``judged``: the policy's verdict now, which the person then sees
+        (its risk, reason and what it runs) and approves, rather than the old one."""
+        replanned = None if judged is None else (
+            judged.record, judged.plan.subject, judged.plan.risk)
         with self.store.db.transaction():  # as in propose: the action and its incident at once
             moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}",
-                                      ttl_seconds=self._ttl)
+                                      ttl_seconds=self._ttl, replanned=replanned)
             if action.incident_id is not None:
                 self._incident_to(action.incident_id, "awaiting_approval",
                                   f"action {action.id} waits for approval: {why}")
@@ -367,6 +451,13 @@ class Executor:
         action = self.actions.get(action_id)
         if action.state != "approved":
             return action
+        if self.settings.executor.dry_run:
+            # approved by another daemon (or a person) before this one started dry: a dry
+            # run records what it would run and runs nothing, whoever decided it
+            return self.actions.move(
+                action_id, "recorded", "executor",
+                f"dry run (executor.dry_run): would run "
+                f"{action.plan.get('commands', [])}; not run")
         if not by_person and (over := self._incident_over(action)) is not None:
             # cleared while it was investigated (systemd restarted the unit, the host was
             # removed): a fix for a healthy host would run for nothing and be learned as
@@ -446,16 +537,37 @@ class Executor:
         return [[*self._sudo(transport), programs.resolve(argv[0]), *argv[1:]]
                 for argv in action.plan.get("commands", [])]
 
-    async def rehearse(self, action_id: int) -> tuple[Action, list[list[str]]]:
-        """A dry run: judge the action again on the host's facts now and say exactly what
-        would run now, running nothing and changing no state."""
+    async def rehearse(self, action_id: int) -> Rehearsal:
+        """A dry run of a person's approve: the same checks on the host's facts now, and
+        exactly what would run, or why nothing would and what approve would do instead;
+        running nothing and changing no state. (Whether the finding is still there is not
+        asked: collecting records what it finds.)"""
         action = self.actions.get(action_id)
-        fresh = await self.plan(action.host, action.kind, action.params, action.incident_id)
-        if not fresh.allowed:
-            raise AiSysadminError(f"action {action_id} would be refused now: {fresh.reason}")
+        if (why := self._would_not_take(action)) is not None:
+            return Rehearsal(action, [], why)
+        judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
+        if not judged.plan.allowed:
+            return Rehearsal(action, [], "approve would refuse it: the policy refuses it now: "
+                             f"{judged.plan.reason}")
+        if (change := _changed(action, judged)) is not None:
+            return Rehearsal(action, [], f"approve would run nothing: {change}; it would "
+                             f"wait for approval again, shown as it is now (risk "
+                             f"{judged.plan.risk}: {judged.plan.reason})")
         now = dataclasses.replace(action, plan={**action.plan, "commands": [
-            list(c) for c in fresh.commands]})
-        return action, self.command_lines(now)
+            list(c) for c in judged.plan.commands]})
+        return Rehearsal(action, self.command_lines(now), None)
+
+    def _would_not_take(self, action: Action) -> str | None:
+        """Why approve would run nothing whatever the host says; None when it would look."""
+        if action.state != "pending":
+            return f"approve would run nothing: action {action.id} is {action.state}, " \
+                "not pending"
+        if action.expires_at is not None and action.expires_at < time.time():
+            return "approve would run nothing: its time for an answer passed; it would " \
+                "be expired"
+        if self.settings.autonomy_level == "observe":
+            return "approve would refuse it: the autonomy level is observe: nothing runs"
+        return None
 
     async def _execute(self, action: Action) -> list[dict[str, Any]]:
         transport = self.transports.get(action.host)

@@ -29,10 +29,15 @@ MOVES: dict[str, frozenset[str]] = {
                           "refused"}),
     # back to pending: the host's facts changed so that a person must decide after all
     # rejected: a person's no is still heard until the action is claimed to run
+    # recorded: a dry-run daemon found it approved, and runs nothing
     "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired",
-                           "pending", "rejected"}),
+                           "pending", "rejected", "recorded"}),
     "executing": frozenset({"succeeded", "failed"}),
 }
+
+
+class AlreadyDecided(StoreError):
+    """A proposal that a policy decision (of this or another process) already consumed."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,14 @@ class ActionStore:
     ) -> Action:
         now = time.time()
         with self.db.transaction() as conn:
+            # the proposal is claimed first: another process (a second daemon on this state
+            # directory) that decided it already has its action, and no second one is made
+            # (an advisory one, from a discussion, is never the policy's to decide)
+            if proposal_id is not None and conn.execute(
+                    "UPDATE proposals SET state=? WHERE id=? AND state='proposed' "
+                    "AND source != 'discussion'", (state, proposal_id)).rowcount != 1:
+                raise AlreadyDecided(f"proposal {proposal_id} was already decided, or is "
+                                     "advisory only")
             cur = conn.execute(
                 "INSERT INTO actions(incident_id, proposal_id, host, kind, params, subject, risk, "
                 "plan, outcome, reason, state, created_at, expires_at, owner) "
@@ -136,8 +149,6 @@ class ActionStore:
             action_id = int(cur.lastrowid)
             self._audit(conn, actor, f"action.{state}", action_id,
                         f"{kind} {json.dumps(params)} risk={risk}: {reason}")
-            if proposal_id is not None:
-                conn.execute("UPDATE proposals SET state=? WHERE id=?", (state, proposal_id))
             note_action(conn, action_id, state, reason, now)
         return self.get(action_id)
 
@@ -155,9 +166,11 @@ class ActionStore:
         return [_action(r) for r in self.db.conn.execute(sql + " ORDER BY id", args)]
 
     def move(self, action_id: int, new: str, actor: str, reason: str,
-             result: dict[str, Any] | None = None, ttl_seconds: float | None = None) -> Action:
+             result: dict[str, Any] | None = None, ttl_seconds: float | None = None,
+             replanned: tuple[dict[str, Any], str, str] | None = None) -> Action:
         """One allowed state change, in one transaction, audited; refused moves raise.
-        ``ttl_seconds``: how long a person has to answer an action moved to ``pending``."""
+        ``ttl_seconds``: how long a person has to answer an action moved to ``pending``;
+        ``replanned``: its plan, subject and risk as the policy judges them now."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
@@ -178,8 +191,15 @@ class ActionStore:
                 sets.append("owner=?")
                 args.append(this_process())
             if new == "pending":
-                sets += ["owner=?", "expires_at=?"]
-                args += [None, now + ttl_seconds if ttl_seconds else None]
+                # a person decides on what `approve list/show` says now, not on the old verdict
+                sets += ["owner=?", "expires_at=?", "reason=?"]
+                args += [None, now + ttl_seconds if ttl_seconds else None, reason]
+                if replanned is not None:
+                    sets += ["plan=?", "subject=?", "risk=?"]
+                    args += [json.dumps(replanned[0]), replanned[1], replanned[2]]
+            if new == "recorded":  # what `approve show` says of it: why it did not run
+                sets.append("reason=?")
+                args.append(reason)
             if new in ("succeeded", "failed"):
                 sets += ["finished_at=?", "result=?"]
                 args += [now, json.dumps(result or {})]

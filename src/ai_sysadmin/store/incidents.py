@@ -30,6 +30,8 @@ STATES = (
     "reopened",
 )
 LIVE_STATES = ("open", "investigating", "awaiting_approval", "remediating", "reopened")
+#: the source of a proposal made outside an investigation (a discussion): never decided
+ADVISORY = "discussion"
 
 #: allowed lifecycle moves; anything else is refused
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -356,19 +358,33 @@ class IncidentStore:
     def add_proposal(
         self, incident_id: int | None, host: str, kind: str, parameters: str, rationale: str
     ) -> int:
+        """A proposal of the model. Only one made while its incident is investigated is the
+        investigation's, for the policy to decide; one made elsewhere (``approve discuss``,
+        ``chat``) is advisory: recorded for people to read, never decided, never run."""
         now = time.time()
         with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?",
+                               (incident_id,)).fetchone() if incident_id is not None else None
+            source = "agent" if row is not None and row["state"] == "investigating" \
+                else ADVISORY
             cur = conn.execute(
                 "INSERT INTO proposals(incident_id, host, kind, parameters, rationale, "
-                "created_at) VALUES (?,?,?,?,?,?)",
-                (incident_id, host, kind, parameters, rationale, now),
+                "created_at, source) VALUES (?,?,?,?,?,?,?)",
+                (incident_id, host, kind, parameters, rationale, now, source),
             )
+            said = f"proposed {kind} {parameters}" + (
+                "" if source == "agent" else " in a discussion (advisory: never decided)")
             if incident_id is not None:
-                self._event(conn, incident_id, "proposal", None, None, "agent",
-                            f"proposed {kind} {parameters}", now)
+                self._event(conn, incident_id, "proposal", None, None, "agent", said, now)
             write_audit(conn, "agent", "proposal.recorded", f"incident:{incident_id}",
-                        f"{kind} {parameters}", at=now)
+                        said, at=now)
         return int(cur.lastrowid)
+
+    def proposal_advisory(self, proposal_id: int) -> bool:
+        """Whether the proposal is advisory only (see :meth:`add_proposal`)."""
+        row = self.db.conn.execute("SELECT source FROM proposals WHERE id=?",
+                                   (proposal_id,)).fetchone()
+        return row is None or row["source"] == ADVISORY
 
     def proposals(self, incident_id: int) -> list[dict[str, Any]]:
         rows = self.db.conn.execute(
@@ -381,7 +397,8 @@ class IncidentStore:
         in one transaction, so each is decided at most once."""
         rows = self.db.conn.execute(
             "SELECT p.* FROM proposals p JOIN incidents i ON i.id = p.incident_id "
-            "WHERE p.state='proposed' AND i.state NOT IN ('resolved','closed') ORDER BY p.id")
+            "WHERE p.state='proposed' AND p.source != ? "
+            "AND i.state NOT IN ('resolved','closed') ORDER BY p.id", (ADVISORY,))
         return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
 
     def record_investigation(

@@ -37,7 +37,14 @@ async def propose_action(
     if ctx.store is not None:
         proposal_id = ctx.store.add_proposal(
             ctx.incident_id, ctx.default_host, kind, json.dumps(parameters), rationale)
+    advisory = ctx.store is None or proposal_id is None or \
+        ctx.store.proposal_advisory(proposal_id)
     proposal["id"] = proposal_id
     ctx.proposals.append(proposal)
-    return ToolResult("ok", f"proposal {proposal_id or len(ctx.proposals)} recorded: {kind} "
-                      f"{json.dumps(parameters)}; nothing was executed", from_host=False)
+    said = f"proposal {proposal_id or len(ctx.proposals)} recorded: {kind} " \
+        f"{json.dumps(parameters)}; nothing was executed"
+    if advisory:
+        # outside an investigation the model must not believe it queued a fix
+        said += ("; this is advisory only: outside an investigation a proposal is never "
+                 "decided or run, a person reads it and acts on it themselves")
+    return ToolResult("ok", said, from_host=False)

@@ -1,0 +1,220 @@
+"""Decisions and approvals against real systemd in the fault lab: a dry run runs nothing, a
+proposal is decided once, a kill hits only the process the person was shown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
+
+pytestmark = pytest.mark.lab
+
+#: fails its first start (and counts every start), runs from the second on
+FAILS_ONCE = """\
+[Service]
+ExecStartPre=/bin/sh -c 'echo x >> /var/tmp/starts'
+ExecStart=/bin/sh -c 'if [ -e /var/tmp/once ]; then exec sleep infinity; fi; \
+touch /var/tmp/once; exit 1'
+"""
+
+
+def lab_settings(tmp_path: Path, **extra: object) -> Settings:
+    return Settings(ai_name="hal", state_dir=tmp_path / "state", autonomy_level="auto-safe",
+                    safety={"verify_settle_seconds": 0, "verify_timeout": 5}, **extra)
+
+
+def failed_app(sb: Sandbox) -> SandboxTransport:
+    apply(sb, "install_unit", {"name": "app.service", "text": FAILS_ONCE})
+    sb.exec(["systemctl", "start", "app.service"])
+    return SandboxTransport(sb)
+
+
+def app_incident(store: IncidentStore, host: str) -> int:
+    finding = Finding(host, "failed_unit", "app.service", Severity.CRITICAL, "failed")
+    return store.record_check(host, [finding], {"failed_unit"}).opened[0]
+
+
+def starts(sb: Sandbox) -> int:
+    return sb.exec(["cat", "/var/tmp/starts"]).stdout.count("x")
+
+
+def in_child(work: object) -> None:
+    """``work()`` in a forked process that then ends: a daemon that decided and is gone."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            work()  # type: ignore[operator]
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def test_a_dry_run_daemon_never_runs_what_a_gone_daemon_approved(tmp_path: Path) -> None:
+    with Sandbox() as sb:
+        transport = failed_app(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path)
+        store = IncidentStore(Database(settings.db_path))
+        incident_id = app_incident(store, host)
+
+        def decide_and_die() -> None:
+            mine = IncidentStore(Database(settings.db_path))
+            asyncio.run(Executor(settings, mine, {host: transport}).propose(
+                host, "restart_unit", {"unit": "app.service"}, incident_id=incident_id))
+
+        in_child(decide_and_die)
+        dry = lab_settings(tmp_path, executor={"dry_run": True})
+        executor = Executor(dry, store, {host: transport})
+        done = [asyncio.run(executor.run(a.id)) for a in executor.recover()]
+
+        assert [a.state for a in done] == ["recorded"]
+        assert done[0].started_at is None and not done[0].result
+        assert "dry run" in done[0].reason and "app.service" in done[0].reason
+        assert starts(sb) == 1  # only the failed start before: nothing restarted it
+        assert sb.exec(["systemctl", "is-active", "app.service"]).stdout.strip() != "active"
+        rows = [e["action"] for e in store.audit_log(50) if e["subject"] == f"action:{done[0].id}"]
+        assert "action.executing" not in rows and "action.recorded" in rows
+
+
+def test_a_proposal_two_daemons_decide_at_once_yields_one_action(tmp_path: Path) -> None:
+    with Sandbox() as sb:
+        transport = failed_app(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path)
+        store = IncidentStore(Database(settings.db_path))
+        incident_id = app_incident(store, host)
+        store.transition(incident_id, "investigating", "agent", "investigation started")
+        store.add_proposal(incident_id, host, "restart_unit", '{"unit": "app.service"}', "why")
+        store.transition(incident_id, "open", "agent", "the daemon died here")
+        # the second daemon read the undecided proposals just before the first decided them
+        seen = store.undecided_proposals()
+
+        def first_daemon() -> None:
+            mine = IncidentStore(Database(settings.db_path))
+            asyncio.run(Executor(settings, mine, {host: transport}).decide_undecided())
+
+        in_child(first_daemon)
+        second = Executor(settings, store, {host: transport})
+        asyncio.run(second.decide_and_act(incident_id, host, seen))
+
+        actions = ActionStore(store.db).find()
+        assert [(a.proposal_id, a.state) for a in actions] == [(seen[0]["id"], "succeeded")]
+        assert starts(sb) == 2  # the failed start, then one restart
+        decided = [e for e in store.audit_log(100) if e["action"] == "action.approved"]
+        assert len(decided) == 1
+
+
+SLEEPER = "[Service]\nExecStart=/bin/sleep infinity\n"
+
+
+def main_pid(sb: Sandbox, unit: str) -> int:
+    return int(sb.exec(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout)
+
+
+def start_with_pid(sb: Sandbox, unit: str, pid: int) -> bool:
+    """Start ``unit`` so that its main process gets ``pid`` (the kernel's next PID set just
+    below it; the manager forks a few times first, hence the tries)."""
+    for before in range(1, 12):
+        sb.exec(["unshare", "-m", "sh", "-c", "mkdir -p /run/p && mount -t proc proc /run/p "
+                 f"&& echo {pid - before} > /run/p/sys/kernel/ns_last_pid && "
+                 f"systemctl start {unit}"])
+        if main_pid(sb, unit) == pid:
+            return True
+        sb.exec(["systemctl", "stop", unit])
+    return False
+
+
+def test_an_approved_kill_never_hits_the_process_that_took_over_the_pid(tmp_path: Path
+                                                                        ) -> None:
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
+        apply(sb, "install_unit", {"name": "db.service", "text": SLEEPER})
+        apply(sb, "start_unit", {"name": "runaway.service"})
+        transport = SandboxTransport(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "suggest"})
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {host: transport})
+        pid = main_pid(sb, "runaway.service")
+        shown = asyncio.run(executor.propose(host, "kill_process", {"pid": pid}))
+        assert shown.state == "pending" and "runaway.service" in shown.reason
+        sb.exec(["systemctl", "stop", "runaway.service"], check=True)
+        if not start_with_pid(sb, "db.service", pid):
+            pytest.skip(f"the lab's kernel did not give PID {pid} again")
+
+        done = asyncio.run(executor.approve(shown.id, "alice"))
+
+        assert done.state == "pending" and done.result is None
+        assert "not the one it was decided on" in done.reason and "db.service" in done.reason
+        assert "runaway.service" in done.reason
+        assert sb.exec(["systemctl", "is-active", "db.service"]).stdout.strip() == "active"
+        assert main_pid(sb, "db.service") == pid
+        rows = [e["action"] for e in store.audit_log(50) if e["subject"] == f"action:{done.id}"]
+        assert "action.executing" not in rows and rows[-1] == "action.replanned"
+
+        # shown the process it is now, a person's second yes signals that one
+        again = asyncio.run(executor.approve(shown.id, "alice"))
+        assert again.state == "succeeded"
+        assert sb.exec(["systemctl", "is-active", "db.service"]).stdout.strip() != "active"
+
+
+def test_the_audit_credits_the_policy_with_its_decisions_and_the_agent_with_its_proposals(
+        tmp_path: Path) -> None:
+    with Sandbox() as sb:
+        transport = failed_app(sb)
+        host = transport.host
+        for level, decided in (("auto-safe", "action.approved"), ("suggest", "action.pending")):
+            settings = lab_settings(tmp_path / level).model_copy(
+                update={"autonomy_level": level})
+            store = IncidentStore(Database(settings.db_path))
+            incident_id = app_incident(store, host)
+            store.transition(incident_id, "investigating", "agent", "investigation started")
+            store.add_proposal(incident_id, host, "restart_unit", '{"unit": "app.service"}',
+                               "it failed")
+            store.transition(incident_id, "open", "agent", "investigation finished")
+            asyncio.run(Executor(settings, store, {host: transport}).decide_undecided())
+
+            who = {e["action"]: e["actor"] for e in store.audit_log(100)}
+            assert who["proposal.recorded"] == "agent"
+            assert who[decided] == "policy", (level, who)
+
+
+def test_an_action_back_with_a_person_is_listed_with_its_risk_and_reason_now(
+        tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "app.service",
+                                   "text": "[Service]\nExecStart=/bin/false\n"})
+        sb.exec(["systemctl", "start", "app.service"])
+        transport = SandboxTransport(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path)
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {host: transport})
+        decided = asyncio.run(executor.propose(host, "restart_unit", {"unit": "app.service"},
+                                               incident_id=app_incident(store, host)))
+        assert (decided.state, decided.risk) == ("approved", "low")
+        # before it runs, a failed restart would now reboot the host
+        sb.write_file("/etc/systemd/system/app.service.d/x.conf",
+                      "[Unit]\nFailureAction=reboot\n")
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+        assert asyncio.run(executor.run(decided.id)).state == "pending"
+
+        code, out, _ = cli("approve", "list", "--json")
+        (listed,) = json.loads(out)
+        assert code == 0 and (listed["id"], listed["risk"]) == (decided.id, "high")
+        assert listed["reason"].startswith("needs a person: the host's facts now make it high")
+        assert "FailureAction" in listed["reason"] and listed["plan"]["risk"] == "high"
+        code, out, _ = cli("approve", "show", str(decided.id))
+        assert "risk high" in out and "FailureAction" in out
+        assert sb.exec(["systemctl", "is-active", "app.service"]).stdout.strip() != "active"
