@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_sysadmin.config import Programs
 from ai_sysadmin.monitor import parsers
-from ai_sysadmin.monitor.sections import ps_argv
 from ai_sysadmin.safety.process_facts import PS_ARGV, facts_for, judge_process, parse_ps
 
 USER = "/user.slice/user-1000.slice/user@1000.service/app.slice/x"
@@ -81,8 +79,9 @@ def posing(tmp_path: Path) -> Iterator[int]:
 
 
 def test_the_real_ps_of_a_process_in_a_cgroup_named_with_a_comma(posing: int):
-    check = subprocess.run([*ps_argv(Programs()), "-p", str(posing)], capture_output=True,
-                           text=True, check=True).stdout
+    # the check's columns, for this process alone (among all, it need not be a top one)
+    check = subprocess.run(["ps", "-ww", "-o", parsers.PS_CGROUP_COLUMNS, "-p", str(posing)],
+                           capture_output=True, text=True, check=True).stdout
     assert ",0::/system.slice/sshd.service" in check  # what ps writes, as described above
     listed = [p for p in parsers.parse_ps_top(check) if p.pid == posing]
     assert listed and listed[0].unit != "sshd.service"
