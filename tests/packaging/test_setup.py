@@ -172,6 +172,23 @@ def test_the_daemons_unit_leaves_the_llm_requests_to_its_worker(target: Path) ->
 
 
 @needs_root
+def test_a_new_state_dir_becomes_the_accounts_home_too(target: Path) -> None:
+    """The unit's HOME follows the config's state_dir; so does passwd's home, which a command
+    root runs as the daemon's user takes HOME (its ~/.ssh) from."""
+    assert setup(target).returncode == 0
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.write_text(config.read_text().replace(
+        'state_dir = "/var/lib/ai-sysadmin"', 'state_dir = "/srv/hal-state"'))
+    planned = setup(target, "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    said = {s["action"]: s["detail"] for s in json.loads(planned.stdout)
+            if s["kind"] == "user"}
+    assert "/var/lib/ai-sysadmin -> /srv/hal-state" in said["update"]
+    assert setup(target).returncode == 0
+    assert ":/srv/hal-state:" in (target / "etc/passwd").read_text()
+
+
+@needs_root
 def test_the_units_and_directories_follow_the_existing_configs_state_dir(target: Path) -> None:
     # the daemon writes where its config says: a unit fenced to another directory, or a
     # directory nobody made, and it could not create its database

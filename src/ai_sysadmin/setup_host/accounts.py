@@ -59,10 +59,19 @@ class User:
         found = entries(root, "passwd").get(self.name)
         if found is None:
             return Step("user", self.name, "create", f"system user, home {self.home}")
+        if len(found) > 5 and found[5] != self.home:
+            # the daemon's HOME (its ~/.ssh) is the state directory; a command root runs as
+            # the daemon's user takes HOME from passwd: both must be the one directory
+            return Step("user", self.name, "update",
+                        f"home {found[5]} -> {self.home} (what was in {found[5]} stays there)")
         return Step("user", self.name, "keep", f"uid {found[2]}")
 
     def apply(self, root: Path, programs: Programs) -> None:
-        if self.name in entries(root, "passwd"):
+        found = entries(root, "passwd").get(self.name)
+        if found is not None:
+            if len(found) > 5 and found[5] != self.home:
+                run([programs.usermod, *_prefix(root), "--home", self.home, self.name],
+                    f"moving the home of {self.name} to {self.home}")
             return
         shell = next((s for s in NOLOGIN if under(root, s).exists()), "/bin/false")
         run([programs.useradd, "--system", *_prefix(root), "--gid", self.group,
