@@ -195,9 +195,10 @@ class AgentSettings(_Section):
         "it is escalated to a person instead of retried.",
     )
     max_investigations_per_day: int = Field(
-        12, ge=1, description="Investigations of one incident in 24 hours, however it came "
-        "back; beyond that it waits for a person (a finding that flaps at its threshold would "
-        "keep the LLM busy all day).",
+        12, ge=1, description="Investigations of one incident that came to a diagnosis in 24 "
+        "hours, however it came back; beyond that it waits for a person until the day has room "
+        "(a finding that flaps at its threshold would keep the LLM busy all day). A failed one "
+        "does not count: an LLM that is down is retried with backoff.",
     )
     mode: AgentMode = Field(
         "tools",

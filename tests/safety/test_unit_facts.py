@@ -251,9 +251,14 @@ def test_kill_plans_carry_the_verdict() -> None:
     session = PlanContext(facts_read=True, process=facts_for(900, table))
     plan = plan_action("kill_process", {"pid": 900}, session)
     assert plan.allowed and plan.risk == "high" and "session-3.scope" in plan.reason
-    nginx = plan_action("kill_process", {"pid": 1001},
-                        PlanContext(facts_read=True, process=facts_for(1001, table)))
+    nginx_unit = unit("nginx.service", ControlGroup="/system.slice/nginx.service")
+    nginx = plan_action("kill_process", {"pid": 1001}, PlanContext(
+        facts_read=True, process=facts_for(1001, table), units={"nginx.service": nginx_unit}))
     assert nginx.allowed and nginx.risk == "medium" and "nginx.service" in nginx.reason
+    # the unit it runs in could not be read: a person decides
+    unread = plan_action("kill_process", {"pid": 1001},
+                         PlanContext(facts_read=True, process=facts_for(1001, table)))
+    assert unread.risk == "high" and "could not be read" in unread.reason
     sshd = plan_action("kill_process", {"pid": 500},
                        PlanContext(facts_read=True, process=facts_for(500, table)))
     assert not sshd.allowed and "protected" in sshd.reason

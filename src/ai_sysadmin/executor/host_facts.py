@@ -17,7 +17,8 @@ from ..errors import TransportError
 from ..hosts.transport import LocalTransport, Transport
 from ..safety.catalog import FactsNeeded
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
-from ..safety.unit_facts import SHOW_PROPERTIES, UnitFacts, parse_show
+from ..safety.protected import protected_reason
+from ..safety.unit_facts import SHOW_PROPERTIES, UnitFacts, parse_show, propagation_names
 from ..safety.units import UNIT_TYPES
 
 log = logging.getLogger("ai_sysadmin.actions")
@@ -42,17 +43,30 @@ async def _show(transport: Transport, settings: Settings, names: list[str]) -> l
     return parse_show(done.stdout)
 
 
+#: how far the units a stop or restart reaches are followed: past that, the policy finds a
+#: unit it has no facts for and leaves the action to a person
+_MAX_UNITS = 256
+_MAX_ROUNDS = 8
+
+
 async def read_units(transport: Transport, settings: Settings, names: tuple[str, ...]
                      ) -> dict[str, UnitFacts]:
-    """Facts by requested name and by Id, plus the units they trigger (one level deep)."""
+    """Facts by requested name and by Id, plus every unit a start, restart or stop of them
+    reaches through systemd's dependencies (and what they trigger), round by round. A
+    protected unit reached is not followed further: the policy stops there too."""
     found: dict[str, UnitFacts] = {}
-    shown = await _show(transport, settings, list(names))
-    for name, facts in zip(names, shown, strict=False):
-        found[name] = found[facts.id] = facts
-    triggered = sorted({t for f in shown for t in f.all("Triggers")} - set(found))
-    if triggered:
-        for facts in await _show(transport, settings, triggered):
-            found[facts.id] = facts
+    protected = tuple(settings.safety.protected_units)
+    wanted, requested = list(names), True
+    for _ in range(_MAX_ROUNDS):
+        if not wanted:
+            break
+        shown = await _show(transport, settings, wanted)
+        for name, facts in zip(wanted, shown, strict=False):
+            found[name] = found[facts.id] = facts
+        following = [f for f in shown if requested or protected_reason(f.id, protected) is None]
+        room = max(0, _MAX_UNITS - len(found))
+        wanted = sorted({n for f in following for n in propagation_names(f)} - set(found))[:room]
+        requested = False
     return found
 
 
@@ -78,6 +92,11 @@ async def read_facts(transport: Transport | None, settings: Settings,
             facts.units = await read_units(transport, settings, needed.units)
         if needed.pid is not None:
             facts.process = await read_process(transport, settings, needed.pid)
+            # a kill is judged as a stop of every unit the process runs in
+            path = tuple(u for u, _ in facts.process.process.unit_paths) \
+                if facts.process else ()
+            if path:
+                facts.units = {**await read_units(transport, settings, path), **facts.units}
     except TransportError as exc:
         log.warning("%s: facts for the policy could not be read: %s", transport.host, exc)
         return HostFacts(problem=str(exc))

@@ -23,7 +23,7 @@ from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
-from .remediation_commands import systemctl_operands
+from .remediation_commands import kill_pid, systemctl_operands
 from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
 from .units import normalise_unit
 
@@ -145,7 +145,8 @@ def judge_unit_on_host(verb: str, unit: str, ctx: PlanContext) -> tuple[str, Ver
                                     "starting it does is unknown",))
     triggered = [ctx.units[t] for t in facts.all("Triggers") if t in ctx.units]
     return facts.id, judge_unit(verb, facts, protected=ctx.protected, own=ctx.own_units,
-                                incident_unit=ctx.incident_unit, triggered=triggered)
+                                incident_unit=ctx.incident_unit, triggered=triggered,
+                                related=ctx.units)
 
 
 def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanContext], Plan]:
@@ -220,24 +221,28 @@ def _reboot(p: NoParams, ctx: PlanContext) -> Plan:
     return Plan("reboot", True, "reboot the host", "high", "host", (("systemctl", "reboot"),))
 
 
+def _judge_kill(pid: int, ctx: PlanContext) -> tuple[str | None, str, tuple[str, ...]]:
+    """(why never, where the process runs, why a person) for a signal to ``pid``, from the
+    process facts and the facts of the units it runs in (a kill is judged as their stop)."""
+    if ctx.process is None:
+        if ctx.facts_read:
+            return f"there is no process {pid} on the host", "", ()
+        return None, "", ("whom it belongs to is unknown (no host was asked)",)
+    verdict = judge_process(ctx.process, protected=ctx.protected, own_units=ctx.own_units,
+                            own_pids=ctx.own_pids, units=ctx.units)
+    proc = ctx.process.process
+    return verdict.refused, f"{proc.comm} in {proc.unit or proc.cgroup}", verdict.person
+
+
 def _kill(p: KillParams, ctx: PlanContext) -> Plan:
     risk: Risk = "medium"
     reason = f"send SIG{p.signal} to process {p.pid}"
-    if ctx.process is None:
-        if ctx.facts_read:
-            return _refuse("kill_process", f"there is no process {p.pid} on the host",
-                           f"pid:{p.pid}", p.model_dump())
-        risk, reason = "high", f"{reason}; needs a person: whom it belongs to is unknown " \
-            "(no host was asked)"
-    else:
-        verdict = judge_process(ctx.process, protected=ctx.protected, own_units=ctx.own_units,
-                                own_pids=ctx.own_pids)
-        if verdict.refused:
-            return _refuse("kill_process", verdict.refused, f"pid:{p.pid}", p.model_dump())
-        where = ctx.process.process.unit or ctx.process.process.cgroup
-        reason = f"{reason} ({ctx.process.process.comm} in {where})"
-        if verdict.person:
-            risk, reason = "high", f"{reason}; needs a person: {'; '.join(verdict.person)}"
+    refused, where, person = _judge_kill(p.pid, ctx)
+    if refused:
+        return _refuse("kill_process", refused, f"pid:{p.pid}", p.model_dump())
+    reason += f" ({where})" if where else ""
+    if person:
+        risk, reason = "high", f"{reason}; needs a person: {'; '.join(person)}"
     return Plan("kill_process", True, reason, risk, f"pid:{p.pid}",
                 (("kill", f"-{p.signal}", str(p.pid)),), params=p.model_dump())
 
@@ -272,15 +277,23 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
         return _refuse("run_command", "cannot tell which unit this systemctl command "
                        "changes, so its facts cannot be checked", " ".join(p.argv)[:200],
                        {"argv": p.argv})
+    person: tuple[str, ...] = ()
+    refused: str | None = None
     if target is not None:
         verb, unit = target
         _, verdict = judge_unit_on_host(verb, unit, ctx)
-        if verdict.refused:
-            return _refuse("run_command", verdict.refused, " ".join(p.argv)[:200],
-                           {"argv": p.argv})
+        refused, person = verdict.refused, verdict.person
+    elif (pid := kill_pid(p.argv)) is not None:
+        # the same process the same way as kill_process: a PID is no less protected here
+        refused, _, person = _judge_kill(pid, ctx)
+    if refused:
+        return _refuse("run_command", refused, " ".join(p.argv)[:200], {"argv": p.argv})
+    reason = f"run {' '.join(p.argv)[:200]} ({decision.reason})"
+    if person:
+        reason += f"; a person weighs: {'; '.join(person)}"
     # a free-form command is always a person's decision, whatever the argv
-    return Plan("run_command", True, f"run {' '.join(p.argv)[:200]} ({decision.reason})",
-                "high", " ".join(p.argv)[:200], (tuple(p.argv),), params={"argv": p.argv})
+    return Plan("run_command", True, reason, "high", " ".join(p.argv)[:200],
+                (tuple(p.argv),), params={"argv": p.argv})
 
 
 def systemctl_target(argv: list[str] | tuple[str, ...]) -> tuple[str, str] | None:
@@ -302,8 +315,9 @@ def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
             else None
         return FactsNeeded(units=(unit,) if unit else ())
     if kind == "run_command" and isinstance(params.get("argv"), list):
-        target = systemctl_target([str(a) for a in params["argv"]])
-        return FactsNeeded(units=(target[1],) if target else ())
+        argv = [str(a) for a in params["argv"]]
+        target = systemctl_target(argv)
+        return FactsNeeded(units=(target[1],) if target else (), pid=kill_pid(argv))
     if kind == "kill_process":
         pid = params.get("pid")
         if isinstance(pid, str) and _PID_TEXT.match(pid):

@@ -9,12 +9,12 @@ who started it. The executor reads the process table once on the host
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..monitor.parsers import systemd_cgroup
 from .protected import protected_reason
-from .unit_facts import Verdict
+from .unit_facts import UnitFacts, Verdict, judge_unit
 from .units import UNIT_TYPES
 
 #: one ps for the whole table: the command name has a fixed width, the cgroup comes last
@@ -37,6 +37,19 @@ class Proc:
         """The cgroup path's components that are units, outermost first."""
         return tuple(part for part in self.cgroup.split("/")
                      if part.rpartition(".")[2] in UNIT_TYPES)
+
+    @property
+    def unit_paths(self) -> tuple[tuple[str, str], ...]:
+        """Each unit on the cgroup path that is not a slice, outermost first, with the cgroup
+        systemd gives it: a name deeper inside a delegated subtree (a container's, a user
+        manager's) is no unit of the host's systemd, and its cgroup tells them apart."""
+        found: list[tuple[str, str]] = []
+        path = ""
+        for part in self.cgroup.strip("/").split("/") if self.cgroup.strip("/") else ():
+            path = f"{path}/{part}"
+            if part.rpartition(".")[2] in UNIT_TYPES and not part.endswith(".slice"):
+                found.append((part, path))
+        return tuple(found)
 
     @property
     def unit(self) -> str | None:
@@ -89,15 +102,40 @@ def _login(proc: Proc) -> str | None:
                  if any(fnmatch.fnmatchcase(part, g) for g in LOGIN_CGROUPS)), None)
 
 
+def _judge_as_stop(proc: Proc, units: Mapping[str, UnitFacts], protected: tuple[str, ...],
+                   own: tuple[str, ...]) -> Verdict:
+    """Killing a process can end its unit as a stop does (and its SuccessAction, FailureAction
+    and BindsTo= with it), so what a stop of a unit it runs in would refuse or leave to a
+    person, the kill does too."""
+    person: list[str] = []
+    for unit, cgroup in proc.unit_paths:
+        facts = units.get(unit)
+        if facts is None:
+            person.append(f"what {unit} is could not be read on the host")
+            continue
+        if facts.get("ControlGroup") != cgroup:
+            continue  # a name inside a delegated subtree, judged above by its name only
+        verdict = judge_unit("kill", facts, protected=protected, own=own, related=units)
+        if verdict.refused:
+            return Verdict(f"runs in {unit}, and a kill ends it as a stop would: "
+                           f"{verdict.refused}")
+        person += [f"it runs in {unit}, and a stop of it needs a person: {p}"
+                   for p in verdict.person]
+    return Verdict(None, tuple(person))
+
+
 def judge_process(
     facts: ProcessFacts,
     *,
     protected: Iterable[str] = (),
     own_units: Iterable[str] = (),
     own_pids: Iterable[int] = (),
+    units: Mapping[str, UnitFacts] | None = None,
 ) -> Verdict:
     """May automation signal this process? ``own_pids``: the assistant and its ancestors on
-    this host; ``own_units``: the assistant's units."""
+    this host; ``own_units``: the assistant's units; ``units``: ``systemctl show`` of the
+    units on its cgroup path (:attr:`Proc.unit_paths`) and of what their stop reaches. With
+    them, a kill is judged as a stop of each of those units."""
     proc, protected, own = facts.process, tuple(protected), set(own_units)
     what = f"process {proc.pid} ({proc.comm})"
     if proc.pid in set(own_pids):
@@ -107,12 +145,20 @@ def judge_process(
     for unit in proc.units:
         if unit in own:
             return Verdict(f"{what} runs in {unit}, the assistant's own service")
-    if proc.unit is not None and (why := protected_reason(proc.unit, protected)):
-        return Verdict(f"{what} runs in {proc.unit}, which is protected ({why})")
+    # every unit it runs in, not only the innermost: a protected unit's delegated subtree
+    # may name its own cgroups like any unit
+    for unit, _ in proc.unit_paths:
+        if why := protected_reason(unit, protected):
+            return Verdict(f"{what} runs in {unit}, which is protected ({why})")
     if not proc.cgroup:
         return Verdict(f"{what}: its cgroup could not be read, so whom it belongs to is "
                        "unknown")
     person: list[str] = []
+    if units is not None:
+        stop = _judge_as_stop(proc, units, protected, tuple(own))
+        if stop.refused:
+            return Verdict(f"{what} {stop.refused}")
+        person += stop.person
     if login := _login(proc):
         person.append(f"{what} belongs to a login session ({login})")
     for parent in facts.ancestors:

@@ -239,6 +239,17 @@ _SIGNALS = {"-TERM": "TERM", "-SIGTERM": "TERM", "-15": "TERM", "-KILL": "KILL",
             "-SIGKILL": "KILL", "-9": "KILL"}
 
 
+def kill_pid(argv: list[str] | tuple[str, ...]) -> int | None:
+    """The PID a remediation ``kill [-SIGNAL] PID`` signals; None for any other argv."""
+    if not argv or argv[0] != "kill":
+        return None
+    try:
+        _kill(list(argv[1:]), ())
+    except Refused:
+        return None
+    return int(argv[-1])
+
+
 def _kill(args: list[str], protected: tuple[str, ...]) -> Decision:
     signal, rest = "TERM", list(args)
     if rest and rest[0] in _SIGNALS:

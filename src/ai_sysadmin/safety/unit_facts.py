@@ -8,6 +8,11 @@ restarted, stopped or reset, the executor reads its properties on the host
 triggers), :func:`parse_show` turns them into :class:`UnitFacts`, and :func:`judge_unit` says
 whether automation may touch it, needs a person, or must never run it.
 
+systemd carries a stop or restart on to other units (``Requires=``, ``BindsTo=``, ``PartOf=``
+and ``Conflicts=`` on *them*, ``PropagatesStopTo=`` here), so the executor also reads every
+unit :func:`propagation_names` names, and each is judged as if it were itself stopped or
+restarted. A kill of a unit's process is judged as a stop of that unit.
+
 The only names here are systemd's own special units (``man systemd.special``), which are
 interfaces, not guesses, plus a short list of well-known update and remote-access units that
 carry no property saying so (``nixos-upgrade``, ``tailscaled``): a miss there still meets the
@@ -30,13 +35,30 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "RefuseManualStop", "DefaultDependencies", "Requires", "Requisite", "Wants", "BindsTo",
     "Upholds", "PartOf", "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
     "OnFailure", "Triggers", "ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost",
-    "ExecStop", "ExecStopPost", "ExecReload",
+    "ExecStop", "ExecStopPost", "ExecReload", "ControlGroup", "RequisiteOf", "BoundBy",
+    "ConsistsOf", "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo",
 )
 _LISTS = frozenset({"Names", "Requires", "Requisite", "Wants", "BindsTo", "Upholds", "PartOf",
                     "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
-                    "OnFailure", "Triggers"})
+                    "OnFailure", "Triggers", "RequisiteOf", "BoundBy", "ConsistsOf",
+                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo"})
 _EXEC = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop",
          "ExecStopPost", "ExecReload")
+_STOP_EXEC = frozenset({"ExecStop", "ExecStopPost"})
+
+#: systemd.unit(5) and src/core/unit-dependency-atom.c: the other units an explicit stop or
+#: restart of this one reaches, named by this unit's own (reverse) properties. Requires=,
+#: Requisite=, BindsTo= and PartOf= on *them* show up here as RequiredBy, RequisiteOf,
+#: BoundBy and ConsistsOf; those are restarted with it (try-restart) and stopped with it.
+RESTART_PROPAGATES = ("RequiredBy", "RequisiteOf", "BoundBy", "ConsistsOf")
+#: stopped with this unit, never restarted with it (PropagatesStopTo=)
+STOP_PROPAGATES = (*RESTART_PROPAGATES, "PropagatesStopTo")
+#: stopped when this unit starts: its own Conflicts= and the Conflicts= of others on it
+START_STOPS = ("Conflicts", "ConflictedBy")
+RELOAD_PROPAGATES = ("PropagatesReloadTo",)
+#: restart-like verbs: a stop and a start in one job
+_RESTARTING_VERBS = frozenset({"restart", "try-restart", "reload-or-restart",
+                               "try-reload-or-restart"})
 _ACTIONS = ("SuccessAction", "FailureAction", "JobTimeoutAction", "JobRunningTimeoutAction",
             "StartLimitAction")
 
@@ -99,6 +121,8 @@ class UnitFacts:
     properties: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: the commands the unit runs, each an argv (ExecStart and friends)
     commands: tuple[tuple[str, ...], ...] = ()
+    #: the commands a stop runs (ExecStop, ExecStopPost), also in ``commands``
+    stop_commands: tuple[tuple[str, ...], ...] = ()
 
     def get(self, name: str) -> str:
         values = self.properties.get(name, ())
@@ -118,20 +142,24 @@ def parse_show(text: str) -> list[UnitFacts]:
     for block in re.split(r"\n\s*\n", text.strip()):
         props: dict[str, list[str]] = {}
         commands: list[tuple[str, ...]] = []
+        stop_commands: list[tuple[str, ...]] = []
         for line in block.splitlines():
             key, eq, value = line.partition("=")
             if not eq:
                 continue
             if key in _EXEC:
                 # `{ path=/usr/bin/x ; argv[]=/usr/bin/x --flag ; ignore_errors=no ; ... }`
-                commands += [tuple(m.split()) for m in _ARGV_IN_SHOW.findall(value) if m]
+                found = [tuple(m.split()) for m in _ARGV_IN_SHOW.findall(value) if m]
+                commands += found
+                stop_commands += found if key in _STOP_EXEC else []
                 continue
             words = value.split() if key in _LISTS else [value]
             props.setdefault(key, []).extend(w for w in words if w)
         unit_id = (props.get("Id") or [""])[0]
         if unit_id:
             units.append(UnitFacts(unit_id, tuple(props.get("Names", ())),
-                                   {k: tuple(v) for k, v in props.items()}, tuple(commands)))
+                                   {k: tuple(v) for k, v in props.items()}, tuple(commands),
+                                   tuple(stop_commands)))
     return units
 
 
@@ -207,18 +235,20 @@ def _start_refused(facts: UnitFacts, protected: tuple[str, ...]) -> str | None:
         if shown := _power_command(argv):
             return (f"{facts.id} runs {shown!r}, which powers off, reboots or leaves the "
                     "normal system state")
-    for other in facts.all("Conflicts"):
-        # every unit with default dependencies conflicts with shutdown.target: harmless
-        if other not in SYSTEM_STATE_TARGETS and (
-                other.endswith(".target") or protected_reason(other, protected)):
-            return f"starting {facts.id} stops {other} (Conflicts={other})"
+    for prop in START_STOPS:
+        for other in facts.all(prop):
+            # every unit with default dependencies conflicts with shutdown.target: harmless
+            if other not in SYSTEM_STATE_TARGETS and (
+                    other.endswith(".target") or protected_reason(other, protected)):
+                return f"starting {facts.id} stops {other} ({prop}={other})"
     return None
 
 
 def _start_consequences(facts: UnitFacts) -> list[str]:
     """What starting this unit may do that a person should weigh."""
-    person = [f"starting it stops {other} (Conflicts={other})"
-              for other in facts.all("Conflicts") if other not in SYSTEM_STATE_TARGETS]
+    person = [f"starting it stops {other} ({prop}={other})"
+              for prop in START_STOPS for other in facts.all(prop)
+              if other not in SYSTEM_STATE_TARGETS]
     for prop in _ACTIONS[1:]:
         if (value := facts.get(prop)) not in ("", "none"):
             person.append(f"when it fails or times out the host does {value} ({prop})")
@@ -245,6 +275,88 @@ def _not_the_incidents(facts: UnitFacts, incident_unit: str | None) -> str | Non
     return None
 
 
+def _stop_refused(facts: UnitFacts) -> str | None:
+    """Why stopping this unit, or killing a process of it, is never automation's to do: the
+    unit's end takes the host out of its normal state, or systemd itself refuses the stop."""
+    if facts.get("RefuseManualStop") == "yes":
+        return f"{facts.id} refuses a manual stop (RefuseManualStop=yes)"
+    # a clean stop is a success, a killed process often a failure: both end the unit
+    for prop in ("SuccessAction", "FailureAction"):
+        if (value := facts.get(prop)) not in ("", "none"):
+            return f"when {facts.id} ends the host does {value} ({prop}={value})"
+    if hit := sorted(SYSTEM_STATE_TARGETS & set(facts.all("OnSuccess", "OnFailure"))):
+        return (f"when {facts.id} ends it starts {hit[0]}, which leaves the normal system "
+                "state (OnSuccess/OnFailure)")
+    for argv in facts.stop_commands:
+        if shown := _power_command(argv):
+            return (f"stopping {facts.id} runs {shown!r}, which powers off, reboots or leaves "
+                    "the normal system state")
+    return None
+
+
+def _stop_consequences(facts: UnitFacts) -> list[str]:
+    """What stopping this unit may do that a person should weigh."""
+    person = [f"when stopping it times out the host does {value} ({prop})"
+              for prop in ("JobTimeoutAction", "JobRunningTimeoutAction")
+              if (value := facts.get(prop)) not in ("", "none")]
+    if facts.get("DefaultDependencies") == "no":
+        person.append("it is part of early boot or shutdown (DefaultDependencies=no)")
+    if why := _runs_updates(facts):
+        person.append(f"{why}: stopping it can break an installation half-way")
+    if why := _way_in(facts):
+        person.append(f"{why}; stopping it can cut the way in")
+    return person
+
+
+def _propagation(facts: UnitFacts, verb: str) -> list[tuple[str, str, str]]:
+    """(other unit, the property naming it, what systemd does to it) for ``systemctl VERB``
+    of this unit: restarts propagate as try-restart, stops as stop (unit-dependency-atom.c)."""
+    reached: list[tuple[str, str, str]] = []
+    if verb in STOPPING_VERBS:
+        reached += [(o, p, "stop") for p in STOP_PROPAGATES for o in facts.all(p)]
+    if verb in _RESTARTING_VERBS:
+        reached += [(o, p, "try-restart") for p in RESTART_PROPAGATES for o in facts.all(p)]
+        restarted = {o for o, _, _ in reached}
+        reached += [(o, "PropagatesStopTo", "stop") for o in facts.all("PropagatesStopTo")
+                    if o not in restarted]
+    if verb in STARTING_VERBS and verb != "reload":
+        reached += [(o, p, "stop") for p in START_STOPS for o in facts.all(p)
+                    if o not in SYSTEM_STATE_TARGETS]
+    if verb in ("reload", "reload-or-restart", "try-reload-or-restart"):
+        reached += [(o, p, "reload") for p in RELOAD_PROPAGATES for o in facts.all(p)]
+    return reached
+
+
+def propagation_names(facts: UnitFacts) -> tuple[str, ...]:
+    """Every unit a start, restart, reload or stop of this one may reach: what the executor
+    reads next so that each is judged on its own facts."""
+    props = (*STOP_PROPAGATES, *START_STOPS, *RELOAD_PROPAGATES, "Triggers")
+    return tuple(dict.fromkeys(o for o in facts.all(*props) if o not in SYSTEM_STATE_TARGETS))
+
+
+def _what_it_does(verb: str) -> str:
+    return {"stop": "stops", "try-restart": "restarts", "reload": "reloads"}[verb]
+
+
+def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb: str,
+                   other: UnitFacts | None, seen: frozenset[str], *,
+                   protected: tuple[str, ...], own: tuple[str, ...],
+                   related: Mapping[str, UnitFacts]) -> Verdict:
+    """The verdict on what ``systemctl VERB`` of ``facts`` does to one unit it reaches."""
+    how = f"{verb} of {facts.id} {_what_it_does(other_verb)} {name} ({prop}={name})"
+    if other is None:
+        if other_verb == "stop" and (why := protected_reason(name, protected)):
+            return Verdict(f"{how}: {name} is protected ({why}): never stopped by automation")
+        return Verdict(None, (f"{how}, and what {name} is could not be read on the host",))
+    # the unit reached is judged as if it were itself the one asked for; an incident about
+    # the first unit does not make a restart of the second something to weigh again
+    inner = judge_unit(other_verb, other, protected=protected, own=own,
+                       incident_unit=other.id, related=related, _seen=seen)
+    if inner.refused:
+        return Verdict(f"{how}: {inner.refused}")
+    return Verdict(None, tuple(f"{how}: {p}" for p in inner.person))
+
+
 def judge_unit(
     verb: str,
     facts: UnitFacts,
@@ -253,14 +365,19 @@ def judge_unit(
     own: Iterable[str] = (),
     incident_unit: str | None = None,
     triggered: Iterable[UnitFacts] = (),
+    related: Mapping[str, UnitFacts] | None = None,
+    _seen: frozenset[str] = frozenset(),
 ) -> Verdict:
     """May automation run ``systemctl VERB`` on this unit?
 
     ``facts``: the unit as the host reports it (aliases resolved to its ``Id``).
     ``incident_unit``: the unit the incident is about; an automatic start or restart touches
     only that one. ``triggered``: the facts of what a timer, path or socket unit starts.
+    ``related``: facts by Id of the units a stop or restart of this one reaches
+    (:func:`propagation_names`); each is judged as if it were itself stopped or restarted.
+    A ``kill`` (of the unit or of one of its processes) is judged as a stop.
     """
-    protected = tuple(protected)
+    protected, own = tuple(protected), tuple(own)
     person: list[str] = []
     load = facts.get("LoadState")
     if load in ("not-found", "masked") and verb not in ("reset-failed", "stop", "disable"):
@@ -270,17 +387,35 @@ def judge_unit(
             return Verdict(f"{why}: never stopped, masked, disabled or killed by automation")
         if verb != "reset-failed":
             person.append(why)
-    if verb not in STARTING_VERBS:
+    if verb in STOPPING_VERBS:
+        if refused := _stop_refused(facts):
+            return Verdict(refused)
+        person += _stop_consequences(facts)
+    elif verb in STARTING_VERBS:
+        if refused := _start_refused(facts, protected):
+            return Verdict(refused)
+        person += _start_consequences(facts)
+        for unit in triggered:
+            inner = judge_unit("start", unit, protected=protected, own=own,
+                               incident_unit=unit.id)
+            if inner.refused:
+                return Verdict(f"{facts.id} triggers {unit.id}: {inner.refused}")
+            person += [f"it triggers {unit.id}: {p}" for p in inner.person]
+        if verb != "reload" and (why := _not_the_incidents(facts, incident_unit)):
+            person.append(why)
+    else:
         return Verdict(None, tuple(person))
-    if refused := _start_refused(facts, protected):
-        return Verdict(refused)
-    person += _start_consequences(facts)
-    for unit in triggered:
-        inner = judge_unit("start", unit, protected=protected, own=own,
-                           incident_unit=unit.id)
-        if inner.refused:
-            return Verdict(f"{facts.id} triggers {unit.id}: {inner.refused}")
-        person += [f"it triggers {unit.id}: {p}" for p in inner.person]
-    if verb != "reload" and (why := _not_the_incidents(facts, incident_unit)):
-        person.append(why)
+    # a protected unit reached through another already needs a person: what it reaches in
+    # turn is that person's to weigh (the executor reads no further either)
+    if not (_seen and person and _protected(facts, protected, own)):
+        seen = _seen | {facts.id}
+        for name, prop, other_verb in _propagation(facts, verb):
+            if name in seen:
+                continue
+            reached = _judge_reached(verb, facts, name, prop, other_verb,
+                                     (related or {}).get(name), seen, protected=protected,
+                                     own=own, related=related or {})
+            if reached.refused:
+                return reached
+            person += reached.person
     return Verdict(None, tuple(dict.fromkeys(person)))

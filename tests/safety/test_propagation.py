@@ -1,0 +1,166 @@
+"""A kill judged as a stop of every unit the process runs in, and a stop or restart judged
+with every unit systemd propagates it to (pure parts, on ``systemctl show`` output as systemd
+252 prints it; the same on real systemd: tests/safety/test_propagation_lab.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_sysadmin.safety.catalog import FactsNeeded, PlanContext, facts_needed, plan_action
+from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
+from ai_sysadmin.safety.unit_facts import UnitFacts, judge_unit, parse_show
+
+SHOW = """\
+ControlGroup=/system.slice/helper.service
+Id=helper.service
+RequiredBy=db.service
+ConsistsOf=sshd.service
+PropagatesStopTo=sshd.service
+ExecStop={ path=/bin/echo ; argv[]=/bin/echo hi ; ignore_errors=no ; }
+
+ControlGroup=
+Id=rescue-ssh.service
+RequiredBy=rescue.target
+ConflictedBy=multi-user.target sshd.service
+"""
+
+
+def unit(name: str, **props: str) -> UnitFacts:
+    return UnitFacts(name, (name,), {"LoadState": ("loaded",), **{
+        k: tuple(v.split()) for k, v in props.items()}})
+
+
+def units(*facts: UnitFacts) -> dict[str, UnitFacts]:
+    return {f.id: f for f in facts}
+
+
+def test_parse_show_reads_the_reverse_dependencies_and_stop_commands() -> None:
+    from ai_sysadmin.safety.unit_facts import propagation_names
+
+    helper, rescue = parse_show(SHOW)
+    assert helper.get("ControlGroup") == "/system.slice/helper.service"
+    assert helper.all("PropagatesStopTo") == ("sshd.service",)
+    assert helper.stop_commands == (("/bin/echo", "hi"),)
+    assert rescue.all("ConflictedBy") == ("multi-user.target", "sshd.service")
+    assert set(propagation_names(helper)) == {"db.service", "sshd.service"}
+    assert "multi-user.target" in propagation_names(rescue)
+
+
+@pytest.mark.parametrize(("verb", "prop"), [
+    ("restart", "ConflictedBy"), ("start", "ConflictedBy"), ("restart", "PropagatesStopTo"),
+    ("stop", "PropagatesStopTo"), ("stop", "RequiredBy"), ("stop", "BoundBy"),
+    ("stop", "ConsistsOf"), ("stop", "RequisiteOf"), ("mask", "RequiredBy"),
+    ("kill", "BoundBy"),
+])
+def test_a_protected_unit_reached_through_a_dependency_is_never_stopped(verb, prop) -> None:
+    app = unit("app.service", **{prop: "sshd.service"})
+    sshd = unit("sshd.service")
+    for related in (units(app, sshd), None):  # with its facts, and by its name alone
+        verdict = judge_unit(verb, app, incident_unit="app.service", related=related)
+        assert verdict.refused and "sshd.service" in verdict.refused, (related, verdict)
+
+
+@pytest.mark.parametrize("prop", ["RequiredBy", "BoundBy", "ConsistsOf", "RequisiteOf"])
+def test_a_restart_that_restarts_a_protected_unit_needs_a_person(prop) -> None:
+    app, sshd = unit("app.service", **{prop: "sshd.service"}), unit("sshd.service")
+    verdict = judge_unit("restart", app, incident_unit="app.service",
+                         related=units(app, sshd))
+    assert verdict.refused is None
+    assert any("restarts sshd.service" in p and "protected" in p for p in verdict.person)
+
+
+def test_what_is_reached_is_judged_on_its_own_facts_and_further() -> None:
+    # app -> RequiredBy worker -> PropagatesStopTo job, whose end powers the host off
+    app = unit("app.service", RequiredBy="worker.service")
+    worker = unit("worker.service", PropagatesStopTo="job.service")
+    job = unit("job.service", SuccessAction="poweroff")
+    facts = units(app, worker, job)
+    assert "poweroff" in (judge_unit("stop", app, related=facts).refused or "")
+    assert "poweroff" in (judge_unit("restart", app, incident_unit=app.id,
+                                     related=facts).refused or "")
+    # a way-in unit restarted with it: its restart needs a person
+    vpn = unit("vpn.service", Before="network.target")
+    person = judge_unit("restart", unit("app.service", ConsistsOf="vpn.service"),
+                        incident_unit="app.service", related=units(vpn)).person
+    assert any("restarts vpn.service" in p and "way in" in p for p in person)
+    # a plain unit reached is nothing to weigh; a cycle ends
+    plain = unit("a.service", RequiredBy="b.service")
+    back = unit("b.service", BoundBy="a.service")
+    assert judge_unit("restart", plain, incident_unit="a.service",
+                      related=units(plain, back)).person == ()
+
+
+@pytest.mark.parametrize(("props", "why"), [
+    ({"SuccessAction": "poweroff"}, "SuccessAction=poweroff"),
+    ({"FailureAction": "reboot"}, "FailureAction=reboot"),
+    ({"OnFailure": "emergency.target"}, "emergency.target"),
+    ({"RefuseManualStop": "yes"}, "RefuseManualStop"),
+])
+def test_a_stop_or_kill_that_ends_the_host_is_refused(props, why) -> None:
+    for verb in ("stop", "kill"):
+        verdict = judge_unit(verb, unit("job.service", **props))
+        assert verdict.refused and why in verdict.refused
+
+
+# -- kill_process and run_command kill -------------------------------------------------------------
+PS = """\
+    1     0 systemd          0::/init.scope
+   70     1 sleep            0::/system.slice/job.service
+   71     1 sleep            0::/system.slice/mariadb.service
+   72     1 sleep            0::/system.slice/vpn.service
+   73     1 sleep            0::/system.slice/guest.service/payload/system.slice/nginx.service
+   74     1 sleep            0::/system.slice/plain.service
+   75     1 sleep            0::/system.slice/sshd.service
+"""
+HOST = units(
+    unit("job.service", SuccessAction="poweroff", ControlGroup="/system.slice/job.service"),
+    UnitFacts("mariadb.service", ("mariadb.service", "mysql.service"), {
+        "LoadState": ("loaded",), "ControlGroup": ("/system.slice/mariadb.service",)}),
+    unit("vpn.service", WantedBy="network.target", ControlGroup="/system.slice/vpn.service"),
+    unit("guest.service", ControlGroup="/system.slice/guest.service"),
+    # the host's own nginx.service is another unit than the guest's
+    unit("nginx.service", LoadState="not-found"),
+    unit("plain.service", ControlGroup="/system.slice/plain.service"),
+    unit("sshd.service", ControlGroup="/system.slice/sshd.service"),
+)
+
+
+def _kill(pid: int, protected: tuple[str, ...] = ("mysql", "guest"), kind: str = "kill_process"):
+    ctx = PlanContext(facts_read=True, process=facts_for(pid, parse_ps(PS)), units=HOST,
+                      protected=protected)
+    params = {"pid": pid} if kind == "kill_process" else {"argv": ["kill", "-TERM", str(pid)]}
+    return plan_action(kind, params, ctx)
+
+
+@pytest.mark.parametrize(("pid", "why"), [
+    (70, "SuccessAction=poweroff"),
+    (71, "mysql.service (an alias of mariadb.service) is protected"),
+    (73, "guest.service, which is protected"),
+    (75, "sshd.service, which is protected"),
+])
+@pytest.mark.parametrize("kind", ["kill_process", "run_command"])
+def test_a_kill_is_refused_where_a_stop_of_its_unit_would_be(pid, why, kind) -> None:
+    plan = _kill(pid, kind=kind)
+    assert not plan.allowed and why in plan.reason, plan.reason
+
+
+def test_a_kill_is_a_persons_decision_where_a_stop_of_its_unit_would_be() -> None:
+    plan = _kill(72)
+    assert (plan.allowed, plan.risk) == (True, "high") and "way in" in plan.reason
+    assert (_kill(74).allowed, _kill(74).risk) == (True, "medium")
+    assert "way in" in _kill(72, kind="run_command").reason
+    # a name deeper in a delegated subtree is not judged on the host's unit of that name
+    table = parse_ps(PS)
+    guest = facts_for(73, table)
+    assert guest is not None
+    assert judge_process(guest, units=HOST) == judge_process(guest, units={
+        **HOST, "nginx.service": unit("nginx.service", SuccessAction="reboot")})
+
+
+def test_a_kill_through_run_command_reads_the_process() -> None:
+    assert facts_needed("run_command", {"argv": ["kill", "-KILL", "75"]}) == FactsNeeded(pid=75)
+    assert facts_needed("run_command", {"argv": ["kill", "75"]}) == FactsNeeded(pid=75)
+    assert facts_needed("run_command", {"argv": ["kill", "-1"]}) == FactsNeeded()
+    gone = plan_action("run_command", {"argv": ["kill", "-TERM", "4242"]},
+                       PlanContext(facts_read=True))
+    assert not gone.allowed and "no process 4242" in gone.reason

@@ -1,0 +1,151 @@
+"""On real systemd: a kill is judged as a stop of the units its process runs in, and a stop
+or restart with every unit systemd propagates it to (ConflictedBy, RequiredBy, ConsistsOf,
+PropagatesStopTo ...). Nothing here runs an action: each case is the policy's plan, from the
+facts the executor reads in the fault lab over its transport."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.safety.catalog import Plan
+from ai_sysadmin.store import Database, IncidentStore
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"),
+                       reason="the fault lab needs root (namespaces, mounts, cgroups)"),
+]
+SLEEPER = "[Service]\nExecStart=/bin/sleep infinity\n"
+#: a guest (a container or VM service) that names a cgroup of its own like a unit
+GUEST = ("cg=/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup | tail -n1); "
+         "mkdir -p $cg/payload/system.slice/nginx.service; "
+         "( sh -c 'echo $$ > '$cg'/payload/system.slice/nginx.service/cgroup.procs; "
+         "exec sleep infinity' & ) ; exec sleep infinity\n")
+UNITS = {
+    "job.service": f"[Unit]\nSuccessAction=poweroff\n{SLEEPER}",
+    "burner.service": f"[Unit]\nFailureAction=reboot\n{SLEEPER}",
+    "vpn.service": f"[Unit]\nBefore=network.target\n{SLEEPER}[Install]\n"
+                   "WantedBy=network.target\n",
+    "mariadb.service": f"{SLEEPER}[Install]\nAlias=mysql.service\n",
+    "guest.service": "[Service]\nDelegate=yes\nExecStart=/bin/sh /usr/local/bin/guest.sh\n",
+    "plain.service": SLEEPER,
+    # sshd is part of web, requires db, and never runs with rescue-ssh
+    "sshd.service": "[Unit]\nConflicts=rescue-ssh.service\nPartOf=web.service\n"
+                    f"Requires=db.service\nAfter=db.service\n{SLEEPER}",
+    "rescue-ssh.service": SLEEPER,
+    "web.service": SLEEPER,
+    "db.service": SLEEPER,
+    "helper.service": f"[Unit]\nPropagatesStopTo=sshd.service\n{SLEEPER}",
+}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Sandbox]:
+    with Sandbox() as sb:
+        sb.write_file("/usr/local/bin/guest.sh", GUEST, 0o755)
+        for name, text in UNITS.items():
+            apply(sb, "install_unit", {"name": name, "text": text})
+        sb.exec(["systemctl", "enable", "mariadb.service"], check=True)
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+        sb.exec(["systemctl", "start", *(u for u in UNITS if u != "rescue-ssh.service")],
+                check=True)
+        yield sb
+
+
+@pytest.fixture
+def executor(lab: Sandbox, tmp_path: Path) -> Executor:
+    settings = Settings(ai_name="labtest", state_dir=tmp_path, autonomy_level="auto-full",
+                        safety={"protected_units": ["mysql", "guest"]})
+    return Executor(settings, IncidentStore(Database(settings.db_path)),
+                    {"proplab": SandboxTransport(lab)})
+
+
+def plan(executor: Executor, kind: str, about: str | None = None, **params: object) -> Plan:
+    incident = None
+    if about:
+        finding = Finding("proplab", "failed_unit", about, Severity.CRITICAL, "failed")
+        executor.store.record_check("proplab", [finding], {"failed_unit"})
+        incident = next(i.id for i in executor.store.incidents(None) if i.subject == about)
+    return asyncio.run(executor.plan("proplab", kind, params, incident))
+
+
+def main_pid(lab: Sandbox, unit: str) -> int:
+    return int(lab.exec(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout)
+
+
+def guest_pid(lab: Sandbox) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ps = lab.exec(["ps", "-e", "-o", "pid=,cgroup="]).stdout
+        found = [line.split()[0] for line in ps.splitlines() if "guest.service/payload" in line]
+        if found:
+            return int(found[0])
+        time.sleep(0.1)
+    raise AssertionError("the guest's process did not appear")
+
+
+@pytest.mark.parametrize(("unit", "why"), [
+    ("job.service", "SuccessAction=poweroff"),
+    ("burner.service", "FailureAction=reboot"),
+    ("mariadb.service", "mysql.service (an alias of mariadb.service) is protected"),
+    ("sshd.service", "sshd.service, which is protected"),
+])
+def test_a_kill_is_refused_where_a_stop_of_its_unit_would_be(executor, lab, unit, why) -> None:
+    pid = main_pid(lab, unit)
+    killed = plan(executor, "kill_process", unit, pid=pid)
+    assert not killed.allowed and why in killed.reason, killed.reason
+    by_command = plan(executor, "run_command", unit, argv=["kill", "-TERM", str(pid)])
+    assert not by_command.allowed and why in by_command.reason, by_command.reason
+
+
+def test_a_kill_in_a_protected_units_delegated_subtree_is_refused(executor, lab) -> None:
+    killed = plan(executor, "kill_process", pid=guest_pid(lab))
+    assert not killed.allowed and "guest.service, which is protected" in killed.reason
+
+
+def test_a_kill_in_a_way_in_unit_needs_a_person(executor, lab) -> None:
+    killed = plan(executor, "kill_process", "vpn.service", pid=main_pid(lab, "vpn.service"))
+    assert (killed.allowed, killed.risk) == (True, "high") and "way in" in killed.reason
+    plain = plan(executor, "kill_process", "plain.service", pid=main_pid(lab, "plain.service"))
+    assert (plain.allowed, plain.risk) == (True, "medium"), plain.reason
+
+
+@pytest.mark.parametrize(("unit", "why"), [
+    ("rescue-ssh.service", "stops sshd.service (ConflictedBy=sshd.service)"),
+    ("helper.service", "stops sshd.service (PropagatesStopTo=sshd.service)"),
+])
+def test_a_restart_that_stops_a_protected_unit_is_refused(executor, unit, why) -> None:
+    restart = plan(executor, "restart_unit", unit, unit=unit)
+    assert not restart.allowed and why in restart.reason, restart.reason
+
+
+@pytest.mark.parametrize(("unit", "why"), [
+    ("web.service", "restarts sshd.service (ConsistsOf=sshd.service)"),
+    ("db.service", "restarts sshd.service (RequiredBy=sshd.service)"),
+])
+def test_a_restart_that_restarts_a_protected_unit_needs_a_person(executor, unit, why) -> None:
+    restart = plan(executor, "restart_unit", unit, unit=unit)
+    assert (restart.allowed, restart.risk) == (True, "high") and why in restart.reason
+    assert "protected" in restart.reason
+    plain = plan(executor, "restart_unit", "plain.service", unit="plain.service")
+    assert (plain.allowed, plain.risk) == (True, "low"), plain.reason
+
+
+@pytest.mark.parametrize("unit", ["helper.service", "web.service", "db.service"])
+@pytest.mark.parametrize("verb", ["stop", "mask"])
+def test_a_command_that_stops_a_protected_unit_through_another_is_refused(executor, unit,
+                                                                          verb) -> None:
+    stop = plan(executor, "run_command", argv=["systemctl", verb, unit])
+    assert not stop.allowed and "sshd.service" in stop.reason and "protected" in stop.reason
