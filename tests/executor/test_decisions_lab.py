@@ -45,6 +45,15 @@ def app_incident(store: IncidentStore, host: str) -> int:
     return store.record_check(host, [finding], {"failed_unit"}).opened[0]
 
 
+def failed_app_incident(sb: Sandbox, tmp_path: Path
+                        ) -> tuple[SandboxTransport, Settings, IncidentStore, int]:
+    """app.service failed in the lab, and its incident in a store of the lab's settings."""
+    transport = failed_app(sb)
+    settings = lab_settings(tmp_path)
+    store = IncidentStore(Database(settings.db_path))
+    return transport, settings, store, app_incident(store, transport.host)
+
+
 def starts(sb: Sandbox) -> int:
     return sb.exec(["cat", "/var/tmp/starts"]).stdout.count("x")
 
@@ -62,11 +71,8 @@ def in_child(work: object) -> None:
 
 def test_a_dry_run_daemon_never_runs_what_a_gone_daemon_approved(tmp_path: Path) -> None:
     with Sandbox() as sb:
-        transport = failed_app(sb)
+        transport, settings, store, incident_id = failed_app_incident(sb, tmp_path)
         host = transport.host
-        settings = lab_settings(tmp_path)
-        store = IncidentStore(Database(settings.db_path))
-        incident_id = app_incident(store, host)
 
         def decide_and_die() -> None:
             mine = IncidentStore(Database(settings.db_path))
@@ -89,11 +95,8 @@ def test_a_dry_run_daemon_never_runs_what_a_gone_daemon_approved(tmp_path: Path)
 
 def test_a_proposal_two_daemons_decide_at_once_yields_one_action(tmp_path: Path) -> None:
     with Sandbox() as sb:
-        transport = failed_app(sb)
+        transport, settings, store, incident_id = failed_app_incident(sb, tmp_path)
         host = transport.host
-        settings = lab_settings(tmp_path)
-        store = IncidentStore(Database(settings.db_path))
-        incident_id = app_incident(store, host)
         store.transition(incident_id, "investigating", "agent", "investigation started")
         store.add_proposal(incident_id, host, "restart_unit", '{"unit": "app.service"}', "why")
         store.transition(incident_id, "open", "agent", "the daemon died here")
