@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,33 @@ def test_an_action_back_with_a_person_is_listed_with_its_risk_and_reason_now(
         code, out, _ = cli("approve", "show", str(decided.id))
         assert "risk high" in out and "FailureAction" in out
         assert sb.exec(["systemctl", "is-active", "app.service"]).stdout.strip() != "active"
+
+
+def test_kills_of_a_process_its_service_starts_again_meet_the_flapping_limit(
+        tmp_path: Path) -> None:
+    """A hog its service starts again is the same hog: each kill "works" (the process is
+    gone), and the kills of one service count together, so the next one waits for a person
+    instead of killing every respawn for ever."""
+    respawning = "[Service]\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=0\n"
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "hog.service", "text": respawning})
+        apply(sb, "start_unit", {"name": "hog.service"})
+        transport = SandboxTransport(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "auto-full"})
+        executor = Executor(settings, IncidentStore(Database(settings.db_path)),
+                            {host: transport})
+        ended, killed = [], 0
+        for _ in range(settings.safety.flapping_max + 1):
+            deadline = time.monotonic() + 10
+            while (pid := main_pid(sb, "hog.service")) in (0, killed):
+                assert time.monotonic() < deadline, "systemd did not start it again"
+                time.sleep(0.05)  # a poll, with a deadline above
+            action = asyncio.run(executor.propose(host, "kill_process", {"pid": pid}))
+            if action.state == "approved":
+                action = asyncio.run(executor.run(action.id))
+            ended.append((action.subject, action.state))
+            killed = pid
+    assert {subject for subject, _ in ended} == {"hog.service"}
+    assert [state for _, state in ended[:-1]] == ["succeeded"] * settings.safety.flapping_max
+    assert ended[-1][1] == "escalated"

@@ -255,6 +255,9 @@ def test_kill_plans_carry_the_verdict() -> None:
     nginx = plan_action("kill_process", {"pid": 1001}, PlanContext(
         facts_read=True, process=facts_for(1001, table), units={"nginx.service": nginx_unit}))
     assert nginx.allowed and nginx.risk == "medium" and "nginx.service" in nginx.reason
+    # named as the runaway finding names it: a hog nginx starts again counts toward the same
+    # flapping limit; a session's process by its pid
+    assert (nginx.subject, plan.subject) == ("nginx.service", "pid:900")
     # the unit it runs in could not be read: a person decides
     unread = plan_action("kill_process", {"pid": 1001},
                          PlanContext(facts_read=True, process=facts_for(1001, table)))

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..hosts.os_patterns import profile_for
+from ..monitor.findings import process_subject
 from .actions import ACTION_KINDS
 from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
@@ -238,12 +239,15 @@ def _kill(p: KillParams, ctx: PlanContext) -> Plan:
     risk: Risk = "medium"
     reason = f"send SIG{p.signal} to process {p.pid}"
     refused, where, person = _judge_kill(p.pid, ctx)
+    # a hog its service starts again is the same hog: the kills of one service count
+    # together toward the flapping limit, as the runaway finding names it
+    subject = process_subject(ctx.process.process.unit if ctx.process else None, p.pid)
     if refused:
-        return _refuse("kill_process", refused, f"pid:{p.pid}", p.model_dump())
+        return _refuse("kill_process", refused, subject, p.model_dump())
     reason += f" ({where})" if where else ""
     if person:
         risk, reason = "high", f"{reason}; needs a person: {'; '.join(person)}"
-    return Plan("kill_process", True, reason, risk, f"pid:{p.pid}",
+    return Plan("kill_process", True, reason, risk, subject,
                 (("kill", f"-{p.signal}", str(p.pid)),), params=p.model_dump())
 
 
