@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from ai_sysadmin.config import Settings, short_hostname
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -15,14 +17,20 @@ from tests.conftest import BIN, run_program
 from tests.support.scripted_model import ScriptedModel, call, say, tool_results
 
 
-def test_a_fix_proposed_in_a_discussion_is_never_decided_or_run(settings: Settings,
-                                                                store: IncidentStore) -> None:
+@pytest.mark.parametrize("investigating", [False, True])
+def test_a_fix_proposed_in_a_discussion_is_never_decided_or_run(
+        settings: Settings, store: IncidentStore, investigating: bool) -> None:
+    """``investigating``: the incident came back and is being investigated again while a
+    person discusses the action that waits for them."""
     host = short_hostname()
     finding = Finding(host, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
     incident_id = store.record_check(host, [finding], {"failed_unit"}).opened[0]
     pending = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
         host, "restart_unit", {"unit": "app.service"}, incident_id=incident_id))
     assert pending.state == "pending"
+    if investigating:
+        store.transition(incident_id, "open", "agent", "it came back")
+        store.transition(incident_id, "investigating", "agent", "investigation started")
 
     with ScriptedModel([call("propose_action", kind="vacuum_journal",
                              parameters={"max_size": "200M"}, rationale="frees space"),

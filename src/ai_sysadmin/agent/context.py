@@ -42,6 +42,9 @@ class ToolContext:
     knowledge: KnowledgeSource | None = None
     #: what the investigation recalled at its start, shown with the incident's evidence
     recalled: str = ""
+    #: a conversation with a person (``approve discuss``): what the model proposes here is
+    #: never decided, even while the incident is being investigated
+    advisory: bool = False
 
     _readers: dict[str, ReaderTransport] = field(default_factory=dict)
 

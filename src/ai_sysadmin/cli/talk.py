@@ -104,6 +104,7 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     """``approve discuss``: a conversation about one action and its incident, looking at the
     action's host unless told otherwise."""
     tools = runtime.tool_context(action.host, action.incident_id)
+    tools.advisory = True
     # what the model proposed (a refused proposal keeps its raw parameters) and the policy's
     # reason (it may quote a host's stderr) are data, not the operator's words
     recorded = redact(f"parameters: {json.dumps(action.params)}\n"

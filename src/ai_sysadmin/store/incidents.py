@@ -356,17 +356,19 @@ class IncidentStore:
 
     # -- investigations ----------------------------------------------------------------------
     def add_proposal(
-        self, incident_id: int | None, host: str, kind: str, parameters: str, rationale: str
+        self, incident_id: int | None, host: str, kind: str, parameters: str, rationale: str,
+        advisory: bool = False,
     ) -> int:
         """A proposal of the model. Only one made while its incident is investigated is the
         investigation's, for the policy to decide; one made elsewhere (``approve discuss``,
-        ``chat``) is advisory: recorded for people to read, never decided, never run."""
+        ``chat``; ``advisory``: a conversation with a person, whatever the incident's state)
+        is advisory: recorded for people to read, never decided, never run."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?",
                                (incident_id,)).fetchone() if incident_id is not None else None
-            source = "agent" if row is not None and row["state"] == "investigating" \
-                else ADVISORY
+            investigated = row is not None and row["state"] == "investigating"
+            source = "agent" if investigated and not advisory else ADVISORY
             cur = conn.execute(
                 "INSERT INTO proposals(incident_id, host, kind, parameters, rationale, "
                 "created_at, source) VALUES (?,?,?,?,?,?,?)",

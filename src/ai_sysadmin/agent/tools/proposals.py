@@ -36,7 +36,8 @@ async def propose_action(
     proposal_id = None
     if ctx.store is not None:
         proposal_id = ctx.store.add_proposal(
-            ctx.incident_id, ctx.default_host, kind, json.dumps(parameters), rationale)
+            ctx.incident_id, ctx.default_host, kind, json.dumps(parameters), rationale,
+            advisory=ctx.advisory)
     advisory = ctx.store is None or proposal_id is None or \
         ctx.store.proposal_advisory(proposal_id)
     proposal["id"] = proposal_id
