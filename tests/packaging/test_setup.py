@@ -108,6 +108,39 @@ def test_setup_installs_everything_and_a_second_run_changes_nothing(target: Path
     assert snapshot(target) == before
 
 
+@needs_root
+def test_uninstall_takes_back_the_grants_units_and_commands_and_keeps_the_history(
+        target: Path) -> None:
+    """After an uninstall no sudo rule grants the account anything and no unit or command is
+    left; the config, the state and the account stay (they hold the operator's work). A
+    command of that name that is not setup's stays too."""
+    assert setup(target, "--name", "hal").returncode == 0
+    (target / "var/lib/ai-sysadmin/incidents.db").write_text("history")
+    foreign = target / "usr/local/bin/hal-notify"
+    foreign.unlink()
+    foreign.symlink_to("/opt/other/notify")
+    before = snapshot(target)
+    planned = setup(target, "--uninstall", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert snapshot(target) == before
+    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
+    assert {"/etc/sudoers.d/ai-sysadmin", "/etc/systemd/system/hal-ai.service",
+            "/etc/systemd/system/hal-llm-worker.service", "/usr/local/bin/hal-check"} <= removing
+    assert "/usr/local/bin/hal-notify" not in removing
+
+    done = setup(target, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    assert not list((target / "etc/systemd/system").glob("hal-*"))
+    assert [p.name for p in (target / "usr/local/bin").iterdir()] == ["hal-notify"]
+    assert (target / "etc/ai-sysadmin/config.toml").is_file()
+    assert (target / "var/lib/ai-sysadmin/incidents.db").read_text() == "history"
+    assert "\nai-sysadmin:" in (target / "etc/passwd").read_text()
+    again = setup(target, "--uninstall")
+    assert again.returncode == 0 and not [
+        s for s in json.loads(again.stdout) if s["action"] in ("remove", "stop")]
+
+
 def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -> None:
     # `sudo ai-sysadmin check` before setup writes root's database where the daemon will run
     state = target / "var/lib/ai-sysadmin"

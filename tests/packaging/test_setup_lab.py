@@ -186,7 +186,7 @@ def test_every_fix_the_drop_in_allows_runs_inside_the_daemon_sandbox(
 
 
 def show(sb: Sandbox, unit: str) -> dict[str, str]:
-    props = "ActiveState,NRestarts,ExecMainStatus,MainPID"
+    props = "ActiveState,LoadState,NRestarts,ExecMainStatus,MainPID"
     text = sb.exec(["systemctl", "show", "-p", props, unit], check=True).stdout
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
@@ -224,3 +224,23 @@ def test_a_broken_config_stops_both_units_instead_of_restarting_them(
     finally:
         sb.exec(["mv", f"{CONFIG}.good", CONFIG], check=True)
         sb.exec(["systemctl", "reset-failed", DAEMON, WORKER])
+
+
+def test_uninstall_stops_and_removes_what_setup_installed(installed: Sandbox) -> None:
+    """Last in this module: it takes the install back. The running daemon and its worker are
+    stopped and disabled, their units, the sudoers drop-in and the commands are gone, and the
+    config and the state stay."""
+    sb = installed
+    sb.exec(["systemctl", "enable", "--now", DAEMON], check=True)
+    wait_for(lambda: show(sb, WORKER)["ActiveState"] == "active", "the worker to run")
+    done = sb.exec([*OPERATOR, str(BIN), "setup", "--uninstall", "--program", str(BIN)],
+                   timeout=120)
+    assert done.ok, done.stderr
+    assert "Kept: /etc/ai-sysadmin/config.toml" in done.stdout
+    for unit in (DAEMON, WORKER):
+        assert show(sb, unit)["ActiveState"] == "inactive", unit
+        assert show(sb, unit)["LoadState"] == "not-found", unit
+    gone = sb.exec(["sh", "-c", "ls /etc/sudoers.d/ai-sysadmin /usr/local/bin/labai-check"])
+    assert gone.returncode != 0 and not gone.stdout.strip()
+    assert sb.exec(["test", "-f", CONFIG]).ok and sb.exec(["test", "-d",
+                                                           "/var/lib/ai-sysadmin"]).ok

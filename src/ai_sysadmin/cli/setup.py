@@ -23,7 +23,9 @@ from ..setup_host import (
     new_config,
     plan,
     program_path,
+    removal_plan,
     sudoers_text,
+    uninstall,
 )
 from ..setup_host.steps import under
 from .admin import MARKER
@@ -52,12 +54,16 @@ def setup(
         help="Directory of the unit templates (default: installed, else packaging/systemd).",
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    remove: Annotated[bool, typer.Option(
+        "--uninstall", help="Take back what setup installed: stop and remove the units, the "
+        "sudoers drop-in and the commands; keep the config, the state and the account.")
+    ] = False,
 ) -> None:
     """Install the daemon (run as root): the ai-sysadmin user (in adm and systemd-journal,
     where each exists), /var/lib/ai-sysadmin, /etc/ai-sysadmin/config.toml with every key,
     the {name}-ai and {name}-llm-worker units, the sudoers drop-in for the fixes (checked by
     visudo) and the {name}-* commands. Running it again changes nothing; an existing config
-    is kept."""
+    is kept. --uninstall takes it back (the config, the state and the account stay)."""
     if os.geteuid() != 0 and not dry_run:
         raise AiSysadminError("setup creates accounts and system files: run it as root "
                               "(or see what it would do with --dry-run)")
@@ -77,8 +83,12 @@ def setup(
                   config_text=config_text, tools=list(TOOLS),
                   setpriv=program_path(target, settings.programs.setpriv),
                   wrapper_marker=MARKER)
-    steps = plan(target, items) if dry_run else apply(target, items)
-    _report(steps, layout, dry_run, as_json)
+    if remove:
+        steps = (removal_plan(target, items, MARKER) if dry_run
+                 else uninstall(target, items, MARKER))
+    else:
+        steps = plan(target, items) if dry_run else apply(target, items)
+    _report(steps, layout, dry_run, as_json, remove)
 
 
 def _existing_settings(root: Path) -> Settings | None:
@@ -114,7 +124,8 @@ def _program(given: Path | None) -> Path:
     return Path(found)
 
 
-def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool) -> None:
+def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool,
+            removed: bool = False) -> None:
     if as_json:
         print_json([{**dataclasses.asdict(s), "changes": s.changes} for s in steps])
         return
@@ -127,6 +138,9 @@ def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool) -> 
         out.print("nothing to change", highlight=False)
     elif dry_run:
         out.print(f"{len(changes)} changes; nothing done (--dry-run)", highlight=False)
+    elif removed:
+        out.print(f"{len(changes)} changes. Kept: {layout.config_path}, {layout.state_dir} "
+                  f"and the account {layout.user}", markup=False, highlight=False)
     else:
         out.print(f"{len(changes)} changes. Start it: systemctl enable --now "
                   f"{layout.name}-ai.service", markup=False, highlight=False)

@@ -134,7 +134,12 @@ def apply(root: Path, items: Sequence[Item], programs: Programs | None = None) -
 
 
 def _reload_needed(root: Path, steps: Sequence[Step]) -> bool:
-    # only the running system's manager, and only when it runs: an image or a test tree has none
     units = any(s.changes and s.target.endswith(".service") for s in steps)
-    return units and root == Path("/") and Path("/run/systemd/system").is_dir()
+    return units and systemd_runs(root)
+
+
+def systemd_runs(root: Path) -> bool:
+    """Whether ``root`` is the running system and systemd runs it: an image or a test tree
+    has no manager to reload, nor units to stop."""
+    return root == Path("/") and Path("/run/systemd/system").is_dir()
 

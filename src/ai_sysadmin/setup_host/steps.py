@@ -33,7 +33,8 @@ class Programs:
 
 @dataclass(frozen=True)
 class Step:
-    """One line of the plan: ``action`` is create, update, keep or skip."""
+    """One line of the plan: ``action`` is create, update, keep or skip; an uninstall's
+    also remove and stop."""
 
     kind: str
     target: str
@@ -42,7 +43,7 @@ class Step:
 
     @property
     def changes(self) -> bool:
-        return self.action in ("create", "update")
+        return self.action in ("create", "update", "remove", "stop")
 
 
 def under(root: Path, path: str) -> Path:

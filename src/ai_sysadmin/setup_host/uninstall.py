@@ -1,0 +1,86 @@
+"""``setup --uninstall``: take back what setup installed, from the same items.
+
+What gives the daemon's account anything (the sudoers drop-in), what starts it (the units) and
+the ``{name}-*`` commands are removed; the units are stopped and disabled first on a running
+system. What holds the operator's work stays, and the plan says where: the config, the state
+directory (incidents, actions, the knowledge base), the account and its groups.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .accounts import Group, Memberships, User
+from .install import Item, systemd_runs
+from .steps import Directory, File, Link, Programs, Step, carries_marker, run, under
+
+
+def removal_plan(root: Path, items: Sequence[Item], marker: str | None = None) -> list[Step]:
+    """What uninstalling would do, changing nothing; ``marker``: what marks a command file
+    `commands install` wrote (removed like setup's links)."""
+    units = [item.path for item in items if _unit(item)]
+    steps: list[Step] = []
+    if systemd_runs(root) and any(under(root, u).exists() for u in units):
+        steps.append(Step("systemd", " ".join(Path(u).name for u in units), "stop",
+                          "systemctl disable --now"))
+    steps += [_removal(root, item, marker) for item in items]
+    if systemd_runs(root) and any(s.changes and s.target in units for s in steps):
+        steps.append(Step("systemd", "daemon-reload", "update", "units removed"))
+    return steps
+
+
+def uninstall(root: Path, items: Sequence[Item], marker: str | None = None,
+              programs: Programs | None = None) -> list[Step]:
+    """Remove what :func:`removal_plan` says; returns its steps."""
+    tools = programs or Programs()
+    steps = removal_plan(root, items, marker)
+    for step in steps:
+        if step.kind == "systemd" and step.action == "stop":
+            run([tools.systemctl, "disable", "--now", *step.target.split()],
+                "stopping and disabling the units")
+        elif step.kind == "systemd":
+            run([tools.systemctl, "daemon-reload"], "reloading systemd")
+        elif step.action == "remove":
+            under(root, step.target).unlink()
+    return steps
+
+
+def _unit(item: Item) -> bool:
+    return isinstance(item, File) and item.path.endswith(".service")
+
+
+def _removal(root: Path, item: Item, marker: str | None) -> Step:
+    if isinstance(item, Link):
+        return _link_removal(root, item, marker)
+    if isinstance(item, File) and not item.keep_existing:
+        here = under(root, item.path)
+        return (Step("file", item.path, "remove", "installed by setup") if here.exists()
+                else Step("file", item.path, "keep", "absent"))
+    if isinstance(item, File | Directory):
+        kind = "file" if isinstance(item, File) else "directory"
+        return Step(kind, item.path, "keep", "holds your config and history: left in place")
+    if isinstance(item, User):
+        return Step("user", item.name, "keep", f"left in place (userdel {item.name})")
+    if isinstance(item, Group):
+        return Step("group", item.name, "keep", f"left in place (groupdel {item.name})")
+    if isinstance(item, Memberships):
+        return Step("groups", item.user, "keep", "left in place, with the account")
+    raise TypeError(f"no removal for {type(item).__name__}")
+
+
+def _link_removal(root: Path, link: Link, marker: str | None) -> Step:
+    """A command link is removed where it is setup's (it leads to this program) or the
+    wrapper `commands install` wrote; anything else of that name is someone else's."""
+    here = under(root, link.path)
+    if here.is_symlink():
+        if os.readlink(here) == link.target:
+            return Step("link", link.path, "remove", f"-> {link.target}")
+        return Step("link", link.path, "keep", f"leads elsewhere ({os.readlink(here)}): "
+                    "not setup's")
+    if marker is not None and carries_marker(here, marker):
+        return Step("link", link.path, "remove", "the `commands install` wrapper")
+    if here.exists():
+        return Step("link", link.path, "keep", "not setup's: left in place")
+    return Step("link", link.path, "keep", "absent")
