@@ -141,6 +141,26 @@ def test_uninstall_takes_back_the_grants_units_and_commands_and_keeps_the_histor
         s for s in json.loads(again.stdout) if s["action"] in ("remove", "stop")]
 
 
+@needs_root
+def test_a_new_name_replaces_the_old_names_units_and_commands(target: Path) -> None:
+    """ai_name changed in the config, setup run again: the old name's daemon would run beside
+    the new one on the same config and state, and its commands would stay."""
+    assert setup(target, "--name", "hal").returncode == 0
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.write_text(config.read_text().replace('ai_name = "hal"', 'ai_name = "kit"'))
+    planned = json.loads(setup(target, "--dry-run").stdout)
+    removing = {s["target"] for s in planned if s["action"] == "remove"}
+    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
+            "/usr/local/bin/hal-check"} <= removing
+    done = setup(target)
+    assert done.returncode == 0, done.stderr
+    units = sorted(p.name for p in (target / "etc/systemd/system").iterdir())
+    assert units == ["kit-ai.service", "kit-llm-worker.service"]
+    commands = {p.name.split("-")[0] for p in (target / "usr/local/bin").iterdir()}
+    assert commands == {"kit"}
+    assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
 def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -> None:
     # `sudo ai-sysadmin check` before setup writes root's database where the daemon will run
     state = target / "var/lib/ai-sysadmin"

@@ -28,6 +28,7 @@ from ..setup_host import (
     uninstall,
 )
 from ..setup_host.steps import under
+from ..setup_host.uninstall import earlier_names, renamed_items
 from .admin import MARKER
 from .context import out, print_json
 from .dispatch import TOOLS
@@ -87,7 +88,13 @@ def setup(
         steps = (removal_plan(target, items, MARKER) if dry_run
                  else uninstall(target, items, MARKER))
     else:
-        steps = plan(target, items) if dry_run else apply(target, items)
+        # ai_name changed since the last setup: the old name's daemon goes, or two would run
+        steps = []
+        for old in earlier_names(target, layout):
+            earlier = renamed_items(layout, old, list(TOOLS))
+            steps += (removal_plan(target, earlier, MARKER) if dry_run
+                      else uninstall(target, earlier, MARKER))
+        steps += plan(target, items) if dry_run else apply(target, items)
     _report(steps, layout, dry_run, as_json, remove)
 
 

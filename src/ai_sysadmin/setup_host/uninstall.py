@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .accounts import Group, Memberships, User
-from .install import Item, systemd_runs
+from .install import Item, Layout, systemd_runs
 from .steps import Directory, File, Link, Programs, Step, carries_marker, run, under
 
 
@@ -45,6 +45,35 @@ def uninstall(root: Path, items: Sequence[Item], marker: str | None = None,
         elif step.action == "remove":
             under(root, step.target).unlink()
     return steps
+
+
+#: the second line of every unit setup writes (packaging/systemd/*.service.in)
+_WRITTEN_BY = "# Written by `ai-sysadmin setup`"
+
+
+def earlier_names(root: Path, layout: Layout) -> list[str]:
+    """The names an earlier setup installed the daemon under, other than this one's: its
+    units (found by what setup writes in them) would run a second daemon on the same config
+    and state."""
+    found = []
+    for unit in sorted(under(root, layout.unit_dir).glob("*-ai.service")):
+        try:
+            head = unit.read_text(encoding="utf-8").splitlines()[:2]
+        except (OSError, UnicodeDecodeError):
+            continue
+        name = unit.name.removesuffix("-ai.service")
+        if (name != layout.name and len(head) == 2 and head[1].startswith(_WRITTEN_BY)
+                and head[0].startswith(f"# {name}-ai: ")):
+            found.append(name)
+    return found
+
+
+def renamed_items(layout: Layout, old: str, tools: Sequence[str]) -> list[Item]:
+    """What setup installed under ``old`` that this name replaces: its units and commands
+    (the config, the state, the account and the sudoers drop-in are shared)."""
+    units: list[Item] = [File(f"{layout.unit_dir}/{old}-{unit}", "root", "root", 0o644)
+                         for unit in ("ai.service", "llm-worker.service")]
+    return units + [Link(f"{layout.bin_dir}/{old}-{tool}", layout.program) for tool in tools]
 
 
 def _unit(item: Item) -> bool:
