@@ -13,7 +13,7 @@ import pytest
 
 from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.queue import QueueTimeout, RequestQueue
-from ai_sysadmin.llm.queue.base import QueueError
+from ai_sysadmin.llm.queue.base import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.types import Message, Priority
 
@@ -110,3 +110,34 @@ def test_a_redis_that_hangs_never_stops_the_event_loop() -> None:
             assert isinstance(ended, (asyncio.CancelledError, QueueError))
         finally:
             queue.close()
+
+
+def test_a_request_in_flight_when_its_caller_stops_is_not_answered_again_for_nobody(
+        make_queue: MakeQueue) -> None:
+    """The daemon stops while its worker answers an investigation's turn: the caller's
+    request is cancelled, not given back, so the restarted worker's first answer is for the
+    live conversation, not the dead one."""
+    queue = make_queue()
+    served: list[str] = []
+
+    async def slow(request: Request) -> dict[str, object]:
+        served.append(request.payload["messages"][-1]["content"])
+        await asyncio.sleep(60)  # the model thinks; the daemon stops meanwhile
+        return {"message": {"role": "assistant", "content": "late"}}
+
+    async def stopped_daemon() -> str:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(queue.serve(slow, worker_name="d1", stop=stop))
+        llm = QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:1", timeout=60)
+        turn = asyncio.create_task(llm(ask("conversation A"), []))
+        await until(lambda: served, 10, "the worker to take the turn")
+        stop.set()  # Daemon.run's end: the investigations, then the worker, are cancelled
+        turn.cancel()
+        await asyncio.gather(turn, return_exceptions=True)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return llm.request_ids[0]
+
+    request_id = asyncio.run(stopped_daemon())
+    assert queue.get(request_id).state == "cancelled"
+    assert queue.stats().depth == 0

@@ -238,8 +238,8 @@ class RequestQueue(ABC):
 
     @abstractmethod
     def abandon(self, request_id: str) -> bool:
-        """Its submitter waits no more: cancel it while no worker holds it and no other
-        caller joined it (coalesced); False otherwise."""
+        """Its submitter waits no more: cancel it, pending or in flight (the worker's lease
+        ends and it stops), unless another caller joined it (coalesced); False otherwise."""
 
     @abstractmethod
     def pending_keyed(self, coalesce_key: str) -> list[str]:

@@ -107,7 +107,8 @@ class LeasedQueue(RequestQueue):
             while not (await asyncio.wait({work}, timeout=self.lease_seconds / 3))[0]:
                 if not await self._step(self.renew, claim, default=True):
                     await _cancelled(work)
-                    log.warning("LLM request %s: lease lost by %s; its answer is not stored",
+                    log.warning("LLM request %s: lease lost by %s (it expired, or the caller "
+                                "gave up); its answer is not stored",
                                 claim.request.id, claim.worker)
                     return
         except asyncio.CancelledError:

@@ -149,12 +149,14 @@ return 1
 """
 
 # ARGV: prefix, id, max attempts, exhausted error, retention, '1' only if no other caller
-# joined it (abandon) or '0' -> 1 cancelled, 0 not pending (or joined)
+# joined it (abandon: then also one in flight, whose lease ends) or '0' -> 1 cancelled,
+# 0 not pending (or joined)
 CANCEL = _COMMON + """
 local now = clock()
 recover(now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 local h = rec(ARGV[2])
-if redis.call('HGET', h, 'state') ~= 'pending' then return 0 end
+local state = redis.call('HGET', h, 'state')
+if state ~= 'pending' and not (ARGV[6] == '1' and state == 'in_flight') then return 0 end
 if ARGV[6] == '1' and redis.call('HGET', h, 'joined') == '1' then return 0 end
 finish(ARGV[2], {'state', 'cancelled', 'worker', ''}, now, tonumber(ARGV[5]))
 return 1

@@ -210,14 +210,16 @@ class SqliteQueue(LeasedQueue):
         return self._cancel(request_id, "abandon a request", unjoined=True)
 
     def _cancel(self, request_id: str, doing: str, unjoined: bool = False) -> bool:
-        """Cancel a pending request (``unjoined``: one no other caller joined)."""
+        """Cancel a pending request; ``unjoined`` (its only caller stopped waiting): also one
+        a worker is answering, whose lease then ends (no answer is stored, and a worker
+        stopped meanwhile gives nothing back to answer later, for nobody)."""
         now = time.time()
+        states = "('pending', 'in_flight') AND joined = 0" if unjoined else "('pending')"
         with self._tx(doing) as conn:
             self._requeue_expired(conn, now)
             done = conn.execute(
                 "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
-                "lease_until = NULL WHERE id = ? AND state = 'pending'"
-                + (" AND joined = 0" if unjoined else ""),
+                f"lease_until = NULL WHERE id = ? AND state IN {states}",
                 (now, request_id),
             ).rowcount
         self._wake()
