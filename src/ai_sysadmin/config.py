@@ -139,7 +139,12 @@ class LLMSettings(_Section):
     model: str = Field("qwen2.5:7b-instruct", description="Model name as the server knows it.")
     api_key_file: Path | None = Field(None, description="File holding the API key, if any.")
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for one answer.")
-    context_size: int = Field(8192, ge=512, description="Context window in tokens.")
+    context_size: int = Field(
+        16384, ge=512, description="Context window in tokens (Ollama's num_ctx; for another "
+        "server, what it was started with). It must hold agent.max_context_chars of "
+        "conversation (logs and process lists run at 2-3 characters a token), the tools' "
+        "descriptions (about 2,200 tokens) and the answer.",
+    )
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
     response_format: Literal["json_schema", "json_object"] = Field(
@@ -185,7 +190,8 @@ class AgentSettings(_Section):
         4000, ge=200, description="Longer tool output is truncated, with a handle to read more."
     )
     max_context_chars: int = Field(
-        24000, ge=2000, description="Conversation size before old tool results are dropped."
+        24000, ge=2000, description="Conversation size before old tool results are dropped; "
+        "llm.context_size must hold it (see there).",
     )
     retry_backoff_seconds: float = Field(
         60, gt=0, description="First retry delay of an investigation the LLM could not finish."
