@@ -60,6 +60,12 @@ def installed() -> Iterator[Sandbox]:
         done = sb.exec([*OPERATOR, str(BIN), "setup", "--name", "labai", "--program", str(BIN)],
                        timeout=120)
         assert done.ok, done.stderr
+        if any(path.startswith("/tmp/") for path in hidden_in_the_lab()):
+            # a CI clone runs its program from /tmp, which the worker's own /tmp hides
+            # (PrivateTmp=yes); an install never runs from there
+            sb.write_file("/etc/systemd/system/labai-llm-worker.service.d/checkout-in-tmp.conf",
+                          "[Service]\nPrivateTmp=no\n", 0o644)
+            sb.exec(["systemctl", "daemon-reload"], check=True)
         # the config setup wrote, with investigations off: no model answers in this lab
         sb.exec(["sed", "-i", "s/^# investigate = true$/investigate = false/", CONFIG],
                 check=True)
