@@ -17,7 +17,7 @@ from ai_sysadmin.llm.queue.base import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.types import Message, Priority
 
-from .conftest import free_port, redis_server_process, until
+from .conftest import free_port, redis_server_process, serving, until
 
 MakeQueue = Callable[..., RequestQueue]
 
@@ -141,3 +141,25 @@ def test_a_request_in_flight_when_its_caller_stops_is_not_answered_again_for_nob
     request_id = asyncio.run(stopped_daemon())
     assert queue.get(request_id).state == "cancelled"
     assert queue.stats().depth == 0
+
+
+def test_an_answer_being_written_when_the_wait_runs_out_is_waited_for(
+        make_queue: MakeQueue) -> None:
+    """The worker took the request late (others were ahead of it) and is answering when the
+    caller's wait runs out: the caller waits once more and gets the answer, rather than
+    throwing it away and asking again later."""
+    queue = make_queue()
+
+    async def late(request: Request) -> dict[str, object]:
+        await asyncio.sleep(3.0)  # the model writes; the caller's wait (2 s) runs out
+        return {"message": {"role": "assistant", "content": "the answer"}}
+
+    async def go() -> str:
+        llm = QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:5", timeout=2.0)
+        turn = asyncio.create_task(llm(ask("what failed?"), []))
+        await until(lambda: llm.request_ids, 10, "the request to be submitted")
+        async with serving(queue, late):  # the worker comes only now
+            result = await turn
+        return result.message.content
+
+    assert asyncio.run(go()) == "the answer"

@@ -8,7 +8,7 @@ import contextlib
 from ..errors import NotFoundError
 from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
-from .queue.base import QueueTimeout, RequestQueue
+from .queue.base import QueueTimeout, Request, RequestQueue
 from .types import (
     ChatResult,
     LLMBadResponse,
@@ -55,7 +55,7 @@ class QueuedLLM:
             self.priority, self.coalesce_key)
         self.request_ids.append(submitted.request_id)
         try:
-            request = await queue.wait(submitted.request_id, self.timeout)
+            request = await self._answer(queue, submitted.request_id)
         except (QueueTimeout, asyncio.CancelledError):
             # nobody will read its answer: a waiting request leaves the queue, so that a
             # slow LLM is not given every retry's request on top; one that another caller
@@ -75,6 +75,18 @@ class QueuedLLM:
                 raise kind(detail)
             raise LLMError(request.error or "the LLM request failed")
         raise LLMBadResponse(f"the LLM request ended as {request.state}")
+
+
+    async def _answer(self, queue: RequestQueue, request_id: str) -> Request:
+        """The request once answered. One that a worker is answering when the wait runs out
+        is waited for once more (the worker's own llm.timeout bounds an answer): its turn in
+        the queue took the time, and the answer being written would be thrown away."""
+        try:
+            return await queue.wait(request_id, self.timeout)
+        except QueueTimeout as exc:
+            if exc.request.state != "in_flight":
+                raise
+        return await queue.wait(request_id, self.timeout)
 
 
 class DirectLLM:
