@@ -40,7 +40,10 @@ Each host has a PID namespace of its own, so its `ps` lists its own sshd, sessio
 as on a real host (--shared-pids: one table, each `ps` lists all 50 hosts' processes). All
 hosts share this machine's 2 cores: every row's sshd, shells and commands compete for them,
 work that a real fleet spreads over 50 machines. "cpu" is the whole machine's CPU seconds
-during the row (other users of the machine included).
+during the row (other users of the machine included); "hosts" is the fleet's own share of it
+(every sshd, shell and command, from a cgroup of their own; not with --systemd, whose labs keep
+the cgroups their systemd made): what the sweep costs the managed hosts, and the ratio rows
+compare it, apart from the sweeper's CPU, which on a real fleet is another machine's.
 Targets (issue 9): a cold sweep >= 10x faster than the best Ansible and <= 1.3x the floor; the
 second sweep <= 1.1x its floor.
 
@@ -319,24 +322,80 @@ def machine_cpu() -> float:
     return (sum(fields[:3]) + sum(fields[5:7])) / os.sysconf("SC_CLK_TCK")
 
 
-class Round:
-    """One round's rows: wall seconds and the machine's CPU seconds of each."""
+class HostsCpu:
+    """The CPU seconds the fleet's processes used (every sshd, shell and command, those
+    started later included), from a cgroup of their own: cgroup v2's ``cpu.stat``, or v1's
+    cpuacct controller. What a sweep costs the managed hosts, apart from the sweeper's own
+    CPU, which on a real fleet is another machine's."""
 
-    def __init__(self) -> None:
+    NAME = f"ai-sysadmin-bench-{os.getpid()}"
+
+    def __init__(self, roots: list[int]) -> None:
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+        self.path = Path("/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpuacct") / self.NAME
+        self.v2 = v2
+        self.path.mkdir()
+        for root in roots:
+            for pid in descendants(root):
+                with contextlib.suppress(ProcessLookupError):  # a command that ended
+                    (self.path / "cgroup.procs").write_text(str(pid))
+
+    @classmethod
+    def of(cls, roots: list[int]) -> HostsCpu | None:
+        """None where this machine gives no such cgroup (not root, no cgroupfs)."""
+        try:
+            return cls(roots)
+        except OSError as exc:
+            print(f"the hosts' CPU is left out: no cgroup of their own ({exc})")
+            return None
+
+    def seconds(self) -> float:
+        if self.v2:
+            stat = (self.path / "cpu.stat").read_text().split()
+            return int(stat[stat.index("usage_usec") + 1]) / 1e6
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def remove(self) -> None:
+        """Once the fleet has ended: its processes leave the cgroup as they exit."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    print(f"left behind: cgroup {self.path} (its processes did not end)")
+                    return
+                time.sleep(0.05)
+
+
+class Round:
+    """One round's rows: wall seconds, the machine's CPU seconds and the hosts' of each."""
+
+    def __init__(self, hosts_cpu: HostsCpu | None = None) -> None:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.hosts: dict[str, float] = {}
+        self._hosts_cpu = hosts_cpu
+
+    def _hosts_seconds(self) -> float:
+        return self._hosts_cpu.seconds() if self._hosts_cpu is not None else 0.0
+
+    def _took(self, row: str, started: float, cpu: float, hosts: float) -> None:
+        self.wall[row], self.cpu[row] = time.monotonic() - started, machine_cpu() - cpu
+        if self._hosts_cpu is not None:
+            self.hosts[row] = self._hosts_seconds() - hosts
 
     async def timed(self, row: str, work: Awaitable[T]) -> T:
-        cpu, started = machine_cpu(), time.monotonic()
+        cpu, hosts, started = machine_cpu(), self._hosts_seconds(), time.monotonic()
         result = await work
-        self.wall[row], self.cpu[row] = time.monotonic() - started, machine_cpu() - cpu
+        self._took(row, started, cpu, hosts)
         return result
 
     def timed_sync(self, row: str, work: Callable[[], bool]) -> None:
-        cpu, started = machine_cpu(), time.monotonic()
-        ok = work()
-        if ok:  # a row whose hosts did not all answer is left out
-            self.wall[row], self.cpu[row] = time.monotonic() - started, machine_cpu() - cpu
+        cpu, hosts, started = machine_cpu(), self._hosts_seconds(), time.monotonic()
+        if work():  # a row whose hosts did not all answer is left out
+            self._took(row, started, cpu, hosts)
 
 
 async def settle() -> None:
@@ -549,14 +608,16 @@ async def warm_rows(rnd: Round, repeats: int,
                     rows: dict[str, Callable[[], Awaitable[object]]]) -> None:
     """Each row ``repeats`` times, the rows alternating (so that a slow moment of the machine
     falls on all of them alike); each keeps its median."""
-    runs: dict[str, list[tuple[float, float]]] = {row: [] for row in rows}
+    runs: dict[str, list[tuple[float, float, float]]] = {row: [] for row in rows}
     for _ in range(repeats):
         for row, work in rows.items():
             await rnd.timed(row, work())
-            runs[row].append((rnd.wall[row], rnd.cpu[row]))
+            runs[row].append((rnd.wall[row], rnd.cpu[row], rnd.hosts.get(row, 0.0)))
     for row, measured in runs.items():
-        rnd.wall[row] = statistics.median(w for w, _ in measured)
-        rnd.cpu[row] = statistics.median(c for _, c in measured)
+        rnd.wall[row] = statistics.median(w for w, _, _ in measured)
+        rnd.cpu[row] = statistics.median(c for _, c, _ in measured)
+        if row in rnd.hosts:
+            rnd.hosts[row] = statistics.median(h for _, _, h in measured)
 
 
 async def _connect_and(bare: Bare, then: Awaitable[None]) -> None:
@@ -659,9 +720,10 @@ def spread(values: list[float], digits: int = 2) -> str:
 
 def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected: list[int],
            tables: str) -> None:
-    def ratio(num: str, den: str, digits: int = 2) -> str:
-        return spread([r.wall[num] / r.wall[den] for r in rounds
-                       if num in r.wall and r.wall.get(den)], digits) + "x"
+    def ratio(num: str, den: str, digits: int = 2, of: str = "wall") -> str:
+        values = [getattr(r, of) for r in rounds]
+        return spread([v[num] / v[den] for v in values if num in v and v.get(den)],
+                      digits) + "x"
 
     for r in rounds:  # the baseline: the best -m command row of each round, cold and warm
         for suffix in ("", ", warm"):
@@ -691,13 +753,17 @@ def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected:
     hosts = len(fleet.addrs)
     print(f"{fleet.described}, {len(rounds)} round(s); snapshots complete: "
           f"{', '.join(f'{c}/{hosts}' for c in collected)}")
-    print("seconds: median (range) over the rounds; cpu: the machine's CPU seconds in the row")
+    print("seconds: median (range) over the rounds; cpu: the machine's CPU seconds in the row"
+          + ("; hosts: the fleet's own (sshd, shells, commands)"
+             if any(r.hosts for r in rounds) else ""))
     print(f"process tables: {tables}")
     for row, label in rows:
         wall = [r.wall[row] for r in rounds if row in r.wall]
         cpu = [r.cpu[row] for r in rounds if row in r.cpu]
+        hosts_cpu = [r.hosts[row] for r in rounds if row in r.hosts]
         if wall:
-            print(f"  {label:56s} {spread(wall, 3):>21s} s   cpu {spread(cpu, 1)}")
+            print(f"  {label:56s} {spread(wall, 3):>21s} s   cpu {spread(cpu, 1)}"
+                  + (f"   hosts {spread(hosts_cpu, 3)}" if hosts_cpu else ""))
     for c in configs:
         print(f"  ansible {c.name}: {c.described or 'ssh_args as shipped (ControlPersist)'}; "
               f"forks = {hosts}, interpreter_python named, host keys: the bench's known_hosts "
@@ -709,6 +775,12 @@ def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected:
     print(f"  cold  transport alone / the same commands, bare: {ratio(ALONE, SAME)}")
     print(f"  warm  this project / its floor: {ratio(OURS_WARM, FLOOR_WARM)} (target <= 1.1)")
     print(f"  warm  transport alone / its floor: {ratio(ALONE_WARM, FLOOR_WARM)}")
+    if any(OURS_WARM in r.hosts for r in rounds):
+        print("  the hosts' CPU (what a sweep costs the managed hosts, the sweeper's own CPU "
+              "apart):")
+        print(f"    cold  this project / the same commands, bare: "
+              f"{ratio(OURS, SAME, of='hosts')}; warm  this project / its floor: "
+              f"{ratio(OURS_WARM, FLOOR_WARM, of='hosts')}")
     if configs:
         print(f"  cold  best ansible / this project: {ratio(BEST, OURS, 1)} faster "
               "(target >= 10)")
@@ -758,18 +830,23 @@ def main() -> None:
     rounds: list[Round] = []
     collected: list[int] = []
     procs: list[subprocess.Popen] = []
+    hosts_cpu: HostsCpu | None = None
     with tempfile.TemporaryDirectory() as name, contextlib.ExitStack() as labs:
         tmp = Path(name)
         if args.systemd:
             fleet, procs = start_lab_fleet(tmp, args.hosts, labs)
         else:
             fleet, procs = start_fleet(tmp, args.hosts, not args.shared_pids)
+            # a lab's processes stay in the cgroups its systemd made them: plain fleet only
+            hosts_cpu = HostsCpu.of(fleet.pids)
+            if hosts_cpu is not None:
+                labs.callback(hosts_cpu.remove)  # after stop() below: the fleet has ended
         configs = [] if args.no_ansible else [
             Ansible(name, tmp, fleet.addrs, fleet.key, fleet.known, given)
             for name, given in (("defaults", {}), ("best", ANSIBLE_BEST))]
         try:
             for n in range(args.rounds):
-                rnd = Round()
+                rnd = Round(hosts_cpu)
                 collected.append(asyncio.run(project_round(
                     rnd, fleet, tmp / f"state{n}", args.warm_repeats)))
                 if configs:
