@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ai_sysadmin.aio import within
+from ai_sysadmin.aio import KeyedLocks, within
 
 
 def cancelled_as_the_work_ends(limit: Callable[[Awaitable[str], float], Awaitable[Any]]
@@ -47,3 +47,73 @@ def test_a_result_within_the_limit_comes_back() -> None:
         return "answer"
 
     assert asyncio.run(within(answer(), 5)) == "answer"
+
+
+def test_keyed_locks_serialize_one_key_and_forget_it_afterwards() -> None:
+    """One action runs at most once at a time; a daemon that ran a thousand actions keeps
+    no lock of any of them."""
+    async def go() -> tuple[list[str], int, int]:
+        locks = KeyedLocks()
+        order: list[str] = []
+        first_in = asyncio.Event()
+        release = asyncio.Event()
+
+        async def first() -> None:
+            async with locks.hold(7):
+                order.append("first in")
+                first_in.set()
+                await release.wait()
+                order.append("first out")
+
+        async def second() -> None:
+            await first_in.wait()
+            async with locks.hold(7):
+                order.append("second in")
+
+        async def other_key() -> None:
+            await first_in.wait()
+            async with locks.hold(8):  # not held up by key 7
+                order.append("other key")
+            release.set()
+
+        await asyncio.gather(first(), second(), other_key())
+        held_after_run = len(locks)
+        for action_id in range(1000):
+            async with locks.hold(action_id):
+                pass
+        return order, held_after_run, len(locks)
+
+    order, held_after_run, held_after_many = asyncio.run(go())
+    assert order == ["first in", "other key", "first out", "second in"]
+    assert held_after_run == 0
+    assert held_after_many == 0
+
+
+def test_keyed_locks_forget_a_key_whose_waiter_was_cancelled_or_holder_failed() -> None:
+    async def go() -> int:
+        locks = KeyedLocks()
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with locks.hold("a"):
+                inside.set()
+                await release.wait()
+                raise RuntimeError("the action failed")
+
+        async def waiter() -> None:
+            async with locks.hold("a"):
+                pass
+
+        held = asyncio.ensure_future(holder())
+        await inside.wait()
+        waiting = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        release.set()
+        with pytest.raises(RuntimeError):
+            await held
+        return len(locks)
+
+    assert asyncio.run(go()) == 0

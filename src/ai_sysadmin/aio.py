@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Hashable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -17,3 +18,28 @@ async def within(work: Awaitable[T], seconds: float) -> T:
     no worker would give, and the daemon could not stop)."""
     async with asyncio.timeout(seconds):
         return await work
+
+
+class KeyedLocks:
+    """One lock per key, kept only while someone holds or waits for it: a daemon that runs
+    for months locks a new key (an action id) for every action, and a dict of every lock it
+    ever made would only grow."""
+
+    def __init__(self) -> None:
+        #: key -> its lock and how many hold or wait for it
+        self._held: dict[Hashable, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._held.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._held[key]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..aio import KeyedLocks
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import LocalTransport, Transport
@@ -107,7 +108,7 @@ class Executor:
         self.transports = transports
         self._checkers: dict[str, HostChecker] = {}
         self.checker_for = checker_for or self._own_checker
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
@@ -372,8 +373,7 @@ class Executor:
                   by_person: bool = False) -> Action:
         """Run an approved action. ``by_person``: a person approved it just now; otherwise
         the policy did, and the host's facts must still allow that without a person."""
-        lock = self._locks.setdefault(action_id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(action_id):
             try:
                 return await self._run(action_id, actor, by_person)
             except StoreError as exc:
