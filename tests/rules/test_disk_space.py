@@ -74,3 +74,9 @@ def test_evidence_reads_in_human_units() -> None:
     finding = only(RULE.evaluate(context(snapshot(mounts=[big]))))
     assert finding.evidence == ("/ (ext4 on /dev/nvme0n1p2): 96.5 GiB of 100.0 GiB used, "
                                 "3.5 GiB free",)
+
+
+def test_a_full_read_only_file_system_is_no_finding() -> None:
+    image = Mount("/dev/loop0", "erofs", "/usr", 1000, 1000, 0, 100, 100, read_only=True)
+    disc = Mount("/dev/sr0", "udf", "/media/dvd", 1000, 1000, 0, 0, 0, read_only=True)
+    assert RULE.evaluate(context(snapshot(mounts=[image, disc]))) == []

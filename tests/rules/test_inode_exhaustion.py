@@ -69,3 +69,9 @@ def test_custom_thresholds():
 def test_disk_space_alone_does_not_trigger_inode_finding():
     snap = snapshot(mounts=[mount("/", used_percent=99, inodes_percent=5)])
     assert RULE.evaluate(context(snap)) == []
+
+
+def test_a_read_only_file_system_with_every_inode_used_is_no_finding() -> None:
+    squashfs = Mount("/dev/loop1", "squashfs", "/snap/core22/1380", 1000, 1000, 0, 29, 29,
+                     read_only=True)
+    assert RULE.evaluate(context(snapshot(mounts=[squashfs]))) == []

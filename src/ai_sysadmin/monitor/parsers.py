@@ -173,6 +173,27 @@ def parse_df(text: str) -> list[Mount]:
     return list(mounts.values())
 
 
+#: the octal escapes the kernel writes in a mount point (space, tab, newline, backslash)
+_MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def read_only_mount_points(mountinfo: str) -> frozenset[str]:
+    """The mount points of ``/proc/self/mountinfo`` whose file system is read-only: its own
+    flag (the super options after `` - ``), not the mount's. A read-only view of a writable
+    file system (systemd's ``ProtectSystem=`` around a service, NixOS's /nix/store) does not
+    count: that file system fills up through its other mounts. Where a point is mounted
+    over, the last mount is the one in use (df reports it)."""
+    state: dict[str, bool] = {}
+    for line in mountinfo.splitlines():
+        mount, dash, fs = line.partition(" - ")
+        fields, fs_fields = mount.split(" "), fs.split(" ")
+        if not dash or len(fields) < 6 or len(fs_fields) < 3:
+            continue
+        point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+        state[point] = "ro" in fs_fields[2].split(",")
+    return frozenset(point for point, read_only in state.items() if read_only)
+
+
 def _json_list(text: str, program: str = "systemctl") -> list[Any]:
     """The JSON list ``systemctl ... --output=json`` (or ``coredumpctl --json``) prints."""
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..config import Programs, Settings
@@ -275,7 +275,13 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     # df exits 1 when one mount is unreadable but still reports the others
     if not df.stdout.strip():
         raise TransportError(f"df printed nothing: {df.stderr.strip()[:200]}")
-    snap.mounts = plan.parsed(parsers.parse_df, df.stdout)
+    mounts = plan.parsed(parsers.parse_df, df.stdout)
+    # unreadable, every mount counts as writable: a full disk is never missed for want of it
+    info = readings[1]
+    read_only = (plan.parsed(parsers.read_only_mount_points, info.stdout)
+                 if isinstance(info, CommandResult) and info.ok else frozenset())
+    snap.mounts = [replace(m, read_only=True) if m.target in read_only else m
+                   for m in mounts]
 
 
 def _os(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -487,8 +493,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
     Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
     Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),
+    # the mount table of the namespace df runs in: which file systems are read-only
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
-                                         f"--output={parsers.DF_COLUMNS}")),), apply=_mounts),
+                                         f"--output={parsers.DF_COLUMNS}")),
+                                 Source.file("/proc/self/mountinfo")), apply=_mounts),
     Section("os", lambda p: _OS_RELEASE, apply=_os),
     Section("nixos_generation",
             lambda p: (Source((p.programs.readlink, NIXOS_SYSTEM_PROFILE), NIXOS),),

@@ -58,6 +58,9 @@ class Mount:
     avail_bytes: int
     inodes: int
     inodes_used: int
+    #: its file system is read-only (an image, a DVD, an AppImage): full by design, and
+    #: nothing can fill it further
+    read_only: bool = False
 
     @property
     def used_percent(self) -> float:

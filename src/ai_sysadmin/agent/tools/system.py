@@ -49,7 +49,8 @@ async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
                      f"MiB; swap free {m.swap_free_kb // 1024} of {m.swap_total_kb // 1024} MiB")
     for mount in snap.mounts or []:
         lines.append(f"disk {mount.target}: {mount.used_percent:.1f}% used, "
-                     f"{mount.inodes_percent:.1f}% inodes ({mount.fstype})")
+                     f"{mount.inodes_percent:.1f}% inodes ({mount.fstype}"
+                     f"{', read-only' if mount.read_only else ''})")
     if snap.systemd_running is False:
         lines.append("systemd: not running")
     else:

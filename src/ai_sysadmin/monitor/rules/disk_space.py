@@ -14,7 +14,7 @@ class DiskSpace(Rule):
         findings = []
         for m in ctx.snapshot.mounts or []:
             pct = m.used_percent
-            if pct < t.disk_warn_percent:
+            if m.read_only or pct < t.disk_warn_percent:  # a read-only one cannot fill up
                 continue
             severity = Severity.CRITICAL if pct >= t.disk_critical_percent else Severity.WARNING
             findings.append(

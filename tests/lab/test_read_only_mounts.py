@@ -1,0 +1,70 @@
+"""A read-only file system is full by design (an image, a DVD, an AppImage): no disk alert.
+The fact comes from the host's mount table, the file system's own flag; a read-only view of a
+writable file system (a service's ProtectSystem=, NixOS's /nix/store) is still watched."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
+
+pytestmark = pytest.mark.lab
+
+IMAGE, WRITABLE, VIEW = "/mnt/image", "/mnt/writable", "/mnt/read-only view"
+
+
+class Scripted(SandboxTransport):
+    """The lab, collected by one remote script (as an SSH host is) or command by command."""
+
+    def __init__(self, sandbox: Sandbox, one_round_trip: bool) -> None:
+        super().__init__(sandbox)
+        self.one_round_trip = one_round_trip
+
+
+def full_tmpfs(sandbox: Sandbox, path: str) -> None:
+    sandbox.exec(["mkdir", "-p", path], check=True)
+    sandbox.exec(["mount", "-t", "tmpfs", "-o", "size=2m", "labtmpfs", path], check=True)
+    sandbox.exec(["dd", "if=/dev/zero", f"of={path}/fill", "bs=64k", "count=64"])
+
+
+@pytest.fixture(scope="module")
+def full_mounts(sandbox: Sandbox) -> Iterator[Sandbox]:
+    full_tmpfs(sandbox, IMAGE)
+    # the file system itself read-only, as an image, a DVD or a squashfs is
+    sandbox.exec(["mount", "-o", "remount,ro", IMAGE], check=True)
+    full_tmpfs(sandbox, WRITABLE)
+    # a read-only view of it elsewhere (a space in its name, as the kernel escapes it):
+    # the file system stays writable, and full
+    sandbox.exec(["mkdir", "-p", VIEW], check=True)
+    sandbox.exec(["mount", "--bind", WRITABLE, VIEW], check=True)
+    sandbox.exec(["mount", "-o", "remount,bind,ro", VIEW], check=True)
+    yield sandbox
+    for path in (VIEW, WRITABLE, IMAGE):
+        sandbox.exec(["umount", path])
+
+
+@pytest.mark.parametrize("one_round_trip", [False, True], ids=["per-command", "one-script"])
+def test_a_full_read_only_file_system_is_no_disk_alert_a_full_writable_one_is(
+    full_mounts: Sandbox, lab_settings: Settings, one_round_trip: bool
+) -> None:
+    snapshot = asyncio.run(Collector(Scripted(full_mounts, one_round_trip),
+                                     lab_settings).collect())
+    assert "mounts" not in snapshot.errors
+    by_target = {m.target: m for m in snapshot.mounts or []}
+    assert by_target[IMAGE].read_only and by_target[IMAGE].used_percent > 95
+    assert not by_target["/"].read_only
+    # df names one mount of a file system mounted twice; either way it stays writable
+    writable = [by_target[t] for t in (WRITABLE, VIEW) if t in by_target]
+    assert writable and not any(m.read_only for m in writable)
+    findings, judged = evaluate(RuleContext(snapshot, lab_settings.thresholds))
+    assert {"disk_space", "inode_exhaustion"} <= judged
+    disk = {f.subject for f in findings if f.rule == "disk_space"}
+    assert IMAGE not in disk
+    assert disk & {WRITABLE, VIEW}

@@ -1,0 +1,36 @@
+"""Which mount points hold a read-only file system, from /proc/self/mountinfo as the kernel
+writes it."""
+
+from __future__ import annotations
+
+from ai_sysadmin.monitor.parsers import read_only_mount_points
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 259:2 / / rw,relatime - ext4 /dev/nvme0n1p2 rw,errors=remount-ro
+31 27 7:0 / /snap/core22/1380 ro,nodev,relatime shared:12 - squashfs /dev/loop0 ro
+40 27 0:48 / /tmp/.mount_Obsidi\\040K3f9Qx ro,nosuid,nodev,relatime shared:20 - fuse.Obsidian \
+Obsidian.AppImage ro,user_id=1000,group_id=1000
+41 27 259:2 /nix/store /nix/store ro,relatime - ext4 /dev/nvme0n1p2 rw,errors=remount-ro
+42 27 11:0 / /media/dvd ro,relatime - udf /dev/sr0 ro,iocharset=utf8
+43 27 8:17 / /mnt/backup ro,relatime - ext4 /dev/sdb1 ro
+44 27 8:33 / /mnt/backup rw,relatime - ext4 /dev/sdc1 rw
+a line that is not one
+"""
+
+
+def test_read_only_file_systems_by_their_own_flag() -> None:
+    assert read_only_mount_points(MOUNTINFO) == {
+        "/snap/core22/1380",
+        "/tmp/.mount_Obsidi K3f9Qx",  # \040 is a space, as df prints it
+        "/media/dvd",
+    }
+
+
+def test_a_read_only_view_of_a_writable_file_system_is_still_watched() -> None:
+    # NixOS's /nix/store, a service's ProtectSystem=: the file system fills up elsewhere
+    assert "/nix/store" not in read_only_mount_points(MOUNTINFO)
+
+
+def test_a_point_mounted_over_is_judged_by_the_mount_in_use() -> None:
+    assert "/mnt/backup" not in read_only_mount_points(MOUNTINFO)
