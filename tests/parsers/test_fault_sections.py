@@ -115,7 +115,8 @@ def test_the_one_systemctl_show_gives_restart_counts_and_how_services_ended(
     assert snap.service_results["dumper.service"].main_code == "dumped"
     assert "zomb.service" not in snap.service_results  # still running, nothing to tell
     argv = SECTIONS_BY_NAME["restarts"].sources(plan(tmp_path))[0].argv
-    assert argv[-2] == "--property=Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID"
+    assert argv[-2] == ("--property=Id,NRestarts,Result,ExecMainCode,ExecMainStatus,"
+                        "ExecMainPID,Restart")
 
 
 @pytest.mark.parametrize("answer", [

@@ -1,12 +1,16 @@
+from dataclasses import replace
+
 import pytest
 
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.crash_loop import CrashLoop
+from ai_sysadmin.monitor.snapshot import JournalEntry, ServiceResult
 
 from ._snapshots import (
     NOW,
     context,
+    entry,
     healthy_restarts,
     healthy_snapshot,
     healthy_units,
@@ -121,3 +125,44 @@ def test_the_count_is_compared_with_the_previous_check_not_with_the_rate_baselin
     current = looping(8, "active", "running")
     assert RULE.evaluate(context(current, previous=previous, baseline=baseline)) == []
     assert RULE.evaluate(context(current, previous=baseline)) != []
+
+
+def clean_restarter(restarts: int, journal: list | None, taken_at: float = NOW,
+                    active: str = "active", sub: str = "running", **more: object):
+    """worker.service under Restart=always (systemd restarts it after a clean exit too)."""
+    snap = looping(restarts, active, sub, taken_at=taken_at)
+    return replace(snap, **{"clean_restarts": frozenset({"worker.service"}),
+                            "service_results": {}, "journal": journal, **more})
+
+
+def pid1_failure(result: str = "exit-code", pid: int | None = 1) -> JournalEntry:
+    return replace(entry("worker.service: Failed with result 'exit-code'.", priority=4,
+                         unit="worker.service"), pid=pid, unit_result=result)
+
+
+def test_restarts_after_clean_exits_are_no_crash_loop():
+    # a getty after each console logout, a service that polls by exiting under Restart=always
+    previous = clean_restarter(4, [], taken_at=NOW - 300)
+    assert RULE.evaluate(context(clean_restarter(9, []), previous=previous)) == []
+    waiting = clean_restarter(9, [], active="activating", sub="auto-restart")
+    assert RULE.evaluate(context(waiting, previous=previous)) == []
+
+
+def test_a_restart_always_service_that_fails_is_a_crash_loop_by_systemds_word():
+    previous = clean_restarter(4, [], taken_at=NOW - 300)
+    current = clean_restarter(9, [pid1_failure("signal")])
+    finding = only(RULE.evaluate(context(current, previous=previous)))
+    assert finding.evidence[-1] == "systemd: a run failed with result 'signal'"
+
+
+def test_a_restart_always_service_whose_last_run_failed_is_a_crash_loop():
+    failed = ServiceResult("exit-code", "exited", 1)
+    current = clean_restarter(9, [], active="activating", sub="auto-restart",
+                              service_results={"worker.service": failed})
+    assert only(RULE.evaluate(context(current))).evidence[-1] == "its last run ended: exit-code"
+
+
+def test_without_the_journal_the_count_decides_as_before():
+    previous = clean_restarter(4, [], taken_at=NOW - 300)
+    current = clean_restarter(9, None, errors={"journal": "not readable"})
+    assert only(RULE.evaluate(context(current, previous=previous))).subject == "worker.service"

@@ -240,9 +240,24 @@ def parse_show_restarts(text: str) -> dict[str, int]:
 
 
 #: what the restarts section's ``systemctl show`` reads of every service
-SHOW_PROPERTIES = "Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID"
+SHOW_PROPERTIES = "Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID,Restart"
+#: the ``Restart=`` settings under which systemd restarts a service after a clean exit too
+_RESTARTS_CLEAN_EXITS = frozenset({"always", "on-success"})
 #: ``ExecMainCode`` is the CLD_* code of waitid(2)
 _MAIN_CODES = {"0": "", "1": "exited", "2": "killed", "3": "dumped"}
+
+
+def parse_show_clean_restarts(text: str) -> frozenset[str]:
+    """``systemctl show '*.service' -p Id,Restart,...``: the services systemd restarts after a
+    clean exit too (``Restart=always``, ``on-success``; a getty after each logout), whose
+    restart count alone says nothing of a crash."""
+    restarted: set[str] = set()
+    for block in text.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        unit = props.get("Id")
+        if unit and props.get("Restart") in _RESTARTS_CLEAN_EXITS:
+            restarted.add(unit)
+    return frozenset(restarted)
 
 
 def parse_show_results(text: str) -> dict[str, ServiceResult]:
@@ -293,7 +308,9 @@ def parse_coredumpctl_list(text: str) -> list[CoreDump]:
     return dumps
 
 
-JOURNAL_FIELDS = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME"
+#: UNIT_RESULT: how a unit's run failed, on PID 1's "Failed with result" entry
+JOURNAL_FIELDS = ("MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME,"
+                  "UNIT_RESULT")
 
 
 #: what is kept of a journal message: its beginning says what happened
@@ -342,6 +359,8 @@ def parse_journal_line(line: str) -> JournalEntry | None:
     # --journald`): it names the unit only when PID 1 wrote it, as `journalctl -u` reads it
     unit = (_field_text(item.get("UNIT")) if pid == "1" else None) \
         or _field_text(item.get("_SYSTEMD_UNIT"))
+    # likewise UNIT_RESULT: PID 1 writes it when a unit's run failed, anyone else may forge it
+    unit_result = _field_text(item.get("UNIT_RESULT")) if pid == "1" else None
     return JournalEntry(
         cursor=cursor,
         timestamp=timestamp,
@@ -351,6 +370,7 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         identifier=_field_text(item.get("SYSLOG_IDENTIFIER")) or _field_text(item.get("_COMM")),
         pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
         hostname=_field_text(item.get("_HOSTNAME")),
+        unit_result=unit_result,
     )
 
 

@@ -320,6 +320,7 @@ def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
     snap.restarts = plan.parsed(parsers.parse_show_restarts, shown.stdout)
     snap.service_results = plan.parsed(parsers.parse_show_results, shown.stdout)
+    snap.clean_restarts = plan.parsed(parsers.parse_show_clean_restarts, shown.stdout)
 
 
 def _program_absent(reading: Reading) -> bool:

@@ -92,6 +92,8 @@ class JournalEntry:
     pid: int | None = None
     #: the machine that wrote it (journal-remote collects other machines' entries)
     hostname: str | None = None
+    #: how the unit's run failed (``exit-code``, ``signal``, ...), on PID 1's entry saying so
+    unit_result: str | None = None
 
     @property
     def source(self) -> str:
@@ -198,6 +200,9 @@ class Snapshot:
     #: how the last run of each service that did not succeed ended (the same ``systemctl
     #: show``, filled by the restarts section)
     service_results: dict[str, ServiceResult] | None = None
+    #: the services systemd restarts after a clean exit too (``Restart=always``): their
+    #: restarts are crashes only where a failure says so (the same ``systemctl show``)
+    clean_restarts: frozenset[str] | None = None
     #: the latest dumps systemd-coredump recorded; empty where it is not installed
     core_dumps: list[CoreDump] | None = None
     journal: list[JournalEntry] | None = None

@@ -5,12 +5,13 @@ from .base import Rule, RuleContext
 
 
 class CrashLoop(Rule):
-    """A unit systemd keeps restarting: its restart count is high and still rising."""
+    """A unit systemd keeps restarting after failures: its restart count is high and still
+    rising, and its runs fail (under ``Restart=always`` a clean exit is restarted too)."""
 
     name = "crash_loop"
     #: without the restart counts no unit can be judged, and none may be cleared
     requires = ("units", "restarts")
-    description = "A unit restarts again and again (NRestarts rising)."
+    description = "A unit fails and is restarted again and again (NRestarts rising)."
     subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
@@ -31,10 +32,15 @@ class CrashLoop(Rule):
             restarting = unit.sub == "auto-restart" or unit.active == "activating"
             if not (rising or restarting):
                 continue
+            failed = _failure(ctx, unit.name)
+            if failed is None:
+                continue  # restarted after clean exits, as a getty is after each logout
             evidence = [f"{unit.name}: NRestarts={restarts} active={unit.active} "
                         f"sub={unit.sub}"]
             if earlier is not None:
                 evidence.append(f"NRestarts was {earlier} at the previous check")
+            if failed:
+                evidence.append(failed)
             findings.append(
                 self.finding(
                     ctx,
@@ -45,3 +51,26 @@ class CrashLoop(Rule):
                 )
             )
         return findings
+
+
+def _failure(ctx: RuleContext, name: str) -> str | None:
+    """What says the unit's restarts follow failures ("" where its restart setting alone
+    does); None where nothing does.
+
+    Under ``Restart=on-failure`` (and the like) every restart follows a failure. Under
+    ``always`` or ``on-success`` one must be seen: the last run's result is not success, or
+    PID 1 wrote since the last look that a run failed. Where the journal was not read, the
+    count decides alone: a crash loop is never missed for want of it.
+    """
+    snap = ctx.snapshot
+    if snap.clean_restarts is None or name not in snap.clean_restarts:
+        return ""
+    result = (snap.service_results or {}).get(name)
+    if result is not None:
+        return f"its last run ended: {result.result}"
+    if snap.journal is None or "journal" in snap.errors:
+        return ""
+    said = [e for e in (*ctx.window, *snap.journal) if e.unit == name and e.unit_result]
+    if said:
+        return f"systemd: a run failed with result '{said[-1].unit_result}'"
+    return None
