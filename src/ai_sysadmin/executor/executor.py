@@ -19,6 +19,7 @@ from ..aio import KeyedLocks
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import LocalTransport, Transport
+from ..monitor.findings import automation_may_touch
 from ..monitor.redact import redact
 from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import HostChecker
@@ -148,7 +149,9 @@ class Executor:
         rule = RULES_BY_NAME.get(incident.rule)
         if rule is None or not rule.subject_is_unit:
             return None
-        return incident.subject if unit_problem(incident.subject) is None else None
+        subject = incident.subject
+        return subject if unit_problem(subject) is None and automation_may_touch(subject) \
+            else None
 
     async def plan_context(self, host: str, kind: str, params: dict[str, Any],
                            incident_id: int | None = None) -> PlanContext:

@@ -78,11 +78,17 @@ def program(command: str) -> str:
     return words[0].rsplit("/", 1)[-1] if words else ""
 
 
+def automation_may_touch(unit: str) -> bool:
+    """Whether an incident about ``unit`` may make it the unit automation restarts: a scope (a
+    login session, a desktop app) is nothing systemd can start again, and a user's manager
+    (``user@UID.service``) is that user's whole session."""
+    return not unit.endswith(".scope") and not unit.startswith("user@")
+
+
 def process_subject(unit: str | None, pid: int) -> str:
-    """A process's finding is about the service it runs in; else its pid. A scope (a login
-    session, a desktop app) or a user's manager is no service of the host's to restart, and
-    the incident's unit is the one automation may touch."""
-    if unit and unit.endswith(".service") and not unit.startswith("user@"):
+    """A process's finding is about the service it runs in; else its pid (the incident's
+    unit is the one automation may touch)."""
+    if unit and unit.endswith(".service") and automation_may_touch(unit):
         return unit
     return f"pid:{pid}"
 

@@ -308,9 +308,10 @@ def parse_coredumpctl_list(text: str) -> list[CoreDump]:
     return dumps
 
 
-#: UNIT_RESULT: how a unit's run failed, on PID 1's "Failed with result" entry
+#: UNIT_RESULT: how a unit's run failed, on PID 1's "Failed with result" entry;
+#: _SYSTEMD_USER_UNIT: a user's own unit (systemd --user), inside their user@UID.service
 JOURNAL_FIELDS = ("MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_COMM,_HOSTNAME,"
-                  "UNIT_RESULT")
+                  "UNIT_RESULT,_SYSTEMD_USER_UNIT")
 
 
 #: what is kept of a journal message: its beginning says what happened
@@ -361,6 +362,10 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         or _field_text(item.get("_SYSTEMD_UNIT"))
     # likewise UNIT_RESULT: PID 1 writes it when a unit's run failed, anyone else may forge it
     unit_result = _field_text(item.get("UNIT_RESULT")) if pid == "1" else None
+    # journald sets it from the sender's cgroup, as it sets _SYSTEMD_UNIT: the user's manager
+    # runs that unit, which is the user's to mind, not the host's
+    user_unit = (_field_text(item.get("_SYSTEMD_USER_UNIT"))
+                 if unit is not None and unit.startswith("user@") else None)
     return JournalEntry(
         cursor=cursor,
         timestamp=timestamp,
@@ -371,6 +376,7 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
         hostname=_field_text(item.get("_HOSTNAME")),
         unit_result=unit_result,
+        user_unit=user_unit,
     )
 
 

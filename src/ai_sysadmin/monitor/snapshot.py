@@ -94,6 +94,9 @@ class JournalEntry:
     hostname: str | None = None
     #: how the unit's run failed (``exit-code``, ``signal``, ...), on PID 1's entry saying so
     unit_result: str | None = None
+    #: the user's own unit (``systemd --user``) that wrote it; ``unit`` is then the user's
+    #: manager, ``user@UID.service``
+    user_unit: str | None = None
 
     @property
     def source(self) -> str:
@@ -101,7 +104,8 @@ class JournalEntry:
         any sender chooses: one that reads like a unit name says so in words, so that it is
         never taken for that unit (`logger -t nginx.service`)."""
         if self.unit:
-            return self.unit
+            # a user's unit is no unit of the host's: its name alone would read as one
+            return f"{self.user_unit} of {self.unit}" if self.user_unit else self.unit
         if self.identifier and self.identifier.endswith(UNIT_SUFFIXES):
             return f"{self.identifier} (syslog identifier)"
         return self.identifier or "unknown"
