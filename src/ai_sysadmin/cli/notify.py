@@ -114,7 +114,7 @@ def status(
     """Pending, delivered and failed deliveries per channel, and held events.
 
     Held: repeats waiting for the end of their window, openings waiting for a digest."""
-    from ..notify.channels import token_problem
+    from ..notify.channels import public_name, token_problem
     from ..store.outbox import Outbox
 
     app_state = state(ctx)
@@ -123,9 +123,17 @@ def status(
     if problem:
         err.print(problem, markup=False, soft_wrap=True)
     outbox = Outbox(app_state.store.db)
-    counts = outbox.counts()
-    events = counts.pop("events", {})
-    lists = {s: outbox.deliveries((s,), limit) for s in ("pending", "failed", "delivered")}
+    stored = outbox.counts()
+    events = stored.pop("events", {})
+    # rows kept from before channels were named without credentials still hold a piece of one
+    counts: dict[str, dict[str, int]] = {}
+    for channel, by_state in stored.items():
+        shown = counts.setdefault(public_name(channel), {})
+        for name, n in by_state.items():
+            shown[name] = shown.get(name, 0) + n
+    lists = {s: [{**r, "channel": public_name(r["channel"])}
+                 for r in outbox.deliveries((s,), limit)]
+             for s in ("pending", "failed", "delivered")}
     if as_json:
         print_json({"configured": _channels(app_state.settings), "channels": counts,
                     "events": events, "problems": [problem] if problem else [], **lists})

@@ -4,7 +4,8 @@ A channel either accepts a message or raises :class:`DeliveryError` with a reaso
 secret (:class:`ChannelUnready` when the channel's own configuration, not the message or the far
 end, is at fault): the Gotify app token travels only in the ``X-Gotify-Key`` header and is read
 from its file at each send (a rotated token needs no restart); Apprise URLs, which carry
-credentials, are read from their own file and shown only in Apprise's privacy form. httpx and
+credentials, are read from their own file; a channel's name, which keys its stored deliveries
+and is shown, is the URL's scheme, host, port and path without any credential. httpx and
 Apprise are imported when a channel is built or used, never by ``check`` or ``--help``.
 """
 
@@ -15,6 +16,7 @@ import logging
 import re
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -27,14 +29,19 @@ from .message import PRIORITIES, Message
 
 log = logging.getLogger("ai_sysadmin.service")
 
+#: how often a token Gotify refused is offered again while its file still gives it (it may be
+#: accepted again on the server): offering it at each backoff is what fail2ban-style guards ban
+REFUSED_RETRY_SECONDS = 600.0
+
 
 class DeliveryError(AiSysadminError):
     """A channel did not accept a message."""
 
 
 class ChannelUnready(DeliveryError):
-    """A channel that cannot send anything until its configuration is mended (its token file):
-    no message is at fault, so a queued delivery waits without spending its attempts."""
+    """A channel that cannot send anything until its configuration is mended (its token file,
+    or the token in it that Gotify refuses): no message is at fault, so a queued delivery waits
+    without spending its attempts."""
 
 
 class Channel(Protocol):
@@ -108,6 +115,9 @@ class GotifyChannel:
         self.shown = f"gotify {mask_secret_text(self.url)}"
         #: the token file's problem last said (None: none, or mended)
         self._problem: str | None = None
+        #: the token Gotify last refused, when, and what was said: the file still giving it
+        #: is not mended
+        self._refused: tuple[str, float, str] | None = None
 
     def _token(self) -> str:
         try:
@@ -115,8 +125,23 @@ class GotifyChannel:
         except ChannelUnready as exc:
             self._tell(str(exc))
             raise
+        if self._refused is not None and self._refused[0] == token:
+            _, at, problem = self._refused
+            self._tell(problem)  # the file gives the refused token back after another problem
+            if time.monotonic() - at < REFUSED_RETRY_SECONDS:
+                raise ChannelUnready(problem)
+            return token  # offered again, rarely: the server may accept it again
         self._tell(None)
         return token
+
+    def _refusal(self, token: str, status: int) -> ChannelUnready:
+        """No message is at fault and none can go until the token is mended: the channel
+        waits (no attempts spent, said once), like an unreadable token file."""
+        problem = (f"Gotify refused the app token (HTTP {status}): check gotify_token_file "
+                   f"{self.token_file}")
+        self._refused = (token, time.monotonic(), problem)
+        self._tell(problem)
+        return ChannelUnready(problem)
 
     def _tell(self, problem: str | None) -> None:
         """Said when it appears, changes or is mended, never at each retry: a file broken for
@@ -148,8 +173,10 @@ class GotifyChannel:
             raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
                                 f"{type(exc).__name__}: {_scrub(str(exc), secrets)}") from None
         if reply.status_code in (401, 403):
-            raise DeliveryError(f"Gotify refused the app token (HTTP {reply.status_code}): "
-                                "check gotify_token_file")
+            raise self._refusal(token, reply.status_code)
+        if self._refused is not None:  # accepted again, without a new token
+            self._refused = None
+            self._tell(None)
         if not reply.is_success:
             raise DeliveryError(f"Gotify answered HTTP {reply.status_code}: "
                                 f"{_scrub(reply.text[:200], secrets)}")
@@ -197,6 +224,45 @@ def _url_parts(url: str) -> list[str]:
     user, password, host, path or query. Longest first, so a part inside another goes too."""
     pieces = re.split(r"[/:@?&=#]+", url.split("://", 1)[-1])
     return sorted({url, *(p for p in pieces if len(p) >= 6)}, key=len, reverse=True)
+
+
+#: what Apprise's privacy form leaves of a secret: "****", "f...l" or "...tail"
+_MASKED = re.compile(r"\.\.\.|\*\*\*\*")
+_SUFFIX = re.compile(r"#\d+$")
+
+
+def _identity(privacy_url: str) -> str:
+    """Scheme, host, port and path of an Apprise URL in its privacy form, without what Apprise
+    masked, the user (half a credential) or the query (whose defaults change between
+    versions): a rotated credential keeps the channel's name, and the name shows none of it."""
+    scheme, _, rest = privacy_url.partition("://")
+    netloc, _, path = rest.split("?", 1)[0].partition("/")
+    host = netloc.rpartition("@")[2]
+    if _MASKED.search(host):
+        host = ""
+    segments = [p for p in path.split("/") if p and not _MASKED.search(p)]
+    return f"apprise:{scheme}://{host}" + "".join(f"/{p}" for p in segments)
+
+
+def public_name(name: str) -> str:
+    """A stored channel name as it may be shown: an Apprise name an earlier version made from
+    the privacy form (the first and last character of a token) loses what was masked."""
+    if not name.startswith("apprise:"):
+        return name
+    suffix = _SUFFIX.search(name)
+    base = name[:suffix.start()] if suffix else name
+    return _identity(base.removeprefix("apprise:")) + (suffix.group() if suffix else "")
+
+
+def successor(name: str, configured: list[str]) -> str | None:
+    """The configured channel that took over a stored name no longer configured (an Apprise
+    URL whose name an earlier version made differently): the one configured channel with its
+    identity, None when there is none or more than one."""
+    if not name.startswith("apprise:"):
+        return None
+    base = _SUFFIX.sub("", public_name(name))
+    same = [c for c in configured if _SUFFIX.sub("", c) == base]
+    return same[0] if len(same) == 1 else None
 
 
 class AppriseChannel:
@@ -256,12 +322,15 @@ def apprise_channels(path: Path, timeout: float) -> list[AppriseChannel]:
             raise ConfigError(str(path), [f"line {number}: not an Apprise URL this version "
                                           "supports (the line is not shown: it may hold a "
                                           "credential)"])
-        # the name keys stored deliveries: no query, whose defaults change between versions
-        name = f"apprise:{plugin.url(privacy=True).split('?', 1)[0]}"
+        # the name keys stored deliveries: the same after a credential is rotated
+        name = _identity(plugin.url(privacy=True))
         plugin.socket_connect_timeout = timeout
         plugin.socket_read_timeout = timeout
-        if any(c.name == name for c in channels):
-            name += f"#{number}"
+        # the second URL to one place (another token, another user) is told apart by its
+        # order among those, which comments and other URLs added to the file do not change
+        same = sum(1 for c in channels if _SUFFIX.sub("", c.name) == name)
+        if same:
+            name += f"#{same + 1}"
         channels.append(AppriseChannel(url, plugin, timeout, name))
     return channels
 

@@ -4,9 +4,9 @@ One loop turns outbox events into messages (:mod:`.storm`); one loop per channel
 channel's deliveries in order. A channel that fails is paused with exponential backoff, per
 channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
 are other tasks; the database work runs in threads). A channel that cannot send at all (its
-token file unreadable) spends no delivery's attempts: what is queued waits until it is
-mended. Delivery is at least once: a message whose send was cut off by a crash or a stop is sent
-again after the restart.
+token file unreadable, or its token refused) spends no delivery's attempts: what is queued
+waits until it is mended. Delivery is at least once: a message whose send was cut off by a
+crash or a stop is sent again after the restart.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from functools import cached_property
 from ..config import Settings
 from ..store import Database
 from ..store.outbox import Delivery, Outbox
-from .channels import Channel, ChannelUnready, DeliveryError, build_channels
+from .channels import (
+    Channel,
+    ChannelUnready,
+    DeliveryError,
+    build_channels,
+    public_name,
+    successor,
+)
 from .message import Message
 from .storm import Dispatcher
 
@@ -33,6 +40,8 @@ MAX_BACKOFF_SECONDS = 3600.0
 BATCH = 20
 #: settled events, messages and deliveries are kept this long for `notify status`
 RETENTION_SECONDS = 30 * 86400
+#: why a delivery to a channel taken out of the configuration was given up
+NOT_CONFIGURED = "channel no longer configured"
 
 
 def backoff(first: float, attempts: int) -> float:
@@ -99,11 +108,29 @@ class Notifier:
                     for wake in self._wake.values():
                         wake.set()
                 if time.time() - pruned > 3600:
+                    await asyncio.to_thread(self._settle_strays)
                     await asyncio.to_thread(self.outbox.prune, time.time() - RETENTION_SECONDS)
                     pruned = time.time()
             except Exception:  # a locked or broken database: said, and tried again
                 log.exception("notifications: the outbox could not be dispatched")
             await _wait([stop], POLL_SECONDS)
+
+    def _settle_strays(self) -> None:
+        """Pending deliveries no channel loop will ever read (their channel was taken out of
+        the configuration, or an earlier version named it otherwise) go to the channel that
+        replaced it, or are given up saying why: never pending for good, unseen."""
+        configured = [c.name for c in self.channels]
+        for name in sorted(self.outbox.pending_channels() - set(configured)):
+            heir = successor(name, configured)
+            if heir is not None:
+                moved = self.outbox.hand_over(name, heir)
+                log.info("notifications: %d pending for %s handed to %s", moved,
+                         public_name(name), heir, extra={"channel": heir})
+            given_up = self.outbox.give_up(name, NOT_CONFIGURED)
+            if given_up:
+                log.warning("notifications: %d pending for %s given up: %s", given_up,
+                            public_name(name), NOT_CONFIGURED,
+                            extra={"channel": public_name(name)})
 
     async def _channel_loop(self, channel: Channel, stop: asyncio.Event) -> None:
         wake = self._wake[channel.name]
@@ -132,8 +159,9 @@ class Notifier:
             message = Message(delivery.title, delivery.body, delivery.priority)
             try:
                 await channel.send(message)
-            except ChannelUnready:
+            except ChannelUnready as exc:
                 self._unready(channel)
+                await asyncio.to_thread(self.outbox.waiting_on, channel.name, str(exc))
                 return False
             except DeliveryError as exc:
                 await asyncio.to_thread(self._failed, channel, delivery, str(exc))

@@ -242,6 +242,30 @@ class Outbox:
                 (error, "pending" if retry_at is not None else "failed", retry_at, message_id,
                  channel))
 
+    def waiting_on(self, channel: str, reason: str) -> None:
+        """Why a channel's pending deliveries wait (its configuration), kept as their error for
+        `notify status`; no attempt is counted. Written only when it changes."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE notify_deliveries SET last_error=? WHERE channel=? AND "
+                         "state='pending' AND last_error IS NOT ?", (reason, channel, reason))
+
+    def pending_channels(self) -> set[str]:
+        return {r[0] for r in self.db.conn.execute(
+            "SELECT DISTINCT channel FROM notify_deliveries WHERE state='pending'")}
+
+    def hand_over(self, old: str, new: str) -> int:
+        """Move ``old``'s pending deliveries to ``new``, attempts and all; how many moved. One
+        ``new`` already has for the same message stays with ``old`` (it is sent once)."""
+        with self.db.transaction() as conn:
+            return conn.execute("UPDATE OR IGNORE notify_deliveries SET channel=? WHERE "
+                                "channel=? AND state='pending'", (new, old)).rowcount
+
+    def give_up(self, channel: str, reason: str) -> int:
+        """Fail every pending delivery to ``channel`` with ``reason``; how many."""
+        with self.db.transaction() as conn:
+            return conn.execute("UPDATE notify_deliveries SET state='failed', last_error=? "
+                                "WHERE channel=? AND state='pending'", (reason, channel)).rowcount
+
     def record_sent(self, kind: str, title: str, body: str, priority: int,
                     results: Mapping[str, str | None]) -> int:
         """A message sent at once (``notify``), with each channel's outcome (None: accepted);
