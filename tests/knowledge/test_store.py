@@ -130,8 +130,10 @@ def test_systems_and_config_chunks(kb: KnowledgeBase) -> None:
 
 def test_export_then_import_into_a_new_store_keeps_everything(
         kb: KnowledgeBase, tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    # a learned entry goes round too, but only one a lesson wrote (tests/knowledge/
+    # test_import_trust.py): import refuses a hand-made one
     kb.add_many([_entry("a", "first note", tags=["x"]), _entry("b", "second note",
-                                                               provenance="learned")])
+                                                               category="service")])
     kb.record_incident(IncidentRecord(id="incident:1", host="h", rule="r", symptoms="s",
                                       outcome="escalated"))
     lines = list(kb.export())

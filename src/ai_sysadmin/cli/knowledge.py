@@ -37,6 +37,12 @@ def _open(ctx: typer.Context) -> KnowledgeBase:
     return KnowledgeBase.open(state(ctx).settings)
 
 
+def _left_out(kb: KnowledgeBase) -> None:
+    """Records this version cannot read were left out of the answer: say so, once."""
+    if note := kb.unreadable_note():
+        err.print(f"warning: {note}", markup=False)
+
+
 def _provenance(value: str | None) -> Any:
     from ..knowledge.models import PROVENANCES
 
@@ -86,8 +92,9 @@ def list_entries(
     as_json: Json = False,
 ) -> None:
     """Knowledge entries, newest first."""
-    entries = _open(ctx).list(provenance=_provenance(provenance), category=category,
-                              limit=limit)
+    kb = _open(ctx)
+    entries = kb.list(provenance=_provenance(provenance), category=category, limit=limit)
+    _left_out(kb)
     if as_json:
         print_json([_as_json(e) for e in entries])
         return
@@ -112,7 +119,9 @@ def search(
     """Entries nearest in meaning to QUERY, best first."""
     if not query.strip():
         raise typer.BadParameter("is empty", param_hint="QUERY")
-    hits = _open(ctx).search(query, n, provenance=_provenance(provenance), category=category)
+    kb = _open(ctx)
+    hits = kb.search(query, n, provenance=_provenance(provenance), category=category)
+    _left_out(kb)
     if as_json:
         print_json([{**_as_json(h.item), "distance": round(h.distance, 4),
                      "score": round(h.score, 4)} for h in hits])
@@ -195,11 +204,19 @@ def export(
         show_default=False)] = None,
     as_json: Json = False,
 ) -> None:
-    """Every entry and incident record as JSON lines."""
-    lines = list(_open(ctx).export())
+    """Every entry and incident record as JSON lines. Records this version cannot read are
+    left out, named, and the command fails after writing every other one."""
+    from ..errors import KnowledgeError
+
+    kb = _open(ctx)
+    lines = list(kb.export())
+    # a backup that silently lacks records is worse than one that says so and exits non-zero
+    incomplete = kb.unreadable_note()
     if file is None or str(file) == "-":
         for line in lines:
             sys.stdout.write(line + "\n")
+        if incomplete:
+            raise KnowledgeError(f"export incomplete: {incomplete}")
         return
     try:
         # a new file beside the old one, renamed over it: an interrupted export loses nothing
@@ -210,6 +227,9 @@ def export(
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
                                  param_hint="FILE") from None
     entries = sum(1 for line in lines if line.startswith('{"type": "entry"'))
+    if incomplete:
+        raise KnowledgeError(f"exported {entries} entries and {len(lines) - entries} incident "
+                             f"records to {file}, but incomplete: {incomplete}")
     summary = {"file": str(file), "entries": entries, "incidents": len(lines) - entries}
     if as_json:
         print_json(summary)

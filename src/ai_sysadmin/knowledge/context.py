@@ -40,7 +40,7 @@ from ..store.actions import Action
 from .config_repo import Chunk as RepoChunk
 from .config_repo import ConfigRepo, ConfigRepoError, SyncReport
 from .git_context import describe, diff_excerpt, recent_changes
-from .learning import Lesson, lesson, symptoms_of, tagged_action
+from .learning import Lesson, describe_fix, fix_key, lesson, symptoms_of, tagged_action
 from .models import ConfigChunk, Hit, IncidentRecord, KnowledgeEntry
 from .profiles import profile_of
 
@@ -343,6 +343,10 @@ class KnowledgeRecall:
             return None
         if entry.provenance == "operator":
             label, guides = "[operator note · may guide a fix]", True
+        elif entry.provenance == "learned" and action is None:
+            # every lesson carries its action: one without is none of ours (written by hand,
+            # or imported before imports were checked), whatever it says it is
+            label, guides = "[learned, of unknown origin · background only]", False
         elif entry.provenance == "learned" and entry.verified:
             label, guides = "[learned from a verified fix · may guide a fix]", True
         elif entry.provenance == "learned" and entry.category == "failed-fix":
@@ -352,8 +356,8 @@ class KnowledgeRecall:
         else:
             label, guides = "[seed knowledge · background only]", False
         text = f"{entry.topic}: {entry.text}"
-        key = f"{action[0]}:{sorted(action[1].items())}" if action else None
-        worked = (entry.verified if entry.provenance == "learned" and
+        key = fix_key(*action) if action else None
+        worked = (entry.verified if action is not None and
                   (entry.verified or entry.category == "failed-fix") else None)
         return _Item(guides, hit.distance, label, text, key, worked=worked,
                      when=entry.created_at)
@@ -367,19 +371,23 @@ class KnowledgeRecall:
                          "(%s)", record.id, why,
                          extra={"event": "knowledge_dropped", "entry": record.id})
                 return None
-        verified = record.outcome == "verified"
+        # a verified fix that names no action proves nothing and guides nothing
+        verified = record.outcome == "verified" and bool(record.actions)
         label = ("[past incident, fix verified · may guide a fix]" if verified else
+                 "[past incident, no fix recorded · background]"
+                 if record.outcome == "verified" else
                  f"[past incident, fix {record.outcome} · background]")
         when = time.strftime("%Y-%m-%d", time.gmtime(record.resolved_at))
-        fixes = "; ".join(a.describe() for a in record.actions) or "none"
+        fixes = "; ".join(describe_fix(a.kind, a.params) for a in record.actions) or "none"
         said = record.diagnosis or record.symptoms
         text = f"{when} on {record.host}: {said}" + (
             "" if fixes in said else f" (fix: {fixes})")
-        key = (f"{record.actions[0].kind}:{sorted(record.actions[0].params.items())}"
+        key = (fix_key(record.actions[0].kind, record.actions[0].params)
                if len(record.actions) == 1 else None)
         same = incident is not None and (record.rule, record.subject) == (incident.rule,
                                                                           incident.subject)
-        worked = verified if record.outcome in ("verified", "failed", "escalated") else None
+        worked = verified if record.actions and record.outcome in (
+            "verified", "failed", "escalated") else None
         return _Item(verified, hit.distance, label, text, key, same, worked,
                      record.resolved_at)
 

@@ -126,7 +126,16 @@ class IncidentRecord(_Record):
 
     @classmethod
     def from_chroma(cls, meta: dict[str, Any]) -> IncidentRecord:
-        return cls.model_validate_json(str(meta["record"]))
+        """The stored record. Fields this version does not know (a newer one wrote them) are
+        left out rather than making the record unreadable: every field it does know is
+        still validated in full, and a newer version that changes what a record means does
+        so with a value this one refuses (an outcome it does not know)."""
+        data = json.loads(str(meta["record"]))
+        if not isinstance(data, dict):
+            raise ValueError("the stored record is not a JSON object")
+        if isinstance(data.get("actions"), list):
+            data["actions"] = [_known(ActionTaken, a) for a in data["actions"]]
+        return cls.model_validate(_known(cls, data))
 
 
 class SystemProfile(_Record):
@@ -175,6 +184,12 @@ class ConfigChunk(_Record):
         return cls(path=str(meta["path"]), start_line=int(meta["start_line"]),
                    end_line=int(meta["end_line"]), commit=str(meta.get("commit", "")),
                    text=text)
+
+
+def _known(model: type[BaseModel], data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data  # validation says what is wrong with it
+    return {k: v for k, v in data.items() if k in model.model_fields}
 
 
 T = TypeVar("T", KnowledgeEntry, IncidentRecord, SystemProfile, ConfigChunk)

@@ -1,9 +1,10 @@
 """The seed knowledge shipped with the package (``seed.toml``): systemd, journald, disks,
 NixOS, common services.
 
-``seed_entries()`` reads it (provenance ``seed``, source ``seed``); ``seed_if_empty(kb)``
-loads it into a knowledge base that has no entries yet and returns how many it added, so an
-operator who removed a seed entry does not see it come back.
+``seed_entries()`` reads it (provenance ``seed``, source ``seed``); ``seed_once(kb)`` loads
+it into a knowledge base never seeded before, notes that it did (with :data:`SEED_VERSION`),
+and returns how many it added, so an operator who removed seed entries, every one of them
+included, does not see them come back.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ SEED_FILE = Path(__file__).parent / "seed.toml"
 SEED_CONFIDENCE = 0.7
 #: a fixed time, so a seed entry's created_at says "shipped", not "loaded at"
 SEED_CREATED_AT = 0.0
+#: noted in a store when it is seeded: a later seed.toml could add its new notes to stores of
+#: an older version (nothing does yet)
+SEED_VERSION = 1
 
 
 def seed_entries(path: Path = SEED_FILE) -> list[KnowledgeEntry]:
@@ -32,9 +36,16 @@ def seed_entries(path: Path = SEED_FILE) -> list[KnowledgeEntry]:
             for item in data["entry"]]
 
 
-def seed_if_empty(kb: KnowledgeBase) -> int:
+def seed_once(kb: KnowledgeBase) -> int:
+    if kb.seeded() is not None:
+        return 0
     if kb.count()["knowledge"]:
+        # seeded by a version that noted nothing, or filled by hand with the seed off: either
+        # way its owner has what they want
+        kb.mark_seeded(SEED_VERSION)
         return 0
     entries = seed_entries()
     kb.add_many(entries)
+    # after the entries (one call): a seed that failed is tried again at the next open
+    kb.mark_seeded(SEED_VERSION)
     return len(entries)

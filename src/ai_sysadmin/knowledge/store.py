@@ -14,7 +14,9 @@ time, so chromadb's downloading default is never used):
   ``search_configs``, ``config_paths``.
 
 ``export()`` yields JSON lines (entries and incident records, each with its ``type``);
-``import_(lines)`` validates every line before it writes any. ``count()`` counts each
+``import_(lines)`` validates every line before it writes any, and takes a seed, learned or
+verified item only as this program writes it. A stored record this version cannot read is
+left out of every answer, logged once and listed in ``unreadable``. ``count()`` counts each
 collection. Every failure is a :class:`KnowledgeError` with a sentence a person can act on
 (server down, token refused, directory unusable, model changed); a missing id is a
 :class:`NotFoundError`.
@@ -26,10 +28,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 log = logging.getLogger(__name__)
+_R = TypeVar("_R")
 
 COLLECTIONS = ("knowledge", "incidents", "systems", "config_chunks")
 #: HNSW as chromadb makes it by default (M 16, search ef 10) loses a small cluster of notes
@@ -65,6 +68,10 @@ _RETRY_AFTER = 60.0
 _MAX_UNANSWERED = 3
 #: seconds after which a call that ran out counts no more against _MAX_UNANSWERED
 _ABANDON_AFTER = 1800.0
+#: what this program notes about a store itself (when it was seeded), apart from what it knows:
+#: a collection's own metadata cannot be changed without dropping its HNSW settings
+STATE_COLLECTION = "knowledge_state"
+_SEEDED = "seeded"
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
 
@@ -105,6 +112,47 @@ def _where(**conditions: Any) -> dict[str, Any] | None:
     return terms[0] if len(terms) == 1 else {"$and": terms}
 
 
+class _ImportTrust:
+    """What an import may claim: only what this program itself would have written may
+    ever guide a fix (or pass for the shipped seed)."""
+
+    def __init__(self) -> None:
+        self._seed: dict[str, KnowledgeEntry] | None = None
+
+    def problem(self, item: KnowledgeEntry | IncidentRecord) -> str | None:
+        from .learning import lesson_problem, record_problem
+
+        if isinstance(item, IncidentRecord):
+            if item.outcome != "verified":
+                return None
+            why = record_problem(item)
+            return f"a verified incident record this program did not write ({why})" \
+                if why else None
+        if item.provenance == "seed":
+            shipped = self._shipped().get(item.id)
+            if shipped is None:
+                return f"provenance 'seed' but {item.id!r} is not a shipped seed entry"
+            if shipped.model_dump(exclude={"created_at"}) != \
+                    item.model_dump(exclude={"created_at"}):
+                return (f"provenance 'seed' but not the shipped text of {item.id!r} (make it "
+                        "provenance 'operator' to keep your words)")
+            return None
+        if item.provenance == "learned":
+            why = lesson_problem(item)
+            return f"a learned entry this program did not write ({why})" if why else None
+        if item.verified:
+            return (f"provenance {item.provenance!r} and verified: only a lesson of a fix "
+                    "that ran is verified")
+        return None
+
+    def _shipped(self) -> dict[str, KnowledgeEntry]:
+        if self._seed is None:
+            from .seed import seed_entries
+
+            self._seed = {e.id: e for e in seed_entries()}
+        return self._seed
+
+
 class KnowledgeBase:
     """One open knowledge base. Not thread-safe; open one per thread or guard it."""
 
@@ -118,6 +166,8 @@ class KnowledgeBase:
         self.max_distance = max_distance
         #: a server's calls, each with a deadline (None: an embedded store, called in place)
         self._server = server
+        #: id -> why: stored records this version cannot read, left out of every answer
+        self.unreadable: dict[str, str] = {}
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -143,10 +193,34 @@ class KnowledgeBase:
             where = str(settings.knowledge_dir)
         kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server)
         if conf.seed if seed is None else seed:
-            from .seed import seed_if_empty
+            from .seed import seed_once
 
-            seed_if_empty(kb)
+            seed_once(kb)
         return kb
+
+    def seeded(self) -> int | None:
+        """The seed version this store was loaded with; None when it never was."""
+        found = self._call("read the store's state", self._state().get, ids=[_SEEDED],
+                           include=["metadatas"])
+        if not found["ids"]:
+            return None
+        return int((found["metadatas"][0] or {}).get("version", 0))
+
+    def mark_seeded(self, version: int) -> None:
+        # a vector is required and nothing searches this collection: one number will do
+        self._call("note the seed", self._state().upsert, ids=[_SEEDED], embeddings=[[1.0]],
+                   metadatas=[{"version": version, "at": time.time()}])
+
+    def _state(self) -> Collection:
+        if STATE_COLLECTION not in self._collections:
+            try:
+                self._collections[STATE_COLLECTION] = self._send(
+                    self.client.get_or_create_collection,
+                    {"name": STATE_COLLECTION, "embedding_function": None})
+            except Exception as exc:
+                raise KnowledgeError(f"knowledge base {self.where}: cannot open collection "
+                                     f"{STATE_COLLECTION!r}: {_reason(exc)}") from exc
+        return self._collections[STATE_COLLECTION]
 
     def _open_collection(self, name: str) -> Collection:
         wanted = getattr(self.embedder, "model_name", type(self.embedder).__name__)
@@ -191,8 +265,8 @@ class KnowledgeBase:
                            ids=[entry_id], include=["documents", "metadatas"])
         if not found["ids"]:
             raise NotFoundError(f"no knowledge entry {entry_id!r}")
-        return KnowledgeEntry.from_chroma(found["ids"][0], found["documents"][0],
-                                          found["metadatas"][0])
+        return self._one(entry_id, lambda: KnowledgeEntry.from_chroma(
+            found["ids"][0], found["documents"][0], found["metadatas"][0]))
 
     def remove(self, entry_id: str) -> KnowledgeEntry:
         """Delete one entry; returns what was deleted."""
@@ -207,8 +281,9 @@ class KnowledgeBase:
                            where=_where(provenance=provenance, category=category,
                                         verified=verified),
                            include=["documents", "metadatas"])
-        entries = [KnowledgeEntry.from_chroma(i, d, m) for i, d, m in
-                   zip(found["ids"], found["documents"], found["metadatas"], strict=True)]
+        entries = self._readable(
+            (i, lambda i=i, d=d, m=m: KnowledgeEntry.from_chroma(i, d, m)) for i, d, m in
+            zip(found["ids"], found["documents"], found["metadatas"], strict=True))
         entries.sort(key=lambda e: (-e.created_at, e.id))
         return entries[:limit] if limit else entries
 
@@ -223,8 +298,10 @@ class KnowledgeBase:
             prov = {"$in": list(provenance)}
         rows = self._query("knowledge", query, n, _where(provenance=prov, category=category,
                                                          verified=verified), max_distance)
-        return [Hit[KnowledgeEntry](item=KnowledgeEntry.from_chroma(i, d, m), distance=dist)
-                for i, d, m, dist in rows]
+        return self._readable(
+            (i, lambda i=i, d=d, m=m, dist=dist: Hit[KnowledgeEntry](
+                item=KnowledgeEntry.from_chroma(i, d, m), distance=dist))
+            for i, d, m, dist in rows)
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -239,20 +316,24 @@ class KnowledgeBase:
                            ids=[record_id], include=["metadatas"])
         if not found["ids"]:
             raise NotFoundError(f"no incident record {record_id!r}")
-        return IncidentRecord.from_chroma(found["metadatas"][0])
+        return self._one(record_id, lambda: IncidentRecord.from_chroma(found["metadatas"][0]))
 
     def incidents(self) -> list[IncidentRecord]:
         found = self._call("list incidents", self._collections["incidents"].get,
                            include=["metadatas"])
-        records = [IncidentRecord.from_chroma(m) for m in found["metadatas"]]
+        records = self._readable(
+            (i, lambda m=m: IncidentRecord.from_chroma(m))
+            for i, m in zip(found["ids"], found["metadatas"], strict=True))
         return sorted(records, key=lambda r: (-r.resolved_at, r.id))
 
     def similar_incidents(self, text: str, n: int = 3, *, outcome: Outcome | None = None,
                           max_distance: float | None = None) -> list[Hit[IncidentRecord]]:
         """Past incidents that looked most like ``text``, nearest first."""
         rows = self._query("incidents", text, n, _where(outcome=outcome), max_distance)
-        return [Hit[IncidentRecord](item=IncidentRecord.from_chroma(m), distance=dist)
-                for _, _, m, dist in rows]
+        return self._readable(
+            (i, lambda m=m, dist=dist: Hit[IncidentRecord](
+                item=IncidentRecord.from_chroma(m), distance=dist))
+            for i, _, m, dist in rows)
 
     # -- systems -----------------------------------------------------------------------
 
@@ -309,10 +390,18 @@ class KnowledgeBase:
 
     def import_(self, lines: Iterable[str]) -> ImportResult:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
-        error naming it, and nothing is written."""
+        error naming it, and nothing is written.
+
+        A line is data from elsewhere, so what the model would trust is taken only as this
+        program writes it: a seed entry must be a shipped one as shipped; a learned or
+        verified entry and a verified incident record must be a lesson word for word (see
+        :func:`~.learning.lesson_problem`). An id given twice is named by both lines."""
         entries: list[KnowledgeEntry] = []
         records: list[IncidentRecord] = []
         problems: list[str] = []
+        # entries and records live in collections of their own: one id may be in both
+        first_seen: dict[tuple[str, str], int] = {}
+        trust = _ImportTrust()
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -321,12 +410,21 @@ class KnowledgeBase:
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
                 kind = data.pop("type", "entry")
+                item: KnowledgeEntry | IncidentRecord
                 if kind == "entry":
-                    entries.append(KnowledgeEntry.model_validate(data))
+                    item = KnowledgeEntry.model_validate(data)
                 elif kind == "incident":
-                    records.append(IncidentRecord.model_validate(data))
+                    item = IncidentRecord.model_validate(data)
                 else:
                     raise ValueError(f"unknown type {kind!r} (entry or incident)")
+                if (earlier := first_seen.setdefault((kind, item.id), number)) != number:
+                    raise ValueError(f"{kind} id {item.id!r} is also on line {earlier}")
+                if why := trust.problem(item):
+                    raise ValueError(why)
+                if isinstance(item, KnowledgeEntry):
+                    entries.append(item)
+                else:
+                    records.append(item)
             except ValidationError as exc:
                 problems.append(f"line {number}: " + "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
@@ -347,9 +445,41 @@ class KnowledgeBase:
         return result
 
     def count(self) -> dict[str, int]:
-        return {name: self._call("count", c.count) for name, c in self._collections.items()}
+        return {name: self._call("count", self._collections[name].count)
+                for name in COLLECTIONS}
+
+    def unreadable_note(self) -> str | None:
+        """One sentence on the stored records left out so far, or None."""
+        if not self.unreadable:
+            return None
+        ids = sorted(self.unreadable)
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return (f"{len(ids)} unreadable record(s) in knowledge base {self.where} left out "
+                f"({shown}): written by a newer version, or damaged")
 
     # -- plumbing ----------------------------------------------------------------------
+
+    def _readable(self, rows: Iterable[tuple[str, Callable[[], _R]]]) -> list[_R]:
+        """Each row read on its own: one this version cannot read costs that row, not the
+        answer (nor an export, the way out of a store a newer version wrote into)."""
+        read: list[_R] = []
+        for record_id, build in rows:
+            try:
+                read.append(build())
+            except (KeyError, TypeError, ValueError) as exc:  # pydantic's is a ValueError
+                why = _unreadable_reason(exc)
+                if record_id not in self.unreadable:  # said once, not at every search
+                    log.warning("knowledge base %s: record %s cannot be read, left out: %s",
+                                self.where, record_id, why)
+                self.unreadable[record_id] = why
+        return read
+
+    def _one(self, record_id: str, build: Callable[[], _R]) -> _R:
+        try:
+            return build()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KnowledgeError(f"{record_id!r} cannot be read ({_unreadable_reason(exc)}): "
+                                 "written by a newer version, or damaged") from None
 
     def _existing(self, name: str, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -455,6 +585,15 @@ class _Deadline:
                 f"ChromaDB server {self.where} has not answered a request it was sent "
                 f"{waited + self.timeout:.0f} s ago (knowledge.timeout is {self.timeout:g} s); "
                 f"it is tried again in {retry_in:.0f} s, or as soon as it answers")
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
+                         for e in exc.errors())[:300]
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r}" if exc.args else "a field is missing"
+    return _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:
