@@ -13,13 +13,14 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 
-#: ps for one long-lived, mostly idle process (0.5% over its life) that spins on four cores
-#: from the second written in SPIN on; its columns are the collector's (parsers.PS_CGROUP_COLUMNS)
+#: ps for one long-lived (started 200,000 s before the test), mostly idle process (0.5% over
+#: its life) that spins on four cores from the second written in SPIN on; its columns are the
+#: collector's (parsers.PS_CGROUP_COLUMNS)
 PS = """\
 #!/bin/sh
 cpu=1000
 if [ -r {spin} ]; then cpu=$((1000 + 4 * ($(date +%s) - $(cat {spin})))); fi
-echo "4242 1 S alice 0.5 0.1 20000 200000 $cpu - /usr/bin/node server.js"
+echo "4242 1 S alice 0.5 0.1 20000 $(($(date +%s) - {started})) $cpu - /usr/bin/node server.js"
 """
 SUSTAINED = 2.0
 
@@ -41,7 +42,7 @@ def test_a_check_between_two_interval_checks_leaves_the_rate_to_the_interval(
     tmp_path: Path, between: str
 ) -> None:
     spin, ps = tmp_path / "spin-since", tmp_path / "ps"
-    ps.write_text(PS.format(spin=spin))
+    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
     ps.chmod(0o755)
     settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
                         thresholds={"runaway_min_seconds": SUSTAINED})

@@ -26,6 +26,7 @@ from .sections import (
     JournalQuery,
     ParseReuse,
     Plan,
+    ProcessHistory,
     Reading,
     Section,
     Source,
@@ -59,6 +60,7 @@ class Collector:
         #: when (monotonic seconds)
         self._kept: dict[str, tuple[float, object]] = {}
         self._reuse = ParseReuse()
+        self._history = ProcessHistory()
 
     def plan(self, journal: JournalQuery | None = None, keep: bool = False) -> Plan:
         """What a check reads; ``keep``: a section read only every so often keeps its last
@@ -70,7 +72,8 @@ class Collector:
             kept = frozenset(section.name for section in SECTIONS
                              if section.every is not None and section.name in self._kept
                              and now - self._kept[section.name][0] < section.every(self.settings))
-        return Plan(self.settings, query, self.transport.runs_as_root, kept, self._reuse)
+        return Plan(self.settings, query, self.transport.runs_as_root, kept, self._reuse,
+                    self._history)
 
     def _rows(self, plan: Plan) -> _Planned:
         key = (plan.journal, plan.runs_as_root, plan.kept)

@@ -463,6 +463,17 @@ def cgroup_unit(path: str | None, root: str = "/", whole: bool = True) -> str | 
     return None
 
 
+#: pid -> (start, in seconds since the epoch; CPU seconds used so far) of every process of a
+#: listing: a few ints each, where a Process is made for the thirty a check keeps
+CpuSeconds = dict[int, tuple[int, int]]
+
+
+def same_process(start: int, other_start: int) -> bool:
+    """Whether two listings' starts of one pid are one process (ps gives the age in whole
+    seconds, the listing's time is the snapshot's, taken a moment before ps ran)."""
+    return abs(start - other_start) <= 2
+
+
 #: the leading columns of a ps line that choosing the processes and counting zombies read
 #: (pid, ppid, stat, user, pcpu, pmem, rss); the rest (the long cgroup, the command) is split
 #: only for the lines a check keeps
@@ -501,6 +512,10 @@ class _ProcessTable:
             pid1 = systemd_cgroup(init[9]) if init else None
         self.root = manager_root(pid1)
         self._units: dict[str, str | None] = {}
+        self._cpu_seconds: CpuSeconds | None = None
+        self._cpu_at = 0
+        #: the same, a row each, in the listing's order
+        self._cpu_rows: list[tuple[int, int, int]] = []
 
     def _whole(self, parts: list[str]) -> list[str] | None:
         """All the line's columns; None where it has fewer than the listing's."""
@@ -528,16 +543,43 @@ class _ProcessTable:
         except ValueError:
             return None
 
-    def top(self, count: int) -> list[Process]:
-        """The top ``count`` by CPU, then those of the top ``count`` by memory not among
-        them (ties in the listing's order)."""
+    def top(self, count: int, since: CpuSeconds | None = None,
+            taken_at: float = 0.0) -> list[Process]:
+        """The top ``count`` by CPU (ps's lifetime average), then those of the top ``count`` by
+        memory, then, where ``since`` holds an earlier listing's CPU seconds, those of the top
+        ``count`` by CPU seconds used since (a daemon up for days that began to spin a minute
+        ago: its lifetime average is small), each once (ties in the listing's order)."""
+        ranked: list[list[float]] = [self.cpu, self.rss]
+        if since:
+            self.cpu_seconds(taken_at)
+            ranked.append([float(cpu - since[pid][1]) if pid in since
+                           and same_process(since[pid][0], start) else -1.0
+                           for pid, start, cpu in self._cpu_rows])
         top: dict[str, Process] = {}
-        for keys in (self.cpu, self.rss):
+        for keys in ranked:
             for n in sorted(range(len(keys)), key=keys.__getitem__, reverse=True)[:count]:
                 parts = self.rows[n]
-                if parts[0] not in top and (process := self.process(parts)) is not None:
+                if keys[n] >= 0 and parts[0] not in top \
+                        and (process := self.process(parts)) is not None:
                     top[parts[0]] = process
         return list(top.values())
+
+    def cpu_seconds(self, taken_at: float) -> CpuSeconds:
+        """Each listed process's start (``taken_at`` less its age) and CPU seconds so far, in
+        the listing's order; a line whose numbers are not numbers reads as a process started
+        now that used none."""
+        now = round(taken_at)
+        if self._cpu_seconds is None or self._cpu_at != now:  # one listing read at two times
+            self._cpu_at, self._cpu_rows = now, []
+            for parts in self.rows:
+                age_cpu = parts[_LEAD].split(None, 2)
+                try:
+                    self._cpu_rows.append((int(parts[0]), now - int(age_cpu[0]),
+                                           int(age_cpu[1])))
+                except (ValueError, IndexError):
+                    self._cpu_rows.append((int(parts[0]), now, 0))
+            self._cpu_seconds = {pid: (start, cpu) for pid, start, cpu in self._cpu_rows}
+        return self._cpu_seconds
 
 
 def _ps_row(line: str) -> list[str] | None:
@@ -583,11 +625,18 @@ def parse_ps(text: str) -> list[Process]:
     return [p for p in map(table.process, table.rows) if p is not None]
 
 
-def parse_ps_top(text: str, cgroups: bool = True, count: int = 15) -> list[Process]:
+def parse_ps_top(text: str, cgroups: bool = True, count: int = 15,
+                 since: CpuSeconds | None = None, taken_at: float = 0.0) -> list[Process]:
     """The processes a check keeps of a listing (:data:`PS_CGROUP_COLUMNS`;
-    ``cgroups=False``: :data:`PS_COLUMNS`): the top ``count`` by CPU and the top ``count`` by
-    memory, each once."""
-    return _table(text, cgroups).top(count)
+    ``cgroups=False``: :data:`PS_COLUMNS`): the top ``count`` by CPU, by memory and, given
+    an earlier listing's :func:`parse_cpu_seconds` (``since``), by CPU used since, each once."""
+    return _table(text, cgroups).top(count, since, taken_at)
+
+
+def parse_cpu_seconds(text: str, taken_at: float, cgroups: bool = True) -> CpuSeconds:
+    """Every process's start and CPU seconds (see :data:`CpuSeconds`), the listing taken at
+    ``taken_at``."""
+    return _table(text, cgroups).cpu_seconds(taken_at)
 
 
 def parse_ps_zombies(text: str, cgroups: bool = True) -> list[ZombieParent]:

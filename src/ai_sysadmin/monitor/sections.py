@@ -138,6 +138,15 @@ class ParseReuse:
         return value
 
 
+class ProcessHistory:
+    """One host's last process listing, as CPU seconds: a check keeps the processes whose CPU
+    rose most since, besides the busiest by ps's lifetime average (a daemon up for days that
+    began to spin an hour ago averages a few percent)."""
+
+    def __init__(self) -> None:
+        self.cpu_seconds: parsers.CpuSeconds | None = None
+
+
 @dataclass(frozen=True)
 class Plan:
     """What one check's commands depend on."""
@@ -151,6 +160,8 @@ class Plan:
     kept: frozenset[str] = frozenset()
     #: the host's last parses (its collector's), for texts read again unchanged
     reuse: ParseReuse | None = field(default=None, compare=False)
+    #: the host's last process listing (its collector's)
+    history: ProcessHistory | None = field(default=None, compare=False)
 
     @property
     def programs(self) -> Programs:
@@ -422,7 +433,13 @@ def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
 
 
 def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    snap.processes = parsers.parse_ps_top(text(readings[0]))
+    listing = text(readings[0])
+    history = plan.history
+    since = history.cpu_seconds if history is not None else None
+    snap.processes = parsers.parse_ps_top(listing, since=since, taken_at=snap.taken_at)
+    snap.cpu_seconds = parsers.parse_cpu_seconds(listing, snap.taken_at)
+    if history is not None:
+        history.cpu_seconds = snap.cpu_seconds
 
 
 def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:

@@ -212,6 +212,9 @@ class Snapshot:
     journal: list[JournalEntry] | None = None
     journal_cursor: str | None = None
     processes: list[Process] | None = None
+    #: every listed process's start and CPU seconds (pid -> (start, seconds)): what the CPU
+    #: a process used between two checks is measured from, kept or not
+    cpu_seconds: dict[int, tuple[int, int]] | None = None
     #: every process with zombie children, most zombies first
     zombies: list[ZombieParent] | None = None
     #: the configured certificates (``Settings.certificates``). Empty, not None, by default:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity, in_unit, process_subject, program, quote
+from ..parsers import same_process
 from ..snapshot import Process
 from .base import Rule, RuleContext
 
@@ -24,13 +25,13 @@ class RunawayProcess(Rule):
     def _share(self, ctx: RuleContext, proc: Process,
                before: dict[int, Process]) -> tuple[float, float] | None:
         prev = ctx.rates_from
-        if prev and before:
-            earlier = before.get(proc.pid)
+        if prev:
             span = ctx.snapshot.taken_at - prev.taken_at
             # a short gap (a check woken by the journal) says nothing about "sustained"
             sustained = max(ctx.thresholds.runaway_min_seconds, 1.0)
-            if earlier and earlier.command == proc.command and span >= sustained:
-                return 100.0 * (proc.cpu_seconds - earlier.cpu_seconds) / span, span
+            used = _used_since(ctx, proc, before)
+            if used is not None and span >= sustained:
+                return 100.0 * used / span, span
         if proc.elapsed_seconds >= ctx.thresholds.runaway_min_seconds:
             return proc.cpu_percent, float(proc.elapsed_seconds)
         return None
@@ -56,6 +57,23 @@ class RunawayProcess(Rule):
                 [_evidence(*hog) for hog in found],
             ))
         return findings
+
+
+def _used_since(ctx: RuleContext, proc: Process, before: dict[int, Process]) -> int | None:
+    """The CPU seconds the process used since the snapshot rates are measured from: by every
+    process's CPU seconds listed then (whether or not that check kept the process), else by
+    the processes it kept; None where it was not there then (a new process, a reused pid)."""
+    prev = ctx.rates_from
+    assert prev is not None
+    if prev.cpu_seconds is not None:
+        earlier = prev.cpu_seconds.get(proc.pid)
+        start = round(ctx.snapshot.taken_at) - proc.elapsed_seconds
+        if earlier is None or not same_process(earlier[0], start):
+            return None
+        return proc.cpu_seconds - earlier[1]
+    kept = before.get(proc.pid)
+    return proc.cpu_seconds - kept.cpu_seconds if kept and kept.command == proc.command \
+        else None
 
 
 def _evidence(share: float, span: float, proc: Process) -> str:
