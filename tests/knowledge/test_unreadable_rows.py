@@ -105,3 +105,14 @@ def test_the_cli_says_what_it_left_out(cli: Cli, embedder: MiniLMEmbedding, tmp_
     code, out, err = cli("knowledge", "export", str(dump))
     assert code == 2 and "k-new" in err and "1 unreadable" in err
     assert [json.loads(line)["id"] for line in dump.read_text().splitlines()] == [entry["id"]]
+
+
+def test_an_unreadable_entry_can_be_removed(kb: KnowledgeBase) -> None:
+    """The operator told of a record that cannot be read must be able to be rid of it."""
+    _store_raw(kb)
+    kb.list()
+    assert "k-new" in kb.unreadable
+    assert kb.remove("k-new") is None
+    assert kb.collection("knowledge").get(ids=["k-new"])["ids"] == []
+    assert "k-new" not in kb.unreadable
+    assert kb.remove("op-good") is not None  # a readable one comes back as it was

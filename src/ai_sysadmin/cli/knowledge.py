@@ -191,7 +191,10 @@ def remove(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None
     """Delete one entry."""
     entry = _open(ctx).remove(entry_id)
     if as_json:
-        print_json({"removed": _as_json(entry)})
+        print_json({"removed": _as_json(entry) if entry else {"id": entry_id,
+                                                              "readable": False}})
+    elif entry is None:
+        out.print(f"removed {entry_id} (a record this version could not read)", markup=False)
     else:
         out.print(f"removed {entry.id}: {entry.topic}", markup=False)
 

@@ -268,10 +268,15 @@ class KnowledgeBase:
         return self._one(entry_id, lambda: KnowledgeEntry.from_chroma(
             found["ids"][0], found["documents"][0], found["metadatas"][0]))
 
-    def remove(self, entry_id: str) -> KnowledgeEntry:
-        """Delete one entry; returns what was deleted."""
-        entry = self.get(entry_id)
+    def remove(self, entry_id: str) -> KnowledgeEntry | None:
+        """Delete one entry; returns what was deleted, None for one this version could not
+        read (the operator told of it must be able to be rid of it)."""
+        try:
+            entry: KnowledgeEntry | None = self.get(entry_id)
+        except KnowledgeError:  # there, unreadable (an absent one is a NotFoundError)
+            entry = None
         self._call("remove knowledge", self._collections["knowledge"].delete, ids=[entry_id])
+        self.unreadable.pop(entry_id, None)
         return entry
 
     def list(self, *, provenance: Provenance | None = None, category: str | None = None,
