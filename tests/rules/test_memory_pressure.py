@@ -79,3 +79,17 @@ def test_custom_thresholds():
     stalled_snapshot = snapshot(memory=memory(90, psi=5))
     stalled = only(RULE.evaluate(context(stalled_snapshot, thresholds=thresholds)))
     assert stalled.severity is Severity.WARNING
+
+
+def test_memory_reserved_as_huge_pages_is_not_memory_missing():
+    # a KVM or database host that set 92 GiB of 100 aside as huge pages, 7 GiB of the rest
+    # free: MemAvailable never counts the huge pages, used or not
+    gib = 1024 * 1024
+    reserved = Memory(total_kb=100 * gib, available_kb=7 * gib, swap_total_kb=0,
+                      swap_free_kb=0, psi_some_avg60=0.0, hugetlb_kb=92 * gib)
+    assert RULE.evaluate(context(snapshot(memory=reserved))) == []
+    short = Memory(total_kb=100 * gib, available_kb=gib // 4, swap_total_kb=0,
+                   swap_free_kb=0, psi_some_avg60=0.0, hugetlb_kb=92 * gib)
+    finding = only(RULE.evaluate(context(snapshot(memory=short))))
+    assert finding.severity is Severity.CRITICAL  # 3% of the 8 GiB it can give out
+    assert "less 96468992 kB of huge pages" in finding.evidence[0]

@@ -88,7 +88,8 @@ def _kv_numbers(text: str, keys: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-_MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "SwapTotal", "SwapFree")
+_MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "SwapTotal", "SwapFree", "Hugetlb",
+                 "HugePages_Total", "Hugepagesize")
 
 
 def parse_meminfo(text: str, pressure: str | None = None) -> Memory:
@@ -98,9 +99,13 @@ def parse_meminfo(text: str, pressure: str | None = None) -> Memory:
     except KeyError as exc:
         raise ParseError("MemTotal missing from /proc/meminfo") from exc
     available = values.get("MemAvailable", values.get("MemFree", 0))
+    # Hugetlb (kernel 4.16+) counts every page size; before it, the default size's pool
+    hugetlb = values.get("Hugetlb", values.get("HugePages_Total", 0)
+                         * values.get("Hugepagesize", 0))
     return Memory(
         total_kb=total,
         available_kb=available,
+        hugetlb_kb=hugetlb,
         swap_total_kb=values.get("SwapTotal", 0),
         swap_free_kb=values.get("SwapFree", 0),
         psi_some_avg60=parse_psi_some_avg60(pressure) if pressure else None,

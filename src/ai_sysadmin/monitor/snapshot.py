@@ -29,10 +29,16 @@ class Memory:
     swap_total_kb: int
     swap_free_kb: int
     psi_some_avg60: float | None = None
+    #: memory set aside as huge pages (for VMs, DPDK, a database): part of MemTotal, never
+    #: of MemAvailable, used or not
+    hugetlb_kb: int = 0
 
     @property
     def available_percent(self) -> float:
-        return 100.0 * self.available_kb / self.total_kb if self.total_kb else 100.0
+        """Of the memory the kernel can give out at all: a host that reserved most of its
+        memory as huge pages is not short of the rest."""
+        usable = self.total_kb - self.hugetlb_kb
+        return 100.0 * self.available_kb / usable if usable > 0 else 100.0
 
 
 @dataclass(frozen=True, slots=True)

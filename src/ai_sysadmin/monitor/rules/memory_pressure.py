@@ -20,8 +20,9 @@ class MemoryPressure(Rule):
         if avail >= t.memory_available_warn_percent and not stalled:
             return []
         critical = avail < t.memory_available_critical_percent
-        evidence = [f"MemAvailable {mem.available_kb} kB of MemTotal {mem.total_kb} kB "
-                    f"({avail:.1f}%)"]
+        reserved = (f" less {mem.hugetlb_kb} kB of huge pages" if mem.hugetlb_kb else "")
+        evidence = [f"MemAvailable {mem.available_kb} kB of MemTotal {mem.total_kb} kB"
+                    f"{reserved} ({avail:.1f}%)"]
         if psi is not None:
             evidence.append(f"memory PSI some avg60={psi:.2f}")
         return [
