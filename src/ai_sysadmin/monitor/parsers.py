@@ -652,8 +652,12 @@ def parse_ps_zombies(text: str, cgroups: bool = True) -> list[ZombieParent]:
     zombies: dict[str, int] = {}
     for parts in table.rows:
         # ppid 0: the parent is outside this pid namespace (a command entered into a
-        # container, about to be reaped there); no process here could reap it
-        if parts[2].startswith("Z") and parts[1].isdigit() and parts[1] != "0":
+        # container, about to be reaped there); no process here could reap it. "Zl": a
+        # process whose main thread ended while its other threads run: alive, nothing to
+        # reap yet (ps shows its state by the main thread's)
+        state = parts[2]
+        if state.startswith("Z") and "l" not in state and parts[1].isdigit() \
+                and parts[1] != "0":
             zombies[parts[1]] = zombies.get(parts[1], 0) + 1
     if not zombies:
         return []
