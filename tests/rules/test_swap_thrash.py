@@ -81,3 +81,15 @@ def test_the_rate_is_measured_from_the_baseline_when_there_is_one():
                         swap=SwapCounters(current.swap.pages_in - 10, current.swap.pages_out))
     finding = only(RULE.evaluate(context(current, previous=previous, baseline=baseline)))
     assert finding.summary == "swap thrashing: 2000 pages/s"
+
+
+def test_a_host_rebooted_since_the_baseline_is_judged_over_its_new_boot():
+    # the reboot did not help: 1,500 pages/s in the 240 s since it came back
+    previous = snapshot(taken_at=NOW - 300, uptime_seconds=30 * 86_400.0,
+                        swap=SwapCounters(40_000_000, 40_000_000))
+    current = snapshot(taken_at=NOW, uptime_seconds=240.0, swap=SwapCounters(180_000, 180_000))
+    finding = only(RULE.evaluate(context(current, previous=previous)))
+    assert finding.summary == "swap thrashing: 1500 pages/s"
+    assert finding.evidence == ("pswpin+pswpout are 360000 pages 240 s after the host booted",)
+    quiet = snapshot(taken_at=NOW, uptime_seconds=240.0, swap=SwapCounters(900, 300))
+    assert RULE.evaluate(context(quiet, previous=previous)) == []

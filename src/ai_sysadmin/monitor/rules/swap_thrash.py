@@ -15,19 +15,21 @@ class SwapThrash(Rule):
         now, prev = ctx.snapshot, ctx.rates_from
         if now.swap is None or prev is None or prev.swap is None:
             return []
+        since_now = now.swap.pages_in + now.swap.pages_out
+        moved = since_now - prev.swap.pages_in - prev.swap.pages_out
         seconds = now.taken_at - prev.taken_at
+        how = f"pswpin+pswpout rose by {moved} pages in {seconds:.0f} s"
+        # a reboot in between starts the counters again: the rate is the new boot's own
+        up, up_before = now.uptime_seconds, prev.uptime_seconds
+        if moved < 0 or (up is not None and up_before is not None and up < up_before):
+            if not up:
+                return []
+            moved, seconds = since_now, up
+            how = f"pswpin+pswpout are {moved} pages {seconds:.0f} s after the host booted"
         if seconds <= 0:
             return []
-        moved = now.swap.pages_in - prev.swap.pages_in + now.swap.pages_out - prev.swap.pages_out
         rate = moved / seconds
         if rate < ctx.thresholds.swap_thrash_pages_per_second:
             return []
-        return [
-            self.finding(
-                ctx,
-                "swap",
-                Severity.WARNING,
-                f"swap thrashing: {rate:.0f} pages/s",
-                [f"pswpin+pswpout rose by {moved} pages in {seconds:.0f} s"],
-            )
-        ]
+        return [self.finding(ctx, "swap", Severity.WARNING,
+                             f"swap thrashing: {rate:.0f} pages/s", [how])]
