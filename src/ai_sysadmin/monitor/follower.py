@@ -59,7 +59,12 @@ class JournalFollower:
 
     async def run(self) -> None:
         """Follow until cancelled; restart journalctl with backoff when it exits."""
-        argv = journal_argv(self.settings, JournalQuery(), follow=True)
+        # without --all journalctl writes a field of 4096 bytes or more as null: a follower
+        # only learns that something happened (the check reads it whole), and no line can
+        # outgrow the stream's limit (any local user can log a 400 KiB message, 1.6 MB of
+        # JSON, which ended the follower)
+        argv = [arg for arg in journal_argv(self.settings, JournalQuery(), follow=True)
+                if arg != "--all"]
         backoff = 1.0
         while True:
             lines, reading = 0, False
@@ -77,6 +82,9 @@ class JournalFollower:
                     reading = True
             except TransportError as exc:
                 log.warning("journal follower of %s cannot start: %s", self.transport.host, exc)
+            except Exception as exc:  # whatever the stream met, following goes on
+                log.warning("journal follower of %s failed: %s: %s", self.transport.host,
+                            type(exc).__name__, exc)
             # followed (read past its first entry): restart at once; else, pause longer each
             # time, so that a journalctl that keeps ending after its first entry does not
             # wake a check a second
