@@ -615,7 +615,8 @@ class Settings(_Section):
     certificates: list[str] = Field(
         default_factory=list,
         description="Certificate files (PEM) whose expiry is watched, on every host checked: "
-        "each is read there with `openssl x509`; one missing or unreadable is reported.",
+        "each is read there with `openssl crl2pkcs7` (every certificate in the file); one "
+        "missing or unreadable is reported.",
     )
     config_repo: str | None = Field(None, description="Git repository of the hosts' configs.")
     config_branch: str = Field("main", description="Branch of config_repo.")

@@ -49,8 +49,8 @@ def done(returncode: int, stdout: str = "", stderr: str = "") -> CommandResult:
 def test_each_configured_certificate_is_one_openssl_command(tmp_path: Path) -> None:
     sources = SECTIONS_BY_NAME["certificates"].sources(plan(tmp_path, [CERT, "/etc/b.pem"]))
     assert [s.argv for s in sources] == [
-        ("openssl", "x509", "-noout", "-enddate", "-subject", "-in", CERT),
-        ("openssl", "x509", "-noout", "-enddate", "-subject", "-in", "/etc/b.pem")]
+        ("openssl", "crl2pkcs7", "-nocrl", "-certfile", CERT),
+        ("openssl", "crl2pkcs7", "-nocrl", "-certfile", "/etc/b.pem")]
     assert SECTIONS_BY_NAME["certificates"].sources(plan(tmp_path)) == ()
 
 

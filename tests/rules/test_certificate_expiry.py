@@ -70,7 +70,7 @@ def test_a_configured_file_that_gives_no_certificate_is_a_warning_not_silence():
 
     assert (finding.subject, finding.severity) == (PATH, Severity.WARNING)
     assert finding.summary == f"certificate {PATH} cannot be read: no such file"
-    assert finding.evidence == (f"openssl x509 -in {PATH}: no such file",)
+    assert finding.evidence == (f"openssl crl2pkcs7 -certfile {PATH}: no such file",)
 
 
 def test_each_certificate_is_its_own_subject():

@@ -5,6 +5,7 @@ Each is tested on fixture files holding the command, its raw output and the expe
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -691,25 +692,112 @@ def openssl_time(text: str) -> float:
         raise ParseError(f"not an openssl date: {text[:80]!r}") from exc
 
 
-def parse_x509_dates(text: str, path: str) -> Certificate:
-    """``openssl x509 -noout -enddate -subject -in PATH``: the certificate's end and subject."""
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    end = fields.get("notAfter")
-    if end is None:
-        raise ParseError(f"openssl printed no notAfter for {path}")
-    return Certificate(path, openssl_time(end), end.strip(), fields.get("subject", "").strip())
+#: the PEM label ``openssl crl2pkcs7`` writes
+_PKCS7_PEM = re.compile(r"-----BEGIN PKCS7-----(.*?)-----END PKCS7-----", re.S)
+#: id-signedData (1.2.840.113549.1.7.2), DER-encoded with its tag and length
+_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")
+_MONTH_NAMES = {n: name for name, n in _MONTHS.items()}
+NO_CERTIFICATE = "no PEM certificate in it"
+
+
+def _der(data: bytes, at: int, end: int) -> tuple[int, int, int]:
+    """The DER element at ``at``: (tag, first byte of its contents, end of its contents)."""
+    if at + 2 > end:
+        raise ParseError("DER cut short")
+    tag, length = data[at], data[at + 1]
+    at += 2
+    if length & 0x80:
+        size = length & 0x7F
+        if not 0 < size <= 4 or at + size > end:
+            raise ParseError("not DER: a length openssl never writes")
+        length = int.from_bytes(data[at : at + size], "big")
+        at += size
+    if at + length > end:
+        raise ParseError("DER cut short")
+    return tag, at, at + length
+
+
+def _der_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(tag, element start, contents start, end) of each element in ``data[start:end]``."""
+    found = []
+    while start < end:
+        tag, body, stop = _der(data, start, end)
+        found.append((tag, start, body, stop))
+        start = stop
+    return found
+
+
+def _pkcs7_certificates(der: bytes) -> list[bytes]:
+    """The DER certificates of a PKCS#7 SignedData (RFC 2315), read by hand: openssl leaves
+    their SET OF unsorted, which is BER, not DER, and cryptography's PKCS#7 loader warns of
+    such a set that it may refuse it in a later release."""
+    tag, body, end = _der(der, 0, len(der))
+    if tag != 0x30 or not der.startswith(_SIGNED_DATA, body):
+        raise ParseError("not a PKCS#7 SignedData")
+    tag, body, end = _der(der, body + len(_SIGNED_DATA), end)  # [0] EXPLICIT content
+    if tag != 0xA0:
+        raise ParseError("a PKCS#7 SignedData without its content")
+    tag, body, end = _der(der, body, end)  # SignedData ::= SEQUENCE
+    if tag != 0x30:
+        raise ParseError("a PKCS#7 SignedData that is not a SEQUENCE")
+    for tag, _, inner, stop in _der_children(der, body, end):
+        if tag == 0xA0:  # certificates [0] IMPLICIT SET OF Certificate
+            return [der[first:last] for _, first, _, last in _der_children(der, inner, stop)]
+    return []  # no certificate in the file: openssl writes the set out
+
+
+def _openssl_name(name: Any) -> str:
+    """A distinguished name as openssl 3 prints it by default: ``C = US, O = Org, CN = host``."""
+    return ", ".join(" + ".join(f"{attr.rfc4514_attribute_name} = {attr.value!s}"
+                                for attr in rdn) for rdn in name.rdns)
+
+
+def parse_pkcs7_certificates(text: str, path: str) -> Certificate:
+    """``openssl crl2pkcs7 -nocrl -certfile PATH``: every certificate of the file (a
+    fullchain.pem holds the leaf, then its intermediates), and no key (one in the file stays
+    in openssl). The one that ends first is the file's: its end, subject and place in the
+    file. A file with none (empty, only a key, not PEM) is an error of the certificate."""
+    from cryptography import x509  # here: loading it costs every command's start time
+
+    found = _PKCS7_PEM.search(text)
+    if found is None:
+        raise ParseError(f"openssl printed no PKCS#7 for {path}")
+    try:
+        der = base64.b64decode("".join(found.group(1).split()), validate=True)
+    except ValueError as exc:  # binascii.Error is one
+        raise ParseError(f"the PKCS#7 openssl printed for {path} is not base64") from exc
+    certs = []
+    for blob in _pkcs7_certificates(der):
+        try:
+            cert = x509.load_der_x509_certificate(blob)
+        except ValueError as exc:
+            raise ParseError(f"a certificate in {path} cannot be read: {exc}") from exc
+        end = getattr(cert, "not_valid_after_utc", None)  # cryptography >= 42
+        if end is None:
+            end = cert.not_valid_after.replace(tzinfo=UTC)
+        certs.append((end, cert))
+    if not certs:
+        return Certificate(path, error=NO_CERTIFICATE)
+    position, (end, first) = min(enumerate(certs, 1), key=lambda item: item[1][0])
+    printed = (f"{_MONTH_NAMES[end.month]} {end.day:2d} {end.hour:02d}:{end.minute:02d}:"
+               f"{end.second:02d} {end.year} GMT")
+    return Certificate(path, end.timestamp(), printed, _openssl_name(first.subject),
+                       position=position, count=len(certs))
 
 
 def x509_failure(stderr: str) -> str:
-    """Why ``openssl x509 -in PATH`` read no certificate, in a few words (openssl 1.1 and 3
-    word it differently, and add lines of internal error codes)."""
+    """Why openssl read no certificate from a file (``crl2pkcs7 -certfile``, as
+    ``x509 -in`` before it), in a few words: openssl 1.1 and 3 word it differently, and add
+    lines of internal error codes."""
     for marker, reason in (("No such file or directory", "no such file"),
                            ("Permission denied", "permission denied"),
                            ("Is a directory", "a directory, not a file")):
         if marker in stderr:
             return reason
     if "Could not read certificate" in stderr or "Expecting: TRUSTED CERTIFICATE" in stderr:
-        return "no PEM certificate in it"
+        return NO_CERTIFICATE
+    if "error reading the file" in stderr:  # crl2pkcs7: a PEM block it could not decode
+        return "a PEM block in it cannot be read"
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     return lines[0][:200] if lines else "openssl read no certificate"
 

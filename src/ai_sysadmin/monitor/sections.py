@@ -369,7 +369,7 @@ def _certificates(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> No
             found.append(Certificate(path, error=parsers.x509_failure(done.stderr)))
             continue
         try:
-            found.append(parsers.parse_x509_dates(done.stdout, path))
+            found.append(parsers.parse_pkcs7_certificates(done.stdout, path))
         except parsers.ParseError as exc:
             found.append(Certificate(path, error=str(exc)))
     snap.certificates = found
@@ -456,8 +456,11 @@ def coredumpctl_argv(programs: Programs) -> tuple[str, ...]:
 
 
 def _certificate_sources(plan: Plan) -> tuple[Source, ...]:
-    return tuple(Source((plan.programs.openssl, "x509", "-noout", "-enddate", "-subject",
-                         "-in", path)) for path in plan.settings.certificates)
+    # every certificate of the file (`x509 -in` reads the first only: a fullchain.pem's
+    # leaf), in a PKCS#7 that holds no key: one in the file stays in the host's openssl.
+    # -nocrl: no CRL read from stdin. crl2pkcs7 is in every openssl (1.0, 1.1, 3).
+    return tuple(Source((plan.programs.openssl, "crl2pkcs7", "-nocrl", "-certfile", path))
+                 for path in plan.settings.certificates)
 
 
 def _files(*paths: str) -> Callable[[Plan], tuple[Source, ...]]:

@@ -171,16 +171,24 @@ class ZombieParent:
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
-    """A configured certificate file: when it expires, or why it could not be read."""
+    """A configured certificate file: when it expires, or why it could not be read.
+
+    A file may hold several certificates (a fullchain.pem: the leaf, then intermediates):
+    the one that ends first speaks for the file, since a client that meets it refuses all.
+    """
 
     path: str
     #: notAfter in seconds since the epoch; None when the file gave no certificate
     not_after: float | None = None
-    #: notAfter as openssl printed it (what the evidence quotes)
+    #: notAfter as openssl prints it (``Feb  1 00:00:00 2025 GMT``: what the evidence quotes)
     not_after_text: str = ""
+    #: the subject as openssl 3 prints it (``O = Org, CN = host``)
     subject: str = ""
     #: why no certificate was read (missing, unreadable, not PEM); None when it was
     error: str | None = None
+    #: where in the file the certificate that ends first is (1: the first), of how many
+    position: int = 1
+    count: int = 1
 
 
 #: the state ``systemctl list-unit-files`` gives a unit file systemd cannot parse

@@ -13,8 +13,9 @@ class CertificateExpiry(Rule):
     Critical once fewer than ``certificate_expiry_critical_days`` are left (by default: once
     expired), a warning within ``certificate_expiry_warn_days``. A configured file that gives
     no certificate (missing, unreadable, not PEM) is a warning of its own: a watch that
-    cannot see is never silence. The subject is the path, so a renewed file clears its
-    incident.
+    cannot see is never silence. Every certificate of a file is judged (a fullchain.pem: the
+    leaf, then its intermediates): the one that ends first speaks for the file, named by its
+    subject. The subject of the finding is the path, so a renewed file clears its incident.
     """
 
     name = "certificate_expiry"
@@ -28,7 +29,7 @@ class CertificateExpiry(Rule):
                 findings.append(self.finding(
                     ctx, cert.path, Severity.WARNING,
                     f"certificate {cert.path} cannot be read: {quote(cert.error or '', 120)}",
-                    [f"openssl x509 -in {quote(cert.path, 200)}: "
+                    [f"openssl crl2pkcs7 -certfile {quote(cert.path, 200)}: "
                      f"{quote(cert.error or 'no notAfter')}"]))
                 continue
             left = (cert.not_after - ctx.snapshot.taken_at) / _DAY
@@ -42,9 +43,12 @@ class CertificateExpiry(Rule):
 
 
 def _summary(cert: Certificate, days_left: float) -> str:
+    which = f"certificate {cert.path}"
+    if cert.count > 1:  # which of the file's certificates: an intermediate is not the leaf
+        which += f": {quote(cert.subject, 80)} ({cert.position} of {cert.count} in the file)"
     if days_left <= 0:
-        return f"certificate {cert.path} expired {_days(-days_left)} ago"
-    return f"certificate {cert.path} expires in {_days(days_left)}"
+        return f"{which} expired {_days(-days_left)} ago"
+    return f"{which} expires in {_days(days_left)}"
 
 
 def _days(days: float) -> str:
@@ -55,5 +59,7 @@ def _days(days: float) -> str:
 
 
 def _evidence(cert: Certificate) -> str:
+    place = (f" (certificate {cert.position} of {cert.count} in the file)"
+             if cert.count > 1 else "")
     return (f"{quote(cert.path, 200)}: notAfter={quote(cert.not_after_text, 60)} "
-            f"subject={quote(cert.subject, 200)}")
+            f"subject={quote(cert.subject, 200)}{place}")
