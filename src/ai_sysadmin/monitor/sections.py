@@ -89,12 +89,16 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
     if query.after_cursor and query.after_cursor.startswith(SINCE_PREFIX):
         argv.append(f"--since=@{query.after_cursor[len(SINCE_PREFIX):]}")
     elif query.after_cursor:
-        argv.append(f"--after-cursor={query.after_cursor}")
+        # from the position itself, which the journal section drops: where it is gone (its
+        # file vacuumed, another journal's) journalctl starts at the nearest entry, which
+        # --after-cursor skips unseen
+        argv.append(f"--cursor={query.after_cursor}")
         if not follow:
             # the first entries after it (journalctl reads --lines so after a cursor): a
             # backlog is read in chunks, each moving the cursor on, where reading all of it
-            # at once could outlast the command's timeout at every check, the cursor stuck
-            argv.append(f"--lines={JOURNAL_CHUNK}")
+            # at once could outlast the command's timeout at every check, the cursor stuck;
+            # one more: the position itself
+            argv.append(f"--lines={JOURNAL_CHUNK + 1}")
     elif follow:
         # the last entry before following starts comes first: it says the follower is
         # reading (see JournalFollower)
@@ -389,9 +393,25 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     # --output=json): the system's errors would go unseen on a "healthy" host
     own_only = (len(readings) > 1
                 and result(readings[1]).returncode == _SYSTEM_JOURNAL_UNREADABLE)
-    snap.journal = parsers.parse_journal(read.stdout)
+    entries = parsers.parse_journal(read.stdout)
     # journalctl prints an entry a line, each a JSON object (counted without a second split)
     printed = read.stdout.count("\n{") + read.stdout.startswith("{")
+    position = query.after_cursor
+    if position and not position.startswith(SINCE_PREFIX):
+        if entries and entries[0].cursor == position:
+            entries, printed = entries[1:], printed - 1  # read last time
+        elif not printed and _ahead(position, snap.host_time()):
+            # not there, and stamped later than the host's now (another journal's, or the
+            # clock was set back): reading after it would find nothing until the clock
+            # passes it, and nothing would say so
+            snap.journal = []
+            snap.journal_cursor = f"{SINCE_PREFIX}{snap.host_time():.6f}"
+            snap.errors["journal"] = (
+                "the stored journal position is ahead of the host's clock (another journal's, "
+                "or the clock was set back); reading again from now (entries before may be "
+                "skipped)")
+            return
+    snap.journal = entries
     unread = printed - len(snap.journal)
     if unread > 0:
         # entries nobody read are no evidence that nothing happened: not judged, and read
@@ -402,6 +422,23 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.errors["journal"] = (f"journalctl shows this user's own messages only; "
                                   f"{_JOURNAL_ACCESS}")
     snap.journal_cursor = snap.journal[-1].cursor if snap.journal else query.after_cursor
+
+
+#: how far a stored position may be ahead of the host's clock (clocks drift, get stepped)
+_POSITION_SLACK_SECONDS = 60.0
+
+
+def _ahead(cursor: str, now: float) -> bool:
+    """Whether a journal cursor's time (its ``t=``, microseconds in hex) is later than
+    ``now`` on the host's clock."""
+    for part in cursor.split(";"):
+        key, _, value = part.partition("=")
+        if key == "t":
+            try:
+                return int(value, 16) / 1e6 > now + _POSITION_SLACK_SECONDS
+            except ValueError:
+                return False
+    return False
 
 
 def _journal_failure(stderr: str, query: JournalQuery, snap: Snapshot) -> TransportError:
@@ -420,9 +457,9 @@ def _journal_failure(stderr: str, query: JournalQuery, snap: Snapshot) -> Transp
 def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     """Where the next check starts when no warning entry has been read yet.
 
-    journalctl's ``--after-cursor`` with a ``--priority`` filter skips the first matching
-    entry when the cursor itself does not match the filter, so the position must be the last
-    *warning* entry, or else a time: that of the newest entry of any priority.
+    With a ``--priority`` filter, a position is printed by ``--cursor`` (which tells a check
+    that it is still there) only where it matches the filter, so the position must be the
+    last *warning* entry, or else a time: that of the newest entry of any priority.
     """
     entries = [parsers.parse_journal(done.stdout) if done.ok else []
                for done in map(result, readings)]
