@@ -108,7 +108,7 @@ def test_what_a_failed_investigation_proposed_is_never_decided_beside_the_retry(
 
     script = [call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
                    rationale="it failed"),
-              http_error(503, '{"error":"server overloaded"}'),  # the LLM dies mid-run
+              http_error(500, '{"error":"server overloaded"}'),  # the LLM dies mid-run
               call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
                    rationale="it failed"),
               say("DIAGNOSIS: nginx.service failed.")]
@@ -193,7 +193,7 @@ def test_an_investigation_that_escapes_its_own_handling_is_logged_and_not_left_s
         tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     from tests.support.scripted_model import http_error
 
-    script = [http_error(503, '{"error":"server overloaded"}')]
+    script = [http_error(500, '{"error":"server overloaded"}')]
     with ScriptedModel(script) as model:
         settings = Settings(ai_name="hal", state_dir=tmp_path,
                             llm={"backend": "ollama", "url": model.url, "model": "scripted"})

@@ -14,6 +14,10 @@ A step may be a callable ``request_json -> step`` to answer from the conversatio
 script answers ``then`` when given (a callable that answers every request from then on, e.g. a
 model that plays a role), else ``say("(script exhausted)")``. Requests are served concurrently,
 one thread each.
+
+A busy server: ``ScriptedModel([http_error(503), http_error(503), say("ok")])`` answers 503
+twice, then the answer; ``ScriptedModel(then=http_error(429, retry_after="1"))`` answers 429
+with a ``Retry-After`` header to every chat request.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +58,8 @@ class Calls:
 class HttpError:
     status: int
     body: bytes
+    #: extra response headers, e.g. (("Retry-After", "1"),)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Delay:
 
 
 Step: TypeAlias = "Say | Calls | HttpError | Garbage | Respond | Delay | Callable[[JSON], Step]"
+#: status, content type, body, extra headers
+Reply: TypeAlias = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
 EXHAUSTED = "(script exhausted)"
 
 
@@ -95,8 +104,11 @@ def calls(steps: Iterable[Calls], text: str = "") -> Calls:
     return Calls(tuple(c for step in steps for c in step.calls), text)
 
 
-def http_error(status: int, body: str | bytes = '{"error": "scripted failure"}') -> HttpError:
-    return HttpError(status, body.encode() if isinstance(body, str) else body)
+def http_error(status: int, body: str | bytes = '{"error": "scripted failure"}', *,
+               retry_after: str | None = None) -> HttpError:
+    """An error answer; ``retry_after``: its ``Retry-After`` header (seconds or an HTTP date)."""
+    headers = () if retry_after is None else (("Retry-After", retry_after),)
+    return HttpError(status, body.encode() if isinstance(body, str) else body, headers)
 
 
 def garbage(body: bytes = b"<html>not json", content_type: str = "application/json") -> Garbage:
@@ -135,6 +147,8 @@ class Hit:
     method: str
     path: str
     headers: dict[str, str]
+    #: when it arrived, on ``time.monotonic``'s clock
+    at: float = 0.0
 
 
 class ScriptedModel:
@@ -145,6 +159,8 @@ class ScriptedModel:
         self.then = then
         #: what /api/tags and /v1/models list; the script answers whatever model is asked
         self.models = list(models) if models is not None else [model]
+        #: when set, what /api/tags and /v1/models answer instead of the list (a busy server)
+        self.listing_error: HttpError | None = None
         self.latency = latency
         #: the JSON body of every chat request, in arrival order
         self.requests: list[JSON] = []
@@ -187,12 +203,14 @@ class ScriptedModel:
     # -- serving (runs in the server's threads) ----------------------------------------------
 
     def handle(self, method: str, path: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, str, bytes]:
+               body: bytes) -> Reply:
         with self._lock:
-            self.hits.append(Hit(method, path, headers))
+            self.hits.append(Hit(method, path, headers, time.monotonic()))
         route = (method, path.split("?")[0])
         if route == ("GET", "/api/version"):
             return _json(200, {"version": "0.0.0-scripted"})
+        if route in {("GET", "/api/tags"), ("GET", "/v1/models")} and self.listing_error:
+            return _error_reply(self.listing_error)
         if route == ("GET", "/api/tags"):
             listed = [m if ":" in m else f"{m}:latest" for m in self.models]
             return _json(200, {"models": [
@@ -210,7 +228,7 @@ class ScriptedModel:
             return self._chat("ollama" if path.startswith("/api/") else "openai", request)
         return _json(404, {"error": f"no route {method} {path}"})
 
-    def _chat(self, protocol: str, request: JSON) -> tuple[int, str, bytes]:
+    def _chat(self, protocol: str, request: JSON) -> Reply:
         with self._lock:
             self.requests.append(request)
             step: Step = self._steps.pop(0) if self._steps else (
@@ -225,14 +243,9 @@ class ScriptedModel:
             while callable(step):
                 step = step(request)
         if isinstance(step, HttpError):
-            try:
-                json.loads(step.body)
-                kind = "application/json"
-            except ValueError:
-                kind = "text/plain"
-            return step.status, kind, step.body
+            return _error_reply(step)
         if isinstance(step, Garbage):
-            return 200, step.content_type, step.body
+            return 200, step.content_type, step.body, ()
         if isinstance(step, Respond):
             return _json(200, step.body)
         assert isinstance(step, Say | Calls), f"not a step: {step!r}"
@@ -240,8 +253,17 @@ class ScriptedModel:
         return _json(200, render(step, request.get("model") or self.model, request, self._ids))
 
 
-def _json(status: int, body: Any) -> tuple[int, str, bytes]:
-    return status, "application/json", json.dumps(body).encode()
+def _error_reply(step: HttpError) -> Reply:
+    try:
+        json.loads(step.body)
+        kind = "application/json"
+    except ValueError:
+        kind = "text/plain"
+    return step.status, kind, step.body, step.headers
+
+
+def _json(status: int, body: Any) -> Reply:
+    return status, "application/json", json.dumps(body).encode(), ()
 
 
 def _tokens(request: JSON, text: str) -> tuple[int, int]:
@@ -325,11 +347,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, content_type, payload = self.server.scripted.handle(method, self.path, headers,
-                                                                    body)
+        status, content_type, payload, extra = self.server.scripted.handle(
+            method, self.path, headers, body)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in extra:
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -48,15 +48,16 @@ def queue_show(
     queue = open_queue(settings)
     try:
         stats = queue.stats()
+        now = queue.now()  # the queue's clock: a Redis queue's times are its server's
     finally:
         queue.close()
     if as_json:
         print_json(stats.to_dict())
         return
-    _print_stats(settings, stats)
+    _print_stats(settings, stats, now)
 
 
-def _print_stats(settings: Settings, stats: QueueStats) -> None:
+def _print_stats(settings: Settings, stats: QueueStats, now: float) -> None:
     banner(settings, f"LLM queue {stats.backend}")
     table = Table()
     for column in ("priority", "pending"):
@@ -69,7 +70,6 @@ def _print_stats(settings: Settings, stats: QueueStats) -> None:
     out.print(f"last hour: {stats.done_last_hour} done, {stats.failed_last_hour} failed, "
               f"mean wait {_age(stats.mean_wait_last_hour)}")
     if stats.in_flight_requests:
-        now = time.time()
         running = Table(title="in flight")
         for column in ("id", "kind", "priority", "worker", "running for", "attempt"):
             running.add_column(column, overflow="fold")
@@ -92,17 +92,18 @@ def request_show(
     try:
         request = queue.get(request_id)
         ahead = queue.requests_ahead(request) if request.state == "pending" else None
+        now = queue.now()
     finally:
         queue.close()
     if as_json:
         print_json({**request.to_dict(), "ahead": ahead})
         return
-    _print_request(settings, request, ahead)
+    _print_request(settings, request, ahead, now)
 
 
-def _print_request(settings: Settings, r: Request, ahead: int | None) -> None:
+def _print_request(settings: Settings, r: Request, ahead: int | None, now: float) -> None:
     banner(settings, f"LLM request {r.id}")
-    waited = r.wait_seconds if r.started_at else time.time() - r.created_at
+    waited = r.wait_seconds if r.started_at else now - r.created_at
     lines = [
         ("state", r.state + (f" ({ahead} ahead)" if ahead is not None else "")),
         ("kind", r.kind),

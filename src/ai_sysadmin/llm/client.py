@@ -12,6 +12,7 @@ from .queue.base import QueueTimeout, Request, RequestQueue
 from .types import (
     ChatResult,
     LLMBadResponse,
+    LLMBusy,
     LLMError,
     LLMModelMissing,
     LLMUnavailable,
@@ -23,7 +24,7 @@ from .types import (
 
 #: a worker stores a failure as "TypeName: message"; these come back as their own type
 _TYPED: dict[str, type[LLMError]] = {
-    cls.__name__: cls for cls in (LLMUnavailable, LLMBadResponse, LLMModelMissing)}
+    cls.__name__: cls for cls in (LLMUnavailable, LLMBusy, LLMBadResponse, LLMModelMissing)}
 
 
 class QueuedLLM:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+#: a UTF-16 surrogate: in a Python string, only a JSON escape (``"\ud800"``) or bytes decoded
+#: with ``surrogatepass`` (as :func:`json.loads` decodes bytes) put one there
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _no_constant(name: str) -> Any:
@@ -18,13 +23,51 @@ def _finite(text: str) -> float:
     return value
 
 
+def readable(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD (�), a pair of them as the character they
+    make. A lone surrogate cannot be written as UTF-8: it raised ``UnicodeEncodeError`` in
+    whatever wrote the text next (SQLite, Redis, the next request to the server, a terminal)."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _mend(value: Any) -> Any:
+    """``value`` (as :func:`json.loads` made it) with every string :func:`readable`; without
+    recursion, as the parser allows nesting up to the stack's limit."""
+    if isinstance(value, str):
+        return readable(value)
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if any(_SURROGATE.search(k) for k in node):
+                items = [(readable(k), v) for k, v in node.items()]
+                node.clear()
+                node.update(items)
+            keys: Any = node.keys()
+        elif isinstance(node, list):
+            keys = range(len(node))
+        else:
+            continue
+        for key in keys:
+            item = node[key]
+            if isinstance(item, str):
+                node[key] = readable(item)
+            elif isinstance(item, dict | list):
+                todo.append(item)
+    return value
+
+
 def strict_json(text: str | bytes, strict: bool = True) -> Any:
     """JSON as the standard defines it: no NaN or Infinity (Python's json reads them, and
     then refuses to write them back in the next request), no number out of a float's range,
-    no nesting deeper than Python's stack: each a :class:`ValueError`. ``strict=False``: raw
-    control characters inside strings pass (as :func:`json.loads` has it)."""
+    no nesting deeper than Python's stack: each a :class:`ValueError`; a lone surrogate in a
+    string (``"\\ud800"``, which the standard leaves undefined) becomes U+FFFD (:func:`readable`).
+    ``strict=False``: raw control characters inside strings pass (as :func:`json.loads` has it)."""
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite,
-                          strict=strict)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite,
+                           strict=strict)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    return _mend(value)

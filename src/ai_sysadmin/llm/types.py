@@ -19,6 +19,12 @@ class LLMUnavailable(LLMError):
     """The server is down, refuses the connection, or did not answer in time."""
 
 
+class LLMBusy(LLMUnavailable):
+    """The server answered that it is busy for now (HTTP 429 rate-limited, 503 loading the
+    model or overloaded), still after the tries its request was given: like a server that is
+    down, it may well answer later."""
+
+
 class LLMBadResponse(LLMError):
     """The server answered, but with an error status or something that is not a chat answer."""
 

@@ -10,17 +10,28 @@ Failures, for every request of every backend:
 
 - refused, unreachable, no connection in ``connect_timeout``, no answer in ``timeout``, the
   connection lost mid-answer: :class:`LLMUnavailable` (the server may well be fine later);
-- an HTTP error status: :class:`LLMBadResponse` quoting the server's own error text; a 404
+- HTTP 429 (rate-limited) or 503 (loading the model, overloaded): the server is busy for a
+  while, so the request is tried again, after its ``Retry-After`` when it gives one, else after
+  a doubling pause, within the request's time limit (``connect_timeout`` + ``timeout``, all tries
+  together); still busy after that: :class:`LLMBusy`, an :class:`LLMUnavailable`;
+- another HTTP error status: :class:`LLMBadResponse` quoting the server's own error text; a 404
   about the model: :class:`LLMModelMissing`;
 - a 2xx body that is not a JSON object, or not the protocol's answer: :class:`LLMBadResponse`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import json
+import logging
+import math
+import random
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +44,7 @@ from ..strict_json import strict_json
 from ..types import (
     BackendStatus,
     LLMBadResponse,
+    LLMBusy,
     LLMError,
     LLMModelMissing,
     LLMUnavailable,
@@ -46,8 +58,20 @@ if TYPE_CHECKING:  # annotations only: the settings module costs pydantic's impo
     from ...config import LLMSettings
 
 
+log = logging.getLogger("ai_sysadmin.service")
+
 #: how much of an unusable body an error message quotes
 BODY_EXCERPT = 200
+
+#: statuses that say "busy, ask again later", and what each means
+BUSY_STATUSES = {429: "too many requests", 503: "loading the model or overloaded"}
+#: tries of one request while its server answers busy, the first one included
+BUSY_TRIES = 6
+#: the pause after the first busy answer that gives no Retry-After; doubled after each
+BUSY_FIRST_PAUSE = 0.5
+#: the longest pause taken: a server that asks for more is unavailable for now, and the
+#: caller (an investigation's backoff, a person) is better told so at once
+BUSY_MAX_PAUSE = 60.0
 
 
 def read_api_key(path: Path | None) -> str | None:
@@ -112,6 +136,23 @@ def error_text(content: bytes) -> str:
     return excerpt(error) if isinstance(error, str) and error.strip() else excerpt(content)
 
 
+def retry_after(value: str | None, now: float) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait, given as seconds or as an HTTP date
+    (``now``: this machine's clock, to which the date is compared); None when there is no
+    header or it says neither."""
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
 class HttpBackend(ChatBackend):
     """A backend that speaks JSON over HTTP: the request, the error mapping and ``status``.
 
@@ -143,15 +184,33 @@ class HttpBackend(ChatBackend):
     def where(self) -> str:
         return f"{self.label} at {self.url}"
 
-    async def request(self, method: str, path: str,
-                      payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One exchange; the body as a JSON object, or the typed error the module doc lists."""
+    async def request(self, method: str, path: str, payload: dict[str, Any] | None = None,
+                      *, busy_tries: int = BUSY_TRIES) -> dict[str, Any]:
+        """One exchange, tried up to ``busy_tries`` times while the server answers busy; the
+        body as a JSON object, or the typed error the module doc lists."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # httpx's timeout is per read: a server that drips its answer a byte at a time would
+        # hold the worker's slot for as long as it likes; so would one that stays busy
+        limit = self._settings.connect_timeout + self._settings.timeout
+        tries = 0
+        while True:
+            tries += 1
+            response = await self._exchange(method, path, payload,
+                                            limit - (loop.time() - started))
+            if response.status_code not in BUSY_STATUSES:
+                return self._body(path, response)
+            pause = self._busy_pause(path, response, tries, busy_tries,
+                                     (loop.time() - started, limit))
+            await asyncio.sleep(pause)
+
+    async def _exchange(self, method: str, path: str, payload: dict[str, Any] | None,
+                        seconds: float) -> httpx.Response:
+        """One HTTP exchange, given ``seconds`` to finish; a failure to get an answer is the
+        typed error the module doc lists."""
         shown = self._prefix + path
         try:
-            # httpx's timeout is per read: a server that drips its answer a byte at a time
-            # would hold the worker's slot for as long as it likes
-            response = await within(self._http.request(method, path, json=payload),
-                                    self._settings.connect_timeout + self._settings.timeout)
+            return await within(self._http.request(method, path, json=payload), seconds)
         except TimeoutError:
             raise LLMUnavailable(f"{self.where} did not finish answering {shown} within "
                                  f"{self._settings.timeout:g}s") from None
@@ -170,6 +229,39 @@ class HttpBackend(ChatBackend):
         except httpx.RequestError as exc:  # endless redirects, an undecodable encoding
             raise LLMBadResponse(f"{self.where} answered {shown} unusably: "
                                  f"{type(exc).__name__}: {exc}") from None
+
+    def _busy_pause(self, path: str, response: httpx.Response, tries: int, busy_tries: int,
+                    spent: tuple[float, float]) -> float:
+        """The pause before trying again after a busy answer: its Retry-After, else a pause
+        that doubles from try to try (stretched by up to a quarter, so that several workers
+        turned away together do not come back together). :class:`LLMBusy` when the tries are
+        spent or the pause would take the request past its time limit (``spent``: seconds
+        spent so far, and the limit)."""
+        status = response.status_code
+        elapsed, limit = spent
+        message = (f"{self.where} is busy: it answered HTTP {status} "
+                   f"({BUSY_STATUSES[status]}) to {self._prefix + path}: "
+                   f"{error_text(response.content)}")
+        asked = retry_after(response.headers.get("retry-after"), time.time())
+        pause = asked if asked is not None else (
+            BUSY_FIRST_PAUSE * 2 ** (tries - 1) * random.uniform(1.0, 1.25))
+        if tries >= busy_tries:
+            if busy_tries > 1:
+                message += f"; still busy after {tries} tries in {elapsed:.1f}s"
+            raise LLMBusy(message)
+        room = min(BUSY_MAX_PAUSE, limit - elapsed)  # the request's time limit bounds it
+        if pause >= room:
+            raise LLMBusy(f"{message}; tried {tries} time(s) in {elapsed:.1f}s, and the next "
+                          f"try would have to wait {pause:.1f}s"
+                          f"{' as it asked' if asked is not None else ''}, more than the "
+                          f"{max(room, 0.0):.1f}s this request may still wait")
+        log.info("%s; trying again in %.1fs", message, pause)
+        return pause
+
+    def _body(self, path: str, response: httpx.Response) -> dict[str, Any]:
+        """The answer's body as a JSON object; an error status or garbage is the typed error
+        the module doc lists."""
+        shown = self._prefix + path
         if not response.is_success:
             text = error_text(response.content)
             message = f"{self.where} answered HTTP {response.status_code} to {shown}: {text}"
@@ -193,7 +285,10 @@ class HttpBackend(ChatBackend):
                                  tuple(models))
 
         try:
-            body = await self.request("GET", self.models_path)
+            # a probe says how the server is now: busy is an answer, not a reason to wait
+            body = await self.request("GET", self.models_path, busy_tries=1)
+        except LLMBusy as exc:  # it answered
+            return result(True, detail=str(exc))
         except LLMUnavailable as exc:
             return result(False, detail=str(exc))
         except LLMError as exc:  # it answered, with an error

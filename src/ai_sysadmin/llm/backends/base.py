@@ -22,7 +22,8 @@ class ChatBackend(ABC):
         max_tokens: int | None = None,
         response_schema: ResponseSchema | None = None,
     ) -> ChatResult:
-        """One completion. Raises LLMUnavailable (down, timeout) or LLMBadResponse (error
+        """One completion. Raises LLMUnavailable (down, timeout; LLMBusy: still busy, HTTP 429
+        or 503, after the tries within the time limit) or LLMBadResponse (another error
         status, garbage); a tool call with malformed arguments is NOT an error here: it comes
         back as a ToolCall whose ``arguments`` is None. ``max_tokens`` unset: ``llm.max_tokens``
         (the server's own limit when that is unset too). With ``response_schema`` the server is

@@ -228,6 +228,11 @@ class RequestQueue(ABC):
     def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
         """Store a pending request, or return the active one holding ``key`` (coalesced)."""
 
+    def now(self) -> float:
+        """The clock of this queue's times (``created_at``, ``started_at``, leases): how long a
+        request has waited is ``now() - created_at``, whatever this machine's clock says."""
+        return time.time()
+
     @abstractmethod
     def get(self, request_id: str) -> Request:
         """The request as it is now; :class:`NotFoundError` for an unknown (or expired) id."""

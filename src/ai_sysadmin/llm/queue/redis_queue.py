@@ -10,6 +10,10 @@ another machine starts at once.
 
 The scripts reach request hashes by names they build themselves, which a standalone Redis (or
 one behind Sentinel) allows and Redis Cluster does not.
+
+Every time in the queue is the Redis server's (``TIME``), so what is read is judged by that
+clock too (:meth:`RedisQueue.now`): whether a lease has expired, how long a request has waited.
+This machine's clock may be minutes or hours off the server's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -102,11 +105,20 @@ class RedisQueue(LeasedQueue):
         )
         return Submitted(request_id, coalesced=bool(coalesced))
 
+    def now(self) -> float:
+        return _clock(self._read(lambda r: r.time()))
+
     def get(self, request_id: str) -> Request:
-        fields = self._read(lambda r: r.hgetall(self._rec(request_id)))
+        def read(r: redis.Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.hgetall(self._rec(request_id))
+            pipe.time()
+            return pipe.execute()
+
+        fields, now = self._read(read)
         if not fields:
             raise not_found(request_id)
-        return _request(fields, time.time())
+        return _request(fields, _clock(now))
 
     def _finished(self, request_id: str) -> bool:
         # polled by wait(): the state alone, not the whole conversation in the payload
@@ -142,7 +154,7 @@ class RedisQueue(LeasedQueue):
         return None if rank is None else int(rank)
 
     def stats(self) -> QueueStats:
-        now = time.time()
+        now = self.now()
         pending = empty_pending()
         created: list[float] = []
         in_flight: list[Request] = []
@@ -223,7 +235,9 @@ class RedisQueue(LeasedQueue):
                         request_id, last)
         if not fields:
             return None
-        request = _request(dict(zip(fields[::2], fields[1::2], strict=True)), time.time())
+        claimed = dict(zip(fields[::2], fields[1::2], strict=True))
+        # judged at the claim's own time, on the server's clock
+        request = _request(claimed, float(claimed["started_at"]))
         return Claim(request, worker, request.attempts)
 
     def renew(self, claim: Claim) -> bool:
@@ -294,6 +308,12 @@ def _request(fields: Mapping[str, str], now: float) -> Request:
         error=fields.get("error") or None,
         lease_until=lease if state == "in_flight" else None,
     )
+
+
+def _clock(reply: tuple[int, int]) -> float:
+    """The server's ``TIME`` (seconds, microseconds) as seconds."""
+    seconds, micros = reply
+    return seconds + micros / 1_000_000
 
 
 def _float(value: str | None) -> float | None:
