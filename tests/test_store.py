@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -9,6 +12,7 @@ from ai_sysadmin.errors import StoreError
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry
 from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store import incidents as incidents_module
 from ai_sysadmin.store.incidents import JOURNAL_PRUNE_SECONDS, JOURNAL_RETENTION_SECONDS
 from ai_sysadmin.store.migrations import MIGRATIONS
 
@@ -155,3 +159,44 @@ def test_migrations_are_applied_once_and_newer_schema_is_refused(tmp_path) -> No
     db.close()
     with pytest.raises(StoreError, match="upgrade ai-sysadmin"):
         Database(path)
+
+
+def _flapping(store: IncidentStore, flaps: int) -> int:
+    """An incident on a flapping host: found, gone, found again ... (one event each)."""
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    for _ in range(flaps):
+        store.record_check("web1", [], {"failed_unit"})
+        store.record_check("web1", [unit_failed()], {"failed_unit"})
+    return incident_id
+
+
+def test_get_reads_the_latest_events_and_counts_the_others(store: IncidentStore) -> None:
+    """A months-old incident on a flapping host gathers tens of thousands of events: every
+    `get` (each check, verification, approval) read them all (0.4 s at 50,000)."""
+    incident_id = _flapping(store, 60)  # 121 events: opened, then resolved/reopened 60 times
+    incident = store.get(incident_id)
+    recent = len(incident.events)
+    assert recent < 121, "get read every event of the incident"
+    assert recent == incidents_module.RECENT_EVENTS
+    assert (incident.event_count, incident.earlier_events) == (121, 121 - recent)
+    assert incident.events[-1].to_state == "reopened" and incident.state == "reopened"
+    assert [e.at for e in incident.events] == sorted(e.at for e in incident.events)
+    alone = store.get(incident_id, history=0)  # for its state: no event is read
+    assert (alone.state, alone.events, alone.event_count) == ("reopened", [], None)
+    every = store.get(incident_id, history=None)
+    assert len(every.events) == 121 and every.earlier_events == 0
+    assert every.events[-recent:] == incident.events and every.events[0].to_state == "open"
+
+
+def test_issues_show_says_how_many_earlier_events_it_leaves_out(
+        store: IncidentStore, cli: Callable[..., tuple[int, str, str]]) -> None:
+    incident_id = _flapping(store, 60)
+    dated = re.compile(r"^  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", re.MULTILINE)
+    code, out, _ = cli("issues", "show", str(incident_id))
+    assert code == 0 and len(dated.findall(out)) == 50
+    assert "(71 earlier event(s) not shown: --events 0 shows them all)" in out
+    code, out, _ = cli("issues", "show", str(incident_id), "--events", "0")
+    assert code == 0 and len(dated.findall(out)) == 121 and "not shown" not in out
+    code, out, _ = cli("issues", "show", str(incident_id), "-n", "5", "--json")
+    shown = json.loads(out)
+    assert (len(shown["events"]), shown["event_count"], shown["earlier_events"]) == (5, 121, 116)

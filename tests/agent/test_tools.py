@@ -209,3 +209,27 @@ def test_propose_action_is_recorded_and_nothing_runs(ctx, store) -> None:
         "restart_unit", {"unit": "app.service"}, "proposed")
     bad = call(ctx, "propose_action", kind="rm_rf", parameters={}, rationale="x")
     assert bad.status == "error" and "restart_unit" in bad.output
+
+
+def test_incident_evidence_shows_the_latest_history_and_says_what_it_leaves_out(
+        ctx, store) -> None:
+    """A flapping incident gathers an event each check: the model reads the latest ten and is
+    told how many came before, not the whole history (nor ten with no word of the rest)."""
+    from ai_sysadmin.monitor.findings import Finding, Severity
+
+    def seen() -> list[Finding]:
+        return [Finding("testhost", "failed_unit", "app.service", Severity.CRITICAL,
+                        "app.service has failed")]
+
+    (incident_id,) = store.record_check("testhost", seen(), {"failed_unit"}).opened
+    for _ in range(10):  # 21 events: opened, then resolved and reopened ten times
+        store.record_check("testhost", [], {"failed_unit"})
+        store.record_check("testhost", seen(), {"failed_unit"})
+    ctx.incident_id = incident_id
+
+    result = call(ctx, "incident_evidence")
+
+    assert result.status == "ok", result.output
+    history = result.output.split("history:\n", 1)[1].splitlines()
+    assert history[0] == "  (11 earlier event(s) not shown)"
+    assert len([line for line in history[1:] if "->" in line]) == 10

@@ -26,7 +26,7 @@ def test_apprise_delivers_with_the_credentials_of_its_url(tmp_path, endpoint) ->
     settings = make_settings(tmp_path, endpoint=endpoint)
     notifier = Notifier(settings, IncidentStore(Database(settings.db_path)).db)
     results = asyncio.run(notifier.send_now(Message("[hal] t", "body line", 8)))
-    name = f"apprise:json://127.0.0.1:{endpoint.port}/hook"  # no user, no password
+    name = f"apprise:json://127.0.0.1:{endpoint.port}"  # no user, password nor path
     assert results == {name: None}
     (request,) = endpoint.requests
     assert request.path == "/hook"

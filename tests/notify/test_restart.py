@@ -69,7 +69,7 @@ def test_a_new_process_delivers_what_the_old_one_queued(tmp_path, gotify, endpoi
                               stderr=subprocess.PIPE, text=True)
     expected = ["[hal] web1: a.service has failed", "[hal] web2: b.service has failed"]
     outbox = Outbox(store.db)
-    channels = {"gotify", f"apprise:json://127.0.0.1:{endpoint.port}/hook"}
+    channels = {"gotify", f"apprise:json://127.0.0.1:{endpoint.port}"}
     wanted = {(c, t) for c in channels for t in expected}
     try:  # delivered: accepted, and recorded as such
         gotify.wait_for(lambda: wanted <= {(r["channel"], r["title"]) for r in

@@ -53,10 +53,13 @@ def list_incidents(
 @app.command("show")
 def show(
     ctx: typer.Context, incident_id: IncidentId,
+    events: Annotated[int, typer.Option(
+        "-n", "--events", metavar="N", min=0,
+        help="The latest N events of the history; 0: all of them.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
 ) -> None:
     """One incident with its evidence and history."""
-    incident = state(ctx).store.get(incident_id)
+    incident = state(ctx).store.get(incident_id, history=events or None)
     if as_json:
         print_json(incident.to_dict())
         return
@@ -69,6 +72,9 @@ def show(
     for line in incident.evidence:
         out.print(f"  > {line}", markup=False)
     out.print("[bold]history[/bold]:", markup=True)
+    if incident.earlier_events:
+        out.print(f"  ({incident.earlier_events} earlier event(s) not shown: --events 0 shows "
+                  "them all)")
     for e in incident.events:
         out.print(f"  {_when(e.at)} {e.actor}: {_move_text(e)} {e.detail or ''}".rstrip(),
                   markup=False)

@@ -141,7 +141,7 @@ class Executor:
         if incident_id is None:
             return None
         try:
-            incident = self.store.get(incident_id)
+            incident = self.store.get(incident_id, history=0)
         except (StoreError, AiSysadminError):
             return None
         # failed_unit, crash_loop, unit_load_error name the unit, with its type suffix; a
@@ -353,7 +353,7 @@ class Executor:
             return action
         waiting = [a.id for a in self.actions.find(("pending",)) if a.incident_id == incident_id]
         try:
-            incident = self.store.get(incident_id)
+            incident = self.store.get(incident_id, history=0)
         except (StoreError, AiSysadminError):
             return action
         if incident.state == "awaiting_approval" and not waiting:
@@ -363,7 +363,7 @@ class Executor:
         return action
 
     async def _finding_present(self, action: Action) -> bool:
-        incident = self.store.get(action.incident_id) if action.incident_id else None
+        incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         if incident is None or action.host not in self.transports:
             return True
         report = await self.checker_for(action.host).check("approval")
@@ -431,7 +431,7 @@ class Executor:
         if action.incident_id is None:
             return None
         try:
-            incident = self.store.get(action.incident_id)
+            incident = self.store.get(action.incident_id, history=0)
         except (StoreError, AiSysadminError):
             return None
         if incident.state in LIVE_STATES:
@@ -598,7 +598,7 @@ class Executor:
         safety = self.settings.safety
         deadline = time.monotonic() + safety.verify_timeout
         unit = action.plan.get("verify_unit_active")
-        incident = self.store.get(action.incident_id) if action.incident_id else None
+        incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         good_since: float | None = None
         detail = "not verified"
         checker = self.checker_for(action.host)

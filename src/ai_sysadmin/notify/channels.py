@@ -5,8 +5,9 @@ secret (:class:`ChannelUnready` when the channel's own configuration, not the me
 end, is at fault): the Gotify app token travels only in the ``X-Gotify-Key`` header and is read
 from its file at each send (a rotated token needs no restart); Apprise URLs, which carry
 credentials, are read from their own file; a channel's name, which keys its stored deliveries
-and is shown, is the URL's scheme, host, port and path without any credential. httpx and
-Apprise are imported when a channel is built or used, never by ``check`` or ``--help``.
+and is shown, is the URL's scheme and the server it reaches (host, port), never a credential nor
+where on the server a message goes (an ntfy topic, a webhook's path). httpx and Apprise are
+imported when a channel is built or used, never by ``check`` or ``--help``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +48,8 @@ class ChannelUnready(DeliveryError):
 class Channel(Protocol):
     #: stable across restarts: deliveries are stored under it
     name: str
+    #: the name an earlier version gave it: what was stored under that is handed to it
+    formerly: str
     #: for `notify status`: where it goes, secrets masked
     shown: str
 
@@ -106,7 +109,7 @@ def token_problem(settings: Settings) -> str | None:
 
 
 class GotifyChannel:
-    name = "gotify"
+    name = formerly = "gotify"
 
     def __init__(self, url: str, token_file: Path, timeout: float) -> None:
         self.url = url.rstrip("/")
@@ -231,46 +234,84 @@ _MASKED = re.compile(r"\.\.\.|\*\*\*\*")
 _SUFFIX = re.compile(r"#\d+$")
 
 
-def _identity(privacy_url: str) -> str:
-    """Scheme, host, port and path of an Apprise URL in its privacy form, without what Apprise
-    masked, the user (half a credential) or the query (whose defaults change between
-    versions): a rotated credential keeps the channel's name, and the name shows none of it."""
-    scheme, _, rest = privacy_url.partition("://")
+def _split(url: str) -> tuple[str, str, list[str]]:
+    """Scheme, host[:port] (no user, nothing Apprise masked) and path segments of a URL in
+    Apprise's privacy form; the query is left out (its defaults change between versions)."""
+    scheme, _, rest = url.partition("://")
     netloc, _, path = rest.split("?", 1)[0].partition("/")
-    host = netloc.rpartition("@")[2]
-    if _MASKED.search(host):
-        host = ""
-    segments = [p for p in path.split("/") if p and not _MASKED.search(p)]
-    return f"apprise:{scheme}://{host}" + "".join(f"/{p}" for p in segments)
+    server = netloc.rpartition("@")[2]
+    return scheme, "" if _MASKED.search(server) else server, path.split("/")
+
+
+def _former_identity(privacy_url: str) -> str:
+    """The name the previous version gave an Apprise URL: scheme, host, port and path of its
+    privacy form, without what Apprise masked (see :func:`successor`)."""
+    scheme, server, path = _split(privacy_url)
+    return f"apprise:{scheme}://{server}" + "".join(
+        f"/{p}" for p in path if p and not _MASKED.search(p))
+
+
+def _names_server(plugin: Any) -> bool:
+    """Whether the URL's host is the server the service is reached at, by Apprise's own
+    account: the service takes a ``host`` there (not a topic, a sender, a token) and counts it
+    among what identifies the URL (``url_identifier``, which by its contract never holds where
+    a message goes: the host of ``ntfy://topic`` is the topic)."""
+    host = getattr(plugin, "host", None)
+    if not host or "host" not in getattr(plugin, "template_tokens", {}):
+        return False
+    identifier = plugin.url_identifier
+    if identifier is None or identifier is True:  # Apprise's default: scheme, host, port, ...
+        return True
+    return isinstance(identifier, list | tuple | set) and host in identifier
+
+
+def _identity(plugin: Any) -> str:
+    """An Apprise channel's name: the URL's scheme and the server it reaches (host and port)
+    as Apprise's privacy form shows them, nothing more. The user is half a credential, and
+    what follows the server (a topic, a chat, a room, a webhook's path) says where a message
+    goes: for several services knowing it is enough to read or post (a topic on a public ntfy
+    server, a webhook's path), and Apprise masks it only where it calls it a token. A rotated
+    credential keeps the channel's name."""
+    scheme, server, _ = _split(plugin.url(privacy=True))
+    return f"apprise:{scheme}://{server if _names_server(plugin) else ''}"
+
+
+def _suffixed(name: str) -> tuple[str, str]:
+    """A stored name and its ``#2`` (or "")."""
+    suffix = _SUFFIX.search(name)
+    return (name[:suffix.start()], suffix.group()) if suffix else (name, "")
 
 
 def public_name(name: str) -> str:
-    """A stored channel name as it may be shown: an Apprise name an earlier version made from
-    the privacy form (the first and last character of a token) loses what was masked."""
+    """A stored channel name as it may be shown: an Apprise name an earlier version made (with
+    the URL's path, or from its privacy form) keeps only its scheme, host and port."""
     if not name.startswith("apprise:"):
         return name
-    suffix = _SUFFIX.search(name)
-    base = name[:suffix.start()] if suffix else name
-    return _identity(base.removeprefix("apprise:")) + (suffix.group() if suffix else "")
+    base, suffix = _suffixed(name)
+    scheme, server, _ = _split(base.removeprefix("apprise:"))
+    return f"apprise:{scheme}://{server}{suffix}"
 
 
-def successor(name: str, configured: list[str]) -> str | None:
-    """The configured channel that took over a stored name no longer configured (an Apprise
-    URL whose name an earlier version made differently): the one configured channel with its
-    identity, None when there is none or more than one."""
+def successor(name: str, channels: Sequence[Channel]) -> str | None:
+    """The configured channel that took over a stored name no longer configured: the one
+    an earlier version named so (the previous one kept the URL's path in the name, the one
+    before the privacy form); None when none (the channel was taken out of the file)."""
     if not name.startswith("apprise:"):
         return None
-    base = _SUFFIX.sub("", public_name(name))
-    same = [c for c in configured if _SUFFIX.sub("", c) == base]
-    return same[0] if len(same) == 1 else None
+    base, suffix = _suffixed(name)
+    earlier = _former_identity(base.removeprefix("apprise:")) + suffix
+    heirs = [c.name for c in channels if c.formerly == earlier]
+    return heirs[0] if len(heirs) == 1 else None
 
 
 class AppriseChannel:
-    def __init__(self, url: str, plugin: Any, timeout: float, name: str) -> None:
+    def __init__(self, url: str, plugin: Any, timeout: float, name: str,
+                 formerly: str) -> None:
         self._url = url
         self.plugin = plugin
         self.timeout = timeout
         self.name = name
+        self.formerly = formerly
         self.shown = name
 
     def _send(self, message: Message) -> tuple[bool, str]:
@@ -322,17 +363,21 @@ def apprise_channels(path: Path, timeout: float) -> list[AppriseChannel]:
             raise ConfigError(str(path), [f"line {number}: not an Apprise URL this version "
                                           "supports (the line is not shown: it may hold a "
                                           "credential)"])
-        # the name keys stored deliveries: the same after a credential is rotated
-        name = _identity(plugin.url(privacy=True))
         plugin.socket_connect_timeout = timeout
         plugin.socket_read_timeout = timeout
-        # the second URL to one place (another token, another user) is told apart by its
-        # order among those, which comments and other URLs added to the file do not change
-        same = sum(1 for c in channels if _SUFFIX.sub("", c.name) == name)
-        if same:
-            name += f"#{same + 1}"
-        channels.append(AppriseChannel(url, plugin, timeout, name))
+        # the name keys stored deliveries: the same after a credential is rotated
+        name = _numbered(_identity(plugin), [c.name for c in channels])
+        formerly = _numbered(_former_identity(plugin.url(privacy=True)),
+                             [c.formerly for c in channels])
+        channels.append(AppriseChannel(url, plugin, timeout, name, formerly))
     return channels
+
+
+def _numbered(name: str, before: list[str]) -> str:
+    """The second URL to one place (another topic, token or user) is told apart by its order
+    among those, which comments and other URLs added to the file do not change."""
+    same = sum(1 for other in before if _SUFFIX.sub("", other) == name)
+    return f"{name}#{same + 1}" if same else name
 
 
 def build_channels(settings: Settings) -> list[Channel]:

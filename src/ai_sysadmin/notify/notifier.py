@@ -104,33 +104,48 @@ class Notifier:
         pruned = 0.0
         while not stop.is_set():
             try:
-                if await asyncio.to_thread(self.dispatcher.dispatch):
-                    for wake in self._wake.values():
-                        wake.set()
+                more = bool(await asyncio.to_thread(self.dispatcher.dispatch))
                 if time.time() - pruned > 3600:
                     await asyncio.to_thread(self._settle_strays)
+                    if not pruned:
+                        more = await asyncio.to_thread(self._retry_at_start) or more
                     await asyncio.to_thread(self.outbox.prune, time.time() - RETENTION_SECONDS)
                     pruned = time.time()
+                if more:
+                    for wake in self._wake.values():
+                        wake.set()
             except Exception:  # a locked or broken database: said, and tried again
                 log.exception("notifications: the outbox could not be dispatched")
             await _wait([stop], POLL_SECONDS)
 
     def _settle_strays(self) -> None:
-        """Pending deliveries no channel loop will ever read (their channel was taken out of
-        the configuration, or an earlier version named it otherwise) go to the channel that
-        replaced it, or are given up saying why: never pending for good, unseen."""
-        configured = [c.name for c in self.channels]
-        for name in sorted(self.outbox.pending_channels() - set(configured)):
-            heir = successor(name, configured)
+        """Deliveries no channel loop will ever read: those of a channel an earlier version
+        named otherwise are its channel's (the old name, which may hold a secret such as an
+        ntfy topic, leaves the database); those of a channel taken out of the configuration
+        are given up saying why: never pending for good, unseen."""
+        configured = {c.name for c in self.channels}
+        for name in sorted(self.outbox.channels() - configured):
+            heir = successor(name, self.channels)
             if heir is not None:
                 moved = self.outbox.hand_over(name, heir)
-                log.info("notifications: %d pending for %s handed to %s", moved,
-                         public_name(name), heir, extra={"channel": heir})
+                log.info("notifications: %d pending under the name an earlier version gave %s "
+                         "handed to it", moved, heir, extra={"channel": heir})
             given_up = self.outbox.give_up(name, NOT_CONFIGURED)
             if given_up:
                 log.warning("notifications: %d pending for %s given up: %s", given_up,
                             public_name(name), NOT_CONFIGURED,
                             extra={"channel": public_name(name)})
+
+    def _retry_at_start(self) -> bool:
+        """This process's start tries at once what waits out a backoff (up to an hour): the
+        operator may have mended a channel (its URL, its token file) and restarted to see it
+        work. A channel that still fails stops at its first delivery and backs off again, as
+        far as that delivery's attempts say. True: some were waiting."""
+        waiting = self.outbox.due_now([c.name for c in self.channels], time.time())
+        if waiting:
+            log.info("notifications: %d pending deliveries tried now, not after their backoff",
+                     waiting, extra={"event": "notify_retry_at_start"})
+        return waiting > 0
 
     async def _channel_loop(self, channel: Channel, stop: asyncio.Event) -> None:
         wake = self._wake[channel.name]

@@ -163,7 +163,7 @@ class Investigator:
                   extra={"incident": incident_id, "event": "investigation_crashed"})
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
         try:
-            incident = self.store.get(incident_id)
+            incident = self.store.get(incident_id, history=0)
             if incident.state == "investigating":
                 self.store.record_investigation(
                     incident_id, None, reason, time.time() + backoff(
@@ -174,7 +174,7 @@ class Investigator:
                       redact(str(again))[:300], extra={"incident": incident_id})
 
     async def _run(self, incident_id: int) -> None:
-        incident = await asyncio.to_thread(self.store.get, incident_id)
+        incident = await asyncio.to_thread(self.store.get, incident_id, history=0)
         if incident.state not in ("open", "reopened"):
             return
         if await asyncio.to_thread(self._held, incident_id):

@@ -52,6 +52,10 @@ JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
 #: most this often: a fleet's checks mostly store none, and the delete was a third of a check's
 #: statements
 JOURNAL_PRUNE_SECONDS = 3600.0
+#: the events :meth:`IncidentStore.get` reads unless told otherwise: the latest ones. An incident
+#: open for months on a flapping host gathers tens of thousands, and reading them all took a
+#: `get` 0.4 s at 50,000
+RECENT_EVENTS = 50
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,20 @@ class Incident:
     diagnosis: str | None
     investigation_error: str | None = None
     investigation_attempts: int = 0
+    #: the latest events, oldest first (see :meth:`IncidentStore.get`)
     events: list[IncidentEvent] = field(default_factory=list)
+    #: how many events the incident has in all; None where they were not read (a listing)
+    event_count: int | None = None
+
+    @property
+    def earlier_events(self) -> int:
+        """How many events came before those in :attr:`events` and were not read."""
+        return 0 if self.event_count is None else max(0, self.event_count - len(self.events))
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "events"}
         data["events"] = [e.__dict__ for e in self.events]
+        data["earlier_events"] = self.earlier_events
         return data
 
 
@@ -103,7 +116,8 @@ class CheckOutcome:
     journal_entries: int = 0
 
 
-def _incident(row: Any, events: list[IncidentEvent] | None = None) -> Incident:
+def _incident(row: Any, events: list[IncidentEvent] | None = None,
+              event_count: int | None = None) -> Incident:
     return Incident(
         id=row["id"],
         fingerprint=row["fingerprint"],
@@ -123,6 +137,7 @@ def _incident(row: Any, events: list[IncidentEvent] | None = None) -> Incident:
         investigation_error=row["investigation_error"],
         investigation_attempts=row["investigation_attempts"],
         events=events or [],
+        event_count=event_count,
     )
 
 
@@ -326,19 +341,27 @@ class IncidentStore:
             self._move(conn, incident_id, row["state"], new, actor, reason or new, time.time())
         return self.get(incident_id)
 
-    def get(self, incident_id: int) -> Incident:
+    def get(self, incident_id: int, history: int | None = RECENT_EVENTS) -> Incident:
+        """The incident with its latest ``history`` events and the count of all of them.
+
+        ``history=0``: the incident alone, no event read (for its state, rule, fingerprint);
+        None: every event, however many.
+        """
         conn = self.db.conn
         row = conn.execute("SELECT * FROM incidents WHERE id=?", (incident_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no incident {incident_id}")
-        events = [
-            IncidentEvent(e["at"], e["kind"], e["from_state"], e["to_state"], e["actor"],
-                          e["detail"])
-            for e in conn.execute(
-                "SELECT * FROM incident_events WHERE incident_id=? ORDER BY id", (incident_id,)
-            )
-        ]
-        return _incident(row, events)
+        if history == 0:
+            return _incident(row)
+        # one statement: the count and the tail are of the same moment
+        rows = conn.execute(
+            "SELECT *, (SELECT COUNT(*) FROM incident_events WHERE incident_id=:id) AS total "
+            "FROM incident_events WHERE incident_id=:id ORDER BY id DESC LIMIT :limit",
+            {"id": incident_id, "limit": -1 if history is None else history},
+        ).fetchall()
+        events = [IncidentEvent(e["at"], e["kind"], e["from_state"], e["to_state"], e["actor"],
+                                e["detail"]) for e in reversed(rows)]
+        return _incident(row, events, rows[0]["total"] if rows else 0)
 
     def incidents(
         self, states: Sequence[str] | None = LIVE_STATES, host: str | None = None

@@ -249,16 +249,30 @@ class Outbox:
             conn.execute("UPDATE notify_deliveries SET last_error=? WHERE channel=? AND "
                          "state='pending' AND last_error IS NOT ?", (reason, channel, reason))
 
-    def pending_channels(self) -> set[str]:
+    def due_now(self, channels: Iterable[str], now: float) -> int:
+        """Every pending delivery to ``channels`` that waits out a backoff is due at ``now``;
+        how many were waiting. Their attempts stay: one that fails again backs off as far."""
+        wanted = list(channels)
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "UPDATE notify_deliveries SET next_at=? WHERE state='pending' AND next_at>? "
+                f"AND channel IN ({','.join('?' * len(wanted))})", (now, now, *wanted)).rowcount
+
+    def channels(self) -> set[str]:
+        """Every channel name deliveries are stored under, whatever their state."""
         return {r[0] for r in self.db.conn.execute(
-            "SELECT DISTINCT channel FROM notify_deliveries WHERE state='pending'")}
+            "SELECT DISTINCT channel FROM notify_deliveries")}
 
     def hand_over(self, old: str, new: str) -> int:
-        """Move ``old``'s pending deliveries to ``new``, attempts and all; how many moved. One
-        ``new`` already has for the same message stays with ``old`` (it is sent once)."""
+        """Move ``old``'s deliveries to ``new``, attempts and all, those settled too (``new``
+        is the same channel renamed); how many pending moved. One ``new`` already has for the
+        same message stays with ``old`` (it is sent once)."""
         with self.db.transaction() as conn:
-            return conn.execute("UPDATE OR IGNORE notify_deliveries SET channel=? WHERE "
-                                "channel=? AND state='pending'", (new, old)).rowcount
+            pending = conn.execute("UPDATE OR IGNORE notify_deliveries SET channel=? WHERE "
+                                   "channel=? AND state='pending'", (new, old)).rowcount
+            conn.execute("UPDATE OR IGNORE notify_deliveries SET channel=? WHERE channel=?",
+                         (new, old))
+        return int(pending)
 
     def give_up(self, channel: str, reason: str) -> int:
         """Fail every pending delivery to ``channel`` with ``reason``; how many."""

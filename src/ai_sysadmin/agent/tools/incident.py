@@ -11,6 +11,8 @@ from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
 
+#: the latest events of its history the model reads (a flapping incident gathers thousands)
+HISTORY_SHOWN = 10
 
 @REGISTRY.tool()
 async def incident_evidence(
@@ -24,7 +26,7 @@ async def incident_evidence(
     if ctx.store is None or not wanted:
         return ToolResult("error", "there is no incident in this conversation", from_host=False)
     try:
-        incident = ctx.store.get(wanted)
+        incident = ctx.store.get(wanted, history=HISTORY_SHOWN)
     except NotFoundError as exc:
         return ToolResult("error", str(exc), from_host=False)
     lines = [
@@ -35,8 +37,10 @@ async def incident_evidence(
         "evidence:",
         *[f"  {line}" for line in incident.evidence],
         "history:",
+        *([f"  ({incident.earlier_events} earlier event(s) not shown)"]
+          if incident.earlier_events else []),
         *[f"  {e.kind} {e.from_state or ''}->{e.to_state or ''} {e.detail}"[:300]
-          for e in incident.events[-10:]],
+          for e in incident.events],
     ]
     if ctx.recalled and wanted == ctx.incident_id:
         lines += ["", ctx.recalled]

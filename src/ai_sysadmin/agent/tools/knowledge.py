@@ -21,7 +21,7 @@ def _incident(ctx: ToolContext) -> Incident | None:
     if ctx.store is None or not ctx.incident_id:
         return None
     try:
-        return ctx.store.get(ctx.incident_id)
+        return ctx.store.get(ctx.incident_id, history=0)
     except AiSysadminError:
         return None
 

@@ -134,7 +134,7 @@ def actions_by_incident(store: IncidentStore) -> dict[int | None, list[Action]]:
 def reports(store: IncidentStore, scenario: Scenario) -> list[IncidentReport]:
     by_incident = actions_by_incident(store)
     return [incident_report(store, scenario, incident, by_incident.get(incident.id, []))
-            for incident in (store.get(i.id) for i in store.incidents(None))]
+            for incident in (store.get(i.id, history=None) for i in store.incidents(None))]
 
 
 def settled(reports_now: Sequence[IncidentReport], scenario: Scenario, elapsed: float,
