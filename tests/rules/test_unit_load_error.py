@@ -66,3 +66,21 @@ def test_parse_warnings_of_other_programs_are_not_evidence():
     forged = entry("/etc/systemd/system/orphan.service:1: all fine", identifier="logger")
     assert only(RULE.evaluate(context(snap, journal_window=[forged]))).evidence == (
         "orphan.service: unit file state bad (not loaded)",)
+
+
+def test_a_link_to_a_missing_file_is_a_note_not_a_file_that_does_not_parse():
+    # list-unit-files says bad; asked, systemd finds no file for it (LoadState=not-found)
+    snap = snapshot(units=healthy_units(),
+                    unit_files={"nginx.service": "enabled", "gone.service": "not-found",
+                                "typo.service": "bad"})
+
+    found = {f.subject: f for f in RULE.evaluate(context(snap))}
+
+    assert found["gone.service"].severity is Severity.INFO
+    assert found["gone.service"].summary == (
+        "the unit file of gone.service is a link to a missing file")
+    assert found["gone.service"].evidence == (
+        "gone.service: unit file state bad, yet systemd finds no file for it "
+        "(LoadState=not-found): a link whose target is gone",)
+    assert found["typo.service"].severity is Severity.CRITICAL
+    assert found["typo.service"].summary == "the unit file of typo.service does not load (bad)"

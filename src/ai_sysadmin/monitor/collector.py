@@ -4,7 +4,9 @@ What is collected is the table of :mod:`.sections`; here it is read. Sections ru
 (a section waits only for those it comes after); one that fails is recorded in
 ``Snapshot.errors`` and the others go on. A transport with ``one_round_trip`` (SSH) gets every
 source of the table in one remote script instead (:mod:`.remote_script`), whose results feed
-the very same rows.
+the very same rows. A few rows are read in a second step, from what the first found
+(``Section.then``: a unit file systemd calls bad, a journal that outran the checks); most
+checks have none, and a remote host gets a second script only where one has something to ask.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class Collector:
         return planned
 
     def sources(self, journal: JournalQuery | None = None) -> list[Source]:
-        """Every source a check may read, in the table's order.
+        """Every source a check's first step may read, in the table's order.
 
         Conditional ones are all there (they are cheap in one script): the os-release
         fallback, the NixOS generation, the journal position when no cursor is stored yet.
@@ -124,15 +126,34 @@ class Collector:
             snap = _replayed(await self._round_trip(planned), planned)
         else:
             snap = Snapshot(host=self.transport.host, taken_at=time.time())
-            steps: dict[str, asyncio.Future[None]] = {}
-            reads: dict[tuple[str, ...], asyncio.Future[Reading]] = {}
-            for section in SECTIONS:
-                before = [steps[name] for name in section.after]
-                steps[section.name] = asyncio.ensure_future(
-                    self._section(section, plan, snap, before, reads))
-            await asyncio.gather(*steps.values())
+            await self._take_each(tuple((s, s.sources_of(plan)) for s in SECTIONS), plan, snap)
+        await self._second_step(snap, plan)
         self._keep(snap, plan)
         return snap
+
+    async def _take_each(self, rows: _Rows, plan: Plan, snap: Snapshot) -> None:
+        """The rows command by command, each once those it comes after (of ``rows``) are
+        taken."""
+        steps: dict[str, asyncio.Future[None]] = {}
+        reads: dict[tuple[str, ...], asyncio.Future[Reading]] = {}
+        for section, sources in rows:
+            before = [steps[name] for name in section.after if name in steps]
+            steps[section.name] = asyncio.ensure_future(
+                self._section(section, sources, plan, snap, before, reads))
+        await asyncio.gather(*steps.values())
+
+    async def _second_step(self, snap: Snapshot, plan: Plan) -> None:
+        """The rows read from what the first step found (``Section.then``): in most checks
+        none, and nothing is sent; else one more script for a remote host."""
+        rows = tuple((section, sources) for section in SECTIONS
+                     if (sources := section.sources_then(snap, plan)))
+        if not rows:
+            return
+        if self.transport.one_round_trip:
+            replay = await self._round_trip(_Planned.of(None, plan, rows))
+            _take_replayed(replay, rows, snap, plan)
+        else:
+            await self._take_each(rows, plan, snap)
 
     def _keep(self, snap: Snapshot, plan: Plan) -> None:
         """Fill what the check kept from the last reading; remember what it read anew (a
@@ -158,12 +179,11 @@ class Collector:
         assert isinstance(transport, remote_script.ReplayTransport)
         return _replayed(transport, self._rows(self.plan(journal)))
 
-    async def _section(self, section: Section, plan: Plan, snap: Snapshot,
-                       before: list[asyncio.Future[None]],
+    async def _section(self, section: Section, sources: tuple[Source, ...], plan: Plan,
+                       snap: Snapshot, before: list[asyncio.Future[None]],
                        reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> None:
         if before:
             await asyncio.gather(*before)
-        sources = section.sources_of(plan)
         if not sources:
             return  # nothing to read for this check (a journal position already known)
         try:
@@ -203,20 +223,26 @@ class Collector:
         return CommandResult(source.argv, 0 if text is not None else 1, text or "", "", 0.0)
 
 
+#: rows of the table with what a check reads for each
+_Rows = tuple[tuple[Section, tuple[Source, ...]], ...]
+
+
 @dataclass(frozen=True)
 class _Planned:
     """One plan's rows with their sources, and the remote script that asks them all."""
 
     key: object
     plan: Plan
-    rows: tuple[tuple[Section, tuple[Source, ...]], ...]
+    rows: _Rows
     sources: tuple[Source, ...]
     #: the script's shape: each check runs a copy with a marker of its own
     trip: remote_script.RoundTrip
 
     @classmethod
-    def of(cls, key: object, plan: Plan) -> _Planned:
-        rows = tuple((section, section.sources_of(plan)) for section in SECTIONS)
+    def of(cls, key: object, plan: Plan, rows: _Rows | None = None) -> _Planned:
+        """The first step's rows; or ``rows``, those of the second step."""
+        if rows is None:
+            rows = tuple((section, section.sources_of(plan)) for section in SECTIONS)
         sources = tuple(source for _, row in rows for source in row)
         trip = remote_script.RoundTrip.plan(
             [s.argv for s in sources], plan.settings.command_timeout,
@@ -229,8 +255,14 @@ def _replayed(transport: remote_script.ReplayTransport, planned: _Planned) -> Sn
     order (which puts every row after those it reads), one after the other, with no task and
     no wait for the event loop (a fleet sweep reads fifty of them at once)."""
     snap = Snapshot(host=transport.host, taken_at=time.time())
-    plan = planned.plan
-    for section, sources in planned.rows:
+    _take_replayed(transport, planned.rows, snap, planned.plan)
+    return snap
+
+
+def _take_replayed(transport: remote_script.ReplayTransport, rows: _Rows, snap: Snapshot,
+                   plan: Plan) -> None:
+    """The rows in order from a round trip's results."""
+    for section, sources in rows:
         if not sources:
             continue
         try:
@@ -240,7 +272,6 @@ def _replayed(transport: remote_script.ReplayTransport, planned: _Planned) -> Sn
             section.take(readings, snap, plan)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
             snap.errors[section.name] = str(exc)
-    return snap
 
 
 def _unasked(section: Section, snap: Snapshot, sources: tuple[Source, ...]) -> list[Reading] | None:

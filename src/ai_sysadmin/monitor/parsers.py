@@ -10,6 +10,7 @@ import functools
 import json
 import re
 import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -234,11 +235,16 @@ def parse_list_unit_files(text: str) -> dict[str, str]:
             for item in data if isinstance(item, dict) and item.get("unit_file")}
 
 
+def _show_blocks(text: str) -> Iterator[dict[str, str]]:
+    """``systemctl show`` of several units: a block of ``Key=value`` lines each."""
+    for block in text.split("\n\n"):
+        yield dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+
+
 def parse_show_restarts(text: str) -> dict[str, int]:
     """``systemctl show '*.service' -p Id,NRestarts``: blocks of ``Key=value`` lines."""
     restarts: dict[str, int] = {}
-    for block in text.split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    for props in _show_blocks(text):
         unit, count = props.get("Id"), props.get("NRestarts")
         if unit and count and count.isdigit():
             restarts[unit] = int(count)
@@ -258,8 +264,7 @@ def parse_show_clean_restarts(text: str) -> frozenset[str]:
     clean exit too (``Restart=always``, ``on-success``; a getty after each logout), whose
     restart count alone says nothing of a crash."""
     restarted: set[str] = set()
-    for block in text.split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    for props in _show_blocks(text):
         unit = props.get("Id")
         if unit and props.get("Restart") in _RESTARTS_CLEAN_EXITS:
             restarted.add(unit)
@@ -270,8 +275,7 @@ def parse_show_results(text: str) -> dict[str, ServiceResult]:
     """``systemctl show '*.service' -p Id,Result,ExecMainCode,...``: how each service that did
     not succeed ended (a healthy host has none)."""
     results: dict[str, ServiceResult] = {}
-    for block in text.split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    for props in _show_blocks(text):
         unit, result = props.get("Id"), props.get("Result")
         if not unit or not result or result == "success":
             continue
@@ -284,6 +288,13 @@ def parse_show_results(text: str) -> dict[str, ServiceResult]:
             main_pid=int(pid) if pid.isdigit() and pid != "0" else None,
         )
     return results
+
+
+def parse_show_load_states(text: str) -> dict[str, str]:
+    """``systemctl show -p Id,LoadState -- UNIT...``: how systemd loads each unit asked about
+    (``not-found``: it finds no file for it; ``error``, ``bad-setting``: its file is broken)."""
+    return {props["Id"]: props["LoadState"] for props in _show_blocks(text)
+            if props.get("Id") and props.get("LoadState")}
 
 
 def signal_name(number: int | None) -> str:

@@ -288,15 +288,25 @@ def _tail_files(text: str, headers: Sequence[tuple[str, str, object]]) -> list[s
     order of ``headers`` (each path with its header).
 
     tail writes ``==> PATH <==`` before each file it could open, in the order given, and a
-    blank line between files.
+    blank line between files. Only the last file's text may hold such a line (the kernel's
+    hold none, :func:`_tailed_files`): where an earlier file is absent (no PSI), its header
+    written inside the last file must not be taken for it. So the last file's header is
+    found first (its first occurrence is tail's), and the others only before it.
     """
+    if not headers:
+        return []
+    last = len(headers) - 1
+    last_at = text.find(headers[last][1])
+    kernel_end = last_at if last_at >= 0 else len(text)
     found: list[tuple[int, int, int]] = []
     offset = 0
-    for n, (_, header, _) in enumerate(headers):
-        at = text.find(header, offset)
+    for n, (_, header, _) in enumerate(headers[:last]):
+        at = text.find(header, offset, kernel_end)
         if at >= 0:
             found.append((n, at, at + len(header)))
             offset = at + len(header)
+    if last_at >= 0:
+        found.append((last, last_at, last_at + len(headers[last][1])))
     files: list[str | None] = [None] * len(headers)
     for k, (n, _, start) in enumerate(found):
         end = found[k + 1][1] - 1 if k + 1 < len(found) else len(text)  # less the blank line

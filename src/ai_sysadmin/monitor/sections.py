@@ -16,11 +16,15 @@ and its replayed results feed the same rows, so both paths give one Snapshot. In
 guard is a shell builtin test. The per-command path has no shell: a row's ``when`` tests the
 same thing from a fact an earlier row found (systemd running, a NixOS system), and where it
 does not hold, the guarded commands get the answer the script's guard gives.
+
+A row with ``then`` is read in a second step, from what the first found: both paths read it
+the same way, after the rest (a remote host in a second script), only where it asks anything.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -31,7 +35,14 @@ from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
 from . import parsers
 from .remote_script import FILE_READ, Guard
-from .snapshot import UNIT_FILE_BAD, Certificate, Snapshot
+from .snapshot import (
+    UNIT_FILE_BAD,
+    UNIT_FILE_NOT_FOUND,
+    UNIT_SUFFIXES,
+    Certificate,
+    JournalGap,
+    Snapshot,
+)
 
 #: journal entries a check reads after its cursor, at most (the rest at the next checks)
 JOURNAL_CHUNK = 2000
@@ -228,10 +239,19 @@ class Section:
     #: whether a reading may serve later checks (see ``every``): one that shows trouble is
     #: read again by the next check, which then sees the trouble end as soon as it does
     keeps: Callable[[Any], bool] = lambda reading: True
+    #: a row of the second step: what it reads, from what the first step found (its
+    #: ``sources`` give nothing). Rare by design (a unit file systemd calls bad, a journal
+    #: that outran the checks): no check's remote script asks it ahead, and a remote host
+    #: answers a second, short one only where there is something to ask
+    then: Callable[[Snapshot, Plan], tuple[Source, ...]] | None = None
 
     def sources_of(self, plan: Plan) -> tuple[Source, ...]:
         """What this check reads for the row: nothing where it keeps the last reading."""
         return () if self.name in plan.kept else self.sources(plan)
+
+    def sources_then(self, snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
+        """What this check reads for the row in the second step, once the first is taken."""
+        return () if self.then is None or self.name in plan.kept else self.then(snap, plan)
 
     def take(self, readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         """Turn what the sources gave into the Snapshot's data; raise why it cannot."""
@@ -323,6 +343,52 @@ def _unit_files(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None
     listed = _systemd_output(readings[0], "systemctl list-unit-files")
     snap.unit_files = (plan.parsed(parsers.parse_list_unit_files, listed)
                        if listed is not None else {})
+
+
+#: the instance a template's file is asked about by: systemd loads units, and a template is
+#: none until it has an instance (``systemctl show`` refuses its name)
+_PROBE_INSTANCE = "ai-sysadmin-check"
+#: bad unit files asked about in one check, at most (systemd loads a unit for each)
+_UNIT_FILE_QUESTIONS = 100
+#: a unit name's characters (systemd's unit_name_is_valid), the suffix apart: a name that
+#: systemctl refuses would end its answer there
+_UNIT_FILE_BASE = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\@-]*)?")
+_UNIT_NAME_MAX = 255
+
+
+def _loaded_as(name: str) -> str | None:
+    """The unit systemd loads from the unit file ``name``: its own, or for a template an
+    instance of it; None for a name systemctl would refuse."""
+    base, _, suffix = name.rpartition(".")
+    if (f".{suffix}" not in UNIT_SUFFIXES or not _UNIT_FILE_BASE.fullmatch(base)
+            or len(name) + len(_PROBE_INSTANCE) > _UNIT_NAME_MAX):
+        return None
+    return f"{base}{_PROBE_INSTANCE}.{suffix}" if base.endswith("@") else name
+
+
+def _bad_unit_files(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
+    """For the files list-unit-files calls bad (a file systemd cannot parse, or none at all:
+    it says the same of both), how systemd loads each: ``not-found`` where the name leads to
+    no file (a link whose target is gone), ``error`` or ``bad-setting`` where it is broken."""
+    asked = [unit for name, state in sorted((snap.unit_files or {}).items())
+             if state == UNIT_FILE_BAD and (unit := _loaded_as(name)) is not None]
+    if not asked:
+        return ()
+    return (Source((plan.programs.systemctl, "show", "--property=Id,LoadState", "--no-pager",
+                    "--", *asked[:_UNIT_FILE_QUESTIONS]), SYSTEMD),)
+
+
+def _unit_file_loads(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    shown = result(readings[0])
+    states = parsers.parse_show_load_states(shown.stdout)
+    # a new dict: the listing's is shared with the checks that read the same text
+    snap.unit_files = {
+        name: UNIT_FILE_NOT_FOUND if state == UNIT_FILE_BAD
+        and states.get(_loaded_as(name) or "") == "not-found" else state
+        for name, state in (snap.unit_files or {}).items()}
+    if not shown.ok:
+        # a file systemd said nothing of stays bad: one it cannot parse is never left unsaid
+        raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
 
 
 def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -428,17 +494,78 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
 _POSITION_SLACK_SECONDS = 60.0
 
 
-def _ahead(cursor: str, now: float) -> bool:
-    """Whether a journal cursor's time (its ``t=``, microseconds in hex) is later than
-    ``now`` on the host's clock."""
+#: how much of the burst window a check may leave unread before it reads the newest entries
+#: instead (the entries in between are skipped, and said)
+_BEHIND_SHARE = 0.5
+
+
+def _cursor_number(cursor: str, key: str) -> int | None:
+    """A hexadecimal field of a journal cursor (``s=ID;i=SEQNUM;b=BOOT;m=MONO;t=REALTIME;x=``)."""
     for part in cursor.split(";"):
-        key, _, value = part.partition("=")
-        if key == "t":
+        name, _, value = part.partition("=")
+        if name == key:
             try:
-                return int(value, 16) / 1e6 > now + _POSITION_SLACK_SECONDS
+                return int(value, 16)
             except ValueError:
-                return False
-    return False
+                return None
+    return None
+
+
+def _ahead(cursor: str, now: float) -> bool:
+    """Whether a journal cursor's time (its ``t=``, microseconds) is later than ``now`` on the
+    host's clock."""
+    stamp = _cursor_number(cursor, "t")
+    return stamp is not None and stamp / 1e6 > now + _POSITION_SLACK_SECONDS
+
+
+def _journal_behind(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
+    """The newest entries, where this check fell further behind than one read catches up:
+    a full chunk whose last entry is older than half the burst window. Read on a chunk a
+    check, a flood faster than that is never caught up: the burst, judged on what was read
+    of its window, shrinks to nothing and resolves while the flood goes on."""
+    position, read = plan.journal.after_cursor, snap.journal
+    if (not position or position.startswith(SINCE_PREFIX) or "journal" in snap.errors
+            or not read or len(read) < JOURNAL_CHUNK):
+        return ()
+    window = plan.settings.thresholds.journal_burst_window_seconds
+    if read[-1].timestamp >= snap.host_time() - window * _BEHIND_SHARE:
+        return ()  # behind, but most of what is judged is read: the next check goes on
+    newest = JournalQuery(first_lines=JOURNAL_CHUNK)
+    return (Source(tuple(journal_argv(plan.settings, newest)), SYSTEMD),)
+
+
+def _journal_gap(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    """The newest entries after the chunk read; the entries between, skipped unread, said
+    (``errors``: the journal's rules still judge what was read)."""
+    newest_read = result(readings[0])
+    if not newest_read.ok and not newest_read.stdout:
+        raise TransportError("the journal is further behind than one check reads, and its "
+                             f"newest entries could not be read: journalctl: "
+                             f"{newest_read.stderr.strip()[:200]}")
+    read = snap.journal or []
+    last = read[-1]
+    newest = parsers.parse_journal(newest_read.stdout)
+    cursors = [entry.cursor for entry in newest]
+    if last.cursor in cursors:  # caught up meanwhile: nothing skipped
+        newest = newest[cursors.index(last.cursor) + 1:]
+    elif newest:
+        first = newest[0]
+        snap.journal_gap = JournalGap(last.timestamp, first.timestamp,
+                                      _entries_between(last.cursor, first.cursor))
+        snap.errors["journal_gap"] = snap.journal_gap.describe()
+    snap.journal = [*read, *newest]
+    snap.journal_cursor = snap.journal[-1].cursor
+
+
+def _entries_between(before: str, after: str) -> int | None:
+    """How many entries of any priority lie between two cursors of one journal (its ``s=``
+    names the sequence its ``i=`` numbers count in); None across journals."""
+    sequence = _cursor_number(before, "s")
+    first, second = _cursor_number(before, "i"), _cursor_number(after, "i")
+    if sequence is None or sequence != _cursor_number(after, "s") or first is None \
+            or second is None:
+        return None
+    return max(0, second - first - 1)
 
 
 def _journal_failure(stderr: str, query: JournalQuery, snap: Snapshot) -> TransportError:
@@ -535,6 +662,10 @@ _OS_RELEASE = (
 )
 
 
+def _second_step_only(plan: Plan) -> tuple[Source, ...]:
+    return ()
+
+
 def _systemd_may_run(snap: Snapshot) -> bool:
     return snap.systemd_running is not False
 
@@ -569,6 +700,9 @@ SECTIONS: tuple[Section, ...] = (
             # systemd works out every unit file's state for it: stats and reads them all
             every=lambda settings: settings.unit_files_every,
             keeps=lambda files: UNIT_FILE_BAD not in files.values()),
+    # second step: which of the bad ones lead to no file at all
+    Section("unit_file_loads", _second_step_only, apply=_unit_file_loads,
+            after=("unit_files",), then=_bad_unit_files),
     Section("restarts", lambda p: (Source((p.programs.systemctl, "show", "*.service",
                                            f"--property={parsers.SHOW_PROPERTIES}",
                                            "--no-pager"), SYSTEMD),),
@@ -579,6 +713,9 @@ SECTIONS: tuple[Section, ...] = (
             when=_systemd_may_run),
     Section("journal_position", _position_sources, apply=_position, after=("journal",),
             when=_no_position_yet),
+    # second step: the newest entries where the journal outran the checks
+    Section("journal_gap", _second_step_only, apply=_journal_gap, after=("journal",),
+            then=_journal_behind),
     Section("processes", _ps_sources, apply=_processes),
     # the same listing: one ps in a remote script, which runs a command once
     Section("zombies", _ps_sources, apply=_zombies),

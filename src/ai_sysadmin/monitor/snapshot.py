@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ..hosts.osinfo import OsInfo
 
@@ -191,8 +192,39 @@ class Certificate:
     count: int = 1
 
 
-#: the state ``systemctl list-unit-files`` gives a unit file systemd cannot parse
+#: the state ``systemctl list-unit-files`` gives a unit file systemd cannot parse, or cannot
+#: open at all (a link whose target is gone)
 UNIT_FILE_BAD = "bad"
+#: a ``bad`` unit file for whose name systemd itself finds no file (``systemctl show``:
+#: ``LoadState=not-found``): the directory entry is there and leads nowhere, a link whose
+#: target is gone (or a loop of links). Nothing to parse: no unit file is broken
+UNIT_FILE_NOT_FOUND = "not-found"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalGap:
+    """Journal entries a check skipped unread: it had fallen further behind than one read
+    catches up (a flood of warnings), so it read the newest entries instead, and judged what
+    is happening now. Times are the host's."""
+
+    #: the last entry read before the gap, and the first read after it
+    after: float
+    before: float
+    #: how many entries of any priority lie between, by the journal's sequence numbers; None
+    #: where they do not tell (the two from different journals)
+    entries: int | None = None
+
+    def describe(self) -> str:
+        count = (f"{self.entries} journal entries (of any priority)" if self.entries is not None
+                 else "the journal entries")
+        return (f"{count} logged in the {max(0.0, self.before - self.after):.0f} s between "
+                f"{_stamp(self.after)} and {_stamp(self.before)} were skipped unread: the "
+                "journal's warnings came faster than the checks read them, so this check read "
+                "the newest")
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(slots=True)
@@ -211,7 +243,8 @@ class Snapshot:
     systemd_running: bool | None = None
     units: list[Unit] | None = None
     #: the state of every unit file (``systemctl list-unit-files``): a file systemd cannot
-    #: parse is ``bad`` (UNIT_FILE_BAD) there even when no loaded unit refers to it
+    #: parse is ``bad`` (UNIT_FILE_BAD) there even when no loaded unit refers to it; one that
+    #: leads to no file is UNIT_FILE_NOT_FOUND instead, as systemd says when asked about it
     unit_files: dict[str, str] | None = None
     #: NRestarts of each service (``systemctl show``): how often systemd restarted it
     restarts: dict[str, int] | None = None
@@ -225,6 +258,8 @@ class Snapshot:
     core_dumps: list[CoreDump] | None = None
     journal: list[JournalEntry] | None = None
     journal_cursor: str | None = None
+    #: what this check skipped of the journal, unread (said in ``errors`` too); None: nothing
+    journal_gap: JournalGap | None = None
     processes: list[Process] | None = None
     #: every listed process's start and CPU seconds (pid -> (start, seconds)): what the CPU
     #: a process used between two checks is measured from, kept or not

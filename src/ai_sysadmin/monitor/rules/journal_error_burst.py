@@ -26,6 +26,9 @@ class JournalErrorBurst(Rule):
         for entry in ctx.window:
             if entry.priority <= ERR and entry.timestamp >= since:
                 groups[entry.source].append(entry)
+        # entries skipped unread (a flood outran the checks) may hold more of any source's
+        gap = ctx.snapshot.journal_gap
+        skipped = [f"not counted: {gap.describe()}"] if gap is not None else []
         findings = []
         for source, entries in sorted(groups.items()):
             if len(entries) < t.journal_error_burst:
@@ -40,7 +43,7 @@ class JournalErrorBurst(Rule):
                     severity,
                     f"{len(entries)} journal errors from {source} in "
                     f"{t.journal_burst_window_seconds:.0f} s",
-                    [quote(e.message) for e in entries[-3:]],
+                    [*(quote(e.message) for e in entries[-3:]), *skipped],
                 )
             )
         return findings

@@ -4,7 +4,7 @@ import re
 from collections.abc import Sequence
 
 from ..findings import Finding, Severity, quote
-from ..snapshot import UNIT_FILE_BAD, JournalEntry
+from ..snapshot import UNIT_FILE_BAD, UNIT_FILE_NOT_FOUND, JournalEntry
 from .base import Rule, RuleContext
 
 #: LoadState values meaning the unit file itself is broken (not merely absent)
@@ -19,12 +19,16 @@ class UnitLoadError(Rule):
     """A unit file systemd cannot load: a loaded unit says so with its LoadState; a file
     nothing refers to is not loaded at all, and only ``list-unit-files`` (state ``bad``)
     tells. systemd's own parse warnings about the file, when the journal has them, are the
-    evidence of why."""
+    evidence of why.
+
+    ``bad`` is also what list-unit-files says of a link whose target is gone; asked about
+    it, systemd finds no file (``not-found``, UNIT_FILE_NOT_FOUND): there is no file to
+    parse, so it is a note that says what it is, not a failure to load."""
 
     name = "unit_load_error"
     requires = ("units", "unit_files")
     description = ("A unit file fails to load (LoadState=error or bad-setting, or unit file "
-                   "state bad).")
+                   "state bad); a note for a unit file that is a link to a missing file.")
     subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
@@ -32,16 +36,24 @@ class UnitLoadError(Rule):
         broken = {unit.name: (unit.load, f"{unit.name}: LoadState={unit.load} "
                                          f"active={unit.active}")
                   for unit in ctx.snapshot.units or [] if unit.load in BROKEN_LOAD_STATES}
+        dangling = []
         for name, state in sorted((ctx.snapshot.unit_files or {}).items()):
             if state == UNIT_FILE_BAD and name not in broken:
                 broken[name] = (state, f"{name}: unit file state {state} (not loaded)")
+            elif state == UNIT_FILE_NOT_FOUND and name not in broken:
+                dangling.append(self.finding(
+                    ctx, name, Severity.INFO,
+                    f"the unit file of {name} is a link to a missing file",
+                    [f"{name}: unit file state {UNIT_FILE_BAD}, yet systemd finds no file "
+                     f"for it (LoadState={UNIT_FILE_NOT_FOUND}): a link whose target is gone"]))
         return [
-            self.finding(
+            *(self.finding(
                 ctx, name, Severity.CRITICAL,
                 f"the unit file of {name} does not load ({state})",
                 [line, *warnings.get(name, [])],
             )
-            for name, (state, line) in broken.items()
+            for name, (state, line) in broken.items()),
+            *dangling,
         ]
 
 
