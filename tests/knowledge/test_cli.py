@@ -123,3 +123,18 @@ def test_help_does_not_load_chromadb() -> None:
                          timeout=60)
     assert run.returncode == 0, run.stderr
     assert "search" in run.stdout and "export" in run.stdout
+
+
+def test_an_export_is_owner_only_unless_the_file_it_replaces_said_otherwise(
+        cli: Cli, tmp_path: Path) -> None:
+    """What was learned about the hosts is no file for every local user: a new export is
+    0600, and one written over an existing file keeps the mode its owner gave it."""
+    _added(cli, "db1 backups", "db1's backups run at 02:00 from /etc/cron.d/backup")
+    fresh = tmp_path / "fresh.jsonl"
+    assert cli("knowledge", "export", str(fresh))[0] == 0
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    shared = tmp_path / "shared.jsonl"
+    shared.write_text("old\n")
+    shared.chmod(0o640)
+    assert cli("knowledge", "export", str(shared))[0] == 0
+    assert shared.stat().st_mode & 0o777 == 0o640 and "db1 backups" in shared.read_text()

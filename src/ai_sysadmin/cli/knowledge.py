@@ -6,6 +6,8 @@ chromadb with it) is opened only when one of these runs.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -199,6 +201,23 @@ def remove(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None
         out.print(f"removed {entry.id}: {entry.topic}", markup=False)
 
 
+def _write_replacing(file: Path, text: str) -> None:
+    """``text`` into a new file beside ``file``, renamed over it: an interrupted export loses
+    nothing. Its mode is the old file's, else owner-only: what was learned about the hosts
+    (incidents, fixes, configs) is for whoever may read the state, not every local user."""
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    partial = file.with_name(f".{file.name}.partial")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
+                   encoding="utf-8") as handle:
+        handle.write(text)
+        os.fchmod(handle.fileno(), mode)  # the umask had no say in it
+    partial.replace(file)
+
+
 @app.command("export")
 def export(
     ctx: typer.Context,
@@ -222,10 +241,7 @@ def export(
             raise KnowledgeError(f"export incomplete: {incomplete}")
         return
     try:
-        # a new file beside the old one, renamed over it: an interrupted export loses nothing
-        partial = file.with_name(f".{file.name}.partial")
-        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        partial.replace(file)
+        _write_replacing(file, "".join(line + "\n" for line in lines))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
                                  param_hint="FILE") from None
