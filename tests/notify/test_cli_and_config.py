@@ -104,3 +104,8 @@ def test_the_apprise_url_file_is_never_read_for_the_model(tmp_path: Path, settin
     result = asyncio.run(REGISTRY.call("read_file", {"path": str(urls)}, ctx))
     assert result.status == "refused" and "own secrets" in result.output
     assert APPRISE_PASSWORD not in result.output
+
+
+def test_an_empty_message_is_a_usage_error(cli) -> None:
+    code, _, err = cli("notify", "send", "backup", " ")
+    assert code == 2 and "the message is empty" in err

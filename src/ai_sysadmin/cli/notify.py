@@ -58,6 +58,8 @@ def send(
     app_state = state(ctx)
     settings = app_state.settings
     level = _priority(priority)
+    if not message.strip():  # Gotify refuses it; a channel that takes it tells nobody anything
+        raise typer.BadParameter("the message is empty", param_hint="MESSAGE")
     prefix = f"[{settings.ai_name}] "
     full = Message(title if title.startswith(prefix) else prefix + title, message, level)
     notifier = app_state.runtime().notifier
