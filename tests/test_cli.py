@@ -51,6 +51,7 @@ def test_check_json_reports_host_name_and_exit_code(cli, tmp_path: Path, config_
 def test_installed_name_links_run_the_same_program(tmp_path: Path, config_file) -> None:
     path = config_file('ai_name = "hal"\n')
     bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
     env = {"AI_SYSADMIN_CONFIG": str(path), "AI_SYSADMIN_STATE_DIR": str(tmp_path / "st")}
     done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), env=env)
     assert done.returncode == 0, done.stderr

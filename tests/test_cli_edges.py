@@ -112,6 +112,53 @@ def test_check_all_json_is_one_document_with_a_list_per_host(cli) -> None:
     assert by_host["web1"]["findings"][0]["rule"] == "host_unreachable"
 
 
+#: df and ps missing, as on a host without procps: its disks and processes go unjudged.
+#: The units and the journal are left out too (on a host with systemd, a failed unit there
+#: would be a finding), and what is still read from /proc is judged with thresholds no busy
+#: host reaches: what was collected has nothing to find
+PARTLY_COLLECTED = """
+[programs]
+df = "/nonexistent/df"
+ps = "/nonexistent/ps"
+systemctl = "/nonexistent/systemctl"
+journalctl = "/nonexistent/journalctl"
+coredumpctl = "/nonexistent/coredumpctl"
+[thresholds]
+load_per_core_warn = 100000
+load_per_core_critical = 100000
+memory_available_warn_percent = 0
+memory_available_critical_percent = 0
+memory_psi_some_avg60 = 100
+swap_thrash_pages_per_second = 1e12
+"""
+
+
+def test_a_check_of_a_host_not_fully_collected_is_not_healthy(cli, config_file) -> None:
+    config_file(PARTLY_COLLECTED)
+    code, out, _ = cli("check", "--no-store")
+    assert code == 2, out
+    assert "not collected mounts: " in out and "not collected processes: " in out
+    assert "no findings in what could be collected" in out
+    code, out, _ = cli("check", "--json", "--no-store")
+    report = json.loads(out)
+    assert (code, report["healthy"], report["findings"]) == (2, False, [])
+    assert {"mounts", "processes"} <= set(report["errors"])
+
+
+def test_check_all_findings_anywhere_outrank_a_host_not_fully_collected(cli,
+                                                                         config_file) -> None:
+    config_file(PARTLY_COLLECTED)
+    code, out, _ = cli("check", "--all", "--json", "--no-store")
+    assert code == json.loads(out)["exit_code"] == 2
+    code, out, _ = cli("check", "--all", "--no-store")
+    assert code == 2 and out.splitlines()[-1].endswith("1 not fully collected")
+    _add_unreachable(cli)
+    code, out, _ = cli("check", "--all", "--json", "--no-store")
+    document = json.loads(out)
+    assert code == document["exit_code"] == 1
+    assert [h["healthy"] for h in document["hosts"]] == [False, False]
+
+
 def test_name_check_all_runs_the_fleet_check(cli) -> None:
     code, out, _ = cli("--all", argv0="hal-check")
     assert code in (0, 1) and "1 host(s): " in out.splitlines()[-1]
@@ -184,8 +231,9 @@ def test_what_the_machine_refuses_is_one_line_and_exit_2(cli, tmp_path: Path) ->
     code, _, err = cli("--config", too_long, "check")
     assert code == 2 and err.startswith("error: ") and "cannot read: File name too long" in err
     assert "Traceback" not in err
-    code, _, err = cli("commands", "install", "--bin-dir", "/proc/no-such-dir")
-    assert (code, err) == (2, "error: /proc/no-such-dir: No such file or directory\n")
+    code, _, err = cli("commands", "install", "--bin-dir", "/proc")
+    assert code == 2 and err.startswith("error: /proc/.")
+    assert err.endswith(": No such file or directory\n") and len(err.splitlines()) == 1
 
 
 def test_policy_check_prints_a_readable_verdict(cli) -> None:
@@ -258,9 +306,40 @@ def test_commands_install_never_replaces_what_it_did_not_make(tmp_path: Path,
     assert again.returncode == 0 and not (bin_dir / "hal-check").is_symlink()
 
 
+def test_commands_install_writes_nothing_for_a_directory_or_a_python_it_cannot_use(
+        tmp_path: Path, config_file) -> None:
+    config_file('ai_name = "hal"\n')
+    typo = tmp_path / "typo" / "bin"
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(typo))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: {typo} is not a directory: create it (mkdir -p {typo}) or "
+                           "name another with --bin-dir\n")
+    assert not typo.parent.exists()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # a real Python without ai-sysadmin: every command would fail at its first line
+    bare = tmp_path / "bare"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(bare)],
+                   check=True, timeout=60)
+    for python, said in ((tmp_path / "no-such-python", "is not an executable path: "),
+                         (bare / "bin" / "python", "cannot import ai_sysadmin (")):
+        done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir),
+                           "--python", str(python))
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        assert done.stderr.startswith(f"error: {python} {said}"), done.stderr
+        assert done.stderr.endswith(": name the Python that has ai-sysadmin installed with "
+                                    "--python\n")
+        assert list(bin_dir.iterdir()) == []
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir),
+                       "--python", sys.executable)
+    assert done.returncode == 0, done.stderr
+    assert run_program(str(bin_dir / "hal-check"), "--help").returncode == 0
+
+
 def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> None:
     hal = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/hal"\n')
     bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
     assert run_program(str(BIN), "commands", "install", "--bin-dir",
                        str(bin_dir)).returncode == 0
     other = tmp_path / "other.toml"

@@ -21,9 +21,16 @@ from tests.conftest import BIN, run_program
 from tests.packaging.conftest import needs_root
 
 
+@pytest.fixture(autouse=True)
+def _no_config_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """setup plans from (and installs) a config named with AI_SYSADMIN_CONFIG: these tests
+    name none unless they say so, as a root shell (sudo resets the environment) does."""
+    monkeypatch.delenv("AI_SYSADMIN_CONFIG")
+
+
 def setup(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
-                       "--json", *args, env={"AI_SYSADMIN_CONFIG": "/nonexistent"})
+                       "--json", *args)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, int, int, str]]:
@@ -300,7 +307,7 @@ def test_an_existing_config_the_daemon_cannot_read_gets_setups_owner_and_mode(
     config.write_text('ai_name = "kit"\n')
     config.chmod(0o600)
     planned = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
-                          "--dry-run", env={"AI_SYSADMIN_CONFIG": "/nonexistent"})
+                          "--dry-run")
     assert planned.returncode == 0, planned.stderr
     assert re.search(r"would update\s+file\s+/etc/ai-sysadmin/config\.toml  "
                      r"root:ai-sysadmin 0640, content kept", planned.stdout), planned.stdout
@@ -329,8 +336,7 @@ def path_without(tmp_path: Path, *left_out: str) -> str:
 
 @needs_root
 def test_without_sudo_setup_says_so_and_changes_nothing(target: Path, tmp_path: Path) -> None:
-    env = {"AI_SYSADMIN_CONFIG": "/nonexistent",
-           "PATH": path_without(tmp_path, "sudo", "visudo")}
+    env = {"PATH": path_without(tmp_path, "sudo", "visudo")}
     before = snapshot(target)
     for extra in (("--dry-run",), ()):
         done = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
@@ -348,11 +354,12 @@ def test_setup_replaces_the_commands_commands_install_made_and_nothing_else(
     config.parent.mkdir(parents=True)
     config.write_text('ai_name = "hal"\n')
     bin_dir = target / "usr/local/bin"
+    bin_dir.mkdir(parents=True)
     made = run_program(str(BIN), "--config", str(config), "commands", "install", "--bin-dir",
                        str(bin_dir))
     assert made.returncode == 0, made.stderr
     planned = run_program(str(BIN), "setup", "--root", str(target), "--program", str(BIN),
-                          "--dry-run", env={"AI_SYSADMIN_CONFIG": "/nonexistent"})
+                          "--dry-run")
     assert planned.returncode == 0, planned.stderr
     assert re.search(r"would update\s+link\s+/usr/local/bin/hal-check  -> \S+ \(replaces the "
                      r"`commands install` wrapper\)", planned.stdout), planned.stdout
@@ -374,8 +381,112 @@ def test_setup_run_by_a_relative_path_installs_that_program_by_its_absolute_path
     relative = f"{BIN.parent.name}/{BIN.name}"
     done = subprocess.run([relative, "setup", "--root", str(target), "--name", "hal",
                            "--dry-run", "--json"], cwd=BIN.parent.parent, capture_output=True,
-                          text=True, timeout=60,
-                          env={**os.environ, "AI_SYSADMIN_CONFIG": "/nonexistent"})
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     links = [s for s in json.loads(done.stdout) if s["kind"] == "link"]
     assert links and {s["detail"] for s in links} == {f"-> {os.path.abspath(BIN)}"}
+
+
+def test_a_name_commands_cannot_carry_is_one_line_and_exit_2(target: Path) -> None:
+    before = snapshot(target)
+    done = setup(target, "--name", "BAD NAME", "--dry-run")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("error: Invalid value for '--name': 'BAD NAME': must be 1-32 "
+                                  "characters of a-z, 0-9, '-' or '_'")
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert snapshot(target) == before
+
+
+def given(target: Path, config: Path, *args: str, env: bool = False
+          ) -> subprocess.CompletedProcess[str]:
+    """setup with a config named with -c, or with AI_SYSADMIN_CONFIG (``env``)."""
+    named = () if env else ("-c", str(config))
+    return run_program(str(BIN), *named, "setup", "--root", str(target), "--program",
+                       str(BIN), "--json", *args,
+                       env={"AI_SYSADMIN_CONFIG": str(config)} if env else None)
+
+
+KIT = 'ai_name = "kit"\nstate_dir = "/srv/kit-state"\n[safety]\nclean_paths = ["/var/cache/kit"]\n'
+
+
+@pytest.mark.parametrize("env", [False, True], ids=["option", "environment"])
+def test_a_named_config_is_the_one_planned_from(target: Path, tmp_path: Path, env: bool) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text(KIT)
+    before = snapshot(target)
+    done = given(target, config, "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    planned = {(s["kind"], s["target"]): s["detail"] for s in json.loads(done.stdout)}
+    assert ("file", "/etc/systemd/system/kit-ai.service") in planned
+    assert ("directory", "/srv/kit-state") in planned
+    assert not any("/var/lib/ai-sysadmin" in where or "hal-" in where for _, where in planned)
+    assert planned[("file", "/etc/ai-sysadmin/config.toml")] == (
+        f"root:ai-sysadmin 0640, a copy of {config}")
+    assert snapshot(target) == before
+    refused = given(target, config, "--dry-run", "--name", "hal", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr == (f"error: {config} names the assistant 'kit': change ai_name "
+                              "there, or drop --name\n")
+
+
+@needs_root
+def test_a_named_config_is_installed_and_an_installed_other_one_is_never_replaced(
+        target: Path, tmp_path: Path) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text(KIT)
+    done = given(target, config)
+    assert done.returncode == 0, done.stderr
+    installed = target / "etc/ai-sysadmin/config.toml"
+    assert installed.read_text() == KIT
+    daemon = (target / "etc/systemd/system/kit-ai.service").read_text()
+    assert "Environment=HOME=/srv/kit-state\n" in daemon
+    assert "ai-sysadmin-clean /var/cache/kit -- *" in (target / "etc/sudoers.d/ai-sysadmin"
+                                                      ).read_text()
+    # the same config again, or none: the installed one; nothing to change
+    for again in (given(target, config), setup(target)):
+        assert {s["action"] for s in json.loads(again.stdout)} == {"keep"}, again.stderr
+    before = snapshot(target)
+    config.write_text(KIT.replace("/var/cache/kit", "/var/cache/other"))
+    refused = given(target, config)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith(f"error: {installed} is installed and differs from "
+                                     f"{config}: setup never overwrites an installed config")
+    assert snapshot(target) == before
+
+
+def test_a_program_not_found_under_root_says_where_it_looked_and_where_to_set_it(
+        tmp_path: Path) -> None:
+    empty = tmp_path / "image"
+    empty.mkdir()
+    looked = "in none of /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin under"
+    done = setup(empty, "--name", "hal", "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr == (f"error: systemctl is {looked} {empty}; set programs.systemctl to "
+                           "its absolute path in a config file named with "
+                           "`ai-sysadmin -c FILE setup`\n")
+    # the way it says, the next program is looked for, and the same file named for it
+    config = tmp_path / "hal.toml"
+    config.write_text('ai_name = "hal"\n[programs]\nsystemctl = "/usr/bin/systemctl"\n')
+    done = given(empty, config, "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: journalctl is ")
+    assert done.stderr.endswith(f" under {empty}; set programs.journalctl to its absolute "
+                                f"path in {config}\n")
+    assert list(empty.iterdir()) == []
+
+
+def test_both_units_name_the_state_dir_a_config_without_one_gets(target: Path) -> None:
+    """A config that names no state_dir: setup makes /var/lib/ai-sysadmin, and the daemon and
+    its worker, run as their own user, must use it too, not that user's default
+    (~/.local/state/ai-sysadmin), where a person's `hal-issues` would never look."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "kit"\n')
+    assert setup(target).returncode == 0
+    for unit in ("kit-ai", "kit-llm-worker"):
+        text = (target / f"etc/systemd/system/{unit}.service").read_text()
+        assert "Environment=AI_SYSADMIN_STATE_DIR=/var/lib/ai-sysadmin\n" in text, unit
+        environ = dict(line.removeprefix("Environment=").split("=", 1)
+                       for line in text.splitlines() if line.startswith("Environment="))
+        loaded = load_settings(config, environ)
+        assert str(loaded.settings.state_dir) == "/var/lib/ai-sysadmin", unit

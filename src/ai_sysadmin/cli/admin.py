@@ -121,6 +121,36 @@ sys.exit(main(sys.argv[1:], argv0=sys.argv[0], config={config!r}))
 """
 
 
+def executable(found: str, hint: str) -> Path:
+    """``found`` as the absolute path of an executable file (units, links and shebangs need
+    it from anywhere), or an error that ends with ``hint``: how to name the right one."""
+    if "/" in found:
+        # `sudo .venv/bin/ai-sysadmin setup`: relative to here, not to where it is run from
+        found = os.path.abspath(found)
+    if not found.startswith("/") or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise AiSysadminError(f"{found} is not an executable path: {hint}")
+    return Path(found)
+
+
+def _python_with_ai_sysadmin(given: Path) -> str:
+    """``given`` as a Python the commands can run under: the first thing each does is import
+    ai_sysadmin.cli.main, so one that cannot would make every command fail."""
+    import subprocess
+
+    python = str(executable(str(given), "name the Python that has ai-sysadmin installed "
+                                        "with --python"))
+    try:
+        done = subprocess.run([python, "-c", "import ai_sysadmin.cli.main"], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AiSysadminError(f"{python} cannot be run: {exc}") from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise AiSysadminError(f"{python} cannot import ai_sysadmin ({last}): name the Python "
+                              "that has ai-sysadmin installed with --python")
+    return python
+
+
 def _ours(path: Path) -> bool:
     """Made by ``commands install``: a wrapper with the marker, or the symlink to the
     ai-sysadmin program that earlier versions made."""
@@ -136,11 +166,12 @@ def _ours(path: Path) -> bool:
 @commands_app.command("install")
 def commands_install(
     ctx: typer.Context,
-    bin_dir: Annotated[Path, typer.Option(metavar="DIR", help="Where to put the commands.")]
+    bin_dir: Annotated[Path, typer.Option(
+        metavar="DIR", help="Where to put the commands (a directory that exists).")]
     = Path("/usr/local/bin"),
     python: Annotated[Path | None, typer.Option(
-        metavar="PATH", help="The Python that has ai-sysadmin installed (default: this one).",
-        show_default=False)] = None,
+        metavar="PATH", help="The Python that has ai-sysadmin installed (default: this one); "
+        "it must import ai_sysadmin.", show_default=False)] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace files of these names that something else made.")] = False,
 ) -> None:
@@ -150,6 +181,11 @@ def commands_install(
     """
     import sys
 
+    if not bin_dir.is_dir():
+        # a mistyped directory is said, not made: nothing is written on an error
+        raise AiSysadminError(f"{bin_dir} is not a directory: create it (mkdir -p {bin_dir}) "
+                              "or name another with --bin-dir")
+    interpreter = sys.executable if python is None else _python_with_ai_sysadmin(python)
     loaded = state(ctx).loaded
     name = loaded.settings.ai_name
     paths = {tool: bin_dir / f"{name}-{tool}" for tool in TOOLS}
@@ -161,9 +197,8 @@ def commands_install(
         raise AiSysadminError(f"{foreign[0]} exists and was not made by `commands install`; "
                               "remove it, or replace it with --force")
     config = str(loaded.config_path.resolve()) if loaded.config_found else None
-    bin_dir.mkdir(parents=True, exist_ok=True)
     for tool, path in paths.items():
-        text = _WRAPPER.format(python=python or sys.executable, marker=MARKER, name=path.name,
+        text = _WRAPPER.format(python=interpreter, marker=MARKER, name=path.name,
                                config_shown=f" --config {config}" if config else "",
                                tool=" ".join(TOOLS[tool]), config=config)
         # written beside it and renamed over it: a running command never sees half a file

@@ -51,8 +51,20 @@ def unreachable_reason(report: CheckReport) -> str | None:
 
 
 def exit_code(report: CheckReport) -> int:
-    """0 healthy, 1 findings (an unreachable host is one), 2 nothing could be judged."""
-    return 1 if report.findings else (2 if not report.judged_rules else 0)
+    """0 healthy: every section collected and nothing found; 1 findings (an unreachable host
+    is one), whatever else; 2 no findings, but part or all of the host was not collected.
+
+    A section that was not collected was not judged: a host whose disks nobody measured is
+    not known to be healthy, and a script reading the exit code must not take it for one."""
+    if report.findings:
+        return 1
+    return 0 if report.healthy and report.judged_rules else 2
+
+
+def fleet_exit_code(codes: list[int]) -> int:
+    """The worst host's code, in the order a single host's is decided: findings anywhere
+    (1), else any host not fully collected (2), else 0."""
+    return 1 if 1 in codes else max(codes, default=0)
 
 
 def _as_dict(report: CheckReport) -> dict[str, Any]:
@@ -73,15 +85,17 @@ def check(
         metavar="HOST", help="A managed host (see `systems`); default: this host.",
         show_default=False)] = None,
     all_hosts: Annotated[bool, typer.Option(
-        "--all", "-a", help="Every managed host at once; the exit code is the worst host's.")]
+        "--all", "-a", help="Every managed host at once; the exit code is the worst host's: "
+        "1 if any has findings, else 2 if any was not fully collected, else 0.")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not record incidents or move the cursor.")
     ] = False,
 ) -> None:
-    """Check this host, a managed one, or all of them, now. Exit code: 0 healthy, 1 findings,
-    2 error."""
+    """Check this host, a managed one, or all of them, now. Exit code: 0 healthy (everything
+    collected, nothing found), 1 findings (an unreachable host is one), 2 no findings but a
+    part not collected (nothing judged there), or an error."""
     app = state(ctx)
     if all_hosts:
         if host is not None:
@@ -148,7 +162,7 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
     checkers = (fleet_checkers(list(runtime.transports.values()), app.settings, None, "check")
                 if no_store else list(runtime.checkers.values()))
     reports = sorted(asyncio.run(_sweep(runtime, checkers)), key=lambda r: r.host)
-    code = max((exit_code(r) for r in reports), default=0)
+    code = fleet_exit_code([exit_code(r) for r in reports])
     if as_json:
         print_json({"name": app.settings.ai_name, "exit_code": code,
                     "hosts": [_as_dict(r) for r in reports]})

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from ..config import Settings, load_settings, short_hostname
+from ..config import ENV_CONFIG, Settings, load_settings, short_hostname
 from ..errors import AiSysadminError
 from ..setup_host import (
     Layout,
@@ -27,14 +28,16 @@ from ..setup_host import (
     sudoers_text,
     uninstall,
 )
+from ..setup_host.install import Item
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
-from .admin import MARKER
-from .context import out, print_json
+from .admin import MARKER, executable
+from .context import out, print_json, state
 from .dispatch import TOOLS
 
 
 def setup(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Option(
         metavar="NAME", help="The assistant's name (default: ai_name of an existing config, "
         "else the short hostname).", show_default=False)] = None,
@@ -64,26 +67,21 @@ def setup(
     where each exists), /var/lib/ai-sysadmin, /etc/ai-sysadmin/config.toml with every key,
     the {name}-ai and {name}-llm-worker units, the sudoers drop-in for the fixes (checked by
     visudo) and the {name}-* commands. Running it again changes nothing; an existing config
-    is kept. --uninstall takes it back (the config, the state and the account stay)."""
+    is kept. A config named with --config (or AI_SYSADMIN_CONFIG) is the one installed and
+    planned from; one installed already must then be the same. --uninstall takes it back
+    (the config, the state and the account stay)."""
     if os.geteuid() != 0 and not dry_run:
         raise AiSysadminError("setup creates accounts and system files: run it as root "
                               "(or see what it would do with --dry-run)")
     target = root.absolute()
-    existing = _existing_settings(target)
+    config = _config(target, state(ctx).config_path or os.environ.get(ENV_CONFIG) or None)
+    existing = config.settings
     # an existing config's state directory is where the daemon writes: the units, the user's
     # home and the directory made here follow it
-    layout = Layout(name=_name(name, existing), program=str(_program(program)), user=user,
+    layout = Layout(name=_name(name, config), program=str(_program(program)), user=user,
                     group=user, bin_dir=bin_dir,
                     **({"state_dir": str(existing.state_dir)} if existing else {}))
-    config_text = new_config(layout)
-    settings = existing or Settings.model_validate(
-        {"ai_name": layout.name, "state_dir": layout.state_dir})
-    sudoers = sudoers_text(settings, layout.user, lambda p: program_path(target, p),
-                           "written by `ai-sysadmin setup`")
-    items = build(layout, settings, templates=find_templates(templates), sudoers=sudoers,
-                  config_text=config_text, tools=list(TOOLS),
-                  setpriv=program_path(target, settings.programs.setpriv),
-                  wrapper_marker=MARKER)
+    items = _items(target, layout, config, find_templates(templates))
     if remove:
         steps = (removal_plan(target, items, MARKER) if dry_run
                  else uninstall(target, items, MARKER))
@@ -98,21 +96,69 @@ def setup(
     _report(steps, layout, dry_run, as_json, remove)
 
 
-def _existing_settings(root: Path) -> Settings | None:
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    """The config setup plans from: ``path`` as seen from here, ``settings`` (None: there is
+    none yet, setup writes one), ``text``: what to install (None: the installed one or a new
+    one)."""
+
+    path: Path
+    settings: Settings | None = None
+    text: str | None = None
+
+
+def _config(root: Path, given: str | None) -> _Config:
+    """The config named with --config or AI_SYSADMIN_CONFIG is the one the daemon gets: it is
+    installed where the units read it, unless that place holds another one, which setup
+    never overwrites. Without one: the installed config, if any."""
+    installed = under(root, f"{Layout.config_dir}/config.toml")
+    if given is None:
+        return _Config(installed, _read(installed) if installed.is_file() else None)
+    path = Path(given).absolute()
+    settings = _read(path)
+    text = path.read_text(encoding="utf-8")
+    if installed.is_file() and not (installed.samefile(path)
+                                    or installed.read_text(encoding="utf-8") == text):
+        raise AiSysadminError(
+            f"{installed} is installed and differs from {path}: setup never overwrites an "
+            f"installed config; put your changes there (or remove it), then run setup without "
+            f"--config or {ENV_CONFIG}")
+    return _Config(path, settings, text)
+
+
+def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list[Item]:
+    settings = config.settings or Settings.model_validate(
+        {"ai_name": layout.name, "state_dir": layout.state_dir})
+    # where a program's path is set: the config planned from, or one to name with -c
+    where = (str(config.path) if config.settings
+             else "a config file named with `ai-sysadmin -c FILE setup`")
+    sudoers = sudoers_text(settings, layout.user, lambda p: program_path(root, p, where),
+                           "written by `ai-sysadmin setup`")
+    return build(layout, settings, templates=templates, sudoers=sudoers,
+                 config_text=config.text or new_config(layout), tools=list(TOOLS),
+                 setpriv=program_path(root, settings.programs.setpriv, where),
+                 wrapper_marker=MARKER, config_origin=str(config.path) if config.text else "")
+
+
+def _read(path: Path) -> Settings:
     # the file the daemon will read, as it will read it: no AI_SYSADMIN_* of this shell
-    path = under(root, f"{Layout.config_dir}/config.toml")
-    return load_settings(path, environ={}).settings if path.is_file() else None
+    return load_settings(path, environ={}).settings
 
 
-def _name(given: str | None, existing: Settings | None) -> str:
-    if existing is not None:
-        if given and given != existing.ai_name:
-            raise AiSysadminError(f"the existing config names the assistant "
-                                  f"{existing.ai_name!r}: change ai_name there, or drop --name")
-        return existing.ai_name
-    chosen = given or short_hostname()
-    Settings(ai_name=chosen, state_dir=Path("/"))  # refuses a name commands cannot carry
-    return chosen
+def _name(given: str | None, config: _Config) -> str:
+    if given is not None:
+        try:
+            Settings(ai_name=given, state_dir=Path("/"))
+        except ValidationError as exc:  # a name commands and units cannot carry
+            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise typer.BadParameter(f"{given!r}: {why}", param_hint="'--name'") from None
+    if config.settings is not None:
+        if given and given != config.settings.ai_name:
+            raise AiSysadminError(f"{config.path} names the assistant "
+                                  f"{config.settings.ai_name!r}: change ai_name there, or "
+                                  "drop --name")
+        return config.settings.ai_name
+    return given or short_hostname()
 
 
 def _program(given: Path | None) -> Path:
@@ -122,13 +168,7 @@ def _program(given: Path | None) -> Path:
         found = sys.argv[0]
     else:
         found = shutil.which("ai-sysadmin") or "ai-sysadmin"
-    if "/" in found:
-        # `sudo .venv/bin/ai-sysadmin setup`: the units and links need it from anywhere
-        found = os.path.abspath(found)
-    if not found.startswith("/") or not os.access(found, os.X_OK):
-        raise AiSysadminError(f"{found} is not an executable path: name the ai-sysadmin "
-                              "program with --program")
-    return Path(found)
+    return executable(found, "name the ai-sysadmin program with --program")
 
 
 def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool,

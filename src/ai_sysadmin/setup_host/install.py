@@ -52,16 +52,19 @@ def new_config(layout: Layout) -> str:
                           "queue.embedded_worker": False})
 
 
-def program_path(root: Path, program: str) -> str:
+def program_path(root: Path, program: str, config: str = "the config") -> str:
     """The absolute path sudo matches for ``program`` (a configured path, or a bare name
-    looked up as sudo's secure_path does)."""
+    looked up as sudo's secure_path does, on the target system under ``root``); ``config``:
+    where the operator sets its path instead, said when it is not found."""
     if program.startswith("/"):
         return program
     for directory in SECURE_PATH:
         if os.access(under(root, f"{directory}/{program}"), os.X_OK):
             return f"{directory}/{program}"
-    raise SetupError(f"{program} is in none of {':'.join(SECURE_PATH)}; set programs.{program} "
-                     "to its absolute path")
+    # a tree being installed into is not this machine: its programs are looked for there
+    where = "" if root == Path("/") else f" under {root}"
+    raise SetupError(f"{program} is in none of {':'.join(SECURE_PATH)}{where}; set "
+                     f"programs.{program} to its absolute path in {config}")
 
 
 def check_sudoers(path: Path, programs: Programs) -> None:
@@ -79,11 +82,12 @@ def require_sudo(programs: Programs) -> None:
 
 def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
           config_text: str, tools: Sequence[str], setpriv: str,
-          programs: Programs | None = None, wrapper_marker: str | None = None) -> list[Item]:
+          programs: Programs | None = None, wrapper_marker: str | None = None,
+          config_origin: str = "") -> list[Item]:
     """Every item of the install, in the order it is applied; ``setpriv``: its path on the
     target (the daemon's unit drops to its user with it); ``programs``: those apply runs;
     ``wrapper_marker``: what marks a command file `commands install` wrote, which a link
-    may replace."""
+    may replace; ``config_origin``: the file ``config_text`` was read from, if any."""
     tools_run = programs or Programs()
     # the knowledge base, where the config puts it outside the state directory
     knowledge = settings.knowledge.path
@@ -102,7 +106,8 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
         *(Directory(path, layout.user, layout.group, 0o750, adopt_contents=True)
           for path in own),
         Directory(layout.config_dir, "root", layout.group, 0o750),
-        File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True),
+        File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True,
+             origin=config_origin),
     ]
     items += [File(f"{layout.unit_dir}/{unit}", "root", "root", 0o644, text)
               for unit, text in units.items()]

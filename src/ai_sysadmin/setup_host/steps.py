@@ -149,12 +149,14 @@ class File(Node):
     """A file with exactly ``text``; ``keep_existing``: an operator's file is never replaced
     (the config); ``verify``: a check of the new content before it takes the file's place;
     ``requires``: raises when the file would be of no use here (checked by the plan, so a
-    dry run shows it and a real run stops before it changes anything)."""
+    dry run shows it and a real run stops before it changes anything); ``origin``: the file
+    ``text`` was read from, if any (a config named with --config), said when it is created."""
 
     text: str = ""
     keep_existing: bool = False
     verify: Callable[[Path, Programs], None] | None = None
     requires: Callable[[], None] | None = None
+    origin: str = ""
 
     def check(self, root: Path) -> Step:
         if self.requires is not None:
@@ -164,7 +166,8 @@ class File(Node):
         if here.is_symlink() or (here.exists() and not here.is_file()):
             raise SetupError(f"{self.path} exists and is not a regular file")
         if not here.exists():
-            return Step("file", self.path, "create", detail)
+            return Step("file", self.path, "create",
+                        f"{detail}, a copy of {self.origin}" if self.origin else detail)
         if self.keep_existing:
             # the content is the operator's; owner and mode are what lets the daemon read it
             ok = self._ownership_ok(here, Owners(root))
