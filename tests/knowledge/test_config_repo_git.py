@@ -70,6 +70,9 @@ class ListSink:
         self.removed.append(path)
         self.by_path.pop(path, None)
 
+    def paths(self):
+        return set(self.by_path)
+
 
 def _settings(tmp_path: Path, url: str, branch: str = "main") -> Settings:
     return Settings(ai_name="hal", state_dir=tmp_path / "state", config_repo=url,

@@ -108,3 +108,15 @@ def test_a_store_keeps_its_model(tmp_path: Path, ollama: tuple[str, type[_Ollama
     with pytest.raises(KnowledgeError, match="made with the embedding 'ollama:nomic-embed-text'"
                        ".*export with the old setting"):
         KnowledgeBase.open(Settings(state_dir=tmp_path / "state"), seed=False)
+
+
+def test_an_embedding_error_names_llm_url_without_its_secrets() -> None:
+    """``knowledge.ollama_url`` defaults to ``llm.url``: a password or key in it stays out of
+    the error, which the daemon logs."""
+    down = OllamaEmbedding("http://bot:PWSECRET@127.0.0.1:9/?key=QSECRET", "nomic-embed-text",
+                           timeout=2)
+    with pytest.raises(EmbeddingError) as failed:
+        down(["anything"])
+    said = str(failed.value)
+    assert said.startswith("Ollama at http://bot:****@127.0.0.1:9/?key=**** cannot embed")
+    assert "PWSECRET" not in said and "QSECRET" not in said

@@ -43,6 +43,10 @@ def configs(
         report = recall.sync_configs()
         result["sync"] = report.to_dict()
         if not as_json:
+            if report.previous is not None:
+                (err if query else out).print(
+                    f"config_repo or config_branch changed: dropped the index of "
+                    f"{report.previous} ({len(report.removed)} file(s))", markup=False)
             (err if query else out).print(
                 f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s), "
                 f"{len(report.indexed)} indexed again ({report.chunks} chunks), "

@@ -40,6 +40,18 @@ def _opening(runtime: Runtime, tools: ToolContext) -> Message:
     return chat_opening(tools.settings, facts, managed=sorted(tools.transports))
 
 
+def _run_turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
+              quiet: bool) -> AgentOutcome:
+    """One turn; Ctrl-C during it ends the command at once, saying so (Typer would turn the
+    KeyboardInterrupt into a silent exit 130). Its request is already out of the queue then:
+    the interrupted turn withdrew it on its way out."""
+    try:
+        return asyncio.run(_turn(runtime, ctx, messages, quiet))
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+
+
 def _show(event: AgentEvent) -> None:
     if event.kind == "tool_call":
         err.print(f"  → {event.name} {event.detail}", style="dim")
@@ -118,8 +130,8 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     messages = [_opening(runtime, tools), Message("user", about),
                 Message("assistant", "Understood. What would you like to know about it?")]
     if message is not None:
-        outcome = asyncio.run(_turn(runtime, tools, [*messages, Message("user", message)],
-                                    quiet=False))
+        outcome = _run_turn(runtime, tools, [*messages, Message("user", message)],
+                            quiet=False)
         _print_answer(outcome)
         return
     _repl(runtime, tools, messages, f"discussing action {action.id}")
@@ -179,8 +191,8 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             messages = _slash(line, settings, messages, opening)
             continue
         try:
-            outcome = asyncio.run(_turn(runtime, tools, [*messages, Message("user", line)],
-                                        quiet=False))
+            outcome = _run_turn(runtime, tools, [*messages, Message("user", line)],
+                                quiet=False)
         except LLMError as exc:
             err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
             unanswered += 1
@@ -239,7 +251,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
     tools = runtime.tool_context()
     messages = [_opening(runtime, tools), Message("user", question)]
     try:
-        outcome = asyncio.run(_turn(runtime, tools, messages, quiet=as_json))
+        outcome = _run_turn(runtime, tools, messages, quiet=as_json)
     except LLMError as exc:
         if not as_json:
             raise AiSysadminError(_llm_failure(settings, exc)) from None

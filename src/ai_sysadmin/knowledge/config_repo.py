@@ -8,7 +8,10 @@ its ssh checks host keys as the SSH layer does (the configured known_hosts, then
 file; an unknown key is refused unless trust on first use is on, a changed one always).
 
 Which files changed is git's own answer: each file's blob id is kept with the index, and only
-files whose blob differs are chunked again; files gone from the branch leave the index.
+files whose blob differs are chunked again; files gone from the branch leave the index. The
+index also says which repository and branch it is of: when ``config_repo`` or ``config_branch``
+changes, the next sync drops everything indexed before (a path of the old repository would
+otherwise be found as if it were a file of the new one), and until then a search refuses.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import AiSysadminError
@@ -67,6 +71,9 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    #: what the index was of when config_repo or config_branch changed since the last sync
+    #: (e.g. "another repository"); all its files are then in ``removed``
+    previous: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -79,6 +86,10 @@ class ChunkSink:
         raise NotImplementedError
 
     def remove_path(self, path: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def paths(self) -> set[str]:  # pragma: no cover - interface
+        """Every path the sink holds chunks of."""
         raise NotImplementedError
 
 
@@ -256,15 +267,38 @@ class ConfigRepo:
                 for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
 
     # -- the index ------------------------------------------------------------------------------
-    def _state(self) -> dict[str, str]:
+    def _stored(self) -> dict[str, Any]:
+        """The saved index state as it is, of whichever repository and branch; {} for none."""
         try:
             data = json.loads(self.state_path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             return {}
-        if data.get("url") != self._url_key or data.get("branch") != self.branch:
-            return {}  # another repository: everything is new
-        files = data.get("files")
+        return data if isinstance(data, dict) else {}
+
+    def _is_ours(self, stored: dict[str, Any]) -> bool:
+        return stored.get("url") == self._url_key and stored.get("branch") == self.branch
+
+    @staticmethod
+    def _files_of(stored: dict[str, Any]) -> dict[str, str]:
+        files = stored.get("files")
         return dict(files) if isinstance(files, dict) else {}
+
+    def _state(self) -> dict[str, str]:
+        stored = self._stored()
+        return self._files_of(stored) if self._is_ours(stored) else {}
+
+    def other_source(self) -> str | None:
+        """What the index is of when it is not ``config_repo`` at ``config_branch`` as
+        configured now (either changed since the last sync), in words; None when it is of
+        them, or when nothing was indexed."""
+        stored = self._stored()
+        if not stored or self._is_ours(stored):
+            return None
+        branch = str(stored.get("branch"))
+        if stored.get("url") == self._url_key:
+            return f"branch {branch!r} of config_repo"
+        # only a digest of the old URL is kept (a token may stand in it): it cannot be named
+        return "another repository" + ("" if branch == self.branch else f" (branch {branch!r})")
 
     @property
     def _url_key(self) -> str:
@@ -293,13 +327,8 @@ class ConfigRepo:
         if not commit:
             raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r}")
         now = self.files(commit)
-        state = self._state()
-        report = SyncReport(commit, len(now))
-        for path in sorted(set(state) - set(now)):
-            del state[path]
-            self._save(state, commit)
-            sink.remove_path(path)
-            report.removed.append(path)
+        report = SyncReport(commit, len(now), previous=self.other_source())
+        state = self._drop_gone(sink, now, commit, report)
         changed = sorted(p for p, blob in now.items() if state.get(p) != blob)
         for offset in range(0, len(changed), SAVE_EVERY):
             batch = changed[offset:offset + SAVE_EVERY]
@@ -320,3 +349,25 @@ class ConfigRepo:
         self._save(state, commit)
         report.seconds = time.monotonic() - started
         return report
+
+    def _drop_gone(self, sink: ChunkSink, now: dict[str, str], commit: str,
+                   report: SyncReport) -> dict[str, str]:
+        """Remove from the index what is not in ``now``; returns the state left. An index of
+        another repository or branch (or of none known) goes whole, whatever its paths, with
+        what the sink holds beyond the saved state (a batch cut short by a crash): its state
+        names this source only once all of it is gone, so a crash meanwhile drops the rest at
+        the next sync."""
+        stored = self._stored()
+        if self._is_ours(stored):
+            state = self._files_of(stored)
+            for path in sorted(set(state) - set(now)):
+                del state[path]
+                self._save(state, commit)
+                sink.remove_path(path)
+                report.removed.append(path)
+            return state
+        for path in sorted(set(self._files_of(stored)) | sink.paths()):
+            sink.remove_path(path)
+            report.removed.append(path)
+        self._save({}, commit)
+        return {}

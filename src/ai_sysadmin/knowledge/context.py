@@ -461,10 +461,23 @@ class KnowledgeRecall:
             raise AiSysadminError("no config_repo is configured")
         report = self.repo.sync(_Sink(self), fetch=fetch)
         self._synced_at = time.monotonic()
+        if report.previous is not None:
+            log.info("config_repo or config_branch changed: the index of %s (%d file(s)) "
+                     "was dropped, %s at branch %s indexed instead", report.previous,
+                     len(report.removed), self.repo.shown_url, self.repo.branch,
+                     extra={"event": "config_repo_replaced"})
         return report
 
     def search_configs(self, query: str, n: int | None = None,
                        max_distance: float | None = None) -> list[Hit[ConfigChunk]]:
+        """The nearest chunks; :class:`ConfigRepoError` while the index is still of another
+        repository or branch than configured: its paths would read as this one's files."""
+        if self.repo is not None and (other := self.repo.other_source()) is not None:
+            raise ConfigRepoError(
+                f"config_repo or config_branch changed since the last sync: the index is "
+                f"still of {other}, not of {self.repo.shown_url} at branch "
+                f"{self.repo.branch!r}; the next sync replaces it (`configs --sync`, or the "
+                "daemon at its start)")
         return list(self._with_kb(lambda kb: kb.search_configs(query, n,
                                                                max_distance=max_distance)))
 
@@ -489,7 +502,8 @@ class KnowledgeRecall:
         self._sync_task = asyncio.get_running_loop().create_task(refresh())
 
     def changes_text(self, unit: str, failed_at: float | None = None, diffs: int = 1) -> str:
-        if self.repo is None:
+        # the local copy is of the old repository until the sync the daemon started
+        if self.repo is None or self.repo.other_source() is not None:
             return ""
         changes = recent_changes(self.repo, unit)
         if not changes:
@@ -545,6 +559,9 @@ class _Sink:
 
     def remove_path(self, path: str) -> None:
         self.recall._with_kb(lambda kb: kb.remove_config_chunks(path))
+
+    def paths(self) -> set[str]:
+        return set(self.recall._with_kb(lambda kb: kb.config_paths()))
 
 
 _SHARED: dict[tuple[str, ...], KnowledgeRecall] = {}

@@ -169,7 +169,11 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
     """An Ollama embedding model through ``POST /api/embed``."""
 
     def __init__(self, url: str, model: str, timeout: float = 60.0) -> None:
+        from ..config import mask_secret_text  # its settings already paid for the import
+
         self.url = url.rstrip("/")
+        #: the URL as errors name it (it is llm.url unless configured): no password or key
+        self.shown = mask_secret_text(self.url)
         self.model = model
         self.timeout = timeout
         self.model_name = f"ollama:{model}"
@@ -186,14 +190,14 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
                                   json={"model": self.model, "input": texts},
                                   timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise EmbeddingError(f"Ollama at {self.url} cannot embed: {exc}") from exc
+            raise EmbeddingError(f"Ollama at {self.shown} cannot embed: {exc}") from exc
         if response.status_code != 200:
-            raise EmbeddingError(f"Ollama at {self.url} refused to embed with {self.model}: "
+            raise EmbeddingError(f"Ollama at {self.shown} refused to embed with {self.model}: "
                                  f"HTTP {response.status_code} {response.text[:200]}")
         try:
             vectors = response.json()["embeddings"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise EmbeddingError(f"Ollama at {self.url} answered no embeddings") from exc
+            raise EmbeddingError(f"Ollama at {self.shown} answered no embeddings") from exc
         if len(vectors) != len(texts):
             raise EmbeddingError(f"Ollama returned {len(vectors)} vectors for {len(texts)} texts")
         return [np.asarray(v, dtype=np.float32) for v in vectors]

@@ -14,6 +14,9 @@ from ..llm.handlers import build_handler
 from ..llm.queue import open_queue
 from ..llm.types import Priority
 
+#: how long an interrupted session waits for its cancelled worker to give its requests back
+STOP_SECONDS = 5.0
+
 
 @contextlib.asynccontextmanager
 async def llm_session(
@@ -31,9 +34,16 @@ async def llm_session(
     try:
         yield QueuedLLM(queue, priority, coalesce_key=coalesce_key,
                         timeout=settings.queue.wait_timeout)
+    except asyncio.CancelledError:
+        # interrupted (Ctrl-C): the session's own request is withdrawn already, and one of
+        # another caller's that this worker holds goes back to the queue, not waited for
+        if own_worker is not None:
+            own_worker.cancel()
+            await asyncio.wait({own_worker}, timeout=STOP_SECONDS)
+        raise
     finally:
         stop.set()
-        if own_worker is not None:
+        if own_worker is not None and not own_worker.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(own_worker, settings.llm.timeout + 5)
         queue.close()

@@ -91,10 +91,11 @@ def read_api_key(path: Path | None) -> str | None:
 
 
 def base_url(url: str, default_port: int | None = None) -> str:
-    """``url`` without its trailing slash. Ollama's own convention (``OLLAMA_HOST``) lets a
-    bare ``host[:port]`` through as ``http://host:port``, ``default_port`` when none is given;
-    a scheme other than http(s) is a configuration error, not a connection failure later."""
-    url = url.strip().rstrip("/")
+    """``url`` without its query (:func:`url_query`) and trailing slash. Ollama's own
+    convention (``OLLAMA_HOST``) lets a bare ``host[:port]`` through as ``http://host:port``,
+    ``default_port`` when none is given; a scheme other than http(s) is a configuration
+    error, not a connection failure later."""
+    url = url.strip().partition("?")[0].rstrip("/")
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "http", url
@@ -106,13 +107,23 @@ def base_url(url: str, default_port: int | None = None) -> str:
     return f"{scheme}://{rest}"
 
 
-def _masked(url: str) -> str:
-    """``url`` with any password in it replaced: messages and logs never carry one."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return url.split("@", 1)[-1]
-    return str(parsed.copy_with(password="***")) if parsed.password else url
+def url_query(url: str) -> str:
+    """The query of ``url`` (a key some proxies take there), sent with every request: glued
+    to the base URL, the API's paths would land inside it."""
+    return url.strip().partition("?")[2].partition("#")[0]
+
+
+def masked_url(url: str) -> str:
+    """``url`` as every text about the server shows it (errors, the status, hence the queue's
+    stored errors, the logs, incident events): its password and query values masked the way
+    ``config show`` masks them, a bare ``host:port`` (Ollama's convention) included."""
+    # here, not at the top: the settings module costs pydantic's import, and a backend is
+    # made from settings that already paid it
+    from ...config import mask_secret_text
+
+    if "://" in url:
+        return mask_secret_text(url)
+    return mask_secret_text(f"http://{url}").removeprefix("http://")
 
 
 def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:
@@ -165,7 +176,7 @@ class HttpBackend(ChatBackend):
 
     def __init__(self, settings: LLMSettings, base: str) -> None:
         #: the URL as messages show it: a password in it is masked
-        self.url = _masked(settings.url.rstrip("/"))
+        self.url = masked_url(settings.url.rstrip("/"))
         self.model = settings.model
         self._settings = settings
         api_key = read_api_key(settings.api_key_file)
@@ -174,6 +185,7 @@ class HttpBackend(ChatBackend):
             headers["authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
             base_url=base,
+            params=httpx.QueryParams(url_query(settings.url)),
             headers=headers,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
             follow_redirects=True,  # as both vendor clients did: a proxy may move the API

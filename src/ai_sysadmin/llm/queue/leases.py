@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import NotFoundError
 from .base import Handler, QueueError, Request, RequestQueue, run_handler
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -104,13 +105,12 @@ class LeasedQueue(RequestQueue):
         """Run the handler while renewing the lease; store its answer if the lease held."""
         work = asyncio.create_task(run_handler(handler, claim.request))
         try:
-            while not (await asyncio.wait({work}, timeout=self.lease_seconds / 3))[0]:
-                if not await self._step(self.renew, claim, default=True):
-                    await _cancelled(work)
-                    log.warning("LLM request %s: lease lost by %s (it expired, or the caller "
-                                "gave up); its answer is not stored",
-                                claim.request.id, claim.worker)
-                    return
+            if not await self._hold(work, claim):
+                await _cancelled(work)
+                log.warning("LLM request %s: lease lost by %s (it expired, or the caller "
+                            "gave up); its answer is not stored",
+                            claim.request.id, claim.worker)
+                return
         except asyncio.CancelledError:
             await _cancelled(work)
             await self._step(self.release, claim, default=False)
@@ -119,6 +119,50 @@ class LeasedQueue(RequestQueue):
         if not await self._step(self.complete, claim, result, error, default=True):
             log.warning("LLM request %s: lease lost by %s; its late answer was refused",
                         claim.request.id, claim.worker)
+
+    async def _hold(self, work: asyncio.Task[Any], claim: Claim) -> bool:
+        """Wait for ``work``, renewing the lease every third of it; False once the lease is
+        lost. A change to the queue in this process (:meth:`_wake`: a caller here cancelled
+        the request, e.g. `ask` stopped by Ctrl-C) is looked at at once, not at the next
+        renewal: the caller's process waits for its own worker, and the LLM's slot is free
+        again."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        waker = (loop, changed)
+        self._register(waker)
+        try:
+            renew_at = loop.time() + self.lease_seconds / 3
+            while True:
+                woken = asyncio.create_task(changed.wait())
+                try:
+                    done, _ = await asyncio.wait({work, woken},
+                                                 timeout=max(renew_at - loop.time(), 0.0),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    # not awaited: a cancellation of this task landing there would be lost
+                    woken.cancel()
+                if work in done:
+                    return True
+                if changed.is_set():
+                    changed.clear()  # before the look: a change during it wakes again
+                    if await self._ended(claim.request.id):
+                        return False
+                    continue
+                if not await self._step(self.renew, claim, default=True):
+                    return False
+                renew_at = loop.time() + self.lease_seconds / 3
+        finally:
+            self._unregister(waker)
+
+    async def _ended(self, request_id: str) -> bool:
+        """Whether the request is finished (cancelled by its caller, or answered by another
+        lease holder) or gone; an unreachable queue says no: the renewal decides later."""
+        try:
+            return await asyncio.to_thread(self._finished, request_id)
+        except NotFoundError:
+            return True
+        except QueueError:
+            return False
 
     async def _step(self, step: Callable[..., bool], claim: Claim, *args: Any,
                     default: bool) -> bool:

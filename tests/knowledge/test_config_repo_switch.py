@@ -1,0 +1,114 @@
+"""When ``config_repo`` or ``config_branch`` changes, what was indexed from the old one never
+answers for the new one: a search refuses until the next sync, and that sync drops all of it.
+Real git repositories, real ChromaDB, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.config_repo import ConfigRepoError
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.knowledge.models import ConfigChunk
+from ai_sysadmin.knowledge.store import KnowledgeBase
+from tests.knowledge.gitrepo import GitRepo
+
+NGINX = "server {\n  listen 8080;\n  server_name shop.example;\n}\n"
+POSTGRES = "max_connections = 500\nshared_buffers = 2GB\n"
+
+
+def _fleets(tmp_path: Path) -> tuple[GitRepo, GitRepo]:
+    web = GitRepo(tmp_path / "web-fleet")
+    web.commit({"web1/nginx.conf": NGINX, "README": "web fleet\n"}, "web", when=time.time())
+    db = GitRepo(tmp_path / "db-fleet")
+    db.commit({"db1/postgresql.conf": POSTGRES, "README": "db fleet\n"}, "db",
+              when=time.time())
+    return web, db
+
+
+def _recall(tmp_path: Path, kb: KnowledgeBase, url: Path, branch: str = "main"
+            ) -> KnowledgeRecall:
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", config_repo=str(url),
+                        config_branch=branch)
+    return KnowledgeRecall(settings, kb=kb)
+
+
+def _paths(recall: KnowledgeRecall, query: str) -> set[str]:
+    return {hit.item.path for hit in recall.search_configs(query, 10, max_distance=2.0)}
+
+
+@pytest.mark.slow
+def test_another_repository_is_refused_until_a_sync_drops_all_of_the_old_one(
+        tmp_path: Path, kb: KnowledgeBase) -> None:
+    web, db = _fleets(tmp_path)
+    before = _recall(tmp_path, kb, web.path)
+    before.sync_configs()
+    assert "web1/nginx.conf" in _paths(before, "nginx listen port")
+    # what a sync cut short by a crash leaves: chunks the saved state does not list
+    kb.add_config_chunks([ConfigChunk(path="web1/half-done.conf", start_line=1, end_line=1,
+                                      commit="0" * 40, text="listen 8443;")])
+
+    after = _recall(tmp_path, kb, db.path)
+    # before a sync: no answer from the web fleet's files, and why
+    with pytest.raises(ConfigRepoError, match="still of another repository.*next sync"):
+        after.search_configs("nginx listen port")
+    assert after.changes_text("nginx.service") == ""
+
+    report = after.sync_configs()
+    assert report.previous == "another repository"
+    assert report.removed == ["README", "web1/half-done.conf", "web1/nginx.conf"]
+    assert sorted(report.indexed) == ["README", "db1/postgresql.conf"]
+    assert set(kb.config_paths()) == {"README", "db1/postgresql.conf"}
+    assert _paths(after, "nginx listen port") <= {"README", "db1/postgresql.conf"}
+    readme = [h.item for h in after.search_configs("fleet", 10, max_distance=2.0)
+              if h.item.path == "README"]
+    assert [c.text for c in readme] == ["db fleet"]
+    # the next sync of the same repository is an ordinary one again
+    again = after.sync_configs()
+    assert (again.previous, again.indexed, again.removed) == (None, [], [])
+
+
+@pytest.mark.slow
+def test_another_branch_of_the_same_repository_replaces_the_index(
+        tmp_path: Path, kb: KnowledgeBase) -> None:
+    web, _ = _fleets(tmp_path)
+    web.git("checkout", "--quiet", "-b", "staging")
+    web.commit({"web1/nginx.conf": None, "web1/caddy.conf": "shop.example {\n}\n"},
+               "caddy on staging", when=time.time())
+    _recall(tmp_path, kb, web.path).sync_configs()
+
+    staging = _recall(tmp_path, kb, web.path, branch="staging")
+    with pytest.raises(ConfigRepoError, match="still of branch 'main' of config_repo"):
+        staging.search_configs("web server")
+    report = staging.sync_configs()
+    assert report.previous == "branch 'main' of config_repo"
+    assert report.removed == ["README", "web1/nginx.conf"]
+    assert set(kb.config_paths()) == {"README", "web1/caddy.conf"}
+
+
+@pytest.mark.slow
+def test_configs_refuses_an_old_index_and_its_sync_says_it_dropped_it(
+        tmp_path: Path, config_file, cli) -> None:
+    web, db = _fleets(tmp_path)
+    state = tmp_path / "state"
+    config_file(f'ai_name = "hal"\nconfig_repo = "{web.path}"\nstate_dir = "{state}"\n')
+    code, _, err = cli("configs", "--sync")
+    assert code == 0, err
+
+    config_file(f'ai_name = "hal"\nconfig_repo = "{db.path}"\nstate_dir = "{state}"\n')
+    code, out, err = cli("configs", "nginx listen port")
+    assert (code, out) == (2, "")
+    assert "config_repo or config_branch changed" in err and "configs --sync" in err
+
+    code, out, err = cli("configs", "--sync", "nginx listen port")
+    assert code == 0, err
+    assert "dropped the index of another repository (2 file(s))" in err
+    assert "web1/nginx.conf" not in out and "db1/postgresql.conf" in out
+
+    code, out, _ = cli("configs", "--json", "-n", "10", "nginx listen port")
+    assert code == 0
+    assert {hit["path"] for hit in json.loads(out)} <= {"README", "db1/postgresql.conf"}
