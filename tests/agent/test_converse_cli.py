@@ -122,8 +122,10 @@ def test_llm_status(env) -> None:
         ready = run([str(BIN), "llm", "status", "--json"], env)
         env["AI_SYSADMIN_LLM__MODEL"] = "absent-model"
         missing = run([str(BIN), "llm", "status"], env)
+    down = run([str(BIN), "llm", "status"], env)  # the server is gone: nothing known of models
     assert ready.returncode == 0 and json.loads(ready.stdout)["model_present"] is True
-    assert missing.returncode == 1 and "missing" in missing.stdout
+    assert missing.returncode == 1 and "model absent-model: missing" in missing.stdout
+    assert down.returncode == 1 and "model absent-model: unknown" in down.stdout
 
 
 def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:

@@ -313,8 +313,9 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
         verdict = "[green]ready[/green]" if ready else "[red]not ready[/red]"
         out.print(f"{esc(settings.ai_name)} · LLM {esc(st.backend)} at {esc(st.url)}: {verdict}",
                   markup=True)
-        out.print(f"reachable: {st.reachable} · model {st.model}: "
-                  f"{'present' if st.model_present else 'missing'}")
+        # a server that did not answer said nothing of the model
+        model = ("present" if st.model_present else "missing") if st.reachable else "unknown"
+        out.print(f"reachable: {st.reachable} · model {st.model}: {model}")
         if st.detail:
             out.print(st.detail, markup=False)
         if st.models:
