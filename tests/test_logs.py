@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin import logs
+from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import Database, IncidentStore
+from tests.conftest import BIN
 
 
 def test_host_text_with_newlines_cannot_forge_a_journal_line(
@@ -29,3 +41,75 @@ def test_host_text_with_newlines_cannot_forge_a_journal_line(
     [record] = logs.read(tmp_path / "logs", "orchestrator")
     assert record["msg"] == f"web1: ps failed: {stderr}"
     assert logging.getLogger("ai_sysadmin.orchestrator").propagate is False
+
+
+def test_a_fix_approved_on_the_command_line_is_in_logs_actions(
+        cli, config_file, settings: Settings, store, tmp_path: Path) -> None:
+    # journalctl as the fix runs it is a real program here that only notes its argv
+    ran = tmp_path / "ran"
+    journalctl = tmp_path / "journalctl"
+    journalctl.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {ran}\n')
+    journalctl.chmod(0o755)
+    config_file(f'ai_name = "hal"\n[programs]\njournalctl = "{journalctl}"\n'
+                "[safety]\nverify_settle_seconds = 0\nverify_timeout = 30\n")
+    host = short_hostname()
+    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+        host, "vacuum_journal", {"max_size": "500M"}))
+    # commands that only read write no log file
+    for args in (("approve", "list"), ("issues", "list"), ("logs", "actions")):
+        assert cli(*args)[0] == 0
+    assert not settings.log_dir.exists()
+
+    code, _, err = cli("approve", "approve", str(action.id))
+    assert code == 0, err
+    assert ran.read_text() == "--vacuum-size=500M\n"
+    code, out, _ = cli("logs", "actions")
+    assert code == 0
+    assert f"action {action.id} running on {host}: vacuum_journal" in out
+    assert f"action {action.id} succeeded and verified" in out
+    [running] = [r for r in logs.read(settings.log_dir, "actions")
+                 if "running" in r["msg"]]
+    assert running["action"] == action.id and running["name"] == "hal"
+    # the command that wrote them closed them when it ended: nothing of later work goes there
+    assert not [h for c in logs.CHANNELS for h in logs.channel_logger(c).handlers
+                if isinstance(h, logging.FileHandler)]
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory any user may enter (pytest's own are root's alone)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    top = Path(tempfile.mkdtemp(prefix="ai-sysadmin-logs-"))
+    top.chmod(0o755)
+    try:
+        yield top
+    finally:
+        shutil.rmtree(top)
+
+
+def test_root_ending_an_incident_logs_as_the_daemon_that_owns_the_state(
+        open_dir: Path) -> None:
+    settings = Settings(ai_name="hal", state_dir=open_dir / "daemon-state")
+    db = Database(settings.db_path)
+    store = IncidentStore(db)
+    finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full")
+    number = store.record_check("web1", [finding], {"disk_space"}).opened[0]
+    action = asyncio.run(Executor(settings, store, {}).propose(
+        "web1", "vacuum_journal", {"max_size": "500M"}, incident_id=number))
+    db.close()
+    for path in [settings.state_dir, *settings.state_dir.rglob("*")]:  # the daemon's state
+        os.chown(path, NOBODY, NOBODY)
+    env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(settings.state_dir), "HOME": "/root"}
+
+    done = subprocess.run([str(BIN), "issues", "close", str(number)], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert f"action(s) {action.id} withdrawn" in done.stdout
+    made = [settings.log_dir, *settings.log_dir.iterdir()]
+    assert {p.stat().st_uid for p in made} == {NOBODY}
+    [record] = logs.read(settings.log_dir, "actions")
+    assert record["msg"] == f"action {action.id} withdrawn: incident {number} closed by operator"

@@ -6,12 +6,13 @@ decide where records go. Every record carries the assistant's name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,26 @@ def configure(log_dir: Path, ai_name: str, console: bool = False, mask: Mask = _
             stream = logging.StreamHandler(sys.stderr)
             stream.setFormatter(Console(ai_name, mask))
             logger.addHandler(stream)
+
+
+@contextlib.contextmanager
+def kept() -> Iterator[None]:
+    """The channels' loggers as they are now, again after the block: files a :func:`configure`
+    inside it opened (a command run in-process, as the tests run it) are closed, and no
+    later record reaches them."""
+    loggers = [channel_logger(channel) for channel in CHANNELS]
+    before = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    try:
+        yield
+    finally:
+        for logger, (handlers, level, propagate) in zip(loggers, before, strict=True):
+            for handler in list(logger.handlers):
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ nothing: the rehearsal applies the same checks."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 
 from ai_sysadmin.config import short_hostname
 from ai_sysadmin.executor import Executor
@@ -33,3 +35,27 @@ def test_a_dry_run_approve_says_it_would_run_nothing_where_approve_runs_nothing(
     config_file("")  # at suggest the same action would run: the rehearsal says exactly what
     code, out, _ = cli("approve", "approve", str(waiting.id), "--dry-run")
     assert code == 0 and "would run:" in out and "--vacuum-size=500M" in out
+
+
+def test_a_dry_run_of_a_host_that_does_not_answer_says_approve_would_run_nothing(
+        cli, settings, store) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert cli("systems", "add", f"root@127.0.0.1:{port}", "--name", "down")[0] == 0
+    action = asyncio.run(Executor(settings, store, {}).propose(
+        "down", "vacuum_journal", {"max_size": "500M"}))
+
+    code, out, _ = cli("approve", "approve", str(action.id), "--dry-run")
+    assert "would run:" not in out and "journalctl" not in out
+    assert f"action {action.id} (vacuum_journal) on down would not run: approve would run " \
+        "nothing: down: connection refused" in out
+    assert "it would wait for approval again" in out and "it is still pending" in out
+    # the real approve: nothing runs, it waits again, and the exit code is the same
+    real, _, err = cli("approve", "approve", str(action.id))
+    assert "did not run and waits for approval again" in err
+    assert code == real == 2
+    code, out, _ = cli("approve", "approve", str(action.id), "--dry-run", "--json")
+    shown = json.loads(out)
+    assert code == 2 and shown["would_run"] == [] and shown["waits_again"] is True
+    assert "connection refused" in shown["would_not_run"]

@@ -84,8 +84,10 @@ def list_actions(
     from ..executor import Executor
 
     app_state = state(ctx)
-    # what expired since the daemon last looked is shown expired, its incident open again
-    Executor(app_state.settings, app_state.store, {}).expire()
+    # what expired since the daemon last looked is shown expired, its incident open again;
+    # an approval whose `approve` died (killed, a crash) is shown waiting again, as a
+    # daemon's start would settle it: its holder is provably gone (boot, pid, start time)
+    Executor(app_state.settings, app_state.store, {}).tidy()
     actions = _actions(app_state).find(None if all_states else ("pending",))
     if as_json:
         print_json([a.to_dict() for a in actions])
@@ -125,10 +127,12 @@ def approve(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Approve and run now. The policy and the host are checked again first."""
-    runtime = state(ctx).runtime(consumer="executor")
+    app_state = state(ctx)
+    runtime = app_state.runtime(consumer="executor")
     if dry_run or runtime.settings.executor.dry_run:
         _rehearse(runtime, action_id, as_json)
         return
+    app_state.log_to_files()  # `logs actions` shows this run, as it shows the daemon's
     action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, _who(), reason)))
     if as_json:
         print_json(action.to_dict())
@@ -146,13 +150,14 @@ def approve(
 
 
 def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
-    """Exit 0: approve would run it; 1: it would run nothing (the reason says why)."""
+    """Exit 0: approve would run it; 1: it would run nothing (the reason says why); 2, as
+    approve's own: it would run nothing and the action would wait for approval again."""
     seen = asyncio.run(_closing(runtime, runtime.executor.rehearse(action_id)))
     action = seen.action
     if as_json:
         print_json({"id": action.id, "host": action.host, "dry_run": True,
                     "would_run": seen.lines, "would_not_run": seen.would_not,
-                    "state": action.state})
+                    "waits_again": seen.waits_again, "state": action.state})
     elif seen.would_not is not None:
         out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would not "
                   f"run: {seen.would_not}", markup=False, highlight=False, soft_wrap=True)
@@ -162,7 +167,7 @@ def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
         for line in seen.lines:
             out.print("  " + shlex.join(line), markup=False, highlight=False)
         out.print(f"nothing ran; it is still {action.state}")
-    raise typer.Exit(0 if seen.would_not is None else 1)
+    raise typer.Exit(0 if seen.would_not is None else 2 if seen.waits_again else 1)
 
 
 @app.command("reject")
@@ -175,6 +180,7 @@ def reject(
     from ..executor import Executor
 
     app_state = state(ctx)
+    app_state.log_to_files()
     # a rejection needs no host: it is recorded without any transport
     action = Executor(app_state.settings, app_state.store, {}).reject(action_id, _who(), reason)
     if as_json:

@@ -76,38 +76,55 @@ def show(
         out.print(f"  ({incident.earlier_events} earlier event(s) not shown: --events 0 shows "
                   "them all)")
     for e in incident.events:
-        out.print(f"  {_when(e.at)} {e.actor}: {_move_text(e)} {e.detail or ''}".rstrip(),
-                  markup=False)
+        out.print(f"  {_when(e.at)} {e.actor}: {_event_text(e)}".rstrip(), markup=False)
 
 
-def _move_text(event: Any) -> str:
-    """``open -> resolved``; the first event has no state before it: ``opened``."""
-    if event.from_state is None:
-        return "opened" if event.to_state == "open" else f"opened as {event.to_state}"
-    if event.from_state != event.to_state:
-        return f"{event.from_state} -> {event.to_state}"
-    return str(event.kind)
+def _event_text(event: Any) -> str:
+    """``open -> resolved why``; the first event: ``opened summary``; an event that changes
+    no state (a diagnosis, a failed investigation, an escalation): ``kind: detail``."""
+    detail = event.detail or ""
+    if event.kind == "opened":
+        opened = "opened" if event.to_state in (None, "open") else f"opened as {event.to_state}"
+        return f"{opened} {detail}"
+    if event.from_state and event.to_state and event.from_state != event.to_state:
+        return f"{event.from_state} -> {event.to_state} {detail}"
+    kind = str(event.kind).replace("_", " ")
+    return f"{kind}: {detail}" if detail else kind
 
 
 def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: bool) -> None:
-    store = state(ctx).store
+    """The incident to ``new``; the fixes that wait for it (a person's yes, or their turn)
+    are withdrawn with it, saying so: what would run for an ended incident is not needed."""
+    from ..executor import Executor
+
+    app_state = state(ctx)
+    store = app_state.store
     incident = store.get(incident_id)
     already = incident.state == new
-    if not already:
-        incident = store.transition(incident_id, new, "operator", reason)
+    app_state.log_to_files()
+    with store.db.transaction():  # the incident and its fixes at once: none seen without
+        if not already:
+            incident = store.transition(incident_id, new, "operator",
+                                        reason or f"{new} by the operator")
+        withdrawn = [a.id for a in Executor(app_state.settings, store, {}).withdraw(
+            f"incident {incident_id} {new} by operator" + (f": {reason}" if reason else ""),
+            incident_id=incident_id)]
+    said = (f"; action(s) {', '.join(map(str, withdrawn))} withdrawn: they will not run"
+            if withdrawn else "")
     if as_json:
-        print_json(incident.to_dict())
+        print_json({**incident.to_dict(), "withdrawn_actions": withdrawn})
     elif already:
-        out.print(f"incident {incident.id} is already {new}; nothing changed")
+        out.print(f"incident {incident.id} is already {new}"
+                  + (said or "; nothing changed"))
     else:
-        out.print(f"incident {incident.id} is now {incident.state}")
+        out.print(f"incident {incident.id} is now {incident.state}{said}")
 
 
 @app.command("resolve")
 def resolve(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "resolved by the operator",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Mark an incident resolved (it reopens if the finding comes back)."""
@@ -118,7 +135,7 @@ def resolve(
 def close(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "closed by the operator",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Close an incident for good (a new finding opens a new incident)."""

@@ -6,15 +6,23 @@ import typer and rich, nothing of the library.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 from typer._click import exceptions as click_exceptions
 
 from .. import __version__
+from .. import logs as logfiles
 from ..errors import AiSysadminError
 from .context import AppState, err
 from .dispatch import PROGRAM, dispatch
@@ -101,6 +109,62 @@ def json_behind_the_command(args: list[str]) -> list[str]:
     return [*head[:i], "--json", *head[i:], *args[end:]]
 
 
+#: what else ends a command as Ctrl-C does: a stop (kill, a service manager, `timeout`) and
+#: a terminal that closed. Ended so, what the command holds is given back as Ctrl-C gives it
+#: back (an approval that ran nothing waits for a person again), never left to a dead process
+STOPS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stopped_as_ctrl_c(came: list[int]) -> Iterator[None]:
+    """While the command runs, SIGTERM and SIGHUP do what SIGINT does; ``came``: the signals
+    that came. One ignored where it was inherited (``nohup``) stays ignored."""
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        came.append(signum)
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+            # SIGINT's handler now: asyncio.run's cancels its task, so the work's own cleanup
+            # runs; a daemon's stops it; Python's raises KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
+            return
+        # SIGINT ignored (a script's background job): what asyncio.run's would have done
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise KeyboardInterrupt from None
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # a loop asleep in select() wakes to it
+
+    before: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOPS:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                before[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(came: list[int]) -> int:
+    """Said once, if the terminal is still there; the exit code a shell gives the signal.
+
+    A stop, its work given back, ends the process by that very signal, as it would have
+    without the handler: a service manager counts a SIGTERM death as a clean stop and an exit
+    143 as a failure (a daemon stopped before its own handlers are set), and a parent shell
+    sees what it always saw."""
+    sig = came[0] if came else signal.SIGINT
+    with contextlib.suppress(OSError):  # a terminal that hung up takes no message
+        err.print("interrupted" if sig == signal.SIGINT
+                  else f"stopped by {signal.Signals(sig).name}")
+        sys.stderr.flush()
+    if sig != signal.SIGINT:
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    return 128 + sig
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
@@ -113,18 +177,24 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         # the library's records go to the log files (`run` sets them up), never to the
         # terminal by logging's last resort: a command says what matters itself, once
         library.addHandler(logging.NullHandler())
+    tool = prog if prog != PROGRAM else None
+    came: list[int] = []
     try:
-        tool = prog if prog != PROGRAM else None
-        code = app(args=args, prog_name="" if tool else prog, standalone_mode=False,
-                   obj=AppState(tool=tool))
+        # the log files a command opens are closed when it ends, in-process too
+        with logfiles.kept(), _stopped_as_ctrl_c(came):
+            code = app(args=args, prog_name="" if tool else prog, standalone_mode=False,
+                       obj=AppState(tool=tool))
     except click_exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code
     except click_exceptions.ClickException as exc:
         return _usage_error(exc)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted")
-        return 130
+        return _interrupted(came)
+    except asyncio.CancelledError:
+        if not came:
+            raise
+        return _interrupted(came)  # SIGTERM or SIGHUP cancelled asyncio.run's work
     except AiSysadminError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -135,6 +205,8 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         err.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False,
                   soft_wrap=True)
         return 2
+    if came and code == 130:  # typer ends a KeyboardInterrupt so, whichever signal made it
+        return _interrupted(came)
     return code if isinstance(code, int) else 0
 
 

@@ -134,6 +134,7 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
     if any(s.name == name for s in configured_hosts(settings)):
         raise AiSysadminError(f"{name} is listed in remote_systems of "
                               f"{app_state.loaded.config_path}: remove it there")
+    app_state.log_to_files()  # the fixes it withdraws are in `logs actions`
     _hosts(app_state).set_status(name, "removed")
     reason = f"{name} is no longer managed (systems remove)"
     closed = app_state.store.close_host(name, reason)
@@ -146,13 +147,9 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
 
 def _withdraw_actions(app_state: AppState, host: str, reason: str) -> int:
     """Fixes waiting for a person or for their turn on that host: nothing runs there now."""
-    from ..store import ActionStore
+    from ..executor import Executor
 
-    actions = ActionStore(app_state.store.db)
-    waiting = [a for a in actions.find(("pending", "approved")) if a.host == host]
-    for action in waiting:
-        actions.move(action.id, "not_needed", "operator", reason)
-    return len(waiting)
+    return len(Executor(app_state.settings, app_state.store, {}).withdraw(reason, host=host))
 
 
 def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:

@@ -27,7 +27,7 @@ from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, IncidentStore
-from ..store.actions import AlreadyDecided, this_process
+from ..store.actions import AlreadyDecided, process_alive, this_process
 from ..store.incidents import LIVE_STATES
 from .host_facts import Self, own_identity, read_facts
 
@@ -80,6 +80,9 @@ class Rehearsal:
     action: Action
     lines: list[list[str]]
     would_not: str | None
+    #: approve would leave it pending, approvable again (a host that does not answer, other
+    #: commands than were shown), as opposed to ending it or refusing the yes
+    waits_again: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,10 +278,12 @@ class Executor:
 
         Cut off before the action was claimed (Ctrl-C, a host that does not answer), it is
         pending again and can be approved again; cut off while it ran, it failed."""
-        self.expire()  # a yes that comes after the TTL finds the action expired
+        # a yes that comes after the TTL finds the action expired; one to an action whose
+        # approval died with its process finds it pending again
+        self.tidy()
         action = self.actions.get(action_id)
         if action.state != "pending":
-            raise StoreError(f"action {action_id} is {action.state}, not pending")
+            raise StoreError(self._not_pending(action))
         if self.settings.autonomy_level == "observe":
             return self._ended(self.actions.move(
                 action_id, "refused", who, "the autonomy level is observe: nothing runs"))
@@ -337,12 +342,48 @@ class Executor:
                                         "error": f"cut off while running: {why}"})
             self._escalate(failed, f"action {action_id} was cut off while it ran")
 
+    def _not_pending(self, action: Action) -> str:
+        """Why a yes to ``action`` comes too late: its state, and what its history last said
+        of it (withdrawn with its incident, rejected by someone)."""
+        why = self.store.last_said(f"action:{action.id}")
+        return f"action {action.id} is {action.state}, not pending" + (
+            f": {why}" if why and why != action.state else "")
+
     def reject(self, action_id: int, who: str, reason: str = "") -> Action:
-        return self._ended(self.actions.move(action_id, "rejected", who, reason or "rejected"))
+        rejected = self.actions.move(action_id, "rejected", who, reason or "rejected")
+        log.info("action %d rejected by %s: %s", action_id, who, rejected.decision_reason,
+                 extra={"action": action_id, "incident": rejected.incident_id})
+        return self._ended(rejected)
+
+    def withdraw(self, reason: str, *, host: str | None = None, incident_id: int | None = None,
+                 who: str = "operator") -> list[Action]:
+        """Fixes of a host no longer managed, or of an incident a person ended, that wait for
+        a person or for their turn: none of them runs now, and their history says ``reason``.
+        One claimed to run meanwhile runs (at most once) and is not withdrawn."""
+        if host is None and incident_id is None:
+            raise ValueError("withdraw the fixes of a host or of an incident, not all of them")
+        withdrawn = []
+        for action in self.actions.find(("pending", "approved")):
+            if (host is not None and action.host != host) or (
+                    incident_id is not None and action.incident_id != incident_id):
+                continue
+            with contextlib.suppress(StoreError):  # claimed meanwhile: its run stands
+                withdrawn.append(self.actions.move(action.id, "not_needed", who, reason))
+                log.info("action %d withdrawn: %s", action.id, reason,
+                         extra={"action": action.id, "incident": action.incident_id})
+        return withdrawn
 
     def expire(self) -> list[Action]:
         """Approvals nobody answered within their TTL end, and their incidents are open."""
         return [self._ended(a) for a in self.actions.expire()]
+
+    def tidy(self) -> None:
+        """What a person's command settles before it shows or takes an action, as the
+        daemon's housekeeping would: approvals nobody answered in time expire, and what a
+        process that is gone left behind is settled (:meth:`recover`; the policy's approvals
+        it left stay approved, for a daemon to run)."""
+        self.expire()
+        self.recover()
 
     def _ended(self, action: Action, again: str = "") -> Action:
         """An action that will not run: its incident no longer waits for it (when nothing
@@ -420,6 +461,8 @@ class Executor:
         with self.store.db.transaction():  # as in propose: the action and its incident at once
             moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}",
                                       ttl_seconds=self._ttl, replanned=replanned)
+            log.info("action %d waits for a person again: %s", action.id, why,
+                     extra={"action": action.id, "incident": action.incident_id})
             if action.incident_id is not None:
                 self._incident_to(action.incident_id, "awaiting_approval",
                                   f"action {action.id} waits for approval: {why}")
@@ -485,6 +528,9 @@ class Executor:
         claimed = self.actions.claim(action_id, actor)
         if claimed is None:
             return self.actions.get(action_id)  # someone else holds it: never run twice
+        log.info("action %d running on %s: %s %s (approved by %s)", action_id, action.host,
+                 action.kind, action.params, action.decided_by or "the policy",
+                 extra={"action": action_id, "incident": action.incident_id})
         if action.incident_id is not None:
             self._incident_to(action.incident_id, "remediating", f"running action {action_id}")
         try:
@@ -555,16 +601,19 @@ class Executor:
         if (change := _changed(action, judged)) is not None:
             return Rehearsal(action, [], f"approve would run nothing: {change}; it would "
                              f"wait for approval again, shown as it is now (risk "
-                             f"{judged.plan.risk}: {judged.plan.reason})")
+                             f"{judged.plan.risk}: {judged.plan.reason})", waits_again=True)
+        if (down := await self._reachable(action)) is not None:  # as _run asks before a claim
+            return Rehearsal(action, [], f"approve would run nothing: {down}; it would wait "
+                             "for approval again", waits_again=True)
         now = dataclasses.replace(action, plan={**action.plan, "commands": [
             list(c) for c in judged.plan.commands]})
         return Rehearsal(action, self.command_lines(now), None)
 
     def _would_not_take(self, action: Action) -> str | None:
-        """Why approve would run nothing whatever the host says; None when it would look."""
-        if action.state != "pending":
-            return f"approve would run nothing: action {action.id} is {action.state}, " \
-                "not pending"
+        """Why approve would run nothing whatever the host says; None when it would look
+        (also at an approval whose process is gone: approve gives it back first)."""
+        if action.state != "pending" and not self._given_back(action):
+            return f"approve would run nothing: {self._not_pending(action)}"
         if action.expires_at is not None and action.expires_at < time.time():
             return "approve would run nothing: its time for an answer passed; it would " \
                 "be expired"
@@ -619,6 +668,13 @@ class Executor:
                 detail = ("finding still present" if not gone else f"{unit} is not active")
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
         return False, f"{detail} after {safety.verify_timeout:g} s"
+
+    @staticmethod
+    def _given_back(action: Action) -> bool:
+        """A person's approval that :meth:`recover` makes pending again: its process is gone
+        before anything ran."""
+        return action.state == "approved" and action.decided_by is not None \
+            and not process_alive(action.owner)
 
     def recover(self) -> list[Action]:
         """At start, and from time to time: what a process that is gone left behind.

@@ -1,0 +1,61 @@
+"""``issues show`` and ``issues close/resolve`` as an operator meets them: every event reads as
+what happened, and an incident a person ended takes its waiting fixes with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import ActionStore, IncidentStore
+
+
+def _incident(store: IncidentStore, host: str = "web1") -> int:
+    finding = Finding(host, "disk_space", "/var", Severity.CRITICAL, "/var is 97% full",
+                      ("/var: 97 of 100 bytes used",))
+    return store.record_check(host, [finding], {"disk_space"}).opened[0]
+
+
+def test_events_that_change_no_state_show_by_their_kind_and_detail(cli, store) -> None:
+    number = _incident(store)
+    store.transition(number, "investigating", "agent", "investigation started")
+    store.record_investigation(number, None, "LLMUnavailable: cannot connect to Ollama",
+                               retry_at=0.0)
+    code, out, _ = cli("issues", "show", str(number))
+    history = out.split("history:\n")[1].splitlines()
+    assert code == 0 and "None" not in out
+    assert history[0].endswith("monitor: opened /var is 97% full")
+    assert history[2].endswith(
+        "agent: investigation failed: LLMUnavailable: cannot connect to Ollama")
+    assert history[3].endswith("agent: investigating -> open investigation failed; the "
+                               "incident stays open")
+
+
+@pytest.mark.parametrize("verb", ["close", "resolve"])
+def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, store,
+                                                      verb: str) -> None:
+    host = short_hostname()
+    number = _incident(store, host)
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    fix = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "500M"},
+                                       incident_id=number))
+    other = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "600M"}))
+    assert fix.state == "pending"
+
+    code, out, _ = cli("issues", verb, str(number), "--reason", "not a problem")
+    state = "closed" if verb == "close" else "resolved"
+    assert (code, out) == (0, f"incident {number} is now {state}; action(s) {fix.id} "
+                              "withdrawn: they will not run\n")
+    code, out, _ = cli("approve", "list", "--json")
+    assert [a["id"] for a in json.loads(out)] == [other.id]  # another incident's stays
+    assert ActionStore(store.db).get(fix.id).state == "not_needed"
+    why = f"incident {number} {state} by operator: not a problem"
+    assert store.last_said(f"action:{fix.id}") == why
+    # a yes after that says why nothing will run
+    code, _, err = cli("approve", "approve", str(fix.id))
+    assert code == 2 and f"action {fix.id} is not_needed, not pending: {why}" in err
