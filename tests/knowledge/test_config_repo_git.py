@@ -336,4 +336,11 @@ def test_a_token_in_the_repository_url_is_never_shown_and_guards_the_config_file
     with pytest.raises(ConfigRepoError) as failed:
         repo.sync(ListSink())
     assert "s3cr3tt0ken" not in str(failed.value)
-    assert "https://[redacted]@127.0.0.1:1/fleet.git" in str(failed.value)
+    assert "https://bot:****@127.0.0.1:1/fleet.git" in str(failed.value)
+    # a token in the query: git quotes the URL it could not reach, query and all
+    in_query = Settings(state_dir=tmp_path / "state2",
+                        config_repo="https://127.0.0.1:1/fleet.git?private_token=0123456789abcd")
+    with pytest.raises(ConfigRepoError) as failed:
+        ConfigRepo(in_query).sync(ListSink())
+    assert "0123456789abcd" not in str(failed.value), failed.value
+    assert "fleet.git?private_token=****" in str(failed.value)

@@ -40,8 +40,9 @@ class _Ollama(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append({"path": self.path, **body})
-        if self.path != "/api/embed":
+        path, _, query = self.path.partition("?")
+        self.requests.append({"path": path, "query": query, **body})
+        if path != "/api/embed":
             self.send_error(404)
             return
         reply = b'{"oops": 1}' if self.broken else json.dumps(
@@ -120,3 +121,13 @@ def test_an_embedding_error_names_llm_url_without_its_secrets() -> None:
     said = str(failed.value)
     assert said.startswith("Ollama at http://bot:****@127.0.0.1:9/?key=**** cannot embed")
     assert "PWSECRET" not in said and "QSECRET" not in said
+
+
+def test_a_key_in_the_urls_query_goes_with_each_request(
+        ollama: tuple[str, type[_Ollama]]) -> None:
+    """A proxy that takes its key in the query (``llm.url = "https://gw/?key=..."``): the key
+    is sent as the query of ``/api/embed``, not glued in front of the path."""
+    url, handler = ollama
+    vectors = OllamaEmbedding(f"{url}/?key=QSECRET", "nomic-embed-text", timeout=5)(["disk"])
+    assert len(vectors) == 1
+    assert [(r["path"], r["query"]) for r in handler.requests] == [("/api/embed", "key=QSECRET")]

@@ -23,12 +23,13 @@ import re
 import shlex
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, mask_secret_text
 from ..errors import AiSysadminError
 from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
 from ..monitor.redact import redact
@@ -200,14 +201,27 @@ class ConfigRepo:
         except subprocess.TimeoutExpired as exc:
             raise ConfigRepoError(f"git {args[0]} took longer than {timeout:g} s") from exc
         if check and done.returncode != 0:
-            why = redact(done.stderr.decode("utf-8", "replace").strip())[-600:]
-            raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why}")
+            why = self._unsecret(redact(done.stderr.decode("utf-8", "replace").strip()))
+            raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why[-600:]}")
         return done.stdout.decode("utf-8", "replace")
 
     @property
     def shown_url(self) -> str:
-        # a password in an https URL never reaches a message
-        return re.sub(r"//[^/@]*@", "//[redacted]@", self.url)
+        """The URL as messages show it: its user (a token may stand there), password and
+        query values (``?private_token=``) masked as ``config show`` masks them."""
+        return mask_secret_text(self.url)
+
+    def _unsecret(self, text: str) -> str:
+        """git's own words with the URL's secrets masked: it quotes the URL it could not
+        reach, query and all."""
+        parts = urllib.parse.urlsplit(self.url)
+        text = text.replace(self.url, self.shown_url)
+        if parts.username:
+            text = text.replace(f"{parts.username}@", "****@")
+        for _, value in urllib.parse.parse_qsl(parts.query):
+            if value:
+                text = text.replace(f"={value}", "=****")
+        return text
 
     def fetch(self) -> str:
         """Bring the branch up to date (clone on first use); returns its commit."""

@@ -169,11 +169,14 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
     """An Ollama embedding model through ``POST /api/embed``."""
 
     def __init__(self, url: str, model: str, timeout: float = 60.0) -> None:
-        from ..config import mask_secret_text  # its settings already paid for the import
+        from ..llm.urls import base_url, masked_url, url_query
 
-        self.url = url.rstrip("/")
+        self.url = base_url(url)
+        #: a key some proxies take in the query, sent with each request: glued to the URL,
+        #: the API's path would land inside it
+        self.query = url_query(url)
         #: the URL as errors name it (it is llm.url unless configured): no password or key
-        self.shown = mask_secret_text(self.url)
+        self.shown = masked_url(url.rstrip("/"))
         self.model = model
         self.timeout = timeout
         self.model_name = f"ollama:{model}"
@@ -186,7 +189,7 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
         if not texts:
             return []
         try:
-            response = httpx.post(f"{self.url}/api/embed",
+            response = httpx.post(f"{self.url}/api/embed", params=self.query or None,
                                   json={"model": self.model, "input": texts},
                                   timeout=self.timeout)
         except httpx.HTTPError as exc:

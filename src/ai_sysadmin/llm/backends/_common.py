@@ -52,6 +52,7 @@ from ..types import (
     ToolCall,
     ToolSpec,
 )
+from ..urls import masked_url, url_query
 from .base import ChatBackend
 
 if TYPE_CHECKING:  # annotations only: the settings module costs pydantic's import
@@ -88,42 +89,6 @@ def read_api_key(path: Path | None) -> str | None:
     if not key:
         raise ConfigError(str(path), ["llm.api_key_file: the file is empty"])
     return key
-
-
-def base_url(url: str, default_port: int | None = None) -> str:
-    """``url`` without its query (:func:`url_query`) and trailing slash. Ollama's own
-    convention (``OLLAMA_HOST``) lets a bare ``host[:port]`` through as ``http://host:port``,
-    ``default_port`` when none is given; a scheme other than http(s) is a configuration
-    error, not a connection failure later."""
-    url = url.strip().partition("?")[0].rstrip("/")
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "http", url
-        host = rest.split("/", 1)[0]
-        if default_port is not None and not host.rsplit("]", 1)[-1].count(":"):
-            rest = rest.replace(host, f"{host}:{default_port}", 1)
-    if scheme.lower() not in ("http", "https") or not rest:
-        raise ConfigError("llm.url", [f"{url!r} is not an http:// or https:// URL"])
-    return f"{scheme}://{rest}"
-
-
-def url_query(url: str) -> str:
-    """The query of ``url`` (a key some proxies take there), sent with every request: glued
-    to the base URL, the API's paths would land inside it."""
-    return url.strip().partition("?")[2].partition("#")[0]
-
-
-def masked_url(url: str) -> str:
-    """``url`` as every text about the server shows it (errors, the status, hence the queue's
-    stored errors, the logs, incident events): its password and query values masked the way
-    ``config show`` masks them, a bare ``host:port`` (Ollama's convention) included."""
-    # here, not at the top: the settings module costs pydantic's import, and a backend is
-    # made from settings that already paid it
-    from ...config import mask_secret_text
-
-    if "://" in url:
-        return mask_secret_text(url)
-    return mask_secret_text(f"http://{url}").removeprefix("http://")
 
 
 def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..types import ChatResult, Message, ResponseSchema, ToolSpec
+from ..urls import base_url
 from ._common import (
     HttpBackend,
     assistant_message,
-    base_url,
     ollama_message,
     optional_int,
     tools_to_wire,

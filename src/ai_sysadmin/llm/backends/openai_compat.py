@@ -21,10 +21,10 @@ from ..types import (
     ResponseSchema,
     ToolSpec,
 )
+from ..urls import base_url
 from ._common import (
     HttpBackend,
     assistant_message,
-    base_url,
     openai_message,
     optional_int,
     tools_to_wire,
