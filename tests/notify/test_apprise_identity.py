@@ -32,6 +32,14 @@ OLD = "OldRevokedTok1"
 NEW = "ANewTokenZ9"
 
 
+def _quick_notifier(tmp_path: Path, urls: Path) -> tuple[Settings, Database, Notifier]:
+    """A notifier of these Apprise URLs that retries at once, and its database."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        notify={"apprise_urls_file": urls, "retry_backoff_seconds": 0.05})
+    db = IncidentStore(Database(settings.db_path)).db
+    return settings, db, Notifier(settings, db)
+
+
 def _status(cli, monkeypatch, tmp_path: Path, urls: Path, settings: Settings) -> str:
     config = tmp_path / "config.toml"
     config.write_text(f"state_dir = {json.dumps(str(settings.state_dir))}\n[notify]\n"
@@ -78,10 +86,7 @@ def test_a_rotated_token_in_an_apprise_url_delivers_what_was_queued(tmp_path, cl
 def test_deliveries_of_a_channel_no_longer_configured_are_handed_over_or_given_up(
         tmp_path, endpoint: JsonEndpoint, cli, monkeypatch) -> None:
     urls = secret_file(tmp_path / "apprise.urls", f"{apprise_url(endpoint)}\n")
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
-                        notify={"apprise_urls_file": urls, "retry_backoff_seconds": 0.05})
-    db = IncidentStore(Database(settings.db_path)).db
-    notifier = Notifier(settings, db)
+    settings, db, notifier = _quick_notifier(tmp_path, urls)
     # queued by an earlier version, which named channels by Apprise's privacy form (the first
     # and last character of a secret), and for a channel since taken out of the file
     earlier = f"apprise:json://{APPRISE_USER}:****@127.0.0.1:{endpoint.port}/hook"
@@ -135,10 +140,7 @@ def test_what_was_queued_under_a_name_with_its_topic_goes_to_that_topic(
     endpoint.then(500)
     server = f"ntfy://{APPRISE_USER}:{APPRISE_PASSWORD}@127.0.0.1:{endpoint.port}"
     urls = secret_file(tmp_path / "apprise.urls", f"{server}/TopicAlpha1\n{server}/TopicBravo2\n")
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
-                        notify={"apprise_urls_file": urls, "retry_backoff_seconds": 0.05})
-    db = IncidentStore(Database(settings.db_path)).db
-    notifier = Notifier(settings, db)
+    settings, db, notifier = _quick_notifier(tmp_path, urls)
     previous = f"apprise:ntfy://127.0.0.1:{endpoint.port}/Topic"
     with db.transaction() as conn:  # one it delivered, one it queued
         sent = notifier.outbox.add_message(conn, "opened", "[hal] sent before", "b", 8,
