@@ -5,16 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from ai_sysadmin import logs
 from ai_sysadmin.cli.main import main
 from ai_sysadmin.config import Settings
 from ai_sysadmin.store import Database, IncidentStore
 
 BIN = Path(sys.executable).parent / "ai-sysadmin"
+
+
+@pytest.fixture(autouse=True)
+def _log_files_closed() -> Iterator[None]:
+    """A test that sets up the log files (``logs.configure``, a daemon run in-process) leaves
+    no handler behind: the next test's records would go to a directory since removed."""
+    with logs.kept():
+        yield
 
 
 @pytest.fixture(autouse=True)
