@@ -136,7 +136,7 @@ def test_prompt_injection_in_logs_executes_nothing_and_is_audited(tmp_path) -> N
         apply(sb, "install_unit", {"name": "evil.service", "text": INJECTION})
         apply(sb, "start_unit", {"name": "evil.service"})
         settings = settings_for(tmp_path, model.url, "auto-full")
-        store, _ = run_daemon(settings, sb, lambda s: len(ActionStore(s.db).find()) >= 4)
+        store, _ = run_daemon(settings, sb, lambda s: len(ActionStore(s.db).find()) >= 3)
         root_intact = sb.exec(["test", "-e", "/usr/bin/systemctl"]).returncode == 0
         # what the model was told about its run_readonly call: the tool message that answers
         # that call's id (the injected journal line itself quotes "rm -rf", so only the
@@ -157,8 +157,9 @@ def test_prompt_injection_in_logs_executes_nothing_and_is_audited(tmp_path) -> N
     by_kind = [a for a in actions.values() if a.kind == "run_command"]
     assert {a.state for a in by_kind} == {"refused"}
     assert any("sshd" in a.reason or "protected" in a.reason for a in by_kind)
-    kill = next(a for a in actions.values() if a.kind == "kill_process")
-    assert kill.state == "refused"
+    # a kill of PID 1 does not even become a proposal: its parameters are refused at once,
+    # and the model is told so
+    assert not any(a.kind == "kill_process" for a in actions.values())
     ssh = next(a for a in actions.values() if a.kind == "restart_unit")
     assert ssh.state == "pending" and ssh.risk == "high"  # protected: a person must decide
     # the read-only attempt reached the model as a refusal by policy, and nothing ran
@@ -167,4 +168,6 @@ def test_prompt_injection_in_logs_executes_nothing_and_is_audited(tmp_path) -> N
         assert answer.startswith("tool run_readonly status=refused"), answer
         assert "refused by policy" in answer, answer
     audit = store.audit_log(500)
-    assert sum(1 for e in audit if e["action"] == "action.refused") >= 3
+    assert sum(1 for e in audit if e["action"] == "action.refused") >= 2
+    assert any(e["action"] == "proposal.invalid" and e["detail"].startswith(
+        'kill_process {"pid": 1}') for e in audit), [e["action"] for e in audit]

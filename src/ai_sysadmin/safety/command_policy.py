@@ -2,8 +2,9 @@
 shapes, each with its risk. Pure code, no I/O; deny by default; every decision has a reason a
 person can read.
 
-Every argument is checked first (text, not empty, at most 256 characters, no NUL, control or
-invisible character, no ``..`` path component; at most 32 arguments), the program is given by
+Every argument is checked first (text, not empty, at most 256 characters or, for a path,
+``PATH_MAX``; no NUL, control or invisible character, no ``..`` path component; at most 32
+arguments), the program is given by
 bare ASCII name (the executor resolves paths), then the argv is parsed the way the program
 itself parses it (``argv_parser.py``) against the read-only allow-list
 (``readonly_commands.py``) or the remediation shapes (``remediation_commands.py``). Letters
@@ -20,7 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
-from .argv_parser import RISKS, Decision, Refused, describe_char, hidden_char, refuse
+from .argv_parser import PATH_MAX, RISKS, Decision, Refused, describe_char, hidden_char, refuse
 from .protected import configured_problem
 from .readonly_commands import CUSTOM, READ_ONLY, check_read_only, never_reason
 from .remediation_commands import REMEDIATION
@@ -54,14 +55,21 @@ def _maybe_path(index: int, arg: str) -> bool:
     return index > 0 and "/" in arg[:first]
 
 
+def _longest(index: int, arg: str) -> int:
+    """A path (``/srv/...``, ``--reference=/srv/...``) may be as long as the kernel and the
+    file policy take one; the parser's path check still judges it. Other values are short."""
+    value = arg.partition("=")[2] if arg.startswith("--") else arg
+    return PATH_MAX if index > 0 and value.startswith("/") else MAX_ARG_LEN
+
+
 def _arg_problem(index: int, arg: object) -> str | None:
     where = _where(index)
     if not isinstance(arg, str):
         return f"{where} is not text"
     if not arg:
         return f"{where} is empty"
-    if len(arg) > MAX_ARG_LEN:
-        return f"{where} is too long ({len(arg)} characters; {MAX_ARG_LEN} at most)"
+    if len(arg) > (longest := _longest(index, arg)):
+        return f"{where} is too long ({len(arg)} characters; {longest} at most)"
     if "\x00" in arg:
         return f"{where} holds a NUL byte"
     if (char := hidden_char(arg)) is not None:

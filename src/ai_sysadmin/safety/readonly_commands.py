@@ -47,13 +47,58 @@ _READ_VERBS = frozenset({"status", "show", "cat", "list-units", "list-unit-files
                          "list-automounts", "list-paths"})
 
 
-def _no_environ(check: Validator) -> Validator:
-    """Field lists that could name a process environment (COREDUMP_ENVIRON): secrets."""
-    def no_environ(value: str) -> str | None:
-        if "ENVIRON" in value.upper():
-            return "would print process environments (secrets)"
+#: journal fields systemd-coredump fills with a dead process's secrets: its environment
+#: (COREDUMP_ENVIRON) and, with Storage=journal, its memory (COREDUMP). The rest of a crash
+#: entry (signal, executable, unit, command line, stack trace) is what an investigation needs.
+_SECRET_FIELDS = {"COREDUMP": "would print a process's memory (the core dump: secrets)"}
+
+
+def _secret_field(name: str) -> str | None:
+    """Why the journal field ``name`` is never shown; None when it may be."""
+    field = name.strip().upper()
+    if "ENVIRON" in field:
+        return "would print process environments (secrets)"
+    return _SECRET_FIELDS.get(field)
+
+
+def _no_secret_fields(check: Validator) -> Validator:
+    """A field list (``-F``, ``--output-fields``) or a FIELD=value match without the secret
+    fields."""
+    def no_secret(value: str) -> str | None:
+        for name in value.split("=", 1)[0].split(","):
+            if (why := _secret_field(name)) is not None:
+                return why
         return check(value)
-    return no_environ
+    return no_secret
+
+
+#: journalctl output modes that print one line per entry from a few fields (cat: MESSAGE, or
+#: the --output-fields named)
+_LINE_OUTPUTS = frozenset({"short", "short-full", "short-iso", "short-iso-precise",
+                           "short-precise", "short-monotonic", "short-delta", "short-unix",
+                           "with-unit", "cat"})
+#: those that print every field of an entry, unless --output-fields names them
+_ALL_FIELD_OUTPUTS = frozenset({"verbose", "export", "json", "json-pretty", "json-sse",
+                                "json-seq"})
+_output_mode = charset("|".join(sorted(_LINE_OUTPUTS | _ALL_FIELD_OUTPUTS)),
+                       "is not an output mode (short-iso, cat, json ...)")
+
+
+def _journal_fields_named(parsed: Parsed) -> str | None:
+    """Every field of a crash entry would hold the dead process's environment and core: a
+    mode that prints all fields must be given the fields to print."""
+    modes = [value for name, value in parsed.options if name == "--output"]
+    if not modes or modes[-1] not in _ALL_FIELD_OUTPUTS or parsed.has("--output-fields"):
+        return None
+    return (f"journalctl --output={modes[-1]} prints every field of an entry, and "
+            "systemd-coredump's entries hold the crashed process's environment and memory "
+            "(secrets): name the fields, e.g. --output-fields=MESSAGE,_PID,_SYSTEMD_UNIT")
+
+
+def _journal_operand(value: str) -> str | None:
+    return journal_operand(value) if value.startswith("/") else \
+        _no_secret_fields(journal_operand)(value)
+
 
 SYSTEMCTL = Spec(
     options=flags("--no-pager, --plain, --no-legend, --failed, --value, --reverse, --after, "
@@ -90,9 +135,10 @@ JOURNALCTL = Spec(
         opt("-S --since", value=time_value), opt("-U --until", value=time_value),
         opt("-n --lines", OPTIONAL, charset(LINE_COUNT.pattern, "is not a number"), LINE_COUNT),
         opt("-b --boot", OPTIONAL, charset(BOOT_ID.pattern, "is not a boot"), BOOT_ID),
-        opt("-o --output", value=word_list),
-        opt("--output-fields", value=_no_environ(property_list)),
-        opt("-F --field", value=_no_environ(property_list)), opt("-c --cursor", value=plain_value),
+        opt("-o --output", value=_output_mode),
+        opt("--output-fields", value=_no_secret_fields(property_list)),
+        opt("-F --field", value=_no_secret_fields(property_list)),
+        opt("-c --cursor", value=plain_value),
         opt("--after-cursor", value=plain_value)),
     denied={**REDIRECT,
             **deny("--vacuum-size --vacuum-time --vacuum-files",
@@ -106,8 +152,9 @@ JOURNALCTL = Spec(
             **deny("--cursor-file", "is not read-only: it writes a cursor file"),
             **deny("-f --follow", "never ends: it follows the journal"),
             **deny("--verify", "reads every journal file; not for investigating")},
-    operand=journal_operand,
+    operand=_journal_operand,
     max_operands=8,
+    extra=_journal_fields_named,
 )
 
 # -- other systemd tools ---------------------------------------------------------------------
@@ -155,14 +202,15 @@ def coredump_match(value: str) -> str | None:
     if value.startswith("/"):
         return absolute_path(value)
     if "=" in value:
-        return _no_environ(journal_match)(value)
+        return _no_secret_fields(journal_match)(value)
     return _COREDUMP_COMM(value)
 
 
 COREDUMPCTL = Spec(
     flags("--no-pager, --no-legend, -r --reverse, -1, -q --quiet, --all") + (
         opt("-n", value=number_value), opt("-S --since", value=time_value),
-        opt("-U --until", value=time_value), opt("-F --field", value=_no_environ(property_list)),
+        opt("-U --until", value=time_value),
+        opt("-F --field", value=_no_secret_fields(property_list)),
         opt("--json", value=word_list)),
     denied={**REDIRECT,
             **deny("-o --output", "is not read-only: it writes the core dump to a file"),

@@ -6,14 +6,41 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from ...safety.actions import ACTION_KINDS
+from ...safety.catalog import CATALOG
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
 
 _KINDS = ", ".join(sorted(ACTION_KINDS))
+
+
+def _expected(kind: str) -> str:
+    """The parameters ``kind`` takes, as the catalog defines them, for a model to correct a
+    call: ``unit (string, required)``."""
+    schema = CATALOG[kind].params.model_json_schema()
+    required = set(schema.get("required", ()))
+    said = []
+    for name, prop in schema.get("properties", {}).items():
+        kind_of = " or ".join(map(str, prop["enum"])) if "enum" in prop else prop.get("type")
+        need = "required" if name in required else f"default {prop.get('default')!r}"
+        said.append(f"{name} ({kind_of}, {need})")
+    return ", ".join(said) or "no parameters ({})"
+
+
+def _shape_problem(kind: str, parameters: dict[str, Any]) -> str | None:
+    """What the catalog would refuse in these parameters when the plan is made, said now,
+    while the model can still correct its call; the risk stays the policy's, at plan time."""
+    try:
+        CATALOG[kind].params.model_validate(parameters)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}"
+                             for e in exc.errors())
+        return (f"invalid parameters for {kind}: {problems}. {kind} takes: "
+                f"{_expected(kind)}; no proposal was recorded")
+    return None
 
 
 @REGISTRY.tool()
@@ -31,6 +58,11 @@ async def propose_action(
     if kind not in ACTION_KINDS:
         return ToolResult("error", f"unknown action kind {kind!r}; kinds: {_KINDS}",
                           from_host=False)
+    if (problem := _shape_problem(kind, parameters)) is not None:
+        if ctx.store is not None:  # a person sees what the model tried (an injected kill?)
+            ctx.store.audit("agent", "proposal.invalid", f"incident:{ctx.incident_id}",
+                            f"{kind} {json.dumps(parameters)[:300]}: {problem[:300]}")
+        return ToolResult("error", problem, from_host=False)
     proposal = {"kind": kind, "parameters": parameters, "rationale": rationale,
                 "host": ctx.default_host}
     proposal_id = None
