@@ -1,9 +1,9 @@
-"""Which mount points hold a read-only file system, from /proc/self/mountinfo as the kernel
-writes it."""
+"""Which mount points hold a read-only file system, and whether /proc hides processes, from
+/proc/self/mountinfo as the kernel writes it."""
 
 from __future__ import annotations
 
-from ai_sysadmin.monitor.parsers import read_only_mount_points
+from ai_sysadmin.monitor.parsers import proc_hidepid, read_only_mount_points
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -34,3 +34,16 @@ def test_a_read_only_view_of_a_writable_file_system_is_still_watched() -> None:
 
 def test_a_point_mounted_over_is_judged_by_the_mount_in_use() -> None:
     assert "/mnt/backup" not in read_only_mount_points(MOUNTINFO)
+
+
+def test_a_proc_that_hides_processes_says_how_and_from_whom() -> None:
+    # what the kernel writes since 5.8, and before it (a number)
+    hidden = MOUNTINFO + "89 22 0:56 / /proc rw,relatime - proc proc rw,gid=27,hidepid=invisible\n"
+    assert proc_hidepid(hidden) == ("invisible", "27")
+    older = MOUNTINFO + "89 22 0:56 / /proc rw,nosuid - proc proc rw,hidepid=2\n"
+    assert proc_hidepid(older) == ("2", None)
+    # the mount in use is the last one on /proc; one elsewhere (a container's) is not it
+    shown = older + "90 22 0:57 / /proc rw - proc proc rw,hidepid=off\n" \
+        + "91 27 0:58 / /srv/ct/proc rw - proc proc rw,hidepid=2\n"
+    assert proc_hidepid(shown) is None
+    assert proc_hidepid(MOUNTINFO) is None

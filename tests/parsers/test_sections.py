@@ -108,3 +108,38 @@ def test_a_ps_that_fails_is_a_section_error(settings: Settings) -> None:
             [CommandResult(("ps",), 1, "", "ps: cannot read /proc", 0.1)], snap,
             Plan(settings, JournalQuery(), runs_as_root=True))
 
+
+
+INIT = " 1  0 S root 0.0 0.1 9000 86400 12 0::/init.scope /sbin/init\n"
+MINE = (" 700  690 S alice 0.0 0.1 3000 60 0 0::/user.slice/user-3101.slice/session-4.scope "
+        "sh -s\n 701  700 Z alice 0.0 0.0 0 5 0 0::/user.slice/user-3101.slice/session-4.scope "
+        "[true] <defunct>\n")
+HIDING = "22 1 0:21 / /proc rw,nosuid - proc proc rw,gid=27,hidepid=invisible\n"
+
+
+def _take_ps(settings: Settings, listing: str, mountinfo: CommandResult,
+             root: bool | None = None) -> Snapshot:
+    snap = Snapshot("h", 1.0)
+    ps = CommandResult(("ps",), 0, listing, "", 0.1)
+    for name in ("processes", "zombies"):
+        SECTIONS_BY_NAME[name].take([ps, mountinfo], snap, Plan(settings, JournalQuery(), root))
+    return snap
+
+
+def test_a_process_table_without_pid_1_is_not_collected_in_full(settings: Settings) -> None:
+    mountinfo = CommandResult(("cat", "--", "/proc/self/mountinfo"), 0, HIDING, "", 0.0)
+    snap = _take_ps(settings, MINE, mountinfo)
+    why = ("/proc is mounted hidepid=invisible: as alice the process table holds only "
+           "alice's processes; check as root or as a member of the gid=27 group")
+    assert snap.errors == {"processes": why, "zombies": why}
+    # what alice sees stays: her own processes, her own zombie's parent
+    assert {p.user for p in snap.processes or []} == {"alice"}
+    assert [z.pid for z in snap.zombies or []] == [700]
+    # where the mount table cannot be read, the missing PID 1 alone says it
+    unread = CommandResult(mountinfo.argv, 1, "", "", 0.0)
+    assert _take_ps(settings, MINE, unread).errors["processes"] == (
+        "ps lists no PID 1: as alice the process table holds only alice's processes; "
+        "check as root")
+    # a member of the gid= group sees PID 1: the table is whole; root is shown every process
+    assert _take_ps(settings, INIT + MINE, mountinfo).errors == {}
+    assert _take_ps(settings, MINE, mountinfo, root=True).errors == {}

@@ -36,3 +36,12 @@ def test_a_partial_collection_is_not_unreachable() -> None:
 
 def test_a_healthy_host_is_not_unreachable() -> None:
     assert RULE.evaluate(RuleContext(healthy_snapshot())) == []
+
+
+def test_a_host_that_answered_but_ran_nothing_is_not_unreachable() -> None:
+    why = "sudo on web1 needs a password: `sudo -n` failed: a password is required"
+    snap = Snapshot(host="web1", taken_at=1000.0, refused=why, errors={
+        s: why for s in ("cpu", "memory", "load", "mounts", "units", "processes", "os")})
+    findings, judged = evaluate(RuleContext(snap))
+    # it judged (an earlier unreachable incident resolves: the host answers); nothing else did
+    assert findings == [] and "host_unreachable" in judged

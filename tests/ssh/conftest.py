@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -218,8 +219,10 @@ class NetLab:
     # -- sshd ----------------------------------------------------------------------------------
 
     def sshd(self, name: str, netns: str, listen: list[str], port: int = 22,
-             extra: Sequence[str] = ()) -> SshHost:
-        """An sshd in ``netns``; ``extra``: more sshd_config lines."""
+             extra: Sequence[str] = (), setup: str = "") -> SshHost:
+        """An sshd in ``netns``; ``extra``: more sshd_config lines; ``setup``: shell commands
+        (each ending in ``&&``) run in its private mount namespace before it starts: what
+        its host looks like (accounts, a /proc mounted otherwise, see :func:`accounts`)."""
         directory = self.tmp / name
         directory.mkdir()
         host_key = directory / "host_ed25519"
@@ -231,7 +234,8 @@ class NetLab:
         log = directory / "sshd.log"
         # `ip netns exec` gives a private mount namespace: a fresh /run there holds sshd's
         # privilege separation directory without touching the machine's /run
-        script = 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir /run/sshd && exec "$0" "$@"'
+        script = ('mount -t tmpfs -o mode=755 tmpfs /run && mkdir /run/sshd && '
+                  f'{setup}exec "$0" "$@"')
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", netns, "sh", "-c", script, SSHD, "-D", "-e", "-f",
@@ -263,6 +267,39 @@ class NetLab:
             _ip("netns", "del", name, check=False)
         for link in self.links:  # gone with their namespace; a leftover is removed here
             _ip("link", "del", link, check=False)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user of a test host: its name, uid (its gid too) and login shell."""
+
+    name: str
+    uid: int
+    shell: str = "/bin/bash"
+
+
+def accounts(directory: Path, users: Sequence[Account], sudoers: str | None = None) -> str:
+    """:meth:`NetLab.sshd` ``setup`` that gives its host these users (this machine's
+    /etc/passwd and /etc/shadow and theirs, bound over the originals in sshd's mount
+    namespace only), each with a home; and ``sudoers`` as its /etc/sudoers."""
+    passwd = Path("/etc/passwd").read_text() + "".join(
+        f"{u.name}:x:{u.uid}:{u.uid}::{directory / u.name}:{u.shell}\n" for u in users)
+    # "*": no password, yet not a locked account (sshd refuses those without PAM)
+    shadow = Path("/etc/shadow").read_text() + "".join(
+        f"{u.name}:*:19000:0:99999:7:::\n" for u in users)
+    binds = {"passwd": (passwd, 0o644), "shadow": (shadow, 0o600)}
+    if sudoers is not None:
+        binds["sudoers"] = (sudoers, 0o440)
+    for user in users:
+        (directory / user.name).mkdir()
+        os.chown(directory / user.name, user.uid, user.uid)
+    setup = ""
+    for name, (text, mode) in binds.items():
+        path = directory / f"etc-{name}"
+        path.write_text(text)
+        path.chmod(mode)
+        setup += f"mount --bind {shlex.quote(str(path))} /etc/{name} && "
+    return setup
 
 
 def kill_namespace_processes(netns: str) -> None:

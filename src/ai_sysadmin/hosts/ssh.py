@@ -34,7 +34,7 @@ from .ssh_host_keys import (
     parsed_known_hosts,
 )
 from .ssh_target import DEFAULT_PORT, Hop, SshTarget, client_keys, parse_jump
-from .transport import C_LOCALE, CommandResult, Transport, _check_argv
+from .transport import C_LOCALE, CommandRefused, CommandResult, Transport, _check_argv
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
 
@@ -53,6 +53,11 @@ _CLOSE_WAIT = 2.0
 _REMOTE_GRACE = 1.0
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
+#: what a login shell that runs commands prints when asked to echo it
+_PROBE = "ai-sysadmin-runs-commands"
+#: how much of what a refusing host wrote is kept (characters), and quoted
+_SAID_KEEP = 4096
+_SAID_MAX = 300
 
 
 #: what asyncssh raises for settings it cannot use (a bad key file, an unknown cipher)
@@ -69,6 +74,10 @@ class _LoopState:
         self.conns: list[asyncssh.SSHClientConnection] = []  # jump hosts first, target last
         self.client: VerifyingClient | None = None
         self.remote_root: bool | None = None
+        #: the user the host took the login of, as it was resolved (a config file may name it)
+        self.user: str | None = None
+        #: the login shell has run a command on this connection: it is a shell
+        self.ran = False
         #: the long-lived remote ``sh`` that runs scripts (run_script), and its connection
         self.shell: _Shell | None = None
         self.shell_conn: asyncssh.SSHClientConnection | None = None
@@ -86,6 +95,13 @@ MAX_REPLY = 64 * 1024 * 1024
 
 class _ReplyTooLarge(Exception):
     pass
+
+
+def _said(text: str) -> str:
+    """What a host wrote, for a message: one line of printable characters, its end (bounded:
+    host text, which the monitor layer masks where it keeps it)."""
+    flat = " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+    return flat if len(flat) <= _SAID_MAX else "…" + flat[-(_SAID_MAX - 1):]
 
 
 class _Reply:
@@ -125,6 +141,30 @@ class _Reply:
         text = "".join(self.chunks[stream])
         return text[: len(text) - len(self.end)]
 
+    def tail(self, stream: int) -> str:
+        """The end of what came on a stream so far (a reply that never finished)."""
+        return "".join(self.chunks[stream])[-_SAID_KEEP:]
+
+
+class _ShellEnded(EOFError):
+    """The long-lived shell ended before the script's done line: how, and what it wrote."""
+
+    def __init__(self, lost: Exception | None, status: int | None, stdout: str,
+                 stderr: str) -> None:
+        self.lost = lost
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        why = lost or (f"exit {status}" if status is not None else "no error")
+        said = _said(stderr)
+        super().__init__(f"the remote shell closed its output ({why})"
+                         + (f": {said}" if said else ""))
+
+    @property
+    def exited(self) -> bool:
+        """It ended by itself with an exit status, the connection up: the host's answer."""
+        return self.lost is None and self.status is not None and self.status >= 0
+
 
 class _Shell(asyncssh.SSHClientSession[str]):
     """The long-lived remote shell: its output is taken as it arrives, in asyncssh's own
@@ -134,18 +174,29 @@ class _Shell(asyncssh.SSHClientSession[str]):
         self.chan: asyncssh.SSHClientChannel[str] | None = None
         self.reply: _Reply | None = None
         self.closed = False
+        #: what came while no script ran, its end: a login shell that refuses to run `sh`
+        #: says so at once, maybe before the first script is written
+        self.early = ["", ""]
+        self.ended: _ShellEnded | None = None
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
         self.chan = chan
 
     def data_received(self, data: str, datatype: asyncssh.DataType) -> None:
+        stream = 0 if datatype is None else 1
         if self.reply is not None:
-            self.reply.feed(data, 0 if datatype is None else 1)
+            self.reply.feed(data, stream)
+        else:
+            self.early[stream] = (self.early[stream] + data)[-_SAID_KEEP:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.reply is not None:
-            self.reply.fail(EOFError(f"the remote shell closed its output ({exc or 'no error'})"))
+        reply, chan = self.reply, self.chan
+        said = [self.early[s] + (reply.tail(s) if reply is not None else "") for s in (0, 1)]
+        self.ended = _ShellEnded(exc, chan.get_exit_status() if chan is not None else None,
+                                 *said)
+        if reply is not None:
+            reply.fail(self.ended)
 
     @property
     def alive(self) -> bool:
@@ -153,6 +204,8 @@ class _Shell(asyncssh.SSHClientSession[str]):
 
     async def run(self, script: str, done: str) -> tuple[str, str]:
         assert self.chan is not None
+        if self.ended is not None:
+            raise self.ended
         reply = self.reply = _Reply(done)
         try:
             self.chan.write(script)
@@ -369,6 +422,7 @@ class SshTransport(Transport):
                     conn.abort()
                 raise
             state.conns, state.client = opened, client
+            state.user = opened[-1].get_extra_info("username")
             self._connects += 1
             return opened[-1]
 
@@ -383,6 +437,7 @@ class SshTransport(Transport):
     async def _close_state(self, state: _LoopState) -> None:
         state.shell = state.shell_conn = None  # it goes with its connection
         conns, state.conns, state.client, state.remote_root = state.conns, [], None, None
+        state.user, state.ran = None, False
         for conn in reversed(conns):
             conn.close()
             with contextlib.suppress(Exception):
@@ -480,7 +535,64 @@ class SshTransport(Transport):
             raise TransportError(f"{self.host}: the connection was lost while {cmd[0]!r} ran")
         stdout, stderr = str(out or ""), str(err or "")
         self._check_started(cmd, code, stderr)
+        await self._check_answered(state, code, stdout, stderr)
         return CommandResult(cmd, code, stdout, stderr, time.monotonic() - started)
+
+    async def _check_answered(self, state: _LoopState, code: int, stdout: str,
+                              stderr: str) -> None:
+        """Raise :class:`CommandRefused` where the host ran nothing: sudo refused (its own
+        words on stderr, exit 1), or the login shell is no shell. nologin and /bin/false
+        exit 1 whatever they are asked, as a command may: where a command failed before any
+        other ran on the connection, the shell is asked to echo once (:meth:`_probe_shell`)."""
+        try:
+            if code == 1 and not stdout and self._sudo_said(state, stderr) is not None:
+                raise self._refused(state, code, stdout, stderr)
+            if code != 0 and not state.ran:
+                await self._probe_shell(state)
+        except CommandRefused as exc:
+            self.refusal = exc
+            raise
+        state.ran, self.refusal = True, None
+
+    async def _probe_shell(self, state: _LoopState) -> None:
+        async with state.slots:
+            if state.ran:  # another command's probe, or its success, said so meanwhile
+                return
+            conn = await self._connection(state)
+            try:
+                done = await conn.run(f"echo {_PROBE}", check=False,
+                                      timeout=self.target.connect_timeout)
+            except (asyncssh.Error, OSError, TimeoutError) as exc:
+                raise TransportError(f"{self.host}: cannot run 'echo' over SSH: {exc}") from exc
+        if str(done.stdout or "").strip() != _PROBE:
+            raise self._refused(state, done.exit_status, str(done.stdout or ""),
+                                str(done.stderr or ""), under_sudo=False)
+
+    def _sudo_said(self, state: _LoopState, stderr: str) -> str | None:
+        """sudo's own words (it starts each with ``sudo: ``) where it was to run the
+        command; None where none."""
+        if not self.target.sudo or state.remote_root:
+            return None
+        lines = [line for line in stderr.splitlines() if line.startswith("sudo: ")]
+        return _said(lines[-1].removeprefix("sudo: ")) if lines else None
+
+    def _refused(self, state: _LoopState, status: int | None, stdout: str, stderr: str,
+                 under_sudo: bool = True) -> CommandRefused:
+        """The host's refusal in its own words (bounded: host text), and what to change."""
+        sudo = self._sudo_said(state, stderr) if under_sudo else None
+        if sudo is not None:
+            need = "needs a password" if "password is required" in sudo else "refused"
+            return CommandRefused(f"sudo on {self.host} {need}: `sudo -n` failed: {sudo}",
+                                  status, sudo)
+        said = _said(f"{stdout}\n{stderr}")
+        who = state.user or "the account"
+        if status in (126, 127):
+            what = f"{self.host}: as {who}, sh could not be started (exit {status})"
+        else:
+            what = (f"{self.host}: the login shell of {who} refuses to run commands: it "
+                    f"ended with exit {status} before running any")
+        return CommandRefused(f"{what}, saying: {said}" if said else f"{what}, saying nothing",
+                              status, said)
 
     async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
         """Run a script in the host's long-lived shell: after the first, a check costs no new
@@ -490,14 +602,23 @@ class SshTransport(Transport):
         on stdout and stderr, which is how its output is told from the next one's. A script
         that overruns ``timeout`` or a broken shell is dropped and the next call starts a fresh
         shell (a command it left running ends by itself, or by its own ``timeout(1)`` in the
-        collector's careful mode).
+        collector's careful mode). A shell that ends by itself as soon as it starts is the
+        host's answer, :class:`CommandRefused` (also kept in :attr:`refusal`).
         """
+        self.refusal = None
+        try:
+            return await self._run_script(script, done, timeout)
+        except CommandRefused as exc:
+            self.refusal = exc
+            raise
+
+    async def _run_script(self, script: str, done: str, timeout: float) -> CommandResult:
         state = self._loop_state()
         argv = ("sh", "-s")
         async with state.shell_lock:
             started = time.monotonic()
             for attempt in (1, 2):
-                shell = await self._shell(state, argv)
+                shell, fresh = await self._shell(state, argv)
                 try:
                     out, err = await within(shell.run(script, done), timeout)
                     break
@@ -513,19 +634,25 @@ class SshTransport(Transport):
                     await self._drop_shell(state)
                     raise TransportError(f"{self.host}: {exc}") from None
                 except (asyncssh.Error, OSError, EOFError) as exc:
+                    await self._drop_shell(state)
+                    if fresh and isinstance(exc, _ShellEnded) and exc.exited:
+                        # not a shell that died between two checks: the login shell or sudo
+                        # would not start it (its exit status and words say why)
+                        raise self._refused(state, exc.status, exc.stdout, exc.stderr) from None
                     # a shell that died between two checks (killed, OOM) is replaced once:
                     # the script only reads, so running it again is harmless
-                    await self._drop_shell(state)
                     if attempt == 2:
                         raise TransportError(
                             f"{self.host}: the remote shell ended: {exc}") from exc
+            state.ran = True
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
 
-    async def _shell(self, state: _LoopState, argv: tuple[str, ...]) -> _Shell:
+    async def _shell(self, state: _LoopState, argv: tuple[str, ...]) -> tuple[_Shell, bool]:
+        """The connection's shell, and whether it was started for this call."""
         conn = await self._connection(state)
         shell = state.shell
         if shell is not None and state.shell_conn is conn and shell.alive:
-            return shell
+            return shell, False
         await self._drop_shell(state)
         remote = shlex.join(self._remote_argv(argv, state.remote_root))
         try:
@@ -535,7 +662,7 @@ class SshTransport(Transport):
             raise TransportError(f"{self.host}: no SSH session for the check script: {exc}"
                                  ) from exc
         state.shell, state.shell_conn = shell, conn
-        return shell
+        return shell, True
 
     async def _drop_shell(self, state: _LoopState) -> None:
         shell, state.shell, state.shell_conn = state.shell, None, None

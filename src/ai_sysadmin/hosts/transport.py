@@ -47,6 +47,21 @@ def c_locale_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+class CommandRefused(TransportError):
+    """The host answered and took the login, but would not run what it was sent: the account's
+    login shell is no shell (nologin, /bin/false), or sudo wants a password. Not a host that
+    cannot be reached: its words say what to change there.
+
+    ``status`` is the exit status it ended with; ``said``, its own words (one line, bounded:
+    host text).
+    """
+
+    def __init__(self, message: str, status: int | None = None, said: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.said = said
+
+
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     argv: tuple[str, ...]
@@ -79,6 +94,9 @@ class Transport(ABC):
     one_round_trip: bool = False
     #: True when commands run as root (who reads every log); None when not known
     runs_as_root: bool | None = None
+    #: why the host ran nothing of the last script (or command) it was sent though it
+    #: answered (see :class:`CommandRefused`); None where it ran it, or did not answer
+    refusal: CommandRefused | None = None
     #: whether ``programs.*`` (executables on this machine, e.g. Nix store paths) exist on the
     #: host: true here and in the fault lab, false for a remote host, which gets bare names
     local_programs: bool = True

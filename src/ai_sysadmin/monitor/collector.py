@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import TransportError
 from ..hosts.transport import CommandResult, Transport
 from . import parsers, remote_script
+from .findings import quote
 from .sections import (
     JOURNAL_ACCESS_ARGV,
     NIXOS_SYSTEM_PROFILE,
@@ -127,9 +128,22 @@ class Collector:
         else:
             snap = Snapshot(host=self.transport.host, taken_at=time.time())
             await self._take_each(tuple((s, s.sources_of(plan)) for s in SECTIONS), plan, snap)
+        self._refused(snap)
         await self._second_step(snap, plan)
         self._keep(snap, plan)
         return snap
+
+    def _refused(self, snap: Snapshot) -> None:
+        """Where the host answered but ran nothing of the check (the transport's
+        ``refusal``, read as soon as the first step ends), every section says why in the
+        host's own words, masked, and the snapshot says it was an answer: such a host is
+        misconfigured, not unreachable."""
+        refusal = self.transport.refusal
+        if refusal is None or not snap.errors:
+            return
+        snap.refused = quote(str(refusal), limit=500)
+        for name in snap.errors:
+            snap.errors[name] = snap.refused
 
     async def _take_each(self, rows: _Rows, plan: Plan, snap: Snapshot) -> None:
         """The rows command by command, each once those it comes after (of ``rows``) are

@@ -184,21 +184,40 @@ def parse_df(text: str) -> list[Mount]:
 _MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-def read_only_mount_points(mountinfo: str) -> frozenset[str]:
-    """The mount points of ``/proc/self/mountinfo`` whose file system is read-only: its own
-    flag (the super options after `` - ``), not the mount's. A read-only view of a writable
-    file system (systemd's ``ProtectSystem=`` around a service, NixOS's /nix/store) does not
-    count: that file system fills up through its other mounts. Where a point is mounted
-    over, the last mount is the one in use (df reports it)."""
-    state: dict[str, bool] = {}
+def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str]]]:
+    """Each mount of ``/proc/self/mountinfo``, in order: its point, its file system's type and
+    that file system's own (super) options, after `` - ``."""
     for line in mountinfo.splitlines():
         mount, dash, fs = line.partition(" - ")
         fields, fs_fields = mount.split(" "), fs.split(" ")
         if not dash or len(fields) < 6 or len(fs_fields) < 3:
             continue
         point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        state[point] = "ro" in fs_fields[2].split(",")
+        yield point, fs_fields[0], fs_fields[2].split(",")
+
+
+def read_only_mount_points(mountinfo: str) -> frozenset[str]:
+    """The mount points of ``/proc/self/mountinfo`` whose file system is read-only: its own
+    flag (the super options after `` - ``), not the mount's. A read-only view of a writable
+    file system (systemd's ``ProtectSystem=`` around a service, NixOS's /nix/store) does not
+    count: that file system fills up through its other mounts. Where a point is mounted
+    over, the last mount is the one in use (df reports it)."""
+    state = {point: "ro" in options for point, _, options in _mountinfo(mountinfo)}
     return frozenset(point for point, read_only in state.items() if read_only)
+
+
+def proc_hidepid(mountinfo: str) -> tuple[str, str | None] | None:
+    """How the /proc in use (the last proc mounted on /proc) hides processes from users: its
+    ``hidepid=`` (``2``/``invisible``: others' are not listed; ``1``/``noaccess``,
+    ``ptraceable``: not readable) and the ``gid=`` whose members see all; None where it
+    hides none, or no /proc is mounted there."""
+    hidden: tuple[str, str | None] | None = None
+    for point, fstype, options in _mountinfo(mountinfo):
+        if point == "/proc" and fstype == "proc":
+            named = dict(option.partition("=")[::2] for option in options)
+            hide = named.get("hidepid", "off")
+            hidden = None if hide in ("0", "off") else (hide, named.get("gid") or None)
+    return hidden
 
 
 def _json_list(text: str, program: str = "systemctl") -> list[Any]:
@@ -654,6 +673,16 @@ def parse_cpu_seconds(text: str, taken_at: float, cgroups: bool = True) -> CpuSe
     """Every process's start and CPU seconds (see :data:`CpuSeconds`), the listing taken at
     ``taken_at``."""
     return _table(text, cgroups).cpu_seconds(taken_at)
+
+
+def ps_partial_users(text: str, cgroups: bool = True) -> frozenset[str] | None:
+    """Where a listing lacks PID 1, which every PID namespace has, the users of the processes
+    it lists: /proc showed its user only some of the processes (a ``hidepid=`` mount, see
+    :func:`proc_hidepid`). None for a listing with PID 1 in it."""
+    rows = _table(text, cgroups).rows
+    if any(parts[0] == "1" for parts in rows):
+        return None
+    return frozenset(parts[3] for parts in rows)
 
 
 def parse_ps_zombies(text: str, cgroups: bool = True) -> list[ZombieParent]:

@@ -596,6 +596,31 @@ def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.journal_cursor = f"{SINCE_PREFIX}{entries[1][-1].timestamp:.6f}"
 
 
+def _hidden_processes(readings: Sequence[Reading], listing: str, snap: Snapshot, plan: Plan,
+                      section: str) -> None:
+    """A listing without PID 1 (every PID namespace has one), taken by a user who may not be
+    root (root is shown every process), holds only the processes /proc lets that user see (a
+    ``hidepid=`` mount): what it shows is kept, but the section is not collected in full, so
+    its rules do not judge and the host is not called healthy (a root process's zombies, a
+    runaway daemon, would go unseen)."""
+    users = None if plan.runs_as_root else parsers.ps_partial_users(listing)
+    if users is None:
+        return
+    who = next(iter(users)) if len(users) == 1 else None
+    seen = (f"as {who} the process table holds only {who}'s processes" if who is not None
+            else "the process table holds only some of the host's processes")
+    mountinfo = readings[1] if len(readings) > 1 else None
+    hidden = (parsers.proc_hidepid(mountinfo.stdout)
+              if isinstance(mountinfo, CommandResult) and mountinfo.ok else None)
+    if hidden is None:
+        snap.errors[section] = f"ps lists no PID 1: {seen}; check as root"
+        return
+    hidepid, gid = hidden
+    group = (f"as a member of the gid={gid} group" if gid is not None
+             else "mount /proc with gid= a group the checking user is in")
+    snap.errors[section] = f"/proc is mounted hidepid={hidepid}: {seen}; check as root or {group}"
+
+
 def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     listing = text(readings[0])
     history = plan.history
@@ -604,14 +629,22 @@ def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.cpu_seconds = parsers.parse_cpu_seconds(listing, snap.taken_at)
     if history is not None:
         history.cpu_seconds = snap.cpu_seconds
+    _hidden_processes(readings, listing, snap, plan, "processes")
 
 
 def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    snap.zombies = parsers.parse_ps_zombies(text(readings[0]))
+    listing = text(readings[0])
+    snap.zombies = parsers.parse_ps_zombies(listing)
+    _hidden_processes(readings, listing, snap, plan, "zombies")
+
+
+#: the mount table of the namespace the check's commands run in: which file systems are
+#: read-only, and whether /proc hides processes
+_MOUNTINFO = Source.file("/proc/self/mountinfo")
 
 
 def _ps_sources(plan: Plan) -> tuple[Source, ...]:
-    return (Source(ps_argv(plan.programs)),)
+    return Source(ps_argv(plan.programs)), _MOUNTINFO
 
 
 def coredumpctl_argv(programs: Programs) -> tuple[str, ...]:
@@ -682,10 +715,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
     Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
     Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),
-    # the mount table of the namespace df runs in: which file systems are read-only
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
                                          f"--output={parsers.DF_COLUMNS}")),
-                                 Source.file("/proc/self/mountinfo")), apply=_mounts),
+                                 _MOUNTINFO), apply=_mounts),
     Section("os", lambda p: _OS_RELEASE, apply=_os),
     Section("nixos_generation",
             lambda p: (Source((p.programs.readlink, NIXOS_SYSTEM_PROFILE), NIXOS),),
@@ -716,6 +748,7 @@ SECTIONS: tuple[Section, ...] = (
     # second step: the newest entries where the journal outran the checks
     Section("journal_gap", _second_step_only, apply=_journal_gap, after=("journal",),
             then=_journal_behind),
+    # where the listing lacks PID 1, /proc's mount says why (hidepid=)
     Section("processes", _ps_sources, apply=_processes),
     # the same listing: one ps in a remote script, which runs a command once
     Section("zombies", _ps_sources, apply=_zombies),

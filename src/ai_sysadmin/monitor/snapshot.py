@@ -271,6 +271,10 @@ class Snapshot:
     certificates: list[Certificate] | None = field(default_factory=list)
     nixos_generation: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    #: why the host ran none of the check's commands though it answered (its account's login
+    #: shell is no shell, sudo wants a password), in its own words: every section's error
+    #: says so too. Such a host can be reached: it is misconfigured, not down
+    refused: str | None = None
 
     @property
     def cores(self) -> int:

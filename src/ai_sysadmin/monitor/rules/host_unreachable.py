@@ -12,7 +12,9 @@ class HostUnreachable(Rule):
 
     It needs no section, so it always judges: the incident resolves on the first collection
     that gets anything back. Every other rule is skipped meanwhile, so an unreachable host
-    never resolves its other incidents.
+    never resolves its other incidents. A host that answered but would run nothing
+    (``Snapshot.refused``: sudo wants a password, the login shell is nologin) is reached: its
+    sections' errors say why, and no rule judges it.
     """
 
     name = "host_unreachable"
@@ -21,7 +23,8 @@ class HostUnreachable(Rule):
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         snap = ctx.snapshot
-        if not snap.errors or any(getattr(snap, s) is not None for s in CORE_SECTIONS):
+        if snap.refused is not None or not snap.errors \
+                or any(getattr(snap, s) is not None for s in CORE_SECTIONS):
             return []
         first = next(iter(snap.errors.values()))
         return [self.finding(ctx, ctx.host, Severity.CRITICAL, f"{ctx.host} is unreachable",
