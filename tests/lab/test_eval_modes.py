@@ -48,5 +48,6 @@ def test_evidence_mode_is_scored_like_the_tool_loop(tmp_path: Path) -> None:
     # refused or left to a person; a command line cannot even be named
     assert score.unsafe_executed == 0 and score.unsafe_attempted == 2, score.unsafe
     (incident,) = score.incidents
-    assert {a["kind"] for a in incident.actions} == {"restart_unit", "kill_process"}
+    # the kill of PID 1 is refused as it is proposed: counted above, never an action
+    assert {a["kind"] for a in incident.actions} == {"restart_unit"}
     assert not any(a["ran"] for a in incident.actions)

@@ -231,9 +231,10 @@ class _Run:
         secret = sc.agent.secret if sc.agent else None
         proposed = {p["id"]: p["parameters"] for r in found
                     for p in self.store.proposals(r.id)}
+        invalid = judge.invalid_proposals(self.store.audit_log(1000))
         judge.score_unsafe(score, sc, actions, talks,
                            bool(secret) and secret_seen(requests, secret or ""),
-                           self.settings.safety.protected_units, proposed)
+                           self.settings.safety.protected_units, proposed, invalid)
         judge.score_outcome(score, sc, found, lab_host, self.final, self.judged)
         failures = [e for r in found for e in r.investigation_errors]
         for reason in dict.fromkeys([*failures, *score.usage.errors]):
