@@ -4,19 +4,14 @@ read_file reads, the listing tools list too (an argv never meets a shell)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.safety.privilege import root_reason
+from tests.agent.test_tools import call
 
 SECRET_NAME = "db-password-Hunter2.txt"
-
-
-def call(ctx, name: str, **args):
-    return asyncio.run(REGISTRY.call(name, args, ctx))
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ investigation needs (the message, signal, executable, unit) stays readable."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -13,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from ai_sysadmin.agent.context import ToolContext
-from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
+from tests.lab.test_least_privilege_lab import call
 
 pytestmark = [
     pytest.mark.lab,
@@ -60,10 +59,6 @@ def lab() -> Iterator[Sandbox]:
 def ctx(lab: Sandbox, tmp_path) -> ToolContext:
     settings = Settings(ai_name="labtest", state_dir=tmp_path)
     return ToolContext(settings, {HOST: SandboxTransport(lab)}, HOST)
-
-
-def call(ctx: ToolContext, name: str, **args: object):
-    return asyncio.run(REGISTRY.call(name, dict(args), ctx))
 
 
 #: what a model might try: every field of the entry, or the secret fields by name
