@@ -39,6 +39,7 @@ let
     readlink = "${pkgs.coreutils}/bin/readlink";
     openssl = "${pkgs.openssl}/bin/openssl";
     coredumpctl = "${config.systemd.package}/bin/coredumpctl";
+    systemd_delta = "${config.systemd.package}/bin/systemd-delta";
     git = "${pkgs.git}/bin/git";
     setpriv = "${pkgs.util-linux}/bin/setpriv";
     getent = "${pkgs.getent}/bin/getent";

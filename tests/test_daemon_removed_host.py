@@ -13,7 +13,7 @@ from ai_sysadmin.store import HostStore
 
 def test_a_host_removed_while_the_daemon_runs_is_checked_no_more(cli, settings, store) -> None:
     daemon = Daemon(Runtime(settings, store, [LocalTransport("here"), LocalTransport("web9")]))
-    assert cli("systems", "add", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
     assert cli("systems", "remove", "web9")[0] == 0
 
     async def one_pass() -> None:
@@ -37,7 +37,7 @@ def test_a_removed_host_is_followed_no_more_while_the_others_are(cli, settings, 
                                           "agent": settings.agent.model_copy(
                                               update={"investigate": False})})
     daemon = Daemon(Runtime(running, store, [LocalTransport("here"), LocalTransport("web9")]))
-    assert cli("systems", "add", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
 
     async def run_then_remove() -> tuple[bool, bool, bool]:
         task = asyncio.create_task(daemon.run())

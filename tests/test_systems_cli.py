@@ -21,13 +21,13 @@ def names(cli, *extra: str) -> dict[str, str]:
 
 def test_add_remove_and_the_local_host(cli) -> None:
     assert names(cli) == {short_hostname(): "managed"}
-    code, out, _ = cli("systems", "add", "ops@web1:2222")
+    code, out, _ = cli("systems", "add", "--no-probe", "ops@web1:2222")
     assert code == 0 and "web1 (ops@web1:2222) is managed now" in out
     assert names(cli)["web1"] == "managed"
     code, _, _ = cli("systems", "remove", "web1")
     assert code == 0 and "web1" not in names(cli)
     assert names(cli, "--all")["web1"] == "removed"
-    code, _, err = cli("systems", "add", "web1;reboot")
+    code, _, err = cli("systems", "add", "--no-probe", "web1;reboot")
     assert code == 2 and "cannot add 'web1;reboot'" in err and "is not a host name" in err
 
 
@@ -75,9 +75,9 @@ def test_refresh_checks_the_local_host(cli) -> None:
 
 
 def test_ipv6_literals_are_added_and_every_command_still_reads_them(cli) -> None:
-    code, out, _ = cli("systems", "add", "[::1]:22")
+    code, out, _ = cli("systems", "add", "--no-probe", "[::1]:22")
     assert code == 0 and "::1 ([::1]) is managed now" in out
-    code, out, _ = cli("systems", "add", "admin@[::1]:2222", "--name", "loop6")
+    code, out, _ = cli("systems", "add", "--no-probe", "admin@[::1]:2222", "--name", "loop6")
     assert code == 0 and "loop6 (admin@[::1]:2222) is managed now" in out
     assert {"::1", "loop6"} <= set(names(cli))
     rows = {r["name"]: r for r in json.loads(cli("systems", "list", "--json")[1])}
@@ -85,32 +85,32 @@ def test_ipv6_literals_are_added_and_every_command_still_reads_them(cli) -> None
 
 
 def test_a_host_name_of_300_characters_is_refused(cli) -> None:
-    code, _, err = cli("systems", "add", "a" * 300)
+    code, _, err = cli("systems", "add", "--no-probe", "a" * 300)
     assert code == 2 and "a host name is 1-253 characters (got 300)" in err
-    code, _, err = cli("systems", "add", "web1", "--name", "b" * 300)
+    code, _, err = cli("systems", "add", "--no-probe", "web1", "--name", "b" * 300)
     assert code == 2 and "(got 300)" in err
     assert "web1" not in names(cli, "--all")
 
 
 def test_adding_a_name_twice_refuses_instead_of_replacing(cli) -> None:
-    assert cli("systems", "add", "ops@web1:2222")[0] == 0
-    code, _, err = cli("systems", "add", "root@web1")
+    assert cli("systems", "add", "--no-probe", "ops@web1:2222")[0] == 0
+    code, _, err = cli("systems", "add", "--no-probe", "root@web1")
     assert code == 2 and "web1 is already managed (ops@web1:2222)" in err
     rows = {r["name"]: r for r in json.loads(cli("systems", "list", "--json")[1])}
     assert rows["web1"]["target"] == "ops@web1:2222"
     # once removed, the name may be added again with another target
     assert cli("systems", "remove", "web1")[0] == 0
-    assert cli("systems", "add", "root@web1")[0] == 0
+    assert cli("systems", "add", "--no-probe", "root@web1")[0] == 0
 
 
 def test_this_machine_cannot_be_added(cli) -> None:
-    code, _, err = cli("systems", "add", short_hostname())
+    code, _, err = cli("systems", "add", "--no-probe", short_hostname())
     assert code == 2 and "already managed" in err
 
 
 def test_removing_a_host_closes_its_incidents_and_cancels_their_llm_work(
         cli, settings, store) -> None:
-    assert cli("systems", "add", "web1")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web1")[0] == 0
     finding = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL, "nginx failed")
     (incident_id,) = store.record_check("web1", [finding], {"failed_unit"}).opened
     elsewhere = Finding("web2", "failed_unit", "nginx.service", Severity.CRITICAL, "failed")
@@ -161,7 +161,7 @@ def refused(cli, *args: str) -> str:
 
 def test_the_same_machine_under_another_name_is_refused(cli) -> None:
     # the daemon would check it twice: two SSH sessions, every incident and fix twice
-    assert cli("systems", "add", "ops@web1.example:2222", "--name", "web1")[0] == 0
+    assert cli("systems", "add", "--no-probe", "ops@web1.example:2222", "--name", "web1")[0] == 0
     for again in ("ops@web1.example:2222", "WEB1.Example.:2222"):
         err = refused(cli, "add", again, "--name", "other")
         assert "is already managed as web1 (ops@web1.example:2222)" in err
@@ -172,20 +172,20 @@ def test_the_same_machine_under_another_name_is_refused(cli) -> None:
 
 
 def test_another_account_on_a_managed_machine_is_the_same_machine(cli) -> None:
-    assert cli("systems", "add", "web2")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web2")[0] == 0
     err = refused(cli, "add", "admin@web2", "--name", "web2-admin")
     assert "web2-admin (admin@web2) is already managed as web2 (web2)" in err
     assert "web2-admin" not in names(cli, "--all") and targets(cli)["web2"] == "web2"
 
 
 def test_port_22_is_the_port_of_a_target_without_one(cli) -> None:
-    assert cli("systems", "add", "web3")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web3")[0] == 0
     assert "already managed as web3 (web3)" in refused(cli, "add", "web3:22", "--name", "w3")
-    assert cli("systems", "add", "root@web4:22")[0] == 0
+    assert cli("systems", "add", "--no-probe", "root@web4:22")[0] == 0
     assert "already managed as web4 (root@web4)" in refused(cli, "add", "web4.", "--name", "w4")
     assert {"w3", "w4"}.isdisjoint(names(cli, "--all"))
     # another port is another sshd (a container, a VM behind a forward): not refused
-    assert cli("systems", "add", "web3:2222", "--name", "web3-vm")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web3:2222", "--name", "web3-vm")[0] == 0
 
 
 def test_a_machine_of_remote_systems_is_not_added_again(cli, config_file) -> None:
@@ -200,12 +200,12 @@ def test_a_machine_of_remote_systems_is_not_added_again(cli, config_file) -> Non
 
 
 def test_a_removed_or_discovered_host_does_not_block_its_machine(cli, store) -> None:
-    assert cli("systems", "add", "web1")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web1")[0] == 0
     assert cli("systems", "remove", "web1")[0] == 0
-    code, out, _ = cli("systems", "add", "root@web1", "--name", "web1b")
+    code, out, _ = cli("systems", "add", "--no-probe", "root@web1", "--name", "web1b")
     assert code == 0 and "web1b (root@web1) is managed now" in out
     HostStore(store.db).discover("web5", "a test")
-    assert cli("systems", "add", "web5:22", "--name", "five")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web5:22", "--name", "five")[0] == 0
     assert names(cli, "--all") == {short_hostname(): "managed", "web1": "removed",
                                    "web1b": "managed", "web5": "discovered",
                                    "five": "managed"}
@@ -217,7 +217,7 @@ def test_accepting_a_discovered_machine_managed_under_another_name_is_refused(
     hosts = HostStore(store.db)
     hosts.discover("web7", "a test")
     hosts.discover("web8", "a test")
-    assert cli("systems", "add", "ops@Web7.", "--name", "seven")[0] == 0
+    assert cli("systems", "add", "--no-probe", "ops@Web7.", "--name", "seven")[0] == 0
     err = refused(cli, "accept", "web7")
     assert "web7 (web7) is already managed as seven (ops@Web7.)" in err
     assert "already managed as eight (web8) in remote_systems" in refused(cli, "accept", "web8")

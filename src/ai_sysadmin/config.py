@@ -431,6 +431,8 @@ class Programs(_Section):
     readlink: str = Field("readlink", description="readlink executable (coreutils).")
     openssl: str = Field("openssl", description="openssl executable, to read certificates.")
     coredumpctl: str = Field("coredumpctl", description="coredumpctl (systemd-coredump), if any.")
+    systemd_delta: str = Field("systemd-delta", description="systemd-delta, to tell which unit "
+                               "file a link hides.")
     git: str = Field("git", description="git executable, here, to fetch config_repo.")
     setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
     getent: str = Field("getent", description="getent executable (libc).")

@@ -28,6 +28,21 @@ class CommandTimeout(TransportError):
     """A command (or a check script) ran past its time and was stopped."""
 
 
+class CommandRefused(TransportError):
+    """The host answered and took the login, but would not run what it was sent: the account's
+    login shell is no shell (nologin, /bin/false), or sudo wants a password. Not a host that
+    cannot be reached: its words say what to change there.
+
+    ``status`` is the exit status it ended with; ``said``, its own words (one line, bounded:
+    host text).
+    """
+
+    def __init__(self, message: str, status: int | None = None, said: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.said = said
+
+
 class StoreError(AiSysadminError):
     """The state database cannot be opened or migrated."""
 

@@ -35,7 +35,8 @@ def hung(cli, config_file, tmp_path) -> Iterator[socket.socket]:  # type: ignore
     # long enough that only the signal ends the wait
     config_file(f'ai_name = "hal"\n[ssh]\nconnect_timeout = 120\n'
                 f'known_hosts = "{tmp_path / "known_hosts"}"\n')
-    assert cli("systems", "add", f"root@127.0.0.1:{port}", "--name", "hung")[0] == 0
+    assert cli("systems", "add", f"root@127.0.0.1:{port}", "--name", "hung",
+               "--no-probe")[0] == 0
     with listener:
         yield listener
 

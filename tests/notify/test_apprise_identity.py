@@ -72,7 +72,8 @@ def test_a_rotated_token_in_an_apprise_url_delivers_what_was_queued(tmp_path, cl
                                               refused.outbox.deliveries(("pending",))))
             secret_file(urls, f"gotify://127.0.0.1:{gotify.port}/{NEW}\n")  # rotated
             rotated = Notifier(settings, store.db)
-            run_notifier(rotated, lambda: gotify.accepted)
+            # until recorded, not merely accepted: a stop cuts a send off before its record
+            run_notifier(rotated, lambda: rotated.outbox.deliveries(("delivered",)))
         assert gotify.titles() == ["[hal] web1: nginx.service has failed"]
         (delivered,) = rotated.outbox.deliveries(("delivered",))
         assert delivered["channel"] == f"apprise:gotify://127.0.0.1:{gotify.port}"

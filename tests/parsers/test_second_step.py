@@ -34,15 +34,17 @@ def test_a_bad_file_systemd_says_nothing_of_stays_bad(tmp_path: Path) -> None:
     snap = Snapshot("h", NOW, systemd_running=True,
                     unit_files={"gone.service": "bad", "gone@.service": "bad",
                                 "typo.service": "bad", "sshd.service": "enabled"})
-    [source] = LOADS.sources_then(snap, plan(tmp_path))
+    [source, delta] = LOADS.sources_then(snap, plan(tmp_path))
     # a template is asked about by an instance: systemctl show refuses a template's name
     assert source.argv[-4:] == ("--", "gone.service", "gone@ai-sysadmin-check.service",
                                 "typo.service")
+    # and which links hide a unit file of their name (none here)
+    assert delta.argv == ("systemd-delta", "--no-pager", "--type=redirected", "systemd/system")
     shown = ("Id=gone.service\nLoadState=not-found\n\n"
              "Id=gone@ai-sysadmin-check.service\nLoadState=not-found\n")
     with pytest.raises(TransportError, match="systemctl show: Failed to get properties"):
-        LOADS.take([done(1, shown, "Failed to get properties: Access denied\n")], snap,
-                   plan(tmp_path))
+        LOADS.take([done(1, shown, "Failed to get properties: Access denied\n"), done(0)],
+                   snap, plan(tmp_path))
     assert snap.unit_files == {"gone.service": "not-found", "gone@.service": "not-found",
                                "typo.service": "bad", "sshd.service": "enabled"}
 
@@ -78,7 +80,8 @@ def test_a_check_that_fell_behind_reads_the_newest_and_says_what_it_skipped(
     assert [e.message for e in snap.journal or []][4:6] == ["flood 4", "flood 1000"]
     assert snap.journal_cursor == (snap.journal or [])[-1].cursor
     assert snap.journal_gap is not None and snap.journal_gap.entries == 995
-    assert snap.errors["journal_gap"].startswith(
+    assert "journal_gap" not in snap.errors  # read: a note, not a part not collected
+    assert snap.notes["journal_gap"].startswith(
         "995 journal entries (of any priority) logged in the 192 s between 2023-11-14 "
         "22:09:59 UTC and 2023-11-14 22:13:11 UTC were skipped unread")
 
@@ -90,7 +93,7 @@ def test_a_check_that_caught_up_meanwhile_skips_nothing(
     newest = "\n".join(entry(n, NOW - 205 + n) for n in range(3, 8))
     GAP.take([done(0, newest)], snap, where)
     assert [e.message for e in snap.journal or []] == [f"flood {n}" for n in range(8)]
-    assert snap.journal_gap is None and "journal_gap" not in snap.errors
+    assert snap.journal_gap is None and "journal_gap" not in snap.notes
 
 
 def test_a_chunk_read_within_half_the_window_is_read_on(

@@ -17,6 +17,7 @@ from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
+from ai_sysadmin.safety import read_script
 from ai_sysadmin.safety.command_policy import PAGERS, as_run, check_command, check_readonly
 from ai_sysadmin.safety.file_policy import check_read, path_to_read
 
@@ -101,6 +102,8 @@ class RecordingHost(LocalTransport):
         self.ran.append(argv)
         if argv[0].endswith("readlink"):
             return CommandResult(argv, 0, self.links.get(argv[-1], argv[-1]) + "\n", "", 0.0)
+        if len(argv) > 3 and argv[3] == read_script.NAME:  # says the opened file's path first
+            return CommandResult(argv, 0, f"{argv[-1]}\0output of {argv[-1]}\n", "", 0.0)
         return CommandResult(argv, 0, f"output of {argv[-1]}\n", "", 0.0)
 
 
@@ -146,7 +149,7 @@ def test_read_file_reads_the_right_path(recording, path: str, reads: str) -> Non
     ctx, host = recording
     result = _call(ctx, "read_file", path=path)
     assert result.status == "ok", result.output
-    assert host.ran[-1][0].endswith("head") and host.ran[-1][-1] == reads
+    assert host.ran[-1][3] == read_script.NAME and host.ran[-1][-1] == reads
 
 
 def test_list_directory_of_a_name_with_spaces(recording) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..llm.types import ToolSpec
+from ..safety.catalog import validation_problems
 
 Status = Literal["ok", "error", "refused"]
 
@@ -111,10 +112,7 @@ class ToolRegistry:
         try:
             params = tool.model.model_validate(arguments)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
-                for e in exc.errors()
-            )
+            problems = validation_problems(exc, "arguments")
             schema = json.dumps(tool.spec.parameters.get("properties", {}))
             return ToolResult(
                 "error", f"invalid arguments for {name}: {problems}. Parameters: {schema}",

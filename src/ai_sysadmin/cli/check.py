@@ -34,7 +34,7 @@ def _facts(report: CheckReport) -> str:
     if snap.memory:
         parts.append(f"{snap.memory.available_percent:.0f}% memory available")
     if snap.systemd_running is False:
-        parts.append("systemd: not running on this host (unit checks skipped)")
+        parts.append("systemd: not running")  # what was not checked: its note, below
     elif snap.units is not None:
         parts.append(f"{len(snap.units)} units, {len(snap.failed_units)} failed")
     return " · ".join(parts)
@@ -48,6 +48,14 @@ def unreachable_reason(report: CheckReport) -> str | None:
     first = next(iter(report.errors.values()), "no answer")
     # "web1: 'cat -- /proc/stat': no answer: cannot connect ...": the command is noise here
     return first.rsplit(": no answer: ", 1)[-1]
+
+
+def refused_reason(report: CheckReport) -> str | None:
+    """Why the host ran none of the check though it answered (sudo wants a password, its
+    login shell is nologin), in its own words; None where it ran it. Every section it cost
+    holds these words, after the host's name where they start with it."""
+    refused = report.snapshot.refused
+    return None if refused is None else refused.removeprefix(f"{report.host}: ")
 
 
 def exit_code(report: CheckReport) -> int:
@@ -72,8 +80,10 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
         "host": report.host,
         "healthy": report.healthy,
         "reachable": unreachable_reason(report) is None,
+        "refused": refused_reason(report),
         "findings": [f.to_dict() for f in report.findings],
         "errors": report.errors,
+        "notes": report.notes,
         "incidents_opened": report.outcome.opened if report.outcome else [],
         "incidents_resolved": report.outcome.resolved if report.outcome else [],
     }
@@ -136,9 +146,14 @@ def _print_report(report: CheckReport) -> None:
         out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
                   markup=True)
         return
-    out.print(_facts(report), style="dim")
-    for section, error in report.errors.items():
-        out.print(f"[yellow]not collected[/yellow] {esc(section)}: {esc(error)}", markup=True)
+    refused = refused_reason(report)
+    if refused is None:
+        out.print(_facts(report), style="dim")
+    else:
+        out.print(f"[bold yellow]{esc(report.host)} refused the check[/bold yellow]: "
+                  f"{esc(refused)}", markup=True)
+    _print_errors(report.errors, report.snapshot.refused)
+    _print_notes(report, "")
     if not report.findings:
         out.print("[green]healthy[/green]: no findings" if not report.errors else
                   "[yellow]no findings[/yellow] in what could be collected", markup=True)
@@ -152,6 +167,26 @@ def _print_report(report: CheckReport) -> None:
             f.summary, "\n".join(f.evidence[:3]),
         )
     out.print(table)
+
+
+def _print_errors(errors: dict[str, str], refused: str | None) -> None:
+    """Each section not collected, and why; the host's refusal (``Snapshot.refused``),
+    already said, is not said again for each section it cost: they are named on one line."""
+    cost = [section for section, error in errors.items() if error == refused]
+    if cost:
+        out.print(f"[yellow]not collected[/yellow] ({len(cost)} section(s), refused): "
+                  f"{esc(', '.join(cost))}", markup=True)
+    for section, error in errors.items():
+        if section not in cost:
+            out.print(f"[yellow]not collected[/yellow] {esc(section)}: {esc(error)}",
+                      markup=True)
+
+
+def _print_notes(report: CheckReport, indent: str) -> None:
+    """What a person must know of what was collected (journal entries skipped to catch up,
+    the rules with nothing to read on a host without systemd): no failure, no exit code."""
+    for section, note in report.notes.items():
+        out.print(f"{indent}[cyan]note[/cyan] {esc(section)}: {esc(note)}", markup=True)
 
 
 def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
@@ -181,12 +216,20 @@ def _print_block(report: CheckReport) -> None:
         out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
                   markup=True)
         return
+    refused = refused_reason(report)
+    if refused is not None and not report.findings:
+        out.print(f"[bold yellow]{esc(report.host)} refused the check[/bold yellow]: "
+                  f"{esc(refused)} ({len(report.errors)} section(s) not collected)",
+                  markup=True)
+        return
     if not report.findings:
         verdict = ("[green]healthy[/green]" if not report.errors else
                    f"[yellow]no findings[/yellow], {len(report.errors)} section(s) not collected")
         out.print(f"[bold]{esc(report.host)}[/bold] {verdict}", markup=True)
+        _print_notes(report, "  ")
         return
     out.print(f"[bold]{esc(report.host)}[/bold] {len(report.findings)} finding(s)", markup=True)
+    _print_notes(report, "  ")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")
         out.print(f"  [{style}]{esc(f.severity.label)}[/] {esc(f.rule)} {esc(f.subject)}: "
@@ -199,6 +242,8 @@ def _summary(reports: list[CheckReport]) -> str:
     healthy = sum(r.healthy for r in reports)
     parts = [f"{healthy} healthy", f"{with_findings} with findings", f"{down} unreachable"]
     partial = len(reports) - healthy - with_findings - down
+    refused = sum(refused_reason(r) is not None and not r.findings for r in reports)
     if partial:
-        parts.append(f"{partial} not fully collected")
+        parts.append(f"{partial} not fully collected"
+                     + (f" ({refused} refused the check)" if refused else ""))
     return f"{len(reports)} host(s): " + ", ".join(parts)

@@ -17,18 +17,29 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
+AllStates = Annotated[bool, typer.Option("--all", help="Include resolved and closed.")]
+HostOpt = Annotated[str | None, typer.Option(metavar="HOST", help="Only this host.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
 @app.callback(invoke_without_command=True)
-def _default(ctx: typer.Context) -> None:
+def _default(ctx: typer.Context, all_states: AllStates = False,
+             host: HostOpt = None) -> None:
+    """Incidents: list, show, resolve, close. Without a command, the list: ``issues --all``
+    is ``issues list --all`` (``--json`` anywhere on the line is the CLI's own)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(list_incidents, ctx=ctx)
+        ctx.invoke(list_incidents, ctx=ctx, all_states=all_states, host=host)
+    elif all_states or host is not None:
+        # `issues --all show 3` would drop what it asks: said, not ignored
+        raise typer.BadParameter(f"they choose what the list shows, not what "
+                                 f"`{ctx.invoked_subcommand}` does",
+                                 param_hint="'--all', '--host'")
 
 
 @app.command("list")
 def list_incidents(
-    ctx: typer.Context,
-    all_states: Annotated[bool, typer.Option("--all", help="Include resolved and closed.")] = False,
-    host: Annotated[str | None, typer.Option(metavar="HOST", help="Only this host.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ctx: typer.Context, all_states: AllStates = False, host: HostOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Live incidents (or all of them)."""
     from ..store.incidents import LIVE_STATES

@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 
 from ..config import check_host, join_target, short_hostname, split_target
-from ..errors import AiSysadminError
+from ..errors import AiSysadminError, CommandRefused, TransportError
 from ..hosts.inventory import configured_hosts, target_machine
+from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
-from .context import AppState, banner, cell, out, print_json, state
+from .context import AppState, banner, cell, err, out, print_json, state
 
 app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh.")
 
@@ -87,8 +88,13 @@ def add(
         help="host, user@host, user@host:port, [IPv6]:port")],
     name: Annotated[str | None, typer.Option(metavar="NAME",
                                              help="Shown name (default: the host).")] = None,
+    no_probe: Annotated[bool, typer.Option(
+        "--no-probe", help="Do not contact it now (a host that is not up yet).")] = False,
 ) -> None:
-    """Manage one more host (over SSH, with the configured keys and known_hosts)."""
+    """Manage one more host (over SSH, with the configured keys and known_hosts). It is tried
+    at once (`true`, as every check runs its commands, within a few seconds), and what it
+    answered is said; a host that does not answer, or runs nothing, is managed all the same
+    (it may be down for now)."""
     app_state = state(ctx)
     try:
         user, host, port = split_target(target)
@@ -104,6 +110,40 @@ def add(
     _hosts(app_state).add(shown, target=stored, source="added")
     out.print(f"{shown} ({stored}) is managed now; `systems refresh` checks it, a running "
               "daemon from its next start")
+    if no_probe:
+        out.print(f"{shown} was not contacted (--no-probe)")
+        return
+    _say_probe(shown, asyncio.run(_probe(app_state, shown)))
+
+
+#: how long `systems add` waits for the new host's answer, connecting included
+PROBE_SECONDS = 5.0
+
+
+async def _probe(app_state: AppState, name: str) -> TransportError | None:
+    """Why the host just added cannot run a command (see :func:`unanswered`); None where it
+    ran one. Reached as every command reaches it: the runtime's transport."""
+    runtime = app_state.runtime(consumer="check")
+    try:
+        return await unanswered(runtime.transport(name), PROBE_SECONDS, PROBE_SECONDS)
+    finally:
+        await runtime.close()
+
+
+def _say_probe(name: str, why: TransportError | None) -> None:
+    """What the host answered: a problem on stderr, the host managed all the same."""
+    from ..monitor.redact import redact
+
+    if why is None:
+        out.print(f"{name} answered and ran a command")
+        return
+    said = redact(str(why)).removeprefix(f"{name}: ")
+    if isinstance(why, CommandRefused):
+        err.print(f"warning: {name} answered but runs no command: {said}", soft_wrap=True)
+    else:
+        err.print(f"warning: no command ran on {name}: {said}", soft_wrap=True)
+    err.print(f"it is managed all the same; `systems refresh {name}` tries again, "
+              f"`systems remove {name}` takes it back", soft_wrap=True)
 
 
 def _refuse_configured_twin(app_state: AppState, name: str, target: str) -> None:
@@ -135,11 +175,16 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
         raise AiSysadminError(f"{name} is listed in remote_systems of "
                               f"{app_state.loaded.config_path}: remove it there")
     app_state.log_to_files()  # the fixes it withdraws are in `logs actions`
-    _hosts(app_state).set_status(name, "removed")
     reason = f"{name} is no longer managed (systems remove)"
-    closed = app_state.store.close_host(name, reason)
+    # all or nothing: a remove cut short (Ctrl-C, a locked database) must not leave a host
+    # that is not managed with incidents still open or fixes still approvable
+    with app_state.store.db.transaction():
+        _hosts(app_state).set_status(name, "removed")
+        closed = app_state.store.close_host(name, reason)
+        withdrawn = _withdraw_actions(app_state, name, reason)
+    # another store, maybe another machine: what stays queued is only work saved, a closed
+    # incident is never investigated
     cancelled = _cancel_llm_work(app_state, closed)
-    withdrawn = _withdraw_actions(app_state, name, reason)
     out.print(f"{name} is no longer managed; {len(closed)} open incident(s) closed"
               + (f", {cancelled} queued LLM request(s) cancelled" if cancelled else "")
               + (f", {withdrawn} undecided fix(es) withdrawn" if withdrawn else ""))
@@ -195,7 +240,11 @@ def refresh(
     name: Annotated[str | None, typer.Argument(help="Only this host.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hosts as JSON.")] = False,
 ) -> None:
-    """Check the managed hosts now, all at once."""
+    """Check the managed hosts now, all at once. Exit code: 0 every host ran the check, 1 a
+    host did not answer, 2 none of that but a host answered and ran none of the check's
+    commands (sudo wants a password, a nologin shell: said why), or an error."""
+    from .check import fleet_exit_code, refused_reason, unreachable_reason
+
     app_state = state(ctx)
     runtime = app_state.runtime(consumer="check")
     checkers = list(runtime.checkers.values())
@@ -208,16 +257,20 @@ def refresh(
         finally:
             await runtime.close()
         return [{"name": r.host, "findings": len(r.findings),
-                 "reachable": "host_unreachable" not in {f.rule for f in r.findings},
+                 "reachable": unreachable_reason(r) is None, "refused": refused_reason(r),
                  "errors": r.errors} for r in reports]
 
     results = asyncio.run(sweep())
-    # a host that cannot be reached fails the command, so a script or a timer notices
-    code = 0 if all(r["reachable"] for r in results) else 1
+    # a host that cannot be reached, or runs nothing, fails the command, so a script or a
+    # timer notices; findings are `check`'s to report
+    code = fleet_exit_code([1 if not r["reachable"] else 2 if r["refused"] else 0
+                            for r in results])
     if as_json:
         print_json(results)
         raise typer.Exit(code)
     for r in results:
-        state_text = "unreachable" if not r["reachable"] else f"{r['findings']} finding(s)"
+        state_text = ("unreachable" if not r["reachable"] else
+                      f"refused the check: {r['refused']}" if r["refused"] else
+                      f"{r['findings']} finding(s)")
         out.print(f"{r['name']}: {state_text}")
     raise typer.Exit(code)

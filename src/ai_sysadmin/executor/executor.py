@@ -18,7 +18,7 @@ from typing import Any
 from ..aio import KeyedLocks
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
-from ..hosts.transport import LocalTransport, Transport
+from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor.findings import automation_may_touch
 from ..monitor.redact import redact
 from ..monitor.rules import RULES_BY_NAME
@@ -487,11 +487,8 @@ class Executor:
         transport = self.transports.get(action.host)
         if transport is None:
             return f"{action.host} is not a managed host here"
-        try:
-            done = await transport.run(["true"], self.settings.command_timeout)
-        except TransportError as exc:
-            return redact(str(exc))
-        return None if done.ok else f"{action.host} answered `true` with exit {done.returncode}"
+        why = await unanswered(transport, self.settings.command_timeout)
+        return None if why is None else redact(str(why))
 
     async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
         action = self.actions.get(action_id)

@@ -23,7 +23,7 @@ from typing import Any
 import asyncssh
 
 from ..aio import within
-from ..errors import CommandTimeout, TransportError
+from ..errors import CommandRefused, CommandTimeout, TransportError
 from .ssh_host_keys import (
     HostKeyError,
     VerifyingClient,
@@ -34,7 +34,7 @@ from .ssh_host_keys import (
     parsed_known_hosts,
 )
 from .ssh_target import DEFAULT_PORT, Hop, SshTarget, client_keys, parse_jump
-from .transport import C_LOCALE, CommandRefused, CommandResult, Transport, _check_argv
+from .transport import C_LOCALE, CommandResult, Transport, _check_argv
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..aio import within
-from ..errors import CommandTimeout, TransportError
+from ..errors import CommandRefused, CommandTimeout, TransportError
 
 #: the locale categories but LC_CTYPE, which says how text is encoded
 _NOT_CTYPE = ("LC_MESSAGES", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_PAPER",
@@ -45,21 +45,6 @@ def c_locale_env(environ: Mapping[str, str]) -> dict[str, str]:
     if ctype:
         env["LC_CTYPE"] = ctype
     return env
-
-
-class CommandRefused(TransportError):
-    """The host answered and took the login, but would not run what it was sent: the account's
-    login shell is no shell (nologin, /bin/false), or sudo wants a password. Not a host that
-    cannot be reached: its words say what to change there.
-
-    ``status`` is the exit status it ended with; ``said``, its own words (one line, bounded:
-    host text).
-    """
-
-    def __init__(self, message: str, status: int | None = None, said: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.said = said
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +160,25 @@ class Transport(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; nothing to do for process-based transports."""
+
+
+async def unanswered(transport: Transport, timeout: float,
+                     limit: float | None = None) -> TransportError | None:
+    """Why the host cannot take a command now, as the error that says so: a
+    :class:`CommandRefused` where it answered but runs nothing (sudo wants a password, a
+    nologin shell), another :class:`TransportError` where it did not answer; None where it ran
+    ``true`` (as every command runs there: under sudo where configured). ``timeout``: the
+    command's; ``limit``: the whole probe's, connecting included."""
+    probe = transport.run(["true"], timeout)
+    try:
+        done = await (probe if limit is None else within(probe, limit))
+    except TimeoutError:
+        return TransportError(f"{transport.host}: no answer within {limit:g} s")
+    except TransportError as exc:
+        return exc
+    if done.ok:
+        return None
+    return TransportError(f"{transport.host} answered `true` with exit {done.returncode}")
 
 
 def _children(pid: int) -> list[int]:

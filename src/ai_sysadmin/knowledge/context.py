@@ -173,7 +173,9 @@ class _Store:
                     log.warning("knowledge base not opened: %s", exc,
                                 extra={"event": "knowledge_unavailable"})
 
-            self.opener = threading.Thread(target=run, name="knowledge-open", daemon=True)
+            # not a daemon thread: the interpreter's exit waits for the open. Killed in the
+            # middle of ChromaDB's native code by the exit, the process aborted (SIGABRT)
+            self.opener = threading.Thread(target=run, name="knowledge-open", daemon=False)
             self.opener.start()
 
 

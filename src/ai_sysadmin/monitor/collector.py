@@ -179,7 +179,7 @@ class Collector:
             reading = getattr(snap, section.name)
             if section.name in plan.kept:
                 setattr(snap, section.name, self._kept[section.name][1])
-            elif section.name in snap.errors or reading is None:
+            elif section.name in snap.errors or reading is None or _then_failed(section, snap):
                 continue
             elif section.keeps(reading):
                 self._kept[section.name] = (now, reading)
@@ -239,6 +239,14 @@ class Collector:
 
 #: rows of the table with what a check reads for each
 _Rows = tuple[tuple[Section, tuple[Source, ...]], ...]
+
+
+def _then_failed(section: Section, snap: Snapshot) -> bool:
+    """Whether a second-step row that reads from ``section`` failed: the reading is only
+    part known (which bad unit file leads nowhere, which hides another), and kept, the
+    checks that keep it would not ask again."""
+    return any(row.then is not None and section.name in row.after and row.name in snap.errors
+               for row in SECTIONS)
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,24 @@ def parse_show_load_states(text: str) -> dict[str, str]:
             if props.get("Id") and props.get("LoadState")}
 
 
+#: ``[REDIRECTED] /etc/systemd/system/x.service → /usr/lib/systemd/system/x.service``; the
+#: arrow is ``->`` where the locale's character set is not UTF-8
+_DELTA_REDIRECTED = re.compile(r"^\[REDIRECTED\]\s+(?P<link>/\S+) (?:→|->) (?P<hidden>/\S+)$")
+
+
+def parse_systemd_delta(text: str) -> dict[str, tuple[str, str]]:
+    """``systemd-delta --type=redirected systemd/system``: the unit files that are links in a
+    directory systemd reads first and hide a file of their name in one it reads later, by
+    file name: (the link, the first file it hides)."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in text.splitlines():
+        match = _DELTA_REDIRECTED.match(line.strip())
+        if match:
+            name = match["link"].rsplit("/", 1)[-1]
+            found.setdefault(name, (match["link"], match["hidden"]))
+    return found
+
+
 def signal_name(number: int | None) -> str:
     """``11`` -> ``SEGV``, as systemd writes it (``status=11/SEGV``)."""
     if number is None:

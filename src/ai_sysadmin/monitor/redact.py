@@ -44,6 +44,9 @@ class Rule:
     #: the edits for one match, given the original text (offsets are the same in both)
     edits: Callable[[re.Match[str], str], Iterator[Edit]]
     case_sensitive: bool = False
+    #: a private key: read_file refuses a file that holds one (``private_key_format``) rather
+    #: than show it masked, whatever the file's name; the masking and the refusal share this
+    private_key: bool = False
 
 
 # --- what a name and a value look like -------------------------------------------------------
@@ -242,8 +245,8 @@ def _bounded(prefix: str) -> str:
 
 def _rule(name: str, pattern: str,
           edits: Callable[[re.Match[str], str], Iterator[Edit]] = _groups,
-          case_sensitive: bool = False, flags: int = 0) -> Rule:
-    return Rule(name, re.compile(pattern, flags), edits, case_sensitive)
+          case_sensitive: bool = False, flags: int = 0, private_key: bool = False) -> Rule:
+    return Rule(name, re.compile(pattern, flags), edits, case_sensitive, private_key)
 
 
 _HEADER_SCHEME = (r"(?:(?:bearer|basic|token|digest|negotiate|ntlm|apikey|sso-key|hmac"
@@ -266,13 +269,13 @@ _TOKEN = _whole(MASK)
 RULES: tuple[Rule, ...] = (
     _rule("pem-private-key",
           r"-----begin [a-z0-9 ]*private key-----.*?(?:-----end [a-z0-9 ]*private key-----|\Z)",
-          _whole(_KEY_MASK), flags=re.S),
+          _whole(_KEY_MASK), flags=re.S, private_key=True),
     _rule("pgp-private-key",
           r"-----begin pgp private key block-----.*?(?:-----end pgp private key block-----|\Z)",
-          _whole(_KEY_MASK), flags=re.S),
+          _whole(_KEY_MASK), flags=re.S, private_key=True),
     _rule("putty-private-lines",
           r"private-lines:[ \t]*(?P<count>\d+)[ \t]*\r?\n"
-          r"(?P<lines>[a-z0-9+/=]+\r?(?:\n[a-z0-9+/=]+\r?)*)", _putty_lines),
+          r"(?P<lines>[a-z0-9+/=]+\r?(?:\n[a-z0-9+/=]+\r?)*)", _putty_lines, private_key=True),
     _rule("putty-private-mac", r"private-mac:[ \t]*(?P<v>\S+)"),
     # scheme://user:password@host, also redis://:password@host; the password may hold an @
     _rule("url-credentials",
@@ -373,7 +376,7 @@ RULES: tuple[Rule, ...] = (
     _rule("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{20,}", _TOKEN, case_sensitive=True),
     # an age identity (sops, agenix, age -d -i): Bech32, upper case
     _rule("age-secret-key", r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{50,}", _TOKEN,
-          case_sensitive=True),
+          case_sensitive=True, private_key=True),
     _rule("jwt", r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", _TOKEN,
           case_sensitive=True),
 )
@@ -404,9 +407,9 @@ def _splice(text: str, edits: list[Edit]) -> str:
     return "".join(parts)
 
 
-def redact(text: str) -> str:
-    """``text`` with secret-looking values replaced by ``[redacted]`` (private keys by
-    ``[redacted private key]``), terminal escapes removed, NUL read as an argument separator."""
+def _subjects(text: str) -> tuple[str, str, str]:
+    """(the text as the rules read it, the same with a line break before it, that one
+    lower-cased at the same offsets): terminal escapes removed, NUL read as a separator."""
     if "\x1b" in text or "\x9b" in text:
         text = _ESCAPES.sub("", text)
     if "\x00" in text:
@@ -417,6 +420,13 @@ def redact(text: str) -> str:
     if len(lower) != len(padded):
         # a few letters grow when lower-cased (İ); offsets must stay those of the original
         lower = padded.translate(_ASCII_LOWER)
+    return text, padded, lower
+
+
+def redact(text: str) -> str:
+    """``text`` with secret-looking values replaced by ``[redacted]`` (private keys by
+    ``[redacted private key]``), terminal escapes removed, NUL read as an argument separator."""
+    text, padded, lower = _subjects(text)
     edits: list[Edit] = []
     for rule in RULES:
         subject = padded if rule.case_sensitive else lower
@@ -425,3 +435,16 @@ def redact(text: str) -> str:
     if not edits:
         return text
     return _splice(padded, edits)[1:]
+
+
+_PRIVATE_KEY_RULES = tuple(rule for rule in RULES if rule.private_key)
+
+
+def private_key_format(text: str) -> str | None:
+    """The rule that finds a private key in ``text`` (a PEM, PGP, PuTTY or age key), as
+    :func:`redact` would mask it; None when it holds none."""
+    _, padded, lower = _subjects(text)
+    for rule in _PRIVATE_KEY_RULES:
+        if rule.pattern.search(padded if rule.case_sensitive else lower):
+            return rule.name
+    return None

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from ..errors import CommandTimeout, TransportError
+from ..errors import CommandRefused, CommandTimeout, TransportError
 from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
 
 #: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
@@ -372,11 +372,17 @@ class ReplayTransport(Transport):
 
     def __init__(self, host: str, steps: dict[tuple[str, ...], Step], timeout: float,
                  missing: str, guards: Mapping[tuple[str, ...], Guard] | None = None,
-                 runs_as_root: bool | None = None) -> None:
+                 runs_as_root: bool | None = None, failure: TransportError | None = None
+                 ) -> None:
         self.host = host
         self.runs_as_root = runs_as_root
+        #: why the script did not run at all, as the transport raised it (None: it ran)
+        self.failure = failure
         #: the script ran past its time (a step hung): no results at all
-        self.overran = False
+        self.overran = isinstance(failure, CommandTimeout)
+        #: the host answered but ran none of it: this round trip's own, not the transport's
+        #: last word, which a command run meanwhile may have changed
+        self.refusal = failure if isinstance(failure, CommandRefused) else None
         self._steps = steps
         self._timeout = timeout
         self._missing = missing
@@ -395,7 +401,12 @@ class ReplayTransport(Transport):
         cmd = step.argv if step is not None else _check_argv(argv)
         step = step or self._steps.get(cmd)
         if step is None:
-            raise TransportError(f"{self.host}: {' '.join(cmd)!r}: {self._missing}")
+            refusal = self.refusal
+            if refusal is not None:
+                # the host's answer to every command, as each would have had it on its own
+                raise CommandRefused(str(refusal), refusal.status, refusal.said)
+            raise TransportError(f"{self.host}: {' '.join(cmd)!r}: {self._missing}"
+                                 ) from self.failure
         if step.returncode == _NOT_RUN and cmd in self._guards:
             return CommandResult(cmd, 1, "", self._guards[cmd].absent, 0.0)
         if step.returncode == _TIMED_OUT:
@@ -418,18 +429,18 @@ async def run_round_trip(transport: Transport, trip: RoundTrip,
     sake.
 
     A host that cannot be reached gives a replay whose every command fails with that reason,
-    exactly as each command would have failed on its own. ``process_lists`` name the ``ps``
-    commands whose output must not show the script's own processes.
+    exactly as each command would have failed on its own; the replay keeps the error itself
+    (``failure``; ``refusal`` where the host answered but ran nothing, whose every command is
+    then refused). ``process_lists`` name the ``ps`` commands whose output must not show the
+    script's own processes.
     """
     command_timeout = trip.command_timeout
     try:
         result = await transport.run_script(trip.script, trip.done, trip.timeout)
     except TransportError as exc:
         reason = str(exc).removeprefix(f"{transport.host}: ")
-        replay = ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
-                                 runs_as_root=transport.runs_as_root)
-        replay.overran = isinstance(exc, CommandTimeout)
-        return replay
+        return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
+                               runs_as_root=transport.runs_as_root, failure=exc)
     steps, shell = trip.split(result.stdout, result.stderr)
     # careful: each step's pid is its timeout(1), not the command (ps stays, as it does when
     # run on its own); otherwise it is the command itself

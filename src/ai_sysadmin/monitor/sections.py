@@ -37,9 +37,11 @@ from . import parsers
 from .remote_script import FILE_READ, Guard
 from .snapshot import (
     UNIT_FILE_BAD,
+    UNIT_FILE_HIDING,
     UNIT_FILE_NOT_FOUND,
     UNIT_SUFFIXES,
     Certificate,
+    HiddenUnitFile,
     JournalGap,
     Snapshot,
 )
@@ -330,10 +332,19 @@ def _nixos_generation(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -
         snap.nixos_generation = parsers.parse_nixos_generation(link.stdout)
 
 
+#: said once for a host without systemd (not PID 1, or no systemctl to ask), where the rules
+#: of units and of the journal find nothing because there is nothing of theirs to read, not
+#: because all is well
+NO_SYSTEMD_NOTE = ("systemd does not run here: failed units, crash loops, unit files, core "
+                   "dumps and the journal were not checked")
+
+
 def _units(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     listed = _systemd_output(readings[0], "systemctl list-units")
     snap.systemd_running = listed is not None
     snap.units = plan.parsed(parsers.parse_list_units, listed) if listed is not None else []
+    if listed is None:
+        snap.notes["units"] = NO_SYSTEMD_NOTE
 
 
 def _unit_files(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -369,26 +380,49 @@ def _loaded_as(name: str) -> str | None:
 def _bad_unit_files(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
     """For the files list-unit-files calls bad (a file systemd cannot parse, or none at all:
     it says the same of both), how systemd loads each: ``not-found`` where the name leads to
-    no file (a link whose target is gone), ``error`` or ``bad-setting`` where it is broken."""
+    no file (a link whose target is gone), ``error`` or ``bad-setting`` where it is broken;
+    and which links hide a file of their name that systemd would load without them
+    (systemd-delta compares every directory systemd reads units from, by name)."""
     asked = [unit for name, state in sorted((snap.unit_files or {}).items())
              if state == UNIT_FILE_BAD and (unit := _loaded_as(name)) is not None]
     if not asked:
         return ()
     return (Source((plan.programs.systemctl, "show", "--property=Id,LoadState", "--no-pager",
-                    "--", *asked[:_UNIT_FILE_QUESTIONS]), SYSTEMD),)
+                    "--", *asked[:_UNIT_FILE_QUESTIONS]), SYSTEMD),
+            # by its name where programs.* has no entry for it (systemd's own package)
+            Source((plan.programs.resolve("systemd-delta"), "--no-pager", "--type=redirected",
+                    "systemd/system"), SYSTEMD))
 
 
 def _unit_file_loads(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    shown = result(readings[0])
+    shown, delta = result(readings[0]), readings[1]
     states = parsers.parse_show_load_states(shown.stdout)
+    delta_ok = isinstance(delta, CommandResult) and delta.ok
+    links = plan.parsed(parsers.parse_systemd_delta, delta.stdout) if delta_ok else {}
     # a new dict: the listing's is shared with the checks that read the same text
     snap.unit_files = {
-        name: UNIT_FILE_NOT_FOUND if state == UNIT_FILE_BAD
-        and states.get(_loaded_as(name) or "") == "not-found" else state
+        name: _load_state(name, state, states, links)
         for name, state in (snap.unit_files or {}).items()}
+    snap.hidden_unit_files = {name: HiddenUnitFile(*links[name])
+                              for name, state in snap.unit_files.items()
+                              if state == UNIT_FILE_HIDING}
     if not shown.ok:
         # a file systemd said nothing of stays bad: one it cannot parse is never left unsaid
         raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
+    if not delta_ok:
+        why = (str(delta) if isinstance(delta, TransportError)
+               else (delta.stderr.strip() or f"exit {delta.returncode}")[:200])
+        raise TransportError(f"systemd-delta: {why}: whether a link to a missing file hides "
+                             "a unit file of its name is not known")
+
+
+def _load_state(name: str, listed: str, loads: dict[str, str],
+                links: dict[str, tuple[str, str]]) -> str:
+    """A unit file's state: ``bad`` as listed, unless systemd finds no file for its name,
+    where the link either hides a file of that name or leads nowhere at all."""
+    if listed != UNIT_FILE_BAD or loads.get(_loaded_as(name) or "") != "not-found":
+        return listed
+    return UNIT_FILE_HIDING if name in links else UNIT_FILE_NOT_FOUND
 
 
 def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -536,7 +570,8 @@ def _journal_behind(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
 
 def _journal_gap(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     """The newest entries after the chunk read; the entries between, skipped unread, said
-    (``errors``: the journal's rules still judge what was read)."""
+    (``notes``: the journal was read, the journal's rules judge what was read, and the
+    check is no less complete for it)."""
     newest_read = result(readings[0])
     if not newest_read.ok and not newest_read.stdout:
         raise TransportError("the journal is further behind than one check reads, and its "
@@ -552,7 +587,7 @@ def _journal_gap(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> Non
         first = newest[0]
         snap.journal_gap = JournalGap(last.timestamp, first.timestamp,
                                       _entries_between(last.cursor, first.cursor))
-        snap.errors["journal_gap"] = snap.journal_gap.describe()
+        snap.notes["journal_gap"] = snap.journal_gap.describe()
     snap.journal = [*read, *newest]
     snap.journal_cursor = snap.journal[-1].cursor
 
@@ -695,6 +730,11 @@ _OS_RELEASE = (
 )
 
 
+#: unit file states read again by every check, so that the mending is seen at once: a file
+#: systemd cannot parse, a link that hides a unit file systemd would load
+_UNIT_FILE_TROUBLE = frozenset({UNIT_FILE_BAD, UNIT_FILE_HIDING})
+
+
 def _second_step_only(plan: Plan) -> tuple[Source, ...]:
     return ()
 
@@ -731,7 +771,7 @@ SECTIONS: tuple[Section, ...] = (
             apply=_unit_files, after=("units",), when=_systemd_may_run,
             # systemd works out every unit file's state for it: stats and reads them all
             every=lambda settings: settings.unit_files_every,
-            keeps=lambda files: UNIT_FILE_BAD not in files.values()),
+            keeps=lambda files: not _UNIT_FILE_TROUBLE.intersection(files.values())),
     # second step: which of the bad ones lead to no file at all
     Section("unit_file_loads", _second_step_only, apply=_unit_file_loads,
             after=("unit_files",), then=_bad_unit_files),

@@ -199,6 +199,20 @@ UNIT_FILE_BAD = "bad"
 #: ``LoadState=not-found``): the directory entry is there and leads nowhere, a link whose
 #: target is gone (or a loop of links). Nothing to parse: no unit file is broken
 UNIT_FILE_NOT_FOUND = "not-found"
+#: a UNIT_FILE_NOT_FOUND link that hides a unit file of its name in a directory systemd reads
+#: later (``systemd-delta``: REDIRECTED): the file is there, and systemd cannot load it, since
+#: it stops at the link (:attr:`Snapshot.hidden_unit_files` says where both are)
+UNIT_FILE_HIDING = "hiding"
+
+
+@dataclass(frozen=True, slots=True)
+class HiddenUnitFile:
+    """A link to a missing file that takes the name of a unit file systemd would load."""
+
+    #: the link, in a directory systemd reads first (``/etc/systemd/system``)
+    link: str
+    #: the file it hides (``/usr/lib/systemd/system``: most often the one the OS shipped)
+    hidden: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +243,8 @@ def _stamp(seconds: float) -> str:
 
 @dataclass(slots=True)
 class Snapshot:
-    """One collection of one host. ``errors`` maps a section to why it could not be collected."""
+    """One collection of one host. ``errors`` maps a section to why it could not be collected;
+    ``notes`` one that was collected to what its reader must know of it."""
 
     host: str
     taken_at: float
@@ -246,6 +261,9 @@ class Snapshot:
     #: parse is ``bad`` (UNIT_FILE_BAD) there even when no loaded unit refers to it; one that
     #: leads to no file is UNIT_FILE_NOT_FOUND instead, as systemd says when asked about it
     unit_files: dict[str, str] | None = None
+    #: the UNIT_FILE_HIDING files of ``unit_files``, with their paths; empty where no file
+    #: systemd calls bad was asked about
+    hidden_unit_files: dict[str, HiddenUnitFile] = field(default_factory=dict)
     #: NRestarts of each service (``systemctl show``): how often systemd restarted it
     restarts: dict[str, int] | None = None
     #: how the last run of each service that did not succeed ended (the same ``systemctl
@@ -258,7 +276,7 @@ class Snapshot:
     core_dumps: list[CoreDump] | None = None
     journal: list[JournalEntry] | None = None
     journal_cursor: str | None = None
-    #: what this check skipped of the journal, unread (said in ``errors`` too); None: nothing
+    #: what this check skipped of the journal, unread (said in ``notes`` too); None: nothing
     journal_gap: JournalGap | None = None
     processes: list[Process] | None = None
     #: every listed process's start and CPU seconds (pid -> (start, seconds)): what the CPU
@@ -271,6 +289,10 @@ class Snapshot:
     certificates: list[Certificate] | None = field(default_factory=list)
     nixos_generation: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    #: what a person must know of what was collected, which is no failure to collect it: the
+    #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to
+    #: judge on a host without systemd (``units``). Keyed by section, as ``errors``
+    notes: dict[str, str] = field(default_factory=dict)
     #: why the host ran none of the check's commands though it answered (its account's login
     #: shell is no shell, sudo wants a password), in its own words: every section's error
     #: says so too. Such a host can be reached: it is misconfigured, not down

@@ -31,6 +31,9 @@ class CheckReport:
     judged_rules: set[str]
     outcome: CheckOutcome | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    #: what a person must know of what was collected (``Snapshot.notes``): no failure, so
+    #: the host may still be healthy
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -113,7 +116,8 @@ class HostChecker:
                 baseline=self.baseline,
             )
             findings, judged = evaluate(ctx)
-            report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors)
+            report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
+                                 notes=snapshot.notes)
             if self.recorder is not None:
                 report.outcome = await self.recorder.record(lambda: self._record(report))
                 self._log(report, reason)
@@ -184,11 +188,15 @@ class HostChecker:
             "checked %s (%s): %d findings, %d opened, %d reopened, %d resolved",
             self.host, reason, len(report.findings), len(out.opened), len(out.reopened),
             len(out.resolved),
-            extra={"host": self.host, "reason": reason, "errors": report.errors},
+            extra={"host": self.host, "reason": reason, "errors": report.errors,
+                   "notes": report.notes},
         )
         for section, why in report.errors.items():
             log.warning("%s: section %s not collected: %s", self.host, section, why,
                         extra={"host": self.host, "section": section})
+        for section, note in report.notes.items():
+            log.info("%s: %s: %s", self.host, section, note,
+                     extra={"host": self.host, "section": section, "event": "check_note"})
         by_fp = {f.fingerprint: f for f in report.findings}
         for kind, ids in (("opened", out.opened), ("reopened", out.reopened),
                           ("changed", out.changed), ("resolved", out.resolved)):

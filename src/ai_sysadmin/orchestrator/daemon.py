@@ -17,6 +17,7 @@ from ..llm.handlers import build_handler
 from ..llm.queue import open_queue
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
+from ..monitor.redact import redact
 from ..monitor.snapshot import JournalEntry
 from ..store import HostStore
 from .checker import CheckReport, HostChecker
@@ -30,6 +31,11 @@ log = logging.getLogger("ai_sysadmin.service")
 DEBOUNCE_SECONDS = 0.2
 #: the longest a stopping daemon waits for a host profile being written
 PROFILE_WAIT_SECONDS = 10
+#: how long after the start the knowledge base starts opening: ChromaDB and the embedding
+#: model cost seconds of CPU, which the start's own checks and recoveries should not wait for
+KNOWLEDGE_WARMUP_SECONDS = 5.0
+#: how long after a failed opening the daemon tries again
+KNOWLEDGE_RETRY_SECONDS = 60.0
 
 
 class Daemon:
@@ -81,6 +87,32 @@ class Daemon:
         self._profiling.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("host profile not kept: %s", exc, extra={"event": "profile_failed"})
+
+    async def warm_knowledge(self) -> None:
+        """Open the knowledge base a little after the start, then keep the config repository
+        fetched (``KnowledgeRecall.open``). It opens in a worker thread of this event loop,
+        which the loop's end waits for: a thread of its own, cut off by the process's exit
+        in the middle of ChromaDB, aborts the process (SIGABRT) when a stop comes meanwhile.
+        Until it is open, an investigation starts without it and its log says so."""
+        knowledge = self.runtime.knowledge
+        delay = KNOWLEDGE_WARMUP_SECONDS
+        while not await self._stopped_within(delay):
+            try:
+                await asyncio.to_thread(lambda: knowledge.kb)
+            except Exception as exc:
+                log.warning("knowledge base not opened: %s; tried again in %g s",
+                            redact(str(exc))[:300], KNOWLEDGE_RETRY_SECONDS,
+                            extra={"event": "knowledge_unavailable"})
+                delay = KNOWLEDGE_RETRY_SECONDS
+                continue
+            await knowledge.open()
+            return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Whether the daemon stops within ``seconds`` (waited for)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), seconds)
+        return self.stop_event.is_set()
 
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
@@ -185,6 +217,7 @@ class Daemon:
             # proposals recorded just before a crash are decided now, each at most once
             tasks.append(asyncio.create_task(self.executor.decide_undecided()))
         if self.investigator is not None:
+            tasks.append(asyncio.create_task(self.warm_knowledge(), name="knowledge"))
             self.investigator.recover()
             tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event)))
         for checker in self.checkers:

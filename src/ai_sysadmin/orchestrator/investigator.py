@@ -39,9 +39,6 @@ MAX_BACKOFF_SECONDS = 3600.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
 #: still opening is not waited for at all); past it, it starts without
 RECALL_TIMEOUT_SECONDS = 60.0
-#: how long after the daemon's start the knowledge base starts opening, unless an
-#: investigation opened it first
-KNOWLEDGE_WARMUP_SECONDS = 5.0
 
 
 def backoff(first: float, attempts: int) -> float:
@@ -72,9 +69,9 @@ class Investigator:
         #: looked at again as soon as it ends, or the news would wait for nobody
         self._again: set[int] = set()
         self._closing = False
-        #: past incidents, knowledge, config history; None: the process's shared one
+        #: past incidents, knowledge, config history; None: the process's shared one (the
+        #: daemon opens it a little after its start: ``Daemon.warm_knowledge``)
         self._knowledge = knowledge
-        self._warming: asyncio.Task[None] | None = None
 
     @property
     def knowledge(self) -> KnowledgeSource:
@@ -84,16 +81,6 @@ class Investigator:
 
             self._knowledge = shared(self.settings, self.facts_for)
         return self._knowledge
-
-    async def _open_knowledge(self) -> None:
-        # not at the very start: ChromaDB and the embedding model cost seconds of CPU, which
-        # the start's own checks, recoveries and first LLM turns should not wait behind
-        await asyncio.sleep(KNOWLEDGE_WARMUP_SECONDS)
-        try:
-            await self.knowledge.open()
-        except Exception as exc:
-            log.warning("knowledge base not opened: %s", redact(str(exc))[:300],
-                        extra={"event": "knowledge_unavailable"})
 
     async def recall(self, incident: Incident) -> str:
         """What the investigation starts with besides the evidence; a knowledge base that
@@ -232,9 +219,8 @@ class Investigator:
 
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again.
-        The knowledge base starts opening a little later, in its own thread, so that
-        investigations find it ready (one that starts first opens it, without waiting)."""
-        self._warming = asyncio.get_running_loop().create_task(self._open_knowledge())
+        One that starts before the knowledge base is open starts without what it would
+        recall, and its log says so (the knowledge layer's ``recall_skipped``)."""
         for incident in self.store.incidents(("investigating",)):
             self.store.transition(incident.id, "open", "agent", "investigation interrupted by a "
                                   "restart; starting again")
@@ -266,7 +252,7 @@ class Investigator:
 
     async def close(self) -> None:
         self._closing = True
-        tasks = [*self.running.values(), *([self._warming] if self._warming else [])]
+        tasks = list(self.running.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

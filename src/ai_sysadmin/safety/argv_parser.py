@@ -107,8 +107,17 @@ def any_value(value: str) -> str | None:
     return ascii_problem(value)
 
 
-#: the longest path the kernel takes (linux/limits.h); the file policy reads to the same length
+#: the kernel's PATH_MAX (linux/limits.h): bytes, the terminating NUL included
 PATH_MAX = 4096
+
+
+def path_too_long(value: str) -> str | None:
+    """Why the kernel would refuse ``value`` as a path for its length; None when it takes it.
+    The one length check of paths, for the command policy and the file policy alike."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size < PATH_MAX:
+        return None
+    return f"too long a path ({size} bytes; the kernel takes {PATH_MAX - 1} at most)"
 
 
 def absolute_path(value: str) -> str | None:
@@ -117,8 +126,8 @@ def absolute_path(value: str) -> str | None:
     so; invisible and control characters are not (a person could not read what runs)."""
     if (char := hidden_char(value)) is not None:
         return f"holds the invisible or control character {describe_char(char)}"
-    if len(value) > PATH_MAX:
-        return f"is too long a path ({PATH_MAX} characters at most)"
+    if (problem := path_too_long(value)) is not None:
+        return f"is {problem}"
     return None if value.startswith("/") else "is not allowed: give an absolute path"
 
 

@@ -355,19 +355,44 @@ assert set(CATALOG) == set(ACTION_KINDS), "the catalog and the proposable kinds 
 _PID_TEXT = re.compile(r"^[0-9]+$")
 
 
+#: how many places one problem names before "and N more"
+_PLACES_SHOWN = 5
+
+
+def validation_problems(exc: ValidationError, whole: str = "parameters") -> str:
+    """What pydantic found wrong, each problem said once: one message for many places (every
+    item of a list of the wrong type) names them together instead of repeating itself."""
+    places: dict[str, list[str]] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or whole
+        places.setdefault(error["msg"], []).append(where)
+    said = []
+    for message, where in places.items():
+        more = len(where) - _PLACES_SHOWN
+        named = ", ".join(where[:_PLACES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+        said.append(f"{named}: {message}")
+    return "; ".join(said)
+
+
+def checked_parameters(kind: str, params: dict[str, Any]) -> tuple[Any, str | None]:
+    """(the catalog's parameters of ``kind``, None) or (None, the problems found in them):
+    the one check of a proposal's parameters, when it is made and when it is planned."""
+    if kind == "kill_process" and isinstance(params.get("pid"), str) and _PID_TEXT.match(
+            params["pid"]):
+        params = {**params, "pid": int(params["pid"])}
+    try:
+        return CATALOG[kind].params.model_validate(params), None
+    except ValidationError as exc:
+        return None, validation_problems(exc)
+
+
 def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
     """The policy's plan for one proposed action; refused plans say why."""
     spec = CATALOG.get(kind)
     if spec is None:
         return _refuse(kind, f"unknown action {kind!r}; actions: {', '.join(sorted(CATALOG))}")
-    if kind == "kill_process" and isinstance(params.get("pid"), str) and _PID_TEXT.match(
-            params["pid"]):
-        params = {**params, "pid": int(params["pid"])}
-    try:
-        checked = spec.params.model_validate(params)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'parameters'}: {e['msg']}"
-                             for e in exc.errors())
+    checked, problems = checked_parameters(kind, params)
+    if problems is not None:
         return _refuse(kind, f"invalid parameters: {problems}", params=params)
     plan = spec.plan(checked, ctx)
     if not plan.allowed or kind in _GUARDS_ITS_OWN_COMMAND:

@@ -3,13 +3,13 @@ shapes, each with its risk. Pure code, no I/O; deny by default; every decision h
 person can read.
 
 Every argument is checked first (text, not empty, at most 256 characters or, for a path,
-``PATH_MAX``; no NUL, control or invisible character, no ``..`` path component; at most 32
-arguments), the program is given by
-bare ASCII name (the executor resolves paths), then the argv is parsed the way the program
-itself parses it (``argv_parser.py``) against the read-only allow-list
-(``readonly_commands.py``) or the remediation shapes (``remediation_commands.py``). Letters
-beyond ASCII pass only in a path that a read-only program takes as a path (``ls``, ``du``,
-``stat``, ``find``...); everywhere else they are refused before parsing, as look-alikes.
+what the kernel takes, ``argv_parser.path_too_long``; no NUL, control or invisible character,
+no ``..`` path component; at most 32 arguments), the program is given by bare ASCII name
+(the executor resolves paths), then the argv is parsed the way the program itself parses it
+(``argv_parser.py``) against the read-only allow-list (``readonly_commands.py``) or the
+remediation shapes (``remediation_commands.py``). Letters beyond ASCII pass only in a path
+that a read-only program takes as a path (``ls``, ``du``, ``stat``, ``find``...); everywhere
+else they are refused before parsing, as look-alikes.
 
 :func:`as_run` is what actually runs once the policy said yes: the argv with ``--no-pager``
 for the systemd tools, so a model need not remember it.
@@ -21,7 +21,15 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
-from .argv_parser import PATH_MAX, RISKS, Decision, Refused, describe_char, hidden_char, refuse
+from .argv_parser import (
+    RISKS,
+    Decision,
+    Refused,
+    describe_char,
+    hidden_char,
+    path_too_long,
+    refuse,
+)
 from .protected import configured_problem
 from .readonly_commands import CUSTOM, READ_ONLY, check_read_only, never_reason
 from .remediation_commands import REMEDIATION
@@ -55,11 +63,17 @@ def _maybe_path(index: int, arg: str) -> bool:
     return index > 0 and "/" in arg[:first]
 
 
-def _longest(index: int, arg: str) -> int:
+def _length_problem(index: int, arg: str) -> str | None:
     """A path (``/srv/...``, ``--reference=/srv/...``) may be as long as the kernel and the
-    file policy take one; the parser's path check still judges it. Other values are short."""
+    file policy take one (the same check); the parser's path check still judges it. Other
+    values are short."""
     value = arg.partition("=")[2] if arg.startswith("--") else arg
-    return PATH_MAX if index > 0 and value.startswith("/") else MAX_ARG_LEN
+    if index > 0 and value.startswith("/"):
+        problem = path_too_long(value)
+        return f"{_where(index)} is {problem}" if problem else None
+    if len(arg) > MAX_ARG_LEN:
+        return f"{_where(index)} is too long ({len(arg)} characters; {MAX_ARG_LEN} at most)"
+    return None
 
 
 def _arg_problem(index: int, arg: object) -> str | None:
@@ -68,8 +82,8 @@ def _arg_problem(index: int, arg: object) -> str | None:
         return f"{where} is not text"
     if not arg:
         return f"{where} is empty"
-    if len(arg) > (longest := _longest(index, arg)):
-        return f"{where} is too long ({len(arg)} characters; {longest} at most)"
+    if (problem := _length_problem(index, arg)) is not None:
+        return problem
     if "\x00" in arg:
         return f"{where} holds a NUL byte"
     if (char := hidden_char(arg)) is not None:

@@ -18,10 +18,10 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from .argv_parser import describe_char, hidden_char
+from ..monitor.redact import private_key_format
+from .argv_parser import describe_char, hidden_char, path_too_long
 from .command_policy import Decision
 
-PATH_MAX = 4096
 NAME_MAX = 255
 
 #: never read, whatever the path looks like after resolution
@@ -49,8 +49,6 @@ PROC_PID_READABLE = frozenset({
 #: directory entries above are readable as listings only; these never have children read
 _PROC_LIST_ONLY = frozenset({"task", "fd", "ns", "net"})
 
-PRIVATE_KEY_MARKERS = ("PRIVATE KEY-----", "OPENSSH PRIVATE KEY")
-
 _PROC_PID = re.compile(r"^/proc/([0-9]+|self|thread-self)(/.*)?$")
 
 #: what of /sys may be read (everything else there is denied): cgroup files (cpu.stat,
@@ -68,8 +66,8 @@ def path_problem(path: object) -> str | None:
     """Why ``path`` is not a plain absolute path; None when it is one."""
     if not isinstance(path, str) or not path:
         return "a path must be non-empty text"
-    if len(path) > PATH_MAX:
-        return f"{len(path)} characters is too long a path ({PATH_MAX} at most)"
+    if (problem := path_too_long(path)) is not None:
+        return problem
     if "\x00" in path:
         return "a path cannot hold a NUL byte"
     if (char := hidden_char(path)) is not None:
@@ -180,4 +178,6 @@ def path_to_read(requested: str, resolved: str | None) -> str:
 
 
 def holds_private_key(text: str) -> bool:
-    return any(marker in text for marker in PRIVATE_KEY_MARKERS)
+    """Whether ``text`` holds a private key in a format the masking knows (PEM, PGP, PuTTY,
+    age): a file holding one is refused whole, whatever its name."""
+    return private_key_format(text) is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .argv_parser import Refused, parse_args
+from .argv_parser import Parsed, Refused, parse_args
 from .readonly_commands import READ_ONLY
 
 ROOT_DIAGNOSTICS: dict[str, str] = {
@@ -30,18 +30,47 @@ ROOT_DIAGNOSTICS: dict[str, str] = {
 _DU_SHOWS_NAMES = frozenset({"--all", "--time", "--exclude"})
 
 
-def _du_shows_names(args: Sequence[str]) -> bool:
+def _du_parsed(args: Sequence[str]) -> Parsed | None:
     try:
-        parsed = parse_args("du", READ_ONLY["du"], list(args), "as root")
+        return parse_args("du", READ_ONLY["du"], list(args), "as root")
     except Refused:
-        return True  # not the directory-level form: not as root
-    return any(name in _DU_SHOWS_NAMES for name, _ in parsed.options)
+        return None  # not a form the policy allows: never as root
+
+
+def du_depth(args: Sequence[str]) -> int | None:
+    """How many levels below its operands du names directories: 0 with ``-s`` or ``-d 0``, N
+    with ``-d N``; None when it names every directory below them (neither given), or prints or
+    matches the names of files (``--all``, ``--time``, ``--exclude``)."""
+    parsed = _du_parsed(args)
+    if parsed is None or any(name in _DU_SHOWS_NAMES for name, _ in parsed.options):
+        return None
+    if parsed.has("--summarize"):
+        return 0
+    depths = [value for name, value in parsed.options if name == "--max-depth" and value]
+    return int(depths[-1]) if depths else None
 
 
 def root_reason(argv: Sequence[str]) -> str | None:
-    """Why this (already allowed) diagnostic runs as root; None: it runs as the reader."""
+    """Why this (already allowed) diagnostic runs as root; None: it runs as the reader.
+
+    du runs as root only to size its operands (depth 0) or to name the directories directly
+    inside them (depth 1), and the latter only where the reading identity may list those
+    operands (:func:`listed_by_root`): deeper, a name could come from a directory it may not
+    list (``du -d 2 /home``, ``du /root``)."""
     if not argv:
         return None
-    if argv[0] == "du" and _du_shows_names(argv[1:]):
-        return None
+    if argv[0] == "du":
+        depth = du_depth(argv[1:])
+        if depth is None or depth > 1 or (depth == 1 and not listed_by_root(argv)):
+            return None
     return ROOT_DIAGNOSTICS.get(argv[0])
+
+
+def listed_by_root(argv: Sequence[str]) -> tuple[str, ...]:
+    """The directories whose entries this diagnostic names when it runs as root (``du -d 1``
+    names what is directly inside its operands): it may run as root only where the reading
+    identity may list each of them. Empty: it names nothing inside a directory."""
+    if not argv or argv[0] != "du" or du_depth(argv[1:]) != 1:
+        return ()
+    parsed = _du_parsed(argv[1:])
+    return tuple(parsed.operands) if parsed is not None else ()

@@ -100,12 +100,39 @@ def _journal_operand(value: str) -> str | None:
         _no_secret_fields(journal_operand)(value)
 
 
+#: unit properties that hold a process's environment, its values included (Environment= as
+#: set in the unit, UnsetEnvironment= may hold VAR=value pairs) or a credential's data; the
+#: service manager gives them to any client, whatever the mode of the unit file
+_SECRET_PROPERTIES = frozenset({"Environment", "UnsetEnvironment", "SetCredential",
+                                "SetCredentialEncrypted"})
+
+
+def _no_secret_properties(value: str) -> str | None:
+    """A -p/--property list without the properties that hold environments or credentials."""
+    if (problem := property_list(value)) is not None:
+        return problem
+    if secret := sorted(set(value.split(",")) & _SECRET_PROPERTIES):
+        return (f"names {', '.join(secret)}: properties that hold process environments or "
+                "credentials (secrets)")
+    return None
+
+
+def _properties_named(parsed: Parsed) -> str | None:
+    """``systemctl show`` prints every property, Environment= with its values too: it must be
+    given the properties to print."""
+    if parsed.operands[:1] != ["show"] or parsed.has("--property") or parsed.has("-P"):
+        return None
+    return ("systemctl show prints every property, Environment= (secrets) too: name the "
+            "properties, e.g. -p ActiveState,SubState,Result,ExecMainStatus,NRestarts")
+
+
 SYSTEMCTL = Spec(
     options=flags("--no-pager, --plain, --no-legend, --failed, --value, --reverse, --after, "
                   "--before, --with-dependencies, --show-types, --no-ask-password, --system, "
                   "-a --all, -l --full, -q --quiet, -r --recursive") + (
         opt("-t --type", value=word_list), opt("--state", value=word_list),
-        opt("-p --property", value=property_list), opt("-P", value=property_list),
+        opt("-p --property", value=_no_secret_properties),
+        opt("-P", value=_no_secret_properties),
         opt("-n --lines", value=number_value), opt("-o --output", value=word_list),
         opt("--legend", OPTIONAL, word_list), opt("--timestamp", value=word_list)),
     denied={**{k: v for k, v in REDIRECT.items() if k not in ("-D", "--directory", "--file",
@@ -120,6 +147,7 @@ SYSTEMCTL = Spec(
     # `systemctl --failed` is `systemctl list-units --failed`; --no-pager is added by as_run
     default_subcommand="list-units",
     operand=unit_or_pid,
+    extra=_properties_named,
 )
 
 JOURNALCTL = Spec(

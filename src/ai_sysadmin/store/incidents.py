@@ -274,7 +274,8 @@ class IncidentStore:
                 (finding.fingerprint, finding.host, finding.rule, finding.subject,
                  finding.severity.label, finding.summary, evidence, now, now, now),
             )
-            self._event(conn, cur.lastrowid, "opened", None, "open", actor, finding.summary, now)
+            self._state_event(conn, cur.lastrowid, "opened", None, "open", actor,
+                              finding.summary, now)
             note_incident(conn, cur.lastrowid, "opened", now)
             outcome.opened.append(cur.lastrowid)
             return
@@ -312,6 +313,16 @@ class IncidentStore:
             (incident_id, now, kind, old, new, actor, detail),
         )
 
+    @classmethod
+    def _state_event(
+        cls, conn: Any, incident_id: int, kind: str, old: str | None, new: str, actor: str,
+        detail: str, now: float,
+    ) -> None:
+        """A change of an incident's state, its opening included: in its history and in the
+        audit log (``incident.<state>``), in the caller's transaction."""
+        cls._event(conn, incident_id, kind, old, new, actor, detail, now)
+        write_audit(conn, actor, f"incident.{new}", f"incident:{incident_id}", detail, at=now)
+
     def _move(
         self, conn: Any, incident_id: int, old: str, new: str, actor: str, reason: str,
         now: float,
@@ -323,8 +334,7 @@ class IncidentStore:
             "THEN ? ELSE resolved_at END WHERE id=?",
             (new, now, new, now, incident_id),
         )
-        self._event(conn, incident_id, "state", old, new, actor, reason, now)
-        write_audit(conn, actor, f"incident.{new}", f"incident:{incident_id}", reason, at=now)
+        self._state_event(conn, incident_id, "state", old, new, actor, reason, now)
         if new == "resolved":
             note_incident(conn, incident_id, "resolved", now, reason)
 

@@ -7,8 +7,9 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import TransportError
+from ...hosts.transport import Transport
 from ...safety.command_policy import as_run, check_readonly
-from ...safety.privilege import root_reason
+from ...safety.privilege import listed_by_root, root_reason
 from ..context import ToolContext
 from ..registry import ToolResult
 
@@ -35,9 +36,7 @@ async def run_readonly_argv(
     # the policy judges bare program names; the configured path (a Nix store path, say) is
     # substituted only after it said yes
     program = ctx.settings.on_host(transport.local_programs).programs.resolve(argv[0])
-    # the reading identity, unless root is named for this diagnostic (metadata, no contents)
-    runner = transport if root_reason(argv) else ctx.reader(host)
-    assert runner is not None
+    runner = await _runner(ctx, host, transport, argv)
     try:
         result = await runner.run([program, *argv[1:]],
                                      timeout or ctx.settings.command_timeout)
@@ -50,3 +49,32 @@ async def run_readonly_argv(
     if not result.ok:
         text = f"[exit code {result.returncode}]\n{text}"
     return ToolResult(status, text or "(no output)", command=argv)
+
+
+async def reader_may_list(ctx: ToolContext, host: str | None, paths: list[str]) -> bool:
+    """Whether the reading identity reaches each of ``paths`` and may list those that are
+    directories (the names inside them are then its to see, whoever measures them)."""
+    reader = ctx.reader(host)
+    assert reader is not None
+    find = ctx.programs(host).resolve("find")
+    # -H: a symlink named here is judged by the directory it leads to, as du -D would read it
+    argv = [find, "-H", *paths, "-maxdepth", "0", "-type", "d", "!", "-readable", "-print"]
+    try:
+        done = await reader.run(argv, ctx.settings.command_timeout)
+    except TransportError:
+        return False
+    return done.ok and not done.stdout.strip()
+
+
+async def _runner(ctx: ToolContext, host: str | None, transport: Transport,
+                  argv: list[str]) -> Transport:
+    """The reading identity, unless root is named for this diagnostic (metadata, no contents)
+    and the reader may list every directory whose entries it names as root."""
+    reader = ctx.reader(host)
+    assert reader is not None
+    if root_reason(argv) is None:
+        return reader
+    listed = listed_by_root(argv)
+    if listed and not await reader_may_list(ctx, host, list(listed)):
+        return reader
+    return transport

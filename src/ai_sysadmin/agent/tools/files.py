@@ -8,8 +8,9 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import TransportError
-from ...hosts.transport import LocalTransport
+from ...hosts.transport import CommandResult, LocalTransport
 from ...safety.file_policy import check_read, holds_private_key, path_problem, path_to_read
+from ...safety.read_script import EXIT_NOT_REGULAR, EXIT_SWAPPED, not_regular, opened, read_argv
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -87,18 +88,42 @@ async def read_file(
         return refused
     transport = ctx.reader(host)
     assert transport is not None
-    # read what the policy judged (the resolved path), not a link that could be swapped since
-    argv = ["head", "-c", str(max_bytes), "--", resolved]
+    # read what the policy judged (the resolved path), opened once on the host, and judge
+    # again the file that was opened: a swap since the check cannot redirect the read
+    argv = read_argv(resolved, max_bytes, ctx.programs(host).sh)
     try:
         result = await transport.run(argv, ctx.settings.command_timeout)
     except TransportError as exc:  # it may quote the host's stderr
         return ToolResult("error", str(exc), command=argv)
+    return _judged(ctx, resolved, argv, result)
+
+
+def _judged(ctx: ToolContext, resolved: str, argv: list[str],
+            result: CommandResult) -> ToolResult:
+    """read_file's answer from what the read script printed: the file the host opened must
+    pass the file policy too, and hold no private key."""
+    if result.returncode == EXIT_NOT_REGULAR:
+        return ToolResult("refused", f"refused: {not_regular(resolved, result.stdout)}",
+                          command=argv, from_host=False)
+    if result.returncode == EXIT_SWAPPED:
+        return ToolResult("refused", f"refused by policy: {resolved} was replaced by a file "
+                          "that is not a regular file while it was being opened",
+                          command=argv, from_host=False)
     if not result.ok:
         return ToolResult("error", result.stderr.strip() or "cannot read", command=argv)
-    if holds_private_key(result.stdout):
+    read = opened(result.stdout)
+    if read is None:
+        return ToolResult("error", "cannot tell which file the host opened (is /proc "
+                          "mounted?)", command=argv, from_host=False)
+    decision = check_read(read.path, read.path, ctx.own_secrets)
+    if not decision.allowed:
+        # the reason quotes the name the file really has: whoever swapped it chose it
+        return ToolResult("refused", f"refused by policy: {resolved} was swapped while it was "
+                          f"read; what was opened: {decision.reason}", command=argv)
+    if holds_private_key(read.text):
         return ToolResult("refused", "refused by policy: the file holds a private key",
                           command=argv, from_host=False)
-    return ToolResult("ok", result.stdout or "(empty file)", command=argv)
+    return ToolResult("ok", read.text or "(empty file)", command=argv)
 
 
 @REGISTRY.tool()

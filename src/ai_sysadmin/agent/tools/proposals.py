@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from ...safety.actions import ACTION_KINDS
-from ...safety.catalog import CATALOG
+from ...safety.catalog import CATALOG, checked_parameters
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -33,14 +33,11 @@ def _expected(kind: str) -> str:
 def _shape_problem(kind: str, parameters: dict[str, Any]) -> str | None:
     """What the catalog would refuse in these parameters when the plan is made, said now,
     while the model can still correct its call; the risk stays the policy's, at plan time."""
-    try:
-        CATALOG[kind].params.model_validate(parameters)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}"
-                             for e in exc.errors())
-        return (f"invalid parameters for {kind}: {problems}. {kind} takes: "
-                f"{_expected(kind)}; no proposal was recorded")
-    return None
+    _, problems = checked_parameters(kind, parameters)
+    if problems is None:
+        return None
+    return (f"invalid parameters for {kind}: {problems}. {kind} takes: {_expected(kind)}; "
+            "no proposal was recorded")
 
 
 @REGISTRY.tool()

@@ -14,7 +14,7 @@ from ...safety.units import normalise_unit
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
-from .common import Host, no_host, run_readonly_argv
+from .common import Host, no_host, reader_may_list, run_readonly_argv
 
 Unit = Annotated[str, Field(description="systemd unit name, e.g. 'nginx.service'.")]
 _SINCE = re.compile(
@@ -58,6 +58,8 @@ async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
         lines.append(f"failed units: {', '.join(failed) if failed else 'none'}")
     for section, why in snap.errors.items():
         lines.append(f"not collected: {section}: {why}")
+    for section, note in snap.notes.items():
+        lines.append(f"note: {section}: {note}")
     return ToolResult("ok", "\n".join(lines))
 
 
@@ -148,8 +150,14 @@ async def disk_usage(
     if clean is None or ".." in path.split("/"):
         return ToolResult("error", f"{path!r}: give an absolute path without '..'",
                           from_host=False)
+    if ctx.transport(host) is None:
+        return no_host(ctx, host)
+    # the directories inside are named only where the reading identity may list them; root
+    # measures either way
+    listed = await reader_may_list(ctx, host, [clean])
+    depth = "--max-depth=1" if listed else "--max-depth=0"
     result = await run_readonly_argv(
-        ctx, host, ["du", "-x", "-k", "--max-depth=1", "--", clean], timeout=60)
+        ctx, host, ["du", "-x", "-k", depth, "--", clean], timeout=60)
     rows = []
     for line in result.output.splitlines():
         size, _, name = line.partition("\t")
@@ -159,4 +167,7 @@ async def disk_usage(
         return result
     rows.sort(reverse=True)
     text = "\n".join(f"{size // 1024:>8} MiB  {name}" for size, name in rows[:30])
+    if not listed:
+        text += (f"\n(the total only: the reading identity may not list {clean}, so what is "
+                 "inside it is not named)")
     return ToolResult(result.status, text, command=result.command)

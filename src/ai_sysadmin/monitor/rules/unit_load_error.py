@@ -4,7 +4,13 @@ import re
 from collections.abc import Sequence
 
 from ..findings import Finding, Severity, quote
-from ..snapshot import UNIT_FILE_BAD, UNIT_FILE_NOT_FOUND, JournalEntry
+from ..snapshot import (
+    UNIT_FILE_BAD,
+    UNIT_FILE_HIDING,
+    UNIT_FILE_NOT_FOUND,
+    HiddenUnitFile,
+    JournalEntry,
+)
 from .base import Rule, RuleContext
 
 #: LoadState values meaning the unit file itself is broken (not merely absent)
@@ -23,12 +29,16 @@ class UnitLoadError(Rule):
 
     ``bad`` is also what list-unit-files says of a link whose target is gone; asked about
     it, systemd finds no file (``not-found``, UNIT_FILE_NOT_FOUND): there is no file to
-    parse, so it is a note that says what it is, not a failure to load."""
+    parse, so it is a note that says what it is, not a failure to load. Unless the link
+    takes the name of a file in a directory systemd reads later (most often the one the OS
+    shipped in /usr/lib/systemd/system): systemd stops at the link and loads nothing, so
+    that unit is gone though its file is there, a warning naming both."""
 
     name = "unit_load_error"
     requires = ("units", "unit_files")
     description = ("A unit file fails to load (LoadState=error or bad-setting, or unit file "
-                   "state bad); a note for a unit file that is a link to a missing file.")
+                   "state bad); a warning for a link to a missing file that hides a unit "
+                   "file of its name; a note for any other link to a missing file.")
     subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
@@ -36,12 +46,17 @@ class UnitLoadError(Rule):
         broken = {unit.name: (unit.load, f"{unit.name}: LoadState={unit.load} "
                                          f"active={unit.active}")
                   for unit in ctx.snapshot.units or [] if unit.load in BROKEN_LOAD_STATES}
-        dangling = []
+        links = []
+        hidden = ctx.snapshot.hidden_unit_files
         for name, state in sorted((ctx.snapshot.unit_files or {}).items()):
-            if state == UNIT_FILE_BAD and name not in broken:
+            if name in broken:
+                continue
+            if state == UNIT_FILE_BAD:
                 broken[name] = (state, f"{name}: unit file state {state} (not loaded)")
-            elif state == UNIT_FILE_NOT_FOUND and name not in broken:
-                dangling.append(self.finding(
+            elif state == UNIT_FILE_HIDING and name in hidden:
+                links.append(self._hiding(ctx, name, hidden[name]))
+            elif state in (UNIT_FILE_NOT_FOUND, UNIT_FILE_HIDING):
+                links.append(self.finding(
                     ctx, name, Severity.INFO,
                     f"the unit file of {name} is a link to a missing file",
                     [f"{name}: unit file state {UNIT_FILE_BAD}, yet systemd finds no file "
@@ -53,8 +68,17 @@ class UnitLoadError(Rule):
                 [line, *warnings.get(name, [])],
             )
             for name, (state, line) in broken.items()),
-            *dangling,
+            *links,
         ]
+
+    def _hiding(self, ctx: RuleContext, name: str, paths: HiddenUnitFile) -> Finding:
+        link, hidden = quote(paths.link, 200), quote(paths.hidden, 200)
+        return self.finding(
+            ctx, name, Severity.WARNING,
+            f"{name} cannot load: {link}, a link to a missing file, hides {hidden}",
+            [f"{name}: LoadState={UNIT_FILE_NOT_FOUND}, though {hidden} exists: systemd "
+             f"reads {link} first, a link whose target is gone, and looks no further",
+             f"systemd-delta: [REDIRECTED] {link} -> {hidden}"])
 
 
 def _parse_warnings(entries: Sequence[JournalEntry], per_unit: int = 3) -> dict[str, list[str]]:

@@ -1,0 +1,98 @@
+"""A host that answers but runs none of the check's commands (sudo wants a password), over real
+SSH: the one round trip keeps the host's refusal as such, `check` says it once with the
+sections it cost, and `systems refresh` fails for it and says why."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import CommandRefused, TransportError
+from ai_sysadmin.hosts.ssh import SshTransport
+from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.remote_script import ReplayTransport, run_round_trip
+
+from .conftest import SshHost
+from .test_refusing_hosts import SUDO_WORDS, config, odd_host  # noqa: F401 - fixtures
+from .test_remote_approve import _cli
+
+#: every section a check of that host collects, each of which the refusal costs
+SECTIONS = ("cpu", "memory", "swap", "load", "uptime_seconds", "mounts", "os", "units",
+            "unit_files", "restarts", "core_dumps", "journal", "processes", "zombies")
+
+
+def _replay(transport: SshTransport, tmp_path: Path) -> ReplayTransport:
+    """One check's round trip to the host, as the collector plans and sends it."""
+    trip = Collector(transport, Settings(ai_name="hal", state_dir=tmp_path)).script()
+
+    async def go() -> ReplayTransport:
+        try:
+            return await run_round_trip(transport, trip)
+        finally:
+            await transport.close()
+
+    return asyncio.run(go())
+
+
+def test_a_round_trip_keeps_a_refusal_apart_from_a_host_that_did_not_answer(
+    odd_host: SshHost, known_hosts: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    kh = odd_host.write_known_hosts(known_hosts)
+    refusing = _replay(SshTransport(odd_host.target(kh, user="pwsudo", sudo=True),
+                                    name="sudo-pw"), tmp_path)
+    assert isinstance(refusing.refusal, CommandRefused)
+    assert refusing.refusal.said == "a password is required"
+    # each command of the check gets the host's answer, as the refusal it is
+    with pytest.raises(CommandRefused) as refused:
+        refusing.answer(("cat", "--", "/proc/stat"))
+    assert str(refused.value) == SUDO_WORDS and refused.value.said == "a password is required"
+
+    down = _replay(SshTransport(odd_host.target(kh, host="127.0.0.1", port=1), name="down"),
+                   tmp_path)
+    assert down.refusal is None and isinstance(down.failure, TransportError)
+    with pytest.raises(TransportError) as failed:
+        down.answer(("cat", "--", "/proc/stat"))
+    assert not isinstance(failed.value, CommandRefused)
+    assert "'cat -- /proc/stat': no answer: connection refused" in str(failed.value)
+
+
+def test_check_says_a_refusal_once_with_the_sections_it_cost(config: Path) -> None:  # noqa: F811
+    done = _cli(config, "check", "sudo-pw")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.count("a password is required") == 1, done.stdout
+    assert f"sudo-pw refused the check: {SUDO_WORDS}\n" in done.stdout
+    assert (f"not collected ({len(SECTIONS)} section(s), refused): {', '.join(SECTIONS)}\n"
+            in done.stdout)
+
+    report = json.loads(_cli(config, "check", "sudo-pw", "--json").stdout)
+    assert report["refused"] == SUDO_WORDS and report["reachable"] is True
+
+    fleet = _cli(config, "check", "--all")
+    assert fleet.returncode == 2
+    (line,) = [line for line in fleet.stdout.splitlines() if line.startswith("sudo-pw ")]
+    assert line == f"sudo-pw refused the check: {SUDO_WORDS} ({len(SECTIONS)} section(s) " \
+        "not collected)"
+    # the hosts whose login shell runs nothing refused it too, each named once
+    assert "\nno-login refused the check: the login shell of nolog refuses to run " \
+        "commands" in fleet.stdout
+    assert fleet.stdout.splitlines()[-1].endswith("4 not fully collected (3 refused the check)")
+
+
+def test_refresh_fails_for_a_host_that_runs_nothing_and_says_why(
+    config: Path  # noqa: F811
+) -> None:
+    done = _cli(config, "systems", "refresh", "sudo-pw")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == f"sudo-pw: refused the check: {SUDO_WORDS}\n"
+
+    every = _cli(config, "systems", "refresh", "--json")
+    assert every.returncode == 2, every.stderr
+    rows = {r["name"]: r for r in json.loads(every.stdout)}
+    assert rows["sudo-pw"]["refused"] == SUDO_WORDS and rows["sudo-pw"]["reachable"] is True
+    # a host that ran the check is not refused, a partial one (hidepid) included
+    assert rows["as-root"]["refused"] is None and rows["as-alice"]["refused"] is None
+    assert _cli(config, "systems", "refresh", "as-alice").returncode == 0
