@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,18 +13,13 @@ from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.config import LLMSettings, Settings
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.llm.backends import make_backend
+from tests.support.dirs import enterable_tmp
 
 
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """A directory the reading identity (nobody) may enter: pytest's own is root's, 0700, and
-    reads for the model no longer run as root."""
-    path = Path(tempfile.mkdtemp(prefix="ai-sysadmin-agent-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
+    with enterable_tmp("ai-sysadmin-agent-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

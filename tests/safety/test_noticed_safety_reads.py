@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import stat
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +24,7 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
 from ai_sysadmin.monitor.redact import RULES
 from ai_sysadmin.safety.file_policy import holds_private_key
+from tests.support.dirs import enterable_tmp
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="reads drop from root to the reading identity (nobody)")
@@ -40,13 +39,8 @@ def call(ctx: ToolContext, name: str, **args: Any) -> Any:
 
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """A directory the reading identity may enter (pytest's own is root's, 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="ai-sysadmin-noticed-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
+    with enterable_tmp("ai-sysadmin-noticed-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
