@@ -64,3 +64,30 @@ def test_a_link_to_a_missing_file_that_hides_a_shipped_unit_warns_with_both_path
         sandbox.exec(["rm", "-f", f"{LINKS}/{shipped}", f"{LINKS}/{plain}",
                       f"{SHIPPED}/{shipped}"])
         sandbox.exec(["systemctl", "daemon-reload"])
+
+
+@pytest.mark.parametrize("one_round_trip", [False, True], ids=["per-command", "one-script"])
+def test_a_stray_link_systemd_passes_over_is_a_note_never_a_unit_that_does_not_load(
+    sandbox: Sandbox, lab_settings: Settings, one_round_trip: bool
+) -> None:
+    """A relative link whose target is no unit file name: list-unit-files calls it bad, yet
+    systemd passes over it and loads the shipped file of that name."""
+    tag = "script" if one_round_trip else "command"
+    shipped = f"passed-{tag}.service"
+    sandbox.write_file(f"{SHIPPED}/{shipped}", "[Service]\nExecStart=/bin/true\n")
+    sandbox.exec(["ln", "-s", f"{shipped}.gone", f"{LINKS}/{shipped}"], check=True)
+    sandbox.exec(["systemctl", "daemon-reload"], check=True)
+    listed = sandbox.exec(["systemctl", "list-unit-files", "--no-legend", shipped]).stdout
+    assert listed.split()[:2] == [shipped, "bad"]
+    shown = sandbox.exec(["systemctl", "show", "-p", "LoadState", "--", shipped]).stdout
+    assert shown.strip() == "LoadState=loaded"  # what systemd itself says of it
+    transport = SandboxTransport(sandbox)
+    transport.one_round_trip = one_round_trip
+    try:
+        found = unit_findings(Collector(transport, lab_settings), lab_settings, keep=False)
+        stray = found[shipped]
+        assert stray.severity is Severity.INFO
+        assert "does not load" not in stray.summary and "loads all the same" in stray.summary
+    finally:
+        sandbox.exec(["rm", "-f", f"{LINKS}/{shipped}", f"{SHIPPED}/{shipped}"])
+        sandbox.exec(["systemctl", "daemon-reload"])

@@ -39,6 +39,7 @@ from .snapshot import (
     UNIT_FILE_BAD,
     UNIT_FILE_HIDING,
     UNIT_FILE_NOT_FOUND,
+    UNIT_FILE_PASSED_OVER,
     UNIT_SUFFIXES,
     Certificate,
     HiddenUnitFile,
@@ -419,9 +420,13 @@ def _unit_file_loads(readings: Sequence[Reading], snap: Snapshot, plan: Plan) ->
 def _load_state(name: str, listed: str, loads: dict[str, str],
                 links: dict[str, tuple[str, str]]) -> str:
     """A unit file's state: ``bad`` as listed, unless systemd finds no file for its name,
-    where the link either hides a file of that name or leads nowhere at all."""
-    if listed != UNIT_FILE_BAD or loads.get(_loaded_as(name) or "") != "not-found":
+    where the link either hides a file of that name or leads nowhere at all, or loads the
+    unit all the same, from another file of its name."""
+    load = loads.get(_loaded_as(name) or "")
+    if listed != UNIT_FILE_BAD or load not in ("not-found", "loaded"):
         return listed
+    if load == "loaded":
+        return UNIT_FILE_PASSED_OVER
     return UNIT_FILE_HIDING if name in links else UNIT_FILE_NOT_FOUND
 
 

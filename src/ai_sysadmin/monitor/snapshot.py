@@ -203,6 +203,10 @@ UNIT_FILE_NOT_FOUND = "not-found"
 #: later (``systemd-delta``: REDIRECTED): the file is there, and systemd cannot load it, since
 #: it stops at the link (:attr:`Snapshot.hidden_unit_files` says where both are)
 UNIT_FILE_HIDING = "hiding"
+#: a ``bad`` unit file whose unit systemd loads all the same (``LoadState=loaded``): it passed
+#: over the entry (a link whose target is no unit file name) and loaded a file of that name
+#: from a directory it reads later. The unit is there; the entry is a stray
+UNIT_FILE_PASSED_OVER = "passed-over"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from ..snapshot import (
     UNIT_FILE_BAD,
     UNIT_FILE_HIDING,
     UNIT_FILE_NOT_FOUND,
+    UNIT_FILE_PASSED_OVER,
     HiddenUnitFile,
     JournalEntry,
 )
@@ -32,7 +33,9 @@ class UnitLoadError(Rule):
     parse, so it is a note that says what it is, not a failure to load. Unless the link
     takes the name of a file in a directory systemd reads later (most often the one the OS
     shipped in /usr/lib/systemd/system): systemd stops at the link and loads nothing, so
-    that unit is gone though its file is there, a warning naming both."""
+    that unit is gone though its file is there, a warning naming both. Where systemd loads
+    the unit all the same (it passed over the entry for a file of its name further on), the
+    entry is a stray: a note, never "does not load"."""
 
     name = "unit_load_error"
     requires = ("units", "unit_files")
@@ -55,6 +58,13 @@ class UnitLoadError(Rule):
                 broken[name] = (state, f"{name}: unit file state {state} (not loaded)")
             elif state == UNIT_FILE_HIDING and name in hidden:
                 links.append(self._hiding(ctx, name, hidden[name]))
+            elif state == UNIT_FILE_PASSED_OVER:
+                links.append(self.finding(
+                    ctx, name, Severity.INFO,
+                    f"a stray entry for {name}'s unit file, which loads all the same",
+                    [f"{name}: unit file state {UNIT_FILE_BAD}, yet systemd loads the unit "
+                     "(LoadState=loaded): it passed over that entry (a link whose target is "
+                     "no unit file name) for another file of its name"]))
             elif state in (UNIT_FILE_NOT_FOUND, UNIT_FILE_HIDING):
                 links.append(self.finding(
                     ctx, name, Severity.INFO,
