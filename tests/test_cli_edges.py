@@ -414,3 +414,19 @@ def test_shell_completion_completes_commands_and_subcommands() -> None:
     shown = subprocess.run(["bash", "-c", f"{shlex.quote(str(BIN))} --show-completion; exit $?"],
                            capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0 and "_ai_sysadmin_completion" in shown.stdout
+
+
+@pytest.mark.parametrize(("group", "option"), [
+    ("approve", "--all"), ("systems", "--all"), ("knowledge", "--category=systemd"),
+    ("issues", "--all")])
+def test_a_group_that_lists_takes_the_lists_options_without_the_word_list(
+        cli, group: str, option: str) -> None:
+    for asked in ((option,), (option, "--json")):
+        listed = cli(group, "list", *asked)
+        assert listed[0] == 0, listed
+        assert cli(group, *asked) == listed, asked
+    # the group's own options stay its own, and a mistyped one is still refused
+    code, out, _ = cli(group, "--help")
+    assert code == 0 and "list" in out
+    code, _, err = cli(group, "--no-such-option")
+    assert code == 2 and "--no-such-option" in err

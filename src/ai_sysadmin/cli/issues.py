@@ -23,17 +23,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 
 
 @app.callback(invoke_without_command=True)
-def _default(ctx: typer.Context, all_states: AllStates = False,
-             host: HostOpt = None) -> None:
-    """Incidents: list, show, resolve, close. Without a command, the list: ``issues --all``
-    is ``issues list --all`` (``--json`` anywhere on the line is the CLI's own)."""
+def _default(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
-        ctx.invoke(list_incidents, ctx=ctx, all_states=all_states, host=host)
-    elif all_states or host is not None:
-        # `issues --all show 3` would drop what it asks: said, not ignored
-        raise typer.BadParameter(f"they choose what the list shows, not what "
-                                 f"`{ctx.invoked_subcommand}` does",
-                                 param_hint="'--all', '--host'")
+        ctx.invoke(list_incidents, ctx=ctx)
 
 
 @app.command("list")

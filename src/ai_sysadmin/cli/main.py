@@ -83,6 +83,30 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     return exc.exit_code
 
 
+def _command_at(args: list[str]) -> int:
+    """Where the command word is: behind the CLI's own ``-c``/``--config``."""
+    i = 0
+    while i < len(args) and (args[i] in ("-c", "--config") or args[i].startswith("--config=")):
+        i += 1 if "=" in args[i] else 2
+    return i
+
+
+def list_behind_the_group(args: list[str]) -> list[str]:
+    """A group that lists when given no command lists when given only the list's options:
+    ``approve --all`` is ``approve list --all``, as ``approve`` is ``approve list``. An
+    option the group itself takes (``--help``) stays the group's."""
+    i = _command_at(args)
+    if i + 1 >= len(args) or args[i] not in COMMANDS or not args[i + 1].startswith("-"):
+        return args
+    group = load(args[i])
+    commands = getattr(group, "commands", {})
+    own = {opt for p in getattr(group, "params", ()) for opt in getattr(p, "opts", ())}
+    word = args[i + 1].split("=", 1)[0]
+    if "list" not in commands or word in own or word in ("--", "-h", "--help"):
+        return args
+    return [*args[:i + 1], "list", *args[i + 1:]]
+
+
 def json_behind_the_command(args: list[str]) -> list[str]:
     """``--json`` is one way to ask for JSON, anywhere on the line: before the command words
     (or after a positional of a command that stops parsing options there, as ``policy check``
@@ -91,9 +115,7 @@ def json_behind_the_command(args: list[str]) -> list[str]:
     if "--json" not in args[:end]:
         return args
     head = [a for a in args[:end] if a != "--json"]
-    i = 0
-    while i < len(head) and (head[i] in ("-c", "--config") or head[i].startswith("--config=")):
-        i += 1 if "=" in head[i] else 2
+    i = _command_at(head)
     if i < len(head) and head[i] in COMMANDS:
         i += 1
         group = load(head[i - 1])
@@ -171,7 +193,7 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     file a ``{name}-<tool>`` command was installed with (``commands install``)."""
     prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv),
                           config)
-    args = json_behind_the_command(args)
+    args = json_behind_the_command(list_behind_the_group(args))
     library = logging.getLogger("ai_sysadmin")
     if not library.handlers:
         # the library's records go to the log files (`run` sets them up), never to the
