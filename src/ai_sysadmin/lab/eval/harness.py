@@ -3,8 +3,9 @@
 For each scenario: a fresh lab and a fresh state directory, the fault injected, then the daemon
 exactly as ``ai-sysadmin run`` builds it (:class:`Runtime` + :func:`build_daemon`, the lab's
 transport, the request queue with its embedded worker, the executor at ``auto-safe``) until
-every incident has reached an end or the deadline passes; then one more full check of the lab,
-the scores, and the lab stopped. Synchronous and quiet: it reports through callbacks only.
+every incident has reached an end or the deadline passes; then, when a fix ran and verified,
+one more full check of the lab (the mitigation score hangs on it), the scores, and the lab
+stopped. Synchronous and quiet: it reports through callbacks only.
 """
 
 from __future__ import annotations
@@ -206,10 +207,16 @@ class _Run:
                 await asyncio.wait_for(running, 30)
             except Exception as exc:  # the daemon's own failure is this run's error
                 self.score.errors.append(f"the daemon stopped: {type(exc).__name__}: {exc}")
-        await self.final_check(transport, daemon)
+        if self.last is None:  # the daemon ended before the first look
+            self.last = await asyncio.to_thread(judge.reports, self.store, self.scenario)
+        # only a fix that ran and verified makes the mitigation hang on the fresh check:
+        # without one the outcome is known, and a full check costs a second of the lab
+        if self.score.fix_expected and judge.fix_verified(self.last):
+            await self.final_check(transport, daemon)
 
     async def final_check(self, transport: SandboxTransport, daemon: Daemon) -> None:
-        """A fresh full check that records nothing, judged against the daemon's last look."""
+        """A fresh full check that records nothing, judged against the daemon's last look:
+        whether the expected findings are gone once the loop has stopped."""
         checker = HostChecker(transport, self.settings, None)
         if daemon.checkers:
             checker.previous = daemon.checkers[0].previous
