@@ -206,9 +206,17 @@ class _Shell(asyncssh.SSHClientSession[str]):
         assert self.chan is not None
         if self.ended is not None:
             raise self.ended
-        reply = self.reply = _Reply(done)
         try:
             self.chan.write(script)
+        except BrokenPipeError as exc:
+            # the shell ended before the script could go (sudo or a login shell that refused
+            # at once, on a busy machine): how it ended, once asyncssh has told, is the answer
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.chan.wait_closed(), _CLOSE_WAIT)
+            raise (self.ended or exc) from None
+        # no await since the write: nothing of the reply can have come before it is watched
+        reply = self.reply = _Reply(done)
+        try:
             await reply.finished
         finally:
             self.reply = None
