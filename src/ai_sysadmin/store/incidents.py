@@ -52,6 +52,9 @@ JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
 #: most this often: a fleet's checks mostly store none, and the delete was a third of a check's
 #: statements
 JOURNAL_PRUNE_SECONDS = 3600.0
+#: and at most this many a host: a flood of warnings (a chunk of 2,000 a check, every minute)
+#: kept for the whole retention was millions of rows, gigabytes, for one noisy unit
+JOURNAL_MAX_ENTRIES = 100_000
 #: the events :meth:`IncidentStore.get` reads unless told otherwise: the latest ones. An incident
 #: open for months on a flapping host gathers tens of thousands, and reading them all took a
 #: `get` 0.4 s at 50,000
@@ -242,6 +245,10 @@ class IncidentStore:
         if journal or now - self._pruned.get(host, float("-inf")) >= JOURNAL_PRUNE_SECONDS:
             conn.execute("DELETE FROM journal_entries WHERE host=? AND at<?",
                          (host, now - JOURNAL_RETENTION_SECONDS))
+            # the oldest beyond the cap: walks the (host, at) index, no sort
+            conn.execute("DELETE FROM journal_entries WHERE host=:host AND at<(SELECT at FROM "
+                         "journal_entries WHERE host=:host ORDER BY at DESC LIMIT 1 OFFSET "
+                         ":keep)", {"host": host, "keep": JOURNAL_MAX_ENTRIES - 1})
             self._pruned[host] = now
 
     def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
