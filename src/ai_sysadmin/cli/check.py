@@ -150,8 +150,7 @@ def _print_report(report: CheckReport) -> None:
     if refused is None:
         out.print(_facts(report), style="dim")
     else:
-        out.print(f"[bold yellow]{esc(report.host)} refused the check[/bold yellow]: "
-                  f"{esc(refused)}", markup=True)
+        out.print(_refused_line(report, refused), markup=True)
     _print_errors(report.errors, report.snapshot.refused)
     _print_notes(report, "")
     if not report.findings:
@@ -167,6 +166,10 @@ def _print_report(report: CheckReport) -> None:
             f.summary, "\n".join(f.evidence[:3]),
         )
     out.print(table)
+
+
+def _refused_line(report: CheckReport, refused: str) -> str:
+    return f"[bold yellow]{esc(report.host)} refused the check[/bold yellow]: {esc(refused)}"
 
 
 def _print_errors(errors: dict[str, str], refused: str | None) -> None:
@@ -218,9 +221,8 @@ def _print_block(report: CheckReport) -> None:
         return
     refused = refused_reason(report)
     if refused is not None and not report.findings:
-        out.print(f"[bold yellow]{esc(report.host)} refused the check[/bold yellow]: "
-                  f"{esc(refused)} ({len(report.errors)} section(s) not collected)",
-                  markup=True)
+        out.print(_refused_line(report, refused)
+                  + f" ({len(report.errors)} section(s) not collected)", markup=True)
         return
     if not report.findings:
         verdict = ("[green]healthy[/green]" if not report.errors else
