@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import logging.handlers
 import os
 import sys
 from collections import deque
@@ -19,6 +20,11 @@ from typing import Any
 from .errors import NotFoundError
 
 CHANNELS = ("orchestrator", "decisions", "actions", "service")
+#: a channel's file is rotated at this size and this many rotated files are kept
+#: (``actions.jsonl.1`` the newest): a daemon logs every check, and with no logrotate rule
+#: months of it would fill the state directory
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 4
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 
@@ -77,6 +83,40 @@ class Console(logging.Formatter):
         return f"[{self.ai_name}] {channel} {record.levelname.lower()}: {message}"
 
 
+class _Rotating(logging.handlers.RotatingFileHandler):
+    """Rotation by size, shared by processes: the daemon and a command that acts (``approve``)
+    write the same files, so a file another process rotated away is followed to the new one,
+    not rotated a second time; a directory where this process may not rename keeps its
+    file growing rather than losing a record or printing a traceback."""
+
+    def _open(self) -> Any:
+        # the file a rotation starts is not world-readable either
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.stream is not None and self._moved():
+            self.stream.close()
+            self.stream = self._open()
+        return bool(super().shouldRollover(record))
+
+    def _moved(self) -> bool:
+        try:
+            now = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return True
+        opened = os.fstat(self.stream.fileno())
+        return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
+
+    def doRollover(self) -> None:
+        try:
+            super().doRollover()
+        except OSError:
+            self.maxBytes = 0  # no rotation from this process again
+            if self.stream is None or self.stream.closed:
+                self.stream = self._open()
+
+
 def configure(log_dir: Path, ai_name: str, console: bool = False, mask: Mask = _same) -> None:
     """Send every channel to its own file (mode 0640) and, for the daemon, to stderr.
     ``mask``: applied to every message, so a secret in host text never reaches a log."""
@@ -88,10 +128,8 @@ def configure(log_dir: Path, ai_name: str, console: bool = False, mask: Mask = _
         for old in list(logger.handlers):
             logger.removeHandler(old)
             old.close()
-        path = log_dir / f"{channel}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        os.close(fd)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _Rotating(log_dir / f"{channel}.jsonl", maxBytes=LOG_MAX_BYTES,
+                            backupCount=LOG_BACKUPS, encoding="utf-8")
         handler.setFormatter(JsonLines(ai_name, mask))
         logger.addHandler(handler)
         if console:
@@ -120,17 +158,29 @@ def kept() -> Iterator[None]:
             logger.propagate = propagate
 
 
+def _tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a channel, from its rotated files too (just after a
+    rotation the current one holds few): newest file first, only as many as it takes."""
+    tail: list[str] = []
+    for number in range(LOG_BACKUPS + 1):
+        part = path.with_name(f"{path.name}.{number}") if number else path
+        if len(tail) >= lines:
+            break
+        try:
+            with part.open(encoding="utf-8", errors="replace") as handle:
+                tail = list(deque(handle, maxlen=lines - len(tail))) + tail
+        except FileNotFoundError:
+            continue  # rotated away between two reads, or not there yet
+    return tail
+
+
 def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
-    """The last ``lines`` records of one channel, oldest first; unparsable lines are kept raw."""
+    """The last ``lines`` records of one channel, oldest first (across its rotated files);
+    unparsable lines are kept raw."""
     if channel not in CHANNELS:
         raise NotFoundError(f"no log channel {channel!r}; channels: {', '.join(CHANNELS)}")
-    path = log_dir / f"{channel}.jsonl"
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        tail = deque(handle, maxlen=lines)
     out = []
-    for line in tail:
+    for line in _tail(log_dir / f"{channel}.jsonl", lines):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
