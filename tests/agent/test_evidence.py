@@ -82,7 +82,7 @@ def test_one_schema_held_request_with_the_evidence_ends_in_a_diagnosis(
     assert not request.get("tools")
     system, user = request["messages"]
     assert (system["role"], user["role"]) == ("system", "user")
-    assert "You are hal" in system["content"] and "'suggest'" in system["content"]
+    assert "You are hal" in system["content"] and "'suggest'" in user["content"]
     assert "restart_unit" in system["content"] and "run_command" not in system["content"]
     # the incident's evidence, the unit's status and journal and the snapshot, each delimited
     for tool in ("incident_evidence", "unit_status", "journal", "snapshot"):

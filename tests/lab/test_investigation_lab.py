@@ -73,9 +73,10 @@ def test_investigation_ends_in_a_diagnosis_and_a_proposal(tmp_path, backend) -> 
     # the real journal of the real unit reached the model, delimited as host data
     assert "demo: cannot read /etc/demo.conf" in journal_seen
     assert "untrusted data from the host" in journal_seen
-    # the system prompt carries the name and the autonomy level, never host text
+    # the system prompt carries the name, never host text; the task the autonomy level
     system = next(m for m in first["messages"] if m["role"] == "system")["content"]
-    assert "You are hal" in system and "'suggest'" in system and "demo.conf" not in system
+    task = next(m for m in first["messages"] if m["role"] == "user")["content"]
+    assert "You are hal" in system and "demo.conf" not in system and "'suggest'" in task
     # nothing was executed: the unit is still failed
     assert still_failed == "failed"
     kinds = [e.kind for e in store.get(incident.id).events]

@@ -32,7 +32,7 @@ from ..safety.units import unit_problem
 from ..store import Incident
 from .context import ToolContext
 from .loop import Agent, AgentEvent, AgentOutcome
-from .prompt import HostFacts, evidence_prompt
+from .prompt import HostFacts, evidence_prompt, investigation_task
 from .tools import REGISTRY
 
 #: the most actions one answer may propose
@@ -233,10 +233,9 @@ async def investigate_evidence(
     """Gather, ask once for a schema-held answer, record its actions through propose_action."""
     ctx.incident_id = incident.id
     agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=on_event)  # type: ignore[arg-type]
-    system = evidence_prompt(settings, facts or HostFacts(incident.host), actions_text())
-    task = (f"Investigate incident #{incident.id} (rule {incident.rule}, severity "
-            f"{incident.severity}) on host {incident.host}. The evidence follows, one tool "
-            "result each; then answer with the JSON object.")
+    system = evidence_prompt(settings, actions_text())
+    task = (investigation_task(settings, incident, facts or HostFacts(incident.host))
+            + " The evidence follows, one tool result each; then answer with the JSON object.")
     room = settings.agent.max_context_chars - len(system) - len(task)
     evidence = await gather(agent, incident, room)
     messages = [Message("system", system), Message("user", "\n\n".join([task, *evidence]))]

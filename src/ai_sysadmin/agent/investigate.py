@@ -10,7 +10,7 @@ from ..llm.types import Message, ToolCall
 from ..store import Incident
 from .context import ToolContext
 from .loop import Agent, AgentEvent, AgentOutcome, LLMCall
-from .prompt import HostFacts, chat_prompt, investigation_prompt
+from .prompt import HostFacts, chat_prompt, investigation_prompt, investigation_task
 from .registry import ToolResult
 from .tools import REGISTRY
 
@@ -22,9 +22,8 @@ async def opening(agent: Agent, settings: Settings, incident: Incident,
     call = ToolCall("call_evidence", "incident_evidence", json.dumps({}), {})
     evidence: ToolResult = await REGISTRY.call("incident_evidence", {}, agent.ctx)
     return [
-        Message("system", investigation_prompt(settings, facts)),
-        Message("user", f"Investigate incident #{incident.id} (rule {incident.rule}, severity "
-                        f"{incident.severity}) on host {incident.host}. Its evidence follows."),
+        Message("system", investigation_prompt(settings)),
+        Message("user", investigation_task(settings, incident, facts) + " Its evidence follows."),
         Message("assistant", "", (call,)),
         Message("tool", agent.render("incident_evidence", evidence),
                 tool_call_id=call.id, name=call.name),

@@ -219,7 +219,11 @@ class Daemon:
         if self.investigator is not None:
             tasks.append(asyncio.create_task(self.warm_knowledge(), name="knowledge"))
             self.investigator.recover()
-            tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event)))
+            # a retry is looked for about as often as the first one falls due (tests and
+            # `eval` wait 0.5 s), no more than five times a second
+            every = max(0.2, min(5.0, self.settings.agent.retry_backoff_seconds))
+            tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event,
+                                                                          every)))
         for checker in self.checkers:
             if self.settings.journal_follow:
                 self._following[checker.host] = self._follow(checker)
