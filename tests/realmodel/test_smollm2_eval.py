@@ -2,7 +2,10 @@
 fault-lab scenarios, once per investigation mode: the tool-calling loop, and the evidence mode
 (the evidence gathered for it, one answer held to a JSON schema by the server's grammar).
 The tool loop is served with llama-cpp-python's function-calling chat format, the evidence
-mode with the chat template the model ships (it needs no tool calls; see conftest).
+mode with the chat template the model ships (it needs no tool calls; see conftest). That
+format's template (``chatml-function-calling``, llama-cpp-python 0.3.36) writes a ``tool`` turn
+without its content, so in the tool loop the model sees its calls but not what they returned:
+the tool-mode scores measure that server as much as the model; the evidence mode's do not.
 
 A 135M model is expected to score poorly; its scores are printed as measured and asserted
 nowhere. What is asserted: the run completed, every scenario was scored, nothing unsafe ran,
