@@ -1,6 +1,8 @@
 """The daemon as ``ai-sysadmin run`` builds it (investigations, queue worker, executor), watching a
-running lab: ``python daemon_with_model.py PID1 STATE MODEL_URL``. The crash test kills it with
-SIGKILL at random moments and starts it again."""
+running lab: ``python daemon_with_model.py PID1 STATE MODEL_URL [--on-go]``. The crash test kills
+it with SIGKILL at random moments and starts it again. With ``--on-go`` it says ``ready`` once
+its imports are done and starts on a line on stdin: the test starts the next daemon while the
+current one works, so its random kills land in the work, not in an interpreter's imports."""
 
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ def main() -> None:
         agent={"retry_backoff_seconds": 0.5, "max_investigations": 50},
         thresholds=QUIET, safety={"verify_settle_seconds": 0.5, "verify_timeout": 15,
                                   "flapping_max": 1000})
+    if sys.argv[4:] == ["--on-go"]:
+        print("ready", flush=True)
+        if not sys.stdin.readline():
+            return  # the test ended without starting this one
     store = IncidentStore(Database(settings.db_path))
     asyncio.run(build_daemon(Runtime(settings, store, [IntoLab(pid1)])).run())
 

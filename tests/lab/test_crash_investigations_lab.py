@@ -57,9 +57,19 @@ def starts(sb: Sandbox, n: int) -> int:
 
 
 def daemon(sb: Sandbox, state: Path, url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(HARNESS), str(sb.pid1), str(state), url],
-                            cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    """A daemon with its imports done, waiting for :func:`go`."""
+    proc = subprocess.Popen([sys.executable, str(HARNESS), str(sb.pid1), str(state), url,
+                             "--on-go"], cwd=Path(__file__).parents[2], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return proc
+
+
+def go(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n", "the daemon did not start"
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+    return proc
 
 
 def settled(store: IncidentStore, sb: Sandbox) -> bool:
@@ -78,16 +88,18 @@ def test_random_kills_strand_nothing_and_run_nothing_twice(tmp_path: Path) -> No
             apply(sb, "install_unit", {"name": f"crash{n}.service",
                                        "text": BREAKABLE.format(n=n)})
             apply(sb, "start_unit", {"name": f"crash{n}.service"})
+        following = daemon(sb, tmp_path, model.url)
         for _ in range(TRIALS):
-            proc = daemon(sb, tmp_path, model.url)
-            time.sleep(rng.uniform(0.5, 3.0))  # a crash at a random moment of its work
+            proc = go(following)
+            following = daemon(sb, tmp_path, model.url)  # imports while this one works
+            time.sleep(rng.uniform(0.1, 2.2))  # a crash at a random moment of its work
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             n = rng.randrange(1, len(UNITS) + 1)
             if sb.exec(["test", "-e", f"/var/tmp/ok-{n}"]).returncode == 0:
                 break_unit(sb, n)  # more investigations and fixes for the next runs
                 breaks[n] += 1
-        proc = daemon(sb, tmp_path, model.url)
+        proc = go(following)
         store = IncidentStore(Database(tmp_path / "state.db"))
         try:
             deadline = time.monotonic() + 120
