@@ -273,6 +273,11 @@ RULES: tuple[Rule, ...] = (
     _rule("pgp-private-key",
           r"-----begin pgp private key block-----.*?(?:-----end pgp private key block-----|\Z)",
           _whole(_KEY_MASK), flags=re.S, private_key=True),
+    # SSH.com's (Tectia's, puttygen's "export ssh.com key"): four dashes and spaces
+    _rule("ssh2-private-key",
+          r"---- begin ssh2 (?:encrypted )?private key ----.*?"
+          r"(?:---- end ssh2 (?:encrypted )?private key ----|\Z)",
+          _whole(_KEY_MASK), flags=re.S, private_key=True),
     _rule("putty-private-lines",
           r"private-lines:[ \t]*(?P<count>\d+)[ \t]*\r?\n"
           r"(?P<lines>[a-z0-9+/=]+\r?(?:\n[a-z0-9+/=]+\r?)*)", _putty_lines, private_key=True),
@@ -441,7 +446,7 @@ _PRIVATE_KEY_RULES = tuple(rule for rule in RULES if rule.private_key)
 
 
 def private_key_format(text: str) -> str | None:
-    """The rule that finds a private key in ``text`` (a PEM, PGP, PuTTY or age key), as
+    """The rule that finds a private key in ``text`` (a PEM, PGP, SSH.com, PuTTY or age key), as
     :func:`redact` would mask it; None when it holds none."""
     _, padded, lower = _subjects(text)
     for rule in _PRIVATE_KEY_RULES:

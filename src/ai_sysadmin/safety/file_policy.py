@@ -178,6 +178,6 @@ def path_to_read(requested: str, resolved: str | None) -> str:
 
 
 def holds_private_key(text: str) -> bool:
-    """Whether ``text`` holds a private key in a format the masking knows (PEM, PGP, PuTTY,
+    """Whether ``text`` holds a private key in a format the masking knows (PEM, PGP, SSH.com, PuTTY,
     age): a file holding one is refused whole, whatever its name."""
     return private_key_format(text) is not None
