@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..errors import TransportError
+from ..errors import CommandRefused, TransportError
 from ..hosts.transport import CommandResult, Transport
 from . import parsers, remote_script
 from .findings import quote
@@ -124,21 +124,23 @@ class Collector:
         plan = self.plan(journal, keep)
         if self.transport.one_round_trip:
             planned = self._rows(plan)
-            snap = _replayed(await self._round_trip(planned), planned)
+            replay = await self._round_trip(planned)
+            snap = _replayed(replay, planned)
+            refusal = replay.refusal  # this script's own answer, whatever ran since
         else:
             snap = Snapshot(host=self.transport.host, taken_at=time.time())
             await self._take_each(tuple((s, s.sources_of(plan)) for s in SECTIONS), plan, snap)
-        self._refused(snap)
+            refusal = self.transport.refusal
+        self._refused(snap, refusal)
         await self._second_step(snap, plan)
         self._keep(snap, plan)
         return snap
 
-    def _refused(self, snap: Snapshot) -> None:
-        """Where the host answered but ran nothing of the check (the transport's
-        ``refusal``, read as soon as the first step ends), every section says why in the
-        host's own words, masked, and the snapshot says it was an answer: such a host is
+    def _refused(self, snap: Snapshot, refusal: CommandRefused | None) -> None:
+        """Where the host answered but ran nothing of the check (``refusal``: the script's,
+        or the transport's as the first step ends), every section says why in the host's
+        own words, masked, and the snapshot says it was an answer: such a host is
         misconfigured, not unreachable."""
-        refusal = self.transport.refusal
         if refusal is None or not snap.errors:
             return
         snap.refused = quote(str(refusal), limit=500)
