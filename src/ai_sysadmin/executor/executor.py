@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -369,8 +370,10 @@ class Executor:
                 continue
             with contextlib.suppress(StoreError):  # claimed meanwhile: its run stands
                 withdrawn.append(self.actions.move(action.id, "not_needed", who, reason))
-                log.info("action %d withdrawn: %s", action.id, reason,
-                         extra={"action": action.id, "incident": action.incident_id})
+                # the caller may withdraw inside a transaction of its own (`systems remove`)
+                self.actions.db.after_commit(functools.partial(
+                    log.info, "action %d withdrawn: %s", action.id, reason,
+                    extra={"action": action.id, "incident": action.incident_id}))
         return withdrawn
 
     def expire(self) -> list[Action]:

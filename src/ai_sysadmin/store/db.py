@@ -6,7 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import StoreError
@@ -52,12 +52,29 @@ class Database:
             return
         with self._writing:
             conn.execute("BEGIN IMMEDIATE")
+            self._local.after = []
             try:
                 yield conn
             except BaseException:
+                self._local.after = None
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            finally:
+                after, self._local.after = self._local.after, None
+            for said in after if not conn.in_transaction else ():
+                said()
+
+    def after_commit(self, said: Callable[[], None]) -> None:
+        """``said()`` once what this thread writes now is committed, at once outside a
+        transaction, never if it is rolled back: a log line must not tell of a change that
+        did not happen (a command cut short by Ctrl-C)."""
+        pending = getattr(self._local, "after", None)
+        if pending is None or not self.conn.in_transaction:
+            said()
+        else:
+            pending.append(said)
 
     def _migrate(self) -> None:
         schema = "schema" if self.what == "state database" else f"{self.what} schema"
