@@ -467,6 +467,12 @@ _EMBEDDING_RE = re.compile(r"^(minilm|ollama:[A-Za-z0-9][A-Za-z0-9._:/-]{0,127})
 class KnowledgeSettings(_Section):
     """The knowledge base (ChromaDB): embedded under state_dir, or a server."""
 
+    enabled: bool = Field(
+        True, description="false: no knowledge base. ChromaDB is never opened nor its files "
+        "made; investigations start from the evidence alone and nothing is learned; the "
+        "`knowledge` commands and `configs` searches say it is off. config_repo's recent "
+        "changes still reach investigations.",
+    )
     url: str | None = Field(
         None, description="A ChromaDB server (`chroma run`), http(s)://host:port; unset: an "
         "embedded store in `path`.",

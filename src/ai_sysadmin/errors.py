@@ -60,5 +60,12 @@ class KnowledgeError(AiSysadminError):
     the token, a corrupt directory, an embedding model that fails its checksum."""
 
 
+class KnowledgeOff(KnowledgeError):
+    """``knowledge.enabled = false``: there is no knowledge base to open."""
+
+    def __init__(self) -> None:
+        super().__init__("the knowledge base is off (knowledge.enabled = false in the config)")
+
+
 class EmbeddingError(KnowledgeError):
     """The embedding model cannot be loaded or run (missing file, wrong checksum, Ollama down)."""

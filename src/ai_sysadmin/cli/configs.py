@@ -37,6 +37,10 @@ def configs(
     if not sync and not query:
         raise typer.BadParameter("give a QUERY, or --sync to fetch and index the repository",
                                  param_hint="QUERY")
+    if query and not settings.knowledge.enabled:
+        raise AiSysadminError("the knowledge base is off (knowledge.enabled = false), so "
+                              "config_repo is not indexed and cannot be searched; "
+                              "`configs --sync` still fetches it for investigations")
     recall = KnowledgeRecall(settings)
     result: dict[str, Any] = {}
     if sync:
@@ -47,10 +51,12 @@ def configs(
                 (err if query else out).print(
                     f"config_repo or config_branch changed: dropped the index of "
                     f"{report.previous} ({len(report.removed)} file(s))", markup=False)
+            done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks), "
+                    f"{len(report.removed)} removed, in {report.seconds:.1f} s"
+                    if recall.enabled else "fetched; not indexed: the knowledge base is off")
             (err if query else out).print(
                 f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s), "
-                f"{len(report.indexed)} indexed again ({report.chunks} chunks), "
-                f"{len(report.removed)} removed, in {report.seconds:.1f} s", markup=False)
+                f"{done}", markup=False)
     elif recall.repo is not None and not recall.repo.fetched:
         raise AiSysadminError("config_repo has not been fetched yet: run `configs --sync` "
                               "(the daemon also fetches it when it investigates)")

@@ -221,6 +221,8 @@ class KnowledgeRecall:
     def __init__(self, settings: Settings, kb: Any = None,
                  facts_for: Callable[[str], HostFacts] | None = None) -> None:
         self.settings = settings
+        #: knowledge.enabled: off, nothing opens ChromaDB; config_repo is fetched, not indexed
+        self.enabled = settings.knowledge.enabled
         self._store = _Store(settings, kb) if kb is not None else _store_for(settings)
         self.facts_for = facts_for
         self.repo: ConfigRepo | None = None
@@ -230,6 +232,9 @@ class KnowledgeRecall:
             except ConfigRepoError as exc:  # said once; knowledge works without it
                 log.warning("config_repo not used: %s", exc)
         self._synced_at: float | None = None
+        #: the repository copy was fetched by this process (with the knowledge base off, no
+        #: index says which repository the copy is of)
+        self._fetched_here = False
         #: the profile document last written per host: an unchanged host is not written again
         self._profiles: dict[str, str] = {}
         self._sync_task: asyncio.Task[None] | None = None
@@ -251,7 +256,8 @@ class KnowledgeRecall:
         """Open the store in a thread of its own. Opening costs seconds of CPU (ChromaDB, the
         embedding model, the seed on first use), so the daemon starts it a little after its
         own start, not when its first investigation does."""
-        self._store.start_opening()
+        if self.enabled:
+            self._store.start_opening()
 
     async def open(self) -> None:
         """Get ready, in the background: open the store, and keep config_repo fetched and
@@ -272,6 +278,8 @@ class KnowledgeRecall:
         """Open, or opening (then the recall waits for it); never opened yet: not now (the
         daemon's warm-up will); failed a while ago: try again in the background."""
         store = self._store
+        if not self.enabled:
+            return False
         if store.kb is not None or store.opening:
             return True
         if store.failed_at is not None and time.monotonic() - store.failed_at > RETRY_OPEN:
@@ -298,6 +306,8 @@ class KnowledgeRecall:
     # -- learning -------------------------------------------------------------------------------
     def learn(self, incident: Incident, action: Action) -> Lesson | None:
         """Record what an action that ran did for its incident (blocking; a thread's work)."""
+        if not self.enabled:
+            return None
         learned = lesson(incident, action)
         if learned is None:
             log.info("action %d taught nothing: a fact of it is not plain", action.id,
@@ -461,6 +471,11 @@ class KnowledgeRecall:
         """Fetch config_repo and index what changed (blocking)."""
         if self.repo is None:
             raise AiSysadminError("no config_repo is configured")
+        if not self.enabled:  # recent changes need the copy only
+            commit = self.repo.fetch() if fetch else self.repo.head()
+            self._fetched_here = self._fetched_here or fetch
+            self._synced_at = time.monotonic()
+            return SyncReport(commit, len(self.repo.files(commit)))
         report = self.repo.sync(_Sink(self), fetch=fetch)
         self._synced_at = time.monotonic()
         if report.previous is not None:
@@ -505,7 +520,8 @@ class KnowledgeRecall:
 
     def changes_text(self, unit: str, failed_at: float | None = None, diffs: int = 1) -> str:
         # the local copy is of the old repository until the sync the daemon started
-        if self.repo is None or self.repo.other_source() is not None:
+        if self.repo is None or (self.repo.other_source() is not None if self.enabled
+                                 else not self._fetched_here):
             return ""
         changes = recent_changes(self.repo, unit)
         if not changes:
@@ -528,7 +544,7 @@ class KnowledgeRecall:
             if self._may_recall():
                 parts.append(await asyncio.to_thread(self.search_text, "", incident,
                                                      compact=True))
-            else:
+            elif self.enabled:
                 # opened by the daemon's warm-up, a search or a lesson: not here, where its
                 # seconds of CPU would compete with the investigation that just began
                 log.info("incident %d: the knowledge base is not open; nothing recalled",

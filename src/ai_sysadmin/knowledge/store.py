@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ..errors import EmbeddingError, KnowledgeError, NotFoundError
+from ..errors import EmbeddingError, KnowledgeError, KnowledgeOff, NotFoundError
 from .models import (
     ConfigChunk,
     Hit,
@@ -182,6 +182,8 @@ class KnowledgeBase:
         from .embeddings import embedding_for
 
         conf = settings.knowledge
+        if not conf.enabled:
+            raise KnowledgeOff
         embedder = embedder or embedding_for(settings)
         server = None
         if conf.url:

@@ -76,7 +76,7 @@ class Daemon:
     def _note_system(self, report: CheckReport) -> None:
         """The host's profile goes to the knowledge base in the background (a check never
         waits for ChromaDB, and a knowledge base that is down costs the profile only)."""
-        if report.snapshot.os is None:
+        if report.snapshot.os is None or not self.settings.knowledge.enabled:
             return
         task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(self.runtime.knowledge.note_system, report.snapshot))
@@ -97,6 +97,9 @@ class Daemon:
         knowledge = self.runtime.knowledge
         delay = KNOWLEDGE_WARMUP_SECONDS
         while not await self._stopped_within(delay):
+            if not knowledge.enabled:  # config_repo is still kept fetched
+                await knowledge.open()
+                return
             try:
                 await asyncio.to_thread(lambda: knowledge.kb)
             except Exception as exc:
