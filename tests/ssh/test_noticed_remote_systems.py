@@ -111,6 +111,7 @@ def test_a_remove_cut_short_leaves_no_half_removed_host(
             remove.kill()
             remove.wait()
     assert remove.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == "interrupted", err  # said, as in every command
     # removed is removed in full: nothing of it is left open or approvable
     assert store.get(incident_id).state == "closed"
     assert ActionStore(store.db).get(fix.id).state == "not_needed"

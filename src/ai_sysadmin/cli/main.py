@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         err.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False,
                   soft_wrap=True)
         return 2
-    if came and code == 130:  # typer ends a KeyboardInterrupt so, whichever signal made it
+    if code == 130:  # typer ends a KeyboardInterrupt so (silently), whichever signal made it
         return _interrupted(came)
     return code if isinstance(code, int) else 0
 

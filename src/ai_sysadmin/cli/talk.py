@@ -42,14 +42,9 @@ def _opening(runtime: Runtime, tools: ToolContext) -> Message:
 
 def _run_turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
               quiet: bool) -> AgentOutcome:
-    """One turn; Ctrl-C during it ends the command at once, saying so (Typer would turn the
-    KeyboardInterrupt into a silent exit 130). Its request is already out of the queue then:
-    the interrupted turn withdrew it on its way out."""
-    try:
-        return asyncio.run(_turn(runtime, ctx, messages, quiet))
-    except KeyboardInterrupt:
-        err.print("interrupted", markup=False, highlight=False)
-        raise typer.Exit(130) from None
+    """One turn; Ctrl-C during it ends the command at once (``main`` says so). Its request
+    is already out of the queue then: the interrupted turn withdrew it on its way out."""
+    return asyncio.run(_turn(runtime, ctx, messages, quiet))
 
 
 def _show(event: AgentEvent) -> None:
@@ -179,8 +174,8 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             out.print()
             line = "/exit"
         except KeyboardInterrupt:
-            out.print()
-            raise typer.Exit(130) from None
+            out.print()  # the prompt's line ends; `main` says "interrupted"
+            raise
         if not line:
             continue
         if line in ("/exit", "/quit"):
