@@ -94,7 +94,10 @@ _MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "SwapTotal", "SwapFree",
                  "HugePages_Total", "Hugepagesize")
 
 
-def parse_meminfo(text: str, pressure: str | None = None) -> Memory:
+def parse_meminfo(text: str, pressure: str | None = None, arcstats: str | None = None
+                  ) -> Memory:
+    """/proc/meminfo; ``pressure``: /proc/pressure/memory; ``arcstats``: ZFS's
+    /proc/spl/kstat/zfs/arcstats, where ZFS is loaded."""
     values = _kv_numbers(text, _MEMINFO_KEYS)
     try:
         total = values["MemTotal"]
@@ -111,7 +114,22 @@ def parse_meminfo(text: str, pressure: str | None = None) -> Memory:
         swap_total_kb=values.get("SwapTotal", 0),
         swap_free_kb=values.get("SwapFree", 0),
         psi_some_avg60=parse_psi_some_avg60(pressure) if pressure else None,
+        arc_reclaimable_kb=parse_zfs_arc_reclaimable_kb(arcstats) if arcstats else 0,
     )
+
+
+def parse_zfs_arc_reclaimable_kb(text: str) -> int:
+    """What the ZFS ARC holds above its minimum, in kB, from arcstats' ``name type data``
+    rows: the ARC shrinks to ``c_min`` under memory pressure, and the kernel counts none of
+    it in MemAvailable (openzfs/zfs#10255), so a ZFS host looks short of memory it has."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in ("size", "c_min") and parts[2].isdigit():
+            values[parts[0]] = int(parts[2])
+    if "size" not in values:
+        raise ParseError("no ARC size in arcstats")
+    return max(0, values["size"] - values.get("c_min", 0)) // 1024
 
 
 def parse_psi_some_avg60(text: str) -> float | None:

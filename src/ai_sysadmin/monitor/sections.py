@@ -304,8 +304,10 @@ def _systemd_output(reading: Reading, what: str) -> str | None:
 
 def _memory(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     pressure = result(readings[1])  # PSI: absent on older kernels, then no stall figure
+    arc = result(readings[2])  # ZFS's cache, where its module is loaded
     snap.memory = parsers.parse_meminfo(text(readings[0]),
-                                        pressure.stdout if pressure.ok else None)
+                                        pressure.stdout if pressure.ok else None,
+                                        arc.stdout if arc.ok else None)
 
 
 def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -678,6 +680,10 @@ def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     _hidden_processes(readings, listing, snap, plan, "zombies")
 
 
+#: ZFS's ARC statistics: present only where its module is loaded (read by a shell builtin in
+#: the remote script, so a host without ZFS spends no process on it)
+ZFS_ARCSTATS = "/proc/spl/kstat/zfs/arcstats"
+
 #: the mount table of the namespace the check's commands run in: which file systems are
 #: read-only, and whether /proc hides processes
 _MOUNTINFO = Source.file("/proc/self/mountinfo")
@@ -756,7 +762,8 @@ def _no_position_yet(snap: Snapshot) -> bool:
 #: row reads what another found. Which rules need a row: ``rules.required_by(name)``.
 SECTIONS: tuple[Section, ...] = (
     Section("cpu", _files("/proc/stat"), parsers.parse_proc_stat),
-    Section("memory", _files("/proc/meminfo", "/proc/pressure/memory"), apply=_memory),
+    Section("memory", _files("/proc/meminfo", "/proc/pressure/memory", ZFS_ARCSTATS),
+            apply=_memory),
     Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
     Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
     Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),

@@ -33,13 +33,17 @@ class Memory:
     #: memory set aside as huge pages (for VMs, DPDK, a database): part of MemTotal, never
     #: of MemAvailable, used or not
     hugetlb_kb: int = 0
+    #: what the ZFS ARC holds above its floor (size - c_min): a cache the kernel's
+    #: MemAvailable does not count, which ZFS gives back under pressure (0 without ZFS)
+    arc_reclaimable_kb: int = 0
 
     @property
     def available_percent(self) -> float:
         """Of the memory the kernel can give out at all: a host that reserved most of its
-        memory as huge pages is not short of the rest."""
+        memory as huge pages is not short of the rest, nor one whose ZFS cache holds it."""
         usable = self.total_kb - self.hugetlb_kb
-        return 100.0 * self.available_kb / usable if usable > 0 else 100.0
+        available = self.available_kb + self.arc_reclaimable_kb
+        return min(100.0, 100.0 * available / usable) if usable > 0 else 100.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,9 @@ class MemoryPressure(Rule):
             return []
         critical = avail < t.memory_available_critical_percent
         reserved = (f" less {mem.hugetlb_kb} kB of huge pages" if mem.hugetlb_kb else "")
-        evidence = [f"MemAvailable {mem.available_kb} kB of MemTotal {mem.total_kb} kB"
+        arc = (f" plus {mem.arc_reclaimable_kb} kB the ZFS ARC can give back"
+               if mem.arc_reclaimable_kb else "")
+        evidence = [f"MemAvailable {mem.available_kb} kB{arc} of MemTotal {mem.total_kb} kB"
                     f"{reserved} ({avail:.1f}%)"]
         if psi is not None:
             evidence.append(f"memory PSI some avg60={psi:.2f}")
