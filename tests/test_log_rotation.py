@@ -85,6 +85,28 @@ def test_a_file_another_process_rotated_is_followed_not_rotated_again(
     assert [int(m.split()[1].rstrip(":")) for m in messages[1:-1]] == list(range(300))
 
 
+def test_writers_at_the_limit_together_rotate_once_and_keep_rotating(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    code = _writer(log_dir, 2000, "{tag}") + textwrap.dedent("""
+        handler = logs.channel_logger("actions").handlers[0]
+        print(handler.maxBytes)
+    """)
+    # the daemon and a command (or the LLM worker) past the limit at the same moments
+    writers = [subprocess.Popen([sys.executable, "-c", code.replace("{tag}", tag)],
+                                env={**os.environ, "PYTHONPATH": str(SRC)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for tag in ("daemon", "approve")]
+    said = [w.communicate(timeout=120) for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], said
+    # no "--- Logging error ---", and neither gave up rotating after a lost race
+    assert [(out.strip(), err) for out, err in said] == [(str(LIMIT), "")] * 2
+    files = sorted(log_dir.glob("actions.jsonl*"))
+    assert len(files) == 1 + logs.LOG_BACKUPS
+    # each rotated file was rotated once, at the limit: none is a sliver of a second rotation
+    assert all(LIMIT <= f.stat().st_size <= LIMIT + 2 * 300 for f in files[1:]), [
+        (f.name, f.stat().st_size) for f in files]
+
+
 def _as_nobody(log_dir: Path, records: int, stderr: Path) -> int:
     """Log as user nobody in a forked child (the interpreter may live where nobody cannot
     run it); its exit status, its stderr in ``stderr``."""

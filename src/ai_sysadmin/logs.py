@@ -7,6 +7,8 @@ decide where records go. Every record carries the assistant's name.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import logging
 import logging.handlers
@@ -84,10 +86,11 @@ class Console(logging.Formatter):
 
 
 class _Rotating(logging.handlers.RotatingFileHandler):
-    """Rotation by size, shared by processes: the daemon and a command that acts (``approve``)
-    write the same files, so a file another process rotated away is followed to the new one,
-    not rotated a second time; a directory where this process may not rename keeps its
-    file growing rather than losing a record or printing a traceback."""
+    """Rotation by size, shared by processes: the daemon, the LLM worker and a command that
+    acts (``approve``) write the same files. A rotation holds a lock on the directory and
+    looks again under it, so two writers at the limit rotate once; a file another process
+    rotated away is followed to the new one. A writer that may not rename (the directory is
+    not its to write) keeps appending rather than losing a record or printing a traceback."""
 
     def _open(self) -> Any:
         # the file a rotation starts is not world-readable either
@@ -95,12 +98,16 @@ class _Rotating(logging.handlers.RotatingFileHandler):
         return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
-        if self.stream is not None and self._moved():
-            self.stream.close()
-            self.stream = self._open()
-        return bool(super().shouldRollover(record))
+        # the size as written by every process, without formatting the record twice
+        if self.stream is None or self.maxBytes <= 0:
+            return False
+        if self._moved():
+            self._reopen()
+            return False
+        return os.fstat(self.stream.fileno()).st_size >= self.maxBytes
 
     def _moved(self) -> bool:
+        """Whether the file at our name is no longer the one we write (rotated by another)."""
         try:
             now = os.stat(self.baseFilename)
         except FileNotFoundError:
@@ -108,13 +115,35 @@ class _Rotating(logging.handlers.RotatingFileHandler):
         opened = os.fstat(self.stream.fileno())
         return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
 
+    def _reopen(self) -> None:
+        stream, self.stream = self.stream, None  # None: the next record opens it again
+        if stream is not None:
+            stream.close()
+        with contextlib.suppress(OSError):
+            self.stream = self._open()
+
     def doRollover(self) -> None:
         try:
-            super().doRollover()
+            directory = os.open(os.path.dirname(self.baseFilename), os.O_RDONLY)
         except OSError:
-            self.maxBytes = 0  # no rotation from this process again
-            if self.stream is None or self.stream.closed:
-                self.stream = self._open()
+            self.maxBytes = 0
+            return
+        try:
+            fcntl.flock(directory, fcntl.LOCK_EX)
+            if self.stream is None or self._moved():
+                self._reopen()  # rotated meanwhile by the process that held the lock
+                return
+            try:
+                super().doRollover()
+            except FileNotFoundError:  # a writer that took no lock moved it: follow it
+                self._reopen()
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    self.maxBytes = 0  # never this process's to rotate: it appends
+                if self.stream is None or self.stream.closed:
+                    self._reopen()
+        finally:
+            os.close(directory)  # and the lock with it
 
 
 def configure(log_dir: Path, ai_name: str, console: bool = False, mask: Mask = _same) -> None:

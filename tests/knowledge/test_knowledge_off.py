@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.daemon import build_daemon
 from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from tests.knowledge.gitrepo import GitRepo
 from tests.support.scripted_model import ScriptedModel, call, say, tool_results
 
 OFF = "the knowledge base is off (knowledge.enabled = false"
@@ -63,7 +66,7 @@ def test_an_investigation_goes_on_without_it_and_nothing_is_learned(
                 assert daemon.investigator.schedule(incident_id)
                 await asyncio.wait_for(daemon.investigator.running[incident_id], 60)
                 await runtime.learn(fix)  # what a fix that ran would teach
-                await asyncio.wait_for(warm, 10)  # returns at once: nothing to open
+                await asyncio.wait_for(warm, 2)  # at once: there is nothing to open
             finally:
                 stop.set()
                 await daemon.investigator.close()
@@ -82,3 +85,24 @@ def test_an_investigation_goes_on_without_it_and_nothing_is_learned(
                          "learn_failed", "learned"}, events
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
         r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_config_repo_is_fetched_not_indexed_and_its_changes_still_reach_an_investigation(
+        tmp_path: Path) -> None:
+    upstream = GitRepo(tmp_path / "upstream")
+    now = time.time()
+    upstream.commit({"nginx.nix": "{ services.nginx.enable = true; }\n"}, "nginx on", now - 60)
+    other = GitRepo(tmp_path / "other")
+    other.commit({"nginx.nix": "{ }\n"}, "another repository's history", now - 30)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", config_repo=str(
+        upstream.path), knowledge={"enabled": False})
+    recall = KnowledgeRecall(settings)
+    report = recall.sync_configs()
+    assert (report.files, report.indexed, report.chunks) == (1, [], 0)
+    assert "nginx on" in recall.changes_text("nginx.service")
+    # a daemon started later (another process) reads the copy as this repository's
+    assert "nginx on" in KnowledgeRecall(settings).changes_text("nginx.service")
+    assert not settings.knowledge_dir.exists()
+    # config_repo changed, not fetched yet: the copy is the old one's, and says nothing
+    switched = settings.model_copy(update={"config_repo": str(other.path)})
+    assert KnowledgeRecall(switched).changes_text("nginx.service") == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -66,7 +67,8 @@ def daemon(sb: Sandbox, state: Path, url: str) -> subprocess.Popen[bytes]:
 
 def go(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
     assert proc.stdin is not None and proc.stdout is not None
-    assert proc.stdout.readline() == b"ready\n", "the daemon did not start"
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready and proc.stdout.readline() == b"ready\n", "the daemon did not start"
     proc.stdin.write(b"go\n")
     proc.stdin.flush()
     return proc

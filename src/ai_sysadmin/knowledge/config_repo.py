@@ -238,7 +238,22 @@ class ConfigRepo:
             raise
         # HEAD names the branch, so `git --git-dir ... log` reads what was indexed
         self.git("symbolic-ref", "HEAD", self.ref)
+        self._source.write_text(f"{self._url_key} {self.branch}\n", encoding="utf-8")
         return self.head()
+
+    @property
+    def _source(self) -> Path:
+        """Which repository and branch the copy was last fetched from (a digest of the URL)."""
+        return self.dir / "ai-sysadmin-source"
+
+    def copy_is_ours(self) -> bool:
+        """Whether the copy was last fetched from config_repo at config_branch as configured
+        now: until a fetch after a change of either, it is another repository's history."""
+        try:
+            return self._source.read_text(encoding="utf-8").split() == [self._url_key,
+                                                                         self.branch]
+        except OSError:
+            return False
 
     def head(self) -> str:
         return self.git("rev-parse", "--verify", "--quiet", f"{self.ref}^{{commit}}").strip()

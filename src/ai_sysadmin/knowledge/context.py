@@ -232,9 +232,6 @@ class KnowledgeRecall:
             except ConfigRepoError as exc:  # said once; knowledge works without it
                 log.warning("config_repo not used: %s", exc)
         self._synced_at: float | None = None
-        #: the repository copy was fetched by this process (with the knowledge base off, no
-        #: index says which repository the copy is of)
-        self._fetched_here = False
         #: the profile document last written per host: an unchanged host is not written again
         self._profiles: dict[str, str] = {}
         self._sync_task: asyncio.Task[None] | None = None
@@ -473,7 +470,6 @@ class KnowledgeRecall:
             raise AiSysadminError("no config_repo is configured")
         if not self.enabled:  # recent changes need the copy only
             commit = self.repo.fetch() if fetch else self.repo.head()
-            self._fetched_here = self._fetched_here or fetch
             self._synced_at = time.monotonic()
             return SyncReport(commit, len(self.repo.files(commit)))
         report = self.repo.sync(_Sink(self), fetch=fetch)
@@ -519,9 +515,10 @@ class KnowledgeRecall:
         self._sync_task = asyncio.get_running_loop().create_task(refresh())
 
     def changes_text(self, unit: str, failed_at: float | None = None, diffs: int = 1) -> str:
-        # the local copy is of the old repository until the sync the daemon started
+        # the local copy is of the old repository until the sync the daemon started (with
+        # no index, the copy itself says what it was fetched from)
         if self.repo is None or (self.repo.other_source() is not None if self.enabled
-                                 else not self._fetched_here):
+                                 else not self.repo.copy_is_ours()):
             return ""
         changes = recent_changes(self.repo, unit)
         if not changes:

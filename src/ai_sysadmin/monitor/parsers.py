@@ -114,22 +114,41 @@ def parse_meminfo(text: str, pressure: str | None = None, arcstats: str | None =
         swap_total_kb=values.get("SwapTotal", 0),
         swap_free_kb=values.get("SwapFree", 0),
         psi_some_avg60=parse_psi_some_avg60(pressure) if pressure else None,
-        arc_reclaimable_kb=parse_zfs_arc_reclaimable_kb(arcstats) if arcstats else 0,
+        arc_reclaimable_kb=_arc_reclaimable_kb(arcstats),
     )
+
+
+def _arc_reclaimable_kb(arcstats: str | None) -> int:
+    """0 where there is no ZFS or its statistics say nothing usable: the memory rule then
+    judges by MemAvailable alone, as before ZFS was looked at."""
+    if not arcstats:
+        return 0
+    try:
+        return parse_zfs_arc_reclaimable_kb(arcstats)
+    except ParseError:
+        return 0
 
 
 def parse_zfs_arc_reclaimable_kb(text: str) -> int:
     """What the ZFS ARC holds above its minimum, in kB, from arcstats' ``name type data``
     rows: the ARC shrinks to ``c_min`` under memory pressure, and the kernel counts none of
-    it in MemAvailable (openzfs/zfs#10255), so a ZFS host looks short of memory it has."""
+    it in MemAvailable (openzfs/zfs#10255), so a ZFS host looks short of memory it has. At
+    most what its lists can evict (``*_evictable_*``; ghost lists hold no data): dirty or
+    referenced buffers stay."""
     values: dict[str, int] = {}
+    evictable: int | None = None
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] in ("size", "c_min") and parts[2].isdigit():
-            values[parts[0]] = int(parts[2])
+        if len(parts) != 3 or not parts[2].isdigit():
+            continue
+        name, value = parts[0], int(parts[2])
+        values[name] = value
+        if "_evictable_" in name and "ghost" not in name:
+            evictable = (evictable or 0) + value
     if "size" not in values:
         raise ParseError("no ARC size in arcstats")
-    return max(0, values["size"] - values.get("c_min", 0)) // 1024
+    above_floor = max(0, values["size"] - values.get("c_min", 0))
+    return (above_floor if evictable is None else min(above_floor, evictable)) // 1024
 
 
 def parse_psi_some_avg60(text: str) -> float | None:

@@ -680,8 +680,7 @@ def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     _hidden_processes(readings, listing, snap, plan, "zombies")
 
 
-#: ZFS's ARC statistics: present only where its module is loaded (read by a shell builtin in
-#: the remote script, so a host without ZFS spends no process on it)
+#: ZFS's ARC statistics: present only where its module is loaded
 ZFS_ARCSTATS = "/proc/spl/kstat/zfs/arcstats"
 
 #: the mount table of the namespace the check's commands run in: which file systems are

@@ -95,11 +95,11 @@ class Daemon:
         in the middle of ChromaDB, aborts the process (SIGABRT) when a stop comes meanwhile.
         Until it is open, an investigation starts without it and its log says so."""
         knowledge = self.runtime.knowledge
+        if not knowledge.enabled:  # no ChromaDB to wait for: config_repo is kept fetched
+            await knowledge.open()
+            return
         delay = KNOWLEDGE_WARMUP_SECONDS
         while not await self._stopped_within(delay):
-            if not knowledge.enabled:  # config_repo is still kept fetched
-                await knowledge.open()
-                return
             try:
                 await asyncio.to_thread(lambda: knowledge.kb)
             except Exception as exc:

@@ -61,6 +61,13 @@ class Database:
                 raise
             try:
                 conn.execute("COMMIT")
+            except BaseException:
+                # a COMMIT that failed (a busy or failing disk) leaves the transaction open:
+                # later ones on this thread would nest in it and never commit
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
             finally:
                 after, self._local.after = self._local.after, None
             for said in after if not conn.in_transaction else ():

@@ -45,8 +45,11 @@ async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
                      f"on {snap.cores} cores")
     if snap.memory:
         m = snap.memory
-        lines.append(f"memory: {m.available_kb // 1024} MiB available of {m.total_kb // 1024} "
-                     f"MiB; swap free {m.swap_free_kb // 1024} of {m.swap_total_kb // 1024} MiB")
+        arc = (f" (+{m.arc_reclaimable_kb // 1024} MiB the ZFS ARC can give back)"
+               if m.arc_reclaimable_kb else "")
+        lines.append(f"memory: {m.available_kb // 1024} MiB available{arc} of "
+                     f"{m.total_kb // 1024} MiB; swap free {m.swap_free_kb // 1024} of "
+                     f"{m.swap_total_kb // 1024} MiB")
     for mount in snap.mounts or []:
         lines.append(f"disk {mount.target}: {mount.used_percent:.1f}% used, "
                      f"{mount.inodes_percent:.1f}% inodes ({mount.fstype}"
