@@ -680,8 +680,12 @@ def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     _hidden_processes(readings, listing, snap, plan, "zombies")
 
 
-#: ZFS's ARC statistics: present only where its module is loaded
+#: ZFS's ARC statistics: present only where its module is loaded; elsewhere its guard
+#: spares a process (a `cat`) and the script's stderr a line
 ZFS_ARCSTATS = "/proc/spl/kstat/zfs/arcstats"
+_ZFS = Guard("-e", ZFS_ARCSTATS, f"cat: {ZFS_ARCSTATS}: No such file or directory")
+_MEMORY = (Source.file("/proc/meminfo"), Source.file("/proc/pressure/memory"),
+           Source.file(ZFS_ARCSTATS, _ZFS))
 
 #: the mount table of the namespace the check's commands run in: which file systems are
 #: read-only, and whether /proc hides processes
@@ -761,8 +765,7 @@ def _no_position_yet(snap: Snapshot) -> bool:
 #: row reads what another found. Which rules need a row: ``rules.required_by(name)``.
 SECTIONS: tuple[Section, ...] = (
     Section("cpu", _files("/proc/stat"), parsers.parse_proc_stat),
-    Section("memory", _files("/proc/meminfo", "/proc/pressure/memory", ZFS_ARCSTATS),
-            apply=_memory),
+    Section("memory", lambda plan: _MEMORY, apply=_memory),
     Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
     Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
     Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),
