@@ -57,18 +57,26 @@ def test_restarts_after_clean_exits_are_no_crash_loop_failures_are(
     sandbox.write_file("/etc/systemd/system/crashy.service", UNIT.format(code=3))
     sandbox.exec(["systemctl", "daemon-reload"], check=True)
     sandbox.exec(["systemctl", "start", "poller.service", "crashy.service"], check=True)
+    seen: list[set[str]] = []
     try:
         collector = Collector(Scripted(sandbox, one_round_trip), lab_settings)
         limit = lab_settings.thresholds.crash_loop_restarts
         first = once_both_restarted(sandbox, collector, limit)
         counted = min((first.restarts or {}).get(u, 0) for u in ("poller.service",
                                                                   "crashy.service"))
-        second = once_both_restarted(sandbox, collector, counted)
+        # a failed run is known from what PID 1 wrote to the journal; on a busy machine
+        # journald may not have stored it yet when the count rose: the next look has it
+        deadline = time.monotonic() + 30
+        while not seen or ("crashy.service" not in seen[-1] and time.monotonic() < deadline):
+            second = once_both_restarted(sandbox, collector, counted)
+            assert {"restarts", "journal"}.isdisjoint(second.errors)
+            findings, judged = evaluate(RuleContext(second, lab_settings.thresholds,
+                                                    previous=first))
+            assert "crash_loop" in judged
+            seen.append({f.subject for f in findings if f.rule == "crash_loop"})
+            counted = min((second.restarts or {}).get(u, 0) for u in ("poller.service",
+                                                                       "crashy.service"))
     finally:
         sandbox.exec(["systemctl", "stop", "poller.service", "crashy.service"])
-    assert {"restarts", "journal"}.isdisjoint(second.errors)
-    findings, judged = evaluate(RuleContext(second, lab_settings.thresholds, previous=first))
-    assert "crash_loop" in judged
-    looping = {f.subject for f in findings if f.rule == "crash_loop"}
-    assert "crashy.service" in looping
-    assert "poller.service" not in looping
+    assert "crashy.service" in seen[-1]
+    assert not any("poller.service" in looping for looping in seen), seen

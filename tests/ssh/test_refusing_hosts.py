@@ -74,7 +74,12 @@ def config(odd_host: SshHost, known_hosts: Path, tmp_path: Path) -> Path:
         'ai_name = "hal"\nautonomy_level = "suggest"\n'
         f'state_dir = "{tmp_path / "state"}"\nremote_systems = [{systems}]\n'
         f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{odd_host.client.private}"]\n'
-        'use_ssh_config = false\nconnect_timeout = 3\n')
+        'use_ssh_config = false\nconnect_timeout = 3\n'
+        # the rules that read the whole machine (load, memory) judge the test machine, busy
+        # with the rest of the suite: quiet, so an exit code tells of the refusals alone
+        '[thresholds]\nload_per_core_warn = 1000\nload_per_core_critical = 2000\n'
+        'memory_available_warn_percent = 0\nmemory_available_critical_percent = 0\n'
+        'memory_psi_some_avg60 = 100\nswap_thrash_pages_per_second = 1e9\n')
     return path
 
 
