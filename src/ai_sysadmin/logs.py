@@ -101,18 +101,19 @@ class _Rotating(logging.handlers.RotatingFileHandler):
         # the size as written by every process, without formatting the record twice
         if self.stream is None or self.maxBytes <= 0:
             return False
-        if self._moved():
+        opened = os.fstat(self.stream.fileno())
+        if self._moved(opened):
             self._reopen()
             return False
-        return os.fstat(self.stream.fileno()).st_size >= self.maxBytes
+        return opened.st_size >= self.maxBytes
 
-    def _moved(self) -> bool:
-        """Whether the file at our name is no longer the one we write (rotated by another)."""
+    def _moved(self, opened: os.stat_result) -> bool:
+        """Whether the file at our name is no longer ``opened``, the one we write (another
+        process rotated it)."""
         try:
             now = os.stat(self.baseFilename)
         except FileNotFoundError:
             return True
-        opened = os.fstat(self.stream.fileno())
         return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
 
     def _reopen(self) -> None:
@@ -130,7 +131,7 @@ class _Rotating(logging.handlers.RotatingFileHandler):
             return
         try:
             fcntl.flock(directory, fcntl.LOCK_EX)
-            if self.stream is None or self._moved():
+            if self.stream is None or self._moved(os.fstat(self.stream.fileno())):
                 self._reopen()  # rotated meanwhile by the process that held the lock
                 return
             try:

@@ -24,6 +24,7 @@ from ai_sysadmin.hosts.ssh import SshTransport
 from ai_sysadmin.hosts.transport import CommandRefused
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.snapshot import Snapshot
+from tests.lab.daemon_runner import QUIET_HOST_WIDE
 
 from .conftest import Account, ClientKey, NetLab, SshHost, accounts, wait_until
 from .test_remote_approve import _cli, _propose
@@ -77,9 +78,7 @@ def config(odd_host: SshHost, known_hosts: Path, tmp_path: Path) -> Path:
         'use_ssh_config = false\nconnect_timeout = 3\n'
         # the rules that read the whole machine (load, memory) judge the test machine, busy
         # with the rest of the suite: quiet, so an exit code tells of the refusals alone
-        '[thresholds]\nload_per_core_warn = 1000\nload_per_core_critical = 2000\n'
-        'memory_available_warn_percent = 0\nmemory_available_critical_percent = 0\n'
-        'memory_psi_some_avg60 = 100\nswap_thrash_pages_per_second = 1e9\n')
+        '[thresholds]\n' + "".join(f"{k} = {v}\n" for k, v in QUIET_HOST_WIDE.items()))
     return path
 
 
