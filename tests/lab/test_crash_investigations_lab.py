@@ -4,6 +4,7 @@ finish: no incident is stuck, no action ran twice, every unit ends fixed (issue 
 from __future__ import annotations
 
 import os
+import pprint
 import random
 import re
 import select
@@ -22,7 +23,8 @@ from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.support.scripted_model import ScriptedModel, call, say
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+# alone: on a busy machine a fix can miss its verification and wait for a person
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.alone]
 HARNESS = Path(__file__).with_name("daemon_with_model.py")
 UNITS = [f"crash{n}.service" for n in range(1, 5)]
 TRIALS = 20
@@ -90,8 +92,8 @@ def _stuck(store: IncidentStore) -> list[Any]:
     """What a person would need to see of each incident left live: its history, its fixes."""
     actions = ActionStore(store.db).find()
     return [(i.id, i.subject, i.state, i.investigation_error,
-             [(e.kind, e.detail) for e in store.get(i.id).events][-12:],
-             [(a.id, a.state, a.reason) for a in actions if a.incident_id == i.id])
+             [(e.kind, e.detail) for e in store.get(i.id).events][-20:],
+             [(a.id, a.state, a.reason, a.result) for a in actions if a.incident_id == i.id])
             for i in store.incidents(None) if i.state not in ("resolved", "closed")]
 
 
@@ -120,7 +122,8 @@ def test_random_kills_strand_nothing_and_run_nothing_twice(tmp_path: Path) -> No
             deadline = time.monotonic() + 120
             while not settled(store, sb):
                 assert proc.poll() is None, "the daemon died on its own"
-                assert time.monotonic() < deadline, _stuck(store)
+                if time.monotonic() > deadline:  # in full: pytest would cut the history short
+                    pytest.fail(f"incidents left live:\n{pprint.pformat(_stuck(store))}")
                 time.sleep(0.2)
         finally:
             proc.terminate()

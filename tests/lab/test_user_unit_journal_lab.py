@@ -25,10 +25,12 @@ def test_a_user_units_errors_are_its_own_not_the_users_manager(
 ) -> None:
     sandbox.exec(["systemctl", "start", "user@0.service"], check=True)
     errors = lab_settings.thresholds.journal_error_burst + 5
+    # it stays alive until its lines are read: journald learns an entry's unit from the
+    # writer's cgroup, and a writer gone before a busy journald got to its stream has none
     sandbox.exec(["env", "XDG_RUNTIME_DIR=/run/user/0", "systemd-run", "--user",
                   "--unit=myapp", "sh", "-c",
-                  f'for i in $(seq {errors}); do echo "<3>myapp: cannot reach db $i"; done'],
-                 check=True)
+                  f'for i in $(seq {errors}); do echo "<3>myapp: cannot reach db $i"; done; '
+                  "exec sleep 120"], check=True)
     collector = Collector(SandboxTransport(sandbox), lab_settings)
     deadline = time.monotonic() + 30
     while True:
@@ -43,6 +45,8 @@ def test_a_user_units_errors_are_its_own_not_the_users_manager(
                and "cannot reach db" in " ".join(f.evidence)]
     assert burst.subject == "myapp.service of user@0.service"
     assert unit_problem(burst.subject) is not None  # no unit automation could act on
+    sandbox.exec(["env", "XDG_RUNTIME_DIR=/run/user/0", "systemctl", "--user", "stop",
+                  "myapp.service"], check=True)
 
 
 @pytest.mark.parametrize(("unit", "may"), [

@@ -38,7 +38,7 @@ from ai_sysadmin.store import Database, IncidentStore
 
 from .conftest import N_CTX, LlamaServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(600)]
 
 HOST = "testhost"
 #: the whole investigation, every LLM round trip included

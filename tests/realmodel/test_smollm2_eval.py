@@ -29,7 +29,7 @@ from ai_sysadmin.lab.eval.scores import ScenarioScore
 
 from .conftest import N_CTX, LlamaServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.lab, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.lab, pytest.mark.alone, pytest.mark.timeout(1200)]
 
 #: unit faults whose evidence a small model can read in one screen; a fix is a person's in all
 SCENARIOS = ("failed-unit-bad-config", "config-deleted", "crash-loop")
