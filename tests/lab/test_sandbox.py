@@ -18,7 +18,9 @@ pytestmark = pytest.mark.lab
 
 
 def _lab_cgroups() -> set[str]:
-    return {p.name for p in cgroup2_root().glob("ai-sysadmin-lab-*")}
+    """This process's labs (a cgroup's name ends in the pid that made it): another test
+    process on the machine boots and stops its own meanwhile."""
+    return {p.name for p in cgroup2_root().glob(f"ai-sysadmin-lab-*-{os.getpid()}")}
 
 
 def test_start_exec_stop_leaves_nothing_behind(tmp_path: Path) -> None:
