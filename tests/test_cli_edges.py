@@ -40,6 +40,14 @@ def test_help_and_version_load_no_library_layer(args: tuple[str, ...]) -> None:
         "config", "store", "llm", "agent", "executor", "orchestrator", "monitor", "notify"}}
 
 
+def test_help_loads_no_event_loop() -> None:
+    # asyncio (and the ssl it pulls in) is a command's import: 80 ms of every --help otherwise
+    done = subprocess.run([sys.executable, "-c", "import sys; from ai_sysadmin.cli.main "
+                           "import main; main(['--help']); print('asyncio' in sys.modules)"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.splitlines()[-1] == "False"
+
+
 def test_a_local_check_loads_no_llm_client_nor_executor() -> None:
     loaded = _modules_after("check", "--no-store")
     assert "ai_sysadmin.orchestrator.checker" in loaded

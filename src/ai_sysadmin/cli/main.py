@@ -6,7 +6,6 @@ import typer and rich, nothing of the library.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -148,8 +147,12 @@ def _stopped_as_ctrl_c(came: list[int]) -> Iterator[None]:
             # runs; a daemon's stops it; Python's raises KeyboardInterrupt
             signal.raise_signal(signal.SIGINT)
             return
-        # SIGINT ignored (a script's background job): what asyncio.run's would have done
+        # SIGINT ignored (a script's background job): what asyncio.run's would have done.
+        # asyncio is a command's import, not the CLI's: where none ran, no loop is running
+        asyncio = sys.modules.get("asyncio")
         try:
+            if asyncio is None:
+                raise RuntimeError
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise KeyboardInterrupt from None
@@ -213,10 +216,6 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         return _usage_error(exc)
     except (typer.Abort, KeyboardInterrupt):
         return _interrupted(came)
-    except asyncio.CancelledError:
-        if not came:
-            raise
-        return _interrupted(came)  # SIGTERM or SIGHUP cancelled asyncio.run's work
     except AiSysadminError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -227,6 +226,12 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         err.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False,
                   soft_wrap=True)
         return 2
+    except BaseException as exc:
+        # SIGTERM or SIGHUP cancelled asyncio.run's work (asyncio is loaded if it ran)
+        asyncio = sys.modules.get("asyncio")
+        if came and asyncio is not None and isinstance(exc, asyncio.CancelledError):
+            return _interrupted(came)
+        raise
     if code == 130:  # typer ends a KeyboardInterrupt so (silently), whichever signal made it
         return _interrupted(came)
     return code if isinstance(code, int) else 0
