@@ -150,12 +150,12 @@ def _stopped_as_ctrl_c(came: list[int]) -> Iterator[None]:
         # SIGINT ignored (a script's background job): what asyncio.run's would have done.
         # asyncio is a command's import, not the CLI's: where none ran, no loop is running
         asyncio = sys.modules.get("asyncio")
-        try:
-            if asyncio is None:
-                raise RuntimeError
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise KeyboardInterrupt from None
+        loop = None
+        if asyncio is not None:
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
+        if loop is None:
+            raise KeyboardInterrupt
         for task in asyncio.all_tasks(loop):
             task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # a loop asleep in select() wakes to it
