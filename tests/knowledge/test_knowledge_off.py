@@ -1,6 +1,7 @@
 """``knowledge.enabled = false``: a host that does not want ChromaDB gets none. Nothing opens it
 or makes its files, investigations go on from the evidence alone without a warning at each,
-the model's search says the base is off, nothing is learned, and the commands say it is off
+the model is not offered a search of it (a call anyway is told the base is off), nothing is
+learned, and the commands say it is off
 in one line (exit 2)."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.agent.context import ToolContext
+from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.knowledge.context import KnowledgeRecall
@@ -20,7 +23,7 @@ from ai_sysadmin.orchestrator.daemon import build_daemon
 from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.knowledge.gitrepo import GitRepo
-from tests.support.scripted_model import ScriptedModel, call, say, tool_results
+from tests.support.scripted_model import ScriptedModel, call, offered_tools, say, tool_results
 
 OFF = "the knowledge base is off (knowledge.enabled = false"
 
@@ -76,9 +79,14 @@ def test_an_investigation_goes_on_without_it_and_nothing_is_learned(
         with caplog.at_level(logging.INFO, logger="ai_sysadmin"):
             asyncio.run(go())
         searched = tool_results(model.requests[1])
+        offered = offered_tools(model.requests[0])
     incident = store.get(incident_id)
     assert incident.diagnosis.startswith("DIAGNOSIS: demo.service failed.")
     assert any(OFF in result for result in searched), searched
+    assert "search_knowledge is not available in this conversation" in searched[-1]
+    # nothing to search, no config repository: neither is offered; the host's tools are
+    assert not offered & {"search_knowledge", "recent_config_changes"}, offered
+    assert {"unit_status", "journal"} <= offered, offered
     assert not settings.knowledge_dir.exists()
     events = {getattr(r, "event", None) for r in caplog.records}
     assert not events & {"knowledge_unavailable", "recall_failed", "recall_skipped",
@@ -106,3 +114,22 @@ def test_config_repo_is_fetched_not_indexed_and_its_changes_still_reach_an_inves
     # config_repo changed, not fetched yet: the copy is the old one's, and says nothing
     switched = settings.model_copy(update={"config_repo": str(other.path)})
     assert KnowledgeRecall(switched).changes_text("nginx.service") == ""
+
+
+def test_a_model_is_offered_the_config_history_without_a_knowledge_base(tmp_path: Path) -> None:
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"nginx.nix": "{ }\n"}, "nginx", time.time() - 60)
+    off = {"knowledge": {"enabled": False}}
+    with_repo = Settings(ai_name="hal", state_dir=tmp_path / "a", config_repo=str(upstream.path),
+                         **off)
+    without = Settings(ai_name="hal", state_dir=tmp_path / "b", **off)
+    on = Settings(ai_name="hal", state_dir=tmp_path / "c", config_repo=str(upstream.path))
+
+    def offered(settings: Settings) -> set[str]:
+        ctx = ToolContext(settings, {}, "web1", knowledge=KnowledgeRecall(settings))
+        return set(REGISTRY.offered(ctx)) & {"search_knowledge", "recent_config_changes"}
+
+    assert offered(with_repo) == {"recent_config_changes"}
+    assert offered(without) == set()
+    assert offered(on) == {"search_knowledge", "recent_config_changes"}
+    assert not on.knowledge_dir.exists()  # asking what is offered opens nothing

@@ -128,6 +128,12 @@ def tool_results(request: JSON) -> list[str]:
     return [m.get("content", "") for m in request.get("messages", []) if m.get("role") == "tool"]
 
 
+def offered_tools(request: JSON) -> set[str]:
+    """The names of the tools a chat request offered the model (same shape in both
+    protocols)."""
+    return {tool["function"]["name"] for tool in request.get("tools") or []}
+
+
 def response_schema(request: JSON) -> JSON | None:
     """The JSON schema a chat request asked the answer to follow, in either protocol: Ollama's
     ``format`` (the schema itself), OpenAI's ``response_format`` (``json_schema`` or the older

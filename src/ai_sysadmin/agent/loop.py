@@ -120,7 +120,7 @@ class Agent:
         self.registry = registry
         self.ctx = ctx
         self.settings = settings
-        self.tool_names = list(tools) if tools is not None else registry.names
+        self.tool_names = list(tools) if tools is not None else registry.offered(ctx)
         self.on_event = on_event or (lambda event: None)
         # a per-conversation marker: host text cannot fake the end of its own block
         self.marker = f"host-output-{secrets.token_hex(4)}"
@@ -260,8 +260,12 @@ class Agent:
                            used: int) -> ToolResult:
         key = self._key(call)
         if call.name not in self.tool_names:
-            return ToolResult("error", f"unknown tool {call.name!r}; tools: "
-                              f"{', '.join(self.tool_names)}", from_host=False)
+            tool = self.registry.get(call.name)
+            why = tool.why_not(self.ctx) if tool is not None else None
+            said = (f"{call.name} is not available in this conversation: {why}" if why
+                    else f"unknown tool {call.name!r}")
+            return ToolResult("error", f"{said}; tools: {', '.join(self.tool_names)}",
+                              from_host=False)
         if used > self.settings.max_tool_calls:
             return ToolResult("refused", "tool budget exhausted: give your final answer now",
                               from_host=False)

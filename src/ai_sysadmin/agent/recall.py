@@ -12,6 +12,16 @@ class KnowledgeSource(Protocol):
     """Past incidents, knowledge and the config repository, as text for the model. Every
     item is labelled with where it came from and whether it may guide an automatic action."""
 
+    @property
+    def searchable(self) -> bool:
+        """Whether :meth:`search` can find anything: False where the knowledge base is off."""
+        ...
+
+    @property
+    def config_history(self) -> bool:
+        """Whether a config repository is there for :meth:`config_changes` to read."""
+        ...
+
     async def search(self, query: str, incident: Incident | None = None) -> str:
         """Knowledge and past incidents matching ``query`` (or, when it is empty, the
         incident's symptoms), best first; "" when nothing is relevant."""

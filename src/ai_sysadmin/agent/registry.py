@@ -32,6 +32,9 @@ class ToolResult:
 
 
 ToolFn = Callable[..., Awaitable[ToolResult | str]]
+#: why a tool cannot serve a conversation (its context lacks what it reads), or None where
+#: it can: a model is not offered a tool that could only answer that it cannot
+Unavailable = Callable[[Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ class Tool:
     description: str
     model: type[BaseModel]
     fn: ToolFn
+    unavailable: Unavailable | None = None
+
+    def why_not(self, ctx: Any) -> str | None:
+        """Why the tool cannot serve ``ctx``'s conversation; None where it can."""
+        return self.unavailable(ctx) if self.unavailable is not None else None
 
     @property
     def spec(self) -> ToolSpec:
@@ -58,10 +66,11 @@ class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
-    def tool(self) -> Callable[[ToolFn], ToolFn]:
+    def tool(self, unavailable: Unavailable | None = None) -> Callable[[ToolFn], ToolFn]:
         """Register ``async def name(ctx, arg: Annotated[type, Field(description=...)])``.
 
-        The docstring's first paragraph is the description the model reads.
+        The docstring's first paragraph is the description the model reads. ``unavailable``
+        says why a conversation's context cannot serve the tool (see :meth:`offered`).
         """
 
         def register(fn: ToolFn) -> ToolFn:
@@ -77,7 +86,7 @@ class ToolRegistry:
                 fields[param.name] = (hints[param.name], default)
             model = create_model(f"{name}_params", __base__=_Params, **fields)
             doc = inspect.getdoc(fn) or name
-            self._tools[name] = Tool(name, doc.split("\n\n")[0], model, fn)
+            self._tools[name] = Tool(name, doc.split("\n\n")[0], model, fn, unavailable)
             return fn
 
         return register
@@ -91,6 +100,10 @@ class ToolRegistry:
     @property
     def names(self) -> list[str]:
         return sorted(self._tools)
+
+    def offered(self, ctx: Any) -> list[str]:
+        """The tools a conversation with this context is offered: those that can serve it."""
+        return [name for name in self.names if self._tools[name].why_not(ctx) is None]
 
     def specs(self, names: list[str] | None = None) -> list[ToolSpec]:
         chosen = self._tools if names is None else {n: self._tools[n] for n in names}

@@ -237,6 +237,14 @@ class KnowledgeRecall:
         self._sync_task: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
+    @property
+    def searchable(self) -> bool:
+        return self.enabled
+
+    @property
+    def config_history(self) -> bool:
+        return self.repo is not None
+
     # -- the store ------------------------------------------------------------------------------
     def _with_kb(self, fn: Callable[[Any], Any]) -> Any:
         return self._store.use(fn)

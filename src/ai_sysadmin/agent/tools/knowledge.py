@@ -8,13 +8,29 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ...errors import AiSysadminError
+from ...errors import AiSysadminError, KnowledgeOff
 from ...store import Incident
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
 
 _NO_KNOWLEDGE = "there is no knowledge base in this conversation"
+
+
+def _no_search(ctx: ToolContext) -> str | None:
+    if ctx.knowledge is None:
+        return _NO_KNOWLEDGE
+    if not ctx.knowledge.searchable:
+        return str(KnowledgeOff())
+    return None
+
+
+def _no_history(ctx: ToolContext) -> str | None:
+    if ctx.knowledge is None:
+        return _NO_KNOWLEDGE
+    if not ctx.knowledge.config_history:
+        return "no config repository is configured (config_repo)"
+    return None
 
 
 def _incident(ctx: ToolContext) -> Incident | None:
@@ -26,7 +42,7 @@ def _incident(ctx: ToolContext) -> Incident | None:
         return None
 
 
-@REGISTRY.tool()
+@REGISTRY.tool(unavailable=_no_search)
 async def search_knowledge(
     ctx: ToolContext,
     query: Annotated[str, Field(max_length=500, description=(
@@ -35,8 +51,9 @@ async def search_knowledge(
 ) -> ToolResult:
     """Search past incidents and their verified fixes, the operator's notes and general
     knowledge; each result says where it came from and whether it may guide an action."""
-    if ctx.knowledge is None:
-        return ToolResult("error", _NO_KNOWLEDGE, from_host=False)
+    why = _no_search(ctx)
+    if why is not None or ctx.knowledge is None:
+        return ToolResult("error", why or _NO_KNOWLEDGE, from_host=False)
     incident = _incident(ctx)
     if not query.strip() and incident is None:
         return ToolResult("error", "give a query: there is no incident in this conversation",
@@ -46,7 +63,7 @@ async def search_knowledge(
     return ToolResult("ok", found or "nothing relevant in the knowledge base")
 
 
-@REGISTRY.tool()
+@REGISTRY.tool(unavailable=_no_history)
 async def recent_config_changes(
     ctx: ToolContext,
     unit: Annotated[str, Field(max_length=256, description=(
@@ -54,8 +71,9 @@ async def recent_config_changes(
 ) -> ToolResult:
     """Recent commits of the configuration repository that touched what a unit is built
     from (files that define or mention its service), newest first, with their diffs."""
-    if ctx.knowledge is None:
-        return ToolResult("error", _NO_KNOWLEDGE, from_host=False)
+    why = _no_history(ctx)
+    if why is not None or ctx.knowledge is None:
+        return ToolResult("error", why or _NO_KNOWLEDGE, from_host=False)
     incident = _incident(ctx)
     wanted = unit.strip() or (incident.subject if incident is not None else "")
     if not wanted:
