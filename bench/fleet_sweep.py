@@ -44,6 +44,9 @@ during the row (other users of the machine included); "hosts" is the fleet's own
 (every sshd, shell and command, from a cgroup of their own; not with --systemd, whose labs keep
 the cgroups their systemd made): what the sweep costs the managed hosts, and the ratio rows
 compare it, apart from the sweeper's CPU, which on a real fleet is another machine's.
+"sweeper" is this process's own CPU (its threads; rows it runs itself) and "idle" the cores'
+idle time during the row: on shared cores a row's wall time is about the sum of the three over
+the cores, and the warm rows' difference from their floor is given part by part.
 Targets (issue 9): a cold sweep >= 10x faster than the best Ansible and <= 1.3x the floor; the
 second sweep <= 1.1x its floor.
 
@@ -63,6 +66,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -315,11 +319,29 @@ def pinned(roots: list[int], fleet: set[int], own: set[int]) -> Iterator[None]:
 
 # -- measuring -----------------------------------------------------------------------------------
 
+def _machine_fields() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(f) for f in stat.readline().split()[1:8]]
+
+
 def machine_cpu() -> float:
     """CPU seconds used by the whole machine so far (user, nice, system, irq, softirq)."""
-    with open("/proc/stat") as stat:
-        fields = [int(f) for f in stat.readline().split()[1:8]]
+    fields = _machine_fields()
     return (sum(fields[:3]) + sum(fields[5:7])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_idle() -> float:
+    """Core-seconds the machine's cores have been idle so far (idle, iowait): within a row,
+    the time one core waited while the other still worked (the sweep's tail)."""
+    fields = _machine_fields()
+    return sum(fields[3:5]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process, all its threads (the sweeper's; Ansible's are its
+    children's, not counted)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class HostsCpu:
@@ -376,6 +398,9 @@ class Round:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.hosts: dict[str, float] = {}
+        #: rows this process ran itself: its own CPU, and the cores' idle time
+        self.own: dict[str, float] = {}
+        self.idle: dict[str, float] = {}
         self._hosts_cpu = hosts_cpu
 
     def _hosts_seconds(self) -> float:
@@ -387,9 +412,11 @@ class Round:
             self.hosts[row] = self._hosts_seconds() - hosts
 
     async def timed(self, row: str, work: Awaitable[T]) -> T:
+        own, idle = own_cpu(), machine_idle()
         cpu, hosts, started = machine_cpu(), self._hosts_seconds(), time.monotonic()
         result = await work
         self._took(row, started, cpu, hosts)
+        self.own[row], self.idle[row] = own_cpu() - own, machine_idle() - idle
         return result
 
     def timed_sync(self, row: str, work: Callable[[], bool]) -> None:
@@ -608,16 +635,17 @@ async def warm_rows(rnd: Round, repeats: int,
                     rows: dict[str, Callable[[], Awaitable[object]]]) -> None:
     """Each row ``repeats`` times, the rows alternating (so that a slow moment of the machine
     falls on all of them alike); each keeps its median."""
-    runs: dict[str, list[tuple[float, float, float]]] = {row: [] for row in rows}
+    kept = (rnd.wall, rnd.cpu, rnd.hosts, rnd.own, rnd.idle)
+    runs: dict[str, list[list[float | None]]] = {row: [] for row in rows}
     for _ in range(repeats):
         for row, work in rows.items():
             await rnd.timed(row, work())
-            runs[row].append((rnd.wall[row], rnd.cpu[row], rnd.hosts.get(row, 0.0)))
+            runs[row].append([values.get(row) for values in kept])
     for row, measured in runs.items():
-        rnd.wall[row] = statistics.median(w for w, _, _ in measured)
-        rnd.cpu[row] = statistics.median(c for _, c, _ in measured)
-        if row in rnd.hosts:
-            rnd.hosts[row] = statistics.median(h for _, _, h in measured)
+        for n, values in enumerate(kept):
+            taken = [m[n] for m in measured if m[n] is not None]
+            if taken:
+                values[row] = statistics.median(taken)
 
 
 async def _connect_and(bare: Bare, then: Awaitable[None]) -> None:
@@ -718,6 +746,19 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{mid} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
+def gap(rounds: list[Round], row: str, floor: str) -> str:
+    """What ``row`` spends more than ``floor``, part by part (median over the rounds): the
+    sweeper's CPU, the hosts' and the cores' idle time (a tail where one core waits)."""
+    parts = [("sweeper", "own"), ("hosts", "hosts"), ("idle", "idle")]
+    said = []
+    for name, of in parts:
+        values = [getattr(r, of)[row] - getattr(r, of)[floor] for r in rounds
+                  if row in getattr(r, of) and floor in getattr(r, of)]
+        if values:
+            said.append(f"{name} {statistics.median(values):+.3f}")
+    return ", ".join(said) or "-"
+
+
 def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected: list[int],
            tables: str) -> None:
     def ratio(num: str, den: str, digits: int = 2, of: str = "wall") -> str:
@@ -755,15 +796,19 @@ def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected:
           f"{', '.join(f'{c}/{hosts}' for c in collected)}")
     print("seconds: median (range) over the rounds; cpu: the machine's CPU seconds in the row"
           + ("; hosts: the fleet's own (sshd, shells, commands)"
-             if any(r.hosts for r in rounds) else ""))
+             if any(r.hosts for r in rounds) else "")
+          + "; sweeper: this process's (rows it ran); idle: the cores' idle seconds")
     print(f"process tables: {tables}")
     for row, label in rows:
         wall = [r.wall[row] for r in rounds if row in r.wall]
         cpu = [r.cpu[row] for r in rounds if row in r.cpu]
         hosts_cpu = [r.hosts[row] for r in rounds if row in r.hosts]
+        own = [r.own[row] for r in rounds if row in r.own]
+        idle = [r.idle[row] for r in rounds if row in r.idle]
         if wall:
             print(f"  {label:56s} {spread(wall, 3):>21s} s   cpu {spread(cpu, 1)}"
-                  + (f"   hosts {spread(hosts_cpu, 3)}" if hosts_cpu else ""))
+                  + (f"   hosts {spread(hosts_cpu, 3)}" if hosts_cpu else "")
+                  + (f"   sweeper {spread(own, 3)}   idle {spread(idle, 3)}" if own else ""))
     for c in configs:
         print(f"  ansible {c.name}: {c.described or 'ssh_args as shipped (ControlPersist)'}; "
               f"forks = {hosts}, interpreter_python named, host keys: the bench's known_hosts "
@@ -775,6 +820,8 @@ def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected:
     print(f"  cold  transport alone / the same commands, bare: {ratio(ALONE, SAME)}")
     print(f"  warm  this project / its floor: {ratio(OURS_WARM, FLOOR_WARM)} (target <= 1.1)")
     print(f"  warm  transport alone / its floor: {ratio(ALONE_WARM, FLOOR_WARM)}")
+    print(f"  warm  where this project's extra time goes (core-seconds more than its floor; "
+          f"wall ~ their sum / {os.cpu_count()} cores): {gap(rounds, OURS_WARM, FLOOR_WARM)}")
     if any(OURS_WARM in r.hosts for r in rounds):
         print("  the hosts' CPU (what a sweep costs the managed hosts, the sweeper's own CPU "
               "apart):")
@@ -794,7 +841,8 @@ def report(rounds: list[Round], configs: list[Ansible], fleet: Fleet, collected:
               f"commands, bare / floor: {ratio(SAME + SPLIT, FLOOR + SPLIT)}; this project / "
               f"them: {ratio(OURS + SPLIT, SAME + SPLIT)}")
         print(f"    warm  this project / its floor: "
-              f"{ratio(OURS_WARM + SPLIT, FLOOR_WARM + SPLIT)}")
+              f"{ratio(OURS_WARM + SPLIT, FLOOR_WARM + SPLIT)}; more than its floor: "
+              f"{gap(rounds, OURS_WARM + SPLIT, FLOOR_WARM + SPLIT)}")
 
 
 def main() -> None:
