@@ -132,6 +132,9 @@ class ToolRegistry:
                 params=arguments, from_host=False,
             )
         values = params.model_dump()
+        why = tool.why_not(ctx)
+        if why is not None:  # a tool that could only fail here is not run
+            return ToolResult("error", why, params=values, from_host=False)
         try:
             result = await tool.fn(ctx, **values)
         except Exception as exc:  # a tool failure is data for the model
