@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.errors import StoreError
+from ai_sysadmin.errors import StoreError, TransportError
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
@@ -34,6 +34,16 @@ class ScriptedHost(LocalTransport):
         self.show.write_text(unit_show("app.service"))
         self.ran.write_text("")
         self.hang = False
+        #: what its /etc/os-release says; None: it cannot be read (a host that stopped
+        #: answering after the probe)
+        self.os_release: str | None = 'ID=debian\nVERSION_ID="12"\n'
+
+    async def read_file(self, path: str, timeout: float = 20.0) -> str | None:
+        if path in ("/etc/os-release", "/usr/lib/os-release"):
+            if self.os_release is None:
+                raise TransportError(f"{HOST}: no answer: connection reset")
+            return self.os_release
+        return await super().read_file(path, timeout)
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         if argv == ("true",):
@@ -46,7 +56,8 @@ class ScriptedHost(LocalTransport):
 
     def commands(self) -> list[str]:
         return [line for line in self.ran.read_text().splitlines()
-                if "systemctl restart" in line or "journalctl --vacuum" in line]
+                if line.startswith(("systemctl restart", "journalctl --vacuum", "apt-get",
+                                    "nix-collect-garbage"))]
 
 
 def unit_show(unit_id: str, *aliases: str) -> str:
@@ -373,3 +384,111 @@ def test_a_stop_while_a_fix_is_verified_keeps_what_ran_and_leaves_the_verdict_to
     assert said["action.failed"].startswith("its commands ran; the verification was cut off")
     assert "escalated" not in said
     assert store.get(incident_id).state == "open"  # the next checks resolve or reinvestigate
+
+
+def test_an_os_specific_fix_approved_by_a_fresh_approve_runs(quick, store, host) -> None:
+    """`approve` is a process of its own, whose checkers have seen no check yet: the OS a fix
+    depends on is read from the host, not taken from a check that never ran there."""
+    action = asyncio.run(Executor(quick, store, {HOST: host}).propose(
+        HOST, "update_packages", {}))
+    assert action.state == "pending" and action.plan["commands"] == [["apt-get", "-y", "upgrade"]]
+    done = asyncio.run(Executor(quick, store, {HOST: host}).approve(action.id, "alice"))
+    assert done.state == "succeeded", done.reason
+    assert host.commands() == ["apt-get -y upgrade"]
+
+
+def test_a_fix_whose_os_cannot_be_read_waits_for_a_person_and_runs_once_it_can(
+        quick, store, host) -> None:
+    host.os_release = None
+    executor = Executor(quick.model_copy(update={"autonomy_level": "auto-full"}), store,
+                        {HOST: host})
+    # the daemon, before any check: not refused for good, a person's decision
+    action = asyncio.run(executor.propose(HOST, "nix_gc", {"older_than": "30d"}))
+    assert action.state == "pending", action.reason
+    assert "connection reset" in action.reason
+    # a person approves while the host still cannot say: nothing runs, approvable again
+    seen = asyncio.run(executor.rehearse(action.id))
+    assert seen.waits_again and "connection reset" in (seen.would_not or "")
+    waiting = asyncio.run(executor.approve(action.id, "alice"))
+    assert waiting.state == "pending" and "it can be approved again" in waiting.reason
+    assert host.commands() == []
+    # it answers, and is a NixOS host: the commands are shown as they are now, then run
+    host.os_release = "ID=nixos\n"
+    shown = asyncio.run(executor.approve(action.id, "alice"))
+    assert shown.state == "pending" and shown.plan["commands"] == [
+        ["nix-collect-garbage", "--delete-older-than", "30d"]]
+    assert asyncio.run(executor.approve(action.id, "alice")).state == "succeeded"
+    assert host.commands() == ["nix-collect-garbage --delete-older-than 30d"]
+    # on a host that answers it is not NixOS: refused, and it says what the host is
+    host.os_release = "ID=debian\n"
+    refused = asyncio.run(executor.propose(HOST, "nix_gc", {"older_than": "30d"}))
+    assert refused.state == "refused" and "this host is debian" in refused.reason
+
+
+def test_a_short_nix_gc_waits_for_a_person_where_a_long_one_runs(quick, store, host) -> None:
+    host.os_release = "ID=nixos\n"
+    executor = Executor(quick.model_copy(update={"autonomy_level": "auto-safe"}), store,
+                        {HOST: host})
+    short = asyncio.run(executor.propose(HOST, "nix_gc", {"older_than": "1d"}))
+    assert (short.state, short.risk) == ("pending", "medium")
+    assert "few generations are left" in short.reason
+    long = asyncio.run(executor.propose(HOST, "nix_gc", {"older_than": "14d"}))
+    assert (long.state, long.risk) == ("approved", "low")
+
+
+def test_a_fix_that_ran_too_often_is_escalated_and_its_dry_run_says_so(quick, store, host
+                                                                       ) -> None:
+    executor = Executor(quick, store, {HOST: host})
+    for size in ("500M", "400M", "300M"):  # as often as flapping_max allows in the window
+        ran = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": size}))
+        assert asyncio.run(executor.approve(ran.id, "alice")).state == "succeeded"
+    waiting = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "200M"}))
+
+    seen = asyncio.run(executor.rehearse(waiting.id))
+    assert seen.lines == [] and not seen.waits_again
+    assert "already ran 3 times" in (seen.would_not or "") and "escalated" in seen.would_not
+
+    done = asyncio.run(executor.approve(waiting.id, "alice"))
+    assert done.state == "escalated" and "already ran 3 times" in done.reason
+    escalated = [detail for what, detail in history(store, waiting.id) if what == "escalated"]
+    assert len(escalated) == 1 and "already ran 3 times" in escalated[0]
+    assert len(host.commands()) == 3
+
+
+class SudoHost(ScriptedHost):
+    """This host, where the configured sudo really runs (whatever it is given)."""
+
+    def __init__(self, tmp: Path, sudo: str) -> None:
+        super().__init__(tmp)
+        self.sudo = sudo
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        return argv if argv[0] == self.sudo else super().wrap(argv)
+
+
+def test_a_fix_sudo_would_not_run_here_is_not_claimed_and_can_be_approved_again(
+        quick, store, tmp_path, monkeypatch) -> None:
+    """A daemon (or `approve`) that is not root runs this host's fixes as `sudo -n -- ARGV`:
+    sudo is asked first (`sudo -n -l -- ARGV` runs nothing), so a sudo that is missing or has
+    no rule for the fix costs the at-most-once action nothing."""
+    refusing = tmp_path / "sudo"
+    refusing.write_text('#!/bin/sh\necho "$*" >> "$0.asked"\n'
+                        'echo "sudo: a password is required" >&2; exit 1\n')
+    refusing.chmod(0o755)
+    monkeypatch.setattr("ai_sysadmin.executor.executor.os.geteuid", lambda: 1000)
+    for sudo, said in (("/nonexistent/sudo", "cannot start"),
+                       (str(refusing), "sudo: a password is required")):
+        settings = quick.model_copy(update={"safety": quick.safety.model_copy(
+            update={"sudo": sudo})})
+        host = SudoHost(tmp_path, sudo)
+        executor = Executor(settings, store, {HOST: host})
+        action = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+        seen = asyncio.run(executor.rehearse(action.id))
+        assert seen.waits_again and said in (seen.would_not or "")
+        done = asyncio.run(executor.approve(action.id, "alice"))
+        assert done.state == "pending" and done.result is None, done.reason
+        assert said in done.reason and "it can be approved again" in done.reason
+        assert "action.executing" not in [what for what, _ in history(store, action.id)]
+    # asked with -l, for exactly the line the fix would run
+    asked = (tmp_path / "sudo.asked").read_text().splitlines()
+    assert asked and all(line == "-n -l -- journalctl --vacuum-size=500M" for line in asked)

@@ -139,7 +139,9 @@ def start_with_pid(sb: Sandbox, unit: str, pid: int) -> bool:
     return False
 
 
-def test_an_approved_kill_never_hits_the_process_that_took_over_the_pid(tmp_path: Path
+@pytest.mark.parametrize("as_command", [False, True], ids=["kill_process", "run_command"])
+def test_an_approved_kill_never_hits_the_process_that_took_over_the_pid(tmp_path: Path,
+                                                                        as_command: bool
                                                                         ) -> None:
     with Sandbox() as sb:
         apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
@@ -151,7 +153,10 @@ def test_an_approved_kill_never_hits_the_process_that_took_over_the_pid(tmp_path
         store = IncidentStore(Database(settings.db_path))
         executor = Executor(settings, store, {host: transport})
         pid = main_pid(sb, "runaway.service")
-        shown = asyncio.run(executor.propose(host, "kill_process", {"pid": pid}))
+        # the kill as the catalog's action, or as the argv a model may propose
+        kind, params = (("run_command", {"argv": ["kill", "-TERM", str(pid)]}) if as_command
+                        else ("kill_process", {"pid": pid}))
+        shown = asyncio.run(executor.propose(host, kind, params))
         assert shown.state == "pending" and "runaway.service" in shown.reason
         sb.exec(["systemctl", "stop", "runaway.service"], check=True)
         if not start_with_pid(sb, "db.service", pid):

@@ -59,3 +59,25 @@ def test_a_dry_run_of_a_host_that_does_not_answer_says_approve_would_run_nothing
     shown = json.loads(out)
     assert code == 2 and shown["would_run"] == [] and shown["waits_again"] is True
     assert "connection refused" in shown["would_not_run"]
+
+
+def test_a_fix_the_policy_now_refuses_says_why_where_approve_prints_it(
+        cli, config_file, settings, store) -> None:
+    host = short_hostname()
+    config_file('[safety]\nclean_paths = ["/var/cache"]\n')
+    executor = Executor(settings.model_copy(update={"safety": settings.safety.model_copy(
+        update={"clean_paths": ["/var/cache"]})}), store, {host: LocalTransport(host)})
+    action = asyncio.run(executor.propose(host, "clean_directory",
+                                          {"path": "/var/cache/nothere-xyz"}))
+    assert action.state == "pending"
+    config_file('[safety]\nclean_paths = ["/srv/cache"]\n')  # the operator narrowed them
+
+    code, out, err = cli("approve", "approve", str(action.id))
+    assert code == 1 and "state refused" in out
+    # what it says now is the refusal, on stdout and in the one line on stderr; not the
+    # verdict it was proposed with
+    assert "why: refused on approval by the policy" in out and "outside the configured" in out
+    assert "wait for a person" not in out
+    assert err.startswith(f"error: action {action.id} is refused: refused on approval")
+    code, out, _ = cli("approve", "list", "--all")
+    assert "outside the" in out and "wait for a person" not in out

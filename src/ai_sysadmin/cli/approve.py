@@ -57,7 +57,7 @@ def _print(action: Action) -> None:
               f"{esc(json.dumps(action.params))} on {esc(action.host)}", markup=True)
     out.print(f"state {action.state} · risk {action.risk} · incident {action.incident_id or '-'}"
               f" · created {_when(action.created_at)} · expires {_when(action.expires_at)}")
-    out.print(f"policy: {action.reason}", markup=False)
+    out.print(f"why: {action.reason}", markup=False)
     for argv in action.plan.get("commands", []):
         out.print(f"  runs: {json.dumps(argv)}", markup=False)
     if action.decided_by and action.state != "pending":  # pending again: that yes is spent
@@ -146,7 +146,11 @@ def approve(
                   f"{why or 'see `approve show`'}", markup=False, highlight=False,
                   soft_wrap=True)
         raise typer.Exit(2)
-    raise typer.Exit(0 if action.state in ("succeeded", "not_needed") else 1)
+    if action.state in ("succeeded", "not_needed"):
+        return
+    err.print(f"error: action {action.id} is {action.state}: {action.reason}", markup=False,
+              highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from ..aio import KeyedLocks
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, TransportError
+from ..hosts.osinfo import OsInfo
 from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor.findings import automation_may_touch
 from ..monitor.redact import redact
@@ -47,14 +48,19 @@ def _changed(action: Action, judged: Judged) -> str | None:
     commands = [list(c) for c in judged.plan.commands]
     if commands != [list(c) for c in action.plan.get("commands", [])]:
         return f"what it would run changed since it was decided, to {commands}"
-    if action.kind != "kill_process":
-        return None
+    if "process" not in action.plan and "process" not in judged.record:
+        return None  # it signals no process (a kill, or a run_command that is one)
     # a PID is reused: the same argv may now signal another process
     was, now = action.plan.get("process"), judged.record.get("process")
     if was is None or now is None or was != now:
         return (f"the process is not the one it was decided on: it was {_who_is(was)}, "
                 f"it is now {_who_is(now)}")
     return None
+
+
+def _unread(judged: Judged) -> str:
+    return (f"what the policy needs could not be read on the host ({judged.unread}), and "
+            f"without it: {judged.plan.reason}")
 
 
 def _who_is(process: dict[str, Any] | None) -> str:
@@ -93,6 +99,9 @@ class Judged:
 
     plan: Plan
     record: dict[str, Any]
+    #: why a fact the policy needed could not be read on the host, where the plan is refused
+    #: for want of it (or while it was missing): the refusal may not stand once it answers
+    unread: str | None = None
 
 
 _STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
@@ -134,12 +143,13 @@ class Executor:
         return self._checkers[host]
 
     # -- policy -------------------------------------------------------------------------------
-    def _os(self, host: str) -> tuple[str | None, tuple[str, ...]]:
+    def _last_seen_os(self, host: str) -> OsInfo | None:
+        """The OS of the host's last check here (None: no check yet, as in a fresh
+        ``approve``): where the host cannot be asked now."""
         checker = self._checkers.get(host) or (
             self.checker_for(host) if host in self.transports else None)
         snap = checker.previous if checker else None
-        os_info = snap.os if snap else None
-        return (os_info.id if os_info else None), (os_info.id_like if os_info else ())
+        return snap.os if snap else None
 
     def _incident_unit(self, incident_id: int | None) -> str | None:
         if incident_id is None:
@@ -166,9 +176,9 @@ class Executor:
         here = isinstance(transport, LocalTransport)
         own = self._own.get(here) or self._own.setdefault(
             here, own_identity(self.settings, transport))
-        os_id, os_like = self._os(host)
+        os_info = facts.os or self._last_seen_os(host)
         return PlanContext(
-            os_id=os_id, os_like=os_like,
+            os_id=os_info.id if os_info else None, os_like=os_info.id_like if os_info else (),
             protected=tuple(self.settings.safety.protected_units),
             clean_paths=tuple(self.settings.safety.clean_paths),
             facts_read=facts.read, facts_problem=facts.problem, units=facts.units,
@@ -187,11 +197,13 @@ class Executor:
         ctx = await self.plan_context(host, kind, params, incident_id)
         plan = plan_action(kind, params, ctx)
         record = plan.to_dict()
-        if plan.kind == "kill_process" and ctx.process is not None:
+        if plan.allowed and ctx.process is not None:
+            # a kill_process, or a run_command that is a kill: what it signals is this one
             proc = ctx.process.process
             record["process"] = {"pid": proc.pid, "comm": proc.comm, "cgroup": proc.cgroup,
                                  "started": await self._started(host, proc.pid)}
-        return Judged(plan, record)
+        unread = ctx.facts_problem if not plan.allowed else None
+        return Judged(plan, record, unread)
 
     async def _started(self, host: str, pid: int) -> str | None:
         transport = self.transports.get(host)
@@ -210,11 +222,13 @@ class Executor:
         proposed it; the decision is the policy's, and the audit says so."""
         judged = await self.judge(host, kind, params, incident_id)
         plan = judged.plan
+        # refused for want of a fact the host did not give: a person decides, once it answers
         decision = decide(self.settings.autonomy_level, plan.risk,
-                          None if plan.allowed else plan.reason)
+                          None if plan.allowed or judged.unread else plan.reason)
         state = _STATE_FOR[decision.outcome]
         # a refusal's reason already holds the plan's: say it once
-        reason = decision.reason if not plan.allowed else f"{decision.reason}; {plan.reason}"
+        reason = decision.reason if not plan.allowed and not judged.unread \
+            else f"{decision.reason}; {plan.reason}"
         if state == "approved" and self.settings.executor.dry_run:
             state = "recorded"
             reason = (f"dry run (executor.dry_run): would run "
@@ -290,6 +304,11 @@ class Executor:
                 action_id, "refused", who, "the autonomy level is observe: nothing runs"))
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
         plan = judged.plan
+        if judged.unread is not None:
+            return self.actions.replan(
+                action_id, action.plan, action.subject, action.risk,
+                f"not run, nothing ran: {_unread(judged)}; it can be approved again", who,
+                self._ttl)
         if not plan.allowed:
             why = f"refused on approval by the policy: {plan.reason}"
             return self._ended(self.actions.move(action_id, "refused", who, why), again=why)
@@ -440,6 +459,9 @@ class Executor:
         someone else, does not run on the strength of the old decision."""
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
         fresh = judged.plan
+        if judged.unread is not None:
+            return self._back_to_person(action, f"not run, nothing ran: {_unread(judged)}; "
+                                        "it can be approved again")
         if not fresh.allowed:
             why = f"refused by the policy just before running: {fresh.reason}"
             return self._ended(self.actions.move(action.id, "refused", "executor", why),
@@ -491,7 +513,29 @@ class Executor:
         if transport is None:
             return f"{action.host} is not a managed host here"
         why = await unanswered(transport, self.settings.command_timeout)
-        return None if why is None else redact(str(why))
+        if why is not None:
+            return redact(str(why))
+        return await self._sudo_refuses(action, transport)
+
+    async def _sudo_refuses(self, action: Action, transport: Transport) -> str | None:
+        """Where this host's fixes run as ``sudo -n -- ARGV`` (a daemon here that is not
+        root): why sudo would not run one of them, asked of sudo itself (``sudo -n -l --
+        ARGV`` runs nothing); None when it would, or where no sudo is used here. A remote
+        host's sudo answers the probe above."""
+        sudo = self._sudo(transport)
+        if not sudo:
+            return None
+        for line in self.command_lines(action):
+            command = line[len(sudo):]
+            try:
+                done = await transport.run([sudo[0], "-n", "-l", "--", *command],
+                                           self.settings.command_timeout)
+            except TransportError as exc:
+                return redact(str(exc))
+            if not done.ok:
+                said = done.stderr.strip() or f"exit {done.returncode}, not allowed"
+                return redact(f"sudo would not run {_shown(command)}: {said[-200:]}")
+        return None
 
     async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
         action = self.actions.get(action_id)
@@ -514,15 +558,9 @@ class Executor:
                                         "approved again")
         if (stopped := await self._still_allowed(action, by_person)) is not None:
             return stopped
-        safety = self.settings.safety
-        since = time.time() - safety.flapping_window_minutes * 60
-        tries = self.actions.recent_attempts(action.host, action.kind, action.subject, since)
-        if tries >= safety.flapping_max:
-            escalated = self.actions.move(
-                action_id, "escalated", "executor",
-                f"{action.kind} on {action.subject} already ran {tries} times in "
-                f"{safety.flapping_window_minutes:g} min: a person must look")
-            self._escalate(action, escalated.reason or "flapping")
+        if (flapping := self._flapping(action)) is not None:
+            escalated = self.actions.move(action_id, "escalated", "executor", flapping)
+            self._escalate(action, flapping)
             # a fix that keeps being needed does not hold: that is worth learning too
             return await self._told(escalated)
         claimed = self.actions.claim(action_id, actor)
@@ -551,6 +589,17 @@ class Executor:
         failed = self.actions.move(action_id, "failed", "executor", detail, result)
         self._escalate(claimed, f"action {action_id} did not fix it: {detail}")
         return await self._told(failed)
+
+    def _flapping(self, action: Action) -> str | None:
+        """Why the action must not run again so soon (it already ran as often as
+        ``flapping_max`` allows within the window); None when it may."""
+        safety = self.settings.safety
+        since = time.time() - safety.flapping_window_minutes * 60
+        tries = self.actions.recent_attempts(action.host, action.kind, action.subject, since)
+        if tries < safety.flapping_max:
+            return None
+        return (f"{action.kind} on {action.subject} already ran {tries} times in "
+                f"{safety.flapping_window_minutes:g} min: a person must look")
 
     async def _told(self, action: Action) -> Action:
         """The outcome to the listeners. A listener that fails (a knowledge base that is
@@ -595,6 +644,9 @@ class Executor:
         if (why := self._would_not_take(action)) is not None:
             return Rehearsal(action, [], why)
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
+        if judged.unread is not None:
+            return Rehearsal(action, [], f"approve would run nothing: {_unread(judged)}; it "
+                             "would wait for approval again", waits_again=True)
         if not judged.plan.allowed:
             return Rehearsal(action, [], "approve would refuse it: the policy refuses it now: "
                              f"{judged.plan.reason}")
@@ -605,6 +657,9 @@ class Executor:
         if (down := await self._reachable(action)) is not None:  # as _run asks before a claim
             return Rehearsal(action, [], f"approve would run nothing: {down}; it would wait "
                              "for approval again", waits_again=True)
+        if (flapping := self._flapping(action)) is not None:
+            return Rehearsal(action, [], f"approve would run nothing: {flapping}; it would "
+                             "be escalated")
         now = dataclasses.replace(action, plan={**action.plan, "commands": [
             list(c) for c in judged.plan.commands]})
         return Rehearsal(action, self.command_lines(now), None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..errors import TransportError
+from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..safety.catalog import FactsNeeded
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
@@ -29,6 +30,8 @@ class HostFacts:
     read: bool = False
     units: dict[str, UnitFacts] = field(default_factory=dict)
     process: ProcessFacts | None = None
+    #: the host's OS as its os-release says now, where the plan depends on it
+    os: OsInfo | None = None
     #: why something could not be read (the plan then leaves it to a person)
     problem: str | None = None
 
@@ -83,11 +86,13 @@ async def read_facts(transport: Transport | None, settings: Settings,
                      needed: FactsNeeded) -> HostFacts:
     if transport is None:
         return HostFacts(problem="no transport to the host")
-    if not needed.units and needed.pid is None:
+    if not needed.units and needed.pid is None and not needed.os:
         return HostFacts(read=True)
     settings = settings.on_host(transport.local_programs)
     facts = HostFacts(read=True)
     try:
+        if needed.os:
+            facts.os = await read_os_release(transport, settings.command_timeout)
         if needed.units:
             facts.units = await read_units(transport, settings, needed.units)
         if needed.pid is not None:

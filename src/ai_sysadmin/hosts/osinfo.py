@@ -5,6 +5,13 @@ from __future__ import annotations
 import functools
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+#: where os-release(5) says to look, in turn: /usr/lib's where /etc's is missing or empty
+OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +48,14 @@ def parse_os_release(text: str) -> OsInfo:
         pretty_name=values.get("PRETTY_NAME", values.get("NAME", "Linux")),
         version_id=values.get("VERSION_ID", ""),
     )
+
+
+async def read_os_release(transport: Transport, timeout: float = 20.0) -> OsInfo:
+    """The host's OS, read now through its transport (a host that does not answer raises
+    :class:`TransportError`; one with no os-release file is plain Linux, as os-release(5)
+    says)."""
+    for path in OS_RELEASE_PATHS:
+        text = await transport.read_file(path, timeout)
+        if text and text.strip():
+            return parse_os_release(text)
+    return parse_os_release("")

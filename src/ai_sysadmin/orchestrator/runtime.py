@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
 from ..errors import AiSysadminError, TransportError
-from ..hosts.osinfo import parse_os_release
+from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
 from ..monitor.snapshot import Snapshot
@@ -102,12 +102,7 @@ class Runtime:
         if known.os_id is not None:
             return known
         transport = self.transport(host)
-        text = ""
-        for path in ("/etc/os-release", "/usr/lib/os-release"):
-            text = await transport.read_file(path) or ""
-            if text:
-                break
-        info = parse_os_release(text)
+        info = await read_os_release(transport, self.settings.command_timeout)
         generation, systemd = None, None
         with contextlib.suppress(TransportError):
             link = await transport.run(["readlink", "--", NIXOS_SYSTEM_PROFILE])

@@ -24,7 +24,7 @@ from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
-from .remediation_commands import kill_pid, systemctl_operands
+from .remediation_commands import LOW_RISK_DAYS, kill_pid, systemctl_operands
 from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
 from .units import normalise_unit
 
@@ -61,6 +61,8 @@ class FactsNeeded:
 
     units: tuple[str, ...] = ()
     pid: int | None = None
+    #: the host's OS, read fresh: the plan differs by it (or exists only on one)
+    os: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,13 @@ def _is_nixos(ctx: PlanContext) -> bool:
     return ctx.os_id == "nixos"
 
 
+def _this_os(ctx: PlanContext) -> str:
+    """The host's OS as a refusal names it; unknown, with why where it could not be read."""
+    if ctx.os_id:
+        return ctx.os_id
+    return f"unknown (not read: {ctx.facts_problem[:160]})" if ctx.facts_problem else "unknown"
+
+
 def judge_unit_on_host(verb: str, unit: str, ctx: PlanContext) -> tuple[str, Verdict]:
     """The unit's canonical name and the verdict on ``systemctl VERB`` from the host's facts;
     facts that could not be read leave a start, restart or stop to a person."""
@@ -185,16 +194,19 @@ def _vacuum(p: VacuumParams, ctx: PlanContext) -> Plan:
 
 def _nix_gc(p: GcParams, ctx: PlanContext) -> Plan:
     if not _is_nixos(ctx) and "nixos" not in ctx.os_like:
-        return _refuse("nix_gc", f"nix_gc needs NixOS; this host is {ctx.os_id or 'unknown'}")
-    return Plan("nix_gc", True, f"delete Nix generations older than {p.older_than}", "low",
-                "nix-store", (("nix-collect-garbage", "--delete-older-than", p.older_than),),
+        return _refuse("nix_gc", f"nix_gc needs NixOS; this host is {_this_os(ctx)}")
+    reason, risk = f"delete Nix generations older than {p.older_than}", "low"
+    if int(p.older_than[:-1]) < LOW_RISK_DAYS:  # as the command policy judges its argv
+        reason, risk = f"{reason}: few generations are left to roll back to", "medium"
+    return Plan("nix_gc", True, reason, risk, "nix-store",
+                (("nix-collect-garbage", "--delete-older-than", p.older_than),),
                 params=p.model_dump())
 
 
 def _rollback(p: NoParams, ctx: PlanContext) -> Plan:
     if not _is_nixos(ctx):
         return _refuse("nix_rollback_generation",
-                       f"a generation rollback needs NixOS; this host is {ctx.os_id or 'unknown'}")
+                       f"a generation rollback needs NixOS; this host is {_this_os(ctx)}")
     return Plan("nix_rollback_generation", True, "switch to the previous NixOS generation",
                 "medium", "system", (("nixos-rebuild", "switch", "--rollback"),),
                 rollback=(("nixos-rebuild", "switch", "--rollback"),))
@@ -202,7 +214,7 @@ def _rollback(p: NoParams, ctx: PlanContext) -> Plan:
 
 def _rebuild(p: NoParams, ctx: PlanContext) -> Plan:
     if not _is_nixos(ctx):
-        return _refuse("nixos_rebuild_switch", f"needs NixOS; this host is {ctx.os_id}")
+        return _refuse("nixos_rebuild_switch", f"needs NixOS; this host is {_this_os(ctx)}")
     return Plan("nixos_rebuild_switch", True, "rebuild and switch the configuration", "high",
                 "system", (("nixos-rebuild", "switch"),),
                 rollback=(("nixos-rebuild", "switch", "--rollback"),))
@@ -211,8 +223,9 @@ def _rebuild(p: NoParams, ctx: PlanContext) -> Plan:
 def _update(p: NoParams, ctx: PlanContext) -> Plan:
     profile = profile_for(ctx.os_id, ctx.os_like)
     if profile is None or profile.update is None:
-        return _refuse("update_packages", f"no package update command is known for "
-                       f"{ctx.os_id or 'this OS'} (generic systemd)")
+        known = (f"{ctx.os_id} (generic systemd)" if ctx.os_id
+                 else f"this host's OS, {_this_os(ctx)}")
+        return _refuse("update_packages", f"no package update command is known for {known}")
     return Plan("update_packages", True, f"install pending updates ({profile.family})", "high",
                 "packages", (profile.update,), rollback=(profile.rollback,)
                 if profile.rollback else ())
@@ -228,7 +241,9 @@ def _judge_kill(pid: int, ctx: PlanContext) -> tuple[str | None, str, tuple[str,
     if ctx.process is None:
         if ctx.facts_read:
             return f"there is no process {pid} on the host", "", ()
-        return None, "", ("whom it belongs to is unknown (no host was asked)",)
+        asked = f"the host could not tell: {ctx.facts_problem[:160]}" if ctx.facts_problem \
+            else "no host was asked"
+        return None, "", (f"whom it belongs to is unknown ({asked})",)
     verdict = judge_process(ctx.process, protected=ctx.protected, own_units=ctx.own_units,
                             own_pids=ctx.own_pids, units=ctx.units)
     proc = ctx.process.process
@@ -283,16 +298,19 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
                        {"argv": p.argv})
     person: tuple[str, ...] = ()
     refused: str | None = None
+    what = decision.reason
     if target is not None:
         verb, unit = target
         _, verdict = judge_unit_on_host(verb, unit, ctx)
         refused, person = verdict.refused, verdict.person
     elif (pid := kill_pid(p.argv)) is not None:
-        # the same process the same way as kill_process: a PID is no less protected here
-        refused, _, person = _judge_kill(pid, ctx)
+        # the same process the same way as kill_process: a PID is no less protected here,
+        # and the person is shown whose it is
+        refused, where, person = _judge_kill(pid, ctx)
+        what += f": {where}" if where else ""
     if refused:
         return _refuse("run_command", refused, " ".join(p.argv)[:200], {"argv": p.argv})
-    reason = f"run {' '.join(p.argv)[:200]} ({decision.reason})"
+    reason = f"run {' '.join(p.argv)[:200]} ({what})"
     if person:
         reason += f"; a person weighs: {'; '.join(person)}"
     # a free-form command is always a person's decision, whatever the argv
@@ -327,13 +345,16 @@ def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
         if isinstance(pid, str) and _PID_TEXT.match(pid):
             pid = int(pid)
         return FactsNeeded(pid=pid if isinstance(pid, int) and pid > 0 else None)
-    return FactsNeeded()
+    spec = CATALOG.get(kind)
+    return FactsNeeded(os=spec is not None and spec.needs_os)
 
 
 @dataclass(frozen=True)
 class ActionSpec:
     params: type[_Params]
     plan: Callable[[Any, PlanContext], Plan]
+    #: its plan depends on the host's OS (PlanContext.os_id)
+    needs_os: bool = False
 
 
 CATALOG: dict[str, ActionSpec] = {
@@ -341,12 +362,12 @@ CATALOG: dict[str, ActionSpec] = {
     "start_unit": ActionSpec(UnitParams, _unit_action("start", True)),
     "reset_failed_unit": ActionSpec(UnitParams, _unit_action("reset-failed", False)),
     "vacuum_journal": ActionSpec(VacuumParams, _vacuum),
-    "nix_gc": ActionSpec(GcParams, _nix_gc),
-    "nix_rollback_generation": ActionSpec(NoParams, _rollback),
+    "nix_gc": ActionSpec(GcParams, _nix_gc, needs_os=True),
+    "nix_rollback_generation": ActionSpec(NoParams, _rollback, needs_os=True),
     "kill_process": ActionSpec(KillParams, _kill),
     "clean_directory": ActionSpec(CleanParams, _clean),
-    "update_packages": ActionSpec(NoParams, _update),
-    "nixos_rebuild_switch": ActionSpec(NoParams, _rebuild),
+    "update_packages": ActionSpec(NoParams, _update, needs_os=True),
+    "nixos_rebuild_switch": ActionSpec(NoParams, _rebuild, needs_os=True),
     "reboot": ActionSpec(NoParams, _reboot),
     "run_command": ActionSpec(CommandParams, _command),
 }

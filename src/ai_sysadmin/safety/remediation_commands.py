@@ -187,7 +187,7 @@ def _journalctl(args: list[str], protected: tuple[str, ...]) -> Decision | None:
     match = _VACUUM_TIME.fullmatch(time or "")
     assert match is not None
     days = int(match.group(1)) * _DAYS[match.group(2)]
-    risk = "low" if days >= 7 else "medium"
+    risk = "low" if days >= LOW_RISK_DAYS else "medium"
     return Decision(True, f"deletes archived journal entries older than {time}", risk)
 
 
@@ -222,6 +222,9 @@ _PACMAN_WHY = {**dict.fromkeys(("--overwrite", "-d", "--nodeps", "-dd"),
                                "skips package safety checks; never allowed"),
                **dict.fromkeys(("-r", "--root", "-b", "--dbpath", "--config"),
                                "redirects the target (another root or database)")}
+#: history younger than this (journal entries, Nix generations) is little to fall back on: a
+#: deletion that keeps less is medium risk
+LOW_RISK_DAYS = 7
 _NIX_GC_WHY = dict.fromkeys(("-d", "--delete-old"), "deletes every old generation: no "
                             "rollback would be left")
 _NIX_ENV_WHY = {**dict.fromkeys(("--delete-generations", "-e", "--uninstall", "-i",
@@ -275,15 +278,21 @@ def _reboot(args: list[str], protected: tuple[str, ...]) -> Decision:
 
 
 def _nix_gc(args: list[str], protected: tuple[str, ...]) -> Decision:
-    if len(args) == 2 and args[0] == "--delete-older-than" and not re.fullmatch(
-            r"[1-9][0-9]{0,3}d", args[1]):
+    for arg in args:
+        if arg in _NIX_GC_WHY:
+            raise Refused(f"nix-collect-garbage {arg} {_NIX_GC_WHY[arg]}")
+    if len(args) != 2 or args[0] != "--delete-older-than":
+        raise Refused(f"nix-collect-garbage {' '.join(args)[:80]} is not on the remediation "
+                       "allow-list (allowed: nix-collect-garbage --delete-older-than Nd)")
+    days = re.fullmatch(r"([1-9][0-9]{0,3})d", args[1])
+    if days is None:
         raise Refused(f"nix-collect-garbage --delete-older-than {args[1][:20]!r} is not a "
                        "number of days like 14d (at least 1d)")
-    shape = ["--delete-older-than", "Nd"] if len(args) == 2 else args
-    decision = _exact("nix-collect-garbage", shape, {
-        ("--delete-older-than", "Nd"): ("low", "deletes Nix generations older than "
-                                        f"{args[-1] if args else ''}")}, _NIX_GC_WHY)
-    return decision
+    why = f"deletes Nix generations older than {args[1]}"
+    if int(days.group(1)) < LOW_RISK_DAYS:
+        # next to -d, which is refused: what is left to roll back to is days old at most
+        return Decision(True, f"{why}: few generations are left to roll back to", "medium")
+    return Decision(True, why, "low")
 
 
 REMEDIATION: dict[str, Callable[[list[str], tuple[str, ...]], Decision | None]] = {

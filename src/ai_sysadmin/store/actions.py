@@ -197,7 +197,9 @@ class ActionStore:
                 if replanned is not None:
                     sets += ["plan=?", "subject=?", "risk=?"]
                     args += [json.dumps(replanned[0]), replanned[1], replanned[2]]
-            if new == "recorded":  # what `approve show` says of it: why it did not run
+            if new not in ("pending", "approved", "executing"):
+                # what `approve list/show` says of it: why it ended so (refused on approval,
+                # no longer needed, ran too often), not the decision it started from
                 sets.append("reason=?")
                 args.append(reason)
             if new in ("succeeded", "failed"):
