@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.safety.sudo_rules import sudoers_text
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 
 pytestmark = pytest.mark.lab
@@ -257,3 +260,53 @@ def test_kills_of_a_process_its_service_starts_again_meet_the_flapping_limit(
     assert {subject for subject, _ in ended} == {"hog.service"}
     assert [state for _, state in ended[:-1]] == ["succeeded"] * settings.safety.flapping_max
     assert ended[-1][1] == "escalated"
+
+
+class AsNobody(LocalTransport):
+    """This host as a daemon that is not root meets it: every command as nobody, here the
+    lab's (its sudo and sudoers are real)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        super().__init__(sb.hostname)
+        self.sb = sb
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        return self.sb.nsenter_argv(("setpriv", "--reuid=65534", "--regid=65534",
+                                     "--clear-groups", *argv))
+
+
+def test_a_daemon_that_is_not_root_runs_what_its_sudo_rules_allow_and_asks_for_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Sandbox() as sb:
+        if sb.exec(["sh", "-c", "command -v sudo visudo setpriv"]).returncode:
+            reason = "sudo, visudo or setpriv is not installed"
+            if os.environ.get("CI"):
+                pytest.fail(f"{reason}; CI must run the sudo test", pytrace=False)
+            pytest.skip(reason)
+        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "suggest"})
+        rules = sudoers_text(settings, "nobody", lambda p: shutil.which(p) or p)
+        sb.write_file("/etc/sudoers.d/ai-sysadmin", rules, mode=0o440)
+        assert sb.exec(["visudo", "-c", "-f", "/etc/sudoers.d/ai-sysadmin"]).returncode == 0
+        apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
+        apply(sb, "start_unit", {"name": "runaway.service"})
+        pid = main_pid(sb, "runaway.service")
+        transport = AsNobody(sb)
+        monkeypatch.setattr("ai_sysadmin.executor.executor.os.geteuid", lambda: 65534)
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {transport.host: transport})
+
+        # the rules hold -TERM only: a KILL is not claimed, and can be approved again
+        kill = asyncio.run(executor.propose(transport.host, "kill_process",
+                                            {"pid": pid, "signal": "KILL"}))
+        assert kill.state == "pending"
+        waiting = asyncio.run(executor.approve(kill.id, "alice"))
+        assert waiting.state == "pending" and waiting.result is None
+        assert f"sudo -n -l says it would not run kill -KILL {pid} (exit 1" in waiting.reason
+        assert main_pid(sb, "runaway.service") == pid
+
+        # what the rules allow runs, through sudo, as root
+        vacuum = asyncio.run(executor.propose(transport.host, "vacuum_journal",
+                                              {"max_size": "500M"}))
+        done = asyncio.run(executor.approve(vacuum.id, "alice"))
+        assert done.state == "succeeded", done.reason
+        assert done.result["commands"][0]["argv"] == ["journalctl", "--vacuum-size=500M"]

@@ -533,8 +533,10 @@ class Executor:
             except TransportError as exc:
                 return redact(str(exc))
             if not done.ok:
-                said = done.stderr.strip() or f"exit {done.returncode}, not allowed"
-                return redact(f"sudo would not run {_shown(command)}: {said[-200:]}")
+                # sudo -l says no by its exit code alone; a password it wants, on stderr
+                lines = done.stderr.strip().splitlines()
+                return redact(f"sudo -n -l says it would not run {_shown(command)} (exit "
+                              f"{done.returncode}{': ' + lines[-1][:200] if lines else ''})")
         return None
 
     async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
