@@ -59,10 +59,21 @@ class JsonLines(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                data[key] = self.mask(value) if isinstance(value, str) else value
+                data[key] = self._masked(value)
         if record.exc_info:
             data["exc"] = self.mask(self.formatException(record.exc_info))
         return json.dumps(data, default=str)
+
+    def _masked(self, value: Any) -> Any:
+        """Every text in an extra masked, also inside lists and mappings (an investigation
+        logs the proposals it made: the model's words)."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {k: self._masked(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._masked(v) for v in value]
+        return value
 
 
 #: control characters as a reader of a journal line sees them: ``\\n``, ``\\x1b``

@@ -131,3 +131,13 @@ def test_busy_crosses_the_queue_as_unavailable(tmp_path: Path) -> None:
         with pytest.raises(LLMUnavailable, match="HTTP 503") as raised:
             asyncio.run(ask())
     assert "server busy, please try again" in str(raised.value)
+
+
+def test_a_retry_after_that_is_no_date_is_a_busy_answer_without_a_wait(
+        llm_settings: Make, with_backend: Run) -> None:
+    # a date whose zone offset no clock can hold: the header says nothing usable
+    odd = "Mon, 01 Jan 2024 00:00:00 +99999999999999999999"
+    with ScriptedModel([http_error(503, retry_after=odd), say("loaded")]) as model:
+        result = chat(with_backend, llm_settings(model.url))
+    assert result.message.content == "loaded"
+    assert len(chat_hits(model)) == 2

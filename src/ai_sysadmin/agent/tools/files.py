@@ -95,26 +95,28 @@ async def read_file(
         result = await transport.run(argv, ctx.settings.command_timeout)
     except TransportError as exc:  # it may quote the host's stderr
         return ToolResult("error", str(exc), command=argv)
-    return _judged(ctx, resolved, argv, result)
+    # where a link led, the name read (in the answer and in its command) is one that whoever
+    # made the link chose: host text, fenced as such
+    return _judged(ctx, resolved, argv, result, named_by_host=resolved != path)
 
 
-def _judged(ctx: ToolContext, resolved: str, argv: list[str],
-            result: CommandResult) -> ToolResult:
+def _judged(ctx: ToolContext, resolved: str, argv: list[str], result: CommandResult,
+            named_by_host: bool) -> ToolResult:
     """read_file's answer from what the read script printed: the file the host opened must
     pass the file policy too, and hold no private key."""
     if result.returncode == EXIT_NOT_REGULAR:
         return ToolResult("refused", f"refused: {not_regular(resolved, result.stdout)}",
-                          command=argv, from_host=False)
+                          command=argv, from_host=named_by_host)
     if result.returncode == EXIT_SWAPPED:
         return ToolResult("refused", f"refused by policy: {resolved} was replaced by a file "
                           "that is not a regular file while it was being opened",
-                          command=argv, from_host=False)
+                          command=argv, from_host=named_by_host)
     if not result.ok:
         return ToolResult("error", result.stderr.strip() or "cannot read", command=argv)
     read = opened(result.stdout)
     if read is None:
         return ToolResult("error", "cannot tell which file the host opened (is /proc "
-                          "mounted?)", command=argv, from_host=False)
+                          "mounted?)", command=argv, from_host=named_by_host)
     decision = check_read(read.path, read.path, ctx.own_secrets)
     if not decision.allowed:
         # the reason quotes the name the file really has: whoever swapped it chose it
@@ -122,7 +124,7 @@ def _judged(ctx: ToolContext, resolved: str, argv: list[str],
                           f"read; what was opened: {decision.reason}", command=argv)
     if holds_private_key(read.text):
         return ToolResult("refused", "refused by policy: the file holds a private key",
-                          command=argv, from_host=False)
+                          command=argv, from_host=named_by_host)
     return ToolResult("ok", read.text or "(empty file)", command=argv)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ...monitor.redact import redact
 from ...safety.actions import ACTION_KINDS
 from ...safety.catalog import CATALOG, checked_parameters
 from ..context import ToolContext
@@ -60,6 +61,14 @@ async def propose_action(
             ctx.store.audit("agent", "proposal.invalid", f"incident:{ctx.incident_id}",
                             f"{kind} {json.dumps(parameters)[:300]}: {problem[:300]}")
         return ToolResult("error", problem, from_host=False)
+    shown = json.dumps(parameters)
+    if redact(shown) != shown:
+        # what a fix runs is stored, logged and shown to people: never a secret, and a
+        # masked one would be another command than the one proposed
+        return ToolResult("error", "the parameters hold what looks like a secret (a password, "
+                          "a token, a key); a fix is proposed without one", from_host=False)
+    # the model saw masked text only; masking its words too is the second layer
+    rationale = redact(rationale)
     proposal = {"kind": kind, "parameters": parameters, "rationale": rationale,
                 "host": ctx.default_host}
     proposal_id = None

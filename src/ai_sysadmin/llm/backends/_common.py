@@ -123,9 +123,10 @@ def retry_after(value: str | None, now: float) -> float | None:
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now
+        except (TypeError, ValueError, OverflowError, IndexError):
+            # a server's header is its text: a zone offset of 20 digits is no date either
             return None
-        seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
