@@ -86,3 +86,41 @@ def _until(checker: HostChecker, done: object, seconds: float, what: str) -> Che
         if done(report):  # type: ignore[operator]
             return report
         assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
+
+
+#: a few errors a second, steadily
+STEADY = ("import time\n"
+          "while True:\n"
+          "    print('<3>flood: upstream refused', flush=True)\n"
+          "    time.sleep(0.2)\n")
+
+
+def test_a_check_that_has_seen_part_of_the_window_leaves_the_burst_open(
+        tmp_path: object) -> None:
+    """Two `check`s seconds apart: the second reads the journal from where the first left
+    off, a few entries of a steady burst; too little of the window to say it is over."""
+    window = 4.0
+    settings = Settings(ai_name="labtest", state_dir=tmp_path,
+                        thresholds={"journal_burst_window_seconds": window,
+                                    "journal_error_burst": 10})
+    store = IncidentStore(Database(settings.db_path))
+    with Sandbox() as sb:
+        transport = SandboxTransport(sb)
+        daemon = HostChecker(transport, settings, store)
+        asyncio.run(daemon.check("interval"))
+        sb.exec(["systemd-run", f"--unit={FLOOD}", "python3", "-c", STEADY], check=True)
+        try:
+            opened = _until(daemon, lambda report: burst(report) is not None, 30,
+                            "the burst to open")
+            [incident] = [i for i in store.incidents() if i.rule == "journal_error_burst"]
+            assert opened.outcome and incident.id in opened.outcome.opened
+            looks = [asyncio.run(HostChecker(transport, settings, store, consumer="check")
+                                 .check("cli")) for _ in range(2)]
+            later = asyncio.run(daemon.check("interval"))
+        finally:
+            sb.exec(["systemctl", "stop", FLOOD])
+    second = looks[1]
+    assert len(second.snapshot.journal or []) < 10  # what it read since the first
+    assert "journal_error_burst" not in second.judged_rules
+    assert second.outcome and second.outcome.resolved == []
+    assert burst(later) is not None and store.get(incident.id).state == "open"

@@ -89,3 +89,51 @@ def test_a_crash_loop_incident_stays_open_while_restart_counts_cannot_be_read(
     assert any(u.name == "crashy.service" for u in blind.snapshot.units or [])
     assert blind.outcome and blind.outcome.resolved == []
     assert store.get(incident.id).state == "open"
+
+
+#: runs two seconds, fails, and is started again: between crashes it looks healthy
+SLOW_LOOP = """\
+[Unit]
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=/bin/sh -c 'sleep 2; exit 1'
+Restart=on-failure
+RestartSec=100ms
+"""
+
+
+def running_after(sb: Sandbox, unit: str, count: int) -> bool:
+    shown = sb.exec(["systemctl", "show", "--property=NRestarts,SubState", unit]).stdout
+    props = dict(line.split("=", 1) for line in shown.split())
+    return int(props.get("NRestarts") or 0) > count and props.get("SubState") == "running"
+
+
+def test_a_first_look_between_two_crashes_leaves_the_crash_loop_open(tmp_path: Path) -> None:
+    """`check` from the command line (as a restarted daemon) has no earlier look: a unit that
+    is between two crashes is no evidence that its loop ended, and its incident stays open."""
+    settings = Settings(ai_name="labtest", state_dir=tmp_path,
+                        thresholds={**QUIET_HOST_WIDE, "crash_loop_restarts": 1})
+    store = IncidentStore(Database(settings.db_path))
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "loop.service", "text": SLOW_LOOP})
+        apply(sb, "start_unit", {"name": "loop.service"})
+        transport = SandboxTransport(sb)
+        daemon = HostChecker(transport, settings, store)
+        wait_until(lambda: running_after(sb, "loop.service", 0), "a first restart")
+        asyncio.run(daemon.check("interval"))
+        seen = restarts(sb, "loop.service")
+        wait_until(lambda: running_after(sb, "loop.service", seen), "another restart")
+        opened = asyncio.run(daemon.check("interval"))
+        [incident] = [i for i in store.incidents() if i.rule == "crash_loop"]
+        assert opened.outcome and opened.outcome.opened == [incident.id]
+
+        # a person's `check` while the unit runs again, seconds before its next crash
+        seen = restarts(sb, "loop.service")
+        wait_until(lambda: running_after(sb, "loop.service", seen), "the next restart")
+        first_look = asyncio.run(HostChecker(transport, settings, store, consumer="check")
+                                 .check("cli"))
+
+    assert "crash_loop" not in first_look.judged_rules
+    assert first_look.outcome and first_look.outcome.resolved == []
+    assert store.get(incident.id).state == "open"

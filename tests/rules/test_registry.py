@@ -86,9 +86,39 @@ def test_a_rule_requiring_a_section_nothing_collects_is_refused_at_registration(
 
 
 def test_healthy_snapshot_is_judged_by_every_rule_with_no_finding():
-    findings, judged = evaluate(context(healthy_snapshot()))
+    earlier = healthy_snapshot(taken_at=NOW - 300)
+    findings, judged = evaluate(context(healthy_snapshot(), previous=earlier))
     assert findings == []
     assert judged == ALL_NAMES
+
+
+#: what rules measured against an earlier look cannot judge on a first look alone
+MEASURED = {"crash_loop", "swap_thrash", "runaway_process"}
+
+
+def test_a_first_look_leaves_the_measured_rules_unjudged_but_reports_what_they_find():
+    """A fresh `check` (or a restarted daemon) has no earlier snapshot: a restart count that
+    is not rising right now, a rate, say nothing of health, so their incidents stay open;
+    what a first look does show (a unit restarting now) still counts."""
+    findings, judged = evaluate(context(healthy_snapshot()))
+    assert findings == [] and judged == ALL_NAMES - MEASURED
+    snap = healthy_snapshot()
+    snap.units = [*snap.units, unit("worker.service", "activating", "auto-restart")]
+    snap.restarts = {**snap.restarts, "worker.service": 8}
+    findings, judged = evaluate(context(snap))
+    assert [f.rule for f in findings] == ["crash_loop"] and "crash_loop" not in judged
+    # an earlier look whose restart counts were not read is no earlier look for it
+    earlier = healthy_snapshot(taken_at=NOW - 300)
+    earlier.restarts = None
+    assert "crash_loop" not in evaluate(context(healthy_snapshot(), previous=earlier))[1]
+
+
+def test_a_burst_window_seen_in_part_is_not_judged():
+    window = 300.0
+    for covered, judges in ((0.0, False), (window - 1, False), (window, True), (None, True)):
+        ctx = RuleContext(healthy_snapshot(), previous=healthy_snapshot(taken_at=NOW - 300),
+                          window_covered=covered)
+        assert ("journal_error_burst" in evaluate(ctx)[1]) is judges, covered
 
 
 def test_every_rule_fires_on_a_snapshot_with_every_fault():
@@ -126,7 +156,7 @@ def test_rule_whose_section_failed_is_skipped_and_not_judged():
     snap.units = None
     snap.errors["units"] = "systemctl list-units: Failed to connect to bus"
 
-    findings, judged = evaluate(context(snap))
+    findings, judged = evaluate(context(snap, previous=healthy_snapshot(taken_at=NOW - 300)))
 
     assert findings == []
     assert judged == ALL_NAMES - {"failed_unit", "crash_loop", "unit_load_error"}
@@ -140,7 +170,7 @@ def test_without_restart_counts_crash_loop_has_not_judged_and_the_unit_rules_hav
     snap.restarts = None
     snap.errors["restarts"] = "systemctl show: Failed to get properties: Access denied"
 
-    findings, judged = evaluate(context(snap))
+    findings, judged = evaluate(context(snap, previous=healthy_snapshot(taken_at=NOW - 300)))
 
     # the same `systemctl show` tells how each service ended: no core dump is judged either
     assert judged == ALL_NAMES - {"crash_loop", "core_dump"}

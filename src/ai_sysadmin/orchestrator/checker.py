@@ -79,6 +79,8 @@ class HostChecker:
         #: that of the last interval check: what rates are measured from
         self.baseline: Snapshot | None = None
         self.window: deque[JournalEntry] = deque()
+        #: the host's time at this checker's first check: its window holds every entry since
+        self._window_start: float | None = None
         self._cursor: str | None = None
         self._cursor_read = False
         self._lock = asyncio.Lock()
@@ -108,12 +110,16 @@ class HostChecker:
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
                 snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
+            now = snapshot.host_time()
+            if self._window_start is None:
+                self._window_start = now
             ctx = RuleContext(
                 snapshot,
                 self.settings.thresholds,
                 previous=self.previous,
                 journal_window=self._slide_window(snapshot),
                 baseline=self.baseline,
+                window_covered=now - self._window_start,
             )
             findings, judged = evaluate(ctx)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
@@ -134,6 +140,15 @@ class HostChecker:
         for listener in self.listeners:
             listener(report)
         return report
+
+    def carry_on(self, other: HostChecker) -> None:
+        """Look at the host as ``other`` has so far: its earlier snapshots (what is rising,
+        rates), its journal window and where it read the journal up to. A check of this one
+        then judges what ``other``'s next would, without recording anything of it."""
+        self.previous, self.baseline = other.previous, other.baseline
+        self.window = deque(other.window)
+        self._window_start = other._window_start
+        self._cursor, self._cursor_read = other._cursor, True
 
     def _journal_cursor(self) -> str | None:
         """Where this host's journal was read up to: the store's, read on the first check;

@@ -215,12 +215,11 @@ class _Run:
             await self.final_check(transport, daemon)
 
     async def final_check(self, transport: SandboxTransport, daemon: Daemon) -> None:
-        """A fresh full check that records nothing, judged against the daemon's last look:
+        """A fresh full check that records nothing, judged as the daemon's next would be:
         whether the expected findings are gone once the loop has stopped."""
         checker = HostChecker(transport, self.settings, None)
         if daemon.checkers:
-            checker.previous = daemon.checkers[0].previous
-            checker.baseline = daemon.checkers[0].baseline
+            checker.carry_on(daemon.checkers[0])
         report = await checker.check("eval")
         self.final, self.judged = report.findings, report.judged_rules
         for section, reason in report.errors.items():

@@ -71,8 +71,9 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
     """All findings, plus the names of the rules that could judge this snapshot.
 
     A rule has judged only when every section it requires was collected; otherwise it is
-    skipped, so that its incidents neither open nor resolve on missing data. A rule that raises
-    is reported, never fatal.
+    skipped, so that its incidents neither open nor resolve on missing data. One that needs
+    earlier looks it lacks (:meth:`Rule.judges`) reports what it finds, but has not judged. A
+    rule that raises is reported, never fatal.
     """
     findings: list[Finding] = []
     judged: set[str] = set()
@@ -81,6 +82,8 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
             continue
         try:
             findings.extend(rule.evaluate(ctx))
+            if not rule.judges(ctx):
+                continue
         except Exception as exc:
             ctx.snapshot.errors[f"rule:{rule.name}"] = f"{type(exc).__name__}: {exc}"
             continue

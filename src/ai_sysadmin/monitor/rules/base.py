@@ -28,6 +28,9 @@ class RuleContext:
     previous: Snapshot | None = None
     journal_window: Sequence[JournalEntry] | None = None
     baseline: Snapshot | None = None
+    #: seconds back from this snapshot over which ``journal_window`` holds every entry (a
+    #: checker's window fills from its first check on); None: the window is whole
+    window_covered: float | None = None
 
     @property
     def rates_from(self) -> Snapshot | None:
@@ -60,6 +63,14 @@ class Rule(ABC):
     @abstractmethod
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         """Return the findings of this rule for one snapshot (empty when healthy)."""
+
+    def judges(self, ctx: RuleContext) -> bool:
+        """Whether finding nothing here means the problem is gone. A rule that measures
+        against earlier looks (a count still rising, a rate, a window of the journal) cannot
+        tell without them, so its incidents neither resolve on a first look (a fresh
+        ``check``, a restarted daemon) nor on a window it has only partly seen; what it does
+        find still counts."""
+        return True
 
     def finding(
         self,

@@ -52,6 +52,11 @@ class CrashLoop(Rule):
             )
         return findings
 
+    def judges(self, ctx: RuleContext) -> bool:
+        # "still rising" needs the counts of an earlier look: without them only a unit
+        # seen restarting right now is found, and one between two crashes is not healthy
+        return ctx.previous is not None and ctx.previous.restarts is not None
+
 
 def _failure(ctx: RuleContext, name: str) -> str | None:
     """What says the unit's restarts follow failures ("" where its restart setting alone

@@ -47,3 +47,9 @@ class JournalErrorBurst(Rule):
                 )
             )
         return findings
+
+    def judges(self, ctx: RuleContext) -> bool:
+        # a window seen in part (a checker's first minutes: a fresh `check`, a restarted
+        # daemon) holds too few entries to say a burst is over
+        covered = ctx.window_covered
+        return covered is None or covered >= ctx.thresholds.journal_burst_window_seconds

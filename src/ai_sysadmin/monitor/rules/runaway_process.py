@@ -58,6 +58,12 @@ class RunawayProcess(Rule):
             ))
         return findings
 
+    def judges(self, ctx: RuleContext) -> bool:
+        # without an earlier look only lifetime averages are there, and a process that has
+        # idled for days before it began to spin averages as idle
+        prev = ctx.rates_from
+        return prev is not None and prev.processes is not None
+
 
 def _used_since(ctx: RuleContext, proc: Process, before: dict[int, Process]) -> int | None:
     """The CPU seconds the process used since the snapshot rates are measured from: by every

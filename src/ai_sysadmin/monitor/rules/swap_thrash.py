@@ -33,3 +33,8 @@ class SwapThrash(Rule):
             return []
         return [self.finding(ctx, "swap", Severity.WARNING,
                              f"swap thrashing: {rate:.0f} pages/s", [how])]
+
+    def judges(self, ctx: RuleContext) -> bool:
+        # a rate needs the counters of an earlier look
+        prev = ctx.rates_from
+        return prev is not None and prev.swap is not None
