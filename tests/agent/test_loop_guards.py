@@ -115,6 +115,7 @@ def test_hundreds_of_calls_in_every_reply_keep_every_request_in_the_budget(
 # -- a call written as text is no answer, wherever it is --------------------------------------
 
 WRITTEN_CALLS = [
+    '<tool_call>\n{"name": "nothing_we_have"}\n</tool_call>',
     'Done.\n<tool_call>{"name": "run_readonly", "arguments": {"argv": ["ls"]}}</tool_call>',
     "Let me check the journal first. [TOOL_CALLS] [{\"name\": \"journal\"}]",
     'I will look.\n{"name": "journal", "arguments": {"unit": "nginx.service"}}',
@@ -124,6 +125,9 @@ WRITTEN_CALLS = [
 QUOTING_ANSWERS = [
     'DIAGNOSIS: nginx is down. The health check returned {"name": "nginx", "up": false}.',
     'DIAGNOSIS: fine.\n{"name": "not_a_tool", "arguments": {}}',
+    # evidence quoted from a host that runs a model server: its logs hold the tags
+    'DIAGNOSIS: llama-server.service fails to parse its model\'s output: "unexpected '
+    '<tool_call> at 0", "[TOOL_CALLS] without arguments", "<|python_tag|> not closed".',
 ]
 
 

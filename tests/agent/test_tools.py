@@ -248,3 +248,24 @@ def test_where_a_link_led_is_host_text_fenced_as_such(ctx, tmp_path: Path) -> No
     assert "not a regular file" in led.output
     plain = call(ctx, "read_file", path=str(target))  # asked for by that name: the model's
     assert plain.status == "refused" and plain.from_host is False
+
+
+def test_reachability_of_the_incidents_remote_host_is_asked_where_it_is(settings, store) -> None:
+    """An investigation of web1's incident looks at web1: its reachability is that of the
+    address SSH reaches it at, not of this machine."""
+    import socket
+
+    from ai_sysadmin.agent.context import ToolContext
+    from ai_sysadmin.hosts.ssh import SshTransport
+    from ai_sysadmin.hosts.ssh_target import SshTarget
+    from ai_sysadmin.hosts.transport import LocalTransport
+
+    web1 = SshTransport(SshTarget(host="127.0.0.2"), name="web1")
+    ctx = ToolContext(settings, {"testhost": LocalTransport("testhost"), "web1": web1}, "web1",
+                      store)
+    with socket.create_server(("127.0.0.1", 0)) as server:  # here only, not on web1's address
+        port = server.getsockname()[1]
+        remote = call(ctx, "check_reachability", host="web1", port=port)
+        here = call(ctx, "check_reachability", host="testhost", port=port)
+    assert remote.status == "ok" and f"web1:{port} is NOT reachable over TCP" in remote.output
+    assert here.status == "ok" and f"testhost:{port} accepts TCP connections" in here.output

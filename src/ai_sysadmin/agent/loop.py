@@ -232,14 +232,27 @@ class Agent:
         return sum(_size(m) for m in [*kept, cut])
 
     def _written_call(self, answer: str) -> bool:
-        """An answer with a tool call in a chat template's own words anywhere, or that ends
-        in one of our tools as a JSON object (bare or fenced, after prose or not): a server
-        that does not parse the model's calls passes them on as text, which is no diagnosis."""
+        """An answer that starts with a chat template's tool call tag, holds one followed by
+        a call of one of our tools, or ends in such a call as a JSON object (bare or fenced,
+        after prose or not): a server that does not parse the model's calls passes them on
+        as text, which is no diagnosis. A tag alone within the text is not one: a diagnosis
+        quotes the host's logs, and a host that runs a model server logs such tags."""
         text = answer.strip()
-        if any(tag in text for tag in _CALL_TAGS):
+        if text.startswith(_CALL_TAGS):
             return True
-        text = text.removesuffix("```").rstrip()
         decoder = json.JSONDecoder()
+        for tag in _CALL_TAGS:
+            at = text.find(tag)
+            while at >= 0:
+                after = text[at + len(tag):].lstrip().removeprefix("[").lstrip()
+                try:
+                    data, _ = decoder.raw_decode(after)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict) and data.get("name") in self.tool_names:
+                    return True
+                at = text.find(tag, at + len(tag))
+        text = text.removesuffix("```").rstrip()
         for found in _CALL_OBJECT.finditer(text):
             try:
                 data, end = decoder.raw_decode(text, found.start())

@@ -253,6 +253,10 @@ class SshTransport(Transport):
     one_round_trip = True
     local_programs = False
 
+    @property
+    def address(self) -> str:
+        return self.target.host
+
     def __init__(self, target: SshTarget, name: str | None = None) -> None:
         if target.max_concurrent < 1:
             raise TransportError(f"{target.host}: max_concurrent must be at least 1")

@@ -86,6 +86,12 @@ class Transport(ABC):
     #: host: true here and in the fault lab, false for a remote host, which gets bare names
     local_programs: bool = True
 
+    @property
+    def address(self) -> str | None:
+        """Where the host is reached over the network (name or address); None for this
+        machine (and a fault lab on it)."""
+        return None
+
     @abstractmethod
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         """The argv that actually starts the command on this machine."""

@@ -20,6 +20,17 @@ from . import REGISTRY
 PING_TIMEOUT = 10.0
 
 
+def _address(ctx: ToolContext, host: str, configured: dict[str, str]) -> str:
+    """Where ``host`` is reached from here: the address its SSH connection goes to, the
+    configured one, or this machine's loopback for this host (and a lab on it)."""
+    transport = ctx.transports.get(host)
+    if transport is not None and transport.address is not None:
+        return transport.address
+    if host in configured:
+        return configured[host]
+    return "127.0.0.1" if transport is not None else host
+
+
 @REGISTRY.tool()
 async def check_reachability(
     ctx: ToolContext,
@@ -34,8 +45,7 @@ async def check_reachability(
     if host not in managed:
         return ToolResult("refused", f"{host!r} is not a managed host; managed: "
                           f"{', '.join(sorted(managed))}", from_host=False)
-    target = ("127.0.0.1" if host in ctx.transports and host == ctx.default_host
-              else address.get(host, host))
+    target = _address(ctx, host, address)
     if port:
         started = time.monotonic()
         try:
