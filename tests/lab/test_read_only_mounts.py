@@ -68,3 +68,35 @@ def test_a_full_read_only_file_system_is_no_disk_alert_a_full_writable_one_is(
     disk = {f.subject for f in findings if f.rule == "disk_space"}
     assert IMAGE not in disk
     assert disk & {WRITABLE, VIEW}
+
+
+def test_a_full_disk_under_container_overlays_is_one_finding(
+        sandbox: Sandbox, lab_settings: Settings) -> None:
+    """Each container's root is an overlay that reports the file system of its upper
+    directory: a full disk under three containers is one disk alert, as it is one problem.
+    An overlay on a file system no other mount shows is watched under its own name."""
+    disk, alone = "/mnt/containers", "/mnt/alone"
+    full_tmpfs(sandbox, disk)
+    merged = [f"/run/c{n}/merged" for n in (1, 2, 3)]
+    script = [f"mkdir -p {disk}/lower {disk}/c{n}/upper {disk}/c{n}/work /run/c{n}/merged && "
+              f"mount -t overlay overlay -o lowerdir={disk}/lower,upperdir={disk}/c{n}/upper,"
+              f"workdir={disk}/c{n}/work /run/c{n}/merged" for n in (1, 2, 3)]
+    # an overlay whose upper file system is mounted nowhere else in view
+    script.append(f"mkdir -p /run/alone-fs {alone} && mount -t tmpfs -o size=3m alonefs "
+                  f"/run/alone-fs && dd if=/dev/zero of=/run/alone-fs/fill bs=64k count=46 "
+                  f"2>/dev/null; mkdir -p /run/alone-fs/l /run/alone-fs/u /run/alone-fs/w && "
+                  f"mount -t overlay overlay -o lowerdir=/run/alone-fs/l,upperdir="
+                  f"/run/alone-fs/u,workdir=/run/alone-fs/w {alone} && umount -l /run/alone-fs")
+    try:
+        for line in script:
+            sandbox.exec(["sh", "-c", line], check=True)
+        snapshot = asyncio.run(Collector(SandboxTransport(sandbox), lab_settings).collect())
+    finally:
+        for path in (alone, *merged, disk):
+            sandbox.exec(["umount", path])
+    targets = {m.target for m in snapshot.mounts or []}
+    assert {disk, alone, *merged} <= targets  # every mount is still seen
+    findings, _ = evaluate(RuleContext(snapshot, lab_settings.thresholds))
+    full = sorted(f.subject for f in findings
+                  if f.rule == "disk_space" and f.subject in {disk, alone, *merged})
+    assert full == [alone, disk], full

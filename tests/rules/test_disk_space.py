@@ -5,7 +5,7 @@ from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.disk_space import DiskSpace
 from ai_sysadmin.monitor.snapshot import Mount
 
-from ._snapshots import context, healthy_snapshot, mount, only, snapshot
+from ._snapshots import GIB, context, healthy_snapshot, mount, only, snapshot
 
 RULE = DiskSpace()
 
@@ -80,3 +80,11 @@ def test_a_full_read_only_file_system_is_no_finding() -> None:
     image = Mount("/dev/loop0", "erofs", "/usr", 1000, 1000, 0, 100, 100, read_only=True)
     disc = Mount("/dev/sr0", "udf", "/media/dvd", 1000, 1000, 0, 0, 0, read_only=True)
     assert RULE.evaluate(context(snapshot(mounts=[image, disc]))) == []
+
+
+def test_overlays_of_one_file_system_seen_nowhere_else_are_one_finding():
+    overlays = [mount(f"/var/lib/docker/overlay2/{n}/merged", used_percent=97, size=50 * GIB,
+                      fstype="overlay", source="overlay") for n in "abc"]
+    other = mount("/srv", used_percent=97, size=20 * GIB)
+    found = RULE.evaluate(context(snapshot(mounts=[*overlays, other])))
+    assert sorted(f.subject for f in found) == ["/srv", "/var/lib/docker/overlay2/a/merged"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -81,6 +82,27 @@ class Mount:
     @property
     def inodes_percent(self) -> float:
         return 100.0 * self.inodes_used / self.inodes if self.inodes else 0.0
+
+
+def distinct_filesystems(mounts: Iterable[Mount]) -> list[Mount]:
+    """The mounts a fill level is judged on. An overlay mount (a container's root) reports the
+    figures of the file system its upper directory lies on: one full disk under fifty
+    containers is one problem, not fifty. So an overlay whose file system (its size and inode
+    count) another mount shows is left to that mount, and of overlays that share one only the
+    first is kept. (df itself leaves out bind mounts, which share their device.)"""
+    mounts = list(mounts)
+    plain = {(m.size_bytes, m.inodes) for m in mounts if m.fstype != "overlay"}
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for m in mounts:
+        key = (m.size_bytes, m.inodes)
+        if m.fstype == "overlay":
+            if key in plain or key in seen:
+                continue
+            seen.add(key)
+        kept.append(m)
+    return kept
+
 
 
 @dataclass(frozen=True, slots=True)

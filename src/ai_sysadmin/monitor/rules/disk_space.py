@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity, percent, size
+from ..snapshot import distinct_filesystems
 from .base import Rule, RuleContext
 
 
@@ -12,7 +13,7 @@ class DiskSpace(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
         findings = []
-        for m in ctx.snapshot.mounts or []:
+        for m in distinct_filesystems(ctx.snapshot.mounts or []):
             pct = m.used_percent
             if m.read_only or pct < t.disk_warn_percent:  # a read-only one cannot fill up
                 continue

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity, percent
+from ..snapshot import distinct_filesystems
 from .base import Rule, RuleContext
 
 
@@ -12,7 +13,7 @@ class InodeExhaustion(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
         findings = []
-        for m in ctx.snapshot.mounts or []:
+        for m in distinct_filesystems(ctx.snapshot.mounts or []):
             pct = m.inodes_percent
             # a read-only file system cannot run out of what it is never asked for
             if m.read_only or not m.inodes or pct < t.inode_warn_percent:
