@@ -200,3 +200,18 @@ def test_a_unit_name_that_ps_may_have_cut_is_not_trusted():
     assert parsers.cgroup_unit(cut + ".service", whole=False) is None
     # a cut below the unit leaves the unit whole
     assert parsers.cgroup_unit(cut + ".service/inner", whole=False) == "a" * 40 + ".service"
+
+
+def test_an_older_systemds_tables_are_judged_as_its_json_would_be():
+    """systemd before 246 (RHEL 8 and its rebuilds, Ubuntu 20.04) prints its tables whatever
+    --output says: its failed and misconfigured units are still found."""
+    snap = Snapshot(
+        host="rhel8", taken_at=1.0, systemd_running=True,
+        units=parsers.parse_list_units(load("list_units_table_systemd239")["raw"]),
+        unit_files=parsers.parse_list_unit_files(
+            load("list_unit_files_table_systemd239")["raw"]),
+    )
+    findings, judged = evaluate(RuleContext(snap))
+    assert {"failed_unit", "unit_load_error"} <= judged
+    assert sorted((f.rule, f.subject) for f in findings) == [
+        ("failed_unit", "httpd.service"), ("unit_load_error", "typo.service")]

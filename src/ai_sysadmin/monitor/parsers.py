@@ -268,9 +268,44 @@ def _json_list(text: str, program: str = "systemctl") -> list[Any]:
     return data
 
 
+#: a unit's name ends in its type
+_UNIT_NAME = re.compile(r"\S+\.[a-z]+")
+#: what systemctl puts before a unit in trouble in its table (``*`` without UTF-8)
+_TABLE_MARKS = frozenset({"\u25cf", "*"})
+
+
+def _systemctl_table(text: str, header: str, columns: int) -> list[list[str]] | None:
+    """The rows of the table systemctl prints where it ignores ``--output=json`` (systemd
+    before 246: RHEL 8 and its rebuilds, Ubuntu 20.04, Debian 10): after the line that starts
+    with ``header``, until the blank line before its legend; each row's first ``columns - 1``
+    words and the rest as the last (a description holds spaces). None where ``text`` is no
+    such table."""
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines) if line.strip().startswith(header)), None)
+    if start is None:
+        return None
+    rows = []
+    for line in lines[start + 1:]:
+        words = line.split(None, columns)
+        if not words:
+            break
+        if words[0] in _TABLE_MARKS:
+            words = line.split(None, columns + 1)[1:]
+        if words and _UNIT_NAME.fullmatch(words[0]):  # not "0 loaded units listed."
+            rows.append(words)
+    return rows
+
+
 def parse_list_units(text: str) -> list[Unit]:
-    """``systemctl list-units --all --output=json``."""
-    data = _json_list(text)
+    """``systemctl list-units --all --output=json``; an older systemd's table alike."""
+    try:
+        data = _json_list(text)
+    except ParseError:
+        rows = _systemctl_table(text, "UNIT ", 4)
+        if rows is None:
+            raise
+        return [Unit(*row[:4], description=row[4] if len(row) > 4 else "")
+                for row in rows if len(row) >= 4]
     return [
         Unit(
             name=str(item.get("unit", "")),
@@ -285,8 +320,15 @@ def parse_list_units(text: str) -> list[Unit]:
 
 
 def parse_list_unit_files(text: str) -> dict[str, str]:
-    """``systemctl list-unit-files --output=json``: each unit file's state."""
-    data = _json_list(text)
+    """``systemctl list-unit-files --output=json``: each unit file's state (an older
+    systemd's table alike)."""
+    try:
+        data = _json_list(text)
+    except ParseError:
+        rows = _systemctl_table(text, "UNIT FILE", 2)
+        if rows is None:
+            raise
+        return {row[0]: row[1].split()[0] for row in rows if len(row) >= 2}
     return {str(item["unit_file"]): str(item.get("state", ""))
             for item in data if isinstance(item, dict) and item.get("unit_file")}
 
