@@ -245,6 +245,10 @@ class Thresholds(_Section):
     disk_critical_percent: float = Field(95, gt=0, le=100, description="Disk use that is critical.")
     inode_warn_percent: float = Field(85, gt=0, le=100, description="Inode use that warns.")
     inode_critical_percent: float = Field(95, gt=0, le=100, description="Critical inode use.")
+    clear_margin_percent: float = Field(
+        2, ge=0, le=50, description="A disk or inode use that warned is well again only this "
+        "far below its warning level: one that hovers at the level is one incident, not one "
+        "a check.")
     memory_available_warn_percent: float = Field(
         10, ge=0, le=100, description="Warn when available memory falls below this share."
     )

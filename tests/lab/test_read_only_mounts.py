@@ -100,3 +100,32 @@ def test_a_full_disk_under_container_overlays_is_one_finding(
     full = sorted(f.subject for f in findings
                   if f.rule == "disk_space" and f.subject in {disk, alone, *merged})
     assert full == [alone, disk], full
+
+
+def test_a_disk_hovering_at_its_warning_level_is_one_incident(
+        sandbox: Sandbox, lab_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ai_sysadmin.orchestrator.checker import HostChecker
+    from ai_sysadmin.store import Database, IncidentStore
+
+    path = "/mnt/hovering"
+    sandbox.exec(["mkdir", "-p", path], check=True)
+    sandbox.exec(["mount", "-t", "tmpfs", "-o", "size=10m", "hoverfs", path], check=True)
+    store = IncidentStore(Database(lab_settings.model_copy(
+        update={"state_dir": tmp_path}).db_path))
+    checker = HostChecker(SandboxTransport(sandbox), lab_settings, store)
+
+    def filled(kib: int) -> list[str]:
+        sandbox.exec(["sh", "-c", f"head -c {kib * 1024} /dev/zero > {path}/fill"], check=True)
+        report = asyncio.run(checker.check("interval"))
+        return [f.subject for f in report.findings if f.rule == "disk_space"]
+
+    try:
+        at_level = [filled(kib) for kib in (8806, 8684, 8806, 8684)]  # 86 %, 84.8 %, ...
+        well = filled(8192)  # 80 %: two points and more below the level
+    finally:
+        sandbox.exec(["umount", path])
+    assert all(path in found for found in at_level), at_level
+    assert path not in well
+    [incident] = [i for i in store.incidents(states=None) if i.subject == path]
+    moves = [e.to_state for e in store.get(incident.id, history=50).events if e.to_state]
+    assert moves == ["open", "resolved"], moves  # opened once, resolved once

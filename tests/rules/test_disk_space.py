@@ -2,6 +2,7 @@ import pytest
 
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.disk_space import DiskSpace
 from ai_sysadmin.monitor.snapshot import Mount
 
@@ -88,3 +89,17 @@ def test_overlays_of_one_file_system_seen_nowhere_else_are_one_finding():
     other = mount("/srv", used_percent=97, size=20 * GIB)
     found = RULE.evaluate(context(snapshot(mounts=[*overlays, other])))
     assert sorted(f.subject for f in found) == ["/srv", "/var/lib/docker/overlay2/a/merged"]
+
+
+def test_a_disk_that_warned_is_well_again_only_a_margin_below_the_level():
+    """A volume that hovers at the warning level is one incident, not one a check."""
+    hovering = snapshot(mounts=[mount("/srv", used_percent=84.98)])
+    assert RULE.evaluate(context(hovering)) == []
+    found = RuleContext(hovering, found_before=frozenset({("disk_space", "/srv")}))
+    assert [f.subject for f in RULE.evaluate(found)] == ["/srv"]
+    well = snapshot(mounts=[mount("/srv", used_percent=82.9)])
+    assert RULE.evaluate(RuleContext(well, found_before=found.found_before)) == []
+    # another rule's finding or another mount's holds nothing
+    other = RuleContext(hovering, found_before=frozenset({("inode_exhaustion", "/srv"),
+                                                          ("disk_space", "/")}))
+    assert RULE.evaluate(other) == []

@@ -81,6 +81,8 @@ class HostChecker:
         self.window: deque[JournalEntry] = deque()
         #: the host's time at this checker's first check: its window holds every entry since
         self._window_start: float | None = None
+        #: (rule, subject) of what the last check found
+        self._found: frozenset[tuple[str, str]] = frozenset()
         self._cursor: str | None = None
         self._cursor_read = False
         self._lock = asyncio.Lock()
@@ -120,8 +122,10 @@ class HostChecker:
                 journal_window=self._slide_window(snapshot),
                 baseline=self.baseline,
                 window_covered=now - self._window_start,
+                found_before=self._found,
             )
             findings, judged = evaluate(ctx)
+            self._found = frozenset((f.rule, f.subject) for f in findings)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes)
             if self.recorder is not None:
@@ -148,6 +152,7 @@ class HostChecker:
         self.previous, self.baseline = other.previous, other.baseline
         self.window = deque(other.window)
         self._window_start = other._window_start
+        self._found = other._found
         self._cursor, self._cursor_read = other._cursor, True
 
     def _journal_cursor(self) -> str | None:

@@ -31,6 +31,9 @@ class RuleContext:
     #: seconds back from this snapshot over which ``journal_window`` holds every entry (a
     #: checker's window fills from its first check on); None: the window is whole
     window_covered: float | None = None
+    #: (rule, subject) of what the checker's previous check found: a level that warned then
+    #: is well again only a margin below its warning level
+    found_before: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def rates_from(self) -> Snapshot | None:
@@ -71,6 +74,14 @@ class Rule(ABC):
         ``check``, a restarted daemon) nor on a window it has only partly seen; what it does
         find still counts."""
         return True
+
+    def warns_at(self, ctx: RuleContext, subject: str, level: float) -> float:
+        """The level at which ``subject`` warns now: ``level``, or a margin below it where
+        the previous check found it (hysteresis, so that a value at the level does not open
+        and resolve an incident check after check)."""
+        if (self.name, subject) in ctx.found_before:
+            return level - ctx.thresholds.clear_margin_percent
+        return level
 
     def finding(
         self,

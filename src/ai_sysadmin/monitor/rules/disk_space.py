@@ -15,7 +15,8 @@ class DiskSpace(Rule):
         findings = []
         for m in distinct_filesystems(ctx.snapshot.mounts or []):
             pct = m.used_percent
-            if m.read_only or pct < t.disk_warn_percent:  # a read-only one cannot fill up
+            # a read-only one cannot fill up
+            if m.read_only or pct < self.warns_at(ctx, m.target, t.disk_warn_percent):
                 continue
             severity = Severity.CRITICAL if pct >= t.disk_critical_percent else Severity.WARNING
             findings.append(

@@ -16,7 +16,8 @@ class InodeExhaustion(Rule):
         for m in distinct_filesystems(ctx.snapshot.mounts or []):
             pct = m.inodes_percent
             # a read-only file system cannot run out of what it is never asked for
-            if m.read_only or not m.inodes or pct < t.inode_warn_percent:
+            if m.read_only or not m.inodes or pct < self.warns_at(ctx, m.target,
+                                                                   t.inode_warn_percent):
                 continue
             severity = Severity.CRITICAL if pct >= t.inode_critical_percent else Severity.WARNING
             findings.append(
