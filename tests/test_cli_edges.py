@@ -66,6 +66,9 @@ def test_version_and_short_help_flags() -> None:
     ("logs", "-n", "-5"),
     ("logs", "-n", "99999999999999999999"),
     ("issues", "show", "99999999999999999999"),
+    # a count past what SQLite's LIMIT holds is refused at the edge too, not by the database
+    ("issues", "show", "1", "-n", "9223372036854775808"),
+    ("notify", "status", "-n", "9223372036854775808"),
     ("issues", "resolve", "99999999999999999999"),
     ("issues", "close", "0"),
     ("approve", "show", "99999999999999999999"),

@@ -14,11 +14,8 @@ from rich.table import Table
 
 from .. import logs as logfiles
 from ..errors import AiSysadminError
-from .context import banner, out, print_json, state
+from .context import MAX_LINES, banner, out, print_json, state
 from .dispatch import TOOLS
-
-#: more than any log keeps, small enough that reading it stays a bounded amount of memory
-MAX_LINES = 1_000_000
 
 config_app = typer.Typer(help="Inspect the configuration.")
 commands_app = typer.Typer(help="The {name}-<tool> commands.")

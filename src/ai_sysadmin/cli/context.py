@@ -32,6 +32,11 @@ def id_argument(what: str) -> Any:
 IncidentId = Annotated[int, id_argument("incident")]
 ActionId = Annotated[int, id_argument("action")]
 
+#: the most a ``-n`` asks for (log records, an incident's events, deliveries): more than any
+#: log or history keeps, small enough that reading it stays a bounded amount of memory and
+#: far below what SQLite's LIMIT can hold
+MAX_LINES = 1_000_000
+
 #: the width when writing to a pipe or a file: as wide as a line is, like journalctl, so
 #: a table or a log line read by grep or a script is never folded at 80 columns
 PIPE_WIDTH = 100_000

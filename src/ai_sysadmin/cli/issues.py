@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .context import IncidentId, banner, esc, out, print_json, state
+from .context import MAX_LINES, IncidentId, banner, esc, out, print_json, state
 
 app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
 
@@ -57,7 +57,7 @@ def list_incidents(
 def show(
     ctx: typer.Context, incident_id: IncidentId,
     events: Annotated[int, typer.Option(
-        "-n", "--events", metavar="N", min=0,
+        "-n", "--events", metavar="N", min=0, max=MAX_LINES,
         help="The latest N events of the history; 0: all of them.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
 ) -> None:

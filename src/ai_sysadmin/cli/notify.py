@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .context import banner, err, out, print_json, state
+from .context import MAX_LINES, banner, err, out, print_json, state
 
 if TYPE_CHECKING:  # the notifier and the store load when a command runs, not for --help
     from ..config import Settings
@@ -110,7 +110,7 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 def status(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(
-        "-n", "--limit", min=1, metavar="N", help="Rows of each state.")] = 20,
+        "-n", "--limit", min=1, max=MAX_LINES, metavar="N", help="Rows of each state.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Pending, delivered and failed deliveries per channel, and held events.
