@@ -247,6 +247,19 @@ def test_what_the_machine_refuses_is_one_line_and_exit_2(cli, tmp_path: Path) ->
     assert err.endswith(": No such file or directory\n") and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(("args", "shown"), [
+    # bytes that are not UTF-8 reach Python as lone surrogates (os.fsdecode)
+    (("issues", "list", "--host", os.fsdecode(b"caf\xe9")), r"'caf\xe9'"),
+    (("systems", "remove", os.fsdecode(b"x\xffy")), r"'x\xffy'"),
+    (("queue", "show", os.fsdecode(b"q-\xff")), r"'q-\xff'"),
+])
+def test_an_argument_that_is_not_utf8_is_one_line_and_exit_2(cli, args: tuple[str, ...],
+                                                              shown: str) -> None:
+    code, out, err = cli(*args)
+    assert (code, out) == (2, "")
+    assert err == f"error: argument {shown} is not UTF-8\n"
+
+
 def test_policy_check_prints_a_readable_verdict(cli) -> None:
     code, out, _ = cli("policy", "check", "--command", "--", "rm", "-rf", "/")
     assert code == 1

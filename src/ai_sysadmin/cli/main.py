@@ -190,12 +190,31 @@ def _interrupted(came: list[int]) -> int:
     return 128 + sig
 
 
+def _not_utf8(args: list[str]) -> str | None:
+    """The first argument that is not UTF-8, its bytes escaped as a shell's ``$'...'`` writes
+    them; None when every one is. Python hands such bytes over as lone surrogates, which no
+    database, file or terminal takes: refused here once, not wherever one is first written."""
+    for arg in args:
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            try:
+                return repr(os.fsencode(arg))[1:]
+            except UnicodeEncodeError:  # a surrogate that stands for no byte (in-process)
+                return ascii(arg)
+    return None
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
     file a ``{name}-<tool>`` command was installed with (``commands install``)."""
-    prog, args = dispatch(argv0 or sys.argv[0], list(sys.argv[1:] if argv is None else argv),
-                          config)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if (shown := _not_utf8(given)) is not None:
+        err.print(f"error: argument {shown} is not UTF-8", markup=False, highlight=False,
+                  soft_wrap=True)
+        return 2
+    prog, args = dispatch(argv0 or sys.argv[0], given, config)
     args = json_behind_the_command(list_behind_the_group(args))
     library = logging.getLogger("ai_sysadmin")
     if not library.handlers:
