@@ -49,6 +49,17 @@ def test_ask_answers_through_the_queue_with_tools(env, tmp_path: Path) -> None:
     assert rows == [(0, "done"), (0, "done")]  # two completions, interactive, answered
 
 
+def test_an_empty_question_is_a_usage_error_and_asks_nothing(env) -> None:
+    with ScriptedModel([say("an answer to nothing")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        said = [run([str(BIN), "ask", question], env) for question in ("", " \t\n")]
+        sent = model.requests
+    assert sent == []
+    for done in said:
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr.startswith("error: Invalid value for QUESTION: is empty")
+
+
 def test_ask_with_the_llm_down_is_a_clear_error_and_the_request_is_kept(env, tmp_path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,6 +17,8 @@ def ask(
         "--json", help="Print the answer, tool calls and proposals as JSON.")] = False,
 ) -> None:
     """One question, one answer (through the queue, at interactive priority)."""
+    if not question.strip():
+        raise typer.BadParameter("is empty", param_hint="QUESTION")
     from .talk import run_ask
 
     run_ask(state(ctx), question, as_json)
