@@ -127,6 +127,24 @@ def test_chat_keeps_the_conversation_and_its_commands(env) -> None:
     assert [m["content"] for m in second if m["role"] == "user"] == ["hello", "and now?"]
 
 
+def test_chat_debug_with_the_queue_and_llm_down_says_so_and_the_chat_goes_on(env) -> None:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    env["AI_SYSADMIN_LLM__URL"] = f"http://127.0.0.1:{ports[0]}"
+    env["AI_SYSADMIN_QUEUE__URL"] = f"redis://127.0.0.1:{ports[1]}/0"
+    done = run([str(BIN), "chat"], env, stdin="/debug\n/history\n/exit\n")
+    assert done.returncode == 0, done.stderr
+    # what `llm status` says of a server that did not answer: nothing known of the model
+    assert "model scripted: unknown" in done.stdout and "MISSING" not in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot reach the queue at redis:")
+    assert "nothing asked yet" in done.stdout  # /history still ran
+    assert "Traceback" not in done.stderr
+
+
 def test_llm_status(env) -> None:
     with ScriptedModel([]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url

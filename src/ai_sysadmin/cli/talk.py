@@ -75,15 +75,14 @@ async def _backend_status(settings: Settings) -> BackendStatus:
 
 
 def _debug(settings: Settings) -> None:
-    st = asyncio.run(_backend_status(settings))
+    """The backend as ``llm status`` says it, then the queue (which may fail: the caller
+    says so)."""
+    run_llm_status(settings, as_json=False)
     queue = open_queue(settings)
     try:
         stats, workers = queue.stats(), queue.live_workers()
     finally:
         queue.close()
-    out.print(f"backend {st.backend} at {st.url}: "
-              f"{'reachable' if st.reachable else 'NOT reachable'}, model {st.model} "
-              f"{'present' if st.model_present else 'MISSING'} {st.detail}".rstrip())
     out.print(f"queue: {stats.depth} pending, {stats.in_flight} in flight, {workers} worker(s)")
 
 
@@ -216,7 +215,11 @@ def _slash(line: str, settings: Settings, messages: list[Message],
         if not asked:
             out.print("nothing asked yet in this conversation")
     elif line == "/debug":
-        _debug(settings)
+        try:
+            _debug(settings)
+        except AiSysadminError as exc:  # as for a question: said, and the conversation goes on
+            why = _llm_failure(settings, exc) if isinstance(exc, LLMError) else str(exc)
+            err.print(f"error: {why}", markup=False, highlight=False)
     else:
         out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
                   "/debug", markup=False, highlight=False)
