@@ -194,6 +194,28 @@ def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:
     assert rows == [(0,), (0,)]  # interactive, both conversations
 
 
+def test_an_answer_written_to_a_pipe_keeps_its_lines_unpadded(env, tmp_path: Path) -> None:
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.executor import Executor
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.store import Database, IncidentStore
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    action = asyncio.run(Executor(settings, IncidentStore(Database(settings.db_path)),
+                                  {"h": LocalTransport("h")}).propose(
+        "h", "restart_unit", {"unit": "nginx.service"}))
+    answer = "The host is **fine**.\n\n- disk: ok\n- load: low"
+    with ScriptedModel([say(answer), say(answer)]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        asked = run([str(BIN), "ask", "is the host ok?"], env)
+        discussed = run([str(BIN), "approve", "discuss", str(action.id), "-m", "x"], env)
+    for done in (asked, discussed):
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.endswith(answer + "\n"), done.stdout[:300]
+        assert all(line == line.rstrip() for line in done.stdout.splitlines())
+    assert asked.stdout == answer + "\n"
+
+
 def test_ask_with_a_model_that_only_makes_failing_calls_is_an_error(env) -> None:
     # an LLM that answers garbage: calls of a tool that does not exist, until its budget ends
     script = [call("no_such_tool", x=1) for _ in range(8)]  # four turns a question

@@ -31,7 +31,7 @@ from ..monitor.redact import redact
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
 from ..store import Action
-from .context import AppState, err, esc, out, print_json
+from .context import PIPE_WIDTH, AppState, err, esc, out, print_json
 
 
 def _opening(runtime: Runtime, tools: ToolContext) -> Message:
@@ -274,7 +274,12 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
 
 
 def _print_answer(outcome: AgentOutcome) -> None:
-    out.print(Markdown(outcome.answer))
+    if out.width < PIPE_WIDTH:
+        out.print(Markdown(outcome.answer))
+    else:
+        # a pipe or a file: Markdown would pad each line to PIPE_WIDTH, and a script reads
+        # the model's lines better than their rendering
+        out.print(outcome.answer.rstrip(), soft_wrap=True)
     if outcome.stop_reason == "cut":
         err.print("(the answer stops at the model's token limit: llm.max_tokens)",
                   markup=False, highlight=False)
