@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN
-from tests.support.scripted_model import ScriptedModel, call, say
+from tests.support.scripted_model import ScriptedModel, call, raw_call, say
 
 
 @pytest.fixture
@@ -214,6 +214,23 @@ def test_an_answer_written_to_a_pipe_keeps_its_lines_unpadded(env, tmp_path: Pat
         assert done.stdout.endswith(answer + "\n"), done.stdout[:300]
         assert all(line == line.rstrip() for line in done.stdout.splitlines())
     assert asked.stdout == answer + "\n"
+
+
+def test_terminal_escapes_from_the_model_never_reach_the_terminal(env) -> None:
+    hostile = "\x1b]0;PWNED\x07\x1b[2J\x1b[31m\x9b1m\r\x08"
+    script = [raw_call(f"no_such{hostile}tool", f'{{"x": "{hostile[:3]}\\r"}}'),
+              say(f"answer {hostile}RED")]
+    with ScriptedModel(script * 2) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        asked = run([str(BIN), "ask", "is the host ok?"], env)
+        chatted = run([str(BIN), "chat"], env, stdin="is the host ok?\n/exit\n")
+    for done in (asked, chatted):
+        assert done.returncode == 0, done.stderr
+        said = done.stdout + done.stderr
+        assert not any(c in said for c in "\x1b\x07\x9b\r\x08"), repr(said)
+        # what is left of an escape is plain text: the answer is still shown
+        assert "answer 0;PWNED" in done.stdout and "RED" in done.stdout
+        assert "no_such" in done.stderr
 
 
 def test_ask_with_a_model_that_only_makes_failing_calls_is_an_error(env) -> None:

@@ -27,6 +27,7 @@ from ..llm.backends import make_backend
 from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError
 from ..llm.types import BackendStatus, LLMError, Message, Priority
+from ..monitor.findings import strip_control
 from ..monitor.redact import redact
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
@@ -48,10 +49,13 @@ def _run_turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
 
 
 def _show(event: AgentEvent) -> None:
+    # the model names the tool and writes its arguments: an escape in them is not the
+    # terminal's to obey
+    name, detail = strip_control(event.name), strip_control(event.detail)
     if event.kind == "tool_call":
-        err.print(f"  → {event.name} {event.detail}", style="dim")
-    elif event.kind == "tool_result" and event.detail != "ok":
-        err.print(f"    {event.name}: {event.detail}", style="dim")
+        err.print(f"  → {name} {detail}", style="dim")
+    elif event.kind == "tool_result" and detail != "ok":
+        err.print(f"    {name}: {detail}", style="dim")
 
 
 async def _turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
@@ -151,7 +155,8 @@ def _warn_if_down(settings: Settings) -> None:
     st = asyncio.run(_backend_status(settings))
     if st.reachable and st.model_present:
         return
-    why = st.detail or ("model " + st.model + " missing" if st.reachable else "no answer")
+    why = strip_control(st.detail) or ("model " + st.model + " missing" if st.reachable
+                                       else "no answer")
     err.print(f"the LLM at {st.url} is not ready: {why}. Questions fail until it is; "
               "`ai-sysadmin llm status` checks it.", markup=False, highlight=False)
 
@@ -229,7 +234,8 @@ def _slash(line: str, settings: Settings, messages: list[Message],
 def _llm_failure(settings: Settings, exc: LLMError) -> str:
     """One line: which server (its password or token masked), what went wrong, how to look
     closer."""
-    said, shown = str(exc), mask_secret_text(settings.llm.url)
+    # what the server answered may be quoted in it
+    said, shown = strip_control(str(exc)), mask_secret_text(settings.llm.url)
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
     where = "" if shown in said else f"no answer from the LLM at {shown}: "
@@ -274,12 +280,15 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
 
 
 def _print_answer(outcome: AgentOutcome) -> None:
+    # the model's words (which may quote a host's): a window title or a cleared screen in
+    # them is not the terminal's to obey
+    answer = strip_control(outcome.answer)
     if out.width < PIPE_WIDTH:
-        out.print(Markdown(outcome.answer))
+        out.print(Markdown(answer))
     else:
         # a pipe or a file: Markdown would pad each line to PIPE_WIDTH, and a script reads
         # the model's lines better than their rendering
-        out.print(outcome.answer.rstrip(), soft_wrap=True)
+        out.print(answer.rstrip(), soft_wrap=True)
     if outcome.stop_reason == "cut":
         err.print("(the answer stops at the model's token limit: llm.max_tokens)",
                   markup=False, highlight=False)
@@ -294,8 +303,8 @@ def _unanswered(outcome: AgentOutcome) -> str | None:
     heads = [m.content.split("\n", 2) for m in outcome.messages if m.role == "tool"]
     failed = [h for h in heads if h[0].partition(" status=")[2].split(" ")[0] != "ok"]
     first = f"; the first: {' '.join(failed[0][:2])[:200]}" if failed else ""
-    return (f"the model gave no answer: it used its {outcome.tool_calls} tool calls "
-            f"({len(failed)} of them failed{first})")
+    return strip_control(f"the model gave no answer: it used its {outcome.tool_calls} tool "
+                         f"calls ({len(failed)} of them failed{first})")
 
 
 def run_chat(app_state: AppState) -> None:
@@ -319,8 +328,9 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
         # a server that did not answer said nothing of the model
         model = ("present" if st.model_present else "missing") if st.reachable else "unknown"
         out.print(f"reachable: {st.reachable} · model {st.model}: {model}")
+        # the server's words and its models' names
         if st.detail:
-            out.print(st.detail, markup=False)
+            out.print(strip_control(st.detail), markup=False)
         if st.models:
-            out.print("models: " + ", ".join(st.models[:20]), markup=False)
+            out.print(strip_control("models: " + ", ".join(st.models[:20])), markup=False)
     return 0 if ready else 1
