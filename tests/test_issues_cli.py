@@ -59,3 +59,15 @@ def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, s
     # a yes after that says why nothing will run
     code, _, err = cli("approve", "approve", str(fix.id))
     assert code == 2 and f"action {fix.id} is not_needed, not pending: {why}" in err
+
+
+def test_what_the_model_said_cannot_steer_the_terminal(cli, store) -> None:
+    """A diagnosis is the model's text (which quotes hosts): a carriage return that would
+    overwrite the line before it, a bell or an escape is not printed."""
+    number = _incident(store)
+    store.transition(number, "investigating", "agent", "investigation started")
+    store.record_investigation(number, "DIAGNOSIS: fine\rall clear\x08\x07 \x1b[2J\x1b]0;t\x07"
+                               "done", None)
+    code, out, _ = cli("issues", "show", str(number))
+    assert code == 0 and "DIAGNOSIS: fineall clear" in out
+    assert not any(c in out for c in "\r\x08\x07\x1b")

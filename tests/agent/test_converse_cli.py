@@ -53,11 +53,14 @@ def test_an_empty_question_is_a_usage_error_and_asks_nothing(env) -> None:
     with ScriptedModel([say("an answer to nothing")]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url
         said = [run([str(BIN), "ask", question], env) for question in ("", " \t\n")]
+        # asked about an action (whether or not there is one: the question is refused first)
+        about = run([str(BIN), "approve", "discuss", "1", "-m", " "], env)
         sent = model.requests
     assert sent == []
     for done in said:
         assert (done.returncode, done.stdout) == (2, "")
         assert done.stderr.startswith("error: Invalid value for QUESTION: is empty")
+    assert about.returncode == 2 and "Invalid value for --message: is empty" in about.stderr
 
 
 def test_ask_with_the_llm_down_is_a_clear_error_and_the_request_is_kept(env, tmp_path) -> None:

@@ -200,6 +200,8 @@ def discuss(
                                                 help="Ask one question and leave.")] = None,
 ) -> None:
     """Talk with the model about this action and its incident (interactive priority)."""
+    if message is not None and not message.strip():
+        raise typer.BadParameter("is empty", param_hint="--message")
     from .talk import action_conversation  # the LLM layers load only here
 
     app_state = state(ctx)

@@ -62,24 +62,30 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
 ) -> None:
     """One incident with its evidence and history."""
+    from ..monitor.findings import strip_control
+
     incident = state(ctx).store.get(incident_id, history=events or None)
     if as_json:
         print_json(incident.to_dict())
         return
-    out.print(f"[bold]#{incident.id}[/bold] {esc(incident.summary)}", markup=True)
+    # the summary, evidence and history quote hosts and the model: none of it may steer the
+    # terminal (a carriage return that overwrites a line, a bell, an escape)
+    out.print(f"[bold]#{incident.id}[/bold] {esc(strip_control(incident.summary))}",
+              markup=True)
     out.print(f"state {incident.state} · severity {incident.severity} · host {incident.host} · "
               f"rule {incident.rule} · subject {incident.subject}")
     out.print(f"opened {_when(incident.opened_at)} · last seen {_when(incident.last_seen)} · "
               f"seen {incident.occurrences} time(s)")
     out.print("[bold]evidence[/bold] (quoted from the host):", markup=True)
     for line in incident.evidence:
-        out.print(f"  > {line}", markup=False)
+        out.print(f"  > {strip_control(line)}", markup=False)
     out.print("[bold]history[/bold]:", markup=True)
     if incident.earlier_events:
         out.print(f"  ({incident.earlier_events} earlier event(s) not shown: --events 0 shows "
                   "them all)")
     for e in incident.events:
-        out.print(f"  {_when(e.at)} {e.actor}: {_event_text(e)}".rstrip(), markup=False)
+        out.print(f"  {_when(e.at)} {e.actor}: {strip_control(_event_text(e))}".rstrip(),
+                  markup=False)
 
 
 def _event_text(event: Any) -> str:
