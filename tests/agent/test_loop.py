@@ -251,3 +251,23 @@ def test_secret_values_in_host_text_never_reach_the_model(run_with_model, ctx, t
     # what the diagnosis needs stays: the names, the shape, the rest of the line
     assert "Environment=DB_PASSWORD=[redacted] LANG=C" in result
     assert "--api-key [redacted]" in result and "postgres://app:[redacted]@db/app" in result
+
+
+def test_a_huge_output_is_kept_bounded_whole_lines_and_says_so(run_with_model, ctx, tmp_path,
+                                                               monkeypatch):
+    """A command that prints megabytes (`find /`): a conversation keeps a bounded part of it
+    for read_more, ending at a line's end, and the model is told to ask for less."""
+    from ai_sysadmin.agent import loop
+
+    monkeypatch.setattr(loop, "MAX_KEPT_CHARS", 100_000)
+    listing = tmp_path / "listing.txt"
+    listing.write_text("".join(f"/srv/data/file-{n:07d}\n" for n in range(20_000)))  # 460 kB
+    script = [call("read_file", path=str(listing), max_bytes=200_000), say("ok")]
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx, AgentSettings(max_tool_output_chars=1000))
+        first = tool_results(model.requests[1])[-1]
+    assert "[truncated: showed 1000 of 200000 characters" in first
+    assert "(ask for less to see beyond)" in first
+    kept = ctx.outputs.get(first.split('handle="')[1].split('"')[0])
+    assert kept is not None and len(kept) <= 100_000 and kept.endswith("\n")
+    assert outcome.answer == "ok"

@@ -147,16 +147,19 @@ class Agent:
         output is kept for ``read_more`` and the model is told how to call it."""
         # host text loses its secret-looking values before the model, the read_more buffer or
         # the queue's stored requests ever hold it; our own messages too, since an error
-        # message may quote the host's stderr
-        text = redact(result.output)
+        # message may quote the host's stderr. What is kept is bounded: a `find /` prints
+        # megabytes, and a conversation holds every output it was cut from
+        whole = len(result.output)
+        text = redact(_kept(result.output))
         limit = self.settings.max_tool_output_chars if limit is None else limit
         tail = ""
         if len(text) > limit:
-            tail = f"\n[truncated: showed {limit} of {len(text)} characters"
+            tail = f"\n[truncated: showed {limit} of {whole} characters"
             if more:
                 handle = self.ctx.outputs.keep(text)
-                tail += (f"; call read_more(handle=\"{handle}\", offset={limit}) for the "
-                         "rest")
+                rest = "the rest" if whole <= MAX_KEPT_CHARS else (
+                    f"the rest of the first {len(text)} kept (ask for less to see beyond)")
+                tail += f"; call read_more(handle=\"{handle}\", offset={limit}) for {rest}"
             tail += "]"
             text = text[:limit]
         head = f"tool {name} status={result.status}"
@@ -369,6 +372,20 @@ class Agent:
                                 if m.role == "assistant" and m.content.strip()), "")
                 return AgentOutcome(partial or "(no answer: the tool budget ran out)",
                                     conversation, used, "budget", self.ctx.proposals)
+
+
+#: the most of one tool output a conversation keeps (for ``read_more``): far more than a
+#: model reads, bounded however much a command printed
+MAX_KEPT_CHARS = 1_000_000
+
+
+def _kept(output: str) -> str:
+    """``output``, or its first :data:`MAX_KEPT_CHARS` ending at a line's end where one is
+    near (a line cut in two could cut a secret in two, past what masking recognises)."""
+    if len(output) <= MAX_KEPT_CHARS:
+        return output
+    end = output.rfind("\n", MAX_KEPT_CHARS - 65_536, MAX_KEPT_CHARS)
+    return output[:end + 1] if end >= 0 else output[:MAX_KEPT_CHARS]
 
 
 def _shown_command(command: list[str]) -> str:
