@@ -257,3 +257,12 @@ def test_ssh_concurrency_stays_within_what_sshd_allows_a_connection(tmp_path: Pa
         load_settings(config)
     config.write_text("[ssh]\nconcurrency = 8\n")
     assert load_settings(config).settings.ssh.concurrency == 8
+
+
+@pytest.mark.parametrize("var", ["AI_SYSADMIN_", "AI_SYSADMIN_LLM__", "AI_SYSADMIN_LLM____MODEL"])
+def test_a_variable_that_names_no_key_is_named(var: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={var: "y"})
+    assert refused.value.source == "the environment"
+    assert f"{var} holds an empty key name" in str(refused.value)
+    assert "(top level)" not in str(refused.value)

@@ -777,6 +777,11 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str
         if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG:
             continue
         path = var[len(ENV_PREFIX) :].lower().split("__")
+        if not all(path):
+            # AI_SYSADMIN_=y, AI_SYSADMIN_LLM__=y: pydantic would blame a key of the file
+            raise ConfigError("the environment", [
+                f"{var} holds an empty key name (the form is AI_SYSADMIN_<KEY> or "
+                "AI_SYSADMIN_<TABLE>__<KEY>); unset it or name the key"])
         value: Any = raw
         if raw.strip().startswith("["):
             try:
