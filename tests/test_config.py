@@ -259,6 +259,42 @@ def test_ssh_concurrency_stays_within_what_sshd_allows_a_connection(tmp_path: Pa
     assert load_settings(config).settings.ssh.concurrency == 8
 
 
+@pytest.mark.parametrize("var", ["AI_SYSADMIN_CHECK_INTERVAL", "AI_SYSADMIN_LLM__TIMEOUT",
+                                 "AI_SYSADMIN_SSH__CONNECT_TIMEOUT",
+                                 "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT",
+                                 "AI_SYSADMIN_SAFETY__COMMAND_TIMEOUT",
+                                 "AI_SYSADMIN_COMMAND_TIMEOUT"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+def test_infinite_or_nan_numbers_are_refused(var: str, value: str) -> None:
+    # an infinite interval checks once and never again; nothing infinite ever times out
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={var: value})
+    assert f"(from env {var})" in str(refused.value)
+    assert "should be a finite number" in str(refused.value)
+
+
+def test_infinity_in_the_file_is_refused_for_every_float_setting(tmp_path: Path) -> None:
+    from ai_sysadmin.config import Settings
+
+    def float_keys(model: type, prefix: str = "") -> list[str]:
+        keys = []
+        for name, info in model.model_fields.items():
+            if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
+                keys += float_keys(info.annotation, f"{prefix}{name}.")
+            elif info.annotation in (float, float | None):
+                keys.append(prefix + name)
+        return keys
+
+    keys = float_keys(Settings)
+    assert len(keys) > 30
+    for dotted in keys:
+        table, _, key = dotted.rpartition(".")
+        path = tmp_path / "inf.toml"
+        path.write_text(f"[{table}]\n{key} = inf\n" if table else f"{key} = inf\n")
+        with pytest.raises(ConfigError, match=f"'{re.escape(dotted)}'.*finite number"):
+            load_settings(path, environ={})
+
+
 @pytest.mark.parametrize("var", ["AI_SYSADMIN_", "AI_SYSADMIN_LLM__", "AI_SYSADMIN_LLM____MODEL"])
 def test_a_variable_that_names_no_key_is_named(var: str) -> None:
     with pytest.raises(ConfigError) as refused:

@@ -128,7 +128,9 @@ def join_target(user: str | None, host: str, port: int = 22) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # inf would let a timeout never end and an interval never come round; nan compares false
+    # with every bound, so neither may pass a number's limits
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class LLMSettings(_Section):
