@@ -259,6 +259,31 @@ def test_ssh_concurrency_stays_within_what_sshd_allows_a_connection(tmp_path: Pa
     assert load_settings(config).settings.ssh.concurrency == 8
 
 
+@pytest.mark.parametrize(("var", "url", "needle"), [
+    ("AI_SYSADMIN_LLM__URL", "http://127.0.0.1:99999", "its port is not 1-65535"),
+    ("AI_SYSADMIN_LLM__URL", "notaurl", "or a bare host:port"),
+    ("AI_SYSADMIN_LLM__URL", "ftp://x", "must be an http:// or https:// URL with a valid host"),
+    ("AI_SYSADMIN_LLM__URL", "http://exa mple:11434", "'exa mple' is not a host name"),
+    ("AI_SYSADMIN_GOTIFY_URL", "https://push.example:0", "its port is not 1-65535"),
+    ("AI_SYSADMIN_KNOWLEDGE__URL", "http://127.0.0.1:99999", "its port is not 1-65535"),
+    ("AI_SYSADMIN_QUEUE__URL", "redis://127.0.0.1:99999/0", "its port is not 1-65535"),
+    ("AI_SYSADMIN_QUEUE__URL", "ftp://x", "'redis://host:port/db'"),
+    ("AI_SYSADMIN_QUEUE__URL", "redis://127.0.0.1/queue", "the database number"),
+])
+def test_a_server_url_that_cannot_work_is_refused_at_load(var: str, url: str,
+                                                          needle: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={var: url})
+    message = str(refused.value)
+    assert f"(from env {var})" in message and needle in message
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:11434", "[::1]:11434", "http://gpu-box",
+                                 "https://u:pw@llm.example:8443/v1?key=k"])
+def test_an_llm_url_that_can_work_loads(url: str) -> None:
+    assert load_settings(environ={"AI_SYSADMIN_LLM__URL": url}).settings.llm.url == url
+
+
 @pytest.mark.parametrize("var", ["AI_SYSADMIN_CHECK_INTERVAL", "AI_SYSADMIN_LLM__TIMEOUT",
                                  "AI_SYSADMIN_SSH__CONNECT_TIMEOUT",
                                  "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT",

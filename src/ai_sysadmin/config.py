@@ -121,6 +121,33 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
+def check_server_url(value: str, schemes: tuple[str, ...] = ("http", "https"),
+                     kind: str = "an http:// or https:// URL") -> int | None:
+    """A server's URL as a setting names it: one of ``schemes``, a host name or address, and a
+    port 1-65535 if one is given (returned). What is wrong is said without the URL, which may
+    hold a password; a URL that cannot work is refused at load, not by every request later."""
+    what = f"must be {kind} with a valid host and port"
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed '[' of an IPv6 address
+        raise ValueError(f"{what} (it does not parse as a URL)") from None
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(what)
+    if not parts.hostname:
+        raise ValueError(f"{what} (it names no host)")
+    try:
+        check_host(parts.hostname)
+    except ValueError as exc:
+        raise ValueError(f"{what} ({exc})") from None
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"{what} (its port is not 1-65535)")
+    return port
+
+
 def join_target(user: str | None, host: str, port: int = 22) -> str:
     """The entry :func:`split_target` reads back as (user, host, port)."""
     shown = f"[{host}]" if ":" in host else host
@@ -160,6 +187,18 @@ class LLMSettings(_Section):
         "limit. A small model that rambles until its context is full is cut here.",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _server_url(cls, value: str) -> str:
+        if "://" in value:
+            check_server_url(value)
+        # Ollama's convention (OLLAMA_HOST) lets a bare host:port stand for http://host:port;
+        # a bare word without a port is more likely a slip than a host name
+        elif check_server_url(f"http://{value}") is None:
+            raise ValueError("must be an http:// or https:// URL with a valid host and port, "
+                             "or a bare host:port (http)")
+        return value
+
 
 class QueueSettings(_Section):
     url: str = Field(
@@ -177,6 +216,28 @@ class QueueSettings(_Section):
     embedded_worker: bool = Field(
         True, description="`run` serves the queue itself; turn off when `worker`s run apart."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        allowed = ("'sqlite://' (a file in state_dir), 'sqlite:///path/queue.db' or "
+                   "'redis://host:port/db' (or rediss://)")
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if scheme == "sqlite":
+            if urlsplit(value).netloc:
+                raise ValueError("a queue file is named by an absolute path, "
+                                 "'sqlite:///path/queue.db'; 'sqlite://' alone means "
+                                 "state_dir/queue.db")
+        elif scheme in ("redis", "rediss"):
+            check_server_url(value, ("redis", "rediss"), "a redis:// or rediss:// URL")
+            # redis-py silently takes a path that is no number for database 0
+            database = urlsplit(value).path.strip("/")
+            if database and not database.isdigit():
+                raise ValueError("the path of a redis:// URL is the database number, "
+                                 "'redis://host:port/0'")
+        else:
+            raise ValueError(f"must be {allowed}")
+        return value
 
 
 #: how an investigation uses the model: a tool-calling loop, or one schema-held answer
@@ -531,9 +592,8 @@ class KnowledgeSettings(_Section):
     def _server_url(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        check_server_url(value)
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL (host and port)")
         if parts.username or parts.password or parts.query:
             raise ValueError("must carry no credentials or query: the token goes in "
                              "knowledge.token_file")
@@ -651,9 +711,8 @@ class Settings(_Section):
     def _gotify_base(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        check_server_url(value)
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL of the Gotify server")
         if parts.query or parts.fragment:
             # Gotify accepts ?token=: a token in a URL ends up in logs and proxies
             raise ValueError("must be the server's base URL without a query: the app token "

@@ -29,8 +29,8 @@ def _requests(backend_name: str, ctx: ToolContext, settings: Settings, store: In
     finding = Finding("testhost", "failed_unit", "demo.service", Severity.CRITICAL,
                       "demo.service has failed", ("demo.service: active=failed",))
     (incident_id,) = store.record_check("testhost", [finding], {"failed_unit"}).opened
-    llm_settings = LLMSettings(backend=backend_name, url="", model="scripted", timeout=10,
-                               connect_timeout=2)
+    llm_settings = LLMSettings(backend=backend_name, url="http://127.0.0.1:1",
+                               model="scripted", timeout=10, connect_timeout=2)
 
     async def go(url: str) -> None:
         backend = make_backend(llm_settings.model_copy(update={"url": url}))

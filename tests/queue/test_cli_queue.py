@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ai_sysadmin.cli import queue_cmd
 from ai_sysadmin.cli.context import AppState
 from ai_sysadmin.config import LLMSettings, QueueSettings, Settings, load_settings
-from ai_sysadmin.errors import NotFoundError
+from ai_sysadmin.errors import ConfigError, NotFoundError
 from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import QueueError, Request, RequestQueue, open_queue
@@ -90,12 +90,18 @@ def test_worker_command_parses_its_options() -> None:
 
 
 def test_an_unknown_queue_url_is_refused_loudly(tmp_path: Path) -> None:
-    for url, words in (("amqp://host/", "unknown scheme 'amqp'"),
+    # a URL that cannot work is refused when the settings load, naming queue.url
+    for url, words in (("amqp://host/", "must be 'sqlite://'"),
                        ("sqlite://queue.db", "absolute path"),
-                       ("redis://127.0.0.1:1/0", "cannot reach the queue")):
-        settings = Settings(ai_name="hal", state_dir=tmp_path, queue=QueueSettings(url=url))
-        with pytest.raises(QueueError, match=words):
-            open_queue(settings)
+                       ("redis://127.0.0.1:99999/0", "port is not 1-65535"),
+                       ("redis://u:hunter2@[::1/0", "does not parse")):
+        with pytest.raises(ConfigError, match=words) as refused:
+            load_settings(environ={"AI_SYSADMIN_QUEUE__URL": url})
+        assert "queue.url" in str(refused.value) and "hunter2" not in str(refused.value)
+    settings = Settings(ai_name="hal", state_dir=tmp_path,
+                        queue=QueueSettings(url="redis://127.0.0.1:1/0"))
+    with pytest.raises(QueueError, match="cannot reach the queue"):
+        open_queue(settings)
 
 
 def test_serve_queue_answers_with_the_factorys_handler(tmp_path: Path) -> None:
