@@ -284,6 +284,22 @@ def test_an_llm_url_that_can_work_loads(url: str) -> None:
     assert load_settings(environ={"AI_SYSADMIN_LLM__URL": url}).settings.llm.url == url
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    ('gotify_url = "https://bot:hunter2@[push/?token=Tok99"\n',
+     "'https://bot:****@[push/?token=****'"),
+    ('[queue]\nurl = "redis://:hunter2@[::1/0"\n', "'redis://:****@[::1/0'"),
+    ('[llm]\nurl = "http://u:hunter2@[bad/?key=Tok99"\n', "'http://u:****@[bad/?key=****'"),
+])
+def test_a_refused_url_that_does_not_parse_is_shown_with_its_secrets_masked(
+        config_file, text: str, shown: str) -> None:
+    path = config_file(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    message = str(refused.value)
+    assert shown in message
+    assert "hunter2" not in message and "Tok99" not in message
+
+
 @pytest.mark.parametrize("var", ["AI_SYSADMIN_CHECK_INTERVAL", "AI_SYSADMIN_LLM__TIMEOUT",
                                  "AI_SYSADMIN_SSH__CONNECT_TIMEOUT",
                                  "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT",

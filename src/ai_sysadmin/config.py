@@ -968,7 +968,7 @@ def load_settings(
         raise ConfigError(str(config_path), problems) from exc
     # a URL written in the file with what a URL's reader hides (a password, a user name a
     # token often stands as, query values) makes the file itself a secret of ours
-    if any((url := str(getattr_dotted(settings, key))) != mask_secret_text(url)
+    if any((url := str(getattr_dotted(settings, key))) != _masked_value(key, url)
            for key in _URL_KEYS if sources.get(key, "").startswith("file ")):
         settings._credential_files = (config_path,)
     return LoadedSettings(settings, config_path, found, sources)
@@ -979,11 +979,11 @@ _URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url", "knowledge.o
 
 
 def _url_shown(url: str) -> str:
-    masked = mask_secret_text(url)
+    masked = mask_url(url)
     try:
         parts = urlsplit(masked)
     except ValueError:
-        return "an unparsable URL"
+        return masked
     return urlunsplit(parts._replace(query="****" if parts.query else "", fragment=""))
 
 
@@ -996,13 +996,15 @@ def getattr_dotted(obj: object, dotted: str) -> object:
 def mask_secret_text(text: str) -> str:
     """A URL as it may be shown: its password hidden (``https://user:****@host``), a user
     name without one too (a token often stands there: ``https://****@github.com``), and the
-    values of its query (``?api_key=****``). Text that is no URL is returned as it is."""
+    values of its query (``?api_key=****``), also where it does not parse as a URL (an
+    unclosed ``[``): a refused URL is shown in the error. Text that is no URL is returned as
+    it is."""
     try:
         parts = urlsplit(text)
     except ValueError:
-        return text
+        return _mask_unparsed(text)
     if not (parts.scheme and parts.netloc):
-        return text
+        return _mask_unparsed(text)
     netloc, query = parts.netloc, parts.query
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
@@ -1013,10 +1015,46 @@ def mask_secret_text(text: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+#: ``scheme://userinfo@``, up to the last '@' before the path, as urlsplit reads a netloc
+_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/?#\s]*)@")
+
+
+def _mask_unparsed(text: str) -> str:
+    """What :func:`mask_secret_text` hides, in text urlsplit refused or found no URL in."""
+    if "://" not in text:
+        return text
+
+    def userinfo(match: re.Match[str]) -> str:
+        name, colon, _ = match["user"].partition(":")
+        return f"{match['scheme']}{name}:****@" if colon else f"{match['scheme']}****@"
+
+    masked = _USERINFO_RE.sub(userinfo, text)
+    head, question, rest = masked.partition("?")
+    if not question:
+        return masked
+    query, hash_, fragment = rest.partition("#")
+    query = "&".join(f"{pair.partition('=')[0]}=****" for pair in query.split("&"))
+    return f"{head}?{query}{hash_}{fragment}"
+
+
+def mask_url(url: str) -> str:
+    """A URL setting as every text shows it (:func:`mask_secret_text`), Ollama's bare
+    ``host:port`` (``llm.url``) included."""
+    if "://" in url:
+        return mask_secret_text(url)
+    return mask_secret_text(f"http://{url}").removeprefix("http://")
+
+
+def _masked_value(dotted: str, value: str) -> str:
+    # only llm.url may be a bare host:port; config_repo's scp-like 'git@host:repo' is no
+    # user name to hide
+    return mask_url(value) if dotted == "llm.url" else mask_secret_text(value)
+
+
 def effective_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
     """(dotted key, value, source) for every leaf, secrets masked: what ``config show`` prints."""
     rows = []
     for dotted, value in _leaves(loaded.settings.model_dump(mode="json")).items():
-        shown = mask_secret_text(value) if isinstance(value, str) else json.dumps(value)
+        shown = _masked_value(dotted, value) if isinstance(value, str) else json.dumps(value)
         rows.append((dotted, shown, loaded.source_of(dotted)))
     return rows

@@ -274,3 +274,13 @@ def test_an_llm_url_that_cannot_work_is_one_plain_line_at_load(env, url: str) ->
         (line,) = done.stderr.splitlines()
         assert "key 'llm.url' (from env AI_SYSADMIN_LLM__URL)" in line
         assert "must be an http:// or https:// URL with a valid host and port" in line
+
+
+@pytest.mark.parametrize("url", ["ftp://u:hunter2@x/", "http://u:hunter2@[bad"])
+def test_a_password_in_a_refused_llm_url_is_masked(env, url: str) -> None:
+    env["AI_SYSADMIN_LLM__URL"] = url
+    for argv in (["ask", "hello?"], ["llm", "status"]):
+        done = run([str(BIN), *argv], env)
+        assert done.returncode == 2
+        assert "hunter2" not in done.stdout + done.stderr
+        assert "u:****@" in done.stderr

@@ -382,10 +382,12 @@ def test_ollama_url_as_bare_host_and_port(llm_settings: Settings, with_backend: 
 def test_url_of_another_scheme_is_a_config_error(llm_settings: Settings) -> None:
     with pytest.raises(ValidationError, match="must be an http:// or https:// URL"):
         llm_settings("ftp://127.0.0.1:1")
-    # settings copied past validation still never reach the network
-    unchecked = llm_settings("http://127.0.0.1:1").model_copy(update={"url": "ftp://127.0.0.1:1"})
-    with pytest.raises(ConfigError, match="llm.url"):
+    # settings copied past validation still never reach the network, nor echo a password
+    unchecked = llm_settings("http://127.0.0.1:1").model_copy(
+        update={"url": "ftp://u:hunter2@127.0.0.1:1"})
+    with pytest.raises(ConfigError, match="llm.url") as refused:
         make_backend(unchecked)
+    assert "hunter2" not in str(refused.value) and "u:****@" in str(refused.value)
 
 
 def test_choosing_a_backend_costs_no_http_import() -> None:

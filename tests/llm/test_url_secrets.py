@@ -87,3 +87,24 @@ def test_ask_prints_and_the_queue_stores_no_secret_of_llm_url(
         errors = [row[0] for row in db.execute("SELECT error FROM requests")]
     assert errors and all("refused or unreachable" in e for e in errors)
     _clean(asked.stdout, asked.stderr, status.stdout, status.stderr, *errors)
+
+
+def test_a_password_in_a_bare_host_and_port_is_masked_by_ask_and_config_show(
+        tmp_path: Path, dead_url: str) -> None:
+    # Ollama's bare host:port form has no scheme for a URL parser to find the password by
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
+           "AI_SYSADMIN_LLM__URL": dead_url.replace("http://", "bot:PWSECRET@")}
+    asked = subprocess.run([str(BIN), "ask", "hello?"], capture_output=True, text=True,
+                           env=env, timeout=60)
+    as_json = subprocess.run([str(BIN), "ask", "--json", "hello?"], capture_output=True,
+                             text=True, env=env, timeout=60)
+    shown = subprocess.run([str(BIN), "config", "show"], capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert asked.returncode == 2 and "refused or unreachable" in asked.stderr
+    assert "bot:****@127.0.0.1:" in asked.stderr
+    assert json.loads(as_json.stdout)["llm_url"].startswith("bot:****@127.0.0.1:")
+    assert shown.returncode == 0 and "bot:****@127.0.0.1:" in shown.stdout
+    _clean(asked.stdout, asked.stderr, as_json.stdout, as_json.stderr, shown.stdout)

@@ -21,7 +21,7 @@ from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
 from ..agent.loop import Agent, AgentEvent, AgentOutcome, fenced
 from ..agent.tools import REGISTRY
-from ..config import Settings, mask_secret_text
+from ..config import Settings, mask_url
 from ..errors import AiSysadminError
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
@@ -235,7 +235,7 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     """One line: which server (its password or token masked), what went wrong, how to look
     closer."""
     # what the server answered may be quoted in it
-    said, shown = strip_control(str(exc)), mask_secret_text(settings.llm.url)
+    said, shown = strip_control(str(exc)), mask_url(settings.llm.url)
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
     where = "" if shown in said else f"no answer from the LLM at {shown}: "
@@ -260,7 +260,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
         if not as_json:
             raise AiSysadminError(_llm_failure(settings, exc)) from None
         print_json({"name": settings.ai_name, "error": _llm_failure(settings, exc),
-                    "llm_url": mask_secret_text(settings.llm.url)})
+                    "llm_url": mask_url(settings.llm.url)})
         raise typer.Exit(2) from None
     unanswered = _unanswered(outcome)
     if as_json:

@@ -22,7 +22,7 @@ def base_url(url: str, default_port: int | None = None) -> str:
         if default_port is not None and not host.rsplit("]", 1)[-1].count(":"):
             rest = rest.replace(host, f"{host}:{default_port}", 1)
     if scheme.lower() not in ("http", "https") or not rest:
-        raise ConfigError("llm.url", [f"{url!r} is not an http:// or https:// URL"])
+        raise ConfigError("llm.url", [f"{masked_url(url)!r} is not an http:// or https:// URL"])
     return f"{scheme}://{rest}"
 
 
@@ -38,8 +38,6 @@ def masked_url(url: str) -> str:
     ``config show`` masks them, a bare ``host:port`` (Ollama's convention) included."""
     # here, not at the top: the settings module costs pydantic's import, and a backend is
     # made from settings that already paid it
-    from ..config import mask_secret_text
+    from ..config import mask_url
 
-    if "://" in url:
-        return mask_secret_text(url)
-    return mask_secret_text(f"http://{url}").removeprefix("http://")
+    return mask_url(url)

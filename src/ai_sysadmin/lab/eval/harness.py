@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ...config import Settings, Thresholds, mask_secret_text
+from ...config import Settings, Thresholds, mask_secret_text, mask_url
 from ...errors import AiSysadminError, ConfigError, LabError
 from ...monitor.findings import Finding
 from ...orchestrator.checker import HostChecker
@@ -114,7 +114,7 @@ def _masked(value: Any) -> Any:
 def describe_model(settings: Settings) -> dict[str, Any]:
     """What was evaluated, as a results file names it (the URL without credentials)."""
     return {"model": settings.llm.model, "backend": settings.llm.backend,
-            "url": mask_secret_text(settings.llm.url),
+            "url": mask_url(settings.llm.url),
             "mode": settings.agent.mode_for(settings.llm.model)}
 
 
