@@ -296,14 +296,23 @@ def _systemctl_table(text: str, header: str, columns: int) -> list[list[str]] | 
     return rows
 
 
-def parse_list_units(text: str) -> list[Unit]:
-    """``systemctl list-units --all --output=json``; an older systemd's table alike."""
+def _json_or_table(text: str, header: str, columns: int
+                   ) -> tuple[list[Any], list[list[str]] | None]:
+    """systemctl's JSON list, or (an older systemd's) the rows of its table in its stead;
+    neither raises :class:`ParseError`."""
     try:
-        data = _json_list(text)
+        return _json_list(text), None
     except ParseError:
-        rows = _systemctl_table(text, "UNIT ", 4)
+        rows = _systemctl_table(text, header, columns)
         if rows is None:
             raise
+        return [], rows
+
+
+def parse_list_units(text: str) -> list[Unit]:
+    """``systemctl list-units --all --output=json``; an older systemd's table alike."""
+    data, rows = _json_or_table(text, "UNIT ", 4)
+    if rows is not None:
         return [Unit(*row[:4], description=row[4] if len(row) > 4 else "")
                 for row in rows if len(row) >= 4]
     return [
@@ -322,12 +331,8 @@ def parse_list_units(text: str) -> list[Unit]:
 def parse_list_unit_files(text: str) -> dict[str, str]:
     """``systemctl list-unit-files --output=json``: each unit file's state (an older
     systemd's table alike)."""
-    try:
-        data = _json_list(text)
-    except ParseError:
-        rows = _systemctl_table(text, "UNIT FILE", 2)
-        if rows is None:
-            raise
+    data, rows = _json_or_table(text, "UNIT FILE", 2)
+    if rows is not None:
         return {row[0]: row[1].split()[0] for row in rows if len(row) >= 2}
     return {str(item["unit_file"]): str(item.get("state", ""))
             for item in data if isinstance(item, dict) and item.get("unit_file")}
