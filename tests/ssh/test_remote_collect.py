@@ -74,7 +74,10 @@ def test_a_failed_unit_on_a_remote_host_is_detected_in_one_round_trip(
     snapshot = collect(ssh, settings)
     assert ssh.calls == 1  # the whole Snapshot in one remote command
     assert snapshot.errors == {} and snapshot.host == "sshlab" and snapshot.systemd_running
-    findings, judged = evaluate(RuleContext(snapshot, settings.thresholds))
+    # judged against an earlier look, as every check after a checker's first is
+    later = collect(ssh, settings)
+    assert ssh.calls == 2
+    findings, judged = evaluate(RuleContext(later, settings.thresholds, previous=snapshot))
     assert judged == set(RULES_BY_NAME)
     failed = [f for f in findings if f.rule == "failed_unit"]
     assert [f.subject for f in failed] == ["remote-broken.service"]
