@@ -314,3 +314,27 @@ def test_the_cipher_setting_is_used_and_a_bad_one_is_named(
     unknown = SshTransport(host.target(known, ciphers="rot13"), name="alpha")
     with pytest.raises(TransportError, match=r"alpha: invalid SSH settings: .*rot13"):
         run(_using(unknown, unknown.run(["true"])))
+
+
+def test_a_command_that_prints_without_end_is_stopped_at_the_output_limit(
+        ssh_hosts: Hosts, known_hosts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's bare `journalctl` on a host with years of journal: what a command prints is
+    read up to MAX_OUTPUT, then the command is stopped; memory holds no more, and the
+    connection serves the next command."""
+    from ai_sysadmin.hosts import transport
+
+    monkeypatch.setattr(transport, "MAX_OUTPUT", 1 << 20)
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")
+
+    async def scenario() -> None:
+        printing = ["sh", "-c", "head -c 3000000 /dev/zero; exec sleep 58.31"]
+        with pytest.raises(TransportError, match=r"alpha: 'sh -c head .*' printed more than 1 MiB"):
+            await ssh.run(printing, timeout=30)
+        assert (await ssh.run(["echo", "still usable"])).stdout == "still usable\n"
+        under = await ssh.run(["head", "-c", "1000000", "/dev/zero"])
+        assert under.ok and len(under.stdout) == 1_000_000
+
+    started = time.monotonic()
+    run(_using(ssh, scenario()))
+    assert time.monotonic() - started < 10

@@ -34,7 +34,14 @@ from .ssh_host_keys import (
     parsed_known_hosts,
 )
 from .ssh_target import DEFAULT_PORT, Hop, SshTarget, client_keys, parse_jump
-from .transport import C_LOCALE, CommandResult, Transport, _check_argv
+from .transport import (
+    C_LOCALE,
+    CommandResult,
+    OutputTooLarge,
+    Transport,
+    _check_argv,
+    communicate,
+)
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
 
@@ -530,12 +537,15 @@ class SshTransport(Transport):
             started = time.monotonic()
             proc = await self._open(state, cmd, timeout)
             try:
-                out, err = await within(proc.communicate(), timeout)
+                out, err = await within(communicate(proc), timeout)
             except TimeoutError:
                 await self._kill(proc)
                 raise CommandTimeout(
                     f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
                 ) from None
+            except OutputTooLarge as exc:
+                await self._kill(proc)
+                raise TransportError(f"{self.host}: {' '.join(cmd)!r} {exc}") from None
             except asyncio.CancelledError:
                 await self._kill(proc)
                 raise

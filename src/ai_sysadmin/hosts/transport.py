@@ -14,6 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..aio import within
 from ..errors import CommandRefused, CommandTimeout, TransportError
@@ -112,12 +113,19 @@ class Transport(ABC):
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
         try:
-            out, err = await within(proc.communicate(), timeout)
+            out, err = await within(communicate(proc), timeout)
         except TimeoutError:
             await _terminate(proc)
             raise CommandTimeout(
                 f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
             ) from None
+        except OutputTooLarge as exc:
+            # what is left in the pipes is read away: a pipe left full is never closed, and
+            # the process's end is only reported once its pipes are
+            drains = [asyncio.ensure_future(_discard(s)) for s in (proc.stdout, proc.stderr)]
+            await _terminate(proc)
+            await asyncio.gather(*drains, return_exceptions=True)
+            raise TransportError(f"{self.host}: {' '.join(cmd)!r} {exc}") from None
         except asyncio.CancelledError:
             await _terminate(proc)
             raise
@@ -193,6 +201,49 @@ def _children(pid: int) -> list[int]:
             return [int(p) for p in handle.read().split()]
     except (OSError, ValueError):
         return []
+
+
+#: the most a command may print on one stream before it is stopped: far beyond any check
+#: (a journal chunk of the longest lines journald keeps is about 100 MB), short of what reading
+#: a host's whole journal (a model's bare `journalctl`) would hold in memory
+MAX_OUTPUT = 256 * 1024 * 1024
+
+
+class OutputTooLarge(Exception):
+    """Internal: a stream went past :data:`MAX_OUTPUT`; the caller stops the command."""
+
+
+async def _read_all(stream: Any) -> Any:
+    """What ``stream`` (bytes or, over SSH, text) gives until its end, up to MAX_OUTPUT."""
+    parts, size = [], 0
+    while chunk := await stream.read(1 << 16):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise OutputTooLarge(f"printed more than {MAX_OUTPUT >> 20} MiB: stopped; ask "
+                                 "for less (a filter, a time range, a line count)")
+        parts.append(chunk)
+    return chunk.join(parts)  # the empty bytes or text of the stream's end
+
+
+async def _discard(stream: Any) -> None:
+    while await stream.read(1 << 16):
+        pass
+
+
+async def communicate(proc: Any) -> tuple[Any, Any]:
+    """stdout and stderr of a process (a local one or asyncssh's) to their end, then its
+    exit; as ``communicate()``, but a stream past MAX_OUTPUT raises :class:`OutputTooLarge`
+    instead of filling memory."""
+    reads = [asyncio.ensure_future(_read_all(s)) for s in (proc.stdout, proc.stderr)]
+    try:
+        out, err = await asyncio.gather(*reads)
+    except BaseException:
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+        raise
+    await proc.wait()
+    return out, err
 
 
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
