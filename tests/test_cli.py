@@ -126,3 +126,10 @@ def test_logs_reads_structured_records_with_the_name(cli, tmp_path: Path) -> Non
     assert [line.split(": ", 1)[1] for line in lines[1:]] == [
         "[1, 2]", '"text"', "null", "odd time", "far time", '{"msg": "cut']
     assert all(line.startswith("? [") for line in lines[1:])
+    # NaN and Infinity are no JSON: such a line is shown as it is, and --json stays JSON
+    with (log_dir / "decisions.jsonl").open("a") as log_file:
+        log_file.write('{"ts": Infinity, "msg": "never"}\n')
+    code, out, err = cli("logs", "decisions", "--json", "-n", "1")
+    assert code == 0, err
+    (raw,) = json.loads(out, parse_constant=lambda name: {"not json": name})
+    assert raw["msg"] == '{"ts": Infinity, "msg": "never"}' and raw["ts"] is None

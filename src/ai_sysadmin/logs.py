@@ -215,6 +215,10 @@ def _tail(path: Path, lines: int) -> list[str]:
     return tail
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
     """The last ``lines`` records of one channel, oldest first (across its rotated files);
     unparsable lines are kept raw."""
@@ -223,8 +227,10 @@ def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
     out = []
     for line in _tail(log_dir / f"{channel}.jsonl", lines):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            # NaN and Infinity are no JSON: a line holding them (cut, hand-edited) is kept raw,
+            # or `logs --json` would print what no JSON reader takes
+            record = json.loads(line, parse_constant=_no_constant)
+        except ValueError:
             record = None
         if not isinstance(record, dict):  # a cut or hand-edited line: kept as it is
             record = {"ts": None, "level": "?", "channel": channel, "msg": line.strip()}
