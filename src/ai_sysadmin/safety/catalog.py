@@ -24,7 +24,7 @@ from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
-from .remediation_commands import LOW_RISK_DAYS, kill_pid, systemctl_operands
+from .remediation_commands import kill_pid, systemctl_operands
 from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
 from .units import normalise_unit
 
@@ -195,11 +195,9 @@ def _vacuum(p: VacuumParams, ctx: PlanContext) -> Plan:
 def _nix_gc(p: GcParams, ctx: PlanContext) -> Plan:
     if not _is_nixos(ctx) and "nixos" not in ctx.os_like:
         return _refuse("nix_gc", f"nix_gc needs NixOS; this host is {_this_os(ctx)}")
-    reason, risk = f"delete Nix generations older than {p.older_than}", "low"
-    if int(p.older_than[:-1]) < LOW_RISK_DAYS:  # as the command policy judges its argv
-        reason, risk = f"{reason}: few generations are left to roll back to", "medium"
-    return Plan("nix_gc", True, reason, risk, "nix-store",
-                (("nix-collect-garbage", "--delete-older-than", p.older_than),),
+    # the command policy raises a short one's risk (few generations left)
+    return Plan("nix_gc", True, f"delete Nix generations older than {p.older_than}", "low",
+                "nix-store", (("nix-collect-garbage", "--delete-older-than", p.older_than),),
                 params=p.model_dump())
 
 
@@ -418,14 +416,18 @@ def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
     plan = spec.plan(checked, ctx)
     if not plan.allowed or kind in _GUARDS_ITS_OWN_COMMAND:
         return plan
-    # every planned argv also passes the command policy: the stricter of the two wins
-    risk = plan.risk
+    # every planned argv also passes the command policy: the stricter of the two wins, and
+    # where the policy is the stricter, its reason is the person's to read too
+    risk, raised = plan.risk, []
     for argv in plan.commands:
         decision = check_command(list(argv), "remediate", ctx.protected)
         if not decision.allowed:
             return _refuse(kind, decision.reason, plan.subject, plan.params)
-        risk = max(risk, decision.risk, key=RISK_ORDER.index)  # type: ignore[assignment]
-    return replace(plan, risk=risk) if risk != plan.risk else plan
+        if RISK_ORDER.index(decision.risk) > RISK_ORDER.index(risk):
+            risk, raised = decision.risk, [*raised, decision.reason]  # type: ignore[assignment]
+    if not raised:
+        return plan
+    return replace(plan, risk=risk, reason=f"{plan.reason} ({'; '.join(raised)})")
 
 
 #: clean_directory's `sh -c` is never a free command: it is our constant script
