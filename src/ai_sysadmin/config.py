@@ -260,8 +260,9 @@ class AgentSettings(_Section):
         60, gt=0, description="First retry delay of an investigation the LLM could not finish."
     )
     max_investigations: int = Field(
-        3, ge=1, description="Investigations of one incident that end without a proposal before "
-        "it is escalated to a person instead of retried.",
+        3, ge=1, description="Investigations of one incident that end without a proposal, or "
+        "with an answer of the model that is unusable, before it is escalated to a person "
+        "instead of retried (a server that is down is waited out, however long).",
     )
     max_investigations_per_day: int = Field(
         12, ge=1, description="Investigations of one incident that came to a diagnosis in 24 "

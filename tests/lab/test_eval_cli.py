@@ -97,7 +97,10 @@ def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
     said = " ".join(fault.errors)
     assert "the model failed" in said
     assert ("LLMUnavailable" in said) if server == "down" else ("LLMBadResponse" in said)
-    assert fault.usage.calls >= 2 and fault.usage.failed == fault.usage.calls
+    # a server that is down is retried; a garbage answer is the scenario's one investigation
+    # (agent.max_investigations = 1): escalated by the model's failure, still model_failed
+    assert fault.usage.calls >= (2 if server == "down" else 1)
+    assert fault.usage.failed == fault.usage.calls
     # nothing to ask on a quiet control: its score is untouched by the dead server
     assert all(control.passed and control.usage.calls == 0 for control in controls)
     assert run.totals["mitigated"]["ok"] == 0 and run.totals["errors"] == 1

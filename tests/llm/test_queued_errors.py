@@ -9,7 +9,13 @@ import socket
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.llm.types import LLMBadResponse, LLMUnavailable, Message, Priority
+from ai_sysadmin.llm.types import (
+    LLMBadResponse,
+    LLMServerError,
+    LLMUnavailable,
+    Message,
+    Priority,
+)
 from ai_sysadmin.orchestrator.session import llm_session
 from tests.support.scripted_model import ScriptedModel, http_error
 
@@ -43,3 +49,5 @@ def test_a_server_error_is_a_bad_response_not_unavailable(tmp_path) -> None:
         with pytest.raises(LLMBadResponse) as caught:
             _ask(settings)
     assert not isinstance(caught.value, LLMUnavailable) and "500" in str(caught.value)
+    # the server's own error, not an unusable answer: an investigation waits it out
+    assert isinstance(caught.value, LLMServerError)

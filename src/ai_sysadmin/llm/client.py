@@ -15,6 +15,7 @@ from .types import (
     LLMBusy,
     LLMError,
     LLMModelMissing,
+    LLMServerError,
     LLMUnavailable,
     Message,
     Priority,
@@ -24,7 +25,8 @@ from .types import (
 
 #: a worker stores a failure as "TypeName: message"; these come back as their own type
 _TYPED: dict[str, type[LLMError]] = {
-    cls.__name__: cls for cls in (LLMUnavailable, LLMBusy, LLMBadResponse, LLMModelMissing)}
+    cls.__name__: cls for cls in (LLMUnavailable, LLMBusy, LLMBadResponse, LLMModelMissing,
+                                  LLMServerError)}
 
 
 class QueuedLLM:

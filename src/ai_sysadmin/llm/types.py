@@ -29,6 +29,12 @@ class LLMBadResponse(LLMError):
     """The server answered, but with an error status or something that is not a chat answer."""
 
 
+class LLMServerError(LLMBadResponse):
+    """The server answered with an error of its own (HTTP 5xx other than busy): a proxy
+    whose server is down or slow (502, 504), a server that failed mid-answer. Unlike an
+    unusable answer, it may well be gone when asked later."""
+
+
 class LLMModelMissing(LLMBadResponse):
     """The server answered that it does not have the configured model (HTTP 404 about it):
     asking again will not help until someone pulls or loads it."""

@@ -2,7 +2,9 @@
 
 At most one investigation per incident runs at a time. If the LLM is down or answers garbage,
 the incident stays open with the reason and is retried with exponential backoff; it is never
-marked healthy by an LLM failure.
+marked healthy by an LLM failure. A server that is down is waited out however long it takes;
+a model whose answer is unusable ``agent.max_investigations`` times in a row for the incident
+will not do better by waiting, and a person is told instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..aio import within
 from ..config import Settings
 from ..errors import AiSysadminError
 from ..hosts.transport import Transport
+from ..llm.types import LLMBadResponse, LLMModelMissing
 from ..monitor.redact import redact
 from ..store import IncidentStore
 from ..store.incidents import Incident
@@ -33,6 +36,11 @@ DAY_SECONDS = 24 * 3600
 #: why an investigation's answer is not all of it, by its stop reason
 INCOMPLETE = {"budget": "the tool budget ran out",
               "cut": "the answer reached the model's token limit, llm.max_tokens"}
+
+#: failures that are the model's or its configuration's, not an outage's (a server down, a
+#: proxy's 502: ``LLMUnavailable``, ``LLMServerError``): asking again will not mend them, so they
+#: count toward ``agent.max_investigations``
+UNUSABLE = frozenset(kind.__name__ for kind in (LLMBadResponse, LLMModelMissing))
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
@@ -182,11 +190,14 @@ class Investigator:
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
             reason = redact(f"{type(exc).__name__}: {exc}")
+            spent = await self._unusable(incident_id, exc, reason)
             await asyncio.to_thread(functools.partial(
                 self.store.record_investigation, incident_id, None, reason,
-                time.time() + delay, abandoned=_recorded(ctx)))
-            log.warning("investigation of incident %d failed (%s); retry in %.0f s",
-                        incident_id, reason, delay,
+                None if spent else time.time() + delay, abandoned=_recorded(ctx),
+                escalate=spent))
+            log.warning("investigation of incident %d failed (%s); %s", incident_id, reason,
+                        "retries spent: escalated to a person" if spent
+                        else f"retry in {delay:.0f} s",
                         extra={"incident": incident_id, "event": "investigation_failed"})
             return
         except asyncio.CancelledError:
@@ -216,6 +227,20 @@ class Investigator:
                         "mode": outcome.mode, "proposals": outcome.proposals})
         if self.on_proposals is not None and outcome.proposals:
             await self.on_proposals(incident_id, incident.host, outcome.proposals)
+
+    async def _unusable(self, incident_id: int, exc: Exception, reason: str) -> str | None:
+        """Why a person must look now that the model's answer was unusable once more
+        (``agent.max_investigations`` times in a row, this one included); None while it may
+        try again, and for every other failure."""
+        if type(exc).__name__ not in UNUSABLE:
+            return None
+        before = await asyncio.to_thread(self.store.failed_in_a_row, incident_id, UNUSABLE)
+        limit = self.settings.agent.max_investigations
+        if before + 1 < limit:
+            return None
+        return (f"the model's answer was unusable {before + 1} time(s) in a row "
+                f"(agent.max_investigations = {limit}); retries spent: escalated to a person. "
+                f"The last: {reason[:300]}")
 
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -446,11 +446,14 @@ class IncidentStore:
     def record_investigation(
         self, incident_id: int, diagnosis: str | None, error: str | None,
         retry_at: float | None = None, actor: str = "agent", abandoned: Sequence[int] = (),
+        escalate: str | None = None,
     ) -> None:
         """Store a finished investigation (diagnosis) or a failed one (error + next retry).
         A failed investigation leaves the incident live: it never marks anything healthy.
         ``abandoned``: the proposals the failed run had recorded, which no policy will decide
-        (the retry proposes afresh; decided after a restart, one could run beside it)."""
+        (the retry proposes afresh; decided after a restart, one could run beside it).
+        ``escalate``: why a failed one's retries are spent (``retry_at`` None): a person is
+        told, unless the incident left its investigation meanwhile (resolved, closed)."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
@@ -470,6 +473,8 @@ class IncidentStore:
                     (error, retry_at, now, incident_id))
                 self._event(conn, incident_id, "investigation_failed", None, None, actor,
                             error, now)
+                if escalate is not None and row["state"] == "investigating":
+                    self._escalated(conn, incident_id, actor, escalate, now)
                 for proposal_id in abandoned:
                     conn.execute("UPDATE proposals SET state='abandoned' WHERE id=? AND "
                                  "state='proposed'", (proposal_id,))
@@ -496,9 +501,7 @@ class IncidentStore:
                 (diagnosis, reason, retry_at, now, incident_id))
             self._event(conn, incident_id, "diagnosis", None, None, actor, diagnosis, now)
             if retry_at is None:
-                self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
-                write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
-                note_incident(conn, incident_id, "escalated", now, reason)
+                self._escalated(conn, incident_id, actor, reason, now)
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 
@@ -526,10 +529,27 @@ class IncidentStore:
                 return False
             conn.execute("UPDATE incidents SET next_investigation_at=?, investigation_error=?, "
                          "updated_at=? WHERE id=?", (until, reason, now, incident_id))
-            self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
-            write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
-            note_incident(conn, incident_id, "escalated", now, reason)
+            self._escalated(conn, incident_id, actor, reason, now)
         return True
+
+    def _escalated(self, conn: Any, incident_id: int, actor: str, reason: str,
+                   now: float) -> None:
+        """A person must look: in the history, the audit log and the notifications."""
+        self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
+        write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
+        note_incident(conn, incident_id, "escalated", now, reason)
+
+    def failed_in_a_row(self, incident_id: int, errors: Collection[str]) -> int:
+        """Failed investigations of the incident since its last diagnosis or escalation whose
+        error is one of ``errors`` (its name: an error is recorded as ``Name: message``).
+        Other failures neither count nor end the row: a model that answered garbage twice, the
+        server down for an hour, then garbage again, has answered garbage three times."""
+        rows = self.db.conn.execute(
+            "SELECT detail FROM incident_events WHERE incident_id=:id AND "
+            "kind='investigation_failed' AND id > COALESCE((SELECT MAX(id) FROM "
+            "incident_events WHERE incident_id=:id AND kind IN ('diagnosis','escalated')), 0)",
+            {"id": incident_id})
+        return sum(1 for (detail,) in rows if detail.partition(":")[0] in errors)
 
     def investigate_again(self, incident_id: int, reason: str) -> None:
         """Due for a new investigation now (the daemon's retry pass picks it up)."""

@@ -22,7 +22,8 @@ from .scores import IncidentReport, ScenarioScore
 from .transcript import tool_calls
 
 #: investigations that failed in a row (the model server down, garbage answers) before the
-#: harness stops waiting for the incident: the daemon would go on retrying with backoff
+#: harness stops waiting for the incident: the daemon would go on retrying with backoff (a
+#: model's unusable answers end sooner, where they spend ``agent.max_investigations``)
 FAILED_INVESTIGATIONS = 2
 #: how an incident may end when a person is what the scenario needs
 PERSON_ENDS = frozenset({"escalated", "awaiting_approval"})
@@ -87,9 +88,12 @@ def incident_end(store: IncidentStore, incident: Incident, actions: Sequence[Act
     """How the incident ended, or None while the loop is still working on it."""
     if any(a.state in UNDER_WAY for a in actions) or _investigating(incident):
         return None  # answered, run or verified in a moment, whatever a check saw meanwhile
-    if incident.state in ("open", "reopened") and incident.diagnosis is None \
-            and _failed_in_a_row(incident) >= FAILED_INVESTIGATIONS:
-        # what a failed investigation proposed before it failed is never decided
+    failed = _failed_in_a_row(incident)
+    if incident.state in ("open", "reopened") and incident.diagnosis is None and (
+            failed >= FAILED_INVESTIGATIONS or (failed and not _retry_planned(store, incident.id))):
+        # what a failed investigation proposed before it failed is never decided; one whose
+        # retries are spent (unusable answers) was escalated by the model's failure, not the
+        # model's judgement that a person is needed
         return "model_failed"
     if any(p["state"] == "proposed" for p in store.proposals(incident.id)):
         return None  # decided in a moment

@@ -15,7 +15,8 @@ Failures, for every request of every backend:
   a doubling pause, within the request's time limit (``connect_timeout`` + ``timeout``, all tries
   together); still busy after that: :class:`LLMBusy`, an :class:`LLMUnavailable`;
 - another HTTP error status: :class:`LLMBadResponse` quoting the server's own error text; a 404
-  about the model: :class:`LLMModelMissing`;
+  about the model: :class:`LLMModelMissing`; a 5xx: :class:`LLMServerError` (a proxy's 502 when
+  the server behind it is down: an investigation waits it out instead of giving up);
 - a 2xx body that is not a JSON object, or not the protocol's answer: :class:`LLMBadResponse`.
 """
 
@@ -47,6 +48,7 @@ from ..types import (
     LLMBusy,
     LLMError,
     LLMModelMissing,
+    LLMServerError,
     LLMUnavailable,
     Message,
     ToolCall,
@@ -245,6 +247,8 @@ class HttpBackend(ChatBackend):
             message = f"{self.where} answered HTTP {response.status_code} to {shown}: {text}"
             if response.status_code == 404 and "model" in text.lower():
                 raise LLMModelMissing(f"{message}; `llm status` lists the models it has")
+            if response.status_code >= 500:
+                raise LLMServerError(message)
             raise LLMBadResponse(message)
         try:
             body = strict_json(response.content)

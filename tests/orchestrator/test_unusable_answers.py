@@ -1,0 +1,105 @@
+"""A model that answers garbage for an incident, again and again, will not do better by
+waiting: after ``agent.max_investigations`` unusable answers a person is told, with the reason.
+A server that is down (or a proxy's 502 while it is) is waited out, however long."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.llm.backends import make_backend
+from ai_sysadmin.llm.client import DirectLLM
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.notify.message import render
+from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store.outbox import Outbox
+from tests.support.scripted_model import (
+    ScriptedModel,
+    call,
+    garbage,
+    http_error,
+    say,
+)
+
+FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
+                 "nginx.service has failed", ("nginx.service: active=failed",))
+
+
+def _sweep(settings: Settings, store: IncidentStore, incident_id: int,
+           done: Callable[[], bool]) -> None:
+    """The daemon's retry loop, until ``done``."""
+
+    async def go() -> None:
+        investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
+                                    lambda _: DirectLLM(make_backend(settings.llm)),
+                                    knowledge=KnowledgeRecall(settings))
+        stop = asyncio.Event()
+        sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, store.get(incident_id).events
+            await asyncio.sleep(0.02)
+        stop.set()
+        await sweeping
+        await investigator.close()
+
+    asyncio.run(go())
+
+
+def _settings(tmp_path: Path, url: str) -> Settings:
+    return Settings(ai_name="hal", state_dir=tmp_path,
+                    agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
+                    llm={"backend": "ollama", "url": url, "model": "scripted"})
+
+
+def test_a_model_that_answers_garbage_is_escalated_to_a_person_with_the_reason(
+        tmp_path: Path) -> None:
+    # two garbage answers, a proxy's 502 while the server behind it restarts (an outage: it
+    # neither counts nor starts the count again), then garbage for good
+    with ScriptedModel([garbage(), garbage(), http_error(502, "bad gateway")],
+                       then=lambda _request: garbage()) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        def escalated() -> list[str]:
+            return [e.detail for e in store.get(incident_id, history=None).events
+                    if e.kind == "escalated"]
+
+        # long enough for a wrong retry after the escalation to be seen
+        _sweep(settings, store, incident_id, lambda: bool(escalated()) or len(model.requests) >= 8)
+        asked = len(model.requests)
+    assert asked == 4  # three unusable answers and the outage between them, then no more
+    (said,) = escalated()
+    assert "unusable 3 time(s) in a row" in said and "LLMBadResponse" in said
+    incident = store.get(incident_id)
+    assert incident.state == "open" and incident.diagnosis is None  # never healthy
+    assert store.investigation_due(time.time() + 86400) == []  # a person's now, not a retry's
+    with store.db.transaction() as conn:
+        told = [e for e in Outbox.events(conn, ("new",)) if e.kind == "escalated"]
+    (message,) = [render(e, "hal") for e in told]
+    assert message.title == "[hal] web1: needs a person: nginx.service has failed"
+    assert "unusable 3 time(s)" in message.body and "not JSON" in message.body
+
+
+def test_a_proxy_that_answers_502_while_its_server_is_down_is_waited_out(
+        tmp_path: Path) -> None:
+    script = [*[http_error(502, "bad gateway")] * 6,
+              call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
+                   rationale="it failed"),
+              say("DIAGNOSIS: nginx.service failed.")]
+    with ScriptedModel(script) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        _sweep(settings, store, incident_id,
+               lambda: store.get(incident_id).diagnosis is not None)
+    incident = store.get(incident_id, history=None)
+    assert not [e for e in incident.events if e.kind == "escalated"]
+    assert incident.diagnosis == "DIAGNOSIS: nginx.service failed."
+    assert [p["kind"] for p in store.proposals(incident_id)] == ["restart_unit"]
