@@ -96,6 +96,39 @@ def test_cli_refuses_bad_config_with_exit_2_and_writes_nothing(tmp_path: Path) -
     assert not state.exists()
 
 
+@pytest.mark.parametrize(("var", "value", "said"), [
+    ("AI_SYSADMIN_AI_NAME", "Bad Name!", "key 'ai_name' (from env AI_SYSADMIN_AI_NAME): must "
+     "be 1-32 characters"),
+    ("AI_SYSADMIN_LLM__TIMEOUT", "soon", "key 'llm.timeout' (from env "
+     "AI_SYSADMIN_LLM__TIMEOUT): Input should be a valid number"),
+    # a table judged as a whole names the variable that set a key in it
+    ("AI_SYSADMIN_THRESHOLDS__DISK_WARN_PERCENT", "99", "key 'thresholds' (from env "
+     "AI_SYSADMIN_THRESHOLDS__DISK_WARN_PERCENT): a warning threshold must come before"),
+    ("AI_SYSADMIN_SAFETY__PROTECTED_UNITS", '["a/b"]', "key 'safety.protected_units' (env "
+     "AI_SYSADMIN_SAFETY__PROTECTED_UNITS): entry 1"),
+])
+def test_a_bad_variable_is_the_environments_error_not_the_files(
+        tmp_path: Path, var: str, value: str, said: str) -> None:
+    path = tmp_path / "fine.toml"
+    path.write_text('ai_name = "hal"\n')
+    result = run_program(str(BIN), "--config", str(path), "config", "show", env={var: value})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: the environment: {said}")
+    assert str(path) not in result.stderr
+    assert "Value error" not in result.stderr
+
+
+def test_a_bad_file_and_a_bad_variable_name_each_their_origin(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("autonomy_level = 'yolo'\n")
+    result = run_program(str(BIN), "--config", str(path), "config", "show",
+                         env={"AI_SYSADMIN_AI_NAME": "Bad Name!"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {path}: ")
+    assert "key 'autonomy_level': Input should be" in result.stderr
+    assert "key 'ai_name' (from env AI_SYSADMIN_AI_NAME): must be 1-32" in result.stderr
+
+
 def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
     path = config_file('ai_name = "hal"\ngotify_url = "https://bot:s3cret@push.example"\n')
     code, out, _ = cli("config", "show", "--json")

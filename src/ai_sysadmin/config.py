@@ -912,23 +912,37 @@ def _plain(err: Mapping[str, Any]) -> tuple[tuple[Any, ...], type[BaseModel] | N
     return tuple(kept), table
 
 
-def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
+def _origins(dotted: str, sources: Mapping[str, str]) -> list[str]:
+    """Where the value at ``dotted`` came from: its own source, or for a table (judged as a
+    whole, as the thresholds are) the sources of the keys set inside it."""
+    if dotted in sources:
+        return [sources[dotted]]
+    return sorted({s for key, s in sources.items() if key.startswith(f"{dotted}.")})
+
+
+def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, bool] | None:
+    """The error as one problem, and whether only environment variables gave what it is
+    about (then the file is not to blame)."""
     plain = _plain(err)
     if plain is None:
         return None
     loc, table = plain
     dotted = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
-    origin = sources.get(dotted)
-    where = f" (from {origin})" if origin and origin.startswith("env") else ""
+    origins = _origins(dotted, sources)
+    variables = [o.removeprefix("env ") for o in origins if o.startswith("env ")]
+    where = f" (from env {', '.join(variables)})" if variables else ""
+    from_env = bool(origins) and len(variables) == len(origins)
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(table.model_fields)) if table else ""
-        return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}"
+        return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}", from_env
     got = err.get("input")
     if isinstance(got, str):
         # a refused URL may carry a token or password (under any key): never echo it
         got = _url_shown(got) if dotted in _URL_KEYS else mask_secret_text(got)
     shown = repr(got) if not isinstance(got, Mapping) else "a table"
-    return f"key '{dotted}'{where}: {err['msg']} (got {shown})"
+    # pydantic's wrapping of our own ValueError's words says nothing to a reader
+    said = str(err["msg"]).removeprefix("Value error, ")
+    return f"key '{dotted}'{where}: {said} (got {shown})", from_env
 
 
 def load_settings(
@@ -963,10 +977,13 @@ def load_settings(
     try:
         settings = Settings.model_validate(_merge(file_data, env_data))
     except ValidationError as exc:
-        said = [_describe(e, sources) for e in exc.errors()]
-        problems = [p for p in said if p is not None] or [
-            "invalid value (pydantic gave no more)"]
-        raise ConfigError(str(config_path), problems) from exc
+        said = [d for e in exc.errors() if (d := _describe(e, sources)) is not None]
+        problems = [text for text, _ in said] or ["invalid value (pydantic gave no more)"]
+        # the file is named only where it gave something wrong: a bad variable alone, with
+        # the file fine or absent, is the environment's, each problem naming its variable
+        only_env = bool(said) and all(from_env for _, from_env in said)
+        raise ConfigError("the environment" if only_env else str(config_path),
+                          problems) from exc
     # a URL written in the file with what a URL's reader hides (a password, a user name a
     # token often stands as, query values) makes the file itself a secret of ours
     if any((url := str(getattr_dotted(settings, key))) != _masked_value(key, url)

@@ -164,11 +164,12 @@ def _check_safety(loaded: LoadedSettings) -> None:
     from ..safety.protected import configured_problem
 
     units = loaded.settings.safety.protected_units
-    problems = [f"key 'safety.protected_units' ({loaded.source_of('safety.protected_units')}): "
-                f"entry {i + 1}: {why}"
+    origin = loaded.source_of("safety.protected_units")
+    problems = [f"key 'safety.protected_units' ({origin}): entry {i + 1}: {why}"
                 for i, entry in enumerate(units) if (why := configured_problem(entry))]
     if problems:
-        raise ConfigError(str(loaded.config_path), problems)
+        raise ConfigError("the environment" if origin.startswith("env ")
+                          else str(loaded.config_path), problems)
 
 
 def state(ctx: typer.Context) -> AppState:
