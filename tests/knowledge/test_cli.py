@@ -102,6 +102,7 @@ def test_mistakes_are_one_line_and_lose_nothing(cli: Cli, tmp_path: Path) -> Non
     assert code == 2 and "'rumour' is not one of seed, operator, learned" in err
     code, _, err = cli("knowledge", "add", "--topic", "two\nlines", "--text", "x")
     assert code == 2 and "--topic" in err
+    assert "must be one non-empty line" in err and "Value error" not in err
     code, _, err = cli("knowledge", "search", "  ")
     assert code == 2 and "QUERY" in err
 

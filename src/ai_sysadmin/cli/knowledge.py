@@ -179,7 +179,7 @@ def add(
                                source="operator")
     except ValidationError as exc:
         problem = exc.errors()[0]
-        raise typer.BadParameter(problem["msg"],
+        raise typer.BadParameter(str(problem["msg"]).removeprefix("Value error, "),
                                  param_hint=f"--{problem['loc'][0]}") from None
     _open(ctx).add(entry)
     if as_json:
