@@ -130,6 +130,16 @@ def test_chat_keeps_the_conversation_and_its_commands(env) -> None:
     assert [m["content"] for m in second if m["role"] == "user"] == ["hello", "and now?"]
 
 
+def test_chat_with_questions_piped_in_prints_each_answer_on_its_own_line(env) -> None:
+    # `printf 'hi\n' | hal-chat`: no prompt no one types at runs into the answers
+    with ScriptedModel([say("first answer"), say("second answer")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "chat"], env, stdin="hi\nand now?\n/history\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == ["first answer", "second answer", "  1  hi",
+                                            "  2  and now?"]
+
+
 def test_chat_debug_with_the_queue_and_llm_down_says_so_and_the_chat_goes_on(env) -> None:
     ports = []
     for _ in range(2):

@@ -171,11 +171,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     _warn_if_down(settings)
     # questions piped in (a script): one that got no answer makes the exit code 2
     piped, unanswered = not sys.stdin.isatty(), 0
+    # a prompt no one types at would begin the answer's line ("hal> the answer")
+    prompt = "" if piped else f"{settings.ai_name}> "
     while True:
         try:
-            line = input(f"{settings.ai_name}> ").strip()
+            line = input(prompt).strip()
         except EOFError:
-            out.print()
+            if not piped:
+                out.print()  # the prompt's line ends
             line = "/exit"
         except KeyboardInterrupt:
             out.print()  # the prompt's line ends; `main` says "interrupted"
