@@ -83,6 +83,26 @@ def test_bad_numbers_are_one_line_and_exit_2(cli, args: tuple[str, ...]) -> None
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("args", [
+    ("issues", "show", "-1"),
+    ("issues", "resolve", "-12"),
+    ("issues", "close", "-3", "--reason", "gone"),
+    ("approve", "show", "-1"),
+    ("approve", "approve", "-5"),
+    ("approve", "reject", "-1"),
+    ("approve", "discuss", "-m", "why?", "-1"),
+])
+def test_a_negative_id_is_a_bad_id_not_an_unknown_option(cli, args: tuple[str, ...]) -> None:
+    code, out, err = cli(*args)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: Invalid value for 'ID': Input should be greater than or "
+                          "equal to 1 (see `ai-sysadmin ")
+    assert "No such option" not in err
+    # an option that is no number is still an unknown option
+    code, _, err = cli(*args[:2], "-x")
+    assert code == 2 and err.startswith("error: No such option: -x")
+
+
 def test_unknown_command_is_one_line(cli) -> None:
     code, _, err = cli("chekc")
     assert code == 2 and err.strip() == ("error: No such command 'chekc'. "

@@ -82,6 +82,24 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     return exc.exit_code
 
 
+def _negative_number(exc: click_exceptions.NoSuchOption) -> click_exceptions.ClickException:
+    """click reads ``-1`` as an option; to a command that takes a number (``issues show -1``,
+    ``approve discuss -1``) it is that number, refused as the number's own range refuses it,
+    not as "No such option"."""
+    ctx = exc.ctx
+    if ctx is None or not exc.option_name[1:].isdigit():
+        return exc
+    for param in ctx.command.params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if param.param_type_name == "argument" and getattr(descriptor, "annotation",
+                                                           None) is int:
+            try:
+                param.process_value(ctx, exc.option_name)
+            except click_exceptions.BadParameter as refused:
+                return refused
+    return exc
+
+
 def _command_at(args: list[str]) -> int:
     """Where the command word is: behind the CLI's own ``-c``/``--config``."""
     i = 0
@@ -231,6 +249,8 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     except click_exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code
+    except click_exceptions.NoSuchOption as exc:
+        return _usage_error(_negative_number(exc))
     except click_exceptions.ClickException as exc:
         return _usage_error(exc)
     except (typer.Abort, KeyboardInterrupt):
