@@ -359,6 +359,17 @@ def test_commands_install_writes_nothing_for_a_directory_or_a_python_it_cannot_u
     assert done.stderr == (f"error: {typo} is not a directory: create it (mkdir -p {typo}) or "
                            "name another with --bin-dir\n")
     assert not typo.parent.exists()
+    # a file where the directory should be: mkdir -p could not make it
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    for given in (a_file, a_file / "bin"):
+        done = run_program(str(BIN), "commands", "install", "--bin-dir", str(given))
+        assert (done.returncode, done.stdout) == (2, "")
+        inside = "" if given == a_file else f" (on the way to {given})"
+        assert done.stderr == (f"error: {a_file} is not a directory{inside}: name a directory "
+                               "with --bin-dir\n")
+        assert "mkdir" not in done.stderr
+    assert a_file.read_text() == "mine\n"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # a real Python without ai-sysadmin: every command would fail at its first line
