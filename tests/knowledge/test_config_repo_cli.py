@@ -3,12 +3,17 @@ by meaning, as path:line snippets or JSON; re-indexing touches only what changed
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.config import load_settings
+from ai_sysadmin.knowledge.context import KnowledgeRecall
 from tests.knowledge.gitrepo import GitRepo
 
 NGINX = """{ config, ... }:
@@ -79,3 +84,47 @@ def test_configs_says_what_is_missing(tmp_path: Path, config_file, cli) -> None:
     assert code == 2 and "has no branch 'main' (config_branch)" in err
     code, _, err = cli("configs")
     assert code == 2 and "give a QUERY" in err
+
+
+def _refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["missing", "ssh"])
+def test_a_repository_that_cannot_be_fetched_is_one_line_and_the_log_keeps_all_git_said(
+        tmp_path: Path, config_file, cli, caplog: pytest.LogCaptureFixture,
+        where: str) -> None:
+    if where == "missing":
+        url = str(tmp_path / "no-such-repo")
+        said = f"'{url}' does not appear to be a git repository"
+    else:
+        port = _refused_port()
+        url = f"ssh://127.0.0.1:{port}/fleet.git"
+        # ssh's own reason, not git's "Could not read from remote repository" after it
+        said = f"ssh: connect to host 127.0.0.1 port {port}: Connection refused"
+    path = config_file(f'config_repo = "{url}"\n[knowledge]\nenabled = false\n')
+    code, out, err = cli("configs", "--sync")
+    assert (code, out) == (2, "")
+    assert err == (f"error: git fetch of {url} failed: {said} (check config_repo and that "
+                   "this host reaches it; `git ls-remote` of it shows all git says)\n")
+
+    # the daemon's refresh logs the same line, and all git said beside it
+    recall = KnowledgeRecall(load_settings(path).settings)
+
+    async def refresh() -> list[logging.LogRecord]:
+        await recall.config_changes("nginx.service")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            failed = [r for r in caplog.records if getattr(r, "event", "") ==
+                      "config_repo_failed"]
+            if failed:
+                return failed
+            await asyncio.sleep(0.05)
+        raise AssertionError("no config_repo_failed record")
+
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin"):
+        (record,) = asyncio.run(refresh())
+    assert record.getMessage() == f"config_repo not refreshed: git fetch of {url} failed: {said}"
+    assert "Please make sure you have the correct access rights" in record.git_said

@@ -28,6 +28,7 @@ def configs(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Search the configuration repository by meaning; `--sync` fetches and re-indexes it."""
+    from ..knowledge.config_repo import ConfigRepoError
     from ..knowledge.context import KnowledgeRecall
 
     settings = state(ctx).settings
@@ -44,7 +45,13 @@ def configs(
     recall = KnowledgeRecall(settings)
     result: dict[str, Any] = {}
     if sync:
-        report = recall.sync_configs()
+        try:
+            report = recall.sync_configs()
+        except ConfigRepoError as exc:
+            if not exc.detail:  # not git's failure: the message says it all
+                raise
+            raise AiSysadminError(f"{exc} (check config_repo and that this host reaches it; "
+                                  "`git ls-remote` of it shows all git says)") from exc
         result["sync"] = report.to_dict()
         if not as_json:
             if report.previous is not None:

@@ -32,6 +32,7 @@ from typing import Any
 from ..config import Settings, mask_secret_text
 from ..errors import AiSysadminError
 from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
+from ..monitor.findings import strip_control
 from ..monitor.redact import redact
 
 #: a file larger than this is data (a lock file, a dump), not a config worth searching
@@ -49,7 +50,29 @@ _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<!\.lock)
 
 
 class ConfigRepoError(AiSysadminError):
-    """The configuration repository cannot be fetched or read."""
+    """The configuration repository cannot be fetched or read. ``detail``: all git said
+    (masked), where the message quotes only its telling line."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+#: what git adds to every failure to reach a repository, whatever the cause
+_GIT_BOILERPLATE = ("fatal: Could not read from remote repository.",
+                    "Please make sure you have the correct access rights",
+                    "and the repository exists.")
+
+
+def _telling_line(said: str) -> str:
+    """What went wrong, in one line of git's (and ssh's) own words: the last two lines that
+    say something of this failure (ssh's cause and its verdict: "Host key for ... has
+    changed ...", "Host key verification failed."), not git's "Could not read from remote
+    repository" after them, a hint, a warning or a banner of '@'."""
+    lines = [line.strip() for line in strip_control(said).splitlines() if line.strip()]
+    telling = [line.removeprefix("fatal: ").removeprefix("error: ") for line in lines
+               if line not in _GIT_BOILERPLATE and not line.startswith(("hint:", "warning:", "@"))]
+    return " ".join(telling[-2:] or lines[-1:])[:300]
 
 
 @dataclass(frozen=True)
@@ -201,8 +224,10 @@ class ConfigRepo:
         except subprocess.TimeoutExpired as exc:
             raise ConfigRepoError(f"git {args[0]} took longer than {timeout:g} s") from exc
         if check and done.returncode != 0:
-            why = self._unsecret(redact(done.stderr.decode("utf-8", "replace").strip()))
-            raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why[-600:]}")
+            said = self._unsecret(redact(done.stderr.decode("utf-8", "replace").strip()))
+            why = _telling_line(said) or f"exit status {done.returncode}, nothing said"
+            raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why}",
+                                  detail=said[-4000:])
         return done.stdout.decode("utf-8", "replace")
 
     @property
@@ -232,7 +257,7 @@ class ConfigRepo:
             self.git("fetch", "--quiet", "--no-tags", "--force", "--", self.url,
                      f"+{self.ref}:{self.ref}")
         except ConfigRepoError as exc:
-            if "couldn't find remote ref" in str(exc):
+            if "couldn't find remote ref" in exc.detail:
                 raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r} "
                                       "(config_branch)") from None
             raise

@@ -516,8 +516,10 @@ class KnowledgeRecall:
             try:
                 await asyncio.to_thread(self.sync_configs)
             except Exception as exc:  # a repository that cannot be fetched stops nothing
+                # the message is git's telling line; the log keeps all it said
                 log.warning("config_repo not refreshed: %s", exc,
-                            extra={"event": "config_repo_failed"})
+                            extra={"event": "config_repo_failed",
+                                   "git_said": getattr(exc, "detail", "")})
                 self._synced_at = time.monotonic()  # tried: not again at every incident
 
         self._sync_task = asyncio.get_running_loop().create_task(refresh())
