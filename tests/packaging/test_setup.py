@@ -174,6 +174,10 @@ def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -
     (state / "logs").mkdir(parents=True)
     (state / "state.db").write_text("")
     (state / "logs" / "orchestrator.jsonl").write_text("")
+    planned = setup(target, "--name", "hal", "--dry-run")
+    said = {s["target"]: s["detail"] for s in json.loads(planned.stdout)}
+    assert said["/var/lib/ai-sysadmin"] == ("ai-sysadmin:ai-sysadmin 0750, with what is in it: "
+                                            "logs, state.db")
     done = setup(target, "--name", "hal")
     assert done.returncode == 0, done.stderr
     daemon = (state).stat()
@@ -181,6 +185,87 @@ def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (daemon.st_uid, daemon.st_gid) != (0, 0), path
     assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
+def add_account(root: Path, name: str, uid: int, home: str) -> None:
+    """An account of another service, as its package made it."""
+    for db, line in (("passwd", f"{name}:x:{uid}:{uid}::{home}:/bin/bash"),
+                     ("group", f"{name}:x:{uid}:"), ("shadow", f"{name}:*:19000:0:99999:7:::"),
+                     ("gshadow", f"{name}:!::")):
+        path = root / "etc" / db
+        path.write_text(path.read_text() + line + "\n")
+
+
+@needs_root
+def test_a_state_dir_holding_other_services_data_is_refused_before_anything_changes(
+        target: Path) -> None:
+    """state_dir = "/var/lib": setup would give every service's data to ai-sysadmin (and
+    close the directory to them). It takes only what ai-sysadmin itself writes there."""
+    add_account(target, "postgres", 105, "/var/lib/postgresql")
+    data = target / "var/lib/postgresql/15/main"
+    data.mkdir(parents=True)
+    os.chown(data.parents[1], 105, 105)
+    os.chown(data.parent, 105, 105)
+    (target / "var/lib/dpkg").mkdir()
+    (target / "var/lib/state.db").write_text("")  # an earlier `sudo ai-sysadmin check`'s
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\nstate_dir = "/var/lib"\n')
+    before = snapshot(target)
+    for extra in (("--dry-run",), ()):
+        done = setup(target, *extra)
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        assert done.stderr == (
+            "error: /var/lib holds dpkg, postgresql, which are not ai-sysadmin's: setup would "
+            "give them to ai-sysadmin; set state_dir to a directory of its own, or move them "
+            "out\n")
+        assert snapshot(target) == before
+
+
+def test_a_knowledge_path_holding_other_files_is_refused_too(target: Path) -> None:
+    (target / "srv/www").mkdir(parents=True)
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\n[knowledge]\npath = "/srv"\n')
+    done = setup(target, "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr == ("error: /srv holds www, which is not ai-sysadmin's: setup would give "
+                           "it to ai-sysadmin; set knowledge.path to a directory of its own, or "
+                           "move it out\n")
+
+
+@needs_root
+def test_a_refused_setup_leaves_the_old_names_daemon_in_place(target: Path) -> None:
+    """A renamed assistant whose new config is refused keeps the old name's units: they are
+    taken away only by a setup that goes on to install the new ones."""
+    assert setup(target, "--name", "hal").returncode == 0
+    (target / "var/lib/dpkg").mkdir()
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.write_text('ai_name = "kit"\nstate_dir = "/var/lib"\n')
+    before = snapshot(target)
+    done = setup(target)
+    assert done.returncode == 2 and "/var/lib holds dpkg, which is not" in done.stderr
+    assert snapshot(target) == before
+    assert (target / "etc/systemd/system/hal-ai.service").is_file()
+
+
+@needs_root
+def test_an_account_setup_did_not_make_is_never_rehomed_or_given_groups(target: Path) -> None:
+    add_account(target, "postgres", 105, "/var/lib/postgresql")
+    before = snapshot(target)
+    for extra in (("--dry-run",), ()):
+        done = setup(target, "--name", "hal", "--user", "postgres", *extra)
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        assert done.stderr == (
+            "error: the account postgres exists and setup did not make it: its home is "
+            "/var/lib/postgresql, not /var/lib/ai-sysadmin, and setup never changes another "
+            "account; name a new one with --user\n")
+        assert snapshot(target) == before
+    # one made for the daemon beforehand, with the state directory as its home, is used
+    add_account(target, "hal-daemon", 106, "/var/lib/ai-sysadmin")
+    done = setup(target, "--name", "hal", "--user", "hal-daemon")
+    assert done.returncode == 0, done.stderr
+    assert ":/var/lib/ai-sysadmin:" in (target / "etc/passwd").read_text()
 
 
 def test_a_dry_run_says_what_setup_would_do_and_does_nothing(target: Path) -> None:

@@ -86,6 +86,9 @@ def setup(
         steps = (removal_plan(target, items, MARKER) if dry_run
                  else uninstall(target, items, MARKER))
     else:
+        # what setup refuses (another's files, another's account) it refuses before the old
+        # name's units below are taken away: a refused setup changes nothing
+        plan(target, items)
         # ai_name changed since the last setup: the old name's daemon goes, or two would run
         steps = []
         for old in earlier_names(target, layout):

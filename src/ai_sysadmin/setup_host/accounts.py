@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .steps import Programs, SetupError, Step, run, under
 
+#: the comment (GECOS) of the account setup makes: how a later run knows the account is its own
+COMMENT = "ai-sysadmin daemon"
 NOLOGIN = ("/usr/sbin/nologin", "/sbin/nologin", "/usr/bin/nologin", "/bin/false")
 
 
@@ -59,6 +61,13 @@ class User:
         found = entries(root, "passwd").get(self.name)
         if found is None:
             return Step("user", self.name, "create", f"system user, home {self.home}")
+        if len(found) > 5 and found[5] != self.home and found[4] != COMMENT:
+            # another service's account (--user postgres): moving its home and adding it to
+            # the log groups would change that service, and --uninstall would not undo it
+            raise SetupError(
+                f"the account {self.name} exists and setup did not make it: its home is "
+                f"{found[5]}, not {self.home}, and setup never changes another account; name "
+                "a new one with --user")
         if len(found) > 5 and found[5] != self.home:
             # the daemon's HOME (its ~/.ssh) is the state directory; a command root runs as
             # the daemon's user takes HOME from passwd: both must be the one directory
@@ -76,7 +85,7 @@ class User:
         shell = next((s for s in NOLOGIN if under(root, s).exists()), "/bin/false")
         run([programs.useradd, "--system", *_prefix(root), "--gid", self.group,
              "--home-dir", self.home, "--no-create-home", "--shell", shell,
-             "--comment", "ai-sysadmin daemon", self.name], f"creating user {self.name}")
+             "--comment", COMMENT, self.name], f"creating user {self.name}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,23 @@ from .units import read_write_paths, render_units, unit_word
 SECURE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
+#: what ai-sysadmin writes in its state directory (config.py's db_path and log_dir, the
+#: queue's queue.db, the knowledge base, config_repo's copy and index, `eval`'s results;
+#: sqlite's journals beside each database) and the account's ~/.ssh there
+STATE_NAMES = ("state.db", "state.db-*", "queue.db", "queue.db-*", "logs", "knowledge",
+               "config-repo", "config-repo-index.*", "eval", ".ssh")
+#: what ChromaDB writes in a knowledge.path: its database and a directory per collection
+KNOWLEDGE_NAMES = ("chroma.sqlite3", "chroma.sqlite3-*", "????????-????-????-????-????????????")
+
+
+def state_names(settings: Settings, state_dir: str) -> tuple[str, ...]:
+    """STATE_NAMES, and a knowledge path the config puts elsewhere in the state directory."""
+    knowledge = settings.knowledge_dir
+    if knowledge.is_relative_to(state_dir) and knowledge != Path(state_dir):
+        return (*STATE_NAMES, knowledge.relative_to(state_dir).parts[0])
+    return STATE_NAMES
+
+
 class Item(Protocol):
     def check(self, root: Path) -> Step: ...
 
@@ -102,9 +119,10 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
         Group(layout.group),
         User(layout.user, layout.group, layout.state_dir),
         Memberships(layout.user, layout.reader_groups),
-        Directory(layout.state_dir, layout.user, layout.group, 0o750, adopt_contents=True),
-        *(Directory(path, layout.user, layout.group, 0o750, adopt_contents=True)
-          for path in own),
+        Directory(layout.state_dir, layout.user, layout.group, 0o750,
+                  adopt=state_names(settings, layout.state_dir), setting="state_dir"),
+        *(Directory(path, layout.user, layout.group, 0o750, adopt=KNOWLEDGE_NAMES,
+                    setting="knowledge.path") for path in own),
         Directory(layout.config_dir, "root", layout.group, 0o750),
         File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True,
              origin=config_origin),

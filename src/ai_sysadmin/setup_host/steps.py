@@ -7,6 +7,7 @@ where that system is (``/``, or a directory tree for tests and images).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 from collections.abc import Callable, Sequence
@@ -112,9 +113,14 @@ class Node:
 
 @dataclass(frozen=True)
 class Directory(Node):
-    #: what is already inside becomes the owner's too (the state a `sudo ai-sysadmin check`
-    #: left there before setup, which the daemon's user could not open otherwise)
-    adopt_contents: bool = False
+    """``adopt``: patterns of the names in it that are ai-sysadmin's own; what they hold
+    becomes the owner's too (the state a `sudo ai-sysadmin check` left there before setup,
+    which the daemon's user could not open otherwise). Anything else in it of another owner
+    is refused, never taken: a state_dir of /var/lib would hand every service's data to the
+    daemon. ``setting``: the config key that names the directory, said when it is refused."""
+
+    adopt: tuple[str, ...] = ()
+    setting: str = ""
 
     def check(self, root: Path) -> Step:
         here = under(root, self.path)
@@ -124,15 +130,39 @@ class Directory(Node):
         if not here.exists():
             return Step("directory", self.path, "create", detail)
         owners = Owners(root)
-        ok = self._ownership_ok(here, owners) and not self._foreign(here, owners)
-        return Step("directory", self.path, "keep" if ok else "update", detail)
+        taken = sorted({p.relative_to(here).parts[0] for p in self._foreign(here, owners)})
+        if self._ownership_ok(here, owners) and not taken:
+            return Step("directory", self.path, "keep", detail)
+        return Step("directory", self.path, "update",
+                    f"{detail}, with what is in it: {', '.join(taken)}" if taken else detail)
 
     def _foreign(self, here: Path, owners: Owners) -> list[Path]:
-        if not self.adopt_contents:
+        """What in ``here`` setup gives the owner: all of it under ``adopt``'s names."""
+        if not self.adopt:
             return []
-        uid, gid = owners.uid(self.owner), owners.gid(self.group)
-        return [p for p in here.rglob("*")
-                if (p.lstat().st_uid, p.lstat().st_gid) != (uid, gid)]
+        ids = (owners.uid(self.owner), owners.gid(self.group))
+
+        def theirs(path: Path) -> bool:
+            st = path.lstat()
+            return (st.st_uid, st.st_gid) != ids
+
+        found: list[Path] = []
+        others: list[str] = []
+        for entry in sorted(here.iterdir()):
+            inside = (entry.rglob("*") if entry.is_dir() and not entry.is_symlink() else ())
+            if any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in self.adopt):
+                found += [p for p in (entry, *inside) if theirs(p)]
+            elif theirs(entry) or any(theirs(p) for p in inside):
+                others.append(entry.name)
+        if others:
+            them = "it" if len(others) == 1 else "them"
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more"
+                                             if len(others) > 5 else "")
+            raise SetupError(
+                f"{self.path} holds {shown}, which {'is' if them == 'it' else 'are'} not "
+                f"ai-sysadmin's: setup would give {them} to {self.owner}; set "
+                f"{self.setting or 'it'} to a directory of its own, or move {them} out")
+        return found
 
     def apply(self, root: Path, programs: Programs) -> None:
         here = under(root, self.path)
