@@ -15,6 +15,13 @@ let
   # tmpfiles and the user's home follow what the daemon writes
   stateDir = cfg.settings.state_dir or "/var/lib/ai-sysadmin";
   knowledgePath = cfg.settings.knowledge.path or null;
+  # the directory of a queue file queue.url puts outside the state directory (the worker's
+  # as much as the daemon's); a Redis queue, or the default state_dir/queue.db, has none
+  queueFile = builtins.match "[Ss][Qq][Ll][Ii][Tt][Ee]://(/.*)/[^/]+"
+    (cfg.settings.queue.url or "sqlite://");
+  queueDir =
+    let dir = if queueFile == null then null else builtins.head queueFile; in
+    if dir == null || dir == stateDir || lib.hasPrefix "${stateDir}/" dir then null else dir;
 
   words = s: builtins.filter (w: builtins.isString w && w != "") (builtins.split " +" s);
 
@@ -111,8 +118,11 @@ let
     state_dir = stateDir;
     setpriv = programs.setpriv;
     read_write_paths = lib.concatStringsSep " "
-      (map (p: "-" + unitWord p) ([ "/var/log/journal" ] ++ cleanPaths
-        ++ lib.optional (knowledgePath != null) knowledgePath));
+      (map (p: "-" + unitWord p) (lib.unique ([ "/var/log/journal" ] ++ cleanPaths
+        ++ lib.optional (knowledgePath != null) knowledgePath
+        ++ lib.optional (queueDir != null) queueDir)));
+    worker_read_write_paths = lib.concatStringsSep " "
+      ([ stateDir ] ++ lib.optional (queueDir != null) ("-" + unitWord queueDir));
   };
 
   # a unit template as { Unit = {..}; Service = {..}; Install = {..}; }; a key given several
@@ -331,7 +341,9 @@ in
       users.users.${cfg.user}.extraGroups = [ "systemd-journal" ];
       systemd.tmpfiles.rules = [ "d ${stateDir} 0750 ${cfg.user} ${cfg.group} - -" ]
         ++ lib.optional (knowledgePath != null)
-          "d ${knowledgePath} 0750 ${cfg.user} ${cfg.group} - -";
+          "d ${knowledgePath} 0750 ${cfg.user} ${cfg.group} - -"
+        ++ lib.optional (queueDir != null && queueDir != knowledgePath)
+          "d ${queueDir} 0750 ${cfg.user} ${cfg.group} - -";
 
       environment.etc."ai-sysadmin/config.toml".source = configFile;
       environment.systemPackages = [ cfg.package commands ];

@@ -187,6 +187,23 @@ def test_the_units_and_tmpfiles_follow_a_state_dir_given_in_settings(
     assert result["users"]["users"]["ai-sysadmin"]["home"] == "/srv/hal-state"
 
 
+def test_a_queue_file_outside_the_state_dir_is_made_and_both_units_write_it(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    result = evaluate(nix_env, {"aiName": "hal", "settings": {
+        "queue": {"url": "sqlite:///srv/llm-queue/queue.db"}}})
+    assert str(settings_of(tmp_path, result).queue.url) == "sqlite:///srv/llm-queue/queue.db"
+    for unit in ("hal-ai", "hal-llm-worker"):
+        paths = result["services"][unit]["serviceConfig"]["ReadWritePaths"].split()
+        assert paths[0] == "/var/lib/ai-sysadmin" and "-/srv/llm-queue" in paths, unit
+    assert "d /srv/llm-queue 0750 ai-sysadmin ai-sysadmin - -" in result["tmpfiles"]
+    # the default queue, and a Redis one, are no directory of their own
+    for url in ("sqlite://", "sqlite:///var/lib/ai-sysadmin/q.db", "redis://127.0.0.1:6379/0"):
+        other = evaluate(nix_env, {"aiName": "hal", "settings": {"queue": {"url": url}}})
+        worker = other["services"]["hal-llm-worker"]["serviceConfig"]
+        assert worker["ReadWritePaths"] == "/var/lib/ai-sysadmin", url
+        assert other["tmpfiles"] == ["d /var/lib/ai-sysadmin 0750 ai-sysadmin ai-sysadmin - -"]
+
+
 def test_the_units_are_setups_templates_with_store_paths(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     result = evaluate(nix_env, {"aiName": "hal"})
@@ -194,7 +211,8 @@ def test_the_units_are_setups_templates_with_store_paths(
     values = {"name": "hal", "program": f"{STORE}ai-sysadmin-0.1.0/bin/ai-sysadmin",
               "config": result["configFile"], "user": "ai-sysadmin", "group": "ai-sysadmin",
               "state_dir": "/var/lib/ai-sysadmin", "setpriv": setpriv,
-              "read_write_paths": "-/var/log/journal -/var/cache -/var/tmp -/tmp"}
+              "read_write_paths": "-/var/log/journal -/var/cache -/var/tmp -/tmp",
+              "worker_read_write_paths": "/var/lib/ai-sysadmin"}
     for suffix, template in TEMPLATES.items():
         service = result["services"][f"hal-{suffix}"]
         assert service["serviceConfig"] == template_service(values, template)

@@ -355,6 +355,28 @@ def test_the_units_and_directories_follow_the_existing_configs_state_dir(target:
 
 
 @needs_root
+def test_a_queue_file_outside_the_state_dir_gets_its_directory_and_both_units_write_it(
+        target: Path) -> None:
+    """queue.url = "sqlite:///srv/llm-queue/queue.db": under ProtectSystem=strict the worker
+    and the daemon could not open it, and nobody made its directory."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "kit"\n[queue]\nurl = "sqlite:///srv/llm-queue/queue.db"\n')
+    done = setup(target)
+    assert done.returncode == 0, done.stderr
+    for unit in ("kit-ai", "kit-llm-worker"):
+        text = (target / f"etc/systemd/system/{unit}.service").read_text()
+        (paths,) = re.findall(r"^ReadWritePaths=(.*)$", text, re.M)
+        assert paths.split()[0] == "/var/lib/ai-sysadmin", unit
+        assert "-/srv/llm-queue" in paths.split(), unit
+    made = (target / "srv/llm-queue").stat()
+    state = (target / "var/lib/ai-sysadmin").stat()
+    assert (made.st_uid, made.st_gid, made.st_mode & 0o7777) == (state.st_uid, state.st_gid,
+                                                                  0o750)
+    assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
+@needs_root
 def test_the_drop_in_is_what_policy_sudoers_prints(target: Path) -> None:
     assert setup(target, "--name", "hal").returncode == 0
     installed = (target / "etc/sudoers.d/ai-sysadmin").read_text()

@@ -232,6 +232,38 @@ def test_a_broken_config_stops_both_units_instead_of_restarting_them(
         sb.exec(["systemctl", "reset-failed", DAEMON, WORKER])
 
 
+def test_a_queue_file_outside_the_state_directory_is_written_from_both_units(
+        installed: Sandbox) -> None:
+    """queue.url names a file elsewhere: the worker opens it, and the daemon's sandbox may
+    write there too (ProtectSystem=strict would answer 'unable to open database file')."""
+    sb = installed
+    sb.exec(["cp", "-p", CONFIG, f"{CONFIG}.good"], check=True)
+    try:
+        sb.exec(["sed", "-i", 's|^# url = "sqlite://"$|url = "sqlite:///srv/llm-queue/queue.db"|',
+                 CONFIG], check=True)
+        done = sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN)], timeout=120)
+        assert done.ok, done.stderr
+        sb.exec(["systemctl", "stop", DAEMON, WORKER], check=True)
+        sb.exec(["systemctl", "reset-failed", DAEMON, WORKER])
+        sb.exec(["systemctl", "start", DAEMON], check=True)
+        wait_for(lambda: sb.exec(["test", "-s", "/srv/llm-queue/queue.db"]).ok
+                 or show(sb, WORKER)["ActiveState"] == "failed", "the worker to open its queue")
+        worker = show(sb, WORKER)
+        log = sb.exec(["journalctl", "-u", WORKER, "-o", "cat", "--no-pager"]).stdout
+        assert (worker["ActiveState"], worker["NRestarts"]) == ("active", "0"), log[-2000:]
+        sb.write_file("/probe-queue.sh", "touch /srv/llm-queue/probe; echo touched=$?\n")
+        sb.write_file("/etc/systemd/system/probe-queue.service",
+                      probe_unit(sb, "/probe-queue.sh"))
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+        sb.exec(["systemctl", "start", "probe-queue.service"], timeout=60)
+        said = sb.exec(["journalctl", "-u", "probe-queue.service", "-o", "cat", "--no-pager"])
+        assert "touched=0" in said.stdout.splitlines(), said.stdout[-2000:]
+    finally:
+        sb.exec(["systemctl", "stop", DAEMON])
+        sb.exec(["mv", f"{CONFIG}.good", CONFIG], check=True)
+        assert sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN)], timeout=120).ok
+
+
 def test_uninstall_stops_and_removes_what_setup_installed(installed: Sandbox) -> None:
     """Last in this module: it takes the install back. The running daemon and its worker are
     stopped and disabled, their units, the sudoers drop-in and the commands are gone, and the

@@ -36,7 +36,8 @@ def units(tmp_path: Path) -> dict[str, Path]:
     texts = render_units(find_templates(), "hal", {
         "program": str(BIN), "config": "/etc/ai-sysadmin/config.toml", "user": "ai-sysadmin",
         "group": "ai-sysadmin", "state_dir": "/var/lib/ai-sysadmin", "setpriv": setpriv,
-        "read_write_paths": "-/var/log/journal -/var/cache -/var/tmp -/tmp"})
+        "read_write_paths": "-/var/log/journal -/var/cache -/var/tmp -/tmp",
+        "worker_read_write_paths": "/var/lib/ai-sysadmin -/srv/llm-queue"})
     paths = {}
     for name, text in texts.items():
         paths[name] = tmp_path / name

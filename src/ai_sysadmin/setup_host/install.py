@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..config import Settings
+from ..llm.queue import queue_file
 from .accounts import Group, Memberships, User
 from .sample_config import sample_config
 from .steps import Directory, File, Link, Programs, SetupError, Step, run, under
@@ -29,11 +30,30 @@ KNOWLEDGE_NAMES = ("chroma.sqlite3", "chroma.sqlite3-*", "????????-????-????-???
 
 
 def state_names(settings: Settings, state_dir: str) -> tuple[str, ...]:
-    """STATE_NAMES, and a knowledge path the config puts elsewhere in the state directory."""
-    knowledge = settings.knowledge_dir
-    if knowledge.is_relative_to(state_dir) and knowledge != Path(state_dir):
-        return (*STATE_NAMES, knowledge.relative_to(state_dir).parts[0])
-    return STATE_NAMES
+    """STATE_NAMES, and a knowledge path or a queue file the config puts elsewhere in the
+    state directory."""
+    names = list(STATE_NAMES)
+    queue = queue_file(settings)
+    for path in (settings.knowledge_dir, queue):
+        if path is not None and path.is_relative_to(state_dir) and path != Path(state_dir):
+            top = path.relative_to(state_dir).parts[0]
+            names += [top, f"{top}-*"] if path == queue else [top]
+    return tuple(names)
+
+
+def own_dirs(settings: Settings, state_dir: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The daemon's directories outside the state directory, where the config puts them: a
+    knowledge path and a queue file's directory -> the key that names it, and the names in it
+    that are ai-sysadmin's own."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    knowledge = settings.knowledge.path
+    if knowledge is not None and not knowledge.is_relative_to(state_dir):
+        found[str(knowledge)] = ("knowledge.path", KNOWLEDGE_NAMES)
+    queue = queue_file(settings)
+    if queue is not None and not queue.parent.is_relative_to(state_dir):
+        key, names = found.get(str(queue.parent), ("queue.url", ()))
+        found[str(queue.parent)] = (key, (*names, queue.name, f"{queue.name}-*"))
+    return found
 
 
 class Item(Protocol):
@@ -106,14 +126,16 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
     ``wrapper_marker``: what marks a command file `commands install` wrote, which a link
     may replace; ``config_origin``: the file ``config_text`` was read from, if any."""
     tools_run = programs or Programs()
-    # the knowledge base, where the config puts it outside the state directory
-    knowledge = settings.knowledge.path
-    own = [str(knowledge)] if knowledge is not None and not knowledge.is_relative_to(
-        layout.state_dir) else []
+    own = own_dirs(settings, layout.state_dir)
+    # the queue's file is the worker's as much as the daemon's
+    queue = queue_file(settings)
+    worker_own = [str(queue.parent)] if queue is not None and str(queue.parent) in own else []
     words = {"program": unit_word(layout.program), "config": unit_word(layout.config_path),
              "user": unit_word(layout.user), "group": unit_word(layout.group),
              "state_dir": unit_word(layout.state_dir), "setpriv": unit_word(setpriv),
-             "read_write_paths": read_write_paths(settings.safety.clean_paths, own)}
+             "read_write_paths": read_write_paths(settings.safety.clean_paths, list(own)),
+             "worker_read_write_paths": " ".join(
+                 [unit_word(layout.state_dir), *("-" + unit_word(p) for p in worker_own)])}
     units = render_units(templates, layout.name, words)
     items: list[Item] = [
         Group(layout.group),
@@ -121,8 +143,8 @@ def build(layout: Layout, settings: Settings, *, templates: Path, sudoers: str,
         Memberships(layout.user, layout.reader_groups),
         Directory(layout.state_dir, layout.user, layout.group, 0o750,
                   adopt=state_names(settings, layout.state_dir), setting="state_dir"),
-        *(Directory(path, layout.user, layout.group, 0o750, adopt=KNOWLEDGE_NAMES,
-                    setting="knowledge.path") for path in own),
+        *(Directory(path, layout.user, layout.group, 0o750, adopt=names, setting=key)
+          for path, (key, names) in own.items()),
         Directory(layout.config_dir, "root", layout.group, 0o750),
         File(layout.config_path, "root", layout.group, 0o640, config_text, keep_existing=True,
              origin=config_origin),

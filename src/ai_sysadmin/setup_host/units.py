@@ -45,7 +45,7 @@ def unit_word(text: str) -> str:
 def read_write_paths(clean_paths: Iterable[str], own: Iterable[str] = ()) -> str:
     """What the daemon's fixes write: the journal (vacuum_journal) and clean_directory's
     directories, then ``own``: its own files outside the state directory (a knowledge
-    path); ``-``: a path this host lacks is no error."""
+    path, a queue file's directory); ``-``: a path this host lacks is no error."""
     words = ["/var/log/journal", *clean_paths, *own]
     return " ".join("-" + unit_word(p) for p in dict.fromkeys(words))
 

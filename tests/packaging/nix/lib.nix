@@ -38,6 +38,8 @@ rec {
     (name: if pred name set.${name} then [{ inherit name; value = set.${name}; }] else [ ])
     (builtins.attrNames set));
   toLower = builtins.replaceStrings upper lower;
+  hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
+  unique = builtins.foldl' (kept: x: if builtins.elem x kept then kept else kept ++ [ x ]) [ ];
   toInt = s: builtins.fromJSON s;
   removeSuffix = suffix: s:
     let n = builtins.stringLength s; m = builtins.stringLength suffix; in

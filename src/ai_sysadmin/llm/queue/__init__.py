@@ -39,11 +39,21 @@ __all__ = [
     "describe_queue",
     "open_queue",
     "queue_db_path",
+    "queue_file",
 ]
 
 
 def queue_db_path(settings: Settings) -> Path:
     return settings.state_dir / "queue.db"
+
+
+def queue_file(settings: Settings) -> Path | None:
+    """The SQLite file ``queue.url`` names (``state_dir/queue.db`` for a bare 'sqlite://');
+    None for a Redis queue."""
+    parts = urlsplit(settings.queue.url)
+    if parts.scheme.lower() != "sqlite":
+        return None
+    return Path(parts.path) if parts.path not in ("", "/") else queue_db_path(settings)
 
 
 def describe_queue(settings: Settings) -> str:
