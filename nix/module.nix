@@ -57,6 +57,33 @@ let
     nixos_rebuild = "${config.system.build.nixos-rebuild}/bin/nixos-rebuild";
   };
 
+  # every file a key ending in _file or _files names (llm.api_key_file, knowledge.token_file,
+  # notify.apprise_urls_file, ssh.key_files, a remote system's key_file ...), with where it is
+  # set; a derivation (programs.*) is a value, not a table to look into
+  secretFiles = at: value:
+    if builtins.isList value then
+      builtins.concatLists (builtins.genList
+        (i: secretFiles "${at}.${toString i}" (builtins.elemAt value i)) (builtins.length value))
+    else if builtins.isAttrs value && !(value ? outPath) then
+      builtins.concatMap
+        (key:
+          let v = value.${key}; here = "${at}.${key}"; in
+          if builtins.match ".*_file" key != null then [{ inherit here; file = v; }]
+          else if builtins.match ".*_files" key != null && builtins.isList v then
+            builtins.genList (i: { here = "${here}.${toString i}"; file = builtins.elemAt v i; })
+              (builtins.length v)
+          else secretFiles here v)
+        (builtins.attrNames value)
+    else [ ];
+  # a secret file must stay where it is: a Nix path, a string made from one ("${./key}") or a
+  # store path is (or was) copied to the store, which every user can read
+  inStore = file: !(builtins.isString file) || builtins.hasContext file
+    || builtins.substring 0 1 file != "/" || lib.hasPrefix "${builtins.storeDir}/" file
+    || lib.hasPrefix "/nix/store/" file;
+  secretsInStore = builtins.filter (f: f.file != null && inStore f.file)
+    (secretFiles "services.ai-sysadmin.settings" cfg.settings
+      ++ secretFiles "services.ai-sysadmin.remoteSystems" cfg.remoteSystems);
+
   gotifyTokenFile =
     if cfg.gotifyToken != null
     then "${pkgs.writeText "ai-sysadmin-gotify-token" cfg.gotifyToken}"
@@ -275,7 +302,10 @@ in
       type = types.listOf (types.either types.str (types.attrsOf types.anything));
       default = [ ];
       example = [ "web1" "admin@db1:2222" { host = "10.0.0.7"; name = "nas"; sudo = true; } ];
-      description = "Remote hosts watched over SSH (remote_systems).";
+      description = ''
+        Remote hosts watched over SSH (remote_systems). A key_file is a string
+        ("/run/agenix/nas-key"), not a path: a path would be copied to the store.
+      '';
     };
 
     configRepo = mkOption {
@@ -311,7 +341,9 @@ in
       example = { thresholds.disk_warn_percent = 80; safety.clean_paths = [ "/var/cache" ]; };
       description = ''
         Any other key of the config file (`ai-sysadmin config show` lists them all), merged
-        over the options above: a key set here wins.
+        over the options above: a key set here wins. A file of secrets (api_key_file,
+        token_file, apprise_urls_file, ssh.key_files) is a string, not a path: a path would be
+        copied to the store.
       '';
     };
   };
@@ -332,6 +364,13 @@ in
         {
           assertion = cfg.gotifyToken == null || cfg.gotifyTokenFile == null;
           message = "services.ai-sysadmin: set gotifyTokenFile or gotifyToken, not both.";
+        }
+        {
+          assertion = secretsInStore == [ ];
+          message = lib.concatStringsSep ", " (map (f: f.here) secretsInStore)
+            + ": name a secret file by its absolute path as a string (\"/run/secrets/...\", "
+            + "from agenix or sops-nix), not a Nix path or a store path: those are copied to the "
+            + "Nix store, which every user of this machine can read.";
         }
       ];
       warnings = lib.optional (cfg.gotifyToken != null) ''

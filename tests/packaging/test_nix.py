@@ -54,11 +54,15 @@ def instantiate(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def evaluate(env: dict[str, str], options: dict[str, Any], enabled: bool = True) -> Any:
+def evaluate(env: dict[str, str], options: dict[str, Any], enabled: bool = True,
+             extra: Path | None = None) -> Any:
+    """What the module makes of ``options``, and of ``extra``, a module file (for what JSON
+    cannot say, such as a Nix path)."""
     config = {"services": {"ai-sysadmin": {"enable": enabled, **options}}}
+    more = ("--arg", "extra", str(extra)) if extra else ()
     return json.loads(instantiate(env, "--eval", "--strict", "--json", str(HERE / "evaluate.nix"),
                                   "--argstr", "configJson", json.dumps(config),
-                                  "--arg", "enabled", "true" if enabled else "false"))
+                                  "--arg", "enabled", "true" if enabled else "false", *more))
 
 
 def settings_of(tmp_path: Path, result: dict[str, Any]):
@@ -257,6 +261,44 @@ def test_a_token_in_the_store_warns_and_a_url_needs_a_token(
     assert missing and "gotifyTokenFile" in missing[0]
     both = evaluate(nix_env, {"gotifyToken": "a", "gotifyTokenFile": "/run/t"})
     assert both["failedAssertions"] and "not both" in both["failedAssertions"][0]
+
+
+def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """`key_file = ./id_ed25519;` copies the key into the Nix store, which every user of the
+    machine can read: the module refuses it, as gotifyTokenFile's type does."""
+    for name in ("id_ed25519", "api-key", "apprise-urls", "default-key"):
+        (tmp_path / name).write_text("secret\n")
+    module = tmp_path / "secrets.nix"
+    module.write_text("""{
+      services.ai-sysadmin.remoteSystems =
+        [ "web1" { host = "10.0.0.7"; key_file = ./id_ed25519; } ];
+      services.ai-sysadmin.settings = {
+        llm.api_key_file = ./api-key;
+        notify.apprise_urls_file = "${./apprise-urls}";
+        ssh.key_files = [ "/run/secrets/ok" ./default-key ];
+        knowledge.token_file = "/nix/store/00000000000000000000000000000000-token";
+      };
+    }\n""")
+    result = evaluate(nix_env, {"aiName": "hal"}, extra=module)
+    (refused,) = [m for m in result["failedAssertions"] if "Nix store" in m]
+    named = re.findall(r"services\.ai-sysadmin\.[\w.-]+", refused)
+    assert sorted(named) == [
+        "services.ai-sysadmin.remoteSystems.1.key_file",
+        "services.ai-sysadmin.settings.knowledge.token_file",
+        "services.ai-sysadmin.settings.llm.api_key_file",
+        "services.ai-sysadmin.settings.notify.apprise_urls_file",
+        "services.ai-sysadmin.settings.ssh.key_files.1"]
+    assert 'as a string ("/run/secrets/' in refused and "every user" in refused
+    # strings of absolute paths outside the store (agenix, sops-nix) are what is wanted
+    module.write_text("""{
+      services.ai-sysadmin.remoteSystems = [ { host = "10.0.0.7"; key_file = "/run/agenix/nas"; } ];
+      services.ai-sysadmin.settings.llm.api_key_file = "/run/secrets/api-key";
+      services.ai-sysadmin.settings.ssh.key_files = [ "/var/lib/ai-sysadmin/.ssh/id_ed25519" ];
+    }\n""")
+    fine = evaluate(nix_env, {"aiName": "hal"}, extra=module)
+    assert fine["failedAssertions"] == []
+    assert settings_of(tmp_path, fine).llm.api_key_file == Path("/run/secrets/api-key")
 
 
 def test_the_commands_package_runs_each_tool_under_the_assistants_name(

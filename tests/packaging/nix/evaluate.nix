@@ -1,7 +1,9 @@
 # nix-instantiate --eval --strict --json tests/packaging/nix/evaluate.nix \
-#   --argstr configJson '{"services": {"ai-sysadmin": {"enable": true}}}' [--arg enabled false]
-# nix/module.nix in a small NixOS stand-in; what the module makes of the configuration given.
-{ configJson, enabled ? true }:
+#   --argstr configJson '{"services": {"ai-sysadmin": {"enable": true}}}' [--arg enabled false] \
+#   [--arg extra ./module.nix]
+# nix/module.nix in a small NixOS stand-in; what the module makes of the configuration given
+# (and of ``extra``, a module file: what JSON cannot say, such as a Nix path).
+{ configJson, enabled ? true, extra ? null }:
 
 let
   lib = import ./lib.nix;
@@ -12,7 +14,7 @@ let
       (import ./nixos.nix { inherit lib pkgs; })
       ../../../nix/module.nix
       (builtins.fromJSON configJson)
-    ];
+    ] ++ (if extra == null then [ ] else [ extra ]);
   }) config;
   # a value no module defines is null; with the service enabled, an error stays an error
   maybe = value: let tried = builtins.tryEval (builtins.deepSeq value value); in
