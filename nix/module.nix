@@ -34,6 +34,10 @@ let
   ollamaPort =
     if localOllama && builtins.elemAt loopback 2 != null
     then lib.toInt (builtins.elemAt loopback 2) else 11434;
+  # services.ollama listens on "${host}:${port}" (OLLAMA_HOST), host 127.0.0.1 unless told:
+  # IPv6 loopback must be said, in the brackets OLLAMA_HOST wants; localhost reaches 127.0.0.1
+  ollamaListen =
+    if localOllama && builtins.head loopback == "[::1]" then "[::1]" else "127.0.0.1";
 
   # every program the daemon runs, by its store path (config.py's `programs` section);
   # apt-get, dnf and pacman keep their names: they exist only on managed hosts of those kinds
@@ -247,8 +251,9 @@ in
       default = "http://127.0.0.1:11434";
       example = "http://gpu-box:11434";
       description = ''
-        URL of the Ollama server (llm.url). A loopback address runs Ollama on this machine
-        (services.ollama); any other is used as it is.
+        URL of the Ollama server (llm.url). A loopback address (127.0.0.1, localhost, [::1])
+        runs Ollama on this machine (services.ollama, listening there); any other is used as
+        it is.
       '';
     };
 
@@ -410,6 +415,7 @@ in
     (mkIf localOllama {
       services.ollama = {
         enable = mkDefault true;
+        host = mkDefault ollamaListen;
         port = mkDefault ollamaPort;
         acceleration = mkDefault cfg.ollamaAcceleration;
         loadModels = mkDefault cfg.preloadModels;

@@ -13,6 +13,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -127,7 +128,8 @@ def test_by_default_ollama_runs_here_and_the_name_is_the_hostname(
     s = settings_of(tmp_path, result)
     assert s.ai_name == "hal9000"  # networking.hostName "Hal9000", as a command name
     assert (s.llm.url, s.llm.model) == ("http://127.0.0.1:11434", "qwen2.5:14b")  # settings win
-    assert result["ollama"] == {"enable": True, "port": 11434, "acceleration": "cuda",
+    assert result["ollama"] == {"enable": True, "host": "127.0.0.1", "port": 11434,
+                                "acceleration": "cuda",
                                 "loadModels": ["qwen2.5:14b"]}  # the model it asks
     for unit in ("hal9000-ai", "hal9000-llm-worker"):
         assert "ollama.service" in result["services"][unit]["after"]
@@ -140,7 +142,13 @@ def test_by_default_ollama_runs_here_and_the_name_is_the_hostname(
     assert result["tmpfiles"] == ["d /var/lib/ai-sysadmin 0750 ai-sysadmin ai-sysadmin - -"]
     assert result["warnings"] == [] and result["failedAssertions"] == []
     other_port = evaluate(nix_env, {"ollamaHost": "http://localhost:11500"})
-    assert other_port["ollama"]["port"] == 11500
+    assert (other_port["ollama"]["host"], other_port["ollama"]["port"]) == ("127.0.0.1", 11500)
+    # Ollama listens on OLLAMA_HOST, which nixpkgs' module makes "${host}:${port}": where the
+    # daemon connects, IPv6 loopback included (not nixpkgs' default 127.0.0.1)
+    for url in ("http://[::1]:11500", "http://127.0.0.1:11434/"):
+        here = evaluate(nix_env, {"ollamaHost": url})
+        listens = f"{here['ollama']['host']}:{here['ollama']['port']}"
+        assert listens == urlsplit(settings_of(tmp_path, here).llm.url).netloc, url
     # the config file decides, as the daemon reads it: an LLM elsewhere, or another kind of
     # server, needs no Ollama here, nor waits for one
     for llm in ({"url": "http://gpu-box:11434"}, {"backend": "openai"}):
