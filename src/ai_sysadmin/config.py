@@ -641,6 +641,14 @@ class NotifySettings(_Section):
     )
 
 
+#: config_repo_exclude's default: files whose whole point is a secret
+CONFIG_REPO_EXCLUDE = (
+    "*htpasswd*", "*pgpass*", "*msmtprc*", "*netrc*", "*.env", "*secret*", "*credential*",
+    "*.key", "*.pem", "*.p12", "*.pfx", "*.jks", "*.keytab", "*id_rsa*", "*id_ecdsa*",
+    "*id_ed25519*", "*shadow*",
+)
+
+
 class Settings(_Section):
     ai_name: str = Field(
         default_factory=short_hostname,
@@ -695,6 +703,16 @@ class Settings(_Section):
     )
     config_repo: str | None = Field(None, description="Git repository of the hosts' configs.")
     config_branch: str = Field("main", description="Branch of config_repo.")
+    config_repo_exclude: list[str] = Field(
+        default_factory=lambda: list(CONFIG_REPO_EXCLUDE),
+        description="Files of config_repo never indexed nor shown to the model (their "
+        "commits are named, not their diffs): shell-style globs matched against the path in "
+        "the repository, case ignored, '*' crossing '/'. The default leaves out files made of "
+        "secrets (htpasswd, .pgpass, msmtprc, .netrc, .env, anything named secret or "
+        "credential, keys, certificates, keystores, shadow files); git keeps no read "
+        "permissions, so this and masking are all that guard them. [] indexes every text "
+        "file.",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Rule thresholds.")
     safety: SafetySettings = Field(
         default_factory=SafetySettings, description="Protected units, approvals, limits."

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.monitor.findings import quote
-from ai_sysadmin.monitor.redact import RULES, redact
+from ai_sysadmin.monitor.redact import RULES, redact, redact_file
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -101,10 +101,28 @@ def test_every_rule_has_a_fixture_and_fixtures_name_real_rules() -> None:
     "<a " * 40_000,                 # tags that never close
     "password for " * 10_000,       # a SQL-looking start that never gets its "="
     "\n  a:" * 24_000,              # YAML-looking lines with nothing below
-], ids=["anchors", "program", "tags", "sql", "yaml"])
+    "$1$a" * 30_000,                # crypt schemes, each with too short a hash
+], ids=["anchors", "program", "tags", "sql", "yaml", "crypt"])
 def test_hostile_text_costs_time_in_proportion_to_its_size(text: str) -> None:
     # every rule scans a bounded distance from where it starts: the loop must not stall on a
     # 120 KB line crafted (or garbled) to make a pattern rescan to its end at every step
     start = time.perf_counter()
     redact(text)
     assert time.perf_counter() - start < 2.0
+
+
+def test_a_pgpass_file_loses_its_passwords_and_five_fields_elsewhere_stay() -> None:
+    # host:port:database:user:password reads like an IPv6 address or a time elsewhere: only
+    # a file of that name, or a diff of one, is read as one
+    pgpass = ("# backups\ndb.example.org:5432:app:app:PgPassFile1\n"
+              "*:*:*:replica:with\\:colon\\:PgPass2\n")
+    masked = redact_file(pgpass, "hosts/db/.pgpass")
+    assert masked == ("# backups\ndb.example.org:5432:app:app:[redacted]\n"
+                      "*:*:*:replica:[redacted]\n")
+    diff = "@@ -1 +1 @@\n-db:5432:app:app:OldPgPass3\n+db:5432:app:app:NewPgPass4\n"
+    assert redact_file(diff, "root/.pgpass") == (
+        "@@ -1 +1 @@\n-db:5432:app:app:[redacted]\n+db:5432:app:app:[redacted]\n")
+    route = "2001:db8:0:0:1:2:3:4 dev eth0 proto kernel metric 256\n"
+    assert redact_file(route, "notes/routes.txt") == route
+    # and everything redact() masks, in any file
+    assert redact_file("password = hunter2hunter2\n", "app.conf") == "password = [redacted]\n"

@@ -61,9 +61,11 @@ def configs(
             done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks), "
                     f"{len(report.removed)} removed, in {report.seconds:.1f} s"
                     if recall.enabled else "fetched; not indexed: the knowledge base is off")
+            left_out = (f" ({len(report.excluded)} left out by config_repo_exclude)"
+                        if report.excluded and recall.enabled else "")
             (err if query else out).print(
-                f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s), "
-                f"{done}", markup=False)
+                f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s)"
+                f"{left_out}, {done}", markup=False)
     elif recall.repo is not None and not recall.repo.fetched:
         raise AiSysadminError("config_repo has not been fetched yet: run `configs --sync` "
                               "(the daemon also fetches it when it investigates)")

@@ -7,6 +7,9 @@ upstream (a force-push included). git runs by argv; for an ``ssh://`` or ``user@
 its ssh checks host keys as the SSH layer does (the configured known_hosts, then the system
 file; an unknown key is refused unless trust on first use is on, a changed one always).
 
+Files matching ``config_repo_exclude`` (by default those made of secrets: htpasswd, .pgpass,
+keys ...) are never read: git keeps no read permissions, and masking cannot know every format.
+
 Which files changed is git's own answer: each file's blob id is kept with the index, and only
 files whose blob differs are chunked again; files gone from the branch leave the index. The
 index also says which repository and branch it is of: when ``config_repo`` or ``config_branch``
@@ -16,6 +19,7 @@ otherwise be found as if it were a file of the new one), and until then a search
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -33,7 +37,7 @@ from ..config import Settings, mask_secret_text
 from ..errors import AiSysadminError
 from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact
+from ..monitor.redact import redact, redact_file
 
 #: a file larger than this is data (a lock file, a dump), not a config worth searching
 MAX_FILE_BYTES = 256 * 1024
@@ -95,6 +99,8 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    #: files of the branch left out by config_repo_exclude
+    excluded: list[str] = field(default_factory=list)
     #: what the index was of when config_repo or config_branch changed since the last sync
     #: (e.g. "another repository"); all its files are then in ``removed``
     previous: str | None = None
@@ -193,6 +199,7 @@ class ConfigRepo:
         self.branch = settings.config_branch
         self.dir = directory or settings.state_dir / "config-repo"
         self.state_path = self.dir.parent / "config-repo-index.json"
+        self.exclude = [glob.lower() for glob in settings.config_repo_exclude]
 
     @property
     def ref(self) -> str:
@@ -302,6 +309,11 @@ class ConfigRepo:
                 found[path] = blob
         return found
 
+    def excluded(self, path: str) -> bool:
+        """Whether ``path`` is one of config_repo_exclude's: never indexed nor its diff shown."""
+        lower = path.lower()
+        return any(fnmatch.fnmatchcase(lower, glob) for glob in self.exclude)
+
     def read_blob(self, blob: str) -> bytes:
         argv = [self.settings.programs.git, "--git-dir", str(self.dir), "cat-file", "blob", blob]
         done = subprocess.run(argv, capture_output=True, timeout=GIT_TIMEOUT, check=False,
@@ -316,7 +328,7 @@ class ConfigRepo:
             return []
         # a config repository holds secrets often enough (hashed passwords, tokens): masked
         # before they are embedded, stored, searched or shown
-        lines = redact(data.decode("utf-8")).splitlines()
+        lines = redact_file(data.decode("utf-8"), path).splitlines()
         return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob)
                 for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
 
@@ -381,7 +393,11 @@ class ConfigRepo:
         if not commit:
             raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r}")
         now = self.files(commit)
-        report = SyncReport(commit, len(now), previous=self.other_source())
+        report = SyncReport(commit, len(now), previous=self.other_source(),
+                            excluded=sorted(p for p in now if self.excluded(p)))
+        # an excluded file indexed before (the setting was narrower) goes as a removed one
+        for path in report.excluded:
+            del now[path]
         state = self._drop_gone(sink, now, commit, report)
         changed = sorted(p for p, blob in now.items() if state.get(p) != blob)
         for offset in range(0, len(changed), SAVE_EVERY):

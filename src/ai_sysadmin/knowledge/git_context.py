@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact
+from ..monitor.redact import redact, redact_file
 from .config_repo import ConfigRepo
 
 #: how far back a change is looked for
 WINDOW_SECONDS = 14 * 24 * 3600
+#: characters of one file's diff masked for an excerpt that shows far fewer
+DIFF_READ = 64 * 1024
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _FIELD, _RECORD = "\x1f", "\x1e"
 
@@ -136,8 +138,23 @@ def describe(changes: Sequence[ConfigChange], unit: str, failed_at: float | None
 
 
 def diff_excerpt(repo: ConfigRepo, change: ConfigChange, limit: int = 1500) -> str:
-    """The change's diff of the files it touched, masked and bounded."""
-    out = repo.git("show", "--format=", "--no-color", "--no-ext-diff", "--unified=2",
-                   change.commit, "--", *change.files[:5], check=False)
-    text = redact(strip_control(out))
-    return text if len(text) <= limit else text[:limit] + "\n[diff cut]"
+    """The change's diff of the files it touched, masked and bounded; a file of
+    config_repo_exclude is named, its diff not shown."""
+    hidden = [path for path in change.files if repo.excluded(path)]
+    parts = []
+    cut = False
+    # one file at a time: how a file is masked may depend on its name (.pgpass)
+    for path in [path for path in change.files if path not in hidden][:5]:
+        out = strip_control(repo.git("show", "--format=", "--no-color", "--no-ext-diff",
+                                     "--unified=2", change.commit, "--", path, check=False))
+        if len(out) > DIFF_READ:
+            # far more than is shown (a generated file): not all of it masked line by line
+            end = out.rfind("\n", 0, DIFF_READ) + 1
+            out, cut = out[:end or DIFF_READ], True
+        parts.append(redact_file(out, path, diff=True))
+    if hidden:
+        names = ", ".join(_clean(path, 120) for path in hidden[:5])
+        more = f" (+{len(hidden) - 5} more)" if len(hidden) > 5 else ""
+        parts.append(f"[diff not shown (config_repo_exclude): {names}{more}]\n")
+    text = "".join(parts)
+    return text[:limit] + "\n[diff cut]" if cut or len(text) > limit else text

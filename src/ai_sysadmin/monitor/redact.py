@@ -53,12 +53,14 @@ class Rule:
 
 # the word in a name that says "secret": DB_PASSWORD, api-key, client_secret, GITHUB_TOKEN ...
 # A short word counts only as a whole part at the end of the name: DB_PASS, MYSQL_PWD, but not
-# bypass, design, monkey, or gcloud-auth-plugin:amd64 and SSH_AUTH_SOCK.
+# bypass, design, monkey, or gcloud-auth-plugin:amd64 and SSH_AUTH_SOCK; "pass" also after the
+# few words it is glued to in settings (Nextcloud's adminpass, rootpass, dbpass).
 _SECRET_WORD = re.compile(
     r"passw(?:or)?d|passphrase|secret|token|credential|signature|requirepass|masterauth"
     r"|(?:api|access|private|preshared|auth|session|account|encryption|signing|master|license"
     r"|hmac|jwt|client|app)[_-]?key(?![a-z])|key[_-]data"
-    r"|(?:(?<![a-z0-9])|(?<=ssh))pass$|(?<![a-z0-9])(?:pwd|psk|sig|auth)$")
+    r"|(?:(?<![a-z0-9])|(?<=ssh)|(?<=admin)|(?<=root)|(?<=db)|(?<=user))pass$"
+    r"|(?<![a-z0-9])(?:pwd|psk|sig|auth)$")
 # ... and "auth" or "sig" alone say too little for a value after a space: git's
 # "--smtp-auth to limit", initdb's "--auth-host scram-sha-256"
 _WEAK_SECRET_WORD = re.compile(r"(?<![a-z0-9])(?:sig|auth)$")
@@ -157,6 +159,15 @@ def _value_edits(match: re.Match[str], text: str) -> Iterator[Edit]:
 
 
 _DIRECTIVES = frozenset(("requirepass", "masterauth"))
+# a name alone at the start of its line with one value after a space, then the line's end:
+# msmtprc's "password x", a .netrc spread over lines, "secret x" (a sentence has more words)
+_LINE_DIRECTIVES = frozenset(("password", "passwd", "passphrase", "secret"))
+_LINE_END = re.compile(r"[ \t]*(?:#[^\n]*)?\r?(?:\n|\Z)")
+_INDENT = re.compile(r"[ \t]*")
+# "key" alone says too little (a Nix attribute, a TOML table's key = "name", "public key:"):
+# at the start of its line, its value is a secret when it reads like one, long and of a key's
+# characters (rclone's B2 key = K001...)
+_KEY_LIKE = re.compile(r"(?=[^\n]*[0-9])(?=[^\n]*[A-Za-z])[A-Za-z0-9+/_=-]{16,}")
 # what may stand between a line's start and a config name: indentation, "export ", "- "
 _LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?")
 # a comment after a value (one right after "=" may be the value: "password = #x1" stays masked)
@@ -183,9 +194,19 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
         flag = name.startswith("-") and (before.isspace() or before in "\"'")
         directive = name.lower() in _DIRECTIVES and _DIRECTIVE_LEAD.fullmatch(
             text, line_start, start)
-        if not (flag or directive or _ENV_LEAD.fullmatch(text, line_start, start)):
+        line_directive = (name.lower() in _LINE_DIRECTIVES
+                          and _INDENT.fullmatch(text, line_start, start) is not None
+                          and _LINE_END.match(text, match.end()) is not None)
+        if not (flag or directive or line_directive
+                or _ENV_LEAD.fullmatch(text, line_start, start)):
             return
     if not _is_secret_name(name, after_space):
+        if (not after_space and name.lower().strip("\"'") == "key"
+                and _LINE_LEAD.fullmatch(text, text.rfind("\n", 0, start) + 1,
+                                         start - (before in "\"'"))):
+            for value_start, value_end, replacement in _groups(match, text):
+                if _KEY_LIKE.fullmatch(text, value_start, value_end):
+                    yield value_start, value_end, replacement
         return
     value_start, value_end = match.span("v3")
     sep = match.group("sep") or ""
@@ -348,6 +369,15 @@ RULES: tuple[Rule, ...] = (
           case_sensitive=True),
     # openssl ... -passin pass:secret (file:, env:, fd: say where the secret is, and stay)
     _rule("openssl-pass", r"-pass(?:in|out)?[ \t]+pass:(?P<v>\S+)"),
+    # a password hash (crypt(3): htpasswd, shadow, users.users.*.hashedPassword, HAProxy's
+    # userlist, a kickstart's rootpw --iscrypted): the scheme stays ($6$, $2y$), salt and hash go
+    _rule("crypt-hash",
+          r"\$(?:1|apr1|md5|5|6|sha1|2[abxy]?|y|gy|7|argon2(?:id|i|d))\$"
+          r"(?P<v>(?:[./0-9a-z=,+-]{1,128}\$){0,4}[./0-9a-z+]{16,})"),
+    # the same in RFC 2307 / Dovecot form, {SSHA}base64 and {PLAIN}password
+    _rule("password-scheme",
+          r"\{(?:s?sha(?:1|256|384|512)?|s?md5|plain(?:-md5)?|cleartext|crypt|[a-z0-9]+-crypt"
+          r"|pbkdf2(?:-sha\d+)?|argon2(?:id|i)?)\}(?P<v>[^\s\"',;:]+)"),
     # ~/.netrc: machine host login bob password secret (one line or several)
     _rule("netrc", r"machine\s+\S+(?:\s+login\s+\S+)?\s+password\s+(?P<v>\S+)"),
     # NAME=value, NAME: value, "name": "value", NAME => value, name="a b c";
@@ -453,3 +483,26 @@ def private_key_format(text: str) -> str | None:
         if rule.pattern.search(padded if rule.case_sensitive else lower):
             return rule.name
     return None
+
+
+# .pgpass: host:port:database:user:password, with "\:" and "\\" escapes. A line of five
+# colon-separated fields is an IPv6 address or a timestamp as often, so only a file of that
+# name is read this way; a diff's "+", "-" or " " before a line is allowed.
+_PGPASS_NAME = re.compile(r"(?:^|/)\.?pgpass(?:\.conf)?$")
+_PGPASS_LINE = re.compile(r"^(?P<fields>[+ -]?(?![+ -]?#)(?:(?:[^:\\\n]|\\.)*:){4})(?P<v>[^\n]+)",
+                          re.M)
+
+
+def redact_file(text: str, path: str, diff: bool = False) -> str:
+    """``text`` of the file ``path`` as :func:`redact` masks it, and the formats only the
+    file's name tells apart: a ``.pgpass``'s passwords. ``diff``: the text is a unified diff
+    of the file, whose added and removed lines are masked without their "+" or "-" too, so
+    that what a rule reads at a line's start (msmtprc's "password x") is found there."""
+    text = redact(text)
+    if diff:
+        text = "\n".join(
+            line[0] + redact(line[1:]) if line[:1] in ("+", "-") and line[:3] not in
+            ("+++", "---") else line for line in text.split("\n"))
+    if _PGPASS_NAME.search(path):
+        text = _PGPASS_LINE.sub(lambda m: m["fields"] + MASK, text)
+    return text
