@@ -128,3 +128,41 @@ def test_a_repository_that_cannot_be_fetched_is_one_line_and_the_log_keeps_all_g
         (record,) = asyncio.run(refresh())
     assert record.getMessage() == f"config_repo not refreshed: git fetch of {url} failed: {said}"
     assert "Please make sure you have the correct access rights" in record.git_said
+
+
+@pytest.mark.slow
+def test_a_minified_file_is_indexed_cut_and_a_file_that_fails_stops_no_other(
+        tmp_path: Path, config_file, cli, caplog: pytest.LogCaptureFixture) -> None:
+    # a Grafana dashboard as exported: one line of 37,000 characters
+    panels = ",".join(f'{{"id":{i},"title":"Requests {i}","targets":[{{"expr":'
+                      f'"rate(nginx_http_requests_total[5m])"}}]}}' for i in range(400))
+    dashboard = f'{{"title":"nginx","panels":[{panels}]}}\n'
+    # a path longer than an index record takes (five directories of 250 characters)
+    deep = "/".join(["d" * 250] * 5) + "/deep.nix"
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"dashboards/a-nginx.json": dashboard, deep: "{ }\n",
+                     "hosts/web/nginx.nix": NGINX}, "fleet", when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin"):
+        code, out, err = cli("configs", "--sync")
+    assert code == 0, err
+    assert "3 file(s), 2 indexed again (2 chunks), 1 failed, 0 removed" in out
+    assert err.startswith(f"not indexed: {deep}: path: String should have at most 1024 "
+                          "characters (tried again at the next sync)")
+    # the daemon's sync logs it the same way
+    (record,) = [r for r in caplog.records if getattr(r, "event", "") == "config_file_failed"]
+    assert record.path == deep
+
+    code, out, err = cli("configs", "--json", "-n", "5", "grafana dashboard nginx requests")
+    assert code == 0, err
+    found = {hit["path"]: hit["text"] for hit in json.loads(out)}
+    assert set(found) == {"dashboards/a-nginx.json", "hosts/web/nginx.nix"}
+    assert found["dashboards/a-nginx.json"].startswith('{"title":"nginx","panels":[{"id":0,')
+    assert found["dashboards/a-nginx.json"].endswith(" more characters]")
+
+    # what failed is tried again; what was indexed is not read again
+    code, out, err = cli("configs", "--sync", "--json")
+    synced = json.loads(out)["sync"]
+    assert (synced["indexed"], list(synced["failed"])) == ([], [deep])

@@ -58,7 +58,8 @@ def configs(
                 (err if query else out).print(
                     f"config_repo or config_branch changed: dropped the index of "
                     f"{report.previous} ({len(report.removed)} file(s))", markup=False)
-            done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks), "
+            failed = f", {len(report.failed)} failed" if report.failed else ""
+            done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks){failed}, "
                     f"{len(report.removed)} removed, in {report.seconds:.1f} s"
                     if recall.enabled else "fetched; not indexed: the knowledge base is off")
             left_out = (f" ({len(report.excluded)} left out by config_repo_exclude)"
@@ -66,6 +67,9 @@ def configs(
             (err if query else out).print(
                 f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s)"
                 f"{left_out}, {done}", markup=False)
+            for path, why in report.failed.items():
+                err.print(f"not indexed: {path}: {why} (tried again at the next sync)",
+                          markup=False, highlight=False)
     elif recall.repo is not None and not recall.repo.fetched:
         raise AiSysadminError("config_repo has not been fetched yet: run `configs --sync` "
                               "(the daemon also fetches it when it investigates)")

@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..config import Settings, mask_secret_text
-from ..errors import AiSysadminError
+from ..errors import AiSysadminError, KnowledgeError
 from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
 from ..monitor.findings import strip_control
 from ..monitor.redact import redact, redact_file
@@ -44,6 +46,10 @@ MAX_FILE_BYTES = 256 * 1024
 #: lines per chunk at most; a chunk ends early at a blank line or a closing brace near the end
 CHUNK_LINES = 40
 CHUNK_CHARS = 2400
+#: a line longer than this (a minified JSON, a base64 blob) is cut in its chunk: a search reads
+#: its start (the embedding reads a few hundred tokens of a chunk anyway), and a chunk stays
+#: within what a record holds
+LINE_CHARS = CHUNK_CHARS
 #: seconds one git command may take (a first clone of a large repository over a slow link)
 GIT_TIMEOUT = 300.0
 #: files chunked between two saves of the index state: a crash re-does at most this many
@@ -101,6 +107,8 @@ class SyncReport:
     seconds: float = 0.0
     #: files of the branch left out by config_repo_exclude
     excluded: list[str] = field(default_factory=list)
+    #: path -> why it could not be indexed; the others were, and it is tried again next time
+    failed: dict[str, str] = field(default_factory=dict)
     #: what the index was of when config_repo or config_branch changed since the last sync
     #: (e.g. "another repository"); all its files are then in ``removed``
     previous: str | None = None
@@ -182,6 +190,22 @@ def chunk_lines(lines: Sequence[str], size: int = CHUNK_LINES,
                     break
         yield start + 1, end
         start = end
+
+
+def _why(exc: Exception) -> str:
+    """One line of why a file was not indexed."""
+    if isinstance(exc, ValidationError):
+        text = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                         for error in exc.errors())
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(strip_control(text).split())[:300]
+
+
+def _cut(line: str) -> str:
+    if len(line) <= LINE_CHARS:
+        return line
+    return f"{line[:LINE_CHARS]} [line cut: {len(line) - LINE_CHARS} more characters]"
 
 
 class ConfigRepo:
@@ -328,7 +352,7 @@ class ConfigRepo:
             return []
         # a config repository holds secrets often enough (hashed passwords, tokens): masked
         # before they are embedded, stored, searched or shown
-        lines = redact_file(data.decode("utf-8"), path).splitlines()
+        lines = [_cut(line) for line in redact_file(data.decode("utf-8"), path).splitlines()]
         return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob)
                 for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
 
@@ -408,13 +432,19 @@ class ConfigRepo:
             for path in batch:
                 if on_file is not None:
                     on_file(path)
-                chunks = self.chunks(path, now[path], commit)
-                sink.remove_path(path)
-                if chunks:
-                    sink.add_chunks(chunks)
+                try:
+                    chunks = self.chunks(path, now[path], commit)
+                    sink.remove_path(path)
+                    if chunks:
+                        sink.add_chunks(chunks)
+                except KnowledgeError:
+                    raise  # the store, not this file: every other one would fail alike
+                except Exception as exc:  # one file's failure leaves the others indexed
+                    report.failed[path] = _why(exc)
+                    continue
                 report.chunks += len(chunks)
                 report.indexed.append(path)
-            state.update({p: now[p] for p in batch})
+            state.update({p: now[p] for p in batch if p not in report.failed})
             self._save(state, commit)
         self._save(state, commit)
         report.seconds = time.monotonic() - started

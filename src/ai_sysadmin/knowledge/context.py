@@ -482,6 +482,9 @@ class KnowledgeRecall:
             return SyncReport(commit, len(self.repo.files(commit)))
         report = self.repo.sync(_Sink(self), fetch=fetch)
         self._synced_at = time.monotonic()
+        for path, why in report.failed.items():
+            log.warning("config_repo: %s not indexed: %s", path, why,
+                        extra={"event": "config_file_failed", "path": path})
         if report.previous is not None:
             log.info("config_repo or config_branch changed: the index of %s (%d file(s)) "
                      "was dropped, %s at branch %s indexed instead", report.previous,
