@@ -166,3 +166,47 @@ def test_a_minified_file_is_indexed_cut_and_a_file_that_fails_stops_no_other(
     code, out, err = cli("configs", "--sync", "--json")
     synced = json.loads(out)["sync"]
     assert (synced["indexed"], list(synced["failed"])) == ([], [deep])
+
+
+@pytest.mark.slow
+def test_a_store_made_anew_gets_the_whole_index_back_at_the_next_sync(
+        tmp_path: Path, config_file, cli) -> None:
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"hosts/web/nginx.nix": NGINX, "hosts/db/postgres.nix": POSTGRES},
+                    "fleet", when=time.time() - 3600)
+    state = tmp_path / "state"
+    base = f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\nstate_dir = "{state}"\n'
+    config_file(base)
+
+    def sync_then_find() -> tuple[str, set[str]]:
+        code, out, err = cli("configs", "--sync")
+        assert code == 0, err
+        code, found, err = cli("configs", "--json", "-n", "5", "which databases exist")
+        assert code == 0, err
+        return out, {hit["path"] for hit in json.loads(found)}
+
+    first, _ = sync_then_find()
+    assert "2 indexed again" in first
+    # the store moved aside, as its own corruption error tells a person to do
+    (state / "knowledge").rename(tmp_path / "knowledge.broken")
+    out, paths = sync_then_find()
+    assert "2 file(s), 2 indexed again (2 chunks), 0 removed" in out
+    assert paths == {"hosts/db/postgres.nix", "hosts/web/nginx.nix"}
+    out, _ = sync_then_find()
+    assert "0 indexed again" in out  # and then only what changes
+
+    # another knowledge.path: the same
+    config_file(base + f'[knowledge]\npath = "{tmp_path / "elsewhere"}"\n')
+    out, paths = sync_then_find()
+    assert "2 indexed again" in out and paths == {"hosts/db/postgres.nix",
+                                                  "hosts/web/nginx.nix"}
+
+    # the state an older version wrote names no store: one that holds none of its files is
+    # another
+    index = state / "config-repo-index.json"
+    written = json.loads(index.read_text())
+    index.write_text(json.dumps({k: v for k, v in written.items() if k != "store"}))
+    config_file(base + f'[knowledge]\npath = "{tmp_path / "third"}"\n')
+    out, paths = sync_then_find()
+    assert "2 indexed again" in out and paths == {"hosts/db/postgres.nix",
+                                                  "hosts/web/nginx.nix"}

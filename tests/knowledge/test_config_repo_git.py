@@ -73,6 +73,9 @@ class ListSink:
     def paths(self):
         return set(self.by_path)
 
+    def identity(self):
+        return f"list-{id(self)}"
+
 
 def _settings(tmp_path: Path, url: str, branch: str = "main") -> Settings:
     return Settings(ai_name="hal", state_dir=tmp_path / "state", config_repo=url,

@@ -14,7 +14,10 @@ Which files changed is git's own answer: each file's blob id is kept with the in
 files whose blob differs are chunked again; files gone from the branch leave the index. The
 index also says which repository and branch it is of: when ``config_repo`` or ``config_branch``
 changes, the next sync drops everything indexed before (a path of the old repository would
-otherwise be found as if it were a file of the new one), and until then a search refuses.
+otherwise be found as if it were a file of the new one), and until then a search refuses. The
+state lives beside the store, not in it, so it names the store too: a store made anew (the old
+one moved aside after a corruption, another knowledge.path or knowledge.url) is indexed whole
+at the next sync, not left empty for want of changed files.
 """
 
 from __future__ import annotations
@@ -130,6 +133,10 @@ class ChunkSink:
         """Every path the sink holds chunks of."""
         raise NotImplementedError
 
+    def identity(self) -> str:  # pragma: no cover - interface
+        """Which index this is: another one holds nothing indexed into this one."""
+        raise NotImplementedError
+
 
 def is_ssh_url(url: str) -> bool:
     return url.startswith("ssh://") or url.startswith("git+ssh://") or (
@@ -224,6 +231,8 @@ class ConfigRepo:
         self.dir = directory or settings.state_dir / "config-repo"
         self.state_path = self.dir.parent / "config-repo-index.json"
         self.exclude = [glob.lower() for glob in settings.config_repo_exclude]
+        #: the identity of the sink being synced, saved with the state
+        self._sink_id: str | None = None
 
     @property
     def ref(self) -> str:
@@ -403,7 +412,7 @@ class ConfigRepo:
     def _save(self, files: dict[str, str], commit: str) -> None:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": self._url_key, "branch": self.branch, "commit": commit,
-                                   "files": files}), encoding="utf-8")
+                                   "store": self._sink_id, "files": files}), encoding="utf-8")
         os.replace(tmp, self.state_path)
 
     def sync(self, sink: ChunkSink, fetch: bool = True,
@@ -416,6 +425,8 @@ class ConfigRepo:
         commit = self.fetch() if fetch else self.head()
         if not commit:
             raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r}")
+        # after the fetch: a store that is down leaves the recent changes fresh
+        self._sink_id = sink.identity()
         now = self.files(commit)
         report = SyncReport(commit, len(now), previous=self.other_source(),
                             excluded=sorted(p for p in now if self.excluded(p)))
@@ -450,6 +461,14 @@ class ConfigRepo:
         report.seconds = time.monotonic() - started
         return report
 
+    def _same_sink(self, stored: dict[str, Any], sink: ChunkSink) -> bool:
+        """Whether the saved state was written for the store being synced. A state from
+        before stores were named is if the store holds any file it lists."""
+        if stored.get("store") is not None:
+            return stored.get("store") == self._sink_id
+        files = self._files_of(stored)
+        return not files or bool(sink.paths() & set(files))
+
     def _drop_gone(self, sink: ChunkSink, now: dict[str, str], commit: str,
                    report: SyncReport) -> dict[str, str]:
         """Remove from the index what is not in ``now``; returns the state left. An index of
@@ -458,6 +477,14 @@ class ConfigRepo:
         names this source only once all of it is gone, so a crash meanwhile drops the rest at
         the next sync."""
         stored = self._stored()
+        if self._is_ours(stored) and not self._same_sink(stored, sink):
+            # the state is of another store: this one is indexed whole, and what it holds
+            # of files no longer in the branch goes
+            for path in sorted(sink.paths() - set(now)):
+                sink.remove_path(path)
+                report.removed.append(path)
+            self._save({}, commit)
+            return {}
         if self._is_ours(stored):
             state = self._files_of(stored)
             for path in sorted(set(state) - set(now)):

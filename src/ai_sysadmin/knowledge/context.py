@@ -591,6 +591,9 @@ class _Sink:
     def paths(self) -> set[str]:
         return set(self.recall._with_kb(lambda kb: kb.config_paths()))
 
+    def identity(self) -> str:
+        return str(self.recall._with_kb(lambda kb: kb.config_index_id()))
+
 
 _SHARED: dict[tuple[str, ...], KnowledgeRecall] = {}
 _SHARED_LOCK = threading.Lock()

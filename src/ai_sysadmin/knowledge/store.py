@@ -374,6 +374,11 @@ class KnowledgeBase:
             self._call("remove config chunks", collection.delete, ids=found["ids"])
         return len(found["ids"])
 
+    def config_index_id(self) -> str:
+        """Which index of config chunks this is: ChromaDB's id of the collection, another for
+        a store made anew (the old one moved aside, another knowledge.path or server)."""
+        return str(self._collections["config_chunks"].id)
+
     def config_paths(self) -> dict[str, str]:
         """Indexed path -> the commit its chunks come from."""
         found = self._call("list config chunks", self._collections["config_chunks"].get,
