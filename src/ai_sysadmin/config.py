@@ -403,7 +403,10 @@ class SshSettings(_Section):
         False, description="Offer ~/.ssh/config Host entries as discovered systems."
     )
     key_files: list[Path] = Field(default_factory=list, description="Default private keys.")
-    user: str | None = Field(None, description="Default SSH user.")
+    user: str | None = Field(
+        None, description="Default SSH user: of a host whose entry names none, and of "
+        "config_repo's ssh URL where it names none (git@ of git@github.com:... wins).",
+    )
     concurrency: int = Field(
         4, ge=1, le=8, description="Commands at once per host (at most 8: the check's shell "
         "and the journal follower take two more sessions of the connection, and OpenSSH allows "

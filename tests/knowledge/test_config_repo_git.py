@@ -161,6 +161,12 @@ def test_ssh_urls_check_host_keys_like_the_ssh_layer(tmp_path: Path) -> None:
     tofu = settings.model_copy(update={"ssh": settings.ssh.model_copy(
         update={"trust_on_first_use": True})})
     assert "StrictHostKeyChecking=accept-new" in ssh_command(tofu)
+    # ssh.user logs in where the URL names no user, as it does for a fleet host
+    for url, user in (("git@h:c.git", None), ("ssh://git@h:2222/c.git", None),
+                      ("h:c.git", "admin"), ("ssh://h/c.git", "admin")):
+        fleet = settings.model_copy(update={"config_repo": url, "ssh": settings.ssh.model_copy(
+            update={"user": "admin"})})
+        assert ("-l admin" in ssh_command(fleet)) == (user is not None), url
 
 
 @pytest.fixture
@@ -240,6 +246,25 @@ def test_over_ssh_the_host_key_must_be_known(tmp_path: Path, sshd) -> None:
         repo("c", tofu=True).sync(ListSink())
     # all ssh said stays with the error, for the daemon's log
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in changed.value.detail
+
+
+def test_over_ssh_the_user_of_the_url_logs_in_not_the_fleets_ssh_user(
+        tmp_path: Path, sshd) -> None:
+    # ssh.user is the fleet's login; a forge's URL says git@ (here root@, whom sshd lets in)
+    port, host_pub, client_key = sshd
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"web.nix": NGINX_NIX}, "web", when=time.time() - 60)
+    known = tmp_path / "known_hosts"
+    alg, b64 = host_pub.read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{port} {alg} {b64}\n")
+    settings = Settings(
+        ai_name="hal", state_dir=tmp_path / "state",
+        config_repo=f"ssh://root@127.0.0.1:{port}{upstream.path}",
+        ssh={"known_hosts": str(known), "key_files": [str(client_key)],
+             "use_ssh_config": False, "user": "fleetadmin"})
+    sink = ListSink()
+    ConfigRepo(settings).sync(sink)
+    assert "services.nginx" in sink.by_path["web.nix"][0].text
 
 
 def test_chunks_cover_every_line_and_prefer_block_ends() -> None:

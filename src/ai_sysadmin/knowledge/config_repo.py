@@ -143,9 +143,22 @@ def is_ssh_url(url: str) -> bool:
         "://" not in url and not url.startswith(("/", ".")) and bool(_SCP_LIKE.match(url)))
 
 
+def url_user(url: str) -> str | None:
+    """The user an ssh URL names (``git`` of ``git@host:repo`` or ``ssh://git@host/repo``)."""
+    if "://" in url:
+        try:
+            return urllib.parse.urlsplit(url).username or None
+        except ValueError:
+            return None
+    user, at, _ = url.partition("@")
+    return user if at and _SCP_LIKE.match(url) else None
+
+
 def ssh_command(settings: Settings) -> str:
     """``GIT_SSH_COMMAND`` with the SSH layer's host key rules. git runs it through sh, so
-    every word is quoted; options on the command line win over any ssh_config file."""
+    every word is quoted; options on the command line win over any ssh_config file. ssh.user
+    logs in only where the URL names no user: ssh's -l would win over git@ of a forge's URL,
+    as a host entry's user wins over ssh.user in the fleet."""
     ssh = settings.ssh
     known = Path(os.fspath(ssh.known_hosts or DEFAULT_KNOWN_HOSTS)).expanduser()
     argv = ["ssh", "-o", "BatchMode=yes",
@@ -157,7 +170,7 @@ def ssh_command(settings: Settings) -> str:
         argv += ["-F", "none"]
     for key in ssh.key_files:
         argv += ["-i", str(Path(key).expanduser())]
-    if ssh.user:
+    if ssh.user and not url_user(settings.config_repo or ""):
         argv += ["-l", ssh.user]
     return shlex.join(argv)
 
