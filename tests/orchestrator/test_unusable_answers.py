@@ -1,6 +1,7 @@
 """A model that answers garbage for an incident, again and again, will not do better by
 waiting: after ``agent.max_investigations`` unusable answers a person is told, with the reason.
-A server that is down (or a proxy's 502 while it is) is waited out, however long."""
+A server that is down (or a proxy's 502 while it is) is waited out, however long, and spends
+none of the tries of a model that proposes nothing."""
 
 from __future__ import annotations
 
@@ -103,3 +104,32 @@ def test_a_proxy_that_answers_502_while_its_server_is_down_is_waited_out(
     assert not [e for e in incident.events if e.kind == "escalated"]
     assert incident.diagnosis == "DIAGNOSIS: nginx.service failed."
     assert [p["kind"] for p in store.proposals(incident_id)] == ["restart_unit"]
+
+
+def _escalations(store: IncidentStore, incident_id: int) -> list[str]:
+    return [e.detail for e in store.get(incident_id, history=None).events
+            if e.kind == "escalated"]
+
+
+def test_outages_spend_none_of_the_tries_of_a_model_that_proposes_nothing(
+        tmp_path: Path) -> None:
+    # a proxy's 502 before each answer; the model answers three times, proposing nothing
+    # (twice) or garbage (once): only then are the tries spent
+    outage = http_error(502, "bad gateway")
+    nothing = say("DIAGNOSIS: nginx.service failed; no idea why.")
+    with ScriptedModel([outage, outage, nothing, outage, garbage(), outage, outage, nothing],
+                       then=lambda _request: nothing) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        # long enough for a wrong retry after the escalation to be seen
+        _sweep(settings, store, incident_id,
+               lambda: bool(_escalations(store, incident_id)) or len(model.requests) >= 11)
+        asked = len(model.requests)
+    assert asked == 8  # five outages waited out, three answers, then a person's
+    (said,) = _escalations(store, incident_id)
+    assert said == "the investigation ended without a proposal; retries spent: escalated " \
+        "to a person"
+    incident = store.get(incident_id)
+    assert incident.state == "open" and incident.diagnosis == nothing.text
+    assert store.investigation_due(time.time() + 86400) == []

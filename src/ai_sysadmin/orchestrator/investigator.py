@@ -212,10 +212,13 @@ class Investigator:
         if outcome.stop_reason in INCOMPLETE:
             diagnosis = f"(incomplete: {INCOMPLETE[outcome.stop_reason]})\n{diagnosis}"
         if not outcome.proposals:
-            # nothing to decide: open again, retried with backoff, then a person's
-            attempts = incident.investigation_attempts + 1
-            retry_at = None if attempts >= self.settings.agent.max_investigations else \
-                time.time() + backoff(self.settings.agent.retry_backoff_seconds, attempts - 1)
+            # nothing to decide: open again, retried with backoff, then a person's. What
+            # counts is the model's answers: an outage before this one spent no try
+            answered = await asyncio.to_thread(
+                self.store.without_proposal_in_a_row, incident_id, UNUSABLE) + 1
+            retry_at = None if answered >= self.settings.agent.max_investigations else \
+                time.time() + backoff(self.settings.agent.retry_backoff_seconds,
+                                      incident.investigation_attempts)
             await asyncio.to_thread(self.store.record_no_fix, incident_id, diagnosis, retry_at)
         else:
             await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,

@@ -46,6 +46,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 
+#: why an investigation that proposed nothing left the incident open; the history is told
+#: apart from one with a proposal by it (:meth:`IncidentStore.without_proposal_in_a_row`)
+NO_PROPOSAL = "the investigation ended without a proposal"
+
 #: journal entries kept for evidence and the burst window
 JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
 #: a host's expired journal entries are deleted with every check that stores some, else at
@@ -489,7 +493,7 @@ class IncidentStore:
         with that reason, and is retried at ``retry_at``; None: the retries are spent and a
         person must look (escalated, no more retries)."""
         now = time.time()
-        reason = ("the investigation ended without a proposal" + (
+        reason = (NO_PROPOSAL + (
             "" if retry_at is not None else "; retries spent: escalated to a person"))
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
@@ -550,6 +554,33 @@ class IncidentStore:
             "incident_events WHERE incident_id=:id AND kind IN ('diagnosis','escalated')), 0)",
             {"id": incident_id})
         return sum(1 for (detail,) in rows if detail.partition(":")[0] in errors)
+
+    def without_proposal_in_a_row(self, incident_id: int, unusable: Collection[str]) -> int:
+        """Investigations of the incident the model answered with nothing to decide since
+        its last diagnosis with a proposal: those that ended without a proposal, and those
+        whose answer was unusable (``unusable``: the errors' names). An outage (the server
+        down, a proxy's 502), a restart or a crash is no answer of the model: it neither
+        counts nor ends the row, however often it is retried."""
+        rows = self.db.conn.execute(
+            "SELECT kind, from_state, to_state, detail FROM incident_events WHERE "
+            "incident_id=? AND kind IN ('diagnosis','investigation_failed','state') "
+            "ORDER BY id DESC", (incident_id,))
+        count = 0
+        # newest first: a diagnosis without a proposal is told apart by the move back to open
+        # that the same transaction records right after it, with the reason
+        no_proposal = False
+        for kind, old, new, detail in rows:
+            if kind == "state":
+                no_proposal = (old, new) == ("investigating", "open") and \
+                    detail.startswith(NO_PROPOSAL)
+            elif kind == "diagnosis":
+                if not no_proposal:
+                    break
+                count += 1
+                no_proposal = False
+            elif detail.partition(":")[0] in unusable:
+                count += 1
+        return count
 
     def investigate_again(self, incident_id: int, reason: str) -> None:
         """Due for a new investigation now (the daemon's retry pass picks it up)."""
