@@ -133,3 +133,71 @@ def test_outages_spend_none_of_the_tries_of_a_model_that_proposes_nothing(
     incident = store.get(incident_id)
     assert incident.state == "open" and incident.diagnosis == nothing.text
     assert store.investigation_due(time.time() + 86400) == []
+
+
+def _investigate(settings: Settings, store: IncidentStore, incident_id: int,
+                 times: int = 1) -> None:
+    """What the daemon does for an incident that changed or reopened: investigate it now,
+    ``times`` times one after the other."""
+
+    async def go() -> None:
+        investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
+                                    lambda _: DirectLLM(make_backend(settings.llm)),
+                                    knowledge=KnowledgeRecall(settings))
+        for _ in range(times):
+            assert investigator.schedule(incident_id, again=False)
+            await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+        await investigator.close()
+
+    asyncio.run(go())
+
+
+def _comes_back(store: IncidentStore, incident_id: int, finding: Finding = FAILED) -> None:
+    """The finding clears, then the daemon's next check sees it again."""
+    assert store.record_check("web1", [], {"failed_unit"}).resolved == [incident_id]
+    assert store.record_check("web1", [finding], {"failed_unit"}).reopened == [incident_id]
+
+
+def test_after_a_reopening_or_an_escalation_the_model_has_its_tries_afresh(
+        tmp_path: Path) -> None:
+    nothing = say("DIAGNOSIS: nginx.service failed; no idea why.")
+    with ScriptedModel(then=lambda _request: nothing) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        warned = Finding("web1", "failed_unit", "nginx.service", Severity.WARNING,
+                         "nginx.service has failed", ("nginx.service: active=failed",))
+        (incident_id,) = store.record_check("web1", [warned], {"failed_unit"}).opened
+        _investigate(settings, store, incident_id, 2)
+        # resolved, then back: a new episode, retried as the first was
+        _comes_back(store, incident_id, warned)
+        _investigate(settings, store, incident_id)
+        assert _escalations(store, incident_id) == []
+        assert [i.id for i in store.investigation_due(time.time() + 86400)] == [incident_id]
+        _investigate(settings, store, incident_id, 2)
+        assert len(_escalations(store, incident_id)) == 1
+        # it got worse: a person was told of the last three, the model tries again
+        assert store.record_check("web1", [FAILED], {"failed_unit"}).changed == [incident_id]
+        _investigate(settings, store, incident_id)
+        asked = len(model.requests)
+    assert asked == 6
+    assert len(_escalations(store, incident_id)) == 1
+    incident = store.get(incident_id)
+    assert incident.investigation_error == "the investigation ended without a proposal"
+    assert [i.id for i in store.investigation_due(time.time() + 86400)] == [incident_id]
+
+
+def test_unusable_answers_before_a_reopening_are_not_counted_after_it(tmp_path: Path) -> None:
+    with ScriptedModel(then=lambda _request: garbage()) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        _investigate(settings, store, incident_id, 2)
+        _comes_back(store, incident_id)
+        _investigate(settings, store, incident_id)
+        assert _escalations(store, incident_id) == []  # one unusable answer since it came back
+        assert [i.id for i in store.investigation_due(time.time() + 86400)] == [incident_id]
+        _investigate(settings, store, incident_id, 2)
+        asked = len(model.requests)
+    assert asked == 5
+    (said,) = _escalations(store, incident_id)
+    assert "unusable 3 time(s) in a row" in said

@@ -544,32 +544,37 @@ class IncidentStore:
         note_incident(conn, incident_id, "escalated", now, reason)
 
     def failed_in_a_row(self, incident_id: int, errors: Collection[str]) -> int:
-        """Failed investigations of the incident since its last diagnosis or escalation whose
-        error is one of ``errors`` (its name: an error is recorded as ``Name: message``).
-        Other failures neither count nor end the row: a model that answered garbage twice, the
-        server down for an hour, then garbage again, has answered garbage three times."""
+        """Failed investigations of the incident since its last diagnosis, escalation or
+        reopening whose error is one of ``errors`` (its name: an error is recorded as
+        ``Name: message``). Other failures neither count nor end the row: a model that
+        answered garbage twice, the server down for an hour, then garbage again, has answered
+        garbage three times."""
         rows = self.db.conn.execute(
             "SELECT detail FROM incident_events WHERE incident_id=:id AND "
             "kind='investigation_failed' AND id > COALESCE((SELECT MAX(id) FROM "
-            "incident_events WHERE incident_id=:id AND kind IN ('diagnosis','escalated')), 0)",
+            "incident_events WHERE incident_id=:id AND (kind IN ('diagnosis','escalated') OR "
+            "(kind='state' AND to_state='reopened'))), 0)",
             {"id": incident_id})
         return sum(1 for (detail,) in rows if detail.partition(":")[0] in errors)
 
     def without_proposal_in_a_row(self, incident_id: int, unusable: Collection[str]) -> int:
         """Investigations of the incident the model answered with nothing to decide since
-        its last diagnosis with a proposal: those that ended without a proposal, and those
-        whose answer was unusable (``unusable``: the errors' names). An outage (the server
-        down, a proxy's 502), a restart or a crash is no answer of the model: it neither
-        counts nor ends the row, however often it is retried."""
+        its last diagnosis with a proposal, escalation or reopening (a person was told, or it
+        is a new episode: the tries start afresh): those that ended without a proposal, and
+        those whose answer was unusable (``unusable``: the errors' names). An outage (the
+        server down, a proxy's 502), a restart or a crash is no answer of the model: it
+        neither counts nor ends the row, however often it is retried."""
         rows = self.db.conn.execute(
             "SELECT kind, from_state, to_state, detail FROM incident_events WHERE "
-            "incident_id=? AND kind IN ('diagnosis','investigation_failed','state') "
+            "incident_id=? AND kind IN ('diagnosis','investigation_failed','state','escalated') "
             "ORDER BY id DESC", (incident_id,))
         count = 0
         # newest first: a diagnosis without a proposal is told apart by the move back to open
         # that the same transaction records right after it, with the reason
         no_proposal = False
         for kind, old, new, detail in rows:
+            if kind == "escalated" or new == "reopened":
+                break
             if kind == "state":
                 no_proposal = (old, new) == ("investigating", "open") and \
                     detail.startswith(NO_PROPOSAL)
