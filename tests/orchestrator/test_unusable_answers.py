@@ -52,9 +52,9 @@ def _sweep(settings: Settings, store: IncidentStore, incident_id: int,
     asyncio.run(go())
 
 
-def _settings(tmp_path: Path, url: str) -> Settings:
+def _settings(tmp_path: Path, url: str, backoff: float = 0.001) -> Settings:
     return Settings(ai_name="hal", state_dir=tmp_path,
-                    agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
+                    agent={"max_investigations": 3, "retry_backoff_seconds": backoff},
                     llm={"backend": "ollama", "url": url, "model": "scripted"})
 
 
@@ -201,3 +201,32 @@ def test_unusable_answers_before_a_reopening_are_not_counted_after_it(tmp_path: 
     assert asked == 5
     (said,) = _escalations(store, incident_id)
     assert "unusable 3 time(s) in a row" in said
+
+
+def test_an_escalated_incident_that_check_reopens_is_investigated_by_the_daemon(
+        tmp_path: Path) -> None:
+    nothing = say("DIAGNOSIS: nginx.service failed; no idea why.")
+    with ScriptedModel(then=lambda _request: nothing) as model:
+        # the retry the new episode plans is not due while the test looks
+        settings = _settings(tmp_path, model.url, backoff=3600)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        _investigate(settings, store, incident_id, 3)
+        assert len(_escalations(store, incident_id)) == 1
+        # `check` sees it clear, then back: the daemon's own checks then see it as known
+        assert store.record_check("web1", [], {"failed_unit"}, consumer="check").resolved \
+            == [incident_id]
+        assert store.record_check("web1", [FAILED], {"failed_unit"}, consumer="check") \
+            .reopened == [incident_id]
+
+        def diagnoses() -> int:
+            return sum(e.kind == "diagnosis" for e in store.get(incident_id, history=None).events)
+
+        _sweep(settings, store, incident_id, lambda: diagnoses() == 4)
+        asked = len(model.requests)
+    assert asked == 4
+    incident = store.get(incident_id)
+    assert (incident.state, incident.diagnosis) == ("open", nothing.text)
+    assert len(_escalations(store, incident_id)) == 1  # the new episode's first try
+    assert store.investigation_due(time.time() + 600) == []
+    assert [i.id for i in store.investigation_due(time.time() + 7200)] == [incident_id]

@@ -614,13 +614,14 @@ class IncidentStore:
         return [row["id"] for row in rows]
 
     def untriaged(self) -> list[Incident]:
-        """Live incidents nobody has investigated yet: open with no diagnosis, or reopened
-        (an investigation moves it on: the diagnosis it still holds is of the time before),
-        with no attempt and no retry planned (opened by `check`, or by a daemon that stopped
-        before its triage)."""
+        """Live incidents nobody has investigated yet: open with no diagnosis and no attempt,
+        or reopened (an investigation moves it on: the diagnosis, attempts and error it still
+        holds are of the time before, whose investigations may all be spent), with no retry
+        planned (opened or reopened by `check`, or by a daemon that stopped before its
+        triage)."""
         rows = self.db.conn.execute(
             "SELECT * FROM incidents WHERE (state='reopened' OR (state='open' AND diagnosis IS "
-            "NULL)) AND investigation_attempts=0 AND investigation_error IS NULL "
+            "NULL AND investigation_attempts=0 AND investigation_error IS NULL)) "
             "AND next_investigation_at IS NULL ORDER BY id")
         return [_incident(r) for r in rows]
 
