@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import load_settings
+from ai_sysadmin.knowledge.config_repo import _telling_line
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from tests.knowledge.gitrepo import GitRepo
 
@@ -210,3 +211,10 @@ def test_a_store_made_anew_gets_the_whole_index_back_at_the_next_sync(
     out, paths = sync_then_find()
     assert "2 indexed again" in out and paths == {"hosts/db/postgres.nix",
                                                   "hosts/web/nginx.nix"}
+
+
+def test_a_fetch_whose_ssh_says_nothing_names_git_s_own_words() -> None:
+    said = ("fatal: Could not read from remote repository.\n\n"
+            "Please make sure you have the correct access rights\n"
+            "and the repository exists.\n")
+    assert _telling_line(said) == "Could not read from remote repository."

@@ -85,6 +85,10 @@ def _telling_line(said: str) -> str:
     lines = [line.strip() for line in strip_control(said).splitlines() if line.strip()]
     telling = [line.removeprefix("fatal: ").removeprefix("error: ") for line in lines
                if line not in _GIT_BOILERPLATE and not line.startswith(("hint:", "warning:", "@"))]
+    if not telling and lines and lines[0] in _GIT_BOILERPLATE:
+        # ssh said nothing (a proxy command that died): git's own first words, not its
+        # last half-sentence ("and the repository exists.")
+        telling = [lines[0].removeprefix("fatal: ")]
     return " ".join(telling[-2:] or lines[-1:])[:300]
 
 
