@@ -3,9 +3,12 @@ what it writes there stays the daemon's to write again."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +56,61 @@ def test_a_command_root_runs_on_the_daemons_state_writes_as_the_daemons_user(
     assert again.returncode in (0, 1), again.stderr
     assert {p.stat().st_uid for p in daemons_state.rglob("*")} == {NOBODY}
 
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: a connection there is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+#: in a mount namespace of its own: the daemon's account, its home the state directory (as
+#: setup makes it), then /root as a directory any user may enter but that holds no ssh config
+#: (the interpreter may live under /root, as pyenv's does: the switched command must still
+#: load its modules), then the command
+_AS_SUDO = ('passwd=$1 fake=$2 keep=$3; shift 3; mount --bind "$passwd" /etc/passwd && '
+            '{ [ -z "$keep" ] || mount --bind "/root/$keep" "$fake/$keep"; } && '
+            'mount --rbind "$fake" /root && exec "$@"')
+
+
+def test_sudo_reaches_a_managed_host_with_the_daemons_ssh_config_not_roots(
+        daemons_state: Path, tmp_path: Path) -> None:
+    """``sudo hal-check web1`` with root's home closed to the daemon's user (0700, as /root
+    is): the command reaches web1 as the daemon would, through the daemon's ~/.ssh/config,
+    where it stopped at 'error: /root/.ssh/config: Permission denied'."""
+    roots, daemons = _closed_port(), _closed_port()
+    root_home = tmp_path / "root-home"  # root's home under sudo: its user alone may enter
+    (root_home / ".ssh").mkdir(parents=True)
+    root_home.chmod(0o700)
+    (root_home / ".ssh" / "config").write_text(f"Host web1\n  Port {roots}\n")
+    ssh_dir = daemons_state / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / "config").write_text(f"Host web1\n  HostName 127.0.0.1\n  Port {daemons}\n")
+    for path in (ssh_dir, ssh_dir / "config"):
+        os.chown(path, NOBODY, NOBODY)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("".join(
+        f"nobody:x:{NOBODY}:{NOBODY}:nobody:{daemons_state}:/usr/sbin/nologin\n"
+        if line.startswith("nobody:") else line + "\n"
+        for line in Path("/etc/passwd").read_text().splitlines()))
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\nremote_systems = ["web1"]\n')
+    config.chmod(0o644)
+    fake_root = tmp_path / "fake-root"
+    fake_root.mkdir(mode=0o711)
+    prefix = Path(sys.base_prefix).resolve()
+    keep = prefix.relative_to("/root").parts[0] if prefix.is_relative_to("/root") else ""
+    if keep:
+        (fake_root / keep).mkdir()
+    env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(daemons_state),
+           "AI_SYSADMIN_CONFIG": str(config), "HOME": str(root_home)}
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _AS_SUDO, "sh",
+         str(passwd), str(fake_root), keep, str(BIN), "check", "web1", "--json"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr  # an unreachable host is a finding
+    report = json.loads(done.stdout)
+    assert report["host"] == "web1" and report["reachable"] is False
+    assert f"127.0.0.1:{daemons}" in json.dumps(report["errors"]), report["errors"]
+    assert "Permission denied" not in done.stderr + done.stdout

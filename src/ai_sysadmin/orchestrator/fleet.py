@@ -9,7 +9,23 @@ from ..hosts.inventory import HostSpec, configured_hosts, parse_target, ssh_conf
 from ..hosts.transport import Transport
 from ..store import HostStore
 
-SSH_CONFIG = Path.home() / ".ssh" / "config"
+
+def ssh_config() -> Path:
+    """The OpenSSH client config of whoever runs now, found as known_hosts and key files are
+    (``~`` is $HOME when used): worked out on use, not at import, because a command root runs
+    on a daemon's state becomes the daemon's user after this module loads (cli's
+    ``as_state_owner``) and must reach hosts through the daemon's file, not root's."""
+    return Path("~/.ssh/config").expanduser()
+
+
+def _readable_ssh_config() -> Path | None:
+    path = ssh_config()
+    try:
+        return path if path.is_file() else None
+    except OSError:
+        # a home this user may not enter (root's, which sudo kept) holds no config of its
+        # own; one it may see but not read is still passed on, so a connect names it
+        return None
 
 
 def managed_specs(settings: Settings, hosts: HostStore) -> list[HostSpec]:
@@ -28,7 +44,8 @@ def managed_specs(settings: Settings, hosts: HostStore) -> list[HostSpec]:
 def discover_from_ssh_config(settings: Settings, hosts: HostStore) -> list[str]:
     if not settings.ssh.discover_ssh_config:
         return []
-    return [name for name in ssh_config_hosts(SSH_CONFIG) if hosts.discover(name, "ssh config")]
+    return [name for name in ssh_config_hosts(ssh_config())
+            if hosts.discover(name, "ssh config")]
 
 
 def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
@@ -45,7 +62,7 @@ def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
         key_files=tuple(str(k) for k in keys),
         known_hosts=ssh.known_hosts,
         trust_on_first_use=ssh.trust_on_first_use,
-        ssh_config=SSH_CONFIG if ssh.use_ssh_config and SSH_CONFIG.is_file() else None,
+        ssh_config=_readable_ssh_config() if ssh.use_ssh_config else None,
         connect_timeout=ssh.connect_timeout,
         sudo=spec.sudo,
         max_concurrent=ssh.concurrency,
