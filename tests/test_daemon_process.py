@@ -40,3 +40,48 @@ def test_run_checks_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert "[hal] service info: hal stopped cleanly" in err
     record = json.loads(log.read_text().splitlines()[0])
     assert record["name"] == "hal" and record["msg"].startswith("checked ")
+
+
+def test_a_second_daemon_on_the_same_state_is_refused_and_the_first_runs_on(
+        tmp_path: Path) -> None:
+    """Two daemons on one state directory would send every notification twice and restart
+    each other's investigations: the second is refused (exit 2, an error the operator must
+    mend, so systemd does not restart it) naming the first; the first keeps running; and a
+    daemon killed outright leaves nothing behind that stops the next one."""
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
+                      "[agent]\ninvestigate = false\n")
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
+    log = state / "logs" / "orchestrator.jsonl"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    def checks() -> int:
+        return log.read_text().count('"checked ') if log.exists() else 0
+
+    first = start()
+    third = None
+    try:
+        _wait_for(lambda: checks() == 1, 30, "the first daemon's check")
+        second = start()
+        _, said = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert said.strip() == (f"error: another daemon (pid {first.pid}) already runs on "
+                                f"{state}: stop it first; two would send every notification "
+                                "twice and take over each other's investigations")
+        assert first.poll() is None and checks() == 1  # the refused one checked nothing
+        first.kill()
+        first.wait(timeout=15)
+        third = start()
+        _wait_for(lambda: checks() == 2, 30, "the next daemon's check after a SIGKILL")
+        third.send_signal(signal.SIGTERM)
+        _, err = third.communicate(timeout=15)
+        assert third.returncode == 0 and "hal stopped cleanly" in err
+    finally:
+        for proc in (first, third):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -69,3 +69,8 @@ class KnowledgeOff(KnowledgeError):
 
 class EmbeddingError(KnowledgeError):
     """The embedding model cannot be loaded or run (missing file, wrong checksum, Ollama down)."""
+
+
+class AlreadyRunning(AiSysadminError):
+    """Another daemon holds the state directory: two would notify twice and take over each
+    other's investigations and fixes."""

@@ -224,7 +224,10 @@ def run(ctx: typer.Context) -> None:
     settings = app_state.settings
     from ..monitor.redact import redact
     from ..orchestrator.daemon import build_daemon
+    from ..orchestrator.lock import held_by_this_daemon
 
-    logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
-    daemon = build_daemon(app_state.runtime(consumer="daemon"))
-    asyncio.run(daemon.run())
+    # before anything is opened or recovered: a second daemon, refused, has touched nothing
+    with held_by_this_daemon(settings.state_dir):
+        logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
+        daemon = build_daemon(app_state.runtime(consumer="daemon"))
+        asyncio.run(daemon.run())
