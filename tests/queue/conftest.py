@@ -70,14 +70,15 @@ def need_redis_server() -> None:
 
 
 @contextlib.contextmanager
-def redis_server_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
+def redis_server_process(port: int, password: str | None = None
+                         ) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+         "--appendonly", "no", *(["--requirepass", password] if password else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        client = redis.Redis(port=port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=port, password=password, socket_connect_timeout=0.2)
 
         def up() -> bool:
             if proc.poll() is not None:

@@ -18,7 +18,14 @@ from rich.table import Table
 
 from .. import logs as logfiles
 from ..config import Settings, short_hostname
-from ..llm.queue import HandlerFactory, QueueStats, Request, describe_queue, open_queue
+from ..llm.queue import (
+    HandlerFactory,
+    QueueStats,
+    Request,
+    describe_queue,
+    open_for_service,
+    open_queue,
+)
 from .context import banner, out, print_json, state
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
@@ -139,7 +146,7 @@ async def serve_queue(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    queue = open_queue(settings)
+    queue = await asyncio.to_thread(open_for_service, settings, "the worker waits for it")
     try:
         handler = handler_factory(settings)
         await queue.serve(

@@ -14,7 +14,7 @@ from ..errors import NotFoundError
 from ..executor import Executor
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
-from ..llm.queue import open_queue
+from ..llm.queue import open_for_service
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.redact import redact
@@ -253,7 +253,7 @@ def build_daemon(runtime: Runtime) -> Daemon:
     settings = runtime.settings
     if not settings.agent.investigate:
         return daemon
-    queue = open_queue(settings)
+    queue = open_for_service(settings, "investigations wait for it")
 
     def llm_for(incident_id: int) -> QueuedLLM:
         # one pending investigation per incident: its requests share a coalescing key

@@ -7,6 +7,7 @@ machine. ``sqlite:///path/to/file.db`` names another file. ``redis://host:port/d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,10 +19,13 @@ from .base import (
     QueueError,
     QueueStats,
     QueueTimeout,
+    QueueUnreachable,
     Request,
     RequestQueue,
     Submitted,
 )
+
+log = logging.getLogger("ai_sysadmin.service")
 
 #: what ``ai-sysadmin worker`` calls to build its handler from the settings
 HandlerFactory = Callable[[Settings], Handler]
@@ -33,10 +37,12 @@ __all__ = [
     "QueueError",
     "QueueStats",
     "QueueTimeout",
+    "QueueUnreachable",
     "Request",
     "RequestQueue",
     "Submitted",
     "describe_queue",
+    "open_for_service",
     "open_queue",
     "queue_db_path",
     "queue_file",
@@ -64,9 +70,10 @@ def describe_queue(settings: Settings) -> str:
     return mask_secret_text(url)
 
 
-def open_queue(settings: Settings) -> RequestQueue:
+def open_queue(settings: Settings, reach_now: bool = True) -> RequestQueue:
     """The queue named by ``settings.queue.url``; an unknown scheme is an error, never a
-    silent default."""
+    silent default. ``reach_now=False``: a server that does not answer yet is no error here
+    (the daemon and the worker start and wait for it, :meth:`RequestQueue.reach`)."""
     url = settings.queue.url
     scheme = urlsplit(url).scheme.lower()
     lease = settings.queue.lease_seconds
@@ -86,8 +93,25 @@ def open_queue(settings: Settings) -> RequestQueue:
     if scheme in ("redis", "rediss"):
         from .redis_queue import RedisQueue
 
-        return RedisQueue(url, lease_seconds=lease)
+        return RedisQueue(url, lease_seconds=lease, reach_now=reach_now)
     raise QueueError(
         f"queue.url {mask_secret_text(url)!r}: unknown scheme {scheme or '(none)'!r}; use "
         "'sqlite://' (a file in state_dir), 'sqlite:///path/queue.db' or 'redis://host:port/db'"
     )
+
+
+def open_for_service(settings: Settings, waiting: str) -> RequestQueue:
+    """The queue of a service that runs for days (the daemon, the worker). A server that does
+    not answer yet is said once, with ``waiting`` (what waits for it), and no error: after a
+    reboot Redis may start after us, and the queue's calls are tried again with backoff
+    (the worker's claims, the investigations) while the daemon goes on checking hosts. A
+    server that refuses the login, or a URL that cannot work, is still an error."""
+    queue = open_queue(settings, reach_now=False)
+    try:
+        queue.reach()
+    except QueueUnreachable as exc:
+        log.warning("%s; %s", str(exc).rstrip("."), waiting, extra={"event": "queue_unreachable"})
+    except BaseException:
+        queue.close()
+        raise
+    return queue

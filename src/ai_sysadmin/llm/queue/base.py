@@ -52,6 +52,11 @@ class QueueError(LLMError):
     """The queue cannot be opened or reached, or was asked something it cannot do."""
 
 
+class QueueUnreachable(QueueError):
+    """The queue's server does not answer now (refused, timed out, still loading its data),
+    though nothing says the config is wrong: later it may."""
+
+
 class QueueTimeout(LLMError):
     """The caller stopped waiting. The request stays queued; a :class:`QueuedLLM` that alone
     waited for it then takes it out (``abandon``)."""
@@ -198,6 +203,11 @@ class RequestQueue(ABC):
     #: its calls cross a network (a server that hangs holds them for its socket timeout):
     #: an event loop makes them on a worker thread (:meth:`call`), never on itself
     remote: bool = False
+
+    def reach(self) -> None:  # noqa: B027 - a queue with a server checks it
+        """Raise :class:`QueueUnreachable` where the queue's server does not answer now, a
+        :class:`QueueError` where it refuses this client; a queue with no server (a file
+        here, opened already) is always reached."""
 
     async def call(self, method: Callable[..., T], *args: Any) -> T:
         """``method(*args)`` of this queue from an event loop: on a worker thread where the

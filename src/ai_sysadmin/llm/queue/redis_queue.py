@@ -37,6 +37,7 @@ from .base import (
     STATS_WINDOW_SECONDS,
     QueueError,
     QueueStats,
+    QueueUnreachable,
     Request,
     Submitted,
     effective_state,
@@ -66,7 +67,10 @@ class RedisQueue(LeasedQueue):
         max_attempts: int = MAX_ATTEMPTS,
         namespace: str = DEFAULT_NAMESPACE,
         idle_poll: float = 0.5,
+        reach_now: bool = True,
     ) -> None:
+        """``reach_now``: the server must answer now (:meth:`reach`); a service passes False
+        and waits for one that is not up yet."""
         self.url = url
         self.description = mask_secret_text(url)
         self.lease_seconds = lease_seconds
@@ -79,10 +83,24 @@ class RedisQueue(LeasedQueue):
                 url, decode_responses=True, socket_connect_timeout=5, socket_timeout=15,
                 health_check_interval=30,
             )
-            self.redis.ping()
         except (redis.RedisError, ValueError) as exc:
             raise QueueError(f"cannot reach the queue at {self.description}: {exc}") from exc
+        if reach_now:
+            self.reach()
         self._scripts = {name: self.redis.register_script(text) for name, text in SCRIPTS.items()}
+
+    def reach(self) -> None:
+        try:
+            self.redis.ping()
+        except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+            # a password or ACL the server refuses: the config's to mend, not the server's
+            raise QueueError(f"the queue at {self.description} refused the login: {exc}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # not up yet (a reboot may start it after us), a network still coming up
+            raise QueueUnreachable(
+                f"cannot reach the queue at {self.description}: {exc}") from exc
+        except redis.RedisError as exc:
+            raise QueueError(f"cannot reach the queue at {self.description}: {exc}") from exc
 
     def _run(self, script: str, *args: str | int | float, doing: str) -> Any:
         try:
