@@ -379,6 +379,8 @@ def test_the_worker_goes_with_the_daemon_and_a_config_error_stops_both(
     assert services["hal-llm-worker"]["unitConfig"]["PartOf"] == "hal-ai.service"
     for unit in ("hal-ai", "hal-llm-worker"):
         assert services[unit]["serviceConfig"]["RestartPreventExitStatus"] == "2", unit
+        # SIGHUP ends them as a clean stop would: started again, with the config read anew
+        assert services[unit]["serviceConfig"]["RestartForceExitStatus"] == "SIGHUP", unit
 
 
 def test_a_name_and_model_given_in_settings_name_the_units_commands_and_preload(

@@ -271,7 +271,11 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         if came and asyncio is not None and isinstance(exc, asyncio.CancelledError):
             return _interrupted(came)
         raise
-    if code == 130:  # typer ends a KeyboardInterrupt so (silently), whichever signal made it
+    # typer ends a KeyboardInterrupt so (silently), whichever signal made it; a command that
+    # stops on its own at a signal (the daemon, the worker) returns: ended by the signal all
+    # the same, so SIGHUP is no clean exit 0, which Restart=on-failure would leave stopped
+    # (the units restart a death by SIGHUP: RestartForceExitStatus)
+    if code == 130 or came:
         return _interrupted(came)
     return code if isinstance(code, int) else 0
 
