@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 import stat
+import string
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,8 @@ log = logging.getLogger("ai_sysadmin.service")
 #: how often a token Gotify refused is offered again while its file still gives it (it may be
 #: accepted again on the server): offering it at each backoff is what fail2ban-style guards ban
 REFUSED_RETRY_SECONDS = 600.0
+#: what a token may be made of: it travels in an HTTP header
+_VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
 class DeliveryError(AiSysadminError):
@@ -75,22 +78,31 @@ def warn_if_readable(path: Path, key: str) -> None:
 
 
 def read_token(path: Path, key: str) -> str:
-    """The credential in ``path``, or :class:`ChannelUnready` naming the key, the path and why.
-    Only a regular file is opened: a FIFO would block the event loop until a writer came, a
-    device such as /dev/zero would never end."""
+    """The credential in ``path``, or :class:`ChannelUnready` naming the key, the path and why,
+    never the token. Only a regular file is opened: a FIFO would block the event loop until a
+    writer came, a device such as /dev/zero would never end. The token goes into an HTTP
+    header, so it must be one word of visible ASCII: a second line (a comment) made the HTTP
+    library's error quote the header, token and all, and a character outside ASCII failed each
+    message as if it were the message's fault. A BOM (Notepad, PowerShell's UTF-8) is dropped."""
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
             raise ChannelUnready(f"{key} {path}: is a directory, not a file")
         if not stat.S_ISREG(mode):
             raise ChannelUnready(f"{key} {path}: not a regular file")
-        token = path.read_text(encoding="utf-8").strip()
+        token = path.read_text(encoding="utf-8-sig").strip()
     except OSError as exc:
         raise ChannelUnready(f"{key} {path}: {exc.strerror or type(exc).__name__}") from None
     except UnicodeDecodeError:
         raise ChannelUnready(f"{key} {path}: not UTF-8 text") from None
     if not token:
         raise ChannelUnready(f"{key} {path}: empty")
+    if any(c in string.whitespace for c in token):
+        raise ChannelUnready(f"{key} {path}: holds more than the token (a second line or a "
+                             "space): the file must hold the token alone")
+    if not _VISIBLE_ASCII.fullmatch(token):
+        raise ChannelUnready(f"{key} {path}: holds a character that is not visible ASCII "
+                             "(a token is letters, digits and punctuation)")
     return token
 
 
@@ -172,6 +184,10 @@ class GotifyChannel:
                                               headers={"X-Gotify-Key": token})
         except TimeoutError:
             raise DeliveryError(f"Gotify did not answer within {self.timeout:g} s") from None
+        except httpx.ProtocolError as exc:
+            # its text may quote a header as bytes (the token in a form _scrub does not know)
+            raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
+                                f"{type(exc).__name__}") from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
                                 f"{type(exc).__name__}: {_scrub(str(exc), secrets)}") from None
