@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from .findings import strip_control
 from .snapshot import (
     Certificate,
     CoreDump,
@@ -472,6 +473,18 @@ def _field_text(value: Any) -> str | None:
     return _message_text(value) or None if isinstance(value, (str, list)) else None
 
 
+#: a syslog identifier names a program (RFC 5424's APP-NAME: 48 characters at most)
+IDENTIFIER_MAX = 64
+
+
+def _identifier(value: Any) -> str | None:
+    """A sender's name for itself, as one short line: any local user sets SYSLOG_IDENTIFIER
+    (and a process its own name), newlines and escapes included, and it becomes an incident's
+    subject and a line of what a person is told."""
+    text = " ".join(strip_control(_field_text(value) or "").split())
+    return (text if len(text) <= IDENTIFIER_MAX else text[:IDENTIFIER_MAX - 1] + "…") or None
+
+
 def parse_journal_line(line: str) -> JournalEntry | None:
     """One line of ``journalctl -o json``; anything else is None."""
     line = line.strip()
@@ -510,7 +523,7 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         priority=priority,
         message=_message_text(item.get("MESSAGE")),
         unit=unit,
-        identifier=_field_text(item.get("SYSLOG_IDENTIFIER")) or _field_text(item.get("_COMM")),
+        identifier=_identifier(item.get("SYSLOG_IDENTIFIER")) or _identifier(item.get("_COMM")),
         pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
         hostname=_field_text(item.get("_HOSTNAME")),
         unit_result=unit_result,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..monitor.findings import quote
 from ..monitor.redact import redact
 from ..store.outbox import OutboxEvent
 
@@ -17,6 +18,11 @@ TITLE_LIMIT = 160
 BODY_LIMIT = 3000
 #: digest lines before "... and N more"
 DIGEST_LINES = 12
+#: a summary, an evidence line, an action's subject (a host's text: a journal identifier, a
+#: log line) in a message
+HOST_TEXT_LIMIT = 300
+#: what a fix's verification or failure said (command output among it)
+DETAIL_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -42,14 +48,25 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _flat(value: object, limit: int = HOST_TEXT_LIMIT) -> str:
+    """A host's text as one bounded line without control characters: a newline in a journal
+    identifier (any local user sets one) would otherwise start a line of the host's own in
+    what a person reads, such as a forged "Next:" command."""
+    return quote(str(value or ""), limit)
+
+
 def _action_text(facts: dict[str, Any]) -> str:
     action = facts.get("action") or {}
-    return f"{action.get('kind', '?')} {action.get('subject', '')}".strip()
+    return _flat(f"{action.get('kind', '?')} {action.get('subject', '')}")
+
+
+def _summary(facts: dict[str, Any]) -> str:
+    return _flat(facts.get("summary"))
 
 
 def _headline(event: OutboxEvent) -> str:
     facts = event.facts
-    summary = facts.get("summary") or _action_text(facts)
+    summary = _summary(facts) or _action_text(facts)
     return {
         "opened": summary,
         "worse": f"{summary} (now {event.severity})",
@@ -73,7 +90,7 @@ def next_command(event: OutboxEvent, ai_name: str) -> str:
 
 def _detail(event: OutboxEvent) -> str:
     facts = event.facts
-    detail = str(facts.get("detail") or "")
+    detail = _flat(facts.get("detail"), DETAIL_LIMIT)
     action = facts.get("action") or {}
     if event.kind == "approval":
         return f"Proposed: {_action_text(facts)} (risk {action.get('risk', '?')}). {detail}"
@@ -93,8 +110,8 @@ def render(event: OutboxEvent, ai_name: str, repeats: int = 0, minutes: float = 
     lines = []
     if facts.get("incident") is not None:
         lines.append(f"Incident #{facts['incident']} ({facts.get('severity')}): "
-                     f"{facts.get('summary', '')}")
-    lines += [f"> {line}" for line in (facts.get("evidence") or [])[:2]]
+                     f"{_summary(facts)}")
+    lines += [f"> {_flat(line)}" for line in (facts.get("evidence") or [])[:2]]
     detail = _detail(event).strip()
     if detail:
         lines.append(detail)
