@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.store import Database, IncidentStore
 from tests.notify.conftest import TOKEN, failed, make_settings, run_notifier, secret_file
-from tests.notify.servers import GotifyServer
+from tests.notify.servers import GotifyServer, Request
 
 REVOKED = "Revoked-77b1e0c4aa"
 
@@ -79,3 +81,33 @@ def test_status_shows_why_deliveries_wait_on_a_refused_token(tmp_path, gotify: G
     (row,) = status["pending"]
     assert row["attempts"] == 0 and "Gotify refused the app token (HTTP 401)" in row["last_error"]
     assert REVOKED not in shown
+
+
+class Waf(GotifyServer):
+    """Gotify behind a reverse proxy whose WAF answers 403 to a body quoting an attack."""
+
+    def check(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+        if b"/etc/passwd" in request.body:
+            return 403, {"error": "Forbidden"}
+        return super().check(request)
+
+
+@pytest.mark.timeout(60)
+def test_a_403_fails_that_message_not_the_token(tmp_path, caplog) -> None:
+    with Waf(TOKEN) as waf:
+        settings = make_settings(tmp_path, waf, retry_backoff_seconds=0.05, max_attempts=2)
+        store = IncidentStore(Database(settings.db_path))
+        attack = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
+                         "nginx.service has failed",
+                         ("203.0.113.9 - GET /cgi-bin/../../etc/passwd HTTP/1.1 400",))
+        store.record_check("web1", [attack], {"failed_unit"})
+        store.record_check("db1", [failed("db1", "postgresql.service")], {"failed_unit"})
+        notifier = Notifier(settings, store.db)
+        with caplog.at_level("INFO", logger="ai_sysadmin"):
+            run_notifier(notifier, lambda: notifier.outbox.deliveries(("delivered",)) and
+                         notifier.outbox.deliveries(("failed",)))
+        assert waf.titles() == ["[hal] db1: postgresql.service has failed"]
+    (given_up,) = notifier.outbox.deliveries(("failed",))
+    assert given_up["title"] == "[hal] web1: nginx.service has failed"
+    assert "Gotify answered HTTP 403" in given_up["last_error"]
+    assert "refused the app token" not in caplog.text

@@ -191,7 +191,11 @@ class GotifyChannel:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
                                 f"{type(exc).__name__}: {_scrub(str(exc), secrets)}") from None
-        if reply.status_code in (401, 403):
+        # Gotify answers an app token it does not know with 401 (its own 403 is for a user's
+        # password, which an app endpoint never takes); a 403 comes from something in front of
+        # it refusing this request (a WAF matching a quoted log line): no token file can mend
+        # that, so it fails this message, not the channel
+        if reply.status_code == 401:
             raise self._refusal(token, reply.status_code)
         if self._refused is not None:  # accepted again, without a new token
             self._refused = None
