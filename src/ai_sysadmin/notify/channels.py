@@ -34,6 +34,9 @@ log = logging.getLogger("ai_sysadmin.service")
 #: how often a token Gotify refused is offered again while its file still gives it (it may be
 #: accepted again on the server): offering it at each backoff is what fail2ban-style guards ban
 REFUSED_RETRY_SECONDS = 600.0
+#: the 4xx answers that are about the channel, not the message: no such endpoint (the URL),
+#: the proxy's login, "later" (401, the token, is handled on its own)
+CHANNEL_STATUSES = frozenset({404, 405, 407, 408, 410, 429})
 #: what a token may be made of: it travels in an HTTP header
 _VISIBLE_ASCII = re.compile(r"[!-~]+")
 
@@ -46,6 +49,12 @@ class ChannelUnready(DeliveryError):
     """A channel that cannot send anything until its configuration is mended (its token file,
     or the token in it that Gotify refuses): no message is at fault, so a queued delivery waits
     without spending its attempts."""
+
+
+class MessageRefused(DeliveryError):
+    """The far end refused this message, not the channel (an HTTP 4xx such as 400, 403 or 413:
+    its body, its length, a WAF's rule): sent again as it is, it would be refused again, and
+    the messages behind it need not wait for it."""
 
 
 class Channel(Protocol):
@@ -201,8 +210,10 @@ class GotifyChannel:
             self._refused = None
             self._tell(None)
         if not reply.is_success:
-            raise DeliveryError(f"Gotify answered HTTP {reply.status_code}: "
-                                f"{_scrub(reply.text[:200], secrets)}")
+            why = f"Gotify answered HTTP {reply.status_code}: {_scrub(reply.text[:200], secrets)}"
+            if reply.is_client_error and reply.status_code not in CHANNEL_STATUSES:
+                raise MessageRefused(why)
+            raise DeliveryError(why)
 
 
 class _PerThread(logging.Handler):

@@ -5,8 +5,9 @@ channel's deliveries in order. A channel that fails is paused with exponential b
 channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
 are other tasks; the database work runs in threads). A channel that cannot send at all (its
 token file unreadable, or its token refused) spends no delivery's attempts: what is queued
-waits until it is mended. Delivery is at least once: a message whose send was cut off by a
-crash or a stop is sent again after the restart.
+waits until it is mended. A message the far end refuses (an HTTP 4xx about the message: too
+long, a WAF's rule) holds up no other. Delivery is at least once: a message whose send was cut
+off by a crash or a stop is sent again after the restart.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .channels import (
     Channel,
     ChannelUnready,
     DeliveryError,
+    MessageRefused,
     build_channels,
     public_name,
     successor,
@@ -167,28 +169,46 @@ class Notifier:
                 await _wait([stop, wake], POLL_SECONDS)
 
     async def _drain(self, channel: Channel) -> bool:
-        """Send what is due for one channel, oldest first; stop at the first failure. True:
-        a full batch went out and more may be due."""
+        """Send what is due for one channel, oldest first; stop at the first failure of the
+        channel. A message the far end refuses (:class:`MessageRefused`) stops nothing: it
+        waits a backoff of its own while those behind it go, and is given up at once when one
+        after it is accepted. True: a full batch went out and more may be due."""
         due = await asyncio.to_thread(self.outbox.due, channel.name, time.time(), BATCH)
+        refused: list[tuple[Delivery, str]] = []
+        stopped = False
         for delivery in due:
             message = Message(delivery.title, delivery.body, delivery.priority)
             try:
                 await channel.send(message)
+            except MessageRefused as exc:
+                refused.append((delivery, str(exc)))
+                continue
             except ChannelUnready as exc:
                 self._unready(channel)
                 await asyncio.to_thread(self.outbox.waiting_on, channel.name, str(exc))
-                return False
+                stopped = True
+                break
             except DeliveryError as exc:
                 await asyncio.to_thread(self._failed, channel, delivery, str(exc))
-                return False
+                stopped = True
+                break
             except Exception as exc:  # a channel's own bug: its text may hold the URL
                 await asyncio.to_thread(self._failed, channel, delivery,
                                         f"unexpected {type(exc).__name__} in {channel.name}")
-                return False
+                stopped = True
+                break
             await asyncio.to_thread(self.outbox.delivered, delivery.message_id, channel.name)
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
                      extra={"notification": delivery.message_id, "channel": channel.name})
-        return len(due) == BATCH
+            # the channel works: what it refused before this one it will not take
+            for earlier, why in refused:
+                await asyncio.to_thread(self._given_up, channel, earlier, why)
+            refused.clear()
+        # nothing after them went: a refusal of every message (a proxy's) is not known from
+        # one message's, so they are retried, each on its own, as far as max_attempts
+        for delivery, why in refused:
+            await asyncio.to_thread(self._failed, channel, delivery, why, pause=False)
+        return not stopped and len(due) == BATCH
 
     def _unready(self, channel: Channel) -> None:
         """No attempt is counted: the deliveries would be given up after ``max_attempts``
@@ -197,11 +217,15 @@ class Notifier:
         self._paused_until[channel.name] = (time.time() +
                                             self.settings.notify.retry_backoff_seconds)
 
-    def _failed(self, channel: Channel, delivery: Delivery, error: str) -> None:
+    def _failed(self, channel: Channel, delivery: Delivery, error: str,
+                pause: bool = True) -> None:
+        """One failed attempt, the delivery due again after its backoff; ``pause``: the
+        channel's too (it failed, not the message)."""
         attempts = delivery.attempts + 1
         delay = backoff(self.settings.notify.retry_backoff_seconds, attempts)
         retry_at = time.time() + delay
-        self._paused_until[channel.name] = retry_at
+        if pause:
+            self._paused_until[channel.name] = retry_at
         extra = {"notification": delivery.message_id, "channel": channel.name,
                  "attempts": attempts}
         if attempts >= self.settings.notify.max_attempts:
@@ -210,8 +234,19 @@ class Notifier:
                       delivery.message_id, channel.name, attempts, error, extra=extra)
             return
         self.outbox.attempt_failed(delivery.message_id, channel.name, error, retry_at)
-        log.warning("notification %d to %s failed (attempt %d), channel paused %.1f s: %s",
-                    delivery.message_id, channel.name, attempts, delay, error, extra=extra)
+        log.warning("notification %d to %s failed (attempt %d), %s %.1f s: %s",
+                    delivery.message_id, channel.name, attempts,
+                    "channel paused" if pause else "the others go on, it waits", delay, error,
+                    extra=extra)
+
+    def _given_up(self, channel: Channel, delivery: Delivery, error: str) -> None:
+        """A message the channel refused while it took a later one: no retry would change it
+        (its body, its length), so it is not tried for hours."""
+        self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
+        log.error("notification %d to %s given up: refused while later ones were accepted: "
+                  "%s", delivery.message_id, channel.name, error,
+                  extra={"notification": delivery.message_id, "channel": channel.name,
+                         "attempts": delivery.attempts + 1})
 
     # -- `notify TITLE MESSAGE` -----------------------------------------------------------------
     async def send_now(self, message: Message) -> dict[str, str | None]:
