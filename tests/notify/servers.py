@@ -174,3 +174,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class MisskeyServer(Receiver):
+    """What Apprise's ``misskey://TOKEN@127.0.0.1:PORT`` posts to: ``POST /api/notes/create``
+    with the token as ``i`` and the note as ``text``, refused (400) past the 512 characters
+    Apprise knows as its limit, as Pushover refuses a message past 1024 (its server is not one
+    a test can reach)."""
+
+    LIMIT = 512
+
+    def __init__(self, token: str, script: list[Any] | None = None) -> None:
+        super().__init__(script)
+        self.token = token
+
+    def check(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+        if request.method != "POST" or request.path != "/api/notes/create":
+            return 404, {"error": {"message": "Not Found"}}
+        body = request.json()
+        if body.get("i") != self.token:
+            return 401, {"error": {"message": "Credential required."}}
+        if len(body.get("text", "")) > self.LIMIT:
+            return 400, {"error": {"message": "Invalid param.", "code": "INVALID_PARAM"}}
+        return None

@@ -20,6 +20,7 @@ from tests.notify.conftest import (
     run_notifier,
     secret_file,
 )
+from tests.notify.servers import MisskeyServer
 
 
 def test_apprise_delivers_with_the_credentials_of_its_url(tmp_path, endpoint) -> None:
@@ -76,3 +77,25 @@ def test_an_unknown_url_is_refused_by_its_line_never_shown(tmp_path, monkeypatch
 def test_no_channel_configured(tmp_path: Path, cli) -> None:
     code, out, err = cli("notify", "t", "m")
     assert code == 1 and out == "" and "no channel configured" in err
+
+
+
+LONG = "\n".join(f"web{n}: /var is 97% full ({n})" for n in range(40)) + "\nNext: hal-issues list"
+
+
+@pytest.mark.parametrize("query", ["", "?overflow=upstream"])
+def test_a_message_past_the_limit_apprise_knows_is_cut_not_refused(tmp_path, query) -> None:
+    with MisskeyServer("MkTok-51c0aa9e") as misskey:
+        urls = secret_file(tmp_path / "urls",
+                           f"misskey://MkTok-51c0aa9e@127.0.0.1:{misskey.port}{query}\n")
+        settings = make_settings(tmp_path, apprise_urls_file=urls)
+        notifier = Notifier(settings, IncidentStore(Database(settings.db_path)).db)
+        (why,) = asyncio.run(notifier.send_now(Message("[hal] 40 incidents", LONG, 8))).values()
+        texts = [note["text"] for note in misskey.accepted]
+    if query:  # a URL's own choice is kept: sent whole, the service refuses it
+        assert why is not None and "error=400" in why and texts == []
+        return
+    assert why is None
+    (text,) = texts  # one notification, within the service's limit, from its start
+    assert len(text) <= MisskeyServer.LIMIT
+    assert text.startswith("[hal] 40 incidents\r\nweb0: /var is 97% full (0)\nweb1: ")

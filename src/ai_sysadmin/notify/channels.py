@@ -335,11 +335,24 @@ def successor(name: str, channels: Sequence[Channel]) -> str | None:
     return heirs[0] if len(heirs) == 1 else None
 
 
+def _names_overflow(url: str) -> bool:
+    """Whether an Apprise URL chooses what a message too long for its service becomes
+    (``?overflow=upstream|truncate|split``)."""
+    query = url.partition("?")[2]
+    return any(pair.partition("=")[0].strip().lower() == "overflow"
+               for pair in query.split("&"))
+
+
 class AppriseChannel:
     def __init__(self, url: str, plugin: Any, timeout: float, name: str,
                  formerly: str) -> None:
         self._url = url
         self.plugin = plugin
+        # a message longer than the service takes (Pushover: 1024 characters, a digest) is
+        # cut where Apprise knows the limit, not sent whole to be refused each time; one
+        # message stays one notification (split would multiply sends, an SMS gateway's cost);
+        # a URL's own ?overflow= is kept
+        self._truncate = not _names_overflow(url)
         self.timeout = timeout
         self.name = name
         self.formerly = formerly
@@ -356,7 +369,9 @@ class AppriseChannel:
             # host text in a summary cannot become a link or markup there
             ok = bool(self.plugin.notify(body=message.body, title=message.title,
                                          notify_type=kind,
-                                         body_format=apprise.NotifyFormat.TEXT))
+                                         body_format=apprise.NotifyFormat.TEXT,
+                                         overflow=apprise.OverflowMode.TRUNCATE
+                                         if self._truncate else None))
         return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url))
 
     async def send(self, message: Message) -> None:
