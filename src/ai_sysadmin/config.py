@@ -13,6 +13,8 @@ import os
 import posixpath
 import re
 import socket
+import stat
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
+from .errors import ConfigError, SecretFileError
 
 ENV_PREFIX = "AI_SYSADMIN_"
 ENV_CONFIG = "AI_SYSADMIN_CONFIG"
@@ -1030,6 +1032,40 @@ def getattr_dotted(obj: object, dotted: str) -> object:
     for part in dotted.split("."):
         obj = getattr(obj, part, None)
     return obj
+
+
+#: what an HTTP header carries: one word of visible ASCII
+_VISIBLE_ASCII = re.compile(r"[!-~]+")
+
+
+def read_header_secret(path: Path, key: str) -> str:
+    """The credential in ``path`` (a token or API key that goes into an HTTP header), or
+    :class:`SecretFileError` naming ``key``, the path and why, never the credential.
+
+    Only a regular file is opened: a FIFO would block until a writer came, a device such as
+    /dev/zero would never end. It must be one word of visible ASCII: a second line (a comment)
+    made the HTTP library's error quote the header, credential and all, and a character outside
+    ASCII failed every request. A BOM (Notepad, PowerShell's UTF-8) is dropped."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise SecretFileError(f"{key} {path}: is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise SecretFileError(f"{key} {path}: not a regular file")
+        secret = path.read_text(encoding="utf-8-sig").strip()
+    except OSError as exc:
+        raise SecretFileError(f"{key} {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise SecretFileError(f"{key} {path}: not UTF-8 text") from None
+    if not secret:
+        raise SecretFileError(f"{key} {path}: empty")
+    if any(c in string.whitespace for c in secret):
+        raise SecretFileError(f"{key} {path}: holds more than the token (a second line or "
+                              "a space): the file must hold the token alone")
+    if not _VISIBLE_ASCII.fullmatch(secret):
+        raise SecretFileError(f"{key} {path}: holds a character that is not visible ASCII "
+                              "(a token is letters, digits and punctuation)")
+    return secret
 
 
 def mask_secret_text(text: str) -> str:

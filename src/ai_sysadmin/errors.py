@@ -20,6 +20,10 @@ class ConfigError(AiSysadminError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
+class SecretFileError(AiSysadminError):
+    """A file that should hold a credential cannot be used (the message never quotes it)."""
+
+
 class TransportError(AiSysadminError):
     """A command could not be started on a host, or it timed out."""
 

@@ -137,8 +137,15 @@ def test_a_wrong_or_missing_token_is_refused_clearly(
         KnowledgeBase.open(_settings(tmp_path, url, None), embedder=embedder, seed=False)
     empty = tmp_path / "empty-token"
     empty.write_text("\n")
-    with pytest.raises(KnowledgeError, match="is empty"):
+    with pytest.raises(KnowledgeError, match=r"knowledge.token_file .*: empty"):
         KnowledgeBase.open(_settings(tmp_path, url, empty), embedder=embedder, seed=False)
+    # the token and a comment: in a header, the HTTP library's error would quote them
+    commented = tmp_path / "commented-token"
+    commented.write_text(f"{TOKEN}\n# the chroma server's token\n")
+    with pytest.raises(KnowledgeError) as refused:
+        KnowledgeBase.open(_settings(tmp_path, url, commented), embedder=embedder, seed=False)
+    assert "a second line or a space" in str(refused.value)
+    assert TOKEN not in str(refused.value)
 
 
 def test_a_stopped_server_is_a_clear_error_not_a_hang(

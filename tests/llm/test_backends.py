@@ -305,6 +305,21 @@ def test_unreadable_api_key_file_is_a_config_error(llm_settings: Settings,
         make_backend(llm_settings("http://127.0.0.1:1", api_key_file=tmp_path / "missing"))
 
 
+@pytest.mark.parametrize(("text", "why"), [
+    ("s3cret-key\n# the key for llama-server\n", "a second line or a space"),
+    ("s3cret-k\u00e9y\n", "not visible ASCII"),
+])
+def test_an_api_key_file_holding_more_than_the_key_is_a_config_error_that_never_quotes_it(
+        llm_settings: Settings, tmp_path: Path, text: str, why: str) -> None:
+    # in a header it made the HTTP library's error quote the header, key and all
+    key_file = tmp_path / "key"
+    key_file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        make_backend(llm_settings("http://127.0.0.1:1", api_key_file=key_file))
+    assert str(refused.value).startswith(f"{key_file}: llm.api_key_file: ")
+    assert why in str(refused.value) and "s3cret" not in str(refused.value)
+
+
 def test_unknown_backend_raises(llm_settings: Settings) -> None:
     settings = llm_settings("http://127.0.0.1:1").model_copy(update={"backend": "carrier-pigeon"})
     with pytest.raises(ValueError, match="carrier-pigeon"):

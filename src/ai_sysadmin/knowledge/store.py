@@ -36,7 +36,14 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ..errors import EmbeddingError, KnowledgeError, KnowledgeOff, NotFoundError
+from ..config import read_header_secret
+from ..errors import (
+    EmbeddingError,
+    KnowledgeError,
+    KnowledgeOff,
+    NotFoundError,
+    SecretFileError,
+)
 from .models import (
     ConfigChunk,
     Hit,
@@ -86,13 +93,9 @@ class ImportResult:
 
 def _read_token(path: Path) -> str:
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KnowledgeError(f"cannot read knowledge.token_file {path}: "
-                             f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
-    if not token:
-        raise KnowledgeError(f"knowledge.token_file {path} is empty")
-    return token
+        return read_header_secret(path, "knowledge.token_file")
+    except SecretFileError as exc:
+        raise KnowledgeError(f"cannot use {exc}") from None
 
 
 def _chroma_settings(**extra: Any) -> Any:

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import re
 import stat
-import string
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,8 +23,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import Settings, mask_secret_text
-from ..errors import AiSysadminError, ConfigError
+from ..config import Settings, mask_secret_text, read_header_secret
+from ..errors import AiSysadminError, ConfigError, SecretFileError
 from ..monitor.redact import redact
 from .message import PRIORITIES, Message
 
@@ -37,8 +36,6 @@ REFUSED_RETRY_SECONDS = 600.0
 #: the 4xx answers that are about the channel, not the message: no such endpoint (the URL),
 #: the proxy's login, "later" (401, the token, is handled on its own)
 CHANNEL_STATUSES = frozenset({404, 405, 407, 408, 410, 429})
-#: what a token may be made of: it travels in an HTTP header
-_VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
 class DeliveryError(AiSysadminError):
@@ -88,31 +85,11 @@ def warn_if_readable(path: Path, key: str) -> None:
 
 def read_token(path: Path, key: str) -> str:
     """The credential in ``path``, or :class:`ChannelUnready` naming the key, the path and why,
-    never the token. Only a regular file is opened: a FIFO would block the event loop until a
-    writer came, a device such as /dev/zero would never end. The token goes into an HTTP
-    header, so it must be one word of visible ASCII: a second line (a comment) made the HTTP
-    library's error quote the header, token and all, and a character outside ASCII failed each
-    message as if it were the message's fault. A BOM (Notepad, PowerShell's UTF-8) is dropped."""
+    never the token (:func:`read_header_secret`)."""
     try:
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise ChannelUnready(f"{key} {path}: is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise ChannelUnready(f"{key} {path}: not a regular file")
-        token = path.read_text(encoding="utf-8-sig").strip()
-    except OSError as exc:
-        raise ChannelUnready(f"{key} {path}: {exc.strerror or type(exc).__name__}") from None
-    except UnicodeDecodeError:
-        raise ChannelUnready(f"{key} {path}: not UTF-8 text") from None
-    if not token:
-        raise ChannelUnready(f"{key} {path}: empty")
-    if any(c in string.whitespace for c in token):
-        raise ChannelUnready(f"{key} {path}: holds more than the token (a second line or a "
-                             "space): the file must hold the token alone")
-    if not _VISIBLE_ASCII.fullmatch(token):
-        raise ChannelUnready(f"{key} {path}: holds a character that is not visible ASCII "
-                             "(a token is letters, digits and punctuation)")
-    return token
+        return read_header_secret(path, key)
+    except SecretFileError as exc:
+        raise ChannelUnready(str(exc)) from None
 
 
 def token_problem(settings: Settings) -> str | None:

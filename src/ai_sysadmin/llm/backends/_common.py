@@ -40,7 +40,8 @@ import httpx
 
 from ... import __version__
 from ...aio import within
-from ...errors import ConfigError
+from ...config import read_header_secret
+from ...errors import ConfigError, SecretFileError
 from ..strict_json import strict_json
 from ..types import (
     BackendStatus,
@@ -78,19 +79,16 @@ BUSY_MAX_PAUSE = 60.0
 
 
 def read_api_key(path: Path | None) -> str | None:
-    """The key from ``llm.api_key_file``, stripped; None when no file is configured.
+    """The key from ``llm.api_key_file``; None when no file is configured.
 
-    A configured file that cannot be read or is empty is a configuration error, never a silent
-    "no key". The key itself is never put in a message."""
+    A configured file that cannot be used (unreadable, empty, more than one word of visible
+    ASCII) is a configuration error, never a silent "no key" (:func:`read_header_secret`)."""
     if path is None:
         return None
     try:
-        key = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(str(path), [f"llm.api_key_file: cannot read: {exc.strerror}"]) from None
-    if not key:
-        raise ConfigError(str(path), ["llm.api_key_file: the file is empty"])
-    return key
+        return read_header_secret(path, "llm.api_key_file")
+    except SecretFileError as exc:
+        raise ConfigError(str(path), [str(exc).replace(f" {path}:", ":", 1)]) from None
 
 
 def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:
