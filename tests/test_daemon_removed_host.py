@@ -4,11 +4,52 @@ incident and costs no LLM call (the daemon built its transports at start)."""
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+from ai_sysadmin.config import Settings, short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.llm.backends import make_backend
+from ai_sysadmin.llm.client import DirectLLM
 from ai_sysadmin.orchestrator.daemon import Daemon
+from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.orchestrator.runtime import Runtime
-from ai_sysadmin.store import HostStore
+from ai_sysadmin.store import Database, HostStore, IncidentStore
+from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
+from tests.support.scripted_model import ScriptedModel, say
+
+
+class DeadHost:
+    """A machine that takes the SSH connection and says nothing until let go, then hangs up:
+    what a check of a dead host waits out (ssh.connect_timeout), held as long as a test needs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.held = asyncio.Event()
+        self.let_go = asyncio.Event()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.held.set()
+        await self.let_go.wait()
+        writer.close()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[DeadHost]:
+        server = await asyncio.start_server(self._answer, sock=self.sock)
+        try:
+            yield self
+        finally:
+            self.let_go.set()
+            server.close()
+
+
+def _told(store: IncidentStore) -> list[str]:
+    """What the notifier would send (the outbox), by kind."""
+    return [e.kind for e in Outbox.events(store.db.conn, EVENT_STATES)]
 
 
 def test_a_host_removed_while_the_daemon_runs_is_checked_no_more(cli, settings, store) -> None:
@@ -60,12 +101,56 @@ def test_a_removed_host_is_followed_no_more_while_the_others_are(cli, settings, 
 
 
 def test_this_machine_is_checked_even_if_an_old_database_says_removed(settings, store) -> None:
-    HostStore(store.db).upsert("here", target=None, source="checked", status="removed")
-    daemon = Daemon(Runtime(settings, store, [LocalTransport("here")]))
+    here = short_hostname()  # the daemon's own machine, which `systems remove` refuses
+    HostStore(store.db).upsert(here, target=None, source="checked", status="removed")
+    daemon = Daemon(Runtime(settings, store, [LocalTransport(here)]))
 
     asyncio.run(daemon.check_host(daemon.checkers[0], "interval"))
 
-    assert daemon.runtime.checkers["here"].previous is not None
+    assert daemon.runtime.checkers[here].previous is not None
+    assert HostStore(store.db).get(here)["last_check"] is not None  # and recorded
+
+
+def test_a_check_in_flight_when_its_host_is_removed_opens_nothing(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    """The check of a dead host waits out the SSH connect: `systems remove` (the host
+    people remove) lands meanwhile, and what the check then finds must not open an
+    incident nobody closes, tell anyone it is unreachable, nor be investigated."""
+    with ScriptedModel([say("DIAGNOSIS: web9 is down.")]) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                            knowledge={"enabled": False},
+                            llm={"backend": "openai", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+
+        async def go() -> list[int]:
+            async with DeadHost().serving() as web9:
+                added = await asyncio.to_thread(cli, "systems", "add", "--no-probe",
+                                                f"web9@127.0.0.1:{web9.port}", "--name", "web9")
+                assert added[0] == 0, added
+                runtime = Runtime(settings, store)
+                investigator = Investigator(
+                    settings, store, runtime.transports,
+                    lambda _: DirectLLM(make_backend(settings.llm)),
+                    knowledge=KnowledgeRecall(settings))
+                daemon = Daemon(runtime, investigator)
+                check = asyncio.create_task(
+                    daemon.check_host(runtime.checkers["web9"], "interval"))
+                await asyncio.wait_for(web9.held.wait(), 30)  # connecting: past every test
+                removed = await asyncio.to_thread(cli, "systems", "remove", "web9")
+                assert removed[0] == 0, removed
+                web9.let_go.set()  # the connect fails: the host is unreachable
+                assert await asyncio.wait_for(check, 60)
+                # the daemon's sweep of incidents nobody triaged, every few seconds
+                picked = investigator.pick_up(await asyncio.to_thread(store.untriaged))
+                await asyncio.gather(*investigator.running.values(), return_exceptions=True)
+                await investigator.close()
+                await runtime.close()
+                return picked
+
+        picked = asyncio.run(go())
+        assert store.incidents(states=None, host="web9") == []
+        assert _told(store) == []
+        assert picked == [] and model.requests == []
 
 
 def test_housekeeping_settles_what_a_dead_approve_left_and_expires_answers(settings,
@@ -98,3 +183,4 @@ def test_housekeeping_settles_what_a_dead_approve_left_and_expires_answers(setti
 
     asyncio.run(a_few_intervals())
     assert executor.actions.get(approved.id).started_at is None  # a person's, never run
+

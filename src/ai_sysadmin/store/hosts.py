@@ -5,10 +5,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..config import short_hostname
 from ..errors import AiSysadminError, NotFoundError
 from ..hosts.inventory import target_machine
 from .audit import write_audit
 from .db import Database
+
+
+def host_removed(conn: Any, name: str) -> bool:
+    """Removed by the operator (``systems remove``): nothing checks, investigates or fixes
+    it any more, whatever a process that built its hosts before still holds. Never this
+    machine: every command and the daemon watch the one they run on, and ``systems remove``
+    refuses it (a version before that did not, so an old database may say so)."""
+    row = conn.execute("SELECT status FROM hosts WHERE name=?", (name,)).fetchone()
+    return row is not None and row["status"] == "removed" and name != short_hostname()
 
 
 class HostStore:
@@ -92,6 +102,10 @@ class HostStore:
                 raise NotFoundError(f"no host {name!r}; see `systems list --all`")
             self._audit(conn, actor, f"host.{status}", name)
         return self.get(name)
+
+    def removed(self, name: str) -> bool:
+        """See :func:`host_removed`."""
+        return host_removed(self.db.conn, name)
 
     def get(self, name: str) -> dict[str, Any]:
         row = self.db.conn.execute("SELECT * FROM hosts WHERE name=?", (name,)).fetchone()

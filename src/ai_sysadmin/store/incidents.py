@@ -18,6 +18,7 @@ from ..monitor.findings import Finding, Severity
 from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
+from .hosts import host_removed
 from .outbox import note_incident
 
 STATES = (
@@ -208,11 +209,17 @@ class IncidentStore:
         """Store one check of one host in a single transaction.
 
         The journal entries and the new cursor are written together, so a crash before the
-        commit re-reads the same entries and a crash after it never sees them again.
+        commit re-reads the same entries and a crash after it never sees them again. A
+        check of a host removed while it ran (:func:`host_removed`) stores nothing.
         """
         now = time.time()
         outcome = CheckOutcome(journal_entries=len(journal))
         with self.db.transaction() as conn:
+            if host_removed(conn, host):
+                # `systems remove` committed while the check ran (a dead host's waits out the
+                # SSH connect timeout) and closed its incidents: one opened now would be
+                # notified, investigated over SSH and, with nothing to resolve it, open forever
+                return CheckOutcome()
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, last_check, last_ok, os, reachable, "
                 "last_error) VALUES (?,?,?,?,?,?,?) "
