@@ -14,12 +14,16 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.llm.backends import make_backend
 from ai_sysadmin.llm.client import DirectLLM
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.daemon import Daemon
 from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, HostStore, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
 from tests.support.scripted_model import ScriptedModel, say
+
+FAILED = Finding("web9", "failed_unit", "nginx.service", Severity.CRITICAL,
+                 "nginx.service has failed", ("nginx.service: active=failed",))
 
 
 class DeadHost:
@@ -183,4 +187,32 @@ def test_housekeeping_settles_what_a_dead_approve_left_and_expires_answers(setti
 
     asyncio.run(a_few_intervals())
     assert executor.actions.get(approved.id).started_at is None  # a person's, never run
+
+
+def test_an_incident_left_open_on_a_removed_host_is_investigated_by_nobody(
+        tmp_path: Path) -> None:
+    """A version that let a check in flight open one (above) left it open after the host was
+    removed: the daemon, whose transports still reach the host, asks no LLM about it."""
+    with ScriptedModel([say("DIAGNOSIS: nginx.service failed.")]) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                            knowledge={"enabled": False},
+                            llm={"backend": "openai", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (left,) = store.record_check("web9", [FAILED], {"failed_unit"}).opened
+        HostStore(store.db).set_status("web9", "removed")
+
+        async def go() -> list[int]:
+            investigator = Investigator(
+                settings, store, {"web9": LocalTransport("web9")},
+                lambda _: DirectLLM(make_backend(settings.llm)),
+                knowledge=KnowledgeRecall(settings))
+            picked = investigator.pick_up(await asyncio.to_thread(store.untriaged))
+            investigator.schedule(left)  # as the daemon's start does with what was running
+            await asyncio.gather(*investigator.running.values(), return_exceptions=True)
+            await investigator.close()
+            return picked
+
+        picked = asyncio.run(go())
+        assert picked == [] and model.requests == []
+        assert store.get(left).state == "open" and store.get(left).diagnosis is None
 

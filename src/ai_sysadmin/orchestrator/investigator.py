@@ -28,7 +28,7 @@ from ..errors import AiSysadminError
 from ..hosts.transport import Transport
 from ..llm.types import LLMBadResponse, LLMModelMissing
 from ..monitor.redact import redact
-from ..store import IncidentStore
+from ..store import HostStore, IncidentStore
 from ..store.incidents import Incident
 
 log = logging.getLogger("ai_sysadmin.decisions")
@@ -172,6 +172,8 @@ class Investigator:
         incident = await asyncio.to_thread(self.store.get, incident_id, history=0)
         if incident.state not in ("open", "reopened"):
             return
+        if await asyncio.to_thread(HostStore(self.store.db).removed, incident.host):
+            return  # removed since this daemon built its transports, which still reach it
         if await asyncio.to_thread(self._held, incident_id):
             return
         await asyncio.to_thread(self.store.transition, incident_id, "investigating", "agent",
@@ -258,7 +260,7 @@ class Investigator:
     def pick_up(self, untriaged: Sequence[Incident]) -> list[int]:
         """Schedule every open incident not yet triaged (``check`` opens incidents too, and
         the daemon's own checks then see them as known, never as new); those of hosts no
-        longer managed are left alone."""
+        longer managed are left alone (the store leaves out those of removed hosts)."""
         return [incident.id for incident in untriaged
                 if incident.host in self.transports
                 and self.schedule(incident.id, again=False)]

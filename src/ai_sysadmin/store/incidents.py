@@ -607,7 +607,7 @@ class IncidentStore:
             "SELECT * FROM incidents WHERE next_investigation_at IS NOT NULL AND "
             "next_investigation_at<=? AND state IN ('open','reopened')",
             (now or time.time(),))
-        return [_incident(r) for r in rows]
+        return self._of_hosts_kept(rows.fetchall())
 
     def close_host(self, host: str, reason: str, actor: str = "operator") -> list[int]:
         """Close every live or resolved incident of a host no longer managed, with ``reason``
@@ -630,7 +630,13 @@ class IncidentStore:
             "SELECT * FROM incidents WHERE (state='reopened' OR (state='open' AND diagnosis IS "
             "NULL AND investigation_attempts=0 AND investigation_error IS NULL)) "
             "AND next_investigation_at IS NULL ORDER BY id")
-        return [_incident(r) for r in rows]
+        return self._of_hosts_kept(rows.fetchall())
+
+    def _of_hosts_kept(self, rows: list[Any]) -> list[Incident]:
+        """Those of hosts not removed: a removed host's live incident (one a check in flight
+        opened after the remove, in a version that let it) is investigated by nobody."""
+        gone = {host for host in {r["host"] for r in rows} if host_removed(self.db.conn, host)}
+        return [_incident(r) for r in rows if r["host"] not in gone]
 
     def hosts(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.conn.execute("SELECT * FROM hosts ORDER BY name")]
