@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.llm.backends import make_backend
@@ -162,8 +163,6 @@ def test_housekeeping_settles_what_a_dead_approve_left_and_expires_answers(setti
     """Every check interval, while the daemon runs: not only at its start."""
     import time
 
-    from ai_sysadmin.executor import Executor
-
     settings = settings.model_copy(update={"check_interval": 0.05})
     daemon = Daemon(Runtime(settings, store, [LocalTransport("here")]))
     executor = Executor(settings, store, {"here": LocalTransport("here")})
@@ -216,3 +215,40 @@ def test_an_incident_left_open_on_a_removed_host_is_investigated_by_nobody(
         assert picked == [] and model.requests == []
         assert store.get(left).state == "open" and store.get(left).diagnosis is None
 
+
+def test_a_fix_approved_for_a_removed_host_runs_nowhere_and_asks_nobody(
+        cli: Callable[..., tuple[int, str, str]], settings: Settings,
+        store: IncidentStore) -> None:
+    """The daemon's executor still holds the host's transport from its start: a fix decided
+    after `systems remove` withdrew the others (for an incident a version before this one
+    left open) is not run there, nor sent back to a person."""
+
+    async def go() -> int:
+        async with DeadHost().serving() as web9:
+            web9.let_go.set()  # it hangs up at once: dead
+            added = await asyncio.to_thread(cli, "systems", "add", "--no-probe",
+                                            f"web9@127.0.0.1:{web9.port}", "--name", "web9")
+            assert added[0] == 0, added
+            runtime = Runtime(settings, store)
+            executor = Executor(settings, store, runtime.transports)
+            removed = await asyncio.to_thread(cli, "systems", "remove", "web9")
+            assert removed[0] == 0, removed
+            # the incident a check in flight opened after the remove, in a version that
+            # let it
+            with store.db.transaction() as conn:
+                conn.execute("UPDATE hosts SET status='managed' WHERE name='web9'")
+                (incident_id,) = store.record_check("web9", [FAILED], {"failed_unit"}).opened
+                conn.execute("UPDATE hosts SET status='removed' WHERE name='web9'")
+            action = executor.actions.create(
+                incident_id=incident_id, proposal_id=None, host="web9", kind="restart_unit",
+                params={"unit": "nginx.service"}, subject="nginx.service", risk="low",
+                plan={"commands": [["systemctl", "restart", "nginx.service"]]},
+                outcome="execute", reason="low risk at auto-safe", state="approved")
+            ran = await executor.run(action.id)
+            await runtime.close()
+            return ran.id
+
+    action_id = asyncio.run(go())
+    assert Executor(settings, store, {}).actions.get(action_id).state == "not_needed"
+    assert store.last_said(f"action:{action_id}") == "web9 is no longer managed: not run"
+    assert "approval" not in _told(store)

@@ -28,7 +28,7 @@ from ..orchestrator.checker import HostChecker
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
-from ..store import Action, ActionStore, IncidentStore
+from ..store import Action, ActionStore, HostStore, IncidentStore
 from ..store.actions import AlreadyDecided, process_alive, this_process
 from ..store.incidents import LIVE_STATES
 from .host_facts import Self, own_identity, read_facts
@@ -550,6 +550,11 @@ class Executor:
                 action_id, "recorded", "executor",
                 f"dry run (executor.dry_run): would run "
                 f"{action.plan.get('commands', [])}; not run")
+        if HostStore(self.store.db).removed(action.host):
+            # `systems remove` withdrew its fixes; this one was decided after (the daemon's
+            # transports, built at its start, still reach the host): nobody manages it now
+            return self.actions.move(action_id, "not_needed", "executor",
+                                     f"{action.host} is no longer managed: not run")
         if not by_person and (over := self._incident_over(action)) is not None:
             # cleared while it was investigated (systemd restarted the unit, the host was
             # removed): a fix for a healthy host would run for nothing and be learned as
