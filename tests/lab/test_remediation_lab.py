@@ -4,11 +4,12 @@ prompt injection. The scripted model proposes; the policy and the executor decid
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
-from ai_sysadmin.config import Settings
+from ai_sysadmin.config import SafetySettings, Settings, Thresholds
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.store import ActionStore
@@ -87,6 +88,69 @@ def test_suggest_waits_for_a_person_and_approval_completes_it(tmp_path) -> None:
     assert done.state == "succeeded" and done.decided_by == "alice"
     assert active == "active"
     assert store.incidents(None)[0].state == "resolved"
+
+
+# logs a burst of errors on its first run only, then runs quietly: a restart ends the burst
+NOISY = """
+[Service]
+ExecStart=/bin/sh -c 'if [ -e /var/tmp/was-noisy ]; then exec sleep infinity; fi; touch /var/tmp/was-noisy; for i in $(seq 25); do echo "<3>cannot reach the database ($i)"; done; exec sleep infinity'
+"""  # noqa: E501
+
+
+def test_a_restart_that_ends_a_journal_burst_verifies_within_the_default_window(
+        tmp_path) -> None:
+    """The burst's errors stay in its 300 s window long after the restart that ended them:
+    the fix is verified by what its source logged after it ran, not by that window."""
+    with Sandbox() as sb, ScriptedModel([propose_restart("noisy.service")] * 20) as model:
+        apply(sb, "install_unit", {"name": "noisy.service", "text": NOISY})
+        apply(sb, "start_unit", {"name": "noisy.service"})
+        settings = settings_for(tmp_path, model.url, "auto-safe")
+        assert settings.thresholds.journal_burst_window_seconds == 300
+        assert settings.safety.verify_timeout < 300
+        store, _ = run_daemon(settings, sb, lambda s: any(
+            a.state in ("succeeded", "failed") for a in ActionStore(s.db).find()))
+    (incident,) = [i for i in store.incidents(None) if i.rule == "journal_error_burst"]
+    assert incident.subject == "noisy.service"
+    (action,) = ActionStore(store.db).find()
+    assert (action.kind, action.incident_id) == ("restart_unit", incident.id)
+    assert action.state == "succeeded", action.result
+    assert action.result["verification"].startswith(
+        "no new errors from noisy.service since the fix ran and noisy.service active for 1 s")
+
+
+def test_a_verified_burst_fix_resolves_its_incident_and_earlier_errors_do_not_reopen_it(
+        tmp_path) -> None:
+    """A daemon that has watched a whole window judges the burst: the verification's check
+    resolves the incident, and the errors the fix ended, still in the window, neither keep
+    nor reopen it."""
+    window = 6.0
+    with Sandbox() as sb, ScriptedModel([propose_restart("noisy.service")] * 20) as model:
+        apply(sb, "install_unit", {"name": "noisy.service", "text": NOISY})
+        settings = settings_for(tmp_path, model.url, "auto-safe").model_copy(update={
+            "check_interval": 1,
+            "thresholds": Thresholds(**QUIET_HOST_WIDE, journal_burst_window_seconds=window),
+            "safety": SafetySettings(verify_settle_seconds=0.5, verify_timeout=window / 2)})
+        fixed: list[float] = []
+
+        def until(store) -> bool:
+            checked = [h["first_seen"] for h in store.hosts()]
+            if not fixed and checked and time.time() - checked[0] > window + 1:
+                # the daemon has seen a whole window: the burst begins now
+                apply(sb, "start_unit", {"name": "noisy.service"})
+                fixed.append(0.0)
+            ran = [a for a in ActionStore(store.db).find() if a.finished_at is not None]
+            if ran and len(fixed) == 1:
+                fixed.append(ran[0].finished_at)
+            # then a whole window of checks, over the errors the fix ended
+            return len(fixed) == 2 and time.time() > fixed[1] + window + 1
+
+        store, _ = run_daemon(settings, sb, until, timeout=90)
+    (action,) = ActionStore(store.db).find()
+    assert action.state == "succeeded", action.result
+    (incident,) = [i for i in store.incidents(None) if i.rule == "journal_error_burst"]
+    assert incident.state == "resolved"
+    states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
+    assert states[-2:] == ["remediating", "resolved"]
 
 
 def test_a_fix_that_does_not_hold_is_escalated_after_the_flapping_limit(tmp_path) -> None:

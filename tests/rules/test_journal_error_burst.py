@@ -1,6 +1,8 @@
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.journal_error_burst import JournalErrorBurst
+from ai_sysadmin.monitor.snapshot import JournalGap
 
 from ._snapshots import NOW, context, entry, healthy_snapshot, only, snapshot
 
@@ -112,3 +114,47 @@ def test_the_window_is_measured_on_the_hosts_own_clock():
     assert only(RULE.evaluate(context(snap))).summary.startswith("25 journal errors")
     # and without the host's time, ours is all there is
     assert RULE.evaluate(context(snapshot(journal=errors(25, age=10 + behind)))) == []
+
+
+def test_a_burst_a_fix_ran_after_is_over_while_its_source_logs_no_error():
+    # the restart 5 s ago ended what nginx logged 10 s ago: those errors stay in the window
+    # for almost five minutes, and they were what the fix was for
+    burst = errors(25, age=10)
+    fixed = {("journal_error_burst", "nginx.service"): NOW - 5}
+    snap = snapshot(journal=burst)
+    assert RULE.evaluate(RuleContext(snap, fixed=fixed)) == []
+    # another source's fix ends nothing of nginx's
+    other = {("journal_error_burst", "db.service"): NOW - 5}
+    assert only(RULE.evaluate(RuleContext(snap, fixed=other))).subject == "nginx.service"
+    # one error since the fix: it did not end the burst, which counts all it logged
+    again = snapshot(journal=[*burst, *errors(1, age=2, start=25)])
+    finding = only(RULE.evaluate(RuleContext(again, fixed=fixed)))
+    assert finding.summary == "26 journal errors from nginx.service in 300 s"
+
+
+def test_a_fix_is_over_when_its_source_logged_no_error_since_it_ran():
+    burst = errors(25, age=10)
+    snap = snapshot(journal=[*burst, *errors(3, unit="db.service", age=2, start=25),
+                             *errors(3, priority=4, age=2, start=28)])
+    # nginx's errors before the fix, db's and nginx's warnings after it: over
+    assert RULE.over_since(context(snap), "nginx.service", NOW - 5) is True
+    # one error of its own after it is not
+    again = snapshot(journal=[*burst, *errors(1, age=2, start=25)])
+    assert RULE.over_since(context(again), "nginx.service", NOW - 5) is False
+    assert RULE.over_since(context(again), "nginx.service", NOW - 1) is True
+
+
+def test_a_fix_is_not_over_when_the_journal_since_it_was_not_all_read():
+    snap = snapshot(journal=errors(25, age=10))
+    # the checker's window began after the fix (it was just made): what came between is unseen
+    seen_since = RuleContext(snap, window_covered=3.0)
+    assert RULE.over_since(seen_since, "nginx.service", NOW - 5) is False
+    assert RULE.over_since(RuleContext(snap, window_covered=6.0), "nginx.service",
+                           NOW - 5) is True
+    # the journal was not read this time
+    unread = snapshot(journal=errors(25, age=10), errors={"journal": "journalctl: timed out"})
+    assert RULE.over_since(context(unread), "nginx.service", NOW - 5) is False
+    # a flood made the check skip entries logged after the fix
+    skipped = snapshot(journal=errors(25, age=10),
+                       journal_gap=JournalGap(after=NOW - 8, before=NOW - 3, entries=5000))
+    assert RULE.over_since(context(skipped), "nginx.service", NOW - 5) is False

@@ -24,11 +24,11 @@ from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor.findings import automation_may_touch
 from ..monitor.redact import redact
 from ..monitor.rules import RULES_BY_NAME
-from ..orchestrator.checker import HostChecker
+from ..orchestrator.checker import CheckReport, HostChecker
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.units import unit_problem
-from ..store import Action, ActionStore, HostStore, IncidentStore
+from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import AlreadyDecided, process_alive, this_process
 from ..store.incidents import LIVE_STATES
 from .host_facts import Self, own_identity, read_facts
@@ -77,6 +77,24 @@ def _stat_start(stat: str | None) -> str | None:
         return None
     fields = stat[stat.rfind(")") + 2:].split()
     return fields[19] if len(fields) > 19 else None
+
+
+def _gone(incident: Incident | None, report: CheckReport, ran_at: float) -> tuple[bool, str]:
+    """Whether ``report`` shows the incident's problem gone after a fix that ended at
+    ``ran_at``, and in what words. A rule that judges by what happened after the fix says so
+    (a burst's earlier errors stay in its window for minutes after the fix that ended them);
+    otherwise its finding must be gone, from a check that judged it."""
+    if incident is None:
+        return True, "finding gone"
+    rule = RULES_BY_NAME.get(incident.rule)
+    if rule is not None and report.context is not None:
+        over = rule.over_since(report.context, incident.subject, ran_at)
+        if over is not None:
+            news = rule.after_fix.format(subject=incident.subject)
+            return over, f"{'no new' if over else 'new'} {news} since the fix ran"
+    gone = incident.rule in report.judged_rules and all(
+        f.fingerprint != incident.fingerprint for f in report.findings)
+    return gone, "finding gone" if gone else "finding still present"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -585,8 +603,9 @@ class Executor:
                                        {"error": str(exc)})
             self._escalate(claimed, f"action {action_id} failed: {exc}")
             return await self._told(failed)
+        ran_at = time.time()
         self.actions.ran(action_id, outputs)
-        verified, detail = await self._verify(claimed)
+        verified, detail = await self._verify(claimed, ran_at)
         result = {"commands": outputs, "verification": detail}
         if verified:
             log.info("action %d succeeded and verified: %s", action_id, detail,
@@ -704,7 +723,7 @@ class Executor:
                                       f"{redact(done.stderr.strip()[-300:])}")
         return outputs
 
-    async def _verify(self, action: Action) -> tuple[bool, str]:
+    async def _verify(self, action: Action, ran_at: float) -> tuple[bool, str]:
         """Collect again until the finding is gone (and the unit active) and stays so."""
         safety = self.settings.safety
         deadline = time.monotonic() + safety.verify_timeout
@@ -713,21 +732,21 @@ class Executor:
         good_since: float | None = None
         detail = "not verified"
         checker = self.checker_for(action.host)
+        if incident is not None:
+            checker.fix_ran(incident.rule, incident.subject, ran_at)
         while time.monotonic() < deadline:
             report = await checker.check("verify")
-            gone = incident is None or (
-                incident.rule in report.judged_rules
-                and all(f.fingerprint != incident.fingerprint for f in report.findings))
+            gone, what = _gone(incident, report, ran_at)
             active = unit is None or any(
                 u.name == unit and u.active == "active" for u in report.snapshot.units or [])
             if gone and active:
                 good_since = good_since or time.monotonic()
                 if time.monotonic() - good_since >= safety.verify_settle_seconds:
-                    return True, (f"finding gone{' and ' + unit + ' active' if unit else ''} "
+                    return True, (f"{what}{' and ' + unit + ' active' if unit else ''} "
                                   f"for {safety.verify_settle_seconds:g} s")
             else:
                 good_since = None
-                detail = ("finding still present" if not gone else f"{unit} is not active")
+                detail = what if not gone else f"{unit} is not active"
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
         return False, f"{detail} after {safety.verify_timeout:g} s"
 

@@ -342,6 +342,13 @@ class Snapshot:
             return self.taken_at
         return boot + self.uptime_seconds
 
+    def host_time_after(self, moment: float) -> float:
+        """A moment on the host's clock surely no earlier than ``moment`` on this machine's
+        (``time.time()``), as this collection read the two. The host's time reads up to a
+        second early (the kernel gives its boot time in whole seconds, rounded down), so
+        what the host stamps within that second after ``moment`` may come before it."""
+        return moment + self.host_time() - self.taken_at + 1.0
+
     @property
     def failed_units(self) -> list[Unit]:
         return [u for u in self.units or [] if u.active == "failed"]

@@ -34,6 +34,8 @@ class CheckReport:
     #: what a person must know of what was collected (``Snapshot.notes``): no failure, so
     #: the host may still be healthy
     notes: dict[str, str] = field(default_factory=dict)
+    #: what the rules judged from: a fix's verification asks a rule about one subject
+    context: RuleContext | None = None
 
     @property
     def healthy(self) -> bool:
@@ -83,6 +85,8 @@ class HostChecker:
         self._window_start: float | None = None
         #: (rule, subject) of what the last check found
         self._found: frozenset[tuple[str, str]] = frozenset()
+        #: (rule, subject) -> when a fix of it last ran, on this machine's clock
+        self._fixed: dict[tuple[str, str], float] = {}
         self._cursor: str | None = None
         self._cursor_read = False
         self._lock = asyncio.Lock()
@@ -92,6 +96,18 @@ class HostChecker:
     @property
     def host(self) -> str:
         return self.transport.host
+
+    def fix_ran(self, rule: str, subject: str, at: float) -> None:
+        """A fix of ``subject``'s finding ended at ``at`` (``time.time()``): what came before
+        it is what the fix was for (a burst's earlier errors, still in the window)."""
+        self._fixed[(rule, subject)] = at
+
+    def _fixes(self, snapshot: Snapshot) -> dict[tuple[str, str], float]:
+        """The fixes whose time still matters: those within the journal window (what came
+        before an older one has left it)."""
+        oldest = snapshot.taken_at - self.settings.thresholds.journal_burst_window_seconds
+        self._fixed = {key: at for key, at in self._fixed.items() if at >= oldest}
+        return dict(self._fixed)
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
         """The entries of the burst window, on the host's clock. Arrival order is not time
@@ -123,11 +139,12 @@ class HostChecker:
                 baseline=self.baseline,
                 window_covered=now - self._window_start,
                 found_before=self._found,
+                fixed=self._fixes(snapshot),
             )
             findings, judged = evaluate(ctx)
             self._found = frozenset((f.rule, f.subject) for f in findings)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
-                                 notes=snapshot.notes)
+                                 notes=snapshot.notes, context=ctx)
             if self.recorder is not None:
                 report.outcome = await self.recorder.record(lambda: self._record(report))
                 self._log(report, reason)
@@ -153,6 +170,7 @@ class HostChecker:
         self.window = deque(other.window)
         self._window_start = other._window_start
         self._found = other._found
+        self._fixed = dict(other._fixed)
         self._cursor, self._cursor_read = other._cursor, True
 
     def _journal_cursor(self) -> str | None:

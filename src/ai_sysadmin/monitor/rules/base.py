@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...config import Thresholds
@@ -34,6 +34,9 @@ class RuleContext:
     #: (rule, subject) of what the checker's previous check found: a level that warned then
     #: is well again only a margin below its warning level
     found_before: frozenset[tuple[str, str]] = frozenset()
+    #: (rule, subject) -> when a fix of it last ran, on this machine's clock (``time.time()``,
+    #: as ``Snapshot.taken_at``): what came before it is what the fix was for
+    fixed: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def rates_from(self) -> Snapshot | None:
@@ -62,6 +65,9 @@ class Rule(ABC):
     #: counts), never text a host's user chose (a journal identifier): only such a unit may
     #: be what an automatic fix of the incident touches
     subject_is_unit: bool = False
+    #: what :meth:`over_since` looks for after a fix, as a verification names it
+    #: ("errors from {subject}")
+    after_fix: str = ""
 
     @abstractmethod
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
@@ -74,6 +80,12 @@ class Rule(ABC):
         ``check``, a restarted daemon) nor on a window it has only partly seen; what it does
         find still counts."""
         return True
+
+    def over_since(self, ctx: RuleContext, subject: str, moment: float) -> bool | None:
+        """Whether ``subject``'s problem is over since ``moment`` (a fix's end, on this
+        machine's clock), judged from what happened after it; None: the finding decides, as
+        it does for a rule that looks at the host as it is now."""
+        return None
 
     def warns_at(self, ctx: RuleContext, subject: str, level: float) -> float:
         """The level at which ``subject`` warns now: ``level``, or a margin below it where

@@ -18,6 +18,7 @@ class JournalErrorBurst(Rule):
     description = "A burst of journal errors from one unit or program."
     #: its source: a unit journald or PID 1 named, or an identifier that cannot read as one
     subject_is_unit = True
+    after_fix = "errors from {subject}"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
@@ -33,6 +34,10 @@ class JournalErrorBurst(Rule):
         for source, entries in sorted(groups.items()):
             if len(entries) < t.journal_error_burst:
                 continue
+            fixed = ctx.fixed.get((self.name, source))
+            if fixed is not None and all(
+                    e.timestamp < ctx.snapshot.host_time_after(fixed) for e in entries):
+                continue  # a fix ran after them all, and its source logged no error since
             severity = Severity.CRITICAL if any(e.priority <= 2 for e in entries) else (
                 Severity.WARNING
             )
@@ -47,6 +52,21 @@ class JournalErrorBurst(Rule):
                 )
             )
         return findings
+
+    def over_since(self, ctx: RuleContext, subject: str, moment: float) -> bool | None:
+        """No error from ``subject`` since ``moment``: its burst's earlier errors stay in
+        the window for minutes after a fix that ended them (a verification waits 60 s,
+        the window is 300 s)."""
+        snap = ctx.snapshot
+        since = snap.host_time_after(moment)
+        gap = snap.journal_gap
+        if not snap.collected("journal") or (gap is not None and gap.before >= since):
+            return False  # what it logged since may be among what was not read
+        covered = ctx.window_covered
+        if covered is not None and snap.host_time() - covered > since:
+            return False  # the window began after the fix: it may not hold all since
+        return not any(e.source == subject and e.priority <= ERR and e.timestamp >= since
+                       for e in ctx.window)
 
     def judges(self, ctx: RuleContext) -> bool:
         # a window seen in part (a checker's first minutes: a fresh `check`, a restarted
