@@ -338,6 +338,10 @@ class Thresholds(_Section):
     crash_loop_restarts: int = Field(
         3, ge=1, description="Restarts (NRestarts) of a unit that make a crash loop."
     )
+    crash_loop_window_seconds: float = Field(
+        3600, gt=0, description="A crash loop stays found while its unit was restarted within "
+        "this many seconds: one that runs longer between crashes than the checks are apart is "
+        "one incident, not one a crash.")
     journal_error_burst: int = Field(
         20, ge=1, description="Journal entries at err or worse in the window that make a burst."
     )

@@ -4,6 +4,7 @@ import pytest
 
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.crash_loop import CrashLoop
 from ai_sysadmin.monitor.snapshot import JournalEntry, ServiceResult
 
@@ -166,3 +167,40 @@ def test_without_the_journal_the_count_decides_as_before():
     previous = clean_restarter(4, [], taken_at=NOW - 300)
     current = clean_restarter(9, None, errors={"journal": "not readable"})
     assert only(RULE.evaluate(context(current, previous=previous))).subject == "worker.service"
+
+
+def slow_loop(found: bool = True, rose_ago: float = 600.0, fixed_ago: float | None = None,
+              restarts: int = 6, **more: object) -> RuleContext:
+    """worker.service between two crashes: running, its count as at the previous check, seen
+    rising ``rose_ago`` seconds ago; found by that check (``found``), fixed ``fixed_ago``."""
+    previous = looping(restarts, "active", "running", taken_at=NOW - 300)
+    current = replace(looping(restarts, "active", "running"), **more)
+    return RuleContext(
+        current, previous=previous, restarts_rose_after={"worker.service": NOW - rose_ago},
+        found_before=frozenset({("crash_loop", "worker.service")} if found else ()),
+        fixed={} if fixed_ago is None else {("crash_loop", "worker.service"): NOW - fixed_ago})
+
+
+def test_a_loop_slower_than_the_checks_stays_found_between_two_crashes():
+    finding = only(RULE.evaluate(slow_loop()))
+    assert finding.summary == "worker.service is crash-looping (6 restarts)"
+    assert finding.evidence[-1] == "NRestarts rose within the last 3600 s"
+    # under Restart=always too, where the run now going says nothing of a failure
+    always = slow_loop(clean_restarts=frozenset({"worker.service"}), service_results={},
+                       journal=[])
+    assert only(RULE.evaluate(always)).subject == "worker.service"
+
+
+def test_a_slow_loop_ends_when_its_restarts_stop_for_the_window_or_a_fix_ran_since():
+    assert RULE.evaluate(slow_loop(rose_ago=3601)) == []
+    shorter = Thresholds(crash_loop_window_seconds=300)
+    assert RULE.evaluate(replace(slow_loop(rose_ago=600), thresholds=shorter)) == []
+    # a fix judged by what follows it: a rise before it keeps nothing, one after it does
+    assert RULE.evaluate(slow_loop(rose_ago=600, fixed_ago=500)) == []
+    assert len(RULE.evaluate(slow_loop(rose_ago=400, fixed_ago=500))) == 1
+
+
+def test_an_old_rise_finds_no_loop_that_was_not_found_already():
+    # a fresh look (a restarted daemon) or a unit that was not looping: restarts an hour
+    # ago are no crash loop by themselves
+    assert RULE.evaluate(slow_loop(found=False)) == []

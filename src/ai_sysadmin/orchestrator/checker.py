@@ -87,6 +87,8 @@ class HostChecker:
         self._found: frozenset[tuple[str, str]] = frozenset()
         #: (rule, subject) -> when a fix of it last ran, on this machine's clock
         self._fixed: dict[tuple[str, str], float] = {}
+        #: service -> the latest look after which its restart count rose (the next saw it)
+        self._rose_after: dict[str, float] = {}
         self._cursor: str | None = None
         self._cursor_read = False
         self._lock = asyncio.Lock()
@@ -103,11 +105,26 @@ class HostChecker:
         self._fixed[(rule, subject)] = at
 
     def _fixes(self, snapshot: Snapshot) -> dict[tuple[str, str], float]:
-        """The fixes whose time still matters: those within the journal window (what came
-        before an older one has left it)."""
-        oldest = snapshot.taken_at - self.settings.thresholds.journal_burst_window_seconds
+        """The fixes whose time still matters: those within the windows of the journal and
+        of crash loops (what came before an older one has left them)."""
+        t = self.settings.thresholds
+        oldest = snapshot.taken_at - max(t.journal_burst_window_seconds,
+                                         t.crash_loop_window_seconds)
         self._fixed = {key: at for key, at in self._fixed.items() if at >= oldest}
         return dict(self._fixed)
+
+    def _restarts_rose(self, snapshot: Snapshot) -> dict[str, float]:
+        """When each service's restart count last rose, within the crash loop window: a
+        loop slower than the checks shows no rise between two of them."""
+        before = self.previous.restarts if self.previous is not None else None
+        if before is not None and snapshot.restarts is not None:
+            assert self.previous is not None
+            for unit, count in snapshot.restarts.items():
+                if count > before.get(unit, count):
+                    self._rose_after[unit] = self.previous.taken_at
+        oldest = snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds
+        self._rose_after = {u: at for u, at in self._rose_after.items() if at >= oldest}
+        return dict(self._rose_after)
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
         """The entries of the burst window, on the host's clock. Arrival order is not time
@@ -140,6 +157,7 @@ class HostChecker:
                 window_covered=now - self._window_start,
                 found_before=self._found,
                 fixed=self._fixes(snapshot),
+                restarts_rose_after=self._restarts_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
             self._found = frozenset((f.rule, f.subject) for f in findings)
@@ -171,6 +189,7 @@ class HostChecker:
         self._window_start = other._window_start
         self._found = other._found
         self._fixed = dict(other._fixed)
+        self._rose_after = dict(other._rose_after)
         self._cursor, self._cursor_read = other._cursor, True
 
     def _journal_cursor(self) -> str | None:

@@ -37,6 +37,9 @@ class RuleContext:
     #: (rule, subject) -> when a fix of it last ran, on this machine's clock (``time.time()``,
     #: as ``Snapshot.taken_at``): what came before it is what the fix was for
     fixed: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    #: service -> the latest look after which its restart count rose, on this machine's
+    #: clock (the checker remembers them across its looks, ``crash_loop_window_seconds``)
+    restarts_rose_after: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rates_from(self) -> Snapshot | None:

@@ -6,7 +6,10 @@ from .base import Rule, RuleContext
 
 class CrashLoop(Rule):
     """A unit systemd keeps restarting after failures: its restart count is high and still
-    rising, and its runs fail (under ``Restart=always`` a clean exit is restarted too)."""
+    rising, and its runs fail (under ``Restart=always`` a clean exit is restarted too). Once
+    found, it stays found while the count rose within ``crash_loop_window_seconds`` (after
+    the last fix of it): a unit that runs longer between crashes than the checks are apart
+    shows no rise between two of them."""
 
     name = "crash_loop"
     #: without the restart counts no unit can be judged, and none may be cleared
@@ -30,15 +33,20 @@ class CrashLoop(Rule):
             # the last look (a check seconds after another, for an approval, may fall
             # between two restarts)
             restarting = unit.sub == "auto-restart" or unit.active == "activating"
-            if not (rising or restarting):
+            # its runs were judged to fail when it was found
+            kept = (self.name, unit.name) in ctx.found_before and _rose_lately(ctx, unit.name)
+            if not (rising or restarting or kept):
                 continue
             failed = _failure(ctx, unit.name)
-            if failed is None:
+            if failed is None and not kept:
                 continue  # restarted after clean exits, as a getty is after each logout
             evidence = [f"{unit.name}: NRestarts={restarts} active={unit.active} "
                         f"sub={unit.sub}"]
             if earlier is not None:
                 evidence.append(f"NRestarts was {earlier} at the previous check")
+            if kept and not (rising or restarting):
+                evidence.append(f"NRestarts rose within the last "
+                                f"{ctx.thresholds.crash_loop_window_seconds:g} s")
             if failed:
                 evidence.append(failed)
             findings.append(
@@ -56,6 +64,16 @@ class CrashLoop(Rule):
         # "still rising" needs the counts of an earlier look: without them only a unit
         # seen restarting right now is found, and one between two crashes is not healthy
         return ctx.previous is not None and ctx.previous.restarts is not None
+
+
+def _rose_lately(ctx: RuleContext, name: str) -> bool:
+    """Its restart count rose within the window, and after the last fix of it: a fix is
+    judged by the restarts that follow it."""
+    after = ctx.restarts_rose_after.get(name)
+    if after is None or after < ctx.snapshot.taken_at - ctx.thresholds.crash_loop_window_seconds:
+        return False
+    fixed = ctx.fixed.get((CrashLoop.name, name))
+    return fixed is None or after >= fixed
 
 
 def _failure(ctx: RuleContext, name: str) -> str | None:
