@@ -12,6 +12,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
+from ai_sysadmin.store import Database, IncidentStore
 
 #: ps for one long-lived (started 200,000 s before the test), mostly idle process (0.5% over
 #: its life) that spins on four cores from the second written in SPIN on; its columns are the
@@ -66,9 +67,11 @@ def test_a_check_between_two_interval_checks_leaves_the_rate_to_the_interval(
     assert summary.startswith("node (pid 4242) has used ")
     assert summary.endswith(f"% CPU for {span:.0f} s")
     assert runaway(middle) != []  # the check in between saw it too, from the same baseline
-    # an interval check does move the baseline: the next one, a moment later, has no rate
-    # to go by, and the process's lifetime share is low
-    assert runaway(third) == []
+    # an interval check does move the baseline: the next one, a moment later, measures from
+    # the one before it (the newest runaway_min_seconds back), not by the process's lifetime
+    # share, which is low
+    [again] = runaway(third)
+    assert again.endswith(f"% CPU for {third.snapshot.taken_at - first.snapshot.taken_at:.0f} s")
 
 
 def _counting_systemctl(tmp_path: Path, unit_files: str) -> tuple[Path, Path]:
@@ -127,3 +130,38 @@ def test_a_listing_that_shows_a_broken_unit_file_serves_no_later_check(tmp_path:
     for report in reports:
         [broken] = [f for f in report.findings if f.rule == "unit_load_error"]
         assert "broken.service" in broken.summary
+
+
+@pytest.mark.parametrize("between", ["verify", "approval", "journal"])
+def test_a_check_soon_after_an_interval_check_keeps_a_long_lived_runaway_found(
+    tmp_path: Path, between: str
+) -> None:
+    """Seconds after the interval check that found it, a check (a fix's verification, an
+    approval, one the journal woke) cannot measure a rate over runaway_min_seconds from it:
+    it measures from the interval check before, and the incident stays open; it does not
+    fall back to the lifetime share of a process idle for days, which would resolve it."""
+    spin, ps = tmp_path / "spin-since", tmp_path / "ps"
+    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
+    ps.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
+                        thresholds={"runaway_min_seconds": SUSTAINED})
+    store = IncidentStore(Database(settings.db_path))
+    checker = HostChecker(LocalTransport("here"), settings, store)
+
+    async def checks() -> list[CheckReport]:
+        first = await checker.check("interval")
+        spin.write_text(f"{int(first.snapshot.taken_at)}\n")  # it starts spinning now
+        await clock_past(first.snapshot.taken_at + SUSTAINED + 0.2)
+        found = await checker.check("interval")
+        return [first, found, await checker.check(between), await checker.check(between)]
+
+    first, found, *soon = asyncio.run(checks())
+    assert runaway(first) == []
+    [incident] = [i for i in store.incidents(None) if i.rule == "runaway_process"]
+    for report in soon:
+        [summary] = runaway(report)
+        span = report.snapshot.taken_at - first.snapshot.taken_at
+        assert summary.endswith(f"% CPU for {span:.0f} s")  # measured from the first
+    assert store.get(incident.id, history=0).state == "open"
+    states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
+    assert "resolved" not in states

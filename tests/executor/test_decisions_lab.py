@@ -142,6 +142,35 @@ def start_with_pid(sb: Sandbox, unit: str, pid: int) -> bool:
     return False
 
 
+def test_a_persons_restart_of_a_runaway_service_is_verified_by_its_new_process(
+        tmp_path: Path) -> None:
+    """`approve` checks the host afresh: no look of its own is runaway_min_seconds old, so
+    no share tells that the service stopped spinning. The process that spun is gone, and the
+    one the restart started is the fix's own: that verifies it."""
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "spin.service", "text": SLEEPER})
+        apply(sb, "start_unit", {"name": "spin.service"})
+        transport = SandboxTransport(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "suggest"})
+        store = IncidentStore(Database(settings.db_path))
+        hog = Finding(host, "runaway_process", "spin.service", Severity.WARNING,
+                      "sleep (pid 1) in spin.service has used 100% CPU for 300 s")
+        incident_id = store.record_check(host, [hog], {"runaway_process"}).opened[0]
+        executor = Executor(settings, store, {host: transport})
+        shown = asyncio.run(executor.propose(host, "restart_unit", {"unit": "spin.service"},
+                                             incident_id=incident_id))
+        assert shown.state == "pending"
+        pid = main_pid(sb, "spin.service")
+
+        done = asyncio.run(executor.approve(shown.id, "alice"))
+
+        assert main_pid(sb, "spin.service") != pid
+    assert done.state == "succeeded", done.result
+    assert done.result is not None and done.result["verification"] == (
+        "no process of spin.service from before the fix runs and spin.service active for 0 s")
+
+
 @pytest.mark.parametrize("as_command", [False, True], ids=["kill_process", "run_command"])
 def test_an_approved_kill_never_hits_the_process_that_took_over_the_pid(tmp_path: Path,
                                                                         as_command: bool

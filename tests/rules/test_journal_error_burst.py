@@ -137,24 +137,24 @@ def test_a_fix_is_over_when_its_source_logged_no_error_since_it_ran():
     snap = snapshot(journal=[*burst, *errors(3, unit="db.service", age=2, start=25),
                              *errors(3, priority=4, age=2, start=28)])
     # nginx's errors before the fix, db's and nginx's warnings after it: over
-    assert RULE.over_since(context(snap), "nginx.service", NOW - 5) is True
+    assert RULE.over_since(context(snap), "nginx.service", NOW - 6, NOW - 5) is True
     # one error of its own after it is not
     again = snapshot(journal=[*burst, *errors(1, age=2, start=25)])
-    assert RULE.over_since(context(again), "nginx.service", NOW - 5) is False
-    assert RULE.over_since(context(again), "nginx.service", NOW - 1) is True
+    assert RULE.over_since(context(again), "nginx.service", NOW - 6, NOW - 5) is False
+    assert RULE.over_since(context(again), "nginx.service", NOW - 2, NOW - 1) is True
 
 
 def test_a_fix_is_not_over_when_the_journal_since_it_was_not_all_read():
     snap = snapshot(journal=errors(25, age=10))
     # the checker's window began after the fix (it was just made): what came between is unseen
     seen_since = RuleContext(snap, window_covered=3.0)
-    assert RULE.over_since(seen_since, "nginx.service", NOW - 5) is False
+    assert RULE.over_since(seen_since, "nginx.service", NOW - 6, NOW - 5) is False
     assert RULE.over_since(RuleContext(snap, window_covered=6.0), "nginx.service",
-                           NOW - 5) is True
+                           NOW - 6, NOW - 5) is True
     # the journal was not read this time
     unread = snapshot(journal=errors(25, age=10), errors={"journal": "journalctl: timed out"})
-    assert RULE.over_since(context(unread), "nginx.service", NOW - 5) is False
+    assert RULE.over_since(context(unread), "nginx.service", NOW - 6, NOW - 5) is False
     # a flood made the check skip entries logged after the fix
     skipped = snapshot(journal=errors(25, age=10),
                        journal_gap=JournalGap(after=NOW - 8, before=NOW - 3, entries=5000))
-    assert RULE.over_since(context(skipped), "nginx.service", NOW - 5) is False
+    assert RULE.over_since(context(skipped), "nginx.service", NOW - 6, NOW - 5) is False

@@ -76,3 +76,23 @@ def test_a_reused_pid_is_not_measured_against_the_process_that_had_it(tmp_path: 
         replace(p, elapsed_seconds=10, cpu_percent=5.0) if p.pid == 999 else p
         for p in now.processes or []], cpu_seconds=reborn)
     assert RunawayProcess().evaluate(RuleContext(young, baseline=baseline)) == []
+
+
+def test_a_check_seconds_after_an_interval_check_measures_from_the_one_before(
+        tmp_path: Path) -> None:
+    """A fix's verification, an approval or a check the journal woke, 20 s after the interval
+    check that found the hog: 20 s say nothing of "sustained", and the lifetime share of a
+    daemon up for days is low. The interval check before is old enough to measure from."""
+    plan = Plan(Settings(ai_name="hal", state_dir=tmp_path), JournalQuery(), True,
+                history=ProcessHistory())
+    before = checked(plan, 0, 0)  # the hog idle, days old
+    last = checked(plan, 300, 300)  # the last interval check: it has spun since
+    soon = checked(plan, 320, 320)
+    ctx = RuleContext(soon, baseline=last, earlier_baselines=(before,))
+    [finding] = RunawayProcess().evaluate(ctx)
+    assert "100% CPU for 320 s" in finding.summary
+    assert RunawayProcess().judges(ctx)
+    # with no look that far back, no lifetime share says it stopped: the rule has not judged
+    alone = RuleContext(soon, baseline=last)
+    assert RunawayProcess().evaluate(alone) == []
+    assert not RunawayProcess().judges(alone)

@@ -180,3 +180,22 @@ def test_a_hog_in_a_login_session_keeps_its_pid_as_subject():
 
     assert sorted(f.subject for f in findings) == ["pid:444", "pid:445"]
     assert "stress (pid 444) in session-3.scope has used 99% CPU" in findings[0].summary
+
+
+def test_a_fix_that_ended_every_process_of_its_subject_is_over():
+    began, ended = NOW - 10, NOW - 9
+    restarted = proc(pid=901, cpu_percent=99.0, elapsed=8, unit="cpuhog.service")
+    other = proc(pid=5, elapsed=86_400, unit="cron.service")
+    # restarted with its unit: what runs began with the fix
+    snap = snapshot(processes=[INIT, restarted, other])
+    assert RULE.over_since(context(snap), "cpuhog.service", began, ended) is True
+    # killed: nothing of it is left
+    assert RULE.over_since(context(snapshot(processes=[INIT, other])), "pid:333", began,
+                           ended) is True
+    # one from before the fix still runs: its finding decides
+    old = proc(pid=333, cpu_percent=99.0, elapsed=600, unit="cpuhog.service")
+    snap = snapshot(processes=[INIT, old, restarted])
+    assert RULE.over_since(context(snap), "cpuhog.service", began, ended) is None
+    # the processes were not listed this time: the finding decides, which was not judged
+    unlisted = snapshot(errors={"processes": "ps: timed out"})
+    assert RULE.over_since(context(unlisted), "cpuhog.service", began, ended) is None

@@ -79,19 +79,19 @@ def _stat_start(stat: str | None) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def _gone(incident: Incident | None, report: CheckReport, ran_at: float) -> tuple[bool, str]:
-    """Whether ``report`` shows the incident's problem gone after a fix that ended at
-    ``ran_at``, and in what words. A rule that judges by what happened after the fix says so
-    (a burst's earlier errors stay in its window for minutes after the fix that ended them);
-    otherwise its finding must be gone, from a check that judged it."""
+def _gone(incident: Incident | None, report: CheckReport, began: float,
+          ended: float) -> tuple[bool, str]:
+    """Whether ``report`` shows the incident's problem gone after a fix that ran from
+    ``began`` to ``ended``, and in what words. A rule that judges by what happened after the
+    fix says so (a burst's earlier errors stay in its window for minutes after the fix that
+    ended them); otherwise its finding must be gone, from a check that judged it."""
     if incident is None:
         return True, "finding gone"
     rule = RULES_BY_NAME.get(incident.rule)
     if rule is not None and report.context is not None:
-        over = rule.over_since(report.context, incident.subject, ran_at)
+        over = rule.over_since(report.context, incident.subject, began, ended)
         if over is not None:
-            news = rule.after_fix.format(subject=incident.subject)
-            return over, f"{'no new' if over else 'new'} {news} since the fix ran"
+            return over, rule.over_words[0 if over else 1].format(subject=incident.subject)
     gone = incident.rule in report.judged_rules and all(
         f.fingerprint != incident.fingerprint for f in report.findings)
     return gone, "finding gone" if gone else "finding still present"
@@ -736,7 +736,7 @@ class Executor:
             checker.fix_ran(incident.rule, incident.subject, ran_at)
         while time.monotonic() < deadline:
             report = await checker.check("verify")
-            gone, what = _gone(incident, report, ran_at)
+            gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
             active = unit is None or any(
                 u.name == unit and u.active == "active" for u in report.snapshot.units or [])
             if gone and active:

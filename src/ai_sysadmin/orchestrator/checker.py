@@ -80,6 +80,9 @@ class HostChecker:
         self.previous: Snapshot | None = None
         #: that of the last interval check: what rates are measured from
         self.baseline: Snapshot | None = None
+        #: the process readings of interval checks before it, as far back as a rate over
+        #: runaway_min_seconds needs them, oldest first
+        self._earlier: deque[Snapshot] = deque()
         self.window: deque[JournalEntry] = deque()
         #: the host's time at this checker's first check: its window holds every entry since
         self._window_start: float | None = None
@@ -154,6 +157,7 @@ class HostChecker:
                 previous=self.previous,
                 journal_window=self._slide_window(snapshot),
                 baseline=self.baseline,
+                earlier_baselines=tuple(self._earlier),
                 window_covered=now - self._window_start,
                 found_before=self._found,
                 fixed=self._fixes(snapshot),
@@ -175,16 +179,34 @@ class HostChecker:
             # that verifies a fix or answers an approval comes seconds after another, and
             # would make the next interval check measure over seconds.
             if reason == BASELINE_REASON:
-                self.baseline = snapshot
+                self._move_baseline(snapshot)
         for listener in self.listeners:
             listener(report)
         return report
+
+    def _move_baseline(self, snapshot: Snapshot) -> None:
+        """``snapshot`` is the new baseline; the old one joins the earlier ones while a rate
+        over runaway_min_seconds may be measured from it: a check seconds after this one
+        measures from the newest at least that old. At most one every sixteenth of that
+        span is kept, so a short interval keeps a few, not one per check."""
+        sustained = max(self.settings.thresholds.runaway_min_seconds, 1.0)
+        old, self.baseline = self.baseline, snapshot
+        if old is not None and old.processes is not None and (
+                not self._earlier or old.taken_at - self._earlier[-1].taken_at >= sustained / 16):
+            # the process readings alone: all that is measured from it
+            self._earlier.append(Snapshot(old.host, old.taken_at, processes=old.processes,
+                                          cpu_seconds=old.cpu_seconds))
+        # the newest one old enough now serves every later check: the ones before it, none
+        while len(self._earlier) >= 2 and \
+                snapshot.taken_at - self._earlier[1].taken_at >= sustained:
+            self._earlier.popleft()
 
     def carry_on(self, other: HostChecker) -> None:
         """Look at the host as ``other`` has so far: its earlier snapshots (what is rising,
         rates), its journal window and where it read the journal up to. A check of this one
         then judges what ``other``'s next would, without recording anything of it."""
         self.previous, self.baseline = other.previous, other.baseline
+        self._earlier = deque(other._earlier)
         self.window = deque(other.window)
         self._window_start = other._window_start
         self._found = other._found

@@ -19,8 +19,10 @@ class RuleContext:
     with. ``baseline`` is that of the last periodic check, which rates (CPU seconds, swap pages
     per second) are measured from, so that a check seconds after another (a verification, an
     approval) neither measures over seconds nor moves the next one's start; without one, rates
-    are measured from ``previous``. ``journal_window`` holds the journal entries of the last
-    burst window (the daemon keeps it across passes); by default it is the snapshot's own.
+    are measured from ``previous``; ``earlier_baselines`` are the periodic snapshots before it,
+    for a rate over a longer span than the last one gives. ``journal_window`` holds the
+    journal entries of the last burst window (the daemon keeps it across passes); by default
+    it is the snapshot's own.
     """
 
     snapshot: Snapshot
@@ -28,6 +30,10 @@ class RuleContext:
     previous: Snapshot | None = None
     journal_window: Sequence[JournalEntry] | None = None
     baseline: Snapshot | None = None
+    #: periodic snapshots before ``baseline`` (their process readings), oldest first, as far
+    #: back as ``runaway_min_seconds`` reaches: a check seconds after the last interval check
+    #: measures a sustained share from the newest one old enough
+    earlier_baselines: Sequence[Snapshot] = ()
     #: seconds back from this snapshot over which ``journal_window`` holds every entry (a
     #: checker's window fills from its first check on); None: the window is whole
     window_covered: float | None = None
@@ -68,9 +74,9 @@ class Rule(ABC):
     #: counts), never text a host's user chose (a journal identifier): only such a unit may
     #: be what an automatic fix of the incident touches
     subject_is_unit: bool = False
-    #: what :meth:`over_since` looks for after a fix, as a verification names it
-    #: ("errors from {subject}")
-    after_fix: str = ""
+    #: how a verification says what :meth:`over_since` judged: over, and not over
+    #: ("no new errors from {subject} since the fix ran", ...)
+    over_words: tuple[str, str] = ("", "")
 
     @abstractmethod
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
@@ -84,10 +90,11 @@ class Rule(ABC):
         find still counts."""
         return True
 
-    def over_since(self, ctx: RuleContext, subject: str, moment: float) -> bool | None:
-        """Whether ``subject``'s problem is over since ``moment`` (a fix's end, on this
-        machine's clock), judged from what happened after it; None: the finding decides, as
-        it does for a rule that looks at the host as it is now."""
+    def over_since(self, ctx: RuleContext, subject: str, began: float,
+                   ended: float) -> bool | None:
+        """Whether ``subject``'s problem is over since a fix that ran from ``began`` to
+        ``ended`` (this machine's clock), judged from what happened after it; None: the
+        finding decides, as it does for a rule that looks at the host as it is now."""
         return None
 
     def warns_at(self, ctx: RuleContext, subject: str, level: float) -> float:

@@ -18,7 +18,8 @@ class JournalErrorBurst(Rule):
     description = "A burst of journal errors from one unit or program."
     #: its source: a unit journald or PID 1 named, or an identifier that cannot read as one
     subject_is_unit = True
-    after_fix = "errors from {subject}"
+    over_words = ("no new errors from {subject} since the fix ran",
+                  "new errors from {subject} since the fix ran")
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
@@ -53,12 +54,13 @@ class JournalErrorBurst(Rule):
             )
         return findings
 
-    def over_since(self, ctx: RuleContext, subject: str, moment: float) -> bool | None:
-        """No error from ``subject`` since ``moment``: its burst's earlier errors stay in
+    def over_since(self, ctx: RuleContext, subject: str, began: float,
+                   ended: float) -> bool | None:
+        """No error from ``subject`` since the fix ended: its burst's earlier errors stay in
         the window for minutes after a fix that ended them (a verification waits 60 s,
         the window is 300 s)."""
         snap = ctx.snapshot
-        since = snap.host_time_after(moment)
+        since = snap.host_time_after(ended)
         gap = snap.journal_gap
         if not snap.collected("journal") or (gap is not None and gap.before >= since):
             return False  # what it logged since may be among what was not read

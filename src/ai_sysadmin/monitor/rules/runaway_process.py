@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity, in_unit, process_subject, program, quote
 from ..parsers import same_process
-from ..snapshot import Process
+from ..snapshot import Process, Snapshot
 from .base import Rule, RuleContext
 
 
 class RunawayProcess(Rule):
     """A process that has burned CPU for a sustained time.
 
-    Since the baseline snapshot (the last periodic check), if at least ``runaway_min_seconds``
-    ago, the share is the CPU seconds it used over the wall seconds passed; otherwise it is its
-    lifetime average, once it has lived ``runaway_min_seconds``.
+    The share is the CPU seconds it used over the wall seconds passed since the newest
+    periodic snapshot at least ``runaway_min_seconds`` old (the baseline, or one before it
+    when the baseline is more recent: a check seconds after an interval check); where it was
+    not running then, its lifetime average, once it has lived ``runaway_min_seconds``.
 
     The subject is the service the process runs in (its cgroup) when there is one: a service
     that restarts its hog keeps one incident, not one per pid.
@@ -21,16 +22,15 @@ class RunawayProcess(Rule):
     requires = ("processes",)
     description = "A process keeps using a whole core (sustained CPU)."
     subject_is_unit = True  # the unit systemd (or its cgroup) names, or pid:N
+    over_words = ("no process of {subject} from before the fix runs",
+                  "a process of {subject} from before the fix still runs")
 
-    def _share(self, ctx: RuleContext, proc: Process,
+    def _share(self, ctx: RuleContext, proc: Process, prev: Snapshot | None,
                before: dict[int, Process]) -> tuple[float, float] | None:
-        prev = ctx.rates_from
-        if prev:
+        if prev is not None:
             span = ctx.snapshot.taken_at - prev.taken_at
-            # a short gap (a check woken by the journal) says nothing about "sustained"
-            sustained = max(ctx.thresholds.runaway_min_seconds, 1.0)
-            used = _used_since(ctx, proc, before)
-            if used is not None and span >= sustained:
+            used = _used_since(ctx, prev, proc, before)
+            if used is not None:
                 return 100.0 * used / span, span
         if proc.elapsed_seconds >= ctx.thresholds.runaway_min_seconds:
             return proc.cpu_percent, float(proc.elapsed_seconds)
@@ -39,10 +39,10 @@ class RunawayProcess(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         # one finding per subject: several hogs of one unit are one problem, the busiest first
         hogs: dict[str, list[tuple[float, float, Process]]] = {}
-        prev = ctx.rates_from
+        prev = _measured_from(ctx)
         before = {p.pid: p for p in prev.processes or []} if prev else {}
         for proc in ctx.snapshot.processes or []:
-            measured = self._share(ctx, proc, before)
+            measured = self._share(ctx, proc, prev, before)
             if measured is None or measured[0] < ctx.thresholds.runaway_cpu_percent:
                 continue
             hogs.setdefault(process_subject(proc.unit, proc.pid), []).append((*measured, proc))
@@ -59,18 +59,43 @@ class RunawayProcess(Rule):
         return findings
 
     def judges(self, ctx: RuleContext) -> bool:
-        # without an earlier look only lifetime averages are there, and a process that has
-        # idled for days before it began to spin averages as idle
-        prev = ctx.rates_from
-        return prev is not None and prev.processes is not None
+        # without a look runaway_min_seconds back only lifetime averages are there, and a
+        # process that has idled for days before it began to spin averages as idle
+        return _measured_from(ctx) is not None
+
+    def over_since(self, ctx: RuleContext, subject: str, began: float,
+                   ended: float) -> bool | None:
+        """Every process of ``subject`` that ran before the fix has ended (killed, or
+        restarted with its unit): what runs now began with the fix or after it, too recently
+        to have burned a core for long. One from before, or a listing that failed, is
+        judged by the finding."""
+        snap = ctx.snapshot
+        if not snap.collected("processes"):
+            return None
+        # an age is read in whole seconds, a moment after the collection began: one the fix
+        # started may seem to have begun up to a second before the fix did
+        older = [p for p in snap.processes or [] if process_subject(p.unit, p.pid) == subject
+                 and snap.taken_at - p.elapsed_seconds < began - 1]
+        return None if older else True
 
 
-def _used_since(ctx: RuleContext, proc: Process, before: dict[int, Process]) -> int | None:
-    """The CPU seconds the process used since the snapshot rates are measured from: by every
-    process's CPU seconds listed then (whether or not that check kept the process), else by
-    the processes it kept; None where it was not there then (a new process, a reused pid)."""
-    prev = ctx.rates_from
-    assert prev is not None
+def _measured_from(ctx: RuleContext) -> Snapshot | None:
+    """The newest earlier look, periodic where there are such, at least
+    ``runaway_min_seconds`` (a second at the least) before this one: what a sustained share
+    is measured from. None where there is none: a short gap says nothing of "sustained"."""
+    sustained = max(ctx.thresholds.runaway_min_seconds, 1.0)
+    latest = ctx.rates_from
+    for snap in reversed((*ctx.earlier_baselines, *([latest] if latest else []))):
+        if snap.processes is not None and ctx.snapshot.taken_at - snap.taken_at >= sustained:
+            return snap
+    return None
+
+
+def _used_since(ctx: RuleContext, prev: Snapshot, proc: Process,
+                before: dict[int, Process]) -> int | None:
+    """The CPU seconds the process used since ``prev``: by every process's CPU seconds
+    listed then (whether or not that check kept the process), else by the processes it kept;
+    None where it was not there then (a new process, a reused pid)."""
     if prev.cpu_seconds is not None:
         earlier = prev.cpu_seconds.get(proc.pid)
         start = round(ctx.snapshot.taken_at) - proc.elapsed_seconds
