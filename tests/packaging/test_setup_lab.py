@@ -147,8 +147,10 @@ def probe_unit(sb: Sandbox, script: str) -> str:
     unit = sb.exec(["cat", f"/etc/systemd/system/{DAEMON}"], check=True).stdout
     daemon = f"{BIN} --config {CONFIG} run"
     assert daemon in unit
-    return (unit.replace(daemon, f"/bin/sh {script}").replace("Type=exec", "Type=oneshot")
-            .replace("Restart=on-failure\n", ""))
+    unit = unit.replace(daemon, f"/bin/sh {script}").replace("Type=exec", "Type=oneshot")
+    # a oneshot takes no Restart= of any kind (RestartForceExitStatus= included)
+    return "".join(line for line in unit.splitlines(keepends=True)
+                   if not line.startswith("Restart"))
 
 
 def test_every_fix_the_drop_in_allows_runs_inside_the_daemon_sandbox(
