@@ -252,3 +252,33 @@ def test_a_fix_approved_for_a_removed_host_runs_nowhere_and_asks_nobody(
     assert Executor(settings, store, {}).actions.get(action_id).state == "not_needed"
     assert store.last_said(f"action:{action_id}") == "web9 is no longer managed: not run"
     assert "approval" not in _told(store)
+
+
+def test_a_proposal_for_a_host_removed_while_it_was_investigated_asks_nobody(
+        cli: Callable[..., tuple[int, str, str]], settings: Settings,
+        store: IncidentStore) -> None:
+    """The investigation outlived its incident (`systems remove` closed it): what it proposes
+    is decided once, as not needed, without asking the host or a person."""
+
+    async def go() -> tuple[int, bool]:
+        async with DeadHost().serving() as web9:
+            web9.let_go.set()
+            added = await asyncio.to_thread(cli, "systems", "add", "--no-probe",
+                                            f"web9@127.0.0.1:{web9.port}", "--name", "web9")
+            assert added[0] == 0, added
+            (incident_id,) = store.record_check("web9", [FAILED], {"failed_unit"}).opened
+            runtime = Runtime(settings, store)
+            executor = Executor(settings, store, runtime.transports)
+            removed = await asyncio.to_thread(cli, "systems", "remove", "web9")
+            assert removed[0] == 0, removed
+            await executor.decide_and_act(incident_id, "web9", [
+                {"kind": "restart_unit", "parameters": {"unit": "nginx.service"}}])
+            await runtime.close()
+            return incident_id, web9.held.is_set()
+
+    incident_id, asked_the_host = asyncio.run(go())
+    (action,) = Executor(settings, store, {}).actions.find()
+    assert (action.state, action.incident_id) == ("not_needed", incident_id)
+    assert action.reason == "web9 is no longer managed: not decided, nothing runs"
+    assert not asked_the_host
+    assert "approval" not in _told(store)

@@ -238,6 +238,8 @@ class Executor:
                       actor: str = "agent") -> Action:
         """The policy's decision on one proposal, recorded as an action. ``actor``: who
         proposed it; the decision is the policy's, and the audit says so."""
+        if await asyncio.to_thread(HostStore(self.store.db).removed, host):
+            return await self._withdrawn(host, kind, params, incident_id, proposal_id, actor)
         judged = await self.judge(host, kind, params, incident_id)
         plan = judged.plan
         # refused for want of a fact the host did not give: a person decides, once it answers
@@ -274,6 +276,30 @@ class Executor:
         log.info("action %d %s: %s %s (risk %s): %s", action.id, state, kind, params,
                  plan.risk, action.reason,
                  extra={"action": action.id, "incident": incident_id, "state": state})
+        return action
+
+    async def _withdrawn(self, host: str, kind: str, params: dict[str, Any],
+                         incident_id: int | None, proposal_id: int | None,
+                         actor: str) -> Action:
+        """A proposal for a host removed while it was investigated: decided (at most once,
+        like any) as not needed, the host never asked and no person asked to approve."""
+        plan = plan_action(kind, params, PlanContext())
+        reason = f"{host} is no longer managed: not decided, nothing runs"
+
+        def record() -> Action:
+            with self.store.db.transaction():
+                if proposal_id is None:
+                    self.store.audit(actor, "proposal.recorded", f"incident:{incident_id}",
+                                     f"{kind} {params}")
+                return self.actions.create(
+                    incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
+                    params=plan.params or params, subject=plan.subject, risk=plan.risk,
+                    plan=plan.to_dict(), outcome="record", reason=reason, state="not_needed",
+                    actor="policy")
+
+        action = await asyncio.to_thread(record)
+        log.info("action %d not_needed: %s %s: %s", action.id, kind, params, reason,
+                 extra={"action": action.id, "incident": incident_id, "state": "not_needed"})
         return action
 
     async def decide_and_act(self, incident_id: int, host: str,
