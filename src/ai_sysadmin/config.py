@@ -637,6 +637,11 @@ class NotifySettings(_Section):
     digest_window_seconds: float = Field(
         120, gt=0, description="The window of digest_threshold; at most one digest per window.",
     )
+    llm_down_after_seconds: float = Field(
+        600, gt=0, description="Investigations that failed this long because the LLM server "
+        "does not answer (down, busy, a proxy's 5xx), while incidents wait for one, send one "
+        "message; one more when it answers again.",
+    )
     timeout: float = Field(
         10, gt=0, description="Seconds one delivery may take before it counts as failed.",
     )

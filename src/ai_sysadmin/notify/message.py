@@ -3,6 +3,7 @@ of evidence, and the exact next command (``hal-approve approve 12``, ``hal-issue
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,9 @@ class Message:
 def priority_of(event: OutboxEvent) -> int:
     """Severity maps to priority; a person's question at least normal, good news low."""
     by_severity = _BY_SEVERITY.get(event.severity, 5)
-    if event.kind in ("back", "fixed"):
+    if event.kind in ("back", "fixed", "llm_back"):
         return PRIORITIES["low"]
-    if event.kind in ("unreachable", "escalated"):
+    if event.kind in ("unreachable", "escalated", "llm_down"):
         return PRIORITIES["high"]
     if event.kind in ("approval", "failed"):
         return max(by_severity, PRIORITIES["normal"])
@@ -76,16 +77,46 @@ def _headline(event: OutboxEvent) -> str:
         "fixed": f"fixed: {summary}",
         "failed": f"fix failed: {summary}",
         "escalated": f"needs a person: {summary}",
+        "llm_down": f"the LLM does not answer: {facts.get('waiting', '?')} incident(s) wait",
+        "llm_back": "the LLM answers again",
     }.get(event.kind, summary)
 
 
 def next_command(event: OutboxEvent, ai_name: str) -> str:
     action = event.facts.get("action") or {}
+    if event.kind == "llm_down":
+        # no {name}-llm tool: the command's own name
+        return "ai-sysadmin llm status"
     if event.kind == "approval":
         return f"{ai_name}-approve approve {action.get('id')}"
     if event.incident_id is not None:
         return f"{ai_name}-issues show {event.incident_id}"
-    return f"{ai_name}-approve show {action.get('id')}"
+    if action.get("id") is not None:
+        return f"{ai_name}-approve show {action['id']}"
+    return f"{ai_name}-issues list"
+
+
+def _since(event: OutboxEvent) -> str:
+    """Since when the LLM server has not answered, and for how long by the event's time."""
+    since = event.facts.get("since")
+    if not isinstance(since, int | float):
+        return "a time not known"
+    minutes = max(event.at - since, 0) / 60
+    return (f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))} "
+            f"(for {minutes:.0f} min)")
+
+
+def _llm_detail(event: OutboxEvent) -> str:
+    facts = event.facts
+    # masked when stored; a server's error text is no more trusted than a host's
+    url = _flat(facts.get("url"))
+    if event.kind == "llm_back":
+        return (f"The LLM at {url} answers again; it had not since {_since(event)}. The "
+                "incidents that waited are investigated now.")
+    return (f"The LLM at {url} has not answered investigations since {_since(event)}; they "
+            "are retried, and the incidents stay open with no diagnosis or fix until it does."
+            "\n"
+            f"Last error: {_flat(facts.get('error'))}")
 
 
 def _detail(event: OutboxEvent) -> str:
@@ -98,6 +129,8 @@ def _detail(event: OutboxEvent) -> str:
         return f"Ran {_action_text(facts)}; verified: {detail}"
     if event.kind == "failed":
         return f"{_action_text(facts)} failed: {detail}. A person must look."
+    if event.kind in ("llm_down", "llm_back"):
+        return _llm_detail(event)
     return detail
 
 

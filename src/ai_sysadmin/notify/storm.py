@@ -1,7 +1,8 @@
 """Storm control: which outbox events become messages, and when.
 
 - Below ``notify.min_severity``, an opening says nothing ("skipped").
-- "Back" is news only to someone who was told the host was unreachable.
+- "Back" is news only to someone who was told the host was unreachable; the LLM's
+  ``llm_back`` only to someone told ``llm_down``.
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..store.incidents import LIVE_STATES
-from ..store.outbox import Outbox, OutboxEvent
+from ..store.outbox import LLM_FINGERPRINT, LLM_KINDS, Outbox, OutboxEvent, last_llm_event
 from .message import Message, render, render_digest
 
 STORM_KINDS = ("opened", "worse", "unreachable", "back")
@@ -92,6 +93,9 @@ class Dispatcher:
         if event.kind == "back" and Outbox.last_told_kind(
                 conn, event.fingerprint, _REACH) != "unreachable":
             return "nobody was told it was unreachable"
+        if event.kind == "llm_back" and Outbox.last_told_kind(
+                conn, LLM_FINGERPRINT, LLM_KINDS) != "llm_down":
+            return "nobody was told the LLM was down"
         return ""
 
     def _repeat(self, conn: sqlite3.Connection, event: OutboxEvent, now: float) -> bool:
@@ -115,6 +119,12 @@ class Dispatcher:
                                               _REACH) == "unreachable")
         if event.kind == "approval":
             return state(conn, "actions", event.action_id) == "pending"
+        if event.kind in LLM_KINDS:
+            # down and back again since: what it says is over; back, told it was down
+            last = last_llm_event(conn)
+            return last is not None and last[0] == event.id and (
+                event.kind == "llm_down" or Outbox.last_told_kind(
+                    conn, LLM_FINGERPRINT, LLM_KINDS) == "llm_down")
         return True
 
     def _send(self, conn: sqlite3.Connection, events: Sequence[OutboxEvent], message: Message,

@@ -264,7 +264,8 @@ def build_daemon(runtime: Runtime) -> Daemon:
     for checker in daemon.checkers:
         checker.listeners.append(daemon._note_system)
     daemon.investigator = Investigator(settings, daemon.store, runtime.transports, llm_for,
-                                       runtime.facts, runtime.executor.decide_and_act)
+                                       runtime.facts, runtime.executor.decide_and_act,
+                                       here=runtime.local.host)
     if settings.queue.embedded_worker:
         handler = build_handler(settings)
         name = f"{socket.gethostname()}-daemon-{os.getpid()}"

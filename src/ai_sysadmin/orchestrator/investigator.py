@@ -4,7 +4,9 @@ At most one investigation per incident runs at a time. If the LLM is down or ans
 the incident stays open with the reason and is retried with exponential backoff; it is never
 marked healthy by an LLM failure. A server that is down is waited out however long it takes;
 a model whose answer is unusable ``agent.max_investigations`` times in a row for the incident
-will not do better by waiting, and a person is told instead.
+will not do better by waiting, and a person is told instead. A person is told too when the
+server has not answered for ``notify.llm_down_after_seconds`` while incidents wait for it, once,
+and once more when it answers again: with autonomy on, they rely on it to act.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from ..agent.loop import LLMCall
 from ..agent.prompt import HostFacts
 from ..agent.recall import KnowledgeSource
 from ..aio import within
-from ..config import Settings
+from ..config import Settings, mask_url, short_hostname
 from ..errors import AiSysadminError
 from ..hosts.transport import Transport
-from ..llm.types import LLMBadResponse, LLMModelMissing
+from ..llm.types import (
+    LLMBadResponse,
+    LLMBusy,
+    LLMModelMissing,
+    LLMServerError,
+    LLMUnavailable,
+)
 from ..monitor.redact import redact
 from ..store import HostStore, IncidentStore
 from ..store.incidents import Incident
@@ -41,6 +49,10 @@ INCOMPLETE = {"budget": "the tool budget ran out",
 #: proxy's 502: ``LLMUnavailable``, ``LLMServerError``): asking again will not mend them, so they
 #: count toward ``agent.max_investigations``
 UNUSABLE = frozenset(kind.__name__ for kind in (LLMBadResponse, LLMModelMissing))
+#: failures of a server that does not answer (down, busy, a proxy's 5xx): waited out, and
+#: told a person when they last (:meth:`Investigator._tell_down`)
+OUTAGE = (LLMUnavailable, LLMServerError)
+OUTAGE_NAMES = frozenset(kind.__name__ for kind in (LLMUnavailable, LLMBusy, LLMServerError))
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
@@ -64,8 +76,11 @@ class Investigator:
         on_proposals: Callable[[int, str, list[dict[str, object]]], Awaitable[None]] | None
         = None,
         knowledge: KnowledgeSource | None = None,
+        here: str | None = None,
     ) -> None:
         self.settings = settings
+        #: this machine's name, the host of what is said about the LLM server
+        self.here = here or short_hostname()
         self.store = store
         self.transports = transports
         self.llm_for = llm_for
@@ -80,6 +95,13 @@ class Investigator:
         #: past incidents, knowledge, config history; None: the process's shared one (the
         #: daemon opens it a little after its start: ``Daemon.warm_knowledge``)
         self._knowledge = knowledge
+        #: since when investigations fail for an outage with no answer of the model between
+        #: (wall clock for the message, monotonic for the wait), and the last such error
+        self._down: tuple[float, float] | None = None
+        self._down_error = ""
+        #: whether a person is to be told of this outage (``llm_down`` is the last said of the
+        #: server); None: not known since the start, the store may hold one from before
+        self._told: bool | None = None
 
     @property
     def knowledge(self) -> KnowledgeSource:
@@ -201,6 +223,11 @@ class Investigator:
                         "retries spent: escalated to a person" if spent
                         else f"retry in {delay:.0f} s",
                         extra={"incident": incident_id, "event": "investigation_failed"})
+            if isinstance(exc, OUTAGE):
+                self._outage(reason)
+                await self._tell_down()
+            elif type(exc).__name__ in UNUSABLE:
+                await self._answered()  # an unusable answer is an answer: the server is up
             return
         except asyncio.CancelledError:
             # the run starts again after the restart and proposes afresh: what this one
@@ -225,6 +252,7 @@ class Investigator:
         else:
             await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
                                     None)
+        await self._answered()
         log.info("incident %d investigated (%s mode) in %.1f s with %d tool calls, "
                  "%d proposal(s)", incident_id, outcome.mode, time.monotonic() - started,
                  outcome.tool_calls, len(outcome.proposals),
@@ -246,6 +274,59 @@ class Investigator:
         return (f"the model's answer was unusable {before + 1} time(s) in a row "
                 f"(agent.max_investigations = {limit}); retries spent: escalated to a person. "
                 f"The last: {reason[:300]}")
+
+    def _outage(self, reason: str) -> None:
+        self._down_error = reason
+        if self._down is None:
+            self._down = (time.time(), time.monotonic())
+
+    async def _tell_down(self) -> None:
+        """After an outage failure: a person is told, once an outage, when investigations
+        have failed for one for ``notify.llm_down_after_seconds`` with no answer between,
+        while incidents wait for the server (the store counts them). Only a failure says it
+        is down still: a slow answer in flight past that time is no outage. A store that
+        fails costs the message only: the next failure tries again."""
+        down = self._down
+        if (down is None or self._told
+                or time.monotonic() - down[1] < self.settings.notify.llm_down_after_seconds):
+            return
+        facts = {"host": self.here, "since": down[0], "url": mask_url(self.settings.llm.url),
+                 "error": self._down_error[:300]}
+        try:
+            told = await asyncio.to_thread(self.store.tell_llm_down, facts, OUTAGE_NAMES)
+        except Exception as exc:
+            log.warning("the LLM's outage not told (%s: %s)", type(exc).__name__,
+                        redact(str(exc))[:300], extra={"event": "llm_down_not_told"})
+            return
+        self._told = told
+        if told and self._down is not down:
+            # it answered while this was written: what was said is over already
+            await self._tell_back()
+        elif told:
+            log.warning("the LLM at %s has not answered investigations for %.0f s: a person "
+                        "is told", facts["url"], time.monotonic() - down[1],
+                        extra={"event": "llm_down", "since": down[0]})
+
+    async def _answered(self) -> None:
+        """The model answered an investigation: the outage, if any, is over."""
+        self._down = None
+        if self._told is not False:  # else the usual case: nothing said, nothing to ask
+            await self._tell_back()
+
+    async def _tell_back(self) -> None:
+        """A person told the LLM was down is told it answers again (after a restart: one a
+        former process told)."""
+        facts = {"host": self.here, "url": mask_url(self.settings.llm.url)}
+        try:
+            back = await asyncio.to_thread(self.store.tell_llm_back, facts)
+        except Exception as exc:  # tried again with the next answer
+            log.warning("the LLM's return not told (%s: %s)", type(exc).__name__,
+                        redact(str(exc))[:300], extra={"event": "llm_back_not_told"})
+            return
+        self._told = False
+        if back:
+            log.info("the LLM at %s answers again: a person is told", facts["url"],
+                     extra={"event": "llm_back"})
 
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again.

@@ -7,7 +7,8 @@ What becomes a message, and when, is the notifier's business (``notify/``); this
 stores.
 
 Event kinds: ``opened`` (and ``worse``: a live incident became more severe), ``unreachable``,
-``back``, ``approval``, ``fixed``, ``failed``, ``escalated``.
+``back``, ``approval``, ``fixed``, ``failed``, ``escalated``; of no incident: ``llm_down`` and
+``llm_back`` (:func:`note_llm`), the LLM server that investigations wait for.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _ACTION_KINDS = {"pending": "approval", "succeeded": "fixed", "failed": "failed"
                  "escalated": "escalated"}
 #: what counts as "the same message again": ``worse`` repeats ``opened``
 _FAMILY = {"worse": "opened"}
+#: the events about the LLM server, and the fingerprint they share (no incident's: those are
+#: of a host, a rule and a subject)
+LLM_KINDS = ("llm_down", "llm_back")
+LLM_FINGERPRINT = "llm"
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,29 @@ def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: st
     key = (f"approval|action:{action_id}" if kind == "approval" else
            f"{kind}|{facts.get('fingerprint') or f'action:{action_id}'}")
     _insert(conn, kind, facts, key, action_id, at)
+
+
+def last_llm_event(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """The id and kind of the newest ``llm_down`` or ``llm_back``, told or not: what was
+    last said of the LLM server, across restarts."""
+    row = conn.execute(
+        f"SELECT id, kind FROM notify_events WHERE kind IN ({','.join('?' * len(LLM_KINDS))}) "
+        "ORDER BY id DESC LIMIT 1", LLM_KINDS).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def note_llm(conn: sqlite3.Connection, kind: str, facts: Mapping[str, Any],
+             at: float | None = None) -> bool:
+    """The LLM server stopped answering (``llm_down``) or answers again (``llm_back``): the
+    event, in the caller's transaction, once a change: one ``llm_down`` an outage (a restart
+    in the middle of one says nothing more), ``llm_back`` only after one. Whether written."""
+    last = last_llm_event(conn)
+    if (last[1] if last else "llm_back") == kind:
+        return False
+    _insert(conn, kind, {**facts, "fingerprint": LLM_FINGERPRINT,
+                         "severity": "critical" if kind == "llm_down" else "info"},
+            f"{kind}|{LLM_FINGERPRINT}", None, at)
+    return True
 
 
 # -- read and moved by the notifier -----------------------------------------------------------
@@ -323,12 +351,15 @@ class Outbox:
 
     def prune(self, before: float) -> None:
         """Forget what was settled before ``before``: told, skipped, delivered or given up.
-        Events of live incidents stay: "back" after a month down needs the "unreachable"."""
+        Events of live incidents stay: "back" after a month down needs the "unreachable";
+        so does the last said of the LLM server (its "back" needs its "down")."""
         with self.db.transaction() as conn:
+            last = last_llm_event(conn)
             conn.execute("DELETE FROM notify_events WHERE at<? AND state NOT IN "
                          "('new','repeat','storm') AND (incident_id IS NULL OR incident_id "
                          "NOT IN (SELECT id FROM incidents WHERE state NOT IN "
-                         "('resolved','closed')))", (before,))
+                         "('resolved','closed'))) AND id IS NOT ?",
+                         (before, last[0] if last else None))
             old = [r[0] for r in conn.execute(
                 "SELECT id FROM notify_messages m WHERE at<? AND NOT EXISTS (SELECT 1 FROM "
                 "notify_deliveries d WHERE d.message_id=m.id AND d.state='pending') AND NOT "

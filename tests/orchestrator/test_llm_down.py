@@ -1,0 +1,212 @@
+"""An LLM server that does not answer is waited out, and incidents stay open; with autonomy on,
+a person relies on the daemon to act, so they are told: once when investigations have failed
+for ``notify.llm_down_after_seconds`` while incidents wait, once more when it answers again.
+The daemon's real retry loop and delivery loops, a scripted model over HTTP, Gotify's
+stand-in receiving what a person reads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.llm.backends import make_backend
+from ai_sysadmin.llm.client import DirectLLM
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.notify import Notifier
+from ai_sysadmin.notify.message import render
+from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
+from tests.notify.conftest import TOKEN, secret_file
+from tests.notify.servers import GotifyServer
+from tests.support.scripted_model import ScriptedModel, delay, http_error, say
+
+NOTHING = say("DIAGNOSIS: nginx.service failed; no idea why.")
+PASSWORD, KEY = "Hunter2-llm", "Key-5e1f9"
+
+
+def _finding(unit: str) -> Finding:
+    return Finding("web1", "failed_unit", unit, Severity.WARNING, f"{unit} has failed",
+                   (f"{unit}: active=failed",))
+
+
+def _settings(tmp_path: Path, model: ScriptedModel, gotify: GotifyServer,
+              down_after: float) -> Settings:
+    # a proxy's password and key in the URL: a message shows neither
+    url = model.url.replace("http://", f"http://llm:{PASSWORD}@") + f"/?key={KEY}"
+    return Settings(ai_name="hal", state_dir=tmp_path,
+                    gotify_url=gotify.url,
+                    gotify_token_file=secret_file(tmp_path / "gotify.token", TOKEN),
+                    agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
+                    notify={"llm_down_after_seconds": down_after},
+                    llm={"backend": "ollama", "url": url, "model": "scripted"})
+
+
+class Daemon:
+    """The daemon's investigations (retry loop, every 20 ms) and notifications, in one loop."""
+
+    def __init__(self, settings: Settings, store: IncidentStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def run(self, steps: Callable[[], Any]) -> None:
+        investigator = Investigator(
+            self.settings, self.store, {"web1": object()},  # type: ignore[dict-item]
+            lambda _: DirectLLM(make_backend(self.settings.llm)),
+            knowledge=KnowledgeRecall(self.settings), here="hal")
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(investigator.retry_loop(stop, every=0.02)),
+                 asyncio.create_task(Notifier(self.settings, self.store.db).run(stop))]
+        try:
+            await steps()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            await investigator.close()
+
+
+async def _until(done: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (got := done()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+    return got
+
+
+def _llm_said(gotify: GotifyServer) -> list[dict[str, Any]]:
+    return [m for m in gotify.accepted if "the LLM" in str(m.get("title"))]
+
+
+def _failures(store: IncidentStore) -> list[float]:
+    return sorted(e.at for i in store.incidents() for e in store.get(i.id, history=None).events
+                  if e.kind == "investigation_failed")
+
+
+def test_a_person_is_told_once_when_the_llm_does_not_answer_and_once_when_it_is_back(
+        tmp_path: Path) -> None:
+    up = threading.Event()
+    with GotifyServer(TOKEN) as gotify, ScriptedModel(
+            then=lambda _request: NOTHING if up.is_set() else http_error(502, "bad gateway")
+    ) as model:
+        settings = _settings(tmp_path, model, gotify, down_after=0.5)
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [_finding("nginx.service"), _finding("php-fpm.service")],
+                           {"failed_unit"})
+
+        async def steps() -> None:
+            (down,) = await _until(lambda: _llm_said(gotify))
+            # down for longer still, each incident failing twice more: nothing more is said
+            failed = len(model.requests)
+            await _until(lambda: len(model.requests) >= failed + 4)
+            assert _llm_said(gotify) == [down]
+            up.set()
+            await _until(lambda: len(_llm_said(gotify)) == 2)
+            # both answered again and again (then escalated: no proposal), no third message
+            await _until(lambda: all(i.diagnosis for i in store.incidents()))
+
+        asyncio.run(Daemon(settings, store).run(steps))
+    down, back = _llm_said(gotify)
+    assert down["title"] == "[hal] hal: the LLM does not answer: 2 incident(s) wait"
+    assert down["priority"] == 8
+    body = down["message"]
+    assert f"The LLM at http://llm:[redacted]@127.0.0.1:{model.url.rsplit(':', 1)[1]}/?key=****" \
+        " has not answered investigations since " in body
+    assert "Last error: LLMServerError: " in body and "502" in body
+    assert body.endswith("Next: ai-sysadmin llm status")
+    assert PASSWORD not in str(gotify.accepted) and KEY not in str(gotify.accepted)
+    with store.db.transaction() as conn:
+        (event,) = [e for e in Outbox.events(conn, ("sent",)) if e.kind == "llm_down"]
+    # not before the threshold: half a second of failures since the first
+    assert _failures(store)[0] <= event.facts["since"] <= event.at - 0.5
+    assert back["title"] == "[hal] hal: the LLM answers again" and back["priority"] == 2
+    assert "answers again" in back["message"] and "Next: hal-issues list" in back["message"]
+    assert len(_llm_said(gotify)) == 2
+
+
+def test_a_short_outage_or_a_slow_answer_tells_nobody(tmp_path: Path) -> None:
+    # a proxy's 502 twice, then an answer that takes twice the threshold: slow, not down
+    with GotifyServer(TOKEN) as gotify, ScriptedModel(
+            [http_error(502, "bad gateway"), http_error(502, "bad gateway"),
+             delay(1.0, NOTHING)], then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, down_after=0.5)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [_finding("nginx.service")],
+                                            {"failed_unit"}).opened
+
+        async def steps() -> None:
+            # three answers without a proposal: escalated, a message a person gets
+            await _until(lambda: any("needs a person" in t for t in gotify.titles()))
+
+        asyncio.run(Daemon(settings, store).run(steps))
+        assert len(model.requests) == 5
+    assert len(_failures(store)) == 2
+    assert _llm_said(gotify) == []
+    with store.db.transaction() as conn:
+        assert [e.kind for e in Outbox.events(conn, EVENT_STATES)
+                if e.kind.startswith("llm")] == []
+    assert store.get(incident_id).diagnosis == NOTHING.text
+
+
+def test_a_restart_in_an_outage_says_it_no_second_time_and_the_next_daemon_says_it_is_back(
+        tmp_path: Path) -> None:
+    up = threading.Event()
+    with GotifyServer(TOKEN) as gotify, ScriptedModel(
+            then=lambda _request: NOTHING if up.is_set() else http_error(502, "bad gateway")
+    ) as model:
+        settings = _settings(tmp_path, model, gotify, down_after=0.3)
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [_finding("nginx.service")], {"failed_unit"})
+
+        async def until_told() -> None:
+            await _until(lambda: _llm_said(gotify))
+
+        asyncio.run(Daemon(settings, store).run(until_told))
+
+        async def down_then_up() -> None:
+            # the new daemon sees the outage for longer than the threshold itself
+            started = time.time()
+            await _until(lambda: _failures(store)[-1] > started + 0.6)
+            up.set()
+            await _until(lambda: len(_llm_said(gotify)) == 2)
+            await _until(lambda: store.incidents()[0].diagnosis)
+
+        asyncio.run(Daemon(settings, store).run(down_then_up))
+    assert [m["title"] for m in _llm_said(gotify)] == [
+        "[hal] hal: the LLM does not answer: 1 incident(s) wait",
+        "[hal] hal: the LLM answers again"]
+
+
+def test_what_was_said_of_the_llm_outlives_pruning_and_reads_without_an_incident(
+        tmp_path: Path) -> None:
+    # a month's outage: pruning keeps its "down", or its "back" would never be said
+    store = IncidentStore(Database(tmp_path / "state.db"))
+    store.record_check("web1", [_finding("nginx.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_investigation(incident.id, None, "LLMUnavailable: connection refused",
+                               time.time() + 60)
+    facts = {"host": "hal", "since": time.time() - 3600, "url": "http://127.0.0.1:11434",
+             "error": "LLMUnavailable: connection refused\nNext: forged"}
+    assert store.tell_llm_down(facts, {"LLMUnavailable"})
+    assert store.tell_llm_down(facts, {"LLMUnavailable"})  # said already: once an outage
+    outbox = Outbox(store.db)
+    with store.db.transaction() as conn:
+        (down,) = [e for e in Outbox.events(conn, ("new",)) if e.kind == "llm_down"]
+        Outbox.mark(conn, [down.id], "sent")
+    message = render(down, "hal")
+    assert message.title == "[hal] hal: the LLM does not answer: 1 incident(s) wait"
+    # the server's error is one line: it cannot forge a command of its own
+    assert [line for line in message.body.splitlines() if line.startswith("Next:")] == [
+        "Next: ai-sysadmin llm status"]
+    assert "(for 60 min)" in message.body
+    outbox.prune(time.time() + 1)
+    assert store.tell_llm_back({"host": "hal", "url": "http://127.0.0.1:11434"})
+    with store.db.transaction() as conn:
+        (back,) = [e for e in Outbox.events(conn, ("new",)) if e.kind.startswith("llm")]
+    assert back.kind == "llm_back" and back.facts["since"] == facts["since"]
+    assert not store.tell_llm_back({"host": "hal", "url": "http://127.0.0.1:11434"})
