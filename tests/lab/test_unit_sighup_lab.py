@@ -33,6 +33,7 @@ def shipped_restart_settings() -> list[str]:
     text = render_units(find_templates(), "hal", {
         "program": str(BIN), "config": CONFIG, "user": "ai-sysadmin", "group": "ai-sysadmin",
         "state_dir": "/var/lib/hal-hup", "setpriv": setpriv, "read_write_paths": "-/tmp",
+        "worker_read_write_paths": "/var/lib/hal-hup",
     })["hal-ai.service"]
     return [line for line in text.splitlines() if line.startswith("Restart")]
 

@@ -213,7 +213,8 @@ def test_restarting_the_daemon_restarts_its_worker(installed: Sandbox) -> None:
     wait_for(lambda: show(sb, WORKER)["ActiveState"] == "active", "the worker to run again")
     assert show(sb, WORKER)["MainPID"] not in (before, "0")
     sb.exec(["systemctl", "stop", DAEMON], check=True)
-    assert show(sb, WORKER)["ActiveState"] == "inactive"
+    # the worker's stop, propagated by PartOf=, may still be under way when systemctl returns
+    wait_for(lambda: show(sb, WORKER)["ActiveState"] == "inactive", "the worker to stop")
 
 
 def test_a_broken_config_stops_both_units_instead_of_restarting_them(
