@@ -27,7 +27,9 @@ def test_every_section_collects_and_every_rule_judges(
     assert snapshot.host == "sdtest" and snapshot.systemd_running
     assert any(u.name == "systemd-journald.service" for u in snapshot.units or [])
     assert {m.target for m in snapshot.mounts or []} >= {"/", "/run", "/tmp"}
-    # judged against an earlier look, as every check after a checker's first is
+    # judged against a look runaway_min_seconds (a second at the least) earlier, as every
+    # interval check is once the checker has looked that long
+    earlier.taken_at -= max(lab_settings.thresholds.runaway_min_seconds, 1.0)
     _findings, judged = evaluate(RuleContext(snapshot, lab_settings.thresholds,
                                              previous=earlier))
     assert judged == set(RULES_BY_NAME)

@@ -15,7 +15,7 @@ import ai_sysadmin
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.setup_host import find_templates, render_units
-from tests.conftest import BIN
+from tests.conftest import BIN, hidden_in_the_lab
 
 pytestmark = pytest.mark.lab
 
@@ -57,7 +57,7 @@ def said(sb: Sandbox) -> str:
 def test_sighup_restarts_the_daemons_service_with_the_config_read_again() -> None:
     restart = shipped_restart_settings()
     assert "Restart=on-failure" in restart  # what would leave a clean stop stopped
-    with Sandbox() as sb:
+    with Sandbox(binds=hidden_in_the_lab()) as sb:  # a CI clone in /tmp
         sb.write_file(CONFIG, 'ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
                       "[agent]\ninvestigate = false\n")
         # the shipped unit's way of ending and starting again; the rest of it (setpriv, the

@@ -15,7 +15,7 @@ import pytest
 
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.safety.clean_script import clean_argv
-from tests.conftest import BIN
+from tests.conftest import BIN, hidden_in_the_lab
 
 pytestmark = pytest.mark.lab
 
@@ -33,14 +33,6 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.25)
-
-
-def hidden_in_the_lab() -> list[str]:
-    """This checkout and its venv, when they live where the lab has its own empty directories
-    (a CI clone in /tmp): shown to the lab read-only, at the same path."""
-    private = ("/tmp/", "/run/", "/dev/")
-    here = {Path(__file__).resolve().parents[2], Path(sys.prefix).resolve()}
-    return sorted(str(p) for p in here if str(p).startswith(private))
 
 
 def open_the_way_to(sb: Sandbox, program: Path) -> None:

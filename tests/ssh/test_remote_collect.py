@@ -77,6 +77,9 @@ def test_a_failed_unit_on_a_remote_host_is_detected_in_one_round_trip(
     # judged against an earlier look, as every check after a checker's first is
     later = collect(ssh, settings)
     assert ssh.calls == 2
+    # as every interval check is once the checker has looked runaway_min_seconds (a second
+    # at the least) long
+    snapshot.taken_at -= max(settings.thresholds.runaway_min_seconds, 1.0)
     findings, judged = evaluate(RuleContext(later, settings.thresholds, previous=snapshot))
     assert judged == set(RULES_BY_NAME)
     failed = [f for f in findings if f.rule == "failed_unit"]
