@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ai_sysadmin.config import Settings
@@ -16,6 +15,7 @@ from ai_sysadmin.llm.client import DirectLLM
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.investigator import DAY_SECONDS, Investigator
 from ai_sysadmin.store import Database, IncidentStore
+from tests.support.investigations import sweep_until
 from tests.support.scripted_model import ScriptedModel, call, delay, say
 
 FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
@@ -274,28 +274,15 @@ def test_an_llm_that_is_down_does_not_count_as_investigations(tmp_path: Path) ->
     def failures() -> int:
         return sum(e.kind == "investigation_failed" for e in store.get(incident_id).events)
 
-    async def retries(settings: Settings, done: Callable[[], bool]) -> None:
-        investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
-                                    lambda _: DirectLLM(make_backend(settings.llm)),
-                                    knowledge=KnowledgeRecall(settings))
-        stop = asyncio.Event()
-        sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
-        deadline = time.monotonic() + 30
-        while not done():
-            assert time.monotonic() < deadline, store.get(incident_id).events
-            await asyncio.sleep(0.02)
-        stop.set()
-        await sweeping
-        await investigator.close()
-
-    asyncio.run(retries(down, lambda: failures() >= 5))
+    asyncio.run(sweep_until(down, store, incident_id, lambda: failures() >= 5))
     incident = store.get(incident_id)
     assert not [e for e in incident.events if e.kind == "escalated"]
     assert "LLMUnavailable" in (incident.investigation_error or "")
     assert [i.id for i in store.investigation_due(time.time() + 3600)] == [incident_id]
     with ScriptedModel([say("DIAGNOSIS: nginx.service failed.")]) as model:
         up = down.model_copy(update={"llm": down.llm.model_copy(update={"url": model.url})})
-        asyncio.run(retries(up, lambda: store.get(incident_id).diagnosis is not None))
+        asyncio.run(sweep_until(up, store, incident_id,
+                                lambda: store.get(incident_id).diagnosis is not None))
     assert store.get(incident_id).diagnosis == "DIAGNOSIS: nginx.service failed."
 
 

@@ -19,6 +19,7 @@ from ai_sysadmin.notify.message import render
 from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import Outbox
+from tests.support.investigations import sweep_until
 from tests.support.scripted_model import (
     ScriptedModel,
     call,
@@ -34,22 +35,7 @@ FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
 def _sweep(settings: Settings, store: IncidentStore, incident_id: int,
            done: Callable[[], bool]) -> None:
     """The daemon's retry loop, until ``done``."""
-
-    async def go() -> None:
-        investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
-                                    lambda _: DirectLLM(make_backend(settings.llm)),
-                                    knowledge=KnowledgeRecall(settings))
-        stop = asyncio.Event()
-        sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
-        deadline = time.monotonic() + 30
-        while not done():
-            assert time.monotonic() < deadline, store.get(incident_id).events
-            await asyncio.sleep(0.02)
-        stop.set()
-        await sweeping
-        await investigator.close()
-
-    asyncio.run(go())
+    asyncio.run(sweep_until(settings, store, incident_id, done))
 
 
 def _settings(tmp_path: Path, url: str, backoff: float = 0.001) -> Settings:

@@ -1,0 +1,35 @@
+"""The daemon's investigation retry loop, run against a scripted model until a test's
+condition holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.llm.backends import make_backend
+from ai_sysadmin.llm.client import DirectLLM
+from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.store import IncidentStore
+
+
+async def sweep_until(settings: Settings, store: IncidentStore, incident_id: int,
+                      done: Callable[[], bool], timeout: float = 30) -> None:
+    """Retry sweeps every 20 ms of web1's incidents (its transport never used: these
+    investigations only talk), until ``done``; the incident's history is the failure's text."""
+    investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
+                                lambda _: DirectLLM(make_backend(settings.llm)),
+                                knowledge=KnowledgeRecall(settings))
+    stop = asyncio.Event()
+    sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
+    deadline = time.monotonic() + timeout
+    try:
+        while not done():
+            assert time.monotonic() < deadline, store.get(incident_id).events
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await sweeping
+        await investigator.close()
