@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BIN
 
 
@@ -21,7 +23,14 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_run_checks_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stop", "returncode"), [(signal.SIGTERM, 0),
+                                                  (signal.SIGHUP, -signal.SIGHUP)])
+def test_run_checks_then_stops_cleanly_on_a_stop_signal(
+        tmp_path: Path, stop: signal.Signals, returncode: int) -> None:
+    """SIGTERM ends it with exit 0. SIGHUP (``systemctl kill -s HUP``, a conventional reload)
+    ends it as cleanly, then by SIGHUP itself, which the units restart
+    (RestartForceExitStatus=SIGHUP) with the config read again: an exit 0 there would be left
+    stopped by Restart=on-failure."""
     config = tmp_path / "config.toml"
     config.write_text('ai_name = "hal"\ncheck_interval = 3600\n')
     state = tmp_path / "state"
@@ -31,13 +40,15 @@ def test_run_checks_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     log = state / "logs" / "orchestrator.jsonl"
     try:
         _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30, "the first check")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         _, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == returncode, err
     assert "[hal] service info: hal stopped cleanly" in err
+    if stop == signal.SIGHUP:
+        assert err.splitlines()[-1] == "stopped by SIGHUP"
     record = json.loads(log.read_text().splitlines()[0])
     assert record["name"] == "hal" and record["msg"].startswith("checked ")
 
@@ -86,26 +97,3 @@ def test_a_second_daemon_on_the_same_state_is_refused_and_the_first_runs_on(
                 proc.kill()
                 proc.wait()
 
-
-def test_sighup_stops_the_daemon_cleanly_and_ends_it_by_that_signal(tmp_path: Path) -> None:
-    """SIGHUP (``systemctl kill -s HUP``, a conventional reload) ends the daemon as SIGTERM
-    does, then by SIGHUP itself, which the units restart (RestartForceExitStatus=SIGHUP) with
-    the config read again; it ended with exit 0, which Restart=on-failure leaves stopped."""
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
-                      "[agent]\ninvestigate = false\n")
-    state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
-    proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    log = state / "logs" / "orchestrator.jsonl"
-    try:
-        _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30, "the first check")
-        proc.send_signal(signal.SIGHUP)
-        _, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGHUP, err
-    assert "[hal] service info: hal stopped cleanly" in err
-    assert err.splitlines()[-1] == "stopped by SIGHUP"
