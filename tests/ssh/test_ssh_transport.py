@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import subprocess
@@ -226,6 +227,39 @@ def test_unknown_host_refused_unless_trust_on_first_use(
     # from now on the recorded key is simply trusted
     strict = SshTransport(host.target(known_hosts))
     assert run(_using(strict, strict.run(["echo", "again"]))).stdout == "again\n"
+
+
+def test_a_stray_line_in_known_hosts_is_skipped_as_ssh_skips_it(
+    ssh_hosts: Hosts, known_hosts: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One host name alone on a line (a half-deleted entry), a comment in Latin-1 and a
+    misspelt marker: ssh ignores them, and so must every check of every host."""
+    host = ssh_hosts.alpha
+    known_hosts.write_bytes(b"oldhost.example.com\n# caf\xe9 in the basement\n"
+                            + host.known_hosts_line.encode()
+                            + b"@cert-authorty *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1\n")
+    ssh = SshTransport(host.target(known_hosts), name="alpha")
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin.service"):
+        assert run(_using(ssh, ssh.run(["echo", "ok"]))).stdout == "ok\n"
+    said = [r.getMessage() for r in caplog.records if str(known_hosts) in r.getMessage()]
+    # the file and the lines, never a key
+    assert said == [f"{known_hosts}: skipped line(s) 1, 4: not a known_hosts entry"]
+
+    # the key check itself is as strict as ever: the stray lines trust nothing
+    known_hosts.write_text("oldhost.example.com\n")
+    with pytest.raises(HostKeyError, match="alpha: unknown host key for"):
+        run(_using(ssh, ssh.run(["true"])))
+
+
+def test_a_key_file_under_an_unknown_home_is_the_hosts_error(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts),
+                                   key_files=("~no-such-user-aisa/.ssh/id_ed25519",)),
+                       name="alpha")
+    with pytest.raises(TransportError, match="alpha: invalid SSH settings: .*home directory"):
+        run(_using(ssh, ssh.run(["true"])))
 
 
 def test_jump_host_from_an_ssh_config_file(

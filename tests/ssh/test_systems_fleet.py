@@ -12,6 +12,8 @@ from tests.conftest import BIN
 
 from .conftest import Hosts
 
+SRC = Path(__file__).resolve().parents[2] / "src"
+
 
 def test_added_hosts_are_checked_at_once_and_listed_with_reachability(
     ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
@@ -58,3 +60,33 @@ def test_added_hosts_are_checked_at_once_and_listed_with_reachability(
     assert [f["rule"] for f in json.loads(gone_check.stdout)["findings"]] == ["host_unreachable"]
     unknown = hal("nope", tool="check")
     assert unknown.returncode == 2 and "nope is not a managed host" in unknown.stderr
+
+
+def test_a_stray_line_in_known_hosts_leaves_every_command_working(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    """A host name alone on a line and a Latin-1 comment, in the file every host's key is
+    looked up in: ssh skips them; `systems add`, `check` and `refresh` answer as ever."""
+    alpha = ssh_hosts.alpha
+    known_hosts.write_bytes(b"oldhost.example.com\n# caf\xe9\n" + alpha.known_hosts_line.encode())
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'ai_name = "hal"\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{alpha.client.private}"]\n'
+        'user = "root"\nuse_ssh_config = false\nconnect_timeout = 3\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "PYTHONPATH": str(SRC),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")}
+
+    def hal(*args: str, tool: str = "systems") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), tool, *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    added = hal("add", alpha.address, "--name", "alpha")
+    assert added.returncode == 0 and "Traceback" not in added.stderr, added.stderr
+    checked = hal("alpha", "--json", tool="check")
+    assert checked.returncode in (0, 1), checked.stderr
+    assert json.loads(checked.stdout)["errors"] == {}
+    refreshed = hal("refresh", "--json")
+    assert refreshed.returncode == 0, refreshed.stderr
+    by_name = {r["name"]: r for r in json.loads(refreshed.stdout)}
+    assert by_name["alpha"]["reachable"] is True and not by_name["alpha"]["errors"]

@@ -135,9 +135,18 @@ async def _sweep(runtime: Runtime, checkers: list[HostChecker]) -> list[CheckRep
     """Every checker at once (they share ``check_concurrency``); then close the connections
     (the runtime's transports, which the checkers use), which belong to this event loop."""
     try:
-        return list(await asyncio.gather(*(c.check("cli") for c in checkers)))
+        # every check ends before the connections close: one that raised would otherwise
+        # leave the others running into the loop's end, which can wait on them for ever
+        reports = await asyncio.gather(*(c.check("cli") for c in checkers),
+                                       return_exceptions=True)
     finally:
         await runtime.close()
+    done: list[CheckReport] = []
+    for report in reports:
+        if isinstance(report, BaseException):
+            raise report
+        done.append(report)
+    return done
 
 
 def _print_report(report: CheckReport) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,6 +16,9 @@ from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
 from .context import AppState, banner, cell, err, out, print_json, state
+
+if TYPE_CHECKING:
+    from ..orchestrator.checker import CheckReport
 
 app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh.")
 
@@ -243,7 +246,7 @@ def refresh(
     """Check the managed hosts now, all at once. Exit code: 0 every host ran the check, 1 a
     host did not answer, 2 none of that but a host answered and ran none of the check's
     commands (sudo wants a password, a nologin shell: said why), or an error."""
-    from .check import fleet_exit_code, refused_reason, unreachable_reason
+    from .check import fleet_exit_code
 
     app_state = state(ctx)
     runtime = app_state.runtime(consumer="check")
@@ -253,24 +256,44 @@ def refresh(
 
     async def sweep() -> list[dict[str, Any]]:
         try:
-            reports = await asyncio.gather(*(c.check("refresh") for c in checkers))
+            # every check ends before the connections close: one that raises neither hides
+            # the other hosts' results nor leaves their checks running into the loop's end
+            reports = await asyncio.gather(*(c.check("refresh") for c in checkers),
+                                           return_exceptions=True)
         finally:
             await runtime.close()
-        return [{"name": r.host, "findings": len(r.findings),
-                 "reachable": unreachable_reason(r) is None, "refused": refused_reason(r),
-                 "errors": r.errors} for r in reports]
+        return [_refreshed(c.host, r) for c, r in zip(checkers, reports, strict=True)]
 
     results = asyncio.run(sweep())
     # a host that cannot be reached, or runs nothing, fails the command, so a script or a
-    # timer notices; findings are `check`'s to report
-    code = fleet_exit_code([1 if not r["reachable"] else 2 if r["refused"] else 0
+    # timer notices; findings are `check`'s to report. A check that failed judged nothing.
+    code = fleet_exit_code([1 if r["reachable"] is False else
+                            2 if r["refused"] or r["reachable"] is None else 0
                             for r in results])
     if as_json:
         print_json(results)
         raise typer.Exit(code)
     for r in results:
-        state_text = ("unreachable" if not r["reachable"] else
+        state_text = (f"the check failed: {r['errors']['check']}" if r["reachable"] is None
+                      else "unreachable" if not r["reachable"] else
                       f"refused the check: {r['refused']}" if r["refused"] else
                       f"{r['findings']} finding(s)")
         out.print(f"{r['name']}: {state_text}")
     raise typer.Exit(code)
+
+
+def _refreshed(host: str, report: CheckReport | BaseException) -> dict[str, Any]:
+    """One host's line of ``refresh``; a check that raised is that host's error, with
+    reachability not known (None)."""
+    from .check import refused_reason, unreachable_reason
+
+    if not isinstance(report, BaseException):
+        return {"name": report.host, "findings": len(report.findings),
+                "reachable": unreachable_reason(report) is None,
+                "refused": refused_reason(report), "errors": report.errors}
+    if not isinstance(report, Exception):  # an interrupt: the command ends with it
+        raise report
+    why = str(report) if isinstance(report, AiSysadminError) else \
+        f"{type(report).__name__}: {report}"
+    return {"name": host, "findings": 0, "reachable": None, "refused": None,
+            "errors": {"check": why}}

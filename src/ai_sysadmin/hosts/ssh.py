@@ -67,8 +67,9 @@ _SAID_KEEP = 4096
 _SAID_MAX = 300
 
 
-#: what asyncssh raises for settings it cannot use (a bad key file, an unknown cipher)
-_INVALID_SETTINGS = (OSError, ValueError, asyncssh.Error)
+#: what asyncssh raises for settings it cannot use (a bad key file, an unknown cipher), and
+#: pathlib for a file under the home of no such user (``~nobody-here/id_ed25519``)
+_INVALID_SETTINGS = (OSError, ValueError, RuntimeError, asyncssh.Error)
 
 
 class _LoopState:
@@ -296,7 +297,7 @@ class SshTransport(Transport):
         target = self.target
         jump = target.jump
         if jump is None and target.ssh_config:
-            configured = self._options(self._kwargs(target, tunnel=())).tunnel
+            configured = self._options(target, tunnel=()).tunnel
             jump = configured if isinstance(configured, str) else None
         hops: list[SshTarget] = []
         if isinstance(jump, SshTarget):
@@ -326,10 +327,10 @@ class SshTransport(Transport):
             kwargs["client_keys"] = [str(Path(k).expanduser()) for k in target.key_files]
         return kwargs
 
-    def _options(self, kwargs: dict[str, Any]) -> asyncssh.SSHClientConnectionOptions:
+    def _options(self, target: SshTarget, tunnel: Any) -> asyncssh.SSHClientConnectionOptions:
         """The settings as asyncssh resolves them with the config file (Hostname, Port, ...)."""
         try:
-            return asyncssh.SSHClientConnectionOptions(**kwargs)
+            return asyncssh.SSHClientConnectionOptions(**self._kwargs(target, tunnel))
         except _INVALID_SETTINGS as exc:
             raise self._invalid(exc) from exc
 
@@ -357,8 +358,8 @@ class SshTransport(Transport):
         self, hop: Hop, tunnel: asyncssh.SSHClientConnection | None
     ) -> tuple[dict[str, Any], _Resolved]:
         """asyncssh.connect's arguments for one hop, and what they resolve to."""
-        kwargs = self._kwargs(hop.target, tunnel)
         try:
+            kwargs = self._kwargs(hop.target, tunnel)
             options = await self._resolve(hop.target, kwargs)
         except _INVALID_SETTINGS as exc:
             raise self._invalid(exc) from exc

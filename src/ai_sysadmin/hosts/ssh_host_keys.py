@@ -21,25 +21,49 @@ class HostKeyError(TransportError):
     """The host's key is not the one recorded for it, or is not known and may not be trusted."""
 
 
-def known_hosts_text(paths: list[Path]) -> str:
+#: the line numbers a warning about a file's skipped lines names; more are counted
+_SKIPPED_NAMED = 10
+
+
+def known_hosts_text(paths: list[Path]) -> tuple[tuple[str, str], ...]:
+    """Each file's name and text; an absent file is left out. Bytes that are not UTF-8 (a
+    Latin-1 comment) are replaced: ssh reads such a file, and a key is ASCII anyway."""
     texts = []
     for path in paths:
         try:
-            texts.append(path.read_text(encoding="utf-8"))
+            texts.append((str(path), path.read_text(encoding="utf-8", errors="replace")))
         except FileNotFoundError:
             continue
         except OSError as exc:
             raise TransportError(
                 f"cannot read the known_hosts file {path}: {exc.strerror}"
             ) from exc
-    return "\n".join(texts)
+    return tuple(texts)
 
 
 @functools.lru_cache(maxsize=8)
-def parsed_known_hosts(text: str) -> asyncssh.SSHKnownHosts:
+def parsed_known_hosts(files: tuple[tuple[str, str], ...]) -> asyncssh.SSHKnownHosts:
     """Parsed once per content: a fleet's connects share one file of a line per host, and
-    parsing it for each host costs O(hosts^2) key decodes. A changed file is new content."""
-    return asyncssh.import_known_hosts(text)
+    parsing it for each host costs O(hosts^2) key decodes. A changed file is new content.
+
+    A line that is no entry (a host name alone, a broken hash) is skipped, as ssh skips it,
+    with one warning a file that names the lines: one stray line, maybe in the global file
+    nobody here edits, must not leave every host unchecked. The warning never quotes a line."""
+    known = asyncssh.SSHKnownHosts()
+    for name, text in files:
+        skipped = []
+        for number, line in enumerate(text.split("\n"), 1):
+            try:
+                known.load(line)
+            except ValueError:
+                skipped.append(number)
+        if skipped:
+            named = ", ".join(map(str, skipped[:_SKIPPED_NAMED]))
+            more = len(skipped) - _SKIPPED_NAMED
+            log.warning("%s: skipped line(s) %s%s: not a known_hosts entry", name, named,
+                        f" and {more} more" if more > 0 else "",
+                        extra={"event": "known_hosts_skipped"})
+    return known
 
 
 def host_pattern(host: str, port: int) -> str:
