@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ai_sysadmin.errors import TransportError
+from ai_sysadmin.aio import within
+from ai_sysadmin.errors import CommandTimeout, TransportError
 from ai_sysadmin.hosts.ssh import HostKeyError, SshTarget, SshTransport
 
 from .conftest import Hosts, LabHost, wait_until
@@ -135,6 +138,48 @@ def test_command_timeout_kills_the_remote_command(ssh_hosts: Hosts, known_hosts:
     elapsed = run(_using(ssh, scenario()))
     assert elapsed < 3
     wait_until(lambda: not remote_sleeps(), "the remote sleep killed", timeout=5)
+
+
+def test_a_frozen_host_times_out_a_command_and_is_connected_afresh_after(
+    ssh_hosts: Hosts, known_hosts: Path
+) -> None:
+    """A host that froze (or a partition that sends no reset) on an open connection: the
+    session is never opened, and only the keepalive would notice, minutes later. A command
+    and a check script still end at their timeout; once the host answers again, the next
+    command connects afresh instead of waiting on the dead connection."""
+    host = ssh_hosts.beta
+    kh = host.write_known_hosts(known_hosts)
+    command = SshTransport(host.target(kh), name="beta")
+    check = SshTransport(host.target(kh), name="beta")
+    frozen: list[int] = []
+
+    async def scenario() -> None:
+        assert (await command.run(["true"])).ok
+        assert (await check.run(["true"])).ok  # connected, its check shell not started yet
+        frozen.extend(host.session_pids())  # sshd's process of each connection
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        # 30 s: far below the keepalive's 90 s, far above the 2 s asked
+        ran, checked = await within(asyncio.gather(
+            command.run(["echo", "x"], timeout=2), check.run_script("echo", "done", 2),
+            return_exceptions=True), 30)
+        assert isinstance(ran, CommandTimeout), ran
+        assert str(ran).startswith("beta: 'echo x' timed out after 2 s")
+        assert isinstance(checked, CommandTimeout), checked
+        assert str(checked).startswith("beta: the check script timed out after 2 s")
+        assert time.monotonic() - started < 30
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        assert (await command.run(["echo", "again"])).stdout == "again\n"
+        assert command.connects == 2
+
+    try:
+        run(_using(command, _using(check, scenario())))
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def test_an_unreachable_host_does_not_slow_the_others(

@@ -15,10 +15,10 @@ import logging
 import re
 import shlex
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -44,6 +44,8 @@ from .transport import (
 )
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
+
+T = TypeVar("T")
 
 #: a failed TCP connect, as a person says it
 _CONNECT_FAILURES = {
@@ -492,8 +494,10 @@ class SshTransport(Transport):
 
     async def _open(
         self, state: _LoopState, cmd: tuple[str, ...], timeout: float | None = None
-    ) -> asyncssh.SSHClientProcess:
-        """A remote process for ``cmd``; a connection found dead is reopened once."""
+    ) -> tuple[asyncssh.SSHClientProcess, float | None]:
+        """A remote process for ``cmd`` and what is left of ``timeout``, which its session's
+        opening counts against (the connect has a limit of its own); a connection found dead
+        is reopened once."""
         for attempt in (1, 2):
             conn = await self._connection(state)
             remote = self._remote_argv(cmd, state.remote_root)
@@ -503,10 +507,12 @@ class SshTransport(Transport):
             # sh, whatever the login shell is, sets the locale and is replaced by the
             # command (exec): the same process tree, one more exec
             command = shlex.join(("sh", "-c", f'{C_LOCALE}; exec "$@"', "sh", *remote))
+            asked = time.monotonic()
             try:
-                return await conn.create_process(
+                proc = await self._bounded(state, conn, conn.create_process(
                     command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"
-                )
+                ), timeout, f"{self.host}: {' '.join(cmd)!r}")
+                return proc, None if timeout is None else timeout - (time.monotonic() - asked)
             except (asyncssh.ChannelOpenError, asyncssh.DisconnectError,
                     asyncssh.ConnectionLost, BrokenPipeError, ConnectionError) as exc:
                 # the command did not start: it is safe to try again on a fresh connection
@@ -519,6 +525,22 @@ class SshTransport(Transport):
                     if state.conns and state.conns[-1] is conn:
                         await self._close_state(state)
         raise AssertionError("unreachable")
+
+    async def _bounded(self, state: _LoopState, conn: asyncssh.SSHClientConnection,
+                       opening: Awaitable[T], timeout: float | None, what: str) -> T:
+        """A session's opening within the command's time: a host that froze, or a partition
+        that sent no reset, never answers it, and the keepalive notices only minutes later.
+        Unanswered, the connection is dropped: the next command connects afresh."""
+        if timeout is None:
+            return await opening
+        try:
+            return await within(opening, timeout)
+        except TimeoutError:
+            async with state.lock:
+                if state.conns and state.conns[-1] is conn:
+                    await self._close_state(state)
+            raise CommandTimeout(f"{what} timed out after {timeout:g} s: the host did not "
+                                 f"open an SSH session") from None
 
     async def _kill(self, proc: asyncssh.SSHClientProcess) -> None:
         # sshd signals the session's process group, except for root logins (no privilege
@@ -536,9 +558,10 @@ class SshTransport(Transport):
         state = self._loop_state()
         async with state.slots:
             started = time.monotonic()
-            proc = await self._open(state, cmd, timeout)
+            proc, left = await self._open(state, cmd, timeout)
+            assert left is not None
             try:
-                out, err = await within(communicate(proc), timeout)
+                out, err = await within(communicate(proc), left)
             except TimeoutError:
                 await self._kill(proc)
                 raise CommandTimeout(
@@ -641,9 +664,9 @@ class SshTransport(Transport):
         async with state.shell_lock:
             started = time.monotonic()
             for attempt in (1, 2):
-                shell, fresh = await self._shell(state, argv)
+                shell, fresh, left = await self._shell(state, argv, timeout)
                 try:
-                    out, err = await within(shell.run(script, done), timeout)
+                    out, err = await within(shell.run(script, done), left)
                     break
                 except TimeoutError:
                     await self._drop_shell(state)
@@ -670,22 +693,26 @@ class SshTransport(Transport):
             state.ran = True
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
 
-    async def _shell(self, state: _LoopState, argv: tuple[str, ...]) -> tuple[_Shell, bool]:
-        """The connection's shell, and whether it was started for this call."""
+    async def _shell(self, state: _LoopState, argv: tuple[str, ...],
+                     timeout: float) -> tuple[_Shell, bool, float]:
+        """The connection's shell, whether it was started for this call, and what is left
+        of ``timeout``, which starting it counts against."""
         conn = await self._connection(state)
         shell = state.shell
         if shell is not None and state.shell_conn is conn and shell.alive:
-            return shell, False
+            return shell, False, timeout
         await self._drop_shell(state)
         remote = shlex.join(self._remote_argv(argv, state.remote_root))
+        asked = time.monotonic()
         try:
-            _, shell = await conn.create_session(_Shell, remote, encoding="utf-8",
-                                                 errors="replace")
+            _, shell = await self._bounded(state, conn, conn.create_session(
+                _Shell, remote, encoding="utf-8", errors="replace"), timeout,
+                f"{self.host}: the check script")
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{self.host}: no SSH session for the check script: {exc}"
                                  ) from exc
         state.shell, state.shell_conn = shell, conn
-        return shell, True
+        return shell, True, timeout - (time.monotonic() - asked)
 
     async def _drop_shell(self, state: _LoopState) -> None:
         shell, state.shell, state.shell_conn = state.shell, None, None
@@ -714,7 +741,7 @@ class SshTransport(Transport):
         state = self._loop_state()
         # not one of the command slots: a stream holds its session for as long as it is
         # followed, and with ``ssh.concurrency = 1`` no command would ever run again
-        proc = await self._open(state, cmd)
+        proc, _ = await self._open(state, cmd)
         try:
             while True:
                 line = await proc.stdout.readline()
