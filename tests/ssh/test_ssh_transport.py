@@ -341,6 +341,31 @@ def test_explicit_jump_host(ssh_hosts: Hosts, known_hosts: Path) -> None:
     assert run(_using(ssh, ssh.run(["echo", "via"]))).stdout == "via\n"
 
 
+def test_a_jump_host_written_as_an_ssh_uri(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    """``ProxyJump ssh://root@host:22``, as ssh_config(5) allows: the login is root's, not
+    a user called "ssh://root"; a port that is no port names the jump host, no traceback."""
+    jump, inner = ssh_hosts.jump, ssh_hosts.inner
+    kh = inner.write_known_hosts(known_hosts, jump)
+    config = tmp_path / "ssh_config"
+
+    def through(proxy_jump: str) -> SshTransport:
+        config.write_text(f"Host inner-box\n  Hostname {inner.address}\n  User root\n"
+                          f"  IdentityFile {inner.client.private}\n  ProxyJump {proxy_jump}\n")
+        return SshTransport(SshTarget(host="inner-box", ssh_config=config, known_hosts=kh,
+                                      key_files=(str(inner.client.private),),
+                                      connect_timeout=5.0), name="inner-box")
+
+    ssh = through(f"ssh://root@{jump.address}:22")
+    addresses = run(_using(ssh, ssh.run(["ip", "-o", "-4", "addr", "show"]))).stdout
+    assert inner.address in addresses  # it ran on the host behind the jump host
+    ssh = through(f"root@{jump.address}:22x")
+    with pytest.raises(TransportError, match=rf"^inner-box: invalid jump host "
+                       rf"'root@{re.escape(jump.address)}:22x': the port is not a number"):
+        run(_using(ssh, ssh.run(["true"])))
+
+
 @pytest.mark.lab
 def test_sudo_on_the_remote_side(lab_host: LabHost, known_hosts: Path) -> None:
     sb, host = lab_host.sandbox, lab_host.ssh

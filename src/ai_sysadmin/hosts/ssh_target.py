@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import asyncssh
 
@@ -77,27 +78,58 @@ class Hop:
     label: str  # how messages name it
 
 
+#: the scheme of a ProxyJump hop written as a URI (``ssh://admin@bastion:2222``)
+_SSH_URI = "ssh://"
+
+
 def parse_jump(spec: str, base: SshTarget) -> list[SshTarget]:
+    """The jump hosts of a ProxyJump value as ssh reads it: ``[user@]host[:port]`` or
+    ``ssh://[user@]host[:port]``, comma-separated for a chain visited in order; ``none``
+    (any case): no jump host. A hop that is none of these is a :class:`TransportError`."""
+    if spec.strip().lower() == "none":
+        return []
     hops = []
     for item in spec.split(","):
-        user, _, hostport = item.strip().rpartition("@")
-        host, port = hostport, None
-        if hostport.startswith("["):  # [v6addr]:port
-            host, _, rest = hostport[1:].partition("]")
-            port = int(rest[1:]) if rest.startswith(":") else None
-        elif hostport.count(":") == 1:
-            host, _, port_text = hostport.partition(":")
-            port = int(port_text)
+        user, host, port = _jump_hop(item.strip())
         if not host:
-            raise TransportError(f"{base.host}: invalid jump host {item!r}")
+            raise TransportError(f"{base.host}: invalid jump host {item.strip()!r}")
+        if port is not None and not (port.isascii() and port.isdigit()
+                                     and 0 < int(port) < 65536):
+            raise TransportError(f"{base.host}: invalid jump host {item.strip()!r}: the port "
+                                 f"is not a number from 1 to 65535")
         hops.append(SshTarget(
-            host=host, port=port, user=user or None, key_files=base.key_files,
-            known_hosts=base.known_hosts, global_known_hosts=base.global_known_hosts,
+            host=host, port=int(port) if port is not None else None, user=user or None,
+            key_files=base.key_files, known_hosts=base.known_hosts,
+            global_known_hosts=base.global_known_hosts,
             trust_on_first_use=base.trust_on_first_use,
             ssh_config=base.ssh_config, connect_timeout=base.connect_timeout,
             keepalive_interval=base.keepalive_interval,
         ))
     return hops
+
+
+def _jump_hop(item: str) -> tuple[str, str, str | None]:
+    """user, host and port (as written) of one hop: an empty user or host, no port (None)
+    where not given; no host where the hop is no URI ssh takes."""
+    if item.startswith(_SSH_URI):
+        # ssh's URI: the user ends at the first "@", may be %-encoded and carry ";params"
+        # (ignored, as ssh ignores them); no path but a lone "/"
+        rest = item[len(_SSH_URI):].removesuffix("/")
+        user, at, hostport = rest.partition("@")
+        if not at:
+            user, hostport = "", rest
+        user = unquote(user.partition(";")[0])
+        if "/" in rest or (at and not user):
+            return "", "", None
+    else:
+        user, _, hostport = item.rpartition("@")
+    host, port = hostport, None
+    if hostport.startswith("["):  # [v6addr]:port
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    return user, host, port
 
 
 #: what a key file's loading reads: the key, the certificate and the public key beside it
