@@ -383,7 +383,9 @@ def test_a_stop_while_a_fix_is_verified_keeps_what_ran_and_leaves_the_verdict_to
     said = dict(history(store, action.id))
     assert said["action.failed"].startswith("its commands ran; the verification was cut off")
     assert "escalated" not in said
-    assert store.get(incident_id).state == "open"  # the next checks resolve or reinvestigate
+    # the checks decide: the verification's first one may have seen the unit up (resolved)
+    # before the stop; a cut-off verification neither escalates the incident nor holds it
+    assert store.get(incident_id).state in ("open", "resolved")
 
 
 def test_an_os_specific_fix_approved_by_a_fresh_approve_runs(quick, store, host) -> None:
