@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Sequence
 
 from ..errors import TransportError
-from .transport import CommandResult, Transport
+from .transport import CommandResult, Transport, after_marker, new_marker
 
 #: uid/gid of nobody/nogroup on Debian, NixOS, Fedora and Arch, when the names do not resolve
 NOBODY = 65534
@@ -43,8 +43,16 @@ class ReaderTransport(Transport):
     async def _as_root(self, timeout: float) -> bool:
         if self.inner.runs_as_root is not None:
             return self.inner.runs_as_root
-        done = await self.inner.run(["id", "-u"], timeout)
-        return done.ok and done.stdout.strip() == "0"
+        marker = new_marker()
+        done = await self.inner.run(["sh", "-c", f"echo {marker}; id -u"], timeout)
+        uid = after_marker(done.stdout, marker) if done.ok else None
+        if uid is None or not uid.isdigit():
+            # fails closed: a uid not read is never taken for an ordinary user's, whose
+            # reads would then go unreduced
+            said = " ".join((done.stdout + " " + done.stderr).split())[-200:]
+            raise TransportError(f"{self.host}: cannot tell which user reads there (`id -u` "
+                                 f"exited {done.returncode}: {said!r}); not reading")
+        return uid == "0"
 
     async def _ids(self, timeout: float) -> tuple[str, str, list[str]]:
         """uid, gid and the gids of the reading groups that exist on this host."""

@@ -40,7 +40,9 @@ from .transport import (
     OutputTooLarge,
     Transport,
     _check_argv,
+    after_marker,
     communicate,
+    new_marker,
 )
 
 __all__ = ["HostKeyError", "SshTarget", "SshTransport"]
@@ -62,8 +64,6 @@ _CLOSE_WAIT = 2.0
 _REMOTE_GRACE = 1.0
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
-#: what a login shell that runs commands prints when asked to echo it
-_PROBE = "ai-sysadmin-runs-commands"
 #: how much of what a refusing host wrote is kept (characters), and quoted
 _SAID_KEEP = 4096
 _SAID_MAX = 300
@@ -450,11 +450,15 @@ class SshTransport(Transport):
 
     async def _is_root(self, conn: asyncssh.SSHClientConnection) -> bool:
         """Whether the remote user is root already: then sudo is not needed."""
+        marker = new_marker()
         try:
-            who = await conn.run("id -u", check=False, timeout=self.target.connect_timeout)
+            who = await conn.run(f"echo {marker}; id -u", check=False,
+                                 timeout=self.target.connect_timeout)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             raise TransportError(f"{self.host}: cannot run 'id -u' over SSH: {exc}") from exc
-        return str(who.stdout).strip() == "0"
+        # the login shell's rc files may print around it: the uid is the line after the
+        # marker; a uid not read is not root's, and sudo (which says why if it refuses) is used
+        return after_marker(str(who.stdout or ""), marker) == "0"
 
     async def _close_state(self, state: _LoopState) -> None:
         state.shell = state.shell_conn = None  # it goes with its connection
@@ -605,12 +609,14 @@ class SshTransport(Transport):
             if state.ran:  # another command's probe, or its success, said so meanwhile
                 return
             conn = await self._connection(state)
+            probe = new_marker()
             try:
-                done = await conn.run(f"echo {_PROBE}", check=False,
+                done = await conn.run(f"echo {probe}", check=False,
                                       timeout=self.target.connect_timeout)
             except (asyncssh.Error, OSError, TimeoutError) as exc:
                 raise TransportError(f"{self.host}: cannot run 'echo' over SSH: {exc}") from exc
-        if str(done.stdout or "").strip() != _PROBE:
+        # a shell whose rc files print around the echo runs commands all the same
+        if probe not in str(done.stdout or "").splitlines():
             raise self._refused(state, done.exit_status, str(done.stdout or ""),
                                 str(done.stderr or ""), under_sudo=False)
 

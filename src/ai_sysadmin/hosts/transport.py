@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -59,6 +60,22 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+
+def new_marker() -> str:
+    """A word no host can print unasked: what a command printed comes after it."""
+    return f"ai-sysadmin-{secrets.token_hex(8)}"
+
+
+def after_marker(text: str, marker: str) -> str | None:
+    """The line right after ``marker``'s own line; None where there is none. A login shell's
+    rc files may print before the command (a ~/.bashrc that echoes) and after it (a
+    ~/.bash_logout): only what follows the marker is the command's."""
+    lines = text.splitlines()
+    if marker not in lines:
+        return None
+    at = lines.index(marker) + 1
+    return lines[at].strip() if at < len(lines) else None
 
 
 def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:

@@ -1,0 +1,141 @@
+"""Accounts whose login shell prints before every command (a ~/.bashrc that echoes, which bash
+sources for sshd's commands too), over real SSH: the model still reads as the unprivileged
+identity on a root login, a root login still needs no sudo, and a shell that runs commands is
+not called one that refuses them."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.agent.context import ToolContext
+from ai_sysadmin.agent.tools import REGISTRY
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
+
+from .conftest import Account, ClientKey, NetLab, SshHost, accounts
+
+#: a second uid 0 (a "toor") and an ordinary user, both with bash and a .bashrc that talks
+USERS = (Account("loudroot", 0), Account("loud", 3201))
+BANNER = 'echo "Last backup: OK"\necho "have a nice day" >&2\n'
+
+
+@pytest.fixture(scope="module")
+def loud_host(client_key: ClientKey) -> Iterator[SshHost]:
+    top = Path(tempfile.mkdtemp(prefix="aisa-loud-"))
+    top.chmod(0o755)  # sshd reads authorized_keys as the user logging in
+    netlab = NetLab(top, client_key)
+    try:
+        ns, address = netlab.namespace()
+        homes = top / "home"
+        homes.mkdir()
+        setup = accounts(homes, USERS)
+        for user in USERS:
+            (homes / user.name / ".bashrc").write_text(BANNER)
+        yield netlab.sshd("loud", ns, [address], setup=setup)
+    finally:
+        netlab.close()
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _model_reads(host: SshHost, known_hosts: Path, tmp_path: Path) -> tuple[str, str]:
+    """What the model gets for `id -u` and for listing a directory only root may list, on
+    a login as loudroot whose user comes from ~/.ssh/config (as with `use_ssh_config`):
+    whether it is root, is asked of the host."""
+    kh = host.write_known_hosts(known_hosts)
+    assert host.log is not None
+    private = host.log.parent / "private"  # in a directory anyone may enter
+    private.mkdir(mode=0o700, exist_ok=True)
+    (private / "root-only-name-4711").touch()
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host web1\n  Hostname {host.address}\n  User loudroot\n"
+                      f"  IdentityFile {host.client.private}\n")
+    transport = SshTransport(SshTarget(host="web1", ssh_config=config, known_hosts=kh,
+                                       connect_timeout=5.0), name="web1")
+    ctx = ToolContext(Settings(ai_name="hal", state_dir=tmp_path / "state"),
+                      {"web1": transport}, "web1")
+
+    async def go() -> tuple[str, str]:
+        try:
+            who = await REGISTRY.call("run_readonly", {"argv": ["id", "-u"]}, ctx)
+            listed = await REGISTRY.call("run_readonly", {"argv": ["ls", str(private)]}, ctx)
+            return who.output, listed.output
+        finally:
+            await transport.close()
+
+    return asyncio.run(go())
+
+
+def test_the_model_reads_as_nobody_on_a_root_login_whose_shell_prints(
+    loud_host: SshHost, known_hosts: Path, tmp_path: Path
+) -> None:
+    who, listed = _model_reads(loud_host, known_hosts, tmp_path)
+    assert "65534" in who.split() and "0" not in who.split(), who
+    assert "Permission denied" in listed and "root-only-name" not in listed
+
+
+def test_a_host_whose_uid_cannot_be_read_is_not_read_at_all(
+    client_key: ClientKey, known_hosts: Path, tmp_path: Path
+) -> None:
+    """An `id` that answers no number (replaced, broken): the model reads nothing there,
+    rather than read as whoever the login is."""
+    top = Path(tempfile.mkdtemp(prefix="aisa-noid-"))
+    top.chmod(0o755)
+    netlab = NetLab(top, client_key)
+    try:
+        ns, address = netlab.namespace()
+        homes = top / "home"
+        homes.mkdir()
+        fake_id = top / "id"
+        fake_id.write_text("#!/bin/sh\necho 'id: cannot find name for user ID 0'\n")
+        fake_id.chmod(0o755)
+        setup = accounts(homes, USERS) + f"mount --bind {fake_id} /usr/bin/id && "
+        host = netlab.sshd("noid", ns, [address], setup=setup)
+        who, listed = _model_reads(host, known_hosts, tmp_path)
+    finally:
+        netlab.close()
+        shutil.rmtree(top, ignore_errors=True)
+    for answer in (who, listed):
+        assert "web1: cannot tell which user reads there" in answer, answer
+    assert "root-only-name" not in listed
+
+
+def test_a_root_login_whose_shell_prints_needs_no_sudo(
+    loud_host: SshHost, known_hosts: Path
+) -> None:
+    kh = loud_host.write_known_hosts(known_hosts)
+    as_root = SshTransport(loud_host.target(kh, user="loudroot", sudo=True), name="web1")
+
+    async def go() -> tuple[str, tuple[str, ...]]:
+        try:
+            done = await as_root.run(["id", "-u"])
+            return done.stdout, as_root.wrap(("systemctl", "restart", "nginx.service"))
+        finally:
+            await as_root.close()
+
+    out, wrapped = asyncio.run(go())
+    assert out.splitlines()[-1] == "0"
+    assert wrapped == ("systemctl", "restart", "nginx.service")
+
+
+@pytest.mark.parametrize("user", [u.name for u in USERS])
+def test_a_shell_that_prints_and_runs_commands_is_not_called_refusing(
+    loud_host: SshHost, known_hosts: Path, user: str
+) -> None:
+    kh = loud_host.write_known_hosts(known_hosts)
+    transport = SshTransport(loud_host.target(kh, user=user), name="web1")
+
+    async def go() -> int:
+        try:
+            # the connection's first command fails (an inactive unit's exit 3): its own
+            # answer, not the login shell refusing
+            return (await transport.run(["sh", "-c", "exit 3"])).returncode
+        finally:
+            await transport.close()
+
+    assert asyncio.run(go()) == 3
