@@ -318,6 +318,13 @@ class SshTransport(Transport):
             "keepalive_interval": target.keepalive_interval,
             # never None: that would turn host key checking off
             "known_hosts": parsed_known_hosts(known_hosts_text(target.known_hosts_files)),
+            # where and as whom come from the config file, never how a session runs: a
+            # RequestTTY there would merge stderr into stdout and end lines with CRLF, and a
+            # ForwardAgent or ForwardX11Trusted would hand the operator's agent or display to
+            # every managed host, whose root could use them against the rest of the fleet
+            "request_pty": False,
+            "agent_forwarding": False,
+            "x11_forwarding": False,
         }
         if target.ciphers:
             kwargs["encryption_algs"] = target.ciphers
