@@ -392,7 +392,10 @@ class RemoteSystem(_Section):
     user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     key_file: Path | None = Field(None, description="Private key for this host.")
-    sudo: bool = Field(False, description="Prefix remediation with sudo on the remote side.")
+    sudo: bool = Field(False, description=(
+        "Run fixes as `sudo -n --` on the host (the login user needs exactly the rules of "
+        "`policy sudoers --user USER`); checks and the model's reads run as the login user, "
+        "never under sudo."))
 
 
 class SshSettings(_Section):

@@ -34,8 +34,8 @@ class CommandTimeout(TransportError):
 
 class CommandRefused(TransportError):
     """The host answered and took the login, but would not run what it was sent: the account's
-    login shell is no shell (nologin, /bin/false), or sudo wants a password. Not a host that
-    cannot be reached: its words say what to change there.
+    login shell is no shell (nologin, /bin/false), or sudo wants a password for a fix. Not a
+    host that cannot be reached: its words say what to change there.
 
     ``status`` is the exit status it ended with; ``said``, its own words (one line, bounded:
     host text).

@@ -94,3 +94,46 @@ def test_an_unreachable_host_leaves_the_action_approvable(
     history = [e for e in store.audit_log(50) if e["subject"] == f"action:{action_id}"]
     assert [e["action"] for e in history][-2:] == ["action.approved", "action.pending"]
     assert "nothing ran" in history[-1]["detail"] and "approved again" in history[-1]["detail"]
+
+
+def test_a_sudo_host_is_checked_and_fixed_with_exactly_the_printed_drop_in(
+    lab_host: LabHost, known_hosts: Path, tmp_path: Path
+) -> None:
+    """``sudo = true`` with the drop-in `policy sudoers --user ops` prints (the fixes, never
+    a shell): the check runs as ops without sudo, and an approved restart runs under it."""
+    sb, host = lab_host.sandbox, lab_host.ssh
+    # "*": no password, yet not a locked account (sshd refuses those without PAM); in
+    # systemd-journal so that the check reads the system's journal
+    sb.exec(["useradd", "--create-home", "--password", "*", "--groups", "systemd-journal",
+             "ops"], check=True)
+    sb.exec(["rm", "-f", "/var/tmp/ran-once"])
+    apply(sb, "install_unit", {"name": "sudo-app.service", "text": TRANSIENT})
+    apply(sb, "start_unit", {"name": "sudo-app.service"})
+    host.write_known_hosts(known_hosts)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'ai_name = "hal"\nautonomy_level = "suggest"\n'
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'remote_systems = [{{host = "{host.address}", name = "sshlab", user = "ops", '
+        f'port = {host.port}, key_file = "{host.client.private}", sudo = true}}]\n'
+        '[safety]\nverify_settle_seconds = 1\nverify_timeout = 20\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nuse_ssh_config = false\nconnect_timeout = 3\n')
+    drop_in = _cli(config, "policy", "sudoers", "--user", "ops")
+    assert drop_in.returncode == 0, drop_in.stderr
+    assert "ALL\n" not in drop_in.stdout and "/bin/sh -c {" in drop_in.stdout
+    sb.write_file("/etc/sudoers.d/ops", drop_in.stdout, 0o440)
+    assert sb.exec(["visudo", "-c", "-f", "/etc/sudoers.d/ops"]).returncode == 0
+
+    checked = _cli(config, "check", "sshlab", "--json")
+    report = json.loads(checked.stdout)
+    assert report["reachable"] is True and report["refused"] is None, report
+    assert report["errors"] == {}, report["errors"]
+    assert any(f["rule"] == "failed_unit" and f["subject"] == "sudo-app.service"
+               for f in report["findings"]), report["findings"]
+
+    action_id = _propose(config, "sshlab", "sudo-app.service")
+    done = _cli(config, "approve", "approve", str(action_id), "--json")
+    action = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert (action["host"], action["state"]) == ("sshlab", "succeeded")
+    assert sb.exec(["systemctl", "is-active", "sudo-app.service"]).stdout.strip() == "active"

@@ -305,7 +305,8 @@ def policy_sudoers(
     = "/usr/bin",
 ) -> None:
     """The sudoers lines a daemon that is not root needs: exactly the fixes it may run, and
-    clean_directory's one script with the configured clean_paths."""
+    clean_directory's one script with the configured clean_paths. A remote host with sudo =
+    true needs the same for its login user (--user it)."""
     from ..safety.sudo_rules import sudoers_text
 
     settings = state(ctx).settings

@@ -51,8 +51,8 @@ def unreachable_reason(report: CheckReport) -> str | None:
 
 
 def refused_reason(report: CheckReport) -> str | None:
-    """Why the host ran none of the check though it answered (sudo wants a password, its
-    login shell is nologin), in its own words; None where it ran it. Every section it cost
+    """Why the host ran none of the check though it answered (its login shell is nologin),
+    in its own words; None where it ran it. Every section it cost
     holds these words, after the host's name where they start with it."""
     refused = report.snapshot.refused
     return None if refused is None else refused.removeprefix(f"{report.host}: ")

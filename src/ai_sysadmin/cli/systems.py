@@ -245,7 +245,7 @@ def refresh(
 ) -> None:
     """Check the managed hosts now, all at once. Exit code: 0 every host ran the check, 1 a
     host did not answer, 2 none of that but a host answered and ran none of the check's
-    commands (sudo wants a password, a nologin shell: said why), or an error."""
+    commands (a nologin shell: said why), or an error."""
     from .check import fleet_exit_code
 
     app_state = state(ctx)

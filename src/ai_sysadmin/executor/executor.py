@@ -563,9 +563,9 @@ class Executor:
 
     async def _sudo_refuses(self, action: Action, transport: Transport) -> str | None:
         """Where this host's fixes run as ``sudo -n -- ARGV`` (a daemon here that is not
-        root): why sudo would not run one of them, asked of sudo itself (``sudo -n -l --
-        ARGV`` runs nothing); None when it would, or where no sudo is used here. A remote
-        host's sudo answers the probe above."""
+        root, a remote login with ``sudo = true``): why sudo would not run one of them, asked
+        of sudo itself (``sudo -n -l -- ARGV`` runs nothing); None when it would, or where no
+        sudo is used."""
         sudo = self._sudo(transport)
         if not sudo:
             return None
@@ -672,8 +672,10 @@ class Executor:
             self._incident_to(action.incident_id, "open", f"escalated: {reason}")
 
     def _sudo(self, transport: Transport) -> list[str]:
-        # remote hosts: the SSH transport adds sudo on the remote side when configured
-        if not isinstance(transport, LocalTransport) or os.geteuid() == 0:
+        if not isinstance(transport, LocalTransport):
+            # a remote host's own sudo, where its login was granted the fixes
+            return list(transport.fix_prefix)
+        if os.geteuid() == 0:
             return []
         return [self.settings.safety.sudo, "-n", "--"]
 

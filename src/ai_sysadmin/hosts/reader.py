@@ -2,7 +2,7 @@
 
 A deny-list of secret paths always misses one (an agenix secret under a new name, a backup of
 the shadow file, a credential in a format nobody listed). So the investigation tools do not read
-as root: on a host reached as root (locally, over SSH as root or with sudo, in the fault lab)
+as root: on a host reached as root (locally, over SSH as root, in the fault lab)
 every read runs under ``setpriv`` as ``nobody`` with only the log-reading groups (``adm``,
 ``systemd-journal``), no capabilities and no way to gain any; where the transport already runs as
 an ordinary user, that user reads. Files that identity may not open stay closed by the

@@ -74,6 +74,23 @@ _SAID_MAX = 300
 _INVALID_SETTINGS = (OSError, ValueError, RuntimeError, asyncssh.Error)
 
 
+def _under_sudo(cmd: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The argv that ``sudo ... -- ARGV`` runs (a fix behind :attr:`SshTransport.fix_prefix`);
+    None for a command that is not sudo's."""
+    if Path(cmd[0]).name != "sudo" or "--" not in cmd[1:]:
+        return None
+    return cmd[cmd.index("--") + 1:] or None
+
+
+def _sudo_said(cmd: tuple[str, ...], stderr: str) -> str | None:
+    """sudo's own words (it starts each with ``sudo: ``) where it was to run the command;
+    None where none."""
+    if Path(cmd[0]).name != "sudo":
+        return None
+    lines = [line for line in stderr.splitlines() if line.startswith("sudo: ")]
+    return _said(lines[-1].removeprefix("sudo: ")) if lines else None
+
+
 class _LoopState:
     """What belongs to one event loop: the connections, the lock and the concurrency limit."""
 
@@ -219,8 +236,8 @@ class _Shell(asyncssh.SSHClientSession[str]):
         try:
             self.chan.write(script)
         except BrokenPipeError as exc:
-            # the shell ended before the script could go (sudo or a login shell that refused
-            # at once, on a busy machine): how it ended, once asyncssh has told, is the answer
+            # the shell ended before the script could go (a login shell that refused at
+            # once, on a busy machine): how it ended, once asyncssh has told, is the answer
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.chan.wait_closed(), _CLOSE_WAIT)
             raise (self.ended or exc) from None
@@ -272,8 +289,9 @@ class SshTransport(Transport):
             raise TransportError(f"{target.host}: max_concurrent must be at least 1")
         self.target = target
         self.host = name or target.host
-        # with sudo every command runs as root; otherwise the user may come from ~/.ssh/config
-        self.runs_as_root = True if target.user == "root" or target.sudo else None
+        # a root login runs as root; sudo is for fixes alone (fix_prefix), and the user may
+        # come from ~/.ssh/config
+        self.runs_as_root = True if target.user == "root" else None
         self._state: _LoopState | None = None
         self._connects = 0
 
@@ -487,21 +505,25 @@ class SshTransport(Transport):
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _remote_argv(self, argv: tuple[str, ...], remote_root: bool | None) -> tuple[str, ...]:
-        if self.target.sudo and not remote_root:
-            return ("sudo", "-n", "--", *argv)
-        return argv
+    @property
+    def fix_prefix(self) -> tuple[str, ...]:
+        """``sudo -n --`` where the operator granted this login the fixes (``sudo = true``)
+        and it is not root. Only fixes go behind it: checks and the model's reads run as the
+        login user, so that the sudoers rules name exactly the fixes, never a shell."""
+        state = self._state
+        if not self.target.sudo or self.runs_as_root or (state and state.remote_root):
+            return ()
+        return ("sudo", "-n", "--")
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
-        """The argv as the remote host runs it (with ``sudo -n --`` when asked and not root).
+        """The argv as the remote host runs it: as it is, as the login user.
 
         :meth:`run` puts it under coreutils' ``timeout`` as well: sshd cannot signal the
         commands of a root login, so a command the client gave up on would otherwise run on;
         and every command under an ``sh -c`` that sets the C locale in the host's character
         set (:data:`C_LOCALE`) and execs it.
         """
-        state = self._state
-        return self._remote_argv(argv, state.remote_root if state else None)
+        return argv
 
     async def _open(
         self, state: _LoopState, cmd: tuple[str, ...], timeout: float | None = None
@@ -511,7 +533,7 @@ class SshTransport(Transport):
         is reopened once."""
         for attempt in (1, 2):
             conn = await self._connection(state)
-            remote = self._remote_argv(cmd, state.remote_root)
+            remote = cmd
             if timeout is not None:
                 # ends the command (and its process group) a little after we stop waiting
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
@@ -592,18 +614,19 @@ class SshTransport(Transport):
             raise TransportError(f"{self.host}: the connection was lost while {cmd[0]!r} ran")
         stdout, stderr = str(out or ""), str(err or "")
         self._check_started(cmd, code, stderr)
-        await self._check_answered(state, code, stdout, stderr)
+        await self._check_answered(state, cmd, code, stdout, stderr)
         return CommandResult(cmd, code, stdout, stderr, time.monotonic() - started)
 
-    async def _check_answered(self, state: _LoopState, code: int, stdout: str,
-                              stderr: str) -> None:
-        """Raise :class:`CommandRefused` where the host ran nothing: sudo refused (its own
-        words on stderr, exit 1), or the login shell is no shell. nologin and /bin/false
+    async def _check_answered(self, state: _LoopState, cmd: tuple[str, ...], code: int,
+                              stdout: str, stderr: str) -> None:
+        """Raise :class:`CommandRefused` where the host ran nothing: sudo refused a fix (its
+        own words on stderr, exit 1), or the login shell is no shell. nologin and /bin/false
         exit 1 whatever they are asked, as a command may: where a command failed before any
         other ran on the connection, the shell is asked to echo once (:meth:`_probe_shell`)."""
         try:
-            if code == 1 and not stdout and self._sudo_said(state, stderr) is not None:
-                raise self._refused(state, code, stdout, stderr)
+            sudo = _sudo_said(cmd, stderr)
+            if code == 1 and not stdout and sudo is not None:
+                raise self._refused(state, code, stdout, stderr, sudo)
             if code != 0 and not state.ran:
                 await self._probe_shell(state)
         except CommandRefused as exc:
@@ -625,20 +648,12 @@ class SshTransport(Transport):
         # a shell whose rc files print around the echo runs commands all the same
         if probe not in str(done.stdout or "").splitlines():
             raise self._refused(state, done.exit_status, str(done.stdout or ""),
-                                str(done.stderr or ""), under_sudo=False)
-
-    def _sudo_said(self, state: _LoopState, stderr: str) -> str | None:
-        """sudo's own words (it starts each with ``sudo: ``) where it was to run the
-        command; None where none."""
-        if not self.target.sudo or state.remote_root:
-            return None
-        lines = [line for line in stderr.splitlines() if line.startswith("sudo: ")]
-        return _said(lines[-1].removeprefix("sudo: ")) if lines else None
+                                str(done.stderr or ""))
 
     def _refused(self, state: _LoopState, status: int | None, stdout: str, stderr: str,
-                 under_sudo: bool = True) -> CommandRefused:
-        """The host's refusal in its own words (bounded: host text), and what to change."""
-        sudo = self._sudo_said(state, stderr) if under_sudo else None
+                 sudo: str | None = None) -> CommandRefused:
+        """The host's refusal in its own words (bounded: host text), and what to change;
+        ``sudo``: sudo's own words, where it refused to run the command."""
         if sudo is not None:
             need = "needs a password" if "password is required" in sudo else "refused"
             return CommandRefused(f"sudo on {self.host} {need}: `sudo -n` failed: {sudo}",
@@ -695,8 +710,8 @@ class SshTransport(Transport):
                 except (asyncssh.Error, OSError, EOFError) as exc:
                     await self._drop_shell(state)
                     if fresh and isinstance(exc, _ShellEnded) and exc.exited:
-                        # not a shell that died between two checks: the login shell or sudo
-                        # would not start it (its exit status and words say why)
+                        # not a shell that died between two checks: the login shell would
+                        # not start it (its exit status and words say why)
                         raise self._refused(state, exc.status, exc.stdout, exc.stderr) from None
                     # a shell that died between two checks (killed, OOM) is replaced once:
                     # the script only reads, so running it again is harmless
@@ -715,7 +730,7 @@ class SshTransport(Transport):
         if shell is not None and state.shell_conn is conn and shell.alive:
             return shell, False, timeout
         await self._drop_shell(state)
-        remote = shlex.join(self._remote_argv(argv, state.remote_root))
+        remote = shlex.join(argv)
         asked = time.monotonic()
         try:
             _, shell = await self._bounded(state, conn, conn.create_session(
@@ -737,9 +752,10 @@ class SshTransport(Transport):
         if code not in (1, 126, 127):
             return
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-        name = cmd[0]
+        sudo_runs = _under_sudo(cmd)
+        name = sudo_runs[0] if sudo_runs else cmd[0]
         by_shell = code in (126, 127) and name in last and _NOT_FOUND.search(last)
-        by_sudo = (code == 1 and self.target.sudo and last.startswith(f"sudo: {name}:")
+        by_sudo = (code == 1 and sudo_runs is not None and last.startswith(f"sudo: {name}:")
                    and "not found" in last)
         if by_shell or by_sudo:
             raise TransportError(f"{self.host}: cannot start {name!r}: {last}")

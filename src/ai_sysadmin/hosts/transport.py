@@ -97,6 +97,9 @@ class Transport(ABC):
     one_round_trip: bool = False
     #: True when commands run as root (who reads every log); None when not known
     runs_as_root: bool | None = None
+    #: what a fix's argv goes behind on the host itself (a remote login's own sudo); checks
+    #: and reads never go behind it
+    fix_prefix: tuple[str, ...] = ()
     #: why the host ran nothing of the last script (or command) it was sent though it
     #: answered (see :class:`CommandRefused`); None where it ran it, or did not answer
     refusal: CommandRefused | None = None
@@ -196,10 +199,10 @@ class Transport(ABC):
 async def unanswered(transport: Transport, timeout: float,
                      limit: float | None = None) -> TransportError | None:
     """Why the host cannot take a command now, as the error that says so: a
-    :class:`CommandRefused` where it answered but runs nothing (sudo wants a password, a
-    nologin shell), another :class:`TransportError` where it did not answer; None where it ran
-    ``true`` (as every command runs there: under sudo where configured). ``timeout``: the
-    command's; ``limit``: the whole probe's, connecting included."""
+    :class:`CommandRefused` where it answered but runs nothing (a nologin shell), another
+    :class:`TransportError` where it did not answer; None where it ran ``true`` (as checks
+    and reads run there: a fix's sudo is asked by the executor). ``timeout``: the command's;
+    ``limit``: the whole probe's, connecting included."""
     probe = transport.run(["true"], timeout)
     try:
         done = await (probe if limit is None else within(probe, limit))

@@ -324,7 +324,7 @@ class Snapshot:
     #: judge on a host without systemd (``units``). Keyed by section, as ``errors``
     notes: dict[str, str] = field(default_factory=dict)
     #: why the host ran none of the check's commands though it answered (its account's login
-    #: shell is no shell, sudo wants a password), in its own words: every section's error
+    #: shell is no shell), in its own words: every section's error
     #: says so too. Such a host can be reached: it is misconfigured, not down
     refused: str | None = None
 

@@ -13,7 +13,7 @@ class HostUnreachable(Rule):
     It needs no section, so it always judges: the incident resolves on the first collection
     that gets anything back. Every other rule is skipped meanwhile, so an unreachable host
     never resolves its other incidents. A host that answered but would run nothing
-    (``Snapshot.refused``: sudo wants a password, the login shell is nologin) is reached: its
+    (``Snapshot.refused``: the login shell is nologin) is reached: its
     sections' errors say why, and no rule judges it.
     """
 
