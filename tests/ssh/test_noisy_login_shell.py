@@ -76,6 +76,8 @@ def test_the_model_reads_as_nobody_on_a_root_login_whose_shell_prints(
 ) -> None:
     who, listed = _model_reads(loud_host, known_hosts, tmp_path)
     assert "65534" in who.split() and "0" not in who.split(), who
+    # the command's output alone: not what the login shell printed before it
+    assert "Last backup" not in who and "nice day" not in who, who
     assert "Permission denied" in listed and "root-only-name" not in listed
 
 
@@ -111,15 +113,18 @@ def test_a_root_login_whose_shell_prints_needs_no_sudo(
     kh = loud_host.write_known_hosts(known_hosts)
     as_root = SshTransport(loud_host.target(kh, user="loudroot", sudo=True), name="web1")
 
-    async def go() -> tuple[str, tuple[str, ...]]:
+    async def go() -> tuple[str, str, tuple[str, ...], list[str]]:
         try:
             done = await as_root.run(["id", "-u"])
-            return done.stdout, as_root.fix_prefix
+            streamed = [line async for line in as_root.stream_lines(["printf", "a\\nb\\n"])]
+            return done.stdout, done.stderr, as_root.fix_prefix, streamed
         finally:
             await as_root.close()
 
-    out, prefix = asyncio.run(go())
-    assert out.splitlines()[-1] == "0"
+    out, err, prefix, streamed = asyncio.run(go())
+    # what the command wrote, on each stream, without the banner the shell printed first
+    assert (out, err) == ("0\n", "")
+    assert streamed == ["a", "b"]
     assert prefix == ()
 
 

@@ -273,6 +273,14 @@ class _Resolved:
     host_key_alias: str | None
 
 
+def _after_start(text: str, marker: str) -> str:
+    """What the command wrote on a stream: after the marker line the remote sh wrote just
+    before it started. Where there is none, the command never began (the login shell refused,
+    sh is missing): all of it is the shell's own words, kept for the refusal's reason."""
+    at = text.find(marker + "\n")
+    return text if at < 0 else text[at + len(marker) + 1:]
+
+
 class SshTransport(Transport):
     """Run commands on one host over SSH, through one connection opened on first use."""
 
@@ -526,11 +534,14 @@ class SshTransport(Transport):
         return argv
 
     async def _open(
-        self, state: _LoopState, cmd: tuple[str, ...], timeout: float | None = None
+        self, state: _LoopState, cmd: tuple[str, ...], timeout: float | None = None,
+        marker: str = "",
     ) -> tuple[asyncssh.SSHClientProcess, float | None]:
         """A remote process for ``cmd`` and what is left of ``timeout``, which its session's
         opening counts against (the connect has a limit of its own); a connection found dead
-        is reopened once."""
+        is reopened once. ``marker``: a line written on both streams just before the command
+        starts, so that what the login shell's rc files print before it (a ~/.bashrc banner)
+        can be told from the command's output (:func:`_after_start`)."""
         for attempt in (1, 2):
             conn = await self._connection(state)
             remote = cmd
@@ -539,7 +550,8 @@ class SshTransport(Transport):
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
             # sh, whatever the login shell is, sets the locale and is replaced by the
             # command (exec): the same process tree, one more exec
-            command = shlex.join(("sh", "-c", f'{C_LOCALE}; exec "$@"', "sh", *remote))
+            said = f"echo {marker}; echo {marker} >&2; " if marker else ""
+            command = shlex.join(("sh", "-c", f'{C_LOCALE}; {said}exec "$@"', "sh", *remote))
             asked = time.monotonic()
             try:
                 proc = await self._bounded(state, conn, conn.create_process(
@@ -591,7 +603,8 @@ class SshTransport(Transport):
         state = self._loop_state()
         async with state.slots:
             started = time.monotonic()
-            proc, left = await self._open(state, cmd, timeout)
+            marker = new_marker()
+            proc, left = await self._open(state, cmd, timeout, marker)
             assert left is not None
             try:
                 out, err = await within(communicate(proc), left)
@@ -612,7 +625,7 @@ class SshTransport(Transport):
             code = proc.returncode
         if code is None:
             raise TransportError(f"{self.host}: the connection was lost while {cmd[0]!r} ran")
-        stdout, stderr = str(out or ""), str(err or "")
+        stdout, stderr = (_after_start(str(text or ""), marker) for text in (out, err))
         self._check_started(cmd, code, stderr)
         await self._check_answered(state, cmd, code, stdout, stderr)
         return CommandResult(cmd, code, stdout, stderr, time.monotonic() - started)
@@ -770,13 +783,18 @@ class SshTransport(Transport):
         state = self._loop_state()
         # not one of the command slots: a stream holds its session for as long as it is
         # followed, and with ``ssh.concurrency = 1`` no command would ever run again
-        proc, _ = await self._open(state, cmd)
+        marker = new_marker()
+        proc, _ = await self._open(state, cmd, marker=marker)
         try:
+            started = False
             while True:
                 line = await proc.stdout.readline()
                 if not line:  # EOF
                     break
-                yield str(line).rstrip("\n")
+                if started:
+                    yield str(line).rstrip("\n")
+                else:  # what the login shell's rc files printed before the command began
+                    started = str(line).rstrip("\n").endswith(marker)
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
         finally:
