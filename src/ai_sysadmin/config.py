@@ -975,8 +975,7 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         # a refused URL may carry a token or password (under any key): never echo it
         got = _url_shown(got) if dotted in _URL_KEYS else mask_secret_text(got)
     shown = repr(got) if not isinstance(got, Mapping) else "a table"
-    # pydantic's wrapping of our own ValueError's words says nothing to a reader
-    said = str(err["msg"]).removeprefix("Value error, ")
+    said = validation_message(err)
     return f"key '{dotted}'{where}: {said} (got {shown})", from_env
 
 
@@ -1078,6 +1077,18 @@ def read_header_secret(path: Path, key: str) -> str:
         raise SecretFileError(f"{key} {path}: holds a character that is not visible ASCII "
                               "(a token is letters, digits and punctuation)")
     return secret
+
+
+def validation_message(err: Mapping[str, Any]) -> str:
+    """What one of pydantic's errors says, without the "Value error, " it puts before our own
+    validators' words, which says nothing to a reader."""
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def validation_problem(err: Mapping[str, Any], whole: str) -> str:
+    """One of pydantic's errors as ``where: what`` (``whole`` where it is about the whole
+    object)."""
+    return f"{'.'.join(str(p) for p in err['loc']) or whole}: {validation_message(err)}"
 
 
 def mask_secret_text(text: str) -> str:

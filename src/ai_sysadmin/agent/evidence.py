@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import Settings
+from ..config import Settings, validation_problem
 from ..llm.strict_json import strict_json
 from ..llm.types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolCall, ToolSpec
 from ..monitor.redact import redact
@@ -176,9 +176,7 @@ def parse_answer(result: ChatResult, max_tokens: int | None = None) -> EvidenceA
     try:
         return EvidenceAnswer.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
-            for e in exc.errors())
+        problems = "; ".join(validation_problem(e, "answer") for e in exc.errors())
         raise LLMBadResponse(f"the model's answer does not follow the schema "
                              f"{SCHEMA_NAME}: {problems}: {shown!r}") from None
 

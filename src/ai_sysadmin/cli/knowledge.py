@@ -171,6 +171,7 @@ def add(
     """Add what you know (provenance: operator)."""
     from pydantic import ValidationError
 
+    from ..config import validation_message
     from ..knowledge.models import KnowledgeEntry, new_id
 
     try:
@@ -179,7 +180,7 @@ def add(
                                source="operator")
     except ValidationError as exc:
         problem = exc.errors()[0]
-        raise typer.BadParameter(str(problem["msg"]).removeprefix("Value error, "),
+        raise typer.BadParameter(validation_message(problem),
                                  param_hint=f"--{problem['loc'][0]}") from None
     _open(ctx).add(entry)
     if as_json:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ..config import ENV_CONFIG, Settings, load_settings, short_hostname
+from ..config import ENV_CONFIG, Settings, load_settings, short_hostname, validation_message
 from ..errors import AiSysadminError
 from ..setup_host import (
     Layout,
@@ -153,7 +153,7 @@ def _name(given: str | None, config: _Config) -> str:
         try:
             Settings(ai_name=given, state_dir=Path("/"))
         except ValidationError as exc:  # a name commands and units cannot carry
-            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            why = validation_message(exc.errors()[0])
             raise typer.BadParameter(f"{given!r}: {why}", param_hint="'--name'") from None
     if config.settings is not None:
         if given and given != config.settings.ai_name:

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ..config import read_header_secret
+from ..config import read_header_secret, validation_problem
 from ..errors import (
     EmbeddingError,
     KnowledgeError,
@@ -442,7 +442,7 @@ class KnowledgeBase:
                     records.append(item)
             except ValidationError as exc:
                 problems.append(f"line {number}: " + "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+                    validation_problem(e, "record") for e in exc.errors()))
             except ValueError as exc:
                 problems.append(f"line {number}: {exc}")
         if problems:
@@ -604,8 +604,7 @@ class _Deadline:
 
 def _unreadable_reason(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-                         for e in exc.errors())[:300]
+        return "; ".join(validation_problem(e, "record") for e in exc.errors())[:300]
     if isinstance(exc, KeyError):
         return f"no {exc.args[0]!r}" if exc.args else "a field is missing"
     return _reason(exc)

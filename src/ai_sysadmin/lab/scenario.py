@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import Settings, Thresholds
+from ..config import Settings, Thresholds, validation_message
 from ..errors import LabError, NotFoundError
 from ..monitor.findings import Finding
 from ..monitor.rules import RULES_BY_NAME
@@ -210,7 +210,7 @@ def _describe(err: Any) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{where}'"
-    return f"key '{where}': {err['msg']}"
+    return f"key '{where}': {validation_message(err)}"
 
 
 def parse_scenario(text: str, source: str, expected_name: str | None = None) -> Scenario:

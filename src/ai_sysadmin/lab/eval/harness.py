@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ...config import Settings, Thresholds, mask_secret_text, mask_url
+from ...config import Settings, Thresholds, mask_secret_text, mask_url, validation_problem
 from ...errors import AiSysadminError, ConfigError, LabError
 from ...monitor.findings import Finding
 from ...orchestrator.checker import HostChecker
@@ -321,7 +321,7 @@ def evaluate(
                                                               overrides or {})))
     except ValidationError as exc:
         raise ConfigError("the evaluation's settings", [
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+            validation_problem(e, "settings") for e in exc.errors()]) from None
     run = EvalRun(started_at=datetime.now(UTC).isoformat(timespec="seconds"),
                   overrides=_masked(dict(overrides or {})), **shown)
     with contextlib.ExitStack() as stack:
