@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -276,6 +277,25 @@ class Account:
     name: str
     uid: int
     shell: str = "/bin/bash"
+
+
+@contextlib.contextmanager
+def accounts_lab(client_key: ClientKey, prefix: str) -> Iterator[tuple[NetLab, str, str, Path]]:
+    """A network lab for hosts with accounts of their own: the lab, one namespace and its
+    address, and a directory for the accounts' homes (:func:`accounts`); removed after. It
+    lives in a directory every user may enter: sshd reads authorized_keys as the user logging
+    in, who must reach it (pytest's own temporary directories are root's only)."""
+    top = Path(tempfile.mkdtemp(prefix=prefix))
+    top.chmod(0o755)
+    netlab = NetLab(top, client_key)
+    try:
+        ns, address = netlab.namespace()
+        homes = top / "home"
+        homes.mkdir()
+        yield netlab, ns, address, homes
+    finally:
+        netlab.close()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def accounts(directory: Path, users: Sequence[Account], sudoers: str | None = None) -> str:

@@ -6,8 +6,6 @@ not called one that refuses them."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
 
-from .conftest import Account, ClientKey, NetLab, SshHost, accounts
+from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab
 
 #: a second uid 0 (a "toor") and an ordinary user, both with bash and a .bashrc that talks
 USERS = (Account("loudroot", 0), Account("loud", 3201))
@@ -27,20 +25,11 @@ BANNER = 'echo "Last backup: OK"\necho "have a nice day" >&2\n'
 
 @pytest.fixture(scope="module")
 def loud_host(client_key: ClientKey) -> Iterator[SshHost]:
-    top = Path(tempfile.mkdtemp(prefix="aisa-loud-"))
-    top.chmod(0o755)  # sshd reads authorized_keys as the user logging in
-    netlab = NetLab(top, client_key)
-    try:
-        ns, address = netlab.namespace()
-        homes = top / "home"
-        homes.mkdir()
+    with accounts_lab(client_key, "aisa-loud-") as (netlab, ns, address, homes):
         setup = accounts(homes, USERS)
         for user in USERS:
             (homes / user.name / ".bashrc").write_text(BANNER)
         yield netlab.sshd("loud", ns, [address], setup=setup)
-    finally:
-        netlab.close()
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def _model_reads(host: SshHost, known_hosts: Path, tmp_path: Path) -> tuple[str, str]:
@@ -86,22 +75,13 @@ def test_a_host_whose_uid_cannot_be_read_is_not_read_at_all(
 ) -> None:
     """An `id` that answers no number (replaced, broken): the model reads nothing there,
     rather than read as whoever the login is."""
-    top = Path(tempfile.mkdtemp(prefix="aisa-noid-"))
-    top.chmod(0o755)
-    netlab = NetLab(top, client_key)
-    try:
-        ns, address = netlab.namespace()
-        homes = top / "home"
-        homes.mkdir()
-        fake_id = top / "id"
+    with accounts_lab(client_key, "aisa-noid-") as (netlab, ns, address, homes):
+        fake_id = homes.parent / "id"
         fake_id.write_text("#!/bin/sh\necho 'id: cannot find name for user ID 0'\n")
         fake_id.chmod(0o755)
         setup = accounts(homes, USERS) + f"mount --bind {fake_id} /usr/bin/id && "
         host = netlab.sshd("noid", ns, [address], setup=setup)
         who, listed = _model_reads(host, known_hosts, tmp_path)
-    finally:
-        netlab.close()
-        shutil.rmtree(top, ignore_errors=True)
     for answer in (who, listed):
         assert "web1: cannot tell which user reads there" in answer, answer
     assert "root-only-name" not in listed

@@ -9,10 +9,8 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.snapshot import Snapshot
 from tests.lab.daemon_runner import QUIET_HOST_WIDE
 
-from .conftest import Account, ClientKey, NetLab, SshHost, accounts, wait_until
+from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab, wait_until
 from .test_remote_approve import _cli, _propose
 
 USERS = (Account("alice", 3101), Account("nolog", 3102, "/usr/sbin/nologin"),
@@ -45,23 +43,10 @@ HIDDEN = re.compile(r"/proc is mounted hidepid=(2|invisible): as alice the proce
 
 @pytest.fixture(scope="module")
 def odd_host(client_key: ClientKey) -> Iterator[SshHost]:
-    """One sshd whose host has the users above and a /proc that hides others' processes.
-
-    Its files are in a directory every user may enter: sshd reads authorized_keys as the
-    user logging in, who must reach it (pytest's own temporary directories are root's only).
-    """
-    top = Path(tempfile.mkdtemp(prefix="aisa-odd-"))
-    top.chmod(0o755)
-    netlab = NetLab(top, client_key)
-    try:
-        ns, address = netlab.namespace()
-        homes = top / "home"
-        homes.mkdir()
+    """One sshd whose host has the users above and a /proc that hides others' processes."""
+    with accounts_lab(client_key, "aisa-odd-") as (netlab, ns, address, homes):
         setup = accounts(homes, USERS, SUDOERS) + "mount -t proc -o hidepid=2 proc /proc && "
         yield netlab.sshd("odd", ns, [address], setup=setup)
-    finally:
-        netlab.close()
-        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture
