@@ -103,6 +103,18 @@ def test_a_negative_id_is_a_bad_id_not_an_unknown_option(cli, args: tuple[str, .
     assert code == 2 and err.startswith("error: No such option: -x")
 
 
+def test_text_that_starts_with_a_dash_is_told_how_to_give(cli) -> None:
+    """``ask -5 degrees?``: the question is no option; the error says how to ask it."""
+    code, out, err = cli("ask", "-5 degrees outside, is the disk heater on?")
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("error: No such option: -5; as QUESTION, text that starts with a "
+                          "dash goes after `--`: ai-sysadmin ask -- '-5 ...'")
+    # a mistyped option is still told as one, with what it may have meant
+    code, _, err = cli("ask", "--jsn", "why?")
+    assert code == 2 and err.startswith("error: No such option: --jsn (Possible options: --json)")
+
+
 def test_unknown_command_is_one_line(cli) -> None:
     code, _, err = cli("chekc")
     assert code == 2 and err.strip() == ("error: No such command 'chekc'. "

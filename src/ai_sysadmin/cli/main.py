@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -97,7 +98,24 @@ def _negative_number(exc: click_exceptions.NoSuchOption) -> click_exceptions.Cli
                 param.process_value(ctx, exc.option_name)
             except click_exceptions.BadParameter as refused:
                 return refused
-    return exc
+    return _text_behind_dashes(exc)
+
+
+def _text_behind_dashes(exc: click_exceptions.NoSuchOption) -> click_exceptions.ClickException:
+    """A word that starts with a dash, to a command that takes text (``ask -5 degrees?``),
+    may be that text: where it is close to none of the command's options, the error says
+    how to give it (after ``--``)."""
+    ctx = exc.ctx
+    if ctx is None or exc.possibilities:
+        return exc
+    text = next((p for p in ctx.command.params if p.param_type_name == "argument" and getattr(
+        getattr(p, "type_descriptor", None), "annotation", None) is str), None)
+    if text is None:
+        return exc
+    name = text.metavar or (text.name or "TEXT").upper()
+    return click_exceptions.UsageError(
+        f"No such option: {exc.option_name}; as {name}, text that starts with a dash goes "
+        f"after `--`: {ctx.command_path} -- {shlex.quote(exc.option_name + ' ...')}", ctx)
 
 
 def _command_at(args: list[str]) -> int:
