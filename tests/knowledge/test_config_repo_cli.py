@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import time
 from pathlib import Path
@@ -162,6 +163,12 @@ def test_a_minified_file_is_indexed_cut_and_a_file_that_fails_stops_no_other(
     assert set(found) == {"dashboards/a-nginx.json", "hosts/web/nginx.nix"}
     assert found["dashboards/a-nginx.json"].startswith('{"title":"nginx","panels":[{"id":0,')
     assert found["dashboards/a-nginx.json"].endswith(" more characters]")
+    # shown to a person: the line's start, not a screenful of it
+    code, out, err = cli("configs", "-n", "5", "grafana dashboard nginx requests")
+    assert code == 0, err
+    (shown,) = [line for line in out.splitlines() if '{"title":"nginx"' in line]
+    assert shown.startswith('      1  {"title":"nginx","panels":[{"id":0,')
+    assert re.search(r"[^.] \.\.\. \(2\d{3} more characters\)$", shown) and len(shown) < 260
 
     # what failed is tried again; what was indexed is not read again
     code, out, err = cli("configs", "--sync", "--json")

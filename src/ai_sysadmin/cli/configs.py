@@ -13,6 +13,9 @@ from .context import banner, err, esc, out, print_json, state
 
 #: lines of a chunk shown under its path:line
 SNIPPET_LINES = 6
+#: characters of a snippet's line shown (a minified JSON is kept 2,400 characters a line: a
+#: screenful of wrapped text for one line); --json gives all of it
+SNIPPET_CHARS = 200
 
 
 def configs(
@@ -95,6 +98,8 @@ def _show(settings: Any, query: str, found: list[dict[str, Any]]) -> None:
                   f"{item['distance']:.2f})", markup=True)
         lines = item["text"].splitlines()
         for number, line in enumerate(lines[:SNIPPET_LINES], item["start_line"]):
+            if len(line) > SNIPPET_CHARS:
+                line = f"{line[:SNIPPET_CHARS]} ... ({len(line) - SNIPPET_CHARS} more characters)"
             out.print(f"  {number:>5}  {line}", markup=False, highlight=False)
         if len(lines) > SNIPPET_LINES:
             out.print(f"         ... {len(lines) - SNIPPET_LINES} more line(s)", markup=False)
