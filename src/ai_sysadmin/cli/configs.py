@@ -4,12 +4,16 @@ changed first."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import AiSysadminError
 from .context import banner, err, esc, out, print_json, state
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..knowledge.context import KnowledgeRecall
 
 #: lines of a chunk shown under its path:line
 SNIPPET_LINES = 6
@@ -31,7 +35,6 @@ def configs(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Search the configuration repository by meaning; `--sync` fetches and re-indexes it."""
-    from ..knowledge.config_repo import ConfigRepoError
     from ..knowledge.context import KnowledgeRecall
 
     settings = state(ctx).settings
@@ -48,31 +51,7 @@ def configs(
     recall = KnowledgeRecall(settings)
     result: dict[str, Any] = {}
     if sync:
-        try:
-            report = recall.sync_configs()
-        except ConfigRepoError as exc:
-            if not exc.detail:  # not git's failure: the message says it all
-                raise
-            raise AiSysadminError(f"{exc} (check config_repo and that this host reaches it; "
-                                  "`git ls-remote` of it shows all git says)") from exc
-        result["sync"] = report.to_dict()
-        if not as_json:
-            if report.previous is not None:
-                (err if query else out).print(
-                    f"config_repo or config_branch changed: dropped the index of "
-                    f"{report.previous} ({len(report.removed)} file(s))", markup=False)
-            failed = f", {len(report.failed)} failed" if report.failed else ""
-            done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks){failed}, "
-                    f"{len(report.removed)} removed, in {report.seconds:.1f} s"
-                    if recall.enabled else "fetched; not indexed: the knowledge base is off")
-            left_out = (f" ({len(report.excluded)} left out by config_repo_exclude)"
-                        if report.excluded and recall.enabled else "")
-            (err if query else out).print(
-                f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s)"
-                f"{left_out}, {done}", markup=False)
-            for path, why in report.failed.items():
-                err.print(f"not indexed: {path}: {why} (tried again at the next sync)",
-                          markup=False, highlight=False)
+        result["sync"] = _sync(recall, settings, quiet=as_json, to_err=bool(query))
     elif recall.repo is not None and not recall.repo.fetched:
         raise AiSysadminError("config_repo has not been fetched yet: run `configs --sync` "
                               "(the daemon also fetches it when it investigates)")
@@ -88,6 +67,39 @@ def configs(
             _show(settings, query, found)
     if as_json:
         print_json(result if sync else result["results"])
+
+
+def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool) -> dict[str, Any]:
+    """``--sync``: fetch config_repo and index what changed; what it did, said on stdout
+    (on stderr where a search follows, whose results are the output) unless ``quiet``."""
+    from ..knowledge.config_repo import ConfigRepoError
+
+    say = err if to_err else out
+    try:
+        report = recall.sync_configs()
+    except ConfigRepoError as exc:
+        if not exc.detail:  # not git's failure: the message says it all
+            raise
+        raise AiSysadminError(f"{exc} (check config_repo and that this host reaches it; "
+                              "`git ls-remote` of it shows all git says)") from exc
+    if not quiet:
+        if report.previous is not None:
+            say.print(
+                f"config_repo or config_branch changed: dropped the index of "
+                f"{report.previous} ({len(report.removed)} file(s))", markup=False)
+        failed = f", {len(report.failed)} failed" if report.failed else ""
+        done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks){failed}, "
+                f"{len(report.removed)} removed, in {report.seconds:.1f} s"
+                if recall.enabled else "fetched; not indexed: the knowledge base is off")
+        left_out = (f" ({len(report.excluded)} left out by config_repo_exclude)"
+                    if report.excluded and recall.enabled else "")
+        say.print(
+            f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s)"
+            f"{left_out}, {done}", markup=False)
+        for path, why in report.failed.items():
+            err.print(f"not indexed: {path}: {why} (tried again at the next sync)",
+                      markup=False, highlight=False)
+    return report.to_dict()
 
 
 def _show(settings: Any, query: str, found: list[dict[str, Any]]) -> None:
