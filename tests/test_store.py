@@ -11,7 +11,7 @@ import pytest
 from ai_sysadmin.errors import StoreError
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry
-from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from ai_sysadmin.store import incidents as incidents_module
 from ai_sysadmin.store.incidents import JOURNAL_PRUNE_SECONDS, JOURNAL_RETENTION_SECONDS
 from ai_sysadmin.store.migrations import MIGRATIONS
@@ -159,6 +159,40 @@ def test_migrations_are_applied_once_and_newer_schema_is_refused(tmp_path) -> No
     db.close()
     with pytest.raises(StoreError, match="upgrade ai-sysadmin"):
         Database(path)
+
+
+def test_a_database_from_before_fix_times_keeps_its_actions_and_times_new_fixes(
+        tmp_path) -> None:
+    """The previous release's schema (6) is upgraded in place: an action that ran then reads
+    as before, with no time of its fix (only its process knew it); one that runs now has
+    one, which a checker of any process reads by its incident's rule and subject."""
+    path = tmp_path / "s.db"
+    before = Database(path, MIGRATIONS[:6])
+    (incident_id,) = IncidentStore(before).record_check(
+        "web1", [unit_failed()], {"failed_unit"}).opened
+
+    def ran_to_the_end(actions: ActionStore, at: float | None) -> int:
+        action = actions.create(
+            incident_id=incident_id, proposal_id=None, host="web1", kind="restart_unit",
+            params={"unit": "nginx.service"}, subject="nginx.service", risk="low", plan={},
+            outcome="execute", reason="low risk", state="approved")
+        actions.claim(action.id, "executor")
+        if at is not None:
+            actions.ran(action.id, [], at)
+        actions.move(action.id, "succeeded", "executor", "verified")
+        return action.id
+
+    old = ran_to_the_end(ActionStore(before), None)
+    before.close()
+    actions = ActionStore(Database(path))
+    assert actions.get(old).state == "succeeded" and actions.get(old).ran_at is None
+    assert actions.fixes_since("web1", 0.0) == {}
+    at = time.time()
+    new = ran_to_the_end(actions, at)
+    assert actions.get(new).ran_at == at
+    assert actions.fixes_since("web1", at - 60) == {("failed_unit", "nginx.service"): at}
+    assert actions.fixes_since("web1", at + 1) == {}
+    assert actions.fixes_since("web2", 0.0) == {}
 
 
 def _flapping(store: IncidentStore, flaps: int) -> int:

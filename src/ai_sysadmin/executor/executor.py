@@ -630,7 +630,7 @@ class Executor:
             self._escalate(claimed, f"action {action_id} failed: {exc}")
             return await self._told(failed)
         ran_at = time.time()
-        self.actions.ran(action_id, outputs)
+        self.actions.ran(action_id, outputs, ran_at)
         verified, detail = await self._verify(claimed, ran_at)
         result = {"commands": outputs, "verification": detail}
         if verified:

@@ -13,10 +13,10 @@ from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding
-from ..monitor.rules import RuleContext, evaluate
+from ..monitor.rules import READING_FIXES, RuleContext, evaluate
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
-from ..store import CheckOutcome, HostStore, IncidentStore
+from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore
 from .recorder import CheckRecorder
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
@@ -54,7 +54,10 @@ FUTURE_SLACK_SECONDS = 60.0
 
 
 class HostChecker:
-    """Checks one host; keeps the last snapshots and the journal burst window in memory."""
+    """Checks one host; keeps the last snapshots and the journal burst window in memory.
+
+    When a fix ran is the store's too: a checker asks for fixes while it has found
+    something they decide, so a fix run by ``approve`` (another process) counts as its own."""
 
     def __init__(
         self,
@@ -90,6 +93,7 @@ class HostChecker:
         self._found: frozenset[tuple[str, str]] = frozenset()
         #: (rule, subject) -> when a fix of it last ran, on this machine's clock
         self._fixed: dict[tuple[str, str], float] = {}
+        self._actions = ActionStore(store.db) if store is not None else None
         #: service -> the latest look after which its restart count rose (the next saw it)
         self._rose_after: dict[str, float] = {}
         self._cursor: str | None = None
@@ -109,10 +113,18 @@ class HostChecker:
 
     def _fixes(self, snapshot: Snapshot) -> dict[tuple[str, str], float]:
         """The fixes whose time still matters: those within the windows of the journal and
-        of crash loops (what came before an older one has left them)."""
+        of crash loops (what came before an older one has left them).
+
+        A fix another process ran (a person's ``approve``) is known only to the store: it is
+        asked while the last check found something of a rule a fix decides, which such a
+        fix must have been for. A healthy host costs no query; what is learned is kept,
+        for the checks after the incident resolved."""
         t = self.settings.thresholds
         oldest = snapshot.taken_at - max(t.journal_burst_window_seconds,
                                          t.crash_loop_window_seconds)
+        if self._actions is not None and any(rule in READING_FIXES for rule, _ in self._found):
+            for key, at in self._actions.fixes_since(self.host, oldest).items():
+                self._fixed[key] = max(at, self._fixed.get(key, at))
         self._fixed = {key: at for key, at in self._fixed.items() if at >= oldest}
         return dict(self._fixed)
 

@@ -64,6 +64,8 @@ class Action:
     result: dict[str, Any] | None
     #: the process that holds it while approved or executing (:func:`this_process`)
     owner: str | None = None
+    #: when its commands ended (its verification follows); None where none ran
+    ran_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -222,12 +224,14 @@ class ActionStore:
             self._audit(conn, actor, "action.executing", action_id, "execution started")
         return self.get(action_id)
 
-    def ran(self, action_id: int, outputs: list[dict[str, Any]]) -> None:
-        """An executing action's commands ran (their outputs kept); its verification follows.
-        What it ran stays on record whatever cuts the verification short."""
+    def ran(self, action_id: int, outputs: list[dict[str, Any]], at: float) -> None:
+        """An executing action's commands ran (their outputs kept), ending at ``at``; its
+        verification follows. What it ran stays on record whatever cuts the verification
+        short, and when: a checker of another process judges its incident by what came
+        after (:meth:`fixes_since`)."""
         with self.db.transaction() as conn:
-            conn.execute("UPDATE actions SET result=? WHERE id=? AND state='executing'",
-                         (json.dumps({"commands": outputs, "verification": "running"}),
+            conn.execute("UPDATE actions SET result=?, ran_at=? WHERE id=? AND state='executing'",
+                         (json.dumps({"commands": outputs, "verification": "running"}), at,
                           action_id))
             self._audit(conn, "executor", "action.ran", action_id,
                         f"{len(outputs)} command(s) ran; verifying")
@@ -286,6 +290,16 @@ class ActionStore:
                 note_action(conn, action_id, "failed", "interrupted by a crash; not run again, "
                             "a person must check")
         return failed
+
+    def fixes_since(self, host: str, since: float) -> dict[tuple[str, str], float]:
+        """(rule, subject) of ``host``'s incidents -> when a fix of it last ran, of the fixes
+        that ran at ``since`` or later, whichever process ran them (an ``approve``, a
+        daemon before its restart)."""
+        rows = self.db.conn.execute(
+            "SELECT i.rule, i.subject, MAX(a.ran_at) AS at FROM actions a "
+            "JOIN incidents i ON i.id = a.incident_id "
+            "WHERE a.host=? AND a.ran_at>=? GROUP BY i.rule, i.subject", (host, since))
+        return {(r["rule"], r["subject"]): r["at"] for r in rows}
 
     def recent_attempts(self, host: str, kind: str, subject: str, since: float) -> int:
         row = self.db.conn.execute(

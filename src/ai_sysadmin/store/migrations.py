@@ -188,3 +188,13 @@ MIGRATIONS += (
     ALTER TABLE actions ADD COLUMN owner TEXT;
     """,
 )
+
+MIGRATIONS += (
+    # 7: when an action's commands ran: a fix's time, by which a checker of any process judges
+    # what came after it (a burst's earlier errors). Actions that ran before have none: as
+    # before, only the process that ran them knew it.
+    """
+    ALTER TABLE actions ADD COLUMN ran_at REAL;
+    CREATE INDEX actions_ran ON actions(host, ran_at);
+    """,
+)

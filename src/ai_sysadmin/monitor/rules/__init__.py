@@ -60,6 +60,8 @@ def check_registry(rules: tuple[Rule, ...]) -> dict[str, Rule]:
 
 
 RULES_BY_NAME = check_registry(RULES)
+#: the rules whose verdicts read the fixes that ran (:attr:`Rule.reads_fixes`)
+READING_FIXES = frozenset(rule.name for rule in RULES if rule.reads_fixes)
 
 
 def required_by(section: str, rules: tuple[Rule, ...] = RULES) -> tuple[str, ...]:
@@ -91,4 +93,5 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
     return findings, judged
 
 
-__all__ = ["RULES", "RULES_BY_NAME", "Rule", "RuleContext", "evaluate", "required_by"]
+__all__ = ["READING_FIXES", "RULES", "RULES_BY_NAME", "Rule", "RuleContext", "evaluate",
+           "required_by"]

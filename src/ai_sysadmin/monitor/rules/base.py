@@ -74,6 +74,9 @@ class Rule(ABC):
     #: counts), never text a host's user chose (a journal identifier): only such a unit may
     #: be what an automatic fix of the incident touches
     subject_is_unit: bool = False
+    #: its verdict on what it found reads ``RuleContext.fixed``: while a checker has found
+    #: one of its, it asks its store for fixes that other processes ran (an ``approve``)
+    reads_fixes: bool = False
     #: how a verification says what :meth:`over_since` judged: over, and not over
     #: ("no new errors from {subject} since the fix ran", ...)
     over_words: tuple[str, str] = ("", "")

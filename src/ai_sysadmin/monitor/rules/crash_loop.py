@@ -16,6 +16,7 @@ class CrashLoop(Rule):
     requires = ("units", "restarts")
     description = "A unit fails and is restarted again and again (NRestarts rising)."
     subject_is_unit = True
+    reads_fixes = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         limit = ctx.thresholds.crash_loop_restarts

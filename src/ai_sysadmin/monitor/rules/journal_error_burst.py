@@ -18,6 +18,7 @@ class JournalErrorBurst(Rule):
     description = "A burst of journal errors from one unit or program."
     #: its source: a unit journald or PID 1 named, or an identifier that cannot read as one
     subject_is_unit = True
+    reads_fixes = True
     over_words = ("no new errors from {subject} since the fix ran",
                   "new errors from {subject} since the fix ran")
 
