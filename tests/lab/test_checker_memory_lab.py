@@ -1,6 +1,6 @@
 """What a checker knows of a host that its own process did not see: a fix that a person's
-``approve`` (another process) ran. It comes from the store, so the daemon judges as if it
-had seen it itself."""
+``approve`` (another process) ran, and a crash loop watched by the daemon before a restart.
+Both come from the store, so the daemon judges as if it had seen them itself."""
 
 from __future__ import annotations
 
@@ -97,3 +97,62 @@ def test_a_burst_fix_a_person_approved_in_another_process_resolves_the_daemons_i
     assert states(store, incident)[-4:] == [
         "awaiting_approval", "remediating", "resolved", "reopened"]
 
+
+#: runs 4 s, then fails; restarted 100 ms later: slower than the checks
+SLOW = """\
+[Unit]
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=/bin/sh -c 'sleep 4; exit 1'
+Restart=on-failure
+RestartSec=100ms
+"""
+
+
+def test_a_slow_crash_loop_stays_one_incident_across_a_restart_of_the_daemon(
+        tmp_path: Path) -> None:
+    """The daemon restarts between two crashes of a loop it had found: the new one still
+    knows the count rose within the window, so the loop is neither resolved by its first
+    checks between the crashes nor reopened at the next crash."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path, thresholds={
+        **QUIET_HOST_WIDE, "crash_loop_restarts": 2})
+    store = IncidentStore(Database(settings.db_path))
+
+    def restarts(sb: Sandbox) -> int:
+        shown = sb.exec(["systemctl", "show", "-p", "NRestarts", "--value", "slow.service"])
+        return int(shown.stdout.strip() or 0)
+
+    async def scenario(sb: Sandbox) -> None:
+        before = HostChecker(SandboxTransport(sb), settings, store, consumer="daemon")
+        deadline = time.monotonic() + 40
+        while only(store, "crash_loop") is None:
+            assert time.monotonic() < deadline, "the loop was never found"
+            await before.check("interval")
+            await asyncio.sleep(0.3)
+        # the daemon stops; it starts again just after a crash, 4 s before the next one
+        seen = restarts(sb)
+        deadline = time.monotonic() + 10
+        while restarts(sb) == seen:
+            assert time.monotonic() < deadline, "the unit was not restarted again"
+            await asyncio.sleep(0.05)
+        after = HostChecker(SandboxTransport(sb), settings, store, consumer="daemon")
+        # checks back to back, until the new daemon has seen two crashes
+        first = restarts(sb)
+        deadline = time.monotonic() + 30
+        while restarts(sb) < first + 2:
+            report = await after.check("interval")
+            assert time.monotonic() < deadline, "the unit stopped restarting"
+            incident = only(store, "crash_loop")
+            assert incident is not None and incident.state == "open", \
+                "resolved between two crashes"
+            assert [f.subject for f in report.findings if f.rule == "crash_loop"] \
+                == ["slow.service"]
+
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "slow.service", "text": SLOW})
+        apply(sb, "start_unit", {"name": "slow.service"})
+        asyncio.run(scenario(sb))
+    incident = only(store, "crash_loop")
+    assert incident is not None and incident.subject == "slow.service"
+    assert states(store, incident) == ["open"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +57,11 @@ FUTURE_SLACK_SECONDS = 60.0
 class HostChecker:
     """Checks one host; keeps the last snapshots and the journal burst window in memory.
 
-    When a fix ran is the store's too: a checker asks for fixes while it has found
-    something they decide, so a fix run by ``approve`` (another process) counts as its own."""
+    What must outlive the process is the store's: where the journal was read up to, what
+    was found (the live incidents), when restart counts rose, when fixes ran. A checker
+    takes them up at its first check (a restarted daemon judges as the old one would), and
+    asks for fixes again while it has found something they decide (one run by ``approve``,
+    another process)."""
 
     def __init__(
         self,
@@ -96,8 +100,11 @@ class HostChecker:
         self._actions = ActionStore(store.db) if store is not None else None
         #: service -> the latest look after which its restart count rose (the next saw it)
         self._rose_after: dict[str, float] = {}
+        #: those of them the store has yet to keep
+        self._rises_unsaved: dict[str, float] = {}
         self._cursor: str | None = None
-        self._cursor_read = False
+        #: whether what the store kept of the host was taken up (:meth:`_take_up`)
+        self._taken_up = False
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
         self.listeners: list[Callable[[CheckReport], None]] = []
@@ -136,7 +143,7 @@ class HostChecker:
             assert self.previous is not None
             for unit, count in snapshot.restarts.items():
                 if count > before.get(unit, count):
-                    self._rose_after[unit] = self.previous.taken_at
+                    self._rose_after[unit] = self._rises_unsaved[unit] = self.previous.taken_at
         oldest = snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds
         self._rose_after = {u: at for u, at in self._rose_after.items() if at >= oldest}
         return dict(self._rose_after)
@@ -155,7 +162,8 @@ class HostChecker:
 
     async def check(self, reason: str = "interval") -> CheckReport:
         async with self._lock:
-            query = JournalQuery(self._journal_cursor(), self.settings.journal_first_lines)
+            self._take_up()
+            query = JournalQuery(self._cursor, self.settings.journal_first_lines)
             async with self.slots or contextlib.nullcontext():
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
@@ -180,9 +188,13 @@ class HostChecker:
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx)
             if self.recorder is not None:
-                report.outcome = await self.recorder.record(lambda: self._record(report))
+                rises = dict(self._rises_unsaved)
+                report.outcome = await self.recorder.record(lambda: self._record(report, rises))
                 self._log(report, reason)
                 self._cursor = snapshot.journal_cursor or self._cursor
+                for unit, at in rises.items():
+                    if self._rises_unsaved.get(unit) == at:
+                        del self._rises_unsaved[unit]
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
             if reason != "journal" or self.previous is None:
@@ -224,19 +236,26 @@ class HostChecker:
         self._found = other._found
         self._fixed = dict(other._fixed)
         self._rose_after = dict(other._rose_after)
-        self._cursor, self._cursor_read = other._cursor, True
+        self._cursor, self._taken_up = other._cursor, True
 
-    def _journal_cursor(self) -> str | None:
-        """Where this host's journal was read up to: the store's, read on the first check;
-        after that the one this checker stored itself (the only writer of its host and
-        consumer), with no query on the event loop."""
-        if self.store is not None and not self._cursor_read:
-            self._cursor = self.store.journal_cursor(self.host, self.consumer)
-            self._cursor_read = True
-        return self._cursor
+    def _take_up(self) -> None:
+        """What the store kept of this host, read on the first check: where its journal was
+        read up to, what the checks before found (its live incidents: a loop between two
+        crashes stays found, a level that warned keeps its margin) and when its services'
+        restart counts rose. After that this checker's own memory serves (it is the only
+        writer of its host's cursor), with no query on the event loop."""
+        if self.store is None or self._taken_up:
+            return
+        self._taken_up = True
+        self._cursor = self.store.journal_cursor(self.host, self.consumer)
+        self._found |= self.store.live_findings(self.host)
+        since = time.time() - self.settings.thresholds.crash_loop_window_seconds
+        for unit, at in self.store.restart_rises(self.host, since).items():
+            self._rose_after[unit] = max(at, self._rose_after.get(unit, at))
 
-    def _record(self, report: CheckReport) -> CheckOutcome:
-        """The check in the store, in a worker thread."""
+    def _record(self, report: CheckReport, rises: dict[str, float]) -> CheckOutcome:
+        """The check in the store, in a worker thread; ``rises``: restart counts seen rising
+        that the store has yet to keep."""
         assert self.store is not None
         snapshot, findings = report.snapshot, report.findings
         outcome = self.store.record_check(
@@ -250,6 +269,8 @@ class HostChecker:
             collected_ok=not snapshot.errors,
             reachable="host_unreachable" not in {f.rule for f in findings},
             last_error=next(iter(snapshot.errors.values()), None),
+            restarts_rose=rises,
+            rises_since=snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds,
         )
         self.discover_hosts(snapshot)
         return outcome

@@ -180,6 +180,22 @@ class IncidentStore:
         ).fetchone()
         return row["cursor"] if row else None
 
+    # -- what a checker that starts takes up (a restarted daemon, a fresh `check`) ----------
+    def live_findings(self, host: str) -> frozenset[tuple[str, str]]:
+        """(rule, subject) of ``host``'s live incidents: what the checks before found."""
+        rows = self.db.conn.execute(
+            f"SELECT rule, subject FROM incidents WHERE host=? AND state IN "
+            f"({','.join('?' * len(LIVE_STATES))})", (host, *LIVE_STATES))
+        return frozenset((r["rule"], r["subject"]) for r in rows)
+
+    def restart_rises(self, host: str, since: float) -> dict[str, float]:
+        """Service -> the latest look after which its restart count rose (this machine's
+        clock), of those at ``since`` or later (see :meth:`record_check`)."""
+        rows = self.db.conn.execute(
+            "SELECT unit, rose_after FROM restart_rises WHERE host=? AND rose_after>=?",
+            (host, since))
+        return {r["unit"]: r["rose_after"] for r in rows}
+
     def journal_entries(
         self, host: str, since: float = 0.0, consumer: str | None = None
     ) -> list[dict[str, Any]]:
@@ -205,12 +221,17 @@ class IncidentStore:
         reachable: bool = True,
         last_error: str | None = None,
         actor: str = "monitor",
+        restarts_rose: Mapping[str, float] | None = None,
+        rises_since: float = 0.0,
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
 
         The journal entries and the new cursor are written together, so a crash before the
         commit re-reads the same entries and a crash after it never sees them again. A
         check of a host removed while it ran (:func:`host_removed`) stores nothing.
+        ``restarts_rose``: services whose restart count this check saw rise, each with the
+        look after which it did (a later one wins); with them, this host's rises before
+        ``rises_since`` are forgotten.
         """
         now = time.time()
         outcome = CheckOutcome(journal_entries=len(journal))
@@ -231,6 +252,14 @@ class IncidentStore:
                  last_error),
             )
             self._keep_journal(conn, host, consumer, journal, journal_cursor, now)
+            if restarts_rose:
+                conn.executemany(
+                    "INSERT INTO restart_rises(host, unit, rose_after) VALUES (?,?,?) "
+                    "ON CONFLICT(host, unit) DO UPDATE SET "
+                    "rose_after=MAX(rose_after, excluded.rose_after)",
+                    [(host, unit, at) for unit, at in restarts_rose.items()])
+                conn.execute("DELETE FROM restart_rises WHERE host=? AND rose_after<?",
+                             (host, rises_since))
             for finding in findings:
                 self._upsert(conn, finding, now, outcome, actor)
             self._resolve_gone(conn, host, {f.fingerprint for f in findings},

@@ -198,3 +198,16 @@ MIGRATIONS += (
     CREATE INDEX actions_ran ON actions(host, ran_at);
     """,
 )
+
+MIGRATIONS += (
+    # 8: when each service's restart count last rose (the look after which it did): a crash
+    # loop slower than the checks stays one incident across a restart of the daemon
+    """
+    CREATE TABLE restart_rises (
+        host TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        rose_after REAL NOT NULL,
+        PRIMARY KEY (host, unit)
+    );
+    """,
+)
