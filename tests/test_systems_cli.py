@@ -52,6 +52,18 @@ def test_hosts_seen_in_the_journal_wait_to_be_accepted(cli, settings, store) -> 
     assert any(e["action"] == "host.discovered" for e in store.audit_log())
 
 
+def test_a_removed_host_s_journal_puts_no_host_in_the_inventory(cli, settings, store) -> None:
+    # its check was under way when the operator removed it: what its journal names waits for
+    # nobody's acceptance
+    assert cli("systems", "add", "--no-probe", "logserver")[0] == 0
+    assert cli("systems", "remove", "logserver")[0] == 0
+    checker = HostChecker(LocalTransport("logserver"), settings, store)
+    entries = [JournalEntry(f"c{i}", 1.0, 4, "hi", hostname=h)
+               for i, h in enumerate(["logserver", "web7", "web8"])]
+    checker.discover_hosts(Snapshot("logserver", 1.0, journal=entries))
+    assert names(cli, "--all") == {short_hostname(): "managed", "logserver": "removed"}
+
+
 def test_a_journal_sender_cannot_put_a_name_that_is_no_host_in_the_inventory(
         cli, settings, store) -> None:
     # journal-remote takes _HOSTNAME from its senders: "evil host" broke every later command

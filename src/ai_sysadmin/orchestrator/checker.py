@@ -277,13 +277,16 @@ class HostChecker:
 
     def discover_hosts(self, snapshot: Snapshot) -> None:
         """Machines seen in this host's journal (journal-remote's ``_HOSTNAME``) wait in the
-        inventory for the operator to accept them."""
+        inventory for the operator to accept them; not those of a host the operator removed
+        (while its check ran), which is managed no more and speaks for nobody."""
         assert self.store is not None
         own = {self.host.split(".")[0].lower()}
         seen = {e.hostname.split(".")[0].lower() for e in snapshot.journal or [] if e.hostname}
         if len(seen) <= 1:
             return  # a host's own journal names only itself (or the lab's own name)
         hosts = HostStore(self.store.db)
+        if hosts.removed(self.host):
+            return
         for name in sorted(seen - own):
             try:
                 check_host(name)  # any sender chooses its _HOSTNAME
