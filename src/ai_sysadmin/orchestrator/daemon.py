@@ -10,7 +10,6 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
-from ..errors import NotFoundError
 from ..executor import Executor
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
@@ -146,12 +145,7 @@ class Daemon:
         """Removed (``systems remove``) since the daemon started: checked no more, so that it
         opens no incident and costs no LLM call; a restart drops it for good. This machine is
         never removed (`systems remove` refuses it)."""
-        if host == self.runtime.local.host:
-            return False
-        try:
-            return HostStore(self.store.db).get(host)["status"] == "removed"
-        except NotFoundError:
-            return False
+        return host != self.runtime.local.host and HostStore(self.store.db).removed(host)
 
     async def check_host(self, checker: HostChecker, reason: str) -> bool:
         """One pass for one host: collect, detect, track, then triage what is new. False:
