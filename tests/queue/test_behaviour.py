@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ai_sysadmin.llm.queue import QueueTimeout, Request, RequestQueue
+from ai_sysadmin.llm.queue import NoWorker, QueueTimeout, Request, RequestQueue
 from ai_sysadmin.llm.types import Priority
 
 from .conftest import serving
@@ -101,7 +101,9 @@ def test_a_client_that_times_out_is_told_clearly(
     message = str(caught.value)
     assert request_id in message
     assert "still queued with 1 request(s) ahead of it" in message
-    assert "the LLM is slow or busy" in message
+    # no worker serves the queue: that, not a slow LLM, is why it waits
+    assert isinstance(caught.value, NoWorker)
+    assert "no worker serves the queue" in message
     assert "ai-sysadmin queue" in message
     assert caught.value.request_id == request_id
     assert queue.get(request_id).state == "pending"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import QueueError, Request, RequestQueue, open_queue
 from ai_sysadmin.llm.types import Message, Priority
 from tests.support.scripted_model import ScriptedModel, say
+
+from .conftest import WorkerProcess, poll_until
 
 
 def root_app() -> typer.Typer:
@@ -65,6 +67,27 @@ def test_queue_shows_depth_per_priority(env_queue: RequestQueue) -> None:
     assert human.exit_code == 0, human.output
     assert "depth 3 · in flight 0" in human.output
     assert "last hour: 0 done, 0 failed" in human.output
+
+
+def test_queue_counts_the_workers_that_serve_it(
+        queue_url: str, worker_process: Callable[..., WorkerProcess],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests that wait with no worker: the worker unit is stopped or dead, and `queue` says
+    # so to the person told that no worker takes requests
+    monkeypatch.setenv("AI_SYSADMIN_QUEUE__URL", queue_url)
+
+    def workers() -> int:
+        result = invoke("queue", "--json")
+        assert result.exit_code == 0, result.output
+        return int(json.loads(result.output)["workers"])
+
+    assert workers() == 0
+    assert "workers serving it: 0" in invoke("queue").output
+    worker = worker_process("web0-7", 5.0)
+    poll_until(lambda: workers() == 1, 30, "the worker to announce itself")
+    assert "workers serving it: 1" in invoke("queue").output
+    assert worker.stop() == 0
+    poll_until(lambda: workers() == 0, 30, "the stopped worker to be gone")
 
 
 def test_queue_show_tells_one_request(env_queue: RequestQueue) -> None:

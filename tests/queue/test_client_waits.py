@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from ai_sysadmin.llm.client import QueuedLLM
-from ai_sysadmin.llm.queue import QueueTimeout, RequestQueue
+from ai_sysadmin.llm.queue import NoWorker, QueueTimeout, RequestQueue
 from ai_sysadmin.llm.queue.base import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.types import Message, Priority
@@ -47,6 +47,44 @@ def test_a_request_nobody_waits_for_any_more_leaves_the_queue(make_queue: MakeQu
     ids = asyncio.run(attempts())
     assert states(queue, ids) == ["cancelled"] * 3
     assert queue.stats().depth == 0 and queue.pending_keyed("incident:3") == []
+
+
+def test_a_request_no_worker_takes_is_told_apart_from_one_a_busy_worker_has_not_reached(
+        make_queue: MakeQueue) -> None:
+    """The daemon's worker runs apart (queue.embedded_worker = false): a request that times
+    out queued because none serves the queue is NoWorker, which the daemon tells a person;
+    one that waits behind a busy worker's answer is only slow."""
+    queue = make_queue()
+
+    async def go() -> tuple[QueueTimeout, QueueTimeout]:
+        release = asyncio.Event()
+
+        async def busy(request: Request) -> dict[str, object]:
+            await release.wait()
+            return {"message": {"role": "assistant", "content": "done at last"}}
+
+        alone = QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:1", timeout=0.3)
+        with pytest.raises(NoWorker) as unserved:
+            await alone(ask("what failed?"), [])
+        async with serving(queue, busy):
+            first = asyncio.create_task(
+                QueuedLLM(queue, Priority.INTERACTIVE, timeout=30)(ask("first"), []))
+            await until(lambda: queue.stats().in_flight == 1, 10, "the worker to take it")
+            behind = QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:2",
+                               timeout=0.3)
+            with pytest.raises(QueueTimeout) as slow:
+                await behind(ask("what failed?"), [])
+            release.set()
+            assert (await first).message.content == "done at last"
+        return unserved.value, slow.value
+
+    unserved, slow = asyncio.run(go())
+    assert "it is still queued" in str(unserved)
+    assert "no worker serves the queue" in str(unserved)
+    assert "is `ai-sysadmin worker`, the *-llm-worker unit, running?" in str(unserved)
+    assert not isinstance(slow, NoWorker)
+    assert "it is still queued" in str(slow) and "the LLM is slow or busy" in str(slow)
+    assert "no worker" not in str(slow)
 
 
 def test_a_request_another_caller_joined_outlives_its_submitter(make_queue: MakeQueue) -> None:

@@ -48,23 +48,25 @@ def queue_show(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Pending requests per priority, requests in flight, oldest and mean wait."""
+    """Pending requests per priority, requests in flight, oldest and mean wait, workers."""
     if ctx.invoked_subcommand is not None:
         return
     settings = state(ctx).settings
     queue = open_queue(settings)
     try:
         stats = queue.stats()
+        # requests that only wait, with none: the worker is stopped or dead
+        workers = queue.live_workers()
         now = queue.now()  # the queue's clock: a Redis queue's times are its server's
     finally:
         queue.close()
     if as_json:
-        print_json(stats.to_dict())
+        print_json({**stats.to_dict(), "workers": workers})
         return
-    _print_stats(settings, stats, now)
+    _print_stats(settings, stats, now, workers)
 
 
-def _print_stats(settings: Settings, stats: QueueStats, now: float) -> None:
+def _print_stats(settings: Settings, stats: QueueStats, now: float, workers: int) -> None:
     banner(settings, f"LLM queue {stats.backend}")
     table = Table()
     for column in ("priority", "pending"):
@@ -76,6 +78,7 @@ def _print_stats(settings: Settings, stats: QueueStats, now: float) -> None:
               f"oldest pending waits {_age(stats.oldest_pending_age)}")
     out.print(f"last hour: {stats.done_last_hour} done, {stats.failed_last_hour} failed, "
               f"mean wait {_age(stats.mean_wait_last_hour)}")
+    out.print(f"workers serving it: {workers}")
     if stats.in_flight_requests:
         running = Table(title="in flight")
         for column in ("id", "kind", "priority", "worker", "running for", "attempt"):

@@ -16,6 +16,7 @@ from ...config import Settings, mask_secret_text
 from .base import (
     MAX_ATTEMPTS,
     Handler,
+    NoWorker,
     QueueError,
     QueueStats,
     QueueTimeout,
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "Handler",
     "HandlerFactory",
+    "NoWorker",
     "QueueError",
     "QueueStats",
     "QueueTimeout",

@@ -44,6 +44,8 @@ MAX_ATTEMPTS = 5
 RETENTION_SECONDS = 7 * 24 * 3600
 #: the statistics window of :class:`QueueStats`
 STATS_WINDOW_SECONDS = 3600.0
+#: a worker that has not announced itself for this long is gone (it does every fifth of it)
+WORKER_SILENCE_SECONDS = 5.0
 
 Handler = Callable[["Request"], Awaitable[dict[str, Any]]]
 
@@ -72,10 +74,25 @@ class QueueTimeout(LLMError):
             if ahead is not None:
                 where += f" with {ahead} request(s) ahead of it"
         super().__init__(
-            f"no answer to LLM request {request.id} after {timeout:g} s: {where}; the LLM is "
-            f"slow or busy: look with `ai-sysadmin queue` or "
-            f"`ai-sysadmin queue show {request.id}`"
+            f"no answer to LLM request {request.id} after {timeout:g} s: {where}; "
+            f"{self._cause(request.id)}"
         )
+
+    @staticmethod
+    def _cause(request_id: str) -> str:
+        return (f"the LLM is slow or busy: look with `ai-sysadmin queue` or "
+                f"`ai-sysadmin queue show {request_id}`")
+
+
+class NoWorker(QueueTimeout):
+    """The caller stopped waiting for a request no worker took, and none serves the queue
+    (none announced itself for :data:`WORKER_SILENCE_SECONDS`): a fact of the queue, not a
+    slow LLM. The worker (``ai-sysadmin worker``, its own unit) is stopped or dead."""
+
+    @staticmethod
+    def _cause(request_id: str) -> str:
+        return ("no worker serves the queue (none announced itself): is `ai-sysadmin worker`, "
+                "the *-llm-worker unit, running? `ai-sysadmin queue` counts the workers")
 
 
 def new_request_id() -> str:
@@ -292,6 +309,14 @@ class RequestQueue(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    async def _unserved(self) -> bool:
+        """Whether no worker serves the queue now, by the workers' own announcements; a
+        queue that cannot say does not say so."""
+        try:
+            return await self.call(self.live_workers) == 0
+        except QueueError:
+            return False
+
     def _finished(self, request_id: str) -> bool:
         """Whether the request is done, failed or cancelled (what :meth:`wait` polls)."""
         return self.get(request_id).finished
@@ -309,8 +334,11 @@ class RequestQueue(ABC):
             left = deadline - loop.time()
             if left <= 0:
                 request = await self.call(self.get, request_id)
-                ahead = (await self.call(self.requests_ahead, request)
-                         if request.state == "pending" else None)
+                if request.state != "pending":
+                    raise QueueTimeout(request, timeout)
+                ahead = await self.call(self.requests_ahead, request)
+                if await self._unserved():
+                    raise NoWorker(request, timeout, ahead)
                 raise QueueTimeout(request, timeout, ahead)
             await self._sleep_or_wake(min(delay, left))
             delay = min(delay * 2, self.poll_interval)

@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import NotFoundError
-from .base import Handler, QueueError, Request, RequestQueue, run_handler
+from .base import (
+    WORKER_SILENCE_SECONDS,
+    Handler,
+    QueueError,
+    Request,
+    RequestQueue,
+    run_handler,
+)
 
 log = logging.getLogger("ai_sysadmin.service")
-
-#: a worker that has not announced itself for this long is gone
-WORKER_SILENCE_SECONDS = 5.0
 #: the longest pause between two tries of a worker whose queue is unreachable
 MAX_BACKOFF_SECONDS = 30.0
 
