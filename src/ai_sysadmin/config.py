@@ -642,8 +642,9 @@ class NotifySettings(_Section):
     )
     llm_down_after_seconds: float = Field(
         600, gt=0, description="Investigations that failed this long because the LLM server "
-        "does not answer (down, busy, a proxy's 5xx), while incidents wait for one, send one "
-        "message; one more when it answers again.",
+        "does not answer (down, busy, a proxy's 5xx), or because no worker takes their "
+        "requests from the queue, while incidents wait for one, send one message; one more "
+        "when it answers again.",
     )
     timeout: float = Field(
         10, gt=0, description="Seconds one delivery may take before it counts as failed.",

@@ -36,9 +36,9 @@ class Message:
 def priority_of(event: OutboxEvent) -> int:
     """Severity maps to priority; a person's question at least normal, good news low."""
     by_severity = _BY_SEVERITY.get(event.severity, 5)
-    if event.kind in ("back", "fixed", "llm_back"):
+    if event.kind in ("back", "fixed", "llm_back", "worker_back"):
         return PRIORITIES["low"]
-    if event.kind in ("unreachable", "escalated", "llm_down"):
+    if event.kind in ("unreachable", "escalated", "llm_down", "worker_down"):
         return PRIORITIES["high"]
     if event.kind in ("approval", "failed"):
         return max(by_severity, PRIORITIES["normal"])
@@ -79,6 +79,9 @@ def _headline(event: OutboxEvent) -> str:
         "escalated": f"needs a person: {summary}",
         "llm_down": f"the LLM does not answer: {facts.get('waiting', '?')} incident(s) wait",
         "llm_back": "the LLM answers again",
+        "worker_down": f"no LLM worker takes requests: {facts.get('waiting', '?')} incident(s) "
+                       "wait",
+        "worker_back": "an LLM worker takes requests again",
     }.get(event.kind, summary)
 
 
@@ -87,6 +90,8 @@ def next_command(event: OutboxEvent, ai_name: str) -> str:
     if event.kind == "llm_down":
         # no {name}-llm tool: the command's own name
         return "ai-sysadmin llm status"
+    if event.kind == "worker_down":
+        return f"{ai_name}-queue"
     if event.kind == "approval":
         return f"{ai_name}-approve approve {action.get('id')}"
     if event.incident_id is not None:
@@ -97,7 +102,8 @@ def next_command(event: OutboxEvent, ai_name: str) -> str:
 
 
 def _since(event: OutboxEvent) -> str:
-    """Since when the LLM server has not answered, and for how long by the event's time."""
+    """Since when the LLM server (or a worker) has not answered, and for how long by the
+    event's time."""
     since = event.facts.get("since")
     if not isinstance(since, int | float):
         return "a time not known"
@@ -119,6 +125,20 @@ def _llm_detail(event: OutboxEvent) -> str:
             f"Last error: {_flat(facts.get('error'))}")
 
 
+def _worker_detail(event: OutboxEvent) -> str:
+    facts = event.facts
+    queue, unit = _flat(facts.get("queue")), _flat(facts.get("unit"))
+    if event.kind == "worker_back":
+        return (f"A worker takes LLM requests from the queue {queue} again; none had since "
+                f"{_since(event)}. The incidents that waited are investigated now.")
+    return (f"LLM requests wait in the queue {queue}, but no worker has taken one since "
+            f"{_since(event)}: none serves the queue (none announces itself). Investigations "
+            "are retried, and the incidents stay open with no diagnosis or fix until one does."
+            "\n"
+            f"Check the worker where it runs: systemctl status {unit} (`ai-sysadmin worker`), "
+            "and its journal.")
+
+
 def _detail(event: OutboxEvent) -> str:
     facts = event.facts
     detail = _flat(facts.get("detail"), DETAIL_LIMIT)
@@ -131,6 +151,8 @@ def _detail(event: OutboxEvent) -> str:
         return f"{_action_text(facts)} failed: {detail}. A person must look."
     if event.kind in ("llm_down", "llm_back"):
         return _llm_detail(event)
+    if event.kind in ("worker_down", "worker_back"):
+        return _worker_detail(event)
     return detail
 
 

@@ -2,7 +2,8 @@
 
 - Below ``notify.min_severity``, an opening says nothing ("skipped").
 - "Back" is news only to someone who was told the host was unreachable; the LLM's
-  ``llm_back`` only to someone told ``llm_down``.
+  ``llm_back`` only to someone told ``llm_down``, the worker's ``worker_back`` only to someone
+  told ``worker_down``.
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..store.incidents import LIVE_STATES
-from ..store.outbox import LLM_FINGERPRINT, LLM_KINDS, Outbox, OutboxEvent, last_llm_event
+from ..store.outbox import Outbox, OutboxEvent, last_llm_event, outage_of
 from .message import Message, render, render_digest
 
 STORM_KINDS = ("opened", "worse", "unreachable", "back")
@@ -93,9 +94,10 @@ class Dispatcher:
         if event.kind == "back" and Outbox.last_told_kind(
                 conn, event.fingerprint, _REACH) != "unreachable":
             return "nobody was told it was unreachable"
-        if event.kind == "llm_back" and Outbox.last_told_kind(
-                conn, LLM_FINGERPRINT, LLM_KINDS) != "llm_down":
-            return "nobody was told the LLM was down"
+        outage = outage_of(event.kind)
+        if outage is not None and event.kind == outage.back and Outbox.last_told_kind(
+                conn, outage.fingerprint, outage.kinds) != outage.down:
+            return f"nobody was told of the outage ({outage.down})"
         return ""
 
     def _repeat(self, conn: sqlite3.Connection, event: OutboxEvent, now: float) -> bool:
@@ -119,12 +121,13 @@ class Dispatcher:
                                               _REACH) == "unreachable")
         if event.kind == "approval":
             return state(conn, "actions", event.action_id) == "pending"
-        if event.kind in LLM_KINDS:
+        outage = outage_of(event.kind)
+        if outage is not None:
             # down and back again since: what it says is over; back, told it was down
-            last = last_llm_event(conn)
+            last = last_llm_event(conn, outage)
             return last is not None and last[0] == event.id and (
-                event.kind == "llm_down" or Outbox.last_told_kind(
-                    conn, LLM_FINGERPRINT, LLM_KINDS) == "llm_down")
+                event.kind == outage.down or Outbox.last_told_kind(
+                    conn, outage.fingerprint, outage.kinds) == outage.down)
         return True
 
     def _send(self, conn: sqlite3.Connection, events: Sequence[OutboxEvent], message: Message,

@@ -6,7 +6,10 @@ marked healthy by an LLM failure. A server that is down is waited out however lo
 a model whose answer is unusable ``agent.max_investigations`` times in a row for the incident
 will not do better by waiting, and a person is told instead. A person is told too when the
 server has not answered for ``notify.llm_down_after_seconds`` while incidents wait for it, once,
-and once more when it answers again: with autonomy on, they rely on it to act.
+and once more when it answers again: with autonomy on, they rely on it to act. So too when no
+worker takes the queued requests for that long (the queue says none serves it: a separate
+worker, ``queue.embedded_worker = false``, that is stopped or dead), and when one takes them
+again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..aio import within
 from ..config import Settings, mask_url, short_hostname
 from ..errors import AiSysadminError
 from ..hosts.transport import Transport
+from ..llm.queue import NoWorker, describe_queue
 from ..llm.types import (
     LLMBadResponse,
     LLMBusy,
@@ -38,6 +42,7 @@ from ..llm.types import (
 from ..monitor.redact import redact
 from ..store import HostStore, IncidentStore
 from ..store.incidents import Incident
+from ..store.outbox import LLM, WORKER, Outage
 
 log = logging.getLogger("ai_sysadmin.decisions")
 DAY_SECONDS = 24 * 3600
@@ -53,6 +58,9 @@ UNUSABLE = frozenset(kind.__name__ for kind in (LLMBadResponse, LLMModelMissing)
 #: told a person when they last (:meth:`Investigator._tell_down`)
 OUTAGE = (LLMUnavailable, LLMServerError)
 OUTAGE_NAMES = frozenset(kind.__name__ for kind in (LLMUnavailable, LLMBusy, LLMServerError))
+#: failures of an investigation whose request no worker took; with the above, what an
+#: incident that waits for a worker last failed for
+UNSERVED_NAMES = OUTAGE_NAMES | {NoWorker.__name__}
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
@@ -63,6 +71,25 @@ RECALL_TIMEOUT_SECONDS = 60.0
 
 def backoff(first: float, attempts: int) -> float:
     return min(first * (2 ** max(attempts, 0)), MAX_BACKOFF_SECONDS)
+
+
+class _Watch:
+    """What investigations wait for besides their host (the LLM server, the worker that takes
+    requests from the queue), and what a person was told of it."""
+
+    def __init__(self, outage: Outage, waiting_for: frozenset[str], what: str) -> None:
+        self.outage = outage
+        #: the failures an incident that waits for it last had (the errors' names)
+        self.waiting_for = waiting_for
+        #: for the log: "the LLM at <url>", "the LLM queue <where>"
+        self.what = what
+        #: since when it has not answered, with no answer between (wall clock for the
+        #: message, monotonic for the wait), and the last error it caused
+        self.down: tuple[float, float] | None = None
+        self.error = ""
+        #: whether a person is to be told of this outage (its down event is the last said
+        #: of it); None: not known since the start, the store may hold one from before
+        self.told: bool | None = None
 
 
 class Investigator:
@@ -95,13 +122,13 @@ class Investigator:
         #: past incidents, knowledge, config history; None: the process's shared one (the
         #: daemon opens it a little after its start: ``Daemon.warm_knowledge``)
         self._knowledge = knowledge
-        #: since when investigations fail for an outage with no answer of the model between
-        #: (wall clock for the message, monotonic for the wait), and the last such error
-        self._down: tuple[float, float] | None = None
-        self._down_error = ""
-        #: whether a person is to be told of this outage (``llm_down`` is the last said of the
-        #: server); None: not known since the start, the store may hold one from before
-        self._told: bool | None = None
+        url = mask_url(settings.llm.url)
+        self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}")
+        self._worker = _Watch(WORKER, UNSERVED_NAMES, f"the LLM queue {describe_queue(settings)}")
+        #: what a person reads of each, besides since when and the last error
+        self._facts = {LLM: {"url": url},
+                       WORKER: {"queue": describe_queue(settings),
+                                "unit": f"{settings.ai_name}-llm-worker.service"}}
 
     @property
     def knowledge(self) -> KnowledgeSource:
@@ -211,6 +238,7 @@ class Investigator:
             outcome = await run(incident, self.llm_for(incident_id), ctx,  # type: ignore[arg-type]
                                 self.settings, self.facts_for(incident.host))
         except Exception as exc:  # any failure: the incident stays open and is retried
+            wall, mono = time.time(), time.monotonic()
             attempts = incident.investigation_attempts
             delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
             reason = redact(f"{type(exc).__name__}: {exc}")
@@ -223,11 +251,18 @@ class Investigator:
                         "retries spent: escalated to a person" if spent
                         else f"retry in {delay:.0f} s",
                         extra={"incident": incident_id, "event": "investigation_failed"})
-            if isinstance(exc, OUTAGE):
-                self._outage(reason)
-                await self._tell_down()
+            if isinstance(exc, NoWorker):
+                # none took it since it was queued, its whole wait before it failed; the
+                # server is not known either way
+                self._outage(self._worker, reason, (wall - exc.timeout, mono - exc.timeout))
+                await self._tell_down(self._worker)
+            elif isinstance(exc, OUTAGE):
+                await self._answered(self._worker)  # a worker took it to the server
+                self._outage(self._llm, reason)
+                await self._tell_down(self._llm)
             elif type(exc).__name__ in UNUSABLE:
-                await self._answered()  # an unusable answer is an answer: the server is up
+                # an unusable answer is an answer: the server is up, and a worker took it
+                await self._answered(self._llm, self._worker)
             return
         except asyncio.CancelledError:
             # the run starts again after the restart and proposes afresh: what this one
@@ -252,7 +287,7 @@ class Investigator:
         else:
             await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
                                     None)
-        await self._answered()
+        await self._answered(self._llm, self._worker)
         log.info("incident %d investigated (%s mode) in %.1f s with %d tool calls, "
                  "%d proposal(s)", incident_id, outcome.mode, time.monotonic() - started,
                  outcome.tool_calls, len(outcome.proposals),
@@ -275,58 +310,64 @@ class Investigator:
                 f"(agent.max_investigations = {limit}); retries spent: escalated to a person. "
                 f"The last: {reason[:300]}")
 
-    def _outage(self, reason: str) -> None:
-        self._down_error = reason
-        if self._down is None:
-            self._down = (time.time(), time.monotonic())
+    @staticmethod
+    def _outage(watch: _Watch, reason: str,
+                began: tuple[float, float] | None = None) -> None:
+        """A failure of ``watch``'s outage, which ``began`` then (wall clock, monotonic) at
+        the latest; None: now."""
+        watch.error = reason
+        if watch.down is None:
+            watch.down = began or (time.time(), time.monotonic())
 
-    async def _tell_down(self) -> None:
+    async def _tell_down(self, watch: _Watch) -> None:
         """After an outage failure: a person is told, once an outage, when investigations
         have failed for one for ``notify.llm_down_after_seconds`` with no answer between,
-        while incidents wait for the server (the store counts them). Only a failure says it
-        is down still: a slow answer in flight past that time is no outage. A store that
-        fails costs the message only: the next failure tries again."""
-        down = self._down
-        if (down is None or self._told
+        while incidents wait for it (the store counts them). Only a failure says it is down
+        still: a slow answer in flight past that time is no outage. A store that fails costs
+        the message only: the next failure tries again."""
+        down = watch.down
+        if (down is None or watch.told
                 or time.monotonic() - down[1] < self.settings.notify.llm_down_after_seconds):
             return
-        facts = {"host": self.here, "since": down[0], "url": mask_url(self.settings.llm.url),
-                 "error": self._down_error[:300]}
+        facts = {"host": self.here, "since": down[0], **self._facts[watch.outage],
+                 "error": watch.error[:300]}
         try:
-            told = await asyncio.to_thread(self.store.tell_llm_down, facts, OUTAGE_NAMES)
+            told = await asyncio.to_thread(self.store.tell_llm_down, facts, watch.waiting_for,
+                                           watch.outage)
         except Exception as exc:
-            log.warning("the LLM's outage not told (%s: %s)", type(exc).__name__,
-                        redact(str(exc))[:300], extra={"event": "llm_down_not_told"})
+            log.warning("%s: its outage not told (%s: %s)", watch.what, type(exc).__name__,
+                        redact(str(exc))[:300], extra={"event": f"{watch.outage.down}_not_told"})
             return
-        self._told = told
-        if told and self._down is not down:
+        watch.told = told
+        if told and watch.down is not down:
             # it answered while this was written: what was said is over already
-            await self._tell_back()
+            await self._tell_back(watch)
         elif told:
-            log.warning("the LLM at %s has not answered investigations for %.0f s: a person "
-                        "is told", facts["url"], time.monotonic() - down[1],
-                        extra={"event": "llm_down", "since": down[0]})
+            log.warning("%s has not answered investigations for %.0f s: a person is told",
+                        watch.what, time.monotonic() - down[1],
+                        extra={"event": watch.outage.down, "since": down[0]})
 
-    async def _answered(self) -> None:
-        """The model answered an investigation: the outage, if any, is over."""
-        self._down = None
-        if self._told is not False:  # else the usual case: nothing said, nothing to ask
-            await self._tell_back()
+    async def _answered(self, *watches: _Watch) -> None:
+        """Each of ``watches`` answered an investigation: its outage, if any, is over."""
+        for watch in watches:
+            watch.down = None
+            if watch.told is not False:  # else the usual case: nothing said, nothing to ask
+                await self._tell_back(watch)
 
-    async def _tell_back(self) -> None:
-        """A person told the LLM was down is told it answers again (after a restart: one a
-        former process told)."""
-        facts = {"host": self.here, "url": mask_url(self.settings.llm.url)}
+    async def _tell_back(self, watch: _Watch) -> None:
+        """A person told of an outage is told it is over (after a restart: one a former
+        process told)."""
+        facts = {"host": self.here, **self._facts[watch.outage]}
         try:
-            back = await asyncio.to_thread(self.store.tell_llm_back, facts)
+            back = await asyncio.to_thread(self.store.tell_llm_back, facts, watch.outage)
         except Exception as exc:  # tried again with the next answer
-            log.warning("the LLM's return not told (%s: %s)", type(exc).__name__,
-                        redact(str(exc))[:300], extra={"event": "llm_back_not_told"})
+            log.warning("%s: its return not told (%s: %s)", watch.what, type(exc).__name__,
+                        redact(str(exc))[:300], extra={"event": f"{watch.outage.back}_not_told"})
             return
-        self._told = False
+        watch.told = False
         if back:
-            log.info("the LLM at %s answers again: a person is told", facts["url"],
-                     extra={"event": "llm_back"})
+            log.info("%s answers again: a person is told", watch.what,
+                     extra={"event": watch.outage.back})
 
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again.

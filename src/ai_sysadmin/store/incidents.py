@@ -19,7 +19,7 @@ from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed
-from .outbox import last_llm_event, note_incident, note_llm
+from .outbox import LLM, Outage, last_llm_event, note_incident, note_llm
 
 STATES = (
     "open",
@@ -638,35 +638,37 @@ class IncidentStore:
             (now or time.time(),))
         return self._of_hosts_kept(rows.fetchall())
 
-    def tell_llm_down(self, facts: Mapping[str, Any], outages: Collection[str]) -> bool:
-        """The LLM server has not answered for long: a person is told once an outage (an
-        ``llm_down`` event with ``facts`` and how many incidents wait), and only while
-        incidents wait for it: being investigated, or whose last investigation failed for
-        one of ``outages`` (the errors' names). True when it is said, now or before (a
-        restart in the middle of an outage); False while none waits."""
+    def tell_llm_down(self, facts: Mapping[str, Any], outages: Collection[str],
+                      outage: Outage = LLM) -> bool:
+        """The LLM server (or ``outage``, the worker) has not answered for long: a person is
+        told once an outage (its down event with ``facts`` and how many incidents wait), and
+        only while incidents wait for it: being investigated, or whose last investigation
+        failed for one of ``outages`` (the errors' names). True when it is said, now or
+        before (a restart in the middle of an outage); False while none waits."""
         with self.db.transaction() as conn:
-            last = last_llm_event(conn)
-            if last is not None and last[1] == "llm_down":
+            last = last_llm_event(conn, outage)
+            if last is not None and last[1] == outage.down:
                 return True
             rows = conn.execute("SELECT state, investigation_error FROM incidents WHERE state "
                                 "IN ('open','reopened','investigating')").fetchall()
             waiting = sum(1 for state, error in rows if state == "investigating"
                           or (error or "").partition(":")[0] in outages)
             if waiting:
-                note_llm(conn, "llm_down", {**facts, "waiting": waiting})
+                note_llm(conn, outage.down, {**facts, "waiting": waiting})
         return bool(waiting)
 
-    def tell_llm_back(self, facts: Mapping[str, Any]) -> bool:
-        """The LLM server answers again: ``llm_back`` when a person was to be told it was
-        down (``llm_down`` is the last said of it, by this process or one before a restart),
-        with since when it was; whether written."""
+    def tell_llm_back(self, facts: Mapping[str, Any], outage: Outage = LLM) -> bool:
+        """The LLM server (or ``outage``, the worker) answers again: its back event when a
+        person was to be told it was down (its down event is the last said of it, by this
+        process or one before a restart), with since when it was; whether written."""
         with self.db.transaction() as conn:
-            last = last_llm_event(conn)
-            if last is None or last[1] != "llm_down":
+            last = last_llm_event(conn, outage)
+            if last is None or last[1] != outage.down:
                 return False
             (down,) = conn.execute("SELECT facts FROM notify_events WHERE id=?",
                                    (last[0],)).fetchone()
-            return note_llm(conn, "llm_back", {**facts, "since": json.loads(down).get("since")})
+            return note_llm(conn, outage.back,
+                            {**facts, "since": json.loads(down).get("since")})
 
     def close_host(self, host: str, reason: str, actor: str = "operator") -> list[int]:
         """Close every live or resolved incident of a host no longer managed, with ``reason``

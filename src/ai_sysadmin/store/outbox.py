@@ -7,8 +7,9 @@ What becomes a message, and when, is the notifier's business (``notify/``); this
 stores.
 
 Event kinds: ``opened`` (and ``worse``: a live incident became more severe), ``unreachable``,
-``back``, ``approval``, ``fixed``, ``failed``, ``escalated``; of no incident: ``llm_down`` and
-``llm_back`` (:func:`note_llm`), the LLM server that investigations wait for.
+``back``, ``approval``, ``fixed``, ``failed``, ``escalated``; of no incident (:func:`note_llm`):
+``llm_down`` and ``llm_back``, the LLM server that investigations wait for, and
+``worker_down`` and ``worker_back``, the separate worker that serves their queue.
 """
 
 from __future__ import annotations
@@ -31,10 +32,34 @@ _ACTION_KINDS = {"pending": "approval", "succeeded": "fixed", "failed": "failed"
                  "escalated": "escalated"}
 #: what counts as "the same message again": ``worse`` repeats ``opened``
 _FAMILY = {"worse": "opened"}
-#: the events about the LLM server, and the fingerprint they share (no incident's: those are
-#: of a host, a rule and a subject)
-LLM_KINDS = ("llm_down", "llm_back")
-LLM_FINGERPRINT = "llm"
+
+
+@dataclass(frozen=True)
+class Outage:
+    """What investigations wait for besides an incident's host: the fingerprint its events
+    share (no incident's: those are of a host, a rule and a subject), the kind said when it
+    stopped and the kind said when it is back."""
+
+    fingerprint: str
+    down: str
+    back: str
+
+    @property
+    def kinds(self) -> tuple[str, str]:
+        return (self.down, self.back)
+
+
+#: the LLM server, and the worker that serves the queue apart from the daemon
+LLM = Outage("llm", "llm_down", "llm_back")
+WORKER = Outage("llm-worker", "worker_down", "worker_back")
+OUTAGES = (LLM, WORKER)
+LLM_KINDS = LLM.kinds
+LLM_FINGERPRINT = LLM.fingerprint
+
+
+def outage_of(kind: str) -> Outage | None:
+    """The outage an event kind is said of; None for an incident's or an action's."""
+    return next((outage for outage in OUTAGES if kind in outage.kinds), None)
 
 
 @dataclass(frozen=True)
@@ -130,26 +155,30 @@ def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: st
     _insert(conn, kind, facts, key, action_id, at)
 
 
-def last_llm_event(conn: sqlite3.Connection) -> tuple[int, str] | None:
-    """The id and kind of the newest ``llm_down`` or ``llm_back``, told or not: what was
-    last said of the LLM server, across restarts."""
+def last_llm_event(conn: sqlite3.Connection, outage: Outage = LLM) -> tuple[int, str] | None:
+    """The id and kind of the newest event of ``outage`` (down or back), told or not: what
+    was last said of the LLM server, or of the worker, across restarts."""
     row = conn.execute(
-        f"SELECT id, kind FROM notify_events WHERE kind IN ({','.join('?' * len(LLM_KINDS))}) "
-        "ORDER BY id DESC LIMIT 1", LLM_KINDS).fetchone()
+        "SELECT id, kind FROM notify_events WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1",
+        outage.kinds).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
 def note_llm(conn: sqlite3.Connection, kind: str, facts: Mapping[str, Any],
              at: float | None = None) -> bool:
-    """The LLM server stopped answering (``llm_down``) or answers again (``llm_back``): the
-    event, in the caller's transaction, once a change: one ``llm_down`` an outage (a restart
-    in the middle of one says nothing more), ``llm_back`` only after one. Whether written."""
-    last = last_llm_event(conn)
-    if (last[1] if last else "llm_back") == kind:
+    """The LLM server (or the worker) stopped answering (``llm_down``, ``worker_down``) or
+    answers again (``llm_back``, ``worker_back``): the event, in the caller's transaction,
+    once a change: one down an outage (a restart in the middle of one says nothing more),
+    back only after one. Whether written."""
+    outage = outage_of(kind)
+    if outage is None:
+        raise ValueError(f"{kind!r} is said of no outage")
+    last = last_llm_event(conn, outage)
+    if (last[1] if last else outage.back) == kind:
         return False
-    _insert(conn, kind, {**facts, "fingerprint": LLM_FINGERPRINT,
-                         "severity": "critical" if kind == "llm_down" else "info"},
-            f"{kind}|{LLM_FINGERPRINT}", None, at)
+    _insert(conn, kind, {**facts, "fingerprint": outage.fingerprint,
+                         "severity": "critical" if kind == outage.down else "info"},
+            f"{kind}|{outage.fingerprint}", None, at)
     return True
 
 
@@ -352,14 +381,16 @@ class Outbox:
     def prune(self, before: float) -> None:
         """Forget what was settled before ``before``: told, skipped, delivered or given up.
         Events of live incidents stay: "back" after a month down needs the "unreachable";
-        so does the last said of the LLM server (its "back" needs its "down")."""
+        so does the last said of the LLM server and of the worker (a "back" needs its
+        "down")."""
         with self.db.transaction() as conn:
-            last = last_llm_event(conn)
+            kept = [last[0] for outage in OUTAGES
+                    if (last := last_llm_event(conn, outage)) is not None]
             conn.execute("DELETE FROM notify_events WHERE at<? AND state NOT IN "
                          "('new','repeat','storm') AND (incident_id IS NULL OR incident_id "
                          "NOT IN (SELECT id FROM incidents WHERE state NOT IN "
-                         "('resolved','closed'))) AND id IS NOT ?",
-                         (before, last[0] if last else None))
+                         "('resolved','closed'))) AND id NOT IN "
+                         f"({','.join('?' * len(kept))})", (before, *kept))
             old = [r[0] for r in conn.execute(
                 "SELECT id FROM notify_messages m WHERE at<? AND NOT EXISTS (SELECT 1 FROM "
                 "notify_deliveries d WHERE d.message_id=m.id AND d.state='pending') AND NOT "

@@ -1,0 +1,208 @@
+"""With ``queue.embedded_worker = false`` a separate worker (its own unit) takes the daemon's
+LLM requests from the queue. One that is stopped or dead leaves every investigation's request
+unanswered, and its incidents wait: a person is told once, when no worker has taken a request
+for ``notify.llm_down_after_seconds`` (the queue says none serves it), and once more when one
+takes them again; a restart in the middle says it no second time (a worker that is only busy
+is no dead worker: tests/queue/test_client_waits.py).
+The daemon's real investigator, retry loop and delivery loops, the real queue (SQLite and a
+real redis-server) with no worker, then a worker with the real handler; a scripted model over
+HTTP; Gotify's stand-in receiving what a person reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.context import KnowledgeRecall
+from ai_sysadmin.llm.client import QueuedLLM
+from ai_sysadmin.llm.handlers import build_handler
+from ai_sysadmin.llm.queue import RequestQueue, describe_queue, open_queue
+from ai_sysadmin.llm.types import Priority
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.notify import Notifier
+from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store.outbox import Outbox
+from tests.notify.conftest import TOKEN, secret_file
+from tests.notify.servers import GotifyServer
+from tests.queue.conftest import redis_server, redis_url  # noqa: F401 - fixtures
+from tests.support.scripted_model import ScriptedModel, say
+
+NOTHING = say("DIAGNOSIS: nginx.service failed; no idea why.")
+#: how long the daemon waits for one answer, and how long no worker may take one
+WAIT, DOWN_AFTER = 0.3, 1.0
+
+
+def _finding(unit: str) -> Finding:
+    return Finding("web1", "failed_unit", unit, Severity.WARNING, f"{unit} has failed",
+                   (f"{unit}: active=failed",))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return "sqlite://"  # state_dir/queue.db, as installed
+    return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def gotify() -> Iterator[GotifyServer]:
+    with GotifyServer(TOKEN) as server:
+        yield server
+
+
+def _settings(tmp_path: Path, model: ScriptedModel, gotify: GotifyServer,
+              queue_url: str) -> Settings:
+    return Settings(ai_name="hal", state_dir=tmp_path,
+                    gotify_url=gotify.url,
+                    gotify_token_file=secret_file(tmp_path / "gotify.token", TOKEN),
+                    agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
+                    notify={"llm_down_after_seconds": DOWN_AFTER},
+                    queue={"url": queue_url, "embedded_worker": False, "wait_timeout": WAIT},
+                    llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+
+
+class Daemon:
+    """The daemon's investigations through the queue, as ``build_daemon`` wires them with no
+    embedded worker (retry loop every 20 ms), and its notifications, in one loop."""
+
+    def __init__(self, settings: Settings, store: IncidentStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def run(self, steps: Callable[[], Any]) -> None:
+        queue = open_queue(self.settings)
+
+        def llm_for(incident_id: int) -> QueuedLLM:
+            return QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=f"incident:{incident_id}",
+                             timeout=self.settings.queue.wait_timeout)
+
+        investigator = Investigator(
+            self.settings, self.store, {"web1": object()},  # type: ignore[dict-item]
+            llm_for, knowledge=KnowledgeRecall(self.settings), here="hal")
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(investigator.retry_loop(stop, every=0.02)),
+                 asyncio.create_task(Notifier(self.settings, self.store.db).run(stop))]
+        try:
+            await steps()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            await investigator.close()
+            queue.close()
+
+
+@contextlib.asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[RequestQueue]:
+    """What ``ai-sysadmin worker`` runs: the real handler on its own connection to the
+    queue, for the block."""
+    queue = open_queue(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(queue.serve(build_handler(settings), concurrency=1,
+                                           worker_name="web0-4242", stop=stop))
+    try:
+        yield queue
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        queue.close()
+
+
+async def _until(done: Callable[[], Any], timeout: float = 90) -> Any:
+    # generous: each failure doubles the wait for the next (agent.retry_backoff_seconds)
+    deadline = time.monotonic() + timeout
+    while not (got := done()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+    return got
+
+
+def _worker_said(gotify: GotifyServer) -> list[dict[str, Any]]:
+    return [m for m in gotify.accepted if "worker" in str(m.get("title"))]
+
+
+def _failures(store: IncidentStore) -> list[tuple[float, str]]:
+    return sorted((e.at, e.detail) for i in store.incidents()
+                  for e in store.get(i.id, history=None).events
+                  if e.kind == "investigation_failed")
+
+
+def test_a_person_is_told_once_when_no_worker_takes_requests_and_once_when_one_does(
+        tmp_path: Path, gotify: GotifyServer, queue_url: str) -> None:
+    with ScriptedModel(then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, queue_url)
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [_finding("nginx.service"), _finding("php-fpm.service")],
+                           {"failed_unit"})
+
+        async def steps() -> None:
+            (down,) = await _until(lambda: _worker_said(gotify))
+            # no worker for longer still, each incident failing twice more: nothing more
+            failed = len(_failures(store))
+            await _until(lambda: len(_failures(store)) >= failed + 4)
+            assert _worker_said(gotify) == [down]
+            assert model.requests == []  # nobody served the queue: not the daemon either
+            async with worker(settings):
+                await _until(lambda: len(_worker_said(gotify)) == 2)
+                await _until(lambda: all(i.diagnosis for i in store.incidents()))
+
+        asyncio.run(Daemon(settings, store).run(steps))
+    down, back = _worker_said(gotify)
+    assert down["title"] == "[hal] hal: no LLM worker takes requests: 2 incident(s) wait"
+    assert down["priority"] == 8
+    body = down["message"]
+    assert f"LLM requests wait in the queue {describe_queue(settings)}, but no worker has " \
+        "taken one since " in body
+    assert "none serves the queue" in body
+    assert "systemctl status hal-llm-worker.service (`ai-sysadmin worker`)" in body
+    assert body.endswith("Next: hal-queue")
+    # the LLM server was never asked, so nothing is said of it
+    assert not [m for m in gotify.accepted if "the LLM does not answer" in m["title"]]
+    with store.db.transaction() as conn:
+        (event,) = [e for e in Outbox.events(conn, ("sent",)) if e.kind == "worker_down"]
+    # since the first request no worker took was queued, and not told before the threshold
+    first_at, first_error = _failures(store)[0]
+    assert first_error.startswith("NoWorker: no answer to LLM request ")
+    assert "no worker serves the queue" in first_error
+    assert first_at - WAIT - 0.5 <= event.facts["since"] <= first_at - WAIT + 0.5
+    assert event.facts["since"] <= event.at - DOWN_AFTER
+    assert back["title"] == "[hal] hal: an LLM worker takes requests again"
+    assert back["priority"] == 2
+    assert "takes LLM requests from the queue" in back["message"]
+    assert "Next: hal-issues list" in back["message"]
+    assert len(_worker_said(gotify)) == 2
+
+
+def test_a_restart_while_no_worker_runs_says_it_no_second_time(
+        tmp_path: Path, gotify: GotifyServer) -> None:
+    with ScriptedModel(then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, "sqlite://")
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [_finding("nginx.service")], {"failed_unit"})
+
+        async def until_told() -> None:
+            # and recorded as delivered: a send cut off by the stop is sent again, by design
+            await _until(lambda: _worker_said(gotify)
+                         and not Outbox(store.db).deliveries(("pending",)))
+
+        asyncio.run(Daemon(settings, store).run(until_told))
+
+        async def still_none_then_one() -> None:
+            # the new daemon sees no worker for longer than the threshold itself
+            started = time.time()
+            await _until(lambda: _failures(store)[-1][0] > started + DOWN_AFTER + WAIT)
+            async with worker(settings):
+                await _until(lambda: len(_worker_said(gotify)) == 2)
+                await _until(lambda: store.incidents()[0].diagnosis)
+
+        asyncio.run(Daemon(settings, store).run(still_none_then_one))
+    assert [m["title"] for m in _worker_said(gotify)] == [
+        "[hal] hal: no LLM worker takes requests: 1 incident(s) wait",
+        "[hal] hal: an LLM worker takes requests again"]
