@@ -286,6 +286,50 @@ def test_an_llm_that_is_down_does_not_count_as_investigations(tmp_path: Path) ->
     assert store.get(incident_id).diagnosis == "DIAGNOSIS: nginx.service failed."
 
 
+def test_an_incident_reopened_after_a_long_outage_is_investigated_at_once(
+        tmp_path: Path) -> None:
+    """Its last episode's investigations failed for hours while the LLM was down, their
+    retries paced ever further apart, the last an hour. It went away, and `check` (another
+    process) sees it again while the LLM still fails once more: the new episode starts
+    afresh, picked up by the daemon's next sweep and retried after the first backoff, not an
+    hour later."""
+    from ai_sysadmin.orchestrator.investigator import backoff
+    from tests.support.scripted_model import http_error
+
+    again = say("DIAGNOSIS: nginx.service failed again.")
+    with ScriptedModel([http_error(502, "bad gateway")], then=lambda _request: again) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            agent={"retry_backoff_seconds": 0.05, "max_investigations": 5},
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        # the last episode, as the daemon recorded it: every attempt failed, each retry
+        # twice as far off as the one before
+        for attempts in range(18):
+            store.transition(incident_id, "investigating", "agent", "investigation started")
+            store.record_investigation(incident_id, None, "LLMUnavailable: connection refused",
+                                       time.time() + backoff(0.05, attempts))
+        assert store.investigation_due(time.time() + 3500) == []
+        assert [i.id for i in store.investigation_due(time.time() + 3601)] == [incident_id]
+        assert store.record_check("web1", [], {"failed_unit"}).resolved == [incident_id]
+        reopened = time.time()
+        assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened == [incident_id]
+
+        asyncio.run(sweep_until(settings, store, incident_id,
+                                lambda: store.get(incident_id).diagnosis is not None,
+                                timeout=15))
+        assert len(model.requests) == 2
+    incident = store.get(incident_id)
+    assert incident.diagnosis == again.text
+    episode = [e for e in incident.events if e.at >= reopened
+               and e.kind in ("investigation_failed", "diagnosis")]
+    assert [e.kind for e in episode] == ["investigation_failed", "diagnosis"]
+    assert episode[0].detail.startswith("LLMServerError: ")
+    # the retry came after the first backoff (0.05 s), not after the last episode's hour
+    assert episode[1].at - episode[0].at < 5
+    assert incident.investigation_attempts == 2  # counted from the reopening
+
+
 def test_a_run_cut_off_by_a_stop_leaves_no_proposal_to_decide_beside_the_next(
         tmp_path: Path) -> None:
     """The daemon stops (SIGTERM) after the model proposed a fix and before its answer: the

@@ -329,6 +329,11 @@ class IncidentStore:
         incident_id = row["id"]
         if row["state"] == "resolved":
             self._move(conn, incident_id, "resolved", "reopened", actor, finding.summary, now)
+            # a new episode: the last one's failed attempts only paced its retries (after a
+            # long outage, an hour apart), and the retry they planned is not this one's; a
+            # hold for a person (max_investigations_per_day) is set again by the next run
+            conn.execute("UPDATE incidents SET investigation_attempts=0, "
+                         "next_investigation_at=NULL WHERE id=?", (incident_id,))
             outcome.reopened.append(incident_id)
         elif row["severity"] != finding.severity.label:
             self._event(
@@ -562,13 +567,14 @@ class IncidentStore:
         repeated); True when that was said now."""
         now = time.time()
         with self.db.transaction() as conn:
+            # held until then whether said now or before: a reopening forgets the time
+            conn.execute("UPDATE incidents SET next_investigation_at=?, investigation_error=?, "
+                         "updated_at=? WHERE id=?", (until, reason, now, incident_id))
             said = conn.execute(
                 "SELECT 1 FROM incident_events WHERE incident_id=? AND kind='escalated' AND "
                 "at>=? AND detail=?", (incident_id, since, reason)).fetchone()
             if said:
                 return False
-            conn.execute("UPDATE incidents SET next_investigation_at=?, investigation_error=?, "
-                         "updated_at=? WHERE id=?", (until, reason, now, incident_id))
             self._escalated(conn, incident_id, actor, reason, now)
         return True
 
