@@ -36,3 +36,20 @@ def test_waiting_for_a_unit_and_a_port(sandbox: Sandbox) -> None:
     with pytest.raises(LabError, match="nothing listens on port 8298 after 0.3 s"):
         apply(sandbox, "wait_listening", {"port": 8298, "timeout": 0.3})
     apply(sandbox, "stop_unit", {"name": "waitme.service"})
+
+
+def test_a_runaway_gets_the_highest_weight_for_its_process_and_its_session(
+    sandbox: Sandbox,
+) -> None:
+    """At nice 0 a busy loop gets what a busy machine leaves it (13% of a core beside a dozen
+    busy sessions on 2 cores), and the runaway-cpu drill never saw the runaway it injected."""
+    apply(sandbox, "runaway", {"unit": "injspin.service"})
+    try:
+        pid = sandbox.exec(["systemctl", "show", "--property=MainPID", "--value",
+                            "injspin.service"], check=True).stdout.strip()
+        assert sandbox.exec(["ps", "-o", "ni=", "-p", pid]).stdout.strip() == "-20"
+        autogroup = sandbox.exec(["cat", f"/proc/{pid}/autogroup"])
+        if autogroup.ok:  # a kernel with automatic process groups: the session's weight
+            assert autogroup.stdout.split()[-2:] == ["nice", "-20"]
+    finally:
+        apply(sandbox, "stop_unit", {"name": "injspin.service"})

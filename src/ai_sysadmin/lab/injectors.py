@@ -205,11 +205,32 @@ def fill_inodes(sb: Sandbox, *, directory: str, max_files: int = 200_000) -> Non
     raise LabError(f"fill_inodes {directory}: still inodes left after {max_files} files")
 
 
+#: the runaway's scheduling weight: it burns a whole core however busy the machine is
+RUNAWAY_NICE = -20
+
+
 @injector("runaway")
 def runaway(sb: Sandbox, *, unit: str, argv: list[str] | None = None) -> None:
-    """A transient service that burns one core (by default a shell busy loop)."""
+    """A transient service that burns one core (by default a shell busy loop).
+
+    At nice 0 a busy loop gets what the machine running the lab leaves it: with automatic
+    process groups (``kernel.sched_autogroup_enabled``, on by default), one core's share among
+    every busy session, 13% with a dozen runnable ones on 2 cores, and a drill then never sees
+    the runaway it injected. So it runs at the highest weight, both among the processes of its
+    session (``Nice=``; systemd makes each service a session) and for its session as a whole
+    (``/proc/PID/autogroup``, where the kernel has them), and with the highest ``CPUWeight=``
+    where the lab's systemd has the cpu controller: one core is its to burn, the rest of the
+    machine still everyone's.
+    """
     command = argv or ["sh", "-c", "while :; do :; done"]
-    sb.exec(["systemd-run", f"--unit={unit}", "--", *command], check=True)
+    sb.exec(["systemd-run", f"--unit={unit}", f"--property=Nice={RUNAWAY_NICE}",
+             "--property=CPUWeight=10000", "--", *command], check=True)
+    pid = sb.exec(["systemctl", "show", "--property=MainPID", "--value", unit],
+                  check=True).stdout.strip()
+    if not pid.isdigit() or pid == "0":
+        raise LabError(f"runaway {unit}: no main process ({pid!r})")
+    sb.exec(["sh", "-c", 'f=/proc/$1/autogroup; [ ! -e "$f" ] || echo "$2" > "$f"', "sh", pid,
+             str(RUNAWAY_NICE)], check=True)
 
 
 @injector("log_burst")
