@@ -82,10 +82,22 @@ def go(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
 
 def settled(store: IncidentStore, sb: Sandbox) -> bool:
     units = [i for i in store.incidents(None) if i.subject in UNITS]
-    live = [i for i in units if i.state not in ("resolved", "closed")]
-    active = all(sb.exec(["systemctl", "is-active", u]).stdout.strip() == "active"
-                 for u in UNITS)
-    return bool(units) and not live and active
+    if not units or any(i.state not in ("resolved", "closed") for i in units):
+        return False  # asked before the lab: polled often, it costs no process then
+    return all(sb.exec(["systemctl", "is-active", u]).stdout.strip() == "active"
+               for u in UNITS)
+
+
+def into_work(proc: subprocess.Popen[bytes], model: ScriptedModel, questions: int,
+              store: IncidentStore, sb: Sandbox) -> None:
+    """Until the model was asked ``questions`` questions in all, or the daemon has nothing
+    left to do (every unit fixed, every incident settled: it asks nothing more)."""
+    deadline = time.monotonic() + 60
+    while len(model.requests) < questions and not settled(store, sb):
+        assert proc.poll() is None, "the daemon died on its own"
+        if time.monotonic() > deadline:
+            pytest.fail(f"no question to the model in 60 s:\n{pprint.pformat(_stuck(store))}")
+        time.sleep(0.05)
 
 
 def _stuck(store: IncidentStore) -> list[Any]:
@@ -105,11 +117,17 @@ def test_random_kills_strand_nothing_and_run_nothing_twice(tmp_path: Path) -> No
             apply(sb, "install_unit", {"name": f"crash{n}.service",
                                        "text": BREAKABLE.format(n=n)})
             apply(sb, "start_unit", {"name": f"crash{n}.service"})
+        store = IncidentStore(Database(tmp_path / "state.db"))
         following = daemon(sb, tmp_path, model.url)
         for _ in range(TRIALS):
+            asked = len(model.requests)
             proc = go(following)
             following = daemon(sb, tmp_path, model.url)  # imports while this one works
-            time.sleep(rng.uniform(0.1, 2.2))  # a crash at a random moment of its work
+            # a crash at a random moment of its work: one or two of its questions to the
+            # model into it, then up to two seconds more (its first check takes seconds on a
+            # busy machine: a moment counted from its start killed it before any question)
+            into_work(proc, model, asked + rng.choice((1, 2)), store, sb)
+            time.sleep(rng.uniform(0.1, 2.2))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             n = rng.randrange(1, len(UNITS) + 1)
@@ -117,7 +135,6 @@ def test_random_kills_strand_nothing_and_run_nothing_twice(tmp_path: Path) -> No
                 break_unit(sb, n)  # more investigations and fixes for the next runs
                 breaks[n] += 1
         proc = go(following)
-        store = IncidentStore(Database(tmp_path / "state.db"))
         try:
             deadline = time.monotonic() + 120
             while not settled(store, sb):
