@@ -207,8 +207,8 @@ def test_what_was_said_of_the_llm_outlives_pruning_and_reads_without_an_incident
         "Next: ai-sysadmin llm status"]
     assert "(for 60 min)" in message.body
     outbox.prune(time.time() + 1)
-    assert store.tell_llm_back({"host": "hal", "url": "http://127.0.0.1:11434"})
+    assert store.tell_back({"host": "hal", "url": "http://127.0.0.1:11434"})
     with store.db.transaction() as conn:
         (back,) = [e for e in Outbox.events(conn, ("new",)) if e.kind.startswith("llm")]
     assert back.kind == "llm_back" and back.facts["since"] == facts["since"]
-    assert not store.tell_llm_back({"host": "hal", "url": "http://127.0.0.1:11434"})
+    assert not store.tell_back({"host": "hal", "url": "http://127.0.0.1:11434"})

@@ -3,7 +3,7 @@
 - Below ``notify.min_severity``, an opening says nothing ("skipped").
 - "Back" is news only to someone who was told the host was unreachable; the LLM's
   ``llm_back`` only to someone told ``llm_down``, the worker's ``worker_back`` only to someone
-  told ``worker_down``.
+  told ``worker_down``, a host's ``check_back`` only to someone told its ``check_failing``.
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..store.incidents import LIVE_STATES
-from ..store.outbox import Outbox, OutboxEvent, last_llm_event, outage_of
+from ..store.outbox import Outbox, OutboxEvent, last_outage_event, outage_of
 from .message import Message, render, render_digest
 
 STORM_KINDS = ("opened", "worse", "unreachable", "back")
@@ -94,7 +94,7 @@ class Dispatcher:
         if event.kind == "back" and Outbox.last_told_kind(
                 conn, event.fingerprint, _REACH) != "unreachable":
             return "nobody was told it was unreachable"
-        outage = outage_of(event.kind)
+        outage = outage_of(event.kind, event.fingerprint)
         if outage is not None and event.kind == outage.back and Outbox.last_told_kind(
                 conn, outage.fingerprint, outage.kinds) != outage.down:
             return f"nobody was told of the outage ({outage.down})"
@@ -121,10 +121,10 @@ class Dispatcher:
                                               _REACH) == "unreachable")
         if event.kind == "approval":
             return state(conn, "actions", event.action_id) == "pending"
-        outage = outage_of(event.kind)
+        outage = outage_of(event.kind, event.fingerprint)
         if outage is not None:
             # down and back again since: what it says is over; back, told it was down
-            last = last_llm_event(conn, outage)
+            last = last_outage_event(conn, outage)
             return last is not None and last[0] == event.id and (
                 event.kind == outage.down or Outbox.last_told_kind(
                     conn, outage.fingerprint, outage.kinds) == outage.down)

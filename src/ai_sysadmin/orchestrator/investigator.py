@@ -359,7 +359,7 @@ class Investigator:
         process told)."""
         facts = {"host": self.here, **self._facts[watch.outage]}
         try:
-            back = await asyncio.to_thread(self.store.tell_llm_back, facts, watch.outage)
+            back = await asyncio.to_thread(self.store.tell_back, facts, watch.outage)
         except Exception as exc:  # tried again with the next answer
             log.warning("%s: its return not told (%s: %s)", watch.what, type(exc).__name__,
                         redact(str(exc))[:300], extra={"event": f"{watch.outage.back}_not_told"})

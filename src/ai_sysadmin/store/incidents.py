@@ -19,7 +19,7 @@ from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed
-from .outbox import LLM, Outage, last_llm_event, note_incident, note_llm
+from .outbox import LLM, Outage, last_outage_event, note_incident, note_outage
 
 STATES = (
     "open",
@@ -652,7 +652,7 @@ class IncidentStore:
         failed for one of ``outages`` (the errors' names). True when it is said, now or
         before (a restart in the middle of an outage); False while none waits."""
         with self.db.transaction() as conn:
-            last = last_llm_event(conn, outage)
+            last = last_outage_event(conn, outage)
             if last is not None and last[1] == outage.down:
                 return True
             rows = conn.execute("SELECT state, investigation_error FROM incidents WHERE state "
@@ -660,21 +660,28 @@ class IncidentStore:
             waiting = sum(1 for state, error in rows if state == "investigating"
                           or (error or "").partition(":")[0] in outages)
             if waiting:
-                note_llm(conn, outage.down, {**facts, "waiting": waiting})
+                note_outage(conn, outage, outage.down, {**facts, "waiting": waiting})
         return bool(waiting)
 
-    def tell_llm_back(self, facts: Mapping[str, Any], outage: Outage = LLM) -> bool:
-        """The LLM server (or ``outage``, the worker) answers again: its back event when a
-        person was to be told it was down (its down event is the last said of it, by this
-        process or one before a restart), with since when it was; whether written."""
+    def tell_down(self, facts: Mapping[str, Any], outage: Outage) -> None:
+        """``outage`` (a host's checks) has not worked for long: a person is told once an
+        outage, its down event with ``facts``; a restart in the middle says nothing more."""
         with self.db.transaction() as conn:
-            last = last_llm_event(conn, outage)
+            note_outage(conn, outage, outage.down, facts)
+
+    def tell_back(self, facts: Mapping[str, Any], outage: Outage = LLM) -> bool:
+        """``outage`` (the LLM server, the worker, a host's checks) works again: its back
+        event when a person was to be told it was down (its down event is the last said of
+        it, by this process or one before a restart), with since when it was; whether
+        written."""
+        with self.db.transaction() as conn:
+            last = last_outage_event(conn, outage)
             if last is None or last[1] != outage.down:
                 return False
             (down,) = conn.execute("SELECT facts FROM notify_events WHERE id=?",
                                    (last[0],)).fetchone()
-            return note_llm(conn, outage.back,
-                            {**facts, "since": json.loads(down).get("since")})
+            return note_outage(conn, outage, outage.back,
+                               {**facts, "since": json.loads(down).get("since")})
 
     def close_host(self, host: str, reason: str, actor: str = "operator") -> list[int]:
         """Close every live or resolved incident of a host no longer managed, with ``reason``

@@ -7,9 +7,11 @@ What becomes a message, and when, is the notifier's business (``notify/``); this
 stores.
 
 Event kinds: ``opened`` (and ``worse``: a live incident became more severe), ``unreachable``,
-``back``, ``approval``, ``fixed``, ``failed``, ``escalated``; of no incident (:func:`note_llm`):
-``llm_down`` and ``llm_back``, the LLM server that investigations wait for, and
-``worker_down`` and ``worker_back``, the separate worker that serves their queue.
+``back``, ``approval``, ``fixed``, ``failed``, ``escalated``; of no incident (:func:`note_outage`):
+``llm_down`` and ``llm_back``, the LLM server that investigations wait for,
+``worker_down`` and ``worker_back``, the separate worker that serves their queue, and
+``check_failing`` and ``check_back``, the daemon's checks of one host, which fail for a reason
+of its own (a bug), not the host's.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ _FAMILY = {"worse": "opened"}
 
 @dataclass(frozen=True)
 class Outage:
-    """What investigations wait for besides an incident's host: the fingerprint its events
-    share (no incident's: those are of a host, a rule and a subject), the kind said when it
-    stopped and the kind said when it is back."""
+    """Something a person relies on that stopped working, of no incident (those are of a host,
+    a rule and a subject): the fingerprint its events share, the kind said when it stopped
+    and the kind said when it works again. One is said down once, and back only after."""
 
     fingerprint: str
     down: str
@@ -49,17 +51,29 @@ class Outage:
         return (self.down, self.back)
 
 
-#: the LLM server, and the worker that serves the queue apart from the daemon
+#: the LLM server, and the worker that serves the queue apart from the daemon: one each
 LLM = Outage("llm", "llm_down", "llm_back")
 WORKER = Outage("llm-worker", "worker_down", "worker_back")
 OUTAGES = (LLM, WORKER)
 LLM_KINDS = LLM.kinds
 LLM_FINGERPRINT = LLM.fingerprint
+#: the daemon's checks of a host: one outage a host, told apart by the fingerprint
+CHECK_KINDS = ("check_failing", "check_back")
+#: every pair of kinds an outage is said with
+_OUTAGE_KINDS = (*(outage.kinds for outage in OUTAGES), CHECK_KINDS)
 
 
-def outage_of(kind: str) -> Outage | None:
-    """The outage an event kind is said of; None for an incident's or an action's."""
-    return next((outage for outage in OUTAGES if kind in outage.kinds), None)
+def checks_of(host: str) -> Outage:
+    """The daemon's checks of ``host``, which fail for a reason of ai-sysadmin's own (a bug,
+    a store that fails) and leave it watched by nobody."""
+    return Outage(f"checks:{host}", *CHECK_KINDS)
+
+
+def outage_of(kind: str, fingerprint: str) -> Outage | None:
+    """The outage an event of this kind and fingerprint is said of; None for an incident's
+    or an action's."""
+    return next((Outage(fingerprint, *kinds) for kinds in _OUTAGE_KINDS if kind in kinds),
+                None)
 
 
 @dataclass(frozen=True)
@@ -155,25 +169,24 @@ def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: st
     _insert(conn, kind, facts, key, action_id, at)
 
 
-def last_llm_event(conn: sqlite3.Connection, outage: Outage = LLM) -> tuple[int, str] | None:
+def last_outage_event(conn: sqlite3.Connection, outage: Outage) -> tuple[int, str] | None:
     """The id and kind of the newest event of ``outage`` (down or back), told or not: what
-    was last said of the LLM server, or of the worker, across restarts."""
+    was last said of it (the LLM server, the worker, a host's checks), across restarts."""
     row = conn.execute(
-        "SELECT id, kind FROM notify_events WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1",
-        outage.kinds).fetchone()
+        "SELECT id, kind FROM notify_events WHERE kind IN (?, ?) AND fingerprint=? "
+        "ORDER BY id DESC LIMIT 1", (*outage.kinds, outage.fingerprint)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
-def note_llm(conn: sqlite3.Connection, kind: str, facts: Mapping[str, Any],
-             at: float | None = None) -> bool:
-    """The LLM server (or the worker) stopped answering (``llm_down``, ``worker_down``) or
-    answers again (``llm_back``, ``worker_back``): the event, in the caller's transaction,
-    once a change: one down an outage (a restart in the middle of one says nothing more),
-    back only after one. Whether written."""
-    outage = outage_of(kind)
-    if outage is None:
-        raise ValueError(f"{kind!r} is said of no outage")
-    last = last_llm_event(conn, outage)
+def note_outage(conn: sqlite3.Connection, outage: Outage, kind: str,
+                facts: Mapping[str, Any], at: float | None = None) -> bool:
+    """``outage`` stopped working (its ``down`` kind: ``llm_down``, ``worker_down``,
+    ``check_failing``) or works again (its ``back``): the event, in the caller's
+    transaction, once a change: one down an outage (a restart in the middle of one says
+    nothing more), back only after one. Whether written."""
+    if kind not in outage.kinds:
+        raise ValueError(f"{kind!r} is said of no outage {outage.fingerprint!r}")
+    last = last_outage_event(conn, outage)
     if (last[1] if last else outage.back) == kind:
         return False
     _insert(conn, kind, {**facts, "fingerprint": outage.fingerprint,
@@ -381,11 +394,13 @@ class Outbox:
     def prune(self, before: float) -> None:
         """Forget what was settled before ``before``: told, skipped, delivered or given up.
         Events of live incidents stay: "back" after a month down needs the "unreachable";
-        so does the last said of the LLM server and of the worker (a "back" needs its
-        "down")."""
+        so does the last said of each outage (the LLM server, the worker, each host's
+        checks: a "back" needs its "down")."""
         with self.db.transaction() as conn:
-            kept = [last[0] for outage in OUTAGES
-                    if (last := last_llm_event(conn, outage)) is not None]
+            kinds = [kind for pair in _OUTAGE_KINDS for kind in pair]
+            kept = [r[0] for r in conn.execute(
+                f"SELECT MAX(id) FROM notify_events WHERE kind IN ({','.join('?' * len(kinds))}) "
+                "GROUP BY fingerprint", kinds)]
             conn.execute("DELETE FROM notify_events WHERE at<? AND state NOT IN "
                          "('new','repeat','storm') AND (incident_id IS NULL OR incident_id "
                          "NOT IN (SELECT id FROM incidents WHERE state NOT IN "
