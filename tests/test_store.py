@@ -168,8 +168,13 @@ def test_a_database_from_before_fix_times_keeps_its_actions_and_times_new_fixes(
     one, which a checker of any process reads by its incident's rule and subject."""
     path = tmp_path / "s.db"
     before = Database(path, MIGRATIONS[:6])
-    (incident_id,) = IncidentStore(before).record_check(
-        "web1", [unit_failed()], {"failed_unit"}).opened
+    found, now = unit_failed(), time.time()
+    with before.transaction() as conn:  # as that release's check kept it (today's needs today's)
+        incident_id = conn.execute(
+            "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, state, "
+            "opened_at, updated_at, last_seen) VALUES (?,?,?,?,?,?,'open',?,?,?)",
+            (found.fingerprint, found.host, found.rule, found.subject, found.severity.label,
+             found.summary, now, now, now)).lastrowid
 
     def ran_to_the_end(actions: ActionStore, at: float | None) -> int:
         action = actions.create(

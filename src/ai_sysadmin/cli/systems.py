@@ -48,6 +48,7 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
             "target": row.get("target") or name, "os": row.get("os"),
             "reachable": None if row.get("reachable") is None else bool(row["reachable"]),
             "last_check": row.get("last_check"), "last_error": row.get("last_error"),
+            "check_failed_since": row.get("check_failed_since"),
             "open_incidents": open_counts.get(name, 0),
         })
     return rows
@@ -76,12 +77,21 @@ def list_systems(
     table = Table()
     for column in ("name", "status", "os", "reachable", "last check", "open incidents"):
         table.add_column(column, overflow="fold")
+    failing = [r for r in rows if r["check_failed_since"] is not None]
     for r in rows:
         reach = {None: cell("-", ""), True: cell("yes", "green"),
                  False: cell("no", "red")}[r["reachable"]]
-        table.add_row(r["name"], r["status"], r["os"] or "-", reach, _when(r["last_check"]),
+        # the last check that worked would look like a host watched still
+        last = cell("failing", "red") if r in failing else _when(r["last_check"])
+        table.add_row(r["name"], r["status"], r["os"] or "-", reach, last,
                       str(r["open_incidents"]))
     out.print(table)
+    for r in failing:
+        # the error is stored as one bounded line; the host's name is the operator's
+        out.print(f"{r['name']} is not watched: its checks fail since "
+                  f"{_when(r['check_failed_since'])} (the last that worked: "
+                  f"{_when(r['last_check'])}): {r['last_error']}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("add")

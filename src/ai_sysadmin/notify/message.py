@@ -36,9 +36,9 @@ class Message:
 def priority_of(event: OutboxEvent) -> int:
     """Severity maps to priority; a person's question at least normal, good news low."""
     by_severity = _BY_SEVERITY.get(event.severity, 5)
-    if event.kind in ("back", "fixed", "llm_back", "worker_back"):
+    if event.kind in ("back", "fixed", "llm_back", "worker_back", "check_back"):
         return PRIORITIES["low"]
-    if event.kind in ("unreachable", "escalated", "llm_down", "worker_down"):
+    if event.kind in ("unreachable", "escalated", "llm_down", "worker_down", "check_failing"):
         return PRIORITIES["high"]
     if event.kind in ("approval", "failed"):
         return max(by_severity, PRIORITIES["normal"])
@@ -82,6 +82,8 @@ def _headline(event: OutboxEvent) -> str:
         "worker_down": f"no LLM worker takes requests: {facts.get('waiting', '?')} incident(s) "
                        "wait",
         "worker_back": "an LLM worker takes requests again",
+        "check_failing": "not watched: its checks fail",
+        "check_back": "checked again: its checks work",
     }.get(event.kind, summary)
 
 
@@ -92,6 +94,11 @@ def next_command(event: OutboxEvent, ai_name: str) -> str:
         return "ai-sysadmin llm status"
     if event.kind == "worker_down":
         return f"{ai_name}-queue"
+    if event.kind == "check_failing":
+        # the daemon logs the traceback on its service channel
+        return f"{ai_name}-logs service"
+    if event.kind == "check_back":
+        return f"{ai_name}-systems"
     if event.kind == "approval":
         return f"{ai_name}-approve approve {action.get('id')}"
     if event.incident_id is not None:
@@ -102,8 +109,8 @@ def next_command(event: OutboxEvent, ai_name: str) -> str:
 
 
 def _since(event: OutboxEvent) -> str:
-    """Since when the LLM server (or a worker) has not answered, and for how long by the
-    event's time."""
+    """Since when an outage (the LLM server, a worker, a host's checks) lasts, and for how
+    long by the event's time."""
     since = event.facts.get("since")
     if not isinstance(since, int | float):
         return "a time not known"
@@ -139,6 +146,22 @@ def _worker_detail(event: OutboxEvent) -> str:
             "and its journal.")
 
 
+def _checks_detail(event: OutboxEvent) -> str:
+    facts = event.facts
+    host = _flat(event.host)
+    if event.kind == "check_back":
+        return (f"The checks of {host} work again; they had failed since {_since(event)}. "
+                "What they find is noticed again.")
+    # the error is an exception's text: a host's own text may be in it
+    return (f"Every check of {host} has failed since {_since(event)}, so nothing on it is "
+            "noticed. This is ai-sysadmin's own failure, not the host's: what was found "
+            "before stays as it was; nothing is opened or resolved until a check works again."
+            "\n"
+            f"Last error: {_flat(facts.get('error'))}\n"
+            "The daemon's log has the traceback (the command below), as does the journal of "
+            f"{_flat(facts.get('unit'))}.")
+
+
 def _detail(event: OutboxEvent) -> str:
     facts = event.facts
     detail = _flat(facts.get("detail"), DETAIL_LIMIT)
@@ -153,6 +176,8 @@ def _detail(event: OutboxEvent) -> str:
         return _llm_detail(event)
     if event.kind in ("worker_down", "worker_back"):
         return _worker_detail(event)
+    if event.kind in ("check_failing", "check_back"):
+        return _checks_detail(event)
     return detail
 
 

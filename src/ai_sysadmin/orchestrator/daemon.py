@@ -23,6 +23,7 @@ from .checker import CheckReport, HostChecker
 from .investigator import Investigator
 from .pacing import WakeBudget
 from .runtime import Runtime
+from .unwatched import CheckFailures
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -60,6 +61,8 @@ class Daemon:
         self.executor: Executor | None = None
         #: host profiles being written to the knowledge base
         self._profiling: set[asyncio.Task[bool]] = set()
+        #: checks that raised: kept, shown and, when they keep failing, told a person
+        self.failures = CheckFailures(self.settings, self.store)
 
     def checker_for(self, host: str) -> HostChecker:
         return self.runtime.checker_for(host)
@@ -149,13 +152,18 @@ class Daemon:
 
     async def check_host(self, checker: HostChecker, reason: str) -> bool:
         """One pass for one host: collect, detect, track, then triage what is new. False:
-        the host was removed, and nothing was done."""
+        the host was removed, and nothing was done. A check that raises (a bug of ours, not
+        the host's) is logged with its traceback and kept as the host's state: never a
+        healthy host, nor one silently unwatched."""
         try:
             if await asyncio.to_thread(self._removed, checker.host):
                 return False
             await checker.check(reason)
-        except Exception:
+        except Exception as exc:
             log.exception("check of %s failed", checker.host, extra={"host": checker.host})
+            await self.failures.failed(checker.host, exc)
+        else:
+            await self.failures.worked(checker.host)
         return True
 
     def _forget(self, host: str) -> None:

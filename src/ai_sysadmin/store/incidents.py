@@ -247,7 +247,7 @@ class IncidentStore:
                 "ON CONFLICT(name) DO UPDATE SET last_check=excluded.last_check, "
                 "last_ok=COALESCE(excluded.last_ok, hosts.last_ok), "
                 "os=COALESCE(excluded.os, hosts.os), reachable=excluded.reachable, "
-                "last_error=excluded.last_error",
+                "last_error=excluded.last_error, check_failed_since=NULL",
                 (host, now, now, now if collected_ok else None, os_name, int(reachable),
                  last_error),
             )
@@ -682,6 +682,26 @@ class IncidentStore:
                                    (last[0],)).fetchone()
             return note_outage(conn, outage, outage.back,
                                {**facts, "since": json.loads(down).get("since")})
+
+    def record_check_failed(self, host: str, error: str) -> float | None:
+        """A check of ``host`` that failed for a reason of ai-sysadmin's own (a bug, not the
+        host's): ``error`` is the host's last error and its checks fail since the first such
+        one in a row. Nothing else moves: the last check and the last good one stay those
+        that worked, and a check that judged nothing opens and resolves nothing. Since when
+        its checks fail; None for a host removed meanwhile (nothing is kept)."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            if host_removed(conn, host):
+                return None
+            conn.execute(
+                "INSERT INTO hosts(name, first_seen, last_error, check_failed_since) "
+                "VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                "last_error=excluded.last_error, "
+                "check_failed_since=COALESCE(hosts.check_failed_since, excluded.first_seen)",
+                (host, now, error, now))
+            (since,) = conn.execute("SELECT check_failed_since FROM hosts WHERE name=?",
+                                    (host,)).fetchone()
+        return float(since)
 
     def close_host(self, host: str, reason: str, actor: str = "operator") -> list[int]:
         """Close every live or resolved incident of a host no longer managed, with ``reason``
