@@ -18,6 +18,7 @@ from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Action, ActionStore, IncidentStore
+from tests.support.polling import until
 
 HOST = "testhost"
 
@@ -94,13 +95,6 @@ def restart_waiting(settings: Settings, store: IncidentStore, host: ScriptedHost
 def history(store: IncidentStore, action_id: int) -> list[tuple[str, str]]:
     return [(e["action"], e["detail"]) for e in store.audit_log(200)
             if e["subject"] == f"action:{action_id}"]
-
-
-async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def test_an_approval_cut_off_before_anything_ran_can_be_given_again(quick, store, host) -> None:

@@ -4,7 +4,6 @@ message is sent again once the send times out."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -14,13 +13,7 @@ from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import Outbox
 from tests.lab.daemon_runner import QUIET_HOST_WIDE
 from tests.notify.conftest import TOKEN, apprise_url, failed, secret_file
-
-
-async def until(predicate, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+from tests.support.polling import until
 
 
 def test_a_hang_blocks_no_check_and_no_other_channel(tmp_path, gotify, endpoint) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import pytest
 
@@ -20,17 +19,10 @@ from ai_sysadmin.store import Database, IncidentStore
 from tests.lab.daemon_runner import QUIET_HOST_WIDE
 from tests.lab.test_remediation_lab import TRANSIENT, propose_restart
 from tests.notify.conftest import TOKEN, secret_file
+from tests.support.polling import until
 from tests.support.scripted_model import ScriptedModel
 
 pytestmark = pytest.mark.lab
-
-
-async def until(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not (got := predicate()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return got
 
 
 def test_a_failed_unit_asks_for_approval_and_the_fix_is_reported(tmp_path, gotify) -> None:

@@ -26,6 +26,7 @@ from ai_sysadmin.store import Database, HostStore, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox, checks_of
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer
+from tests.support.polling import until
 
 INTERVAL = 0.3
 #: the bug's text quotes a host's (a value it could not read), a forged line among it
@@ -70,14 +71,6 @@ def _events_of_web9(store: IncidentStore) -> list[str]:
                 if e.fingerprint == checks_of("web9").fingerprint]
 
 
-async def _until(done: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := done()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-    return got
-
-
 async def _running(daemon: Daemon, steps: Callable[[], Any]) -> None:
     task = asyncio.create_task(daemon.run())
     try:
@@ -101,14 +94,14 @@ def test_a_host_whose_checks_keep_failing_is_shown_and_told_once_and_once_when_b
         worked: dict[str, Any] = {}
 
         async def checked_then_failing() -> None:
-            worked.update(await _until(lambda: _host(store, "web9")["last_check"]
+            worked.update(await until(lambda: _host(store, "web9")["last_check"]
                                        and _host(store, "web9")))
             BuggyCollector.on = True
-            await _until(lambda: _said_of_web9(gotify))
+            await until(lambda: _said_of_web9(gotify))
             # and recorded as delivered: a send cut off by the stop is sent again, by design
-            await _until(lambda: not Outbox(store.db).deliveries(("pending",)))
+            await until(lambda: not Outbox(store.db).deliveries(("pending",)))
             here = _host(store, "here")["last_check"]
-            await _until(lambda: _host(store, "here")["last_check"] > here)
+            await until(lambda: _host(store, "here")["last_check"] > here)
 
         asyncio.run(_running(_daemon(settings, store), checked_then_failing))
 
@@ -145,10 +138,10 @@ def test_a_host_whose_checks_keep_failing_is_shown_and_told_once_and_once_when_b
         async def failing_still_then_working() -> None:
             # the new daemon sees the checks fail for longer than the interval itself
             failed = BuggyCollector.raised
-            await _until(lambda: BuggyCollector.raised >= failed + 3)
+            await until(lambda: BuggyCollector.raised >= failed + 3)
             assert _events_of_web9(store) == ["check_failing"]
             BuggyCollector.on = False
-            await _until(lambda: len(_said_of_web9(gotify)) == 2)
+            await until(lambda: len(_said_of_web9(gotify)) == 2)
 
         asyncio.run(_running(_daemon(settings, store), failing_still_then_working))
 

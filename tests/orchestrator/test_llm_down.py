@@ -25,6 +25,7 @@ from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer
+from tests.support.polling import until
 from tests.support.scripted_model import ScriptedModel, delay, http_error, say
 
 NOTHING = say("DIAGNOSIS: nginx.service failed; no idea why.")
@@ -71,14 +72,6 @@ class Daemon:
             await investigator.close()
 
 
-async def _until(done: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := done()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-    return got
-
-
 def _llm_said(gotify: GotifyServer) -> list[dict[str, Any]]:
     return [m for m in gotify.accepted if "the LLM" in str(m.get("title"))]
 
@@ -100,15 +93,15 @@ def test_a_person_is_told_once_when_the_llm_does_not_answer_and_once_when_it_is_
                            {"failed_unit"})
 
         async def steps() -> None:
-            (down,) = await _until(lambda: _llm_said(gotify))
+            (down,) = await until(lambda: _llm_said(gotify))
             # down for longer still, each incident failing twice more: nothing more is said
             failed = len(model.requests)
-            await _until(lambda: len(model.requests) >= failed + 4)
+            await until(lambda: len(model.requests) >= failed + 4)
             assert _llm_said(gotify) == [down]
             up.set()
-            await _until(lambda: len(_llm_said(gotify)) == 2)
+            await until(lambda: len(_llm_said(gotify)) == 2)
             # both answered again and again (then escalated: no proposal), no third message
-            await _until(lambda: all(i.diagnosis for i in store.incidents()))
+            await until(lambda: all(i.diagnosis for i in store.incidents()))
 
         asyncio.run(Daemon(settings, store).run(steps))
     down, back = _llm_said(gotify)
@@ -141,7 +134,7 @@ def test_a_short_outage_or_a_slow_answer_tells_nobody(tmp_path: Path) -> None:
 
         async def steps() -> None:
             # three answers without a proposal: escalated, a message a person gets
-            await _until(lambda: any("needs a person" in t for t in gotify.titles()))
+            await until(lambda: any("needs a person" in t for t in gotify.titles()))
 
         asyncio.run(Daemon(settings, store).run(steps))
         assert len(model.requests) == 5
@@ -165,7 +158,7 @@ def test_a_restart_in_an_outage_says_it_no_second_time_and_the_next_daemon_says_
 
         async def until_told() -> None:
             # and recorded as delivered: a send cut off by the stop is sent again, by design
-            await _until(lambda: _llm_said(gotify)
+            await until(lambda: _llm_said(gotify)
                          and not Outbox(store.db).deliveries(("pending",)))
 
         asyncio.run(Daemon(settings, store).run(until_told))
@@ -173,10 +166,10 @@ def test_a_restart_in_an_outage_says_it_no_second_time_and_the_next_daemon_says_
         async def down_then_up() -> None:
             # the new daemon sees the outage for longer than the threshold itself
             started = time.time()
-            await _until(lambda: _failures(store)[-1] > started + 0.6)
+            await until(lambda: _failures(store)[-1] > started + 0.6)
             up.set()
-            await _until(lambda: len(_llm_said(gotify)) == 2)
-            await _until(lambda: store.incidents()[0].diagnosis)
+            await until(lambda: len(_llm_said(gotify)) == 2)
+            await until(lambda: store.incidents()[0].diagnosis)
 
         asyncio.run(Daemon(settings, store).run(down_then_up))
     assert [m["title"] for m in _llm_said(gotify)] == [

@@ -33,6 +33,7 @@ from ai_sysadmin.store.outbox import Outbox
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer
 from tests.queue.conftest import redis_server, redis_url  # noqa: F401 - fixtures
+from tests.support.polling import until
 from tests.support.scripted_model import ScriptedModel, say
 
 NOTHING = say("DIAGNOSIS: nginx.service failed; no idea why.")
@@ -115,15 +116,6 @@ async def worker(settings: Settings) -> AsyncIterator[RequestQueue]:
         queue.close()
 
 
-async def _until(done: Callable[[], Any], timeout: float = 90) -> Any:
-    # generous: each failure doubles the wait for the next (agent.retry_backoff_seconds)
-    deadline = time.monotonic() + timeout
-    while not (got := done()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-    return got
-
-
 def _worker_said(gotify: GotifyServer) -> list[dict[str, Any]]:
     return [m for m in gotify.accepted if "worker" in str(m.get("title"))]
 
@@ -143,15 +135,15 @@ def test_a_person_is_told_once_when_no_worker_takes_requests_and_once_when_one_d
                            {"failed_unit"})
 
         async def steps() -> None:
-            (down,) = await _until(lambda: _worker_said(gotify))
+            (down,) = await until(lambda: _worker_said(gotify))
             # no worker for longer still, each incident failing twice more: nothing more
             failed = len(_failures(store))
-            await _until(lambda: len(_failures(store)) >= failed + 4)
+            await until(lambda: len(_failures(store)) >= failed + 4)
             assert _worker_said(gotify) == [down]
             assert model.requests == []  # nobody served the queue: not the daemon either
             async with worker(settings):
-                await _until(lambda: len(_worker_said(gotify)) == 2)
-                await _until(lambda: all(i.diagnosis for i in store.incidents()))
+                await until(lambda: len(_worker_said(gotify)) == 2)
+                await until(lambda: all(i.diagnosis for i in store.incidents()))
 
         asyncio.run(Daemon(settings, store).run(steps))
     down, back = _worker_said(gotify)
@@ -189,7 +181,7 @@ def test_a_restart_while_no_worker_runs_says_it_no_second_time(
 
         async def until_told() -> None:
             # and recorded as delivered: a send cut off by the stop is sent again, by design
-            await _until(lambda: _worker_said(gotify)
+            await until(lambda: _worker_said(gotify)
                          and not Outbox(store.db).deliveries(("pending",)))
 
         asyncio.run(Daemon(settings, store).run(until_told))
@@ -197,10 +189,10 @@ def test_a_restart_while_no_worker_runs_says_it_no_second_time(
         async def still_none_then_one() -> None:
             # the new daemon sees no worker for longer than the threshold itself
             started = time.time()
-            await _until(lambda: _failures(store)[-1][0] > started + DOWN_AFTER + WAIT)
+            await until(lambda: _failures(store)[-1][0] > started + DOWN_AFTER + WAIT)
             async with worker(settings):
-                await _until(lambda: len(_worker_said(gotify)) == 2)
-                await _until(lambda: store.incidents()[0].diagnosis)
+                await until(lambda: len(_worker_said(gotify)) == 2)
+                await until(lambda: store.incidents()[0].diagnosis)
 
         asyncio.run(Daemon(settings, store).run(still_none_then_one))
     assert [m["title"] for m in _worker_said(gotify)] == [

@@ -11,10 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -23,6 +21,7 @@ from ai_sysadmin.llm.queue import RequestQueue
 from ai_sysadmin.llm.queue.base import Handler
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+from tests.support.polling import poll_until
 
 WORKER_SCRIPT = Path(__file__).with_name("worker_proc.py")
 
@@ -31,32 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def poll_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """``check()``'s first truthy value, polled until ``timeout``; else fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-async def until(check: Callable[[], Any], timeout: float, what: str,
-                interval: float = 0.01) -> Any:
-    """:func:`poll_until` for a test's event loop: it keeps running while this waits."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def need_redis_server() -> None:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ai_sysadmin.llm.queue import Request, RequestQueue
+from tests.support.polling import until
 
-from .conftest import serving, until
+from .conftest import serving
 
 MakeQueue = Callable[..., RequestQueue]
 #: renewals every 20 s: anything a test sees sooner came from the wake-up

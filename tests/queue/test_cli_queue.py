@@ -21,9 +21,10 @@ from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import QueueError, Request, RequestQueue, open_queue
 from ai_sysadmin.llm.types import Message, Priority
+from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, say
 
-from .conftest import WorkerProcess, poll_until
+from .conftest import WorkerProcess
 
 
 def root_app() -> typer.Typer:

@@ -16,8 +16,9 @@ from ai_sysadmin.llm.queue import NoWorker, QueueTimeout, RequestQueue
 from ai_sysadmin.llm.queue.base import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.types import Message, Priority
+from tests.support.polling import until
 
-from .conftest import free_port, redis_server_process, serving, until
+from .conftest import free_port, redis_server_process, serving
 
 MakeQueue = Callable[..., RequestQueue]
 

@@ -17,9 +17,10 @@ from ai_sysadmin.llm.handlers import build_handler, chat_payload
 from ai_sysadmin.llm.queue import Request, RequestQueue
 from ai_sysadmin.llm.queue.leases import LeasedQueue
 from ai_sysadmin.llm.types import Message, Priority
+from tests.support.polling import until
 from tests.support.scripted_model import JSON, ScriptedModel, Step, say
 
-from .conftest import serving, until
+from .conftest import serving
 
 MakeQueue = Callable[..., RequestQueue]
 KEY = "incident:7"

@@ -14,7 +14,8 @@ import pytest
 
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from tests.conftest import BIN
-from tests.queue.conftest import free_port, need_redis_server, poll_until, redis_server_process
+from tests.queue.conftest import free_port, need_redis_server, redis_server_process
+from tests.support.polling import poll_until
 
 
 @pytest.fixture(autouse=True)

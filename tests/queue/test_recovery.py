@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.llm.queue import Request, RequestQueue
+from tests.support.polling import poll_until
 
-from .conftest import WorkerProcess, poll_until, serving
+from .conftest import WorkerProcess, serving
 
 # short enough for a quick test, long enough that a loaded 2-core CI machine still renews it
 LEASE = 2.0

@@ -11,8 +11,9 @@ import pytest
 
 from ai_sysadmin.llm.queue import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from tests.support.polling import until
 
-from .conftest import free_port, need_redis_server, redis_server_process, serving, until
+from .conftest import free_port, need_redis_server, redis_server_process, serving
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,8 @@ from ai_sysadmin.llm.handlers import chat_payload
 from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.llm.types import Message, Priority
 from ai_sysadmin.orchestrator.session import llm_session
+from tests.support.polling import until
 from tests.support.scripted_model import ScriptedModel, delay, say
-
-from .conftest import until
 
 #: what "at once" allows on a loaded test machine (the worker would wait for llm.timeout)
 PROMPT_EXIT = 5.0

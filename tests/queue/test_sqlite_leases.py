@@ -9,8 +9,7 @@ import pytest
 
 from ai_sysadmin.llm.queue.base import QueueError
 from ai_sysadmin.llm.queue.sqlite import SqliteQueue
-
-from .conftest import poll_until
+from tests.support.polling import poll_until
 
 
 @pytest.fixture
