@@ -9,32 +9,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.knowledge.context import KnowledgeRecall
-from ai_sysadmin.llm.backends import make_backend
-from ai_sysadmin.llm.client import DirectLLM
-from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.notify import Notifier
 from ai_sysadmin.notify.message import render
-from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer
+from tests.orchestrator.investigating import Daemon, failed_unit
 from tests.support.polling import until
 from tests.support.scripted_model import ScriptedModel, delay, http_error, say
 
 NOTHING = say("DIAGNOSIS: nginx.service failed; no idea why.")
 PASSWORD, KEY = "Hunter2-llm", "Key-5e1f9"
-
-
-def _finding(unit: str) -> Finding:
-    return Finding("web1", "failed_unit", unit, Severity.WARNING, f"{unit} has failed",
-                   (f"{unit}: active=failed",))
 
 
 def _settings(tmp_path: Path, model: ScriptedModel, gotify: GotifyServer,
@@ -47,29 +36,6 @@ def _settings(tmp_path: Path, model: ScriptedModel, gotify: GotifyServer,
                     agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
                     notify={"llm_down_after_seconds": down_after},
                     llm={"backend": "ollama", "url": url, "model": "scripted"})
-
-
-class Daemon:
-    """The daemon's investigations (retry loop, every 20 ms) and notifications, in one loop."""
-
-    def __init__(self, settings: Settings, store: IncidentStore) -> None:
-        self.settings = settings
-        self.store = store
-
-    async def run(self, steps: Callable[[], Any]) -> None:
-        investigator = Investigator(
-            self.settings, self.store, {"web1": object()},  # type: ignore[dict-item]
-            lambda _: DirectLLM(make_backend(self.settings.llm)),
-            knowledge=KnowledgeRecall(self.settings), here="hal")
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(investigator.retry_loop(stop, every=0.02)),
-                 asyncio.create_task(Notifier(self.settings, self.store.db).run(stop))]
-        try:
-            await steps()
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
-            await investigator.close()
 
 
 def _llm_said(gotify: GotifyServer) -> list[dict[str, Any]]:
@@ -89,7 +55,7 @@ def test_a_person_is_told_once_when_the_llm_does_not_answer_and_once_when_it_is_
     ) as model:
         settings = _settings(tmp_path, model, gotify, down_after=0.5)
         store = IncidentStore(Database(settings.db_path))
-        store.record_check("web1", [_finding("nginx.service"), _finding("php-fpm.service")],
+        store.record_check("web1", [failed_unit("nginx.service"), failed_unit("php-fpm.service")],
                            {"failed_unit"})
 
         async def steps() -> None:
@@ -129,7 +95,7 @@ def test_a_short_outage_or_a_slow_answer_tells_nobody(tmp_path: Path) -> None:
              delay(1.0, NOTHING)], then=lambda _request: NOTHING) as model:
         settings = _settings(tmp_path, model, gotify, down_after=0.5)
         store = IncidentStore(Database(settings.db_path))
-        (incident_id,) = store.record_check("web1", [_finding("nginx.service")],
+        (incident_id,) = store.record_check("web1", [failed_unit("nginx.service")],
                                             {"failed_unit"}).opened
 
         async def steps() -> None:
@@ -154,7 +120,7 @@ def test_a_restart_in_an_outage_says_it_no_second_time_and_the_next_daemon_says_
     ) as model:
         settings = _settings(tmp_path, model, gotify, down_after=0.3)
         store = IncidentStore(Database(settings.db_path))
-        store.record_check("web1", [_finding("nginx.service")], {"failed_unit"})
+        store.record_check("web1", [failed_unit("nginx.service")], {"failed_unit"})
 
         async def until_told() -> None:
             # and recorded as delivered: a send cut off by the stop is sent again, by design
@@ -181,7 +147,7 @@ def test_what_was_said_of_the_llm_outlives_pruning_and_reads_without_an_incident
         tmp_path: Path) -> None:
     # a month's outage: pruning keeps its "down", or its "back" would never be said
     store = IncidentStore(Database(tmp_path / "state.db"))
-    store.record_check("web1", [_finding("nginx.service")], {"failed_unit"})
+    store.record_check("web1", [failed_unit("nginx.service")], {"failed_unit"})
     (incident,) = store.incidents()
     store.record_investigation(incident.id, None, "LLMUnavailable: connection refused",
                                time.time() + 60)

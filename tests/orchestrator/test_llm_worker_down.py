@@ -13,25 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.knowledge.context import KnowledgeRecall
-from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import RequestQueue, describe_queue, open_queue
-from ai_sysadmin.llm.types import Priority
-from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.notify import Notifier
-from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import Outbox
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer
+from tests.orchestrator.investigating import Daemon, failed_unit
 from tests.queue.conftest import redis_server, redis_url  # noqa: F401 - fixtures
 from tests.support.polling import until
 from tests.support.scripted_model import ScriptedModel, say
@@ -39,11 +34,6 @@ from tests.support.scripted_model import ScriptedModel, say
 NOTHING = say("DIAGNOSIS: nginx.service failed; no idea why.")
 #: how long the daemon waits for one answer, and how long no worker may take one
 WAIT, DOWN_AFTER = 0.3, 1.0
-
-
-def _finding(unit: str) -> Finding:
-    return Finding("web1", "failed_unit", unit, Severity.WARNING, f"{unit} has failed",
-                   (f"{unit}: active=failed",))
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -68,36 +58,6 @@ def _settings(tmp_path: Path, model: ScriptedModel, gotify: GotifyServer,
                     notify={"llm_down_after_seconds": DOWN_AFTER},
                     queue={"url": queue_url, "embedded_worker": False, "wait_timeout": WAIT},
                     llm={"backend": "ollama", "url": model.url, "model": "scripted"})
-
-
-class Daemon:
-    """The daemon's investigations through the queue, as ``build_daemon`` wires them with no
-    embedded worker (retry loop every 20 ms), and its notifications, in one loop."""
-
-    def __init__(self, settings: Settings, store: IncidentStore) -> None:
-        self.settings = settings
-        self.store = store
-
-    async def run(self, steps: Callable[[], Any]) -> None:
-        queue = open_queue(self.settings)
-
-        def llm_for(incident_id: int) -> QueuedLLM:
-            return QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=f"incident:{incident_id}",
-                             timeout=self.settings.queue.wait_timeout)
-
-        investigator = Investigator(
-            self.settings, self.store, {"web1": object()},  # type: ignore[dict-item]
-            llm_for, knowledge=KnowledgeRecall(self.settings), here="hal")
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(investigator.retry_loop(stop, every=0.02)),
-                 asyncio.create_task(Notifier(self.settings, self.store.db).run(stop))]
-        try:
-            await steps()
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
-            await investigator.close()
-            queue.close()
 
 
 @contextlib.asynccontextmanager
@@ -131,7 +91,7 @@ def test_a_person_is_told_once_when_no_worker_takes_requests_and_once_when_one_d
     with ScriptedModel(then=lambda _request: NOTHING) as model:
         settings = _settings(tmp_path, model, gotify, queue_url)
         store = IncidentStore(Database(settings.db_path))
-        store.record_check("web1", [_finding("nginx.service"), _finding("php-fpm.service")],
+        store.record_check("web1", [failed_unit("nginx.service"), failed_unit("php-fpm.service")],
                            {"failed_unit"})
 
         async def steps() -> None:
@@ -145,7 +105,7 @@ def test_a_person_is_told_once_when_no_worker_takes_requests_and_once_when_one_d
                 await until(lambda: len(_worker_said(gotify)) == 2)
                 await until(lambda: all(i.diagnosis for i in store.incidents()))
 
-        asyncio.run(Daemon(settings, store).run(steps))
+        asyncio.run(Daemon(settings, store, queued=True).run(steps))
     down, back = _worker_said(gotify)
     assert down["title"] == "[hal] hal: no LLM worker takes requests: 2 incident(s) wait"
     assert down["priority"] == 8
@@ -177,14 +137,14 @@ def test_a_restart_while_no_worker_runs_says_it_no_second_time(
     with ScriptedModel(then=lambda _request: NOTHING) as model:
         settings = _settings(tmp_path, model, gotify, "sqlite://")
         store = IncidentStore(Database(settings.db_path))
-        store.record_check("web1", [_finding("nginx.service")], {"failed_unit"})
+        store.record_check("web1", [failed_unit("nginx.service")], {"failed_unit"})
 
         async def until_told() -> None:
             # and recorded as delivered: a send cut off by the stop is sent again, by design
             await until(lambda: _worker_said(gotify)
                          and not Outbox(store.db).deliveries(("pending",)))
 
-        asyncio.run(Daemon(settings, store).run(until_told))
+        asyncio.run(Daemon(settings, store, queued=True).run(until_told))
 
         async def still_none_then_one() -> None:
             # the new daemon sees no worker for longer than the threshold itself
@@ -194,7 +154,7 @@ def test_a_restart_while_no_worker_runs_says_it_no_second_time(
                 await until(lambda: len(_worker_said(gotify)) == 2)
                 await until(lambda: store.incidents()[0].diagnosis)
 
-        asyncio.run(Daemon(settings, store).run(still_none_then_one))
+        asyncio.run(Daemon(settings, store, queued=True).run(still_none_then_one))
     assert [m["title"] for m in _worker_said(gotify)] == [
         "[hal] hal: no LLM worker takes requests: 1 incident(s) wait",
         "[hal] hal: an LLM worker takes requests again"]
