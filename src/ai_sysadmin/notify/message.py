@@ -87,18 +87,19 @@ def _headline(event: OutboxEvent) -> str:
     }.get(event.kind, summary)
 
 
+#: what to run next about an outage, by its event's kind
+_OUTAGE_NEXT = {
+    "llm_down": "ai-sysadmin llm status",  # no {name}-llm tool: the command's own name
+    "worker_down": "{name}-queue",
+    "check_failing": "{name}-logs service",  # the daemon logs the traceback on that channel
+    "check_back": "{name}-systems",
+}
+
+
 def next_command(event: OutboxEvent, ai_name: str) -> str:
     action = event.facts.get("action") or {}
-    if event.kind == "llm_down":
-        # no {name}-llm tool: the command's own name
-        return "ai-sysadmin llm status"
-    if event.kind == "worker_down":
-        return f"{ai_name}-queue"
-    if event.kind == "check_failing":
-        # the daemon logs the traceback on its service channel
-        return f"{ai_name}-logs service"
-    if event.kind == "check_back":
-        return f"{ai_name}-systems"
+    if event.kind in _OUTAGE_NEXT:
+        return _OUTAGE_NEXT[event.kind].format(name=ai_name)
     if event.kind == "approval":
         return f"{ai_name}-approve approve {action.get('id')}"
     if event.incident_id is not None:
