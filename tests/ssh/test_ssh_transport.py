@@ -188,7 +188,9 @@ def test_an_unreachable_host_does_not_slow_the_others(
     good = ssh_hosts.alpha
     kh = good.write_known_hosts(known_hosts)
     healthy = SshTransport(good.target(kh), name="healthy")
-    dead = SshTransport(good.target(kh, host=ssh_hosts.blackhole, connect_timeout=1.5),
+    # the dead host's connect timeout is what the others would wait out if they waited: long
+    # enough that a busy machine's slow healthy check stays well clear of it
+    dead = SshTransport(good.target(kh, host=ssh_hosts.blackhole, connect_timeout=3.0),
                         name="dead")
     refused = SshTransport(good.target(kh, host=ssh_hosts.refused), name="refused")
     started = time.monotonic()
@@ -212,11 +214,11 @@ def test_an_unreachable_host_does_not_slow_the_others(
     assert healthy_result.stdout == "ok\n"  # type: ignore[union-attr]
     assert isinstance(dead_result, TransportError)
     assert str(dead_result).startswith("dead: no SSH connection to root@")
-    assert "within 1.5 s" in str(dead_result)
+    assert "within 3 s" in str(dead_result)
     assert isinstance(refused_result, TransportError)
     assert str(refused_result).startswith("refused: connection refused (root@")
-    assert finished["healthy"] < 1.0 < 1.4 < finished["dead"] < 3.0, finished
-    assert finished["refused"] < 1.0, finished
+    assert finished["healthy"] < 2.5 < 2.9 < finished["dead"] < 6.0, finished
+    assert finished["refused"] < 2.5, finished
 
 
 def test_a_changed_host_key_is_refused_and_nothing_runs(
