@@ -186,3 +186,27 @@ def test_a_held_repeat_older_than_what_was_told_never_goes_out(tmp_path: Path) -
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     assert titles(notifier) == ["[hal] web1: a.service has failed (now critical)"]
     assert titles(notifier, time.time() + WINDOW + 1) == []  # the held warning is old news
+
+
+def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path) -> None:
+    # one bug in a parser fails the checks of every host of that kind at once, and one fix
+    # makes them all work again: a digest each time, not forty high-priority messages
+    from ai_sysadmin.store.outbox import checks_of
+
+    store, notifier = setup(tmp_path)
+    hosts = [f"web{n}" for n in range(40)]
+    for host in hosts:
+        store.tell_down({"host": host, "since": time.time() - 600, "error": "ValueError: x",
+                         "unit": "hal.service"}, checks_of(host))
+    made = notifier.dispatcher.dispatch()
+    (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
+    assert digest["kind"] == "digest" and digest["priority"] == 8
+    assert digest["title"].startswith("[hal] 40 notices on 40 hosts: web0, web1, web10")
+    assert digest["body"].splitlines()[0] == ("web0: not watched: its checks fail "
+                                              "(hal-logs service)")
+    for host in hosts:
+        assert store.tell_back({"host": host}, checks_of(host))
+    later = time.time() + 121  # the next digest window
+    made = notifier.dispatcher.dispatch(later)
+    (back,) = [m for m in notifier.outbox.messages() if m["id"] in made]
+    assert back["title"].startswith("[hal] 40 notices on 40 hosts") and back["priority"] == 2

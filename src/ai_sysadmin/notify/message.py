@@ -201,9 +201,12 @@ def render(event: OutboxEvent, ai_name: str, repeats: int = 0, minutes: float = 
 
 
 def render_digest(events: Sequence[OutboxEvent], ai_name: str) -> Message:
-    """Many openings at once (a fleet-wide problem, a network coming back) as one message."""
+    """Many openings at once (a fleet-wide problem, a network coming back, the checks of
+    many hosts failing) as one message."""
     hosts = sorted({e.host for e in events})
-    title = (f"[{ai_name}] {len(events)} incidents on {len(hosts)} host"
+    # a host's checks that fail or work again are no incident
+    what = "incidents" if all(e.incident_id is not None for e in events) else "notices"
+    title = (f"[{ai_name}] {len(events)} {what} on {len(hosts)} host"
              f"{'s' if len(hosts) > 1 else ''}: {', '.join(hosts[:5])}"
              f"{', ...' if len(hosts) > 5 else ''}")
     lines = [f"{e.host}: {_headline(e)} ({next_command(e, ai_name)})"

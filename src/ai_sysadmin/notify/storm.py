@@ -7,7 +7,9 @@
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
-- Openings (``opened``, ``worse``, ``unreachable``, ``back``): when those told within
+- Openings (``opened``, ``worse``, ``unreachable``, ``back``, and a host's ``check_failing``
+  and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
+  and one fix makes them all work again): when those told within
   ``notify.digest_window_seconds`` plus this batch exceed ``notify.digest_threshold``, the
   batch is held for a digest; at most one digest goes out per window, listing what is still
   true. Fifty incidents in one pass are one message.
@@ -24,10 +26,10 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..store.incidents import LIVE_STATES
-from ..store.outbox import Outbox, OutboxEvent, last_outage_event, outage_of
+from ..store.outbox import CHECK_KINDS, Outbox, OutboxEvent, last_outage_event, outage_of
 from .message import Message, render, render_digest
 
-STORM_KINDS = ("opened", "worse", "unreachable", "back")
+STORM_KINDS = ("opened", "worse", "unreachable", "back", *CHECK_KINDS)
 _REACH = ("unreachable", "back")
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 
