@@ -64,6 +64,29 @@ def test_a_removed_host_s_journal_puts_no_host_in_the_inventory(cli, settings, s
     assert names(cli, "--all") == {short_hostname(): "managed", "logserver": "removed"}
 
 
+def test_a_host_removed_while_its_checks_fail_is_failing_no_more(cli, store) -> None:
+    # nobody checks a removed host: it is not "failing" for ever, and added again (another
+    # machine, months later) it is neither shown failing before its first check nor said to
+    # be back from an outage of long ago
+    from ai_sysadmin.store.outbox import EVENT_STATES, Outbox, checks_of
+
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    store.record_check_failed("web9", "the check failed: ValueError: x (a bug in ai-sysadmin)")
+    store.tell_down({"host": "web9", "since": 1.0, "error": "ValueError: x"}, checks_of("web9"))
+    code, out, _ = cli("systems", "list")
+    assert code == 0 and "web9 is not watched" in out
+    assert cli("systems", "remove", "web9")[0] == 0
+    for listed in (cli("systems", "list", "--all"), cli("systems", "add", "--no-probe", "web9"),
+                   cli("systems", "list")):
+        assert listed[0] == 0 and "failing" not in listed[1] and "not watched" not in listed[1]
+    with store.db.transaction() as conn:
+        said = {e.kind: e.state for e in Outbox.events(conn, EVENT_STATES)
+                if e.fingerprint == checks_of("web9").fingerprint}
+    # the failing not yet told is no longer true: the dispatcher drops it
+    assert said == {"check_failing": "new", "check_back": "skipped"}
+    assert not store.tell_back({"host": "web9"}, checks_of("web9"))
+
+
 def test_a_journal_sender_cannot_put_a_name_that_is_no_host_in_the_inventory(
         cli, settings, store) -> None:
     # journal-remote takes _HOSTNAME from its senders: "evil host" broke every later command

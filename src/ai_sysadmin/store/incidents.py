@@ -19,7 +19,15 @@ from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed
-from .outbox import LLM, Outage, last_outage_event, note_incident, note_outage
+from .outbox import (
+    LLM,
+    Outage,
+    checks_of,
+    end_outage_untold,
+    last_outage_event,
+    note_incident,
+    note_outage,
+)
 
 STATES = (
     "open",
@@ -705,13 +713,20 @@ class IncidentStore:
 
     def close_host(self, host: str, reason: str, actor: str = "operator") -> list[int]:
         """Close every live or resolved incident of a host no longer managed, with ``reason``
-        (nothing will check it again: left open, they would be investigated forever)."""
+        (nothing will check it again: left open, they would be investigated forever). Checks
+        of it that failed fail no more: nobody checks it (`systems` shows no "failing", and
+        the host added again is not said to be back from an outage of long ago)."""
         now = time.time()
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT id, state FROM incidents WHERE host=? AND state!='closed' "
                                 "ORDER BY id", (host,)).fetchall()
             for row in rows:
                 self._move(conn, row["id"], row["state"], "closed", actor, reason, now)
+            failing = conn.execute("SELECT check_failed_since FROM hosts WHERE name=?",
+                                   (host,)).fetchone()
+            conn.execute("UPDATE hosts SET check_failed_since=NULL WHERE name=?", (host,))
+            end_outage_untold(conn, checks_of(host),
+                              {"host": host, "since": failing[0] if failing else None}, reason)
         return [row["id"] for row in rows]
 
     def untriaged(self) -> list[Incident]:

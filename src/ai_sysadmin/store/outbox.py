@@ -195,6 +195,19 @@ def note_outage(conn: sqlite3.Connection, outage: Outage, kind: str,
     return True
 
 
+def end_outage_untold(conn: sqlite3.Connection, outage: Outage, facts: Mapping[str, Any],
+                      why: str) -> bool:
+    """``outage`` is over with nothing true to tell of it (a host's checks that failed, the
+    host removed: nobody checks it, so nobody can say its checks work): its back event, in
+    the caller's transaction, skipped with ``why``. A down not yet told is no longer true
+    then, and a later back has no down to follow. Whether it was down."""
+    if not note_outage(conn, outage, outage.back, facts):
+        return False
+    (event_id,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+    Outbox.mark(conn, [event_id], "skipped", why)
+    return True
+
+
 # -- read and moved by the notifier -----------------------------------------------------------
 class Outbox:
     def __init__(self, db: Database) -> None:
