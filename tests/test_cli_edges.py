@@ -497,3 +497,18 @@ def test_a_group_that_lists_takes_the_lists_options_without_the_word_list(
     assert code == 0 and "list" in out
     code, _, err = cli(group, "--no-such-option")
     assert code == 2 and "--no-such-option" in err
+
+
+def test_help_texts_are_plain_text_without_rest_quotes(cli) -> None:
+    # a docstring's ``literal`` is for the reader of the code; --help shows it as written
+    import typer
+
+    from ai_sysadmin.cli.main import app
+
+    quoted = []
+    for path, _ in _leaf_commands(typer.main.get_command(app)):
+        code, out, _ = cli(*path, "--help")
+        assert code == 0, path
+        if "``" in out:
+            quoted.append(" ".join(path))
+    assert quoted == []

@@ -70,7 +70,7 @@ def logs(
     ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
-    """The project's own structured logs; ``audit``: every decision, from the state database."""
+    """The project's own structured logs; `audit`: every decision, from the state database."""
     app_state = state(ctx)
     settings = app_state.settings
     if channel == "audit":
