@@ -512,3 +512,18 @@ def test_help_texts_are_plain_text_without_rest_quotes(cli) -> None:
         if "``" in out:
             quoted.append(" ".join(path))
     assert quoted == []
+
+
+def test_an_optional_argument_is_bracketed_once_in_usage(cli) -> None:
+    # click brackets an optional argument's metavar itself: "[FILE]" became "[[FILE]]"
+    import typer
+
+    from ai_sysadmin.cli.main import app
+
+    usages = {}
+    for path, _ in _leaf_commands(typer.main.get_command(app)):
+        _, out, _ = cli(*path, "--help")
+        usages[" ".join(path)] = out.splitlines()[0]
+    assert [u for u in usages.values() if "[[" in u] == []
+    assert usages["knowledge import"].endswith("knowledge import [OPTIONS] [FILE]")
+    assert usages["knowledge export"].endswith("knowledge export [OPTIONS] [FILE]")

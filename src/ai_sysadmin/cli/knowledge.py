@@ -223,7 +223,7 @@ def _write_replacing(file: Path, text: str) -> None:
 def export(
     ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(
-        metavar="[FILE]", help="Write here (default: standard output).", dir_okay=False,
+        metavar="FILE", help="Write here (default: standard output).", dir_okay=False,
         show_default=False)] = None,
     as_json: Json = False,
 ) -> None:
@@ -262,7 +262,7 @@ def export(
 def import_(
     ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(
-        metavar="[FILE]", help="Read this (default: standard input).", dir_okay=False,
+        metavar="FILE", help="Read this (default: standard input).", dir_okay=False,
         show_default=False)] = None,
     as_json: Json = False,
 ) -> None:
