@@ -536,6 +536,20 @@ def test_a_named_config_is_the_one_planned_from(target: Path, tmp_path: Path, en
                               "there, or drop --name\n")
 
 
+
+def test_a_named_config_without_ai_name_is_not_said_to_name_the_assistant(
+        target: Path, tmp_path: Path) -> None:
+    # the name such a config gives is the host's: saying the file names it sent the reader
+    # looking for an ai_name that is not there
+    config = tmp_path / "plain.toml"
+    config.write_text('state_dir = "/srv/plain-state"\n')
+    host = Settings(state_dir=Path("/")).ai_name
+    refused = given(target, config, "--dry-run", "--name", "hal")
+    assert refused.returncode == 2
+    assert refused.stderr == (f"error: {config} sets no ai_name, so the assistant is named "
+                              f"after this host ({host!r}): set ai_name = \"hal\" there, or "
+                              "drop --name\n")
+
 @needs_root
 def test_a_named_config_is_installed_and_an_installed_other_one_is_never_replaced(
         target: Path, tmp_path: Path) -> None:

@@ -157,6 +157,10 @@ def _name(given: str | None, config: _Config) -> str:
             raise typer.BadParameter(f"{given!r}: {why}", param_hint="'--name'") from None
     if config.settings is not None:
         if given and given != config.settings.ai_name:
+            if "ai_name" not in config.settings.model_fields_set:
+                raise AiSysadminError(f"{config.path} sets no ai_name, so the assistant is "
+                                      f"named after this host ({config.settings.ai_name!r}): "
+                                      f'set ai_name = "{given}" there, or drop --name')
             raise AiSysadminError(f"{config.path} names the assistant "
                                   f"{config.settings.ai_name!r}: change ai_name there, or "
                                   "drop --name")
