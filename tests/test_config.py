@@ -242,6 +242,16 @@ def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str
         load_settings(path, environ={})
 
 
+def test_a_remote_system_that_is_no_host_name_is_named_once(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text('remote_systems = ["web 1"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    said = str(info.value)
+    assert "key 'remote_systems': 'web 1' is not a host name (" in said
+    assert said.count("'web 1'") == 2  # the entry, and what the value was (got [...])
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ('remote_systems = ["user@:99999"]\n', "'user@:99999' names no host"),
     ("[thresholds]\ndisk_warn_percent = 97\n", "disk_warn_percent (97) is above"),

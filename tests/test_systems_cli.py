@@ -29,6 +29,12 @@ def test_add_remove_and_the_local_host(cli) -> None:
     assert names(cli, "--all")["web1"] == "removed"
     code, _, err = cli("systems", "add", "--no-probe", "web1;reboot")
     assert code == 2 and "cannot add 'web1;reboot'" in err and "is not a host name" in err
+    # the target is named once by the command and once by what is wrong with it, not three times
+    assert err.startswith("error: cannot add 'web1;reboot': 'web1;reboot' is not a host name")
+    assert err.count("web1;reboot") == 2
+    code, _, err = cli("systems", "add", "--no-probe", "ops@web 1:22")
+    assert code == 2 and err.startswith("error: cannot add 'ops@web 1:22': 'ops@web 1:22': "
+                                        "'web 1' is not a host name")
 
 
 def test_config_hosts_can_only_be_removed_in_the_config(cli, config_file) -> None:

@@ -108,7 +108,8 @@ def split_target(entry: str) -> tuple[str | None, str, int]:
     try:
         host = check_host(host.removeprefix("[").removesuffix("]"))
     except ValueError as exc:
-        raise ValueError(f"{entry[:80]!r}: {exc}") from None
+        # a bare host is the entry: what check_host says names it already
+        raise ValueError(str(exc) if host == text else f"{entry[:80]!r}: {exc}") from None
     port = int(match["port"] or 22)
     if not 0 < port < 65536:
         raise ValueError(f"{entry[:80]!r}: port {match['port']} is not 1-65535")
