@@ -109,3 +109,25 @@ def test_the_apprise_url_file_is_never_read_for_the_model(tmp_path: Path, settin
 def test_an_empty_message_is_a_usage_error(cli) -> None:
     code, _, err = cli("notify", "send", "backup", " ")
     assert code == 2 and "the message is empty" in err
+
+
+def test_a_credential_file_every_user_can_read_is_said_at_the_command_line(
+        tmp_path, endpoint, cli, monkeypatch) -> None:
+    # the daemon logs it; a person who just wrote the file and tries `notify` reads no log
+    settings = make_settings(tmp_path, endpoint=endpoint)
+    urls = settings.notify.apprise_urls_file
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{settings.state_dir}"\n'
+                      f'[notify]\napprise_urls_file = "{urls}"\n')
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config))
+    monkeypatch.delenv("AI_SYSADMIN_STATE_DIR")
+    note = (f"note: notify.apprise_urls_file ({urls}) is readable by every user: "
+            "chmod o-r it\n")
+    code, _, err = cli("notify", "send", "backup done", "all 3 volumes", "low")
+    assert code == 0 and err == ""
+    urls.chmod(0o644)
+    code, out, err = cli("notify", "send", "backup done", "all 3 volumes", "low")
+    assert code == 0 and "accepted" in out and err == note  # said, not refused
+    code, _, err = cli("notify", "status")
+    assert code == 0 and err == note
+    assert APPRISE_PASSWORD not in err

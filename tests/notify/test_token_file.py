@@ -67,6 +67,7 @@ def test_a_token_file_saved_with_a_bom_gives_the_token(tmp_path, gotify, cli,
     # Notepad and PowerShell 5's `Out-File -Encoding utf8` write one before the token
     token_file = tmp_path / "token"
     token_file.write_text(f"\ufeff{TOKEN}\r\n", encoding="utf-8")
+    token_file.chmod(0o600)  # a world-readable one is said on stderr
     monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(_config(tmp_path, gotify, token_file)))
     code, out, _ = cli("notify", "backup done", "all 3 volumes")
     assert (code, out) == (0, "gotify: accepted\n")

@@ -62,6 +62,7 @@ def send(
         raise typer.BadParameter("the message is empty", param_hint="MESSAGE")
     prefix = f"[{settings.ai_name}] "
     full = Message(title if title.startswith(prefix) else prefix + title, message, level)
+    _say_readable(settings)
     notifier = app_state.runtime().notifier
     if not notifier.channels:
         err.print("no channel configured: set gotify_url and gotify_token_file, or "
@@ -77,6 +78,14 @@ def send(
                       markup=False, soft_wrap=True)
     if all(why is not None for why in results.values()):
         raise typer.Exit(1)
+
+
+def _say_readable(settings: Settings) -> None:
+    """A credential file every user can read, said on stderr (not refused)."""
+    from ..notify.channels import readable_notes
+
+    for note in readable_notes(settings):
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _channels(settings: Settings) -> list[str]:
@@ -124,6 +133,7 @@ def status(
     problem = token_problem(app_state.settings)
     if problem:
         err.print(problem, markup=False, soft_wrap=True)
+    _say_readable(app_state.settings)
     outbox = Outbox(app_state.store.db)
     stored = outbox.counts()
     events = stored.pop("events", {})

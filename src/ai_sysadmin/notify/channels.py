@@ -72,15 +72,35 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return redact(" ".join(text.split()))[:300]
 
 
-def warn_if_readable(path: Path, key: str) -> None:
-    """A credential file others can read is a leak waiting to happen: said, not refused (the
-    operator may have reasons, such as a group-readable file for a service account)."""
+def readable_note(path: Path, key: str) -> str | None:
+    """What to say of a credential file every user can read (None: nothing; what is no file
+    is said as that, by what reads it)."""
     try:
         mode = path.stat().st_mode
     except OSError:
-        return
-    if mode & stat.S_IROTH:
-        log.warning("%s (%s) is readable by every user: chmod o-r it", key, path)
+        return None
+    if not (stat.S_ISREG(mode) and mode & stat.S_IROTH):
+        return None
+    return f"{key} ({path}) is readable by every user: chmod o-r it"
+
+
+def warn_if_readable(path: Path, key: str) -> None:
+    """A credential file others can read is a leak waiting to happen: said, not refused (the
+    operator may have reasons, such as a group-readable file for a service account)."""
+    note = readable_note(path, key)
+    if note:
+        log.warning("%s", note)
+
+
+def readable_notes(settings: Settings) -> list[str]:
+    """The credential files of the configured channels that every user can read, said by
+    `notify` on stderr: the daemon's log says it too, but a person at the command line, who
+    just wrote the file, reads no log."""
+    files = [(settings.notify.apprise_urls_file, "notify.apprise_urls_file")]
+    if settings.gotify_url:
+        files.insert(0, (settings.gotify_token_file, "gotify_token_file"))
+    return [note for path, key in files
+            if path is not None and (note := readable_note(path, key))]
 
 
 def read_token(path: Path, key: str) -> str:
