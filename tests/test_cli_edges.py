@@ -62,6 +62,15 @@ def test_version_and_short_help_flags() -> None:
     assert short.returncode == 0 and "resolve" in short.stdout
 
 
+def test_python_m_runs_the_command_under_its_own_name() -> None:
+    # where the venv's bin is not on the PATH: `python -m ai_sysadmin` is `ai-sysadmin`
+    version = run_program(sys.executable, "-m", "ai_sysadmin", "--version")
+    assert version.returncode == 0 and version.stdout.startswith("ai-sysadmin ")
+    typo = run_program(sys.executable, "-m", "ai_sysadmin", "chekc")
+    assert typo.returncode == 2
+    assert typo.stderr.strip() == "error: No such command 'chekc'. (see `ai-sysadmin --help`)"
+
+
 @pytest.mark.parametrize("args", [
     ("logs", "-n", "-5"),
     ("logs", "-n", "99999999999999999999"),
