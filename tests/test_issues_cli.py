@@ -36,6 +36,16 @@ def test_events_that_change_no_state_show_by_their_kind_and_detail(cli, store) -
                                "incident stays open")
 
 
+def test_a_list_with_nothing_live_says_how_to_see_the_rest(cli, store) -> None:
+    number = _incident(store)
+    assert cli("issues", "resolve", str(number))[0] == 0
+    code, out, _ = cli("issues")
+    assert code == 0 and "0 incident(s)" in out
+    assert "none live; `--all` lists the resolved and closed ones too" in out
+    code, out, _ = cli("issues", "--all")
+    assert code == 0 and "1 incident(s)" in out and "none live" not in out
+
+
 @pytest.mark.parametrize("verb", ["close", "resolve"])
 def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, store,
                                                       verb: str) -> None:

@@ -74,9 +74,14 @@ def test_an_unknown_url_is_refused_by_its_line_never_shown(tmp_path, monkeypatch
     assert done.returncode == 2 and "line 3" in done.stderr and "Sekr1t" not in done.stderr
 
 
-def test_no_channel_configured(tmp_path: Path, cli) -> None:
+def test_no_channel_configured(tmp_path: Path, cli, store) -> None:
     code, out, err = cli("notify", "t", "m")
     assert code == 1 and out == "" and "no channel configured" in err
+    # what the daemon noted waits for a channel, and status says which settings make one
+    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
+    code, out, _ = cli("notify", "status")
+    assert code == 0 and ("events not sent yet: 1 new (no channel to send them: set gotify_url "
+                          "and gotify_token_file, or notify.apprise_urls_file)") in out
 
 
 

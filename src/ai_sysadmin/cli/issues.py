@@ -43,6 +43,9 @@ def list_incidents(
         return
     banner(app_state.settings, f"{len(incidents)} incident(s)")
     if not incidents:
+        if not all_states:
+            out.print("none live; `--all` lists the resolved and closed ones too",
+                      markup=False)
         return
     table = Table()
     for column in ("id", "state", "severity", "host", "rule", "subject", "summary", "last seen"):

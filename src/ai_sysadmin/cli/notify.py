@@ -159,8 +159,11 @@ def status(
                   markup=False, soft_wrap=True)
     held = {s: events.get(s, 0) for s in ("new", "repeat", "storm") if events.get(s)}
     if held:
-        out.print("events not sent yet: " + ", ".join(f"{n} {s}" for s, n in held.items()),
-                  markup=False, soft_wrap=True)
+        # with no channel, nothing will ever send them: say what would
+        waiting = "" if configured else (" (no channel to send them: set gotify_url and "
+                                         "gotify_token_file, or notify.apprise_urls_file)")
+        out.print("events not sent yet: " + ", ".join(f"{n} {s}" for s, n in held.items())
+                  + waiting, markup=False, soft_wrap=True)
     for name in ("pending", "failed", "delivered"):
         if lists[name]:
             out.print(_table(lists[name], name))
