@@ -59,6 +59,8 @@ def test_file_then_environment_with_sources(tmp_path: Path) -> None:
         ("[safety]\nclean_paths = ['/etc/']\n", ["'/etc/' is a system directory"]),
         ("[safety]\nclean_paths = ['/var/cache/../lib/x']\n", ["plain absolute path"]),
         ("[safety]\nclean_paths = ['tmp']\n", ["plain absolute path"]),
+        # a section given a value: the table a reader writes, not pydantic's class name
+        ("llm = 'ollama'\n", ["key 'llm': should be a table of settings ([llm]) (got 'ollama')"]),
     ],
 )
 def test_bad_file_is_refused_with_file_key_and_allowed(

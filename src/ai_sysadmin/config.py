@@ -977,7 +977,9 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         # a refused URL may carry a token or password (under any key): never echo it
         got = _url_shown(got) if dotted in _URL_KEYS else mask_secret_text(got)
     shown = repr(got) if not isinstance(got, Mapping) else "a table"
-    said = validation_message(err)
+    # pydantic names the class where a file has a table: "[llm]" is what a reader writes
+    said = (f"should be a table of settings ([{dotted}])"
+            if err["type"] == "model_type" else validation_message(err))
     return f"key '{dotted}'{where}: {said} (got {shown})", from_env
 
 
