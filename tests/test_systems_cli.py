@@ -23,6 +23,8 @@ def test_add_remove_and_the_local_host(cli) -> None:
     assert names(cli) == {short_hostname(): "managed"}
     code, out, _ = cli("systems", "add", "--no-probe", "ops@web1:2222")
     assert code == 0 and "web1 (ops@web1:2222) is managed now" in out
+    code, out, _ = cli("systems", "add", "--no-probe", "web2")
+    assert code == 0 and out.startswith("web2 is managed now; ")
     assert names(cli)["web1"] == "managed"
     code, _, _ = cli("systems", "remove", "web1")
     assert code == 0 and "web1" not in names(cli)

@@ -121,7 +121,9 @@ def add(
     stored = join_target(user, host, port)
     _refuse_configured_twin(app_state, shown, stored)
     _hosts(app_state).add(shown, target=stored, source="added")
-    out.print(f"{shown} ({stored}) is managed now; `systems refresh` checks it, a running "
+    # the target only where it says more than the name ("web1 (web1)" says nothing)
+    reached = f" ({stored})" if stored != shown else ""
+    out.print(f"{shown}{reached} is managed now; `systems refresh` checks it, a running "
               "daemon from its next start")
     if no_probe:
         out.print(f"{shown} was not contacted (--no-probe)")
