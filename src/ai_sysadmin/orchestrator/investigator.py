@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from ..agent.context import ToolContext
 from ..agent.evidence import investigate_evidence
 from ..agent.investigate import investigate
-from ..agent.loop import LLMCall
+from ..agent.loop import AgentOutcome, LLMCall
 from ..agent.prompt import HostFacts
 from ..agent.recall import KnowledgeSource
 from ..aio import within
@@ -238,31 +238,7 @@ class Investigator:
             outcome = await run(incident, self.llm_for(incident_id), ctx,  # type: ignore[arg-type]
                                 self.settings, self.facts_for(incident.host))
         except Exception as exc:  # any failure: the incident stays open and is retried
-            wall, mono = time.time(), time.monotonic()
-            attempts = incident.investigation_attempts
-            delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
-            reason = redact(f"{type(exc).__name__}: {exc}")
-            spent = await self._unusable(incident_id, exc, reason)
-            await asyncio.to_thread(functools.partial(
-                self.store.record_investigation, incident_id, None, reason,
-                None if spent else time.time() + delay, abandoned=_recorded(ctx),
-                escalate=spent))
-            log.warning("investigation of incident %d failed (%s); %s", incident_id, reason,
-                        "retries spent: escalated to a person" if spent
-                        else f"retry in {delay:.0f} s",
-                        extra={"incident": incident_id, "event": "investigation_failed"})
-            if isinstance(exc, NoWorker):
-                # none took it since it was queued, its whole wait before it failed; the
-                # server is not known either way
-                self._outage(self._worker, reason, (wall - exc.timeout, mono - exc.timeout))
-                await self._tell_down(self._worker)
-            elif isinstance(exc, OUTAGE):
-                await self._answered(self._worker)  # a worker took it to the server
-                self._outage(self._llm, reason)
-                await self._tell_down(self._llm)
-            elif type(exc).__name__ in UNUSABLE:
-                # an unusable answer is an answer: the server is up, and a worker took it
-                await self._answered(self._llm, self._worker)
+            await self._failed(incident, ctx, exc)
             return
         except asyncio.CancelledError:
             # the run starts again after the restart and proposes afresh: what this one
@@ -271,6 +247,44 @@ class Investigator:
                 self.store.record_investigation(incident_id, None, "interrupted", time.time(),
                                                 abandoned=_recorded(ctx))
             raise
+        await self._investigated(incident, outcome, started)
+
+    async def _failed(self, incident: Incident, ctx: ToolContext, exc: Exception) -> None:
+        """An investigation that raised: kept with its reason and retried with backoff (or
+        escalated once the model's answers are spent); an outage of the LLM server or of the
+        worker is noted, for a person to be told when it lasts."""
+        incident_id = incident.id
+        wall, mono = time.time(), time.monotonic()
+        attempts = incident.investigation_attempts
+        delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
+        reason = redact(f"{type(exc).__name__}: {exc}")
+        spent = await self._unusable(incident_id, exc, reason)
+        await asyncio.to_thread(functools.partial(
+            self.store.record_investigation, incident_id, None, reason,
+            None if spent else time.time() + delay, abandoned=_recorded(ctx),
+            escalate=spent))
+        log.warning("investigation of incident %d failed (%s); %s", incident_id, reason,
+                    "retries spent: escalated to a person" if spent
+                    else f"retry in {delay:.0f} s",
+                    extra={"incident": incident_id, "event": "investigation_failed"})
+        if isinstance(exc, NoWorker):
+            # none took it since it was queued, its whole wait before it failed; the
+            # server is not known either way
+            self._outage(self._worker, reason, (wall - exc.timeout, mono - exc.timeout))
+            await self._tell_down(self._worker)
+        elif isinstance(exc, OUTAGE):
+            await self._answered(self._worker)  # a worker took it to the server
+            self._outage(self._llm, reason)
+            await self._tell_down(self._llm)
+        elif type(exc).__name__ in UNUSABLE:
+            # an unusable answer is an answer: the server is up, and a worker took it
+            await self._answered(self._llm, self._worker)
+
+    async def _investigated(self, incident: Incident, outcome: AgentOutcome,
+                            started: float) -> None:
+        """An investigation that answered: its diagnosis kept, the incident open again with
+        nothing to decide (then a person's) or its proposals handed on."""
+        incident_id = incident.id
         # the model saw masked text only; masking its words too is the second layer
         diagnosis = redact(outcome.answer)
         if outcome.stop_reason in INCOMPLETE:
