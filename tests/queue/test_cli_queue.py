@@ -21,10 +21,10 @@ from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import QueueError, Request, RequestQueue, open_queue
 from ai_sysadmin.llm.types import Message, Priority
-from tests.support.polling import poll_until
+from tests.support.polling import poll_until, until
 from tests.support.scripted_model import ScriptedModel, say
 
-from .conftest import WorkerProcess
+from .conftest import WorkerProcess, serving
 
 
 def root_app() -> typer.Typer:
@@ -89,6 +89,39 @@ def test_queue_counts_the_workers_that_serve_it(
     assert "workers serving it: 1" in invoke("queue").output
     assert worker.stop() == 0
     poll_until(lambda: workers() == 0, 30, "the stopped worker to be gone")
+
+
+def test_queue_lists_the_last_hours_failed_requests_with_their_ids(
+        queue_url: str, make_queue: Callable[..., RequestQueue],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a person told that investigations fail finds the requests, and `queue show` takes the id
+    monkeypatch.setenv("AI_SYSADMIN_QUEUE__URL", queue_url)
+    queue = make_queue(max_attempts=1)
+    done = queue.submit("chat", {}, "batch").request_id
+    failing = queue.submit("investigate", {}, "autonomous").request_id
+
+    async def answer(request: Request) -> dict[str, Any]:
+        if request.id == failing:
+            raise ValueError("the model answered no JSON\n[red]second line[/red]")
+        return {"ok": True}
+
+    async def serve() -> None:
+        async with serving(queue, answer):
+            await until(lambda: queue.get(failing).state == "failed"
+                        and queue.get(done).state == "done", 30, "both answered")
+
+    asyncio.run(serve())
+    data = json.loads(invoke("queue", "--json").output)
+    (failed,) = data["failed_requests"]
+    assert (failed["id"], failed["kind"], failed["priority"]) == (
+        failing, "investigate", "autonomous")
+    assert failed["error"].startswith("ValueError: the model answered no JSON")
+    human = invoke("queue")
+    assert human.exit_code == 0, human.output
+    assert "failed in the last hour" in human.output and failing in human.output
+    assert "ValueError: the model answered no JSON" in human.output
+    assert "second line" not in human.output  # the first line; `queue show` has the rest
+    assert "failed" in invoke("queue", "show", failing).output
 
 
 def test_queue_show_tells_one_request(env_queue: RequestQueue) -> None:

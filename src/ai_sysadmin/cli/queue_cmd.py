@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .. import logs as logfiles
 from ..config import Settings, short_hostname
@@ -29,6 +30,8 @@ from ..llm.queue import (
 from .context import banner, out, print_json, state
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
+#: characters of a failed request's error in the table (``queue show ID`` gives all of it)
+ERROR_SHOWN = 160
 
 
 def _age(seconds: float | None) -> str:
@@ -48,7 +51,8 @@ def queue_show(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Pending requests per priority, requests in flight, oldest and mean wait, workers."""
+    """Pending requests per priority, requests in flight, oldest and mean wait, workers, and
+    the last hour's failed requests (their ids for `queue show`)."""
     if ctx.invoked_subcommand is not None:
         return
     settings = state(ctx).settings
@@ -88,6 +92,19 @@ def _print_stats(settings: Settings, stats: QueueStats, now: float, workers: int
             running.add_row(r.id, r.kind, r.priority.name.lower(), r.worker or "-", _age(since),
                             str(r.attempts))
         out.print(running)
+    if stats.failed_requests:
+        # the ids `queue show ID` takes, and why each failed (its first line)
+        failed = Table(title="failed in the last hour, newest first")
+        for column in ("id", "kind", "priority", "ended", "attempts", "error"):
+            failed.add_column(column, overflow="fold")
+        for r in stats.failed_requests:
+            ago = None if r.finished_at is None else now - r.finished_at
+            error = next(iter((r.error or "").strip().splitlines()), "-")[:ERROR_SHOWN]
+            # a server's words: no markup of ours, no control characters of theirs
+            failed.add_row(r.id, r.kind, r.priority.name.lower(),
+                           f"{_age(ago)} ago" if ago is not None else "-", str(r.attempts),
+                           Text("".join(c if c.isprintable() else " " for c in error)))
+        out.print(failed)
 
 
 @app.command("show")

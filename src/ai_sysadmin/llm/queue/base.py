@@ -44,6 +44,8 @@ MAX_ATTEMPTS = 5
 RETENTION_SECONDS = 7 * 24 * 3600
 #: the statistics window of :class:`QueueStats`
 STATS_WINDOW_SECONDS = 3600.0
+#: failed requests of the window that :class:`QueueStats` lists
+FAILED_SHOWN = 5
 #: a worker that has not announced itself for this long is gone (it does every fifth of it)
 WORKER_SILENCE_SECONDS = 5.0
 
@@ -188,6 +190,9 @@ class QueueStats:
     done_last_hour: int
     failed_last_hour: int
     in_flight_requests: list[Request] = field(default_factory=list)
+    #: the last hour's failed requests, newest first, at most :data:`FAILED_SHOWN`: their ids
+    #: are what ``queue show ID`` takes, and their errors say why
+    failed_requests: list[Request] = field(default_factory=list)
 
     @property
     def depth(self) -> int:
@@ -200,6 +205,11 @@ class QueueStats:
             {k: r.to_dict()[k] for k in ("id", "kind", "priority", "worker", "started_at",
                                          "attempts", "lease_until")}
             for r in self.in_flight_requests
+        ]
+        data["failed_requests"] = [
+            {k: r.to_dict()[k] for k in ("id", "kind", "priority", "finished_at", "attempts",
+                                         "error")}
+            for r in self.failed_requests
         ]
         return data
 

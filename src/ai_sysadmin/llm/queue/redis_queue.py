@@ -32,6 +32,7 @@ from ...config import mask_secret_text
 from ..types import Priority
 from .base import (
     EXHAUSTED_ERROR,
+    FAILED_SHOWN,
     MAX_ATTEMPTS,
     RETENTION_SECONDS,
     STATS_WINDOW_SECONDS,
@@ -176,7 +177,7 @@ class RedisQueue(LeasedQueue):
         pending = empty_pending()
         created: list[float] = []
         in_flight: list[Request] = []
-        counts, heads, leased, recent = self._snapshot(now)
+        counts, heads, leased, recent, recent_ids = self._snapshot(now)
         for prio, count in zip(sorted(Priority), counts, strict=True):
             pending[prio.name.lower()] += count
         created += [float(c) for c in heads if c]
@@ -197,13 +198,33 @@ class RedisQueue(LeasedQueue):
             done_last_hour=sum(state == "done" for state, _, _ in recent),
             failed_last_hour=sum(state == "failed" for state, _, _ in recent),
             in_flight_requests=sorted(in_flight, key=lambda r: (r.priority, r.id)),
+            failed_requests=self._failed(recent_ids, recent, now),
         )
+
+    def _failed(self, ids: list[str], recent: list[list[str | None]], now: float
+                ) -> list[Request]:
+        """The failed ones of the last hour's finished ``ids`` (oldest first, as the finished
+        set orders them; ``recent``: their state first), newest first, at most
+        :data:`FAILED_SHOWN`."""
+        failed = [i for i, fields in zip(ids, recent, strict=True) if fields[0] == "failed"]
+        newest = failed[::-1][:FAILED_SHOWN]
+        if not newest:
+            return []
+
+        def read(r: redis.Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            for request_id in newest:
+                pipe.hgetall(self._rec(request_id))
+            return pipe.execute()
+
+        return [_request(f, now) for f in self._read(read) if f]
 
     def _snapshot(
         self, now: float
-    ) -> tuple[list[int], list[str | None], list[Request], list[list[str | None]]]:
+    ) -> tuple[list[int], list[str | None], list[Request], list[list[str | None]], list[str]]:
         """Pending counts per priority, the creation times of each priority's oldest, the
-        leased requests, and (state, created, started) of those finished in the last hour."""
+        leased requests, (state, created, started) of those finished in the last hour, and
+        their ids."""
         pending, leases = self.keys["pending"], self.keys["leases"]
         bands = [(int(p) * SCORE_STEP, f"({(int(p) + 1) * SCORE_STEP}") for p in sorted(Priority)]
 
@@ -233,7 +254,8 @@ class RedisQueue(LeasedQueue):
 
         rest = self._read(second)
         leased = [_request(f, now) for f in rest[len(heads):len(heads) + len(leased_ids)] if f]
-        return counts, rest[:len(heads)], leased, rest[len(heads) + len(leased_ids):]
+        return (counts, rest[:len(heads)], leased, rest[len(heads) + len(leased_ids):],
+                list(recent_ids))
 
     def _read(self, read: Callable[[redis.Redis], T]) -> T:
         try:

@@ -24,6 +24,7 @@ from ...errors import StoreError
 from ...store.db import Database
 from ..types import Priority
 from .base import (
+    FAILED_SHOWN,
     MAX_ATTEMPTS,
     RETENTION_SECONDS,
     STATS_WINDOW_SECONDS,
@@ -264,6 +265,9 @@ class SqliteQueue(LeasedQueue):
             "FROM requests WHERE finished_at >= ? AND state IN ('done', 'failed')",
             (now - STATS_WINDOW_SECONDS,),
         )[0]
+        failed = [self._request(r, now) for r in self._read(
+            f"SELECT {_COLUMNS} FROM requests WHERE state = 'failed' AND finished_at >= ? "
+            "ORDER BY finished_at DESC LIMIT ?", (now - STATS_WINDOW_SECONDS, FAILED_SHOWN))]
         return QueueStats(
             backend=self.description,
             pending=pending,
@@ -273,6 +277,7 @@ class SqliteQueue(LeasedQueue):
             done_last_hour=int(row[0] or 0),
             failed_last_hour=int(row[1] or 0),
             in_flight_requests=in_flight,
+            failed_requests=failed,
         )
 
     # -- workers: the fenced steps ----------------------------------------------------------
