@@ -27,6 +27,7 @@ from ..llm.queue import (
     open_for_service,
     open_queue,
 )
+from ..monitor.findings import quote
 from .context import banner, out, print_json, state
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
@@ -83,29 +84,33 @@ def _print_stats(settings: Settings, stats: QueueStats, now: float, workers: int
     out.print(f"last hour: {stats.done_last_hour} done, {stats.failed_last_hour} failed, "
               f"mean wait {_age(stats.mean_wait_last_hour)}")
     out.print(f"workers serving it: {workers}")
-    if stats.in_flight_requests:
-        running = Table(title="in flight")
-        for column in ("id", "kind", "priority", "worker", "running for", "attempt"):
-            running.add_column(column, overflow="fold")
-        for r in stats.in_flight_requests:
-            since = None if r.started_at is None else now - r.started_at
-            running.add_row(r.id, r.kind, r.priority.name.lower(), r.worker or "-", _age(since),
-                            str(r.attempts))
-        out.print(running)
-    if stats.failed_requests:
-        # the ids `queue show ID` takes, and why each failed (its first line)
-        failed = Table(title="failed in the last hour, newest first")
-        for column in ("id", "kind", "priority", "ended", "attempts", "error"):
-            failed.add_column(column, overflow="fold")
-        for r in stats.failed_requests:
-            ago = None if r.finished_at is None else now - r.finished_at
-            error = next(iter((r.error or "").strip().splitlines()), "-")[:ERROR_SHOWN]
-            # a server's words: no markup of ours, no control characters of theirs
-            failed.add_row(r.id, r.kind, r.priority.name.lower(),
-                           f"{_age(ago)} ago" if ago is not None else "-", str(r.attempts),
-                           Text("".join(c if c.isprintable() else " " for c in error)))
-        out.print(failed)
+    def since(at: float | None) -> str:
+        return _age(None if at is None else now - at)
 
+    _requests_table("in flight", ("worker", "running for", "attempt"), [
+        (r, (r.worker or "-", since(r.started_at), str(r.attempts)))
+        for r in stats.in_flight_requests])
+    # the ids `queue show ID` takes, and why each failed: its first line, as one line of text
+    # (a server's words: masked, no markup of ours, no control characters of theirs)
+    _requests_table("failed in the last hour, newest first", ("ended", "attempts", "error"), [
+        (r, (f"{since(r.finished_at)} ago" if r.finished_at is not None else "-",
+             str(r.attempts),
+             Text(quote(next(iter((r.error or "").strip().splitlines()), "-"), ERROR_SHOWN))))
+        for r in stats.failed_requests])
+
+
+def _requests_table(title: str, columns: tuple[str, ...],
+                    rows: list[tuple[Request, tuple[str | Text, ...]]]) -> None:
+    """Requests as a table titled ``title``: id, kind and priority, then ``columns``; nothing
+    where there are none."""
+    if not rows:
+        return
+    table = Table(title=title)
+    for column in ("id", "kind", "priority", *columns):
+        table.add_column(column, overflow="fold")
+    for r, cells in rows:
+        table.add_row(r.id, r.kind, r.priority.name.lower(), *cells)
+    out.print(table)
 
 @app.command("show")
 def request_show(
