@@ -54,13 +54,10 @@ class Outage:
 #: the LLM server, and the worker that serves the queue apart from the daemon: one each
 LLM = Outage("llm", "llm_down", "llm_back")
 WORKER = Outage("llm-worker", "worker_down", "worker_back")
-OUTAGES = (LLM, WORKER)
-LLM_KINDS = LLM.kinds
-LLM_FINGERPRINT = LLM.fingerprint
 #: the daemon's checks of a host: one outage a host, told apart by the fingerprint
 CHECK_KINDS = ("check_failing", "check_back")
 #: every pair of kinds an outage is said with
-_OUTAGE_KINDS = (*(outage.kinds for outage in OUTAGES), CHECK_KINDS)
+_OUTAGE_KINDS = (LLM.kinds, WORKER.kinds, CHECK_KINDS)
 
 
 def checks_of(host: str) -> Outage:
