@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ai_sysadmin.config import Settings
+from ai_sysadmin.config import Settings, short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
@@ -198,3 +198,34 @@ def test_what_was_said_of_each_hosts_checks_outlives_pruning(tmp_path: Path) -> 
     assert store.tell_back({"host": "web9"}, checks_of("web9"))
     assert not store.tell_back({"host": "web9"}, checks_of("web9"))  # said already
     assert store.tell_back({"host": "web8"}, checks_of("web8"))  # a host of its own
+
+
+def test_a_check_run_beside_the_daemon_that_works_leaves_its_host_shown_unwatched(
+        cli: Callable[..., tuple[int, str, str]], store: IncidentStore) -> None:
+    # the daemon's checks of this machine raise; a person (or a cron job) runs `check` and
+    # `systems refresh`, which work: the daemon still cannot watch it, so `systems` keeps
+    # saying so, since the daemon's first failure, with the daemon's error
+    here = short_hostname()
+    error = "the check failed: ValueError: x (a bug in ai-sysadmin; the daemon's log has it)"
+    since = store.record_check_failed(here, error)
+    code, checked, _ = cli("check")
+    assert code in (0, 1, 2) and f"health check of {here}" in checked  # whatever it found
+    checked_at = _host(store, here)["last_check"]
+    assert checked_at is not None  # its outcome was stored
+    assert (_host(store, here)["check_failed_since"], _host(store, here)["last_error"]) == (
+        since, error)
+    code, refreshed, _ = cli("systems", "refresh", here)
+    assert f"{here}: " in refreshed and "the check failed" not in refreshed
+    row = _host(store, here)
+    assert row["last_check"] > checked_at
+    assert (row["check_failed_since"], row["last_error"]) == (since, error)
+    code, listed, _ = cli("systems")
+    assert code == 0
+    (note,) = [line for line in listed.splitlines() if " is not watched: " in line]
+    assert note.startswith(f"{here} is not watched: its checks fail since ")
+    assert note.endswith(f": {error}")
+    # the daemon's own check that works is what says it is watched again
+    store.record_check(here, [], set())
+    row = _host(store, here)
+    assert row["check_failed_since"] is None and row["last_error"] is None
+    assert "not watched" not in cli("systems")[1]

@@ -296,7 +296,9 @@ def refresh(
 
 def _refreshed(host: str, report: CheckReport | BaseException) -> dict[str, Any]:
     """One host's line of ``refresh``; a check that raised is that host's error, with
-    reachability not known (None)."""
+    reachability not known (None). It is said here and not stored: whether the daemon can
+    watch the host (``check_failed_since``) is the daemon's checks' to say, which a run
+    beside it neither sets nor clears (``store.incidents.WATCHING``)."""
     from .check import refused_reason, unreachable_reason
 
     if not isinstance(report, BaseException):

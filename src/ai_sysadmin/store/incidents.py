@@ -73,6 +73,20 @@ JOURNAL_MAX_ENTRIES = 100_000
 #: `get` 0.4 s at 50,000
 RECENT_EVENTS = 50
 
+#: the journal consumer of the daemon's own checks: whether the daemon can watch a host
+#: (``hosts.check_failed_since``) is theirs to say
+WATCHING = "daemon"
+#: a check of the daemon's that worked: its checks of the host work again
+_WATCHED = "last_error=excluded.last_error, check_failed_since=NULL"
+#: one run beside the daemon (`check`, `systems refresh`, an approval's or a fix's check,
+#: a cron job) that worked says nothing of the daemon's checks, which may still fail: its
+#: outcome is told on its own output. Cleared by it, the host would look watched in
+#: `systems` until the daemon's next check, and the "failing since" a person is told would be
+#: that run's, however long the daemon has failed; while its checks fail, their error stays
+#: the host's too (what `systems` shows beside it).
+_CHECKED_ASIDE = ("last_error=CASE WHEN hosts.check_failed_since IS NULL "
+                  "THEN excluded.last_error ELSE hosts.last_error END")
+
 
 @dataclass(frozen=True)
 class IncidentEvent:
@@ -239,7 +253,8 @@ class IncidentStore:
         check of a host removed while it ran (:func:`host_removed`) stores nothing.
         ``restarts_rose``: services whose restart count this check saw rise, each with the
         look after which it did (a later one wins); with them, this host's rises before
-        ``rises_since`` are forgotten.
+        ``rises_since`` are forgotten. Only the daemon's own checks (``consumer``
+        :data:`WATCHING`) end its checks' failing (:meth:`record_check_failed`).
         """
         now = time.time()
         outcome = CheckOutcome(journal_entries=len(journal))
@@ -255,7 +270,7 @@ class IncidentStore:
                 "ON CONFLICT(name) DO UPDATE SET last_check=excluded.last_check, "
                 "last_ok=COALESCE(excluded.last_ok, hosts.last_ok), "
                 "os=COALESCE(excluded.os, hosts.os), reachable=excluded.reachable, "
-                "last_error=excluded.last_error, check_failed_since=NULL",
+                + (_WATCHED if consumer == WATCHING else _CHECKED_ASIDE),
                 (host, now, now, now if collected_ok else None, os_name, int(reachable),
                  last_error),
             )
@@ -696,7 +711,11 @@ class IncidentStore:
         host's): ``error`` is the host's last error and its checks fail since the first such
         one in a row. Nothing else moves: the last check and the last good one stay those
         that worked, and a check that judged nothing opens and resolves nothing. Since when
-        its checks fail; None for a host removed meanwhile (nothing is kept)."""
+        its checks fail; None for a host removed meanwhile (nothing is kept).
+
+        The daemon's alone, as is the clearing (:data:`WATCHING`): a check run beside it that
+        raises (`check`, `systems refresh`) says so on its own output and keeps nothing, one
+        that works clears nothing."""
         now = time.time()
         with self.db.transaction() as conn:
             if host_removed(conn, host):
