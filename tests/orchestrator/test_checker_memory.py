@@ -4,6 +4,8 @@ what the checks before it found, so that it judges as they would have."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ai_sysadmin.config import Settings
@@ -51,3 +53,29 @@ def test_a_disk_that_warned_keeps_its_margin_across_a_restart_of_the_daemon(
     assert state() == "open"
     check(restarted, 82)
     assert state() == "resolved"
+
+
+def test_a_host_added_again_after_its_remove_takes_up_no_restart_rises_of_before(
+        cli: Callable[..., tuple[int, str, str]], settings: Settings) -> None:
+    """web8 and web9 each had a service whose restart count rose (the daemon's checks kept
+    it); web9 is removed and, another machine of that name, added again. After a restart
+    the daemon's first check of web8 still knows its rise (a slow loop stays one incident);
+    web9's knows none: a loop of the machine removed is not this one's."""
+    for host in ("web8", "web9"):
+        assert cli("systems", "add", "--no-probe", host)[0] == 0
+    store = IncidentStore(Database(settings.db_path))
+    rose = time.time() - 60
+    for host in ("web8", "web9"):
+        store.record_check(host, [], set(), restarts_rose={"slow.service": rose},
+                           rises_since=rose - settings.thresholds.crash_loop_window_seconds)
+    assert cli("systems", "remove", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+
+    restarted = IncidentStore(Database(settings.db_path))
+    rises = {}
+    for host in ("web8", "web9"):
+        report = asyncio.run(HostChecker(LocalTransport(host), settings, restarted).check())
+        assert report.context is not None
+        rises[host] = report.context.restarts_rose_after
+    assert rises == {"web8": {"slow.service": rose}, "web9": {}}
+    assert restarted.restart_rises("web9", 0.0) == {}

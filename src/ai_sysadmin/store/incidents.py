@@ -734,7 +734,9 @@ class IncidentStore:
         """Close every live or resolved incident of a host no longer managed, with ``reason``
         (nothing will check it again: left open, they would be investigated forever). Checks
         of it that failed fail no more: nobody checks it (`systems` shows no "failing", and
-        the host added again is not said to be back from an outage of long ago)."""
+        the host added again is not said to be back from an outage of long ago). Its
+        services' restart rises go: only its own checks prune them, and the host added again
+        (another machine, maybe) would take them up at its first check as its own loops."""
         now = time.time()
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT id, state FROM incidents WHERE host=? AND state!='closed' "
@@ -744,6 +746,7 @@ class IncidentStore:
             failing = conn.execute("SELECT check_failed_since FROM hosts WHERE name=?",
                                    (host,)).fetchone()
             conn.execute("UPDATE hosts SET check_failed_since=NULL WHERE name=?", (host,))
+            conn.execute("DELETE FROM restart_rises WHERE host=?", (host,))
             end_outage_untold(conn, checks_of(host),
                               {"host": host, "since": failing[0] if failing else None}, reason)
         return [row["id"] for row in rows]
