@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ai_sysadmin import logs
 from ai_sysadmin.config import Settings
 from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import RequestQueue, describe_queue, open_queue
@@ -158,3 +160,45 @@ def test_a_restart_while_no_worker_runs_says_it_no_second_time(
     assert [m["title"] for m in _worker_said(gotify)] == [
         "[hal] hal: no LLM worker takes requests: 1 incident(s) wait",
         "[hal] hal: an LLM worker takes requests again"]
+
+
+def _no_worker_logged(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The daemon's log of investigations no worker took: (the whole explanation, at warning;
+    the short lines)."""
+    failed = [r for r in logs.read(settings.log_dir, "decisions", 100_000)
+              if r.get("event") == "investigation_failed"
+              and "no worker serves the queue" in r["msg"]]
+    whole = [r for r in failed if "none announced itself" in r["msg"]]
+    return whole, [r for r in failed if r not in whole]
+
+
+def test_the_daemons_log_explains_no_worker_once_an_outage_then_says_it_briefly(
+        tmp_path: Path, gotify: GotifyServer) -> None:
+    # two incidents retried while no worker runs: the paragraph that says what to look at
+    # once, each later failure in a line, and once more in the next outage
+    with ScriptedModel(then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, "sqlite://")
+        logs.configure(settings.log_dir, "hal")
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [failed_unit("nginx.service"), failed_unit("php-fpm.service")],
+                           {"failed_unit"})
+
+        async def steps() -> None:
+            await until(lambda: len(_failures(store)) >= 8 and _worker_said(gotify))
+            async with worker(settings):
+                await until(lambda: len(_worker_said(gotify)) == 2)
+            # the worker is gone, and two more units fail: the next outage is explained anew
+            store.record_check("web1", [failed_unit(f"{name}.service") for name in
+                                        ("nginx", "php-fpm", "redis", "mysql")],
+                               {"failed_unit"})
+            before = sum(map(len, _no_worker_logged(settings)))
+            await until(lambda: sum(map(len, _no_worker_logged(settings))) >= before + 3)
+
+        asyncio.run(Daemon(settings, store, queued=True).run(steps))
+    whole, short = _no_worker_logged(settings)
+    assert len(whole) == 2 and {r["level"] for r in whole} == {"warning"}
+    assert "is `ai-sysadmin worker`, the *-llm-worker unit, running?" in whole[0]["msg"]
+    assert len(short) >= 6 and {r["level"] for r in short} == {"info"}
+    for r in short:
+        assert re.fullmatch(r"investigation of incident \d+ failed: no worker serves the queue,"
+                            r" since \d\d:\d\d:\d\d; retry in \d+ s", r["msg"]), r["msg"]

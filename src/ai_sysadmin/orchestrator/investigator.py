@@ -263,10 +263,9 @@ class Investigator:
             self.store.record_investigation, incident_id, None, reason,
             None if spent else time.time() + delay, abandoned=_recorded(ctx),
             escalate=spent))
-        log.warning("investigation of incident %d failed (%s); %s", incident_id, reason,
-                    "retries spent: escalated to a person" if spent
-                    else f"retry in {delay:.0f} s",
-                    extra={"incident": incident_id, "event": "investigation_failed"})
+        self._log_failure(incident_id, exc, reason,
+                          "retries spent: escalated to a person" if spent
+                          else f"retry in {delay:.0f} s")
         if isinstance(exc, NoWorker):
             # none took it since it was queued, its whole wait before it failed; the
             # server is not known either way
@@ -279,6 +278,22 @@ class Investigator:
         elif type(exc).__name__ in UNUSABLE:
             # an unusable answer is an answer: the server is up, and a worker took it
             await self._answered(self._llm, self._worker)
+
+    def _log_failure(self, incident_id: int, exc: Exception, reason: str, then: str) -> None:
+        """A failed investigation in the log. With no worker, every request of every
+        incident fails alike until one runs: its whole explanation is said at the first
+        failure of the worker's outage (this process's), each one after it in a short line,
+        or the log fills with the same paragraph (the outage itself: ``_tell_down``)."""
+        extra = {"incident": incident_id, "event": "investigation_failed",
+                 "error": type(exc).__name__}
+        if isinstance(exc, NoWorker) and self._worker.down is not None:
+            log.info("investigation of incident %d failed: no worker serves the queue, since "
+                     "%s; %s", incident_id, time.strftime("%H:%M:%S",
+                                                         time.localtime(self._worker.down[0])),
+                     then, extra=extra)
+            return
+        log.warning("investigation of incident %d failed (%s); %s", incident_id, reason, then,
+                    extra=extra)
 
     async def _investigated(self, incident: Incident, outcome: AgentOutcome,
                             started: float) -> None:
