@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -141,6 +144,55 @@ def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
     assert shown["ai_name"] == {"value": "hal", "source": f"file {path}"}
     assert shown["autonomy_level"]["source"] == "default"
     assert shown["state_dir"]["source"] == "env AI_SYSADMIN_STATE_DIR"
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str], columns: int) -> str:
+    """What a command prints to a terminal ``columns`` wide (a pseudo-terminal of its own)."""
+    master, slave = pty.openpty()
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                          env={**os.environ, **env, "COLUMNS": str(columns)}) as child:
+        os.close(slave)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            said += chunk
+        child.wait(timeout=60)
+    os.close(master)
+    # as a person sees it: without the escapes that make it bold or dim
+    return re.sub(r"\x1b\[[0-9;]*m", "", said.decode()).replace("\r\n", "\n")
+
+
+def test_config_show_is_a_line_a_setting_piped_and_fits_80_columns(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('ai_name = "hal"\n[thresholds]\ndisk_warn_percent = 80\n')
+    env = {"AI_SYSADMIN_CONFIG": str(path), "AI_SYSADMIN_STATE_DIR": str(tmp_path / "st")}
+    piped = run_program(str(BIN), "config", "show", env=env)
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    # each setting on a line of its own, as long as it is and no longer (it was a table
+    # padded to 276 columns on every line); where it came from, unless the default
+    assert 'ai_name = "hal"  # file' in lines
+    assert f'state_dir = "{tmp_path / "st"}"  # env AI_SYSADMIN_STATE_DIR' in lines
+    assert "thresholds.disk_warn_percent = 80.0  # file" in lines
+    assert "thresholds.disk_critical_percent = 95.0" in lines
+    assert not [line for line in lines if line != line.rstrip()]
+    # only a value longer than a line makes one (here the test's own paths, and a list of
+    # patterns): whole, for grep
+    long = [line for line in lines if len(line) > 80 and str(tmp_path) not in line]
+    assert [line.split(" = ")[0] for line in long] == ["config_repo_exclude"]
+    assert long[0].endswith('"*shadow*"]')
+    shown = _on_a_terminal([str(BIN), "config", "show"], env, columns=80)
+    on_screen = shown.splitlines()
+    assert max(len(line) for line in on_screen) <= 80
+    # a key is never cut in two; a long value goes on under its own key, indented
+    assert "thresholds.memory_available_critical_percent = 5.0" in on_screen
+    at = next(i for i, line in enumerate(on_screen) if line.startswith("config_repo_exclude"))
+    assert on_screen[at + 1].startswith("    ") and '"*shadow*"]' in on_screen[at + 2]
 
 
 def test_config_show_masks_tokens_in_user_names_and_queries(cli, config_file,

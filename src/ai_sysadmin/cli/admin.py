@@ -6,12 +6,12 @@ import asyncio
 import json
 import os
 import shlex
+import textwrap
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from .. import logs as logfiles
 from ..errors import AiSysadminError
@@ -40,12 +40,23 @@ def config_show(
         return
     found = "" if loaded.config_found else " (not present: embedded defaults)"
     banner(loaded.settings, f"configuration from {loaded.config_path}{found}")
-    table = Table()
-    for column in ("key", "value", "source"):
-        table.add_column(column, overflow="fold")
+    out.print("# file: set in that file; env VAR: set by that variable; unmarked: the default",
+              style="dim", markup=False, highlight=False, soft_wrap=True)
+    kinds = _leaves(loaded.settings.model_dump(mode="json"))
+    # a line a setting, as TOML writes it, not a table: a table's columns are as wide as its
+    # widest value (a list of 20 patterns) on every line, 276 columns in a pipe and keys
+    # folded in two at 80; a line wraps at the terminal's edge under its own key, and in a
+    # pipe stays whole for grep
+    width = out.width if out.is_terminal else None
     for key, value, source in rows:
-        table.add_row(key, value, source)
-    out.print(table)
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(kinds.get(key), str) \
+            else value
+        mark = "" if source == "default" else "  # " + (
+            "file" if source.startswith("file ") else source)
+        line = f"{key} = {shown}{mark}"
+        for part in textwrap.wrap(line, width, subsequent_indent="    ",
+                                  break_on_hyphens=False) if width else [line]:
+            out.print(part, markup=False, highlight=False, soft_wrap=True)
 
 
 def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
