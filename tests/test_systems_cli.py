@@ -265,3 +265,34 @@ def test_accepting_a_discovered_machine_managed_under_another_name_is_refused(
     assert "web7 (web7) is already managed as seven (ops@Web7.)" in err
     assert "already managed as eight (web8) in remote_systems" in refused(cli, "accept", "web8")
     assert names(cli, "--all")["web7"] == names(cli, "--all")["web8"] == "discovered"
+
+
+def test_the_sections_a_check_could_not_collect_are_said_under_the_table(
+        cli, tmp_path, config_file) -> None:
+    # a bus that does not answer (its words, with a colour escape and a secret, are the
+    # host's) and a df that is not there: the host answered, but half its check is missing
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text("#!/bin/sh\nprintf 'Failed to connect to bus: \\033[31mgone\\033[0m "
+                         "password=hunter2\\n' >&2\nexit 1\n")
+    systemctl.chmod(0o755)
+    config_file(f'ai_name = "hal"\n[programs]\nsystemctl = "{systemctl}"\n'
+                f'df = "{tmp_path / "no-df"}"\n')
+    code, _, _ = cli("check")
+    assert code == 2  # no findings, sections not collected
+    code, out, _ = cli("systems")
+    assert code == 0
+    [said] = [line for line in out.splitlines() if "not collected" in line]
+    here = short_hostname()
+    assert said.startswith(f"{here}: not collected at the last check (")
+    # each section that failed named, and why, on one bounded line
+    assert "; restarts: systemctl show: Failed to connect to bus: gone password=" in said
+    assert f"mounts: {here}: cannot start '{tmp_path / 'no-df'}'" in said
+    assert len(said) <= 400 and "\x1b" not in out and "hunter2" not in out
+    # what --json said alone, and now names the sections too
+    [row] = json.loads(cli("systems", "--json")[1])
+    assert row["last_error"].startswith("mounts: ") and "; restarts: " in row["last_error"]
+    code, out, _ = cli("systems", "refresh")
+    assert code == 0
+    assert out.startswith(f"{here}: 0 finding(s); not collected: mounts: ")
+    assert "; restarts: systemctl show: Failed" in out and "\x1b" not in out
+    assert "hunter2" not in out and len(out.splitlines()) == 1

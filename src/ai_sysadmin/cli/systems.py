@@ -92,6 +92,20 @@ def list_systems(
                   f"{_when(r['check_failed_since'])} (the last that worked: "
                   f"{_when(r['last_check'])}): {r['last_error']}",
                   markup=False, highlight=False, soft_wrap=True)
+    _say_not_whole([r for r in rows if r not in failing and r["last_error"]])
+
+
+def _say_not_whole(rows: list[dict[str, Any]]) -> None:
+    """Under the table, a line a host whose last check was not whole: why it did not answer,
+    or which sections it could not collect and why (a rule with nothing to read judged
+    nothing, so "0 open incidents" there is no all-clear)."""
+    from ..monitor.findings import quote
+
+    for r in rows:
+        what = "unreachable" if r["reachable"] is False else "not collected"
+        # host text (a remote command's stderr) from the store: masked, one bounded line
+        out.print(f"{r['name']}: {what} at the last check ({_when(r['last_check'])}): "
+                  f"{quote(r['last_error'])}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("add")
@@ -285,12 +299,16 @@ def refresh(
     if as_json:
         print_json(results)
         raise typer.Exit(code)
+    from ..monitor.findings import not_collected
+
     for r in results:
         state_text = (f"the check failed: {r['errors']['check']}" if r["reachable"] is None
                       else "unreachable" if not r["reachable"] else
                       f"refused the check: {r['refused']}" if r["refused"] else
-                      f"{r['findings']} finding(s)")
-        out.print(f"{r['name']}: {state_text}")
+                      f"{r['findings']} finding(s)" + (
+                          f"; not collected: {not_collected(r['errors'])}" if r["errors"]
+                          else ""))
+        out.print(f"{r['name']}: {state_text}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -67,6 +68,17 @@ def quote(text: str, limit: int = 300) -> str:
     bounded."""
     flat = " ".join(redact(strip_control(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def not_collected(errors: Mapping[str, str], limit: int = 300) -> str:
+    """The sections a check could not collect, and why, as one bounded line of quoted host
+    text: those that failed alike named once before their error ("disk, inodes: df: not
+    found; units: ...")."""
+    alike: dict[str, list[str]] = {}
+    for section, why in sorted(errors.items()):  # in the same order at every check
+        alike.setdefault(why, []).append(section)
+    return quote("; ".join(f"{', '.join(names)}: {why}" for why, names in alike.items()),
+                 limit)
 
 
 def program(command: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
-from ..monitor.findings import Finding
+from ..monitor.findings import Finding, not_collected
 from ..monitor.rules import READING_FIXES, RuleContext, evaluate
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
@@ -258,6 +258,7 @@ class HostChecker:
         that the store has yet to keep."""
         assert self.store is not None
         snapshot, findings = report.snapshot, report.findings
+        reachable = "host_unreachable" not in {f.rule for f in findings}
         outcome = self.store.record_check(
             self.host,
             findings,
@@ -267,13 +268,24 @@ class HostChecker:
             journal_cursor=snapshot.journal_cursor,
             os_name=snapshot.os.pretty_name if snapshot.os else None,
             collected_ok=not snapshot.errors,
-            reachable="host_unreachable" not in {f.rule for f in findings},
-            last_error=next(iter(snapshot.errors.values()), None),
+            reachable=reachable,
+            last_error=self._last_error(snapshot, reachable),
             restarts_rose=rises,
             rises_since=snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds,
         )
         self.discover_hosts(snapshot)
         return outcome
+
+    @staticmethod
+    def _last_error(snapshot: Snapshot, reachable: bool) -> str | None:
+        """What ``systems`` says of a check that was not whole: a host that did not answer,
+        or ran nothing, failed every section alike (said once, without their names); else
+        which sections failed, and why."""
+        if not snapshot.errors:
+            return None
+        if not reachable or snapshot.refused is not None:
+            return next(iter(snapshot.errors.values()))
+        return not_collected(snapshot.errors)
 
     def discover_hosts(self, snapshot: Snapshot) -> None:
         """Machines seen in this host's journal (journal-remote's ``_HOSTNAME``) wait in the
