@@ -80,6 +80,11 @@ class JsonLines(logging.Formatter):
 _VISIBLE = {code: repr(chr(code))[1:-1] for code in (*range(32), 127)}
 
 
+def visible(text: str) -> str:
+    """``text`` on one line: its control characters written as a reader sees them."""
+    return text.translate(_VISIBLE)
+
+
 class Console(logging.Formatter):
     """``[hal] orchestrator: message`` on stderr (journald adds the time), one line a record:
     a message quotes host text (a remote command's stderr, a journal's host name), and a
@@ -92,7 +97,7 @@ class Console(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         channel = record.name.rsplit(".", 1)[-1]
-        message = self.mask(record.getMessage()).translate(_VISIBLE)
+        message = visible(self.mask(record.getMessage()))
         return f"[{self.ai_name}] {channel} {record.levelname.lower()}: {message}"
 
 

@@ -67,6 +67,8 @@ def test_approving_a_remote_action_runs_it_on_that_host(
     apply(sb, "install_unit", {"name": "remote-app.service", "text": TRANSIENT})
     apply(sb, "start_unit", {"name": "remote-app.service"})
     config = _config(tmp_path, lab_host, known_hosts, ssh_hosts.refused)
+    # a line that is no entry, skipped as ssh skips it
+    known_hosts.write_text("oldhost.example.com\n" + known_hosts.read_text())
     action_id = _propose(config, "sshlab", "remote-app.service")
     assert ActionStore(Database(tmp_path / "state" / "state.db")).get(action_id).state == \
         "pending"
@@ -74,6 +76,9 @@ def test_approving_a_remote_action_runs_it_on_that_host(
     action = json.loads(done.stdout)
     assert done.returncode == 0, done.stderr + done.stdout
     assert (action["host"], action["state"]) == ("sshlab", "succeeded")
+    # the log files this command writes (`logs actions`) have it, and so does the person
+    assert done.stderr == (f"warning: {known_hosts}: skipped line(s) 1: not a known_hosts "
+                           "entry\n")
     assert sb.exec(["systemctl", "is-active", "remote-app.service"]).stdout.strip() == "active"
 
 

@@ -83,10 +83,40 @@ def test_a_stray_line_in_known_hosts_leaves_every_command_working(
 
     added = hal("add", alpha.address, "--name", "alpha")
     assert added.returncode == 0 and "Traceback" not in added.stderr, added.stderr
+    # the person is told, once, which lines check no host: the daemon's log said it alone
+    skipped = f"warning: {known_hosts}: skipped line(s) 1: not a known_hosts entry\n"
+    assert added.stderr.count(skipped) == 1, added.stderr
     checked = hal("alpha", "--json", tool="check")
     assert checked.returncode in (0, 1), checked.stderr
+    assert checked.stderr == skipped  # stdout is JSON all the same
     assert json.loads(checked.stdout)["errors"] == {}
     refreshed = hal("refresh", "--json")
     assert refreshed.returncode == 0, refreshed.stderr
     by_name = {r["name"]: r for r in json.loads(refreshed.stdout)}
     assert by_name["alpha"]["reachable"] is True and not by_name["alpha"]["errors"]
+
+
+def test_a_host_key_trusted_on_first_use_is_said_as_ssh_says_it(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    """With trust_on_first_use, the first command to reach a host records its key: from then
+    on it is the key the host must show, so the person who added it is told which one."""
+    alpha = ssh_hosts.alpha
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'ai_name = "hal"\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{alpha.client.private}"]\n'
+        'user = "root"\nuse_ssh_config = false\nconnect_timeout = 3\n'
+        'trust_on_first_use = true\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "PYTHONPATH": str(SRC),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")}
+    added = subprocess.run([str(BIN), "systems", "add", alpha.address, "--name", "alpha"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.splitlines() == [
+        f"warning: alpha: trusted the host key {alpha.fingerprint} on first use; "
+        f"recorded in {known_hosts}"]
+    assert alpha.known_hosts_line.strip() in known_hosts.read_text()
+    again = subprocess.run([str(BIN), "check", "alpha", "--json"], capture_output=True,
+                           text=True, env=env, timeout=60)
+    assert again.returncode in (0, 1) and again.stderr == ""  # known now: nothing to say

@@ -106,6 +106,7 @@ class AppState:
         stderr and cost nothing else: the audit still holds every decision."""
         from .. import logs as logfiles
         from ..monitor.redact import redact
+        from .library_warnings import on_channels
 
         settings = self.settings
         try:
@@ -114,6 +115,8 @@ class AppState:
             err.print(f"note: not logged in {settings.log_dir}: {exc.strerror or exc}; "
                       "`logs audit` still records it", markup=False, highlight=False,
                       soft_wrap=True)
+        # configured or half so, a channel's warnings for the terminal are said (once)
+        on_channels()
 
     def runtime(self, consumer: str = "check", store: bool = True) -> Runtime:
         """The hosts, checkers, facts and executor, built the one way the daemon builds

@@ -7,7 +7,6 @@ import typer and rich, nothing of the library.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shlex
 import signal
@@ -24,6 +23,7 @@ from typer._click import exceptions as click_exceptions
 from .. import __version__
 from .. import logs as logfiles
 from ..errors import AiSysadminError
+from . import library_warnings
 from .context import AppState, err
 from .dispatch import PROGRAM, dispatch
 from .lazy import COMMANDS, LazyGroup, load
@@ -252,16 +252,14 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         return 2
     prog, args = dispatch(argv0 or sys.argv[0], given, config)
     args = json_behind_the_command(list_behind_the_group(args))
-    library = logging.getLogger("ai_sysadmin")
-    if not library.handlers:
-        # the library's records go to the log files (`run` sets them up), never to the
-        # terminal by logging's last resort: a command says what matters itself, once
-        library.addHandler(logging.NullHandler())
     tool = prog if prog != PROGRAM else None
     came: list[int] = []
+    at = _command_at(args)
     try:
-        # the log files a command opens are closed when it ends, in-process too
-        with logfiles.kept(), _stopped_as_ctrl_c(came):
+        # the log files a command opens are closed when it ends, in-process too; of the
+        # library's records, the terminal shows only the few `library_warnings` says
+        with logfiles.kept(), library_warnings.shown(args[at] if at < len(args) else None), \
+                _stopped_as_ctrl_c(came):
             code = app(args=args, prog_name="" if tool else prog, standalone_mode=False,
                        obj=AppState(tool=tool))
     except click_exceptions.NoArgsIsHelpError as exc:

@@ -116,11 +116,13 @@ class VerifyingClient(asyncssh.SSHClient):
         try:
             self.recorded = record_host_key(path, host, port, key)
         except OSError as exc:
-            log.error("%s: cannot record the host key in %s: %s", self.hop.label, path, exc)
+            log.error("%s: cannot record the host key in %s: %s", self.hop.label, path, exc,
+                      extra={"event": "host_key_not_recorded"})
             return False
         log.warning(
             "%s: trusted the host key %s on first use; recorded in %s",
             self.hop.label, key.get_fingerprint("sha256"), path,
+            extra={"event": "host_key_trusted"},
         )
         return True
 

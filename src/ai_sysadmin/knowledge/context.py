@@ -230,7 +230,8 @@ class KnowledgeRecall:
             try:
                 self.repo = ConfigRepo(settings)
             except ConfigRepoError as exc:  # said once; knowledge works without it
-                log.warning("config_repo not used: %s", exc)
+                log.warning("config_repo not used: %s", exc,
+                            extra={"event": "config_repo_unusable"})
         self._synced_at: float | None = None
         #: the profile document last written per host: an unchanged host is not written again
         self._profiles: dict[str, str] = {}

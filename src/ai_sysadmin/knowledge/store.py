@@ -60,7 +60,8 @@ if TYPE_CHECKING:
 
     from ..config import Settings
 
-log = logging.getLogger(__name__)
+#: a channel, as every logger of the library: not one, its records reached no log file
+log = logging.getLogger("ai_sysadmin.decisions")
 _R = TypeVar("_R")
 
 COLLECTIONS = ("knowledge", "incidents", "systems", "config_chunks")
@@ -485,7 +486,8 @@ class KnowledgeBase:
                 why = _unreadable_reason(exc)
                 if record_id not in self.unreadable:  # said once, not at every search
                     log.warning("knowledge base %s: record %s cannot be read, left out: %s",
-                                self.where, record_id, why)
+                                self.where, record_id, why,
+                                extra={"event": "knowledge_unreadable"})
                 self.unreadable[record_id] = why
         return read
 

@@ -89,7 +89,7 @@ def warn_if_readable(path: Path, key: str) -> None:
     operator may have reasons, such as a group-readable file for a service account)."""
     note = readable_note(path, key)
     if note:
-        log.warning("%s", note)
+        log.warning("%s", note, extra={"event": "credential_readable"})
 
 
 def readable_notes(settings: Settings) -> list[str]:
