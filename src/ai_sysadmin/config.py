@@ -1083,6 +1083,18 @@ def read_header_secret(path: Path, key: str) -> str:
     return secret
 
 
+def readable_note(path: Path, key: str) -> str | None:
+    """What to say of a credential file every user can read (None: nothing; what is no file
+    is said as that, by what reads it): the LLM's key and the notification channels'."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISREG(mode) and mode & stat.S_IROTH):
+        return None
+    return f"{key} ({path}) is readable by every user: chmod o-r it"
+
+
 def validation_message(err: Mapping[str, Any]) -> str:
     """What one of pydantic's errors says, without the "Value error, " it puts before our own
     validators' words, which says nothing to a reader."""

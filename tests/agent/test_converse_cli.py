@@ -294,3 +294,23 @@ def test_a_password_in_a_refused_llm_url_is_masked(env, url: str) -> None:
         assert done.returncode == 2
         assert "hunter2" not in done.stdout + done.stderr
         assert "u:****@" in done.stderr
+
+
+def test_an_api_key_file_every_user_can_read_is_said_once_and_used(env, tmp_path: Path) -> None:
+    key = tmp_path / "api-key"
+    key.write_text("sk-THEKEY123\n")
+    key.chmod(0o644)
+    env["AI_SYSADMIN_LLM__API_KEY_FILE"] = str(key)
+    with ScriptedModel([say("Hello."), say("Hello again.")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "hello?"], env)
+        key.chmod(0o600)
+        again = run([str(BIN), "ask", "hello?"], env)
+        sent = model.requests
+    assert done.returncode == 0, done.stderr
+    assert sent and done.stdout.strip().endswith("Hello.")  # not refused
+    # said as `notify` says a channel's file: once, though a conversation reads it more
+    # than once, and never the key
+    assert done.stderr == (f"warning: llm.api_key_file ({key}) is readable by every user: "
+                           "chmod o-r it\n")
+    assert again.returncode == 0 and again.stderr == ""

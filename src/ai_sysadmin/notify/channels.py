@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +22,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import Settings, mask_secret_text, read_header_secret
+from ..config import Settings, mask_secret_text, read_header_secret, readable_note
 from ..errors import AiSysadminError, ConfigError, SecretFileError
 from ..monitor.redact import redact
 from .message import PRIORITIES, Message
@@ -70,18 +69,6 @@ def _scrub(text: str, secrets: list[str]) -> str:
         if secret:
             text = text.replace(secret, "****")
     return redact(" ".join(text.split()))[:300]
-
-
-def readable_note(path: Path, key: str) -> str | None:
-    """What to say of a credential file every user can read (None: nothing; what is no file
-    is said as that, by what reads it)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if not (stat.S_ISREG(mode) and mode & stat.S_IROTH):
-        return None
-    return f"{key} ({path}) is readable by every user: chmod o-r it"
 
 
 def warn_if_readable(path: Path, key: str) -> None:

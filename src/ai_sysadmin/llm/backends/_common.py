@@ -40,7 +40,7 @@ import httpx
 
 from ... import __version__
 from ...aio import within
-from ...config import read_header_secret
+from ...config import read_header_secret, readable_note
 from ...errors import ConfigError, SecretFileError
 from ..strict_json import strict_json
 from ..types import (
@@ -86,9 +86,14 @@ def read_api_key(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return read_header_secret(path, "llm.api_key_file")
+        key = read_header_secret(path, "llm.api_key_file")
     except SecretFileError as exc:
         raise ConfigError(str(path), [str(exc).replace(f" {path}:", ":", 1)]) from None
+    if note := readable_note(path, "llm.api_key_file"):
+        # said, not refused, as for the notification channels' files; read once a backend
+        # (a worker, a conversation), so said once there
+        log.warning("%s", note, extra={"event": "credential_readable"})
+    return key
 
 
 def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:
