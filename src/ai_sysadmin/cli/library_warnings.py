@@ -47,6 +47,9 @@ SAID_BY: dict[str, frozenset[str]] = {
 
 #: the most characters of one warning (a path, git's words and a host's fill a line or two)
 LIMIT = 500
+#: the most warnings of one event a command says (a knowledge base a newer version wrote
+#: into has a record left out a line each); the rest are counted at its end
+PER_EVENT = 3
 
 
 class TerminalWarnings(logging.Handler):
@@ -56,6 +59,9 @@ class TerminalWarnings(logging.Handler):
         super().__init__(logging.WARNING)
         self.skipped = SAID_BY.get(command or "", frozenset())
         self.said: set[str] = set()
+        #: per event: how many were said, how many more were not
+        self.count: dict[str, int] = {}
+        self.more: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "event", None)
@@ -69,8 +75,22 @@ class TerminalWarnings(logging.Handler):
         if text in self.said:
             return
         self.said.add(text)
-        with contextlib.suppress(OSError):  # a closed terminal takes no warning
-            err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+        if self.count.get(event, 0) >= PER_EVENT:
+            self.more[event] = self.more.get(event, 0) + 1
+            return
+        self.count[event] = self.count.get(event, 0) + 1
+        _say(text)
+
+    def said_more(self) -> None:
+        """How many warnings like those said were left unsaid."""
+        for event, more in self.more.items():
+            _say(f"{more} more like these ({event}) not shown")
+        self.more.clear()
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):  # a closed terminal takes no warning
+        err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _one_line(text: str) -> str:
@@ -99,6 +119,7 @@ def shown(command: str | None) -> Iterator[None]:
     try:
         yield
     finally:
+        handler.said_more()
         _active.remove(handler)
         library.removeHandler(handler)
         for channel in _channels():
