@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from ai_sysadmin.config import short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -278,7 +279,7 @@ def test_the_sections_a_check_could_not_collect_are_said_under_the_table(
     config_file(f'ai_name = "hal"\n[programs]\nsystemctl = "{systemctl}"\n'
                 f'df = "{tmp_path / "no-df"}"\n')
     code, _, _ = cli("check")
-    assert code == 2  # no findings, sections not collected
+    assert code in (1, 2)  # sections not collected (and whatever this machine has found)
     code, out, _ = cli("systems")
     assert code == 0
     [said] = [line for line in out.splitlines() if "not collected" in line]
@@ -293,6 +294,6 @@ def test_the_sections_a_check_could_not_collect_are_said_under_the_table(
     assert row["last_error"].startswith("mounts: ") and "; restarts: " in row["last_error"]
     code, out, _ = cli("systems", "refresh")
     assert code == 0
-    assert out.startswith(f"{here}: 0 finding(s); not collected: mounts: ")
+    assert re.match(rf"{re.escape(here)}: \d+ finding\(s\); not collected: mounts: ", out)
     assert "; restarts: systemctl show: Failed" in out and "\x1b" not in out
     assert "hunter2" not in out and len(out.splitlines()) == 1
