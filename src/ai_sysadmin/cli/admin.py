@@ -47,7 +47,7 @@ def config_show(
     # widest value (a list of 20 patterns) on every line, 276 columns in a pipe and keys
     # folded in two at 80; a line wraps at the terminal's edge under its own key, and in a
     # pipe stays whole for grep
-    width = out.width if out.is_terminal else None
+    width = max(out.width, 20) if out.is_terminal else None  # 20: room past the indent
     for key, value, source in rows:
         shown = json.dumps(value, ensure_ascii=False) if isinstance(kinds.get(key), str) \
             else value
