@@ -55,6 +55,24 @@ def test_a_proposal_with_the_wrong_parameters_is_an_error_the_model_corrects(
     assert invalid["detail"].startswith(f"{kind} {json.dumps(parameters)}: invalid parameters")
 
 
+def test_a_wrong_proposal_holding_a_secret_is_audited_masked(
+        run_with_model, ctx, store) -> None:
+    """A model that writes a password into a fix (a command line as one string, not a list):
+    the proposal is refused as invalid, and the audit row that tells a person what it tried
+    holds no password, as a valid proposal with one is never recorded at all."""
+    parameters = {"argv": "mysql --password=hunter2-sekrit -e 'FLUSH TABLES'"}
+    script = [call("propose_action", kind="run_command", parameters=parameters, rationale="x"),
+              say("PROPOSALS: none")]
+    with ScriptedModel(script) as model:
+        run_agent(run_with_model, model, ctx)
+        said = tool_results(model.requests[1])[-1]
+    assert "status=error" in said and "no proposal was recorded" in said, said
+    (invalid,) = [e for e in store.audit_log(50) if e["action"] == "proposal.invalid"]
+    assert invalid["detail"].startswith("run_command "), invalid
+    assert "hunter2" not in json.dumps(store.audit_log(50)), invalid["detail"]
+    assert "[redacted]" in invalid["detail"], invalid["detail"]
+
+
 # -- many calls in one reply ----------------------------------------------------------------
 
 def _conversation_chars(request: dict[str, Any]) -> int:

@@ -58,8 +58,10 @@ async def propose_action(
                           from_host=False)
     if (problem := _shape_problem(kind, parameters)) is not None:
         if ctx.store is not None:  # a person sees what the model tried (an injected kill?)
+            # masked, as the valid proposal below must be: the model may have written a
+            # password into it, and the audit log is read by people and kept for ever
             ctx.store.audit("agent", "proposal.invalid", f"incident:{ctx.incident_id}",
-                            f"{kind} {json.dumps(parameters)[:300]}: {problem[:300]}")
+                            redact(f"{kind} {json.dumps(parameters)[:300]}: {problem[:300]}"))
         return ToolResult("error", problem, from_host=False)
     shown = json.dumps(parameters)
     if redact(shown) != shown:
