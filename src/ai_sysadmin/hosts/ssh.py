@@ -1,9 +1,10 @@
 """The SSH transport: one reused ``asyncssh`` connection per host, host keys always verified.
 
-Every command is still an argv: it is quoted with :func:`shlex.join` for the remote login shell
-(which must be a POSIX shell: sh, bash, dash, zsh). Host keys are checked against a
-known_hosts file, for jump hosts too; an unknown key is accepted only when the operator turned
-trust on first use on, and is then recorded in that file. A changed key is never accepted.
+Every command is still an argv: it is quoted with :func:`login_shell_join` for the remote login
+shell, whichever it is (sh, bash, dash, zsh, fish), which hands it to ``sh``. Host keys are
+checked against a known_hosts file, for jump hosts too; an unknown key is accepted only when the
+operator turned trust on first use on, and is then recorded in that file. A changed key is never
+accepted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import errno
 import logging
 import re
-import shlex
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -67,6 +67,29 @@ _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory
 #: how much of what a refusing host wrote is kept (characters), and quoted
 _SAID_KEEP = 4096
 _SAID_MAX = 300
+
+#: words every login shell reads as they are, unquoted
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./=:,+-]+")
+_QUOTES_ESCAPE = re.compile(r"([\\'])")
+
+
+def login_shell_quote(arg: str) -> str:
+    """``arg`` as one word for any login shell sshd may hand a command line to. POSIX single
+    quotes are not enough: fish reads ``\\'`` and ``\\\\`` inside them as escapes, so an argument
+    ending in a backslash would close its quote early and the next one would run as a
+    command. A backslash or a quote therefore goes outside the quotes, escaped: POSIX shells,
+    fish and csh all read ``\\\\`` and ``\\'`` there as that one character."""
+    if _PLAIN_WORD.fullmatch(arg):
+        return arg
+    if not arg:
+        return "''"
+    return "".join("\\" + part if part in ("\\", "'") else f"'{part}'"
+                   for part in _QUOTES_ESCAPE.split(arg) if part)
+
+
+def login_shell_join(argv: Sequence[str]) -> str:
+    """An argv as a command line that any login shell splits back into exactly ``argv``."""
+    return " ".join(login_shell_quote(arg) for arg in argv)
 
 
 #: what asyncssh raises for settings it cannot use (a bad key file, an unknown cipher), and
@@ -551,7 +574,8 @@ class SshTransport(Transport):
             # sh, whatever the login shell is, sets the locale and is replaced by the
             # command (exec): the same process tree, one more exec
             said = f"echo {marker}; echo {marker} >&2; " if marker else ""
-            command = shlex.join(("sh", "-c", f'{C_LOCALE}; {said}exec "$@"', "sh", *remote))
+            command = login_shell_join(
+                ("sh", "-c", f'{C_LOCALE}; {said}exec "$@"', "sh", *remote))
             asked = time.monotonic()
             try:
                 proc = await self._bounded(state, conn, conn.create_process(
@@ -743,7 +767,7 @@ class SshTransport(Transport):
         if shell is not None and state.shell_conn is conn and shell.alive:
             return shell, False, timeout
         await self._drop_shell(state)
-        remote = shlex.join(argv)
+        remote = login_shell_join(argv)
         asked = time.monotonic()
         try:
             _, shell = await self._bounded(state, conn, conn.create_session(

@@ -1,0 +1,80 @@
+"""Every argv reaches the remote program as it was given, whatever the login's shell is (sshd
+hands the command line to it): over real SSH, to accounts whose login shell is bash and fish.
+fish reads ``\\'`` and ``\\\\`` inside single quotes as escapes, so a POSIX-only quoting lets a
+path that ends in a backslash close the quote early and the next argument run as a command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.agent.context import ToolContext
+from ai_sysadmin.agent.tools import REGISTRY
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.ssh import SshTransport
+
+from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab
+
+FISH = shutil.which("fish") or "/usr/bin/fish"
+#: a python every account may run (this one's may live in root's home)
+PYTHON = "/usr/bin/python3"
+USERS = (Account("posixy", 3311), Account("fishy", 3312, FISH))
+
+#: arguments each shell reads in its own way unless quoted for all of them
+TRICKY = ["a\\", "b\\\\c", "it's", "\\'", "'", "\\", "", " ", "$HOME", "~", "*", "{a,b}",
+          "(echo x)", "a;b", "#c", "%self", "x\"y", "é ü", "--", "-n"]
+
+
+@pytest.fixture(scope="module")
+def shells_host(client_key: ClientKey) -> Iterator[tuple[SshHost, Path]]:
+    assert Path(FISH).exists(), "fish is needed (scripts/test.sh installs it)"
+    with accounts_lab(client_key, "aisa-shells-") as (netlab, ns, address, homes):
+        yield netlab.sshd("shells", ns, [address], setup=accounts(homes, USERS)), homes
+
+
+@pytest.mark.parametrize("user", [u.name for u in USERS])
+def test_every_argument_reaches_the_program_as_given(
+        shells_host: tuple[SshHost, Path], known_hosts: Path, user: str) -> None:
+    host, _ = shells_host
+    transport = SshTransport(host.target(host.write_known_hosts(known_hosts), user=user),
+                             name="web1")
+    show = "import json, sys; print(json.dumps(sys.argv[1:]))"
+
+    async def go() -> str:
+        try:
+            return (await transport.run([PYTHON, "-c", show, *TRICKY])).stdout
+        finally:
+            await transport.close()
+
+    assert json.loads(asyncio.run(go())) == TRICKY
+
+
+@pytest.mark.parametrize("user", [u.name for u in USERS])
+def test_a_models_read_never_runs_a_command_it_spelt_into_its_arguments(
+        shells_host: tuple[SshHost, Path], known_hosts: Path, tmp_path: Path,
+        user: str) -> None:
+    """What a prompt-injected model tries: a path that ends in a backslash, then a "path"
+    that is a command line. The policy allows both as paths for ls; the host must run ls."""
+    host, homes = shells_host
+    proof = homes / user / "injected"
+    argv = ["ls", f"{homes / user}/a\\", f"/ ; touch {proof} ; #"]
+    transport = SshTransport(host.target(host.write_known_hosts(known_hosts), user=user),
+                             name="web1")
+    ctx = ToolContext(Settings(ai_name="hal", state_dir=tmp_path / "state"),
+                      {"web1": transport}, "web1")
+
+    async def go() -> str:
+        try:
+            return (await REGISTRY.call("run_readonly", {"argv": argv}, ctx)).output
+        finally:
+            await transport.close()
+
+    said = asyncio.run(go())
+    assert not proof.exists(), f"the model's argument ran as a command: {said}"
+    # ls was given both names, each whole
+    assert f"{homes / user}/a\\" in said and f"/ ; touch {proof} ; #" in said, said
