@@ -73,6 +73,14 @@ _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./=:,+-]+")
 _QUOTES_ESCAPE = re.compile(r"([\\'])")
 
 
+def _sent(exc: BaseException) -> bool:
+    """Whether a session that failed had its command sent: asyncssh fails the opening of a
+    channel with a ChannelOpenError of its own code (or the server's refusal), and the exec
+    request after it with the connection's error or OPEN_REQUEST_SESSION_FAILED."""
+    return not isinstance(exc, asyncssh.ChannelOpenError) or \
+        exc.code == asyncssh.OPEN_REQUEST_SESSION_FAILED
+
+
 def login_shell_quote(arg: str) -> str:
     """``arg`` as one word for any login shell sshd may hand a command line to. POSIX single
     quotes are not enough: fish reads ``\\'`` and ``\\\\`` inside them as escapes, so an argument
@@ -584,9 +592,15 @@ class SshTransport(Transport):
                 return proc, None if timeout is None else timeout - (time.monotonic() - asked)
             except (asyncssh.ChannelOpenError, asyncssh.DisconnectError,
                     asyncssh.ConnectionLost, BrokenPipeError, ConnectionError) as exc:
-                # the command did not start: it is safe to try again on a fresh connection
-                if attempt == 2 or (state.client is not None and not state.client.lost
-                                    and isinstance(exc, asyncssh.ChannelOpenError)):
+                if _sent(exc):
+                    # the host may have started it (a fix too) and lost only its answer:
+                    # sent again, it would run twice
+                    raise TransportError(
+                        f"{self.host}: the connection was lost after {cmd[0]!r} was sent, "
+                        f"before the host said it started: it may have run, so it is not "
+                        f"sent again ({exc})") from exc
+                # the session never opened: it is safe to try again on a fresh connection
+                if attempt == 2 or (state.client is not None and not state.client.lost):
                     raise TransportError(
                         f"{self.host}: no SSH session for {cmd[0]!r}: {exc}"
                     ) from exc
