@@ -28,6 +28,7 @@ pytestmark = [
                        reason="the fault lab needs root (namespaces, mounts, cgroups)"),
 ]
 SLEEPER = "[Service]\nExecStart=/bin/sleep infinity\n"
+ONESHOT = "[Service]\nType=oneshot\nExecStart=/bin/true\n"
 #: a guest (a container or VM service) that names a cgroup of its own like a unit
 GUEST = ("cg=/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup | tail -n1); "
          "mkdir -p $cg/payload/system.slice/nginx.service; "
@@ -48,7 +49,17 @@ UNITS = {
     "web.service": SLEEPER,
     "db.service": SLEEPER,
     "helper.service": f"[Unit]\nPropagatesStopTo=sshd.service\n{SLEEPER}",
+    # starting these starts an inactive unit they pull in, which stops sshd or the host
+    "app.service": f"[Unit]\nWants=tidy.service\n{SLEEPER}",
+    "tidy.service": f"[Unit]\nConflicts=sshd.service\n{ONESHOT}",
+    "report.service": f"[Unit]\nRequires=finish.service\n{SLEEPER}",
+    "finish.service": f"[Unit]\nSuccessAction=reboot\n{ONESHOT}",
+    # pulls in a unit that runs already: its start does nothing more
+    "client.service": f"[Unit]\nWants=db.service sshd.service\n{SLEEPER}",
 }
+#: never started here: what they start would stop sshd, or the lab itself
+NOT_STARTED = frozenset({"rescue-ssh.service", "app.service", "tidy.service",
+                         "report.service", "finish.service"})
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +70,7 @@ def lab() -> Iterator[Sandbox]:
             apply(sb, "install_unit", {"name": name, "text": text})
         sb.exec(["systemctl", "enable", "mariadb.service"], check=True)
         sb.exec(["systemctl", "daemon-reload"], check=True)
-        sb.exec(["systemctl", "start", *(u for u in UNITS if u != "rescue-ssh.service")],
+        sb.exec(["systemctl", "start", *(u for u in UNITS if u not in NOT_STARTED)],
                 check=True)
         yield sb
 
@@ -141,6 +152,26 @@ def test_a_restart_that_restarts_a_protected_unit_needs_a_person(executor, unit,
     assert "protected" in restart.reason
     plain = plan(executor, "restart_unit", "plain.service", unit="plain.service")
     assert (plain.allowed, plain.risk) == (True, "low"), plain.reason
+
+
+@pytest.mark.parametrize(("unit", "why"), [
+    ("app.service", "starts tidy.service (Wants=tidy.service): starting tidy.service stops "
+                    "sshd.service"),
+    ("report.service", "starts finish.service (Requires=finish.service): starting "
+                       "finish.service ends in reboot"),
+])
+@pytest.mark.parametrize("kind", ["restart_unit", "start_unit"])
+def test_a_start_that_starts_a_unit_which_stops_a_protected_one_or_the_host_is_refused(
+        executor, unit, why, kind) -> None:
+    """systemd starts what a unit Wants= or Requires= with it: an inactive unit pulled in is
+    judged as if it were started itself."""
+    started = plan(executor, kind, unit, unit=unit)
+    assert not started.allowed and why in started.reason, started.reason
+
+
+def test_a_start_that_pulls_in_units_already_running_is_the_incidents_alone(executor) -> None:
+    restart = plan(executor, "restart_unit", "client.service", unit="client.service")
+    assert (restart.allowed, restart.risk) == (True, "low"), restart.reason
 
 
 @pytest.mark.parametrize("unit", ["helper.service", "web.service", "db.service"])

@@ -117,13 +117,38 @@ def test_the_incidents_own_plain_unit_is_judged_harmless() -> None:
     facts = unit(Conflicts="shutdown.target", Before="shutdown.target multi-user.target",
                  After="network-online.target", Wants="network-online.target",
                  WantedBy="multi-user.target")
-    assert judge_unit("restart", facts, incident_unit="app.service").person == ()
+    # what it pulls in runs already: starting it starts nothing more
+    online = {"network-online.target": unit("network-online.target", ActiveState="active")}
+    assert judge_unit("restart", facts, incident_unit="app.service",
+                      related=online).person == ()
+    # what it pulls in that the host did not describe is a person's to weigh
+    assert "network-online.target is could not be read" in " ".join(
+        judge_unit("restart", facts, incident_unit="app.service").person)
     assert judge_unit("restart", facts, incident_unit=None).person
     assert "not app.service" in judge_unit("restart", facts, incident_unit="db.service"
                                            ).person[0]
     # an alias the incident used is the same unit
     aliased = unit(names=("web.service",))
     assert judge_unit("start", aliased, incident_unit="web.service").person == ()
+
+
+def test_what_a_start_pulls_in_is_judged_as_started_by_systemd() -> None:
+    """A dependency's RefuseManualStart= refuses a person's start, not systemd's, and a Wants=
+    of a unit that does not exist starts nothing; a SuccessAction= does its work either way."""
+    facts = unit(Wants="pre.target gone.service finish.service", Requires="db.service")
+    related = {"pre.target": unit("pre.target", ActiveState="inactive",
+                                  RefuseManualStart="yes"),
+               "gone.service": unit("gone.service", LoadState="not-found"),
+               "finish.service": unit("finish.service", ActiveState="inactive"),
+               "db.service": unit("db.service", ActiveState="active")}
+    verdict = judge_unit("start", facts, incident_unit="app.service", related=related)
+    assert verdict.refused is None, verdict.refused
+    assert not any("gone.service" in p or "db.service" in p for p in verdict.person)
+    related["finish.service"] = unit("finish.service", ActiveState="inactive",
+                                     SuccessAction="poweroff")
+    refused = judge_unit("start", facts, incident_unit="app.service", related=related).refused
+    assert refused == ("start of app.service starts finish.service (Wants=finish.service): "
+                       "starting finish.service ends in poweroff (SuccessAction=poweroff)")
 
 
 def test_stopping_a_protected_unit_under_any_name_is_refused() -> None:

@@ -68,7 +68,8 @@ async def read_units(transport: Transport, settings: Settings, names: tuple[str,
             found[name] = found[facts.id] = facts
         following = [f for f in shown if requested or protected_reason(f.id, protected) is None]
         room = max(0, _MAX_UNITS - len(found))
-        wanted = sorted({n for f in following for n in propagation_names(f)} - set(found))[:room]
+        wanted = sorted({n for f in following for n in propagation_names(f, requested)}
+                        - set(found))[:room]
         requested = False
     return found
 

@@ -9,9 +9,11 @@ triggers), :func:`parse_show` turns them into :class:`UnitFacts`, and :func:`jud
 whether automation may touch it, needs a person, or must never run it.
 
 systemd carries a stop or restart on to other units (``Requires=``, ``BindsTo=``, ``PartOf=``
-and ``Conflicts=`` on *them*, ``PropagatesStopTo=`` here), so the executor also reads every
-unit :func:`propagation_names` names, and each is judged as if it were itself stopped or
-restarted. A kill of a unit's process is judged as a stop of that unit.
+and ``Conflicts=`` on *them*, ``PropagatesStopTo=`` here), and a start to what the unit pulls
+in (its own ``Requires=``, ``Wants=``, ``BindsTo=``, ``Upholds=``) where that does not run yet,
+so the executor also reads every unit :func:`propagation_names` names, and each is judged as
+if it were itself stopped, restarted or started. A kill of a unit's process is judged as a
+stop of that unit.
 
 The only names here are systemd's own special units (``man systemd.special``), which are
 interfaces, not guesses, plus a short list of well-known update and remote-access units that
@@ -55,6 +57,12 @@ RESTART_PROPAGATES = ("RequiredBy", "RequisiteOf", "BoundBy", "ConsistsOf")
 STOP_PROPAGATES = (*RESTART_PROPAGATES, "PropagatesStopTo")
 #: stopped when this unit starts: its own Conflicts= and the Conflicts= of others on it
 START_STOPS = ("Conflicts", "ConflictedBy")
+#: started with this unit where they do not run yet (systemd.unit(5)): each is judged as if it
+#: were started itself, so that what its start does (stop a protected unit, reboot) is not
+#: done by way of another unit's automatic restart
+PULLS_IN = ("Requires", "Wants", "BindsTo", "Upholds")
+#: states in which a start job has nothing left to do (nor do the units the unit pulls in)
+RUNNING_STATES = frozenset({"active", "activating", "reloading", "refreshing"})
 RELOAD_PROPAGATES = ("PropagatesReloadTo",)
 #: restart-like verbs: a stop and a start in one job
 _RESTARTING_VERBS = frozenset({"restart", "try-restart", "reload-or-restart",
@@ -220,10 +228,12 @@ def _protected(facts: UnitFacts, protected: Iterable[str], own: Iterable[str]
     return None
 
 
-def _start_refused(facts: UnitFacts, protected: tuple[str, ...]) -> str | None:
+def _start_refused(facts: UnitFacts, protected: tuple[str, ...], pulled: bool = False
+                   ) -> str | None:
     """Why starting this unit is never automation's to do: it takes the host out of its
-    normal state, or stops something that carries it."""
-    if facts.get("RefuseManualStart") == "yes":
+    normal state, or stops something that carries it. ``pulled``: started as another unit's
+    dependency, which RefuseManualStart= does not refuse."""
+    if facts.get("RefuseManualStart") == "yes" and not pulled:
         return f"{facts.id} refuses a manual start (RefuseManualStart=yes)"
     if (value := facts.get("SuccessAction")) not in ("", "none"):
         return f"starting {facts.id} ends in {value} (SuccessAction={value})"
@@ -322,20 +332,26 @@ def _propagation(facts: UnitFacts, verb: str) -> list[tuple[str, str, str]]:
     if verb in STARTING_VERBS and verb != "reload":
         reached += [(o, p, "stop") for p in START_STOPS for o in facts.all(p)
                     if o not in SYSTEM_STATE_TARGETS]
+        reached += [(o, p, "start") for p in PULLS_IN for o in facts.all(p)]
     if verb in ("reload", "reload-or-restart", "try-reload-or-restart"):
         reached += [(o, p, "reload") for p in RELOAD_PROPAGATES for o in facts.all(p)]
     return reached
 
 
-def propagation_names(facts: UnitFacts) -> tuple[str, ...]:
+def propagation_names(facts: UnitFacts, requested: bool = False) -> tuple[str, ...]:
     """Every unit a start, restart, reload or stop of this one may reach: what the executor
-    reads next so that each is judged on its own facts."""
+    reads next so that each is judged on its own facts. What a unit pulls in is followed from
+    the unit asked for (``requested``) and from those that do not run yet: a start of a
+    running one pulls in nothing more."""
     props = (*STOP_PROPAGATES, *START_STOPS, *RELOAD_PROPAGATES, "Triggers")
+    if requested or facts.get("ActiveState") not in RUNNING_STATES:
+        props += PULLS_IN
     return tuple(dict.fromkeys(o for o in facts.all(*props) if o not in SYSTEM_STATE_TARGETS))
 
 
 def _what_it_does(verb: str) -> str:
-    return {"stop": "stops", "try-restart": "restarts", "reload": "reloads"}[verb]
+    return {"stop": "stops", "try-restart": "restarts", "reload": "reloads",
+            "start": "starts"}[verb]
 
 
 def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb: str,
@@ -348,10 +364,14 @@ def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb
         if other_verb == "stop" and (why := protected_reason(name, protected)):
             return Verdict(f"{how}: {name} is protected ({why}): never stopped by automation")
         return Verdict(None, (f"{how}, and what {name} is could not be read on the host",))
+    if other_verb == "start" and (other.get("ActiveState") in RUNNING_STATES or other.get(
+            "LoadState") in ("not-found", "masked")):
+        return Verdict()  # it runs already, or there is nothing systemd could start
     # the unit reached is judged as if it were itself the one asked for; an incident about
     # the first unit does not make a restart of the second something to weigh again
     inner = judge_unit(other_verb, other, protected=protected, own=own,
-                       incident_unit=other.id, related=related, _seen=seen)
+                       incident_unit=other.id, related=related, _seen=seen,
+                       _pulled=other_verb == "start")
     if inner.refused:
         return Verdict(f"{how}: {inner.refused}")
     return Verdict(None, tuple(f"{how}: {p}" for p in inner.person))
@@ -367,6 +387,7 @@ def judge_unit(
     triggered: Iterable[UnitFacts] = (),
     related: Mapping[str, UnitFacts] | None = None,
     _seen: frozenset[str] = frozenset(),
+    _pulled: bool = False,
 ) -> Verdict:
     """May automation run ``systemctl VERB`` on this unit?
 
@@ -392,7 +413,7 @@ def judge_unit(
             return Verdict(refused)
         person += _stop_consequences(facts)
     elif verb in STARTING_VERBS:
-        if refused := _start_refused(facts, protected):
+        if refused := _start_refused(facts, protected, _pulled):
             return Verdict(refused)
         person += _start_consequences(facts)
         for unit in triggered:
