@@ -1,7 +1,8 @@
 """Every argv reaches the remote program as it was given, whatever the login's shell is (sshd
-hands the command line to it): over real SSH, to accounts whose login shell is bash and fish.
-fish reads ``\\'`` and ``\\\\`` inside single quotes as escapes, so a POSIX-only quoting lets a
-path that ends in a backslash close the quote early and the next argument run as a command."""
+hands the command line to it): over real SSH, to accounts whose login shell is bash, fish and
+zsh. fish reads ``\\'`` and ``\\\\`` inside single quotes as escapes, so a POSIX-only quoting lets
+a path that ends in a backslash close the quote early and the next argument run as a command;
+zsh replaces an unquoted word that starts with ``=`` by a program's path (``=ls``)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,20 @@ from ai_sysadmin.hosts.ssh import SshTransport
 from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab
 
 FISH = shutil.which("fish") or "/usr/bin/fish"
+ZSH = shutil.which("zsh") or "/usr/bin/zsh"
 #: a python every account may run (this one's may live in root's home)
 PYTHON = "/usr/bin/python3"
-USERS = (Account("posixy", 3311), Account("fishy", 3312, FISH))
+USERS = (Account("posixy", 3311), Account("fishy", 3312, FISH), Account("zshy", 3313, ZSH))
 
 #: arguments each shell reads in its own way unless quoted for all of them
 TRICKY = ["a\\", "b\\\\c", "it's", "\\'", "'", "\\", "", " ", "$HOME", "~", "*", "{a,b}",
-          "(echo x)", "a;b", "#c", "%self", "x\"y", "é ü", "--", "-n"]
+          "(echo x)", "a;b", "#c", "%self", "x\"y", "é ü", "--", "-n", "=ls", "a=b"]
 
 
 @pytest.fixture(scope="module")
 def shells_host(client_key: ClientKey) -> Iterator[tuple[SshHost, Path]]:
-    assert Path(FISH).exists(), "fish is needed (scripts/test.sh installs it)"
+    for shell in (FISH, ZSH):
+        assert Path(shell).exists(), f"{shell} is needed (scripts/test.sh installs it)"
     with accounts_lab(client_key, "aisa-shells-") as (netlab, ns, address, homes):
         yield netlab.sshd("shells", ns, [address], setup=accounts(homes, USERS)), homes
 

@@ -68,8 +68,8 @@ _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory
 _SAID_KEEP = 4096
 _SAID_MAX = 300
 
-#: words every login shell reads as they are, unquoted
-_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./=:,+-]+")
+#: words every login shell reads as they are, unquoted (zsh makes a leading "=" a path)
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:,+-][A-Za-z0-9_./=:,+-]*")
 _QUOTES_ESCAPE = re.compile(r"([\\'])")
 
 
