@@ -192,6 +192,19 @@ def unit_file(value: str) -> str | None:
 
 
 _NO_OPERANDS: tuple[Validator, int] = (plain_value, 0)
+
+
+def _verify_without_man(parsed: Parsed) -> str | None:
+    """verify runs man(1) for each Documentation=man:... of the file it checks, with that
+    entry's words as man's arguments (``man:ls(--pager=x)``): whoever wrote the unit file
+    chooses them, so it runs only with --man=no (the last --man counts, as for systemd)."""
+    man = [value for name, value in parsed.options if name == "--man"]
+    if parsed.operands[:1] == ["verify"] and man[-1:] != ["no"]:
+        return ("systemd-analyze verify runs man(1) with the words of each unit file's "
+                "Documentation= as its arguments, which the file's writer chose: add --man=no")
+    return None
+
+
 SYSTEMD_ANALYZE = Spec(
     flags("--no-pager, --system, --no-legend, -q --quiet") + (
         opt("--fuzz", value=time_value), opt("--man", OPTIONAL, word_list),
@@ -220,6 +233,7 @@ SYSTEMD_ANALYZE = Spec(
                   "security": (unit_pattern, 8), "calendar": (time_value, 4),
                   "timespan": (time_value, 4), "timestamp": (time_value, 4),
                   "exit-status": (word_list, 8)},
+    extra=_verify_without_man,
 )
 
 _COREDUMP_COMM = charset(r"[A-Za-z0-9_.:@+\-]{1,64}", "is not a PID, program name, path or "
