@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from ai_sysadmin.llm.handlers import build_handler
 from ai_sysadmin.llm.queue import RequestQueue, describe_queue, open_queue
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import Outbox
+from tests.conftest import BIN
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer
 from tests.orchestrator.investigating import Daemon, failed_unit
@@ -202,3 +206,104 @@ def test_the_daemons_log_explains_no_worker_once_an_outage_then_says_it_briefly(
     for r in short:
         assert re.fullmatch(r"investigation of incident \d+ failed: no worker serves the queue,"
                             r" since \d\d:\d\d:\d\d; retry in \d+ s", r["msg"]), r["msg"]
+
+
+QUESTION = "is nginx ok?"
+
+
+def _asked(request: dict[str, Any]) -> bool:
+    """Whether a chat request the model got is the `ask`'s (not an investigation's)."""
+    return any(QUESTION in str(m.get("content")) for m in request.get("messages", []))
+
+
+async def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """The real program in a child process, this event loop (the daemon's) going on."""
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN), *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def test_an_ask_while_no_worker_runs_answers_itself_and_leaves_the_daemons_requests(
+        tmp_path: Path, gotify: GotifyServer, queue_url: str) -> None:
+    """`ask` with no worker answers its own question in its own process; the daemon's
+    investigations are the worker's, which is down: `ask` takes none of them, is counted as
+    no worker, and the person is not told that a worker takes requests again."""
+    release = threading.Event()
+
+    def model_answer(request: dict[str, Any]) -> Any:
+        if not _asked(request):
+            return NOTHING
+        release.wait(60)  # held while the test looks at the queue
+        return say("nginx is fine, says hal")
+
+    with ScriptedModel(then=model_answer) as model:
+        settings = _settings(tmp_path, model, gotify, queue_url)
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [failed_unit("nginx.service"), failed_unit("php-fpm.service")],
+                           {"failed_unit"})
+        config = tmp_path / "cli.toml"
+        config.write_text('ai_name = "hal"\n')
+        env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+               "AI_SYSADMIN_STATE_DIR": str(tmp_path), "AI_SYSADMIN_QUEUE__URL": queue_url,
+               "AI_SYSADMIN_LLM__URL": model.url, "AI_SYSADMIN_LLM__BACKEND": "ollama",
+               "AI_SYSADMIN_LLM__MODEL": "scripted",
+               # a slot free while the question is answered, as between an ask's turns
+               "AI_SYSADMIN_QUEUE__CONCURRENCY": "2"}
+        queue = open_queue(settings)
+        seen: dict[str, Any] = {}
+
+        async def look_while_asking() -> None:
+            await until(lambda: any(map(_asked, model.requests)), what="the question")
+            # the daemon's investigations go on meanwhile: queued, and left there
+            failed = len(_failures(store))
+            await until(lambda: len(_failures(store)) >= failed + 2
+                        or any(i.diagnosis for i in store.incidents()),
+                        what="two investigations to end while the ask is answered")
+            seen["failed"] = [detail for _, detail in _failures(store)[failed:]]
+            seen["workers"] = queue.live_workers()
+            seen["in_flight"] = [r.worker for r in queue.stats().in_flight_requests]
+            _, shown, _ = await _run(["queue", "--json"], env)
+            seen["queue"] = json.loads(shown)
+            release.set()
+
+        async def steps() -> None:
+            (down,) = await until(lambda: _worker_said(gotify))
+            looking = asyncio.create_task(look_while_asking())
+            try:
+                seen["ask"] = await _run(["ask", QUESTION], env)
+                await looking
+            finally:
+                release.set()
+            # the daemon's requests still find no worker: each incident fails on
+            failed = len(_failures(store))
+            await until(lambda: len(_failures(store)) >= failed + 2)
+            # and until then it delivered anything it had to say
+            await until(lambda: not Outbox(store.db).deliveries(("pending",)))
+            assert _worker_said(gotify) == [down]
+
+        try:
+            asyncio.run(Daemon(settings, store, queued=True).run(steps))
+        finally:
+            queue.close()
+    code, stdout, stderr = seen["ask"]
+    assert code == 0, stderr
+    assert "nginx is fine, says hal" in stdout
+    # the ask's own worker was at work, and counted as none
+    assert seen["workers"] == 0
+    assert len(seen["in_flight"]) == 1 and "-session-" in seen["in_flight"][0]
+    assert seen["queue"]["workers"] == 0
+    # the daemon's log and incidents say why they wait: no worker, not a slow LLM
+    assert seen["failed"] and all(d.startswith("NoWorker: ") for d in seen["failed"])
+    assert [m["title"] for m in _worker_said(gotify)] == [
+        "[hal] hal: no LLM worker takes requests: 2 incident(s) wait"]
+    # the model answered the ask alone; no incident got a diagnosis
+    assert model.requests and all(map(_asked, model.requests))
+    assert not [i.id for i in store.incidents() if i.diagnosis]

@@ -257,3 +257,44 @@ def test_serving_workers_are_visible_to_clients(make_queue: MakeQueue) -> None:
 
     assert asyncio.run(run()) >= 1
     assert queue.live_workers() == 0  # a worker that stopped says so
+
+
+def test_a_private_worker_answers_its_callers_requests_alone_and_counts_as_none(
+        make_queue: MakeQueue) -> None:
+    """`ask` with no worker running serves its own requests (``only``): in priority order,
+    including those it submits once serving, never another caller's, and never announced,
+    so a caller waiting for the queue's worker still hears that none serves it."""
+    queue = make_queue()
+    others = [queue.submit("chat", {"name": f"daemon-{n}"}, "interactive").request_id
+              for n in range(2)]
+    mine: list[str] = []
+    for name, prio in (("batch", "batch"), ("autonomous", "autonomous")):
+        queue.submit("chat", {"name": name}, prio, record=mine)
+    served: list[str] = []
+
+    async def handler(request: Request) -> dict[str, Any]:
+        served.append(request.payload["name"])
+        return {}
+
+    async def run() -> tuple[int, NoWorker]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(queue.serve(handler, concurrency=1, worker_name="ask-1",
+                                               stop=stop, only=mine))
+        try:
+            answered = [await queue.wait(i, 10) for i in list(mine)]
+            late = queue.submit("chat", {"name": "later"}, "batch", record=mine).request_id
+            answered.append(await queue.wait(late, 10))
+            assert all(r.state == "done" for r in answered)
+            workers = queue.live_workers()
+            with pytest.raises(NoWorker) as unserved:
+                await queue.wait(others[0], 0.3)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+        return workers, unserved.value
+
+    workers, _ = asyncio.run(run())
+    assert served == ["autonomous", "batch", "later"]
+    assert workers == 0
+    assert [queue.get(i).state for i in others] == ["pending", "pending"]
+    assert [queue.get(i).attempts for i in others] == [0, 0]

@@ -1,7 +1,8 @@
-"""A conversation's session that serves the queue itself (no daemon running) and is interrupted
-(Ctrl-C) ends at once, even while its worker answers another caller's request: that request
-goes back to the queue unanswered, for the next worker, instead of holding the person's
-terminal for as long as the LLM takes. Real SQLite queue, a scripted model over real HTTP."""
+"""A conversation's session that serves its own requests (no worker running) and is interrupted
+(Ctrl-C) while the LLM takes its time ends at once: its question leaves the queue unanswered,
+instead of holding the person's terminal for as long as the LLM takes. Another caller's
+request queued meanwhile (the daemon's, waiting for its worker) is never the session's to
+take. Real SQLite queue, a scripted model over real HTTP."""
 
 from __future__ import annotations
 
@@ -20,26 +21,28 @@ from tests.support.scripted_model import ScriptedModel, delay, say
 PROMPT_EXIT = 5.0
 
 
-def test_an_interrupted_session_gives_back_another_callers_request(tmp_path: Path) -> None:
+def test_an_interrupted_session_withdraws_its_question_and_leaves_other_requests(
+        tmp_path: Path) -> None:
     with ScriptedModel(then=delay(120, say("far too late"))) as model:
+        # a slot free while the question is answered, as between a conversation's turns
         settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
-                            llm=LLMSettings(backend="openai", url=model.url, model="scripted"))
+                            llm=LLMSettings(backend="openai", url=model.url, model="scripted"),
+                            queue={"concurrency": 2})
         queue = open_queue(settings)
+        # the daemon's investigation, queued for a worker that is not running
+        other = queue.submit("chat", chat_payload([Message("user", "why did nginx fail?")], []),
+                             "autonomous", "incident:1").request_id
 
-        async def run() -> tuple[str, float]:
-            entered = asyncio.Event()
+        async def run() -> tuple[list[str], float]:
+            asked: list[list[str]] = []
 
             async def conversation() -> None:
-                async with llm_session(settings, Priority.INTERACTIVE):
-                    entered.set()
-                    await asyncio.Event().wait()  # a person reading, until Ctrl-C
+                async with llm_session(settings, Priority.INTERACTIVE) as llm:
+                    asked.append(llm.request_ids)  # filled as it asks
+                    await llm([Message("user", "is nginx ok?")], [])
 
             session = asyncio.create_task(conversation())
-            await asyncio.wait_for(entered.wait(), 30)
-            # another `ask`, which found this session's worker serving and relies on it
-            other = queue.submit("chat", chat_payload([Message("user", "hi")], []),
-                                 "interactive").request_id
-            await until(lambda: model.requests, 30, "the other request to reach the model")
+            await until(lambda: model.requests, 30, "the question to reach the model")
             loop = asyncio.get_running_loop()
             interrupted = loop.time()
             session.cancel()
@@ -48,11 +51,15 @@ def test_an_interrupted_session_gives_back_another_callers_request(tmp_path: Pat
             if not session.done():
                 model.close()  # lets the held answer go, so the session can end
                 await asyncio.wait({session}, timeout=30)
-            return other, took
+            return asked[0], took
 
-        other, took = asyncio.run(run())
+        asked, took = asyncio.run(run())
+        (question,) = [queue.get(request_id) for request_id in asked]
         request = queue.get(other)
         queue.close()
     assert took < PROMPT_EXIT, f"the interrupted session took {took:.1f} s to end"
+    assert (question.state, question.result) == ("cancelled", None)
+    # the model was asked the question alone; the daemon's request waits for its worker
+    assert len(model.requests) == 1
+    assert "is nginx ok?" in str(model.requests[0]["messages"])
     assert (request.state, request.attempts, request.result) == ("pending", 0, None)
-

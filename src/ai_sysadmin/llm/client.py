@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from ..errors import NotFoundError
 from .backends.base import ChatBackend
@@ -46,17 +47,19 @@ class QueuedLLM:
         self.coalesce_key = coalesce_key
         self.timeout = timeout
         self.temperature = temperature
+        #: every request it submitted, in order: for the logs, and what a private worker
+        #: serves (``RequestQueue.serve``'s ``only``)
         self.request_ids: list[str] = []
 
     async def __call__(self, messages: list[Message], tools: list[ToolSpec], *,
                        schema: ResponseSchema | None = None,
                        max_tokens: int | None = None) -> ChatResult:
         queue: RequestQueue = self.queue  # type: ignore[assignment]
-        submitted = await queue.call(
+        # recorded by the submit itself, before it wakes a private worker serving these ids
+        submitted = await queue.call(functools.partial(
             queue.submit, "chat",
             chat_payload(messages, tools, self.temperature, schema, max_tokens),
-            self.priority, self.coalesce_key)
-        self.request_ids.append(submitted.request_id)
+            self.priority, self.coalesce_key, record=self.request_ids))
         try:
             request = await self._answer(queue, submitted.request_id)
         except (QueueTimeout, asyncio.CancelledError):

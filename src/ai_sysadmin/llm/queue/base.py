@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -249,14 +249,19 @@ class RequestQueue(ABC):
         payload: Mapping[str, Any],
         priority: Priority | str | int,
         coalesce_key: str | None = None,
+        record: list[str] | None = None,
     ) -> Submitted:
         """Add a request (JSON-serialisable payload), or return the pending or in-flight one with
-        the same ``coalesce_key`` and the same content."""
+        the same ``coalesce_key`` and the same content. ``record``: a list its id is added to
+        before this process's workers are woken, the ids a private worker serves (``serve``'s
+        ``only``), so that the wake-up finds it there."""
         prio = as_priority(priority)
         # sorted keys: the same content gives the same text, hence the same coalescing key
         body = json.dumps(dict(payload), sort_keys=True)
         key = None if coalesce_key is None else content_key(coalesce_key, kind, body)
         submitted = self._add(kind, body, prio, key)
+        if record is not None:
+            record.append(submitted.request_id)
         if not submitted.coalesced:
             self._wake()
         return submitted
@@ -307,14 +312,22 @@ class RequestQueue(ABC):
         concurrency: int = 1,
         worker_name: str,
         stop: asyncio.Event,
+        only: Sequence[str] | None = None,
     ) -> None:
         """Answer requests in priority and arrival order, at most ``concurrency`` at once, until
         ``stop`` is set; then finish the requests in flight and return. A handler's dict is stored
-        as the result; an exception it raises fails the request with the error's text."""
+        as the result; an exception it raises fails the request with the error's text.
+
+        ``only``: a private worker, one caller's (`ask`, `chat` with no worker running), that
+        takes only the requests whose ids are in it (read at each look, so the caller adds
+        its own as it submits them, ``submit``'s ``record``) and never announces itself: it
+        serves nobody else, so the queue counts it no worker (:meth:`live_workers`), and a
+        daemon waiting on a worker that is down is not told one took its requests."""
 
     @abstractmethod
     def live_workers(self) -> int:
-        """How many workers are serving this queue now (a client with none can serve itself)."""
+        """How many workers serve this queue now, every caller's requests (a caller with none
+        serves its own, :meth:`serve`'s ``only``)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

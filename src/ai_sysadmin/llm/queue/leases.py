@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +52,10 @@ class LeasedQueue(RequestQueue):
     idle_poll: float = 0.5
 
     @abstractmethod
-    def claim(self, worker: str) -> Claim | None:
-        """Take the first pending request (priority, then arrival) and lease it to ``worker``;
-        expired leases go back to pending first (or fail once their attempts are spent)."""
+    def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
+        """Take the first pending request (priority, then arrival), of those whose ids are in
+        ``only`` where given, and lease it to ``worker``; expired leases go back to pending
+        first (or fail once their attempts are spent)."""
 
     @abstractmethod
     def renew(self, claim: Claim) -> bool:
@@ -87,14 +88,19 @@ class LeasedQueue(RequestQueue):
         concurrency: int = 1,
         worker_name: str,
         stop: asyncio.Event,
+        only: Sequence[str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise QueueError(f"concurrency must be at least 1, not {concurrency}")
         running: set[asyncio.Task[None]] = set()
+        # a private worker's requests are submitted in its own process, which wakes it
+        # (``_wake``); another process's notice of work is a shared worker's to take
+        notices: contextlib.AbstractAsyncContextManager[Notice | None] = (
+            contextlib.nullcontext(None) if only is not None else self._notices())
         try:
-            async with self._notices() as notice:
+            async with notices as notice:
                 await _Serving(self, handler, concurrency, worker_name, stop, notice,
-                               running).run()
+                               running, only).run()
             if running:
                 await asyncio.wait(running)
         finally:
@@ -102,8 +108,9 @@ class LeasedQueue(RequestQueue):
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-            with contextlib.suppress(QueueError):
-                await asyncio.to_thread(self.announce, worker_name, False)
+            if only is None:
+                with contextlib.suppress(QueueError):
+                    await asyncio.to_thread(self.announce, worker_name, False)
 
     async def _answer(self, handler: Handler, claim: Claim) -> None:
         """Run the handler while renewing the lease; store its answer if the lease held."""
@@ -186,8 +193,9 @@ class _Serving:
 
     def __init__(self, queue: LeasedQueue, handler: Handler, concurrency: int, name: str,
                  stop: asyncio.Event, notice: Notice | None,
-                 running: set[asyncio.Task[None]]) -> None:
+                 running: set[asyncio.Task[None]], only: Sequence[str] | None) -> None:
         self.queue = queue
+        self.only = only
         self.handler = handler
         self.concurrency = concurrency
         self.name = name
@@ -226,15 +234,21 @@ class _Serving:
                     await _cancelled(task)
 
     async def _take_work(self) -> None:
-        """Announce this worker, and claim requests until the slots are full or none is left;
-        an unreachable queue is tried again later, with a growing pause."""
+        """Announce this worker (a private one never), and claim requests until the slots are
+        full or none is left; an unreachable queue is tried again later, with a growing
+        pause."""
         queue = self.queue
         try:
-            if time.monotonic() - self.announced > WORKER_SILENCE_SECONDS / 5:
+            private = self.only is not None
+            if not private and time.monotonic() - self.announced > WORKER_SILENCE_SECONDS / 5:
                 await asyncio.to_thread(queue.announce, self.name, True)
                 self.announced = time.monotonic()
             while len(self.running) < self.concurrency and not self.stop.is_set():
-                claim = await asyncio.to_thread(queue.claim, self.name)
+                # the ids as they are now, read here: the owner adds to them on this loop
+                only = None if self.only is None else tuple(self.only)
+                if only == ():
+                    break
+                claim = await asyncio.to_thread(queue.claim, self.name, only)
                 if claim is None:
                     break
                 self.running.add(asyncio.create_task(queue._answer(self.handler, claim)))

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -265,10 +265,10 @@ class RedisQueue(LeasedQueue):
 
     # -- workers: the fenced steps ----------------------------------------------------------
 
-    def claim(self, worker: str) -> Claim | None:
+    def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
         back, fields = self._run(
             "claim", worker, self.lease_seconds, self.max_attempts, EXHAUSTED_ERROR,
-            RETENTION_SECONDS, doing="claim a request",
+            RETENTION_SECONDS, int(only is not None), *(only or ()), doing="claim a request",
         )
         for request_id, last in zip(back[::2], back[1::2], strict=True):
             log.warning("LLM request %s: lease of worker %s expired; back to pending",

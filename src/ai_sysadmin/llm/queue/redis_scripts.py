@@ -106,12 +106,22 @@ notify()
 return {id, 0}
 """
 
-# ARGV: prefix, worker, lease seconds, max attempts, exhausted error, retention
+# ARGV: prefix, worker, lease seconds, max attempts, exhausted error, retention, '1' to take
+# only one of the ids that follow (a private worker's) or '0' any
 # -> {requeued ids and workers (flat), the claimed request's fields (flat) or {}}
 CLAIM = _COMMON + """
 local now = clock()
 local back = recover(now, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
-local id = redis.call('ZRANGE', pending, 0, 0)[1]
+local id
+if ARGV[7] == '1' then
+  local best
+  for i = 8, #ARGV do
+    local s = redis.call('ZSCORE', pending, ARGV[i])
+    if s and (not best or tonumber(s) < best) then best, id = tonumber(s), ARGV[i] end
+  end
+else
+  id = redis.call('ZRANGE', pending, 0, 0)[1]
+end
 if not id then return {back, {}} end
 local h = rec(id)
 local lease_until = now + tonumber(ARGV[3])

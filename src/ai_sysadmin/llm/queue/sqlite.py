@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -282,12 +282,15 @@ class SqliteQueue(LeasedQueue):
 
     # -- workers: the fenced steps ----------------------------------------------------------
 
-    def claim(self, worker: str) -> Claim | None:
+    def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
         now = time.time()
+        # the ids as one JSON parameter: no limit on how many a conversation submitted
+        among, ids = ("", ()) if only is None else (
+            " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(only)),))
         if not self._read(
-            "SELECT 1 FROM requests WHERE state = 'pending' "
-            "OR (state = 'in_flight' AND lease_until < ?) LIMIT 1",
-            (now,),
+            "SELECT 1 FROM requests WHERE (state = 'pending' "
+            f"OR (state = 'in_flight' AND lease_until < ?)){among} LIMIT 1",
+            (now, *ids),
         ):
             return None  # nothing to do: no write transaction
         with self._tx("claim a request") as conn:
@@ -295,10 +298,10 @@ class SqliteQueue(LeasedQueue):
             row = conn.execute(
                 "UPDATE requests SET state = 'in_flight', worker = ?, lease_until = ?, "
                 "started_at = ?, attempts = attempts + 1 "
-                "WHERE id = (SELECT id FROM requests WHERE state = 'pending' "
+                f"WHERE id = (SELECT id FROM requests WHERE state = 'pending'{among} "
                 "ORDER BY priority, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (worker, now + self.lease_seconds, now),
+                (worker, now + self.lease_seconds, now, *ids),
             ).fetchone()
         if row is None:
             return None
