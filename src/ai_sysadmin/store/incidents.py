@@ -736,7 +736,11 @@ class IncidentStore:
         of it that failed fail no more: nobody checks it (`systems` shows no "failing", and
         the host added again is not said to be back from an outage of long ago). Its
         services' restart rises go: only its own checks prune them, and the host added again
-        (another machine, maybe) would take them up at its first check as its own loops."""
+        (another machine, maybe) would take them up at its first check as its own loops.
+        So does what was read of its journal: a cursor is a place in that machine's journal,
+        which journalctl seeks in another's by its time (that machine's errors logged before
+        it are skipped) or refuses, and the entries kept are that machine's, which only its
+        checks prune. Its incidents, their history and evidence, and the audit stay."""
         now = time.time()
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT id, state FROM incidents WHERE host=? AND state!='closed' "
@@ -747,6 +751,8 @@ class IncidentStore:
                                    (host,)).fetchone()
             conn.execute("UPDATE hosts SET check_failed_since=NULL WHERE name=?", (host,))
             conn.execute("DELETE FROM restart_rises WHERE host=?", (host,))
+            for table in ("journal_cursors", "journal_entries"):  # every consumer's
+                conn.execute(f"DELETE FROM {table} WHERE host=?", (host,))
             end_outage_untold(conn, checks_of(host),
                               {"host": host, "since": failing[0] if failing else None}, reason)
         return [row["id"] for row in rows]
