@@ -97,7 +97,7 @@ def test_a_login_shell_that_runs_no_commands_is_said(
     errors = report["errors"]
     assert isinstance(errors, dict) and "cpu" in errors
     assert set(errors.values()) == {
-        f"{name}: the login shell of {user} refuses to run commands: it ended with exit 1 "
+        f"the login shell of {user} refuses to run commands: it ended with exit 1 "
         f"before running any, {said}"}
 
 

@@ -145,7 +145,7 @@ class Collector:
             return
         snap.refused = quote(str(refusal), limit=500)
         for name in snap.errors:
-            snap.errors[name] = snap.refused
+            snap.errors[name] = _own(snap, snap.refused)
 
     async def _take_each(self, rows: _Rows, plan: Plan, snap: Snapshot) -> None:
         """The rows command by command, each once those it comes after (of ``rows``) are
@@ -208,7 +208,7 @@ class Collector:
                 readings = await self._read_all(sources, reads)
             section.take(readings, snap, plan)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
-            snap.errors[section.name] = str(exc)
+            _failed(snap, section.name, exc)
 
     async def _read_all(self, sources: tuple[Source, ...],
                         reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> list[Reading]:
@@ -295,7 +295,18 @@ def _take_replayed(transport: remote_script.ReplayTransport, rows: _Rows, snap: 
                 readings = _read_all_now(sources, transport)
             section.take(readings, snap, plan)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
-            snap.errors[section.name] = str(exc)
+            _failed(snap, section.name, exc)
+
+
+def _own(snap: Snapshot, text: str) -> str:
+    """A section's error without the host's name a transport's error starts with: the
+    snapshot is the host's, and whoever says the error names the host once ("web1: not
+    collected: mounts: cannot start df", not "... mounts: web1: cannot start df")."""
+    return text.removeprefix(f"{snap.host}: ")
+
+
+def _failed(snap: Snapshot, section: str, exc: Exception) -> None:
+    snap.errors[section] = _own(snap, str(exc))
 
 
 def _unasked(section: Section, snap: Snapshot, sources: tuple[Source, ...]) -> list[Reading] | None:
