@@ -74,7 +74,7 @@ def test_a_person_is_told_once_when_the_llm_does_not_answer_and_once_when_it_is_
     assert down["title"] == "[hal] hal: the LLM does not answer: 2 incident(s) wait"
     assert down["priority"] == 8
     body = down["message"]
-    assert f"The LLM at http://llm:[redacted]@127.0.0.1:{model.url.rsplit(':', 1)[1]}/?key=****" \
+    assert f"The LLM at http://llm:****@127.0.0.1:{model.url.rsplit(':', 1)[1]}/?key=****" \
         " has not answered investigations since " in body
     assert "Last error: LLMServerError: " in body and "502" in body
     assert body.endswith("Next: ai-sysadmin llm status")

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 #: the rule that says nothing at all could be collected (monitor/rules/host_unreachable.py)
 UNREACHABLE = "host_unreachable"
+#: the most of one section's error (or note) a line shows; --json gives all of it, masked
+SHOWN = 500
 
 
 def _facts(report: CheckReport) -> str:
@@ -45,9 +47,12 @@ def unreachable_reason(report: CheckReport) -> str | None:
     when the host answered."""
     if not any(f.rule == UNREACHABLE for f in report.findings):
         return None
+    from ..monitor.findings import quote
+
     first = next(iter(report.errors.values()), "no answer")
-    # "web1: 'cat -- /proc/stat': no answer: cannot connect ...": the command is noise here
-    return first.rsplit(": no answer: ", 1)[-1]
+    # "'cat -- /proc/stat': no answer: cannot connect ...": the command is noise here; the
+    # rest is host text (an SSH server's words), masked as every error a check shows
+    return quote(first.rsplit(": no answer: ", 1)[-1], SHOWN)
 
 
 def refused_reason(report: CheckReport) -> str | None:
@@ -182,23 +187,30 @@ def _refused_line(report: CheckReport, refused: str) -> str:
 
 
 def _print_errors(errors: dict[str, str], refused: str | None) -> None:
-    """Each section not collected, and why; the host's refusal (``Snapshot.refused``),
+    """Each section not collected, and why, as one bounded line of masked host text (a
+    command's stderr may hold a password); the host's refusal (``Snapshot.refused``),
     already said, is not said again for each section it cost: they are named on one line."""
+    from ..monitor.findings import quote
+
     cost = [section for section, error in errors.items() if error == refused]
     if cost:
         out.print(f"[yellow]not collected[/yellow] ({len(cost)} section(s), refused): "
                   f"{esc(', '.join(cost))}", markup=True)
     for section, error in errors.items():
         if section not in cost:
-            out.print(f"[yellow]not collected[/yellow] {esc(section)}: {esc(error)}",
-                      markup=True)
+            out.print(f"[yellow]not collected[/yellow] {esc(section)}: "
+                      f"{esc(quote(error, SHOWN))}", markup=True)
 
 
 def _print_notes(report: CheckReport, indent: str) -> None:
     """What a person must know of what was collected (journal entries skipped to catch up,
-    the rules with nothing to read on a host without systemd): no failure, no exit code."""
+    the rules with nothing to read on a host without systemd): no failure, no exit code.
+    A note may quote the host (systemctl's words): masked, one line."""
+    from ..monitor.findings import quote
+
     for section, note in report.notes.items():
-        out.print(f"{indent}[cyan]note[/cyan] {esc(section)}: {esc(note)}", markup=True)
+        out.print(f"{indent}[cyan]note[/cyan] {esc(section)}: {esc(quote(note, SHOWN))}",
+                  markup=True)
 
 
 def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:

@@ -184,7 +184,14 @@ def state(ctx: typer.Context) -> AppState:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """``--json``'s output, every text in it masked as the tables mask it: it carries host
+    text (a command's stderr, a journal line, a unit's status) and the model's, and a
+    script's output lands in CI logs and tickets as often as a table does. JSON's escaping
+    already keeps control characters off the terminal; the secrets are this one place's
+    to mask, so that no command's JSON is left to remember it."""
+    from ..monitor.redact import redact_values
+
+    sys.stdout.write(json.dumps(redact_values(data), indent=2, default=str) + "\n")
 
 
 def banner(settings: Settings, what: str) -> None:

@@ -65,15 +65,16 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
 ) -> None:
     """One incident with its evidence and history."""
-    from ..monitor.findings import strip_control
+    from ..monitor.findings import masked
 
     incident = state(ctx).store.get(incident_id, history=events or None)
     if as_json:
         print_json(incident.to_dict())
         return
     # the summary, evidence and history quote hosts and the model: none of it may steer the
-    # terminal (a carriage return that overwrites a line, a bell, an escape)
-    out.print(f"[bold]#{incident.id}[/bold] {esc(strip_control(incident.summary))}",
+    # terminal (a carriage return that overwrites a line, a bell, an escape), nor show a
+    # secret --json would mask
+    out.print(f"[bold]#{incident.id}[/bold] {esc(masked(incident.summary))}",
               markup=True)
     out.print(f"state {incident.state} · severity {incident.severity} · host {incident.host} · "
               f"rule {incident.rule} · subject {incident.subject}")
@@ -81,13 +82,13 @@ def show(
               f"seen {incident.occurrences} time(s)")
     out.print("[bold]evidence[/bold] (quoted from the host):", markup=True)
     for line in incident.evidence:
-        out.print(f"  > {strip_control(line)}", markup=False)
+        out.print(f"  > {masked(line)}", markup=False)
     out.print("[bold]history[/bold]:", markup=True)
     if incident.earlier_events:
         out.print(f"  ({incident.earlier_events} earlier event(s) not shown: --events 0 shows "
                   "them all)")
     for e in incident.events:
-        out.print(f"  {_when(e.at)} {e.actor}: {strip_control(_event_text(e))}".rstrip(),
+        out.print(f"  {_when(e.at)} {e.actor}: {masked(_event_text(e))}".rstrip(),
                   markup=False)
 
 

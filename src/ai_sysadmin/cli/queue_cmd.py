@@ -27,7 +27,7 @@ from ..llm.queue import (
     open_for_service,
     open_queue,
 )
-from ..monitor.findings import quote
+from ..monitor.findings import masked, quote
 from .context import banner, out, print_json, state
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
@@ -147,7 +147,8 @@ def _print_request(settings: Settings, r: Request, ahead: int | None, now: float
         ("coalesce key", r.coalesce_key or "-"),
     ]
     if r.error:
-        lines.append(("error", r.error))
+        # a failed investigation's error may quote the host or the LLM server
+        lines.append(("error", masked(r.error)))
     for key, value in lines:
         out.print(f"{key:>13}: {value}", markup=False, highlight=False)
 

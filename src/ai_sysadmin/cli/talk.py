@@ -27,7 +27,7 @@ from ..llm.backends import make_backend
 from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError
 from ..llm.types import BackendStatus, LLMError, Message, Priority
-from ..monitor.findings import strip_control
+from ..monitor.findings import masked, strip_control
 from ..monitor.redact import redact
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
@@ -155,7 +155,7 @@ def _warn_if_down(settings: Settings) -> None:
     st = asyncio.run(_backend_status(settings))
     if st.reachable and st.model_present:
         return
-    why = strip_control(st.detail) or ("model " + st.model + " missing" if st.reachable
+    why = masked(st.detail) or ("model " + st.model + " missing" if st.reachable
                                        else "no answer")
     err.print(f"the LLM at {st.url} is not ready: {why}. Questions fail until it is; "
               "`ai-sysadmin llm status` checks it.", markup=False, highlight=False)
@@ -331,9 +331,9 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
         # a server that did not answer said nothing of the model
         model = ("present" if st.model_present else "missing") if st.reachable else "unknown"
         out.print(f"reachable: {st.reachable} · model {st.model}: {model}")
-        # the server's words and its models' names
+        # the server's words (an error may quote the key it was sent) and its models' names
         if st.detail:
-            out.print(strip_control(st.detail), markup=False)
+            out.print(masked(st.detail), markup=False)
         if st.models:
             out.print(strip_control("models: " + ", ".join(st.models[:20])), markup=False)
     return 0 if ready else 1

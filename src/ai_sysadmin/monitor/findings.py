@@ -63,6 +63,12 @@ def strip_control(text: str) -> str:
     return _CONTROL.sub("", _ANSI.sub("", text))
 
 
+def masked(text: str) -> str:
+    """Host or model text shown whole (a request's error, a server's words): no terminal
+    escapes or control characters, no secret values; its lines kept."""
+    return strip_control(redact(text))
+
+
 def quote(text: str, limit: int = 300) -> str:
     """Evidence is untrusted host text: no terminal escapes, no secret values, one line,
     bounded."""

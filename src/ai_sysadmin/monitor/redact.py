@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 MASK = "[redacted]"
 _KEY_MASK = "[redacted private key]"
@@ -303,9 +304,10 @@ RULES: tuple[Rule, ...] = (
           r"private-lines:[ \t]*(?P<count>\d+)[ \t]*\r?\n"
           r"(?P<lines>[a-z0-9+/=]+\r?(?:\n[a-z0-9+/=]+\r?)*)", _putty_lines, private_key=True),
     _rule("putty-private-mac", r"private-mac:[ \t]*(?P<v>\S+)"),
-    # scheme://user:password@host, also redis://:password@host; the password may hold an @
+    # scheme://user:password@host, also redis://:password@host; the password may hold an @;
+    # one a setting's display already hid (user:****@host, config.mask_secret_text) stays
     _rule("url-credentials",
-          r"://(?<=[a-z0-9]://)[^\s:/@]*:(?P<v>[^\s/]+)(?=@[^\s@/]+)"),
+          r"://(?<=[a-z0-9]://)[^\s:/@]*:(?!\*+@)(?P<v>[^\s/]+)(?=@[^\s@/]+)"),
     # scheme://TOKEN@host, a token standing as the user name (redis://, https:// to a git
     # forge): one that reads like a token, long and of a token's characters; git@, admin@
     # and other user names stay
@@ -506,3 +508,27 @@ def redact_file(text: str, path: str, diff: bool = False) -> str:
     if _PGPASS_NAME.search(path):
         text = _PGPASS_LINE.sub(lambda m: m["fields"] + MASK, text)
     return text
+
+
+def redact_values(data: Any) -> Any:
+    """``data`` (what JSON can write: mappings, lists, text, numbers) with every text in it
+    masked as :func:`redact` masks it, in lists and mappings at any depth; a value JSON
+    cannot write is masked as the text it would be written as. The keys stay: they are names
+    the program chose (a section, a setting). A text that comes back many times (a record's
+    level, a host's name) is masked once."""
+    seen: dict[str, str] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in seen:
+                seen[value] = redact(value)
+            return seen[value]
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(item) for item in value]
+        return walk(str(value))
+
+    return walk(data)
