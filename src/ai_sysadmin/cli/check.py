@@ -57,8 +57,8 @@ def unreachable_reason(report: CheckReport) -> str | None:
 
 def refused_reason(report: CheckReport) -> str | None:
     """Why the host ran none of the check though it answered (its login shell is nologin),
-    in its own words; None where it ran it. Every section it cost
-    holds these words, after the host's name where they start with it."""
+    in its own words; None where it ran it. Every section it cost holds these words, as the
+    collector keeps a section's error: without the host's name."""
     refused = report.snapshot.refused
     return None if refused is None else refused.removeprefix(f"{report.host}: ")
 
@@ -165,7 +165,7 @@ def _print_report(report: CheckReport) -> None:
         out.print(_facts(report), style="dim")
     else:
         out.print(_refused_line(report, refused), markup=True)
-    _print_errors(report.errors, report.snapshot.refused)
+    _print_errors(report.errors, refused)
     _print_notes(report, "")
     if not report.findings:
         out.print("[green]healthy[/green]: no findings" if not report.errors else
@@ -188,7 +188,7 @@ def _refused_line(report: CheckReport, refused: str) -> str:
 
 def _print_errors(errors: dict[str, str], refused: str | None) -> None:
     """Each section not collected, and why, as one bounded line of masked host text (a
-    command's stderr may hold a password); the host's refusal (``Snapshot.refused``),
+    command's stderr may hold a password); the host's refusal (:func:`refused_reason`),
     already said, is not said again for each section it cost: they are named on one line."""
     from ..monitor.findings import quote
 
