@@ -280,6 +280,12 @@ def test_the_sections_a_check_could_not_collect_are_said_under_the_table(
                 f'df = "{tmp_path / "no-df"}"\n')
     code, _, _ = cli("check")
     assert code in (1, 2)  # sections not collected (and whatever this machine has found)
+    # check --all names them too, and why, as systems does below: not a count alone
+    code, out, _ = cli("check", "--all")
+    [named] = [line for line in out.splitlines() if "not collected" in line]
+    assert "not collected: mounts: cannot start " in named
+    assert "; restarts: systemctl show: Failed to connect to bus: gone password=" in named
+    assert "hunter2" not in out and "\x1b" not in out
     code, out, _ = cli("systems")
     assert code == 0
     [said] = [line for line in out.splitlines() if "not collected" in line]

@@ -240,18 +240,26 @@ def _print_block(report: CheckReport) -> None:
         out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
                   markup=True)
         return
+    from ..monitor.findings import not_collected
+
     refused = refused_reason(report)
     if refused is not None and not report.findings:
+        # the refusal, said once, is why each was not collected: their names alone
         out.print(_refused_line(report, refused)
-                  + f" ({len(report.errors)} section(s) not collected)", markup=True)
+                  + f" (not collected: {esc(', '.join(report.errors))})", markup=True)
         return
+    # which sections, and why, as `systems` says it: a count alone sent a person to run
+    # `check HOST` again to learn what was missing
+    missing = f"not collected: {esc(not_collected(report.errors))}" if report.errors else ""
     if not report.findings:
         verdict = ("[green]healthy[/green]" if not report.errors else
-                   f"[yellow]no findings[/yellow], {len(report.errors)} section(s) not collected")
+                   f"[yellow]no findings[/yellow]; {missing}")
         out.print(f"[bold]{esc(report.host)}[/bold] {verdict}", markup=True)
         _print_notes(report, "  ")
         return
     out.print(f"[bold]{esc(report.host)}[/bold] {len(report.findings)} finding(s)", markup=True)
+    if missing:
+        out.print(f"  [yellow]{missing}[/yellow]", markup=True)
     _print_notes(report, "  ")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")
