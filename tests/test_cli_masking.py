@@ -40,7 +40,8 @@ def _diagnosed(store: IncidentStore, diagnosis: str) -> int:
 
 
 def test_no_command_shows_a_secret_its_json_or_its_table_carries(
-        cli, tmp_path, config_file, store) -> None:
+        cli, tmp_path, config_file, store, monkeypatch) -> None:
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__SEED", "false")  # the one entry: this test's
     # the host's bus does not answer, in words that hold a colour escape and a password
     systemctl = tmp_path / "systemctl"
     systemctl.write_text("#!/bin/sh\nprintf 'Failed to connect to bus: \\033[31mgone\\033[0m "
@@ -54,6 +55,10 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
         request_id = _failed_request(
             f"LLMBadResponse: the server answered 401: password={SECRET}\nsecond line")
         incident = str(_diagnosed(store, f"app.conf sets password={SECRET}; fix its path"))
+        code, out, _ = cli("knowledge", "add", "--topic", "the app's database",
+                           "--text", f"app.conf sets password={SECRET} for it", "--json")
+        assert code == 0 and SECRET not in out
+        entry = json.loads(out)["id"]
         said = {" ".join(argv): cli(*argv) for argv in (
             ("check",), ("check", "--json"), ("check", "--all"), ("check", "--all", "--json"),
             ("systems", "refresh"), ("systems", "refresh", "--json"),
@@ -62,7 +67,9 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
             ("queue",), ("queue", "--json"),
             ("queue", "show", request_id), ("queue", "show", request_id, "--json"),
             ("issues", "--json"), ("issues", "show", incident),
-            ("issues", "show", incident, "--json"))}
+            ("issues", "show", incident, "--json"), ("logs", "audit"), ("logs", "audit", "--json"),
+            ("knowledge", "show", entry), ("knowledge", "show", entry, "--json"),
+            ("knowledge", "list", "--json"))}
     assert [c for c, (_, out, err) in said.items() if SECRET in out + err] == []
     assert [c for c, (_, out, err) in said.items() if "\x1b" in out + err] == []
 
@@ -87,3 +94,6 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
     assert f"agent: diagnosis: {diagnosed}" in said[f"issues show {incident}"][1]
     events = json.loads(said[f"issues show {incident} --json"][1])["events"]
     assert diagnosed in [e["detail"] for e in events]
+    assert f"app.conf sets {MASKED} for it" in said[f"knowledge show {entry}"][1]
+    [listed] = json.loads(said["knowledge list --json"][1])
+    assert listed["text"] == f"app.conf sets {MASKED} for it"

@@ -140,8 +140,11 @@ def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     if as_json:
         print_json(_as_json(entry))
         return
+    from ..monitor.findings import masked
+
+    # a lesson is the model's words, an incident record the host's: masked as --json masks
     out.print(entry.id, style="bold")
-    out.print(entry.topic, markup=False)
+    out.print(masked(entry.topic), markup=False)
     origin = entry.provenance + (" (verified)" if entry.verified else "")
     out.print(f"category {entry.category} · {origin} · confidence {entry.confidence:.2f} · "
               f"added {_when(entry.created_at)}"
@@ -149,7 +152,7 @@ def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     if entry.tags:
         out.print("tags: " + ", ".join(entry.tags), markup=False)
     out.print()
-    out.print(entry.text, markup=False)
+    out.print(masked(entry.text), markup=False)
 
 
 @app.command("add")
