@@ -55,7 +55,7 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
         request_id = _failed_request(
             f"LLMBadResponse: the server answered 401: password={SECRET}\nsecond line")
         incident = str(_diagnosed(store, f"app.conf sets password={SECRET}; fix its path"))
-        code, out, _ = cli("knowledge", "add", "--topic", "the app's database",
+        code, out, _ = cli("knowledge", "add", "--topic", f"app db, password={SECRET}",
                            "--text", f"app.conf sets password={SECRET} for it", "--json")
         assert code == 0 and SECRET not in out
         entry = json.loads(out)["id"]
@@ -69,7 +69,8 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
             ("issues", "--json"), ("issues", "show", incident),
             ("issues", "show", incident, "--json"), ("logs", "audit"), ("logs", "audit", "--json"),
             ("knowledge", "show", entry), ("knowledge", "show", entry, "--json"),
-            ("knowledge", "list", "--json"))}
+            ("knowledge", "list"), ("knowledge", "list", "--json"),
+            ("knowledge", "search", "app database"))}
     assert [c for c, (_, out, err) in said.items() if SECRET in out + err] == []
     assert [c for c, (_, out, err) in said.items() if "\x1b" in out + err] == []
 
@@ -97,3 +98,5 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
     assert f"app.conf sets {MASKED} for it" in said[f"knowledge show {entry}"][1]
     [listed] = json.loads(said["knowledge list --json"][1])
     assert listed["text"] == f"app.conf sets {MASKED} for it"
+    assert listed["topic"] == f"app db, {MASKED}"
+    assert f"app db, {MASKED}" in said["knowledge list"][1]

@@ -63,6 +63,8 @@ def _as_json(entry: KnowledgeEntry) -> dict[str, Any]:
 
 
 def _table(entries: list[KnowledgeEntry], hits: list[Hit[Any]] | None = None) -> Table:
+    from ..monitor.findings import masked
+
     table = Table()
     columns = ["id", "provenance", "category", "topic", "confidence", "added"]
     if hits is not None:
@@ -71,7 +73,9 @@ def _table(entries: list[KnowledgeEntry], hits: list[Hit[Any]] | None = None) ->
         table.add_column(column, overflow="fold")
     for i, e in enumerate(entries):
         origin = e.provenance + (" (verified)" if e.verified else "")
-        row = [e.id, origin, e.category, e.topic, f"{e.confidence:.2f}", _when(e.created_at)]
+        # a topic is the model's words or a person's (masked as --json masks it)
+        row = [e.id, origin, e.category, masked(e.topic), f"{e.confidence:.2f}",
+               _when(e.created_at)]
         if hits is not None:
             row.insert(0, f"{hits[i].score:.2f}")
         table.add_row(*row)
