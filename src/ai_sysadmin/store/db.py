@@ -12,6 +12,9 @@ from pathlib import Path
 from ..errors import StoreError
 from .migrations import MIGRATIONS
 
+#: seconds a statement waits for another process's lock before it is refused
+BUSY_TIMEOUT = 30
+
 
 class Database:
     """One connection per thread of use; writes go through :meth:`transaction`."""
@@ -28,17 +31,29 @@ class Database:
         #: 1 to 100 ms between tries (a sweep's fifty checks would wait on each other's
         #: sleeps); other processes still meet the busy handler
         self._writing = threading.RLock()
+        #: while migrating: a refusal is one to open the file, not to store a change
+        self._opening = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             self._migrate()
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the {what} {self.path}: "
+                             f"{refusal(exc) or exc}") from exc
+        except OSError as exc:
             raise StoreError(f"cannot open the {what} {self.path}: {exc}") from exc
+        finally:
+            self._opening = False
 
     @property
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            try:
+                conn = connect(self.path)
+            except sqlite3.Error as exc:  # a thread's first use (a full disk's -shm file)
+                if (why := refusal(exc)) is None:
+                    raise
+                raise StoreError(f"cannot open the {self.what} {self.path}: {why}") from exc
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
@@ -50,14 +65,17 @@ class Database:
         if conn.in_transaction:
             yield conn
             return
-        with self._writing:
+        with self._writing, self._refusals():
             conn.execute("BEGIN IMMEDIATE")
             self._local.after = []
             try:
                 yield conn
             except BaseException:
                 self._local.after = None
-                conn.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (a full disk): a ROLLBACK then
+                # would fail and hide the reason
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             try:
                 conn.execute("COMMIT")
@@ -72,6 +90,22 @@ class Database:
                 after, self._local.after = self._local.after, None
             for said in after if not conn.in_transaction else ():
                 said()
+
+    @contextlib.contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """What the machine refuses (a read-only file, a full disk, a lock held past the busy
+        timeout, a failing or damaged disk) is a StoreError naming the file and what to do,
+        which a command says in one line: a bare sqlite3 error reached the terminal as a
+        traceback, without the file. Other errors (a constraint, our SQL) stay as they are."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if (why := refusal(exc)) is None:
+                raise
+            if self._opening:
+                raise StoreError(f"cannot open the {self.what} {self.path}: {why}") from exc
+            raise StoreError(f"the {self.what} {self.path} cannot be written: {why}; "
+                             "nothing of this change was stored") from exc
 
     def after_commit(self, said: Callable[[], None]) -> None:
         """``said()`` once what this thread writes now is committed, at once outside a
@@ -101,7 +135,7 @@ def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     ``any_thread``: the caller serialises use with its own lock.
     """
     new = not path.exists()
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
                            check_same_thread=not any_thread)
     if new:
         os.chmod(path, 0o640)
@@ -109,6 +143,36 @@ def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+_READ_ONLY = "the file, its directory or its file system is read-only to this user (uid {uid})"
+#: SQLite's primary result codes of what the machine refuses, and what a person can do
+_REFUSED = {
+    sqlite3.SQLITE_READONLY: _READ_ONLY,
+    sqlite3.SQLITE_PERM: _READ_ONLY,
+    # the file (or its -wal, -shm beside it) cannot be opened for writing
+    sqlite3.SQLITE_CANTOPEN: _READ_ONLY,
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_BUSY: "another process has held it locked for over {timeout} s (a "
+    "backup, a sqlite3 shell?)",
+    sqlite3.SQLITE_IOERR: "the disk failed a read or write",
+    # WAL's shared memory file could not grow: a full disk, said as an I/O error
+    sqlite3.SQLITE_IOERR_SHMSIZE: "the disk is full",
+    sqlite3.SQLITE_CORRUPT: "the file is damaged",
+    sqlite3.SQLITE_NOTADB: "the file is not an SQLite database",
+}
+
+
+def refusal(exc: sqlite3.Error) -> str | None:
+    """Why the machine refused a statement, in words, with SQLite's own; None for an error
+    that is no refusal (a constraint, a mistake in our SQL)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    said = _REFUSED.get(code, _REFUSED.get(code & 0xFF))
+    if said is None:
+        return None
+    return f"{said.format(uid=os.geteuid(), timeout=BUSY_TIMEOUT)} ({exc})"
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], what: str) -> None:

@@ -133,6 +133,8 @@ class SqliteQueue(LeasedQueue):
                 yield conn
         except sqlite3.Error as exc:
             raise QueueError(f"cannot {doing} in the queue {self.path}: {exc}") from exc
+        except StoreError as exc:  # what the machine refused, said with its file already
+            raise QueueError(f"cannot {doing}: {exc}") from exc
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:

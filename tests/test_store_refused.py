@@ -1,0 +1,85 @@
+"""A state database the machine will not let a command write (a read-only file system, a
+full disk) is one line naming the file and why, exit 2, no traceback; what was stored stays
+as it was."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.store import Database, IncidentStore
+from tests.conftest import BIN
+from tests.test_store import unit_failed
+
+#: holds the database open, its -shm file made, as a running daemon does, until the command
+#: is over (at most a minute)
+_HOLD = """
+import pathlib, sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("SELECT count(*) FROM incidents").fetchone()
+disk = pathlib.Path(sys.argv[2])
+(disk / "held").touch()
+deadline = time.monotonic() + 60
+while not (disk / "done").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+#: $1 where the command finds its state directory, $2 the directory the test keeps, then the
+#: command: each script mounts there what the machine refuses, in a mount namespace of its own
+READ_ONLY = ('state=$1 kept=$2; shift 2; mkdir -p "$state" && mount --bind "$kept" "$state" '
+             '&& mount -o remount,ro,bind "$state" && exec "$@"')
+# the command's write is what meets the full disk; what the command left is copied back
+FULL = ('state=$1 kept=$2; shift 2; disk=${state%/*}; mount -t tmpfs -o size=4m tmpfs "$disk" '
+        '&& cp -a "$kept" "$state" || exit 9; '
+        '"$PYTHON" -c "$HOLD" "$state/state.db" "$disk" & holder=$!; '
+        'while [ ! -e "$disk/held" ] && kill -0 $holder; do sleep 0.05; done; '
+        'head -c 8M /dev/zero > "$disk/filler" 2>/dev/null; '
+        '"$@"; rc=$?; rm "$disk/filler"; touch "$disk/done"; wait $holder; '
+        'cp "$state"/state.db* "$kept/"; exit $rc')
+
+
+@pytest.fixture
+def kept(tmp_path: Path) -> Path:
+    """A state directory with one open incident (id 1)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: a mount of its own is what this tests")
+        pytest.skip("needs root (a mount namespace of its own)")
+    kept = tmp_path / "kept"
+    store = IncidentStore(Database(kept / "state.db"))
+    assert store.record_check("web1", [unit_failed()], {"failed_unit"}).opened == [1]
+    store.db.close()
+    (tmp_path / "disk").mkdir()
+    return kept
+
+
+def _resolve(script: str, kept: Path) -> subprocess.CompletedProcess[str]:
+    state = kept.parent / "disk" / "state"
+    env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(state), "HOLD": _HOLD,
+           "PYTHON": sys.executable}
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
+         str(state), str(kept), str(BIN), "issues", "resolve", "1", "--reason", "by hand"],
+        capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_read_only_state_directory_is_one_line_and_nothing_changes(kept: Path) -> None:
+    done = _resolve(READ_ONLY, kept)
+    state_db = kept.parent / "disk" / "state" / "state.db"
+    assert (done.returncode, done.stderr) == (
+        2, f"error: cannot open the state database {state_db}: the file, its directory or "
+        "its file system is read-only to this user (uid 0) (unable to open database file)\n")
+    assert IncidentStore(Database(kept / "state.db")).get(1).state == "open"
+
+
+def test_a_full_disk_during_a_write_is_one_line_and_nothing_changes(kept: Path) -> None:
+    done = _resolve(FULL, kept)
+    state_db = kept.parent / "disk" / "state" / "state.db"
+    assert (done.returncode, done.stderr) == (
+        2, f"error: the state database {state_db} cannot be written: the disk is full "
+        "(database or disk is full); nothing of this change was stored\n")
+    assert IncidentStore(Database(kept / "state.db")).get(1).state == "open"
