@@ -142,20 +142,31 @@ class _Store:
     def use(self, fn: Callable[[Any], Any]) -> Any:
         if self.watched and self.kb is not None and self._file_mark() != self.mark:
             _open_again()  # another process wrote it
-        with self.lock:
-            if self.kb is None:
-                from .store import KnowledgeBase
-
+        try:
+            with self.lock:
+                if self.kb is None:
+                    self._open()
                 try:
-                    self.kb = KnowledgeBase.open(self.settings)
-                except Exception:
-                    self.failed_at = time.monotonic()
-                    raise
-            try:
-                return fn(self.kb)
-            finally:
-                if self.watched:
-                    self.mark = self._file_mark()  # what this process wrote is no news
+                    return fn(self.kb)
+                finally:
+                    if self.watched:
+                        self.mark = self._file_mark()  # what this process wrote is no news
+        except _OpenFailed as failed:
+            # ChromaDB keeps the system it half made for a path for the life of the process:
+            # the files mended (moved aside, as the error says), every later open still
+            # failed ("Could not connect to tenant") until the daemon was restarted
+            if not self.settings.knowledge.url:
+                _open_again(failed=True)
+            raise failed.error from failed.error.__cause__
+
+    def _open(self) -> None:
+        from .store import KnowledgeBase
+
+        try:
+            self.kb = KnowledgeBase.open(self.settings)
+        except Exception as exc:
+            self.failed_at = time.monotonic()
+            raise _OpenFailed(exc) from exc
 
     @property
     def opening(self) -> bool:
@@ -191,10 +202,19 @@ def _store_for(settings: Settings) -> _Store:
         return _STORES[where]
 
 
-def _open_again() -> None:
+class _OpenFailed(Exception):
+    """Opening a store failed with ``error`` (carried out of the store's lock)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _open_again(failed: bool = False) -> None:
     """Every store of this process opens afresh on its next use: ChromaDB keeps one system a
     path for a process, and only clearing that cache (all of it) makes a new one read the
-    path again. Each store's lock is held meanwhile, so no call is cut in half."""
+    path again. Each store's lock is held meanwhile, so no call is cut in half. ``failed``:
+    after an open that failed, whose half-made system is cleared though no store is open."""
     with _STORES_LOCK:
         stores = list(_STORES.values())
     held: list[_Store] = []
@@ -203,13 +223,16 @@ def _open_again() -> None:
             store.lock.acquire()
             held.append(store)
         client = next((s.kb.client for s in stores if s.kb is not None), None)
-        if client is None:
+        if client is None and not failed:
             return
-        client.clear_system_cache()
+        from chromadb.api.client import Client
+
+        Client.clear_system_cache()
         for store in stores:
             store.kb, store.mark = None, None
-        log.info("knowledge base written by another process: opened again",
-                 extra={"event": "knowledge_reopened"})
+        if not failed:
+            log.info("knowledge base written by another process: opened again",
+                     extra={"event": "knowledge_reopened"})
     finally:
         for store in held:
             store.lock.release()

@@ -129,7 +129,8 @@ class Daemon:
 
     async def _housekeeping_loop(self, executor: Executor) -> None:
         """Every check interval: approvals nobody answered within their TTL expire; what an
-        ``approve`` or a daemon that died left behind is settled (:meth:`Executor.recover`).
+        ``approve`` or a daemon that died left behind is settled (:meth:`Executor.recover`);
+        lessons the knowledge base did not take are tried again (:meth:`Runtime.learn_due`).
         A failure is logged and tried again next time: it never ends the loop."""
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
@@ -140,6 +141,8 @@ class Daemon:
                 await asyncio.to_thread(executor.expire)
                 for action in await asyncio.to_thread(executor.recover):
                     await executor.run(action.id)
+                # lessons a knowledge base that failed did not take
+                await self.runtime.learn_due()
             except Exception:
                 log.exception("housekeeping of actions failed; tried again in %g s",
                               self.settings.check_interval)

@@ -135,20 +135,59 @@ class Runtime:
         """An action that ran, verified or failed, becomes knowledge, in the background: a
         lesson (the store's first open costs seconds) never holds up the fix's caller, whose
         investigation must be over before the incident can be investigated again."""
-        if action.incident_id is None or self.store is None:
+        if action.incident_id is None or self.store is None \
+                or not self.settings.knowledge.enabled:
             return
-        task = asyncio.get_running_loop().create_task(self._learn(action.incident_id, action))
+        task = asyncio.get_running_loop().create_task(self._learn(action.id))
         self._lessons.add(task)
         task.add_done_callback(self._lessons.discard)
 
-    async def _learn(self, incident_id: int, action: Action) -> None:
+    async def _learn(self, action_id: int) -> None:
+        from ..store.actions import ActionStore
+
         assert self.store is not None
+        try:  # kept first: a knowledge base that fails, or an end meanwhile, loses nothing
+            await asyncio.to_thread(ActionStore(self.store.db).lesson_due, action_id)
+        except Exception as exc:
+            log.warning("action %d: its lesson is not kept to be tried again: %s", action_id,
+                        exc, extra={"action": action_id, "event": "lesson_not_kept"})
+        await self._teach(action_id)
+
+    async def learn_due(self) -> int:
+        """The lessons a knowledge base that failed did not take (``lessons_due``), oldest
+        first, until one fails again; how many were learned. The daemon's housekeeping."""
+        if self.store is None or not self.settings.knowledge.enabled:
+            return 0
+        from ..store.actions import ActionStore
+
+        learned = 0
+        for action_id in await asyncio.to_thread(ActionStore(self.store.db).lessons_due):
+            if not await self._teach(action_id):
+                break
+            learned += 1
+        return learned
+
+    async def _teach(self, action_id: int) -> bool:
+        """The knowledge base learns what ``action_id`` did; False, and it stays due, when
+        it failed (logged with why)."""
+        from ..store.actions import ActionStore
+
+        assert self.store is not None
+        actions = ActionStore(self.store.db)
         try:
-            incident = await asyncio.to_thread(self.store.get, incident_id)
-            await asyncio.to_thread(self.knowledge.learn, incident, action)
-        except Exception as exc:  # a knowledge base that is down costs the lesson only
-            log.warning("action %d: nothing learned: %s", action.id, exc,
-                        extra={"action": action.id, "event": "learn_failed"})
+            action = await asyncio.to_thread(actions.get, action_id)
+            if action.incident_id is not None:
+                incident = await asyncio.to_thread(self.store.get, action.incident_id)
+                await asyncio.to_thread(self.knowledge.learn, incident, action)
+        except Exception as exc:  # a knowledge base that is down costs a delay, not the lesson
+            log.warning("action %d: not learned yet, tried again at the next housekeeping: "
+                        "%s", action_id, exc,
+                        extra={"action": action_id, "event": "learn_failed"})
+            with contextlib.suppress(Exception):  # the store may be what fails
+                await asyncio.to_thread(actions.lesson_failed, action_id, str(exc)[:500])
+            return False
+        await asyncio.to_thread(actions.lesson_learned, action_id)
+        return True
 
     @cached_property
     def notifier(self) -> Notifier:

@@ -307,3 +307,25 @@ class ActionStore:
             "started_at>=? AND state IN ('executing','succeeded','failed')",
             (host, kind, subject, since)).fetchone()
         return int(row[0])
+
+    # -- lessons: what the knowledge base is still to learn of actions that ran ---------------
+    def lesson_due(self, action_id: int) -> None:
+        """Keep that ``action_id`` is to be learned from, before it is: a knowledge base that
+        fails (or a process that ends) meanwhile leaves it here, to be tried again."""
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO lessons_due(action_id, since) VALUES (?, ?)",
+                         (action_id, time.time()))
+
+    def lesson_learned(self, action_id: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM lessons_due WHERE action_id=?", (action_id,))
+
+    def lesson_failed(self, action_id: int, error: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE lessons_due SET tries = tries + 1, error=? WHERE action_id=?",
+                         (error, action_id))
+
+    def lessons_due(self) -> list[int]:
+        """Actions whose lessons wait for the knowledge base, oldest first."""
+        return [int(r[0]) for r in self.db.conn.execute(
+            "SELECT action_id FROM lessons_due ORDER BY since, action_id")]

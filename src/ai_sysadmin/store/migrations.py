@@ -220,3 +220,17 @@ MIGRATIONS += (
     ALTER TABLE hosts ADD COLUMN check_failed_since REAL;
     """,
 )
+
+MIGRATIONS += (
+    # 10: the lessons of actions that ran, until the knowledge base holds them: one it could
+    # not take (a ChromaDB server down, its disk full, its files damaged) waits here and is
+    # tried again, not lost
+    """
+    CREATE TABLE lessons_due (
+        action_id INTEGER PRIMARY KEY REFERENCES actions(id),
+        since REAL NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    """,
+)
