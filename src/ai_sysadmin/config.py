@@ -579,7 +579,8 @@ class KnowledgeSettings(_Section):
         0.8, gt=0, le=2, description="Cosine distance (0 same meaning .. 2) past which a "
         "result is not relevant enough to show the model.",
     )
-    timeout: float = Field(10, gt=0, description="Seconds to wait for the ChromaDB server.")
+    timeout: float = Field(10, gt=0, description="Seconds to wait for the ChromaDB server, "
+                           "or for a lock another process holds on the embedded store.")
     seed: bool = Field(
         True, description="Load the shipped seed knowledge into an empty store.",
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -80,6 +81,8 @@ _ABANDON_AFTER = 1800.0
 #: a collection's own metadata cannot be changed without dropping its HNSW settings
 STATE_COLLECTION = "knowledge_state"
 _SEEDED = "seeded"
+#: seconds an embedded store waits for another process's lock when no settings say (tests)
+_LOCK_WAIT = 10.0
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
 
@@ -170,6 +173,8 @@ class KnowledgeBase:
         self.max_distance = max_distance
         #: a server's calls, each with a deadline (None: an embedded store, called in place)
         self._server = server
+        #: seconds an embedded store waits for a lock another process holds on it
+        self.lock_wait = server.timeout if server is not None else _LOCK_WAIT
         #: id -> why: stored records this version cannot read, left out of every answer
         self.unreadable: dict[str, str] = {}
         self._collections: dict[str, Collection] = {}
@@ -195,9 +200,11 @@ class KnowledgeBase:
             client = _http_client(conf.url, conf.token_file, server)
             where = conf.url
         else:
+            wait_unlocked(settings.knowledge_dir, conf.timeout)
             client = _persistent_client(settings.knowledge_dir)
             where = str(settings.knowledge_dir)
         kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server)
+        kb.lock_wait = conf.timeout
         if conf.seed if seed is None else seed:
             from .seed import seed_once
 
@@ -519,6 +526,8 @@ class KnowledgeBase:
         return [(i, d, dict(m), float(dist)) for i, d, m, dist in rows if dist <= limit]
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
+        if self._server is None:
+            wait_unlocked(Path(self.where), self.lock_wait)
         try:
             return self._send(method, self._embedded(kwargs))
         except (KnowledgeError, EmbeddingError):
@@ -602,6 +611,34 @@ class _Deadline:
                 f"ChromaDB server {self.where} has not answered a request it was sent "
                 f"{waited + self.timeout:.0f} s ago (knowledge.timeout is {self.timeout:g} s); "
                 f"it is tried again in {retry_in:.0f} s, or as soon as it answers")
+
+
+def wait_unlocked(path: Path, seconds: float) -> None:
+    """Wait at most ``seconds`` for a write lock another process holds on the embedded store
+    at ``path`` (a long `knowledge import`, a sqlite3 shell, a backup), then say so.
+
+    ChromaDB's own connections wait 1000 s for one, without a word: a `knowledge` command
+    hung for up to 17 minutes, SIGTERM unheard, and a daemon's every recall and lesson
+    behind it. A lock taken between this look and ChromaDB's call is still waited for."""
+    database = path / "chroma.sqlite3"
+    if not database.is_file():
+        return  # a new store, or none: ChromaDB says what is wrong
+    try:
+        conn = sqlite3.connect(f"{database.as_uri()}?mode=rw", uri=True, timeout=seconds)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+            raise KnowledgeError(
+                f"knowledge base {path} is locked by another process (a `knowledge import`, "
+                f"a sqlite3 shell, a backup?), still after {seconds:g} s "
+                "(knowledge.timeout): try again once it is done") from None
+        # anything else (a read-only file, a damaged one) is ChromaDB's to say
+    finally:
+        conn.close()
 
 
 def _unreadable_reason(exc: BaseException) -> str:
