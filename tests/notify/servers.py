@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: the script's "portal": what answers 200 at a URL that is no Gotify
+PORTAL = "<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>"
 #: a hanging answer waits at most this long for release() (a bound, never a synchronisation)
 HANG_LIMIT = 120.0
 
@@ -75,7 +77,7 @@ class Receiver:
         return [str(a.get("title")) for a in self.accepted]
 
     # -- serving (server threads) ---------------------------------------------------------------
-    def handle(self, request: Request) -> tuple[int, dict[str, Any]]:
+    def handle(self, request: Request) -> tuple[int, dict[str, Any] | str | None]:
         with self._lock:
             self.requests.append(request)
         problem = self.check(request)
@@ -90,6 +92,10 @@ class Receiver:
             with self._lock:
                 self.hanging -= 1
             step = "ok"
+        if step == "close":  # a proxy whose upstream went away mid-request, a restart
+            return 0, None
+        if step == "portal":  # something else at the URL: a proxy's login page, a web site
+            return 200, PORTAL
         if step != "ok":
             return int(step), {"error": "scripted failure", "errorCode": int(step)}
         with self._lock:
@@ -97,7 +103,7 @@ class Receiver:
             number = len(self.accepted)
         return 200, {"id": number, **request.json()}
 
-    def check(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+    def check(self, request: Request) -> tuple[int, dict[str, Any] | str | None] | None:
         return None
 
 
@@ -162,10 +168,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, answer = self.server.receiver.handle(
             Request(self.command, self.path, headers, body, time.monotonic()))
-        payload = json.dumps(answer).encode()
+        if answer is None:  # closed without a word
+            self.close_connection = True
+            return
+        html = isinstance(answer, str)
+        payload = answer.encode() if html else json.dumps(answer).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if html else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -78,3 +78,38 @@ def test_a_channel_given_up_after_max_attempts(tmp_path, gotify) -> None:
     (row,) = run_notifier(notifier, lambda: notifier.outbox.deliveries(("failed",)))
     assert row["attempts"] == 2 and "Gotify answered HTTP 500" in row["last_error"]
     assert len(gotify.requests) == 2
+
+
+def test_a_200_that_is_not_gotifys_answer_is_not_taken_for_a_delivery(tmp_path, gotify,
+                                                                        cli, monkeypatch) -> None:
+    """Something else answering at gotify_url (a proxy's login page, a web site) took the
+    message with 200 and it counted as delivered: it reached nobody, and nothing was kept."""
+    gotify.then("portal", "portal")
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify)))
+    code, out, _ = cli("notify", "backup done", "all 3 volumes")
+    said = (f"gotify: not accepted: {gotify.url} answered HTTP 200, but not as Gotify does "
+            "(text/html: '<html><head><title>Sign in</title></head><body>Sign in to "
+            "continue</body></html>'): is gotify_url the Gotify server?\n")
+    assert (code, out) == (1, said)
+    # the daemon keeps what it could not deliver so, and delivers it once Gotify answers
+    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.05)
+    store = IncidentStore(Database(settings.db_path))
+    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
+    notifier = Notifier(settings, store.db)
+    run_notifier(notifier, lambda: notifier.outbox.deliveries(("delivered",)))
+    assert gotify.titles() == ["[hal] web1: nginx.service has failed"]
+    assert [r.path for r in gotify.requests] == ["/message"] * 3
+
+
+def test_a_connection_closed_without_an_answer_says_so(tmp_path, gotify, cli,
+                                                       monkeypatch) -> None:
+    gotify.then("close")
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify)))
+    code, out, _ = cli("notify", "backup done", "all 3 volumes")
+    # it was 'cannot reach Gotify at URL: RemoteProtocolError', and nothing more
+    assert (code, out) == (1, f"gotify: not accepted: cannot reach Gotify at {gotify.url}: "
+                              "the connection was closed without an answer "
+                              "(RemoteProtocolError)\n")
+    code, shown, _ = cli("notify", "status", "--json")
+    (row,) = json.loads(shown)["failed"]
+    assert row["last_error"] == out.removeprefix("gotify: not accepted: ").rstrip("\n")

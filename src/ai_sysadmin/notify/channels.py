@@ -180,10 +180,13 @@ class GotifyChannel:
         except httpx.ProtocolError as exc:
             # its text may quote a header as bytes (the token in a form _scrub does not know)
             raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
-                                f"{type(exc).__name__}") from None
+                                f"{_protocol_problem(exc)}") from None
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: "
-                                f"{type(exc).__name__}: {_scrub(str(exc), secrets)}") from None
+            why = _scrub(str(exc), secrets)
+            raise DeliveryError(f"cannot reach Gotify at {mask_secret_text(self.url)}: " + (
+                f"{type(exc).__name__}: {why}" if why else
+                f"the connection was closed without an answer ({type(exc).__name__})")
+            ) from None
         # Gotify answers an app token it does not know with 401 (its own 403 is for a user's
         # password, which an app endpoint never takes); a 403 comes from something in front of
         # it refusing this request (a WAF matching a quoted log line): no token file can mend
@@ -198,6 +201,33 @@ class GotifyChannel:
             if reply.is_client_error and reply.status_code not in CHANNEL_STATUSES:
                 raise MessageRefused(why)
             raise DeliveryError(why)
+        if not _gotify_took(reply):
+            # something else answers at the URL (a proxy's login page, a web site): the
+            # message reached nobody, so it is kept and tried again like a 500
+            kind = reply.headers.get("content-type", "no content type").split(";")[0]
+            text = _scrub(reply.text[:120], secrets)
+            raise DeliveryError(f"{mask_secret_text(self.url)} answered HTTP "
+                                f"{reply.status_code}, but not as Gotify does ({kind}: "
+                                f"{text!r}): is gotify_url the Gotify server?")
+
+
+def _protocol_problem(exc: Exception) -> str:
+    """What went wrong in words, never the exception's text (see its caller)."""
+    name = type(exc).__name__
+    if "without sending a response" in str(exc):
+        return f"the connection was closed without an answer ({name})"
+    if name == "RemoteProtocolError":
+        return f"what answered does not speak HTTP ({name})"
+    return name
+
+
+def _gotify_took(reply: Any) -> bool:
+    """Whether ``reply`` is Gotify's to a message it stored: the message, with its id."""
+    try:
+        answer = reply.json()
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and "id" in answer
 
 
 class _PerThread(logging.Handler):
