@@ -104,3 +104,25 @@ def test_a_message_past_the_limit_apprise_knows_is_cut_not_refused(tmp_path, que
     (text,) = texts  # one notification, within the service's limit, from its start
     assert len(text) <= MisskeyServer.LIMIT
     assert text.startswith("[hal] 40 incidents\r\nweb0: /var is 97% full (0)\nweb1: ")
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda path: None, "No such file or directory"),
+    (lambda path: (path.write_bytes(b"json://u:p\xe9@127.0.0.1:1/\n"), path.chmod(0o600)),
+     "'utf-8' codec can't "
+     "decode byte 0xe9 in position 10: invalid continuation byte"),
+])
+def test_status_says_why_the_apprise_url_file_cannot_be_read(tmp_path: Path, cli,
+                                                             monkeypatch, make, why) -> None:
+    """A daemon refuses to start on it, and one running sends to what it read at its start:
+    `notify status` said nothing of it (while `notify` did)."""
+    urls = tmp_path / "apprise.urls"
+    make(urls)
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[notify]\napprise_urls_file = "{urls}"\n')
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config))
+    line = f"notify.apprise_urls_file {urls}: cannot read: {why}"
+    code, _, err = cli("notify", "status")
+    assert (code, err) == (0, f"{line}\n")
+    code, shown, _ = cli("notify", "status", "--json")
+    assert json.loads(shown)["problems"] == [line]

@@ -125,13 +125,14 @@ def status(
     """Pending, delivered and failed deliveries per channel, and held events.
 
     Held: repeats waiting for the end of their window, openings waiting for a digest."""
-    from ..notify.channels import public_name, token_problem
+    from ..notify.channels import apprise_problem, public_name, token_problem
     from ..store.outbox import Outbox
 
     app_state = state(ctx)
-    # said first and on stderr: pending deliveries wait on it, and their rows cannot say so
-    problem = token_problem(app_state.settings)
-    if problem:
+    # said first and on stderr: pending deliveries wait on them, and their rows cannot say so
+    problems = [p for p in (token_problem(app_state.settings),
+                            apprise_problem(app_state.settings)) if p]
+    for problem in problems:
         err.print(problem, markup=False, soft_wrap=True)
     _say_readable(app_state.settings)
     outbox = Outbox(app_state.store.db)
@@ -148,7 +149,7 @@ def status(
              for s in ("pending", "failed", "delivered")}
     if as_json:
         print_json({"configured": _channels(app_state.settings), "channels": counts,
-                    "events": events, "problems": [problem] if problem else [], **lists})
+                    "events": events, "problems": problems, **lists})
         return
     configured = _channels(app_state.settings)
     banner(app_state.settings, "notifications: " + (", ".join(configured) or

@@ -113,6 +113,21 @@ def token_problem(settings: Settings) -> str | None:
     return None
 
 
+def apprise_problem(settings: Settings) -> str | None:
+    """Why ``notify.apprise_urls_file`` cannot be read (None: it can, or none is set), for
+    `notify status`: a daemon will not start on it, and one running sends to the URLs it read
+    at its start. What its lines say is judged when the channels are built (Apprise)."""
+    path = settings.notify.apprise_urls_file
+    if path is None:
+        return None
+    try:
+        path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return (f"notify.apprise_urls_file {path}: cannot read: "
+                f"{getattr(exc, 'strerror', None) or exc}")
+    return None
+
+
 class GotifyChannel:
     name = formerly = "gotify"
 
