@@ -440,3 +440,25 @@ def test_a_variable_that_names_no_key_is_named(var: str) -> None:
     assert refused.value.source == "the environment"
     assert f"{var} holds an empty key name" in str(refused.value)
     assert "(top level)" not in str(refused.value)
+
+
+def test_a_directory_where_the_default_config_file_should_be_is_refused_not_passed_over(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli) -> None:
+    """A container's bind mount of a config file that was missing makes a directory there:
+    passed over as no file, the daemon ran on the defaults, without any of its settings."""
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("AI_SYSADMIN_CONFIG")
+    where = tmp_path / "cfg" / "ai-sysadmin" / "config.toml"
+    where.mkdir(parents=True)
+    code, out, err = cli("config", "show")
+    assert (code, out, err) == (2, "", f"error: {where}: is a directory, not a config file\n")
+
+
+def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path, cli) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('ai_name = "hal"\n# Serveur de café\n'.encode("latin-1"))
+    code, _, err = cli("--config", str(path), "config", "show")
+    # it said "'utf-8' codec can't decode byte 0xe9 in position 32: invalid continuation byte"
+    assert (code, err) == (2, f"error: {path}: line 2 is not UTF-8 (byte 0xe9): save the file "
+                              "as UTF-8\n")

@@ -984,6 +984,25 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
     return f"key '{dotted}'{where}: {said} (got {shown})", from_env
 
 
+def _config_file(path: Path, explicit: bool) -> bool:
+    """Whether there is a config file to read at ``path``. Something there that is no file
+    (a directory a container's bind mount of a missing file made) is an error, named or not:
+    passed over, the daemon ran on the defaults with none of the file's settings."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(str(path), ["file does not exist"]) from None
+        return False
+    except OSError as exc:  # a directory that is not ours to enter (/etc/ai-sysadmin is 0750)
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
+    if stat.S_ISDIR(mode):
+        raise ConfigError(str(path), ["is a directory, not a config file"])
+    if not stat.S_ISREG(mode):
+        raise ConfigError(str(path), ["is not a regular file (a FIFO, a device, a socket?)"])
+    return True
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -997,18 +1016,19 @@ def load_settings(
     explicit = path if path is not None else env.get(ENV_CONFIG)
     config_path = Path(explicit) if explicit else default_config_path()
     file_data: dict[str, Any] = {}
-    try:
-        found = config_path.is_file()
-    except OSError as exc:  # a directory that is not ours to enter (/etc/ai-sysadmin is 0750)
-        raise ConfigError(str(config_path), [f"cannot read: {exc.strerror or exc}"]) from exc
-    if explicit and not found:
-        raise ConfigError(str(config_path), ["file does not exist or is not a regular file"])
+    found = _config_file(config_path, bool(explicit))
     if found:
         try:
-            file_data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            raw = config_path.read_bytes()
+            file_data = tomllib.loads(raw.decode("utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(config_path), [f"TOML syntax error: {exc}"]) from exc
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            line = raw[:exc.start].count(b"\n") + 1
+            raise ConfigError(str(config_path), [
+                f"line {line} is not UTF-8 (byte {raw[exc.start]:#04x}): save the file as "
+                "UTF-8"]) from exc
+        except OSError as exc:
             raise ConfigError(str(config_path), [f"cannot read: {exc}"]) from exc
     sources = {k: f"file {config_path}" for k in _leaves(file_data)}
     env_data, env_sources = _env_overrides(env)
