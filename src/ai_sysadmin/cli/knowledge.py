@@ -45,6 +45,22 @@ def _left_out(kb: KnowledgeBase) -> None:
         err.print(f"warning: {note}", markup=False)
 
 
+def _lessons_waiting(ctx: typer.Context) -> None:
+    """Fixes whose lessons the knowledge base did not take yet (the daemon tries again):
+    said, so that a person looking for a lesson knows it is not lost."""
+    settings = state(ctx).settings
+    if not settings.db_path.is_file():  # no state yet: nothing ran, and none is made here
+        return
+    from ..store.actions import ActionStore
+
+    waiting, why = ActionStore(state(ctx).store.db).lessons_waiting()
+    if waiting:
+        err.print(f"note: {waiting} lesson(s) of fixes that ran wait to be learned; the daemon "
+                  "tries again at each housekeeping"
+                  + (f" (the last try: {why.splitlines()[0][:300]})" if why else ""),
+                  markup=False, soft_wrap=True)
+
+
 def _provenance(value: str | None) -> Any:
     from ..knowledge.models import PROVENANCES
 
@@ -101,6 +117,7 @@ def list_entries(
     kb = _open(ctx)
     entries = kb.list(provenance=_provenance(provenance), category=category, limit=limit)
     _left_out(kb)
+    _lessons_waiting(ctx)
     if as_json:
         print_json([_as_json(e) for e in entries])
         return

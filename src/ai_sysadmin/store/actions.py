@@ -329,3 +329,10 @@ class ActionStore:
         """Actions whose lessons wait for the knowledge base, oldest first."""
         return [int(r[0]) for r in self.db.conn.execute(
             "SELECT action_id FROM lessons_due ORDER BY since, action_id")]
+
+    def lessons_waiting(self) -> tuple[int, str | None]:
+        """How many lessons wait for the knowledge base, and why the latest try failed."""
+        row = self.db.conn.execute(
+            "SELECT COUNT(*), (SELECT error FROM lessons_due WHERE error IS NOT NULL "
+            "ORDER BY since DESC LIMIT 1) FROM lessons_due").fetchone()
+        return int(row[0]), row[1]
