@@ -28,6 +28,7 @@ from ai_sysadmin.knowledge.config_repo import (
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.knowledge.git_context import describe, diff_excerpt, recent_changes
 from tests.knowledge.gitrepo import GitRepo
+from tests.support.root_rc import in_own_mounts_without_root_rc
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -193,7 +194,9 @@ def sshd(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
         f"AuthorizedKeysFile {keys / 'authorized'}", "PermitRootLogin prohibit-password",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
         "StrictModes no", "PidFile none"]) + "\n")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    # root's login shell reads ~/.bashrc for git's every command: this machine's must not run
+    proc = subprocess.Popen(in_own_mounts_without_root_rc([SSHD, "-D", "-e", "-f", str(config)],
+                                                          keys), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     while True:
         with socket.socket() as conn:

@@ -29,6 +29,7 @@ import pytest
 
 from ai_sysadmin.hosts.ssh import SshTarget
 from ai_sysadmin.lab.sandbox import Sandbox
+from tests.support.root_rc import empty_rc, without_root_rc
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 PREFIX = "10.231"
@@ -37,20 +38,6 @@ NS_PREFIX = "aisa"
 LAB_PORT = 2222
 DEADLINE = 10.0
 POLL = 0.02
-#: this machine's root ~/.bashrc is no test host's: bash runs it for every command sshd starts
-#: as root, and one with pyenv init runs `pyenv rehash`, which waits up to a minute for a lock
-#: file in ~/.pyenv/shims while another shell here holds it. The fault lab's / is an overlay
-#: of this machine's: a lab whose first root login saw that file goes on seeing it after it
-#: is gone, and every root command over SSH there waits that minute ("cannot run 'id -u'
-#: over SSH", a follower's check that never comes). Each test host's sshd gets an empty one.
-ROOT_RC = "/root/.bashrc"
-
-
-def _without_root_rc(empty: Path | str) -> str:
-    """Shell commands (ending in ``&&``) that hide this machine's :data:`ROOT_RC` behind
-    ``empty``, in the mount namespace they run in (never this machine's)."""
-    return (f"{{ [ ! -e {ROOT_RC} ] || mount --bind {shlex.quote(str(empty))} {ROOT_RC}; }} "
-            "&& ")
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -247,12 +234,11 @@ class NetLab:
         config = directory / "sshd_config"
         config.write_text(sshd_config(directory, listen, port, host_key, authorized, extra))
         log = directory / "sshd.log"
-        empty_rc = directory / "empty-bashrc"
-        empty_rc.write_text("")
+        hidden_rc = empty_rc(directory)
         # `ip netns exec` gives a private mount namespace: a fresh /run there holds sshd's
         # privilege separation directory without touching the machine's /run
         script = ('mount -t tmpfs -o mode=755 tmpfs /run && mkdir /run/sshd && '
-                  f'{_without_root_rc(empty_rc)}{setup}exec "$0" "$@"')
+                  f'{without_root_rc(hidden_rc)}{setup}exec "$0" "$@"')
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", netns, "sh", "-c", script, SSHD, "-D", "-e", "-f",
@@ -463,7 +449,7 @@ def lab_host(tmp_path_factory: pytest.TempPathFactory, client_key: ClientKey) ->
             directory, [address], LAB_PORT, Path(f"{conf_dir}/host_ed25519"),
             Path(f"{conf_dir}/authorized_keys")), 0o644)
         sandbox.write_file(f"{conf_dir}/empty-bashrc", "", 0o644)
-        sandbox.exec(["sh", "-c", _without_root_rc(f"{conf_dir}/empty-bashrc") + "true"],
+        sandbox.exec(["sh", "-c", without_root_rc(f"{conf_dir}/empty-bashrc") + "true"],
                      check=True)
         sandbox.exec(["systemd-run", "--unit=aisa-test-sshd.service",
                       "--property=RuntimeDirectory=sshd", SSHD, "-D", "-e", "-f",
