@@ -205,32 +205,50 @@ def fill_inodes(sb: Sandbox, *, directory: str, max_files: int = 200_000) -> Non
     raise LabError(f"fill_inodes {directory}: still inodes left after {max_files} files")
 
 
-#: the runaway's scheduling weight: it burns a whole core however busy the machine is
+#: the runaway's share of one core, granted by the kernel's deadline scheduler: this much of
+#: every period is its to burn however busy the machine is, and never more (ns)
+RUNAWAY_RUNTIME_NS = 75_000_000
+RUNAWAY_PERIOD_NS = 100_000_000
+#: its scheduling weight where the kernel refuses it a deadline (no room left for one more)
 RUNAWAY_NICE = -20
 
 
 @injector("runaway")
 def runaway(sb: Sandbox, *, unit: str, argv: list[str] | None = None) -> None:
-    """A transient service that burns one core (by default a shell busy loop).
+    """A transient service that burns three quarters of a core (by default a shell busy loop).
 
     At nice 0 a busy loop gets what the machine running the lab leaves it: with automatic
     process groups (``kernel.sched_autogroup_enabled``, on by default), one core's share among
     every busy session, 13% with a dozen runnable ones on 2 cores, and a drill then never sees
-    the runaway it injected. So it runs at the highest weight, both among the processes of its
-    session (``Nice=``; systemd makes each service a session) and for its session as a whole
-    (``/proc/PID/autogroup``, where the kernel has them), and with the highest ``CPUWeight=``
-    where the lab's systemd has the cpu controller: one core is its to burn, the rest of the
-    machine still everyone's.
+    the runaway it injected. At the highest weight instead it took a whole core from everyone:
+    on 2 cores the daemon watching it, and every other test, shared what was left, and two
+    drills at once left them nothing (a drill's deadline passed before its model answered).
+    So the loop runs under ``SCHED_DEADLINE``: 75 ms of every 100 ms are guaranteed to it and
+    the rest of its core stays the machine's. Where the kernel refuses that (its admission
+    control is full, no ``chrt``), it runs at the highest weight as before.
     """
     command = argv or ["sh", "-c", "while :; do :; done"]
-    sb.exec(["systemd-run", f"--unit={unit}", f"--property=Nice={RUNAWAY_NICE}",
-             "--property=CPUWeight=10000", "--", *command], check=True)
+    sb.exec(["systemd-run", f"--unit={unit}", "--", *command], check=True)
     pid = sb.exec(["systemctl", "show", "--property=MainPID", "--value", unit],
                   check=True).stdout.strip()
     if not pid.isdigit() or pid == "0":
         raise LabError(f"runaway {unit}: no main process ({pid!r})")
+    deadline = sb.exec(["chrt", "--deadline", "--sched-runtime", str(RUNAWAY_RUNTIME_NS),
+                        "--sched-deadline", str(RUNAWAY_PERIOD_NS),
+                        "--sched-period", str(RUNAWAY_PERIOD_NS), "--pid", "0", pid])
+    if not deadline.ok:
+        _heaviest(sb, unit, pid)
+
+
+def _heaviest(sb: Sandbox, unit: str, pid: str) -> None:
+    """The highest weight, both among the processes of the runaway's session (systemd makes
+    each service a session) and for its session as a whole (``/proc/PID/autogroup``, where
+    the kernel has them), and the highest ``CPUWeight=`` where the lab has the cpu
+    controller."""
+    sb.exec(["renice", "-n", str(RUNAWAY_NICE), "-p", pid], check=True)
     sb.exec(["sh", "-c", 'f=/proc/$1/autogroup; [ ! -e "$f" ] || echo "$2" > "$f"', "sh", pid,
              str(RUNAWAY_NICE)], check=True)
+    sb.exec(["systemctl", "set-property", "--runtime", unit, "CPUWeight=10000"], check=True)
 
 
 @injector("log_burst")
