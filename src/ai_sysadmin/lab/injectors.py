@@ -233,7 +233,9 @@ def runaway(sb: Sandbox, *, unit: str, argv: list[str] | None = None) -> None:
                   check=True).stdout.strip()
     if not pid.isdigit() or pid == "0":
         raise LabError(f"runaway {unit}: no main process ({pid!r})")
-    deadline = sb.exec(["chrt", "--deadline", "--sched-runtime", str(RUNAWAY_RUNTIME_NS),
+    # a deadline task may not fork: what a loop of a scenario's own starts runs as usual
+    deadline = sb.exec(["chrt", "--reset-on-fork", "--deadline",
+                        "--sched-runtime", str(RUNAWAY_RUNTIME_NS),
                         "--sched-deadline", str(RUNAWAY_PERIOD_NS),
                         "--sched-period", str(RUNAWAY_PERIOD_NS), "--pid", "0", pid])
     if not deadline.ok:
