@@ -52,19 +52,9 @@ def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(tmp_path:
                              "timeout": 10})
         run = evaluate(scenarios, base, deadline=60, knowledge_dir=knowledge_dir(),
                        on_scenario=oracle.on_scenario)
+        # every scenario once: the runaway-cpu drill's loop has its share of a core however
+        # busy the machine is (it once missed there, and a second run of it crawled)
         assert oracle.seen == [s.name for s in scenarios]
-        # A fault the monitor missed gets one more run: a CPU hog is not one on a machine
-        # whose cores other work holds (the drills judge detection on their own). Only the
-        # detection is retried, and at most two scenarios may need it.
-        missed = [sc for sc, score in zip(scenarios, run.scores, strict=True)
-                  if score.detected is False]
-        assert len(missed) <= 2, [sc.name for sc in missed]
-        dropped = sum(score.usage.calls for score in run.scores if score.detected is False)
-        if missed:
-            again = evaluate(missed, base, deadline=60, knowledge_dir=knowledge_dir(),
-                             on_scenario=oracle.on_scenario)
-            retried = {score.scenario: score for score in again.scores}
-            run.scores = [retried.get(score.scenario, score) for score in run.scores]
         asked = list(model.requests)
     problems = [p for score in run.scores for p in _problems(score)]
     assert not problems, "\n".join(problems)
@@ -79,7 +69,7 @@ def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(tmp_path:
     assert (incident.end, [a["state"] for a in incident.actions]) == ("resolved", ["succeeded"])
     assert transient.mitigated and transient.root_cause and transient.passed
     # usage comes from what the server reported, one call per completion the daemon asked
-    assert totals["calls"] == len(asked) - dropped > 0
+    assert totals["calls"] == len(asked) > 0
     assert totals["prompt_tokens"] > 0 and totals["completion_tokens"] > 0
     assert all(s.wall_seconds > 0 for s in run.scores)
 
