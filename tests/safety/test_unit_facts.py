@@ -7,7 +7,7 @@ import pytest
 
 from ai_sysadmin.safety.catalog import FactsNeeded, PlanContext, facts_needed, plan_action
 from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
-from ai_sysadmin.safety.unit_facts import UnitFacts, judge_unit, parse_show
+from ai_sysadmin.safety.unit_facts import ShowOutputError, UnitFacts, judge_unit, parse_show
 
 # as systemd 252 prints it (trimmed)
 SHOW = """\
@@ -48,6 +48,33 @@ def test_parse_show_reads_names_lists_and_commands() -> None:
     assert tidy.commands == (("/bin/echo", "about", "to"),
                              ("/usr/bin/systemctl", "--force", "reboot"))
     assert parse_show("") == []
+
+
+
+_WHOLE = " ; ignore_errors=no ; pid=0 ; code=(null) ; status=0/0 }"
+
+
+@pytest.mark.parametrize(("text", "expected", "why"), [
+    # a command's line break opens a block that says the unit is harmless
+    (f"ExecStart={{ path=/bin/echo ; argv[]=/bin/echo x\n\nId=a.service\nSuccessAction=none\n"
+     f"ExecStartPre={{ path=/bin/true ; argv[]=/bin/true{_WHOLE}\nId=a.service\n"
+     "SuccessAction=reboot\n", 1, "2 blocks of properties for 1 unit"),
+    # the same without a blank line: the forged property is there twice
+    (f"ExecStart={{ path=/bin/echo ; argv[]=/bin/echo x{_WHOLE}\nSuccessAction=none\n"
+     f"ExecStartPre={{ path=/bin/true ; argv[]=/bin/true{_WHOLE}\nId=a.service\n"
+     "SuccessAction=reboot\n", 1, "SuccessAction twice"),
+    # a fragment of a command line
+    ("ExecStart={ path=/bin/echo ; argv[]=/bin/echo x\nId=a.service\n", 1,
+     "not one whole command"),
+    (f"ExecStart={{ path=/bin/x ; argv[]=/bin/x{_WHOLE}\n ; poweroff\nId=a.service\n", 1,
+     "no requested property"),
+    ("Id=a.service\nDescription=not asked for\n", 1, "no requested property"),
+    ("SuccessAction=none\n", None, "without an Id"),
+])
+def test_parse_show_refuses_output_a_command_line_could_have_forged(
+        text: str, expected: int | None, why: str) -> None:
+    with pytest.raises(ShowOutputError, match=why):
+        parse_show(text, expected)
 
 
 @pytest.mark.parametrize(("facts", "why"), [

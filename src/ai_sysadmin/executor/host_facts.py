@@ -19,7 +19,13 @@ from ..hosts.transport import LocalTransport, Transport
 from ..safety.catalog import FactsNeeded
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
 from ..safety.protected import protected_reason
-from ..safety.unit_facts import SHOW_PROPERTIES, UnitFacts, parse_show, propagation_names
+from ..safety.unit_facts import (
+    SHOW_PROPERTIES,
+    ShowOutputError,
+    UnitFacts,
+    parse_show,
+    propagation_names,
+)
 from ..safety.units import UNIT_TYPES
 
 log = logging.getLogger("ai_sysadmin.actions")
@@ -43,7 +49,13 @@ async def _show(transport: Transport, settings: Settings, names: list[str]) -> l
     if not done.ok:
         raise TransportError(f"systemctl show failed ({done.returncode}): "
                              f"{done.stderr.strip()[:200]}")
-    return parse_show(done.stdout)
+    try:
+        return parse_show(done.stdout, expected=len(names))
+    except ShowOutputError as exc:
+        # a unit's command line can print lines that read as properties: never guessed at,
+        # so a start waits for a person and a stop is refused
+        raise TransportError(f"systemctl show printed what cannot be read unambiguously "
+                             f"({exc}): a unit's command holds a line break?") from exc
 
 
 #: how far the units a stop or restart reaches are followed: past that, the policy finds a

@@ -26,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .protected import protected_reason
@@ -144,31 +144,52 @@ class UnitFacts:
         return tuple(dict.fromkeys((self.id, *self.names)))
 
 
-def parse_show(text: str) -> list[UnitFacts]:
-    """``systemctl show -p ... -- A B`` output: one block per unit, blank lines between."""
-    units: list[UnitFacts] = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        props: dict[str, list[str]] = {}
-        commands: list[tuple[str, ...]] = []
-        stop_commands: list[tuple[str, ...]] = []
-        for line in block.splitlines():
-            key, eq, value = line.partition("=")
-            if not eq:
-                continue
-            if key in _EXEC:
-                # `{ path=/usr/bin/x ; argv[]=/usr/bin/x --flag ; ignore_errors=no ; ... }`
-                found = [tuple(m.split()) for m in _ARGV_IN_SHOW.findall(value) if m]
-                commands += found
-                stop_commands += found if key in _STOP_EXEC else []
-                continue
-            words = value.split() if key in _LISTS else [value]
-            props.setdefault(key, []).extend(w for w in words if w)
-        unit_id = (props.get("Id") or [""])[0]
-        if unit_id:
-            units.append(UnitFacts(unit_id, tuple(props.get("Names", ())),
-                                   {k: tuple(v) for k, v in props.items()}, tuple(commands),
-                                   tuple(stop_commands)))
-    return units
+class ShowOutputError(ValueError):
+    """``systemctl show`` printed what cannot be read as one block of properties per unit."""
+
+
+def parse_show(text: str, expected: int | None = None,
+               properties: Collection[str] = SHOW_PROPERTIES) -> list[UnitFacts]:
+    """``systemctl show -p ... -- A B`` output: one block per unit, blank lines between.
+
+    systemd 252 prints an ``Exec*`` argument as it is, newlines included, so a unit whose
+    command holds ``"\\n\\nId=sshd.service\\nSuccessAction=none"`` prints lines that read as
+    another unit's or as its own properties. Such output is refused (:class:`ShowOutputError`)
+    rather than guessed at: every line must be a requested property, every ``Exec*`` value a
+    whole ``{ ... }``, every other property there once per block, and (``expected``) one
+    block per unit asked. A forged line then either repeats a property systemd printed too,
+    leaves a fragment of a command, or adds a block."""
+    blocks = [b for b in re.split(r"\n[ \t]*\n", text.strip()) if b.strip()]
+    if expected is not None and len(blocks) != expected:
+        raise ShowOutputError(f"{len(blocks)} blocks of properties for {expected} unit(s)")
+    return [_parse_block(block, frozenset(properties)) for block in blocks]
+
+
+def _parse_block(block: str, properties: frozenset[str]) -> UnitFacts:
+    props: dict[str, list[str]] = {}
+    commands: list[tuple[str, ...]] = []
+    stop_commands: list[tuple[str, ...]] = []
+    for line in block.splitlines():
+        key, eq, value = line.partition("=")
+        if not eq or key not in properties:
+            raise ShowOutputError(f"a line that is no requested property ({key[:40]!r})")
+        if key in _EXEC:
+            if not (value.startswith("{ path=") and value.endswith(" }")):
+                raise ShowOutputError(f"{key} with a value that is not one whole command")
+            # `{ path=/usr/bin/x ; argv[]=/usr/bin/x --flag ; ignore_errors=no ; ... }`
+            found = [tuple(m.split()) for m in _ARGV_IN_SHOW.findall(value) if m]
+            commands += found
+            stop_commands += found if key in _STOP_EXEC else []
+            continue
+        if key in props:
+            raise ShowOutputError(f"{key} twice for one unit")
+        props[key] = value.split() if key in _LISTS else [value] if value else []
+    unit_id = (props.get("Id") or [""])[0]
+    if not unit_id:
+        raise ShowOutputError("a block of properties without an Id")
+    return UnitFacts(unit_id, tuple(props.get("Names", ())),
+                     {k: tuple(v) for k, v in props.items()}, tuple(commands),
+                     tuple(stop_commands))
 
 
 @dataclass(frozen=True)
