@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ai_sysadmin.cli.dispatch import dispatch
+from ai_sysadmin.cli.identity import actor
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN, run_program
@@ -259,7 +260,8 @@ def test_incident_history_and_resolving_twice(cli, tmp_path: Path) -> None:
     history = out.split("history:\n")[1].splitlines()
     assert "None" not in out
     assert history[0].endswith("monitor: opened /var is 97% full")
-    assert history[1].endswith("operator: open -> resolved resolved by the operator")
+    # who: the account running it (tests/test_actor_identity.py)
+    assert history[1].endswith(f"{actor()}: open -> resolved resolved by the operator")
 
 
 def test_host_text_that_looks_like_markup_prints_as_it_is(cli, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import shlex
 import time
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from ..errors import AiSysadminError
 from .context import ActionId, AppState, banner, err, esc, out, print_json, state
+from .identity import actor
 
 if TYPE_CHECKING:  # the executor and the store load when a command runs, not for --help
     from ..config import Settings
@@ -39,13 +39,6 @@ async def _closing(runtime: Runtime, work: Awaitable[T]) -> T:
         return await work
     finally:
         await runtime.close()
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
 
 
 def _when(ts: float | None) -> str:
@@ -133,7 +126,7 @@ def approve(
         _rehearse(runtime, action_id, as_json)
         return
     app_state.log_to_files()  # `logs actions` shows this run, as it shows the daemon's
-    action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, _who(), reason)))
+    action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, actor(), reason)))
     if as_json:
         print_json(action.to_dict())
     else:
@@ -186,7 +179,7 @@ def reject(
     app_state = state(ctx)
     app_state.log_to_files()
     # a rejection needs no host: it is recorded without any transport
-    action = Executor(app_state.settings, app_state.store, {}).reject(action_id, _who(), reason)
+    action = Executor(app_state.settings, app_state.store, {}).reject(action_id, actor(), reason)
     if as_json:
         print_json(action.to_dict())
     else:

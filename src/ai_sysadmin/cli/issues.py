@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from .context import MAX_LINES, IncidentId, banner, esc, out, print_json, state
+from .identity import actor
 
 app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
 
@@ -114,14 +115,15 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
     store = app_state.store
     incident = store.get(incident_id)
     already = incident.state == new
+    who = actor()
     app_state.log_to_files()
     with store.db.transaction():  # the incident and its fixes at once: none seen without
         if not already:
-            incident = store.transition(incident_id, new, "operator",
+            incident = store.transition(incident_id, new, who,
                                         reason or f"{new} by the operator")
         withdrawn = [a.id for a in Executor(app_state.settings, store, {}).withdraw(
             f"incident {incident_id} {new} by operator" + (f": {reason}" if reason else ""),
-            incident_id=incident_id)]
+            incident_id=incident_id, who=who)]
     said = (f"; action(s) {', '.join(map(str, withdrawn))} withdrawn: they will not run"
             if withdrawn else "")
     if as_json:

@@ -16,6 +16,7 @@ from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
 from ..store import HostStore
 from .context import AppState, banner, cell, err, out, print_json, state
+from .identity import actor
 
 if TYPE_CHECKING:
     from ..orchestrator.checker import CheckReport
@@ -134,7 +135,7 @@ def add(
                               f"{app_state.loaded.config_path})")
     stored = join_target(user, host, port)
     _refuse_configured_twin(app_state, shown, stored)
-    _hosts(app_state).add(shown, target=stored, source="added")
+    _hosts(app_state).add(shown, target=stored, source="added", actor=actor())
     # the target only where it says more than the name ("web1 (web1)" says nothing)
     reached = f" ({stored})" if stored != shown else ""
     out.print(f"{shown}{reached} is managed now; `systems refresh` checks it, a running "
@@ -208,9 +209,10 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
     # all or nothing: a remove cut short (Ctrl-C, a locked database) must not leave a host
     # that is not managed with incidents still open or fixes still approvable
     with app_state.store.db.transaction():
-        _hosts(app_state).set_status(name, "removed")
-        closed = app_state.store.close_host(name, reason)
-        withdrawn = _withdraw_actions(app_state, name, reason)
+        who = actor()
+        _hosts(app_state).set_status(name, "removed", who)
+        closed = app_state.store.close_host(name, reason, who)
+        withdrawn = _withdraw_actions(app_state, name, reason, who)
     # another store, maybe another machine: what stays queued is only work saved, a closed
     # incident is never investigated
     cancelled = _cancel_llm_work(app_state, closed)
@@ -219,11 +221,12 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
               + (f", {withdrawn} undecided fix(es) withdrawn" if withdrawn else ""))
 
 
-def _withdraw_actions(app_state: AppState, host: str, reason: str) -> int:
+def _withdraw_actions(app_state: AppState, host: str, reason: str, who: str) -> int:
     """Fixes waiting for a person or for their turn on that host: nothing runs there now."""
     from ..executor import Executor
 
-    return len(Executor(app_state.settings, app_state.store, {}).withdraw(reason, host=host))
+    return len(Executor(app_state.settings, app_state.store, {}).withdraw(reason, host=host,
+                                                                         who=who))
 
 
 def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
@@ -259,7 +262,7 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
     except ValueError as exc:
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
     _refuse_configured_twin(app_state, name, row["target"] or name)
-    hosts.accept(name)
+    hosts.accept(name, actor())
     out.print(f"{name} is managed now; a running daemon checks it from its next start")
 
 
