@@ -67,8 +67,8 @@ _WHOLE = " ; ignore_errors=no ; pid=0 ; code=(null) ; status=0/0 }"
     ("ExecStart={ path=/bin/echo ; argv[]=/bin/echo x\nId=a.service\n", 1,
      "not one whole command"),
     (f"ExecStart={{ path=/bin/x ; argv[]=/bin/x{_WHOLE}\n ; poweroff\nId=a.service\n", 1,
-     "no requested property"),
-    ("Id=a.service\nDescription=not asked for\n", 1, "no requested property"),
+     "no property"),
+    ("Id=a.service\nnot a property\n", 1, "no property"),
     ("SuccessAction=none\n", None, "without an Id"),
 ])
 def test_parse_show_refuses_output_a_command_line_could_have_forged(

@@ -144,6 +144,9 @@ class UnitFacts:
         return tuple(dict.fromkeys((self.id, *self.names)))
 
 
+_PROPERTY_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+
+
 class ShowOutputError(ValueError):
     """``systemctl show`` printed what cannot be read as one block of properties per unit."""
 
@@ -155,10 +158,10 @@ def parse_show(text: str, expected: int | None = None,
     systemd 252 prints an ``Exec*`` argument as it is, newlines included, so a unit whose
     command holds ``"\\n\\nId=sshd.service\\nSuccessAction=none"`` prints lines that read as
     another unit's or as its own properties. Such output is refused (:class:`ShowOutputError`)
-    rather than guessed at: every line must be a requested property, every ``Exec*`` value a
-    whole ``{ ... }``, every other property there once per block, and (``expected``) one
-    block per unit asked. A forged line then either repeats a property systemd printed too,
-    leaves a fragment of a command, or adds a block."""
+    rather than guessed at: every line must be a property (``Name=value``), every ``Exec*``
+    value a whole ``{ ... }``, every other property asked for there once per block, and
+    (``expected``) one block per unit asked. A forged line then either repeats a property
+    systemd printed too, leaves a fragment of a command, or adds a block."""
     blocks = [b for b in re.split(r"\n[ \t]*\n", text.strip()) if b.strip()]
     if expected is not None and len(blocks) != expected:
         raise ShowOutputError(f"{len(blocks)} blocks of properties for {expected} unit(s)")
@@ -171,8 +174,10 @@ def _parse_block(block: str, properties: frozenset[str]) -> UnitFacts:
     stop_commands: list[tuple[str, ...]] = []
     for line in block.splitlines():
         key, eq, value = line.partition("=")
-        if not eq or key not in properties:
-            raise ShowOutputError(f"a line that is no requested property ({key[:40]!r})")
+        if not eq or not _PROPERTY_NAME.fullmatch(key):
+            raise ShowOutputError(f"a line that is no property ({key[:40]!r})")
+        if key not in properties:
+            continue  # not asked for, so not judged: nothing a forged one could change
         if key in _EXEC:
             if not (value.startswith("{ path=") and value.endswith(" }")):
                 raise ShowOutputError(f"{key} with a value that is not one whole command")
