@@ -426,8 +426,8 @@ def test_a_short_nix_gc_waits_for_a_person_where_a_long_one_runs(quick, store, h
     executor = Executor(quick.model_copy(update={"autonomy_level": "auto-safe"}), store,
                         {HOST: host})
     short = asyncio.run(executor.propose(HOST, "nix_gc", {"older_than": "1d"}))
-    assert (short.state, short.risk) == ("pending", "medium")
-    assert "few generations are left" in short.reason
+    assert (short.state, short.risk) == ("pending", "high")
+    assert "only the generations of the last 1d are left to roll back to" in short.reason
     long = asyncio.run(executor.propose(HOST, "nix_gc", {"older_than": "14d"}))
     assert (long.state, long.risk) == ("approved", "low")
 

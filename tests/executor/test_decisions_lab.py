@@ -281,7 +281,13 @@ def test_kills_of_a_process_its_service_starts_again_meet_the_flapping_limit(
             while (pid := main_pid(sb, "hog.service")) in (0, killed):
                 assert time.monotonic() < deadline, "systemd did not start it again"
                 time.sleep(0.05)  # a poll, with a deadline above
-            action = asyncio.run(executor.propose(host, "kill_process", {"pid": pid}))
+            # the incident each kill is for: the hog runs away (again)
+            hog = Finding(host, "runaway_process", "hog.service", Severity.WARNING, "hog")
+            executor.store.record_check(host, [hog], {"runaway_process"})
+            about = next(i.id for i in executor.store.incidents()
+                         if i.rule == "runaway_process")
+            action = asyncio.run(executor.propose(host, "kill_process", {"pid": pid},
+                                                  incident_id=about))
             if action.state == "approved":
                 action = asyncio.run(executor.run(action.id))
             ended.append((action.subject, action.state))

@@ -89,7 +89,9 @@ def test_odd_arguments_are_refused(path, days, roots, why) -> None:
 
 
 def test_the_catalog_plans_the_script_and_no_host_check() -> None:
-    ctx = PlanContext(clean_paths=ROOTS)
+    # for the full file system it is on (tests/safety/test_fix_scope.py: else a person's)
+    ctx = PlanContext(clean_paths=ROOTS, path_mount="/var", incident_rule="disk_space",
+                      incident_subject="/var")
     plan = plan_action("clean_directory", {"path": "/var/cache/apt/", "older_than_days": 3}, ctx)
     assert plan.allowed and plan.risk == "medium"
     assert plan.commands == (clean_argv("/var/cache/apt", 3, ROOTS),)

@@ -245,7 +245,12 @@ def test_a_process_of_a_login_session_is_never_killed_automatically(executor, la
     assert "login session (session-77.scope)" in action.reason
     service = int(lab.exec(["systemctl", "show", "-p", "MainPID", "--value",
                             "webapp.service"]).stdout)
-    plain = propose(executor, "kill_process", pid=service)
+    # a service's process that the incident is about (it runs away)
+    runaway = Finding(HOST, "runaway_process", "webapp.service", Severity.WARNING, "hog")
+    executor.store.record_check(HOST, [runaway], {"runaway_process"})
+    about = next(i.id for i in executor.store.incidents(None) if i.rule == "runaway_process")
+    plain = asyncio.run(executor.propose(HOST, "kill_process", {"pid": service},
+                                         incident_id=about))
     assert (plain.state, plain.risk) == ("approved", "medium"), plain
     assert "webapp.service" in plain.reason
     journald = int(lab.exec(["systemctl", "show", "-p", "MainPID", "--value",

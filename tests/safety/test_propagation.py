@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ai_sysadmin.monitor.findings import process_subject
 from ai_sysadmin.safety.catalog import FactsNeeded, PlanContext, facts_needed, plan_action
 from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
 from ai_sysadmin.safety.unit_facts import UnitFacts, judge_unit, parse_show
@@ -126,8 +127,13 @@ HOST = units(
 
 
 def _kill(pid: int, protected: tuple[str, ...] = ("mysql", "guest"), kind: str = "kill_process"):
-    ctx = PlanContext(facts_read=True, process=facts_for(pid, parse_ps(PS)), units=HOST,
-                      protected=protected)
+    facts = facts_for(pid, parse_ps(PS))
+    # the incident is about this very process, as its runaway finding names it: only what
+    # the process is decides here
+    ctx = PlanContext(facts_read=True, process=facts, units=HOST, protected=protected,
+                      incident_rule="runaway_process",
+                      incident_subject=process_subject(facts.process.unit if facts else None,
+                                                       pid))
     params = {"pid": pid} if kind == "kill_process" else {"argv": ["kill", "-TERM", str(pid)]}
     return plan_action(kind, params, ctx)
 

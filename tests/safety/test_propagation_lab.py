@@ -83,11 +83,12 @@ def executor(lab: Sandbox, tmp_path: Path) -> Executor:
                     {"proplab": SandboxTransport(lab)})
 
 
-def plan(executor: Executor, kind: str, about: str | None = None, **params: object) -> Plan:
+def plan(executor: Executor, kind: str, about: str | None = None, rule: str = "failed_unit",
+         **params: object) -> Plan:
     incident = None
     if about:
-        finding = Finding("proplab", "failed_unit", about, Severity.CRITICAL, "failed")
-        executor.store.record_check("proplab", [finding], {"failed_unit"})
+        finding = Finding("proplab", rule, about, Severity.CRITICAL, "failed")
+        executor.store.record_check("proplab", [finding], {rule})
         incident = next(i.id for i in executor.store.incidents(None) if i.subject == about)
     return asyncio.run(executor.plan("proplab", kind, params, incident))
 
@@ -127,9 +128,12 @@ def test_a_kill_in_a_protected_units_delegated_subtree_is_refused(executor, lab)
 
 
 def test_a_kill_in_a_way_in_unit_needs_a_person(executor, lab) -> None:
-    killed = plan(executor, "kill_process", "vpn.service", pid=main_pid(lab, "vpn.service"))
+    # each the process its incident is about (a runaway one)
+    killed = plan(executor, "kill_process", "vpn.service", "runaway_process",
+                  pid=main_pid(lab, "vpn.service"))
     assert (killed.allowed, killed.risk) == (True, "high") and "way in" in killed.reason
-    plain = plan(executor, "kill_process", "plain.service", pid=main_pid(lab, "plain.service"))
+    plain = plan(executor, "kill_process", "plain.service", "runaway_process",
+                 pid=main_pid(lab, "plain.service"))
     assert (plain.allowed, plain.risk) == (True, "medium"), plain.reason
 
 

@@ -305,7 +305,8 @@ def test_kill_plans_carry_the_verdict() -> None:
     assert plan.allowed and plan.risk == "high" and "session-3.scope" in plan.reason
     nginx_unit = unit("nginx.service", ControlGroup="/system.slice/nginx.service")
     nginx = plan_action("kill_process", {"pid": 1001}, PlanContext(
-        facts_read=True, process=facts_for(1001, table), units={"nginx.service": nginx_unit}))
+        facts_read=True, process=facts_for(1001, table), units={"nginx.service": nginx_unit},
+        incident_rule="runaway_process", incident_subject="nginx.service"))
     assert nginx.allowed and nginx.risk == "medium" and "nginx.service" in nginx.reason
     # named as the runaway finding names it: a hog nginx starts again counts toward the same
     # flapping limit; a session's process by its pid

@@ -169,12 +169,16 @@ class Executor:
         snap = checker.previous if checker else None
         return snap.os if snap else None
 
-    def _incident_unit(self, incident_id: int | None) -> str | None:
+    def _incident(self, incident_id: int | None) -> Incident | None:
         if incident_id is None:
             return None
         try:
-            incident = self.store.get(incident_id, history=0)
+            return self.store.get(incident_id, history=0)
         except (StoreError, AiSysadminError):
+            return None
+
+    def _incident_unit(self, incident: Incident | None) -> str | None:
+        if incident is None:
             return None
         # failed_unit, crash_loop, unit_load_error name the unit, with its type suffix; a
         # journal burst's source may be an identifier any user chose (`logger -t x.service`)
@@ -195,13 +199,18 @@ class Executor:
         own = self._own.get(here) or self._own.setdefault(
             here, own_identity(self.settings, transport))
         os_info = facts.os or self._last_seen_os(host)
+        incident = self._incident(incident_id)
         return PlanContext(
             os_id=os_info.id if os_info else None, os_like=os_info.id_like if os_info else (),
             protected=tuple(self.settings.safety.protected_units),
             clean_paths=tuple(self.settings.safety.clean_paths),
             facts_read=facts.read, facts_problem=facts.problem, units=facts.units,
             process=facts.process,
-            incident_unit=self._incident_unit(incident_id),
+            incident_unit=self._incident_unit(incident),
+            incident_rule=incident.rule if incident else None,
+            incident_subject=incident.subject if incident else None,
+            journal_bytes=facts.journal_bytes, path_mount=facts.path_mount,
+            mount_problem=facts.mount_problem,
             own_units=own.units, own_pids=own.pids,
         )
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..errors import TransportError
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
+from ..monitor.parsers import DF_COLUMNS, parse_df
 from ..safety.catalog import FactsNeeded
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
 from ..safety.protected import protected_reason
@@ -40,6 +42,12 @@ class HostFacts:
     os: OsInfo | None = None
     #: why something could not be read (the plan then leaves it to a person)
     problem: str | None = None
+    #: what the journal's files take on the host
+    journal_bytes: int | None = None
+    #: the mount point of the file system that holds a path (a clean_directory's), or why
+    #: not (a path that is not there): no problem of the other facts
+    path_mount: str | None = None
+    mount_problem: str | None = None
 
 
 async def _show(transport: Transport, settings: Settings, names: list[str]) -> list[UnitFacts]:
@@ -95,17 +103,50 @@ async def read_process(transport: Transport, settings: Settings, pid: int
     return facts_for(pid, parse_ps(done.stdout))
 
 
+#: ``journalctl --disk-usage``: "Archived and active journals take up 1.2G in the file system."
+_JOURNAL_USAGE = re.compile(r"take up ([0-9]+(?:\.[0-9]+)?)([BKMGTPE]?)\b")
+
+
+async def read_journal_bytes(transport: Transport, settings: Settings) -> int:
+    done = await transport.run([settings.programs.journalctl, "--disk-usage"],
+                               settings.command_timeout)
+    found = _JOURNAL_USAGE.search(done.stdout) if done.ok else None
+    if found is None:
+        raise TransportError(f"journalctl --disk-usage failed ({done.returncode}): "
+                             f"{(done.stderr or done.stdout).strip()[:200]}")
+    return int(float(found.group(1)) * 1024 ** "BKMGTPE".index(found.group(2) or "B"))
+
+
+async def read_mount_of(transport: Transport, settings: Settings, path: str) -> str:
+    """The mount point of the file system ``path`` is on, as the disk findings name it."""
+    done = await transport.run([settings.programs.df, "-B1", f"--output={DF_COLUMNS}", "--",
+                                path], settings.command_timeout)
+    mounts = parse_df(done.stdout) if done.ok else []
+    if len(mounts) != 1:
+        raise TransportError(f"df {path[:80]!r} failed ({done.returncode}): "
+                             f"{done.stderr.strip()[:200] or 'no file system a disk check reads'}")
+    return mounts[0].target
+
+
 async def read_facts(transport: Transport | None, settings: Settings,
                      needed: FactsNeeded) -> HostFacts:
     if transport is None:
         return HostFacts(problem="no transport to the host")
-    if not needed.units and needed.pid is None and not needed.os:
+    if not (needed.units or needed.pid is not None or needed.os or needed.journal
+            or needed.mount_of):
         return HostFacts(read=True)
     settings = settings.on_host(transport.local_programs)
     facts = HostFacts(read=True)
     try:
         if needed.os:
             facts.os = await read_os_release(transport, settings.command_timeout)
+        if needed.journal:
+            facts.journal_bytes = await read_journal_bytes(transport, settings)
+        if needed.mount_of:
+            try:
+                facts.path_mount = await read_mount_of(transport, settings, needed.mount_of)
+            except TransportError as exc:
+                facts.mount_problem = str(exc)
         if needed.units:
             facts.units = await read_units(transport, settings, needed.units)
         if needed.pid is not None:

@@ -24,7 +24,7 @@ from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
-from .remediation_commands import kill_pid, systemctl_operands
+from .remediation_commands import LOW_RISK_DAYS, kill_pid, systemctl_operands
 from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
 from .units import normalise_unit
 
@@ -50,6 +50,16 @@ class PlanContext:
     process: ProcessFacts | None = None
     #: the unit the incident is about: the only one started or restarted without a person
     incident_unit: str | None = None
+    #: the rule and subject of the incident the action is for (a mount point, a unit,
+    #: ``pid:N``); None: no incident
+    incident_rule: str | None = None
+    incident_subject: str | None = None
+    #: what the journal's files take on the host (``journalctl --disk-usage``)
+    journal_bytes: int | None = None
+    #: the mount point of the file system a clean_directory's path is on (``df``), or why
+    #: it could not be read
+    path_mount: str | None = None
+    mount_problem: str | None = None
     #: the assistant's own units and (on its own host) its process and parents
     own_units: tuple[str, ...] = ()
     own_pids: tuple[int, ...] = ()
@@ -63,6 +73,10 @@ class FactsNeeded:
     pid: int | None = None
     #: the host's OS, read fresh: the plan differs by it (or exists only on one)
     os: bool = False
+    #: the journal's size on the host
+    journal: bool = False
+    #: the mount point of the file system this path is on
+    mount_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,17 +201,51 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
     return plan
 
 
+#: a vacuum that keeps less of the journal than this leaves little of what incidents are read
+#: from, and a prompt-injected model could erase the very lines that carried the injection
+JOURNAL_FLOOR_BYTES = 100 * 1024 * 1024
+_UNITS = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+def _bytes(size: int) -> str:
+    for unit, factor in (("G", 1024 ** 3), ("M", 1024 ** 2), ("K", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}"
+    return f"{size}B"
+
+
+def vacuum_person(max_size: str, journal_bytes: int | None) -> str | None:
+    """Why a person decides a journal vacuum to ``max_size`` (None: nothing against it): it
+    keeps less than :data:`JOURNAL_FLOOR_BYTES`, unless the journal is that small already."""
+    keep = int(max_size[:-1]) * _UNITS[max_size[-1]]
+    if keep >= JOURNAL_FLOOR_BYTES or (journal_bytes is not None and journal_bytes <= keep):
+        return None
+    now = (f"it holds {_bytes(journal_bytes)} now" if journal_bytes is not None
+           else "its size could not be read")
+    return (f"it keeps {max_size} of the journal ({now}), less than "
+            f"{_bytes(JOURNAL_FLOOR_BYTES)}: the logs incidents are read from would go")
+
+
 def _vacuum(p: VacuumParams, ctx: PlanContext) -> Plan:
-    return Plan("vacuum_journal", True, f"shrink the journal to {p.max_size}", "low", "journal",
+    risk: Risk = "low"
+    reason = f"shrink the journal to {p.max_size}"
+    if person := vacuum_person(p.max_size, ctx.journal_bytes):
+        risk, reason = "high", f"{reason}; needs a person: {person}"
+    return Plan("vacuum_journal", True, reason, risk, "journal",
                 (("journalctl", f"--vacuum-size={p.max_size}"),), params=p.model_dump())
 
 
 def _nix_gc(p: GcParams, ctx: PlanContext) -> Plan:
     if not _is_nixos(ctx) and "nixos" not in ctx.os_like:
         return _refuse("nix_gc", f"nix_gc needs NixOS; this host is {_this_os(ctx)}")
-    # the command policy raises a short one's risk (few generations left)
-    return Plan("nix_gc", True, f"delete Nix generations older than {p.older_than}", "low",
-                "nix-store", (("nix-collect-garbage", "--delete-older-than", p.older_than),),
+    risk: Risk = "low"
+    reason = f"delete Nix generations older than {p.older_than}"
+    if int(p.older_than[:-1]) < LOW_RISK_DAYS:
+        # what a fix would roll back to goes with them: a deploy of last week is not undone
+        risk, reason = "high", (f"{reason}; needs a person: only the generations of the last "
+                                f"{p.older_than} are left to roll back to")
+    return Plan("nix_gc", True, reason, risk, "nix-store",
+                (("nix-collect-garbage", "--delete-older-than", p.older_than),),
                 params=p.model_dump())
 
 
@@ -258,10 +306,29 @@ def _kill(p: KillParams, ctx: PlanContext) -> Plan:
     if refused:
         return _refuse("kill_process", refused, subject, p.model_dump())
     reason += f" ({where})" if where else ""
+    if ctx.process is not None and (other := _not_the_incidents(subject, _PROCESS_RULES, ctx)):
+        person = (*person, f"{other}, not {subject}")
     if person:
         risk, reason = "high", f"{reason}; needs a person: {'; '.join(person)}"
     return Plan("kill_process", True, reason, risk, subject,
                 (("kill", f"-{p.signal}", str(p.pid)),), params=p.model_dump())
+
+
+#: the findings about one process (their subject its service, or pid:N): the only ones a
+#: kill may end without a person
+_PROCESS_RULES = frozenset({"runaway_process", "zombie_processes"})
+#: the findings about the space on one file system (their subject its mount point)
+_SPACE_RULES = frozenset({"disk_space", "inode_exhaustion"})
+
+
+def _not_the_incidents(subject: str, rules: frozenset[str], ctx: PlanContext) -> str | None:
+    """Why ``subject`` is not what the incident is about (None: it is): an action past
+    the incident is a person's decision."""
+    if ctx.incident_rule is None:
+        return "no incident is about it"
+    if ctx.incident_rule in rules and ctx.incident_subject == subject:
+        return None
+    return f"the incident is about {ctx.incident_rule} of {ctx.incident_subject}"
 
 
 def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
@@ -277,8 +344,19 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
         argv = clean_argv(path, p.older_than_days, ctx.clean_paths)
     except CleanArgumentError as exc:
         return _refuse("clean_directory", str(exc), path)
-    return Plan("clean_directory", True, f"delete files older than {p.older_than_days} days in "
-                f"{path}", "medium", path, (argv,),
+    risk: Risk = "medium"
+    reason = f"delete files older than {p.older_than_days} days in {path}"
+    if ctx.path_mount is None:
+        why = ctx.mount_problem or ctx.facts_problem
+        where = f"({why[:160]})" if why else "(no host was asked)"
+        person: str | None = f"the file system {path} is on could not be read {where}"
+    elif other := _not_the_incidents(ctx.path_mount, _SPACE_RULES, ctx):
+        person = f"{other}, not the space on {ctx.path_mount} ({path} is there)"
+    else:
+        person = None
+    if person:
+        risk, reason = "high", f"{reason}; needs a person: {person}"
+    return Plan("clean_directory", True, reason, risk, path, (argv,),
                 params={"path": path, "older_than_days": p.older_than_days})
 
 
@@ -343,6 +421,14 @@ def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
         if isinstance(pid, str) and _PID_TEXT.match(pid):
             pid = int(pid)
         return FactsNeeded(pid=pid if isinstance(pid, int) and pid > 0 else None)
+    if kind == "vacuum_journal":
+        # only a vacuum below the floor depends on how big the journal is
+        checked, _ = checked_parameters(kind, params)
+        return FactsNeeded(journal=checked is not None
+                           and vacuum_person(checked.max_size, None) is not None)
+    if kind == "clean_directory" and isinstance(params.get("path"), str) \
+            and params["path"].startswith("/") and "\x00" not in params["path"]:
+        return FactsNeeded(mount_of=posixpath.normpath(params["path"]))
     spec = CATALOG.get(kind)
     return FactsNeeded(os=spec is not None and spec.needs_os)
 
