@@ -216,9 +216,11 @@ def _bytes(size: int) -> str:
 
 def vacuum_person(max_size: str, journal_bytes: int | None) -> str | None:
     """Why a person decides a journal vacuum to ``max_size`` (None: nothing against it): it
-    keeps less than :data:`JOURNAL_FLOOR_BYTES`, unless the journal is that small already."""
+    keeps less than :data:`JOURNAL_FLOOR_BYTES`. The journal's size is said, never a reason to
+    run one on its own: a reader outside the journal's groups sees only its own files, and a
+    size read too small would let the vacuum of a big journal through."""
     keep = int(max_size[:-1]) * _UNITS[max_size[-1]]
-    if keep >= JOURNAL_FLOOR_BYTES or (journal_bytes is not None and journal_bytes <= keep):
+    if keep >= JOURNAL_FLOOR_BYTES:
         return None
     now = (f"it holds {_bytes(journal_bytes)} now" if journal_bytes is not None
            else "its size could not be read")
