@@ -51,6 +51,13 @@ class StoreError(AiSysadminError):
     """The state database cannot be opened or migrated."""
 
 
+class StoreRefused(StoreError):
+    """The machine refused the state database a write or an open (a read-only file system, a
+    full disk, a lock held past the busy timeout, a failing disk): not ours to mend, and it
+    lasts until a person mends it, unlike the store's other errors (an action decided
+    meanwhile, an incident resolved meanwhile)."""
+
+
 class LabError(AiSysadminError):
     """The fault lab could not be started, driven or stopped."""
 

@@ -10,10 +10,13 @@ command, and Gotify's stand-in receiving what a person reads."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ai_sysadmin.config import Settings, short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -229,3 +232,71 @@ def test_a_check_run_beside_the_daemon_that_works_leaves_its_host_shown_unwatche
     row = _host(store, here)
     assert row["check_failed_since"] is None and row["last_error"] is None
     assert "not watched" not in cli("systems")[1]
+
+
+def _full_database(path: Path) -> Database:
+    """A real state database whose disk is full to SQLite: no page more than it has."""
+    full = Database(path)
+    pages = full.conn.execute("PRAGMA page_count").fetchone()[0]
+    full.conn.execute(f"PRAGMA max_page_count = {pages}")
+    return full
+
+
+class RefusedCollector(Collector):
+    """The host's collection, then, while ``on``, its write to a database on a full disk:
+    what the machine refuses the check's store, as the store raises it."""
+
+    on = False
+    full: Database | None = None
+
+    async def collect(self, *args: Any, **kwargs: Any) -> Snapshot:
+        snapshot = await super().collect(*args, **kwargs)
+        if RefusedCollector.on and RefusedCollector.full is not None:
+            with RefusedCollector.full.transaction() as conn:
+                conn.execute("CREATE TABLE filler (x BLOB)")
+                conn.execute("INSERT INTO filler VALUES (zeroblob(1048576))")
+        return snapshot
+
+
+def test_a_check_the_store_refused_says_what_the_store_said_not_a_bug_once_in_the_log(
+        cli: Callable[..., tuple[int, str, str]], settings: Settings, store: IncidentStore,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # a full disk (or a backup's lock) is no bug of ai-sysadmin: a person told "a bug, the
+    # log has the traceback" looks for a traceback and a fix of ours, not for the disk
+    full_path = settings.state_dir / "full.db"
+    RefusedCollector.full, RefusedCollector.on = _full_database(full_path), True
+    runtime = Runtime(settings, store, [LocalTransport("web9")])
+    checker = runtime.checkers["web9"]
+    checker.collector = RefusedCollector(checker.transport, settings)
+    daemon = Daemon(runtime)
+
+    with caplog.at_level(logging.INFO, logger="ai_sysadmin.service"):
+        async def refused_thrice() -> None:
+            for _ in range(3):
+                assert await daemon.check_host(checker, "interval")
+
+        asyncio.run(refused_thrice())
+        error = _host(store, "web9")["last_error"]
+        assert error == (f"the check could not be stored: the state database {full_path} "
+                         "cannot be written: the disk is full (database or disk is full); "
+                         "nothing of this change was stored")
+        code, listed, _ = cli("systems")
+        (note,) = [line for line in listed.splitlines() if line.startswith("web9 ")]
+        assert note.endswith(f": {error}") and "a bug" not in note
+
+        async def working() -> None:
+            RefusedCollector.on = False
+            try:
+                assert await daemon.check_host(checker, "interval")
+            finally:
+                await runtime.close()
+
+        asyncio.run(working())
+    said = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records
+            if r.name == "ai_sysadmin.service" and "web9" in r.getMessage()]
+    assert said == [
+        ("WARNING", f"check of web9 failed: {error.removeprefix('the check could not be stored: ')}"
+         "; said again once it works", False),
+        ("WARNING", said[-1][1], False)]
+    assert said[-1][1].startswith("check of web9 works again, after ")
+    assert _host(store, "web9")["last_error"] is None

@@ -21,6 +21,7 @@ from functools import cached_property
 from ..config import Settings
 from ..store import Database
 from ..store.outbox import Delivery, Outbox
+from ..store.refused import RefusalLog
 from .channels import (
     Channel,
     ChannelUnready,
@@ -104,6 +105,7 @@ class Notifier:
 
     async def _dispatch_loop(self, stop: asyncio.Event) -> None:
         pruned = 0.0
+        said = RefusalLog(log, "notifications: dispatching the outbox")
         while not stop.is_set():
             try:
                 more = bool(await asyncio.to_thread(self.dispatcher.dispatch))
@@ -116,8 +118,10 @@ class Notifier:
                 if more:
                     for wake in self._wake.values():
                         wake.set()
-            except Exception:  # a locked or broken database: said, and tried again
-                log.exception("notifications: the outbox could not be dispatched")
+            except Exception as exc:  # a locked or full disk: said, and tried again
+                said.failed(exc)
+            else:
+                said.worked()
             await _wait([stop], POLL_SECONDS)
 
     def _settle_strays(self) -> None:
@@ -151,15 +155,18 @@ class Notifier:
 
     async def _channel_loop(self, channel: Channel, stop: asyncio.Event) -> None:
         wake = self._wake[channel.name]
+        said = RefusalLog(log, f"notifications: deliveries to {channel.name}",
+                          channel=channel.name)
         while not stop.is_set():
             wake.clear()
             more = False
             if time.time() >= self._paused_until.get(channel.name, 0.0):
                 try:
                     more = await self._drain(channel)
-                except Exception:  # the database: said, and tried again
-                    log.exception("notifications: deliveries to %s could not be read or "
-                                  "recorded", channel.name)
+                except Exception as exc:  # the database: said, and tried again
+                    said.failed(exc)
+                else:
+                    said.worked()
             paused = self._paused_until.get(channel.name, 0.0) - time.time()
             if more:
                 continue

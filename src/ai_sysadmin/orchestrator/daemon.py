@@ -19,6 +19,7 @@ from ..monitor.follower import JournalFollower
 from ..monitor.redact import redact
 from ..monitor.snapshot import JournalEntry
 from ..store import HostStore
+from ..store.refused import RefusalLog
 from .checker import CheckReport, HostChecker
 from .investigator import Investigator
 from .pacing import WakeBudget
@@ -132,6 +133,7 @@ class Daemon:
         ``approve`` or a daemon that died left behind is settled (:meth:`Executor.recover`);
         lessons the knowledge base did not take are tried again (:meth:`Runtime.learn_due`).
         A failure is logged and tried again next time: it never ends the loop."""
+        said = RefusalLog(log, "housekeeping of actions")
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
@@ -143,9 +145,10 @@ class Daemon:
                     await executor.run(action.id)
                 # lessons a knowledge base that failed did not take
                 await self.runtime.learn_due()
-            except Exception:
-                log.exception("housekeeping of actions failed; tried again in %g s",
-                              self.settings.check_interval)
+            except Exception as exc:  # tried again at the next interval
+                said.failed(exc)
+            else:
+                said.worked()
 
     def _removed(self, host: str) -> bool:
         """Removed (``systems remove``) since the daemon started: checked no more, so that it
@@ -157,13 +160,13 @@ class Daemon:
         """One pass for one host: collect, detect, track, then triage what is new. False:
         the host was removed, and nothing was done. A check that raises (a bug of ours, not
         the host's) is logged with its traceback and kept as the host's state: never a
-        healthy host, nor one silently unwatched."""
+        healthy host, nor one silently unwatched; one the store refused is logged once while
+        it refuses (:class:`CheckFailures`)."""
         try:
             if await asyncio.to_thread(self._removed, checker.host):
                 return False
             await checker.check(reason)
         except Exception as exc:
-            log.exception("check of %s failed", checker.host, extra={"host": checker.host})
             await self.failures.failed(checker.host, exc)
         else:
             await self.failures.worked(checker.host)

@@ -43,6 +43,7 @@ from ..monitor.redact import redact
 from ..store import HostStore, IncidentStore
 from ..store.incidents import Incident
 from ..store.outbox import LLM, WORKER, Outage
+from ..store.refused import RefusalLog, refused
 
 log = logging.getLogger("ai_sysadmin.decisions")
 DAY_SECONDS = 24 * 3600
@@ -419,15 +420,21 @@ class Investigator:
     async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:
         """Retries that are due, and incidents nobody triaged, every ``every`` seconds. A
         failure (a locked or full disk) is logged and tried again: it never ends the loop."""
+        said = RefusalLog(log, "looking for investigations to retry")
         while not stop.is_set():
             try:
                 for incident in await asyncio.to_thread(self.store.investigation_due):
                     self.schedule(incident.id, again=False)
                 self.pick_up(await asyncio.to_thread(self.store.untriaged))
             except Exception as exc:
-                log.warning("retries of investigations not looked at (%s: %s); again in %g s",
-                            type(exc).__name__, redact(str(exc))[:300], every,
-                            extra={"event": "retry_sweep_failed"})
+                if refused(exc) is None:
+                    log.warning("retries of investigations not looked at (%s: %s); again in "
+                                "%g s", type(exc).__name__, redact(str(exc))[:300], every,
+                                extra={"event": "retry_sweep_failed"})
+                else:
+                    said.failed(exc)
+            else:
+                said.worked()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
 

@@ -9,6 +9,13 @@ checks have failed for a whole ``check_interval`` with none that worked between 
 interval check failed too: not one passing failure), and told again, low, when one works.
 What is said of a host is kept in the outbox, so a restart in the middle says it no second
 time, and the next daemon says when it is over.
+
+A check the machine refused the store (a full disk, a lock a backup held past the busy
+timeout) is no bug: its error is the store's one line, and the log says it once while it
+lasts. It counts as a failing check all the same: nothing the daemon finds of the host is
+kept or told meanwhile, so the host is not watched. That record is tried too, though the
+store that refused the check often refuses it (then the log is all there is); a lock that
+was let go, or a small write the disk still takes, keeps it and tells a person.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ..config import Settings
 from ..monitor.findings import quote
 from ..store import IncidentStore
 from ..store.outbox import checks_of
+from ..store.refused import RefusalLog, refused
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -31,7 +39,10 @@ ERROR_LIMIT = 240
 
 def failure_line(exc: BaseException) -> str:
     """What a person reads of a check that raised: one bounded line (an exception's text may
-    quote a host's), and where the rest is."""
+    quote a host's), and where the rest is. A store the machine refused (a full disk, a
+    backup's lock) is no bug: its own line says what to mend."""
+    if (why := refused(exc)) is not None:
+        return f"the check could not be stored: {quote(why, ERROR_LIMIT)}"
     what = quote(f"{type(exc).__name__}: {exc}", ERROR_LIMIT)
     return f"the check failed: {what} (a bug in ai-sysadmin; the daemon's log has the traceback)"
 
@@ -52,9 +63,18 @@ class CheckFailures:
         self.settings = settings
         self.store = store
         self._hosts: dict[str, _Host] = {}
+        #: each host's checks the store refused, said once while it refuses
+        self._said: dict[str, RefusalLog] = {}
+
+    def _log(self, host: str) -> RefusalLog:
+        if host not in self._said:
+            self._said[host] = RefusalLog(log, f"check of {host}", host=host)
+        return self._said[host]
 
     async def failed(self, host: str, exc: BaseException) -> None:
-        """A check of ``host`` raised ``exc`` (already logged with its traceback)."""
+        """A check of ``host`` raised ``exc``: logged with its traceback, or, what the store
+        refused, once while it refuses."""
+        self._log(host).failed(exc)
         state = self._hosts.setdefault(host, _Host())
         now = time.monotonic()
         if state.failing_from is None:
@@ -63,9 +83,12 @@ class CheckFailures:
         try:
             since = await asyncio.to_thread(self.store.record_check_failed, host, line)
         except Exception as kept:  # the store is what fails: the log is all there is
-            log.warning("the failed check of %s is not kept (%s)", host,
-                        quote(f"{type(kept).__name__}: {kept}", ERROR_LIMIT),
-                        extra={"host": host, "event": "check_failed_not_kept"})
+            if refused(kept) is None:
+                log.warning("the failed check of %s is not kept (%s)", host,
+                            quote(f"{type(kept).__name__}: {kept}", ERROR_LIMIT),
+                            extra={"host": host, "event": "check_failed_not_kept"})
+            else:  # the check's own outcome could not be stored either: said once
+                self._log(host).failed(kept)
             return
         if since is None or state.told or now - state.failing_from < self.settings.check_interval:
             return  # removed meanwhile, said already, or maybe one passing failure
@@ -86,6 +109,7 @@ class CheckFailures:
     async def worked(self, host: str) -> None:
         """A check of ``host`` worked (its outcome is stored): a person told its checks fail
         is told they work again, after a restart too."""
+        self._log(host).worked()
         state = self._hosts.setdefault(host, _Host())
         state.failing_from = None
         if state.told is False:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreRefused
 from .migrations import MIGRATIONS
 
 #: seconds a statement waits for another process's lock before it is refused
@@ -37,10 +37,11 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             self._migrate()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the {what} {self.path}: "
-                             f"{refusal(exc) or exc}") from exc
+            why = refusal(exc)
+            raise (StoreError if why is None else StoreRefused)(
+                f"cannot open the {what} {self.path}: {why or exc}") from exc
         except OSError as exc:
-            raise StoreError(f"cannot open the {what} {self.path}: {exc}") from exc
+            raise StoreRefused(f"cannot open the {what} {self.path}: {exc}") from exc
         finally:
             self._opening = False
 
@@ -53,7 +54,7 @@ class Database:
             except sqlite3.Error as exc:  # a thread's first use (a full disk's -shm file)
                 if (why := refusal(exc)) is None:
                     raise
-                raise StoreError(f"cannot open the {self.what} {self.path}: {why}") from exc
+                raise StoreRefused(f"cannot open the {self.what} {self.path}: {why}") from exc
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
@@ -103,8 +104,8 @@ class Database:
             if (why := refusal(exc)) is None:
                 raise
             if self._opening:
-                raise StoreError(f"cannot open the {self.what} {self.path}: {why}") from exc
-            raise StoreError(f"the {self.what} {self.path} cannot be written: {why}; "
+                raise StoreRefused(f"cannot open the {self.what} {self.path}: {why}") from exc
+            raise StoreRefused(f"the {self.what} {self.path} cannot be written: {why}; "
                              "nothing of this change was stored") from exc
 
     def after_commit(self, said: Callable[[], None]) -> None:

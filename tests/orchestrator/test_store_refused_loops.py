@@ -1,0 +1,113 @@
+"""A daemon whose state database's disk fills while it runs: each of its loops says once, in
+the store's one line, that the store refuses it, stays quiet while the disk is full (no
+traceback each pass, which on a disk shared with the logs became a flood of "Logging
+error"), and says once when it works again. The daemon as a user runs it, a real process on
+a real tmpfs that fills, in a mount namespace of its own; its logs on a tmpfs of their own,
+so what it says can be read."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BIN
+from tests.support.polling import poll_until
+
+#: $1 the state directory, then the command: the database's disk 4 MiB, the logs' another
+MOUNTS = ('state=$1; shift; mkdir -p "$state" && mount -t tmpfs -o size=4m tmpfs "$state" '
+          '&& mkdir "$state/logs" && mount -t tmpfs -o size=16m tmpfs "$state/logs" '
+          '&& exec "$@"')
+#: how long the disk stays full: several passes of each loop (checks and the outbox every
+#: second), each of which logged a traceback before
+FULL_SECONDS = 4.0
+
+
+def _records(root: Path) -> list[dict[str, Any]]:
+    path = root / "logs" / "service.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _loops(records: list[dict[str, Any]], event: str) -> list[str]:
+    """The loops that said ``event``, by what they do ("check of web1")."""
+    said = " failed: " if event == "store_refused" else " works again"
+    return sorted(r["msg"].split(said)[0] for r in records if r.get("event") == event)
+
+
+def _fill(disk: Path) -> None:
+    with (disk / "filler").open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+
+
+def test_a_full_disk_under_the_running_daemon_is_said_once_and_once_when_mended(
+        tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: a mount of its own is what this tests")
+        pytest.skip("needs root (a mount namespace of its own)")
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+                      "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MOUNTS, "sh",
+         str(state), str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        # the daemon's own view of its state directory, on its tmpfs
+        root = Path(f"/proc/{proc.pid}/root{state}")
+        orchestrator = root / "logs" / "orchestrator.jsonl"
+        poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
+                   what="the daemon's first check")
+        _fill(root)
+        poll_until(lambda: [r for r in _records(root) if r["level"] in ("warning", "error")],
+                   what="the daemon saying its store refuses")
+        full_since = time.monotonic()
+        poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS, what="the outage")
+        (root / "filler").unlink()
+        checked = orchestrator.read_text().count('"checked ')
+        poll_until(lambda: orchestrator.read_text().count('"checked ') > checked,
+                   what="a check that works again")
+        poll_until(lambda: _loops(_records(root), "store_works_again") ==
+                   _loops(_records(root), "store_refused"),
+                   what="each loop saying its store works again")
+        records = _records(root)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    # no traceback a pass: the log's disk is often the store's, then each said "Logging error"
+    assert [r["msg"] for r in records if r.get("exc")] == []
+    refused = [r for r in records if r.get("event") == "store_refused"]
+    state_db = state / "state.db"
+    # the check of this machine, once: the store's line, not a traceback
+    (check,) = [r for r in refused if r["msg"].startswith("check of ")]
+    assert check["level"] == "warning" and "exc" not in check
+    assert check["msg"].endswith(
+        f" failed: the state database {state_db} cannot be written: the disk is full "
+        "(database or disk is full); nothing of this change was stored; said again once it "
+        "works")
+    # each loop that met it said it once, and once that it works again
+    assert len(set(_loops(records, "store_refused"))) == len(refused) >= 2
+    assert _loops(records, "store_works_again") == _loops(records, "store_refused")
+    assert all(r["level"] == "warning" for r in records
+               if r.get("event") == "store_works_again")
+    assert "Traceback" not in err and "Logging error" not in err
