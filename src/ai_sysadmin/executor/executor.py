@@ -7,7 +7,6 @@ Every decision lands in the audit log with its reason. An action runs only after
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -18,7 +17,7 @@ from typing import Any
 
 from ..aio import KeyedLocks
 from ..config import Settings
-from ..errors import AiSysadminError, StoreError, TransportError
+from ..errors import AiSysadminError, StoreError, StoreRefused, TransportError
 from ..hosts.osinfo import OsInfo
 from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor.findings import automation_may_touch
@@ -31,6 +30,7 @@ from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import AlreadyDecided, process_alive, this_process
 from ..store.incidents import LIVE_STATES
+from ..store.refused import refused
 from .host_facts import Self, own_identity, read_facts
 
 log = logging.getLogger("ai_sysadmin.actions")
@@ -141,6 +141,8 @@ class Executor:
         self._checkers: dict[str, HostChecker] = {}
         self.checker_for = checker_for or self._own_checker
         self._locks = KeyedLocks()
+        #: actions whose commands ran in this process: said so when their end is not recorded
+        self._ran_here: set[int] = set()
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
@@ -337,6 +339,11 @@ class Executor:
         try:
             self.store.transition(incident_id, state, "executor", reason)
         except (StoreError, AiSysadminError) as exc:
+            if (why := refused(exc)) is not None:  # a full disk: the incident's record is lost
+                log.warning("incident %d is not moved to %s (%s): %s", incident_id, state,
+                            reason, why, extra={"incident": incident_id,
+                                                "event": "store_refused"})
+                return
             # the incident may have resolved meanwhile: the action's own record is what matters
             log.info("incident %d stays as it is: %s", incident_id, exc)
 
@@ -378,19 +385,37 @@ class Executor:
         self.actions.move(action_id, "approved", who, reason or "approved")
         return await self.run(action_id, who, by_person=True)
 
-    def _cut_off(self, action_id: int, exc: BaseException) -> None:
+    def _cut_off(self, action_id: int, exc: BaseException) -> str | None:
         """A run of this process ended by an exception (a Ctrl-C or a stop is a
         cancellation): an action a person approved but that was not claimed waits for a
         person again, as does one the policy approved that failed so (one a stop cut off
         stays approved: the policy's decision, run at the next start); one it was running
-        failed, since nobody knows whether its command ran."""
+        failed, since nobody knows whether its command ran. What the store refused to
+        record of it (a full disk) is logged, and returned: what a person must know."""
         stopped = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
         why = "cancelled" if stopped else redact(f"{type(exc).__name__}: {exc}")[:200]
         action = self.actions.get(action_id)
         if action.owner != this_process():
-            return
-        with contextlib.suppress(StoreError):  # decided meanwhile: the exception stays the news
+            return None
+        try:
             self._settle_cut_off(action, stopped, why)
+        except StoreError as again:  # decided meanwhile: the exception stays the news
+            if (refusal := refused(again)) is None:
+                return None
+            # the machine refused it: the action shows approved or executing until a daemon
+            # settles what this process left (its next housekeeping once this one ended), and
+            # that it ran is in this line alone
+            ran = "nothing of it ran" if action.state == "approved" else \
+                "its commands ran" if action_id in self._ran_here else \
+                "it was running: its commands may have run"
+            lost = (f"action {action_id} on {action.host} ({action.kind} {action.subject}): "
+                    f"{ran}, but its end is not recorded: {refusal}; it shows {action.state} "
+                    f"until a daemon settles it after this process ends; a person must check "
+                    f"{action.host}")
+            log.error("%s", lost, extra={"action": action_id, "incident": action.incident_id,
+                                         "event": "outcome_not_recorded"})
+            return lost
+        return None
 
     def _settle_cut_off(self, action: Action, stopped: bool, why: str) -> None:
         action_id = action.id
@@ -440,12 +465,16 @@ class Executor:
             if (host is not None and action.host != host) or (
                     incident_id is not None and action.incident_id != incident_id):
                 continue
-            with contextlib.suppress(StoreError):  # claimed meanwhile: its run stands
+            try:
                 withdrawn.append(self.actions.move(action.id, "not_needed", who, reason))
-                # the caller may withdraw inside a transaction of its own (`systems remove`)
-                self.actions.db.after_commit(functools.partial(
-                    log.info, "action %d withdrawn: %s", action.id, reason,
-                    extra={"action": action.id, "incident": action.incident_id}))
+            except StoreError as exc:  # claimed meanwhile: its run stands
+                if refused(exc) is not None:  # a full disk: the caller says it, none is lost
+                    raise
+                continue
+            # the caller may withdraw inside a transaction of its own (`systems remove`)
+            self.actions.db.after_commit(functools.partial(
+                log.info, "action %d withdrawn: %s", action.id, reason,
+                extra={"action": action.id, "incident": action.incident_id}))
         return withdrawn
 
     def expire(self) -> list[Action]:
@@ -499,12 +528,17 @@ class Executor:
                 # someone else decided meanwhile (a person's reject): theirs stands
                 now = self.actions.get(action_id)
                 if now.state in ("approved", "executing"):
-                    self._cut_off(action_id, exc)
+                    if (lost := self._cut_off(action_id, exc)) is not None:
+                        # "nothing of this change was stored" alone would tell a person
+                        # that nothing happened, where a fix may have run on the host
+                        raise StoreRefused(lost) from exc
                     raise
                 return now
             except BaseException as exc:
                 self._cut_off(action_id, exc)
                 raise
+            finally:
+                self._ran_here.discard(action_id)
 
     async def _still_allowed(self, action: Action, by_person: bool) -> Action | None:
         """Judge again on the host's facts as they are now, just before running: a unit
@@ -633,6 +667,7 @@ class Executor:
             self._incident_to(action.incident_id, "remediating", f"running action {action_id}")
         try:
             outputs = await self._execute(claimed)
+            self._ran_here.add(action_id)
         except AiSysadminError as exc:
             failed = self.actions.move(action_id, "failed", "executor", str(exc),
                                        {"error": str(exc)})
@@ -814,7 +849,10 @@ class Executor:
             if action.decided_by is None:
                 to_run.append(action)
                 continue
-            with contextlib.suppress(StoreError):  # taken meanwhile: it is someone's again
+            try:
                 self._back_to_person(action, f"the approval by {action.decided_by} ended "
                                      "before anything ran; it can be approved again")
+            except StoreError as exc:  # taken meanwhile: it is someone's again
+                if refused(exc) is not None:  # a full disk: housekeeping says it, tries again
+                    raise
         return to_run
