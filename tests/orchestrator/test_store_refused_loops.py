@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import BIN
+from tests.notify.conftest import TOKEN, secret_file
+from tests.notify.servers import GotifyServer, Request
 from tests.support.polling import poll_until
 
 #: $1 the state directory, then the command: the database's disk 4 MiB, the logs' another
@@ -53,24 +56,99 @@ def _fill(disk: Path) -> None:
             assert exc.errno == errno.ENOSPC, exc
 
 
-def test_a_full_disk_under_the_running_daemon_is_said_once_and_once_when_mended(
-        tmp_path: Path) -> None:
+def _daemon(tmp_path: Path, config: str) -> tuple[subprocess.Popen[str], Path]:
+    """``run`` on a state directory of its own tmpfs; the directory as the daemon sees it."""
     if os.geteuid() != 0:
         if os.environ.get("CI"):
             pytest.fail("CI runs as root: a mount of its own is what this tests")
         pytest.skip("needs root (a mount namespace of its own)")
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
-                      "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+    (tmp_path / "config.toml").write_text(config)
     state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
+           "AI_SYSADMIN_STATE_DIR": str(state)}
     proc = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MOUNTS, "sh",
          str(state), str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
+    return proc, Path(f"/proc/{proc.pid}/root{state}")
+
+
+def _inside(proc: subprocess.Popen[str], code: str, state_db: Path) -> str:
+    """``code`` run in the daemon's mount namespace (SQLite resolves /proc/PID/root to the
+    path outside it), here and with this checkout, the state database as STATE; what it
+    printed."""
+    prelude = ("from ai_sysadmin.store import Database, IncidentStore\n"
+               "from ai_sysadmin.store.outbox import Outbox\n"
+               "from tests.notify.conftest import failed\n"
+               f"STATE = {str(state_db)!r}\n")
+    done = subprocess.run(["nsenter", f"--mount=/proc/{proc.pid}/ns/mnt",
+                           f"--wd={os.getcwd()}", "--", sys.executable, "-c", prelude + code],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class FillingGotify(GotifyServer):
+    """Gotify, whose first message accepted fills the daemon's disk as it comes (another
+    program's log grew meanwhile): the daemon sent it, and cannot record that it did."""
+
+    disk: Path | None = None
+    filled = False
+
+    def check(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+        refused = super().check(request)
+        if refused is None and self.disk is not None and not self.filled:
+            self.filled = True
+            _fill(self.disk)
+        return refused
+
+
+def test_a_message_sent_while_the_disk_filled_is_sent_once_not_every_second(
+        tmp_path: Path) -> None:
+    with FillingGotify(TOKEN) as gotify:
+        token = secret_file(tmp_path / "gotify.token", TOKEN)
+        proc, root = _daemon(tmp_path, (
+            f'ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
+            f'gotify_url = "{gotify.url}"\ngotify_token_file = "{token}"\n'
+            "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
+        try:
+            orchestrator = root / "logs" / "orchestrator.jsonl"
+            poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
+                       what="the daemon's first check")
+            sent = len(gotify.accepted)
+            gotify.disk = root
+            # an incident another process opens (a person's `check`): told by the daemon
+            _inside(proc, "IncidentStore(Database(STATE)).record_check('web1', [failed("
+                    "'web1', 'nginx.service')], {'failed_unit'})", tmp_path / "state" / "state.db")
+            poll_until(lambda: (root / "filler").exists() and [
+                r for r in _records(root) if "deliveries to" in r["msg"]
+                and r["level"] in ("warning", "error")], what="the delivery not recorded")
+            full_since = time.monotonic()
+            poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS,
+                       what="the outage")
+            (root / "filler").unlink()
+            poll_until(lambda: _inside(proc, "print(len(Outbox(Database(STATE)).deliveries("
+                                             "('pending',))))",
+                                       tmp_path / "state" / "state.db") == "0",
+                       what="the delivery recorded once the disk has room")
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    told = [m["title"] for m in gotify.accepted[sent:]]
+    assert told == ["[hal] web1: nginx.service has failed"]  # once, not once a second
+
+
+def test_a_full_disk_under_the_running_daemon_is_said_once_and_once_when_mended(
+        tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc, root = _daemon(tmp_path, (
+        'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
     try:
-        # the daemon's own view of its state directory, on its tmpfs
-        root = Path(f"/proc/{proc.pid}/root{state}")
         orchestrator = root / "logs" / "orchestrator.jsonl"
         poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
                    what="the daemon's first check")

@@ -72,6 +72,9 @@ class Notifier:
         self._given = list(channels) if channels is not None else None
         self._wake: dict[str, asyncio.Event] = {}
         self._paused_until: dict[str, float] = {}
+        #: per channel, the message delivered whose delivery the store refused to record (a
+        #: full disk): recorded before anything else is sent, never sent again meanwhile
+        self._unrecorded: dict[str, int] = {}
 
     @cached_property
     def channels(self) -> list[Channel]:
@@ -180,6 +183,12 @@ class Notifier:
         channel. A message the far end refuses (:class:`MessageRefused`) stops nothing: it
         waits a backoff of its own while those behind it go, and is given up at once when one
         after it is accepted. True: a full batch went out and more may be due."""
+        if (sent := self._unrecorded.get(channel.name)) is not None:
+            # read as due again, it was sent each pass for as long as the disk was full
+            await asyncio.to_thread(self.outbox.delivered, sent, channel.name)
+            del self._unrecorded[channel.name]
+            log.info("notification %d delivered to %s (recorded now that the store takes it)",
+                     sent, channel.name, extra={"notification": sent, "channel": channel.name})
         due = await asyncio.to_thread(self.outbox.due, channel.name, time.time(), BATCH)
         refused: list[tuple[Delivery, str]] = []
         stopped = False
@@ -204,7 +213,9 @@ class Notifier:
                                         f"unexpected {type(exc).__name__} in {channel.name}")
                 stopped = True
                 break
+            self._unrecorded[channel.name] = delivery.message_id
             await asyncio.to_thread(self.outbox.delivered, delivery.message_id, channel.name)
+            del self._unrecorded[channel.name]
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
                      extra={"notification": delivery.message_id, "channel": channel.name})
             # the channel works: what it refused before this one it will not take
