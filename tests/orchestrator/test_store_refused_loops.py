@@ -24,6 +24,9 @@ from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer, Request
 from tests.support.polling import poll_until
 
+#: each lets a full disk last seconds under a daemon process
+pytestmark = pytest.mark.slow
+
 #: $1 the state directory, then the command: the database's disk 4 MiB, the logs' another
 MOUNTS = ('state=$1; shift; mkdir -p "$state" && mount -t tmpfs -o size=4m tmpfs "$state" '
           '&& mkdir "$state/logs" && mount -t tmpfs -o size=16m tmpfs "$state/logs" '
