@@ -33,10 +33,10 @@ EntryId = Annotated[str, typer.Argument(metavar="ID", help="The entry's id (see 
                                         show_default=False)]
 
 
-def _open(ctx: typer.Context) -> KnowledgeBase:
+def _open(ctx: typer.Context, vectors: bool = True) -> KnowledgeBase:
     from ..knowledge.store import KnowledgeBase
 
-    return KnowledgeBase.open(state(ctx).settings)
+    return KnowledgeBase.open(state(ctx).settings, vectors=vectors)
 
 
 def _left_out(kb: KnowledgeBase) -> None:
@@ -255,7 +255,9 @@ def export(
     left out, named, and the command fails after writing every other one."""
     from ..errors import KnowledgeError
 
-    kb = _open(ctx)
+    # an export reads entries and records only: it still works where the vector index is
+    # damaged, and is how that store's entries reach a new one
+    kb = _open(ctx, vectors=False)
     lines = list(kb.export())
     # a backup that silently lacks records is worse than one that says so and exits non-zero
     incomplete = kb.unreadable_note()

@@ -131,6 +131,17 @@ class _Store:
         self.watched = watched and not settings.knowledge.url
         #: the database file as this process last left it
         self.mark: tuple[int, int] | None = None
+        #: why it last would not open, as the log said it: a store that stays broken (a
+        #: damaged vector index) is said once, not at each retry of every minute
+        self.said: str | None = None
+
+    def news(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is not what the log last said about this store's opening."""
+        text = str(exc)
+        if text == self.said:
+            return False
+        self.said = text
+        return True
 
     def _file_mark(self) -> tuple[int, int] | None:
         try:
@@ -167,6 +178,7 @@ class _Store:
         except Exception as exc:
             self.failed_at = time.monotonic()
             raise _OpenFailed(exc) from exc
+        self.said = None  # it opens: a later failure is news
 
     @property
     def opening(self) -> bool:
@@ -181,8 +193,9 @@ class _Store:
                 try:
                     self.use(lambda kb: None)
                 except Exception as exc:
-                    log.warning("knowledge base not opened: %s", exc,
-                                extra={"event": "knowledge_unavailable"})
+                    if self.news(exc):
+                        log.warning("knowledge base not opened: %s", exc,
+                                    extra={"event": "knowledge_unavailable"})
 
             # not a daemon thread: the interpreter's exit waits for the open. Killed in the
             # middle of ChromaDB's native code by the exit, the process aborted (SIGABRT)
@@ -280,6 +293,10 @@ class KnowledgeRecall:
     @property
     def is_open(self) -> bool:
         return self._store.kb is not None
+
+    def news(self, exc: BaseException) -> bool:
+        """Whether a failure to open is not what the log last said (say it once)."""
+        return self._store.news(exc)
 
     def start_opening(self) -> None:
         """Open the store in a thread of its own. Opening costs seconds of CPU (ChromaDB, the

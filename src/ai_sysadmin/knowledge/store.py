@@ -184,10 +184,14 @@ class KnowledgeBase:
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, settings: Settings, *, embedder: Any = None,
-             seed: bool | None = None) -> KnowledgeBase:
+    def open(cls, settings: Settings, *, embedder: Any = None, seed: bool | None = None,
+             vectors: bool = True) -> KnowledgeBase:
         """Open (creating it if need be) the configured knowledge base; load the seed
-        knowledge into an empty one unless ``seed`` (default ``knowledge.seed``) is off."""
+        knowledge into an empty one unless ``seed`` (default ``knowledge.seed``) is off.
+
+        An embedded store whose vector index is damaged is refused (ChromaDB would crash or
+        hang on it), unless ``vectors`` is off: a caller that only reads entries and records
+        (an export, the way out of such a store) never loads the index."""
         from .embeddings import embedding_for
 
         conf = settings.knowledge
@@ -195,17 +199,21 @@ class KnowledgeBase:
             raise KnowledgeOff
         embedder = embedder or embedding_for(settings)
         server = None
+        damaged: str | None = None
         if conf.url:
             server = _Deadline(conf.url, conf.timeout)
             client = _http_client(conf.url, conf.token_file, server)
             where = conf.url
         else:
             wait_unlocked(settings.knowledge_dir, conf.timeout)
+            damaged = _index_damage(settings.knowledge_dir)
+            if damaged and vectors:
+                raise KnowledgeError(damaged)
             client = _persistent_client(settings.knowledge_dir)
             where = str(settings.knowledge_dir)
         kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server)
         kb.lock_wait = conf.timeout
-        if conf.seed if seed is None else seed:
+        if (conf.seed if seed is None else seed) and not damaged:
             from .seed import seed_once
 
             seed_once(kb)
@@ -652,6 +660,18 @@ def _unreadable_reason(exc: BaseException) -> str:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def _index_damage(path: Path) -> str | None:
+    """One line on a damaged vector index of the store at ``path``, with the way out."""
+    from .vector_index import damage
+
+    why = damage(path)
+    if why is None:
+        return None
+    return (f"knowledge base {path} has a damaged vector index ({why}): ChromaDB would crash "
+            "or hang on it; `knowledge export FILE` still reads every entry, then move it "
+            "aside and `knowledge import FILE`")
 
 
 def _persistent_client(path: Path) -> ClientAPI:

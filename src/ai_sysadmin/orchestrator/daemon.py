@@ -106,9 +106,10 @@ class Daemon:
             try:
                 await asyncio.to_thread(lambda: knowledge.kb)
             except Exception as exc:
-                log.warning("knowledge base not opened: %s; tried again in %g s",
-                            redact(str(exc))[:300], KNOWLEDGE_RETRY_SECONDS,
-                            extra={"event": "knowledge_unavailable"})
+                if knowledge.news(exc):  # a store that stays broken is said once
+                    log.warning("knowledge base not opened: %s; tried again every %g s",
+                                redact(str(exc))[:500], KNOWLEDGE_RETRY_SECONDS,
+                                extra={"event": "knowledge_unavailable"})
                 delay = KNOWLEDGE_RETRY_SECONDS
                 continue
             await knowledge.open()

@@ -1,0 +1,182 @@
+"""An embedded knowledge base whose vector index is damaged (a file of ChromaDB's HNSW index
+cut short: a full disk, a crash in the middle of a write, a bad copy) is refused with one
+line that says what and what to do, exit 2: hnswlib reads those files without a check, and a
+search crashed the process (SIGSEGV), hung it with SIGTERM unheard, or failed with a sentence
+about numpy. The daemon keeps running without recall, and says so once in its log.
+
+A store of more than a thousand entries (ChromaDB writes its index files only then) is made
+once for the module, with real vectors of a few texts, slightly moved apart: embedding each
+of a thousand texts costs seconds. Each test damages a copy of it.
+
+Run as a script, this file is the daemon on such a store: ``python THIS_FILE STATE_DIR``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.embeddings import MiniLMEmbedding
+from ai_sysadmin.knowledge.models import KnowledgeEntry
+from ai_sysadmin.knowledge.store import KnowledgeBase
+from tests.conftest import BIN
+
+#: opening a knowledge base (ChromaDB, the embedding model) costs seconds
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+STOPPED = "hal stopped cleanly"
+ENTRIES = 1100
+TOPICS = ["nginx answers 502", "postgres WAL archive fails", "restic repository locked",
+          "docker fills /var/lib/docker", "grafana database is locked", "postfix queue grows",
+          "zfs scrub slows the NAS", "k3s certificate expired", "journal fills /var/log",
+          "nix store fills the disk", "sshd refuses logins", "cron job never runs"]
+#: each file cut to a length that made the old code crash, hang or fail unclearly
+DAMAGE = {"link_lists.bin": 50, "header.bin": 1, "data_level0.bin": 1}
+
+
+def _store_settings(state: Path) -> Settings:
+    return Settings(ai_name="hal", state_dir=state, journal_follow=False,
+                    llm={"url": "http://127.0.0.1:9"}, knowledge={"seed": False})
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbedding) -> Path:
+    """A state directory whose knowledge base holds ENTRIES entries and an index on disk."""
+    state = tmp_path_factory.mktemp("big") / "state"
+    kb = KnowledgeBase.open(_store_settings(state), embedder=embedder, seed=False)
+    base = np.asarray(embedder(TOPICS), dtype=np.float32)
+    rng = np.random.default_rng(7)
+    vectors = base[np.arange(ENTRIES) % len(TOPICS)] + rng.normal(0, 0.02, (ENTRIES, 384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    entries = [KnowledgeEntry(id=f"note-{i}", topic=f"web{i}: {TOPICS[i % len(TOPICS)]}",
+                              text=f"seen on web{i}", category="service",
+                              provenance="operator") for i in range(ENTRIES)]
+    kb.collection("knowledge").upsert(
+        ids=[e.id for e in entries], documents=[e.document() for e in entries],
+        metadatas=[e.metadata() for e in entries], embeddings=vectors.tolist())
+    assert kb.count()["knowledge"] == ENTRIES
+    assert list(state.glob("knowledge/*/link_lists.bin")), "ChromaDB wrote no index files"
+    return state
+
+
+def _damaged(big_store: Path, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A copy of the big store with ``name`` cut short: the state dir and the damaged file."""
+    state = tmp_path / "state"
+    shutil.copytree(big_store, state)
+    (damaged,) = state.glob(f"knowledge/*/{name}")
+    os.truncate(damaged, DAMAGE[name])
+    return state, damaged
+
+
+def _knowledge(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(state),
+           "AI_SYSADMIN_KNOWLEDGE__SEED": "false"}
+    try:
+        return subprocess.run([str(BIN), "knowledge", *args], capture_output=True,
+                              text=True, timeout=90, env=env)
+    except subprocess.TimeoutExpired:  # killed by run(): SIGTERM was not enough before
+        pytest.fail(f"`knowledge {' '.join(args)}` hung for 90 s")
+
+
+def _said(state: Path, damaged: Path) -> str:
+    store = state / "knowledge"
+    what = {"link_lists.bin": "link_lists.bin ends at element 12 of 1000",
+            "header.bin": "header.bin is 1 bytes, not 100",
+            "data_level0.bin": "data_level0.bin is 1 bytes, its 1000 elements need 1804000",
+            }[damaged.name]
+    return (f"knowledge base {store} has a damaged vector index ({what}): ChromaDB would "
+            "crash or hang on it; `knowledge export FILE` still reads every entry, then move "
+            "it aside and `knowledge import FILE`")
+
+
+def test_a_whole_index_is_searched(big_store: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(big_store, state)
+    found = _knowledge(state, "search", "--json", "the nix store filled the disk")
+    assert found.returncode == 0, found.stderr
+    assert "nix store fills the disk" in found.stdout
+
+
+@pytest.mark.parametrize("name", list(DAMAGE))
+def test_a_search_of_a_damaged_index_says_so_and_what_to_do(
+        big_store: Path, tmp_path: Path, name: str) -> None:
+    state, damaged = _damaged(big_store, tmp_path, name)
+    searched = _knowledge(state, "search", "the nix store filled the disk")
+    assert (searched.returncode, searched.stderr) == (2, f"error: {_said(state, damaged)}\n")
+    # the way out it names works: the export reads every entry without the index
+    exported = _knowledge(state, "export")
+    assert exported.returncode == 0, exported.stderr
+    assert len(exported.stdout.splitlines()) == ENTRIES
+
+
+@pytest.mark.parametrize("name", list(DAMAGE))
+def test_the_daemon_on_a_damaged_index_runs_on_and_says_so_once(
+        big_store: Path, tmp_path: Path, name: str) -> None:
+    state, damaged = _damaged(big_store, tmp_path, name)
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, str(state)], cwd=ROOT, text=True, capture_output=True,
+            timeout=120, env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
+    except subprocess.TimeoutExpired:
+        pytest.fail("the daemon hung on the damaged index")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert lines[-1] == STOPPED, done.stderr[-2000:]
+    said = [line for line in lines if "knowledge base not opened" in line]
+    assert said == [f"knowledge base not opened: {_said(state, damaged)}; tried again every "
+                    "0.1 s"], done.stderr[-3000:]
+
+
+def main() -> None:
+    """The daemon on the store at argv[1], its knowledge base tried again every 0.1 s; three
+    incidents recalled as investigations do, once it was tried three times; then stopped."""
+    from ai_sysadmin.monitor.findings import Finding, Severity
+    from ai_sysadmin.orchestrator import daemon
+    from ai_sysadmin.orchestrator.runtime import Runtime
+    from ai_sysadmin.store import Database, IncidentStore
+    from tests.support.polling import until
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "chromadb"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    daemon.KNOWLEDGE_WARMUP_SECONDS, daemon.KNOWLEDGE_RETRY_SECONDS = 0.0, 0.1
+    opened = KnowledgeBase.open.__func__  # type: ignore[attr-defined]
+    tries: list[int] = []
+
+    def counted(cls: type[KnowledgeBase], *args: object, **kwargs: object) -> KnowledgeBase:
+        tries.append(1)
+        return opened(cls, *args, **kwargs)
+
+    KnowledgeBase.open = classmethod(counted)  # type: ignore[method-assign,assignment]
+    settings = _store_settings(Path(sys.argv[1]))
+    store = IncidentStore(Database(settings.db_path))
+
+    async def run() -> None:
+        d = daemon.build_daemon(Runtime(settings, store, []))
+        task = asyncio.create_task(d.run())
+        knowledge = d.runtime.knowledge
+        await until(lambda: len(tries) >= 3 or knowledge.is_open, timeout=60,
+                    what="three tries to open the knowledge base", interval=0.05)
+        for n in range(3):
+            finding = Finding("here", "failed_unit", f"demo{n}.service", Severity.CRITICAL,
+                              f"demo{n}.service has failed", (f"demo{n}.service: failed",))
+            (incident_id,) = store.record_check("here", [finding], {"failed_unit"}).opened
+            await knowledge.recall(store.get(incident_id))
+        d.stop_event.set()
+        await asyncio.wait_for(task, 60)
+
+    asyncio.run(run())
+    print(STOPPED, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
