@@ -27,6 +27,8 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.embeddings import MiniLMEmbedding
 from ai_sysadmin.knowledge.models import KnowledgeEntry
 from ai_sysadmin.knowledge.store import KnowledgeBase
+from ai_sysadmin.store import Database
+from ai_sysadmin.store.actions import ActionStore
 from tests.conftest import BIN
 
 #: opening a knowledge base (ChromaDB, the embedding model) costs seconds
@@ -134,15 +136,22 @@ def test_the_daemon_on_a_damaged_index_runs_on_and_says_so_once(
     said = [line for line in lines if "knowledge base not opened" in line]
     assert said == [f"knowledge base not opened: {_said(state, damaged)}; tried again every "
                     "0.1 s"], done.stderr[-3000:]
+    # the lesson of a fix that ran is kept, tried at each housekeeping, and said once
+    unlearned = [line for line in lines if "not learned yet" in line]
+    assert unlearned == [f"action 1: not learned yet, tried again at each housekeeping: "
+                         f"{_said(state, damaged)}"], done.stderr[-3000:]
+    waiting = ActionStore(Database(_store_settings(state).db_path)).lessons_waiting()
+    assert waiting == (1, _said(state, damaged))
 
 
 def main() -> None:
-    """The daemon on the store at argv[1], its knowledge base tried again every 0.1 s; three
-    incidents recalled as investigations do, once it was tried three times; then stopped."""
+    """The daemon on the store at argv[1], its knowledge base tried again every 0.1 s, its
+    housekeeping every second, a fix's lesson due; three incidents recalled as investigations
+    do, once it was tried three times and the lesson twice; then stopped."""
     from ai_sysadmin.monitor.findings import Finding, Severity
     from ai_sysadmin.orchestrator import daemon
     from ai_sysadmin.orchestrator.runtime import Runtime
-    from ai_sysadmin.store import Database, IncidentStore
+    from ai_sysadmin.store import IncidentStore
     from tests.support.polling import until
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -157,8 +166,23 @@ def main() -> None:
         return opened(cls, *args, **kwargs)
 
     KnowledgeBase.open = classmethod(counted)  # type: ignore[method-assign,assignment]
-    settings = _store_settings(Path(sys.argv[1]))
+    settings = _store_settings(Path(sys.argv[1])).model_copy(update={"check_interval": 1})
     store = IncidentStore(Database(settings.db_path))
+    actions = ActionStore(store.db)
+    finding = Finding("here", "failed_unit", "demo.service", Severity.CRITICAL,
+                      "demo.service has failed", ("demo.service: active=failed",))
+    (fixed,) = store.record_check("here", [finding], {"failed_unit"}).opened
+    fix = actions.create(
+        incident_id=fixed, proposal_id=None, host="here", kind="restart_unit",
+        params={"unit": "demo.service"}, subject="demo.service", risk="low", plan={},
+        outcome="approval", reason="restart it", state="succeeded")
+    actions.lesson_due(fix.id)
+
+    looker = Database(settings.db_path)  # a connection of this thread's own
+
+    def lesson_tries() -> int:
+        return int(looker.conn.execute("SELECT MAX(tries) FROM lessons_due").fetchone()[0]
+                   or 0)
 
     async def run() -> None:
         d = daemon.build_daemon(Runtime(settings, store, []))
@@ -166,6 +190,8 @@ def main() -> None:
         knowledge = d.runtime.knowledge
         await until(lambda: len(tries) >= 3 or knowledge.is_open, timeout=60,
                     what="three tries to open the knowledge base", interval=0.05)
+        await until(lambda: lesson_tries() >= 2 or knowledge.is_open, timeout=60,
+                    what="two tries of the lesson", interval=0.05)
         for n in range(3):
             finding = Finding("here", "failed_unit", f"demo{n}.service", Severity.CRITICAL,
                               f"demo{n}.service has failed", (f"demo{n}.service: failed",))

@@ -53,6 +53,9 @@ class Runtime:
         self._given = list(transports) if transports is not None else None
         #: lessons being written to the knowledge base (awaited by close)
         self._lessons: set[asyncio.Task[None]] = set()
+        #: action -> why its lesson last failed, as logged: a knowledge base that stays
+        #: broken (a damaged vector index) is said once, not at every housekeeping
+        self._unlearned: dict[int, str] = {}
 
     # -- hosts ----------------------------------------------------------------------------------
     @cached_property
@@ -180,13 +183,16 @@ class Runtime:
                 incident = await asyncio.to_thread(self.store.get, action.incident_id)
                 await asyncio.to_thread(self.knowledge.learn, incident, action)
         except Exception as exc:  # a knowledge base that is down costs a delay, not the lesson
-            log.warning("action %d: not learned yet, tried again at the next housekeeping: "
-                        "%s", action_id, exc,
-                        extra={"action": action_id, "event": "learn_failed"})
+            if self._unlearned.get(action_id) != str(exc):
+                self._unlearned[action_id] = str(exc)
+                log.warning("action %d: not learned yet, tried again at each housekeeping: "
+                            "%s", action_id, exc,
+                            extra={"action": action_id, "event": "learn_failed"})
             with contextlib.suppress(Exception):  # the store may be what fails
                 await asyncio.to_thread(actions.lesson_failed, action_id, str(exc)[:500])
             return False
         await asyncio.to_thread(actions.lesson_learned, action_id)
+        self._unlearned.pop(action_id, None)
         return True
 
     @cached_property
