@@ -1,7 +1,8 @@
 """A unit's command line that prints as properties, on real systemd 252: ``systemctl show``
 prints an ``Exec*`` argument's line breaks as they are, so the lines after one read as the
-unit's (or another unit's) properties. The policy never judges such output: the facts count
-as unread, so a start waits for a person and a stop is refused."""
+unit's (or another unit's) properties. The policy reads a unit's plain properties apart from
+its command lines, so a forged line can add commands to judge and hide nothing; and a unit
+whose command holds a line break (a ``python3 -c`` script) is judged by what it is."""
 
 from __future__ import annotations
 
@@ -66,7 +67,25 @@ def test_a_unit_that_reboots_is_not_restarted_on_forged_properties(executor) -> 
         # old: the forged block's SuccessAction=none came first: approved, low risk, and
         # its start would have rebooted the host
         assert action.state != "approved" and action.risk == "high", action
-        assert "cannot be read unambiguously" in action.reason, action.reason
+        assert "ends in reboot (SuccessAction=reboot)" in action.reason, action.reason
+
+
+def test_a_unit_whose_command_holds_a_line_break_is_judged_by_its_commands(
+        lab: Sandbox, executor) -> None:
+    apply(lab, "install_unit", {"name": "script.service", "text": (
+        "[Service]\nExecStart=/usr/bin/python3 -c 'import time\\ntime.sleep(1e9)'\n"
+        "ExecStopPost=/bin/systemctl \"x\\nExecStart={ path=/bin/true ; argv[]=/bin/true\" "
+        "reboot\n")})
+    lab.exec(["systemctl", "daemon-reload"], check=True)
+    action = propose_about(executor, "script.service", "restart_unit", unit="script.service")
+    # the reboot after the forged line is still read as the stop's: a person decides
+    assert action.state != "approved" and action.risk == "high", action
+    assert "reboot" in action.reason, action.reason
+    apply(lab, "install_unit", {"name": "script2.service", "text": (
+        "[Service]\nExecStart=/usr/bin/python3 -c 'import time\\ntime.sleep(1e9)'\n")})
+    lab.exec(["systemctl", "daemon-reload"], check=True)
+    action = propose_about(executor, "script2.service", "restart_unit", unit="script2.service")
+    assert (action.state, action.risk) == ("approved", "low"), action
 
 
 def test_a_plain_unit_is_still_restarted_on_its_own(executor) -> None:

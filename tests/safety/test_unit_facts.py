@@ -7,7 +7,13 @@ import pytest
 
 from ai_sysadmin.safety.catalog import FactsNeeded, PlanContext, facts_needed, plan_action
 from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
-from ai_sysadmin.safety.unit_facts import ShowOutputError, UnitFacts, judge_unit, parse_show
+from ai_sysadmin.safety.unit_facts import (
+    ShowOutputError,
+    UnitFacts,
+    judge_unit,
+    parse_commands,
+    parse_show,
+)
 
 # as systemd 252 prints it (trimmed)
 SHOW = """\
@@ -318,3 +324,26 @@ def test_kill_plans_carry_the_verdict() -> None:
     sshd = plan_action("kill_process", {"pid": 500},
                        PlanContext(facts_read=True, process=facts_for(500, table)))
     assert not sshd.allowed and "protected" in sshd.reason
+
+
+_END = (" ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; "
+        "status=0/0 }")
+
+
+def test_an_argument_holding_a_semicolon_hides_no_word_of_the_command() -> None:
+    shown = (f"ExecStop={{ path=/bin/systemctl ; argv[]=/bin/systemctl x ; y poweroff{_END}\n"
+             "Id=a.service\n")
+    [(commands, stops)] = parse_commands(shown, ["a.service"])
+    assert stops == (("/bin/systemctl", "x", ";", "y", "poweroff"),)
+    verdict = judge_unit("stop", UnitFacts("a.service", (), {}, commands, stops))
+    assert verdict.refused or verdict.person, verdict
+
+
+def test_a_line_break_in_a_command_makes_every_program_judged_with_every_word() -> None:
+    shown = (f"ExecStart={{ path=/bin/echo ; argv[]=/bin/echo x\n\nId=b.service\n"
+             f"ExecStart={{ path=/bin/true ; argv[]=/bin/true{_END}\n"
+             f"ExecStopPost={{ path=/bin/systemctl ; argv[]=/bin/systemctl reboot{_END}\n"
+             "Id=a.service\n\nId=b.service\n")
+    per_unit = parse_commands(shown, ["a.service", "b.service"])
+    for commands, stops in per_unit:
+        assert ("/bin/systemctl", "x", "reboot") in commands and commands == stops

@@ -7,6 +7,7 @@ runs the read-only commands through the host's Transport and parses their output
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -22,9 +23,11 @@ from ..safety.catalog import FactsNeeded
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
 from ..safety.protected import protected_reason
 from ..safety.unit_facts import (
-    SHOW_PROPERTIES,
+    COMMAND_PROPERTIES,
+    PLAIN_PROPERTIES,
     ShowOutputError,
     UnitFacts,
+    parse_commands,
     parse_show,
     propagation_names,
 )
@@ -51,19 +54,29 @@ class HostFacts:
 
 
 async def _show(transport: Transport, settings: Settings, names: list[str]) -> list[UnitFacts]:
-    argv = [settings.programs.systemctl, "show", "--no-pager",
-            "-p", ",".join(SHOW_PROPERTIES), "--", *names]
+    """The units' facts in two reads: their plain properties, which no unit file can print a
+    line break into, read strictly; then their command lines, whose arguments can
+    (:func:`parse_commands`)."""
+    try:
+        plain = parse_show(await _shown(transport, settings, PLAIN_PROPERTIES, names),
+                           expected=len(names), properties=PLAIN_PROPERTIES)
+    except ShowOutputError as exc:  # not a systemctl show this code knows: never guessed at
+        raise TransportError(f"systemctl show printed what cannot be read ({exc})") from exc
+    commands = parse_commands(await _shown(transport, settings, COMMAND_PROPERTIES, names),
+                              [facts.id for facts in plain])
+    return [dataclasses.replace(facts, commands=run, stop_commands=stops)
+            for facts, (run, stops) in zip(plain, commands, strict=True)]
+
+
+async def _shown(transport: Transport, settings: Settings, properties: tuple[str, ...],
+                 names: list[str]) -> str:
+    argv = [settings.programs.systemctl, "show", "--no-pager", "-p", ",".join(properties),
+            "--", *names]
     done = await transport.run(argv, settings.command_timeout)
     if not done.ok:
         raise TransportError(f"systemctl show failed ({done.returncode}): "
                              f"{done.stderr.strip()[:200]}")
-    try:
-        return parse_show(done.stdout, expected=len(names))
-    except ShowOutputError as exc:
-        # a unit's command line can print lines that read as properties: never guessed at,
-        # so a start waits for a person and a stop is refused
-        raise TransportError(f"systemctl show printed what cannot be read unambiguously "
-                             f"({exc}): a unit's command holds a line break?") from exc
+    return done.stdout
 
 
 #: how far the units a stop or restart reaches are followed: past that, the policy finds a

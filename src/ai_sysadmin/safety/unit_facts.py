@@ -26,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .protected import protected_reason
@@ -117,7 +117,7 @@ _POWER_PROGRAMS = frozenset({"reboot", "poweroff", "halt", "shutdown", "kexec", 
 _POWER_VERBS = frozenset({"reboot", "poweroff", "halt", "kexec", "suspend", "hibernate",
                           "hybrid-sleep", "suspend-then-hibernate", "soft-reboot", "isolate",
                           "emergency", "rescue", "default", "exit", "switch-root"})
-_ARGV_IN_SHOW = re.compile(r"argv\[\]=(.*?) ;")
+_ARGV_IN_SHOW = re.compile(r"argv\[\]=(.*?) ;", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,58 @@ def _parse_block(block: str, properties: frozenset[str]) -> UnitFacts:
     return UnitFacts(unit_id, tuple(props.get("Names", ())),
                      {k: tuple(v) for k, v in props.items()}, tuple(commands),
                      tuple(stop_commands))
+
+
+#: what a unit is judged by apart from its command lines: unit names, enums and paths, none of
+#: which systemd prints with a line break in it
+PLAIN_PROPERTIES: tuple[str, ...] = tuple(p for p in SHOW_PROPERTIES if p not in _EXEC)
+#: the command lines, read on their own (:func:`parse_commands`)
+COMMAND_PROPERTIES: tuple[str, ...] = ("Id", *_EXEC)
+#: one command as systemd 252 prints it, its argv up to the ending systemd writes after it
+_COMMAND_LINE = re.compile(
+    r"Id=\S+|(?P<key>Exec[A-Za-z]+)=(?:\{ path=\S* ; argv\[\]=(?P<argv>.*) ; "
+    r"ignore_errors=(?:yes|no) ; start_time=\[[^]]*\] ; stop_time=\[[^]]*\] ; "
+    r"pid=[0-9]+ ; code=\S+ ; status=\S+ \})?")
+_PATH_IN_SHOW = re.compile(r"path=(\S+)")
+#: the words of systemctl's own layout around the arguments
+_SHOW_SYNTAX = re.compile(r"[;{}]|(?:path|argv\[\]|ignore_errors|start_time|stop_time|pid|code|"
+                          r"status|Id|Exec[A-Za-z]+)=\S*")
+
+
+def parse_commands(text: str, ids: Sequence[str]) -> list[tuple[tuple[tuple[str, ...], ...],
+                                                                  tuple[tuple[str, ...], ...]]]:
+    """``systemctl show -p`` :data:`COMMAND_PROPERTIES` output for the units ``ids`` (as the
+    plain properties' read named them, in order): each unit's commands and stop commands.
+
+    An argument with a line break prints lines that read as properties or as another unit's
+    block, so such output is not guessed at: where every block is one of the units asked, in
+    order, and each line one whole command, each unit has its own (each argv whole, up to
+    systemd's fixed ending, however many `` ; `` an argument holds). Otherwise every program
+    the output names is judged as every unit's, at a start and at a stop, with every word of
+    the output as its arguments: a forged line then only adds to what is judged, never hides
+    a ``reboot``, and a unit whose command holds a line break (a ``python3 -c`` script) is
+    judged by its programs rather than left to a person."""
+    blocks = [b for b in re.split(r"\n[ \t]*\n", text.strip()) if b.strip()]
+    if len(blocks) == len(ids) and all(
+            [line for line in block.splitlines() if line.startswith("Id=")] == [f"Id={unit}"]
+            and all(_COMMAND_LINE.fullmatch(line) for line in block.splitlines())
+            for block, unit in zip(blocks, ids, strict=True)):
+        return [_commands_of(block) for block in blocks]
+    words = tuple(w for w in text.split() if not _SHOW_SYNTAX.fullmatch(w))
+    every = tuple((program, *words) for program in dict.fromkeys(_PATH_IN_SHOW.findall(text)))
+    return [(every, every) for _ in ids]
+
+
+def _commands_of(block: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
+    commands: list[tuple[str, ...]] = []
+    stops: list[tuple[str, ...]] = []
+    for line in block.splitlines():
+        if (command := _COMMAND_LINE.fullmatch(line)) is None or not command["argv"]:
+            continue
+        argv = tuple(command["argv"].split())
+        commands.append(argv)
+        stops += [argv] if command["key"] in _STOP_EXEC else []
+    return tuple(commands), tuple(stops)
 
 
 @dataclass(frozen=True)
