@@ -239,3 +239,20 @@ def test_issues_show_says_how_many_earlier_events_it_leaves_out(
     code, out, _ = cli("issues", "show", str(incident_id), "-n", "5", "--json")
     shown = json.loads(out)
     assert (len(shown["events"]), shown["event_count"], shown["earlier_events"]) == (5, 121, 116)
+
+
+def test_an_incident_a_fix_only_hid_stays_open_until_a_fix_verifies(
+        store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.record_check("web1", [], {"failed_unit"})  # the reset-failed hid the finding
+    assert store.get(incident_id).state == "resolved"
+    assert store.keep_open(incident_id, "executor", "escalated: nginx.service is not active")
+    assert store.get(incident_id).state == "reopened"
+    out = store.record_check("web1", [], {"failed_unit"})
+    assert incident_id not in out.resolved and store.get(incident_id).state == "reopened"
+    assert store.release_kept(incident_id, "executor", "action 2 fixed it")
+    assert store.get(incident_id).state == "resolved"
+    # resolved once, it resolves and reopens with its finding as any other
+    store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert store.record_check("web1", [], {"failed_unit"}).resolved == [incident_id]
+    assert not store.release_kept(incident_id, "executor", "nothing kept")

@@ -292,3 +292,27 @@ def test_executor_dry_run_records_what_would_run(settings, store) -> None:
         host, "vacuum_journal", {"max_size": "500M"}))
     assert action.state == "recorded" and action.started_at is None
     assert "would run [['journalctl', '--vacuum-size=500M']]" in action.reason
+
+
+@pytest.mark.parametrize(("show", "needed"), [
+    ({"WantedBy": "multi-user.target", "UnitFileState": "enabled"}, "wanted by multi-user"),
+    ({"RequiredBy": "app.target", "UnitFileState": "static"}, "wanted by app.target"),
+    ({"UnitFileState": "enabled"}, "app.service is enabled"),
+    ({"UnitFileState": "disabled"}, None),
+    ({"UnitFileState": "static", "Type": "oneshot"}, None),
+])
+def test_a_reset_failed_counts_as_a_fix_only_once_a_unit_the_host_needs_runs(
+        show: dict[str, str], needed: str | None) -> None:
+    plan = plan_action("reset_failed_unit", {"unit": "app.service"},
+                       _on_host("app.service", incident="app.service", **show))
+    assert plan.allowed and plan.risk == "low"
+    if needed is None:
+        assert plan.verify_unit_active is None and "counts as a fix" not in plan.reason
+    else:
+        assert plan.verify_unit_active == "app.service"
+        assert needed in plan.reason and "a reset-failed starts nothing" in plan.reason
+
+
+def test_a_reset_failed_of_a_unit_not_read_on_the_host_must_leave_it_active() -> None:
+    plan = plan_action("reset_failed_unit", {"unit": "app.service"}, PlanContext())
+    assert plan.verify_unit_active == "app.service"

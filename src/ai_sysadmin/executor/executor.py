@@ -675,15 +675,21 @@ class Executor:
             return await self._told(failed)
         ran_at = time.time()
         self.actions.ran(action_id, outputs, ran_at)
-        verified, detail = await self._verify(claimed, ran_at)
+        verified, detail, gone = await self._verify(claimed, ran_at)
         result = {"commands": outputs, "verification": detail}
         if verified:
             log.info("action %d succeeded and verified: %s", action_id, detail,
                      extra={"action": action_id})
+            if action.incident_id is not None:
+                # one kept open after an earlier fix only hid it: no check resolves it now
+                self.store.release_kept(action.incident_id, "executor",
+                                        f"action {action_id} fixed it: {detail}")
             return await self._told(self.actions.move(action_id, "succeeded", "executor",
                                                       detail, result))
         failed = self.actions.move(action_id, "failed", "executor", detail, result)
-        self._escalate(claimed, f"action {action_id} did not fix it: {detail}")
+        # gone: its finding went and the unit it must bring up did not come up; the checks
+        # that no longer show the finding must not resolve it behind the person's back
+        self._escalate(claimed, f"action {action_id} did not fix it: {detail}", keep_open=gone)
         return await self._told(failed)
 
     def _flapping(self, action: Action) -> str | None:
@@ -708,12 +714,19 @@ class Executor:
                               extra={"action": action.id})
         return action
 
-    def _escalate(self, action: Action, reason: str) -> None:
+    def _escalate(self, action: Action, reason: str, keep_open: bool = False) -> None:
         log.warning("escalated to a person: %s", reason,
                     extra={"action": action.id, "incident": action.incident_id})
         self.store.audit("executor", "escalated", f"action:{action.id}", reason)
-        if action.incident_id is not None:
+        if action.incident_id is None:
+            return
+        if not keep_open:
             self._incident_to(action.incident_id, "open", f"escalated: {reason}")
+            return
+        try:
+            self.store.keep_open(action.incident_id, "executor", f"escalated: {reason}")
+        except (StoreError, AiSysadminError) as exc:
+            log.warning("incident %d could not be kept open: %s", action.incident_id, exc)
 
     def _sudo(self, transport: Transport) -> list[str]:
         if not isinstance(transport, LocalTransport):
@@ -795,32 +808,37 @@ class Executor:
                                       f"{redact(done.stderr.strip()[-300:])}")
         return outputs
 
-    async def _verify(self, action: Action, ran_at: float) -> tuple[bool, str]:
-        """Collect again until the finding is gone (and the unit active) and stays so."""
+    async def _verify(self, action: Action, ran_at: float) -> tuple[bool, str, bool]:
+        """Collect again until the finding is gone (and the unit active) and stays so: (it
+        did, in what words, whether the finding was gone at the end while the unit that had
+        to be active was not)."""
         safety = self.settings.safety
         deadline = time.monotonic() + safety.verify_timeout
         unit = action.plan.get("verify_unit_active")
         incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         good_since: float | None = None
-        detail = "not verified"
+        detail, gone, active = "not verified", False, True
         checker = self.checker_for(action.host)
         if incident is not None:
             checker.fix_ran(incident.rule, incident.subject, ran_at)
         while time.monotonic() < deadline:
             report = await checker.check("verify")
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
-            active = unit is None or any(
-                u.name == unit and u.active == "active" for u in report.snapshot.units or [])
+            listed = next((u for u in report.snapshot.units or [] if u.name == unit), None)
+            active = unit is None or (listed is not None and listed.active == "active")
             if gone and active:
                 good_since = good_since or time.monotonic()
                 if time.monotonic() - good_since >= safety.verify_settle_seconds:
                     return True, (f"{what}{' and ' + unit + ' active' if unit else ''} "
-                                  f"for {safety.verify_settle_seconds:g} s")
+                                  f"for {safety.verify_settle_seconds:g} s"), False
             else:
                 good_since = None
-                detail = what if not gone else f"{unit} is not active"
+                # said with the state it is in: a finding that went while the unit stays
+                # dead (a reset-failed) must read as no fix
+                state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
+                detail = what if not gone else f"{what}, but {unit} is not active ({state})"
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
-        return False, f"{detail} after {safety.verify_timeout:g} s"
+        return False, f"{detail} after {safety.verify_timeout:g} s", gone and not active
 
     @staticmethod
     def _given_back(action: Action) -> bool:

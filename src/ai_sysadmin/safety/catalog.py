@@ -25,7 +25,14 @@ from .command_policy import check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
 from .remediation_commands import LOW_RISK_DAYS, kill_pid, systemctl_operands
-from .unit_facts import STARTING_VERBS, STOPPING_VERBS, UnitFacts, Verdict, judge_unit
+from .unit_facts import (
+    STARTING_VERBS,
+    STOPPING_VERBS,
+    UnitFacts,
+    Verdict,
+    judge_unit,
+    needed_running,
+)
 from .units import normalise_unit
 
 Risk = Literal["none", "low", "medium", "high"]
@@ -193,9 +200,16 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
         shown = unit if canonical == unit else f"{unit} ({canonical})"
         reason = f"{verb} of {shown}" + (f"; needs a person: {'; '.join(person)}"
                                          if person else "")
+        active = verify_active
+        if not verify_active and (needed := needed_running(ctx.units.get(unit))):
+            # a reset-failed starts nothing: where the unit is needed running, its failed
+            # finding going away is no fix until the unit runs again
+            active = True
+            reason += (f"; it counts as a fix only once {canonical} is active ({needed}): "
+                       "a reset-failed starts nothing")
         return Plan(kind, True, reason, risk, canonical,
                     ((("systemctl", verb, "--", canonical)),),
-                    verify_unit_active=canonical if verify_active else None,
+                    verify_unit_active=canonical if active else None,
                     params={"unit": unit})
 
     return plan

@@ -38,12 +38,13 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "Upholds", "PartOf", "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
     "OnFailure", "Triggers", "ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost",
     "ExecStop", "ExecStopPost", "ExecReload", "ControlGroup", "RequisiteOf", "BoundBy",
-    "ConsistsOf", "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo",
+    "ConsistsOf", "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy",
+    "UnitFileState", "Type", "RemainAfterExit",
 )
 _LISTS = frozenset({"Names", "Requires", "Requisite", "Wants", "BindsTo", "Upholds", "PartOf",
                     "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
                     "OnFailure", "Triggers", "RequisiteOf", "BoundBy", "ConsistsOf",
-                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo"})
+                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy"})
 _EXEC = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop",
          "ExecStopPost", "ExecReload")
 _STOP_EXEC = frozenset({"ExecStop", "ExecStopPost"})
@@ -453,6 +454,21 @@ def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb
     if inner.refused:
         return Verdict(f"{how}: {inner.refused}")
     return Verdict(None, tuple(f"{how}: {p}" for p in inner.person))
+
+
+def needed_running(facts: UnitFacts | None) -> str | None:
+    """Why the host needs the unit running, from what systemd says of it; None where nothing
+    does (a one-off job run by hand, a static unit nothing pulls in). A unit whose facts
+    could not be read counts as needed: a fix must not pass for done on a guess."""
+    if facts is None:
+        return "what it is could not be read on the host"
+    by = facts.all("WantedBy", "RequiredBy", "UpheldBy", "BoundBy")
+    if by:
+        return f"{facts.id} is wanted by {', '.join(by[:3])}{' ...' if len(by) > 3 else ''}"
+    # enabled through an Also= or an alias its WantedBy does not show yet (no daemon-reload)
+    if (state := facts.get("UnitFileState")) in ("enabled", "enabled-runtime"):
+        return f"{facts.id} is {state}"
+    return None
 
 
 def judge_unit(

@@ -317,13 +317,17 @@ class IncidentStore:
     def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
                       now: float, outcome: CheckOutcome, actor: str) -> None:
         """Live incidents of rules that judged this check and no longer found them."""
+        # kept: a fix made the finding go without fixing what it is about (kept_open)
         live = conn.execute(
-            f"SELECT id, rule, fingerprint, state FROM incidents WHERE host=? AND state IN "
-            f"({','.join('?' * len(LIVE_STATES))})",
+            f"SELECT id, rule, fingerprint, state, EXISTS(SELECT 1 FROM incident_events e "
+            f"WHERE e.incident_id=incidents.id AND e.kind='kept_open' AND e.id > COALESCE("
+            f"(SELECT MAX(s.id) FROM incident_events s WHERE s.incident_id=incidents.id AND "
+            f"s.to_state IN ('resolved','closed')), 0)) AS kept FROM incidents WHERE host=? "
+            f"AND state IN ({','.join('?' * len(LIVE_STATES))})",
             (host, *LIVE_STATES),
         ).fetchall()
         for row in live:
-            if row["rule"] in judged and row["fingerprint"] not in seen:
+            if row["rule"] in judged and row["fingerprint"] not in seen and not row["kept"]:
                 self._move(conn, row["id"], row["state"], "resolved", actor,
                            "a fresh collection no longer shows the finding", now)
                 outcome.resolved.append(row["id"])
@@ -599,6 +603,40 @@ class IncidentStore:
             if said:
                 return False
             self._escalated(conn, incident_id, actor, reason, now)
+        return True
+
+    def keep_open(self, incident_id: int, actor: str, reason: str) -> bool:
+        """A fix made the incident's finding go without fixing what it is about (a
+        reset-failed of a unit the host needs, which stays dead): the incident is escalated
+        and stays open for a person, whom a check that no longer shows the finding does not
+        overrule; False where it is closed already."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None or row["state"] == "closed":
+                return False
+            if row["state"] == "resolved":  # by a check while the fix was verified
+                self._move(conn, incident_id, "resolved", "reopened", actor, reason, now)
+            elif row["state"] not in ("open", "reopened"):
+                self._move(conn, incident_id, row["state"], "open", actor, reason, now)
+            self._event(conn, incident_id, "kept_open", None, None, actor, reason, now)
+            self._escalated(conn, incident_id, actor, reason, now)
+        return True
+
+    def release_kept(self, incident_id: int, actor: str, reason: str) -> bool:
+        """A later fix that verified resolves an incident :meth:`keep_open` kept (no check
+        would: its finding is gone); True when it did."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT state, EXISTS(SELECT 1 FROM incident_events e WHERE e.incident_id=:id "
+                "AND e.kind='kept_open' AND e.id > COALESCE((SELECT MAX(s.id) FROM "
+                "incident_events s WHERE s.incident_id=:id AND s.to_state IN "
+                "('resolved','closed')), 0)) AS kept FROM incidents WHERE id=:id",
+                {"id": incident_id}).fetchone()
+            if row is None or not row["kept"] or row["state"] not in LIVE_STATES:
+                return False
+            self._move(conn, incident_id, row["state"], "resolved", actor, reason, now)
         return True
 
     def _escalated(self, conn: Any, incident_id: int, actor: str, reason: str,
