@@ -304,3 +304,29 @@ def test_the_sections_a_check_could_not_collect_are_said_under_the_table(
     assert re.match(rf"{re.escape(here)}: \d+ finding\(s\); not collected: mounts: ", out)
     assert "; restarts: systemctl show: Failed" in out and "\x1b" not in out
     assert "hunter2" not in out and len(out.splitlines()) == 1
+
+
+def test_a_host_added_again_after_its_removal_starts_never_checked(cli, store) -> None:
+    # the name may be another machine now: nothing the removed one reported is shown as its
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    store.record_check("web9", [], set(), os_name="Debian 12", reachable=False,
+                       last_error="ssh: connection refused")
+    assert cli("systems", "remove", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "ops@web9:2222")[0] == 0
+    code, out, _ = cli("systems", "list", "--json")
+    (row,) = [r for r in json.loads(out) if r["name"] == "web9"]
+    assert code == 0 and row["target"] == "ops@web9:2222"
+    assert (row["os"], row["last_check"], row["reachable"], row["last_error"]) == (
+        None, None, None, None)
+    assert HostStore(store.db).get("web9")["last_ok"] is None
+    code, out, _ = cli("systems", "list")
+    assert code == 0 and "web9" in out and "Debian" not in out and "refused" not in out
+
+
+def test_a_discovered_host_accepted_by_add_keeps_what_its_checks_saw(cli, store) -> None:
+    store.record_check("web8", [], set(), os_name="Debian 12")
+    HostStore(store.db).upsert("web8", target=None, source="journal", status="discovered")
+    assert cli("systems", "add", "--no-probe", "web8")[0] == 0
+    (row,) = [r for r in json.loads(cli("systems", "list", "--json")[1])
+              if r["name"] == "web8"]
+    assert row["os"] == "Debian 12" and row["last_check"] is not None

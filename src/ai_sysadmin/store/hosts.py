@@ -48,6 +48,13 @@ class HostStore:
                 raise AiSysadminError(f"{name} is already managed ({row['target'] or name}); "
                                     f"`systems remove {name}` first to replace it")
             self._refuse_twin(conn, name, target)
+            if row is not None and row["status"] == "removed":
+                # another machine, maybe: nothing the removed one reported is shown as its,
+                # and first_seen anew tells a running daemon it is not the host it checked
+                conn.execute(
+                    "UPDATE hosts SET first_seen=?, last_check=NULL, last_ok=NULL, os=NULL, "
+                    "reachable=NULL, last_error=NULL, check_failed_since=NULL WHERE name=?",
+                    (time.time(), name))
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, source, status, target) "
                 "VALUES (?,?,?,'managed',?) ON CONFLICT(name) DO UPDATE SET status='managed', "
