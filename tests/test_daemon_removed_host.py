@@ -282,3 +282,81 @@ def test_a_proposal_for_a_host_removed_while_it_was_investigated_asks_nobody(
     assert action.reason == "web9 is no longer managed: not decided, nothing runs"
     assert not asked_the_host
     assert "approval" not in _told(store)
+
+
+def test_a_host_removed_and_added_again_between_two_checks_is_checked_afresh(
+        cli, settings, store) -> None:
+    # the name may be another machine now: the daemon's checker of the removed one (its
+    # journal cursor, snapshot, restart counts, transport) checks it no more
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    daemon = Daemon(Runtime(settings, store, [LocalTransport("here"), LocalTransport("web9")]))
+    old = daemon.runtime.checkers["web9"]
+
+    async def check_web9() -> None:
+        (checker,) = [c for c in daemon.checkers if c.host == "web9"]
+        assert await daemon.check_host(checker, "interval")
+
+    asyncio.run(check_web9())
+    seen = old.previous
+    assert seen is not None
+    assert cli("systems", "remove", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    asyncio.run(check_web9())
+
+    fresh = daemon.runtime.checkers["web9"]
+    assert fresh is not old and old.previous is seen  # the old checker checked no more
+    assert fresh.previous is not None and fresh in daemon.checkers and old not in daemon.checkers
+    assert daemon._triage in fresh.listeners
+    assert HostStore(store.db).get("web9")["last_check"] is not None
+    asyncio.run(check_web9())  # once: the next checks are the fresh checker's own
+    assert daemon.runtime.checkers["web9"] is fresh
+
+
+def test_a_host_added_again_at_another_target_is_reached_there(cli, settings, store) -> None:
+    assert cli("systems", "add", "--no-probe", "ops@web9:2222")[0] == 0
+    runtime = Runtime(settings, store)
+    assert runtime.transports["web9"].target.port == 2222
+    assert cli("systems", "remove", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "root@web9:2200")[0] == 0
+
+    fresh = asyncio.run(runtime.renew("web9"))
+
+    transport = runtime.transports["web9"]
+    assert fresh.transport is transport
+    assert (transport.target.port, transport.target.user) == (2200, "root")
+
+
+def test_a_running_daemon_follows_a_host_added_again_afresh_and_stops_cleanly(
+        cli, settings, store) -> None:
+    import time
+
+    # checks at the start, then only when asked: a check between the remove and the add
+    # would drop web9 until a restart, as any removal does
+    running = settings.model_copy(update={"check_interval": 3600,
+                                          "agent": settings.agent.model_copy(
+                                              update={"investigate": False})})
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    daemon = Daemon(Runtime(running, store, [LocalTransport("here"), LocalTransport("web9")]))
+    old = daemon.runtime.checkers["web9"]
+
+    async def run_then_add_again() -> tuple[list[asyncio.Task[None]], list[asyncio.Task[None]]]:
+        task = asyncio.create_task(daemon.run())
+        deadline = time.monotonic() + 20
+        while set(daemon._following) != {"here", "web9"} or old.previous is None:
+            assert time.monotonic() < deadline, "web9 was never checked"
+            await asyncio.sleep(0.02)
+        before = daemon._following["web9"]
+        assert cli("systems", "remove", "web9")[0] == 0
+        assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+        # what its journal follower's wake does: a check with the checker it was started with
+        assert await daemon.check_host(old, "journal")
+        assert daemon.runtime.checkers["web9"] is not old
+        assert daemon.runtime.checkers["web9"].previous is not None and not task.done()
+        after = daemon._following["web9"]
+        daemon.stop_event.set()
+        await asyncio.wait_for(task, 15)
+        return before, after
+
+    before, after = asyncio.run(run_then_add_again())
+    assert all(t.cancelled() for t in before)
+    assert after and not set(after) & set(before) and all(t.done() for t in after)

@@ -64,6 +64,10 @@ class Daemon:
         self._profiling: set[asyncio.Task[bool]] = set()
         #: checks that raised: kept, shown and, when they keep failing, told a person
         self.failures = CheckFailures(self.settings, self.store)
+        #: when each host was added, as its checker knows it: a later time is a host added
+        #: again (`systems remove`, then `systems add`), maybe another machine
+        self._since: dict[str, float] = {
+            h["name"]: h["first_seen"] for h in HostStore(self.store.db).all()}
 
     def checker_for(self, host: str) -> HostChecker:
         return self.runtime.checker_for(host)
@@ -157,15 +161,51 @@ class Daemon:
         never removed (`systems remove` refuses it)."""
         return host != self.runtime.local.host and HostStore(self.store.db).removed(host)
 
+    def _added_again(self, host: str) -> float | None:
+        """When ``host`` was added again since its checker was built; None if it was not
+        (or this machine, never removed)."""
+        if host == self.runtime.local.host:
+            return None
+        row = self.store.db.conn.execute("SELECT first_seen FROM hosts WHERE name=?",
+                                         (host,)).fetchone()
+        if row is None:
+            return None
+        # a host first recorded by its first check was not added again
+        known = self._since.setdefault(host, row["first_seen"])
+        return row["first_seen"] if row["first_seen"] != known else None
+
+    async def _renew(self, host: str, added: float) -> HostChecker:
+        """A fresh checker (and transport, and follower) for a host added again: the old
+        one's journal cursor, snapshot and restart counts are another machine's, maybe, and
+        its transport reaches the target it had then."""
+        if self._since.get(host) == added:  # renewed meanwhile (a journal-woken check)
+            return self.runtime.checkers[host]
+        self._since[host] = added
+        old = self.runtime.checkers[host]
+        fresh = await self.runtime.renew(host)
+        self.checkers = [fresh if c is old else c for c in self.checkers]
+        if host in self._following:
+            for task in self._following.pop(host):
+                task.cancel()
+            self._following[host] = self._follow(fresh)
+        log.info("%s was added again (`systems add` after `systems remove`): checked afresh, "
+                 "as a new host", host, extra={"host": host})
+        return fresh
+
     async def check_host(self, checker: HostChecker, reason: str) -> bool:
         """One pass for one host: collect, detect, track, then triage what is new. False:
-        the host was removed, and nothing was done. A check that raises (a bug of ours, not
-        the host's) is logged with its traceback and kept as the host's state: never a
-        healthy host, nor one silently unwatched; one the store refused is logged once while
-        it refuses (:class:`CheckFailures`)."""
+        the host was removed, and nothing was done. A host added again since its checker
+        was built gets a fresh one first. A check that raises (a bug of ours, not the
+        host's) is logged with its traceback and kept as the host's state: never a healthy
+        host, nor one silently unwatched; one the store refused is logged once while it
+        refuses (:class:`CheckFailures`)."""
         try:
             if await asyncio.to_thread(self._removed, checker.host):
                 return False
+            if (added := await asyncio.to_thread(self._added_again, checker.host)) is not None:
+                checker = await self._renew(checker.host, added)
+            # a loop's checker the host's renewal replaced checks no more
+            checker = self.runtime.checkers.get(checker.host, checker)
             await checker.check(reason)
         except Exception as exc:
             await self.failures.failed(checker.host, exc)
@@ -246,6 +286,9 @@ class Daemon:
         finally:
             if self.investigator is not None:
                 await self.investigator.close()
+            # with the followers of hosts added again, started after these
+            tasks += [t for following in self._following.values() for t in following
+                      if t not in tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

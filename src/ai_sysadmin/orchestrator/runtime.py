@@ -88,6 +88,30 @@ class Runtime:
                                self.consumer)
         return {c.host: c for c in built}
 
+    async def renew(self, host: str) -> HostChecker:
+        """A fresh transport and checker for ``host``, added again (``systems add`` after
+        ``systems remove``) since they were built: it may be another machine, at another
+        target, and nothing the old checker kept (journal cursor, last snapshot, restart
+        counts) is this one's. The old transport is closed; the executor and the
+        investigations, which look hosts up in these dicts, reach the new one."""
+        old = self.checkers[host]
+        transport = next((t for t in self._given or () if t.host == host), None)
+        if transport is None:
+            assert self.store is not None, "only a host the store manages is added again"
+            spec = next((s for s in managed_specs(self.settings, HostStore(self.store.db))
+                         if s.name == host), None)
+            if spec is None:
+                raise AiSysadminError(f"{host} is not a managed host")
+            transport = remote_transport(spec, self.settings)
+        fresh = HostChecker(transport, self.settings, self.store, self.consumer, old.slots,
+                            old.recorder)
+        fresh.listeners.extend(old.listeners)
+        self.transports[host], self.checkers[host] = transport, fresh
+        if old.transport is not transport:
+            with contextlib.suppress(Exception):  # a dead SSH session is no reason to stay
+                await old.transport.close()
+        return fresh
+
     def checker_for(self, host: str) -> HostChecker:
         try:
             return self.checkers[host]
