@@ -5,6 +5,7 @@ proposes, the policy and the executor decide, run and verify."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,14 @@ from tests.support.scripted_model import ScriptedModel, call, say
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-# dies at every start: nothing short of a real fix brings it up
+# dies at every start until its config is there: nothing short of that brings it up
 BROKEN = """
 [Service]
-ExecStart=/bin/sh -c 'echo "<3>cannot open /etc/app.conf" >&2; exit 1'
+ExecStart=/bin/sh -c 'test -e /etc/app.conf || { echo "<3>cannot open /etc/app.conf" >&2; exit 1; }; exec sleep infinity'
 
 [Install]
 WantedBy=multi-user.target
-"""
+"""  # noqa: E501
 # a one-off job run by hand, wanted by nothing: its failure is old news once seen
 ONE_OFF = """
 [Service]
@@ -72,16 +73,27 @@ def test_a_reset_failed_of_a_wanted_service_that_stays_dead_is_no_fix(tmp_path) 
         kept = incident.state
         # a later daemon's check no longer shows the finding: the incident stays a person's
         checked = store.hosts()[0]["last_check"]
-        run_daemon(settings, sb, lambda s: s.hosts()[0]["last_check"] > checked, timeout=90)
+        _, daemon = run_daemon(settings, sb, lambda s: s.hosts()[0]["last_check"] > checked,
+                               timeout=90)
+        (incident,) = store.incidents(None)
+        still = incident.state
+        # a person writes the config; a start of the unit that verifies resolves it
+        sb.write_file("/etc/app.conf", "db=local\n")
+        start = asyncio.run(daemon.executor.propose(incident.host, "start_unit",
+                                                    {"unit": "app.service"},
+                                                    incident_id=incident.id, actor="alice"))
+        started = asyncio.run(daemon.executor.run(start.id))
     assert state != "active"  # the reset ran and started nothing
     (action, *_) = ActionStore(store.db).find()
     assert action.kind == "reset_failed_unit" and action.risk == "low"
-    assert [c["argv"][:2] for c in action.result["commands"]] == [["systemctl", "reset-failed"]]
+    assert [c["argv"][:2] for c in action.result["commands"]] == [
+        ["systemctl", "reset-failed"]]
     assert action.state == "failed", action.result
     assert "app.service is not active" in action.result["verification"]
     assert kept in ("open", "reopened")  # escalated to a person, not resolved
-    (incident,) = store.incidents(None)
-    assert incident.state in ("open", "reopened", "investigating", "awaiting_approval")
+    assert still in ("open", "reopened", "investigating", "awaiting_approval")
+    assert started.state == "succeeded", started.result
+    assert store.get(incident.id).state == "resolved"
     escalated = [e["detail"] for e in store.audit_log(200) if e["action"] == "escalated"]
     assert any("did not fix it" in d for d in escalated)
     taught = lesson(incident, action)
