@@ -330,3 +330,13 @@ def test_a_discovered_host_accepted_by_add_keeps_what_its_checks_saw(cli, store)
     (row,) = [r for r in json.loads(cli("systems", "list", "--json")[1])
               if r["name"] == "web8"]
     assert row["os"] == "Debian 12" and row["last_check"] is not None
+
+
+def test_a_removed_host_accepted_again_starts_never_checked(cli, store) -> None:
+    assert cli("systems", "add", "--no-probe", "web7")[0] == 0
+    store.record_check("web7", [], set(), os_name="Debian 12")
+    assert cli("systems", "remove", "web7")[0] == 0
+    assert cli("systems", "accept", "web7")[0] == 0
+    (row,) = [r for r in json.loads(cli("systems", "list", "--json")[1])
+              if r["name"] == "web7"]
+    assert row["status"] == "managed" and (row["os"], row["last_check"]) == (None, None)

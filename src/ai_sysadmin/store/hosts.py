@@ -21,6 +21,15 @@ def host_removed(conn: Any, name: str) -> bool:
     return row is not None and row["status"] == "removed" and name != short_hostname()
 
 
+def _forget_removed(conn: Any, name: str) -> None:
+    """A removed host managed again may be another machine: nothing the removed one reported
+    is shown as its, and ``first_seen`` anew tells a running daemon that it is not the host
+    its checker checked."""
+    conn.execute("UPDATE hosts SET first_seen=?, last_check=NULL, last_ok=NULL, os=NULL, "
+                 "reachable=NULL, last_error=NULL, check_failed_since=NULL WHERE name=?",
+                 (time.time(), name))
+
+
 class HostStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -49,12 +58,7 @@ class HostStore:
                                     f"`systems remove {name}` first to replace it")
             self._refuse_twin(conn, name, target)
             if row is not None and row["status"] == "removed":
-                # another machine, maybe: nothing the removed one reported is shown as its,
-                # and first_seen anew tells a running daemon it is not the host it checked
-                conn.execute(
-                    "UPDATE hosts SET first_seen=?, last_check=NULL, last_ok=NULL, os=NULL, "
-                    "reachable=NULL, last_error=NULL, check_failed_since=NULL WHERE name=?",
-                    (time.time(), name))
+                _forget_removed(conn, name)
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, source, status, target) "
                 "VALUES (?,?,?,'managed',?) ON CONFLICT(name) DO UPDATE SET status='managed', "
@@ -65,10 +69,13 @@ class HostStore:
     def accept(self, name: str, actor: str = "operator") -> None:
         """Manage a discovered host, unless its machine is managed under another name."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT target FROM hosts WHERE name=?", (name,)).fetchone()
+            row = conn.execute("SELECT target, status FROM hosts WHERE name=?",
+                               (name,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no host {name!r}; see `systems list --all`")
             self._refuse_twin(conn, name, row["target"] or name)
+            if row["status"] == "removed":
+                _forget_removed(conn, name)
             conn.execute("UPDATE hosts SET status='managed' WHERE name=?", (name,))
             self._audit(conn, actor, "host.managed", name)
 
