@@ -673,6 +673,11 @@ class Executor:
                                        {"error": str(exc)})
             self._escalate(claimed, f"action {action_id} failed: {exc}")
             return await self._told(failed)
+        return await self._verified(claimed, outputs)
+
+    async def _verified(self, claimed: Action, outputs: list[dict[str, Any]]) -> Action:
+        """The end of a fix that ran: verified, or failed and escalated."""
+        action_id = claimed.id
         ran_at = time.time()
         self.actions.ran(action_id, outputs, ran_at)
         verified, detail, gone = await self._verify(claimed, ran_at)
@@ -680,9 +685,9 @@ class Executor:
         if verified:
             log.info("action %d succeeded and verified: %s", action_id, detail,
                      extra={"action": action_id})
-            if action.incident_id is not None:
+            if claimed.incident_id is not None:
                 # one kept open after an earlier fix only hid it: no check resolves it now
-                self.store.release_kept(action.incident_id, "executor",
+                self.store.release_kept(claimed.incident_id, "executor",
                                         f"action {action_id} fixed it: {detail}")
             return await self._told(self.actions.move(action_id, "succeeded", "executor",
                                                       detail, result))
