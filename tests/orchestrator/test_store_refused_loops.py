@@ -193,3 +193,53 @@ def test_a_full_disk_under_the_running_daemon_is_said_once_and_once_when_mended(
     assert all(r["level"] == "warning" for r in records
                if r.get("event") == "store_works_again")
     assert "Traceback" not in err and "Logging error" not in err
+
+
+def test_a_full_disk_under_the_state_database_is_told_once_around_it_and_once_mended(
+        tmp_path: Path) -> None:
+    """The outbox is in the database the full disk refuses: the one message a person gets
+    goes straight to Gotify, once however many checks are refused; "works again" goes
+    through the outbox once a check is stored."""
+    state = tmp_path / "state"
+    with GotifyServer(TOKEN) as gotify:
+        token = secret_file(tmp_path / "gotify.token", TOKEN)
+        proc, root = _daemon(tmp_path, (
+            f'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+            f'gotify_url = "{gotify.url}"\ngotify_token_file = "{token}"\n'
+            "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
+        try:
+            orchestrator = root / "logs" / "orchestrator.jsonl"
+            poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
+                       what="the daemon's first check")
+            sent = len(gotify.accepted)
+            _fill(root)
+            poll_until(lambda: any("cannot record" in t for t in gotify.titles()[sent:]),
+                       what="a message around the refusing store")
+            # several refused checks later, still the one message
+            full_since = time.monotonic()
+            poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS, what="the outage")
+            during = gotify.accepted[sent:]
+            (root / "filler").unlink()
+            poll_until(lambda: len(gotify.accepted) > sent + len(during),
+                       what="the message that the store works again")
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    (down,) = during
+    assert down["title"] == ("[hal] cannot record anything: its state database cannot be "
+                             "written; hal is not watching until it is mended")
+    assert down["priority"] == 8
+    lines = down["message"].splitlines()
+    assert lines[0] == (f"the state database {state / 'state.db'} cannot be written: the disk "
+                        "is full (database or disk is full); nothing of this change was stored")
+    # this machine's last check saw the disk, though it could not be stored
+    assert lines[2].startswith(f"> {state} (tmpfs on tmpfs) was 100% full at the last check: ")
+    assert lines[2].endswith(" of 4.0 MiB used, 0 B free")
+    assert lines[-1] == f"Next: df -h {state}"
+    (back,) = gotify.accepted[sent + 1:]
+    assert back["title"] == "[hal] records again: its state database can be written"
+    assert back["priority"] == 2

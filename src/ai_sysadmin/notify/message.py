@@ -197,7 +197,7 @@ def render(event: OutboxEvent, ai_name: str, repeats: int = 0, minutes: float = 
     if detail:
         lines.append(detail)
     lines.append(f"Next: {next_command(event, ai_name)}")
-    return _finish(title, lines, priority_of(event))
+    return finish(title, lines, priority_of(event))
 
 
 def render_digest(events: Sequence[OutboxEvent], ai_name: str) -> Message:
@@ -214,10 +214,10 @@ def render_digest(events: Sequence[OutboxEvent], ai_name: str) -> Message:
     if len(events) > DIGEST_LINES:
         lines.append(f"... and {len(events) - DIGEST_LINES} more")
     lines.append(f"Next: {ai_name}-issues list")
-    return _finish(title, lines, max(priority_of(e) for e in events))
+    return finish(title, lines, max(priority_of(e) for e in events))
 
 
-def _finish(title: str, lines: list[str], priority: int) -> Message:
+def finish(title: str, lines: list[str], priority: int) -> Message:
     # evidence and details were masked when stored; masking again costs little
     body = redact("\n".join(lines))
     return Message(_clip(redact(title), TITLE_LIMIT), _clip(body, BODY_LIMIT), priority)

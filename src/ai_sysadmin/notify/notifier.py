@@ -270,6 +270,27 @@ class Notifier:
     async def send_now(self, message: Message) -> dict[str, str | None]:
         """Through every channel at once; {channel: None if accepted, else why not}. Recorded
         in the outbox (for `notify status`), never retried: the caller sees the outcome."""
+        results = await self.send_around(message)
+        await asyncio.to_thread(self.outbox.record_sent, "manual", message.title,
+                                message.body, message.priority, results)
+        return results
+
+    async def queue_after(self, sent: Message, results: dict[str, str | None],
+                          queued: Message, channels: list[str], at: float) -> None:
+        """``sent`` (by :meth:`send_around` at ``at``, with its ``results``) recorded, and
+        ``queued`` left to the channels' loops, in one transaction: the store may refuse
+        both, never keep one alone."""
+        await asyncio.to_thread(
+            self.outbox.record_sent_then_queue,
+            ("store_refused", sent.title, sent.body, sent.priority), results,
+            ("store_back", queued.title, queued.body, queued.priority), channels, at)
+        for wake in self._wake.values():
+            wake.set()
+
+    async def send_around(self, message: Message) -> dict[str, str | None]:
+        """Through every channel at once, around the outbox, recording nothing: what the
+        daemon says when the state database refuses it, so the outbox cannot hold it.
+        {channel: None if accepted, else why not}."""
         async def one(channel: Channel) -> str | None:
             try:
                 await channel.send(message)
@@ -280,7 +301,4 @@ class Notifier:
             return None
 
         outcomes = await asyncio.gather(*(one(c) for c in self.channels))
-        results = {c.name: why for c, why in zip(self.channels, outcomes, strict=True)}
-        await asyncio.to_thread(self.outbox.record_sent, "manual", message.title,
-                                message.body, message.priority, results)
-        return results
+        return {c.name: why for c, why in zip(self.channels, outcomes, strict=True)}

@@ -87,6 +87,9 @@ class HostChecker:
         self.previous: Snapshot | None = None
         #: that of the last interval check: what rates are measured from
         self.baseline: Snapshot | None = None
+        #: that of the last check, whether stored or not: what the daemon can still say of
+        #: the host while the store refuses it (its own disk full)
+        self.seen: Snapshot | None = None
         #: the process readings of interval checks before it, as far back as a rate over
         #: runaway_min_seconds needs them, oldest first
         self._earlier: deque[Snapshot] = deque()
@@ -168,6 +171,7 @@ class HostChecker:
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
                 snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
+            self.seen = snapshot
             now = snapshot.host_time()
             if self._window_start is None:
                 self._window_start = now

@@ -17,13 +17,14 @@ from ..llm.queue import open_for_service
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.redact import redact
-from ..monitor.snapshot import JournalEntry
+from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import HostStore
 from ..store.refused import RefusalLog
 from .checker import CheckReport, HostChecker
 from .investigator import Investigator
 from .pacing import WakeBudget
 from .runtime import Runtime
+from .store_down import StoreDown
 from .unwatched import CheckFailures
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -63,11 +64,17 @@ class Daemon:
         #: host profiles being written to the knowledge base
         self._profiling: set[asyncio.Task[bool]] = set()
         #: checks that raised: kept, shown and, when they keep failing, told a person
-        self.failures = CheckFailures(self.settings, self.store)
+        self.failures = CheckFailures(self.settings, self.store, StoreDown(
+            self.settings, runtime.notifier, self.store.db.path, self._seen_here))
         #: when each host was added, as its checker knows it: a later time is a host added
         #: again (`systems remove`, then `systems add`), maybe another machine
         self._since: dict[str, float] = {
             h["name"]: h["first_seen"] for h in HostStore(self.store.db).all()}
+
+    def _seen_here(self) -> Snapshot | None:
+        """This machine's last check, stored or not: its state database's disk as seen."""
+        checker = self.runtime.checkers.get(self.runtime.local.host)
+        return checker.seen if checker is not None else None
 
     def checker_for(self, host: str) -> HostChecker:
         return self.runtime.checker_for(host)

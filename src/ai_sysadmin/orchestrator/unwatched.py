@@ -15,7 +15,8 @@ timeout) is no bug: its error is the store's one line, and the log says it once 
 lasts. It counts as a failing check all the same: nothing the daemon finds of the host is
 kept or told meanwhile, so the host is not watched. That record is tried too, though the
 store that refused the check often refuses it (then the log is all there is); a lock that
-was let go, or a small write the disk still takes, keeps it and tells a person.
+was let go, or a small write the disk still takes, keeps it and tells a person. Where it
+refuses that too, a person is told around the store (:mod:`.store_down`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..monitor.findings import quote
 from ..store import IncidentStore
 from ..store.outbox import checks_of
 from ..store.refused import RefusalLog, refused
+from .store_down import StoreDown
 
 log = logging.getLogger("ai_sysadmin.service")
 
@@ -59,9 +61,12 @@ class _Host:
 class CheckFailures:
     """What the daemon's checks of each host that raised mean to a person."""
 
-    def __init__(self, settings: Settings, store: IncidentStore) -> None:
+    def __init__(self, settings: Settings, store: IncidentStore,
+                 store_down: StoreDown | None = None) -> None:
         self.settings = settings
         self.store = store
+        #: told around the store when it refuses the checks (their records and messages)
+        self.store_down = store_down
         self._hosts: dict[str, _Host] = {}
         #: each host's checks the store refused, said once while it refuses
         self._said: dict[str, RefusalLog] = {}
@@ -80,6 +85,8 @@ class CheckFailures:
         if state.failing_from is None:
             state.failing_from = now
         line = failure_line(exc)
+        if self.store_down is not None and (why := refused(exc)) is not None:
+            await self.store_down.refused(why)
         try:
             since = await asyncio.to_thread(self.store.record_check_failed, host, line)
         except Exception as kept:  # the store is what fails: the log is all there is
@@ -110,6 +117,8 @@ class CheckFailures:
         """A check of ``host`` worked (its outcome is stored): a person told its checks fail
         is told they work again, after a restart too."""
         self._log(host).worked()
+        if self.store_down is not None:
+            await self.store_down.worked()
         state = self._hosts.setdefault(host, _Host())
         state.failing_from = None
         if state.told is False:

@@ -364,15 +364,30 @@ class Outbox:
                     results: Mapping[str, str | None]) -> int:
         """A message sent at once (``notify``), with each channel's outcome (None: accepted);
         nothing is retried."""
+        with self.db.transaction() as conn:
+            return self._sent(conn, kind, title, body, priority, results, time.time())
+
+    def record_sent_then_queue(self, sent: tuple[str, str, str, int],
+                               results: Mapping[str, str | None],
+                               queued: tuple[str, str, str, int], channels: Iterable[str],
+                               at: float) -> int:
+        """In one transaction: a message sent around the outbox at ``at`` (``sent``: kind,
+        title, body, priority; ``results`` as :meth:`record_sent`'s), and ``queued``, the
+        one that follows it, for the channels' loops to deliver now; the latter's id."""
         now = time.time()
         with self.db.transaction() as conn:
-            message_id = self.add_message(conn, kind, title, body, priority, results, now)
-            for channel, error in results.items():
-                conn.execute(
-                    "UPDATE notify_deliveries SET state=?, attempts=1, last_error=?, "
-                    "delivered_at=? WHERE message_id=? AND channel=?",
-                    ("delivered" if error is None else "failed", error,
-                     now if error is None else None, message_id, channel))
+            self._sent(conn, *sent, results, at)
+            return self.add_message(conn, *queued, channels, now)
+
+    def _sent(self, conn: sqlite3.Connection, kind: str, title: str, body: str,
+              priority: int, results: Mapping[str, str | None], at: float) -> int:
+        message_id = self.add_message(conn, kind, title, body, priority, results, at)
+        for channel, error in results.items():
+            conn.execute(
+                "UPDATE notify_deliveries SET state=?, attempts=1, last_error=?, "
+                "delivered_at=? WHERE message_id=? AND channel=?",
+                ("delivered" if error is None else "failed", error,
+                 at if error is None else None, message_id, channel))
         return message_id
 
     # -- what `notify status` shows -----------------------------------------------------------
