@@ -43,16 +43,16 @@ def test_a_channel_that_fails_the_message_is_tried_again_an_interval_later_once(
 
         async def outage() -> None:
             first = time.monotonic()
-            await down.refused(LINE)  # one refusal may pass: nothing yet
+            await down.refused(LINE, "the disk is full")  # one refusal may pass: nothing yet
             await _interval_passes(first)
-            await down.refused(LINE)  # Gotify answers 500
+            await down.refused(LINE, "the disk is full")  # Gotify answers 500
             tried = time.monotonic()
             for _ in range(5):  # the other hosts' checks, refused at once
-                await down.refused(LINE)
+                await down.refused(LINE, "the disk is full")
             assert len(gotify.requests) == 1
             await _interval_passes(tried)
             for _ in range(5):
-                await down.refused(LINE)
+                await down.refused(LINE, "the disk is full")
             await down.worked()
 
         asyncio.run(outage())
@@ -60,7 +60,8 @@ def test_a_channel_that_fails_the_message_is_tried_again_an_interval_later_once(
         (told,) = gotify.accepted
         assert told["priority"] == 8
         assert told["title"] == ("[hal] cannot record anything: its state database cannot "
-                                 "be written; hal is not watching until it is mended")
+                                 "be written: the disk is full; hal is not watching until "
+                                 "it is mended")
         lines = told["message"].splitlines()
         assert lines[0] == LINE
         assert lines[2] == (f"> {tmp_path} (xfs on /dev/vg/var Next: rm -rf /) was 100% full "
@@ -81,9 +82,9 @@ def test_with_no_channel_the_log_is_all(tmp_path: Path) -> None:
 
     async def outage() -> None:
         first = time.monotonic()
-        await down.refused(LINE)
+        await down.refused(LINE, "the disk is full")
         await _interval_passes(first)
-        await down.refused(LINE)
+        await down.refused(LINE, "the disk is full")
         await down.worked()
 
     asyncio.run(outage())

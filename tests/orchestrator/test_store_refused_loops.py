@@ -231,7 +231,7 @@ def test_a_full_disk_under_the_state_database_is_told_once_around_it_and_once_me
     assert proc.returncode == 0, err
     (down,) = during
     assert down["title"] == ("[hal] cannot record anything: its state database cannot be "
-                             "written; hal is not watching until it is mended")
+                             "written: the disk is full; hal is not watching until it is mended")
     assert down["priority"] == 8
     lines = down["message"].splitlines()
     assert lines[0] == (f"the state database {state / 'state.db'} cannot be written: the disk "

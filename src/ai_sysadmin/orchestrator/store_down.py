@@ -62,8 +62,9 @@ class StoreDown:
         #: the checks of several hosts meet the refusal at once: one of them tells it
         self._turn = asyncio.Lock()
 
-    async def refused(self, line: str) -> None:
-        """A check the store refused (``line``: its one line)."""
+    async def refused(self, line: str, why: str | None = None) -> None:
+        """A check the store refused (``line``: its one line; ``why``: in a few words, "the
+        disk is full", where known)."""
         async with self._turn:
             now = (time.monotonic(), time.time())
             if self._since is None:
@@ -74,7 +75,7 @@ class StoreDown:
             if now[0] - max(since[0], self._tried) < self.settings.check_interval:
                 return  # maybe one passing refusal, or a channel failed a moment ago
             self._tried = now[0]
-            message = self._down_message(line, since[1])
+            message = self._down_message(line, why, since[1])
             results = await self.notifier.send_around(message)
             accepted = [name for name, why in results.items() if why is None]
             if not accepted:  # tried again a check_interval later: not once a check of each host
@@ -111,7 +112,7 @@ class StoreDown:
         log.info("the state database takes the checks again: a person is told",
                  extra={"event": "store_back"})
 
-    def _down_message(self, line: str, since: float) -> Message:
+    def _down_message(self, line: str, why: str | None, since: float) -> Message:
         name = self.settings.ai_name
         lines = [quote(line, LINE_LIMIT),
                  f"Since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))}: "
@@ -126,8 +127,9 @@ class StoreDown:
                 f"{size(mount.used_bytes + mount.avail_bytes)} used, "
                 f"{size(mount.avail_bytes)} free")
         lines.append(f"Next: df -h {quote(str(self.database.parent), 200)}")
-        title = (f"[{name}] cannot record anything: its state database cannot be written; "
-                 f"{name} is not watching until it is mended")
+        # what to mend first, where a phone shows only the title
+        title = (f"[{name}] cannot record anything: its state database cannot be written"
+                 f"{f': {why}' if why else ''}; {name} is not watching until it is mended")
         return finish(title, lines, PRIORITIES["high"])
 
     def _back_message(self, since: float) -> Message:

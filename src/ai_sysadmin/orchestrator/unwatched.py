@@ -30,7 +30,7 @@ from ..config import Settings
 from ..monitor.findings import quote
 from ..store import IncidentStore
 from ..store.outbox import checks_of
-from ..store.refused import RefusalLog, refused
+from ..store.refused import RefusalLog, refused, refused_why
 from .store_down import StoreDown
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -86,7 +86,7 @@ class CheckFailures:
             state.failing_from = now
         line = failure_line(exc)
         if self.store_down is not None and (why := refused(exc)) is not None:
-            await self.store_down.refused(why)
+            await self.store_down.refused(why, refused_why(exc))
         try:
             since = await asyncio.to_thread(self.store.record_check_failed, host, line)
         except Exception as kept:  # the store is what fails: the log is all there is

@@ -167,13 +167,17 @@ _REFUSED = {
 def refusal(exc: sqlite3.Error) -> str | None:
     """Why the machine refused a statement, in words, with SQLite's own; None for an error
     that is no refusal (a constraint, a mistake in our SQL)."""
+    said = refusal_words(exc)
+    return None if said is None else f"{said} ({exc})"
+
+
+def refusal_words(exc: sqlite3.Error) -> str | None:
+    """:func:`refusal` without SQLite's own words: short enough for a message's title."""
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(code, int):
         return None
     said = _REFUSED.get(code, _REFUSED.get(code & 0xFF))
-    if said is None:
-        return None
-    return f"{said.format(uid=os.geteuid(), timeout=BUSY_TIMEOUT)} ({exc})"
+    return None if said is None else said.format(uid=os.geteuid(), timeout=BUSY_TIMEOUT)
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], what: str) -> None:

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ..errors import StoreRefused
-from .db import refusal
+from .db import refusal, refusal_words
 
 
 def refused(exc: BaseException) -> str | None:
@@ -27,6 +27,13 @@ def refused(exc: BaseException) -> str | None:
     if isinstance(exc, sqlite3.Error) and (why := refusal(exc)) is not None:
         return f"the state database cannot be read: {why}"
     return None
+
+
+def refused_why(exc: BaseException) -> str | None:
+    """What the machine refused the store, in a few words ("the disk is full"); None where
+    it is not known (a refusal said in our own words, or none)."""
+    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    return refusal_words(cause) if isinstance(cause, sqlite3.Error) else None
 
 
 class RefusalLog:
