@@ -7,6 +7,7 @@ so what it says can be read."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,21 @@ def _fill(disk: Path) -> None:
             assert exc.errno == errno.ENOSPC, exc
 
 
-def _daemon(tmp_path: Path, config: str) -> tuple[subprocess.Popen[str], Path]:
-    """``run`` on a state directory of its own tmpfs; the directory as the daemon sees it."""
+@contextlib.contextmanager
+def _running(tmp_path: Path, check_interval: int,
+             gotify_url: str | None = None) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """``run`` on a state directory of its own tmpfs, once it has checked this machine; the
+    directory as the daemon sees it. Killed after, if a test did not stop it."""
     if os.geteuid() != 0:
         if os.environ.get("CI"):
             pytest.fail("CI runs as root: a mount of its own is what this tests")
         pytest.skip("needs root (a mount namespace of its own)")
-    (tmp_path / "config.toml").write_text(config)
+    told = "" if gotify_url is None else (
+        f'gotify_url = "{gotify_url}"\n'
+        f'gotify_token_file = "{secret_file(tmp_path / "gotify.token", TOKEN)}"\n')
+    (tmp_path / "config.toml").write_text(
+        f'ai_name = "hal"\ncheck_interval = {check_interval}\njournal_follow = false\n{told}'
+        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
     state = tmp_path / "state"
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
            "AI_SYSADMIN_STATE_DIR": str(state)}
@@ -73,7 +83,27 @@ def _daemon(tmp_path: Path, config: str) -> tuple[subprocess.Popen[str], Path]:
         ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MOUNTS, "sh",
          str(state), str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
-    return proc, Path(f"/proc/{proc.pid}/root{state}")
+    root = Path(f"/proc/{proc.pid}/root{state}")
+    try:
+        poll_until(lambda: '"checked ' in _text(root / "logs" / "orchestrator.jsonl"),
+                   what="the daemon's first check")
+        yield proc, root
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def _stopped(proc: subprocess.Popen[str]) -> str:
+    """The daemon stopped as systemd stops it, cleanly; what it said on stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err
 
 
 def _inside(proc: subprocess.Popen[str], code: str, state_db: Path) -> str:
@@ -108,39 +138,23 @@ class FillingGotify(GotifyServer):
 
 def test_a_message_sent_while_the_disk_filled_is_sent_once_not_every_second(
         tmp_path: Path) -> None:
-    with FillingGotify(TOKEN) as gotify:
-        token = secret_file(tmp_path / "gotify.token", TOKEN)
-        proc, root = _daemon(tmp_path, (
-            f'ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
-            f'gotify_url = "{gotify.url}"\ngotify_token_file = "{token}"\n'
-            "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
-        try:
-            orchestrator = root / "logs" / "orchestrator.jsonl"
-            poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
-                       what="the daemon's first check")
-            sent = len(gotify.accepted)
-            gotify.disk = root
-            # an incident another process opens (a person's `check`): told by the daemon
-            _inside(proc, "IncidentStore(Database(STATE)).record_check('web1', [failed("
-                    "'web1', 'nginx.service')], {'failed_unit'})", tmp_path / "state" / "state.db")
-            poll_until(lambda: (root / "filler").exists() and [
-                r for r in _records(root) if "deliveries to" in r["msg"]
-                and r["level"] in ("warning", "error")], what="the delivery not recorded")
-            full_since = time.monotonic()
-            poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS,
-                       what="the outage")
-            (root / "filler").unlink()
-            poll_until(lambda: _inside(proc, "print(len(Outbox(Database(STATE)).deliveries("
-                                             "('pending',))))",
-                                       tmp_path / "state" / "state.db") == "0",
-                       what="the delivery recorded once the disk has room")
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 0, err
+    with FillingGotify(TOKEN) as gotify, _running(tmp_path, 3600, gotify.url) as (proc, root):
+        sent = len(gotify.accepted)
+        gotify.disk = root
+        # an incident another process opens (a person's `check`): told by the daemon
+        _inside(proc, "IncidentStore(Database(STATE)).record_check('web1', [failed("
+                "'web1', 'nginx.service')], {'failed_unit'})", tmp_path / "state" / "state.db")
+        poll_until(lambda: (root / "filler").exists() and [
+            r for r in _records(root) if "deliveries to" in r["msg"]
+            and r["level"] in ("warning", "error")], what="the delivery not recorded")
+        full_since = time.monotonic()
+        poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS, what="the outage")
+        (root / "filler").unlink()
+        poll_until(lambda: _inside(proc, "print(len(Outbox(Database(STATE)).deliveries("
+                                         "('pending',))))",
+                                   tmp_path / "state" / "state.db") == "0",
+                   what="the delivery recorded once the disk has room")
+        _stopped(proc)
     told = [m["title"] for m in gotify.accepted[sent:]]
     assert told == ["[hal] web1: nginx.service has failed"]  # once, not once a second
 
@@ -148,13 +162,8 @@ def test_a_message_sent_while_the_disk_filled_is_sent_once_not_every_second(
 def test_a_full_disk_under_the_running_daemon_is_said_once_and_once_when_mended(
         tmp_path: Path) -> None:
     state = tmp_path / "state"
-    proc, root = _daemon(tmp_path, (
-        'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
-        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
-    try:
+    with _running(tmp_path, 1) as (proc, root):
         orchestrator = root / "logs" / "orchestrator.jsonl"
-        poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
-                   what="the daemon's first check")
         _fill(root)
         poll_until(lambda: [r for r in _records(root) if r["level"] in ("warning", "error")],
                    what="the daemon saying its store refuses")
@@ -168,13 +177,7 @@ def test_a_full_disk_under_the_running_daemon_is_said_once_and_once_when_mended(
                    _loops(_records(root), "store_refused"),
                    what="each loop saying its store works again")
         records = _records(root)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        err = _stopped(proc)
     # no traceback a pass: the log's disk is often the store's, then each said "Logging error"
     assert [r["msg"] for r in records if r.get("exc")] == []
     refused = [r for r in records if r.get("event") == "store_refused"]
@@ -201,34 +204,19 @@ def test_a_full_disk_under_the_state_database_is_told_once_around_it_and_once_me
     goes straight to Gotify, once however many checks are refused; "works again" goes
     through the outbox once a check is stored."""
     state = tmp_path / "state"
-    with GotifyServer(TOKEN) as gotify:
-        token = secret_file(tmp_path / "gotify.token", TOKEN)
-        proc, root = _daemon(tmp_path, (
-            f'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
-            f'gotify_url = "{gotify.url}"\ngotify_token_file = "{token}"\n'
-            "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
-        try:
-            orchestrator = root / "logs" / "orchestrator.jsonl"
-            poll_until(lambda: orchestrator.exists() and '"checked ' in orchestrator.read_text(),
-                       what="the daemon's first check")
-            sent = len(gotify.accepted)
-            _fill(root)
-            poll_until(lambda: any("cannot record" in t for t in gotify.titles()[sent:]),
-                       what="a message around the refusing store")
-            # several refused checks later, still the one message
-            full_since = time.monotonic()
-            poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS, what="the outage")
-            during = gotify.accepted[sent:]
-            (root / "filler").unlink()
-            poll_until(lambda: len(gotify.accepted) > sent + len(during),
-                       what="the message that the store works again")
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 0, err
+    with GotifyServer(TOKEN) as gotify, _running(tmp_path, 1, gotify.url) as (proc, root):
+        sent = len(gotify.accepted)
+        _fill(root)
+        poll_until(lambda: any("cannot record" in t for t in gotify.titles()[sent:]),
+                   what="a message around the refusing store")
+        # several refused checks later, still the one message
+        full_since = time.monotonic()
+        poll_until(lambda: time.monotonic() - full_since > FULL_SECONDS, what="the outage")
+        during = gotify.accepted[sent:]
+        (root / "filler").unlink()
+        poll_until(lambda: len(gotify.accepted) > sent + len(during),
+                   what="the message that the store works again")
+        _stopped(proc)
     (down,) = during
     assert down["title"] == ("[hal] cannot record anything: its state database cannot be "
                              "written: the disk is full; hal is not watching until it is mended")
