@@ -29,7 +29,10 @@ def main() -> None:
         ai_name="labtest", state_dir=state_dir, check_interval=2, autonomy_level="auto-safe",
         llm={"backend": "openai", "url": url, "model": "scripted", "timeout": 10},
         queue={"lease_seconds": 2, "wait_timeout": 20},
-        agent={"retry_backoff_seconds": 0.5, "max_investigations": 50},
+        # twenty kills in a minute break and interrupt the same units again and again: a
+        # burst the daily cap would hand to a person, not what this harness tests
+        agent={"retry_backoff_seconds": 0.5, "max_investigations": 50,
+               "max_investigations_per_day": 1000},
         thresholds=QUIET, safety={"verify_settle_seconds": 0.5, "verify_timeout": 15,
                                   "flapping_max": 1000})
     if sys.argv[4:] == ["--on-go"]:
