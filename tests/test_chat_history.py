@@ -10,6 +10,7 @@ import pytest
 
 from ai_sysadmin.cli import talk
 from ai_sysadmin.config import Settings
+from tests.support.needs_root import needs_root
 
 
 def test_the_history_lives_with_the_person_not_in_the_state_directory(
@@ -43,10 +44,7 @@ def test_a_history_that_is_a_link_is_neither_read_nor_written(tmp_path: Path) ->
 
 
 def test_a_history_owned_by_someone_else_is_not_used(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root: giving a file away needs it")
-        pytest.skip("needs root to give a file away")
+    needs_root("giving a file away")
     other = tmp_path / "hal-chat-history"
     other.write_text("planted\n")
     os.chown(other, 65534, 65534)

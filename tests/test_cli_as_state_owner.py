@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN
+from tests.support.needs_root import needs_root
 
 NOBODY = 65534
 
@@ -24,10 +25,7 @@ NOBODY = 65534
 def daemons_state() -> Iterator[Path]:
     """A state directory as setup makes it: the daemon's user owns it (here nobody), under a
     directory any user may enter."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root: a command run as root is what this tests")
-        pytest.skip("needs root")
+    needs_root("a command run as root")
     top = Path(tempfile.mkdtemp(prefix="ai-sysadmin-owner-"))
     top.chmod(0o755)
     state = top / "state"

@@ -13,6 +13,7 @@ import pytest
 
 from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN
+from tests.support.needs_root import needs_root
 from tests.test_store import unit_failed
 
 #: holds the database open, its -shm file made, as a running daemon does, until the command
@@ -45,10 +46,7 @@ FULL = ('state=$1 kept=$2; shift 2; disk=${state%/*}; mount -t tmpfs -o size=4m 
 @pytest.fixture
 def kept(tmp_path: Path) -> Path:
     """A state directory with one open incident (id 1)."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root: a mount of its own is what this tests")
-        pytest.skip("needs root (a mount namespace of its own)")
+    needs_root("a mount of its own")
     kept = tmp_path / "kept"
     store = IncidentStore(Database(kept / "state.db"))
     assert store.record_check("web1", [unit_failed()], {"failed_unit"}).opened == [1]

@@ -11,13 +11,12 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from ai_sysadmin.config import Settings, short_hostname
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.conftest import BIN
+from tests.support.needs_root import needs_root
 
 #: $1 the state directory the command sees, $2 the one the test keeps, then the command: the
 #: state copied onto a 4 MiB tmpfs (its logs on one of their own, so that stderr holds only
@@ -31,10 +30,7 @@ SCRIPT = ('state=$1 kept=$2; shift 2; disk=${state%/*}; '
 
 def test_a_fix_whose_end_the_full_disk_refused_says_it_ran_and_a_daemon_settles_it(
         tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root: a mount of its own is what this tests")
-        pytest.skip("needs root (a mount namespace of its own)")
+    needs_root("a mount of its own")
     disk = tmp_path / "disk"
     disk.mkdir()
     state = disk / "state"

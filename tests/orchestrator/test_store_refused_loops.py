@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import BIN
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer, Request
+from tests.support.needs_root import needs_root
 from tests.support.polling import poll_until
 
 #: each lets a full disk last seconds under a daemon process
@@ -66,10 +67,7 @@ def _running(tmp_path: Path, check_interval: int,
              gotify_url: str | None = None) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """``run`` on a state directory of its own tmpfs, once it has checked this machine; the
     directory as the daemon sees it. Killed after, if a test did not stop it."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root: a mount of its own is what this tests")
-        pytest.skip("needs root (a mount namespace of its own)")
+    needs_root("a mount of its own")
     told = "" if gotify_url is None else (
         f'gotify_url = "{gotify_url}"\n'
         f'gotify_token_file = "{secret_file(tmp_path / "gotify.token", TOKEN)}"\n')
