@@ -1,8 +1,10 @@
 """Every argv reaches the remote program as it was given, whatever the login's shell is (sshd
-hands the command line to it): over real SSH, to accounts whose login shell is bash, fish and
-zsh. fish reads ``\\'`` and ``\\\\`` inside single quotes as escapes, so a POSIX-only quoting lets
-a path that ends in a backslash close the quote early and the next argument run as a command;
-zsh replaces an unquoted word that starts with ``=`` by a program's path (``=ls``)."""
+hands the command line to it): over real SSH, to accounts whose login shell is bash, fish,
+zsh, tcsh and csh. fish reads ``\\'`` and ``\\\\`` inside single quotes as escapes, so a POSIX-only
+quoting lets a path that ends in a backslash close the quote early and the next argument run as
+a command; zsh replaces an unquoted word that starts with ``=`` by a program's path (``=ls``);
+csh and tcsh expand history inside single quotes (``!#`` is the line so far, its quotes
+included) and refuse a line break there."""
 
 from __future__ import annotations
 
@@ -23,18 +25,23 @@ from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab
 
 FISH = shutil.which("fish") or "/usr/bin/fish"
 ZSH = shutil.which("zsh") or "/usr/bin/zsh"
+TCSH = shutil.which("tcsh") or "/usr/bin/tcsh"
+#: the BSD csh (Debian's csh package), not tcsh under another name
+CSH = shutil.which("bsd-csh") or "/usr/bin/bsd-csh"
 #: a python every account may run (this one's may live in root's home)
 PYTHON = "/usr/bin/python3"
-USERS = (Account("posixy", 3311), Account("fishy", 3312, FISH), Account("zshy", 3313, ZSH))
+USERS = (Account("posixy", 3311), Account("fishy", 3312, FISH), Account("zshy", 3313, ZSH),
+         Account("tcshy", 3314, TCSH), Account("cshy", 3315, CSH))
 
 #: arguments each shell reads in its own way unless quoted for all of them
 TRICKY = ["a\\", "b\\\\c", "it's", "\\'", "'", "\\", "", " ", "$HOME", "~", "*", "{a,b}",
-          "(echo x)", "a;b", "#c", "%self", "x\"y", "é ü", "--", "-n", "=ls", "a=b"]
+          "(echo x)", "a;b", "#c", "%self", "x\"y", "é ü", "--", "-n", "=ls", "a=b", "a!b", "!#",
+          "!!", "^a^b", "two\nlines", "ends in a line break\n", "\\0101", "%b", "\\c"]
 
 
 @pytest.fixture(scope="module")
 def shells_host(client_key: ClientKey) -> Iterator[tuple[SshHost, Path]]:
-    for shell in (FISH, ZSH):
+    for shell in (FISH, ZSH, TCSH, CSH):
         assert Path(shell).exists(), f"{shell} is needed (scripts/test.sh installs it)"
     with accounts_lab(client_key, "aisa-shells-") as (netlab, ns, address, homes):
         yield netlab.sshd("shells", ns, [address], setup=accounts(homes, USERS)), homes
@@ -58,14 +65,19 @@ def test_every_argument_reaches_the_program_as_given(
 
 
 @pytest.mark.parametrize("user", [u.name for u in USERS])
+@pytest.mark.parametrize("trick", ["backslash", "history"])
 def test_a_models_read_never_runs_a_command_it_spelt_into_its_arguments(
         shells_host: tuple[SshHost, Path], known_hosts: Path, tmp_path: Path,
-        user: str) -> None:
-    """What a prompt-injected model tries: a path that ends in a backslash, then a "path"
-    that is a command line. The policy allows both as paths for ls; the host must run ls."""
+        user: str, trick: str) -> None:
+    """What a prompt-injected model tries: a path that ends in a backslash (fish), then a
+    "path" that is a command line; or that "path", then one that repeats the line so far
+    (csh's history: ``!#:$`` is the last word before it, quotes and all, which unquotes
+    it). The policy allows them all as paths for ls; the host must run ls."""
     host, homes = shells_host
-    proof = homes / user / "injected"
-    argv = ["ls", f"{homes / user}/a\\", f"/ ; touch {proof} ; #"]
+    proof = homes / user / f"injected-{trick}"
+    command = f"/ ; touch {proof} ; #"
+    argv = (["ls", f"{homes / user}/a\\", command] if trick == "backslash"
+            else ["ls", command, "/!#:$"])
     transport = SshTransport(host.target(host.write_known_hosts(known_hosts), user=user),
                              name="web1")
     ctx = ToolContext(Settings(ai_name="hal", state_dir=tmp_path / "state"),
@@ -80,4 +92,4 @@ def test_a_models_read_never_runs_a_command_it_spelt_into_its_arguments(
     said = asyncio.run(go())
     assert not proof.exists(), f"the model's argument ran as a command: {said}"
     # ls was given both names, each whole
-    assert f"{homes / user}/a\\" in said and f"/ ; touch {proof} ; #" in said, said
+    assert argv[1] in said and argv[2] in said, said

@@ -1,7 +1,7 @@
 """The SSH transport: one reused ``asyncssh`` connection per host, host keys always verified.
 
 Every command is still an argv: it is quoted with :func:`login_shell_join` for the remote login
-shell, whichever it is (sh, bash, dash, zsh, fish), which hands it to ``sh``. Host keys are
+shell, whichever it is (sh, bash, dash, zsh, fish, csh), which hands it to ``sh``. Host keys are
 checked against a known_hosts file, for jump hosts too; an unknown key is accepted only when the
 operator turned trust on first use on, and is then recorded in that file. A changed key is never
 accepted.
@@ -70,7 +70,8 @@ _SAID_MAX = 300
 
 #: words every login shell reads as they are, unquoted (zsh makes a leading "=" a path)
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:,+-][A-Za-z0-9_./=:,+-]*")
-_QUOTES_ESCAPE = re.compile(r"([\\'])")
+_QUOTES_ESCAPE = re.compile(r"([\\'!])")
+_ESCAPED = ("\\", "'", "!")
 
 
 def _sent(exc: BaseException) -> bool:
@@ -85,19 +86,49 @@ def login_shell_quote(arg: str) -> str:
     """``arg`` as one word for any login shell sshd may hand a command line to. POSIX single
     quotes are not enough: fish reads ``\\'`` and ``\\\\`` inside them as escapes, so an argument
     ending in a backslash would close its quote early and the next one would run as a
-    command. A backslash or a quote therefore goes outside the quotes, escaped: POSIX shells,
-    fish and csh all read ``\\\\`` and ``\\'`` there as that one character."""
+    command; csh and tcsh expand history (``!#``: the line so far, its quotes included) inside
+    them. A backslash, a quote or a ``!`` therefore goes outside the quotes, escaped: POSIX
+    shells, fish and csh all read ``\\\\``, ``\\'`` and ``\\!`` there as that one character.
+
+    A line break has no such form (csh refuses it inside quotes, sh drops an escaped one):
+    :func:`login_shell_command` passes such an argument encoded."""
     if _PLAIN_WORD.fullmatch(arg):
         return arg
     if not arg:
         return "''"
-    return "".join("\\" + part if part in ("\\", "'") else f"'{part}'"
+    if "\n" in arg:
+        raise ValueError("an argument with a line break has no quoting every login shell reads "
+                         "alike (login_shell_command encodes it)")
+    return "".join("\\" + part if part in _ESCAPED else f"'{part}'"
                    for part in _QUOTES_ESCAPE.split(arg) if part)
 
 
 def login_shell_join(argv: Sequence[str]) -> str:
     """An argv as a command line that any login shell splits back into exactly ``argv``."""
     return " ".join(login_shell_quote(arg) for arg in argv)
+
+
+#: sh's own words for "decode every argument, then run them": ``printf %b`` turns each byte's
+#: ``\\0ooo`` back into the byte; the ``.`` keeps a trailing line break from ``$(...)``
+_DECODE_ARGS = ('n=$#; for a do v=$(printf "%b." "$a"); set -- "$@" "${v%.}"; done; '
+                'shift "$n"; ')
+
+
+def _octal_escaped(arg: str) -> str:
+    """``arg`` as plain characters and ``\\0ooo`` escapes, one a byte, for ``printf %b``."""
+    return "".join(chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_./-")
+                   else f"\\0{b:03o}"
+                   for b in arg.encode("utf-8", "surrogateescape"))
+
+
+def login_shell_command(prelude: str, argv: Sequence[str]) -> str:
+    """A command line that any login shell hands to ``sh``, which runs ``prelude`` (sh
+    text) and then execs ``argv`` exactly. An argument with a line break cannot be quoted
+    for every login shell: then every argument goes encoded and sh decodes them first."""
+    if not any("\n" in arg for arg in argv):
+        return login_shell_join(("sh", "-c", f'{prelude}; exec "$@"', "sh", *argv))
+    return login_shell_join(("sh", "-c", f'{prelude}; {_DECODE_ARGS}exec "$@"', "sh",
+                             *(_octal_escaped(arg) for arg in argv)))
 
 
 #: what asyncssh raises for settings it cannot use (a bad key file, an unknown cipher), and
@@ -581,9 +612,8 @@ class SshTransport(Transport):
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
             # sh, whatever the login shell is, sets the locale and is replaced by the
             # command (exec): the same process tree, one more exec
-            said = f"echo {marker}; echo {marker} >&2; " if marker else ""
-            command = login_shell_join(
-                ("sh", "-c", f'{C_LOCALE}; {said}exec "$@"', "sh", *remote))
+            said = f"; echo {marker}; echo {marker} >&2" if marker else ""
+            command = login_shell_command(f"{C_LOCALE}{said}", remote)
             asked = time.monotonic()
             try:
                 proc = await self._bounded(state, conn, conn.create_process(
