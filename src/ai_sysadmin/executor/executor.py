@@ -214,6 +214,8 @@ class Executor:
             journal_bytes=facts.journal_bytes, path_mount=facts.path_mount,
             mount_problem=facts.mount_problem,
             own_units=own.units, own_pids=own.pids,
+            incident_opened_at=incident.opened_at if incident else None,
+            generations=facts.generations, generations_problem=facts.generations_problem,
         )
 
     async def plan(self, host: str, kind: str, params: dict[str, Any],

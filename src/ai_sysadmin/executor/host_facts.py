@@ -7,11 +7,13 @@ runs the read-only commands through the host's Transport and parses their output
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import fnmatch
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -19,7 +21,7 @@ from ..errors import TransportError
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.parsers import DF_COLUMNS, parse_df
-from ..safety.catalog import FactsNeeded
+from ..safety.catalog import FactsNeeded, Generations
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
 from ..safety.protected import protected_reason
 from ..safety.unit_facts import (
@@ -51,6 +53,9 @@ class HostFacts:
     #: not (a path that is not there): no problem of the other facts
     path_mount: str | None = None
     mount_problem: str | None = None
+    #: the NixOS system profile's generations, or why not (no problem of the other facts)
+    generations: Generations | None = None
+    generations_problem: str | None = None
 
 
 async def _show(transport: Transport, settings: Settings, names: list[str]) -> list[UnitFacts]:
@@ -141,12 +146,53 @@ async def read_mount_of(transport: Transport, settings: Settings, path: str) -> 
     return mounts[0].target
 
 
+SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
+#: ``nix-env --list-generations``: "  122   2026-11-30 10:00:01   (current)" (the link's time)
+_GENERATION = re.compile(r"^\s*([0-9]+)\s+([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})"
+                         r"\s*(\(current\))?\s*$")
+
+
+def parse_generations(text: str) -> Generations:
+    """The current generation, when it was made and the one before it, from a listing
+    printed in UTC."""
+    listed: dict[int, float] = {}
+    current: int | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        found = _GENERATION.match(line)
+        if found is None:
+            raise ValueError(f"not a generation: {line.strip()[:80]!r}")
+        number = int(found.group(1))
+        listed[number] = calendar.timegm(time.strptime(found.group(2), "%Y-%m-%d %H:%M:%S"))
+        if found.group(3):
+            current = number
+    if current is None:
+        raise ValueError("no generation is marked current")
+    earlier = [n for n in listed if n < current]
+    return Generations(current, listed[current], max(earlier) if earlier else None)
+
+
+async def read_generations(transport: Transport, settings: Settings) -> Generations:
+    """The system profile's generations; the times in UTC whatever the host's zone."""
+    done = await transport.run([settings.programs.env, "TZ=UTC0", settings.programs.nix_env,
+                                "-p", SYSTEM_PROFILE, "--list-generations"],
+                               settings.command_timeout)
+    try:
+        if not done.ok:
+            raise ValueError((done.stderr or done.stdout).strip()[:200] or "it said nothing")
+        return parse_generations(done.stdout)
+    except ValueError as exc:
+        raise TransportError(f"nix-env --list-generations failed ({done.returncode}): {exc}"
+                             ) from exc
+
+
 async def read_facts(transport: Transport | None, settings: Settings,
                      needed: FactsNeeded) -> HostFacts:
     if transport is None:
         return HostFacts(problem="no transport to the host")
     if not (needed.units or needed.pid is not None or needed.os or needed.journal
-            or needed.mount_of):
+            or needed.mount_of or needed.generations):
         return HostFacts(read=True)
     settings = settings.on_host(transport.local_programs)
     facts = HostFacts(read=True)
@@ -160,6 +206,11 @@ async def read_facts(transport: Transport | None, settings: Settings,
                 facts.path_mount = await read_mount_of(transport, settings, needed.mount_of)
             except TransportError as exc:
                 facts.mount_problem = str(exc)
+        if needed.generations:
+            try:
+                facts.generations = await read_generations(transport, settings)
+            except TransportError as exc:
+                facts.generations_problem = str(exc)
         if needed.units:
             facts.units = await read_units(transport, settings, needed.units)
         if needed.pid is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -70,6 +71,21 @@ class PlanContext:
     #: the assistant's own units and (on its own host) its process and parents
     own_units: tuple[str, ...] = ()
     own_pids: tuple[int, ...] = ()
+    #: when the incident the action is for opened (this machine's clock)
+    incident_opened_at: float | None = None
+    #: the host's NixOS system generations (``nix-env --list-generations``), or why not
+    generations: Generations | None = None
+    generations_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Generations:
+    """The system profile's generations: the current one, when it was made (the host's
+    clock), and the one a rollback switches to (None: there is none)."""
+
+    current: int
+    made_at: float
+    previous: int | None
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,8 @@ class FactsNeeded:
     journal: bool = False
     #: the mount point of the file system this path is on
     mount_of: str | None = None
+    #: the NixOS system profile's generations
+    generations: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,9 +287,39 @@ def _rollback(p: NoParams, ctx: PlanContext) -> Plan:
     if not _is_nixos(ctx):
         return _refuse("nix_rollback_generation",
                        f"a generation rollback needs NixOS; this host is {_this_os(ctx)}")
-    return Plan("nix_rollback_generation", True, "switch to the previous NixOS generation",
-                "medium", "system", (("nixos-rebuild", "switch", "--rollback"),),
-                rollback=(("nixos-rebuild", "switch", "--rollback"),))
+    gens = ctx.generations
+    if gens is not None and gens.previous is None:
+        return _refuse("nix_rollback_generation", f"generation {gens.current} is the system's "
+                       f"oldest: there is none to roll back to")
+    reason = ("switch to the previous NixOS generation" if gens is None else
+              f"switch from generation {gens.current} back to {gens.previous}")
+    risk: Risk = "medium"
+    if person := rollback_person(gens, ctx):
+        risk, reason = "high", f"{reason}; needs a person: {person}"
+    return Plan("nix_rollback_generation", True, reason, risk, "system",
+                (("nixos-rebuild", "switch", "--rollback"),))
+
+
+def rollback_person(gens: Generations | None, ctx: PlanContext) -> str | None:
+    """Why a rollback is a person's decision (None: it is not). It undoes everything the
+    current generation brought: without a person, only where that generation came shortly
+    before the incident's trouble began, so that it may be its cause."""
+    if gens is None:
+        why = ctx.generations_problem or ctx.facts_problem
+        why = (why or "no host was asked")[:160]
+        return f"which generation is current could not be read ({why})"
+    if ctx.incident_opened_at is None:
+        return "no incident is about it"
+    made = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(gens.made_at))
+    before = ctx.incident_opened_at - gens.made_at
+    if before < 0:
+        return (f"generation {gens.current} was made at {made}, after this trouble began: "
+                f"rolling it back does not undo the trouble's cause")
+    if before > LOW_RISK_DAYS * 86400:
+        return (f"generation {gens.current} has been the system since {made}, "
+                f"{before / 86400:.0f} days before this trouble began: rolling it back "
+                f"undoes more than this incident")
+    return None
 
 
 def _rebuild(p: NoParams, ctx: PlanContext) -> Plan:
@@ -442,6 +490,8 @@ def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
         checked, _ = checked_parameters(kind, params)
         return FactsNeeded(journal=checked is not None
                            and vacuum_person(checked.max_size, None) is not None)
+    if kind == "nix_rollback_generation":
+        return FactsNeeded(os=True, generations=True)
     if kind == "clean_directory" and isinstance(params.get("path"), str) \
             and params["path"].startswith("/") and "\x00" not in params["path"]:
         return FactsNeeded(mount_of=posixpath.normpath(params["path"]))
