@@ -82,7 +82,8 @@ def test_every_category_is_well_represented() -> None:
     assert sum(1 for c in CASES if c["expect"] == "allowed" and c["purpose"] == "remediate") >= 15
     minimum = {"argument-injection": 20, "option-smuggling": 40, "redirection": 15,
                "traversal": 10, "unicode": 15, "nul": 10, "huge": 10, "protected-alias": 30,
-               "purpose-confusion": 15, "interpreter": 20, "destructive": 15}
+               "purpose-confusion": 15, "interpreter": 20, "destructive": 15,
+               "exfiltration": 30}
     for category, least in minimum.items():
         assert refused[category] >= least, (category, refused[category])
     assert paths["traversal"] >= 8 and paths["proc"] >= 8 and paths["unicode"] >= 4

@@ -37,6 +37,14 @@ from .argv_parser import (
     user_name,
     word_list,
 )
+from .network_reach import (
+    LEAVES,
+    RESOLVECTL_LOOKUPS,
+    getent_lookup,
+    lsof_address,
+    resolvectl_lookup,
+    ss_filter_names,
+)
 
 REDIRECT = deny("-H --host -M --machine --root --image --image-policy -D --directory --file "
                  "-i --namespace", "redirects the target (another host, container, image, "
@@ -291,9 +299,11 @@ RESOLVECTL = Spec(
         "revert": "is not read-only: it drops a link's DNS settings",
         "log-level": "changes the resolver's log level",
         "monitor": "never ends: it follows DNS queries",
+        **dict.fromkeys(RESOLVECTL_LOOKUPS[1:], f"asks the network: {LEAVES}"),
     },
     sub_operands={"status": (interface_name, 8), "query": (host_or_address, 8),
                   "statistics": _NO_OPERANDS, "show-server-state": _NO_OPERANDS},
+    extra=resolvectl_lookup,
 )
 
 NETWORKCTL = Spec(
@@ -554,7 +564,8 @@ READ_ONLY: dict[str, Spec] = {
                 **deny("-F --filter", "reads a filter from a file"),
                 **deny("-N --net", "redirects the target (another network namespace)"),
                 **deny("-E --events", "never ends: it follows socket events")},
-        operand=charset(r"[A-Za-z0-9:._()=<>!\-/% *\[\]]+", "is not a socket filter")),
+        operand=charset(r"[A-Za-z0-9:._()=<>!\-/% *\[\]]+", "is not a socket filter"),
+        extra=ss_filter_names),
     # hostnamectl has no --no-pager (it never pages and would fail on the option)
     "hostnamectl": Spec(flags("--static, --transient, --pretty") + (
         opt("--json", value=word_list),), denied=REDIRECT,
@@ -631,7 +642,7 @@ READ_ONLY: dict[str, Spec] = {
                                           "ahostsv6", "services", "networks", "protocols"}),
                    refused_subcommands=dict.fromkeys(
                        ("shadow", "gshadow"), "is not allowed: it holds password hashes"),
-                   max_operands=8),
+                   max_operands=8, extra=getent_lookup),
     "stat": Spec(flags("-L --dereference, -f --file-system, -t --terse") + (
         opt("-c --format", value=any_value), opt("--printf", value=any_value),
         opt("--cached", value=word_list)), operand=absolute_path, max_operands=8),
@@ -896,6 +907,8 @@ _LSOF_DENIED = {**dict.fromkeys(("-r", "+r"), "repeats until stopped: it never e
                                 "mount supplement"),
                 "-A": "reads another name cache file",
                 "+M": "asks the portmapper for registrations"}
+_LSOF_ADDRESS = charset(r"[A-Za-z0-9@:.,_\[\]\-]{1,128}", "is not a network address "
+                        "([46][protocol][@host][:port])")
 _LSOF_REQUIRED: dict[str, Validator] = {
     "-c": charset(r"\^?[A-Za-z0-9_.:@+\-]{1,64}", "is not a command name"),
     "+c": charset(r"[0-9]{1,3}", "is not a width"),
@@ -906,8 +919,7 @@ _LSOF_REQUIRED: dict[str, Validator] = {
                   "is not a list of users"),
 }
 _LSOF_OPTIONAL: dict[str, Validator] = {
-    "-i": charset(r"[A-Za-z0-9@:.,_\[\]\-]{1,128}", "is not a network address "
-                  "([46][protocol][@host][:port])"),
+    "-i": lambda value: _LSOF_ADDRESS(value) or lsof_address(value),
     "-s": charset(r"(?i)(tcp|udp):\^?[A-Za-z_]+(,\^?[A-Za-z_]+)*",
                   "is not a protocol state like TCP:LISTEN"),
     "-T": charset(r"[fqsw]{1,4}", "is not a set of f, q, s, w"),
