@@ -10,6 +10,7 @@ from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
 from ai_sysadmin.safety.unit_facts import (
     ShowOutputError,
     UnitFacts,
+    Verdict,
     judge_unit,
     parse_commands,
     parse_show,
@@ -347,3 +348,49 @@ def test_a_line_break_in_a_command_makes_every_program_judged_with_every_word() 
     per_unit = parse_commands(shown, ["a.service", "b.service"])
     for commands, stops in per_unit:
         assert ("/bin/systemctl", "x", "reboot") in commands and commands == stops
+
+
+def _shown(key: str, argv: str) -> str:
+    """One command line as systemd 252 prints it: the argv unquoted, words joined by spaces."""
+    return f"{key}={{ path={argv.split()[0]} ; argv[]={argv}{_END}"
+
+
+@pytest.mark.parametrize(("key", "argv", "runs"), [
+    ("ExecStop", "/bin/sh -c systemctl poweroff", "systemctl poweroff"),
+    ("ExecStop", "/bin/bash -c systemctl poweroff", "systemctl poweroff"),
+    ("ExecStopPost", "/bin/sh -ec test -d /run/app && reboot", "reboot"),
+    ("ExecStop", "/usr/bin/env sh -c poweroff", "poweroff"),
+    ("ExecStartPre", "/usr/bin/env bash -c sleep 1; reboot", "reboot"),
+    ("ExecStart", "/bin/dash -xeuc exec /usr/bin/app; /sbin/halt -f", "/sbin/halt -f"),
+    ("ExecStop", "/bin/bash -O extglob -c true && kexec -e", "kexec -e"),
+    ("ExecStop", "/bin/sh -c $(systemctl --no-block reboot)", "systemctl --no-block reboot"),
+    ("ExecStop", "/bin/sh -c systemctl ; isolate rescue.target", "systemctl ... isolate"),
+    ("ExecStop", "/usr/bin/busybox sh -c init 0", "init 0"),
+    ("ExecStop", "/bin/sh -c \\shutdown -h now", "shutdown -h now"),
+])
+def test_a_shell_script_that_powers_off_is_judged_by_its_words(key, argv, runs) -> None:
+    [(commands, stops)] = parse_commands(_shown(key, argv) + "\nId=app.service\n",
+                                         ["app.service"])
+    facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
+                      stops)
+    for verb in ("restart", "start"):
+        refused = judge_unit(verb, facts, incident_unit="app.service").refused
+        # old: the shell was the program and its script plain arguments: nothing against it
+        assert refused and f"its script runs {runs}" in refused, refused
+    if stops:
+        assert "stopping app.service runs" in (judge_unit("stop", facts).refused or "")
+
+
+@pytest.mark.parametrize("argv", [
+    "/bin/sh -c exec /usr/bin/myservice --port 8080",
+    "/bin/bash -ec test -f /etc/app.conf && exec /usr/bin/app",
+    "/bin/sh -c systemctl is-active --quiet db.service || exit 1",
+    "/bin/sh -c echo initialising; sleep 1",
+    "/bin/sh /usr/lib/app/reboot-helper.sh",
+])
+def test_an_ordinary_shell_wrapped_service_stays_harmless(argv) -> None:
+    [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=app.service\n",
+                                         ["app.service"])
+    facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
+                      stops)
+    assert judge_unit("restart", facts, incident_unit="app.service") == Verdict(None, ())

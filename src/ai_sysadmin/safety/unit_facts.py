@@ -119,6 +119,18 @@ _POWER_VERBS = frozenset({"reboot", "poweroff", "halt", "kexec", "suspend", "hib
                           "hybrid-sleep", "suspend-then-hibernate", "soft-reboot", "isolate",
                           "emergency", "rescue", "default", "exit", "switch-root"})
 _ARGV_IN_SHOW = re.compile(r"argv\[\]=(.*?) ;", re.DOTALL)
+#: shells that run the script given with -c
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish",
+                     "csh", "tcsh", "yash", "posh", "lksh", "oksh", "loksh"})
+#: the flag that gives a shell its script, alone or among others (-c, -ec, -xec, -euc)
+_SCRIPT_FLAG = re.compile(r"[-+][A-Za-z]*c[A-Za-z]*")
+#: what ends one command of a script and starts the next (;, &&, ||, |, $(...), backquotes)
+_COMMAND_BREAK = re.compile(r"[;&|()`\n]")
+#: what separates the words of a command: quotes, braces, redirections, and $ and backslash,
+#: so that "$(reboot)" or \reboot reads as reboot
+_WORD_BREAK = re.compile(r"[\s'\"{}<>$\\]+")
+#: systemctl verbs that are no everyday shell words, judged anywhere later in a script
+_SCRIPT_POWER_VERBS = _POWER_VERBS - {"exit", "default", "emergency", "rescue"}
 
 
 @dataclass(frozen=True)
@@ -263,12 +275,57 @@ def _matches(names: Iterable[str], globs: Iterable[str]) -> str | None:
     return next((n for n in names for g in globs if fnmatch.fnmatchcase(n, g)), None)
 
 
-def _power_command(argv: tuple[str, ...]) -> str | None:
+def _power_program(argv: Sequence[str]) -> bool:
     program = posixpath.basename(argv[0].lstrip("@!+-:|"))
-    if program in _POWER_PROGRAMS and (program != "init" or argv[1:2] in (("0",), ("6",))):
+    if program in _POWER_PROGRAMS and (program != "init" or tuple(argv[1:2]) in (("0",),
+                                                                                  ("6",))):
+        return True
+    return program in ("systemctl", "loginctl") and bool(_POWER_VERBS & set(argv[1:]))
+
+
+def shell_script(argv: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """The commands of the script a shell in ``argv`` is given with ``-c`` (``sh -c``,
+    ``bash -ec``, ``/usr/bin/env sh -c``, ``nice sh -c``), each as its words; empty when no
+    shell runs a script. systemctl show prints an argv without its quotes, so where the
+    script ends is unknown: every word after the ``-c`` counts as the script's (an option's
+    value after it, ``-o errexit``, only adds a word to judge)."""
+    for at, word in enumerate(argv):
+        if posixpath.basename(word.lstrip("@!+-:|")) not in _SHELLS:
+            continue
+        flag = next((i for i in range(at + 1, len(argv)) if _SCRIPT_FLAG.fullmatch(argv[i])),
+                    None)
+        if flag is not None:
+            parts = _COMMAND_BREAK.split(" ".join(argv[flag + 1:]))
+            return tuple(words for part in parts
+                         if (words := tuple(w for w in _WORD_BREAK.split(part) if w)))
+    return ()
+
+
+def _script_power(commands: tuple[tuple[str, ...], ...]) -> str | None:
+    """The words of a script that power off, reboot or leave the normal system state: each
+    word judged as a program with the words after it in its command as arguments, and a
+    systemctl or loginctl also with every later word of the script, since a quoted ';' is an
+    argument that the printed argv no longer tells from a separator. Only the verbs that are
+    also everyday shell words (exit, default ...) must be in the same command."""
+    later = [w for command in commands for w in command]
+    for command in commands:
+        for at in range(len(command)):
+            later.pop(0)
+            if _power_program(command[at:]):
+                return " ".join(command[at:at + 3])
+            if posixpath.basename(command[at]) in ("systemctl", "loginctl") and (
+                    verbs := _SCRIPT_POWER_VERBS & set(later)):
+                return f"{command[at]} ... {min(verbs)}"
+    return None
+
+
+def _power_command(argv: tuple[str, ...]) -> str | None:
+    """The command, shown, when it (or a shell script it runs) powers off, reboots or leaves
+    the normal system state: what runs is judged, however the script is quoted."""
+    if _power_program(argv):
         return " ".join(argv)[:80]
-    if program in ("systemctl", "loginctl") and _POWER_VERBS & set(argv[1:]):
-        return " ".join(argv)[:80]
+    if runs := _script_power(shell_script(argv)):
+        return f"{' '.join(argv)[:60]} (its script runs {runs})"
     return None
 
 

@@ -1,0 +1,86 @@
+"""A unit whose command is a shell given a script (``sh -c "systemctl poweroff"``) is judged by
+the script's words, on real systemd 252: its restart waits for a person, or is refused, as a
+unit whose command is ``systemctl poweroff`` itself is, while a service merely started through
+``sh -c 'exec ...'`` is still restarted on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import Action, Database, IncidentStore
+
+pytestmark = pytest.mark.lab
+HOST = "shell-lab"
+SLEEPER = "ExecStart=/bin/sleep infinity\n"
+#: unit -> (its [Service] lines, the script's words the refusal names)
+POWERING = {
+    "stop-sh.service": (f'{SLEEPER}ExecStop=/bin/sh -c "systemctl poweroff"\n',
+                        "systemctl poweroff"),
+    "stop-bash.service": (f"{SLEEPER}ExecStop=/bin/bash -c 'systemctl poweroff'\n",
+                          "systemctl poweroff"),
+    "pre-shec.service": (f'ExecStartPre=/bin/sh -ec "test -d /run && reboot"\n{SLEEPER}',
+                         "reboot"),
+    "stop-env.service": (f'{SLEEPER}ExecStop=/usr/bin/env sh -c "poweroff"\n', "poweroff"),
+    "post-envbash.service": (f"{SLEEPER}ExecStopPost=/usr/bin/env bash -c 'sleep 1; reboot'\n",
+                             "reboot"),
+}
+PLAIN = "[Service]\nExecStart=/bin/sh -c 'exec /bin/sleep infinity'\n"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Sandbox]:
+    with Sandbox() as sb:
+        for name, (lines, _) in POWERING.items():
+            apply(sb, "install_unit", {"name": name, "text": f"[Service]\n{lines}"})
+        apply(sb, "install_unit", {"name": "wrapped.service", "text": PLAIN})
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+        apply(sb, "start_unit", {"name": "wrapped.service"})
+        yield sb
+
+
+@pytest.fixture
+def executor(lab: Sandbox, tmp_path: Path) -> Executor:
+    settings = Settings(ai_name="labtest", state_dir=tmp_path, autonomy_level="auto-full")
+    return Executor(settings, IncidentStore(Database(settings.db_path)),
+                    {HOST: SandboxTransport(lab)})
+
+
+def propose_about(executor: Executor, about: str, kind: str, **params: object) -> Action:
+    finding = Finding(HOST, "failed_unit", about, Severity.CRITICAL, f"{about} failed")
+    executor.store.record_check(HOST, [finding], {"failed_unit"})
+    incident_id = next(i.id for i in executor.store.incidents(None) if i.subject == about)
+    return asyncio.run(executor.propose(HOST, kind, params, incident_id=incident_id))
+
+
+def test_systemd_prints_a_shell_script_without_its_quotes(lab: Sandbox) -> None:
+    shown = lab.exec(["systemctl", "show", "-p", "ExecStop", "--", "stop-sh.service"],
+                     check=True).stdout
+    assert "argv[]=/bin/sh -c systemctl poweroff ;" in shown
+
+
+@pytest.mark.parametrize("unit", sorted(POWERING))
+def test_a_unit_whose_shell_script_powers_off_is_never_restarted_on_its_own(
+        executor, lab: Sandbox, unit: str) -> None:
+    runs = POWERING[unit][1]
+    for kind in ("restart_unit", "start_unit"):
+        action = propose_about(executor, unit, kind, unit=unit)
+        # old: the shell was the program and its script mere arguments: approved, low risk,
+        # and the restart's stop (or its start) would have powered the host off
+        assert action.state in ("refused", "pending") and action.risk == "high", action
+        assert f"its script runs {runs}" in action.reason, action.reason
+    assert lab.exec(["cat", "/proc/1/comm"]).stdout.strip() == "systemd"
+
+
+def test_a_service_started_through_sh_c_exec_is_still_restarted_on_its_own(executor) -> None:
+    action = propose_about(executor, "wrapped.service", "restart_unit", unit="wrapped.service")
+    assert (action.state, action.risk) == ("approved", "low"), action
