@@ -394,3 +394,35 @@ def test_an_ordinary_shell_wrapped_service_stays_harmless(argv) -> None:
     facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
                       stops)
     assert judge_unit("restart", facts, incident_unit="app.service") == Verdict(None, ())
+
+
+@pytest.mark.parametrize(("argv", "program"), [
+    ("/bin/sh -c apt-get -y upgrade", "apt-get"),
+    ("/usr/bin/env apt-get -y dist-upgrade", "apt-get"),
+    ("/bin/bash -ec cd /etc/nixos && nixos-rebuild switch --upgrade", "nixos-rebuild"),
+    ("/bin/sh -c test -x /usr/bin/dnf && /usr/bin/dnf -y upgrade", "dnf"),
+    ("/usr/bin/nice -n 19 /usr/bin/unattended-upgrade", "unattended-upgrade"),
+])
+def test_a_unit_that_installs_software_through_a_wrapper_or_script_needs_a_person(
+        argv, program) -> None:
+    [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=upd.service\n",
+                                         ["upd.service"])
+    facts = UnitFacts("upd.service", ("upd.service",), {"LoadState": ("loaded",)}, commands,
+                      stops)
+    verdict = judge_unit("restart", facts, incident_unit="upd.service")
+    # old: only the command's own program was read (sh, env, nice): nothing to weigh
+    assert f"it runs {program}, which installs software: the same as update_packages" in \
+        verdict.person, verdict
+
+
+@pytest.mark.parametrize("argv", [
+    "/usr/bin/app --log /var/log/apt-get.log",
+    "/bin/sh -c exec /usr/bin/app --no-upgrade",
+    "/usr/bin/env LANG=C /usr/bin/app",
+])
+def test_a_word_about_updates_is_no_update(argv) -> None:
+    [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=app.service\n",
+                                         ["app.service"])
+    facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
+                      stops)
+    assert judge_unit("restart", facts, incident_unit="app.service") == Verdict(None, ())

@@ -329,10 +329,23 @@ def _power_command(argv: tuple[str, ...]) -> str | None:
     return None
 
 
+def _update_program(argv: tuple[str, ...]) -> str | None:
+    """The program in ``argv`` that installs software: its own program, one a wrapper runs
+    (``/usr/bin/env apt-get``), or one a shell script runs (``sh -c 'apt-get -y upgrade'``),
+    every word judged as systemctl show prints it, quotes gone."""
+    script = shell_script(argv)
+    heads = (argv[0], *(command[0] for command in script))
+    for word in (*heads, *argv[1:], *(w for command in script for w in command)):
+        program = posixpath.basename(word.lstrip("@!+-:|"))
+        if program in UPDATE_PROGRAMS or (word in heads and any(
+                p in program for p in ("upgrade", "sysupdate"))):
+            return program
+    return None
+
+
 def _runs_updates(facts: UnitFacts) -> str | None:
     for argv in facts.commands:
-        program = posixpath.basename(argv[0].lstrip("@!+-:|"))
-        if program in UPDATE_PROGRAMS or any(p in program for p in ("upgrade", "sysupdate")):
+        if program := _update_program(argv):
             return f"it runs {program}, which installs software"
     if hit := UPDATE_TARGETS & set(facts.all("Before", "WantedBy", "RequiredBy")):
         return f"it is part of an offline update ({sorted(hit)[0]})"
