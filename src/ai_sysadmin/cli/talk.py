@@ -49,9 +49,9 @@ def _run_turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
 
 
 def _show(event: AgentEvent) -> None:
-    # the model names the tool and writes its arguments: an escape in them is not the
-    # terminal's to obey
-    name, detail = strip_control(event.name), strip_control(event.detail)
+    # the model names the tool and writes its arguments (which may carry what it read): an
+    # escape in them is not the terminal's to obey, a secret not the terminal's to show
+    name, detail = masked(event.name), masked(event.detail)
     if event.kind == "tool_call":
         err.print(f"  → {name} {detail}", style="dim")
     elif event.kind == "tool_result" and detail != "ok":
@@ -200,7 +200,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             unanswered += 1
             continue
         except AiSysadminError as exc:  # a host or the store failed: the conversation goes on
-            err.print(f"error: {exc}", markup=False, highlight=False)
+            err.print(f"error: {masked(str(exc))}", markup=False, highlight=False)
             unanswered += 1
             continue
         messages = outcome.messages
@@ -226,7 +226,7 @@ def _slash(line: str, settings: Settings, messages: list[Message],
         try:
             _debug(settings)
         except AiSysadminError as exc:  # as for a question: said, and the conversation goes on
-            why = _llm_failure(settings, exc) if isinstance(exc, LLMError) else str(exc)
+            why = _llm_failure(settings, exc) if isinstance(exc, LLMError) else masked(str(exc))
             err.print(f"error: {why}", markup=False, highlight=False)
     else:
         out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
@@ -237,8 +237,8 @@ def _slash(line: str, settings: Settings, messages: list[Message],
 def _llm_failure(settings: Settings, exc: LLMError) -> str:
     """One line: which server (its password or token masked), what went wrong, how to look
     closer."""
-    # what the server answered may be quoted in it
-    said, shown = strip_control(str(exc)), mask_url(settings.llm.url)
+    # what the server answered may be quoted in it (a proxy quotes the key it was sent)
+    said, shown = masked(str(exc)), mask_url(settings.llm.url)
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
     where = "" if shown in said else f"no answer from the LLM at {shown}: "
@@ -283,9 +283,11 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
 
 
 def _print_answer(outcome: AgentOutcome) -> None:
-    # the model's words (which may quote a host's): a window title or a cleared screen in
-    # them is not the terminal's to obey
-    answer = strip_control(outcome.answer)
+    # the model's words (which may quote a host's, or a secret it was told): masked as
+    # --json masks them; a window title or a cleared screen in them is not the terminal's
+    # to obey. The answer comes whole (no backend streams), so a secret is never split
+    # across two prints
+    answer = masked(outcome.answer)
     if out.width < PIPE_WIDTH:
         out.print(Markdown(answer))
     else:
@@ -306,8 +308,8 @@ def _unanswered(outcome: AgentOutcome) -> str | None:
     heads = [m.content.split("\n", 2) for m in outcome.messages if m.role == "tool"]
     failed = [h for h in heads if h[0].partition(" status=")[2].split(" ")[0] != "ok"]
     first = f"; the first: {' '.join(failed[0][:2])[:200]}" if failed else ""
-    return strip_control(f"the model gave no answer: it used its {outcome.tool_calls} tool "
-                         f"calls ({len(failed)} of them failed{first})")
+    return masked(f"the model gave no answer: it used its {outcome.tool_calls} tool "
+                  f"calls ({len(failed)} of them failed{first})")
 
 
 def run_chat(app_state: AppState) -> None:
