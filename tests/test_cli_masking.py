@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ai_sysadmin.config import load_settings
 from ai_sysadmin.llm.queue import open_queue
+from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.monitor.snapshot import Snapshot
 from ai_sysadmin.store import IncidentStore
 from tests.support.scripted_model import ScriptedModel, http_error
 
@@ -100,3 +104,24 @@ def test_no_command_shows_a_secret_its_json_or_its_table_carries(
     assert listed["text"] == f"app.conf sets {MASKED} for it"
     assert listed["topic"] == f"app db, {MASKED}"
     assert f"app db, {MASKED}" in said["knowledge list"][1]
+
+
+@pytest.mark.parametrize("argv", [("systems", "refresh"), ("check",), ("check", "--all")])
+def test_a_check_that_raises_is_said_with_its_secret_masked(
+        cli, config_file, monkeypatch, argv: tuple[str, ...]) -> None:
+    # No host answer is known to make a check raise today (a parser's or a rule's error is
+    # the section's, a transport's the host's): as in tests/orchestrator/test_check_failing.py,
+    # the collection is made to raise, quoting a value of the host's as a parser would; what
+    # is under test is how the commands say it
+    config_file('ai_name = "hal"\n')
+    bug = f"could not read 'DB_PASSWORD={SECRET}' in /proc/1/environ"
+
+    async def raising(self: Collector, *args: object, **kwargs: object) -> Snapshot:
+        raise ValueError(bug)
+
+    monkeypatch.setattr(Collector, "collect", raising)
+    code, out, err = cli(*argv)
+    assert code == 2
+    assert SECRET not in out + err
+    said = "ValueError: could not read 'DB_PASSWORD=[redacted]' in /proc/1/environ"
+    assert said in out + err

@@ -147,7 +147,12 @@ async def _sweep(runtime: Runtime, checkers: list[HostChecker]) -> list[CheckRep
     finally:
         await runtime.close()
     done: list[CheckReport] = []
-    for report in reports:
+    for checker, report in zip(checkers, reports, strict=True):
+        if isinstance(report, Exception) and not isinstance(report, AiSysadminError):
+            # a bug's words may quote the host's (a value a parser could not read): said in
+            # one line, masked as every error line is, not in a traceback that shows them
+            raise AiSysadminError(f"the check of {checker.host} failed: "
+                                  f"{type(report).__name__}: {report}") from report
         if isinstance(report, BaseException):
             raise report
         done.append(report)

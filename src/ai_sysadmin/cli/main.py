@@ -272,7 +272,11 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     except (typer.Abort, KeyboardInterrupt):
         return _interrupted(came)
     except AiSysadminError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        # what failed may quote a host's words or a server's (a check that raised, a refusal):
+        # masked as --json masks them, whichever command it ended
+        from ..monitor.findings import masked
+
+        err.print(f"error: {masked(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except OSError as exc:
         # what the machine refused (a file that cannot be read or written, a full disk) is

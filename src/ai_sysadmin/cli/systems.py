@@ -302,10 +302,14 @@ def refresh(
     if as_json:
         print_json(results)
         raise typer.Exit(code)
-    from ..monitor.findings import not_collected
+    from ..monitor.findings import not_collected, quote
+    from .check import SHOWN
 
     for r in results:
-        state_text = (f"the check failed: {r['errors']['check']}" if r["reachable"] is None
+        # a check that raised says why in an exception's words, which may quote a host's
+        # (a value a parser could not read): masked, one line, as `check` says an error
+        state_text = (f"the check failed: {quote(r['errors']['check'], SHOWN)}"
+                      if r["reachable"] is None
                       else "unreachable" if not r["reachable"] else
                       f"refused the check: {r['refused']}" if r["refused"] else
                       f"{r['findings']} finding(s)" + (
