@@ -12,7 +12,7 @@ from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import Snapshot
-from ai_sysadmin.store import IncidentStore
+from ai_sysadmin.store import ActionStore, IncidentStore
 from tests.support.scripted_model import ScriptedModel, http_error
 
 SECRET = "hunter2"
@@ -125,3 +125,28 @@ def test_a_check_that_raises_is_said_with_its_secret_masked(
     assert SECRET not in out + err
     said = "ValueError: could not read 'DB_PASSWORD=[redacted]' in /proc/1/environ"
     assert said in out + err
+
+
+def test_an_operators_reason_holding_a_secret_is_shown_masked_by_every_command(
+        cli, config_file, store) -> None:
+    # a person pastes the line they changed as the reason of a decision: kept as typed (it
+    # is their record), masked wherever it is shown, as --json masks it
+    config_file('ai_name = "hal"\n')
+    reason = f"rotated it: password={SECRET} in app.conf"
+    incident = str(_diagnosed(store, "app.conf is wrong"))
+    action = ActionStore(store.db).create(
+        incident_id=int(incident), proposal_id=None, host="web1", kind="vacuum_journal",
+        params={"max_size": "500M"}, subject="journal", risk="medium", plan={},
+        outcome="approval", reason="waits for a person", state="pending", ttl_seconds=3600)
+    assert cli("approve", "reject", str(action.id), "--reason", reason)[0] == 0
+    assert cli("issues", "resolve", incident, "--reason", reason)[0] == 0
+    said = {" ".join(argv): cli(*argv) for argv in (
+        ("logs", "audit"), ("logs", "audit", "--json"),
+        ("approve", "show", str(action.id)), ("approve", "show", str(action.id), "--json"),
+        ("approve", "list", "--all"), ("approve", "list", "--all", "--json"),
+        ("issues", "show", incident))}
+    assert [c for c, (_, out, err) in said.items() if SECRET in out + err] == []
+    shown = f"rotated it: {MASKED} in app.conf"
+    assert shown in said["logs audit"][1]
+    assert shown in said[f"approve show {action.id}"][1]
+    assert shown in said[f"issues show {incident}"][1]

@@ -99,14 +99,18 @@ def logs(
     if not records:
         out.print(f"no {channel} records yet", markup=False)
         return
+    from ..monitor.findings import masked
+
     for r in records:
         when = _when(r.get("ts"))
         extra = {
             k: v for k, v in r.items() if k not in {"ts", "level", "name", "channel", "msg"}
         }
         tail = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, {}, []))
-        out.print(f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
-                  f"{r.get('msg', '')} {tail}".rstrip(), markup=False, highlight=False)
+        # an audit record holds a person's words as typed (a reason quoting the line they
+        # changed), a log file whatever wrote it: masked as --json masks them
+        out.print(masked(f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
+                         f"{r.get('msg', '')} {tail}".rstrip()), markup=False, highlight=False)
 
 
 def _when(ts: object) -> str:

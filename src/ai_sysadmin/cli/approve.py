@@ -46,18 +46,22 @@ def _when(ts: float | None) -> str:
 
 
 def _print(action: Action) -> None:
+    from ..monitor.findings import masked
+
+    # the policy's reason and the result quote the host, a decision's reason is a person's
+    # words (the line they changed): masked as --json masks them
     out.print(f"[bold]action {action.id}[/bold] {esc(action.kind)} "
-              f"{esc(json.dumps(action.params))} on {esc(action.host)}", markup=True)
+              f"{esc(masked(json.dumps(action.params)))} on {esc(action.host)}", markup=True)
     out.print(f"state {action.state} · risk {action.risk} · incident {action.incident_id or '-'}"
               f" · created {_when(action.created_at)} · expires {_when(action.expires_at)}")
-    out.print(f"why: {action.reason}", markup=False)
+    out.print(f"why: {masked(action.reason)}", markup=False)
     for argv in action.plan.get("commands", []):
-        out.print(f"  runs: {json.dumps(argv)}", markup=False)
+        out.print(f"  runs: {masked(json.dumps(argv))}", markup=False)
     if action.decided_by and action.state != "pending":  # pending again: that yes is spent
         out.print(f"decided by {action.decided_by} at {_when(action.decided_at)}: "
-                  f"{action.decision_reason}", markup=False)
+                  f"{masked(action.decision_reason or '')}", markup=False)
     if action.result:
-        out.print(f"result: {json.dumps(action.result)[:800]}", markup=False)
+        out.print(f"result: {masked(json.dumps(action.result))[:800]}", markup=False)
 
 
 @app.callback(invoke_without_command=True)
@@ -89,12 +93,14 @@ def list_actions(
            + ("" if all_states else " waiting for approval"))
     if not actions:
         return
+    from ..monitor.findings import masked
+
     table = Table()
     for column in ("id", "state", "risk", "action", "host", "incident", "expires", "why"):
         table.add_column(column, overflow="fold")
     for a in actions:
-        table.add_row(str(a.id), a.state, a.risk, f"{a.kind} {json.dumps(a.params)}", a.host,
-                      str(a.incident_id or "-"), _when(a.expires_at), a.reason)
+        table.add_row(str(a.id), a.state, a.risk, masked(f"{a.kind} {json.dumps(a.params)}"),
+                      a.host, str(a.incident_id or "-"), _when(a.expires_at), masked(a.reason))
     out.print(table)
 
 
@@ -141,8 +147,10 @@ def approve(
         raise typer.Exit(2)
     if action.state in ("succeeded", "not_needed"):
         return
-    err.print(f"error: action {action.id} is {action.state}: {action.reason}", markup=False,
-              highlight=False, soft_wrap=True)
+    from ..monitor.findings import masked
+
+    err.print(f"error: action {action.id} is {action.state}: {masked(action.reason)}",
+              markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
