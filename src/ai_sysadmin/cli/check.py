@@ -25,10 +25,12 @@ SHOWN = 500
 
 
 def _facts(report: CheckReport) -> str:
+    from ..monitor.findings import masked
+
     snap = report.snapshot
     parts = []
     if snap.os:
-        parts.append(snap.os.pretty_name)
+        parts.append(masked(snap.os.pretty_name))  # the host's words for itself
     if snap.nixos_generation:
         parts.append(f"generation {snap.nixos_generation}")
     if snap.load:
@@ -176,13 +178,17 @@ def _print_report(report: CheckReport) -> None:
         out.print("[green]healthy[/green]: no findings" if not report.errors else
                   "[yellow]no findings[/yellow] in what could be collected", markup=True)
         return
+    from ..monitor.findings import masked
+
     table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False)
     for column in ("severity", "rule", "subject", "summary", "evidence"):
         table.add_column(column, overflow="fold")
     for f in sorted(report.findings, key=lambda f: -f.severity):
+        # what the host named (a mount point, a certificate's path) is in the subject and
+        # summary: masked as --json masks them
         table.add_row(
-            cell(f.severity.label, _STYLE.get(f.severity.label, "bold")), f.rule, f.subject,
-            f.summary, "\n".join(f.evidence[:3]),
+            cell(f.severity.label, _STYLE.get(f.severity.label, "bold")), f.rule,
+            masked(f.subject), masked(f.summary), masked("\n".join(f.evidence[:3])),
         )
     out.print(table)
 
@@ -266,10 +272,12 @@ def _print_block(report: CheckReport) -> None:
     if missing:
         out.print(f"  [yellow]{missing}[/yellow]", markup=True)
     _print_notes(report, "  ")
+    from ..monitor.findings import masked
+
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")
-        out.print(f"  [{style}]{esc(f.severity.label)}[/] {esc(f.rule)} {esc(f.subject)}: "
-                  f"{esc(f.summary)}", markup=True)
+        out.print(f"  [{style}]{esc(f.severity.label)}[/] {esc(f.rule)} "
+                  f"{esc(masked(f.subject))}: {esc(masked(f.summary))}", markup=True)
 
 
 def _summary(reports: list[CheckReport]) -> str:

@@ -48,12 +48,16 @@ def list_incidents(
             out.print("none live; `--all` lists the resolved and closed ones too",
                       markup=False)
         return
+    from ..monitor.findings import masked
+
     table = Table()
     for column in ("id", "state", "severity", "host", "rule", "subject", "summary", "last seen"):
         table.add_column(column, overflow="fold")
     for i in incidents:
-        table.add_row(str(i.id), i.state, i.severity, i.host, i.rule, i.subject, i.summary,
-                      _when(i.last_seen))
+        # the subject and summary name what the host named (a mount point): masked, as
+        # `issues show` and --json mask them
+        table.add_row(str(i.id), i.state, i.severity, i.host, i.rule, masked(i.subject),
+                      masked(i.summary), _when(i.last_seen))
     out.print(table)
 
 
@@ -78,7 +82,7 @@ def show(
     out.print(f"[bold]#{incident.id}[/bold] {esc(masked(incident.summary))}",
               markup=True)
     out.print(f"state {incident.state} · severity {incident.severity} · host {incident.host} · "
-              f"rule {incident.rule} · subject {incident.subject}")
+              f"rule {incident.rule} · subject {masked(incident.subject)}")
     out.print(f"opened {_when(incident.opened_at)} · last seen {_when(incident.last_seen)} · "
               f"seen {incident.occurrences} time(s)")
     out.print("[bold]evidence[/bold] (quoted from the host):", markup=True)

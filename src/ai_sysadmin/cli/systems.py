@@ -74,6 +74,8 @@ def list_systems(
     if as_json:
         print_json(rows)
         return
+    from ..monitor.findings import masked
+
     banner(app_state.settings, f"{len(rows)} system(s)")
     table = Table()
     for column in ("name", "status", "os", "reachable", "last check", "open incidents"):
@@ -84,7 +86,8 @@ def list_systems(
                  False: cell("no", "red")}[r["reachable"]]
         # the last check that worked would look like a host watched still
         last = cell("failing", "red") if r in failing else _when(r["last_check"])
-        table.add_row(r["name"], r["status"], r["os"] or "-", reach, last,
+        # the OS is the host's words for itself (its os-release): masked as --json masks it
+        table.add_row(r["name"], r["status"], masked(r["os"] or "-"), reach, last,
                       str(r["open_incidents"]))
     out.print(table)
     for r in failing:
