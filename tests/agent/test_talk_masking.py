@@ -3,6 +3,7 @@ repeats, or a server's error quotes, is shown ``[redacted]``; the rest of what w
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.conftest import BIN
@@ -67,3 +68,23 @@ def test_chat_masks_a_servers_error_and_the_answer(env, tmp_path: Path) -> None:
     assert "bad request: password=[redacted]" in error
     assert "app.conf sets db_password=[redacted] and listens on 8080" in done.stdout
     assert done.returncode == 2  # the first question got no answer
+
+
+def test_approve_discuss_masks_the_answer(env, tmp_path: Path) -> None:
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.executor import Executor
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.store import Database, IncidentStore
+
+    conf = _app_conf(tmp_path)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    store = IncidentStore(Database(settings.db_path))
+    action = asyncio.run(Executor(settings, store, {"h": LocalTransport("h")}).propose(
+        "h", "restart_unit", {"unit": "app.service"}))
+    with ScriptedModel(_repeating(conf)) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "approve", "discuss", str(action.id), "-m", "why restart?"],
+                   env)
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
+    assert "app.conf sets db_password=[redacted] and listens on 8080" in done.stdout
