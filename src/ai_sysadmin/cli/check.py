@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AiSysadminError
+from ..monitor.findings import masked
 from .context import AppState, banner, cell, esc, out, print_json, state
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ SHOWN = 500
 
 
 def _facts(report: CheckReport) -> str:
-    from ..monitor.findings import masked
-
     snap = report.snapshot
     parts = []
     if snap.os:
@@ -178,8 +177,6 @@ def _print_report(report: CheckReport) -> None:
         out.print("[green]healthy[/green]: no findings" if not report.errors else
                   "[yellow]no findings[/yellow] in what could be collected", markup=True)
         return
-    from ..monitor.findings import masked
-
     table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False)
     for column in ("severity", "rule", "subject", "summary", "evidence"):
         table.add_column(column, overflow="fold")
@@ -272,8 +269,6 @@ def _print_block(report: CheckReport) -> None:
     if missing:
         out.print(f"  [yellow]{missing}[/yellow]", markup=True)
     _print_notes(report, "  ")
-    from ..monitor.findings import masked
-
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")
         out.print(f"  [{style}]{esc(f.severity.label)}[/] {esc(f.rule)} "
