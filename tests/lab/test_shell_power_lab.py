@@ -1,4 +1,5 @@
-"""A unit whose command is a shell given a script (``sh -c "systemctl poweroff"``) is judged by
+"""A unit whose command is a shell given a script (``sh -c "systemctl poweroff"``), or another
+interpreter given its program (``python3 -c "os.system('systemctl reboot')"``), is judged by
 the script's words, on real systemd 252: its restart waits for a person, or is refused, as a
 unit whose command is ``systemctl poweroff`` itself is, while a service merely started through
 ``sh -c 'exec ...'`` is still restarted on its own."""
@@ -33,6 +34,10 @@ POWERING = {
     "stop-env.service": (f'{SLEEPER}ExecStop=/usr/bin/env sh -c "poweroff"\n', "poweroff"),
     "post-envbash.service": (f"{SLEEPER}ExecStopPost=/usr/bin/env bash -c 'sleep 1; reboot'\n",
                              "reboot"),
+    # another interpreter given its program on the command line
+    "stop-python.service": (f"{SLEEPER}ExecStop=/usr/bin/python3 -c \"import os; "
+                            f"os.system('systemctl reboot')\"\n", "systemctl reboot"),
+    "stop-perl.service": (f'{SLEEPER}ExecStop=/usr/bin/perl -e "system(q(halt))"\n', "halt"),
 }
 PLAIN = "[Service]\nExecStart=/bin/sh -c 'exec /bin/sleep infinity'\n"
 

@@ -367,6 +367,15 @@ def _shown(key: str, argv: str) -> str:
     ("ExecStop", "/bin/sh -c systemctl ; isolate rescue.target", "systemctl ... isolate"),
     ("ExecStop", "/usr/bin/busybox sh -c init 0", "init 0"),
     ("ExecStop", "/bin/sh -c \\shutdown -h now", "shutdown -h now"),
+    ("ExecStop", "/usr/bin/python3 -c import os; os.system('reboot')", "reboot"),
+    ("ExecStop", "/usr/bin/python3 -Sc import subprocess; subprocess.run(['systemctl', "
+     "'poweroff'])", "systemctl poweroff"),
+    ("ExecStopPost", "/usr/bin/perl -e system(\"/sbin/poweroff\")", "/sbin/poweroff"),
+    ("ExecStop", "/usr/bin/perl -lne print; exec 'halt' if /x/", "halt"),
+    ("ExecStop", "/usr/bin/ruby -e `reboot`", "reboot"),
+    ("ExecStop", "/usr/bin/env node --eval require('child_process').execSync('kexec -e')",
+     "kexec -e"),
+    ("ExecStop", "/usr/bin/awk BEGIN { system(\"shutdown -h now\") }", "shutdown -h now"),
 ])
 def test_a_shell_script_that_powers_off_is_judged_by_its_words(key, argv, runs) -> None:
     [(commands, stops)] = parse_commands(_shown(key, argv) + "\nId=app.service\n",
@@ -387,6 +396,10 @@ def test_a_shell_script_that_powers_off_is_judged_by_its_words(key, argv, runs) 
     "/bin/sh -c systemctl is-active --quiet db.service || exit 1",
     "/bin/sh -c echo initialising; sleep 1",
     "/bin/sh /usr/lib/app/reboot-helper.sh",
+    "/usr/bin/python3 -m http.server 8080",
+    "/usr/bin/python3 -c import app; app.main()",
+    "/usr/bin/perl /usr/lib/app/poweroff-guard.pl",
+    "/usr/bin/awk -f /usr/lib/app/report.awk /var/log/app.log",
 ])
 def test_an_ordinary_shell_wrapped_service_stays_harmless(argv) -> None:
     [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=app.service\n",

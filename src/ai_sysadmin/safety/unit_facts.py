@@ -124,11 +124,24 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox
                      "csh", "tcsh", "yash", "posh", "lksh", "oksh", "loksh"})
 #: the flag that gives a shell its script, alone or among others (-c, -ec, -xec, -euc)
 _SCRIPT_FLAG = re.compile(r"[-+][A-Za-z]*c[A-Za-z]*")
+#: interpreters given their program on the command line, by the flag that gives it
+#: (``python3 -c``, ``perl -ne``, ``ruby -e``, ``node --eval``, ``php -r``, ``lua -e``); awk's
+#: program is its first word that is no option: every word after awk counts (None)
+_INLINE_CODE: tuple[tuple[re.Pattern[str], re.Pattern[str] | None], ...] = (
+    (re.compile(r"(python|pypy)[0-9.]*"), re.compile(r"-[A-Za-z]*c")),
+    (re.compile(r"perl[0-9.]*"), re.compile(r"-[A-Za-z]*[eE][A-Za-z]*")),
+    (re.compile(r"ruby[0-9.]*"), re.compile(r"-[A-Za-z]*e")),
+    (re.compile(r"node(js)?[0-9.]*"), re.compile(r"-e|--eval|-p|--print")),
+    (re.compile(r"php[0-9.]*"), re.compile(r"-r")),
+    (re.compile(r"lua(jit)?[0-9.]*"), re.compile(r"-e")),
+    (re.compile(r"[gmn]?awk"), None),
+)
 #: what ends one command of a script and starts the next (;, &&, ||, |, $(...), backquotes)
 _COMMAND_BREAK = re.compile(r"[;&|()`\n]")
 #: what separates the words of a command: quotes, braces, redirections, and $ and backslash,
-#: so that "$(reboot)" or \reboot reads as reboot
-_WORD_BREAK = re.compile(r"[\s'\"{}<>$\\]+")
+#: so that "$(reboot)" or \reboot reads as reboot; commas and brackets, so that another
+#: language's ['systemctl', 'poweroff'] reads as its two words
+_WORD_BREAK = re.compile(r"[\s'\"{}<>$\\,\[\]]+")
 #: systemctl verbs that are no everyday shell words, judged anywhere later in a script
 _SCRIPT_POWER_VERBS = _POWER_VERBS - {"exit", "default", "emergency", "rescue"}
 
@@ -283,19 +296,32 @@ def _power_program(argv: Sequence[str]) -> bool:
     return program in ("systemctl", "loginctl") and bool(_POWER_VERBS & set(argv[1:]))
 
 
+def _code_flag(program: str) -> tuple[bool, re.Pattern[str] | None]:
+    """Whether ``program`` runs code given on its command line, and the flag that gives it
+    (None: every word after the program)."""
+    if program in _SHELLS:
+        return True, _SCRIPT_FLAG
+    return next(((True, flag) for name, flag in _INLINE_CODE if name.fullmatch(program)),
+                (False, None))
+
+
 def shell_script(argv: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """The commands of the script a shell in ``argv`` is given with ``-c`` (``sh -c``,
-    ``bash -ec``, ``/usr/bin/env sh -c``, ``nice sh -c``), each as its words; empty when no
-    shell runs a script. systemctl show prints an argv without its quotes, so where the
-    script ends is unknown: every word after the ``-c`` counts as the script's (an option's
-    value after it, ``-o errexit``, only adds a word to judge)."""
+    ``bash -ec``, ``/usr/bin/env sh -c``, ``nice sh -c``), or the program an interpreter is
+    given on the command line (``python3 -c "os.system('reboot')"``, ``perl -e``, awk's),
+    each as its words; empty when none is. systemctl show prints an argv without its quotes,
+    so where the script ends is unknown: every word after the flag counts as the script's (an
+    option's value after it, ``-o errexit``, only adds a word to judge). Another language's
+    code is split as sh's: ``system("reboot")`` and ``["systemctl", "poweroff"]`` read as
+    the words reboot, systemctl and poweroff."""
     for at, word in enumerate(argv):
-        if posixpath.basename(word.lstrip("@!+-:|")) not in _SHELLS:
+        runs_code, flag = _code_flag(posixpath.basename(word.lstrip("@!+-:|")))
+        if not runs_code:
             continue
-        flag = next((i for i in range(at + 1, len(argv)) if _SCRIPT_FLAG.fullmatch(argv[i])),
-                    None)
-        if flag is not None:
-            parts = _COMMAND_BREAK.split(" ".join(argv[flag + 1:]))
+        start = at + 1 if flag is None else next(
+            (i + 1 for i in range(at + 1, len(argv)) if flag.fullmatch(argv[i])), None)
+        if start is not None:
+            parts = _COMMAND_BREAK.split(" ".join(argv[start:]))
             return tuple(words for part in parts
                          if (words := tuple(w for w in _WORD_BREAK.split(part) if w)))
     return ()
