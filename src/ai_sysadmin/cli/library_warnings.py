@@ -34,6 +34,8 @@ TOLD = frozenset({
     "learn_failed",           # a fix that worked taught nothing
     "credential_readable",    # a credential file every user can read
     "notify_misconfigured",   # notifications wait in the outbox until a setting is mended
+    "worker_gone",            # the LLM worker a conversation relied on stopped: it answers
+                              # its own requests from then on
 })
 
 #: what a command says itself, in its own words (or, for ``eval``, its table: the records

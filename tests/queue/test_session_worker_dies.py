@@ -1,0 +1,99 @@
+"""A conversation that began while a worker served the queue (the daemon's, or
+`ai-sysadmin worker`) and whose worker dies mid-session answers its next questions itself,
+saying so once, where each waited for the queue's timeout and the person got a timeout
+instead of an answer. Nothing is answered twice. A real `ai-sysadmin worker` process killed
+with SIGKILL, the real queue (SQLite and a real redis-server), a scripted model over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.cli.library_warnings import shown
+from ai_sysadmin.config import Settings
+from ai_sysadmin.llm.queue import open_queue
+from ai_sysadmin.llm.types import Message, Priority
+from ai_sysadmin.orchestrator.session import llm_session
+from tests.conftest import BIN
+from tests.queue.conftest import redis_server, redis_url  # noqa: F401 - fixtures
+from tests.support.polling import poll_until
+from tests.support.scripted_model import ScriptedModel, say
+
+#: the queue's timeout: what the person waited for before getting one, and far longer than
+#: the worker's silence (5 s) that tells a session it is gone
+WAIT = 40.0
+QUESTIONS = ("is nginx ok?", "and php-fpm?", "and the disk?")
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    return str(request.getfixturevalue("redis_url"))
+
+
+def _answer(request: dict[str, object]) -> object:
+    # the last question, echoed: each answer shows which question it answers
+    return say(f"answer to {request['messages'][-1]['content']}")  # type: ignore[index]
+
+
+def _worker(tmp_path: Path, settings: Settings) -> subprocess.Popen[bytes]:
+    """`ai-sysadmin worker`, configured as the session is."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[queue]\nurl = "{settings.queue.url}"\n'
+                      f'[llm]\nbackend = "openai"\nurl = "{settings.llm.url}"\n'
+                      f'model = "scripted"\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+           "AI_SYSADMIN_STATE_DIR": str(settings.state_dir)}
+    with (tmp_path / "worker.stderr").open("wb") as stderr:
+        return subprocess.Popen([str(BIN), "worker"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=stderr)
+
+
+@pytest.mark.slow
+def test_a_conversation_whose_worker_is_killed_answers_its_next_questions_itself(
+        tmp_path: Path, queue_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with ScriptedModel(then=_answer) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                            llm={"backend": "openai", "url": model.url, "model": "scripted"},
+                            queue={"url": queue_url, "wait_timeout": WAIT})
+        queue = open_queue(settings)
+        worker = _worker(tmp_path, settings)
+        try:
+            poll_until(lambda: queue.live_workers() == 1 or worker.poll() is not None, 60,
+                       "the worker to serve the queue")
+            assert worker.poll() is None, (tmp_path / "worker.stderr").read_text()
+
+            async def conversation() -> tuple[list[str], list[str]]:
+                answers: list[str] = []
+                async with llm_session(settings, Priority.INTERACTIVE) as llm:
+                    for number, question in enumerate(QUESTIONS):
+                        if number == 1:
+                            worker.kill()
+                            worker.wait(30)
+                        result = await llm([Message("user", question)], [])
+                        answers.append(result.message.content)
+                    return llm.request_ids, answers
+
+            with shown("ask"):
+                ids, answers = asyncio.run(conversation())
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait(30)
+        requests = [queue.get(request_id) for request_id in ids]
+        queue.close()
+    assert answers == [f"answer to {question}" for question in QUESTIONS]
+    # the first by the worker, the rest by the session itself, each once
+    assert [(r.state, r.attempts) for r in requests] == [("done", 1)] * 3
+    assert "-session-" not in (requests[0].worker or "")
+    assert all("-session-" in (r.worker or "") for r in requests[1:])
+    assert [m["messages"][-1]["content"] for m in model.requests] == list(QUESTIONS)
+    said = capsys.readouterr().err
+    assert said.count("warning: ") == 1, said
+    assert ("warning: the LLM worker serving the queue stopped (none announced itself for "
+            "5 s): hal answers this conversation's requests itself from now on") in said
