@@ -621,7 +621,7 @@ CpuSeconds = dict[int, tuple[int, int]]
 
 def same_process(start: int, other_start: int) -> bool:
     """Whether two listings' starts of one pid are one process (ps gives the age in whole
-    seconds, the listing's time is the snapshot's, taken a moment before ps ran)."""
+    seconds, and the listing's time is read a moment after ps ran)."""
     return abs(start - other_start) <= 2
 
 

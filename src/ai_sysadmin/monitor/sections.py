@@ -667,8 +667,13 @@ def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     listing = text(readings[0])
     history = plan.history
     since = history.cpu_seconds if history is not None else None
-    snap.processes = parsers.parse_ps_top(listing, since=since, taken_at=snap.taken_at)
-    snap.cpu_seconds = parsers.parse_cpu_seconds(listing, snap.taken_at)
+    snap.processes_listed_at = _listed_at(readings, snap)
+    # each process's start is its age before the listing: before the moment ps ran, not
+    # before the collection began, or one process would seem to start anew at each check
+    # whose ps ran later into it than the last one's
+    at = snap.processes_listed_at if snap.processes_listed_at is not None else snap.taken_at
+    snap.processes = parsers.parse_ps_top(listing, since=since, taken_at=at)
+    snap.cpu_seconds = parsers.parse_cpu_seconds(listing, at)
     if history is not None:
         history.cpu_seconds = snap.cpu_seconds
     _hidden_processes(readings, listing, snap, plan, "processes")
@@ -690,10 +695,29 @@ _MEMORY = (Source.file("/proc/meminfo"), Source.file("/proc/pressure/memory"),
 #: the mount table of the namespace the check's commands run in: which file systems are
 #: read-only, and whether /proc hides processes
 _MOUNTINFO = Source.file("/proc/self/mountinfo")
+#: seconds since the host booted (CLOCK_BOOTTIME, to a hundredth), the clock ps's ages run on
+UPTIME = "/proc/uptime"
 
 
 def _ps_sources(plan: Plan) -> tuple[Source, ...]:
-    return Source(ps_argv(plan.programs)), _MOUNTINFO
+    # /proc/uptime once more, by a command run right after ps: the file read of the
+    # uptime_seconds row is one of the kernel files one tail reads at the script's start,
+    # seconds before ps on a host whose systemctl or journalctl is slow
+    return Source(ps_argv(plan.programs)), _MOUNTINFO, Source((plan.programs.cat, UPTIME))
+
+
+def _listed_at(readings: Sequence[Reading], snap: Snapshot) -> float | None:
+    """When ps listed the processes on the host's clock: its boot time (the cpu row) plus
+    its uptime read right after ps. None where either is not known: the listing is then
+    placed at ``taken_at``."""
+    boot = snap.cpu.boot_time if snap.cpu is not None else None
+    reading = readings[2] if len(readings) > 2 else None
+    if boot is None or not isinstance(reading, CommandResult) or not reading.ok:
+        return None
+    try:
+        return boot + parsers.parse_uptime(reading.stdout)
+    except parsers.ParseError:
+        return None
 
 
 def coredumpctl_argv(programs: Programs) -> tuple[str, ...]:
@@ -768,7 +792,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("memory", lambda plan: _MEMORY, apply=_memory),
     Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
     Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
-    Section("uptime_seconds", _files("/proc/uptime"), parsers.parse_uptime),
+    Section("uptime_seconds", _files(UPTIME), parsers.parse_uptime),
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
                                          f"--output={parsers.DF_COLUMNS}")),
                                  _MOUNTINFO), apply=_mounts),
@@ -803,7 +827,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("journal_gap", _second_step_only, apply=_journal_gap, after=("journal",),
             then=_journal_behind),
     # where the listing lacks PID 1, /proc's mount says why (hidepid=)
-    Section("processes", _ps_sources, apply=_processes),
+    Section("processes", _ps_sources, apply=_processes, after=("cpu",)),
     # the same listing: one ps in a remote script, which runs a command once
     Section("zombies", _ps_sources, apply=_zombies),
     Section("certificates", _certificate_sources, apply=_certificates),

@@ -312,6 +312,11 @@ class Snapshot:
     #: every listed process's start and CPU seconds (pid -> (start, seconds)): what the CPU
     #: a process used between two checks is measured from, kept or not
     cpu_seconds: dict[int, tuple[int, int]] | None = None
+    #: when ps listed the processes, on the host's clock (its boot time plus its uptime read
+    #: right after ps): a CPU rate between two listings is measured over the time between
+    #: them, and a process's start (``cpu_seconds``) from it, whatever this machine's clock
+    #: says and however late in each collection ps ran. None where either was not read
+    processes_listed_at: float | None = None
     #: every process with zombie children, most zombies first
     zombies: list[ZombieParent] | None = None
     #: the configured certificates (``Settings.certificates``). Empty, not None, by default:

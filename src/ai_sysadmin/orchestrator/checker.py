@@ -223,7 +223,8 @@ class HostChecker:
                 not self._earlier or old.taken_at - self._earlier[-1].taken_at >= sustained / 16):
             # the process readings alone: all that is measured from it
             self._earlier.append(Snapshot(old.host, old.taken_at, processes=old.processes,
-                                          cpu_seconds=old.cpu_seconds))
+                                          cpu_seconds=old.cpu_seconds,
+                                          processes_listed_at=old.processes_listed_at))
         # the newest one old enough now serves every later check: the ones before it, none
         while len(self._earlier) >= 2 and \
                 snapshot.taken_at - self._earlier[1].taken_at >= sustained:

@@ -9,7 +9,8 @@ from .base import Rule, RuleContext
 class RunawayProcess(Rule):
     """A process that has burned CPU for a sustained time.
 
-    The share is the CPU seconds it used over the wall seconds passed since the newest
+    The share is the CPU seconds it used over the wall seconds passed (between the two ps
+    readings, on the host's clock: :func:`_between_listings`) since the newest
     periodic snapshot at least ``runaway_min_seconds`` old (the baseline, or one before it
     when the baseline is more recent: a check seconds after an interval check); where it was
     not running then, its lifetime average, once it has lived ``runaway_min_seconds``.
@@ -28,7 +29,7 @@ class RunawayProcess(Rule):
     def _share(self, ctx: RuleContext, proc: Process, prev: Snapshot | None,
                before: dict[int, Process]) -> tuple[float, float] | None:
         if prev is not None:
-            span = ctx.snapshot.taken_at - prev.taken_at
+            span = _between_listings(prev, ctx.snapshot)
             used = _used_since(ctx, prev, proc, before)
             if used is not None:
                 return 100.0 * used / span, span
@@ -91,6 +92,24 @@ def _measured_from(ctx: RuleContext) -> Snapshot | None:
     return None
 
 
+def _between_listings(prev: Snapshot, now: Snapshot) -> float:
+    """The wall seconds between two process listings: on the host's clock, when ps ran
+    (``processes_listed_at``), where both say; else between the collections' ``taken_at``.
+    ``taken_at`` is when a collection began (or its reply came back), and ps runs after the
+    slower commands of a check: seconds later into one check than into the next on a slow
+    host or after a journal backlog, and a hog's share was read too low or too high. Both
+    moments on the host's clock: no offset of it from this machine's shifts their gap."""
+    if prev.processes_listed_at is not None and now.processes_listed_at is not None \
+            and now.processes_listed_at > prev.processes_listed_at:  # not a clock set back
+        return now.processes_listed_at - prev.processes_listed_at
+    return now.taken_at - prev.taken_at
+
+
+def _listed_at(snap: Snapshot) -> float:
+    """The moment its listing's process starts are counted from (see ``_processes``)."""
+    return snap.processes_listed_at if snap.processes_listed_at is not None else snap.taken_at
+
+
 def _used_since(ctx: RuleContext, prev: Snapshot, proc: Process,
                 before: dict[int, Process]) -> int | None:
     """The CPU seconds the process used since ``prev``: by every process's CPU seconds
@@ -98,7 +117,7 @@ def _used_since(ctx: RuleContext, prev: Snapshot, proc: Process,
     None where it was not there then (a new process, a reused pid)."""
     if prev.cpu_seconds is not None:
         earlier = prev.cpu_seconds.get(proc.pid)
-        start = round(ctx.snapshot.taken_at) - proc.elapsed_seconds
+        start = round(_listed_at(ctx.snapshot)) - proc.elapsed_seconds
         if earlier is None or not same_process(earlier[0], start):
             return None
         return proc.cpu_seconds - earlier[1]
