@@ -13,6 +13,7 @@ Run as a script, this file is the daemon on such a store: ``python THIS_FILE STA
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -118,6 +119,42 @@ def test_a_search_of_a_damaged_index_says_so_and_what_to_do(
     exported = _knowledge(state, "export")
     assert exported.returncode == 0, exported.stderr
     assert len(exported.stdout.splitlines()) == ENTRIES
+
+
+#: what counts a store's entries (no command does: the library's own count)
+COUNT = ("import sys; from pathlib import Path; "
+         "from tests.knowledge.test_damaged_index import _store_settings; "
+         "from ai_sysadmin.knowledge.store import KnowledgeBase; "
+         "print(KnowledgeBase.open(_store_settings(Path(sys.argv[1])), vectors=False)"
+         ".count()['knowledge'])")
+
+
+@pytest.mark.parametrize("name", list(DAMAGE))
+def test_entries_of_a_damaged_index_are_still_listed_shown_and_counted(
+        big_store: Path, tmp_path: Path, name: str) -> None:
+    """They are read by id and metadata, which ChromaDB serves without the index: what a
+    person reaches for first, to see what the store holds before moving it aside."""
+    state, damaged = _damaged(big_store, tmp_path, name)
+    warned = f"warning: {_said(state, damaged)}\n"
+    listed = _knowledge(state, "list", "--json")
+    assert (listed.returncode, listed.stderr) == (0, warned)
+    entries = json.loads(listed.stdout)
+    assert len(entries) == ENTRIES
+    assert {e["id"] for e in entries} == {f"note-{i}" for i in range(ENTRIES)}
+    shown = _knowledge(state, "show", "note-7")
+    assert (shown.returncode, shown.stderr) == (0, warned)
+    assert "web7: k3s certificate expired" in shown.stdout
+    try:
+        counted = subprocess.run(
+            [sys.executable, "-c", COUNT, str(state)], cwd=ROOT, text=True,
+            capture_output=True, timeout=90,
+            env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
+    except subprocess.TimeoutExpired:
+        pytest.fail("counting the entries hung on the damaged index")
+    assert (counted.returncode, counted.stdout) == (0, f"{ENTRIES}\n"), counted.stderr[-2000:]
+    # and a search is still refused, not crashed into
+    searched = _knowledge(state, "search", "the nix store filled the disk")
+    assert (searched.returncode, searched.stderr) == (2, f"error: {_said(state, damaged)}\n")
 
 
 @pytest.mark.parametrize("name", list(DAMAGE))

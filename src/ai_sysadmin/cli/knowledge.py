@@ -39,6 +39,16 @@ def _open(ctx: typer.Context, vectors: bool = True) -> KnowledgeBase:
     return KnowledgeBase.open(state(ctx).settings, vectors=vectors)
 
 
+def _reading(ctx: typer.Context) -> KnowledgeBase:
+    """The knowledge base for a command that reads entries by id or metadata, never by
+    meaning: it works where the vector index is damaged (ChromaDB loads no index for that),
+    and says so, since a search, `add` and the daemon's recall are refused until mended."""
+    kb = _open(ctx, vectors=False)
+    if kb.damaged:
+        err.print(f"warning: {kb.damaged}", markup=False, highlight=False, soft_wrap=True)
+    return kb
+
+
 def _left_out(kb: KnowledgeBase) -> None:
     """Records this version cannot read were left out of the answer: say so, once."""
     if note := kb.unreadable_note():
@@ -114,7 +124,7 @@ def list_entries(
     as_json: Json = False,
 ) -> None:
     """Knowledge entries, newest first."""
-    kb = _open(ctx)
+    kb = _reading(ctx)
     entries = kb.list(provenance=_provenance(provenance), category=category, limit=limit)
     _left_out(kb)
     _lessons_waiting(ctx)
@@ -157,7 +167,7 @@ def search(
 @app.command("show")
 def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     """One entry in full."""
-    entry = _open(ctx).get(entry_id)
+    entry = _reading(ctx).get(entry_id)
     if as_json:
         print_json(_as_json(entry))
         return

@@ -177,6 +177,9 @@ class KnowledgeBase:
         self.lock_wait = server.timeout if server is not None else _LOCK_WAIT
         #: id -> why: stored records this version cannot read, left out of every answer
         self.unreadable: dict[str, str] = {}
+        #: the one line on its damaged vector index, where it was opened without vectors on
+        #: one (``open``'s ``vectors``): entries read, no search
+        self.damaged: str | None = None
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -191,7 +194,8 @@ class KnowledgeBase:
 
         An embedded store whose vector index is damaged is refused (ChromaDB would crash or
         hang on it), unless ``vectors`` is off: a caller that only reads entries and records
-        (an export, the way out of such a store) never loads the index."""
+        by id or metadata (``list``, ``get``, ``count``, an export, the way out of such a
+        store) never loads the index; ``damaged`` then says what is wrong with it."""
         from .embeddings import embedding_for
 
         conf = settings.knowledge
@@ -213,6 +217,7 @@ class KnowledgeBase:
             where = str(settings.knowledge_dir)
         kb = cls(client, embedder, where, conf.top_k, conf.max_distance, server)
         kb.lock_wait = conf.timeout
+        kb.damaged = damaged
         if (conf.seed if seed is None else seed) and not damaged:
             from .seed import seed_once
 
