@@ -300,6 +300,13 @@ def test_executor_dry_run_records_what_would_run(settings, store) -> None:
     ({"UnitFileState": "enabled"}, "app.service is enabled"),
     ({"UnitFileState": "disabled"}, None),
     ({"UnitFileState": "static", "Type": "oneshot"}, None),
+    # wanted by nothing, but systemd itself kept it running until it gave up
+    ({"Restart": "on-failure", "Result": "start-limit-hit"},
+     "Restart=on-failure and hit its start limit"),
+    ({"Restart": "always", "NRestarts": "5", "Result": "exit-code"}, "restarted 5 times"),
+    ({"Restart": "on-failure", "ActiveEnterTimestampMonotonic": "123"}, "was running"),
+    ({"Restart": "no", "NRestarts": "0", "ActiveEnterTimestampMonotonic": "123"}, None),
+    ({"Restart": "on-failure", "NRestarts": "0", "ActiveEnterTimestampMonotonic": "0"}, None),
 ])
 def test_a_reset_failed_counts_as_a_fix_only_once_a_unit_the_host_needs_runs(
         show: dict[str, str], needed: str | None) -> None:
@@ -311,6 +318,19 @@ def test_a_reset_failed_counts_as_a_fix_only_once_a_unit_the_host_needs_runs(
     else:
         assert plan.verify_unit_active == "app.service"
         assert needed in plan.reason and "a reset-failed starts nothing" in plan.reason
+
+
+@pytest.mark.parametrize("kind", ["restart_unit", "start_unit", "reset_failed_unit"])
+def test_a_fix_of_a_oneshot_job_is_verified_by_its_run_not_by_active(kind: str) -> None:
+    plan = plan_action(kind, {"unit": "app.service"}, _on_host(
+        "app.service", incident="app.service", WantedBy="multi-user.target", Type="oneshot",
+        RemainAfterExit="no"))
+    assert plan.allowed and plan.risk == "low"
+    assert (plan.verify_unit_active, plan.verify_unit_ran) == (None, "app.service")
+    remains = plan_action(kind, {"unit": "app.service"}, _on_host(
+        "app.service", incident="app.service", WantedBy="multi-user.target", Type="oneshot",
+        RemainAfterExit="yes"))
+    assert (remains.verify_unit_active, remains.verify_unit_ran) == ("app.service", None)
 
 
 def test_a_reset_failed_of_a_unit_not_read_on_the_host_must_leave_it_active() -> None:

@@ -14,6 +14,7 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.learning import lesson
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.scenario import load_scenario
 from ai_sysadmin.store import ActionStore
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 from tests.support.scripted_model import ScriptedModel, call, say
@@ -110,5 +111,46 @@ def test_a_reset_failed_of_a_one_off_job_nothing_wants_resolves_it(tmp_path) -> 
     (action,) = ActionStore(store.db).find()
     assert (action.kind, action.state) == ("reset_failed_unit", "succeeded"), action.result
     assert action.result["verification"].startswith("finding gone for")
+    (incident,) = store.incidents(None)
+    assert incident.state == "resolved"
+
+
+def test_a_reset_failed_of_a_service_that_hit_its_start_limit_and_stays_dead_is_no_fix(
+        tmp_path) -> None:
+    """Wanted by nothing, but systemd itself kept it running (Restart=on-failure) until its
+    start limit: a reset clears the limit and starts nothing."""
+    scenario = load_scenario("start-limit-hit")
+    with Sandbox() as sb, ScriptedModel([propose_reset("syncer.service")] * 20) as model:
+        for step in scenario.inject:
+            apply(sb, step.action, step.params)
+        shown = sb.exec(["systemctl", "show", "-p", "WantedBy,UnitFileState",
+                         "syncer.service"]).stdout
+        store, _ = run_daemon(settings_for(tmp_path, model.url), sb, _ran, timeout=90)
+        state = sb.exec(["systemctl", "is-active", "syncer.service"]).stdout.strip()
+    # nothing wants it: only systemd's own restarts kept it running
+    assert "WantedBy=\n" in shown and "UnitFileState=static" in shown, shown
+    assert state != "active"
+    (action,) = [a for a in ActionStore(store.db).find() if a.subject == "syncer.service"]
+    assert (action.kind, action.state) == ("reset_failed_unit", "failed"), action.result
+    assert "syncer.service is not active" in action.result["verification"]
+    assert "syncer.service has Restart=on-failure" in action.plan["reason"]
+    (incident,) = [i for i in store.incidents(None) if i.subject == "syncer.service"
+                   and i.rule == "failed_unit"]
+    assert incident.state in ("open", "reopened")
+    taught = lesson(incident, action)
+    assert taught is not None and not taught.entry.verified
+
+
+def test_a_reset_failed_of_a_one_off_service_systemd_does_not_restart_resolves_it(
+        tmp_path) -> None:
+    # Restart=no, wanted by nothing, it ran and failed: its failure is old news once seen
+    one_off = "[Service]\nExecStart=/bin/sh -c 'sleep 0.3; echo \"<3>import failed\" >&2; exit 1'\n"
+    with Sandbox() as sb, ScriptedModel([propose_reset("import.service")] * 20) as model:
+        apply(sb, "install_unit", {"name": "import.service", "text": one_off})
+        apply(sb, "start_unit", {"name": "import.service"})
+        apply(sb, "wait_unit", {"name": "import.service", "value": "failed"})
+        store, _ = run_daemon(settings_for(tmp_path, model.url), sb, _ran, timeout=90)
+    (action,) = ActionStore(store.db).find()
+    assert (action.kind, action.state) == ("reset_failed_unit", "succeeded"), action.result
     (incident,) = store.incidents(None)
     assert incident.state == "resolved"

@@ -26,12 +26,13 @@ from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import CheckReport, HostChecker
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
+from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import AlreadyDecided, process_alive, this_process
 from ..store.incidents import LIVE_STATES
 from ..store.refused import refused
-from .host_facts import Self, own_identity, read_facts
+from .host_facts import Self, own_identity, read_facts, read_run
 
 log = logging.getLogger("ai_sysadmin.actions")
 
@@ -667,6 +668,7 @@ class Executor:
                  extra={"action": action_id, "incident": action.incident_id})
         if action.incident_id is not None:
             self._incident_to(action.incident_id, "remediating", f"running action {action_id}")
+        before = await self._run_before(claimed)
         try:
             outputs = await self._execute(claimed)
             self._ran_here.add(action_id)
@@ -675,14 +677,15 @@ class Executor:
                                        {"error": str(exc)})
             self._escalate(claimed, f"action {action_id} failed: {exc}")
             return await self._told(failed)
-        return await self._verified(claimed, outputs)
+        return await self._verified(claimed, outputs, before)
 
-    async def _verified(self, claimed: Action, outputs: list[dict[str, Any]]) -> Action:
+    async def _verified(self, claimed: Action, outputs: list[dict[str, Any]],
+                        before: UnitFacts | None = None) -> Action:
         """The end of a fix that ran: verified, or failed and escalated."""
         action_id = claimed.id
         ran_at = time.time()
         self.actions.ran(action_id, outputs, ran_at)
-        verified, detail, gone = await self._verify(claimed, ran_at)
+        verified, detail, gone = await self._verify(claimed, ran_at, before)
         result = {"commands": outputs, "verification": detail}
         if verified:
             log.info("action %d succeeded and verified: %s", action_id, detail,
@@ -815,37 +818,72 @@ class Executor:
                                       f"{redact(done.stderr.strip()[-300:])}")
         return outputs
 
-    async def _verify(self, action: Action, ran_at: float) -> tuple[bool, str, bool]:
-        """Collect again until the finding is gone (and the unit active) and stays so: (it
-        did, in what words, whether the finding was gone at the end while the unit that had
-        to be active was not)."""
+    async def _verify(self, action: Action, ran_at: float, before: UnitFacts | None = None
+                      ) -> tuple[bool, str, bool]:
+        """Collect again until the finding is gone (and the unit up) and stays so: (it did,
+        in what words, whether the finding was gone at the end while the unit that had to
+        come up did not)."""
         safety = self.settings.safety
         deadline = time.monotonic() + safety.verify_timeout
-        unit = action.plan.get("verify_unit_active")
         incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         good_since: float | None = None
-        detail, gone, active = "not verified", False, True
+        detail, gone, up = "not verified", False, True
         checker = self.checker_for(action.host)
         if incident is not None:
             checker.fix_ran(incident.rule, incident.subject, ran_at)
         while time.monotonic() < deadline:
             report = await checker.check("verify")
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
-            listed = next((u for u in report.snapshot.units or [] if u.name == unit), None)
-            active = unit is None or (listed is not None and listed.active == "active")
-            if gone and active:
+            up, how = await self._unit_up(action, report, before)
+            if gone and up:
                 good_since = good_since or time.monotonic()
                 if time.monotonic() - good_since >= safety.verify_settle_seconds:
-                    return True, (f"{what}{' and ' + unit + ' active' if unit else ''} "
+                    return True, (f"{what}{' and ' + how if how else ''} "
                                   f"for {safety.verify_settle_seconds:g} s"), False
             else:
                 good_since = None
                 # said with the state it is in: a finding that went while the unit stays
                 # dead (a reset-failed) must read as no fix
-                state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
-                detail = what if not gone else f"{what}, but {unit} is not active ({state})"
+                detail = what if not gone else f"{what}, but {how}"
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
-        return False, f"{detail} after {safety.verify_timeout:g} s", gone and not active
+        return False, f"{detail} after {safety.verify_timeout:g} s", gone and not up
+
+    async def _run_before(self, action: Action) -> UnitFacts | None:
+        """The last run of the oneshot job a fix must run, before the fix: its run after
+        the fix is told from it; None where there is none to tell (or it cannot be read)."""
+        unit = action.plan.get("verify_unit_ran")
+        transport = self.transports.get(action.host)
+        if not unit or transport is None:
+            return None
+        try:
+            return await read_run(transport, self.settings, unit)
+        except TransportError as exc:
+            log.warning("%s: the last run of %s could not be read before action %d: %s",
+                        action.host, unit, action.id, exc, extra={"action": action.id})
+            return None
+
+    async def _unit_up(self, action: Action, report: CheckReport, before: UnitFacts | None
+                       ) -> tuple[bool, str]:
+        """Whether the unit the fix must bring up is up, and in what words: active, or for a
+        oneshot job, run after the fix to success ('' where the fix brings up no unit)."""
+        if ran := action.plan.get("verify_unit_ran"):
+            transport = self.transports.get(action.host)
+            try:
+                if transport is None:
+                    raise TransportError(f"no transport to host {action.host}")
+                now = await read_run(transport, self.settings, ran)
+            except TransportError as exc:
+                return False, f"whether {ran} ran could not be read ({redact(str(exc))[:200]})"
+            # a reset-failed runs nothing: only a start job answered done may have run it
+            return last_run(before, now, started=action.kind != "reset_failed_unit")
+        unit = action.plan.get("verify_unit_active")
+        if unit is None:
+            return True, ""
+        listed = next((u for u in report.snapshot.units or [] if u.name == unit), None)
+        if listed is not None and listed.active == "active":
+            return True, f"{unit} active"
+        state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
+        return False, f"{unit} is not active ({state})"
 
     @staticmethod
     def _given_back(action: Action) -> bool:

@@ -27,6 +27,7 @@ from ..safety.protected import protected_reason
 from ..safety.unit_facts import (
     COMMAND_PROPERTIES,
     PLAIN_PROPERTIES,
+    RUN_PROPERTIES,
     ShowOutputError,
     UnitFacts,
     parse_commands,
@@ -82,6 +83,17 @@ async def _shown(transport: Transport, settings: Settings, properties: tuple[str
         raise TransportError(f"systemctl show failed ({done.returncode}): "
                              f"{done.stderr.strip()[:200]}")
     return done.stdout
+
+
+async def read_run(transport: Transport, settings: Settings, unit: str) -> UnitFacts:
+    """What the unit's last run left (:data:`RUN_PROPERTIES`), as systemd says now."""
+    settings = settings.on_host(transport.local_programs)
+    try:
+        (facts,) = parse_show(await _shown(transport, settings, RUN_PROPERTIES, [unit]),
+                              expected=1, properties=RUN_PROPERTIES)
+    except ShowOutputError as exc:
+        raise TransportError(f"systemctl show printed what cannot be read ({exc})") from exc
+    return facts
 
 
 #: how far the units a stop or restart reaches are followed: past that, the policy finds a

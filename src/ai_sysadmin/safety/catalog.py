@@ -33,6 +33,7 @@ from .unit_facts import (
     Verdict,
     judge_unit,
     needed_running,
+    runs_to_an_end,
 )
 from .units import normalise_unit
 
@@ -114,6 +115,9 @@ class Plan:
     commands: tuple[tuple[str, ...], ...] = ()
     #: verification: the finding must be gone; and, when set, this unit must be active
     verify_unit_active: str | None = None
+    #: or, for a oneshot job (inactive once it ran), this unit must have run after the fix
+    #: and succeeded
+    verify_unit_ran: str | None = None
     rollback: tuple[tuple[str, ...], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -123,6 +127,7 @@ class Plan:
             "risk": self.risk, "subject": self.subject,
             "commands": [list(c) for c in self.commands],
             "verify_unit_active": self.verify_unit_active,
+            "verify_unit_ran": self.verify_unit_ran,
             "rollback": [list(c) for c in self.rollback],
             "params": self.params,
         }
@@ -218,16 +223,21 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
         shown = unit if canonical == unit else f"{unit} ({canonical})"
         reason = f"{verb} of {shown}" + (f"; needs a person: {'; '.join(person)}"
                                          if person else "")
+        facts = ctx.units.get(unit)
+        # a oneshot job is inactive again once it ran: its success is that run's result
+        oneshot = runs_to_an_end(facts)
         active = verify_active
-        if not verify_active and (needed := needed_running(ctx.units.get(unit))):
+        if not verify_active and (needed := needed_running(facts)):
             # a reset-failed starts nothing: where the unit is needed running, its failed
             # finding going away is no fix until the unit runs again
             active = True
-            reason += (f"; it counts as a fix only once {canonical} is active ({needed}): "
-                       "a reset-failed starts nothing")
+            reason += (f"; it counts as a fix only once {canonical} "
+                       f"{'has run again and succeeded' if oneshot else 'is active'} "
+                       f"({needed}): a reset-failed starts nothing")
         return Plan(kind, True, reason, risk, canonical,
                     ((("systemctl", verb, "--", canonical)),),
-                    verify_unit_active=canonical if active else None,
+                    verify_unit_active=canonical if active and not oneshot else None,
+                    verify_unit_ran=canonical if active and oneshot else None,
                     params={"unit": unit})
 
     return plan

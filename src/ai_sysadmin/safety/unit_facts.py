@@ -39,7 +39,13 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "OnFailure", "Triggers", "ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost",
     "ExecStop", "ExecStopPost", "ExecReload", "ControlGroup", "RequisiteOf", "BoundBy",
     "ConsistsOf", "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy",
-    "UnitFileState", "Type", "RemainAfterExit",
+    "UnitFileState", "Type", "RemainAfterExit", "Restart", "Result", "NRestarts",
+    "ActiveEnterTimestampMonotonic",
+)
+#: what a unit's last run left: read before and after a fix that runs a oneshot job
+RUN_PROPERTIES: tuple[str, ...] = (
+    "Id", "ActiveState", "SubState", "Result", "ExecMainStatus", "InvocationID",
+    "ExecMainStartTimestampMonotonic",
 )
 _LISTS = frozenset({"Names", "Requires", "Requisite", "Wants", "BindsTo", "Upholds", "PartOf",
                     "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
@@ -564,7 +570,54 @@ def needed_running(facts: UnitFacts | None) -> str | None:
     # enabled through an Also= or an alias its WantedBy does not show yet (no daemon-reload)
     if (state := facts.get("UnitFileState")) in ("enabled", "enabled-runtime"):
         return f"{facts.id} is {state}"
+    return kept_running(facts)
+
+
+def kept_running(facts: UnitFacts) -> str | None:
+    """Why systemd itself was keeping the unit running, where nothing wants it: it restarts
+    it (Restart= not no) and it ran (was active, was restarted) or crash-looped into its
+    start limit; None for a unit systemd leaves down once it ended."""
+    restart = facts.get("Restart")
+    if restart in ("", "no"):
+        return None
+    how = f"{facts.id} has Restart={restart}"
+    if facts.get("Result") == "start-limit-hit":
+        return f"{how} and hit its start limit restarting"
+    if facts.get("NRestarts") not in ("", "0"):
+        return f"{how} and was restarted {facts.get('NRestarts')} times"
+    if facts.get("ActiveEnterTimestampMonotonic") not in ("", "0"):
+        return f"{how} and was running"
     return None
+
+
+def runs_to_an_end(facts: UnitFacts | None) -> bool:
+    """A oneshot job without RemainAfterExit: inactive again once its run ended, so its
+    success is that run's result, never 'active'."""
+    return facts is not None and facts.get("Type") == "oneshot" \
+        and facts.get("RemainAfterExit") != "yes"
+
+
+def last_run(before: UnitFacts | None, now: UnitFacts, started: bool) -> tuple[bool, str]:
+    """Whether a oneshot job ran after a fix and succeeded, from its facts before the fix
+    and now, and in what words. ``started``: the fix was a start job that systemd answered
+    done (``systemctl start`` of a oneshot returns once the run ended, and fails with it)."""
+    unit, state = now.id, f"{now.get('ActiveState')}/{now.get('SubState')}"
+    ended = f"Result={now.get('Result') or '?'}, status {now.get('ExecMainStatus') or '?'}"
+    if now.get("ActiveState") == "failed":
+        return False, f"{unit} failed again ({ended})"
+    if now.get("ActiveState") != "inactive":
+        return False, f"{unit} has not ended its run ({state})"
+    invocation = now.get("InvocationID")
+    if not invocation:
+        # systemd unloads a unit nothing refers to once it ended, unless it failed: its run
+        # is forgotten, and only a start job answered done says one ran
+        return (True, f"{unit} ran and ended without failing") if started else (
+            False, f"{unit} did not run after the fix ({state})")
+    if before is None or invocation == before.get("InvocationID"):
+        return False, f"{unit} did not run after the fix ({state})"
+    if now.get("Result") != "success" or now.get("ExecMainStatus") != "0":
+        return False, f"{unit} ran after the fix and did not succeed ({ended})"
+    return True, f"{unit} ran after the fix and succeeded ({ended})"
 
 
 def judge_unit(
