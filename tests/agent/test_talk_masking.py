@@ -4,6 +4,7 @@ repeats, or a server's error quotes, is shown ``[redacted]``; the rest of what w
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from tests.conftest import BIN
@@ -88,3 +89,16 @@ def test_approve_discuss_masks_the_answer(env, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
     assert "app.conf sets db_password=[redacted] and listens on 8080" in done.stdout
+
+
+def test_a_key_a_proxy_quotes_at_the_cut_of_its_error_is_masked_whole(env) -> None:
+    """The server's error is quoted to 200 characters: masked before the cut. Cut first, a
+    key split by the cut no longer matched and its first ten characters were shown."""
+    words = "the upstream refused key " + "." * 165 + TOKEN + " as revoked"
+    assert words.index(TOKEN) == 190  # 10 characters of it before the cut
+    with ScriptedModel([http_error(400, json.dumps({"error": words}))]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "why?"], env)
+    assert done.returncode != 0
+    assert "the upstream refused key" in done.stderr
+    assert TOKEN[:10] not in done.stdout + done.stderr, done.stderr

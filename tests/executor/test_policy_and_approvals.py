@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -336,3 +338,60 @@ def test_a_fix_of_a_oneshot_job_is_verified_by_its_run_not_by_active(kind: str) 
 def test_a_reset_failed_of_a_unit_not_read_on_the_host_must_leave_it_active() -> None:
     plan = plan_action("reset_failed_unit", {"unit": "app.service"}, PlanContext())
     assert plan.verify_unit_active == "app.service"
+
+
+class KeyPrintingHost(LocalTransport):
+    """A host whose fix prints what two real files hold: the end of a private key on stdout,
+    tokens on stderr, each where the executor's cut of what it keeps falls."""
+
+    def __init__(self, out: Path, err: Path, code: int) -> None:
+        super().__init__("testhost")
+        self.out, self.err, self.code = out, err, code
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        if argv == ("true",):
+            return argv  # the executor's "does the host answer" before it claims the action
+        return ("sh", "-c", 'cat -- "$1"; cat -- "$2" >&2; exit "$3"', "sh", str(self.out),
+                str(self.err), str(self.code))
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_secret_at_the_cut_of_what_a_fix_printed_is_masked_whole(settings, store, tmp_path,
+                                                                      code) -> None:
+    """The executor keeps the last 2000 characters of each stream of a fix that ran and says
+    the last 300 of stderr in a failed one's error: masked first, then cut. Cut first, a
+    private key whose header fell before the cut was stored in clear, and a token cut in two
+    showed its end."""
+    body = "\n".join(base64.b64encode(os.urandom(48)).decode() for _ in range(25))
+    key = f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    after = ("removed 3 files\n" * 40)[:2000 - (len(key) - 12)]
+    out_text = "ok\n" * 400 + key + after
+    assert out_text[-2000:] == key[12:] + after  # the kept end begins inside the header
+    (tmp_path / "out.txt").write_text(out_text)
+    near_2000, near_300 = "ghp_" + "A1b2C3d4" * 4 + "zz", "ghp_" + "Q9w8E7r6" * 4 + "yy"
+    err_text = ("x" * 500 + " " + near_2000 + " " + "y" * 1660 + " " + near_300 + " "
+                + "z" * 271)
+    # each token begins 10 characters before a cut that keeps the text's end
+    assert err_text.index(near_2000) == len(err_text) - 2010
+    assert err_text.index(near_300) == len(err_text) - 310
+    (tmp_path / "err.txt").write_text(err_text)
+    settings = settings.model_copy(update={
+        "autonomy_level": "auto-safe", "safety": settings.safety.model_copy(
+            update={"verify_settle_seconds": 0, "verify_timeout": 5})})
+    host = KeyPrintingHost(tmp_path / "out.txt", tmp_path / "err.txt", code)
+    executor = Executor(settings, store, {"testhost": host})
+    action = asyncio.run(executor.propose("testhost", "vacuum_journal", {"max_size": "500M"}))
+    done = asyncio.run(executor.run(action.id))
+    assert done.state == ("succeeded" if code == 0 else "failed"), done
+    stored = json.dumps(done.to_dict()) + json.dumps(store.audit_log(100))
+    for line in body.splitlines():
+        assert line not in stored
+    for token in (near_2000, near_300):
+        assert token[-26:] not in stored
+    if code == 0:
+        (output,) = (done.result or {})["commands"]
+        assert "[redacted private key]\nremoved 3 files" in output["stdout"]
+        assert " [redacted] yyy" in output["stderr"]
+    else:
+        assert (done.result or {})["error"].endswith("yyy [redacted] " + "z" * 271)
+

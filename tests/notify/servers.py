@@ -96,6 +96,8 @@ class Receiver:
             return 0, None
         if step == "portal":  # something else at the URL: a proxy's login page, a web site
             return 200, PORTAL
+        if isinstance(step, tuple):  # (status, page): a proxy's own answer
+            return step
         if step != "ok":
             return int(step), {"error": "scripted failure", "errorCode": int(step)}
         with self._lock:

@@ -113,3 +113,18 @@ def test_a_connection_closed_without_an_answer_says_so(tmp_path, gotify, cli,
     code, shown, _ = cli("notify", "status", "--json")
     (row,) = json.loads(shown)["failed"]
     assert row["last_error"] == out.removeprefix("gotify: not accepted: ").rstrip("\n")
+
+
+def test_the_token_a_proxy_quotes_at_the_cut_of_its_answer_is_hidden_whole(
+        tmp_path, gotify, cli, monkeypatch) -> None:
+    """A far end's answer is cut to 200 characters in the error: the app token it quotes is
+    hidden before the cut. Cut first, a token split by the cut was no longer the token and its
+    first ten characters were said and stored."""
+    page = "upstream refused the request with key " + "." * 152 + TOKEN + " (try again)"
+    assert page.index(TOKEN) == 190
+    gotify.then((502, page))
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify)))
+    code, out, _ = cli("notify", "t", "m")
+    assert code == 1 and "Gotify answered HTTP 502: upstream refused" in out
+    code, status, _ = cli("notify", "status", "--json")
+    assert TOKEN[:10] not in out + status and "****" in out

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import Settings, validation_problem
 from ..llm.strict_json import strict_json
 from ..llm.types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolCall, ToolSpec
-from ..monitor.redact import redact
+from ..monitor.redact import redact, redact_cut
 from ..safety.actions import ACTION_KINDS
 from ..safety.catalog import CATALOG
 from ..safety.units import unit_problem
@@ -160,7 +160,7 @@ def parse_answer(result: ChatResult, max_tokens: int | None = None) -> EvidenceA
     fenced = _FENCE.match(text)
     if fenced:  # a server that ignored the schema may still have been asked nicely
         text = fenced.group(1)
-    shown = redact(" ".join(text.split())[:200])
+    shown = " ".join(redact_cut(text, 2000).split())[:200]
     cut = (max_tokens is not None and result.completion_tokens is not None
            and result.completion_tokens >= max_tokens)
     if not text:
@@ -201,7 +201,7 @@ async def gather(agent: Agent, incident: Incident, room: int) -> list[str]:
     rendered: list[str] = []
     for index, (name, arguments) in enumerate(plan):
         call = ToolCall(f"evidence_{index + 1}", name, json.dumps(arguments), arguments)
-        agent.emit("tool_call", name, redact(call.raw_arguments[:200]))
+        agent.emit("tool_call", name, redact_cut(call.raw_arguments, 200))
         started = time.monotonic()
         result = await REGISTRY.call(name, arguments, agent.ctx, call.raw_arguments)
         agent.log_call(call, result, time.monotonic() - started)
@@ -246,7 +246,7 @@ async def investigate_evidence(
         arguments = {"kind": fix.kind, "parameters": fix.parameters(),
                      "rationale": fix.rationale}
         call = ToolCall(f"answer_{index}", "propose_action", json.dumps(arguments), arguments)
-        agent.emit("tool_call", call.name, redact(call.raw_arguments[:200]))
+        agent.emit("tool_call", call.name, redact_cut(call.raw_arguments, 200))
         started = time.monotonic()
         outcome = await REGISTRY.call(call.name, arguments, ctx, call.raw_arguments)
         agent.log_call(call, outcome, time.monotonic() - started)

@@ -19,7 +19,7 @@ from typing import Literal
 from ..config import AgentSettings
 from ..llm.types import ChatResult, LLMBadResponse, Message, ToolCall, ToolSpec
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact
+from ..monitor.redact import redact, redact_cut
 from .context import ToolContext
 from .registry import ToolRegistry, ToolResult
 
@@ -131,7 +131,7 @@ class Agent:
         """Every tool call in the decisions log: masked arguments, status, duration, and an
         id that sorts in time order (nanoseconds since the epoch, then a per-process counter)."""
         call_id = f"{time.time_ns():x}-{next(_CALL_IDS):06x}"
-        log.info("tool %s %s: %s in %.0f ms", call.name, redact(call.raw_arguments[:300]),
+        log.info("tool %s %s: %s in %.0f ms", call.name, redact_cut(call.raw_arguments, 300),
                  result.status, seconds * 1000,
                  extra={"tool_call": call_id, "tool": call.name, "status": result.status,
                         "duration_ms": round(seconds * 1000, 1),
@@ -320,7 +320,7 @@ class Agent:
         room -= len(note)
         for index, call in enumerate(calls):
             used += 1
-            self.emit("tool_call", call.name, redact(call.raw_arguments[:200]))
+            self.emit("tool_call", call.name, redact_cut(call.raw_arguments, 200))
             started = time.monotonic()
             outcome = await self._answer_call(call, seen, used)
             self.log_call(call, outcome, time.monotonic() - started)

@@ -21,7 +21,7 @@ from ..errors import AiSysadminError, StoreError, StoreRefused, TransportError
 from ..hosts.osinfo import OsInfo
 from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor.findings import automation_may_touch
-from ..monitor.redact import redact
+from ..monitor.redact import redact, redact_cut
 from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import CheckReport, HostChecker
 from ..safety.autonomy import decide
@@ -625,8 +625,9 @@ class Executor:
             if not done.ok:
                 # sudo -l says no by its exit code alone; a password it wants, on stderr
                 lines = done.stderr.strip().splitlines()
+                said = f": {redact_cut(lines[-1], 200)}" if lines else ""
                 return redact(f"sudo -n -l says it would not run {_shown(command)} (exit "
-                              f"{done.returncode}{': ' + lines[-1][:200] if lines else ''})")
+                              f"{done.returncode}{said})")
         return None
 
     async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
@@ -811,11 +812,11 @@ class Executor:
                 raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
             # what a command prints is host text: masked before the store or a log holds it
             outputs.append({"argv": argv, "returncode": done.returncode,
-                            "stdout": redact(done.stdout[-2000:]),
-                            "stderr": redact(done.stderr[-2000:])})
+                            "stdout": redact_cut(done.stdout, 2000, tail=True),
+                            "stderr": redact_cut(done.stderr, 2000, tail=True)})
             if not done.ok:
                 raise AiSysadminError(f"{shown} exited {done.returncode}: "
-                                      f"{redact(done.stderr.strip()[-300:])}")
+                                      f"{redact_cut(done.stderr.strip(), 300, tail=True)}")
         return outputs
 
     async def _verify(self, action: Action, ran_at: float, before: UnitFacts | None = None

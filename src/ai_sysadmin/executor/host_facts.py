@@ -21,6 +21,7 @@ from ..errors import TransportError
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.parsers import DF_COLUMNS, parse_df
+from ..monitor.redact import redact_cut
 from ..safety.catalog import FactsNeeded, Generations
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
 from ..safety.protected import protected_reason
@@ -81,7 +82,7 @@ async def _shown(transport: Transport, settings: Settings, properties: tuple[str
     done = await transport.run(argv, settings.command_timeout)
     if not done.ok:
         raise TransportError(f"systemctl show failed ({done.returncode}): "
-                             f"{done.stderr.strip()[:200]}")
+                             f"{redact_cut(done.stderr.strip(), 200)}")
     return done.stdout
 
 
@@ -129,7 +130,8 @@ async def read_process(transport: Transport, settings: Settings, pid: int
     argv = [settings.programs.ps, *PS_ARGV[1:]]
     done = await transport.run(argv, settings.command_timeout)
     if not done.ok:
-        raise TransportError(f"ps failed ({done.returncode}): {done.stderr.strip()[:200]}")
+        raise TransportError(f"ps failed ({done.returncode}): "
+                             f"{redact_cut(done.stderr.strip(), 200)}")
     return facts_for(pid, parse_ps(done.stdout))
 
 
@@ -143,7 +145,7 @@ async def read_journal_bytes(transport: Transport, settings: Settings) -> int:
     found = _JOURNAL_USAGE.search(done.stdout) if done.ok else None
     if found is None:
         raise TransportError(f"journalctl --disk-usage failed ({done.returncode}): "
-                             f"{(done.stderr or done.stdout).strip()[:200]}")
+                             f"{redact_cut((done.stderr or done.stdout).strip(), 200)}")
     return int(float(found.group(1)) * 1024 ** "BKMGTPE".index(found.group(2) or "B"))
 
 
@@ -153,8 +155,9 @@ async def read_mount_of(transport: Transport, settings: Settings, path: str) -> 
                                 path], settings.command_timeout)
     mounts = parse_df(done.stdout) if done.ok else []
     if len(mounts) != 1:
+        said = redact_cut(done.stderr.strip(), 200)
         raise TransportError(f"df {path[:80]!r} failed ({done.returncode}): "
-                             f"{done.stderr.strip()[:200] or 'no file system a disk check reads'}")
+                             f"{said or 'no file system a disk check reads'}")
     return mounts[0].target
 
 
@@ -192,7 +195,8 @@ async def read_generations(transport: Transport, settings: Settings) -> Generati
                                settings.command_timeout)
     try:
         if not done.ok:
-            raise ValueError((done.stderr or done.stdout).strip()[:200] or "it said nothing")
+            raise ValueError(redact_cut((done.stderr or done.stdout).strip(), 200)
+                             or "it said nothing")
         return parse_generations(done.stdout)
     except ValueError as exc:
         raise TransportError(f"nix-env --list-generations failed ({done.returncode}): {exc}"

@@ -474,6 +474,23 @@ def redact(text: str) -> str:
     return _splice(padded, edits)[1:]
 
 
+#: how far past a cut text is masked before it is cut: a secret that the cut splits (a token
+#: cut short of its pattern's length, a private key whose header falls outside) is found whole
+#: in the window, and only the window is masked, however much a command printed
+CUT_MARGIN = 65_536
+
+
+def redact_cut(text: str, limit: int, *, tail: bool = False) -> str:
+    """At most ``limit`` characters of ``text`` as :func:`redact` masks it: its first, or with
+    ``tail`` its last. Masked first and cut after: cut first, a secret at the cut would no
+    longer match its pattern and show in part, a private key without its header in full."""
+    window = text[-(limit + CUT_MARGIN):] if tail else text[:limit + CUT_MARGIN]
+    shown = redact(window)
+    if tail:
+        return shown[-limit:] if limit > 0 else ""
+    return shown[:limit]
+
+
 _PRIVATE_KEY_RULES = tuple(rule for rule in RULES if rule.private_key)
 
 

@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 
 from ..errors import CommandRefused, CommandTimeout, TransportError
 from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
+from .redact import redact_cut
 
 #: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
 _TIMED_OUT = 124
@@ -455,7 +456,8 @@ async def run_round_trip(transport: Transport, trip: RoundTrip,
                                                                     own))
     missing = (
         "not gathered: the remote script ended early "
-        f"(exit {result.returncode}: {result.stderr.strip()[-200:] or 'no output'})"
+        f"(exit {result.returncode}: "
+        f"{redact_cut(result.stderr.strip(), 200, tail=True) or 'no output'})"
     )
     return ReplayTransport(transport.host, steps, command_timeout, missing, trip.guards,
                            runs_as_root=transport.runs_as_root)

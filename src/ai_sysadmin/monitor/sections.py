@@ -34,6 +34,7 @@ from ..errors import TransportError
 from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
 from . import parsers
+from .redact import redact_cut
 from .remote_script import FILE_READ, Guard
 from .snapshot import (
     UNIT_FILE_BAD,
@@ -299,7 +300,7 @@ def _systemd_output(reading: Reading, what: str) -> str | None:
         return reading.stdout
     if any(marker in reading.stderr for marker in _NO_SYSTEMD):
         return None
-    raise TransportError(f"{what}: {reading.stderr.strip()[:200]}")
+    raise TransportError(f"{what}: {redact_cut(reading.stderr.strip(), 200)}")
 
 
 def _memory(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -314,7 +315,7 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     df = result(readings[0])
     # df exits 1 when one mount is unreadable but still reports the others
     if not df.stdout.strip():
-        raise TransportError(f"df printed nothing: {df.stderr.strip()[:200]}")
+        raise TransportError(f"df printed nothing: {redact_cut(df.stderr.strip(), 200)}")
     mounts = plan.parsed(parsers.parse_df, df.stdout)
     # unreadable, every mount counts as writable: a full disk is never missed for want of it
     info = readings[1]
@@ -411,10 +412,10 @@ def _unit_file_loads(readings: Sequence[Reading], snap: Snapshot, plan: Plan) ->
                               if state == UNIT_FILE_HIDING}
     if not shown.ok:
         # a file systemd said nothing of stays bad: one it cannot parse is never left unsaid
-        raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
+        raise TransportError(f"systemctl show: {redact_cut(shown.stderr.strip(), 200)}")
     if not delta_ok:
         why = (str(delta) if isinstance(delta, TransportError)
-               else (delta.stderr.strip() or f"exit {delta.returncode}")[:200])
+               else redact_cut(delta.stderr.strip() or f"exit {delta.returncode}", 200))
         raise TransportError(f"systemd-delta: {why}: whether a link to a missing file hides "
                              "a unit file of its name is not known")
 
@@ -439,7 +440,7 @@ def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     # where systemd runs, a failure is no fact: without the counts no crash loop is judged
     shown = result(readings[0])
     if not shown.ok:
-        raise TransportError(f"systemctl show: {shown.stderr.strip()[:200]}")
+        raise TransportError(f"systemctl show: {redact_cut(shown.stderr.strip(), 200)}")
     snap.restarts = plan.parsed(parsers.parse_show_restarts, shown.stdout)
     snap.service_results = plan.parsed(parsers.parse_show_results, shown.stdout)
     snap.clean_restarts = plan.parsed(parsers.parse_show_clean_restarts, shown.stdout)
@@ -583,7 +584,7 @@ def _journal_gap(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> Non
     if not newest_read.ok and not newest_read.stdout:
         raise TransportError("the journal is further behind than one check reads, and its "
                              f"newest entries could not be read: journalctl: "
-                             f"{newest_read.stderr.strip()[:200]}")
+                             f"{redact_cut(newest_read.stderr.strip(), 200)}")
     read = snap.journal or []
     last = read[-1]
     newest = parsers.parse_journal(newest_read.stdout)
@@ -620,7 +621,7 @@ def _journal_failure(stderr: str, query: JournalQuery, snap: Snapshot) -> Transp
         snap.journal_cursor = f"{SINCE_PREFIX}{snap.host_time():.6f}"  # the journal's clock
         return TransportError("the stored journal cursor was rejected; reading again from now "
                               "(entries before may be skipped)")
-    return TransportError(f"journalctl: {stderr.strip()[:200]}")
+    return TransportError(f"journalctl: {redact_cut(stderr.strip(), 200)}")
 
 
 def _position(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from ..config import Settings, mask_secret_text, read_header_secret, readable_note
 from ..errors import AiSysadminError, ConfigError, SecretFileError
-from ..monitor.redact import redact
+from ..monitor.redact import redact_cut
 from .message import PRIORITIES, Message
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -64,11 +64,13 @@ class Channel(Protocol):
     async def send(self, message: Message) -> None: ...
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
+def _scrub(text: str, secrets: list[str], limit: int = 300) -> str:
+    """A far end's words, bounded, without the secrets it was sent nor secret-looking values:
+    found in the whole text before it is cut, where a secret cut in two would match neither."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "****")
-    return redact(" ".join(text.split()))[:300]
+    return redact_cut(" ".join(text.split()), limit)
 
 
 def warn_if_readable(path: Path, key: str) -> None:
@@ -212,7 +214,7 @@ class GotifyChannel:
             self._refused = None
             self._tell(None)
         if not reply.is_success:
-            why = f"Gotify answered HTTP {reply.status_code}: {_scrub(reply.text[:200], secrets)}"
+            why = f"Gotify answered HTTP {reply.status_code}: {_scrub(reply.text, secrets, 200)}"
             if reply.is_client_error and reply.status_code not in CHANNEL_STATUSES:
                 raise MessageRefused(why)
             raise DeliveryError(why)
@@ -220,7 +222,7 @@ class GotifyChannel:
             # something else answers at the URL (a proxy's login page, a web site): the
             # message reached nobody, so it is kept and tried again like a 500
             kind = reply.headers.get("content-type", "no content type").split(";")[0]
-            text = _scrub(reply.text[:120], secrets)
+            text = _scrub(reply.text, secrets, 120)
             raise DeliveryError(f"{mask_secret_text(self.url)} answered HTTP "
                                 f"{reply.status_code}, but not as Gotify does ({kind}: "
                                 f"{text!r}): is gotify_url the Gotify server?")

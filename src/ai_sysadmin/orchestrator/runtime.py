@@ -21,6 +21,7 @@ from ..errors import AiSysadminError, TransportError
 from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
+from ..monitor.redact import redact_cut
 from ..monitor.snapshot import Snapshot
 from ..store import HostStore, IncidentStore
 from .checker import HostChecker, fleet_checkers
@@ -210,10 +211,11 @@ class Runtime:
             if self._unlearned.get(action_id) != str(exc):
                 self._unlearned[action_id] = str(exc)
                 log.warning("action %d: not learned yet, tried again at each housekeeping: "
-                            "%s", action_id, exc,
+                            "%s", action_id, redact_cut(str(exc), 500),
                             extra={"action": action_id, "event": "learn_failed"})
             with contextlib.suppress(Exception):  # the store may be what fails
-                await asyncio.to_thread(actions.lesson_failed, action_id, str(exc)[:500])
+                await asyncio.to_thread(actions.lesson_failed, action_id,
+                                        redact_cut(str(exc), 500))
             return False
         await asyncio.to_thread(actions.lesson_learned, action_id)
         self._unlearned.pop(action_id, None)

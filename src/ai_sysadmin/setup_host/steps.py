@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AiSysadminError
+from ..monitor.redact import redact_cut
 
 
 class SetupError(AiSysadminError):
@@ -58,7 +59,8 @@ def run(argv: Sequence[str], what: str) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SetupError(f"{what}: {argv[0]}: {exc}") from exc
     if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip()[-400:] or f"exit {done.returncode}"
+        detail = (redact_cut((done.stderr or done.stdout).strip(), 400, tail=True)
+                  or f"exit {done.returncode}")
         raise SetupError(f"{what}: {' '.join(argv[:3])} ...: {detail}")
     return done.stdout
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import NotFoundError
+from ...monitor.redact import redact_cut
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -39,7 +40,7 @@ async def incident_evidence(
         "history:",
         *([f"  ({incident.earlier_events} earlier event(s) not shown)"]
           if incident.earlier_events else []),
-        *[f"  {e.kind} {e.from_state or ''}->{e.to_state or ''} {e.detail}"[:300]
+        *[redact_cut(f"  {e.kind} {e.from_state or ''}->{e.to_state or ''} {e.detail}", 300)
           for e in incident.events],
     ]
     if ctx.recalled and wanted == ctx.incident_id:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ...monitor.redact import redact
+from ...monitor.redact import redact, redact_cut
 from ...safety.actions import ACTION_KINDS
 from ...safety.catalog import CATALOG, checked_parameters
 from ..context import ToolContext
@@ -61,7 +61,8 @@ async def propose_action(
             # masked, as the valid proposal below must be: the model may have written a
             # password into it, and the audit log is read by people and kept for ever
             ctx.store.audit("agent", "proposal.invalid", f"incident:{ctx.incident_id}",
-                            redact(f"{kind} {json.dumps(parameters)[:300]}: {problem[:300]}"))
+                            f"{kind} {redact_cut(json.dumps(parameters), 300)}: "
+                            f"{redact_cut(problem, 300)}")
         return ToolResult("error", problem, from_host=False)
     shown = json.dumps(parameters)
     if redact(shown) != shown:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ...monitor.collector import Collector
 from ...monitor.parsers import PS_COLUMNS, parse_ps
+from ...monitor.redact import redact_cut
 from ...safety.file_policy import normalise
 from ...safety.units import normalise_unit
 from ..context import ToolContext
@@ -136,7 +137,7 @@ async def top_processes(
     rows = parse_ps(result.output)[:count]
     text = "\n".join(
         f"pid {p.pid} user {p.user} cpu {p.cpu_percent}% mem {p.mem_percent}% "
-        f"rss {p.rss_kb} kB age {p.elapsed_seconds}s: {p.command[:200]}"
+        f"rss {p.rss_kb} kB age {p.elapsed_seconds}s: {redact_cut(p.command, 200)}"
         for p in rows
     )
     return ToolResult("ok", text, command=result.command)

@@ -42,6 +42,7 @@ from ... import __version__
 from ...aio import within
 from ...config import read_header_secret, readable_note
 from ...errors import ConfigError, SecretFileError
+from ...monitor.redact import redact_cut
 from ..strict_json import strict_json
 from ..types import (
     BackendStatus,
@@ -97,11 +98,13 @@ def read_api_key(path: Path | None) -> str | None:
 
 
 def excerpt(text: str | bytes, limit: int = BODY_EXCERPT) -> str:
-    """A short, single-line quote of a body for an error message."""
+    """A short, single-line quote of a body for an error message, masked before it is cut
+    (a proxy may quote the key it was sent, and one cut in two would no longer be found)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"
+    shown = redact_cut(text, limit)
+    return shown if len(text) <= limit else shown + "…"
 
 
 def error_text(content: bytes) -> str:
