@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
 import readline
+import select
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin.cli import talk
 from ai_sysadmin.config import Settings
+from tests.conftest import BIN
 from tests.support.needs_root import needs_root
+from tests.support.polling import poll_until
+from tests.support.scripted_model import ScriptedModel, say
+
+#: what a person pasted into a question
+QUESTION_SECRET = "hunter2hunter2"
 
 
 def test_the_history_lives_with_the_person_not_in_the_state_directory(
@@ -49,3 +59,77 @@ def test_a_history_owned_by_someone_else_is_not_used(tmp_path: Path) -> None:
     other.write_text("planted\n")
     os.chown(other, 65534, 65534)
     assert not talk._own_file(other)
+
+
+def _chat_env(tmp_path: Path, url: str) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n')
+    return {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+            "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
+            "XDG_STATE_HOME": str(tmp_path / "state-home"),
+            "AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
+            "AI_SYSADMIN_LLM__URL": url, "AI_SYSADMIN_LLM__TIMEOUT": "10",
+            "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
+
+
+def test_history_shows_an_earlier_question_masked(tmp_path: Path) -> None:
+    with ScriptedModel([say("rotate it")]) as model:
+        done = subprocess.run(
+            [str(BIN), "chat"], input=f"db_password={QUESTION_SECRET} is refused, why?\n"
+            "/history\n/exit\n", capture_output=True, text=True,
+            env=_chat_env(tmp_path, model.url), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "  1  db_password=[redacted] is refused, why?" in done.stdout
+    assert QUESTION_SECRET not in done.stdout + done.stderr
+
+
+class _Terminal:
+    """A chat on a pseudo-terminal of its own, typed at as a person types: readline keeps
+    what is typed only on a terminal."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+        self.child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        self.said = ""
+
+    def wait_for(self, text: str) -> None:
+        def seen() -> bool:
+            while select.select([self.master], [], [], 0)[0]:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                self.said += re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", chunk.decode(errors="replace"))
+            return text in self.said
+        poll_until(seen, what=f"{text!r} on the chat's terminal")
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\r")
+
+
+def test_the_history_kept_on_disk_holds_a_typed_password_masked(tmp_path: Path) -> None:
+    path = tmp_path / "state-home" / "ai-sysadmin" / "hal-chat-history"
+    # one an older version wrote, with a password in clear
+    path.parent.mkdir(parents=True)
+    path.write_text(f"mysql -u root -p{QUESTION_SECRET} says access denied\n")
+    with ScriptedModel([say("rotate it")]) as model:
+        chat = _Terminal([str(BIN), "chat"], _chat_env(tmp_path, model.url))
+        try:
+            chat.wait_for("hal> ")
+            chat.type(f"db_password={QUESTION_SECRET} is refused, why?")
+            chat.wait_for("rotate it")
+            chat.type("/exit")
+            assert chat.child.wait(timeout=60) == 0, chat.said
+        finally:
+            if chat.child.poll() is None:
+                chat.child.kill()
+                chat.child.wait()
+            os.close(chat.master)
+    kept = path.read_text()
+    assert QUESTION_SECRET not in kept
+    assert "db_password=[redacted] is refused, why?" in kept
+    assert "mysql -u root -p[redacted] says access denied" in kept
+    assert (path.stat().st_mode & 0o777) == 0o600

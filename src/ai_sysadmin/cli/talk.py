@@ -219,7 +219,8 @@ def _slash(line: str, settings: Settings, messages: list[Message],
     if line == "/history":
         asked = [m.content for m in messages[len(opening):] if m.role == "user"]
         for number, text in enumerate(asked, 1):
-            out.print(f"{number:>3}  {text}", markup=False)
+            # a password pasted into a question is the person's to send, not to see again
+            out.print(f"{number:>3}  {masked(text)}", markup=False)
         if not asked:
             out.print("nothing asked yet in this conversation")
     elif line == "/debug":
@@ -246,6 +247,12 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
 
 
 def _save_history(readline: Any, path: Path) -> None:
+    """The lines typed, masked: a password pasted into a question is not kept on disk (nor
+    one an older version kept: the file read at the start is written back masked)."""
+    for index in range(readline.get_current_history_length()):
+        line = readline.get_history_item(index + 1)  # 1-based, where replacing is 0-based
+        if line is not None and (shown := redact(line)) != line:
+            readline.replace_history_item(index, shown)
     with contextlib.suppress(OSError):
         if _own_file(path):
             readline.write_history_file(path)
