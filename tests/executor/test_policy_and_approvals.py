@@ -395,3 +395,34 @@ def test_a_secret_at_the_cut_of_what_a_fix_printed_is_masked_whole(settings, sto
     else:
         assert (done.result or {})["error"].endswith("yyy [redacted] " + "z" * 271)
 
+
+def test_approve_says_why_an_action_waits_again_masked(cli, settings, store, monkeypatch,
+                                                       tmp_path) -> None:
+    """``approve approve N`` (and its --dry-run) that leaves the action waiting says why, from
+    the store: masked, as approve show and --json are (here the host's ps, which could read
+    the process when the kill was proposed, quotes a password when it is approved)."""
+    from ai_sysadmin.config import short_hostname
+
+    host = short_hostname()
+    with subprocess.Popen(["sleep", "300"]) as target:
+        try:
+            executor = Executor(settings, store, {host: LocalTransport(host)})
+            action = asyncio.run(executor.propose(host, "kill_process", {"pid": target.pid},
+                                                  incident_id=_incident(store, host)))
+            assert action.state == "pending", action
+            ps = tmp_path / "ps"
+            ps.write_text("#!/bin/sh\necho 'ps: cannot read /proc: DB_PASSWORD=hunter2x "
+                          "refused' >&2\nexit 1\n")
+            ps.chmod(0o755)
+            monkeypatch.setenv("AI_SYSADMIN_PROGRAMS__PS", str(ps))
+            code, out, err = cli("approve", "approve", str(action.id), "--dry-run")
+            assert code == 2, (out, err)
+            assert "hunter2x" not in out + err
+            assert "would wait for approval again" in out and "DB_PASSWORD=[redacted]" in out
+            code, out, err = cli("approve", "approve", str(action.id))
+            assert code == 2, (out, err)
+            assert "hunter2x" not in out + err
+            assert "waits for approval again" in err and "DB_PASSWORD=[redacted]" in err
+            assert target.poll() is None  # nothing ran
+        finally:
+            target.kill()

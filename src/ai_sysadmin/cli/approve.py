@@ -141,9 +141,13 @@ def approve(
         # nothing ran, and it waits for a person again: why, in one line (a host that did not
         # answer, commands that changed since they were shown)
         why = runtime.store.last_said(f"action:{action.id}") if runtime.store else None
+        from ..monitor.findings import masked
+
+        # the store's words may quote the host (its facts could not be read): masked here
+        # too, whatever wrote them
         err.print(f"error: action {action.id} did not run and waits for approval again: "
-                  f"{why or 'see `approve show`'}", markup=False, highlight=False,
-                  soft_wrap=True)
+                  f"{masked(why) if why else 'see `approve show`'}", markup=False,
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     if action.state in ("succeeded", "not_needed"):
         return
@@ -157,6 +161,8 @@ def approve(
 def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
     """Exit 0: approve would run it; 1: it would run nothing (the reason says why); 2, as
     approve's own: it would run nothing and the action would wait for approval again."""
+    from ..monitor.findings import masked
+
     seen = asyncio.run(_closing(runtime, runtime.executor.rehearse(action_id)))
     action = seen.action
     if as_json:
@@ -165,12 +171,13 @@ def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:
                     "waits_again": seen.waits_again, "state": action.state})
     elif seen.would_not is not None:
         out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would not "
-                  f"run: {seen.would_not}", markup=False, highlight=False, soft_wrap=True)
+                  f"run: {masked(seen.would_not)}", markup=False, highlight=False,
+                  soft_wrap=True)
         out.print(f"nothing ran; it is still {action.state}")
     else:
         out.print(f"dry run: action {action.id} ({action.kind}) on {action.host} would run:")
         for line in seen.lines:
-            out.print("  " + shlex.join(line), markup=False, highlight=False)
+            out.print("  " + masked(shlex.join(line)), markup=False, highlight=False)
         out.print(f"nothing ran; it is still {action.state}")
     raise typer.Exit(0 if seen.would_not is None else 2 if seen.waits_again else 1)
 
