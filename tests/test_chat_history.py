@@ -133,3 +133,24 @@ def test_the_history_kept_on_disk_holds_a_typed_password_masked(tmp_path: Path) 
     assert "db_password=[redacted] is refused, why?" in kept
     assert "mysql -u root -p[redacted] says access denied" in kept
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_password_in_a_question_is_neither_sent_nor_stored(tmp_path: Path) -> None:
+    """The conversation is stored with each request in the LLM queue (state_dir/queue.db,
+    kept for days): a question reaches the model and the queue masked, as the host's text
+    does."""
+    with ScriptedModel([say("rotate it"), say("done")]) as model:
+        env = _chat_env(tmp_path, model.url)
+        chat = subprocess.run(
+            [str(BIN), "chat"], input=f"db_password={QUESTION_SECRET} is refused, why?\n",
+            capture_output=True, text=True, env=env, timeout=60)
+        ask = subprocess.run([str(BIN), "ask", f"is mysql -p{QUESTION_SECRET} right?"],
+                             capture_output=True, text=True, env=env, timeout=60)
+        asked = [m["content"] for r in model.requests for m in r["messages"]
+                 if m["role"] == "user"]
+    assert chat.returncode == 0 and ask.returncode == 0, chat.stderr + ask.stderr
+    assert asked == ["db_password=[redacted] is refused, why?", "is mysql -p[redacted] right?"]
+    stored = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert any(p.name == "queue.db" for p in stored)
+    for path in stored:
+        assert QUESTION_SECRET.encode() not in path.read_bytes(), path

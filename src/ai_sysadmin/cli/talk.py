@@ -128,11 +128,18 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     messages = [_opening(runtime, tools), Message("user", about),
                 Message("assistant", "Understood. What would you like to know about it?")]
     if message is not None:
-        outcome = _run_turn(runtime, tools, [*messages, Message("user", message)],
+        outcome = _run_turn(runtime, tools, [*messages, _asked(message)],
                             quiet=False)
         _print_answer(outcome)
         return
     _repl(runtime, tools, messages, f"discussing action {action.id}")
+
+
+def _asked(words: str) -> Message:
+    """A person's question as the conversation holds it: masked, as what the model reads of
+    the host is. The model needs no password to diagnose, and the conversation is stored
+    with each request in the queue (kept for days) and shown again by /history."""
+    return Message("user", redact(words))
 
 
 def _history(settings: Settings) -> None:
@@ -193,7 +200,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             messages = _slash(line, settings, messages, opening)
             continue
         try:
-            outcome = _run_turn(runtime, tools, [*messages, Message("user", line)],
+            outcome = _run_turn(runtime, tools, [*messages, _asked(line)],
                                 quiet=False)
         except LLMError as exc:
             err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
@@ -263,7 +270,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
     settings = app_state.settings
     runtime = app_state.runtime()
     tools = runtime.tool_context()
-    messages = [_opening(runtime, tools), Message("user", question)]
+    messages = [_opening(runtime, tools), _asked(question)]
     try:
         outcome = _run_turn(runtime, tools, messages, quiet=as_json)
     except LLMError as exc:
