@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity
+from ..monitor.redact import redact
 from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
@@ -292,11 +293,12 @@ class IncidentStore:
     def _keep_journal(self, conn: Any, host: str, consumer: str,
                       journal: Sequence[JournalEntry], cursor: str | None, now: float) -> None:
         if journal:
+            # host text, any sender's: kept masked, as evidence is
             conn.executemany(
                 "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "
                 "message) VALUES (?,?,?,?,?,?,?)",
-                [(host, consumer, e.cursor, e.timestamp, e.priority, e.source, e.message)
-                 for e in journal],
+                [(host, consumer, e.cursor, e.timestamp, e.priority, redact(e.source),
+                  redact(e.message)) for e in journal],
             )
         if cursor:
             conn.execute(
