@@ -30,17 +30,20 @@ from tests.support.polling import poll_until
 #: each lets a full disk last seconds under a daemon process
 pytestmark = pytest.mark.slow
 
-#: $1 the state directory, then the command: the database's disk 4 MiB, the logs' another
-MOUNTS = ('state=$1; shift; mkdir -p "$state" && mount -t tmpfs -o size=4m tmpfs "$state" '
-          '&& mkdir "$state/logs" && mount -t tmpfs -o size=16m tmpfs "$state/logs" '
+#: $1 the state directory, $2 one to copy onto it (or ''), then the command: the database's
+#: disk 4 MiB, the logs' another
+MOUNTS = ('state=$1 seed=$2; shift 2; mkdir -p "$state" '
+          '&& mount -t tmpfs -o size=4m tmpfs "$state" '
+          '&& { [ -z "$seed" ] || cp -a "$seed/." "$state/"; } '
+          '&& mkdir -p "$state/logs" && mount -t tmpfs -o size=16m tmpfs "$state/logs" '
           '&& exec "$@"')
 #: how long the disk stays full: several passes of each loop (checks and the outbox every
 #: second), each of which logged a traceback before
 FULL_SECONDS = 4.0
 
 
-def _records(root: Path) -> list[dict[str, Any]]:
-    path = root / "logs" / "service.jsonl"
+def _records(root: Path, log: str = "service") -> list[dict[str, Any]]:
+    path = root / "logs" / f"{log}.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -63,28 +66,32 @@ def _fill(disk: Path) -> None:
 
 
 @contextlib.contextmanager
-def _running(tmp_path: Path, check_interval: int,
-             gotify_url: str | None = None) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    """``run`` on a state directory of its own tmpfs, once it has checked this machine; the
-    directory as the daemon sees it. Killed after, if a test did not stop it."""
+def _running(tmp_path: Path, check_interval: int, gotify_url: str | None = None,
+             config: str | None = None, seed: Path | None = None, checked: bool = True,
+             ) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """``run`` on a state directory of its own tmpfs, once it has checked this machine
+    (``checked``); the directory as the daemon sees it. Killed after, if a test did not stop
+    it. ``config``: the configuration, in place of one that investigates nothing; ``seed``:
+    a state directory the daemon starts from."""
     needs_root("a mount of its own")
     told = "" if gotify_url is None else (
         f'gotify_url = "{gotify_url}"\n'
         f'gotify_token_file = "{secret_file(tmp_path / "gotify.token", TOKEN)}"\n')
-    (tmp_path / "config.toml").write_text(
+    (tmp_path / "config.toml").write_text(config or (
         f'ai_name = "hal"\ncheck_interval = {check_interval}\njournal_follow = false\n{told}'
-        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
     state = tmp_path / "state"
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
            "AI_SYSADMIN_STATE_DIR": str(state)}
     proc = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MOUNTS, "sh",
-         str(state), str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+         str(state), str(seed or ""), str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     root = Path(f"/proc/{proc.pid}/root{state}")
     try:
-        poll_until(lambda: '"checked ' in _text(root / "logs" / "orchestrator.jsonl"),
-                   what="the daemon's first check")
+        if checked:
+            poll_until(lambda: '"checked ' in _text(root / "logs" / "orchestrator.jsonl"),
+                       what="the daemon's first check")
         yield proc, root
     finally:
         if proc.poll() is None:
@@ -229,3 +236,75 @@ def test_a_full_disk_under_the_state_database_is_told_once_around_it_and_once_me
     (back,) = gotify.accepted[sent + 1:]
     assert back["title"] == "[hal] records again: its state database can be written"
     assert back["priority"] == 2
+
+
+#: journalctl, but a vacuum (the fix) is counted in $RAN and fills the disk under $STATE as it
+#: runs (a log that grew), and vacuums nothing; every other use reads the real journal
+JOURNALCTL = """#!/bin/sh
+case "$*" in
+*--vacuum-size=*) printf '%s\\n' "$*" >> {ran}; head -c 64M /dev/zero > {state}/filler 2>/dev/null
+                  exit 0 ;;
+esac
+exec /usr/bin/journalctl "$@"
+"""
+
+#: a policy's decision to run the fix, by a daemon that has ended since (its owner gone)
+APPROVED = """
+import asyncio
+from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.store import Database, IncidentStore
+settings = Settings(ai_name="hal", state_dir={seed!r}, autonomy_level="auto-safe",
+                    programs={{"journalctl": {journalctl!r}}})
+host = short_hostname()
+action = asyncio.run(Executor(settings, IncidentStore(Database(settings.db_path)),
+                              {{host: LocalTransport(host)}}).propose(
+    host, "vacuum_journal", {{"max_size": "500M"}}))
+print(action.id, action.state)
+"""
+
+
+def test_a_fix_the_daemon_ran_as_its_disk_filled_ends_once_the_disk_has_room(
+        tmp_path: Path) -> None:
+    """The daemon runs a fix; as it runs, the state database's disk fills, so its end cannot
+    be recorded. It showed executing until the daemon restarted; now the daemon keeps the
+    end and records it once the disk has room, verified, without running the fix again."""
+    state, ran, seed = tmp_path / "state", tmp_path / "ran", tmp_path / "seed"
+    journalctl = tmp_path / "journalctl"
+    journalctl.write_text(JOURNALCTL.format(ran=ran, state=state))
+    journalctl.chmod(0o755)
+    done = subprocess.run([sys.executable, "-c", APPROVED.format(
+        seed=str(seed), journalctl=str(journalctl))], capture_output=True, text=True,
+        timeout=60)
+    assert done.returncode == 0, done.stderr
+    action_id, decided = done.stdout.split()
+    assert decided == "approved"
+    config = (f'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+              f'autonomy_level = "auto-safe"\n[programs]\njournalctl = "{journalctl}"\n'
+              '[safety]\nverify_settle_seconds = 0\n'
+              '[llm]\nurl = "http://127.0.0.1:9"\n[knowledge]\nenabled = false\n')
+    show = ("from ai_sysadmin.store import ActionStore\n"
+            f"a = ActionStore(Database(STATE)).get({action_id})\nprint(a.state, a.reason)")
+    # the daemon runs what the policy decided at its start, maybe before its first check is
+    # stored; the disk fills as it runs
+    with _running(tmp_path, 1, config=config, seed=seed, checked=False) as (proc, root):
+        poll_until(lambda: [r for r in _records(root, "actions")
+                            if r.get("event") == "outcome_not_recorded"],
+                   what="the daemon saying the fix's end is not recorded")
+        assert _inside(proc, show, state / "state.db").startswith("executing ")
+        (root / "filler").unlink()
+        shown = poll_until(lambda: (now := _inside(proc, show, state / "state.db")
+                                    ).split()[0] != "executing" and now,
+                           what="the fix's end recorded once the disk has room")
+        records = _records(root, "actions")
+        _stopped(proc)
+    assert shown.startswith("succeeded finding gone")
+    assert ran.read_text() == "--vacuum-size=500M\n"  # it ran once, and only once
+    (kept,) = [r for r in records if r.get("event") == "outcome_not_recorded"]
+    assert kept["msg"].startswith(f"action {action_id} on ")
+    assert "its commands ran, but its end is not recorded yet: the state database " in kept["msg"]
+    assert kept["msg"].endswith("it shows executing until the state database takes writes "
+                                "again, then its end is recorded (it does not run again)")
+    (late,) = [r for r in records if r.get("event") == "outcome_recorded_late"]
+    assert f"action {action_id} on " in late["msg"] and ": succeeded (finding gone" in late["msg"]

@@ -144,6 +144,13 @@ class Executor:
         self._locks = KeyedLocks()
         #: actions whose commands ran in this process: said so when their end is not recorded
         self._ran_here: set[int] = set()
+        #: whether this process lives on to record an end the store refused (a daemon, not
+        #: an `approve` that exits): it keeps the end in memory and :meth:`record_ends` writes
+        #: it once the store takes writes again
+        self.keeps_ends = False
+        #: the ends of actions this process ran that the store refused (a full disk): the
+        #: action shows executing until one is recorded; none of them runs anything again
+        self._unended: dict[int, Callable[[], Awaitable[Action]]] = {}
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
@@ -420,6 +427,18 @@ class Executor:
             return lost
         return None
 
+    def _end_kept(self, action: Action, exc: BaseException) -> str:
+        """What a person must know of an action whose end the store refused and this process
+        keeps (:meth:`_end`), logged: it ran, and its end is recorded later."""
+        ran = "its commands ran" if action.id in self._ran_here else "it ran and failed"
+        kept = (f"action {action.id} on {action.host} ({action.kind} {action.subject}): {ran}, "
+                f"but its end is not recorded yet: {refused(exc)}; it shows executing until "
+                "the state database takes writes again, then its end is recorded (it does not "
+                "run again)")
+        log.error("%s", kept, extra={"action": action.id, "incident": action.incident_id,
+                                     "event": "outcome_not_recorded"})
+        return kept
+
     def _settle_cut_off(self, action: Action, stopped: bool, why: str) -> None:
         action_id = action.id
         if action.state == "approved" and (action.decided_by is not None or not stopped):
@@ -530,6 +549,8 @@ class Executor:
             except StoreError as exc:
                 # someone else decided meanwhile (a person's reject): theirs stands
                 now = self.actions.get(action_id)
+                if action_id in self._unended:
+                    raise StoreRefused(self._end_kept(now, exc)) from exc
                 if now.state in ("approved", "executing"):
                     if (lost := self._cut_off(action_id, exc)) is not None:
                         # "nothing of this change was stored" alone would tell a person
@@ -538,6 +559,9 @@ class Executor:
                     raise
                 return now
             except BaseException as exc:
+                if action_id in self._unended:  # a refusal SQLite raised itself (a read)
+                    raise StoreRefused(self._end_kept(self.actions.get(action_id), exc)) \
+                        from exc
                 self._cut_off(action_id, exc)
                 raise
             finally:
@@ -674,18 +698,62 @@ class Executor:
             outputs = await self._execute(claimed)
             self._ran_here.add(action_id)
         except AiSysadminError as exc:
-            failed = self.actions.move(action_id, "failed", "executor", str(exc),
-                                       {"error": str(exc)})
-            self._escalate(claimed, f"action {action_id} failed: {exc}")
-            return await self._told(failed)
-        return await self._verified(claimed, outputs, before)
+            return await self._end(claimed, functools.partial(self._run_failed, claimed, exc))
+        return await self._end(claimed, functools.partial(self._verified, claimed, outputs,
+                                                          time.time(), before))
+
+    async def _end(self, claimed: Action, end: Callable[[], Awaitable[Action]]) -> Action:
+        """``end()``: the record of how a claimed action ended. One the store refuses is
+        kept, where this process lives on to write it (:meth:`record_ends`): the outcome is
+        known here alone, and the action would show executing until a restart."""
+        try:
+            return await end()
+        except Exception as exc:
+            if self.keeps_ends and refused(exc) is not None:
+                self._unended[claimed.id] = end
+            raise
+
+    async def _run_failed(self, claimed: Action, exc: AiSysadminError) -> Action:
+        failed = self.actions.move(claimed.id, "failed", "executor", str(exc),
+                                   {"error": str(exc)})
+        self._escalate(claimed, f"action {claimed.id} failed: {exc}")
+        return await self._told(failed)
+
+    async def record_ends(self) -> list[Action]:
+        """The ends the store refused (:meth:`_end`), written now if it takes them: a fix's
+        verification and outcome, or its failure, as they would have been; its commands are
+        never run again. A store that still refuses raises (and keeps them all)."""
+        ended = []
+        for action_id, end in list(self._unended.items()):
+            async with self._locks.hold(action_id):
+                if self.actions.get(action_id).state != "executing":
+                    # recorded after all (the refusal came after the end's own move)
+                    self._unended.pop(action_id, None)
+                    continue
+                try:
+                    action = await end()
+                except BaseException as exc:
+                    if refused(exc) is not None:
+                        raise
+                    self._unended.pop(action_id, None)
+                    self._cut_off(action_id, exc)  # a stop during its verification
+                    raise
+                self._unended.pop(action_id, None)
+            log.warning("action %d on %s: its end is recorded now that the state database "
+                        "takes writes again: %s (%s)", action_id, action.host, action.state,
+                        action.reason,
+                        extra={"action": action_id, "incident": action.incident_id,
+                               "event": "outcome_recorded_late"})
+            ended.append(action)
+        return ended
 
     async def _verified(self, claimed: Action, outputs: list[dict[str, Any]],
-                        before: UnitFacts | None = None) -> Action:
-        """The end of a fix that ran: verified, or failed and escalated."""
+                        ran_at: float, before: UnitFacts | None = None) -> Action:
+        """The end of a fix whose commands ended at ``ran_at``: verified, or failed and
+        escalated."""
         action_id = claimed.id
-        ran_at = time.time()
-        self.actions.ran(action_id, outputs, ran_at)
+        if self.actions.get(action_id).ran_at is None:  # a late end may find it recorded
+            self.actions.ran(action_id, outputs, ran_at)
         verified, detail, gone = await self._verify(claimed, ran_at, before)
         result = {"commands": outputs, "verification": detail}
         if verified:

@@ -141,10 +141,12 @@ class Daemon:
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
 
     async def _housekeeping_loop(self, executor: Executor) -> None:
-        """Every check interval: approvals nobody answered within their TTL expire; what an
-        ``approve`` or a daemon that died left behind is settled (:meth:`Executor.recover`);
-        lessons the knowledge base did not take are tried again (:meth:`Runtime.learn_due`).
-        A failure is logged and tried again next time: it never ends the loop."""
+        """Every check interval: the ends of fixes this daemon ran that the store refused
+        (a full disk) are recorded (:meth:`Executor.record_ends`); approvals nobody answered
+        within their TTL expire; what an ``approve`` or a daemon that died left behind is
+        settled (:meth:`Executor.recover`); lessons the knowledge base did not take are tried
+        again (:meth:`Runtime.learn_due`). A failure is logged and tried again next time: it
+        never ends the loop."""
         said = RefusalLog(log, "housekeeping of actions")
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
@@ -152,6 +154,7 @@ class Daemon:
             if self.stop_event.is_set():
                 return
             try:
+                await executor.record_ends()
                 await asyncio.to_thread(executor.expire)
                 for action in await asyncio.to_thread(executor.recover):
                     await executor.run(action.id)
@@ -269,6 +272,8 @@ class Daemon:
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
         if self.executor is not None:
+            # it lives on: an end the store refuses is kept and recorded once it takes it
+            self.executor.keeps_ends = True
             for action in self.executor.recover():
                 tasks.append(asyncio.create_task(self.executor.run(action.id)))
             tasks.append(asyncio.create_task(self._housekeeping_loop(self.executor),
