@@ -108,6 +108,12 @@ class HostChecker:
         self._cursor: str | None = None
         #: whether what the store kept of the host was taken up (:meth:`_take_up`)
         self._taken_up = False
+        #: the host's registration this checker checks (``hosts.registration``), taken up
+        #: with the rest, or from its first stored check: a check of a host added again since
+        #: stores nothing
+        self.registered: float | None = None
+        #: whether a check dropped so was logged: every later one of this checker is too
+        self._said_dropped = False
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
         self.listeners: list[Callable[[CheckReport], None]] = []
@@ -194,6 +200,12 @@ class HostChecker:
             if self.recorder is not None:
                 rises = dict(self._rises_unsaved)
                 report.outcome = await self.recorder.record(lambda: self._record(report, rises))
+                if report.outcome.dropped is not None:
+                    # another machine's, maybe: nothing of it is remembered nor heard
+                    self._dropped(report.outcome.dropped)
+                    return report
+                if self.registered is None:  # this machine's first check made its row
+                    self.registered = report.outcome.registered
                 self._log(report, reason)
                 self._cursor = snapshot.journal_cursor or self._cursor
                 for unit, at in rises.items():
@@ -211,6 +223,14 @@ class HostChecker:
         for listener in self.listeners:
             listener(report)
         return report
+
+    def _dropped(self, why: str) -> None:
+        if self._said_dropped:
+            return
+        self._said_dropped = True
+        log.info("a check of %s is dropped, nothing of it stored: %s; what it saw is the "
+                 "removed machine's", self.host, why,
+                 extra={"host": self.host, "event": "check_dropped"})
 
     def _move_baseline(self, snapshot: Snapshot) -> None:
         """``snapshot`` is the new baseline; the old one joins the earlier ones while a rate
@@ -235,6 +255,7 @@ class HostChecker:
         rates), its journal window and where it read the journal up to. A check of this one
         then judges what ``other``'s next would, without recording anything of it."""
         self.previous, self.baseline = other.previous, other.baseline
+        self.registered = other.registered
         self._earlier = deque(other._earlier)
         self.window = deque(other.window)
         self._window_start = other._window_start
@@ -252,6 +273,7 @@ class HostChecker:
         if self.store is None or self._taken_up:
             return
         self._taken_up = True
+        self.registered = self.store.registration(self.host)
         self._cursor = self.store.journal_cursor(self.host, self.consumer)
         self._found |= self.store.live_findings(self.host)
         since = time.time() - self.settings.thresholds.crash_loop_window_seconds
@@ -277,8 +299,10 @@ class HostChecker:
             last_error=self._last_error(snapshot, reachable),
             restarts_rose=rises,
             rises_since=snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds,
+            registered=self.registered,
         )
-        self.discover_hosts(snapshot)
+        if outcome.dropped is None:
+            self.discover_hosts(snapshot)
         return outcome
 
     @staticmethod

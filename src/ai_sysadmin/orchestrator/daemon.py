@@ -216,11 +216,13 @@ class Daemon:
                 checker = await self._renew(checker.host, added)
             # a loop's checker the host's renewal replaced checks no more
             checker = self.runtime.checkers.get(checker.host, checker)
-            await checker.check(reason)
+            report = await checker.check(reason)
         except Exception as exc:
-            await self.failures.failed(checker.host, exc)
+            await self.failures.failed(checker.host, exc, checker.registered)
         else:
-            await self.failures.worked(checker.host)
+            if report.outcome is None or report.outcome.dropped is None:
+                await self.failures.worked(checker.host)
+            # else: the host was removed or added again while it ran; the check says so
         return True
 
     def _forget(self, host: str) -> None:

@@ -76,9 +76,11 @@ class CheckFailures:
             self._said[host] = RefusalLog(log, f"check of {host}", host=host)
         return self._said[host]
 
-    async def failed(self, host: str, exc: BaseException) -> None:
+    async def failed(self, host: str, exc: BaseException,
+                     registered: float | None = None) -> None:
         """A check of ``host`` raised ``exc``: logged with its traceback, or, what the store
-        refused, once while it refuses."""
+        refused, once while it refuses. ``registered``: the host's registration the check
+        began for; a host added again since does not fail for it."""
         self._log(host).failed(exc)
         state = self._hosts.setdefault(host, _Host())
         now = time.monotonic()
@@ -88,7 +90,8 @@ class CheckFailures:
         if self.store_down is not None and (why := refused(exc)) is not None:
             await self.store_down.refused(why, refused_why(exc))
         try:
-            since = await asyncio.to_thread(self.store.record_check_failed, host, line)
+            since = await asyncio.to_thread(self.store.record_check_failed, host, line,
+                                            registered)
         except Exception as kept:  # the store is what fails: the log is all there is
             if refused(kept) is None:
                 log.warning("the failed check of %s is not kept (%s)", host,

@@ -21,6 +21,15 @@ def host_removed(conn: Any, name: str) -> bool:
     return row is not None and row["status"] == "removed" and name != short_hostname()
 
 
+def registration(conn: Any, name: str) -> float | None:
+    """Which registration of the host ``name`` is now: its ``first_seen``, new each time it
+    is managed again after `systems remove` (:func:`_forget_removed`); None while it has no
+    row (this machine before its first check). A check that began for another stores
+    nothing: what it saw is the removed machine's."""
+    row = conn.execute("SELECT first_seen FROM hosts WHERE name=?", (name,)).fetchone()
+    return None if row is None else float(row["first_seen"])
+
+
 def _forget_removed(conn: Any, name: str) -> None:
     """A removed host managed again may be another machine: nothing the removed one reported
     is shown as its, and ``first_seen`` anew tells a running daemon that it is not the host

@@ -19,7 +19,7 @@ from ..monitor.redact import redact
 from ..monitor.snapshot import JournalEntry
 from .audit import write_audit
 from .db import Database
-from .hosts import host_removed
+from .hosts import host_removed, registration
 from .outbox import (
     LLM,
     Outage,
@@ -145,6 +145,10 @@ class CheckOutcome:
     unchanged: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     journal_entries: int = 0
+    #: why nothing of the check was stored (its host removed, or added again, while it ran)
+    dropped: str | None = None
+    #: the host's registration the check was stored for (:func:`registration`)
+    registered: float | None = None
 
 
 def _incident(row: Any, events: list[IncidentEvent] | None = None,
@@ -246,6 +250,7 @@ class IncidentStore:
         actor: str = "monitor",
         restarts_rose: Mapping[str, float] | None = None,
         rises_since: float = 0.0,
+        registered: float | None = None,
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
 
@@ -256,6 +261,8 @@ class IncidentStore:
         look after which it did (a later one wins); with them, this host's rises before
         ``rises_since`` are forgotten. Only the daemon's own checks (``consumer``
         :data:`WATCHING`) end its checks' failing (:meth:`record_check_failed`).
+        ``registered``: the host's registration the check began for (:func:`registration`);
+        a host added again since is another, maybe another machine, and nothing is stored.
         """
         now = time.time()
         outcome = CheckOutcome(journal_entries=len(journal))
@@ -264,7 +271,13 @@ class IncidentStore:
                 # `systems remove` committed while the check ran (a dead host's waits out the
                 # SSH connect timeout) and closed its incidents: one opened now would be
                 # notified, investigated over SSH and, with nothing to resolve it, open forever
-                return CheckOutcome()
+                return CheckOutcome(dropped=f"{host} was removed while it ran")
+            if registered is not None and registration(conn, host) != registered:
+                # removed and added again while it ran: its cursor, entries, incidents and
+                # OS are the removed machine's, read in the same transaction that would
+                # store them, so no `systems add` comes between
+                return CheckOutcome(dropped=f"{host} was added again while it ran "
+                                    "(`systems remove`, then `systems add`)")
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, last_check, last_ok, os, reachable, "
                 "last_error) VALUES (?,?,?,?,?,?,?) "
@@ -288,7 +301,12 @@ class IncidentStore:
                 self._upsert(conn, finding, now, outcome, actor)
             self._resolve_gone(conn, host, {f.fingerprint for f in findings},
                                set(judged_rules), now, outcome, actor)
+            outcome.registered = registration(conn, host)
         return outcome
+
+    def registration(self, host: str) -> float | None:
+        """See :func:`registration`."""
+        return registration(self.db.conn, host)
 
     def _keep_journal(self, conn: Any, host: str, consumer: str,
                       journal: Sequence[JournalEntry], cursor: str | None, now: float) -> None:
@@ -746,19 +764,22 @@ class IncidentStore:
             return note_outage(conn, outage, outage.back,
                                {**facts, "since": json.loads(down).get("since")})
 
-    def record_check_failed(self, host: str, error: str) -> float | None:
+    def record_check_failed(self, host: str, error: str,
+                            registered: float | None = None) -> float | None:
         """A check of ``host`` that failed for a reason of ai-sysadmin's own (a bug, not the
         host's): ``error`` is the host's last error and its checks fail since the first such
         one in a row. Nothing else moves: the last check and the last good one stay those
         that worked, and a check that judged nothing opens and resolves nothing. Since when
-        its checks fail; None for a host removed meanwhile (nothing is kept).
+        its checks fail; None for a host removed meanwhile, or added again since the
+        ``registered`` the check began for (nothing is kept).
 
         The daemon's alone, as is the clearing (:data:`WATCHING`): a check run beside it that
         raises (`check`, `systems refresh`) says so on its own output and keeps nothing, one
         that works clears nothing."""
         now = time.time()
         with self.db.transaction() as conn:
-            if host_removed(conn, host):
+            if host_removed(conn, host) or (
+                    registered is not None and registration(conn, host) != registered):
                 return None
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, last_error, check_failed_since) "
