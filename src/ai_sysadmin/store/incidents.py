@@ -151,6 +151,21 @@ class CheckOutcome:
     registered: float | None = None
 
 
+def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
+    """Why a check of ``host`` that began for its registration ``registered`` (None: any)
+    stores nothing, asked in the transaction that would store it; None when it does."""
+    if host_removed(conn, host):
+        # `systems remove` committed while the check ran (a dead host's waits out the SSH
+        # connect timeout) and closed its incidents: one opened now would be notified,
+        # investigated over SSH and, with nothing to resolve it, open forever
+        return f"{host} was removed while it ran"
+    if registered is not None and registration(conn, host) != registered:
+        # removed and added again while it ran: its cursor, entries, incidents and OS are
+        # the removed machine's (another machine may have the name now)
+        return f"{host} was added again while it ran (`systems remove`, then `systems add`)"
+    return None
+
+
 def _incident(row: Any, events: list[IncidentEvent] | None = None,
               event_count: int | None = None) -> Incident:
     return Incident(
@@ -267,17 +282,8 @@ class IncidentStore:
         now = time.time()
         outcome = CheckOutcome(journal_entries=len(journal))
         with self.db.transaction() as conn:
-            if host_removed(conn, host):
-                # `systems remove` committed while the check ran (a dead host's waits out the
-                # SSH connect timeout) and closed its incidents: one opened now would be
-                # notified, investigated over SSH and, with nothing to resolve it, open forever
-                return CheckOutcome(dropped=f"{host} was removed while it ran")
-            if registered is not None and registration(conn, host) != registered:
-                # removed and added again while it ran: its cursor, entries, incidents and
-                # OS are the removed machine's, read in the same transaction that would
-                # store them, so no `systems add` comes between
-                return CheckOutcome(dropped=f"{host} was added again while it ran "
-                                    "(`systems remove`, then `systems add`)")
+            if (dropped := _not_the_host(conn, host, registered)) is not None:
+                return CheckOutcome(dropped=dropped)
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, last_check, last_ok, os, reachable, "
                 "last_error) VALUES (?,?,?,?,?,?,?) "
@@ -778,8 +784,7 @@ class IncidentStore:
         that works clears nothing."""
         now = time.time()
         with self.db.transaction() as conn:
-            if host_removed(conn, host) or (
-                    registered is not None and registration(conn, host) != registered):
+            if _not_the_host(conn, host, registered) is not None:
                 return None
             conn.execute(
                 "INSERT INTO hosts(name, first_seen, last_error, check_failed_since) "
