@@ -308,3 +308,66 @@ def test_a_fix_the_daemon_ran_as_its_disk_filled_ends_once_the_disk_has_room(
                                 "again, then its end is recorded (it does not run again)")
     (late,) = [r for r in records if r.get("event") == "outcome_recorded_late"]
     assert f"action {action_id} on " in late["msg"] and ": succeeded (finding gone" in late["msg"]
+
+
+#: $1 the state directory: its disk and its logs' mounted as for ``_running``, kept until
+#: stdin closes, for daemons started in that mount namespace one after another
+HELD_MOUNTS = ('state=$1; mkdir -p "$state" && mount -t tmpfs -o size=4m tmpfs "$state" '
+               '&& mkdir "$state/logs" && mount -t tmpfs -o size=16m tmpfs "$state/logs" '
+               '&& exec cat')
+
+
+def test_a_daemon_restarted_on_a_full_state_disk_exits_to_be_started_again(
+        tmp_path: Path) -> None:
+    """`systemctl restart` while the state disk is full: the daemon stopped cleanly took its
+    WAL's files with it, and the new one cannot make them. It exited 2, an error a person
+    must mend in ai-sysadmin, which its unit never restarts: it stayed stopped after the
+    disk had room. Now it exits 75, which the unit restarts, until the database opens."""
+    needs_root("a mount of its own")
+    (tmp_path / "config.toml").write_text(
+        'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
+           "AI_SYSADMIN_STATE_DIR": str(state)}
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
+                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
+    root = Path(f"/proc/{holder.pid}/root{state}")
+    inside = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--",
+              str(BIN), "run"]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(inside, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    def checks() -> int:
+        return _text(root / "logs" / "orchestrator.jsonl").count('"checked ')
+
+    try:
+        poll_until(lambda: (root / "logs").is_dir() and os.path.ismount(root / "logs"),
+                   what="the state disk mounted")
+        first = start()
+        poll_until(checks, what="the first daemon's check")
+        _stopped(first)
+        _fill(root)
+        restarted = subprocess.run(inside, env=env, capture_output=True, text=True,
+                                   timeout=60)
+        (root / "filler").unlink()
+        checked = checks()
+        again = start()  # as its unit does, 5 s later
+        poll_until(lambda: checks() > checked, what="a check of the daemon started again")
+        _stopped(again)
+    finally:
+        for proc in (p for p in (locals().get("first"), locals().get("again")) if p):
+            if proc.poll() is None:
+                proc.kill()
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.wait(30)
+    assert (restarted.returncode, restarted.stderr) == (
+        75, f"error: cannot open the state database {state / 'state.db'}: the disk is full "
+        "(disk I/O error); exit 75: started again by its unit, it watches once the state "
+        "database opens\n")
+    # which its unit restarts (5 s later), as it does not an exit 2
+    unit = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "ai.service.in"
+    lines = unit.read_text().splitlines()
+    assert "Restart=on-failure" in lines and "RestartPreventExitStatus=2" in lines

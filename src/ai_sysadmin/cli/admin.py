@@ -244,5 +244,30 @@ def run(ctx: typer.Context) -> None:
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
-        daemon = build_daemon(app_state.runtime(consumer="daemon"))
+        daemon = build_daemon(_daemon_runtime(app_state))
         asyncio.run(daemon.run())
+
+
+#: the daemon's exit when its state database cannot be opened for now (sysexits' EX_TEMPFAIL):
+#: the units start it again (Restart=on-failure), as they do not after exit 2
+EXIT_TRY_AGAIN = 75
+
+
+def _daemon_runtime(app_state: Any) -> Any:
+    """The daemon's runtime, its state database opened. One the machine refuses for now (a
+    full disk, commonly /var: a daemon restarted on it cannot make its WAL's files; a backup's
+    lock) ends the daemon so that its unit starts it again until it opens: exit 2, an error a
+    person must mend in ai-sysadmin, left it stopped after the disk had room."""
+    from ..errors import StoreRefused
+    from ..store.refused import passing
+    from .context import err
+
+    try:
+        return app_state.runtime(consumer="daemon")
+    except StoreRefused as exc:
+        if not passing(exc):
+            raise
+        err.print(f"error: {exc}; exit {EXIT_TRY_AGAIN}: started again by its unit, it "
+                  "watches once the state database opens", markup=False, highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_TRY_AGAIN) from None

@@ -36,6 +36,21 @@ def refused_why(exc: BaseException) -> str | None:
     return refusal_words(cause) if isinstance(cause, sqlite3.Error) else None
 
 
+#: what a refusal's SQLite error is when it is none of the daemon's to mend, nor lasting: a
+#: full disk (something else's logs grew; its WAL's shared memory file could not be made) and
+#: a lock a backup holds pass once the disk has room or the backup ends
+_PASSING = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_IOERR_SHMSIZE)
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether the machine's refusal ``exc`` passes without anything done to ai-sysadmin or
+    its configuration (a full disk, a backup's lock), as opposed to a file read-only to its
+    user or a damaged database, which a person must mend."""
+    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code in _PASSING or code & 0xFF in _PASSING)
+
+
 class RefusalLog:
     """One loop's failures: ``what`` is what the loop does ("notifications: dispatching the
     outbox")."""
