@@ -44,13 +44,18 @@ def run(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_command_root_runs_on_the_daemons_state_writes_as_the_daemons_user(
-        daemons_state: Path) -> None:
+        daemons_state: Path, tmp_path: Path) -> None:
     done = run(daemons_state, "issues", "list", "--json")
     assert done.returncode == 0, done.stderr
     made = {p.name: p.stat().st_uid for p in daemons_state.iterdir()}
     assert "state.db" in made and set(made.values()) == {NOBODY}, made
-    # and again, as the daemon would open it after (a root-owned journal file stopped it)
-    again = run(daemons_state, "check", "--json")
+    # and again, as the daemon would open it after (a root-owned journal file stopped it);
+    # with /root closed to the daemon's user as it is, but for the interpreter, which the
+    # daemon's user reads wherever it is installed (a check that ran is 0 or 1; a check
+    # that could not run, 2)
+    again = _root_closed(tmp_path, Path("/etc/passwd"),
+                         {**os.environ, "AI_SYSADMIN_STATE_DIR": str(daemons_state),
+                          "HOME": "/root"}, "check", "--json")
     assert again.returncode in (0, 1), again.stderr
     assert {p.stat().st_uid for p in daemons_state.rglob("*")} == {NOBODY}
 
@@ -70,6 +75,23 @@ def _closed_port() -> int:
 _AS_SUDO = ('passwd=$1 fake=$2 keep=$3; shift 3; mount --bind "$passwd" /etc/passwd && '
             '{ [ -z "$keep" ] || mount --bind "/root/$keep" "$fake/$keep"; } && '
             'mount --rbind "$fake" /root && exec "$@"')
+
+
+def _root_closed(tmp_path: Path, passwd: Path, env: dict[str, str], *args: str
+                 ) -> subprocess.CompletedProcess[str]:
+    """The command as root runs it under sudo, in a mount namespace of its own: ``passwd``
+    as /etc/passwd, /root a directory the daemon's user may enter but not read, with only
+    the interpreter in it where that lives under /root (pyenv's)."""
+    fake_root = tmp_path / "fake-root"
+    fake_root.mkdir(mode=0o711, exist_ok=True)
+    prefix = Path(sys.base_prefix).resolve()
+    keep = prefix.relative_to("/root").parts[0] if prefix.is_relative_to("/root") else ""
+    if keep:
+        (fake_root / keep).mkdir(exist_ok=True)
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _AS_SUDO, "sh",
+         str(passwd), str(fake_root), keep, str(BIN), *args],
+        capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_sudo_reaches_a_managed_host_with_the_daemons_ssh_config_not_roots(
@@ -95,18 +117,9 @@ def test_sudo_reaches_a_managed_host_with_the_daemons_ssh_config_not_roots(
     config = tmp_path / "config.toml"
     config.write_text('ai_name = "hal"\nremote_systems = ["web1"]\n')
     config.chmod(0o644)
-    fake_root = tmp_path / "fake-root"
-    fake_root.mkdir(mode=0o711)
-    prefix = Path(sys.base_prefix).resolve()
-    keep = prefix.relative_to("/root").parts[0] if prefix.is_relative_to("/root") else ""
-    if keep:
-        (fake_root / keep).mkdir()
     env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(daemons_state),
            "AI_SYSADMIN_CONFIG": str(config), "HOME": str(root_home)}
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _AS_SUDO, "sh",
-         str(passwd), str(fake_root), keep, str(BIN), "check", "web1", "--json"],
-        capture_output=True, text=True, env=env, timeout=120)
+    done = _root_closed(tmp_path, passwd, env, "check", "web1", "--json")
     assert done.returncode == 1, done.stderr  # an unreachable host is a finding
     report = json.loads(done.stdout)
     assert report["host"] == "web1" and report["reachable"] is False

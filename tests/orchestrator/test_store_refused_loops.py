@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BIN
+from tests.lab.daemon_runner import QUIET_HOST_WIDE
 from tests.notify.conftest import TOKEN, secret_file
 from tests.notify.servers import GotifyServer, Request
 from tests.support.needs_root import needs_root
@@ -79,7 +80,11 @@ def _running(tmp_path: Path, check_interval: int, gotify_url: str | None = None,
         f'gotify_token_file = "{secret_file(tmp_path / "gotify.token", TOKEN)}"\n')
     (tmp_path / "config.toml").write_text(config or (
         f'ai_name = "hal"\ncheck_interval = {check_interval}\njournal_follow = false\n{told}'
-        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"))
+        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n"
+        # this machine's own load is no part of it: a busy CI machine's load incident would
+        # take the message the tests send (and fill the disk with it)
+        "[thresholds]\n" + "".join(f"{key} = {value!r}\n"
+                                   for key, value in QUIET_HOST_WIDE.items())))
     state = tmp_path / "state"
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
            "AI_SYSADMIN_STATE_DIR": str(state)}
