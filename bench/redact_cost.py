@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ai_sysadmin.monitor.redact import redact
+from ai_sysadmin.redact import redact
 
 # --- the mix --------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ai_sysadmin import logs
-from ai_sysadmin.monitor.redact import redact
+from ai_sysadmin.redact import redact
 from tests.agent.test_loop import run_agent
 from tests.support.scripted_model import ScriptedModel, call, say
 

@@ -16,7 +16,7 @@ from ai_sysadmin.config import ExecutorSettings
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.monitor.redact import redact
+from ai_sysadmin.redact import redact
 from ai_sysadmin.safety.actions import ACTION_KINDS
 from ai_sysadmin.safety.autonomy import decide
 from ai_sysadmin.safety.catalog import CATALOG, PlanContext, plan_action

@@ -13,8 +13,8 @@ from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.llm.backends import make_backend
 from ai_sysadmin.llm.client import DirectLLM
 from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.monitor.redact import redact
 from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.redact import redact
 from ai_sysadmin.store import Database, IncidentStore
 from tests.support.scripted_model import ScriptedModel, call, say
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.monitor.findings import quote
-from ai_sysadmin.monitor.redact import RULES, redact, redact_file
+from ai_sysadmin.redact import RULES, redact, redact_file
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -29,9 +29,9 @@ from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.llm.types import BackendStatus, ChatResult, Message, ToolSpec
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.monitor.redact import redact
 from ai_sysadmin.orchestrator.daemon import build_daemon
 from ai_sysadmin.orchestrator.runtime import Runtime
+from ai_sysadmin.redact import redact
 from ai_sysadmin.safety.actions import ACTION_KINDS
 from ai_sysadmin.safety.command_policy import check_readonly
 from ai_sysadmin.store import Database, IncidentStore

@@ -22,7 +22,7 @@ from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
-from ai_sysadmin.monitor.redact import RULES
+from ai_sysadmin.redact import RULES
 from ai_sysadmin.safety.file_policy import holds_private_key
 from tests.support.dirs import enterable_tmp
 

@@ -14,6 +14,7 @@ import pytest
 from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import CommandRefused
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
 
 from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab
@@ -85,6 +86,60 @@ def test_a_host_whose_uid_cannot_be_read_is_not_read_at_all(
     for answer in (who, listed):
         assert "web1: cannot tell which user reads there" in answer, answer
     assert "root-only-name" not in listed
+
+
+def test_a_secret_the_quote_of_a_broken_id_cuts_is_masked_whole(
+    client_key: ClientKey, known_hosts: Path, tmp_path: Path
+) -> None:
+    """The refusal quotes the end of what `id` wrote: a password whose name falls before the
+    quoted end is masked, where the cut left "WORD=" and its value in clear."""
+    value = "Zq9-Hunter2-s3cr3t"
+    # the quote keeps the last 200 characters: the cut falls inside "DB_PASSWORD"
+    said = f"id: cannot read /etc/passwd with DB_PASSWORD={value}"
+    tail = "WORD=" + said.partition("WORD=")[2]
+    filler = " " + "x" * (200 - len(tail) - 1)
+    with accounts_lab(client_key, "aisa-noid-") as (netlab, ns, address, homes):
+        fake_id = homes.parent / "id"
+        fake_id.write_text(f"#!/bin/sh\necho '{said}{filler}'\n")
+        fake_id.chmod(0o755)
+        setup = accounts(homes, USERS) + f"mount --bind {fake_id} /usr/bin/id && "
+        host = netlab.sshd("noid", ns, [address], setup=setup)
+        who, _ = _model_reads(host, known_hosts, tmp_path)
+    assert "web1: cannot tell which user reads there" in who, who
+    assert "Hunter2" not in who and "[redacted]" in who, who
+
+
+def test_a_secret_the_quote_of_a_refusing_login_shell_cuts_is_masked_whole(
+    client_key: ClientKey, known_hosts: Path
+) -> None:
+    """A login shell that refuses commands is quoted by the end of what it wrote: a password
+    whose name falls before the quoted end is masked, where the cut left "WORD=" and its value
+    in clear (in `check`'s errors, the daemon's log, a notification)."""
+    value = "Zq9-Hunter2-s3cr3t"
+    said = f"This account is closed, ask ops (DB_PASSWORD={value}"
+    tail = "WORD=" + said.partition("WORD=")[2]
+    filler = " " + "x" * (299 - len(tail) - 1)  # the quote keeps "…" and 299 characters
+    with accounts_lab(client_key, "aisa-closed-") as (netlab, ns, address, homes):
+        shell = homes.parent / "closed-shell"
+        shell.write_text(f"#!/bin/sh\necho '{said}{filler}'\nexit 1\n")
+        shell.chmod(0o755)
+        closed = Account("closed", 3202, str(shell))
+        host = netlab.sshd("closed", ns, [address], setup=accounts(homes, [closed]))
+        transport = SshTransport(host.target(host.write_known_hosts(known_hosts),
+                                             user="closed"), name="web1")
+
+        async def go() -> str:
+            try:
+                await transport.run(["true"])
+            except CommandRefused as exc:
+                return str(exc)
+            finally:
+                await transport.close()
+            return "ran"
+
+        refusal = asyncio.run(go())
+    assert "the login shell of closed refuses to run commands" in refusal, refusal
+    assert "Hunter2" not in refusal and "[redacted]" in refusal, refusal
 
 
 def test_a_root_login_whose_shell_prints_needs_no_sudo(

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import Settings, validation_problem
 from ..llm.strict_json import strict_json
 from ..llm.types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolCall, ToolSpec
-from ..monitor.redact import redact, redact_cut
+from ..redact import redact, redact_cut
 from ..safety.actions import ACTION_KINDS
 from ..safety.catalog import CATALOG
 from ..safety.units import unit_problem

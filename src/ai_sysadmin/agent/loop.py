@@ -19,7 +19,7 @@ from typing import Literal
 from ..config import AgentSettings
 from ..llm.types import ChatResult, LLMBadResponse, Message, ToolCall, ToolSpec
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact, redact_cut
+from ..redact import redact, redact_cut
 from .context import ToolContext
 from .registry import ToolRegistry, ToolResult
 

@@ -237,9 +237,9 @@ def run(ctx: typer.Context) -> None:
     """Run the daemon: checks every interval plus a journal follower; stops on SIGTERM."""
     app_state = state(ctx)
     settings = app_state.settings
-    from ..monitor.redact import redact
     from ..orchestrator.daemon import build_daemon
     from ..orchestrator.lock import held_by_this_daemon
+    from ..redact import redact
 
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):

@@ -105,7 +105,7 @@ class AppState:
         first), so `logs actions` shows what it did. Files it cannot write are said once on
         stderr and cost nothing else: the audit still holds every decision."""
         from .. import logs as logfiles
-        from ..monitor.redact import redact
+        from ..redact import redact
         from .library_warnings import on_channels
 
         settings = self.settings
@@ -189,7 +189,7 @@ def print_json(data: Any) -> None:
     script's output lands in CI logs and tickets as often as a table does. JSON's escaping
     already keeps control characters off the terminal; the secrets are this one place's
     to mask, so that no command's JSON is left to remember it."""
-    from ..monitor.redact import redact_values
+    from ..redact import redact_values
 
     sys.stdout.write(json.dumps(redact_values(data), indent=2, default=str) + "\n")
 

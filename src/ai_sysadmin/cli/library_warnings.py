@@ -97,7 +97,7 @@ def _say(text: str) -> None:
 
 def _one_line(text: str) -> str:
     from ..logs import visible
-    from ..monitor.redact import redact
+    from ..redact import redact
 
     shown = visible(redact(text))
     return shown if len(shown) <= LIMIT else shown[:LIMIT - 1] + "…"

@@ -200,7 +200,7 @@ def worker(
     """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""
     settings = state(ctx).settings
     from ..llm.handlers import build_handler  # the LLM backends load only here
-    from ..monitor.redact import redact
+    from ..redact import redact
 
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
     slots = concurrency or settings.queue.concurrency

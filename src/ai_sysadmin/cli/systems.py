@@ -165,7 +165,7 @@ async def _probe(app_state: AppState, name: str) -> TransportError | None:
 
 def _say_probe(name: str, why: TransportError | None) -> None:
     """What the host answered: a problem on stderr, the host managed all the same."""
-    from ..monitor.redact import redact
+    from ..redact import redact
 
     if why is None:
         out.print(f"{name} answered and ran a command")

@@ -28,9 +28,9 @@ from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError
 from ..llm.types import BackendStatus, LLMError, Message, Priority
 from ..monitor.findings import masked, strip_control
-from ..monitor.redact import redact
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
+from ..redact import redact
 from ..store import Action
 from .context import PIPE_WIDTH, AppState, err, esc, out, print_json
 

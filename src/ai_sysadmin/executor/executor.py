@@ -21,9 +21,9 @@ from ..errors import AiSysadminError, StoreError, StoreRefused, TransportError
 from ..hosts.osinfo import OsInfo
 from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor.findings import automation_may_touch
-from ..monitor.redact import redact, redact_cut
 from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import CheckReport, HostChecker
+from ..redact import redact, redact_cut
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.unit_facts import UnitFacts, last_run

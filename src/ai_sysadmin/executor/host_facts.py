@@ -21,7 +21,7 @@ from ..errors import TransportError
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.parsers import DF_COLUMNS, parse_df
-from ..monitor.redact import redact_cut
+from ..redact import redact_cut
 from ..safety.catalog import FactsNeeded, Generations
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
 from ..safety.protected import protected_reason

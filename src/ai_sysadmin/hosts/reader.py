@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Sequence
 
 from ..errors import TransportError
+from ..redact import redact_cut
 from .transport import CommandResult, Transport, after_marker, new_marker
 
 #: uid/gid of nobody/nogroup on Debian, NixOS, Fedora and Arch, when the names do not resolve
@@ -49,7 +50,8 @@ class ReaderTransport(Transport):
         if uid is None or not uid.isdigit():
             # fails closed: a uid not read is never taken for an ordinary user's, whose
             # reads would then go unreduced
-            said = " ".join((done.stdout + " " + done.stderr).split())[-200:]
+            said = redact_cut(" ".join((done.stdout + " " + done.stderr).split()), 200,
+                              tail=True)
             raise TransportError(f"{self.host}: cannot tell which user reads there (`id -u` "
                                  f"exited {done.returncode}: {said!r}); not reading")
         return uid == "0"
@@ -94,9 +96,9 @@ class ReaderTransport(Transport):
         if prefix and done.returncode in (126, 127) and self.setpriv in done.stderr and \
                 "failed to execute" not in done.stderr:
             # never fall back to reading as root: the read fails with the reason
-            raise TransportError(f"{self.host}: cannot drop privileges to read "
-                                 f"({done.stderr.strip()[:200]}); install util-linux's "
-                                 "setpriv or connect as an unprivileged user")
+            said = redact_cut(done.stderr.strip(), 200)
+            raise TransportError(f"{self.host}: cannot drop privileges to read ({said}); "
+                                 "install util-linux's setpriv or connect as an unprivileged user")
         return CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr,
                              done.duration)
 

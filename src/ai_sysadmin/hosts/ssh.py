@@ -24,6 +24,7 @@ import asyncssh
 
 from ..aio import within
 from ..errors import CommandRefused, CommandTimeout, TransportError
+from ..redact import redact_cut
 from .ssh_host_keys import (
     HostKeyError,
     VerifyingClient,
@@ -187,10 +188,11 @@ class _ReplyTooLarge(Exception):
 
 
 def _said(text: str) -> str:
-    """What a host wrote, for a message: one line of printable characters, its end (bounded:
-    host text, which the monitor layer masks where it keeps it)."""
+    """What a host wrote, for a message: one line of printable characters, its end, masked
+    before it is cut (host text: a secret split by the cut would no longer match)."""
     flat = " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
-    return flat if len(flat) <= _SAID_MAX else "…" + flat[-(_SAID_MAX - 1):]
+    shown = redact_cut(flat, _SAID_MAX + 1, tail=True)
+    return shown if len(shown) <= _SAID_MAX else "…" + shown[-(_SAID_MAX - 1):]
 
 
 class _Reply:

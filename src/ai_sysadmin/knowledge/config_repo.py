@@ -42,7 +42,7 @@ from ..config import Settings, mask_secret_text
 from ..errors import AiSysadminError, KnowledgeError
 from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact, redact_file
+from ..redact import redact, redact_file
 
 #: a file larger than this is data (a lock file, a dump), not a config worth searching
 MAX_FILE_BYTES = 256 * 1024

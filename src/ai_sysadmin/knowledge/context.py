@@ -31,8 +31,8 @@ from ..agent.prompt import HostFacts
 from ..config import Settings
 from ..errors import AiSysadminError
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact
 from ..monitor.snapshot import Snapshot
+from ..redact import redact
 from ..safety.catalog import PlanContext, plan_action
 from ..safety.units import unit_problem
 from ..store import Incident

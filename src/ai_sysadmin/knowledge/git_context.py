@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..monitor.findings import strip_control
-from ..monitor.redact import redact, redact_file
+from ..redact import redact, redact_file
 from .config_repo import ConfigRepo
 
 #: how far back a change is looked for

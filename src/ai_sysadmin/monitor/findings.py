@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from .redact import redact
+from ..redact import redact
 
 
 class Severity(IntEnum):

@@ -27,7 +27,7 @@ from typing import Literal, NamedTuple
 
 from ..errors import CommandRefused, CommandTimeout, TransportError
 from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
-from .redact import redact_cut
+from ..redact import redact_cut
 
 #: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
 _TIMED_OUT = 124

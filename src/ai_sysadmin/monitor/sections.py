@@ -33,8 +33,8 @@ from ..config import Programs, Settings
 from ..errors import TransportError
 from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
+from ..redact import redact_cut
 from . import parsers
-from .redact import redact_cut
 from .remote_script import FILE_READ, Guard
 from .snapshot import (
     UNIT_FILE_BAD,

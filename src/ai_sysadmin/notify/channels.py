@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from ..config import Settings, mask_secret_text, read_header_secret, readable_note
 from ..errors import AiSysadminError, ConfigError, SecretFileError
-from ..monitor.redact import redact_cut
+from ..redact import redact_cut
 from .message import PRIORITIES, Message
 
 log = logging.getLogger("ai_sysadmin.service")

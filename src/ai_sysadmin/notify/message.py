@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..monitor.findings import quote
-from ..monitor.redact import redact
+from ..redact import redact
 from ..store.outbox import OutboxEvent
 
 #: Gotify's scale: low 2, normal 5, high 8

@@ -16,8 +16,8 @@ from ..llm.handlers import build_handler
 from ..llm.queue import open_for_service
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
-from ..monitor.redact import redact
 from ..monitor.snapshot import JournalEntry, Snapshot
+from ..redact import redact
 from ..store import HostStore
 from ..store.refused import RefusalLog
 from .checker import CheckReport, HostChecker

@@ -39,7 +39,7 @@ from ..llm.types import (
     LLMServerError,
     LLMUnavailable,
 )
-from ..monitor.redact import redact
+from ..redact import redact
 from ..store import HostStore, IncidentStore
 from ..store.incidents import Incident
 from ..store.outbox import LLM, WORKER, Outage

@@ -21,8 +21,8 @@ from ..errors import AiSysadminError, TransportError
 from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
-from ..monitor.redact import redact_cut
 from ..monitor.snapshot import Snapshot
+from ..redact import redact_cut
 from ..store import HostStore, IncidentStore
 from .checker import HostChecker, fleet_checkers
 from .fleet import managed_specs, remote_transport

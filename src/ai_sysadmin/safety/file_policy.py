@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from ..monitor.redact import private_key_format
+from ..redact import private_key_format
 from .argv_parser import describe_char, hidden_char, path_too_long
 from .command_policy import Decision
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AiSysadminError
-from ..monitor.redact import redact_cut
+from ..redact import redact_cut
 
 
 class SetupError(AiSysadminError):

@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity
-from ..monitor.redact import redact
 from ..monitor.snapshot import JournalEntry
+from ..redact import redact
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed, registration

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import NotFoundError
-from ...monitor.redact import redact_cut
+from ...redact import redact_cut
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY

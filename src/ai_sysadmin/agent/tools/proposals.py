@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ...monitor.redact import redact, redact_cut
+from ...redact import redact, redact_cut
 from ...safety.actions import ACTION_KINDS
 from ...safety.catalog import CATALOG, checked_parameters
 from ..context import ToolContext

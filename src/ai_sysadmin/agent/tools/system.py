@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ...monitor.collector import Collector
 from ...monitor.parsers import PS_COLUMNS, parse_ps
-from ...monitor.redact import redact_cut
+from ...redact import redact_cut
 from ...safety.file_policy import normalise
 from ...safety.units import normalise_unit
 from ..context import ToolContext

@@ -42,7 +42,7 @@ from ... import __version__
 from ...aio import within
 from ...config import read_header_secret, readable_note
 from ...errors import ConfigError, SecretFileError
-from ...monitor.redact import redact_cut
+from ...redact import redact_cut
 from ..strict_json import strict_json
 from ..types import (
     BackendStatus,
