@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..redact import redact_cut
 from .units import VALID_CHARS, normalise_unit
 
 Risk = str  # one of RISKS
@@ -268,7 +269,7 @@ def _take_value(program: str, name: str, found: Opt, args: list[str], i: int,
             found.next_if.fullmatch(args[i]):
         value, i = args[i], i + 1
     if value is not None and (problem := check_value(found.value or plain_value, value)):
-        raise Refused(f"{program} {name} {value[:40]!r} {problem}")
+        raise Refused(f"{program} {name} {redact_cut(value, 40)!r} {problem}")
     return value, i
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..hosts.os_patterns import profile_for
 from ..monitor.findings import process_subject
+from ..redact import redact_cut
 from .actions import ACTION_KINDS
 from .clean_script import CleanArgumentError, clean_argv
 from .command_policy import check_command
@@ -180,7 +181,9 @@ def _this_os(ctx: PlanContext) -> str:
     """The host's OS as a refusal names it; unknown, with why where it could not be read."""
     if ctx.os_id:
         return ctx.os_id
-    return f"unknown (not read: {ctx.facts_problem[:160]})" if ctx.facts_problem else "unknown"
+    if ctx.facts_problem:
+        return f"unknown (not read: {redact_cut(ctx.facts_problem, 160)})"
+    return "unknown"
 
 
 def judge_unit_on_host(verb: str, unit: str, ctx: PlanContext) -> tuple[str, Verdict]:
@@ -193,7 +196,8 @@ def judge_unit_on_host(verb: str, unit: str, ctx: PlanContext) -> tuple[str, Ver
                                  "a protected unit?): not stopped without knowing")
         if verb not in STARTING_VERBS:
             return unit, Verdict()
-        where = ("on the host" + (f" ({ctx.facts_problem[:160]})" if ctx.facts_problem else "")
+        problem = f" ({redact_cut(ctx.facts_problem, 160)})" if ctx.facts_problem else ""
+        where = ("on the host" + problem
                  if ctx.facts_read or ctx.facts_problem else "(no host was asked)")
         return unit, Verdict(None, (f"its properties could not be read {where}, so what "
                                     "starting it does is unknown",))
@@ -316,7 +320,7 @@ def rollback_person(gens: Generations | None, ctx: PlanContext) -> str | None:
     before the incident's trouble began, so that it may be its cause."""
     if gens is None:
         why = ctx.generations_problem or ctx.facts_problem
-        why = (why or "no host was asked")[:160]
+        why = redact_cut(why or "no host was asked", 160)
         return f"which generation is current could not be read ({why})"
     if ctx.incident_opened_at is None:
         return "no incident is about it"
@@ -361,8 +365,8 @@ def _judge_kill(pid: int, ctx: PlanContext) -> tuple[str | None, str, tuple[str,
     if ctx.process is None:
         if ctx.facts_read:
             return f"there is no process {pid} on the host", "", ()
-        asked = f"the host could not tell: {ctx.facts_problem[:160]}" if ctx.facts_problem \
-            else "no host was asked"
+        asked = (f"the host could not tell: {redact_cut(ctx.facts_problem, 160)}"
+                 if ctx.facts_problem else "no host was asked")
         return None, "", (f"whom it belongs to is unknown ({asked})",)
     verdict = judge_process(ctx.process, protected=ctx.protected, own_units=ctx.own_units,
                             own_pids=ctx.own_pids, units=ctx.units)
@@ -422,7 +426,7 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
     reason = f"delete files older than {p.older_than_days} days in {path}"
     if ctx.path_mount is None:
         why = ctx.mount_problem or ctx.facts_problem
-        where = f"({why[:160]})" if why else "(no host was asked)"
+        where = f"({redact_cut(why, 160)})" if why else "(no host was asked)"
         person: str | None = f"the file system {path} is on could not be read {where}"
     elif other := _not_the_incidents(ctx.path_mount, _SPACE_RULES, ctx):
         person = f"{other}, not the space on {ctx.path_mount} ({path} is there)"
@@ -437,14 +441,14 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
 def _command(p: CommandParams, ctx: PlanContext) -> Plan:
     decision = check_command(p.argv, "remediate", ctx.protected)
     if not decision.allowed:
-        return _refuse("run_command", decision.reason, " ".join(p.argv)[:200],
+        return _refuse("run_command", decision.reason, redact_cut(" ".join(p.argv), 200),
                        {"argv": p.argv})
     target = systemctl_target(p.argv)
     if target is None and p.argv[0] == "systemctl" and decision.risk != "none" \
             and systemctl_operands(list(p.argv[1:])) != ["reboot"]:
         # a change to a unit whose facts cannot be read is never judged on a name alone
         return _refuse("run_command", "cannot tell which unit this systemctl command "
-                       "changes, so its facts cannot be checked", " ".join(p.argv)[:200],
+                       "changes, so its facts cannot be checked", redact_cut(" ".join(p.argv), 200),
                        {"argv": p.argv})
     person: tuple[str, ...] = ()
     refused: str | None = None
@@ -459,12 +463,12 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
         refused, where, person = _judge_kill(pid, ctx)
         what += f": {where}" if where else ""
     if refused:
-        return _refuse("run_command", refused, " ".join(p.argv)[:200], {"argv": p.argv})
-    reason = f"run {' '.join(p.argv)[:200]} ({what})"
+        return _refuse("run_command", refused, redact_cut(" ".join(p.argv), 200), {"argv": p.argv})
+    reason = f"run {redact_cut(' '.join(p.argv), 200)} ({what})"
     if person:
         reason += f"; a person weighs: {'; '.join(person)}"
     # a free-form command is always a person's decision, whatever the argv
-    return Plan("run_command", True, reason, "high", " ".join(p.argv)[:200],
+    return Plan("run_command", True, reason, "high", redact_cut(" ".join(p.argv), 200),
                 (tuple(p.argv),), params={"argv": p.argv})
 
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+from ..redact import redact_cut
 from .argv_parser import (
     RISKS,
     Decision,
@@ -94,7 +95,7 @@ def _arg_problem(index: int, arg: object) -> str | None:
     if not arg.isascii() and not _maybe_path(index, arg):
         return _non_ascii(index, arg)
     if PATHISH.search(arg):
-        return f"argument {arg[:60]!r} climbs out of a directory with '..'"
+        return f"argument {redact_cut(arg, 60)!r} climbs out of a directory with '..'"
     return None
 
 

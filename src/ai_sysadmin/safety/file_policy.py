@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from ..redact import private_key_format
+from ..redact import private_key_format, redact_cut
 from .argv_parser import describe_char, hidden_char, path_too_long
 from .command_policy import Decision
 
@@ -136,7 +136,7 @@ def check_read(
     read is refused: symlinks are resolved before a read is allowed."""
     problem = path_problem(requested)
     if problem is not None:
-        shown = requested[:80] if isinstance(requested, str) else requested
+        shown = redact_cut(requested, 80) if isinstance(requested, str) else requested
         return Decision(False, f"{shown!r}: {problem}", "high")
     path = normalise(requested)
     assert path is not None
@@ -148,8 +148,8 @@ def check_read(
                         "read is refused", "high")
     problem = path_problem(resolved)
     if problem is not None:
-        return Decision(False, f"{path} resolves to {resolved[:80]!r}, which is not a plain "
-                        f"path: {problem}", "high")
+        return Decision(False, f"{path} resolves to {redact_cut(resolved, 80)!r}, which is "
+                        f"not a plain path: {problem}", "high")
     real = normalise(resolved)
     assert real is not None
     if real != path and (why := _secret_problem(real, secrets)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ..redact import redact_cut
 from .argv_parser import Parsed
 
 LEAVES = ("a lookup sends the words it is given to DNS servers and on to whoever runs their "
@@ -110,7 +111,8 @@ def ss_filter_names(parsed: Parsed) -> str | None:
                       "port" if word in _SS_PORT_NEXT or expect == "port" else "")
             continue
         if host_needs_lookup(word):
-            return (f"ss filter host {word[:40]!r} is a name ss would resolve: {LEAVES}. "
+            return (f"ss filter host {redact_cut(word, 40)!r} is a name ss would resolve: "
+                    f"{LEAVES}. "
                     "Give addresses as numbers (dst 10.0.0.5, src [::1]:22), or filter by "
                     "port (dport = :443)")
     return None
@@ -124,5 +126,5 @@ def lsof_address(value: str) -> str | None:
     host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
     if _numeric(host) and host != "*":
         return None
-    return (f"names the host {host[:40]!r}, which lsof would resolve: {LEAVES}; give an "
+    return (f"names the host {redact_cut(host, 40)!r}, which lsof would resolve: {LEAVES}; give an "
             "address as a number (-i @10.0.0.5:443)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 
+from ..redact import redact_cut
 from .units import UNIT_NAME_MAX, VALID_CHARS, UnitName, mangle, parse_unit, unescape, unit_problem
 
 #: alias groups: every name in a group is the same service to a person
@@ -106,7 +107,7 @@ def configured_problem(entry: object) -> str | None:
         return "an entry must be a non-empty unit name"
     if _GLOB & set(entry):
         if len(entry) > UNIT_NAME_MAX or not set(entry) <= _PATTERN_CHARS:
-            return f"{entry[:60]!r} is not a valid unit name pattern"
+            return f"{redact_cut(entry, 60)!r} is not a valid unit name pattern"
         return None
     return unit_problem(mangle(entry))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ..redact import redact_cut
 from .argv_parser import (
     BOOT_ID,
     LINE_COUNT,
@@ -680,7 +681,7 @@ _PS_LIST = charset(r"[+-]?[A-Za-z0-9_,.:=%+\-]+", "has characters that are not a
 def _ps_value(name: str, value: str) -> None:
     check = output_columns if name in ("-o", "-O", "o", "O", "--format") else _PS_LIST
     if (problem := check_value(check, value)) is not None:
-        raise Refused(f"ps {name} {value[:40]!r} {problem}")
+        raise Refused(f"ps {name} {redact_cut(value, 40)!r} {problem}")
 
 
 def _check_ps(args: list[str]) -> None:
@@ -827,7 +828,7 @@ def _check_ip(args: list[str]) -> None:
         raise Refused(f"ip needs one of: {readable}")
     obj = next((o for o in _IP_OBJECTS if _ip_matches(words[0], o)), None)
     if obj is None:
-        raise Refused(f"ip needs one of: {readable} (not {words[0][:40]!r})")
+        raise Refused(f"ip needs one of: {readable} (not {redact_cut(words[0], 40)!r})")
     shown = words[0] if words[0] == obj else f"{words[0]} (ip reads it as {obj})"
     if obj in _IP_OBJECT_WHY:
         raise Refused(f"ip {shown} {_IP_OBJECT_WHY[obj]}")
@@ -836,7 +837,7 @@ def _check_ip(args: list[str]) -> None:
     if len(words) >= 2:
         action = _ip_action(obj, words[1])
         if action not in _IP_READS:
-            what = f"ip {obj} {action}" if action else f"ip {obj} {words[1][:40]!r}"
+            what = f"ip {obj} {action}" if action else f"ip {obj} {redact_cut(words[1], 40)!r}"
             said = f"ip {' '.join(words[:2])}"
             means = what if said == what else f"{said} (ip reads it as {what})"
             raise Refused(f"{means} changes the network or is not a plain read: only "
@@ -845,7 +846,7 @@ def _check_ip(args: list[str]) -> None:
         raise Refused("too many operands for ip")
     for word in words[2:]:
         if word.startswith("-") or check_value(plain_value, word):
-            raise Refused(f"ip operand {word[:40]!r} is not allowed")
+            raise Refused(f"ip operand {redact_cut(word, 40)!r} is not allowed")
 
 
 _FIND_NO_ARG = frozenset({"-empty", "-xdev", "-mount", "-nouser", "-nogroup", "-readable",
@@ -874,7 +875,7 @@ def _check_find(args: list[str]) -> None:
     starts = 0
     while i < len(args) and not args[i].startswith("-") and args[i] not in ("(", "!", ","):
         if (problem := check_value(absolute_path, args[i])) is not None:
-            raise Refused(f"find starting point {args[i][:40]!r} {problem}")
+            raise Refused(f"find starting point {redact_cut(args[i], 40)!r} {problem}")
         starts, i = starts + 1, i + 1
     if not starts:
         raise Refused("find needs an absolute starting path first")
@@ -886,13 +887,13 @@ def _check_find(args: list[str]) -> None:
         if token in _FIND_NO_ARG:
             continue
         if token not in _FIND_ONE_ARG:
-            raise Refused(f"find {token[:40]} is not allowed while investigating")
+            raise Refused(f"find {redact_cut(token, 40)} is not allowed while investigating")
         if i >= len(args):
             raise Refused(f"find {token} needs a value")
         value, i = args[i], i + 1
         check = absolute_path if token.endswith(("newer", "samefile")) else any_value
         if (problem := check_value(check, value)) is not None:
-            raise Refused(f"find {token} {value[:40]!r} {problem}")
+            raise Refused(f"find {token} {redact_cut(value, 40)!r} {problem}")
 
 
 # lsof (lsof-org/lsof src/main.c GetOpt): options start with '-' or '+' and end at the first
@@ -988,13 +989,13 @@ def _check_lsof(args: list[str]) -> None:
                     raise Refused(f"lsof {name} needs a value")
                 continue
             if (problem := check_value(valued, value)) is not None:
-                raise Refused(f"lsof {name} {value[:40]!r} {problem}")
+                raise Refused(f"lsof {name} {redact_cut(value, 40)!r} {problem}")
     names = args[i:]
     if len(names) > 16:
         raise Refused("too many file names for lsof (16 at most)")
     for name in names:
         if (problem := check_value(absolute_path, name)) is not None:
-            raise Refused(f"lsof file name {name[:40]!r} {problem}")
+            raise Refused(f"lsof file name {redact_cut(name, 40)!r} {problem}")
 
 
 _MDADM_CHANGES = "is not read-only: it changes an array or its superblocks"
@@ -1037,7 +1038,7 @@ def _check_mdadm(args: list[str]) -> None:
                        "mode first")
     for operand in parsed.operands:
         if (problem := check_value(MDADM.operand, operand)) is not None:
-            raise Refused(f"mdadm operand {operand[:40]!r} {problem}")
+            raise Refused(f"mdadm operand {redact_cut(operand, 40)!r} {problem}")
     if len(parsed.operands) > 16:
         raise Refused("too many operands for mdadm (16 at most)")
 
@@ -1104,7 +1105,7 @@ def check_read_only(program: str, args: list[str]) -> Decision:
         if sub in spec.refused_subcommands:
             raise Refused(f"{program} {sub} {spec.refused_subcommands[sub]}")
         if sub not in spec.subcommands:
-            raise Refused(f"{program} {sub[:40]} is not read-only; allowed while "
+            raise Refused(f"{program} {redact_cut(sub, 40)} is not read-only; allowed while "
                            f"investigating: {', '.join(sorted(spec.subcommands))}")
     for needed, subs in spec.required.items():
         if (subs is None or sub in subs) and not parsed.has(needed):
@@ -1115,7 +1116,7 @@ def check_read_only(program: str, args: list[str]) -> Decision:
         raise Refused(f"too many operands for {where} ({most} at most)")
     for operand in operands:
         if (problem := check_value(validator, operand)) is not None:
-            raise Refused(f"{program} operand {operand[:40]!r} {problem}")
+            raise Refused(f"{program} operand {redact_cut(operand, 40)!r} {problem}")
     if spec.extra is not None and (why := spec.extra(parsed)) is not None:
         raise Refused(why)
     return Decision(True, f"{program} is read-only with these arguments")

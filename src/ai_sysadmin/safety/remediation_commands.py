@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
+from ..redact import redact_cut
 from .argv_parser import (
     Decision,
     Refused,
@@ -80,10 +81,10 @@ def _unit_operand(verb: str, operands: list[str]) -> str:
         raise Refused(f"systemctl {verb} takes one unit at a time here")
     given = operands[0]
     if set("*?[") & set(given):
-        raise Refused(f"systemctl {verb} {given[:40]!r}: patterns are not allowed when "
+        raise Refused(f"systemctl {verb} {redact_cut(given, 40)!r}: patterns are not allowed when "
                        "changing the host; name one unit")
     if problem := unit_problem(mangle(given)):
-        raise Refused(f"{given[:60]!r} is not a valid systemd unit name: {problem}")
+        raise Refused(f"{redact_cut(given, 60)!r} is not a valid systemd unit name: {problem}")
     return mangle(given)
 
 
@@ -140,7 +141,7 @@ def _systemctl(args: list[str], protected: tuple[str, ...]) -> Decision | None:
     if unit[0] in "-.":
         # a name a reader of the argv could take for an option (the root slice and mount,
         # the only units so named, are refused above)
-        raise Refused(f"systemctl {verb} {unit[:60]!r}: a unit that starts with "
+        raise Refused(f"systemctl {verb} {redact_cut(unit, 60)!r}: a unit that starts with "
                       f"{unit[0]!r} is never changed by a remediation")
     if why and verb in _PROTECTED_WITH_PERSON:
         return Decision(True, f"protected unit: needs a person ({unit}: {why})", "high")
@@ -200,8 +201,8 @@ def _exact(program: str, args: list[str], shapes: dict[tuple[str, ...], tuple[Ri
     found = shapes.get(tuple(sorted(args)))
     if found is None:
         shown = " | ".join(" ".join((program, *s)) for s in shapes)
-        raise Refused(f"{program} {' '.join(args)[:80]} is not on the remediation allow-list "
-                       f"(allowed: {shown})")
+        raise Refused(f"{program} {redact_cut(' '.join(args), 80)} is not on the remediation "
+                       f"allow-list (allowed: {shown})")
     return Decision(True, found[1], found[0])
 
 
@@ -264,7 +265,8 @@ def _kill(args: list[str], protected: tuple[str, ...]) -> Decision:
         raise Refused(f"kill {pid} would signal a process group or every process: one "
                        "positive PID only")
     if not re.fullmatch(r"[1-9][0-9]{0,6}", pid) or int(pid) >= _PID_MAX:
-        raise Refused(f"kill: {pid[:20]!r} is not a PID (a positive number below {_PID_MAX})")
+        raise Refused(f"kill: {redact_cut(pid, 20)!r} is not a PID (a positive number below "
+                      f"{_PID_MAX})")
     if pid == "1":
         raise Refused("kill 1: PID 1 (init) is never killed")
     return Decision(True, f"sends SIG{signal} to process {pid}", "medium")
@@ -282,12 +284,13 @@ def _nix_gc(args: list[str], protected: tuple[str, ...]) -> Decision:
         if arg in _NIX_GC_WHY:
             raise Refused(f"nix-collect-garbage {arg} {_NIX_GC_WHY[arg]}")
     if len(args) != 2 or args[0] != "--delete-older-than":
-        raise Refused(f"nix-collect-garbage {' '.join(args)[:80]} is not on the remediation "
-                       "allow-list (allowed: nix-collect-garbage --delete-older-than Nd)")
+        raise Refused(f"nix-collect-garbage {redact_cut(' '.join(args), 80)} is not on the "
+                       "remediation allow-list (allowed: nix-collect-garbage "
+                       "--delete-older-than Nd)")
     days = re.fullmatch(r"([1-9][0-9]{0,3})d", args[1])
     if days is None:
-        raise Refused(f"nix-collect-garbage --delete-older-than {args[1][:20]!r} is not a "
-                       "number of days like 14d (at least 1d)")
+        raise Refused(f"nix-collect-garbage --delete-older-than {redact_cut(args[1], 20)!r} is "
+                       "not a number of days like 14d (at least 1d)")
     why = f"deletes Nix generations older than {args[1]}"
     if int(days.group(1)) < LOW_RISK_DAYS:
         # next to -d, which is refused: what is left to roll back to is days old at most

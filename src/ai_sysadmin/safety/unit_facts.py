@@ -29,6 +29,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..redact import redact_cut
 from .protected import protected_reason
 
 SHOW_PROPERTIES: tuple[str, ...] = (
@@ -207,7 +208,7 @@ def _parse_block(block: str, properties: frozenset[str]) -> UnitFacts:
     for line in block.splitlines():
         key, eq, value = line.partition("=")
         if not eq or not _PROPERTY_NAME.fullmatch(key):
-            raise ShowOutputError(f"a line that is no property ({key[:40]!r})")
+            raise ShowOutputError(f"a line that is no property ({redact_cut(key, 40)!r})")
         if key not in properties:
             continue  # not asked for, so not judged: nothing a forged one could change
         if key in _EXEC:
@@ -355,9 +356,9 @@ def _power_command(argv: tuple[str, ...]) -> str | None:
     """The command, shown, when it (or a shell script it runs) powers off, reboots or leaves
     the normal system state: what runs is judged, however the script is quoted."""
     if _power_program(argv):
-        return " ".join(argv)[:80]
+        return redact_cut(" ".join(argv), 80)
     if runs := _script_power(shell_script(argv)):
-        return f"{' '.join(argv)[:60]} (its script runs {runs})"
+        return f"{redact_cut(' '.join(argv), 60)} (its script runs {runs})"
     return None
 
 

@@ -19,6 +19,8 @@ import re
 import string
 from dataclasses import dataclass
 
+from ..redact import redact_cut
+
 UNIT_TYPES = ("service", "socket", "target", "timer", "mount", "automount", "swap", "path",
               "slice", "scope", "device")
 UNIT_NAME_MAX = 255
@@ -75,7 +77,7 @@ def unit_problem(name: object) -> str | None:
         return f"a unit name has {UNIT_NAME_MAX} characters at most (this has {len(name)})"
     for char in name:
         if char not in VALID_CHARS and char != "@":
-            return f"unit name {name[:60]!r} has {_describe(char)}"
+            return f"unit name {redact_cut(name, 60)!r} has {_describe(char)}"
     base, dot, suffix = name.rpartition(".")
     if not dot or not base:
         return f"unit name {name!r} has no type suffix ({', '.join(UNIT_TYPES)})"
