@@ -81,3 +81,31 @@ def test_a_lesson_the_knowledge_base_could_not_take_is_learned_once_it_can(
     assert (code, err) == (0, "")
     assert [(e["topic"], e["provenance"], e["verified"]) for e in json.loads(out)] == [
         ("failed_unit on demo.service: restart_unit works", "learned", True)]
+
+
+def test_why_a_lesson_waits_is_shown_masked_for_a_row_an_older_version_stored(
+        tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lesson's error stored before it was masked (a ChromaDB server's answer quoting
+    its token): `knowledge list` says why the lesson waits without the token."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", knowledge={"seed": False})
+    monkeypatch.setenv("AI_SYSADMIN_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__SEED", "false")
+    store = IncidentStore(Database(settings.db_path))
+    finding = Finding("here", "failed_unit", "demo.service", Severity.CRITICAL,
+                      "demo.service has failed", ("demo.service: active=failed",))
+    (incident_id,) = store.record_check("here", [finding], {"failed_unit"}).opened
+    actions = ActionStore(store.db)
+    fix = actions.create(
+        incident_id=incident_id, proposal_id=None, host="here", kind="restart_unit",
+        params={"unit": "demo.service"}, subject="demo.service", risk="low", plan={},
+        outcome="approval", reason="restart it", state="succeeded")
+    actions.lesson_due(fix.id)
+    # as an older version stored it: in clear
+    actions.lesson_failed(fix.id, "knowledge base: the ChromaDB server at chroma:8000 said "
+                          "401 for X-Chroma-Token: ghp_Q7wErT9yUiOpAsDfGhJkLzXcVbNm1234Ab\n"
+                          "Traceback ...")
+    code, _, err = cli("knowledge", "list", "--json")
+    assert code == 0, err
+    assert err.startswith("note: 1 lesson(s) of fixes that ran wait to be learned"), err
+    assert "said 401 for X-Chroma-Token: [redacted]" in err, err
+    assert "Q7wErT9y" not in err, err

@@ -61,13 +61,16 @@ def _lessons_waiting(ctx: typer.Context) -> None:
     settings = state(ctx).settings
     if not settings.db_path.is_file():  # no state yet: nothing ran, and none is made here
         return
+    from ..redact import redact_cut
     from ..store.actions import ActionStore
 
     waiting, why = ActionStore(state(ctx).store.db).lessons_waiting()
     if waiting:
+        # masked again as it is shown: a row an older version stored holds the error in clear
+        last = redact_cut(why.splitlines()[0], 300) if why else ""
         err.print(f"note: {waiting} lesson(s) of fixes that ran wait to be learned; the daemon "
                   "tries again at each housekeeping"
-                  + (f" (the last try: {why.splitlines()[0][:300]})" if why else ""),
+                  + (f" (the last try: {last})" if last else ""),
                   markup=False, soft_wrap=True)
 
 
