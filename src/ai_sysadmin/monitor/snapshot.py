@@ -342,9 +342,17 @@ class Snapshot:
         read in the same collection); ``taken_at`` where either is missing. Journal entries
         carry the host's time: a window over them is measured on that clock, or a host whose
         clock is minutes behind would never show a burst."""
+        read_at = self.kernel_files_read_at()
+        return self.taken_at if read_at is None else read_at
+
+    def kernel_files_read_at(self) -> float | None:
+        """When the host's kernel counters (/proc/vmstat, /proc/stat, /proc/uptime) were
+        read, on its own clock: its boot time plus its uptime, which a check's script reads
+        with them in one ``tail`` at its start (and a local check at once). None where either
+        is missing."""
         boot = self.cpu.boot_time if self.cpu is not None else None
         if boot is None or self.uptime_seconds is None:
-            return self.taken_at
+            return None
         return boot + self.uptime_seconds
 
     def host_time_after(self, moment: float) -> float:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity
+from ..snapshot import Snapshot
 from .base import Rule, RuleContext
 
 
 class SwapThrash(Rule):
-    """Pages moving in and out of swap fast, measured since the baseline snapshot."""
+    """Pages moving in and out of swap fast, measured since the baseline snapshot, over the
+    time between the two reads of /proc/vmstat on the host's clock (:func:`_between_reads`)."""
 
     name = "swap_thrash"
     requires = ("swap",)
@@ -17,7 +19,7 @@ class SwapThrash(Rule):
             return []
         since_now = now.swap.pages_in + now.swap.pages_out
         moved = since_now - prev.swap.pages_in - prev.swap.pages_out
-        seconds = now.taken_at - prev.taken_at
+        seconds = _between_reads(prev, now)
         how = f"pswpin+pswpout rose by {moved} pages in {seconds:.0f} s"
         # a reboot in between starts the counters again: the rate is the new boot's own
         up, up_before = now.uptime_seconds, prev.uptime_seconds
@@ -38,3 +40,14 @@ class SwapThrash(Rule):
         # a rate needs the counters of an earlier look
         prev = ctx.rates_from
         return prev is not None and prev.swap is not None
+
+
+def _between_reads(prev: Snapshot, now: Snapshot) -> float:
+    """The wall seconds between two reads of /proc/vmstat: on the host's clock, where both
+    checks read its boot time and uptime (one ``tail`` reads them with /proc/vmstat); else
+    between the checks' ``taken_at``, which is when a collection began or its reply came back:
+    a journal backlog that held one reply 40 s made a steady rate look 15 % faster or slower."""
+    read_before, read_now = prev.kernel_files_read_at(), now.kernel_files_read_at()
+    if read_before is not None and read_now is not None and read_now > read_before:
+        return read_now - read_before
+    return now.taken_at - prev.taken_at
