@@ -19,6 +19,7 @@ import pytest
 from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.ssh import SshTransport
 
 from .conftest import Account, ClientKey, SshHost, accounts, accounts_lab
@@ -93,3 +94,48 @@ def test_a_models_read_never_runs_a_command_it_spelt_into_its_arguments(
     assert not proof.exists(), f"the model's argument ran as a command: {said}"
     # ls was given both names, each whole
     assert argv[1] in said and argv[2] in said, said
+
+
+def _argv_seen(host: SshHost, known_hosts: Path, user: str, args: list[str]) -> list[str]:
+    """What a program run over SSH as ``user`` was given, each argument as its bytes."""
+    transport = SshTransport(host.target(host.write_known_hosts(known_hosts), user=user),
+                             name="web1")
+    show = "import json, sys; print(json.dumps(sys.argv[1:]))"
+
+    async def go() -> str:
+        try:
+            return (await transport.run([PYTHON, "-c", show, *args])).stdout
+        finally:
+            await transport.close()
+
+    return json.loads(asyncio.run(go()))
+
+
+@pytest.mark.parametrize("user", [u.name for u in USERS])
+def test_a_file_name_that_is_no_utf8_reaches_the_program_byte_for_byte(
+        shells_host: tuple[SshHost, Path], known_hosts: Path, user: str) -> None:
+    """A Latin-1 file name (b'caf\\xe9', held as Python's surrogate escape) runs as it does
+    on the local transport, where the SSH command line (UTF-8 only) raised
+    UnicodeEncodeError."""
+    host, _ = shells_host
+    args = ["/srv/caf\udce9.txt", "it's caf\udce9!"]
+    assert _argv_seen(host, known_hosts, user, args) == args
+
+
+@pytest.mark.parametrize("user", [u.name for u in USERS])
+def test_a_few_kilobytes_with_a_line_break_reach_the_program(
+        shells_host: tuple[SshHost, Path], known_hosts: Path, user: str) -> None:
+    """An argument with a line break goes encoded; encoded byte by byte, 3 KB grew past the
+    8 KB word BSD csh takes ("Word too long.") and the command never ran."""
+    host, _ = shells_host
+    args = ["a b, c\\d! " * 300 + "\n", "second\n"]
+    assert _argv_seen(host, known_hosts, user, args) == args
+
+
+def test_an_argument_no_program_can_be_given_is_refused_in_words(
+        shells_host: tuple[SshHost, Path], known_hosts: Path) -> None:
+    """A lone surrogate (a model's JSON may hold one) is no bytes at all: a clear refusal,
+    not a UnicodeEncodeError from the SSH library."""
+    host, _ = shells_host
+    with pytest.raises(TransportError, match="invalid argument in argv"):
+        _argv_seen(host, known_hosts, "posixy", ["\ud800"])

@@ -97,9 +97,10 @@ def login_shell_quote(arg: str) -> str:
         return arg
     if not arg:
         return "''"
-    if "\n" in arg:
-        raise ValueError("an argument with a line break has no quoting every login shell reads "
-                         "alike (login_shell_command encodes it)")
+    if _ENCODED.search(arg):
+        raise ValueError("an argument with a line break or a byte that is no UTF-8 has no "
+                         "quoting every login shell reads alike (login_shell_command encodes "
+                         "it)")
     return "".join("\\" + part if part in _ESCAPED else f"'{part}'"
                    for part in _QUOTES_ESCAPE.split(arg) if part)
 
@@ -115,18 +116,26 @@ _DECODE_ARGS = ('n=$#; for a do v=$(printf "%b." "$a"); set -- "$@" "${v%.}"; do
                 'shift "$n"; ')
 
 
+#: what no login shell quoting carries: a line break, and a byte that is no UTF-8 (a file
+#: name's, held as Python's surrogate escape), which the SSH protocol's UTF-8 command cannot
+_ENCODED = re.compile("[\n\udc80-\udcff]")
+#: what ``printf %b`` reads as an escape, or cannot pass: only these go octal, so that an
+#: argument grows by little (BSD csh refuses a word of 8 KiB: "Word too long")
+_OCTAL = re.compile("[\n\\\\\udc80-\udcff]")
+
+
 def _octal_escaped(arg: str) -> str:
-    """``arg`` as plain characters and ``\\0ooo`` escapes, one a byte, for ``printf %b``."""
-    return "".join(chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_./-")
-                   else f"\\0{b:03o}"
-                   for b in arg.encode("utf-8", "surrogateescape"))
+    """``arg`` for ``printf %b``: a line break, a backslash and a byte that is no UTF-8 as
+    ``\\0ooo`` escapes, every other character as it is."""
+    return _OCTAL.sub(lambda c: f"\\0{c[0].encode('utf-8', 'surrogateescape')[0]:03o}", arg)
 
 
 def login_shell_command(prelude: str, argv: Sequence[str]) -> str:
     """A command line that any login shell hands to ``sh``, which runs ``prelude`` (sh
-    text) and then execs ``argv`` exactly. An argument with a line break cannot be quoted
-    for every login shell: then every argument goes encoded and sh decodes them first."""
-    if not any("\n" in arg for arg in argv):
+    text) and then execs ``argv`` exactly. An argument with a line break, or with a byte that
+    is no UTF-8, cannot be quoted for every login shell: then every argument goes encoded and
+    sh decodes them first."""
+    if not any(_ENCODED.search(arg) for arg in argv):
         return login_shell_join(("sh", "-c", f'{prelude}; exec "$@"', "sh", *argv))
     return login_shell_join(("sh", "-c", f'{prelude}; {_DECODE_ARGS}exec "$@"', "sh",
                              *(_octal_escaped(arg) for arg in argv)))

@@ -85,6 +85,11 @@ def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
     for arg in out:
         if not isinstance(arg, str) or "\x00" in arg:
             raise TransportError(f"invalid argument in argv: {arg!r}")
+        try:  # bytes a program can be given: UTF-8, or a file name's that is no UTF-8
+            arg.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise TransportError(f"invalid argument in argv (no bytes of a program's "
+                                 f"argument): {arg[:80]!r}") from None
     return out
 
 
