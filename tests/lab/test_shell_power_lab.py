@@ -38,7 +38,13 @@ POWERING = {
     "stop-python.service": (f"{SLEEPER}ExecStop=/usr/bin/python3 -c \"import os; "
                             f"os.system('systemctl reboot')\"\n", "systemctl reboot"),
     "stop-perl.service": (f'{SLEEPER}ExecStop=/usr/bin/perl -e "system(q(halt))"\n', "halt"),
+    # "@": the word after the program is the name it runs under, which systemctl show
+    # prints as argv[0] ("stopper"); what runs is its path=, /bin/sh
+    "stop-at-sh.service": (f'{SLEEPER}ExecStop=@/bin/sh stopper -c "systemctl poweroff"\n',
+                           "systemctl poweroff"),
 }
+#: a power program run under another name: systemctl show prints "halter" as its argv[0]
+RENAMED = "[Service]\nExecStart=/bin/sleep infinity\nExecStop=@/usr/bin/systemctl halter halt\n"
 PLAIN = "[Service]\nExecStart=/bin/sh -c 'exec /bin/sleep infinity'\n"
 
 
@@ -48,6 +54,7 @@ def lab() -> Iterator[Sandbox]:
         for name, (lines, _) in POWERING.items():
             apply(sb, "install_unit", {"name": name, "text": f"[Service]\n{lines}"})
         apply(sb, "install_unit", {"name": "wrapped.service", "text": PLAIN})
+        apply(sb, "install_unit", {"name": "renamed.service", "text": RENAMED})
         sb.exec(["systemctl", "daemon-reload"], check=True)
         apply(sb, "start_unit", {"name": "wrapped.service"})
         yield sb
@@ -89,3 +96,15 @@ def test_a_unit_whose_shell_script_powers_off_is_never_restarted_on_its_own(
 def test_a_service_started_through_sh_c_exec_is_still_restarted_on_its_own(executor) -> None:
     action = propose_about(executor, "wrapped.service", "restart_unit", unit="wrapped.service")
     assert (action.state, action.risk) == ("approved", "low"), action
+
+
+def test_a_power_program_run_under_another_name_is_never_restarted_on_its_own(
+        executor, lab: Sandbox) -> None:
+    shown = lab.exec(["systemctl", "show", "-p", "ExecStop", "--", "renamed.service"],
+                     check=True).stdout
+    assert "path=/usr/bin/systemctl ; argv[]=halter halt ;" in shown
+    action = propose_about(executor, "renamed.service", "restart_unit", unit="renamed.service")
+    # old: its argv[0], "halter", was judged as the program: approved, low risk, and the
+    # restart's stop would have halted the host
+    assert action.state in ("refused", "pending") and action.risk == "high", action
+    assert "systemctl" in action.reason and "halt" in action.reason, action.reason

@@ -237,7 +237,7 @@ PLAIN_PROPERTIES: tuple[str, ...] = tuple(p for p in SHOW_PROPERTIES if p not in
 COMMAND_PROPERTIES: tuple[str, ...] = ("Id", *_EXEC)
 #: one command as systemd 252 prints it, its argv up to the ending systemd writes after it
 _COMMAND_LINE = re.compile(
-    r"Id=\S+|(?P<key>Exec[A-Za-z]+)=(?:\{ path=\S* ; argv\[\]=(?P<argv>.*) ; "
+    r"Id=\S+|(?P<key>Exec[A-Za-z]+)=(?:\{ path=(?P<path>\S*) ; argv\[\]=(?P<argv>.*) ; "
     r"ignore_errors=(?:yes|no) ; start_time=\[[^]]*\] ; stop_time=\[[^]]*\] ; "
     r"pid=[0-9]+ ; code=\S+ ; status=\S+ \})?")
 _PATH_IN_SHOW = re.compile(r"path=(\S+)")
@@ -277,6 +277,10 @@ def _commands_of(block: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[s
         if (command := _COMMAND_LINE.fullmatch(line)) is None or not command["argv"]:
             continue
         argv = tuple(command["argv"].split())
+        if command["path"]:
+            # what runs is path=: argv[0] is only the name it is given, another one where
+            # the command's "@" prefix says so (@/bin/sh stopper -c "systemctl poweroff")
+            argv = (command["path"], *argv[1:])
         commands.append(argv)
         stops += [argv] if command["key"] in _STOP_EXEC else []
     return tuple(commands), tuple(stops)
