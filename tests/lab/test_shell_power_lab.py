@@ -46,6 +46,13 @@ POWERING = {
 #: a power program run under another name: systemctl show prints "halter" as its argv[0]
 RENAMED = "[Service]\nExecStart=/bin/sleep infinity\nExecStop=@/usr/bin/systemctl halter halt\n"
 PLAIN = "[Service]\nExecStart=/bin/sh -c 'exec /bin/sleep infinity'\n"
+#: an interpreter given a script file: the words after the file are the script's own
+#: arguments, its -c one among them, never code the interpreter runs
+SCRIPT_FILES = {
+    "ups-watch.service": "ExecStart=/usr/bin/python3 /opt/ups/watch.py -c /etc/ups.conf "
+                         "--on-low-battery poweroff\n",
+    "maint.service": "ExecStart=/bin/sh /opt/maint/run.sh -c /etc/maint.conf --then reboot\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,8 @@ def lab() -> Iterator[Sandbox]:
         for name, (lines, _) in POWERING.items():
             apply(sb, "install_unit", {"name": name, "text": f"[Service]\n{lines}"})
         apply(sb, "install_unit", {"name": "wrapped.service", "text": PLAIN})
+        for name, lines in SCRIPT_FILES.items():
+            apply(sb, "install_unit", {"name": name, "text": f"[Service]\n{lines}"})
         apply(sb, "install_unit", {"name": "renamed.service", "text": RENAMED})
         sb.exec(["systemctl", "daemon-reload"], check=True)
         apply(sb, "start_unit", {"name": "wrapped.service"})
@@ -95,6 +104,15 @@ def test_a_unit_whose_shell_script_powers_off_is_never_restarted_on_its_own(
 
 def test_a_service_started_through_sh_c_exec_is_still_restarted_on_its_own(executor) -> None:
     action = propose_about(executor, "wrapped.service", "restart_unit", unit="wrapped.service")
+    assert (action.state, action.risk) == ("approved", "low"), action
+
+
+@pytest.mark.parametrize("unit", sorted(SCRIPT_FILES))
+def test_a_script_files_own_options_are_no_program_given_on_the_command_line(
+        executor, unit: str) -> None:
+    action = propose_about(executor, unit, "restart_unit", unit=unit)
+    # old: the -c after the script file was read as the interpreter's, and the words after
+    # it as a program that powers off: the restart was refused
     assert (action.state, action.risk) == ("approved", "low"), action
 
 

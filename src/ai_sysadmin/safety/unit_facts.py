@@ -329,13 +329,23 @@ def shell_script(argv: Sequence[str]) -> tuple[tuple[str, ...], ...]:
         runs_code, flag = _code_flag(posixpath.basename(word.lstrip("@!+-:|")))
         if not runs_code:
             continue
-        start = at + 1 if flag is None else next(
-            (i + 1 for i in range(at + 1, len(argv)) if flag.fullmatch(argv[i])), None)
+        start = at + 1 if flag is None else _code_start(argv, at + 1, flag)
         if start is not None:
             parts = _COMMAND_BREAK.split(" ".join(argv[start:]))
             return tuple(words for part in parts
                          if (words := tuple(w for w in _WORD_BREAK.split(part) if w)))
     return ()
+
+
+def _code_start(argv: Sequence[str], after: int, flag: re.Pattern[str]) -> int | None:
+    """Where the code an interpreter is given on the command line starts: the word after its
+    ``flag``. None where the word right after the interpreter is no option: that is a script
+    file it runs (``python3 app.py -c app.conf``), whose own arguments the rest are. After an
+    option, the next word may be its value (``sh -o errexit -c``): the flag is looked for
+    further."""
+    if after < len(argv) and not argv[after].startswith(("-", "+")):
+        return None
+    return next((i + 1 for i in range(after, len(argv)) if flag.fullmatch(argv[i])), None)
 
 
 def _script_power(commands: tuple[tuple[str, ...], ...]) -> str | None:
