@@ -376,3 +376,57 @@ def test_a_daemon_restarted_on_a_full_state_disk_exits_to_be_started_again(
     unit = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "ai.service.in"
     lines = unit.read_text().splitlines()
     assert "Restart=on-failure" in lines and "RestartPreventExitStatus=2" in lines
+
+
+def test_a_worker_restarted_on_a_full_state_disk_exits_to_be_started_again(
+        tmp_path: Path) -> None:
+    """The LLM worker's unit is restarted with the daemon's (PartOf=), and its queue lives in
+    the state directory: restarted while that disk is full, it cannot make its WAL's files.
+    It exited 2, which its unit never restarts, so the daemon, back once the disk had room,
+    had no worker for its investigations for good. Now it exits 75, as the daemon does."""
+    needs_root("a mount of its own")
+    (tmp_path / "config.toml").write_text('ai_name = "hal"\n[knowledge]\nenabled = false\n')
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
+           "AI_SYSADMIN_STATE_DIR": str(state)}
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
+                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
+    root = Path(f"/proc/{holder.pid}/root{state}")
+    inside = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--",
+              str(BIN)]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen([*inside, "worker"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    def serving() -> bool:
+        said = subprocess.run([*inside, "queue"], env=env, capture_output=True, text=True,
+                              timeout=30).stdout
+        return "workers serving it: 1" in said
+
+    try:
+        poll_until(lambda: (root / "logs").is_dir() and os.path.ismount(root / "logs"),
+                   what="the state disk mounted")
+        first = start()
+        poll_until(serving, what="the first worker serving the queue")
+        _stopped(first)
+        _fill(root)
+        restarted = subprocess.run([*inside, "worker"], env=env, capture_output=True,
+                                   text=True, timeout=60)
+        (root / "filler").unlink()
+        again = start()  # as its unit does, 5 s later
+        poll_until(serving, what="the worker started again serving the queue")
+        _stopped(again)
+    finally:
+        for proc in (p for p in (locals().get("first"), locals().get("again")) if p):
+            if proc.poll() is None:
+                proc.kill()
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.wait(30)
+    assert restarted.returncode == 75, restarted.stderr
+    assert restarted.stderr.endswith(
+        "the disk is full (disk I/O error); exit 75: started again by its unit, it serves the "
+        "queue once it opens\n"), restarted.stderr
+    unit = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "llm-worker.service.in"
+    lines = unit.read_text().splitlines()
+    assert "Restart=on-failure" in lines and "RestartPreventExitStatus=2" in lines

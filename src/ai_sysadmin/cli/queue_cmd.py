@@ -19,8 +19,10 @@ from rich.text import Text
 
 from .. import logs as logfiles
 from ..config import Settings, short_hostname
+from ..errors import StoreRefused
 from ..llm.queue import (
     HandlerFactory,
+    QueueError,
     QueueStats,
     Request,
     describe_queue,
@@ -28,7 +30,7 @@ from ..llm.queue import (
     open_queue,
 )
 from ..monitor.findings import masked, quote
-from .context import banner, out, print_json, state
+from .context import banner, err, out, print_json, state
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
 #: characters of a failed request's error in the table (``queue show ID`` gives all of it)
@@ -205,4 +207,18 @@ def worker(
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
     slots = concurrency or settings.queue.concurrency
     banner(settings, f"LLM worker on {describe_queue(settings)}, concurrency {slots}")
-    asyncio.run(serve_queue(settings, build_handler, concurrency=slots, worker_name=name))
+    try:
+        asyncio.run(serve_queue(settings, build_handler, concurrency=slots, worker_name=name))
+    except QueueError as exc:
+        # the queue's file the machine refuses for now (a full disk: restarted with the
+        # daemon, it cannot make its WAL's files): its unit starts it again until it opens,
+        # as the daemon's; exit 2 left the daemon's investigations without a worker for good
+        from ..store.refused import passing
+        from .admin import EXIT_TRY_AGAIN
+
+        if not isinstance(exc.__cause__, StoreRefused) or not passing(exc.__cause__):
+            raise
+        err.print(f"error: {exc}; exit {EXIT_TRY_AGAIN}: started again by its unit, it "
+                  "serves the queue once it opens", markup=False, highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_TRY_AGAIN) from None
