@@ -430,3 +430,53 @@ def test_a_worker_restarted_on_a_full_state_disk_exits_to_be_started_again(
     unit = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "llm-worker.service.in"
     lines = unit.read_text().splitlines()
     assert "Restart=on-failure" in lines and "RestartPreventExitStatus=2" in lines
+
+
+def test_a_daemon_whose_queue_cannot_open_on_a_full_disk_exits_to_be_started_again(
+        tmp_path: Path) -> None:
+    """The state database still opens (a backup or `ai-sysadmin issues` holds it open, its
+    WAL's files stay), the investigations' queue beside it does not: the daemon exited 2,
+    which its unit never restarts, as it did where the state database would not open."""
+    needs_root("a mount of its own")
+    (tmp_path / "config.toml").write_text(
+        'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+        "[knowledge]\nenabled = false\n")
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
+           "AI_SYSADMIN_STATE_DIR": str(state)}
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
+                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
+    root = Path(f"/proc/{holder.pid}/root{state}")
+    inside = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--"]
+    reader = None
+    try:
+        poll_until(lambda: (root / "logs").is_dir() and os.path.ismount(root / "logs"),
+                   what="the state disk mounted")
+        first = subprocess.Popen([*inside, str(BIN), "run"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        poll_until(lambda: '"checked ' in _text(root / "logs" / "orchestrator.jsonl")
+                   and (root / "queue.db").exists(), what="the first daemon's check")
+        # a reader of the state database (a backup, a person's `issues`) keeps its WAL open
+        reader = subprocess.Popen(
+            [*inside, sys.executable, "-c",
+             "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.execute('SELECT COUNT(*) FROM sqlite_master').fetchone(); "
+             "print('open', flush=True); sys.stdin.read()", str(state / "state.db")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert reader.stdout is not None and reader.stdout.readline() == "open\n"
+        _stopped(first)
+        _fill(root)
+        restarted = subprocess.run([*inside, str(BIN), "run"], env=env, capture_output=True,
+                                   text=True, timeout=60)
+    finally:
+        if reader is not None:
+            reader.stdin.close()  # type: ignore[union-attr]
+            reader.wait(30)
+        if (first := locals().get("first")) is not None and first.poll() is None:
+            first.kill()
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.wait(30)
+    assert restarted.returncode == 75, restarted.stderr
+    assert restarted.stderr.endswith(
+        "the disk is full (disk I/O error); exit 75: started again by its unit, it watches "
+        "once its queue opens\n"), restarted.stderr

@@ -244,7 +244,7 @@ def run(ctx: typer.Context) -> None:
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
-        daemon = build_daemon(_daemon_runtime(app_state))
+        daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon")))
         asyncio.run(daemon.run())
 
 
@@ -253,21 +253,26 @@ def run(ctx: typer.Context) -> None:
 EXIT_TRY_AGAIN = 75
 
 
-def _daemon_runtime(app_state: Any) -> Any:
-    """The daemon's runtime, its state database opened. One the machine refuses for now (a
-    full disk, commonly /var: a daemon restarted on it cannot make its WAL's files; a backup's
-    lock) ends the daemon so that its unit starts it again until it opens: exit 2, an error a
-    person must mend in ai-sysadmin, left it stopped after the disk had room."""
+def _opened(build: Any) -> Any:
+    """The daemon ``build()`` makes, its state database and its queue (investigations) opened.
+    One the machine refuses for now (a full disk, commonly /var: a daemon restarted on it
+    cannot make its WAL's files; a backup's lock) ends the daemon so that its unit starts it
+    again until it opens: exit 2, an error a person must mend in ai-sysadmin, left it stopped
+    after the disk had room."""
     from ..errors import StoreRefused
+    from ..llm.queue import QueueError
     from ..store.refused import passing
     from .context import err
 
     try:
-        return app_state.runtime(consumer="daemon")
-    except StoreRefused as exc:
-        if not passing(exc):
+        return build()
+    except (StoreRefused, QueueError) as exc:
+        # the queue's file is a database of the same kind, its refusal the queue's error's cause
+        refusal = exc if isinstance(exc, StoreRefused) else exc.__cause__
+        if not isinstance(refusal, StoreRefused) or not passing(refusal):
             raise
+        what = "the state database" if refusal is exc else "its queue"
         err.print(f"error: {exc}; exit {EXIT_TRY_AGAIN}: started again by its unit, it "
-                  "watches once the state database opens", markup=False, highlight=False,
+                  f"watches once {what} opens", markup=False, highlight=False,
                   soft_wrap=True)
         raise typer.Exit(EXIT_TRY_AGAIN) from None
