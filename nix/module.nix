@@ -58,7 +58,7 @@ let
     sh = "${pkgs.bash}/bin/sh";
     nix_collect_garbage = "${config.nix.package}/bin/nix-collect-garbage";
     nix_env = "${config.nix.package}/bin/nix-env";
-    env = "${pkgs.coreutils}/bin/env";
+    find = "${pkgs.findutils}/bin/find";
     nixos_rebuild = "${config.system.build.nixos-rebuild}/bin/nixos-rebuild";
   };
 

@@ -522,7 +522,8 @@ class Programs(_Section):
     nix_collect_garbage: str = Field("nix-collect-garbage", description="For nix_gc.")
     nixos_rebuild: str = Field("nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
     nix_env: str = Field("nix-env", description="nix-env executable.")
-    env: str = Field("env", description="env executable (coreutils), to read dates in UTC.")
+    find: str = Field("find", description="find executable (GNU findutils), to read the NixOS "
+                      "generations a rollback would switch between.")
     apt_get: str = Field("apt-get", description="For update_packages on Debian and Ubuntu.")
     dnf: str = Field("dnf", description="For update_packages on Fedora and RHEL.")
     pacman: str = Field("pacman", description="For update_packages on Arch.")

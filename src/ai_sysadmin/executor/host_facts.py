@@ -7,13 +7,12 @@ runs the read-only commands through the host's Transport and parses their output
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import fnmatch
 import logging
 import os
+import posixpath
 import re
-import time
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -21,6 +20,7 @@ from ..errors import TransportError
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.parsers import DF_COLUMNS, parse_df
+from ..monitor.sections import NIXOS_SYSTEM_PROFILE
 from ..redact import redact_cut
 from ..safety.catalog import FactsNeeded, Generations
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
@@ -161,37 +161,44 @@ async def read_mount_of(transport: Transport, settings: Settings, path: str) -> 
     return mounts[0].target
 
 
-SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
-#: ``nix-env --list-generations``: "  122   2026-11-30 10:00:01   (current)" (the link's time)
-_GENERATION = re.compile(r"^\s*([0-9]+)\s+([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})"
-                         r"\s*(\(current\))?\s*$")
+#: each generation link of the system profile, and the profile's own link: name, the link's
+#: own time (lstat: when the generation was made), and where it points
+_PROFILE_LINKS = ("-maxdepth", "1", "-name", "system*", "-type", "l",
+                  "-printf", "%f\\t%T@\\t%l\\n")
+_GENERATION_LINK = re.compile(r"system-([0-9]+)-link")
 
 
 def parse_generations(text: str) -> Generations:
-    """The current generation, when it was made and the one before it, from a listing
-    printed in UTC."""
-    listed: dict[int, float] = {}
+    """The current generation (where the profile's ``system`` link points), when it was made
+    and the one before it (the newest lower number: deleted ones leave gaps), from the
+    profile's links as ``find -printf`` lists them; another layout is an error, never a
+    guess."""
+    made: dict[int, float] = {}
     current: int | None = None
     for line in text.splitlines():
-        if not line.strip():
-            continue
-        found = _GENERATION.match(line)
-        if found is None:
-            raise ValueError(f"not a generation: {line.strip()[:80]!r}")
-        number = int(found.group(1))
-        listed[number] = calendar.timegm(time.strptime(found.group(2), "%Y-%m-%d %H:%M:%S"))
-        if found.group(3):
-            current = number
-    if current is None:
-        raise ValueError("no generation is marked current")
-    earlier = [n for n in listed if n < current]
-    return Generations(current, listed[current], max(earlier) if earlier else None)
+        name, at, target = (line.split("\t") + ["", ""])[:3]
+        if name == "system":
+            found = _GENERATION_LINK.fullmatch(posixpath.basename(target))
+            if found is None:
+                raise ValueError(f"the system profile points at {target[:80]!r}")
+            current = int(found.group(1))
+        elif found := _GENERATION_LINK.fullmatch(name):
+            try:
+                made[int(found.group(1))] = float(at)
+            except ValueError:
+                raise ValueError(f"no time for {name[:80]!r}: {at[:40]!r}") from None
+    if current is None or current not in made:
+        raise ValueError("no generation link the system profile points at")
+    earlier = [n for n in made if n < current]
+    return Generations(current, made[current], max(earlier) if earlier else None)
 
 
 async def read_generations(transport: Transport, settings: Settings) -> Generations:
-    """The system profile's generations; the times in UTC whatever the host's zone."""
-    done = await transport.run([settings.programs.env, "TZ=UTC0", settings.programs.nix_env,
-                                "-p", SYSTEM_PROFILE, "--list-generations"],
+    """The system profile's generations, from its links alone (nix-env would take the
+    profile's lock, which only root may create): their times are the host's epoch seconds,
+    whatever its zone."""
+    profiles = posixpath.dirname(NIXOS_SYSTEM_PROFILE)
+    done = await transport.run([settings.programs.find, profiles, *_PROFILE_LINKS],
                                settings.command_timeout)
     try:
         if not done.ok:
@@ -199,8 +206,8 @@ async def read_generations(transport: Transport, settings: Settings) -> Generati
                              or "it said nothing")
         return parse_generations(done.stdout)
     except ValueError as exc:
-        raise TransportError(f"nix-env --list-generations failed ({done.returncode}): {exc}"
-                             ) from exc
+        raise TransportError(f"the generations in {profiles} could not be read "
+                             f"({done.returncode}): {exc}") from exc
 
 
 async def read_facts(transport: Transport | None, settings: Settings,

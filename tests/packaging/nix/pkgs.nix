@@ -33,6 +33,7 @@ rec {
   systemd = drv "systemd-252";
   procps = drv "procps";
   coreutils = drv "coreutils";
+  findutils = drv "findutils";
   util-linux = drv "util-linux";
   getent = drv "getent";
   openssl = drv "openssl";
