@@ -350,6 +350,13 @@ def test_a_line_break_in_a_command_makes_every_program_judged_with_every_word() 
         assert ("/bin/systemctl", "x", "reboot") in commands and commands == stops
 
 
+def _unit_running(argv: str, key: str = "ExecStart", unit: str = "app.service") -> UnitFacts:
+    """A loaded unit whose one command line (under ``key``) is ``argv``, as read from
+    systemctl show."""
+    [(commands, stops)] = parse_commands(_shown(key, argv) + f"\nId={unit}\n", [unit])
+    return UnitFacts(unit, (unit,), {"LoadState": ("loaded",)}, commands, stops)
+
+
 def _shown(key: str, argv: str) -> str:
     """One command line as systemd 252 prints it: the argv unquoted, words joined by spaces."""
     return f"{key}={{ path={argv.split()[0]} ; argv[]={argv}{_END}"
@@ -378,15 +385,12 @@ def _shown(key: str, argv: str) -> str:
     ("ExecStop", "/usr/bin/awk BEGIN { system(\"shutdown -h now\") }", "shutdown -h now"),
 ])
 def test_a_shell_script_that_powers_off_is_judged_by_its_words(key, argv, runs) -> None:
-    [(commands, stops)] = parse_commands(_shown(key, argv) + "\nId=app.service\n",
-                                         ["app.service"])
-    facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
-                      stops)
+    facts = _unit_running(argv, key)
     for verb in ("restart", "start"):
         refused = judge_unit(verb, facts, incident_unit="app.service").refused
         # old: the shell was the program and its script plain arguments: nothing against it
         assert refused and f"its script runs {runs}" in refused, refused
-    if stops:
+    if facts.stop_commands:
         assert "stopping app.service runs" in (judge_unit("stop", facts).refused or "")
 
 
@@ -402,10 +406,7 @@ def test_a_shell_script_that_powers_off_is_judged_by_its_words(key, argv, runs) 
     "/usr/bin/awk -f /usr/lib/app/report.awk /var/log/app.log",
 ])
 def test_an_ordinary_shell_wrapped_service_stays_harmless(argv) -> None:
-    [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=app.service\n",
-                                         ["app.service"])
-    facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
-                      stops)
+    facts = _unit_running(argv)
     assert judge_unit("restart", facts, incident_unit="app.service") == Verdict(None, ())
 
 
@@ -418,10 +419,7 @@ def test_an_ordinary_shell_wrapped_service_stays_harmless(argv) -> None:
 ])
 def test_a_unit_that_installs_software_through_a_wrapper_or_script_needs_a_person(
         argv, program) -> None:
-    [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=upd.service\n",
-                                         ["upd.service"])
-    facts = UnitFacts("upd.service", ("upd.service",), {"LoadState": ("loaded",)}, commands,
-                      stops)
+    facts = _unit_running(argv, unit="upd.service")
     verdict = judge_unit("restart", facts, incident_unit="upd.service")
     # old: only the command's own program was read (sh, env, nice): nothing to weigh
     assert f"it runs {program}, which installs software: the same as update_packages" in \
@@ -434,8 +432,5 @@ def test_a_unit_that_installs_software_through_a_wrapper_or_script_needs_a_perso
     "/usr/bin/env LANG=C /usr/bin/app",
 ])
 def test_a_word_about_updates_is_no_update(argv) -> None:
-    [(commands, stops)] = parse_commands(_shown("ExecStart", argv) + "\nId=app.service\n",
-                                         ["app.service"])
-    facts = UnitFacts("app.service", ("app.service",), {"LoadState": ("loaded",)}, commands,
-                      stops)
+    facts = _unit_running(argv)
     assert judge_unit("restart", facts, incident_unit="app.service") == Verdict(None, ())
