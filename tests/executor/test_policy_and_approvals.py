@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import sqlite3
@@ -64,7 +65,10 @@ def _on_host(*units: str, incident: str | None = None, **show: str) -> PlanConte
      True, "high", "the incident is about app.service"),
     ("start_unit", {"unit": "r"}, _on_host("r.service", incident="r.service",
                                            SuccessAction="reboot"), False, "high", "reboot"),
-    ("reset_failed_unit", {"unit": "nginx"}, PlanContext(), True, "low", "reset-failed"),
+    # unread, it may be needed running: its reset starts it, judged as that start
+    ("reset_failed_unit", {"unit": "nginx"}, PlanContext(), True, "high", "no host was asked"),
+    ("reset_failed_unit", {"unit": "job"}, _on_host("job.service", Restart="no"), True, "low",
+     "reset-failed of job.service"),
     ("restart_unit", {"unit": "ssh"}, PlanContext(), True, "high", "needs a person"),
     ("restart_unit", {"unit": "sshd@3-10.0.0.1:22.service"}, PlanContext(), True, "high",
      "needs a person"),
@@ -316,10 +320,38 @@ def test_a_reset_failed_counts_as_a_fix_only_once_a_unit_the_host_needs_runs(
                        _on_host("app.service", incident="app.service", **show))
     assert plan.allowed and plan.risk == "low"
     if needed is None:
-        assert plan.verify_unit_active is None and "counts as a fix" not in plan.reason
+        assert plan.verify_unit_active is None and "start" not in plan.reason
+        assert plan.commands == (("systemctl", "reset-failed", "--", "app.service"),)
     else:
+        # what an admin types: systemctl reset-failed U && systemctl start U
+        assert plan.commands == (("systemctl", "reset-failed", "--", "app.service"),
+                                 ("systemctl", "start", "--", "app.service"))
         assert plan.verify_unit_active == "app.service"
         assert needed in plan.reason and "a reset-failed starts nothing" in plan.reason
+
+
+@pytest.mark.parametrize(("ctx", "refused"), [
+    (_on_host("db.service", incident="db.service", WantedBy="multi-user.target"), False),
+    # protected by the operator's list, by its name, or not the incident's unit
+    (dataclasses.replace(_on_host("db.service", incident="db.service",
+                                  WantedBy="multi-user.target"), protected=("db.service",)),
+     False),
+    (_on_host("db.service", incident="app.service", WantedBy="multi-user.target"), False),
+    (_on_host("db.service", WantedBy="multi-user.target"), False),
+    (_on_host("db.service", incident="db.service", WantedBy="multi-user.target",
+              SuccessAction="reboot"), True),
+])
+def test_a_reset_failed_that_starts_its_unit_is_judged_as_that_start(ctx, refused) -> None:
+    reset = plan_action("reset_failed_unit", {"unit": "db.service"}, ctx)
+    start = plan_action("start_unit", {"unit": "db.service"}, ctx)
+    assert reset.allowed is not refused and start.allowed is not refused
+    assert reset.risk == start.risk
+    if refused:
+        assert "that start is refused: " + start.reason in reset.reason
+        return
+    _, _, person = start.reason.partition("; needs a person: ")
+    assert reset.reason.endswith(f"; needs a person: {person}" if person else ")")
+    assert reset.commands[1:] == start.commands
 
 
 @pytest.mark.parametrize("kind", ["restart_unit", "start_unit", "reset_failed_unit"])

@@ -1,7 +1,8 @@
 """A reset-failed clears a unit's failed state; it starts nothing. Where the host needs the
-unit running (it is wanted by a target), clearing the state must not pass for the fix: the
-failed_unit finding goes, the service is still dead. Real systemd, the scripted model
-proposes, the policy and the executor decide, run and verify."""
+unit running (it is wanted by a target, or systemd itself kept it running), the fix is what
+an admin types, ``systemctl reset-failed U && systemctl start U``, judged as that start is,
+and done only once the unit runs. Real systemd, the scripted model proposes, the policy and
+the executor decide, run and verify."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
 from ai_sysadmin.knowledge.learning import lesson
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.scenario import load_scenario
-from ai_sysadmin.store import ActionStore
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
+from tests.notify.conftest import TOKEN, secret_file
+from tests.notify.servers import GotifyServer
 from tests.support.scripted_model import ScriptedModel, call, say
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -61,45 +67,41 @@ def _ran(store) -> bool:
     return any(a.state in ("succeeded", "failed") for a in ActionStore(store.db).find())
 
 
-def test_a_reset_failed_of_a_wanted_service_that_stays_dead_is_no_fix(tmp_path) -> None:
+def test_a_reset_failed_of_a_wanted_service_starts_it_and_fails_while_it_cannot_run(
+        tmp_path) -> None:
     with Sandbox() as sb, ScriptedModel([propose_reset("app.service")] * 20) as model:
         apply(sb, "install_unit", {"name": "app.service", "text": BROKEN,
                                    "wanted_by": "multi-user.target"})
         apply(sb, "start_unit", {"name": "app.service"})
         apply(sb, "wait_unit", {"name": "app.service", "value": "failed"})
         settings = settings_for(tmp_path, model.url)
-        store, _ = run_daemon(settings, sb, _ran, timeout=90)
+        store, daemon = run_daemon(settings, sb, _ran, timeout=90)
         state = sb.exec(["systemctl", "is-active", "app.service"]).stdout.strip()
         (incident,) = store.incidents(None)
         kept = incident.state
-        # a later daemon's check no longer shows the finding: the incident stays a person's
-        checked = store.hosts()[0]["last_check"]
-        _, daemon = run_daemon(settings, sb, lambda s: s.hosts()[0]["last_check"] > checked,
-                               timeout=90)
-        (incident,) = store.incidents(None)
-        still = incident.state
         # a person writes the config; a start of the unit that verifies resolves it
         sb.write_file("/etc/app.conf", "db=local\n")
         start = asyncio.run(daemon.executor.propose(incident.host, "start_unit",
                                                     {"unit": "app.service"},
                                                     incident_id=incident.id, actor="alice"))
         started = asyncio.run(daemon.executor.run(start.id))
-    assert state != "active"  # the reset ran and started nothing
+    assert state == "failed"  # the reset's start ran, and it died again
     (action, *_) = ActionStore(store.db).find()
     assert action.kind == "reset_failed_unit" and action.risk == "low"
-    assert [c["argv"][:2] for c in action.result["commands"]] == [
-        ["systemctl", "reset-failed"]]
+    assert [c[:2] for c in action.plan["commands"]] == [
+        ["systemctl", "reset-failed"], ["systemctl", "start"]]
+    assert "app.service is wanted by multi-user.target" in action.plan["reason"]
     assert action.state == "failed", action.result
-    assert "app.service is not active" in action.result["verification"]
+    assert [c["argv"][:2] for c in action.result["commands"]] == [
+        ["systemctl", "reset-failed"], ["systemctl", "start"]]
+    assert "finding still present" in action.result["verification"]
     assert kept in ("open", "reopened")  # escalated to a person, not resolved
-    assert still in ("open", "reopened", "investigating", "awaiting_approval")
     assert started.state == "succeeded", started.result
     assert store.get(incident.id).state == "resolved"
     escalated = [e["detail"] for e in store.audit_log(200) if e["action"] == "escalated"]
-    assert any("did not fix it" in d for d in escalated)
+    assert any(f"action {action.id} did not fix it" in d for d in escalated)
     taught = lesson(incident, action)
     assert taught is not None and not taught.entry.verified
-    assert taught.entry.category == "failed-fix"
 
 
 def test_a_reset_failed_of_a_one_off_job_nothing_wants_resolves_it(tmp_path) -> None:
@@ -115,30 +117,89 @@ def test_a_reset_failed_of_a_one_off_job_nothing_wants_resolves_it(tmp_path) -> 
     assert incident.state == "resolved"
 
 
-def test_a_reset_failed_of_a_service_that_hit_its_start_limit_and_stays_dead_is_no_fix(
-        tmp_path) -> None:
+def test_the_start_limit_drill_is_fixed_by_its_reset_alone_and_told_once(tmp_path) -> None:
     """Wanted by nothing, but systemd itself kept it running (Restart=on-failure) until its
-    start limit: a reset clears the limit and starts nothing."""
+    start limit: its reset-failed starts it too, as an admin's `systemctl reset-failed U &&
+    systemctl start U`; the person hears one outcome, that it is fixed."""
     scenario = load_scenario("start-limit-hit")
-    with Sandbox() as sb, ScriptedModel([propose_reset("syncer.service")] * 20) as model:
+    with Sandbox() as sb, ScriptedModel([propose_reset("syncer.service")] * 20) as model, \
+            GotifyServer(TOKEN) as gotify:
         for step in scenario.inject:
             apply(sb, step.action, step.params)
         shown = sb.exec(["systemctl", "show", "-p", "WantedBy,UnitFileState",
                          "syncer.service"]).stdout
-        store, _ = run_daemon(settings_for(tmp_path, model.url), sb, _ran, timeout=90)
+        settings = settings_for(tmp_path, model.url).model_copy(update={
+            "gotify_url": gotify.url,
+            "gotify_token_file": secret_file(tmp_path / "token", TOKEN)})
+
+        def told(_store) -> list[str]:
+            # the outcome of a fix of syncer's failure: fixed or failed, said once it ended
+            return [m["title"] for m in gotify.accepted if "fix" in m["title"]
+                    and "syncer.service has failed" in m["title"]]
+
+        store, _ = run_daemon(settings, sb, told, timeout=120)
         state = sb.exec(["systemctl", "is-active", "syncer.service"]).stdout.strip()
+        outcomes = told(store)
     # nothing wants it: only systemd's own restarts kept it running
     assert "WantedBy=\n" in shown and "UnitFileState=static" in shown, shown
-    assert state != "active"
+    assert state == "active"
     (action,) = [a for a in ActionStore(store.db).find() if a.subject == "syncer.service"]
-    assert (action.kind, action.state) == ("reset_failed_unit", "failed"), action.result
-    assert "syncer.service is not active" in action.result["verification"]
+    assert (action.kind, action.state) == ("reset_failed_unit", "succeeded"), action.result
+    assert [c["argv"][:2] for c in action.result["commands"]] == [
+        ["systemctl", "reset-failed"], ["systemctl", "start"]]
+    assert "syncer.service active" in action.result["verification"]
     assert "syncer.service has Restart=on-failure" in action.plan["reason"]
+    assert outcomes == [f"[hal] {action.host}: fixed: syncer.service has failed"]
     (incident,) = [i for i in store.incidents(None) if i.subject == "syncer.service"
                    and i.rule == "failed_unit"]
-    assert incident.state in ("open", "reopened")
+    assert incident.state == "resolved"
     taught = lesson(incident, action)
-    assert taught is not None and not taught.entry.verified
+    assert taught is not None and taught.entry.verified
+
+
+def test_a_reset_failed_of_a_protected_or_other_unit_that_must_run_is_judged_as_its_start(
+        tmp_path) -> None:
+    """Its reset starts it: a protected unit, or another than the incident's, waits for a
+    person as its start would, where a reset alone was low risk and ran on its own."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path, autonomy_level="auto-full",
+                        safety={"protected_units": ["vault.service"]})
+    with Sandbox() as sb:
+        for name in ("app.service", "other.service", "vault.service"):
+            apply(sb, "install_unit", {"name": name, "text": BROKEN,
+                                       "wanted_by": "multi-user.target"})
+            apply(sb, "start_unit", {"name": name})
+            apply(sb, "wait_unit", {"name": name, "value": "failed"})
+        transport = SandboxTransport(sb)
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {transport.host: transport})
+        incidents = {}
+        for unit in ("app.service", "vault.service"):
+            finding = Finding(transport.host, "failed_unit", unit, Severity.CRITICAL,
+                              f"{unit} has failed")
+            store.record_check(transport.host, [finding], {"failed_unit"})
+            incidents[unit] = next(i.id for i in store.incidents() if i.subject == unit)
+
+        def judged(kind: str, unit: str, about: str):
+            return asyncio.run(executor.plan(transport.host, kind, {"unit": unit},
+                                             incidents[about]))
+
+        def proposed(unit: str, about: str):
+            return asyncio.run(executor.propose(transport.host, "reset_failed_unit",
+                                                {"unit": unit}, incident_id=incidents[about]))
+
+        cases = [("other.service", "app.service", "the incident is about app.service"),
+                 ("vault.service", "vault.service", "vault.service is protected")]
+        ends = [(proposed(u, about), judged("start_unit", u, about), why)
+                for u, about, why in cases]
+        states = {u: sb.exec(["systemctl", "is-active", u]).stdout.strip()
+                  for u in ("other.service", "vault.service")}
+    for action, start, why in ends:
+        assert start.risk == "high" and (action.state, action.risk) == ("pending", "high")
+        assert why in action.reason and why in start.reason
+        _, _, person = start.reason.partition("; needs a person: ")
+        assert action.plan["reason"].endswith(f"; needs a person: {person}")
+        assert action.plan["commands"][1:] == [list(c) for c in start.commands]
+    assert states == {"other.service": "failed", "vault.service": "failed"}  # nothing ran
 
 
 def test_a_reset_failed_of_a_one_off_service_systemd_does_not_restart_resolves_it(

@@ -943,8 +943,10 @@ class Executor:
                 now = await read_run(transport, self.settings, ran)
             except TransportError as exc:
                 return False, f"whether {ran} ran could not be read ({redact(str(exc))[:200]})"
-            # a reset-failed runs nothing: only a start job answered done may have run it
-            return last_run(before, now, started=action.kind != "reset_failed_unit")
+            # only a start job answered done may have run it (a reset-failed alone runs
+            # nothing; one of a unit the host needs starts it after)
+            started = any(argv[1:2] == ["start"] for argv in action.plan.get("commands", []))
+            return last_run(before, now, started=started)
         unit = action.plan.get("verify_unit_active")
         if unit is None:
             return True, ""

@@ -217,6 +217,8 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
         canonical, verdict = judge_unit_on_host(verb, unit, ctx)
         if verdict.refused:
             return _refuse(kind, verdict.refused, canonical, {"unit": unit})
+        if not verify_active and (needed := needed_running(ctx.units.get(unit))):
+            return _reset_and_start(p, ctx, needed)
         person = list(verdict.person)
         # never automatic, by its name too (facts unknown, or reset-failed, which the facts
         # leave alone); said once when the facts already said it
@@ -227,24 +229,36 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
         shown = unit if canonical == unit else f"{unit} ({canonical})"
         reason = f"{verb} of {shown}" + (f"; needs a person: {'; '.join(person)}"
                                          if person else "")
-        facts = ctx.units.get(unit)
         # a oneshot job is inactive again once it ran: its success is that run's result
-        oneshot = runs_to_an_end(facts)
-        active = verify_active
-        if not verify_active and (needed := needed_running(facts)):
-            # a reset-failed starts nothing: where the unit is needed running, its failed
-            # finding going away is no fix until the unit runs again
-            active = True
-            reason += (f"; it counts as a fix only once {canonical} "
-                       f"{'has run again and succeeded' if oneshot else 'is active'} "
-                       f"({needed}): a reset-failed starts nothing")
+        oneshot = runs_to_an_end(ctx.units.get(unit))
         return Plan(kind, True, reason, risk, canonical,
                     ((("systemctl", verb, "--", canonical)),),
-                    verify_unit_active=canonical if active and not oneshot else None,
-                    verify_unit_ran=canonical if active and oneshot else None,
+                    verify_unit_active=canonical if verify_active and not oneshot else None,
+                    verify_unit_ran=canonical if verify_active and oneshot else None,
                     params={"unit": unit})
 
     return plan
+
+
+def _reset_and_start(p: UnitParams, ctx: PlanContext, needed: str) -> Plan:
+    """A reset-failed of a unit the host needs running is ``systemctl reset-failed U &&
+    systemctl start U``, as an admin types it: the reset starts nothing, and the fix is the
+    unit running again. It is judged as that start is (the same plan, never a weaker one):
+    a protected unit, or another than the incident's, is a person's decision."""
+    start = _unit_action("start", True)(p, ctx)
+    if not start.allowed:
+        return _refuse("reset_failed_unit", f"a reset-failed of {start.subject or p.unit} "
+                       f"must start it too ({needed}), and that start is refused: "
+                       f"{start.reason}",
+                       start.subject, start.params)
+    unit = start.subject
+    # the start's own words name the unit as asked and as it runs, and who must decide
+    started, person = start.reason.partition("; needs a person: ")[::2]
+    why = (f"reset-failed of {started.removeprefix('start of ')}, then its start: a "
+           f"reset-failed starts nothing, and the host needs it running ({needed})")
+    return replace(start, kind="reset_failed_unit",
+                   reason=why + (f"; needs a person: {person}" if person else ""),
+                   commands=(("systemctl", "reset-failed", "--", unit), *start.commands))
 
 
 #: a vacuum that keeps less of the journal than this leaves little of what incidents are read
