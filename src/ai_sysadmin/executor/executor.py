@@ -945,7 +945,8 @@ class Executor:
                 return False, f"whether {ran} ran could not be read ({redact(str(exc))[:200]})"
             # only a start job answered done may have run it (a reset-failed alone runs
             # nothing; one of a unit the host needs starts it after)
-            started = any(argv[1:2] == ["start"] for argv in action.plan.get("commands", []))
+            started = action.kind != "reset_failed_unit" or any(
+                argv[1:2] == ["start"] for argv in action.plan.get("commands", []))
             return last_run(before, now, started=started)
         unit = action.plan.get("verify_unit_active")
         if unit is None:
