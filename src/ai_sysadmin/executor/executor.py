@@ -759,17 +759,36 @@ class Executor:
         if verified:
             log.info("action %d succeeded and verified: %s", action_id, detail,
                      extra={"action": action_id})
+            self.actions.verified(action_id, detail)
+            await self._checked_after(claimed)
             if claimed.incident_id is not None:
                 # one kept open after an earlier fix only hid it: no check resolves it now
                 self.store.release_kept(claimed.incident_id, "executor",
                                         f"action {action_id} fixed it: {detail}")
-            return await self._told(self.actions.move(action_id, "succeeded", "executor",
-                                                      detail, result))
+            succeeded = self.actions.move(action_id, "succeeded", "executor", detail, result)
+            incident = self._incident(claimed.incident_id)
+            if incident is not None and incident.state == "remediating":
+                # its finding was back at that check: the next one, with the fix ended, says
+                # it did not hold (reopened), where none might come before the next interval
+                await self._checked_after(claimed)
+            return await self._told(succeeded)
         failed = self.actions.move(action_id, "failed", "executor", detail, result)
         # gone: its finding went and the unit it must bring up did not come up; the checks
         # that no longer show the finding must not resolve it behind the person's back
         self._escalate(claimed, f"action {action_id} did not fix it: {detail}", keep_open=gone)
         return await self._told(failed)
+
+    async def _checked_after(self, action: Action) -> None:
+        """A check once the fix verified: no check resolves or reopens an incident while
+        its fix is being run or verified (a finding gone for a moment is no fix), so the
+        first one after it resolves it, where the finding is gone."""
+        if action.incident_id is None or action.host not in self.transports:
+            return
+        try:
+            await self.checker_for(action.host).check("verified")
+        except AiSysadminError as exc:  # the daemon's next check resolves it instead
+            log.warning("%s: the check after action %d verified failed: %s", action.host,
+                        action.id, redact(str(exc))[:300], extra={"action": action.id})
 
     def _flapping(self, action: Action) -> str | None:
         """Why the action must not run again so soon (it already ran as often as

@@ -236,6 +236,15 @@ class ActionStore:
             self._audit(conn, "executor", "action.ran", action_id,
                         f"{len(outputs)} command(s) ran; verifying")
 
+    def verified(self, action_id: int, detail: str) -> None:
+        """An executing action's verification found it fixed (``detail``); its end follows.
+        From now on a check may resolve its incident again (see the incidents store's
+        ``_FIXING``)."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE actions SET result=json_set(result, '$.verification', ?) "
+                         "WHERE id=? AND state='executing' AND result IS NOT NULL",
+                         (detail, action_id))
+
     def expire(self, now: float | None = None) -> list[Action]:
         """Pending actions whose time for an answer has passed, now expired."""
         now = now or time.time()

@@ -40,6 +40,16 @@ STATES = (
     "reopened",
 )
 LIVE_STATES = ("open", "investigating", "awaiting_approval", "remediating", "reopened")
+#: SQL: a fix of the incident (of the row of ``incidents``) is being run or verified: its
+#: commands run (no result yet) or its verification is under way (ActionStore.ran); one whose
+#: verification found it fixed (ActionStore.verified) lets the checks judge it again
+_FIXING = ("EXISTS(SELECT 1 FROM actions a WHERE a.incident_id=incidents.id "
+           "AND a.state='executing' AND COALESCE(json_extract(a.result, '$.verification'), "
+           "'running')='running')")
+#: SQL: the incident's latest fix ended verified: a check that shows its finding again finds
+#: that it did not hold
+_HELD = ("COALESCE((SELECT a.state='succeeded' FROM actions a WHERE a.incident_id=incidents.id "
+         "AND a.started_at IS NOT NULL ORDER BY a.started_at DESC, a.id DESC LIMIT 1), 0)")
 #: the source of a proposal made outside an investigation (a discussion): never decided
 ADVISORY = "discussion"
 
@@ -51,7 +61,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     "investigating": frozenset({"open", "awaiting_approval", "remediating", "resolved", "closed"}),
     "awaiting_approval": frozenset({"open", "remediating", "resolved", "closed"}),
-    "remediating": frozenset({"open", "resolved", "closed"}),
+    "remediating": frozenset({"open", "resolved", "reopened", "closed"}),
     "resolved": frozenset({"reopened", "closed"}),
     "closed": frozenset(),
 }
@@ -342,14 +352,17 @@ class IncidentStore:
 
     def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
                       now: float, outcome: CheckOutcome, actor: str) -> None:
-        """Live incidents of rules that judged this check and no longer found them."""
+        """Live incidents of rules that judged this check and no longer found them. One
+        whose fix is being run or verified is its verification's to judge: a finding gone
+        for a moment (a restarted service that dies again) is no resolution, and the first
+        check after a fix that verified resolves it."""
         # kept: a fix made the finding go without fixing what it is about (kept_open)
         live = conn.execute(
             f"SELECT id, rule, fingerprint, state, EXISTS(SELECT 1 FROM incident_events e "
             f"WHERE e.incident_id=incidents.id AND e.kind='kept_open' AND e.id > COALESCE("
             f"(SELECT MAX(s.id) FROM incident_events s WHERE s.incident_id=incidents.id AND "
             f"s.to_state IN ('resolved','closed')), 0)) AS kept FROM incidents WHERE host=? "
-            f"AND state IN ({','.join('?' * len(LIVE_STATES))})",
+            f"AND state IN ({','.join('?' * len(LIVE_STATES))}) AND NOT {_FIXING}",
             (host, *LIVE_STATES),
         ).fetchall()
         for row in live:
@@ -380,8 +393,18 @@ class IncidentStore:
             outcome.opened.append(cur.lastrowid)
             return
         incident_id = row["id"]
-        if row["state"] == "resolved":
-            self._move(conn, incident_id, "resolved", "reopened", actor, finding.summary, now)
+        reopens = False
+        if row["state"] in ("resolved", "remediating"):
+            fixing, held = conn.execute(f"SELECT {_FIXING}, {_HELD} FROM incidents WHERE id=?",
+                                        (incident_id,)).fetchone()
+            # a fix being run or verified says how it ends (resolved before a person's fix
+            # of it ran); one that verified and ended, no check seeing it gone since, did
+            # not hold
+            reopens = (row["state"] == "resolved" and not fixing) or (
+                row["state"] == "remediating" and bool(held))
+        if reopens:
+            self._move(conn, incident_id, row["state"], "reopened", actor, finding.summary,
+                       now)
             # a new episode: the last one's failed attempts only paced its retries (after a
             # long outage, an hour apart), and the retry they planned is not this one's; a
             # hold for a person (max_investigations_per_day) is set again by the next run
@@ -402,7 +425,7 @@ class IncidentStore:
             (finding.severity.label, finding.summary, evidence, now, now, incident_id),
         )
         # after the update: the notification quotes this episode's summary and evidence
-        if row["state"] == "resolved":
+        if reopens:
             note_incident(conn, incident_id, "reopened", now)
         elif finding.severity > Severity.parse(row["severity"]):
             note_incident(conn, incident_id, "worse", now)
