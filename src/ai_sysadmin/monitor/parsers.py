@@ -790,6 +790,30 @@ def parse_cpu_seconds(text: str, taken_at: float, cgroups: bool = True) -> CpuSe
     return _table(text, cgroups).cpu_seconds(taken_at)
 
 
+#: clock ticks a second in /proc/PID/stat (USER_HZ: 100 on every architecture Linux runs
+#: on today, whatever the kernel's own HZ)
+USER_HZ = 100
+
+
+def ps_init_age(text: str, cgroups: bool = True) -> int | None:
+    """How long PID 1 had run when ps listed it (its ``etimes``); None where the listing
+    lacks it (a ``hidepid=`` mount)."""
+    table = _table(text, cgroups)
+    init = next((table._whole(parts) for parts in table.rows if parts[0] == "1"), None)
+    if init is None or not init[7].isdigit():
+        return None
+    return int(init[7])
+
+
+def proc_start_ticks(text: str) -> int:
+    """A process's start, in clock ticks after boot, from its /proc/PID/stat (field 22,
+    counted after the name's closing parenthesis: the name may hold spaces and parens)."""
+    fields = text[text.rfind(")") + 2:].split()
+    if len(fields) < 20 or not fields[19].isdigit():
+        raise ParseError(f"not a /proc/PID/stat line: {text.strip()[:80]!r}")
+    return int(fields[19])
+
+
 def ps_partial_users(text: str, cgroups: bool = True) -> frozenset[str] | None:
     """Where a listing lacks PID 1, which every PID namespace has, the users of the processes
     it lists: /proc showed its user only some of the processes (a ``hidepid=`` mount, see

@@ -668,7 +668,7 @@ def _processes(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     listing = text(readings[0])
     history = plan.history
     since = history.cpu_seconds if history is not None else None
-    snap.processes_listed_at = _listed_at(readings, snap)
+    snap.processes_listed_at = _listed_at(listing, readings, snap)
     # each process's start is its age before the listing: before the moment ps ran, not
     # before the collection began, or one process would seem to start anew at each check
     # whose ps ran later into it than the last one's
@@ -698,25 +698,28 @@ _MEMORY = (Source.file("/proc/meminfo"), Source.file("/proc/pressure/memory"),
 _MOUNTINFO = Source.file("/proc/self/mountinfo")
 #: seconds since the host booted (CLOCK_BOOTTIME, to a hundredth), the clock ps's ages run on
 UPTIME = "/proc/uptime"
+#: PID 1's start after boot: with its age in the listing, when ps ran, on the host's clock
+_INIT_STAT = Source.file("/proc/1/stat")
 
 
 def _ps_sources(plan: Plan) -> tuple[Source, ...]:
-    # /proc/uptime once more, by a command run right after ps: the file read of the
-    # uptime_seconds row is one of the kernel files one tail reads at the script's start,
-    # seconds before ps on a host whose systemctl or journalctl is slow
-    return Source(ps_argv(plan.programs)), _MOUNTINFO, Source((plan.programs.cat, UPTIME))
+    # /proc/1/stat is read by the one tail at the script's start (PID 1's start does not
+    # move): no command of its own, on any host
+    return Source(ps_argv(plan.programs)), _MOUNTINFO, _INIT_STAT
 
 
-def _listed_at(readings: Sequence[Reading], snap: Snapshot) -> float | None:
-    """When ps listed the processes on the host's clock: its boot time (the cpu row) plus
-    its uptime read right after ps. None where either is not known: the listing is then
-    placed at ``taken_at``."""
+def _listed_at(listing: str, readings: Sequence[Reading], snap: Snapshot) -> float | None:
+    """When ps listed the processes, on the host's clock: its boot time (the cpu row), plus
+    PID 1's start after boot, plus PID 1's age in the listing (to the second, as ps gives
+    every age). The moment comes from ps itself, however late into the check it ran. None
+    where any of them is not known: the listing is then placed at ``taken_at``."""
     boot = snap.cpu.boot_time if snap.cpu is not None else None
-    reading = readings[2] if len(readings) > 2 else None
-    if boot is None or not isinstance(reading, CommandResult) or not reading.ok:
+    stat = readings[2] if len(readings) > 2 else None
+    age = parsers.ps_init_age(listing)
+    if boot is None or age is None or not isinstance(stat, CommandResult) or not stat.ok:
         return None
     try:
-        return boot + parsers.parse_uptime(reading.stdout)
+        return boot + parsers.proc_start_ticks(stat.stdout) / parsers.USER_HZ + age
     except parsers.ParseError:
         return None
 
