@@ -5,17 +5,15 @@ policy and the executor decide, run and verify."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.learning import lesson
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.store import ActionStore
-from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
+from tests.lab.daemon_runner import run_daemon
 from tests.lab.test_remediation_lab import propose_restart
+from tests.lab.test_reset_failed_lab import settings_for
 from tests.support.scripted_model import ScriptedModel
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -27,15 +25,6 @@ Type=oneshot
 RemainAfterExit=no
 ExecStart=/bin/sh -c 'test -e /etc/export.conf || { echo "<3>cannot open /etc/export.conf" >&2; exit 1; }; echo exported'
 """  # noqa: E501
-
-
-def settings_for(tmp_path: Path, url: str) -> Settings:
-    return Settings(
-        ai_name="hal", state_dir=tmp_path, check_interval=3600, autonomy_level="auto-safe",
-        llm={"backend": "openai", "url": url, "model": "scripted", "timeout": 10},
-        agent={"retry_backoff_seconds": 0.5}, thresholds=QUIET_HOST_WIDE,
-        safety={"verify_settle_seconds": 1, "verify_timeout": 8},
-    )
 
 
 def _ran(store) -> bool:

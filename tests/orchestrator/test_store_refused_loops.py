@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -322,52 +323,77 @@ HELD_MOUNTS = ('state=$1; mkdir -p "$state" && mount -t tmpfs -o size=4m tmpfs "
                '&& exec cat')
 
 
+@dataclass
+class _Held:
+    """A state disk (and its logs') held by a mount namespace of its own, for daemons and
+    workers started there one after another."""
+
+    env: dict[str, str]
+    state: Path
+    root: Path
+    #: the prefix that runs a command in that mount namespace
+    inside: list[str]
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def start(self, *argv: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([*self.inside, *argv], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.started.append(proc)
+        return proc
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.inside, *argv], env=self.env, capture_output=True,
+                              text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def _held_disk(tmp_path: Path, config: str) -> Iterator[_Held]:
+    """``config`` as the configuration, the state directory on a 4 MiB disk of its own,
+    mounted once the context begins; what was started there is killed at its end."""
+    needs_root("a mount of its own")
+    (tmp_path / "config.toml").write_text(config)
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
+           "AI_SYSADMIN_STATE_DIR": str(state)}
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
+                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
+    held = _Held(env, state, Path(f"/proc/{holder.pid}/root{state}"),
+                 ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--"])
+    try:
+        poll_until(lambda: (held.root / "logs").is_dir()
+                   and os.path.ismount(held.root / "logs"), what="the state disk mounted")
+        yield held
+    finally:
+        for proc in held.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.wait(30)
+
+
 def test_a_daemon_restarted_on_a_full_state_disk_exits_to_be_started_again(
         tmp_path: Path) -> None:
     """`systemctl restart` while the state disk is full: the daemon stopped cleanly took its
     WAL's files with it, and the new one cannot make them. It exited 2, an error a person
     must mend in ai-sysadmin, which its unit never restarts: it stayed stopped after the
     disk had room. Now it exits 75, which the unit restarts, until the database opens."""
-    needs_root("a mount of its own")
-    (tmp_path / "config.toml").write_text(
-        'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
-        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
-    state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
-           "AI_SYSADMIN_STATE_DIR": str(state)}
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
-                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
-    root = Path(f"/proc/{holder.pid}/root{state}")
-    inside = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--",
-              str(BIN), "run"]
+    with _held_disk(tmp_path, 'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+                    "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n") as held:
+        def checks() -> int:
+            return _text(held.root / "logs" / "orchestrator.jsonl").count('"checked ')
 
-    def start() -> subprocess.Popen[str]:
-        return subprocess.Popen(inside, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-
-    def checks() -> int:
-        return _text(root / "logs" / "orchestrator.jsonl").count('"checked ')
-
-    try:
-        poll_until(lambda: (root / "logs").is_dir() and os.path.ismount(root / "logs"),
-                   what="the state disk mounted")
-        first = start()
+        first = held.start(str(BIN), "run")
         poll_until(checks, what="the first daemon's check")
         _stopped(first)
-        _fill(root)
-        restarted = subprocess.run(inside, env=env, capture_output=True, text=True,
-                                   timeout=60)
-        (root / "filler").unlink()
+        _fill(held.root)
+        restarted = held.run(str(BIN), "run")
+        (held.root / "filler").unlink()
         checked = checks()
-        again = start()  # as its unit does, 5 s later
+        again = held.start(str(BIN), "run")  # as its unit does, 5 s later
         poll_until(lambda: checks() > checked, what="a check of the daemon started again")
         _stopped(again)
-    finally:
-        for proc in (p for p in (locals().get("first"), locals().get("again")) if p):
-            if proc.poll() is None:
-                proc.kill()
-        holder.stdin.close()  # type: ignore[union-attr]
-        holder.wait(30)
+    state = held.state
     assert (restarted.returncode, restarted.stderr) == (
         75, f"error: cannot open the state database {state / 'state.db'}: the disk is full "
         "(disk I/O error); exit 75: started again by its unit, it watches once the state "
@@ -384,45 +410,19 @@ def test_a_worker_restarted_on_a_full_state_disk_exits_to_be_started_again(
     the state directory: restarted while that disk is full, it cannot make its WAL's files.
     It exited 2, which its unit never restarts, so the daemon, back once the disk had room,
     had no worker for its investigations for good. Now it exits 75, as the daemon does."""
-    needs_root("a mount of its own")
-    (tmp_path / "config.toml").write_text('ai_name = "hal"\n[knowledge]\nenabled = false\n')
-    state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
-           "AI_SYSADMIN_STATE_DIR": str(state)}
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
-                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
-    root = Path(f"/proc/{holder.pid}/root{state}")
-    inside = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--",
-              str(BIN)]
+    with _held_disk(tmp_path, 'ai_name = "hal"\n[knowledge]\nenabled = false\n') as held:
+        def serving() -> bool:
+            return "workers serving it: 1" in held.run(str(BIN), "queue").stdout
 
-    def start() -> subprocess.Popen[str]:
-        return subprocess.Popen([*inside, "worker"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-
-    def serving() -> bool:
-        said = subprocess.run([*inside, "queue"], env=env, capture_output=True, text=True,
-                              timeout=30).stdout
-        return "workers serving it: 1" in said
-
-    try:
-        poll_until(lambda: (root / "logs").is_dir() and os.path.ismount(root / "logs"),
-                   what="the state disk mounted")
-        first = start()
+        first = held.start(str(BIN), "worker")
         poll_until(serving, what="the first worker serving the queue")
         _stopped(first)
-        _fill(root)
-        restarted = subprocess.run([*inside, "worker"], env=env, capture_output=True,
-                                   text=True, timeout=60)
-        (root / "filler").unlink()
-        again = start()  # as its unit does, 5 s later
+        _fill(held.root)
+        restarted = held.run(str(BIN), "worker")
+        (held.root / "filler").unlink()
+        again = held.start(str(BIN), "worker")  # as its unit does, 5 s later
         poll_until(serving, what="the worker started again serving the queue")
         _stopped(again)
-    finally:
-        for proc in (p for p in (locals().get("first"), locals().get("again")) if p):
-            if proc.poll() is None:
-                proc.kill()
-        holder.stdin.close()  # type: ignore[union-attr]
-        holder.wait(30)
     assert restarted.returncode == 75, restarted.stderr
     assert restarted.stderr.endswith(
         "the disk is full (disk I/O error); exit 75: started again by its unit, it serves the "
@@ -437,45 +437,26 @@ def test_a_daemon_whose_queue_cannot_open_on_a_full_disk_exits_to_be_started_aga
     """The state database still opens (a backup or `ai-sysadmin issues` holds it open, its
     WAL's files stay), the investigations' queue beside it does not: the daemon exited 2,
     which its unit never restarts, as it did where the state database would not open."""
-    needs_root("a mount of its own")
-    (tmp_path / "config.toml").write_text(
-        'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
-        "[knowledge]\nenabled = false\n")
-    state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
-           "AI_SYSADMIN_STATE_DIR": str(state)}
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh",
-                               "-c", HELD_MOUNTS, "sh", str(state)], stdin=subprocess.PIPE)
-    root = Path(f"/proc/{holder.pid}/root{state}")
-    inside = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={os.getcwd()}", "--"]
-    reader = None
-    try:
-        poll_until(lambda: (root / "logs").is_dir() and os.path.ismount(root / "logs"),
-                   what="the state disk mounted")
-        first = subprocess.Popen([*inside, str(BIN), "run"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        poll_until(lambda: '"checked ' in _text(root / "logs" / "orchestrator.jsonl")
-                   and (root / "queue.db").exists(), what="the first daemon's check")
+    with _held_disk(tmp_path, 'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+                    "[knowledge]\nenabled = false\n") as held:
+        first = held.start(str(BIN), "run")
+        poll_until(lambda: '"checked ' in _text(held.root / "logs" / "orchestrator.jsonl")
+                   and (held.root / "queue.db").exists(), what="the first daemon's check")
         # a reader of the state database (a backup, a person's `issues`) keeps its WAL open
         reader = subprocess.Popen(
-            [*inside, sys.executable, "-c",
+            [*held.inside, sys.executable, "-c",
              "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
              "c.execute('SELECT COUNT(*) FROM sqlite_master').fetchone(); "
-             "print('open', flush=True); sys.stdin.read()", str(state / "state.db")],
+             "print('open', flush=True); sys.stdin.read()", str(held.state / "state.db")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert reader.stdout is not None and reader.stdout.readline() == "open\n"
-        _stopped(first)
-        _fill(root)
-        restarted = subprocess.run([*inside, str(BIN), "run"], env=env, capture_output=True,
-                                   text=True, timeout=60)
-    finally:
-        if reader is not None:
+        try:
+            assert reader.stdout is not None and reader.stdout.readline() == "open\n"
+            _stopped(first)
+            _fill(held.root)
+            restarted = held.run(str(BIN), "run")
+        finally:
             reader.stdin.close()  # type: ignore[union-attr]
             reader.wait(30)
-        if (first := locals().get("first")) is not None and first.poll() is None:
-            first.kill()
-        holder.stdin.close()  # type: ignore[union-attr]
-        holder.wait(30)
     assert restarted.returncode == 75, restarted.stderr
     assert restarted.stderr.endswith(
         "the disk is full (disk I/O error); exit 75: started again by its unit, it watches "

@@ -319,7 +319,8 @@ def _code_flag(program: str) -> tuple[bool, re.Pattern[str] | None]:
 def shell_script(argv: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """The commands of the script a shell in ``argv`` is given with ``-c`` (``sh -c``,
     ``bash -ec``, ``/usr/bin/env sh -c``, ``nice sh -c``), or the program an interpreter is
-    given on the command line (``python3 -c "os.system('reboot')"``, ``perl -e``, awk's),
+    given on the command line (a unit's ``python3 -c`` program that calls reboot, ``perl -e``,
+    awk's: text a host holds, judged here, never run),
     each as its words; empty when none is. systemctl show prints an argv without its quotes,
     so where the script ends is unknown: every word after the flag counts as the script's (an
     option's value after it, ``-o errexit``, only adds a word to judge). Another language's
