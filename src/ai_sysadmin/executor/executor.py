@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import AiSysadminError, StoreError, StoreRefused, TransportError
 from ..hosts.osinfo import OsInfo
 from ..hosts.transport import LocalTransport, Transport, unanswered
+from ..monitor import parsers
 from ..monitor.findings import automation_may_touch
 from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import CheckReport, HostChecker
@@ -72,12 +73,14 @@ def _who_is(process: dict[str, Any] | None) -> str:
 
 
 def _stat_start(stat: str | None) -> str | None:
-    """/proc/PID/stat's field 22, the start time in clock ticks since boot: with the PID, a
-    name no later process takes over within a boot."""
+    """/proc/PID/stat's start time in clock ticks since boot: with the PID, a name no later
+    process takes over within a boot."""
     if not stat:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
+    try:
+        return str(parsers.proc_start_ticks(stat))
+    except parsers.ParseError:
+        return None
 
 
 def _gone(incident: Incident | None, report: CheckReport, began: float,
