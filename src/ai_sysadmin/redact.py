@@ -259,6 +259,19 @@ def _putty_lines(match: re.Match[str], text: str) -> Iterator[Edit]:
     yield start, end, _KEY_MASK
 
 
+_KEY_TEXT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n")
+
+
+def _key_tail(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """A key's end marker and the base64 before it, back to the first character no key
+    line holds: a key cut so that its header fell outside (a stream's kept end, a quote's
+    last characters) shows no line of it. Words just before it may go too: better than key."""
+    start = match.start()
+    while start > 0 and text[start - 1] in _KEY_TEXT:
+        start -= 1
+    yield start, match.end(), _KEY_MASK
+
+
 def _bounded(prefix: str) -> str:
     """``prefix`` not preceded by a letter, digit, _ or - (put after the literal, where it keeps
     the literal first in the pattern and so the fast scan)."""
@@ -292,6 +305,9 @@ RULES: tuple[Rule, ...] = (
     _rule("pem-private-key",
           r"-----begin [a-z0-9 ]*private key-----.*?(?:-----end [a-z0-9 ]*private key-----|\Z)",
           _whole(_KEY_MASK), flags=re.S, private_key=True),
+    # the end of one whose start was cut away: the marker is found, the key walked back to
+    _rule("private-key-tail", r"-----end [a-z0-9 ]*private key(?: block)?-----", _key_tail,
+          private_key=True),
     _rule("pgp-private-key",
           r"-----begin pgp private key block-----.*?(?:-----end pgp private key block-----|\Z)",
           _whole(_KEY_MASK), flags=re.S, private_key=True),

@@ -102,7 +102,8 @@ def test_every_rule_has_a_fixture_and_fixtures_name_real_rules() -> None:
     "password for " * 10_000,       # a SQL-looking start that never gets its "="
     "\n  a:" * 24_000,              # YAML-looking lines with nothing below
     "$1$a" * 30_000,                # crypt schemes, each with too short a hash
-], ids=["anchors", "program", "tags", "sql", "yaml", "crypt"])
+    "A " * 60_000 + "-----END EC PRIVATE KEY-----" * 2_000,  # a key's end, walked back once
+], ids=["anchors", "program", "tags", "sql", "yaml", "crypt", "key-tail"])
 def test_hostile_text_costs_time_in_proportion_to_its_size(text: str) -> None:
     # every rule scans a bounded distance from where it starts: the loop must not stall on a
     # 120 KB line crafted (or garbled) to make a pattern rescan to its end at every step

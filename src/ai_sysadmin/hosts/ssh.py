@@ -24,7 +24,7 @@ import asyncssh
 
 from ..aio import within
 from ..errors import CommandRefused, CommandTimeout, TransportError
-from ..redact import redact_cut
+from ..redact import CUT_MARGIN, redact_cut
 from .ssh_host_keys import (
     HostKeyError,
     VerifyingClient,
@@ -65,9 +65,10 @@ _CLOSE_WAIT = 2.0
 _REMOTE_GRACE = 1.0
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
-#: how much of what a refusing host wrote is kept (characters), and quoted
-_SAID_KEEP = 4096
+#: how much of what a refusing host wrote is quoted (characters), and kept to mask it: all a
+#: masker needs to see a secret the quote would cut (a private key's header, kilobytes back)
 _SAID_MAX = 300
+_SAID_KEEP = _SAID_MAX + CUT_MARGIN
 
 #: words every login shell reads as they are, unquoted (zsh makes a leading "=" a path)
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:,+-][A-Za-z0-9_./=:,+-]*")
