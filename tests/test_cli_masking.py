@@ -125,6 +125,13 @@ def test_a_check_that_raises_is_said_with_its_secret_masked(
     assert SECRET not in out + err
     said = "ValueError: could not read 'DB_PASSWORD=[redacted]' in /proc/1/environ"
     assert said in out + err
+    # the bug's traceback is kept for whoever mends it, masked as the line is, and the line
+    # says where
+    assert "(its traceback: `hal-logs service`)" in out + err
+    code, records, _ = cli("logs", "service", "--json")
+    [raised] = [r for r in json.loads(records) if r.get("event") == "check_raised"]
+    assert said in raised["msg"] and "in raising" in raised["exc"], raised
+    assert SECRET not in records
 
 
 def test_an_operators_reason_holding_a_secret_is_shown_masked_by_every_command(

@@ -4,6 +4,7 @@ every managed host at once, a short block each and one summary line."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..orchestrator.checker import CheckReport, HostChecker
     from ..orchestrator.runtime import Runtime
 
+log = logging.getLogger("ai_sysadmin.service")
 #: by severity label, so the monitor layer loads only when a check runs
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 #: the rule that says nothing at all could be collected (monitor/rules/host_unreachable.py)
@@ -120,7 +122,7 @@ def check(
     # remote hosts only load (and asyncssh with them) when one is asked for; the inventory of
     # managed hosts is in the store, even when this check records nothing
     runtime = app.runtime(consumer="check", store=not no_store or host is not None)
-    report = asyncio.run(_sweep(runtime, [_checker(app, runtime, host, no_store)]))[0]
+    report = asyncio.run(_sweep(app, runtime, [_checker(app, runtime, host, no_store)]))[0]
     code = exit_code(report)
     if as_json:
         print_json({"name": app.settings.ai_name, **_as_dict(report)})
@@ -137,7 +139,20 @@ def _checker(app: AppState, runtime: Runtime, host: str | None, no_store: bool) 
                        consumer="check")
 
 
-async def _sweep(runtime: Runtime, checkers: list[HostChecker]) -> list[CheckReport]:
+def crash_said(app: AppState, host: str, exc: Exception) -> str:
+    """A check that raised (a bug): its traceback kept in the service log, masked as every
+    record is, and the one line a person reads, which says where to find it. Its words may
+    quote the host's (a value a parser could not read): the line is masked where shown."""
+    said = f"{type(exc).__name__}: {exc}"
+    if not app.log_to_files():
+        return said
+    log.error("the check of %s raised %s", host, said, exc_info=exc,
+              extra={"host": host, "event": "check_raised"})
+    return f"{said} (its traceback: `{app.settings.ai_name}-logs service`)"
+
+
+async def _sweep(app: AppState, runtime: Runtime,
+                 checkers: list[HostChecker]) -> list[CheckReport]:
     """Every checker at once (they share ``check_concurrency``); then close the connections
     (the runtime's transports, which the checkers use), which belong to this event loop."""
     try:
@@ -153,7 +168,7 @@ async def _sweep(runtime: Runtime, checkers: list[HostChecker]) -> list[CheckRep
             # a bug's words may quote the host's (a value a parser could not read): said in
             # one line, masked as every error line is, not in a traceback that shows them
             raise AiSysadminError(f"the check of {checker.host} failed: "
-                                  f"{type(report).__name__}: {report}") from report
+                                  f"{crash_said(app, checker.host, report)}") from report
         if isinstance(report, BaseException):
             raise report
         done.append(report)
@@ -228,7 +243,7 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
     runtime = app.runtime(consumer="check")
     checkers = (fleet_checkers(list(runtime.transports.values()), app.settings, None, "check")
                 if no_store else list(runtime.checkers.values()))
-    reports = sorted(asyncio.run(_sweep(runtime, checkers)), key=lambda r: r.host)
+    reports = sorted(asyncio.run(_sweep(app, runtime, checkers)), key=lambda r: r.host)
     code = fleet_exit_code([exit_code(r) for r in reports])
     if as_json:
         print_json({"name": app.settings.ai_name, "exit_code": code,

@@ -99,24 +99,28 @@ class AppState:
 
         return IncidentStore(Database(self.settings.db_path))
 
-    def log_to_files(self) -> None:
+    def log_to_files(self) -> bool:
         """A command that acts (approves, rejects, ends incidents) sends the library's records
         to the log files the daemon writes, as the state directory's owner (settings load
         first), so `logs actions` shows what it did. Files it cannot write are said once on
-        stderr and cost nothing else: the audit still holds every decision."""
+        stderr and cost nothing else: the audit still holds every decision. True: they are
+        written."""
         from .. import logs as logfiles
         from ..redact import redact
         from .library_warnings import on_channels
 
         settings = self.settings
+        written = True
         try:
             logfiles.configure(settings.log_dir, settings.ai_name, mask=redact)
         except OSError as exc:
+            written = False
             err.print(f"note: not logged in {settings.log_dir}: {exc.strerror or exc}; "
                       "`logs audit` still records it", markup=False, highlight=False,
                       soft_wrap=True)
         # configured or half so, a channel's warnings for the terminal are said (once)
         on_channels()
+        return written
 
     def runtime(self, consumer: str = "check", store: bool = True) -> Runtime:
         """The hosts, checkers, facts and executor, built the one way the daemon builds

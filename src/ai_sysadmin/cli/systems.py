@@ -294,7 +294,7 @@ def refresh(
                                            return_exceptions=True)
         finally:
             await runtime.close()
-        return [_refreshed(c.host, r) for c, r in zip(checkers, reports, strict=True)]
+        return [_refreshed(app_state, c.host, r) for c, r in zip(checkers, reports, strict=True)]
 
     results = asyncio.run(sweep())
     # a host that cannot be reached, or runs nothing, fails the command, so a script or a
@@ -322,12 +322,13 @@ def refresh(
     raise typer.Exit(code)
 
 
-def _refreshed(host: str, report: CheckReport | BaseException) -> dict[str, Any]:
+def _refreshed(app_state: AppState, host: str,
+               report: CheckReport | BaseException) -> dict[str, Any]:
     """One host's line of ``refresh``; a check that raised is that host's error, with
     reachability not known (None). It is said here and not stored: whether the daemon can
     watch the host (``check_failed_since``) is the daemon's checks' to say, which a run
     beside it neither sets nor clears (``store.incidents.WATCHING``)."""
-    from .check import refused_reason, unreachable_reason
+    from .check import crash_said, refused_reason, unreachable_reason
 
     if not isinstance(report, BaseException):
         return {"name": report.host, "findings": len(report.findings),
@@ -336,6 +337,6 @@ def _refreshed(host: str, report: CheckReport | BaseException) -> dict[str, Any]
     if not isinstance(report, Exception):  # an interrupt: the command ends with it
         raise report
     why = str(report) if isinstance(report, AiSysadminError) else \
-        f"{type(report).__name__}: {report}"
+        crash_said(app_state, host, report)
     return {"name": host, "findings": 0, "reachable": None, "refused": None,
             "errors": {"check": why}}
