@@ -115,9 +115,10 @@ def test_a_search_of_a_damaged_index_says_so_and_what_to_do(
     state, damaged = _damaged(big_store, tmp_path, name)
     searched = _knowledge(state, "search", "the nix store filled the disk")
     assert (searched.returncode, searched.stderr) == (2, f"error: {_said(state, damaged)}\n")
-    # the way out it names works: the export reads every entry without the index
+    # the way out it names works: the export reads every entry without the index, and says
+    # the damage (an export may be a routine backup, the first to meet it)
     exported = _knowledge(state, "export")
-    assert exported.returncode == 0, exported.stderr
+    assert (exported.returncode, exported.stderr) == (0, f"warning: {_said(state, damaged)}\n")
     assert len(exported.stdout.splitlines()) == ENTRIES
 
 

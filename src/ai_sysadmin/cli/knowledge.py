@@ -269,8 +269,9 @@ def export(
     from ..errors import KnowledgeError
 
     # an export reads entries and records only: it still works where the vector index is
-    # damaged, and is how that store's entries reach a new one
-    kb = _open(ctx, vectors=False)
+    # damaged, and is how that store's entries reach a new one; a routine backup says the
+    # damage too, or nobody hears of it until a search is refused
+    kb = _reading(ctx)
     lines = list(kb.export())
     # a backup that silently lacks records is worse than one that says so and exits non-zero
     incomplete = kb.unreadable_note()
