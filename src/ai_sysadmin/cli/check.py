@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -104,7 +104,8 @@ def check(
         show_default=False)] = None,
     all_hosts: Annotated[bool, typer.Option(
         "--all", "-a", help="Every managed host at once; the exit code is the worst host's: "
-        "1 if any has findings, else 2 if any was not fully collected, else 0.")]
+        "1 if any has findings, else 2 if any was not fully collected or its check failed "
+        "(said on its line), else 0.")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     no_store: Annotated[
@@ -122,7 +123,13 @@ def check(
     # remote hosts only load (and asyncssh with them) when one is asked for; the inventory of
     # managed hosts is in the store, even when this check records nothing
     runtime = app.runtime(consumer="check", store=not no_store or host is not None)
-    report = asyncio.run(_sweep(app, runtime, [_checker(app, runtime, host, no_store)]))[0]
+    checker = _checker(app, runtime, host, no_store)
+    [report] = asyncio.run(_sweep(runtime, [checker]))
+    if isinstance(report, AiSysadminError):
+        raise report
+    if isinstance(report, Exception):
+        raise AiSysadminError(f"the check of {checker.host} failed: "
+                              f"{_failed_words(app, checker.host, report)}") from report
     code = exit_code(report)
     if as_json:
         print_json({"name": app.settings.ai_name, **_as_dict(report)})
@@ -151,10 +158,11 @@ def crash_said(app: AppState, host: str, exc: Exception) -> str:
     return f"{said} (its traceback: `{app.settings.ai_name}-logs service`)"
 
 
-async def _sweep(app: AppState, runtime: Runtime,
-                 checkers: list[HostChecker]) -> list[CheckReport]:
+async def _sweep(runtime: Runtime,
+                 checkers: list[HostChecker]) -> list[CheckReport | Exception]:
     """Every checker at once (they share ``check_concurrency``); then close the connections
-    (the runtime's transports, which the checkers use), which belong to this event loop."""
+    (the runtime's transports, which the checkers use), which belong to this event loop. A
+    check that raised is its host's answer; an interrupt ends the command."""
     try:
         # every check ends before the connections close: one that raised would otherwise
         # leave the others running into the loop's end, which can wait on them for ever
@@ -162,17 +170,17 @@ async def _sweep(app: AppState, runtime: Runtime,
                                        return_exceptions=True)
     finally:
         await runtime.close()
-    done: list[CheckReport] = []
-    for checker, report in zip(checkers, reports, strict=True):
-        if isinstance(report, Exception) and not isinstance(report, AiSysadminError):
-            # a bug's words may quote the host's (a value a parser could not read): said in
-            # one line, masked as every error line is, not in a traceback that shows them
-            raise AiSysadminError(f"the check of {checker.host} failed: "
-                                  f"{crash_said(app, checker.host, report)}") from report
-        if isinstance(report, BaseException):
+    for report in reports:
+        if isinstance(report, BaseException) and not isinstance(report, Exception):
             raise report
-        done.append(report)
-    return done
+    return cast("list[CheckReport | Exception]", reports)
+
+
+def _failed_words(app: AppState, host: str, exc: Exception) -> str:
+    """Why the check of ``host`` raised, for its line: a bug's words in one line, masked where
+    shown as every error line is (they may quote the host's), not a traceback that shows
+    them; the traceback kept (:func:`crash_said`)."""
+    return str(exc) if isinstance(exc, AiSysadminError) else crash_said(app, host, exc)
 
 
 def _print_report(report: CheckReport) -> None:
@@ -243,16 +251,28 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
     runtime = app.runtime(consumer="check")
     checkers = (fleet_checkers(list(runtime.transports.values()), app.settings, None, "check")
                 if no_store else list(runtime.checkers.values()))
-    reports = sorted(asyncio.run(_sweep(app, runtime, checkers)), key=lambda r: r.host)
-    code = fleet_exit_code([exit_code(r) for r in reports])
+    answers = asyncio.run(_sweep(runtime, checkers))
+    # one host's check that raised is that host's line: the others' reports still count
+    failed = {c.host: _failed_words(app, c.host, a)
+              for c, a in zip(checkers, answers, strict=True) if isinstance(a, Exception)}
+    reports = sorted((a for a in answers if not isinstance(a, Exception)), key=lambda r: r.host)
+    # a check that failed judged nothing: not collected, as a part not collected counts
+    code = fleet_exit_code([exit_code(r) for r in reports] + [2] * len(failed))
     if as_json:
         print_json({"name": app.settings.ai_name, "exit_code": code,
-                    "hosts": [_as_dict(r) for r in reports]})
+                    "hosts": [*(_as_dict(r) for r in reports),
+                              *({"host": host, "healthy": False, "reachable": None,
+                                 "error": masked(why)} for host, why in sorted(failed.items()))]})
         return code
-    banner(app.settings, f"health check of {len(reports)} host(s)")
+    banner(app.settings, f"health check of {len(reports) + len(failed)} host(s)")
     for report in reports:
         _print_block(report)
-    out.print(_summary(reports), highlight=False)
+    from ..monitor.findings import quote
+
+    for host, why in sorted(failed.items()):
+        out.print(f"[bold red]{esc(host)} check failed[/bold red]: {esc(quote(why, SHOWN))}",
+                  markup=True)
+    out.print(_summary(reports, len(failed)), highlight=False)
     return code
 
 
@@ -290,7 +310,7 @@ def _print_block(report: CheckReport) -> None:
                   f"{esc(masked(f.subject))}: {esc(masked(f.summary))}", markup=True)
 
 
-def _summary(reports: list[CheckReport]) -> str:
+def _summary(reports: list[CheckReport], failed: int = 0) -> str:
     down = sum(unreachable_reason(r) is not None for r in reports)
     with_findings = sum(bool(r.findings) for r in reports) - down
     healthy = sum(r.healthy for r in reports)
@@ -300,4 +320,6 @@ def _summary(reports: list[CheckReport]) -> str:
     if partial:
         parts.append(f"{partial} not fully collected"
                      + (f" ({refused} refused the check)" if refused else ""))
-    return f"{len(reports)} host(s): " + ", ".join(parts)
+    if failed:
+        parts.append(f"{failed} whose check failed")
+    return f"{len(reports) + failed} host(s): " + ", ".join(parts)
