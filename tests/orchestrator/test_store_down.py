@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ai_sysadmin.monitor.snapshot import Mount, Snapshot
 from ai_sysadmin.notify import Notifier
-from ai_sysadmin.orchestrator.store_down import StoreDown
+from ai_sysadmin.orchestrator.store_down import OutageRecord, StoreDown
 from ai_sysadmin.store import Database
 from ai_sysadmin.store.outbox import Outbox
 from tests.notify.conftest import make_settings, run_notifier
@@ -89,3 +89,38 @@ def test_with_no_channel_the_log_is_all(tmp_path: Path) -> None:
 
     asyncio.run(outage())
     assert Outbox(db).messages() == []
+
+
+def test_a_daemon_restarted_in_the_outage_does_not_tell_it_again(tmp_path: Path) -> None:
+    # `systemctl restart` while the store refuses the checks (its database still opens): what
+    # was told is kept in the unit's runtime directory, which the restart keeps
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    with GotifyServer("AppTok-3f9a1c77e2d4") as gotify:
+        settings = make_settings(tmp_path, gotify).model_copy(update={"check_interval": 1})
+        db = Database(tmp_path / "state" / "state.db")
+
+        async def refused_for_an_interval(down: StoreDown) -> None:
+            first = time.monotonic()
+            await down.refused(LINE, "the disk is full")
+            await _interval_passes(first)
+            await down.refused(LINE, "the disk is full")
+
+        before = StoreDown(settings, Notifier(settings, db), db.path, lambda: None,
+                           OutageRecord(runtime))
+        asyncio.run(refused_for_an_interval(before))
+        assert len(gotify.accepted) == 1 and (runtime / "store-down.json").exists()
+        notifier = Notifier(settings, db)
+        after = StoreDown(settings, notifier, db.path, lambda: None, OutageRecord(runtime))
+
+        async def then_stored() -> None:
+            await refused_for_an_interval(after)
+            await after.worked()
+
+        asyncio.run(then_stored())
+        assert len(gotify.accepted) == 1  # not told twice
+        assert not (runtime / "store-down.json").exists()
+        # what the first daemon told is in `notify status`, and "works again" goes out
+        assert [m["kind"] for m in Outbox(db).messages()] == ["store_refused", "store_back"]
+        run_notifier(notifier, lambda: len(gotify.accepted) == 2)
+        assert gotify.titles()[1] == "[hal] records again: its state database can be written"

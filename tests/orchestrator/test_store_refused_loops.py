@@ -397,7 +397,7 @@ def test_a_daemon_restarted_on_a_full_state_disk_exits_to_be_started_again(
     assert (restarted.returncode, restarted.stderr) == (
         75, f"error: cannot open the state database {state / 'state.db'}: the disk is full "
         "(disk I/O error); exit 75: started again by its unit, it watches once the state "
-        "database opens\n")
+        "database opens; nobody to tell: no notification channel is configured\n")
     # which its unit restarts (5 s later), as it does not an exit 2
     unit = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "ai.service.in"
     lines = unit.read_text().splitlines()
@@ -460,4 +460,5 @@ def test_a_daemon_whose_queue_cannot_open_on_a_full_disk_exits_to_be_started_aga
     assert restarted.returncode == 75, restarted.stderr
     assert restarted.stderr.endswith(
         "the disk is full (disk I/O error); exit 75: started again by its unit, it watches "
-        "once its queue opens\n"), restarted.stderr
+        "once its queue opens; nobody to tell: no notification channel is configured\n"), \
+        restarted.stderr

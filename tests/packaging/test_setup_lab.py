@@ -209,6 +209,31 @@ def test_restarting_the_daemon_restarts_its_worker(installed: Sandbox) -> None:
     wait_for(lambda: show(sb, WORKER)["ActiveState"] == "inactive", "the worker to stop")
 
 
+def test_the_daemons_runtime_directory_is_its_own_and_outlives_its_restarts(
+        installed: Sandbox) -> None:
+    """What the daemon told a person while its state disk was full is kept there
+    (orchestrator/store_down.py): written by the daemon's user, kept when systemd starts it
+    again after a failure (an exit 75 on that disk), gone with a stop."""
+    sb = installed
+    run = "/run/labai-ai"
+    sb.exec(["systemctl", "start", DAEMON], check=True)
+    wait_for(lambda: show(sb, DAEMON)["ActiveState"] == "active", "the daemon to run")
+    assert sb.exec(["stat", "-c", "%U %G %a", run], check=True).stdout.split() == [
+        "root", "ai-sysadmin", "770"]
+    as_daemon = ["setpriv", "--reuid=ai-sysadmin", "--regid=ai-sysadmin", "--init-groups", "--"]
+    sb.exec([*as_daemon, "sh", "-c", f"umask 077; echo told > {run}/told; chmod 660 {run}/told"],
+            check=True)
+    before = show(sb, DAEMON)["MainPID"]
+    sb.exec(["kill", "-KILL", before], check=True)  # a failure: Restart=on-failure, 5 s later
+    wait_for(lambda: show(sb, DAEMON)["MainPID"] not in (before, "0"), "the daemon restarted")
+    # given to root at the start, the daemon's user reads and replaces it still
+    assert sb.exec([*as_daemon, "cat", f"{run}/told"], check=True).stdout == "told\n"
+    sb.exec([*as_daemon, "sh", "-c", f"echo again > {run}/new && mv {run}/new {run}/told"],
+            check=True)
+    sb.exec(["systemctl", "stop", DAEMON], check=True)
+    assert not sb.exec(["test", "-e", run]).ok
+
+
 def test_a_broken_config_stops_both_units_instead_of_restarting_them(
         installed: Sandbox) -> None:
     sb = installed

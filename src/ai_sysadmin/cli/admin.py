@@ -9,7 +9,7 @@ import shlex
 import textwrap
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,9 @@ from .. import logs as logfiles
 from ..errors import AiSysadminError
 from .context import MAX_LINES, banner, out, print_json, state
 from .dispatch import TOOLS
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 config_app = typer.Typer(help="Inspect the configuration.")
 commands_app = typer.Typer(help="The {name}-<tool> commands.")
@@ -244,7 +247,7 @@ def run(ctx: typer.Context) -> None:
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
-        daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon")))
+        daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon")), settings)
         asyncio.run(daemon.run())
 
 
@@ -253,7 +256,7 @@ def run(ctx: typer.Context) -> None:
 EXIT_TRY_AGAIN = 75
 
 
-def _opened(build: Any) -> Any:
+def _opened(build: Any, settings: Settings) -> Any:
     """The daemon ``build()`` makes, its state database and its queue (investigations) opened.
     One the machine refuses for now (a full disk, commonly /var: a daemon restarted on it
     cannot make its WAL's files; a backup's lock) ends the daemon so that its unit starts it
@@ -261,7 +264,8 @@ def _opened(build: Any) -> Any:
     after the disk had room."""
     from ..errors import StoreRefused
     from ..llm.queue import QueueError
-    from ..store.refused import passing
+    from ..orchestrator.store_down import OutageRecord, tell_not_opened
+    from ..store.refused import passing, refused_why
     from .context import err
 
     try:
@@ -272,7 +276,10 @@ def _opened(build: Any) -> Any:
         if not isinstance(refusal, StoreRefused) or not passing(refusal):
             raise
         what = "the state database" if refusal is exc else "its queue"
+        # its own checks cannot say the full disk under it: said around the store, once
+        told = asyncio.run(tell_not_opened(settings, OutageRecord.of_unit(), what, str(exc),
+                                           refused_why(refusal)))
         err.print(f"error: {exc}; exit {EXIT_TRY_AGAIN}: started again by its unit, it "
-                  f"watches once {what} opens", markup=False, highlight=False,
+                  f"watches once {what} opens; {told}", markup=False, highlight=False,
                   soft_wrap=True)
         raise typer.Exit(EXIT_TRY_AGAIN) from None

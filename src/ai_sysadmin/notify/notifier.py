@@ -291,14 +291,20 @@ class Notifier:
         """Through every channel at once, around the outbox, recording nothing: what the
         daemon says when the state database refuses it, so the outbox cannot hold it.
         {channel: None if accepted, else why not}."""
-        async def one(channel: Channel) -> str | None:
-            try:
-                await channel.send(message)
-            except DeliveryError as exc:
-                return str(exc)
-            except Exception as exc:  # a channel's own bug: its text may hold the URL
-                return f"unexpected {type(exc).__name__} in {channel.name}"
-            return None
+        return await send_around(self.channels, message)
 
-        outcomes = await asyncio.gather(*(one(c) for c in self.channels))
-        return {c.name: why for c, why in zip(self.channels, outcomes, strict=True)}
+
+async def send_around(channels: Sequence[Channel], message: Message) -> dict[str, str | None]:
+    """``message`` through every channel at once, recording nothing (no outbox: the state
+    database refuses, or does not open). {channel: None if accepted, else why not}."""
+    async def one(channel: Channel) -> str | None:
+        try:
+            await channel.send(message)
+        except DeliveryError as exc:
+            return str(exc)
+        except Exception as exc:  # a channel's own bug: its text may hold the URL
+            return f"unexpected {type(exc).__name__} in {channel.name}"
+        return None
+
+    outcomes = await asyncio.gather(*(one(c) for c in channels))
+    return {c.name: why for c, why in zip(channels, outcomes, strict=True)}

@@ -24,7 +24,7 @@ from .checker import CheckReport, HostChecker
 from .investigator import Investigator
 from .pacing import WakeBudget
 from .runtime import Runtime
-from .store_down import StoreDown
+from .store_down import OutageRecord, StoreDown
 from .unwatched import CheckFailures
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -65,7 +65,8 @@ class Daemon:
         self._profiling: set[asyncio.Task[bool]] = set()
         #: checks that raised: kept, shown and, when they keep failing, told a person
         self.failures = CheckFailures(self.settings, self.store, StoreDown(
-            self.settings, runtime.notifier, self.store.db.path, self._seen_here))
+            self.settings, runtime.notifier, self.store.db.path, self._seen_here,
+            OutageRecord.of_unit()))
         #: when each host was added, as its checker knows it: a later time is a host added
         #: again (`systems remove`, then `systems add`), maybe another machine
         self._since: dict[str, float] = {
