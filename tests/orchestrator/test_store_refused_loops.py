@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ai_sysadmin.config import short_hostname
 from tests.conftest import BIN
 from tests.lab.daemon_runner import QUIET_HOST_WIDE
 from tests.notify.conftest import TOKEN, secret_file
@@ -70,11 +71,13 @@ def _fill(disk: Path) -> None:
 @contextlib.contextmanager
 def _running(tmp_path: Path, check_interval: int, gotify_url: str | None = None,
              config: str | None = None, seed: Path | None = None, checked: bool = True,
+             env: dict[str, str] | None = None,
              ) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """``run`` on a state directory of its own tmpfs, once it has checked this machine
     (``checked``); the directory as the daemon sees it. Killed after, if a test did not stop
     it. ``config``: the configuration, in place of one that investigates nothing; ``seed``:
-    a state directory the daemon starts from."""
+    a state directory the daemon starts from; ``env``: what its environment has in place
+    of this one's."""
     needs_root("a mount of its own")
     told = "" if gotify_url is None else (
         f'gotify_url = "{gotify_url}"\n'
@@ -87,7 +90,7 @@ def _running(tmp_path: Path, check_interval: int, gotify_url: str | None = None,
         "[thresholds]\n" + "".join(f"{key} = {value!r}\n"
                                    for key, value in QUIET_HOST_WIDE.items())))
     state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
+    env = {**os.environ, **(env or {}), "AI_SYSADMIN_CONFIG": str(tmp_path / "config.toml"),
            "AI_SYSADMIN_STATE_DIR": str(state)}
     proc = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MOUNTS, "sh",
@@ -314,6 +317,110 @@ def test_a_fix_the_daemon_ran_as_its_disk_filled_ends_once_the_disk_has_room(
                                 "again, then its end is recorded (it does not run again)")
     (late,) = [r for r in records if r.get("event") == "outcome_recorded_late"]
     assert f"action {action_id} on " in late["msg"] and ": succeeded (finding gone" in late["msg"]
+
+
+#: `true`, which the daemon runs to know the host answers before it starts a fix: at its
+#: first run the disk under $STATE fills meanwhile (a log that grew)
+TRUE_FILLS = """#!/bin/sh
+[ -e {probed} ] || {{ : > {probed}; head -c 64M /dev/zero > {state}/filler 2>/dev/null; }}
+exit 0
+"""
+
+#: journalctl, but a vacuum (the fix) is counted in $RAN and vacuums nothing; every other use
+#: reads the real journal
+JOURNALCTL_COUNTS = """#!/bin/sh
+case "$*" in
+*--vacuum-size=*) printf '%s\\n' "$*" >> {ran}; exit 0 ;;
+esac
+exec /usr/bin/journalctl "$@"
+"""
+
+#: what the daemon finds of this machine: every file system with anything on it is "full"
+FOUND_FULL = {"disk_warn_percent": 0.001, "disk_critical_percent": 100}
+
+#: an investigation, cut off by the end of a daemon, that proposed to vacuum the journal for
+#: the disk_space incident of / (its proposal undecided: the next daemon decides it)
+PROPOSED = """
+import asyncio, json
+from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.store import Database, IncidentStore
+settings = Settings(ai_name="hal", state_dir={seed!r}, programs={{"journalctl": {journalctl!r}}},
+                    thresholds={thresholds!r})
+store = IncidentStore(Database(settings.db_path))
+host = short_hostname()
+asyncio.run(HostChecker(LocalTransport(host), settings, store).check("seed"))
+(incident,) = [i for i in store.incidents() if i.rule == "disk_space" and i.subject == "/"]
+store.transition(incident.id, "investigating", "agent", "investigated")
+store.add_proposal(incident.id, host, "vacuum_journal", json.dumps({{"max_size": "500M"}}),
+                   "the journal takes the disk")
+print(incident.id)
+"""
+
+
+def test_a_fix_the_daemon_decided_as_its_disk_filled_starts_once_the_disk_has_room(
+        tmp_path: Path) -> None:
+    """The daemon decides a fix; as it asks the host before it starts it, the state
+    database's disk fills, so its start cannot be recorded. It stayed approved, this living
+    daemon's, which nothing took until a restart ran it, hours later maybe; now the daemon
+    tries it again once the disk has room, judged afresh, and it runs once."""
+    state, ran, seed = tmp_path / "state", tmp_path / "ran", tmp_path / "seed"
+    journalctl, true = tmp_path / "journalctl", tmp_path / "bin" / "true"
+    journalctl.write_text(JOURNALCTL_COUNTS.format(ran=ran))
+    true.parent.mkdir()
+    true.write_text(TRUE_FILLS.format(probed=tmp_path / "probed", state=state))
+    for program in (journalctl, true):
+        program.chmod(0o755)
+    done = subprocess.run([sys.executable, "-c", PROPOSED.format(
+        seed=str(seed), journalctl=str(journalctl), thresholds=FOUND_FULL)],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    incident_id = int(done.stdout)
+    config = (f'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+              f'autonomy_level = "auto-safe"\n[programs]\njournalctl = "{journalctl}"\n'
+              '[safety]\nverify_settle_seconds = 0\nverify_timeout = 2\n'
+              '[llm]\nurl = "http://127.0.0.1:9"\n[knowledge]\nenabled = false\n'
+              "[thresholds]\n" + "".join(f"{key} = {value!r}\n" for key, value in
+                                         {**QUIET_HOST_WIDE, **FOUND_FULL}.items()))
+    show = ("from ai_sysadmin.store import ActionStore\n"
+            f"db = Database(STATE)\n(a,) = [a for a in ActionStore(db).find() "
+            f"if a.incident_id == {incident_id}]\n"
+            "print(a.id, a.state)\n"
+            "print(*[r['detail'] for r in db.conn.execute("
+            "\"SELECT detail FROM audit WHERE subject=? ORDER BY id\", (f'action:{a.id}',))], "
+            "sep='\\n')")
+    path = {"PATH": f"{true.parent}:{os.environ['PATH']}"}
+    with _running(tmp_path, 1, config=config, seed=seed, checked=False, env=path) as (
+            proc, root):
+        poll_until(lambda: [r for r in _records(root, "actions") if r.get("event") in (
+            "start_not_recorded", "outcome_not_recorded")],
+            what="the daemon saying the fix's start is not recorded")
+        action_id, decided = _inside(proc, show, state / "state.db").split()[:2]
+        assert decided == "approved"
+        (root / "filler").unlink()
+        poll_until(lambda: ran.exists(), what="the fix run once the disk has room")
+        shown = poll_until(lambda: (now := _inside(proc, show, state / "state.db")
+                                    ).split()[1] in ("succeeded", "failed") and now,
+                           what="the fix's end recorded")
+        records = _records(root, "actions")
+        _stopped(proc)
+    assert ran.read_text() == "--vacuum-size=500M\n"  # it ran once, and only once
+    (refused,) = [r for r in records if r.get("event") == "start_not_recorded"]
+    assert refused["msg"] == (
+        f"action {action_id} on {short_hostname()} (vacuum_journal journal): nothing of it "
+        "ran; its start is not recorded: the state database "
+        f"{state / 'state.db'} cannot be written: the disk is full (database or disk is "
+        "full); nothing of this change was stored; it shows approved and is tried again, "
+        "judged afresh, once the state database takes writes again (it runs at most once)")
+    (late,) = [r for r in records if r.get("event") == "start_recorded_late"]
+    assert late["msg"].startswith(f"action {action_id} on {short_hostname()}: started now "
+                                  "that the state database takes writes again, ")
+    assert late["msg"].endswith(" s after the state database refused its start")
+    # its history says when it started, and why then
+    started = [line for line in shown.splitlines() if line.startswith("execution started")]
+    assert len(started) == 1 and started[0].endswith(
+        " s after the state database refused its start"), shown
 
 
 #: $1 the state directory: its disk and its logs' mounted as for ``_running``, kept until

@@ -154,6 +154,10 @@ class Executor:
         #: the ends of actions this process ran that the store refused (a full disk): the
         #: action shows executing until one is recorded; none of them runs anything again
         self._unended: dict[int, Callable[[], Awaitable[Action]]] = {}
+        #: approved actions whose start the store refused (a full disk) before anything of
+        #: them ran, and when first: they stay approved, this living process's, which no
+        #: housekeeping would take; :meth:`start_again` tries them once it takes writes
+        self._unstarted: dict[int, float] = {}
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
@@ -442,6 +446,23 @@ class Executor:
                                      "event": "outcome_not_recorded"})
         return kept
 
+    def _start_kept(self, action: Action, exc: BaseException) -> str | None:
+        """The line a person reads of an approved action whose start (or a decision before
+        it) the store refused, where this process lives on to try it again
+        (:meth:`start_again`): nothing of it ran. None where it is not kept (an ``approve``
+        that exits: a daemon settles what it left) or ``exc`` is no refusal."""
+        if not self.keeps_ends or (why := refused(exc)) is None:
+            return None
+        kept = (f"action {action.id} on {action.host} ({action.kind} {action.subject}): "
+                f"nothing of it ran; its start is not recorded: {why}; it shows approved "
+                "and is tried again, judged afresh, once the state database takes writes "
+                "again (it runs at most once)")
+        if action.id not in self._unstarted:  # not again at each try while it refuses
+            self._unstarted[action.id] = time.time()
+            log.error("%s", kept, extra={"action": action.id, "incident": action.incident_id,
+                                         "event": "start_not_recorded"})
+        return kept
+
     def _settle_cut_off(self, action: Action, stopped: bool, why: str) -> None:
         action_id = action.id
         if action.state == "approved" and (action.decided_by is not None or not stopped):
@@ -532,11 +553,11 @@ class Executor:
                 self.store.investigate_again(incident_id, f"action {action.id}: {again}")
         return action
 
-    async def _finding_present(self, action: Action) -> bool:
+    async def _finding_present(self, action: Action, reason: str = "approval") -> bool:
         incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         if incident is None or action.host not in self.transports:
             return True
-        report = await self.checker_for(action.host).check("approval")
+        report = await self.checker_for(action.host).check(reason)
         if incident.rule not in report.judged_rules:
             return True  # could not judge: assume still needed, never assume healthy
         return any(f.fingerprint == incident.fingerprint for f in report.findings)
@@ -554,6 +575,8 @@ class Executor:
                 now = self.actions.get(action_id)
                 if action_id in self._unended:
                     raise StoreRefused(self._end_kept(now, exc)) from exc
+                if now.state == "approved" and (kept := self._start_kept(now, exc)):
+                    raise StoreRefused(kept) from exc
                 if now.state in ("approved", "executing"):
                     if (lost := self._cut_off(action_id, exc)) is not None:
                         # "nothing of this change was stored" alone would tell a person
@@ -683,12 +706,14 @@ class Executor:
                                         "approved again")
         if (stopped := await self._still_allowed(action, by_person)) is not None:
             return stopped
+        if (gone := await self._gone_meanwhile(action)) is not None:
+            return gone
         if (flapping := self._flapping(action)) is not None:
             escalated = self.actions.move(action_id, "escalated", "executor", flapping)
             self._escalate(action, flapping)
             # a fix that keeps being needed does not hold: that is worth learning too
             return await self._told(escalated)
-        claimed = self.actions.claim(action_id, actor)
+        claimed = self._claim(action, actor)
         if claimed is None:
             return self.actions.get(action_id)  # someone else holds it: never run twice
         log.info("action %d running on %s: %s %s (approved by %s)", action_id, action.host,
@@ -705,6 +730,22 @@ class Executor:
         return await self._end(claimed, functools.partial(self._verified, claimed, outputs,
                                                           time.time(), before))
 
+    def _claim(self, action: Action, actor: str) -> Action | None:
+        """``approved -> executing`` (None: someone else holds it). One whose start the store
+        refused before says so, in the log and its history: it starts late, and why."""
+        refused_at = self._unstarted.get(action.id)
+        late = None if refused_at is None else (
+            f"{time.time() - refused_at:.0f} s after the state database refused its start")
+        claimed = self.actions.claim(action.id, actor, "execution started" + (
+            f", {late}" if late else ""))
+        if claimed is not None and late:
+            self._unstarted.pop(action.id, None)
+            log.warning("action %d on %s: started now that the state database takes writes "
+                        "again, %s", action.id, action.host, late,
+                        extra={"action": action.id, "incident": action.incident_id,
+                               "event": "start_recorded_late"})
+        return claimed
+
     async def _end(self, claimed: Action, end: Callable[[], Awaitable[Action]]) -> Action:
         """``end()``: the record of how a claimed action ended. One the store refuses is
         kept, where this process lives on to write it (:meth:`record_ends`): the outcome is
@@ -715,6 +756,38 @@ class Executor:
             if self.keeps_ends and refused(exc) is not None:
                 self._unended[claimed.id] = end
             raise
+
+    async def _gone_meanwhile(self, action: Action) -> Action | None:
+        """An action whose start the store refused, tried again (:meth:`start_again`): no
+        check was stored while it refused, so its incident may still show a problem gone
+        since; a check now says whether it is there. The action, not needed, where it is
+        gone; None where it runs."""
+        if action.id not in self._unstarted or action.incident_id is None \
+                or await self._finding_present(action, "start again"):
+            return None
+        return self.actions.move(action.id, "not_needed", "executor", "the finding is gone "
+                                 "by the time the state database took writes again: no "
+                                 "longer needed, not run")
+
+    async def start_again(self) -> list[Action]:
+        """The approved actions whose start the store refused (:meth:`_start_kept`), tried
+        again now: each as any approved action is run, judged afresh on the host's facts
+        and its finding looked for again, at most once. A store that still refuses raises,
+        and keeps them; one decided meanwhile (a person's reject, its host removed) is left
+        as it is."""
+        tried = []
+        for action_id in list(self._unstarted):
+            if self.actions.get(action_id).state != "approved":
+                self._unstarted.pop(action_id, None)
+                continue
+            try:
+                tried.append(await self.run(action_id))
+            except BaseException as exc:
+                if refused(exc) is None:  # cut off: run settled it, as any run's
+                    self._unstarted.pop(action_id, None)
+                raise
+            self._unstarted.pop(action_id, None)
+        return tried
 
     async def _run_failed(self, claimed: Action, exc: AiSysadminError) -> Action:
         failed = self.actions.move(claimed.id, "failed", "executor", str(exc),

@@ -143,11 +143,12 @@ class Daemon:
 
     async def _housekeeping_loop(self, executor: Executor) -> None:
         """Every check interval: the ends of fixes this daemon ran that the store refused
-        (a full disk) are recorded (:meth:`Executor.record_ends`); approvals nobody answered
-        within their TTL expire; what an ``approve`` or a daemon that died left behind is
-        settled (:meth:`Executor.recover`); lessons the knowledge base did not take are tried
-        again (:meth:`Runtime.learn_due`). A failure is logged and tried again next time: it
-        never ends the loop."""
+        (a full disk) are recorded (:meth:`Executor.record_ends`), and those it decided to
+        run whose start the store refused are tried again (:meth:`Executor.start_again`);
+        approvals nobody answered within their TTL expire; what an ``approve`` or a daemon
+        that died left behind is settled (:meth:`Executor.recover`); lessons the knowledge
+        base did not take are tried again (:meth:`Runtime.learn_due`). A failure is logged
+        and tried again next time: it never ends the loop."""
         said = RefusalLog(log, "housekeeping of actions")
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
@@ -159,6 +160,7 @@ class Daemon:
                 await asyncio.to_thread(executor.expire)
                 for action in await asyncio.to_thread(executor.recover):
                     await executor.run(action.id)
+                await executor.start_again()
                 # lessons a knowledge base that failed did not take
                 await self.runtime.learn_due()
             except Exception as exc:  # tried again at the next interval

@@ -213,15 +213,17 @@ class ActionStore:
             note_action(conn, action_id, new, reason, now)
         return self.get(action_id)
 
-    def claim(self, action_id: int, actor: str) -> Action | None:
-        """approved -> executing, atomically: only one caller ever gets the action to run."""
+    def claim(self, action_id: int, actor: str, detail: str = "execution started"
+              ) -> Action | None:
+        """approved -> executing, atomically: only one caller ever gets the action to run.
+        ``detail``: what its history says of the start."""
         now = time.time()
         with self.db.transaction() as conn:
             cur = conn.execute("UPDATE actions SET state='executing', started_at=?, owner=? "
                                "WHERE id=? AND state='approved'", (now, this_process(), action_id))
             if cur.rowcount != 1:
                 return None
-            self._audit(conn, actor, "action.executing", action_id, "execution started")
+            self._audit(conn, actor, "action.executing", action_id, detail)
         return self.get(action_id)
 
     def ran(self, action_id: int, outputs: list[dict[str, Any]], at: float) -> None:
