@@ -569,3 +569,98 @@ def test_a_daemon_whose_queue_cannot_open_on_a_full_disk_exits_to_be_started_aga
         "the disk is full (disk I/O error); exit 75: started again by its unit, it watches "
         "once its queue opens; nobody to tell: no notification channel is configured\n"), \
         restarted.stderr
+
+
+def test_a_fix_whose_end_a_stop_on_the_full_disk_lost_is_told_and_not_called_a_crash(
+        tmp_path: Path) -> None:
+    """The daemon runs a fix whose end the full disk refuses, and is stopped (systemctl
+    stop) before the disk has room: what it knew is lost with it. The stop said nothing of
+    it and the next start called it 'interrupted by a crash'; now the stop's log says which
+    fix ran and that its end is lost, and the next start's record says the process ended
+    without recording it, not that it crashed; the fix never runs again."""
+    ran = tmp_path / "ran"
+    journalctl = tmp_path / "journalctl"
+    config = (f'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+              f'autonomy_level = "auto-safe"\n[programs]\njournalctl = "{journalctl}"\n'
+              '[safety]\nverify_settle_seconds = 0\n'
+              '[llm]\nurl = "http://127.0.0.1:9"\n[knowledge]\nenabled = false\n')
+    with _held_disk(tmp_path, config) as held:
+        journalctl.write_text(JOURNALCTL.format(ran=ran, state=held.state))
+        journalctl.chmod(0o755)
+        # decided by a daemon that ended since: the next one runs it at its start
+        done = held.run(sys.executable, "-c", APPROVED.format(seed=str(held.state),
+                                                              journalctl=str(journalctl)))
+        assert done.returncode == 0, done.stderr
+        action_id = int(done.stdout.split()[0])
+        first = held.start(str(BIN), "run")
+        poll_until(lambda: [r for r in _records(held.root, "actions")
+                            if r.get("event") == "outcome_not_recorded"],
+                   what="the daemon saying the fix's end is not recorded")
+        _stopped(first)
+        told = _records(held.root, "actions")
+        (held.root / "filler").unlink()
+        again = held.start(str(BIN), "run")
+        show = ("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n"
+                "print(c.execute('SELECT state FROM actions WHERE id=?', (int(sys.argv[2]),))"
+                ".fetchone()[0])\nprint(*[r[0] for r in c.execute(\"SELECT detail FROM audit "
+                "WHERE subject=? AND action='action.failed'\", (f'action:{sys.argv[2]}',))], "
+                "sep='\\n')")
+        settled = poll_until(lambda: (out := held.run(
+            sys.executable, "-c", show, str(held.state / "state.db"), str(action_id)).stdout
+            ).startswith("failed") and out, what="the next start settling the fix")
+        _stopped(again)
+    host = short_hostname()
+    assert ran.read_text() == "--vacuum-size=500M\n"  # it ran once, and only once
+    (lost,) = [r for r in told if r.get("event") == "outcome_lost"]
+    assert lost["msg"] == (
+        f"action {action_id} on {host} (vacuum_journal journal): its commands ran, each to "
+        "exit 0; whether it fixed it was not verified; its end is not recorded (the state "
+        "database refused it) and this stop loses it: the next start ends it as failed, its "
+        "process having ended without recording its end (it does not run again); a person "
+        f"must check {host}")
+    assert settled.splitlines()[1:] == [
+        "interrupted: the process that ran it ended without recording its end (it crashed, "
+        "or stopped while the state database refused writes); not retried"]
+
+
+def test_a_fix_whose_start_a_stop_on_the_full_disk_left_is_told_and_runs_once_after(
+        tmp_path: Path) -> None:
+    """The daemon decides a fix whose start the full disk refuses, and is stopped before
+    the disk has room: its stop says the fix stays approved, nothing of it ran, for the next
+    start to judge afresh; the next start runs it, once."""
+    ran = tmp_path / "ran"
+    journalctl, true = tmp_path / "journalctl", tmp_path / "bin" / "true"
+    config = (f'ai_name = "hal"\ncheck_interval = 1\njournal_follow = false\n'
+              f'autonomy_level = "auto-safe"\n[programs]\njournalctl = "{journalctl}"\n'
+              '[safety]\nverify_settle_seconds = 0\nverify_timeout = 2\n'
+              '[llm]\nurl = "http://127.0.0.1:9"\n[knowledge]\nenabled = false\n'
+              "[thresholds]\n" + "".join(f"{key} = {value!r}\n" for key, value in
+                                         {**QUIET_HOST_WIDE, **FOUND_FULL}.items()))
+    with _held_disk(tmp_path, config) as held:
+        journalctl.write_text(JOURNALCTL_COUNTS.format(ran=ran))
+        true.parent.mkdir()
+        true.write_text(TRUE_FILLS.format(probed=tmp_path / "probed", state=held.state))
+        for program in (journalctl, true):
+            program.chmod(0o755)
+        done = held.run(sys.executable, "-c", PROPOSED.format(
+            seed=str(held.state), journalctl=str(journalctl), thresholds=FOUND_FULL))
+        assert done.returncode == 0, done.stderr
+        held.env["PATH"] = f"{true.parent}:{os.environ['PATH']}"
+        first = held.start(str(BIN), "run")
+        poll_until(lambda: [r for r in _records(held.root, "actions")
+                            if r.get("event") == "start_not_recorded"],
+                   what="the daemon saying the fix's start is not recorded")
+        _stopped(first)
+        told = _records(held.root, "actions")
+        (held.root / "filler").unlink()
+        again = held.start(str(BIN), "run")
+        poll_until(lambda: ran.exists(), what="the next start running the fix")
+        _stopped(again)
+    (refused,) = [r for r in told if r.get("event") == "start_not_recorded"]
+    action_id = refused["msg"].split()[1]
+    (lost,) = [r for r in told if r.get("event") == "start_lost"]
+    assert lost["msg"] == (
+        f"action {action_id} on {short_hostname()} (vacuum_journal journal): nothing of it "
+        "ran; its start is not recorded (the state database refused it); it stays approved: "
+        "the next start judges it afresh and runs it, at most once")
+    assert ran.read_text() == "--vacuum-size=500M\n"  # once

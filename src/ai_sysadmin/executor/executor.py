@@ -30,7 +30,7 @@ from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
-from ..store.actions import AlreadyDecided, process_alive, this_process
+from ..store.actions import ENDED, AlreadyDecided, process_alive, this_process
 from ..store.incidents import LIVE_STATES
 from ..store.refused import refused
 from .host_facts import Self, own_identity, read_facts, read_run
@@ -126,6 +126,16 @@ class Judged:
     unread: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    """The end of a claimed action that the store refused, kept (:meth:`Executor._end`)."""
+
+    #: writes it as it would have been (verifying first, for a fix whose commands ran)
+    record: Callable[[], Awaitable[Action]]
+    #: what it did, in words a person reads should the end be lost (a stop)
+    what: str
+
+
 _STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
               "execute": "approved"}
 
@@ -153,7 +163,7 @@ class Executor:
         self.keeps_ends = False
         #: the ends of actions this process ran that the store refused (a full disk): the
         #: action shows executing until one is recorded; none of them runs anything again
-        self._unended: dict[int, Callable[[], Awaitable[Action]]] = {}
+        self._unended: dict[int, _Kept] = {}
         #: approved actions whose start the store refused (a full disk) before anything of
         #: them ran, and when first: they stay approved, this living process's, which no
         #: housekeeping would take; :meth:`start_again` tries them once it takes writes
@@ -726,9 +736,11 @@ class Executor:
             outputs = await self._execute(claimed)
             self._ran_here.add(action_id)
         except AiSysadminError as exc:
-            return await self._end(claimed, functools.partial(self._run_failed, claimed, exc))
-        return await self._end(claimed, functools.partial(self._verified, claimed, outputs,
-                                                          time.time(), before))
+            return await self._end(claimed, _Kept(functools.partial(
+                self._run_failed, claimed, exc), f"it failed ({exc})"))
+        return await self._end(claimed, _Kept(functools.partial(
+            self._verified, claimed, outputs, time.time(), before),
+            "its commands ran, each to exit 0; whether it fixed it was not verified"))
 
     def _claim(self, action: Action, actor: str) -> Action | None:
         """``approved -> executing`` (None: someone else holds it). One whose start the store
@@ -746,12 +758,12 @@ class Executor:
                                "event": "start_recorded_late"})
         return claimed
 
-    async def _end(self, claimed: Action, end: Callable[[], Awaitable[Action]]) -> Action:
-        """``end()``: the record of how a claimed action ended. One the store refuses is
-        kept, where this process lives on to write it (:meth:`record_ends`): the outcome is
-        known here alone, and the action would show executing until a restart."""
+    async def _end(self, claimed: Action, end: _Kept) -> Action:
+        """``end.record()``: the record of how a claimed action ended. One the store refuses
+        is kept, where this process lives on to write it (:meth:`record_ends`): the outcome
+        is known here alone, and the action would show executing until a restart."""
         try:
-            return await end()
+            return await end.record()
         except Exception as exc:
             if self.keeps_ends and refused(exc) is not None:
                 self._unended[claimed.id] = end
@@ -800,14 +812,14 @@ class Executor:
         verification and outcome, or its failure, as they would have been; its commands are
         never run again. A store that still refuses raises (and keeps them all)."""
         ended = []
-        for action_id, end in list(self._unended.items()):
+        for action_id, kept in list(self._unended.items()):
             async with self._locks.hold(action_id):
                 if self.actions.get(action_id).state != "executing":
                     # recorded after all (the refusal came after the end's own move)
                     self._unended.pop(action_id, None)
                     continue
                 try:
-                    action = await end()
+                    action = await kept.record()
                 except BaseException as exc:
                     if refused(exc) is not None:
                         raise
@@ -822,6 +834,35 @@ class Executor:
                                "event": "outcome_recorded_late"})
             ended.append(action)
         return ended
+
+    def lost_at_stop(self) -> list[str]:
+        """What this process kept for the store and ends without writing (a daemon's stop
+        while the store refused writes), each logged in words a person acts on: an end
+        that the next start records as its process having ended while it ran (nobody knows
+        more then; it never runs again), or a start that the next start makes afresh (it
+        stays approved). The stop writes nothing: the store refused it moments ago, and a
+        verification is no step for a stop to wait on."""
+        lost = []
+        for action_id, kept in self._unended.items():
+            action = self.actions.get(action_id)
+            lost.append(f"action {action_id} on {action.host} ({action.kind} "
+                        f"{action.subject}): {kept.what}; its end is not recorded (the state "
+                        "database refused it) and this stop loses it: the next start ends it "
+                        "as failed, its process having ended without recording its end (it "
+                        f"does not run again); a person must check {action.host}")
+            log.error("%s", lost[-1], extra={"action": action_id, "event": "outcome_lost",
+                                             "incident": action.incident_id})
+        for action_id in self._unstarted:
+            action = self.actions.get(action_id)
+            if action.state != "approved":
+                continue
+            lost.append(f"action {action_id} on {action.host} ({action.kind} "
+                        f"{action.subject}): nothing of it ran; its start is not recorded "
+                        "(the state database refused it); it stays approved: the next start "
+                        "judges it afresh and runs it, at most once")
+            log.warning("%s", lost[-1], extra={"action": action_id, "event": "start_lost",
+                                               "incident": action.incident_id})
+        return lost
 
     async def _verified(self, claimed: Action, outputs: list[dict[str, Any]],
                         ran_at: float, before: UnitFacts | None = None) -> Action:
@@ -1069,8 +1110,8 @@ class Executor:
         returned, for the caller to run. What a living process holds is left to it."""
         for action_id in self.actions.interrupted():
             action = self.actions.get(action_id)
-            self._escalate(action, f"action {action_id} was interrupted by a crash while it "
-                           "ran; not run again")
+            self._escalate(action, f"action {action_id} was interrupted while it ran: "
+                           f"{ENDED}; not run again")
             if action.incident_id is not None:
                 self.store.investigate_again(action.incident_id,
                                              f"action {action_id} was interrupted")

@@ -309,6 +309,12 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.executor is not None:  # said, where the store refused it to the last
+                try:
+                    await asyncio.to_thread(self.executor.lost_at_stop)
+                except Exception:  # a store that cannot even be read: the stop goes on
+                    log.exception("what the executor kept for the state database could not "
+                                  "be told")
             if self._profiling:  # a thread cannot be cancelled: its write ends first
                 await asyncio.wait(self._profiling, timeout=PROFILE_WAIT_SECONDS)
             await self.runtime.close()

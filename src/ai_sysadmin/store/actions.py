@@ -36,6 +36,13 @@ MOVES: dict[str, frozenset[str]] = {
 }
 
 
+#: why an action left executing by a process that is gone ended as it did: a crash, or a
+#: stop (or an ``approve`` that exited) after the store refused its end; the two look alike
+#: here, and what the process knew is in its log
+ENDED = ("the process that ran it ended without recording its end (it crashed, or stopped "
+         "while the state database refused writes)")
+
+
 class AlreadyDecided(StoreError):
     """A proposal that a policy decision (of this or another process) already consumed."""
 
@@ -280,16 +287,17 @@ class ActionStore:
         return [a for a in self.find((state,)) if not process_alive(a.owner)]
 
     def interrupted(self) -> list[int]:
-        """After a crash: actions caught in ``executing`` by a process that is gone end as
-        failed, and are never re-run: nobody knows whether their command ran. One that a
-        living process (an ``approve`` command) runs is left to it."""
+        """After a crash, or a stop while the store refused an end: actions caught in
+        ``executing`` by a process that is gone end as failed, and are never re-run: nobody
+        knows here whether their command ran, nor how it ended. One that a living process
+        (an ``approve`` command) runs is left to it."""
         failed = []
         with self.db.transaction() as conn:
             for action in self.orphaned("executing"):
                 action_id = action.id
                 # what it ran, where it got that far, stays on record
-                result = {**(action.result or {}), "error": "interrupted: the process died "
-                          "while executing; not run again, a person must check"}
+                result = {**(action.result or {}), "error": f"interrupted: {ENDED}; not run "
+                          "again, a person must check"}
                 cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=? "
                                    "WHERE id=? AND state='executing'",
                                    (time.time(), json.dumps(result), action_id))
@@ -297,8 +305,8 @@ class ActionStore:
                     continue
                 failed.append(action_id)
                 self._audit(conn, "executor", "action.failed", action_id,
-                            "interrupted by a crash; not retried")
-                note_action(conn, action_id, "failed", "interrupted by a crash; not run again, "
+                            f"interrupted: {ENDED}; not retried")
+                note_action(conn, action_id, "failed", f"interrupted: {ENDED}; not run again, "
                             "a person must check")
         return failed
 
