@@ -168,6 +168,9 @@ class Executor:
         #: them ran, and when first: they stay approved, this living process's, which no
         #: housekeeping would take; :meth:`start_again` tries them once it takes writes
         self._unstarted: dict[int, float] = {}
+        #: what a process that ended decided (an approved action it left, a proposal it
+        #: recorded and this one decides): looked at again before it runs
+        self._left: set[int] = set()
         #: who the assistant is, here (its cgroup's unit, its PIDs) and on other hosts: it does
         #: not change while this process lives
         self._own: dict[bool, Self] = {}
@@ -341,8 +344,9 @@ class Executor:
         return action
 
     async def decide_and_act(self, incident_id: int, host: str,
-                             proposals: list[dict[str, Any]]) -> None:
-        """An investigation's proposals: each decided by the policy, the allowed ones run."""
+                             proposals: list[dict[str, Any]], *, left: bool = False) -> None:
+        """An investigation's proposals: each decided by the policy, the allowed ones run.
+        ``left``: recorded by a process that ended (its finding is looked for again)."""
         for proposal in proposals:
             params = proposal.get("parameters") or {}
             try:
@@ -354,13 +358,16 @@ class Executor:
                 log.info("%s: not decided again", exc, extra={"incident": incident_id})
                 continue
             if action.state == "approved":
+                if left:
+                    self._left.add(action.id)
                 await self.run(action.id)
 
     async def decide_undecided(self) -> None:
         """After a restart: proposals recorded but never decided (at most once each: the
         action and the proposal's new state are written in one transaction)."""
         for proposal in await asyncio.to_thread(self.store.undecided_proposals):
-            await self.decide_and_act(proposal["incident_id"], proposal["host"], [proposal])
+            await self.decide_and_act(proposal["incident_id"], proposal["host"], [proposal],
+                                      left=True)
 
     def _incident_to(self, incident_id: int, state: str, reason: str) -> None:
         try:
@@ -771,15 +778,22 @@ class Executor:
 
     async def _gone_meanwhile(self, action: Action) -> Action | None:
         """An action whose start the store refused, tried again (:meth:`start_again`): no
-        check was stored while it refused, so its incident may still show a problem gone
-        since; a check now says whether it is there. The action, not needed, where it is
-        gone; None where it runs."""
-        if action.id not in self._unstarted or action.incident_id is None \
-                or await self._finding_present(action, "start again"):
+        check was stored while it refused; or one a process that ended decided (an approved
+        fix it left, a proposal it recorded): a daemon started again runs it on facts from
+        before that end, maybe hours old. Its incident may still show a problem gone since;
+        a check now says whether it is there. The action, not needed, where it is gone;
+        None where it runs."""
+        refused_start = action.id in self._unstarted
+        left = action.id in self._left
+        self._left.discard(action.id)  # looked at once, whatever comes of it
+        if action.incident_id is None or not (refused_start or left):
             return None
-        return self.actions.move(action.id, "not_needed", "executor", "the finding is gone "
-                                 "by the time the state database took writes again: no "
-                                 "longer needed, not run")
+        if await self._finding_present(action, "start again"):
+            return None
+        when = ("by the time the state database took writes again" if refused_start else
+                "by the time this process started again after the one that decided it")
+        return self.actions.move(action.id, "not_needed", "executor",
+                                 f"the finding is gone {when}: no longer needed, not run")
 
     async def start_again(self) -> list[Action]:
         """The approved actions whose start the store refused (:meth:`_start_kept`), tried
@@ -1119,6 +1133,7 @@ class Executor:
         for action in self.actions.orphaned("approved"):
             if action.decided_by is None:
                 to_run.append(action)
+                self._left.add(action.id)
                 continue
             try:
                 self._back_to_person(action, f"the approval by {action.decided_by} ended "
