@@ -47,6 +47,10 @@ MATCH = f"MESSAGE_ID={COREDUMP_ID}"
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Sandbox]:
     with Sandbox() as sb:
+        # the crashed unit is there, so that systemctl status shows its journal, crash included
+        sb.write_file("/etc/systemd/system/crashy.service",
+                      "[Service]\nExecStart=/bin/sleep infinity\n")
+        sb.exec(["systemctl", "daemon-reload"], check=True)
         sb.exec(["logger", "--journald"], input=ENTRY, check=True)
         deadline = time.monotonic() + 30
         while ENVIRON not in sb.exec(["journalctl", "-o", "verbose", MATCH]).stdout:
@@ -73,6 +77,11 @@ SECRET_READS = [
     ["journalctl", "-F", "COREDUMP"],
     ["coredumpctl", "-F", "COREDUMP"],
     ["coredumpctl", "-F", "COREDUMP_ENVIRON"],
+    # systemctl status shows the unit's crashes from the journal, in the mode -o names
+    ["systemctl", "status", "-o", "verbose", "crashy.service"],
+    ["systemctl", "status", "--all", "--output=json", "crashy.service"],
+    ["systemctl", "-ojson-pretty", "-l", "status", "crashy.service"],
+    ["systemctl", "status", "-o", "short", "-o", "export", "crashy.service"],
 ]
 
 
@@ -90,6 +99,8 @@ def test_no_tool_shows_the_crashed_process_environment_or_core(ctx) -> None:
         call(ctx, "run_readonly", argv=["journalctl", "-F", "COREDUMP_EXE"]),
         call(ctx, "run_readonly", argv=["coredumpctl", "info", "crashy"]),
         call(ctx, "run_readonly", argv=["coredumpctl", "list"]),
+        call(ctx, "run_readonly", argv=["systemctl", "status", "-o", "short-iso", "-l",
+                                        "crashy.service"]),
     ]
     for result in reads:
         assert ENVIRON not in result.output and CORE not in result.output, result.output
@@ -97,3 +108,4 @@ def test_no_tool_shows_the_crashed_process_environment_or_core(ctx) -> None:
     assert "dumped core" in journal and "dumped core" in short, (journal, short)
     assert "SIGSEGV" in fields and "/usr/bin/crashy" in fields, fields
     assert "/usr/bin/crashy" in exe
+    assert "dumped core" in reads[-1].output, reads[-1].output

@@ -135,6 +135,24 @@ def _properties_named(parsed: Parsed) -> str | None:
             "properties, e.g. -p ActiveState,SubState,Result,ExecMainStatus,NRestarts")
 
 
+def _status_lines_only(parsed: Parsed) -> str | None:
+    """``systemctl status`` shows the unit's journal entries in the -o mode, and among them
+    systemd-coredump's entries for its crashes (it matches COREDUMP_UNIT= too): a mode that
+    prints every field would print the crashed process's environment and core. systemctl has
+    no --output-fields to name the fields, so only the modes that print a line each pass."""
+    modes = [value for name, value in parsed.options if name == "--output"]
+    if parsed.operands[:1] != ["status"] or not modes or modes[-1] not in _ALL_FIELD_OUTPUTS:
+        return None
+    return (f"systemctl status -o {modes[-1]} prints every field of the unit's journal "
+            "entries, and systemd-coredump's entries for it hold the crashed process's "
+            "environment and memory (secrets): use a line mode (-o short-iso, cat), or "
+            "journalctl -u UNIT -o json --output-fields=MESSAGE,_PID,PRIORITY")
+
+
+def _systemctl_extra(parsed: Parsed) -> str | None:
+    return _properties_named(parsed) or _status_lines_only(parsed)
+
+
 SYSTEMCTL = Spec(
     options=flags("--no-pager, --plain, --no-legend, --failed, --value, --reverse, --after, "
                   "--before, --with-dependencies, --show-types, --no-ask-password, --system, "
@@ -156,7 +174,7 @@ SYSTEMCTL = Spec(
     # `systemctl --failed` is `systemctl list-units --failed`; --no-pager is added by as_run
     default_subcommand="list-units",
     operand=unit_or_pid,
-    extra=_properties_named,
+    extra=_systemctl_extra,
 )
 
 JOURNALCTL = Spec(
