@@ -32,7 +32,7 @@ from .argv_parser import (
     refuse,
 )
 from .protected import configured_problem
-from .readonly_commands import CUSTOM, READ_ONLY, check_read_only, never_reason
+from .readonly_commands import CUSTOM, NOT_READ_ONLY, READ_ONLY, check_read_only, never_reason
 from .remediation_commands import REMEDIATION
 
 __all__ = ["CHANGES_HOST", "PAGERS", "RISKS", "Decision", "as_run", "check_command",
@@ -173,7 +173,7 @@ def _remediate(program: str, args: list[str], protected: tuple[str, ...]) -> Dec
     decision = handler(args, protected) if handler else None
     if decision is not None:
         return decision
-    if program in READ_ONLY or program in CUSTOM:
+    if program in READ_ONLY or program in CUSTOM or program in NOT_READ_ONLY:
         raise read_refusal
     why = never_reason(program)
     raise Refused(f"{program!r} is not on the remediation allow-list"

@@ -621,8 +621,6 @@ READ_ONLY: dict[str, Spec] = {
         max_operands=4),
     "nixos-version": Spec(flags("--hash, --revision, --json, --configuration-revision"),
                           max_operands=0),
-    "nix-env": Spec(flags("--list-generations") + (opt("-p --profile", value=absolute_path),),
-                    required={"--list-generations": None}, max_operands=0),
     "dmesg": Spec(flags("-T --ctime, -t --notime, -x --decode, -k --kernel, -u --userspace, "
                         "-r --raw, -S --syslog, -d --show-delta, -P --nopager, -e --reltime, "
                         "-J --json") + (
@@ -1094,6 +1092,19 @@ _NEVER_PREFIXES = {"python": NEVER["python"], "perl": NEVER["perl"], "ruby": NEV
                    "mkfs.": NEVER["mkfs"], "pip": NEVER["python"]}
 
 
+#: programs that look like reads in some forms and are not, with why and what to run instead
+NOT_READ_ONLY: dict[str, str] = {
+    # Nix's PathLocks: open(PROFILE.lock, O_CREAT), flock, then unlink it; an empty file of
+    # that name already there is deleted, a non-empty one is taken for a stale lock and
+    # retried in a loop that no SIGTERM ends. As root it also opens the store's database.
+    "nix-env": "is not read-only, even with --list-generations: it takes the profile's "
+               "lock, creating PROFILE.lock beside the profile and deleting it (one already "
+               "there is deleted, or waited on until killed), and as root it writes Nix's "
+               "database and directories. The generations are the profile's links: "
+               "ls -l --time-style=full-iso /nix/var/nix/profiles",
+}
+
+
 def never_reason(program: str) -> str | None:
     if program in NEVER:
         return NEVER[program]
@@ -1105,6 +1116,8 @@ def check_read_only(program: str, args: list[str]) -> Decision:
     if program in CUSTOM:
         CUSTOM[program](args)
         return Decision(True, f"{program} is read-only with these arguments")
+    if program in NOT_READ_ONLY:
+        raise Refused(f"{program} {NOT_READ_ONLY[program]}")
     spec = READ_ONLY.get(program)
     if spec is None:
         allowed = ", ".join(sorted({*READ_ONLY, *CUSTOM}))
