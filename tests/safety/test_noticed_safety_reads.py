@@ -274,3 +274,31 @@ def test_a_path_too_long_for_the_kernel_is_refused_alike_by_every_tool(ctx, path
     assert len(said) == 1, said
     (reason,) = said
     assert f"({len(path.encode())} bytes; the kernel takes 4095 at most)" in reason
+
+
+# -- mdadm opens its devices as root: block devices only ---------------------------------------
+
+def _a_block_device() -> str | None:
+    for name in sorted(os.listdir("/dev")):
+        if stat.S_ISBLK(os.stat(f"/dev/{name}").st_mode):
+            return f"/dev/{name}"
+    return None
+
+
+def test_mdadm_as_root_opens_block_devices_only(ctx) -> None:
+    """mdadm --detail/--examine/--query open each device as root and send it ioctls; opening
+    a character device runs its driver (a watchdog arms and reboots the host, a tape
+    rewinds). The host says what each is, and only block devices are opened."""
+    for argv in (["mdadm", "--detail", "/dev/ptmx"], ["mdadm", "-E", "/dev/null"],
+                 ["mdadm", "--query", "/dev/stdin"], ["mdadm", "--detail", "/dev/nosuch0"]):
+        result = call(ctx, "run_readonly", argv=argv)
+        assert result.status == "refused", (argv, result.output)
+        assert "block devices" in result.output, result.output
+    refused = call(ctx, "run_readonly", argv=["mdadm", "--detail", "/dev/ptmx"]).output
+    assert "/dev/ptmx is a character device" in refused and "/dev/md0" in refused, refused
+    shm = call(ctx, "run_readonly", argv=["mdadm", "--detail", "/dev/shm/md0"])
+    assert shm.status == "refused" and "anyone may write" in shm.output, shm.output
+    block = _a_block_device()
+    if block is not None:  # a block device goes to mdadm (whether it is installed or not)
+        result = call(ctx, "run_readonly", argv=["mdadm", "--examine", block])
+        assert result.status != "refused", result.output

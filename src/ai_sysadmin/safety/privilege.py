@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .argv_parser import Parsed, Refused, parse_args
-from .readonly_commands import READ_ONLY
+from .readonly_commands import MDADM, READ_ONLY
 
 ROOT_DIAGNOSTICS: dict[str, str] = {
     "du": "sizes of directories the reading identity may not list (sizes, never contents)",
@@ -74,3 +74,33 @@ def listed_by_root(argv: Sequence[str]) -> tuple[str, ...]:
         return ()
     parsed = _du_parsed(argv[1:])
     return tuple(parsed.operands) if parsed is not None else ()
+
+
+def devices_opened(argv: Sequence[str]) -> tuple[str, ...]:
+    """The device nodes this root diagnostic opens (mdadm --detail/--examine/--query open each
+    operand and send it block and md ioctls): opening a device runs its driver, and a
+    character device's open can act (a watchdog starts counting down to a reboot, a tape
+    rewinds, a serial line resets what hangs on it). Each must be a block device, a fact
+    the host reports (:func:`opened_not_block`); empty: it opens none named."""
+    if not argv or argv[0] != "mdadm":
+        return ()
+    try:
+        return tuple(parse_args("mdadm", MDADM, list(argv[1:]), "as root").operands)
+    except Refused:
+        return ()
+
+
+def opened_not_block(listing: str) -> str | None:
+    """Why a root diagnostic may not open its devices, from find's listing of those that are
+    not block devices (``-printf '%p<TAB>%Y'``, a line each: the path and find's type letter
+    for what it leads to); None when the listing is empty, every one a block device."""
+    kinds = {"c": "a character device", "p": "a FIFO", "f": "a regular file",
+             "d": "a directory", "s": "a socket", "N": "missing", "L": "a symlink loop"}
+    found = [line.partition("\t") for line in listing.splitlines() if line.strip()]
+    if not found:
+        return None
+    named = ", ".join(f"{path} is {kinds.get(kind, 'not a block device')}"
+                      for path, _, kind in found)
+    return (f"{named}: mdadm opens what it is given, as root, and opening a device runs its "
+            "driver (a watchdog starts counting down to a reboot, a tape rewinds); it reads "
+            "block devices only: an array (/dev/md0) or a member disk or partition")

@@ -1014,6 +1014,18 @@ def _check_lsof(args: list[str]) -> None:
             raise Refused(f"lsof file name {redact_cut(name, 40)!r} {problem}")
 
 
+_DEV_NODE = charset(r"/dev/[A-Za-z0-9_.:/\-]{1,64}", "is not a device under /dev")
+
+
+def _dev_written_by_anyone(value: str) -> str | None:
+    """/dev/shm and /dev/mqueue are directories anyone may write: a name there could be
+    swapped for another device between the host's check that it is a block device and
+    mdadm's open of it as root."""
+    if value.split("/")[2] in ("shm", "mqueue"):
+        return "is in a directory anyone may write, not a device"
+    return None
+
+
 _MDADM_CHANGES = "is not read-only: it changes an array or its superblocks"
 MDADM = Spec(
     flags("-D --detail, -E --examine, -Q --query, --detail-platform, -b --brief, "
@@ -1036,7 +1048,7 @@ MDADM = Spec(
                    "--wait-clean -U --update --kill-subarray --update-subarray --action "
                    "--replace --with --force --rebuild-map", _MDADM_CHANGES),
             **deny("-c --config", "reads another configuration file")},
-    operand=charset(r"/dev/[A-Za-z0-9_.:/\-]{1,64}", "is not a device under /dev"),
+    operand=lambda value: _DEV_NODE(value) or _dev_written_by_anyone(value),
 )
 _MDADM_MODES = frozenset({"--detail", "--examine", "--query", "--detail-platform"})
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from ...errors import TransportError
 from ...hosts.transport import Transport
 from ...safety.command_policy import as_run, check_readonly
-from ...safety.privilege import listed_by_root, root_reason
+from ...safety.privilege import devices_opened, listed_by_root, opened_not_block, root_reason
 from ..context import ToolContext
 from ..registry import ToolResult
 
@@ -36,6 +36,8 @@ async def run_readonly_argv(
     # the policy judges bare program names; the configured path (a Nix store path, say) is
     # substituted only after it said yes
     program = ctx.settings.on_host(transport.local_programs).programs.resolve(argv[0])
+    if (why := await _devices_problem(ctx, host, argv)) is not None:
+        return ToolResult("refused", f"refused: {why}", command=argv, from_host=False)
     runner = await _runner(ctx, host, transport, argv)
     try:
         result = await runner.run([program, *argv[1:]],
@@ -64,6 +66,31 @@ async def reader_may_list(ctx: ToolContext, host: str | None, paths: list[str]) 
     except TransportError:
         return False
     return done.ok and not done.stdout.strip()
+
+
+async def _devices_problem(ctx: ToolContext, host: str | None, argv: list[str]) -> str | None:
+    """Why the devices this root diagnostic would open may not be opened (one that is not a
+    block device, or one the host could not describe); None when it opens none or only block
+    devices. The reading identity looks: it may stat what root would open."""
+    devices = devices_opened(argv)
+    if not devices or root_reason(argv) is None:
+        return None
+    reader = ctx.reader(host)
+    assert reader is not None
+    find = ctx.programs(host).resolve("find")
+    # -H: a symlink named here (/dev/disk/by-id/...) is judged by the device it leads to, as
+    # the open would follow it
+    look = [find, "-H", *devices, "-maxdepth", "0", "!", "-type", "b", "-printf", "%p\t%Y\n"]
+    # the refusal is the policy's words, so no host text goes into it (find's stderr)
+    unknown = (f"cannot tell whether {', '.join(devices)} are block devices (missing, or "
+               "the reading identity cannot see them), and mdadm would open them as root")
+    try:
+        done = await reader.run(look, ctx.settings.command_timeout)
+    except TransportError:
+        return unknown
+    if not done.ok:
+        return unknown
+    return opened_not_block(done.stdout)
 
 
 async def _runner(ctx: ToolContext, host: str | None, transport: Transport,
