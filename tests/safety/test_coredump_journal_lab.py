@@ -73,6 +73,9 @@ SECRET_READS = [
     ["journalctl", "-o", "export", MATCH],
     ["journalctl", "-o", "cat", "--output-fields=COREDUMP_ENVIRON", MATCH],
     ["journalctl", "-o", "cat", "--output-fields=MESSAGE,COREDUMP", MATCH],
+    # fields named all empty keep none, and the mode prints every field
+    ["journalctl", "-o", "verbose", "--output-fields=,", MATCH],
+    ["journalctl", "-o", "json", "-a", "--output-fields=,,", MATCH],
     ["journalctl", "-F", "COREDUMP_ENVIRON"],
     ["journalctl", "-F", "COREDUMP"],
     ["coredumpctl", "-F", "COREDUMP"],

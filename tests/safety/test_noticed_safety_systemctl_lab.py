@@ -56,6 +56,10 @@ SECRET_SHOWS = [
     ["systemctl", "show", "--property=ActiveState,UnsetEnvironment", "envy.service"],
     ["systemctl", "show", "-P", "Environment", "envy.service"],
     ["systemctl", "show", "-pEnvironment", "--value", "envy.service"],
+    # names that are all empty keep none, and systemctl prints every property
+    ["systemctl", "show", "-p", ",", "envy.service"],
+    ["systemctl", "show", "--property=,,", "--value", "envy"],
+    ["systemctl", "show", "-P", ",", "envy.service"],
 ]
 
 

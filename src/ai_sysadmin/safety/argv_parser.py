@@ -89,7 +89,12 @@ def charset(pattern: str, what: str) -> Validator:
 plain_value = charset(r"[A-Za-z0-9@%+=:,./~^_\-\[\]*]+", "has characters that are not allowed")
 number_value = charset(r"\+?[0-9]{1,6}", "is not a number")
 word_list = charset(r"[A-Za-z0-9_,.:\-]+", "is not a list of words")
-property_list = charset(r"[A-Za-z0-9_,]+", "is not a list of property names")
+#: NAME,NAME...: no name empty, since systemctl -p and journalctl --output-fields given only
+#: empty names (",") have none to keep and print every property or field, secrets included
+property_list = charset(r"[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*",
+                        "is not a list of names (NAME,NAME..., none empty): empty names "
+                        "alone name nothing, and then every one is printed, process "
+                        "environments too")
 time_value = charset(r"[A-Za-z0-9 :+.@\-]{1,64}",
                      "is not a time ('-1h', 'today', '2024-05-01 10:00')")
 priority_value = charset(r"(emerg|alert|crit|err|warning|notice|info|debug|[0-7])"
