@@ -17,7 +17,9 @@ Failures, for every request of every backend:
 - another HTTP error status: :class:`LLMBadResponse` quoting the server's own error text; a 404
   about the model: :class:`LLMModelMissing`; a 5xx: :class:`LLMServerError` (a proxy's 502 when
   the server behind it is down: an investigation waits it out instead of giving up);
-- a 2xx body that is not a JSON object, or not the protocol's answer: :class:`LLMBadResponse`.
+- a 2xx body that is not a JSON object, or not the protocol's answer: :class:`LLMBadResponse`;
+- a body longer than :data:`MAX_ANSWER_BYTES` (a server that streams without end): read no
+  further, :class:`LLMBadResponse`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +77,10 @@ BUSY_STATUSES = {429: "too many requests", 503: "loading the model or overloaded
 BUSY_TRIES = 6
 #: the pause after the first busy answer that gives no Retry-After; doubled after each
 BUSY_FIRST_PAUSE = 0.5
+#: the most of one answer read: far more than any model writes within a context (a few
+#: hundred KB of JSON), bounded whatever a server sends; one that streams without end (an
+#: Ollama that ignored "stream": false, a proxy in a loop) would fill the memory
+MAX_ANSWER_BYTES = 16 * 2**20
 #: the longest pause taken: a server that asks for more is unavailable for now, and the
 #: caller (an investigation's backoff, a person) is better told so at once
 BUSY_MAX_PAUSE = 60.0
@@ -138,6 +145,19 @@ def retry_after(value: str | None, now: float) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A server's whole answer, read within :data:`MAX_ANSWER_BYTES`."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
 class HttpBackend(ChatBackend):
     """A backend that speaks JSON over HTTP: the request, the error mapping and ``status``.
 
@@ -191,12 +211,12 @@ class HttpBackend(ChatBackend):
             await asyncio.sleep(pause)
 
     async def _exchange(self, method: str, path: str, payload: dict[str, Any] | None,
-                        seconds: float) -> httpx.Response:
+                        seconds: float) -> Answer:
         """One HTTP exchange, given ``seconds`` to finish; a failure to get an answer is the
         typed error the module doc lists."""
         shown = self._prefix + path
         try:
-            return await within(self._http.request(method, path, json=payload), seconds)
+            return await within(self._read(method, path, payload), seconds)
         except TimeoutError:
             raise LLMUnavailable(f"{self.where} did not finish answering {shown} within "
                                  f"{self._settings.timeout:g}s") from None
@@ -216,7 +236,24 @@ class HttpBackend(ChatBackend):
             raise LLMBadResponse(f"{self.where} answered {shown} unusably: "
                                  f"{type(exc).__name__}: {exc}") from None
 
-    def _busy_pause(self, path: str, response: httpx.Response, tries: int, busy_tries: int,
+    async def _read(self, method: str, path: str, payload: dict[str, Any] | None) -> Answer:
+        """The answer, its body read as it comes and no further than :data:`MAX_ANSWER_BYTES`
+        (decoded: a small compressed body may unpack to far more)."""
+        async with self._http.stream(method, path, json=payload) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise LLMBadResponse(
+                        f"{self.where} answered {self._prefix + path} with more than "
+                        f"{MAX_ANSWER_BYTES // 2**20} MiB, far more than any answer of a "
+                        f"model: read no further (it began "
+                        f"{excerpt((chunks[0] if chunks else chunk)[:BODY_EXCERPT * 4])!r})")
+                chunks.append(chunk)
+            return Answer(response.status_code, response.headers, b"".join(chunks))
+
+    def _busy_pause(self, path: str, response: Answer, tries: int, busy_tries: int,
                     spent: tuple[float, float]) -> float:
         """The pause before trying again after a busy answer: its Retry-After, else a pause
         that doubles from try to try (stretched by up to a quarter, so that several workers
@@ -244,7 +281,7 @@ class HttpBackend(ChatBackend):
         log.info("%s; trying again in %.1fs", message, pause)
         return pause
 
-    def _body(self, path: str, response: httpx.Response) -> dict[str, Any]:
+    def _body(self, path: str, response: Answer) -> dict[str, Any]:
         """The answer's body as a JSON object; an error status or garbage is the typed error
         the module doc lists."""
         shown = self._prefix + path

@@ -1,0 +1,86 @@
+"""A server that answers without end: the worker reads a bounded answer, whatever it sends."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ai_sysadmin.config import LLMSettings
+from ai_sysadmin.llm.backends import ChatBackend
+from ai_sysadmin.llm.types import LLMBadResponse, Message
+
+#: the most of one answer a backend reads (``_common.MAX_ANSWER_BYTES``)
+MAX_ANSWER_BYTES = 16 * 2**20
+#: one line of an Ollama stream that says it is not done (the server ignored "stream": false)
+LINE = json.dumps({"model": "m", "created_at": "2024-01-01T00:00:00Z",
+                   "message": {"role": "assistant", "content": "x" * 4000},
+                   "done": False}).encode() + b"\n"
+
+
+class Endless:
+    """Answers 200 and streams ``done: false`` lines, chunked, up to ``limit`` bytes, then
+    holds the connection open without ending the body: a stream that never ends."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent = 0
+        #: the client closed the connection before the server stopped sending
+        self.dropped = threading.Event()
+        self._stop = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        conn, _ = self._server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = LINE * 16
+            framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+            try:
+                while self.sent < self.limit and not self._stop.is_set():
+                    conn.sendall(framed)
+                    self.sent += len(chunk)
+            except OSError:
+                self.dropped.set()
+                return
+            self._stop.wait(30)  # the body never ends
+
+    def __enter__(self) -> Endless:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._server.close()
+
+
+@pytest.fixture
+def endless() -> Iterator[Endless]:
+    with Endless(3 * MAX_ANSWER_BYTES) as server:
+        yield server
+
+
+def test_an_answer_that_never_ends_is_refused_once_too_long_not_read_to_the_timeout(
+        endless: Endless, llm_settings: Callable[..., LLMSettings],
+        with_backend: Callable[..., Any]) -> None:
+    settings = llm_settings(endless.url, timeout=20.0)
+
+    async def ask(backend: ChatBackend) -> None:
+        await backend.chat([Message("user", "hi")], [])
+
+    started = time.monotonic()
+    with pytest.raises(LLMBadResponse, match=r"more than 16 MiB"):
+        with_backend(settings, ask)
+    # refused as it grew past the bound: neither read whole (memory) nor waited out
+    assert time.monotonic() - started < settings.timeout
+    assert endless.sent < 3 * MAX_ANSWER_BYTES
