@@ -4,6 +4,7 @@ data block host text cannot end."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -156,6 +157,54 @@ def test_a_tool_call_written_after_prose_is_no_answer(run_with_model, ctx) -> No
             run_agent(run_with_model, model, ctx)
     # an answer that only quotes JSON is still an answer
     for said in QUOTING_ANSWERS:
+        with ScriptedModel([say(said)]) as model:
+            assert run_agent(run_with_model, model, ctx).answer == said
+
+
+def _longest_stall(run_with_model, model, ctx) -> tuple[object, float]:
+    """The agent's outcome, and the longest its event loop was held from a ticker beside it
+    (the daemon's checks share that loop)."""
+    async def use(llm):
+        loop = asyncio.get_running_loop()
+        longest, last = 0.0, loop.time()
+
+        async def tick() -> None:
+            nonlocal longest, last
+            while True:
+                await asyncio.sleep(0.01)
+                longest, last = max(longest, loop.time() - last), loop.time()
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)
+        try:
+            outcome = await Agent(llm, REGISTRY, ctx, AgentSettings()).run(list(START))
+        finally:
+            ticker.cancel()
+        # the run may end right after what held the loop, before the ticker woke
+        return outcome, max(longest, loop.time() - last)
+
+    return run_with_model(model, use)
+
+
+@pytest.mark.parametrize("tail", ["<tool_call>", "[TOOL_CALLS][{", "<|python_tag|>{"])
+def test_an_answer_of_megabytes_of_call_tags_is_read_without_holding_the_daemon(
+        run_with_model, ctx, tail) -> None:
+    """Prose, then a model gone wrong repeating a chat template's tag: an answer (no call of
+    ours), read in a moment; each tag was read from a copy of the rest of the answer, or
+    with an error that counted every line before it, for minutes of the daemon's loop."""
+    said = "The disk is full. " + tail * (2_000_000 // len(tail))
+    with ScriptedModel([say(said)]) as model:
+        outcome, stall = _longest_stall(run_with_model, model, ctx)
+    assert outcome.answer == said.strip()
+    assert stall < 3.0, f"the event loop was held {stall:.1f} s"
+
+
+def test_an_answer_nested_past_the_json_parsers_limit_is_an_answer(run_with_model, ctx) -> None:
+    """Braces nested past what JSON's parser takes, where a call written as text is looked
+    for: raised RecursionError out of the loop (an investigation retried for ever as a
+    crash, never counted as an unusable answer; ``ask`` ended without one)."""
+    for said in ['DIAGNOSIS: x ' + '{"name":' * 5000,
+                 'DIAGNOSIS: x <tool_call> ' + '[' * 5000]:
         with ScriptedModel([say(said)]) as model:
             assert run_agent(run_with_model, model, ctx).answer == said
 

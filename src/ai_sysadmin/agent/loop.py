@@ -63,6 +63,24 @@ def _size(message: Message) -> int:
 _CALL_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
 #: where a JSON tool call written as text may start
 _CALL_OBJECT = re.compile(r'\{\s*"name"\s*:')
+#: what may stand between a tag and the call it writes
+_AFTER_TAG = re.compile(r"^\s*(?:\[\s*)?")
+#: the longest tool call written as text that is looked for: our tools' arguments are short
+#: (a rationale, the longest, at most 2,000 characters); without a bound, an answer of
+#: megabytes of '{"name":' was parsed from each of them to its end
+_CALL_CHARS = 16_384
+#: the most places of one tag looked at for a call after it: a server that does not read
+#: the model's calls leaves one or a few; an answer of a million tags took a minute
+_TAGS_READ = 64
+
+
+def _decoded(decoder: json.JSONDecoder, text: str, at: int = 0) -> tuple[object, int] | None:
+    """The JSON value at ``at`` in ``text`` and where it ends; None when there is none (nested
+    past the parser's limit included: the model wrote that, it is no call of ours)."""
+    try:
+        return decoder.raw_decode(text, at)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _without_old_questions(messages: list[Message], total: int,
@@ -244,27 +262,30 @@ class Agent:
         if text.startswith(_CALL_TAGS):
             return True
         decoder = json.JSONDecoder()
+        # each call is read from a short copy of the text: JSON's error for text that is no
+        # call counts the lines before it, and an answer of a million tags made a million
+        # copies of the rest, or counts of all before (the daemon's event loop, for minutes)
         for tag in _CALL_TAGS:
             at = text.find(tag)
-            while at >= 0:
-                after = text[at + len(tag):].lstrip().removeprefix("[").lstrip()
-                try:
-                    data, _ = decoder.raw_decode(after)
-                except ValueError:
-                    data = None
-                if isinstance(data, dict) and data.get("name") in self.tool_names:
+            for _ in range(_TAGS_READ):
+                if at < 0:
+                    break
+                after = at + len(tag)
+                following = text.find(tag, after)
+                end = min(len(text) if following < 0 else following, after + _CALL_CHARS)
+                found = _decoded(decoder, _AFTER_TAG.sub("", text[after:end], count=1))
+                if found is not None and self._ours(found[0]):
                     return True
-                at = text.find(tag, at + len(tag))
-        text = text.removesuffix("```").rstrip()
-        for found in _CALL_OBJECT.finditer(text):
-            try:
-                data, end = decoder.raw_decode(text, found.start())
-            except ValueError:
-                continue
-            if end == len(text) and isinstance(data, dict) and \
-                    data.get("name") in self.tool_names:
+                at = following
+        tail = text.removesuffix("```").rstrip()[-_CALL_CHARS:]
+        for candidate in _CALL_OBJECT.finditer(tail):
+            found = _decoded(decoder, tail, candidate.start())
+            if found is not None and found[1] == len(tail) and self._ours(found[0]):
                 return True
         return False
+
+    def _ours(self, data: object) -> bool:
+        return isinstance(data, dict) and data.get("name") in self.tool_names
 
     @staticmethod
     def _key(call: ToolCall) -> str:
