@@ -112,6 +112,21 @@ def test_one_schema_held_request_with_the_evidence_ends_in_a_diagnosis(
         ("tool_call", "propose_action"), ("tool_result", "propose_action"), ("answer", "")]
 
 
+def test_one_fix_named_twice_is_proposed_once(backend_name, ctx, settings, store) -> None:
+    """A model that lists the same fix twice, in other words: one proposal, so one action
+    and one approval for a person; the diagnosis says so."""
+    incident_id = _incident(store)
+    again = RESTART | {"rationale": "restart it, it failed"}
+    with ScriptedModel([say(answer(actions=[RESTART, again]))]) as model:
+        outcome = _run(backend_name, model, ctx, settings, incident_id)
+    (proposal,) = store.proposals(incident_id)
+    assert proposal["rationale"] == RESTART["rationale"]
+    assert [p["id"] for p in outcome.proposals] == [proposal["id"]]
+    assert outcome.answer.endswith(
+        'PROPOSALS: restart_unit {"unit": "demo.service"}; '
+        'restart_unit {"unit": "demo.service"} (named again: proposed once)')
+
+
 def test_an_answer_without_actions_proposes_nothing(backend_name, ctx, settings, store) -> None:
     incident_id = _incident(store, subject="/", evidence=("/ is 97% full",))
     with ScriptedModel([say(answer("the disk is full", "logs grew"))]) as model:

@@ -56,6 +56,33 @@ def test_a_proposal_with_the_wrong_parameters_is_an_error_the_model_corrects(
     assert invalid["detail"].startswith(f"{kind} {json.dumps(parameters)}: invalid parameters")
 
 
+def test_the_same_fix_proposed_again_is_recorded_once(run_with_model, ctx, store) -> None:
+    """A model that proposes one fix over and over, each time in other words (in one reply and
+    in the next): one proposal, so one action and one approval for a person; the model is
+    told, and another fix may still be proposed."""
+    fix = {"unit": "nginx.service"}
+    script = [calls([call("propose_action", kind="restart_unit", parameters=fix,
+                          rationale="it failed"),
+                     call("propose_action", kind="restart_unit", parameters=fix,
+                          rationale="it failed, restart it")]),
+              call("propose_action", kind="restart_unit", parameters=fix,
+                   rationale="really, restart it"),
+              call("propose_action", kind="vacuum_journal", parameters={"max_size": "1G"},
+                   rationale="the journal is large"),
+              say("PROPOSALS: restart_unit, vacuum_journal")]
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        first, again = tool_results(model.requests[1])[-2:]
+        once_more = tool_results(model.requests[2])[-1]
+    assert [(p["kind"], p["parameters"]) for p in outcome.proposals] == [
+        ("restart_unit", fix), ("vacuum_journal", {"max_size": "1G"})]
+    assert "status=ok" in first
+    for said in (again, once_more):
+        assert "status=refused" in said and "already proposed" in said, said
+    recorded = [e for e in store.audit_log(50) if e["action"] == "proposal.recorded"]
+    assert len(recorded) == 2
+
+
 def test_a_wrong_proposal_holding_a_secret_is_audited_masked(
         run_with_model, ctx, store) -> None:
     """A model that writes a password into a fix (a command line as one string, not a list):

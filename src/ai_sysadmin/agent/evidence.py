@@ -241,10 +241,18 @@ async def investigate_evidence(
     result = await llm(messages, [], schema=ResponseSchema(SCHEMA_NAME, answer_schema()),
                        max_tokens=limit)
     answer = parse_answer(result, limit)
-    recorded = []
+    recorded: list[str] = []
+    proposed: set[str] = set()
     for index, fix in enumerate(answer.actions, 1):
         arguments = {"kind": fix.kind, "parameters": fix.parameters(),
                      "rationale": fix.rationale}
+        same = json.dumps([fix.kind, arguments["parameters"]], sort_keys=True)
+        if same in proposed:
+            # one fix named twice (in other words) would be two actions of the same fix
+            recorded.append(f"{fix.kind} {json.dumps(arguments['parameters'])} (named again: "
+                            "proposed once)")
+            continue
+        proposed.add(same)
         call = ToolCall(f"answer_{index}", "propose_action", json.dumps(arguments), arguments)
         agent.emit("tool_call", call.name, redact_cut(call.raw_arguments, 200))
         started = time.monotonic()

@@ -306,11 +306,28 @@ class Agent:
         if used > self.settings.max_tool_calls:
             return ToolResult("refused", "tool budget exhausted: give your final answer now",
                               from_host=False)
+        if (earlier := self._proposed_before(call)) is not None:
+            return ToolResult("refused", f"this fix was already proposed ({earlier}); it is "
+                              "decided once, whatever the rationale: do not propose it again",
+                              from_host=False)
         if key in seen and seen[key] not in self._dropped:
             return ToolResult("refused", "this identical call was already made; its result is "
                               "above. Use it, or call something else.", from_host=False)
         seen[key] = call.id  # a repeat of a call whose output was dropped runs again
         return await self.registry.call(call.name, call.arguments, self.ctx, call.raw_arguments)
+
+    def _proposed_before(self, call: ToolCall) -> str | None:
+        """The proposal of this conversation that ``call`` proposes again (the same kind and
+        parameters, another rationale), as the model was told it; None when it is new. Each
+        would be its own action: a person asked twice for one fix, or a fix that did not
+        hold run again at once."""
+        if call.name != "propose_action" or call.arguments is None:
+            return None
+        wanted = (call.arguments.get("kind"), call.arguments.get("parameters"))
+        for number, proposal in enumerate(self.ctx.proposals, 1):
+            if (proposal.get("kind"), proposal.get("parameters")) == wanted:
+                return f"proposal {proposal.get('id') or number}"
+        return None
 
     def _taken(self, reply: Message, used: int, conversation: list[Message]) -> Message:
         """The reply as the conversation keeps it: as many of its calls as the tool budget
