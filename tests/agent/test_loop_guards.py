@@ -14,7 +14,14 @@ from ai_sysadmin.agent.loop import Agent, fenced
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import AgentSettings
 from ai_sysadmin.llm.types import LLMBadResponse, Message
-from tests.support.scripted_model import ScriptedModel, call, calls, say, tool_results
+from tests.support.scripted_model import (
+    ScriptedModel,
+    call,
+    calls,
+    respond,
+    say,
+    tool_results,
+)
 
 START = [Message("system", "You are hal."), Message("user", "Why is the disk full?")]
 
@@ -186,6 +193,35 @@ def test_a_tool_call_written_after_prose_is_no_answer(run_with_model, ctx) -> No
     for said in QUOTING_ANSWERS:
         with ScriptedModel([say(said)]) as model:
             assert run_agent(run_with_model, model, ctx).answer == said
+
+
+def _same_ids(*argvs: list[str]) -> dict[str, Any]:
+    """An OpenAI answer whose calls (run_readonly of each argv) are all named "call_0"."""
+    return {"id": "chatcmpl-1", "object": "chat.completion", "model": "scripted",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": "call_0", "type": "function",
+                                "function": {"name": "run_readonly",
+                                             "arguments": json.dumps({"argv": argv})}}
+                               for argv in argvs]}}]}
+
+
+@pytest.mark.parametrize("backend_name", ["openai"])
+def test_calls_a_server_names_alike_are_answered_each_under_its_own_id(
+        run_with_model, ctx) -> None:
+    """llama.cpp-like servers that name each call "call_0": the next request pairs each
+    output with its own call, once, as a strict server requires."""
+    script = [respond(_same_ids(["uname", "-s"], ["uname", "-r"])),
+              respond(_same_ids(["uname", "-m"])), say("DIAGNOSIS: fine")]
+    with ScriptedModel(script) as model:
+        run_agent(run_with_model, model, ctx)
+        last = model.requests[-1]["messages"]
+    ids = [c["id"] for m in last if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    answered = [m["tool_call_id"] for m in last if m["role"] == "tool"]
+    assert len(ids) == 3 and len(set(ids)) == 3, ids
+    assert answered == ids
+    outputs = {m["tool_call_id"]: m["content"] for m in last if m["role"] == "tool"}
+    assert "Linux" in outputs[ids[0]] and "Linux" not in outputs[ids[1]]
 
 
 def _longest_stall(run_with_model, model, ctx) -> tuple[object, float]:

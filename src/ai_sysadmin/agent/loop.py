@@ -338,7 +338,8 @@ class Agent:
         content = reply.content
         if reply.tool_calls and len(content) > budget // 4:
             content = f"{content[:budget // 4]}\n[cut to fit the context]"
-        calls = reply.tool_calls[:max(1, self.settings.max_tool_calls - used)]
+        calls = _own_ids(reply.tool_calls[:max(1, self.settings.max_tool_calls - used)],
+                         {c.id for m in conversation for c in m.tool_calls})
         taken = Message("assistant", content, calls)
         fits = (budget - self._floor([*conversation, taken])) // _MIN_SHARE
         return Message("assistant", content, calls[:max(1, fits)])
@@ -424,6 +425,20 @@ def _kept(output: str) -> str:
         return output
     end = output.rfind("\n", MAX_KEPT_CHARS - 65_536, MAX_KEPT_CHARS)
     return output[:end + 1] if end >= 0 else output[:MAX_KEPT_CHARS]
+
+
+def _own_ids(calls: Sequence[ToolCall], taken: set[str]) -> tuple[ToolCall, ...]:
+    """``calls``, each with an id of its own in the conversation: a server that names every
+    call alike ("call_0" in each reply, or twice in one) left two outputs answering one id,
+    which a strict server refuses and a model cannot tell apart, and an output dropped from
+    the context let an unrelated identical call of that id run again."""
+    own = []
+    for call in calls:
+        if call.id in taken:
+            call = replace(call, id=f"call_{secrets.token_hex(6)}")
+        taken.add(call.id)
+        own.append(call)
+    return tuple(own)
 
 
 def _shown_command(command: list[str]) -> str:
