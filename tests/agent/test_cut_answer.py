@@ -16,7 +16,7 @@ from ai_sysadmin.llm.handlers import chat_result, result_payload
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import Database, IncidentStore
-from tests.support.scripted_model import ScriptedModel, respond
+from tests.support.scripted_model import ScriptedModel, respond, say
 
 FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
                  "nginx.service has failed", ("nginx.service: active=failed",))
@@ -54,3 +54,34 @@ def test_a_diagnosis_cut_at_the_token_limit_says_it_is_incomplete(tmp_path: Path
     diagnosis = store.get(incident_id).diagnosis or ""
     assert diagnosis.startswith("(incomplete: the answer reached the model's token limit")
     assert diagnosis.endswith(TEXT)
+
+
+@pytest.mark.parametrize("backend", sorted(CUT))
+def test_an_answer_of_megabytes_is_kept_cut_to_the_context_and_says_so(tmp_path: Path,
+                                                                       backend: str) -> None:
+    """A model gone wrong that writes megabytes: the incident keeps what fits the context,
+    said to be incomplete, not all of it as its diagnosis (masked, stored, shown whole)."""
+    line = "DIAGNOSIS: nginx.service failed, again and again and again\n"
+    with ScriptedModel([say(line * 80_000)]) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            llm={"backend": backend, "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        backend_ = make_backend(settings.llm)
+
+        async def go() -> None:
+            investigator = Investigator(settings, store, {}, lambda _: DirectLLM(backend_),
+                                        knowledge=KnowledgeRecall(settings))
+            investigator.schedule(incident_id)
+            await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 60)
+            await investigator.close()
+            await backend_.aclose()
+
+        asyncio.run(go())
+    incident = store.get(incident_id)
+    diagnosis = incident.diagnosis or ""
+    assert diagnosis.startswith("(incomplete: the answer was longer than "
+                                "agent.max_context_chars; cut there)\nDIAGNOSIS: nginx")
+    assert len(diagnosis) <= settings.agent.max_context_chars + 200
+    assert diagnosis.endswith("again and again")  # at a line's end
+    assert incident.state == "open"  # nothing proposed: it stays open for a retry

@@ -224,7 +224,8 @@ def test_calls_a_server_names_alike_are_answered_each_under_its_own_id(
     assert "Linux" in outputs[ids[0]] and "Linux" not in outputs[ids[1]]
 
 
-def _longest_stall(run_with_model, model, ctx) -> tuple[object, float]:
+def _longest_stall(run_with_model, model, ctx,
+                   settings: AgentSettings) -> tuple[object, float]:
     """The agent's outcome, and the longest its event loop was held from a ticker beside it
     (the daemon's checks share that loop)."""
     async def use(llm):
@@ -240,7 +241,7 @@ def _longest_stall(run_with_model, model, ctx) -> tuple[object, float]:
         ticker = asyncio.create_task(tick())
         await asyncio.sleep(0.05)
         try:
-            outcome = await Agent(llm, REGISTRY, ctx, AgentSettings()).run(list(START))
+            outcome = await Agent(llm, REGISTRY, ctx, settings).run(list(START))
         finally:
             ticker.cancel()
         # the run may end right after what held the loop, before the ticker woke
@@ -256,8 +257,10 @@ def test_an_answer_of_megabytes_of_call_tags_is_read_without_holding_the_daemon(
     ours), read in a moment; each tag was read from a copy of the rest of the answer, or
     with an error that counted every line before it, for minutes of the daemon's loop."""
     said = "The disk is full. " + tail * (2_000_000 // len(tail))
+    # a context that holds it all: the answer is read whole, not cut to the context first
+    roomy = AgentSettings(max_context_chars=len(said) + 1000)
     with ScriptedModel([say(said)]) as model:
-        outcome, stall = _longest_stall(run_with_model, model, ctx)
+        outcome, stall = _longest_stall(run_with_model, model, ctx, roomy)
     assert outcome.answer == said.strip()
     assert stall < 3.0, f"the event loop was held {stall:.1f} s"
 
@@ -266,7 +269,7 @@ def test_an_answer_nested_past_the_json_parsers_limit_is_an_answer(run_with_mode
     """Braces nested past what JSON's parser takes, where a call written as text is looked
     for: raised RecursionError out of the loop (an investigation retried for ever as a
     crash, never counted as an unusable answer; ``ask`` ended without one)."""
-    for said in ['DIAGNOSIS: x ' + '{"name":' * 5000,
+    for said in ['DIAGNOSIS: x ' + '{"name":' * 2500,
                  'DIAGNOSIS: x <tool_call> ' + '[' * 5000]:
         with ScriptedModel([say(said)]) as model:
             assert run_agent(run_with_model, model, ctx).answer == said

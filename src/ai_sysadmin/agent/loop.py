@@ -117,8 +117,9 @@ class AgentOutcome:
     answer: str
     messages: list[Message]
     tool_calls: int
-    #: "cut": the final answer reached the model's token limit (it is incomplete)
-    stop_reason: Literal["answer", "budget", "cut"]
+    #: "cut": the final answer reached the model's token limit (it is incomplete); "long":
+    #: it was longer than the whole context, and is cut there
+    stop_reason: Literal["answer", "budget", "cut", "long"]
     proposals: list[dict[str, object]] = field(default_factory=list)
     #: "tools" (the loop) or "evidence" (one schema-held answer, agent/evidence.py)
     mode: str = "tools"
@@ -374,6 +375,14 @@ class Agent:
     def _answered(self, reply: Message, result: ChatResult, conversation: list[Message],
                   used: int) -> AgentOutcome:
         answer = reply.content.strip()
+        stop: Literal["answer", "cut", "long"] = "cut" if result.cut else "answer"
+        if len(answer) > self.settings.max_context_chars:
+            # a model gone wrong may write megabytes (up to what a backend reads): each
+            # would be masked, stored as the diagnosis, rendered on a terminal, sent back
+            # with the chat's next question, all of it
+            answer = _cut_at_line(answer, self.settings.max_context_chars)
+            conversation[-1] = Message("assistant", answer)
+            stop = "long"
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):
@@ -382,8 +391,7 @@ class Agent:
                 "call (llama.cpp's llama-server needs --jinja for tool calls), or use "
                 "agent.mode = \"evidence\" for this model")
         self.emit("answer", "", redact(answer))
-        return AgentOutcome(answer, conversation, used, "cut" if result.cut else "answer",
-                            self.ctx.proposals)
+        return AgentOutcome(answer, conversation, used, stop, self.ctx.proposals)
 
     async def run(self, messages: list[Message]) -> AgentOutcome:
         conversation = list(messages)
@@ -425,6 +433,13 @@ def _kept(output: str) -> str:
         return output
     end = output.rfind("\n", MAX_KEPT_CHARS - 65_536, MAX_KEPT_CHARS)
     return output[:end + 1] if end >= 0 else output[:MAX_KEPT_CHARS]
+
+
+def _cut_at_line(text: str, limit: int) -> str:
+    """``text``'s first ``limit`` characters, ending at a line's end where one is in their
+    second half (a line cut in two could cut a secret in two, past what masking finds)."""
+    end = text.rfind("\n", limit // 2, limit)
+    return text[:end] if end >= 0 else text[:limit]
 
 
 def _own_ids(calls: Sequence[ToolCall], taken: set[str]) -> tuple[ToolCall, ...]:

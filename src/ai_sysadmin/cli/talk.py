@@ -311,6 +311,9 @@ def _print_answer(outcome: AgentOutcome) -> None:
     if outcome.stop_reason == "cut":
         err.print("(the answer stops at the model's token limit: llm.max_tokens)",
                   markup=False, highlight=False)
+    elif outcome.stop_reason == "long":
+        err.print("(the answer was longer than agent.max_context_chars: cut there)",
+                  markup=False, highlight=False)
 
 
 def _unanswered(outcome: AgentOutcome) -> str | None:

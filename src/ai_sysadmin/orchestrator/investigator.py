@@ -49,7 +49,8 @@ log = logging.getLogger("ai_sysadmin.decisions")
 DAY_SECONDS = 24 * 3600
 #: why an investigation's answer is not all of it, by its stop reason
 INCOMPLETE = {"budget": "the tool budget ran out",
-              "cut": "the answer reached the model's token limit, llm.max_tokens"}
+              "cut": "the answer reached the model's token limit, llm.max_tokens",
+              "long": "the answer was longer than agent.max_context_chars; cut there"}
 
 #: failures that are the model's or its configuration's, not an outage's (a server down, a
 #: proxy's 502: ``LLMUnavailable``, ``LLMServerError``): asking again will not mend them, so they
