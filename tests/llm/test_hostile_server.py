@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -84,3 +86,40 @@ def test_an_answer_that_never_ends_is_refused_once_too_long_not_read_to_the_time
     # refused as it grew past the bound: neither read whole (memory) nor waited out
     assert time.monotonic() - started < settings.timeout
     assert endless.sent < 3 * MAX_ANSWER_BYTES
+
+
+@pytest.fixture
+def gzip_bomb() -> Iterator[str]:
+    """A 200 whose body is 200 KB of gzip that unpacks to 200 MB of spaces."""
+    body = gzip.compress(b" " * 200_000_000, compresslevel=9)
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+            done.wait(10)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(10)
+        server.close()
+
+
+def test_a_small_compressed_answer_that_unpacks_to_hundreds_of_mb_is_not_unpacked(
+        gzip_bomb: str, llm_settings: Callable[..., LLMSettings],
+        with_backend: Callable[..., Any]) -> None:
+    async def ask(backend: ChatBackend) -> None:
+        await backend.chat([Message("user", "hi")], [])
+
+    with pytest.raises(LLMBadResponse, match=r"more than 16 MiB, .*: read no further$"):
+        with_backend(llm_settings(gzip_bomb), ask)

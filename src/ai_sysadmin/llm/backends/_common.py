@@ -245,11 +245,12 @@ class HttpBackend(ChatBackend):
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > MAX_ANSWER_BYTES:
+                    began = excerpt((chunks[0] if chunks else chunk)[:BODY_EXCERPT * 4])
                     raise LLMBadResponse(
                         f"{self.where} answered {self._prefix + path} with more than "
                         f"{MAX_ANSWER_BYTES // 2**20} MiB, far more than any answer of a "
-                        f"model: read no further (it began "
-                        f"{excerpt((chunks[0] if chunks else chunk)[:BODY_EXCERPT * 4])!r})")
+                        f"model: read no further"
+                        f"{f' (it began {began!r})' if began else ''}")
                 chunks.append(chunk)
             return Answer(response.status_code, response.headers, b"".join(chunks))
 
