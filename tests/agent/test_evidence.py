@@ -127,6 +127,19 @@ def test_one_fix_named_twice_is_proposed_once(backend_name, ctx, settings, store
         'restart_unit {"unit": "demo.service"} (named again: proposed once)')
 
 
+def test_a_diagnosis_of_megabytes_is_kept_cut_to_the_context(
+        backend_name, ctx, settings, store) -> None:
+    """A server that let the model write past evidence_max_tokens: what is kept is what fits
+    the context, said incomplete, as the tool loop keeps an answer."""
+    incident_id = _incident(store)
+    rambling = "demo.service failed and then it failed again. " * 40_000
+    with ScriptedModel([say(answer(diagnosis=rambling))]) as model:
+        outcome = _run(backend_name, model, ctx, settings, incident_id)
+    assert outcome.stop_reason == "long"
+    assert outcome.answer.startswith("DIAGNOSIS: demo.service failed and then")
+    assert len(outcome.answer) <= settings.agent.max_context_chars
+
+
 def test_an_answer_without_actions_proposes_nothing(backend_name, ctx, settings, store) -> None:
     incident_id = _incident(store, subject="/", evidence=("/ is 97% full",))
     with ScriptedModel([say(answer("the disk is full", "logs grew"))]) as model:

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,7 +31,7 @@ from ..safety.catalog import CATALOG
 from ..safety.units import unit_problem
 from ..store import Incident
 from .context import ToolContext
-from .loop import Agent, AgentEvent, AgentOutcome
+from .loop import Agent, AgentEvent, AgentOutcome, cut_at_line
 from .prompt import HostFacts, evidence_prompt, investigation_task
 from .tools import REGISTRY
 
@@ -262,6 +262,11 @@ async def investigate_evidence(
         shown = f"{fix.kind} {json.dumps(arguments['parameters'])}"
         recorded.append(shown if outcome.status == "ok" else f"{shown} ({outcome.output})")
     text = diagnosis_text(answer, recorded)
+    stop: Literal["answer", "long"] = "answer"
+    if len(text) > settings.agent.max_context_chars:
+        # a server that let the model write past evidence_max_tokens: as the tool loop
+        # keeps an answer (stored, shown), cut to the context and said incomplete
+        text, stop = cut_at_line(text, settings.agent.max_context_chars), "long"
     agent.emit("answer", "", redact(text))
     reply = Message("assistant", result.message.content)
-    return AgentOutcome(text, [*messages, reply], 0, "answer", ctx.proposals, mode="evidence")
+    return AgentOutcome(text, [*messages, reply], 0, stop, ctx.proposals, mode="evidence")

@@ -380,7 +380,7 @@ class Agent:
             # a model gone wrong may write megabytes (up to what a backend reads): each
             # would be masked, stored as the diagnosis, rendered on a terminal, sent back
             # with the chat's next question, all of it
-            answer = _cut_at_line(answer, self.settings.max_context_chars)
+            answer = cut_at_line(answer, self.settings.max_context_chars)
             conversation[-1] = Message("assistant", answer)
             stop = "long"
         if not answer:
@@ -435,7 +435,7 @@ def _kept(output: str) -> str:
     return output[:end + 1] if end >= 0 else output[:MAX_KEPT_CHARS]
 
 
-def _cut_at_line(text: str, limit: int) -> str:
+def cut_at_line(text: str, limit: int) -> str:
     """``text``'s first ``limit`` characters, ending at a line's end where one is in their
     second half (a line cut in two could cut a secret in two, past what masking finds)."""
     end = text.rfind("\n", limit // 2, limit)
