@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ai_sysadmin import logs
+from ai_sysadmin.config import AgentSettings
 from ai_sysadmin.redact import redact
 from tests.agent.test_loop import run_agent
-from tests.support.scripted_model import ScriptedModel, call, say
+from tests.support.scripted_model import ScriptedModel, call, respond, say, tool_results
 
 
 def test_tool_calls_are_logged_masked_with_status_and_duration(run_with_model, ctx,
@@ -54,3 +57,32 @@ def test_a_token_at_the_cut_of_a_tool_call_line_is_masked_whole(run_with_model, 
         for token in (near_200, near_300):
             assert token[:12] not in shown, shown
     assert line.startswith('{"argv": ["ls", "aaa') and "[redacted]"[:6] in line
+
+
+def _named(name: str, call_id: str) -> dict:
+    """An OpenAI answer with one call of ``name``, under ``call_id``."""
+    return {"id": "x", "object": "chat.completion", "model": "scripted",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": call_id, "type": "function",
+                                "function": {"name": name, "arguments": "{}"}}]}}]}
+
+
+@pytest.mark.parametrize("backend_name", ["openai"])
+def test_a_tool_name_and_call_id_of_megabytes_stay_out_of_the_log_and_the_context(
+        run_with_model, ctx) -> None:
+    """A model that writes megabytes as a tool's name and its server as the call's id: the
+    model is told there is no such tool, the decisions log keeps a line of the usual size
+    (three copies of the name a call pushed the days before out of it), and the next
+    request fits the context (the id went back with every request, uncounted)."""
+    logs.configure(ctx.settings.log_dir, ctx.settings.ai_name, mask=redact)
+    name, call_id = "journal" + "x" * 2_000_000, "call_" + "y" * 2_000_000
+    with ScriptedModel([respond(_named(name, call_id)), say("done")]) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        sent = model.requests[-1]
+    assert outcome.answer == "done"
+    (told,) = tool_results(sent)
+    assert "unknown tool 'journalxxx" in told and "(2000007 characters)" in told
+    assert len(json.dumps(sent["messages"])) < AgentSettings().max_context_chars
+    logged = [r for r in logs.read(ctx.settings.log_dir, "decisions", 50) if "tool" in r]
+    assert len(logged) == 1 and len(json.dumps(logged)) < 2000

@@ -415,6 +415,22 @@ def assistant_message(backend: HttpBackend, message: Any, legacy_ok: bool) -> Me
     return Message(role="assistant", content=content, tool_calls=tuple(calls))
 
 
+#: the longest tool name kept as the model wrote it: ours are a few words; a longer one is no
+#: tool, and is quoted in its error, the decisions log and the tool line a person reads
+MAX_TOOL_NAME = 100
+
+
+def call_name(name: Any) -> str:
+    """The name a call asks for, as it is kept: "" when it is no text, cut (and so no tool's
+    name) when it is longer than :data:`MAX_TOOL_NAME`; a model that writes megabytes there
+    pushed the days before out of the decisions log, three copies at each call."""
+    if not isinstance(name, str):
+        return ""
+    if len(name) <= MAX_TOOL_NAME:
+        return name
+    return f"{name[:MAX_TOOL_NAME]}… ({len(name)} characters)"
+
+
 def new_call_id() -> str:
     """An id for a tool call the server did not name (Ollama does not)."""
     return f"call_{uuid.uuid4().hex[:12]}"
@@ -423,7 +439,8 @@ def new_call_id() -> str:
 def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
     """A ToolCall from what the server sent. ``arguments`` may be an object (Ollama), a JSON
     string (OpenAI) or anything else; only a JSON object gives ``arguments``, anything else
-    leaves it None for the agent to report back to the model."""
+    leaves it None for the agent to report back to the model. An id that is no text, or
+    longer than :data:`MAX_TOOL_NAME`, is replaced by one of ours."""
     if isinstance(arguments, str):
         raw = arguments
         try:
@@ -434,8 +451,11 @@ def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
         raw = json.dumps(arguments)
         parsed = arguments
     return ToolCall(
-        id=call_id if isinstance(call_id, str) and call_id else new_call_id(),
-        name=name if isinstance(name, str) else "",
+        # an id is sent back with each request after, outside what the context budget
+        # counts: one of megabytes made every request too long for the model
+        id=call_id if isinstance(call_id, str) and 0 < len(call_id) <= MAX_TOOL_NAME
+        else new_call_id(),
+        name=call_name(name),
         raw_arguments=raw,
         arguments=parsed if isinstance(parsed, dict) else None,
     )
