@@ -90,6 +90,25 @@ def test_the_same_fix_proposed_again_is_recorded_once(run_with_model, ctx, store
     assert len(recorded) == 2
 
 
+def test_one_investigation_proposes_at_most_three_fixes(run_with_model, ctx, store) -> None:
+    """A model that proposes a fix with every call it may make: each would be an action, run
+    where the autonomy level lets it or a person's to approve. Three are recorded; the model
+    is told to answer."""
+    units = [f"app{n}.service" for n in range(6)]
+    script = [calls([call("propose_action", kind="restart_unit", parameters={"unit": unit},
+                          rationale="it may help") for unit in units]),
+              say("PROPOSALS: three restarts")]
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        told = tool_results(model.requests[1])
+    assert [p["parameters"]["unit"] for p in outcome.proposals] == units[:3]
+    assert all("status=ok" in said for said in told[:3])
+    for said in told[3:]:
+        assert "status=refused" in said and "3 fixes were proposed already" in said, said
+    recorded = [e for e in store.audit_log(50) if e["action"] == "proposal.recorded"]
+    assert len(recorded) == 3
+
+
 def test_a_wrong_proposal_holding_a_secret_is_audited_masked(
         run_with_model, ctx, store) -> None:
     """A model that writes a password into a fix (a command line as one string, not a list):

@@ -31,12 +31,12 @@ from ..safety.catalog import CATALOG
 from ..safety.units import unit_problem
 from ..store import Incident
 from .context import ToolContext
-from .loop import Agent, AgentEvent, AgentOutcome, cut_at_line
+from .loop import MAX_PROPOSALS, Agent, AgentEvent, AgentOutcome, cut_at_line
 from .prompt import HostFacts, evidence_prompt, investigation_task
 from .tools import REGISTRY
 
-#: the most actions one answer may propose
-MAX_ACTIONS = 3
+#: the most actions one answer may propose: as many as a tool loop may
+MAX_ACTIONS = MAX_PROPOSALS
 SCHEMA_NAME = "incident_diagnosis"
 
 

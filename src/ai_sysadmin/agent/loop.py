@@ -30,6 +30,10 @@ LLMCall = Callable[[list[Message], list[ToolSpec]], Awaitable[ChatResult]]
 EventKind = Literal["tool_call", "tool_result", "answer"]
 
 
+#: the most fixes one conversation proposes (the evidence mode's answer holds as many): each
+#: becomes an action, run at once where the autonomy level lets it or a person's to approve;
+#: a model gone wrong proposed one with each of its tool calls
+MAX_PROPOSALS = 3
 #: what an older call's arguments become when they do not fit the context
 _DROPPED_ARGUMENTS = {"note": "arguments dropped to fit the context"}
 #: the least of the context each output of one reply is given: its head, fence and command
@@ -307,6 +311,10 @@ class Agent:
         if used > self.settings.max_tool_calls:
             return ToolResult("refused", "tool budget exhausted: give your final answer now",
                               from_host=False)
+        if call.name == "propose_action" and len(self.ctx.proposals) >= MAX_PROPOSALS:
+            return ToolResult("refused", f"{len(self.ctx.proposals)} fixes were proposed "
+                              "already, the most one investigation proposes: give your final "
+                              "answer", from_host=False)
         if (earlier := self._proposed_before(call)) is not None:
             return ToolResult("refused", f"this fix was already proposed ({earlier}); it is "
                               "decided once, whatever the rationale: do not propose it again",
