@@ -14,6 +14,7 @@ from ai_sysadmin.agent.loop import Agent, fenced
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import AgentSettings
 from ai_sysadmin.llm.types import LLMBadResponse, Message
+from ai_sysadmin.monitor.findings import Finding, Severity
 from tests.support.scripted_model import (
     ScriptedModel,
     call,
@@ -90,23 +91,31 @@ def test_the_same_fix_proposed_again_is_recorded_once(run_with_model, ctx, store
     assert len(recorded) == 2
 
 
-def test_one_investigation_proposes_at_most_three_fixes(run_with_model, ctx, store) -> None:
+@pytest.mark.parametrize("investigated", [True, False])
+def test_one_investigation_proposes_at_most_three_fixes(run_with_model, ctx, store,
+                                                         investigated) -> None:
     """A model that proposes a fix with every call it may make: each would be an action, run
     where the autonomy level lets it or a person's to approve. Three are recorded; the model
-    is told to answer."""
+    is told to answer. A chat's proposals are advice, never decided: a person may ask for
+    more."""
     units = [f"app{n}.service" for n in range(6)]
+    if investigated:
+        finding = Finding("testhost", "failed_unit", "app0.service", Severity.CRITICAL,
+                          "app0.service has failed", ("app0.service: active=failed",))
+        (ctx.incident_id,) = store.record_check("testhost", [finding], {"failed_unit"}).opened
     script = [calls([call("propose_action", kind="restart_unit", parameters={"unit": unit},
                           rationale="it may help") for unit in units]),
               say("PROPOSALS: three restarts")]
     with ScriptedModel(script) as model:
         outcome = run_agent(run_with_model, model, ctx)
         told = tool_results(model.requests[1])
-    assert [p["parameters"]["unit"] for p in outcome.proposals] == units[:3]
-    assert all("status=ok" in said for said in told[:3])
-    for said in told[3:]:
+    kept = 3 if investigated else 6
+    assert [p["parameters"]["unit"] for p in outcome.proposals] == units[:kept]
+    assert all("status=ok" in said for said in told[:kept])
+    for said in told[kept:]:
         assert "status=refused" in said and "3 fixes were proposed already" in said, said
     recorded = [e for e in store.audit_log(50) if e["action"] == "proposal.recorded"]
-    assert len(recorded) == 3
+    assert len(recorded) == kept
 
 
 def test_a_wrong_proposal_holding_a_secret_is_audited_masked(

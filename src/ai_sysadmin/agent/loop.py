@@ -30,7 +30,7 @@ LLMCall = Callable[[list[Message], list[ToolSpec]], Awaitable[ChatResult]]
 EventKind = Literal["tool_call", "tool_result", "answer"]
 
 
-#: the most fixes one conversation proposes (the evidence mode's answer holds as many): each
+#: the most fixes one investigation proposes (the evidence mode's answer holds as many): each
 #: becomes an action, run at once where the autonomy level lets it or a person's to approve;
 #: a model gone wrong proposed one with each of its tool calls
 MAX_PROPOSALS = 3
@@ -311,7 +311,8 @@ class Agent:
         if used > self.settings.max_tool_calls:
             return ToolResult("refused", "tool budget exhausted: give your final answer now",
                               from_host=False)
-        if call.name == "propose_action" and len(self.ctx.proposals) >= MAX_PROPOSALS:
+        if call.name == "propose_action" and self._decided \
+                and len(self.ctx.proposals) >= MAX_PROPOSALS:
             return ToolResult("refused", f"{len(self.ctx.proposals)} fixes were proposed "
                               "already, the most one investigation proposes: give your final "
                               "answer", from_host=False)
@@ -324,6 +325,12 @@ class Agent:
                               "above. Use it, or call something else.", from_host=False)
         seen[key] = call.id  # a repeat of a call whose output was dropped runs again
         return await self.registry.call(call.name, call.arguments, self.ctx, call.raw_arguments)
+
+    @property
+    def _decided(self) -> bool:
+        """Whether what is proposed here is decided (an investigation's), not advice to a
+        person who talks with the model and may ask for more."""
+        return self.ctx.incident_id is not None and not self.ctx.advisory
 
     def _proposed_before(self, call: ToolCall) -> str | None:
         """The proposal of this conversation that ``call`` proposes again (the same kind and
