@@ -123,3 +123,59 @@ def test_a_small_compressed_answer_that_unpacks_to_hundreds_of_mb_is_not_unpacke
 
     with pytest.raises(LLMBadResponse, match=r"more than 16 MiB, .*: read no further$"):
         with_backend(llm_settings(gzip_bomb), ask)
+
+
+class _Recording:
+    """An HTTP server on 127.0.0.1 that answers every request with ``status`` (and
+    ``headers``) and keeps each request's first line."""
+
+    def __init__(self, status: str, headers: str = "") -> None:
+        self.requests: list[str] = []
+        self._answer = f"HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\n\r\n".encode()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                head = conn.recv(65536).split(b"\r\n", 1)[0]
+                self.requests.append(head.decode("latin-1"))
+                with contextlib.suppress(OSError):
+                    conn.sendall(self._answer)
+
+    def __enter__(self) -> _Recording:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._server.close()
+
+
+@pytest.mark.parametrize("status", ["307 Temporary Redirect", "308 Permanent Redirect",
+                                    "302 Found"])
+def test_a_redirect_is_said_and_the_conversation_goes_nowhere_else(
+        status: str, llm_settings: Callable[..., LLMSettings],
+        with_backend: Callable[..., Any]) -> None:
+    # the configured server (or a proxy before it) points elsewhere: the conversation, host
+    # text among it, went there with the next request; now only llm.url ever gets it
+    with _Recording("200 OK") as elsewhere, \
+            _Recording(status, f"Location: {elsewhere.url}/v1/moved\r\n") as server:
+        async def ask(backend: ChatBackend) -> None:
+            await backend.chat([Message("user", "journal: secret-looking line")], [])
+
+        with pytest.raises(LLMBadResponse, match=(
+                rf"redirected \S+ to {elsewhere.url}/v1/moved \(HTTP {status[:3]}\): not "
+                r"followed, what is sent goes to llm.url alone; set llm.url to where it "
+                r"points if that is meant")):
+            with_backend(llm_settings(server.url), ask)
+        assert len(server.requests) == 1 and server.requests[0].startswith("POST ")
+    assert elsewhere.requests == []

@@ -157,6 +157,10 @@ class Answer:
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status_code < 400 and "location" in self.headers
+
 
 class HttpBackend(ChatBackend):
     """A backend that speaks JSON over HTTP: the request, the error mapping and ``status``.
@@ -182,7 +186,9 @@ class HttpBackend(ChatBackend):
             params=httpx.QueryParams(url_query(settings.url)),
             headers=headers,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            follow_redirects=True,  # as both vendor clients did: a proxy may move the API
+            # never followed: a redirect would send the conversation (host text, masked as it
+            # is) wherever the server points, another origin included; said, to be configured
+            follow_redirects=False,
         )
         self._prefix = httpx.URL(base).path.rstrip("/")
 
@@ -286,6 +292,12 @@ class HttpBackend(ChatBackend):
         """The answer's body as a JSON object; an error status or garbage is the typed error
         the module doc lists."""
         shown = self._prefix + path
+        if response.is_redirect:
+            where = masked_url(response.headers.get("location", ""))[:BODY_EXCERPT] or "nowhere"
+            raise LLMBadResponse(
+                f"{self.where} redirected {shown} to {where} (HTTP {response.status_code}): not "
+                "followed, what is sent goes to llm.url alone; set llm.url to where it points "
+                "if that is meant")
         if not response.is_success:
             text = error_text(response.content)
             message = f"{self.where} answered HTTP {response.status_code} to {shown}: {text}"
