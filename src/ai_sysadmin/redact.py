@@ -272,6 +272,17 @@ def _key_tail(match: re.Match[str], text: str) -> Iterator[Edit]:
     yield start, match.end(), _KEY_MASK
 
 
+def _options(option: str) -> Callable[[re.Match[str], str], Iterator[Edit]]:
+    """The values of every ``option`` (a pattern whose value groups are v, v0, v1...) within
+    the match: a command that takes several secrets (ldappasswd's old and new password)."""
+    each = re.compile(option)
+
+    def edits(match: re.Match[str], text: str) -> Iterator[Edit]:
+        for found in each.finditer(text, match.start(), match.end()):
+            yield from _groups(found, text)
+    return edits
+
+
 def _bounded(prefix: str) -> str:
     """``prefix`` not preceded by a letter, digit, _ or - (put after the literal, where it keeps
     the literal first in the pattern and so the fast scan)."""
@@ -370,6 +381,16 @@ RULES: tuple[Rule, ...] = (
           rf"(?:mysql|mariadb)[\w-]{{0,40}}+{_SAME_COMMAND}[ \t]-p" + _value(_ARG),
           case_sensitive=True),
     _rule("sshpass-p", rf"sshpass{_SAME_COMMAND}[ \t]-p[ \t]*" + _value(_ARG), case_sensitive=True),
+    # OpenLDAP's tools: -w BINDPW (ldappasswd's -s NEWPW and -a OLDPW too); -W asks instead
+    _rule("ldap-w",
+          rf"ldap(?:search|modify|add|delete|modrdn|compare|whoami|exop|url)?{_SAME_COMMAND}"
+          r"[ \t]-w[ \t]*" + _value(_ARG), case_sensitive=True),
+    _rule("ldappasswd-s", r"ldappasswd[^\n;|&]{0,400}",
+          _options(r"[ \t]-[as][ \t]*" + _value(_ARG)), case_sensitive=True),
+    # htpasswd -b FILE USER PASSWORD (-nb USER PASSWORD): batch mode takes it as its last word
+    _rule("htpasswd-b",
+          rf"htpasswd{_SAME_COMMAND}[ \t]-[A-Za-z]*b[A-Za-z]*{_SAME_COMMAND}[ \t]"
+          + _value(_ARG) + r"[ \t]*(?=$|[\n;|&])", flags=re.M, case_sensitive=True),
     _rule("redis-cli-a",
           rf"redis-cli{_SAME_COMMAND}[ \t](?:-a|--pass)[ \t]+" + _value(_ARG), case_sensitive=True),
     # curl -u user:password, --user user:password, -U/--proxy-user user:password
