@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -49,3 +51,20 @@ def test_a_tool_call_with_wrong_arguments_says_each_problem_once(settings, store
     assert result.status == "error"
     assert result.output.count(NOT_TEXT) == 1, result.output
     assert "argv.0, argv.1, argv.2, argv.3, argv.4 and 1 more" in result.output
+
+
+@pytest.mark.parametrize("argv", [["df", "/dev/watchdog"], ["mdadm", "--detail", "/dev/watchdog"],
+                                  ["journalctl", "-u", "nginx.service", "-n", "20"],
+                                  ["systemctl", "status", "nginx"]])
+def test_a_read_proposed_as_a_fix_is_refused_since_a_fix_runs_as_root(argv: list[str]) -> None:
+    # approved, it ran as root: df and mdadm open their operands (a watchdog's device arms on
+    # open, and the host reboots), and a read shows what the reading identity may not see
+    plan = plan_action("run_command", {"argv": argv}, PlanContext())
+    assert not plan.allowed, plan.reason
+    assert plan.reason.endswith("it changes nothing, so it is no fix; reads are the "
+                                "investigation's (run_readonly), as the reading identity, not "
+                                "root"), plan.reason
+    # a command that changes something is still a person's to weigh
+    change = plan_action("run_command", {"argv": ["systemctl", "restart", "nginx.service"]},
+                         PlanContext())
+    assert change.risk == "high"

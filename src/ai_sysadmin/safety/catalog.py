@@ -457,6 +457,14 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
     if not decision.allowed:
         return _refuse("run_command", decision.reason, redact_cut(" ".join(p.argv), 200),
                        {"argv": p.argv})
+    if decision.risk == "none":
+        # a fix runs as root: a read run so opens what the reading identity may not (df and
+        # mdadm open their operands, a watchdog's device arms on open) and shows what it
+        # may not see, for nothing a read needs
+        return _refuse("run_command", f"{decision.reason}: it changes nothing, so it is no "
+                       "fix; reads are the investigation's (run_readonly), as the reading "
+                       "identity, not root", redact_cut(" ".join(p.argv), 200),
+                       {"argv": p.argv})
     target = systemctl_target(p.argv)
     if target is None and p.argv[0] == "systemctl" and decision.risk != "none" \
             and systemctl_operands(list(p.argv[1:])) != ["reboot"]:
