@@ -6,6 +6,7 @@ none of the tries of a model that proposes nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -216,3 +217,45 @@ def test_an_escalated_incident_that_check_reopens_is_investigated_by_the_daemon(
     assert len(_escalations(store, incident_id)) == 1  # the new episode's first try
     assert store.investigation_due(time.time() + 600) == []
     assert [i.id for i in store.investigation_due(time.time() + 7200)] == [incident_id]
+
+
+def test_a_500_to_one_incidents_request_while_the_server_answers_others_goes_to_a_person(
+        tmp_path: Path) -> None:
+    # the server is up (it answers the other incident) and answers this one's request with
+    # 500 every time (its conversation past an older llama.cpp's context): it was waited out
+    # as an outage, retried for ever, and no person was told
+    postgres = Finding("web1", "failed_unit", "postgresql.service", Severity.CRITICAL,
+                       "postgresql.service has failed", ("postgresql.service: active=failed",))
+
+    def answer(request: object) -> object:
+        if "Investigate incident #1 " in json.dumps(request):
+            return http_error(500, '{"error": "the request exceeds the context size"}')
+        return say("DIAGNOSIS: postgresql.service failed; no idea why.")
+
+    with ScriptedModel(then=answer) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (nginx,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        assert nginx == 1  # the request the server cannot serve: "Investigate incident #1 "
+        store.record_check("web1", [FAILED, postgres], {"failed_unit"})
+        _sweep(settings, store, nginx, lambda: bool(_escalations(store, nginx)))
+    (said,) = _escalations(store, nginx)
+    assert "unusable 3 time(s) in a row" in said, said
+    assert "answered HTTP 500 " in said and "context size" in said
+    assert "it answers other investigations meanwhile: it cannot serve this one" in said
+    incident = store.get(nginx)
+    assert incident.state == "open" and incident.diagnosis is None  # never healthy
+    assert store.investigation_due(time.time() + 86400) == []
+
+
+def test_a_server_that_answers_500_to_everything_is_waited_out(tmp_path: Path) -> None:
+    # down for all (a model that fails to load): an outage, not this request's problem
+    script = [*[http_error(500, '{"error": "model failed to load"}')] * 6,
+              say("DIAGNOSIS: nginx.service failed.")]
+    with ScriptedModel(script) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        _sweep(settings, store, incident_id,
+               lambda: store.get(incident_id).diagnosis is not None)
+    assert not _escalations(store, incident_id)

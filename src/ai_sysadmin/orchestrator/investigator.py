@@ -127,6 +127,11 @@ class Investigator:
         url = mask_url(settings.llm.url)
         self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}")
         self._worker = _Watch(WORKER, UNSERVED_NAMES, f"the LLM queue {describe_queue(settings)}")
+        #: when the LLM server last answered an investigation, and when each incident's
+        #: request first met its HTTP 500, with no answer since (monotonic):
+        #: :meth:`_served_others`
+        self._llm_answered_at: float | None = None
+        self._first_500: dict[int, float] = {}
         #: what a person reads of each, besides since when and the last error
         self._facts = {LLM: {"url": url},
                        WORKER: {"queue": describe_queue(settings),
@@ -256,6 +261,7 @@ class Investigator:
         escalated once the model's answers are spent); an outage of the LLM server or of the
         worker is noted, for a person to be told when it lasts."""
         incident_id = incident.id
+        exc = self._served_others(incident_id, exc)
         wall, mono = time.time(), time.monotonic()
         attempts = incident.investigation_attempts
         delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
@@ -281,6 +287,21 @@ class Investigator:
             # an unusable answer is an answer: the server is up, and a worker took it
             await self._answered(self._llm, self._worker)
 
+    def _served_others(self, incident_id: int, exc: Exception) -> Exception:
+        """``exc``, or where it is the server's HTTP 500 to this incident's request again
+        after the server answered other investigations since the first, an unusable
+        answer: the server is up and cannot serve this request (a conversation past an
+        older llama.cpp's context answers 500). Waited out as an outage, it was retried for
+        ever and no person was told; now it counts toward ``agent.max_investigations``. A
+        proxy's 502 or 504 is a server behind it that is down: waited out still."""
+        if not isinstance(exc, LLMServerError) or " answered HTTP 500 " not in str(exc):
+            return exc
+        first = self._first_500.setdefault(incident_id, time.monotonic())
+        if self._llm_answered_at is None or self._llm_answered_at <= first:
+            return exc
+        return LLMBadResponse(f"{exc}; it answers other investigations meanwhile: it cannot "
+                              "serve this one")
+
     def _log_failure(self, incident_id: int, exc: Exception, reason: str, then: str) -> None:
         """A failed investigation in the log. With no worker, every request of every
         incident fails alike until one runs: its whole explanation is said at the first
@@ -302,6 +323,7 @@ class Investigator:
         """An investigation that answered: its diagnosis kept, the incident open again with
         nothing to decide (then a person's) or its proposals handed on."""
         incident_id = incident.id
+        self._first_500.pop(incident_id, None)
         # the model saw masked text only; masking its words too is the second layer
         diagnosis = redact(outcome.answer)
         if outcome.stop_reason in INCOMPLETE:
@@ -380,6 +402,8 @@ class Investigator:
 
     async def _answered(self, *watches: _Watch) -> None:
         """Each of ``watches`` answered an investigation: its outage, if any, is over."""
+        if self._llm in watches:
+            self._llm_answered_at = time.monotonic()
         for watch in watches:
             watch.down = None
             if watch.told is not False:  # else the usual case: nothing said, nothing to ask
