@@ -198,8 +198,13 @@ _DF_LINE = re.compile(r"(?P<source>\S.*?)\s+(?P<fstype>\S+)" + r"\s+(\d+|-)" * 5
 def parse_df(text: str) -> list[Mount]:
     # a target listed twice was mounted over: the later mount is the one in use there
     mounts: dict[str, Mount] = {}
-    for line in text.splitlines()[1:]:
-        match = _DF_LINE.fullmatch(line.strip())
+    # a mount point is any user's to name (a FUSE mount, a USB stick's label): df ends a
+    # line with "\n" alone (it writes that one in a name as "?"), but where the character
+    # set is not UTF-8 it writes U+2028 or U+0085 as they are, which str.splitlines() takes
+    # for ends of lines; and a name may end in a space ("data " beside "data"). Either
+    # would read as a line of another mount's, emptier, figures, listed after it
+    for line in text.split("\n")[1:]:
+        match = _DF_LINE.fullmatch(line.lstrip())
         if match is None:
             continue
         source, fstype, size, used, avail, itotal, iused, target = match.groups()
