@@ -55,11 +55,17 @@ def fingerprint(host: str, rule: str, subject: str) -> str:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: C0 and C1 controls but newline and tab; and the bidirectional controls (marks, embeddings,
+#: overrides, isolates), with which a host's text shows in another order than it is written:
+#: "\u202eecivres.xnign" reads "nginx.service" in a browser, Gotify's app or a terminal
+#: that lays out bidirectional text
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                      "\u2066-\u2069]")
 
 
 def strip_control(text: str) -> str:
-    """Host text without terminal escapes or control characters (newlines and tabs kept)."""
+    """Host text without terminal escapes, control characters (newlines and tabs kept) or
+    bidirectional controls."""
     return _CONTROL.sub("", _ANSI.sub("", text))
 
 
