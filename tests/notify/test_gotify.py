@@ -128,3 +128,21 @@ def test_the_token_a_proxy_quotes_at_the_cut_of_its_answer_is_hidden_whole(
     assert code == 1 and "Gotify answered HTTP 502: upstream refused" in out
     code, status, _ = cli("notify", "status", "--json")
     assert TOKEN[:10] not in out + status and "****" in out
+
+
+def test_what_a_far_end_answers_cannot_steer_the_terminal(tmp_path, gotify, cli,
+                                                          monkeypatch) -> None:
+    """A proxy's error page is shown as the delivery's error, when sending and in `notify
+    status`: an escape in it (a clipboard write, a cleared screen, a link) is not printed."""
+    gotify.then((502, "bad gateway\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J\x9b2J \u202eyrter ok\x08\x08"
+                  f"OK {TOKEN[:6]}\x00{TOKEN[6:]}"))
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify)))
+    code, out, err = cli("notify", "t", "m")
+    assert code == 1 and "Gotify answered HTTP 502: bad gateway" in out
+    _, status, _ = cli("notify", "status")
+    _, as_json, _ = cli("notify", "status", "--json")
+    (row,) = json.loads(as_json)["failed"]
+    for shown in (out + err, status, row["last_error"]):
+        assert not any(c in shown for c in "\x1b\x07\x9b\u202e\x08\x00"), ascii(shown)
+        # the app token it quotes, split by a character that shows as nothing, is hidden
+        assert TOKEN[6:] not in shown and "****" in shown

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from ..config import Settings, mask_secret_text, read_header_secret, readable_note
 from ..errors import AiSysadminError, ConfigError, SecretFileError
+from ..monitor.findings import strip_control
 from ..redact import redact_cut
 from .message import PRIORITIES, Message
 
@@ -66,7 +67,10 @@ class Channel(Protocol):
 
 def _scrub(text: str, secrets: list[str], limit: int = 300) -> str:
     """A far end's words, bounded, without the secrets it was sent nor secret-looking values:
-    found in the whole text before it is cut, where a secret cut in two would match neither."""
+    found in the whole text before it is cut, where a secret cut in two would match neither.
+    Shown in a terminal (``notify``, ``notify status``): without control characters and
+    bidirectional controls, taken out first so that none splits a secret it quotes."""
+    text = strip_control(text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "****")
