@@ -58,3 +58,25 @@ def test_a_full_disk_stays_full_whatever_another_mount_point_is_called(
     assert "disk_space" in judged
     assert [f.summary for f in findings if f.rule == "disk_space"
             and f.subject == FULL] == [f"{FULL} is 100% full"]
+
+
+def test_a_full_read_only_mount_is_no_finding_whatever_it_is_called(
+        sandbox: Sandbox, lab_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a read-only file system cannot fill up: a full one (an ISO, a USB stick mounted by its
+    # label) is no disk to clean, and its name does not make it one
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_CTYPE", raising=False)
+    monkeypatch.setenv("LANG", "C")
+    stick = "/run/media/OLD\u2028DISK"
+    sandbox.exec(["mkdir", "-p", stick], check=True)
+    sandbox.exec(["mount", "-t", "tmpfs", "-o", "size=1m", "labtmpfs", stick], check=True)
+    try:
+        sandbox.exec(["dd", "if=/dev/zero", f"of={stick}/fill", "bs=64k", "count=32"])
+        sandbox.exec(["mount", "-o", "remount,ro", stick], check=True)
+        snapshot = asyncio.run(Collector(SandboxTransport(sandbox), lab_settings).collect())
+    finally:
+        sandbox.exec(["umount", stick])
+    by_target = {m.target: m for m in snapshot.mounts or []}
+    assert by_target[stick].used_percent == 100 and by_target[stick].read_only
+    findings, _ = evaluate(RuleContext(snapshot, lab_settings.thresholds))
+    assert [f.subject for f in findings if f.rule == "disk_space"] == []

@@ -230,8 +230,9 @@ _MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str]]]:
     """Each mount of ``/proc/self/mountinfo``, in order: its point, its file system's type and
-    that file system's own (super) options, after `` - ``."""
-    for line in mountinfo.splitlines():
+    that file system's own (super) options, after `` - ``. Lines end at ``\n`` alone: the
+    kernel escapes that one in a mount point, but writes U+2028 or U+0085 as they are."""
+    for line in mountinfo.split("\n"):
         mount, dash, fs = line.partition(" - ")
         fields, fs_fields = mount.split(" "), fs.split(" ")
         if not dash or len(fields) < 6 or len(fs_fields) < 3:
