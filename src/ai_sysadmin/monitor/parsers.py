@@ -647,6 +647,11 @@ def same_process(start: int, other_start: int) -> bool:
 _LEAD = 7
 #: what is kept of a line past its leading columns: the cgroup and a command's first words
 _REST = 4096
+#: how wide ps may write a line (``--cols``): the leading columns (under 100 characters:
+#: the user's is 32 wide, the numbers' widths are a pid's and a size's) and _REST. A command
+#: line is any user's to choose, 128 KiB a process: written whole (``-ww``), 512 of them
+#: passed what a remote check's reply may hold, and every section of the check was lost
+PS_WIDTH = _REST + 512
 
 
 class _ProcessTable:

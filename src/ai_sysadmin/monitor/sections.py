@@ -127,8 +127,10 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
 
 def ps_argv(programs: Programs) -> tuple[str, ...]:
     """The process listing with each process's cgroup (its unit is read from that)."""
-    # -ww: never cut args to $COLUMNS (readline sets it invisibly in some parents)
-    return (programs.ps, "-ww", "-eo", parsers.PS_CGROUP_COLUMNS, "--sort=-pcpu")
+    # a width of its own, never $COLUMNS (readline sets it invisibly in some parents): each
+    # line as wide as what the parser keeps of it, however long a command line is
+    return (programs.ps, f"--cols={parsers.PS_WIDTH}", "-eo", parsers.PS_CGROUP_COLUMNS,
+            "--sort=-pcpu")
 
 
 T = TypeVar("T")
