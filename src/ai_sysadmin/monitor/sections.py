@@ -82,6 +82,17 @@ SYSTEMD = Guard("-d", "/run/systemd/system",
 NIXOS = Guard("-L", NIXOS_SYSTEM_PROFILE, f"readlink: {NIXOS_SYSTEM_PROFILE}: not a symlink")
 
 
+#: the most of the journal one check reads, in bytes. Any local user logs entries of
+#: megabytes (``logger --journald``; 4 MB of control characters is 8 MB of JSON): nine of them
+#: passed what a remote check's reply may hold, and every section of the host was lost at
+#: every check, the journal's position unable to pass them
+JOURNAL_MAX_BYTES = 24 * 1024 * 1024
+#: the ``sh -c`` a journal read runs in: journalctl's output cut after JOURNAL_MAX_BYTES by
+#: head, which ends it, and journalctl's own exit status kept
+_JOURNAL_CAPPED = ('exec 3>&1; r=$({ { "$@" 3>&- 4>&-; echo "$?" >&4; } | '
+                   f'head -c {JOURNAL_MAX_BYTES} >&3; }} 4>&1); exit "${{r:-1}}"')
+
+
 @dataclass(frozen=True)
 class JournalQuery:
     """Where the journal section starts: after a cursor, or the last N entries of this boot."""
@@ -122,7 +133,8 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) 
         argv += ["--boot", f"--lines={query.first_lines}"]
     if follow:
         argv.append("--follow")
-    return argv
+        return argv
+    return ["sh", "-c", _JOURNAL_CAPPED, "sh", *argv]
 
 
 def ps_argv(programs: Programs) -> tuple[str, ...]:
@@ -506,6 +518,9 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     entries = parsers.parse_journal(read.stdout)
     # journalctl prints an entry a line, each a JSON object (counted without a second split)
     printed = read.stdout.count("\n{") + read.stdout.startswith("{")
+    cut = _cut_line(read.stdout)
+    if cut is not None:
+        printed -= 1  # the rest of the journal is read by the next checks, from the last entry
     position = query.after_cursor
     if position and not position.startswith(SINCE_PREFIX):
         if entries and entries[0].cursor == position:
@@ -521,6 +536,13 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
                 "or the clock was set back); reading again from now (entries before may be "
                 "skipped)")
             return
+    if cut is not None and not entries:
+        # systemd writes an entry's fields in no fixed order, its cursor among them: where
+        # the entry goes on past the cut is not known, and the position stays
+        raise TransportError(
+            f"the first journal entry after the last one read is more than "
+            f"{JOURNAL_MAX_BYTES >> 20} MiB of JSON, more than a check reads; the journal is "
+            "not read past it (its other sections are collected)")
     snap.journal = entries
     unread = printed - len(snap.journal)
     if unread > 0:
@@ -532,6 +554,15 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.errors["journal"] = (f"journalctl shows this user's own messages only; "
                                   f"{_JOURNAL_ACCESS}")
     snap.journal_cursor = snap.journal[-1].cursor if snap.journal else query.after_cursor
+
+
+def _cut_line(text: str) -> str | None:
+    """The last line of a journal read that JOURNAL_MAX_BYTES cut (journalctl ends every entry's
+    line); None where nothing was cut."""
+    if not text or text.endswith("\n"):
+        return None
+    last = text[text.rfind("\n") + 1:]
+    return last if parsers.parse_journal_line(last) is None else None
 
 
 #: how far a stored position may be ahead of the host's clock (clocks drift, get stepped)
