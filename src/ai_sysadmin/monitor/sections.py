@@ -27,6 +27,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..config import Programs, Settings
@@ -52,6 +53,8 @@ from .snapshot import (
 JOURNAL_CHUNK = 2000
 #: a stored journal position that is a time, not a cursor (see :func:`_position`)
 SINCE_PREFIX = "since:@"
+#: a stored position after an entry no check reads whole: read on from the entry after it
+AFTER_PREFIX = "after:"
 #: the link to the current NixOS generation
 NIXOS_SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 
@@ -101,19 +104,26 @@ class JournalQuery:
     first_lines: int = 200
 
 
-def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False) -> list[str]:
+def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False,
+                 places_only: bool = False) -> list[str]:
+    """``places_only``: each entry's cursor and time (and its priority), none of its text."""
     argv = [
         settings.programs.journalctl,
         "--no-pager",
         "--output=json",
         # a field of 4096 bytes or more (a traceback logged as one message) is null without
         # it: the entry would be quoted as empty (the parser cuts what it keeps)
-        "--all",
-        f"--output-fields={parsers.JOURNAL_FIELDS}",
+        *(("--output-fields=PRIORITY",) if places_only
+          else ("--all", f"--output-fields={parsers.JOURNAL_FIELDS}")),
         "--priority=warning",
     ]
     if query.after_cursor and query.after_cursor.startswith(SINCE_PREFIX):
         argv.append(f"--since=@{query.after_cursor[len(SINCE_PREFIX):]}")
+    elif query.after_cursor and query.after_cursor.startswith(AFTER_PREFIX):
+        # after an entry no check reads whole (see _pass_over), which is not printed again
+        argv.append(f"--after-cursor={query.after_cursor[len(AFTER_PREFIX):]}")
+        if not follow:
+            argv.append(f"--lines={JOURNAL_CHUNK}")
     elif query.after_cursor:
         # from the position itself, which the journal section drops: where it is gone (its
         # file vacuumed, another journal's) journalctl starts at the nearest entry, which
@@ -538,11 +548,11 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
             return
     if cut is not None and not entries:
         # systemd writes an entry's fields in no fixed order, its cursor among them: where
-        # the entry goes on past the cut is not known, and the position stays
+        # it is, the second step asks (_pass_over); until then, the position stays
+        snap.journal_too_large = True
         raise TransportError(
             f"the first journal entry after the last one read is more than "
-            f"{JOURNAL_MAX_BYTES >> 20} MiB of JSON, more than a check reads; the journal is "
-            "not read past it (its other sections are collected)")
+            f"{JOURNAL_MAX_BYTES >> 20} MiB of JSON, more than a check reads")
     snap.journal = entries
     unread = printed - len(snap.journal)
     if unread > 0:
@@ -597,7 +607,11 @@ def _journal_behind(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
     """The newest entries, where this check fell further behind than one read catches up:
     a full chunk whose last entry is older than half the burst window. Read on a chunk a
     check, a flood faster than that is never caught up: the burst, judged on what was read
-    of its window, shrinks to nothing and resolves while the flood goes on."""
+    of its window, shrinks to nothing and resolves while the flood goes on. Or where the
+    first entry after the position is more than a check reads, where it is (_pass_over)."""
+    if snap.journal_too_large:
+        return (Source(tuple(journal_argv(plan.settings, plan.journal, places_only=True)),
+                       SYSTEMD),)
     position, read = plan.journal.after_cursor, snap.journal
     if (not position or position.startswith(SINCE_PREFIX) or "journal" in snap.errors
             or not read or len(read) < JOURNAL_CHUNK):
@@ -613,6 +627,9 @@ def _journal_gap(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> Non
     """The newest entries after the chunk read; the entries between, skipped unread, said
     (``notes``: the journal was read, the journal's rules judge what was read, and the
     check is no less complete for it)."""
+    if snap.journal_too_large:
+        _pass_over(result(readings[0]), snap, plan)
+        return
     newest_read = result(readings[0])
     if not newest_read.ok and not newest_read.stdout:
         raise TransportError("the journal is further behind than one check reads, and its "
@@ -631,6 +648,26 @@ def _journal_gap(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> Non
         snap.notes["journal_gap"] = snap.journal_gap.describe()
     snap.journal = [*read, *newest]
     snap.journal_cursor = snap.journal[-1].cursor
+
+
+def _pass_over(places: CommandResult, snap: Snapshot, plan: Plan) -> None:
+    """The check reads on after an entry too large to read (the first the journal section
+    met), found by its place: the same entries, each with its cursor and time but no text.
+    What it was is not known; that it was passed over is said (the journal section's error:
+    the journal's rules do not judge a check that lacks it)."""
+    position = plan.journal.after_cursor
+    entries = parsers.parse_journal(places.stdout)
+    if entries and entries[0].cursor == position:
+        entries = entries[1:]  # the position itself, printed first (see journal_argv)
+    if not entries:
+        raise TransportError("where the journal entry too large to read is could not be "
+                             f"read: {redact_cut(places.stderr.strip(), 200) or 'no entry'}")
+    skipped = entries[0]
+    snap.journal_cursor = f"{AFTER_PREFIX}{skipped.cursor}"
+    snap.errors["journal"] = (
+        f"a journal entry of more than {JOURNAL_MAX_BYTES >> 20} MiB of JSON, logged at "
+        f"{datetime.fromtimestamp(skipped.timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC at priority "
+        f"{skipped.priority}, was passed over unread; the next check reads on after it")
 
 
 def _entries_between(before: str, after: str) -> int | None:

@@ -308,6 +308,9 @@ class Snapshot:
     journal_cursor: str | None = None
     #: what this check skipped of the journal, unread (said in ``notes`` too); None: nothing
     journal_gap: JournalGap | None = None
+    #: the first journal entry after the position is more than a check reads
+    #: (``sections.JOURNAL_MAX_BYTES``): the second step finds where it is, to pass it over
+    journal_too_large: bool = False
     processes: list[Process] | None = None
     #: every listed process's start and CPU seconds (pid -> (start, seconds)): what the CPU
     #: a process used between two checks is measured from, kept or not
