@@ -111,8 +111,8 @@ def journal_argv(settings: Settings, query: JournalQuery, follow: bool = False,
         settings.programs.journalctl,
         "--no-pager",
         "--output=json",
-        # a field of 4096 bytes or more (a traceback logged as one message) is null without
-        # it: the entry would be quoted as empty (the parser cuts what it keeps)
+        # --all: a field of 4096 bytes or more (a traceback logged as one message) is null
+        # without it, and the entry would be quoted as empty (the parser cuts what it keeps)
         *(("--output-fields=PRIORITY",) if places_only
           else ("--all", f"--output-fields={parsers.JOURNAL_FIELDS}")),
         "--priority=warning",
