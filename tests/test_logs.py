@@ -43,6 +43,24 @@ def test_host_text_with_newlines_cannot_forge_a_journal_line(
     assert logging.getLogger("ai_sysadmin.orchestrator").propagate is False
 
 
+def test_host_text_cannot_steer_the_terminal_the_daemon_writes_to(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A daemon run in a terminal: a C1 CSI (which clears the screen as ESC [ does), a line
+    separator or a right-to-left override in a host's words is shown, not obeyed."""
+    logs.configure(tmp_path / "logs", "hal", console=True)
+    try:
+        said = "gone\x9b2J\x9b0;0H all clear\u2028[hal] decisions info: \u202edevorppa"
+        logs.channel_logger("orchestrator").warning("web1: journalctl: %s", said)
+    finally:
+        for channel in logs.CHANNELS:
+            for handler in list(logs.channel_logger(channel).handlers):
+                logs.channel_logger(channel).removeHandler(handler)
+                handler.close()
+    assert capsys.readouterr().err == (
+        "[hal] orchestrator warning: web1: journalctl: gone\\x9b2J\\x9b0;0H all clear"
+        "\\u2028[hal] decisions info: \\u202edevorppa\n")
+
+
 def test_a_fix_approved_on_the_command_line_is_in_logs_actions(
         cli, config_file, settings: Settings, store, tmp_path: Path) -> None:
     # journalctl as the fix runs it is a real program here that only notes its argv

@@ -76,8 +76,12 @@ class JsonLines(logging.Formatter):
         return value
 
 
-#: control characters as a reader of a journal line sees them: ``\\n``, ``\\x1b``
-_VISIBLE = {code: repr(chr(code))[1:-1] for code in (*range(32), 127)}
+#: control characters as a reader of a journal line sees them: ``\\n``, ``\\x1b``; the C1
+#: ones too (``\\x9b`` is a terminal's CSI, as ESC [ is), the line and paragraph separators
+#: and the bidirectional controls, which show a line in another order than it is written
+_VISIBLE = {code: repr(chr(code))[1:-1]
+            for code in (*range(32), *range(127, 160), 0x061C, 0x200E, 0x200F,
+                         *range(0x2028, 0x202F), *range(0x2066, 0x206A))}
 
 
 def visible(text: str) -> str:
