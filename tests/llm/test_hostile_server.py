@@ -16,6 +16,7 @@ import pytest
 from ai_sysadmin.config import LLMSettings
 from ai_sysadmin.llm.backends import ChatBackend
 from ai_sysadmin.llm.types import LLMBadResponse, Message
+from tests.support.scripted_model import ScriptedModel, say
 
 #: the most of one answer a backend reads (``_common.MAX_ANSWER_BYTES``)
 MAX_ANSWER_BYTES = 16 * 2**20
@@ -179,3 +180,73 @@ def test_a_redirect_is_said_and_the_conversation_goes_nowhere_else(
             with_backend(llm_settings(server.url), ask)
         assert len(server.requests) == 1 and server.requests[0].startswith("POST ")
     assert elsewhere.requests == []
+
+
+class _DropsKeptAlive:
+    """A proxy before a scripted model that ends each client connection, kept alive after its
+    first answer, when the next request comes on it, answering nothing: a server that closes
+    idle connections as it likes, met just as a request goes out."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self._upstream = (host, int(port))
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.dropped = 0
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    @staticmethod
+    def _one(conn: socket.socket) -> bytes:
+        """One HTTP message (headers, then Content-Length bytes) from ``conn``."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            body += conn.recv(65536)
+        return head + b"\r\n\r\n" + body
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with conn, socket.create_connection(self._upstream) as up:
+                conn.settimeout(10)
+                up.settimeout(10)
+                up.sendall(self._one(conn))
+                conn.sendall(self._one(up))
+                if self._one(conn):  # the next request on the kept-alive connection
+                    self.dropped += 1
+
+    def __enter__(self) -> _DropsKeptAlive:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._server.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_as_a_request_went_out_is_asked_again(
+        llm_settings: Callable[..., LLMSettings], with_backend: Callable[..., Any]) -> None:
+    # an investigation failed (LLMUnavailable: "Server disconnected without sending a
+    # response") where asking again on a fresh connection gets the answer
+    with ScriptedModel([say("first"), say("second")]) as model, \
+            _DropsKeptAlive(model.url) as proxy:
+        async def twice(backend: ChatBackend) -> list[str]:
+            return [(await backend.chat([Message("user", text)], [])).message.content
+                    for text in ("one", "two")]
+
+        answers = with_backend(llm_settings(proxy.url), twice)
+    assert answers == ["first", "second"]
+    assert proxy.dropped == 1 and len(model.requests) == 2

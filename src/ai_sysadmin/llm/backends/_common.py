@@ -222,7 +222,7 @@ class HttpBackend(ChatBackend):
         typed error the module doc lists."""
         shown = self._prefix + path
         try:
-            return await within(self._read(method, path, payload), seconds)
+            return await within(self._read_kept_alive(method, path, payload), seconds)
         except TimeoutError:
             raise LLMUnavailable(f"{self.where} did not finish answering {shown} within "
                                  f"{self._settings.timeout:g}s") from None
@@ -241,6 +241,20 @@ class HttpBackend(ChatBackend):
         except httpx.RequestError as exc:  # endless redirects, an undecodable encoding
             raise LLMBadResponse(f"{self.where} answered {shown} unusably: "
                                  f"{type(exc).__name__}: {exc}") from None
+
+    async def _read_kept_alive(self, method: str, path: str,
+                               payload: dict[str, Any] | None) -> Answer:
+        """:meth:`_read`, once more on a fresh connection where the server closed the one
+        kept alive from the last request just as this one went out (it ends idle ones when
+        it likes): no byte of an answer came, and the request is the same conversation."""
+        try:
+            return await self._read(method, path, payload)
+        except httpx.RemoteProtocolError as exc:
+            if "without sending a response" not in str(exc):
+                raise
+            log.info("%s closed a kept-alive connection as %s went out: asked again",
+                     self.where, self._prefix + path)
+            return await self._read(method, path, payload)
 
     async def _read(self, method: str, path: str, payload: dict[str, Any] | None) -> Answer:
         """The answer, its body read as it comes and no further than :data:`MAX_ANSWER_BYTES`
