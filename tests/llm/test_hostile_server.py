@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -26,38 +26,31 @@ LINE = json.dumps({"model": "m", "created_at": "2024-01-01T00:00:00Z",
                    "done": False}).encode() + b"\n"
 
 
-class Endless:
-    """Answers 200 and streams ``done: false`` lines, chunked, up to ``limit`` bytes, then
-    holds the connection open without ending the body: a stream that never ends."""
+class _Loopback:
+    """A server of raw sockets on 127.0.0.1, serving connections in a thread of its own
+    (:meth:`_connection`, one at a time) until the ``with`` block ends."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.sent = 0
-        #: the client closed the connection before the server stopped sending
-        self.dropped = threading.Event()
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
 
     def _serve(self) -> None:
-        conn, _ = self._server.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n")
-            chunk = LINE * 16
-            framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        while not self._stop.is_set():
             try:
-                while self.sent < self.limit and not self._stop.is_set():
-                    conn.sendall(framed)
-                    self.sent += len(chunk)
-            except OSError:
-                self.dropped.set()
-                return
-            self._stop.wait(30)  # the body never ends
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            with conn:
+                self._connection(conn)
 
-    def __enter__(self) -> Endless:
+    def _connection(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -65,6 +58,33 @@ class Endless:
         self._stop.set()
         self._thread.join(10)
         self._server.close()
+
+
+class Endless(_Loopback):
+    """Answers 200 and streams ``done: false`` lines, chunked, up to ``limit`` bytes, then
+    holds the connection open without ending the body: a stream that never ends."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.sent = 0
+        #: the client closed the connection before the server stopped sending
+        self.dropped = threading.Event()
+
+    def _connection(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = LINE * 16
+        framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        try:
+            while self.sent < self.limit and not self._stop.is_set():
+                conn.sendall(framed)
+                self.sent += len(chunk)
+        except OSError:
+            self.dropped.set()
+            return
+        self._stop.wait(30)  # the body never ends
 
 
 @pytest.fixture
@@ -126,39 +146,20 @@ def test_a_small_compressed_answer_that_unpacks_to_hundreds_of_mb_is_not_unpacke
         with_backend(llm_settings(gzip_bomb), ask)
 
 
-class _Recording:
+class _Recording(_Loopback):
     """An HTTP server on 127.0.0.1 that answers every request with ``status`` (and
     ``headers``) and keeps each request's first line."""
 
     def __init__(self, status: str, headers: str = "") -> None:
+        super().__init__()
         self.requests: list[str] = []
         self._answer = f"HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\n\r\n".encode()
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self._server.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                head = conn.recv(65536).split(b"\r\n", 1)[0]
-                self.requests.append(head.decode("latin-1"))
-                with contextlib.suppress(OSError):
-                    conn.sendall(self._answer)
-
-    def __enter__(self) -> _Recording:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._server.close()
+    def _connection(self, conn: socket.socket) -> None:
+        head = conn.recv(65536).split(b"\r\n", 1)[0]
+        self.requests.append(head.decode("latin-1"))
+        with contextlib.suppress(OSError):
+            conn.sendall(self._answer)
 
 
 @pytest.mark.parametrize("status", ["307 Temporary Redirect", "308 Permanent Redirect",
@@ -182,20 +183,16 @@ def test_a_redirect_is_said_and_the_conversation_goes_nowhere_else(
     assert elsewhere.requests == []
 
 
-class _DropsKeptAlive:
+class _DropsKeptAlive(_Loopback):
     """A proxy before a scripted model that ends each client connection, kept alive after its
     first answer, when the next request comes on it, answering nothing: a server that closes
     idle connections as it likes, met just as a request goes out."""
 
     def __init__(self, upstream: str) -> None:
+        super().__init__()
         host, port = upstream.removeprefix("http://").split(":")
         self._upstream = (host, int(port))
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self._server.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
         self.dropped = 0
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
 
     @staticmethod
     def _one(conn: socket.socket) -> bytes:
@@ -213,28 +210,14 @@ class _DropsKeptAlive:
             body += conn.recv(65536)
         return head + b"\r\n\r\n" + body
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            with conn, socket.create_connection(self._upstream) as up:
-                conn.settimeout(10)
-                up.settimeout(10)
-                up.sendall(self._one(conn))
-                conn.sendall(self._one(up))
-                if self._one(conn):  # the next request on the kept-alive connection
-                    self.dropped += 1
-
-    def __enter__(self) -> _DropsKeptAlive:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._server.close()
+    def _connection(self, conn: socket.socket) -> None:
+        with socket.create_connection(self._upstream) as up:
+            conn.settimeout(10)
+            up.settimeout(10)
+            up.sendall(self._one(conn))
+            conn.sendall(self._one(up))
+            if self._one(conn):  # the next request on the kept-alive connection
+                self.dropped += 1
 
 
 def test_a_kept_alive_connection_the_server_closed_as_a_request_went_out_is_asked_again(
