@@ -215,3 +215,20 @@ def test_an_older_systemds_tables_are_judged_as_its_json_would_be():
     assert {"failed_unit", "unit_load_error"} <= judged
     assert sorted((f.rule, f.subject) for f in findings) == [
         ("failed_unit", "httpd.service"), ("unit_load_error", "typo.service")]
+
+
+def test_a_disk_past_full_whose_free_space_df_prints_negative_is_judged_full():
+    # an NFS or FUSE server that reports less than nothing free: GNU df prints the count with
+    # its sign, and the line was dropped, so the fullest disk was judged by no rule
+    text = ("Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on\n"
+            "/dev/sda1 ext4 10737418240 5368709120 5368709120 655360 1000 /\n"
+            "nas:/export/backup nfs4 1099511627776 1100585369600 -1073741824 - - "
+            "/srv/backup\n")
+    mounts = {m.target: m for m in parsers.parse_df(text)}
+    assert set(mounts) == {"/", "/srv/backup"}
+    backup = mounts["/srv/backup"]
+    assert (backup.avail_bytes, backup.used_percent) == (0, 100.0)
+    findings, judged = evaluate(RuleContext(Snapshot(host="web1", taken_at=0.0,
+                                                     mounts=list(mounts.values()))))
+    assert "disk_space" in judged
+    assert [(f.rule, f.subject) for f in findings] == [("disk_space", "/srv/backup")]

@@ -187,12 +187,16 @@ DF_COLUMNS = "source,fstype,size,used,avail,itotal,iused,target"
 
 
 def _int_or_zero(value: str) -> int:
+    """A count df printed; ``-`` (none known) and a negative one (below: none left) are 0."""
     return int(value) if value.isdigit() else 0
 
 
 #: a line of :data:`DF_COLUMNS`: the source may hold spaces (``//nas/My Share``, sshfs), so
-#: it ends where a file system type is followed by the five numbers (``-`` where there is none)
-_DF_LINE = re.compile(r"(?P<source>\S.*?)\s+(?P<fstype>\S+)" + r"\s+(\d+|-)" * 5
+#: it ends where a file system type is followed by the five numbers (``-`` where there is none;
+#: a negative one where a server reports less than nothing free, an NFS or FUSE file system
+#: past full, which GNU df prints with its sign: the line was dropped, and the fullest disk
+#: was judged by no rule)
+_DF_LINE = re.compile(r"(?P<source>\S.*?)\s+(?P<fstype>\S+)" + r"\s+(-?\d+|-)" * 5
                       + r"\s+(?P<target>\S.*)")
 
 
