@@ -307,3 +307,47 @@ def test_an_ask_while_no_worker_runs_answers_itself_and_leaves_the_daemons_reque
     # the model answered the ask alone; no incident got a diagnosis
     assert model.requests and all(map(_asked, model.requests))
     assert not [i.id for i in store.incidents() if i.diagnosis]
+
+
+def test_a_request_its_worker_dies_on_every_time_goes_to_a_person(tmp_path: Path) -> None:
+    # the conversation runs the worker out of memory: each time it takes the request it is
+    # killed, the lease runs out, and the queue gives up after its attempts. That failure was
+    # no unusable answer nor an outage: retried for ever, and nobody was told
+    settings = Settings(ai_name="hal", state_dir=tmp_path,
+                        agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
+                        queue={"embedded_worker": False, "lease_seconds": 0.2},
+                        llm={"backend": "ollama", "url": "http://127.0.0.1:9", "model": "m"})
+    store = IncidentStore(Database(settings.db_path))
+    (incident_id,) = store.record_check("web1", [failed_unit("nginx.service")],
+                                        {"failed_unit"}).opened
+    stop = threading.Event()
+
+    def killed_on_each() -> None:
+        queue = open_queue(settings)
+        try:
+            while not stop.is_set():
+                if queue.claim("oom-killed") is None:  # taken, never answered: it died
+                    stop.wait(0.02)
+        finally:
+            queue.close()
+
+    def escalated() -> list[str]:
+        return [e.detail for e in store.get(incident_id, history=None).events
+                if e.kind == "escalated"]
+
+    async def steps() -> None:
+        await until(escalated, timeout=60, what="the incident escalated to a person")
+
+    dying = threading.Thread(target=killed_on_each, daemon=True)
+    dying.start()
+    try:
+        asyncio.run(Daemon(settings, store, queued=True).run(steps))
+    finally:
+        stop.set()
+        dying.join(10)
+    (said,) = escalated()
+    assert "unusable 3 time(s) in a row" in said, said
+    assert re.search(r"gave up after \d+ attempt\(s\): the worker serving it stopped or lost "
+                     r"its lease each time \(last: oom-killed\)", said), said
+    incident = store.get(incident_id)
+    assert incident.state == "open" and incident.diagnosis is None  # never healthy

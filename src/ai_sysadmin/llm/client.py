@@ -9,7 +9,7 @@ import functools
 from ..errors import NotFoundError
 from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
-from .queue.base import QueueTimeout, Request, RequestQueue
+from .queue.base import EXHAUSTED_ERROR, QueueTimeout, Request, RequestQueue
 from .types import (
     ChatResult,
     LLMBadResponse,
@@ -24,6 +24,8 @@ from .types import (
     ToolSpec,
 )
 
+#: how a request whose workers kept dying failed (the queue's words, before their numbers)
+_EXHAUSTED = EXHAUSTED_ERROR.partition("{")[0]
 #: a worker stores a failure as "TypeName: message"; these come back as their own type
 _TYPED: dict[str, type[LLMError]] = {
     cls.__name__: cls for cls in (LLMUnavailable, LLMBusy, LLMBadResponse, LLMModelMissing,
@@ -79,6 +81,11 @@ class QueuedLLM:
             kind = _TYPED.get(name)
             if kind is not None:
                 raise kind(detail)
+            if (request.error or "").startswith(_EXHAUSTED):
+                # its worker died on it each time (a conversation that runs the server or the
+                # worker out of memory): asked again, it does the same, as an unusable answer
+                # would; a plain failure was retried for ever with nobody told
+                raise LLMBadResponse(request.error)
             raise LLMError(request.error or "the LLM request failed")
         raise LLMBadResponse(f"the LLM request ended as {request.state}")
 
