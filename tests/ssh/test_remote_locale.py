@@ -41,7 +41,7 @@ def locales(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    check=True, capture_output=True)
     # the test means something only where the programs do speak German
     env = {"LOCPATH": str(where), "LANG": GERMAN, "PATH": "/usr/bin:/bin"}
-    german = subprocess.run(["ls", "/nonexistent"], capture_output=True, text=True, env=env)
+    german = subprocess.run(["ls", "/nothing-here"], capture_output=True, text=True, env=env)
     assert "Datei oder Verzeichnis nicht gefunden" in german.stderr, german.stderr
     number = subprocess.run(["numfmt", "--to=si", "1500"], capture_output=True, text=True,
                             env=env)
@@ -85,7 +85,7 @@ async def _commands(transport: Transport, pid: int
     """What ls says of a missing file, how ps shows ``pid``, a missing program's error, and
     what :data:`FORMATS`' commands print."""
     try:
-        missing_file = await transport.run(["ls", "/nonexistent"])
+        missing_file = await transport.run(["ls", "/nothing-here"])
         listing = await transport.run(["ps", "-o", "args=", "-p", str(pid)])
         with pytest.raises(TransportError) as missing_program:
             await transport.run(["no-such-program", "--version"])
@@ -101,7 +101,7 @@ def test_a_german_hosts_commands_answer_in_c_in_utf8(
         umlauts: int) -> None:
     missing_file, listing, missing_program, formats = asyncio.run(
         _commands(_remote(german_hosts[variable], known_hosts), umlauts))
-    assert missing_file == "ls: cannot access '/nonexistent': No such file or directory\n"
+    assert missing_file == "ls: cannot access '/nothing-here': No such file or directory\n"
     assert listing == f"{UMLAUTS} 600\n"
     assert str(missing_program).startswith(
         f"{german_hosts[variable].name}: cannot start 'no-such-program': ")
@@ -115,7 +115,7 @@ def test_a_german_hosts_check_script_answers_in_c_in_utf8(
         umlauts: int) -> None:
     """The same through a check's one script (careful: each command under timeout(1))."""
     listing = ("ps", "-o", "args=", "-p", str(umlauts))
-    trip = RoundTrip.plan([("ls", "/nonexistent"), ("no-such-program", "--version"), listing,
+    trip = RoundTrip.plan([("ls", "/nothing-here"), ("no-such-program", "--version"), listing,
                            *FORMATS], 10, careful=careful)
     transport = _remote(german_hosts[variable], known_hosts)
 
@@ -126,8 +126,8 @@ def test_a_german_hosts_check_script_answers_in_c_in_utf8(
             await transport.close()
 
     replay = asyncio.run(check())
-    assert replay.answer(("ls", "/nonexistent")).stderr == \
-        "ls: cannot access '/nonexistent': No such file or directory\n"
+    assert replay.answer(("ls", "/nothing-here")).stderr == \
+        "ls: cannot access '/nothing-here': No such file or directory\n"
     assert replay.answer(listing).stdout == f"{UMLAUTS} 600\n"
     assert {argv: replay.answer(argv).stdout for argv in FORMATS} == FORMATS
     with pytest.raises(TransportError, match=f"^{german_hosts[variable].name}: cannot start "
@@ -143,7 +143,7 @@ def test_this_machine_in_german_runs_its_commands_in_c_in_utf8(
     transport = LocalTransport("here")
 
     async def go() -> tuple[str, str, str, dict[tuple[str, ...], str]]:
-        missing_file = await transport.run(["ls", "/nonexistent"])
+        missing_file = await transport.run(["ls", "/nothing-here"])
         listing = await transport.run(["ps", "-o", "args=", "-p", str(umlauts)])
         script = await transport.run_script("timeout 5 no-such-program; echo done; "
                                             "echo done >&2", "done", 10)
@@ -151,7 +151,7 @@ def test_this_machine_in_german_runs_its_commands_in_c_in_utf8(
         return missing_file.stderr, listing.stdout, script.stderr, formats
 
     missing_file, listing, script, formats = asyncio.run(go())
-    assert missing_file == "ls: cannot access '/nonexistent': No such file or directory\n"
+    assert missing_file == "ls: cannot access '/nothing-here': No such file or directory\n"
     assert listing == f"{UMLAUTS} 600\n"
     assert script.startswith("timeout: failed to run command"), script
     assert formats == FORMATS
