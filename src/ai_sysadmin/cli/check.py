@@ -129,7 +129,7 @@ def check(
         raise report
     if isinstance(report, Exception):
         raise AiSysadminError(f"the check of {checker.host} failed: "
-                              f"{_failed_words(app, checker.host, report)}") from report
+                              f"{failed_words(app, checker.host, report)}") from report
     code = exit_code(report)
     if as_json:
         print_json({"name": app.settings.ai_name, **_as_dict(report)})
@@ -146,7 +146,7 @@ def _checker(app: AppState, runtime: Runtime, host: str | None, no_store: bool) 
                        consumer="check")
 
 
-def crash_said(app: AppState, host: str, exc: Exception) -> str:
+def _crash_said(app: AppState, host: str, exc: Exception) -> str:
     """A check that raised (a bug): its traceback kept in the service log, masked as every
     record is, and the one line a person reads, which says where to find it. Its words may
     quote the host's (a value a parser could not read): the line is masked where shown."""
@@ -176,11 +176,11 @@ async def _sweep(runtime: Runtime,
     return cast("list[CheckReport | Exception]", reports)
 
 
-def _failed_words(app: AppState, host: str, exc: Exception) -> str:
+def failed_words(app: AppState, host: str, exc: Exception) -> str:
     """Why the check of ``host`` raised, for its line: a bug's words in one line, masked where
     shown as every error line is (they may quote the host's), not a traceback that shows
-    them; the traceback kept (:func:`crash_said`)."""
-    return str(exc) if isinstance(exc, AiSysadminError) else crash_said(app, host, exc)
+    them; the traceback kept (:func:`_crash_said`)."""
+    return str(exc) if isinstance(exc, AiSysadminError) else _crash_said(app, host, exc)
 
 
 def _print_report(report: CheckReport) -> None:
@@ -253,7 +253,7 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
                 if no_store else list(runtime.checkers.values()))
     answers = asyncio.run(_sweep(runtime, checkers))
     # one host's check that raised is that host's line: the others' reports still count
-    failed = {c.host: _failed_words(app, c.host, a)
+    failed = {c.host: failed_words(app, c.host, a)
               for c, a in zip(checkers, answers, strict=True) if isinstance(a, Exception)}
     reports = sorted((a for a in answers if not isinstance(a, Exception)), key=lambda r: r.host)
     # a check that failed judged nothing: not collected, as a part not collected counts

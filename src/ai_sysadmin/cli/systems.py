@@ -328,7 +328,7 @@ def _refreshed(app_state: AppState, host: str,
     reachability not known (None). It is said here and not stored: whether the daemon can
     watch the host (``check_failed_since``) is the daemon's checks' to say, which a run
     beside it neither sets nor clears (``store.incidents.WATCHING``)."""
-    from .check import crash_said, refused_reason, unreachable_reason
+    from .check import failed_words, refused_reason, unreachable_reason
 
     if not isinstance(report, BaseException):
         return {"name": report.host, "findings": len(report.findings),
@@ -336,7 +336,6 @@ def _refreshed(app_state: AppState, host: str,
                 "refused": refused_reason(report), "errors": report.errors}
     if not isinstance(report, Exception):  # an interrupt: the command ends with it
         raise report
-    why = str(report) if isinstance(report, AiSysadminError) else \
-        crash_said(app_state, host, report)
+    why = failed_words(app_state, host, report)
     return {"name": host, "findings": 0, "reachable": None, "refused": None,
             "errors": {"check": why}}

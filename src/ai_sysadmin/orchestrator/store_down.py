@@ -204,18 +204,15 @@ class StoreDown:
     def _down_message(self, line: str, why: str | None, since: float) -> Message:
         name = self.settings.ai_name
         lines = [quote(line, LINE_LIMIT),
-                 f"Since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))}: "
-                 "nothing the checks find is kept or told, no incident is opened, no fix is "
-                 "recorded."]
+                 f"Since {_clock(since)}: nothing the checks find is kept or told, no "
+                 "incident is opened, no fix is recorded."]
         mount = mount_of(self.seen(), self.database.parent)
         if mount is not None:
             lines.append(
                 f"> {quote(mount.target, 100)} ({quote(mount.fstype, 20)} on "
                 f"{quote(mount.source, 100)}) was {percent(mount.used_percent)} full at the "
-                f"last check: {size(mount.used_bytes)} of "
-                f"{size(mount.used_bytes + mount.avail_bytes)} used, "
-                f"{size(mount.avail_bytes)} free")
-        lines.append(f"Next: df -h {quote(str(self.database.parent), 200)}")
+                f"last check: {_amounts(mount.used_bytes, mount.avail_bytes)}")
+        lines.append(_next(self.database.parent))
         # what to mend first, where a phone shows only the title
         title = (f"[{name}] cannot record anything: its state database cannot be written"
                  f"{f': {why}' if why else ''}; {name} is not watching until it is mended")
@@ -225,10 +222,23 @@ class StoreDown:
         name = self.settings.ai_name
         return finish(
             f"[{name}] records again: its state database can be written",
-            [f"The checks are stored again; nothing was recorded since "
-             f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))} or shortly "
-             "before. What they find is kept and told again.", f"Next: {name}-issues list"],
+            [f"The checks are stored again; nothing was recorded since {_clock(since)} or "
+             "shortly before. What they find is kept and told again.", f"Next: {name}-issues list"],
             PRIORITIES["low"])
+
+
+def _clock(at: float) -> str:
+    """A moment as a person reads it in a message: this machine's local time, its zone."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(at))
+
+
+def _amounts(used: int, avail: int) -> str:
+    return f"{size(used)} of {size(used + avail)} used, {size(avail)} free"
+
+
+def _next(directory: Path) -> str:
+    """What a person runs first: how full the disks are, the state directory's first."""
+    return f"Next: df -h {quote(str(directory), 200)}"
 
 
 def _disk_line(path: Path) -> str | None:
@@ -244,8 +254,7 @@ def _disk_line(path: Path) -> str | None:
     total, avail = stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
     used = total - stat.f_bfree * stat.f_frsize
     fill = 100.0 * used / (used + avail) if used + avail else 0.0
-    return (f"> {quote(str(point), 100)} is {percent(fill)} full: {size(used)} of "
-            f"{size(used + avail)} used, {size(avail)} free")
+    return f"> {quote(str(point), 100)} is {percent(fill)} full: {_amounts(used, avail)}"
 
 
 async def tell_not_opened(settings: Settings, record: OutageRecord, what: str, line: str,
@@ -264,12 +273,11 @@ async def tell_not_opened(settings: Settings, record: OutageRecord, what: str, l
         return "nobody is told (started by hand: no runtime directory keeps it once)"
     name, now = settings.ai_name, time.time()
     lines = [quote(line, LINE_LIMIT),
-             f"Since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(now))}: {name} "
-             "starts again every few seconds and watches once it opens; until then nothing "
-             "is checked, kept or told."]
+             f"Since {_clock(now)}: {name} starts again every few seconds and watches once "
+             "it opens; until then nothing is checked, kept or told."]
     if (disk := _disk_line(settings.db_path.parent)) is not None:
         lines.append(disk)
-    lines.append(f"Next: df -h {quote(str(settings.db_path.parent), 200)}")
+    lines.append(_next(settings.db_path.parent))
     message = finish(f"[{name}] cannot start: {what} cannot be opened"
                      f"{f': {why}' if why else ''}; {name} is not watching until it is "
                      "mended", lines, PRIORITIES["high"])
