@@ -129,3 +129,95 @@ def test_a_disk_hovering_at_its_warning_level_is_one_incident(
     [incident] = [i for i in store.incidents(states=None) if i.subject == path]
     moves = [e.to_state for e in store.get(incident.id, history=50).events if e.to_state]
     assert moves == ["open", "resolved"], moves  # opened once, resolved once
+
+
+@pytest.fixture
+def lab_checker(sandbox: Sandbox, lab_settings: Settings, tmp_path):  # type: ignore[no-untyped-def]
+    """A checker of the lab as the daemon has one, with its store: each check's findings,
+    and the incidents they make."""
+    from ai_sysadmin.orchestrator.checker import HostChecker
+    from ai_sysadmin.store import Database, IncidentStore
+
+    store = IncidentStore(Database(lab_settings.model_copy(
+        update={"state_dir": tmp_path}).db_path))
+    checker = HostChecker(Scripted(sandbox, one_round_trip=True), lab_settings, store)
+
+    def check() -> list[tuple[str, str]]:
+        report = asyncio.run(checker.check("interval"))
+        assert "mounts" not in report.snapshot.errors
+        return [(f.subject, f.evidence[0]) for f in report.findings
+                if f.rule == "read_only_filesystem"]
+
+    def incident(subject: str) -> list[str]:
+        [found] = [i for i in store.incidents(states=None) if i.subject == subject]
+        return [e.to_state for e in store.get(found.id, history=50).events if e.to_state]
+
+    return check, incident
+
+
+def test_an_ext4_the_kernel_made_read_only_after_an_error_is_a_critical_incident(
+        sandbox: Sandbox, lab_checker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A real ext4 on a loop device, mounted read-write with errors=remount-ro, then an
+    error (the kernel's own test hook): writes fail from then on, and the check says so at
+    once, however empty the disk; the incident lasts while the file system does not write."""
+    import os
+    import subprocess
+
+    check, incident = lab_checker
+    image, point = tmp_path / "data.img", "/mnt/ext4 data"
+    with open(image, "wb") as made:
+        made.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True)
+    loop = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    rdev = os.stat(loop).st_rdev
+    node = "/dev/lab-ext4-loop"  # the lab's /dev is its own: the device made there
+    try:
+        sandbox.exec(["mknod", node, "b", str(os.major(rdev)), str(os.minor(rdev))],
+                     check=True)
+        sandbox.exec(["mkdir", "-p", point], check=True)
+        sandbox.exec(["mount", "-t", "ext4", "-o", "errors=remount-ro", node, point],
+                     check=True)
+        assert check() == []
+        name = os.path.basename(loop)
+        with open(f"/sys/fs/ext4/{name}/trigger_fs_error", "w") as hook:
+            hook.write("lab: an I/O error\n")
+        assert not sandbox.exec(["touch", f"{point}/x"]).ok  # the kernel refuses writes
+        found = check()
+        assert [subject for subject, _ in found] == [point]
+        assert "read-only after an error" in found[0][1] or "shut" in found[0][1]
+        assert check() == found  # kept: nothing about it changed
+        assert incident(point) == ["open"]
+    finally:
+        sandbox.exec(["umount", point])
+        sandbox.exec(["rm", "-f", node])
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def test_a_file_system_turned_read_only_under_its_mount_is_found_until_writable_again(
+        sandbox: Sandbox, lab_checker) -> None:  # type: ignore[no-untyped-def]
+    """The form older kernels (ext4 before Linux 6.6) and btrfs give an error: the file
+    system's own flag read-only, its mount still read-write. Made here for real by a
+    remount of the file system from another mount namespace, which leaves this one's mount
+    as it was. An image read-only from the start has the same form and is never found."""
+    check, incident = lab_checker
+    point = "/mnt/turns read-only"
+    sandbox.exec(["mkdir", "-p", point], check=True)
+    sandbox.exec(["mount", "-t", "tmpfs", "-o", "size=2m", "turningfs", point], check=True)
+    try:
+        assert check() == []
+        sandbox.exec(["unshare", "--mount", "--propagation", "private", "mount", "-o",
+                      "remount,ro", point], check=True)
+        info = sandbox.exec(["cat", "/proc/self/mountinfo"], check=True).stdout
+        [line] = [row for row in info.splitlines() if "turningfs" in row]
+        mount, _, fs = line.partition(" - ")
+        assert "rw" in mount.split(" ")[5].split(",") and "ro" in fs.split(" ")[2].split(",")
+        found = check()
+        assert [subject for subject, _ in found] == [point]
+        assert "mounted read-write, but its file system is read-only" in found[0][1]
+        assert [subject for subject, _ in check()] == [point]  # still read-only: kept
+        sandbox.exec(["mount", "-o", "remount,rw", point], check=True)
+        assert check() == []
+        assert incident(point) == ["open", "resolved"]
+    finally:
+        sandbox.exec(["umount", point])

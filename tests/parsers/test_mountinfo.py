@@ -1,9 +1,13 @@
-"""Which mount points hold a read-only file system, and whether /proc hides processes, from
-/proc/self/mountinfo as the kernel writes it."""
+"""Which mount points hold a read-only file system (and whether the kernel stopped its writes),
+and whether /proc hides processes, from /proc/self/mountinfo as the kernel writes it."""
 
 from __future__ import annotations
 
-from ai_sysadmin.monitor.parsers import proc_hidepid, read_only_mount_points
+from ai_sysadmin.monitor.parsers import MountFlags, mount_flags, proc_hidepid
+
+
+def read_only_mount_points(mountinfo: str) -> set[str]:
+    return {point for point, flags in mount_flags(mountinfo).items() if flags.read_only}
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -15,6 +19,9 @@ Obsidian.AppImage ro,user_id=1000,group_id=1000
 42 27 11:0 / /media/dvd ro,relatime - udf /dev/sr0 ro,iocharset=utf8
 43 27 8:17 / /mnt/backup ro,relatime - ext4 /dev/sdb1 ro
 44 27 8:33 / /mnt/backup rw,relatime - ext4 /dev/sdc1 rw
+45 27 7:1 / /srv/data rw,relatime - ext4 /dev/loop1 rw,errors=remount-ro,emergency_ro
+46 27 7:2 / /srv/scratch rw,relatime - ext4 /dev/loop2 rw,shutdown
+47 27 8:49 / /var/lib/db rw,relatime - btrfs /dev/sdd1 ro,space_cache=v2
 a line that is not one
 """
 
@@ -24,7 +31,22 @@ def test_read_only_file_systems_by_their_own_flag() -> None:
         "/snap/core22/1380",
         "/tmp/.mount_Obsidi K3f9Qx",  # \040 is a space, as df prints it
         "/media/dvd",
+        "/srv/data",  # the kernel stopped its writes: nothing can fill it
+        "/srv/scratch",
+        "/var/lib/db",
     }
+
+
+def test_the_kernels_word_for_writes_it_stopped_and_the_mounts_own_flag() -> None:
+    flags = mount_flags(MOUNTINFO)
+    # ext4 since Linux 6.6: a word of its own, the file system's rw flag left as it was
+    assert flags["/srv/data"] == MountFlags(True, False, "emergency_ro")
+    assert flags["/srv/scratch"] == MountFlags(True, False, "shutdown")
+    # btrfs (and ext4 before 6.6): the file system read-only under a read-write mount
+    assert flags["/var/lib/db"] == MountFlags(True, False)
+    assert flags["/snap/core22/1380"] == MountFlags(True, True)
+    assert flags["/nix/store"] == MountFlags(False, True)
+    assert flags["/"] == MountFlags(False, False)
 
 
 def test_a_read_only_view_of_a_writable_file_system_is_still_watched() -> None:

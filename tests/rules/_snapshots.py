@@ -58,8 +58,12 @@ def mount(
     inodes: int = 1_000_000,
     fstype: str = "ext4",
     source: str = "/dev/sda1",
+    read_only: bool = False,
+    view_read_only: bool | None = False,
+    stopped: str = "",
 ) -> Mount:
-    """A mount whose used/(used+avail) and inode use are exactly the given shares."""
+    """A mount whose used/(used+avail) and inode use are exactly the given shares, its flags
+    read from the mount table (``view_read_only`` None: the table was not read)."""
     used = int(size * used_percent / 100)
     return Mount(
         source=source,
@@ -70,6 +74,9 @@ def mount(
         avail_bytes=size - used,
         inodes=inodes,
         inodes_used=int(inodes * inodes_percent / 100),
+        read_only=read_only,
+        view_read_only=view_read_only,
+        stopped=stopped,
     )
 
 

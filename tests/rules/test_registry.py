@@ -25,7 +25,16 @@ from ai_sysadmin.monitor.snapshot import (
     ZombieParent,
 )
 
-from ._snapshots import NOW, certificate, context, entry, healthy_snapshot, memory, unit
+from ._snapshots import (
+    NOW,
+    certificate,
+    context,
+    entry,
+    healthy_snapshot,
+    memory,
+    mount,
+    unit,
+)
 
 ALL_NAMES = {r.name for r in RULES}
 
@@ -133,7 +142,9 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
         unit("typo.service", "inactive", "dead", load="bad-setting"),
     ]
     snap.restarts = {**snap.restarts, "worker.service": 8}
-    snap.mounts = [Mount("/dev/vda", "ext4", "/", 1000, 990, 10, 1000, 990)]
+    snap.mounts = [Mount("/dev/vda", "ext4", "/", 1000, 990, 10, 1000, 990,
+                         view_read_only=False),
+                   mount("/srv", read_only=True, stopped="emergency_ro")]
     snap.memory = memory(2)
     snap.swap = SwapCounters(previous.swap.pages_in + 300_000, previous.swap.pages_out)
     snap.load = Load(30.0, 25.0, 20.0)

@@ -12,6 +12,7 @@ import re
 import signal
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -232,27 +233,49 @@ def parse_df(text: str) -> list[Mount]:
 _MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str]]]:
-    """Each mount of ``/proc/self/mountinfo``, in order: its point, its file system's type and
-    that file system's own (super) options, after `` - ``. Lines end at ``\n`` alone: the
-    kernel escapes that one in a mount point, but writes U+2028 or U+0085 as they are."""
+def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str], list[str]]]:
+    """Each mount of ``/proc/self/mountinfo``, in order: its point, its file system's type,
+    that file system's own (super) options, after `` - ``, and the mount's own options. Lines
+    end at ``\n`` alone: the kernel escapes that one in a mount point, but writes U+2028 or
+    U+0085 as they are."""
     for line in mountinfo.split("\n"):
         mount, dash, fs = line.partition(" - ")
         fields, fs_fields = mount.split(" "), fs.split(" ")
         if not dash or len(fields) < 6 or len(fs_fields) < 3:
             continue
         point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        yield point, fs_fields[0], fs_fields[2].split(",")
+        yield point, fs_fields[0], fs_fields[2].split(","), fields[5].split(",")
 
 
-def read_only_mount_points(mountinfo: str) -> frozenset[str]:
-    """The mount points of ``/proc/self/mountinfo`` whose file system is read-only: its own
-    flag (the super options after `` - ``), not the mount's. A read-only view of a writable
-    file system (systemd's ``ProtectSystem=`` around a service, NixOS's /nix/store) does not
-    count: that file system fills up through its other mounts. Where a point is mounted
-    over, the last mount is the one in use (df reports it)."""
-    state = {point: "ro" in options for point, _, options in _mountinfo(mountinfo)}
-    return frozenset(point for point, read_only in state.items() if read_only)
+#: the words a file system's options gain when the kernel stops its writes after an error,
+#: the mount left as it was: ext4's since Linux 6.6 (before, its own ``ro``; btrfs's too)
+_WRITES_STOPPED = ("emergency_ro", "shutdown")
+
+
+@dataclass(frozen=True, slots=True)
+class MountFlags:
+    """What the mount table says of a mount point's writes."""
+
+    #: its file system is read-only, by its own flag or because the kernel stopped its writes
+    read_only: bool
+    #: the mount itself is read-only (``mount -o ro``, a read-only bind view)
+    view_read_only: bool
+    #: the kernel's word for writes it stopped after an error (``emergency_ro``,
+    #: ``shutdown``), or ""
+    stopped: str = ""
+
+
+def mount_flags(mountinfo: str) -> dict[str, MountFlags]:
+    """Each mount point of ``/proc/self/mountinfo`` and its flags. Read-only is the file
+    system's own flag (the super options after `` - ``), not the mount's: a read-only view of
+    a writable file system (systemd's ``ProtectSystem=`` around a service, NixOS's
+    /nix/store) fills up through its other mounts. Where a point is mounted over, the last
+    mount is the one in use (df reports it)."""
+    flags = {}
+    for point, _, options, view in _mountinfo(mountinfo):
+        stopped = next((word for word in _WRITES_STOPPED if word in options), "")
+        flags[point] = MountFlags("ro" in options or bool(stopped), "ro" in view, stopped)
+    return flags
 
 
 def proc_hidepid(mountinfo: str) -> tuple[str, str | None] | None:
@@ -261,7 +284,7 @@ def proc_hidepid(mountinfo: str) -> tuple[str, str | None] | None:
     ``ptraceable``: not readable) and the ``gid=`` whose members see all; None where it
     hides none, or no /proc is mounted there."""
     hidden: tuple[str, str | None] | None = None
-    for point, fstype, options in _mountinfo(mountinfo):
+    for point, fstype, options, _ in _mountinfo(mountinfo):
         if point == "/proc" and fstype == "proc":
             named = dict(option.partition("=")[::2] for option in options)
             hide = named.get("hidepid", "off")

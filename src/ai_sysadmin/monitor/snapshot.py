@@ -71,8 +71,13 @@ class Mount:
     inodes: int
     inodes_used: int
     #: its file system is read-only (an image, a DVD, an AppImage): full by design, and
-    #: nothing can fill it further
+    #: nothing can fill it further; or the kernel stopped its writes (``stopped``)
     read_only: bool = False
+    #: the mount itself is read-only (``mount -o ro``); None: the mount table was not read
+    view_read_only: bool | None = None
+    #: the kernel's word for writes it stopped after an error (``emergency_ro``,
+    #: ``shutdown``), or ""
+    stopped: str = ""
 
     @property
     def used_percent(self) -> float:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ...monitor.collector import Collector
 from ...monitor.parsers import PS_COLUMNS, parse_ps
+from ...monitor.snapshot import Mount
 from ...redact import redact_cut
 from ...safety.file_policy import normalise
 from ...safety.units import normalise_unit
@@ -25,6 +26,15 @@ _SINCE = re.compile(
 
 def _bad_unit(unit: str) -> ToolResult:
     return ToolResult("error", f"{unit!r} is not a valid systemd unit name", from_host=False)
+
+
+def _writes(mount: Mount) -> str:
+    """What the mount table says of a mount's writes, for the model."""
+    if mount.stopped:
+        return f", writes stopped by the kernel after an error ({mount.stopped})"
+    if mount.read_only and mount.view_read_only is False:
+        return ", read-only file system under a read-write mount"
+    return ", read-only" if mount.read_only else ""
 
 
 @REGISTRY.tool()
@@ -54,7 +64,7 @@ async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
     for mount in snap.mounts or []:
         lines.append(f"disk {mount.target}: {mount.used_percent:.1f}% used, "
                      f"{mount.inodes_percent:.1f}% inodes ({mount.fstype}"
-                     f"{', read-only' if mount.read_only else ''})")
+                     f"{_writes(mount)})")
     if snap.systemd_running is False:
         lines.append("systemd: not running")
     else:

@@ -18,6 +18,7 @@ from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
 from .load_per_core import LoadPerCore
 from .memory_pressure import MemoryPressure
+from .read_only_filesystem import ReadOnlyFilesystem
 from .runaway_process import RunawayProcess
 from .swap_thrash import SwapThrash
 from .unit_load_error import UnitLoadError
@@ -30,6 +31,7 @@ RULES: tuple[Rule, ...] = (
     UnitLoadError(),
     DiskSpace(),
     InodeExhaustion(),
+    ReadOnlyFilesystem(),
     MemoryPressure(),
     SwapThrash(),
     LoadPerCore(),

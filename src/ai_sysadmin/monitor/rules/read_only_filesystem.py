@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from ..snapshot import Mount
+from .base import Rule, RuleContext
+
+
+class ReadOnlyFilesystem(Rule):
+    """A file system mounted read-write that stopped taking writes: the kernel does this
+    after an I/O or metadata error (ext4's ``errors=remount-ro``, btrfs), and every service
+    writing there fails from then on, while its disk looks healthy (a read-only file system
+    is never full, see :class:`DiskSpace`).
+
+    The kernel says so in the file system's options (ext4 since Linux 6.6:
+    ``emergency_ro``, ``shutdown``). Before that, and for other file systems, it sets the
+    file system's own read-only flag under the read-write mount; an image mounted without
+    ``-o ro`` (a squashfs) looks the same from its first look on, so that is found only when a
+    look before saw it writable, and kept while it stays read-only."""
+
+    name = "read_only_filesystem"
+    requires = ("mounts",)
+    description = "A file system mounted read-write no longer takes writes."
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        before = _by_target(ctx)
+        findings = []
+        for m in ctx.snapshot.mounts or []:
+            why = self._why(ctx, m, before)
+            if why is not None:
+                findings.append(self.finding(
+                    ctx, m.target, Severity.CRITICAL, f"{m.target} no longer takes writes",
+                    [f"{m.target} ({m.fstype} on {m.source}): {why}"]))
+        return findings
+
+    def _why(self, ctx: RuleContext, m: Mount, before: dict[str, Mount] | None) -> str | None:
+        if m.stopped == "shutdown":
+            return "the kernel shut its file system down (shutdown): every write fails"
+        if m.stopped:
+            return (f"the kernel made its file system read-only after an error "
+                    f"({m.stopped}); it is mounted read-write")
+        if not _turned(m):
+            return None
+        was = before.get(m.target) if before is not None else None
+        if (self.name, m.target) in ctx.found_before or (
+                was is not None and was.source == m.source and not was.read_only):
+            return ("mounted read-write, but its file system is read-only, as the kernel "
+                    "makes one after an error (errors=remount-ro)")
+        return None
+
+    def judges(self, ctx: RuleContext) -> bool:
+        # a file system read-only under a read-write mount may have been so from its
+        # first look (an image): only a look before tells that it turned
+        mounts = ctx.snapshot.mounts or []
+        if any(m.view_read_only is None for m in mounts):
+            return False  # the mount table was not read
+        return _by_target(ctx) is not None or not any(_turned(m) for m in mounts)
+
+
+def _turned(m: Mount) -> bool:
+    """Its file system read-only under a read-write mount (``view_read_only`` None: the
+    mount table was not read, nothing is known)."""
+    return m.read_only and m.view_read_only is False and not m.stopped
+
+
+def _by_target(ctx: RuleContext) -> dict[str, Mount] | None:
+    """The previous look's mounts by mount point; None where no look before read them."""
+    previous = ctx.previous
+    if previous is None or previous.mounts is None \
+            or any(m.view_read_only is None for m in previous.mounts):
+        return None
+    return {m.target: m for m in previous.mounts}

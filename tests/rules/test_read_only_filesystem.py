@@ -1,0 +1,87 @@
+"""A file system mounted read-write that stopped taking writes (the kernel's answer to an I/O
+error) is one critical finding about its mount point; an image read-only from the start, a
+read-only mount, and a table nobody read are not."""
+
+from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
+from ai_sysadmin.monitor.rules.disk_space import DiskSpace
+from ai_sysadmin.monitor.rules.read_only_filesystem import ReadOnlyFilesystem
+
+from ._snapshots import NOW, context, healthy_snapshot, mount, only, snapshot
+
+RULE = ReadOnlyFilesystem()
+
+
+def looks(*mounts_of_each_look):  # type: ignore[no-untyped-def]
+    """The rule over successive looks (as a checker makes them): each look's findings and
+    whether it judged."""
+    previous, found = None, frozenset()
+    seen = []
+    for n, mounts in enumerate(mounts_of_each_look):
+        snap = snapshot(mounts=mounts, taken_at=NOW + 60 * n)
+        ctx = RuleContext(snap, previous=previous, found_before=found)
+        findings = RULE.evaluate(ctx)
+        seen.append(([f.subject for f in findings], RULE.judges(ctx)))
+        previous, found = snap, frozenset((f.rule, f.subject) for f in findings)
+    return seen
+
+
+def test_the_kernels_emergency_read_only_is_a_critical_finding_at_the_first_look():
+    data = mount("/srv/data", source="/dev/sdb1", read_only=True, stopped="emergency_ro")
+    finding = only(RULE.evaluate(context(snapshot(mounts=[mount("/"), data]))))
+    assert finding.rule == "read_only_filesystem"
+    assert finding.subject == "/srv/data"
+    assert finding.severity is Severity.CRITICAL
+    assert finding.summary == "/srv/data no longer takes writes"
+    assert finding.evidence == (
+        "/srv/data (ext4 on /dev/sdb1): the kernel made its file system read-only after an "
+        "error (emergency_ro); it is mounted read-write",)
+
+
+def test_a_file_system_the_kernel_shut_down_is_a_finding():
+    down = mount("/var", read_only=True, stopped="shutdown")
+    finding = only(RULE.evaluate(context(snapshot(mounts=[down]))))
+    assert "shut its file system down" in finding.evidence[0]
+
+
+def test_a_file_system_that_turned_read_only_under_its_read_write_mount_stays_found():
+    writable = mount("/var/lib/db", fstype="btrfs", source="/dev/sdd1")
+    turned = mount("/var/lib/db", fstype="btrfs", source="/dev/sdd1", read_only=True)
+    seen = looks([mount("/"), writable], [mount("/"), turned], [mount("/"), turned],
+                 [mount("/"), writable])
+    assert seen == [([], True), (["/var/lib/db"], True), (["/var/lib/db"], True), ([], True)]
+
+
+def test_an_image_read_only_from_the_first_look_is_never_found():
+    # a squashfs mounted without -o ro: its file system read-only, its mount read-write
+    image = mount("/mnt/image", fstype="squashfs", source="/dev/loop0", read_only=True)
+    seen = looks([mount("/"), image], [mount("/"), image], [mount("/"), image])
+    # the first look cannot tell an image from a disk that turned: it does not judge
+    assert seen == [([], False), ([], True), ([], True)]
+
+
+def test_another_file_system_mounted_on_the_point_is_not_a_turn():
+    disk = mount("/mnt/usb", source="/dev/sdc1")
+    image = mount("/mnt/usb", fstype="iso9660", source="/dev/sr0", read_only=True)
+    assert looks([disk], [image]) == [([], True), ([], True)]
+
+
+def test_a_read_only_mount_is_a_persons_choice_not_a_finding():
+    chosen = mount("/mnt/backup", read_only=True, view_read_only=True)
+    assert looks([mount("/mnt/backup")], [chosen]) == [([], True), ([], True)]
+
+
+def test_a_mount_table_not_read_judges_nothing():
+    # df answered, /proc/self/mountinfo did not: a mount's flags are not known
+    unknown = mount("/", view_read_only=None)
+    ctx = RuleContext(snapshot(mounts=[unknown]), previous=healthy_snapshot(NOW - 60),
+                      found_before=frozenset({("read_only_filesystem", "/")}))
+    assert RULE.evaluate(ctx) == []
+    assert not RULE.judges(ctx)  # its incident stays as it is
+
+
+def test_a_full_file_system_whose_writes_stopped_is_not_also_a_disk_alert():
+    full = mount("/srv", used_percent=98, read_only=True, stopped="emergency_ro")
+    findings, judged = evaluate(context(snapshot(mounts=[full])))
+    assert [f.rule for f in findings] == ["read_only_filesystem"]
+    assert DiskSpace.name in judged
