@@ -266,3 +266,69 @@ def log_burst(
     lines = "".join(f"{message} ({n + 1}/{count})\n" for n in range(count))
     # systemd-cat turns each stdin line into one entry with SYSLOG_IDENTIFIER=identifier
     sb.exec(["systemd-cat", "-p", priority, "-t", identifier], input=lines, check=True)
+
+
+#: where a lab's loop-backed disks are kept, in its own copy-on-write root
+LAB_DISKS = "/var/lib/lab-disks"
+#: the loop devices a lab's /dev gets nodes for: the kernel gives the first free one, and
+#: other labs (parallel tests) may hold a few
+LOOP_NODES = 64
+
+
+def _disk_image(path: str) -> str:
+    return posixpath.join(LAB_DISKS, path.strip("/").replace("/", "-") + ".img")
+
+
+def _loop_nodes(sb: Sandbox) -> None:
+    """The loop control and device nodes, in the lab's own /dev (it has none): what
+    ``mount -o loop`` opens. Such a mount clears its loop device when it goes, with the lab
+    at the latest."""
+    nodes = ["[ -e /dev/loop-control ] || mknod -m 600 /dev/loop-control c 10 237"]
+    nodes += [f"[ -e /dev/loop{n} ] || mknod -m 660 /dev/loop{n} b 7 {n}"
+              for n in range(LOOP_NODES)]
+    sb.exec(["sh", "-c", "; ".join(nodes)], check=True)
+
+
+def _mount_disk(sb: Sandbox, path: str) -> str:
+    """Mount ``path``'s disk image read-write, the kernel told to make it read-only on an
+    error (as Debian's installer writes /etc/fstab); returns its loop device."""
+    _loop_nodes(sb)
+    sb.exec(["mkdir", "-p", path], check=True)
+    sb.exec(["mount", "-t", "ext4", "-o", "loop,errors=remount-ro", _disk_image(path), path],
+            check=True)
+    return sb.exec(["findmnt", "-n", "-o", "SOURCE", "--", path], check=True).stdout.strip()
+
+
+@injector("broken_filesystem")
+def broken_filesystem(sb: Sandbox, *, path: str, size_mb: int = 16) -> None:
+    """An ext4 on a loop device at ``path``, mounted read-write, then an error raised by the
+    kernel's own test hook (``/sys/fs/ext4/DEV/trigger_fs_error``, written from the host:
+    the lab's /sys is read-only): the kernel stops the file system's writes, as it does on an
+    I/O error, and every write there fails from then on."""
+    image = _disk_image(path)
+    sb.exec(["mkdir", "-p", LAB_DISKS], check=True)
+    sb.exec(["truncate", "-s", f"{size_mb}M", image], check=True)
+    sb.exec(["mkfs.ext4", "-q", "-F", image], check=True)
+    device = _mount_disk(sb, path)
+    hook = f"/sys/fs/ext4/{posixpath.basename(device)}/trigger_fs_error"
+    try:
+        with open(hook, "w", encoding="ascii") as trigger:
+            trigger.write("lab: an I/O error\n")
+    except OSError as exc:
+        raise LabError(f"broken_filesystem {path}: cannot raise an error on {device}: "
+                       f"{exc}") from exc
+    if sb.exec(["touch", "--", f"{path}/.write-test"]).ok:
+        raise LabError(f"broken_filesystem {path}: the kernel still takes writes after the "
+                       "error")
+
+
+@injector("repair_filesystem")
+def repair_filesystem(sb: Sandbox, *, path: str) -> None:
+    """What a person does for :func:`broken_filesystem`: unmount, check and repair the file
+    system (e2fsck exits 1 when it corrected errors), mount it again."""
+    sb.exec(["umount", "--", path], check=True)
+    done = sb.exec(["e2fsck", "-f", "-y", _disk_image(path)], timeout=60)
+    if done.returncode not in (0, 1):
+        raise LabError(f"repair_filesystem {path}: e2fsck exited {done.returncode}: "
+                       f"{done.stderr.strip()[-300:]}")
+    _mount_disk(sb, path)
