@@ -151,9 +151,13 @@ def approve(
         raise typer.Exit(2)
     if action.state in ("succeeded", "not_needed"):
         return
+    from ..executor.executor import decided_by
     from ..monitor.findings import masked
 
-    err.print(f"error: action {action.id} is {action.state}: {masked(action.reason)}",
+    # a reject from another terminal between this yes and the start: theirs, said so
+    why = decided_by(action) if action.state == "rejected" else None
+    err.print(f"error: action {action.id} is {action.state}: "
+              f"{masked(why + '; nothing ran') if why else masked(action.reason)}",
               markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 

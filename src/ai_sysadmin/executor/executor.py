@@ -30,7 +30,7 @@ from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
-from ..store.actions import ENDED, AlreadyDecided, process_alive, this_process
+from ..store.actions import ENDED, AlreadyDecided, DecidedMeanwhile, process_alive, this_process
 from ..store.incidents import LIVE_STATES
 from ..store.refused import refused
 from .host_facts import Self, own_identity, read_facts, read_run
@@ -63,6 +63,29 @@ def _changed(action: Action, judged: Judged) -> str | None:
 def _unread(judged: Judged) -> str:
     return (f"what the policy needs could not be read on the host ({judged.unread}), and "
             f"without it: {judged.plan.reason}")
+
+
+def _at(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "an unknown time"
+
+
+def decided_by(action: Action) -> str | None:
+    """Who decided ``action`` and when, and how far it got since, as the person who comes
+    second is told: "approved by alice at 2026-12-05 16:02:11, running since 16:02:12".
+    None where no person decided it (the policy's, an expiry: its history says why)."""
+    if action.decided_by is None:
+        return None
+    when = f"{action.decided_by} at {_at(action.decided_at)}"
+    if action.state == "rejected":
+        why = action.decision_reason
+        return f"rejected by {when}" + (f" ({why})" if why and why != "rejected" else "")
+    if action.state == "approved":
+        return f"approved by {when}; it is that approval's to run"
+    if action.state == "executing":
+        return f"approved by {when}, running since {_at(action.started_at)}"
+    if action.state in ("succeeded", "failed"):
+        return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
+    return None
 
 
 def _who_is(process: dict[str, Any] | None) -> str:
@@ -386,16 +409,33 @@ class Executor:
         """A person's yes: check the policy and the host again, then run it (at most once).
 
         Cut off before the action was claimed (Ctrl-C, a host that does not answer), it is
-        pending again and can be approved again; cut off while it ran, it failed."""
+        pending again and can be approved again; cut off while it ran, it failed. Answered
+        by someone else while this one looked at the host (another terminal's ``approve``
+        or ``reject``, the daemon expiring or withdrawing it), it is theirs, and the error
+        says whose and when."""
         # a yes that comes after the TTL finds the action expired; one to an action whose
         # approval died with its process finds it pending again
         self.tidy()
         action = self.actions.get(action_id)
         if action.state != "pending":
             raise StoreError(self._not_pending(action))
+        try:
+            ended = await self._decide(action, who, reason)
+        except DecidedMeanwhile as exc:
+            # every decision here is taken on the action as pending (`expect`): one found
+            # decided since is not overruled, and this yes ran nothing
+            raise StoreError(self._not_pending(self.actions.get(action_id))) from exc
+        return ended if ended is not None else await self.run(action_id, who, by_person=True)
+
+    async def _decide(self, action: Action, who: str, reason: str) -> Action | None:
+        """A person's yes to the pending ``action``, judged on the host's facts now: the
+        action as it ends without running (refused, shown again, not needed), or None where
+        it is approved, this process's to run. Each move requires it still pending."""
+        action_id = action.id
         if self.settings.autonomy_level == "observe":
             return self._ended(self.actions.move(
-                action_id, "refused", who, "the autonomy level is observe: nothing runs"))
+                action_id, "refused", who, "the autonomy level is observe: nothing runs",
+                expect="pending"))
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
         plan = judged.plan
         if judged.unread is not None:
@@ -405,7 +445,8 @@ class Executor:
                 self._ttl)
         if not plan.allowed:
             why = f"refused on approval by the policy: {plan.reason}"
-            return self._ended(self.actions.move(action_id, "refused", who, why), again=why)
+            return self._ended(self.actions.move(action_id, "refused", who, why,
+                                                 expect="pending"), again=why)
         if (change := _changed(action, judged)) is not None:
             # the person saw other commands, or another process: they approve what runs
             # now, or nothing runs
@@ -415,9 +456,10 @@ class Executor:
                 "that", who, self._ttl)
         if action.incident_id is not None and not await self._finding_present(action):
             return self.actions.move(action_id, "not_needed", who,
-                                     "the finding is gone: no longer needed, not run")
-        self.actions.move(action_id, "approved", who, reason or "approved")
-        return await self.run(action_id, who, by_person=True)
+                                     "the finding is gone: no longer needed, not run",
+                                     expect="pending")
+        self.actions.move(action_id, "approved", who, reason or "approved", expect="pending")
+        return None
 
     def _cut_off(self, action_id: int, exc: BaseException) -> str | None:
         """A run of this process ended by an exception (a Ctrl-C or a stop is a
@@ -504,14 +546,23 @@ class Executor:
             self._escalate(failed, f"action {action_id} was cut off while it ran")
 
     def _not_pending(self, action: Action) -> str:
-        """Why a yes to ``action`` comes too late: its state, and what its history last said
-        of it (withdrawn with its incident, rejected by someone)."""
-        why = self.store.last_said(f"action:{action.id}")
+        """Why a yes to ``action`` comes too late: its state, who decided it and when, or
+        what its history last said of it (withdrawn with its incident, expired)."""
+        said = decided_by(action) or self.store.last_said(f"action:{action.id}")
         return f"action {action.id} is {action.state}, not pending" + (
-            f": {why}" if why and why != action.state else "")
+            f": {said}" if said and said != action.state else "")
 
     def reject(self, action_id: int, who: str, reason: str = "") -> Action:
-        rejected = self.actions.move(action_id, "rejected", who, reason or "rejected")
+        """A person's no; one that comes once the action runs, or after another answer (an
+        ``approve`` in another terminal that started it, a reject already), is refused
+        saying whose answer stands."""
+        try:
+            rejected = self.actions.move(action_id, "rejected", who, reason or "rejected")
+        except DecidedMeanwhile as exc:
+            now = self.actions.get(action_id)
+            said = decided_by(now) or self.store.last_said(f"action:{action_id}")
+            raise StoreError(f"action {action_id} is {now.state}, too late to reject"
+                             + (f": {said}" if said and said != now.state else "")) from exc
         log.info("action %d rejected by %s: %s", action_id, who, rejected.decision_reason,
                  extra={"action": action_id, "incident": rejected.incident_id})
         return self._ended(rejected)

@@ -47,6 +47,17 @@ class AlreadyDecided(StoreError):
     """A proposal that a policy decision (of this or another process) already consumed."""
 
 
+class DecidedMeanwhile(StoreError):
+    """A move refused because the action is no longer where its caller found it: another
+    process (a person's ``approve`` or ``reject`` in another terminal, a daemon expiring or
+    withdrawing it) moved it first. ``state``: where it is now."""
+
+    def __init__(self, action_id: int, state: str, wanted: str) -> None:
+        super().__init__(f"action {action_id} is {state}; it cannot become {wanted}")
+        self.action_id = action_id
+        self.state = state
+
+
 @dataclass(frozen=True)
 class Action:
     id: int
@@ -176,18 +187,21 @@ class ActionStore:
 
     def move(self, action_id: int, new: str, actor: str, reason: str,
              result: dict[str, Any] | None = None, ttl_seconds: float | None = None,
-             replanned: tuple[dict[str, Any], str, str] | None = None) -> Action:
-        """One allowed state change, in one transaction, audited; refused moves raise.
-        ``ttl_seconds``: how long a person has to answer an action moved to ``pending``;
-        ``replanned``: its plan, subject and risk as the policy judges them now."""
+             replanned: tuple[dict[str, Any], str, str] | None = None,
+             expect: str | None = None) -> Action:
+        """One allowed state change, in one transaction, audited; refused moves raise
+        :class:`DecidedMeanwhile`. ``ttl_seconds``: how long a person has to answer an action moved
+        to ``pending``; ``replanned``: its plan, subject and risk as the policy judges them
+        now; ``expect``: the state the caller decided on, which the action must still be in
+        (a person's decision on a pending action, not on one another terminal approved)."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no action {action_id}")
             old = row["state"]
-            if new not in MOVES.get(old, frozenset()):
-                raise StoreError(f"action {action_id} is {old}; it cannot become {new}")
+            if new not in MOVES.get(old, frozenset()) or expect not in (None, old):
+                raise DecidedMeanwhile(action_id, old, new)
             sets = ["state=?"]
             args: list[Any] = [new]
             if new in ("approved", "rejected"):
@@ -277,8 +291,7 @@ class ActionStore:
                                (json.dumps(plan), subject, risk, reason,
                                 time.time() + ttl_seconds if ttl_seconds else None, action_id))
             if cur.rowcount != 1:
-                raise StoreError(f"action {action_id} is {self.get(action_id).state}, "
-                                 "not pending")
+                raise DecidedMeanwhile(action_id, self.get(action_id).state, "pending again")
             self._audit(conn, actor, "action.replanned", action_id, reason)
         return self.get(action_id)
 

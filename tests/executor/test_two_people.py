@@ -1,0 +1,207 @@
+"""Two people answer one action at the same moment, from two terminals: real ``approve``
+processes on one state directory, held at a barrier (the host's ``systemctl show``, which
+every approval asks once it has found the action waiting) until both are past their first
+look at it. The fix runs at most once, and each person is told what happened to their answer:
+the one who came second learns who decided first, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.store import Action, ActionStore, IncidentStore
+from tests.conftest import BIN
+from tests.support.polling import poll_until
+
+#: systemctl on the test's host: ``show`` says it was asked, waits for the test's ``go`` (a
+#: deadline, not a pause: the test writes it as soon as everyone is there) and describes a
+#: failed app.service; ``restart`` waits for ``go-restart`` where that is asked for;
+#: whatever is asked is noted in ``ran``
+SYSTEMCTL = """#!/bin/sh
+here={here}
+case "$1" in
+show)
+  : > "$here/arrived.$$"
+  n=0
+  until [ -e "$here/go" ]; do n=$((n+1)); [ "$n" -gt 2400 ] && exit 3; sleep 0.05; done
+  cat "$here/show";;
+restart)
+  printf '%s\\n' "$*" >> "$here/ran"
+  : > "$here/restarting"
+  n=0
+  while [ -e "$here/hold-restart" ]; do n=$((n+1)); [ "$n" -gt 2400 ] && exit 3; sleep 0.05; done;;
+*) printf '%s\\n' "$*" >> "$here/asked";;
+esac
+"""
+
+SHOW = "Id=app.service\nNames=app.service\nLoadState=loaded\nActiveState=failed\nType=simple\n"
+
+
+class Host:
+    """This machine as the test's host: its systemctl is :data:`SYSTEMCTL`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        directory.mkdir()
+        self.systemctl = directory / "systemctl"
+        self.systemctl.write_text(SYSTEMCTL.format(here=directory))
+        self.systemctl.chmod(0o755)
+        (directory / "show").write_text(SHOW)
+        self.go = directory / "go"
+
+    def arrived(self) -> int:
+        return len(list(self.dir.glob("arrived.*")))
+
+    def restarts(self) -> list[str]:
+        ran = self.dir / "ran"
+        return ran.read_text().splitlines() if ran.exists() else []
+
+    def hold(self) -> None:
+        """Everyone who asks ``show`` from now on waits for :meth:`release`."""
+        self.go.unlink(missing_ok=True)
+        for arrived in self.dir.glob("arrived.*"):
+            arrived.unlink()
+
+    def release(self) -> None:
+        self.go.write_text("")
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    return Host(tmp_path / "host")
+
+
+@pytest.fixture
+def people_settings(config_file: Callable[[str], Path], settings: Settings, host: Host
+                    ) -> Settings:
+    """What every process here reads: the config file the ``approve`` commands are given."""
+    config_file(f'ai_name = "hal"\n[programs]\nsystemctl = "{host.systemctl}"\n'
+                "[safety]\nverify_settle_seconds = 0\nverify_timeout = 1\n")
+    return settings.model_copy(update={
+        "programs": settings.programs.model_copy(update={"systemctl": str(host.systemctl)}),
+        "safety": settings.safety.model_copy(update={"verify_settle_seconds": 0,
+                                                     "verify_timeout": 1})})
+
+
+def waiting(settings: Settings, store: IncidentStore, host: Host) -> Action:
+    """A restart of app.service on this machine, waiting for a person."""
+    host.release()
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "restart_unit", {"unit": "app.service"}))
+    assert action.state == "pending", action
+    host.hold()
+    return action
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(BIN), "approve", *args], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(*processes: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
+    done = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        done.append((process.returncode, out, err))
+    return done
+
+
+def at(ts: float | None) -> str:
+    assert ts is not None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def test_the_same_approval_from_two_terminals_runs_once_and_tells_the_second_who_was_first(
+        people_settings: Settings, store: IncidentStore, host: Host) -> None:
+    action = waiting(people_settings, store, host)
+    first, second = start("approve", str(action.id)), start("approve", str(action.id))
+    try:
+        poll_until(lambda: host.arrived() >= 2, what="both approvals to look at the host")
+    finally:
+        host.release()
+    answers = finish(first, second)
+    assert host.restarts() == ["restart -- app.service"]  # at most once
+    done = ActionStore(store.db).get(action.id)
+    # it ran (its verification fails here: this machine's systemctl lists no units)
+    assert done.state in ("succeeded", "failed") and done.decided_by is not None
+    # the one who ran it is shown the action (its verification fails here: exit 1)
+    ran = [a for a in answers if f"action {action.id} restart_unit" in a[1]]
+    late = [a for a in answers if a not in ran]
+    assert len(ran) == 1 and len(late) == 1, answers
+    code, _, err = late[0]
+    assert code == 2
+    said = " ".join(err.split())
+    assert f"error: action {action.id} is " in said, err
+    assert f", not pending: approved by {done.decided_by} at {at(done.decided_at)}" in said, err
+
+
+def test_a_reject_while_another_terminal_approves_stands_and_the_approval_says_whose_it_is(
+        people_settings: Settings, store: IncidentStore, host: Host) -> None:
+    action = waiting(people_settings, store, host)
+    approving = start("approve", str(action.id))
+    try:
+        poll_until(lambda: host.arrived() >= 1, what="the approval to look at the host")
+        code, out, err = finish(start("reject", str(action.id), "--reason",
+                                      "not during the sale"))[0]
+        assert code == 0 and out == f"action {action.id} rejected\n", err
+    finally:
+        host.release()
+    [(code, _, err)] = finish(approving)
+    assert host.restarts() == []
+    rejected = ActionStore(store.db).get(action.id)
+    assert rejected.state == "rejected"
+    assert code == 2 and " ".join(err.split()) == (
+        f"error: action {action.id} is rejected, not pending: rejected by "
+        f"{rejected.decided_by} at {at(rejected.decided_at)} (not during the sale)"), err
+
+
+def test_a_reject_once_another_terminals_approval_runs_it_says_it_is_too_late_and_why(
+        people_settings: Settings, store: IncidentStore, host: Host) -> None:
+    action = waiting(people_settings, store, host)
+    host.release()
+    holding = host.dir / "hold-restart"
+    holding.write_text("")
+    approving = start("approve", str(action.id))
+    try:
+        poll_until((host.dir / "restarting").exists, what="the fix to start")
+        code, _, err = finish(start("reject", str(action.id)))[0]
+    finally:
+        holding.unlink()
+    finish(approving)
+    assert host.restarts() == ["restart -- app.service"]
+    ran = ActionStore(store.db).get(action.id)
+    assert ran.state in ("succeeded", "failed") and ran.decided_at is not None
+    assert code == 2 and " ".join(err.split()) == (
+        f"error: action {action.id} is executing, too late to reject: approved by "
+        f"{ran.decided_by} at {at(ran.decided_at)}, running since {at(ran.started_at)}"), err
+
+
+def test_an_approval_given_as_its_time_runs_out_is_refused_saying_it_expired(
+        people_settings: Settings, store: IncidentStore, host: Host) -> None:
+    """The person said yes in time, but its time ran out while the host was asked, and the
+    daemon (here a `list` from another terminal, which settles the same) expired it."""
+    action = waiting(people_settings, store, host)
+    approving = start("approve", str(action.id))
+    try:
+        poll_until(lambda: host.arrived() >= 1, what="the approval to look at the host")
+        with store.db.transaction() as conn:
+            conn.execute("UPDATE actions SET expires_at=? WHERE id=?",
+                         (time.time() - 1, action.id))
+        assert finish(start("list"))[0][0] == 0
+        assert ActionStore(store.db).get(action.id).state == "expired"
+    finally:
+        host.release()
+    [(code, _, err)] = finish(approving)
+    assert host.restarts() == []
+    assert code == 2 and " ".join(err.split()) == (
+        f"error: action {action.id} is expired, not pending: approval TTL passed"), err
