@@ -21,6 +21,10 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.store import Action, ActionStore, IncidentStore
 from tests.conftest import BIN
 from tests.support.polling import poll_until
+from tests.support.scripted_model import JSON, ScriptedModel, Step, say
+
+MODEL_ENV = {"AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
+             "AI_SYSADMIN_LLM__TIMEOUT": "10", "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
 
 #: systemctl on the test's host: ``show`` says it was asked, waits for the test's ``go`` (a
 #: deadline, not a pause: the test writes it as soon as everyone is there) and describes a
@@ -205,3 +209,64 @@ def test_an_approval_given_as_its_time_runs_out_is_refused_saying_it_expired(
     assert host.restarts() == []
     assert code == 2 and " ".join(err.split()) == (
         f"error: action {action.id} is expired, not pending: approval TTL passed"), err
+
+
+def test_a_discussion_hears_that_another_terminal_decided_the_action_meanwhile(
+        settings: Settings, store: IncidentStore) -> None:
+    """One person discusses a fix while another rejects it: the next answer is about the
+    action as it is now, not the "pending" the discussion began with."""
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+    with ScriptedModel([say("It frees journal space; approve it when you are ready."),
+                        say("It was rejected, so nothing will run.")]) as model:
+        discussing = subprocess.Popen(
+            [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+        assert discussing.stdin is not None
+        try:
+            discussing.stdin.write("what does it do?\n")
+            discussing.stdin.flush()
+            poll_until(lambda: len(model.requests) == 1, what="the first question")
+            code, _, err = finish(start("reject", str(action.id), "--reason", "disk is fine"))[0]
+            assert code == 0, err
+            out, err = discussing.communicate("should I approve it now?\n", timeout=120)
+        finally:
+            if discussing.poll() is None:
+                discussing.kill()
+                discussing.communicate()
+    assert discussing.returncode == 0, err
+    rejected = ActionStore(store.db).get(action.id)
+    news = (f"action {action.id} is rejected: rejected by {rejected.decided_by} at "
+            f"{at(rejected.decided_at)} (disk is fine)")
+    assert f"note: since the last answer {news}" in " ".join(out.split()), out
+    [first, second] = model.requests
+    assert not any(news in str(m.get("content")) for m in first["messages"])
+    asked = second["messages"][-1]
+    assert asked["role"] == "user" and news in asked["content"], asked
+    assert asked["content"].endswith("should I approve it now?")
+
+
+def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
+        settings: Settings, store: IncidentStore) -> None:
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+
+    def rejected_meanwhile(_: JSON) -> Step:
+        # another terminal's reject lands while the model writes its answer
+        assert finish(start("reject", str(action.id)))[0][0] == 0
+        return say("It is waiting for your approval.")
+
+    with ScriptedModel([rejected_meanwhile]) as model:
+        done = subprocess.run(
+            [str(BIN), "approve", "discuss", str(action.id), "-m", "is it still waiting?"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+    assert done.returncode == 0, done.stderr
+    assert "It is waiting for your approval." in done.stdout
+    rejected = ActionStore(store.db).get(action.id)
+    assert " ".join(done.stderr.split()).endswith(
+        f"note: meanwhile action {action.id} is rejected: rejected by {rejected.decided_by} "
+        f"at {at(rejected.decided_at)}; the answer above is about it as it was"), done.stderr

@@ -11,6 +11,7 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +128,57 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
                   "incident_evidence to see it.")
     messages = [_opening(runtime, tools), Message("user", about),
                 Message("assistant", "Understood. What would you like to know about it?")]
+    news = _ActionNews(runtime, action)
     if message is not None:
         outcome = _run_turn(runtime, tools, [*messages, _asked(message)],
                             quiet=False)
         _print_answer(outcome)
+        if (changed := news.since()) is not None:  # while the model answered
+            err.print(f"note: meanwhile {changed}; the answer above is about it as it was",
+                      markup=False, highlight=False, soft_wrap=True)
         return
-    _repl(runtime, tools, messages, f"discussing action {action.id}")
+    _repl(runtime, tools, messages, f"discussing action {action.id}", news=news.for_turn)
+
+
+class _ActionNews:
+    """What became of the action discussed since the model was last told of it: an
+    ``approve`` or ``reject`` from another terminal, the daemon's expiry, a run that ended.
+    The model answers on the action as it is (it would urge the person to approve a fix
+    that ran already), and the person is told too."""
+
+    def __init__(self, runtime: Runtime, action: Action) -> None:
+        self.runtime = runtime
+        self.action_id = action.id
+        self.told = self._stage(action)
+
+    @staticmethod
+    def _stage(action: Action) -> tuple[Any, ...]:
+        return (action.state, action.decided_by, action.decided_at, action.finished_at)
+
+    def since(self) -> str | None:
+        """The action's state now, in words, where it changed since last told; else None.
+        Who decided it and when are people's names and times, no host text."""
+        from ..executor.executor import decided_by
+        from ..store import ActionStore
+
+        if self.runtime.store is None:
+            return None
+        now = ActionStore(self.runtime.store.db).get(self.action_id)
+        if self._stage(now) == self.told:
+            return None
+        self.told = self._stage(now)
+        said = decided_by(now)
+        return f"action {now.id} is {now.state}" + (f": {said}" if said else "")
+
+    def for_turn(self) -> str | None:
+        """Said to the person before the answer, and to the model with the question."""
+        changed = self.since()
+        if changed is None:
+            return None
+        out.print(f"note: since the last answer {changed}", markup=False, highlight=False,
+                  soft_wrap=True)
+        return (f"[Since your last answer, {changed}. Answer about it as it is now; this "
+                "conversation approves and runs nothing.]")
 
 
 def _asked(words: str) -> Message:
@@ -168,7 +214,11 @@ def _warn_if_down(settings: Settings) -> None:
               "`ai-sysadmin llm status` checks it.", markup=False, highlight=False)
 
 
-def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str) -> None:
+def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
+          news: Callable[[], str | None] | None = None) -> None:
+    """``news``: what the model must hear before the next question (what became of the
+    action discussed), said with it in one message: chat templates that want the roles to
+    alternate refuse two questions in a row."""
     settings = runtime.settings
     _history(settings)
     messages = list(opening)
@@ -199,9 +249,10 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
         if line.startswith("/"):
             messages = _slash(line, settings, messages, opening)
             continue
+        told = news() if news is not None else None
         try:
-            outcome = _run_turn(runtime, tools, [*messages, _asked(line)],
-                                quiet=False)
+            outcome = _run_turn(runtime, tools, [*messages, _asked(
+                line if told is None else f"{told}\n\n{line}")], quiet=False)
         except LLMError as exc:
             err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
             unanswered += 1
