@@ -300,6 +300,7 @@ class HostChecker:
             restarts_rose=rises,
             rises_since=snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds,
             registered=self.registered,
+            collected_at=snapshot.taken_at,
         )
         if outcome.dropped is None:
             self.discover_hosts(snapshot)

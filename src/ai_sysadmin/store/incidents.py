@@ -276,6 +276,7 @@ class IncidentStore:
         restarts_rose: Mapping[str, float] | None = None,
         rises_since: float = 0.0,
         registered: float | None = None,
+        collected_at: float | None = None,
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
 
@@ -288,8 +289,14 @@ class IncidentStore:
         :data:`WATCHING`) end its checks' failing (:meth:`record_check_failed`).
         ``registered``: the host's registration the check began for (:func:`registration`);
         a host added again since is another, maybe another machine, and nothing is stored.
+        ``collected_at``: when its collection began (now where not given). Checks of one
+        host by two processes (a person's ``check`` beside the daemon's) may be stored in
+        another order than they looked: one that looked before an incident was last seen
+        does not resolve it, nor one that looked before it was resolved reopen it (the
+        fresher look stands; the next check judges anew).
         """
         now = time.time()
+        seen_at = now if collected_at is None else min(collected_at, now)
         outcome = CheckOutcome(journal_entries=len(journal))
         with self.db.transaction() as conn:
             if (dropped := _not_the_host(conn, host, registered)) is not None:
@@ -314,9 +321,9 @@ class IncidentStore:
                 conn.execute("DELETE FROM restart_rises WHERE host=? AND rose_after<?",
                              (host, rises_since))
             for finding in findings:
-                self._upsert(conn, finding, now, outcome, actor)
+                self._upsert(conn, finding, now, outcome, actor, seen_at)
             self._resolve_gone(conn, host, {f.fingerprint for f in findings},
-                               set(judged_rules), now, outcome, actor)
+                               set(judged_rules), now, outcome, actor, seen_at)
             outcome.registered = registration(conn, host)
         return outcome
 
@@ -351,14 +358,15 @@ class IncidentStore:
             self._pruned[host] = now
 
     def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
-                      now: float, outcome: CheckOutcome, actor: str) -> None:
+                      now: float, outcome: CheckOutcome, actor: str, seen_at: float) -> None:
         """Live incidents of rules that judged this check and no longer found them. One
         whose fix is being run or verified is its verification's to judge: a finding gone
         for a moment (a restarted service that dies again) is no resolution, and the first
         check after a fix that verified resolves it."""
         # kept: a fix made the finding go without fixing what it is about (kept_open)
         live = conn.execute(
-            f"SELECT id, rule, fingerprint, state, EXISTS(SELECT 1 FROM incident_events e "
+            f"SELECT id, rule, fingerprint, state, last_seen, EXISTS(SELECT 1 FROM "
+            f"incident_events e "
             f"WHERE e.incident_id=incidents.id AND e.kind='kept_open' AND e.id > COALESCE("
             f"(SELECT MAX(s.id) FROM incident_events s WHERE s.incident_id=incidents.id AND "
             f"s.to_state IN ('resolved','closed')), 0)) AS kept FROM incidents WHERE host=? "
@@ -366,13 +374,18 @@ class IncidentStore:
             (host, *LIVE_STATES),
         ).fetchall()
         for row in live:
-            if row["rule"] in judged and row["fingerprint"] not in seen and not row["kept"]:
+            if row["rule"] in judged and row["fingerprint"] not in seen and not row["kept"] \
+                    and seen_at >= row["last_seen"]:
                 self._move(conn, row["id"], row["state"], "resolved", actor,
                            "a fresh collection no longer shows the finding", now)
+                # when it was found gone: what a later-stored older look is measured by
+                conn.execute("UPDATE incidents SET resolved_at=? WHERE id=?",
+                             (seen_at, row["id"]))
                 outcome.resolved.append(row["id"])
 
     def _upsert(
-        self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str
+        self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str,
+        seen_at: float,
     ) -> None:
         evidence = json.dumps(list(finding.evidence))
         row = conn.execute(
@@ -385,7 +398,7 @@ class IncidentStore:
                 "evidence, state, opened_at, updated_at, last_seen) "
                 "VALUES (?,?,?,?,?,?,?,'open',?,?,?)",
                 (finding.fingerprint, finding.host, finding.rule, finding.subject,
-                 finding.severity.label, finding.summary, evidence, now, now, now),
+                 finding.severity.label, finding.summary, evidence, now, now, seen_at),
             )
             self._state_event(conn, cur.lastrowid, "opened", None, "open", actor,
                               finding.summary, now)
@@ -393,6 +406,11 @@ class IncidentStore:
             outcome.opened.append(cur.lastrowid)
             return
         incident_id = row["id"]
+        if row["state"] == "resolved" and seen_at < (row["resolved_at"] or 0.0):
+            # this look came before the one that found it gone (or a person's resolve):
+            # stored late, it is older news than the resolution
+            outcome.unchanged.append(incident_id)
+            return
         reopens = False
         if row["state"] in ("resolved", "remediating"):
             fixing, held = conn.execute(f"SELECT {_FIXING}, {_HELD} FROM incidents WHERE id=?",
@@ -420,9 +438,9 @@ class IncidentStore:
         else:
             outcome.unchanged.append(incident_id)
         conn.execute(
-            "UPDATE incidents SET severity=?, summary=?, evidence=?, last_seen=?, updated_at=?, "
-            "occurrences=occurrences+1 WHERE id=?",
-            (finding.severity.label, finding.summary, evidence, now, now, incident_id),
+            "UPDATE incidents SET severity=?, summary=?, evidence=?, "
+            "last_seen=MAX(last_seen, ?), updated_at=?, occurrences=occurrences+1 WHERE id=?",
+            (finding.severity.label, finding.summary, evidence, seen_at, now, incident_id),
         )
         # after the update: the notification quotes this episode's summary and evidence
         if reopens:
