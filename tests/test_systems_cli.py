@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import time
 
 from ai_sysadmin.config import short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -12,6 +15,7 @@ from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry, Snapshot
 from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.store import ActionStore, HostStore
+from tests.conftest import BIN
 
 
 def names(cli, *extra: str) -> dict[str, str]:
@@ -340,3 +344,22 @@ def test_a_removed_host_accepted_again_starts_never_checked(cli, store) -> None:
     (row,) = [r for r in json.loads(cli("systems", "list", "--json")[1])
               if r["name"] == "web7"]
     assert row["status"] == "managed" and (row["os"], row["last_check"]) == (None, None)
+
+
+def test_one_host_removed_from_two_terminals_at_once_is_removed_once(cli, store) -> None:
+    """Both commands start together; the one that comes second is told who removed the host
+    and when, where both said they removed it (and closed its incidents)."""
+    assert cli("systems", "add", "--no-probe", "web1")[0] == 0
+    store.record_check("web1", [Finding("web1", "failed_unit", "app.service", Severity.CRITICAL,
+                                        "app.service failed")], {"failed_unit"})
+    removing = [subprocess.Popen([str(BIN), "systems", "remove", "web1"], env=dict(os.environ),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    answers = sorted((p.wait(timeout=120), *p.communicate()) for p in removing)
+    assert [code for code, _, _ in answers] == [0, 2], answers  # both said they removed it
+    [said] = [e for e in store.audit_log(50) if e["action"] == "host.removed"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(said["at"]))
+    assert answers == [
+        (0, "web1 is no longer managed; 1 open incident(s) closed\n", ""),
+        (2, "", f"error: web1 is not managed: it was removed already by {said['actor']} at "
+                f"{when}\n")], answers

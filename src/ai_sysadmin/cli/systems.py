@@ -213,7 +213,7 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
     # that is not managed with incidents still open or fixes still approvable
     with app_state.store.db.transaction():
         who = actor()
-        _hosts(app_state).set_status(name, "removed", who)
+        _hosts(app_state).remove(name, who)
         closed = app_state.store.close_host(name, reason, who)
         withdrawn = _withdraw_actions(app_state, name, reason, who)
     # another store, maybe another machine: what stays queued is only work saved, a closed

@@ -126,6 +126,22 @@ class HostStore:
             self._audit(conn, actor, f"host.{status}", name)
         return self.get(name)
 
+    def remove(self, name: str, actor: str = "operator") -> None:
+        """Manage ``name`` no more; one removed already (by another terminal's `systems
+        remove` a moment before, say) is refused naming who removed it and when, in the
+        transaction that would remove it: of two removes, one removes it."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT status FROM hosts WHERE name=?", (name,)).fetchone()
+            if row is not None and row["status"] == "removed":
+                said = conn.execute("SELECT actor, at FROM audit WHERE subject=? AND "
+                                    "action='host.removed' ORDER BY id DESC LIMIT 1",
+                                    (f"host:{name}",)).fetchone()
+                by = "" if said is None else (
+                    f" by {said['actor']} at "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(said['at']))}")
+                raise AiSysadminError(f"{name} is not managed: it was removed already{by}")
+            self.set_status(name, "removed", actor)
+
     def removed(self, name: str) -> bool:
         """See :func:`host_removed`."""
         return host_removed(self.db.conn, name)
