@@ -76,6 +76,17 @@ JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
 #: most this often: a fleet's checks mostly store none, and the delete was a third of a check's
 #: statements
 JOURNAL_PRUNE_SECONDS = 3600.0
+#: how much earlier than an incident's latest look (last seen, or found gone) a check stored
+#: after it may have begun and be taken for one that ran beside it (a person's `check` beside
+#: the daemon's), older news that moves nothing: a check ends within its timeouts. A larger
+#: gap is this machine's clock stepped back (NTP), and the checks go on judging
+OVERLAP_SECONDS = 600.0
+
+
+def _older_look(seen_at: float, latest: float | None) -> bool:
+    """Whether a check that began at ``seen_at`` looked before ``latest`` (see
+    :data:`OVERLAP_SECONDS`)."""
+    return latest is not None and 0.0 < latest - seen_at <= OVERLAP_SECONDS
 #: and at most this many a host: a flood of warnings (a chunk of 2,000 a check, every minute)
 #: kept for the whole retention was millions of rows, gigabytes, for one noisy unit
 JOURNAL_MAX_ENTRIES = 100_000
@@ -375,7 +386,7 @@ class IncidentStore:
         ).fetchall()
         for row in live:
             if row["rule"] in judged and row["fingerprint"] not in seen and not row["kept"] \
-                    and seen_at >= row["last_seen"]:
+                    and not _older_look(seen_at, row["last_seen"]):
                 self._move(conn, row["id"], row["state"], "resolved", actor,
                            "a fresh collection no longer shows the finding", now)
                 # when it was found gone: what a later-stored older look is measured by
@@ -406,7 +417,7 @@ class IncidentStore:
             outcome.opened.append(cur.lastrowid)
             return
         incident_id = row["id"]
-        if row["state"] == "resolved" and seen_at < (row["resolved_at"] or 0.0):
+        if row["state"] == "resolved" and _older_look(seen_at, row["resolved_at"]):
             # this look came before the one that found it gone (or a person's resolve):
             # stored late, it is older news than the resolution
             outcome.unchanged.append(incident_id)
