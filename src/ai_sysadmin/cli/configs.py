@@ -76,7 +76,8 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
 
     say = err if to_err else out
     try:
-        report = recall.sync_configs()
+        report = recall.sync_configs(on_wait=lambda said: err.print(
+            said, markup=False, highlight=False, soft_wrap=True))
     except ConfigRepoError as exc:
         if not exc.detail:  # not git's failure: the message says it all
             raise

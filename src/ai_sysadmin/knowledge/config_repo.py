@@ -22,6 +22,8 @@ at the next sync, not left empty for want of changed files.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import json
@@ -247,6 +249,7 @@ class ConfigRepo:
         self.branch = settings.config_branch
         self.dir = directory or settings.state_dir / "config-repo"
         self.state_path = self.dir.parent / "config-repo-index.json"
+        self.lock_path = self.dir.parent / "config-repo.lock"
         self.exclude = [glob.lower() for glob in settings.config_repo_exclude]
         #: the identity of the sink being synced, saved with the state
         self._sink_id: str | None = None
@@ -254,6 +257,43 @@ class ConfigRepo:
     @property
     def ref(self) -> str:
         return f"refs/heads/{self.branch}"
+
+    @contextlib.contextmanager
+    def syncing(self, on_wait: Callable[[str], None] | None = None,
+                seconds: float = GIT_TIMEOUT) -> Iterator[None]:
+        """This process's alone while the block runs: the fetch and the index of the copy
+        (its ref, its state file, the index's chunks). Another process's sync (the daemon's
+        at its start, a person's `configs --sync`) is waited for, ``seconds`` at most, and
+        ``on_wait`` is told once: two at once fought over git's ref lock, and one that
+        fetched first could save its older index over the other's (a file deleted upstream
+        found again). An ``flock``: the kernel lets go of it when its holder dies."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline, told = time.monotonic() + seconds, False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                    who = f"pid {holder}" if holder.isdigit() else "another process"
+                    if time.monotonic() > deadline:
+                        raise ConfigRepoError(
+                            f"config_repo is being synced by {who} (the daemon, or another "
+                            f"`configs --sync`) for over {seconds:g} s; try again later"
+                        ) from None
+                    if not told and on_wait is not None:
+                        told = True
+                        on_wait(f"config_repo is being synced by {who} (the daemon, or "
+                                f"another `configs --sync`); waiting for it to end")
+                    # a lock held by another process: polled, the time limit kept
+                    time.sleep(0.1)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
 
     # -- git ------------------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:

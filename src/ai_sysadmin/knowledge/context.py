@@ -513,15 +513,18 @@ class KnowledgeRecall:
         return await asyncio.to_thread(self.search_text, query, incident)
 
     # -- the config repository ------------------------------------------------------------------
-    def sync_configs(self, fetch: bool = True) -> SyncReport:
-        """Fetch config_repo and index what changed (blocking)."""
+    def sync_configs(self, fetch: bool = True,
+                     on_wait: Callable[[str], None] | None = None) -> SyncReport:
+        """Fetch config_repo and index what changed (blocking), one process at a time
+        (``on_wait``: told once where another's sync is waited for)."""
         if self.repo is None:
             raise AiSysadminError("no config_repo is configured")
-        if not self.enabled:  # recent changes need the copy only
-            commit = self.repo.fetch() if fetch else self.repo.head()
-            self._synced_at = time.monotonic()
-            return SyncReport(commit, len(self.repo.files(commit)))
-        report = self.repo.sync(_Sink(self), fetch=fetch)
+        with self.repo.syncing(on_wait):
+            if not self.enabled:  # recent changes need the copy only
+                commit = self.repo.fetch() if fetch else self.repo.head()
+                self._synced_at = time.monotonic()
+                return SyncReport(commit, len(self.repo.files(commit)))
+            report = self.repo.sync(_Sink(self), fetch=fetch)
         self._synced_at = time.monotonic()
         for path, why in report.failed.items():
             log.warning("config_repo: %s not indexed: %s", path, why,
