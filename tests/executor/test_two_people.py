@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,3 +271,55 @@ def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
     assert " ".join(done.stderr.split()).endswith(
         f"note: meanwhile action {action.id} is rejected: rejected by {rejected.decided_by} "
         f"at {at(rejected.decided_at)}; the answer above is about it as it was"), done.stderr
+
+
+#: the daemon's run of an action the policy approved, as a process of its own: its fixes'
+#: journalctl is the test's
+RUNNER = """
+import asyncio, sys
+from ai_sysadmin.config import Settings, short_hostname
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.store import Database, IncidentStore
+state, journalctl, action = sys.argv[1:]
+settings = Settings(ai_name="hal", state_dir=state, autonomy_level="auto-safe",
+                    programs={"journalctl": journalctl},
+                    safety={"verify_settle_seconds": 0, "verify_timeout": 1})
+here = short_hostname()
+executor = Executor(settings, IncidentStore(Database(settings.db_path)),
+                    {here: LocalTransport(here)})
+print(asyncio.run(executor.run(int(action))).state)
+"""
+
+#: journalctl on the test's host: a vacuum says it started and runs until ``hold`` is gone
+JOURNALCTL = """#!/bin/sh
+: > "{here}/vacuuming"
+n=0
+while [ -e "{here}/hold" ]; do n=$((n+1)); [ "$n" -gt 2400 ] && exit 3; sleep 0.05; done
+"""
+
+
+def test_a_reject_while_the_daemon_runs_what_the_policy_approved_says_so(
+        settings: Settings, store: IncidentStore, tmp_path: Path) -> None:
+    journalctl = tmp_path / "journalctl"
+    journalctl.write_text(JOURNALCTL.format(here=tmp_path))
+    journalctl.chmod(0o755)
+    (tmp_path / "hold").write_text("")
+    here = short_hostname()
+    policy = settings.model_copy(update={"autonomy_level": "auto-safe"})
+    action = asyncio.run(Executor(policy, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+    assert action.state == "approved" and action.decided_by is None
+    running = subprocess.Popen([sys.executable, "-c", RUNNER, str(settings.state_dir),
+                                str(journalctl), str(action.id)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        poll_until((tmp_path / "vacuuming").exists, what="the fix to start")
+        code, _, err = finish(start("reject", str(action.id)))[0]
+    finally:
+        (tmp_path / "hold").unlink()
+        finish(running)
+    ran = ActionStore(store.db).get(action.id)
+    assert code == 2 and " ".join(err.split()) == (
+        f"error: action {action.id} is executing, too late to reject: approved by the policy "
+        f"at {at(ran.created_at)}, running since {at(ran.started_at)}"), err

@@ -71,16 +71,21 @@ def _at(ts: float | None) -> str:
 
 def decided_by(action: Action) -> str | None:
     """Who decided ``action`` and when, and how far it got since, as the person who comes
-    second is told: "approved by alice at 2026-12-05 16:02:11, running since 16:02:12".
-    None where no person decided it (the policy's, an expiry: its history says why)."""
-    if action.decided_by is None:
+    second is told: "approved by alice at 2026-12-05 16:02:11, running since 16:02:12", or
+    "approved by the policy at ..." for one the autonomy level let run. None where nobody
+    decided it so (an expiry, a withdrawal: its history says why)."""
+    went_ahead = action.state in ("approved", "executing", "succeeded", "failed")
+    if action.decided_by is not None:
+        when = f"{action.decided_by} at {_at(action.decided_at)}"
+    elif went_ahead:  # the policy approved it as it was proposed
+        when = f"the policy at {_at(action.created_at)}"
+    else:
         return None
-    when = f"{action.decided_by} at {_at(action.decided_at)}"
     if action.state == "rejected":
         why = action.decision_reason
         return f"rejected by {when}" + (f" ({why})" if why and why != "rejected" else "")
     if action.state == "approved":
-        return f"approved by {when}; it is that approval's to run"
+        return f"approved by {when}, not started yet"
     if action.state == "executing":
         return f"approved by {when}, running since {_at(action.started_at)}"
     if action.state in ("succeeded", "failed"):
