@@ -20,7 +20,7 @@ from functools import cached_property
 
 from ..config import Settings
 from ..store import Database
-from ..store.outbox import Delivery, Outbox
+from ..store.outbox import LONGEST_BACKOFF_SECONDS, Delivery, Outbox
 from ..store.refused import RefusalLog
 from .channels import (
     Channel,
@@ -38,7 +38,7 @@ log = logging.getLogger("ai_sysadmin.service")
 
 #: how often the outbox is looked at (events also come from other processes: `approve`)
 POLL_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 3600.0
+MAX_BACKOFF_SECONDS = LONGEST_BACKOFF_SECONDS
 #: deliveries read at once per channel
 BATCH = 20
 #: settled events, messages and deliveries are kept this long for `notify status`
@@ -71,6 +71,8 @@ class Notifier:
         self.outbox = Outbox(db)
         self._given = list(channels) if channels is not None else None
         self._wake: dict[str, asyncio.Event] = {}
+        #: per channel, until when it is paused after a failure (monotonic: a clock set back
+        #: a year while a channel waited out its backoff silenced it for that year)
         self._paused_until: dict[str, float] = {}
         #: per channel, the message delivered whose delivery the store refused to record (a
         #: full disk): recorded before anything else is sent, never sent again meanwhile
@@ -107,17 +109,17 @@ class Notifier:
                 raise failure
 
     async def _dispatch_loop(self, stop: asyncio.Event) -> None:
-        pruned = 0.0
+        pruned: float | None = None  # monotonic: a clock set back a year pruned nothing
         said = RefusalLog(log, "notifications: dispatching the outbox")
         while not stop.is_set():
             try:
                 more = bool(await asyncio.to_thread(self.dispatcher.dispatch))
-                if time.time() - pruned > 3600:
+                if pruned is None or time.monotonic() - pruned > 3600:
                     await asyncio.to_thread(self._settle_strays)
-                    if not pruned:
+                    if pruned is None:
                         more = await asyncio.to_thread(self._retry_at_start) or more
                     await asyncio.to_thread(self.outbox.prune, time.time() - RETENTION_SECONDS)
-                    pruned = time.time()
+                    pruned = time.monotonic()
                 if more:
                     for wake in self._wake.values():
                         wake.set()
@@ -163,14 +165,14 @@ class Notifier:
         while not stop.is_set():
             wake.clear()
             more = False
-            if time.time() >= self._paused_until.get(channel.name, 0.0):
+            if time.monotonic() >= self._paused_until.get(channel.name, 0.0):
                 try:
                     more = await self._drain(channel)
                 except Exception as exc:  # the database: said, and tried again
                     said.failed(exc)
                 else:
                     said.worked()
-            paused = self._paused_until.get(channel.name, 0.0) - time.time()
+            paused = self._paused_until.get(channel.name, 0.0) - time.monotonic()
             if more:
                 continue
             if paused > 0:
@@ -232,7 +234,7 @@ class Notifier:
         """No attempt is counted: the deliveries would be given up after ``max_attempts``
         while the file is broken, and a mended file finds nothing left to send. The channel
         said why once; it is looked at again each first backoff, a local file read."""
-        self._paused_until[channel.name] = (time.time() +
+        self._paused_until[channel.name] = (time.monotonic() +
                                             self.settings.notify.retry_backoff_seconds)
 
     def _failed(self, channel: Channel, delivery: Delivery, error: str,
@@ -243,7 +245,7 @@ class Notifier:
         delay = backoff(self.settings.notify.retry_backoff_seconds, attempts)
         retry_at = time.time() + delay
         if pause:
-            self._paused_until[channel.name] = retry_at
+            self._paused_until[channel.name] = time.monotonic() + delay
         extra = {"notification": delivery.message_id, "channel": channel.name,
                  "attempts": attempts}
         if attempts >= self.settings.notify.max_attempts:

@@ -65,7 +65,8 @@ class Dispatcher:
             # critical one), the rest counted in it
             fresh = [group[-1] for group in groups.values()]
             storm = [e for e in fresh if e.kind in STORM_KINDS]
-            told = Outbox.told_since(conn, STORM_KINDS, now - self.notify.digest_window_seconds)
+            window = self.notify.digest_window_seconds
+            told = Outbox.told_since(conn, STORM_KINDS, now - window, now + window)
             if storm and (Outbox.events(conn, ("storm",)) or
                           told + len(storm) > self.notify.digest_threshold):
                 # held for the digest with what came before them in this pass (the digest
@@ -104,8 +105,8 @@ class Dispatcher:
 
     def _repeat(self, conn: sqlite3.Connection, event: OutboxEvent, now: float) -> bool:
         window = self.notify.repeat_window_minutes * 60
-        last = Outbox.last_message_at(conn, event.repeat_key)
-        if not (window > 0 and last is not None and now - last < window):
+        last = Outbox.last_message_at(conn, event.repeat_key, now + window)
+        if not (window > 0 and _within(now, last, window)):
             return False
         # worse than what a person was last told (warning, now critical): news, not a repeat
         told = Outbox.last_told_severity(conn, event.repeat_key)
@@ -147,8 +148,7 @@ class Dispatcher:
             groups.setdefault(event.repeat_key, []).append(event)
         made = []
         for key, held in groups.items():
-            last = Outbox.last_message_at(conn, key)
-            if last is not None and now - last < window:
+            if _within(now, Outbox.last_message_at(conn, key, now + window), window):
                 continue
             latest = held[-1]
             if not self._still_true(conn, latest):
@@ -163,8 +163,8 @@ class Dispatcher:
 
     def _release_digest(self, conn: sqlite3.Connection, now: float) -> list[int]:
         held = Outbox.events(conn, ("storm",))
-        last = Outbox.last_digest_at(conn)
-        if not held or (last is not None and now - last < self.notify.digest_window_seconds):
+        window = self.notify.digest_window_seconds
+        if not held or _within(now, Outbox.last_digest_at(conn, now + window), window):
             return []
         true = [e for e in held if self._still_true(conn, e)]
         Outbox.mark(conn, [e.id for e in held if e not in true], "suppressed",
@@ -181,3 +181,12 @@ class Dispatcher:
         Outbox.mark(conn, [e.id for e in earlier], "suppressed", "counted in a later message",
                     made)
         return [made]
+
+
+def _within(now: float, last: float | None, window: float) -> bool:
+    """Whether ``last`` (a message's time) is less than ``window`` before ``now``. The
+    outbox reads no message later than ``now`` by a window or more: such a time was stamped on
+    a clock since set back (NTP correcting a clock that ran a year ahead), and judged as a
+    window still running it held every repeat, and every opening once a digest had gone out,
+    until the clock caught up: a year without a word to anyone."""
+    return last is not None and -window < now - last < window

@@ -34,6 +34,10 @@ _ACTION_KINDS = {"pending": "approval", "succeeded": "fixed", "failed": "failed"
                  "escalated": "escalated"}
 #: what counts as "the same message again": ``worse`` repeats ``opened``
 _FAMILY = {"worse": "opened"}
+#: the longest a delivery is ever put off (the notifier's longest backoff): one due later than
+#: this was put off on a clock since set back (NTP correcting a clock that ran ahead), and is
+#: due now, not when the clock catches up with it, a year later maybe
+LONGEST_BACKOFF_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -234,11 +238,14 @@ class Outbox:
         return row[0] if row else None
 
     @staticmethod
-    def last_message_at(conn: sqlite3.Connection, repeat_key: str) -> float | None:
-        """When a person was last told about this (individually or in a digest)."""
+    def last_message_at(conn: sqlite3.Connection, repeat_key: str,
+                        until: float = float("inf")) -> float | None:
+        """When a person was last told about this (individually or in a digest), before
+        ``until``: a time after it was stamped on a clock since set back, and would hide the
+        messages since."""
         row = conn.execute(
             "SELECT MAX(m.at) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
-            "WHERE e.repeat_key=?", (repeat_key,)).fetchone()
+            "WHERE e.repeat_key=? AND m.at<?", (repeat_key, until)).fetchone()
         return row[0]
 
     @staticmethod
@@ -252,13 +259,15 @@ class Outbox:
         return row[0] if row else None
 
     @staticmethod
-    def told_since(conn: sqlite3.Connection, kinds: Iterable[str], since: float) -> int:
-        """Events of these kinds a person was told about (alone or in a digest) since then."""
+    def told_since(conn: sqlite3.Connection, kinds: Iterable[str], since: float,
+                   until: float = float("inf")) -> int:
+        """Events of these kinds a person was told about (alone or in a digest) since then,
+        up to ``until``: what was told later was told on a clock since set back."""
         wanted = list(kinds)
         row = conn.execute(
             "SELECT COUNT(*) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
-            f"WHERE m.at>=? AND e.kind IN ({','.join('?' * len(wanted))})",
-            (since, *wanted)).fetchone()
+            f"WHERE m.at>=? AND m.at<? AND e.kind IN ({','.join('?' * len(wanted))})",
+            (since, until, *wanted)).fetchone()
         return int(row[0])
 
     @staticmethod
@@ -270,9 +279,10 @@ class Outbox:
         return row[0] if row else None
 
     @staticmethod
-    def last_digest_at(conn: sqlite3.Connection) -> float | None:
-        return conn.execute("SELECT MAX(at) FROM notify_messages WHERE kind='digest'"
-                            ).fetchone()[0]
+    def last_digest_at(conn: sqlite3.Connection, until: float = float("inf")) -> float | None:
+        """When the last digest went out, before ``until`` (see :meth:`last_message_at`)."""
+        return conn.execute("SELECT MAX(at) FROM notify_messages WHERE kind='digest' AND at<?",
+                            (until,)).fetchone()[0]
 
     @staticmethod
     def add_message(conn: sqlite3.Connection, kind: str, title: str, body: str, priority: int,
@@ -296,8 +306,9 @@ class Outbox:
         rows = self.db.conn.execute(
             "SELECT d.message_id, d.channel, d.attempts, m.title, m.body, m.priority "
             "FROM notify_deliveries d JOIN notify_messages m ON m.id=d.message_id "
-            "WHERE d.channel=? AND d.state='pending' AND d.next_at<=? "
-            "ORDER BY d.message_id LIMIT ?", (channel, now, limit))
+            "WHERE d.channel=? AND d.state='pending' AND (d.next_at<=? OR d.next_at>?) "
+            "ORDER BY d.message_id LIMIT ?",
+            (channel, now, now + LONGEST_BACKOFF_SECONDS, limit))
         return [Delivery(r["message_id"], r["channel"], r["title"], r["body"], r["priority"],
                          r["attempts"]) for r in rows]
 
