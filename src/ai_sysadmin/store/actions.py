@@ -90,7 +90,8 @@ class Action:
 
 
 @functools.cache
-def _boot_id() -> str:
+def boot_id() -> str:
+    """This boot of this machine: what a time on the monotonic clock is a time of."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
             return handle.read().strip()
@@ -112,7 +113,7 @@ def _start_time(pid: int) -> str | None:
 
 def this_process() -> str:
     """This process, as :func:`process_alive` can tell later whether it still runs."""
-    return f"{_boot_id()} {os.getpid()} {_start_time(os.getpid())}"
+    return f"{boot_id()} {os.getpid()} {_start_time(os.getpid())}"
 
 
 def process_alive(owner: str | None) -> bool:
@@ -122,7 +123,7 @@ def process_alive(owner: str | None) -> bool:
         return False
     boot, _, rest = owner.partition(" ")
     pid, _, started = rest.partition(" ")
-    if boot != _boot_id() or not pid.isdigit():
+    if boot != boot_id() or not pid.isdigit():
         return False
     return _start_time(int(pid)) == started
 

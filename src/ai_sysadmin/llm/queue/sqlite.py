@@ -3,8 +3,12 @@ that queue traffic never blocks incident writes.
 
 A worker claims the first pending request (priority, then arrival) in one ``BEGIN IMMEDIATE``
 transaction (:meth:`Database.transaction`), which also returns expired leases to pending; while
-the handler runs it renews its lease. The attempt number is the fencing token: renewing,
-completing and releasing all say ``WHERE id=? AND worker=? AND attempts=? AND
+the handler runs it renews its lease. A lease is timed on this boot's monotonic clock (with the
+boot it is of), which every process of the machine shares and no setting of the wall clock
+moves: a clock stepped forward (a VM resumed, NTP at boot) takes no request from the worker
+answering it, one set back keeps none for a dead worker until the clock catches up, and a lease
+from an earlier boot is over (its worker went with it). The attempt number is the fencing
+token: renewing, completing and releasing all say ``WHERE id=? AND worker=? AND attempts=? AND
 state='in_flight'``, so a worker that lost its lease can neither renew it nor store its answer.
 """
 
@@ -17,10 +21,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import StoreError
+from ...store.actions import boot_id
 from ...store.db import Database
 from ..types import Priority
 from .base import (
@@ -82,12 +88,48 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE requests ADD COLUMN joined INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: leases and announcements on the boot's monotonic clock too (see the module docstring)
+    """
+    ALTER TABLE requests ADD COLUMN lease_boot TEXT;
+    ALTER TABLE requests ADD COLUMN lease_mono REAL;
+    ALTER TABLE workers ADD COLUMN seen_boot TEXT;
+    ALTER TABLE workers ADD COLUMN seen_mono REAL;
+    """,
 )
 
 _COLUMNS = (
     "id, kind, priority, payload, state, created_at, started_at, finished_at, attempts, worker, "
-    "lease_until, coalesce_key, result, error"
+    "lease_until, coalesce_key, result, error, lease_boot, lease_mono"
 )
+
+
+@dataclass(frozen=True)
+class _Now:
+    """One moment on both clocks: the wall clock's for what a person reads (and for leases
+    an earlier version wrote), this boot's monotonic one for leases."""
+
+    wall: float
+    mono: float
+    boot: str
+
+    @classmethod
+    def read(cls) -> _Now:
+        return cls(time.time(), time.monotonic(), boot_id())
+
+    def expired(self) -> tuple[str, tuple[Any, ...]]:
+        """The SQL that says an in-flight request's lease is over, with its parameters."""
+        return ("((lease_boot IS NOT NULL AND (lease_boot != ? OR lease_mono < ?)) "
+                "OR (lease_boot IS NULL AND lease_until < ?))", (self.boot, self.mono, self.wall))
+
+    def lease(self, seconds: float) -> tuple[float, str, float]:
+        """``lease_until``, ``lease_boot``, ``lease_mono`` of a lease of ``seconds`` from now."""
+        return self.wall + seconds, self.boot, self.mono + seconds
+
+    def left(self, row: sqlite3.Row) -> float | None:
+        """Seconds left of the row's lease (less than 0: over); None where it has none."""
+        if row["lease_boot"] is None:
+            return None if row["lease_until"] is None else row["lease_until"] - self.wall
+        return row["lease_mono"] - self.mono if row["lease_boot"] == self.boot else -1.0
 
 
 class SqliteQueue(LeasedQueue):
@@ -122,8 +164,11 @@ class SqliteQueue(LeasedQueue):
         if self._pruned_at and now - self._pruned_at < self.prune_every_seconds:
             return
         self._pruned_at = now
-        conn.execute("DELETE FROM requests WHERE finished_at < ?",
-                     (time.time() - RETENTION_SECONDS,))
+        # finished more than a retention ahead of now: on a clock since set back, which would
+        # keep it (and its whole conversation) until the clock caught up, a year maybe
+        wall = time.time()
+        conn.execute("DELETE FROM requests WHERE finished_at < ? OR finished_at > ?",
+                     (wall - RETENTION_SECONDS, wall + RETENTION_SECONDS))
 
     @contextlib.contextmanager
     def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -180,7 +225,7 @@ class SqliteQueue(LeasedQueue):
     # -- callers ----------------------------------------------------------------------------
 
     def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
-        now = time.time()
+        now = _Now.read()
         with self._tx("add a request") as conn:
             if key is not None:
                 self._requeue_expired(conn, now)
@@ -196,7 +241,7 @@ class SqliteQueue(LeasedQueue):
             conn.execute(
                 "INSERT INTO requests (id, kind, priority, payload, state, created_at, "
                 "coalesce_key) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                (request_id, kind, int(priority), body, now, key),
+                (request_id, kind, int(priority), body, now.wall, key),
             )
         return Submitted(request_id, coalesced=False)
 
@@ -204,7 +249,7 @@ class SqliteQueue(LeasedQueue):
         rows = self._read(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))
         if not rows:
             raise not_found(request_id)
-        return self._request(rows[0], time.time())
+        return self._request(rows[0], _Now.read())
 
     def cancel(self, request_id: str) -> bool:
         return self._cancel(request_id, "cancel a request")
@@ -216,14 +261,14 @@ class SqliteQueue(LeasedQueue):
         """Cancel a pending request; ``unjoined`` (its only caller stopped waiting): also one
         a worker is answering, whose lease then ends (no answer is stored, and a worker
         stopped meanwhile gives nothing back to answer later, for nobody)."""
-        now = time.time()
+        now = _Now.read()
         states = "('pending', 'in_flight') AND joined = 0" if unjoined else "('pending')"
         with self._tx(doing) as conn:
             self._requeue_expired(conn, now)
             done = conn.execute(
                 "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
-                f"lease_until = NULL WHERE id = ? AND state IN {states}",
-                (now, request_id),
+                f"lease_until = NULL, lease_boot = NULL WHERE id = ? AND state IN {states}",
+                (now.wall, request_id),
             ).rowcount
         self._wake()
         return bool(done)
@@ -236,17 +281,18 @@ class SqliteQueue(LeasedQueue):
                 if row["coalesce_key"].rpartition("#")[0] == coalesce_key]
 
     def requests_ahead(self, request: Request) -> int | None:
-        now = time.time()
+        expired, over = _Now.read().expired()
         rows = self._read(
             "SELECT COUNT(*) FROM requests AS r, (SELECT seq FROM requests WHERE id = ?) AS me "
-            "WHERE (r.state = 'pending' OR (r.state = 'in_flight' AND r.lease_until < ?)) "
+            f"WHERE (r.state = 'pending' OR (r.state = 'in_flight' AND {expired})) "
             "AND (r.priority < ? OR (r.priority = ? AND r.seq < me.seq))",
-            (request.id, now, int(request.priority), int(request.priority)),
+            (request.id, *over, int(request.priority), int(request.priority)),
         )
         return int(rows[0][0]) if rows else None
 
     def stats(self) -> QueueStats:
-        now = time.time()
+        clock = _Now.read()
+        now = clock.wall
         pending = empty_pending()
         in_flight: list[Request] = []
         oldest: float | None = None
@@ -254,7 +300,7 @@ class SqliteQueue(LeasedQueue):
             f"SELECT {_COLUMNS} FROM requests WHERE state IN ('pending', 'in_flight') "
             "ORDER BY priority, seq"
         ):
-            request = self._request(row, now)
+            request = self._request(row, clock)
             if request.state == "pending":
                 pending[request.priority.name.lower()] += 1
                 age = now - request.created_at
@@ -267,7 +313,7 @@ class SqliteQueue(LeasedQueue):
             "FROM requests WHERE finished_at >= ? AND state IN ('done', 'failed')",
             (now - STATS_WINDOW_SECONDS,),
         )[0]
-        failed = [self._request(r, now) for r in self._read(
+        failed = [self._request(r, clock) for r in self._read(
             f"SELECT {_COLUMNS} FROM requests WHERE state = 'failed' AND finished_at >= ? "
             "ORDER BY finished_at DESC LIMIT ?", (now - STATS_WINDOW_SECONDS, FAILED_SHOWN))]
         return QueueStats(
@@ -285,25 +331,26 @@ class SqliteQueue(LeasedQueue):
     # -- workers: the fenced steps ----------------------------------------------------------
 
     def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
-        now = time.time()
+        now = _Now.read()
+        expired, over = now.expired()
         # the ids as one JSON parameter: no limit on how many a conversation submitted
         among, ids = ("", ()) if only is None else (
             " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(only)),))
         if not self._read(
             "SELECT 1 FROM requests WHERE (state = 'pending' "
-            f"OR (state = 'in_flight' AND lease_until < ?)){among} LIMIT 1",
-            (now, *ids),
+            f"OR (state = 'in_flight' AND {expired})){among} LIMIT 1",
+            (*over, *ids),
         ):
             return None  # nothing to do: no write transaction
         with self._tx("claim a request") as conn:
             self._requeue_expired(conn, now)
             row = conn.execute(
                 "UPDATE requests SET state = 'in_flight', worker = ?, lease_until = ?, "
-                "started_at = ?, attempts = attempts + 1 "
+                "lease_boot = ?, lease_mono = ?, started_at = ?, attempts = attempts + 1 "
                 f"WHERE id = (SELECT id FROM requests WHERE state = 'pending'{among} "
                 "ORDER BY priority, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (worker, now + self.lease_seconds, now, *ids),
+                (worker, *now.lease(self.lease_seconds), now.wall, *ids),
             ).fetchone()
         if row is None:
             return None
@@ -314,9 +361,9 @@ class SqliteQueue(LeasedQueue):
         with self._tx("renew a lease") as conn:
             return bool(
                 conn.execute(
-                    "UPDATE requests SET lease_until = ? WHERE id = ? AND worker = ? "
-                    "AND attempts = ? AND state = 'in_flight'",
-                    (time.time() + self.lease_seconds, claim.request.id, claim.worker,
+                    "UPDATE requests SET lease_until = ?, lease_boot = ?, lease_mono = ? "
+                    "WHERE id = ? AND worker = ? AND attempts = ? AND state = 'in_flight'",
+                    (*_Now.read().lease(self.lease_seconds), claim.request.id, claim.worker,
                      claim.attempt),
                 ).rowcount
             )
@@ -329,8 +376,8 @@ class SqliteQueue(LeasedQueue):
         with self._tx("store an answer") as conn:
             stored = conn.execute(
                 "UPDATE requests SET state = ?, result = ?, error = ?, finished_at = ?, "
-                "lease_until = NULL WHERE id = ? AND worker = ? AND attempts = ? "
-                "AND state = 'in_flight'",
+                "lease_until = NULL, lease_boot = NULL WHERE id = ? AND worker = ? "
+                "AND attempts = ? AND state = 'in_flight'",
                 (state, body, error, time.time(), claim.request.id, claim.worker, claim.attempt),
             ).rowcount
             self._prune(conn)
@@ -341,24 +388,25 @@ class SqliteQueue(LeasedQueue):
         with self._tx("give a request back") as conn:
             released = conn.execute(
                 "UPDATE requests SET state = 'pending', worker = NULL, lease_until = NULL, "
-                "attempts = attempts - 1 WHERE id = ? AND worker = ? AND attempts = ? "
+                "lease_boot = NULL, attempts = attempts - 1 WHERE id = ? AND worker = ? "
+                "AND attempts = ? "
                 "AND state = 'in_flight'",
                 (claim.request.id, claim.worker, claim.attempt),
             ).rowcount
         self._wake()
         return bool(released)
 
-    def _requeue_expired(self, conn: sqlite3.Connection, now: float) -> None:
+    def _requeue_expired(self, conn: sqlite3.Connection, now: _Now) -> None:
+        expired, over = now.expired()
         for row in conn.execute(
-            "SELECT id, attempts, worker FROM requests WHERE state = 'in_flight' "
-            "AND lease_until < ?",
-            (now,),
+            f"SELECT id, attempts, worker FROM requests WHERE state = 'in_flight' AND {expired}",
+            over,
         ).fetchall():
             if row["attempts"] >= self.max_attempts:
                 conn.execute(
                     "UPDATE requests SET state = 'failed', error = ?, finished_at = ?, "
-                    "lease_until = NULL WHERE id = ?",
-                    (exhausted_error(row["attempts"], row["worker"]), now, row["id"]),
+                    "lease_until = NULL, lease_boot = NULL WHERE id = ?",
+                    (exhausted_error(row["attempts"], row["worker"]), now.wall, row["id"]),
                 )
             else:
                 log.warning(
@@ -366,8 +414,8 @@ class SqliteQueue(LeasedQueue):
                     row["id"], row["worker"],
                 )
                 conn.execute(
-                    "UPDATE requests SET state = 'pending', worker = NULL, lease_until = NULL "
-                    "WHERE id = ?",
+                    "UPDATE requests SET state = 'pending', worker = NULL, lease_until = NULL, "
+                    "lease_boot = NULL WHERE id = ?",
                     (row["id"],),
                 )
 
@@ -376,18 +424,31 @@ class SqliteQueue(LeasedQueue):
             if not serving:
                 conn.execute("DELETE FROM workers WHERE name=?", (worker,))
             else:
-                conn.execute("INSERT INTO workers(name, seen_at) VALUES (?, ?) ON CONFLICT(name) "
-                             "DO UPDATE SET seen_at=excluded.seen_at", (worker, time.time()))
+                now = _Now.read()
+                conn.execute("INSERT INTO workers(name, seen_at, seen_boot, seen_mono) "
+                             "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                             "seen_at=excluded.seen_at, seen_boot=excluded.seen_boot, "
+                             "seen_mono=excluded.seen_mono",
+                             (worker, now.wall, now.boot, now.mono))
 
     def live_workers(self) -> int:
-        rows = self._read("SELECT COUNT(*) FROM workers WHERE seen_at>?",
-                          (time.time() - WORKER_SILENCE_SECONDS,))
+        """Workers heard from lately, on this boot's monotonic clock: a clock set back a year
+        made a daemon that died announce itself for that year, and a conversation waited for
+        it instead of answering its own requests."""
+        now = _Now.read()
+        rows = self._read("SELECT COUNT(*) FROM workers WHERE (seen_boot = ? AND seen_mono > ?) "
+                          "OR (seen_boot IS NULL AND seen_at > ?)",
+                          (now.boot, now.mono - WORKER_SILENCE_SECONDS,
+                           now.wall - WORKER_SILENCE_SECONDS))
         return int(rows[0][0])
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _request(self, row: sqlite3.Row, now: float) -> Request:
-        state = effective_state(row["state"], row["lease_until"], now)
+    def _request(self, row: sqlite3.Row, now: _Now) -> Request:
+        left = now.left(row)
+        # the lease's end as a time of the wall clock now, however it was set before
+        lease_until = None if left is None else now.wall + left
+        state = effective_state(row["state"], lease_until, now.wall)
         return Request(
             id=row["id"],
             kind=row["kind"],
@@ -402,5 +463,5 @@ class SqliteQueue(LeasedQueue):
             coalesce_key=row["coalesce_key"],
             result=None if row["result"] is None else json.loads(row["result"]),
             error=row["error"],
-            lease_until=row["lease_until"] if state == "in_flight" else None,
+            lease_until=lease_until if state == "in_flight" else None,
         )
