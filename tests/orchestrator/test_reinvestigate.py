@@ -359,3 +359,37 @@ def test_a_run_cut_off_by_a_stop_leaves_no_proposal_to_decide_beside_the_next(
     assert [p["state"] for p in store.proposals(incident_id)] == ["abandoned"]
     assert store.undecided_proposals() == []
     assert store.get(incident_id).state == "open"
+
+
+def test_an_incident_held_for_the_day_is_not_held_for_a_year_when_the_clock_is_set_back(
+        tmp_path: Path, monkeypatch) -> None:
+    """The clock ran a year ahead while the incident kept coming back and was held for a
+    person; NTP sets it right. The hold does not last until the clock catches up: the retry
+    sweep takes the incident up again, and it is investigated."""
+    script = [say(f"DIAGNOSIS: nginx.service failed (round {n}).") for n in range(3)]
+    with ScriptedModel(script) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            agent={"max_investigations_per_day": 2, "max_investigations": 9},
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 365 * DAY_SECONDS)
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        async def go() -> None:
+            investigator = Investigator(
+                settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
+                knowledge=KnowledgeRecall(settings))
+            for _ in range(3):  # it keeps coming back
+                assert store.record_check("web1", [], {"failed_unit"}).resolved
+                assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened
+                investigator.schedule(incident_id)
+                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+            await investigator.close()
+
+        asyncio.run(go())
+        assert len(model.requests) == 2  # held for a person: "no more investigations today"
+        monkeypatch.setattr(time, "time", real)  # set back a year
+        assert [i.id for i in store.investigation_due()] == [incident_id]
+        asyncio.run(sweep_until(settings, store, incident_id, lambda: len(model.requests) == 3))
+    assert store.get(incident_id).diagnosis == "DIAGNOSIS: nginx.service failed (round 2)."

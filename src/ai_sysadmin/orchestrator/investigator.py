@@ -192,8 +192,9 @@ class Investigator:
         coming back): it waits for a person, who is told once, until the oldest of those is
         a day old (then it is due again, however it stands)."""
         limit = self.settings.agent.max_investigations_per_day
-        since = time.time() - DAY_SECONDS
-        ended = self.store.investigations_since(incident_id, since)
+        now = time.time()
+        since = now - DAY_SECONDS
+        ended = self.store.investigations_since(incident_id, since, now)
         if len(ended) < limit:
             return False
         reason = (f"investigated {limit} times in 24 hours and it keeps coming back: no more "

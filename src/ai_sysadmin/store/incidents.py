@@ -70,6 +70,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 #: apart from one with a proposal by it (:meth:`IncidentStore.without_proposal_in_a_row`)
 NO_PROPOSAL = "the investigation ended without a proposal"
 
+#: the longest an investigation is ever put off: a day, an incident held for a person by
+#: agent.max_investigations_per_day (a failed one's backoff is an hour at most). One due later
+#: was put off on a clock since set back (NTP correcting a clock that ran a year ahead), and is
+#: due now, not when the clock catches up with it
+LONGEST_INVESTIGATION_WAIT = 24 * 3600.0
+
 #: journal entries kept for evidence and the burst window
 JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
 #: a host's expired journal entries are deleted with every check that stores some, else at
@@ -655,14 +661,17 @@ class IncidentStore:
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)
 
-    def investigations_since(self, incident_id: int, since: float) -> list[float]:
+    def investigations_since(self, incident_id: int, since: float,
+                             until: float = float("inf")) -> list[float]:
         """When the investigations of the incident that came to a diagnosis since ``since``
+        (up to ``until``, now: a later one was stamped on a clock since set back, when it
+        ended is not known, and counted it held the incident until the clock caught up)
         ended, oldest first. One that failed is not among them: an LLM that is down fails
         every retry (a backoff paces those), and such a day is no sign that the incident
         keeps coming back."""
         rows = self.db.conn.execute(
-            "SELECT at FROM incident_events WHERE incident_id=? AND at>=? AND kind='diagnosis' "
-            "ORDER BY at", (incident_id, since)).fetchall()
+            "SELECT at FROM incident_events WHERE incident_id=? AND at>=? AND at<=? "
+            "AND kind='diagnosis' ORDER BY at", (incident_id, since, until)).fetchall()
         return [float(row[0]) for row in rows]
 
     def hold_for_person(self, incident_id: int, reason: str, since: float, until: float,
@@ -677,7 +686,7 @@ class IncidentStore:
                          "updated_at=? WHERE id=?", (until, reason, now, incident_id))
             said = conn.execute(
                 "SELECT 1 FROM incident_events WHERE incident_id=? AND kind='escalated' AND "
-                "at>=? AND detail=?", (incident_id, since, reason)).fetchone()
+                "at>=? AND at<=? AND detail=?", (incident_id, since, now, reason)).fetchone()
             if said:
                 return False
             self._escalated(conn, incident_id, actor, reason, now)
@@ -776,11 +785,12 @@ class IncidentStore:
                          (time.time(), reason, incident_id))
 
     def investigation_due(self, now: float | None = None) -> list[Incident]:
-        """Live incidents whose failed investigation is due for a retry."""
+        """Live incidents whose failed investigation is due for a retry, or whose retry is
+        further off than any is put off (:data:`LONGEST_INVESTIGATION_WAIT`)."""
+        now = now or time.time()
         rows = self.db.conn.execute(
-            "SELECT * FROM incidents WHERE next_investigation_at IS NOT NULL AND "
-            "next_investigation_at<=? AND state IN ('open','reopened')",
-            (now or time.time(),))
+            "SELECT * FROM incidents WHERE (next_investigation_at<=? OR next_investigation_at>?) "
+            "AND state IN ('open','reopened')", (now, now + LONGEST_INVESTIGATION_WAIT))
         return self._of_hosts_kept(rows.fetchall())
 
     def tell_llm_down(self, facts: Mapping[str, Any], outages: Collection[str],
