@@ -261,40 +261,71 @@ def test_an_action_back_with_a_person_is_listed_with_its_risk_and_reason_now(
         assert sb.exec(["systemctl", "is-active", "app.service"]).stdout.strip() != "active"
 
 
+RESPAWNING = "[Service]\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=0\n"
+
+
+def hog_executor(sb: Sandbox, tmp_path: Path) -> Executor:
+    """hog.service running in the lab, which systemd starts again whenever it is killed, and
+    an executor that may kill it on its own."""
+    apply(sb, "install_unit", {"name": "hog.service", "text": RESPAWNING})
+    apply(sb, "start_unit", {"name": "hog.service"})
+    transport = SandboxTransport(sb)
+    settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "auto-full"})
+    return Executor(settings, IncidentStore(Database(settings.db_path)),
+                    {transport.host: transport})
+
+
+def kill_the_hog(sb: Sandbox, executor: Executor, killed: int) -> tuple[int, str, str]:
+    """The hog runs away (again) once systemd started it after the kill of ``killed``: its
+    incident, and the kill the executor is asked for. The pid, the subject and the state."""
+    (host,) = executor.transports
+    deadline = time.monotonic() + 10
+    while (pid := main_pid(sb, "hog.service")) in (0, killed):
+        assert time.monotonic() < deadline, "systemd did not start it again"
+        time.sleep(0.05)  # a poll, with a deadline above
+    hog = Finding(host, "runaway_process", "hog.service", Severity.WARNING, "hog")
+    executor.store.record_check(host, [hog], {"runaway_process"})
+    about = next(i.id for i in executor.store.incidents() if i.rule == "runaway_process")
+    action = asyncio.run(executor.propose(host, "kill_process", {"pid": pid},
+                                          incident_id=about))
+    if action.state == "approved":
+        action = asyncio.run(executor.run(action.id))
+    return pid, action.subject, action.state
+
+
 def test_kills_of_a_process_its_service_starts_again_meet_the_flapping_limit(
         tmp_path: Path) -> None:
     """A hog its service starts again is the same hog: each kill "works" (the process is
     gone), and the kills of one service count together, so the next one waits for a person
     instead of killing every respawn for ever."""
-    respawning = "[Service]\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=0\n"
     with Sandbox() as sb:
-        apply(sb, "install_unit", {"name": "hog.service", "text": respawning})
-        apply(sb, "start_unit", {"name": "hog.service"})
-        transport = SandboxTransport(sb)
-        host = transport.host
-        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "auto-full"})
-        executor = Executor(settings, IncidentStore(Database(settings.db_path)),
-                            {host: transport})
+        executor = hog_executor(sb, tmp_path)
         ended, killed = [], 0
-        for _ in range(settings.safety.flapping_max + 1):
-            deadline = time.monotonic() + 10
-            while (pid := main_pid(sb, "hog.service")) in (0, killed):
-                assert time.monotonic() < deadline, "systemd did not start it again"
-                time.sleep(0.05)  # a poll, with a deadline above
-            # the incident each kill is for: the hog runs away (again)
-            hog = Finding(host, "runaway_process", "hog.service", Severity.WARNING, "hog")
-            executor.store.record_check(host, [hog], {"runaway_process"})
-            about = next(i.id for i in executor.store.incidents()
-                         if i.rule == "runaway_process")
-            action = asyncio.run(executor.propose(host, "kill_process", {"pid": pid},
-                                                  incident_id=about))
-            if action.state == "approved":
-                action = asyncio.run(executor.run(action.id))
-            ended.append((action.subject, action.state))
-            killed = pid
+        for _ in range(executor.settings.safety.flapping_max + 1):
+            killed, subject, state = kill_the_hog(sb, executor, killed)
+            ended.append((subject, state))
     assert {subject for subject, _ in ended} == {"hog.service"}
-    assert [state for _, state in ended[:-1]] == ["succeeded"] * settings.safety.flapping_max
+    assert [state for _, state in ended[:-1]] == \
+        ["succeeded"] * executor.settings.safety.flapping_max
     assert ended[-1][1] == "escalated"
+
+
+def test_fixes_made_while_the_clock_ran_a_year_ahead_do_not_refuse_the_next_for_a_year(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock ran a year ahead (the daemon's, stepped here as libfaketime would) while the
+    hog was killed as often as the flapping limit allows; NTP sets it right. The next kill
+    runs: the limit counts the window on the clock as it is now, not the attempts stamped a
+    year ahead, which refused the fix until the clock caught up."""
+    real = time.time
+    with Sandbox() as sb:
+        executor = hog_executor(sb, tmp_path)
+        killed = 0
+        with monkeypatch.context() as ahead:
+            ahead.setattr(time, "time", lambda: real() + 365 * 86400)
+            for _ in range(executor.settings.safety.flapping_max):
+                killed, _, state = kill_the_hog(sb, executor, killed)
+                assert state == "succeeded"
+        assert kill_the_hog(sb, executor, killed)[1:] == ("hog.service", "succeeded")
 
 
 class AsNobody(LocalTransport):

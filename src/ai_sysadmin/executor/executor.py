@@ -981,8 +981,11 @@ class Executor:
         """Why the action must not run again so soon (it already ran as often as
         ``flapping_max`` allows within the window); None when it may."""
         safety = self.settings.safety
-        since = time.time() - safety.flapping_window_minutes * 60
-        tries = self.actions.recent_attempts(action.host, action.kind, action.subject, since)
+        window, now = safety.flapping_window_minutes * 60, time.time()
+        # an attempt stamped a window or more ahead of now ran on a clock since set back (NTP
+        # correcting one that ran a year ahead): counted, it refused the fix for that year
+        tries = self.actions.recent_attempts(action.host, action.kind, action.subject,
+                                             now - window, now + window)
         if tries < safety.flapping_max:
             return None
         return (f"{action.kind} on {action.subject} already ran {tries} times in "

@@ -334,11 +334,13 @@ class ActionStore:
             "WHERE a.host=? AND a.ran_at>=? GROUP BY i.rule, i.subject", (host, since))
         return {(r["rule"], r["subject"]): r["at"] for r in rows}
 
-    def recent_attempts(self, host: str, kind: str, subject: str, since: float) -> int:
+    def recent_attempts(self, host: str, kind: str, subject: str, since: float,
+                        until: float = float("inf")) -> int:
+        """How often the fix started from ``since`` up to (not including) ``until``."""
         row = self.db.conn.execute(
             "SELECT COUNT(*) FROM actions WHERE host=? AND kind=? AND subject=? AND "
-            "started_at>=? AND state IN ('executing','succeeded','failed')",
-            (host, kind, subject, since)).fetchone()
+            "started_at>=? AND started_at<? AND state IN ('executing','succeeded','failed')",
+            (host, kind, subject, since, until)).fetchone()
         return int(row[0])
 
     # -- lessons: what the knowledge base is still to learn of actions that ran ---------------
