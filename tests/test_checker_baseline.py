@@ -165,3 +165,41 @@ def test_a_check_soon_after_an_interval_check_keeps_a_long_lived_runaway_found(
     assert store.get(incident.id, history=0).state == "open"
     states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
     assert "resolved" not in states
+
+
+def test_a_runaway_is_found_again_soon_after_the_clock_is_set_back_a_year(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's clock ran a year ahead (this process's, stepped as libfaketime would)
+    while a process spun; NTP sets it right. The runaway rule judges nothing until it has
+    measured runaway_min_seconds on the clock as it is now (its incident stays open), then
+    finds the process again, where it judged nothing until the clock caught up: no earlier
+    look was ever old enough."""
+    spin, ps = tmp_path / "spin-since", tmp_path / "ps"
+    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
+    ps.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
+                        thresholds={"runaway_min_seconds": SUSTAINED})
+    checker = HostChecker(LocalTransport("here"), settings, store=None)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 365 * 86400)
+
+    async def checks() -> list[CheckReport]:
+        first = await checker.check("interval")
+        spin.write_text(f"{int(real())}\n")  # it starts spinning now (ps reads the host's date)
+        await clock_past(first.snapshot.taken_at + SUSTAINED + 0.2)
+        ahead = await checker.check("interval")
+        monkeypatch.setattr(time, "time", real)  # NTP sets the clock right
+        stepped = await checker.check("interval")
+        # the checks come more often than runaway_min_seconds, as the daemon's do (a minute
+        # apart, five minutes): a rate is measured from an earlier one old enough
+        last = stepped
+        while last.snapshot.taken_at < stepped.snapshot.taken_at + SUSTAINED + 0.2:
+            await clock_past(last.snapshot.taken_at + SUSTAINED / 4)
+            last = await checker.check("interval")
+        return [ahead, stepped, last]
+
+    ahead, stepped, after = asyncio.run(checks())
+    assert runaway(ahead) != []
+    assert "runaway_process" not in stepped.judged_rules
+    [summary] = runaway(after)
+    assert summary.startswith("node (pid 4242) has used ")

@@ -80,3 +80,48 @@ def test_a_slow_crash_loop_stays_one_incident_until_its_restarts_stop(tmp_path: 
     assert incident.subject == "slow.service" and incident.state == "resolved"
     states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
     assert states == ["open", "resolved"]
+
+
+def test_a_crash_loop_seen_before_the_clock_was_set_back_ends_once_its_restarts_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's clock ran a year ahead (this process's, stepped as libfaketime would)
+    while the unit looped, until it was mended; NTP sets the clock right. The incident
+    resolves once the restarts have stopped for the window on the clock as it is now, where
+    the rises stamped a year ahead kept the loop found until the clock caught up."""
+    settings = Settings(ai_name="labtest", state_dir=tmp_path, thresholds={
+        **QUIET_HOST_WIDE, "crash_loop_window_seconds": WINDOW})
+    limit = settings.thresholds.crash_loop_restarts
+    store = IncidentStore(Database(settings.db_path))
+    real = time.time
+
+    def incident_state() -> str | None:
+        found = [i for i in store.incidents(None) if i.rule == "crash_loop"]
+        return found[0].state if found else None
+
+    async def watch(sb: Sandbox) -> None:
+        checker = HostChecker(SandboxTransport(sb), settings, store)
+        with monkeypatch.context() as ahead:
+            ahead.setattr(time, "time", lambda: real() + 365 * 86400)
+            report = await checker.check("interval")
+            while restarts(report) < limit + 1 or incident_state() != "open":
+                report = await checker.check("interval")
+                assert restarts(report) < limit + 20, "no crash loop found"
+            sb.exec(["touch", "/var/tmp/mended"], check=True)  # the next run stays up
+            last = report  # the check that saw the last restart: 2 s later, none since
+            while report.snapshot.taken_at - last.snapshot.taken_at < 2.0:
+                report = await checker.check("interval")
+                if restarts(report) != restarts(last):
+                    last = report
+                assert restarts(report) < limit + 20, "it never stayed up"
+        assert incident_state() == "open"  # its restarts stopped a moment ago
+        deadline = time.monotonic() + WINDOW + 30
+        while incident_state() == "open":
+            await checker.check("interval")
+            assert time.monotonic() < deadline, "it never resolved"
+
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "slow.service", "text": SLOW})
+        apply(sb, "start_unit", {"name": "slow.service"})
+        asyncio.run(watch(sb))
+    (incident,) = [i for i in store.incidents(None) if i.rule == "crash_loop"]
+    assert incident.state == "resolved"

@@ -52,6 +52,10 @@ KEEPING_REASONS = frozenset({BASELINE_REASON, "journal"})
 #: how far ahead of the host's clock (read in the same collection) a journal entry may be
 #: stamped and still count: journald's stamps and the host's uptime are read a moment apart
 FUTURE_SLACK_SECONDS = 60.0
+#: how far this machine's wall clock may move against its monotonic one between two checks
+#: and still be the same clock: NTP slews the two alike, by at most 500 ppm besides; a step
+#: (NTP at boot, `date -s`) or a suspend (the monotonic clock stands still) moves it more
+CLOCK_STEP_SECONDS = 2.0
 
 
 class HostChecker:
@@ -103,6 +107,8 @@ class HostChecker:
         self._actions = ActionStore(store.db) if store is not None else None
         #: service -> the latest look after which its restart count rose (the next saw it)
         self._rose_after: dict[str, float] = {}
+        #: the wall clock less the monotonic one at the last check, and the monotonic time
+        self._clock: tuple[float, float] | None = None
         #: those of them the store has yet to keep
         self._rises_unsaved: dict[str, float] = {}
         self._cursor: str | None = None
@@ -141,7 +147,11 @@ class HostChecker:
         if self._actions is not None and any(rule in READING_FIXES for rule, _ in self._found):
             for key, at in self._actions.fixes_since(self.host, oldest).items():
                 self._fixed[key] = max(at, self._fixed.get(key, at))
-        self._fixed = {key: at for key, at in self._fixed.items() if at >= oldest}
+        # one stamped ahead of now ran before a step back of the clock (NTP correcting one
+        # that ran a year ahead): kept ahead, every restart and error came "before" it, and a
+        # loop of the unit went unseen until the clock caught up
+        self._fixed = {key: min(at, snapshot.taken_at) for key, at in self._fixed.items()
+                       if at >= oldest}
         return dict(self._fixed)
 
     def _restarts_rose(self, snapshot: Snapshot) -> dict[str, float]:
@@ -154,7 +164,9 @@ class HostChecker:
                 if count > before.get(unit, count):
                     self._rose_after[unit] = self._rises_unsaved[unit] = self.previous.taken_at
         oldest = snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds
-        self._rose_after = {u: at for u, at in self._rose_after.items() if at >= oldest}
+        # ahead of now: seen before the clock was set back, recently (see ``_fixes``)
+        self._rose_after = {u: min(at, snapshot.taken_at)
+                            for u, at in self._rose_after.items() if at >= oldest}
         return dict(self._rose_after)
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
@@ -178,6 +190,7 @@ class HostChecker:
                 # for every file) is read at most every so often by the daemon's checks
                 snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
             self.seen = snapshot
+            self._clock_stepped()
             now = snapshot.host_time()
             if self._window_start is None:
                 self._window_start = now
@@ -250,6 +263,25 @@ class HostChecker:
                 snapshot.taken_at - self._earlier[1].taken_at >= sustained:
             self._earlier.popleft()
 
+    def _clock_stepped(self) -> None:
+        """Rates measured on this machine's wall clock across a step of it measure the step:
+        after one back a year no earlier look was ``runaway_min_seconds`` old for that year,
+        and the runaway rule judged nothing; after a suspend (a VM resumed), a hog's share
+        over the hour it slept looked idle and its incident resolved. Once the wall clock
+        moved against the monotonic one, the looks rates are measured from are dropped: the
+        next checks measure afresh, judging none of those rules meanwhile."""
+        mono = time.monotonic()
+        offset = time.time() - mono
+        last, self._clock = self._clock, (offset, mono)
+        if last is None or abs(offset - last[0]) <= CLOCK_STEP_SECONDS + (mono - last[1]) / 1000:
+            return
+        if self.baseline is not None or self._earlier:
+            log.info("%s: this machine's clock moved %+.0f s since the last check (set, or "
+                     "the machine slept): rates are measured afresh", self.host,
+                     offset - last[0], extra={"host": self.host, "event": "clock_stepped"})
+        self.baseline = None
+        self._earlier.clear()
+
     def carry_on(self, other: HostChecker) -> None:
         """Look at the host as ``other`` has so far: its earlier snapshots (what is rising,
         rates), its journal window and where it read the journal up to. A check of this one
@@ -262,6 +294,7 @@ class HostChecker:
         self._found = other._found
         self._fixed = dict(other._fixed)
         self._rose_after = dict(other._rose_after)
+        self._clock = other._clock
         self._cursor, self._taken_up = other._cursor, True
 
     def _take_up(self) -> None:
