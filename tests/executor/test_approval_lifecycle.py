@@ -488,3 +488,23 @@ def test_a_fix_sudo_would_not_run_here_is_not_claimed_and_can_be_approved_again(
     # asked with -l, for exactly the line the fix would run
     asked = (tmp_path / "sudo.asked").read_text().splitlines()
     assert asked and all(line == "-n -l -- journalctl --vacuum-size=500M" for line in asked)
+
+
+def test_an_approval_asked_before_the_clock_was_set_back_still_expires_after_its_ttl(
+        settings, store, host, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's clock ran a year ahead when it asked for the approval (stepped here, as
+    libfaketime would); NTP sets it right. Nobody answers: the approval ends a TTL later on
+    the clock as it is now, and the incident is open again, where it waited a year."""
+    real = time.time
+    with monkeypatch.context() as ahead:
+        ahead.setattr(time, "time", lambda: real() + 365 * 86400)
+        executor, incident_id, action = restart_waiting(settings, store, host)
+    ttl = settings.safety.approval_ttl_hours * 3600
+    assert executor.expire() == []  # the daemon's housekeeping, right after the step
+    waiting = executor.actions.get(action.id)
+    assert waiting.state == "pending" and waiting.expires_at is not None
+    assert waiting.expires_at <= real() + ttl
+    monkeypatch.setattr(time, "time", lambda: real() + ttl + 60)  # a TTL on, unanswered
+    assert [a.id for a in executor.expire()] == [action.id]
+    assert store.get(incident_id).state == "open"
+    assert ("action.expired", "approval TTL passed") in history(store, action.id)

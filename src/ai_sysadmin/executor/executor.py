@@ -195,6 +195,7 @@ class Executor:
         #: approved actions whose start the store refused (a full disk) before anything of
         #: them ran, and when first: they stay approved, this living process's, which no
         #: housekeeping would take; :meth:`start_again` tries them once it takes writes
+        #: (the time is monotonic: only the log says it)
         self._unstarted: dict[int, float] = {}
         #: what a process that ended decided (an approved action it left, a proposal it
         #: recorded and this one decides): looked at again before it runs
@@ -522,7 +523,7 @@ class Executor:
                 "and is tried again, judged afresh, once the state database takes writes "
                 "again (it runs at most once)")
         if action.id not in self._unstarted:  # not again at each try while it refuses
-            self._unstarted[action.id] = time.time()
+            self._unstarted[action.id] = time.monotonic()
             log.error("%s", kept, extra={"action": action.id, "incident": action.incident_id,
                                          "event": "start_not_recorded"})
         return kept
@@ -598,7 +599,7 @@ class Executor:
 
     def expire(self) -> list[Action]:
         """Approvals nobody answered within their TTL end, and their incidents are open."""
-        return [self._ended(a) for a in self.actions.expire()]
+        return [self._ended(a) for a in self.actions.expire(ttl=self._ttl)]
 
     def tidy(self) -> None:
         """What a person's command settles before it shows or takes an action, as the
@@ -810,7 +811,7 @@ class Executor:
         refused before says so, in the log and its history: it starts late, and why."""
         refused_at = self._unstarted.get(action.id)
         late = None if refused_at is None else (
-            f"{time.time() - refused_at:.0f} s after the state database refused its start")
+            f"{time.monotonic() - refused_at:.0f} s after the state database refused its start")
         claimed = self.actions.claim(action.id, actor, "execution started" + (
             f", {late}" if late else ""))
         if claimed is not None and late:

@@ -269,10 +269,16 @@ class ActionStore:
                          "WHERE id=? AND state='executing' AND result IS NOT NULL",
                          (detail, action_id))
 
-    def expire(self, now: float | None = None) -> list[Action]:
-        """Pending actions whose time for an answer has passed, now expired."""
+    def expire(self, now: float | None = None, ttl: float | None = None) -> list[Action]:
+        """Pending actions whose time for an answer has passed, now expired. ``ttl``: the
+        longest time for an answer; one that ends later was given on a clock since set back
+        (NTP correcting one that ran a year ahead), and ends ``ttl`` from now instead, not
+        when the clock catches up: its incident waited for nobody all that time."""
         now = now or time.time()
         with self.db.transaction() as conn:
+            if ttl is not None:
+                conn.execute("UPDATE actions SET expires_at=? WHERE state='pending' AND "
+                             "expires_at>?", (now + ttl, now + ttl))
             rows = conn.execute("SELECT id FROM actions WHERE state='pending' AND expires_at<?",
                                 (now,)).fetchall()
             for r in rows:
