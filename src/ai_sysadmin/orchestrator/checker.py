@@ -192,7 +192,10 @@ class HostChecker:
             self.seen = snapshot
             self._clock_stepped()
             now = snapshot.host_time()
-            if self._window_start is None:
+            if self._window_start is None or now < self._window_start:
+                # the first look, or the host's clock was set back (the window keeps no
+                # entry stamped ahead of it): covered from now on. Left, the window was
+                # never covered until the clock caught up, and no burst ended for a year
                 self._window_start = now
             ctx = RuleContext(
                 snapshot,
