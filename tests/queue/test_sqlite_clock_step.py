@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.errors import NotFoundError
 from ai_sysadmin.llm.queue.sqlite import SqliteQueue
 from tests.support.polling import poll_until
 
@@ -73,5 +74,28 @@ def test_a_dead_workers_request_is_served_within_its_lease_after_the_clock_is_se
         assert queue.complete(claim, {"answer": "ok"})
         poll_until(lambda: queue.live_workers() == 0, 30,
                    "the dead daemon's worker to count as gone")
+    finally:
+        queue.close()
+
+
+def test_answers_kept_while_the_clock_ran_a_year_ahead_are_not_kept_a_year_after_it_is_set_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each finished request keeps its whole conversation for `queue show` during the
+    retention (a week); one stamped a year ahead is not kept until the clock catches up."""
+    with monkeypatch.context() as ahead:
+        step_clock(ahead, YEAR)
+        queue = SqliteQueue(tmp_path / "queue.db")
+        old = queue.submit("chat", {"n": 1}, "batch").request_id
+        claim = queue.claim("worker")
+        assert claim is not None and queue.complete(claim, {"answer": "a year ahead"})
+        queue.close()
+    queue = SqliteQueue(tmp_path / "queue.db")  # the daemon started again, on the right clock
+    try:
+        new = queue.submit("chat", {"n": 2}, "batch").request_id
+        claim = queue.claim("worker")
+        assert claim is not None and queue.complete(claim, {"answer": "now"})
+        assert queue.get(new).result == {"answer": "now"}
+        with pytest.raises(NotFoundError):
+            queue.get(old)
     finally:
         queue.close()
