@@ -107,10 +107,10 @@ class HostChecker:
         self._actions = ActionStore(store.db) if store is not None else None
         #: service -> the latest look after which its restart count rose (the next saw it)
         self._rose_after: dict[str, float] = {}
-        #: the wall clock less the monotonic one at the last check, and the monotonic time
-        self._clock: tuple[float, float] | None = None
         #: those of them the store has yet to keep
         self._rises_unsaved: dict[str, float] = {}
+        #: the wall clock less the monotonic one at the last check, and the monotonic time
+        self._clock: tuple[float, float] | None = None
         self._cursor: str | None = None
         #: whether what the store kept of the host was taken up (:meth:`_take_up`)
         self._taken_up = False
@@ -191,12 +191,6 @@ class HostChecker:
                 snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
             self.seen = snapshot
             self._clock_stepped()
-            now = snapshot.host_time()
-            if self._window_start is None or now < self._window_start:
-                # the first look, or the host's clock was set back (the window keeps no
-                # entry stamped ahead of it): covered from now on. Left, the window was
-                # never covered until the clock caught up, and no burst ended for a year
-                self._window_start = now
             ctx = RuleContext(
                 snapshot,
                 self.settings.thresholds,
@@ -204,7 +198,7 @@ class HostChecker:
                 journal_window=self._slide_window(snapshot),
                 baseline=self.baseline,
                 earlier_baselines=tuple(self._earlier),
-                window_covered=now - self._window_start,
+                window_covered=self._covered(snapshot.host_time()),
                 found_before=self._found,
                 fixed=self._fixes(snapshot),
                 restarts_rose_after=self._restarts_rose(snapshot),
@@ -265,6 +259,15 @@ class HostChecker:
         while len(self._earlier) >= 2 and \
                 snapshot.taken_at - self._earlier[1].taken_at >= sustained:
             self._earlier.popleft()
+
+    def _covered(self, now: float) -> float:
+        """How long the burst window has been watched, on the host's clock (``now``): since
+        the first look, or since the host's clock was set back (the window keeps no entry
+        stamped ahead of it). Left at the first look, the window was never covered until the
+        clock caught up, and no burst ended for a year."""
+        if self._window_start is None or now < self._window_start:
+            self._window_start = now
+        return now - self._window_start
 
     def _clock_stepped(self) -> None:
         """Rates measured on this machine's wall clock across a step of it measure the step:
