@@ -203,3 +203,38 @@ def test_a_runaway_is_found_again_soon_after_the_clock_is_set_back_a_year(
     assert "runaway_process" not in stepped.judged_rules
     [summary] = runaway(after)
     assert summary.startswith("node (pid 4242) has used ")
+
+
+def test_a_runaway_stays_open_when_the_machine_resumes_from_an_hours_sleep(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VM resumed after an hour asleep (or NTP stepping a slow clock forward): the wall
+    clock jumps an hour, the monotonic one does not. The check after it measures no share
+    over that hour, in which the hog did not run (a share near nothing resolved its
+    incident, and the next minutes opened it again); it measures afresh and finds it again."""
+    spin, ps = tmp_path / "spin-since", tmp_path / "ps"
+    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
+    ps.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
+                        thresholds={"runaway_min_seconds": SUSTAINED})
+    store = IncidentStore(Database(settings.db_path))
+    checker = HostChecker(LocalTransport("here"), settings, store)
+    real = time.time
+
+    async def checks() -> CheckReport:
+        first = await checker.check("interval")
+        spin.write_text(f"{int(first.snapshot.taken_at)}\n")  # it starts spinning now
+        await clock_past(first.snapshot.taken_at + SUSTAINED + 0.2)
+        assert runaway(await checker.check("interval")) != []
+        monkeypatch.setattr(time, "time", lambda: real() + 3600)  # an hour asleep
+        resumed = await checker.check("interval")
+        assert "runaway_process" not in resumed.judged_rules
+        last = resumed
+        while last.snapshot.taken_at < resumed.snapshot.taken_at + SUSTAINED + 0.2:
+            await clock_past(last.snapshot.taken_at + SUSTAINED / 4)
+            last = await checker.check("interval")
+        return last
+
+    assert runaway(asyncio.run(checks())) != []
+    [incident] = [i for i in store.incidents(None) if i.rule == "runaway_process"]
+    states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
+    assert states == ["open"]

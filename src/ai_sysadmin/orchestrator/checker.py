@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -274,8 +275,9 @@ class HostChecker:
         after one back a year no earlier look was ``runaway_min_seconds`` old for that year,
         and the runaway rule judged nothing; after a suspend (a VM resumed), a hog's share
         over the hour it slept looked idle and its incident resolved. Once the wall clock
-        moved against the monotonic one, the looks rates are measured from are dropped: the
-        next checks measure afresh, judging none of those rules meanwhile."""
+        moved against the monotonic one, the looks rates are measured from are dropped (the
+        last look keeps what is not a rate: restart counts, the OS): the next checks measure
+        afresh, judging none of those rules meanwhile."""
         mono = time.monotonic()
         offset = time.time() - mono
         last, self._clock = self._clock, (offset, mono)
@@ -287,6 +289,9 @@ class HostChecker:
                      offset - last[0], extra={"host": self.host, "event": "clock_stepped"})
         self.baseline = None
         self._earlier.clear()
+        if self.previous is not None:  # what a rate falls back on without a baseline
+            self.previous = dataclasses.replace(self.previous, processes=None,
+                                                cpu_seconds=None, swap=None)
 
     def carry_on(self, other: HostChecker) -> None:
         """Look at the host as ``other`` has so far: its earlier snapshots (what is rising,
