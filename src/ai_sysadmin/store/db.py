@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from .. import __version__
 from ..errors import StoreError, StoreRefused
 from .migrations import MIGRATIONS
 
 #: seconds a statement waits for another process's lock before it is refused
 BUSY_TIMEOUT = 30
+#: the program that migrates a file, as an older one that refuses the file names it
+PROGRAM = f"ai-sysadmin {__version__}"
+#: the migration runner's own table (version, program, at): which program brought the file to
+#: each schema version. The runner's, not a numbered migration's, so that every file it
+#: migrates has it; its shape never changes, since an older program reads it to say who
+#: upgraded the file it refuses
+HISTORY = "schema_history"
+
+log = logging.getLogger("ai_sysadmin.service")
 
 
 class Database:
@@ -121,7 +134,7 @@ class Database:
     def _migrate(self) -> None:
         schema = "schema" if self.what == "state database" else f"{self.what} schema"
         with self.transaction() as conn:
-            migrate(conn, self._migrations, f"{self.path} has {schema} version")
+            migrate(conn, self._migrations, f"{self.path} has {schema} version", self.path)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -180,20 +193,107 @@ def refusal_words(exc: sqlite3.Error) -> str | None:
     return None if said is None else said.format(uid=os.geteuid(), timeout=BUSY_TIMEOUT)
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[str], what: str) -> None:
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str], what: str,
+            path: Path | None = None) -> None:
     """Apply the numbered migrations the file lacks, inside the caller's transaction.
 
     A file from a newer program is refused untouched: ``what`` starts the message
-    (``"/var/lib/x.db has schema version"``).
+    (``"/var/lib/x.db has schema version"``). ``path``: the file, of which a copy is kept
+    before a migration changes it (:func:`copy_name`), the way back for the older program.
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
-        raise StoreError(f"{what} {version}, newer than this program ({len(migrations)}): "
-                         "upgrade ai-sysadmin")
+        raise StoreError(_newer(conn, what, version, len(migrations), path))
+    if version == len(migrations):
+        return
+    if path is not None and version > 0:
+        _keep_copy(path, version)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {HISTORY} (version INTEGER PRIMARY KEY, "
+                 "program TEXT NOT NULL, at REAL NOT NULL)")
+    now = time.time()
     for number, script in enumerate(migrations[version:], start=version + 1):
         for statement in _statements(script):
             conn.execute(statement)
+        conn.execute(f"INSERT OR REPLACE INTO {HISTORY} VALUES (?, ?, ?)", (number, PROGRAM, now))
         conn.execute(f"PRAGMA user_version = {number}")
+
+
+def copy_name(path: Path, version: int) -> Path:
+    """Where an upgrade keeps ``path`` as it was at schema ``version``: the way back for a
+    program of that version (a NixOS rollback is one command), which names it in its refusal."""
+    return path.with_name(f"{path.name}.schema-{version}")
+
+
+def _keep_copy(path: Path, version: int) -> None:
+    """``path`` as it is, beside it, before a migration changes it: the older program cannot
+    open the migrated file, and without a copy its only way on was an empty state.
+
+    Called inside the migration's transaction, which keeps every other writer out, and read
+    by a connection of its own (SQLite's backup does not read through the one holding the
+    write lock). Written under another name and renamed: a copy cut short (a full disk, a
+    crash) never passes for the way back. A copy that cannot be made is logged and the
+    upgrade goes on: refusing it would stop the daemon of a host whose disk is nearly full.
+    Copies of older versions go: the copy now made is newer than all of them."""
+    final = copy_name(path, version)
+    part = final.with_name(f"{final.name}.part")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        # as private as the file it copies: the state holds the hosts' journal lines
+        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         stat.S_IMODE(path.stat().st_mode)))
+        source, target = sqlite3.connect(path), sqlite3.connect(part)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
+        os.replace(part, final)
+    except (OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        log.warning("%s: no copy of schema version %d kept before its upgrade (%s): an older "
+                    "ai-sysadmin cannot go back to it", path, version, exc,
+                    extra={"event": "store_copy_failed"})
+        return
+    prefix = f"{path.name}.schema-"
+    for older in path.parent.iterdir():
+        # an older copy, and its -wal and -shm where a person opened it
+        number = older.name.removeprefix(prefix).partition("-")[0]
+        if older.name.startswith(prefix) and number.isdigit() and int(number) < version:
+            with contextlib.suppress(OSError):
+                older.unlink()
+
+
+def _newer(conn: sqlite3.Connection, what: str, version: int, ours: int,
+           path: Path | None) -> str:
+    """The refusal of a file a newer program migrated: both versions, and the ways on."""
+    said = f"{what} {version}{_upgraded_by(conn, version)}, newer than this program's {ours} " \
+        f"({PROGRAM}), which leaves it untouched: upgrade ai-sysadmin again"
+    if path is None:
+        return said
+    copy = copy_name(path, ours)
+    if copy.is_file():
+        return (f"{said}, or go back to the copy that upgrade kept (what happened since is only "
+                f"in the newer file): stop every ai-sysadmin service and command, move {path} "
+                f"and its -wal and -shm files aside, then move {copy} to {path}")
+    return (f"{said}; no copy from before that upgrade is kept ({copy.name}), so going back "
+            f"means starting afresh: move {path} and its -wal and -shm files aside (what it "
+            "holds stays in them)")
+
+
+def _upgraded_by(conn: sqlite3.Connection, version: int) -> str:
+    """`` (ai-sysadmin 0.2.0 upgraded it on ...)`` from the file's history, or nothing where
+    it does not say who made ``version`` (a runner from before the history)."""
+    try:
+        row = conn.execute(f"SELECT program, at FROM {HISTORY} WHERE version = ?",
+                           (version,)).fetchone()
+    except sqlite3.Error:  # no such table: a runner from before the history
+        return ""
+    if row is None:
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(row[1]))
+    return f" ({row[0]} upgraded it on {when})"
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -1,0 +1,99 @@
+"""Upgrading and going back: a newer program migrates the state on disk, and a rollback (one
+command on NixOS) brings the older program back to it. The newer program here is this one
+with one migration more, as the next release will be."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin import __version__
+from ai_sysadmin.errors import StoreError
+from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store.migrations import MIGRATIONS
+from tests.test_store import unit_failed
+
+NEWER = (*MIGRATIONS, "CREATE TABLE later_things (id INTEGER PRIMARY KEY);")
+
+
+def _upgraded(path: Path) -> int:
+    """A state database of this version with one incident, then opened by the next release,
+    which records one incident more; returns the first incident's id."""
+    store = IncidentStore(Database(path))
+    (kept,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.db.close()
+    later = IncidentStore(Database(path, NEWER))
+    later.record_check("web2", [unit_failed("web2")], {"failed_unit"})
+    later.db.close()
+    return kept
+
+
+def _schema(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_rolled_back_program_names_both_versions_and_the_copy_it_can_go_back_to(
+        tmp_path: Path) -> None:
+    """The older program refuses the upgraded file untouched, naming the versions and the
+    copy the upgrade kept; done as it says, the older program runs on the state it left."""
+    path = tmp_path / "state.db"
+    kept = _upgraded(path)
+    copy = tmp_path / f"state.db.schema-{len(MIGRATIONS)}"
+    before = path.read_bytes()
+
+    with pytest.raises(StoreError) as refused:
+        Database(path)
+    said = str(refused.value)
+    assert f"has schema version {len(NEWER)} (ai-sysadmin {__version__} upgraded it on " in said
+    assert f"newer than this program's {len(MIGRATIONS)} (ai-sysadmin {__version__})" in said
+    assert "upgrade ai-sysadmin again" in said and f"then move {copy} to {path}" in said
+    assert path.read_bytes() == before and _schema(path) == len(NEWER)
+
+    # what it says: the newer file aside, the copy in its place
+    shutil.move(path, tmp_path / "newer.db")
+    shutil.move(copy, path)
+    store = IncidentStore(Database(path))
+    assert [(i.id, i.host) for i in store.incidents()] == [(kept, "web1")]
+    # the newer state is all there, for an upgrade again
+    assert {i.host for i in IncidentStore(Database(tmp_path / "newer.db", NEWER)).incidents()} \
+        == {"web1", "web2"}
+
+
+def test_each_upgrade_keeps_one_copy_and_a_fresh_or_current_file_none(tmp_path: Path) -> None:
+    def copies() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("state.db."))
+
+    path = tmp_path / "state.db"
+    Database(path).close()
+    Database(path).close()
+    assert copies() == []
+    Database(tmp_path / "old.db", MIGRATIONS[:5]).close()
+    shutil.move(tmp_path / "old.db", path)
+    Database(path).close()  # 5 -> this version
+    assert copies() == ["state.db.schema-5"] and _schema(tmp_path / "state.db.schema-5") == 5
+    Database(path, NEWER).close()  # this version -> the next: only the newest copy is kept
+    assert copies() == [f"state.db.schema-{len(MIGRATIONS)}"]
+
+
+def test_rolled_back_commands_and_daemon_refuse_in_one_line(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.db"
+    path.parent.mkdir()
+    _upgraded(path)
+    before = path.read_bytes()
+    for command in (("run",), ("approve", "list"), ("issues", "list"), ("check",)):
+        code, out, err = cli(*command)
+        assert code == 2, command
+        assert "Traceback" not in out + err
+        [line] = err.strip().splitlines()
+        assert f"newer than this program's {len(MIGRATIONS)} (ai-sysadmin {__version__})" in line
+        assert f"state.db.schema-{len(MIGRATIONS)}" in line
+    assert path.read_bytes() == before and _schema(path) == len(NEWER)
