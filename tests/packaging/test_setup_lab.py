@@ -284,6 +284,30 @@ def test_a_queue_file_outside_the_state_directory_is_written_from_both_units(
         assert sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN)], timeout=120).ok
 
 
+def test_setup_again_over_a_running_daemon_says_to_restart_it(installed: Sandbox) -> None:
+    """An upgrade is a new package, then setup again: the running daemon and its worker run
+    the program and units they started with until restarted, and `enable --now`, what setup
+    said, starts nothing that runs."""
+    sb = installed
+
+    def setup_says() -> str:
+        # this checkout's setup (the installed program may be another checkout's)
+        done = sb.exec([*OPERATOR, f"PYTHONPATH={Path(__file__).parents[2] / 'src'}", str(BIN),
+                        "setup", "--name", "labai", "--program", str(BIN)], timeout=120)
+        assert done.ok, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    sb.exec(["systemctl", "start", DAEMON], check=True)
+    for unit in (DAEMON, WORKER):
+        wait_for(lambda u=unit: show(sb, u)["ActiveState"] == "active", f"{unit} to run")
+    said = setup_says()
+    assert said.endswith(f"restart to run what is installed now: systemctl restart {DAEMON} "
+                         f"{WORKER}"), said
+    sb.exec(["systemctl", "stop", DAEMON], check=True)
+    wait_for(lambda: show(sb, WORKER)["ActiveState"] == "inactive", "the worker to stop")
+    assert setup_says() == "nothing to change"
+
+
 def test_uninstall_stops_and_removes_what_setup_installed(installed: Sandbox) -> None:
     """Last in this module: it takes the install back. The running daemon and its worker are
     stopped and disabled, their units, the sudoers drop-in and the commands are gone, and the

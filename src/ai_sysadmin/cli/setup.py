@@ -7,6 +7,7 @@ import dataclasses
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from ..setup_host import (
     plan,
     program_path,
     removal_plan,
+    running,
     sudoers_text,
     uninstall,
 )
@@ -96,7 +98,9 @@ def setup(
             steps += (removal_plan(target, earlier, MARKER) if dry_run
                       else uninstall(target, earlier, MARKER))
         steps += plan(target, items) if dry_run else apply(target, items)
-    _report(steps, layout, dry_run, as_json, remove)
+    runs = [] if remove else running(
+        target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
+    _report(steps, layout, dry_run, as_json, remove, runs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +183,10 @@ def _program(given: Path | None) -> Path:
 
 
 def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool,
-            removed: bool = False) -> None:
+            removed: bool = False, runs: Sequence[str] = ()) -> None:
+    """``runs``: the units running now, which run what they started with until restarted:
+    an upgrade's setup that said "start it" left the old program running, and a unit
+    already running is not started again by `enable --now`."""
     if as_json:
         print_json([{**dataclasses.asdict(s), "changes": s.changes} for s in steps])
         return
@@ -188,13 +195,19 @@ def _report(steps: list[Step], layout: Layout, dry_run: bool, as_json: bool,
         verb = f"would {step.action}" if dry_run and step.changes else step.action
         out.print(f"  {verb:<14} {step.kind:<9} {step.target}  {step.detail}".rstrip(),
                   markup=False, highlight=False, soft_wrap=True)
+    restart = (f"{' and '.join(runs)} still run{'s' if len(runs) == 1 else ''} what "
+               f"{'it' if len(runs) == 1 else 'they'} started with: restart to run what is "
+               f"installed now: systemctl restart {' '.join(runs)}")
     if not changes:
-        out.print("nothing to change", highlight=False)
+        out.print("nothing to change" + (f"; {restart}" if runs else ""), highlight=False,
+                  markup=False)
     elif dry_run:
         out.print(f"{len(changes)} changes; nothing done (--dry-run)", highlight=False)
     elif removed:
         out.print(f"{len(changes)} changes. Kept: {layout.config_path}, {layout.state_dir} "
                   f"and the account {layout.user}", markup=False, highlight=False)
+    elif runs:
+        out.print(f"{len(changes)} changes. {restart}", markup=False, highlight=False)
     else:
         out.print(f"{len(changes)} changes. Start it: systemctl enable --now "
                   f"{layout.name}-ai.service", markup=False, highlight=False)

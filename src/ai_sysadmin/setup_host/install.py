@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,23 @@ def apply(root: Path, items: Sequence[Item], programs: Programs | None = None) -
 def _reload_needed(root: Path, steps: Sequence[Step]) -> bool:
     units = any(s.changes and s.target.endswith(".service") for s in steps)
     return units and systemd_runs(root)
+
+
+def running(root: Path, units: Sequence[str], programs: Programs | None = None) -> list[str]:
+    """Those of ``units`` that systemd runs now: each runs the program and the unit it was
+    started with until it is restarted, whatever setup has installed since (an upgrade)."""
+    if not units or not systemd_runs(root):
+        return []
+    tools = programs or Programs()
+    try:
+        done = subprocess.run([tools.systemctl, "is-active", "--", *units],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []  # not knowing, setup says what it said before: how to start them
+    # one state a line, in the order asked; exit 3 where one is not active
+    states = done.stdout.split()
+    return [unit for unit, now in zip(units, states, strict=False)
+            if now in ("active", "activating", "reloading")]
 
 
 def systemd_runs(root: Path) -> bool:
