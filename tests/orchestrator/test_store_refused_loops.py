@@ -59,11 +59,13 @@ def _loops(records: list[dict[str, Any]], event: str) -> list[str]:
 
 
 def _fill(disk: Path) -> None:
-    with (disk / "filler").open("wb") as out:
+    # unbuffered: what a buffered file held when the disk ran full was flushed again at its
+    # close, which raised ENOSPC out of the `with` whenever the free space was no multiple
+    # of the block written (one page more in the state database)
+    with (disk / "filler").open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
 
