@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from ai_sysadmin import __version__
 from ai_sysadmin.errors import StoreError
-from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from ai_sysadmin.store.migrations import MIGRATIONS
 from tests.test_store import unit_failed
 
@@ -97,3 +98,42 @@ def test_rolled_back_commands_and_daemon_refuse_in_one_line(
         assert f"newer than this program's {len(MIGRATIONS)} (ai-sysadmin {__version__})" in line
         assert f"state.db.schema-{len(MIGRATIONS)}" in line
     assert path.read_bytes() == before and _schema(path) == len(NEWER)
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as stat:
+        return float(next(line.split()[1] for line in stat if line.startswith("btime ")))
+
+
+def test_what_a_daemon_from_before_owners_still_holds_is_left_to_it_after_an_upgrade(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    """`pip install` of the new version while the old daemon runs: a release that kept no
+    owner (schema 5) runs a fix, and a person's approval waits for its `approve` to start it,
+    when the new `approve list` migrates the file and settles what gone processes left. Those
+    are not failed under the old process (a false "interrupted", escalated, investigated
+    again, fixed a second time) nor handed back to a person; what it took before this boot,
+    or longer ago than any fix runs, is settled as before."""
+    now, boot = time.time(), _boot_time()
+    path = tmp_path / "state" / "state.db"
+    old = Database(path, MIGRATIONS[:5])
+    taken = {"running": ("executing", None, now - 30), "starting": ("approved", "alice", now - 5),
+             "before boot": ("executing", None, boot - 60),
+             "long ago": ("approved", "bob", now - 7200)}
+    ids = {}
+    with old.transaction() as conn:  # as that release wrote them
+        for what, (state, person, at) in taken.items():
+            ids[what] = conn.execute(
+                "INSERT INTO actions(host, kind, params, subject, risk, plan, outcome, reason, "
+                "state, created_at, decided_by, decided_at, started_at) "
+                "VALUES ('web1', 'restart_unit', '{\"unit\": \"nginx.service\"}', "
+                "'nginx.service', 'low', '{}', 'approval', 'needs approval', ?, ?, ?, ?, ?)",
+                (state, at - 60, person, at if person else None,
+                 at if state == "executing" else None)).lastrowid
+    old.close()
+
+    code, _, err = cli("approve", "list")
+    assert code == 0, err
+    actions = ActionStore(Database(path))
+    assert {what: actions.get(ids[what]).state for what in taken} == {
+        "running": "executing", "starting": "approved", "before boot": "failed",
+        "long ago": "pending"}

@@ -30,7 +30,13 @@ from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
-from ..store.actions import ENDED, AlreadyDecided, DecidedMeanwhile, process_alive, this_process
+from ..store.actions import (
+    ENDED,
+    AlreadyDecided,
+    DecidedMeanwhile,
+    holder_gone,
+    this_process,
+)
 from ..store.incidents import LIVE_STATES
 from ..store.refused import refused
 from .host_facts import Self, own_identity, read_facts, read_run
@@ -1172,7 +1178,7 @@ class Executor:
         """A person's approval that :meth:`recover` makes pending again: its process is gone
         before anything ran."""
         return action.state == "approved" and action.decided_by is not None \
-            and not process_alive(action.owner)
+            and holder_gone(action)
 
     def recover(self) -> list[Action]:
         """At start, and from time to time: what a process that is gone left behind.

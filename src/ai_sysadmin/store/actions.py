@@ -118,7 +118,7 @@ def this_process() -> str:
 
 def process_alive(owner: str | None) -> bool:
     """Whether the process :func:`this_process` named still runs (on this machine, since that
-    boot). None (an action from before owners were kept) counts as gone."""
+    boot). None names no process: :func:`holder_gone` judges such an action by its times."""
     if not owner:
         return False
     boot, _, rest = owner.partition(" ")
@@ -126,6 +126,37 @@ def process_alive(owner: str | None) -> bool:
     if boot != boot_id() or not pid.isdigit():
         return False
     return _start_time(int(pid)) == started
+
+
+@functools.cache
+def _boot_time() -> float:
+    """When this machine booted (``btime``, seconds since the epoch); 0 where unknown."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+#: how long a process of a release that kept no owner (schema 5 and before) may still hold
+#: an action it took: such a daemon keeps running after the new version is installed and its
+#: first command migrates the file; longer than any fix and its verification run
+LEGACY_HOLD_SECONDS = 3600.0
+
+
+def holder_gone(action: Action) -> bool:
+    """Whether the process holding ``action`` (approved or executing) is gone. One from a
+    release that kept no owner is gone when it took the action before this boot or longer
+    ago than :data:`LEGACY_HOLD_SECONDS`: settled at once, its run was failed under a
+    daemon still running it, and a second fix followed."""
+    if action.owner:
+        return not process_alive(action.owner)
+    taken = action.started_at if action.state == "executing" else action.decided_at
+    taken = taken or action.created_at
+    return taken < _boot_time() or time.time() - taken > LEGACY_HOLD_SECONDS
 
 
 def _action(row: Any) -> Action:
@@ -304,7 +335,7 @@ class ActionStore:
 
     def orphaned(self, state: str) -> list[Action]:
         """Actions in ``state`` (approved, executing) whose holding process is gone."""
-        return [a for a in self.find((state,)) if not process_alive(a.owner)]
+        return [a for a in self.find((state,)) if holder_gone(a)]
 
     def interrupted(self) -> list[int]:
         """After a crash, or a stop while the store refused an end: actions caught in
