@@ -101,7 +101,11 @@ def fix_key(kind: str, params: dict[str, Any]) -> str:
 
 def entry_id(rule: str, subject: str, kind: str, params: dict[str, Any]) -> str:
     """One learned entry per (rule, subject, action): a fix that works again refreshes it."""
-    digest = hashlib.sha256(json.dumps([rule, subject, kind, lasting(kind, params)],
+    return _digest_id(rule, subject, kind, lasting(kind, params))
+
+
+def _digest_id(rule: str, subject: str, kind: str, params: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps([rule, subject, kind, params],
                                        sort_keys=True).encode()).hexdigest()[:16]
     return f"learned-{digest}"
 
@@ -149,9 +153,11 @@ def lesson(incident: Incident, action: Action) -> Lesson | None:
 
 def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken,
            outcome: Outcome, incident_id: int, action_id: int, when: float,
-           created_at: float | None = None) -> Lesson:
+           created_at: float | None = None, legacy: bool = False) -> Lesson:
+    """``legacy``: in the words of the releases before ephemeral values were kept out (the
+    pid of a kill_process in its text and its entry's id)."""
     verified = outcome == "verified"
-    fix = describe_fix(taken.kind, taken.params)
+    fix = taken.describe() if legacy else describe_fix(taken.kind, taken.params)
     if verified:
         result = (f"{fix} fixed it: the finding was gone and stayed gone after the fix "
                   "(verified by the executor)")
@@ -167,7 +173,8 @@ def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken
         diagnosis=f"{rule} on {subject}: {result}.", actions=[taken], outcome=outcome,
         resolved_at=when)
     entry = KnowledgeEntry(
-        id=entry_id(rule, subject, taken.kind, taken.params) + ("" if verified else "-failed"),
+        id=(_digest_id(rule, subject, taken.kind, taken.params) if legacy else
+            entry_id(rule, subject, taken.kind, taken.params)) + ("" if verified else "-failed"),
         topic=f"{rule} on {subject}: {taken.kind} {'works' if verified else 'did not work'}",
         text=(f"When {rule} fired for {subject} on {host}, {result}. Learned from incident "
               f"#{incident_id}, action #{action_id}."),
@@ -207,8 +214,19 @@ def _plain_facts(rule: str, subject: str, host: str) -> str | None:
     return None
 
 
-def lesson_problem(entry: KnowledgeEntry) -> str | None:
-    """Why ``entry`` is not a learned entry exactly as lesson() writes it; None when it is."""
+def _wordings(kind: str) -> tuple[bool, ...]:
+    """The ``legacy`` values a lesson of ``kind`` may have been written with: an older
+    release's words differ only where the fix has an ephemeral value."""
+    return (False, True) if kind in EPHEMERAL else (False,)
+
+
+def lesson_now(entry: KnowledgeEntry) -> KnowledgeEntry | str:
+    """``entry`` as lesson() writes it now, when it is word for word what this program (this
+    release or an earlier one) wrote from the facts it states; else why it is not.
+
+    An earlier release's lesson comes back in today's words (a kill_process without its old
+    pid, under the id the same fix has now): an upgraded store's export holds such lessons,
+    and refusing them refused the whole import, the way out of a changed embedding model."""
     action = tagged_action(entry)
     if action is None:
         return "it has no readable action tag"
@@ -222,17 +240,19 @@ def lesson_problem(entry: KnowledgeEntry) -> str | None:
         return why
     outcomes: tuple[Outcome, ...] = ("verified",) if entry.verified else ("failed", "escalated")
     for outcome in outcomes:
-        rebuilt = _built(facts["rule"], facts["subject"], facts["host"], "warning",
-                         ActionTaken(kind=kind, params=params), outcome,
-                         int(facts["incident"]), int(facts["action"]), 0.0,
-                         created_at=entry.created_at).entry
-        if rebuilt == entry:
-            return None
+        def built(legacy: bool, outcome: Outcome = outcome) -> KnowledgeEntry:
+            return _built(facts["rule"], facts["subject"], facts["host"], "warning",
+                          ActionTaken(kind=kind, params=params), outcome,
+                          int(facts["incident"]), int(facts["action"]), 0.0,
+                          created_at=entry.created_at, legacy=legacy).entry
+        if any(built(legacy) == entry for legacy in _wordings(kind)):
+            return built(False)
     return "it is not word for word what a lesson says"
 
 
-def record_problem(record: IncidentRecord) -> str | None:
-    """Why a verified ``record`` is not exactly as lesson() writes it; None when it is."""
+def record_now(record: IncidentRecord) -> IncidentRecord | str:
+    """A verified ``record`` as lesson() writes it now, when this program (this release or an
+    earlier one) wrote it word for word; else why it is not."""
     if not record.actions:
         return "a verified fix with no action"
     ids = _RECORD_ID.match(record.id)
@@ -244,9 +264,10 @@ def record_problem(record: IncidentRecord) -> str | None:
     if why:
         return why
     for severity in _SEVERITIES:
-        rebuilt = _built(record.rule, record.subject, record.host, severity, taken,
-                         record.outcome, int(ids["incident"]), int(ids["action"]),
-                         record.resolved_at).record
-        if rebuilt == record:
-            return None
+        def built(legacy: bool, severity: str = severity) -> IncidentRecord:
+            return _built(record.rule, record.subject, record.host, severity, taken,
+                          record.outcome, int(ids["incident"]), int(ids["action"]),
+                          record.resolved_at, legacy=legacy).record
+        if any(built(legacy) == record for legacy in _wordings(taken.kind)):
+            return built(False)
     return "it is not word for word what a lesson records"

@@ -119,6 +119,9 @@ def _where(**conditions: Any) -> dict[str, Any] | None:
     return terms[0] if len(terms) == 1 else {"$and": terms}
 
 
+_Item = TypeVar("_Item", KnowledgeEntry, IncidentRecord)
+
+
 class _ImportTrust:
     """What an import may claim: only what this program itself would have written may
     ever guide a fix (or pass for the shipped seed)."""
@@ -126,31 +129,36 @@ class _ImportTrust:
     def __init__(self) -> None:
         self._seed: dict[str, KnowledgeEntry] | None = None
 
-    def problem(self, item: KnowledgeEntry | IncidentRecord) -> str | None:
-        from .learning import lesson_problem, record_problem
+    def accepted(self, item: _Item) -> _Item:
+        """``item`` as it is stored (a lesson an earlier release wrote, in today's words);
+        raises ValueError with why it is refused."""
+        from .learning import lesson_now, record_now
 
         if isinstance(item, IncidentRecord):
             if item.outcome != "verified":
-                return None
-            why = record_problem(item)
-            return f"a verified incident record this program did not write ({why})" \
-                if why else None
+                return item
+            now = record_now(item)
+            if isinstance(now, str):
+                raise ValueError(f"a verified incident record this program did not write ({now})")
+            return now
         if item.provenance == "seed":
             shipped = self._shipped().get(item.id)
             if shipped is None:
-                return f"provenance 'seed' but {item.id!r} is not a shipped seed entry"
+                raise ValueError(f"provenance 'seed' but {item.id!r} is not a shipped seed entry")
             if shipped.model_dump(exclude={"created_at"}) != \
                     item.model_dump(exclude={"created_at"}):
-                return (f"provenance 'seed' but not the shipped text of {item.id!r} (make it "
-                        "provenance 'operator' to keep your words)")
-            return None
+                raise ValueError(f"provenance 'seed' but not the shipped text of {item.id!r} "
+                                 "(make it provenance 'operator' to keep your words)")
+            return item
         if item.provenance == "learned":
-            why = lesson_problem(item)
-            return f"a learned entry this program did not write ({why})" if why else None
+            learned = lesson_now(item)
+            if isinstance(learned, str):
+                raise ValueError(f"a learned entry this program did not write ({learned})")
+            return learned
         if item.verified:
-            return (f"provenance {item.provenance!r} and verified: only a lesson of a fix "
-                    "that ran is verified")
-        return None
+            raise ValueError(f"provenance {item.provenance!r} and verified: only a lesson of a "
+                             "fix that ran is verified")
+        return item
 
     def _shipped(self) -> dict[str, KnowledgeEntry]:
         if self._seed is None:
@@ -455,8 +463,7 @@ class KnowledgeBase:
                     raise ValueError(f"unknown type {kind!r} (entry or incident)")
                 if (earlier := first_seen.setdefault((kind, item.id), number)) != number:
                     raise ValueError(f"{kind} id {item.id!r} is also on line {earlier}")
-                if why := trust.problem(item):
-                    raise ValueError(why)
+                item = trust.accepted(item)
                 if isinstance(item, KnowledgeEntry):
                     entries.append(item)
                 else:
