@@ -139,3 +139,41 @@ def test_an_export_is_owner_only_unless_the_file_it_replaces_said_otherwise(
     shared.chmod(0o640)
     assert cli("knowledge", "export", str(shared))[0] == 0
     assert shared.stat().st_mode & 0o777 == 0o640 and "db1 backups" in shared.read_text()
+
+
+def test_a_store_an_older_release_made_says_how_to_rebuild_its_index(tmp_path: Path) -> None:
+    """A store made before the search index was set (ChromaDB's default: M 16, search ef 10,
+    which misses notes among thousands) kept that index after the upgrade, and nothing said
+    so: an existing collection's index never changes. Each command says it, and how to
+    rebuild; done as it says, the store is as a new one, its notes kept."""
+    from tests.conftest import run_program
+
+    where = tmp_path / "state" / "knowledge"
+    # in a process of its own, as the older release made them (d45e238's parent)
+    made = subprocess.run([sys.executable, "-c", (
+        "import sys, chromadb\n"
+        "from ai_sysadmin.knowledge.store import COLLECTIONS, _chroma_settings\n"
+        "client = chromadb.PersistentClient(path=sys.argv[1], settings=_chroma_settings())\n"
+        "for name in COLLECTIONS:\n"
+        "    client.get_or_create_collection(name, embedding_function=None, metadata={\n"
+        "        'hnsw:space': 'cosine', 'embedding': 'minilm-l6-v2-int8'})\n"),
+        str(where)], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+
+    def knowledge(*args: str) -> subprocess.CompletedProcess[str]:
+        done = run_program(sys.executable, "-m", "ai_sysadmin", "knowledge", *args,
+                           timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    knowledge("add", "--topic", "web1 nginx needs php-fpm", "--text", "start php-fpm first")
+    said = knowledge("list").stderr
+    assert "made by an older ai-sysadmin with ChromaDB's default search index" in said
+    assert f"`knowledge export FILE`, stop the daemon, move {where} aside" in said
+
+    knowledge("export", str(tmp_path / "notes.jsonl"))
+    where.rename(tmp_path / "old-knowledge")
+    knowledge("import", str(tmp_path / "notes.jsonl"))
+    listed = knowledge("list")
+    assert "default search index" not in listed.stderr
+    assert "web1 nginx needs php-fpm" in listed.stdout

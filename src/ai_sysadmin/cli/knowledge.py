@@ -36,7 +36,10 @@ EntryId = Annotated[str, typer.Argument(metavar="ID", help="The entry's id (see 
 def _open(ctx: typer.Context, vectors: bool = True) -> KnowledgeBase:
     from ..knowledge.store import KnowledgeBase
 
-    return KnowledgeBase.open(state(ctx).settings, vectors=vectors)
+    kb = KnowledgeBase.open(state(ctx).settings, vectors=vectors)
+    if note := kb.outdated_note():
+        err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    return kb
 
 
 def _reading(ctx: typer.Context) -> KnowledgeBase:

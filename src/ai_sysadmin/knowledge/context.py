@@ -179,6 +179,8 @@ class _Store:
             self.failed_at = time.monotonic()
             raise _OpenFailed(exc) from exc
         self.said = None  # it opens: a later failure is news
+        if note := self.kb.outdated_note():
+            log.warning("%s", note, extra={"event": "knowledge_outdated"})
 
     @property
     def opening(self) -> bool:

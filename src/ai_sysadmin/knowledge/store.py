@@ -188,6 +188,9 @@ class KnowledgeBase:
         #: the one line on its damaged vector index, where it was opened without vectors on
         #: one (``open``'s ``vectors``): entries read, no search
         self.damaged: str | None = None
+        #: collections an older release made with ChromaDB's default search index
+        #: (:meth:`outdated_note`)
+        self.outdated: list[str] = []
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -274,7 +277,24 @@ class KnowledgeBase:
                 f"embedding {made_with!r}, knowledge.embedding gives {wanted!r}; vectors of "
                 "two models cannot be compared: export with the old setting, then import into "
                 "a new store")
+        made = collection.metadata or {}
+        # get_or_create never changes an existing collection's index: one made before HNSW
+        # was set (its metadata names the space alone) keeps M 16 and search ef 10 for good
+        if "hnsw:space" in made and "hnsw:M" not in made:
+            self.outdated.append(name)
         return collection
+
+    def outdated_note(self) -> str | None:
+        """One sentence on collections an older release made with ChromaDB's default search
+        index, and how to rebuild them; None when there are none."""
+        if not self.outdated:
+            return None
+        return (f"knowledge base {self.where}: {', '.join(self.outdated)} made by an older "
+                f"ai-sysadmin with ChromaDB's default search index (M 16, search ef 10, not "
+                f"M {HNSW['hnsw:M']}, ef {HNSW['hnsw:search_ef']}): among thousands of records "
+                "a search misses some it would find. To rebuild it: `knowledge export FILE`, "
+                f"stop the daemon, move {self.where} aside, `knowledge import FILE` (system "
+                "profiles come back with the checks, config chunks with `configs --sync`)")
 
     def collection(self, name: str) -> Collection:
         """The ChromaDB collection (for a layer above that needs more than this API)."""
