@@ -17,6 +17,8 @@ from ai_sysadmin.config import Settings, load_settings
 from ai_sysadmin.setup_host import Programs, SetupError, sample_config
 from ai_sysadmin.setup_host.install import Layout, check_sudoers
 from ai_sysadmin.setup_host.steps import File
+from ai_sysadmin.store import Database
+from ai_sysadmin.store.migrations import MIGRATIONS
 from tests.conftest import BIN, run_program
 from tests.packaging.conftest import needs_root
 
@@ -185,6 +187,22 @@ def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (daemon.st_uid, daemon.st_gid) != (0, 0), path
     assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
+def test_the_copy_an_upgrade_kept_becomes_the_daemons_too(target: Path) -> None:
+    """`sudo ai-sysadmin check` of an older release, then of this one: the copy the upgrade
+    kept of the state database (the way back for a rollback) is root's too, and setup
+    refused the directory for it as another service's data."""
+    state = target / "var/lib/ai-sysadmin"
+    state.mkdir(parents=True)
+    Database(state / "state.db", MIGRATIONS[:5]).close()
+    Database(state / "state.db").close()
+    copy = state / "state.db.schema-5"
+    assert copy.is_file()
+    done = setup(target, "--name", "hal")
+    assert done.returncode == 0, done.stderr
+    daemon = state.stat()
+    assert (copy.stat().st_uid, copy.stat().st_gid) == (daemon.st_uid, daemon.st_gid) != (0, 0)
 
 
 def add_account(root: Path, name: str, uid: int, home: str) -> None:

@@ -23,9 +23,11 @@ SECURE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/s
 
 #: what ai-sysadmin writes in its state directory (config.py's db_path and log_dir, the
 #: queue's queue.db, the knowledge base, config_repo's copy and index, `eval`'s results;
-#: sqlite's journals beside each database) and the account's ~/.ssh there
-STATE_NAMES = ("state.db", "state.db-*", "queue.db", "queue.db-*", "logs", "knowledge",
-               "config-repo", "config-repo-index.*", "eval", ".ssh")
+#: sqlite's journals beside each database, and the copy an upgrade keeps of it) and the
+#: account's ~/.ssh there
+STATE_NAMES = ("state.db", "state.db-*", "state.db.schema-*", "queue.db", "queue.db-*",
+               "queue.db.schema-*", "logs", "knowledge", "config-repo", "config-repo-index.*",
+               "eval", ".ssh")
 #: what ChromaDB writes in a knowledge.path: its database and a directory per collection
 KNOWLEDGE_NAMES = ("chroma.sqlite3", "chroma.sqlite3-*", "????????-????-????-????-????????????")
 
@@ -38,7 +40,7 @@ def state_names(settings: Settings, state_dir: str) -> tuple[str, ...]:
     for path in (settings.knowledge_dir, queue):
         if path is not None and path.is_relative_to(state_dir) and path != Path(state_dir):
             top = path.relative_to(state_dir).parts[0]
-            names += [top, f"{top}-*"] if path == queue else [top]
+            names += [top, f"{top}-*", f"{top}.schema-*"] if path == queue else [top]
     return tuple(names)
 
 
@@ -53,7 +55,8 @@ def own_dirs(settings: Settings, state_dir: str) -> dict[str, tuple[str, tuple[s
     queue = queue_file(settings)
     if queue is not None and not queue.parent.is_relative_to(state_dir):
         key, names = found.get(str(queue.parent), ("queue.url", ()))
-        found[str(queue.parent)] = (key, (*names, queue.name, f"{queue.name}-*"))
+        found[str(queue.parent)] = (key, (*names, queue.name, f"{queue.name}-*",
+                                          f"{queue.name}.schema-*"))
     return found
 
 
