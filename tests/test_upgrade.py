@@ -137,3 +137,23 @@ def test_what_a_daemon_from_before_owners_still_holds_is_left_to_it_after_an_upg
     assert {what: actions.get(ids[what]).state for what in taken} == {
         "running": "executing", "starting": "approved", "before boot": "failed",
         "long ago": "pending"}
+
+
+def test_a_daemon_still_running_reads_its_actions_after_the_next_release_adds_a_column(
+        tmp_path: Path) -> None:
+    """`pip install` of the next release while the daemon runs: the first new command
+    migrates the file the daemon holds open. A column added to actions made every read of an
+    action fail in the running daemon (unexpected keyword argument) until it was restarted:
+    no approval, no fix, no housekeeping."""
+    path = tmp_path / "state.db"
+    running = Database(path)
+    actions = ActionStore(running)
+    waiting = actions.create(
+        incident_id=None, proposal_id=None, host="web1", kind="restart_unit",
+        params={"unit": "nginx.service"}, subject="nginx.service", risk="low", plan={},
+        outcome="approval", reason="needs approval", state="pending", ttl_seconds=3600)
+    Database(path, (*MIGRATIONS, "ALTER TABLE actions ADD COLUMN later TEXT;")).close()
+    assert [a.id for a in actions.find(("pending",))] == [waiting.id]
+    actions.move(waiting.id, "approved", "alice", "ok")
+    claimed = actions.claim(waiting.id, "executor")
+    assert claimed is not None and claimed.state == "executing"

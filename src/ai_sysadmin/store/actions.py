@@ -160,12 +160,17 @@ def holder_gone(action: Action) -> bool:
 
 
 def _action(row: Any) -> Action:
-    data = dict(row)
+    # the columns this release knows: a daemon that keeps running while a newer release's
+    # first command adds one (a pip upgrade before the restart) read no action any more
+    data = {key: row[key] for key in row.keys() if key in _ACTION_FIELDS}
     for key in ("params", "plan", "result"):
         data[key] = json.loads(data[key]) if data[key] else None
     data["params"] = data["params"] or {}
     data["plan"] = data["plan"] or {}
     return Action(**data)
+
+
+_ACTION_FIELDS = frozenset(Action.__dataclass_fields__)
 
 
 class ActionStore:

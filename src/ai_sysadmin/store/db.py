@@ -214,7 +214,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], what: str,
     for number, script in enumerate(migrations[version:], start=version + 1):
         for statement in _statements(script):
             conn.execute(statement)
-        conn.execute(f"INSERT OR REPLACE INTO {HISTORY} VALUES (?, ?, ?)", (number, PROGRAM, now))
+        conn.execute(f"INSERT OR REPLACE INTO {HISTORY} (version, program, at) VALUES (?, ?, ?)",
+                     (number, PROGRAM, now))
         conn.execute(f"PRAGMA user_version = {number}")
 
 
