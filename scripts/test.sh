@@ -9,8 +9,9 @@ SUDO=""
 # systemd + journald for the fault lab; util-linux for unshare/nsenter/setpriv; procps for ps;
 # openssl for the certificate checks and their drill; git for config_repo; locales for the
 # de_DE source the locale tests build a German host's locale from; fish, zsh, tcsh and csh for SSH
-# logins whose shell reads quotes and words its own way
-packages=(build-essential python3-venv python3-pip systemd util-linux procps coreutils iproute2 redis-server openssh-server sudo bsdutils nix-bin openssl git locales fish zsh tcsh csh)
+# logins whose shell reads quotes and words its own way; mount (losetup) and e2fsprogs for the
+# ext4 on a loop device the kernel makes read-only
+packages=(build-essential python3-venv python3-pip systemd util-linux mount e2fsprogs procps coreutils iproute2 redis-server openssh-server sudo bsdutils nix-bin openssl git locales fish zsh tcsh csh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
