@@ -305,7 +305,8 @@ def test_a_key_file_under_an_unknown_home_is_the_hosts_error(
     ssh = SshTransport(host.target(host.write_known_hosts(known_hosts),
                                    key_files=("~no-such-user-aisa/.ssh/id_ed25519",)),
                        name="alpha")
-    with pytest.raises(TransportError, match="alpha: invalid SSH settings: .*home directory"):
+    said = "alpha: the SSH key file ~no-such-user-aisa/.ssh/id_ed25519 cannot be used: "
+    with pytest.raises(TransportError, match=f"{said}.*home directory"):
         run(_using(ssh, ssh.run(["true"])))
 
 

@@ -50,9 +50,14 @@ def unreachable_reason(report: CheckReport) -> str | None:
     when the host answered."""
     if not any(f.rule == UNREACHABLE for f in report.findings):
         return None
+    return unreachable_words(report.errors)
+
+
+def unreachable_words(errors: dict[str, str]) -> str:
+    """Why an unreachable host answered nothing, from the errors of its sections."""
     from ..monitor.findings import quote
 
-    first = next(iter(report.errors.values()), "no answer")
+    first = next(iter(errors.values()), "no answer")
     # "'cat -- /proc/stat': no answer: cannot connect ...": the command is noise here; the
     # rest is host text (an SSH server's words), masked as every error a check shows
     return quote(first.rsplit(": no answer: ", 1)[-1], SHOWN)

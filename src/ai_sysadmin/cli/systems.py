@@ -306,14 +306,17 @@ def refresh(
         print_json(results)
         raise typer.Exit(code)
     from ..monitor.findings import not_collected, quote
-    from .check import SHOWN
+    from .check import SHOWN, unreachable_words
 
     for r in results:
         # a check that raised says why in an exception's words, which may quote a host's
         # (a value a parser could not read): masked, one line, as `check` says an error
         state_text = (f"the check failed: {quote(r['errors']['check'], SHOWN)}"
                       if r["reachable"] is None
-                      else "unreachable" if not r["reachable"] else
+                      # why, as `check` says it: a bare "unreachable" left the person
+                      # to guess between a host that is down, a key and a host key
+                      else f"unreachable: {unreachable_words(r['errors'])}"
+                      if not r["reachable"] else
                       f"refused the check: {r['refused']}" if r["refused"] else
                       f"{r['findings']} finding(s)" + (
                           f"; not collected: {not_collected(r['errors'])}" if r["errors"]

@@ -347,6 +347,37 @@ class _Resolved:
     host_key_alias: str | None
 
 
+def _unusable_key(key_files: Sequence[str]) -> str | None:
+    """Which configured key file cannot be loaded, and why, or None: asyncssh loads them all
+    at once and says "Invalid private key" without naming the file. Read on that error only."""
+    for name in key_files:
+        path = Path(name)
+        try:
+            path = path.expanduser()
+            asyncssh.read_private_key(path)
+        except (OSError, ValueError, RuntimeError, asyncssh.KeyImportError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            hint = (" (that is the public half: name the file without .pub)"
+                    if path.suffix == ".pub" else "")
+            return f"the SSH key file {path} cannot be used: {why}{hint}"
+    return None
+
+
+def _keys_offered(target: SshTarget, options: _Resolved) -> str:
+    """What a refused login offered and where the right key is named: a bare "Permission
+    denied" left a person to guess whether no key was found or the host lacks this one."""
+    keys = len(options.client_keys or ()) + len(options.agent_identities or ())
+    where = ("[ssh] key_files, a remote_systems entry's key_file, or IdentityFile in "
+             "~/.ssh/config")
+    if not keys:
+        return f"no key was offered: name the private key in {where}"
+    files = (f" (from {', '.join(str(Path(k).expanduser()) for k in target.key_files)})"
+             if target.key_files else "")
+    return (f"{keys} key(s) offered{files} and refused: add the public key to "
+            f"~{options.username}/.ssh/authorized_keys on the host, or name the key it "
+            f"takes in {where}")
+
+
 def _after_start(text: str, marker: str) -> str:
     """What the command wrote on a stream: after the marker line the remote sh wrote just
     before it started. Where there is none, the command never began (the login shell refused,
@@ -441,7 +472,7 @@ class SshTransport(Transport):
         try:
             return asyncssh.SSHClientConnectionOptions(**self._kwargs(target, tunnel))
         except _INVALID_SETTINGS as exc:
-            raise self._invalid(exc) from exc
+            raise self._invalid(exc, target) from exc
 
     async def _resolve(self, target: SshTarget, kwargs: dict[str, Any]) -> _Resolved:
         """Where one connection goes and the private keys it offers.
@@ -460,7 +491,10 @@ class SshTransport(Transport):
         return _Resolved(options.host, options.port, options.username, options.client_keys,
                          options.agent_identities, options.host_key_alias)
 
-    def _invalid(self, exc: Exception) -> TransportError:
+    def _invalid(self, exc: Exception, target: SshTarget | None = None) -> TransportError:
+        bad_key = _unusable_key(target.key_files) if target is not None else None
+        if bad_key is not None:
+            return TransportError(f"{self.host}: {bad_key}")
         return TransportError(f"{self.host}: invalid SSH settings: {exc}")
 
     async def _connect_kwargs(
@@ -471,7 +505,7 @@ class SshTransport(Transport):
             kwargs = self._kwargs(hop.target, tunnel)
             options = await self._resolve(hop.target, kwargs)
         except _INVALID_SETTINGS as exc:
-            raise self._invalid(exc) from exc
+            raise self._invalid(exc, hop.target) from exc
         algs = host_key_algs(kwargs["known_hosts"], options.host_key_alias or options.host,
                              options.port)
         if algs:
@@ -514,7 +548,7 @@ class SshTransport(Transport):
         except asyncssh.PermissionDenied as exc:
             raise TransportError(
                 f"{hop.label}: authentication as {options.username!r} failed at {where}: "
-                f"{exc.reason}"
+                f"{exc.reason}; {_keys_offered(hop.target, options)}"
             ) from exc
         except asyncssh.DisconnectError as exc:
             raise TransportError(f"{hop.label}: SSH to {where} failed: {exc.reason}") from exc

@@ -163,6 +163,7 @@ def host_key_message(hop: Hop, client: VerifyingClient, host: str, port: int) ->
     return (
         f"{hop.label}: unknown host key for {pattern}: the server offered the {offered}, which "
         f"is not in {files}; refusing to connect. Check that fingerprint on the host "
-        f"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and add the key to {path}, or turn on "
-        f"trust on first use to record it on the next connection."
+        f"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and add the key to "
+        f"{'that file' if files == str(path) else path}, or set `trust_on_first_use = true` "
+        f"under [ssh] in the config to record it on the next connection."
     )
