@@ -38,6 +38,9 @@ class ToolContext:
     incident_id: int | None = None
     outputs: OutputBuffer = field(default_factory=OutputBuffer)
     proposals: list[dict[str, Any]] = field(default_factory=list)
+    #: why each propose_action call that recorded nothing was turned down (the program's
+    #: words): an investigation that ends with none says why, not only that it proposed none
+    refused_proposals: list[str] = field(default_factory=list)
     #: past incidents, knowledge, config history (wired by the orchestrator; None: none)
     knowledge: KnowledgeSource | None = None
     #: what the investigation recalled at its start, shown with the incident's evidence

@@ -154,8 +154,14 @@ class Agent:
         """Every tool call in the decisions log: masked arguments, status, duration, and an
         id that sorts in time order (nanoseconds since the epoch, then a per-process counter)."""
         call_id = f"{time.time_ns():x}-{next(_CALL_IDS):06x}"
-        log.info("tool %s %s: %s in %.0f ms", call.name, redact_cut(call.raw_arguments, 300),
-                 result.status, seconds * 1000,
+        # a call that did not work says why: "error in 1 ms" alone left the operator to guess
+        # what the model got wrong; host text in it is masked and cut like the arguments
+        said = "" if result.status == "ok" else redact_cut(" ".join(result.output.split()), 300)
+        why = f": {said}" if said else ""
+        if call.name == "propose_action" and said:
+            self.ctx.refused_proposals.append(said)
+        log.info("tool %s %s: %s in %.0f ms%s", call.name, redact_cut(call.raw_arguments, 300),
+                 result.status, seconds * 1000, why,
                  extra={"tool_call": call_id, "tool": call.name, "status": result.status,
                         "duration_ms": round(seconds * 1000, 1),
                         "incident": self.ctx.incident_id, "host": self.ctx.default_host})

@@ -255,7 +255,7 @@ class Investigator:
                 self.store.record_investigation(incident_id, None, "interrupted", time.time(),
                                                 abandoned=_recorded(ctx))
             raise
-        await self._investigated(incident, outcome, started)
+        await self._investigated(incident, outcome, started, ctx.refused_proposals)
 
     async def _failed(self, incident: Incident, ctx: ToolContext, exc: Exception) -> None:
         """An investigation that raised: kept with its reason and retried with backoff (or
@@ -320,7 +320,7 @@ class Investigator:
                     extra=extra)
 
     async def _investigated(self, incident: Incident, outcome: AgentOutcome,
-                            started: float) -> None:
+                            started: float, refused: Sequence[str] = ()) -> None:
         """An investigation that answered: its diagnosis kept, the incident open again with
         nothing to decide (then a person's) or its proposals handed on."""
         incident_id = incident.id
@@ -337,7 +337,8 @@ class Investigator:
             retry_at = None if answered >= self.settings.agent.max_investigations else \
                 time.time() + backoff(self.settings.agent.retry_backoff_seconds,
                                       incident.investigation_attempts)
-            await asyncio.to_thread(self.store.record_no_fix, incident_id, diagnosis, retry_at)
+            await asyncio.to_thread(self.store.record_no_fix, incident_id, diagnosis, retry_at,
+                                    refused=refused[-1] if refused else None)
         else:
             await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
                                     None)

@@ -640,12 +640,15 @@ class IncidentStore:
                            "investigation failed; the incident stays open", now)
 
     def record_no_fix(self, incident_id: int, diagnosis: str, retry_at: float | None,
-                      actor: str = "agent") -> None:
+                      actor: str = "agent", refused: str | None = None) -> None:
         """An investigation that ended without proposing anything: the incident is open again
         with that reason, and is retried at ``retry_at``; None: the retries are spent and a
-        person must look (escalated, no more retries)."""
+        person must look (escalated, no more retries). ``refused``: why the model's last
+        proposal was turned down, where it made one (its diagnosis may name a fix that
+        never became one)."""
         now = time.time()
         reason = (NO_PROPOSAL + (
+            f" (the model's proposal was refused: {refused})" if refused else "") + (
             "" if retry_at is not None else "; retries spent: escalated to a person"))
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
