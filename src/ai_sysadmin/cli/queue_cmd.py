@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -201,14 +202,24 @@ def worker(
 ) -> None:
     """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""
     settings = state(ctx).settings
-    from ..llm.handlers import build_handler  # the LLM backends load only here
+    from ..llm.handlers import build_handler, say_readiness  # the LLM backends load here only
     from ..redact import redact
 
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
     slots = concurrency or settings.queue.concurrency
     banner(settings, f"LLM worker on {describe_queue(settings)}, concurrency {slots}")
+
+    async def served() -> None:
+        said = asyncio.create_task(say_readiness(settings, logging.getLogger(
+            "ai_sysadmin.service")))
+        try:
+            await serve_queue(settings, build_handler, concurrency=slots, worker_name=name)
+        finally:
+            said.cancel()
+            await asyncio.gather(said, return_exceptions=True)
+
     try:
-        asyncio.run(serve_queue(settings, build_handler, concurrency=slots, worker_name=name))
+        asyncio.run(served())
     except QueueError as exc:
         # the queue's file the machine refuses for now (a full disk: restarted with the
         # daemon, it cannot make its WAL's files): its unit starts it again until it opens,

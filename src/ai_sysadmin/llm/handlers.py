@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,6 +10,7 @@ from ..config import Settings
 from .backends import make_backend
 from .backends.base import ChatBackend
 from .types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolSpec
+from .urls import masked_url
 
 Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 
@@ -72,3 +74,32 @@ def build_handler(settings: Settings, backend: ChatBackend | None = None) -> Han
         return result_payload(result)
 
     return handle
+
+
+async def say_readiness(settings: Settings, log: logging.Logger) -> bool:
+    """Say once, as a worker starts, whether the LLM it serves answers and has the model.
+
+    Without it a wrong ``llm.url`` or a model not pulled went unsaid until an incident came,
+    and its investigation failed, or ten minutes later in a notification. True: ready."""
+    from ..redact import redact
+
+    backend = make_backend(settings.llm)
+    try:
+        st = await backend.status()
+    except Exception as exc:  # a probe that breaks says so and stops nothing
+        st = None
+        why = f"{type(exc).__name__}: {exc}"
+    finally:
+        await backend.aclose()
+    where = f"LLM {settings.llm.backend} at {masked_url(settings.llm.url)}, model " \
+            f"{settings.llm.model}"
+    if st is not None and st.reachable and st.model_present:
+        log.info("%s: ready", where, extra={"event": "llm_ready"})
+        return True
+    if st is not None:
+        why = st.detail or (f"the server has no model {settings.llm.model}" if st.reachable
+                            else "no answer")
+    log.warning("%s: not ready: %s; investigations and questions wait for it "
+                "(`ai-sysadmin llm status` checks it)", where, " ".join(redact(why).split()),
+                extra={"event": "llm_not_ready"})
+    return False

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from ..executor import Executor
 from ..llm.client import QueuedLLM
-from ..llm.handlers import build_handler
+from ..llm.handlers import build_handler, say_readiness
 from ..llm.queue import open_for_service
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
@@ -276,6 +276,8 @@ class Daemon:
             asyncio.create_task(notifier.run(self.stop_event), name="notify")]
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
+            tasks.append(asyncio.create_task(say_readiness(self.settings, log),
+                                             name="llm-readiness"))
         if self.executor is not None:
             # it lives on: an end the store refuses is kept and recorded once it takes it
             self.executor.keeps_ends = True
