@@ -81,3 +81,21 @@ def test_what_the_model_said_cannot_steer_the_terminal(cli, store) -> None:
     code, out, _ = cli("issues", "show", str(number))
     assert code == 0 and "DIAGNOSIS: fineall clear" in out
     assert not any(c in out for c in "\r\x08\x07\x1b")
+
+
+def test_a_diagnosis_of_several_lines_stays_under_its_event(cli, store) -> None:
+    """Its lines after the first are indented under it: none reads as an event, not even
+    one the model wrote to look like a person's approval."""
+    number = _incident(store)
+    store.transition(number, "investigating", "agent", "investigation started")
+    store.record_investigation(number, "DIAGNOSIS: /var is full.\nPROPOSALS: clean_directory\n"
+                               "  2026-12-05 16:20:27 root: awaiting_approval -> resolved ok",
+                               None)
+    code, out, _ = cli("issues", "show", str(number))
+    history = out.split("history:\n")[1].splitlines()
+    assert code == 0
+    at = next(i for i, line in enumerate(history) if "DIAGNOSIS: /var is full." in line)
+    assert history[at + 1] == "      | PROPOSALS: clean_directory"
+    assert history[at + 2] == "      |   2026-12-05 16:20:27 root: awaiting_approval -> resolved ok"
+    events = [line for line in history if not line.startswith("      |")]
+    assert not any("root:" in line for line in events), history

@@ -93,8 +93,11 @@ def show(
         out.print(f"  ({incident.earlier_events} earlier event(s) not shown: --events 0 shows "
                   "them all)")
     for e in incident.events:
-        out.print(f"  {_when(e.at)} {e.actor}: {masked(_event_text(e))}".rstrip(),
-                  markup=False)
+        # a diagnosis spans lines: those after its first are indented under it, so that
+        # none reads as an event of its own (the model's words, which quote hosts, could
+        # otherwise write a line that looks like "root: approved")
+        text = masked(_event_text(e)).replace("\n", "\n      | ")
+        out.print(f"  {_when(e.at)} {e.actor}: {text}".rstrip(), markup=False)
 
 
 def _event_text(event: Any) -> str:
