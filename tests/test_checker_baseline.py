@@ -38,16 +38,23 @@ async def clock_past(moment: float) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("between", ["verify", "approval"])
-def test_a_check_between_two_interval_checks_leaves_the_rate_to_the_interval(
-    tmp_path: Path, between: str
-) -> None:
+def _spinning(tmp_path: Path, stored: bool) -> tuple[Path, HostChecker]:
+    """A checker of this machine whose ps lists a node up for days that starts to spin at
+    the moment written to the file returned (the checker's store: ``stored``)."""
     spin, ps = tmp_path / "spin-since", tmp_path / "ps"
     ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
     ps.chmod(0o755)
     settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
                         thresholds={"runaway_min_seconds": SUSTAINED})
-    checker = HostChecker(LocalTransport("here"), settings, store=None)
+    store = IncidentStore(Database(settings.db_path)) if stored else None
+    return spin, HostChecker(LocalTransport("here"), settings, store)
+
+
+@pytest.mark.parametrize("between", ["verify", "approval"])
+def test_a_check_between_two_interval_checks_leaves_the_rate_to_the_interval(
+    tmp_path: Path, between: str
+) -> None:
+    spin, checker = _spinning(tmp_path, stored=False)
 
     async def checks() -> list[CheckReport]:
         first = await checker.check("interval")
@@ -140,13 +147,9 @@ def test_a_check_soon_after_an_interval_check_keeps_a_long_lived_runaway_found(
     approval, one the journal woke) cannot measure a rate over runaway_min_seconds from it:
     it measures from the interval check before, and the incident stays open; it does not
     fall back to the lifetime share of a process idle for days, which would resolve it."""
-    spin, ps = tmp_path / "spin-since", tmp_path / "ps"
-    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
-    ps.chmod(0o755)
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
-                        thresholds={"runaway_min_seconds": SUSTAINED})
-    store = IncidentStore(Database(settings.db_path))
-    checker = HostChecker(LocalTransport("here"), settings, store)
+    spin, checker = _spinning(tmp_path, stored=True)
+    store = checker.store
+    assert store is not None
 
     async def checks() -> list[CheckReport]:
         first = await checker.check("interval")
@@ -174,12 +177,7 @@ def test_a_runaway_is_found_again_soon_after_the_clock_is_set_back_a_year(
     measured runaway_min_seconds on the clock as it is now (its incident stays open), then
     finds the process again, where it judged nothing until the clock caught up: no earlier
     look was ever old enough."""
-    spin, ps = tmp_path / "spin-since", tmp_path / "ps"
-    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
-    ps.chmod(0o755)
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
-                        thresholds={"runaway_min_seconds": SUSTAINED})
-    checker = HostChecker(LocalTransport("here"), settings, store=None)
+    spin, checker = _spinning(tmp_path, stored=False)
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 365 * 86400)
 
@@ -211,13 +209,9 @@ def test_a_runaway_stays_open_when_the_machine_resumes_from_an_hours_sleep(
     clock jumps an hour, the monotonic one does not. The check after it measures no share
     over that hour, in which the hog did not run (a share near nothing resolved its
     incident, and the next minutes opened it again); it measures afresh and finds it again."""
-    spin, ps = tmp_path / "spin-since", tmp_path / "ps"
-    ps.write_text(PS.format(spin=spin, started=int(time.time()) - 200_000))
-    ps.chmod(0o755)
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"ps": str(ps)},
-                        thresholds={"runaway_min_seconds": SUSTAINED})
-    store = IncidentStore(Database(settings.db_path))
-    checker = HostChecker(LocalTransport("here"), settings, store)
+    spin, checker = _spinning(tmp_path, stored=True)
+    store = checker.store
+    assert store is not None
     real = time.time
 
     async def checks() -> CheckReport:
