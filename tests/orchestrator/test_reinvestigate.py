@@ -22,6 +22,23 @@ FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
                  "nginx.service has failed", ("nginx.service: active=failed",))
 
 
+def comes_back(settings: Settings, store: IncidentStore, incident_id: int, times: int) -> None:
+    """The incident resolved and reopened ``times`` times, an investigation asked for after
+    each, each waited for."""
+    async def go() -> None:
+        investigator = Investigator(
+            settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
+            knowledge=KnowledgeRecall(settings))
+        for _ in range(times):
+            assert store.record_check("web1", [], {"failed_unit"}).resolved
+            assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened
+            investigator.schedule(incident_id)
+            await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+        await investigator.close()
+
+    asyncio.run(go())
+
+
 def test_an_incident_reopened_during_its_fix_is_investigated_again(tmp_path: Path) -> None:
     script = [
         call("propose_action", kind="restart_unit", parameters={"unit": "nginx.service"},
@@ -235,18 +252,7 @@ def test_an_incident_that_keeps_coming_back_is_investigated_so_often_a_day_then_
         store = IncidentStore(Database(settings.db_path))
         (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
 
-        async def go() -> None:
-            investigator = Investigator(
-                settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
-                knowledge=KnowledgeRecall(settings))
-            for _ in range(4):  # it comes back four times
-                assert store.record_check("web1", [], {"failed_unit"}).resolved
-                assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened
-                investigator.schedule(incident_id)
-                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
-            await investigator.close()
-
-        asyncio.run(go())
+        comes_back(settings, store, incident_id, 4)
     assert len(model.requests) == 2  # two investigations, then none
     incident = store.get(incident_id)
     assert incident.state == "reopened"
@@ -376,18 +382,7 @@ def test_an_incident_held_for_the_day_is_not_held_for_a_year_when_the_clock_is_s
         monkeypatch.setattr(time, "time", lambda: real() + 365 * DAY_SECONDS)
         (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
 
-        async def go() -> None:
-            investigator = Investigator(
-                settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
-                knowledge=KnowledgeRecall(settings))
-            for _ in range(3):  # it keeps coming back
-                assert store.record_check("web1", [], {"failed_unit"}).resolved
-                assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened
-                investigator.schedule(incident_id)
-                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
-            await investigator.close()
-
-        asyncio.run(go())
+        comes_back(settings, store, incident_id, 3)
         assert len(model.requests) == 2  # held for a person: "no more investigations today"
         monkeypatch.setattr(time, "time", real)  # set back a year
         assert [i.id for i in store.investigation_due()] == [incident_id]
