@@ -136,7 +136,7 @@ class Daemon:
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
             if not await self.check_host(checker, "interval"):
-                self._forget(checker.host)
+                await self._forget(checker.host)
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
@@ -228,11 +228,17 @@ class Daemon:
             # else: the host was removed or added again while it ran; the check says so
         return True
 
-    def _forget(self, host: str) -> None:
+    async def _forget(self, host: str) -> None:
         """A removed host: its journal is followed no more (an SSH session kept open on a
-        host nobody manages, or a reconnect a minute to one that is gone)."""
-        for task in self._following.pop(host, []):
+        host nobody manages, or a reconnect a minute to one that is gone), and its connection
+        ends: the daemon may run for months, and the host's sshd would hold our login all
+        that time."""
+        following = self._following.pop(host, [])
+        for task in following:
             task.cancel()
+        # the follower's stream ends before its connection does
+        await asyncio.gather(*following, return_exceptions=True)
+        await self.runtime.let_go(host)
         log.info("%s was removed (`systems remove`): no longer checked nor followed", host,
                  extra={"host": host})
 

@@ -113,6 +113,19 @@ class Runtime:
                 await old.transport.close()
         return fresh
 
+    async def let_go(self, host: str) -> None:
+        """Close the connection to ``host``, removed (``systems remove``): nothing checks it
+        again in this process. Its transport stays known (a fix approved for it is refused
+        by the store, not by a missing name) and would connect again if asked."""
+        transport = self.__dict__.get("transports", {}).get(host)
+        if transport is None or transport is self.local:
+            return
+        try:
+            await transport.close()
+        except Exception as exc:  # a connection that is gone already is let go all the same
+            log.info("%s: closing its connection: %s", host, redact_cut(str(exc), 200),
+                     extra={"host": host})
+
     def checker_for(self, host: str) -> HostChecker:
         try:
             return self.checkers[host]

@@ -1,0 +1,60 @@
+"""A host removed with `systems remove` while the daemon runs is let go: the daemon's SSH
+connection to it ends, as a host nobody manages should see no login of ours held open for as
+long as the daemon runs (weeks), nor its sshd a session process for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from ai_sysadmin.config import load_settings
+from ai_sysadmin.orchestrator.daemon import Daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
+from ai_sysadmin.store import Database, HostStore, IncidentStore
+from tests.support.polling import until
+
+from .conftest import Hosts
+
+
+def test_a_host_removed_while_the_daemon_runs_keeps_no_ssh_connection_of_it(
+        ssh_hosts: Hosts, known_hosts: Path, config_file: Callable[[str], Path],
+        cli: Callable[..., tuple[int, str, str]]) -> None:
+    netlab = ssh_hosts.netlab
+    netns, address = netlab.namespace()
+    web = netlab.sshd("web9-removed", netns, [address])
+    kept = ssh_hosts.beta
+    web.write_known_hosts(known_hosts, kept)
+    config_file('ai_name = "hal"\ncheck_interval = 1\n'
+                f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{web.client.private}"]\n'
+                'user = "root"\nuse_ssh_config = false\nconnect_timeout = 5\n'
+                "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+    settings = load_settings().settings
+    store = IncidentStore(Database(settings.db_path))
+    for name, where in (("web9", address), ("kept", kept.address)):
+        assert cli("systems", "add", "--no-probe", f"root@{where}", "--name", name)[0] == 0
+    kept_before = set(kept.session_pids())
+
+    async def go() -> tuple[list[int], bool]:
+        daemon = Daemon(Runtime(settings, store))
+        task = asyncio.create_task(daemon.run())
+        try:
+            await until(lambda: HostStore(store.db).get("web9")["last_check"] is not None,
+                        what="a check of web9")
+            assert web.session_pids(), "the daemon keeps a connection to a host it checks"
+            done = await asyncio.to_thread(cli, "systems", "remove", "web9")
+            assert done[0] == 0, done
+            await until(lambda: not web.session_pids(), timeout=30,
+                        what="the removed host's sshd to see the daemon's connection end")
+            # the hosts still managed are still reached
+            checked = HostStore(store.db).get("kept")["last_check"]
+            await until(lambda: HostStore(store.db).get("kept")["last_check"] != checked,
+                        what="a check of the host still managed")
+            return web.session_pids(), bool(set(kept.session_pids()) - kept_before)
+        finally:
+            daemon.stop_event.set()
+            await asyncio.wait_for(task, 30)
+
+    left, kept_connected = asyncio.run(go())
+    assert left == []
+    assert kept_connected
