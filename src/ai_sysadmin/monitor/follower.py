@@ -25,6 +25,10 @@ from .snapshot import JournalEntry
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 
+#: a follower that keeps stopping remembers at most this many reasons, each cut this short
+SAID_MAX = 16
+SAID_LIMIT = 500
+
 #: systemd's own words when a unit goes wrong (MESSAGE_ID-independent, stable across versions)
 _UNIT_TROUBLE = (
     "Failed with result",
@@ -66,8 +70,14 @@ class JournalFollower:
         argv = [arg for arg in journal_argv(self.settings, JournalQuery(), follow=True)
                 if arg != "--all"]
         backoff = 1.0
+        #: the stops said since it last followed, and the pause said last: a host down for a
+        #: week, or a journalctl that keeps ending, is said as it begins and as the pause
+        #: grows, then not again at each restart until something new is met or it follows
+        said: dict[str, None] = {}
+        paused: float | None = None
         while True:
             lines, reading = 0, False
+            why = "journalctl ended"
             try:
                 stream = self.transport.stream_lines(argv)
                 self.started.set()
@@ -76,22 +86,42 @@ class JournalFollower:
                     entry = parse_journal_line(line)
                     if entry is None:
                         continue
+                    if lines > 1 and said:
+                        log.info("journal follower of %s follows again", self.transport.host,
+                                 extra={"host": self.transport.host,
+                                        "event": "follower_back"})
+                    if lines > 1:
+                        said, paused = {}, None
                     # the first: following has begun (the module's docstring)
                     if not reading or is_trigger(entry):
                         self.on_trigger(entry)
                     reading = True
             except TransportError as exc:
-                log.warning("journal follower of %s cannot start: %s", self.transport.host, exc)
+                why = f"cannot start: {exc}"
             except Exception as exc:  # whatever the stream met, following goes on
-                log.warning("journal follower of %s failed: %s: %s", self.transport.host,
-                            type(exc).__name__, exc)
+                why = f"failed: {type(exc).__name__}: {exc}"
             # followed (read past its first entry): restart at once; else, pause longer each
             # time, so that a journalctl that keeps ending after its first entry does not
             # wake a check a second
             backoff = 1.0 if lines > 1 else min(backoff * 2, self.max_backoff)
-            log.info(
-                "journal follower of %s stopped; restarting in %.0f s",
-                self.transport.host,
-                backoff,
-            )
+            self._say_stop(why, backoff, said, paused)
+            said[why[:SAID_LIMIT]] = None
+            if len(said) > SAID_MAX:  # texts that never repeat (a changing port): kept bounded
+                del said[next(iter(said))]
+            paused = backoff
             await asyncio.sleep(backoff)
+
+    def _say_stop(self, why: str, backoff: float, said: dict[str, None],
+                  paused: float | None) -> None:
+        """A stop and the pause after it, where either is news since it last followed."""
+        host = self.transport.host
+        if why[:SAID_LIMIT] not in said and why != "journalctl ended":
+            log.warning("journal follower of %s %s", host, why,
+                        extra={"host": host, "event": "follower_failed"})
+        if why[:SAID_LIMIT] in said and paused == backoff:
+            return
+        then = "" if backoff < self.max_backoff else (
+            f", then every {self.max_backoff:.0f} s while it stops so (said again when "
+            "that changes)")
+        log.info("journal follower of %s stopped; restarting in %.0f s%s", host, backoff,
+                 then, extra={"host": host, "event": "follower_stopped"})

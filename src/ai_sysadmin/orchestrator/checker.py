@@ -121,6 +121,10 @@ class HostChecker:
         self.registered: float | None = None
         #: whether a check dropped so was logged: every later one of this checker is too
         self._said_dropped = False
+        #: ("error" or "note", section) -> what the log last said of it: a lasting one (a
+        #: host down for a week, a container without systemd) is said as it begins and when
+        #: it changes, not at every check; each check's own line still carries them all
+        self._said: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
         self.listeners: list[Callable[[CheckReport], None]] = []
@@ -392,12 +396,7 @@ class HostChecker:
             extra={"host": self.host, "reason": reason, "errors": report.errors,
                    "notes": report.notes},
         )
-        for section, why in report.errors.items():
-            log.warning("%s: section %s not collected: %s", self.host, section, why,
-                        extra={"host": self.host, "section": section})
-        for section, note in report.notes.items():
-            log.info("%s: %s: %s", self.host, section, note,
-                     extra={"host": self.host, "section": section, "event": "check_note"})
+        self._say_lasting(report)
         by_fp = {f.fingerprint: f for f in report.findings}
         for kind, ids in (("opened", out.opened), ("reopened", out.reopened),
                           ("changed", out.changed), ("resolved", out.resolved)):
@@ -408,6 +407,28 @@ class HostChecker:
                            "findings": [f.summary for f in by_fp.values()][:5]
                            if kind != "resolved" else []},
                 )
+
+
+    def _say_lasting(self, report: CheckReport) -> None:
+        """Each section's error and note as it begins or changes, and a section collected
+        again once its error is over."""
+        now = {**{("error", section): why for section, why in report.errors.items()},
+               **{("note", section): note for section, note in report.notes.items()}}
+        for (kind, section), text in now.items():
+            if self._said.get((kind, section)) == text:
+                continue
+            if kind == "error":
+                log.warning("%s: section %s not collected: %s", self.host, section, text,
+                            extra={"host": self.host, "section": section})
+            else:
+                log.info("%s: %s: %s", self.host, section, text,
+                         extra={"host": self.host, "section": section, "event": "check_note"})
+        for kind, section in sorted(self._said.keys() - now.keys()):
+            if kind == "error":
+                log.info("%s: section %s collected again", self.host, section,
+                         extra={"host": self.host, "section": section,
+                                "event": "section_back"})
+        self._said = now
 
 
 def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,

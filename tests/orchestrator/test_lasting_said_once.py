@@ -1,0 +1,57 @@
+"""A condition that lasts (a section a host cannot give for a week) is said in the daemon's log as
+it begins, when it changes and when it is over, not again at every check: at the default
+interval that was 288 warnings a day per section, thirteen sections of a host that is down,
+pushing weeks of the log's history out of its rotated files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.store import Database, IncidentStore
+
+#: df as a host whose df fails while the file ``broken`` holds a reason, then works
+DF = """#!/bin/sh
+if [ -s {broken} ]; then cat {broken} >&2; exit 1; fi
+echo "Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on"
+echo "/dev/vdb ext4 1000000000 100000000 900000000 1000 10 /srv"
+"""
+
+
+def test_a_section_that_keeps_failing_is_said_once_until_it_changes_or_works_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broken, df = tmp_path / "broken", tmp_path / "df"
+    df.write_text(DF.format(broken=broken))
+    df.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    store = IncidentStore(Database(settings.db_path))
+    checker = HostChecker(LocalTransport("web1"), settings, store)
+
+    def checks(times: int, why: str) -> list[str]:
+        broken.write_text(why)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ai_sysadmin.orchestrator"):
+            for _ in range(times):
+                report = asyncio.run(checker.check("interval"))
+                assert ("mounts" in report.errors) == bool(why)
+        return [r.getMessage() for r in caplog.records if "mounts" in r.getMessage()]
+
+    said = checks(6, "df: /srv: Input/output error\n")
+    assert len(said) == 1 and said[0].startswith("web1: section mounts not collected: ")
+    assert "Input/output error" in said[0]
+    # something new about it is said
+    said = checks(3, "df: /srv: Stale file handle\n")
+    assert len(said) == 1 and "Stale file handle" in said[0]
+    # its end is said once, and nothing while it works
+    assert checks(3, "") == ["web1: section mounts collected again"]
+    # and a new episode of the same error is said again
+    said = checks(2, "df: /srv: Stale file handle\n")
+    assert len(said) == 1 and "Stale file handle" in said[0]
+    # the host's state shows it at each check all the same
+    assert "Stale file handle" in (store.hosts()[0]["last_error"] or "")
