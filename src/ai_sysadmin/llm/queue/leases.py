@@ -205,6 +205,9 @@ class _Serving:
         self.wake = asyncio.Event()
         self.announced = float("-inf")
         self.backoff = 0.0
+        #: the queue's error last said: a Redis down for a week is said as it begins and as
+        #: its error changes, not every MAX_BACKOFF_SECONDS for as long as it lasts
+        self.said: str | None = None
 
     async def run(self) -> None:
         waker = (asyncio.get_running_loop(), self.wake)
@@ -254,9 +257,17 @@ class _Serving:
                 self.running.add(asyncio.create_task(queue._answer(self.handler, claim)))
         except QueueError as exc:
             self.backoff = min(max(2 * self.backoff, queue.idle_poll), MAX_BACKOFF_SECONDS)
-            log.warning("%s; worker %s tries again in %.1f s", exc, self.name, self.backoff)
+            if str(exc) != self.said:
+                log.warning("%s; worker %s tries again in %.1f s, then at most every %.0f s "
+                            "(said again if the error changes)", exc, self.name, self.backoff,
+                            MAX_BACKOFF_SECONDS, extra={"event": "worker_queue_failed"})
+                self.said = str(exc)
             return
         self.backoff = 0.0
+        if self.said is not None:
+            log.info("worker %s reaches the queue again", self.name,
+                     extra={"event": "worker_queue_back"})
+            self.said = None
 
     def _pause(self) -> float:
         return self.backoff or self.queue.idle_poll

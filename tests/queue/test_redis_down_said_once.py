@@ -1,0 +1,82 @@
+"""A worker whose Redis queue stays down (a week, a server nobody restarted) says so as it
+begins, not at every try: tries come every 30 s at most, and each wrote its warning, 2,880 a
+day. Once Redis is back it says so once and serves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from typing import Any
+
+import pytest
+
+from ai_sysadmin.llm.queue import Request, leases
+from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from tests.support.polling import until
+
+from .conftest import free_port, need_redis_server, redis_server_process
+
+pytestmark = pytest.mark.slow
+
+
+class DroppingServer:
+    """A port whose server takes each connection and closes it at once (a Redis crashing at
+    every start): counts the worker's tries."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.tries = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.tries += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(5)
+
+
+def test_a_worker_says_a_redis_that_stays_down_once_and_once_that_it_is_back(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_redis_server()
+    # the 30 s between tries made shorter: the tries, not the wait, are what is said
+    monkeypatch.setattr(leases, "MAX_BACKOFF_SECONDS", 0.2)
+    port = free_port()
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {"n": request.payload["n"]}
+
+    async def run() -> tuple[int, Request]:
+        down = DroppingServer(port)
+        queue = RedisQueue(f"redis://127.0.0.1:{port}/0", lease_seconds=2, reach_now=False)
+        stop = asyncio.Event()
+        task = asyncio.create_task(queue.serve(handler, worker_name="w", stop=stop))
+        try:
+            await until(lambda: down.tries >= 10, 30, "ten tries of the worker")
+            tries = down.tries
+            down.close()
+            with redis_server_process(port):
+                answered = await queue.wait(queue.submit("chat", {"n": 2}, "batch").request_id,
+                                            30)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            queue.close()
+        return tries, answered
+
+    with caplog.at_level(logging.INFO, logger="ai_sysadmin.service"):
+        tries, answered = asyncio.run(run())
+    said = [r.getMessage() for r in caplog.records if "worker w" in r.getMessage()]
+    warned = [m for m in said if "tries again" in m]
+    assert tries >= 10 and 1 <= len(warned) <= 2, said
+    assert said.count("worker w reaches the queue again") == 1
+    assert (answered.state, answered.result) == ("done", {"n": 2})
