@@ -70,14 +70,14 @@ def test_a_follower_cut_at_every_try_says_it_once_and_says_when_it_follows_again
                                    max_backoff=0.05)
         task = asyncio.create_task(follower.run())
         try:
-            await until(lambda: tried() >= 8, what="eight tries cut")
+            await until(lambda: tried() >= 10, what="ten tries cut")
             cut.unlink()
             await until(lambda: len(woke) >= 2, what="the journal followed again")
             cut.touch()
             before = tried()
             for pid in web.session_pids():  # the connection it follows on is dropped
                 os.kill(pid, signal.SIGKILL)
-            await until(lambda: tried() >= before + 3, what="three more tries cut")
+            await until(lambda: tried() >= before + 10, what="ten more tries cut")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -88,15 +88,13 @@ def test_a_follower_cut_at_every_try_says_it_once_and_says_when_it_follows_again
         asyncio.run(follow())
     said = [r.getMessage() for r in caplog.records if "journal follower of web3" in
             r.getMessage()]
-    # a dozen cuts and more, said a few times, not a warning and a line each
-    assert len([m for m in said if "cannot start" in m]) <= 4, said
+    # twenty cuts and more: two episodes, each reason said once in each (a cut reads as
+    # "connection lost" or "connection reset"), and the return in between once
+    assert len(said) <= 13, said  # where each cut wrote two lines
+    assert said.count("journal follower of web3 follows again") == 1, said
     back = said.index("journal follower of web3 follows again")
-    # two episodes, each said once (a cut is "connection lost" or
-    # "connection reset", each said once an episode), and the return in between
     for episode in (said[:back], said[back + 1:]):
-        warned = [m for m in episode if "cannot start" in m]
-        assert 1 <= len(warned) == len(set(warned)) <= 2, said
-        paused = [m for m in episode if "stopped; restarting" in m]
-        assert 1 <= len(paused) <= 2, said
-        assert all("then every 0 s while it stops so" in m for m in paused)
-        assert len(episode) == len(warned) + len(paused)
+        assert len(episode) == len(set(episode)) <= 6, said
+        assert any("cannot start" in m for m in episode), said
+        assert all("cannot start" in m or "then every 0 s while it stops so" in m
+                   for m in episode), said
