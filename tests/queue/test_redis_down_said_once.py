@@ -77,6 +77,7 @@ def test_a_worker_says_a_redis_that_stays_down_once_and_once_that_it_is_back(
         tries, answered = asyncio.run(run())
     said = [r.getMessage() for r in caplog.records if "worker w" in r.getMessage()]
     warned = [m for m in said if "tries again" in m]
-    assert tries >= 10 and 1 <= len(warned) <= 2, said
+    # each error once (a connection closed, or reset, as the tries meet them)
+    assert tries >= 10 and 1 <= len(warned) == len(set(warned)) <= 3, said
     assert said.count("worker w reaches the queue again") == 1
     assert (answered.state, answered.result) == ("done", {"n": 2})

@@ -31,6 +31,8 @@ from .base import (
 log = logging.getLogger("ai_sysadmin.service")
 #: the longest pause between two tries of a worker whose queue is unreachable
 MAX_BACKOFF_SECONDS = 30.0
+#: the errors of one outage of the queue a worker remembers having said
+SAID_MAX = 16
 
 #: waits until another process may have added work (returns early or after a while)
 Notice = Callable[[], Awaitable[object]]
@@ -205,9 +207,10 @@ class _Serving:
         self.wake = asyncio.Event()
         self.announced = float("-inf")
         self.backoff = 0.0
-        #: the queue's error last said: a Redis down for a week is said as it begins and as
-        #: its error changes, not every MAX_BACKOFF_SECONDS for as long as it lasts
-        self.said: str | None = None
+        #: the queue's errors said in this outage: a Redis down for a week is said as it
+        #: begins and as its error changes, not every MAX_BACKOFF_SECONDS while it lasts (a
+        #: connection closed, then reset: each said once); at most SAID_MAX of them
+        self.said: dict[str, None] = {}
 
     async def run(self) -> None:
         waker = (asyncio.get_running_loop(), self.wake)
@@ -257,17 +260,19 @@ class _Serving:
                 self.running.add(asyncio.create_task(queue._answer(self.handler, claim)))
         except QueueError as exc:
             self.backoff = min(max(2 * self.backoff, queue.idle_poll), MAX_BACKOFF_SECONDS)
-            if str(exc) != self.said:
-                log.warning("%s; worker %s tries again in %.1f s, then at most every %.0f s "
+            if str(exc) not in self.said:
+                log.warning("%s; worker %s tries again in %.1f s, then at most every %g s "
                             "(said again if the error changes)", exc, self.name, self.backoff,
                             MAX_BACKOFF_SECONDS, extra={"event": "worker_queue_failed"})
-                self.said = str(exc)
+                self.said[str(exc)] = None
+                if len(self.said) > SAID_MAX:
+                    del self.said[next(iter(self.said))]
             return
         self.backoff = 0.0
-        if self.said is not None:
+        if self.said:
             log.info("worker %s reaches the queue again", self.name,
                      extra={"event": "worker_queue_back"})
-            self.said = None
+            self.said = {}
 
     def _pause(self) -> float:
         return self.backoff or self.queue.idle_poll
