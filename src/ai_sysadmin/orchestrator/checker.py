@@ -57,6 +57,8 @@ FUTURE_SLACK_SECONDS = 60.0
 #: and still be the same clock: NTP slews the two alike, by at most 500 ppm besides; a step
 #: (NTP at boot, `date -s`) or a suspend (the monotonic clock stands still) moves it more
 CLOCK_STEP_SECONDS = 2.0
+#: the texts of one section's lasting error (or note) a checker remembers having said
+SAID_MAX = 16
 
 
 class HostChecker:
@@ -121,10 +123,12 @@ class HostChecker:
         self.registered: float | None = None
         #: whether a check dropped so was logged: every later one of this checker is too
         self._said_dropped = False
-        #: ("error" or "note", section) -> what the log last said of it: a lasting one (a
-        #: host down for a week, a container without systemd) is said as it begins and when
-        #: it changes, not at every check; each check's own line still carries them all
-        self._said: dict[tuple[str, str], str] = {}
+        #: ("error" or "note", section) -> what the log said of it since it began (at most
+        #: SAID_MAX texts): a lasting one (a host down for a week, a container without
+        #: systemd) is said as it begins and as it changes, each text once (a flapping
+        #: network's refusals and timeouts), not at every check; each check's own line
+        #: still carries them all
+        self._said: dict[tuple[str, str], dict[str, None]] = {}
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
         self.listeners: list[Callable[[CheckReport], None]] = []
@@ -414,21 +418,25 @@ class HostChecker:
         again once its error is over."""
         now = {**{("error", section): why for section, why in report.errors.items()},
                **{("note", section): note for section, note in report.notes.items()}}
+        for kind, section in sorted(self._said.keys() - now.keys()):
+            del self._said[(kind, section)]
+            if kind == "error":
+                log.info("%s: section %s collected again", self.host, section,
+                         extra={"host": self.host, "section": section,
+                                "event": "section_back"})
         for (kind, section), text in now.items():
-            if self._said.get((kind, section)) == text:
+            said = self._said.setdefault((kind, section), {})
+            if text in said:
                 continue
+            said[text] = None
+            if len(said) > SAID_MAX:
+                del said[next(iter(said))]
             if kind == "error":
                 log.warning("%s: section %s not collected: %s", self.host, section, text,
                             extra={"host": self.host, "section": section})
             else:
                 log.info("%s: %s: %s", self.host, section, text,
                          extra={"host": self.host, "section": section, "event": "check_note"})
-        for kind, section in sorted(self._said.keys() - now.keys()):
-            if kind == "error":
-                log.info("%s: section %s collected again", self.host, section,
-                         extra={"host": self.host, "section": section,
-                                "event": "section_back"})
-        self._said = now
 
 
 def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,
