@@ -113,12 +113,13 @@ class JournalFollower:
 
     def _say_stop(self, why: str, backoff: float, said: dict[str, None],
                   paused: float | None) -> None:
-        """A stop and the pause after it, where either is news since it last followed."""
+        """A stop whose reason is news since it last followed, and the pause after it where
+        that changed."""
         host = self.transport.host
         if why[:SAID_LIMIT] not in said and why != "journalctl ended":
             log.warning("journal follower of %s %s", host, why,
                         extra={"host": host, "event": "follower_failed"})
-        if why[:SAID_LIMIT] in said and paused == backoff:
+        if paused == backoff:  # the warning said what is new
             return
         then = "" if backoff < self.max_backoff else (
             f", then every {self.max_backoff:.0f} s while it stops so (said again when "
