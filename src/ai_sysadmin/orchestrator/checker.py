@@ -412,7 +412,6 @@ class HostChecker:
                            if kind != "resolved" else []},
                 )
 
-
     def _say_lasting(self, report: CheckReport) -> None:
         """Each section's error and note as it begins or changes, and a section collected
         again once its error is over."""
