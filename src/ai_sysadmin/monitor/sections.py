@@ -46,7 +46,6 @@ from .snapshot import (
     Certificate,
     HiddenUnitFile,
     JournalGap,
-    Mount,
     Snapshot,
 )
 
@@ -341,23 +340,20 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     # df exits 1 when one mount is unreadable but still reports the others
     if not df.stdout.strip():
         raise TransportError(f"df printed nothing: {redact_cut(df.stderr.strip(), 200)}")
+    mounts = plan.parsed(parsers.parse_df, df.stdout)
     info = readings[1]
-    if isinstance(info, CommandResult) and info.ok:
-        snap.mounts = plan.parsed(_flagged_mounts, f"{df.stdout}\0{info.stdout}")
-    else:  # every mount counts as writable: a full disk is never missed for want of it
-        snap.mounts = plan.parsed(parsers.parse_df, df.stdout)
-
-
-def _flagged_mounts(texts: str) -> list[Mount]:
-    """df's mounts (before the NUL), each with its flags from the mount table (after it);
-    one the table does not name as df does counts as writable, as every mount does where
-    the table is unreadable."""
-    df, _, info = texts.partition("\0")
-    flags = parsers.mount_flags(info)
-    unnamed = parsers.MountFlags(read_only=False, view_read_only=False)
-    return [replace(m, read_only=f.read_only, view_read_only=f.view_read_only,
-                    stopped=f.stopped) for m in parsers.parse_df(df)
-            for f in (flags.get(m.target, unnamed),)]
+    if not (isinstance(info, CommandResult) and info.ok):
+        # every mount counts as writable: a full disk is never missed for want of the table
+        snap.mounts = [replace(m, view_read_only=None) for m in mounts]
+        return
+    # parsed apart, each reused while its text stays the same (df's changes with every
+    # write, the mount table hardly ever); a mount the table does not name as df does
+    # counts as writable
+    flags = plan.parsed(parsers.mount_flags, info.stdout)
+    snap.mounts = [replace(m, read_only=f.read_only, view_read_only=f.view_read_only,
+                           stopped=f.stopped)
+                   if (f := flags.get(m.target)) is not None and (f.read_only or f.view_read_only)
+                   else m for m in mounts]
 
 
 def _os(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:

@@ -74,7 +74,7 @@ class Mount:
     #: nothing can fill it further; or the kernel stopped its writes (``stopped``)
     read_only: bool = False
     #: the mount itself is read-only (``mount -o ro``); None: the mount table was not read
-    view_read_only: bool | None = None
+    view_read_only: bool | None = False
     #: the kernel's word for writes it stopped after an error (``emergency_ro``,
     #: ``shutdown``), or ""
     stopped: str = ""
