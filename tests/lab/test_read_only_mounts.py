@@ -196,7 +196,7 @@ def test_an_ext4_the_kernel_made_read_only_after_an_error_is_a_critical_incident
 
 def test_a_file_system_turned_read_only_under_its_mount_is_found_until_writable_again(
         sandbox: Sandbox, lab_checker) -> None:  # type: ignore[no-untyped-def]
-    """The form older kernels (ext4 before Linux 6.6) and btrfs give an error: the file
+    """The form older kernels (ext4 before emergency_ro) and btrfs give an error: the file
     system's own flag read-only, its mount still read-write. Made here for real by a
     remount of the file system from another mount namespace, which leaves this one's mount
     as it was. An image read-only from the start has the same form and is never found."""

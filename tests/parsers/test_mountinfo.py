@@ -39,10 +39,10 @@ def test_read_only_file_systems_by_their_own_flag() -> None:
 
 def test_the_kernels_word_for_writes_it_stopped_and_the_mounts_own_flag() -> None:
     flags = mount_flags(MOUNTINFO)
-    # ext4 since Linux 6.6: a word of its own, the file system's rw flag left as it was
+    # ext4 on recent kernels: a word of its own, the file system's rw flag left as it was
     assert flags["/srv/data"] == MountFlags(True, False, "emergency_ro")
     assert flags["/srv/scratch"] == MountFlags(True, False, "shutdown")
-    # btrfs (and ext4 before 6.6): the file system read-only under a read-write mount
+    # btrfs (and ext4 on older kernels): the file system read-only under a read-write mount
     assert flags["/var/lib/db"] == MountFlags(True, False)
     assert flags["/snap/core22/1380"] == MountFlags(True, True)
     assert flags["/nix/store"] == MountFlags(False, True)

@@ -248,7 +248,8 @@ def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str], list[str]]
 
 
 #: the words a file system's options gain when the kernel stops its writes after an error,
-#: the mount left as it was: ext4's since Linux 6.6 (before, its own ``ro``; btrfs's too)
+#: the mount left as it was: ext4's on recent kernels (6.18 here; before, its own ``ro``;
+#: btrfs's too)
 _WRITES_STOPPED = ("emergency_ro", "shutdown")
 
 

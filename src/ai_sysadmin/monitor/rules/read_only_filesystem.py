@@ -11,7 +11,7 @@ class ReadOnlyFilesystem(Rule):
     writing there fails from then on, while its disk looks healthy (a read-only file system
     is never full, see :class:`DiskSpace`).
 
-    The kernel says so in the file system's options (ext4 since Linux 6.6:
+    The kernel says so in the file system's options (ext4 on recent kernels, 6.18 here:
     ``emergency_ro``, ``shutdown``). Before that, and for other file systems, it sets the
     file system's own read-only flag under the read-write mount; an image mounted without
     ``-o ro`` (a squashfs) looks the same from its first look on, so that is found only when a
