@@ -341,7 +341,7 @@ def kill_namespace_processes(netns: str) -> None:
 def _remove_stale_namespaces() -> None:
     """Namespaces left by a killed run (its pid is gone) are removed before new ones are made."""
     listed = _ip("netns", "list", check=False).stdout
-    for name in re.findall(rf"^({NS_PREFIX}-(\d+)-\d+)", listed, re.M):
+    for name in re.findall(rf"^({NS_PREFIX}-(\d+)-\w+)", listed, re.M):
         ns, pid = name
         if not Path(f"/proc/{pid}").exists():
             kill_namespace_processes(ns)
