@@ -82,6 +82,13 @@ JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600
 #: most this often: a fleet's checks mostly store none, and the delete was a third of a check's
 #: statements
 JOURNAL_PRUNE_SECONDS = 3600.0
+#: and at most this many a host: a flood of warnings (a chunk of 2,000 a check, every minute)
+#: kept for the whole retention was millions of rows, gigabytes, for one noisy unit
+JOURNAL_MAX_ENTRIES = 100_000
+#: the events :meth:`IncidentStore.get` reads unless told otherwise: the latest ones. An incident
+#: open for months on a flapping host gathers tens of thousands, and reading them all took a
+#: `get` 0.4 s at 50,000
+RECENT_EVENTS = 50
 #: how much earlier than an incident's latest look (last seen, or found gone) a check stored
 #: after it may have begun and be taken for one that ran beside it (a person's `check` beside
 #: the daemon's), older news that moves nothing: a check ends within its timeouts. A larger
@@ -93,13 +100,7 @@ def _older_look(seen_at: float, latest: float | None) -> bool:
     """Whether a check that began at ``seen_at`` looked before ``latest`` (see
     :data:`OVERLAP_SECONDS`)."""
     return latest is not None and 0.0 < latest - seen_at <= OVERLAP_SECONDS
-#: and at most this many a host: a flood of warnings (a chunk of 2,000 a check, every minute)
-#: kept for the whole retention was millions of rows, gigabytes, for one noisy unit
-JOURNAL_MAX_ENTRIES = 100_000
-#: the events :meth:`IncidentStore.get` reads unless told otherwise: the latest ones. An incident
-#: open for months on a flapping host gathers tens of thousands, and reading them all took a
-#: `get` 0.4 s at 50,000
-RECENT_EVENTS = 50
+
 
 #: the journal consumer of the daemon's own checks: whether the daemon can watch a host
 #: (``hosts.check_failed_since``) is theirs to say
