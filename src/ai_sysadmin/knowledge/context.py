@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -641,14 +642,19 @@ class _Sink:
         return str(self.recall._with_kb(lambda kb: kb.config_index_id()))
 
 
-_SHARED: dict[tuple[str, ...], KnowledgeRecall] = {}
+#: held weakly: an entry lives as long as a runtime or an investigator uses it. Held for
+#: good, every runtime a process built and dropped (``eval``'s one a scenario) stayed with its
+#: store's connections open, and SQLite keeps every closed connection's file open while
+#: another connection to that file is open in the process: a worker ran out of descriptors
+_SHARED: weakref.WeakValueDictionary[tuple[str, ...], KnowledgeRecall] = \
+    weakref.WeakValueDictionary()
 _SHARED_LOCK = threading.Lock()
 
 
 def shared(settings: Settings, facts_for: Callable[[str], HostFacts] | None = None
            ) -> KnowledgeRecall:
-    """One per store and repository in a process: the daemon's investigator and its
-    executor's learning share one client and one lock."""
+    """One per store and repository in a process while it is used: the daemon's
+    investigator and its executor's learning share one client and one lock."""
     key = (str(settings.knowledge.url or settings.knowledge_dir), settings.config_repo or "",
            settings.config_branch, str(settings.state_dir))
     with _SHARED_LOCK:
