@@ -92,10 +92,14 @@ class _Terminal:
         self.child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
         os.close(slave)
         self.said = ""
+        # poll, not select: a worker that has run a thousand tests may hold descriptors
+        # past select()'s 1024
+        self.ready = select.poll()
+        self.ready.register(self.master, select.POLLIN)
 
     def wait_for(self, text: str) -> None:
         def seen() -> bool:
-            while select.select([self.master], [], [], 0)[0]:
+            while self.ready.poll(0):
                 try:
                     chunk = os.read(self.master, 65536)
                 except OSError:  # EIO: the child closed the terminal
