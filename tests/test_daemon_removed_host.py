@@ -331,7 +331,8 @@ def test_a_running_daemon_follows_a_host_added_again_afresh_and_stops_cleanly(
     import time
 
     # checks at the start, then only when asked: a check between the remove and the add
-    # would drop web9 until a restart, as any removal does
+    # would end web9's loop, as any removal does (the daemon's look for hosts managed
+    # meanwhile then takes it on afresh: tests/ssh/test_host_added_while_running.py)
     running = settings.model_copy(update={"check_interval": 3600,
                                           "agent": settings.agent.model_copy(
                                               update={"investigate": False})})

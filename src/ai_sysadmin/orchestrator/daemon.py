@@ -11,6 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from ..executor import Executor
+from ..hosts.inventory import HostSpec
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler, say_readiness
 from ..llm.queue import open_for_service
@@ -38,6 +39,10 @@ PROFILE_WAIT_SECONDS = 10
 KNOWLEDGE_WARMUP_SECONDS = 5.0
 #: how long after a failed opening the daemon tries again
 KNOWLEDGE_RETRY_SECONDS = 60.0
+#: how often, at most, the daemon looks for hosts managed since it started (`systems add`,
+#: `systems accept`): one SELECT of the hosts table while there are none; a check interval
+#: is the longest such a host waits for its first check
+HOSTS_POLL_SECONDS = 5.0
 
 
 class Daemon:
@@ -58,6 +63,13 @@ class Daemon:
         self.followers: list[JournalFollower] = []
         #: each host's follower and the checks it wakes
         self._following: dict[str, list[asyncio.Task[None]]] = {}
+        #: each host's interval loop: one that ended (its host removed) checks it no more
+        self._looping: dict[str, asyncio.Task[None]] = {}
+        #: every interval loop and follower started, hosts taken on or renewed meanwhile
+        #: included: the stop ends each and waits for it
+        self._spawned: list[asyncio.Task[None]] = []
+        #: hosts whose taking on failed, with why, as logged: said once while it fails so
+        self._not_taken: dict[str, str] = {}
         self.investigator = investigator
         self.worker = worker
         self.executor: Executor | None = None
@@ -187,7 +199,8 @@ class Daemon:
         known = self._since.setdefault(host, row["first_seen"])
         return row["first_seen"] if row["first_seen"] != known else None
 
-    async def _renew(self, host: str, added: float) -> HostChecker:
+    async def _renew(self, host: str, added: float,
+                     spec: HostSpec | None = None) -> HostChecker:
         """A fresh checker (and transport, and follower) for a host added again: the old
         one's journal cursor, snapshot and restart counts are another machine's, maybe, and
         its transport reaches the target it had then."""
@@ -195,7 +208,7 @@ class Daemon:
             return self.runtime.checkers[host]
         self._since[host] = added
         old = self.runtime.checkers[host]
-        fresh = await self.runtime.renew(host)
+        fresh = await self.runtime.renew(host, spec)
         self.checkers = [fresh if c is old else c for c in self.checkers]
         if host in self._following:
             for task in self._following.pop(host):
@@ -242,6 +255,74 @@ class Daemon:
         log.info("%s was removed (`systems remove`): no longer checked nor followed", host,
                  extra={"host": host})
 
+    def _unchecked(self, looping: set[str]) -> dict[str, tuple[HostSpec | None, float, str]]:
+        """Hosts the store says are managed that no interval loop of this daemon checks,
+        with their spec, registration (``first_seen``) and source: added or accepted since
+        it started, or added again after their removal ended their loop. A blocking read:
+        one SELECT while there are none."""
+        rows = self.store.db.conn.execute(
+            "SELECT name, first_seen, source FROM hosts WHERE status='managed'").fetchall()
+        waiting = {r["name"]: r for r in rows if r["name"] not in looping}
+        if not waiting:
+            return {}
+        # rows alone are not enough: a host the config listed once keeps its 'checked' row
+        managed = self.runtime.managed_now()
+        return {name: (managed[name], float(r["first_seen"]), r["source"])
+                for name, r in waiting.items() if name in managed}
+
+    async def _hosts_loop(self) -> None:
+        """Hosts managed while the daemon runs are checked, and followed, from then on: a
+        daemon runs for months, and a host added with `systems add` would otherwise wait
+        for its restart. A failure is logged and tried again at the next look."""
+        said = RefusalLog(log, "looking for hosts added")
+        every = min(self.settings.check_interval, HOSTS_POLL_SECONDS)
+        while not await self._stopped_within(every):
+            looping = {h for h, task in self._looping.items() if not task.done()}
+            try:
+                waiting = await asyncio.to_thread(self._unchecked, looping)
+            except Exception as exc:
+                said.failed(exc)
+                continue
+            said.worked()
+            for host, (spec, added, source) in waiting.items():
+                await self._take_on(host, spec, added, source)
+
+    async def _take_on(self, host: str, spec: HostSpec | None, added: float,
+                       source: str) -> None:
+        """Check ``host`` from now on, with a checker built as the fleet's; one whose loop
+        ended (removed, then added again) gets a fresh one: the old one's state is the
+        removed machine's."""
+        try:
+            if host in self.runtime.checkers:
+                checker = await self._renew(host, added, spec)
+            else:
+                checker = await self.runtime.take_on(host, spec)
+                self._since[host] = added
+                self.checkers.append(checker)
+                how = "`systems add`" if source == "added" else "`systems accept`"
+                log.info("%s is managed now (%s): checked from now on", host, how,
+                         extra={"host": host, "event": "host_managed"})
+        except Exception as exc:  # tried again at the next look, said once while it fails
+            if self._not_taken.get(host) != str(exc):
+                self._not_taken[host] = str(exc)
+                log.error("%s is managed but cannot be checked: %s; tried again every "
+                          "%g s", host, redact(str(exc))[:500],
+                          min(self.settings.check_interval, HOSTS_POLL_SECONDS),
+                          exc_info=exc, extra={"host": host, "event": "host_not_taken"})
+            return
+        self._not_taken.pop(host, None)
+        self._watch(checker)
+
+    def _watch(self, checker: HostChecker) -> None:
+        """The host's interval loop and, when the journal is followed, its follower."""
+        for task in self._following.pop(checker.host, []):  # one follower a host, not two
+            task.cancel()
+        if self.settings.journal_follow:
+            self._following[checker.host] = self._follow(checker)
+        loop = asyncio.create_task(self._interval_loop(checker), name=f"check:{checker.host}")
+        self._looping[checker.host] = loop
+        self._spawned.append(loop)
+
     async def _triggered_loop(self, checker: HostChecker, wake: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         budget = WakeBudget(self.settings.journal_wake_gap)
@@ -260,10 +341,12 @@ class Daemon:
 
         follower = JournalFollower(checker.transport, self.settings, on_trigger)
         self.followers.append(follower)
-        return [
+        started = [
             asyncio.create_task(follower.run(), name=f"follow:{checker.host}"),
             asyncio.create_task(self._triggered_loop(checker, wake), name=f"wake:{checker.host}"),
         ]
+        self._spawned += started
+        return started
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -302,18 +385,14 @@ class Daemon:
             tasks.append(asyncio.create_task(self.investigator.retry_loop(self.stop_event,
                                                                           every)))
         for checker in self.checkers:
-            if self.settings.journal_follow:
-                self._following[checker.host] = self._follow(checker)
-                tasks += self._following[checker.host]
-            tasks.append(asyncio.create_task(self._interval_loop(checker)))
+            self._watch(checker)
+        tasks.append(asyncio.create_task(self._hosts_loop(), name="hosts"))
         try:
             await self.stop_event.wait()
         finally:
             if self.investigator is not None:
                 await self.investigator.close()
-            # with the followers of hosts added again, started after these
-            tasks += [t for following in self._following.values() for t in following
-                      if t not in tasks]
+            tasks += self._spawned
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
 from ..errors import AiSysadminError, TransportError
+from ..hosts.inventory import HostSpec
 from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
@@ -89,28 +90,63 @@ class Runtime:
                                self.consumer)
         return {c.host: c for c in built}
 
-    async def renew(self, host: str) -> HostChecker:
+    def managed_now(self) -> dict[str, HostSpec | None]:
+        """Every host this runtime would check were it built now, as the store says now (a
+        blocking read: the daemon asks from a worker thread): the given transports' hosts
+        (tests, the fault lab: their fleet is what they gave), else this host and each
+        managed remote host, with its spec (None: a transport that is given, or this host)."""
+        if self._given is not None:
+            return {t.host: None for t in self._given}
+        specs = managed_specs(self.settings, HostStore(self.store.db)) if self.store else []
+        return {self.local.host: None, **{s.name: s for s in specs if s.name != self.local.host}}
+
+    async def take_on(self, host: str, spec: HostSpec | None = None) -> HostChecker:
+        """A transport and checker for ``host``, managed since the others were built
+        (``systems add``, ``systems accept``): built as the fleet's, sharing their limit of
+        hosts collected at once, their recorder and their listeners (the daemon's triage
+        and host profiles, which every checker of the fleet has). The executor and the
+        investigations, which look hosts up in these dicts, reach it from now on. A host
+        known already is renewed (:meth:`renew`)."""
+        if host in self.checkers:
+            return await self.renew(host, spec)
+        like = next(iter(self.checkers.values()))  # this host's, at least: always checked
+        return self._check_through(self._transport_of(host, spec), like)
+
+    async def renew(self, host: str, spec: HostSpec | None = None) -> HostChecker:
         """A fresh transport and checker for ``host``, added again (``systems add`` after
         ``systems remove``) since they were built: it may be another machine, at another
         target, and nothing the old checker kept (journal cursor, last snapshot, restart
         counts) is this one's. The old transport is closed; the executor and the
         investigations, which look hosts up in these dicts, reach the new one."""
         old = self.checkers[host]
+        transport = self._transport_of(host, spec)
+        fresh = self._check_through(transport, old)
+        if old.transport is not transport:
+            with contextlib.suppress(Exception):  # a dead SSH session is no reason to stay
+                await old.transport.close()
+        return fresh
+
+    def _transport_of(self, host: str, spec: HostSpec | None) -> Transport:
+        """The given transport of ``host``, else one to ``spec`` or, without it, to the
+        target the store has for it now."""
         transport = next((t for t in self._given or () if t.host == host), None)
-        if transport is None:
-            assert self.store is not None, "only a host the store manages is added again"
+        if transport is not None:
+            return transport
+        if spec is None:
+            assert self.store is not None, "only a host the store manages is taken on"
             spec = next((s for s in managed_specs(self.settings, HostStore(self.store.db))
                          if s.name == host), None)
             if spec is None:
                 raise AiSysadminError(f"{host} is not a managed host")
-            transport = remote_transport(spec, self.settings)
-        fresh = HostChecker(transport, self.settings, self.store, self.consumer, old.slots,
-                            old.recorder)
-        fresh.listeners.extend(old.listeners)
-        self.transports[host], self.checkers[host] = transport, fresh
-        if old.transport is not transport:
-            with contextlib.suppress(Exception):  # a dead SSH session is no reason to stay
-                await old.transport.close()
+        return remote_transport(spec, self.settings)
+
+    def _check_through(self, transport: Transport, like: HostChecker) -> HostChecker:
+        """A checker of ``transport``'s host sharing ``like``'s slots, recorder and
+        listeners, in place of any it had."""
+        fresh = HostChecker(transport, self.settings, self.store, self.consumer, like.slots,
+                            like.recorder)
+        fresh.listeners.extend(like.listeners)
+        self.transports[transport.host], self.checkers[transport.host] = transport, fresh
         return fresh
 
     async def let_go(self, host: str) -> None:
