@@ -79,6 +79,7 @@ def test_a_host_added_while_the_daemon_runs_is_checked_and_followed_by_it(
 
     with caplog.at_level(logging.INFO, logger="ai_sysadmin.service"):
         said = asyncio.run(go())
+    assert "a running daemon within one check interval" in said
     assert _said(caplog, "host_managed") == [
         "web2 is managed now (`systems add`): checked from now on"]
     assert not web.session_pids(), "the stop closes the connection of a host taken on"

@@ -125,7 +125,8 @@ def add(
     """Manage one more host (over SSH, with the configured keys and known_hosts). It is tried
     at once (`true`, as every check runs its commands, within a few seconds), and what it
     answered is said; a host that does not answer, or runs nothing, is managed all the same
-    (it may be down for now)."""
+    (it may be down for now). A running daemon checks it, and follows its journal, within
+    one check interval."""
     app_state = state(ctx)
     try:
         user, host, port = split_target(target)
@@ -142,7 +143,7 @@ def add(
     # the target only where it says more than the name ("web1 (web1)" says nothing)
     reached = f" ({stored})" if stored != shown else ""
     out.print(f"{shown}{reached} is managed now; `systems refresh` checks it, a running "
-              "daemon from its next start")
+              "daemon within one check interval")
     if no_probe:
         out.print(f"{shown} was not contacted (--no-probe)")
         return
@@ -253,7 +254,7 @@ def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
 @app.command("accept")
 def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="A discovered host (see `systems list`).")]) -> None:
-    """Manage a discovered host."""
+    """Manage a discovered host: a running daemon checks it within one check interval."""
     app_state = state(ctx)
     hosts = _hosts(app_state)
     row = hosts.get(name)
@@ -266,7 +267,7 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
     _refuse_configured_twin(app_state, name, row["target"] or name)
     hosts.accept(name, actor())
-    out.print(f"{name} is managed now; a running daemon checks it from its next start")
+    out.print(f"{name} is managed now; a running daemon checks it within one check interval")
 
 
 @app.command("refresh")
