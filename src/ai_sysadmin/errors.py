@@ -32,6 +32,14 @@ class CommandTimeout(TransportError):
     """A command (or a check script) ran past its time and was stopped."""
 
 
+class NoAnswer(CommandTimeout):
+    """The host sent nothing back in the time, not even the first line of a check script or
+    the opening of a session: not a step that runs long but a host that stopped answering
+    (frozen, or cut off by a partition that sends no reset). Its connection is dropped, so
+    the next command connects afresh; a check reports the host unreachable, and sends it
+    nothing more."""
+
+
 class CommandRefused(TransportError):
     """The host answered and took the login, but would not run what it was sent: the account's
     login shell is no shell (nologin, /bin/false), or sudo wants a password for a fix. Not a

@@ -41,9 +41,10 @@ class CountingSsh(SshTransport):
         self.calls += 1
         return await super().run(argv, timeout)
 
-    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+    async def run_script(self, script: str, done: str, timeout: float,
+                         answer_within: float | None = None) -> CommandResult:
         self.calls += 1
-        return await super().run_script(script, done, timeout)
+        return await super().run_script(script, done, timeout, answer_within)
 
 
 def collect(transport: SshTransport | SandboxTransport, settings: Settings,

@@ -181,7 +181,8 @@ class ScriptIn(LocalTransport):
         super().__init__("here")
         self.shell = shell
 
-    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+    async def run_script(self, script: str, done: str, timeout: float,
+                         answer_within: float | None = None) -> CommandResult:
         return await self.run([*self.shell.split(), "-c", script], timeout)
 
 

@@ -106,5 +106,6 @@ class ReaderTransport(Transport):
         done = await self.run(["cat", "--", path], timeout)
         return done.stdout if done.ok else None
 
-    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+    async def run_script(self, script: str, done: str, timeout: float,
+                         answer_within: float | None = None) -> CommandResult:
         return await self.run(["sh", "-c", script], timeout)

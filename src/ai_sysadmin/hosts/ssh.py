@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from ..aio import within
-from ..errors import CommandRefused, CommandTimeout, TransportError
+from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..redact import CUT_MARGIN, redact_cut
 from .ssh_host_keys import (
     HostKeyError,
@@ -215,10 +215,14 @@ class _Reply:
         self.open = [True, True]
         self.size = 0
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: set by the first byte of the reply, or by its failure: what a wait for the host's
+        #: first word ends on
+        self.stirred = asyncio.Event()
 
     def feed(self, data: str, stream: int) -> None:
-        if not self.open[stream]:
+        if not self.open[stream] or not data:
             return
+        self.stirred.set()
         self.size += len(data)
         if self.size > MAX_REPLY:
             self.open = [False, False]
@@ -235,6 +239,7 @@ class _Reply:
                 self.finished.set_result(None)
 
     def fail(self, exc: Exception) -> None:
+        self.stirred.set()
         if not self.finished.done():
             self.finished.set_exception(exc)
 
@@ -279,6 +284,9 @@ class _Shell(asyncssh.SSHClientSession[str]):
         #: says so at once, maybe before the first script is written
         self.early = ["", ""]
         self.ended: _ShellEnded | None = None
+        #: whether anything of the last script's reply came: where nothing did, the host
+        #: stopped answering; else the script runs long
+        self.heard = False
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
         self.chan = chan
@@ -303,10 +311,14 @@ class _Shell(asyncssh.SSHClientSession[str]):
     def alive(self) -> bool:
         return not self.closed and self.chan is not None and not self.chan.is_closing()
 
-    async def run(self, script: str, done: str) -> tuple[str, str]:
+    async def run(self, script: str, done: str,
+                  answer_within: float | None = None) -> tuple[str, str]:
+        """The script's reply on both streams; TimeoutError where not a byte of it came
+        within ``answer_within`` seconds (the caller's own limit is the whole reply's)."""
         assert self.chan is not None
         if self.ended is not None:
             raise self.ended
+        self.heard = False
         try:
             self.chan.write(script)
         except BrokenPipeError as exc:
@@ -318,9 +330,12 @@ class _Shell(asyncssh.SSHClientSession[str]):
         # no await since the write: nothing of the reply can have come before it is watched
         reply = self.reply = _Reply(done)
         try:
+            if answer_within is not None:
+                await within(reply.stirred.wait(), answer_within)
             await reply.finished
         finally:
             self.reply = None
+            self.heard = reply.size > 0
         return reply.text(0), reply.text(1)
 
     async def end(self) -> None:
@@ -698,8 +713,8 @@ class SshTransport(Transport):
             async with state.lock:
                 if state.conns and state.conns[-1] is conn:
                     await self._close_state(state)
-            raise CommandTimeout(f"{what} timed out after {timeout:g} s: the host did not "
-                                 f"open an SSH session") from None
+            raise NoAnswer(f"{what} timed out after {timeout:g} s: the host did not open an "
+                           f"SSH session") from None
 
     async def _kill(self, proc: asyncssh.SSHClientProcess) -> None:
         # sshd signals the session's process group, except for root logins (no privilege
@@ -795,7 +810,8 @@ class SshTransport(Transport):
         return CommandRefused(f"{what}, saying: {said}" if said else f"{what}, saying nothing",
                               status, said)
 
-    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+    async def run_script(self, script: str, done: str, timeout: float,
+                         answer_within: float | None = None) -> CommandResult:
         """Run a script in the host's long-lived shell: after the first, a check costs no new
         SSH session (no sshd fork, no login shell, no logind session on the host).
 
@@ -805,29 +821,35 @@ class SshTransport(Transport):
         shell (a command it left running ends by itself, or by its own ``timeout(1)`` in the
         collector's careful mode). A shell that ends by itself as soon as it starts is the
         host's answer, :class:`CommandRefused` (also kept in :attr:`refusal`).
+
+        ``answer_within``: the script writes a line as it starts, so a host that sends
+        nothing of the reply back within these seconds (or ``timeout``, the smaller) stopped
+        answering, whatever the script would do: that is :class:`NoAnswer`, and the
+        connection is dropped with the shell (:meth:`_timed_out`), where a script that
+        overran is a plain :class:`CommandTimeout`.
         """
         self.refusal = None
         try:
-            return await self._run_script(script, done, timeout)
+            return await self._run_script(script, done, timeout, answer_within)
         except CommandRefused as exc:
             self.refusal = exc
             raise
 
-    async def _run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+    async def _run_script(self, script: str, done: str, timeout: float,
+                          answer_within: float | None) -> CommandResult:
         state = self._loop_state()
         argv = ("sh", "-s")
         async with state.shell_lock:
             started = time.monotonic()
             for attempt in (1, 2):
                 shell, fresh, left = await self._shell(state, argv, timeout)
+                answer = answer_within if answer_within is not None and answer_within < left \
+                    else None
                 try:
-                    out, err = await within(shell.run(script, done), left)
+                    out, err = await within(shell.run(script, done, answer), left)
                     break
                 except TimeoutError:
-                    await self._drop_shell(state)
-                    raise CommandTimeout(
-                        f"{self.host}: the check script timed out after {timeout:g} s"
-                    ) from None
+                    raise await self._timed_out(state, shell, timeout, answer_within) from None
                 except asyncio.CancelledError:
                     await self._drop_shell(state)
                     raise
@@ -847,6 +869,29 @@ class SshTransport(Transport):
                             f"{self.host}: the remote shell ended: {exc}") from exc
             state.ran = True
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
+
+    async def _timed_out(self, state: _LoopState, shell: _Shell, timeout: float,
+                         answer_within: float | None) -> CommandTimeout:
+        """Why a script ended unfinished, its shell dropped. Where the script writes a line
+        as it starts (``answer_within`` given) and not a byte of the reply came, the host
+        stopped answering (it froze, or a partition that sends no reset cut it off): the
+        connection is dropped too, for the next call to connect afresh (or to fail at the
+        connect timeout) instead of waiting on it, and the caller sends that host nothing
+        more now (:class:`NoAnswer`). Else a step of the script runs long on a host that
+        answers (or a script that writes nothing early may)."""
+        conn = state.shell_conn
+        if shell.heard or answer_within is None:
+            await self._drop_shell(state)
+            return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
+        async with state.lock:
+            # the channel goes with its connection: no wait for a silent host to close it
+            if state.conns and state.conns[-1] is conn:
+                await self._close_state(state)
+            else:
+                state.shell = state.shell_conn = None
+        waited = min(answer_within, timeout)
+        return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host stopped "
+                        "answering, or the way to it is cut")
 
     async def _shell(self, state: _LoopState, argv: tuple[str, ...],
                      timeout: float) -> tuple[_Shell, bool, float]:

@@ -167,9 +167,16 @@ class Transport(ABC):
         result = await self.run(["cat", "--", path], timeout)
         return result.stdout if result.ok else None
 
-    async def run_script(self, script: str, done: str, timeout: float) -> CommandResult:
+    async def run_script(self, script: str, done: str, timeout: float,
+                         answer_within: float | None = None) -> CommandResult:
         """Run a POSIX sh script that ends by printing ``done`` as the last line of stdout and
-        of stderr. Here: ``sh -c``; a transport may keep one shell for all its scripts."""
+        of stderr. Here: ``sh -c``; a transport may keep one shell for all its scripts.
+
+        ``answer_within``, given where the script writes a line as it starts: the seconds a
+        host that answers takes to send the first of the reply. A transport that can tell a
+        host that sent nothing from a script that runs long (over SSH) raises
+        :class:`~ai_sysadmin.errors.NoAnswer` for the first. A process here always answers:
+        ``timeout`` alone counts."""
         return await self.run(["sh", "-c", script], timeout)
 
     async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:

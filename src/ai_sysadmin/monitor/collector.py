@@ -101,7 +101,10 @@ class Collector:
     async def _round_trip(self, planned: _Planned) -> remote_script.ReplayTransport:
         """One script for the whole Snapshot. It starts no process but the commands; a step
         that hangs makes the script overrun, and then this host's checks put each step under
-        its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again."""
+        its own timeout(1) for a while (CAREFUL_SECONDS), starting with this one again. A
+        host that sent nothing back, not even the script's first line, did not overrun: it
+        stopped answering, and no time limit of a step would get more of it (the transport
+        dropped its connection; the next check connects afresh)."""
         listings = [ps_argv(self.settings.programs)]
 
         async def trip(careful: bool) -> remote_script.ReplayTransport:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from ..errors import CommandRefused, CommandTimeout, TransportError
+from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
 from ..redact import redact_cut
 
@@ -46,7 +46,10 @@ _NOT_RUN = 256
 #: end lines wait in ``P`` (stdout) and ``Q`` (stderr) and go out in one write just before the
 #: next command starts (a command's output must follow them) or with the done line; files read
 #: by builtins and guarded-out steps only add to them. The shell says its pid
-#: (``M shell PID``) with the done line.
+#: (``M shell PID``) with the done line. Before anything else it writes ``M start`` (one
+#: packet more a check): a reply that brought not even that is a host that stopped
+#: answering, not a step that hangs, whatever the first step is (see ``answer_within`` of
+#: :meth:`Transport.run_script`).
 #: In careful mode timeout(1) puts the command in a process group of its own and kills all
 #: of it on expiry; starting it with ``&`` gives its pid, so that the process listing can
 #: leave the script's own processes out. Otherwise the command runs in the foreground.
@@ -90,6 +93,7 @@ $M $i end {not_run} 0"; done
 }}"""
 _FOREGROUND = '"$@" </dev/null; r=$? p=0'
 _BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
+_START = "printf '\\n%s start\\n' \"$M\"\n"
 _DONE = ("printf '%s\\n%s shell %s\\n\\n%s done\\n' \"$P\" \"$M\" \"$$\" \"$M\"; "
          "printf '%s\\n%s done\\n' \"$Q\" \"$M\" >&2\n")
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
@@ -151,7 +155,8 @@ class RoundTrip:
     @property
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
-        return f"{C_LOCALE}\nM={shlex.quote(self.marker)} P= Q=\n{self._script_body}{_DONE}"
+        return (f"{C_LOCALE}\nM={shlex.quote(self.marker)} P= Q=\n{_START}"
+                f"{self._script_body}{_DONE}")
 
     @functools.cached_property
     def tailed_files(self) -> list[str]:
@@ -379,8 +384,9 @@ class ReplayTransport(Transport):
         self.runs_as_root = runs_as_root
         #: why the script did not run at all, as the transport raised it (None: it ran)
         self.failure = failure
-        #: the script ran past its time (a step hung): no results at all
-        self.overran = isinstance(failure, CommandTimeout)
+        #: the script ran past its time (a step hung): no results at all; not where the
+        #: host sent nothing back (:class:`NoAnswer`), which no step's time limit mends
+        self.overran = isinstance(failure, CommandTimeout) and not isinstance(failure, NoAnswer)
         #: the host answered but ran none of it: this round trip's own, not the transport's
         #: last word, which a command run meanwhile may have changed
         self.refusal = failure if isinstance(failure, CommandRefused) else None
@@ -437,7 +443,9 @@ async def run_round_trip(transport: Transport, trip: RoundTrip,
     """
     command_timeout = trip.command_timeout
     try:
-        result = await transport.run_script(trip.script, trip.done, trip.timeout)
+        # a host that answers writes the script's first line at once, careful or not
+        result = await transport.run_script(trip.script, trip.done, trip.timeout,
+                                            answer_within=trip.command_timeout)
     except TransportError as exc:
         reason = str(exc).removeprefix(f"{transport.host}: ")
         return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",

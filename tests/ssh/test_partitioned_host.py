@@ -1,0 +1,184 @@
+"""A host cut off by a partition that sends no reset (its packets silently dropped), checked
+through the real checker, collector and SSH transport against a real sshd.
+
+Such a host is reported unreachable after one command timeout: its check script brought
+nothing back, not even its first line, which is the connection's failure and not a step that
+overran, so no careful script follows it on the dead connection. A host whose step is only
+slow still gets the careful check, and a careful host cut off is reported as soon."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.ssh import SshTransport
+from ai_sysadmin.hosts.transport import CommandResult
+from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
+
+from .conftest import NS_PREFIX, PREFIX, Hosts, SshHost
+
+#: a MAC address nobody has: frames sent to it are dropped by the host's end of the link
+NOBODY = "02:00:5e:00:53:01"
+#: seconds: short for the test, long enough for a whole check on a busy machine
+COMMAND_TIMEOUT = 3.0
+CONNECT_TIMEOUT = 2.0
+
+
+@dataclass
+class Try:
+    """One check script the transport ran."""
+
+    careful: bool  # each step under its own timeout(1)
+    seconds: float
+    ended: str  # "ok", or the error's text
+
+
+class Scripts(SshTransport):
+    """The real transport, noting each check script it runs."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.tries: list[Try] = []
+
+    async def run_script(self, script: str, done: str, timeout: float,
+                         **more: float | None) -> CommandResult:
+        started = time.monotonic()
+        careful = "timeout -k" in script
+        try:
+            result = await super().run_script(script, done, timeout, **more)
+        except Exception as exc:
+            self.tries.append(Try(careful, time.monotonic() - started, str(exc)))
+            raise
+        self.tries.append(Try(careful, time.monotonic() - started, "ok"))
+        return result
+
+
+@dataclass
+class Host:
+    ssh: SshHost
+    #: while this file exists, the host's df hangs (a dead NFS mount)
+    hang_df: Path
+
+
+@pytest.fixture
+def host(ssh_hosts: Hosts, tmp_path: Path) -> Iterator[Host]:
+    """An sshd of its own (the partition cuts no other test's host), whose df hangs on
+    demand: the real one, bound elsewhere, behind a wrapper in its mount namespace only."""
+    netlab = ssh_hosts.netlab
+    ns, address = netlab.namespace()
+    flag = tmp_path / "hang-df"
+    real = tmp_path / "real-df"
+    real.write_text("")
+    wrapper = tmp_path / "df"
+    wrapper.write_text(f'#!/bin/sh\n[ ! -e {flag} ] || exec sleep 31\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    setup = f"mount --bind /usr/bin/df {real} && mount --bind {wrapper} /usr/bin/df && "
+    sshd = netlab.sshd(f"cut-{ns}", ns, [address], setup=setup)
+    try:
+        yield Host(sshd, flag)
+    finally:
+        mend(address)
+
+
+def _link(address: str) -> str:
+    """The root namespace's end of the link to ``address`` (see NetLab.namespace)."""
+    assert address.startswith(f"{PREFIX}.")
+    return f"{NS_PREFIX}{address.split('.')[2]}h"
+
+
+def cut(address: str) -> None:
+    """Frames to the host go to nobody: nothing reaches it, nothing is refused."""
+    subprocess.run(["ip", "neigh", "replace", address, "lladdr", NOBODY, "dev", _link(address),
+                    "nud", "permanent"], check=True, capture_output=True, timeout=10)
+
+
+def mend(address: str) -> None:
+    subprocess.run(["ip", "neigh", "del", address, "dev", _link(address)], check=False,
+                   capture_output=True, timeout=10)
+
+
+@dataclass
+class Seen:
+    report: CheckReport
+    seconds: float
+    tries: list[Try]
+
+
+def checks(host: Host, known_hosts: Path, tmp_path: Path,
+           before_each: list[str]) -> tuple[Scripts, list[Seen]]:
+    """One check per entry of ``before_each``, after doing what its words name: "cut" the
+    host off, "mend" the way to it, make its df "hang" or "answer" again ("": nothing)."""
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state",
+                        command_timeout=COMMAND_TIMEOUT)
+    ssh = Scripts(host.ssh.target(host.ssh.write_known_hosts(known_hosts),
+                                  connect_timeout=CONNECT_TIMEOUT), name="cut")
+    checker = HostChecker(ssh, settings, None)
+    doing = {"cut": lambda: cut(host.ssh.address), "mend": lambda: mend(host.ssh.address),
+             "hang": host.hang_df.touch, "answer": lambda: host.hang_df.unlink(missing_ok=True)}
+
+    async def go() -> list[Seen]:
+        seen = []
+        try:
+            for words in before_each:
+                for word in words.split():
+                    doing[word]()
+                ssh.tries.clear()
+                started = time.monotonic()
+                report = await checker.check()
+                seen.append(Seen(report, time.monotonic() - started, list(ssh.tries)))
+        finally:
+            await ssh.close()
+        return seen
+
+    return ssh, asyncio.run(go())
+
+
+def unreachable(seen: Seen) -> str:
+    """The host_unreachable finding's evidence (the finding must be the only one)."""
+    assert [(f.rule, f.subject) for f in seen.report.findings] == [("host_unreachable", "cut")]
+    return seen.report.findings[0].evidence[0]
+
+
+def test_a_host_cut_off_is_unreachable_after_one_command_timeout_and_checked_again_after(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    ssh, (first, cut_off, still, back) = checks(host, known_hosts, tmp_path,
+                                                 ["", "cut", "", "mend"])
+    assert first.report.healthy
+    # one script, which brought nothing back: no careful one after it on a dead connection
+    # (that waited three command timeouts more: 6x in all with the close of the first)
+    assert [t.careful for t in cut_off.tries] == [False], cut_off.tries
+    assert "nothing came back within 3 s: the host stopped answering" in unreachable(cut_off)
+    assert cut_off.seconds < 1.5 * COMMAND_TIMEOUT, cut_off.seconds
+    # its connection was dropped: the next check connects afresh, and waits for that alone
+    assert "no SSH connection" in unreachable(still)
+    assert still.seconds < CONNECT_TIMEOUT + 1, still.seconds
+    # answering again, it is checked in full, on a new connection, and not carefully: a host
+    # that answered nothing had no step that ran long
+    assert back.report.healthy, back.report.errors
+    assert [t.careful for t in back.tries] == [False]
+    assert ssh.connects == 2
+
+
+def test_a_slow_step_gets_the_careful_check_and_a_careful_host_cut_off_is_reported_as_soon(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    _, (hung, cut_off, back) = checks(host, known_hosts, tmp_path,
+                                      ["hang", "cut", "mend answer"])
+    # the host answered, its df did not: the script overran and went again, careful
+    assert [t.careful for t in hung.tries] == [False, True], hung.tries
+    assert set(hung.report.errors) == {"mounts"}, hung.report.errors
+    assert "timed out after 3 s" in hung.report.errors["mounts"]
+    # careful now, with room for several steps' time limits in one script: a host that sends
+    # nothing back is still reported at one command timeout, not at the script's limit
+    assert [t.careful for t in cut_off.tries] == [True], cut_off.tries
+    assert "nothing came back within 3 s" in unreachable(cut_off)
+    assert cut_off.seconds < 1.5 * COMMAND_TIMEOUT, cut_off.seconds
+    assert back.report.healthy, back.report.errors
