@@ -46,10 +46,10 @@ _NOT_RUN = 256
 #: end lines wait in ``P`` (stdout) and ``Q`` (stderr) and go out in one write just before the
 #: next command starts (a command's output must follow them) or with the done line; files read
 #: by builtins and guarded-out steps only add to them. The shell says its pid
-#: (``M shell PID``) with the done line. Before anything else it writes ``M start`` (one
-#: packet more a check): a reply that brought not even that is a host that stopped
-#: answering, not a step that hangs, whatever the first step is (see ``answer_within`` of
-#: :meth:`Transport.run_script`).
+#: (``M shell PID``) with the done line. ``P`` starts as ``M start``, which the first write
+#: carries, before the first command starts: a reply that brought not even that is a host
+#: that stopped answering, not a step that hangs, whatever the first step is (see
+#: ``answer_within`` of :meth:`Transport.run_script`), and it costs no write of its own.
 #: In careful mode timeout(1) puts the command in a process group of its own and kills all
 #: of it on expiry; starting it with ``&`` gives its pid, so that the process listing can
 #: leave the script's own processes out. Otherwise the command runs in the foreground.
@@ -93,7 +93,6 @@ $M $i end {not_run} 0"; done
 }}"""
 _FOREGROUND = '"$@" </dev/null; r=$? p=0'
 _BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
-_START = "printf '\\n%s start\\n' \"$M\"\n"
 _DONE = ("printf '%s\\n%s shell %s\\n\\n%s done\\n' \"$P\" \"$M\" \"$$\" \"$M\"; "
          "printf '%s\\n%s done\\n' \"$Q\" \"$M\" >&2\n")
 #: a file read (``cat -- PATH``) is done by the shell's builtins: no process, no timeout needed
@@ -155,7 +154,7 @@ class RoundTrip:
     @property
     def script(self) -> str:
         # the marker is the only part that differs from one check to the next
-        return (f"{C_LOCALE}\nM={shlex.quote(self.marker)} P= Q=\n{_START}"
+        return (f'{C_LOCALE}\nM={shlex.quote(self.marker)} Q=\nP="\n$M start\n"\n'
                 f"{self._script_body}{_DONE}")
 
     @functools.cached_property
