@@ -161,6 +161,8 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         processes=[proc(pid=1, command="/sbin/init", cpu_percent=0.1, cpu_seconds=5)],
         zombies=[],
         certificates=[certificate("/etc/ssl/web.pem", days_left=90)],
+        reboot=[],
+        nixos_boot=[],
     )
 
 

@@ -16,6 +16,7 @@ from ai_sysadmin.monitor.rules import (
 )
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME
 from ai_sysadmin.monitor.snapshot import (
+    BootChange,
     Load,
     Mount,
     Process,
@@ -153,6 +154,7 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.service_results = {"webapp.service": ServiceResult("core-dump", "dumped", 11, 4711)}
     snap.zombies = [ZombieParent(900, 40, "lazy parent", "reaper.service")]
     snap.certificates = [certificate("/etc/ssl/web.pem", days_left=-2)]
+    snap.reboot = [BootChange("packages", "", "linux-image-6.1.0-28-amd64")]
 
     findings, judged = evaluate(context(snap, previous=previous))
 

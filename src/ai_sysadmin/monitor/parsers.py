@@ -18,6 +18,7 @@ from typing import Any
 
 from .findings import strip_control
 from .snapshot import (
+    BootChange,
     Certificate,
     CoreDump,
     CpuTimes,
@@ -1036,3 +1037,33 @@ def parse_nixos_generation(link_target: str) -> str | None:
     if name.startswith("system-") and name.endswith("-link"):
         return name[len("system-") : -len("-link")]
     return name or None
+
+
+#: the parts of a NixOS system that take effect only at a boot, compared between the booted
+#: system (``/run/booted-system``) and the current one (``/run/current-system``)
+NIXOS_BOOT_PARTS = ("kernel", "initrd", "kernel-modules")
+
+
+def parse_nixos_boot(readlink_output: str) -> list[BootChange]:
+    """``readlink -e`` of each part of the booted system and of the current one (in
+    :data:`NIXOS_BOOT_PARTS` order, booted then current, a line each): the parts that
+    differ. ``-e`` says nothing of a path that does not exist (a container's system has no
+    kernel): where any is missing, nothing can be paired, and nothing is said."""
+    lines = readlink_output.splitlines()
+    if len(lines) != 2 * len(NIXOS_BOOT_PARTS):
+        return []
+    changes = []
+    for n, part in enumerate(NIXOS_BOOT_PARTS):
+        booted, current = lines[2 * n].strip(), lines[2 * n + 1].strip()
+        if booted != current:
+            changes.append(BootChange(part, booted, current))
+    return changes
+
+
+def parse_reboot_required(pkgs: str) -> list[BootChange]:
+    """Debian's and Ubuntu's ``/run/reboot-required`` is there: the packages its
+    ``.pkgs`` names (a line each; none where it names none) wait for a boot."""
+    names = sorted({strip_control(line.strip())[:100] for line in pkgs.splitlines()
+                    if line.strip()})
+    return [BootChange("packages", "", ", ".join(names[:20]) + (
+        f" and {len(names) - 20} more" if len(names) > 20 else ""))]

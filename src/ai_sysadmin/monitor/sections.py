@@ -83,6 +83,13 @@ _NO_SYSTEMD = (
 SYSTEMD = Guard("-d", "/run/systemd/system",
                 "System has not been booted with systemd (no /run/systemd/system)")
 NIXOS = Guard("-L", NIXOS_SYSTEM_PROFILE, f"readlink: {NIXOS_SYSTEM_PROFILE}: not a symlink")
+#: Debian's and Ubuntu's record that a boot is due (update-notifier, unattended-upgrades), and
+#: the packages that made it so
+REBOOT_REQUIRED = "/run/reboot-required"
+REBOOT_REQUIRED_PKGS = "/run/reboot-required.pkgs"
+#: the NixOS system the host booted, and the one it switched to since
+NIXOS_BOOTED, NIXOS_CURRENT = "/run/booted-system", "/run/current-system"
+BOOTED = Guard("-e", NIXOS_BOOTED, f"readlink: {NIXOS_BOOTED}: No such file or directory")
 
 
 #: the most of the journal one check reads, in bytes. Any local user logs entries of
@@ -365,6 +372,24 @@ def _nixos_generation(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -
     link = result(readings[0])
     if link.ok:
         snap.nixos_generation = parsers.parse_nixos_generation(link.stdout)
+
+
+def _reboot(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    flag, pkgs = map(result, readings)
+    snap.reboot = parsers.parse_reboot_required(pkgs.stdout if pkgs.ok else "") if flag.ok \
+        else []
+
+
+def _nixos_boot(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    links = result(readings[0])
+    # exit 1: a path that does not exist (no NixOS, or a part a container has not)
+    snap.nixos_boot = parsers.parse_nixos_boot(links.stdout) if links.stdout else []
+
+
+def _nixos_boot_sources(plan: Plan) -> tuple[Source, ...]:
+    parts = [f"{system}/{part}" for part in parsers.NIXOS_BOOT_PARTS
+             for system in (NIXOS_BOOTED, NIXOS_CURRENT)]
+    return (Source((plan.programs.readlink, "-e", "--", *parts), BOOTED),)
 
 
 #: said once for a host without systemd (not PID 1, or no systemctl to ask), where the rules
@@ -912,6 +937,8 @@ SECTIONS: tuple[Section, ...] = (
     # the same listing: one ps in a remote script, which runs a command once
     Section("zombies", _ps_sources, apply=_zombies),
     Section("certificates", _certificate_sources, apply=_certificates),
+    Section("reboot", _files(REBOOT_REQUIRED, REBOOT_REQUIRED_PKGS), apply=_reboot),
+    Section("nixos_boot", _nixos_boot_sources, apply=_nixos_boot),
 )
 
 

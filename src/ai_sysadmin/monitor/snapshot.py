@@ -251,6 +251,18 @@ class HiddenUnitFile:
 
 
 @dataclass(frozen=True, slots=True)
+class BootChange:
+    """One part of what runs that a boot would change: installed since the host booted, it
+    is not what runs (a kernel takes effect only at a boot)."""
+
+    #: ``kernel``, ``initrd``, ``kernel-modules`` (NixOS), or ``packages`` (Debian, Ubuntu)
+    part: str
+    #: what runs (empty where the host does not say) and what a boot would run
+    running: str
+    installed: str
+
+
+@dataclass(frozen=True, slots=True)
 class JournalGap:
     """Journal entries a check skipped unread: it had fallen further behind than one read
     catches up (a flood of warnings), so it read the newest entries instead, and judged what
@@ -331,6 +343,12 @@ class Snapshot:
     #: with none configured no command reads them, and there is nothing unknown to judge
     certificates: list[Certificate] | None = field(default_factory=list)
     nixos_generation: str | None = None
+    #: what a boot would change, as Debian and Ubuntu record it (/run/reboot-required): empty
+    #: where nothing is recorded
+    reboot: list[BootChange] | None = None
+    #: what a boot would change on NixOS: the parts of the current system that are not the
+    #: booted one's; empty where they are the same, or this is no NixOS
+    nixos_boot: list[BootChange] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to

@@ -19,6 +19,7 @@ from .journal_error_burst import JournalErrorBurst
 from .load_per_core import LoadPerCore
 from .memory_pressure import MemoryPressure
 from .read_only_filesystem import ReadOnlyFilesystem
+from .reboot_required import RebootRequired
 from .runaway_process import RunawayProcess
 from .swap_thrash import SwapThrash
 from .unit_load_error import UnitLoadError
@@ -39,6 +40,7 @@ RULES: tuple[Rule, ...] = (
     ZombieProcesses(),
     JournalErrorBurst(),
     CertificateExpiry(),
+    RebootRequired(),
     HostUnreachable(),
 )
 
