@@ -13,7 +13,7 @@ from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError, CommandRefused, TransportError
 from ..hosts.inventory import configured_hosts, target_machine
 from ..hosts.transport import unanswered
-from ..orchestrator.fleet import discover_from_ssh_config, managed_specs
+from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
 from ..store import HostStore
 from .context import AppState, banner, cell, err, out, print_json, state
 from .identity import actor
@@ -195,8 +195,6 @@ def _refuse_configured_twin(app_state: AppState, name: str, target: str) -> None
 def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="The managed host to stop managing.")]) -> None:
     """Stop managing a host (its history stays)."""
-    # its open incidents are closed and their queued LLM work cancelled: nothing checks it
-    # again, so left open they would cost LLM calls forever
     app_state = state(ctx)
     settings = app_state.settings
     if name == short_hostname():
@@ -209,46 +207,11 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(
         raise AiSysadminError(f"{name} is listed in remote_systems of "
                               f"{app_state.loaded.config_path}: remove it there")
     app_state.log_to_files()  # the fixes it withdraws are in `logs actions`
-    reason = f"{name} is no longer managed (systems remove)"
-    # all or nothing: a remove cut short (Ctrl-C, a locked database) must not leave a host
-    # that is not managed with incidents still open or fixes still approvable
-    with app_state.store.db.transaction():
-        who = actor()
-        _hosts(app_state).remove(name, who)
-        closed = app_state.store.close_host(name, reason, who)
-        withdrawn = _withdraw_actions(app_state, name, reason, who)
-    # another store, maybe another machine: what stays queued is only work saved, a closed
-    # incident is never investigated
-    cancelled = _cancel_llm_work(app_state, closed)
-    out.print(f"{name} is no longer managed; {len(closed)} open incident(s) closed"
-              + (f", {cancelled} queued LLM request(s) cancelled" if cancelled else "")
-              + (f", {withdrawn} undecided fix(es) withdrawn" if withdrawn else ""))
-
-
-def _withdraw_actions(app_state: AppState, host: str, reason: str, who: str) -> int:
-    """Fixes waiting for a person or for their turn on that host: nothing runs there now."""
-    from ..executor import Executor
-
-    return len(Executor(app_state.settings, app_state.store, {}).withdraw(reason, host=host,
-                                                                         who=who))
-
-
-def _cancel_llm_work(app_state: AppState, incidents: list[int]) -> int:
-    """Cancel what is queued for these incidents; an unreachable queue only loses the saving
-    (a closed incident is never investigated again)."""
-    if not incidents:
-        return 0
-    from ..llm.queue import QueueError, open_queue
-
-    try:
-        queue = open_queue(app_state.settings)
-    except QueueError as exc:
-        out.print(f"queued LLM work not cancelled: {exc}")
-        return 0
-    try:
-        return sum(queue.cancel_keyed(f"incident:{i}") for i in incidents)
-    finally:
-        queue.close()
+    gone = stop_managing(settings, app_state.store, name,
+                         f"{name} is no longer managed (systems remove)", actor())
+    if gone.queue_error is not None:
+        out.print(f"queued LLM work not cancelled: {gone.queue_error}")
+    out.print(f"{name} is no longer managed; {gone.said()}")
 
 
 @app.command("accept")

@@ -21,6 +21,7 @@ from ..monitor.snapshot import JournalEntry, Snapshot
 from ..redact import redact
 from ..store import HostStore
 from ..store.refused import RefusalLog
+from . import fleet
 from .checker import CheckReport, HostChecker
 from .investigator import Investigator
 from .pacing import WakeBudget
@@ -408,9 +409,33 @@ class Daemon:
             log.info("%s stopped cleanly", self.settings.ai_name)
 
 
+def follow_the_config(runtime: Runtime) -> None:
+    """The store made to say what the config, read at this start, says of the remote hosts
+    (:func:`fleet.follow_the_config`), each change logged once: before the fleet's checkers
+    are built (a host listed again is among them) and before anything recovers or decides (a
+    dropped host's incidents would be investigated, its fixes decided). A fleet that was given
+    (tests, the fault lab) is not the config's and is left alone."""
+    if not runtime.from_config:
+        return
+    assert runtime.store is not None, "a fleet from the config is the store's too"
+    followed = fleet.follow_the_config(runtime.settings, runtime.store)
+    for host in followed.listed_again:
+        log.info("%s is in the config's remote_systems again: managed again, as a new host",
+                 host, extra={"host": host, "event": "host_listed_again"})
+    for host, gone in followed.unlisted.items():
+        log.info("%s is no longer in the config's remote_systems: no longer managed; %s",
+                 host, gone.said(), extra={"host": host, "event": "host_unlisted"})
+        if gone.queue_error is not None:  # only work saved is lost: closed, none is run
+            log.warning("%s: queued LLM work not cancelled: %s", host,
+                        redact(gone.queue_error)[:500],
+                        extra={"host": host, "event": "host_unlisted"})
+
+
 def build_daemon(runtime: Runtime) -> Daemon:
-    """The daemon as ``ai-sysadmin run`` starts it: checks, followers and, unless turned off,
-    autonomous investigations through the queue with an embedded worker."""
+    """The daemon as ``ai-sysadmin run`` starts it: the store following the config's remote
+    hosts, checks, followers and, unless turned off, autonomous investigations through the
+    queue with an embedded worker."""
+    follow_the_config(runtime)
     daemon = Daemon(runtime)
     settings = runtime.settings
     if not settings.agent.investigate:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
 from ..hosts.inventory import HostSpec, configured_hosts, parse_target, ssh_config_hosts
 from ..hosts.transport import Transport
-from ..store import HostStore
+from ..store import HostStore, IncidentStore
 
 
 def ssh_config() -> Path:
@@ -39,6 +40,94 @@ def managed_specs(settings: Settings, hosts: HostStore) -> list[HostSpec]:
         specs[row["name"]] = HostSpec(row["name"], spec.host, spec.port, spec.user,
                                       source=row["source"])
     return [s for name, s in specs.items() if name not in removed]
+
+
+@dataclass(frozen=True)
+class LetGo:
+    """What ending the management of a host did (:func:`stop_managing`)."""
+
+    #: its incidents closed (open, or resolved and not closed yet)
+    closed: list[int]
+    #: its fixes that waited for a person or for their turn, withdrawn
+    withdrawn: int
+    #: queued LLM requests of those incidents, cancelled
+    cancelled: int
+    #: why the queued LLM work was not cancelled (a queue that cannot be reached); None: it was
+    queue_error: str | None = None
+
+    def said(self) -> str:
+        """``2 open incident(s) closed, 1 undecided fix(es) withdrawn``: what was done, as
+        `systems remove` and the daemon say it."""
+        return (f"{len(self.closed)} open incident(s) closed"
+                + (f", {self.cancelled} queued LLM request(s) cancelled" if self.cancelled
+                   else "")
+                + (f", {self.withdrawn} undecided fix(es) withdrawn" if self.withdrawn else ""))
+
+
+def stop_managing(settings: Settings, store: IncidentStore, name: str, reason: str,
+                  who: str) -> LetGo:
+    """Manage ``name`` no more (`systems remove`, or the daemon's start for a host the config
+    no longer lists): its open incidents are closed with ``reason`` and their queued LLM work
+    cancelled, its undecided fixes withdrawn. Nothing checks it again, so what is left open
+    would be investigated, or wait for an approval, forever. Its incidents, their history and
+    the audit stay. A host removed already is refused (:meth:`HostStore.remove`)."""
+    from ..executor import Executor
+
+    # all or nothing: one cut short (Ctrl-C, a locked database) must not leave a host that is
+    # not managed with incidents still open or fixes still approvable
+    with store.db.transaction():
+        HostStore(store.db).remove(name, who)
+        closed = store.close_host(name, reason, who)
+        withdrawn = Executor(settings, store, {}).withdraw(reason, host=name, who=who)
+    # another store, maybe another machine: what stays queued is only work saved, a closed
+    # incident is never investigated
+    cancelled, why = _cancel_llm_work(settings, closed)
+    return LetGo(closed, len(withdrawn), cancelled, why)
+
+
+def _cancel_llm_work(settings: Settings, incidents: list[int]) -> tuple[int, str | None]:
+    """Cancel what is queued for these incidents: how many, and why none could be (a queue
+    that cannot be reached only loses the saving)."""
+    if not incidents:
+        return 0, None
+    from ..llm.queue import QueueError, open_queue
+
+    try:
+        queue = open_queue(settings)
+    except QueueError as exc:
+        return 0, str(exc)
+    try:
+        return sum(queue.cancel_keyed(f"incident:{i}") for i in incidents), None
+    finally:
+        queue.close()
+
+
+@dataclass(frozen=True)
+class ConfigFollowed:
+    """What the daemon's start changed to follow the config's ``remote_systems``."""
+
+    #: hosts listed again after they were managed no more: managed again, as new hosts
+    listed_again: list[str]
+    #: hosts the config listed and lists no more, with what ending their management did
+    unlisted: dict[str, LetGo]
+
+
+def follow_the_config(settings: Settings, store: IncidentStore,
+                      who: str = "daemon") -> ConfigFollowed:
+    """Make the store say what the config says, once, at the daemon's start (when it reads the
+    config): a host that ``remote_systems`` listed and lists no more is managed no more, as
+    `systems remove` leaves one (a config host is removed in the config, and nothing else
+    would close its incidents: nothing checks it to resolve them); one removed and listed
+    again is managed again, as a new host (maybe another machine). Rows of hosts `systems
+    add` or `accept` manage, and this machine's, are the store's and stay as they are; so do
+    hosts already followed: a second start changes nothing."""
+    hosts = HostStore(store.db)
+    listed = {spec.name for spec in configured_hosts(settings)}
+    again = [name for name in hosts.removed_among(listed) if hosts.relist(name, who)]
+    unlisted = {name: stop_managing(settings, store, name,
+                                    f"{name} is no longer managed (not in remote_systems)", who)
+                for name in hosts.unlisted(listed)}
+    return ConfigFollowed(again, unlisted)
 
 
 def discover_from_ssh_config(settings: Settings, hosts: HostStore) -> list[str]:

@@ -60,6 +60,12 @@ class Runtime:
         self._unlearned: dict[int, str] = {}
 
     # -- hosts ----------------------------------------------------------------------------------
+    @property
+    def from_config(self) -> bool:
+        """Whether its hosts are the config's and the store's (``run`` and every command),
+        not given (tests, the fault lab: their fleet is what they gave)."""
+        return self._given is None and self.store is not None
+
     @cached_property
     def local(self) -> Transport:
         return self._given[0] if self._given else LocalTransport(short_hostname())

@@ -142,6 +142,40 @@ class HostStore:
                 raise AiSysadminError(f"{name} is not managed: it was removed already{by}")
             self.set_status(name, "removed", actor)
 
+    def unlisted(self, listed: set[str]) -> list[str]:
+        """Hosts managed because the config listed them, which it does not list now: managed
+        rows their checks wrote (source 'checked': no `systems add` or `accept` made them)
+        whose name is not in ``listed`` (the names of ``remote_systems``). Never this
+        machine, whose checks write its row too."""
+        rows = self.db.conn.execute("SELECT name FROM hosts WHERE status='managed' AND "
+                                    "source='checked' ORDER BY name")
+        return [r["name"] for r in rows if r["name"] not in listed
+                and r["name"] != short_hostname()]
+
+    def removed_among(self, listed: set[str]) -> list[str]:
+        """The hosts of ``listed`` (the names of ``remote_systems``) that are removed: ones
+        the config listed again after it dropped them, or that `systems remove` removed.
+        Never this machine, which is never removed (:func:`host_removed`)."""
+        rows = self.db.conn.execute("SELECT name FROM hosts WHERE status='removed' "
+                                    "ORDER BY name")
+        return [r["name"] for r in rows if r["name"] in listed
+                and r["name"] != short_hostname()]
+
+    def relist(self, name: str, actor: str = "operator") -> bool:
+        """Manage again a removed host the config lists (again): as a new host, maybe another
+        machine (:func:`_forget_removed`), and as the config's, like a row its checks wrote
+        (source 'checked', no target: the config says where it is), so that the config
+        dropping it again ends its management. False: it is not removed (now)."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT status FROM hosts WHERE name=?", (name,)).fetchone()
+            if row is None or row["status"] != "removed":
+                return False
+            _forget_removed(conn, name)
+            conn.execute("UPDATE hosts SET status='managed', source='checked', target=NULL "
+                         "WHERE name=?", (name,))
+            self._audit(conn, actor, "host.managed", name, "listed in remote_systems")
+        return True
+
     def removed(self, name: str) -> bool:
         """See :func:`host_removed`."""
         return host_removed(self.db.conn, name)
