@@ -10,9 +10,10 @@ class RebootRequired(Rule):
     or kernel modules) of the NixOS system it switched to since it booted, or the packages
     Debian and Ubuntu record in /run/reboot-required (a kernel, libc, a security update).
 
-    A warning: what runs is the older, unpatched version, and only a boot changes that, which
-    no fix of the assistant's does: a person decides when. One finding a host (subject
-    ``boot``): a boot clears it, and what it says is what the host says now.
+    A warning: what runs is the older, unpatched version, and only a boot changes that: the
+    catalog's ``reboot``, high risk, which waits for a person at every autonomy level (the
+    person picks the moment). One finding a host (subject ``boot``): a boot clears it, and
+    what it says is what the host says now.
     """
 
     name = "reboot_required"
