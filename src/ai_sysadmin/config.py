@@ -343,6 +343,10 @@ class Thresholds(_Section):
         3600, gt=0, description="A crash loop stays found while its unit was restarted within "
         "this many seconds: one that runs longer between crashes than the checks are apart is "
         "one incident, not one a crash.")
+    oom_kill_window_seconds: float = Field(
+        3600, gt=0, description="An OOM kill in a service stays found while the kernel killed "
+        "another of its processes within this many seconds: kills an hour apart are one "
+        "incident, which resolves after this long without one.")
     journal_error_burst: int = Field(
         20, ge=1, description="Journal entries at err or worse in the window that make a burst."
     )
@@ -522,6 +526,8 @@ class Programs(_Section):
     nix_collect_garbage: str = Field("nix-collect-garbage", description="For nix_gc.")
     nixos_rebuild: str = Field("nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
     nix_env: str = Field("nix-env", description="nix-env executable.")
+    grep: str = Field("grep", description="grep executable, to read the services' OOM kill "
+                      "counters.")
     find: str = Field("find", description="find executable (GNU findutils), to read the NixOS "
                       "generations a rollback would switch between.")
     apt_get: str = Field("apt-get", description="For update_packages on Debian and Ubuntu.")

@@ -163,6 +163,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         certificates=[certificate("/etc/ssl/web.pem", days_left=90)],
         reboot=[],
         nixos_boot=[],
+        oom_kills={"nginx.service": 0, "postgresql.service": 2},
     )
 
 

@@ -103,7 +103,7 @@ def test_healthy_snapshot_is_judged_by_every_rule_with_no_finding():
 
 
 #: what rules measured against an earlier look cannot judge on a first look alone
-MEASURED = {"crash_loop", "swap_thrash", "runaway_process"}
+MEASURED = {"crash_loop", "swap_thrash", "runaway_process", "oom_kill"}
 
 
 def test_a_first_look_leaves_the_measured_rules_unjudged_but_reports_what_they_find():
@@ -155,6 +155,7 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.zombies = [ZombieParent(900, 40, "lazy parent", "reaper.service")]
     snap.certificates = [certificate("/etc/ssl/web.pem", days_left=-2)]
     snap.reboot = [BootChange("packages", "", "linux-image-6.1.0-28-amd64")]
+    snap.oom_kills = {**previous.oom_kills, "postgresql.service": 3}
 
     findings, judged = evaluate(context(snap, previous=previous))
 

@@ -1067,3 +1067,30 @@ def parse_reboot_required(pkgs: str) -> list[BootChange]:
                     if line.strip()})
     return [BootChange("packages", "", ", ".join(names[:20]) + (
         f" and {len(names) - 20} more" if len(names) > 20 else ""))]
+
+
+#: the kernel's count of processes its OOM killer killed in a memory cgroup, a line of cgroup
+#: v2's memory.events (not ``oom_group_kill``: the same kills, counted again as a group's) or
+#: of v1's memory.oom_control (kernel 4.13 and later)
+OOM_KILL_LINE = ":oom_kill "
+
+
+def parse_oom_kills(grep_output: str) -> dict[str, int]:
+    """``grep -H '^oom_kill '`` over the memory cgroups of the system's services
+    (``/sys/fs/cgroup[/memory]/system.slice/[*.slice/]*.service/``): each service's count.
+
+    The unit is its cgroup directory's name, as systemd names the cgroup of a unit (a name it
+    would have to escape starts with ``_``); anything that is no service of system.slice is
+    no unit's, and is passed over."""
+    counts: dict[str, int] = {}
+    for line in grep_output.splitlines():
+        path, sep, count = line.rpartition(OOM_KILL_LINE)
+        _, slice_, below = path.partition("/system.slice/")
+        if not sep or not slice_ or not count.strip().isdigit():
+            continue
+        unit = cgroup_unit("/" + below.rsplit("/", 1)[0])
+        if unit is None or not unit.endswith(".service"):
+            continue
+        unit = strip_control(unit.removeprefix("_"))[:256]
+        counts[unit] = max(int(count), counts.get(unit, 0))
+    return counts

@@ -319,6 +319,10 @@ class Snapshot:
     #: the services systemd restarts after a clean exit too (``Restart=always``): their
     #: restarts are crashes only where a failure says so (the same ``systemctl show``)
     clean_restarts: frozenset[str] | None = None
+    #: how many of each service's processes the kernel's OOM killer killed since its cgroup
+    #: was made (the unit's start): ``oom_kill`` of its memory cgroup, cgroup v2's
+    #: memory.events or v1's memory.oom_control; empty where no service has a memory cgroup
+    oom_kills: dict[str, int] | None = None
     #: the latest dumps systemd-coredump recorded; empty where it is not installed
     core_dumps: list[CoreDump] | None = None
     journal: list[JournalEntry] | None = None

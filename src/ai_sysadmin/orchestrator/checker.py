@@ -16,6 +16,7 @@ from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding, not_collected
 from ..monitor.rules import READING_FIXES, RuleContext, evaluate
+from ..monitor.rules.oom_kill import OomKill, oom_kills_rose
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore
@@ -112,6 +113,9 @@ class HostChecker:
         self._rose_after: dict[str, float] = {}
         #: those of them the store has yet to keep
         self._rises_unsaved: dict[str, float] = {}
+        #: service -> the latest look after which its OOM kill count rose: kept in memory
+        #: only (see :meth:`_take_up` for a restarted daemon)
+        self._oom_rose_after: dict[str, float] = {}
         #: the wall clock less the monotonic one at the last check, and the monotonic time
         self._clock: tuple[float, float] | None = None
         self._cursor: str | None = None
@@ -152,7 +156,7 @@ class HostChecker:
         for the checks after the incident resolved."""
         t = self.settings.thresholds
         oldest = snapshot.taken_at - max(t.journal_burst_window_seconds,
-                                         t.crash_loop_window_seconds)
+                                         t.crash_loop_window_seconds, t.oom_kill_window_seconds)
         if self._actions is not None and any(rule in READING_FIXES for rule, _ in self._found):
             for key, at in self._actions.fixes_since(self.host, oldest).items():
                 self._fixed[key] = max(at, self._fixed.get(key, at))
@@ -177,6 +181,17 @@ class HostChecker:
         self._rose_after = {u: min(at, snapshot.taken_at)
                             for u, at in self._rose_after.items() if at >= oldest}
         return dict(self._rose_after)
+
+    def _oom_kills_rose(self, snapshot: Snapshot) -> dict[str, float]:
+        """When each service's OOM kill count last rose, within ``oom_kill_window_seconds``."""
+        before = self.previous.oom_kills if self.previous is not None else None
+        if self.previous is not None:
+            for unit in oom_kills_rose(before, snapshot.oom_kills):
+                self._oom_rose_after[unit] = self.previous.taken_at
+        oldest = snapshot.taken_at - self.settings.thresholds.oom_kill_window_seconds
+        self._oom_rose_after = {u: min(at, snapshot.taken_at)
+                                for u, at in self._oom_rose_after.items() if at >= oldest}
+        return dict(self._oom_rose_after)
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
         """The entries of the burst window, on the host's clock. Arrival order is not time
@@ -211,6 +226,7 @@ class HostChecker:
                 found_before=self._found,
                 fixed=self._fixes(snapshot),
                 restarts_rose_after=self._restarts_rose(snapshot),
+                oom_kills_rose_after=self._oom_kills_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
             self._found = frozenset((f.rule, f.subject) for f in findings)
@@ -313,6 +329,7 @@ class HostChecker:
         self._found = other._found
         self._fixed = dict(other._fixed)
         self._rose_after = dict(other._rose_after)
+        self._oom_rose_after = dict(other._oom_rose_after)
         self._clock = other._clock
         self._cursor, self._taken_up = other._cursor, True
 
@@ -331,6 +348,12 @@ class HostChecker:
         since = time.time() - self.settings.thresholds.crash_loop_window_seconds
         for unit, at in self.store.restart_rises(self.host, since).items():
             self._rose_after[unit] = max(at, self._rose_after.get(unit, at))
+        # when a live OOM kill incident's kills were is not stored: its window starts again
+        # now, so it resolves a window after the last kill this process sees, not at once
+        now = time.time()
+        for rule, unit in self._found:
+            if rule == OomKill.name:
+                self._oom_rose_after.setdefault(unit, now)
 
     def _record(self, report: CheckReport, rises: dict[str, float]) -> CheckOutcome:
         """The check in the store, in a worker thread; ``rises``: restart counts seen rising

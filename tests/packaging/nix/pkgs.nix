@@ -34,6 +34,7 @@ rec {
   procps = drv "procps";
   coreutils = drv "coreutils";
   findutils = drv "findutils";
+  gnugrep = drv "gnugrep";
   util-linux = drv "util-linux";
   getent = drv "getent";
   openssl = drv "openssl";

@@ -18,6 +18,7 @@ from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
 from .load_per_core import LoadPerCore
 from .memory_pressure import MemoryPressure
+from .oom_kill import OomKill
 from .read_only_filesystem import ReadOnlyFilesystem
 from .reboot_required import RebootRequired
 from .runaway_process import RunawayProcess
@@ -29,6 +30,7 @@ RULES: tuple[Rule, ...] = (
     FailedUnit(),
     CrashLoop(),
     CoreDumped(),
+    OomKill(),
     UnitLoadError(),
     DiskSpace(),
     InodeExhaustion(),

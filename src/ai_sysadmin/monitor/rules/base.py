@@ -46,6 +46,9 @@ class RuleContext:
     #: service -> the latest look after which its restart count rose, on this machine's
     #: clock (the checker remembers them across its looks, ``crash_loop_window_seconds``)
     restarts_rose_after: Mapping[str, float] = field(default_factory=dict)
+    #: service -> the latest look after which its OOM kill count rose, on this machine's
+    #: clock (the checker remembers them, ``oom_kill_window_seconds``)
+    oom_kills_rose_after: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rates_from(self) -> Snapshot | None:
