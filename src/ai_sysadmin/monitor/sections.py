@@ -394,35 +394,46 @@ def _nixos_boot_sources(plan: Plan) -> tuple[Source, ...]:
 
 #: the memory cgroups of the system's services, where the kernel counts the processes its OOM
 #: killer killed in each: cgroup v2's (a NixOS, Debian, Ubuntu, Fedora of today), and a legacy
-#: or hybrid host's v1 memory hierarchy; a template's instances sit in a slice of their own
-OOM_COUNTERS = (
-    "/sys/fs/cgroup/system.slice/*.service/memory.events",
-    "/sys/fs/cgroup/system.slice/*.slice/*.service/memory.events",
-    "/sys/fs/cgroup/memory/system.slice/*.service/memory.oom_control",
-    "/sys/fs/cgroup/memory/system.slice/*.slice/*.service/memory.oom_control",
-)
-#: one grep over every counter file there is: the shell's globs find them (a pattern that
-#: matches nothing stays as written, and is left out), so grep runs only where there is one to
-#: read, and a host without memory cgroups (the fault lab's cgroup2 has no memory controller)
-#: costs a shell's loop and answers nothing. grep: $1, configurable
-_OOM_SCRIPT = ('g=$1; set --; for f in ' + " ".join(OOM_COUNTERS) + '; do '
-               '[ -r "$f" ] && set -- "$@" "$f"; done; '
-               '[ "$#" -eq 0 ] || exec "$g" -sH "^oom_kill " -- "$@"')
+#: or hybrid host's v1 memory hierarchy; a template's instances sit in a slice of their own.
+#: Each is read only where its system.slice is (a guard the script tests with a builtin): a
+#: host without systemd, or without a memory hierarchy, starts no process for it
+OOM_COUNTERS = {
+    "/sys/fs/cgroup/system.slice": ("*.service/memory.events",
+                                    "*.slice/*.service/memory.events"),
+    "/sys/fs/cgroup/memory/system.slice": ("*.service/memory.oom_control",
+                                           "*.slice/*.service/memory.oom_control"),
+}
 #: grep's exit when no line matched (a v1 kernel before 4.13 counts no kills), and when a
 #: file could not be read: a service that stopped between the glob and the read, whose cgroup
 #: went with it (one made again starts its count again)
 _GREP_NONE, _GREP_UNREAD = 1, 2
 
 
+def _oom_script(slice_dir: str, patterns: tuple[str, ...]) -> str:
+    """One grep over every counter file there is: the shell's globs find them (a pattern that
+    matches nothing stays as written, and is left out), so grep runs only where there is one
+    to read. grep: $1, configurable."""
+    globs = " ".join(f"{slice_dir}/{pattern}" for pattern in patterns)
+    return (f'g=$1; set --; for f in {globs}; do [ -r "$f" ] && set -- "$@" "$f"; done; '
+            '[ "$#" -eq 0 ] || exec "$g" -sH "^oom_kill " -- "$@"')
+
+
 def _oom_kill_sources(plan: Plan) -> tuple[Source, ...]:
-    return (Source((plan.programs.sh, "-c", _OOM_SCRIPT, "sh", plan.programs.grep)),)
+    return tuple(Source((plan.programs.sh, "-c", _oom_script(slice_dir, patterns), "sh",
+                         plan.programs.grep),
+                        Guard("-d", slice_dir, f"{slice_dir}: no such directory"))
+                 for slice_dir, patterns in OOM_COUNTERS.items())
 
 
 def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    done = result(readings[0])
-    if done.returncode in (_GREP_NONE, _GREP_UNREAD):
-        done = replace(done, returncode=0)  # what it read is whole for what is there
-    snap.oom_kills = parsers.parse_oom_kills(text(done))
+    counts: dict[str, int] = {}
+    for done in map(result, readings):
+        # no match, a file gone, or no such hierarchy (the guard's answer): what it read is
+        # whole for what is there
+        if done.returncode in (_GREP_NONE, _GREP_UNREAD):
+            done = replace(done, returncode=0)
+        counts.update(parsers.parse_oom_kills(text(done)))
+    snap.oom_kills = counts
 
 
 #: said once for a host without systemd (not PID 1, or no systemctl to ask), where the rules
