@@ -79,6 +79,10 @@ def test_a_host_dropped_from_the_config_is_managed_no_more_from_the_next_start(
     (here,) = store.record_check(short_hostname(), [_failed(short_hostname())],
                                  {"failed_unit"}).opened
     assert _listed(cli)["web3"]["status"] == "managed"
+    _start(settings, store)  # the daemon runs with web3 listed: web3 is the config's
+    # a row of this machine under a name it had before (a rename, a hostname not set yet at
+    # a boot): written by its checks, never listed, it is no host the config dropped
+    store.record_check("oldname", [_failed("oldname")], {"failed_unit"})
 
     settings = _config(config_file, "[]")  # the admin drops web3, then restarts the daemon
     with caplog.at_level(logging.INFO, logger="ai_sysadmin.service"):
@@ -94,13 +98,14 @@ def test_a_host_dropped_from_the_config_is_managed_no_more_from_the_next_start(
         "incident(s) closed, 1 undecided fix(es) withdrawn"]
     assert "web3" not in _listed(cli)
     assert _listed(cli, "--all")["web3"]["status"] == "removed"
-    assert _live_hosts(cli) == {"web1", short_hostname()}
+    assert _live_hosts(cli) == {"web1", short_hostname(), "oldname"}
     code, out, _ = cli("approve", "list", "--json")
     assert code == 0 and json.loads(out) == []
     # the store's hosts are untouched
     assert {n: r["status"] for n, r in _listed(cli).items()} == {
-        "web1": "managed", short_hostname(): "managed"}
+        "web1": "managed", short_hostname(): "managed", "oldname": "managed"}
     assert store.get(added).state == store.get(here).state == "open"
+    assert [i.state for i in store.incidents(LIVE_STATES, "oldname")] == ["open"]
 
     # a second start changes nothing and says nothing
     events = len(store.get(failed, history=None).events)
@@ -109,7 +114,7 @@ def test_a_host_dropped_from_the_config_is_managed_no_more_from_the_next_start(
         _start(settings, store)
     assert not _said(caplog, "host_unlisted") and not _said(caplog, "host_listed_again")
     assert len(store.get(failed, history=None).events) == events
-    assert _live_hosts(cli) == {"web1", short_hostname()}
+    assert _live_hosts(cli) == {"web1", short_hostname(), "oldname"}
 
 
 def test_a_dropped_host_listed_again_is_managed_again_as_a_new_host(
@@ -119,6 +124,7 @@ def test_a_dropped_host_listed_again_is_managed_again_as_a_new_host(
     store = IncidentStore(Database(settings.db_path))
     assert cli("systems", "refresh", "web3")[0] == 1
     first = HostStore(store.db).get("web3")
+    _start(settings, store)
     _start(_config(config_file, "[]"), store)
     assert _listed(cli, "--all")["web3"]["status"] == "removed"
 
@@ -129,7 +135,7 @@ def test_a_dropped_host_listed_again_is_managed_again_as_a_new_host(
         "web3 is in the config's remote_systems again: managed again, as a new host"]
     row = HostStore(store.db).get("web3")
     # a new registration: maybe another machine, nothing the old one reported is its
-    assert (row["status"], row["source"]) == ("managed", "checked")
+    assert (row["status"], row["source"]) == ("managed", "config")
     assert row["first_seen"] > first["first_seen"] and row["last_check"] is None
     assert "web3" in daemon.runtime.checkers  # checked from this start
     assert _listed(cli)["web3"]["status"] == "managed"
@@ -140,3 +146,18 @@ def test_a_dropped_host_listed_again_is_managed_again_as_a_new_host(
     assert _said(caplog, "host_unlisted") == [
         "web3 is no longer in the config's remote_systems: no longer managed; 0 open "
         "incident(s) closed"]
+
+
+def test_a_start_without_its_config_file_lets_no_host_go(
+        cli: Cli, config_file: Callable[[str], Path]) -> None:
+    """The file gone (deleted, a mount missing): the daemon runs on the defaults, which list
+    no remote host, and that is no admin dropping them all. `run` builds the daemon with
+    ``follow_config`` set to whether it read a config file."""
+    settings = _config(config_file, WEB3)
+    store = IncidentStore(Database(settings.db_path))
+    assert cli("systems", "refresh", "web3")[0] == 1
+    _start(settings, store)
+    defaults = _config(config_file, "[]")  # as the defaults list them: none
+    build_daemon(Runtime(defaults, store, consumer="daemon"), follow_config=False)
+    assert _listed(cli)["web3"]["status"] == "managed"
+    assert [i.state for i in store.incidents(LIVE_STATES, "web3")] == ["open"]

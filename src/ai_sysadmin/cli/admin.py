@@ -247,7 +247,9 @@ def run(ctx: typer.Context) -> None:
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
-        daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon")), settings)
+        daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon"),
+                                              follow_config=app_state.loaded.config_found),
+                         settings)
         asyncio.run(daemon.run())
 
 

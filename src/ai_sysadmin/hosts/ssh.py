@@ -823,8 +823,9 @@ class SshTransport(Transport):
         host's answer, :class:`CommandRefused` (also kept in :attr:`refusal`).
 
         ``answer_within``: the script writes a line as it starts, so a host that sends
-        nothing of the reply back within these seconds (or ``timeout``, the smaller) stopped
-        answering, whatever the script would do: that is :class:`NoAnswer`, and the
+        nothing of the reply back within these seconds (or ``timeout``, the smaller) through
+        a shell that answered before stopped answering, whatever the script would do: that
+        is :class:`NoAnswer`, and the
         connection is dropped with the shell (:meth:`_timed_out`), where a script that
         overran is a plain :class:`CommandTimeout`.
         """
@@ -843,13 +844,16 @@ class SshTransport(Transport):
             started = time.monotonic()
             for attempt in (1, 2):
                 shell, fresh, left = await self._shell(state, argv, timeout)
-                answer = answer_within if answer_within is not None and answer_within < left \
-                    else None
+                # a shell started for this script has its login to go through first (PAM, a
+                # logind that stalls, rc files on a slow home): its silence is no sign of a
+                # cut, and a host whose logins are slow would be unreachable at every check
+                watch = None if fresh else answer_within
+                answer = watch if watch is not None and watch < left else None
                 try:
                     out, err = await within(shell.run(script, done, answer), left)
                     break
                 except TimeoutError:
-                    raise await self._timed_out(state, shell, timeout, answer_within) from None
+                    raise await self._timed_out(state, shell, timeout, watch) from None
                 except asyncio.CancelledError:
                     await self._drop_shell(state)
                     raise

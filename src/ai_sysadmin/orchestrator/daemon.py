@@ -207,9 +207,17 @@ class Daemon:
         its transport reaches the target it had then."""
         if self._since.get(host) == added:  # renewed meanwhile (a journal-woken check)
             return self.runtime.checkers[host]
-        self._since[host] = added
+        known, self._since[host] = self._since.get(host), added
         old = self.runtime.checkers[host]
-        fresh = await self.runtime.renew(host, spec)
+        try:
+            fresh = await self.runtime.renew(host, spec)
+        except BaseException:
+            # not renewed: the next look (or check) tries again, not keeps the old checker
+            if known is None:
+                self._since.pop(host, None)
+            else:
+                self._since[host] = known
+            raise
         self.checkers = [fresh if c is old else c for c in self.checkers]
         if host in self._following:
             for task in self._following.pop(host):
@@ -278,6 +286,7 @@ class Daemon:
         said = RefusalLog(log, "looking for hosts added")
         every = min(self.settings.check_interval, HOSTS_POLL_SECONDS)
         while not await self._stopped_within(every):
+            self._reap()
             looping = {h for h, task in self._looping.items() if not task.done()}
             try:
                 waiting = await asyncio.to_thread(self._unchecked, looping)
@@ -287,6 +296,16 @@ class Daemon:
             said.worked()
             for host, (spec, added, source) in waiting.items():
                 await self._take_on(host, spec, added, source)
+
+    def _reap(self) -> None:
+        """Forget the loops and followers' tasks that ended (hosts removed, renewed): a daemon
+        runs for months. One that ended by an error of ours is logged, never lost unheard; its
+        host, still managed, gets a loop again at this look."""
+        for task in self._spawned:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("%s ended: %s", task.get_name(), task.exception(),
+                          exc_info=task.exception(), extra={"event": "loop_failed"})
+        self._spawned = [t for t in self._spawned if not t.done()]
 
     async def _take_on(self, host: str, spec: HostSpec | None, added: float,
                        source: str) -> None:
@@ -431,11 +450,13 @@ def follow_the_config(runtime: Runtime) -> None:
                         extra={"host": host, "event": "host_unlisted"})
 
 
-def build_daemon(runtime: Runtime) -> Daemon:
+def build_daemon(runtime: Runtime, follow_config: bool = True) -> Daemon:
     """The daemon as ``ai-sysadmin run`` starts it: the store following the config's remote
-    hosts, checks, followers and, unless turned off, autonomous investigations through the
-    queue with an embedded worker."""
-    follow_the_config(runtime)
+    hosts (``follow_config``: a config file was read; a start on defaults, the file missing,
+    must not take every host it listed for dropped), checks, followers and, unless turned
+    off, autonomous investigations through the queue with an embedded worker."""
+    if follow_config:
+        follow_the_config(runtime)
     daemon = Daemon(runtime)
     settings = runtime.settings
     if not settings.agent.investigate:

@@ -98,6 +98,8 @@ def _cancel_llm_work(settings: Settings, incidents: list[int]) -> tuple[int, str
         return 0, str(exc)
     try:
         return sum(queue.cancel_keyed(f"incident:{i}") for i in incidents), None
+    except QueueError as exc:  # one that fails midway (Redis gone): the rest stays queued
+        return 0, str(exc)
     finally:
         queue.close()
 
@@ -118,11 +120,14 @@ def follow_the_config(settings: Settings, store: IncidentStore,
     config): a host that ``remote_systems`` listed and lists no more is managed no more, as
     `systems remove` leaves one (a config host is removed in the config, and nothing else
     would close its incidents: nothing checks it to resolve them); one removed and listed
-    again is managed again, as a new host (maybe another machine). Rows of hosts `systems
-    add` or `accept` manage, and this machine's, are the store's and stay as they are; so do
-    hosts already followed: a second start changes nothing."""
+    again is managed again, as a new host (maybe another machine). Only rows of hosts the
+    config listed at a start are let go (:meth:`HostStore.mark_listed`): those `systems add`
+    or `accept` manage, and this machine's, are the store's and stay as they are; so do hosts
+    already followed: a second start changes nothing. Only the daemon's start calls it, and
+    only where a config file was read: without one, every host would seem dropped."""
     hosts = HostStore(store.db)
     listed = {spec.name for spec in configured_hosts(settings)}
+    hosts.mark_listed(listed, who)
     again = [name for name in hosts.removed_among(listed) if hosts.relist(name, who)]
     unlisted = {name: stop_managing(settings, store, name,
                                     f"{name} is no longer managed (not in remote_systems)", who)

@@ -142,38 +142,54 @@ class HostStore:
                 raise AiSysadminError(f"{name} is not managed: it was removed already{by}")
             self.set_status(name, "removed", actor)
 
+    def mark_listed(self, listed: set[str], actor: str = "daemon") -> None:
+        """The rows of the hosts ``remote_systems`` lists (``listed``: their names) are the
+        config's (source 'config'): the ones their checks wrote ('checked', a default this
+        machine's own row shares), and one discovery wrote before the config listed it
+        ('discovered': the config manages it). Only such rows are ever let go when the config
+        drops a name (:meth:`unlisted`): never this machine's, whatever its name is at a
+        start (a hostname not set yet at boot), nor one `systems add` or `accept` manages."""
+        local = short_hostname()
+        with self.db.transaction() as conn:
+            for name in sorted(listed - {local}):
+                cur = conn.execute(
+                    "UPDATE hosts SET source='config', status='managed' WHERE name=? AND "
+                    "(status='discovered' OR (status='managed' AND source='checked'))",
+                    (name,))
+                if cur.rowcount:
+                    self._audit(conn, actor, "host.managed", name, "listed in remote_systems")
+
     def unlisted(self, listed: set[str]) -> list[str]:
-        """Hosts managed because the config listed them, which it does not list now: managed
-        rows their checks wrote (source 'checked': no `systems add` or `accept` made them)
-        whose name is not in ``listed`` (the names of ``remote_systems``). Never this
-        machine, whose checks write its row too."""
+        """Hosts managed because the config listed them (source 'config', see
+        :meth:`mark_listed`), which it does not list now (``listed``: the names of
+        ``remote_systems``)."""
         rows = self.db.conn.execute("SELECT name FROM hosts WHERE status='managed' AND "
-                                    "source='checked' ORDER BY name")
+                                    "source='config' ORDER BY name")
         return [r["name"] for r in rows if r["name"] not in listed
                 and r["name"] != short_hostname()]
 
     def removed_among(self, listed: set[str]) -> list[str]:
-        """The hosts of ``listed`` (the names of ``remote_systems``) that are removed: ones
-        the config listed again after it dropped them, or that `systems remove` removed.
-        Never this machine, which is never removed (:func:`host_removed`)."""
-        rows = self.db.conn.execute("SELECT name FROM hosts WHERE status='removed' "
-                                    "ORDER BY name")
+        """The hosts of ``listed`` (the names of ``remote_systems``) the config dropped once
+        (source 'config', removed), listed again. One `systems remove` removed stays removed
+        (an older version let it remove a host the config lists): the operator said so."""
+        rows = self.db.conn.execute("SELECT name FROM hosts WHERE status='removed' AND "
+                                    "source='config' ORDER BY name")
         return [r["name"] for r in rows if r["name"] in listed
                 and r["name"] != short_hostname()]
 
-    def relist(self, name: str, actor: str = "operator") -> bool:
-        """Manage again a removed host the config lists (again): as a new host, maybe another
-        machine (:func:`_forget_removed`), and as the config's, like a row its checks wrote
-        (source 'checked', no target: the config says where it is), so that the config
-        dropping it again ends its management. False: it is not removed (now)."""
+    def relist(self, name: str, actor: str = "daemon") -> bool:
+        """Manage again a host the config dropped and lists again: as a new host, maybe
+        another machine (:func:`_forget_removed`), and as the config's (no target: the config
+        says where it is), so that the config dropping it again ends its management. False:
+        it is not removed (now)."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT status FROM hosts WHERE name=?", (name,)).fetchone()
             if row is None or row["status"] != "removed":
                 return False
             _forget_removed(conn, name)
-            conn.execute("UPDATE hosts SET status='managed', source='checked', target=NULL "
+            conn.execute("UPDATE hosts SET status='managed', source='config', target=NULL "
                          "WHERE name=?", (name,))
-            self._audit(conn, actor, "host.managed", name, "listed in remote_systems")
+            self._audit(conn, actor, "host.managed", name, "listed in remote_systems again")
         return True
 
     def removed(self, name: str) -> bool:
