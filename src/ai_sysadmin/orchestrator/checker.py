@@ -71,15 +71,9 @@ class HostChecker:
     asks for fixes again while it has found something they decide (one run by ``approve``,
     another process)."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        settings: Settings,
-        store: IncidentStore | None,
-        consumer: str = "daemon",
-        slots: asyncio.Semaphore | None = None,
-        recorder: CheckRecorder[CheckOutcome] | None = None,
-    ) -> None:
+    def __init__(self, transport: Transport, settings: Settings, store: IncidentStore | None,
+                 consumer: str = "daemon", slots: asyncio.Semaphore | None = None,
+                 recorder: CheckRecorder[CheckOutcome] | None = None) -> None:
         self.transport = transport
         #: shared by a fleet's checkers: at most ``check_concurrency`` hosts collected at once
         self.slots = slots
@@ -113,8 +107,7 @@ class HostChecker:
         self._rose_after: dict[str, float] = {}
         #: those of them the store has yet to keep
         self._rises_unsaved: dict[str, float] = {}
-        #: service -> the latest look after which its OOM kill count rose: kept in memory
-        #: only (see :meth:`_take_up` for a restarted daemon)
+        #: service -> the latest look after which its OOM kill count rose (memory only)
         self._oom_rose_after: dict[str, float] = {}
         #: the wall clock less the monotonic one at the last check, and the monotonic time
         self._clock: tuple[float, float] | None = None
