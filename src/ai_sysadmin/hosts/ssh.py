@@ -695,9 +695,7 @@ class SshTransport(Transport):
                     raise TransportError(
                         f"{self.host}: no SSH session for {cmd[0]!r}: {exc}"
                     ) from exc
-                async with state.lock:
-                    if state.conns and state.conns[-1] is conn:
-                        await self._close_state(state)
+                await self._drop_connection(state, conn)
         raise AssertionError("unreachable")
 
     async def _bounded(self, state: _LoopState, conn: asyncssh.SSHClientConnection,
@@ -710,11 +708,19 @@ class SshTransport(Transport):
         try:
             return await within(opening, timeout)
         except TimeoutError:
-            async with state.lock:
-                if state.conns and state.conns[-1] is conn:
-                    await self._close_state(state)
+            await self._drop_connection(state, conn)
             raise NoAnswer(f"{what} timed out after {timeout:g} s: the host did not open an "
                            f"SSH session") from None
+
+    async def _drop_connection(self, state: _LoopState,
+                               conn: asyncssh.SSHClientConnection) -> bool:
+        """Close ``conn`` with all it carries, unless another call replaced it meanwhile:
+        whether it was still this transport's."""
+        async with state.lock:
+            if state.conns and state.conns[-1] is conn:
+                await self._close_state(state)
+                return True
+        return False
 
     async def _kill(self, proc: asyncssh.SSHClientProcess) -> None:
         # sshd signals the session's process group, except for root logins (no privilege
@@ -887,12 +893,9 @@ class SshTransport(Transport):
         if shell.heard or answer_within is None:
             await self._drop_shell(state)
             return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
-        async with state.lock:
-            # the channel goes with its connection: no wait for a silent host to close it
-            if state.conns and state.conns[-1] is conn:
-                await self._close_state(state)
-            else:
-                state.shell = state.shell_conn = None
+        # the channel goes with its connection: no wait for a silent host to close it
+        if conn is None or not await self._drop_connection(state, conn):
+            state.shell = state.shell_conn = None
         waited = min(answer_within, timeout)
         return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host stopped "
                         "answering, or the way to it is cut")

@@ -284,8 +284,7 @@ class Daemon:
         daemon runs for months, and a host added with `systems add` would otherwise wait
         for its restart. A failure is logged and tried again at the next look."""
         said = RefusalLog(log, "looking for hosts added")
-        every = min(self.settings.check_interval, HOSTS_POLL_SECONDS)
-        while not await self._stopped_within(every):
+        while not await self._stopped_within(self._hosts_every):
             self._reap()
             looping = {h for h, task in self._looping.items() if not task.done()}
             try:
@@ -296,6 +295,11 @@ class Daemon:
             said.worked()
             for host, (spec, added, source) in waiting.items():
                 await self._take_on(host, spec, added, source)
+
+    @property
+    def _hosts_every(self) -> float:
+        """How often :meth:`_hosts_loop` looks for hosts managed since the start."""
+        return min(self.settings.check_interval, HOSTS_POLL_SECONDS)
 
     def _reap(self) -> None:
         """Forget the loops and followers' tasks that ended (hosts removed, renewed): a daemon
@@ -326,8 +330,7 @@ class Daemon:
             if self._not_taken.get(host) != str(exc):
                 self._not_taken[host] = str(exc)
                 log.error("%s is managed but cannot be checked: %s; tried again every "
-                          "%g s", host, redact(str(exc))[:500],
-                          min(self.settings.check_interval, HOSTS_POLL_SECONDS),
+                          "%g s", host, redact(str(exc))[:500], self._hosts_every,
                           exc_info=exc, extra={"host": host, "event": "host_not_taken"})
             return
         self._not_taken.pop(host, None)
