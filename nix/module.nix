@@ -60,6 +60,7 @@ let
     nix_env = "${config.nix.package}/bin/nix-env";
     find = "${pkgs.findutils}/bin/find";
     grep = "${pkgs.gnugrep}/bin/grep";
+    stat = "${pkgs.coreutils}/bin/stat";
     nixos_rebuild = "${config.system.build.nixos-rebuild}/bin/nixos-rebuild";
   };
 

@@ -347,6 +347,10 @@ class Thresholds(_Section):
         3600, gt=0, description="An OOM kill in a service stays found while the kernel killed "
         "another of its processes within this many seconds: kills an hour apart are one "
         "incident, which resolves after this long without one.")
+    clock_sync_grace_seconds: float = Field(
+        900, ge=0, description="A time service that has not synchronised the clock since the "
+        "host booted, or since the service started, is given this many seconds to do so "
+        "before the clock counts as not synchronised (it waits for the network, a server).")
     journal_error_burst: int = Field(
         20, ge=1, description="Journal entries at err or worse in the window that make a burst."
     )
@@ -528,6 +532,8 @@ class Programs(_Section):
     nix_env: str = Field("nix-env", description="nix-env executable.")
     grep: str = Field("grep", description="grep executable, to read the services' OOM kill "
                       "counters.")
+    stat: str = Field("stat", description="stat executable (coreutils), to read when "
+                      "systemd-timesyncd last synchronised the clock.")
     find: str = Field("find", description="find executable (GNU findutils), to read the NixOS "
                       "generations a rollback would switch between.")
     apt_get: str = Field("apt-get", description="For update_packages on Debian and Ubuntu.")

@@ -9,6 +9,7 @@ from ai_sysadmin.monitor.findings import Finding
 from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.snapshot import (
     Certificate,
+    ClockSync,
     CpuTimes,
     JournalEntry,
     Load,
@@ -144,7 +145,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
     return Snapshot(
         host=HOST,
         taken_at=taken_at,
-        cpu=CpuTimes(busy=1_000, total=100_000, cores=4),
+        cpu=CpuTimes(busy=1_000, total=100_000, cores=4, boot_time=int(taken_at) - 86_400),
         memory=memory(),
         swap=SwapCounters(pages_in=1_000, pages_out=2_000),
         load=Load(0.5, 0.4, 0.3),
@@ -164,6 +165,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         reboot=[],
         nixos_boot=[],
         oom_kills={"nginx.service": 0, "postgresql.service": 2},
+        clock_sync=[ClockSync("systemd-timesyncd", None, taken_at - 600)],
     )
 
 

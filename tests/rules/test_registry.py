@@ -17,6 +17,7 @@ from ai_sysadmin.monitor.rules import (
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME
 from ai_sysadmin.monitor.snapshot import (
     BootChange,
+    ClockSync,
     Load,
     Mount,
     Process,
@@ -156,6 +157,7 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.certificates = [certificate("/etc/ssl/web.pem", days_left=-2)]
     snap.reboot = [BootChange("packages", "", "linux-image-6.1.0-28-amd64")]
     snap.oom_kills = {**previous.oom_kills, "postgresql.service": 3}
+    snap.clock_sync = [ClockSync("systemd-timesyncd", None, NOW - 86_400)]
 
     findings, judged = evaluate(context(snap, previous=previous))
 

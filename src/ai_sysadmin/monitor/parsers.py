@@ -20,6 +20,7 @@ from .findings import strip_control
 from .snapshot import (
     BootChange,
     Certificate,
+    ClockSync,
     CoreDump,
     CpuTimes,
     JournalEntry,
@@ -1094,3 +1095,29 @@ def parse_oom_kills(grep_output: str) -> dict[str, int]:
         unit = strip_control(unit.removeprefix("_"))[:256]
         counts[unit] = max(int(count), counts.get(unit, 0))
     return counts
+
+
+#: systemd-timesyncd's runtime directory (its unit's ``RuntimeDirectory=``: made as it starts,
+#: removed as it stops), and the file in it that it touches at each synchronisation of the
+#: clock (systemd 239 and later; systemd-time-wait-sync waits for it)
+TIMESYNC_DIR = "/run/systemd/timesync"
+TIMESYNC_STAMP = f"{TIMESYNC_DIR}/synchronized"
+
+
+def parse_timesync(stat_output: str) -> list[ClockSync]:
+    """``stat -c '%Y %n'`` of :data:`TIMESYNC_DIR` and :data:`TIMESYNC_STAMP`: when
+    systemd-timesyncd started (the directory's time: made empty then, its stamp not yet in
+    it) and when it last synchronised the clock (the stamp's time; None: not since it
+    started). Nothing where the directory is not listed: timesyncd does not run."""
+    times: dict[str, int] = {}
+    for line in stat_output.splitlines():
+        mtime, _, path = line.strip().partition(" ")
+        if mtime.lstrip("-").isdigit():
+            times[path] = int(mtime)
+    if TIMESYNC_DIR not in times:
+        return []
+    synced = times.get(TIMESYNC_STAMP)
+    # once the stamp is made, the directory's time is that of the first synchronisation
+    started = float(times[TIMESYNC_DIR]) if synced is None else None
+    return [ClockSync("systemd-timesyncd", started,
+                      None if synced is None else float(synced))]

@@ -90,6 +90,9 @@ REBOOT_REQUIRED_PKGS = "/run/reboot-required.pkgs"
 #: the NixOS system the host booted, and the one it switched to since
 NIXOS_BOOTED, NIXOS_CURRENT = "/run/booted-system", "/run/current-system"
 BOOTED = Guard("-e", NIXOS_BOOTED, f"readlink: {NIXOS_BOOTED}: No such file or directory")
+#: systemd-timesyncd runs: a host without it (chrony, a container) starts no process to ask
+TIMESYNCD = Guard("-d", parsers.TIMESYNC_DIR,
+                  f"stat: cannot statx '{parsers.TIMESYNC_DIR}': No such file or directory")
 
 
 #: the most of the journal one check reads, in bytes. Any local user logs entries of
@@ -390,6 +393,21 @@ def _nixos_boot_sources(plan: Plan) -> tuple[Source, ...]:
     parts = [f"{system}/{part}" for part in parsers.NIXOS_BOOT_PARTS
              for system in (NIXOS_BOOTED, NIXOS_CURRENT)]
     return (Source((plan.programs.readlink, "-e", "--", *parts), BOOTED),)
+
+
+def _clock_sync_sources(plan: Plan) -> tuple[Source, ...]:
+    # one stat for both: no builtin of sh tells a file's time
+    return (Source((plan.programs.stat, "-c", "%Y %n", "--", parsers.TIMESYNC_DIR,
+                    parsers.TIMESYNC_STAMP), TIMESYNCD),)
+
+
+def _clock_sync(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    done = result(readings[0])
+    # exit 1 with the directory listed: no stamp (not synchronised since it started); with
+    # nothing listed: no directory (the guard's answer, or timesyncd stopped since)
+    if done.returncode == 1:
+        done = replace(done, returncode=0)
+    snap.clock_sync = parsers.parse_timesync(text(done))
 
 
 #: the memory cgroups of the system's services, where the kernel counts the processes its OOM
@@ -984,6 +1002,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("reboot", _files(REBOOT_REQUIRED, REBOOT_REQUIRED_PKGS), apply=_reboot),
     Section("nixos_boot", _nixos_boot_sources, apply=_nixos_boot),
     Section("oom_kills", _oom_kill_sources, apply=_oom_kills),
+    Section("clock_sync", _clock_sync_sources, apply=_clock_sync),
 )
 
 

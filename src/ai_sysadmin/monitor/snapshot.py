@@ -263,6 +263,18 @@ class BootChange:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockSync:
+    """What a time service that runs on the host says of the clock it keeps."""
+
+    #: the service, as the host's init names it
+    service: str
+    #: when it started, on the host's clock; None where it does not say
+    started: float | None
+    #: when it last synchronised the clock, on the host's clock; None: not since it started
+    synced: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class JournalGap:
     """Journal entries a check skipped unread: it had fallen further behind than one read
     catches up (a flood of warnings), so it read the newest entries instead, and judged what
@@ -353,6 +365,9 @@ class Snapshot:
     #: what a boot would change on NixOS: the parts of the current system that are not the
     #: booted one's; empty where they are the same, or this is no NixOS
     nixos_boot: list[BootChange] | None = None
+    #: what the time services that run on the host say of its clock: empty where none runs
+    #: that tells (systemd-timesyncd does, by the files it keeps in /run)
+    clock_sync: list[ClockSync] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to

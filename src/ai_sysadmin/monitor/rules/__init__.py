@@ -9,6 +9,7 @@ from ..sections import SECTIONS_BY_NAME
 from ..snapshot import Snapshot
 from .base import Rule, RuleContext
 from .certificate_expiry import CertificateExpiry
+from .clock_unsynchronised import ClockUnsynchronised
 from .core_dump import CoreDumped
 from .crash_loop import CrashLoop
 from .disk_space import DiskSpace
@@ -43,6 +44,7 @@ RULES: tuple[Rule, ...] = (
     JournalErrorBurst(),
     CertificateExpiry(),
     RebootRequired(),
+    ClockUnsynchronised(),
     HostUnreachable(),
 )
 
