@@ -11,7 +11,8 @@ import pytest
 from ai_sysadmin.errors import StoreError
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry
-from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from ai_sysadmin.orchestrator.rises import OOM_KILLS, RESTARTS
+from ai_sysadmin.store import ActionStore, Database, IncidentStore, Rises
 from ai_sysadmin.store import incidents as incidents_module
 from ai_sysadmin.store.incidents import JOURNAL_PRUNE_SECONDS, JOURNAL_RETENTION_SECONDS
 from ai_sysadmin.store.migrations import MIGRATIONS
@@ -198,6 +199,55 @@ def test_a_database_from_before_fix_times_keeps_its_actions_and_times_new_fixes(
     assert actions.fixes_since("web1", at - 60) == {("failed_unit", "nginx.service"): at}
     assert actions.fixes_since("web1", at + 1) == {}
     assert actions.fixes_since("web2", 0.0) == {}
+
+
+def test_a_database_from_before_stored_oom_kills_keeps_restart_rises_and_times_live_kills(
+        tmp_path) -> None:
+    """The previous release's schema (10) kept restart rises only; an OOM kill's time was
+    in its daemon's memory. Upgraded, the restart rises are as they were, and a live OOM kill
+    incident's kill is taken to be no later than the last check that found it (so it
+    resolves a window after that check, not a window after the new daemon starts); a
+    resolved one, and other rules' incidents, have none."""
+    path = tmp_path / "s.db"
+    before = IncidentStore(Database(path, MIGRATIONS[:10]))
+    rose = time.time() - 120
+    with before.db.transaction() as conn:
+        conn.execute("INSERT INTO restart_rises(host, unit, rose_after) VALUES (?,?,?)",
+                     ("web1", "slow.service", rose))
+
+    def killed(unit: str) -> Finding:
+        return Finding("web1", "oom_kill", unit, Severity.WARNING, f"{unit} OOM-killed")
+
+    before.record_check("web1", [killed("worker.service"), killed("gone.service"),
+                                 unit_failed()], {"oom_kill", "failed_unit"})
+    before.record_check("web1", [killed("worker.service"), unit_failed()],
+                        {"oom_kill", "failed_unit"})
+    (last_seen,) = [i.last_seen for i in before.incidents(None)
+                    if i.subject == "worker.service"]
+    before.db.close()
+
+    store = IncidentStore(Database(path))
+    assert store.rises("web1", RESTARTS, 0.0) == {"slow.service": rose}
+    assert store.rises("web1", OOM_KILLS, 0.0) == {"worker.service": last_seen}
+
+
+def test_each_counter_keeps_its_own_rises_and_forgets_only_its_own_old_ones(
+        store: IncidentStore) -> None:
+    """A check that saw a service OOM-killed keeps the kill beside the loop's restart an hour
+    before it (the crash loop window is longer here): neither counter's window forgets the
+    other's rises."""
+    now = time.time()
+    store.record_check("web1", [], set(), rises={
+        RESTARTS: Rises({"app.service": now - 3600}, now - 7200)})
+    store.record_check("web1", [], set(), rises={
+        RESTARTS: Rises({}, now - 60), OOM_KILLS: Rises({"app.service": now}, now - 60)})
+    assert store.rises("web1", RESTARTS, 0.0) == {"app.service": now - 3600}
+    assert store.rises("web1", OOM_KILLS, 0.0) == {"app.service": now}
+    store.record_check("web1", [], set(), rises={
+        RESTARTS: Rises({"db.service": now}, now - 60)})
+    assert store.rises("web1", RESTARTS, 0.0) == {"db.service": now}
+    assert store.rises("web1", OOM_KILLS, 0.0) == {"app.service": now}
+    assert store.rises("web2", OOM_KILLS, 0.0) == {}
 
 
 def _flapping(store: IncidentStore, flaps: int) -> int:

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ai_sysadmin.config import Settings
+from ai_sysadmin.config import Settings, Thresholds
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import HostChecker
-from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.orchestrator.rises import RESTARTS
+from ai_sysadmin.store import Database, IncidentStore, Rises
+from tests.support.polling import poll_until
 
 #: df of one 1 GB file system at /srv, as full as the file ``used`` says (in percent)
 DF = """#!/bin/sh
@@ -19,6 +21,25 @@ echo "Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on"
 used=$(cat {used})
 echo "/dev/vdb ext4 1000000000 $((used * 10000000)) $(((100 - used) * 10000000)) 1000 10 /srv"
 """
+
+
+class Killing(LocalTransport):
+    """This machine, whose services' memory cgroups are one: worker.service's, with the
+    ``oom_kill`` counter the file ``kills`` holds (a test makes the kernel's OOM killer
+    kill by writing it)."""
+
+    def __init__(self, kills: Path) -> None:
+        super().__init__("web1")
+        self.kills = kills
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        script = argv[2] if len(argv) > 2 else ""
+        if "^oom_kill " not in script:
+            return argv
+        if "/sys/fs/cgroup/system.slice/" not in script:
+            return ("true",)  # no cgroup v1 memory hierarchy
+        return ("sh", "-c", 'echo "/sys/fs/cgroup/system.slice/worker.service/memory.events:'
+                'oom_kill $(cat "$0")"', str(self.kills))
 
 
 def test_a_disk_that_warned_keeps_its_margin_across_a_restart_of_the_daemon(
@@ -66,8 +87,8 @@ def test_a_host_added_again_after_its_remove_takes_up_no_restart_rises_of_before
     store = IncidentStore(Database(settings.db_path))
     rose = time.time() - 60
     for host in ("web8", "web9"):
-        store.record_check(host, [], set(), restarts_rose={"slow.service": rose},
-                           rises_since=rose - settings.thresholds.crash_loop_window_seconds)
+        store.record_check(host, [], set(), rises={RESTARTS: Rises(
+            {"slow.service": rose}, rose - settings.thresholds.crash_loop_window_seconds)})
     assert cli("systems", "remove", "web9")[0] == 0
     assert cli("systems", "add", "--no-probe", "web9")[0] == 0
 
@@ -78,4 +99,50 @@ def test_a_host_added_again_after_its_remove_takes_up_no_restart_rises_of_before
         assert report.context is not None
         rises[host] = report.context.restarts_rose_after
     assert rises == {"web8": {"slow.service": rose}, "web9": {}}
-    assert restarted.restart_rises("web9", 0.0) == {}
+    assert restarted.rises("web9", RESTARTS, 0.0) == {}
+
+
+def test_an_oom_kill_incident_resolves_a_window_after_the_kill_across_a_restart_of_the_daemon(
+        tmp_path: Path) -> None:
+    """The OOM killer killed a process of worker.service; the daemon found it and, restarted
+    halfway through the window (6 s here), the daemon started again still finds it while
+    the kill is within the window and resolves it a window after the kill, not a window
+    after its own start (which waited a whole window more for a kill it forgot)."""
+    window = 6.0
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        thresholds=Thresholds(oom_kill_window_seconds=window))
+    kills = tmp_path / "kills"
+    kills.write_text("0\n")
+    host = Killing(kills)
+    store = IncidentStore(Database(settings.db_path))
+
+    def state() -> str:
+        (incident,) = [i for i in store.incidents(None) if i.rule == "oom_kill"]
+        return incident.state
+
+    before = HostChecker(host, settings, store)
+    killed_after = asyncio.run(before.check()).snapshot.taken_at
+    kills.write_text("1\n")
+    assert [f.subject for f in asyncio.run(before.check()).findings
+            if f.rule == "oom_kill"] == ["worker.service"]
+    def checked_to_half_the_window() -> bool:
+        asyncio.run(before.check())
+        return time.time() > killed_after + window / 2
+
+    # the daemon checks on until it is restarted, halfway through the window
+    poll_until(checked_to_half_the_window, what="half the window", interval=0.25)
+    assert state() == "open"
+
+    restarted_at = time.time()
+    restarted = HostChecker(host, settings, IncidentStore(Database(settings.db_path)))
+    reports = []
+
+    def resolved() -> bool:
+        reports.append(asyncio.run(restarted.check()))
+        return state() == "resolved"
+
+    poll_until(resolved, what="the incident resolved", interval=0.25)
+    *kept, resolving = [r for r in reports if "oom_kill" in r.judged_rules]
+    assert kept, "no check of the daemon started again judged within the window"
+    assert all("oom_kill" in {f.rule for f in r.findings} for r in kept)
+    assert killed_after + window < resolving.snapshot.taken_at < restarted_at + window

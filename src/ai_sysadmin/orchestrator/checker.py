@@ -16,11 +16,12 @@ from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding, not_collected
 from ..monitor.rules import READING_FIXES, RuleContext, evaluate
-from ..monitor.rules.oom_kill import OomKill, oom_kills_rose
+from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
-from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore
+from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore, Rises
 from .recorder import CheckRecorder
+from .rises import OOM_KILLS, RESTARTS, RiseMemory
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 decisions = logging.getLogger("ai_sysadmin.decisions")
@@ -66,10 +67,10 @@ class HostChecker:
     """Checks one host; keeps the last snapshots and the journal burst window in memory.
 
     What must outlive the process is the store's: where the journal was read up to, what
-    was found (the live incidents), when restart counts rose, when fixes ran. A checker
-    takes them up at its first check (a restarted daemon judges as the old one would), and
-    asks for fixes again while it has found something they decide (one run by ``approve``,
-    another process)."""
+    was found (the live incidents), when restart and OOM kill counts rose, when fixes ran.
+    A checker takes them up at its first check (a restarted daemon judges as the old one
+    would), and asks for fixes again while it has found something they decide (one run by
+    ``approve``, another process)."""
 
     def __init__(self, transport: Transport, settings: Settings, store: IncidentStore | None,
                  consumer: str = "daemon", slots: asyncio.Semaphore | None = None,
@@ -103,12 +104,10 @@ class HostChecker:
         #: (rule, subject) -> when a fix of it last ran, on this machine's clock
         self._fixed: dict[tuple[str, str], float] = {}
         self._actions = ActionStore(store.db) if store is not None else None
-        #: service -> the latest look after which its restart count rose (the next saw it)
-        self._rose_after: dict[str, float] = {}
-        #: those of them the store has yet to keep
-        self._rises_unsaved: dict[str, float] = {}
-        #: service -> the latest look after which its OOM kill count rose (memory only)
-        self._oom_rose_after: dict[str, float] = {}
+        t = settings.thresholds
+        #: when each service's restart count, and its OOM kill count, last rose
+        self._restarts = RiseMemory(RESTARTS, t.crash_loop_window_seconds)
+        self._oom_kills = RiseMemory(OOM_KILLS, t.oom_kill_window_seconds)
         #: the wall clock less the monotonic one at the last check, and the monotonic time
         self._clock: tuple[float, float] | None = None
         self._cursor: str | None = None
@@ -166,25 +165,16 @@ class HostChecker:
         before = self.previous.restarts if self.previous is not None else None
         if before is not None and snapshot.restarts is not None:
             assert self.previous is not None
-            for unit, count in snapshot.restarts.items():
-                if count > before.get(unit, count):
-                    self._rose_after[unit] = self._rises_unsaved[unit] = self.previous.taken_at
-        oldest = snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds
-        # ahead of now: seen before the clock was set back, recently (see ``_fixes``)
-        self._rose_after = {u: min(at, snapshot.taken_at)
-                            for u, at in self._rose_after.items() if at >= oldest}
-        return dict(self._rose_after)
+            self._restarts.saw((unit for unit, count in snapshot.restarts.items()
+                                if count > before.get(unit, count)), self.previous.taken_at)
+        return self._restarts.within(snapshot.taken_at)
 
     def _oom_kills_rose(self, snapshot: Snapshot) -> dict[str, float]:
         """When each service's OOM kill count last rose, within ``oom_kill_window_seconds``."""
-        before = self.previous.oom_kills if self.previous is not None else None
         if self.previous is not None:
-            for unit in oom_kills_rose(before, snapshot.oom_kills):
-                self._oom_rose_after[unit] = self.previous.taken_at
-        oldest = snapshot.taken_at - self.settings.thresholds.oom_kill_window_seconds
-        self._oom_rose_after = {u: min(at, snapshot.taken_at)
-                                for u, at in self._oom_rose_after.items() if at >= oldest}
-        return dict(self._oom_rose_after)
+            self._oom_kills.saw(oom_kills_rose(self.previous.oom_kills, snapshot.oom_kills),
+                                self.previous.taken_at)
+        return self._oom_kills.within(snapshot.taken_at)
 
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
         """The entries of the burst window, on the host's clock. Arrival order is not time
@@ -226,7 +216,7 @@ class HostChecker:
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx)
             if self.recorder is not None:
-                rises = dict(self._rises_unsaved)
+                rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
                 report.outcome = await self.recorder.record(lambda: self._record(report, rises))
                 if report.outcome.dropped is not None:
                     # another machine's, maybe: nothing of it is remembered nor heard
@@ -236,9 +226,8 @@ class HostChecker:
                     self.registered = report.outcome.registered
                 self._log(report, reason)
                 self._cursor = snapshot.journal_cursor or self._cursor
-                for unit, at in rises.items():
-                    if self._rises_unsaved.get(unit) == at:
-                        del self._rises_unsaved[unit]
+                for memory in self._rise_memories:
+                    memory.saved(rises[memory.counter])
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
             if reason != "journal" or self.previous is None:
@@ -321,8 +310,8 @@ class HostChecker:
         self._window_start = other._window_start
         self._found = other._found
         self._fixed = dict(other._fixed)
-        self._rose_after = dict(other._rose_after)
-        self._oom_rose_after = dict(other._oom_rose_after)
+        self._restarts = other._restarts.carried_on()
+        self._oom_kills = other._oom_kills.carried_on()
         self._clock = other._clock
         self._cursor, self._taken_up = other._cursor, True
 
@@ -330,27 +319,27 @@ class HostChecker:
         """What the store kept of this host, read on the first check: where its journal was
         read up to, what the checks before found (its live incidents: a loop between two
         crashes stays found, a level that warned keeps its margin) and when its services'
-        restart counts rose. After that this checker's own memory serves (it is the only
-        writer of its host's cursor), with no query on the event loop."""
+        restart and OOM kill counts rose (an OOM kill incident resolves a window after the
+        last kill, not a window after the restart). After that this checker's own memory
+        serves (it is the only writer of its host's cursor), with no query on the event
+        loop."""
         if self.store is None or self._taken_up:
             return
         self._taken_up = True
         self.registered = self.store.registration(self.host)
         self._cursor = self.store.journal_cursor(self.host, self.consumer)
         self._found |= self.store.live_findings(self.host)
-        since = time.time() - self.settings.thresholds.crash_loop_window_seconds
-        for unit, at in self.store.restart_rises(self.host, since).items():
-            self._rose_after[unit] = max(at, self._rose_after.get(unit, at))
-        # when a live OOM kill incident's kills were is not stored: its window starts again
-        # now, so it resolves a window after the last kill this process sees, not at once
         now = time.time()
-        for rule, unit in self._found:
-            if rule == OomKill.name:
-                self._oom_rose_after.setdefault(unit, now)
+        for memory in self._rise_memories:
+            memory.take_up(self.store.rises(self.host, memory.counter, now - memory.window))
 
-    def _record(self, report: CheckReport, rises: dict[str, float]) -> CheckOutcome:
-        """The check in the store, in a worker thread; ``rises``: restart counts seen rising
-        that the store has yet to keep."""
+    @property
+    def _rise_memories(self) -> tuple[RiseMemory, ...]:
+        return (self._restarts, self._oom_kills)
+
+    def _record(self, report: CheckReport, rises: dict[str, dict[str, float]]) -> CheckOutcome:
+        """The check in the store, in a worker thread; ``rises``: counter -> its rises the
+        store has yet to keep."""
         assert self.store is not None
         snapshot, findings = report.snapshot, report.findings
         reachable = "host_unreachable" not in {f.rule for f in findings}
@@ -365,8 +354,8 @@ class HostChecker:
             collected_ok=not snapshot.errors,
             reachable=reachable,
             last_error=self._last_error(snapshot, reachable),
-            restarts_rose=rises,
-            rises_since=snapshot.taken_at - self.settings.thresholds.crash_loop_window_seconds,
+            rises={m.counter: Rises(rises[m.counter], snapshot.taken_at - m.window)
+                   for m in self._rise_memories},
             registered=self.registered,
             collected_at=snapshot.taken_at,
         )

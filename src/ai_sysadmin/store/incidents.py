@@ -163,6 +163,17 @@ class Incident:
         return data
 
 
+@dataclass(frozen=True)
+class Rises:
+    """What one check saw of one counter a rule judges by its rises (a service's restarts,
+    its OOM kills): each service whose count rose, with the look after which it did (a later
+    one wins), and the start of the counter's window: the host's rises of it before that are
+    forgotten with them."""
+
+    rose: Mapping[str, float]
+    since: float
+
+
 @dataclass
 class CheckOutcome:
     """What one recorded check changed; new and changed incidents are what the LLM looks at."""
@@ -192,6 +203,18 @@ def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
         # the removed machine's (another machine may have the name now)
         return f"{host} was added again while it ran (`systems remove`, then `systems add`)"
     return None
+
+
+def _keep_rises(conn: Any, host: str, counter: str, seen: Rises) -> None:
+    if not seen.rose:
+        return  # the old go with the next rise: a check that saw none writes nothing
+    conn.executemany(
+        "INSERT INTO rises(host, counter, unit, rose_after) VALUES (?,?,?,?) "
+        "ON CONFLICT(host, counter, unit) DO UPDATE SET "
+        "rose_after=MAX(rose_after, excluded.rose_after)",
+        [(host, counter, unit, at) for unit, at in seen.rose.items()])
+    conn.execute("DELETE FROM rises WHERE host=? AND counter=? AND rose_after<?",
+                 (host, counter, seen.since))
 
 
 def _incident(row: Any, events: list[IncidentEvent] | None = None,
@@ -258,12 +281,12 @@ class IncidentStore:
             f"({','.join('?' * len(LIVE_STATES))})", (host, *LIVE_STATES))
         return frozenset((r["rule"], r["subject"]) for r in rows)
 
-    def restart_rises(self, host: str, since: float) -> dict[str, float]:
-        """Service -> the latest look after which its restart count rose (this machine's
+    def rises(self, host: str, counter: str, since: float) -> dict[str, float]:
+        """Service -> the latest look after which its ``counter`` rose (this machine's
         clock), of those at ``since`` or later (see :meth:`record_check`)."""
         rows = self.db.conn.execute(
-            "SELECT unit, rose_after FROM restart_rises WHERE host=? AND rose_after>=?",
-            (host, since))
+            "SELECT unit, rose_after FROM rises WHERE host=? AND counter=? AND rose_after>=?",
+            (host, counter, since))
         return {r["unit"]: r["rose_after"] for r in rows}
 
     def journal_entries(
@@ -291,8 +314,7 @@ class IncidentStore:
         reachable: bool = True,
         last_error: str | None = None,
         actor: str = "monitor",
-        restarts_rose: Mapping[str, float] | None = None,
-        rises_since: float = 0.0,
+        rises: Mapping[str, Rises] | None = None,
         registered: float | None = None,
         collected_at: float | None = None,
     ) -> CheckOutcome:
@@ -301,9 +323,9 @@ class IncidentStore:
         The journal entries and the new cursor are written together, so a crash before the
         commit re-reads the same entries and a crash after it never sees them again. A
         check of a host removed while it ran (:func:`host_removed`) stores nothing.
-        ``restarts_rose``: services whose restart count this check saw rise, each with the
-        look after which it did (a later one wins); with them, this host's rises before
-        ``rises_since`` are forgotten. Only the daemon's own checks (``consumer``
+        ``rises``: counter (a service's "restarts", its "oom_kills") -> the rises of it this
+        check saw (:class:`Rises`), kept for the checkers that start later (a restarted
+        daemon, another process). Only the daemon's own checks (``consumer``
         :data:`WATCHING`) end its checks' failing (:meth:`record_check_failed`).
         ``registered``: the host's registration the check began for (:func:`registration`);
         a host added again since is another, maybe another machine, and nothing is stored.
@@ -330,14 +352,8 @@ class IncidentStore:
                  last_error),
             )
             self._keep_journal(conn, host, consumer, journal, journal_cursor, now)
-            if restarts_rose:
-                conn.executemany(
-                    "INSERT INTO restart_rises(host, unit, rose_after) VALUES (?,?,?) "
-                    "ON CONFLICT(host, unit) DO UPDATE SET "
-                    "rose_after=MAX(rose_after, excluded.rose_after)",
-                    [(host, unit, at) for unit, at in restarts_rose.items()])
-                conn.execute("DELETE FROM restart_rises WHERE host=? AND rose_after<?",
-                             (host, rises_since))
+            for counter, seen in (rises or {}).items():
+                _keep_rises(conn, host, counter, seen)
             for finding in findings:
                 self._upsert(conn, finding, now, outcome, actor, seen_at)
             self._resolve_gone(conn, host, {f.fingerprint for f in findings},
@@ -867,8 +883,9 @@ class IncidentStore:
         (nothing will check it again: left open, they would be investigated forever). Checks
         of it that failed fail no more: nobody checks it (`systems` shows no "failing", and
         the host added again is not said to be back from an outage of long ago). Its
-        services' restart rises go: only its own checks prune them, and the host added again
-        (another machine, maybe) would take them up at its first check as its own loops.
+        services' rises (restarts, OOM kills) go: only its own checks prune them, and the host
+        added again (another machine, maybe) would take them up at its first check as its own
+        loops and kills.
         So does what was read of its journal: a cursor is a place in that machine's journal,
         which journalctl seeks in another's by its time (that machine's errors logged before
         it are skipped) or refuses, and the entries kept are that machine's, which only its
@@ -882,7 +899,7 @@ class IncidentStore:
             failing = conn.execute("SELECT check_failed_since FROM hosts WHERE name=?",
                                    (host,)).fetchone()
             conn.execute("UPDATE hosts SET check_failed_since=NULL WHERE name=?", (host,))
-            conn.execute("DELETE FROM restart_rises WHERE host=?", (host,))
+            conn.execute("DELETE FROM rises WHERE host=?", (host,))
             for table in ("journal_cursors", "journal_entries"):  # every consumer's
                 conn.execute(f"DELETE FROM {table} WHERE host=?", (host,))
             end_outage_untold(conn, checks_of(host),

@@ -234,3 +234,28 @@ MIGRATIONS += (
     );
     """,
 )
+
+MIGRATIONS += (
+    # 11: restart_rises generalised to every counter whose rises a rule judges by (`counter`:
+    # a service's "restarts", its "oom_kills"), so an OOM kill incident too resolves a window
+    # after its last kill across a restart of the daemon. A live one from before kept its
+    # kill's time in memory only: the latest check that found it (the kill came before it)
+    # stands for it, so it resolves no later than a daemon restarted before this one would
+    """
+    CREATE TABLE rises (
+        host TEXT NOT NULL,
+        counter TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        rose_after REAL NOT NULL,
+        PRIMARY KEY (host, counter, unit)
+    );
+    INSERT INTO rises(host, counter, unit, rose_after)
+        SELECT host, 'restarts', unit, rose_after FROM restart_rises;
+    INSERT INTO rises(host, counter, unit, rose_after)
+        SELECT host, 'oom_kills', subject, MAX(last_seen) FROM incidents
+        WHERE rule = 'oom_kill'
+          AND state IN ('open', 'investigating', 'awaiting_approval', 'remediating', 'reopened')
+        GROUP BY host, subject;
+    DROP TABLE restart_rises;
+    """,
+)
