@@ -33,8 +33,9 @@ class CommandTimeout(TransportError):
 
 
 class NoAnswer(CommandTimeout):
-    """The host sent nothing back in the time, not even the first line of a check script or
-    the opening of a session: not a step that runs long but a host that stopped answering
+    """The host sent nothing back in the time, not even the first line of a check script (nor
+    its sshd an answer on the connection) or the opening of a session: not a step that runs
+    long, nor a stuck shell, but a host that stopped answering
     (frozen, or cut off by a partition that sends no reset). Its connection is dropped, so
     the next command connects afresh; a check reports the host unreachable, and sends it
     nothing more."""

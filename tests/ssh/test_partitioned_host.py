@@ -4,11 +4,15 @@ through the real checker, collector and SSH transport against a real sshd.
 Such a host is reported unreachable after one command timeout: its check script brought
 nothing back, not even its first line, which is the connection's failure and not a step that
 overran, so no careful script follows it on the dead connection. A host whose step is only
-slow still gets the careful check, and a careful host cut off is reported as soon."""
+slow still gets the careful check, and a careful host cut off is reported as soon. A host
+whose sshd still answers while its shell sends nothing (stuck) is not cut off: its connection,
+and a fix running on it, stay."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +27,7 @@ from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.lab.runner import HOST_WIDE_RULES
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 
-from .conftest import NS_PREFIX, PREFIX, Hosts, SshHost
+from .conftest import DEADLINE, NS_PREFIX, POLL, PREFIX, Hosts, SshHost
 
 #: a MAC address nobody has: frames sent to it are dropped by the host's end of the link
 NOBODY = "02:00:5e:00:53:01"
@@ -210,3 +214,77 @@ def test_a_host_whose_logins_outlast_a_command_timeout_is_checked_not_unreachabl
     assert well(second.report), (second.report.errors, second.report.findings)
     assert [t.careful for t in second.tries] == [True], second.tries
     assert second.seconds < COMMAND_TIMEOUT, second.seconds
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # it ended meanwhile
+        return []
+    return [d for child in map(int, children) for d in (child, *_descendants(child))]
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+async def started(sshd: SshHost, argv: list[str]) -> int:
+    """The pid of the one process running ``argv`` under ``sshd``, once it runs."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        found = [pid for session in sshd.session_pids() for pid in _descendants(session)
+                 if _cmdline(pid) == argv]
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        assert time.monotonic() < deadline, f"{argv} not running under sshd"
+        await asyncio.sleep(POLL)
+
+
+def test_a_host_whose_shell_is_stuck_is_checked_and_a_fix_running_on_it_goes_on(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """The long-lived shell stops (SIGSTOP: as one that swaps, or whose binary sits on a hung
+    mount): the check script brings nothing back, but the host's sshd still answers on the
+    connection. The host is no more unreachable than it is cut off: only the shell is
+    dropped, the check goes again in a new one, and a fix that was running on the same
+    connection (the executor's) is not killed with it."""
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state",
+                        command_timeout=COMMAND_TIMEOUT)
+    ssh = Scripts(host.ssh.target(host.ssh.write_known_hosts(known_hosts),
+                                  connect_timeout=CONNECT_TIMEOUT), name="cut")
+    checker = HostChecker(ssh, settings, None)
+
+    async def go() -> tuple[CheckReport, list[Try], CommandResult, CheckReport, int]:
+        stopped = None
+        try:
+            assert well(await checker.check())
+            stopped = await started(host.ssh, ["sh", "-s"])
+            os.kill(stopped, signal.SIGSTOP)
+            fix = asyncio.create_task(ssh.run(["sleep", "5"], timeout=30))
+            await started(host.ssh, ["sleep", "5"])
+            ssh.tries.clear()
+            stuck = await checker.check()
+            tries = list(ssh.tries)
+            fixed = await fix
+            return stuck, tries, fixed, await checker.check(), ssh.connects
+        finally:
+            if stopped is not None:
+                os.kill(stopped, signal.SIGKILL)
+            await ssh.close()
+
+    stuck, tries, fixed, after, connects = asyncio.run(go())
+    # the stuck shell's script timed out, a host that answers: it went again, careful, in a
+    # new shell, and the host was checked in full, not reported unreachable
+    assert [t.careful for t in tries] == [False, True], tries
+    assert "sshd answers" in tries[0].ended and "nothing came back" not in tries[0].ended
+    # its silence, sshd's answer, and the stopped shell's close waited for (2 s at most)
+    assert tries[0].seconds < COMMAND_TIMEOUT + 3, tries[0].seconds
+    assert well(stuck), (stuck.errors, stuck.findings)
+    # the fix ran its whole course on the connection the check shared
+    assert fixed.returncode == 0, fixed
+    assert well(after), (after.errors, after.findings)
+    assert connects == 1

@@ -63,6 +63,13 @@ log = logging.getLogger("ai_sysadmin.service")
 _CLOSE_WAIT = 2.0
 #: the remote `timeout` of a command ends it this long after the client stopped waiting
 _REMOTE_GRACE = 1.0
+#: how long the host's sshd gets to answer for a check script's shell that sent nothing back
+#: (:meth:`SshTransport._sshd_answers`): it answers in its own process, in milliseconds
+#: where the host is up; a host cut off is reported unreachable this much later than before
+_PROBE_WAIT = 1.0
+#: the subsystem that probe asks for: no server offers it, and the name tells a host's admin
+#: who asks, in the log line sshd writes as it refuses
+_PROBE_SUBSYSTEM = "ai-sysadmin-liveness-probe"
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
 #: how much of what a refusing host wrote is quoted (characters), and kept to mask it: all a
@@ -830,10 +837,11 @@ class SshTransport(Transport):
 
         ``answer_within``: the script writes a line as it starts, so a host that sends
         nothing of the reply back within these seconds (or ``timeout``, the smaller) through
-        a shell that answered before stopped answering, whatever the script would do: that
-        is :class:`NoAnswer`, and the
-        connection is dropped with the shell (:meth:`_timed_out`), where a script that
-        overran is a plain :class:`CommandTimeout`.
+        a shell that answered before stopped answering, whatever the script would do,
+        unless its sshd still answers on the connection: then only the shell is stuck.
+        A host that answers nothing is :class:`NoAnswer`, and the connection is dropped with
+        the shell (:meth:`_timed_out`); a stuck shell, or a script that overran, is a plain
+        :class:`CommandTimeout`, and the shell alone is dropped.
         """
         self.refusal = None
         try:
@@ -883,22 +891,52 @@ class SshTransport(Transport):
     async def _timed_out(self, state: _LoopState, shell: _Shell, timeout: float,
                          answer_within: float | None) -> CommandTimeout:
         """Why a script ended unfinished, its shell dropped. Where the script writes a line
-        as it starts (``answer_within`` given) and not a byte of the reply came, the host
-        stopped answering (it froze, or a partition that sends no reset cut it off): the
-        connection is dropped too, for the next call to connect afresh (or to fail at the
-        connect timeout) instead of waiting on it, and the caller sends that host nothing
-        more now (:class:`NoAnswer`). Else a step of the script runs long on a host that
-        answers (or a script that writes nothing early may)."""
+        as it starts (``answer_within`` given) and not a byte of the reply came, either the
+        shell is stuck on a host that answers (swapping hard, its shell's binary or working
+        directory on a hung mount), or the host stopped answering (it froze, or a partition
+        that sends no reset cut it off). sshd is asked which (:meth:`_sshd_answers`): where
+        it is silent too, the connection is dropped, for the next call to connect afresh (or
+        to fail at the connect timeout) instead of waiting on it, and the caller sends that
+        host nothing more now (:class:`NoAnswer`); the commands it carried (a fix) go with
+        it. Else a step of the script runs long on a host that answers (or a script that
+        writes nothing early may)."""
         conn = state.shell_conn
         if shell.heard or answer_within is None:
             await self._drop_shell(state)
             return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
+        waited = min(answer_within, timeout)
+        if conn is not None and await self._sshd_answers(state, conn):
+            await self._drop_shell(state)
+            return CommandTimeout(
+                f"{self.host}: the check script timed out: its shell sent nothing back within "
+                f"{waited:g} s, though the host's sshd answers (the shell is stuck, or starved "
+                "of memory or CPU)")
         # the channel goes with its connection: no wait for a silent host to close it
         if conn is None or not await self._drop_connection(state, conn):
             state.shell = state.shell_conn = None
-        waited = min(answer_within, timeout)
         return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host stopped "
                         "answering, or the way to it is cut")
+
+    async def _sshd_answers(self, state: _LoopState,
+                            conn: asyncssh.SSHClientConnection) -> bool:
+        """Whether the host's sshd answers on ``conn`` within :data:`_PROBE_WAIT`. It is asked
+        for a session of a subsystem no server offers, which sshd refuses in its own process:
+        no fork, login shell or command on the host, so neither the stuck shell nor a host
+        with no memory to spare for a new process holds the answer up."""
+        client = state.client if state.conns and state.conns[-1] is conn else None
+        if client is None:  # another call dropped it meanwhile: nothing to keep
+            return False
+        try:
+            chan, _ = await within(conn.create_session(
+                asyncssh.SSHClientSession, subsystem=_PROBE_SUBSYSTEM), _PROBE_WAIT)
+        except asyncssh.ChannelOpenError:
+            # refused, the answer sought; asyncssh says the same where the connection closed
+            # under the request (only ours closes it without an error of its own)
+            return not client.lost
+        except (TimeoutError, asyncssh.Error, OSError):
+            return False
+        chan.close()  # a server that offers it after all answered as well
+        return True
 
     async def _shell(self, state: _LoopState, argv: tuple[str, ...],
                      timeout: float) -> tuple[_Shell, bool, float]:
