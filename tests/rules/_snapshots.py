@@ -166,6 +166,8 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         nixos_boot=[],
         oom_kills={"nginx.service": 0, "postgresql.service": 2},
         clock_sync=[ClockSync("systemd-timesyncd", None, taken_at - 600)],
+        md_arrays=[],
+        zfs_pools={"rpool": "ONLINE"},
     )
 
 

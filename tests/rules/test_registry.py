@@ -19,6 +19,7 @@ from ai_sysadmin.monitor.snapshot import (
     BootChange,
     ClockSync,
     Load,
+    MdArray,
     Mount,
     Process,
     ServiceResult,
@@ -158,6 +159,9 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.reboot = [BootChange("packages", "", "linux-image-6.1.0-28-amd64")]
     snap.oom_kills = {**previous.oom_kills, "postgresql.service": 3}
     snap.clock_sync = [ClockSync("systemd-timesyncd", None, NOW - 86_400)]
+    snap.md_arrays = [MdArray("md0", "raid1", True, ("sdb1",), ("sda1",), (), 2, 1, "_U", "",
+                              "")]
+    snap.zfs_pools = {"tank": "DEGRADED"}
 
     findings, judged = evaluate(context(snap, previous=previous))
 

@@ -25,6 +25,7 @@ from .snapshot import (
     CpuTimes,
     JournalEntry,
     Load,
+    MdArray,
     Memory,
     Mount,
     Process,
@@ -1121,3 +1122,84 @@ def parse_timesync(stat_output: str) -> list[ClockSync]:
     started = float(times[TIMESYNC_DIR]) if synced is None else None
     return [ClockSync("systemd-timesyncd", started,
                       None if synced is None else float(synced))]
+
+
+#: an array's first line: ``md0 : active (auto-read-only) raid1 sdb1[1] sda1[0](F)``
+_MD_ARRAY = re.compile(r"^(md\S*) : (active|inactive)((?: \([a-z-]+\))*)((?: \S+)*)\s*$")
+_MD_MEMBER = re.compile(r"^(\S+?)\[\d+\]((?:\([A-Z]\))*)$")
+#: the counts and slots of a level with redundancy: ``[2/1] [U_]``
+_MD_SLOTS = re.compile(r"\[(\d+)/(\d+)\] \[([U_]+)\]")
+#: what md is doing, with how far: ``recovery = 12.6% (...) finish=0.6min speed=...``,
+#: ``resync=DELAYED``
+_MD_SYNC = re.compile(r"\b(recovery|resync|check|reshape|repair|recover)\s*=\s*(\S.*)$")
+
+
+def _md_name(text: str) -> str:
+    return strip_control(text)[:64]
+
+
+def _md_members(words: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The working, failed (``(F)``) and spare (``(S)``) members of a member list."""
+    members: list[str] = []
+    failed: list[str] = []
+    spares: list[str] = []
+    for word in words:
+        match = _MD_MEMBER.match(word)
+        if match is None:
+            continue
+        flags, name = match.group(2), _md_name(match.group(1))
+        (failed if "(F)" in flags else spares if "(S)" in flags else members).append(name)
+    return tuple(members), tuple(failed), tuple(spares)
+
+
+def _md_array(header: re.Match[str], body: list[str]) -> MdArray:
+    active = header.group(2) == "active"
+    words = header.group(4).split()
+    # an active array's first word is its personality; an inactive one has none yet
+    level = _md_name(words.pop(0)) if active and words and "[" not in words[0] else ""
+    members, failed, spares = _md_members(words)
+    slots = working = None
+    status = action = progress = ""
+    for line in body:
+        if (counts := _MD_SLOTS.search(line)) is not None:
+            slots, working, status = int(counts.group(1)), int(counts.group(2)), counts.group(3)
+        if (sync := _MD_SYNC.search(line)) is not None:
+            action, progress = sync.group(1), _md_name(" ".join(sync.group(2).split()))
+    return MdArray(_md_name(header.group(1)), level, active, members, failed, spares,
+                   slots, working, status, action, progress)
+
+
+def parse_mdstat(text: str) -> list[MdArray]:
+    """``/proc/mdstat``: each md array, its level, members, working count and slots, and
+    what md is doing to it (a rebuild, a resync, a check) with how far it got. The lines
+    after an array's first, up to the next array or a blank line, are its own."""
+    arrays: list[MdArray] = []
+    header: re.Match[str] | None = None
+    body: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        match = _MD_ARRAY.match(line)
+        if header is not None and (match is not None or not line.strip()):
+            arrays.append(_md_array(header, body))
+            header, body = None, []
+        if match is not None:
+            header = match
+        elif header is not None:
+            body.append(line)
+    return arrays
+
+
+#: where OpenZFS (0.8 and later) says each imported pool's state, one word a file
+ZFS_KSTAT = "/proc/spl/kstat/zfs"
+
+
+def parse_zfs_pool_states(text: str) -> dict[str, str]:
+    """``PATH:STATE`` lines, one a pool (``/proc/spl/kstat/zfs/tank/state:DEGRADED``): each
+    pool's state. A pool's name may hold a colon or a space, its state never does."""
+    pools: dict[str, str] = {}
+    for line in text.splitlines():
+        path, sep, state = line.rpartition(":")
+        pool = path.removeprefix(f"{ZFS_KSTAT}/").removesuffix("/state")
+        if not sep or not pool or "/" in pool or not state.strip().isalpha():
+            continue
+        pools[strip_control(pool)[:256]] = state.strip().upper()
+    return pools

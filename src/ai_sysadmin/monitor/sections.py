@@ -454,6 +454,39 @@ def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.oom_kills = counts
 
 
+#: the kernel's report of its md arrays: there only where the md driver is (loaded, or
+#: built in); elsewhere its guard spares the script's builtins even the test of a read
+MDSTAT = "/proc/mdstat"
+_MD = Guard("-e", MDSTAT, f"cat: {MDSTAT}: No such file or directory")
+#: where ZFS's module is loaded, a directory of kstats with one for each imported pool
+_ZFS_POOLS = Guard("-d", parsers.ZFS_KSTAT, f"{parsers.ZFS_KSTAT}: no such directory")
+#: each pool's state file, read by the shell's builtins (one sh a check, no process a pool),
+#: as ``PATH:STATE``: the glob finds the pools (one that matches nothing stays as written,
+#: and is not readable). $1: the kstat directory, whose absence says no ZFS, where no guard
+#: has tested it (the per-command path)
+_ZFS_STATES = ('[ -d "$1" ] || { echo "$1: no such directory" >&2; exit 1; }; '
+               'for f in "$1"/*/state; do s=; [ -r "$f" ] && read -r s < "$f"; '
+               '[ -z "$s" ] || printf \'%s:%s\\n\' "$f" "$s"; done; exit 0')
+
+
+def _md_arrays(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    mdstat = result(readings[0])
+    # no file: no md driver, no arrays to judge (not "no arrays degraded")
+    snap.md_arrays = parsers.parse_mdstat(mdstat.stdout) if mdstat.ok else None
+
+
+def _zfs_pool_sources(plan: Plan) -> tuple[Source, ...]:
+    return (Source((plan.programs.sh, "-c", _ZFS_STATES, "sh", parsers.ZFS_KSTAT),
+                   _ZFS_POOLS),)
+
+
+def _zfs_pools(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    states = result(readings[0])
+    # exit 1: no kstat directory (the guard's answer, or the script's): no ZFS to judge
+    snap.zfs_pools = parsers.parse_zfs_pool_states(text(states)) \
+        if states.returncode != 1 else None
+
+
 #: said once for a host without systemd (not PID 1, or no systemctl to ask), where the rules
 #: of units and of the journal find nothing because there is nothing of theirs to read, not
 #: because all is well
@@ -1003,6 +1036,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("nixos_boot", _nixos_boot_sources, apply=_nixos_boot),
     Section("oom_kills", _oom_kill_sources, apply=_oom_kills),
     Section("clock_sync", _clock_sync_sources, apply=_clock_sync),
+    Section("md_arrays", lambda plan: (Source.file(MDSTAT, _MD),), apply=_md_arrays),
+    Section("zfs_pools", _zfs_pool_sources, apply=_zfs_pools),
 )
 
 

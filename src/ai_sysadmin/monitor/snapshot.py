@@ -275,6 +275,36 @@ class ClockSync:
 
 
 @dataclass(frozen=True, slots=True)
+class MdArray:
+    """One Linux md array as the kernel reports it in /proc/mdstat."""
+
+    name: str
+    #: ``raid1``, ``raid5``, ``raid10`` ...; empty for an inactive array, which has none yet
+    level: str
+    active: bool
+    #: its member devices as listed (``sda1``), apart from those marked failed or spare
+    members: tuple[str, ...]
+    #: members the kernel marked faulty, ``(F)``
+    failed: tuple[str, ...]
+    spares: tuple[str, ...]
+    #: the members it is made of, and those that work (``[2/1]``); None for a level
+    #: without redundancy (raid0, linear) or an inactive array, which report none
+    slots: int | None
+    working: int | None
+    #: each slot, ``U`` working and ``_`` missing (``[U_]``)
+    status: str
+    #: what md is doing to it (``recovery``, ``resync``, ``check``, ``reshape``, ``repair``)
+    #: and how far, as it says (``12.6% (132480/1047552) finish=0.6min speed=22080K/sec``,
+    #: ``DELAYED``); empty where nothing runs
+    sync_action: str
+    sync_progress: str
+
+    @property
+    def degraded(self) -> bool:
+        return self.slots is not None and self.working is not None and self.working < self.slots
+
+
+@dataclass(frozen=True, slots=True)
 class JournalGap:
     """Journal entries a check skipped unread: it had fallen further behind than one read
     catches up (a flood of warnings), so it read the newest entries instead, and judged what
@@ -335,6 +365,11 @@ class Snapshot:
     #: was made (the unit's start): ``oom_kill`` of its memory cgroup, cgroup v2's
     #: memory.events or v1's memory.oom_control; empty where no service has a memory cgroup
     oom_kills: dict[str, int] | None = None
+    #: the md arrays of /proc/mdstat; None where the host has no md driver (no such file)
+    md_arrays: list[MdArray] | None = None
+    #: each ZFS pool's state (ONLINE, DEGRADED, ...) from /proc/spl/kstat/zfs/POOL/state;
+    #: None where ZFS's module is not loaded
+    zfs_pools: dict[str, str] | None = None
     #: the latest dumps systemd-coredump recorded; empty where it is not installed
     core_dumps: list[CoreDump] | None = None
     journal: list[JournalEntry] | None = None

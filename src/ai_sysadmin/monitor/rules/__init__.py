@@ -18,6 +18,7 @@ from .host_unreachable import HostUnreachable
 from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
 from .load_per_core import LoadPerCore
+from .md_raid_degraded import MdRaidDegraded
 from .memory_pressure import MemoryPressure
 from .oom_kill import OomKill
 from .read_only_filesystem import ReadOnlyFilesystem
@@ -25,6 +26,7 @@ from .reboot_required import RebootRequired
 from .runaway_process import RunawayProcess
 from .swap_thrash import SwapThrash
 from .unit_load_error import UnitLoadError
+from .zfs_pool_unhealthy import ZfsPoolUnhealthy
 from .zombie_processes import ZombieProcesses
 
 RULES: tuple[Rule, ...] = (
@@ -36,6 +38,8 @@ RULES: tuple[Rule, ...] = (
     DiskSpace(),
     InodeExhaustion(),
     ReadOnlyFilesystem(),
+    MdRaidDegraded(),
+    ZfsPoolUnhealthy(),
     MemoryPressure(),
     SwapThrash(),
     LoadPerCore(),
