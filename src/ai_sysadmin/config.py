@@ -526,7 +526,8 @@ class Programs(_Section):
     setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
     getent: str = Field("getent", description="getent executable (libc).")
     kill: str = Field("kill", description="kill executable (procps or util-linux), for fixes.")
-    sh: str = Field("sh", description="POSIX sh, for clean_directory's script.")
+    sh: str = Field("sh", description="POSIX sh, for clean_directory's script and the checks' "
+                    "reads of files a glob finds (services' OOM kill counters, ZFS pools).")
     nix_collect_garbage: str = Field("nix-collect-garbage", description="For nix_gc.")
     nixos_rebuild: str = Field("nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
     nix_env: str = Field("nix-env", description="nix-env executable.")
