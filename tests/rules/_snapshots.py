@@ -168,6 +168,8 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         clock_sync=[ClockSync("systemd-timesyncd", None, taken_at - 600)],
         md_arrays=[],
         zfs_pools={"rpool": "ONLINE"},
+        # a proprietary, out-of-tree and unsigned module (NVIDIA's): the admin's choice
+        kernel_taint=1 | 4096 | 8192,
     )
 
 

@@ -162,6 +162,7 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.md_arrays = [MdArray("md0", "raid1", True, ("sdb1",), ("sda1",), (), 2, 1, "_U", "",
                               "")]
     snap.zfs_pools = {"tank": "DEGRADED"}
+    snap.kernel_taint = 128
 
     findings, judged = evaluate(context(snap, previous=previous))
 

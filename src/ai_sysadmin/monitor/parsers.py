@@ -1203,3 +1203,9 @@ def parse_zfs_pool_states(text: str) -> dict[str, str]:
             continue
         pools[strip_control(pool)[:256]] = state.strip().upper()
     return pools
+def parse_kernel_tainted(text: str) -> int:
+    """``/proc/sys/kernel/tainted``: the kernel's taint flags, a decimal bit mask (0: none)."""
+    value = text.strip()
+    if not value.isdigit():
+        raise ParseError(f"unexpected /proc/sys/kernel/tainted: {text[:80]!r}")
+    return int(value)

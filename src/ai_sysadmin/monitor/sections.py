@@ -87,6 +87,9 @@ NIXOS = Guard("-L", NIXOS_SYSTEM_PROFILE, f"readlink: {NIXOS_SYSTEM_PROFILE}: no
 #: the packages that made it so
 REBOOT_REQUIRED = "/run/reboot-required"
 REBOOT_REQUIRED_PKGS = "/run/reboot-required.pkgs"
+#: the kernel's taint flags: on every Linux, so no guard; in a remote script, read by the one
+#: tail of the /proc files (no process of its own)
+KERNEL_TAINTED = "/proc/sys/kernel/tainted"
 #: the NixOS system the host booted, and the one it switched to since
 NIXOS_BOOTED, NIXOS_CURRENT = "/run/booted-system", "/run/current-system"
 BOOTED = Guard("-e", NIXOS_BOOTED, f"readlink: {NIXOS_BOOTED}: No such file or directory")
@@ -1038,6 +1041,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("clock_sync", _clock_sync_sources, apply=_clock_sync),
     Section("md_arrays", lambda plan: (Source.file(MDSTAT, _MD),), apply=_md_arrays),
     Section("zfs_pools", _zfs_pool_sources, apply=_zfs_pools),
+    Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
 )
 
 

@@ -403,6 +403,9 @@ class Snapshot:
     #: what the time services that run on the host say of its clock: empty where none runs
     #: that tells (systemd-timesyncd does, by the files it keeps in /run)
     clock_sync: list[ClockSync] | None = None
+    #: the kernel's taint flags since it booted (/proc/sys/kernel/tainted, a bit mask; 0:
+    #: none); only a boot clears them
+    kernel_taint: int | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to

@@ -17,6 +17,7 @@ from .failed_unit import FailedUnit
 from .host_unreachable import HostUnreachable
 from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
+from .kernel_tainted import KernelTainted
 from .load_per_core import LoadPerCore
 from .md_raid_degraded import MdRaidDegraded
 from .memory_pressure import MemoryPressure
@@ -49,6 +50,7 @@ RULES: tuple[Rule, ...] = (
     CertificateExpiry(),
     RebootRequired(),
     ClockUnsynchronised(),
+    KernelTainted(),
     HostUnreachable(),
 )
 
