@@ -149,7 +149,9 @@ def lab_checker(sandbox: Sandbox, lab_settings: Settings, tmp_path):  # type: ig
                 if f.rule == "read_only_filesystem"]
 
     def incident(subject: str) -> list[str]:
-        [found] = [i for i in store.incidents(states=None) if i.subject == subject]
+        # the error that made it read-only is counted too: filesystem_errors's own incident
+        [found] = [i for i in store.incidents(states=None)
+                   if i.subject == subject and i.rule == "read_only_filesystem"]
         return [e.to_state for e in store.get(found.id, history=50).events if e.to_state]
 
     return check, incident

@@ -11,6 +11,7 @@ from ai_sysadmin.monitor.snapshot import (
     Certificate,
     ClockSync,
     CpuTimes,
+    FilesystemErrors,
     JournalEntry,
     Load,
     Memory,
@@ -170,6 +171,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         zfs_pools={"rpool": "ONLINE"},
         # a proprietary, out-of-tree and unsigned module (NVIDIA's): the admin's choice
         kernel_taint=1 | 4096 | 8192,
+        fs_errors=[FilesystemErrors("ext4", "vda", "/", 0)],
     )
 
 

@@ -18,6 +18,7 @@ from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME
 from ai_sysadmin.monitor.snapshot import (
     BootChange,
     ClockSync,
+    FilesystemErrors,
     Load,
     MdArray,
     Mount,
@@ -163,6 +164,7 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
                               "")]
     snap.zfs_pools = {"tank": "DEGRADED"}
     snap.kernel_taint = 128
+    snap.fs_errors = [FilesystemErrors("ext4", "vda", "/", 2)]
 
     findings, judged = evaluate(context(snap, previous=previous))
 

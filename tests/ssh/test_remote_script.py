@@ -157,6 +157,27 @@ def test_a_guarded_command_runs_only_where_its_path_exists(tmp_path: Path) -> No
     assert ran.read_text() == "a\n"  # b never started a process
 
 
+def test_a_command_guarded_by_several_paths_runs_where_any_exists(tmp_path: Path) -> None:
+    """The file system error counts: read where the ext4 or the btrfs driver is, and
+    nowhere else (a host with neither starts no process)."""
+    ran = tmp_path / "ran"
+    tool = script(tmp_path / "tool", f'echo "$1" >> {ran}; echo "answer $1"')
+    there, absent, gone = tmp_path / "there", tmp_path / "absent", tmp_path / "gone"
+    there.mkdir()
+    commands = [[tool, "either"], [tool, "neither"]]
+    guards = {(tool, "either"): Guard("-d", str(absent), "nothing", also=(str(there),)),
+              (tool, "neither"): Guard("-d", str(absent), "neither: none", also=(str(gone),))}
+
+    async def go() -> list[CommandResult]:
+        replay = await round_trip(LocalTransport(), commands, 5.0, guards=guards)
+        return [await replay.run(argv) for argv in commands]
+
+    either, neither = asyncio.run(go())
+    assert (either.returncode, either.stdout) == (0, "answer either\n")
+    assert (neither.returncode, neither.stderr) == (1, "neither: none")
+    assert ran.read_text() == "either\n"
+
+
 def test_kernel_files_are_read_by_one_tail_and_come_back_each_exactly() -> None:
     paths = ["/proc/sys/kernel/ostype", "/proc/nonexistent-file", "/proc/version",
              "/proc/sys/kernel/osrelease"]

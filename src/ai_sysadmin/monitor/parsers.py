@@ -23,6 +23,7 @@ from .snapshot import (
     ClockSync,
     CoreDump,
     CpuTimes,
+    FilesystemErrors,
     JournalEntry,
     Load,
     MdArray,
@@ -1209,3 +1210,115 @@ def parse_kernel_tainted(text: str) -> int:
     if not value.isdigit():
         raise ParseError(f"unexpected /proc/sys/kernel/tainted: {text[:80]!r}")
     return int(value)
+
+
+#: where the kernel's file system drivers say what errors they counted (see
+#: :class:`FilesystemErrors`): ext4 a directory per mounted block device, btrfs one per
+#: file system, with a directory per device (``error_stats``: Linux 5.14 and later)
+EXT4_SYSFS, BTRFS_SYSFS = "/sys/fs/ext4", "/sys/fs/btrfs"
+#: a block device's number (``MAJOR:MINOR``), what the mount table names ext4's by
+BLOCK_SYSFS = "/sys/class/block"
+
+
+@dataclass
+class _Counted:
+    """What the files of one file system said, as they are read."""
+
+    values: dict[str, int]
+    #: btrfs: each device's counters that are not 0; its member devices' names
+    detail: list[str]
+    members: set[str]
+
+
+def _mount_devices(mountinfo: str) -> Iterator[tuple[str, str, str, str]]:
+    """Each mount of ``/proc/self/mountinfo``: its device number (``MAJOR:MINOR``; a btrfs
+    mount's is an anonymous one), point, file system type and source."""
+    for line in mountinfo.split("\n"):
+        mount, dash, fs = line.partition(" - ")
+        fields, fs_fields = mount.split(" "), fs.split(" ")
+        if not dash or len(fields) < 6 or len(fs_fields) < 3:
+            continue
+        point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+        yield fields[2], point, fs_fields[0], fs_fields[1]
+
+
+def _read_fs_error_files(grep_output: str) -> tuple[dict[tuple[str, str], _Counted],
+                                                    dict[str, str]]:
+    """``grep -H ''`` over the drivers' files: each file system's counts by (driver,
+    name), and each block device's number by name. A sysfs path holds no ``:``."""
+    counted: dict[tuple[str, str], _Counted] = {}
+    numbers: dict[str, str] = {}
+    for line in grep_output.splitlines():
+        path, sep, value = line.partition(":")
+        parts = path.split("/")
+        if sep and path.startswith(BLOCK_SYSFS + "/") and parts[-1] == "dev":
+            numbers[parts[-2]] = value.strip()
+        if not sep or len(parts) < 6 or parts[:3] != ["", "sys", "fs"]:
+            continue
+        if parts[3] == "ext4" and value.strip().isdigit():
+            entry = counted.setdefault(("ext4", parts[4]), _Counted({}, [], set()))
+            entry.values[parts[5]] = int(value.strip())
+        elif parts[3] == "btrfs":
+            _btrfs_line(counted.setdefault(("btrfs", parts[4]), _Counted({}, [], set())),
+                        parts[5:], value)
+    return counted, numbers
+
+
+def _btrfs_line(entry: _Counted, below: list[str], value: str) -> None:
+    """One line of a btrfs file system's files: ``devinfo/DEVID/error_stats`` (a counter a
+    line: ``write_errs 3``) or ``devices/NAME/...`` (a member device: its name counts, and
+    a device mapper's its name under /dev/mapper, which the mount table gives)."""
+    if below[0] == "devices" and len(below) > 1:
+        entry.members.add(below[1])
+        if below[2:] == ["dm", "name"] and value.strip():
+            entry.members.add(f"mapper/{value.strip()}")
+        return
+    name, _, count = value.strip().partition(" ")
+    if below[0] != "devinfo" or len(below) < 3 or not count.strip().isdigit():
+        return
+    entry.values["errors"] = entry.values.get("errors", 0) + int(count)
+    if int(count):
+        entry.detail.append(f"devid {strip_control(below[1])[:20]}: "
+                            f"{strip_control(name)[:40]} {int(count)}")
+
+
+def _fs_target(key: tuple[str, str], counted: _Counted, numbers: dict[str, str],
+               mounts: list[tuple[str, str, str, str]]) -> tuple[str, str]:
+    """Where a file system is mounted (the first mount of it in the table), and its type
+    there (an ext4 driver mounts ext2 and ext3 too); ("", driver) where it is not seen.
+    ext4's block device is found by its number; btrfs's mounts carry an anonymous one, so
+    by the name of a member device as the mount's source."""
+    driver, name = key
+    number = numbers.get(name)
+    sources = {f"/dev/{member.replace('!', '/')}" for member in counted.members}
+    for device, point, fstype, source in mounts:
+        if driver == "ext4" and number is not None and device == number:
+            return point, fstype
+        if driver == "btrfs" and fstype == "btrfs" and source in sources:
+            return point, fstype
+    return "", driver
+
+
+def _epoch(seconds: int | None) -> float | None:
+    return float(seconds) if seconds else None
+
+
+def parse_fs_errors(grep_output: str, mountinfo: str = "") -> list[FilesystemErrors]:
+    """``grep -H ''`` over what the ext4 and btrfs drivers say of each mounted file system
+    (ext4's ``errors_count``, ``first_error_time`` and ``last_error_time`` and its device's
+    number under :data:`BLOCK_SYSFS`; btrfs's ``error_stats`` of each device, and its
+    member devices), each placed at its mount point by ``/proc/self/mountinfo``. A file
+    system whose count was not read (unmounted while read) is left out."""
+    counted, numbers = _read_fs_error_files(grep_output)
+    mounts = list(_mount_devices(mountinfo))
+    found = []
+    for key, entry in sorted(counted.items()):
+        errors = entry.values.get("errors_count" if key[0] == "ext4" else "errors")
+        if errors is None:
+            continue
+        target, fstype = _fs_target(key, entry, numbers, mounts)
+        found.append(FilesystemErrors(
+            fstype, strip_control(key[1])[:64], target, errors,
+            _epoch(entry.values.get("first_error_time")),
+            _epoch(entry.values.get("last_error_time")), tuple(entry.detail[:20])))
+    return found

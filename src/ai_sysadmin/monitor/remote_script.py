@@ -111,6 +111,14 @@ class Guard:
     test: Literal["-d", "-L", "-e", "! -s"]
     path: str
     absent: str
+    #: more paths, tested alike: the command runs where any of them passes
+    also: tuple[str, ...] = ()
+
+    @property
+    def shell_test(self) -> str:
+        """The builtin test, as the script writes it."""
+        return " || ".join(f"[ {self.test} {shlex.quote(path)} ]"
+                           for path in (self.path, *self.also))
 
 
 @dataclass(frozen=True)
@@ -282,7 +290,7 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
         if guard is None:
             lines.extend(step for _, step in steps if step)
         else:
-            lines.append(f"if [ {guard.test} {shlex.quote(guard.path)} ]; then\n"
+            lines.append(f"if {guard.shell_test}; then\n"
                          + "\n".join(step for _, step in steps if step)
                          + f"\nelse n {' '.join(str(i) for i, _ in steps)}; fi")
     return "\n".join(lines) + "\n"

@@ -490,6 +490,41 @@ def _zfs_pools(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         if states.returncode != 1 else None
 
 
+#: the ext4 and btrfs drivers' counts of each mounted file system's errors. One grep reads
+#: every file the shell's globs find (none: no grep), behind a builtin test of either
+#: driver's directory: a host with neither starts no process for them
+FS_ERRORS = Guard("-d", parsers.EXT4_SYSFS, f"{parsers.EXT4_SYSFS}: no such directory",
+                  also=(parsers.BTRFS_SYSFS,))
+_E4, _BT = parsers.EXT4_SYSFS, parsers.BTRFS_SYSFS
+_FS_ERRORS_SCRIPT = (
+    f'g=$1; set --; for d in {_E4}/*/; do [ -r "${{d}}errors_count" ] || continue; '
+    'n=${d%/}; n=${n##*/}; set -- "$@" "${d}errors_count" "${d}first_error_time" '
+    f'"${{d}}last_error_time" "{parsers.BLOCK_SYSFS}/$n/dev"; done; '
+    f'for f in {_BT}/*/devinfo/*/error_stats {_BT}/*/devices/*/dev {_BT}/*/devices/*/dm/name; do '
+    '[ -r "$f" ] && set -- "$@" "$f"; done; [ "$#" -eq 0 ] || exec "$g" -sH "" -- "$@"')
+
+
+def _fs_error_sources(plan: Plan) -> tuple[Source, ...]:
+    return (Source((plan.programs.sh, "-c", _FS_ERRORS_SCRIPT, "sh", plan.programs.grep),
+                   FS_ERRORS), _MOUNTINFO)
+
+
+def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    done = result(readings[0])
+    # nothing matched, a file gone (unmounted between the glob and the read), or neither
+    # driver here (the guard's answer): what it read is whole for what is mounted
+    if done.returncode in (_GREP_NONE, _GREP_UNREAD):
+        done = replace(done, returncode=0)
+    counts, info = text(done), readings[1]
+    mountinfo = info.stdout if isinstance(info, CommandResult) and info.ok else None
+    if counts.strip() and mountinfo is None:
+        # without the mount table the subjects would be device names, not mount points:
+        # not collected, so that no incident resolves for a change of name
+        raise TransportError("/proc/self/mountinfo could not be read: where the file "
+                             "systems counting errors are mounted is not known")
+    snap.fs_errors = parsers.parse_fs_errors(counts, mountinfo or "")
+
+
 #: said once for a host without systemd (not PID 1, or no systemctl to ask), where the rules
 #: of units and of the journal find nothing because there is nothing of theirs to read, not
 #: because all is well
@@ -1042,6 +1077,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("md_arrays", lambda plan: (Source.file(MDSTAT, _MD),), apply=_md_arrays),
     Section("zfs_pools", _zfs_pool_sources, apply=_zfs_pools),
     Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
+    Section("fs_errors", _fs_error_sources, apply=_fs_errors),
 )
 
 

@@ -305,6 +305,35 @@ class MdArray:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesystemErrors:
+    """The errors a mounted file system's kernel driver counted: ext4's count in its
+    superblock since the last fsck (``/sys/fs/ext4/DEV/errors_count``), or btrfs's
+    per-device counters (``/sys/fs/btrfs/FSID/devinfo/DEVID/error_stats``, kept on disk
+    until reset). Both stay until a person acts (fsck, ``btrfs device stats -z``)."""
+
+    #: ``ext4`` or ``btrfs``
+    fstype: str
+    #: the kernel's name of it: ext4's block device (``sda1``, ``dm-0``), btrfs's fsid
+    name: str
+    #: where it is mounted in the check's mount namespace; "" where it is not seen there
+    #: (mounted in another: a container sees its host's sysfs)
+    target: str
+    #: every error counted
+    errors: int
+    #: ext4: when the first and the last error were recorded, on the host's clock; None
+    #: where the kernel says none (0)
+    first_error: float | None = None
+    last_error: float | None = None
+    #: btrfs: each device's counters that are not 0 (``devid 1 (sdb): write_errs 3``)
+    detail: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What one file system is known by from one look to the next."""
+        return self.fstype, self.name
+
+
+@dataclass(frozen=True, slots=True)
 class JournalGap:
     """Journal entries a check skipped unread: it had fallen further behind than one read
     catches up (a flood of warnings), so it read the newest entries instead, and judged what
@@ -406,6 +435,9 @@ class Snapshot:
     #: the kernel's taint flags since it booted (/proc/sys/kernel/tainted, a bit mask; 0:
     #: none); only a boot clears them
     kernel_taint: int | None = None
+    #: the ext4 and btrfs file systems whose kernel drivers count errors, with their counts
+    #: (none counted: 0); empty where neither driver has one mounted
+    fs_errors: list[FilesystemErrors] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to

@@ -14,6 +14,7 @@ from .core_dump import CoreDumped
 from .crash_loop import CrashLoop
 from .disk_space import DiskSpace
 from .failed_unit import FailedUnit
+from .filesystem_errors import FilesystemErrors
 from .host_unreachable import HostUnreachable
 from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
@@ -41,6 +42,7 @@ RULES: tuple[Rule, ...] = (
     ReadOnlyFilesystem(),
     MdRaidDegraded(),
     ZfsPoolUnhealthy(),
+    FilesystemErrors(),
     MemoryPressure(),
     SwapThrash(),
     LoadPerCore(),
