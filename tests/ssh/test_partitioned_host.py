@@ -11,6 +11,7 @@ and a fix running on it, stay."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.hosts.ssh import SshTransport
+from ai_sysadmin.hosts.ssh import _STUCK_MAX, SshTransport
 from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.lab.runner import HOST_WIDE_RULES
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
@@ -288,3 +289,59 @@ def test_a_host_whose_shell_is_stuck_is_checked_and_a_fix_running_on_it_goes_on(
     assert fixed.returncode == 0, fixed
     assert well(after), (after.errors, after.findings)
     assert connects == 1
+
+
+def _stuck_shells(sshd: SshHost) -> dict[int, int]:
+    """Per connection (its sshd process): the `sh -s` shells under it."""
+    return {session: sum(1 for pid in _descendants(session) if _cmdline(pid) == ["sh", "-s"])
+            for session in sshd.session_pids()}
+
+
+@pytest.mark.slow
+def test_a_host_whose_every_shell_sticks_is_given_new_connections_not_sessions_without_end(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """Every shell the host starts stops at once (its binary on a hung mount, say). Each
+    shell the transport drops keeps its session on sshd's side for as long as it lives, and
+    a connection holds at most MaxSessions (10 by default): dropped one by one, they would
+    fill it, and a fix would find no session left. Once a connection holds _STUCK_MAX
+    stuck shells it is dropped with them, and the next check connects afresh."""
+    # no step of a stopped shell's script ever runs: a short limit keeps the test short
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state", command_timeout=1.0)
+    ssh = Scripts(host.ssh.target(host.ssh.write_known_hosts(known_hosts),
+                                  connect_timeout=CONNECT_TIMEOUT), name="cut")
+    checker = HostChecker(ssh, settings, None)
+    stopped: set[int] = set()
+    most = 0
+
+    async def stop_every_shell() -> None:
+        nonlocal most
+        while True:
+            for session in host.ssh.session_pids():
+                for pid in _descendants(session):
+                    if pid not in stopped and _cmdline(pid) == ["sh", "-s"]:
+                        os.kill(pid, signal.SIGSTOP)
+                        stopped.add(pid)
+            most = max([most, *_stuck_shells(host.ssh).values()])
+            await asyncio.sleep(POLL)
+
+    async def go() -> tuple[list[CheckReport], int]:
+        stopper = asyncio.create_task(stop_every_shell())
+        try:
+            reports = [await checker.check() for _ in range(3)]
+            return reports, ssh.connects
+        finally:
+            stopper.cancel()
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await ssh.close()
+
+    reports, connects = asyncio.run(go())
+    # the first check's script, then its careful one in a new shell, then one careful script
+    # a check: four stuck shells. No connection ever held more than the limit: the third
+    # shell's was dropped with it, and the transport connected afresh for the fourth
+    assert len(stopped) >= 4, stopped
+    assert (most, connects) == (_STUCK_MAX, 2), (most, connects)
+    # each check said its scripts timed out; none called the host healthy
+    assert all(r.errors for r in reports), [r.errors for r in reports]

@@ -70,6 +70,12 @@ _PROBE_WAIT = 1.0
 #: the subsystem that probe asks for: no server offers it, and the name tells a host's admin
 #: who asks, in the log line sshd writes as it refuses
 _PROBE_SUBSYSTEM = "ai-sysadmin-liveness-probe"
+#: check scripts in a row that may time out on one connection before it is dropped with their
+#: shells. sshd keeps the session of a shell that does not end (stopped, or blocked on a hung
+#: mount, where no signal reaches it) for as long as the shell lives, and a connection holds
+#: at most MaxSessions (10 by default): dropped one by one, stuck shells would fill it, and a
+#: fix would find no session left to run in
+_STUCK_MAX = 3
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
 #: how much of what a refusing host wrote is quoted (characters), and kept to mask it: all a
@@ -189,6 +195,9 @@ class _LoopState:
         self.shell: _Shell | None = None
         self.shell_conn: asyncssh.SSHClientConnection | None = None
         self.shell_lock = asyncio.Lock()
+        #: scripts timed out on this connection since one last came back (their shells
+        #: dropped, maybe stuck: see :data:`_STUCK_MAX`)
+        self.stuck = 0
 
     @property
     def alive(self) -> bool:
@@ -626,7 +635,7 @@ class SshTransport(Transport):
     async def _close_state(self, state: _LoopState) -> None:
         state.shell = state.shell_conn = None  # it goes with its connection
         conns, state.conns, state.client, state.remote_root = state.conns, [], None, None
-        state.user, state.ran = None, False
+        state.user, state.ran, state.stuck = None, False, 0
         for conn in reversed(conns):
             conn.close()
             with contextlib.suppress(Exception):
@@ -885,7 +894,7 @@ class SshTransport(Transport):
                     if attempt == 2:
                         raise TransportError(
                             f"{self.host}: the remote shell ended: {exc}") from exc
-            state.ran = True
+            state.ran, state.stuck = True, 0
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
 
     async def _timed_out(self, state: _LoopState, shell: _Shell, timeout: float,
@@ -899,8 +908,16 @@ class SshTransport(Transport):
         to fail at the connect timeout) instead of waiting on it, and the caller sends that
         host nothing more now (:class:`NoAnswer`); the commands it carried (a fix) go with
         it. Else a step of the script runs long on a host that answers (or a script that
-        writes nothing early may)."""
+        writes nothing early may). The connection goes as well where :data:`_STUCK_MAX`
+        scripts in a row timed out on it: their shells may hold their sessions for good."""
         conn = state.shell_conn
+        state.stuck += 1
+        if state.stuck >= _STUCK_MAX and conn is not None:
+            if not await self._drop_connection(state, conn):
+                state.shell = state.shell_conn = None
+            return CommandTimeout(
+                f"{self.host}: the check script timed out, the last {_STUCK_MAX} in a row on "
+                "this connection: it is dropped with the sessions their shells hold")
         if shell.heard or answer_within is None:
             await self._drop_shell(state)
             return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
@@ -931,7 +948,7 @@ class SshTransport(Transport):
                 asyncssh.SSHClientSession, subsystem=_PROBE_SUBSYSTEM), _PROBE_WAIT)
         except asyncssh.ChannelOpenError:
             # refused, the answer sought; asyncssh says the same where the connection closed
-            # under the request (only ours closes it without an error of its own)
+            # under the request, which its client then knows as lost
             return not client.lost
         except (TimeoutError, asyncssh.Error, OSError):
             return False
