@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ai_sysadmin.config import Settings, Thresholds
 from ai_sysadmin.hosts.transport import LocalTransport
-from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from ai_sysadmin.orchestrator.rises import RESTARTS
 from ai_sysadmin.store import Database, IncidentStore, Rises
 from tests.support.polling import poll_until
@@ -146,3 +146,38 @@ def test_an_oom_kill_incident_resolves_a_window_after_the_kill_across_a_restart_
     assert kept, "no check of the daemon started again judged within the window"
     assert all("oom_kill" in {f.rule for f in r.findings} for r in kept)
     assert killed_after + window < resolving.snapshot.taken_at < restarted_at + window
+
+
+def test_a_checker_that_carries_on_from_another_keeps_rises_for_its_own_window(
+        tmp_path: Path) -> None:
+    """A fresh checker that looks at the host as another has (the lab's final check, after
+    the daemon's) knows the rises that one saw, and keeps them for as long as its own
+    settings say: a kill its window of an hour holds is not forgotten with the other's
+    window of a second."""
+    kills = tmp_path / "kills"
+    kills.write_text("0\n")
+    host = Killing(kills)
+
+    def checker(window: float) -> HostChecker:
+        return HostChecker(host, Settings(ai_name="hal", state_dir=tmp_path / "state",
+                                          thresholds=Thresholds(oom_kill_window_seconds=window)),
+                           None)
+
+    def killed(report: CheckReport) -> list[str]:
+        assert "oom_kill" in report.judged_rules
+        return [f.subject for f in report.findings if f.rule == "oom_kill"]
+
+    giving = checker(1.0)
+    killed_after = asyncio.run(giving.check()).snapshot.taken_at
+    kills.write_text("1\n")
+    assert killed(asyncio.run(giving.check())) == ["worker.service"]
+    receiving = checker(3600.0)
+    receiving.carry_on(giving)
+
+    def found_past_the_givers_window() -> bool:
+        report = asyncio.run(receiving.check())
+        assert killed(report) == ["worker.service"]
+        return report.snapshot.taken_at > killed_after + 1.0
+
+    poll_until(found_past_the_givers_window, timeout=30, interval=0.25,
+               what="a check of the receiving checker past the giving one's window")

@@ -172,6 +172,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
         # a proprietary, out-of-tree and unsigned module (NVIDIA's): the admin's choice
         kernel_taint=1 | 4096 | 8192,
         fs_errors=[FilesystemErrors("ext4", "vda", "/", 0)],
+        container="",
     )
 
 

@@ -10,8 +10,9 @@ from ._snapshots import context, snapshot
 RULE = ZfsPoolUnhealthy()
 
 
-def pools(**states: str):
-    return snapshot(zfs_pools={name.replace("_", " "): state for name, state in states.items()})
+def pools(container: str = "", **states: str):
+    return snapshot(zfs_pools={name.replace("_", " "): state for name, state in states.items()},
+                    container=container)
 
 
 def test_every_pool_not_online_is_critical_and_says_what_its_state_means():
@@ -38,5 +39,15 @@ def test_online_pools_a_pool_being_imported_and_no_pools_are_judged_healthy():
         assert evaluate(context(pools(**states)), rules=(RULE,)) == ([], {"zfs_pool_unhealthy"})
 
 
-def test_a_host_without_zfs_is_not_judged():
-    assert evaluate(context(snapshot(zfs_pools=None)), rules=(RULE,)) == ([], set())
+def test_a_host_without_zfs_or_whose_pools_could_not_be_read_is_not_judged():
+    # None: no ZFS module, or a pool without a state file (OpenZFS before 0.8)
+    assert evaluate(context(snapshot(zfs_pools=None, container="")), rules=(RULE,)) == (
+        [], set())
+
+
+def test_a_container_sees_its_hosts_pools_and_does_not_judge_them():
+    # an LXC container's /proc/spl is its host's: the host, checked itself, reports it
+    assert evaluate(context(pools(container="lxc", tank="DEGRADED")), rules=(RULE,)) == (
+        [], set())
+    assert evaluate(context(snapshot(zfs_pools={"tank": "ONLINE"})), rules=(RULE,)) == (
+        [], set())

@@ -28,7 +28,7 @@ NOLOGIN_WORDS = ("the login shell of nolog refuses to run commands: it ended wit
 SECTIONS = ("cpu", "memory", "swap", "load", "uptime_seconds", "mounts", "os", "units",
             "unit_files", "restarts", "core_dumps", "journal", "processes", "zombies", "reboot",
             "nixos_boot", "oom_kills", "clock_sync", "md_arrays", "zfs_pools", "kernel_taint",
-            "fs_errors")
+            "fs_errors", "container")
 
 
 def _replay(transport: SshTransport, tmp_path: Path) -> ReplayTransport:

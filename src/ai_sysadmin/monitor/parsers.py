@@ -1133,6 +1133,8 @@ _MD_SLOTS = re.compile(r"\[(\d+)/(\d+)\] \[([U_]+)\]")
 #: what md is doing, with how far: ``recovery = 12.6% (...) finish=0.6min speed=...``,
 #: ``resync=DELAYED``
 _MD_SYNC = re.compile(r"\b(recovery|resync|check|reshape|repair|recover)\s*=\s*(\S.*)$")
+#: its metadata, on the line of its size: ``super 1.2``, ``super external:imsm``
+_MD_SUPER = re.compile(r"\bsuper (\S+)")
 
 
 def _md_name(text: str) -> str:
@@ -1160,14 +1162,16 @@ def _md_array(header: re.Match[str], body: list[str]) -> MdArray:
     level = _md_name(words.pop(0)) if active and words and "[" not in words[0] else ""
     members, failed, spares = _md_members(words)
     slots = working = None
-    status = action = progress = ""
+    status = action = progress = metadata = ""
     for line in body:
+        if not metadata and (superblock := _MD_SUPER.search(line)) is not None:
+            metadata = _md_name(superblock.group(1))
         if (counts := _MD_SLOTS.search(line)) is not None:
             slots, working, status = int(counts.group(1)), int(counts.group(2)), counts.group(3)
         if (sync := _MD_SYNC.search(line)) is not None:
             action, progress = sync.group(1), _md_name(" ".join(sync.group(2).split()))
     return MdArray(_md_name(header.group(1)), level, active, members, failed, spares,
-                   slots, working, status, action, progress)
+                   slots, working, status, action, progress, metadata)
 
 
 def parse_mdstat(text: str) -> list[MdArray]:
@@ -1194,16 +1198,31 @@ ZFS_KSTAT = "/proc/spl/kstat/zfs"
 
 
 def parse_zfs_pool_states(text: str) -> dict[str, str]:
-    """``PATH:STATE`` lines, one a pool (``/proc/spl/kstat/zfs/tank/state:DEGRADED``): each
-    pool's state. A pool's name may hold a colon or a space, its state never does."""
+    """``PATH:STATE`` lines, one a pool's directory (``/proc/spl/kstat/zfs/tank/state:DEGRADED``):
+    each pool's state; empty where its state file could not be read (``.../tank/state:``:
+    OpenZFS before 0.8 has the pool's directory, with ``txgs`` and ``io``, but no state).
+    A pool's name may hold a colon or a space, its state never does."""
     pools: dict[str, str] = {}
     for line in text.splitlines():
         path, sep, state = line.rpartition(":")
         pool = path.removeprefix(f"{ZFS_KSTAT}/").removesuffix("/state")
-        if not sep or not pool or "/" in pool or not state.strip().isalpha():
+        state = state.strip()
+        if not sep or not pool or "/" in pool or not (state.isalpha() or not state):
             continue
-        pools[strip_control(pool)[:256]] = state.strip().upper()
+        pools[strip_control(pool)[:256]] = state.upper()
     return pools
+#: where systemd, started in a container, says so: the manager's name from its ``container=``
+#: environment, as ``systemd-detect-virt --container`` reads it back (systemd 216 and later)
+SYSTEMD_CONTAINER = "/run/systemd/container"
+
+
+def parse_container(text: str) -> str:
+    """:data:`SYSTEMD_CONTAINER`: the container manager's name (``lxc``, ``docker``,
+    ``systemd-nspawn``); ``unnamed`` where the file holds none, a container all the same."""
+    lines = text.strip().splitlines()
+    return strip_control(lines[0].strip())[:64] if lines else "unnamed"
+
+
 def parse_kernel_tainted(text: str) -> int:
     """``/proc/sys/kernel/tainted``: the kernel's taint flags, a decimal bit mask (0: none)."""
     value = text.strip()

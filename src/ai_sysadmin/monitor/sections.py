@@ -464,12 +464,13 @@ _MD = Guard("-e", MDSTAT, f"cat: {MDSTAT}: No such file or directory")
 #: where ZFS's module is loaded, a directory of kstats with one for each imported pool
 _ZFS_POOLS = Guard("-d", parsers.ZFS_KSTAT, f"{parsers.ZFS_KSTAT}: no such directory")
 #: each pool's state file, read by the shell's builtins (one sh a check, no process a pool),
-#: as ``PATH:STATE``: the glob finds the pools (one that matches nothing stays as written,
-#: and is not readable). $1: the kstat directory, whose absence says no ZFS, where no guard
-#: has tested it (the per-command path)
+#: as ``PATH:STATE``: the glob finds the pools' directories (one that matches nothing stays
+#: as written, no directory), and a pool whose state cannot be read (OpenZFS before 0.8
+#: keeps none) is written ``PATH:``, so that it is never taken for no pool. $1: the kstat
+#: directory, whose absence says no ZFS, where no guard has tested it (the per-command path)
 _ZFS_STATES = ('[ -d "$1" ] || { echo "$1: no such directory" >&2; exit 1; }; '
-               'for f in "$1"/*/state; do s=; [ -r "$f" ] && read -r s < "$f"; '
-               '[ -z "$s" ] || printf \'%s:%s\\n\' "$f" "$s"; done; exit 0')
+               'for d in "$1"/*/; do [ -d "$d" ] || continue; s=; f="${d}state"; '
+               '[ -r "$f" ] && read -r s < "$f"; printf \'%s:%s\\n\' "$f" "$s"; done; exit 0')
 
 
 def _md_arrays(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -486,8 +487,24 @@ def _zfs_pool_sources(plan: Plan) -> tuple[Source, ...]:
 def _zfs_pools(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     states = result(readings[0])
     # exit 1: no kstat directory (the guard's answer, or the script's): no ZFS to judge
-    snap.zfs_pools = parsers.parse_zfs_pool_states(text(states)) \
-        if states.returncode != 1 else None
+    if states.returncode == 1:
+        snap.zfs_pools = None
+        return
+    pools = parsers.parse_zfs_pool_states(text(states))
+    unread = sorted(pool for pool, state in pools.items() if not state)
+    # judged on the pools read, a pool unread would pass for healthy: none is judged
+    snap.zfs_pools = None if unread else pools
+    if unread:
+        snap.notes["zfs_pools"] = (
+            f"the state of ZFS pool(s) {', '.join(unread)} could not be read from "
+            f"{parsers.ZFS_KSTAT}/POOL/state (OpenZFS before 0.8 keeps none there): their "
+            "health was not checked; `zpool status` tells")
+
+
+def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    found = result(readings[0])
+    # no such file: systemd found no container (or does not run here), the host is its own
+    snap.container = parsers.parse_container(found.stdout) if found.ok else ""
 
 
 #: the ext4 and btrfs drivers' counts of each mounted file system's errors. One grep reads
@@ -1078,6 +1095,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("zfs_pools", _zfs_pool_sources, apply=_zfs_pools),
     Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
     Section("fs_errors", _fs_error_sources, apply=_fs_errors),
+    # last of the files that are not the kernel's: os-release stays the one tail reads
+    Section("container", _files(parsers.SYSTEMD_CONTAINER), apply=_container),
 )
 
 

@@ -298,10 +298,21 @@ class MdArray:
     #: ``DELAYED``); empty where nothing runs
     sync_action: str
     sync_progress: str
+    #: its metadata as md says it (``super 1.2``: ``1.2``; an Intel RST or DDF fakeraid's
+    #: container ``external:imsm``, an array inside one ``external:/md127/0``); empty where
+    #: it says none (0.90 metadata)
+    metadata: str = ""
 
     @property
     def degraded(self) -> bool:
         return self.slots is not None and self.working is not None and self.working < self.slots
+
+    @property
+    def container(self) -> bool:
+        """An Intel RST (IMSM) or DDF container: md lists it inactive beside the arrays in it
+        for as long as they exist; it holds their disks' metadata and is no array itself."""
+        return self.metadata.startswith("external:") and \
+            not self.metadata.startswith("external:/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +408,8 @@ class Snapshot:
     #: the md arrays of /proc/mdstat; None where the host has no md driver (no such file)
     md_arrays: list[MdArray] | None = None
     #: each ZFS pool's state (ONLINE, DEGRADED, ...) from /proc/spl/kstat/zfs/POOL/state;
-    #: None where ZFS's module is not loaded
+    #: None where ZFS's module is not loaded, or where a pool's state could not be read
+    #: (OpenZFS before 0.8 keeps none there): said in ``notes``
     zfs_pools: dict[str, str] | None = None
     #: the latest dumps systemd-coredump recorded; empty where it is not installed
     core_dumps: list[CoreDump] | None = None
@@ -438,6 +450,10 @@ class Snapshot:
     #: the ext4 and btrfs file systems whose kernel drivers count errors, with their counts
     #: (none counted: 0); empty where neither driver has one mounted
     fs_errors: list[FilesystemErrors] | None = None
+    #: the container manager the host runs under, as systemd says in /run/systemd/container
+    #: (``lxc``, ``docker``, ``systemd-nspawn``); empty where it says none (no container, or
+    #: one whose init is not systemd)
+    container: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to

@@ -310,8 +310,9 @@ class HostChecker:
         self._window_start = other._window_start
         self._found = other._found
         self._fixed = dict(other._fixed)
-        self._restarts = other._restarts.carried_on()
-        self._oom_kills = other._oom_kills.carried_on()
+        # what rose is the host's; how long a rise counts is this checker's settings
+        self._restarts = other._restarts.carried_on(self._restarts.window)
+        self._oom_kills = other._oom_kills.carried_on(self._oom_kills.window)
         self._clock = other._clock
         self._cursor, self._taken_up = other._cursor, True
 

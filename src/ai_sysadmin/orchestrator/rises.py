@@ -47,8 +47,9 @@ class RiseMemory:
             if self.unsaved.get(unit) == at:
                 del self.unsaved[unit]
 
-    def carried_on(self) -> RiseMemory:
-        """A copy that judges alike and stores nothing of what this one has yet to."""
-        copy = RiseMemory(self.counter, self.window)
+    def carried_on(self, window: float) -> RiseMemory:
+        """A copy that knows the same rises and stores nothing of what this one has yet to,
+        judged over ``window``: the receiving checker's settings, not this one's."""
+        copy = RiseMemory(self.counter, window)
         copy.after = dict(self.after)
         return copy

@@ -27,15 +27,19 @@ class ZfsPoolUnhealthy(Rule):
 
     Critical, DEGRADED included: a degraded pool has lost redundancy just as a degraded md
     array has, and both are found before the second device fails, not after. One finding a
-    pool (subject: its name). Judged only where ZFS's module is loaded: a host without ZFS
-    has no pool to judge.
+    pool (subject: its name). Judged only where ZFS's module is loaded (a host without ZFS
+    has no pool to judge) and every pool's state was read (OpenZFS before 0.8 keeps none,
+    and a pool not read must not pass for healthy), and not in a container, which sees its
+    host's /proc/spl: the host, checked itself, reports its pools once, not once a container.
     """
 
     name = "zfs_pool_unhealthy"
-    requires = ("zfs_pools",)
+    requires = ("zfs_pools", "container")
     description = "A ZFS pool is DEGRADED, FAULTED, UNAVAIL, SUSPENDED or otherwise not ONLINE."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        if ctx.snapshot.container:
+            return []
         return [self.finding(
             ctx, pool, Severity.CRITICAL,
             f"ZFS pool {pool} is {state}: "
@@ -43,3 +47,6 @@ class ZfsPoolUnhealthy(Rule):
             [f"{ZFS_KSTAT}/{quote(pool, 200)}/state: {state}"])
             for pool, state in sorted((ctx.snapshot.zfs_pools or {}).items())
             if state not in _WELL]
+
+    def judges(self, ctx: RuleContext) -> bool:
+        return not ctx.snapshot.container

@@ -1,0 +1,99 @@
+"""The sections storage redundancy is judged from, as a check reads them: each ZFS pool's
+state by the section's own sh script over a directory laid out as /proc/spl/kstat/zfs is
+(OpenZFS 0.8 and later, and ZFS on Linux before it, which keeps no state there), and the
+container systemd says the host runs in, whose /proc/mdstat and /proc/spl are its host's."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.transport import CommandResult
+from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER, ZFS_KSTAT
+from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME, JournalQuery, Plan
+from ai_sysadmin.monitor.snapshot import Snapshot
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Plan:
+    return Plan(Settings(ai_name="hal", state_dir=tmp_path / "state"), JournalQuery(), True)
+
+
+def zfs_section(kstat: Path, plan: Plan) -> Snapshot:
+    """The zfs_pools section of a check whose /proc/spl/kstat/zfs is ``kstat``: the
+    section's script run by sh here, its paths then written as the host's would be."""
+    section = SECTIONS_BY_NAME["zfs_pools"]
+    (source,) = section.sources(plan)
+    assert source.argv[-1] == ZFS_KSTAT
+    done = subprocess.run([*source.argv[:-1], str(kstat)], capture_output=True, text=True,
+                          timeout=10, check=False)
+    snap = Snapshot("here", 1.0)
+    section.take([CommandResult(source.argv, done.returncode,
+                                done.stdout.replace(str(kstat), ZFS_KSTAT), done.stderr, 0.0)],
+                 snap, plan)
+    return snap
+
+
+def pool(kstat: Path, name: str, state: str | None) -> None:
+    """A pool's kstat directory; with a state file unless ``state`` is None (before 0.8)."""
+    (kstat / name).mkdir(parents=True)
+    (kstat / name / "txgs").write_text("txg birth state ndirty\n")
+    if state is not None:
+        (kstat / name / "state").write_text(f"{state}\n")
+
+
+def test_each_pools_state_is_read_and_the_kstat_files_beside_them_are_no_pools(
+        tmp_path: Path, plan: Plan) -> None:
+    kstat = tmp_path / "zfs"
+    pool(kstat, "rpool", "ONLINE")
+    pool(kstat, "backup: old disks", "DEGRADED")
+    (kstat / "arcstats").write_text("13 1 0x01 123 33456 1 2\n")
+    snap = zfs_section(kstat, plan)
+    assert snap.zfs_pools == {"rpool": "ONLINE", "backup: old disks": "DEGRADED"}
+    assert snap.notes == {}
+
+
+def test_zfs_loaded_without_pools_is_judged_and_without_zfs_is_not(
+        tmp_path: Path, plan: Plan) -> None:
+    kstat = tmp_path / "zfs"
+    kstat.mkdir()
+    (kstat / "arcstats").write_text("13 1 0x01 123 33456 1 2\n")
+    assert zfs_section(kstat, plan).zfs_pools == {}
+    assert zfs_section(tmp_path / "no-zfs", plan).zfs_pools is None
+
+
+@pytest.mark.parametrize("rpool", [None, "ONLINE"], ids=["all-unread", "one-unread"])
+def test_a_pool_whose_state_cannot_be_read_leaves_every_pool_unjudged_and_says_which(
+        tmp_path: Path, plan: Plan, rpool: str | None) -> None:
+    """ZFS on Linux 0.7 (Ubuntu 18.04, CentOS 7) has each pool's directory, no state in it:
+    judged on the others, a pool never read would pass for healthy."""
+    kstat = tmp_path / "zfs"
+    pool(kstat, "rpool", rpool)
+    pool(kstat, "tank", None)
+    snap = zfs_section(kstat, plan)
+    assert snap.zfs_pools is None and "zfs_pools" not in snap.errors
+    unread = "tank" if rpool else "rpool, tank"
+    assert snap.notes == {"zfs_pools": (
+        f"the state of ZFS pool(s) {unread} could not be read from "
+        "/proc/spl/kstat/zfs/POOL/state (OpenZFS before 0.8 keeps none there): their health "
+        "was not checked; `zpool status` tells")}
+
+
+@pytest.mark.parametrize(("done", "container"), [
+    (CommandResult(("cat", "--", SYSTEMD_CONTAINER), 0, "lxc\n", "", 0.0), "lxc"),
+    (CommandResult(("cat", "--", SYSTEMD_CONTAINER), 0, "\n", "", 0.0), "unnamed"),
+    (CommandResult(("cat", "--", SYSTEMD_CONTAINER), 1, "",
+                   f"cat: {SYSTEMD_CONTAINER}: No such file or directory", 0.0), ""),
+], ids=["lxc", "unnamed", "no-container"])
+def test_the_container_is_what_systemd_wrote_in_its_file_and_none_where_there_is_none(
+        plan: Plan, done: CommandResult, container: str) -> None:
+    section = SECTIONS_BY_NAME["container"]
+    # a file the shell's builtins read: no process, and no guard to test
+    assert [(s.argv, s.guard) for s in section.sources(plan)] == [
+        (("cat", "--", "/run/systemd/container"), None)]
+    snap = Snapshot("here", 1.0)
+    section.take([done], snap, plan)
+    assert snap.container == container and snap.collected("container")
