@@ -13,6 +13,7 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER
 
 
 @pytest.hookimpl(tryfirst=True)  # decide before any lab fixture tries to boot
@@ -36,3 +37,22 @@ def sandbox() -> Iterator[Sandbox]:
     """One lab shared by a module's tests that only look or write their own files."""
     with Sandbox() as sb:
         yield sb
+
+
+#: what the lab's systemd says it runs in (the ``container=`` its init gives it): a lab is a
+#: container to it, as an LXC container is to its systemd
+LAB_CONTAINER = "ai-sysadmin-lab"
+
+
+@pytest.fixture
+def host_of_its_own(sandbox: Sandbox) -> Iterator[None]:
+    """The lab as a host, not a container: systemd's word that it is one taken from the
+    lab's /run (its own, private) for the test, and put back after it."""
+    said = sandbox.exec(["cat", "--", SYSTEMD_CONTAINER], check=True).stdout
+    assert said.strip() == LAB_CONTAINER
+    mode = int(sandbox.exec(["stat", "-c", "%a", "--", SYSTEMD_CONTAINER], check=True).stdout, 8)
+    sandbox.exec(["rm", "--", SYSTEMD_CONTAINER], check=True)
+    try:
+        yield
+    finally:
+        sandbox.write_file(SYSTEMD_CONTAINER, said, mode)

@@ -23,18 +23,16 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
-from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER
 from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.snapshot import Snapshot
 
+from .conftest import LAB_CONTAINER
 from .proc_view import InView, ProcView, proc_view
 
 pytestmark = pytest.mark.lab
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parsers"
 RULES = ("md_raid_degraded", "zfs_pool_unhealthy")
-#: what the lab's systemd says it runs in (the ``container=`` its init gives it)
-LAB_CONTAINER = "ai-sysadmin-lab"
 
 
 def mdstat(case: str) -> str:
@@ -45,20 +43,6 @@ def mdstat(case: str) -> str:
 def view(sandbox: Sandbox) -> Iterator[ProcView]:
     with proc_view(sandbox, ("mdstat", "spl")) as view:
         yield view
-
-
-@pytest.fixture
-def host_of_its_own(sandbox: Sandbox) -> Iterator[None]:
-    """The lab as a host, not a container: systemd's word that it is one taken from the
-    lab's /run (its own, private) for the test, and put back after it."""
-    said = sandbox.exec(["cat", "--", SYSTEMD_CONTAINER], check=True).stdout
-    assert said.strip() == LAB_CONTAINER
-    mode = int(sandbox.exec(["stat", "-c", "%a", "--", SYSTEMD_CONTAINER], check=True).stdout, 8)
-    sandbox.exec(["rm", "--", SYSTEMD_CONTAINER], check=True)
-    try:
-        yield
-    finally:
-        sandbox.write_file(SYSTEMD_CONTAINER, said, mode)
 
 
 def _collect(collector: Collector) -> Snapshot:

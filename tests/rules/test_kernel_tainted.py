@@ -69,3 +69,11 @@ def test_an_unread_taint_is_not_judged_and_a_clean_kernel_is():
     snap.kernel_taint = None
     snap.errors["kernel_taint"] = "cat: /proc/sys/kernel/tainted: Permission denied"
     assert "kernel_tainted" not in evaluate(context(snap))[1]
+
+
+def test_a_container_sees_its_hosts_kernel_and_does_not_judge_it():
+    # an LXC container's /proc/sys/kernel/tainted is its host's: the host reports it once
+    snap = tainted(D)
+    snap.container = "lxc"
+    findings, judged = evaluate(context(snap), rules=(RULE,))
+    assert (findings, judged) == ([], set())

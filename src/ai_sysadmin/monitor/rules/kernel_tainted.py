@@ -63,15 +63,18 @@ class KernelTainted(Rule):
     (subject: its name), so a standing taint is one incident that stays open, tells once,
     and resolves at the boot that clears it, and a new kind of trouble is a new incident a
     person hears about. The summary says it stays, so that one who dealt with it knows why
-    it is still listed.
+    it is still listed. Not judged in a container, whose /proc/sys/kernel/tainted is its
+    host's kernel's: the host, checked itself, reports it once, not once a container.
     """
 
     name = "kernel_tainted"
-    requires = ("kernel_taint",)
+    requires = ("kernel_taint", "container")
     description = ("The kernel recorded trouble since the host booted (an oops, a machine "
                    "check, a bad page, a warning, a lockup): it stays until a boot.")
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        if ctx.snapshot.container:
+            return []
         mask = ctx.snapshot.kernel_taint or 0
         evidence = [f"{TAINTED} = {mask}: {_flags(mask)}"]
         return [self.finding(ctx, trouble.subject, trouble.severity,
@@ -80,6 +83,9 @@ class KernelTainted(Rule):
                              "and so does this finding, dealt with or not",
                              evidence)
                 for bit, trouble in TROUBLE.items() if mask >> bit & 1]
+
+    def judges(self, ctx: RuleContext) -> bool:
+        return not ctx.snapshot.container
 
 
 def _flags(mask: int) -> str:
