@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ai_sysadmin.aio import KeyedLocks, within
+from ai_sysadmin.aio import KeyedLocks, check_cancelled, within
 
 
 def cancelled_as_the_work_ends(limit: Callable[[Awaitable[str], float], Awaitable[Any]]
@@ -31,6 +31,23 @@ def cancelled_as_the_work_ends(limit: Callable[[Awaitable[str], float], Awaitabl
 
 def test_a_cancellation_landing_as_the_work_ends_is_kept() -> None:
     assert cancelled_as_the_work_ends(within) == "cancelled"
+
+
+def test_a_cancellation_wait_for_lost_is_raised_at_the_next_check() -> None:
+    # asyncio.wait_for itself (libraries call it: asyncssh's connect) returns, the cancel lost
+    assert cancelled_as_the_work_ends(asyncio.wait_for) == "returned 'answer'"
+
+    async def then_checked(work: Awaitable[str], seconds: float) -> str:
+        answer = await asyncio.wait_for(work, seconds)
+        check_cancelled()
+        return answer
+
+    assert cancelled_as_the_work_ends(then_checked) == "cancelled"
+
+    async def not_cancelled() -> None:
+        check_cancelled()
+
+    asyncio.run(not_cancelled())  # a task nobody cancelled goes on
 
 
 def test_the_time_limit_still_holds() -> None:

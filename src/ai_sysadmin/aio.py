@@ -20,6 +20,18 @@ async def within(work: Awaitable[T], seconds: float) -> T:
         return await work
 
 
+def check_cancelled() -> None:
+    """CancelledError where this task was cancelled and the cancellation was lost on the
+    way. ``asyncio.wait_for`` of Python 3.11, which libraries use (asyncssh's connect),
+    returns the result of work that ended just as the cancel came, and the caller goes on;
+    the task still counts the cancel asked of it (``Task.cancelling``). A loop that runs
+    for months asks at each turn: a follower of a host removed, or one replaced by the
+    next, would otherwise follow beside it for good."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class KeyedLocks:
     """One lock per key, kept only while someone holds or waits for it: a daemon that runs
     for months locks a new key (an action id) for every action, and a dict of every lock it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +22,9 @@ from ai_sysadmin.monitor.snapshot import Snapshot
 
 from .conftest import Hosts, LabHost, wait_until
 
-#: the storage rules judge only where the kernel reports md arrays or ZFS pools: the lab and
-#: this machine share a kernel, and one without either gives them nothing to judge
-NO_STORAGE = ({"md_raid_degraded"} if not os.path.exists("/proc/mdstat") else set()) | (
-    {"zfs_pool_unhealthy"} if not os.path.isdir("/proc/spl/kstat/zfs") else set())
+#: the rules of what the host's kernel reports (md arrays, ZFS pools, taint flags) judge
+#: nothing in a container, which the lab is to its systemd: its /proc is its host's
+OF_THE_HOST = {name for name, rule in RULES_BY_NAME.items() if "container" in rule.requires}
 
 BROKEN_UNIT = """\
 [Unit]
@@ -88,7 +86,7 @@ def test_a_failed_unit_on_a_remote_host_is_detected_in_one_round_trip(
     # at the least) long
     snapshot.taken_at -= max(settings.thresholds.runaway_min_seconds, 1.0)
     findings, judged = evaluate(RuleContext(later, settings.thresholds, previous=snapshot))
-    assert judged == set(RULES_BY_NAME) - NO_STORAGE
+    assert judged == set(RULES_BY_NAME) - OF_THE_HOST
     failed = [f for f in findings if f.rule == "failed_unit"]
     assert [f.subject for f in failed] == ["remote-broken.service"]
     assert failed[0].host == "sshlab"

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from ..aio import within
+from ..aio import check_cancelled, within
 from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..redact import CUT_MARGIN, redact_cut
 from .ssh_host_keys import (
@@ -341,7 +341,7 @@ class _Shell(asyncssh.SSHClientSession[str]):
             # the shell ended before the script could go (a login shell that refused at
             # once, on a busy machine): how it ended, once asyncssh has told, is the answer
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.chan.wait_closed(), _CLOSE_WAIT)
+                await within(self.chan.wait_closed(), _CLOSE_WAIT)
             raise (self.ended or exc) from None
         # no await since the write: nothing of the reply can have come before it is watched
         reply = self.reply = _Reply(done)
@@ -363,7 +363,7 @@ class _Shell(asyncssh.SSHClientSession[str]):
         with contextlib.suppress(Exception):
             chan.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(chan.wait_closed(), _CLOSE_WAIT)
+            await within(chan.wait_closed(), _CLOSE_WAIT)
 
 
 @dataclass(frozen=True)
@@ -609,6 +609,9 @@ class SshTransport(Transport):
                 for hop in self._route():
                     conn, client = await self._connect_hop(hop, opened[-1] if opened else None)
                     opened.append(conn)
+                    # asyncssh's connect may return the connection to a caller cancelled
+                    # meanwhile (see check_cancelled): it goes with the rest
+                    check_cancelled()
                 if self.target.sudo:
                     state.remote_root = await self._is_root(opened[-1])
             except BaseException:
@@ -639,7 +642,7 @@ class SshTransport(Transport):
         for conn in reversed(conns):
             conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), _CLOSE_WAIT)
+                await within(conn.wait_closed(), _CLOSE_WAIT)
 
     async def close(self) -> None:
         state, self._state = self._state, None
@@ -746,7 +749,7 @@ class SshTransport(Transport):
         with contextlib.suppress(Exception):
             proc.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.wait_closed(), _CLOSE_WAIT)
+            await within(proc.wait_closed(), _CLOSE_WAIT)
 
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         """Run ``argv`` on the host; connecting, a missing program or a timeout raise."""

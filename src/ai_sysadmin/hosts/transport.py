@@ -290,7 +290,7 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(child, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), 1.0)
+            await within(asyncio.shield(proc.wait()), 1.0)
     # the command's session is its own (start_new_session): whatever of it is left, a
     # grandchild that still holds our pipes included, goes too
     with contextlib.suppress(ProcessLookupError, PermissionError):

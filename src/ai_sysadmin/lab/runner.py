@@ -32,10 +32,12 @@ MIN_CHECKS = 2
 
 ProgressCallback = Callable[[str], None]
 
-#: rules that read /proc/loadavg, /proc/meminfo, /proc/vmstat and memory PSI, which are not
-#: namespaced: inside a lab they judge the whole machine running the drill, so a busy machine
-#: must not fail a drill about something else
-HOST_WIDE_RULES = frozenset({"load_per_core", "memory_pressure", "swap_thrash"})
+#: rules that read what is not namespaced: /proc/loadavg, /proc/meminfo, /proc/vmstat and
+#: memory PSI, the kernel's taint flags, the file systems' error counts in sysfs (a lab's
+#: mounts are its machine's). Inside a lab they judge the whole machine running the drill, so
+#: a busy machine, or one whose kernel once warned, must not fail a drill about something else
+HOST_WIDE_RULES = frozenset({"load_per_core", "memory_pressure", "swap_thrash",
+                             "kernel_tainted", "filesystem_errors"})
 
 
 @dataclass

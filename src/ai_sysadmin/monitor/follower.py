@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ..aio import check_cancelled
 from ..config import Settings
 from ..errors import TransportError
 from ..hosts.transport import Transport
@@ -76,6 +77,7 @@ class JournalFollower:
         said: dict[str, None] = {}
         paused: float | None = None
         while True:
+            check_cancelled()  # cancelled at a moment a library lost it: stop all the same
             lines, reading = 0, False
             why = "journalctl ended"
             try:

@@ -10,6 +10,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
+from ..aio import check_cancelled, within
 from ..executor import Executor
 from ..hosts.inventory import HostSpec
 from ..llm.client import QueuedLLM
@@ -143,16 +144,17 @@ class Daemon:
     async def _stopped_within(self, seconds: float) -> bool:
         """Whether the daemon stops within ``seconds`` (waited for)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), seconds)
+            await within(self.stop_event.wait(), seconds)
         return self.stop_event.is_set()
 
     async def _interval_loop(self, checker: HostChecker) -> None:
         while not self.stop_event.is_set():
+            check_cancelled()  # a host let go: its loop ends, whatever swallowed the cancel
             if not await self.check_host(checker, "interval"):
                 await self._forget(checker.host)
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
+                await within(self.stop_event.wait(), self.settings.check_interval)
 
     async def _housekeeping_loop(self, executor: Executor) -> None:
         """Every check interval: the ends of fixes this daemon ran that the store refused
@@ -165,7 +167,7 @@ class Daemon:
         said = RefusalLog(log, "housekeeping of actions")
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), self.settings.check_interval)
+                await within(self.stop_event.wait(), self.settings.check_interval)
             if self.stop_event.is_set():
                 return
             try:
@@ -350,6 +352,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         budget = WakeBudget(self.settings.journal_wake_gap)
         while True:
+            check_cancelled()
             await wake.wait()
             await asyncio.sleep(max(DEBOUNCE_SECONDS, budget.wait(loop.time())))
             wake.clear()

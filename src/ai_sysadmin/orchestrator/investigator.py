@@ -463,7 +463,7 @@ class Investigator:
             else:
                 said.worked()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+                await within(stop.wait(), every)
 
     async def close(self) -> None:
         self._closing = True

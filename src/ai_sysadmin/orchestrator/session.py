@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 
+from ..aio import within
 from ..config import Settings
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
@@ -56,7 +57,7 @@ async def llm_session(
         stop.set()
         if not own_worker.done():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(own_worker, settings.llm.timeout + 5)
+                await within(own_worker, settings.llm.timeout + 5)
         queue.close()
 
 
