@@ -312,10 +312,16 @@ class Thresholds(_Section):
     disk_critical_percent: float = Field(95, gt=0, le=100, description="Disk use that is critical.")
     inode_warn_percent: float = Field(85, gt=0, le=100, description="Inode use that warns.")
     inode_critical_percent: float = Field(95, gt=0, le=100, description="Critical inode use.")
+    limit_warn_percent: float = Field(
+        85, gt=0, le=100, description="A service's tasks against its TasksMax, or the host's "
+        "threads or open file handles against the kernel's limit, that warn: past the limit, "
+        "forks and opens fail.")
+    limit_critical_percent: float = Field(
+        95, gt=0, le=100, description="The share of such a limit that is critical.")
     clear_margin_percent: float = Field(
-        2, ge=0, le=50, description="A disk or inode use that warned is well again only this "
-        "far below its warning level: one that hovers at the level is one incident, not one "
-        "a check.")
+        2, ge=0, le=50, description="A disk, inode or limit use that warned is well again only "
+        "this far below its warning level: one that hovers at the level is one incident, not "
+        "one a check.")
     memory_available_warn_percent: float = Field(
         10, ge=0, le=100, description="Warn when available memory falls below this share."
     )
@@ -374,6 +380,7 @@ class Thresholds(_Section):
         # level would never be seen, the incident would open critical at once
         pairs = (("disk_warn_percent", "disk_critical_percent", True),
                  ("inode_warn_percent", "inode_critical_percent", True),
+                 ("limit_warn_percent", "limit_critical_percent", True),
                  ("load_per_core_warn", "load_per_core_critical", True),
                  ("certificate_expiry_warn_days", "certificate_expiry_critical_days", False),
                  ("memory_available_warn_percent", "memory_available_critical_percent", False))

@@ -14,6 +14,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER
+from ai_sysadmin.monitor.rules import RULES_BY_NAME
 
 
 @pytest.hookimpl(tryfirst=True)  # decide before any lab fixture tries to boot
@@ -56,3 +57,19 @@ def host_of_its_own(sandbox: Sandbox) -> Iterator[None]:
         yield
     finally:
         sandbox.write_file(SYSTEMD_CONTAINER, said, mode)
+
+
+#: the rules of what the host's kernel reports (md arrays, ZFS pools, taint flags, threads
+#: and file handles) judge nothing in a container, which the lab is to its systemd: its
+#: /proc is its host's
+OF_THE_HOST = frozenset(name for name, rule in RULES_BY_NAME.items()
+                        if "container" in rule.requires)
+
+
+def judged_in(sandbox: Sandbox) -> set[str]:
+    """The rules a check of the lab judges (given an earlier look): not those of its host's
+    kernel, and a service's tasks only where the lab's cgroup2 has a pids controller under
+    its system.slice (a hybrid machine's cgroup2, where the lab's is, holds no controller)."""
+    pids = sandbox.exec(["test", "-e", "/sys/fs/cgroup/system.slice/pids.current"])
+    return set(RULES_BY_NAME) - OF_THE_HOST - (set() if pids.returncode == 0
+                                               else {"tasks_exhausted"})

@@ -11,15 +11,14 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.collector import Collector
-from ai_sysadmin.monitor.rules import RULES_BY_NAME, RuleContext, evaluate
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
+
+from .conftest import judged_in
 
 pytestmark = pytest.mark.lab
 
 LONG_COMMAND = "while :; do sleep 1; done # " + "x" * 120
 
-#: the rules of what the host's kernel reports (md arrays, ZFS pools, taint flags) judge
-#: nothing in a container, which the lab is to its systemd: its /proc is its host's
-OF_THE_HOST = {name for name, rule in RULES_BY_NAME.items() if "container" in rule.requires}
 
 
 def test_every_section_collects_and_every_rule_judges(
@@ -36,7 +35,9 @@ def test_every_section_collects_and_every_rule_judges(
     earlier.taken_at -= max(lab_settings.thresholds.runaway_min_seconds, 1.0)
     _findings, judged = evaluate(RuleContext(snapshot, lab_settings.thresholds,
                                              previous=earlier))
-    assert judged == set(RULES_BY_NAME) - OF_THE_HOST
+    assert judged == judged_in(sandbox)
+    # a service's tasks are read where there is a pids controller, and only there
+    assert (snapshot.service_tasks is not None) == ("tasks_exhausted" in judged)
 
 
 def test_command_lines_do_not_depend_on_the_callers_terminal(

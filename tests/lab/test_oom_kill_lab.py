@@ -6,8 +6,7 @@ the counter rise: oom_kill warns on the service, keeps the incident while the ki
 the window, and resolves it after a window without one.
 
 Needs root and a memory controller (cgroup v1's memory hierarchy, or v2's enabled under
-system.slice). The cgroup is this test's own, removed after it, with any system.slice it had
-to make; no other cgroup is touched."""
+system.slice). The cgroup is this test's own (see :mod:`.service_cgroup`)."""
 
 from __future__ import annotations
 
@@ -22,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings, Thresholds
-from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.checker import HostChecker
+
+from .service_cgroup import ThisMachine, service_cgroup
 
 pytestmark = pytest.mark.lab
 
@@ -32,12 +32,6 @@ V1 = Path("/sys/fs/cgroup/memory")
 V2 = Path("/sys/fs/cgroup")
 LIMIT = 64 << 20
 WINDOW = 6.0
-
-
-class Local(LocalTransport):
-    def __init__(self, one_round_trip: bool) -> None:
-        super().__init__("oomhost")
-        self.one_round_trip = one_round_trip
 
 
 def _hierarchy() -> tuple[Path, dict[str, str]]:
@@ -59,33 +53,11 @@ def service() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("making a memory cgroup needs root")
     slice_, limits = _hierarchy()
-    made_slice = not slice_.exists()
-    if made_slice:
-        slice_.mkdir()
-    cgroup = slice_ / f"ai-sysadmin-oomtest-{os.getpid()}.service"
-    cgroup.mkdir()
-    try:
+    with service_cgroup(slice_, "ai-sysadmin-oomtest") as cgroup:
         for name, value in limits.items():
             if (cgroup / name).exists():  # memsw: only where swap accounting is on
                 (cgroup / name).write_text(value)
         yield cgroup
-    finally:
-        _remove(cgroup)
-        if made_slice:
-            _remove(slice_)
-
-
-def _remove(cgroup: Path) -> None:
-    # the kernel frees a cgroup a moment after its last task is reaped
-    for _ in range(50):
-        try:
-            cgroup.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    cgroup.rmdir()
 
 
 def _oom(cgroup: Path) -> None:
@@ -108,7 +80,7 @@ def test_a_real_oom_kill_in_a_service_is_a_warning_until_a_window_passes_without
         service: Path, tmp_path: Path, one_round_trip: bool) -> None:
     settings = Settings(ai_name="labtest", state_dir=tmp_path,
                         thresholds=Thresholds(oom_kill_window_seconds=WINDOW))
-    checker = HostChecker(Local(one_round_trip), settings, None)
+    checker = HostChecker(ThisMachine("oomhost", one_round_trip), settings, None)
     unit = service.name
     assert _look(checker) == ([], False)  # a first look: nothing to compare with
     assert checker.previous is not None and checker.previous.oom_kills is not None

@@ -26,6 +26,7 @@ from ai_sysadmin.monitor.snapshot import (
     ServiceResult,
     Snapshot,
     SwapCounters,
+    TaskCount,
     ZombieParent,
 )
 
@@ -165,6 +166,8 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.zfs_pools = {"tank": "DEGRADED"}
     snap.kernel_taint = 128
     snap.fs_errors = [FilesystemErrors("ext4", "vda", "/", 2)]
+    snap.service_tasks = {"nginx.service": TaskCount(4900, 4915)}
+    snap.kernel_limits = dataclasses.replace(snap.kernel_limits, files_open=9_000, files_max=10_000)
 
     findings, judged = evaluate(context(snap, previous=previous))
 

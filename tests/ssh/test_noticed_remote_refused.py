@@ -27,8 +27,8 @@ NOLOGIN_WORDS = ("the login shell of nolog refuses to run commands: it ended wit
 #: every section a check of that host collects, each of which the refusal costs
 SECTIONS = ("cpu", "memory", "swap", "load", "uptime_seconds", "mounts", "os", "units",
             "unit_files", "restarts", "core_dumps", "journal", "processes", "zombies", "reboot",
-            "nixos_boot", "oom_kills", "clock_sync", "md_arrays", "zfs_pools", "kernel_taint",
-            "fs_errors", "container")
+            "nixos_boot", "oom_kills", "service_tasks", "kernel_limits", "clock_sync",
+            "md_arrays", "zfs_pools", "kernel_taint", "fs_errors", "container")
 
 
 def _replay(transport: SshTransport, tmp_path: Path) -> ReplayTransport:

@@ -17,14 +17,11 @@ from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.collector import Collector, JournalQuery
-from ai_sysadmin.monitor.rules import RULES_BY_NAME, RuleContext, evaluate
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.snapshot import Snapshot
+from tests.lab.conftest import judged_in
 
 from .conftest import Hosts, LabHost, wait_until
-
-#: the rules of what the host's kernel reports (md arrays, ZFS pools, taint flags) judge
-#: nothing in a container, which the lab is to its systemd: its /proc is its host's
-OF_THE_HOST = {name for name, rule in RULES_BY_NAME.items() if "container" in rule.requires}
 
 BROKEN_UNIT = """\
 [Unit]
@@ -86,7 +83,7 @@ def test_a_failed_unit_on_a_remote_host_is_detected_in_one_round_trip(
     # at the least) long
     snapshot.taken_at -= max(settings.thresholds.runaway_min_seconds, 1.0)
     findings, judged = evaluate(RuleContext(later, settings.thresholds, previous=snapshot))
-    assert judged == set(RULES_BY_NAME) - OF_THE_HOST
+    assert judged == judged_in(sb)
     failed = [f for f in findings if f.rule == "failed_unit"]
     assert [f.subject for f in failed] == ["remote-broken.service"]
     assert failed[0].host == "sshlab"

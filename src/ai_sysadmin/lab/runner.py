@@ -34,10 +34,11 @@ ProgressCallback = Callable[[str], None]
 
 #: rules that read what is not namespaced: /proc/loadavg, /proc/meminfo, /proc/vmstat and
 #: memory PSI, the kernel's taint flags, the file systems' error counts in sysfs (a lab's
-#: mounts are its machine's). Inside a lab they judge the whole machine running the drill, so
-#: a busy machine, or one whose kernel once warned, must not fail a drill about something else
+#: mounts are its machine's), the machine's threads and file handles. Inside a lab they judge
+#: the whole machine running the drill, so a busy machine, or one whose kernel once warned,
+#: must not fail a drill about something else
 HOST_WIDE_RULES = frozenset({"load_per_core", "memory_pressure", "swap_thrash",
-                             "kernel_tainted", "filesystem_errors"})
+                             "kernel_tainted", "filesystem_errors", "host_limits_exhausted"})
 
 
 @dataclass

@@ -32,6 +32,7 @@ from .snapshot import (
     Process,
     ServiceResult,
     SwapCounters,
+    TaskCount,
     Unit,
     ZombieParent,
 )
@@ -177,7 +178,10 @@ def parse_loadavg(text: str) -> Load:
     parts = text.split()
     if len(parts) < 3:
         raise ParseError(f"unexpected /proc/loadavg: {text[:80]!r}")
-    return Load(float(parts[0]), float(parts[1]), float(parts[2]))
+    # running/total: total is every thread the kernel schedules (absent before 2.6.x)
+    _, slash, total = parts[3].partition("/") if len(parts) > 3 else ("", "", "")
+    return Load(float(parts[0]), float(parts[1]), float(parts[2]),
+                int(total) if slash and total.isdigit() else None)
 
 
 def parse_uptime(text: str) -> float:
@@ -1341,3 +1345,50 @@ def parse_fs_errors(grep_output: str, mountinfo: str = "") -> list[FilesystemErr
             _epoch(entry.values.get("first_error_time")),
             _epoch(entry.values.get("last_error_time")), tuple(entry.detail[:20])))
     return found
+
+
+#: the files of a service's pids controller the check reads, each line ``PATH:VALUE`` as
+#: ``grep -H`` writes it: the tasks it has, and the most it may have (``max``: no limit)
+PIDS_CURRENT, PIDS_MAX = "/pids.current:", "/pids.max:"
+
+
+def parse_service_tasks(grep_output: str) -> dict[str, TaskCount]:
+    """``grep -H ''`` over the pids.current and pids.max of the system's services
+    (``/sys/fs/cgroup[/pids]/system.slice/[*.slice/]*.service/``): each service's tasks and
+    limit. The unit is its cgroup's name (see :func:`parse_oom_kills`); a service whose two
+    files were not both read (it stopped between the glob and the read) is passed over."""
+    read: dict[str, dict[str, str]] = {}
+    for line in grep_output.splitlines():
+        for name in (PIDS_CURRENT, PIDS_MAX):
+            path, sep, value = line.rpartition(name)
+            _, slice_, below = path.partition("/system.slice/")
+            if sep and slice_:
+                unit = cgroup_unit("/" + below)
+                if unit is not None and unit.endswith(".service"):
+                    unit = strip_control(unit.removeprefix("_"))[:256]
+                    read.setdefault(unit, {})[name] = value.strip()
+                break
+    tasks = {}
+    for unit, values in read.items():
+        current, limit = values.get(PIDS_CURRENT, ""), values.get(PIDS_MAX, "")
+        if current.isdigit() and (limit.isdigit() or limit == "max"):
+            tasks[unit] = TaskCount(int(current), int(limit) if limit.isdigit() else None)
+    return tasks
+
+
+def parse_kernel_count(text: str) -> int:
+    """A count the kernel gives in a file of its own (/proc/sys/kernel/pid_max,
+    /proc/sys/kernel/threads-max)."""
+    value = text.strip()
+    if not value.isdigit():
+        raise ParseError(f"unexpected kernel count: {text[:80]!r}")
+    return int(value)
+
+
+def parse_file_nr(text: str) -> tuple[int, int]:
+    """/proc/sys/fs/file-nr: the file handles allocated, and the most the kernel allocates
+    (fs.file-max). Its middle field, the free ones, is 0 since Linux 2.6."""
+    fields = text.split()
+    if len(fields) != 3 or not all(f.isdigit() for f in fields):
+        raise ParseError(f"unexpected /proc/sys/fs/file-nr: {text[:80]!r}")
+    return int(fields[0]), int(fields[2])

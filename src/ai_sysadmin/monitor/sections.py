@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from .snapshot import (
     Certificate,
     HiddenUnitFile,
     JournalGap,
+    KernelLimits,
     Snapshot,
 )
 
@@ -455,6 +457,51 @@ def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
             done = replace(done, returncode=0)
         counts.update(parsers.parse_oom_kills(text(done)))
     snap.oom_kills = counts
+
+
+#: the pids controller of the system's services: cgroup v2's (a service's cgroup has pids
+#: files where system.slice has them) and a legacy or hybrid host's v1 pids hierarchy; a
+#: template's instances sit in a slice of their own. Read where either system.slice has
+#: pids files (a builtin test): a host without systemd or a pids controller starts no
+#: process for them, and is not judged
+PIDS_SLICES = ("/sys/fs/cgroup/system.slice", "/sys/fs/cgroup/pids/system.slice")
+_PIDS = Guard("-e", f"{PIDS_SLICES[0]}/pids.current", "no pids controller under system.slice",
+              also=(f"{PIDS_SLICES[1]}/pids.current",))
+#: one grep of every pids file the shell's globs find (none: no grep); the guard's test
+#: again first, for the per-command path, which has no guard. grep: $1, configurable
+_PIDS_SCRIPT = (
+    f"{_PIDS.shell_test} || {{ echo {shlex.quote(_PIDS.absent)} >&2; exit 1; }}; "
+    'g=$1; set --; for f in ' + " ".join(
+        f"{slice_dir}/{below}*.service/pids.{name}" for slice_dir in PIDS_SLICES
+        for below in ("", "*.slice/") for name in ("current", "max"))
+    + '; do [ -r "$f" ] && set -- "$@" "$f"; done; '
+    '[ "$#" -eq 0 ] || exec "$g" -sH "" -- "$@"')
+
+
+def _service_tasks(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    done = result(readings[0])
+    if done.returncode == _GREP_NONE:
+        # no pids controller (the guard's answer): nothing to judge, not "no service near
+        # its limit"; grep's own 1 (no line) cannot be, every pids file holds one
+        snap.service_tasks = None
+        return
+    if done.returncode == _GREP_UNREAD:
+        done = replace(done, returncode=0)  # a service stopped since the glob: it is gone
+    snap.service_tasks = parsers.parse_service_tasks(text(done))
+
+
+#: the kernel's limits of the host's threads and open files, and the handles in use: on
+#: every Linux, so no guard; in a remote script read by the one tail of the /proc files
+PID_MAX, THREADS_MAX, FILE_NR = ("/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max",
+                                 "/proc/sys/fs/file-nr")
+
+
+def _kernel_limits(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    pid_max, threads_max, file_nr = (text(reading) for reading in readings)
+    files_open, files_max = parsers.parse_file_nr(file_nr)
+    snap.kernel_limits = KernelLimits(parsers.parse_kernel_count(pid_max),
+                                      parsers.parse_kernel_count(threads_max),
+                                      files_open, files_max)
 
 
 #: the kernel's report of its md arrays: there only where the md driver is (loaded, or
@@ -1090,6 +1137,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("reboot", _files(REBOOT_REQUIRED, REBOOT_REQUIRED_PKGS), apply=_reboot),
     Section("nixos_boot", _nixos_boot_sources, apply=_nixos_boot),
     Section("oom_kills", _oom_kill_sources, apply=_oom_kills),
+    Section("service_tasks", lambda plan: (Source((plan.programs.sh, "-c", _PIDS_SCRIPT, "sh",
+                                                   plan.programs.grep), _PIDS),),
+            apply=_service_tasks),
+    Section("kernel_limits", _files(PID_MAX, THREADS_MAX, FILE_NR), apply=_kernel_limits),
     Section("clock_sync", _clock_sync_sources, apply=_clock_sync),
     Section("md_arrays", lambda plan: (Source.file(MDSTAT, _MD),), apply=_md_arrays),
     Section("zfs_pools", _zfs_pool_sources, apply=_zfs_pools),

@@ -58,6 +58,9 @@ class Load:
     one: float
     five: float
     fifteen: float
+    #: every thread the kernel schedules, the host's whole (the 4th field of /proc/loadavg,
+    #: ``running/total``): what its pid_max and threads-max limit; None where not given
+    threads: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +348,36 @@ class FilesystemErrors:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskCount:
+    """A service's tasks (processes and threads) and the most its cgroup's pids controller
+    lets it have (``pids.current``, ``pids.max``; systemd's ``TasksMax=``)."""
+
+    current: int
+    #: None: no limit (``max``)
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KernelLimits:
+    """The host's kernel-wide limits of tasks and open files, and the file handles in use."""
+
+    #: /proc/sys/kernel/pid_max: one past the highest process or thread id
+    pid_max: int
+    #: /proc/sys/kernel/threads-max: the most threads the kernel makes
+    threads_max: int
+    #: /proc/sys/fs/file-nr: the file handles allocated, and the most it allocates
+    #: (fs.file-max)
+    files_open: int
+    files_max: int
+
+    @property
+    def threads_limit(self) -> int:
+        """The most threads the host can run: whichever of its two limits comes first (each
+        thread takes an id below pid_max)."""
+        return min(self.pid_max, self.threads_max)
+
+
+@dataclass(frozen=True, slots=True)
 class JournalGap:
     """Journal entries a check skipped unread: it had fallen further behind than one read
     catches up (a flood of warnings), so it read the newest entries instead, and judged what
@@ -405,6 +438,12 @@ class Snapshot:
     #: was made (the unit's start): ``oom_kill`` of its memory cgroup, cgroup v2's
     #: memory.events or v1's memory.oom_control; empty where no service has a memory cgroup
     oom_kills: dict[str, int] | None = None
+    #: each service's tasks and its limit, from the pids controller of its cgroup (cgroup
+    #: v2's, or v1's pids hierarchy); None where the host has no pids controller
+    service_tasks: dict[str, TaskCount] | None = None
+    #: the kernel's limits of threads and file handles, and the file handles in use (the
+    #: threads are ``load.threads``)
+    kernel_limits: KernelLimits | None = None
     #: the md arrays of /proc/mdstat; None where the host has no md driver (no such file)
     md_arrays: list[MdArray] | None = None
     #: each ZFS pool's state (ONLINE, DEGRADED, ...) from /proc/spl/kstat/zfs/POOL/state;

@@ -15,6 +15,7 @@ from .crash_loop import CrashLoop
 from .disk_space import DiskSpace
 from .failed_unit import FailedUnit
 from .filesystem_errors import FilesystemErrors
+from .host_limits_exhausted import HostLimitsExhausted
 from .host_unreachable import HostUnreachable
 from .inode_exhaustion import InodeExhaustion
 from .journal_error_burst import JournalErrorBurst
@@ -27,6 +28,7 @@ from .read_only_filesystem import ReadOnlyFilesystem
 from .reboot_required import RebootRequired
 from .runaway_process import RunawayProcess
 from .swap_thrash import SwapThrash
+from .tasks_exhausted import TasksExhausted
 from .unit_load_error import UnitLoadError
 from .zfs_pool_unhealthy import ZfsPoolUnhealthy
 from .zombie_processes import ZombieProcesses
@@ -36,6 +38,7 @@ RULES: tuple[Rule, ...] = (
     CrashLoop(),
     CoreDumped(),
     OomKill(),
+    TasksExhausted(),
     UnitLoadError(),
     DiskSpace(),
     InodeExhaustion(),
@@ -43,6 +46,7 @@ RULES: tuple[Rule, ...] = (
     MdRaidDegraded(),
     ZfsPoolUnhealthy(),
     FilesystemErrors(),
+    HostLimitsExhausted(),
     MemoryPressure(),
     SwapThrash(),
     LoadPerCore(),
