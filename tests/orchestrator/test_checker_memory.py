@@ -34,10 +34,9 @@ class Killing(LocalTransport):
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         script = argv[2] if len(argv) > 2 else ""
-        if "^oom_kill " not in script:
+        if "oom_kill" not in script:
             return argv
-        if "/sys/fs/cgroup/system.slice/" not in script:
-            return ("true",)  # no cgroup v1 memory hierarchy
+        # the kernel's counters, of which this machine's are worker's OOM kills alone
         return ("sh", "-c", 'echo "/sys/fs/cgroup/system.slice/worker.service/memory.events:'
                 'oom_kill $(cat "$0")"', str(self.kills))
 

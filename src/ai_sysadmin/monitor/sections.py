@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -417,9 +416,7 @@ def _clock_sync(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None
 
 #: the memory cgroups of the system's services, where the kernel counts the processes its OOM
 #: killer killed in each: cgroup v2's (a NixOS, Debian, Ubuntu, Fedora of today), and a legacy
-#: or hybrid host's v1 memory hierarchy; a template's instances sit in a slice of their own.
-#: Each is read only where its system.slice is (a guard the script tests with a builtin): a
-#: host without systemd, or without a memory hierarchy, starts no process for it
+#: or hybrid host's v1 memory hierarchy; a template's instances sit in a slice of their own
 OOM_COUNTERS = {
     "/sys/fs/cgroup/system.slice": ("*.service/memory.events",
                                     "*.slice/*.service/memory.events"),
@@ -430,22 +427,16 @@ OOM_COUNTERS = {
 #: file could not be read: a service that stopped between the glob and the read, whose cgroup
 #: went with it (one made again starts its count again)
 _GREP_NONE, _GREP_UNREAD = 1, 2
-
-
-def _oom_script(slice_dir: str, patterns: tuple[str, ...]) -> str:
-    """One grep over every counter file there is: the shell's globs find them (a pattern that
-    matches nothing stays as written, and is left out), so grep runs only where there is one
-    to read. grep: $1, configurable."""
-    globs = " ".join(f"{slice_dir}/{pattern}" for pattern in patterns)
-    return (f'g=$1; set --; for f in {globs}; do [ -r "$f" ] && set -- "$@" "$f"; done; '
-            '[ "$#" -eq 0 ] || exec "$g" -sH "^oom_kill " -- "$@"')
-
-
-def _oom_kill_sources(plan: Plan) -> tuple[Source, ...]:
-    return tuple(Source((plan.programs.sh, "-c", _oom_script(slice_dir, patterns), "sh",
-                         plan.programs.grep),
-                        Guard("-d", slice_dir, f"{slice_dir}: no such directory"))
-                 for slice_dir, patterns in OOM_COUNTERS.items())
+#: each service's memory file holds several counters (6 lines in v2) of which only
+#: ``oom_kill N`` is the check's: the shell's builtins read that one line (``PATH:oom_kill N``,
+#: as ``grep -H`` would write it), so the one grep of the counters reads every other file
+#: whole and the reply keeps one line a service. A file gone since the glob is passed over,
+#: as grep passes it; a v1 kernel before 4.13 writes no such line
+_OOM_LINES = (
+    "for f in " + " ".join(f"{slice_dir}/{pattern}" for slice_dir, patterns
+                           in OOM_COUNTERS.items() for pattern in patterns)
+    + '; do [ -r "$f" ] || continue; while read -r k v; do [ "$k" = oom_kill ] && '
+    "{ printf '%s:oom_kill %s\\n' \"$f\" \"$v\"; break; }; done 2>/dev/null < \"$f\"; done; ")
 
 
 def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -461,33 +452,31 @@ def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
 
 #: the pids controller of the system's services: cgroup v2's (a service's cgroup has pids
 #: files where system.slice has them) and a legacy or hybrid host's v1 pids hierarchy; a
-#: template's instances sit in a slice of their own. Read where either system.slice has
-#: pids files (a builtin test): a host without systemd or a pids controller starts no
-#: process for them, and is not judged
+#: template's instances sit in a slice of their own. Read where a system.slice has pids
+#: files (a builtin test), which the script says by a line ``SLICE/:`` (no file's, so no
+#: parser's): a host without systemd or a pids controller is not judged
 PIDS_SLICES = ("/sys/fs/cgroup/system.slice", "/sys/fs/cgroup/pids/system.slice")
-_PIDS = Guard("-e", f"{PIDS_SLICES[0]}/pids.current", "no pids controller under system.slice",
-              also=(f"{PIDS_SLICES[1]}/pids.current",))
-#: one grep of every pids file the shell's globs find (none: no grep); the guard's test
-#: again first, for the per-command path, which has no guard. grep: $1, configurable
-_PIDS_SCRIPT = (
-    f"{_PIDS.shell_test} || {{ echo {shlex.quote(_PIDS.absent)} >&2; exit 1; }}; "
-    'g=$1; set --; for f in ' + " ".join(
-        f"{slice_dir}/{below}*.service/pids.{name}" for slice_dir in PIDS_SLICES
-        for below in ("", "*.slice/") for name in ("current", "max"))
-    + '; do [ -r "$f" ] && set -- "$@" "$f"; done; '
-    '[ "$#" -eq 0 ] || exec "$g" -sH "" -- "$@"')
+_PIDS_PRESENT = frozenset(f"{slice_dir}/:" for slice_dir in PIDS_SLICES)
+_PIDS_FILES = (
+    "for r in " + " ".join(PIDS_SLICES) + '; do [ -e "$r/pids.current" ] || continue; '
+    "printf '%s/:\\n' \"$r\"; for f in " + " ".join(
+        f'"$r"/{below}*.service/pids.{name}' for below in ("", "*.slice/")
+        for name in ("current", "max"))
+    + '; do [ -r "$f" ] && set -- "$@" "$f"; done; done; ')
 
 
 def _service_tasks(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     done = result(readings[0])
-    if done.returncode == _GREP_NONE:
-        # no pids controller (the guard's answer): nothing to judge, not "no service near
-        # its limit"; grep's own 1 (no line) cannot be, every pids file holds one
+    # no line (the guard's answer where no directory of the counters is), or a file gone
+    # since the glob (a service stopped: it is gone)
+    if done.returncode in (_GREP_NONE, _GREP_UNREAD):
+        done = replace(done, returncode=0)
+    read = text(done)
+    if _PIDS_PRESENT.isdisjoint(read.splitlines()):
+        # no pids controller: nothing to judge, not "no service near its limit"
         snap.service_tasks = None
         return
-    if done.returncode == _GREP_UNREAD:
-        done = replace(done, returncode=0)  # a service stopped since the glob: it is gone
-    snap.service_tasks = parsers.parse_service_tasks(text(done))
+    snap.service_tasks = parsers.parse_service_tasks(read)
 
 
 #: the kernel's limits of the host's threads and open files, and the handles in use: on
@@ -554,23 +543,35 @@ def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.container = parsers.parse_container(found.stdout) if found.ok else ""
 
 
-#: the ext4 and btrfs drivers' counts of each mounted file system's errors. One grep reads
-#: every file the shell's globs find (none: no grep), behind a builtin test of either
-#: driver's directory: a host with neither starts no process for them
-FS_ERRORS = Guard("-d", parsers.EXT4_SYSFS, f"{parsers.EXT4_SYSFS}: no such directory",
-                  also=(parsers.BTRFS_SYSFS,))
+#: the ext4 and btrfs drivers' counts of each mounted file system's errors, in the files the
+#: shell's globs find
 _E4, _BT = parsers.EXT4_SYSFS, parsers.BTRFS_SYSFS
-_FS_ERRORS_SCRIPT = (
-    f'g=$1; set --; for d in {_E4}/*/; do [ -r "${{d}}errors_count" ] || continue; '
+_FS_ERROR_FILES = (
+    f'for d in {_E4}/*/; do [ -r "${{d}}errors_count" ] || continue; '
     'n=${d%/}; n=${n##*/}; set -- "$@" "${d}errors_count" "${d}first_error_time" '
     f'"${{d}}last_error_time" "{parsers.BLOCK_SYSFS}/$n/dev"; done; '
     f'for f in {_BT}/*/devinfo/*/error_stats {_BT}/*/devices/*/dev {_BT}/*/devices/*/dm/name; do '
-    '[ -r "$f" ] && set -- "$@" "$f"; done; [ "$#" -eq 0 ] || exec "$g" -sH "" -- "$@"')
+    '[ -r "$f" ] && set -- "$@" "$f"; done; ')
+_FS_PATHS = tuple(f"{path}/" for path in (_E4, _BT, parsers.BLOCK_SYSFS))
+#: every check of every host reads the kernel's counters of its services (OOM kills, tasks)
+#: and file systems (errors): one sh, whose builtins find the files and read the memory
+#: files' one line, then one grep of all the others (none found: no grep), for the three
+#: sections, which share the command (run once). Its guard holds where any of their
+#: directories is: a host with none of them starts no process for them. grep: $1
+COUNTERS = Guard("-d", PIDS_SLICES[0], "no system.slice cgroup, ext4 or btrfs in sysfs",
+                 also=(*(d for d in OOM_COUNTERS if d != PIDS_SLICES[0]), PIDS_SLICES[1],
+                       _E4, _BT))
+_COUNTERS_SCRIPT = ("g=$1; set --; " + _OOM_LINES + _PIDS_FILES + _FS_ERROR_FILES
+                    + '[ "$#" -eq 0 ] || exec "$g" -sH "" -- "$@"')
+
+
+def _counters(plan: Plan) -> Source:
+    return Source((plan.programs.sh, "-c", _COUNTERS_SCRIPT, "sh", plan.programs.grep),
+                  COUNTERS)
 
 
 def _fs_error_sources(plan: Plan) -> tuple[Source, ...]:
-    return (Source((plan.programs.sh, "-c", _FS_ERRORS_SCRIPT, "sh", plan.programs.grep),
-                   FS_ERRORS), _MOUNTINFO)
+    return (_counters(plan), _MOUNTINFO)
 
 
 def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -579,7 +580,10 @@ def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     # driver here (the guard's answer): what it read is whole for what is mounted
     if done.returncode in (_GREP_NONE, _GREP_UNREAD):
         done = replace(done, returncode=0)
-    counts, info = text(done), readings[1]
+    # the lines of the file systems' files, not the services' of the same read
+    counts = "".join(line for line in text(done).splitlines(keepends=True)
+                     if line.startswith(_FS_PATHS))
+    info = readings[1]
     mountinfo = info.stdout if isinstance(info, CommandResult) and info.ok else None
     if counts.strip() and mountinfo is None:
         # without the mount table the subjects would be device names, not mount points:
@@ -1136,10 +1140,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("certificates", _certificate_sources, apply=_certificates),
     Section("reboot", _files(REBOOT_REQUIRED, REBOOT_REQUIRED_PKGS), apply=_reboot),
     Section("nixos_boot", _nixos_boot_sources, apply=_nixos_boot),
-    Section("oom_kills", _oom_kill_sources, apply=_oom_kills),
-    Section("service_tasks", lambda plan: (Source((plan.programs.sh, "-c", _PIDS_SCRIPT, "sh",
-                                                   plan.programs.grep), _PIDS),),
-            apply=_service_tasks),
+    # the kernel's counters: one command for the three rows (fs_errors' too)
+    Section("oom_kills", lambda plan: (_counters(plan),), apply=_oom_kills),
+    Section("service_tasks", lambda plan: (_counters(plan),), apply=_service_tasks),
     Section("kernel_limits", _files(PID_MAX, THREADS_MAX, FILE_NR), apply=_kernel_limits),
     Section("clock_sync", _clock_sync_sources, apply=_clock_sync),
     Section("md_arrays", lambda plan: (Source.file(MDSTAT, _MD),), apply=_md_arrays),
