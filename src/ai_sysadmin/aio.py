@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Hashable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -18,6 +18,23 @@ async def within(work: Awaitable[T], seconds: float) -> T:
     no worker would give, and the daemon could not stop)."""
     async with asyncio.timeout(seconds):
         return await work
+
+
+async def settle(work: Awaitable[Any], seconds: float) -> None:
+    """Wait at most ``seconds`` for ``work`` to end (a close, a process's exit), for a
+    clean-up that goes on either way: what it returns or raises does not matter. Its time
+    limit cancels nothing of this task's: a limit by cancellation (``asyncio.timeout``, so
+    :func:`within`) misfires on Python 3.11.0-3.11.2, Debian 12's, in a task being cancelled,
+    raising its expiry as the task's CancelledError, and what the clean-up had left to do
+    (kill a process group, close the next connection) was skipped (CPython gh-102780)."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()  # retrieved: a close that failed is no "never retrieved"
 
 
 def check_cancelled() -> None:

@@ -16,9 +16,10 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -35,6 +36,7 @@ NOBODY = "02:00:5e:00:53:01"
 #: seconds: short for the test, long enough for a whole check on a busy machine
 COMMAND_TIMEOUT = 3.0
 CONNECT_TIMEOUT = 2.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -297,51 +299,104 @@ def _stuck_shells(sshd: SshHost) -> dict[int, int]:
             for session in sshd.session_pids()}
 
 
+class EveryShellStuck:
+    """Every shell the host starts is stopped at once (its binary on a hung mount, say): what
+    the transport and a checker do then, with the most stuck shells a connection held."""
+
+    def __init__(self, host: Host, known_hosts: Path, tmp_path: Path) -> None:
+        self.host = host
+        # no step of a stopped shell's script ever runs: a short limit keeps the test short
+        settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state",
+                            command_timeout=1.0)
+        self.ssh = Scripts(host.ssh.target(host.ssh.write_known_hosts(known_hosts),
+                                           connect_timeout=CONNECT_TIMEOUT), name="cut")
+        self.checker = HostChecker(self.ssh, settings, None)
+        self.stopped: set[int] = set()
+        self.most = 0
+
+    async def _stop_every_shell(self) -> None:
+        while True:
+            for session in self.host.ssh.session_pids():
+                for pid in _descendants(session):
+                    if pid not in self.stopped and _cmdline(pid) == ["sh", "-s"]:
+                        os.kill(pid, signal.SIGSTOP)
+                        self.stopped.add(pid)
+            self.most = max([self.most, *_stuck_shells(self.host.ssh).values()])
+            await asyncio.sleep(POLL)
+
+    async def timeouts_in_a_row(self, count: int) -> list[CheckReport]:
+        """Checks until the last ``count`` scripts all timed out (a shell may run its script
+        before it is seen and stopped: the next one is), 12 checks at most."""
+        self.ssh.tries.clear()
+        reports = []
+        while len(self.ssh.tries) < count or any(
+                t.ended == "ok" for t in self.ssh.tries[-count:]):
+            assert len(reports) < 12, self.ssh.tries
+            reports.append(await self.checker.check())
+        return reports
+
+    def run(self, body: Callable[[EveryShellStuck], Awaitable[T]]) -> T:
+        async def go() -> T:
+            stopper = asyncio.create_task(self._stop_every_shell())
+            try:
+                return await body(self)
+            finally:
+                stopper.cancel()
+                for pid in self.stopped:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                await self.ssh.close()
+
+        return asyncio.run(go())
+
+
 @pytest.mark.slow
 def test_a_host_whose_every_shell_sticks_is_given_new_connections_not_sessions_without_end(
     host: Host, known_hosts: Path, tmp_path: Path
 ) -> None:
-    """Every shell the host starts stops at once (its binary on a hung mount, say). Each
-    shell the transport drops keeps its session on sshd's side for as long as it lives, and
-    a connection holds at most MaxSessions (10 by default): dropped one by one, they would
-    fill it, and a fix would find no session left. Once a connection holds _STUCK_MAX
-    stuck shells it is dropped with them, and the next check connects afresh."""
-    # no step of a stopped shell's script ever runs: a short limit keeps the test short
-    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state", command_timeout=1.0)
-    ssh = Scripts(host.ssh.target(host.ssh.write_known_hosts(known_hosts),
-                                  connect_timeout=CONNECT_TIMEOUT), name="cut")
-    checker = HostChecker(ssh, settings, None)
-    stopped: set[int] = set()
-    most = 0
+    """Each shell the transport drops keeps its session on sshd's side for as long as it
+    lives, and a connection holds at most MaxSessions (10 by default): dropped one by one,
+    they would fill it, and a fix would find no session left. Once a connection holds
+    _STUCK_MAX stuck shells it is dropped with them, and the next check connects afresh."""
+    stuck = EveryShellStuck(host, known_hosts, tmp_path)
 
-    async def stop_every_shell() -> None:
-        nonlocal most
-        while True:
-            for session in host.ssh.session_pids():
-                for pid in _descendants(session):
-                    if pid not in stopped and _cmdline(pid) == ["sh", "-s"]:
-                        os.kill(pid, signal.SIGSTOP)
-                        stopped.add(pid)
-            most = max([most, *_stuck_shells(host.ssh).values()])
-            await asyncio.sleep(POLL)
+    async def four_timeouts(stuck: EveryShellStuck) -> list[CheckReport]:
+        return await stuck.timeouts_in_a_row(_STUCK_MAX + 1)
 
-    async def go() -> tuple[list[CheckReport], int]:
-        stopper = asyncio.create_task(stop_every_shell())
-        try:
-            reports = [await checker.check() for _ in range(3)]
-            return reports, ssh.connects
-        finally:
-            stopper.cancel()
-            for pid in stopped:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            await ssh.close()
+    reports = stuck.run(four_timeouts)
+    # four scripts in a row timed out, each in a stuck shell: no connection ever held more
+    # than the limit, the third one's was dropped with them, and the transport connected
+    # afresh for the fourth
+    assert (stuck.most, stuck.ssh.connects) == (_STUCK_MAX, 2), (stuck.most, stuck.ssh.connects)
+    # the checks whose scripts timed out said so; none called the host healthy
+    assert reports[-1].errors, reports[-1]
 
-    reports, connects = asyncio.run(go())
-    # the first check's script, then its careful one in a new shell, then one careful script
-    # a check: four stuck shells. No connection ever held more than the limit: the third
-    # shell's was dropped with it, and the transport connected afresh for the fourth
-    assert len(stopped) >= 4, stopped
-    assert (most, connects) == (_STUCK_MAX, 2), (most, connects)
-    # each check said its scripts timed out; none called the host healthy
-    assert all(r.errors for r in reports), [r.errors for r in reports]
+
+@pytest.mark.slow
+def test_a_fix_running_while_every_shell_sticks_is_not_cut_off(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """The connection a fix runs on is not dropped for the shells stuck beside it: the fix
+    runs its course (here it is killed on the host), and the connection goes at the first
+    timeout after it ended."""
+    stuck = EveryShellStuck(host, known_hosts, tmp_path)
+    fix_argv = ["sleep", "601"]
+
+    async def checks_beside_a_fix(stuck: EveryShellStuck) -> tuple[int, CommandResult, int]:
+        fix = asyncio.create_task(stuck.ssh.run(fix_argv, timeout=120))
+        sleeping = await started(stuck.host.ssh, fix_argv)
+        await stuck.timeouts_in_a_row(_STUCK_MAX)  # the limit, the fix still running
+        beside = stuck.ssh.connects
+        os.kill(sleeping, signal.SIGTERM)  # the fix ends (it failed: not the test's matter)
+        done = await fix
+        # the next to time out drops the connection, and a check after it connects afresh
+        await stuck.timeouts_in_a_row(1)
+        await stuck.checker.check()
+        return beside, done, stuck.ssh.connects
+
+    beside, done, after = stuck.run(checks_beside_a_fix)
+    # the fix ended as the host ended it, not as a dropped connection would: it went on
+    # through the three timed-out scripts, on the one connection
+    assert beside == 1 and done.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), (
+        beside, done)
+    assert after == 2

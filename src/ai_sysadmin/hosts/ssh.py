@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from ..aio import check_cancelled, within
+from ..aio import check_cancelled, settle, within
 from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..redact import CUT_MARGIN, redact_cut
 from .ssh_host_keys import (
@@ -198,6 +198,9 @@ class _LoopState:
         #: scripts timed out on this connection since one last came back (their shells
         #: dropped, maybe stuck: see :data:`_STUCK_MAX`)
         self.stuck = 0
+        #: commands running on this loop's connection (:meth:`SshTransport.run`: a fix, a
+        #: read of the model's), which a drop of the connection would cut off
+        self.running = 0
 
     @property
     def alive(self) -> bool:
@@ -340,8 +343,7 @@ class _Shell(asyncssh.SSHClientSession[str]):
         except BrokenPipeError as exc:
             # the shell ended before the script could go (a login shell that refused at
             # once, on a busy machine): how it ended, once asyncssh has told, is the answer
-            with contextlib.suppress(Exception):
-                await within(self.chan.wait_closed(), _CLOSE_WAIT)
+            await settle(self.chan.wait_closed(), _CLOSE_WAIT)
             raise (self.ended or exc) from None
         # no await since the write: nothing of the reply can have come before it is watched
         reply = self.reply = _Reply(done)
@@ -362,8 +364,7 @@ class _Shell(asyncssh.SSHClientSession[str]):
             chan.kill()
         with contextlib.suppress(Exception):
             chan.close()
-        with contextlib.suppress(Exception):
-            await within(chan.wait_closed(), _CLOSE_WAIT)
+        await settle(chan.wait_closed(), _CLOSE_WAIT)
 
 
 @dataclass(frozen=True)
@@ -641,8 +642,7 @@ class SshTransport(Transport):
         state.user, state.ran, state.stuck = None, False, 0
         for conn in reversed(conns):
             conn.close()
-            with contextlib.suppress(Exception):
-                await within(conn.wait_closed(), _CLOSE_WAIT)
+            await settle(conn.wait_closed(), _CLOSE_WAIT)
 
     async def close(self) -> None:
         state, self._state = self._state, None
@@ -748,14 +748,13 @@ class SshTransport(Transport):
             proc.kill()
         with contextlib.suppress(Exception):
             proc.close()
-        with contextlib.suppress(Exception):
-            await within(proc.wait_closed(), _CLOSE_WAIT)
+        await settle(proc.wait_closed(), _CLOSE_WAIT)
 
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         """Run ``argv`` on the host; connecting, a missing program or a timeout raise."""
         cmd = _check_argv(argv)
         state = self._loop_state()
-        async with state.slots:
+        async with state.slots, self._counted(state):
             started = time.monotonic()
             marker = new_marker()
             proc, left = await self._open(state, cmd, timeout, marker)
@@ -783,6 +782,15 @@ class SshTransport(Transport):
         self._check_started(cmd, code, stderr)
         await self._check_answered(state, cmd, code, stdout, stderr)
         return CommandResult(cmd, code, stdout, stderr, time.monotonic() - started)
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _counted(state: _LoopState) -> AsyncIterator[None]:
+        state.running += 1
+        try:
+            yield
+        finally:
+            state.running -= 1
 
     async def _check_answered(self, state: _LoopState, cmd: tuple[str, ...], code: int,
                               stdout: str, stderr: str) -> None:
@@ -912,30 +920,33 @@ class SshTransport(Transport):
         host nothing more now (:class:`NoAnswer`); the commands it carried (a fix) go with
         it. Else a step of the script runs long on a host that answers (or a script that
         writes nothing early may). The connection goes as well where :data:`_STUCK_MAX`
-        scripts in a row timed out on it: their shells may hold their sessions for good."""
+        scripts in a row timed out on it on a host that answers (their shells may hold their
+        sessions for good), once no command (a fix) runs on it."""
         conn = state.shell_conn
         state.stuck += 1
-        if state.stuck >= _STUCK_MAX and conn is not None:
+        silent = not shell.heard and answer_within is not None
+        waited = min(answer_within or timeout, timeout)
+        if silent and (conn is None or not await self._sshd_answers(state, conn)):
+            # the channel goes with its connection: no wait for a silent host to close it
+            if conn is None or not await self._drop_connection(state, conn):
+                state.shell = state.shell_conn = None
+            return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host "
+                            "stopped answering, or the way to it is cut")
+        if state.stuck >= _STUCK_MAX and conn is not None and not state.running:
+            # the host answers, but its shells stick: they go with the connection, unless a
+            # command runs on it (a fix), which the next timeout waits out
             if not await self._drop_connection(state, conn):
                 state.shell = state.shell_conn = None
             return CommandTimeout(
-                f"{self.host}: the check script timed out, the last {_STUCK_MAX} in a row on "
+                f"{self.host}: the check script timed out, the last {state.stuck} in a row on "
                 "this connection: it is dropped with the sessions their shells hold")
-        if shell.heard or answer_within is None:
-            await self._drop_shell(state)
-            return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
-        waited = min(answer_within, timeout)
-        if conn is not None and await self._sshd_answers(state, conn):
-            await self._drop_shell(state)
+        await self._drop_shell(state)
+        if silent:
             return CommandTimeout(
                 f"{self.host}: the check script timed out: its shell sent nothing back within "
                 f"{waited:g} s, though the host's sshd answers (the shell is stuck, or starved "
                 "of memory or CPU)")
-        # the channel goes with its connection: no wait for a silent host to close it
-        if conn is None or not await self._drop_connection(state, conn):
-            state.shell = state.shell_conn = None
-        return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host stopped "
-                        "answering, or the way to it is cut")
+        return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
 
     async def _sshd_answers(self, state: _LoopState,
                             conn: asyncssh.SSHClientConnection) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..aio import within
+from ..aio import settle, within
 from ..errors import CommandRefused, CommandTimeout, TransportError
 
 #: the locale categories but LC_CTYPE, which says how text is encoded
@@ -289,8 +289,7 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
         for child in _children(proc.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(child, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            await within(asyncio.shield(proc.wait()), 1.0)
+        await settle(proc.wait(), 1.0)
     # the command's session is its own (start_new_session): whatever of it is left, a
     # grandchild that still holds our pipes included, goes too
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -10,7 +10,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 
-from ..aio import within
+from ..aio import settle
 from ..config import Settings
 from ..llm.client import QueuedLLM
 from ..llm.handlers import build_handler
@@ -56,8 +56,7 @@ async def llm_session(
     finally:
         stop.set()
         if not own_worker.done():
-            with contextlib.suppress(Exception):
-                await within(own_worker, settings.llm.timeout + 5)
+            await settle(own_worker, settings.llm.timeout + 5)
         queue.close()
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ...aio import within
 from ...config import Settings, Thresholds, mask_secret_text, mask_url, validation_problem
 from ...errors import AiSysadminError, ConfigError, LabError
 from ...monitor.findings import Finding
@@ -205,7 +204,7 @@ class _Run:
         finally:
             daemon.stop_event.set()
             try:
-                await within(running, 30)
+                await asyncio.wait_for(running, 30)
             except Exception as exc:  # the daemon's own failure is this run's error
                 self.score.errors.append(f"the daemon stopped: {type(exc).__name__}: {exc}")
         if self.last is None:  # the daemon ended before the first look
