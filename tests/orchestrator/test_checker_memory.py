@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ai_sysadmin.config import Settings, Thresholds
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from ai_sysadmin.orchestrator.rises import RESTARTS
 from ai_sysadmin.store import Database, IncidentStore, Rises
@@ -180,3 +181,49 @@ def test_a_checker_that_carries_on_from_another_keeps_rises_for_its_own_window(
 
     poll_until(found_past_the_givers_window, timeout=30, interval=0.25,
                what="a check of the receiving checker past the giving one's window")
+
+
+class Erring(LocalTransport):
+    """This machine, whose one file system counting errors is an ext4 ``vdz`` mounted where
+    the first mount of its mount table is, with the count the file ``errors`` holds."""
+
+    def __init__(self, errors: Path) -> None:
+        super().__init__("web1")
+        self.errors = errors
+        with open("/proc/self/mountinfo") as table:
+            fields = table.readline().split(" ")
+        self.number, self.point = fields[2], fields[4]
+
+    def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        script = argv[2] if len(argv) > 2 else ""
+        if "errors_count" not in script:
+            return argv
+        return ("sh", "-c", 'echo "/sys/fs/ext4/vdz/errors_count:$(cat "$0")"; '
+                f'echo "/sys/class/block/vdz/dev:{self.number}"', str(self.errors))
+
+
+def test_a_file_system_error_count_that_rose_stays_critical_across_checks_and_a_restart(
+        tmp_path: Path) -> None:
+    """An ext4 count (no last error time: as btrfs, which keeps none) rose: critical at the
+    checks within the hour after, not critical for one check and then a warning (a change
+    of the incident at each), and so for the daemon started again."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    errors = tmp_path / "errors"
+    host = Erring(errors)
+    store = IncidentStore(Database(settings.db_path))
+
+    def severity(checker: HostChecker, count: int) -> Severity:
+        errors.write_text(f"{count}\n")
+        report = asyncio.run(checker.check())
+        assert "fs_errors" not in report.errors, report.errors
+        (found,) = [f for f in report.findings if f.rule == "filesystem_errors"]
+        assert found.subject == host.point
+        return found.severity
+
+    before = HostChecker(host, settings, store)
+    assert severity(before, 1) is Severity.WARNING  # a first look: standing, for all it knows
+    assert severity(before, 2) is Severity.CRITICAL
+    assert severity(before, 2) is Severity.CRITICAL  # it rose within the hour
+    restarted = HostChecker(host, settings, IncidentStore(Database(settings.db_path)))
+    assert severity(restarted, 2) is Severity.CRITICAL
+    assert store.rises("web1", "fs_errors", 0.0).keys() == {host.point}

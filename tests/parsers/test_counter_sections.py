@@ -116,3 +116,41 @@ def test_the_services_counters_need_no_mount_table_and_the_file_systems_do(
     write(tmp_path, {"sys/fs/ext4/vda/errors_count": "0\n"})
     with pytest.raises(TransportError, match="mountinfo could not be read"):
         run(tmp_path, plan, mountinfo=None)
+
+
+FSID = "4f6c0f8e-1d2a-4b3c-9e8f-0a1b2c3d4e5f"
+
+
+def btrfs(errors: int, label: str) -> dict[str, str]:
+    """A btrfs of one device, with ``errors`` write errors and its label."""
+    return {f"sys/fs/btrfs/{FSID}/devinfo/1/error_stats": f"write_errs {errors}\nread_errs 0\n",
+            f"sys/fs/btrfs/{FSID}/devices/sdb/dev": "8:16\n",
+            f"sys/fs/btrfs/{FSID}/label": f"{label}\n"}
+
+
+def test_a_btrfs_mounted_by_its_label_is_placed_by_the_label_the_same_read_reads(
+        tmp_path: Path, plan: Plan) -> None:
+    write(tmp_path, btrfs(3, "nixos"))
+    mountinfo = "22 1 0:26 /@ / rw - btrfs /dev/disk/by-label/nixos rw,subvol=/@\n"
+    snap, reply = run(tmp_path, plan, mountinfo=mountinfo)
+    assert f"/sys/fs/btrfs/{FSID}/label:nixos" in reply.splitlines()
+    (fs,) = snap.fs_errors or []
+    assert (fs.target, fs.errors) == ("/", 3)
+    assert "fs_errors" not in snap.notes
+
+
+def test_a_btrfs_with_errors_that_cannot_be_placed_is_a_note_not_silence(
+        tmp_path: Path, plan: Plan) -> None:
+    write(tmp_path, btrfs(3, "nixos"))
+    by_partuuid = "22 1 0:26 /@ / rw - btrfs /dev/disk/by-partuuid/0a1b-02 rw,subvol=/@\n"
+    snap, _ = run(tmp_path, plan, mountinfo=by_partuuid)
+    (fs,) = snap.fs_errors or []
+    assert fs.target == ""
+    assert snap.notes["fs_errors"].startswith(f"btrfs file system(s) {FSID} counted device "
+                                              "errors but could not be matched")
+    assert "btrfs mounted from a source the check cannot place: /." in snap.notes["fs_errors"]
+    # no btrfs mounted here: another mount namespace's (a container sees its host's sysfs)
+    assert "fs_errors" not in run(tmp_path, plan)[0].notes
+    # one without errors needs no word
+    write(tmp_path, btrfs(0, "nixos"))
+    assert "fs_errors" not in run(tmp_path, plan, mountinfo=by_partuuid)[0].notes

@@ -3,6 +3,8 @@ writes: a standing count is a warning on its mount point, new errors are critica
 count of 0, a host without ext4 or btrfs, and a look that could not read the counts say
 nothing."""
 
+from dataclasses import replace
+
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules import evaluate
 from ai_sysadmin.monitor.rules.filesystem_errors import FilesystemErrors
@@ -20,9 +22,13 @@ def ext4(errors: int, last: float | None = None, target: str = "/srv/data",
     return Counted("ext4", name, target, errors, first, last)
 
 
-def judge(*counts: Counted, before: list[Counted] | None = None):  # type: ignore[no-untyped-def]
+def judge(*counts: Counted, before: list[Counted] | None = None,  # type: ignore[no-untyped-def]
+          rose_after: dict[str, float] | None = None):
     previous = None if before is None else snapshot(fs_errors=before, taken_at=NOW - 60)
-    return RULE.evaluate(context(snapshot(fs_errors=list(counts)), previous=previous))
+    ctx = context(snapshot(fs_errors=list(counts)), previous=previous)
+    if rose_after is not None:
+        ctx = replace(ctx, fs_errors_rose_after=rose_after)
+    return RULE.evaluate(ctx)
 
 
 def test_a_standing_ext4_error_count_is_a_warning_naming_the_mount_count_and_last_error():
@@ -89,3 +95,30 @@ def test_btrfs_device_errors_are_a_warning_and_critical_when_they_rise():
         "(4 at the previous check)", *detail)
     earlier = Counted("btrfs", "4f6c0f8e", "/data", 1)
     assert only(judge(now, before=[earlier])).severity is Severity.CRITICAL
+
+
+def test_a_rise_stays_critical_for_the_hour_after_it_then_warns():
+    """btrfs keeps no time of its errors: a disk failing now and then would flip between
+    critical and warning at every rise, each flip a change of the incident."""
+    now = Counted("btrfs", "4f6c0f8e", "/data", 4)
+    for ago in (120.0, 3000.0):  # the next checks, within the hour
+        finding = only(judge(now, before=[now], rose_after={"/data": NOW - ago}))
+        assert finding.severity is Severity.CRITICAL
+        assert "rising within the last hour" in finding.summary
+        assert "its count rose within the last 3600 s" in finding.evidence
+    after = only(judge(now, before=[now], rose_after={"/data": NOW - 3700}))
+    assert after.severity is Severity.WARNING
+    assert only(judge(now, before=[now], rose_after={"/other": NOW - 60})).severity \
+        is Severity.WARNING
+
+
+def test_device_names_swapped_by_a_reboot_are_no_rise():
+    """The previous look is matched by mount point: sda1 and sdb1 may swap at a boot."""
+    old = NOW - 3 * DAY
+    before = [ext4(3, last=old, name="sdb1"), ext4(1, last=old, target="/", name="sda1")]
+    now = [ext4(3, last=old, name="sda1"), ext4(1, last=old, target="/", name="sdb1")]
+    found = judge(*now, before=before)
+    assert {(f.subject, f.severity) for f in found} == {
+        ("/srv/data", Severity.WARNING), ("/", Severity.WARNING)}
+    assert "(3 at the previous check)" in next(
+        f for f in found if f.subject == "/srv/data").evidence[0]

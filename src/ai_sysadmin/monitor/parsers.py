@@ -1251,6 +1251,9 @@ class _Counted:
     #: btrfs: each device's counters that are not 0; its member devices' names
     detail: list[str]
     members: set[str]
+    #: btrfs: its label (``/sys/fs/btrfs/FSID/label``); None where it has none or it was
+    #: not read
+    label: str | None = None
 
 
 def _mount_devices(mountinfo: str) -> Iterator[tuple[str, str, str, str]]:
@@ -1261,8 +1264,9 @@ def _mount_devices(mountinfo: str) -> Iterator[tuple[str, str, str, str]]:
         fields, fs_fields = mount.split(" "), fs.split(" ")
         if not dash or len(fields) < 6 or len(fs_fields) < 3:
             continue
-        point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        yield fields[2], point, fs_fields[0], fs_fields[1]
+        point, source = (_MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+                         for field in (fields[4], fs_fields[1]))
+        yield fields[2], point, fs_fields[0], source
 
 
 def _read_fs_error_files(grep_output: str) -> tuple[dict[tuple[str, str], _Counted],
@@ -1289,8 +1293,12 @@ def _read_fs_error_files(grep_output: str) -> tuple[dict[tuple[str, str], _Count
 
 def _btrfs_line(entry: _Counted, below: list[str], value: str) -> None:
     """One line of a btrfs file system's files: ``devinfo/DEVID/error_stats`` (a counter a
-    line: ``write_errs 3``) or ``devices/NAME/...`` (a member device: its name counts, and
-    a device mapper's its name under /dev/mapper, which the mount table gives)."""
+    line: ``write_errs 3``), ``devices/NAME/...`` (a member device: its name counts, and
+    a device mapper's its name under /dev/mapper, which the mount table gives) or ``label``
+    (what a mount by ``/dev/disk/by-label/`` names it by)."""
+    if below == ["label"]:
+        entry.label = value.rstrip("\n") or None
+        return
     if below[0] == "devices" and len(below) > 1:
         entry.members.add(below[1])
         if below[2:] == ["dm", "name"] and value.strip():
@@ -1305,21 +1313,54 @@ def _btrfs_line(entry: _Counted, below: list[str], value: str) -> None:
                             f"{strip_control(name)[:40]} {int(count)}")
 
 
+#: the links udev makes to a file system by its UUID and by its label, which a mount may
+#: name as its source (NixOS does): the mount table keeps the path as given
+BY_UUID, BY_LABEL = "/dev/disk/by-uuid/", "/dev/disk/by-label/"
+#: udev's escape of a byte of a label not safe in a file name (a space: ``\x20``)
+_UDEV_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
+
+
+def _udev_name(escaped: str) -> str:
+    """A label as udev named its link, as the file system holds it."""
+    raw = _UDEV_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), escaped.encode())
+    return raw.decode(errors="replace")
+
+
+def _btrfs_mounted(fsid: str, counted: _Counted, source: str) -> bool:
+    """Whether a btrfs mount's source is this file system: a member device's path, or a
+    udev link to it by its fsid (the file system's UUID) or its label."""
+    if source.startswith(BY_UUID):
+        return source[len(BY_UUID):].lower() == fsid.lower()
+    if source.startswith(BY_LABEL):
+        return counted.label is not None and _udev_name(source[len(BY_LABEL):]) == counted.label
+    return source in {f"/dev/{member.replace('!', '/')}" for member in counted.members}
+
+
 def _fs_target(key: tuple[str, str], counted: _Counted, numbers: dict[str, str],
                mounts: list[tuple[str, str, str, str]]) -> tuple[str, str]:
     """Where a file system is mounted (the first mount of it in the table), and its type
     there (an ext4 driver mounts ext2 and ext3 too); ("", driver) where it is not seen.
     ext4's block device is found by its number; btrfs's mounts carry an anonymous one, so
-    by the name of a member device as the mount's source."""
+    by its source (:func:`_btrfs_mounted`)."""
     driver, name = key
     number = numbers.get(name)
-    sources = {f"/dev/{member.replace('!', '/')}" for member in counted.members}
     for device, point, fstype, source in mounts:
         if driver == "ext4" and number is not None and device == number:
             return point, fstype
-        if driver == "btrfs" and fstype == "btrfs" and source in sources:
+        if driver == "btrfs" and fstype == "btrfs" and _btrfs_mounted(name, counted, source):
             return point, fstype
     return "", driver
+
+
+def unplaced_btrfs_mounts(grep_output: str, mountinfo: str) -> list[str]:
+    """The btrfs mounts of ``/proc/self/mountinfo`` (their points) whose source is none of
+    the file systems the drivers' files (as :func:`parse_fs_errors` reads them) name: a
+    btrfs counting errors may be one of them, mounted by a path the check cannot place."""
+    counted, _ = _read_fs_error_files(grep_output)
+    btrfs = [(key[1], entry) for key, entry in counted.items() if key[0] == "btrfs"]
+    return [point for _, point, fstype, source in _mount_devices(mountinfo)
+            if fstype == "btrfs"
+            and not any(_btrfs_mounted(fsid, entry, source) for fsid, entry in btrfs)]
 
 
 def _epoch(seconds: int | None) -> float | None:

@@ -44,6 +44,7 @@ from .snapshot import (
     UNIT_FILE_PASSED_OVER,
     UNIT_SUFFIXES,
     Certificate,
+    FilesystemErrors,
     HiddenUnitFile,
     JournalGap,
     KernelLimits,
@@ -550,7 +551,8 @@ _FS_ERROR_FILES = (
     f'for d in {_E4}/*/; do [ -r "${{d}}errors_count" ] || continue; '
     'n=${d%/}; n=${n##*/}; set -- "$@" "${d}errors_count" "${d}first_error_time" '
     f'"${{d}}last_error_time" "{parsers.BLOCK_SYSFS}/$n/dev"; done; '
-    f'for f in {_BT}/*/devinfo/*/error_stats {_BT}/*/devices/*/dev {_BT}/*/devices/*/dm/name; do '
+    f'for f in {_BT}/*/devinfo/*/error_stats {_BT}/*/devices/*/dev {_BT}/*/devices/*/dm/name '
+    f'{_BT}/*/label; do '
     '[ -r "$f" ] && set -- "$@" "$f"; done; ')
 _FS_PATHS = tuple(f"{path}/" for path in (_E4, _BT, parsers.BLOCK_SYSFS))
 #: every check of every host reads the kernel's counters of its services (OOM kills, tasks)
@@ -591,6 +593,24 @@ def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         raise TransportError("/proc/self/mountinfo could not be read: where the file "
                              "systems counting errors are mounted is not known")
     snap.fs_errors = parsers.parse_fs_errors(counts, mountinfo or "")
+    note = _unplaced_note(snap.fs_errors, counts, mountinfo or "")
+    if note:
+        snap.notes["fs_errors"] = note
+
+
+def _unplaced_note(found: list[FilesystemErrors], counts: str, mountinfo: str) -> str:
+    """A btrfs counting errors that is at no mount point here while a btrfs mount here is of
+    no file system read: it may be that one, mounted by a path the check cannot place, and
+    it is not judged. Said, not left silent; a btrfs with no such mount here is another
+    mount namespace's (a container sees its host's sysfs)."""
+    lost = [fs.name for fs in found if fs.fstype == "btrfs" and fs.errors and not fs.target]
+    mounts = parsers.unplaced_btrfs_mounts(counts, mountinfo) if lost else []
+    if not mounts:
+        return ""
+    return (f"btrfs file system(s) {', '.join(lost)} counted device errors but could not be "
+            f"matched to a mount here; btrfs mounted from a source the check cannot place: "
+            f"{', '.join(mounts[:10])}. Their errors were not judged; `btrfs device stats "
+            "MOUNT` tells")
 
 
 #: said once for a host without systemd (not PID 1, or no systemctl to ask), where the rules

@@ -16,12 +16,13 @@ from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding, not_collected
 from ..monitor.rules import READING_FIXES, RuleContext, evaluate
+from ..monitor.rules.filesystem_errors import RECENT_ERROR_SECONDS, fs_errors_rose
 from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore, Rises
 from .recorder import CheckRecorder
-from .rises import OOM_KILLS, RESTARTS, RiseMemory
+from .rises import FS_ERRORS, OOM_KILLS, RESTARTS, RiseMemory
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 decisions = logging.getLogger("ai_sysadmin.decisions")
@@ -67,7 +68,8 @@ class HostChecker:
     """Checks one host; keeps the last snapshots and the journal burst window in memory.
 
     What must outlive the process is the store's: where the journal was read up to, what
-    was found (the live incidents), when restart and OOM kill counts rose, when fixes ran.
+    was found (the live incidents), when restart, OOM kill and file system error counts
+    rose, when fixes ran.
     A checker takes them up at its first check (a restarted daemon judges as the old one
     would), and asks for fixes again while it has found something they decide (one run by
     ``approve``, another process)."""
@@ -105,9 +107,11 @@ class HostChecker:
         self._fixed: dict[tuple[str, str], float] = {}
         self._actions = ActionStore(store.db) if store is not None else None
         t = settings.thresholds
-        #: when each service's restart count, and its OOM kill count, last rose
+        #: when each service's restart count, and its OOM kill count, last rose; each
+        #: mounted file system's error count
         self._restarts = RiseMemory(RESTARTS, t.crash_loop_window_seconds)
         self._oom_kills = RiseMemory(OOM_KILLS, t.oom_kill_window_seconds)
+        self._fs_errors = RiseMemory(FS_ERRORS, RECENT_ERROR_SECONDS)
         #: the wall clock less the monotonic one at the last check, and the monotonic time
         self._clock: tuple[float, float] | None = None
         self._cursor: str | None = None
@@ -176,6 +180,14 @@ class HostChecker:
                                 self.previous.taken_at)
         return self._oom_kills.within(snapshot.taken_at)
 
+    def _fs_errors_rose(self, snapshot: Snapshot) -> dict[str, float]:
+        """When each mount point's file system error count last rose, within the hour:
+        btrfs keeps no time of its last error, so a rise is the only sign errors are new."""
+        if self.previous is not None:
+            self._fs_errors.saw(fs_errors_rose(self.previous.fs_errors, snapshot.fs_errors),
+                                self.previous.taken_at)
+        return self._fs_errors.within(snapshot.taken_at)
+
     def _slide_window(self, snapshot: Snapshot) -> list[JournalEntry]:
         """The entries of the burst window, on the host's clock. Arrival order is not time
         order (a journal-remote sender with a wrong clock, a clock stepped back): the
@@ -210,6 +222,7 @@ class HostChecker:
                 fixed=self._fixes(snapshot),
                 restarts_rose_after=self._restarts_rose(snapshot),
                 oom_kills_rose_after=self._oom_kills_rose(snapshot),
+                fs_errors_rose_after=self._fs_errors_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
             self._found = frozenset((f.rule, f.subject) for f in findings)
@@ -313,6 +326,7 @@ class HostChecker:
         # what rose is the host's; how long a rise counts is this checker's settings
         self._restarts = other._restarts.carried_on(self._restarts.window)
         self._oom_kills = other._oom_kills.carried_on(self._oom_kills.window)
+        self._fs_errors = other._fs_errors.carried_on(self._fs_errors.window)
         self._clock = other._clock
         self._cursor, self._taken_up = other._cursor, True
 
@@ -320,10 +334,10 @@ class HostChecker:
         """What the store kept of this host, read on the first check: where its journal was
         read up to, what the checks before found (its live incidents: a loop between two
         crashes stays found, a level that warned keeps its margin) and when its services'
-        restart and OOM kill counts rose (an OOM kill incident resolves a window after the
-        last kill, not a window after the restart). After that this checker's own memory
-        serves (it is the only writer of its host's cursor), with no query on the event
-        loop."""
+        restart and OOM kill counts, and its file systems' error counts, rose (an OOM kill
+        incident resolves a window after the last kill, not a window after the restart).
+        After that this checker's own memory serves (it is the only writer of its host's
+        cursor), with no query on the event loop."""
         if self.store is None or self._taken_up:
             return
         self._taken_up = True
@@ -336,7 +350,7 @@ class HostChecker:
 
     @property
     def _rise_memories(self) -> tuple[RiseMemory, ...]:
-        return (self._restarts, self._oom_kills)
+        return (self._restarts, self._oom_kills, self._fs_errors)
 
     def _record(self, report: CheckReport, rises: dict[str, dict[str, float]]) -> CheckOutcome:
         """The check in the store, in a worker thread; ``rises``: counter -> its rises the

@@ -1,7 +1,8 @@
-"""When each service's count of one counter last rose, as a checker remembers it: a rule
-that keeps a finding while the count rose within its window (a crash loop slower than the
-checks, OOM kills an hour apart) judges by it, and the store keeps it for the checkers that
-start later (a restarted daemon, another process)."""
+"""When each service's (or file system's) count of one counter last rose, as a checker
+remembers it: a rule that keeps a finding while the count rose within its window (a crash
+loop slower than the checks, OOM kills an hour apart, a disk failing now and then) judges
+by it, and the store keeps it for the checkers that start later (a restarted daemon,
+another process)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterable, Mapping
 #: the counters, as the store names them (``rises.counter``)
 RESTARTS = "restarts"
 OOM_KILLS = "oom_kills"
+#: a file system's error count, by its mount point
+FS_ERRORS = "fs_errors"
 
 
 class RiseMemory:

@@ -49,6 +49,9 @@ class RuleContext:
     #: service -> the latest look after which its OOM kill count rose, on this machine's
     #: clock (the checker remembers them, ``oom_kill_window_seconds``)
     oom_kills_rose_after: Mapping[str, float] = field(default_factory=dict)
+    #: mount point -> the latest look after which its file system's error count rose, on
+    #: this machine's clock (the checker remembers them, ``RECENT_ERROR_SECONDS``)
+    fs_errors_rose_after: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rates_from(self) -> Snapshot | None:

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..findings import Finding, Severity
 from ..snapshot import FilesystemErrors as Counted
-from ..snapshot import Snapshot
 from .base import Rule, RuleContext
 
-#: an ext4 whose last recorded error is this recent (on the host's clock) has errors now:
-#: critical, as a count that rose since the last look is
+#: errors within this long are new: ext4's last recorded error (on the host's clock), and a
+#: count that rose at a check this recent (the checker remembers when, across restarts)
 RECENT_ERROR_SECONDS = 3600.0
+
+
+def fs_errors_rose(before: Sequence[Counted] | None,
+                   now: Sequence[Counted] | None) -> dict[str, int]:
+    """Each mount point whose file system's count rose between two looks, with by how much.
+    Known by its mount point, not by its device's name: those may swap at a reboot (sda1
+    and sdb1), and a standing count would read as new."""
+    was = _by_target(before)
+    if was is None or now is None:
+        return {}
+    return {fs.target: fs.errors - was[fs.target].errors for fs in now
+            if fs.target in was and fs.errors > was[fs.target].errors}
 
 
 class FilesystemErrors(Rule):
@@ -20,8 +32,11 @@ class FilesystemErrors(Rule):
     failing disk is replaced (``btrfs device stats -z`` clears btrfs's counters).
 
     The counts stand until then, so a count that stays is a warning, kept as one incident
-    whatever the checks between; errors that are new are critical: a count that rose since
-    the last look, or ext4's last error within :data:`RECENT_ERROR_SECONDS`.
+    whatever the checks between; errors that are new are critical: a count that rose within
+    :data:`RECENT_ERROR_SECONDS` (since the last look, or at a look the checker remembers:
+    btrfs keeps no time of its errors, and a disk that fails now and then would otherwise
+    flip between critical and warning, each flip a change of the incident), or ext4's last
+    error within it.
 
     Only a file system mounted where the check looks is judged, named by its mount point: a
     container (a fault lab among them) sees its host's sysfs, and one disk's errors would be
@@ -32,35 +47,46 @@ class FilesystemErrors(Rule):
     description = "A file system's kernel driver recorded errors (ext4's count, btrfs's)."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        before = _by_key(ctx.previous)
+        before = _by_target(ctx.previous.fs_errors if ctx.previous is not None else None)
+        rose = fs_errors_rose(ctx.previous.fs_errors if ctx.previous is not None else None,
+                              ctx.snapshot.fs_errors)
         now = ctx.snapshot.host_time()
         findings = []
         for fs in ctx.snapshot.fs_errors or []:
             if fs.errors <= 0 or not fs.target:
                 continue
-            was = before.get(fs.key) if before is not None else None
-            new = fs.errors - was.errors if was is not None and fs.errors > was.errors else 0
+            was = before.get(fs.target) if before is not None else None
+            new = rose.get(fs.target, 0)
+            lately = not new and _rose_lately(ctx, fs.target)
             recent = fs.last_error is not None and fs.last_error >= now - RECENT_ERROR_SECONDS
-            severity = Severity.CRITICAL if new or recent else Severity.WARNING
-            findings.append(self.finding(ctx, fs.target, severity, _summary(fs, new),
-                                         _evidence(fs, was)))
+            severity = Severity.CRITICAL if new or lately or recent else Severity.WARNING
+            findings.append(self.finding(ctx, fs.target, severity, _summary(fs, new, lately),
+                                         _evidence(fs, was, lately)))
         return findings
 
 
-def _by_key(previous: Snapshot | None) -> dict[tuple[str, str], Counted] | None:
-    """The previous look's counts; None where it did not read them."""
-    if previous is None or previous.fs_errors is None:
+def _rose_lately(ctx: RuleContext, target: str) -> bool:
+    """The count rose at a look within the window, as the checker remembers it."""
+    after = ctx.fs_errors_rose_after.get(target)
+    return after is not None and after >= ctx.snapshot.taken_at - RECENT_ERROR_SECONDS
+
+
+def _by_target(counts: Sequence[Counted] | None) -> dict[str, Counted] | None:
+    """A look's counts of the file systems mounted where it looked, by mount point; None
+    where it did not read them."""
+    if counts is None:
         return None
-    return {fs.key: fs for fs in previous.fs_errors}
+    return {fs.target: fs for fs in counts if fs.target}
 
 
 def _stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _summary(fs: Counted, new: int) -> str:
+def _summary(fs: Counted, new: int, lately: bool) -> str:
     where = fs.target
-    rose = f", {new} new since the last check" if new else ""
+    rose = (f", {new} new since the last check" if new
+            else ", rising within the last hour" if lately else "")
     if fs.fstype == "btrfs":
         return (f"{where}: btrfs counted {fs.errors} device errors (write, read, flush, "
                 f"checksum or generation){rose}; a device may be failing")
@@ -69,14 +95,16 @@ def _summary(fs: Counted, new: int) -> str:
             f"last fsck{rose}{last}; it needs an fsck")
 
 
-def _evidence(fs: Counted, was: Counted | None) -> list[str]:
+def _evidence(fs: Counted, was: Counted | None, lately: bool) -> list[str]:
     earlier = f" ({was.errors} at the previous check)" if was is not None else ""
     mounted = f"mounted at {fs.target}"
+    rising = ([f"its count rose within the last {RECENT_ERROR_SECONDS:g} s"]
+              if lately else [])
     if fs.fstype == "btrfs":
         return [f"btrfs {fs.name}, {mounted}: {fs.errors} errors in its devices' "
-                f"error_stats{earlier}", *fs.detail]
+                f"error_stats{earlier}", *rising, *fs.detail]
     evidence = [f"/sys/fs/ext4/{fs.name}/errors_count: {fs.errors}{earlier}; {fs.fstype} "
-                f"{mounted}"]
+                f"{mounted}", *rising]
     times = [f"{which} error at {_stamp(at)}" for which, at in
              (("first", fs.first_error), ("last", fs.last_error)) if at is not None]
     if times:
