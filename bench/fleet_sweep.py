@@ -438,12 +438,14 @@ def bare_line(transport: SshTransport, settings: Settings, root: Path = Path("/"
     one plain sh line: each once (two rows may read one command; the script runs it once),
     files by one `tail -q` (stdio-buffered: fewer writes, so fewer packets, than `cat`'s one
     a file), sources whose guard fails on the hosts (their root seen here at ``root``: no
-    systemd, no NixOS, the second os-release) left out."""
+    systemd, no NixOS, the second os-release; a guard of several paths holds where any is)
+    left out."""
     sources = Collector(transport, settings).sources(journal)
     holds = {"-d": os.path.isdir, "-L": os.path.islink, "-e": os.path.exists,
              "! -s": lambda path: not (os.path.isfile(path) and os.path.getsize(path))}
     asked = [s for s in sources
-             if s.guard is None or holds[s.guard.test](f"{root}/{s.guard.path.lstrip('/')}")]
+             if s.guard is None or any(holds[s.guard.test](f"{root}/{path.lstrip('/')}")
+                                       for path in (s.guard.path, *s.guard.also))]
     files = list(dict.fromkeys(s.path for s in asked if s.path is not None))
     commands = dict.fromkeys(shlex.join(s.argv) for s in asked if s.path is None)
     return "; ".join([f"tail -q -n +1 -- {shlex.join(files)} 2>/dev/null", *commands])
