@@ -99,6 +99,25 @@ def test_a_rule_requiring_a_section_nothing_collects_is_refused_at_registration(
         check_registry((Always(), Always()))
 
 
+def test_a_rule_of_the_host_judges_nothing_in_a_container_and_must_read_whether_it_is_one():
+    class OfTheHost(Always):
+        name = "of_the_host"
+        requires = ("load", "container")
+        of_the_host = True
+
+    snap = healthy_snapshot()
+    assert evaluate(context(snap), rules=(OfTheHost(),))[1] == {"of_the_host"}
+    snap.container = "lxc"  # its /proc is its host's: the host, checked itself, reports it
+    assert evaluate(context(snap), rules=(OfTheHost(),)) == ([], set())
+
+    class Blind(OfTheHost):
+        name = "blind"
+        requires = ("load",)
+
+    with pytest.raises(ValueError, match="'blind' is of the host"):
+        check_registry((Blind(),))
+
+
 def test_healthy_snapshot_is_judged_by_every_rule_with_no_finding():
     earlier = healthy_snapshot(taken_at=NOW - 300)
     findings, judged = evaluate(context(healthy_snapshot(), previous=earlier))

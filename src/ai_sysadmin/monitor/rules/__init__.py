@@ -71,6 +71,9 @@ def check_registry(rules: tuple[Rule, ...]) -> dict[str, Rule]:
     for rule in rules:
         if rule.name in by_name:
             raise ValueError(f"two detection rules are named {rule.name!r}")
+        if rule.of_the_host and "container" not in rule.requires:
+            raise ValueError(f"rule {rule.name!r} is of the host, not of a container: it "
+                             "requires the container section")
         unknown = [s for s in rule.requires if s not in SECTIONS_BY_NAME or s not in _FIELDS]
         if unknown:
             raise ValueError(f"rule {rule.name!r} requires {unknown}: no collection section "
@@ -100,7 +103,8 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
     findings: list[Finding] = []
     judged: set[str] = set()
     for rule in rules:
-        if any(not ctx.snapshot.collected(s) for s in rule.requires):
+        if any(not ctx.snapshot.collected(s) for s in rule.requires) or (
+                rule.of_the_host and ctx.snapshot.container):
             continue
         try:
             findings.extend(rule.evaluate(ctx))

@@ -83,6 +83,11 @@ class Rule(ABC):
     #: its verdict on what it found reads ``RuleContext.fixed``: while a checker has found
     #: one of its, it asks its store for fixes that other processes ran (an ``approve``)
     reads_fixes: bool = False
+    #: it reads what a container shares with its host (/proc/mdstat, the kernel's taint flags
+    #: and limits): in one (the ``container`` section says which) it judges nothing, and the
+    #: host, checked itself, reports it once, not once a container. Such a rule requires
+    #: ``container``
+    of_the_host: bool = False
     #: how a verification says what :meth:`over_since` judged: over, and not over
     #: ("no new errors from {subject} since the fix ran", ...)
     over_words: tuple[str, str] = ("", "")

@@ -56,12 +56,13 @@ class HostLimitsExhausted(Rule):
 
     name = "host_limits_exhausted"
     requires = ("load", "kernel_limits", "container")
+    of_the_host = True
     description = ("The host runs near the kernel's limit of threads (pid_max, threads-max) "
                    "or of open file handles (fs.file-max).")
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         snap, t = ctx.snapshot, ctx.thresholds
-        if snap.container or snap.load is None or snap.kernel_limits is None:
+        if snap.load is None or snap.kernel_limits is None:
             return []
         findings = []
         for use in uses(snap.load, snap.kernel_limits):
@@ -75,5 +76,3 @@ class HostLimitsExhausted(Rule):
                 f"at the limit {use.fails}", [use.evidence]))
         return findings
 
-    def judges(self, ctx: RuleContext) -> bool:
-        return not ctx.snapshot.container

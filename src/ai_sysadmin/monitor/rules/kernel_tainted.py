@@ -69,12 +69,11 @@ class KernelTainted(Rule):
 
     name = "kernel_tainted"
     requires = ("kernel_taint", "container")
+    of_the_host = True
     description = ("The kernel recorded trouble since the host booted (an oops, a machine "
                    "check, a bad page, a warning, a lockup): it stays until a boot.")
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.snapshot.container:
-            return []
         mask = ctx.snapshot.kernel_taint or 0
         evidence = [f"{TAINTED} = {mask}: {_flags(mask)}"]
         return [self.finding(ctx, trouble.subject, trouble.severity,
@@ -84,8 +83,6 @@ class KernelTainted(Rule):
                              evidence)
                 for bit, trouble in TROUBLE.items() if mask >> bit & 1]
 
-    def judges(self, ctx: RuleContext) -> bool:
-        return not ctx.snapshot.container
 
 
 def _flags(mask: int) -> str:

@@ -36,11 +36,10 @@ class MdRaidDegraded(Rule):
 
     name = "md_raid_degraded"
     requires = ("md_arrays", "container")
+    of_the_host = True
     description = "A Linux md RAID array has lost a member (or is inactive): no redundancy left."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.snapshot.container:
-            return []
         findings = []
         for array in ctx.snapshot.md_arrays or []:
             if array.container:
@@ -59,8 +58,6 @@ class MdRaidDegraded(Rule):
                                              _failed(array), _evidence(array)))
         return findings
 
-    def judges(self, ctx: RuleContext) -> bool:
-        return not ctx.snapshot.container
 
 
 def _degraded(array: MdArray) -> str:

@@ -35,11 +35,10 @@ class ZfsPoolUnhealthy(Rule):
 
     name = "zfs_pool_unhealthy"
     requires = ("zfs_pools", "container")
+    of_the_host = True
     description = "A ZFS pool is DEGRADED, FAULTED, UNAVAIL, SUSPENDED or otherwise not ONLINE."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.snapshot.container:
-            return []
         return [self.finding(
             ctx, pool, Severity.CRITICAL,
             f"ZFS pool {pool} is {state}: "
@@ -48,5 +47,3 @@ class ZfsPoolUnhealthy(Rule):
             for pool, state in sorted((ctx.snapshot.zfs_pools or {}).items())
             if state not in _WELL]
 
-    def judges(self, ctx: RuleContext) -> bool:
-        return not ctx.snapshot.container
