@@ -7,8 +7,6 @@ and resolves it once the file system is unmounted."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -18,6 +16,8 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
+
+from .loop_ext4 import ext4_in_lab, raise_error
 
 pytestmark = pytest.mark.lab
 
@@ -29,13 +29,6 @@ class Scripted(SandboxTransport):
     def __init__(self, sandbox: Sandbox, one_round_trip: bool) -> None:
         super().__init__(sandbox)
         self.one_round_trip = one_round_trip
-
-
-def raise_error(loop: str, text: str) -> None:
-    """An error as the ext4 driver records one, by its test hook (from the host: the lab's
-    /sys is read-only)."""
-    with open(f"/sys/fs/ext4/{os.path.basename(loop)}/trigger_fs_error", "w") as hook:
-        hook.write(f"{text}\n")
 
 
 def until(check: Callable[[], list[Finding]], count: int) -> list[Finding]:
@@ -67,21 +60,7 @@ def test_errors_on_an_ext4_that_stays_writable_are_one_incident_until_it_is_unmo
         return [f for f in report.findings
                 if f.rule == "filesystem_errors" and f.subject == POINT]
 
-    image = tmp_path / "data.img"
-    with open(image, "wb") as made:
-        made.truncate(16 << 20)
-    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True)
-    loop = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    rdev = os.stat(loop).st_rdev
-    mounted = False
-    try:
-        sandbox.exec(["mknod", NODE, "b", str(os.major(rdev)), str(os.minor(rdev))],
-                     check=True)
-        sandbox.exec(["mkdir", "-p", POINT], check=True)
-        sandbox.exec(["mount", "-t", "ext4", "-o", "errors=continue", NODE, POINT],
-                     check=True)
-        mounted = True
+    with ext4_in_lab(sandbox, tmp_path / "data.img", NODE, POINT, "continue") as loop:
         assert check() == []
         raise_error(loop, "lab: a first error")
         [first] = until(check, 1)
@@ -97,12 +76,6 @@ def test_errors_on_an_ext4_that_stays_writable_are_one_incident_until_it_is_unmo
         events = store.get(incident.id, history=50).events
         assert [e.to_state for e in events if e.to_state] == ["open"]  # one incident
         sandbox.exec(["umount", POINT], check=True)
-        mounted = False
         assert check() == []
         assert [e.to_state for e in store.get(incident.id, history=50).events
                 if e.to_state] == ["open", "resolved"]
-    finally:
-        if mounted:
-            sandbox.exec(["umount", POINT])
-        sandbox.exec(["rm", "-f", NODE])
-        subprocess.run(["losetup", "-d", loop], check=False)

@@ -15,6 +15,8 @@ from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.rules import RuleContext, evaluate
 
+from .loop_ext4 import ext4_in_lab, raise_error
+
 pytestmark = pytest.mark.lab
 
 IMAGE, WRITABLE, VIEW = "/mnt/image", "/mnt/writable", "/mnt/read-only view"
@@ -162,38 +164,19 @@ def test_an_ext4_the_kernel_made_read_only_after_an_error_is_a_critical_incident
     """A real ext4 on a loop device, mounted read-write with errors=remount-ro, then an
     error (the kernel's own test hook): writes fail from then on, and the check says so at
     once, however empty the disk; the incident lasts while the file system does not write."""
-    import os
-    import subprocess
-
     check, incident = lab_checker
-    image, point = tmp_path / "data.img", "/mnt/ext4 data"
-    with open(image, "wb") as made:
-        made.truncate(16 << 20)
-    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True)
-    loop = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    rdev = os.stat(loop).st_rdev
-    node = "/dev/lab-ext4-loop"  # the lab's /dev is its own: the device made there
-    try:
-        sandbox.exec(["mknod", node, "b", str(os.major(rdev)), str(os.minor(rdev))],
-                     check=True)
-        sandbox.exec(["mkdir", "-p", point], check=True)
-        sandbox.exec(["mount", "-t", "ext4", "-o", "errors=remount-ro", node, point],
-                     check=True)
+    point = "/mnt/ext4 data"
+    # the lab's /dev is its own: the device made there
+    with ext4_in_lab(sandbox, tmp_path / "data.img", "/dev/lab-ext4-loop", point,
+                     "remount-ro") as loop:
         assert check() == []
-        name = os.path.basename(loop)
-        with open(f"/sys/fs/ext4/{name}/trigger_fs_error", "w") as hook:
-            hook.write("lab: an I/O error\n")
+        raise_error(loop, "lab: an I/O error")
         assert not sandbox.exec(["touch", f"{point}/x"]).ok  # the kernel refuses writes
         found = check()
         assert [subject for subject, _ in found] == [point]
         assert "read-only after an error" in found[0][1] or "shut" in found[0][1]
         assert check() == found  # kept: nothing about it changed
         assert incident(point) == ["open"]
-    finally:
-        sandbox.exec(["umount", point])
-        sandbox.exec(["rm", "-f", node])
-        subprocess.run(["losetup", "-d", loop], check=False)
 
 
 def test_a_file_system_turned_read_only_under_its_mount_is_found_until_writable_again(
