@@ -116,7 +116,18 @@ def test_the_one_systemctl_show_gives_restart_counts_and_how_services_ended(
     assert "zomb.service" not in snap.service_results  # still running, nothing to tell
     argv = SECTIONS_BY_NAME["restarts"].sources(plan(tmp_path))[0].argv
     assert argv[-2] == ("--property=Id,NRestarts,Result,ExecMainCode,ExecMainStatus,"
-                        "ExecMainPID,Restart")
+                        "ExecMainPID,Restart,NeedDaemonReload")
+
+
+def test_the_same_systemctl_show_says_which_services_run_a_definition_changed_on_disk(
+    tmp_path: Path
+) -> None:
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["restarts"].take([done(0, raw("show_need_reload"))], snap, plan(tmp_path))
+    assert snap.needs_reload == {"webapp.service", "worker@2.service"}
+    no_systemd = Snapshot("h", 1.0, systemd_running=False)
+    SECTIONS_BY_NAME["restarts"].take([done(0, "")], no_systemd, plan(tmp_path))
+    assert no_systemd.needs_reload == frozenset()  # judged: no unit loaded, none stale
 
 
 @pytest.mark.parametrize("answer", [

@@ -160,6 +160,7 @@ def healthy_snapshot(taken_at: float = NOW) -> Snapshot:
                      "backup.service": "disabled", "getty.target": "masked"},
         restarts=healthy_restarts(),
         service_results={},
+        needs_reload=frozenset(),
         core_dumps=[],
         journal=[entry("ordinary warning", priority=4, unit="nginx.service")],
         processes=[proc(pid=1, command="/sbin/init", cpu_percent=0.1, cpu_seconds=5)],

@@ -82,7 +82,7 @@ def test_every_rule_requires_sections_the_collection_table_fills():
         assert rule.requires or rule.name == "host_unreachable", rule.name
         assert set(rule.requires) <= set(SECTIONS_BY_NAME) & fields, rule.name
         assert rule.description, rule.name
-    assert required_by("restarts") == ("crash_loop", "core_dump")
+    assert required_by("restarts") == ("crash_loop", "core_dump", "unit_needs_reload")
     assert required_by("certificates") == ("certificate_expiry",)
     assert set(required_by("units")) == {"failed_unit", "crash_loop", "unit_load_error"}
     assert required_by("os") == ()
@@ -178,6 +178,7 @@ def test_every_rule_fires_on_a_snapshot_with_every_fault():
     snap.zombies = [ZombieParent(900, 40, "lazy parent", "reaper.service")]
     snap.certificates = [certificate("/etc/ssl/web.pem", days_left=-2)]
     snap.reboot = [BootChange("packages", "", "linux-image-6.1.0-28-amd64")]
+    snap.needs_reload = frozenset({"webapp.service"})
     snap.oom_kills = {**previous.oom_kills, "postgresql.service": 3}
     snap.clock_sync = [ClockSync("systemd-timesyncd", None, NOW - 86_400)]
     snap.md_arrays = [MdArray("md0", "raid1", True, ("sdb1",), ("sda1",), (), 2, 1, "_U", "",
@@ -217,8 +218,9 @@ def test_without_restart_counts_crash_loop_has_not_judged_and_the_unit_rules_hav
 
     findings, judged = evaluate(context(snap, previous=healthy_snapshot(taken_at=NOW - 300)))
 
-    # the same `systemctl show` tells how each service ended: no core dump is judged either
-    assert judged == ALL_NAMES - {"crash_loop", "core_dump"}
+    # the same `systemctl show` tells how each service ended, and which need a reload: no
+    # core dump and no stale unit definition is judged either
+    assert judged == ALL_NAMES - {"crash_loop", "core_dump", "unit_needs_reload"}
     assert findings == []
 
 

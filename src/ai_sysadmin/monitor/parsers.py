@@ -399,7 +399,8 @@ def parse_show_restarts(text: str) -> dict[str, int]:
 
 
 #: what the restarts section's ``systemctl show`` reads of every service
-SHOW_PROPERTIES = "Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID,Restart"
+SHOW_PROPERTIES = ("Id,NRestarts,Result,ExecMainCode,ExecMainStatus,ExecMainPID,Restart,"
+                   "NeedDaemonReload")
 #: the ``Restart=`` settings under which systemd restarts a service after a clean exit too
 _RESTARTS_CLEAN_EXITS = frozenset({"always", "on-success"})
 #: ``ExecMainCode`` is the CLD_* code of waitid(2)
@@ -416,6 +417,14 @@ def parse_show_clean_restarts(text: str) -> frozenset[str]:
         if unit and props.get("Restart") in _RESTARTS_CLEAN_EXITS:
             restarted.add(unit)
     return frozenset(restarted)
+
+
+def parse_show_need_reload(text: str) -> frozenset[str]:
+    """``systemctl show '*.service' -p Id,NeedDaemonReload,...``: the services whose unit file
+    or a drop-in of it changed on disk since systemd loaded it. A systemd that does not know
+    the property leaves it out (show skips unknown names): none is said to need one."""
+    return frozenset(props["Id"] for props in _show_blocks(text)
+                     if props.get("Id") and props.get("NeedDaemonReload") == "yes")
 
 
 def parse_show_results(text: str) -> dict[str, ServiceResult]:

@@ -713,6 +713,7 @@ def _load_state(name: str, listed: str, loads: dict[str, str],
 def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     if snap.systemd_running is False:
         snap.restarts = {}  # no systemd, nothing restarted by it
+        snap.needs_reload = frozenset()
         return
     # where systemd runs, a failure is no fact: without the counts no crash loop is judged
     shown = result(readings[0])
@@ -721,6 +722,7 @@ def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.restarts = plan.parsed(parsers.parse_show_restarts, shown.stdout)
     snap.service_results = plan.parsed(parsers.parse_show_results, shown.stdout)
     snap.clean_restarts = plan.parsed(parsers.parse_show_clean_restarts, shown.stdout)
+    snap.needs_reload = plan.parsed(parsers.parse_show_need_reload, shown.stdout)
 
 
 def _program_absent(reading: Reading) -> bool:

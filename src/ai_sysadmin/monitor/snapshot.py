@@ -434,6 +434,10 @@ class Snapshot:
     #: the services systemd restarts after a clean exit too (``Restart=always``): their
     #: restarts are crashes only where a failure says so (the same ``systemctl show``)
     clean_restarts: frozenset[str] | None = None
+    #: the services whose unit file or drop-in changed on disk since systemd loaded it
+    #: (``NeedDaemonReload=yes``, the same ``systemctl show``): systemd runs the old
+    #: definition until a ``daemon-reload``
+    needs_reload: frozenset[str] | None = None
     #: how many of each service's processes the kernel's OOM killer killed since its cgroup
     #: was made (the unit's start): ``oom_kill`` of its memory cgroup, cgroup v2's
     #: memory.events or v1's memory.oom_control; empty where no service has a memory cgroup

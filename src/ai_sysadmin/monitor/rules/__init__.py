@@ -30,6 +30,7 @@ from .runaway_process import RunawayProcess
 from .swap_thrash import SwapThrash
 from .tasks_exhausted import TasksExhausted
 from .unit_load_error import UnitLoadError
+from .unit_needs_reload import UnitNeedsReload
 from .zfs_pool_unhealthy import ZfsPoolUnhealthy
 from .zombie_processes import ZombieProcesses
 
@@ -40,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     OomKill(),
     TasksExhausted(),
     UnitLoadError(),
+    UnitNeedsReload(),
     DiskSpace(),
     InodeExhaustion(),
     ReadOnlyFilesystem(),
