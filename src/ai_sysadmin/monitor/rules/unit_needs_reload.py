@@ -12,13 +12,15 @@ class UnitNeedsReload(Rule):
 
     A warning, one finding a unit, read from systemd's own word in the restarts section's
     ``systemctl show``: where that failed, nothing is judged (``requires``). The finding
-    only says what loads the new definition; it runs nothing itself."""
+    only says what loads the new definition; it runs nothing itself, and no fix of the
+    unit is made automatic by it."""
 
     name = "unit_needs_reload"
     requires = ("restarts",)
     description = ("A service's unit file or drop-in changed on disk since systemd loaded it "
                    "(NeedDaemonReload=yes): it runs the old definition.")
-    subject_is_unit = True
+    # not subject_is_unit: a restart (the automatic fix of a unit's own incident) runs the
+    # old definition again and mends nothing; what does (a daemon-reload) a person decides
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         return [self.finding(
