@@ -11,7 +11,7 @@ import json
 import re
 import signal
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -241,6 +241,14 @@ def parse_df(text: str) -> list[Mount]:
 _MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
+def _mount_field(field: str) -> str:
+    """A field of the mount table as it was given: every check reads every mount, and an
+    escape is rare, so the text is searched only where a backslash is."""
+    if "\\" not in field:
+        return field
+    return _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
 def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str], list[str]]]:
     """Each mount of ``/proc/self/mountinfo``, in order: its point, its file system's type,
     that file system's own (super) options, after `` - ``, and the mount's own options. Lines
@@ -251,8 +259,7 @@ def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str], list[str]]
         fields, fs_fields = mount.split(" "), fs.split(" ")
         if not dash or len(fields) < 6 or len(fs_fields) < 3:
             continue
-        point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        yield point, fs_fields[0], fs_fields[2].split(","), fields[5].split(",")
+        yield _mount_field(fields[4]), fs_fields[0], fs_fields[2].split(","), fields[5].split(",")
 
 
 #: the words a file system's options gain when the kernel stops its writes after an error,
@@ -1265,17 +1272,21 @@ class _Counted:
     label: str | None = None
 
 
-def _mount_devices(mountinfo: str) -> Iterator[tuple[str, str, str, str]]:
+def _mount_devices(mountinfo: str, numbers: Collection[str] | None = None
+                   ) -> Iterator[tuple[str, str, str, str]]:
     """Each mount of ``/proc/self/mountinfo``: its device number (``MAJOR:MINOR``; a btrfs
-    mount's is an anonymous one), point, file system type and source."""
+    mount's is an anonymous one), point, file system type and source. ``numbers``: only the
+    mounts of these devices, and btrfs's (every check reads the table for a few of them)."""
     for line in mountinfo.split("\n"):
+        if numbers is not None:
+            head = line.split(" ", 3)
+            if len(head) < 4 or (head[2] not in numbers and " - btrfs " not in line):
+                continue
         mount, dash, fs = line.partition(" - ")
         fields, fs_fields = mount.split(" "), fs.split(" ")
         if not dash or len(fields) < 6 or len(fs_fields) < 3:
             continue
-        point, source = (_MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-                         for field in (fields[4], fs_fields[1]))
-        yield fields[2], point, fs_fields[0], source
+        yield fields[2], _mount_field(fields[4]), fs_fields[0], _mount_field(fs_fields[1])
 
 
 def _read_fs_error_files(grep_output: str) -> tuple[dict[tuple[str, str], _Counted],
@@ -1383,7 +1394,7 @@ def parse_fs_errors(grep_output: str, mountinfo: str = "") -> list[FilesystemErr
     member devices), each placed at its mount point by ``/proc/self/mountinfo``. A file
     system whose count was not read (unmounted while read) is left out."""
     counted, numbers = _read_fs_error_files(grep_output)
-    mounts = list(_mount_devices(mountinfo))
+    mounts = list(_mount_devices(mountinfo, set(numbers.values())))
     found = []
     for key, entry in sorted(counted.items()):
         errors = entry.values.get("errors_count" if key[0] == "ext4" else "errors")
