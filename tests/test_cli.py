@@ -58,9 +58,13 @@ def test_installed_name_links_run_the_same_program(tmp_path: Path, config_file) 
     assert sorted(p.name for p in bin_dir.iterdir()) == sorted(f"hal-{t}" for t in TOOLS)
     via_link = run_program(str(bin_dir / "hal-check"), "--json", env=env)
     direct = run_program(str(BIN), "check", "--json", "--no-store", env=env)
-    assert via_link.returncode == direct.returncode
-    assert json.loads(via_link.stdout)["name"] == "hal"
-    assert json.loads(via_link.stdout)["host"] == json.loads(direct.stdout)["host"]
+    linked, plain = json.loads(via_link.stdout), json.loads(direct.stdout)
+    assert (linked["name"], linked["host"]) == ("hal", plain["host"])
+    # each exits as its report says; not one code for both: two looks at this busy machine
+    # a second apart may differ (its memory pressure, load), as any host's may
+    for done, report in ((via_link, linked), (direct, plain)):
+        said = 1 if report["findings"] else 0 if report["healthy"] else 2
+        assert done.returncode == said, [(f["rule"], f["summary"]) for f in report["findings"]]
     banner = run_program(str(bin_dir / "hal-check"), env=env)
     assert banner.stdout.startswith("hal · health check of")
     help_text = run_program(str(bin_dir / "hal-issues"), "--help", env=env)
