@@ -534,12 +534,11 @@ class Programs(_Section):
     getent: str = Field("getent", description="getent executable (libc).")
     kill: str = Field("kill", description="kill executable (procps or util-linux), for fixes.")
     sh: str = Field("sh", description="POSIX sh, for clean_directory's script and the checks' "
-                    "reads of files a glob finds (services' OOM kill counters, ZFS pools).")
+                    "reads of files a glob finds (services' counters, file systems' errors, "
+                    "ZFS pools).")
     nix_collect_garbage: str = Field("nix-collect-garbage", description="For nix_gc.")
     nixos_rebuild: str = Field("nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
     nix_env: str = Field("nix-env", description="nix-env executable.")
-    grep: str = Field("grep", description="grep executable, to read the services' OOM kill "
-                      "counters.")
     stat: str = Field("stat", description="stat executable (coreutils), to read when "
                       "systemd-timesyncd last synchronised the clock.")
     find: str = Field("find", description="find executable (GNU findutils), to read the NixOS "

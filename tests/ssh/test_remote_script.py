@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,6 @@ from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.remote_script import (
-    _KILL_AFTER,
     Guard,
     ReplayTransport,
     RoundTrip,
@@ -41,9 +41,12 @@ class OneTrip(LocalTransport):
 
     one_round_trip = True
     calls = 0
+    #: the marker of the last script it ran
+    marker = ""
 
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         self.calls += 1
+        self.marker = next(iter(re.findall(r"^M=(\S+)", argv[-1], re.M)), "")
         return await super().run(argv, timeout)
 
 
@@ -102,11 +105,10 @@ def test_the_snapshot_is_the_one_of_the_per_command_path(settings: Settings) -> 
     for name in ("os", "systemd_running", "units", "nixos_generation", "journal"):
         assert getattr(ours, name) == getattr(theirs, name), name
     assert [m.target for m in ours.mounts or []] == [m.target for m in theirs.mounts or []]
-    # the script's own shell and the timeout(1) around each command are left out; other
-    # timeouts (a CI runner's, say) are the host's and stay
-    ours_timeout = f"timeout -k {_KILL_AFTER} {settings.command_timeout:g} "
-    commands = [p.command for p in ours.processes or []]
-    assert not [c for c in commands if "@@ai-sysadmin-" in c or c.startswith(ours_timeout)]
+    # the script's own shell is left out (its timeouts, careful: test_own_processes); a
+    # script of a test beside this one is another program's, and stays
+    assert one.marker.startswith("@@ai-sysadmin-")
+    assert not [p.command for p in ours.processes or [] if one.marker in p.command]
 
 
 def test_a_hung_command_costs_its_section_only(tmp_path: Path) -> None:
@@ -328,3 +330,34 @@ def test_a_second_place_for_a_file_is_read_only_where_the_first_has_nothing(
         assert got == [(0, "ID=first\n", ""), (1, "", "not read")]
     else:
         assert got == [(0, "", ""), (0, "ID=second\n", "")]
+
+
+def test_a_sh_step_runs_in_the_scripts_own_shell_as_sh_would_run_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every check runs sh scripts (the counters, the journal's cap): outside careful mode
+    the script's shell runs them in a subshell, with no sh started for them; each gives
+    back what sh would, and sees nothing of the script's own state."""
+    log = tmp_path / "started"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script(bin_dir / "sh", f'echo "$@" >> {log}\nexec /bin/sh "$@"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    commands = [
+        ["sh", "-c", 'printf "[%s]" "$#" "$@"; printf err >&2; exit 3', "name", "a b", "it's"],
+        ["sh", "-c", "exit 0"],  # no name, no arguments
+        ["sh", "-c", 'printf "[%s]" "$M" "$P" "$i" "$(command -v f)"; cat'],  # stdin: none
+        ["sh", "-c", 'set --; for x in one two; do set -- "$@" "$x"; done; exec printf "%s" "$@"',
+         "sh"],
+    ]
+
+    async def go(careful: bool) -> list[tuple[int, str, str]]:
+        replay = await round_trip(ScriptIn("/bin/sh"), commands, 5.0, careful=careful)
+        return [((done := await replay.run(argv)).returncode, done.stdout, done.stderr)
+                for argv in commands]
+
+    fast = asyncio.run(go(careful=False))
+    assert not log.exists()  # no sh started for the steps
+    assert fast == [(3, "[2][a b][it's]", "err"), (0, "", ""), (0, "[][][][]", ""),
+                    (0, "onetwo", "")]
+    assert asyncio.run(go(careful=True)) == fast  # each its own sh under timeout(1)
+    assert len(log.read_text().splitlines()) == len(commands)

@@ -52,7 +52,8 @@ _NOT_RUN = 256
 #: ``answer_within`` of :meth:`Transport.run_script`), and it costs no write of its own.
 #: In careful mode timeout(1) puts the command in a process group of its own and kills all
 #: of it on expiry; starting it with ``&`` gives its pid, so that the process listing can
-#: leave the script's own processes out. Otherwise the command runs in the foreground.
+#: leave the script's own processes out. Otherwise the command runs in the foreground, and a
+#: ``sh -c`` step in a subshell of the script's own shell (``c``, see :func:`_inline_sh`).
 _STEP = """\
 s() {{
   i=$1; shift
@@ -90,7 +91,11 @@ n() {{
 $M $i end {not_run} 0"; done
   P="$P
 "
-}}"""
+}}
+c() (
+  b=$1; shift; [ $# -eq 0 ] || shift
+  unset -f s f n c; unset ctype M P Q i r p t l; eval "$b"
+)"""
 _FOREGROUND = '"$@" </dev/null; r=$? p=0'
 _BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
 _DONE = ("printf '%s\\n%s shell %s\\n\\n%s done\\n' \"$P\" \"$M\" \"$$\" \"$M\"; "
@@ -280,6 +285,8 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
                 runs[-1][1].append((i, ""))
                 continue
             step = f"f {i} {shlex.quote(argv[2])}"
+        elif not careful and _inline_sh(argv):
+            step = f"s {i} c {shlex.join(argv[2:])}"
         else:
             step = f"s {i} {shlex.join(argv)}"
         if runs and guard is not None and runs[-1][0] == guard:
@@ -294,6 +301,15 @@ def _body(commands: tuple[tuple[str, ...], ...], guards: tuple[tuple[tuple[str, 
                          + "\n".join(step for _, step in steps if step)
                          + f"\nelse n {' '.join(str(i) for i, _ in steps)}; fi")
     return "\n".join(lines) + "\n"
+
+
+def _inline_sh(argv: tuple[str, ...]) -> bool:
+    """Whether a step is ``sh -c SCRIPT [NAME ARG...]``, which the script's own shell runs in
+    a subshell (``c``) that has forgotten the script's variables and functions: a fork,
+    where sh would be another program to start (each check runs one or two). Only outside
+    careful mode, whose timeout(1) needs a program to run; and only for the ``sh`` the
+    script runs in, not another one a setting names."""
+    return len(argv) >= 3 and argv[0] == "sh" and argv[1] == "-c"
 
 
 def _tail_files(text: str, headers: Sequence[tuple[str, str, object]]) -> list[str | None]:

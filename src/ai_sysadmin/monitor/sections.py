@@ -424,15 +424,14 @@ OOM_COUNTERS = {
     "/sys/fs/cgroup/memory/system.slice": ("*.service/memory.oom_control",
                                            "*.slice/*.service/memory.oom_control"),
 }
-#: grep's exit when no line matched (a v1 kernel before 4.13 counts no kills), and when a
-#: file could not be read: a service that stopped between the glob and the read, whose cgroup
-#: went with it (one made again starts its count again)
-_GREP_NONE, _GREP_UNREAD = 1, 2
+#: the counters' exit where their guard found none of their directories (no such hierarchy,
+#: no ext4 or btrfs): nothing there to count, whole as it is
+_NONE_HERE = 1
 #: each service's memory file holds several counters (6 lines in v2) of which only
 #: ``oom_kill N`` is the check's: the shell's builtins read that one line (``PATH:oom_kill N``,
-#: as ``grep -H`` would write it), so the one grep of the counters reads every other file
-#: whole and the reply keeps one line a service. A file gone since the glob is passed over,
-#: as grep passes it; a v1 kernel before 4.13 writes no such line
+#: as every other counter file's lines are written), so the reply keeps one line a service.
+#: A file gone since the glob (a service that stopped, its cgroup gone with it; one made
+#: again starts its count again) is passed over; a v1 kernel before 4.13 writes no such line
 _OOM_LINES = (
     "for f in " + " ".join(f"{slice_dir}/{pattern}" for slice_dir, patterns
                            in OOM_COUNTERS.items() for pattern in patterns)
@@ -443,9 +442,8 @@ _OOM_LINES = (
 def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     counts: dict[str, int] = {}
     for done in map(result, readings):
-        # no match, a file gone, or no such hierarchy (the guard's answer): what it read is
-        # whole for what is there
-        if done.returncode in (_GREP_NONE, _GREP_UNREAD):
+        # no such hierarchy (the guard's answer): nothing to count, not a failed read
+        if done.returncode == _NONE_HERE:
             done = replace(done, returncode=0)
         counts.update(parsers.parse_oom_kills(text(done)))
     snap.oom_kills = counts
@@ -468,9 +466,8 @@ _PIDS_FILES = (
 
 def _service_tasks(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     done = result(readings[0])
-    # no line (the guard's answer where no directory of the counters is), or a file gone
-    # since the glob (a service stopped: it is gone)
-    if done.returncode in (_GREP_NONE, _GREP_UNREAD):
+    # no directory of the counters (the guard's answer): no pids controller, said below
+    if done.returncode == _NONE_HERE:
         done = replace(done, returncode=0)
     read = text(done)
     if _PIDS_PRESENT.isdisjoint(read.splitlines()):
@@ -556,20 +553,22 @@ _FS_ERROR_FILES = (
     '[ -r "$f" ] && set -- "$@" "$f"; done; ')
 _FS_PATHS = tuple(f"{path}/" for path in (_E4, _BT, parsers.BLOCK_SYSFS))
 #: every check of every host reads the kernel's counters of its services (OOM kills, tasks)
-#: and file systems (errors): one sh, whose builtins find the files and read the memory
-#: files' one line, then one grep of all the others (none found: no grep), for the three
-#: sections, which share the command (run once). Its guard holds where any of their
-#: directories is: a host with none of them starts no process for them. grep: $1
+#: and file systems (errors): one sh for the three sections, which share the command (run
+#: once), whose builtins find the files and read them, each line as ``PATH:LINE`` (as
+#: ``grep -H`` writes it). No process but the sh, which the remote script spares too (see
+#: :mod:`.remote_script`): the files are a few bytes each, read faster by builtins than a
+#: program starts. Its guard holds where any of their directories is: a host with none of
+#: them starts no process for them
 COUNTERS = Guard("-d", PIDS_SLICES[0], "no system.slice cgroup, ext4 or btrfs in sysfs",
                  also=(*(d for d in OOM_COUNTERS if d != PIDS_SLICES[0]), PIDS_SLICES[1],
                        _E4, _BT))
-_COUNTERS_SCRIPT = ("g=$1; set --; " + _OOM_LINES + _PIDS_FILES + _FS_ERROR_FILES
-                    + '[ "$#" -eq 0 ] || exec "$g" -sH "" -- "$@"')
+_COUNTERS_SCRIPT = ("set --; " + _OOM_LINES + _PIDS_FILES + _FS_ERROR_FILES
+                    + 'for f; do while IFS= read -r l || [ -n "$l" ]; do '
+                    "printf '%s:%s\\n' \"$f\" \"$l\"; done < \"$f\"; done 2>/dev/null; exit 0")
 
 
 def _counters(plan: Plan) -> Source:
-    return Source((plan.programs.sh, "-c", _COUNTERS_SCRIPT, "sh", plan.programs.grep),
-                  COUNTERS)
+    return Source((plan.programs.sh, "-c", _COUNTERS_SCRIPT, "sh"), COUNTERS)
 
 
 def _fs_error_sources(plan: Plan) -> tuple[Source, ...]:
@@ -578,9 +577,8 @@ def _fs_error_sources(plan: Plan) -> tuple[Source, ...]:
 
 def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     done = result(readings[0])
-    # nothing matched, a file gone (unmounted between the glob and the read), or neither
-    # driver here (the guard's answer): what it read is whole for what is mounted
-    if done.returncode in (_GREP_NONE, _GREP_UNREAD):
+    # neither driver here (the guard's answer): nothing mounted counts errors
+    if done.returncode == _NONE_HERE:
         done = replace(done, returncode=0)
     # the lines of the file systems' files, not the services' of the same read
     counts = "".join(line for line in text(done).splitlines(keepends=True)
