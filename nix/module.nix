@@ -59,7 +59,6 @@ let
     nix_collect_garbage = "${config.nix.package}/bin/nix-collect-garbage";
     nix_env = "${config.nix.package}/bin/nix-env";
     find = "${pkgs.findutils}/bin/find";
-    grep = "${pkgs.gnugrep}/bin/grep";
     stat = "${pkgs.coreutils}/bin/stat";
     nixos_rebuild = "${config.system.build.nixos-rebuild}/bin/nixos-rebuild";
   };
