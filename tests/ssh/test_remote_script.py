@@ -361,3 +361,23 @@ def test_a_sh_step_runs_in_the_scripts_own_shell_as_sh_would_run_it(
                     (0, "onetwo", "")]
     assert asyncio.run(go(careful=True)) == fast  # each its own sh under timeout(1)
     assert len(log.read_text().splitlines()) == len(commands)
+
+
+class EndsEarly(LocalTransport):
+    """A host whose shell was killed before the script's first step ended."""
+
+    one_round_trip = True
+
+    async def run_script(self, script: str, done: str, timeout: float,
+                         answer_within: float | None = None) -> CommandResult:
+        return CommandResult(("sh", "-s"), 137, "", "Killed\npassword=hunter2 at exit\n", 0.0)
+
+
+def test_a_script_that_ended_early_says_so_for_each_command_masked() -> None:
+    replay = asyncio.run(round_trip(EndsEarly("web1"), [["printf", "x"]], 5.0))
+    with pytest.raises(TransportError) as raised:
+        asyncio.run(replay.run(["printf", "x"]))
+    said = str(raised.value)
+    assert said.startswith("web1: 'printf x': not gathered: the remote script ended early "
+                           "(exit 137: Killed\npassword=")
+    assert "hunter2" not in said

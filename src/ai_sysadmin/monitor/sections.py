@@ -185,14 +185,15 @@ class ParseReuse:
     """
 
     def __init__(self) -> None:
-        self._last: dict[Callable[[str], object], tuple[int, int, object]] = {}
+        self._last: dict[Callable[..., object], tuple[tuple[int, ...], int, object]] = {}
 
-    def __call__(self, parser: Callable[[str], T], text: str) -> T:
+    def __call__(self, parser: Callable[..., T], *texts: str) -> T:
+        lengths, digest = tuple(map(len, texts)), hash(texts)
         last = self._last.get(parser)
-        if last is not None and last[0] == len(text) and last[1] == hash(text):
+        if last is not None and last[0] == lengths and last[1] == digest:
             return last[2]  # type: ignore[return-value]  # made by this very parser
-        value = parser(text)
-        self._last[parser] = (len(text), hash(text), value)
+        value = parser(*texts)
+        self._last[parser] = (lengths, digest, value)
         return value
 
 
@@ -225,9 +226,10 @@ class Plan:
     def programs(self) -> Programs:
         return self.settings.programs
 
-    def parsed(self, parser: Callable[[str], T], text: str) -> T:
-        """``parser(text)``, or what it gave the host's last check that read the same text."""
-        return parser(text) if self.reuse is None else self.reuse(parser, text)
+    def parsed(self, parser: Callable[..., T], *texts: str) -> T:
+        """``parser(*texts)``, or what it gave the host's last check that read the same
+        texts."""
+        return parser(*texts) if self.reuse is None else self.reuse(parser, *texts)
 
 
 def file_path(argv: Sequence[str]) -> str | None:
@@ -590,10 +592,15 @@ def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         # not collected, so that no incident resolves for a change of name
         raise TransportError("/proc/self/mountinfo could not be read: where the file "
                              "systems counting errors are mounted is not known")
-    snap.fs_errors = parsers.parse_fs_errors(counts, mountinfo or "")
-    note = _unplaced_note(snap.fs_errors, counts, mountinfo or "")
+    snap.fs_errors, note = plan.parsed(_placed_fs_errors, counts, mountinfo or "")
     if note:
         snap.notes["fs_errors"] = note
+
+
+def _placed_fs_errors(counts: str, mountinfo: str) -> tuple[list[FilesystemErrors], str]:
+    """The file systems' counts at their mount points, and a note of those not placed."""
+    found = parsers.parse_fs_errors(counts, mountinfo)
+    return found, _unplaced_note(found, counts, mountinfo)
 
 
 def _unplaced_note(found: list[FilesystemErrors], counts: str, mountinfo: str) -> str:

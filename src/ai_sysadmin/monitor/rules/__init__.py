@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from ..findings import Finding
 from ..sections import SECTIONS_BY_NAME
@@ -94,6 +95,12 @@ def required_by(section: str, rules: tuple[Rule, ...] = RULES) -> tuple[str, ...
     return tuple(rule.name for rule in rules if section in rule.requires)
 
 
+@functools.lru_cache(maxsize=8)
+def _required(rules: tuple[Rule, ...]) -> frozenset[str]:
+    """Every section some of ``rules`` require."""
+    return frozenset(section for rule in rules for section in rule.requires)
+
+
 def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Finding], set[str]]:
     """All findings, plus the names of the rules that could judge this snapshot.
 
@@ -104,9 +111,13 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
     """
     findings: list[Finding] = []
     judged: set[str] = set()
+    snapshot = ctx.snapshot
+    # each section asked once, not once a rule that requires it: a fleet's sweep asks often
+    collected = frozenset(section for section in _required(rules)
+                          if snapshot.collected(section))
     for rule in rules:
-        if any(not ctx.snapshot.collected(s) for s in rule.requires) or (
-                rule.of_the_host and ctx.snapshot.container):
+        if not collected.issuperset(rule.requires) or (
+                rule.of_the_host and snapshot.container):
             continue
         try:
             findings.extend(rule.evaluate(ctx))
