@@ -693,10 +693,10 @@ def same_process(start: int, other_start: int) -> bool:
     return abs(start - other_start) <= 2
 
 
-#: the leading columns of a ps line that choosing the processes and counting zombies read
-#: (pid, ppid, stat, user, pcpu, pmem, rss); the rest (the long cgroup, the command) is split
-#: only for the lines a check keeps
-_LEAD = 7
+#: the leading columns of a ps line that choosing the processes, counting zombies and
+#: measuring CPU read (pid, ppid, stat, user, pcpu, pmem, rss, etimes, times); the rest (the
+#: long cgroup, the command) is split only for the lines a check keeps
+_LEAD = 9
 #: what is kept of a line past its leading columns: the cgroup and a command's first words
 _REST = 4096
 #: how wide ps may write a line (``--cols``): the leading columns (under 100 characters:
@@ -714,11 +714,10 @@ class _ProcessTable:
     def __init__(self, text: str, cgroups: bool) -> None:
         self.cgroups = cgroups
         self.fields = 10 if cgroups else 9
-        #: each line's leading columns and, last, the rest of the line, cut at _REST (a
-        #: process's arguments may run to 128 KiB, and its users choose them)
+        #: each line's leading columns and, last, the rest of the line (cut at _REST where
+        #: a process is made of it: its arguments are any user's to choose)
         self.rows: list[list[str]] = [
-            [*parts[:_LEAD], parts[_LEAD][:_REST]]
-            for parts in (line.split(None, _LEAD) for line in text.splitlines())
+            parts for parts in (line.split(None, _LEAD) for line in text.splitlines())
             if len(parts) > _LEAD and parts[0].isdigit()]
         try:
             #: each row's pcpu and rss, which choose the top processes
@@ -743,7 +742,7 @@ class _ProcessTable:
 
     def _whole(self, parts: list[str]) -> list[str] | None:
         """All the line's columns; None where it has fewer than the listing's."""
-        rest = parts[_LEAD].split(None, self.fields - _LEAD)
+        rest = parts[_LEAD][:_REST].split(None, self.fields - _LEAD)
         return parts[:_LEAD] + rest if len(rest) > self.fields - _LEAD else None
 
     def unit(self, field: str) -> str | None:
@@ -794,20 +793,30 @@ class _ProcessTable:
         now that used none."""
         now = round(taken_at)
         if self._cpu_seconds is None or self._cpu_at != now:  # one listing read at two times
-            self._cpu_at, self._cpu_rows = now, []
-            for parts in self.rows:
-                age_cpu = parts[_LEAD].split(None, 2)
-                try:
-                    self._cpu_rows.append((int(parts[0]), now - int(age_cpu[0]),
-                                           int(age_cpu[1])))
-                except (ValueError, IndexError):
-                    self._cpu_rows.append((int(parts[0]), now, 0))
+            self._cpu_at = now
+            pids = [int(parts[0]) for parts in self.rows]
+            try:  # each column at once: a host lists hundreds of processes, a check or two
+                self._cpu_rows = list(zip(
+                    pids, [now - age for age in map(int, [parts[7] for parts in self.rows])],
+                    map(int, [parts[8] for parts in self.rows]), strict=True))
+            except ValueError:
+                self._cpu_rows = [_cpu_row(pid, parts, now)
+                                  for pid, parts in zip(pids, self.rows, strict=True)]
             self._cpu_seconds = {pid: (start, cpu) for pid, start, cpu in self._cpu_rows}
         return self._cpu_seconds
 
 
+def _cpu_row(pid: int, parts: list[str], now: int) -> tuple[int, int, int]:
+    """A listing row's pid, start and CPU seconds; one whose numbers are not numbers reads
+    as a process started now that used none."""
+    try:
+        return pid, now - int(parts[7]), int(parts[8])
+    except ValueError:
+        return pid, now, 0
+
+
 def _ps_row(line: str) -> list[str] | None:
-    """A listing line's leading columns and the rest (cut at _REST); where the columns after
+    """A listing line's leading columns and the rest; where the columns after
     the user do not read as numbers, the user is read as ps pads it (:data:`_USER_WIDTH`);
     None for a line that is no process."""
     parts = line.split(None, _LEAD)
@@ -819,7 +828,7 @@ def _ps_row(line: str) -> list[str] | None:
             after = lead[3][_USER_WIDTH:].split(None, _LEAD - 4)
             if len(after) == _LEAD - 3:
                 parts = [*lead[:3], lead[3][:_USER_WIDTH].rstrip(), *after]
-    return [*parts[:_LEAD], parts[_LEAD][:_REST]]
+    return parts
 
 
 def _numbers(texts: list[str]) -> list[float]:
