@@ -227,3 +227,44 @@ def test_a_file_system_error_count_that_rose_stays_critical_across_checks_and_a_
     restarted = HostChecker(host, settings, IncidentStore(Database(settings.db_path)))
     assert severity(restarted, 2) is Severity.CRITICAL
     assert store.rises("web1", "fs_errors", 0.0).keys() == {host.point}
+
+
+def test_a_disk_that_hovers_at_the_critical_level_changes_severity_once_across_a_restart(
+        tmp_path: Path) -> None:
+    """/srv warned at 90 %, then went 96, 94, 96, 94 % (the critical level is 95, the
+    margin 2): the incident turned critical once and stays so, with one severity change in
+    its history and one "worse" notification, not one a check; a daemon started again
+    takes up that it was critical, and keeps it so at 94 %. At 92 % it warns again."""
+    used, df = tmp_path / "used", tmp_path / "df"
+    df.write_text(DF.format(used=used))
+    df.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    assert (settings.thresholds.disk_critical_percent,
+            settings.thresholds.clear_margin_percent) == (95, 2)
+    store = IncidentStore(Database(settings.db_path))
+
+    def check(checker: HostChecker, percent: int) -> None:
+        used.write_text(f"{percent}\n")
+        report = asyncio.run(checker.check("interval"))
+        assert "mounts" not in report.errors and "disk_space" in report.judged_rules
+
+    def incident() -> tuple[str, list[str], list[str]]:
+        """Its severity, its history's severity changes, the notifications of it."""
+        (listed,) = [i for i in store.incidents(None) if i.rule == "disk_space"]
+        whole = store.get(listed.id, history=None)
+        told = [row[0] for row in store.db.conn.execute(
+            "SELECT kind FROM notify_events WHERE fingerprint=? ORDER BY id",
+            (whole.fingerprint,))]
+        return (whole.severity, [e.detail.split(":")[0] for e in whole.events
+                                 if e.kind == "changed"], told)
+
+    checker = HostChecker(LocalTransport("web1"), settings, store)
+    for percent in (90, 96, 94, 96, 94):
+        check(checker, percent)
+    assert incident() == ("critical", ["severity warning -> critical"], ["opened", "worse"])
+    restarted = HostChecker(LocalTransport("web1"), settings, store)
+    check(restarted, 94)
+    assert incident() == ("critical", ["severity warning -> critical"], ["opened", "worse"])
+    check(restarted, 92)
+    assert incident() == ("warning", ["severity warning -> critical",
+                                      "severity critical -> warning"], ["opened", "worse"])

@@ -177,7 +177,7 @@ def slow_loop(found: bool = True, rose_ago: float = 600.0, fixed_ago: float | No
     current = replace(looping(restarts, "active", "running"), **more)
     return RuleContext(
         current, previous=previous, restarts_rose_after={"worker.service": NOW - rose_ago},
-        found_before=frozenset({("crash_loop", "worker.service")} if found else ()),
+        found_before={("crash_loop", "worker.service"): Severity.CRITICAL} if found else {},
         fixed={} if fixed_ago is None else {("crash_loop", "worker.service"): NOW - fixed_ago})
 
 

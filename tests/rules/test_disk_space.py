@@ -95,11 +95,38 @@ def test_a_disk_that_warned_is_well_again_only_a_margin_below_the_level():
     """A volume that hovers at the warning level is one incident, not one a check."""
     hovering = snapshot(mounts=[mount("/srv", used_percent=84.98)])
     assert RULE.evaluate(context(hovering)) == []
-    found = RuleContext(hovering, found_before=frozenset({("disk_space", "/srv")}))
+    found = RuleContext(hovering, found_before={("disk_space", "/srv"): Severity.WARNING})
     assert [f.subject for f in RULE.evaluate(found)] == ["/srv"]
     well = snapshot(mounts=[mount("/srv", used_percent=82.9)])
     assert RULE.evaluate(RuleContext(well, found_before=found.found_before)) == []
     # another rule's finding or another mount's holds nothing
-    other = RuleContext(hovering, found_before=frozenset({("inode_exhaustion", "/srv"),
-                                                          ("disk_space", "/")}))
+    other = RuleContext(hovering, found_before={("inode_exhaustion", "/srv"): Severity.WARNING,
+                                                ("disk_space", "/"): Severity.WARNING})
     assert RULE.evaluate(other) == []
+
+
+def test_a_disk_that_was_critical_is_a_warning_again_only_a_margin_below_the_critical_level():
+    """A volume that hovers at 95 % is one critical incident, not one that turns warning
+    and critical again (telling a person it got worse) check after check; one that warned
+    turns critical at the level, as a fresh one does."""
+    def severity(pct: float, before: Severity | None = None,
+                 key: tuple[str, str] = ("disk_space", "/srv")) -> list[Severity]:
+        snap = snapshot(mounts=[mount("/srv", used_percent=pct)])
+        found = {} if before is None else {key: before}
+        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before=found))]
+
+    assert severity(95.0) == [Severity.CRITICAL]
+    assert severity(94.9) == [Severity.WARNING]
+    assert severity(94.9, Severity.WARNING) == [Severity.WARNING]
+    assert severity(95.0, Severity.WARNING) == [Severity.CRITICAL]
+    # once critical it stays so down to the margin (2) below the level
+    assert severity(94.9, Severity.CRITICAL) == [Severity.CRITICAL]
+    assert severity(93.0, Severity.CRITICAL) == [Severity.CRITICAL]
+    assert severity(92.9, Severity.CRITICAL) == [Severity.WARNING]
+    # another rule's critical finding, or another mount's, holds nothing
+    assert severity(94.9, Severity.CRITICAL, ("inode_exhaustion", "/srv")) == [Severity.WARNING]
+    assert severity(94.9, Severity.CRITICAL, ("disk_space", "/")) == [Severity.WARNING]
+    strict = Thresholds(clear_margin_percent=0)
+    snap = snapshot(mounts=[mount("/srv", used_percent=94.9)])
+    ctx = RuleContext(snap, strict, found_before={("disk_space", "/srv"): Severity.CRITICAL})
+    assert [f.severity for f in RULE.evaluate(ctx)] == [Severity.WARNING]

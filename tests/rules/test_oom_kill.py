@@ -10,7 +10,7 @@ from ai_sysadmin.monitor.rules.oom_kill import OomKill, new_kills, oom_kills_ros
 from ._snapshots import NOW, context, healthy_snapshot, only, snapshot
 
 RULE = OomKill()
-FOUND = frozenset({("oom_kill", "worker.service")})
+FOUND = {("oom_kill", "worker.service"): Severity.WARNING}
 
 
 def kills(count: int | None, taken_at: float = NOW, **others: int):
@@ -70,7 +70,7 @@ def test_found_stays_found_while_it_rose_within_the_window_then_resolves():
     assert RULE.evaluate(later(NOW, {"worker.service": rose_at}, fixed=rose_at + 60)) == []
     # not found before: nothing is kept
     ctx = later(NOW, {"worker.service": rose_at})
-    assert RULE.evaluate(replace(ctx, found_before=frozenset())) == []
+    assert RULE.evaluate(replace(ctx, found_before={})) == []
 
 
 def test_healthy_snapshot_gives_no_finding():

@@ -15,14 +15,14 @@ RULE = ReadOnlyFilesystem()
 def looks(*mounts_of_each_look):  # type: ignore[no-untyped-def]
     """The rule over successive looks (as a checker makes them): each look's findings and
     whether it judged."""
-    previous, found = None, frozenset()
+    previous, found = None, {}
     seen = []
     for n, mounts in enumerate(mounts_of_each_look):
         snap = snapshot(mounts=mounts, taken_at=NOW + 60 * n)
         ctx = RuleContext(snap, previous=previous, found_before=found)
         findings = RULE.evaluate(ctx)
         seen.append(([f.subject for f in findings], RULE.judges(ctx)))
-        previous, found = snap, frozenset((f.rule, f.subject) for f in findings)
+        previous, found = snap, {(f.rule, f.subject): f.severity for f in findings}
     return seen
 
 
@@ -75,7 +75,7 @@ def test_a_mount_table_not_read_judges_nothing():
     # df answered, /proc/self/mountinfo did not: a mount's flags are not known
     unknown = mount("/", view_read_only=None)
     ctx = RuleContext(snapshot(mounts=[unknown]), previous=healthy_snapshot(NOW - 60),
-                      found_before=frozenset({("read_only_filesystem", "/")}))
+                      found_before={("read_only_filesystem", "/"): Severity.CRITICAL})
     assert RULE.evaluate(ctx) == []
     assert not RULE.judges(ctx)  # its incident stays as it is
 

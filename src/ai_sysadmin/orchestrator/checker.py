@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
-from ..monitor.findings import Finding, not_collected
+from ..monitor.findings import Finding, Severity, not_collected
 from ..monitor.rules import READING_FIXES, RuleContext, evaluate
 from ..monitor.rules.filesystem_errors import RECENT_ERROR_SECONDS, fs_errors_rose
 from ..monitor.rules.oom_kill import oom_kills_rose
@@ -101,8 +101,8 @@ class HostChecker:
         self.window: deque[JournalEntry] = deque()
         #: the host's time at this checker's first check: its window holds every entry since
         self._window_start: float | None = None
-        #: (rule, subject) of what the last check found
-        self._found: frozenset[tuple[str, str]] = frozenset()
+        #: (rule, subject) -> the severity the last check found it at
+        self._found: dict[tuple[str, str], Severity] = {}
         #: (rule, subject) -> when a fix of it last ran, on this machine's clock
         self._fixed: dict[tuple[str, str], float] = {}
         self._actions = ActionStore(store.db) if store is not None else None
@@ -225,7 +225,7 @@ class HostChecker:
                 fs_errors_rose_after=self._fs_errors_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
-            self._found = frozenset((f.rule, f.subject) for f in findings)
+            self._found = {(f.rule, f.subject): f.severity for f in findings}
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx)
             if self.recorder is not None:
@@ -321,7 +321,7 @@ class HostChecker:
         self._earlier = deque(other._earlier)
         self.window = deque(other.window)
         self._window_start = other._window_start
-        self._found = other._found
+        self._found = dict(other._found)
         self._fixed = dict(other._fixed)
         # what rose is the host's; how long a rise counts is this checker's settings
         self._restarts = other._restarts.carried_on(self._restarts.window)
@@ -343,7 +343,8 @@ class HostChecker:
         self._taken_up = True
         self.registered = self.store.registration(self.host)
         self._cursor = self.store.journal_cursor(self.host, self.consumer)
-        self._found |= self.store.live_findings(self.host)
+        # what this checker found itself is newer than what the store kept
+        self._found = {**self.store.live_findings(self.host), **self._found}
         now = time.time()
         for memory in self._rise_memories:
             memory.take_up(self.store.rises(self.host, memory.counter, now - memory.window))

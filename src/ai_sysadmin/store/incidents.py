@@ -274,12 +274,13 @@ class IncidentStore:
         return row["cursor"] if row else None
 
     # -- what a checker that starts takes up (a restarted daemon, a fresh `check`) ----------
-    def live_findings(self, host: str) -> frozenset[tuple[str, str]]:
-        """(rule, subject) of ``host``'s live incidents: what the checks before found."""
+    def live_findings(self, host: str) -> dict[tuple[str, str], Severity]:
+        """(rule, subject) -> severity of ``host``'s live incidents: what the checks before
+        found, and how bad (a level that was critical keeps its margin too)."""
         rows = self.db.conn.execute(
-            f"SELECT rule, subject FROM incidents WHERE host=? AND state IN "
+            f"SELECT rule, subject, severity FROM incidents WHERE host=? AND state IN "
             f"({','.join('?' * len(LIVE_STATES))})", (host, *LIVE_STATES))
-        return frozenset((r["rule"], r["subject"]) for r in rows)
+        return {(r["rule"], r["subject"]): Severity.parse(r["severity"]) for r in rows}
 
     def rises(self, host: str, counter: str, since: float) -> dict[str, float]:
         """Service -> the latest look after which its ``counter`` rose (this machine's

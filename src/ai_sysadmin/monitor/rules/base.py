@@ -37,9 +37,10 @@ class RuleContext:
     #: seconds back from this snapshot over which ``journal_window`` holds every entry (a
     #: checker's window fills from its first check on); None: the window is whole
     window_covered: float | None = None
-    #: (rule, subject) of what the checker's previous check found: a level that warned then
-    #: is well again only a margin below its warning level
-    found_before: frozenset[tuple[str, str]] = frozenset()
+    #: (rule, subject) -> the severity the checker's previous check found it at: a level
+    #: that warned then is well again only a margin below its warning level, and one that
+    #: was critical is only a warning again a margin below its critical level
+    found_before: Mapping[tuple[str, str], Severity] = field(default_factory=dict)
     #: (rule, subject) -> when a fix of it last ran, on this machine's clock (``time.time()``,
     #: as ``Snapshot.taken_at``): what came before it is what the fix was for
     fixed: Mapping[tuple[str, str], float] = field(default_factory=dict)
@@ -118,6 +119,17 @@ class Rule(ABC):
         if (self.name, subject) in ctx.found_before:
             return level - ctx.thresholds.clear_margin_percent
         return level
+
+    def severity_at(self, ctx: RuleContext, subject: str, value: float,
+                    critical: float) -> Severity:
+        """How bad ``value`` of ``subject``, which warns, is now: critical from ``critical``
+        on, or from a margin below it where the previous check found it critical (the same
+        hysteresis as :meth:`warns_at`: a value that hovers at the level would otherwise
+        move the incident between warning and critical, and tell a person it got worse,
+        check after check); a warning below."""
+        if ctx.found_before.get((self.name, subject)) is Severity.CRITICAL:
+            critical -= ctx.thresholds.clear_margin_percent
+        return Severity.CRITICAL if value >= critical else Severity.WARNING
 
     def finding(
         self,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity, percent, size
+from ..findings import Finding, percent, size
 from ..snapshot import distinct_filesystems
 from .base import Rule, RuleContext
 
@@ -18,7 +18,7 @@ class DiskSpace(Rule):
             # a read-only one cannot fill up
             if m.read_only or pct < self.warns_at(ctx, m.target, t.disk_warn_percent):
                 continue
-            severity = Severity.CRITICAL if pct >= t.disk_critical_percent else Severity.WARNING
+            severity = self.severity_at(ctx, m.target, pct, t.disk_critical_percent)
             findings.append(
                 self.finding(
                     ctx,

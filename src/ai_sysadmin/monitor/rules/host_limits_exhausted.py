@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..findings import Finding, Severity, percent
+from ..findings import Finding, percent
 from ..snapshot import KernelLimits, Load
 from .base import Rule, RuleContext
 
@@ -69,7 +69,7 @@ class HostLimitsExhausted(Rule):
             pct = 100.0 * use.used / use.limit if use.limit else 0.0
             if pct < self.warns_at(ctx, use.subject, t.limit_warn_percent):
                 continue
-            severity = Severity.CRITICAL if pct >= t.limit_critical_percent else Severity.WARNING
+            severity = self.severity_at(ctx, use.subject, pct, t.limit_critical_percent)
             findings.append(self.finding(
                 ctx, use.subject, severity,
                 f"the host runs {use.used} of the {use.limit} {use.what} ({percent(pct)}): "

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity, percent
+from ..findings import Finding, percent
 from ..snapshot import distinct_filesystems
 from .base import Rule, RuleContext
 
@@ -19,7 +19,7 @@ class InodeExhaustion(Rule):
             if m.read_only or not m.inodes or pct < self.warns_at(ctx, m.target,
                                                                    t.inode_warn_percent):
                 continue
-            severity = Severity.CRITICAL if pct >= t.inode_critical_percent else Severity.WARNING
+            severity = self.severity_at(ctx, m.target, pct, t.inode_critical_percent)
             findings.append(
                 self.finding(
                     ctx,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..findings import Finding, Severity, percent
+from ..findings import Finding, percent
 from .base import Rule, RuleContext
 
 
@@ -31,7 +31,7 @@ class TasksExhausted(Rule):
             pct = 100.0 * tasks.current / tasks.limit
             if pct < self.warns_at(ctx, unit, t.limit_warn_percent):
                 continue
-            severity = Severity.CRITICAL if pct >= t.limit_critical_percent else Severity.WARNING
+            severity = self.severity_at(ctx, unit, pct, t.limit_critical_percent)
             findings.append(self.finding(
                 ctx, unit, severity,
                 f"{unit} runs {tasks.current} of the {tasks.limit} tasks (processes and "
