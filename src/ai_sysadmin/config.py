@@ -320,8 +320,9 @@ class Thresholds(_Section):
         95, gt=0, le=100, description="The share of such a limit that is critical.")
     clear_margin_percent: float = Field(
         2, ge=0, le=50, description="A disk, inode or limit use that warned is well again only "
-        "this far below its warning level: one that hovers at the level is one incident, not "
-        "one a check.")
+        "this far below its warning level, and one that was critical is a warning again only "
+        "this far below its critical level: one that hovers at a level is one incident that "
+        "changes severity once, not at every check.")
     memory_available_warn_percent: float = Field(
         10, ge=0, le=100, description="Warn when available memory falls below this share."
     )
