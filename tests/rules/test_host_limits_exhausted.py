@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from ai_sysadmin.monitor.findings import Severity
-from ai_sysadmin.monitor.rules import RuleContext, evaluate
+from ai_sysadmin.monitor.rules import evaluate
 from ai_sysadmin.monitor.rules.host_limits_exhausted import HostLimitsExhausted
 from ai_sysadmin.monitor.snapshot import KernelLimits, Load
 
@@ -78,18 +78,3 @@ def test_unread_limits_are_not_judged():
     findings, judged = evaluate(context(snap))
     assert "host_limits_exhausted" not in judged
     assert not [f for f in findings if f.rule == "host_limits_exhausted"]
-
-
-def test_a_limit_that_was_critical_is_a_warning_again_only_a_margin_below_the_level():
-    """File handles hovering at 95 % of fs.file-max stay critical once they were; a
-    warning turns critical at the level."""
-    def severity(files: int, before: Severity | None = None) -> list[Severity]:
-        snap = host(files=files, files_max=1000)
-        found = {} if before is None else {("host_limits_exhausted", "file-handles"): before}
-        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before=found))]
-
-    assert severity(950) == [Severity.CRITICAL]
-    assert severity(949, Severity.WARNING) == [Severity.WARNING]
-    assert severity(949, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(930, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(929, Severity.CRITICAL) == [Severity.WARNING]

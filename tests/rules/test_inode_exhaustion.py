@@ -2,7 +2,6 @@ import pytest
 
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
-from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.inode_exhaustion import InodeExhaustion
 from ai_sysadmin.monitor.snapshot import Mount
 
@@ -76,18 +75,3 @@ def test_a_read_only_file_system_with_every_inode_used_is_no_finding() -> None:
     squashfs = Mount("/dev/loop1", "squashfs", "/snap/core22/1380", 1000, 1000, 0, 29, 29,
                      read_only=True)
     assert RULE.evaluate(context(snapshot(mounts=[squashfs]))) == []
-
-
-def test_inodes_that_were_critical_are_a_warning_again_only_a_margin_below_the_level():
-    """Inode use hovering at 95 % stays critical once it was; a warning turns critical at
-    the level."""
-    def severity(pct: float, before: Severity | None = None) -> list[Severity]:
-        snap = snapshot(mounts=[mount("/var/mail", inodes_percent=pct)])
-        found = {} if before is None else {("inode_exhaustion", "/var/mail"): before}
-        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before=found))]
-
-    assert severity(95.0) == [Severity.CRITICAL]
-    assert severity(94.9, Severity.WARNING) == [Severity.WARNING]
-    assert severity(94.9, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(93.0, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(92.9, Severity.CRITICAL) == [Severity.WARNING]

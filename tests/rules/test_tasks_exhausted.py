@@ -69,18 +69,3 @@ def test_a_host_without_a_pids_controller_or_an_unread_section_is_not_judged():
     findings, judged = evaluate(context(snap))
     assert "tasks_exhausted" not in judged
     assert not [f for f in findings if f.rule == "tasks_exhausted"]
-
-
-def test_one_that_was_critical_is_a_warning_again_only_a_margin_below_the_critical_level():
-    """A service hovering at 95 % of its TasksMax stays critical once it was; one that
-    warned turns critical at the level."""
-    def severity(current: int, before: Severity | None = None) -> list[Severity]:
-        snap = tasks(**{"java-app.service": TaskCount(current, 1000)})
-        found = {} if before is None else {("tasks_exhausted", "java-app.service"): before}
-        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before=found))]
-
-    assert severity(950) == [Severity.CRITICAL]
-    assert severity(949, Severity.WARNING) == [Severity.WARNING]
-    assert severity(949, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(930, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(929, Severity.CRITICAL) == [Severity.WARNING]
