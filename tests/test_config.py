@@ -462,3 +462,22 @@ def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path, cli) -> N
     # it said "'utf-8' codec can't decode byte 0xe9 in position 32: invalid continuation byte"
     assert (code, err) == (2, f"error: {path}: line 2 is not UTF-8 (byte 0xe9): save the file "
                               "as UTF-8\n")
+
+
+def test_a_setting_no_release_uses_any_more_is_said_and_passed_over(
+        tmp_path: Path, cli) -> None:
+    """An upgrade starts with the config the last release took: programs.grep (the checks
+    read their counter files with sh's builtins since) is said, not refused."""
+    path = tmp_path / "config.toml"
+    path.write_text(f"state_dir = '{tmp_path / 'state'}'\n"
+                    "[programs]\ngrep = '/usr/bin/grep'\nps = '/usr/bin/ps'\n")
+    loaded = load_settings(path, environ={"AI_SYSADMIN_PROGRAMS__GREP": "/bin/grep"})
+    assert loaded.settings.programs.ps == "/usr/bin/ps"
+    assert loaded.retired == ["programs.grep (env AI_SYSADMIN_PROGRAMS__GREP) is no longer "
+                              "used: the checks read the kernel's counter files with sh's "
+                              "builtins; it can go"]
+    assert load_settings(path, environ={}).retired[0].startswith(
+        f"programs.grep (file {path}) is no longer used")
+    code, out, err = cli("--config", str(path), "config", "show", "--json")
+    assert code == 0 and json.loads(out)["programs.ps"]["value"] == "/usr/bin/ps"
+    assert f"note: programs.grep (file {path}) is no longer used" in err

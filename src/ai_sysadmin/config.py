@@ -876,6 +876,9 @@ class LoadedSettings:
     config_path: Path
     config_found: bool
     sources: dict[str, str] = field(default_factory=dict)
+    #: what the config set that no release uses any more (:data:`RETIRED_KEYS`), each said
+    #: with where it was set: passed over, not refused, so an upgrade starts
+    retired: list[str] = field(default_factory=list)
 
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
@@ -1055,6 +1058,9 @@ def load_settings(
     sources = {k: f"file {config_path}" for k in _leaves(file_data)}
     env_data, env_sources = _env_overrides(env)
     sources.update(env_sources)
+    retired = [f"{key} ({sources[key]}) is no longer used: {why}; it can go"
+               for key, why in RETIRED_KEYS.items()
+               if _drop(file_data, key) | _drop(env_data, key)]
     try:
         settings = Settings.model_validate(_merge(file_data, env_data))
     except ValidationError as exc:
@@ -1070,7 +1076,26 @@ def load_settings(
     if any((url := str(getattr_dotted(settings, key))) != _masked_value(key, url)
            for key in _URL_KEYS if sources.get(key, "").startswith("file ")):
         settings._credential_files = (config_path,)
-    return LoadedSettings(settings, config_path, found, sources)
+    return LoadedSettings(settings, config_path, found, sources, retired)
+
+
+#: settings an earlier release had, which a config may still set: dotted key -> why it went
+RETIRED_KEYS = {
+    "programs.grep": "the checks read the kernel's counter files with sh's builtins",
+}
+
+
+def _drop(data: dict[str, Any], dotted: str) -> bool:
+    """Remove ``dotted`` from nested ``data``; whether it was there."""
+    *tables, key = dotted.split(".")
+    for table in tables:
+        data = data.get(table)  # type: ignore[assignment]
+        if not isinstance(data, dict):
+            return False
+    return data.pop(key, _ABSENT) is not _ABSENT
+
+
+_ABSENT = object()
 
 
 _URL_KEYS = ("queue.url", "llm.url", "gotify_url", "knowledge.url", "knowledge.ollama_url",

@@ -345,7 +345,7 @@ def test_a_sh_step_runs_in_the_scripts_own_shell_as_sh_would_run_it(
     commands = [
         ["sh", "-c", 'printf "[%s]" "$#" "$@"; printf err >&2; exit 3', "name", "a b", "it's"],
         ["sh", "-c", "exit 0"],  # no name, no arguments
-        ["sh", "-c", 'printf "[%s]" "$M" "$P" "$i" "$(command -v f)"; cat'],  # stdin: none
+        ["sh", "-c", 'printf "[%s]" "$M" "$P" "$i" "$b" "$(command -v f)"; cat'],  # no stdin
         ["sh", "-c", 'set --; for x in one two; do set -- "$@" "$x"; done; exec printf "%s" "$@"',
          "sh"],
     ]
@@ -357,7 +357,7 @@ def test_a_sh_step_runs_in_the_scripts_own_shell_as_sh_would_run_it(
 
     fast = asyncio.run(go(careful=False))
     assert not log.exists()  # no sh started for the steps
-    assert fast == [(3, "[2][a b][it's]", "err"), (0, "", ""), (0, "[][][][]", ""),
+    assert fast == [(3, "[2][a b][it's]", "err"), (0, "", ""), (0, "[][][][][]", ""),
                     (0, "onetwo", "")]
     assert asyncio.run(go(careful=True)) == fast  # each its own sh under timeout(1)
     assert len(log.read_text().splitlines()) == len(commands)

@@ -84,6 +84,8 @@ class AppState:
 
             loaded = load_settings(self.config_path)
             _check_safety(loaded)
+            for said in loaded.retired:
+                err.print(f"note: {said}", markup=False, highlight=False, soft_wrap=True)
             self._loaded = loaded
             if self.command not in AS_ROOT:
                 as_state_owner(loaded.settings.state_dir)

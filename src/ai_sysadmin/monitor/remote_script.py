@@ -94,7 +94,8 @@ $M $i end {not_run} 0"; done
 }}
 c() (
   b=$1; shift; [ $# -eq 0 ] || shift
-  unset -f s f n c; unset ctype M P Q i r p t l; eval "$b"
+  unset -f s f n c; unset ctype M P Q i r p t l; eval "unset b
+$b"
 )"""
 _FOREGROUND = '"$@" </dev/null; r=$? p=0'
 _BACKGROUND = 'timeout -k {kill} {timeout:g} "$@" </dev/null & p=$!; wait "$p"; r=$?'
@@ -308,7 +309,9 @@ def _inline_sh(argv: tuple[str, ...]) -> bool:
     a subshell (``c``) that has forgotten the script's variables and functions: a fork,
     where sh would be another program to start (each check runs one or two). Only outside
     careful mode, whose timeout(1) needs a program to run; and only for the ``sh`` the
-    script runs in, not another one a setting names."""
+    script runs in, not another one a setting names. Such a SCRIPT (the collection
+    table's, none a model writes) must not read ``$$``, ``$0`` or ``$-``: there they are the
+    script's shell's (``kill $$`` would end the whole check)."""
     return len(argv) >= 3 and argv[0] == "sh" and argv[1] == "-c"
 
 
@@ -488,12 +491,14 @@ async def run_round_trip(transport: Transport, trip: RoundTrip,
             steps[key] = step._replace(stdout=without_own_processes(step.stdout, trip.marker,
                                                                     own))
 
+    code, stderr = result.returncode, result.stderr
+
+    @functools.cache
     def missing() -> str:
         # only where a command has no result: masking the reply's stderr is a tenth of a
         # check's CPU, and every command of a check that ran to its end has one
         return ("not gathered: the remote script ended early "
-                f"(exit {result.returncode}: "
-                f"{redact_cut(result.stderr.strip(), 200, tail=True) or 'no output'})")
+                f"(exit {code}: {redact_cut(stderr.strip(), 200, tail=True) or 'no output'})")
 
     return ReplayTransport(transport.host, steps, command_timeout, missing, trip.guards,
                            runs_as_root=transport.runs_as_root)

@@ -434,11 +434,14 @@ _NONE_HERE = 1
 #: as every other counter file's lines are written), so the reply keeps one line a service.
 #: A file gone since the glob (a service that stopped, its cgroup gone with it; one made
 #: again starts its count again) is passed over; a v1 kernel before 4.13 writes no such line
+#: the counters' lines go out in writes of 4 KiB (each write into sshd's pipe may become a
+#: packet), gathered in ``o``; each file is read where its glob finds it, as it is found
+_FLUSH = '[ ${#o} -lt 4096 ] || { printf %s "$o"; o=; }; '
 _OOM_LINES = (
     "for f in " + " ".join(f"{slice_dir}/{pattern}" for slice_dir, patterns
                            in OOM_COUNTERS.items() for pattern in patterns)
     + '; do [ -r "$f" ] || continue; while read -r k v; do [ "$k" = oom_kill ] && '
-    "{ printf '%s:oom_kill %s\\n' \"$f\" \"$v\"; break; }; done 2>/dev/null < \"$f\"; done; ")
+    '{ o="$o$f:oom_kill $v\n"; break; }; done 2>/dev/null < "$f"; ' + _FLUSH + 'done; ')
 
 
 def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -460,10 +463,10 @@ PIDS_SLICES = ("/sys/fs/cgroup/system.slice", "/sys/fs/cgroup/pids/system.slice"
 _PIDS_PRESENT = frozenset(f"{slice_dir}/:" for slice_dir in PIDS_SLICES)
 _PIDS_FILES = (
     "for r in " + " ".join(PIDS_SLICES) + '; do [ -e "$r/pids.current" ] || continue; '
-    "printf '%s/:\\n' \"$r\"; for f in " + " ".join(
+    'o="$o$r/:\n"; for f in ' + " ".join(
         f'"$r"/{below}*.service/pids.{name}' for below in ("", "*.slice/")
         for name in ("current", "max"))
-    + '; do [ -r "$f" ] && set -- "$@" "$f"; done; done; ')
+    + '; do [ -r "$f" ] && r_ "$f"; done; done; ')
 
 
 def _service_tasks(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
@@ -548,11 +551,11 @@ def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
 _E4, _BT = parsers.EXT4_SYSFS, parsers.BTRFS_SYSFS
 _FS_ERROR_FILES = (
     f'for d in {_E4}/*/; do [ -r "${{d}}errors_count" ] || continue; '
-    'n=${d%/}; n=${n##*/}; set -- "$@" "${d}errors_count" "${d}first_error_time" '
-    f'"${{d}}last_error_time" "{parsers.BLOCK_SYSFS}/$n/dev"; done; '
+    'n=${d%/}; n=${n##*/}; for f in "${d}errors_count" "${d}first_error_time" '
+    f'"${{d}}last_error_time" "{parsers.BLOCK_SYSFS}/$n/dev"; do r_ "$f"; done; done; '
     f'for f in {_BT}/*/devinfo/*/error_stats {_BT}/*/devices/*/dev {_BT}/*/devices/*/dm/name '
     f'{_BT}/*/label; do '
-    '[ -r "$f" ] && set -- "$@" "$f"; done; ')
+    '[ -r "$f" ] && r_ "$f"; done; ')
 _FS_PATHS = tuple(f"{path}/" for path in (_E4, _BT, parsers.BLOCK_SYSFS))
 #: every check of every host reads the kernel's counters of its services (OOM kills, tasks)
 #: and file systems (errors): one sh for the three sections, which share the command (run
@@ -564,9 +567,10 @@ _FS_PATHS = tuple(f"{path}/" for path in (_E4, _BT, parsers.BLOCK_SYSFS))
 COUNTERS = Guard("-d", PIDS_SLICES[0], "no system.slice cgroup, ext4 or btrfs in sysfs",
                  also=(*(d for d in OOM_COUNTERS if d != PIDS_SLICES[0]), PIDS_SLICES[1],
                        _E4, _BT))
-_COUNTERS_SCRIPT = ("set --; " + _OOM_LINES + _PIDS_FILES + _FS_ERROR_FILES
-                    + 'for f; do while IFS= read -r l || [ -n "$l" ]; do '
-                    "printf '%s:%s\\n' \"$f\" \"$l\"; done < \"$f\"; done 2>/dev/null; exit 0")
+_COUNTERS_SCRIPT = (
+    'o=; r_() { while IFS= read -r l || [ -n "$l" ]; do o="$o$1:$l\n"; done < "$1"; '
+    + _FLUSH + '} 2>/dev/null; ' + _OOM_LINES + _PIDS_FILES + _FS_ERROR_FILES
+    + 'printf %s "$o"; exit 0')
 
 
 def _counters(plan: Plan) -> Source:
