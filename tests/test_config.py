@@ -473,9 +473,18 @@ def test_a_setting_no_release_uses_any_more_is_said_and_passed_over(
                     "[programs]\ngrep = '/usr/bin/grep'\nps = '/usr/bin/ps'\n")
     loaded = load_settings(path, environ={"AI_SYSADMIN_PROGRAMS__GREP": "/bin/grep"})
     assert loaded.settings.programs.ps == "/usr/bin/ps"
-    assert loaded.retired == ["programs.grep (env AI_SYSADMIN_PROGRAMS__GREP) is no longer "
-                              "used: the checks read the kernel's counter files with sh's "
-                              "builtins; it can go"]
+    assert loaded.retired == [f"programs.grep (file {path} and env AI_SYSADMIN_PROGRAMS__GREP)"
+                              " is no longer used: the checks read the kernel's counter files "
+                              "with sh's builtins; it can go"]
+    # written as a table, or a variable under it: passed over alike, never a traceback
+    table = tmp_path / "table.toml"
+    table.write_text("[programs.grep]\npath = '/bin/grep'\n[programs]\nps = '/usr/bin/ps'\n")
+    assert load_settings(table, environ={}).retired[0].startswith(
+        f"programs.grep (file {table}) is no longer used")
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert load_settings(empty, environ={"AI_SYSADMIN_PROGRAMS__GREP__PATH": "x"}).retired[
+        0].startswith("programs.grep (env AI_SYSADMIN_PROGRAMS__GREP__PATH) is no longer used")
     assert load_settings(path, environ={}).retired[0].startswith(
         f"programs.grep (file {path}) is no longer used")
     code, out, err = cli("--config", str(path), "config", "show", "--json")

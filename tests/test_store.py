@@ -306,3 +306,30 @@ def test_an_incident_a_fix_only_hid_stays_open_until_a_fix_verifies(
     store.record_check("web1", [unit_failed()], {"failed_unit"})
     assert store.record_check("web1", [], {"failed_unit"}).resolved == [incident_id]
     assert not store.release_kept(incident_id, "executor", "nothing kept")
+
+
+def test_a_look_stored_after_a_later_one_changes_nothing_of_its_incident(
+        store: IncidentStore) -> None:
+    """A person's `check` that began before the daemon's last look is stored after it: its
+    older finding (a warning, where the daemon's newer look found it critical) neither
+    turns the incident back nor tells anyone anything; the next look goes on from the
+    newest."""
+    now = time.time()
+
+    def disk(severity: Severity, percent: int) -> Finding:
+        return Finding("web1", "disk_space", "/srv", severity, f"/srv is {percent} % full",
+                       (f"/srv: {percent} %",))
+
+    store.record_check("web1", [disk(Severity.WARNING, 90)], {"disk_space"},
+                       collected_at=now - 120)
+    (incident_id,) = store.record_check("web1", [disk(Severity.CRITICAL, 96)], {"disk_space"},
+                                        collected_at=now - 10).changed
+    late = store.record_check("web1", [disk(Severity.WARNING, 93)], {"disk_space"},
+                              consumer="cli", collected_at=now - 30)
+    assert late.unchanged == [incident_id] and late.changed == []
+    incident = store.get(incident_id, history=None)
+    assert (incident.severity, incident.summary) == ("critical", "/srv is 96 % full")
+    assert [e.detail.split(":")[0] for e in incident.events if e.kind == "changed"] == [
+        "severity warning -> critical"]
+    assert [row[0] for row in store.db.conn.execute(
+        "SELECT kind FROM notify_events ORDER BY id")] == ["opened", "worse"]

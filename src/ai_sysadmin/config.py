@@ -16,7 +16,7 @@ import socket
 import stat
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -1055,12 +1055,13 @@ def load_settings(
                 "UTF-8"]) from exc
         except OSError as exc:
             raise ConfigError(str(config_path), [f"cannot read: {exc}"]) from exc
-    sources = {k: f"file {config_path}" for k in _leaves(file_data)}
+    file_sources = {k: f"file {config_path}" for k in _leaves(file_data)}
     env_data, env_sources = _env_overrides(env)
-    sources.update(env_sources)
-    retired = [f"{key} ({sources[key]}) is no longer used: {why}; it can go"
+    set_by = [*file_sources.items(), *env_sources.items()]
+    retired = [f"{key} ({_set_by(set_by, key)}) is no longer used: {why}; it can go"
                for key, why in RETIRED_KEYS.items()
                if _drop(file_data, key) | _drop(env_data, key)]
+    sources = {**file_sources, **env_sources}
     try:
         settings = Settings.model_validate(_merge(file_data, env_data))
     except ValidationError as exc:
@@ -1083,6 +1084,14 @@ def load_settings(
 RETIRED_KEYS = {
     "programs.grep": "the checks read the kernel's counter files with sh's builtins",
 }
+
+
+def _set_by(sources: Iterable[tuple[str, str]], dotted: str) -> str:
+    """Where ``dotted``, or anything under it (a table where a value was), was set (of
+    ``sources``, each key with where it was set): each file and variable once."""
+    where = dict.fromkeys(source for key, source in sources
+                          if key == dotted or key.startswith(f"{dotted}."))
+    return " and ".join(where) or "the config"
 
 
 def _drop(data: dict[str, Any], dotted: str) -> bool:

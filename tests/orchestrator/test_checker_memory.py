@@ -268,3 +268,38 @@ def test_a_disk_that_hovers_at_the_critical_level_changes_severity_once_across_a
     check(restarted, 92)
     assert incident() == ("warning", ["severity warning -> critical",
                                       "severity critical -> warning"], ["opened", "worse"])
+
+
+def test_a_look_that_could_not_read_the_disks_keeps_the_margins(tmp_path: Path) -> None:
+    """df failed at one check (a hung NFS mount, say) between two that read it: the disk
+    that was critical at 96 % is still critical at 94 % after, and one that warned at 86 %
+    still warns at 84 %: the failed look judged nothing, so it forgot nothing, and no
+    second "worse" or "opened" is sent."""
+    used, df = tmp_path / "used", tmp_path / "df"
+    df.write_text(DF.format(used=used).replace(
+        "#!/bin/sh\n", f'#!/bin/sh\n[ "$(cat {used})" = fail ] && exit 1\n'))
+    df.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    store = IncidentStore(Database(settings.db_path))
+    checker = HostChecker(LocalTransport("web1"), settings, store)
+
+    def check(percent: int | str) -> CheckReport:
+        used.write_text(f"{percent}\n")
+        return asyncio.run(checker.check("interval"))
+
+    def told() -> list[tuple[str, str]]:
+        return [(row[0], row[1]) for row in store.db.conn.execute(
+            "SELECT kind, severity FROM notify_events WHERE fingerprint LIKE '%disk_space%' "
+            "ORDER BY id")]
+
+    for percent in (90, 96):
+        check(percent)
+    assert "disk_space" not in check("fail").judged_rules
+    assert [f.severity for f in check(94).findings if f.rule == "disk_space"] == [
+        Severity.CRITICAL]
+    assert told() == [("opened", "warning"), ("worse", "critical")]
+    for percent in (92, 86, "fail", 84):  # warning again, then at 84 % after a gap
+        check(percent)
+    (incident,) = [i for i in store.incidents(None) if i.rule == "disk_space"]
+    assert (incident.state, incident.severity) == ("open", "warning")
+    assert told() == [("opened", "warning"), ("worse", "critical")]

@@ -225,7 +225,12 @@ class HostChecker:
                 fs_errors_rose_after=self._fs_errors_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
-            self._found = {(f.rule, f.subject): f.severity for f in findings}
+            # a rule that could not judge this look (its section was not collected) found
+            # what it found before: the store keeps its incidents, and so does this memory,
+            # or the look after a failed df would judge without the margins
+            self._found = {**{key: severity for key, severity in self._found.items()
+                              if key[0] not in judged},
+                           **{(f.rule, f.subject): f.severity for f in findings}}
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx)
             if self.recorder is not None:

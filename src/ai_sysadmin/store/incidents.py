@@ -446,6 +446,12 @@ class IncidentStore:
             # stored late, it is older news than the resolution
             outcome.unchanged.append(incident_id)
             return
+        if _older_look(seen_at, row["last_seen"]):
+            # a look from before the last one stored (a person's `check` that began before
+            # the daemon's): older news than the severity and evidence the incident holds,
+            # which would turn back, and turn again at the next look, telling it got worse
+            outcome.unchanged.append(incident_id)
+            return
         reopens = False
         if row["state"] in ("resolved", "remediating"):
             fixing, held = conn.execute(f"SELECT {_FIXING}, {_HELD} FROM incidents WHERE id=?",
