@@ -1,4 +1,5 @@
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import failed_unit
 from ai_sysadmin.monitor.rules.failed_unit import FailedUnit
 
 from ._snapshots import HOST, context, entry, healthy_snapshot, healthy_units, only, snapshot, unit
@@ -75,3 +76,23 @@ def test_each_failed_unit_is_its_own_finding():
 
     assert [f.subject for f in findings] == ["a.service", "b.mount"]
     assert len({f.fingerprint for f in findings}) == 2
+
+
+def test_many_failed_units_each_quote_their_own_last_three_of_a_full_window(monkeypatch):
+    # a bad deploy: 400 failed instances, a window of 4000 entries of 50 units; each finding
+    # quotes its own last three, and only those are quoted (masked), once each
+    failed = [unit(f"w@{n}.service", "failed", "failed") for n in range(400)]
+    journal = [entry(f"w@{n % 50}: error {n}", 3 if n % 7 else 6, unit=f"w@{n % 50}.service",
+                     n=n) for n in range(4000)]
+    quoted = []
+    monkeypatch.setattr(failed_unit, "quote", lambda text: quoted.append(text) or text)
+
+    findings = RULE.evaluate(context(snapshot(units=failed, journal=journal)))
+
+    assert len(findings) == 400
+    by_unit = {f.subject: f.evidence[1:] for f in findings}
+    for n in (0, 7, 49):
+        said = [e.message for e in journal if e.unit == f"w@{n}.service" and e.priority <= 4]
+        assert by_unit[f"w@{n}.service"] == tuple(said[-3:])
+    assert by_unit["w@50.service"] == () and by_unit["w@399.service"] == ()
+    assert len(quoted) == 50 * 3

@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Collection, Sequence
+
 from ..findings import Finding, Severity, quote
+from ..snapshot import JournalEntry
 from .base import Rule, RuleContext
+
+#: the journal lines a failed unit's finding quotes, at most: its last warnings or worse
+QUOTED = 3
 
 
 class FailedUnit(Rule):
@@ -11,13 +18,27 @@ class FailedUnit(Rule):
     subject_is_unit = True
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        failed = ctx.snapshot.failed_units
+        said = _last_said(ctx.window, {unit.name for unit in failed}) if failed else {}
         findings = []
-        for unit in ctx.snapshot.failed_units:
+        for unit in failed:
             lines = [f"{unit.name}: load={unit.load} active={unit.active} sub={unit.sub}"]
-            lines += [
-                quote(e.message) for e in ctx.window if e.unit == unit.name and e.priority <= 4
-            ][-3:]
+            lines += [quote(message) for message in said.get(unit.name, ())]
             findings.append(
                 self.finding(ctx, unit.name, Severity.CRITICAL, f"{unit.name} has failed", lines)
             )
         return findings
+
+
+def _last_said(window: Sequence[JournalEntry], units: Collection[str]) -> dict[str, deque[str]]:
+    """The last :data:`QUOTED` warnings or worse of each of ``units`` in the window, in its
+    order. One pass over the window, however many units failed (a bad deploy fails hundreds
+    of instances, a flood fills the window with thousands of entries: a pass a unit cost a
+    check 0.15 s at 800 failed units and 4000 entries), and only what is shown is quoted
+    (masking secrets costs ~18 us an entry: a unit that logged 4000 errors cost 74 ms)."""
+    said: dict[str, deque[str]] = {}
+    for entry in window:
+        unit = entry.unit
+        if entry.priority <= 4 and unit is not None and unit in units:
+            said.setdefault(unit, deque(maxlen=QUOTED)).append(entry.message)
+    return said
