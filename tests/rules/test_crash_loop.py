@@ -204,3 +204,39 @@ def test_an_old_rise_finds_no_loop_that_was_not_found_already():
     # a fresh look (a restarted daemon) or a unit that was not looping: restarts an hour
     # ago are no crash loop by themselves
     assert RULE.evaluate(slow_loop(found=False)) == []
+
+
+class _Window(list):
+    """A journal window that counts how often it is read."""
+
+    reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        return super().__iter__()
+
+
+def test_hundreds_of_restart_always_workers_are_judged_from_one_read_of_the_window():
+    # 400 worker instances under Restart=always, all rising: those PID 1 said failed (the
+    # even ones, the last word of each kept) loop, the others exit cleanly; the window of
+    # 4000 entries is read once for all of them, not once a worker
+    names = [f"w@{n}.service" for n in range(400)]
+    said = [replace(entry(f"{name}: Failed", priority=4, unit=name, n=k), pid=1,
+                    unit_result=("exit-code", "signal")[k // 400])
+            for k, name in enumerate(names * 2) if k % 2 == 0]
+    chatter = [entry(f"w@{n % 400}: working", unit=f"w@{n % 400}.service", n=n)
+               for n in range(4000 - len(said))]
+    window = _Window([*chatter, *said])
+
+    def workers(count: int, taken_at: float):
+        return snapshot(taken_at=taken_at, units=[unit(name, "activating", "auto-restart")
+                                                  for name in names],
+                        restarts=dict.fromkeys(names, count), service_results={},
+                        clean_restarts=frozenset(names), journal=[])
+
+    findings = RULE.evaluate(context(workers(9, NOW), previous=workers(4, NOW - 300),
+                                     journal_window=window))
+
+    assert [f.subject for f in findings] == names[::2]
+    assert {f.evidence[-1] for f in findings} == {"systemd: a run failed with result 'signal'"}
+    assert window.reads == 1

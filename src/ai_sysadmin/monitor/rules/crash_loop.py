@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from ..findings import Finding, Severity
 from .base import Rule, RuleContext
 
@@ -23,6 +26,8 @@ class CrashLoop(Rule):
         counts = ctx.snapshot.restarts or {}
         # rising since the last look: a fix's verification sees it stop rising
         before = (ctx.previous.restarts or {}) if ctx.previous else {}
+        # read from the journal once, and only where a unit needs it
+        said = functools.cache(lambda: _results_said(ctx))
         findings = []
         for unit in ctx.snapshot.units or []:
             restarts = counts.get(unit.name)
@@ -38,7 +43,7 @@ class CrashLoop(Rule):
             kept = (self.name, unit.name) in ctx.found_before and _rose_lately(ctx, unit.name)
             if not (rising or restarting or kept):
                 continue
-            failed = _failure(ctx, unit.name)
+            failed = _failure(ctx, unit.name, said)
             if failed is None and not kept:
                 continue  # restarted after clean exits, as a getty is after each logout
             evidence = [f"{unit.name}: NRestarts={restarts} active={unit.active} "
@@ -77,7 +82,7 @@ def _rose_lately(ctx: RuleContext, name: str) -> bool:
     return fixed is None or after >= fixed
 
 
-def _failure(ctx: RuleContext, name: str) -> str | None:
+def _failure(ctx: RuleContext, name: str, said: Callable[[], dict[str, str]]) -> str | None:
     """What says the unit's restarts follow failures ("" where its restart setting alone
     does); None where nothing does.
 
@@ -94,7 +99,15 @@ def _failure(ctx: RuleContext, name: str) -> str | None:
         return f"its last run ended: {result.result}"
     if snap.journal is None or "journal" in snap.errors:
         return ""
-    said = [e for e in (*ctx.window, *snap.journal) if e.unit == name and e.unit_result]
-    if said:
-        return f"systemd: a run failed with result '{said[-1].unit_result}'"
+    result_said = said().get(name)
+    if result_said is not None:
+        return f"systemd: a run failed with result '{result_said}'"
     return None
+
+
+def _results_said(ctx: RuleContext) -> dict[str, str]:
+    """The last result of a failed run PID 1 wrote of each unit, in the window and this
+    check's journal. One pass for all the units: one a unit cost a check 58 ms where 400
+    workers under ``Restart=always`` rose over a window of 4000 entries."""
+    entries = (*ctx.window, *(ctx.snapshot.journal or ()))
+    return {e.unit: e.unit_result for e in entries if e.unit and e.unit_result}
