@@ -1,6 +1,7 @@
 import pytest
 
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import unit_load_error
 from ai_sysadmin.monitor.rules.unit_load_error import UnitLoadError
 
 from ._snapshots import context, entry, healthy_snapshot, healthy_units, only, snapshot, unit
@@ -52,6 +53,29 @@ def test_an_unreferenced_unit_file_systemd_cannot_parse_is_a_finding():
         "orphan.service: unit file state bad (not loaded)",
         "systemd: /etc/systemd/system/orphan.service:1: Invalid section header '[Unit'",
     )
+
+
+def test_a_reload_full_of_warnings_quotes_the_last_three_of_each_file_and_those_only(
+        monkeypatch):
+    # systemd warns of each bad line of each file at every reload: 4000 warnings of 200
+    # files, each finding quotes its file's last three, and no other warning is masked
+    files = {f"u{n}.service": "bad" for n in range(200)}
+    warnings = [entry(f"/etc/systemd/system/u{n % 200}.service:{n // 200 + 1}: Unknown key "
+                      f"'K{n}' in section 'Service', ignoring.", priority=4, unit="init.scope",
+                      identifier="systemd", n=n) for n in range(4000)]
+    quoted = []
+    monkeypatch.setattr(unit_load_error, "quote",
+                        lambda text, limit: quoted.append(text) or text[:limit])
+
+    findings = RULE.evaluate(context(snapshot(units=[], unit_files=files),
+                                     journal_window=warnings))
+
+    evidence = {f.subject: f.evidence for f in findings}
+    assert len(evidence) == 200
+    assert evidence["u7.service"] == ("u7.service: unit file state bad (not loaded)", *(
+        f"systemd: /etc/systemd/system/u7.service:{line}: Unknown key 'K{(line - 1) * 200 + 7}'"
+        " in section 'Service', ignoring." for line in (18, 19, 20)))
+    assert len(quoted) == 200 * 3
 
 
 def test_a_loaded_broken_unit_is_reported_once():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 
 from ..findings import Finding, Severity, quote
@@ -92,12 +93,15 @@ class UnitLoadError(Rule):
 
 
 def _parse_warnings(entries: Sequence[JournalEntry], per_unit: int = 3) -> dict[str, list[str]]:
-    """systemd's last warnings about each unit file, quoted."""
-    found: dict[str, list[str]] = {}
+    """systemd's last warnings about each unit file, quoted. Only those kept are quoted:
+    systemd warns of every bad line of every file at each reload, and masking each of
+    4000 warnings cost a check 74 ms, where 1200 were kept."""
+    found: dict[str, deque[str]] = {}
     for entry in entries:
         if entry.source not in _MANAGERS and entry.identifier not in _MANAGERS:
             continue
         match = _PARSE_WARNING.match(entry.message)
         if match:
-            found.setdefault(match["unit"], []).append(f"systemd: {quote(entry.message, 200)}")
-    return {unit: lines[-per_unit:] for unit, lines in found.items()}
+            found.setdefault(match["unit"], deque(maxlen=per_unit)).append(entry.message)
+    return {unit: [f"systemd: {quote(message, 200)}" for message in messages]
+            for unit, messages in found.items()}
