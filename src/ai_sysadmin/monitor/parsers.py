@@ -389,10 +389,13 @@ def parse_list_unit_files(text: str) -> dict[str, str]:
             for item in data if isinstance(item, dict) and item.get("unit_file")}
 
 
-def _show_blocks(text: str) -> Iterator[dict[str, str]]:
-    """``systemctl show`` of several units: a block of ``Key=value`` lines each."""
-    for block in text.split("\n\n"):
-        yield dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+@functools.lru_cache(maxsize=1)  # one host's text at a time: not a fleet's kept
+def _show_blocks(text: str) -> tuple[dict[str, str], ...]:
+    """``systemctl show`` of several units: a block of ``Key=value`` lines each. Split once
+    for the four facts a check reads of the same text (restarts, results, restart settings,
+    reloads): splitting it four times cost a check 17 ms at 2000 services."""
+    return tuple(dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+                 for block in text.split("\n\n"))
 
 
 def parse_show_restarts(text: str) -> dict[str, int]:
