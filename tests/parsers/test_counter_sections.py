@@ -14,7 +14,7 @@ from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.sections import FILE_READ, SECTIONS_BY_NAME, JournalQuery, Plan
-from ai_sysadmin.monitor.snapshot import Snapshot
+from ai_sysadmin.monitor.snapshot import Snapshot, TaskCount
 
 ROWS = ("oom_kills", "service_tasks", "fs_errors")
 MOUNTINFO = "29 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
@@ -154,3 +154,28 @@ def test_a_btrfs_with_errors_that_cannot_be_placed_is_a_note_not_silence(
     # one without errors needs no word
     write(tmp_path, btrfs(0, "nixos"))
     assert "fs_errors" not in run(tmp_path, plan, mountinfo=by_partuuid)[0].notes
+
+
+def test_a_counter_that_cannot_be_read_is_passed_over_unsaid_and_the_rest_read(
+        tmp_path: Path, plan: Plan) -> None:
+    # a file gone between the glob and the read (a cgroup removed, a device unplugged: here
+    # an ext4 whose block device is gone): stderr, sent to /dev/null once around the whole
+    # script, says nothing, and every other counter is read
+    files = {f"{V2}/pids.current": "90\n", "sys/fs/ext4/vdb/errors_count": "0\n"}
+    for n in range(200):
+        unit = f"{V2}/s{n}.service"
+        files[f"{unit}/memory.events"] = f"oom {n % 2}\noom_kill {n % 2}\n"
+        files[f"{unit}/pids.current"], files[f"{unit}/pids.max"] = f"{n}\n", "max\n"
+    write(tmp_path, files)
+    for name in ("memory.events", "pids.current"):  # unreadable as files
+        (tmp_path / V2 / "s7.service" / name).unlink()
+        (tmp_path / V2 / "s7.service" / name).mkdir()
+    argv = counters(plan)
+    here = [argv[0], argv[1], argv[2].replace("/sys/", f"{tmp_path}/sys/"), *argv[3:]]
+    done = subprocess.run(here, capture_output=True, text=True, timeout=10, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    snap, _ = run(tmp_path, plan)
+    assert snap.oom_kills == {f"s{n}.service": n % 2 for n in range(200) if n != 7}
+    assert snap.service_tasks == {f"s{n}.service": TaskCount(n, None)
+                                  for n in range(200) if n != 7}
+    assert [(fs.name, fs.errors) for fs in snap.fs_errors or []] == [("vdb", 0)]
