@@ -16,12 +16,24 @@ from ai_sysadmin.orchestrator.rises import RESTARTS
 from ai_sysadmin.store import Database, IncidentStore, Rises
 from tests.support.polling import poll_until
 
-#: df of one 1 GB file system at /srv, as full as the file ``used`` says (in percent)
+#: df of one 1 GB file system at /srv, as full as the file ``used`` says (in percent), or
+#: failing where it says ``fail`` (a hung mount, say)
 DF = """#!/bin/sh
-echo "Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on"
 used=$(cat {used})
+[ "$used" = fail ] && exit 1
+echo "Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on"
 echo "/dev/vdb ext4 1000000000 $((used * 10000000)) $(((100 - used) * 10000000)) 1000 10 /srv"
 """
+
+
+def disk_host(tmp_path: Path) -> tuple[Path, Settings, IncidentStore]:
+    """This machine with /srv as its one disk (see :data:`DF`): the file that says how
+    full, the settings that run that df, and the store."""
+    used, df = tmp_path / "used", tmp_path / "df"
+    df.write_text(DF.format(used=used))
+    df.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    return used, settings, IncidentStore(Database(settings.db_path))
 
 
 class Killing(LocalTransport):
@@ -47,13 +59,9 @@ def test_a_disk_that_warned_keeps_its_margin_across_a_restart_of_the_daemon(
     """/srv warned at 86 % (the level is 85, the margin 2): at 84 % the daemon keeps the
     incident, and so does a daemon started again, instead of resolving it, to reopen it at
     the next 85 %."""
-    used, df = tmp_path / "used", tmp_path / "df"
-    df.write_text(DF.format(used=used))
-    df.chmod(0o755)
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    used, settings, store = disk_host(tmp_path)
     assert (settings.thresholds.disk_warn_percent,
             settings.thresholds.clear_margin_percent) == (85, 2)
-    store = IncidentStore(Database(settings.db_path))
 
     def state() -> str:
         (incident,) = [i for i in store.incidents(None) if i.rule == "disk_space"]
@@ -235,13 +243,9 @@ def test_a_disk_that_hovers_at_the_critical_level_changes_severity_once_across_a
     margin 2): the incident turned critical once and stays so, with one severity change in
     its history and one "worse" notification, not one a check; a daemon started again
     takes up that it was critical, and keeps it so at 94 %. At 92 % it warns again."""
-    used, df = tmp_path / "used", tmp_path / "df"
-    df.write_text(DF.format(used=used))
-    df.chmod(0o755)
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    used, settings, store = disk_host(tmp_path)
     assert (settings.thresholds.disk_critical_percent,
             settings.thresholds.clear_margin_percent) == (95, 2)
-    store = IncidentStore(Database(settings.db_path))
 
     def check(checker: HostChecker, percent: int) -> None:
         used.write_text(f"{percent}\n")
@@ -275,12 +279,7 @@ def test_a_look_that_could_not_read_the_disks_keeps_the_margins(tmp_path: Path) 
     that was critical at 96 % is still critical at 94 % after, and one that warned at 86 %
     still warns at 84 %: the failed look judged nothing, so it forgot nothing, and no
     second "worse" or "opened" is sent."""
-    used, df = tmp_path / "used", tmp_path / "df"
-    df.write_text(DF.format(used=used).replace(
-        "#!/bin/sh\n", f'#!/bin/sh\n[ "$(cat {used})" = fail ] && exit 1\n'))
-    df.chmod(0o755)
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
-    store = IncidentStore(Database(settings.db_path))
+    used, settings, store = disk_host(tmp_path)
     checker = HostChecker(LocalTransport("web1"), settings, store)
 
     def check(percent: int | str) -> CheckReport:
