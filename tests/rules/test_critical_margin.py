@@ -2,7 +2,7 @@
 limits) is one critical incident, not one that turns warning and critical again, telling a
 person it got worse, check after check: once critical, it is a warning again only
 ``clear_margin_percent`` (2) below the level; one that warned turns critical at the level,
-as a fresh one does. (The disk's own test goes further: other rules, other subjects.)"""
+as a fresh one does. (The disk's own test: other rules', other subjects' findings.)"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules import Rule, RuleContext
+from ai_sysadmin.monitor.rules.disk_space import DiskSpace
 from ai_sysadmin.monitor.rules.host_limits_exhausted import HostLimitsExhausted
 from ai_sysadmin.monitor.rules.inode_exhaustion import InodeExhaustion
 from ai_sysadmin.monitor.rules.tasks_exhausted import TasksExhausted
@@ -24,6 +25,7 @@ from .test_tasks_exhausted import tasks
 #: rule, subject, the host at a use of PCT percent (limits of 1000: a tenth of a percent a
 #: task or file handle)
 CASES: list[tuple[Rule, str, Callable[[float], Snapshot]]] = [
+    (DiskSpace(), "/srv", lambda pct: snapshot(mounts=[mount("/srv", used_percent=pct)])),
     (InodeExhaustion(), "/var/mail",
      lambda pct: snapshot(mounts=[mount("/var/mail", inodes_percent=pct)])),
     (TasksExhausted(), "java-app.service",
@@ -42,6 +44,7 @@ def test_once_critical_a_use_is_a_warning_again_only_a_margin_below_the_level(
                 if f.subject == subject]
 
     assert severity(95.0) == [Severity.CRITICAL]
+    assert severity(94.9) == [Severity.WARNING]
     assert severity(94.9, Severity.WARNING) == [Severity.WARNING]
     assert severity(95.0, Severity.WARNING) == [Severity.CRITICAL]
     assert severity(94.9, Severity.CRITICAL) == [Severity.CRITICAL]

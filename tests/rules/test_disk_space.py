@@ -105,25 +105,14 @@ def test_a_disk_that_warned_is_well_again_only_a_margin_below_the_level():
     assert RULE.evaluate(other) == []
 
 
-def test_a_disk_that_was_critical_is_a_warning_again_only_a_margin_below_the_critical_level():
-    """A volume that hovers at 95 % is one critical incident, not one that turns warning
-    and critical again (telling a person it got worse) check after check; one that warned
-    turns critical at the level, as a fresh one does."""
-    def severity(pct: float, before: Severity | None = None,
-                 key: tuple[str, str] = ("disk_space", "/srv")) -> list[Severity]:
+def test_only_the_disks_own_critical_finding_keeps_its_critical_margin():
+    """The margin itself: tests/rules/test_critical_margin.py. Another rule's critical
+    finding of the same mount, or another mount's, holds nothing; a margin of 0 none."""
+    def severity(pct: float, before: Severity, key: tuple[str, str]) -> list[Severity]:
         snap = snapshot(mounts=[mount("/srv", used_percent=pct)])
-        found = {} if before is None else {key: before}
-        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before=found))]
+        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before={key: before}))]
 
-    assert severity(95.0) == [Severity.CRITICAL]
-    assert severity(94.9) == [Severity.WARNING]
-    assert severity(94.9, Severity.WARNING) == [Severity.WARNING]
-    assert severity(95.0, Severity.WARNING) == [Severity.CRITICAL]
-    # once critical it stays so down to the margin (2) below the level
-    assert severity(94.9, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(93.0, Severity.CRITICAL) == [Severity.CRITICAL]
-    assert severity(92.9, Severity.CRITICAL) == [Severity.WARNING]
-    # another rule's critical finding, or another mount's, holds nothing
+    assert severity(94.9, Severity.CRITICAL, ("disk_space", "/srv")) == [Severity.CRITICAL]
     assert severity(94.9, Severity.CRITICAL, ("inode_exhaustion", "/srv")) == [Severity.WARNING]
     assert severity(94.9, Severity.CRITICAL, ("disk_space", "/")) == [Severity.WARNING]
     strict = Thresholds(clear_margin_percent=0)
