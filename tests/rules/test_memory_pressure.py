@@ -2,6 +2,7 @@ import pytest
 
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.memory_pressure import MemoryPressure
 from ai_sysadmin.monitor.snapshot import Memory
 
@@ -108,3 +109,26 @@ def test_memory_the_zfs_cache_can_give_back_is_not_memory_missing():
     assert finding.severity is Severity.CRITICAL  # 1.6%, ARC and all
     assert finding.evidence[0] == ("MemAvailable 262144 kB plus 262144 kB the ZFS ARC can give "
                                    "back of MemTotal 33554432 kB (1.6%)")
+
+
+def test_available_memory_at_a_level_is_one_incident_that_changes_severity_once():
+    """Available memory that hovers at 10 % (the warning level) or 5 % (critical) neither
+    opens and resolves an incident nor turns it warning and critical again check after
+    check: once it was reached, it is left only clear_margin_percent (2) above it."""
+    def found(avail: float, before: Severity | None = None) -> list[Severity]:
+        held = {} if before is None else {("memory_pressure", "memory"): before}
+        snap = snapshot(memory=memory(available_percent=avail, psi=None))
+        return [f.severity for f in RULE.evaluate(RuleContext(snap, found_before=held))]
+
+    assert found(10.1) == [] and found(9.9) == [Severity.WARNING]
+    assert found(10.1, Severity.WARNING) == [Severity.WARNING]
+    assert found(11.9, Severity.WARNING) == [Severity.WARNING]
+    assert found(12.1, Severity.WARNING) == []
+    assert found(5.1) == [Severity.WARNING] and found(4.9) == [Severity.CRITICAL]
+    assert found(5.1, Severity.WARNING) == [Severity.WARNING]
+    assert found(6.9, Severity.CRITICAL) == [Severity.CRITICAL]
+    assert found(7.1, Severity.CRITICAL) == [Severity.WARNING]
+    # another rule's finding holds nothing
+    snap = snapshot(memory=memory(available_percent=10.1, psi=None))
+    other = {("disk_space", "memory"): Severity.CRITICAL}
+    assert RULE.evaluate(RuleContext(snap, found_before=other)) == []

@@ -112,23 +112,28 @@ class Rule(ABC):
         finding decides, as it does for a rule that looks at the host as it is now."""
         return None
 
+    def margin(self, ctx: RuleContext, subject: str,
+               severity: Severity = Severity.WARNING) -> float:
+        """How far past a level ``subject`` must come back before it is below it again:
+        ``clear_margin_percent`` where the previous check found it at ``severity`` or worse,
+        else none (hysteresis, so that a value at a level does not open and resolve an
+        incident, or move it between warning and critical, check after check)."""
+        found = ctx.found_before.get((self.name, subject))
+        return (ctx.thresholds.clear_margin_percent if found is not None and found >= severity
+                else 0.0)
+
     def warns_at(self, ctx: RuleContext, subject: str, level: float) -> float:
-        """The level at which ``subject`` warns now: ``level``, or a margin below it where
-        the previous check found it (hysteresis, so that a value at the level does not open
-        and resolve an incident check after check)."""
-        if (self.name, subject) in ctx.found_before:
-            return level - ctx.thresholds.clear_margin_percent
-        return level
+        """The level at which ``subject`` warns now: ``level``, or :meth:`margin` below it
+        where the previous check found it."""
+        return level - self.margin(ctx, subject)
 
     def severity_at(self, ctx: RuleContext, subject: str, value: float,
                     critical: float) -> Severity:
         """How bad ``value`` of ``subject``, which warns, is now: critical from ``critical``
-        on, or from a margin below it where the previous check found it critical (the same
-        hysteresis as :meth:`warns_at`: a value that hovers at the level would otherwise
-        move the incident between warning and critical, and tell a person it got worse,
-        check after check); a warning below."""
-        if ctx.found_before.get((self.name, subject)) is Severity.CRITICAL:
-            critical -= ctx.thresholds.clear_margin_percent
+        on, or from :meth:`margin` below it where the previous check found it critical (a
+        value that hovers at the level would otherwise move the incident between warning
+        and critical, and tell a person it got worse, check after check); a warning below."""
+        critical -= self.margin(ctx, subject, Severity.CRITICAL)
         return Severity.CRITICAL if value >= critical else Severity.WARNING
 
     def finding(

@@ -17,9 +17,13 @@ class MemoryPressure(Rule):
         avail = mem.available_percent
         psi = mem.psi_some_avg60
         stalled = psi is not None and psi >= t.memory_psi_some_avg60
-        if avail >= t.memory_available_warn_percent and not stalled:
+        # less is worse here: a margin above each level once it was reached (available
+        # memory moves by a percent between two looks on a busy host)
+        if avail >= t.memory_available_warn_percent + self.margin(ctx, "memory") \
+                and not stalled:
             return []
-        critical = avail < t.memory_available_critical_percent
+        critical = avail < t.memory_available_critical_percent + self.margin(
+            ctx, "memory", Severity.CRITICAL)
         reserved = (f" less {mem.hugetlb_kb} kB of huge pages" if mem.hugetlb_kb else "")
         arc = (f" plus {mem.arc_reclaimable_kb} kB the ZFS ARC can give back"
                if mem.arc_reclaimable_kb else "")
