@@ -227,6 +227,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--base", type=int, default=1000, help="n (default 1000)")
     args = parser.parse_args()
+    if args.base < 10 or args.repeats < 1:  # a tenth of n loops in a unit's restart row
+        parser.error("--base must be 10 or more, --repeats 1 or more")
     n = args.base
     sizes = [n, 2 * n, 4 * n]
 

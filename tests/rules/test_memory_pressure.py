@@ -132,3 +132,17 @@ def test_available_memory_at_a_level_is_one_incident_that_changes_severity_once(
     snap = snapshot(memory=memory(available_percent=10.1, psi=None))
     other = {("disk_space", "memory"): Severity.CRITICAL}
     assert RULE.evaluate(RuleContext(snap, found_before=other)) == []
+
+
+def test_a_finding_that_stalls_alone_made_is_not_held_by_the_memory_level():
+    """Memory stalled (PSI) at 11 % available: a warning; the stalls over, still at 11 %,
+    the host is well: the margin above the 10 % level holds only what that level found."""
+    stalled = snapshot(memory=memory(available_percent=11.0, psi=50.0))
+    calm = snapshot(memory=memory(available_percent=11.0, psi=0.0))
+    found = {("memory_pressure", "memory"): Severity.WARNING}
+    assert [f.severity for f in RULE.evaluate(context(stalled))] == [Severity.WARNING]
+    assert RULE.evaluate(RuleContext(calm, previous=stalled, found_before=found)) == []
+    # one the level found (9 % at the last look) is held within the margin, stalls or not
+    short = snapshot(memory=memory(available_percent=9.0, psi=50.0))
+    assert [f.severity for f in RULE.evaluate(
+        RuleContext(calm, previous=short, found_before=found))] == [Severity.WARNING]

@@ -19,8 +19,7 @@ class MemoryPressure(Rule):
         stalled = psi is not None and psi >= t.memory_psi_some_avg60
         # less is worse here: a margin above each level once it was reached (available
         # memory moves by a percent between two looks on a busy host)
-        if avail >= t.memory_available_warn_percent + self.margin(ctx, "memory") \
-                and not stalled:
+        if avail >= t.memory_available_warn_percent + self._warn_margin(ctx) and not stalled:
             return []
         critical = avail < t.memory_available_critical_percent + self.margin(
             ctx, "memory", Severity.CRITICAL)
@@ -40,3 +39,19 @@ class MemoryPressure(Rule):
                 evidence,
             )
         ]
+
+    def _warn_margin(self, ctx: RuleContext) -> float:
+        """The margin above the warning level, where the last look found the host short of
+        memory; none where stalls alone made that finding (available memory above the
+        level): held by a level it never crossed, a host that idles just above it would
+        never be well again."""
+        margin = self.margin(ctx, "memory")
+        before = ctx.previous.memory if ctx.previous is not None else None
+        if margin and before is not None:
+            t = ctx.thresholds
+            stalls_alone = (before.psi_some_avg60 is not None
+                            and before.psi_some_avg60 >= t.memory_psi_some_avg60
+                            and before.available_percent >= t.memory_available_warn_percent)
+            if stalls_alone:
+                return 0.0
+        return margin
