@@ -429,6 +429,13 @@ OOM_COUNTERS = {
 #: the counters' exit where their guard found none of their directories (no such hierarchy,
 #: no ext4 or btrfs): nothing there to count, whole as it is
 _NONE_HERE = 1
+
+
+def _counted(reading: Reading) -> str:
+    """What the counters' command read (:data:`COUNTERS`); where the guard found none of
+    their directories, nothing: not a failed read."""
+    done = result(reading)
+    return "" if done.returncode == _NONE_HERE else text(done)
 #: each service's memory file holds several counters (6 lines in v2) of which only
 #: ``oom_kill N`` is the check's: the shell's builtins read that one line (``PATH:oom_kill N``,
 #: as every other counter file's lines are written), so the reply keeps one line a service.
@@ -446,11 +453,8 @@ _OOM_LINES = (
 
 def _oom_kills(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     counts: dict[str, int] = {}
-    for done in map(result, readings):
-        # no such hierarchy (the guard's answer): nothing to count, not a failed read
-        if done.returncode == _NONE_HERE:
-            done = replace(done, returncode=0)
-        counts.update(parsers.parse_oom_kills(text(done)))
+    for reading in readings:
+        counts.update(parsers.parse_oom_kills(_counted(reading)))
     snap.oom_kills = counts
 
 
@@ -470,11 +474,7 @@ _PIDS_FILES = (
 
 
 def _service_tasks(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    done = result(readings[0])
-    # no directory of the counters (the guard's answer): no pids controller, said below
-    if done.returncode == _NONE_HERE:
-        done = replace(done, returncode=0)
-    read = text(done)
+    read = _counted(readings[0])
     if _PIDS_PRESENT.isdisjoint(read.splitlines()):
         # no pids controller: nothing to judge, not "no service near its limit"
         snap.service_tasks = None
@@ -585,12 +585,8 @@ def _fs_error_sources(plan: Plan) -> tuple[Source, ...]:
 
 
 def _fs_errors(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    done = result(readings[0])
-    # neither driver here (the guard's answer): nothing mounted counts errors
-    if done.returncode == _NONE_HERE:
-        done = replace(done, returncode=0)
     # the lines of the file systems' files, not the services' of the same read
-    counts = "".join(line for line in text(done).splitlines(keepends=True)
+    counts = "".join(line for line in _counted(readings[0]).splitlines(keepends=True)
                      if line.startswith(_FS_PATHS))
     info = readings[1]
     mountinfo = info.stdout if isinstance(info, CommandResult) and info.ok else None
