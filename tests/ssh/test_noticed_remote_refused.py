@@ -78,7 +78,10 @@ def test_check_says_a_refusal_once_with_the_sections_it_cost(config: Path) -> No
     assert report["refused"] == NOLOGIN_WORDS and report["reachable"] is True
 
     fleet = _cli(config, "check", "--all")
-    assert fleet.returncode == 2
+    # the hosts that answered share this busy machine's load, memory and CPU: where one of
+    # them shows it (a finding), findings decide the code (1), else the refusals do (2)
+    found = ", 0 with findings," not in fleet.stdout.splitlines()[-1]
+    assert fleet.returncode == (1 if found else 2), fleet.stdout
     (line,) = [line for line in fleet.stdout.splitlines() if line.startswith("no-login ")]
     assert line == f"no-login refused the check: {NOLOGIN_WORDS} (not collected: " \
         f"{', '.join(SECTIONS)})"
