@@ -2,6 +2,7 @@ import pytest
 
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.load_per_core import LoadPerCore
 from ai_sysadmin.monitor.snapshot import CpuTimes, Load
 
@@ -62,3 +63,25 @@ def test_custom_thresholds():
     assert warn.severity is Severity.WARNING
     crit = only(RULE.evaluate(context(loaded(4.0, cores=4), thresholds=thresholds)))
     assert crit.severity is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("fifteen", "before", "severity"),
+    [
+        # a load that hovers at 2.0 per core is one incident, not one a check: once found,
+        # it is well again only 2 % below the level (1.96 per core)
+        (7.9, Severity.WARNING, Severity.WARNING),
+        (7.84, Severity.WARNING, Severity.WARNING),
+        (7.83, Severity.WARNING, None),
+        (7.9, None, None),
+        # once critical, a warning again only 2 % below the critical level (3.92 per core)
+        (15.9, Severity.CRITICAL, Severity.CRITICAL),
+        (15.67, Severity.CRITICAL, Severity.WARNING),
+        (15.9, Severity.WARNING, Severity.WARNING),
+        (16.0, Severity.WARNING, Severity.CRITICAL),
+    ],
+)
+def test_a_load_found_before_is_judged_with_a_margin_below_its_levels(fifteen, before, severity):
+    found = {} if before is None else {("load_per_core", "load"): before}
+    findings = RULE.evaluate(RuleContext(loaded(fifteen, cores=4), found_before=found))
+    assert [f.severity for f in findings] == ([severity] if severity else [])
