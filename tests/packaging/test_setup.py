@@ -629,3 +629,13 @@ def test_both_units_name_the_state_dir_a_config_without_one_gets(target: Path) -
                        for line in text.splitlines() if line.startswith("Environment="))
         loaded = load_settings(config, environ)
         assert str(loaded.settings.state_dir) == "/var/lib/ai-sysadmin", unit
+
+
+def test_a_setting_no_release_reads_is_said_by_setup_too(target: Path, tmp_path: Path) -> None:
+    """The upgrade's own step, setup from the last release's config, says what it passes
+    over, as every other command does."""
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n[programs]\ngrep = "/usr/bin/grep"\n')
+    done = given(target, config, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(f"note: programs.grep (file {config}) is no longer used") == 1

@@ -68,6 +68,13 @@ err = _console(sys.stderr, stderr=True)
 AS_ROOT = frozenset({"setup", "drill", "eval", "commands"})
 
 
+def say_retired(loaded: LoadedSettings) -> None:
+    """A note for each setting no release reads any more: said, never refused (an upgrade
+    keeps the last release's config)."""
+    for said in loaded.retired:
+        err.print(f"note: {said}", markup=False, highlight=False, soft_wrap=True)
+
+
 @dataclass
 class AppState:
     config_path: Path | None = None
@@ -84,8 +91,7 @@ class AppState:
 
             loaded = load_settings(self.config_path)
             _check_safety(loaded)
-            for said in loaded.retired:
-                err.print(f"note: {said}", markup=False, highlight=False, soft_wrap=True)
+            say_retired(loaded)
             self._loaded = loaded
             if self.command not in AS_ROOT:
                 as_state_owner(loaded.settings.state_dir)

@@ -34,7 +34,7 @@ from ..setup_host.install import Item
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
 from .admin import MARKER, executable
-from .context import out, print_json, state
+from .context import out, print_json, say_retired, state
 from .dispatch import TOOLS
 
 
@@ -149,7 +149,9 @@ def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list
 
 def _read(path: Path) -> Settings:
     # the file the daemon will read, as it will read it: no AI_SYSADMIN_* of this shell
-    return load_settings(path, environ={}).settings
+    loaded = load_settings(path, environ={})
+    say_retired(loaded)
+    return loaded.settings
 
 
 def _name(given: str | None, config: _Config) -> str:
