@@ -322,6 +322,7 @@ class Thresholds(_Section):
         2, ge=0, le=50, description="A disk, inode or limit use that warned is well again only "
         "this far below its warning level, and one that was critical is a warning again only "
         "this far below its critical level (available memory: this far above its levels; the "
+        "memory stalls (PSI) that were found: this far below theirs; the "
         "load per core: this share of its levels below them): "
         "one that hovers at a level is one incident that changes severity once, not at every "
         "check.")

@@ -146,3 +146,21 @@ def test_a_finding_that_stalls_alone_made_is_not_held_by_the_memory_level():
     short = snapshot(memory=memory(available_percent=9.0, psi=50.0))
     assert [f.severity for f in RULE.evaluate(
         RuleContext(calm, previous=short, found_before=found))] == [Severity.WARNING]
+
+
+def test_stalls_that_hover_at_their_level_are_one_incident():
+    """PSI some avg60 at 40 % (the level) and just under it, check after check: once the
+    stalls were found, they are over only clear_margin_percent (2) points below the level;
+    a finding the available memory alone made holds no stall below the level."""
+    stalled = snapshot(memory=memory(available_percent=60.0, psi=40.5))
+    hovering = snapshot(memory=memory(available_percent=60.0, psi=38.5))
+    calmer = snapshot(memory=memory(available_percent=60.0, psi=37.9))
+    found = {("memory_pressure", "memory"): Severity.WARNING}
+    assert RULE.evaluate(context(hovering)) == []
+    assert [f.severity for f in RULE.evaluate(
+        RuleContext(hovering, previous=stalled, found_before=found))] == [Severity.WARNING]
+    assert RULE.evaluate(RuleContext(calmer, previous=stalled, found_before=found)) == []
+    # without the finding (another rule's, or none) the level is the level
+    assert RULE.evaluate(RuleContext(hovering, previous=stalled, found_before={})) == []
+    short = snapshot(memory=memory(available_percent=9.0, psi=10.0))
+    assert RULE.evaluate(RuleContext(hovering, previous=short, found_before=found)) == []

@@ -16,7 +16,7 @@ class MemoryPressure(Rule):
         t = ctx.thresholds
         avail = mem.available_percent
         psi = mem.psi_some_avg60
-        stalled = psi is not None and psi >= t.memory_psi_some_avg60
+        stalled = psi is not None and psi >= t.memory_psi_some_avg60 - self._stall_margin(ctx)
         # less is worse here: a margin above each level once it was reached (available
         # memory moves by a percent between two looks on a busy host)
         if avail >= t.memory_available_warn_percent + self._warn_margin(ctx) and not stalled:
@@ -39,6 +39,16 @@ class MemoryPressure(Rule):
                 evidence,
             )
         ]
+
+    def _stall_margin(self, ctx: RuleContext) -> float:
+        """The margin below the stall level (PSI, a share of time), where the last look found
+        the host stalled: stalls that hover at the level are one incident too; none where
+        the level of available memory alone made that finding."""
+        before = ctx.previous.memory if ctx.previous is not None else None
+        psi = before.psi_some_avg60 if before is not None else None
+        if psi is None or psi < ctx.thresholds.memory_psi_some_avg60:
+            return 0.0
+        return self.margin(ctx, "memory")
 
     def _warn_margin(self, ctx: RuleContext) -> float:
         """The margin above the warning level, where the last look found the host short of
