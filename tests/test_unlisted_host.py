@@ -161,3 +161,18 @@ def test_a_start_without_its_config_file_lets_no_host_go(
     build_daemon(Runtime(defaults, store, consumer="daemon"), follow_config=False)
     assert _listed(cli)["web3"]["status"] == "managed"
     assert [i.state for i in store.incidents(LIVE_STATES, "web3")] == ["open"]
+
+
+def test_a_host_listed_for_one_run_only_is_managed_no_more_once_dropped(
+        config_file: Callable[[str], Path]) -> None:
+    """Listed, started once (its row then made by that run's own checks), dropped and started
+    again: the host the config listed is the config's to let go, though no row of it was
+    there when the daemon started with it."""
+    settings = _config(config_file, WEB3)
+    store = IncidentStore(Database(settings.db_path))
+    _start(settings, store)
+    (failed,) = store.record_check("web3", [_failed("web3")], {"failed_unit"}).opened
+    daemon = _start(_config(config_file, "[]"), store)
+    assert "web3" not in daemon.runtime.checkers
+    assert HostStore(store.db).get("web3")["status"] == "removed"
+    assert store.get(failed).state == "closed"

@@ -150,8 +150,18 @@ class HostStore:
         drops a name (:meth:`unlisted`): never this machine's, whatever its name is at a
         start (a hostname not set yet at boot), nor one `systems add` or `accept` manages."""
         local = short_hostname()
+        now = time.time()
         with self.db.transaction() as conn:
             for name in sorted(listed - {local}):
+                # one newly listed has no row yet: its first check would make it 'checked',
+                # and the config dropping it after one run would leave it managed, never
+                # checked again, its incidents open for good
+                made = conn.execute(
+                    "INSERT INTO hosts(name, first_seen, source, status) "
+                    "VALUES (?,?,'config','managed') ON CONFLICT(name) DO NOTHING", (name, now))
+                if made.rowcount:
+                    self._audit(conn, actor, "host.managed", name, "listed in remote_systems")
+                    continue
                 cur = conn.execute(
                     "UPDATE hosts SET source='config', status='managed' WHERE name=? AND "
                     "(status='discovered' OR (status='managed' AND source='checked'))",
