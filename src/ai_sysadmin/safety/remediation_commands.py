@@ -175,7 +175,10 @@ def _journalctl(args: list[str], protected: tuple[str, ...]) -> Decision | None:
     if parsed.operands:
         raise Refused("journalctl takes no operands when vacuuming")
     size, time = parsed.value("--vacuum-size"), parsed.value("--vacuum-time")
-    if (size is None) == (time is None) or len(parsed.options) > 2:
+    # one of them, once: journalctl takes the last of a repeated one, this the first, and
+    # "--vacuum-size=500M --vacuum-size=1K" would be judged (and shown) as the 500M it is not
+    vacuums = sum(name in ("--vacuum-size", "--vacuum-time") for name, _ in parsed.options)
+    if vacuums != 1 or len(parsed.options) > 2:
         raise Refused("journalctl vacuums with one --vacuum-size or one --vacuum-time")
     if size is not None:
         match = _VACUUM_SIZE.fullmatch(size)
