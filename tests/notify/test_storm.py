@@ -188,6 +188,25 @@ def test_a_held_repeat_older_than_what_was_told_never_goes_out(tmp_path: Path) -
     assert titles(notifier, time.time() + WINDOW + 1) == []  # the held warning is old news
 
 
+def test_a_held_repeat_older_than_what_a_digest_told_never_goes_out(tmp_path: Path) -> None:
+    """The same, where the critical news went out in a digest (five other hosts failed in
+    the same pass): the held warning is old news after the digest too."""
+    store, notifier = setup(tmp_path, min_severity="warning", digest_threshold=3)
+    warn = [failed("web1", "a.service", Severity.WARNING)]
+    t0 = time.time()
+    store.record_check("web1", warn, {"failed_unit"})
+    assert titles(notifier, t0) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    store.record_check("web1", warn, {"failed_unit"})
+    assert titles(notifier, t0 + 10) == []
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    for n in range(5):
+        store.record_check(f"db{n}", [failed(f"db{n}", "x.service")], {"failed_unit"})
+    assert titles(notifier, t0 + 20) == ["[hal] 6 incidents on 6 hosts: db0, db1, db2, db3, "
+                                         "db4, ..."]
+    assert titles(notifier, t0 + 20 + WINDOW + 1) == []
+
+
 def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path) -> None:
     # one bug in a parser fails the checks of every host of that kind at once, and one fix
     # makes them all work again: a digest each time, not forty high-priority messages

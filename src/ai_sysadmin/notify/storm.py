@@ -178,8 +178,14 @@ class Dispatcher:
         message = (render(true[0], self.settings.ai_name) if len(true) == 1
                    else render_digest(true, self.settings.ai_name))
         made = self._send(conn, true, message, now, "digest")
-        Outbox.mark(conn, [e.id for e in earlier], "suppressed", "counted in a later message",
-                    made)
+        # repeats held before what the digest said of the same thing are old news now, as
+        # they are after a message of its own: released after the window, they would tell
+        # the person of a warning that is critical since
+        told = {e.repeat_key: e.id for e in true}
+        stale = [e for e in Outbox.events(conn, ("repeat",))
+                 if e.id < told.get(e.repeat_key, -1)]
+        Outbox.mark(conn, [e.id for e in earlier + stale], "suppressed",
+                    "counted in a later message", made)
         return [made]
 
 
