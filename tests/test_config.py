@@ -455,6 +455,17 @@ def test_a_directory_where_the_default_config_file_should_be_is_refused_not_pass
     assert (code, out, err) == (2, "", f"error: {where}: is a directory, not a config file\n")
 
 
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Notepad's and PowerShell's UTF-8: it was "TOML syntax error: Invalid statement (at
+    # line 1, column 1)", nothing a person could see there
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + 'ai_name = "hal"\n# caf\u00e9\n'.encode())
+    assert load_settings(path, environ={}).settings.ai_name == "hal"
+    path.write_bytes(b"\xef\xbb\xbfai_name = 'hal'\n\xe9\n")
+    with pytest.raises(ConfigError, match="line 2 is not UTF-8 \\(byte 0xe9\\)"):
+        load_settings(path, environ={})
+
+
 def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path, cli) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes('ai_name = "hal"\n# Serveur de café\n'.encode("latin-1"))

@@ -1047,7 +1047,9 @@ def load_settings(
     found = _config_file(config_path, bool(explicit))
     if found:
         try:
-            raw = config_path.read_bytes()
+            # a BOM (Notepad, PowerShell's UTF-8) is no TOML: "Invalid statement (at line 1,
+            # column 1)" named nothing the person could see there
+            raw = config_path.read_bytes().removeprefix(b"\xef\xbb\xbf")
             file_data = tomllib.loads(raw.decode("utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(config_path), [f"TOML syntax error: {exc}"]) from exc
