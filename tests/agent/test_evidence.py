@@ -116,7 +116,7 @@ def test_one_fix_named_twice_is_proposed_once(backend_name, ctx, settings, store
     """A model that lists the same fix twice, in other words: one proposal, so one action
     and one approval for a person; the diagnosis says so."""
     incident_id = _incident(store)
-    again = RESTART | {"rationale": "restart it, it failed"}
+    again = RESTART | {"rationale": "restart it, it failed", "target": "demo"}
     with ScriptedModel([say(answer(actions=[RESTART, again]))]) as model:
         outcome = _run(backend_name, model, ctx, settings, incident_id)
     (proposal,) = store.proposals(incident_id)
@@ -124,7 +124,7 @@ def test_one_fix_named_twice_is_proposed_once(backend_name, ctx, settings, store
     assert [p["id"] for p in outcome.proposals] == [proposal["id"]]
     assert outcome.answer.endswith(
         'PROPOSALS: restart_unit {"unit": "demo.service"}; '
-        'restart_unit {"unit": "demo.service"} (named again: proposed once)')
+        'restart_unit {"unit": "demo"} (named again: proposed once)')
 
 
 def test_a_diagnosis_of_megabytes_is_kept_cut_to_the_context(

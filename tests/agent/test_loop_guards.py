@@ -67,25 +67,32 @@ def test_a_proposal_with_the_wrong_parameters_is_an_error_the_model_corrects(
 def test_the_same_fix_proposed_again_is_recorded_once(run_with_model, ctx, store) -> None:
     """A model that proposes one fix over and over, each time in other words (in one reply and
     in the next): one proposal, so one action and one approval for a person; the model is
-    told, and another fix may still be proposed."""
+    told, and another fix may still be proposed. Other words are other spellings too: a
+    unit by its short name, a pid as text, a default written out."""
     fix = {"unit": "nginx.service"}
+    kill = {"pid": "4242"}
     script = [calls([call("propose_action", kind="restart_unit", parameters=fix,
                           rationale="it failed"),
-                     call("propose_action", kind="restart_unit", parameters=fix,
+                     call("propose_action", kind="restart_unit", parameters={"unit": "nginx"},
                           rationale="it failed, restart it")]),
               call("propose_action", kind="restart_unit", parameters=fix,
                    rationale="really, restart it"),
-              call("propose_action", kind="vacuum_journal", parameters={"max_size": "1G"},
-                   rationale="the journal is large"),
-              say("PROPOSALS: restart_unit, vacuum_journal")]
+              call("propose_action", kind="kill_process", parameters=kill,
+                   rationale="it spins"),
+              calls([call("propose_action", kind="kill_process", parameters={"pid": 4242},
+                          rationale="it still spins"),
+                     call("propose_action", kind="kill_process",
+                          parameters={"pid": 4242, "signal": "TERM"}, rationale="stop it")]),
+              say("PROPOSALS: restart_unit, kill_process")]
     with ScriptedModel(script) as model:
         outcome = run_agent(run_with_model, model, ctx)
         first, again = tool_results(model.requests[1])[-2:]
         once_more = tool_results(model.requests[2])[-1]
+        kills = tool_results(model.requests[4])[-2:]
     assert [(p["kind"], p["parameters"]) for p in outcome.proposals] == [
-        ("restart_unit", fix), ("vacuum_journal", {"max_size": "1G"})]
+        ("restart_unit", fix), ("kill_process", kill)]
     assert "status=ok" in first
-    for said in (again, once_more):
+    for said in (again, once_more, *kills):
         assert "status=refused" in said and "already proposed" in said, said
     recorded = [e for e in store.audit_log(50) if e["action"] == "proposal.recorded"]
     assert len(recorded) == 2

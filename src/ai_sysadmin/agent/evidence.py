@@ -27,7 +27,7 @@ from ..llm.strict_json import strict_json
 from ..llm.types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolCall, ToolSpec
 from ..redact import redact, redact_cut
 from ..safety.actions import ACTION_KINDS
-from ..safety.catalog import CATALOG
+from ..safety.catalog import CATALOG, same_fix
 from ..safety.units import unit_problem
 from ..store import Incident
 from .context import ToolContext
@@ -246,7 +246,7 @@ async def investigate_evidence(
     for index, fix in enumerate(answer.actions, 1):
         arguments = {"kind": fix.kind, "parameters": fix.parameters(),
                      "rationale": fix.rationale}
-        same = json.dumps([fix.kind, arguments["parameters"]], sort_keys=True)
+        same = same_fix(fix.kind, arguments["parameters"])
         if same in proposed:
             # one fix named twice (in other words) would be two actions of the same fix
             recorded.append(f"{fix.kind} {json.dumps(arguments['parameters'])} (named again: "

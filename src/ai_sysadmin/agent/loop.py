@@ -20,6 +20,7 @@ from ..config import AgentSettings
 from ..llm.types import ChatResult, LLMBadResponse, Message, ToolCall, ToolSpec
 from ..monitor.findings import strip_control
 from ..redact import redact, redact_cut
+from ..safety.catalog import same_fix
 from .context import ToolContext
 from .registry import ToolRegistry, ToolResult
 
@@ -345,9 +346,9 @@ class Agent:
         hold run again at once."""
         if call.name != "propose_action" or call.arguments is None:
             return None
-        wanted = (call.arguments.get("kind"), call.arguments.get("parameters"))
+        wanted = same_fix(call.arguments.get("kind"), call.arguments.get("parameters"))
         for number, proposal in enumerate(self.ctx.proposals, 1):
-            if (proposal.get("kind"), proposal.get("parameters")) == wanted:
+            if same_fix(proposal.get("kind"), proposal.get("parameters")) == wanted:
                 return f"proposal {proposal.get('id') or number}"
         return None
 

@@ -9,6 +9,7 @@ unit's canonical name and properties, a process's cgroup and ancestry) is read b
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import time
@@ -591,6 +592,21 @@ def checked_parameters(kind: str, params: dict[str, Any]) -> tuple[Any, str | No
         return CATALOG[kind].params.model_validate(params), None
     except ValidationError as exc:
         return None, validation_problems(exc)
+
+
+def same_fix(kind: str, params: Any) -> str:
+    """What tells one fix from another, whatever its spelling: the parameters the catalog
+    reads of it (a pid as text or as a number, a default written or left out), a unit by
+    its canonical name (``nginx`` is ``nginx.service``); parameters the catalog refuses, as
+    they are."""
+    checked, _ = (checked_parameters(kind, params) if kind in CATALOG and isinstance(
+        params, dict) else (None, None))
+    if checked is None:
+        return json.dumps([kind, params], sort_keys=True, default=repr)
+    values = checked.model_dump()
+    if isinstance(checked, UnitParams):
+        values["unit"] = normalise_unit(checked.unit) or checked.unit
+    return json.dumps([kind, values], sort_keys=True)
 
 
 def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
