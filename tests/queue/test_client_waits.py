@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from ai_sysadmin.llm.client import QueuedLLM
-from ai_sysadmin.llm.queue import NoWorker, QueueTimeout, RequestQueue
+from ai_sysadmin.llm.queue import NoWorker, QueueTimeout, RequestLost, RequestQueue
 from ai_sysadmin.llm.queue.base import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from ai_sysadmin.llm.types import Message, Priority
@@ -202,3 +203,24 @@ def test_an_answer_being_written_when_the_wait_runs_out_is_waited_for(
         return result.message.content
 
     assert asyncio.run(go()) == "the answer"
+
+
+def test_a_request_the_queue_lost_while_waited_for_is_said_at_once(redis_url: str) -> None:
+    """A Redis that loses its data (restarted without persistence, flushed, evicting) while
+    an investigation waits: the caller is told so at once, as an LLM error. It polled a
+    request that no longer existed for its whole wait (5 minutes by default), then said
+    "no LLM request ... (finished requests are kept 7 days)", an error no caller handled."""
+    queue = RedisQueue(redis_url)
+    call = QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:4", timeout=30)
+
+    async def go() -> None:
+        waiting = asyncio.ensure_future(call(ask("why did nginx fail?"), []))
+        await until(lambda: bool(call.request_ids), what="the request submitted")
+        redis.Redis.from_url(redis_url).flushall()
+        with pytest.raises(RequestLost, match="no longer in the queue while it was waited"):
+            await waiting
+
+    try:
+        asyncio.run(go())
+    finally:
+        queue.close()

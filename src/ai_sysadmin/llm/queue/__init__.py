@@ -22,6 +22,7 @@ from .base import (
     QueueTimeout,
     QueueUnreachable,
     Request,
+    RequestLost,
     RequestQueue,
     Submitted,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "QueueStats",
     "QueueTimeout",
     "QueueUnreachable",
+    "RequestLost",
     "Request",
     "RequestQueue",
     "Submitted",

@@ -61,6 +61,17 @@ class QueueUnreachable(QueueError):
     though nothing says the config is wrong: later it may."""
 
 
+class RequestLost(QueueError):
+    """A request left the queue while its caller waited for it: the queue lost its data (a
+    Redis restarted without persistence, flushed, or evicting keys)."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"LLM request {request_id} is no longer in the queue while it was "
+                         "waited for: the queue lost its data (a Redis restarted without "
+                         "persistence, flushed, or evicting keys); ask again")
+
+
 class QueueTimeout(LLMError):
     """The caller stopped waiting. The request stays queued; a :class:`QueuedLLM` that alone
     waited for it then takes it out (``abandon``)."""
@@ -341,8 +352,12 @@ class RequestQueue(ABC):
             return False
 
     def _finished(self, request_id: str) -> bool:
-        """Whether the request is done, failed or cancelled (what :meth:`wait` polls)."""
-        return self.get(request_id).finished
+        """Whether the request is done, failed or cancelled (what :meth:`wait` polls), or gone
+        (its data lost, which no more polling brings back)."""
+        try:
+            return self.get(request_id).finished
+        except NotFoundError:
+            return True
 
     async def wait(self, request_id: str, timeout: float) -> Request:
         """The request once it is done, failed or cancelled. Raises :class:`QueueTimeout` after
@@ -353,10 +368,10 @@ class RequestQueue(ABC):
         delay = 0.001
         while True:
             if await self.call(self._finished, request_id):
-                return await self.call(self.get, request_id)
+                return await self._still_there(request_id)
             left = deadline - loop.time()
             if left <= 0:
-                request = await self.call(self.get, request_id)
+                request = await self._still_there(request_id)
                 if request.state != "pending":
                     raise QueueTimeout(request, timeout)
                 ahead = await self.call(self.requests_ahead, request)
@@ -365,6 +380,13 @@ class RequestQueue(ABC):
                 raise QueueTimeout(request, timeout, ahead)
             await self._sleep_or_wake(min(delay, left))
             delay = min(delay * 2, self.poll_interval)
+
+    async def _still_there(self, request_id: str) -> Request:
+        """The request a caller waits for; gone, it was lost (no one waited 7 days for it)."""
+        try:
+            return await self.call(self.get, request_id)
+        except NotFoundError:
+            raise RequestLost(request_id) from None
 
     # -- in-process wake-ups: a waiter or worker in this process hears of a change at once;
     # -- other processes poll (at most ``poll_interval`` apart)

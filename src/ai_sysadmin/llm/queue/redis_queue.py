@@ -142,7 +142,8 @@ class RedisQueue(LeasedQueue):
     def _finished(self, request_id: str) -> bool:
         # polled by wait(): the state alone, not the whole conversation in the payload
         state = self._read(lambda r: r.hget(self._rec(request_id), "state"))
-        return state in ("done", "failed", "cancelled")
+        # none: the request is gone (the data lost), which no more polling brings back
+        return state in (None, "done", "failed", "cancelled")
 
     def cancel(self, request_id: str) -> bool:
         return self._cancel(request_id, "cancel a request")
