@@ -4,6 +4,8 @@ with every unit systemd propagates it to (pure parts, on ``systemctl show`` outp
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ai_sysadmin.monitor.findings import process_subject
@@ -170,3 +172,105 @@ def test_a_kill_through_run_command_reads_the_process() -> None:
     gone = plan_action("run_command", {"argv": ["kill", "-TERM", "4242"]},
                        PlanContext(facts_read=True))
     assert not gone.allowed and "no process 4242" in gone.reason
+
+
+# -- OnSuccess= and OnFailure=: the units a unit's end starts ------------------------------------
+#: as systemd ships them: what they do is in their facts, not in their names
+REBOOTS = unit("systemd-reboot.service", SuccessAction="reboot-force", DefaultDependencies="no",
+               ActiveState="inactive")
+POWERS_OFF = unit("systemd-poweroff.service", SuccessAction="poweroff-force",
+                  DefaultDependencies="no", ActiveState="inactive")
+NOTIFY = unit("notify@app.service.service", ActiveState="inactive", Type="oneshot")
+APP_CGROUP = "/system.slice/app.service"
+
+
+def _backup(**props: str) -> UnitFacts:
+    return unit("backup.service", ActiveState="failed", Type="oneshot", **props)
+
+
+@pytest.mark.parametrize("kind", ["restart_unit", "start_unit"])
+def test_a_start_whose_success_starts_a_unit_that_reboots_is_refused(kind) -> None:
+    """A failed oneshot whose success starts systemd-reboot.service: its start, once it
+    succeeds, reboots the host; refused at every level, as OnSuccess=reboot.target is."""
+    backup = _backup(OnSuccess="systemd-reboot.service")
+    ctx = PlanContext(facts_read=True, incident_unit="backup.service",
+                      units=units(backup, REBOOTS))
+    plan = plan_action(kind, {"unit": "backup.service"}, ctx)
+    assert not plan.allowed, plan
+    assert "systemd-reboot.service (OnSuccess=systemd-reboot.service)" in plan.reason
+    assert "SuccessAction=reboot-force" in plan.reason
+    # what it starts could not be read: a person decides, nothing runs unattended
+    unread = plan_action(kind, {"unit": "backup.service"}, dataclasses.replace(
+        ctx, units=units(backup)))
+    assert (unread.allowed, unread.risk) == (True, "high"), unread
+    assert "what systemd-reboot.service is could not be read" in unread.reason
+
+
+def test_a_start_whose_failure_powers_off_needs_a_person() -> None:
+    """As FailureAction=poweroff: a start is meant to succeed, what its failure would do is a
+    person's to weigh; never run unattended."""
+    backup = _backup(OnFailure="systemd-poweroff.service")
+    ctx = PlanContext(facts_read=True, incident_unit="backup.service",
+                      units=units(backup, POWERS_OFF))
+    plan = plan_action("restart_unit", {"unit": "backup.service"}, ctx)
+    assert (plan.allowed, plan.risk) == (True, "high"), plan
+    assert "when backup.service fails after a restart, systemd starts " \
+           "systemd-poweroff.service" in plan.reason and "poweroff-force" in plan.reason
+
+
+def _kill_app(*related: UnitFacts, kind: str = "kill_process", **props: str):
+    app = unit("app.service", ActiveState="active", ControlGroup=APP_CGROUP, **props)
+    facts = facts_for(4242, parse_ps(f"    1     0 systemd          0::/init.scope\n"
+                                     f" 4242     1 app              0::{APP_CGROUP}\n"))
+    ctx = PlanContext(facts_read=True, process=facts, units=units(app, *related),
+                      incident_rule="runaway_process", incident_subject="app.service")
+    params = {"pid": 4242, "signal": "KILL"} if kind == "kill_process" else {
+        "argv": ["kill", "-KILL", "4242"]}
+    return plan_action(kind, params, ctx)
+
+
+@pytest.mark.parametrize(("prop", "ends"), [("OnFailure", "poweroff-force"),
+                                            ("OnSuccess", "poweroff-force")])
+@pytest.mark.parametrize("kind", ["kill_process", "run_command"])
+def test_a_kill_whose_unit_then_starts_a_unit_that_powers_off_is_refused(prop, ends, kind
+                                                                        ) -> None:
+    """A killed process fails its unit (OnFailure=), a stopped one ends it (OnSuccess=): the
+    unit either starts is judged as started, as OnFailure=poweroff.target is."""
+    plan = _kill_app(POWERS_OFF, kind=kind, **{prop: "systemd-poweroff.service"})
+    assert not plan.allowed, plan
+    assert f"({prop}=systemd-poweroff.service)" in plan.reason and ends in plan.reason
+    # unread: what it starts is unknown, so a person decides
+    unread = _kill_app(kind=kind, **{prop: "systemd-poweroff.service"})
+    assert (unread.allowed, unread.risk) == (True, "high"), unread
+    for verb in ("stop", "kill"):
+        stopped = judge_unit(verb, unit("app.service", **{prop: "systemd-poweroff.service"}),
+                             related=units(POWERS_OFF))
+        assert stopped.refused and "poweroff-force" in stopped.refused, (verb, stopped)
+
+
+def test_a_unit_whose_end_only_sends_a_notice_is_fixed_as_any_other() -> None:
+    """OnFailure=notify@%n.service, the everyday use: a unit that does nothing harmful when
+    started takes nothing from the fix."""
+    kill = _kill_app(NOTIFY, OnFailure="notify@app.service.service")
+    assert (kill.allowed, kill.risk) == (True, "medium"), kill
+    app = unit("app.service", ActiveState="failed", OnFailure="notify@app.service.service",
+               OnSuccess="notify@app.service.service")
+    ctx = PlanContext(facts_read=True, incident_unit="app.service", units=units(app, NOTIFY))
+    for kind in ("restart_unit", "start_unit"):
+        plan = plan_action(kind, {"unit": "app.service"}, ctx)
+        assert (plan.allowed, plan.risk) == (True, "low"), plan
+
+
+def test_a_timer_is_judged_with_what_the_end_of_the_unit_it_starts_starts() -> None:
+    timer = unit("backup.timer", Triggers="backup.service", ActiveState="failed")
+    for then, related, refused in (
+            ("systemd-reboot.service", REBOOTS, "SuccessAction=reboot-force"),
+            ("notify@app.service.service", NOTIFY, None)):
+        backup = _backup(OnSuccess=then)
+        ctx = PlanContext(facts_read=True, incident_unit="backup.timer",
+                          units=units(timer, backup, related))
+        plan = plan_action("restart_unit", {"unit": "backup.timer"}, ctx)
+        if refused:
+            assert not plan.allowed and refused in plan.reason, plan
+        else:
+            assert (plan.allowed, plan.risk) == (True, "low"), plan

@@ -56,10 +56,16 @@ UNITS = {
     "finish.service": f"[Unit]\nSuccessAction=reboot\n{ONESHOT}",
     # pulls in a unit that runs already: its start does nothing more
     "client.service": f"[Unit]\nWants=db.service sshd.service\n{SLEEPER}",
+    # their end starts systemd's own reboot or poweroff service, or only a notice
+    "backup.service": f"[Unit]\nOnSuccess=systemd-reboot.service\n{ONESHOT}",
+    "guarded.service": f"[Unit]\nOnFailure=systemd-poweroff.service\n{SLEEPER}",
+    "noticed.service": f"[Unit]\nOnFailure=notice@%n.service\n{SLEEPER}",
+    "notice@.service": ONESHOT,
 }
 #: never started here: what they start would stop sshd, or the lab itself
 NOT_STARTED = frozenset({"rescue-ssh.service", "app.service", "tidy.service",
-                         "report.service", "finish.service"})
+                         "report.service", "finish.service", "backup.service",
+                         "notice@.service"})
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +190,30 @@ def test_a_command_that_stops_a_protected_unit_through_another_is_refused(execut
                                                                           verb) -> None:
     stop = plan(executor, "run_command", argv=["systemctl", verb, unit])
     assert not stop.allowed and "sshd.service" in stop.reason and "protected" in stop.reason
+
+
+@pytest.mark.parametrize("kind", ["restart_unit", "start_unit"])
+def test_a_start_whose_success_starts_systemds_reboot_service_is_refused(executor, kind
+                                                                         ) -> None:
+    """systemd-reboot.service reboots by its SuccessAction=reboot-force, as the host's systemd
+    reports it: the executor reads the unit OnSuccess= names and the start is refused."""
+    started = plan(executor, kind, "backup.service", unit="backup.service")
+    assert not started.allowed, started.reason
+    assert "(OnSuccess=systemd-reboot.service)" in started.reason
+    assert "SuccessAction=reboot-force" in started.reason
+
+
+def test_a_kill_whose_unit_powers_off_on_failure_is_refused(executor, lab) -> None:
+    killed = plan(executor, "kill_process", "guarded.service", "runaway_process",
+                  pid=main_pid(lab, "guarded.service"), signal="KILL")
+    assert not killed.allowed, killed.reason
+    assert "(OnFailure=systemd-poweroff.service)" in killed.reason
+    assert "SuccessAction=poweroff-force" in killed.reason
+
+
+def test_a_unit_whose_failure_only_sends_a_notice_is_fixed_as_any_other(executor, lab) -> None:
+    killed = plan(executor, "kill_process", "noticed.service", "runaway_process",
+                  pid=main_pid(lab, "noticed.service"), signal="KILL")
+    assert (killed.allowed, killed.risk) == (True, "medium"), killed.reason
+    restart = plan(executor, "restart_unit", "noticed.service", unit="noticed.service")
+    assert (restart.allowed, restart.risk) == (True, "low"), restart.reason

@@ -11,9 +11,9 @@ whether automation may touch it, needs a person, or must never run it.
 systemd carries a stop or restart on to other units (``Requires=``, ``BindsTo=``, ``PartOf=``
 and ``Conflicts=`` on *them*, ``PropagatesStopTo=`` here), and a start to what the unit pulls
 in (its own ``Requires=``, ``Wants=``, ``BindsTo=``, ``Upholds=``) where that does not run yet,
-so the executor also reads every unit :func:`propagation_names` names, and each is judged as
-if it were itself stopped, restarted or started. A kill of a unit's process is judged as a
-stop of that unit.
+and the unit's end starts what its ``OnSuccess=`` or ``OnFailure=`` names, so the executor
+also reads every unit :func:`propagation_names` names, and each is judged as if it were itself
+stopped, restarted or started. A kill of a unit's process is judged as a stop of that unit.
 
 The only names here are systemd's own special units (``man systemd.special``), which are
 interfaces, not guesses, plus a short list of well-known update and remote-access units that
@@ -69,6 +69,11 @@ START_STOPS = ("Conflicts", "ConflictedBy")
 #: were started itself, so that what its start does (stop a protected unit, reboot) is not
 #: done by way of another unit's automatic restart
 PULLS_IN = ("Requires", "Wants", "BindsTo", "Upholds")
+#: started by systemd when this unit ends (systemd.unit(5)): OnSuccess= once it goes inactive
+#: after running (a clean stop too), OnFailure= once it fails (a killed process, a failed
+#: start). A start, restart, stop or kill of it can end there, so each is judged as if it were
+#: started itself: systemd-reboot.service reboots by its SuccessAction, not by a name
+ON_END_STARTS = ("OnSuccess", "OnFailure")
 #: states in which a start job has nothing left to do (nor do the units the unit pulls in)
 RUNNING_STATES = frozenset({"active", "activating", "reloading", "refreshing"})
 RELOAD_PROPAGATES = ("PropagatesReloadTo",)
@@ -530,17 +535,22 @@ def _propagation(facts: UnitFacts, verb: str) -> list[tuple[str, str, str]]:
         reached += [(o, p, "stop") for p in START_STOPS for o in facts.all(p)
                     if o not in SYSTEM_STATE_TARGETS]
         reached += [(o, p, "start") for p in PULLS_IN for o in facts.all(p)]
+    if verb in STARTING_VERBS | STOPPING_VERBS:
+        # a system-state target there is judged by its name (_start_refused, _stop_refused)
+        reached += [(o, p, "start") for p in ON_END_STARTS for o in facts.all(p)
+                    if o not in SYSTEM_STATE_TARGETS]
     if verb in ("reload", "reload-or-restart", "try-reload-or-restart"):
         reached += [(o, p, "reload") for p in RELOAD_PROPAGATES for o in facts.all(p)]
     return reached
 
 
 def propagation_names(facts: UnitFacts, requested: bool = False) -> tuple[str, ...]:
-    """Every unit a start, restart, reload or stop of this one may reach: what the executor
-    reads next so that each is judged on its own facts. What a unit pulls in is followed from
-    the unit asked for (``requested``) and from those that do not run yet: a start of a
-    running one pulls in nothing more."""
-    props = (*STOP_PROPAGATES, *START_STOPS, *RELOAD_PROPAGATES, "Triggers")
+    """Every unit a start, restart, reload, stop or kill of this one may reach: what the
+    executor reads next so that each is judged on its own facts. What a unit pulls in is
+    followed from the unit asked for (``requested``) and from those that do not run yet: a
+    start of a running one pulls in nothing more. What its end starts (OnSuccess=,
+    OnFailure=) is followed always: a stop or kill of a running one ends it."""
+    props = (*STOP_PROPAGATES, *START_STOPS, *RELOAD_PROPAGATES, *ON_END_STARTS, "Triggers")
     if requested or facts.get("ActiveState") not in RUNNING_STATES:
         props += PULLS_IN
     return tuple(dict.fromkeys(o for o in facts.all(*props) if o not in SYSTEM_STATE_TARGETS))
@@ -557,6 +567,9 @@ def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb
                    related: Mapping[str, UnitFacts]) -> Verdict:
     """The verdict on what ``systemctl VERB`` of ``facts`` does to one unit it reaches."""
     how = f"{verb} of {facts.id} {_what_it_does(other_verb)} {name} ({prop}={name})"
+    if prop in ON_END_STARTS:
+        ends = "fails" if prop == "OnFailure" else "ends"
+        how = f"when {facts.id} {ends} after a {verb}, systemd starts {name} ({prop}={name})"
     if other is None:
         if other_verb == "stop" and (why := protected_reason(name, protected)):
             return Verdict(f"{how}: {name} is protected ({why}): never stopped by automation")
@@ -569,6 +582,10 @@ def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb
     inner = judge_unit(other_verb, other, protected=protected, own=own,
                        incident_unit=other.id, related=related, _seen=seen,
                        _pulled=other_verb == "start")
+    if inner.refused and prop == "OnFailure" and verb in STARTING_VERBS:
+        # a start asked for is meant to succeed: what its failure would do is a person's to
+        # weigh, as FailureAction= is (_start_consequences); a stop or kill ends it for sure
+        return Verdict(None, (f"{how}: {inner.refused}",))
     if inner.refused:
         return Verdict(f"{how}: {inner.refused}")
     return Verdict(None, tuple(f"{how}: {p}" for p in inner.person))
@@ -677,7 +694,7 @@ def judge_unit(
         person += _start_consequences(facts)
         for unit in triggered:
             inner = judge_unit("start", unit, protected=protected, own=own,
-                               incident_unit=unit.id)
+                               incident_unit=unit.id, related=related)
             if inner.refused:
                 return Verdict(f"{facts.id} triggers {unit.id}: {inner.refused}")
             person += [f"it triggers {unit.id}: {p}" for p in inner.person]
