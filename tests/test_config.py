@@ -306,6 +306,18 @@ def test_a_remote_system_that_is_no_host_name_is_named_once(tmp_path: Path) -> N
     assert said.count("'web 1'") == 2  # the entry, and what the value was (got [...])
 
 
+def test_a_remote_systems_name_is_a_host_name_as_systems_add_takes(tmp_path: Path) -> None:
+    # it keys the host in the store, `systems NAME` and every notification's title
+    path = tmp_path / "named.toml"
+    path.write_text('remote_systems = [{host = "10.0.0.5", name = "db one/primary"}]\n')
+    with pytest.raises(ConfigError, match="key 'remote_systems.name': 'db one/primary' is "
+                       "not a host name"):
+        load_settings(path, environ={})
+    path.write_text('remote_systems = [{host = "10.0.0.5", name = "db1"}]\n')
+    (system,) = load_settings(path, environ={}).settings.remote_systems
+    assert not isinstance(system, str) and system.name == "db1"
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ('remote_systems = ["user@:99999"]\n', "'user@:99999' names no host"),
     ("[thresholds]\ndisk_warn_percent = 97\n", "disk_warn_percent (97) is above"),

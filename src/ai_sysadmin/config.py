@@ -409,6 +409,14 @@ class RemoteSystem(_Section):
     @classmethod
     def _host(cls, value: str) -> str:
         return check_host(value.removeprefix("[").removesuffix("]"))
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        # the host's key everywhere (store, `systems NAME`, a notification's title): what
+        # `systems add --name` takes, no more
+        return None if value is None else check_host(value)
+
     user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     key_file: Path | None = Field(None, description="Private key for this host.")
