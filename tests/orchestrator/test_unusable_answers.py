@@ -14,13 +14,18 @@ from pathlib import Path
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.llm.backends import make_backend
-from ai_sysadmin.llm.client import DirectLLM
+from ai_sysadmin.llm.client import DirectLLM, QueuedLLM
+from ai_sysadmin.llm.queue.base import Request
+from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+from ai_sysadmin.llm.types import Priority
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify.message import render
 from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import Outbox
+from tests.queue.conftest import serving
 from tests.support.investigations import sweep_until
+from tests.support.polling import until
 from tests.support.scripted_model import (
     ScriptedModel,
     call,
@@ -259,3 +264,54 @@ def test_a_server_that_answers_500_to_everything_is_waited_out(tmp_path: Path) -
         _sweep(settings, store, incident_id,
                lambda: store.get(incident_id).diagnosis is not None)
     assert not _escalations(store, incident_id)
+
+
+def test_a_failure_that_comes_back_at_every_try_is_escalated_to_a_person(
+        tmp_path: Path) -> None:
+    """A worker that fails every request of the incident by a bug of its own (what the
+    queue hands back as a plain LLM error): no outage to wait out, and no try does better.
+    It was retried every hour for good and no person was ever told; now it counts toward
+    agent.max_investigations as an unusable answer does, and is said as what it is."""
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    store = IncidentStore(Database(settings.db_path))
+    (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+    queue = SqliteQueue(str(tmp_path / "queue.db"))
+    asked: list[str] = []
+
+    async def handler(request: Request) -> dict[str, object]:
+        asked.append(request.id)
+        raise RuntimeError("the handler's own bug: 'choices'")
+
+    def escalated() -> list[str]:
+        return [e.detail for e in store.get(incident_id, history=None).events
+                if e.kind == "escalated"]
+
+    async def go() -> None:
+        investigator = Investigator(
+            settings, store, {"web1": object()},  # type: ignore[dict-item]
+            lambda key: QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key=f"incident:{key}",
+                                  timeout=10),
+            knowledge=KnowledgeRecall(settings))
+        stop = asyncio.Event()
+        async with serving(queue, handler):
+            sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
+            try:
+                await until(lambda: bool(escalated()) or len(asked) >= 6,
+                            what="an escalation")
+            finally:
+                stop.set()
+                await sweeping
+                await investigator.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        queue.close()
+    assert len(asked) == 3  # then a person's, not a retry's
+    (said,) = escalated()
+    assert said.startswith("the investigation failed 3 time(s) in a row "
+                           "(agent.max_investigations = 3)"), said
+    assert "RuntimeError: the handler's own bug" in said
+    incident = store.get(incident_id)
+    assert incident.state == "open" and incident.diagnosis is None  # never healthy
+    assert store.investigation_due(time.time() + 86400) == []

@@ -29,9 +29,9 @@ from ..agent.prompt import HostFacts
 from ..agent.recall import KnowledgeSource
 from ..aio import within
 from ..config import Settings, mask_url, short_hostname
-from ..errors import AiSysadminError
+from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import Transport
-from ..llm.queue import NoWorker, describe_queue
+from ..llm.queue import NoWorker, QueueError, QueueTimeout, describe_queue
 from ..llm.types import (
     LLMBadResponse,
     LLMBusy,
@@ -63,6 +63,29 @@ OUTAGE_NAMES = frozenset(kind.__name__ for kind in (LLMUnavailable, LLMBusy, LLM
 #: failures of an investigation whose request no worker took; with the above, what an
 #: incident that waits for a worker last failed for
 UNSERVED_NAMES = OUTAGE_NAMES | {NoWorker.__name__}
+
+#: failures of what an investigation waits for, not of the investigation itself: the LLM
+#: server down, the queue (no worker, too slow, unreachable, its data lost), the store, the
+#: host (each told on its own, or by an incident of its own). Waited out however long, they
+#: never count toward a person; every other failure does (a model's unusable answer, a worker
+#: that fails a request by a bug of its own), or a failure that comes back at every try was
+#: retried every hour for good, and no person was ever told
+WAITED = (*OUTAGE, QueueError, QueueTimeout, StoreError, TransportError)
+#: what a stop records of an investigation it cut off (:meth:`Investigator._run`)
+INTERRUPTED = "interrupted"
+
+
+@functools.cache
+def waited_names() -> frozenset[str]:
+    """The names (what a failure is recorded by) of :data:`WAITED` and of every kind of them,
+    looked up once every module that defines one is loaded."""
+    names, kinds = {INTERRUPTED}, list(WAITED)
+    while kinds:
+        kind = kinds.pop()
+        names.add(kind.__name__)
+        kinds += kind.__subclasses__()
+    return frozenset(names)
+
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
@@ -252,7 +275,7 @@ class Investigator:
             # the run starts again after the restart and proposes afresh: what this one
             # proposed is not decided beside it
             with contextlib.suppress(AiSysadminError):
-                self.store.record_investigation(incident_id, None, "interrupted", time.time(),
+                self.store.record_investigation(incident_id, None, INTERRUPTED, time.time(),
                                                 abandoned=_recorded(ctx))
             raise
         await self._investigated(incident, outcome, started, ctx.refused_proposals)
@@ -352,18 +375,21 @@ class Investigator:
             await self.on_proposals(incident_id, incident.host, outcome.proposals)
 
     async def _unusable(self, incident_id: int, exc: Exception, reason: str) -> str | None:
-        """Why a person must look now that the model's answer was unusable once more
-        (``agent.max_investigations`` times in a row, this one included); None while it may
-        try again, and for every other failure."""
-        if type(exc).__name__ not in UNUSABLE:
+        """Why a person must look now that the investigation failed once more by no outage
+        (``agent.max_investigations`` times in a row, this one included: the model's answer
+        unusable, or any failure not :data:`WAITED` out); None while it may try again, and for
+        a failure waited out."""
+        waited = waited_names()
+        if type(exc).__name__ in waited:
             return None
-        before = await asyncio.to_thread(self.store.failed_in_a_row, incident_id, UNUSABLE)
+        before = await asyncio.to_thread(self.store.failed_in_a_row, incident_id, waited)
         limit = self.settings.agent.max_investigations
         if before + 1 < limit:
             return None
-        return (f"the model's answer was unusable {before + 1} time(s) in a row "
-                f"(agent.max_investigations = {limit}); retries spent: escalated to a person. "
-                f"The last: {reason[:300]}")
+        what = ("the model's answer was unusable" if type(exc).__name__ in UNUSABLE
+                else "the investigation failed")
+        return (f"{what} {before + 1} time(s) in a row (agent.max_investigations = {limit}); "
+                f"retries spent: escalated to a person. The last: {reason[:300]}")
 
     @staticmethod
     def _outage(watch: _Watch, reason: str,

@@ -760,19 +760,19 @@ class IncidentStore:
         write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
         note_incident(conn, incident_id, "escalated", now, reason)
 
-    def failed_in_a_row(self, incident_id: int, errors: Collection[str]) -> int:
+    def failed_in_a_row(self, incident_id: int, waited: Collection[str]) -> int:
         """Failed investigations of the incident since its last diagnosis, escalation or
-        reopening whose error is one of ``errors`` (its name: an error is recorded as
-        ``Name: message``). Other failures neither count nor end the row: a model that
-        answered garbage twice, the server down for an hour, then garbage again, has answered
-        garbage three times."""
+        reopening whose error is none of ``waited`` (its name: an error is recorded as
+        ``Name: message``). Those neither count nor end the row: a model that answered
+        garbage twice, the server down for an hour, then garbage again, has answered garbage
+        three times."""
         rows = self.db.conn.execute(
             "SELECT detail FROM incident_events WHERE incident_id=:id AND "
             "kind='investigation_failed' AND id > COALESCE((SELECT MAX(id) FROM "
             "incident_events WHERE incident_id=:id AND (kind IN ('diagnosis','escalated') OR "
             "(kind='state' AND to_state='reopened'))), 0)",
             {"id": incident_id})
-        return sum(1 for (detail,) in rows if detail.partition(":")[0] in errors)
+        return sum(1 for (detail,) in rows if detail.partition(":")[0] not in waited)
 
     def without_proposal_in_a_row(self, incident_id: int, unusable: Collection[str]) -> int:
         """Investigations of the incident the model answered with nothing to decide since
