@@ -160,6 +160,9 @@ def test_stalls_that_hover_at_their_level_are_one_incident():
     assert [f.severity for f in RULE.evaluate(
         RuleContext(hovering, previous=stalled, found_before=found))] == [Severity.WARNING]
     assert RULE.evaluate(RuleContext(calmer, previous=stalled, found_before=found)) == []
+    # for as long as they hover: the look after the one that was held is held too
+    assert [f.severity for f in RULE.evaluate(
+        RuleContext(hovering, previous=hovering, found_before=found))] == [Severity.WARNING]
     # without the finding (another rule's, or none) the level is the level
     assert RULE.evaluate(RuleContext(hovering, previous=stalled, found_before={})) == []
     short = snapshot(memory=memory(available_percent=9.0, psi=10.0))

@@ -42,13 +42,16 @@ class MemoryPressure(Rule):
 
     def _stall_margin(self, ctx: RuleContext) -> float:
         """The margin below the stall level (PSI, a share of time), where the last look found
-        the host stalled: stalls that hover at the level are one incident too; none where
-        the level of available memory alone made that finding."""
+        the host short of memory and stalled within that margin of the level: stalls that
+        hover at the level are one incident for as long as they hover (not one for a check,
+        the look after the crossing); none where stalls well below it (or none read) leave
+        the level of available memory alone making that finding."""
+        margin = self.margin(ctx, "memory")
         before = ctx.previous.memory if ctx.previous is not None else None
         psi = before.psi_some_avg60 if before is not None else None
-        if psi is None or psi < ctx.thresholds.memory_psi_some_avg60:
+        if psi is None or psi < ctx.thresholds.memory_psi_some_avg60 - margin:
             return 0.0
-        return self.margin(ctx, "memory")
+        return margin
 
     def _warn_margin(self, ctx: RuleContext) -> float:
         """The margin above the warning level, where the last look found the host short of
