@@ -17,7 +17,7 @@ from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.swap_thrash import SwapThrash
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME, JournalQuery, Plan
-from ai_sysadmin.monitor.snapshot import Snapshot
+from ai_sysadmin.monitor.snapshot import CpuTimes, Snapshot, SwapCounters
 from tests.rules.test_runaway_ps_time import PROC_STAT
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "parsers"
@@ -77,3 +77,21 @@ def test_without_the_hosts_clock_the_rate_is_measured_between_the_checks() -> No
     assert before.uptime_seconds is None and now.errors == {}
     [finding] = SwapThrash().evaluate(RuleContext(now, baseline=before))
     assert finding.evidence == ("pswpin+pswpout rose by 120000 pages in 200 s",)
+
+
+def test_a_clock_the_host_steps_between_two_looks_is_no_swap_rate() -> None:
+    """The host's clock set back 290 s between two looks 300 s apart (chrony correcting a
+    clock that ran ahead moves the boot time /proc/stat gives): 30000 pages moved in 300 s
+    of uptime are 100 pages/s, no thrashing; measured on the clock, 3000 pages/s over 10 s."""
+    boot = 1_700_000_000
+
+    def looked(uptime: float, boot_time: int, moved: int) -> Snapshot:
+        return Snapshot("web1", boot + uptime, cpu=CpuTimes(1, 2, 4, boot_time=boot_time),
+                        uptime_seconds=uptime, swap=SwapCounters(10_000 + moved, 10_000))
+
+    before = looked(10_000.0, boot, 0)
+    after = looked(10_300.0, boot - 290, 30_000)
+    assert SwapThrash().evaluate(RuleContext(after, baseline=before, previous=before)) == []
+    faster = looked(10_300.0, boot - 290, 300_000)  # 1000 pages/s over those 300 s: thrashing
+    (finding,) = SwapThrash().evaluate(RuleContext(faster, baseline=before, previous=before))
+    assert finding.summary == "swap thrashing: 1000 pages/s"

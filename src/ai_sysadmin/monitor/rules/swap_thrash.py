@@ -43,10 +43,15 @@ class SwapThrash(Rule):
 
 
 def _between_reads(prev: Snapshot, now: Snapshot) -> float:
-    """The wall seconds between two reads of /proc/vmstat: on the host's clock, where both
-    checks read its boot time and uptime (one ``tail`` reads them with /proc/vmstat); else
-    between the checks' ``taken_at``, which is when a collection began or its reply came back:
-    a journal backlog that held one reply 40 s made a steady rate look 15 % faster or slower."""
+    """The seconds between two reads of /proc/vmstat: by the host's uptime, read with it in
+    one ``tail``, where both checks read it in one boot (a clock the host steps moves its
+    boot time, not its uptime: 290 s set back between two looks 300 s apart made 100 pages/s
+    a 3000 pages/s "thrashing"); else on the host's clock (boot time plus uptime); else between
+    the checks' ``taken_at``, which is when a collection began or its reply came back: a
+    journal backlog that held one reply 40 s made a steady rate look 15 % faster or slower."""
+    up_before, up_now = prev.uptime_seconds, now.uptime_seconds
+    if up_before is not None and up_now is not None and up_now > up_before:
+        return up_now - up_before
     read_before, read_now = prev.kernel_files_read_at(), now.kernel_files_read_at()
     if read_before is not None and read_now is not None and read_now > read_before:
         return read_now - read_before
