@@ -362,7 +362,8 @@ class Thresholds(_Section):
         "host booted, or since the service started, is given this many seconds to do so "
         "before the clock counts as not synchronised (it waits for the network, a server).")
     journal_error_burst: int = Field(
-        20, ge=1, description="Journal entries at err or worse in the window that make a burst."
+        20, ge=1, description="Journal entries at err or worse in the window that make a burst "
+        "(half as many keep one found)."
     )
     journal_burst_window_seconds: float = Field(
         300, gt=0, description="Window of the journal error burst rule."

@@ -48,6 +48,23 @@ def test_default_burst_is_twenty_errors():
     assert len(RULE.evaluate(context(snapshot(journal=errors(20))))) == 1
 
 
+def test_a_burst_found_is_over_only_below_half_its_level():
+    """A source that logs at about the level (19 and 21 errors in the window in turn) is one
+    burst, not one that opens and resolves every few checks; under half the level, it is
+    over. Another source's burst holds nothing."""
+    found = {("journal_error_burst", "nginx.service"): Severity.WARNING}
+
+    def sources(count: int, held: dict) -> list[str]:
+        return [f.subject for f in RULE.evaluate(
+            RuleContext(snapshot(journal=errors(count)), found_before=held))]
+
+    assert sources(19, {}) == []
+    assert sources(19, found) == ["nginx.service"]
+    assert sources(10, found) == ["nginx.service"]
+    assert sources(9, found) == []
+    assert sources(19, {("journal_error_burst", "php-fpm.service"): Severity.WARNING}) == []
+
+
 def test_warnings_do_not_count():
     snap = snapshot(journal=errors(19) + errors(30, priority=4, start=100))
     assert RULE.evaluate(context(snap)) == []
