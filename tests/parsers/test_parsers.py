@@ -232,3 +232,15 @@ def test_a_disk_past_full_whose_free_space_df_prints_negative_is_judged_full():
                                                      mounts=list(mounts.values()))))
     assert "disk_space" in judged
     assert [(f.rule, f.subject) for f in findings] == [("disk_space", "/srv/backup")]
+
+
+def test_a_df_line_of_junk_holding_a_long_run_of_spaces_is_skipped_and_the_rest_read():
+    # a line that did not fit, with a long run of spaces, made the parser try every place
+    # the source could end: 40,000 spaces held the daemon's loop, every host's check with
+    # it, for 14 seconds, and this line for hours
+    text = ("Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on\n"
+            "/dev/sda1 ext4 10737418240 5368709120 5368709120 655360 1000 /\n"
+            "x" + " " * 200_000 + "y\n"
+            "//nas/My Share cifs 2000 1000 1000 - - /mnt/my share\n")
+    assert {(m.source, m.target) for m in parsers.parse_df(text)} == {
+        ("/dev/sda1", "/"), ("//nas/My Share", "/mnt/my share")}

@@ -200,13 +200,30 @@ def _int_or_zero(value: str) -> int:
     return int(value) if value.isdigit() else 0
 
 
-#: a line of :data:`DF_COLUMNS`: the source may hold spaces (``//nas/My Share``, sshfs), so
-#: it ends where a file system type is followed by the five numbers (``-`` where there is none;
-#: a negative one where a server reports less than nothing free, an NFS or FUSE file system
-#: past full, which GNU df prints with its sign: the line was dropped, and the fullest disk
-#: was judged by no rule)
-_DF_LINE = re.compile(r"(?P<source>\S.*?)\s+(?P<fstype>\S+)" + r"\s+(-?\d+|-)" * 5
-                      + r"\s+(?P<target>\S.*)")
+#: a word of a df line: the line is cut into these once, in one pass
+_DF_WORD = re.compile(r"\S+")
+#: one of df's five counts: ``-`` where there is none; a negative one where a server reports
+#: less than nothing free, an NFS or FUSE file system past full, which GNU df prints with its
+#: sign (the line was dropped, and the fullest disk was judged by no rule)
+_DF_COUNT = re.compile(r"-?\d+|-")
+
+
+def _df_fields(line: str) -> tuple[str, ...] | None:
+    """A line of :data:`DF_COLUMNS` as (source, fstype, five counts, target), or None.
+
+    The source may hold spaces (``//nas/My Share``, sshfs), so it ends at the first word that
+    is followed by five counts and a target; the target is the rest of the line. Words, not
+    one regular expression: a pattern whose source could end at any of a long run of spaces
+    backtracked for minutes on a line that did not fit, and a parse holds the daemon's loop
+    for every host."""
+    words = list(_DF_WORD.finditer(line))
+    for at in range(1, len(words) - 6):
+        counts = words[at + 1:at + 6]
+        if all(_DF_COUNT.fullmatch(count.group()) for count in counts):
+            source = line[words[0].start():words[at - 1].end()]
+            return (source, words[at].group(), *(count.group() for count in counts),
+                    line[words[at + 6].start():])
+    return None
 
 
 def parse_df(text: str) -> list[Mount]:
@@ -218,10 +235,10 @@ def parse_df(text: str) -> list[Mount]:
     # for ends of lines; and a name may end in a space ("data " beside "data"). Either
     # would read as a line of another mount's, emptier, figures, listed after it
     for line in text.split("\n")[1:]:
-        match = _DF_LINE.fullmatch(line.lstrip())
-        if match is None:
+        fields = _df_fields(line)
+        if fields is None:
             continue
-        source, fstype, size, used, avail, itotal, iused, target = match.groups()
+        source, fstype, size, used, avail, itotal, iused, target = fields
         if fstype in PSEUDO_FS or not size.isdigit() or int(size) == 0:
             continue
         mounts[target] = Mount(
