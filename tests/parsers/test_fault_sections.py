@@ -233,3 +233,20 @@ def test_a_process_with_huge_arguments_is_kept_with_their_beginning() -> None:
     [hog] = parse_ps_top(line + "\n", cgroups=True, count=1)
     assert hog.pid == 4242 and hog.command.startswith("sleep AAAA")
     assert len(hog.command) < 4096 and hog.unit == "session-3.scope"
+
+
+def test_a_journal_entry_with_an_infinite_priority_loses_none_of_the_others(
+        tmp_path: Path) -> None:
+    # it raised OverflowError out of the section: the host lost every section of its check,
+    # and its journal position never moved past the entry, so the host stayed unwatched
+    odd = '{"__CURSOR": "c1", "PRIORITY": Infinity, "__REALTIME_TIMESTAMP": 1e400}'
+    deep = '{"__CURSOR": "c2", "MESSAGE": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    text = "\n".join([_journal_line("c0", "before"), odd, deep,
+                      _journal_line("c3", "EXT4-fs error after", 3)]) + "\n"
+    snap = Snapshot("h", 1.0, systemd_running=True)
+    SECTIONS_BY_NAME["journal"].take([done(0, text)], snap, plan(tmp_path))
+    assert [(e.cursor, e.priority) for e in snap.journal or []] == [
+        ("c0", 4), ("c1", 6), ("c3", 3)]
+    assert snap.journal_cursor == "c3"
+    assert snap.errors["journal"] == "1 of the lines journalctl printed could not be read " \
+        "as entries"

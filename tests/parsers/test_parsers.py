@@ -244,3 +244,31 @@ def test_a_df_line_of_junk_holding_a_long_run_of_spaces_is_skipped_and_the_rest_
             "//nas/My Share cifs 2000 1000 1000 - - /mnt/my share\n")
     assert {(m.source, m.target) for m in parsers.parse_df(text)} == {
         ("/dev/sda1", "/"), ("//nas/My Share", "/mnt/my share")}
+
+
+#: lines no journalctl writes but any host may print: numbers no int holds, nesting deeper
+#: than the interpreter's stack, an integer of more digits than int() reads
+_HOSTILE_JOURNAL_FIELDS = {
+    "priority infinite": '"PRIORITY": Infinity',
+    "priority 1e400": '"PRIORITY": 1e400',
+    "timestamp 1e400": '"__REALTIME_TIMESTAMP": 1e400',
+    "timestamp -1e400": '"__REALTIME_TIMESTAMP": -1e400',
+    "timestamp of 4000 digits": '"__REALTIME_TIMESTAMP": "' + "9" * 4000 + '"',
+}
+
+
+@pytest.mark.parametrize("field", _HOSTILE_JOURNAL_FIELDS.values(),
+                         ids=_HOSTILE_JOURNAL_FIELDS.keys())
+def test_a_journal_entry_with_a_number_no_int_holds_is_read_with_defaults(field: str):
+    entry = parsers.parse_journal_line('{"__CURSOR": "s=1;i=7", "MESSAGE": "odd", ' + field + "}")
+    assert entry is not None
+    assert (entry.cursor, entry.message, entry.priority, entry.timestamp) == (
+        "s=1;i=7", "odd", 6, 0.0)
+
+
+@pytest.mark.parametrize("line", [
+    '{"__CURSOR": "s=1;i=7", "X": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"__CURSOR": "s=1;i=7", "X": ' + "9" * 5000 + "}",
+], ids=["nested arrays", "integer of 5000 digits"])
+def test_a_journal_line_json_cannot_hold_is_no_entry(line: str):
+    assert parsers.parse_journal_line(line) is None

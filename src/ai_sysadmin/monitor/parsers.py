@@ -573,6 +573,22 @@ def _identifier(value: Any) -> str | None:
     return (text if len(text) <= IDENTIFIER_MAX else text[:IDENTIFIER_MAX - 1] + "…") or None
 
 
+def _journal_number(value: Any) -> int | None:
+    """A numeric field as journalctl writes it, a string of digits; None for anything else.
+    The line is the host's to write: a JSON number may be ``Infinity`` or ``1e400``, which no
+    int holds, and a string of 5,000 digits is more than int() reads."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+#: journald's realtime stamps are unsigned 64-bit microseconds; a larger one is no float
+_REALTIME_MAX = 2**64
+
+
 def parse_journal_line(line: str) -> JournalEntry | None:
     """One line of ``journalctl -o json``; anything else is None."""
     line = line.strip()
@@ -580,19 +596,18 @@ def parse_journal_line(line: str) -> JournalEntry | None:
         return None
     try:
         item = json.loads(line)
-    except json.JSONDecodeError:
+    # ValueError: not JSON, or an integer of more digits than int() reads; RecursionError:
+    # arrays nested deeper than the interpreter's stack, which any host may print
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(item, dict):
         return None
     cursor = item.get("__CURSOR")
     if not isinstance(cursor, str):
         return None
-    try:
-        priority = int(item.get("PRIORITY", 6))
-    except (TypeError, ValueError):
-        priority = 6
-    try:
-        timestamp = int(item.get("__REALTIME_TIMESTAMP", 0)) / 1e6
-    except (TypeError, ValueError):
-        timestamp = 0.0
+    priority = _journal_number(item.get("PRIORITY"))
+    micros = _journal_number(item.get("__REALTIME_TIMESTAMP"))
+    timestamp = micros / 1e6 if micros is not None and abs(micros) < _REALTIME_MAX else 0.0
     pid = item.get("_PID")
     # systemd's own messages about a unit carry UNIT=; a unit's output carries _SYSTEMD_UNIT=
     # (set by journald, from the sender's cgroup). UNIT= is any sender's to write (`logger
@@ -608,7 +623,7 @@ def parse_journal_line(line: str) -> JournalEntry | None:
     return JournalEntry(
         cursor=cursor,
         timestamp=timestamp,
-        priority=priority,
+        priority=6 if priority is None else priority,
         message=_message_text(item.get("MESSAGE")),
         unit=unit,
         identifier=_identifier(item.get("SYSLOG_IDENTIFIER")) or _identifier(item.get("_COMM")),
