@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncssh
+from asyncssh.packet import PacketDecodeError
 
 from ..aio import check_cancelled, settle, within
 from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
@@ -593,6 +594,10 @@ class SshTransport(Transport):
             # asyncio's text ("Connect call failed ('10.0.0.3', 22)") says less than the errno
             why = _CONNECT_FAILURES.get(exc.errno or 0) or exc.strerror or str(exc)
             raise TransportError(f"{hop.label}: {why} ({where})") from exc
+        except PacketDecodeError as exc:
+            # a ValueError too, but the server's bytes, not the settings, are at fault
+            raise TransportError(f"{hop.label}: SSH to {where} failed: the server sent a "
+                                 f"malformed SSH packet ({exc})") from exc
         except ValueError as exc:
             # asyncssh.connect checks the settings (ciphers, ...) before it connects
             raise self._invalid(exc) from exc
