@@ -156,6 +156,17 @@ def test_this_machine_cannot_be_added(cli) -> None:
     assert code == 2 and "already managed" in err
 
 
+def test_this_machine_in_capitals_with_a_root_dot_or_under_another_name_cannot_be_added(
+        cli) -> None:
+    # DNS names are case-insensitive and a rooted "vm." is "vm": each was managed beside
+    # the local host, and the one machine checked twice
+    here = short_hostname()
+    for args in ([here.upper()], [f"{here}."], [f"root@{here.upper()}.", "--name", "box"]):
+        code, _, err = cli("systems", "add", "--no-probe", *args)
+        assert code == 2 and "already managed (this machine" in err
+    assert names(cli, "--all") == {here: "managed"}
+
+
 def test_removing_a_host_closes_its_incidents_and_cancels_their_llm_work(
         cli, settings, store) -> None:
     assert cli("systems", "add", "--no-probe", "web1")[0] == 0

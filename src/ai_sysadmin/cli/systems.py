@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError, CommandRefused, TransportError
-from ..hosts.inventory import configured_hosts, target_machine
+from ..hosts.inventory import configured_hosts, machine_of, target_machine
 from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
 from ..store import HostStore
@@ -133,7 +133,9 @@ def add(
         shown = check_host(name) if name is not None else host
     except ValueError as exc:
         raise AiSysadminError(f"cannot add {target[:80]!r}: {exc}") from None
-    if shown == short_hostname() or any(
+    # a name is this machine's at any port; a host only at ssh's own (another port is
+    # another sshd: a container, a VM behind a forward)
+    if _is_this_machine(shown) or (port == 22 and _is_this_machine(host)) or any(
             s.name == shown for s in configured_hosts(app_state.settings)):
         raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
                               f"{app_state.loaded.config_path})")
@@ -148,6 +150,13 @@ def add(
         out.print(f"{shown} was not contacted (--no-probe)")
         return
     _say_probe(shown, asyncio.run(_probe(app_state, shown)))
+
+
+def _is_this_machine(name: str) -> bool:
+    """Whether a name or host is this machine's, which every check watches already: DNS
+    names are read as :func:`machine_of` reads them, so ``VM`` and a rooted ``vm.`` are
+    ``vm`` too, and would be checked twice."""
+    return machine_of(name, 22)[0] == short_hostname()
 
 
 #: how long `systems add` waits for the new host's answer, connecting included
