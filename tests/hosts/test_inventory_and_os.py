@@ -48,6 +48,14 @@ def test_ssh_config_hosts_skip_patterns(tmp_path: Path) -> None:
     assert ssh_config_hosts(tmp_path / "missing") == []
 
 
+def test_ssh_config_hosts_are_read_as_openssh_splits_them(tmp_path: Path) -> None:
+    # "Host=web1" was never found, and a quoted "web 2" gave the names '"web' and '2"'
+    config = tmp_path / "config"
+    config.write_text('Host=web1\nHost "web 2" web3\nHost\tweb4\n  host = web5 # old: web6\n'
+                      "Host 'db 1' \"db2\"\nHost \"open web7\n")
+    assert ssh_config_hosts(config) == ["web1", "web3", "web4", "web5", "db2"]
+
+
 @pytest.mark.parametrize(("release", "family"), [
     ('ID=nixos\n', "nixos"),
     ('ID=ubuntu\nID_LIKE=debian\n', "debian"),

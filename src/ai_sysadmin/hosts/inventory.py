@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RemoteSystem, Settings, join_target, split_target
+from ..config import RemoteSystem, Settings, check_host, join_target, split_target
 from ..errors import ConfigError
 
 
@@ -58,17 +60,52 @@ def parse_target(entry: str | RemoteSystem, source: str = "config") -> HostSpec:
     return HostSpec(host, host, port, user, source=source)
 
 
+#: a line of an ssh config: its keyword, then its arguments after whitespace or one ``=``
+#: (``Host=web1`` and ``Host = web1`` as well as ``Host web1``), as OpenSSH reads it
+_SSH_CONFIG_LINE = re.compile(r"\s*([^\s=]+)\s*=?\s*(.*)")
+
+
+def _ssh_config_words(arguments: str) -> list[str]:
+    """A line's arguments as OpenSSH splits them: quotes hold spaces (``"web 2"``), and a word
+    that starts with ``#`` begins a comment. A quote left open makes no words (ssh refuses the
+    whole file)."""
+    lexer = shlex.shlex(arguments, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""
+    words: list[str] = []
+    try:
+        for word in lexer:  # word by word: an open quote after a comment is the comment's
+            if word.startswith("#"):
+                break
+            words.append(word)
+    except ValueError:
+        return []
+    return words
+
+
+def _host_name(word: str) -> bool:
+    """Whether a ``Host`` word names one host: not a pattern (``*``, ``?``, ``!``), and a host
+    name or address as the rest of the inventory takes it."""
+    if any(c in word for c in "*?!"):
+        return False
+    try:
+        check_host(word)
+    except ValueError:
+        return False
+    return True
+
+
 def ssh_config_hosts(path: Path) -> list[str]:
-    """The concrete ``Host`` names of an ssh config (patterns with * ? ! are skipped)."""
+    """The concrete ``Host`` names of an ssh config (patterns and words that name no host,
+    such as ``web 2``, are skipped)."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     names: list[str] = []
     for line in text.splitlines():
-        words = line.strip().split()
-        if len(words) >= 2 and words[0].lower() == "host":
-            names += [w for w in words[1:] if not any(c in w for c in "*?!")]
+        match = _SSH_CONFIG_LINE.fullmatch(line)
+        if match is not None and match[1].lower() == "host":
+            names += [w for w in _ssh_config_words(match[2]) if _host_name(w)]
     return list(dict.fromkeys(names))
 
 
