@@ -151,6 +151,26 @@ def test_uninstall_takes_back_the_grants_units_and_commands_and_keeps_the_histor
 
 
 @needs_root
+def test_uninstall_after_a_rename_takes_back_the_old_names_daemon_too(target: Path) -> None:
+    """ai_name changed in the config, then --uninstall without a setup in between: the units
+    and commands the old name installed would go on running the daemon."""
+    assert setup(target, "--name", "hal").returncode == 0
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.write_text(config.read_text().replace('ai_name = "hal"', 'ai_name = "kit"'))
+    planned = setup(target, "--uninstall", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
+    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
+            "/usr/local/bin/hal-check", "/etc/sudoers.d/ai-sysadmin"} <= removing
+    done = setup(target, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not list((target / "etc/systemd/system").iterdir())
+    assert not list((target / "usr/local/bin").iterdir())
+    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    assert config.is_file()
+
+
+@needs_root
 def test_a_new_name_replaces_the_old_names_units_and_commands(target: Path) -> None:
     """ai_name changed in the config, setup run again: the old name's daemon would run beside
     the new one on the same config and state, and its commands would stay."""

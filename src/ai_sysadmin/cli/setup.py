@@ -85,22 +85,31 @@ def setup(
                     **({"state_dir": str(existing.state_dir)} if existing else {}))
     items = _items(target, layout, config, find_templates(templates))
     if remove:
-        steps = (removal_plan(target, items, MARKER) if dry_run
-                 else uninstall(target, items, MARKER))
+        # ai_name changed since the last setup: what the old name left runs the daemon too
+        steps = _take_back_earlier(target, layout, dry_run)
+        steps += (removal_plan(target, items, MARKER) if dry_run
+                  else uninstall(target, items, MARKER))
     else:
         # what setup refuses (another's files, another's account) it refuses before the old
         # name's units below are taken away: a refused setup changes nothing
         plan(target, items)
         # ai_name changed since the last setup: the old name's daemon goes, or two would run
-        steps = []
-        for old in earlier_names(target, layout):
-            earlier = renamed_items(layout, old, list(TOOLS))
-            steps += (removal_plan(target, earlier, MARKER) if dry_run
-                      else uninstall(target, earlier, MARKER))
+        steps = _take_back_earlier(target, layout, dry_run)
         steps += plan(target, items) if dry_run else apply(target, items)
     runs = [] if remove else running(
         target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
     _report(steps, layout, dry_run, as_json, remove, runs)
+
+
+def _take_back_earlier(root: Path, layout: Layout, dry_run: bool) -> list[Step]:
+    """Stop and remove the units and commands an earlier setup installed under another
+    name than ``layout.name`` (or say so, on a dry run)."""
+    steps: list[Step] = []
+    for old in earlier_names(root, layout):
+        earlier = renamed_items(layout, old, list(TOOLS))
+        steps += (removal_plan(root, earlier, MARKER) if dry_run
+                  else uninstall(root, earlier, MARKER))
+    return steps
 
 
 @dataclasses.dataclass(frozen=True)
