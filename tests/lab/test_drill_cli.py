@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +29,20 @@ def test_drill_prints_time_to_detect_and_exit_code() -> None:
 def test_unknown_scenario_is_a_clear_error() -> None:
     done = run_program(str(BIN), "drill", "no-such-drill")
     assert done.returncode == 2 and "no-such-drill" in done.stderr
+
+
+def test_a_drill_judges_the_lab_not_the_operators_certificates_and_thresholds(
+        tmp_path: Path) -> None:
+    """A config watching a certificate the lab has not got (it has its own /run) and a disk
+    threshold the lab's file systems pass: the drills check the lab as their scenarios say,
+    with the defaults and their own settings, and pass."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
+                      'certificates = ["/run/operator-tls/site.pem"]\n'
+                      "[thresholds]\ndisk_warn_percent = 1\ndisk_critical_percent = 2\n")
+    done = run_program(str(BIN), "--config", str(config), "drill", "healthy-noop", "--json",
+                       timeout=120)
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert result["ok"], result
+    assert [f for f in result["findings"] if f["rule"] not in HOST_WIDE_RULES] == []

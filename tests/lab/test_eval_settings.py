@@ -57,6 +57,17 @@ def test_a_run_uses_the_operators_model_and_nothing_else_of_theirs(tmp_path: Pat
     assert shared.knowledge_dir == tmp_path / "kb"
 
 
+def test_a_run_watches_the_scenarios_certificates_never_the_operators(tmp_path: Path) -> None:
+    """The operator's certificates are not in the lab: watched there, each is a finding no
+    scenario expects."""
+    operator = _operator(tmp_path).model_copy(
+        update={"certificates": ["/run/operator-tls/site.pem"]})
+    assert eval_settings(operator, load_scenario("healthy-noop"), tmp_path / "a").certificates \
+        == []
+    assert eval_settings(operator, load_scenario("expired-tls-cert"),
+                         tmp_path / "b").certificates == ["/etc/lab-tls/shop.pem"]
+
+
 def test_overrides_win_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
     base = _operator(tmp_path)
     scenario = load_scenario("healthy-noop")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..config import Settings
+from ..config import Settings, Thresholds
 from ..errors import AiSysadminError, LabError
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding
@@ -187,6 +187,15 @@ def _resolve(scenario: Scenario | str | os.PathLike[str]) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
 
+def drill_settings(scenario: Scenario, settings: Settings) -> Settings:
+    """The settings a drill checks its lab with: ``settings`` without what describes the
+    operator's hosts (the certificates watched there, which the lab has not got, and the
+    thresholds tuned for them, which a scenario's timings do not assume), then the
+    scenario's own settings and thresholds over the defaults."""
+    own = scenario.settings_over(settings.model_copy(update={"certificates": []}))
+    return own.model_copy(update={"thresholds": scenario.thresholds_over(Thresholds())})
+
+
 def run_scenario(
     scenario: Scenario | str | os.PathLike[str],
     settings: Settings,
@@ -205,8 +214,7 @@ def run_scenario(
     """
     sc = _resolve(scenario)
     progress = progress_callback or (lambda _message: None)
-    settings = sc.settings_over(settings)
-    settings = settings.model_copy(update={"thresholds": sc.thresholds_over(settings.thresholds)})
+    settings = drill_settings(sc, settings)
     result = DrillResult(scenario=sc.name)
     sb = make_sandbox()
     try:

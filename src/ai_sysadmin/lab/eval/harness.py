@@ -77,16 +77,16 @@ def eval_settings(base: Settings, scenario: Scenario, state_dir: Path,
     """The settings of one scenario's run: the model of ``base`` (backend, URL, model, key,
     agent settings), the daemon's loop made fast and hermetic (its own state directory and
     queue, checks every second, auto-safe, short verification, no notification channels nor
-    remote hosts, an embedded knowledge base in ``knowledge_dir``, by default in the state
-    directory: never the operator's knowledge server), the scenario's thresholds over the
-    defaults, then ``overrides``."""
+    remote hosts nor the operator's certificates, an embedded knowledge base in
+    ``knowledge_dir``, by default in the state directory: never the operator's knowledge
+    server), the scenario's thresholds over the defaults, then ``overrides``."""
     data = base.model_dump()
     if isinstance(data.get("knowledge"), dict):
         data["knowledge"] |= {"url": None, "token_file": None, "path": knowledge_dir}
     data = _merge(data, {
         "state_dir": state_dir, "autonomy_level": "auto-safe", "check_interval": 1,
         "journal_follow": True, "remote_systems": [], "gotify_url": None,
-        "gotify_token_file": None, "config_repo": None,
+        "gotify_token_file": None, "config_repo": None, "certificates": [],
         "queue": {"url": "sqlite://", "embedded_worker": True, "lease_seconds": 30},
         "agent": {"investigate": True, "retry_backoff_seconds": 0.5, "max_investigations": 1},
         "safety": {"verify_settle_seconds": 1.0, "verify_timeout": 20.0},
