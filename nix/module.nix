@@ -26,18 +26,20 @@ let
   words = s: builtins.filter (w: builtins.isString w && w != "") (builtins.split " +" s);
 
   # Ollama runs here when the daemon's LLM is Ollama at a loopback address, as the config
-  # file says it (settings win over ollamaHost: a URL or backend given there counts)
+  # file says it (settings win over ollamaHost: a URL or backend given there counts). The
+  # daemon takes a bare host:port too (Ollama's OLLAMA_HOST convention), and a scheme and
+  # host in any case: so does this match, on the URL lower-cased
   llm = settings.llm or { };
-  loopback = builtins.match "https?://(127\\.0\\.0\\.1|localhost|\\[::1])(:([0-9]+))?/?"
-    (llm.url or cfg.ollamaHost);
+  loopback = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1])(:([0-9]+))?/?"
+    (lib.toLower (llm.url or cfg.ollamaHost));
   localOllama = (llm.backend or "ollama") == "ollama" && loopback != null;
   ollamaPort =
-    if localOllama && builtins.elemAt loopback 2 != null
-    then lib.toInt (builtins.elemAt loopback 2) else 11434;
+    if localOllama && builtins.elemAt loopback 3 != null
+    then lib.toInt (builtins.elemAt loopback 3) else 11434;
   # services.ollama listens on "${host}:${port}" (OLLAMA_HOST), host 127.0.0.1 unless told:
   # IPv6 loopback must be said, in the brackets OLLAMA_HOST wants; localhost reaches 127.0.0.1
   ollamaListen =
-    if localOllama && builtins.head loopback == "[::1]" then "[::1]" else "127.0.0.1";
+    if localOllama && builtins.elemAt loopback 1 == "[::1]" then "[::1]" else "127.0.0.1";
 
   # every program the daemon runs, by its store path (config.py's `programs` section);
   # apt-get, dnf and pacman keep their names: they exist only on managed hosts of those kinds
@@ -253,9 +255,9 @@ in
       default = "http://127.0.0.1:11434";
       example = "http://gpu-box:11434";
       description = ''
-        URL of the Ollama server (llm.url). A loopback address (127.0.0.1, localhost, [::1])
-        runs Ollama on this machine (services.ollama, listening there); any other is used as
-        it is.
+        URL of the Ollama server (llm.url), or a bare host:port as OLLAMA_HOST takes it. A
+        loopback address (127.0.0.1, localhost, [::1]) runs Ollama on this machine
+        (services.ollama, listening there); any other is used as it is.
       '';
     };
 

@@ -157,6 +157,20 @@ def test_by_default_ollama_runs_here_and_the_name_is_the_hostname(
         assert "ollama.service" not in elsewhere["services"]["hal9000-ai"]["after"]
     here = evaluate(nix_env, {"settings": {"llm": {"url": "http://127.0.0.1:11600"}}})
     assert here["ollama"]["port"] == 11600
+    # what the daemon takes for the same server: a bare host:port (Ollama's OLLAMA_HOST
+    # convention) and a scheme or host in capitals
+    for given, listens in (("127.0.0.1:11434", "127.0.0.1:11434"),
+                           ("localhost:11500", "127.0.0.1:11500"),
+                           ("[::1]:11600", "[::1]:11600"),
+                           ("http://LOCALHOST:11434", "127.0.0.1:11434"),
+                           ("HTTP://127.0.0.1:11700/", "127.0.0.1:11700")):
+        here = evaluate(nix_env, {"ollamaHost": given})
+        assert here["ollama"] is not None, given
+        assert f"{here['ollama']['host']}:{here['ollama']['port']}" == listens, given
+        for unit in ("hal9000-ai", "hal9000-llm-worker"):
+            assert "ollama.service" in here["services"][unit]["after"], given
+        assert settings_of(tmp_path, here).llm.url == given  # the daemon accepts it as it is
+    assert evaluate(nix_env, {"ollamaHost": "gpu-box:11434"})["ollama"] is None
     off = evaluate(nix_env, {}, enabled=False)
     assert off["services"] is None and off["configText"] is None and off["ollama"] is None
 
