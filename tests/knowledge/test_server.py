@@ -5,6 +5,7 @@ token is never in it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,9 +35,9 @@ CHROMA = Path(sys.executable).parent / "chroma"
 TOKEN = "s3cr3t-token-for-the-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1", family: socket.AddressFamily = socket.AF_INET) -> int:
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
@@ -54,6 +55,38 @@ def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path, deadline_s: 
     pytest.fail(f"chroma run did not answer within {deadline_s} s: {log.read_text()[-2000:]}")
 
 
+@contextlib.contextmanager
+def _chroma_run(root: Path, host: str, token_file: Path | None = None
+                ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """(url, process) of a ChromaDB server listening on ``host``, with its own directory
+    under ``root``; token-protected with ``token_file``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    port = _free_port(host, family)
+    log = root / "server.out"
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False",
+           "CHROMA_PRODUCT_TELEMETRY_IMPL": DOTTED}
+    if token_file is not None:
+        env |= {"CHROMA_SERVER_AUTHN_PROVIDER":
+                "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+                "CHROMA_SERVER_AUTHN_CREDENTIALS_FILE": str(token_file)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(root / "data"), "--host", host,
+             "--port", str(port), "--log-path", str(root / "chroma.log")],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://[{host}]:{port}" if family == socket.AF_INET6 else f"http://{host}:{port}"
+    try:
+        _wait_up(url, process, log, 120)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
@@ -64,30 +97,8 @@ def chroma(tmp_path_factory: pytest.TempPathFactory
     # chromadb 0.6's server takes the file's line as it is: no trailing newline
     token_file.write_text(TOKEN)
     token_file.chmod(0o600)
-    port = _free_port()
-    log = root / "server.out"
-    env = {**os.environ,
-           "CHROMA_SERVER_AUTHN_PROVIDER":
-               "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
-           "CHROMA_SERVER_AUTHN_CREDENTIALS_FILE": str(token_file),
-           "ANONYMIZED_TELEMETRY": "False",
-           "CHROMA_PRODUCT_TELEMETRY_IMPL": DOTTED}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CHROMA), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
-             "--port", str(port), "--log-path", str(root / "chroma.log")],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(url, process, log, 120)
+    with _chroma_run(root, "127.0.0.1", token_file) as (url, process):
         yield url, token_file, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -122,6 +133,23 @@ def test_the_right_token_stores_and_finds_on_the_server(
     assert other.similar_incidents("postgresql.service will not start")[0].item.id == \
         "incident:5"
     assert not (tmp_path / "state" / "knowledge").exists()
+
+
+def test_a_server_at_an_ipv6_address_stores_and_finds(
+        tmp_path: Path, embedder: MiniLMEmbedding) -> None:
+    """knowledge.url = "http://[::1]:PORT" is accepted by the config: it must reach the
+    server, not fail on a URL without the address's brackets."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    (tmp_path / "server").mkdir()
+    with _chroma_run(tmp_path / "server", "::1") as (url, _process):
+        kb = KnowledgeBase.open(_settings(tmp_path, url, None), embedder=embedder, seed=False)
+        entry = KnowledgeEntry(id="op-v6-1", topic="nginx on web1",
+                               text="web1's nginx listens on the IPv6 loopback too")
+        kb.add(entry)
+        again = KnowledgeBase.open(_settings(tmp_path, url, None), embedder=embedder,
+                                   seed=False)
+        assert again.get("op-v6-1") == entry
 
 
 def test_a_wrong_or_missing_token_is_refused_clearly(

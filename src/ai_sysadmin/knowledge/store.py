@@ -734,6 +734,11 @@ def _http_client(url: str, token_file: Path | None, server: _Deadline) -> Client
     ssl = parts.scheme == "https"
     port = parts.port or (443 if ssl else 8000)
     base = f"{parts.scheme}://{parts.netloc}"
+    host = parts.hostname or "127.0.0.1"
+    # chromadb glues host and port into its URL: an IPv6 address needs its brackets back
+    # (http://[::1]:8000), which urlsplit took off; http://::1:8000 reaches nothing
+    if ":" in host:
+        host = f"[{host}]"
     # chromadb's HTTP client waits forever: ask first, with a deadline, so a dead or hung
     # server is a sentence, not a hang; making the client asks more (tenant, database)
     timeout = server.timeout
@@ -755,7 +760,7 @@ def _http_client(url: str, token_file: Path | None, server: _Deadline) -> Client
                  "chroma_client_auth_credentials": token}
     try:
         return server.call(chromadb.HttpClient, {
-            "host": parts.hostname or "127.0.0.1", "port": port, "ssl": ssl,
+            "host": host, "port": port, "ssl": ssl,
             "settings": _chroma_settings(**extra)})
     except KnowledgeError:
         raise
