@@ -3,6 +3,10 @@ seed note (to keep only their own) does not see them all come back at the next o
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from ai_sysadmin.config import Settings
@@ -31,3 +35,26 @@ def test_a_store_opened_without_the_seed_gets_it_while_still_empty(
     KnowledgeBase.open(kb_settings, embedder=embedder, seed=False)
     kb = KnowledgeBase.open(kb_settings, embedder=embedder)
     assert kb.count()["knowledge"] == len(seed_entries())
+
+
+def test_an_export_imported_into_a_new_store_does_not_bring_back_removed_seed_notes(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The way out of a store (export, a new store, import) gives back what was exported:
+    the seed notes the operator removed stay removed, as they do at every open."""
+    code, out, err = cli("knowledge", "list", "--provenance", "seed", "--json")
+    assert code == 0, err
+    kept, *removed = [entry["id"] for entry in json.loads(out)]
+    assert removed
+    for entry_id in removed:
+        assert cli("knowledge", "remove", entry_id)[0] == 0
+    dump = tmp_path / "kb.jsonl"
+    assert cli("knowledge", "export", str(dump))[0] == 0
+
+    monkeypatch.setenv("AI_SYSADMIN_STATE_DIR", str(tmp_path / "new-state"))
+    code, out, err = cli("knowledge", "import", str(dump), "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"added": [kept], "replaced": []}
+    for _ in range(2):  # the import, then the next open (the daemon's start)
+        code, out, _ = cli("knowledge", "list", "--json")
+        assert [entry["id"] for entry in json.loads(out)] == [kept]

@@ -33,10 +33,11 @@ EntryId = Annotated[str, typer.Argument(metavar="ID", help="The entry's id (see 
                                         show_default=False)]
 
 
-def _open(ctx: typer.Context, vectors: bool = True) -> KnowledgeBase:
+def _open(ctx: typer.Context, vectors: bool = True, seed: bool | None = None
+          ) -> KnowledgeBase:
     from ..knowledge.store import KnowledgeBase
 
-    kb = KnowledgeBase.open(state(ctx).settings, vectors=vectors)
+    kb = KnowledgeBase.open(state(ctx).settings, vectors=vectors, seed=seed)
     if note := kb.outdated_note():
         err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
     return kb
@@ -322,7 +323,9 @@ def import_(
             raise typer.BadParameter(
                 f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
                 param_hint="FILE") from None
-    result = _open(ctx).import_(lines)
+    # seeded first, a new store would get back the seed entries the file's store had lost;
+    # the import marks it seeded instead
+    result = _open(ctx, seed=False).import_(lines)
     if as_json:
         print_json({"added": result.added, "replaced": result.replaced})
     else:

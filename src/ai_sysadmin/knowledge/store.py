@@ -456,6 +456,9 @@ class KnowledgeBase:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
         error naming it, and nothing is written.
 
+        A store never seeded counts as seeded once an import wrote into it: the file says
+        which seed entries it holds.
+
         A line is data from elsewhere, so what the model would trust is taken only as this
         program writes it: a seed entry must be a shipped one as shipped; a learned or
         verified entry and a verified incident record must be a lesson word for word (see
@@ -502,6 +505,12 @@ class KnowledgeBase:
         self.add_many(entries)
         for record in records:
             self.record_incident(record)
+        if self.seeded() is None:
+            # an export holds the seed entries its store kept: a store it fills first is
+            # seeded by it, so the seed's entries its operator removed stay removed
+            from .seed import SEED_VERSION
+
+            self.mark_seeded(SEED_VERSION)
         result = ImportResult()
         for item_id in [e.id for e in entries] + [r.id for r in records]:
             (result.replaced if item_id in existing else result.added).append(item_id)
