@@ -520,6 +520,30 @@ def test_setup_replaces_the_commands_commands_install_made_and_nothing_else(
     assert (bin_dir / "hal-check").read_text() == "#!/bin/sh\n# my own hal-check\n"
 
 
+@needs_root
+def test_a_persons_own_link_of_a_commands_name_is_never_replaced(target: Path) -> None:
+    """A link of a command's name that leads elsewhere than an ai-sysadmin program is the
+    operator's (uninstall says so too): refused, as a file of that name is; a link to an
+    older install's program is setup's, and follows the new one."""
+    bin_dir = target / "usr/local/bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "hal-chat").symlink_to("/opt/mytools/chat")
+    before = snapshot(target)
+    for extra in (("--dry-run",), ()):
+        refused = setup(target, "--name", "hal", *extra)
+        assert (refused.returncode, refused.stdout) == (2, ""), refused.stderr
+        assert refused.stderr == (
+            "error: /usr/local/bin/hal-chat exists and leads to /opt/mytools/chat, not to "
+            "ai-sysadmin: setup never replaces it; remove it, or install the commands "
+            "elsewhere (--bin-dir)\n")
+        assert snapshot(target) == before
+    (bin_dir / "hal-chat").unlink()
+    (bin_dir / "hal-chat").symlink_to("/opt/old-venv/bin/ai-sysadmin")
+    done = setup(target, "--name", "hal")
+    assert done.returncode == 0, done.stderr
+    assert os.readlink(bin_dir / "hal-chat") == str(BIN)
+
+
 def test_setup_run_by_a_relative_path_installs_that_program_by_its_absolute_path(
         target: Path) -> None:
     # the README's pattern: `sudo .venv/bin/ai-sysadmin setup`, from the checkout

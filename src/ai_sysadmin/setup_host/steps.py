@@ -244,11 +244,16 @@ def carries_marker(path: Path, marker: str) -> bool:
         return False
 
 
+#: what every link setup or ``commands install`` made leads to, wherever it was installed
+PROGRAM_NAME = "ai-sysadmin"
+
+
 @dataclass(frozen=True)
 class Link:
     """A symbolic link ``path`` -> ``target``; anything else at ``path`` is an error unless it
-    is a link (an older install's) or a script carrying ``replaces`` on its second line (the
-    wrapper ``commands install`` writes for the same command), which is replaced."""
+    is a link to an ai-sysadmin program (an older install's) or a script carrying
+    ``replaces`` on its second line (the wrapper ``commands install`` writes for the same
+    command), which is replaced. A person's own link of that name is theirs: refused."""
 
     path: str
     target: str
@@ -257,8 +262,14 @@ class Link:
     def check(self, root: Path) -> Step:
         here = under(root, self.path)
         if here.is_symlink():
-            same = os.readlink(here) == self.target
-            return Step("link", self.path, "keep" if same else "update", f"-> {self.target}")
+            leads_to = os.readlink(here)
+            if leads_to == self.target:
+                return Step("link", self.path, "keep", f"-> {self.target}")
+            if Path(leads_to).name != PROGRAM_NAME:
+                raise SetupError(f"{self.path} exists and leads to {leads_to}, not to "
+                                 f"{PROGRAM_NAME}: setup never replaces it; remove it, or "
+                                 "install the commands elsewhere (--bin-dir)")
+            return Step("link", self.path, "update", f"-> {self.target}")
         if self.replaces is not None and carries_marker(here, self.replaces):
             return Step("link", self.path, "update",
                         f"-> {self.target} (replaces the `commands install` wrapper)")
