@@ -47,3 +47,16 @@ def test_entries_of_the_window_survive_until_they_are_older_than_it(tmp_path: Pa
     # a moment later the two still count, with the new one
     later = checker._slide_window(snapshot(1000 + window_s - 8, BOOT + 1000 + window_s - 9))
     assert [e.timestamp - BOOT for e in later] == [995, 1000 + window_s - 9]
+
+
+def test_entries_read_again_count_once(tmp_path: Path) -> None:
+    """A check whose store write failed (a full disk) left its entries in the window and the
+    stored cursor where it was: the next check reads the same entries again. 12 errors are
+    12, not a burst of 24."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path)
+    checker = HostChecker(LocalTransport("web1"), settings, None)
+    twelve = snapshot(1000, *(BOOT + 940 + n for n in range(12)))
+    assert len(checker._slide_window(twelve)) == 12
+    again = snapshot(1060, BOOT + 1050)
+    again.journal = [*(twelve.journal or []), *(again.journal or [])]
+    assert len(checker._slide_window(again)) == 13

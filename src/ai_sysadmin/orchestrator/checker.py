@@ -196,7 +196,12 @@ class HostChecker:
         now = snapshot.host_time()
         horizon = now - self.settings.thresholds.journal_burst_window_seconds
         ahead = now + FUTURE_SLACK_SECONDS
-        self.window = deque(entry for entry in (*self.window, *(snapshot.journal or []))
+        # an entry read again is counted once: a check whose store write failed left its
+        # entries here, and the cursor where it was, so the next reads them anew (12 errors
+        # were a burst of 24)
+        held = {entry.cursor for entry in self.window}
+        fresh = [entry for entry in snapshot.journal or () if entry.cursor not in held]
+        self.window = deque(entry for entry in (*self.window, *fresh)
                             if horizon <= entry.timestamp <= ahead)
         return list(self.window)
 
