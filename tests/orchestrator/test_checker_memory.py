@@ -11,6 +11,7 @@ from pathlib import Path
 from ai_sysadmin.config import Settings, Thresholds
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Severity
+from ai_sysadmin.monitor.snapshot import Snapshot
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from ai_sysadmin.orchestrator.rises import RESTARTS
 from ai_sysadmin.store import Database, IncidentStore, Rises
@@ -302,3 +303,15 @@ def test_a_look_that_could_not_read_the_disks_keeps_the_margins(tmp_path: Path) 
     (incident,) = [i for i in store.incidents(None) if i.rule == "disk_space"]
     assert (incident.state, incident.severity) == ("open", "warning")
     assert told() == [("opened", "warning"), ("worse", "critical")]
+
+
+def test_a_restart_count_systemd_started_again_from_0_has_risen(tmp_path: Path) -> None:
+    """A person started a looping unit by hand (systemd counts from 0 again) and it crashed
+    4 times by the next check: its count rose, as a slow loop's memory keeps it; a count
+    gone to 0 has not."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    checker = HostChecker(LocalTransport("web1"), settings, None)
+    looked = time.time() - 300
+    checker.previous = Snapshot("web1", looked, restarts={"app.service": 7, "db.service": 2})
+    now = Snapshot("web1", looked + 300, restarts={"app.service": 4, "db.service": 0})
+    assert checker._restarts_rose(now) == {"app.service": looked}

@@ -73,6 +73,21 @@ def test_rising_count_since_previous_check_is_a_finding_even_while_running():
     )
 
 
+def test_a_count_systemd_started_again_from_0_and_past_the_limit_since_is_rising():
+    # a person started the unit by hand (systemd counts from 0 again), and it crashed 4
+    # times since: caught running between two crashes, it is looping still
+    previous = looping(7, "active", "running", taken_at=NOW - 300)
+    current = looping(4, "active", "running")
+
+    finding = only(RULE.evaluate(context(current, previous=previous)))
+
+    assert finding.evidence == (
+        "worker.service: NRestarts=4 active=active sub=running",
+        "NRestarts was 7 at the previous check, then counted from 0 again",
+    )
+    assert RULE.evaluate(context(looping(2, "active", "running"), previous=previous)) == []
+
+
 def test_a_unit_waiting_to_restart_again_loops_however_recent_the_last_look():
     # an approval's check, seconds after another, falls between two restarts: the incident
     # must not resolve (and the fix become "not needed") while the unit still loops

@@ -169,8 +169,11 @@ class HostChecker:
         before = self.previous.restarts if self.previous is not None else None
         if before is not None and snapshot.restarts is not None:
             assert self.previous is not None
+            # lower than before and not 0: counted from 0 again (a start by hand, a reboot)
+            # and risen since
             self._restarts.saw((unit for unit, count in snapshot.restarts.items()
-                                if count > before.get(unit, count)), self.previous.taken_at)
+                                if count != before.get(unit, count) and count > 0),
+                               self.previous.taken_at)
         return self._restarts.within(snapshot.taken_at)
 
     def _oom_kills_rose(self, snapshot: Snapshot) -> dict[str, float]:

@@ -34,7 +34,9 @@ class CrashLoop(Rule):
             if restarts is None or restarts < limit:
                 continue
             earlier = before.get(unit.name)
-            rising = earlier is not None and restarts > earlier
+            # lower than before: systemd counts from 0 again after a start by hand (or a
+            # reboot), and the unit restarted this many times since
+            rising = earlier is not None and restarts != earlier
             # waiting to be restarted again, or starting again: looping now, however recent
             # the last look (a check seconds after another, for an approval, may fall
             # between two restarts)
@@ -49,7 +51,8 @@ class CrashLoop(Rule):
             evidence = [f"{unit.name}: NRestarts={restarts} active={unit.active} "
                         f"sub={unit.sub}"]
             if earlier is not None:
-                evidence.append(f"NRestarts was {earlier} at the previous check")
+                evidence.append(f"NRestarts was {earlier} at the previous check" + (
+                    ", then counted from 0 again" if restarts < earlier else ""))
             if kept and not (rising or restarting):
                 evidence.append(f"NRestarts rose within the last "
                                 f"{ctx.thresholds.crash_loop_window_seconds:g} s")
