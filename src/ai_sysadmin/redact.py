@@ -23,6 +23,8 @@ original.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -135,6 +137,20 @@ def _whole(replacement: str, back: int = 0) -> Callable[[re.Match[str], str], It
     return edits
 
 
+@functools.lru_cache(maxsize=2)
+def _newlines(text: str) -> list[int]:
+    """Where ``text``'s lines end, found once a text (its hash is kept by the string)."""
+    return [match.start() for match in re.finditer("\n", text)]
+
+
+def _line_start(text: str, pos: int) -> int:
+    """Where the line that holds ``pos`` begins. Not ``rfind``: one line of a megabyte that
+    names a secret at every word was walked back once a name, 0.7 s a text."""
+    ends = _newlines(text)
+    before = bisect.bisect_left(ends, pos)
+    return ends[before - 1] + 1 if before else 0
+
+
 def _name_start(text: str, end: int) -> int:
     """Where the name that ends at ``end`` begins (names are [A-Za-z0-9_.-], and shorter than
     a long run of base64 whose every "key" would otherwise walk back to its start)."""
@@ -191,7 +207,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
         # after a space, a value belongs to a flag (--password x), a directive that starts
         # its line (requirepass x) or a Dockerfile's ENV, not to a word in a sentence
         # ("Failed password for root", "the requirepass is not compatible")
-        line_start = text.rfind("\n", 0, start) + 1
+        line_start = _line_start(text, start)
         flag = name.startswith("-") and (before.isspace() or before in "\"'")
         directive = name.lower() in _DIRECTIVES and _DIRECTIVE_LEAD.fullmatch(
             text, line_start, start)
@@ -203,7 +219,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
             return
     if not _is_secret_name(name, after_space):
         if (not after_space and name.lower().strip("\"'") == "key"
-                and _LINE_LEAD.fullmatch(text, text.rfind("\n", 0, start) + 1,
+                and _LINE_LEAD.fullmatch(text, _line_start(text, start),
                                          start - (before in "\"'"))):
             for value_start, value_end, replacement in _groups(match, text):
                 if _KEY_LIKE.fullmatch(text, value_start, value_end):
@@ -212,7 +228,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
     value_start, value_end = match.span("v3")
     sep = match.group("sep") or ""
     if value_start >= 0 and sep != sep.strip():
-        line_start = text.rfind("\n", 0, start) + 1
+        line_start = _line_start(text, start)
         if _LINE_LEAD.fullmatch(text, line_start, start):
             # "password = two words" on a line of its own: the value is the rest of the line,
             # up to a comment
