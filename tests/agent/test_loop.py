@@ -74,6 +74,18 @@ def test_numbers_json_has_not_and_endless_nesting_are_a_malformed_call(run_with_
     assert "must be a JSON object" in result
 
 
+@pytest.mark.parametrize("raw", ["", "  "])
+def test_a_call_whose_arguments_are_empty_is_a_call_with_none(run_with_model, ctx,
+                                                              raw) -> None:
+    # some OpenAI-compatible servers send "" for a tool called with no arguments: the model
+    # was told its call was malformed, and made it again the same way until its budget ran out
+    with ScriptedModel([raw_call("snapshot", raw), say("done")]) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        result = tool_results(model.requests[1])[-1]
+    assert outcome.answer == "done"
+    assert result.startswith("tool snapshot status=ok"), result
+
+
 def test_identical_repeated_calls_are_refused(run_with_model, ctx) -> None:
     same = call("run_readonly", argv=["uname", "-s"])
     with ScriptedModel([same, same, say("done")]) as model:

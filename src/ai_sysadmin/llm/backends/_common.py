@@ -464,9 +464,14 @@ def new_call_id() -> str:
 
 def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
     """A ToolCall from what the server sent. ``arguments`` may be an object (Ollama), a JSON
-    string (OpenAI) or anything else; only a JSON object gives ``arguments``, anything else
+    string (OpenAI), empty or missing (no arguments: ``{}``) or anything else; only a JSON
+    object gives ``arguments``, anything else
     leaves it None for the agent to report back to the model. An id that is no text, or
     longer than :data:`MAX_TOOL_NAME`, is replaced by one of ours."""
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        # a call with no arguments, as some OpenAI-compatible servers send it ("" or none):
+        # no arguments, not a malformed call the model would be told to mend, and make again
+        arguments = {}
     if isinstance(arguments, str):
         raw = arguments
         try:
