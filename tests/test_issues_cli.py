@@ -46,6 +46,18 @@ def test_a_list_with_nothing_live_says_how_to_see_the_rest(cli, store) -> None:
     assert code == 0 and "1 incident(s)" in out and "none live" not in out
 
 
+def test_a_host_never_checked_here_is_said_not_listed_as_well(cli, store) -> None:
+    # `--host web01` for web1: "0 incident(s)" read as a host with nothing wrong
+    number = _incident(store)
+    code, _, err = cli("issues", "--host", "web01")
+    assert code == 2 and "no host 'web01' was ever checked here" in err
+    assert cli("issues", "resolve", str(number))[0] == 0
+    code, out, _ = cli("issues", "--host", "web1")  # known, with nothing live: as before
+    assert code == 0 and "0 incident(s)" in out
+    code, out, _ = cli("issues", "--host", "web1", "--all", "--json")
+    assert code == 0 and [i["id"] for i in json.loads(out)] == [number]
+
+
 @pytest.mark.parametrize("verb", ["close", "resolve"])
 def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, store,
                                                       verb: str) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from .context import MAX_LINES, IncidentId, banner, esc, out, print_json, state
 from .identity import actor
+
+if TYPE_CHECKING:
+    from ..store import IncidentStore
 
 app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
 
@@ -29,6 +32,13 @@ def _default(ctx: typer.Context) -> None:
         ctx.invoke(list_incidents, ctx=ctx)
 
 
+def _unknown(store: IncidentStore, host: str) -> bool:
+    """Whether ``host`` is no host this store knows: none of its rows, none of its incidents
+    (a removed host's are kept)."""
+    return (all(row["name"] != host for row in store.hosts())
+            and not store.incidents(None, host))
+
+
 @app.command("list")
 def list_incidents(
     ctx: typer.Context, all_states: AllStates = False, host: HostOpt = None,
@@ -39,6 +49,10 @@ def list_incidents(
 
     app_state = state(ctx)
     incidents = app_state.store.incidents(None if all_states else LIVE_STATES, host)
+    if host is not None and not incidents and _unknown(app_state.store, host):
+        # a name mistyped read as a host with nothing wrong
+        raise typer.BadParameter(f"no host {host!r} was ever checked here; `systems list "
+                                 "--all` names them", param_hint="--host")
     if as_json:
         print_json([i.to_dict() for i in incidents])
         return
