@@ -224,3 +224,34 @@ def test_a_request_the_queue_lost_while_waited_for_is_said_at_once(redis_url: st
         asyncio.run(go())
     finally:
         queue.close()
+
+
+def test_a_call_stopped_while_its_submit_waits_on_redis_takes_the_request_out_once_in() -> None:
+    """An investigation stopped (a daemon's stop, an incident resolved) while its request's
+    submit still waits on a slow Redis: the submit goes on, on its thread, and the request
+    it puts in is taken out again; a worker answered it for nobody."""
+    port = free_port()
+    with redis_server_process(port) as server:
+        queue = RedisQueue(f"redis://127.0.0.1:{port}/0")
+        call = QueuedLLM(queue, Priority.AUTONOMOUS, coalesce_key="incident:5", timeout=60)
+        try:
+            async def go() -> None:
+                queue.stats()  # connected before the server stops
+                os.kill(server.pid, signal.SIGSTOP)
+                try:
+                    waiting = asyncio.create_task(call(ask("hello"), []))
+                    done, _ = await asyncio.wait([waiting], timeout=0.5)
+                    assert not done  # the submit waits on the stopped server
+                    waiting.cancel()
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+                await until(lambda: call.request_ids, 10, "the submit to end")
+                await until(lambda: states(queue, call.request_ids) == ["cancelled"], 10,
+                            "the request taken out")
+
+            asyncio.run(go())
+            assert queue.stats().depth == 0
+        finally:
+            queue.close()

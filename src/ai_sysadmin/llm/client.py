@@ -9,7 +9,7 @@ import functools
 from ..errors import NotFoundError
 from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
-from .queue.base import EXHAUSTED_ERROR, QueueTimeout, Request, RequestQueue
+from .queue.base import EXHAUSTED_ERROR, QueueTimeout, Request, RequestQueue, Submitted
 from .types import (
     ChatResult,
     LLMBadResponse,
@@ -30,6 +30,27 @@ _EXHAUSTED = EXHAUSTED_ERROR.partition("{")[0]
 _TYPED: dict[str, type[LLMError]] = {
     cls.__name__: cls for cls in (LLMUnavailable, LLMBusy, LLMBadResponse, LLMModelMissing,
                                   LLMServerError)}
+
+
+def _abandon_late(queue: RequestQueue, submitting: asyncio.Future[Submitted]) -> None:
+    """Take out of ``queue`` what a submit its caller stopped waiting for put in (unless
+    another caller joined it)."""
+    if submitting.cancelled() or submitting.exception() is not None:
+        return
+    submitted = submitting.result()
+    if submitted.coalesced:
+        return
+
+    async def abandon() -> None:
+        with contextlib.suppress(LLMError, NotFoundError):
+            await queue.call(queue.abandon, submitted.request_id)
+
+    _LATE.add(task := asyncio.ensure_future(abandon()))
+    task.add_done_callback(_LATE.discard)
+
+
+#: abandons under way (a task nobody holds may be collected before it ran)
+_LATE: set[asyncio.Future[None]] = set()
 
 
 class QueuedLLM:
@@ -58,10 +79,17 @@ class QueuedLLM:
                        max_tokens: int | None = None) -> ChatResult:
         queue: RequestQueue = self.queue  # type: ignore[assignment]
         # recorded by the submit itself, before it wakes a private worker serving these ids
-        submitted = await queue.call(functools.partial(
+        submitting = asyncio.ensure_future(queue.call(functools.partial(
             queue.submit, "chat",
             chat_payload(messages, tools, self.temperature, schema, max_tokens),
-            self.priority, self.coalesce_key, record=self.request_ids))
+            self.priority, self.coalesce_key, record=self.request_ids)))
+        try:
+            submitted = await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            # a remote queue's submit runs on, on its thread: what it puts in the queue is
+            # taken out once it is in, or a worker would answer it for nobody
+            submitting.add_done_callback(functools.partial(_abandon_late, queue))
+            raise
         try:
             request = await self._answer(queue, submitted.request_id)
         except (QueueTimeout, asyncio.CancelledError):
