@@ -119,6 +119,34 @@ def test_read_file_and_list_directory_work(ctx, tmp_path: Path) -> None:
     assert listing.status == "ok" and "app.conf" in listing.output
 
 
+@pytest.mark.parametrize(("token", "named"), [
+    ("glpat-Ab3dEfGh1jKlMn0pQrSt", "glpat-"), ("npm_" + "Ab3dEfGh1jKlMn0pQrStUvWxYz0123456789",
+                                              "npm_")])
+def test_a_file_read_short_of_a_tokens_end_shows_none_of_it(ctx, tmp_path: Path, token: str,
+                                                           named: str) -> None:
+    """max_bytes ending one character into a token: cut on the host, what was read matched
+    no pattern, and all of the token but its last character reached the model."""
+    config = tmp_path / "runner.conf"
+    config.write_text(f"runner registered with {token} today\n")
+    for cut in range(len("runner registered with "), len(config.read_text())):
+        shown = call(ctx, "read_file", path=str(config), max_bytes=cut).output
+        assert token[len(named):len(named) + 4] not in shown, (cut, shown)
+        assert len(shown) <= cut
+    whole = call(ctx, "read_file", path=str(config)).output
+    assert whole.startswith("runner registered with ") and token not in whole
+
+
+@pytest.mark.parametrize("argv", [["ps", "-o", "args", "--cols", "122", "-p", "1"],
+                                  ["ps", "-o", "args:30", "-p", "1"],
+                                  ["top", "-b", "-n", "1", "-c", "-w90"]])
+def test_a_listing_cut_at_a_width_the_model_chose_is_refused(ctx, argv) -> None:
+    # ps and top cut each line at that width; a token in a command line cut a character
+    # short of its end matches no pattern, and the rest of it showed
+    result = call(ctx, "run_readonly", argv=argv)
+    assert result.status == "refused" and "a secret cut there would show in part" in \
+        result.output, result.output
+
+
 def test_unit_names_and_hosts_are_validated(ctx) -> None:
     assert "not a valid systemd unit name" in call(ctx, "unit_status", unit="a b;c").output
     assert "not a valid systemd unit name" in call(ctx, "journal", unit="--root=/x").output

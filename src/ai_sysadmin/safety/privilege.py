@@ -16,7 +16,7 @@ from .readonly_commands import MDADM, READ_ONLY
 ROOT_DIAGNOSTICS: dict[str, str] = {
     "du": "sizes of directories the reading identity may not list (sizes, never contents)",
     "ss": "which process holds a socket (another user's processes are hidden otherwise)",
-    "lsof": "which process holds a file or a port",
+    "lsof": "which process holds a port or a socket (a file or directory named: the reader)",
     "nft": "the firewall rules (reading them needs CAP_NET_ADMIN)",
     "mdadm": "RAID state, read from the block devices",
     "zpool": "ZFS pool state",
@@ -63,6 +63,11 @@ def root_reason(argv: Sequence[str]) -> str | None:
         depth = du_depth(argv[1:])
         if depth is None or depth > 1 or (depth == 1 and not listed_by_root(argv)):
             return None
+    if argv[0] == "lsof" and any(arg[:2] in ("+d", "+D") or "/" in arg for arg in argv[1:]):
+        # a directory walked (+d, +D) or a file named: as root it names the open files in
+        # directories the reader may not list, and tells whether a path it may not see
+        # exists; the reader sees what it may see. Sockets and processes stay root's
+        return None
     return ROOT_DIAGNOSTICS.get(argv[0])
 
 

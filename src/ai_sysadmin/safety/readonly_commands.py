@@ -394,7 +394,8 @@ TOP = Spec(
         opt("-u --filter-only-euser", value=user_name),
         opt("-U --filter-any-user", value=user_name),
         opt("-o --sort-override", value=charset(r"[+-]?[A-Za-z%]{1,12}", "is not a field")),
-        opt("-w --width", OPTIONAL, number_value),
+        # -w alone widens to top's most; a number cuts where the model chose (_CUTS)
+        opt("-w --width", OPTIONAL, lambda value: f"takes no number here: it {_CUTS}"),
         opt("-E --scale-summary-mem", value=charset(r"[kmgtpe]", "is not k, m, g, t, p or e")),
         opt("-e --scale-task-mem", value=charset(r"[kmgtp]", "is not k, m, g, t or p"))),
     max_operands=0, extra=_top_runs_once,
@@ -689,13 +690,21 @@ _PS_BSD, _PS_BSD_VALUED = set("auxwfjlvrSTcHmhnZ"), set("oOpUtqk")
 _PS_LONG = {"--forest": False, "--no-headers": False, "--no-heading": False,
             "--headers": False, "--cumulative": False, "--deselect": False, "--sort": True,
             "--format": True, "--pid": True, "--ppid": True, "--user": True, "--User": True,
-            "--group": True, "--Group": True, "--cols": True, "--columns": True,
-            "--width": True, "--lines": True, "--rows": True}
+            "--group": True, "--Group": True, "--lines": True, "--rows": True}
+#: what ps is refused that cuts what it prints at a width (masking reads whole lines: a
+#: secret in a command line cut a character short of its end matches no pattern)
+_PS_CUTS = frozenset({"--cols", "--columns", "--width"})
+_CUTS = "cuts each line at a width, and a secret cut there would show in part"
 _PS_LIST = charset(r"[+-]?[A-Za-z0-9_,.:=%+\-]+", "has characters that are not allowed")
 
 
 def _ps_value(name: str, value: str) -> None:
-    check = output_columns if name in ("-o", "-O", "o", "O", "--format") else _PS_LIST
+    columns = name in ("-o", "-O", "o", "O", "--format")
+    # the command line's column cut at a width (args:30); a user name's width cuts no secret
+    if columns and re.search(r"(?:^|,)(?:args|cmd|command):[0-9]", value):
+        raise Refused(f"ps {name} {redact_cut(value, 40)!r}: a width of the command line "
+                      "cuts it, and a secret cut there would show in part")
+    check = output_columns if columns else _PS_LIST
     if (problem := check_value(check, value)) is not None:
         raise Refused(f"ps {name} {redact_cut(value, 40)!r} {problem}")
 
@@ -707,6 +716,8 @@ def _check_ps(args: list[str]) -> None:
         i += 1
         if arg.startswith("--"):
             name, eq, value = arg.partition("=")
+            if name in _PS_CUTS:
+                raise Refused(f"ps {name} {_CUTS}")
             if name not in _PS_LONG:
                 raise Refused(f"ps {name} is not allowed while investigating")
             if _PS_LONG[name]:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ...errors import TransportError
 from ...hosts.transport import CommandResult, LocalTransport
+from ...redact import CUT_MARGIN, redact_cut
 from ...safety.file_policy import check_read, holds_private_key, path_problem, path_to_read
 from ...safety.read_script import EXIT_NOT_REGULAR, EXIT_SWAPPED, not_regular, opened, read_argv
 from ..context import ToolContext
@@ -90,20 +91,24 @@ async def read_file(
     assert transport is not None
     # read what the policy judged (the resolved path), opened once on the host, and judge
     # again the file that was opened: a swap since the check cannot redirect the read
-    argv = read_argv(resolved, max_bytes, ctx.programs(host).sh)
+    # more than asked, masked, then cut: cut on the host, a token at the cut would match no
+    # pattern, and a max_bytes ending one character into it showed all the rest of it
+    argv = read_argv(resolved, max_bytes + CUT_MARGIN, ctx.programs(host).sh)
     try:
         result = await transport.run(argv, ctx.settings.command_timeout)
     except TransportError as exc:  # it may quote the host's stderr
         return ToolResult("error", str(exc), command=argv)
     # where a link led, the name read (in the answer and in its command) is one that whoever
     # made the link chose: host text, fenced as such
-    return _judged(ctx, resolved, argv, result, named_by_host=resolved != path)
+    return _judged(ctx, resolved, argv, result, named_by_host=resolved != path,
+                   limit=max_bytes)
 
 
 def _judged(ctx: ToolContext, resolved: str, argv: list[str], result: CommandResult,
-            named_by_host: bool) -> ToolResult:
+            named_by_host: bool, limit: int) -> ToolResult:
     """read_file's answer from what the read script printed: the file the host opened must
-    pass the file policy too, and hold no private key."""
+    pass the file policy too, and hold no private key; its first ``limit`` characters, masked
+    before they are cut."""
     if result.returncode == EXIT_NOT_REGULAR:
         return ToolResult("refused", f"refused: {not_regular(resolved, result.stdout)}",
                           command=argv, from_host=named_by_host)
@@ -125,7 +130,7 @@ def _judged(ctx: ToolContext, resolved: str, argv: list[str], result: CommandRes
     if holds_private_key(read.text):
         return ToolResult("refused", "refused by policy: the file holds a private key",
                           command=argv, from_host=named_by_host)
-    return ToolResult("ok", read.text or "(empty file)", command=argv)
+    return ToolResult("ok", redact_cut(read.text, limit) or "(empty file)", command=argv)
 
 
 @REGISTRY.tool()
