@@ -47,8 +47,11 @@ def test_issues_all_lists_resolved_and_closed_incidents_too(cli: Cli,
     for asked in (("issues", "--json"), ("issues", "list", "--json"), ("--json", "issues")):
         code, out, _ = cli(*asked)
         assert code == 0 and [i["id"] for i in json.loads(out)] == [live], asked
-    code, out, _ = cli("issues", "--all", "--host", "web2", "--json")
-    assert (code, json.loads(out)) == (0, [])
+    code, out, _ = cli("issues", "--all", "--host", "web1", "--json")
+    assert code == 0 and {i["id"] for i in json.loads(out)} == {live, resolved, closed}
+    # a host never checked here is said so, not listed as one with nothing wrong
+    code, _, err = cli("issues", "--all", "--host", "web2", "--json")
+    assert code == 2 and "no host 'web2' was ever checked here" in err
     # an option of the list given to another command is said, not dropped
     code, _, err = cli("issues", "--all", "show", str(live))
     assert code == 2 and "unexpected extra argument" in err
