@@ -61,16 +61,18 @@ def mount(
     size: int = 100 * GIB,
     inodes: int = 1_000_000,
     fstype: str = "ext4",
-    source: str = "/dev/sda1",
+    source: str | None = None,
     read_only: bool = False,
     view_read_only: bool | None = False,
     stopped: str = "",
 ) -> Mount:
     """A mount whose used/(used+avail) and inode use are exactly the given shares, its flags
-    read from the mount table (``view_read_only`` None: the table was not read)."""
+    read from the mount table (``view_read_only`` None: the table was not read). Each mount
+    point has a device of its own unless ``source`` says otherwise: mounts of one device
+    are one file system (``distinct_filesystems``)."""
     used = int(size * used_percent / 100)
     return Mount(
-        source=source,
+        source=source if source is not None else f"/dev/disk/of{target}",
         fstype=fstype,
         target=target,
         size_bytes=size,

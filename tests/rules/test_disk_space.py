@@ -1,6 +1,7 @@
 import pytest
 
 from ai_sysadmin.config import Thresholds
+from ai_sysadmin.monitor import parsers
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.disk_space import DiskSpace
@@ -119,3 +120,73 @@ def test_only_the_disks_own_critical_finding_keeps_its_critical_margin():
     snap = snapshot(mounts=[mount("/srv", used_percent=94.9)])
     ctx = RuleContext(snap, strict, found_before={("disk_space", "/srv"): Severity.CRITICAL})
     assert [f.severity for f in RULE.evaluate(ctx)] == [Severity.WARNING]
+
+
+#: df on a Fedora/openSUSE-style btrfs layout: every subvolume has a device number of its
+#: own, so df lists each with the one file system's figures (read a moment apart: the used
+#: count of a busy disk moves between two reads); beside it a /boot and two tmpfs
+BTRFS_DF = """\
+Filesystem     Type          1B-blocks         Used       Avail  Inodes IUsed Mounted on
+/dev/nvme0n1p3 btrfs      107374182400 103079215104  4294967296       0     0 /home
+devtmpfs       devtmpfs        4194304            0     4194304 2026190   712 /dev
+tmpfs          tmpfs       16614215680    104857600 16509358080 4056205    93 /dev/shm
+/dev/nvme0n1p3 btrfs      107374182400 103079215104  4294967296       0     0 /
+/dev/nvme0n1p3 btrfs      107374182400 103079219200  4294963200       0     0 /var
+/dev/nvme0n1p3 btrfs      107374182400 103079219200  4294963200       0     0 /opt
+/dev/nvme0n1p3 btrfs      107374182400 103079219200  4294963200       0     0 /.snapshots
+/dev/nvme0n1p2 ext4         1020702720    980000000    40702720   65536   402 /boot
+tmpfs          tmpfs       16614215680  16509358080   104857600 4056205    93 /tmp
+"""
+
+
+def test_one_full_btrfs_mounted_as_subvolumes_is_one_finding_naming_its_other_mounts():
+    """One full disk is one incident (and one investigation), not one a subvolume."""
+    mounts = parsers.parse_df(BTRFS_DF)
+    found = {f.subject: f for f in RULE.evaluate(context(snapshot(mounts=mounts)))}
+
+    # the btrfs once, as "/"; /boot (another device) and the full /tmp (a tmpfs of the
+    # same size as /dev/shm, another file system) each on their own
+    assert sorted(found) == ["/", "/boot", "/tmp"]
+    root = found["/"]
+    assert root.summary == "/ is 96% full"
+    assert root.evidence[1] == ("the same file system is also mounted at /.snapshots, /home, "
+                                "/opt, /var")
+    # whichever order df lists them in, the subject stays "/": its incident stays one
+    reordered = list(reversed(mounts))
+    assert sorted(f.subject for f in RULE.evaluate(context(snapshot(mounts=reordered)))) == \
+        ["/", "/boot", "/tmp"]
+
+
+def test_file_systems_alike_but_of_no_one_device_are_each_judged():
+    full = [
+        # two disks of one size, both full
+        mount("/srv/a", used_percent=97, fstype="btrfs", source="/dev/sdb"),
+        mount("/srv/b", used_percent=97, fstype="btrfs", source="/dev/sdc"),
+        # two tmpfs of one name, size and fill: a tmpfs's name is any label, no device
+        mount("/run/user/1000", used_percent=99, fstype="tmpfs", source="tmpfs"),
+        mount("/run/user/1001", used_percent=99, fstype="tmpfs", source="tmpfs"),
+    ]
+    found = RULE.evaluate(context(snapshot(mounts=full)))
+    assert sorted(f.subject for f in found) == ["/run/user/1000", "/run/user/1001", "/srv/a",
+                                                "/srv/b"]
+    assert all(len(f.evidence) == 1 for f in found)  # none said to be mounted elsewhere
+
+
+def test_a_read_only_mount_of_a_device_does_not_speak_for_a_writable_one():
+    """The shortest mount point speaks for a file system: one read-only (never full) must
+    not hide a writable one it is not."""
+    image = mount("/img", used_percent=100, fstype="ext4", source="/dev/loop0", read_only=True)
+    data = mount("/srv/data", used_percent=97, fstype="ext4", source="/dev/loop0")
+    assert [f.subject for f in RULE.evaluate(context(snapshot(mounts=[image, data])))] == \
+        ["/srv/data"]
+
+
+def test_a_file_system_at_many_mount_points_names_a_few_of_them():
+    many = [mount(f"/var/lib/machines/m{n:02}", used_percent=97, fstype="btrfs",
+                  source="/dev/sdb") for n in range(12)]
+    finding = only(RULE.evaluate(context(snapshot(mounts=many))))
+    assert finding.subject == "/var/lib/machines/m00"
+    assert finding.evidence[1] == (
+        "the same file system is also mounted at /var/lib/machines/m01, "
+        "/var/lib/machines/m02, /var/lib/machines/m03, /var/lib/machines/m04, "
+        "/var/lib/machines/m05 and 6 more")

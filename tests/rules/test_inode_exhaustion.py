@@ -75,3 +75,16 @@ def test_a_read_only_file_system_with_every_inode_used_is_no_finding() -> None:
     squashfs = Mount("/dev/loop1", "squashfs", "/snap/core22/1380", 1000, 1000, 0, 29, 29,
                      read_only=True)
     assert RULE.evaluate(context(snapshot(mounts=[squashfs]))) == []
+
+
+def test_one_file_system_mounted_twice_is_one_finding_naming_the_other_mount():
+    """Two subvolumes of one file system (df lists each: its own device number), out of
+    inodes: one incident, as for its space (tests/rules/test_disk_space.py)."""
+    mail = [mount(target, inodes_percent=97, fstype="bcachefs", source="/dev/sdb")
+            for target in ("/var/mail", "/srv/mail")]
+    other = mount("/srv/spool", inodes_percent=97, fstype="bcachefs", source="/dev/sdc")
+    found = RULE.evaluate(context(snapshot(mounts=[*mail, other])))
+    assert [(f.subject, f.evidence[1:]) for f in found] == [
+        ("/srv/mail", ("the same file system is also mounted at /var/mail",)),
+        ("/srv/spool", ()),
+    ]

@@ -92,25 +92,69 @@ class Mount:
         return 100.0 * self.inodes_used / self.inodes if self.inodes else 0.0
 
 
-def distinct_filesystems(mounts: Iterable[Mount]) -> list[Mount]:
-    """The mounts a fill level is judged on. An overlay mount (a container's root) reports the
-    figures of the file system its upper directory lies on: one full disk under fifty
-    containers is one problem, not fifty. So an overlay whose file system (its size and inode
-    count) another mount shows is left to that mount, and of overlays that share one only the
-    first is kept. (df itself leaves out bind mounts, which share their device.)"""
+#: how many of a file system's other mount points its findings name
+ALSO_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class FileSystem:
+    """One file system a fill level is judged on: the mount it is judged as (its subject),
+    and the other mount points df listed it at, in order."""
+
+    mount: Mount
+    also: tuple[str, ...] = ()
+
+    def also_mounted(self) -> list[str]:
+        """An evidence line naming the other mount points, where there are any."""
+        if not self.also:
+            return []
+        shown = ", ".join(self.also[:ALSO_SHOWN])
+        more = len(self.also) - ALSO_SHOWN
+        return [f"the same file system is also mounted at {shown}"
+                + (f" and {more} more" if more > 0 else "")]
+
+
+def _file_system_key(m: Mount) -> tuple[object, ...]:
+    """What df's line says of the file system itself. One device holds one file system at a
+    time, so the mounts of one device node (``/dev/...``) of one type and size are one file
+    system: each btrfs subvolume has a device number of its own, so df lists every one (/,
+    /home, /var), with the file system's figures, read a moment apart (a busy disk's used
+    count moves between two reads). Any other source names no device (``tmpfs``, any label
+    a tmpfs is given): two full tmpfs of one size show the same figures, and are two."""
+    if not m.source.startswith("/dev/"):
+        return (m.target,)
+    return (m.source, m.fstype, m.size_bytes, m.inodes, m.read_only)
+
+
+def _one(group: list[Mount]) -> FileSystem:
+    """A file system by the shortest of its mount points ("/" before "/home"), the same from
+    one check to the next whichever order df lists them in."""
+    first = min(group, key=lambda m: (len(m.target), m.target))
+    return FileSystem(first, tuple(sorted(m.target for m in group if m is not first)))
+
+
+def distinct_filesystems(mounts: Iterable[Mount]) -> list[FileSystem]:
+    """The file systems a fill level is judged on, each once: one full disk is one problem,
+    however many times it is mounted.
+
+    Mounts of one file system (:func:`_file_system_key`: btrfs subvolumes, which df lists
+    each with its own device number) are one. An overlay mount (a container's root) reports
+    the figures of the file system its upper directory lies on, with ``overlay`` as its
+    source: an overlay whose file system (its size and inode count) another mount shows is
+    left to that mount, and of overlays that share one only the first is kept. (df itself
+    leaves out bind mounts, which share their device number.)"""
     mounts = list(mounts)
     plain = {(m.size_bytes, m.inodes) for m in mounts if m.fstype != "overlay"}
-    seen: set[tuple[int, int]] = set()
-    kept = []
+    overlays: set[tuple[int, int]] = set()
+    groups: dict[tuple[object, ...], list[Mount]] = {}
     for m in mounts:
-        key = (m.size_bytes, m.inodes)
         if m.fstype == "overlay":
-            if key in plain or key in seen:
+            figures = (m.size_bytes, m.inodes)
+            if figures in plain or figures in overlays:
                 continue
-            seen.add(key)
-        kept.append(m)
-    return kept
-
+            overlays.add(figures)
+        groups.setdefault(_file_system_key(m), []).append(m)
+    return [_one(group) for group in groups.values()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ class DiskSpace(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
         findings = []
-        for m in distinct_filesystems(ctx.snapshot.mounts or []):
+        for fs in distinct_filesystems(ctx.snapshot.mounts or []):
+            m = fs.mount
             pct = m.used_percent
             # a read-only one cannot fill up
             if m.read_only or pct < self.warns_at(ctx, m.target, t.disk_warn_percent):
@@ -26,7 +27,8 @@ class DiskSpace(Rule):
                     severity,
                     f"{m.target} is {percent(pct)} full",
                     [f"{m.target} ({m.fstype} on {m.source}): {size(m.used_bytes)} of "
-                     f"{size(m.used_bytes + m.avail_bytes)} used, {size(m.avail_bytes)} free"],
+                     f"{size(m.used_bytes + m.avail_bytes)} used, {size(m.avail_bytes)} free",
+                     *fs.also_mounted()],
                 )
             )
         return findings

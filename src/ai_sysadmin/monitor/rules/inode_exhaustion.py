@@ -13,7 +13,8 @@ class InodeExhaustion(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
         findings = []
-        for m in distinct_filesystems(ctx.snapshot.mounts or []):
+        for fs in distinct_filesystems(ctx.snapshot.mounts or []):
+            m = fs.mount
             pct = m.inodes_percent
             # a read-only file system cannot run out of what it is never asked for
             if m.read_only or not m.inodes or pct < self.warns_at(ctx, m.target,
@@ -26,7 +27,8 @@ class InodeExhaustion(Rule):
                     m.target,
                     severity,
                     f"{m.target} has used {percent(pct)} of its inodes",
-                    [f"{m.target} ({m.fstype}): {m.inodes_used} of {m.inodes} inodes used"],
+                    [f"{m.target} ({m.fstype}): {m.inodes_used} of {m.inodes} inodes used",
+                     *fs.also_mounted()],
                 )
             )
         return findings
