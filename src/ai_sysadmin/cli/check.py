@@ -73,7 +73,8 @@ def refused_reason(report: CheckReport) -> str | None:
 
 def exit_code(report: CheckReport) -> int:
     """0 healthy: every section collected and nothing found; 1 findings (an unreachable host
-    is one), whatever else; 2 no findings, but part or all of the host was not collected.
+    is one), whatever else; 2 no findings, but part or all of the host was not collected
+    (a mount df could not read, found before: :attr:`CheckReport.kept`, counts).
 
     A section that was not collected was not judged: a host whose disks nobody measured is
     not known to be healthy, and a script reading the exit code must not take it for one."""
@@ -97,6 +98,7 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
         "findings": [f.to_dict() for f in report.findings],
         "errors": report.errors,
         "notes": report.notes,
+        "kept": [{"rule": rule, "subject": masked(subject)} for rule, subject in report.kept],
         "incidents_opened": report.outcome.opened if report.outcome else [],
         "incidents_resolved": report.outcome.resolved if report.outcome else [],
     }
@@ -201,8 +203,9 @@ def _print_report(report: CheckReport) -> None:
         out.print(_refused_line(report, refused), markup=True)
     _print_errors(report.errors, refused)
     _print_notes(report, "")
+    _print_kept(report, "")
     if not report.findings:
-        out.print("[green]healthy[/green]: no findings" if not report.errors else
+        out.print("[green]healthy[/green]: no findings" if report.healthy else
                   "[yellow]no findings[/yellow] in what could be collected", markup=True)
         return
     table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False)
@@ -246,6 +249,15 @@ def _print_notes(report: CheckReport, indent: str) -> None:
 
     for section, note in report.notes.items():
         out.print(f"{indent}[cyan]note[/cyan] {esc(section)}: {esc(quote(note, SHOWN))}",
+                  markup=True)
+
+
+def _print_kept(report: CheckReport, indent: str) -> None:
+    """What the check before found and this one could not judge (a mount df could not read,
+    said in a note): its incident stays open, not called well."""
+    for rule, subject in report.kept:
+        out.print(f"{indent}[yellow]not judged[/yellow] {esc(rule)} {esc(masked(subject))}: "
+                  "found before, not read this check; its incident stays as it was",
                   markup=True)
 
 
@@ -300,15 +312,18 @@ def _print_block(report: CheckReport) -> None:
     # `check HOST` again to learn what was missing
     missing = f"not collected: {esc(not_collected(report.errors))}" if report.errors else ""
     if not report.findings:
-        verdict = ("[green]healthy[/green]" if not report.errors else
-                   f"[yellow]no findings[/yellow]; {missing}")
+        verdict = ("[green]healthy[/green]" if report.healthy else
+                   f"[yellow]no findings[/yellow]; {missing}" if missing else
+                   "[yellow]no findings[/yellow] in what could be read")
         out.print(f"[bold]{esc(report.host)}[/bold] {verdict}", markup=True)
         _print_notes(report, "  ")
+        _print_kept(report, "  ")
         return
     out.print(f"[bold]{esc(report.host)}[/bold] {len(report.findings)} finding(s)", markup=True)
     if missing:
         out.print(f"  [yellow]{missing}[/yellow]", markup=True)
     _print_notes(report, "  ")
+    _print_kept(report, "  ")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")
         out.print(f"  [{style}]{esc(f.severity.label)}[/] {esc(f.rule)} "

@@ -130,7 +130,7 @@ def _gone(incident: Incident | None, report: CheckReport, began: float,
         over = rule.over_since(report.context, incident.subject, began, ended)
         if over is not None:
             return over, rule.over_words[0 if over else 1].format(subject=incident.subject)
-    gone = incident.rule in report.judged_rules and all(
+    gone = report.judged(incident.rule, incident.subject) and all(
         f.fingerprint != incident.fingerprint for f in report.findings)
     return gone, "finding gone" if gone else "finding still present"
 
@@ -638,7 +638,7 @@ class Executor:
         if incident is None or action.host not in self.transports:
             return True
         report = await self.checker_for(action.host).check(reason)
-        if incident.rule not in report.judged_rules:
+        if not report.judged(incident.rule, incident.subject):
             return True  # could not judge: assume still needed, never assume healthy
         return any(f.fingerprint == incident.fingerprint for f in report.findings)
 

@@ -254,6 +254,85 @@ def parse_df(text: str) -> list[Mount]:
     return list(mounts.values())
 
 
+#: one piece of a name as GNU's shell-escape quoting writes it (``quotef``, in df's errors):
+#: ``'...'`` as it is; ``"..."`` (a name holding a ``'``) and ``$'...'`` (a control
+#: character, a byte that is no character) with C escapes; ``\'`` (a quote, between two
+#: quoted pieces); or a run of characters that needed no quoting
+_SHELL_PIECE = re.compile(
+    r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\$'((?:[^'\\]|\\.)*)'|\\(.)|([^'"\\$]+)""",
+    re.DOTALL)
+#: a C escape: octal (a byte of the name), or one character
+_C_ESCAPE = re.compile(r"\\([0-7]{1,3}|.)", re.DOTALL)
+_C_ESCAPES = {"a": b"\a", "b": b"\b", "t": b"\t", "n": b"\n", "v": b"\v", "f": b"\f",
+              "r": b"\r", "e": b"\x1b"}
+
+
+def _c_unescaped(text: str) -> bytes:
+    """The bytes of a piece with C escapes: an octal escape is one byte of the name, which
+    may be part of a character the pieces around it continue."""
+    out, at = bytearray(), 0
+    for m in _C_ESCAPE.finditer(text):
+        out += text[at:m.start()].encode()
+        code = m.group(1)
+        out += bytes([int(code, 8) & 0xFF]) if code[0] in "01234567" \
+            else _C_ESCAPES.get(code, code.encode())
+        at = m.end()
+    return bytes(out + text[at:].encode())
+
+
+def _shell_unquoted(text: str) -> str | None:
+    """A name as GNU's ``quotef`` quoted it (``'/mnt/my share'``, ``'/mnt/a:b'``,
+    ``"/mnt/it's"``, ``'/mnt/a'$'\\n''b'``), or None where it is not so quoted."""
+    name, at = bytearray(), 0
+    while at < len(text):
+        m = _SHELL_PIECE.match(text, at)
+        if m is None:
+            return None
+        single, double, dollar, one, bare = m.groups()
+        if double is not None or dollar is not None:
+            name += _c_unescaped(double if double is not None else dollar)
+        else:
+            name += next(p for p in (single, one, bare) if p is not None).encode()
+        at = m.end()
+    return name.decode("utf-8", "replace")
+
+
+def _as_df_lists(name: str) -> str:
+    """A mount point as df writes it in a line of its table: each control character a
+    ``?``."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in name)
+
+
+def parse_df_errors(stderr: str) -> tuple[dict[str, str], list[str]]:
+    """The mount points df could not read, from its errors (``df: PATH: REASON``, GNU's and
+    BusyBox's words: a stale NFS handle, a FUSE mount the reading user may not stat), each
+    as its table would list it and with df's reason; and the lines that name none.
+
+    A mount point is any user's to name: GNU quotes one that holds a space, a colon or a
+    quote, so the name is read by its quoting, not cut at a colon; the reason, the C
+    library's words for an errno, holds no ``": "``. The program's name before the first
+    ``": "`` is whatever the host ran (``df``, a path of it)."""
+    unread: dict[str, str] = {}
+    other: list[str] = []
+    for line in stderr.split("\n"):
+        if not line.strip():
+            continue
+        _, named, rest = line.partition(": ")
+        quoted, said, reason = rest.rpartition(": ")
+        path = _shell_unquoted(quoted) if named and said and reason.strip() else None
+        if path is None or not path.startswith("/"):
+            other.append(line)
+            continue
+        unread[_as_df_lists(path)] = reason.strip()
+    return unread, other
+
+
+def mount_types(mountinfo: str) -> dict[str, str]:
+    """Each mount point of ``/proc/self/mountinfo`` and its file system's type (where a
+    point is mounted over, the mount in use)."""
+    return {point: fstype for point, fstype, _, _ in _mountinfo(mountinfo)}
+
+
 #: the octal escapes the kernel writes in a mount point (space, tab, newline, backslash)
 _MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
 

@@ -48,6 +48,7 @@ from .snapshot import (
     HiddenUnitFile,
     JournalGap,
     KernelLimits,
+    Mount,
     Snapshot,
 )
 
@@ -359,18 +360,42 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         raise TransportError(f"df printed nothing: {redact_cut(df.stderr.strip(), 200)}")
     mounts = plan.parsed(parsers.parse_df, df.stdout)
     info = readings[1]
-    if not (isinstance(info, CommandResult) and info.ok):
+    mountinfo = info.stdout if isinstance(info, CommandResult) and info.ok else None
+    _unread_mounts(df, mounts, mountinfo, snap, plan)
+    if mountinfo is None:
         # every mount counts as writable: a full disk is never missed for want of the table
         snap.mounts = [replace(m, view_read_only=None) for m in mounts]
         return
     # parsed apart, each reused while its text stays the same (df's changes with every
     # write, the mount table hardly ever); a mount the table does not name as df does
     # counts as writable
-    flags = plan.parsed(parsers.mount_flags, info.stdout)
+    flags = plan.parsed(parsers.mount_flags, mountinfo)
     snap.mounts = [replace(m, read_only=f.read_only, view_read_only=f.view_read_only,
                            stopped=f.stopped)
                    if (f := flags.get(m.target)) is not None and (f.read_only or f.view_read_only)
                    else m for m in mounts]
+
+
+def _unread_mounts(df: CommandResult, mounts: Sequence[Mount], mountinfo: str | None,
+                   snap: Snapshot, plan: Plan) -> None:
+    """The mounts df named in its errors and left out of its table: not known to be well, so
+    said (a note) and judged by no rule (``Snapshot.unread_mounts``). One of a type no rule
+    judges when df reads it (the mount table says which: gvfs and the document portal's,
+    which root may not stat) is passed over unsaid."""
+    if df.ok or not df.stderr.strip():
+        return
+    named, other = parsers.parse_df_errors(df.stderr)
+    types = plan.parsed(parsers.mount_types, mountinfo) if mountinfo is not None else {}
+    listed = {m.target for m in mounts}
+    snap.unread_mounts = {point: why for point, why in named.items()
+                          if point not in listed and types.get(point) not in parsers.PSEUDO_FS}
+    said = [f"df could not read {point} ({why})" for point, why in snap.unread_mounts.items()]
+    if said:
+        said[-1] += ": how full it is was not checked, and its incidents stay as they were"
+    if other:
+        said.append(f"df exited {df.returncode}: " + " / ".join(other))
+    if said:
+        snap.notes["mounts"] = "; ".join(said)
 
 
 def _os(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:

@@ -461,6 +461,10 @@ class Snapshot:
     load: Load | None = None
     uptime_seconds: float | None = None
     mounts: list[Mount] | None = None
+    #: the mount points df named but could not read (a stale NFS handle, a FUSE mount the
+    #: checking user may not stat), each with df's reason: how full they are is not known
+    #: this look, so their incidents stay as they were (said in ``notes``)
+    unread_mounts: dict[str, str] = field(default_factory=dict)
     systemd_running: bool | None = None
     units: list[Unit] | None = None
     #: the state of every unit file (``systemctl list-unit-files``): a file systemd cannot

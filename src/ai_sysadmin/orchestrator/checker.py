@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
-from ..monitor.findings import Finding, Severity, not_collected
-from ..monitor.rules import READING_FIXES, RuleContext, evaluate
+from ..monitor.findings import Finding, Severity, fingerprint, not_collected
+from ..monitor.rules import READING_FIXES, RuleContext, evaluate, unjudged
 from ..monitor.rules.filesystem_errors import RECENT_ERROR_SECONDS, fs_errors_rose
 from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
@@ -41,11 +41,26 @@ class CheckReport:
     notes: dict[str, str] = field(default_factory=dict)
     #: what the rules judged from: a fix's verification asks a rule about one subject
     context: RuleContext | None = None
+    #: (rule, subject) the judged rules could not judge (a mount df could not read): their
+    #: incidents stay as they were
+    unjudged: frozenset[tuple[str, str]] = frozenset()
+
+    def judged(self, rule: str, subject: str) -> bool:
+        """Whether this check judged ``rule`` for ``subject``: finding nothing of it then
+        means it is gone."""
+        return rule in self.judged_rules and (rule, subject) not in self.unjudged
+
+    @property
+    def kept(self) -> list[tuple[str, str]]:
+        """What the check before found that this one could not judge: still as it was."""
+        found = self.context.found_before if self.context is not None else {}
+        return sorted(key for key in self.unjudged if key in found)
 
     @property
     def healthy(self) -> bool:
-        """Healthy only if nothing was found AND the snapshot was collected in full."""
-        return not self.findings and not self.errors
+        """Healthy only if nothing was found AND the snapshot was collected in full, and
+        nothing found before went unjudged."""
+        return not self.findings and not self.errors and not self.kept
 
 
 #: the checks that move the baseline rates are measured from: the daemon's periodic ones
@@ -233,14 +248,16 @@ class HostChecker:
                 fs_errors_rose_after=self._fs_errors_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
-            # a rule that could not judge this look (its section was not collected) found
-            # what it found before: the store keeps its incidents, and so does this memory,
-            # or the look after a failed df would judge without the margins
+            unread = unjudged(ctx, judged)
+            # a rule that could not judge this look (its section was not collected), or one
+            # of its subjects (a mount df could not read), found what it found before: the
+            # store keeps its incidents, and so does this memory, or the look after a failed
+            # df would judge without the margins
             self._found = {**{key: severity for key, severity in self._found.items()
-                              if key[0] not in judged},
+                              if key[0] not in judged or key in unread},
                            **{(f.rule, f.subject): f.severity for f in findings}}
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
-                                 notes=snapshot.notes, context=ctx)
+                                 notes=snapshot.notes, context=ctx, unjudged=unread)
             if self.recorder is not None:
                 rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
                 report.outcome = await self.recorder.record(lambda: self._record(report, rises))
@@ -376,6 +393,8 @@ class HostChecker:
             self.host,
             findings,
             report.judged_rules,
+            unjudged={fingerprint(snapshot.host, rule, subject)
+                      for rule, subject in report.unjudged},
             consumer=self.consumer,
             journal=snapshot.journal or [],
             journal_cursor=snapshot.journal_cursor,

@@ -307,6 +307,7 @@ class IncidentStore:
         findings: Sequence[Finding],
         judged_rules: Iterable[str],
         *,
+        unjudged: Iterable[str] = (),
         consumer: str = "daemon",
         journal: Sequence[JournalEntry] = (),
         journal_cursor: str | None = None,
@@ -334,7 +335,9 @@ class IncidentStore:
         host by two processes (a person's ``check`` beside the daemon's) may be stored in
         another order than they looked: one that looked before an incident was last seen
         does not resolve it, nor one that looked before it was resolved reopen it (the
-        fresher look stands; the next check judges anew).
+        fresher look stands; the next check judges anew). ``unjudged``: the fingerprints
+        of what the judged rules could not judge (a mount df could not read), whose
+        incidents stay as they are.
         """
         now = time.time()
         seen_at = now if collected_at is None else min(collected_at, now)
@@ -357,7 +360,8 @@ class IncidentStore:
                 _keep_rises(conn, host, counter, seen)
             for finding in findings:
                 self._upsert(conn, finding, now, outcome, actor, seen_at)
-            self._resolve_gone(conn, host, {f.fingerprint for f in findings},
+            # what was not judged was not found gone
+            self._resolve_gone(conn, host, {f.fingerprint for f in findings} | set(unjudged),
                                set(judged_rules), now, outcome, actor, seen_at)
             outcome.registered = registration(conn, host)
         return outcome

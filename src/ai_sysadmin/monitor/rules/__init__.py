@@ -130,5 +130,14 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
     return findings, judged
 
 
+def unjudged(ctx: RuleContext, judged: set[str],
+             rules: tuple[Rule, ...] = RULES) -> frozenset[tuple[str, str]]:
+    """(rule, subject) of what the ``judged`` rules could not judge in this snapshot
+    (:meth:`Rule.unjudged`): their incidents stay as they are, as a rule's that did not
+    judge at all do."""
+    return frozenset((rule.name, subject) for rule in rules if rule.name in judged
+                     for subject in rule.unjudged(ctx))
+
+
 __all__ = ["READING_FIXES", "RULES", "RULES_BY_NAME", "Rule", "RuleContext", "evaluate",
-           "required_by"]
+           "required_by", "unjudged"]

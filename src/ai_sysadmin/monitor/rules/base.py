@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...config import Thresholds
@@ -81,6 +81,9 @@ class Rule(ABC):
     #: counts), never text a host's user chose (a journal identifier): only such a unit may
     #: be what an automatic fix of the incident touches
     subject_is_unit: bool = False
+    #: its findings' subject is a mount point: one df could not read this look
+    #: (``Snapshot.unread_mounts``) is not judged (:meth:`unjudged`)
+    subject_is_mount: bool = False
     #: its verdict on what it found reads ``RuleContext.fixed``: while a checker has found
     #: one of its, it asks its store for fixes that other processes ran (an ``approve``)
     reads_fixes: bool = False
@@ -104,6 +107,12 @@ class Rule(ABC):
         ``check``, a restarted daemon) nor on a window it has only partly seen; what it does
         find still counts."""
         return True
+
+    def unjudged(self, ctx: RuleContext) -> Collection[str]:
+        """The subjects this look cannot judge, though the rule judged the rest: their
+        incidents neither resolve nor change (a mount df could not read says nothing of
+        how full it is)."""
+        return ctx.snapshot.unread_mounts.keys() if self.subject_is_mount else ()
 
     def over_since(self, ctx: RuleContext, subject: str, began: float,
                    ended: float) -> bool | None:

@@ -8,6 +8,7 @@ from .base import Rule, RuleContext
 class DiskSpace(Rule):
     name = "disk_space"
     requires = ("mounts",)
+    subject_is_mount = True
     description = "A file system is nearly full."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:

@@ -8,6 +8,7 @@ from .base import Rule, RuleContext
 class InodeExhaustion(Rule):
     name = "inode_exhaustion"
     requires = ("mounts",)
+    subject_is_mount = True
     description = "A file system is running out of inodes."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:

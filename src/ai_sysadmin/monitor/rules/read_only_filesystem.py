@@ -19,6 +19,7 @@ class ReadOnlyFilesystem(Rule):
 
     name = "read_only_filesystem"
     requires = ("mounts",)
+    subject_is_mount = True
     description = "A file system mounted read-write no longer takes writes."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
