@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.hosts.inventory import parse_target
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.orchestrator.fleet import remote_transport
 from ai_sysadmin.store import Database, IncidentStore
 
 #: df as a host whose df fails while the file ``broken`` holds a reason, then works
@@ -57,3 +59,27 @@ def test_a_section_that_keeps_failing_is_said_once_until_it_changes_or_works_aga
     assert len(said) == 1 and "Stale file handle" in said[0]
     # the host's state shows it at each check all the same
     assert "Stale file handle" in (store.hosts()[0]["last_error"] or "")
+
+
+def test_a_host_that_answers_nothing_is_one_line_not_one_a_section(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens on 127.0.0.1:1: every section fails for the one reason. It was two
+    dozen warnings, one a section, and a check record of kilobytes holding each, at every
+    check of a host that is down; now one warning, and the record holds the reason once."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        ssh={"use_ssh_config": False, "connect_timeout": 2})
+    store = IncidentStore(Database(settings.db_path))
+    checker = HostChecker(remote_transport(parse_target("127.0.0.1:1"), settings), settings,
+                          store)
+    with caplog.at_level(logging.INFO, logger="ai_sysadmin.orchestrator"):
+        for _ in range(2):
+            report = asyncio.run(checker.check("interval"))
+    assert len(report.errors) > 20  # each section still says why, for `check` and `systems`
+    said = [r for r in caplog.records if "not collected" in r.getMessage()]
+    assert [r.getMessage() for r in said] == [
+        "127.0.0.1: every section not collected: no answer: connection refused "
+        "(root@127.0.0.1:1)"]
+    checked = [r for r in caplog.records if r.getMessage().startswith("checked 127.0.0.1")]
+    assert len(checked) == 2
+    assert all(r.errors == {"every": "no answer: connection refused (root@127.0.0.1:1)"}
+               for r in checked)

@@ -450,7 +450,7 @@ class HostChecker:
             "checked %s (%s): %d findings, %d opened, %d reopened, %d resolved",
             self.host, reason, len(report.findings), len(out.opened), len(out.reopened),
             len(out.resolved),
-            extra={"host": self.host, "reason": reason, "errors": report.errors,
+            extra={"host": self.host, "reason": reason, "errors": _errors_said(report),
                    "notes": report.notes},
         )
         self._say_lasting(report)
@@ -467,13 +467,14 @@ class HostChecker:
 
     def _say_lasting(self, report: CheckReport) -> None:
         """Each section's error and note as it begins or changes, and a section collected
-        again once its error is over."""
-        now = {**{("error", section): why for section, why in report.errors.items()},
+        again once its error is over. A host that answered nothing, or ran nothing, is one
+        line, not one a section (two dozen, of the same reason)."""
+        now = {**{("error", section): why for section, why in _errors_said(report).items()},
                **{("note", section): note for section, note in report.notes.items()}}
         for kind, section in sorted(self._said.keys() - now.keys()):
             del self._said[(kind, section)]
             if kind == "error":
-                log.info("%s: section %s collected again", self.host, section,
+                log.info("%s: %s collected again", self.host, _sections(section),
                          extra={"host": self.host, "section": section,
                                 "event": "section_back"})
         for (kind, section), text in now.items():
@@ -484,11 +485,44 @@ class HostChecker:
             if len(said) > SAID_MAX:
                 del said[next(iter(said))]
             if kind == "error":
-                log.warning("%s: section %s not collected: %s", self.host, section, text,
+                log.warning("%s: %s not collected: %s", self.host, _sections(section), text,
                             extra={"host": self.host, "section": section})
             else:
                 log.info("%s: %s: %s", self.host, section, text,
                          extra={"host": self.host, "section": section, "event": "check_note"})
+
+
+#: what the log calls every section of a host that answered nothing, or ran nothing
+ALL_SECTIONS = "every"
+
+
+def _errors_said(report: CheckReport) -> dict[str, str]:
+    """The check's section errors as the log says them: of a host that answered nothing, or
+    ran nothing, one for all (every section failed for the same reason: a log line, and a
+    record of kilobytes, a section each check was the same sentence two dozen times)."""
+    errors = report.errors
+    if errors and (report.snapshot.refused is not None
+                   or any(f.rule == "host_unreachable" for f in report.findings)):
+        return {ALL_SECTIONS: _shared_reason(list(errors.values()))}
+    return errors
+
+
+def _sections(section: str) -> str:
+    return "every section" if section == ALL_SECTIONS else f"section {section}"
+
+
+def _shared_reason(errors: list[str]) -> str:
+    """What every section's error says alike (a host that refused the connection: each names
+    its command, then the same reason); the first error whole where they share too little."""
+    first = errors[0]
+    shared = 0
+    while shared < len(first) and all(
+            len(e) > shared and e[-1 - shared] == first[-1 - shared] for e in errors):
+        shared += 1
+    tail = first[len(first) - shared:]
+    at = tail.find(": ")
+    said = tail[at + 2:] if at >= 0 else ""
+    return said if len(errors) > 1 and len(said) >= 8 else first
 
 
 def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,
