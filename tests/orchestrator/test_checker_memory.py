@@ -315,3 +315,22 @@ def test_a_restart_count_systemd_started_again_from_0_has_risen(tmp_path: Path) 
     checker.previous = Snapshot("web1", looked, restarts={"app.service": 7, "db.service": 2})
     now = Snapshot("web1", looked + 300, restarts={"app.service": 4, "db.service": 0})
     assert checker._restarts_rose(now) == {"app.service": looked}
+
+
+def test_a_fixs_verification_looks_are_no_new_sightings(tmp_path: Path) -> None:
+    """A verification looks every few seconds for up to a minute: an incident that lived 95 s
+    was "seen 65 times". Its looks still judge (a reopening is a sighting), but what they see
+    again counts once, by the checks that look at intervals."""
+    used, settings, store = disk_host(tmp_path)
+    used.write_text("97\n")
+    checker = HostChecker(LocalTransport("web1"), settings, store)
+
+    def seen() -> int:
+        (incident,) = [i for i in store.incidents(None) if i.rule == "disk_space"]
+        return incident.occurrences
+
+    for reason in ("interval", "interval", "verify", "verify", "verify"):
+        asyncio.run(checker.check(reason))
+    assert seen() == 2
+    asyncio.run(checker.check("interval"))
+    assert seen() == 3

@@ -23,7 +23,7 @@ from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor import parsers
 from ..monitor.findings import automation_may_touch
 from ..monitor.rules import RULES_BY_NAME
-from ..orchestrator.checker import CheckReport, HostChecker
+from ..orchestrator.checker import VERIFY_REASON, CheckReport, HostChecker
 from ..redact import redact, redact_cut
 from ..safety.autonomy import decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
@@ -1117,7 +1117,7 @@ class Executor:
         if incident is not None:
             checker.fix_ran(incident.rule, incident.subject, ran_at)
         while time.monotonic() < deadline:
-            report = await checker.check("verify")
+            report = await checker.check(VERIFY_REASON)
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
             up, how = await self._unit_up(action, report, before)
             if gone and up:

@@ -68,6 +68,9 @@ BASELINE_REASON = "interval"
 #: the checks that may keep a costly reading while it is recent (``Section.every``): the
 #: daemon's own; a fix's verification, an approval and a person asking read the host afresh
 KEEPING_REASONS = frozenset({BASELINE_REASON, "journal"})
+#: the looks of a fix's verification, every few seconds for up to a minute: what they see
+#: again is no new sighting of it ("seen 65 times" of an incident that lived 95 s)
+VERIFY_REASON = "verify"
 #: how far ahead of the host's clock (read in the same collection) a journal entry may be
 #: stamped and still count: journald's stamps and the host's uptime are read a moment apart
 FUTURE_SLACK_SECONDS = 60.0
@@ -260,7 +263,8 @@ class HostChecker:
                                  notes=snapshot.notes, context=ctx, unjudged=unread)
             if self.recorder is not None:
                 rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
-                report.outcome = await self.recorder.record(lambda: self._record(report, rises))
+                report.outcome = await self.recorder.record(
+                    lambda: self._record(report, rises, sighting=reason != VERIFY_REASON))
                 if report.outcome.dropped is not None:
                     # another machine's, maybe: nothing of it is remembered nor heard
                     self._dropped(report.outcome.dropped)
@@ -383,7 +387,8 @@ class HostChecker:
     def _rise_memories(self) -> tuple[RiseMemory, ...]:
         return (self._restarts, self._oom_kills, self._fs_errors)
 
-    def _record(self, report: CheckReport, rises: dict[str, dict[str, float]]) -> CheckOutcome:
+    def _record(self, report: CheckReport, rises: dict[str, dict[str, float]],
+                sighting: bool = True) -> CheckOutcome:
         """The check in the store, in a worker thread; ``rises``: counter -> its rises the
         store has yet to keep."""
         assert self.store is not None
@@ -406,6 +411,7 @@ class HostChecker:
                    for m in self._rise_memories},
             registered=self.registered,
             collected_at=snapshot.taken_at,
+            sighting=sighting,
         )
         if outcome.dropped is None:
             self.discover_hosts(snapshot)

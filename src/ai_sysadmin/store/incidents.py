@@ -319,6 +319,7 @@ class IncidentStore:
         rises: Mapping[str, Rises] | None = None,
         registered: float | None = None,
         collected_at: float | None = None,
+        sighting: bool = True,
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
 
@@ -335,7 +336,10 @@ class IncidentStore:
         host by two processes (a person's ``check`` beside the daemon's) may be stored in
         another order than they looked: one that looked before an incident was last seen
         does not resolve it, nor one that looked before it was resolved reopen it (the
-        fresher look stands; the next check judges anew). ``unjudged``: the fingerprints
+        fresher look stands; the next check judges anew). ``sighting``: whether a finding
+        seen again counts as seen once more (a fix's verification looks every few seconds
+        for a minute: a look of its is no new sighting, unless it reopens an incident).
+        ``unjudged``: the fingerprints
         of what the judged rules could not judge (a mount df could not read), whose
         incidents stay as they are.
         """
@@ -359,7 +363,7 @@ class IncidentStore:
             for counter, seen in (rises or {}).items():
                 _keep_rises(conn, host, counter, seen)
             for finding in findings:
-                self._upsert(conn, finding, now, outcome, actor, seen_at)
+                self._upsert(conn, finding, now, outcome, actor, seen_at, sighting)
             # what was not judged was not found gone
             self._resolve_gone(conn, host, {f.fingerprint for f in findings} | set(unjudged),
                                set(judged_rules), now, outcome, actor, seen_at)
@@ -424,7 +428,7 @@ class IncidentStore:
 
     def _upsert(
         self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str,
-        seen_at: float,
+        seen_at: float, sighting: bool = True,
     ) -> None:
         evidence = json.dumps(list(finding.evidence))
         row = conn.execute(
@@ -484,8 +488,9 @@ class IncidentStore:
             outcome.unchanged.append(incident_id)
         conn.execute(
             "UPDATE incidents SET severity=?, summary=?, evidence=?, "
-            "last_seen=MAX(last_seen, ?), updated_at=?, occurrences=occurrences+1 WHERE id=?",
-            (finding.severity.label, finding.summary, evidence, seen_at, now, incident_id),
+            "last_seen=MAX(last_seen, ?), updated_at=?, occurrences=occurrences+? WHERE id=?",
+            (finding.severity.label, finding.summary, evidence, seen_at, now,
+             int(sighting or reopens), incident_id),
         )
         # after the update: the notification quotes this episode's summary and evidence
         if reopens:
