@@ -34,3 +34,15 @@ def test_the_check_mode_fails_on_a_stale_reference(tmp_path) -> None:
     assert check.returncode == 1 and "is stale" in check.stderr
     assert subprocess.run([*script, str(stale)]).returncode == 0
     assert subprocess.run([*script, "--check", str(stale)]).returncode == 0
+
+
+def test_the_reference_names_what_help_names() -> None:
+    """An argument by the name the usage line and --help give it, a value's default, and a
+    group that does something alone (`queue`, `issues`) as a command of its own."""
+    per_command = pages(app)
+    issues, queue, logs = per_command["issues.md"], per_command["queue.md"], per_command["logs.md"]
+    assert "ai-sysadmin issues show [OPTIONS] {ID}" in issues
+    assert "| `ID` | The incident's id. |" in issues and "INCIDENT_ID" not in issues
+    assert "### `ai-sysadmin issues`\n" in issues and "Alone, or with only `list`'s" in issues
+    assert "### `ai-sysadmin queue`\n" in queue and "| `--json` |" in queue.split("###")[1]
+    assert "(default 50) |" in logs

@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # the executor and the store load when a command runs, not fo
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Actions waiting for a person: list, show, discuss, approve, reject.")
+app = typer.Typer(help="Actions waiting for a person: list, show, discuss, approve, reject."
+                  " Alone, or with only `list`'s options, it lists them.")
 policy_app = typer.Typer(help="Ask the policy why something is allowed or refused.")
 
 

@@ -14,7 +14,8 @@ from .identity import actor
 if TYPE_CHECKING:
     from ..store import IncidentStore
 
-app = typer.Typer(help="Incidents: list, show, resolve, close.", no_args_is_help=False)
+app = typer.Typer(help="Incidents: list, show, resolve, close."
+                  " Alone, or with only `list`'s options, it lists them.", no_args_is_help=False)
 
 
 def _when(ts: float | None) -> str:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ..knowledge.models import Hit, KnowledgeEntry
     from ..knowledge.store import KnowledgeBase
 
-app = typer.Typer(help="Knowledge: list, search, show, add, remove, export, import.")
+app = typer.Typer(help="Knowledge: list, search, show, add, remove, export, import."
+                  " Alone, or with only `list`'s options, it lists them.")
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ProvenanceOpt = Annotated[str | None, typer.Option(

@@ -20,32 +20,56 @@ def _usage(command: Command, path: list[str]) -> str:
     return " ".join([*path, *command.collect_usage_pieces(ctx)])
 
 
+def _limits(param: Any) -> str:
+    """What ``--help`` says of a value besides its help: its range and its default."""
+    said = []
+    kind = getattr(param, "type", None)
+    low, high = getattr(kind, "min", None), getattr(kind, "max", None)
+    if low is not None or high is not None:
+        said.append(f"range {'' if low is None else low}–{'' if high is None else high}")
+    default = param.default
+    if (getattr(param, "show_default", True) is not False and default not in (None, False, "")
+            and not callable(default) and not getattr(param, "is_flag", False)):
+        said.append(f"default {default}")
+    return f" ({'; '.join(said)})" if said else ""
+
+
 def _options(command: Command) -> list[str]:
     rows = []
     for param in command.params:
         help_text = (getattr(param, "help", None) or "").replace("|", "/").replace("\n", " ")
+        help_text += _limits(param)
         if param.param_type_name == "option" and not param.hidden:
             names = ", ".join(f"`{n}`" for n in (*param.opts, *param.secondary_opts))
             rows.append(f"| {names} | {help_text} |")
         elif param.param_type_name == "argument":
-            rows.append(f"| `{(param.name or '').upper()}` | {help_text} |")
+            # as the usage line and --help name it (its metavar), not by its Python name
+            shown = (param.metavar or param.name or "").strip("{}[]").upper()
+            rows.append(f"| `{shown}` | {help_text} |")
     return rows
 
 
-def _walk(command: Command, path: list[str]) -> list[str]:
-    if hasattr(command, "list_commands"):
-        # asked through the group, as a command line would: the root loads its commands then
-        ctx = command.context_class(command, info_name=" ".join(path))
-        lines = []
-        for name in sorted(command.list_commands(ctx)):
-            lines += _walk(command.get_command(ctx, name), [*path, name])
-        return lines
+def _section(command: Command, path: list[str]) -> list[str]:
     doc = (command.help or "").strip().split("\n\n")[0].replace("\n", " ")
     lines = [f"## `{' '.join(path)}`", "", doc, "", "```", _usage(command, path), "```", ""]
     options = _options(command)
     if options:
         lines += ["| option or argument | meaning |", "|---|---|", *options, ""]
     return lines
+
+
+def _walk(command: Command, path: list[str]) -> list[str]:
+    if hasattr(command, "list_commands"):
+        # asked through the group, as a command line would: the root loads its commands then
+        ctx = command.context_class(command, info_name=" ".join(path))
+        # a group that does something of its own (`queue`, `issues` listing, `approve --all`)
+        # is a command too: its own line and options
+        own = len(path) > 1 and getattr(command, "invoke_without_command", False)
+        lines = _section(command, path) if own else []
+        for name in sorted(command.list_commands(ctx)):
+            lines += _walk(command.get_command(ctx, name), [*path, name])
+        return lines
+    return _section(command, path)
 
 
 def _tools(command: str) -> list[str]:

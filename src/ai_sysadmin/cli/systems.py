@@ -21,7 +21,8 @@ from .identity import actor
 if TYPE_CHECKING:
     from ..orchestrator.checker import CheckReport
 
-app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh.")
+app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh."
+                  " Alone, or with only `list`'s options, it lists them.")
 
 
 def _hosts(app_state: AppState) -> HostStore:
