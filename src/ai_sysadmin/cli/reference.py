@@ -62,10 +62,9 @@ def _walk(command: Command, path: list[str]) -> list[str]:
     if hasattr(command, "list_commands"):
         # asked through the group, as a command line would: the root loads its commands then
         ctx = command.context_class(command, info_name=" ".join(path))
-        # a group that does something of its own (`queue`, `issues` listing, `approve --all`)
-        # is a command too: its own line and options
-        own = len(path) > 1 and getattr(command, "invoke_without_command", False)
-        lines = _section(command, path) if own else []
+        # a group's own help says what it does alone (`queue`'s view, `issues` listing,
+        # `notify TITLE MESSAGE` sending) and its own options: a section of its own
+        lines = _section(command, path) if len(path) > 1 else []
         for name in sorted(command.list_commands(ctx)):
             lines += _walk(command.get_command(ctx, name), [*path, name])
         return lines
