@@ -30,12 +30,13 @@ log = logging.getLogger("ai_sysadmin.orchestrator")
 SAID_MAX = 16
 SAID_LIMIT = 500
 
-#: systemd's own words when a unit goes wrong (MESSAGE_ID-independent, stable across versions)
+#: systemd's own words when a unit goes wrong (MESSAGE_ID-independent, stable across
+#: versions), of those it logs at warning or worse, which the follower reads ("Main process
+#: exited" is a notice, "Scheduled restart job" info: a crash wakes a check by its "Failed
+#: with result", which systemd logs at every failure, a restart after it or none)
 _UNIT_TROUBLE = (
     "Failed with result",
     "Start request repeated too quickly",
-    "Main process exited",
-    "Scheduled restart job",
     "bad unit file setting",
     "Failed to start",
 )
