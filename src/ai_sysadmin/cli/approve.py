@@ -56,6 +56,11 @@ def _print(action: Action) -> None:
     out.print(f"state {action.state} · risk {action.risk} · incident {action.incident_id or '-'}"
               f" · created {_when(action.created_at)} · expires {_when(action.expires_at)}")
     out.print(f"why: {masked(action.reason)}", markup=False)
+    if action.rationale:
+        # the model's words, which may quote a host: lines after the first indented under
+        # it, so that none reads as a line of this command's own ("decided by root ...")
+        said = masked(action.rationale.strip()).replace("\n", "\n  | ")
+        out.print(f"the model's reason (its words): {said}", markup=False)
     for argv in action.plan.get("commands", []):
         out.print(f"  runs: {masked(json.dumps(argv))}", markup=False)
     if action.decided_by and action.state != "pending":  # pending again: that yes is spent

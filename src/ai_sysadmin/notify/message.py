@@ -24,6 +24,8 @@ DIGEST_LINES = 12
 HOST_TEXT_LIMIT = 300
 #: what a fix's verification or failure said (command output among it)
 DETAIL_LIMIT = 1000
+#: why the model proposed a fix (its words) in an approval's message
+RATIONALE_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,10 @@ def _detail(event: OutboxEvent) -> str:
     detail = _flat(facts.get("detail"), DETAIL_LIMIT)
     action = facts.get("action") or {}
     if event.kind == "approval":
-        return f"Proposed: {_action_text(facts)} (risk {action.get('risk', '?')}). {detail}"
+        proposed = f"Proposed: {_action_text(facts)} (risk {action.get('risk', '?')}). {detail}"
+        rationale = _flat(action.get("rationale"), RATIONALE_LIMIT)
+        # the model's words, untrusted as a host's: one line, bounded, masked
+        return proposed + (f"\nThe model's reason (its words): {rationale}" if rationale else "")
     if event.kind == "fixed":
         return f"Ran {_action_text(facts)}; verified: {detail}"
     if event.kind == "failed":

@@ -84,6 +84,9 @@ class Action:
     owner: str | None = None
     #: when its commands ended (its verification follows); None where none ran
     ran_at: float | None = None
+    #: why the model proposed it, in its words (masked when recorded; untrusted: show it
+    #: masked and escaped); None for an action no proposal made
+    rationale: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -172,6 +175,10 @@ def _action(row: Any) -> Action:
 
 _ACTION_FIELDS = frozenset(Action.__dataclass_fields__)
 
+#: an action with the model's rationale of the proposal it was decided from
+_SELECT = ("SELECT a.*, p.rationale AS rationale FROM actions a "
+           "LEFT JOIN proposals p ON p.id = a.proposal_id")
+
 
 class ActionStore:
     def __init__(self, db: Database) -> None:
@@ -210,17 +217,17 @@ class ActionStore:
         return self.get(action_id)
 
     def get(self, action_id: int) -> Action:
-        row = self.db.conn.execute("SELECT * FROM actions WHERE id=?", (action_id,)).fetchone()
+        row = self.db.conn.execute(f"{_SELECT} WHERE a.id=?", (action_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no action {action_id}")
         return _action(row)
 
     def find(self, states: tuple[str, ...] | None = None) -> list[Action]:
-        sql, args = "SELECT * FROM actions", []
+        sql, args = _SELECT, []
         if states:
-            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            sql += f" WHERE a.state IN ({','.join('?' * len(states))})"
             args = list(states)
-        return [_action(r) for r in self.db.conn.execute(sql + " ORDER BY id", args)]
+        return [_action(r) for r in self.db.conn.execute(sql + " ORDER BY a.id", args)]
 
     def move(self, action_id: int, new: str, actor: str, reason: str,
              result: dict[str, Any] | None = None, ttl_seconds: float | None = None,

@@ -163,6 +163,13 @@ def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: st
         "host": row["host"]}
     facts["action"] = {"id": action_id, "kind": row["kind"], "subject": row["subject"],
                        "risk": row["risk"], "params": json.loads(row["params"])}
+    if kind == "approval" and row["proposal_id"] is not None:
+        # the person deciding reads why the model proposed it (its words, masked when
+        # recorded; the message cuts and masks them again)
+        said = conn.execute("SELECT rationale FROM proposals WHERE id=?",
+                            (row["proposal_id"],)).fetchone()
+        if said is not None:
+            facts["action"]["rationale"] = said["rationale"]
     facts["detail"] = detail
     # every approval is its own question; the same outcome on one incident is a repeat
     key = (f"approval|action:{action_id}" if kind == "approval" else
