@@ -100,6 +100,8 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
         "notes": report.notes,
         "kept": [{"rule": rule, "subject": masked(subject)} for rule, subject in report.kept],
         "incidents_opened": report.outcome.opened if report.outcome else [],
+        # found again after it was resolved: news as much as a new one
+        "incidents_reopened": report.outcome.reopened if report.outcome else [],
         "incidents_resolved": report.outcome.resolved if report.outcome else [],
     }
 
