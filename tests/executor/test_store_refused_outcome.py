@@ -59,8 +59,11 @@ def test_a_fix_whose_end_the_full_disk_refused_says_it_ran_and_a_daemon_settles_
         capture_output=True, text=True, timeout=120, env=env)
 
     assert ran.read_text() == "--vacuum-size=500M\n"  # it ran, once
+    # what it ran is said as it ran, then that its end is not recorded
     assert (done.returncode, done.stderr) == (
-        2, f"error: action {action.id} on {host} (vacuum_journal {action.subject}): its "
+        2, f"action {action.id} on {host}: running journalctl --vacuum-size=500M\n"
+        f"action {action.id} on {host}: ran journalctl --vacuum-size=500M: exit status 0\n"
+        f"error: action {action.id} on {host} (vacuum_journal {action.subject}): its "
         f"commands ran, but its end is not recorded: the state database {state / 'state.db'} "
         "cannot be written: the disk is full (database or disk is full); nothing of this "
         "change was stored; it shows executing until a daemon settles it after this process "

@@ -76,9 +76,15 @@ def test_approving_a_remote_action_runs_it_on_that_host(
     action = json.loads(done.stdout)
     assert done.returncode == 0, done.stderr + done.stdout
     assert (action["host"], action["state"]) == ("sshlab", "succeeded")
-    # the log files this command writes (`logs actions`) have it, and so does the person
-    assert done.stderr == (f"warning: {known_hosts}: skipped line(s) 1: not a known_hosts "
-                           "entry\n")
+    # the log files this command writes (`logs actions`) have it, and so does the person,
+    # step by step as it runs
+    assert done.stderr.splitlines() == [
+        f"warning: {known_hosts}: skipped line(s) 1: not a known_hosts entry",
+        f"action {action_id} on sshlab: running systemctl restart -- remote-app.service",
+        f"action {action_id} on sshlab: ran systemctl restart -- remote-app.service: exit "
+        "status 0",
+        f"action {action_id} on sshlab: verifying the fix: checking the host again for up to "
+        "20 s (the finding must stay gone 1 s)"]
     assert sb.exec(["systemctl", "is-active", "remote-app.service"]).stdout.strip() == "active"
 
 

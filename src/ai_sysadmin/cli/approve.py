@@ -18,6 +18,7 @@ from .identity import actor
 
 if TYPE_CHECKING:  # the executor and the store load when a command runs, not for --help
     from ..config import Settings
+    from ..executor import Progress
     from ..orchestrator.runtime import Runtime
     from ..store import Action, ActionStore
 
@@ -138,6 +139,9 @@ def approve(
         _rehearse(runtime, action_id, as_json)
         return
     app_state.log_to_files()  # `logs actions` shows this run, as it shows the daemon's
+    # a fix and its verification take a while (up to safety.verify_timeout): each step is
+    # said on stderr as it happens, stdout keeps the outcome (and --json its JSON)
+    runtime.executor.progress_listeners.append(_say_progress)
     action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, actor(), reason)))
     if as_json:
         print_json(action.to_dict())
@@ -160,12 +164,42 @@ def approve(
     from ..executor.executor import decided_by
     from ..monitor.findings import masked
 
+    if action.state == "failed" and _only_verification_failed(action):
+        # it ran: what failed is the check that it fixed it, not the command
+        err.print(f"error: action {action.id} ran (its commands exited 0), but its "
+                  f"verification failed: {masked(action.reason)}; a person must look",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     # a reject from another terminal between this yes and the start: theirs, said so
     why = decided_by(action) if action.state == "rejected" else None
     err.print(f"error: action {action.id} is {action.state}: "
               f"{masked(why + '; nothing ran') if why else masked(action.reason)}",
               markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _say_progress(step: Progress) -> None:
+    """A step of the fix, on stderr as it happens."""
+    from ..monitor.findings import masked
+
+    where = f"action {step.action_id} on {step.host}"
+    if step.step == "running":
+        said = f"{where}: running {step.command}"
+    elif step.step == "ran":
+        said = f"{where}: ran {step.command}: exit status {step.returncode}"
+    elif step.step == "verifying":
+        said = (f"{where}: verifying the fix: checking the host again for up to "
+                f"{step.seconds:g} s (the finding must stay gone {step.settle_seconds:g} s)")
+    else:
+        return
+    # the command carries the model's parameters (a path, a unit): masked as `show` masks it
+    err.print(masked(said), markup=False, highlight=False, soft_wrap=True)
+
+
+def _only_verification_failed(action: Action) -> bool:
+    """A failed fix whose commands all ran (to exit 0) and whose verification failed."""
+    result = action.result or {}
+    return bool(result.get("commands")) and "verification" in result and "error" not in result
 
 
 def _rehearse(runtime: Runtime, action_id: int, as_json: bool) -> None:

@@ -170,6 +170,23 @@ class _Kept:
     what: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """One step of a fix as it happens, told to :attr:`Executor.progress_listeners` (a
+    person's ``approve`` says it on stderr; the library says nothing itself): ``running`` a
+    command, it ``ran`` (``returncode``), ``verifying`` the fix by checking the host again
+    for at most ``seconds`` (the finding gone for ``settle_seconds``)."""
+
+    action_id: int
+    host: str
+    step: str
+    #: the command as a person reads it (a constant script named, not quoted)
+    command: str = ""
+    returncode: int | None = None
+    seconds: float | None = None
+    settle_seconds: float | None = None
+
+
 _STATE_FOR = {"refuse": "refused", "record": "recorded", "approval": "pending",
               "execute": "approved"}
 
@@ -213,6 +230,18 @@ class Executor:
         #: again because it kept being needed (escalated), once its state is recorded: the
         #: knowledge base learns from it
         self.outcome_listeners: list[Callable[[Action], Awaitable[None]]] = []
+        #: told each step of a fix as it happens (:class:`Progress`): a command run, its exit
+        #: status, the verification that follows
+        self.progress_listeners: list[Callable[[Progress], None]] = []
+
+    def _progress(self, step: Progress) -> None:
+        """``step`` to the listeners; one that fails is logged: the fix goes on."""
+        for listener in self.progress_listeners:
+            try:
+                listener(step)
+            except Exception:
+                log.exception("action %d: a listener of its progress failed", step.action_id,
+                              extra={"action": step.action_id})
 
     @property
     def _ttl(self) -> float:
@@ -1090,10 +1119,12 @@ class Executor:
         for argv, line in zip(action.plan.get("commands", []), self.command_lines(action),
                               strict=True):
             shown = _shown(argv)
+            self._progress(Progress(action.id, action.host, "running", shown))
             try:
                 done = await transport.run(line, self.settings.safety.command_timeout)
             except TransportError as exc:
                 raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
+            self._progress(Progress(action.id, action.host, "ran", shown, done.returncode))
             # what a command prints is host text: masked before the store or a log holds it
             outputs.append({"argv": argv, "returncode": done.returncode,
                             "stdout": redact_cut(done.stdout, 2000, tail=True),
@@ -1116,6 +1147,9 @@ class Executor:
         checker = self.checker_for(action.host)
         if incident is not None:
             checker.fix_ran(incident.rule, incident.subject, ran_at)
+        self._progress(Progress(action.id, action.host, "verifying",
+                                seconds=safety.verify_timeout,
+                                settle_seconds=safety.verify_settle_seconds))
         while time.monotonic() < deadline:
             report = await checker.check(VERIFY_REASON)
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
