@@ -151,10 +151,14 @@ def check_server_url(value: str, schemes: tuple[str, ...] = ("http", "https"),
     return port
 
 
+def bracketed(host: str) -> str:
+    """A host as it stands before ``:port``: an IPv6 address in brackets (``[::1]``)."""
+    return f"[{host}]" if ":" in host else host
+
+
 def join_target(user: str | None, host: str, port: int = 22) -> str:
     """The entry :func:`split_target` reads back as (user, host, port)."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"{user + '@' if user else ''}{shown}{f':{port}' if port != 22 else ''}"
+    return f"{user + '@' if user else ''}{bracketed(host)}{f':{port}' if port != 22 else ''}"
 
 
 class _Section(BaseModel):

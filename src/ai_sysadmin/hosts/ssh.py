@@ -24,6 +24,7 @@ import asyncssh
 from asyncssh.packet import PacketDecodeError
 
 from ..aio import check_cancelled, settle, within
+from ..config import bracketed
 from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..redact import CUT_MARGIN, redact_cut
 from .ssh_host_keys import (
@@ -561,7 +562,7 @@ class SshTransport(Transport):
             return clients[-1]
 
         host, port = options.host, options.port
-        where = f"{options.username}@{host}:{port}"
+        where = f"{options.username}@{bracketed(host)}:{port}"  # admin@[::1]:22, not ::1:22
         try:
             # the connect timeout of asyncssh covers TCP, key exchange and authentication
             conn = await asyncssh.connect(**kwargs, client_factory=factory)
