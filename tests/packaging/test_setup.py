@@ -637,24 +637,27 @@ def test_a_named_config_is_installed_and_an_installed_other_one_is_never_replace
     assert snapshot(target) == before
 
 
-def test_a_program_not_found_under_root_says_where_it_looked_and_where_to_set_it(
+def test_the_programs_not_found_under_root_are_all_named_with_where_to_set_them(
         tmp_path: Path) -> None:
     empty = tmp_path / "image"
     empty.mkdir()
     looked = "in none of /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin under"
     done = setup(empty, "--name", "hal", "--dry-run")
     assert done.returncode == 2
-    assert done.stderr == (f"error: systemctl is {looked} {empty}; set programs.systemctl to "
-                           "its absolute path in a config file named with "
-                           "`ai-sysadmin -c FILE setup`\n")
-    # the way it says, the next program is looked for, and the same file named for it
+    # every one at once: not one a run, each found missing only once the last is set
+    assert done.stderr == (f"error: systemctl, journalctl, kill, sh and setpriv are {looked} "
+                           f"{empty}; set programs.systemctl, programs.journalctl, "
+                           "programs.kill, programs.sh and programs.setpriv to their absolute "
+                           "paths in a config file named with `ai-sysadmin -c FILE setup`\n")
+    # those set in the named config are not named; the same file is named for the rest
     config = tmp_path / "hal.toml"
-    config.write_text('ai_name = "hal"\n[programs]\nsystemctl = "/usr/bin/systemctl"\n')
+    config.write_text('ai_name = "hal"\n[programs]\nsystemctl = "/usr/bin/systemctl"\n'
+                      'journalctl = "/usr/bin/journalctl"\nkill = "/usr/bin/kill"\n'
+                      'sh = "/bin/sh"\n')
     done = given(empty, config, "--dry-run")
     assert done.returncode == 2
-    assert done.stderr.startswith("error: journalctl is ")
-    assert done.stderr.endswith(f" under {empty}; set programs.journalctl to its absolute "
-                                f"path in {config}\n")
+    assert done.stderr == (f"error: setpriv is {looked} {empty}; set programs.setpriv to its "
+                           f"absolute path in {config}\n")
     assert list(empty.iterdir()) == []
 
 

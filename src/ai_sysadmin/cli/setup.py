@@ -18,13 +18,13 @@ from ..config import ENV_CONFIG, Settings, load_settings, short_hostname, valida
 from ..errors import AiSysadminError
 from ..setup_host import (
     Layout,
+    ProgramPaths,
     Step,
     apply,
     build,
     find_templates,
     new_config,
     plan,
-    program_path,
     removal_plan,
     running,
     sudoers_text,
@@ -148,11 +148,14 @@ def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list
     # where a program's path is set: the config planned from, or one to name with -c
     where = (str(config.path) if config.settings
              else "a config file named with `ai-sysadmin -c FILE setup`")
-    sudoers = sudoers_text(settings, layout.user, lambda p: program_path(root, p, where),
-                           "written by `ai-sysadmin setup`")
+    # every program looked for first: those not found are named in one error, not one a run
+    paths = ProgramPaths(root, where)
+    sudoers = sudoers_text(settings, layout.user, paths, "written by `ai-sysadmin setup`")
+    setpriv = paths(settings.programs.setpriv)
+    paths.check()
     return build(layout, settings, templates=templates, sudoers=sudoers,
                  config_text=config.text or new_config(layout), tools=list(TOOLS),
-                 setpriv=program_path(root, settings.programs.setpriv, where),
+                 setpriv=setpriv,
                  wrapper_marker=MARKER, config_origin=str(config.path) if config.text else "")
 
 

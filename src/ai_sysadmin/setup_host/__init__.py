@@ -9,14 +9,24 @@ here prints; the CLI reports the steps.
 """
 
 from ..safety.sudo_rules import sudoers_text
-from .install import Layout, apply, build, new_config, plan, program_path, running
+from .install import (
+    Layout,
+    ProgramPaths,
+    apply,
+    build,
+    new_config,
+    plan,
+    program_path,
+    running,
+)
 from .sample_config import sample_config, toml_value
 from .steps import Programs, SetupError, Step
 from .uninstall import removal_plan, uninstall
 from .units import find_templates, render_units
 
 __all__ = [
-    "Layout", "Programs", "SetupError", "Step", "apply", "build", "find_templates", "new_config",
+    "Layout", "ProgramPaths", "Programs", "SetupError", "Step", "apply", "build",
+    "find_templates", "new_config",
     "plan", "program_path", "removal_plan", "render_units", "running", "sample_config",
     "sudoers_text",
     "toml_value", "uninstall",

@@ -97,15 +97,56 @@ def program_path(root: Path, program: str, config: str = "the config") -> str:
     """The absolute path sudo matches for ``program`` (a configured path, or a bare name
     looked up as sudo's secure_path does, on the target system under ``root``); ``config``:
     where the operator sets its path instead, said when it is not found."""
+    found = _found(root, program)
+    if found is None:
+        raise not_found(root, [program], config)
+    return found
+
+
+def _found(root: Path, program: str) -> str | None:
     if program.startswith("/"):
         return program
     for directory in SECURE_PATH:
         if os.access(under(root, f"{directory}/{program}"), os.X_OK):
             return f"{directory}/{program}"
+    return None
+
+
+class ProgramPaths:
+    """:func:`program_path` for every program setup needs, where those not found are not
+    said one at a time (a person would set one, run setup again, and hear of the next):
+    :meth:`check` names them all in one error."""
+
+    def __init__(self, root: Path, config: str = "the config") -> None:
+        self.root, self.config = root, config
+        self.missing: list[str] = []
+
+    def __call__(self, program: str) -> str:
+        found = _found(self.root, program)
+        if found is None:
+            if program not in self.missing:
+                self.missing.append(program)
+            # a stand-in the sudoers lines take (an absolute path): never installed, as
+            # check() refuses the setup before anything is built from it
+            return "/nonexistent"
+        return found
+
+    def check(self) -> None:
+        if self.missing:
+            raise not_found(self.root, self.missing, self.config)
+
+
+def not_found(root: Path, programs: Sequence[str], config: str) -> SetupError:
+    """Where ``programs`` were looked for in vain, and where to set their paths."""
     # a tree being installed into is not this machine: its programs are looked for there
     where = "" if root == Path("/") else f" under {root}"
-    raise SetupError(f"{program} is in none of {':'.join(SECURE_PATH)}{where}; set "
-                     f"programs.{program} to its absolute path in {config}")
+    if len(programs) == 1:
+        return SetupError(f"{programs[0]} is in none of {':'.join(SECURE_PATH)}{where}; set "
+                          f"programs.{programs[0]} to its absolute path in {config}")
+    named = f"{', '.join(programs[:-1])} and {programs[-1]}"
+    keys = ", ".join(f"programs.{p}" for p in programs[:-1]) + f" and programs.{programs[-1]}"
+    return SetupError(f"{named} are in none of {':'.join(SECURE_PATH)}{where}; set {keys} to "
+                      f"their absolute paths in {config}")
 
 
 def check_sudoers(path: Path, programs: Programs) -> None:
