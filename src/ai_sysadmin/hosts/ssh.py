@@ -203,6 +203,10 @@ class _LoopState:
         #: commands running on this loop's connection (:meth:`SshTransport.run`: a fix, a
         #: read of the model's), which a drop of the connection would cut off
         self.running = 0
+        #: the transport let this state go (:meth:`SshTransport.close`, or a new event loop):
+        #: a call still running on it connects no more, as nothing would ever close that
+        #: connection (a check in flight while the daemon renews its host's transport)
+        self.closed = False
 
     @property
     def alive(self) -> bool:
@@ -454,6 +458,7 @@ class SshTransport(Transport):
         if state is None or state.loop is not asyncio.get_running_loop():
             # connections belong to the loop that opened them: a new loop starts afresh
             if state is not None:
+                state.closed = True
                 for conn in state.conns:
                     with contextlib.suppress(Exception):
                         conn.abort()
@@ -608,6 +613,7 @@ class SshTransport(Transport):
 
     async def _connection(self, state: _LoopState) -> asyncssh.SSHClientConnection:
         async with state.lock:
+            self._check_open(state)
             if state.alive:
                 return state.conns[-1]
             await self._close_state(state)
@@ -621,6 +627,8 @@ class SshTransport(Transport):
                     check_cancelled()
                 if self.target.sudo:
                     state.remote_root = await self._is_root(opened[-1])
+                # closed while it connected: close() found no connection to end yet
+                self._check_open(state)
             except BaseException:
                 for conn in reversed(opened):
                     conn.abort()
@@ -629,6 +637,12 @@ class SshTransport(Transport):
             state.user = opened[-1].get_extra_info("username")
             self._connects += 1
             return opened[-1]
+
+    def _check_open(self, state: _LoopState) -> None:
+        """Raise where ``state`` was let go: a call that outlived :meth:`close` (a check, a
+        follower's stream) ends instead of opening a connection nobody would close."""
+        if state.closed or self._state is not state:
+            raise TransportError(f"{self.host}: the SSH connection was closed while this ran")
 
     async def _is_root(self, conn: asyncssh.SSHClientConnection) -> bool:
         """Whether the remote user is root already: then sudo is not needed."""
@@ -652,6 +666,8 @@ class SshTransport(Transport):
 
     async def close(self) -> None:
         state, self._state = self._state, None
+        if state is not None:
+            state.closed = True  # before any await: what runs on it connects no more
         if state is not None and state.loop is asyncio.get_running_loop():
             await self._close_state(state)
         elif state is not None:
