@@ -72,6 +72,10 @@ _PROBE_WAIT = 1.0
 #: the subsystem that probe asks for: no server offers it, and the name tells a host's admin
 #: who asks, in the log line sshd writes as it refuses
 _PROBE_SUBSYSTEM = "ai-sysadmin-liveness-probe"
+#: the least time left of a check script's limit that is worth a second shell, where the
+#: first one died under it: with less, even a host that answers might not open the session
+#: in time, which would read as a host that stopped answering (:meth:`SshTransport._bounded`)
+_RETRY_MIN = 1.0
 #: check scripts in a row that may time out on one connection before it is dropped with their
 #: shells. sshd keeps the session of a shell that does not end (stopped, or blocked on a hung
 #: mount, where no signal reaches it) for as long as the shell lives, and a connection holds
@@ -899,7 +903,9 @@ class SshTransport(Transport):
         async with state.shell_lock:
             started = time.monotonic()
             for attempt in (1, 2):
-                shell, fresh, left = await self._shell(state, argv, timeout)
+                # one limit for the script, whichever shell runs it: a retry gets what is left
+                shell, fresh, left = await self._shell(
+                    state, argv, started + timeout - time.monotonic())
                 # a shell started for this script has its login to go through first (PAM, a
                 # logind that stalls, rc files on a slow home): its silence is no sign of a
                 # cut, and a host whose logins are slow would be unreachable at every check
@@ -927,6 +933,10 @@ class SshTransport(Transport):
                     if attempt == 2:
                         raise TransportError(
                             f"{self.host}: the remote shell ended: {exc}") from exc
+                    if started + timeout - time.monotonic() < _RETRY_MIN:
+                        raise CommandTimeout(
+                            f"{self.host}: the check script timed out after {timeout:g} s: "
+                            f"its shell ended under it ({exc}), too late for another") from None
             state.ran, state.stuck = True, 0
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
 
