@@ -56,13 +56,19 @@ def test_every_argument_reaches_the_program_as_given(
                              name="web1")
     show = "import json, sys; print(json.dumps(sys.argv[1:]))"
 
-    async def go() -> str:
+    async def go() -> tuple[str, list[str]]:
         try:
-            return (await transport.run([PYTHON, "-c", show, *TRICKY])).stdout
+            ran = (await transport.run([PYTHON, "-c", show, *TRICKY])).stdout
+            # a streamed command (a journal follower's) runs under sh's watch of its stdin
+            streamed = [line async for line in transport.stream_lines([PYTHON, "-c", show,
+                                                                       *TRICKY])]
+            return ran, streamed
         finally:
             await transport.close()
 
-    assert json.loads(asyncio.run(go())) == TRICKY
+    ran, streamed = asyncio.run(go())
+    assert json.loads(ran) == TRICKY
+    assert [json.loads(line) for line in streamed] == [TRICKY]
 
 
 @pytest.mark.parametrize("user", [u.name for u in USERS])

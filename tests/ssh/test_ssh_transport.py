@@ -17,6 +17,7 @@ import pytest
 from ai_sysadmin.aio import within
 from ai_sysadmin.errors import CommandTimeout, TransportError
 from ai_sysadmin.hosts.ssh import HostKeyError, SshTarget, SshTransport
+from tests.support.polling import until
 
 from .conftest import Hosts, LabHost, wait_until
 
@@ -112,20 +113,46 @@ def test_a_followed_stream_leaves_the_command_slots_to_commands(
     assert run(_using(ssh, scenario())) == "still runs\n"
 
 
+def _sleeping(seconds: str) -> list[str]:
+    """The processes of ``sleep SECONDS`` (the test hosts share this PID namespace)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry / "cmdline").read_bytes() == f"sleep\0{seconds}\0".encode():
+                found.append(entry.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_stopped_stream_ends_its_remote_command_on_a_root_login(
+        ssh_hosts: Hosts, known_hosts: Path) -> None:
+    # sshd sends the commands of a root login no signal, and a follower's journalctl on a
+    # quiet host writes nothing for days (no SIGPIPE either): each stop (a host renewed, a
+    # daemon restarted) would leave one more running on the host
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")
+    quiet = "31.71"  # a sleep no one else runs
+
+    async def scenario() -> None:
+        for _ in range(2):
+            lines = ssh.stream_lines(["sh", "-c", f"echo ready; exec sleep {quiet}"])
+            assert await anext(lines) == "ready"
+            await until(lambda: _sleeping(quiet), what="the streamed command to run")
+            await lines.aclose()
+
+    run(_using(ssh, scenario()))
+    wait_until(lambda: not _sleeping(quiet), "the stopped streams' commands to end",
+               timeout=5)
+
+
 def test_command_timeout_kills_the_remote_command(ssh_hosts: Hosts, known_hosts: Path) -> None:
     host = ssh_hosts.alpha
     ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")
     marker = "41.73"  # a sleep no one else runs
 
     def remote_sleeps() -> list[str]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if (entry / "cmdline").read_bytes() == f"sleep\0{marker}\0".encode():
-                    found.append(entry.name)
-            except OSError:
-                continue
-        return found
+        return _sleeping(marker)
 
     async def scenario() -> float:
         started = time.monotonic()

@@ -150,14 +150,28 @@ def _octal_escaped(arg: str) -> str:
     return _OCTAL.sub(lambda c: f"\\0{c[0].encode('utf-8', 'surrogateescape')[0]:03o}", arg)
 
 
-def login_shell_command(prelude: str, argv: Sequence[str]) -> str:
+#: sh's words for running ``"$@"`` until the session's stdin ends: sshd signals no command
+#: of a root login (no privilege separation there), and a command that writes seldom (a
+#: follower's ``journalctl --follow --priority=warning`` on a quiet host) would meet no
+#: SIGPIPE for days, one more left running at every stop. The command runs in the background,
+#: its stdout and stderr the session's as they were, its stdin /dev/null; a watcher reads the
+#: session's stdin (fd 3: a background job's own stdin is /dev/null), which the client keeps
+#: open while it follows, and ends the command once it closes. The command's exit status is
+#: the session's. Only sh's builtins: no program beyond the ``sh`` every command runs under
+_UNTIL_STDIN_ENDS = (
+    'exec 3<&0; "$@" </dev/null 3<&- & p=$!; '
+    '{ while read -r line; do :; done; kill "$p"; } <&3 >/dev/null 2>&1 & w=$!; '
+    'exec 3<&-; wait "$p"; s=$?; kill "$w" 2>/dev/null; exit "$s"')
+
+
+def login_shell_command(prelude: str, argv: Sequence[str], run: str = 'exec "$@"') -> str:
     """A command line that any login shell hands to ``sh``, which runs ``prelude`` (sh
-    text) and then execs ``argv`` exactly. An argument with a line break, or with a byte that
-    is no UTF-8, cannot be quoted for every login shell: then every argument goes encoded and
-    sh decodes them first."""
+    text) and then ``run``, which runs ``argv`` (``"$@"``) exactly: by default, execs it. An
+    argument with a line break, or with a byte that is no UTF-8, cannot be quoted for every
+    login shell: then every argument goes encoded and sh decodes them first."""
     if not any(_ENCODED.search(arg) for arg in argv):
-        return login_shell_join(("sh", "-c", f'{prelude}; exec "$@"', "sh", *argv))
-    return login_shell_join(("sh", "-c", f'{prelude}; {_DECODE_ARGS}exec "$@"', "sh",
+        return login_shell_join(("sh", "-c", f'{prelude}; {run}', "sh", *argv))
+    return login_shell_join(("sh", "-c", f'{prelude}; {_DECODE_ARGS}{run}', "sh",
                              *(_octal_escaped(arg) for arg in argv)))
 
 
@@ -703,13 +717,15 @@ class SshTransport(Transport):
 
     async def _open(
         self, state: _LoopState, cmd: tuple[str, ...], timeout: float | None = None,
-        marker: str = "",
+        marker: str = "", streamed: bool = False,
     ) -> tuple[asyncssh.SSHClientProcess, float | None]:
         """A remote process for ``cmd`` and what is left of ``timeout``, which its session's
         opening counts against (the connect has a limit of its own); a connection found dead
         is reopened once. ``marker``: a line written on both streams just before the command
         starts, so that what the login shell's rc files print before it (a ~/.bashrc banner)
-        can be told from the command's output (:func:`_after_start`)."""
+        can be told from the command's output (:func:`_after_start`). ``streamed``: a command
+        with no end of its own, which ends when the session's stdin does
+        (:data:`_UNTIL_STDIN_ENDS`), kept open here until the caller stops."""
         for attempt in (1, 2):
             conn = await self._connection(state)
             remote = cmd
@@ -717,13 +733,16 @@ class SshTransport(Transport):
                 # ends the command (and its process group) a little after we stop waiting
                 remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
             # sh, whatever the login shell is, sets the locale and is replaced by the
-            # command (exec): the same process tree, one more exec
+            # command (exec): the same process tree, one more exec; a streamed command runs
+            # under that sh instead, which ends it as the stream stops
             said = f"; echo {marker}; echo {marker} >&2" if marker else ""
-            command = login_shell_command(f"{C_LOCALE}{said}", remote)
+            command = login_shell_command(f"{C_LOCALE}{said}", remote,
+                                          _UNTIL_STDIN_ENDS if streamed else 'exec "$@"')
             asked = time.monotonic()
             try:
                 proc = await self._bounded(state, conn, conn.create_process(
-                    command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"
+                    command, stdin=asyncssh.PIPE if streamed else asyncssh.DEVNULL,
+                    encoding="utf-8", errors="replace"
                 ), timeout, f"{self.host}: {' '.join(cmd)!r}")
                 return proc, None if timeout is None else timeout - (time.monotonic() - asked)
             except (asyncssh.ChannelOpenError, asyncssh.DisconnectError,
@@ -1043,15 +1062,15 @@ class SshTransport(Transport):
     async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:
         """Lines of a long-running remote command, until it ends or the caller stops.
 
-        When the caller stops, the session is closed: the command gets a signal where sshd
-        can send one, else it ends at its next write (SIGPIPE).
+        When the caller stops, the session's stdin ends, and with it the command
+        (:data:`_UNTIL_STDIN_ENDS`), on a root login too, where sshd sends no signal.
         """
         cmd = _check_argv(argv)
         state = self._loop_state()
         # not one of the command slots: a stream holds its session for as long as it is
         # followed, and with ``ssh.concurrency = 1`` no command would ever run again
         marker = new_marker()
-        proc, _ = await self._open(state, cmd, marker=marker)
+        proc, _ = await self._open(state, cmd, marker=marker, streamed=True)
         try:
             started = False
             while True:
@@ -1065,4 +1084,6 @@ class SshTransport(Transport):
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
         finally:
+            with contextlib.suppress(Exception):  # the end the remote command waits for
+                proc.stdin.write_eof()
             await self._kill(proc)
