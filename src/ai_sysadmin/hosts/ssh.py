@@ -76,6 +76,9 @@ _PROBE_SUBSYSTEM = "ai-sysadmin-liveness-probe"
 #: first one died under it: with less, even a host that answers might not open the session
 #: in time, which would read as a host that stopped answering (:meth:`SshTransport._bounded`)
 _RETRY_MIN = 1.0
+#: the most jump hosts a host may be behind, each through the one before (an ssh config's
+#: ProxyJump may name a host with a ProxyJump of its own)
+_JUMPS_MAX = 8
 #: check scripts in a row that may time out on one connection before it is dropped with their
 #: shells. sshd keeps the session of a shell that does not end (stopped, or blocked on a hung
 #: mount, where no signal reaches it) for as long as the shell lives, and a connection holds
@@ -484,7 +487,15 @@ class SshTransport(Transport):
         return state
 
     def _route(self) -> list[Hop]:
-        target = self.target
+        route = [Hop(h, f"{self.host} (via jump host {h.host})")
+                 for h in self._jump_hosts(self.target, ())]
+        return [*route, Hop(self.target, self.host)]
+
+    def _jump_hosts(self, target: SshTarget, through: tuple[str, ...]) -> list[SshTarget]:
+        """The hosts ``target`` is reached through, the first connected first. As ssh does,
+        the first of them is reached through its own jump hosts (a bastion behind a
+        bastion), the others each through the one before it; ``through``: the hosts whose
+        jump hosts these are, the target first, which a loop would come back to."""
         jump = target.jump
         if jump is None and target.ssh_config:
             configured = self._options(target, tunnel=()).tunnel
@@ -494,8 +505,17 @@ class SshTransport(Transport):
             hops = [jump]
         elif jump:
             hops = parse_jump(jump, target)
-        route = [Hop(h, f"{self.host} (via jump host {h.host})") for h in hops]
-        return [*route, Hop(target, self.host)]
+        # a host named as its own jump host: a ProxyJump under "Host *" that the bastion
+        # matches as well; ssh would go round for ever, and it means the others' way only
+        if not hops or hops[0].host.lower() == target.host.lower():
+            return []
+        through = (*through, target.host)
+        if hops[0].host.lower() in (h.lower() for h in through) or len(through) > _JUMPS_MAX:
+            chain = " -> ".join((*through, hops[0].host))
+            raise TransportError(f"{self.host}: the jump hosts go round in a loop, or deeper "
+                                 f"than {_JUMPS_MAX}: {chain} (ProxyJump in "
+                                 f"{target.ssh_config or 'the settings'})")
+        return [*self._jump_hosts(hops[0], through), *hops]
 
     def _kwargs(self, target: SshTarget, tunnel: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
