@@ -471,10 +471,11 @@ RULES: tuple[Rule, ...] = (
           case_sensitive=True),
 )
 
-# CSI (colours, cursor), OSC (window titles, hyperlinks; ended by BEL or ESC \) and the
-# two-byte escapes. They go first: "pass\x1b[0mword=x" must read as "password=x".
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
-                      r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+#: a terminal's escape sequences: CSI (colours, cursor), OSC (window titles, hyperlinks; ended
+#: by BEL or ESC \) and the two-byte escapes. They go first: "pass\x1b[0mword=x" must read as
+#: "password=x"; and strip_control takes them off host text whole, an OSC's words with it
+ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
+                     r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -501,7 +502,7 @@ def _subjects(text: str) -> tuple[str, str, str]:
     """(the text as the rules read it, the same with a line break before it, that one
     lower-cased at the same offsets): terminal escapes removed, NUL read as a separator."""
     if "\x1b" in text or "\x9b" in text:
-        text = _ESCAPES.sub("", text)
+        text = ESCAPES.sub("", text)
     if "\x00" in text:
         # /proc/PID/cmdline and /proc/PID/environ separate their arguments with NUL
         text = text.replace("\x00", " ")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ..redact import redact
+from ..redact import ESCAPES, redact
 
 
 class Severity(IntEnum):
@@ -54,25 +54,34 @@ def fingerprint(host: str, rule: str, subject: str) -> str:
     return f"{host}|{rule}|{subject}"
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
-#: C0 and C1 controls but newline and tab; and the bidirectional controls (marks, embeddings,
-#: overrides, isolates), with which a host's text shows in another order than it is written:
-#: "\u202eecivres.xnign" reads "nginx.service" in a browser, Gotify's app or a terminal
-#: that lays out bidirectional text
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                      "\u2066-\u2069]")
+#: Unicode's format characters (category Cf), which show as nothing: the bidirectional
+#: controls (marks, embeddings, overrides, isolates), with which a host's text shows in
+#: another order than it is written ("\u202eecivres.xnign" reads "nginx.service" in a
+#: browser, Gotify's app or a terminal that lays out bidirectional text); zero-width spaces
+#: and joiners, soft hyphens; and the tag characters (U+E0000-E007F), in which a journal
+#: message carried an instruction the model read and no person could see. Spelled out (a
+#: test holds them to this Python's Unicode): computed, they cost every command's start
+_FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+           "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd"
+           "\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+           "\U000e0001\U000e0020-\U000e007f")
+#: C0 and C1 controls but newline and tab, and the format characters
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_FORMAT}]")
 
 
 def strip_control(text: str) -> str:
     """Host text without terminal escapes, control characters (newlines and tabs kept) or
-    bidirectional controls."""
-    return _CONTROL.sub("", _ANSI.sub("", text))
+    format characters (:data:`_CONTROL`)."""
+    # escapes whole (an OSC title's text with it), as the masking reads them
+    return _CONTROL.sub("", ESCAPES.sub("", text))
 
 
 def masked(text: str) -> str:
     """Host or model text shown whole (a request's error, a server's words): no terminal
-    escapes or control characters, no secret values; its lines kept."""
-    return strip_control(redact(text))
+    escapes or control characters, no secret values; its lines kept. Stripped before it is
+    masked: a control character inside a secret's name (``DB_PASS\bWORD=x``) hid the name
+    from the masking, and stripped after, it joined it again around a value in clear."""
+    return redact(strip_control(text))
 
 
 def quote(text: str, limit: int = 300) -> str:
