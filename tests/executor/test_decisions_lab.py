@@ -376,3 +376,76 @@ def test_a_daemon_that_is_not_root_runs_what_its_sudo_rules_allow_and_asks_for_t
         done = asyncio.run(executor.approve(vacuum.id, "alice"))
         assert done.state == "succeeded", done.reason
         assert done.result["commands"][0]["argv"] == ["journalctl", "--vacuum-size=500M"]
+
+
+def test_a_kill_left_by_a_gone_daemon_is_judged_after_the_host_is_looked_at_again(
+        tmp_path: Path) -> None:
+    """The next daemon looks at the host again before it runs a kill a gone one approved (a
+    whole check, seconds). The PID passed to another service's process meanwhile: the
+    process is judged after that look, just before the claim, and the kill never hits it;
+    judged before it, it did."""
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
+        apply(sb, "install_unit", {"name": "db.service", "text": SLEEPER})
+        apply(sb, "start_unit", {"name": "runaway.service"})
+        transport = SandboxTransport(sb)
+        host = transport.host
+        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "auto-full"})
+        store = IncidentStore(Database(settings.db_path))
+        pid = main_pid(sb, "runaway.service")
+        hog = Finding(host, "runaway_process", "runaway.service", Severity.WARNING, "hog")
+        incident = store.record_check(host, [hog], {"runaway_process"}).opened[0]
+
+        def decide_and_end() -> None:
+            decided = asyncio.run(Executor(settings, IncidentStore(Database(settings.db_path)),
+                                           {host: transport}).propose(
+                host, "kill_process", {"pid": pid}, incident_id=incident))
+            assert decided.state == "approved", decided
+
+        in_child(decide_and_end)
+        executor = Executor(settings, store, {host: transport})
+        (left,) = executor.recover()
+        swapped: list[bool] = []
+        looked = executor._finding_present
+
+        async def look_while_the_pid_passes(action: object, reason: str = "approval") -> bool:
+            # the look takes seconds; meanwhile the hog ends and db.service gets its PID
+            sb.exec(["systemctl", "stop", "runaway.service"], check=True)
+            swapped.append(start_with_pid(sb, "db.service", pid))
+            return await looked(action, reason)  # type: ignore[arg-type]
+
+        executor._finding_present = look_while_the_pid_passes  # type: ignore[method-assign]
+        done = asyncio.run(executor.run(left.id))
+        if not swapped[0]:
+            pytest.skip(f"the lab's kernel did not give PID {pid} again")
+        assert sb.exec(["systemctl", "is-active", "db.service"]).stdout.strip() == "active"
+    assert done.result is None or not done.result.get("commands"), done.result
+    assert done.state in ("pending", "not_needed"), (done.state, done.reason)
+
+
+def test_a_persons_yes_to_a_start_whose_risk_rose_since_it_was_shown_runs_nothing(
+        tmp_path: Path) -> None:
+    """Shown as a low-risk start, app.service gained Conflicts=db.service before the yes:
+    starting it now stops db.service, high risk. The same argv ran on the yes to the low
+    risk shown; now it waits for the person again, shown as it is."""
+    with Sandbox() as sb:
+        transport, settings, store, incident_id = failed_app_incident(sb, tmp_path)
+        settings = settings.model_copy(update={"autonomy_level": "suggest"})
+        apply(sb, "install_unit", {"name": "db.service", "text": SLEEPER})
+        apply(sb, "start_unit", {"name": "db.service"})
+        host = transport.host
+        executor = Executor(settings, store, {host: transport})
+        shown = asyncio.run(executor.propose(host, "start_unit", {"unit": "app.service"},
+                                             incident_id=incident_id))
+        assert (shown.state, shown.risk) == ("pending", "low"), (shown.state, shown.reason)
+        before = starts(sb)
+        sb.exec(["sh", "-c", "mkdir -p /etc/systemd/system/app.service.d && printf "
+                 "'[Unit]\\nConflicts=db.service\\n' > /etc/systemd/system/app.service.d/c.conf"
+                 " && systemctl daemon-reload"], check=True)
+
+        done = asyncio.run(executor.approve(shown.id, "alice"))
+
+        assert starts(sb) == before
+        assert sb.exec(["systemctl", "is-active", "db.service"]).stdout.strip() == "active"
+    assert (done.state, done.risk) == ("pending", "high"), (done.state, done.reason)
+    assert "high risk, low when it was shown" in done.reason and "db.service" in done.reason

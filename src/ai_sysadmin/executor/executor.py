@@ -26,7 +26,7 @@ from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import VERIFY_REASON, CheckReport, HostChecker
 from ..redact import redact, redact_cut
 from ..safety.autonomy import decide
-from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action
+from ..safety.catalog import RISK_ORDER, Plan, PlanContext, facts_needed, plan_action
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
@@ -64,6 +64,13 @@ def _changed(action: Action, judged: Judged) -> str | None:
         return (f"the process is not the one it was decided on: it was {_who_is(was)}, "
                 f"it is now {_who_is(now)}")
     return None
+
+
+def _riskier(now: str, was: str) -> bool:
+    """Whether risk ``now`` is higher than ``was`` (an unknown one counts as highest)."""
+    def rank(risk: str) -> int:
+        return RISK_ORDER.index(risk) if risk in RISK_ORDER else len(RISK_ORDER)
+    return rank(now) > rank(was)
 
 
 def _unread(judged: Judged) -> str:
@@ -724,6 +731,12 @@ class Executor:
                                  fresh.risk).outcome != "execute":
             return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
                                         f"risk: {fresh.reason}", judged)
+        if person and _riskier(fresh.risk, action.risk):
+            # the yes was to what the person was shown: the same argv can do more now (a
+            # unit that gained Conflicts= stops another as it starts)
+            return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
+                                        f"risk, {action.risk} when it was shown: "
+                                        f"{fresh.reason}", judged)
         return None
 
     def _back_to_person(self, action: Action, why: str, judged: Judged | None = None
@@ -813,10 +826,13 @@ class Executor:
         if (why := await self._reachable(action)) is not None:
             return self._back_to_person(action, f"not run, nothing ran: {why}; it can be "
                                         "approved again")
-        if (stopped := await self._still_allowed(action, by_person)) is not None:
-            return stopped
+        # the host looked at again first (a whole check, seconds): the facts the plan is
+        # judged on last, just before the claim, or a PID could pass to another process
+        # in between and be killed on the old judgement
         if (gone := await self._gone_meanwhile(action)) is not None:
             return gone
+        if (stopped := await self._still_allowed(action, by_person)) is not None:
+            return stopped
         if (flapping := self._flapping(action)) is not None:
             escalated = self.actions.move(action_id, "escalated", "executor", flapping)
             self._escalate(action, flapping)
