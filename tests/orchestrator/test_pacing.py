@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai_sysadmin.orchestrator.pacing import WakeBudget
+from ai_sysadmin.orchestrator.pacing import WakeBudget, next_due
 
 
 def run_woken(budget: WakeBudget, wakes: list[float]) -> list[float]:
@@ -45,3 +45,12 @@ def test_a_quiet_host_earns_its_burst_back() -> None:
 def test_no_gap_is_no_limit() -> None:
     budget = WakeBudget(gap=0)
     assert run_woken(budget, [0.0, 0.1, 0.2, 0.3, 0.4]) == [0.0, 0.1, 0.2, 0.3, 0.4]
+
+
+def test_interval_checks_are_due_every_interval_from_the_first_not_after_each_ends() -> None:
+    # a check that takes 10 s (a connect that times out) does not make the interval 310 s
+    assert next_due(1000.0, 1010.0, 300.0) == 1300.0
+    assert next_due(1300.0, 1300.5, 300.0) == 1600.0
+    # one that overran its interval waits for the next due time: no burst to catch up
+    assert next_due(1000.0, 1700.0, 300.0) == 1900.0
+    assert next_due(1000.0, 1600.0, 300.0) == 1600.0

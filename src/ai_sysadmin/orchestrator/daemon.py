@@ -9,8 +9,10 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ..aio import check_cancelled, within
+from ..errors import StoreError
 from ..executor import Executor
 from ..hosts.inventory import HostSpec
 from ..llm.client import QueuedLLM
@@ -25,12 +27,13 @@ from ..store.refused import RefusalLog
 from . import fleet
 from .checker import CheckReport, HostChecker
 from .investigator import Investigator
-from .pacing import WakeBudget
+from .pacing import WakeBudget, next_due
 from .runtime import Runtime
 from .store_down import OutageRecord, StoreDown
 from .unwatched import CheckFailures
 
 log = logging.getLogger("ai_sysadmin.service")
+T = TypeVar("T")
 
 #: a burst of journal lines becomes one check: wait this long for the rest of the burst
 DEBOUNCE_SECONDS = 0.2
@@ -147,14 +150,42 @@ class Daemon:
             await within(self.stop_event.wait(), seconds)
         return self.stop_event.is_set()
 
+    async def _until_stored(self, work: Callable[[], T], what: str) -> T | None:
+        """``work()``, a recovery that writes to the store, tried again every check interval
+        while the store refuses it (a lock held past the busy timeout, a full disk): raised
+        at the start, the daemon exited 2, which systemd does not restart. None: stopped
+        first."""
+        said = RefusalLog(log, what)
+        while not self.stop_event.is_set():
+            try:
+                done = work()
+            except StoreError as exc:
+                said.failed(exc)
+                await self._stopped_within(self.settings.check_interval)
+                continue
+            said.worked()
+            return done
+        return None
+
+    async def _recover_fixes(self, executor: Executor) -> None:
+        """The fixes a gone process left behind settled, and those the policy decided run."""
+        left = await self._until_stored(executor.recover, "recovering the fixes a process "
+                                        "left behind")
+        self._spawned += [asyncio.create_task(executor.run(action.id)) for action in left or ()]
+
     async def _interval_loop(self, checker: HostChecker) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.check_interval
+        due = loop.time()
         while not self.stop_event.is_set():
             check_cancelled()  # a host let go: its loop ends, whatever swallowed the cancel
             if not await self.check_host(checker, "interval"):
                 await self._forget(checker.host)
                 return
+            now = loop.time()
+            due = next_due(due, now, interval)
             with contextlib.suppress(TimeoutError):
-                await within(self.stop_event.wait(), self.settings.check_interval)
+                await within(self.stop_event.wait(), due - now)
 
     async def _housekeeping_loop(self, executor: Executor) -> None:
         """Every check interval: the ends of fixes this daemon ran that the store refused
@@ -260,6 +291,7 @@ class Daemon:
         following = self._following.pop(host, [])
         for task in following:
             task.cancel()
+        self._unfollowed(host)
         # the follower's stream ends before its connection does
         await asyncio.gather(*following, return_exceptions=True)
         await self.runtime.let_go(host)
@@ -359,6 +391,12 @@ class Daemon:
             budget.spend(loop.time())
             await self.check_host(checker, "journal")
 
+    def _unfollowed(self, host: str) -> None:
+        """``host``'s follower out of :attr:`followers` (its tasks are cancelled): each
+        host removed and added again, or renewed, left one behind, with its transport, for
+        the daemon's life."""
+        self.followers = [f for f in self.followers if f.transport.host != host]
+
     def _follow(self, checker: HostChecker) -> list[asyncio.Task[None]]:
         wake = asyncio.Event()
 
@@ -366,6 +404,7 @@ class Daemon:
             wake.set()
 
         follower = JournalFollower(checker.transport, self.settings, on_trigger)
+        self._unfollowed(checker.host)  # the one it replaces, whose tasks were cancelled
         self.followers.append(follower)
         started = [
             asyncio.create_task(follower.run(), name=f"follow:{checker.host}"),
@@ -396,15 +435,17 @@ class Daemon:
         if self.executor is not None:
             # it lives on: an end the store refuses is kept and recorded once it takes it
             self.executor.keeps_ends = True
-            for action in self.executor.recover():
-                tasks.append(asyncio.create_task(self.executor.run(action.id)))
+            tasks.append(asyncio.create_task(self._recover_fixes(self.executor),
+                                             name="recover-fixes"))
             tasks.append(asyncio.create_task(self._housekeeping_loop(self.executor),
                                              name="housekeeping"))
             # proposals recorded just before a crash are decided now, each at most once
             tasks.append(asyncio.create_task(self.executor.decide_undecided()))
         if self.investigator is not None:
             tasks.append(asyncio.create_task(self.warm_knowledge(), name="knowledge"))
-            self.investigator.recover()
+            tasks.append(asyncio.create_task(
+                self._until_stored(self.investigator.recover, "recovering investigations "
+                                   "a stop cut off"), name="recover-investigations"))
             # a retry is looked for about as often as the first one falls due (tests and
             # `eval` wait 0.5 s), no more than five times a second
             every = max(0.2, min(5.0, self.settings.agent.retry_backoff_seconds))

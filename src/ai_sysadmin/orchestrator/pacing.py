@@ -40,3 +40,12 @@ class WakeBudget:
         """A woken check runs at ``now``."""
         self._earn(now)
         self.tokens = max(0.0, self.tokens - 1)
+
+
+def next_due(due: float, now: float, interval: float) -> float:
+    """When the interval check after the one due at ``due`` is due, at ``now`` as it ended:
+    every ``interval`` from the first (a check's own time does not push the next later: a
+    host whose connect timed out in 10 s was checked every 310 s, and schedules slid apart);
+    one that overran skips to the next due time after ``now``, no burst to catch up."""
+    missed = max(1, -(-(now - due) // interval))
+    return due + interval * missed
