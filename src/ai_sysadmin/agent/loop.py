@@ -194,12 +194,13 @@ class Agent:
             text = text[:limit]
         head = f"tool {name} status={result.status}"
         command = f"command={_shown_command(result.command)}" if result.command else ""
+        ours = f"\n{redact(result.ours)}" if result.ours else ""
         if not result.from_host:
-            return f"{head}{' ' + command if command else ''}\n{text}{tail}"
+            return f"{head}{' ' + command if command else ''}\n{text}{tail}{ours}"
         # the command may name what the host named (a unit in the incident's subject): it is
         # inside the block with the rest of the host's text
         body = f"{command}\n{text}" if command else text
-        return f"{head}\n{fenced(body, self.marker, 'from the host')}{tail}"
+        return f"{head}\n{fenced(body, self.marker, 'from the host')}{tail}{ours}"
 
     def _render_within(self, name: str, result: ToolResult, share: int) -> str:
         """The result in about ``share`` characters: its output cut to what is left of them

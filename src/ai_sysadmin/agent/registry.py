@@ -29,6 +29,10 @@ class ToolResult:
     params: dict[str, Any] = field(default_factory=dict)
     #: host text (untrusted) vs. text the program wrote itself
     from_host: bool = True
+    #: text of the program's own that goes with host text (the knowledge base's recall after
+    #: an incident's evidence): shown after the host's block, never inside it, where a host's
+    #: line could pose as one of its items ("[operator note · may guide a fix]")
+    ours: str = ""
 
 
 ToolFn = Callable[..., Awaitable[ToolResult | str]]

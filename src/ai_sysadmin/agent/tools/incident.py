@@ -43,6 +43,7 @@ async def incident_evidence(
         *[redact_cut(f"  {e.kind} {e.from_state or ''}->{e.to_state or ''} {e.detail}", 300)
           for e in incident.events],
     ]
-    if ctx.recalled and wanted == ctx.incident_id:
-        lines += ["", ctx.recalled]
-    return ToolResult("ok", "\n".join(lines))
+    # what the knowledge base recalls is the program's, after the host's block: inside
+    # it, a journal line the incident quotes could pose as an operator's note
+    recalled = ctx.recalled if ctx.recalled and wanted == ctx.incident_id else ""
+    return ToolResult("ok", "\n".join(lines), ours=recalled)
