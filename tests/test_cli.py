@@ -19,8 +19,9 @@ def test_name_dispatch_maps_tools_to_commands() -> None:
     assert dispatch("ai-sysadmin", ["check"]) == ("ai-sysadmin", ["check"])
 
 
-def test_check_json_reports_host_name_and_exit_code(cli, tmp_path: Path, config_file) -> None:
-    # a systemctl that lists one failed unit: the check has a finding on any machine
+def a_failed_unit(tmp_path: Path, config_file) -> None:
+    """The config of a host whose systemctl lists one failed unit, stub-broken.service: the
+    check has a finding on any machine."""
     systemctl = tmp_path / "systemctl"
     systemctl.write_text(
         '#!/bin/sh\n'
@@ -29,6 +30,10 @@ def test_check_json_reports_host_name_and_exit_code(cli, tmp_path: Path, config_
         'elif [ "$1" = show ]; then :; else echo "[]"; fi\n')
     systemctl.chmod(0o755)
     config_file(f'ai_name = "hal"\n[programs]\nsystemctl = "{systemctl}"\n')
+
+
+def test_check_json_reports_host_name_and_exit_code(cli, tmp_path: Path, config_file) -> None:
+    a_failed_unit(tmp_path, config_file)
     code, out, _ = cli("check", "--json")
     report = json.loads(out)
     assert code == 1  # findings
@@ -137,3 +142,24 @@ def test_logs_reads_structured_records_with_the_name(cli, tmp_path: Path) -> Non
     assert code == 0, err
     (raw,) = json.loads(out, parse_constant=lambda name: {"not json": name})
     assert raw["msg"] == '{"ts": Infinity, "msg": "never"}' and raw["ts"] is None
+
+
+def test_check_json_names_the_incident_it_reopened(cli, tmp_path: Path, config_file) -> None:
+    """`check --json` names the incidents the check reopened (a problem back after it was
+    resolved), beside those it opened and resolved."""
+    a_failed_unit(tmp_path, config_file)
+    first = json.loads(cli("check", "--json")[1])
+    [incident] = [i for i in json.loads(cli("issues", "list", "--json")[1])
+                  if i["subject"] == "stub-broken.service"]
+    assert incident["id"] in first["incidents_opened"]
+    assert first["incidents_reopened"] == []
+    # a person calls it fixed; the next check finds it again
+    assert cli("issues", "resolve", str(incident["id"]))[0] == 0
+    code, out, _ = cli("check", "--json")
+    again = json.loads(out)
+    assert code == 1
+    assert again["incidents_reopened"] == [incident["id"]]
+    assert incident["id"] not in again["incidents_opened"]
+    [shown] = [i for i in json.loads(cli("issues", "list", "--json")[1])
+               if i["id"] == incident["id"]]
+    assert shown["state"] == "reopened"

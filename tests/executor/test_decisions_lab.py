@@ -171,20 +171,26 @@ def test_a_persons_restart_of_a_runaway_service_is_verified_by_its_new_process(
         "no process of spin.service from before the fix runs and spin.service active for 0 s")
 
 
+def runaway_beside_db(sb: Sandbox, tmp_path: Path, level: str
+                      ) -> tuple[SandboxTransport, Settings, IncidentStore, int]:
+    """runaway.service running (its main PID returned), db.service installed to take that
+    PID over, and a store of the lab's settings at autonomy ``level``."""
+    apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
+    apply(sb, "install_unit", {"name": "db.service", "text": SLEEPER})
+    apply(sb, "start_unit", {"name": "runaway.service"})
+    settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": level})
+    return (SandboxTransport(sb), settings, IncidentStore(Database(settings.db_path)),
+            main_pid(sb, "runaway.service"))
+
+
 @pytest.mark.parametrize("as_command", [False, True], ids=["kill_process", "run_command"])
 def test_an_approved_kill_never_hits_the_process_that_took_over_the_pid(tmp_path: Path,
                                                                         as_command: bool
                                                                         ) -> None:
     with Sandbox() as sb:
-        apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
-        apply(sb, "install_unit", {"name": "db.service", "text": SLEEPER})
-        apply(sb, "start_unit", {"name": "runaway.service"})
-        transport = SandboxTransport(sb)
+        transport, settings, store, pid = runaway_beside_db(sb, tmp_path, "suggest")
         host = transport.host
-        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "suggest"})
-        store = IncidentStore(Database(settings.db_path))
         executor = Executor(settings, store, {host: transport})
-        pid = main_pid(sb, "runaway.service")
         # the kill as the catalog's action, or as the argv a model may propose
         kind, params = (("run_command", {"argv": ["kill", "-TERM", str(pid)]}) if as_command
                         else ("kill_process", {"pid": pid}))
@@ -385,14 +391,8 @@ def test_a_kill_left_by_a_gone_daemon_is_judged_after_the_host_is_looked_at_agai
     process is judged after that look, just before the claim, and the kill never hits it;
     judged before it, it did."""
     with Sandbox() as sb:
-        apply(sb, "install_unit", {"name": "runaway.service", "text": SLEEPER})
-        apply(sb, "install_unit", {"name": "db.service", "text": SLEEPER})
-        apply(sb, "start_unit", {"name": "runaway.service"})
-        transport = SandboxTransport(sb)
+        transport, settings, store, pid = runaway_beside_db(sb, tmp_path, "auto-full")
         host = transport.host
-        settings = lab_settings(tmp_path).model_copy(update={"autonomy_level": "auto-full"})
-        store = IncidentStore(Database(settings.db_path))
-        pid = main_pid(sb, "runaway.service")
         hog = Finding(host, "runaway_process", "runaway.service", Severity.WARNING, "hog")
         incident = store.record_check(host, [hog], {"runaway_process"}).opened[0]
 
