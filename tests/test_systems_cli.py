@@ -123,11 +123,12 @@ def test_refresh_checks_the_local_host(cli) -> None:
 
 
 def test_ipv6_literals_are_added_and_every_command_still_reads_them(cli) -> None:
-    code, out, _ = cli("systems", "add", "--no-probe", "[::1]:22")
-    assert code == 0 and "::1 ([::1]) is managed now" in out
+    # (never probed: no packet leaves this machine)
+    code, out, _ = cli("systems", "add", "--no-probe", "[fd00::5]:22")
+    assert code == 0 and "fd00::5 ([fd00::5]) is managed now" in out
     code, out, _ = cli("systems", "add", "--no-probe", "admin@[::1]:2222", "--name", "loop6")
     assert code == 0 and "loop6 (admin@[::1]:2222) is managed now" in out
-    assert {"::1", "loop6"} <= set(names(cli))
+    assert {"fd00::5", "loop6"} <= set(names(cli))
     rows = {r["name"]: r for r in json.loads(cli("systems", "list", "--json")[1])}
     assert rows["loop6"]["target"] == "admin@[::1]:2222"
 
@@ -161,7 +162,10 @@ def test_this_machine_in_capitals_with_a_root_dot_or_under_another_name_cannot_b
     # DNS names are case-insensitive and a rooted "vm." is "vm": each was managed beside
     # the local host, and the one machine checked twice
     here = short_hostname()
-    for args in ([here.upper()], [f"{here}."], [f"root@{here.upper()}.", "--name", "box"]):
+    for args in ([here.upper()], [f"{here}."], [f"root@{here.upper()}.", "--name", "box"],
+                 # and so are localhost and a loopback address at ssh's own port
+                 ["localhost", "--name", "lo"], ["root@127.0.0.1", "--name", "lo4"],
+                 ["[::1]", "--name", "lo6"], ["127.0.1.1:22", "--name", "lo22"]):
         code, _, err = cli("systems", "add", "--no-probe", *args)
         assert code == 2 and "already managed (this machine" in err
     assert names(cli, "--all") == {here: "managed"}

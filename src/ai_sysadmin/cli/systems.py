@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -156,8 +157,15 @@ def add(
 def _is_this_machine(name: str) -> bool:
     """Whether a name or host is this machine's, which every check watches already: DNS
     names are read as :func:`machine_of` reads them, so ``VM`` and a rooted ``vm.`` are
-    ``vm`` too, and would be checked twice."""
-    return machine_of(name, 22)[0] == short_hostname()
+    ``vm`` too, and would be checked twice; so are ``localhost`` and a loopback address
+    (127.0.0.1, ::1). No DNS is asked: a name that resolves here by another is not known."""
+    host = machine_of(name, 22)[0]
+    if host in (short_hostname(), "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 #: how long `systems add` waits for the new host's answer, connecting included
