@@ -26,7 +26,7 @@ from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import VERIFY_REASON, CheckReport, HostChecker
 from ..redact import redact, redact_cut
 from ..safety.autonomy import decide
-from ..safety.catalog import RISK_ORDER, Plan, PlanContext, facts_needed, plan_action
+from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action, riskier
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
@@ -64,13 +64,6 @@ def _changed(action: Action, judged: Judged) -> str | None:
         return (f"the process is not the one it was decided on: it was {_who_is(was)}, "
                 f"it is now {_who_is(now)}")
     return None
-
-
-def _riskier(now: str, was: str) -> bool:
-    """Whether risk ``now`` is higher than ``was`` (an unknown one counts as highest)."""
-    def rank(risk: str) -> int:
-        return RISK_ORDER.index(risk) if risk in RISK_ORDER else len(RISK_ORDER)
-    return rank(now) > rank(was)
 
 
 def _unread(judged: Judged) -> str:
@@ -731,7 +724,7 @@ class Executor:
                                  fresh.risk).outcome != "execute":
             return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
                                         f"risk: {fresh.reason}", judged)
-        if person and _riskier(fresh.risk, action.risk):
+        if person and riskier(fresh.risk, action.risk):
             # the yes was to what the person was shown: the same argv can do more now (a
             # unit that gained Conflicts= stops another as it starts)
             return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "

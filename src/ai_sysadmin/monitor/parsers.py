@@ -10,7 +10,6 @@ import functools
 import json
 import re
 import signal
-import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -635,20 +634,14 @@ def _field_text(value: Any) -> str | None:
 IDENTIFIER_MAX = 64
 
 
-def _visible(text: str) -> str:
-    """``text`` without Unicode's format characters (category Cf: zero-width spaces and
-    joiners, direction marks, soft hyphens), which show as nothing."""
-    return text if text.isascii() else "".join(
-        char for char in text if unicodedata.category(char) != "Cf")
-
-
 def _identifier(value: Any) -> str | None:
     """A sender's name for itself, as one short line: any local user sets SYSLOG_IDENTIFIER
     (and a process its own name), newlines and escapes included, and it becomes an incident's
     subject and a line of what a person is told. Without what shows as nothing: an invisible
     mark after "nginx.service" would keep it from reading as a unit's name here
-    (:attr:`JournalEntry.source`), while a person reads just that."""
-    text = " ".join(_visible(strip_control(_field_text(value) or "")).split())
+    (:attr:`JournalEntry.source`), while a person reads just that (strip_control takes
+    Unicode's format characters too)."""
+    text = " ".join(strip_control(_field_text(value) or "").split())
     return (text if len(text) <= IDENTIFIER_MAX else text[:IDENTIFIER_MAX - 1] + "…") or None
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -424,7 +425,7 @@ class HostChecker:
         which sections failed, and why."""
         if not snapshot.errors:
             return None
-        if not reachable or snapshot.refused is not None:
+        if _failed_alike(snapshot, reachable):
             return next(iter(snapshot.errors.values()))
         return not_collected(snapshot.errors)
 
@@ -507,10 +508,16 @@ def _errors_said(report: CheckReport) -> dict[str, str]:
     ran nothing, one for all (every section failed for the same reason: a log line, and a
     record of kilobytes, a section each check was the same sentence two dozen times)."""
     errors = report.errors
-    if errors and (report.snapshot.refused is not None
-                   or any(f.rule == "host_unreachable" for f in report.findings)):
+    reachable = all(f.rule != "host_unreachable" for f in report.findings)
+    if errors and _failed_alike(report.snapshot, reachable):
         return {ALL_SECTIONS: _shared_reason(list(errors.values()))}
     return errors
+
+
+def _failed_alike(snapshot: Snapshot, reachable: bool) -> bool:
+    """Whether every section failed for one reason: the host did not answer, or ran
+    nothing (its login refused)."""
+    return not reachable or snapshot.refused is not None
 
 
 def _sections(section: str) -> str:
@@ -521,11 +528,7 @@ def _shared_reason(errors: list[str]) -> str:
     """What every section's error says alike (a host that refused the connection: each names
     its command, then the same reason); the first error whole where they share too little."""
     first = errors[0]
-    shared = 0
-    while shared < len(first) and all(
-            len(e) > shared and e[-1 - shared] == first[-1 - shared] for e in errors):
-        shared += 1
-    tail = first[len(first) - shared:]
+    tail = os.path.commonprefix([e[::-1] for e in errors])[::-1]
     at = tail.find(": ")
     said = tail[at + 2:] if at >= 0 else ""
     return said if len(errors) > 1 and len(said) >= 8 else first

@@ -627,7 +627,7 @@ def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
         decision = check_command(list(argv), "remediate", ctx.protected)
         if not decision.allowed:
             return _refuse(kind, decision.reason, plan.subject, plan.params)
-        if RISK_ORDER.index(decision.risk) > RISK_ORDER.index(risk):
+        if riskier(decision.risk, risk):
             risk, raised = decision.risk, [*raised, decision.reason]  # type: ignore[assignment]
     if not raised:
         return plan
@@ -639,3 +639,10 @@ def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
 #: directory that is not really inside the configured ones
 _GUARDS_ITS_OWN_COMMAND = frozenset({"clean_directory"})
 RISK_ORDER: tuple[str, ...] = ("none", "low", "medium", "high")
+
+
+def riskier(now: str, was: str) -> bool:
+    """Whether risk ``now`` is higher than ``was`` (an unknown one counts as highest)."""
+    def rank(risk: str) -> int:
+        return RISK_ORDER.index(risk) if risk in RISK_ORDER else len(RISK_ORDER)
+    return rank(now) > rank(was)
