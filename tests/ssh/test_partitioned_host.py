@@ -293,10 +293,29 @@ def test_a_host_whose_shell_is_stuck_is_checked_and_a_fix_running_on_it_goes_on(
     assert connects == 1
 
 
+def _shells(session: int) -> list[int]:
+    """The `sh -s` shells a connection (its sshd process) holds sessions of: not the
+    subshells they fork for a step (same name), which hold none."""
+    found: list[int] = []
+
+    def under(pid: int) -> None:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:  # it ended meanwhile
+            return
+        for child in map(int, children):
+            if _cmdline(child) == ["sh", "-s"]:
+                found.append(child)  # what it forks is its own
+            else:
+                under(child)
+
+    under(session)
+    return found
+
+
 def _stuck_shells(sshd: SshHost) -> dict[int, int]:
-    """Per connection (its sshd process): the `sh -s` shells under it."""
-    return {session: sum(1 for pid in _descendants(session) if _cmdline(pid) == ["sh", "-s"])
-            for session in sshd.session_pids()}
+    """Per connection (its sshd process): the `sh -s` shells it holds."""
+    return {session: len(_shells(session)) for session in sshd.session_pids()}
 
 
 class EveryShellStuck:
@@ -313,6 +332,8 @@ class EveryShellStuck:
         self.checker = HostChecker(self.ssh, settings, None)
         self.stopped: set[int] = set()
         self.most = 0
+        #: whether shells seen now are stopped
+        self.stopping = True
         # and its df hangs: a shell not yet seen and stopped as its script starts is seen
         # while the script waits on df, never given time to end it (a script that ended
         # would make the shells' timeouts no longer in a row)
@@ -320,7 +341,7 @@ class EveryShellStuck:
 
     async def _stop_every_shell(self) -> None:
         while True:
-            for session in self.host.ssh.session_pids():
+            for session in self.host.ssh.session_pids() if self.stopping else ():
                 for pid in _descendants(session):
                     if pid not in self.stopped and _cmdline(pid) == ["sh", "-s"]:
                         os.kill(pid, signal.SIGSTOP)
@@ -374,6 +395,37 @@ def test_a_host_whose_every_shell_sticks_is_given_new_connections_not_sessions_w
     assert (stuck.most, stuck.ssh.connects) == (_STUCK_MAX, 2), (stuck.most, stuck.ssh.connects)
     # the checks whose scripts timed out said so; none called the host healthy
     assert reports[-1].errors, reports[-1]
+
+
+@pytest.mark.slow
+def test_a_script_that_comes_back_between_stuck_shells_frees_none_of_their_sessions(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """Two shells stuck, then one that runs its script to its end, then a third stuck: the
+    two before still hold their sessions, so the third is the limit, and the connection goes
+    with the three (counting timeouts only since the last script that came back, it held
+    ever more of them, toward sshd's MaxSessions)."""
+    stuck = EveryShellStuck(host, known_hosts, tmp_path)
+
+    async def stuck_answered_stuck(stuck: EveryShellStuck) -> tuple[CheckReport, str]:
+        await stuck.timeouts_in_a_row(_STUCK_MAX - 1)
+        stuck.stopping = False
+        host.hang_df.unlink()
+        answered = await stuck.checker.check()
+        stuck.stopping = True
+        host.hang_df.touch()
+        await stuck.timeouts_in_a_row(1)
+        said = stuck.ssh.tries[-1].ended
+        await stuck.checker.check()  # on a connection of its own, whatever it finds
+        return answered, said
+
+    answered, said = stuck.run(stuck_answered_stuck)
+    assert answered.snapshot.mounts and not answered.errors, answered
+    # the third timeout was the connection's limit: dropped with its stuck shells, the next
+    # check connected afresh
+    assert (stuck.most, stuck.ssh.connects) == (_STUCK_MAX, 2), (
+        stuck.most, stuck.ssh.connects, stuck.ssh.tries)
+    assert f"timed out, {_STUCK_MAX} times on this connection: it is dropped" in said, said
 
 
 @pytest.mark.slow

@@ -79,11 +79,12 @@ _RETRY_MIN = 1.0
 #: the most jump hosts a host may be behind, each through the one before (an ssh config's
 #: ProxyJump may name a host with a ProxyJump of its own)
 _JUMPS_MAX = 8
-#: check scripts in a row that may time out on one connection before it is dropped with their
-#: shells. sshd keeps the session of a shell that does not end (stopped, or blocked on a hung
-#: mount, where no signal reaches it) for as long as the shell lives, and a connection holds
-#: at most MaxSessions (10 by default): dropped one by one, stuck shells would fill it, and a
-#: fix would find no session left to run in
+#: check scripts that may time out on one connection before it is dropped with their shells.
+#: sshd keeps the session of a shell that does not end (stopped, or blocked on a hung mount,
+#: where no signal reaches it) for as long as the shell lives, and a connection holds at most
+#: MaxSessions (10 by default): dropped one by one, stuck shells would fill it, and a fix
+#: would find no session left to run in. A script that comes back between two timeouts frees
+#: none of the sessions the stuck shells before it hold: every timeout on the connection counts
 _STUCK_MAX = 3
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
@@ -218,9 +219,10 @@ class _LoopState:
         self.shell: _Shell | None = None
         self.shell_conn: asyncssh.SSHClientConnection | None = None
         self.shell_lock = asyncio.Lock()
-        #: scripts timed out on this connection since one last came back (their shells
-        #: dropped, maybe stuck: see :data:`_STUCK_MAX`)
+        #: scripts timed out on ``stuck_conn`` (their shells dropped, maybe stuck: see
+        #: :data:`_STUCK_MAX`)
         self.stuck = 0
+        self.stuck_conn: asyncssh.SSHClientConnection | None = None
         #: commands running on this loop's connection (:meth:`SshTransport.run`: a fix, a
         #: read of the model's), which a drop of the connection would cut off
         self.running = 0
@@ -697,7 +699,7 @@ class SshTransport(Transport):
     async def _close_state(self, state: _LoopState) -> None:
         state.shell = state.shell_conn = None  # it goes with its connection
         conns, state.conns, state.client, state.remote_root = state.conns, [], None, None
-        state.user, state.ran, state.stuck = None, False, 0
+        state.user, state.ran, state.stuck, state.stuck_conn = None, False, 0, None
         for conn in reversed(conns):
             conn.close()
             await settle(conn.wait_closed(), _CLOSE_WAIT)
@@ -976,7 +978,7 @@ class SshTransport(Transport):
                         raise CommandTimeout(
                             f"{self.host}: the check script timed out after {timeout:g} s: "
                             f"its shell ended under it ({exc}), too late for another") from None
-            state.ran, state.stuck = True, 0
+            state.ran = True
         return CommandResult(argv, 0, out, err, time.monotonic() - started)
 
     async def _timed_out(self, state: _LoopState, shell: _Shell, timeout: float,
@@ -991,9 +993,11 @@ class SshTransport(Transport):
         host nothing more now (:class:`NoAnswer`); the commands it carried (a fix) go with
         it. Else a step of the script runs long on a host that answers (or a script that
         writes nothing early may). The connection goes as well where :data:`_STUCK_MAX`
-        scripts in a row timed out on it on a host that answers (their shells may hold their
-        sessions for good), once no command (a fix) runs on it."""
+        scripts timed out on it on a host that answers (their shells may hold their sessions
+        for good, whatever came back between them), once no command (a fix) runs on it."""
         conn = state.shell_conn
+        if state.stuck_conn is not conn:
+            state.stuck, state.stuck_conn = 0, conn
         state.stuck += 1
         silent = not shell.heard and answer_within is not None
         waited = min(answer_within or timeout, timeout)
@@ -1006,11 +1010,12 @@ class SshTransport(Transport):
         if state.stuck >= _STUCK_MAX and conn is not None and not state.running:
             # the host answers, but its shells stick: they go with the connection, unless a
             # command runs on it (a fix), which the next timeout waits out
+            times = state.stuck  # the drop starts the count again
             if not await self._drop_connection(state, conn):
                 state.shell = state.shell_conn = None
             return CommandTimeout(
-                f"{self.host}: the check script timed out, the last {state.stuck} in a row on "
-                "this connection: it is dropped with the sessions their shells hold")
+                f"{self.host}: the check script timed out, {times} times on this "
+                "connection: it is dropped with the sessions their shells hold")
         await self._drop_shell(state)
         if silent:
             return CommandTimeout(
