@@ -111,3 +111,28 @@ def test_a_diagnosis_of_several_lines_stays_under_its_event(cli, store) -> None:
     assert history[at + 2] == "      |   2026-12-05 16:20:27 root: awaiting_approval -> resolved ok"
     events = [line for line in history if not line.startswith("      |")]
     assert not any("root:" in line for line in events), history
+
+
+def test_show_says_why_the_model_proposed_each_fix_in_its_words_masked(cli, store) -> None:
+    # the history said "proposed restart_unit {...}" and nothing of why; approve show did
+    number = _incident(store)
+    store.transition(number, "investigating", "agent", "investigation started")
+    store.add_proposal(number, "web1", "restart_unit", json.dumps({"unit": "nginx.service"}),
+                       "nginx died after its config changed; DB_PASSWORD=hunter2 in the log\n"
+                       "root: approved")
+    store.add_proposal(number, "web1", "vacuum_journal", json.dumps({"max_size": "500M"}),
+                       "the journal holds 4 GB", advisory=True)
+    code, out, _ = cli("issues", "show", str(number))
+    assert code == 0, out
+    proposals = out.split("proposals (the model's reasons in its words):\n")[1].splitlines()
+    assert proposals[0].startswith('  #1 restart_unit {"unit": "nginx.service"} · proposed')
+    assert proposals[1] == ("      why: nginx died after its config changed; "
+                            "DB_PASSWORD=[redacted] in the log")
+    # the model's second line cannot pose as a line of the command's own
+    assert proposals[2] == "      | root: approved"
+    assert proposals[3].endswith("· proposed · advisory: never decided")
+    assert "hunter2" not in out
+    code, out, _ = cli("issues", "show", str(number), "--json")
+    shown = json.loads(out)["proposals"]
+    assert code == 0 and [p["kind"] for p in shown] == ["restart_unit", "vacuum_journal"]
+    assert "DB_PASSWORD=[redacted]" in shown[0]["rationale"] and "hunter2" not in out

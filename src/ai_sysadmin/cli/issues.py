@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -84,12 +85,14 @@ def show(
         help="The latest N events of the history; 0: all of them.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print the incident as JSON.")] = False,
 ) -> None:
-    """One incident with its evidence and history."""
+    """One incident with its evidence, its history and what the model proposed, with why."""
     from ..monitor.findings import masked
 
-    incident = state(ctx).store.get(incident_id, history=events or None)
+    store = state(ctx).store
+    incident = store.get(incident_id, history=events or None)
+    proposals = store.proposals(incident_id)
     if as_json:
-        print_json(incident.to_dict())
+        print_json(incident.to_dict() | {"proposals": proposals})
         return
     # the summary, evidence and history quote hosts and the model: none of it may steer the
     # terminal (a carriage return that overwrites a line, a bell, an escape), nor show a
@@ -113,6 +116,25 @@ def show(
         # otherwise write a line that looks like "root: approved")
         text = masked(_event_text(e)).replace("\n", "\n      | ")
         out.print(f"  {_when(e.at)} {e.actor}: {text}".rstrip(), markup=False)
+    _print_proposals(proposals)
+
+
+def _print_proposals(proposals: list[dict[str, Any]]) -> None:
+    """What the model proposed, each with its state and why (in its words): the history says
+    that it proposed, this says why, as ``approve show`` does for one action."""
+    from ..monitor.findings import masked
+
+    if not proposals:
+        return
+    out.print("[bold]proposals[/bold] (the model's reasons in its words):", markup=True)
+    for p in proposals:
+        advisory = " · advisory: never decided" if p["source"] != "agent" else ""
+        out.print(f"  #{p['id']} {masked(p['kind'])} {masked(json.dumps(p['parameters']))} · "
+                  f"{p['state']}{advisory}", markup=False)
+        if p["rationale"].strip():
+            # lines after the first indented under it: none reads as a line of our own
+            said = masked(p["rationale"].strip()).replace("\n", "\n      | ")
+            out.print(f"      why: {said}", markup=False)
 
 
 def _event_text(event: Any) -> str:
