@@ -202,6 +202,24 @@ def test_a_unit_name_that_ps_may_have_cut_is_not_trusted():
     assert parsers.cgroup_unit(cut + ".service/inner", whole=False) == "a" * 40 + ".service"
 
 
+def test_a_hybrid_hosts_cut_cgroup_column_names_its_unit_only_from_whole_entries():
+    """ps joins a path per hierarchy and cuts the column at 239 characters: an entry followed
+    by a comma is whole; the last one may be part of one."""
+    service = "/system.slice/system-postgresql.slice/postgresql@14-main.service"
+    # RHEL 8's order: the controllers first, name=systemd and 0:: last, past the cut
+    rhel = ",".join(f"{n}:{c}:{service}" for n, c in (
+        (11, "pids"), (10, "memory"), (7, "devices"), (1, "name=systemd"), (0, "")))[:239]
+    assert parsers.listed_unit(rhel) == (None, True)
+    # name=systemd listed first (a higher hierarchy number), whole before the cut: known
+    first = ",".join(f"{n}:{c}:{service}" for n, c in (
+        (9, "name=systemd"), (8, "pids"), (7, "blkio"), (5, "devices")))[:239]
+    assert parsers.listed_unit(first) == ("postgresql@14-main.service", False)
+    # a whole column, and one of v2 alone cut below its unit's name, as before
+    assert parsers.listed_unit(f"0::{service}") == ("postgresql@14-main.service", False)
+    deep = f"0::/user.slice/user-1000.slice/user@1000.service/app.slice/{'c' * 300}"[:239]
+    assert parsers.listed_unit(deep) == ("user@1000.service", False)
+
+
 def test_an_older_systemds_tables_are_judged_as_its_json_would_be():
     """systemd before 246 (RHEL 8 and its rebuilds, Ubuntu 20.04) prints its tables whatever
     --output says: its failed and misconfigured units are still found."""

@@ -727,11 +727,13 @@ PS_CGROUP_COLUMNS = PS_COLUMNS.replace(",args=", f",cgroup:{_CGROUP_WIDTH}=,args
 _PROCESS_UNITS = (".service", ".scope")
 
 
-def systemd_cgroup(field: str) -> str | None:
+def systemd_cgroup(field: str, cut: bool = False) -> str | None:
     """The service manager's cgroup path in ps's ``cgroup`` column (the lines of
     /proc/PID/cgroup that are not the root, joined by commas): cgroup v2's ``0::PATH``, else
     a legacy or hybrid host's ``N:name=systemd:PATH``; None where neither is there, and ""
-    (whose it is: unknown) where a hybrid host's two disagree.
+    (whose it is: unknown) where a hybrid host's two disagree. ``cut``: the column was cut
+    at its width, so its last entry may be part of one and is not read (the entries before
+    it, each followed by a comma, are whole).
 
     A path may hold a comma (a name chosen in a delegated subtree, a user's): what follows
     it poses as an entry of its own. The kernel lists the hierarchies in one order, so the
@@ -740,7 +742,8 @@ def systemd_cgroup(field: str) -> str | None:
     ``name=systemd`` path is told by that path, which it does not extend.
     """
     legacy = unified = None
-    for entry in field.split(","):
+    entries = field.split(",")
+    for entry in entries[:-1] if cut else entries:
         number, _, rest = entry.partition(":")
         hierarchy, _, path = rest.partition(":")
         if not path.startswith("/") or not number.isdigit():
@@ -752,6 +755,36 @@ def systemd_cgroup(field: str) -> str | None:
     if unified is None or legacy is None:
         return unified if unified is not None else legacy
     return unified if _within(unified, legacy) or _within(legacy, unified) else ""
+
+
+def listed_unit(field: str, root: str = "/") -> tuple[str | None, bool]:
+    """A process's unit (:func:`cgroup_unit`) from ps's ``cgroup`` column, and whether the
+    column's cut at its width (:data:`_CGROUP_WIDTH`) left it unknown. A legacy or hybrid
+    host joins a path per hierarchy, so a long unit name passes the width, and the kernel
+    lists ``name=systemd`` and ``0::`` last, where the cut falls: a whole entry before it
+    names the unit; else the cut entry does where the cut is below the unit's name."""
+    if len(field) < _CGROUP_WIDTH:
+        return cgroup_unit(systemd_cgroup(field), root), False
+    path = systemd_cgroup(field, cut=True)
+    if path is not None:
+        return cgroup_unit(path, root), False
+    unit = cgroup_unit(systemd_cgroup(field), root, whole=False)
+    return unit, unit is None
+
+
+def parse_proc_cgroups(text: str) -> dict[int, str]:
+    """``head -v`` of /proc/PID/cgroup files: each process's lines that are not the root,
+    joined by commas, as ps's ``cgroup`` column gives them whole (the kernel's text holds no
+    ``==>`` header line); a file head could not open is absent."""
+    fields: dict[int, list[str]] = {}
+    lines: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("==> /proc/") and line.endswith("/cgroup <=="):
+            pid = line[len("==> /proc/"):-len("/cgroup <==")]
+            lines = fields.setdefault(int(pid), []) if pid.isdigit() else None
+        elif lines is not None and line and not line.endswith(":/"):
+            lines.append(line)
+    return {pid: ",".join(lines) for pid, lines in fields.items()}
 
 
 def _within(path: str, top: str) -> bool:
@@ -841,7 +874,7 @@ class _ProcessTable:
             init = next((self._whole(parts) for parts in self.rows if parts[0] == "1"), None)
             pid1 = systemd_cgroup(init[9]) if init else None
         self.root = manager_root(pid1)
-        self._units: dict[str, str | None] = {}
+        self._units: dict[str, tuple[str | None, bool]] = {}
         self._cpu_seconds: CpuSeconds | None = None
         self._cpu_at = 0
         #: the same, a row each, in the listing's order
@@ -852,10 +885,10 @@ class _ProcessTable:
         rest = parts[_LEAD][:_REST].split(None, self.fields - _LEAD)
         return parts[:_LEAD] + rest if len(rest) > self.fields - _LEAD else None
 
-    def unit(self, field: str) -> str | None:
+    def unit(self, field: str) -> tuple[str | None, bool]:
+        """The unit :func:`listed_unit` reads, and whether the cut left it unknown."""
         if field not in self._units:
-            self._units[field] = cgroup_unit(systemd_cgroup(field), self.root,
-                                             whole=len(field) < _CGROUP_WIDTH)
+            self._units[field] = listed_unit(field, self.root)
         return self._units[field]
 
     def process(self, parts: list[str]) -> Process | None:
@@ -863,13 +896,14 @@ class _ProcessTable:
         whole = self._whole(parts)
         if whole is None:
             return None
+        unit, cut = self.unit(whole[9]) if self.cgroups else (None, False)
         try:
             return Process(
                 pid=int(whole[0]), user=whole[3], cpu_percent=float(whole[4]),
                 mem_percent=float(whole[5]), rss_kb=int(whole[6]),
                 elapsed_seconds=int(whole[7]), cpu_seconds=int(whole[8]),
                 command=whole[self.fields],
-                unit=self.unit(whole[9]) if self.cgroups else None)
+                unit=unit, unit_cut=cut)
         except ValueError:
             return None
 
@@ -1036,7 +1070,8 @@ def parse_ps_zombies(text: str, cgroups: bool = True) -> list[ZombieParent]:
     for ppid, count in zombies.items():
         parent = parents.get(ppid)
         found.append(ZombieParent(int(ppid), count, parent.command if parent else "",
-                                  parent.unit if parent else None))
+                                  parent.unit if parent else None,
+                                  parent.unit_cut if parent else False))
     return sorted(found, key=lambda p: (-p.zombies, p.pid))
 
 

@@ -1044,6 +1044,43 @@ def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     _hidden_processes(readings, listing, snap, plan, "zombies")
 
 
+#: the most processes whose cgroup one check reads again (it keeps about 45, and their
+#: zombies' parents)
+_CGROUP_QUESTIONS = 64
+
+
+def _cut_cgroups(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
+    """For the kept processes whose unit the listing cut off (:func:`parsers.listed_unit`: a
+    legacy or hybrid cgroup host, a long unit name), their /proc/PID/cgroup, and PID 1's (the
+    manager's root): one head(1). Elsewhere none is cut, and nothing is asked."""
+    pids = sorted({p.pid for p in snap.processes or () if p.unit_cut}
+                  | {z.pid for z in snap.zombies or () if z.unit_cut})
+    if not pids:
+        return ()
+    return (Source((plan.programs.resolve("head"), "-v", "-n", "64", "--", "/proc/1/cgroup",
+                    *(f"/proc/{pid}/cgroup" for pid in pids[:_CGROUP_QUESTIONS]))),)
+
+
+def _process_units(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    """The cut-off units, from the processes' /proc files; a process gone since the listing
+    (its file unread) keeps its unit unknown, as the listing left it."""
+    read = result(readings[0])  # head exits 1 where a process ended meanwhile
+    fields = parsers.parse_proc_cgroups(read.stdout)
+    if 1 not in fields:
+        raise TransportError(f"cannot read /proc/1/cgroup: {redact_cut(read.stderr.strip(), 200)}")
+    root = parsers.manager_root(parsers.systemd_cgroup(fields[1]))
+
+    def unit(pid: int) -> str | None:
+        return parsers.cgroup_unit(parsers.systemd_cgroup(fields[pid]), root)
+
+    if snap.processes is not None:
+        snap.processes = [replace(p, unit=unit(p.pid), unit_cut=False)
+                          if p.unit_cut and p.pid in fields else p for p in snap.processes]
+    if snap.zombies is not None:
+        snap.zombies = [replace(z, unit=unit(z.pid), unit_cut=False)
+                        if z.unit_cut and z.pid in fields else z for z in snap.zombies]
+
+
 #: ZFS's ARC statistics: present only where its module is loaded; elsewhere its guard
 #: spares a process (a `cat`) and the script's stderr a line
 ZFS_ARCSTATS = "/proc/spl/kstat/zfs/arcstats"
@@ -1192,6 +1229,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("processes", _ps_sources, apply=_processes, after=("cpu",)),
     # the same listing: one ps in a remote script, which runs a command once
     Section("zombies", _ps_sources, apply=_zombies),
+    # second step: the units the listing's cgroup column was too narrow to name
+    Section("process_units", _second_step_only, apply=_process_units,
+            after=("processes", "zombies"), then=_cut_cgroups),
     Section("certificates", _certificate_sources, apply=_certificates),
     Section("reboot", _files(REBOOT_REQUIRED, REBOOT_REQUIRED_PKGS), apply=_reboot),
     Section("nixos_boot", _nixos_boot_sources, apply=_nixos_boot),

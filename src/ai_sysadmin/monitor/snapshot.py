@@ -209,6 +209,9 @@ class Process:
     #: the unit of the host's service manager it runs in (a service, a scope; a user's
     #: services are their ``user@UID.service``); None outside any (kernel threads) or unknown
     unit: str | None = None
+    #: the listing cut its cgroup before naming the manager's (see
+    #: :func:`~.parsers.listed_unit`): ``unit`` is unknown, until its /proc file is read
+    unit_cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +249,7 @@ class ZombieParent:
     command: str = ""
     #: its unit, as for :class:`Process`
     unit: str | None = None
+    unit_cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)
