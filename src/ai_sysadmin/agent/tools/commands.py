@@ -24,6 +24,7 @@ async def run_readonly(
     host: Host = "",
 ) -> ToolResult:
     """Run a read-only diagnostic command (systemctl status, journalctl -u UNIT -n 50, df, ss,
-    ip a, ps aux, lsof -i :PORT, sysctl NAME, top -b -n 1, nft list ruleset, du, ls, dmesg
-    ...). No pager runs. Anything that changes the host is refused."""
+    ip a, ps aux, lsof -i :PORT, sysctl NAME, top -b -n 1, nft list ruleset, du, ls,
+    journalctl -k for kernel messages ...). No pager runs. Anything that changes the host is
+    refused."""
     return await run_readonly_argv(ctx, host, list(argv))
