@@ -268,9 +268,12 @@ in
     };
 
     ollamaAcceleration = mkOption {
-      type = types.nullOr (types.enum [ "rocm" "cuda" ]);
+      type = types.nullOr (types.enum [ false "rocm" "cuda" "vulkan" ]);
       default = null;
-      description = "services.ollama.acceleration of the local Ollama.";
+      description = ''
+        services.ollama.acceleration of the local Ollama: null (nixpkgs' choice), false (CPU
+        only), "rocm", "cuda" or "vulkan".
+      '';
     };
 
     preloadModels = mkOption {

@@ -413,3 +413,11 @@ def test_a_name_and_model_given_in_settings_name_the_units_commands_and_preload(
     assert result["failedAssertions"] == []
     bad = evaluate(nix_env, {"settings": {"ai_name": "Kit Two"}})["failedAssertions"]
     assert bad and "settings.ai_name" in bad[0]
+
+
+def test_ollama_acceleration_takes_what_services_ollama_takes(nix_env: dict[str, str]) -> None:
+    for value in (None, False, "rocm", "cuda", "vulkan"):
+        result = evaluate(nix_env, {"ollamaAcceleration": value})
+        assert result["ollama"]["acceleration"] == value, value
+    # what services.ollama refuses is an error where it is read (evaluate.nix shows it as null)
+    assert evaluate(nix_env, {"ollamaAcceleration": "opencl"})["ollama"] is None
