@@ -65,6 +65,34 @@ let
     nixos_rebuild = "${config.system.build.nixos-rebuild}/bin/nixos-rebuild";
   };
 
+  # the daemon's PATH, for what it runs by bare name, having no programs.* entry: the model's
+  # read-only commands (safety/readonly_commands.py), the fixes' programs
+  # (safety/remediation_commands.py), check_reachability's ping and the ssh that git runs for
+  # a config repo over SSH. NixOS gives a unit only coreutils, findutils, grep, sed and systemd.
+  # ping is iputils' own, not the /run/wrappers one: that wrapper raises CAP_NET_RAW, which
+  # the unit's bounding set leaves out, and fails; iputils pings over an ICMP datagram
+  # socket, open to every group by systemd's sysctl.d/50-default.conf (net.ipv4.ping_group_range),
+  # which NixOS installs.
+  servicePath = [
+    config.systemd.package
+    pkgs.coreutils
+    pkgs.procps
+    pkgs.util-linux
+    pkgs.iproute2
+    pkgs.lsof
+    pkgs.nftables
+    pkgs.iputils
+    pkgs.git
+    config.programs.ssh.package
+    config.nix.package
+    config.system.build.nixos-rebuild
+  ]
+  # zfs and zpool, mdadm: only on a host that has the file system or the RAID
+  ++ lib.optional config.boot.zfs.enabled config.boot.zfs.package
+  ++ lib.optional config.boot.swraid.enable pkgs.mdadm
+  # nixos-version has no package of its own: NixOS puts it in the system profile only
+  ++ [ "/run/current-system/sw" ];
+
   # every file a key ending in _file or _files names (llm.api_key_file, knowledge.token_file,
   # notify.apprise_urls_file, ssh.key_files, a remote system's key_file ...), with where it is
   # set; a derivation (programs.*) is a value, not a table to look into
@@ -406,7 +434,7 @@ in
       }];
 
       systemd.services."${aiName}-ai" = serviceFrom ../packaging/systemd/ai.service.in
-        (lib.optional localOllama "ollama.service");
+        (lib.optional localOllama "ollama.service") // { path = servicePath; };
       systemd.services."${aiName}-llm-worker" =
         serviceFrom ../packaging/systemd/llm-worker.service.in
           (lib.optional localOllama "ollama.service");

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -17,9 +18,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ai_sysadmin.agent.tools.network import PING
 from ai_sysadmin.cli.dispatch import TOOLS
 from ai_sysadmin.config import Programs, SafetySettings, load_settings
+from ai_sysadmin.knowledge.config_repo import ssh_command
 from ai_sysadmin.safety.clean_script import SCRIPT, sudoers_rule
+from ai_sysadmin.safety.readonly_commands import CUSTOM, READ_ONLY
+from ai_sysadmin.safety.remediation_commands import REMEDIATION
 from ai_sysadmin.safety.sudo_rules import SUDO_SHAPES
 from ai_sysadmin.setup_host import find_templates
 from ai_sysadmin.setup_host.units import TEMPLATES, fill
@@ -413,6 +418,38 @@ def test_a_name_and_model_given_in_settings_name_the_units_commands_and_preload(
     assert result["failedAssertions"] == []
     bad = evaluate(nix_env, {"settings": {"ai_name": "Kit Two"}})["failedAssertions"]
     assert bad and "settings.ai_name" in bad[0]
+
+
+#: the package managers' updates run only on managed hosts of those kinds (programs.* keeps
+#: their names); the storage tools only where the host has ZFS or MD RAID
+UPDATERS = frozenset({"apt-get", "dnf", "pacman"})
+STORAGE = frozenset({"zfs", "zpool", "mdadm"})
+
+
+def run_by_name(s: Any) -> set[str]:
+    """Every program the daemon runs by its name from PATH: the read-only allow-list, the
+    fixes' programs, check_reachability's ping and the ssh git runs for config_repo, less
+    those programs.* names by a path."""
+    wanted = {*READ_ONLY, *CUSTOM, *REMEDIATION, PING, shlex.split(ssh_command(s))[0]}
+    return {p for p in wanted if not s.programs.resolve(p).startswith("/")}
+
+
+def test_the_daemon_unit_finds_every_program_it_runs_by_name(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """NixOS gives a unit only coreutils, findutils, grep, sed and systemd on its PATH: the
+    unit's path must hold the rest, or the model's `ss -tlnp` fails with "cannot start"."""
+    result = evaluate(nix_env, {"aiName": "hal"})
+    names = run_by_name(settings_of(tmp_path, result)) - UPDATERS
+    on_path = set(result["onPath"]["hal-ai"])
+    assert sorted(names - STORAGE - on_path) == []
+    assert not STORAGE & on_path  # not pulled onto a host without them
+    # the capability wrapper of ping fails in this unit (no CAP_NET_RAW in its bounding set)
+    assert not [p for p in result["services"]["hal-ai"]["path"] if p.startswith("/run/wrappers")]
+    storage = tmp_path / "storage.nix"
+    storage.write_text("{ boot.supportedFilesystems = { zfs = true; }; "
+                       "boot.swraid.enable = true; }\n")
+    both = evaluate(nix_env, {"aiName": "hal"}, extra=storage)
+    assert sorted(names - set(both["onPath"]["hal-ai"])) == []
 
 
 def test_ollama_acceleration_takes_what_services_ollama_takes(nix_env: dict[str, str]) -> None:

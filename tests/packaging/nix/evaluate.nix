@@ -21,11 +21,19 @@ let
     if tried.success then tried.value else null;
   need = value: if enabled then value else maybe value;
   configFile = need config.environment.etc."ai-sysadmin/config.toml".source;
+  # the programs a unit's PATH holds, from each package's bin/ and sbin/; the system profile
+  # (/run/current-system/sw) holds those of environment.systemPackages
+  provides = entry:
+    if entry == "/run/current-system/sw"
+    then builtins.concatMap (p: p.programs or [ ]) config.environment.systemPackages
+    else entry.programs or [ ];
 in
 {
   configFile = if configFile == null then null else configFile.outPath;
   configText = if configFile == null then null else configFile.text;
   services = need config.systemd.services;
+  onPath = need (builtins.mapAttrs (_: s: builtins.concatMap provides (s.path or [ ]))
+    config.systemd.services);
   sudoRules = need config.security.sudo.extraRules;
   users = need config.users;
   tmpfiles = need config.systemd.tmpfiles.rules;

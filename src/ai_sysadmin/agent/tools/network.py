@@ -18,6 +18,8 @@ from . import REGISTRY
 
 #: seconds a ping may take, name resolution included
 PING_TIMEOUT = 10.0
+#: run by its name from this machine's PATH, as the NixOS unit's ``path`` must provide it
+PING = "ping"
 
 
 def _address(ctx: ToolContext, host: str, configured: dict[str, str]) -> str:
@@ -56,7 +58,7 @@ async def check_reachability(
         writer.close()
         return ToolResult("ok", f"{host}:{port} accepts TCP connections "
                           f"({(time.monotonic() - started) * 1000:.0f} ms)", from_host=False)
-    argv = ["ping", "-c", "1", "-W", "2", "--", target]
+    argv = [PING, "-c", "1", "-W", "2", "--", target]
     # from this machine, whichever host the investigation is about; on a timeout (a name that
     # takes long to resolve: -W bounds the reply only) ping is killed, not left behind
     try:
