@@ -30,12 +30,31 @@ let
   # daemon takes a bare host:port too (Ollama's OLLAMA_HOST convention), and a scheme and
   # host in any case: so does this match, on the URL lower-cased
   llm = settings.llm or { };
+  llmUrlOption = if (cfg.settings.llm or { }) ? url
+    then "services.ai-sysadmin.settings.llm.url" else "services.ai-sysadmin.ollamaHost";
   loopback = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1])(:([0-9]+))?/?"
     (lib.toLower (llm.url or cfg.ollamaHost));
-  localOllama = (llm.backend or "ollama") == "ollama" && loopback != null;
-  ollamaPort =
-    if localOllama && builtins.elemAt loopback 3 != null
-    then lib.toInt (builtins.elemAt loopback 3) else 11434;
+  loopbackOllama = (llm.backend or "ollama") == "ollama" && loopback != null;
+  loopbackScheme = if loopbackOllama then builtins.elemAt loopback 0 else null;
+  loopbackPort = if loopbackOllama then builtins.elemAt loopback 3 else null;
+  # where the daemon would connect is not where an Ollama started here listens: as Ollama's
+  # own client reads OLLAMA_HOST, a URL with a scheme and no port means the scheme's port
+  # (80, 443), and the daemon refuses a bare host without one; services.ollama serves http only
+  ollamaUrlProblem =
+    if !loopbackOllama then null
+    else if loopbackScheme == "https://" then
+      "${llmUrlOption} is an https:// loopback URL, but the Ollama this module runs here "
+      + "serves plain http: write http://127.0.0.1:11434 (or the port it should listen on)."
+    else if loopbackPort == null && loopbackScheme != null then
+      "${llmUrlOption} names no port: the daemon connects to port 80 there (a scheme's own "
+      + "port, as Ollama's client reads OLLAMA_HOST), where no Ollama runs; name the port "
+      + "the local Ollama should listen on, e.g. http://127.0.0.1:11434."
+    else if loopbackPort == null then
+      "${llmUrlOption} is a bare host without a port, which the daemon refuses: write "
+      + "host:port (127.0.0.1:11434) or a URL (http://127.0.0.1:11434)."
+    else null;
+  localOllama = loopbackOllama && ollamaUrlProblem == null;
+  ollamaPort = if localOllama then lib.toInt loopbackPort else 11434;
   # services.ollama listens on "${host}:${port}" (OLLAMA_HOST), host 127.0.0.1 unless told:
   # IPv6 loopback must be said, in the brackets OLLAMA_HOST wants; localhost reaches 127.0.0.1
   ollamaListen =
@@ -411,6 +430,10 @@ in
             + ": name a secret file by its absolute path as a string (\"/run/secrets/...\", "
             + "from agenix or sops-nix), not a Nix path or a store path: those are copied to the "
             + "Nix store, which every user of this machine can read.";
+        }
+        {
+          assertion = ollamaUrlProblem == null;
+          message = toString ollamaUrlProblem;
         }
       ];
       warnings = lib.optional (cfg.gotifyToken != null) ''

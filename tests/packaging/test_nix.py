@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from ai_sysadmin.agent.tools.network import PING
 from ai_sysadmin.cli.dispatch import TOOLS
-from ai_sysadmin.config import Programs, SafetySettings, load_settings
+from ai_sysadmin.config import Programs, SafetySettings, bracketed, load_settings
 from ai_sysadmin.knowledge.config_repo import ssh_command
+from ai_sysadmin.llm.backends.ollama import DEFAULT_PORT
+from ai_sysadmin.llm.urls import base_url
 from ai_sysadmin.safety.clean_script import SCRIPT, sudoers_rule
 from ai_sysadmin.safety.readonly_commands import CUSTOM, READ_ONLY
 from ai_sysadmin.safety.remediation_commands import REMEDIATION
@@ -450,6 +453,33 @@ def test_the_daemon_unit_finds_every_program_it_runs_by_name(
                        "boot.swraid.enable = true; }\n")
     both = evaluate(nix_env, {"aiName": "hal"}, extra=storage)
     assert sorted(names - set(both["onPath"]["hal-ai"])) == []
+
+
+def test_a_local_ollama_runs_where_the_daemon_connects_or_the_module_refuses(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """A loopback URL with a scheme and no port means the scheme's port to the daemon, as to
+    Ollama's own client (OLLAMA_HOST): Ollama is never started on 11434 while the daemon
+    asks port 80, nor for an https:// URL it cannot serve."""
+    refused_urls = {"http://localhost", "http://127.0.0.1/", "HTTP://[::1]", "https://localhost",
+                    "https://127.0.0.1:11434", "localhost"}
+    for url in sorted(refused_urls | {"http://localhost:11500", "127.0.0.1:11434",
+                                      "http://[::1]:11600/", "https://gpu-box"}):
+        result = evaluate(nix_env, {"ollamaHost": url})
+        refused = [m for m in result["failedAssertions"] if "ollamaHost" in m]
+        assert bool(refused) == (url in refused_urls), (url, refused)
+        if refused:
+            assert result["ollama"] is None, url
+            assert "https" in refused[0] if url.startswith("https") else "port" in refused[0]
+            continue
+        if result["ollama"] is None:
+            continue  # another machine's
+        base = httpx.URL(base_url(settings_of(tmp_path, result).llm.url, DEFAULT_PORT))
+        host = {"localhost": "127.0.0.1"}.get(base.host, base.host)
+        assert base.scheme == "http", url
+        listens = f"{result['ollama']['host']}:{result['ollama']['port']}"
+        assert listens == f"{bracketed(host)}:{base.port or 80}", url
+    given = evaluate(nix_env, {"settings": {"llm": {"url": "http://localhost"}}})
+    assert any("settings.llm.url" in m and "port 80" in m for m in given["failedAssertions"])
 
 
 def test_ollama_acceleration_takes_what_services_ollama_takes(nix_env: dict[str, str]) -> None:
