@@ -244,19 +244,17 @@ let
       serviceConfig = unit.Service;
     };
 
-  # {aiName}-check, ... run `ai-sysadmin check ...`: the Python wrapper of a Nix package sets
-  # argv[0] to its own name, so links named after the tools would not dispatch
+  # {aiName}-check, ...: what `ai-sysadmin commands install` writes everywhere, a Python
+  # script that hands its own name and this config to the CLI's argv[0] dispatch. The Python
+  # wrapper of a Nix application sets argv[0] to its own name, so the scripts run under a
+  # Python that imports the package instead (toPythonModule: an application's modules)
+  commandsPython = pkgs.python3.withPackages (ps: [ (ps.toPythonModule cfg.package) ]);
   commands = pkgs.runCommand "${aiName}-commands" { } ''
-    mkdir -p $out/bin links
-    ${program} --config ${configFile} commands install --bin-dir links \
-      > /dev/null
-    for link in links/*; do
-      command=''${link##*/}
-      printf '#!%s\nexec %s %s "$@"\n' ${pkgs.runtimeShell} ${program} \
-        "''${command#${aiName}-}" > "$out/bin/$command"
-      chmod +x "$out/bin/$command"
-    done
+    mkdir -p $out/bin
+    ${program} --config ${configFile} commands install --bin-dir $out/bin \
+      --python ${commandsPython}/bin/python3 > /dev/null
   '';
+
 in
 {
   options.services.ai-sysadmin = {

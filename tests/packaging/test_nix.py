@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -331,17 +332,16 @@ def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
     assert settings_of(tmp_path, fine).llm.api_key_file == Path("/run/secrets/api-key")
 
 
-def test_the_commands_package_runs_each_tool_under_the_assistants_name(
-        nix_env: dict[str, str], tmp_path: Path) -> None:
-    result = evaluate(nix_env, {"aiName": "hal"})
-    (commands,) = [p for p in result["packages"] if p["name"] == "hal-commands"]
+def build_commands(result: dict[str, Any], tmp_path: Path, config: Path) -> Path:
+    """The commands package's bin/, built as its runCommand script builds it: the store's
+    ai-sysadmin, Python and config file stood in for by this test's."""
+    (commands,) = [p for p in result["packages"] if p["name"].endswith("-commands")]
     package = tmp_path / "package"
     (package / "bin").mkdir(parents=True)
     (package / "bin" / "ai-sysadmin").symlink_to(BIN)
-    config = tmp_path / "config.toml"
-    config.write_text(result["configText"])
     out = tmp_path / "out"
     script = (commands["script"].replace(f"{STORE}ai-sysadmin-0.1.0", str(package))
+              .replace(f"{STORE}python3-3.12-env/bin/python3", sys.executable)
               .replace(result["configFile"], str(config))
               .replace(f"{STORE}bash/bin/sh", "/bin/sh"))
     build = tmp_path / "build"
@@ -349,12 +349,39 @@ def test_the_commands_package_runs_each_tool_under_the_assistants_name(
     done = subprocess.run(["bash", "-euc", script], cwd=build, env={**os.environ, "out": str(out)},
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (out / "bin").iterdir()) == sorted(f"hal-{t}" for t in TOOLS)
-    shown = subprocess.run([str(out / "bin" / "hal-config"), "show", "--json"],
-                           env={**os.environ, "AI_SYSADMIN_CONFIG": str(config)},
-                           capture_output=True, text=True)
+    return out / "bin"
+
+
+def test_the_commands_package_runs_each_tool_under_the_assistants_name(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """The commands are those `commands install` writes: each carries the daemon's config, so
+    that a member of its group who has no config of their own reads the daemon's, and takes
+    ``-c FILE`` after the tool's name as the CLI's argv[0] dispatch does."""
+    result = evaluate(nix_env, {"aiName": "hal"})
+    config = tmp_path / "config.toml"
+    config.write_text(result["configText"].replace("/var/lib/ai-sysadmin",
+                                                   str(tmp_path / "state")))
+    bin_dir = build_commands(result, tmp_path, config)
+    assert sorted(p.name for p in bin_dir.iterdir()) == sorted(f"hal-{t}" for t in TOOLS)
+    # a user with an empty home and no AI_SYSADMIN_CONFIG: the daemon's config, not defaults
+    home = tmp_path / "home"
+    home.mkdir()
+    bare = {k: v for k, v in os.environ.items()
+            if k not in ("AI_SYSADMIN_CONFIG", "XDG_CONFIG_HOME", "XDG_STATE_HOME")}
+    shown = subprocess.run([str(bin_dir / "hal-config"), "show", "--json"],
+                           env={**bare, "HOME": str(home)}, capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["ai_name"]["value"] == "hal"
+    values = json.loads(shown.stdout)
+    assert (values["ai_name"]["value"], values["state_dir"]["value"]) == (
+        "hal", str(tmp_path / "state"))
+    # -c after the tool's name: another config, as `hal-issues -c FILE list` documents
+    other = tmp_path / "other.toml"
+    other.write_text(f'ai_name = "kit"\nstate_dir = "{tmp_path / "kit-state"}"\n'
+                     "[knowledge]\nenabled = false\n")
+    listed = subprocess.run([str(bin_dir / "hal-issues"), "-c", str(other), "list"],
+                            env={**bare, "HOME": str(home)}, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("kit"), listed.stdout
 
 
 def test_the_flake_builds_the_package_pyproject_describes(nix_env: dict[str, str]) -> None:
@@ -416,7 +443,8 @@ def test_a_name_and_model_given_in_settings_name_the_units_commands_and_preload(
     assert result["services"]["kit-llm-worker"]["unitConfig"]["PartOf"] == "kit-ai.service"
     assert "kit: the ai-sysadmin daemon" in result["services"]["kit-ai"]["description"]
     (commands,) = [p for p in result["packages"] if p["name"].endswith("-commands")]
-    assert commands["name"] == "kit-commands" and '"${command#kit-}"' in commands["script"]
+    assert commands["name"] == "kit-commands"
+    assert f"--config {result['configFile']} commands install" in commands["script"]
     assert result["ollama"]["loadModels"] == ["llama3.1:8b"]
     assert result["failedAssertions"] == []
     bad = evaluate(nix_env, {"settings": {"ai_name": "Kit Two"}})["failedAssertions"]
