@@ -255,6 +255,40 @@ let
       --python ${commandsPython}/bin/python3 > /dev/null
   '';
 
+  # a credential inside a URL setting lands in the world-readable Nix store with the config:
+  # a password or user name before the host (a token often stands alone there; an ssh://
+  # user is a login, no secret) or a query's value (a proxy's key). Each key of the config
+  # that holds a URL (config.py's _URL_KEYS), with the option that sets it and where a
+  # secret file can hold the credential instead
+  urlSettings = [
+    { key = [ "llm" "url" ]; option = llmUrlOption;
+      instead = "llm.api_key_file (the key as a bearer token, for a server that takes one)"; }
+    { key = [ "queue" "url" ]; option = "services.ai-sysadmin.settings.queue.url";
+      instead = null; }
+    { key = [ "gotify_url" ]; option = optionOf "gotify_url" "gotifyUrl";
+      instead = "gotifyTokenFile"; }
+    { key = [ "knowledge" "url" ]; option = "services.ai-sysadmin.settings.knowledge.url";
+      instead = "knowledge.token_file"; }
+    { key = [ "knowledge" "ollama_url" ];
+      option = "services.ai-sysadmin.settings.knowledge.ollama_url"; instead = null; }
+    { key = [ "config_repo" ]; option = optionOf "config_repo" "configRepo";
+      instead = "an ssh:// or git@ URL with the key in ssh.key_files"; }
+  ];
+  optionOf = key: name: if cfg.settings ? ${key} then "services.ai-sysadmin.settings.${key}"
+    else "services.ai-sysadmin.${name}";
+  hasCredential = url:
+    let
+      scheme = builtins.match "([A-Za-z][A-Za-z0-9+.-]*)://.*" url;
+      user = builtins.match "[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@.*" url;
+      query = builtins.match "[^?#]*[?]([^#]*).*" url;
+      web = builtins.elem (lib.toLower (builtins.head scheme)) [ "http" "https" ];
+    in
+    builtins.isString url && scheme != null && (
+      (user != null && (lib.hasInfix ":" (builtins.head user) || web))
+      || (query != null && builtins.head query != ""));
+  urlsWithCredentials = builtins.filter
+    (u: hasCredential (lib.attrByPath u.key null settings)) urlSettings;
+
 in
 {
   options.services.ai-sysadmin = {
@@ -436,7 +470,16 @@ in
       ];
       warnings = lib.optional (cfg.gotifyToken != null) ''
         services.ai-sysadmin.gotifyToken is written to the world-readable Nix store; any user
-        of this machine can read it. Use gotifyTokenFile.'';
+        of this machine can read it. Use gotifyTokenFile.''
+      # a warning, not an assertion: a Redis password and a forge's https token have no
+      # file-based place in the config, and on a machine with no other users the store is
+      # no leak
+      ++ map (u: "${u.option} holds a credential (a password, user name or query in the "
+        + "URL), written to the world-readable Nix store with the config file; any user of "
+        + "this machine can read it."
+        + (if u.instead == null then " The config has no file-based place for it."
+           else " Put it in ${u.instead} instead."))
+        urlsWithCredentials;
 
       users.users.${cfg.user}.extraGroups = [ "systemd-journal" ];
       systemd.tmpfiles.rules = [ "d ${stateDir} 0750 ${cfg.user} ${cfg.group} - -" ]

@@ -22,7 +22,7 @@ import pytest
 
 from ai_sysadmin.agent.tools.network import PING
 from ai_sysadmin.cli.dispatch import TOOLS
-from ai_sysadmin.config import Programs, SafetySettings, bracketed, load_settings
+from ai_sysadmin.config import _URL_KEYS, Programs, SafetySettings, bracketed, load_settings
 from ai_sysadmin.knowledge.config_repo import ssh_command
 from ai_sysadmin.llm.backends.ollama import DEFAULT_PORT
 from ai_sysadmin.llm.urls import base_url
@@ -508,6 +508,40 @@ def test_a_local_ollama_runs_where_the_daemon_connects_or_the_module_refuses(
         assert listens == f"{bracketed(host)}:{base.port or 80}", url
     given = evaluate(nix_env, {"settings": {"llm": {"url": "http://localhost"}}})
     assert any("settings.llm.url" in m and "port 80" in m for m in given["failedAssertions"])
+
+
+def test_a_credential_in_a_url_setting_warns_that_it_lands_in_the_store(
+        nix_env: dict[str, str]) -> None:
+    """The config file is in the world-readable Nix store: a password, token or key inside
+    any URL setting is said, with the option that holds it."""
+    secret = {"queue.url": "redis://:hunter2@10.0.0.9:6379/0",
+              "llm.url": "http://user:hunter2@gpu-box:11434",
+              "gotify_url": "https://u:hunter2@gotify.example",
+              "knowledge.url": "https://hunter2@chroma.example:8000",
+              "knowledge.ollama_url": "http://gpu-box:11434/?key=hunter2",
+              "config_repo": "https://oauth2:hunter2@gitlab.example.com/infra.git"}
+    assert set(secret) == set(_URL_KEYS)  # every URL the config file may hold
+    for key, url in secret.items():
+        section, _, name = key.rpartition(".")
+        settings = {section: {name: url}} if section else {key: url}
+        warnings = evaluate(nix_env, {"settings": settings})["warnings"]
+        assert [w for w in warnings if f"services.ai-sysadmin.settings.{key} holds a credential"
+                in w and "world-readable" in w], (key, warnings)
+    for option, url, instead in (
+            ("configRepo", "https://oauth2:hunter2@gitlab.example.com/infra.git", "ssh.key_files"),
+            ("ollamaHost", "http://gpu-box:11434/?api_key=hunter2", "llm.api_key_file"),
+            ("gotifyUrl", "https://u:hunter2@gotify.example", "gotifyTokenFile")):
+        warnings = evaluate(nix_env, {option: url, "gotifyTokenFile": "/run/t"})["warnings"]
+        (said,) = [w for w in warnings if f"services.ai-sysadmin.{option} " in w]
+        assert instead in said, said
+    # a login name is no secret, nor a URL without userinfo or query
+    for option, url in (("configRepo", "ssh://git@github.com/o/infra.git"),
+                        ("configRepo", "git@github.com:o/infra.git"),
+                        ("ollamaHost", "http://gpu-box:11434"),
+                        ("configRepo", "https://git.example.com/infra.git")):
+        assert evaluate(nix_env, {option: url})["warnings"] == [], url
+    assert evaluate(nix_env, {"settings": {"queue": {"url": "redis://10.0.0.9:6379/0"}}})[
+        "warnings"] == []
 
 
 def test_ollama_acceleration_takes_what_services_ollama_takes(nix_env: dict[str, str]) -> None:

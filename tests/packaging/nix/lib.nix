@@ -39,6 +39,15 @@ rec {
     (builtins.attrNames set));
   toLower = builtins.replaceStrings upper lower;
   hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
+  hasInfix = infix: s: builtins.match ".*${escapeRegex infix}.*" s != null;
+  escapeRegex = builtins.replaceStrings
+    [ "\\" "[" "]" "{" "}" "(" ")" "^" "$" "." "*" "+" "?" "|" ]
+    [ "\\\\" "\\[" "\\]" "\\{" "\\}" "\\(" "\\)" "\\^" "\\$" "\\." "\\*" "\\+" "\\?" "\\|" ];
+  attrByPath = path: default: set:
+    if path == [ ] then set
+    else if builtins.isAttrs set && set ? ${builtins.head path}
+    then attrByPath (builtins.tail path) default set.${builtins.head path}
+    else default;
   unique = builtins.foldl' (kept: x: if builtins.elem x kept then kept else kept ++ [ x ]) [ ];
   toInt = s: builtins.fromJSON s;
   removeSuffix = suffix: s:
