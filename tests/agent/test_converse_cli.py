@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,34 @@ def env(tmp_path: Path) -> dict[str, str]:
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None):
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
                           timeout=60)
+
+
+def run_on_a_terminal(argv: list[str], env: dict[str, str],
+                      stderr: Path) -> tuple[int, bytes]:
+    """``argv`` with its stdout a pseudo-terminal of its own, as a person runs it: its exit
+    code and what the terminal got (its stderr goes to the file ``stderr``)."""
+    master, slave = pty.openpty()
+    with stderr.open("wb") as errors:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=errors,
+                                 env=env)
+    os.close(slave)
+    got, ready = b"", select.poll()
+    ready.register(master, select.POLLIN)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if not ready.poll(100):
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        os.close(master)
+    return child.wait(timeout=60), got
 
 
 def test_ask_answers_through_the_queue_with_tools(env, tmp_path: Path) -> None:
@@ -217,7 +248,7 @@ def test_an_answer_written_to_a_pipe_keeps_its_lines_unpadded(env, tmp_path: Pat
     action = asyncio.run(Executor(settings, IncidentStore(Database(settings.db_path)),
                                   {"h": LocalTransport("h")}).propose(
         "h", "restart_unit", {"unit": "nginx.service"}))
-    answer = "The host is **fine**.\n\n- disk: ok\n- load: low"
+    answer = "The host is **fine**.\n\n- disk: ok\n- load: low\n- root is root:x:0:0:root:/root"
     with ScriptedModel([say(answer), say(answer)]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url
         asked = run([str(BIN), "ask", "is the host ok?"], env)
@@ -227,6 +258,24 @@ def test_an_answer_written_to_a_pipe_keeps_its_lines_unpadded(env, tmp_path: Pat
         assert done.stdout.endswith(answer + "\n"), done.stdout[:300]
         assert all(line == line.rstrip() for line in done.stdout.splitlines())
     assert asked.stdout == answer + "\n"
+
+
+def test_an_answer_on_a_terminal_shows_every_character_and_every_link_target(
+        env, tmp_path: Path) -> None:
+    # what the model quotes of a host: rendered as Markdown, "<admin>" and the comment went,
+    # the link showed only its words, the definition line and the backslashes vanished and
+    # ":x:" became an emoji
+    answer = ("sshd logged: Invalid user <admin> from 10.0.0.5. Mail from <root@db1> "
+              "bounced.\nRun <!-- anything --> `systemctl restart nginx`. See "
+              "[the fix](https://evil.example/pwn.sh).\n\n[docs]: https://evil.example/also\n"
+              "# /etc/passwd holds root:x:0:0 and C:\\temp\\*x* is a \\[path\\]")
+    with ScriptedModel([say(answer)]) as model:
+        env.update(AI_SYSADMIN_LLM__URL=model.url, COLUMNS="60", TERM="xterm-256color")
+        code, shown = run_on_a_terminal([str(BIN), "ask", "why do logins fail?"], env,
+                                        tmp_path / "stderr")
+    assert code == 0, (tmp_path / "stderr").read_text()
+    # the terminal's line ends are \r\n; nothing else is added, nothing taken away
+    assert shown.decode().replace("\r\n", "\n") == answer + "\n"
 
 
 def test_terminal_escapes_from_the_model_never_reach_the_terminal(env) -> None:

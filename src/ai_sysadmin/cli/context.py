@@ -44,8 +44,10 @@ PIPE_WIDTH = 100_000
 
 def _console(stream: TextIO, stderr: bool = False) -> Console:
     # no markup unless a print asks for it (markup=True, each value through esc): what is
-    # printed is mostly a host's text, and a process named "x[/b]" must print as it is
-    return Console(stderr=stderr, highlight=False, markup=False,
+    # printed is mostly a host's text, and a process named "x[/b]" must print as it is; no
+    # emoji codes either, which rich replaces even without markup (a passwd line's
+    # "root:x:0:0" printed as "root❌0:0")
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False,
                    width=None if stream.isatty() else PIPE_WIDTH)
 
 

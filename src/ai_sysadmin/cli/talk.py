@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markdown import Markdown
 
 from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
@@ -33,7 +32,7 @@ from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
 from ..redact import redact
 from ..store import Action
-from .context import PIPE_WIDTH, AppState, err, esc, out, print_json
+from .context import AppState, err, esc, out, print_json
 
 
 def _opening(runtime: Runtime, tools: ToolContext) -> Message:
@@ -348,17 +347,13 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
 
 
 def _print_answer(outcome: AgentOutcome) -> None:
-    # the model's words (which may quote a host's, or a secret it was told): masked as
-    # --json masks them; a window title or a cleared screen in them is not the terminal's
-    # to obey. The answer comes whole (no backend streams), so a secret is never split
-    # across two prints
-    answer = masked(outcome.answer)
-    if out.width < PIPE_WIDTH:
-        out.print(Markdown(answer))
-    else:
-        # a pipe or a file: Markdown would pad each line to PIPE_WIDTH, and a script reads
-        # the model's lines better than their rendering
-        out.print(answer.rstrip(), soft_wrap=True)
+    # the model's words (which may quote a host's, or a secret it was told): masked as --json
+    # masks them; a window title or a cleared screen in them is not the terminal's to obey.
+    # The answer comes whole (no backend streams), so a secret is never split across two
+    # prints. Plain text on a terminal too, as a pipe gets it: rendered as Markdown, what
+    # looked like HTML went ("Invalid user <admin>" showed as "Invalid user "), a link
+    # showed its words and hid where it led, a link definition or a backslash vanished
+    out.print(masked(outcome.answer).rstrip(), soft_wrap=True)
     if outcome.stop_reason == "cut":
         err.print("(the answer stops at the model's token limit: llm.max_tokens)",
                   markup=False, highlight=False)
