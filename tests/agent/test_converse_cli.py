@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN
-from tests.support.scripted_model import ScriptedModel, call, raw_call, say
+from tests.support.scripted_model import ScriptedModel, call, calls, raw_call, say
 
 
 @pytest.fixture
@@ -306,10 +306,52 @@ def test_ask_with_a_model_that_only_makes_failing_calls_is_an_error(env) -> None
         as_json = run([str(BIN), "ask", "--json", "is the disk ok?"], env)
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: the model gave no answer: it used its ")
-    assert "failed; the first: tool no_such_tool status=" in last
+    assert last.startswith("error: the model gave no answer: it ran out of tool calls "
+                           "(agent.max_tool_calls = 2); 4 of its calls failed, the first: "
+                           "tool no_such_tool status=error unknown tool 'no_such_tool'")
     assert as_json.returncode == 2
     assert json.loads(as_json.stdout)["error"].startswith("the model gave no answer")
+
+
+def _narrating(turns: int) -> list:
+    """A model that says what it will look at with each call and never answers."""
+    return [calls([call("run_readonly", argv=["uname", f"-{flag}"])],
+                  text="Let me check the disk usage first.") for flag in "srnmvpio"[:turns]]
+
+
+def test_a_model_out_of_tool_calls_gave_no_answer_whatever_it_said_beside_them(
+        env, tmp_path: Path) -> None:
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.executor import Executor
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.store import Database, IncidentStore
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    action = asyncio.run(Executor(settings, IncidentStore(Database(settings.db_path)),
+                                  {"h": LocalTransport("h")}).propose(
+        "h", "restart_unit", {"unit": "nginx.service"}))
+    env["AI_SYSADMIN_AGENT__MAX_TOOL_CALLS"] = "2"
+    # two calls, then two more it makes with none offered: the budget's end (four turns)
+    with ScriptedModel([*_narrating(4) * 3, *_narrating(4), say("The disk is fine.")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        asked = run([str(BIN), "ask", "is the disk ok?"], env)
+        as_json = run([str(BIN), "ask", "--json", "is the disk ok?"], env)
+        discussed = run([str(BIN), "approve", "discuss", str(action.id), "-m", "why?"], env)
+        chatted = run([str(BIN), "chat"], env, stdin="is the disk ok?\nand now?\n")
+    said = ("error: the model gave no answer: it ran out of tool calls (agent.max_tool_calls "
+            "= 2); a larger one lets it look further")
+    for done in (asked, discussed):
+        assert (done.returncode, done.stdout) == (2, ""), done
+        # (the action's host is none this one manages: its calls failed)
+        assert done.stderr.splitlines()[-1].startswith(said.partition(";")[0])
+    assert asked.stderr.splitlines()[-1] == said
+    shown = json.loads(as_json.stdout)
+    assert as_json.returncode == 2 and shown["stop_reason"] == "budget"
+    assert shown["error"] == said.removeprefix("error: ")
+    # the chat goes on to the next question, which the model answers
+    assert chatted.stdout.splitlines()[1:] == ["The disk is fine."]
+    assert said in chatted.stderr.splitlines() and chatted.returncode == 2
+    assert "Let me check" not in asked.stderr + discussed.stdout + chatted.stdout
 
 
 def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:

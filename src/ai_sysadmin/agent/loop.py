@@ -35,6 +35,8 @@ EventKind = Literal["tool_call", "tool_result", "answer"]
 #: becomes an action, run at once where the autonomy level lets it or a person's to approve;
 #: a model gone wrong proposed one with each of its tool calls
 MAX_PROPOSALS = 3
+#: what a call past the tool budget is answered
+BUDGET_SPENT = "tool budget exhausted: give your final answer now"
 #: what an older call's arguments become when they do not fit the context
 _DROPPED_ARGUMENTS = {"note": "arguments dropped to fit the context"}
 #: the least of the context each output of one reply is given: its head, fence and command
@@ -317,8 +319,7 @@ class Agent:
             return ToolResult("error", f"{said}; tools: {', '.join(self.tool_names)}",
                               from_host=False)
         if used > self.settings.max_tool_calls:
-            return ToolResult("refused", "tool budget exhausted: give your final answer now",
-                              from_host=False)
+            return ToolResult("refused", BUDGET_SPENT, from_host=False)
         if call.name == "propose_action" and self._decided \
                 and len(self.ctx.proposals) >= MAX_PROPOSALS:
             return ToolResult("refused", f"{len(self.ctx.proposals)} fixes were proposed "

@@ -19,7 +19,7 @@ import typer
 
 from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
-from ..agent.loop import Agent, AgentEvent, AgentOutcome, fenced
+from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, fenced
 from ..agent.tools import REGISTRY
 from ..config import Settings, mask_url
 from ..errors import AiSysadminError
@@ -131,10 +131,13 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     if message is not None:
         outcome = _run_turn(runtime, tools, [*messages, _asked(message)],
                             quiet=False)
-        _print_answer(outcome)
+        answered = _answer(outcome, runtime.settings)
         if (changed := news.since()) is not None:  # while the model answered
-            err.print(f"note: meanwhile {changed}; the answer above is about it as it was",
-                      markup=False, highlight=False, soft_wrap=True)
+            about = "; the answer above is about it as it was" if answered else ""
+            err.print(f"note: meanwhile {changed}{about}", markup=False, highlight=False,
+                      soft_wrap=True)
+        if not answered:
+            raise typer.Exit(2)
         return
     _repl(runtime, tools, messages, f"discussing action {action.id}", news=news.for_turn)
 
@@ -261,9 +264,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             unanswered += 1
             continue
         messages = outcome.messages
-        _print_answer(outcome)
-        if (why := _unanswered(outcome)) is not None:
-            err.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
+        if not _answer(outcome, settings):
             unanswered += 1
 
 
@@ -329,7 +330,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
         print_json({"name": settings.ai_name, "error": _llm_failure(settings, exc),
                     "llm_url": mask_url(settings.llm.url)})
         raise typer.Exit(2) from None
-    unanswered = _unanswered(outcome)
+    unanswered = _unanswered(outcome, settings)
     if as_json:
         calls = [{"tool": c.name, "arguments": c.arguments}
                  for m in outcome.messages for c in m.tool_calls]
@@ -337,13 +338,21 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
                     "stop_reason": outcome.stop_reason, "tool_calls": calls,
                     "proposals": outcome.proposals,
                     **({"error": unanswered} if unanswered else {})})
-    else:
+    elif unanswered is None:
         _print_answer(outcome)
+    else:
+        err.print(f"error: {unanswered}", markup=False, highlight=False, soft_wrap=True)
     if unanswered:
-        # a model that only made calls that failed answered nothing: not a success
-        if not as_json:
-            err.print(f"error: {unanswered}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+
+
+def _answer(outcome: AgentOutcome, settings: Settings) -> bool:
+    """Print the model's answer, or the error line of a turn that has none; whether it had."""
+    if (why := _unanswered(outcome, settings)) is not None:
+        err.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
+        return False
+    _print_answer(outcome)
+    return True
 
 
 def _print_answer(outcome: AgentOutcome) -> None:
@@ -362,17 +371,23 @@ def _print_answer(outcome: AgentOutcome) -> None:
                   markup=False, highlight=False)
 
 
-def _unanswered(outcome: AgentOutcome) -> str | None:
-    """Why a turn that ran out of tool calls has no answer; None for an answer."""
-    said = any(m.role == "assistant" and m.content.strip() for m in outcome.messages)
-    if outcome.stop_reason != "budget" or said:
+def _unanswered(outcome: AgentOutcome, settings: Settings) -> str | None:
+    """Why a turn that ran out of tool calls has no answer; None for an answer. What the
+    model wrote beside its last calls ("Let me check the disk usage first.") is no answer:
+    shown as one, it read as the whole of what the model found."""
+    if outcome.stop_reason != "budget":
         return None
-    # each tool result's first line: "tool NAME status=STATUS ..." (agent/loop.py)
-    heads = [m.content.split("\n", 2) for m in outcome.messages if m.role == "tool"]
-    failed = [h for h in heads if h[0].partition(" status=")[2].split(" ")[0] != "ok"]
-    first = f"; the first: {' '.join(failed[0][:2])[:200]}" if failed else ""
-    return masked(f"the model gave no answer: it used its {outcome.tool_calls} tool "
-                  f"calls ({len(failed)} of them failed{first})")
+    # this question's tool results, each's first line "tool NAME status=STATUS ..."
+    # (agent/loop.py); a call past the budget is refused for that alone, which is said
+    asked = max(n for n, m in enumerate(outcome.messages) if m.role == "user")
+    heads = [m.content.split("\n", 2) for m in outcome.messages[asked + 1:] if m.role == "tool"]
+    failed = [h for h in heads if h[0].partition(" status=")[2].split(" ")[0] != "ok"
+              and h[1:2] != [BUDGET_SPENT]]
+    first = f", the first: {' '.join(failed[0][:2])[:200]}" if failed else ""
+    how = (f"; {len(failed)} of its calls failed{first}" if failed
+           else "; a larger one lets it look further")
+    return masked("the model gave no answer: it ran out of tool calls (agent.max_tool_calls "
+                  f"= {settings.agent.max_tool_calls}){how}")
 
 
 def run_chat(app_state: AppState) -> None:
