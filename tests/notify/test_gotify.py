@@ -41,6 +41,25 @@ def test_notify_sends_as_the_api_documents(tmp_path, gotify, cli, monkeypatch, a
                               "priority": priority}
 
 
+@pytest.mark.parametrize(("argv0", "args"), [
+    ("ai-sysadmin", ["notify", "backup done", "all 3 volumes", "--json"]),
+    ("ai-sysadmin", ["notify", "--json", "backup done", "all 3 volumes"]),
+    ("ai-sysadmin", ["--json", "notify", "backup done", "all 3 volumes"]),
+    ("hal-notify", ["backup done", "all 3 volumes", "--json"]),
+    ("hal-notify", ["--json", "backup done", "all 3 volumes"]),
+])
+def test_the_shortcut_with_json_sends_as_notify_send_does(tmp_path, gotify, cli, monkeypatch,
+                                                          argv0, args) -> None:
+    # `notify TITLE MESSAGE --json` was "No such option: --json", exit 2, nothing sent
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", str(config(tmp_path, gotify)))
+    code, out, err = cli(*args, argv0=argv0)
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"gotify": {"accepted": True, "error": None}}
+    (request,) = gotify.requests
+    assert request.json() == {"title": "[hal] backup done", "message": "all 3 volumes",
+                              "priority": 5}
+
+
 def test_a_wrong_token_is_refused_and_said_without_any_token(tmp_path, gotify, cli,
                                                              monkeypatch) -> None:
     wrong = "WrongTok-0000aaaa"

@@ -20,10 +20,15 @@ if TYPE_CHECKING:  # the notifier and the store load when a command runs, not fo
 
 class _SendByDefault(TyperGroup):
     """``notify TITLE MESSAGE [PRIORITY]`` is ``notify send ...``: a first word that names no
-    subcommand is a title (a title that is a subcommand's name: ``notify send status ...``)."""
+    subcommand is a title (a title that is a subcommand's name: ``notify send status ...``).
+    Options may come before the title: ``notify --json TITLE MESSAGE``, which is also what
+    ``notify TITLE MESSAGE --json`` becomes (``main`` moves ``--json`` behind ``notify``)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        first = next((n for n, a in enumerate(args) if not a.startswith("-")), len(args))
+        # the group's own options (its help) or "--" before the first word: left to the group
+        own = {"-h", "--help", "--"}.intersection(args[:first])
+        if first < len(args) and args[first] not in self.commands and not own:
             args = ["send", *args]
         return super().parse_args(ctx, args)
 
