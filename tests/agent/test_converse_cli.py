@@ -354,6 +354,24 @@ def test_a_model_out_of_tool_calls_gave_no_answer_whatever_it_said_beside_them(
     assert "Let me check" not in asked.stderr + discussed.stdout + chatted.stdout
 
 
+def test_a_tool_call_written_as_text_says_the_server_must_read_tool_calls(env) -> None:
+    # agent.mode is the investigations': the advice to set it was none to a person asking,
+    # and the server that answered was said to have given "no answer"
+    env["AI_SYSADMIN_AGENT__MODE"] = "evidence"
+    written = '<tool_call>\n{"name": "run_readonly", "arguments": {"argv": ["df"]}}\n</tool_call>'
+    with ScriptedModel([say(written), say(written), say("The disks have room.")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = url = model.url
+        asked = run([str(BIN), "ask", "how full are the disks?"], env)
+        chatted = run([str(BIN), "chat"], env, stdin="how full?\nand now?\n")
+    said = (f"error: the LLM at {url}: the model wrote a tool call as text: the server did not "
+            "read it as a call; a conversation needs a model and a server that make tool "
+            "calls (llama.cpp's llama-server needs --jinja)")
+    assert (asked.returncode, asked.stdout, asked.stderr) == (2, "", said + "\n")
+    # the chat goes on: the next question is answered
+    assert [line for line in chatted.stderr.splitlines() if line.startswith("error:")] == [said]
+    assert chatted.stdout.splitlines()[1:] == ["The disks have room."]
+
+
 def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

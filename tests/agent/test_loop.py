@@ -133,6 +133,23 @@ def test_a_tool_call_written_as_text_is_no_answer(run_with_model, ctx, written) 
         run_agent(run_with_model, model, ctx)
 
 
+def test_a_call_written_as_text_sends_only_an_investigation_to_the_evidence_mode(
+        run_with_model, ctx) -> None:
+    """agent.mode is the investigations' choice: a conversation (ask, chat, approve discuss)
+    runs the tool loop whatever it says, so it was no advice to the person talking."""
+    written = '<tool_call>\n{"name": "journal", "arguments": {}}\n</tool_call>'
+    said = {}
+    for incident_id in (None, 7):
+        ctx.incident_id = incident_id
+        with ScriptedModel([say(written)]) as model, pytest.raises(LLMBadResponse) as caught:
+            run_agent(run_with_model, model, ctx)
+        said[incident_id] = str(caught.value)
+    assert "agent.mode" not in said[None]
+    assert "a conversation needs a model and a server that make tool calls" in said[None]
+    assert "--jinja" in said[None] and "--jinja" in said[7]
+    assert 'agent.mode = "evidence"' in said[7]
+
+
 def test_an_answer_that_quotes_json_is_an_answer(run_with_model, ctx) -> None:
     said = '{"status": "ok"} is what the health endpoint returns: nothing is wrong.'
     with ScriptedModel([say(said)]) as model:

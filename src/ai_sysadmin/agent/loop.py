@@ -341,6 +341,16 @@ class Agent:
         person who talks with the model and may ask for more."""
         return self.ctx.incident_id is not None and not self.ctx.advisory
 
+    @property
+    def _no_calls_read(self) -> str:
+        """What to do about a server that passes the model's tool calls on as text. Only an
+        investigation has another mode to go to; a conversation is the tool loop alone."""
+        if self._decided:
+            return ("the server did not read it as a call (llama.cpp's llama-server needs "
+                    "--jinja for tool calls), or use agent.mode = \"evidence\" for this model")
+        return ("the server did not read it as a call; a conversation needs a model and a "
+                "server that make tool calls (llama.cpp's llama-server needs --jinja)")
+
     def _proposed_before(self, call: ToolCall) -> str | None:
         """The proposal of this conversation that ``call`` proposes again (the same kind and
         parameters, another rationale), as the model was told it; None when it is new. Each
@@ -410,10 +420,7 @@ class Agent:
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):
-            raise LLMBadResponse(
-                "the model wrote a tool call as text: the server did not read it as a "
-                "call (llama.cpp's llama-server needs --jinja for tool calls), or use "
-                "agent.mode = \"evidence\" for this model")
+            raise LLMBadResponse(f"the model wrote a tool call as text: {self._no_calls_read}")
         self.emit("answer", "", redact(answer))
         return AgentOutcome(answer, conversation, used, stop, self.ctx.proposals)
 

@@ -26,7 +26,7 @@ from ..errors import AiSysadminError
 from ..llm.backends import make_backend
 from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError
-from ..llm.types import BackendStatus, LLMError, Message, Priority
+from ..llm.types import BackendStatus, LLMBadResponse, LLMError, Message, Priority
 from ..monitor.findings import masked, strip_control
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
@@ -300,8 +300,13 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     said, shown = masked(str(exc)), mask_url(settings.llm.url)
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
-    where = "" if shown in said else f"no answer from the LLM at {shown}: "
-    return f"{where}{said} (`ai-sysadmin llm status` checks it)"
+    if shown in said:
+        return f"{said} (`ai-sysadmin llm status` checks it)"
+    if isinstance(exc, LLMBadResponse):
+        # the server answered, with no answer (a tool call written as text): `llm status`
+        # checks that it answers and has the model, which it does
+        return f"the LLM at {shown}: {said}"
+    return f"no answer from the LLM at {shown}: {said} (`ai-sysadmin llm status` checks it)"
 
 
 def _save_history(readline: Any, path: Path) -> None:
