@@ -101,6 +101,26 @@ def test_processes_are_named_with_their_unit(settings: Settings) -> None:
         (52, "spin.service", "sh -c spin")]
 
 
+#: what BusyBox 1.35's ps (Alpine's) writes for the check's options: the error, then usage
+BUSYBOX_PS = ("ps: unrecognized option '--cols=300'\n"
+              "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.\n\n"
+              "Usage: ps [-o COL1,COL2=HEADER] [-T]\n\nShow list of processes\n\n"
+              "\t-o COL1,COL2=HEADER\tSelect columns for display\n\t-T\t\t\tShow threads\n")
+
+
+def test_a_busybox_ps_is_named_with_what_the_host_needs(settings: Settings) -> None:
+    # the last line of its usage was quoted: "ps exited 1: -T Show threads"
+    snap = Snapshot("alpine", 1.0)
+    with pytest.raises(TransportError) as raised:
+        SECTIONS_BY_NAME["processes"].take(
+            [CommandResult(("ps",), 1, "", BUSYBOX_PS, 0.1)], snap,
+            Plan(settings, JournalQuery(), runs_as_root=True))
+    assert str(raised.value) == (
+        "ps exited 1: ps: unrecognized option '--cols=300' (ps is BusyBox's, which lacks the "
+        "options the check uses: the host needs procps-ng's ps and GNU coreutils, e.g. "
+        "`apk add procps coreutils`)")
+
+
 def test_a_ps_that_fails_is_a_section_error(settings: Settings) -> None:
     snap = Snapshot("h", 1.0)
     with pytest.raises(TransportError, match="ps exited 1: ps: cannot read /proc"):

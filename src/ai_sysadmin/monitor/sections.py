@@ -327,9 +327,19 @@ def text(reading: Reading) -> str:
     path = file_path(done.argv)
     if path is not None:
         raise TransportError(f"cannot read {path}")
+    # the first line: a tool's error, before the usage or the "see --help" it adds
     detail = (done.stderr or done.stdout).strip().splitlines()
     raise TransportError(f"{done.argv[0]} exited {done.returncode}: "
-                         f"{detail[-1] if detail else 'no output'}")
+                         f"{detail[0].strip() if detail else 'no output'}{busybox(done)}")
+
+
+def busybox(done: CommandResult) -> str:
+    """What to say of a command that failed as BusyBox's (Alpine, an embedded host), which
+    has none of the long options the check gives GNU's and procps-ng's tools; else ""."""
+    if "BusyBox v" not in done.stderr:
+        return ""
+    return (f" ({done.argv[0]} is BusyBox's, which lacks the options the check uses: the "
+            "host needs procps-ng's ps and GNU coreutils, e.g. `apk add procps coreutils`)")
 
 
 def _systemd_output(reading: Reading, what: str) -> str | None:
@@ -357,7 +367,8 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     df = result(readings[0])
     # df exits 1 when one mount is unreadable but still reports the others
     if not df.stdout.strip():
-        raise TransportError(f"df printed nothing: {redact_cut(df.stderr.strip(), 200)}")
+        raise TransportError(f"df printed nothing: {redact_cut(df.stderr.strip(), 200)}"
+                             f"{busybox(df)}")
     mounts = plan.parsed(parsers.parse_df, df.stdout)
     info = readings[1]
     mountinfo = info.stdout if isinstance(info, CommandResult) and info.ok else None
