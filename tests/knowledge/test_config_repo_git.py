@@ -321,6 +321,35 @@ def test_a_commit_that_removed_the_service_from_a_file_still_counts(tmp_path: Pa
     assert subjects == ["drop the web server", "web"]
 
 
+def test_a_file_whose_name_is_not_ascii_is_named_as_it_is_and_its_diff_shown(
+        tmp_path: Path) -> None:
+    # git quotes such a name where lines separate names ("h\303\264tes/web.nix"): the
+    # change named a file that does not exist, its diff was empty, and a quoted name escaped
+    # config_repo_exclude's "*.env"
+    now = time.time()
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"hôtes/web.nix": "{ services.nginx.enable = true; }\n"}, "web",
+                    when=now - 7200)
+    upstream.commit({"hôtes/web.nix": '{ services.nginx.enable = true;\n'
+                                      '  services.nginx.virtualHosts."a".root = "/srv/new"; }\n',
+                     "hôtes/nginx.env": "NGINX_UPSTREAM_OPAQUE=zq81-upstream-only\n"},
+                    "nginx: new root", when=now - 3600)
+    repo = ConfigRepo(_settings(tmp_path, str(upstream.path)))
+    repo.sync(ListSink())
+
+    changes = recent_changes(repo, "nginx.service", before=now)
+
+    assert [c.files for c in changes] == [("hôtes/nginx.env", "hôtes/web.nix"),
+                                          ("hôtes/web.nix",)]
+    line = describe(changes, "nginx.service", now)[0]
+    assert line.endswith('"nginx: new root" (hôtes/nginx.env, hôtes/web.nix)'), line
+    excerpt = diff_excerpt(repo, changes[0])
+    assert "diff --git a/hôtes/web.nix b/hôtes/web.nix" in excerpt
+    assert '+  services.nginx.virtualHosts."a".root = "/srv/new"; }' in excerpt
+    assert "zq81" not in excerpt
+    assert "[diff not shown (config_repo_exclude): hôtes/nginx.env]" in excerpt
+
+
 @pytest.mark.slow
 def test_getting_ready_fetches_and_indexes_the_repository(tmp_path: Path) -> None:
     """What the daemon does a few seconds after its start: open the store and fetch

@@ -63,25 +63,29 @@ def files_for(repo: ConfigRepo, name: str, commit: str) -> list[str]:
     """The files at ``commit`` whose path or contents name ``name``."""
     regex = re.compile(_word_regex(name))
     by_path = [p for p in repo.files(commit) if regex.search(p)]
-    out = repo.git("grep", "-I", "-l", "-E", "-e", _word_regex(name), commit, "--",
+    # NUL-separated: git quotes a name that is not plain ASCII ("h\303\264tes/web.nix")
+    # where lines separate them, and a quoted name is nobody's file
+    out = repo.git("grep", "-I", "-l", "-z", "-E", "-e", _word_regex(name), commit, "--",
                    check=False)
     prefix = f"{commit}:"
-    by_content = [line[len(prefix):] for line in out.splitlines() if line.startswith(prefix)]
+    by_content = [name[len(prefix):] for name in out.split("\0") if name.startswith(prefix)]
     return sorted({*by_path, *by_content})
 
 
 def _log(repo: ConfigRepo, args: Sequence[str]) -> list[ConfigChange]:
     fmt = f"{_RECORD}%H{_FIELD}%an{_FIELD}%ae{_FIELD}%ct{_FIELD}%s{_FIELD}"
-    out = repo.git("log", f"--format={fmt}", "--name-only", "--no-renames", *args,
-                   check=False)
+    # -z: each name as it is, NUL after it (after the format too, then a line break)
+    out = repo.git("--literal-pathspecs", "log", f"--format={fmt}", "--name-only",
+                   "--no-renames", "-z", *args, check=False)
     changes = []
     for record in out.split(_RECORD)[1:]:
         parts = record.split(_FIELD)
         if len(parts) < 6:
             continue
         commit, author, email, when, subject, names = parts[:6]
+        listed = names.removeprefix("\0").removeprefix("\n").split("\0")
         changes.append(ConfigChange(commit, author, email, float(when), subject,
-                                    tuple(n for n in names.split("\n") if n.strip())))
+                                    tuple(n for n in listed if n)))
     return changes
 
 
@@ -145,7 +149,10 @@ def diff_excerpt(repo: ConfigRepo, change: ConfigChange, limit: int = 1500) -> s
     cut = False
     # one file at a time: how a file is masked may depend on its name (.pgpass)
     for path in [path for path in change.files if path not in hidden][:5]:
-        out = strip_control(repo.git("show", "--format=", "--no-color", "--no-ext-diff",
+        # the path is a file's name, not a pattern (a "*" in it matches others); the diff's
+        # header names it as it is, not octal-escaped
+        out = strip_control(repo.git("-c", "core.quotePath=false", "--literal-pathspecs",
+                                     "show", "--format=", "--no-color", "--no-ext-diff",
                                      "--unified=2", change.commit, "--", path, check=False))
         if len(out) > DIFF_READ:
             # far more than is shown (a generated file): not all of it masked line by line
