@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -225,3 +226,51 @@ def test_a_fetch_whose_ssh_says_nothing_names_git_s_own_words() -> None:
             "Please make sure you have the correct access rights\n"
             "and the repository exists.\n")
     assert _telling_line(said) == "Could not read from remote repository."
+
+
+#: git as the test has it: every read of a file's content is noted, then the real git
+NOTING_GIT = """#!/bin/sh
+case " $* " in
+*" cat-file "*) echo "$*" >> "{log}";;
+esac
+exec {git} "$@"
+"""
+
+
+@pytest.mark.slow
+def test_a_file_too_large_to_be_a_config_is_never_read_and_said_apart(
+        tmp_path: Path, config_file, cli) -> None:
+    real_git = shutil.which("git")
+    assert real_git is not None
+    reads = tmp_path / "cat-file.log"
+    git = tmp_path / "git"
+    git.write_text(NOTING_GIT.format(log=reads, git=real_git))
+    git.chmod(0o755)
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"hosts/web/nginx.nix": NGINX,
+                     "db/shop.sql": "CREATE TABLE shop_orders (id serial, total numeric);\n"},
+                    "fleet", when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n[programs]\ngit = "{git}"\n')
+    code, out, err = cli("configs", "--sync")
+    assert code == 0, err
+    # the schema became a dump of the shop's rows: 300 KiB, over what a config is
+    rows = "".join(f"INSERT INTO shop_orders VALUES ({i}, {i}.50);\n" for i in range(7000))
+    upstream.commit({"db/shop.sql": rows}, "dump the orders", when=time.time())
+    dump = upstream.git("rev-parse", "HEAD:db/shop.sql").strip()
+
+    code, out, err = cli("configs", "--sync")
+
+    assert code == 0, err
+    assert "2 file(s), 0 indexed again (0 chunks), 1 too large to index, 0 removed" in out
+    assert "not indexed: db/shop.sql: over 256 KiB, data rather than a config (not read)" in err
+    # never read: a 400 MB dump was read whole, 800 MB of memory, at every sync it changed
+    assert reads.read_text().count("cat-file") == 2 and dump not in reads.read_text()
+    # what was indexed of the file before is gone with it
+    code, out, err = cli("configs", "--json", "-n", "5", "the shop's orders table")
+    assert code == 0, err
+    assert {hit["path"] for hit in json.loads(out)} == {"hosts/web/nginx.nix"}
+    # not looked at again until it changes
+    code, out, err = cli("configs", "--sync", "--json")
+    assert code == 0, err
+    assert json.loads(out)["sync"]["too_large"] == []

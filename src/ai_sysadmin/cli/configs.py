@@ -72,7 +72,7 @@ def configs(
 def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool) -> dict[str, Any]:
     """``--sync``: fetch config_repo and index what changed; what it did, said on stdout
     (on stderr where a search follows, whose results are the output) unless ``quiet``."""
-    from ..knowledge.config_repo import ConfigRepoError
+    from ..knowledge.config_repo import MAX_FILE_BYTES, ConfigRepoError
 
     say = err if to_err else out
     try:
@@ -89,6 +89,8 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
                 f"config_repo or config_branch changed: dropped the index of "
                 f"{report.previous} ({len(report.removed)} file(s))", markup=False)
         failed = f", {len(report.failed)} failed" if report.failed else ""
+        failed += (f", {len(report.too_large)} too large to index"
+                   if report.too_large else "")
         done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks){failed}, "
                 f"{len(report.removed)} removed, in {report.seconds:.1f} s"
                 if recall.enabled else "fetched; not indexed: the knowledge base is off")
@@ -100,6 +102,9 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
         for path, why in report.failed.items():
             err.print(f"not indexed: {path}: {why} (tried again at the next sync)",
                       markup=False, highlight=False)
+        for path in report.too_large:
+            err.print(f"not indexed: {path}: over {MAX_FILE_BYTES // 1024} KiB, data rather "
+                      "than a config (not read)", markup=False, highlight=False)
     return report.to_dict()
 
 

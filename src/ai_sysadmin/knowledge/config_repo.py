@@ -118,6 +118,8 @@ class SyncReport:
     excluded: list[str] = field(default_factory=list)
     #: path -> why it could not be indexed; the others were, and it is tried again next time
     failed: dict[str, str] = field(default_factory=dict)
+    #: changed files over MAX_FILE_BYTES (a dump, a lock file): never read, not indexed
+    too_large: list[str] = field(default_factory=list)
     #: what the index was of when config_repo or config_branch changed since the last sync
     #: (e.g. "another repository"); all its files are then in ``removed``
     previous: str | None = None
@@ -388,15 +390,20 @@ class ConfigRepo:
 
     def files(self, commit: str) -> dict[str, str]:
         """path -> blob id of every file in ``commit`` (symlinks and submodules left out)."""
-        out = self.git("ls-tree", "-r", "-z", "--full-tree", commit)
-        found: dict[str, str] = {}
+        return {path: blob for path, (blob, _) in self.listing(commit).items()}
+
+    def listing(self, commit: str) -> dict[str, tuple[str, int]]:
+        """path -> (blob id, size in bytes) of every file in ``commit``: the size is known
+        before a byte of the file is read, so a dump committed by mistake never is."""
+        out = self.git("ls-tree", "-r", "-l", "-z", "--full-tree", commit)
+        found: dict[str, tuple[str, int]] = {}
         for entry in out.split("\0"):
             if not entry:
                 continue
             meta, path = entry.split("\t", 1)
-            mode, kind, blob = meta.split()
+            mode, kind, blob, size = meta.split()
             if kind == "blob" and mode in ("100644", "100755"):
-                found[path] = blob
+                found[path] = (blob, int(size))
         return found
 
     def excluded(self, path: str) -> bool:
@@ -484,7 +491,8 @@ class ConfigRepo:
             raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r}")
         # after the fetch: a store that is down leaves the recent changes fresh
         self._sink_id = sink.identity()
-        now = self.files(commit)
+        listing = self.listing(commit)
+        now = {path: blob for path, (blob, _) in listing.items()}
         report = SyncReport(commit, len(now), previous=self.other_source(),
                             excluded=sorted(p for p in now if self.excluded(p)))
         # an excluded file indexed before (the setting was narrower) goes as a removed one
@@ -498,6 +506,11 @@ class ConfigRepo:
                 state.pop(path, None)
             self._save(state, commit)
             for path in batch:
+                if listing[path][1] > MAX_FILE_BYTES:
+                    # read whole, a 400 MB dump cost 800 MB of memory at each sync it changed
+                    sink.remove_path(path)
+                    report.too_large.append(path)
+                    continue
                 if on_file is not None:
                     on_file(path)
                 try:

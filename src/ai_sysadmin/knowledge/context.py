@@ -38,8 +38,8 @@ from ..safety.catalog import PlanContext, plan_action
 from ..safety.units import unit_problem
 from ..store import Incident
 from ..store.actions import Action
+from .config_repo import MAX_FILE_BYTES, ConfigRepo, ConfigRepoError, SyncReport
 from .config_repo import Chunk as RepoChunk
-from .config_repo import ConfigRepo, ConfigRepoError, SyncReport
 from .git_context import describe, diff_excerpt, recent_changes
 from .learning import Lesson, describe_fix, fix_key, lesson, symptoms_of, tagged_action
 from .models import ConfigChunk, Hit, IncidentRecord, KnowledgeEntry
@@ -532,6 +532,9 @@ class KnowledgeRecall:
         for path, why in report.failed.items():
             log.warning("config_repo: %s not indexed: %s", path, why,
                         extra={"event": "config_file_failed", "path": path})
+        for path in report.too_large:
+            log.info("config_repo: %s not indexed: over %d bytes, data rather than a config",
+                     path, MAX_FILE_BYTES, extra={"event": "config_file_too_large", "path": path})
         if report.previous is not None:
             log.info("config_repo or config_branch changed: the index of %s (%d file(s)) "
                      "was dropped, %s at branch %s indexed instead", report.previous,
