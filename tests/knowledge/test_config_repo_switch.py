@@ -112,3 +112,29 @@ def test_configs_refuses_an_old_index_and_its_sync_says_it_dropped_it(
     code, out, _ = cli("configs", "--json", "-n", "10", "nginx listen port")
     assert code == 0
     assert {hit["path"] for hit in json.loads(out)} <= {"README", "db1/postgresql.conf"}
+
+
+@pytest.mark.slow
+def test_a_branch_name_git_refuses_is_the_error_and_the_old_index_never_answers(
+        tmp_path: Path, kb: KnowledgeBase, config_file, cli) -> None:
+    web, _ = _fleets(tmp_path)
+    state = tmp_path / "state"
+    config_file(f'ai_name = "hal"\nconfig_repo = "{web.path}"\nstate_dir = "{state}"\n')
+    code, _, err = cli("configs", "--sync")
+    assert code == 0, err
+
+    config_file(f'ai_name = "hal"\nconfig_repo = "{web.path}"\nconfig_branch = "-x"\n'
+                f'state_dir = "{state}"\n')
+    why = "config_branch '-x' is not a branch name git accepts"
+    # it said "no config_repo is configured", and a search answered from main's index
+    for args in (("configs", "--sync"), ("configs", "nginx listen port"),
+                 ("configs", "--sync", "--json", "nginx listen port")):
+        code, out, err = cli(*args)
+        assert (code, out) == (2, ""), args
+        assert err == f"error: {why}\n", args
+    # the daemon's recall alike: no config search from an index it cannot vouch for
+    recall = _recall(tmp_path, kb, web.path, branch="-x")
+    with pytest.raises(ConfigRepoError, match=why):
+        recall.search_configs("nginx listen port")
+    with pytest.raises(ConfigRepoError, match=why):
+        recall.sync_configs()

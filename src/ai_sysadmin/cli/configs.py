@@ -35,12 +35,16 @@ def configs(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Search the configuration repository by meaning; `--sync` fetches and re-indexes it."""
+    from ..knowledge.config_repo import ConfigRepo
     from ..knowledge.context import KnowledgeRecall
 
     settings = state(ctx).settings
     if not settings.config_repo:
         raise AiSysadminError("no config_repo is configured: set config_repo (and "
                               "config_branch) in the config file")
+    # an unusable one (config_branch "-x") is the error, not "none is configured" after a
+    # warning, nor a search of the index of the branch configured before
+    ConfigRepo(settings)
     if not sync and not query:
         raise typer.BadParameter("give a QUERY, or --sync to fetch and index the repository",
                                  param_hint="QUERY")

@@ -265,10 +265,14 @@ class KnowledgeRecall:
         self._store = _Store(settings, kb) if kb is not None else _store_for(settings)
         self.facts_for = facts_for
         self.repo: ConfigRepo | None = None
+        #: why config_repo, though set, is not used (config_branch not a branch name): a
+        #: sync or a search of it says this, not that none is configured
+        self.repo_error: ConfigRepoError | None = None
         if settings.config_repo:
             try:
                 self.repo = ConfigRepo(settings)
             except ConfigRepoError as exc:  # said once; knowledge works without it
+                self.repo_error = exc
                 log.warning("config_repo not used: %s", exc,
                             extra={"event": "config_repo_unusable"})
         self._synced_at: float | None = None
@@ -521,7 +525,7 @@ class KnowledgeRecall:
         """Fetch config_repo and index what changed (blocking), one process at a time
         (``on_wait``: told once where another's sync is waited for)."""
         if self.repo is None:
-            raise AiSysadminError("no config_repo is configured")
+            raise self.repo_error or AiSysadminError("no config_repo is configured")
         with self.repo.syncing(on_wait):
             if not self.enabled:  # recent changes need the copy only
                 commit = self.repo.fetch() if fetch else self.repo.head()
@@ -545,8 +549,12 @@ class KnowledgeRecall:
     def search_configs(self, query: str, n: int | None = None,
                        max_distance: float | None = None) -> list[Hit[ConfigChunk]]:
         """The nearest chunks; :class:`ConfigRepoError` while the index is still of another
-        repository or branch than configured: its paths would read as this one's files."""
-        if self.repo is not None and (other := self.repo.other_source()) is not None:
+        repository or branch than configured: its paths would read as this one's files; and
+        where config_repo is not usable as configured, which says why."""
+        if self.repo is None:
+            # what is indexed is of a repository or branch that is not configured now
+            raise self.repo_error or ConfigRepoError("no config_repo is configured")
+        if (other := self.repo.other_source()) is not None:
             raise ConfigRepoError(
                 f"config_repo or config_branch changed since the last sync: the index is "
                 f"still of {other}, not of {self.repo.shown_url} at branch "
