@@ -67,11 +67,11 @@ class ListSink:
         for chunk in chunks:
             self.by_path.setdefault(chunk.path, []).append(chunk)
 
-    def remove_path(self, path):
+    def remove_path(self, path, repo):
         self.removed.append(path)
         self.by_path.pop(path, None)
 
-    def paths(self):
+    def paths(self, repo):
         return set(self.by_path)
 
     def identity(self):

@@ -50,7 +50,8 @@ def test_another_repository_is_refused_until_a_sync_drops_all_of_the_old_one(
     assert "web1/nginx.conf" in _paths(before, "nginx listen port")
     # what a sync cut short by a crash leaves: chunks the saved state does not list
     kb.add_config_chunks([ConfigChunk(path="web1/half-done.conf", start_line=1, end_line=1,
-                                      commit="0" * 40, text="listen 8443;")])
+                                      commit="0" * 40, text="listen 8443;",
+                                      repo=before.repo.key)])
 
     after = _recall(tmp_path, kb, db.path)
     # before a sync: no answer from the web fleet's files, and why
@@ -138,3 +139,62 @@ def test_a_branch_name_git_refuses_is_the_error_and_the_old_index_never_answers(
         recall.search_configs("nginx listen port")
     with pytest.raises(ConfigRepoError, match=why):
         recall.sync_configs()
+
+
+def _assistant(tmp_path: Path, name: str, kb: KnowledgeBase, url: Path) -> KnowledgeRecall:
+    settings = Settings(ai_name=name, state_dir=tmp_path / name, config_repo=str(url))
+    return KnowledgeRecall(settings, kb=kb)
+
+
+def _found(recall: KnowledgeRecall, query: str) -> dict[str, list[str]]:
+    hits = recall.search_configs(query, 10, max_distance=2.0)
+    return {path: [h.item.text for h in hits if h.item.path == path]
+            for path in {h.item.path for h in hits}}
+
+
+@pytest.mark.slow
+def test_assistants_sharing_one_store_keep_their_repositories_apart(
+        tmp_path: Path, kb: KnowledgeBase) -> None:
+    web, db = _fleets(tmp_path)
+    # one knowledge.url (here one store) for two assistants, each with its config_repo
+    hal, eve = _assistant(tmp_path, "hal", kb, web.path), _assistant(tmp_path, "eve", kb, db.path)
+    hal.sync_configs()
+    eve.sync_configs()
+
+    # hal was answered from eve's files, and eve's README had overwritten hal's
+    assert _found(hal, "fleet database web server") == {"README": ["web fleet"],
+                                                        "web1/nginx.conf": [NGINX.rstrip()]}
+    assert set(_found(eve, "fleet database web server")) == {"README", "db1/postgresql.conf"}
+    # a file gone from eve's repository leaves eve's index, not hal's
+    db.commit({"README": None}, "no readme", when=time.time())
+    assert eve.sync_configs().removed == ["README"]
+    assert _found(hal, "fleet")["README"] == ["web fleet"]
+    assert "README" not in _found(eve, "fleet")
+    # nor does hal's sync remove eve's files as if they were gone from hal's repository
+    assert hal.sync_configs().removed == []
+    assert set(_found(eve, "postgres connections")) == {"db1/postgresql.conf"}
+
+
+@pytest.mark.slow
+def test_an_index_an_earlier_version_made_is_refused_until_a_sync_makes_it_anew(
+        tmp_path: Path, kb: KnowledgeBase) -> None:
+    web, _ = _fleets(tmp_path)
+    recall = _recall(tmp_path, kb, web.path)
+    recall.sync_configs()
+    # as an earlier version left it: chunks naming no repository, a state without its key
+    collection = kb.collection("config_chunks")
+    collection.delete(ids=collection.get(include=[])["ids"])
+    kb.add_config_chunks([ConfigChunk(path="web1/nginx.conf", start_line=1, end_line=4,
+                                      commit="0" * 40, text=NGINX.rstrip())])
+    index = tmp_path / "state" / "config-repo-index.json"
+    index.write_text(json.dumps({k: v for k, v in json.loads(index.read_text()).items()
+                                 if k != "repo_key"}))
+
+    with pytest.raises(ConfigRepoError, match="earlier version.*next sync indexes it again"):
+        recall.search_configs("nginx listen port")
+    report = recall.sync_configs()
+
+    assert report.earlier_version and report.removed == []
+    assert sorted(report.indexed) == ["README", "web1/nginx.conf"]
+    assert kb.config_paths("") == {}  # the chunks that named no repository are gone
+    assert set(_found(recall, "nginx listen port")) == {"README", "web1/nginx.conf"}

@@ -116,3 +116,44 @@ def test_an_unreadable_entry_can_be_removed(kb: KnowledgeBase) -> None:
     assert kb.collection("knowledge").get(ids=["k-new"])["ids"] == []
     assert "k-new" not in kb.unreadable
     assert kb.remove("op-good") is not None  # a readable one comes back as it was
+
+
+@pytest.mark.slow
+def test_a_config_chunk_it_cannot_read_costs_that_chunk_not_every_configs_search(
+        cli: Cli, embedder: MiniLMEmbedding, tmp_path: Path, config_file) -> None:
+    import time
+
+    from tests.knowledge.gitrepo import GitRepo
+
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"hosts/web.nix": "{ services.nginx.enable = true; }\n"}, "web",
+                    when=time.time() - 60)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        config_repo=str(upstream.path))
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{settings.state_dir}"\n')
+    code, _, err = cli("configs", "--sync")
+    assert code == 0, err
+    kb = KnowledgeBase.open(settings, embedder=embedder, seed=False)
+    # the repository's key, as the index's state names it
+    key = json.loads((settings.state_dir / "config-repo-index.json").read_text()).get(
+        "repo_key", "")
+    # a later version's chunk (its lines as one field), and one damaged past its path
+    kb.collection("config_chunks").upsert(
+        ids=[f"{key}:hosts/other.nix:1-3", f"{key}:damaged"],
+        documents=["hosts/other.nix\nservices.nginx.root = 1;", "?\nservices.nginx"],
+        metadatas=[{"path": "hosts/other.nix", "lines": "1-3", "commit": "c418f4cf66",
+                    "repo": key}, {"commit": "c418f4cf66", "repo": key}])
+
+    code, out, err = cli("configs", "--json", "-n", "5", "nginx web server")
+
+    # it was a KeyError traceback at every search
+    assert code == 0, err
+    assert [hit["path"] for hit in json.loads(out)] == ["hosts/web.nix"]
+    assert "2 unreadable record(s)" in err and "hosts/other.nix:1-3" in err
+    # a sync lists what is indexed past them too
+    upstream.commit({"hosts/web.nix": "{ services.nginx.enable = false; }\n"}, "off",
+                    when=time.time())
+    code, out, err = cli("configs", "--sync", "--json")
+    assert code == 0, err
+    assert json.loads(out)["sync"]["indexed"] == ["hosts/web.nix"]

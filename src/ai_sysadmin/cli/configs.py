@@ -63,6 +63,8 @@ def configs(
         # a person asked: the nearest places, however far (knowledge.max_distance is for
         # what the model is shown unasked)
         hits = recall.search_configs(query, limit, max_distance=2.0)
+        if note := recall.kb.unreadable_note():
+            err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
         found = [{"path": h.item.path, "start_line": h.item.start_line,
                   "end_line": h.item.end_line, "commit": h.item.commit,
                   "distance": round(h.distance, 4), "text": h.item.text} for h in hits]
@@ -92,6 +94,9 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
             say.print(
                 f"config_repo or config_branch changed: dropped the index of "
                 f"{report.previous} ({len(report.removed)} file(s))", markup=False)
+        if report.earlier_version:
+            say.print("the index was made by an earlier version (its chunks named no "
+                      "repository): indexed again whole", markup=False)
         failed = f", {len(report.failed)} failed" if report.failed else ""
         failed += (f", {len(report.too_large)} too large to index"
                    if report.too_large else "")

@@ -18,6 +18,13 @@ otherwise be found as if it were a file of the new one), and until then a search
 state lives beside the store, not in it, so it names the store too: a store made anew (the old
 one moved aside after a corruption, another knowledge.path or knowledge.url) is indexed whole
 at the next sync, not left empty for want of changed files.
+
+Every chunk names the repository and branch it is of (:func:`repo_key`, a digest), and a
+search, a listing or a removal reads that repository's alone: assistants that share one store
+(one knowledge.url or path) with different config_repos found each other's files, overwrote
+each other's chunks of an equal path and removed each other's "gone" files. Chunks an earlier
+version wrote name none: its index is indexed again whole at the next sync, and a search
+refuses until then.
 """
 
 from __future__ import annotations
@@ -96,7 +103,8 @@ def _telling_line(said: str) -> str:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Lines ``start``..``end`` (1-based, inclusive) of ``path`` at ``commit``, masked."""
+    """Lines ``start``..``end`` (1-based, inclusive) of ``path`` at ``commit``, masked, of
+    the repository ``repo`` (:func:`repo_key`)."""
 
     path: str
     start: int
@@ -104,6 +112,13 @@ class Chunk:
     text: str
     commit: str
     blob: str
+    repo: str = ""
+
+
+def repo_key(url_key: str, branch: str) -> str:
+    """Which repository and branch a chunk is of, as a store keeps it: a digest of the
+    URL's digest and the branch (the URL may hold a token)."""
+    return "r" + hashlib.sha256(f"{url_key}\n{branch}".encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -123,22 +138,25 @@ class SyncReport:
     #: what the index was of when config_repo or config_branch changed since the last sync
     #: (e.g. "another repository"); all its files are then in ``removed``
     previous: str | None = None
+    #: the index was an earlier version's, whose chunks named no repository: indexed whole
+    earlier_version: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 
 class ChunkSink:
-    """What the index writes to (the knowledge base's config collection)."""
+    """What the index writes to (the knowledge base's config collection). ``repo``: a
+    :func:`repo_key`, "" for the chunks an earlier version wrote, which name none."""
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def remove_path(self, path: str) -> None:  # pragma: no cover - interface
+    def remove_path(self, path: str, repo: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def paths(self) -> set[str]:  # pragma: no cover - interface
-        """Every path the sink holds chunks of."""
+    def paths(self, repo: str) -> set[str]:  # pragma: no cover - interface
+        """Every path the sink holds chunks of, of the repository ``repo``."""
         raise NotImplementedError
 
     def identity(self) -> str:  # pragma: no cover - interface
@@ -426,7 +444,7 @@ class ConfigRepo:
         # a config repository holds secrets often enough (hashed passwords, tokens): masked
         # before they are embedded, stored, searched or shown
         lines = [_cut(line) for line in redact_file(data.decode("utf-8"), path).splitlines()]
-        return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob)
+        return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob, self.key)
                 for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
 
     # -- the index ------------------------------------------------------------------------------
@@ -469,6 +487,18 @@ class ConfigRepo:
         a file no policy guards."""
         return "sha256:" + hashlib.sha256(self.url.encode()).hexdigest()
 
+    @property
+    def key(self) -> str:
+        """Which repository and branch this index's chunks are of, in the store."""
+        return repo_key(self._url_key, self.branch)
+
+    def earlier_index(self) -> bool:
+        """Whether the index of config_repo at config_branch was made by an earlier version,
+        whose chunks do not say which repository they are of: none of them is searched, and
+        the next sync indexes it whole."""
+        stored = self._stored()
+        return self._is_ours(stored) and not stored.get("repo_key")
+
     def indexed_paths(self) -> dict[str, str]:
         """path -> blob of what the index holds now."""
         return self._state()
@@ -476,7 +506,8 @@ class ConfigRepo:
     def _save(self, files: dict[str, str], commit: str) -> None:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": self._url_key, "branch": self.branch, "commit": commit,
-                                   "store": self._sink_id, "files": files}), encoding="utf-8")
+                                   "store": self._sink_id, "repo_key": self.key,
+                                   "files": files}), encoding="utf-8")
         os.replace(tmp, self.state_path)
 
     def sync(self, sink: ChunkSink, fetch: bool = True,
@@ -508,14 +539,14 @@ class ConfigRepo:
             for path in batch:
                 if listing[path][1] > MAX_FILE_BYTES:
                     # read whole, a 400 MB dump cost 800 MB of memory at each sync it changed
-                    sink.remove_path(path)
+                    sink.remove_path(path, self.key)
                     report.too_large.append(path)
                     continue
                 if on_file is not None:
                     on_file(path)
                 try:
                     chunks = self.chunks(path, now[path], commit)
-                    sink.remove_path(path)
+                    sink.remove_path(path, self.key)
                     if chunks:
                         sink.add_chunks(chunks)
                 except KnowledgeError:
@@ -537,34 +568,43 @@ class ConfigRepo:
         if stored.get("store") is not None:
             return stored.get("store") == self._sink_id
         files = self._files_of(stored)
-        return not files or bool(sink.paths() & set(files))
+        return not files or bool(sink.paths(self.key) & set(files))
 
     def _drop_gone(self, sink: ChunkSink, now: dict[str, str], commit: str,
                    report: SyncReport) -> dict[str, str]:
         """Remove from the index what is not in ``now``; returns the state left. An index of
-        another repository or branch (or of none known) goes whole, whatever its paths, with
-        what the sink holds beyond the saved state (a batch cut short by a crash): its state
-        names this source only once all of it is gone, so a crash meanwhile drops the rest at
-        the next sync."""
+        another repository or branch goes whole, whatever its paths, with what the sink holds
+        of it beyond the saved state (a batch cut short by a crash): its state names this
+        source only once all of it is gone, so a crash meanwhile drops the rest at the next
+        sync. Another repository's chunks in a shared store are never touched."""
         stored = self._stored()
-        if self._is_ours(stored) and not self._same_sink(stored, sink):
-            # the state is of another store: this one is indexed whole, and what it holds
-            # of files no longer in the branch goes
-            for path in sorted(sink.paths() - set(now)):
-                sink.remove_path(path)
-                report.removed.append(path)
-            self._save({}, commit)
-            return {}
-        if self._is_ours(stored):
+        #: the key the saved state's chunks carry; "" for an earlier version's, which had none
+        old_key = str(stored.get("repo_key") or "")
+        ours = self._is_ours(stored)
+        if ours and old_key and self._same_sink(stored, sink):
             state = self._files_of(stored)
             for path in sorted(set(state) - set(now)):
                 del state[path]
                 self._save(state, commit)
-                sink.remove_path(path)
+                sink.remove_path(path, self.key)
                 report.removed.append(path)
             return state
-        for path in sorted(set(self._files_of(stored)) | sink.paths()):
-            sink.remove_path(path)
-            report.removed.append(path)
+        if not ours and stored:
+            # another repository or branch: all of its chunks go
+            for path in sorted(set(self._files_of(stored)) | sink.paths(old_key)):
+                sink.remove_path(path, old_key)
+                report.removed.append(path)
+        elif ours and not old_key:
+            # an earlier version's index of this very repository: its chunks name none, so
+            # none is found; they go (not listed: each comes back, named) and all is indexed
+            report.earlier_version = True
+            for path in sorted(sink.paths("")):
+                sink.remove_path(path, "")
+        # indexed whole (another store, another source, or none known): what the store
+        # holds of this repository's files no longer in the branch goes too
+        for path in sorted(sink.paths(self.key) - set(now)):
+            sink.remove_path(path, self.key)
+            if path not in report.removed:
+                report.removed.append(path)
         self._save({}, commit)
         return {}

@@ -539,6 +539,10 @@ class KnowledgeRecall:
         for path in report.too_large:
             log.info("config_repo: %s not indexed: over %d bytes, data rather than a config",
                      path, MAX_FILE_BYTES, extra={"event": "config_file_too_large", "path": path})
+        if report.earlier_version:
+            log.info("config_repo: the index an earlier version made (its chunks named no "
+                     "repository) was indexed again whole",
+                     extra={"event": "config_repo_reindexed"})
         if report.previous is not None:
             log.info("config_repo or config_branch changed: the index of %s (%d file(s)) "
                      "was dropped, %s at branch %s indexed instead", report.previous,
@@ -560,8 +564,14 @@ class KnowledgeRecall:
                 f"still of {other}, not of {self.repo.shown_url} at branch "
                 f"{self.repo.branch!r}; the next sync replaces it (`configs --sync`, or the "
                 "daemon at its start)")
-        return list(self._with_kb(lambda kb: kb.search_configs(query, n,
-                                                               max_distance=max_distance)))
+        if self.repo.earlier_index():
+            raise ConfigRepoError(
+                "the index of config_repo was made by an earlier version of ai-sysadmin, "
+                "whose chunks do not say which repository they are of; the next sync "
+                "indexes it again (`configs --sync`, or the daemon at its start)")
+        key = self.repo.key
+        return list(self._with_kb(lambda kb: kb.search_configs(
+            query, n, repo=key, max_distance=max_distance)))
 
     def _refresh_if_stale(self, force: bool = False) -> None:
         """Start a fetch and re-index in the background when the copy is stale (or
@@ -640,14 +650,14 @@ class _Sink:
 
     def add_chunks(self, chunks: Sequence[RepoChunk]) -> None:
         converted = [ConfigChunk(path=c.path, start_line=c.start, end_line=c.end,
-                                 commit=c.commit, text=c.text) for c in chunks]
+                                 commit=c.commit, text=c.text, repo=c.repo) for c in chunks]
         self.recall._with_kb(lambda kb: kb.add_config_chunks(converted))
 
-    def remove_path(self, path: str) -> None:
-        self.recall._with_kb(lambda kb: kb.remove_config_chunks(path))
+    def remove_path(self, path: str, repo: str) -> None:
+        self.recall._with_kb(lambda kb: kb.remove_config_chunks(path, repo))
 
-    def paths(self) -> set[str]:
-        return set(self.recall._with_kb(lambda kb: kb.config_paths()))
+    def paths(self, repo: str) -> set[str]:
+        return set(self.recall._with_kb(lambda kb: kb.config_paths(repo)))
 
     def identity(self) -> str:
         return str(self.recall._with_kb(lambda kb: kb.config_index_id()))

@@ -6,7 +6,8 @@
 - :class:`IncidentRecord`: symptoms -> diagnosis -> actions -> outcome (verified | failed |
   escalated) of one resolved or given-up incident.
 - :class:`SystemProfile`: what is known about one host (OS, role, facts).
-- :class:`ConfigChunk`: a slice of a file of the config repository (path, lines, commit).
+- :class:`ConfigChunk`: a slice of a file of the config repository (path, lines, commit, and
+  which repository and branch: ``repo``, a digest).
 - :class:`Hit`: one search result: the record and its cosine distance (0 = same meaning,
   2 = opposite); ``score`` is ``1 - distance``.
 
@@ -165,25 +166,33 @@ class ConfigChunk(_Record):
     end_line: int = Field(ge=1)
     commit: str = Field("", max_length=64)
     text: str = Field(max_length=MAX_TEXT)
+    #: which repository and branch (:func:`~.config_repo.repo_key`): assistants sharing one
+    #: store keep their files apart. "": written by an earlier version, which kept no key
+    repo: str = Field("", max_length=64)
 
     @property
     def id(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
+        where = f"{self.repo}:" if self.repo else ""
+        return f"{where}{self.path}:{self.start_line}-{self.end_line}"
 
     def document(self) -> str:
         # the path says what the file configures (hosts/web1/nginx.nix)
         return f"{self.path}\n{self.text}"
 
     def metadata(self) -> dict[str, str | int | float | bool]:
-        return {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
-                "commit": self.commit}
+        meta: dict[str, str | int | float | bool] = {
+            "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
+            "commit": self.commit}
+        if self.repo:
+            meta["repo"] = self.repo
+        return meta
 
     @classmethod
     def from_chroma(cls, document: str, meta: dict[str, Any]) -> ConfigChunk:
         _, _, text = document.partition("\n")
         return cls(path=str(meta["path"]), start_line=int(meta["start_line"]),
                    end_line=int(meta["end_line"]), commit=str(meta.get("commit", "")),
-                   text=text)
+                   text=text, repo=str(meta.get("repo", "")))
 
 
 def _known(model: type[BaseModel], data: Any) -> Any:

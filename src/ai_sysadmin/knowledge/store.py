@@ -417,31 +417,42 @@ class KnowledgeBase:
                        ids=[c.id for c in batch], documents=[c.document() for c in batch],
                        metadatas=[c.metadata() for c in batch])
 
-    def remove_config_chunks(self, path: str) -> int:
-        """Forget every chunk of ``path``; returns how many there were."""
+    def remove_config_chunks(self, path: str, repo: str | None = None) -> int:
+        """Forget every chunk of ``path`` (of the repository ``repo`` only, "" for those
+        that name none; None: of any); returns how many there were."""
         collection = self._collections["config_chunks"]
         found = self._call("find config chunks", collection.get, where={"path": path},
-                           include=[])
-        if found["ids"]:
-            self._call("remove config chunks", collection.delete, ids=found["ids"])
-        return len(found["ids"])
+                           include=["metadatas"])
+        ids = [i for i, m in zip(found["ids"], found["metadatas"], strict=True)
+               if repo is None or str((m or {}).get("repo", "")) == repo]
+        if ids:
+            self._call("remove config chunks", collection.delete, ids=ids)
+        return len(ids)
 
     def config_index_id(self) -> str:
         """Which index of config chunks this is: ChromaDB's id of the collection, another for
         a store made anew (the old one moved aside, another knowledge.path or server)."""
         return str(self._collections["config_chunks"].id)
 
-    def config_paths(self) -> dict[str, str]:
-        """Indexed path -> the commit its chunks come from."""
+    def config_paths(self, repo: str | None = None) -> dict[str, str]:
+        """Indexed path -> the commit its chunks come from, of the repository ``repo`` ("":
+        chunks an earlier version wrote, which name none; None: of every repository). A chunk
+        this version cannot read is left out, as an entry is."""
         found = self._call("list config chunks", self._collections["config_chunks"].get,
-                           include=["metadatas"])
-        return {str(m["path"]): str(m.get("commit", "")) for m in found["metadatas"]}
+                           where={"repo": repo} if repo else None, include=["metadatas"])
+        rows = self._readable(
+            (i, lambda m=m: _config_row(m))
+            for i, m in zip(found["ids"], found["metadatas"], strict=True))
+        return {path: commit for path, commit, key in rows if repo is None or key == repo}
 
-    def search_configs(self, query: str, n: int | None = None, *,
+    def search_configs(self, query: str, n: int | None = None, *, repo: str | None = None,
                        max_distance: float | None = None) -> list[Hit[ConfigChunk]]:
-        rows = self._query("config_chunks", query, n, None, max_distance)
-        return [Hit[ConfigChunk](item=ConfigChunk.from_chroma(d, m), distance=dist)
-                for _, d, m, dist in rows]
+        """The chunks nearest to ``query``, of the repository ``repo`` only where given."""
+        rows = self._query("config_chunks", query, n, _where(repo=repo or None), max_distance)
+        return self._readable(
+            (i, lambda d=d, m=m, dist=dist: Hit[ConfigChunk](
+                item=ConfigChunk.from_chroma(d, m), distance=dist))
+            for i, d, m, dist in rows)
 
     # -- export / import / count -------------------------------------------------------
 
@@ -572,7 +583,7 @@ class KnowledgeBase:
                            include=["documents", "metadatas", "distances"])
         rows = zip(found["ids"][0], found["documents"][0], found["metadatas"][0],
                    found["distances"][0], strict=True)
-        return [(i, d, dict(m), float(dist)) for i, d, m, dist in rows if dist <= limit]
+        return [(i, d, dict(m or {}), float(dist)) for i, d, m, dist in rows if dist <= limit]
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
         if self._server is None:
@@ -688,6 +699,11 @@ def wait_unlocked(path: Path, seconds: float) -> None:
         # anything else (a read-only file, a damaged one) is ChromaDB's to say
     finally:
         conn.close()
+
+
+def _config_row(meta: dict[str, Any]) -> tuple[str, str, str]:
+    """(path, commit, repository key) of a config chunk's metadata."""
+    return str(meta["path"]), str(meta.get("commit", "")), str(meta.get("repo", ""))
 
 
 def _unreadable_reason(exc: BaseException) -> str:
