@@ -107,6 +107,29 @@ def test_mistakes_are_one_line_and_lose_nothing(cli: Cli, tmp_path: Path) -> Non
     assert code == 2 and "QUERY" in err
 
 
+def test_a_file_with_line_separators_inside_its_strings_is_imported(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a note pasted from a web page: U+2028 and U+0085 stand raw in a JSON string, as JSON
+    # allows; the file was refused ("Unterminated string"), its lines numbered wrong
+    text = "first paragraph\u2028second paragraph\u0085third, \x1e a record mark"
+    note = {"type": "entry", "id": "op-pasted", "topic": "Note from the wiki", "text": text,
+            "provenance": "operator", "source": "operator"}
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps(note, ensure_ascii=False) + "\n" + "{broken\n",
+                     encoding="utf-8")
+    code, _, err = cli("knowledge", "import", str(notes))
+    assert code == 2 and err.startswith("error: nothing imported: line 2: Expecting "
+                                        "property name") and "; line" not in err, err
+    notes.write_text(json.dumps(note, ensure_ascii=False) + "\n", encoding="utf-8")
+    code, out, err = cli("knowledge", "import", str(notes))
+    assert code == 0 and "imported 1 new and 0 replaced" in out, err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(notes.read_text(encoding="utf-8")))
+    code, out, err = cli("knowledge", "import")
+    assert code == 0 and "imported 0 new and 1 replaced" in out, err
+    code, out, _ = cli("knowledge", "show", "op-pasted", "--json")
+    assert json.loads(out)["text"] == text
+
+
 def test_hal_knowledge_is_the_same_command(cli: Cli) -> None:
     entry = _added(cli, "from hal", "added through ai-sysadmin")
     code, out, _ = cli("list", "--json", argv0="hal-knowledge")
