@@ -130,6 +130,28 @@ def test_a_file_with_line_separators_inside_its_strings_is_imported(
     assert json.loads(out)["text"] == text
 
 
+def test_a_secret_typed_into_a_note_is_never_echoed_back(cli: Cli, tmp_path: Path) -> None:
+    code, out, err = cli("knowledge", "add", "--topic", "backup db: password=hunter2secret",
+                         "--text", "the nightly dump", "--tag", "token=tagS3cretValue")
+    assert code == 0, err
+    # list masked it; add, show and remove printed it as typed
+    assert out.startswith("added op-") and out.rstrip().endswith(
+        "backup db: password=[redacted]"), out
+    entry_id = out.split()[1].rstrip(":")
+    imported = tmp_path / "sourced.jsonl"
+    imported.write_text(json.dumps({"type": "entry", "id": "op-sourced", "topic": "sourced",
+                                    "text": "x", "source": "wiki?api_key=srcS3cretValue"}) + "\n")
+    assert cli("knowledge", "import", str(imported))[0] == 0
+    for shown in (entry_id, "op-sourced"):
+        code, out, err = cli("knowledge", "show", shown)
+        assert code == 0, err
+        assert not any(secret in out for secret in ("hunter2secret", "tagS3cretValue",
+                                                    "srcS3cretValue")), out
+    assert "tags: token=[redacted]" in cli("knowledge", "show", entry_id)[1]
+    code, out, err = cli("knowledge", "remove", entry_id)
+    assert (code, out) == (0, f"removed {entry_id}: backup db: password=[redacted]\n"), err
+
+
 def test_hal_knowledge_is_the_same_command(cli: Cli) -> None:
     entry = _added(cli, "from hal", "added through ai-sysadmin")
     code, out, _ = cli("list", "--json", argv0="hal-knowledge")

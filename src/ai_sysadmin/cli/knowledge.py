@@ -187,9 +187,9 @@ def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     origin = entry.provenance + (" (verified)" if entry.verified else "")
     out.print(f"category {entry.category} · {origin} · confidence {entry.confidence:.2f} · "
               f"added {_when(entry.created_at)}"
-              + (f" · from {entry.source}" if entry.source else ""), markup=False)
+              + (f" · from {masked(entry.source)}" if entry.source else ""), markup=False)
     if entry.tags:
-        out.print("tags: " + ", ".join(entry.tags), markup=False)
+        out.print("tags: " + masked(", ".join(entry.tags)), markup=False)
     out.print()
     out.print(masked(entry.text), markup=False)
 
@@ -228,7 +228,10 @@ def add(
     if as_json:
         print_json(_as_json(entry))
     else:
-        out.print(f"added {entry.id}: {entry.topic}", markup=False)
+        from ..monitor.findings import masked
+
+        # the topic as list and show give it: a secret typed into it is not echoed back
+        out.print(f"added {entry.id}: {masked(entry.topic)}", markup=False)
 
 
 @app.command("remove")
@@ -241,7 +244,9 @@ def remove(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None
     elif entry is None:
         out.print(f"removed {entry_id} (a record this version could not read)", markup=False)
     else:
-        out.print(f"removed {entry.id}: {entry.topic}", markup=False)
+        from ..monitor.findings import masked
+
+        out.print(f"removed {entry.id}: {masked(entry.topic)}", markup=False)
 
 
 def _write_replacing(file: Path, text: str) -> None:
