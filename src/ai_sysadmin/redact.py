@@ -299,6 +299,20 @@ def _options(option: str) -> Callable[[re.Match[str], str], Iterator[Edit]]:
     return edits
 
 
+# a Nix string after "=": "..." or ''...'' (the value of one attribute of a set)
+_NIX_VALUE = re.compile(r"""=[ \t]*(?:"(?P<v1>(?:[^"\\\n]|\\.)*)"|''(?P<v2>(?:[^']|'(?!'))*)'')""")
+
+
+def _every_nix_value(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """Every string value of the attribute set ``set`` (and the one value ``v``): its
+    attribute names are user names, so no name says the value is a secret."""
+    start, end = match.span("set")
+    if start < end:
+        for found in _NIX_VALUE.finditer(text, start, end):
+            yield from _groups(found, text)
+    yield from _groups(match, text)
+
+
 def _bounded(prefix: str) -> str:
     """``prefix`` not preceded by a letter, digit, _ or - (put after the literal, where it keeps
     the literal first in the pattern and so the fast scan)."""
@@ -424,6 +438,13 @@ RULES: tuple[Rule, ...] = (
           case_sensitive=True),
     # openssl ... -passin pass:secret (file:, env:, fd: say where the secret is, and stay)
     _rule("openssl-pass", r"-pass(?:in|out)?[ \t]+pass:(?P<v>\S+)"),
+    # NixOS' nginx virtualHosts.<name>.basicAuth = { alice = "pw"; }: user name -> password in
+    # clear, as the option's documentation has it (basicAuth.alice = "pw" alike); the set may
+    # span lines, a "${...}" in it included; basicAuthFile is a path and stays
+    _rule("nix-basic-auth",
+          r"basicauth(?:[ \t]*=[ \t]*\{(?P<set>(?:[^{}]|\$\{[^{}\n]*\}){0,4000})(?:\}|\Z)"
+          r"|\.(?:\"[^\"\n]*\"|[\w-]+)[ \t]*=[ \t]*\"(?P<v>(?:[^\"\\\n]|\\.)*)\")",
+          _every_nix_value),
     # a password hash (crypt(3): htpasswd, shadow, users.users.*.hashedPassword, HAProxy's
     # userlist, a kickstart's rootpw --iscrypted): the scheme stays ($6$, $2y$), salt and hash go
     _rule("crypt-hash",

@@ -26,6 +26,9 @@ FILES = {
         '{ pkgs, ... }:\n{\n  services.nginx.enable = true;\n'
         '  services.nginx.virtualHosts."shop.example".basicAuthFile =\n'
         f'    pkgs.writeText "htpasswd" "shop:{APR1}";\n'
+        # the option's own form: user name -> password in clear
+        '  services.nginx.virtualHosts."stats.example".basicAuth = {\n'
+        '    admin = "StatsBasicAuth77";\n  };\n'
         f'  users.users.deploy.hashedPassword = "{SHA512}";\n}}\n'),
     "hosts/web/nginx.htpasswd": ("admin:$2y$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZd"
                                  "L17lhWy\n"),
@@ -36,7 +39,7 @@ FILES = {
     "hosts/db/.pgpass": "# nginx's shop database\ndb.example.org:5432:shop:shop:PgPassShop77\n",
 }
 SECRETS = ("JgkjXH6oJKAd6IMbbmdX", "8IHP/Lv4xgoLwSV", "N9qo8uLOickgx2ZMRZoMye", "MsmtpPassw0rd",
-           "K001RcloneAppKeyValue", "PgPassShop77")
+           "K001RcloneAppKeyValue", "PgPassShop77", "StatsBasicAuth77")
 EXCLUDED_BY_DEFAULT = ["hosts/db/.pgpass", "hosts/web/msmtprc", "hosts/web/nginx.htpasswd"]
 
 
@@ -79,6 +82,7 @@ def test_files_of_secrets_are_never_indexed_nor_shown_and_the_rest_is_masked(
                                                                        diffs=1)
     assert "nginx: basic auth for the shop" in shown
     assert "+  users.users.deploy.hashedPassword = \"[redacted]\";" in shown
+    assert "+    admin = \"[redacted]\";" in shown
     assert "[diff not shown (config_repo_exclude): hosts/db/.pgpass, hosts/web/msmtprc, " \
         "hosts/web/nginx.htpasswd]" in shown
     assert _leaks(shown) == []
