@@ -46,6 +46,25 @@ def test_run_readonly_runs_an_allowed_argv(ctx) -> None:
     assert result.command == ["uname", "-s"]
 
 
+def test_a_diagnostic_that_prints_more_than_the_model_keeps_is_stopped_early(
+        ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conversation keeps a megabyte of one output; a diagnostic of the model's was read up
+    to MAX_OUTPUT (256 MiB, as bytes and again as text) before that cut. It stops at
+    READ_LIMIT instead, and the model is told to ask for less (here the limit is lowered, as
+    a listing of a few hundred files passes it)."""
+    from ai_sysadmin.agent.tools import common
+
+    for n in range(400):
+        (tmp_path / f"{n:04d}{'x' * 200}").touch()
+    argv = ["ls", "-la", str(tmp_path)]
+    whole = call(ctx, "run_readonly", argv=argv)
+    assert whole.status == "ok" and len(whole.output) > 80_000, whole.output[:300]
+    monkeypatch.setattr(common, "READ_LIMIT", 64 * 1024)
+    stopped = call(ctx, "run_readonly", argv=argv)
+    assert stopped.status == "error"
+    assert "printed more than 65536 bytes: stopped; ask for less" in stopped.output
+
+
 @pytest.mark.parametrize("path", ["/etc/shadow", "/etc/gshadow", "/root/.ssh/id_ed25519",
                                   "/etc/ssh/ssh_host_ed25519_key", "/proc/1/environ"])
 def test_read_file_refuses_secrets(ctx, path) -> None:

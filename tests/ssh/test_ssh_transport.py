@@ -471,3 +471,24 @@ def test_a_command_that_prints_without_end_is_stopped_at_the_output_limit(
     started = time.monotonic()
     run(_using(ssh, scenario()))
     assert time.monotonic() - started < 10
+
+
+def test_a_lower_limit_a_caller_sets_stops_a_command_over_ssh_too(
+        ssh_hosts: Hosts, known_hosts: Path) -> None:
+    """The model's reads keep a megabyte of an output: within ``output_limit`` a command is
+    stopped at its limit, not at MAX_OUTPUT, and the limit ends with the block."""
+    from ai_sysadmin.hosts.transport import output_limit
+
+    host = ssh_hosts.alpha
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts)), name="alpha")
+
+    async def scenario() -> None:
+        printing = ["head", "-c", "3000000", "/dev/zero"]
+        with output_limit(1 << 20), pytest.raises(
+                TransportError, match=r"alpha: 'head -c 3000000 /dev/zero' printed more than "
+                                      r"1 MiB: stopped; ask for less"):
+            await ssh.run(printing, timeout=30)
+        whole = await ssh.run(printing, timeout=30)
+        assert whole.ok and len(whole.stdout) == 3_000_000
+
+    run(_using(ssh, scenario()))

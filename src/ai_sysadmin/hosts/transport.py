@@ -13,7 +13,8 @@ import secrets
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,20 +242,44 @@ def _children(pid: int) -> list[int]:
 MAX_OUTPUT = 256 * 1024 * 1024
 
 
+#: a lower limit than MAX_OUTPUT for the commands run in this context (:func:`output_limit`)
+_LIMIT: ContextVar[int | None] = ContextVar("output_limit", default=None)
+
+
+@contextlib.contextmanager
+def output_limit(size: int) -> Iterator[None]:
+    """Commands run within, on any transport, stop at ``size`` bytes of a stream as at
+    :data:`MAX_OUTPUT`: a caller that keeps a megabyte of an output (the model's reads) need
+    not first hold 256 MiB of it, twice (bytes, then text). The streams are read in tasks
+    made within, which take this context with them."""
+    token = _LIMIT.set(size)
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
 class OutputTooLarge(Exception):
-    """Internal: a stream went past :data:`MAX_OUTPUT`; the caller stops the command."""
+    """Internal: a stream went past its limit (:data:`MAX_OUTPUT`, or :func:`output_limit`'s);
+    the caller stops the command."""
 
 
 async def _read_all(stream: Any) -> Any:
-    """What ``stream`` (bytes or, over SSH, text) gives until its end, up to MAX_OUTPUT."""
+    """What ``stream`` (bytes or, over SSH, text) gives until its end, up to the limit."""
+    given = _LIMIT.get()
+    limit = MAX_OUTPUT if given is None else min(given, MAX_OUTPUT)
     parts, size = [], 0
     while chunk := await stream.read(1 << 16):
         size += len(chunk)
-        if size > MAX_OUTPUT:
-            raise OutputTooLarge(f"printed more than {MAX_OUTPUT >> 20} MiB: stopped; ask "
-                                 "for less (a filter, a time range, a line count)")
+        if size > limit:
+            raise OutputTooLarge(f"printed more than {_size(limit)}: stopped; ask for less (a "
+                                 "filter, a time range, a line count)")
         parts.append(chunk)
     return chunk.join(parts)  # the empty bytes or text of the stream's end
+
+
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
 
 
 async def _discard(stream: Any) -> None:
@@ -264,8 +289,8 @@ async def _discard(stream: Any) -> None:
 
 async def communicate(proc: Any) -> tuple[Any, Any]:
     """stdout and stderr of a process (a local one or asyncssh's) to their end, then its
-    exit; as ``communicate()``, but a stream past MAX_OUTPUT raises :class:`OutputTooLarge`
-    instead of filling memory."""
+    exit; as ``communicate()``, but a stream past its limit (:data:`MAX_OUTPUT`,
+    :func:`output_limit`) raises :class:`OutputTooLarge` instead of filling memory."""
     reads = [asyncio.ensure_future(_read_all(s)) for s in (proc.stdout, proc.stderr)]
     try:
         out, err = await asyncio.gather(*reads)

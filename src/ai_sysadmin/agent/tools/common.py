@@ -7,11 +7,17 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import TransportError
-from ...hosts.transport import Transport
+from ...hosts.transport import Transport, output_limit
 from ...safety.command_policy import as_run, check_readonly
 from ...safety.privilege import devices_opened, listed_by_root, opened_not_block, root_reason
 from ..context import ToolContext
 from ..registry import ToolResult
+
+#: the most of a stream a diagnostic of the model's may print before it is stopped: eight
+#: times what a conversation keeps of one output (``loop.MAX_KEPT_CHARS``, a million
+#: characters), where a check's commands may print 256 MiB (``MAX_OUTPUT``), all of it held
+#: in memory at once; a bare `journalctl` or `find /` asks for less instead
+READ_LIMIT = 8 << 20
 
 # plain strings with "" for "not given": small models handle them better than nullable types
 Host = Annotated[str, Field(description="Managed host to look at; omit for the incident's host.")]
@@ -40,8 +46,9 @@ async def run_readonly_argv(
         return ToolResult("refused", f"refused: {why}", command=argv, from_host=False)
     runner = await _runner(ctx, host, transport, argv)
     try:
-        result = await runner.run([program, *argv[1:]],
-                                     timeout or ctx.settings.command_timeout)
+        with output_limit(READ_LIMIT):
+            result = await runner.run([program, *argv[1:]],
+                                      timeout or ctx.settings.command_timeout)
     except TransportError as exc:  # it may quote the host's stderr
         return ToolResult("error", str(exc), command=argv)
     text = result.stdout
