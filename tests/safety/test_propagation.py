@@ -218,14 +218,15 @@ def test_a_start_whose_failure_powers_off_needs_a_person() -> None:
            "systemd-poweroff.service" in plan.reason and "poweroff-force" in plan.reason
 
 
-def _kill_app(*related: UnitFacts, kind: str = "kill_process", **props: str):
+def _kill_app(*related: UnitFacts, kind: str = "kill_process", signal: str = "TERM",
+              **props: str):
     app = unit("app.service", ActiveState="active", ControlGroup=APP_CGROUP, **props)
     facts = facts_for(4242, parse_ps(f"    1     0 systemd          0::/init.scope\n"
                                      f" 4242     1 app              0::{APP_CGROUP}\n"))
     ctx = PlanContext(facts_read=True, process=facts, units=units(app, *related),
                       incident_rule="runaway_process", incident_subject="app.service")
-    params = {"pid": 4242, "signal": "KILL"} if kind == "kill_process" else {
-        "argv": ["kill", "-KILL", "4242"]}
+    params = {"pid": 4242, "signal": signal} if kind == "kill_process" else {
+        "argv": ["kill", f"-{signal}", "4242"]}
     return plan_action(kind, params, ctx)
 
 
@@ -246,6 +247,16 @@ def test_a_kill_whose_unit_then_starts_a_unit_that_powers_off_is_refused(prop, e
         stopped = judge_unit(verb, unit("app.service", **{prop: "systemd-poweroff.service"}),
                              related=units(POWERS_OFF))
         assert stopped.refused and "poweroff-force" in stopped.refused, (verb, stopped)
+
+
+def test_a_sigkill_of_the_incidents_own_process_is_a_persons_decision() -> None:
+    """TERM lets the process end cleanly and runs unasked at auto-full; KILL gives it no
+    chance (no handler, nothing flushed), and the docs' table said TERM alone."""
+    term = _kill_app(NOTIFY, OnFailure="notify@app.service.service")
+    killed = _kill_app(NOTIFY, OnFailure="notify@app.service.service", signal="KILL")
+    assert (term.risk, killed.risk, killed.allowed) == ("medium", "high", True), killed
+    assert "SIGKILL gives the process no chance to end cleanly (TERM does)" in killed.reason
+    assert killed.commands == (("kill", "-KILL", "4242"),)
 
 
 def test_a_unit_whose_end_only_sends_a_notice_is_fixed_as_any_other() -> None:

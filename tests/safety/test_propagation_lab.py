@@ -213,7 +213,7 @@ def test_a_kill_whose_unit_powers_off_on_failure_is_refused(executor, lab) -> No
 
 def test_a_unit_whose_failure_only_sends_a_notice_is_fixed_as_any_other(executor, lab) -> None:
     killed = plan(executor, "kill_process", "noticed.service", "runaway_process",
-                  pid=main_pid(lab, "noticed.service"), signal="KILL")
+                  pid=main_pid(lab, "noticed.service"), signal="TERM")
     assert (killed.allowed, killed.risk) == (True, "medium"), killed.reason
     restart = plan(executor, "restart_unit", "noticed.service", unit="noticed.service")
     assert (restart.allowed, restart.risk) == (True, "low"), restart.reason

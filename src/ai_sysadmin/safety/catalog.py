@@ -401,6 +401,9 @@ def _kill(p: KillParams, ctx: PlanContext) -> Plan:
     reason += f" ({where})" if where else ""
     if ctx.process is not None and (other := _not_the_incidents(subject, _PROCESS_RULES, ctx)):
         person = (*person, f"{other}, not {subject}")
+    if p.signal == "KILL":
+        # no handler runs, no file is closed cleanly: TERM is the fix that runs unasked
+        person = (*person, "SIGKILL gives the process no chance to end cleanly (TERM does)")
     if person:
         risk, reason = "high", f"{reason}; needs a person: {'; '.join(person)}"
     return Plan("kill_process", True, reason, risk, subject,

@@ -272,7 +272,9 @@ def _kill(args: list[str], protected: tuple[str, ...]) -> Decision:
                       f"{_PID_MAX})")
     if pid == "1":
         raise Refused("kill 1: PID 1 (init) is never killed")
-    return Decision(True, f"sends SIG{signal} to process {pid}", "medium")
+    # SIGKILL: no handler runs, the process cannot end cleanly; a person's decision
+    return Decision(True, f"sends SIG{signal} to process {pid}",
+                    "high" if signal == "KILL" else "medium")
 
 
 def _reboot(args: list[str], protected: tuple[str, ...]) -> Decision:
