@@ -7,7 +7,7 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.runner import HOST_WIDE_RULES, run_scenario
-from ai_sysadmin.lab.scenario import Expectation, Scenario, list_scenarios
+from ai_sysadmin.lab.scenario import Expectation, Scenario, Step, list_scenarios
 
 pytestmark = pytest.mark.lab
 
@@ -79,3 +79,20 @@ def test_a_failing_step_is_an_error_not_a_crash(lab_settings: Settings) -> None:
     result = run_scenario(scenario, lab_settings)
     assert not result.detected
     assert len(result.errors) == 1 and "inject step 1 (run)" in result.errors[0]
+
+
+def test_a_fix_whose_unit_fails_again_a_moment_later_is_not_recovered(
+        lab_settings: Settings) -> None:
+    # a bare restart of webapp, the squatter left on its port: systemd reports webapp
+    # active at once, and it dies of "Address already in use" a moment later
+    port_in_use = SCENARIOS["port-in-use"]
+    restart_only = port_in_use.model_copy(update={
+        "fix": [Step(action="restart_unit", params={"name": "webapp.service"})],
+        "recover_timeout": 4})
+    result = run_scenario(restart_only, lab_settings)
+    assert result.detected
+    assert not result.recovered and not result.ok and result.time_to_recover is None
+    (error,) = result.errors
+    assert error.startswith("still present 4 s after the fix: failed_unit webapp.service")
+    # the right fix (stop the squatter first) holds: the drill says so
+    assert run_scenario("port-in-use", lab_settings).recovered

@@ -29,6 +29,11 @@ POLL_INTERVAL = 0.2
 #: a drill judges two checks at least, whatever its deadline: some rules compare a snapshot
 #: with the previous one, so a single check can neither detect their fault nor prove silence
 MIN_CHECKS = 2
+#: a drill's ``safety.verify_settle_seconds``, as the evaluation's daemon verifies a fix in a
+#: lab: the findings a fix clears must stay gone this long before it counts, as the daemon's
+#: own verification asks of any fix (a unit restarted beside what kills it again is active,
+#: and its finding gone, for the moment it takes to die)
+LAB_VERIFY_SETTLE = 1.0
 
 ProgressCallback = Callable[[str], None]
 
@@ -48,6 +53,8 @@ class DrillResult:
     scenario: str
     detected: bool = False
     time_to_detect: float | None = None
+    #: what the fix must clear went, and stayed gone ``safety.verify_settle_seconds``
+    #: (``time_to_recover``: until it went)
     recovered: bool = False
     time_to_recover: float | None = None
     #: every distinct finding seen during the drill (by fingerprint), in order of appearance
@@ -165,22 +172,42 @@ def _detect(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
         time.sleep(POLL_INTERVAL)
 
 
-def _recover(watch: _Watch, scenario: Scenario, result: DrillResult) -> None:
+def _recover(watch: _Watch, scenario: Scenario, result: DrillResult, settle: float) -> None:
+    """Poll until what the fix must clear is gone and has stayed gone ``settle`` seconds, as
+    the daemon verifies a fix: the first check without the finding may come in the moment
+    a restarted unit is up before it fails again."""
     started = time.monotonic()
     deadline = started + scenario.recover_timeout
+    gone_since: float | None = None
+    came_back: list[str] = []
     first = True
     while True:
         findings, first = watch.check(keep=not first), False
+        now = time.monotonic()
         left = _still_there(scenario.must_clear, findings)
-        if not left:
-            result.recovered, result.time_to_recover = True, time.monotonic() - started
-            return
-        if time.monotonic() >= deadline:
-            result.errors.append(
-                f"still present {scenario.recover_timeout:g} s after the fix: {', '.join(left)}"
-            )
+        if left:
+            if gone_since is not None:
+                came_back = left
+            gone_since = None
+        else:
+            gone_since = now if gone_since is None else gone_since
+            if now - gone_since >= settle:
+                result.recovered, result.time_to_recover = True, gone_since - started
+                return
+        if now >= deadline:
+            result.errors.append(_not_recovered(scenario, settle, left, came_back,
+                                                now - (gone_since or now)))
             return
         time.sleep(POLL_INTERVAL)
+
+
+def _not_recovered(scenario: Scenario, settle: float, left: list[str],
+                   came_back: list[str], gone_for: float) -> str:
+    after = f"{scenario.recover_timeout:g} s after the fix"
+    if not left:
+        return f"gone only {gone_for:.1f} s of the {settle:g} s it must stay gone, {after}"
+    again = f" (back after it had gone: {', '.join(came_back)})" if came_back else ""
+    return f"still present {after}: {', '.join(left)}{again}"
 
 
 def _resolve(scenario: Scenario | str | os.PathLike[str]) -> Scenario:
@@ -190,9 +217,12 @@ def _resolve(scenario: Scenario | str | os.PathLike[str]) -> Scenario:
 def drill_settings(scenario: Scenario, settings: Settings) -> Settings:
     """The settings a drill checks its lab with: ``settings`` without what describes the
     operator's hosts (the certificates watched there, which the lab has not got, and the
-    thresholds tuned for them, which a scenario's timings do not assume), then the
-    scenario's own settings and thresholds over the defaults."""
-    own = scenario.settings_over(settings.model_copy(update={"certificates": []}))
+    thresholds tuned for them, which a scenario's timings do not assume), a fix verified as
+    the evaluation verifies one in a lab (:data:`LAB_VERIFY_SETTLE`), then the scenario's own
+    settings and thresholds over the defaults."""
+    safety = settings.safety.model_copy(update={"verify_settle_seconds": LAB_VERIFY_SETTLE})
+    own = scenario.settings_over(settings.model_copy(update={"certificates": [],
+                                                             "safety": safety}))
     return own.model_copy(update={"thresholds": scenario.thresholds_over(Thresholds())})
 
 
@@ -236,9 +266,10 @@ def run_scenario(
             result.recovered = True  # a control: nothing broke, nothing to repair
             return result
         _steps(sb, "fix", sc.fix, progress)
-        _recover(watch, sc, result)
+        settle = settings.safety.verify_settle_seconds
+        _recover(watch, sc, result, settle)
         if result.recovered:
-            progress(f"recovered in {result.time_to_recover:.2f} s")
+            progress(f"recovered in {result.time_to_recover:.2f} s (gone for {settle:g} s)")
     except AiSysadminError as exc:
         result.errors.append(str(exc))
     finally:

@@ -31,7 +31,7 @@ from ...orchestrator.daemon import Daemon, build_daemon
 from ...orchestrator.runtime import Runtime
 from ...store import ActionStore, Database, IncidentStore
 from ..injectors import apply
-from ..runner import stop_lab
+from ..runner import LAB_VERIFY_SETTLE, stop_lab
 from ..sandbox import Sandbox
 from ..scenario import Scenario
 from ..transport import SandboxTransport
@@ -89,7 +89,7 @@ def eval_settings(base: Settings, scenario: Scenario, state_dir: Path,
         "gotify_token_file": None, "config_repo": None, "certificates": [],
         "queue": {"url": "sqlite://", "embedded_worker": True, "lease_seconds": 30},
         "agent": {"investigate": True, "retry_backoff_seconds": 0.5, "max_investigations": 1},
-        "safety": {"verify_settle_seconds": 1.0, "verify_timeout": 20.0},
+        "safety": {"verify_settle_seconds": LAB_VERIFY_SETTLE, "verify_timeout": 20.0},
         "notify": {"apprise_urls_file": None},
         "executor": {"dry_run": False},
         "thresholds": {**Thresholds().model_dump(), **QUIET_HOST_WIDE, **scenario.thresholds},
