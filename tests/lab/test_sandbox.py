@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+import ai_sysadmin
 from ai_sysadmin.errors import LabError
-from ai_sysadmin.lab.sandbox import LabPrograms, Sandbox, cgroup2_root
+from ai_sysadmin.lab.sandbox import LabPrograms, Sandbox, cgroup2_root, sweep_leftovers
 from ai_sysadmin.lab.transport import SandboxTransport
+from tests.support.polling import poll_until
 
 pytestmark = pytest.mark.lab
 
@@ -170,3 +177,98 @@ def test_a_cgroup_that_stays_busy_still_lets_the_work_directory_go(tmp_path: Pat
             except OSError:
                 assert time.monotonic() < deadline, f"{cgroup} stayed busy"
                 time.sleep(0.05)
+
+
+#: a unit that outlives the lab's power-off: the stop waits for it (POWEROFF_GRACE), and
+#: says when that wait began (the unit got its SIGTERM)
+STUBBORN = """[Service]
+ExecStart=/bin/sh -c 'trap "touch /run/got-term" TERM; while :; do sleep 0.1; done'
+TimeoutStopSec=60
+"""
+
+
+def test_ctrl_c_while_a_lab_stops_is_raised_once_it_is_gone(tmp_path: Path) -> None:
+    lab = Sandbox(base_dir=tmp_path).start()
+    assert lab.workdir is not None and lab._cgroup is not None and lab.pid1 is not None
+    workdir, cgroup = lab.workdir, lab._cgroup
+    lab.write_file("/etc/systemd/system/stubborn.service", STUBBORN)
+    lab.exec(["systemctl", "start", "stubborn.service"], check=True)
+    got_term = Path(f"/proc/{lab.pid1}/root/run/got-term")
+    sent: list[float] = []
+
+    def ctrl_c_when_the_stop_waits() -> None:
+        deadline = time.monotonic() + 30
+        while not got_term.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if got_term.exists():
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=ctrl_c_when_the_stop_waits)
+    interrupter.start()
+    raised: BaseException | None = None
+    try:
+        try:
+            lab.stop()
+        except KeyboardInterrupt as exc:
+            raised = exc
+        interrupter.join()
+        assert sent, "the lab's power-off never reached the stubborn unit"
+        assert isinstance(raised, KeyboardInterrupt)
+        # the interrupt came in the middle; the clean-up went on to its end all the same
+        assert not workdir.exists() and not cgroup.exists() and not lab.running
+    finally:
+        interrupter.join()
+        lab.stop()
+
+
+def _cgroup_empty(cgroup: Path) -> bool:
+    return "populated 0" in (cgroup / "cgroup.events").read_text()
+
+
+def test_a_lab_killed_with_its_process_is_swept_by_the_next_start(tmp_path: Path) -> None:
+    # a drill SIGKILLed (no clean-up runs): its lab dies with it, its files stayed for good
+    src = Path(ai_sysadmin.__file__).parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from ai_sysadmin.lab.sandbox import Sandbox\n"
+         f"lab = Sandbox(base_dir={str(tmp_path)!r}).start()\n"
+         "print(lab.workdir, lab._cgroup, flush=True)\n"
+         "time.sleep(300)\n"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(src)})
+    workdir, cgroup = map(Path, child.stdout.readline().split())  # type: ignore[union-attr]
+    child.kill()
+    child.wait()
+    child.stdout.close()  # type: ignore[union-attr]
+    try:
+        poll_until(lambda: _cgroup_empty(cgroup), 30, "the killed lab's processes to end")
+        assert workdir.exists() and cgroup.exists()
+        with Sandbox(base_dir=tmp_path) as lab:
+            assert not workdir.exists() and not cgroup.exists()
+            assert lab.exec(["true"]).ok
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            for dirpath, _dirs, _files in os.walk(cgroup, topdown=False):
+                os.rmdir(dirpath)
+
+
+def test_the_sweep_leaves_living_labs_and_strangers_alone(sandbox: Sandbox,
+                                                          tmp_path: Path) -> None:
+    assert sandbox.workdir is not None and sandbox._cgroup is not None
+    # named as a lab, not made as one: no config, another user's, a dead PID's but a symlink
+    bare = tmp_path / "ai-sysadmin-lab-bare0000"
+    bare.mkdir()
+    theirs = tmp_path / "ai-sysadmin-lab-theirs00"
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"parent_pid": 999999999, "cgroup": "/nonexistent"}')
+    os.chown(theirs, 65534, 65534)
+    linked = tmp_path / "ai-sysadmin-lab-linked00"
+    linked.symlink_to(theirs)
+    assert sweep_leftovers(tmp_path) == []
+    # in the temp directory beside it: another process's dead labs may go, never this one's
+    swept = sweep_leftovers()
+    assert str(sandbox.workdir) not in swept and str(sandbox._cgroup) not in swept
+    assert bare.exists() and theirs.exists() and linked.is_symlink()
+    assert sandbox.workdir.exists() and sandbox._cgroup.exists()
+    assert sandbox.exec(["true"]).ok

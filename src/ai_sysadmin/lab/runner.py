@@ -20,7 +20,7 @@ from ..monitor.findings import Finding
 from ..monitor.rules import RuleContext, evaluate
 from ..monitor.snapshot import Snapshot
 from .injectors import apply
-from .sandbox import Sandbox
+from .sandbox import Sandbox, signals_held
 from .scenario import Expectation, Scenario, Step, load_scenario
 from .transport import SandboxTransport
 
@@ -121,12 +121,14 @@ class _Watch:
 
 
 def stop_lab(sb: Sandbox, errors: list[str], progress: ProgressCallback) -> None:
-    """Tear the lab down; a failure to is one more error of the run, never its end."""
-    progress("stopping the lab")
-    try:
-        sb.stop()
-    except LabError as exc:
-        errors.append(f"stop: {exc}")
+    """Tear the lab down; a failure to is one more error of the run, never its end. A
+    Ctrl-C meanwhile (its progress shown) is raised once the lab is gone."""
+    with signals_held():
+        progress("stopping the lab")
+        try:
+            sb.stop()
+        except LabError as exc:
+            errors.append(f"stop: {exc}")
 
 
 def _add_once(items: list[str], item: str) -> None:

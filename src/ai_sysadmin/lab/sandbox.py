@@ -11,16 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..errors import LabError
 from ..hosts.transport import CommandResult
@@ -41,6 +45,12 @@ SYSTEMD_CANDIDATES = (
 POLL = 0.02
 #: seconds a power-off may take before the lab is killed (a clean one takes about 0.1 s)
 POWEROFF_GRACE = 3.0
+#: what a lab's work directory is called in its base directory (then mkdtemp's letters)
+WORKDIR_PREFIX = "ai-sysadmin-lab-"
+#: a lab's cgroup: its work directory's name, then the PID of the process that started it
+_LAB_CGROUP = re.compile(re.escape(WORKDIR_PREFIX) + r"[a-z0-9_]+-([1-9][0-9]*)")
+#: the signals that stop a command (the CLI makes SIGTERM and SIGHUP do what SIGINT does)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,95 @@ def _mounts_under(path: Path) -> list[str]:
     with open("/proc/self/mountinfo", encoding="utf-8") as handle:
         targets = [line.split()[4] for line in handle]
     return [t for t in targets if t == str(path) or t.startswith(prefix)]
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold the signals that stop a command until the block is over, then take them as they
+    came (a KeyboardInterrupt raised after it, a SIGTERM that ends the process after it).
+
+    For taking a lab down: Ctrl-C in the middle of its stop left its work directory and
+    cgroup behind for good. Python runs signal handlers in the main thread only, so a block
+    of another thread has nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    before: dict[signal.Signals, Any] = {}
+    for sig in STOP_SIGNALS:
+        handler = signal.getsignal(sig)
+        if handler is signal.SIG_IGN or handler is None:
+            continue  # ignored stays ignored; one not set from Python is not Python's to hold
+        before[sig] = signal.signal(sig, lambda signum, _frame: came.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(came):
+            signal.raise_signal(sig)
+
+
+def _owner_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _remove_empty_cgroup(cgroup: Path) -> bool:
+    """Remove ``cgroup`` and its children, deepest first; False where one still holds a
+    process (the kernel refuses to remove a cgroup in use)."""
+    try:
+        for dirpath, _dirs, _files in os.walk(cgroup, topdown=False):
+            os.rmdir(dirpath)
+    except OSError:
+        return False
+    return True
+
+
+def _workdir_owner(workdir: Path) -> tuple[int, str] | None:
+    """(the PID that started it, its cgroup) of a lab's work directory that this user made
+    (mkdtemp's mode 0700): None for anything else that bears the name."""
+    try:
+        info = workdir.lstat()
+        config = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
+        pid, cgroup = config["parent_pid"], config["cgroup"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return None
+    if not isinstance(pid, int) or pid <= 0 or not isinstance(cgroup, str):
+        return None
+    return pid, cgroup
+
+
+def sweep_leftovers(base_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Remove what labs whose starting process is gone left behind, and return it: their
+    cgroups (named with that PID) and work directories in ``base_dir`` (default: the temp
+    directory). A lab SIGKILLed with its drill dies with it (parent-death signal), but its
+    files stayed. Nothing of a living process is touched, nor a cgroup that still holds a
+    process, nor a directory that still has a mount under it."""
+    removed: list[str] = []
+    with contextlib.suppress(OSError, LabError):
+        for cgroup in cgroup2_root().iterdir():
+            found = _LAB_CGROUP.fullmatch(cgroup.name)
+            if found and _owner_gone(int(found[1])) and _remove_empty_cgroup(cgroup):
+                removed.append(str(cgroup))
+    base = Path(base_dir if base_dir is not None else tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for workdir in base.glob(f"{WORKDIR_PREFIX}*"):
+            owner = _workdir_owner(workdir)
+            if owner is None or not _owner_gone(owner[0]) or os.path.lexists(owner[1]):
+                continue
+            if _mounts_under(workdir):
+                continue
+            shutil.rmtree(workdir, ignore_errors=True)
+            removed.append(str(workdir))
+    return removed
 
 
 def _kill_nsenter(proc: subprocess.Popen[str]) -> None:
@@ -168,7 +267,8 @@ class Sandbox:
         programs = self.programs.resolved()
         # nsenter runs on the host: keep the name as found (a multi-call binary needs it)
         self._nsenter = shutil.which(self.programs.nsenter) or programs["nsenter"]
-        self.workdir = Path(tempfile.mkdtemp(prefix="ai-sysadmin-lab-", dir=self.base_dir))
+        sweep_leftovers(self.base_dir)
+        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=self.base_dir))
         # the cgroup's name must be new in the whole hierarchy (mkdtemp's is new in base_dir
         # only): one that exists is another lab's, never to be taken, nor removed by our stop
         cgroup = cgroup2_root() / f"{self.workdir.name}-{os.getpid()}"
@@ -239,7 +339,12 @@ class Sandbox:
 
         A clean power-off takes about 0.1 s. One that takes longer waits on a unit that
         ignores its stop (a scenario's hog) or a manager that let the signal pass, and the
-        lab is thrown away either way: it is not waited for the whole ``stop_timeout``."""
+        lab is thrown away either way: it is not waited for the whole ``stop_timeout``.
+        Ctrl-C or SIGTERM meanwhile is taken once the lab is gone (:func:`signals_held`)."""
+        with signals_held():
+            self._stop()
+
+    def _stop(self) -> None:
         proc, pid1 = self._proc, self.pid1
         if proc is not None and proc.poll() is None:
             if pid1 is not None and self._is_systemd(pid1):
