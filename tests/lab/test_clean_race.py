@@ -246,9 +246,8 @@ class Race:
     victim: str
 
     def victims_left(self, below: str = "") -> int:
-        # host_path is safe here: /srv/... is a plain directory the test made
-        top = self.sb.host_path(f"{self.victim}/{below}".rstrip("/"))
-        return sum(len(files) for _, _, files in os.walk(top))
+        top = f"{self.victim}/{below}".rstrip("/")
+        return len(self.sb.exec(["find", top, "-type", "f"], check=True).stdout.split())
 
     def stop(self) -> tuple[int, int, int]:
         """Stop the swappers; (rounds of the outer one, of the inner one, old files left in
@@ -288,7 +287,7 @@ def race(sandbox: Sandbox) -> Iterator[Race]:
         start("inner", INNER_SWAPPER)
         # the inner loop must hold the real directory before the outer one moves it
         deadline = time.monotonic() + 10
-        while not sandbox.host_path(f"{top}/inner-ready").exists():
+        while not sandbox.exec(["test", "-e", f"{top}/inner-ready"]).ok:
             assert time.monotonic() < deadline, "the inner swapper did not start"
             time.sleep(0.01)
         start("outer", OUTER_SWAPPER)

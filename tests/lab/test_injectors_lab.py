@@ -4,6 +4,7 @@ waiting on a unit or a port, which fails with a clear error instead of hanging."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,19 @@ def test_a_runaway_burns_three_quarters_of_a_core_and_leaves_the_rest(
         assert 60 <= share <= 80, f"{share:.0f}% of a core"
     finally:
         apply(sandbox, "stop_unit", {"name": "injspin.service"})
+
+
+def test_filling_inodes_through_a_symlink_fills_the_lab_never_the_host(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    # the lab's own copy of a host path (its /tmp is private), on a small file system,
+    # reached through an absolute symlink as /var/lock -> /run/lock is on Debian
+    target = str(tmp_path / "spool")
+    os.mkdir(target)  # the host's directory of that name: it must stay empty
+    apply(sandbox, "mount_tmpfs", {"path": target, "size": "1m", "nr_inodes": 60})
+    apply(sandbox, "run", {"argv": ["ln", "-s", target, "/srv/spool-link"]})
+    apply(sandbox, "fill_inodes", {"directory": "/srv/spool-link", "max_files": 500})
+    assert os.listdir(target) == []
+    made = sandbox.exec(["find", target, "-type", "f"], check=True).stdout.split()
+    assert 40 < len(made) < 60  # the file system's inodes, less its root and what it keeps
+    assert sandbox.exec(["touch", f"{target}/one-more"]).returncode != 0
+    apply(sandbox, "run", {"argv": ["umount", target]})

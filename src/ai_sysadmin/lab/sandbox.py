@@ -480,15 +480,3 @@ class Sandbox:
         # install(1) resolves the path in the lab's own root (symlinks included) and replaces
         # the file rather than editing it in place, as a package manager or editor would.
         self.exec(["install", "-D", "-m", f"{mode:o}", "/dev/stdin", path], input=text, check=True)
-
-    def host_path(self, path: str) -> Path:
-        """``path`` of the lab as seen from the host, through ``/proc/PID1/root``.
-
-        For bulk file work without a process per file. An absolute symlink met on the way would
-        resolve against the host's root, so use it only for directories the lab created itself.
-        """
-        if self.pid1 is None:
-            raise LabError("the sandbox is not started")
-        if not path.startswith("/"):
-            raise LabError(f"a lab path must be absolute: {path!r}")
-        return Path(f"/proc/{self.pid1}/root") / path.lstrip("/")
