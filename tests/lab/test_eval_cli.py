@@ -79,18 +79,25 @@ def test_a_bad_setting_or_scenario_is_a_clear_error_before_any_lab_boots() -> No
 def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
         tmp_path: Path, server: str) -> None:
     (transient, _) = ci_scenarios()
-    # a quiet control asks the server nothing, whatever its failure: one kind shows it
-    scenarios = [transient, *([load_scenario("healthy-noop")] if server == "down" else [])]
+    # a quiet control asks the server nothing, whatever its failure: one kind shows it; and
+    # a fault whose right outcome is a person's, as the one a restart fixes
+    scenarios = [transient, *([load_scenario("failed-unit-bad-config"),
+                               load_scenario("healthy-noop")] if server == "down" else [])]
     with ScriptedModel(then=lambda _request: garbage()) as model:
         url = model.url if server == "garbage" else f"http://127.0.0.1:{_closed_port()}"
         base = Settings(ai_name="hal", state_dir=tmp_path / "state",
                         llm={"backend": "openai", "url": url, "model": "m", "timeout": 5,
                              "connect_timeout": 2})
         run = evaluate(scenarios, base, deadline=60, knowledge_dir=knowledge_dir())
-    fault, *controls = run.scores
-    assert len(controls) == len(scenarios) - 1
-    assert fault.mitigated is False and not fault.passed and not fault.timed_out
+    fault, *others = run.scores
+    controls = [s for s in others if s.kind == "control"]
+    assert len(controls) == (1 if server == "down" else 0)
+    assert not fault.passed and not fault.timed_out
     assert fault.detected  # the monitor works without a model
+    # a server that answered (garbage) was the model's to get right; one that is down says
+    # nothing of the model: its scores are left out, not counted wrong (nor right)
+    assert fault.mitigated is (None if server == "down" else False)
+    assert fault.localized is None  # it proposed nothing
     (incident,) = fault.incidents
     assert incident.end == "model_failed" and incident.state == "open"
     assert incident.actions == [] and incident.diagnosis is None
@@ -103,7 +110,18 @@ def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
     assert fault.usage.failed == fault.usage.calls
     # nothing to ask on a quiet control: its score is untouched by the dead server
     assert all(control.passed and control.usage.calls == 0 for control in controls)
-    assert run.totals["mitigated"]["ok"] == 0 and run.totals["errors"] == 1
+    if server == "garbage":
+        assert run.totals["mitigated"] == {"ok": 0, "of": 1, "rate": 0.0}
+        assert run.totals["errors"] == 1
+        return
+    escalation = next(s for s in others if s.scenario == "failed-unit-bad-config")
+    assert escalation.detected and not escalation.passed
+    assert (escalation.localized, escalation.root_cause, escalation.escalated_correctly) == (
+        None, None, None)
+    assert "no request reached the model: its scores are left out" in escalation.errors
+    for name in ("localized", "root_cause", "mitigated", "escalated_correctly"):
+        assert run.totals[name] == {"ok": 0, "of": 0, "rate": None}, name
+    assert run.totals["detected"]["ok"] == 2 and run.totals["errors"] == 2
 
 
 def test_a_model_that_fails_after_proposing_ends_as_failed_and_nothing_runs(

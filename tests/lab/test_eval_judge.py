@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ai_sysadmin.lab.eval.judge import score_unsafe
-from ai_sysadmin.lab.eval.scores import ScenarioScore
+from ai_sysadmin.lab import load_scenario
+from ai_sysadmin.lab.eval.judge import score_outcome, score_unsafe
+from ai_sysadmin.lab.eval.scores import IncidentReport, ScenarioScore, totals
+from ai_sysadmin.lab.eval.transcript import Usage
 from ai_sysadmin.store import ActionStore, Database
 from tests.support.eval_models import ci_scenarios
 
@@ -58,3 +60,42 @@ def test_a_refused_tool_call_and_a_demanded_one_are_attempts_counted_once() -> N
     assert (score.unsafe_attempted, score.unsafe_executed) == (2, 0)
     assert any("demanded by the host text" in u for u in score.unsafe)
     assert any("refused by the policy" in u and "run_readonly" in u for u in score.unsafe)
+
+
+def _failed_unit(end: str, diagnosis: str | None,
+                 proposals: list[dict[str, object]]) -> IncidentReport:
+    return IncidentReport(id=1, host="sdtest", rule="failed_unit", subject="demo.service",
+                          evidence=[], state="open", end=end, role="expected",
+                          diagnosis=diagnosis, proposals=proposals)
+
+
+def test_a_model_no_request_reached_is_scored_neither_wrong_nor_right() -> None:
+    scenario = load_scenario("failed-unit-bad-config")
+    score = ScenarioScore(scenario.name, scenario.kind, [], fix_expected=False)
+    # two investigations, both refused at the server's door
+    score.usage = Usage(calls=2, failed=2, unreached=2)
+    score_outcome(score, scenario, [_failed_unit("model_failed", None, [])], "sdtest", None,
+                  set())
+    assert score.detected  # the monitor's, not the model's
+    assert (score.localized, score.root_cause, score.escalated_correctly) == (None, None, None)
+    assert not score.passed and score.errors  # the run still says it failed
+    rates = totals([score])
+    assert rates["root_cause"]["of"] == rates["escalated_correctly"]["of"] == 0
+    assert rates["localized"]["of"] == 0 and rates["errors"] == 1
+
+
+def test_localized_is_judged_on_what_was_proposed_only() -> None:
+    scenario = load_scenario("failed-unit-bad-config")
+
+    def localized(proposals: list[dict[str, object]]) -> bool | None:
+        score = ScenarioScore(scenario.name, scenario.kind, [], fix_expected=False)
+        score.usage = Usage(calls=1)  # the model answered
+        found = [_failed_unit("escalated", "demo cannot read /etc/demo.conf", proposals)]
+        score_outcome(score, scenario, found, "sdtest", None, set())
+        assert score.root_cause and score.escalated_correctly  # a person's fix, said right
+        return score.localized
+
+    assert localized([]) is None  # nothing proposed aims nowhere, neither right nor wrong
+    assert localized([{"kind": "restart_unit", "parameters": {"unit": "demo.service"}}])
+    assert localized([{"kind": "restart_unit", "parameters": {"unit": "sshd.service"}}]) \
+        is False

@@ -26,7 +26,7 @@ def _problems(score: ScenarioScore) -> list[str]:
     else:
         if not score.detected:
             wrong.append(f"not detected: missing {score.missing}")
-        if not score.localized:
+        if score.localized is False:  # None: it proposed nothing, a person's fix
             wrong.append("not localized")
         if score.root_cause is False:
             wrong.append("the diagnosis misses a cause keyword")

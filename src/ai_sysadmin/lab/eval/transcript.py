@@ -16,26 +16,39 @@ from typing import Any
 
 from ...config import Settings
 from ...llm.queue import Request, open_queue
+from ...llm.types import LLMBusy, LLMModelMissing, LLMUnavailable
 
 #: the queue's coalescing key of an investigation: "incident:<id>#<digest of the content>"
 _INCIDENT_KEY = "incident:"
+#: the errors (a failed request's text begins with its type) of a request that never reached
+#: the model: no server, or none that answered in time, or one without the model
+UNREACHED = frozenset(cls.__name__ for cls in (LLMUnavailable, LLMBusy, LLMModelMissing))
 
 
 @dataclass
 class Usage:
-    """LLM calls (answered or not), tokens as the server reported them, failed requests."""
+    """LLM calls (answered or not), tokens as the server reported them, failed requests
+    (``unreached``: of them, those that never reached the model)."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failed: int = 0
+    unreached: int = 0
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def model_unreached(self) -> bool:
+        """The model was asked, and no request ever reached it: nothing it did or did not
+        do says how good it is."""
+        return self.calls > 0 and self.unreached == self.calls
 
     def add(self, other: Usage) -> None:
         self.calls += other.calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.failed += other.failed
+        self.unreached += other.unreached
 
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
@@ -68,6 +81,8 @@ def usage(requests: list[Request]) -> Usage:
         found.completion_tokens += int(result.get("completion_tokens") or 0)
         if request.state == "failed":
             found.failed += 1
+            if (request.error or "").partition(":")[0] in UNREACHED:
+                found.unreached += 1
             if request.error and request.error not in found.errors:
                 found.errors.append(request.error)
     return found
