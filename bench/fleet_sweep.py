@@ -256,7 +256,9 @@ def start_lab_fleet(tmp: Path, count: int, labs: contextlib.ExitStack
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         known_lines.append(known_line)
         addrs.append(addr)
-        roots.append(lab.host_path("/"))
+        # where the floor's guards look (read, never written); an absolute link in the lab
+        # would answer as this machine's file does, as a guard on the host would not
+        roots.append(Path(f"/proc/{lab.pid1}/root"))
         pid1s.append(lab.pid1)
     known = _listening(tmp, addrs, known_lines)
     return Fleet(addrs, client_key, known, [p.pid for p in procs] + pid1s, roots,
