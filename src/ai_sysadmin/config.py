@@ -323,13 +323,17 @@ class Thresholds(_Section):
     limit_critical_percent: float = Field(
         95, gt=0, le=100, description="The share of such a limit that is critical.")
     clear_margin_percent: float = Field(
-        2, ge=0, le=50, description="A disk, inode or limit use that warned is well again only "
-        "this far below its warning level, and one that was critical is a warning again only "
-        "this far below its critical level (available memory: this far above its levels; the "
-        "memory stalls (PSI) that were found: this far below theirs; the "
-        "load per core: this share of its levels below them): "
-        "one that hovers at a level is one incident that changes severity once, not at every "
-        "check.")
+        2, ge=0, le=50, description="A disk, inode or limit use (disk_space, "
+        "inode_exhaustion, tasks_exhausted, host_limits_exhausted) that warned is well again "
+        "only this far below its warning level, and one that was critical is a warning again "
+        "only this far below its critical level (memory_pressure: available memory this far "
+        "above its levels, the memory stalls (PSI) that were found this far below theirs; "
+        "runaway_process: a process's CPU share this many points of a core below its level; "
+        "load_per_core and swap_thrash: the load per core and the swap rate this share of "
+        "their levels below them): one that hovers at a level is one incident that changes "
+        "severity once, not one that opens and resolves, or changes, at every check. "
+        "(zombie_processes and journal_error_burst, which count, keep what they found at half "
+        "their level.)")
     memory_available_warn_percent: float = Field(
         10, ge=0, le=100, description="Warn when available memory falls below this share."
     )

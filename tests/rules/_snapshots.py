@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from ai_sysadmin.config import Thresholds
+from ai_sysadmin.config import Settings, Thresholds
+from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding
 from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.snapshot import (
@@ -23,6 +30,8 @@ from ai_sysadmin.monitor.snapshot import (
     TaskCount,
     Unit,
 )
+from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
+from ai_sysadmin.store import Database, Incident, IncidentStore
 
 HOST = "web1"
 NOW = 1_750_000_000.0
@@ -210,3 +219,55 @@ def context(
 def only(findings: list[Finding]) -> Finding:
     assert len(findings) == 1, findings
     return findings[0]
+
+
+class _Crafted(Collector):
+    """A collection that answers the snapshot a test crafted (:attr:`next`)."""
+
+    next: Snapshot | None = None
+
+    async def collect(self, *args: Any, **kwargs: Any) -> Snapshot:
+        assert self.next is not None
+        return self.next
+
+
+class Checks:
+    """The real checker of :data:`HOST` and its real store (SQLite under ``tmp_path``), each
+    check answered by a snapshot the test crafts: what the checker remembers from one look
+    to the next (what it found, rises, rates) and what becomes of the incidents (opened,
+    resolved, reopened) are what a daemon's checks would make of those looks.
+
+    :meth:`look` crafts the ``n``-th of looks ``step`` seconds apart, a day ago (a day of
+    looks still lies in the past), on the host's clock (its uptime) as on this machine's."""
+
+    def __init__(self, tmp_path: Path, step: float = 60.0, **thresholds: Any) -> None:
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state", thresholds=thresholds)
+        self.store = IncidentStore(Database(settings.db_path))
+        self.checker = HostChecker(LocalTransport(HOST), settings, self.store)
+        self.collector = _Crafted(self.checker.transport, settings)
+        self.checker.collector = self.collector
+        self.step = step
+        self.start = time.time() - 86_400
+
+    def look(self, n: int, **sections: Any) -> Snapshot:
+        """A healthy look ``n`` steps after the first, but for ``sections``."""
+        at = self.start + n * self.step
+        snap = dataclasses.replace(healthy_snapshot(at), uptime_seconds=86_400.0 + n * self.step,
+                                   certificates=[])  # a certificate of NOW's would expire
+        return dataclasses.replace(snap, **sections)
+
+    def check(self, snap: Snapshot, reason: str = "interval") -> CheckReport:
+        self.collector.next = snap
+        return asyncio.run(self.checker.check(reason))
+
+    def incidents(self, rule: str) -> list[Incident]:
+        return [i for i in self.store.incidents(None) if i.rule == rule]
+
+    def states(self, rule: str) -> dict[str, str]:
+        """Subject -> state of each of ``rule``'s incidents."""
+        return {i.subject: i.state for i in self.incidents(rule)}
+
+    def history(self, rule: str, subject: str) -> list[str | None]:
+        """The states the incident of ``rule`` on ``subject`` went through, in order."""
+        [incident] = [i for i in self.incidents(rule) if i.subject == subject]
+        return [e.to_state for e in self.store.get(incident.id, history=None).events]

@@ -2,7 +2,7 @@ from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.runaway_process import RunawayProcess
 
-from ._snapshots import NOW, context, healthy_snapshot, only, proc, snapshot
+from ._snapshots import NOW, Checks, context, healthy_snapshot, only, proc, snapshot
 
 RULE = RunawayProcess()
 INIT = proc(pid=1, command="/sbin/init", cpu_percent=0.1, elapsed=86_400, cpu_seconds=90)
@@ -199,3 +199,20 @@ def test_a_fix_that_ended_every_process_of_its_subject_is_over():
     # the processes were not listed this time: the finding decides, which was not judged
     unlisted = snapshot(errors={"processes": "ps: timed out"})
     assert RULE.over_since(context(unlisted), "cpuhog.service", began, ended) is None
+
+
+def test_a_share_that_hovers_at_the_level_is_one_incident(tmp_path):
+    """An encoder at about 90 % of a core (the level), checks five minutes apart: one
+    incident while it hovers (95, 89, 91, 88.3 %), not one that resolves and reopens (a new
+    investigation, a new notification) at every other check; it is over clear_margin_percent
+    (2) points of a core below the level, under 88 %."""
+    checks = Checks(tmp_path, step=300.0)
+    used, seen = 1000, []
+    for n, seconds in enumerate([0, 285, 267, 273, 265, 255]):  # CPU seconds in each 300 s
+        used += seconds
+        encoder = proc(pid=4242, command="/usr/bin/encoder", cpu_percent=50.0,
+                       elapsed=3600 + 300 * n, cpu_seconds=used, unit="encoder.service")
+        checks.check(checks.look(n, processes=[INIT, encoder]))
+        seen.append(checks.states("runaway_process").get("encoder.service"))
+    assert seen == [None, "open", "open", "open", "open", "resolved"]
+    assert checks.history("runaway_process", "encoder.service") == ["open", "resolved"]

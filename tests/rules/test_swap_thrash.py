@@ -5,7 +5,7 @@ from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules.swap_thrash import SwapThrash
 from ai_sysadmin.monitor.snapshot import SwapCounters
 
-from ._snapshots import NOW, context, healthy_snapshot, only, snapshot
+from ._snapshots import NOW, Checks, context, healthy_snapshot, only, snapshot
 
 RULE = SwapThrash()
 
@@ -93,3 +93,18 @@ def test_a_host_rebooted_since_the_baseline_is_judged_over_its_new_boot():
     assert finding.evidence == ("pswpin+pswpout are 360000 pages 240 s after the host booted",)
     quiet = snapshot(taken_at=NOW, uptime_seconds=240.0, swap=SwapCounters(900, 300))
     assert RULE.evaluate(context(quiet, previous=previous)) == []
+
+
+def test_a_rate_that_hovers_at_the_level_is_one_incident(tmp_path):
+    """Swapping at about 500 pages/s (the level), above and below it in turn, checks a minute
+    apart: one incident, open while it hovers, not one that resolves and reopens (a new
+    investigation, a new notification) at every other check; it is over 2 % of the level
+    (clear_margin_percent) below it, under 490 pages/s."""
+    checks = Checks(tmp_path)
+    moved, seen = 0, []
+    for n, rate in enumerate([0, 520, 495, 505, 491, 480]):
+        moved += rate * 60
+        checks.check(checks.look(n, swap=SwapCounters(moved // 2, moved - moved // 2)))
+        seen.append(checks.states("swap_thrash").get("swap"))
+    assert seen == [None, "open", "open", "open", "open", "resolved"]
+    assert checks.history("swap_thrash", "swap") == ["open", "resolved"]

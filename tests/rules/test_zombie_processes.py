@@ -5,7 +5,7 @@ from ai_sysadmin.monitor.findings import Severity, program
 from ai_sysadmin.monitor.rules.zombie_processes import ZombieProcesses
 from ai_sysadmin.monitor.snapshot import ZombieParent
 
-from ._snapshots import context, healthy_snapshot, only, snapshot
+from ._snapshots import Checks, context, healthy_snapshot, only, snapshot
 
 RULE = ZombieProcesses()
 
@@ -73,3 +73,18 @@ def test_the_threshold_is_configurable():
 ])
 def test_a_process_is_called_by_its_program(command: str, name: str) -> None:
     assert program(command) == name
+
+
+def test_a_parent_that_reaps_in_batches_at_the_level_is_one_incident(tmp_path):
+    """A worker pool that reaps its children in batches, 25, 19, 21 zombies in turn (the
+    level is 20): one incident, not one that resolves and reopens (a new investigation, a
+    new notification) at every other check; once found, half as many (10) keep it, as a
+    journal error burst is kept."""
+    checks = Checks(tmp_path)
+    seen = []
+    for n, zombies in enumerate([25, 19, 21, 12, 10, 9]):
+        pool = ZombieParent(900, zombies, "/usr/bin/worker-pool", "pool.service")
+        checks.check(checks.look(n, zombies=[pool]))
+        seen.append(checks.states("zombie_processes")["pool.service"])
+    assert seen == ["open"] * 5 + ["resolved"]
+    assert checks.history("zombie_processes", "pool.service") == ["open", "resolved"]

@@ -136,6 +136,21 @@ class Rule(ABC):
         where the previous check found it."""
         return level - self.margin(ctx, subject)
 
+    def kept_at(self, ctx: RuleContext, subject: str, level: float,
+                severity: Severity = Severity.WARNING) -> float:
+        """The level at which ``subject`` counts now, where the level is no percentage (a
+        load per core, pages per second): ``level``, or :meth:`margin` percent of it less
+        where the previous check found it at ``severity`` or worse (2 % of 500 pages/s is 10
+        pages/s; 2 pages/s below it would hold nothing)."""
+        return level * (1 - self.margin(ctx, subject, severity) / 100)
+
+    def count_kept_at(self, ctx: RuleContext, subject: str, level: int) -> int:
+        """How many (errors in a window, zombie children) make ``subject`` a finding now:
+        ``level``, or half as many, rounded up, where the previous check found it (a count
+        moves by whole steps around its level, 19 and 21 in turn: a margin of a few percent
+        of it would hold nothing)."""
+        return -(-level // 2) if (self.name, subject) in ctx.found_before else level
+
     def severity_at(self, ctx: RuleContext, subject: str, value: float,
                     critical: float) -> Severity:
         """How bad ``value`` of ``subject``, which warns, is now: critical from ``critical``

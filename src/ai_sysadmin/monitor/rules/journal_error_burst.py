@@ -34,7 +34,9 @@ class JournalErrorBurst(Rule):
         skipped = [f"not counted: {gap.describe()}"] if gap is not None else []
         findings = []
         for source, entries in sorted(groups.items()):
-            if len(entries) < self._level(ctx, source):
+            # a source that logs at about the level (19 and 21 in turn) is one burst, not
+            # one that opens and resolves every few checks
+            if len(entries) < self.count_kept_at(ctx, source, t.journal_error_burst):
                 continue
             fixed = ctx.fixed.get((self.name, source))
             if fixed is not None and all(
@@ -54,13 +56,6 @@ class JournalErrorBurst(Rule):
                 )
             )
         return findings
-
-    def _level(self, ctx: RuleContext, source: str) -> int:
-        """How many errors in the window make a burst: ``journal_error_burst``; half as many
-        keep one the last check found (a source that logs at about the level, 19 and 21 in
-        turn, is one burst, not one that opens and resolves every few checks)."""
-        level = ctx.thresholds.journal_error_burst
-        return -(-level // 2) if (self.name, source) in ctx.found_before else level
 
     def over_since(self, ctx: RuleContext, subject: str, began: float,
                    ended: float) -> bool | None:

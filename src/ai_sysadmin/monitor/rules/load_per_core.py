@@ -20,9 +20,9 @@ class LoadPerCore(Rule):
         t = ctx.thresholds
         # the margin is a share of the level, the load being no percentage: a load that
         # warned is well again 2 % below its level (1.96 per core for 2), not 2 below it
-        if per_core < t.load_per_core_warn * self._kept(ctx, Severity.WARNING):
+        if per_core < self.kept_at(ctx, "load", t.load_per_core_warn):
             return []
-        critical = t.load_per_core_critical * self._kept(ctx, Severity.CRITICAL)
+        critical = self.kept_at(ctx, "load", t.load_per_core_critical, Severity.CRITICAL)
         severity = Severity.CRITICAL if per_core >= critical else Severity.WARNING
         return [
             self.finding(
@@ -33,7 +33,3 @@ class LoadPerCore(Rule):
                 [f"load average {load.one} {load.five} {load.fifteen} on {cores} cores"],
             )
         ]
-
-    def _kept(self, ctx: RuleContext, severity: Severity) -> float:
-        """What share of a level still holds a load the last check found at ``severity``."""
-        return 1 - self.margin(ctx, "load", severity) / 100

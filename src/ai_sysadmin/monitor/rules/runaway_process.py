@@ -44,9 +44,13 @@ class RunawayProcess(Rule):
         before = {p.pid: p for p in prev.processes or []} if prev else {}
         for proc in ctx.snapshot.processes or []:
             measured = self._share(ctx, proc, prev, before)
-            if measured is None or measured[0] < ctx.thresholds.runaway_cpu_percent:
+            subject = process_subject(proc.unit, proc.pid)
+            # shares of a core, as the level is: a hog at about the level (92 % and 88 % in
+            # turn) is one incident, held until it is clear_margin_percent points below
+            if measured is None or measured[0] < self.warns_at(
+                    ctx, subject, ctx.thresholds.runaway_cpu_percent):
                 continue
-            hogs.setdefault(process_subject(proc.unit, proc.pid), []).append((*measured, proc))
+            hogs.setdefault(subject, []).append((*measured, proc))
         findings = []
         for subject, found in hogs.items():
             found.sort(key=lambda hog: hog[0], reverse=True)

@@ -31,7 +31,10 @@ class SwapThrash(Rule):
         if seconds <= 0:
             return []
         rate = moved / seconds
-        if rate < ctx.thresholds.swap_thrash_pages_per_second:
+        # a rate that hovers at the level (510 and 490 pages/s in turn) is one incident, not
+        # one that opens, resolves and reopens (a new investigation each time) check after
+        # check: once found, it is over only a share of the level below it
+        if rate < self.kept_at(ctx, "swap", ctx.thresholds.swap_thrash_pages_per_second):
             return []
         return [self.finding(ctx, "swap", Severity.WARNING,
                              f"swap thrashing: {rate:.0f} pages/s", [how])]
