@@ -7,7 +7,7 @@ from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.rules.disk_space import DiskSpace
 from ai_sysadmin.monitor.rules.read_only_filesystem import ReadOnlyFilesystem
 
-from ._snapshots import NOW, context, healthy_snapshot, mount, only, snapshot
+from ._snapshots import GIB, NOW, Checks, context, healthy_snapshot, mount, only, snapshot
 
 RULE = ReadOnlyFilesystem()
 
@@ -85,3 +85,52 @@ def test_a_full_file_system_whose_writes_stopped_is_not_also_a_disk_alert():
     findings, judged = evaluate(context(snapshot(mounts=[full])))
     assert [f.rule for f in findings] == ["read_only_filesystem"]
     assert DiskSpace.name in judged
+
+
+def subvolumes(*targets: str, read_only: bool = False, **flags):  # type: ignore[no-untyped-def]
+    """Mounts of one btrfs (its subvolumes), listed in df's order."""
+    return [mount(t, fstype="btrfs", source="/dev/nvme0n1p3", size=500 * GIB, inodes=0,
+                  inodes_percent=0, read_only=read_only, **flags) for t in targets]
+
+
+def test_a_btrfs_that_turned_read_only_is_one_incident_whatever_its_subvolumes(tmp_path):
+    """Its subvolumes mounted at /, /home and /var: the kernel turned the one file system
+    read-only, and a person is told once, about /, the evidence naming the others (as a
+    full disk is), not three times; it is over when the file system takes writes again."""
+    checks = Checks(tmp_path)
+    boot = mount("/boot", fstype="vfat", inodes=0, inodes_percent=0)
+
+    def look(n: int, read_only: bool):  # type: ignore[no-untyped-def]
+        return checks.look(n, mounts=[*subvolumes("/var", "/", "/home", read_only=read_only),
+                                      boot])
+
+    checks.check(look(0, read_only=False))
+    turned = checks.check(look(1, read_only=True))
+    assert [f.subject for f in turned.findings if f.rule == RULE.name] == ["/"]
+    checks.check(look(2, read_only=True))  # kept while it stays read-only
+    [incident] = checks.incidents(RULE.name)
+    assert (incident.subject, incident.state, incident.severity) == ("/", "open", "critical")
+    assert incident.summary == "/ no longer takes writes"
+    assert incident.evidence == [
+        "/ (btrfs on /dev/nvme0n1p3): mounted read-write, but its file system is read-only, "
+        "as the kernel makes one after an error (errors=remount-ro)",
+        "the same file system is also mounted at /home, /var"]
+    checks.check(look(3, read_only=False))
+    assert checks.states(RULE.name) == {"/": "resolved"}
+
+
+def test_a_btrfs_is_said_once_by_its_shortest_mount_point_that_took_writes():
+    """The kernel stopped a btrfs mounted at /srv, /data and, read-only by a person's
+    choice, /ro: one finding at the first look, about /srv (/ro, shorter, never took
+    writes), naming the others; the same when it turned read-only under its mounts."""
+    chosen = subvolumes("/ro", read_only=True, view_read_only=True, stopped="emergency_ro")
+    stopped = [*subvolumes("/data", "/srv", read_only=True, stopped="emergency_ro"), *chosen]
+    finding = only(RULE.evaluate(context(snapshot(mounts=stopped))))
+    assert finding.subject == "/srv"
+    assert finding.evidence[-1] == "the same file system is also mounted at /data, /ro"
+
+    before = [*subvolumes("/srv"), *subvolumes("/ro", read_only=True, view_read_only=True)]
+    after = [*subvolumes("/srv", read_only=True),
+             *subvolumes("/ro", read_only=True, view_read_only=True)]
+    assert looks(before, after, after, before) == [
+        ([], True), (["/srv"], True), (["/srv"], True), ([], True)]

@@ -103,6 +103,9 @@ class FileSystem:
 
     mount: Mount
     also: tuple[str, ...] = ()
+    #: every mount of it as df listed it, ``mount`` among them: what is the mount's own (its
+    #: ``-o ro``) and not the file system's
+    mounts: tuple[Mount, ...] = ()
 
     def also_mounted(self) -> list[str]:
         """An evidence line naming the other mount points, where there are any."""
@@ -129,8 +132,14 @@ def _file_system_key(m: Mount) -> tuple[object, ...]:
 def _one(group: list[Mount]) -> FileSystem:
     """A file system by the shortest of its mount points ("/" before "/home"), the same from
     one check to the next whichever order df lists them in."""
-    first = min(group, key=lambda m: (len(m.target), m.target))
-    return FileSystem(first, tuple(sorted(m.target for m in group if m is not first)))
+    first = min(group, key=mount_order)
+    return FileSystem(first, tuple(sorted(m.target for m in group if m is not first)),
+                      tuple(group))
+
+
+def mount_order(m: Mount) -> tuple[int, str]:
+    """Shorter mount points first, then by name: "/" before "/home" before "/var"."""
+    return (len(m.target), m.target)
 
 
 def distinct_filesystems(mounts: Iterable[Mount]) -> list[FileSystem]:
