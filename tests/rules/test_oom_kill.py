@@ -7,7 +7,7 @@ from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.rules.oom_kill import OomKill, new_kills, oom_kills_rose
 
-from ._snapshots import NOW, context, healthy_snapshot, only, snapshot
+from ._snapshots import NOW, Checks, context, healthy_snapshot, only, snapshot
 
 RULE = OomKill()
 FOUND = {("oom_kill", "worker.service"): Severity.WARNING}
@@ -75,3 +75,27 @@ def test_found_stays_found_while_it_rose_within_the_window_then_resolves():
 
 def test_healthy_snapshot_gives_no_finding():
     assert RULE.evaluate(context(healthy_snapshot(), previous=healthy_snapshot(NOW - 300))) == []
+
+
+def test_a_kill_stays_found_for_its_window_when_the_units_cgroup_is_gone(tmp_path):
+    """The OOM killer killed a process of app.service, then app.service stopped (or failed):
+    its memory cgroup, and the counter with it, is gone. The kill happened all the same: its
+    incident stays open, saying the cgroup is gone, until a window (here 300 s, checks a
+    minute apart) passed without a kill, not at the next check as if it were over."""
+    checks = Checks(tmp_path, oom_kill_window_seconds=300)
+    seen = []
+    for n, app in enumerate([{"app.service": 0}, {"app.service": 1}, {"app.service": 1},
+                             {}, {}, {}, {}]):
+        checks.check(checks.look(n, oom_kills={"nginx.service": 0, **app}))
+        seen.append(checks.states("oom_kill").get("app.service"))
+        if n == 3:
+            [gone] = checks.incidents("oom_kill")
+            assert gone.summary == ("the kernel's OOM killer killed a process of app.service "
+                                    "(0 since the last look, its memory cgroup is gone now)")
+            assert gone.evidence == [
+                "app.service: no memory cgroup now, it stopped or failed (its oom_kill cannot "
+                "be read), 1 at the previous check",
+                "its oom_kill rose within the last 300 s"]
+    # the kill came between the first two looks: 300 s after the first, it is over
+    assert seen == [None] + ["open"] * 5 + ["resolved"]
+    assert checks.history("oom_kill", "app.service") == ["open", "resolved"]

@@ -48,23 +48,37 @@ class OomKill(Rule):
         counts = ctx.snapshot.oom_kills or {}
         before = ctx.previous.oom_kills if ctx.previous is not None else None
         rose = oom_kills_rose(before, counts)
+        # a unit found before may have no cgroup now (it stopped, or failed: the OOM killer
+        # may have killed its main process): the kill happened all the same
+        found = {subject for rule, subject in ctx.found_before if rule == self.name}
         findings = []
-        for unit, count in sorted(counts.items()):
+        for unit in sorted(counts.keys() | found):
             kills = rose.get(unit, 0)
-            if not kills and not ((self.name, unit) in ctx.found_before
-                                  and _rose_lately(ctx, unit)):
+            if not kills and not (unit in found and _rose_lately(ctx, unit)):
                 continue
-            earlier = (before or {}).get(unit)
-            evidence = [f"{unit}: memory cgroup oom_kill={count}"
-                        + (f", {earlier} at the previous check" if earlier is not None else "")]
-            if not kills:
-                evidence.append(f"its oom_kill rose within the last "
-                                f"{ctx.thresholds.oom_kill_window_seconds:g} s")
-            findings.append(self.finding(
-                ctx, unit, Severity.WARNING,
-                f"the kernel's OOM killer killed a process of {unit} ({kills} since the last "
-                f"look, {count} since it started)", evidence))
+            findings.append(self._killed(ctx, unit, kills, counts.get(unit),
+                                         (before or {}).get(unit)))
         return findings
+
+    def _killed(self, ctx: RuleContext, unit: str, kills: int, count: int | None,
+                earlier: int | None) -> Finding:
+        """The finding of ``unit``'s kills: ``kills`` since the last look, its counter now
+        (None: its memory cgroup is gone) and then."""
+        then = f", {earlier} at the previous check" if earlier is not None else ""
+        if count is None:
+            evidence = [f"{unit}: no memory cgroup now, it stopped or failed (its oom_kill "
+                        f"cannot be read){then}"]
+            since = "its memory cgroup is gone now"
+        else:
+            evidence = [f"{unit}: memory cgroup oom_kill={count}{then}"]
+            since = f"{count} since it started"
+        if not kills:
+            evidence.append(f"its oom_kill rose within the last "
+                            f"{ctx.thresholds.oom_kill_window_seconds:g} s")
+        return self.finding(
+            ctx, unit, Severity.WARNING,
+            f"the kernel's OOM killer killed a process of {unit} ({kills} since the last "
+            f"look, {since})", evidence)
 
     def judges(self, ctx: RuleContext) -> bool:
         # a rise needs the counts of an earlier look
