@@ -167,3 +167,18 @@ def test_stalls_that_hover_at_their_level_are_one_incident():
     assert RULE.evaluate(RuleContext(hovering, previous=stalled, found_before={})) == []
     short = snapshot(memory=memory(available_percent=9.0, psi=10.0))
     assert RULE.evaluate(RuleContext(hovering, previous=short, found_before=found)) == []
+
+
+def test_the_summary_names_the_stalls_where_they_made_the_finding():
+    """A host with 62 % available whose tasks stall on memory 55 % of the time: what a
+    person reads first says why, not only the memory that looks plentiful."""
+    def summary(available: float, psi: float) -> str:
+        snap = snapshot(memory=memory(available_percent=available, psi=psi))
+        return only(RULE.evaluate(context(snap))).summary
+
+    assert summary(62.0, 55.0) == ("memory pressure: tasks stalled waiting for memory 55.0% "
+                                   "of the last minute (62.0% available)")
+    assert summary(4.0, 55.0) == ("memory pressure: 4.0% available, tasks stalled waiting "
+                                  "for memory 55.0% of the last minute")
+    # stalls under their level made nothing: not named
+    assert summary(4.0, 10.0) == "memory pressure: 4.0% available"

@@ -19,7 +19,8 @@ class MemoryPressure(Rule):
         stalled = psi is not None and psi >= t.memory_psi_some_avg60 - self._stall_margin(ctx)
         # less is worse here: a margin above each level once it was reached (available
         # memory moves by a percent between two looks on a busy host)
-        if avail >= t.memory_available_warn_percent + self._warn_margin(ctx) and not stalled:
+        short = avail < t.memory_available_warn_percent + self._warn_margin(ctx)
+        if not short and not stalled:
             return []
         critical = avail < t.memory_available_critical_percent + self.margin(
             ctx, "memory", Severity.CRITICAL)
@@ -35,7 +36,7 @@ class MemoryPressure(Rule):
                 ctx,
                 "memory",
                 Severity.CRITICAL if critical else Severity.WARNING,
-                f"memory pressure: {avail:.1f}% available",
+                _summary(avail, psi if stalled else None, short),
                 evidence,
             )
         ]
@@ -68,3 +69,14 @@ class MemoryPressure(Rule):
             if stalls_alone:
                 return 0.0
         return margin
+
+
+def _summary(avail: float, stalls: float | None, short: bool) -> str:
+    """What made the finding: little memory available, tasks stalled waiting for it
+    (``stalls``, PSI some avg60, where they count), or both: "62.0% available" alone, of a
+    finding the stalls made, reads as a host that is well."""
+    stalled = (f"tasks stalled waiting for memory {stalls:.1f}% of the last minute"
+               if stalls is not None else "")
+    if not short:
+        return f"memory pressure: {stalled} ({avail:.1f}% available)"
+    return f"memory pressure: {avail:.1f}% available" + (f", {stalled}" if stalled else "")
