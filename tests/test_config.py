@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import (
+    Settings,
     default_config_path,
     default_state_dir,
     load_settings,
@@ -322,6 +323,8 @@ def test_a_remote_systems_name_is_a_host_name_as_systems_add_takes(tmp_path: Pat
     ('remote_systems = ["user@:99999"]\n', "'user@:99999' names no host"),
     ("[thresholds]\ndisk_warn_percent = 97\n", "disk_warn_percent (97) is above"),
     ('state_dir = "state"\n', "must be an absolute path"),
+    # it was `knowledge list`'s traceback: the socket's timeout overflowed
+    ("[knowledge]\ntimeout = 1e300\n", "key 'knowledge.timeout': must be at most a day"),
 ])
 def test_cli_names_the_file_of_a_value_that_cannot_work(
     tmp_path: Path, text: str, needle: str, monkeypatch: pytest.MonkeyPatch
@@ -423,26 +426,64 @@ def test_infinite_or_nan_numbers_are_refused(var: str, value: str) -> None:
     assert "should be a finite number" in str(refused.value)
 
 
+def _float_keys(model: type = Settings, prefix: str = "") -> list[str]:
+    """The dotted key of every number setting with a fraction, tables' included."""
+    keys = []
+    for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+        if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
+            keys += _float_keys(info.annotation, f"{prefix}{name}.")
+        elif info.annotation in (float, float | None):
+            keys.append(prefix + name)
+    return keys
+
+
+def _file_setting(path: Path, dotted: str, value: str) -> Path:
+    table, _, key = dotted.rpartition(".")
+    path.write_text(f"[{table}]\n{key} = {value}\n" if table else f"{key} = {value}\n")
+    return path
+
+
 def test_infinity_in_the_file_is_refused_for_every_float_setting(tmp_path: Path) -> None:
-    from ai_sysadmin.config import Settings
-
-    def float_keys(model: type, prefix: str = "") -> list[str]:
-        keys = []
-        for name, info in model.model_fields.items():
-            if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
-                keys += float_keys(info.annotation, f"{prefix}{name}.")
-            elif info.annotation in (float, float | None):
-                keys.append(prefix + name)
-        return keys
-
-    keys = float_keys(Settings)
+    keys = _float_keys()
     assert len(keys) > 30
     for dotted in keys:
-        table, _, key = dotted.rpartition(".")
-        path = tmp_path / "inf.toml"
-        path.write_text(f"[{table}]\n{key} = inf\n" if table else f"{key} = inf\n")
+        path = _file_setting(tmp_path / "inf.toml", dotted, "inf")
         with pytest.raises(ConfigError, match=f"'{re.escape(dotted)}'.*finite number"):
             load_settings(path, environ={})
+
+
+#: the keys of a duration: a timeout, an interval, a window, an age
+_DURATION_KEYS = [k for k in _float_keys() if re.search(
+    r"timeout|seconds|minutes|hours|days|interval|every|gap", k.rpartition(".")[2])]
+
+
+def test_every_duration_setting_is_found() -> None:
+    assert len(_DURATION_KEYS) >= 28, _DURATION_KEYS
+
+
+@pytest.mark.parametrize("dotted", _DURATION_KEYS)
+def test_a_duration_past_any_sensible_length_is_refused_at_load(tmp_path: Path,
+                                                                 dotted: str) -> None:
+    # a finite 1e300 passed: an approval expiring then crashed `approve list`, a
+    # knowledge.timeout overflowed the socket's timeout at the first request
+    path = _file_setting(tmp_path / "long.toml", dotted, "1e300")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    assert re.search(rf"key '{re.escape(dotted)}': must be at most a (day|year) "
+                     r"\(\d+ (seconds|minutes|hours|days)\) \(got 1e\+300\)",
+                     str(refused.value)), str(refused.value)
+
+
+@pytest.mark.parametrize(("dotted", "most"), [
+    ("knowledge.timeout", "86400"), ("safety.approval_ttl_hours", "8784"),
+    ("notify.repeat_window_minutes", "527040"), ("check_interval", "31622400"),
+    ("thresholds.certificate_expiry_warn_days", "366")])
+def test_a_duration_at_its_ceiling_loads(tmp_path: Path, dotted: str, most: str) -> None:
+    path = _file_setting(tmp_path / "most.toml", dotted, most)
+    settings = load_settings(path, environ={}).settings
+    from ai_sysadmin.config import getattr_dotted
+
+    assert getattr_dotted(settings, dotted) == float(most)
 
 
 @pytest.mark.parametrize("var", ["AI_SYSADMIN_", "AI_SYSADMIN_LLM__", "AI_SYSADMIN_LLM____MODEL"])

@@ -19,10 +19,11 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -161,6 +162,36 @@ def join_target(user: str | None, host: str, port: int = 22) -> str:
     return f"{user + '@' if user else ''}{bracketed(host)}{f':{port}' if port != 22 else ''}"
 
 
+_DAY = 86_400.0
+_YEAR = 366 * _DAY
+#: the seconds of each unit a duration setting is written in
+_UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3_600.0, "days": _DAY}
+
+
+def _at_most(longest: float, said: str, unit: str) -> AfterValidator:
+    """The ceiling of a duration setting: ``longest`` seconds (``said`` in words), checked in
+    the setting's own ``unit``. A finite number past any sensible length passed and broke
+    later: a timeout of 1e300 s overflowed the socket's, an approval that expires in 1e300
+    hours could not be shown as a date."""
+    most = longest / _UNIT_SECONDS[unit]
+
+    def check(value: float) -> float:
+        if value > most:
+            raise ValueError(f"must be at most {said} ({most:.0f} {unit})")
+        return value
+
+    return AfterValidator(check)
+
+
+#: how long one thing may take or be waited for (a timeout, a lease): a day is no limit already
+Timeout = Annotated[float, _at_most(_DAY, "a day", "seconds")]
+#: a window, an interval, an age or a delay, in the unit its key names
+Seconds = Annotated[float, _at_most(_YEAR, "a year", "seconds")]
+Minutes = Annotated[float, _at_most(_YEAR, "a year", "minutes")]
+Hours = Annotated[float, _at_most(_YEAR, "a year", "hours")]
+Days = Annotated[float, _at_most(_YEAR, "a year", "days")]
+
+
 class _Section(BaseModel):
     # inf would let a timeout never end and an interval never come round; nan compares false
     # with every bound, so neither may pass a number's limits
@@ -174,7 +205,7 @@ class LLMSettings(_Section):
     url: str = Field("http://127.0.0.1:11434", description="Base URL of the LLM server.")
     model: str = Field("qwen2.5:7b-instruct", description="Model name as the server knows it.")
     api_key_file: Path | None = Field(None, description="File holding the API key, if any.")
-    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one answer.")
+    timeout: Timeout = Field(120.0, gt=0, description="Seconds to wait for one answer.")
     context_size: int = Field(
         16384, ge=512, description="Context window in tokens (Ollama's num_ctx; for another "
         "server, what it was started with). It must hold agent.max_context_chars of "
@@ -182,7 +213,7 @@ class LLMSettings(_Section):
         "descriptions (about 2,200 tokens) and the answer.",
     )
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
-    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+    connect_timeout: Timeout = Field(5.0, gt=0, description="Seconds to wait for a connection.")
     response_format: Literal["json_schema", "json_object"] = Field(
         "json_schema",
         description="How the OpenAI backend asks for an answer held to a JSON schema (agent "
@@ -214,10 +245,10 @@ class QueueSettings(_Section):
         "queue between workers on several machines.",
     )
     concurrency: int = Field(1, ge=1, description="LLM requests served at once per backend.")
-    lease_seconds: float = Field(
+    lease_seconds: Timeout = Field(
         60, gt=0, description="A request whose worker stops renewing for this long is retried."
     )
-    wait_timeout: float = Field(
+    wait_timeout: Timeout = Field(
         300, gt=0, description="Seconds a client waits for an answer before giving up politely."
     )
     embedded_worker: bool = Field(
@@ -263,7 +294,7 @@ class AgentSettings(_Section):
         24000, ge=2000, description="Conversation size before old tool results are dropped; "
         "llm.context_size must hold it (see there).",
     )
-    retry_backoff_seconds: float = Field(
+    retry_backoff_seconds: Seconds = Field(
         60, gt=0, description="First retry delay of an investigation the LLM could not finish."
     )
     max_investigations: int = Field(
@@ -351,21 +382,21 @@ class Thresholds(_Section):
     runaway_cpu_percent: float = Field(
         90, gt=0, description="CPU share of one process (100 = one core) that counts as runaway."
     )
-    runaway_min_seconds: float = Field(
+    runaway_min_seconds: Seconds = Field(
         300, ge=0, description="How long a process must burn CPU before it is runaway."
     )
     crash_loop_restarts: int = Field(
         3, ge=1, description="Restarts (NRestarts) of a unit that make a crash loop."
     )
-    crash_loop_window_seconds: float = Field(
+    crash_loop_window_seconds: Seconds = Field(
         3600, gt=0, description="A crash loop stays found while its unit was restarted within "
         "this many seconds: one that runs longer between crashes than the checks are apart is "
         "one incident, not one a crash.")
-    oom_kill_window_seconds: float = Field(
+    oom_kill_window_seconds: Seconds = Field(
         3600, gt=0, description="An OOM kill in a service stays found while the kernel killed "
         "another of its processes within this many seconds: kills an hour apart are one "
         "incident, which resolves after this long without one.")
-    clock_sync_grace_seconds: float = Field(
+    clock_sync_grace_seconds: Seconds = Field(
         900, ge=0, description="A time service that has not synchronised the clock since the "
         "host booted, or since the service started, is given this many seconds to do so "
         "before the clock counts as not synchronised (it waits for the network, a server).")
@@ -373,13 +404,13 @@ class Thresholds(_Section):
         20, ge=1, description="Journal entries at err or worse in the window that make a burst "
         "(half as many keep one found)."
     )
-    journal_burst_window_seconds: float = Field(
+    journal_burst_window_seconds: Seconds = Field(
         300, gt=0, description="Window of the journal error burst rule."
     )
-    certificate_expiry_warn_days: float = Field(
+    certificate_expiry_warn_days: Days = Field(
         14, ge=0, description="A configured certificate that expires within this many days warns."
     )
-    certificate_expiry_critical_days: float = Field(
+    certificate_expiry_critical_days: Days = Field(
         0, ge=0, description="Critical within this many days of its end (0: once expired)."
     )
     zombie_processes: int = Field(
@@ -457,7 +488,7 @@ class SshSettings(_Section):
         4, ge=1, le=8, description="Commands at once per host (at most 8: the check's shell "
         "and the journal follower take two more sessions of the connection, and OpenSSH allows "
         "10, MaxSessions).")
-    connect_timeout: float = Field(10, gt=0, description="Seconds to connect to a host.")
+    connect_timeout: Timeout = Field(10, gt=0, description="Seconds to connect to a host.")
     ciphers: str = Field(
         "^aes256-gcm@openssh.com,aes128-gcm@openssh.com",
         description="Cipher preference, OpenSSH syntax ('^' = put first). AES-GCM first: the "
@@ -489,16 +520,16 @@ class SafetySettings(_Section):
         default_factory=lambda: ["/var/cache", "/var/tmp", "/tmp"],
         description="The only directories clean_directory may delete old files in.",
     )
-    approval_ttl_hours: float = Field(24, gt=0, description="A pending approval expires then.")
+    approval_ttl_hours: Hours = Field(24, gt=0, description="A pending approval expires then.")
     flapping_max: int = Field(3, ge=1, description="The same fix on the same subject at most ...")
-    flapping_window_minutes: float = Field(60, gt=0, description="... times in this window.")
-    verify_timeout: float = Field(
+    flapping_window_minutes: Minutes = Field(60, gt=0, description="... times in this window.")
+    verify_timeout: Timeout = Field(
         60, gt=0, description="Seconds a fix has to make its finding disappear."
     )
-    verify_settle_seconds: float = Field(
+    verify_settle_seconds: Timeout = Field(
         5, ge=0, description="A fix counts only if its finding stays gone this long."
     )
-    command_timeout: float = Field(300, gt=0, description="Seconds one remediation may run.")
+    command_timeout: Timeout = Field(300, gt=0, description="Seconds one remediation may run.")
     sudo: str = Field("sudo", description="Prefix of remediation commands when not root.")
     reader_user: str = Field(
         "nobody", pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
@@ -621,7 +652,7 @@ class KnowledgeSettings(_Section):
         0.8, gt=0, le=2, description="Cosine distance (0 same meaning .. 2) past which a "
         "result is not relevant enough to show the model.",
     )
-    timeout: float = Field(10, gt=0, description="Seconds to wait for the ChromaDB server, "
+    timeout: Timeout = Field(10, gt=0, description="Seconds to wait for the ChromaDB server, "
                            "or for a lock another process holds on the embedded store.")
     seed: bool = Field(
         True, description="Load the shipped seed knowledge into an empty store.",
@@ -673,7 +704,7 @@ class NotifySettings(_Section):
         "critical", description="An incident this severe or worse sends a message when it "
         "opens (or gets this severe); approvals, fixes, failures and escalations always do.",
     )
-    repeat_window_minutes: float = Field(
+    repeat_window_minutes: Minutes = Field(
         30, ge=0, description="The same message about the same incident is not repeated "
         "within this window; when it ends, the latest one goes out once if still true.",
     )
@@ -681,19 +712,19 @@ class NotifySettings(_Section):
         5, ge=1, description="More incidents than this opening within digest_window_seconds "
         "go out as one digest instead of one message each.",
     )
-    digest_window_seconds: float = Field(
+    digest_window_seconds: Seconds = Field(
         120, gt=0, description="The window of digest_threshold; at most one digest per window.",
     )
-    llm_down_after_seconds: float = Field(
+    llm_down_after_seconds: Seconds = Field(
         600, gt=0, description="Investigations that failed this long because the LLM server "
         "does not answer (down, busy, a proxy's 5xx), or because no worker takes their "
         "requests from the queue, while incidents wait for one, send one message; one more "
         "when it answers again.",
     )
-    timeout: float = Field(
+    timeout: Timeout = Field(
         10, gt=0, description="Seconds one delivery may take before it counts as failed.",
     )
-    retry_backoff_seconds: float = Field(
+    retry_backoff_seconds: Seconds = Field(
         10, gt=0, description="Wait before retrying a channel that failed; doubles with each "
         "failure, up to an hour.",
     )
@@ -719,8 +750,8 @@ class Settings(_Section):
     autonomy_level: AutonomyLevel = Field(
         "suggest", description="observe | suggest | auto-safe | auto-full."
     )
-    check_interval: float = Field(300, ge=1, description="Seconds between two full checks.")
-    journal_wake_gap: float = Field(
+    check_interval: Seconds = Field(300, ge=1, description="Seconds between two full checks.")
+    journal_wake_gap: Seconds = Field(
         15, ge=0, description="Seconds a host's journal must wait for each check it wakes "
         "beyond three in a row (errors that keep coming wake one check per gap; 0: no limit).",
     )
@@ -737,8 +768,8 @@ class Settings(_Section):
     journal_first_lines: int = Field(
         200, ge=0, description="Journal entries read on the very first check of a host."
     )
-    command_timeout: float = Field(20, gt=0, description="Seconds one collector command may run.")
-    unit_files_every: float = Field(
+    command_timeout: Timeout = Field(20, gt=0, description="Seconds one collector command may run.")
+    unit_files_every: Seconds = Field(
         3600, ge=0, description="Seconds between two readings of the unit files by the "
         "daemon's checks (systemctl list-unit-files costs systemd about 2 ms of CPU a unit "
         "file); those in between keep the last reading, unless it shows a file systemd cannot "

@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -203,6 +204,27 @@ def test_approve_commands(cli, settings, store, monkeypatch) -> None:
     audit = [e for e in store.audit_log(100) if e["subject"] == f"action:{first.id}"]
     assert [e["action"] for e in audit] == ["action.pending", "action.rejected"]
     assert audit[-1]["detail"] == "not now"
+
+
+def test_an_approval_whose_expiry_no_clock_can_show_is_listed_and_shown(
+        cli, settings, store) -> None:
+    # an earlier release took approval_ttl_hours = 1e300: its rows expire at 3.6e303, and
+    # `approve list` and `approve show` were a traceback (time.localtime overflowed)
+    from ai_sysadmin.config import short_hostname
+
+    host = short_hostname()
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    action = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "200M"}))
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE actions SET expires_at=? WHERE id=?", (1e300 * 3600, action.id))
+    code, out, err = cli("approve", "show", str(action.id))
+    assert (code, err) == (0, ""), err
+    assert "expires ?" in out
+    # a listing settles what expired, and gives such a row the TTL configured now
+    code, out, err = cli("approve", "list")
+    assert (code, err) == (0, ""), err
+    (row,) = [line for line in out.splitlines() if "vacuum_journal" in line]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row), row
 
 
 def test_policy_check_explains_decisions(cli) -> None:

@@ -20,7 +20,7 @@ from ai_sysadmin.store import Database, IncidentStore
 QUIET = {"load_per_core_warn": 1000, "load_per_core_critical": 2000,
          "memory_available_warn_percent": 0, "memory_available_critical_percent": 0,
          "memory_psi_some_avg60": 100, "swap_thrash_pages_per_second": 1e9,
-         "runaway_min_seconds": 1e9, "journal_error_burst": 10_000}
+         "runaway_min_seconds": 366 * 86_400, "journal_error_burst": 10_000}
 
 
 def main() -> None:

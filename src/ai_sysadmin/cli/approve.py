@@ -44,7 +44,14 @@ async def _closing(runtime: Runtime, work: Awaitable[T]) -> T:
 
 
 def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+    """A stored time as local time; ``?`` for one no clock can show (an approval an earlier
+    release let expire in 1e300 hours)."""
+    if not ts:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    except (ValueError, OverflowError, OSError):
+        return "?"
 
 
 def _print(action: Action) -> None:
