@@ -554,3 +554,18 @@ def test_a_setting_no_release_uses_any_more_is_said_and_passed_over(
     code, out, err = cli("--config", str(path), "config", "show", "--json")
     assert code == 0 and json.loads(out)["programs.ps"]["value"] == "/usr/bin/ps"
     assert f"note: programs.grep (file {path}) is no longer used" in err
+
+
+@pytest.mark.parametrize("lease", ["0.001", "0.5"])
+def test_a_lease_the_worker_would_renew_in_a_busy_loop_is_refused(tmp_path: Path,
+                                                                  lease: str) -> None:
+    # renewed every third of it, one write to the queue each: 0.001 s was ~700 writes a second
+    path = _file_setting(tmp_path / "lease.toml", "queue.lease_seconds", lease)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    said = str(refused.value)
+    assert "key 'queue.lease_seconds': must be at least 1 second: a worker renews its lease " \
+        "every third of it" in said
+    assert "busy loop" in said
+    path = _file_setting(tmp_path / "lease.toml", "queue.lease_seconds", "1")
+    assert load_settings(path, environ={}).settings.queue.lease_seconds == 1

@@ -238,6 +238,10 @@ class LLMSettings(_Section):
         return value
 
 
+#: the shortest queue.lease_seconds
+MIN_LEASE_SECONDS = 1.0
+
+
 class QueueSettings(_Section):
     url: str = Field(
         "sqlite://",
@@ -246,7 +250,8 @@ class QueueSettings(_Section):
     )
     concurrency: int = Field(1, ge=1, description="LLM requests served at once per backend.")
     lease_seconds: Timeout = Field(
-        60, gt=0, description="A request whose worker stops renewing for this long is retried."
+        60, gt=0, description="A request whose worker stops renewing for this long is retried "
+        f"(at least {MIN_LEASE_SECONDS:g} s: the worker renews it every third of it).",
     )
     wait_timeout: Timeout = Field(
         300, gt=0, description="Seconds a client waits for an answer before giving up politely."
@@ -254,6 +259,17 @@ class QueueSettings(_Section):
     embedded_worker: bool = Field(
         True, description="`run` serves the queue itself; turn off when `worker`s run apart."
     )
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _renewable_lease(cls, value: float) -> float:
+        if value < MIN_LEASE_SECONDS:
+            raise ValueError(
+                f"must be at least {MIN_LEASE_SECONDS:g} second: a worker renews its lease "
+                "every third of it, a write to the queue each time (a shorter one is a busy "
+                "loop of writes), and a worker held up longer than the lease (a busy CPU, a "
+                "slow disk) loses its request to another, which asks the LLM again")
+        return value
 
     @field_validator("url")
     @classmethod

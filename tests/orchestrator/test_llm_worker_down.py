@@ -315,7 +315,7 @@ def test_a_request_its_worker_dies_on_every_time_goes_to_a_person(tmp_path: Path
     # no unusable answer nor an outage: retried for ever, and nobody was told
     settings = Settings(ai_name="hal", state_dir=tmp_path,
                         agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
-                        queue={"embedded_worker": False, "lease_seconds": 0.2},
+                        queue={"embedded_worker": False, "lease_seconds": 1},
                         llm={"backend": "ollama", "url": "http://127.0.0.1:9", "model": "m"})
     store = IncidentStore(Database(settings.db_path))
     (incident_id,) = store.record_check("web1", [failed_unit("nginx.service")],
