@@ -569,3 +569,40 @@ def test_a_lease_the_worker_would_renew_in_a_busy_loop_is_refused(tmp_path: Path
     assert "busy loop" in said
     path = _file_setting(tmp_path / "lease.toml", "queue.lease_seconds", "1")
     assert load_settings(path, environ={}).settings.queue.lease_seconds == 1
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    # disk warn 30, margin 40: a disk that warned had to fall below -10 %, a 1 %-full one
+    # still warned
+    ("disk_warn_percent = 30\nclear_margin_percent = 40\n",
+     "clear_margin_percent (40) is not below disk_warn_percent (30)"),
+    ("inode_warn_percent = 2\ninode_critical_percent = 3\n",
+     "clear_margin_percent (2) is not below inode_warn_percent (2)"),
+    ("limit_warn_percent = 10\nclear_margin_percent = 10\n",
+     "clear_margin_percent (10) is not below limit_warn_percent (10)"),
+    ("memory_psi_some_avg60 = 1\n",
+     "clear_margin_percent (2) is not below memory_psi_some_avg60 (1)"),
+    # memory had to be more than 100 % available to be well again
+    ("memory_available_warn_percent = 70\nclear_margin_percent = 40\n",
+     "memory_available_warn_percent (70) plus clear_margin_percent (40) is not below 100"),
+    # every host has less than all its memory available: critical at every check
+    ("memory_available_warn_percent = 100\nmemory_available_critical_percent = 100\n"
+     "clear_margin_percent = 0\n",
+     "memory_available_warn_percent (100) plus clear_margin_percent (0) is not below 100"),
+])
+def test_levels_a_finding_could_never_end_by_are_refused_naming_both_keys(
+        tmp_path: Path, table: str, said: str) -> None:
+    path = tmp_path / "levels.toml"
+    path.write_text(f"[thresholds]\n{table}")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    message = str(refused.value)
+    assert "key 'thresholds': a finding must be able to end" in message
+    assert said in message
+
+
+def test_levels_with_room_to_come_back_load(tmp_path: Path) -> None:
+    path = tmp_path / "levels.toml"
+    path.write_text("[thresholds]\ndisk_warn_percent = 30\nclear_margin_percent = 29\n"
+                    "memory_available_warn_percent = 60\nmemory_psi_some_avg60 = 30\n")
+    assert load_settings(path, environ={}).settings.thresholds.clear_margin_percent == 29

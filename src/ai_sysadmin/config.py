@@ -454,6 +454,28 @@ class Thresholds(_Section):
                              + "; ".join(wrong))
         return self
 
+    @model_validator(mode="after")
+    def _levels_a_host_comes_back_from(self) -> Thresholds:
+        # a use that warned is well again only clear_margin_percent below its level (stalls
+        # too), available memory only that far above it: a margin at or past the level, or
+        # a level and margin at 100 % of memory, kept every such incident open for ever, and
+        # memory_available_warn_percent = 100 warned of every host at every check
+        margin = self.clear_margin_percent
+        wrong = [f"clear_margin_percent ({margin:g}) is not below {level} "
+                 f"({getattr(self, level):g})"
+                 for level in ("disk_warn_percent", "inode_warn_percent", "limit_warn_percent",
+                               "memory_psi_some_avg60")
+                 if margin >= getattr(self, level)]
+        if self.memory_available_warn_percent + margin >= 100:
+            wrong.append(f"memory_available_warn_percent ({self.memory_available_warn_percent:g})"
+                         f" plus clear_margin_percent ({margin:g}) is not below 100")
+        if wrong:
+            raise ValueError(
+                "a finding must be able to end: a use that warned is well again only "
+                "clear_margin_percent below its level, available memory only that far above "
+                "its level (and never above 100 %): " + "; ".join(wrong))
+        return self
+
 
 class RemoteSystem(_Section):
     """A managed remote host, as a table: ``{host = "web1", user = "admin", port = 2222}``."""

@@ -35,7 +35,8 @@ from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.store import Database, IncidentStore
 settings = Settings(ai_name="hal", state_dir={state!r}, autonomy_level="auto-safe",
                     programs={{"journalctl": {journalctl!r}}},
-                    thresholds={{"disk_warn_percent": 0.001, "disk_critical_percent": 100}})
+                    thresholds={{"disk_warn_percent": 0.001, "disk_critical_percent": 100,
+                                "clear_margin_percent": 0}})
 store = IncidentStore(Database(settings.db_path))
 host = short_hostname()
 asyncio.run(HostChecker(LocalTransport(host), settings, store).check("seed"))

@@ -39,7 +39,8 @@ def test_a_drill_judges_the_lab_not_the_operators_certificates_and_thresholds(
     config = tmp_path / "config.toml"
     config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
                       'certificates = ["/run/operator-tls/site.pem"]\n'
-                      "[thresholds]\ndisk_warn_percent = 1\ndisk_critical_percent = 2\n")
+                      "[thresholds]\ndisk_warn_percent = 1\ndisk_critical_percent = 2\n"
+                      "clear_margin_percent = 0\n")
     done = run_program(str(BIN), "--config", str(config), "drill", "healthy-noop", "--json",
                        timeout=120)
     assert done.returncode == 0, done.stderr

@@ -338,7 +338,9 @@ exec /usr/bin/journalctl "$@"
 """
 
 #: what the daemon finds of this machine: every file system with anything on it is "full"
-FOUND_FULL = {"disk_warn_percent": 0.001, "disk_critical_percent": 100}
+#: (no margin: a level 0.001 % leaves none to come back by)
+FOUND_FULL = {"disk_warn_percent": 0.001, "disk_critical_percent": 100,
+              "clear_margin_percent": 0}
 
 #: an investigation, cut off by the end of a daemon, that proposed to vacuum the journal for
 #: the disk_space incident of / (its proposal undecided: the next daemon decides it)
