@@ -606,3 +606,28 @@ def test_levels_with_room_to_come_back_load(tmp_path: Path) -> None:
     path.write_text("[thresholds]\ndisk_warn_percent = 30\nclear_margin_percent = 29\n"
                     "memory_available_warn_percent = 60\nmemory_psi_some_avg60 = 30\n")
     assert load_settings(path, environ={}).settings.thresholds.clear_margin_percent == 29
+
+
+#: every executable setting: each program, and the sudo fixes run under
+_EXECUTABLE_KEYS = [f"programs.{name}" for name in Settings.model_fields[
+    "programs"].annotation.model_fields] + ["safety.sudo"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("dotted", _EXECUTABLE_KEYS)
+@pytest.mark.parametrize("value", ["", "sudo ps", "bin/ps", "./ps", "/usr/bin/", "ps\t"])
+def test_an_executable_that_cannot_be_started_is_refused_at_load(
+        tmp_path: Path, dotted: str, value: str) -> None:
+    # each failed only when run, without naming the key: a check's "cannot start 'sudo ps'",
+    # an empty safety.sudo after a person had approved the fix
+    path = _file_setting(tmp_path / "program.toml", dotted, json.dumps(value))
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    assert f"key '{dotted}': must be one program, a name found on PATH ('ps') or an absolute " \
+        "path ('/usr/bin/ps'): no spaces, no arguments, not empty" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["ps", "nix-collect-garbage",
+                                   "/nix/store/0abc-procps-4.0.4/bin/ps"])
+def test_an_executable_by_name_or_absolute_path_loads(tmp_path: Path, value: str) -> None:
+    path = _file_setting(tmp_path / "program.toml", "programs.ps", json.dumps(value))
+    assert load_settings(path, environ={}).settings.programs.ps == value

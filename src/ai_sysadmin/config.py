@@ -535,6 +535,21 @@ class SshSettings(_Section):
     )
 
 
+def _executable(value: str) -> str:
+    """A program as argv[0] takes it: found on PATH by its bare name, or by absolute path.
+    "sudo ps" (no program has that name), "" and "bin/ps" (relative to whichever directory
+    the daemon runs in) passed, and failed only when run: a fix a person had approved."""
+    if (not value or any(c.isspace() or not c.isprintable() for c in value)
+            or ("/" in value and not value.startswith("/")) or value.endswith("/")):
+        raise ValueError("must be one program, a name found on PATH ('ps') or an absolute "
+                         "path ('/usr/bin/ps'): no spaces, no arguments, not empty")
+    return value
+
+
+#: an executable setting: ``programs.*``, ``safety.sudo``
+Executable = Annotated[str, AfterValidator(_executable)]
+
+
 _GROUP_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 #: the assistant's own units, as packaging names them ({name}: ai_name)
@@ -568,7 +583,7 @@ class SafetySettings(_Section):
         5, ge=0, description="A fix counts only if its finding stays gone this long."
     )
     command_timeout: Timeout = Field(300, gt=0, description="Seconds one remediation may run.")
-    sudo: str = Field("sudo", description="Prefix of remediation commands when not root.")
+    sudo: Executable = Field("sudo", description="Prefix of remediation commands when not root.")
     reader_user: str = Field(
         "nobody", pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
         description="Who the model's reads (files, diagnostics) run as on a host reached as "
@@ -609,33 +624,40 @@ class SafetySettings(_Section):
 class Programs(_Section):
     """Every external program is configurable (Nix store paths, test doubles)."""
 
-    systemctl: str = Field("systemctl", description="systemctl executable.")
-    journalctl: str = Field("journalctl", description="journalctl executable.")
-    ps: str = Field("ps", description="ps executable (procps).")
-    df: str = Field("df", description="df executable (coreutils).")
-    cat: str = Field("cat", description="cat executable (coreutils).")
-    readlink: str = Field("readlink", description="readlink executable (coreutils).")
-    openssl: str = Field("openssl", description="openssl executable, to read certificates.")
-    coredumpctl: str = Field("coredumpctl", description="coredumpctl (systemd-coredump), if any.")
-    systemd_delta: str = Field("systemd-delta", description="systemd-delta, to tell which unit "
-                               "file a link hides.")
-    git: str = Field("git", description="git executable, here, to fetch config_repo.")
-    setpriv: str = Field("setpriv", description="setpriv executable (util-linux).")
-    getent: str = Field("getent", description="getent executable (libc).")
-    kill: str = Field("kill", description="kill executable (procps or util-linux), for fixes.")
-    sh: str = Field("sh", description="POSIX sh, for clean_directory's script and the checks' "
-                    "reads of files a glob finds (services' counters, file systems' errors, "
-                    "ZFS pools).")
-    nix_collect_garbage: str = Field("nix-collect-garbage", description="For nix_gc.")
-    nixos_rebuild: str = Field("nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
-    nix_env: str = Field("nix-env", description="nix-env executable.")
-    stat: str = Field("stat", description="stat executable (coreutils), to read when "
-                      "systemd-timesyncd last synchronised the clock.")
-    find: str = Field("find", description="find executable (GNU findutils), to read the NixOS "
-                      "generations a rollback would switch between.")
-    apt_get: str = Field("apt-get", description="For update_packages on Debian and Ubuntu.")
-    dnf: str = Field("dnf", description="For update_packages on Fedora and RHEL.")
-    pacman: str = Field("pacman", description="For update_packages on Arch.")
+    systemctl: Executable = Field("systemctl", description="systemctl executable.")
+    journalctl: Executable = Field("journalctl", description="journalctl executable.")
+    ps: Executable = Field("ps", description="ps executable (procps).")
+    df: Executable = Field("df", description="df executable (coreutils).")
+    cat: Executable = Field("cat", description="cat executable (coreutils).")
+    readlink: Executable = Field("readlink", description="readlink executable (coreutils).")
+    openssl: Executable = Field(
+        "openssl", description="openssl executable, to read certificates.")
+    coredumpctl: Executable = Field(
+        "coredumpctl", description="coredumpctl (systemd-coredump), if any.")
+    systemd_delta: Executable = Field(
+        "systemd-delta", description="systemd-delta, to tell which unit file a link hides.")
+    git: Executable = Field("git", description="git executable, here, to fetch config_repo.")
+    setpriv: Executable = Field("setpriv", description="setpriv executable (util-linux).")
+    getent: Executable = Field("getent", description="getent executable (libc).")
+    kill: Executable = Field(
+        "kill", description="kill executable (procps or util-linux), for fixes.")
+    sh: Executable = Field(
+        "sh", description="POSIX sh, for clean_directory's script and the checks' reads of "
+        "files a glob finds (services' counters, file systems' errors, ZFS pools).")
+    nix_collect_garbage: Executable = Field("nix-collect-garbage", description="For nix_gc.")
+    nixos_rebuild: Executable = Field(
+        "nixos-rebuild", description="For NixOS rebuilds and rollbacks.")
+    nix_env: Executable = Field("nix-env", description="nix-env executable.")
+    stat: Executable = Field(
+        "stat", description="stat executable (coreutils), to read when systemd-timesyncd last "
+        "synchronised the clock.")
+    find: Executable = Field(
+        "find", description="find executable (GNU findutils), to read the NixOS generations a "
+        "rollback would switch between.")
+    apt_get: Executable = Field(
+        "apt-get", description="For update_packages on Debian and Ubuntu.")
+    dnf: Executable = Field("dnf", description="For update_packages on Fedora and RHEL.")
+    pacman: Executable = Field("pacman", description="For update_packages on Arch.")
 
     def resolve(self, program: str) -> str:
         """The configured executable for a program the policy named by its bare name."""
