@@ -631,3 +631,44 @@ def test_an_executable_that_cannot_be_started_is_refused_at_load(
 def test_an_executable_by_name_or_absolute_path_loads(tmp_path: Path, value: str) -> None:
     path = _file_setting(tmp_path / "program.toml", "programs.ps", json.dumps(value))
     assert load_settings(path, environ={}).settings.programs.ps == value
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # both were checked only by `configs --sync` and the daemon's sync, not by load or check
+    ('config_branch = ""\n', "key 'config_branch': must be a branch name git accepts"),
+    ('config_branch = "--upload-pack=touch /tmp/pwned"\n',
+     "key 'config_branch': must be a branch name git accepts"),
+    ('config_branch = "a..b"\n', "key 'config_branch': must be a branch name git accepts"),
+    ('config_branch = "prod.lock"\n', "key 'config_branch': must be a branch name git accepts"),
+    ('config_repo = "--upload-pack=touch /tmp/pwned"\n',
+     "key 'config_repo': must be an https:// or ssh:// URL (git+ssh:// and file:// too), an "
+     "scp-like user@host:path or an absolute path, not starting with '-'"),
+    ('config_repo = ""\n', "key 'config_repo': must be an https:// or ssh:// URL"),
+    ('config_repo = "fleet"\n', "a relative path would follow the working directory"),
+    ('config_repo = "http://git.example/fleet.git"\n',
+     "git fetches config_repo by https, ssh or a local path only"),
+    ('config_repo = "git://git.example/fleet.git"\n',
+     "git fetches config_repo by https, ssh or a local path only"),
+    ('config_repo = "ext::sh -c touch% /tmp/pwned"\n', "git runs a remote helper"),
+    ('config_repo = "file://fleet"\n', "a file:// URL names an absolute path"),
+    ('config_repo = "https://git.example:99999/fleet.git"\n', "its port is not 1-65535"),
+])
+def test_a_config_repo_or_branch_git_cannot_fetch_is_refused_at_load(
+        tmp_path: Path, text: str, said: str) -> None:
+    path = tmp_path / "repo.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize("repo", ["/srv/git/fleet.git", "file:///srv/git/fleet.git",
+                                  "git@github.com:me/nixos.git", "github-work:me/nixos.git",
+                                  "ssh://git@127.0.0.1:2222/srv/fleet.git",
+                                  "git+ssh://git.example/fleet.git",
+                                  "https://ghp_TOKEN1234@github.com/me/nixos.git"])
+def test_a_config_repo_git_fetches_loads(tmp_path: Path, repo: str) -> None:
+    path = tmp_path / "repo.toml"
+    path.write_text(f'config_repo = "{repo}"\nconfig_branch = "prod/web-1"\n')
+    settings = load_settings(path, environ={}).settings
+    assert (settings.config_repo, settings.config_branch) == (repo, "prod/web-1")

@@ -794,6 +794,40 @@ class NotifySettings(_Section):
     )
 
 
+#: a branch name git accepts as config_branch: never an option ('-'), no '..', '//', trailing
+#: '/' or '.lock' (git check-ref-format), in characters no shell or URL reads otherwise
+BRANCH_NAME = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<!\.lock)(?<!/)$")
+#: git's scp-like ssh address, ``user@host:path`` (a colon before any slash)
+SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?[^/:\s]+:(?!//)")
+#: the URL schemes ConfigRepo lets git fetch config_repo by (protocol.allow: https, ssh, file)
+_REPO_SCHEMES = ("https", "ssh", "git+ssh", "ssh+git")
+_REPO_FORMS = ("an https:// or ssh:// URL (git+ssh:// and file:// too), an scp-like "
+               "user@host:path or an absolute path")
+
+
+def check_config_repo(value: str) -> None:
+    """config_repo as git fetches it under ConfigRepo's protocol rules; refused at load where
+    it was git's error at the first sync, and "--upload-pack=..." was an option to git."""
+    if not value or value.startswith("-") or not value.isprintable():
+        raise ValueError(f"must be {_REPO_FORMS}, not starting with '-' (git reads an option)")
+    if "://" in value:
+        scheme = value.partition("://")[0].lower()
+        if scheme == "file":
+            if not value[len("file://"):].startswith("/"):
+                raise ValueError("a file:// URL names an absolute path, 'file:///srv/fleet.git'")
+            return
+        if scheme not in _REPO_SCHEMES:
+            raise ValueError(f"must be {_REPO_FORMS}: git fetches config_repo by https, ssh "
+                             "or a local path only")
+        check_server_url(value, _REPO_SCHEMES, "an https:// or ssh:// URL")
+    elif "::" in value.partition("/")[0]:
+        raise ValueError(f"must be {_REPO_FORMS}: git runs a remote helper for "
+                         "'transport::address', which config_repo never uses")
+    elif not (value.startswith("/") or SCP_LIKE.match(value)):
+        raise ValueError(f"must be {_REPO_FORMS} (a relative path would follow the working "
+                         "directory of each command)")
+
+
 #: config_repo_exclude's default: files whose whole point is a secret
 CONFIG_REPO_EXCLUDE = (
     "*htpasswd*", "*pgpass*", "*msmtprc*", "*netrc*", "*.env", "*secret*", "*credential*",
@@ -911,6 +945,22 @@ class Settings(_Section):
                                  "another: {host = ..., port = ..., name = ...}")
             seen[name] = shown
         return entries
+
+    @field_validator("config_repo")
+    @classmethod
+    def _config_repo(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_config_repo(value)
+        return value
+
+    @field_validator("config_branch")
+    @classmethod
+    def _config_branch(cls, value: str) -> str:
+        if not BRANCH_NAME.match(value):
+            raise ValueError("must be a branch name git accepts: 1-200 letters, digits, '.', "
+                             "'_', '-' or '/', not starting with '-', without '..' or '//', not "
+                             "ending with '/' or '.lock'")
+        return value
 
     @field_validator("certificates")
     @classmethod

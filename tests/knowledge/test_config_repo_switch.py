@@ -124,17 +124,21 @@ def test_a_branch_name_git_refuses_is_the_error_and_the_old_index_never_answers(
     code, _, err = cli("configs", "--sync")
     assert code == 0, err
 
-    config_file(f'ai_name = "hal"\nconfig_repo = "{web.path}"\nconfig_branch = "-x"\n'
-                f'state_dir = "{state}"\n')
-    why = "config_branch '-x' is not a branch name git accepts"
-    # it said "no config_repo is configured", and a search answered from main's index
+    path = config_file(f'ai_name = "hal"\nconfig_repo = "{web.path}"\nconfig_branch = "-x"\n'
+                       f'state_dir = "{state}"\n')
+    # it said "no config_repo is configured", and a search answered from main's index: now
+    # the config is refused as it loads, naming the key
     for args in (("configs", "--sync"), ("configs", "nginx listen port"),
                  ("configs", "--sync", "--json", "nginx listen port")):
         code, out, err = cli(*args)
         assert (code, out) == (2, ""), args
-        assert err == f"error: {why}\n", args
-    # the daemon's recall alike: no config search from an index it cannot vouch for
-    recall = _recall(tmp_path, kb, web.path, branch="-x")
+        assert f"{path}: key 'config_branch': must be a branch name git accepts" in err, args
+    # the daemon's recall alike, for settings no file gave (made in code, never validated):
+    # no config search from an index it cannot vouch for
+    why = "config_branch '-x' is not a branch name git accepts"
+    unchecked = Settings(ai_name="hal", state_dir=state, config_repo=str(web.path)).model_copy(
+        update={"config_branch": "-x"})
+    recall = KnowledgeRecall(unchecked, kb=kb)
     with pytest.raises(ConfigRepoError, match=why):
         recall.search_configs("nginx listen port")
     with pytest.raises(ConfigRepoError, match=why):

@@ -35,7 +35,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -47,7 +46,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import Settings, mask_secret_text
+from ..config import BRANCH_NAME, SCP_LIKE, Settings, mask_secret_text
 from ..errors import AiSysadminError, KnowledgeError
 from ..hosts.ssh_target import DEFAULT_KNOWN_HOSTS, GLOBAL_KNOWN_HOSTS
 from ..monitor.findings import strip_control
@@ -67,8 +66,6 @@ GIT_TIMEOUT = 300.0
 #: files chunked between two saves of the index state: a crash re-does at most this many
 SAVE_EVERY = 50
 
-_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?[^/:\s]+:(?!//)")
-_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<!\.lock)(?<!/)$")
 
 
 class ConfigRepoError(AiSysadminError):
@@ -166,7 +163,7 @@ class ChunkSink:
 
 def is_ssh_url(url: str) -> bool:
     return url.startswith("ssh://") or url.startswith("git+ssh://") or (
-        "://" not in url and not url.startswith(("/", ".")) and bool(_SCP_LIKE.match(url)))
+        "://" not in url and not url.startswith(("/", ".")) and bool(SCP_LIKE.match(url)))
 
 
 def url_user(url: str) -> str | None:
@@ -177,7 +174,7 @@ def url_user(url: str) -> str | None:
         except ValueError:
             return None
     user, at, _ = url.partition("@")
-    return user if at and _SCP_LIKE.match(url) else None
+    return user if at and SCP_LIKE.match(url) else None
 
 
 def ssh_command(settings: Settings) -> str:
@@ -261,7 +258,7 @@ class ConfigRepo:
         if not settings.config_repo:
             raise ConfigRepoError("no config_repo is configured (set config_repo and "
                                   "config_branch in the config file)")
-        if not _BRANCH.match(settings.config_branch):
+        if not BRANCH_NAME.match(settings.config_branch):
             raise ConfigRepoError(f"config_branch {settings.config_branch!r} is not a branch "
                                   "name git accepts")
         self.settings = settings
