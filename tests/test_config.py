@@ -284,7 +284,17 @@ def test_ipv6_remote_systems_load(tmp_path: Path) -> None:
     ('["127.0.0.9:2201", "127.0.0.9:2202"]', "are both named '127.0.0.9'"),
     ('[{host = "127.0.0.11", name = "web"}, {host = "127.0.0.12", name = "web"}]',
      "are both named 'web'"),
-    ('[{host = "127.0.0.13", name = "LOCAL"}]', "the name of this machine"),
+    ('[{host = "127.0.0.13", name = "@here@"}]', "the name of this machine"),
+    # a name's case and a trailing dot made three systems of one: one SSH host, every
+    # incident tripled
+    ('["localhost", "LOCALHOST", "localhost."]',
+     "'localhost' and 'LOCALHOST' are both named 'localhost' (a name's case and a trailing "
+     "dot make no other host)"),
+    ('["web1", "web1."]', "'web1' and 'web1.' are both named 'web1'"),
+    ('[{host = "127.0.0.14", name = "Web"}, {host = "127.0.0.15", name = "web."}]',
+     "are both named 'web'"),
+    ('[{host = "127.0.0.13", name = "@HERE@."}]', "the name of this machine"),
+    ('["@HERE@"]', "the name of this machine"),
 ])
 def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str,
                                                     needle: str) -> None:
@@ -292,9 +302,12 @@ def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str
     from ai_sysadmin.config import short_hostname
 
     path = tmp_path / "twice.toml"
-    path.write_text(f"remote_systems = {entries.replace('LOCAL', short_hostname())}\n")
-    with pytest.raises(ConfigError, match=needle):
+    entries = entries.replace("@here@", short_hostname()).replace(
+        "@HERE@", short_hostname().upper())
+    path.write_text(f"remote_systems = {entries}\n")
+    with pytest.raises(ConfigError) as refused:
         load_settings(path, environ={})
+    assert needle in str(refused.value)
 
 
 def test_a_remote_system_that_is_no_host_name_is_named_once(tmp_path: Path) -> None:

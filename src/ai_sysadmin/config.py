@@ -87,6 +87,12 @@ def check_host(host: str) -> str:
     return host
 
 
+def machine_name(host: str) -> str:
+    """A host's name as one machine has it: DNS names are case-insensitive and a rooted
+    ``web1.`` is ``web1``, so ``WEB1`` and ``web1.`` name the machine ``web1`` does."""
+    return host.lower().removesuffix(".")
+
+
 def split_target(entry: str) -> tuple[str | None, str, int]:
     """``host``, ``user@host:port``, ``[::1]:2222``, ``admin@[::1]``: (user, host, port).
 
@@ -930,18 +936,21 @@ class Settings(_Section):
     def _targets(cls, entries: list[str | RemoteSystem]) -> list[str | RemoteSystem]:
         # a host is known by its name (commands, incidents, the store): two entries of one
         # name would be one host, and the other never watched
-        local = short_hostname()
+        # (LOCALHOST and localhost. are localhost: one SSH host, every incident tripled)
+        local = machine_name(short_hostname())
         seen: dict[str, str] = {}
         for entry in entries:
             if isinstance(entry, str):
-                name, shown = split_target(entry)[1], repr(entry)
+                name, shown = machine_name(split_target(entry)[1]), repr(entry)
             else:
-                name, shown = entry.name or entry.host, f"{{host = {entry.host!r}}}"
+                name = machine_name(entry.name or entry.host)
+                shown = f"{{host = {entry.host!r}}}"
             if name == local:
                 raise ValueError(f"{shown} is named {name!r}, the name of this machine; give "
                                  "it another: {host = ..., name = ...}")
             if name in seen:
-                raise ValueError(f"{seen[name]} and {shown} are both named {name!r}; give one "
+                raise ValueError(f"{seen[name]} and {shown} are both named {name!r} (a name's "
+                                 "case and a trailing dot make no other host); give one "
                                  "another: {host = ..., port = ..., name = ...}")
             seen[name] = shown
         return entries

@@ -8,7 +8,14 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RemoteSystem, Settings, check_host, join_target, split_target
+from ..config import (
+    RemoteSystem,
+    Settings,
+    check_host,
+    join_target,
+    machine_name,
+    split_target,
+)
 from ..errors import ConfigError
 
 
@@ -36,7 +43,7 @@ def machine_of(host: str, port: int) -> tuple[str, int]:
     """What makes two targets one machine. The user is only an account on it; DNS names are
     case-insensitive and a rooted ``web1.`` is ``web1``. A target without port reads back as
     22, like ``:22``: both leave the port to ~/.ssh/config, so they reach the same place."""
-    return host.lower().removesuffix("."), port
+    return machine_name(host), port
 
 
 def target_machine(target: str) -> tuple[str, int] | None:
