@@ -685,3 +685,43 @@ def test_a_config_repo_git_fetches_loads(tmp_path: Path, repo: str) -> None:
     path.write_text(f'config_repo = "{repo}"\nconfig_branch = "prod/web-1"\n')
     settings = load_settings(path, environ={}).settings
     assert (settings.config_repo, settings.config_branch) == (repo, "prod/web-1")
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("[llm]\ncontext_size = 4096\n",
+     "llm.context_size (4096) must hold agent.max_context_chars (24000 characters of "
+     "conversation: at least 8000 tokens at 3 characters a token) and the tools' descriptions "
+     "(about 2200 tokens): at least 10200 tokens; raise llm.context_size"),
+    ("[llm]\nmax_tokens = 8192\n",
+     "and the tools' descriptions (about 2200 tokens) and the answer (llm.max_tokens, 8192): "
+     "at least 18392 tokens"),
+    ('[llm]\ncontext_size = 4096\nmodel = "smollm2:135m"\n[agent]\nmax_context_chars = 3000\n'
+     'evidence_max_tokens = 4000\n[agent.modes]\n"smollm2:135m" = "evidence"\n',
+     "agent.max_context_chars (3000 characters of conversation: at least 1000 tokens at 3 "
+     "characters a token) and the answer in evidence mode (agent.evidence_max_tokens, 4000): "
+     "at least 5000 tokens"),
+])
+def test_a_context_too_small_for_the_agents_budget_is_refused_naming_the_keys(
+        tmp_path: Path, text: str, said: str) -> None:
+    # the server cut every long investigation (Ollama drops the beginning: the system prompt
+    # and the incident) or refused it, and the config had said nothing
+    path = tmp_path / "context.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    assert str(refused.value).startswith(f"{path}: llm.context_size (")
+    assert said in str(refused.value)
+
+
+def test_a_context_a_variable_made_too_small_is_the_environments_error() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={"AI_SYSADMIN_LLM__CONTEXT_SIZE": "2048"})
+    assert refused.value.source == "the environment"
+    assert "llm.context_size (2048) must hold" in str(refused.value)
+    assert "(from env AI_SYSADMIN_LLM__CONTEXT_SIZE)" in str(refused.value)
+
+
+def test_a_small_context_with_a_budget_it_holds_loads(tmp_path: Path) -> None:
+    path = tmp_path / "context.toml"
+    path.write_text("[llm]\ncontext_size = 4096\n[agent]\nmax_context_chars = 5400\n")
+    assert load_settings(path, environ={}).settings.llm.context_size == 4096

@@ -834,6 +834,14 @@ def check_config_repo(value: str) -> None:
                          "directory of each command)")
 
 
+#: the most characters of conversation a token holds (host output, logs and process lists,
+#: runs at 2-3): agent.max_context_chars needs at least a third as many tokens of context
+CHARS_PER_TOKEN_AT_MOST = 3
+#: the tools' descriptions as the model is sent them, in tokens (measured by
+#: tests/realmodel/test_context_budget.py): every request that offers the tools carries them
+TOOLS_TOKENS = 2200
+
+
 #: config_repo_exclude's default: files whose whole point is a secret
 CONFIG_REPO_EXCLUDE = (
     "*htpasswd*", "*pgpass*", "*msmtprc*", "*netrc*", "*.env", "*secret*", "*credential*",
@@ -1000,6 +1008,36 @@ class Settings(_Section):
             )
         return value
 
+    @model_validator(mode="after")
+    def _context_holds_the_conversation(self) -> Settings:
+        # a request past the context is cut by the server (Ollama drops its beginning: the
+        # system prompt and the incident) or refused, at the first long investigation
+        conversation, beside, said = self._context_parts()
+        if self.llm.context_size < conversation + beside:
+            raise ValueError(
+                f"llm.context_size ({self.llm.context_size}) must hold "
+                f"agent.max_context_chars ({self.agent.max_context_chars} characters of "
+                f"conversation: at least {conversation} tokens at {CHARS_PER_TOKEN_AT_MOST} "
+                f"characters a token) and {said}: at least {conversation + beside} tokens; "
+                "raise llm.context_size (and the server's own context) or lower "
+                "agent.max_context_chars")
+        return self
+
+    def _context_parts(self) -> tuple[int, int, str]:
+        """What one request holds at the least, in tokens: the conversation, and beside it
+        the tools' descriptions and the answer, or in evidence mode the answer alone where
+        that is more (said in words)."""
+        conversation = -(-self.agent.max_context_chars // CHARS_PER_TOKEN_AT_MOST)
+        with_tools = TOOLS_TOKENS + (self.llm.max_tokens or 0)
+        said = f"the tools' descriptions (about {TOOLS_TOKENS} tokens)"
+        if self.llm.max_tokens:
+            said += f" and the answer (llm.max_tokens, {self.llm.max_tokens})"
+        evidence = self.agent.evidence_max_tokens
+        if self.agent.mode_for(self.llm.model) == "evidence" and evidence > with_tools:
+            return (conversation, evidence,
+                    f"the answer in evidence mode (agent.evidence_max_tokens, {evidence})")
+        return conversation, with_tools, said
+
     #: files that hold a credential inline (the config file, when a URL in it has a password)
     _credential_files: tuple[Path, ...] = PrivateAttr(default=())
 
@@ -1153,6 +1191,14 @@ def _origins(dotted: str, sources: Mapping[str, str]) -> list[str]:
     return sorted({s for key, s in sources.items() if key.startswith(f"{dotted}.")})
 
 
+def _blamed(origins: list[str]) -> tuple[str, bool]:
+    """What a problem says of the variables among ``origins`` (where what it is about was
+    set), and whether they alone set it (then the file is not to blame)."""
+    variables = [o.removeprefix("env ") for o in origins if o.startswith("env ")]
+    where = f" (from env {', '.join(variables)})" if variables else ""
+    return where, bool(origins) and len(variables) == len(origins)
+
+
 def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, bool] | None:
     """The error as one problem, and whether only environment variables gave what it is
     about (then the file is not to blame)."""
@@ -1160,11 +1206,13 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
     if plain is None:
         return None
     loc, table = plain
+    if not loc and err["type"] == "value_error":
+        # a rule across tables (Settings' own): it names its keys, each said where it was set
+        said = validation_message(err)
+        where, from_env = _blamed(sorted({s for key, s in sources.items() if key in said}))
+        return f"{said}{where}", from_env
     dotted = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
-    origins = _origins(dotted, sources)
-    variables = [o.removeprefix("env ") for o in origins if o.startswith("env ")]
-    where = f" (from env {', '.join(variables)})" if variables else ""
-    from_env = bool(origins) and len(variables) == len(origins)
+    where, from_env = _blamed(_origins(dotted, sources))
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(table.model_fields)) if table else ""
         return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}", from_env

@@ -72,8 +72,9 @@ def _settings(state: Path, server: LlamaServer) -> Settings:
         llm={"backend": "openai", "url": server.url, "model": server.model, "timeout": 180,
              "temperature": 0, "context_size": N_CTX},
         queue={"wait_timeout": 400},
-        # a short tool budget so a 135M model on two cores finishes; no retry within the test
-        agent={"max_tool_calls": 3, "max_context_chars": 8000, "max_tool_output_chars": 1500,
+        # a short tool budget so a 135M model on two cores finishes; no retry within the test;
+        # as much conversation as N_CTX holds beside the tools' descriptions
+        agent={"max_tool_calls": 3, "max_context_chars": 5400, "max_tool_output_chars": 1500,
                "retry_backoff_seconds": 3600},
     )
 
