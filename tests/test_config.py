@@ -725,3 +725,33 @@ def test_a_small_context_with_a_budget_it_holds_loads(tmp_path: Path) -> None:
     path = tmp_path / "context.toml"
     path.write_text("[llm]\ncontext_size = 4096\n[agent]\nmax_context_chars = 5400\n")
     assert load_settings(path, environ={}).settings.llm.context_size == 4096
+
+
+@pytest.mark.parametrize(("var", "value", "hint"), [
+    ("AI_SYSADMIN_REMOTE_SYSTEMS", "web1",
+     "Input should be a valid list; a list is given as JSON: "
+     "AI_SYSADMIN_REMOTE_SYSTEMS='[\"web1\"]' (got 'web1')"),
+    ("AI_SYSADMIN_CERTIFICATES", "/etc/a.pem,/etc/b.pem",
+     "a list is given as JSON: AI_SYSADMIN_CERTIFICATES='[\"/etc/a.pem\", \"/etc/b.pem\"]'"),
+    ("AI_SYSADMIN_REMOTE_SYSTEMS", "[web1]", "AI_SYSADMIN_REMOTE_SYSTEMS holds no valid JSON"),
+    ("AI_SYSADMIN_AGENT__MODES", "evidence",
+     "Input should be a valid dictionary; a table is given as JSON: "
+     "AI_SYSADMIN_AGENT__MODES='{\"key\": \"value\"}' (got 'evidence')"),
+])
+def test_a_list_or_table_in_a_variable_is_told_its_json_form(var: str, value: str,
+                                                             hint: str) -> None:
+    # "Input should be a valid list (got 'web1')" said nothing of how a variable gives one
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={var: value})
+    assert refused.value.source == "the environment"
+    assert f"(from env {var})" in str(refused.value) and hint in str(refused.value)
+
+
+def test_a_table_in_a_variable_is_read_as_json() -> None:
+    # AI_SYSADMIN_AGENT__MODES='{...}' was "should be a valid dictionary": only '[' was JSON
+    loaded = load_settings(environ={"AI_SYSADMIN_AGENT__MODES": '{"smollm2:135m": "evidence"}',
+                                    "AI_SYSADMIN_REMOTE_SYSTEMS": '[{"host": "web1"}]'})
+    assert loaded.settings.agent.mode_for("smollm2:135m") == "evidence"
+    assert loaded.source_of("agent.modes.smollm2:135m") == "env AI_SYSADMIN_AGENT__MODES"
+    (system,) = loaded.settings.remote_systems
+    assert not isinstance(system, str) and system.host == "web1"

@@ -1116,7 +1116,9 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str
                 f"{var} holds an empty key name (the form is AI_SYSADMIN_<KEY> or "
                 "AI_SYSADMIN_<TABLE>__<KEY>); unset it or name the key"])
         value: Any = raw
-        if raw.strip().startswith("["):
+        # a list or a table is written as JSON: AI_SYSADMIN_REMOTE_SYSTEMS='["web1"]',
+        # AI_SYSADMIN_AGENT__MODES='{"smollm2:135m": "evidence"}'
+        if raw.strip().startswith(("[", "{")):
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError:
@@ -1135,7 +1137,10 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str
                 f"{var} sets '{'.'.join(path)}' to a value and other variables set keys "
                 "inside it; unset one of them"])
         node[path[-1]] = value
-        sources[".".join(path)] = f"env {var}"
+        dotted = ".".join(path)
+        sources[dotted] = f"env {var}"
+        if isinstance(value, dict):  # `config show` names the variable of each key it set
+            sources.update(dict.fromkeys(_leaves(value, f"{dotted}."), f"env {var}"))
     return data, sources
 
 
@@ -1224,7 +1229,21 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
     # pydantic names the class where a file has a table: "[llm]" is what a reader writes
     said = (f"should be a table of settings ([{dotted}])"
             if err["type"] == "model_type" else validation_message(err))
+    if from_env and isinstance(got, str) and err["type"] in ("list_type", "dict_type"):
+        said += f"; {_as_json(err['type'], got, origins=_origins(dotted, sources))}"
     return f"key '{dotted}'{where}: {said} (got {shown})", from_env
+
+
+def _as_json(kind: str, got: str, origins: list[str]) -> str:
+    """How a variable gives a list or a table: as JSON, shown with what it held (split at
+    its commas: a form to copy, never a reading of the variable)."""
+    var = origins[0].removeprefix("env ") if origins else "AI_SYSADMIN_..."
+    if got.strip().startswith(("[", "{")):
+        return f"{var} holds no valid JSON"
+    if kind == "dict_type":
+        return f"a table is given as JSON: {var}='{{\"key\": \"value\"}}'"
+    items = [item.strip() for item in got.split(",") if item.strip()] or ["..."]
+    return f"a list is given as JSON: {var}='{json.dumps(items)}'"
 
 
 def _config_file(path: Path, explicit: bool) -> bool:
