@@ -595,6 +595,8 @@ def test_a_lease_the_worker_would_renew_in_a_busy_loop_is_refused(tmp_path: Path
      "clear_margin_percent (10) is not below limit_warn_percent (10)"),
     ("memory_psi_some_avg60 = 1\n",
      "clear_margin_percent (2) is not below memory_psi_some_avg60 (1)"),
+    ("runaway_cpu_percent = 20\nclear_margin_percent = 20\n",
+     "clear_margin_percent (20) is not below runaway_cpu_percent (20)"),
     # memory had to be more than 100 % available to be well again
     ("memory_available_warn_percent = 70\nclear_margin_percent = 40\n",
      "memory_available_warn_percent (70) plus clear_margin_percent (40) is not below 100"),

@@ -462,15 +462,16 @@ class Thresholds(_Section):
 
     @model_validator(mode="after")
     def _levels_a_host_comes_back_from(self) -> Thresholds:
-        # a use that warned is well again only clear_margin_percent below its level (stalls
-        # too), available memory only that far above it: a margin at or past the level, or
-        # a level and margin at 100 % of memory, kept every such incident open for ever, and
-        # memory_available_warn_percent = 100 warned of every host at every check
+        # a use that warned is well again only clear_margin_percent below its level (stalls,
+        # a process's CPU share too), available memory only that far above it: a margin at
+        # or past the level, or a level and margin at 100 % of memory, kept every such
+        # incident open for ever, and memory_available_warn_percent = 100 warned of every
+        # host at every check
         margin = self.clear_margin_percent
         wrong = [f"clear_margin_percent ({margin:g}) is not below {level} "
                  f"({getattr(self, level):g})"
                  for level in ("disk_warn_percent", "inode_warn_percent", "limit_warn_percent",
-                               "memory_psi_some_avg60")
+                               "memory_psi_some_avg60", "runaway_cpu_percent")
                  if margin >= getattr(self, level)]
         if self.memory_available_warn_percent + margin >= 100:
             wrong.append(f"memory_available_warn_percent ({self.memory_available_warn_percent:g})"
