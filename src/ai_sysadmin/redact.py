@@ -299,18 +299,44 @@ def _options(option: str) -> Callable[[re.Match[str], str], Iterator[Edit]]:
     return edits
 
 
-# a Nix string after "=": "..." or ''...'' (the value of one attribute of a set)
-_NIX_VALUE = re.compile(r"""=[ \t]*(?:"(?P<v1>(?:[^"\\\n]|\\.)*)"|''(?P<v2>(?:[^']|'(?!'))*)'')""")
+# Nix's strings: "..." (backslash escapes, any lines) and ''...'' (its escapes: ''' ''$
+# ''\x); one a file leaves open runs to the text's end. Possessive (*+): nothing is tried twice
+_NIX_STRING = r"""(?:"(?:[^"\\]|\\.)*+(?:"|\Z)|''(?:[^']|'(?!')|''['$]|''\\.)*+(?:''|\Z))"""
+_NIX_COMMENT = r"(?:#[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z))"
+# what a set holds but its braces: strings and comments whole (a "{" or "}" in them is text)
+_NIX_TOKEN = rf"""(?:{_NIX_STRING}|{_NIX_COMMENT}|[^{{}}"'#/]++|['/])"""
+
+
+def _nix_set(depth: int) -> str:
+    """An attribute set's body, sets in it to ``depth`` levels; one left open ends it."""
+    inner = _NIX_TOKEN if depth == 0 else rf"(?:{_NIX_TOKEN}|\{{{_nix_set(depth - 1)}\}}?)"
+    return rf"{inner}*+"
+
+
+_NIX_WALK = re.compile(rf"(?P<s>{_NIX_STRING})|{_NIX_COMMENT}|(?P<eq>=)|(?P<end>[;{{}}])"
+                       r"""|[^"'#/=;{}]++|['/]""", re.S)
 
 
 def _every_nix_value(match: re.Match[str], text: str) -> Iterator[Edit]:
-    """Every string value of the attribute set ``set`` (and the one value ``v``): its
-    attribute names are user names, so no name says the value is a secret."""
-    start, end = match.span("set")
-    if start < end:
-        for found in _NIX_VALUE.finditer(text, start, end):
-            yield from _groups(found, text)
+    """Every string given as a value (after "=", up to its ";") in the attribute set
+    ``set`` (``basicAuth = { alice = "pw"; }``, ``basicAuth = lib.mkForce { ... }``), however
+    its strings and comments hold braces: its attribute names are user names, so no name
+    says a value is a secret. And the one value ``v`` (``basicAuth.alice = "pw"``)."""
     yield from _groups(match, text)
+    start, end = match.span("set")
+    valued = False
+    for token in _NIX_WALK.finditer(text, start, end):
+        if token["eq"]:
+            valued = True
+        elif token["end"]:
+            valued = False
+        elif token["s"] and valued:
+            found = token["s"]
+            quote = 1 if found[0] == '"' else 2
+            closed = len(found) >= 2 * quote and found.endswith(found[:quote])
+            inside = (token.start() + quote, token.end() - (quote if closed else 0))
+            if inside[0] < inside[1]:
+                yield inside[0], inside[1], MASK
 
 
 def _bounded(prefix: str) -> str:
@@ -440,11 +466,13 @@ RULES: tuple[Rule, ...] = (
     _rule("openssl-pass", r"-pass(?:in|out)?[ \t]+pass:(?P<v>\S+)"),
     # NixOS' nginx virtualHosts.<name>.basicAuth = { alice = "pw"; }: user name -> password in
     # clear, as the option's documentation has it (basicAuth.alice = "pw" alike); the set may
-    # span lines, a "${...}" in it included; basicAuthFile is a path and stays
+    # follow a function (lib.mkForce { ... }) or a line break, span lines, and hold braces in
+    # its strings and comments; basicAuthFile is a path and stays
     _rule("nix-basic-auth",
-          r"basicauth(?:[ \t]*=[ \t]*\{(?P<set>(?:[^{}]|\$\{[^{}\n]*\}){0,4000})(?:\}|\Z)"
-          r"|\.(?:\"[^\"\n]*\"|[\w-]+)[ \t]*=[ \t]*\"(?P<v>(?:[^\"\\\n]|\\.)*)\")",
-          _every_nix_value),
+          rf"basicauth(?:[ \t]*=[^{{}};\"'#]{{0,200}}+\{{(?P<set>{_nix_set(2)})\}}?"
+          r"|\.(?:\"[^\"\n]*\"|[\w-]+)[ \t]*=[ \t]*"
+          r"(?:\"(?P<v>(?:[^\"\\\n]|\\.)*)\"|''(?P<v1>(?:[^']|'(?!'))*)''))",
+          _every_nix_value, flags=re.S),
     # a password hash (crypt(3): htpasswd, shadow, users.users.*.hashedPassword, HAProxy's
     # userlist, a kickstart's rootpw --iscrypted): the scheme stays ($6$, $2y$), salt and hash go
     _rule("crypt-hash",

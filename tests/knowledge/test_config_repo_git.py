@@ -411,3 +411,33 @@ def test_a_token_in_the_repository_url_is_never_shown_and_guards_the_config_file
         ConfigRepo(in_query).sync(ListSink())
     assert "0123456789abcd" not in str(failed.value), failed.value
     assert "fleet.git?private_token=****" in str(failed.value)
+
+
+def test_a_password_far_below_its_basic_auth_line_is_masked_in_the_diff(tmp_path: Path) -> None:
+    # a hunk holds two lines around a change: masked hunk by hunk, dave's old and new
+    # passwords were shown, the "basicAuth = {" that makes them secret being five lines up
+    now = time.time()
+    users = ["alice", "bob", "carol", "dave"]
+
+    def web(dave: str, root: str) -> str:
+        passwords = "".join(f'      {u} = "{u.title()}Pw{n}";\n' for n, u in enumerate(users[:3]))
+        return ("{\n  services.nginx.virtualHosts.\"shop\" = {\n    basicAuth = {\n"
+                f'{passwords}      dave = "{dave}";\n    }};\n    root = "{root}";\n  }};\n}}\n')
+
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"web.nix": web("DaveOldPw4", "/srv/a")}, "web", when=now - 7200)
+    upstream.commit({"web.nix": web("DaveNewPw5", "/srv/b")}, "nginx: new root, dave's password",
+                    when=now - 3600)
+    upstream.commit({"web.nix": web("DaveThirdPw6", "/srv/b")}, "dave's password again",
+                    when=now - 1800)
+    repo = ConfigRepo(_settings(tmp_path, str(upstream.path)))
+    repo.sync(ListSink())
+
+    third, second, _ = recent_changes(repo, "nginx.service", before=now)
+    excerpt = diff_excerpt(repo, second)
+    assert '-    root = "/srv/a";' in excerpt and '+    root = "/srv/b";' in excerpt, excerpt
+    assert 'dave = "[redacted]";' in excerpt
+    only = diff_excerpt(repo, third)
+    assert "[only masked values changed]" in only, only
+    for secret in ("DaveOldPw4", "DaveNewPw5", "DaveThirdPw6", "AlicePw0", "CarolPw2"):
+        assert secret not in excerpt + only

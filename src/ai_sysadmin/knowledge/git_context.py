@@ -9,6 +9,7 @@ changes, newest first.
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Sequence
@@ -16,12 +17,10 @@ from dataclasses import dataclass
 
 from ..monitor.findings import strip_control
 from ..redact import redact, redact_file
-from .config_repo import ConfigRepo
+from .config_repo import MAX_FILE_BYTES, ConfigRepo
 
 #: how far back a change is looked for
 WINDOW_SECONDS = 14 * 24 * 3600
-#: characters of one file's diff masked for an excerpt that shows far fewer
-DIFF_READ = 64 * 1024
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _FIELD, _RECORD = "\x1f", "\x1e"
 
@@ -143,25 +142,50 @@ def describe(changes: Sequence[ConfigChange], unit: str, failed_at: float | None
 
 def diff_excerpt(repo: ConfigRepo, change: ConfigChange, limit: int = 1500) -> str:
     """The change's diff of the files it touched, masked and bounded; a file of
-    config_repo_exclude is named, its diff not shown."""
+    config_repo_exclude is named, its diff not shown.
+
+    Each file is masked whole, before and after, and the diff made of the two: a hunk holds
+    two lines around a change, and how a value is masked may depend on a line far above it
+    (the ``basicAuth = {`` of a password five users down)."""
     hidden = [path for path in change.files if repo.excluded(path)]
     parts = []
-    cut = False
-    # one file at a time: how a file is masked may depend on its name (.pgpass)
     for path in [path for path in change.files if path not in hidden][:5]:
-        # the path is a file's name, not a pattern (a "*" in it matches others); the diff's
-        # header names it as it is, not octal-escaped
-        out = strip_control(repo.git("-c", "core.quotePath=false", "--literal-pathspecs",
-                                     "show", "--format=", "--no-color", "--no-ext-diff",
-                                     "--unified=2", change.commit, "--", path, check=False))
-        if len(out) > DIFF_READ:
-            # far more than is shown (a generated file): not all of it masked line by line
-            end = out.rfind("\n", 0, DIFF_READ) + 1
-            out, cut = out[:end or DIFF_READ], True
-        parts.append(redact_file(out, path, diff=True))
+        before = _file_at(repo, f"{change.commit}^", path)
+        after = _file_at(repo, change.commit, path)
+        if before is None or after is None:
+            parts.append(f"[diff of {_clean(path, 120)} not shown: the file is over "
+                         f"{MAX_FILE_BYTES >> 10} KiB]\n")
+            continue
+        parts.append(_masked_diff(path, before, after))
     if hidden:
         names = ", ".join(_clean(path, 120) for path in hidden[:5])
         more = f" (+{len(hidden) - 5} more)" if len(hidden) > 5 else ""
         parts.append(f"[diff not shown (config_repo_exclude): {names}{more}]\n")
     text = "".join(parts)
-    return text[:limit] + "\n[diff cut]" if cut or len(text) > limit else text
+    return text[:limit] + "\n[diff cut]" if len(text) > limit else text
+
+
+def _file_at(repo: ConfigRepo, commit: str, path: str) -> str | None:
+    """``path`` as it was at ``commit`` ("" where it was not there: added, removed, the first
+    commit's parent); None where it is too large to mask whole (a generated file)."""
+    # rev:path names the path as it is (no pathspec magic, no quoting)
+    size = repo.git("cat-file", "-s", f"{commit}:{path}", check=False).strip()
+    if not size.isdigit():
+        return ""
+    if int(size) > MAX_FILE_BYTES:
+        return None
+    return strip_control(repo.git("cat-file", "blob", f"{commit}:{path}"))
+
+
+def _masked_diff(path: str, before: str, after: str) -> str:
+    """The unified diff (two lines of context) of the file's masked texts; where only masked
+    values changed, that is said, their change not shown."""
+    old, new = redact_file(before, path), redact_file(after, path)
+    lines = [line if line.endswith("\n") else f"{line}\n" for line in difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}",
+        f"b/{path}", n=2)]
+    if not lines and before != after:
+        lines = [f"--- a/{path}\n", f"+++ b/{path}\n", "[only masked values changed]\n"]
+    return f"diff --git a/{path} b/{path}\n" + "".join(lines) if lines else ""
+
+
