@@ -247,8 +247,10 @@ let
   # {aiName}-check, ...: what `ai-sysadmin commands install` writes everywhere, a Python
   # script that hands its own name and this config to the CLI's argv[0] dispatch. The Python
   # wrapper of a Nix application sets argv[0] to its own name, so the scripts run under a
-  # Python that imports the package instead (toPythonModule: an application's modules)
-  commandsPython = pkgs.python3.withPackages (ps: [ (ps.toPythonModule cfg.package) ]);
+  # Python that imports the package instead (toPythonModule: an application's modules), the
+  # one it was built for (this flake's nixpkgs may not be the system's: another Python 3)
+  commandsPython = (cfg.package.pythonInterpreter or pkgs.python3).withPackages
+    (ps: [ (ps.toPythonModule cfg.package) ]);
   commands = pkgs.runCommand "${aiName}-commands" { } ''
     mkdir -p $out/bin
     ${program} --config ${configFile} commands install --bin-dir $out/bin \

@@ -26,6 +26,9 @@ python3Packages.buildPythonApplication {
   # the test suite boots systemd in namespaces as root: it runs in CI, not in the build sandbox
   doCheck = false;
   pythonImportsCheck = [ "ai_sysadmin" "ai_sysadmin.cli.main" ];
+  # the interpreter it is built for: an environment that imports it (the module's {name}-*
+  # commands) must be of this Python, whichever nixpkgs the system is built from
+  passthru.pythonInterpreter = python3Packages.python;
   meta = {
     inherit (project) description;
     license = lib.licenses.mit;

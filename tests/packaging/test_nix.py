@@ -550,3 +550,23 @@ def test_ollama_acceleration_takes_what_services_ollama_takes(nix_env: dict[str,
         assert result["ollama"]["acceleration"] == value, value
     # what services.ollama refuses is an error where it is read (evaluate.nix shows it as null)
     assert evaluate(nix_env, {"ollamaAcceleration": "opencl"})["ollama"] is None
+
+
+def test_the_commands_run_under_the_python_the_package_was_built_for(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """The flake's package comes from the flake's nixpkgs, whose Python 3 may not be the
+    system's: an environment of the system's python3 with the package in it would not import
+    it, and the commands' build failed."""
+    module = tmp_path / "package.nix"
+    module.write_text("""{ pkgs, ... }: {
+      services.ai-sysadmin.package = pkgs.callPackage ../../nix/package.nix { } // {
+        pythonInterpreter = pkgs.python3 // {
+          withPackages = f: rec { type = "derivation"; name = "python3-3.13-env";
+            outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
+        };
+      };
+    }\n""".replace("../../nix/package.nix", str(ROOT / "nix" / "package.nix")))
+    result = evaluate(nix_env, {"aiName": "hal"}, extra=module)
+    (commands,) = [p for p in result["packages"] if p["name"].endswith("-commands")]
+    assert "python3-3.13-env/bin/python3" in commands["script"], commands["script"]
+    assert "python3-3.12-env" not in commands["script"]

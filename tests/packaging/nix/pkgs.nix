@@ -71,7 +71,8 @@ rec {
   python3Packages = lib.genAttrs pythonNames drv // {
     buildPythonApplication = args: drv "${args.pname}-${args.version}" // {
       inherit args;
-    };
+    } // (args.passthru or { });
+    python = python3;
     # named by its pname alone, as nixpkgs names a Python package in a dependency list
     buildPythonPackage = args: drv args.pname // { inherit args; };
     fetchPypi = args: drv "${args.pname}-${args.version}.whl";
