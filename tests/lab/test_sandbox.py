@@ -264,7 +264,14 @@ def test_the_sweep_leaves_living_labs_and_strangers_alone(sandbox: Sandbox,
     os.chown(theirs, 65534, 65534)
     linked = tmp_path / "ai-sysadmin-lab-linked00"
     linked.symlink_to(theirs)
+    # ours, started in another PID namespace (a container sharing this /tmp): its PID names
+    # no process here, dead or alive
+    contained = tmp_path / "ai-sysadmin-lab-contain0"
+    contained.mkdir(mode=0o700)
+    (contained / "config.json").write_text(
+        '{"parent_pid": 999999999, "cgroup": "/nonexistent", "pid_namespace": "pid:[1]"}')
     assert sweep_leftovers(tmp_path) == []
+    assert contained.exists()
     # in the temp directory beside it: another process's dead labs may go, never this one's
     swept = sweep_leftovers()
     assert str(sandbox.workdir) not in swept and str(sandbox._cgroup) not in swept

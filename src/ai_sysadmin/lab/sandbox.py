@@ -145,9 +145,19 @@ def _remove_empty_cgroup(cgroup: Path) -> bool:
     return True
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (``pid:[4026531836]``): a PID means something in it alone."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _workdir_owner(workdir: Path) -> tuple[int, str] | None:
     """(the PID that started it, its cgroup) of a lab's work directory that this user made
-    (mkdtemp's mode 0700): None for anything else that bears the name."""
+    (mkdtemp's mode 0700) from this PID namespace: None for anything else that bears the
+    name, and for a lab started in another PID namespace (a container sharing this /tmp),
+    whose PID says nothing here."""
     try:
         info = workdir.lstat()
         config = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
@@ -157,6 +167,8 @@ def _workdir_owner(workdir: Path) -> tuple[int, str] | None:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
         return None
     if not isinstance(pid, int) or pid <= 0 or not isinstance(cgroup, str):
+        return None
+    if config.get("pid_namespace", _pid_namespace()) != _pid_namespace():
         return None
     return pid, cgroup
 
@@ -168,12 +180,13 @@ def sweep_leftovers(base_dir: str | os.PathLike[str] | None = None) -> list[str]
     files stayed. Nothing of a living process is touched, nor a cgroup that still holds a
     process, nor a directory that still has a mount under it."""
     removed: list[str] = []
+    base = Path(base_dir if base_dir is not None else tempfile.gettempdir())
     with contextlib.suppress(OSError, LabError):
         for cgroup in cgroup2_root().iterdir():
             found = _LAB_CGROUP.fullmatch(cgroup.name)
-            if found and _owner_gone(int(found[1])) and _remove_empty_cgroup(cgroup):
+            if found and _owner_gone(int(found[1])) and not _elsewhere(cgroup, base) \
+                    and _remove_empty_cgroup(cgroup):
                 removed.append(str(cgroup))
-    base = Path(base_dir if base_dir is not None else tempfile.gettempdir())
     with contextlib.suppress(OSError):
         for workdir in base.glob(f"{WORKDIR_PREFIX}*"):
             owner = _workdir_owner(workdir)
@@ -184,6 +197,18 @@ def sweep_leftovers(base_dir: str | os.PathLike[str] | None = None) -> list[str]
             shutil.rmtree(workdir, ignore_errors=True)
             removed.append(str(workdir))
     return removed
+
+
+def _elsewhere(cgroup: Path, base: Path) -> bool:
+    """Whether the lab of ``cgroup`` was started in another PID namespace, by its work
+    directory's word: the PID in the cgroup's name is then no process of ours to ask after."""
+    workdir = base / cgroup.name.rpartition("-")[0]
+    try:
+        config = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("pid_namespace", _pid_namespace()) \
+        != _pid_namespace()
 
 
 def _kill_nsenter(proc: subprocess.Popen[str]) -> None:
@@ -276,6 +301,7 @@ class Sandbox:
         self._cgroup = cgroup
         config = {
             "parent_pid": os.getpid(),
+            "pid_namespace": _pid_namespace(),
             "cgroup": str(self._cgroup),
             "size": self.size,
             "hostname": self.hostname,
