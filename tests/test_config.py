@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from ai_sysadmin.config import (
 )
 from ai_sysadmin.errors import ConfigError
 from tests.conftest import BIN, run_program
+from tests.support.terminal import on_a_terminal
 
 
 def test_name_defaults_to_short_hostname() -> None:
@@ -149,21 +148,7 @@ def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
 
 def _on_a_terminal(argv: list[str], env: dict[str, str], columns: int) -> str:
     """What a command prints to a terminal ``columns`` wide (a pseudo-terminal of its own)."""
-    master, slave = pty.openpty()
-    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                          env={**os.environ, **env, "COLUMNS": str(columns)}) as child:
-        os.close(slave)
-        said = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            said += chunk
-        child.wait(timeout=60)
-    os.close(master)
+    _, said = on_a_terminal(argv, {**os.environ, **env, "COLUMNS": str(columns)})
     # as a person sees it: without the escapes that make it bold or dim
     return re.sub(r"\x1b\[[0-9;]*m", "", said.decode()).replace("\r\n", "\n")
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
-import select
 import signal
 import socket
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import BIN
 from tests.support.scripted_model import ScriptedModel, call, calls, raw_call, say
+from tests.support.terminal import on_a_terminal
 
 
 @pytest.fixture
@@ -33,34 +31,6 @@ def env(tmp_path: Path) -> dict[str, str]:
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None):
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
                           timeout=60)
-
-
-def run_on_a_terminal(argv: list[str], env: dict[str, str],
-                      stderr: Path) -> tuple[int, bytes]:
-    """``argv`` with its stdout a pseudo-terminal of its own, as a person runs it: its exit
-    code and what the terminal got (its stderr goes to the file ``stderr``)."""
-    master, slave = pty.openpty()
-    with stderr.open("wb") as errors:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=errors,
-                                 env=env)
-    os.close(slave)
-    got, ready = b"", select.poll()
-    ready.register(master, select.POLLIN)
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            if not ready.poll(100):
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            got += chunk
-    finally:
-        os.close(master)
-    return child.wait(timeout=60), got
 
 
 def test_ask_answers_through_the_queue_with_tools(env, tmp_path: Path) -> None:
@@ -271,7 +241,7 @@ def test_an_answer_on_a_terminal_shows_every_character_and_every_link_target(
               "# /etc/passwd holds root:x:0:0 and C:\\temp\\*x* is a \\[path\\]")
     with ScriptedModel([say(answer)]) as model:
         env.update(AI_SYSADMIN_LLM__URL=model.url, COLUMNS="60", TERM="xterm-256color")
-        code, shown = run_on_a_terminal([str(BIN), "ask", "why do logins fail?"], env,
+        code, shown = on_a_terminal([str(BIN), "ask", "why do logins fail?"], env,
                                         tmp_path / "stderr")
     assert code == 0, (tmp_path / "stderr").read_text()
     # the terminal's line ends are \r\n; nothing else is added, nothing taken away
