@@ -14,6 +14,7 @@ from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import JournalEntry, Snapshot
 from ai_sysadmin.orchestrator.checker import HostChecker
+from ai_sysadmin.orchestrator.fleet import stop_managing
 from ai_sysadmin.store import ActionStore, HostStore
 from tests.conftest import BIN
 
@@ -378,3 +379,24 @@ def test_one_host_removed_from_two_terminals_at_once_is_removed_once(cli, store)
         (0, "web1 is no longer managed; 1 open incident(s) closed\n", ""),
         (2, "", f"error: web1 is not managed: it was removed already by {said['actor']} at "
                 f"{when}\n")], answers
+
+
+def test_a_host_the_config_listed_once_is_accepted_by_its_name(cli, settings, store) -> None:
+    # its row keeps no target (the config's entry was its target): accept failed with a
+    # traceback on the missing target
+    HostStore(store.db).mark_listed({"web9"})
+    stop_managing(settings, store, "web9", "dropped from the config", "daemon")
+    assert names(cli, "--all")["web9"] == "removed"
+    code, out, err = cli("systems", "accept", "web9")
+    assert (code, err) == (0, "") and "web9 is managed now" in out
+    assert names(cli, "--all")["web9"] == "managed"
+
+
+def test_this_machine_at_another_port_is_added_under_a_name_of_its_own(cli) -> None:
+    # another sshd (a container, a VM behind a forward): "already managed" said it was this
+    # machine's own, and nothing but --name told how to add it
+    for target in ("localhost:2222", "127.0.0.1:2299", "root@[::1]:2299"):
+        code, _, err = cli("systems", "add", "--no-probe", target)
+        assert code == 2 and "needs a name of its own" in err and "--name NAME" in err, err
+    assert cli("systems", "add", "--no-probe", "localhost:2222", "--name", "vm1")[0] == 0
+    assert names(cli, "--all")["vm1"] == "managed"

@@ -136,7 +136,12 @@ def add(
     except ValueError as exc:
         raise AiSysadminError(f"cannot add {target[:80]!r}: {exc}") from None
     # a name is this machine's at any port; a host only at ssh's own (another port is
-    # another sshd: a container, a VM behind a forward)
+    # another sshd: a container, a VM behind a forward), which is named apart from this one
+    if name is None and port != 22 and _is_this_machine(host):
+        raise AiSysadminError(
+            f"{host} names this machine, which every check watches already; the sshd at its "
+            f"port {port} (a container, a VM behind a forward) needs a name of its own: "
+            f"systems add {target} --name NAME")
     if _is_this_machine(shown) or (port == 22 and _is_this_machine(host)) or any(
             s.name == shown for s in configured_hosts(app_state.settings)):
         raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
@@ -243,7 +248,9 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
         out.print(f"{name} is already managed")
         return
     try:
-        split_target(row["target"])  # what the journal named: any sender chooses it
+        # what the journal named (any sender chooses it); a row the config once listed
+        # and dropped keeps no target of its own: its name is where it is
+        split_target(row["target"] or name)
     except ValueError as exc:
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
     _refuse_configured_twin(app_state, name, row["target"] or name)
