@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -131,3 +133,40 @@ def test_root_ending_an_incident_logs_as_the_daemon_that_owns_the_state(
     assert {p.stat().st_uid for p in made} == {NOBODY}
     [record] = logs.read(settings.log_dir, "actions")
     assert record["msg"] == f"action {action.id} withdrawn: incident {number} closed by operator"
+
+
+@contextlib.contextmanager
+def _configured(log_dir: Path) -> Iterator[None]:
+    logs.configure(log_dir, "hal")
+    try:
+        yield
+    finally:
+        for channel in logs.CHANNELS:
+            for handler in list(logs.channel_logger(channel).handlers):
+                logs.channel_logger(channel).removeHandler(handler)
+                handler.close()
+
+
+def test_a_record_read_back_is_one_line_its_channel_its_own_and_its_json_json(
+        cli, settings: Settings) -> None:
+    """`logs`: a failed fix's stderr (the host's) with a line break printed a second line
+    that read as a record of ours; a notifier's "channel" extra made a service record read
+    as of a channel "gotify"; a number past a float's range was printed as Infinity."""
+    log_dir = settings.log_dir
+    with _configured(log_dir):
+        logs.channel_logger("actions").warning(
+            "action 8 failed: %s", "Job for nginx.service failed.\n2026-12-06 07:20:00 [hal] "
+            "audit: alice action.approved action:9: looks fine")
+        logs.channel_logger("service").error("notification 5 given up",
+                                             extra={"notification": 5, "channel": "gotify"})
+    code, out, _ = cli("logs", "actions", "-n", "5")
+    assert code == 0 and len(out.splitlines()) == 1, out
+    assert "failed.\\n2026-12-06 07:20:00 [hal] audit: alice" in out
+    code, out, _ = cli("logs", "service", "--json")
+    (record,) = json.loads(out)
+    assert (record["channel"], record["extra_channel"]) == ("service", "gotify")
+    with (log_dir / "decisions.jsonl").open("a") as file:
+        file.write('{"ts": 1e999, "level": "info", "msg": "cut"}\n')
+    code, out, _ = cli("logs", "decisions", "--json")
+    assert code == 0 and "Infinity" not in out
+    assert json.loads(out)[-1]["msg"] == '{"ts": 1e999, "level": "info", "msg": "cut"}'

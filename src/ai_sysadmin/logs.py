@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import logging.handlers
+import math
 import os
 import sys
 from collections import deque
@@ -28,6 +29,8 @@ CHANNELS = ("orchestrator", "decisions", "actions", "service")
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 4
 _STANDARD = set(vars(logging.makeLogRecord({})))
+#: what every record of a file holds, written by the formatter
+_OWN_KEYS = frozenset({"ts", "level", "name", "channel", "msg", "exc"})
 
 
 def channel_logger(channel: str) -> logging.Logger:
@@ -59,7 +62,9 @@ class JsonLines(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                data[key] = self._masked(value)
+                # an extra never passes for the record's own keys (a notifier's "channel" made
+                # a service record read as of a channel "gotify")
+                data[f"extra_{key}" if key in _OWN_KEYS else key] = self._masked(value)
         if record.exc_info:
             data["exc"] = self.mask(self.formatException(record.exc_info))
         return json.dumps(data, default=str)
@@ -228,6 +233,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float; one past a float's range (1e999) is no number JSON writes
+    back (it read as inf, and `logs --json` printed Infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is past a float's range")
+    return value
+
+
 def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
     """The last ``lines`` records of one channel, oldest first (across its rotated files);
     unparsable lines are kept raw."""
@@ -238,7 +252,7 @@ def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
         try:
             # NaN and Infinity are no JSON: a line holding them (cut, hand-edited) is kept raw,
             # or `logs --json` would print what no JSON reader takes
-            record = json.loads(line, parse_constant=_no_constant)
+            record = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
         except ValueError:
             record = None
         if not isinstance(record, dict):  # a cut or hand-edited line: kept as it is

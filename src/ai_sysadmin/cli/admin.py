@@ -102,6 +102,7 @@ def logs(
     if not records:
         out.print(f"no {channel} records yet", markup=False)
         return
+    from ..logs import visible
     from ..monitor.findings import masked
 
     for r in records:
@@ -111,9 +112,12 @@ def logs(
         }
         tail = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, {}, []))
         # an audit record holds a person's words as typed (a reason quoting the line they
-        # changed), a log file whatever wrote it: masked as --json masks them
-        out.print(masked(f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
-                         f"{r.get('msg', '')} {tail}".rstrip()), markup=False, highlight=False)
+        # changed), a log file whatever wrote it: masked as --json masks them, and on one
+        # line, as the daemon's stderr writes a record (a failed fix's stderr is the host's,
+        # and a line break in it posed as a record of ours: "... alice action.approved ...")
+        out.print(visible(masked(f"{when} [{r.get('name', settings.ai_name)}] "
+                                 f"{r.get('level', '?')}: {r.get('msg', '')} {tail}".rstrip())),
+                  markup=False, highlight=False)
 
 
 def _when(ts: object) -> str:

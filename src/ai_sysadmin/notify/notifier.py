@@ -140,12 +140,12 @@ class Notifier:
             if heir is not None:
                 moved = self.outbox.hand_over(name, heir)
                 log.info("notifications: %d pending under the name an earlier version gave %s "
-                         "handed to it", moved, heir, extra={"channel": heir})
+                         "handed to it", moved, heir, extra={"notify_channel": heir})
             given_up = self.outbox.give_up(name, NOT_CONFIGURED)
             if given_up:
                 log.warning("notifications: %d pending for %s given up: %s", given_up,
                             public_name(name), NOT_CONFIGURED,
-                            extra={"channel": public_name(name)})
+                            extra={"notify_channel": public_name(name)})
 
     def _retry_at_start(self) -> bool:
         """This process's start tries at once what waits out a backoff (up to an hour): the
@@ -190,7 +190,8 @@ class Notifier:
             await asyncio.to_thread(self.outbox.delivered, sent, channel.name)
             del self._unrecorded[channel.name]
             log.info("notification %d delivered to %s (recorded now that the store takes it)",
-                     sent, channel.name, extra={"notification": sent, "channel": channel.name})
+                     sent, channel.name,
+                     extra={"notification": sent, "notify_channel": channel.name})
         due = await asyncio.to_thread(self.outbox.due, channel.name, time.time(), BATCH)
         refused: list[tuple[Delivery, str]] = []
         stopped = False
@@ -219,7 +220,7 @@ class Notifier:
             await asyncio.to_thread(self.outbox.delivered, delivery.message_id, channel.name)
             del self._unrecorded[channel.name]
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
-                     extra={"notification": delivery.message_id, "channel": channel.name})
+                     extra={"notification": delivery.message_id, "notify_channel": channel.name})
             # the channel works: what it refused before this one it will not take
             for earlier, why in refused:
                 await asyncio.to_thread(self._given_up, channel, earlier, why)
@@ -246,7 +247,7 @@ class Notifier:
         retry_at = time.time() + delay
         if pause:
             self._paused_until[channel.name] = time.monotonic() + delay
-        extra = {"notification": delivery.message_id, "channel": channel.name,
+        extra = {"notification": delivery.message_id, "notify_channel": channel.name,
                  "attempts": attempts}
         if attempts >= self.settings.notify.max_attempts:
             self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
@@ -265,7 +266,7 @@ class Notifier:
         self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
         log.error("notification %d to %s given up: refused while later ones were accepted: "
                   "%s", delivery.message_id, channel.name, error,
-                  extra={"notification": delivery.message_id, "channel": channel.name,
+                  extra={"notification": delivery.message_id, "notify_channel": channel.name,
                          "attempts": delivery.attempts + 1})
 
     # -- `notify TITLE MESSAGE` -----------------------------------------------------------------
