@@ -56,6 +56,12 @@ class CommandRefused(TransportError):
         self.said = said
 
 
+class SudoRefused(CommandRefused):
+    """sudo itself refused to run a fix (a password it may not ask for, no rule that allows
+    it, a tty it wants): nothing of the command ran. Not a command that ran and failed, whose
+    exit status and stderr are its own result."""
+
+
 class StoreError(AiSysadminError):
     """The state database cannot be opened or migrated."""
 

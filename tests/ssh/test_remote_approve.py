@@ -107,19 +107,13 @@ def test_an_unreachable_host_leaves_the_action_approvable(
     assert "nothing ran" in history[-1]["detail"] and "approved again" in history[-1]["detail"]
 
 
-def test_a_sudo_host_is_checked_and_fixed_with_exactly_the_printed_drop_in(
-    lab_host: LabHost, known_hosts: Path, tmp_path: Path
-) -> None:
-    """``sudo = true`` with the drop-in `policy sudoers --user ops` prints (the fixes, never
-    a shell): the check runs as ops without sudo, and an approved restart runs under it."""
+def _sudo_config(tmp_path: Path, lab_host: LabHost, known_hosts: Path) -> Path:
+    """The lab as a host whose fixes run as ops under sudo (``sudo = true``), ops made a login
+    of it: "*", no password, yet not a locked account (sshd refuses those without PAM); in
+    systemd-journal so that the check reads the system's journal."""
     sb, host = lab_host.sandbox, lab_host.ssh
-    # "*": no password, yet not a locked account (sshd refuses those without PAM); in
-    # systemd-journal so that the check reads the system's journal
-    sb.exec(["useradd", "--create-home", "--password", "*", "--groups", "systemd-journal",
-             "ops"], check=True)
-    sb.exec(["rm", "-f", "/var/tmp/ran-once"])
-    apply(sb, "install_unit", {"name": "sudo-app.service", "text": TRANSIENT})
-    apply(sb, "start_unit", {"name": "sudo-app.service"})
+    sb.exec(["sh", "-c", "id ops >/dev/null 2>&1 || useradd --create-home --password '*' "
+             "--groups systemd-journal ops"], check=True)
     host.write_known_hosts(known_hosts)
     config = tmp_path / "config.toml"
     config.write_text(
@@ -129,6 +123,19 @@ def test_a_sudo_host_is_checked_and_fixed_with_exactly_the_printed_drop_in(
         f'port = {host.port}, key_file = "{host.client.private}", sudo = true}}]\n'
         '[safety]\nverify_settle_seconds = 1\nverify_timeout = 20\n'
         f'[ssh]\nknown_hosts = "{known_hosts}"\nuse_ssh_config = false\nconnect_timeout = 3\n')
+    return config
+
+
+def test_a_sudo_host_is_checked_and_fixed_with_exactly_the_printed_drop_in(
+    lab_host: LabHost, known_hosts: Path, tmp_path: Path
+) -> None:
+    """``sudo = true`` with the drop-in `policy sudoers --user ops` prints (the fixes, never
+    a shell): the check runs as ops without sudo, and an approved restart runs under it."""
+    sb = lab_host.sandbox
+    sb.exec(["rm", "-f", "/var/tmp/ran-once"])
+    apply(sb, "install_unit", {"name": "sudo-app.service", "text": TRANSIENT})
+    apply(sb, "start_unit", {"name": "sudo-app.service"})
+    config = _sudo_config(tmp_path, lab_host, known_hosts)
     drop_in = _cli(config, "policy", "sudoers", "--user", "ops")
     assert drop_in.returncode == 0, drop_in.stderr
     assert "ALL\n" not in drop_in.stdout and "/bin/sh -c {" in drop_in.stdout
@@ -148,3 +155,37 @@ def test_a_sudo_host_is_checked_and_fixed_with_exactly_the_printed_drop_in(
     assert done.returncode == 0, done.stderr + done.stdout
     assert (action["host"], action["state"]) == ("sshlab", "succeeded")
     assert sb.exec(["systemctl", "is-active", "sudo-app.service"]).stdout.strip() == "active"
+
+
+#: a unit whose start fails every time, each start leaving a line behind
+FAILING = """[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'date >> /var/tmp/failing-ran; echo "<3>cannot start" >&2; exit 3'
+"""
+
+
+def test_a_fix_that_ran_under_sudo_and_failed_says_its_own_error_past_sudos_warning(
+    lab_host: LabHost, known_hosts: Path, tmp_path: Path
+) -> None:
+    """The host's own name does not resolve (a common slip): sudo warns "unable to resolve
+    host" before it runs each command. A restart that ran and failed under sudo ends failed
+    with systemctl's own error, never as sudo's refusal ("nothing ran")."""
+    sb = lab_host.sandbox
+    config = _sudo_config(tmp_path, lab_host, known_hosts)
+    sb.write_file("/etc/sudoers.d/ops", _cli(config, "policy", "sudoers", "--user",
+                                             "ops").stdout, 0o440)
+    sb.exec(["rm", "-f", "/var/tmp/failing-ran"])
+    apply(sb, "install_unit", {"name": "failing.service", "text": FAILING})
+    action_id = _propose(config, "sshlab", "failing.service")
+    done = _cli(config, "approve", "approve", str(action_id), "--json")
+    action = json.loads(done.stdout)
+    assert done.returncode == 1, done.stderr
+    # sudo's warning came first, then the command ran: its exit and error are the fix's
+    assert action["state"] == "failed"
+    assert action["reason"] == action["result"]["error"]
+    assert action["reason"].startswith("systemctl restart -- failing.service exited 1: sudo: "
+                                       "unable to resolve host sshlab")
+    assert "\nJob for failing.service failed" in action["reason"]
+    assert "refused" not in action["reason"] and "nothing ran" not in action["reason"]
+    assert sb.exec(["cat", "/var/tmp/failing-ran"]).stdout.count("\n") == 1
+

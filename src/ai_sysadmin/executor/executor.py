@@ -17,8 +17,9 @@ from typing import Any
 
 from ..aio import KeyedLocks
 from ..config import Settings
-from ..errors import AiSysadminError, StoreError, StoreRefused, TransportError
+from ..errors import AiSysadminError, StoreError, StoreRefused, SudoRefused, TransportError
 from ..hosts.osinfo import OsInfo
+from ..hosts.sudo import sudo_refused
 from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor import parsers
 from ..monitor.findings import automation_may_touch
@@ -49,6 +50,15 @@ def _shown(argv: list[str]) -> str:
     if len(argv) > 2 and argv[1] == "-c":
         return " ".join([argv[0], "-c", "SCRIPT", *argv[3:]])[:300]
     return " ".join(argv)[:300]
+
+
+def _also_said(stderr: str) -> str:
+    """What a command that failed last said besides its exit, for a message ('' where
+    nothing): sudo's warning ("unable to resolve host X") beside a ``sudo -l`` that says no
+    by its exit alone."""
+    lines = stderr.strip().splitlines()
+    return f"; it said: {redact_cut(lines[-1].strip(), 200)}" if lines else ""
+
 
 def _changed(action: Action, judged: Judged) -> str | None:
     """How what ``judged`` runs, or the process it signals, differs from what the action was
@@ -782,17 +792,20 @@ class Executor:
             return None
         for line in self.command_lines(action):
             command = line[len(sudo):]
+            asked = [sudo[0], "-n", "-l", "--", *command]
             try:
-                done = await transport.run([sudo[0], "-n", "-l", "--", *command],
-                                           self.settings.command_timeout)
+                done = await transport.run(asked, self.settings.command_timeout)
+                if (refusal := sudo_refused(transport.host, asked, done.returncode,
+                                            done.stdout, done.stderr)) is not None:
+                    raise refusal
+            except SudoRefused as exc:
+                return redact(f"sudo -n -l says it would not run {_shown(command)}: {exc}")
             except TransportError as exc:
                 return redact(str(exc))
             if not done.ok:
-                # sudo -l says no by its exit code alone; a password it wants, on stderr
-                lines = done.stderr.strip().splitlines()
-                said = f": {redact_cut(lines[-1], 200)}" if lines else ""
                 return redact(f"sudo -n -l says it would not run {_shown(command)} (exit "
-                              f"{done.returncode}{said})")
+                              f"{done.returncode}: no sudo rule of this user allows it"
+                              f"{_also_said(done.stderr)})")
         return None
 
     async def _run(self, action_id: int, actor: str, by_person: bool) -> Action:
@@ -1131,6 +1144,10 @@ class Executor:
             self._progress(Progress(action.id, action.host, "running", shown))
             try:
                 done = await transport.run(line, self.settings.safety.command_timeout)
+                # here as over SSH: sudo's own refusal, not the command's failure
+                if (refusal := sudo_refused(transport.host, line, done.returncode,
+                                            done.stdout, done.stderr)) is not None:
+                    raise refusal
             except TransportError as exc:
                 raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
             self._progress(Progress(action.id, action.host, "ran", shown, done.returncode))

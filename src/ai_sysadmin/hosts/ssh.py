@@ -37,6 +37,7 @@ from .ssh_host_keys import (
     parsed_known_hosts,
 )
 from .ssh_target import DEFAULT_PORT, Hop, SshTarget, client_keys, parse_jump
+from .sudo import sudo_refused
 from .transport import (
     C_LOCALE,
     CommandResult,
@@ -190,15 +191,6 @@ def _under_sudo(cmd: tuple[str, ...]) -> tuple[str, ...] | None:
     if Path(cmd[0]).name != "sudo" or "--" not in cmd[1:]:
         return None
     return cmd[cmd.index("--") + 1:] or None
-
-
-def _sudo_said(cmd: tuple[str, ...], stderr: str) -> str | None:
-    """sudo's own words (it starts each with ``sudo: ``) where it was to run the command;
-    None where none."""
-    if Path(cmd[0]).name != "sudo":
-        return None
-    lines = [line for line in stderr.splitlines() if line.startswith("sudo: ")]
-    return _said(lines[-1].removeprefix("sudo: ")) if lines else None
 
 
 class _LoopState:
@@ -861,14 +853,15 @@ class SshTransport(Transport):
 
     async def _check_answered(self, state: _LoopState, cmd: tuple[str, ...], code: int,
                               stdout: str, stderr: str) -> None:
-        """Raise :class:`CommandRefused` where the host ran nothing: sudo refused a fix (its
-        own words on stderr, exit 1), or the login shell is no shell. nologin and /bin/false
-        exit 1 whatever they are asked, as a command may: where a command failed before any
-        other ran on the connection, the shell is asked to echo once (:meth:`_probe_shell`)."""
+        """Raise :class:`CommandRefused` where the host ran nothing: sudo refused a fix
+        (:class:`~ai_sysadmin.errors.SudoRefused`: its refusal is the last it said, a warning
+        it printed before running the command is none), or the login shell is no shell.
+        nologin and /bin/false exit 1 whatever they are asked, as a command may: where a
+        command failed before any other ran on the connection, the shell is asked to echo
+        once (:meth:`_probe_shell`)."""
         try:
-            sudo = _sudo_said(cmd, stderr)
-            if code == 1 and not stdout and sudo is not None:
-                raise self._refused(state, code, stdout, stderr, sudo)
+            if (sudo := sudo_refused(self.host, cmd, code, stdout, stderr)) is not None:
+                raise sudo
             if code != 0 and not state.ran:
                 await self._probe_shell(state)
         except CommandRefused as exc:
@@ -892,14 +885,9 @@ class SshTransport(Transport):
             raise self._refused(state, done.exit_status, str(done.stdout or ""),
                                 str(done.stderr or ""))
 
-    def _refused(self, state: _LoopState, status: int | None, stdout: str, stderr: str,
-                 sudo: str | None = None) -> CommandRefused:
-        """The host's refusal in its own words (bounded: host text), and what to change;
-        ``sudo``: sudo's own words, where it refused to run the command."""
-        if sudo is not None:
-            need = "needs a password" if "password is required" in sudo else "refused"
-            return CommandRefused(f"sudo on {self.host} {need}: `sudo -n` failed: {sudo}",
-                                  status, sudo)
+    def _refused(self, state: _LoopState, status: int | None, stdout: str, stderr: str
+                 ) -> CommandRefused:
+        """The host's refusal in its own words (bounded: host text), and what to change."""
         said = _said(f"{stdout}\n{stderr}")
         who = state.user or "the account"
         if status in (126, 127):
