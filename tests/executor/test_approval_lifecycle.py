@@ -490,6 +490,42 @@ def test_a_fix_sudo_would_not_run_here_is_not_claimed_and_can_be_approved_again(
     assert asked and all(line == "-n -l -- journalctl --vacuum-size=500M" for line in asked)
 
 
+def test_a_fix_sudo_wants_a_password_for_is_refused_by_sudo_and_can_be_approved_again(
+        quick, store, tmp_path, monkeypatch) -> None:
+    """`sudo -n -l` wants a password to answer at all where sudoers' listpw says so (with
+    `listpw=always`, even for what a NOPASSWD rule lets run): its "a password is required"
+    says nothing of the fix, and the run is tried. A sudo that wants one for the run too
+    refuses `sudo -n` before it runs anything: the fix was claimed, yet nothing of it ran,
+    and it waits for a person again (not failed), approvable again."""
+    wants_password = tmp_path / "sudo"
+    wants_password.write_text('#!/bin/sh\necho "$*" >> "$0.asked"\n'
+                              'echo "sudo: unable to resolve host testhost: Name or service '
+                              'not known" >&2\necho "sudo: a password is required" >&2; exit 1\n')
+    wants_password.chmod(0o755)
+    monkeypatch.setattr("ai_sysadmin.executor.executor.os.geteuid", lambda: 1000)
+    settings = quick.model_copy(update={"safety": quick.safety.model_copy(
+        update={"sudo": str(wants_password)})})
+    executor = Executor(settings, store, {HOST: SudoHost(tmp_path, str(wants_password))})
+    action = asyncio.run(executor.propose(HOST, "vacuum_journal", {"max_size": "500M"}))
+    for _ in range(2):
+        done = asyncio.run(executor.approve(action.id, "alice"))
+        assert done.state == "pending" and done.result is None, done.reason
+        assert done.started_at is None and done.expires_at is not None
+        assert done.reason == (
+            "needs a person: not run, nothing ran: journalctl --vacuum-size=500M: sudo on "
+            "testhost needs a password: `sudo -n` failed: a password is required; it can be "
+            "approved again")
+    moves = [what for what, _ in history(store, action.id)]
+    assert moves[-3:] == ["action.approved", "action.executing", "action.pending"]
+    # asked first, then the run sudo refused: nothing ran, nothing was asked of it again
+    asked = (tmp_path / "sudo.asked").read_text().splitlines()
+    assert asked == ["-n -l -- journalctl --vacuum-size=500M",
+                     "-n -- journalctl --vacuum-size=500M"] * 2
+    # no attempt counts toward the flapping limit: each approval runs it again
+    assert executor.actions.recent_attempts(HOST, "vacuum_journal", action.subject,
+                                            0, time.time() + 60) == 0
+
+
 def test_an_approval_asked_before_the_clock_was_set_back_still_expires_after_its_ttl(
         settings, store, host, monkeypatch: pytest.MonkeyPatch) -> None:
     """The daemon's clock ran a year ahead when it asked for the approval (stepped here, as

@@ -394,6 +394,52 @@ def test_a_daemon_that_is_not_root_runs_what_its_sudo_rules_allow_and_asks_for_t
         assert done.result["commands"][0]["argv"] == ["journalctl", "--vacuum-size=500M"]
 
 
+def test_a_fix_the_run_wants_a_password_for_waits_for_a_person_though_sudo_l_said_yes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's user is also in a password rule (as a member of %sudo or %wheel is):
+    `sudo -n -l` lists a SIGKILL (that rule matches it, and one NOPASSWD rule of the user's
+    lets it list without a password), the run wants the password. sudo refuses `sudo -n`
+    before the kill runs: the fix waits for a person with that reason, not failed, and its
+    incident waits for approval again; the process lives."""
+    with Sandbox() as sb:
+        executor, transport, pid = nobody_daemon(sb, tmp_path, monkeypatch,
+                                                 "nobody ALL=(ALL:ALL) ALL\n")
+        host = transport.host
+        hog = Finding(host, "runaway_process", "runaway.service", Severity.WARNING, "hog")
+        incident = executor.store.record_check(host, [hog], {"runaway_process"}).opened[0]
+        kill = asyncio.run(executor.propose(host, "kill_process",
+                                            {"pid": pid, "signal": "KILL"}, incident_id=incident))
+        assert kill.state == "pending", kill.reason
+        waiting = asyncio.run(executor.approve(kill.id, "alice"))
+        assert waiting.state == "pending" and waiting.result is None, waiting.reason
+        assert waiting.reason == (
+            f"needs a person: not run, nothing ran: kill -KILL {pid}: sudo on {host} needs a "
+            "password: `sudo -n` failed: a password is required; it can be approved again")
+        assert executor.store.get(incident, history=0).state == "awaiting_approval"
+        assert main_pid(sb, "runaway.service") == pid
+
+
+def test_a_sudo_that_wants_a_password_to_list_still_runs_what_its_rules_allow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Defaults listpw=always`: `sudo -n -l` wants a password to answer for any command,
+    though the drop-in's NOPASSWD rules let the runs through. The vacuum runs (it waited for
+    a person forever); a SIGKILL, which no rule lets through, is refused by sudo before it
+    runs and waits for a person."""
+    with Sandbox() as sb:
+        executor, transport, pid = nobody_daemon(sb, tmp_path, monkeypatch,
+                                                 "Defaults listpw=always\n")
+        vacuum = asyncio.run(executor.propose(transport.host, "vacuum_journal",
+                                              {"max_size": "500M"}))
+        done = asyncio.run(executor.approve(vacuum.id, "alice"))
+        assert done.state == "succeeded", done.reason
+        kill = asyncio.run(executor.propose(transport.host, "kill_process",
+                                            {"pid": pid, "signal": "KILL"}))
+        waiting = asyncio.run(executor.approve(kill.id, "alice"))
+        assert waiting.state == "pending", waiting.reason
+        assert "sudo on sdtest needs a password" in waiting.reason
+        assert main_pid(sb, "runaway.service") == pid
+
+
 def test_a_kill_left_by_a_gone_daemon_is_judged_after_the_host_is_looked_at_again(
         tmp_path: Path) -> None:
     """The next daemon looks at the host again before it runs a kill a gone one approved (a

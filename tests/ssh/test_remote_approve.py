@@ -189,3 +189,43 @@ def test_a_fix_that_ran_under_sudo_and_failed_says_its_own_error_past_sudos_warn
     assert "refused" not in action["reason"] and "nothing ran" not in action["reason"]
     assert sb.exec(["cat", "/var/tmp/failing-ran"]).stdout.count("\n") == 1
 
+
+def test_a_fix_outside_the_drop_in_waits_for_a_person_though_sudo_l_says_yes(
+    lab_host: LabHost, known_hosts: Path, tmp_path: Path
+) -> None:
+    """ops is also in a password rule (as a member of %sudo or %wheel is), beside the printed
+    drop-in: `sudo -n -l` lists a SIGKILL (the password rule matches it, and one NOPASSWD
+    rule of ops's is enough to list without a password), but the run wants the password.
+    sudo refuses `sudo -n` before the kill runs: the fix waits for a person with that
+    reason, as the docs promise, approvable again; the process lives."""
+    sb = lab_host.sandbox
+    config = _sudo_config(tmp_path, lab_host, known_hosts)
+    drop_in = _cli(config, "policy", "sudoers", "--user", "ops").stdout
+    sb.write_file("/etc/sudoers.d/ops", "ops ALL=(ALL:ALL) ALL\n" + drop_in, 0o440)
+    assert sb.exec(["visudo", "-c", "-f", "/etc/sudoers.d/ops"]).returncode == 0
+    sb.exec(["systemctl", "stop", "hog.service"])
+    sb.exec(["systemd-run", "--unit=hog.service", "sleep", "1000"], check=True)
+    pid = int(sb.exec(["systemctl", "show", "-p", "MainPID", "--value", "hog.service"]).stdout)
+    settings = load_settings(config, {}).settings
+    runtime = Runtime(settings, IncidentStore(Database(settings.db_path)), consumer="executor")
+
+    async def propose() -> int:
+        try:
+            action = await runtime.executor.propose("sshlab", "kill_process",
+                                                    {"pid": pid, "signal": "KILL"})
+            return action.id
+        finally:
+            await runtime.close()
+
+    action_id = asyncio.run(propose())
+    for _ in range(2):
+        done = _cli(config, "approve", "approve", str(action_id), "--json")
+        action = json.loads(done.stdout)
+        assert done.returncode == 2, done.stderr
+        assert action["state"] == "pending" and action["started_at"] is None, action
+        assert done.stderr.splitlines()[-1] == (
+            f"error: action {action_id} did not run and waits for approval again: needs a "
+            f"person: not run, nothing ran: kill -KILL {pid}: sudo on sshlab needs a password: "
+            "`sudo -n` failed: a password is required; it can be approved again")
+    assert sb.exec(["systemctl", "is-active", "hog.service"]).stdout.strip() == "active"
+    sb.exec(["systemctl", "stop", "hog.service"])

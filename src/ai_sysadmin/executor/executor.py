@@ -19,7 +19,7 @@ from ..aio import KeyedLocks
 from ..config import Settings
 from ..errors import AiSysadminError, StoreError, StoreRefused, SudoRefused, TransportError
 from ..hosts.osinfo import OsInfo
-from ..hosts.sudo import sudo_refused
+from ..hosts.sudo import needs_password, sudo_refused
 from ..hosts.transport import LocalTransport, Transport, unanswered
 from ..monitor import parsers
 from ..monitor.findings import automation_may_touch
@@ -43,6 +43,11 @@ from ..store.refused import refused
 from .host_facts import Self, own_identity, read_facts, read_run
 
 log = logging.getLogger("ai_sysadmin.actions")
+
+
+class _NothingRan(AiSysadminError):
+    """A claimed fix whose first command sudo itself refused: nothing of it ran, so it may
+    wait for a person again rather than end failed."""
 
 
 def _shown(argv: list[str]) -> str:
@@ -786,7 +791,14 @@ class Executor:
         """Where this host's fixes run as ``sudo -n -- ARGV`` (a daemon here that is not
         root, a remote login with ``sudo = true``): why sudo would not run one of them, asked
         of sudo itself (``sudo -n -l -- ARGV`` runs nothing); None when it would, or where no
-        sudo is used."""
+        sudo is used.
+
+        An early hint, not the run's verdict: sudo judges a password for ``-l`` by sudoers'
+        ``listpw`` (by default, one NOPASSWD rule of the user's anywhere), for a run by the
+        rule that matches. Its "a password is required" says nothing of the command (with
+        ``listpw=always`` every line would wait for a person forever, though each would run),
+        so the run itself is tried: a sudo that wants a password refuses ``sudo -n`` before
+        it runs anything, and the fix waits for a person again (:meth:`_execute`)."""
         sudo = self._sudo(transport)
         if not sudo:
             return None
@@ -799,6 +811,11 @@ class Executor:
                                             done.stdout, done.stderr)) is not None:
                     raise refusal
             except SudoRefused as exc:
+                if needs_password(exc.said):
+                    log.info("action %d: %s: sudo -n -l wants a password to answer; the run "
+                             "asks sudo itself", action.id, transport.host,
+                             extra={"action": action.id})
+                    continue
                 return redact(f"sudo -n -l says it would not run {_shown(command)}: {exc}")
             except TransportError as exc:
                 return redact(str(exc))
@@ -856,6 +873,9 @@ class Executor:
         try:
             outputs = await self._execute(claimed)
             self._ran_here.add(action_id)
+        except _NothingRan as exc:
+            return self._back_to_person(claimed, f"not run, nothing ran: {exc}; it can be "
+                                        "approved again")
         except AiSysadminError as exc:
             return await self._end(claimed, _Kept(functools.partial(
                 self._run_failed, claimed, exc), f"it failed ({exc})"))
@@ -1148,6 +1168,11 @@ class Executor:
                 if (refusal := sudo_refused(transport.host, line, done.returncode,
                                             done.stdout, done.stderr)) is not None:
                     raise refusal
+            except SudoRefused as exc:
+                # refused before the first command ran, the fix ran nothing; a later one
+                # follows commands that ran, and the fix failed
+                kind = AiSysadminError if outputs else _NothingRan
+                raise kind(f"{shown}: {redact(str(exc))}") from exc
             except TransportError as exc:
                 raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
             self._progress(Progress(action.id, action.host, "ran", shown, done.returncode))

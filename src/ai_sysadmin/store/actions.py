@@ -1,7 +1,8 @@
 """Actions and approvals. State first, side effect second: an action moves to ``executing`` in
 one transaction before anything runs, so it runs at most once, even across a crash.
 
-States: pending -> approved | rejected | expired; approved -> executing -> succeeded | failed;
+States: pending -> approved | rejected | expired; approved -> executing -> succeeded | failed
+(or pending again, where sudo refused its first command: nothing of it ran);
 and the terminal ``refused`` (policy), ``recorded`` (observe level), ``not_needed`` (the finding
 was gone when approved), ``escalated`` (anti-flapping: a person must look). An approved or
 executing action names the process that holds it (:func:`this_process`): a daemon that starts
@@ -32,7 +33,9 @@ MOVES: dict[str, frozenset[str]] = {
     # recorded: a dry-run daemon found it approved, and runs nothing
     "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired",
                            "pending", "rejected", "recorded"}),
-    "executing": frozenset({"succeeded", "failed"}),
+    # pending: sudo itself refused the first command, so nothing ran (the executor alone
+    # knows; an action whose command may have run never goes back)
+    "executing": frozenset({"succeeded", "failed", "pending"}),
 }
 
 
@@ -259,8 +262,9 @@ class ActionStore:
                 args.append(this_process())
             if new == "pending":
                 # a person decides on what `approve list/show` says now, not on the old verdict
-                sets += ["owner=?", "expires_at=?", "reason=?"]
-                args += [None, now + ttl_seconds if ttl_seconds else None, reason]
+                # started_at: a start that ran nothing is no attempt (the flapping count)
+                sets += ["owner=?", "expires_at=?", "reason=?", "started_at=?"]
+                args += [None, now + ttl_seconds if ttl_seconds else None, reason, None]
                 if replanned is not None:
                     sets += ["plan=?", "subject=?", "risk=?"]
                     args += [json.dumps(replanned[0]), replanned[1], replanned[2]]

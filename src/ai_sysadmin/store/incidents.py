@@ -61,7 +61,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     "investigating": frozenset({"open", "awaiting_approval", "remediating", "resolved", "closed"}),
     "awaiting_approval": frozenset({"open", "remediating", "resolved", "closed"}),
-    "remediating": frozenset({"open", "resolved", "reopened", "closed"}),
+    # awaiting_approval: its fix went back to a person before anything of it ran (sudo
+    # refused its first command)
+    "remediating": frozenset({"open", "awaiting_approval", "resolved", "reopened", "closed"}),
     "resolved": frozenset({"reopened", "closed"}),
     "closed": frozenset(),
 }
