@@ -4,6 +4,7 @@ fixes run, and nothing else does, whatever a glob would have let through."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,38 @@ def test_the_fix_rules_let_the_catalogs_commands_through_and_nothing_else(
                  ("journalctl", "--vacuum-size=500M", "--rotate"),
                  ("journalctl", "--vacuum-size=1G", "-D", "/etc")):
         assert denied(where[argv[0]], *argv[1:]), argv
+
+
+#: a NixOS daemon's programs (its NixOS module sets them so), which a Debian host it manages
+#: does not have: there the fixes run the bare names
+NIX_PROGRAMS = {program: f"/nix/store/{'a' * 32}-{program}/bin/{program}"
+                for program in ("systemctl", "journalctl", "kill", "sh")}
+
+
+def test_a_remote_hosts_drop_in_names_that_hosts_programs_not_this_daemons(
+        sandbox: Sandbox, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """`policy sudoers --user ops` on a daemon whose programs are Nix store paths: a remote
+    host with sudo = true runs the fixes by bare name (sudo finds /usr/bin/systemctl there),
+    so its drop-in must name --bin-dir's programs, or that sudo lets none of them through.
+    Without options the lines stay this machine's."""
+    if sandbox.exec(["sh", "-c", "command -v sudo visudo"]).returncode:
+        if os.environ.get("CI"):
+            pytest.fail("sudo and visudo are installed by scripts/test.sh")
+        pytest.skip("sudo or visudo is not installed")
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n[programs]\n'
+                      + "".join(f'{p} = "{path}"\n' for p, path in NIX_PROGRAMS.items()))
+    code, here, _ = cli("--config", str(config), "policy", "sudoers")
+    assert code == 0 and f"{NIX_PROGRAMS['systemctl']} ^(restart" in here
+    code, remote, _ = cli("--config", str(config), "policy", "sudoers", "--user", "nobody",
+                          "--bin-dir", "/usr/bin", "--shell", "/bin/sh")
+    assert code == 0 and "/nix/store" not in remote
+    sandbox.write_file("/etc/sudoers.d/ai-sysadmin", remote, mode=0o440)
+    checked = sandbox.exec(["visudo", "-c", "-f", "/etc/sudoers.d/ai-sysadmin"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # what the executor runs on a remote host, as that host's sudo would judge it for ops
+    for argv in (("systemctl", "restart", "--", "app.service"), ("kill", "-TERM", "1234"),
+                 ("journalctl", "--vacuum-size=500M")):
+        listed = sandbox.exec(["sudo", "-n", "-l", "-U", "nobody", "--", *argv])
+        assert listed.returncode == 0, (argv, listed.stdout, listed.stderr)
+    sandbox.exec(["rm", "-f", "/etc/sudoers.d/ai-sysadmin"])

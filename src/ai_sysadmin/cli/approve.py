@@ -354,26 +354,34 @@ def policy_check(
 @policy_app.command("sudoers")
 def policy_sudoers(
     ctx: typer.Context,
-    user: Annotated[str, typer.Option(
-        metavar="USER", help="The user the daemon runs as.")] = "ai-sysadmin",
-    shell: Annotated[str, typer.Option(
-        metavar="PATH", help="sh's absolute path as sudo resolves it.")]
-    = "/bin/sh",
-    bin_dir: Annotated[str, typer.Option(
-        metavar="DIR", help="Where systemctl, journalctl and kill are.")]
-    = "/usr/bin",
+    user: Annotated[str | None, typer.Option(
+        metavar="USER", help="The user sudo runs the fixes for: the daemon's, or a remote "
+        "host's login user (default ai-sysadmin).")] = None,
+    shell: Annotated[str | None, typer.Option(
+        metavar="PATH", help="sh's absolute path as that host's sudo resolves it (default "
+        "/bin/sh).")] = None,
+    bin_dir: Annotated[str | None, typer.Option(
+        metavar="DIR", help="Where systemctl, journalctl and kill are on that host (default "
+        "/usr/bin).")] = None,
 ) -> None:
     """The sudoers lines a daemon that is not root needs: exactly the fixes it may run, and
-    clean_directory's one script with the configured clean_paths. A remote host with sudo =
-    true needs the same for its login user (--user it)."""
+    clean_directory's one script with the configured clean_paths. Without options, for this
+    machine: the configured programs' paths. A remote host with sudo = true needs the same
+    for its login user: with --user, --bin-dir or --shell, the lines are that host's, the
+    programs' bare names (as the fixes run there) under --bin-dir and --shell."""
     from ..safety.sudo_rules import sudoers_text
 
     settings = state(ctx).settings
+    given = (user, shell, bin_dir) != (None, None, None)
+    # programs.* name executables here (a NixOS daemon's store paths): another host runs
+    # the bare names, which its sudo finds where --bin-dir and --shell say
+    on_host = settings.on_host(not given)
+    sh, where = shell or "/bin/sh", (bin_dir or "/usr/bin").rstrip("/")
 
     def resolve(program: str) -> str:
         if program.startswith("/"):
             return program
-        return shell if program == "sh" else f"{bin_dir.rstrip('/')}/{program}"
+        return sh if program == "sh" else f"{where}/{program}"
 
-    out.print(sudoers_text(settings, user, resolve).rstrip(), markup=False, highlight=False,
-              soft_wrap=True)
+    out.print(sudoers_text(on_host, user or "ai-sysadmin", resolve).rstrip(), markup=False,
+              highlight=False, soft_wrap=True)
