@@ -83,6 +83,10 @@ def test_a_remote_hosts_drop_in_names_that_hosts_programs_not_this_daemons(
                       + "".join(f'{p} = "{path}"\n' for p, path in NIX_PROGRAMS.items()))
     code, here, _ = cli("--config", str(config), "policy", "sudoers")
     assert code == 0 and f"{NIX_PROGRAMS['systemctl']} ^(restart" in here
+    # --user alone: this machine's daemon under another user, its programs where they are
+    code, named, _ = cli("--config", str(config), "policy", "sudoers", "--user", "hal")
+    assert code == 0 and f"hal ALL=(root) NOPASSWD: {NIX_PROGRAMS['systemctl']} ^(restart" \
+        in named, named
     code, remote, _ = cli("--config", str(config), "policy", "sudoers", "--user", "nobody",
                           "--bin-dir", "/usr/bin", "--shell", "/bin/sh")
     assert code == 0 and "/nix/store" not in remote

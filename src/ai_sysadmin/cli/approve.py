@@ -365,14 +365,17 @@ def policy_sudoers(
         "/usr/bin).")] = None,
 ) -> None:
     """The sudoers lines a daemon that is not root needs: exactly the fixes it may run, and
-    clean_directory's one script with the configured clean_paths. Without options, for this
-    machine: the configured programs' paths. A remote host with sudo = true needs the same
-    for its login user: with --user, --bin-dir or --shell, the lines are that host's, the
-    programs' bare names (as the fixes run there) under --bin-dir and --shell."""
+    clean_directory's one script with the configured clean_paths. Without --bin-dir and
+    --shell, for this machine: the configured programs' paths (--user names the daemon's
+    user). A remote host with sudo = true needs the same for its login user (--user): with
+    --bin-dir or --shell, the lines are that host's, the programs' bare names (as the fixes
+    run there) under --bin-dir and --shell."""
     from ..safety.sudo_rules import sudoers_text
 
     settings = state(ctx).settings
-    given = (user, shell, bin_dir) != (None, None, None)
+    # --user alone is this machine's daemon under another name, its programs where
+    # programs.* says; where a host's own places are given, the lines are that host's
+    given = (shell, bin_dir) != (None, None)
     # programs.* name executables here (a NixOS daemon's store paths): another host runs
     # the bare names, which its sudo finds where --bin-dir and --shell say
     on_host = settings.on_host(not given)
