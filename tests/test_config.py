@@ -666,7 +666,9 @@ def test_a_config_repo_or_branch_git_cannot_fetch_is_refused_at_load(
                                   "git@github.com:me/nixos.git", "github-work:me/nixos.git",
                                   "ssh://git@127.0.0.1:2222/srv/fleet.git",
                                   "git+ssh://git.example/fleet.git",
-                                  "https://ghp_TOKEN1234@github.com/me/nixos.git"])
+                                  "https://ghp_TOKEN1234@github.com/me/nixos.git",
+                                  # as git reads them: localhost's path, an IPv6 address
+                                  "file://localhost/srv/git/fleet.git", "git@[::1]:fleet.git"])
 def test_a_config_repo_git_fetches_loads(tmp_path: Path, repo: str) -> None:
     path = tmp_path / "repo.toml"
     path.write_text(f'config_repo = "{repo}"\nconfig_branch = "prod/web-1"\n')

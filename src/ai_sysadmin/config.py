@@ -805,7 +805,7 @@ class NotifySettings(_Section):
 #: '/' or '.lock' (git check-ref-format), in characters no shell or URL reads otherwise
 BRANCH_NAME = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<!\.lock)(?<!/)$")
 #: git's scp-like ssh address, ``user@host:path`` (a colon before any slash)
-SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?[^/:\s]+:(?!//)")
+SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?(?:\[[^\]/\s]+\]|[^/:\s]+):(?!//)")
 #: the URL schemes ConfigRepo lets git fetch config_repo by (protocol.allow: https, ssh, file)
 _REPO_SCHEMES = ("https", "ssh", "git+ssh", "ssh+git")
 _REPO_FORMS = ("an https:// or ssh:// URL (git+ssh:// and file:// too), an scp-like "
@@ -820,14 +820,16 @@ def check_config_repo(value: str) -> None:
     if "://" in value:
         scheme = value.partition("://")[0].lower()
         if scheme == "file":
-            if not value[len("file://"):].startswith("/"):
+            # file://localhost/srv/fleet.git is file:///srv/fleet.git, as git reads it
+            where = value[len("file://"):]
+            if not where.removeprefix("localhost").startswith("/"):
                 raise ValueError("a file:// URL names an absolute path, 'file:///srv/fleet.git'")
             return
         if scheme not in _REPO_SCHEMES:
             raise ValueError(f"must be {_REPO_FORMS}: git fetches config_repo by https, ssh "
                              "or a local path only")
         check_server_url(value, _REPO_SCHEMES, "an https:// or ssh:// URL")
-    elif "::" in value.partition("/")[0]:
+    elif "::" in re.sub(r"\[[^\]]*\]", "", value.partition("/")[0]):  # [::1] is an address
         raise ValueError(f"must be {_REPO_FORMS}: git runs a remote helper for "
                          "'transport::address', which config_repo never uses")
     elif not (value.startswith("/") or SCP_LIKE.match(value)):
