@@ -677,11 +677,11 @@ def test_a_config_repo_git_fetches_loads(tmp_path: Path, repo: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    ("[llm]\ncontext_size = 4096\n",
+    ("[llm]\ncontext_size = 4096\n[agent]\nmax_context_chars = 24000\n",
      "llm.context_size (4096) must hold agent.max_context_chars (24000 characters of "
      "conversation: at least 8000 tokens at 3 characters a token) and the tools' descriptions "
      "(about 2200 tokens): at least 10200 tokens; raise llm.context_size"),
-    ("[llm]\nmax_tokens = 8192\n",
+    ("[llm]\nmax_tokens = 8192\n[agent]\nmax_context_chars = 24000\n",
      "and the tools' descriptions (about 2200 tokens) and the answer (llm.max_tokens, 8192): "
      "at least 18392 tokens"),
     ('[llm]\ncontext_size = 4096\nmodel = "smollm2:135m"\n[agent]\nmax_context_chars = 3000\n'
@@ -708,6 +708,20 @@ def test_a_context_a_variable_made_too_small_is_the_environments_error() -> None
     assert refused.value.source == "the environment"
     assert "llm.context_size (2048) must hold" in str(refused.value)
     assert "(from env AI_SYSADMIN_LLM__CONTEXT_SIZE)" in str(refused.value)
+
+
+@pytest.mark.parametrize(("text", "chars"), [
+    ("[llm]\ncontext_size = 8192\n", (8192 - 2200) * 3),  # Llama 3's window
+    ("[llm]\ncontext_size = 4096\nmax_tokens = 1024\n", (4096 - 2200 - 1024) * 3),
+])
+def test_a_smaller_context_with_the_conversation_left_to_its_default_makes_it_fit(
+        tmp_path: Path, text: str, chars: int) -> None:
+    # a context set for a smaller model, the conversation's size never set: the config that
+    # loaded before the check was refused at the daemon's next start
+    path = tmp_path / "context.toml"
+    path.write_text(text)
+    settings = load_settings(path, environ={}).settings
+    assert settings.agent.max_context_chars == chars
 
 
 def test_a_small_context_with_a_budget_it_holds_loads(tmp_path: Path) -> None:

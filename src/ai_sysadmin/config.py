@@ -246,6 +246,8 @@ class LLMSettings(_Section):
 
 #: the shortest queue.lease_seconds
 MIN_LEASE_SECONDS = 1.0
+#: the least agent.max_context_chars: an incident's evidence and a tool's answer
+MIN_CONTEXT_CHARS = 2000
 
 
 class QueueSettings(_Section):
@@ -313,8 +315,9 @@ class AgentSettings(_Section):
         4000, ge=200, description="Longer tool output is truncated, with a handle to read more."
     )
     max_context_chars: int = Field(
-        24000, ge=2000, description="Conversation size before old tool results are dropped; "
-        "llm.context_size must hold it (see there).",
+        24000, ge=MIN_CONTEXT_CHARS, description="Conversation size before old tool results "
+        "are dropped; llm.context_size must hold it (see there). Not set, it is made to fit a "
+        "smaller llm.context_size.",
     )
     retry_backoff_seconds: Seconds = Field(
         60, gt=0, description="First retry delay of an investigation the LLM could not finish."
@@ -1016,6 +1019,16 @@ class Settings(_Section):
         # a request past the context is cut by the server (Ollama drops its beginning: the
         # system prompt and the incident) or refused, at the first long investigation
         conversation, beside, said = self._context_parts()
+        if self.llm.context_size < conversation + beside \
+                and "max_context_chars" not in self.agent.model_fields_set:
+            # a context set for a smaller model (8192) with the conversation's size left to
+            # its default: the conversation is made to fit, as its description says it must
+            # be; refused only where a person set both, or no conversation fits at all
+            fits = (self.llm.context_size - beside) * CHARS_PER_TOKEN_AT_MOST
+            if fits >= MIN_CONTEXT_CHARS:
+                self.agent.max_context_chars = fits
+                self.agent.model_fields_set.discard("max_context_chars")
+                conversation, beside, said = self._context_parts()
         if self.llm.context_size < conversation + beside:
             raise ValueError(
                 f"llm.context_size ({self.llm.context_size}) must hold "
