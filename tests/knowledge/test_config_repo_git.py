@@ -441,3 +441,21 @@ def test_a_password_far_below_its_basic_auth_line_is_masked_in_the_diff(tmp_path
     assert "[only masked values changed]" in only, only
     for secret in ("DaveOldPw4", "DaveNewPw5", "DaveThirdPw6", "AlicePw0", "CarolPw2"):
         assert secret not in excerpt + only
+
+
+def test_a_binary_file_a_change_touched_is_named_not_shown(tmp_path: Path) -> None:
+    # its blob decoded as text and diffed: a key's bytes reached the model as lines
+    now = time.time()
+    upstream = GitRepo(tmp_path / "upstream")
+    upstream.commit({"nginx.nix": "{ services.nginx.enable = true; }\n"}, "web",
+                    when=now - 7200)
+    upstream.commit({"nginx.nix": "{ services.nginx.enable = true; services.nginx.x = 1; }\n",
+                     "nginx/client.der": "0\x82\x01\x00SECRETKEYBYTES-abcdefghijklmnop\x00\x01"},
+                    "nginx: client certificate", when=now - 3600)
+    repo = ConfigRepo(_settings(tmp_path, str(upstream.path)))
+    repo.sync(ListSink())
+    (newest, _) = recent_changes(repo, "nginx.service", before=now)
+    excerpt = diff_excerpt(repo, newest)
+    assert "diff --git a/nginx/client.der b/nginx/client.der\n[binary file changed]" in excerpt
+    assert "SECRETKEYBYTES" not in excerpt
+    assert "+{ services.nginx.enable = true; services.nginx.x = 1; }" in excerpt, excerpt
