@@ -526,6 +526,17 @@ def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path, cli) -> N
                               "as UTF-8\n")
 
 
+def test_programs_env_an_earlier_release_took_is_passed_over(tmp_path: Path) -> None:
+    # the generations were read with `env TZ=UTC nix-env ...` until 2026-12-05: a config
+    # that named env stopped the daemon and every command with "unknown key"
+    path = tmp_path / "config.toml"
+    path.write_text(f"state_dir = '{tmp_path / 'state'}'\n[programs]\nenv = '/usr/bin/env'\n")
+    loaded = load_settings(path, environ={})
+    assert loaded.retired == [f"programs.env (file {path}) is no longer used: a rollback's "
+                              "generations are read with find, their times in UTC as it "
+                              "prints them; it can go"]
+
+
 def test_a_setting_no_release_uses_any_more_is_said_and_passed_over(
         tmp_path: Path, cli) -> None:
     """An upgrade starts with the config the last release took: programs.grep (the checks
@@ -722,6 +733,29 @@ def test_a_smaller_context_with_the_conversation_left_to_its_default_makes_it_fi
     path.write_text(text)
     settings = load_settings(path, environ={}).settings
     assert settings.agent.max_context_chars == chars
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # Ollama's long-time default, alone: no conversation fits beside the tools
+    ("[llm]\ncontext_size = 2048\n",
+     "llm.context_size (2048) must hold the tools' descriptions (about 2200 tokens) and the "
+     "least conversation (agent.max_context_chars 2000: 667 tokens): at least 2867 tokens; "
+     "raise llm.context_size (and the server's own context)"),
+    # the answer's size is what does not fit: it is named
+    ("[llm]\ncontext_size = 4096\nmax_tokens = 2048\n",
+     "at least 4915 tokens; raise llm.context_size (and the server's own context) or lower "
+     "llm.max_tokens"),
+])
+def test_a_context_no_conversation_fits_names_what_would_help(
+        tmp_path: Path, text: str, said: str) -> None:
+    # it was told to lower agent.max_context_chars, a key the config never set, to a size
+    # that still did not fit, and not the llm.max_tokens that did not
+    path = tmp_path / "context.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    assert said in str(refused.value)
+    assert "lower agent.max_context_chars" not in str(refused.value)
 
 
 def test_a_small_context_with_a_budget_it_holds_loads(tmp_path: Path) -> None:

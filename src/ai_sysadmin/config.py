@@ -1030,14 +1030,33 @@ class Settings(_Section):
                 self.agent.model_fields_set.discard("max_context_chars")
                 conversation, beside, said = self._context_parts()
         if self.llm.context_size < conversation + beside:
-            raise ValueError(
-                f"llm.context_size ({self.llm.context_size}) must hold "
-                f"agent.max_context_chars ({self.agent.max_context_chars} characters of "
-                f"conversation: at least {conversation} tokens at {CHARS_PER_TOKEN_AT_MOST} "
-                f"characters a token) and {said}: at least {conversation + beside} tokens; "
-                "raise llm.context_size (and the server's own context) or lower "
-                "agent.max_context_chars")
+            raise ValueError(self._context_too_small(conversation, beside, said))
         return self
+
+    def _context_too_small(self, conversation: int, beside: int, said: str) -> str:
+        """Why the context cannot hold the conversation, and only the ways out that help: a
+        smaller conversation only where the least one fits, a shorter answer where it is
+        set (an old config's context_size = 2048 was told to lower a key it never set, to
+        a size that still did not fit)."""
+        size = self.llm.context_size
+        least = -(-MIN_CONTEXT_CHARS // CHARS_PER_TOKEN_AT_MOST)
+        if "max_context_chars" in self.agent.model_fields_set:
+            needs = (f"agent.max_context_chars ({self.agent.max_context_chars} characters of "
+                     f"conversation: at least {conversation} tokens at "
+                     f"{CHARS_PER_TOKEN_AT_MOST} characters a token) and {said}: at least "
+                     f"{conversation + beside} tokens")
+        else:
+            needs = (f"{said} and the least conversation (agent.max_context_chars "
+                     f"{MIN_CONTEXT_CHARS}: {least} tokens): at least {beside + least} tokens")
+        ways = ["raise llm.context_size (and the server's own context)"]
+        if "max_context_chars" in self.agent.model_fields_set and size >= beside + least:
+            ways.append(f"lower agent.max_context_chars (to "
+                        f"{(size - beside) * CHARS_PER_TOKEN_AT_MOST} at most)")
+        if "the answer in evidence mode" in said:
+            ways.append("lower agent.evidence_max_tokens")
+        elif self.llm.max_tokens:
+            ways.append("lower llm.max_tokens")
+        return f"llm.context_size ({size}) must hold {needs}; {' or '.join(ways)}"
 
     def _context_parts(self) -> tuple[int, int, str]:
         """What one request holds at the least, in tokens: the conversation, and beside it
@@ -1338,6 +1357,8 @@ def load_settings(
 #: settings an earlier release had, which a config may still set: dotted key -> why it went
 RETIRED_KEYS = {
     "programs.grep": "the checks read the kernel's counter files with sh's builtins",
+    "programs.env": "a rollback's generations are read with find, their times in UTC as it "
+                    "prints them",
 }
 
 
