@@ -6,6 +6,7 @@ never found before (gvfs, which refuses root) is said and blocks nothing."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from ai_sysadmin.cli.check import exit_code
@@ -13,6 +14,7 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from ai_sysadmin.store import Database, IncidentStore
+from tests.support.machine import MACHINE_WIDE
 
 GIB = 1024**3
 
@@ -72,7 +74,9 @@ def test_an_unread_mount_keeps_its_incident_and_the_other_mounts_are_judged(
     # not called well: what was found there is not judged, and the check says so
     assert second.kept == [("disk_space", "/srv/nfs")]
     assert not second.healthy
-    assert exit_code(second) == 2
+    # what this busy machine itself shows (its load: a suite on two cores) is no matter here
+    mine = [f for f in second.findings if f.rule in MACHINE_WIDE]
+    assert exit_code(replace(second, findings=[f for f in second.findings if f not in mine])) == 2
     assert not second.judged("disk_space", "/srv/nfs")  # a fix's verification waits
     assert second.judged("disk_space", "/")
 

@@ -1,0 +1,10 @@
+"""What a check of this machine finds of the machine itself, whatever a test does to it."""
+
+from __future__ import annotations
+
+from ai_sysadmin.lab.runner import HOST_WIDE_RULES
+
+#: the rules that judge the machine a suite runs on, its load, memory and kernel (a suite on two
+#: cores loads them), and its processes, which a host sharing its process table (this machine
+#: itself, an sshd here in a network namespace) lists: another test's runaway or zombies
+MACHINE_WIDE = HOST_WIDE_RULES | {"runaway_process", "zombie_processes"}
