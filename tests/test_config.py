@@ -687,6 +687,15 @@ def test_a_config_repo_git_fetches_loads(tmp_path: Path, repo: str) -> None:
     assert (settings.config_repo, settings.config_branch) == (repo, "prod/web-1")
 
 
+def _context_refused(tmp_path: Path, text: str) -> str:
+    """Why a config of ``text`` is refused at load (it must be)."""
+    path = tmp_path / "context.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    return str(refused.value)
+
+
 @pytest.mark.parametrize(("text", "said"), [
     ("[llm]\ncontext_size = 4096\n[agent]\nmax_context_chars = 24000\n",
      "llm.context_size (4096) must hold agent.max_context_chars (24000 characters of "
@@ -705,12 +714,9 @@ def test_a_context_too_small_for_the_agents_budget_is_refused_naming_the_keys(
         tmp_path: Path, text: str, said: str) -> None:
     # the server cut every long investigation (Ollama drops the beginning: the system prompt
     # and the incident) or refused it, and the config had said nothing
-    path = tmp_path / "context.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as refused:
-        load_settings(path, environ={})
-    assert str(refused.value).startswith(f"{path}: llm.context_size (")
-    assert said in str(refused.value)
+    refused = _context_refused(tmp_path, text)
+    assert refused.startswith(f"{tmp_path / 'context.toml'}: llm.context_size (")
+    assert said in refused
 
 
 def test_a_context_a_variable_made_too_small_is_the_environments_error() -> None:
@@ -750,12 +756,9 @@ def test_a_context_no_conversation_fits_names_what_would_help(
         tmp_path: Path, text: str, said: str) -> None:
     # it was told to lower agent.max_context_chars, a key the config never set, to a size
     # that still did not fit, and not the llm.max_tokens that did not
-    path = tmp_path / "context.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as refused:
-        load_settings(path, environ={})
-    assert said in str(refused.value)
-    assert "lower agent.max_context_chars" not in str(refused.value)
+    refused = _context_refused(tmp_path, text)
+    assert said in refused
+    assert "lower agent.max_context_chars" not in refused
 
 
 def test_a_small_context_with_a_budget_it_holds_loads(tmp_path: Path) -> None:
