@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ai_sysadmin import __version__
-from ai_sysadmin.errors import StoreError
+from ai_sysadmin.errors import StoreError, StoreInUse
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from ai_sysadmin.store.migrations import MIGRATIONS
+from ai_sysadmin.store.sharing import opened_elsewhere
 from tests.test_store import unit_failed
 
 NEWER = (*MIGRATIONS, "CREATE TABLE later_things (id INTEGER PRIMARY KEY);")
@@ -53,7 +56,8 @@ def test_a_rolled_back_program_names_both_versions_and_the_copy_it_can_go_back_t
     with pytest.raises(StoreError) as refused:
         Database(path)
     said = str(refused.value)
-    assert f"has schema version {len(NEWER)} (ai-sysadmin {__version__} upgraded it on " in said
+    assert f"has schema version {len(NEWER)} (a later build of ai-sysadmin {__version__} " \
+        "upgraded it on " in said
     assert f"newer than this program's {len(MIGRATIONS)} (ai-sysadmin {__version__})" in said
     assert "upgrade ai-sysadmin again" in said and f"then move {copy} to {path}" in said
     assert path.read_bytes() == before and _schema(path) == len(NEWER)
@@ -157,3 +161,113 @@ def test_a_daemon_still_running_reads_its_actions_after_the_next_release_adds_a_
     actions.move(waiting.id, "approved", "alice", "ok")
     claimed = actions.claim(waiting.id, "executor")
     assert claimed is not None and claimed.state == "executing"
+
+
+class _OlderProgram:
+    """Another process holding ``path`` open at an older schema, as the daemon of the last
+    release does after `pip install` of this one, until it is restarted."""
+
+    def __init__(self, path: Path, migrations: tuple[str, ...]) -> None:
+        script = ("import sys; from ai_sysadmin.store import Database; "
+                  f"db = Database({str(path)!r}, {list(migrations)!r}); "
+                  "db.conn.execute('SELECT COUNT(*) FROM sqlite_master').fetchone(); "
+                  "print('open', flush=True); sys.stdin.read()")
+        self.process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == "open\n"
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def older_daemon(tmp_path: Path) -> Iterator[_OlderProgram]:
+    """The state of the last release (one migration less), held open by its daemon."""
+    path = tmp_path / "state" / "state.db"
+    IncidentStore(Database(path, MIGRATIONS[:-1])).record_check(
+        "web1", [unit_failed()], {"failed_unit"})
+    older = _OlderProgram(path, MIGRATIONS[:-1])
+    yield older
+    older.stop()
+
+
+def test_a_command_of_the_new_release_leaves_the_state_an_older_daemon_holds_open(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path,
+        older_daemon: _OlderProgram) -> None:
+    """`pip install` while the daemon runs: the first new command upgraded the file under
+    the old daemon, whose next checks failed on a table the upgrade had replaced. Now the
+    command says who holds it and how to go on, and changes nothing; once the old daemon is
+    gone (restarted as the new one), the command works."""
+    path = tmp_path / "state" / "state.db"
+    before = path.read_bytes()
+    code, out, err = cli("issues", "list")
+    assert code == 2 and "Traceback" not in out + err
+    [line] = err.strip().splitlines()
+    assert f"schema version {len(MIGRATIONS) - 1}, older than this program's " \
+        f"{len(MIGRATIONS)}" in line
+    assert f"another process has it open (pid {older_daemon.process.pid}, " in line
+    assert "nothing was changed" in line and "systemctl restart " in line
+    assert "-ai.service " in line and "-llm-worker.service" in line
+    assert _schema(path) == len(MIGRATIONS) - 1 and path.read_bytes() == before
+    assert not list(path.parent.glob("state.db.schema-*"))  # not even its copy
+
+    older_daemon.stop()
+    code, out, err = cli("issues", "list")
+    assert code == 0, err
+    assert "web1" in out and _schema(path) == len(MIGRATIONS)
+
+
+def test_the_services_upgrade_at_their_start_whoever_holds_the_file(
+        tmp_path: Path, older_daemon: _OlderProgram, caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon and the worker are what upgrades the file (their restart is the way on the
+    command's refusal names), so another holder, an older worker not yet restarted, does not
+    stop them; the log names it."""
+    path = tmp_path / "state" / "state.db"
+    with pytest.raises(StoreInUse):
+        Database(path)
+    with caplog.at_level("WARNING", "ai_sysadmin.service"):
+        store = IncidentStore(Database(path, service=True))
+    assert f"another process has it open (pid {older_daemon.process.pid}" in caplog.text
+    assert _schema(path) == len(MIGRATIONS)
+    assert [i.host for i in store.incidents()] == ["web1"]
+
+
+def test_a_file_opened_again_by_this_process_is_no_other_holder(tmp_path: Path) -> None:
+    """This process's own connections (a daemon's second Database on its file) never count,
+    and asking leaves them their locks: a connection opened before still reads and writes."""
+    path = tmp_path / "state.db"
+    own = Database(path, MIGRATIONS[:-1])
+    own.conn.execute("SELECT 1").fetchone()
+    assert opened_elsewhere(path) is None
+    Database(path).close()
+    assert _schema(path) == len(MIGRATIONS)
+    other = _OlderProgram(path, MIGRATIONS)
+    try:
+        assert opened_elsewhere(path) == other.process.pid
+    finally:
+        other.stop()
+    assert opened_elsewhere(path) is None
+
+
+def test_a_queue_file_an_older_worker_holds_is_left_to_it_by_a_conversation(
+        tmp_path: Path) -> None:
+    """`ask` beside an older worker leaves its queue file as it is; the worker's and the
+    daemon's own queue (``service``) upgrades it."""
+    from ai_sysadmin.llm.queue import QueueError
+    from ai_sysadmin.llm.queue.sqlite import MIGRATIONS as QUEUE
+    from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+
+    path = tmp_path / "queue.db"
+    Database(path, QUEUE[:-1], "queue").close()
+    worker = _OlderProgram(path, QUEUE[:-1])
+    try:
+        with pytest.raises(QueueError, match="another process has it open"):
+            SqliteQueue(path)
+        assert _schema(path) == len(QUEUE) - 1
+        SqliteQueue(path, service=True).close()
+        assert _schema(path) == len(QUEUE)
+    finally:
+        worker.stop()

@@ -66,6 +66,21 @@ class StoreError(AiSysadminError):
     """The state database cannot be opened or migrated."""
 
 
+class StoreInUse(StoreError):
+    """A command refused to upgrade a file of an older schema that another process (an older
+    daemon, its worker) has open. ``said`` holds :data:`SERVICES` where the services to
+    restart are named, which a caller that knows their units names (:meth:`naming`)."""
+
+    SERVICES = "ai-sysadmin's services (the daemon and the LLM worker)"
+
+    def __init__(self, said: str) -> None:
+        super().__init__(said)
+        self.said = said
+
+    def naming(self, services: str) -> StoreInUse:
+        return StoreInUse(self.said.replace(self.SERVICES, services))
+
+
 class StoreRefused(StoreError):
     """The machine refused the state database a write or an open (a read-only file system, a
     full disk, a lock held past the busy timeout, a failing disk): not ours to mend, and it

@@ -105,9 +105,17 @@ class AppState:
 
     @cached_property
     def store(self) -> IncidentStore:
+        from ..errors import StoreInUse
         from ..store import Database, IncidentStore
 
-        return IncidentStore(Database(self.settings.db_path))
+        # the daemon upgrades an older file at its start; a command beside an older daemon
+        # leaves it as it is
+        try:
+            return IncidentStore(Database(self.settings.db_path, service=self.command == "run"))
+        except StoreInUse as exc:
+            units = " ".join(self.settings.own_units[:2])
+            raise exc.naming("its services (the daemon and the LLM worker: systemctl "
+                             f"restart {units})") from None
 
     def log_to_files(self) -> bool:
         """A command that acts (approves, rejects, ends incidents) sends the library's records

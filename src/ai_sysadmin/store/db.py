@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..errors import StoreError, StoreRefused
+from ..errors import StoreError, StoreInUse, StoreRefused
 from .migrations import MIGRATIONS
+from .sharing import described, opened_elsewhere
 
 #: seconds a statement waits for another process's lock before it is refused
 BUSY_TIMEOUT = 30
@@ -33,12 +34,15 @@ class Database:
     """One connection per thread of use; writes go through :meth:`transaction`."""
 
     def __init__(self, path: Path | str, migrations: Sequence[str] = MIGRATIONS,
-                 what: str = "state database") -> None:
+                 what: str = "state database", *, service: bool = False) -> None:
         """``migrations``/``what``: another file's own schema (the LLM queue's) and its name in
-        messages."""
+        messages. ``service``: this process is one of ai-sysadmin's services (the daemon, the
+        LLM worker), which upgrade the file at their start whoever else has it open; a
+        command refuses to while another process has it (:meth:`_not_under_others`)."""
         self.path = Path(path)
         self.what = what
         self._migrations = migrations
+        self._service = service
         self._local = threading.local()
         #: this process's writers take turns here, not in SQLite's busy handler, which sleeps
         #: 1 to 100 ms between tries (a sweep's fifty checks would wait on each other's
@@ -134,7 +138,31 @@ class Database:
     def _migrate(self) -> None:
         schema = "schema" if self.what == "state database" else f"{self.what} schema"
         with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if 0 < version < len(self._migrations):
+                self._not_under_others(schema, version)
             migrate(conn, self._migrations, f"{self.path} has {schema} version", self.path)
+
+    def _not_under_others(self, schema: str, version: int) -> None:
+        """Refuse to upgrade the file while another process has it open: after `pip install`
+        the daemon and its worker still run the older program until restarted, and an
+        upgraded file fails the older program's statements (a table a migration replaced),
+        check after check. Their own restart upgrades it; a command cannot know what the
+        other process runs, so it leaves the file as it is."""
+        holder = opened_elsewhere(self.path)
+        if holder is None:
+            return
+        if self._service:
+            log.warning("%s: upgraded from %s version %d while another process has it open "
+                        "(%s): restart it if it is an older ai-sysadmin", self.path, schema,
+                        version, described(holder), extra={"event": "store_upgraded_in_use"})
+            return
+        raise StoreInUse(
+            f"{self.path} has {schema} version {version}, older than this program's "
+            f"{len(self._migrations)} ({PROGRAM}), and another process has it open "
+            f"({described(holder)}): an older ai-sysadmin still running on it would fail on "
+            f"the upgraded file, so nothing was changed. Restart {StoreInUse.SERVICES} first, "
+            "whose start upgrades it, then run this again")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -294,7 +322,9 @@ def _upgraded_by(conn: sqlite3.Connection, version: int) -> str:
     if row is None:
         return ""
     when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(row[1]))
-    return f" ({row[0]} upgraded it on {when})"
+    # a development build moves the schema on before the release number does
+    who = f"a later build of {row[0]}" if row[0] == PROGRAM else row[0]
+    return f" ({who} upgraded it on {when})"
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -74,10 +74,13 @@ def describe_queue(settings: Settings) -> str:
     return mask_secret_text(url)
 
 
-def open_queue(settings: Settings, reach_now: bool = True) -> RequestQueue:
+def open_queue(settings: Settings, reach_now: bool = True, service: bool = False
+               ) -> RequestQueue:
     """The queue named by ``settings.queue.url``; an unknown scheme is an error, never a
     silent default. ``reach_now=False``: a server that does not answer yet is no error here
-    (the daemon and the worker start and wait for it, :meth:`RequestQueue.reach`)."""
+    (the daemon and the worker start and wait for it, :meth:`RequestQueue.reach`).
+    ``service``: opened by the daemon or the worker, which upgrade a queue file of an older
+    schema (:class:`~ai_sysadmin.store.db.Database`)."""
     url = settings.queue.url
     scheme = urlsplit(url).scheme.lower()
     lease = settings.queue.lease_seconds
@@ -93,7 +96,7 @@ def open_queue(settings: Settings, reach_now: bool = True) -> RequestQueue:
             )
         path = parts.path
         return SqliteQueue(Path(path) if path not in ("", "/") else queue_db_path(settings),
-                           lease_seconds=lease)
+                           lease_seconds=lease, service=service)
     if scheme in ("redis", "rediss"):
         from .redis_queue import RedisQueue
 
@@ -110,7 +113,7 @@ def open_for_service(settings: Settings, waiting: str) -> RequestQueue:
     reboot Redis may start after us, and the queue's calls are tried again with backoff
     (the worker's claims, the investigations) while the daemon goes on checking hosts. A
     server that refuses the login, or a URL that cannot work, is still an error."""
-    queue = open_queue(settings, reach_now=False)
+    queue = open_queue(settings, reach_now=False, service=True)
     try:
         queue.reach()
     except QueueUnreachable as exc:

@@ -140,7 +140,9 @@ class SqliteQueue(LeasedQueue):
         lease_seconds: float = 60.0,
         max_attempts: int = MAX_ATTEMPTS,
         idle_poll: float = 0.5,
+        service: bool = False,
     ) -> None:
+        """``service``: the daemon's or the worker's queue (:class:`Database`)."""
         self.path = Path(path)
         self.description = f"sqlite://{self.path}"
         self.lease_seconds = lease_seconds
@@ -148,7 +150,7 @@ class SqliteQueue(LeasedQueue):
         self.idle_poll = idle_poll
         try:
             # the store's connections and transactions, with the queue's own migrations
-            self.db = Database(self.path, MIGRATIONS, "queue")
+            self.db = Database(self.path, MIGRATIONS, "queue", service=service)
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
         self._pruned_at = 0.0
