@@ -271,3 +271,36 @@ def test_a_queue_file_an_older_worker_holds_is_left_to_it_by_a_conversation(
         assert _schema(path) == len(QUEUE)
     finally:
         worker.stop()
+
+
+#: the state migrations shipped before migrations only added (11 replaced a table)
+_ADDING_FROM = 12
+
+
+@pytest.mark.parametrize("what", ["state", "queue"])
+def test_a_migration_only_adds_so_a_process_of_the_release_before_keeps_working(
+        what: str) -> None:
+    """An older process may still run on the file a newer one upgraded (an `approve`
+    verifying its fix while the services restart): a table or column it uses must still be
+    there, of the shape it knows."""
+    from ai_sysadmin.llm.queue.sqlite import MIGRATIONS as QUEUE
+
+    migrations = MIGRATIONS[_ADDING_FROM - 1:] if what == "state" else QUEUE
+    for script in migrations:
+        words = script.upper().split()
+        assert "DROP" not in words and "RENAME" not in words, script
+
+
+def test_a_process_of_schema_8_to_10_still_finds_the_table_migration_11_replaced(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    Database(path, MIGRATIONS[:10]).close()
+    Database(path).close()
+    conn = sqlite3.connect(path)
+    try:  # as those releases wrote and read it
+        conn.execute("INSERT OR REPLACE INTO restart_rises(host, unit, rose_after) "
+                     "VALUES ('web1', 'nginx.service', 1.0)")
+        assert conn.execute("SELECT unit, rose_after FROM restart_rises WHERE host = 'web1'"
+                            ).fetchall() == [("nginx.service", 1.0)]
+    finally:
+        conn.close()

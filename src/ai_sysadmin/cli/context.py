@@ -114,7 +114,7 @@ class AppState:
             return IncidentStore(Database(self.settings.db_path, service=self.command == "run"))
         except StoreInUse as exc:
             units = " ".join(self.settings.own_units[:2])
-            raise exc.naming("its services (the daemon and the LLM worker: systemctl "
+            raise exc.naming("ai-sysadmin's services (the daemon and the LLM worker: systemctl "
                              f"restart {units})") from None
 
     def log_to_files(self) -> bool:

@@ -161,8 +161,9 @@ class Database:
             f"{self.path} has {schema} version {version}, older than this program's "
             f"{len(self._migrations)} ({PROGRAM}), and another process has it open "
             f"({described(holder)}): an older ai-sysadmin still running on it would fail on "
-            f"the upgraded file, so nothing was changed. Restart {StoreInUse.SERVICES} first, "
-            "whose start upgrades it, then run this again")
+            f"the upgraded file, so nothing was changed. Where it is {StoreInUse.SERVICES}, "
+            "restart them, whose start upgrades it; otherwise close it (a sqlite3 shell, a "
+            "backup); then run this again")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -259,3 +259,18 @@ MIGRATIONS += (
     DROP TABLE restart_rises;
     """,
 )
+
+MIGRATIONS += (
+    # 12: migration 8's restart_rises back, empty and read by no one: a process of schema 8 to
+    # 10 still running when this file is upgraded (an older `approve` whose fix is being
+    # verified as the services restart) fails every check on a table it reads and writes.
+    # A migration adds from now on, never drops or renames what an older release uses
+    """
+    CREATE TABLE IF NOT EXISTS restart_rises (
+        host TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        rose_after REAL NOT NULL,
+        PRIMARY KEY (host, unit)
+    );
+    """,
+)
