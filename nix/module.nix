@@ -61,7 +61,8 @@ let
     if localOllama && builtins.elemAt loopback 1 == "[::1]" then "[::1]" else "127.0.0.1";
 
   # every program the daemon runs, by its store path (config.py's `programs` section);
-  # apt-get, dnf and pacman keep their names: they exist only on managed hosts of those kinds
+  # apt-get, dnf, yum, rpm-ostree and pacman keep their names: they exist only on managed hosts
+  # that have them
   programs = {
     systemctl = "${config.systemd.package}/bin/systemctl";
     journalctl = "${config.systemd.package}/bin/journalctl";

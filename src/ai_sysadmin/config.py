@@ -665,9 +665,18 @@ class Programs(_Section):
         "find", description="find executable (GNU findutils), to read the NixOS generations a "
         "rollback would switch between.")
     apt_get: Executable = Field(
-        "apt-get", description="For update_packages on Debian and Ubuntu.")
-    dnf: Executable = Field("dnf", description="For update_packages on Fedora and RHEL.")
-    pacman: Executable = Field("pacman", description="For update_packages on Arch.")
+        "apt-get", description="For update_packages on a host that has it (Debian, Ubuntu).")
+    dnf: Executable = Field(
+        "dnf", description="For update_packages on a host that has it (Fedora, RHEL 8 and "
+        "later).")
+    yum: Executable = Field(
+        "yum", description="For update_packages on a host that has it and no dnf (RHEL and "
+        "CentOS 7, Amazon Linux 2).")
+    rpm_ostree: Executable = Field(
+        "rpm-ostree", description="For update_packages on a host that booted an ostree "
+        "deployment (Fedora CoreOS, Silverblue, RHEL for Edge).")
+    pacman: Executable = Field("pacman", description="For update_packages on a host that has "
+                               "it (Arch).")
 
     def resolve(self, program: str) -> str:
         """The configured executable for a program the policy named by its bare name."""

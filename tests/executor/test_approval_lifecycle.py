@@ -5,6 +5,7 @@ daemon that starts while an ``approve`` runs. At most once, and nothing stuck.""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import StoreError, TransportError
 from ai_sysadmin.executor import Executor
+from ai_sysadmin.executor.host_facts import PACKAGE_PROBE
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Action, ActionStore, IncidentStore
@@ -26,8 +28,9 @@ HOST = "testhost"
 class ScriptedHost(LocalTransport):
     """A host whose commands really run, here: ``systemctl show`` prints the file ``show``
     (so a test can change what the host says of its units), ``true`` (the executor's "does
-    the host answer") runs or hangs, and every other command only writes its argv to
-    ``ran``."""
+    the host answer") runs or hangs, the look for its package managers runs as it is (on
+    ``path`` where set: the PATH of a host without some), and every other command only
+    writes its argv to ``ran``."""
 
     def __init__(self, tmp: Path) -> None:
         super().__init__(HOST)
@@ -38,6 +41,7 @@ class ScriptedHost(LocalTransport):
         #: what its /etc/os-release says; None: it cannot be read (a host that stopped
         #: answering after the probe)
         self.os_release: str | None = 'ID=debian\nVERSION_ID="12"\n'
+        self.path: str | None = None
 
     async def read_file(self, path: str, timeout: float = 20.0) -> str | None:
         if path in ("/etc/os-release", "/usr/lib/os-release"):
@@ -53,6 +57,9 @@ class ScriptedHost(LocalTransport):
                 if self.hang else argv
         if len(argv) > 1 and argv[0].endswith("systemctl") and argv[1] == "show":
             return ("cat", str(self.show))
+        if argv[1:3] == ("-c", PACKAGE_PROBE):
+            sh = shutil.which(argv[0]) or argv[0]
+            return argv if self.path is None else ("env", f"PATH={self.path}", sh, *argv[1:])
         return ("sh", "-c", 'printf "%s\\n" "$*" >> "$0"', str(self.ran), *argv)
 
     def commands(self) -> list[str]:
@@ -391,6 +398,35 @@ def test_an_os_specific_fix_approved_by_a_fresh_approve_runs(quick, store, host)
     done = asyncio.run(Executor(quick, store, {HOST: host}).approve(action.id, "alice"))
     assert done.state == "succeeded", done.reason
     assert host.commands() == ["apt-get -y upgrade"]
+
+
+AMAZON_LINUX_2 = 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n'
+
+
+def test_an_update_on_a_host_without_a_package_manager_is_refused_before_anyone_approves(
+        quick, store, host, tmp_path) -> None:
+    """A RHEL-like host was given dnf by its family, which a person approved and which then
+    failed to start: which package manager a host has is looked for on it, where
+    ``programs.*`` says."""
+    host.os_release, host.path = AMAZON_LINUX_2, str(tmp_path)  # a PATH with none of them
+    action = asyncio.run(Executor(quick, store, {HOST: host}).propose(
+        HOST, "update_packages", {}))
+    assert action.state == "refused", action.reason
+    assert ("no package update command is known for amzn: the host has none of the package "
+            "managers known here (nixos-rebuild, apt-get, pacman, dnf, yum, rpm-ostree)"
+            in action.reason)
+    assert host.commands() == []
+    # a Debian host whose apt-get is off its PATH, where programs.apt_get names it
+    apt_get = shutil.which("apt-get")
+    if apt_get is None:
+        pytest.skip("this machine has no apt-get")
+    host.os_release = 'ID=debian\nVERSION_ID="12"\n'
+    settings = quick.model_copy(update={"programs": quick.programs.model_copy(
+        update={"apt_get": apt_get})})
+    executor = Executor(settings, store, {HOST: host})
+    action = asyncio.run(executor.propose(HOST, "update_packages", {}))
+    assert action.state == "pending" and action.plan["commands"] == [["apt-get", "-y", "upgrade"]]
+    assert executor.command_lines(action)[0][-3:] == [apt_get, "-y", "upgrade"]
 
 
 def test_a_fix_whose_os_cannot_be_read_waits_for_a_person_and_runs_once_it_can(

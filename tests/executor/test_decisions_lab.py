@@ -505,3 +505,35 @@ def test_a_persons_yes_to_a_start_whose_risk_rose_since_it_was_shown_runs_nothin
         assert sb.exec(["systemctl", "is-active", "db.service"]).stdout.strip() == "active"
     assert (done.state, done.risk) == ("pending", "high"), (done.state, done.reason)
     assert "high risk, low when it was shown" in done.reason and "db.service" in done.reason
+
+
+FEDORA_COREOS = 'NAME="Fedora Linux"\nID=fedora\nVARIANT_ID=coreos\nVERSION_ID=40\n'
+CENTOS_7 = 'NAME="CentOS Linux"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n'
+
+
+def test_an_update_is_the_package_manager_the_host_has_not_its_familys(tmp_path: Path
+                                                                      ) -> None:
+    """The lab is this machine's Debian: apt-get. Said to be Fedora CoreOS, booted from an
+    ostree deployment, or CentOS, it still has no dnf: each was a `dnf -y upgrade` a person
+    approved and that failed; now refused before anyone is asked, saying why."""
+    with Sandbox() as sb:
+        transport = SandboxTransport(sb)
+        settings = lab_settings(tmp_path)
+        executor = Executor(settings, IncidentStore(Database(settings.db_path)),
+                            {transport.host: transport})
+
+        def update() -> tuple[str, str, list[list[str]]]:
+            action = asyncio.run(executor.propose(transport.host, "update_packages", {}))
+            return action.state, action.reason, action.plan["commands"]
+
+        assert update()[::2] == ("pending", [["apt-get", "-y", "upgrade"]])
+        sb.write_file("/etc/os-release", CENTOS_7)
+        state, reason, _ = update()
+        assert state == "refused" and "no package update command is known for centos: it " \
+            "has apt-get, not dnf or yum as its fedora family does: a person updates it" \
+            in reason, reason
+        sb.write_file("/etc/os-release", FEDORA_COREOS)
+        sb.write_file("/run/ostree-booted", "")
+        state, reason, _ = update()
+        assert state == "refused" and "the host booted an ostree deployment, whose packages " \
+            "only rpm-ostree changes, and it has no rpm-ostree" in reason, reason

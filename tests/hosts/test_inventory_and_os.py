@@ -7,7 +7,7 @@ import pytest
 from ai_sysadmin.config import RemoteSystem
 from ai_sysadmin.errors import ConfigError
 from ai_sysadmin.hosts.inventory import parse_target, ssh_config_hosts
-from ai_sysadmin.hosts.os_patterns import profile_for
+from ai_sysadmin.hosts.os_patterns import PackageManager, family_of, package_manager
 from ai_sysadmin.hosts.osinfo import parse_os_release
 
 
@@ -62,14 +62,58 @@ def test_ssh_config_hosts_are_read_as_openssh_splits_them(tmp_path: Path) -> Non
     ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', "fedora"),
     ('ID=endeavouros\nID_LIKE=arch\n', "arch"),
     ('ID=mystery\nID_LIKE=debian\n', "debian"),
+    ('ID="amzn"\nVERSION_ID="2"\n', "fedora"),
 ])
-def test_os_profiles_from_os_release(release, family) -> None:
+def test_os_families_from_os_release(release, family) -> None:
     info = parse_os_release(release)
-    profile = profile_for(info.id, info.id_like)
-    assert profile is not None and profile.family == family and profile.update
+    assert family_of(info.id, info.id_like) == family
 
 
 def test_unknown_os_is_generic_systemd() -> None:
-    assert profile_for("gentoo", ()) is None
-    nixos = profile_for("nixos")
-    assert nixos and nixos.rollback == ("nixos-rebuild", "switch", "--rollback")
+    assert family_of("gentoo", ()) is None
+    assert "none of the package managers" in str(
+        package_manager("gentoo", (), frozenset(), ostree_booted=False))
+
+
+AMZN2 = 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n'
+CENTOS7 = 'NAME="CentOS Linux"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n'
+COREOS = 'NAME="Fedora Linux"\nID=fedora\nVARIANT_ID=coreos\nVERSION_ID=40\n'
+
+
+@pytest.mark.parametrize(("release", "found", "ostree", "update"), [
+    # what the host has decides, not its family: yum where a RHEL-like host has no dnf
+    (AMZN2, {"yum"}, False, ("yum", "-y", "update")),
+    (CENTOS7, {"yum"}, False, ("yum", "-y", "update")),
+    ('ID=fedora\n', {"dnf", "yum"}, False, ("dnf", "-y", "upgrade")),
+    # an ostree-booted host changes its deployment with rpm-ostree, whatever else it has
+    (COREOS, {"rpm-ostree"}, True, ("rpm-ostree", "upgrade")),
+    (COREOS, {"rpm-ostree", "dnf"}, True, ("rpm-ostree", "upgrade")),
+    # rpm-ostree on a host that did not boot a deployment of it changes nothing it runs
+    ('ID=fedora\n', {"rpm-ostree", "dnf"}, False, ("dnf", "-y", "upgrade")),
+    # the family breaks a tie: a Debian host with dnf for building chroots
+    ('ID=debian\n', {"apt-get", "dnf"}, False, ("apt-get", "-y", "upgrade")),
+    ('ID=nixos\n', {"nixos-rebuild"}, False, ("nixos-rebuild", "switch", "--upgrade")),
+    # an OS this table does not know, with one package manager: that one
+    ('ID=pureos\n', {"apt-get"}, False, ("apt-get", "-y", "upgrade")),
+])
+def test_the_package_manager_is_the_one_the_host_has(release, found, ostree, update) -> None:
+    info = parse_os_release(release)
+    chosen = package_manager(info.id, info.id_like, frozenset(found), ostree)
+    assert isinstance(chosen, PackageManager) and chosen.update == update, chosen
+
+
+@pytest.mark.parametrize(("release", "found", "ostree", "why"), [
+    (COREOS, {"dnf"}, True, "it has no rpm-ostree"),
+    (AMZN2, set(), False, "none of the package managers known here (nixos-rebuild, apt-get, "
+     "pacman, dnf, yum, rpm-ostree)"),
+    ('ID=opensuse-leap\nID_LIKE="suse opensuse"\n', set(), False, "none of the package"),
+    ('ID=mystery\n', {"apt-get", "pacman"}, False, "it has apt-get and pacman, and its OS "
+     "does not tell which one its packages come from: a person updates it"),
+    ('ID=debian\n', {"dnf"}, False, "it has dnf, not apt-get as its debian family does"),
+    ('ID=fedora\n', {"rpm-ostree"}, False, "none of the package managers"),
+])
+def test_a_host_without_a_package_manager_it_can_use_says_why(release, found, ostree,
+                                                             why) -> None:
+    info = parse_os_release(release)
+    chosen = package_manager(info.id, info.id_like, frozenset(found), ostree)
+    assert isinstance(chosen, str) and why in chosen, chosen

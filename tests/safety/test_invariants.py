@@ -11,7 +11,8 @@ from ai_sysadmin.safety.file_policy import check_read
 
 PROGRAMS = ["systemctl", "journalctl", "ls", "ps", "ip", "find", "du", "df", "ss", "kill",
             "reboot", "nix-env", "nixos-rebuild", "nix-collect-garbage", "apt-get", "dnf",
-            "pacman", "dmesg", "getent", "stat", "bash", "less", "/bin/ls", "vmstat"]
+            "yum", "rpm-ostree", "pacman", "dmesg", "getent", "stat", "bash", "less", "/bin/ls",
+            "vmstat"]
 TOKENS = ["status", "show", "restart", "stop", "start", "mask", "disable", "kill", "isolate",
           "reboot", "poweroff", "reset-failed", "list-units", "cat", "--no-pager", "-H", "host",
           "--root=/mnt", "-M", "--vacuum-size=1M", "--vacuum-size=500M", "--vac=1M", "-f",
@@ -19,7 +20,8 @@ TOKENS = ["status", "show", "restart", "stop", "start", "mask", "disable", "kill
           "nginx.service", "sshd@.service", "-.slice", "multi-user.target", "ssh*", "/etc",
           "/etc/shadow", "/etc/../root", "..", "-TERM", "-KILL", "1", "4242", "-1", "0",
           "switch", "--rollback", "-p", "/nix/var/nix/profiles/system", "upgrade", "-y",
-          "-Syu", "--noconfirm", "-o", "pid,environ", "aux", "eww", "addr", "link", "set",
+          "-Syu", "--noconfirm", "update", "--reboot", "install", "-o", "pid,environ", "aux",
+          "eww", "addr", "link", "set",
           "-exec", "-delete", "-name", "*.log", "shadow", "passwd", "a\x00b", "\u0455shd",
           "x" * 300, "", "--property=MainPID", "-p", "--lines=15", "-e", "--rotate",
           "--delete-older-than", "14d", "-d", "--now", "--force", "$(reboot)", "a;b"]

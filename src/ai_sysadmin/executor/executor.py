@@ -323,6 +323,7 @@ class Executor:
             own_units=own.units, own_pids=own.pids,
             incident_opened_at=incident.opened_at if incident else None,
             generations=facts.generations, generations_problem=facts.generations_problem,
+            package_programs=facts.package_programs, ostree_booted=facts.ostree_booted,
         )
 
     async def plan(self, host: str, kind: str, params: dict[str, Any],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..errors import TransportError
+from ..hosts.os_patterns import OSTREE_BOOTED, PACKAGE_PROGRAMS
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.parsers import DF_COLUMNS, parse_df
@@ -58,6 +59,10 @@ class HostFacts:
     #: the NixOS system profile's generations, or why not (no problem of the other facts)
     generations: Generations | None = None
     generations_problem: str | None = None
+    #: which of the known package managers the host has (None: not asked), and whether it
+    #: booted an ostree deployment
+    package_programs: frozenset[str] | None = None
+    ostree_booted: bool = False
 
 
 async def _show(transport: Transport, settings: Settings, names: list[str]) -> list[UnitFacts]:
@@ -210,18 +215,45 @@ async def read_generations(transport: Transport, settings: Settings) -> Generati
                              f"({done.returncode}): {exc}") from exc
 
 
+#: whether the host booted an ostree deployment (its first argument), then each program of the
+#: rest that its PATH finds: ``command -v`` is the shell's own, so one sh asks for them all
+PACKAGE_PROBE = ('o=$1; shift; [ ! -e "$o" ] || echo ostree-booted; '
+                 'for p do command -v -- "$p" >/dev/null 2>&1 && printf "has %s\\n" "$p"; '
+                 'done; exit 0')
+
+
+async def read_package_programs(transport: Transport, settings: Settings
+                                ) -> tuple[frozenset[str], bool]:
+    """The package managers the host has, by their bare names, and whether it booted an
+    ostree deployment. Each is looked for as ``programs.*`` names it, as the fix runs it."""
+    named = {settings.programs.resolve(p): p for p in PACKAGE_PROGRAMS}
+    done = await transport.run([settings.programs.sh, "-c", PACKAGE_PROBE, "sh", OSTREE_BOOTED,
+                                *named], settings.command_timeout)
+    if not done.ok:
+        raise TransportError(f"the package managers could not be looked for "
+                             f"({done.returncode}): "
+                             f"{redact_cut((done.stderr or done.stdout).strip(), 200)}")
+    lines = done.stdout.splitlines()
+    found = frozenset(named[line[4:]] for line in lines
+                      if line.startswith("has ") and line[4:] in named)
+    return found, "ostree-booted" in lines
+
+
 async def read_facts(transport: Transport | None, settings: Settings,
                      needed: FactsNeeded) -> HostFacts:
     if transport is None:
         return HostFacts(problem="no transport to the host")
     if not (needed.units or needed.pid is not None or needed.os or needed.journal
-            or needed.mount_of or needed.generations):
+            or needed.mount_of or needed.generations or needed.package_programs):
         return HostFacts(read=True)
     settings = settings.on_host(transport.local_programs)
     facts = HostFacts(read=True)
     try:
         if needed.os:
             facts.os = await read_os_release(transport, settings.command_timeout)
+        if needed.package_programs:
+            facts.package_programs, facts.ostree_booted = await read_package_programs(
+                transport, settings)
         if needed.journal:
             facts.journal_bytes = await read_journal_bytes(transport, settings)
         if needed.mount_of:

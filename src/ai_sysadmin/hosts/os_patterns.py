@@ -1,6 +1,13 @@
-"""Per-OS command patterns, as data: how to install updates and roll them back. An OS not in
-the table is "generic systemd": investigation works, and OS-specific actions are refused with a
-clear reason."""
+"""Per-OS command patterns, as data: how to install updates and roll them back.
+
+Which package manager a host has is a fact the host reports (:data:`PACKAGE_PROGRAMS` found on
+it, and whether it booted an ostree deployment), never a guess from its os-release family: an
+Amazon Linux 2 or CentOS 7 host is "fedora"-like and has only yum; a Fedora CoreOS or
+Silverblue host has dnf or yum too, but its system is an rpm-ostree deployment that they must
+not change. The os-release family only breaks a tie between programs a host has (a Debian host
+with dnf installed to build chroots is still updated with apt-get). A host with none of the
+known programs is "generic systemd": investigation works, and OS-specific actions are refused
+with a clear reason."""
 
 from __future__ import annotations
 
@@ -10,44 +17,84 @@ Argv = tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class OsProfile:
-    family: str
-    update: Argv | None = None
+class PackageManager:
+    """How one package manager installs pending updates (``program`` is the bare name the
+    policy and ``programs.*`` know it by)."""
+
+    program: str
+    update: Argv
     rollback: Argv | None = None
+    #: what a person must know beyond the command itself
+    note: str = ""
 
 
-PROFILES: dict[str, OsProfile] = {
-    "nixos": OsProfile(
-        "nixos",
-        update=("nixos-rebuild", "switch", "--upgrade"),
-        rollback=("nixos-rebuild", "switch", "--rollback"),
-    ),
-    "debian": OsProfile(
-        "debian",
-        update=("apt-get", "-y", "upgrade"),
-    ),
-    "arch": OsProfile(
-        "arch",
-        update=("pacman", "-Syu", "--noconfirm"),
-    ),
-    "fedora": OsProfile(
-        "fedora",
-        update=("dnf", "-y", "upgrade"),
-        rollback=("dnf", "-y", "history", "undo", "last"),
-    ),
+#: every package manager a host is asked about, the first of a family preferred
+MANAGERS: dict[str, PackageManager] = {m.program: m for m in (
+    PackageManager("nixos-rebuild", ("nixos-rebuild", "switch", "--upgrade"),
+                   rollback=("nixos-rebuild", "switch", "--rollback")),
+    PackageManager("apt-get", ("apt-get", "-y", "upgrade")),
+    PackageManager("pacman", ("pacman", "-Syu", "--noconfirm")),
+    PackageManager("dnf", ("dnf", "-y", "upgrade"),
+                   rollback=("dnf", "-y", "history", "undo", "last")),
+    PackageManager("yum", ("yum", "-y", "update"),
+                   rollback=("yum", "-y", "history", "undo", "last")),
+    # it stages a new deployment beside the booted one, which stays as it is until a boot
+    PackageManager("rpm-ostree", ("rpm-ostree", "upgrade"),
+                   note="it stages a new deployment, applied only at the next boot (a reboot, "
+                        "which this does not do); the booted one stays the rollback"),
+)}
+#: the programs a host is asked whether it has
+PACKAGE_PROGRAMS: tuple[str, ...] = tuple(MANAGERS)
+#: the file an ostree-booted system has (ostree's own test, as rpm-ostree and bootc make it)
+OSTREE_BOOTED = "/run/ostree-booted"
+
+#: each family's package managers, the preferred first (yum where dnf is missing: RHEL 7)
+FAMILY_MANAGERS: dict[str, tuple[str, ...]] = {
+    "nixos": ("nixos-rebuild",), "debian": ("apt-get",), "arch": ("pacman",),
+    "fedora": ("dnf", "yum"),
 }
 #: IDs (or ID_LIKE words) and the family whose commands they use
 FAMILIES: dict[str, str] = {
     "nixos": "nixos", "debian": "debian", "ubuntu": "debian", "raspbian": "debian",
     "linuxmint": "debian", "arch": "arch", "manjaro": "arch", "endeavouros": "arch",
     "fedora": "fedora", "rhel": "fedora", "centos": "fedora", "rocky": "fedora",
-    "almalinux": "fedora",
+    "almalinux": "fedora", "amzn": "fedora",
 }
 
 
-def profile_for(os_id: str | None, id_like: tuple[str, ...] = ()) -> OsProfile | None:
+def family_of(os_id: str | None, id_like: tuple[str, ...] = ()) -> str | None:
     """The first of ID, then ID_LIKE words, that the table knows; None: generic systemd."""
     for word in (os_id, *id_like):
         if word and word in FAMILIES:
-            return PROFILES[FAMILIES[word]]
+            return FAMILIES[word]
     return None
+
+
+def package_manager(os_id: str | None, id_like: tuple[str, ...], found: frozenset[str],
+                    ostree_booted: bool) -> PackageManager | str:
+    """The package manager that updates this host, from the programs of
+    :data:`PACKAGE_PROGRAMS` it has (``found``) and whether it booted an ostree deployment; or
+    why there is none."""
+    if ostree_booted:
+        # dnf or yum there would change the /usr the deployment holds read-only, or fail
+        if "rpm-ostree" in found:
+            return MANAGERS["rpm-ostree"]
+        return ("the host booted an ostree deployment, whose packages only rpm-ostree "
+                "changes, and it has no rpm-ostree")
+    family = family_of(os_id, id_like)
+    ours = [p for p in FAMILY_MANAGERS.get(family or "", ()) if p in found]
+    if ours:
+        return MANAGERS[ours[0]]
+    # rpm-ostree changes nothing on a system that did not boot a deployment of it
+    others = [p for p in PACKAGE_PROGRAMS if p in found and p != "rpm-ostree"]
+    if len(others) == 1 and family is None:
+        return MANAGERS[others[0]]
+    known = ", ".join(PACKAGE_PROGRAMS)
+    if not others:
+        return f"the host has none of the package managers known here ({known})"
+    has = " and ".join(others)
+    if family:
+        own = " or ".join(FAMILY_MANAGERS[family])
+        return f"it has {has}, not {own} as its {family} family does: a person updates it"
+    return (f"it has {has}, and its OS does not tell which one its packages come from: a "
+            "person updates it")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..hosts.os_patterns import profile_for
+from ..hosts.os_patterns import FAMILY_MANAGERS, family_of, package_manager
 from ..monitor.findings import process_subject
 from ..redact import redact_cut
 from .actions import ACTION_KINDS
@@ -79,6 +79,10 @@ class PlanContext:
     #: the host's NixOS system generations (``nix-env --list-generations``), or why not
     generations: Generations | None = None
     generations_problem: str | None = None
+    #: which of the known package managers the host has (None: the host was not asked), and
+    #: whether it booted an ostree deployment
+    package_programs: frozenset[str] | None = None
+    ostree_booted: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class FactsNeeded:
     mount_of: str | None = None
     #: the NixOS system profile's generations
     generations: bool = False
+    #: which package managers the host has
+    package_programs: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,14 +366,23 @@ def _rebuild(p: NoParams, ctx: PlanContext) -> Plan:
 
 
 def _update(p: NoParams, ctx: PlanContext) -> Plan:
-    profile = profile_for(ctx.os_id, ctx.os_like)
-    if profile is None or profile.update is None:
-        known = (f"{ctx.os_id} (generic systemd)" if ctx.os_id
-                 else f"this host's OS, {_this_os(ctx)}")
-        return _refuse("update_packages", f"no package update command is known for {known}")
-    return Plan("update_packages", True, f"install pending updates ({profile.family})", "high",
-                "packages", (profile.update,), rollback=(profile.rollback,)
-                if profile.rollback else ())
+    found = ctx.package_programs
+    if found is None and ctx.facts_problem:
+        return _refuse("update_packages", f"which package manager the host "
+                       f"({ctx.os_id or 'its OS unknown'}) has could not be read: "
+                       f"{redact_cut(ctx.facts_problem, 160)}")
+    if found is None:
+        # no host was asked (a lesson recalled): its family's own, as on a host that has it;
+        # the executor always asks before it proposes or runs one
+        found = frozenset(FAMILY_MANAGERS.get(family_of(ctx.os_id, ctx.os_like) or "", ())[:1])
+    chosen = package_manager(ctx.os_id, ctx.os_like, found, ctx.ostree_booted)
+    if isinstance(chosen, str):
+        return _refuse("update_packages",
+                       f"no package update command is known for {_this_os(ctx)}: {chosen}")
+    reason = f"install pending updates ({chosen.program})"
+    reason += f"; {chosen.note}" if chosen.note else ""
+    return Plan("update_packages", True, reason, "high", "packages", (chosen.update,),
+                rollback=(chosen.rollback,) if chosen.rollback else ())
 
 
 def _reboot(p: NoParams, ctx: PlanContext) -> Plan:
@@ -532,6 +547,8 @@ def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
                            and vacuum_person(checked.max_size, None) is not None)
     if kind == "nix_rollback_generation":
         return FactsNeeded(os=True, generations=True)
+    if kind == "update_packages":
+        return FactsNeeded(os=True, package_programs=True)
     if kind == "clean_directory" and isinstance(params.get("path"), str) \
             and params["path"].startswith("/") and "\x00" not in params["path"]:
         return FactsNeeded(mount_of=posixpath.normpath(params["path"]))

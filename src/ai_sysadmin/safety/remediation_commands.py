@@ -222,6 +222,11 @@ _APT_WHY = {**dict.fromkeys(("-o", "--option", "-c", "--config-file"),
 _DNF_WHY = {**dict.fromkeys(("--setopt", "-c", "--config", "--enablerepo", "--repofrompath"),
                             "changes repositories or configuration; not allowed"),
             "--nogpgcheck": "skips signature checks; never allowed"}
+_RPM_OSTREE_WHY = {**dict.fromkeys(("-r", "--reboot"),
+                                   "reboots the host; a reboot is an action of its own"),
+                   **dict.fromkeys(("install", "uninstall", "override", "rebase", "reset",
+                                    "--install", "--uninstall"),
+                                   "changes which packages the system has; not allowed")}
 _PACMAN_WHY = {**dict.fromkeys(("--overwrite", "-d", "--nodeps", "-dd"),
                                "skips package safety checks; never allowed"),
                **dict.fromkeys(("-r", "--root", "-b", "--dbpath", "--config"),
@@ -326,6 +331,14 @@ REMEDIATION: dict[str, Callable[[list[str], tuple[str, ...]], Decision | None]] 
     "dnf": lambda args, _: _exact(
         "dnf", args, _yes_forms(["upgrade", "update"], ["-y", "--assumeyes"], "high",
                                 "installs pending package updates"), _DNF_WHY),
+    # yum's options are dnf's (dnf took them over): the same are refused
+    "yum": lambda args, _: _exact(
+        "yum", args, _yes_forms(["upgrade", "update"], ["-y", "--assumeyes"], "high",
+                                "installs pending package updates"), _DNF_WHY),
+    "rpm-ostree": lambda args, _: _exact(
+        "rpm-ostree", args, {("upgrade",): ("high", "stages the pending updates as a new "
+                                            "deployment, applied at the next boot")},
+        _RPM_OSTREE_WHY),
     "pacman": lambda args, _: _exact(
         "pacman", args, {tuple(sorted((f"-{''.join(p)}", "--noconfirm"))):
                          ("high", "installs pending package updates")
