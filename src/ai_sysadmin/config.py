@@ -677,6 +677,8 @@ class Programs(_Section):
         "deployment (Fedora CoreOS, Silverblue, RHEL for Edge).")
     pacman: Executable = Field("pacman", description="For update_packages on a host that has "
                                "it (Arch).")
+    zypper: Executable = Field("zypper", description="For update_packages on a host that has it "
+                               "(openSUSE, SLES).")
 
     def resolve(self, program: str) -> str:
         """The configured executable for a program the policy named by its bare name."""

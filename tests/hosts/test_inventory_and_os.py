@@ -78,6 +78,8 @@ def test_unknown_os_is_generic_systemd() -> None:
 AMZN2 = 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n'
 CENTOS7 = 'NAME="CentOS Linux"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n'
 COREOS = 'NAME="Fedora Linux"\nID=fedora\nVARIANT_ID=coreos\nVERSION_ID=40\n'
+LEAP = 'NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n'
+TUMBLEWEED = 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nID_LIKE="opensuse suse"\n'
 
 
 @pytest.mark.parametrize(("release", "found", "ostree", "update"), [
@@ -95,6 +97,11 @@ COREOS = 'NAME="Fedora Linux"\nID=fedora\nVARIANT_ID=coreos\nVERSION_ID=40\n'
     ('ID=nixos\n', {"nixos-rebuild"}, False, ("nixos-rebuild", "switch", "--upgrade")),
     # an OS this table does not know, with one package manager: that one
     ('ID=pureos\n', {"apt-get"}, False, ("apt-get", "-y", "upgrade")),
+    # openSUSE: a fixed release updates, a rolling one moves to its latest snapshot
+    (LEAP, {"zypper"}, False, ("zypper", "--non-interactive", "update")),
+    ('ID="sles"\nVERSION_ID="15.6"\n', {"zypper"}, False,
+     ("zypper", "--non-interactive", "update")),
+    (TUMBLEWEED, {"zypper"}, False, ("zypper", "--non-interactive", "dist-upgrade")),
 ])
 def test_the_package_manager_is_the_one_the_host_has(release, found, ostree, update) -> None:
     info = parse_os_release(release)
@@ -105,8 +112,9 @@ def test_the_package_manager_is_the_one_the_host_has(release, found, ostree, upd
 @pytest.mark.parametrize(("release", "found", "ostree", "why"), [
     (COREOS, {"dnf"}, True, "it has no rpm-ostree"),
     (AMZN2, set(), False, "none of the package managers known here (nixos-rebuild, apt-get, "
-     "pacman, dnf, yum, rpm-ostree)"),
-    ('ID=opensuse-leap\nID_LIKE="suse opensuse"\n', set(), False, "none of the package"),
+     "pacman, dnf, yum, rpm-ostree, zypper)"),
+    (LEAP, set(), False, "none of the package"),
+    (TUMBLEWEED, {"apt-get"}, False, "it has apt-get, not zypper as its suse family does"),
     ('ID=mystery\n', {"apt-get", "pacman"}, False, "it has apt-get and pacman, and its OS "
      "does not tell which one its packages come from: a person updates it"),
     ('ID=debian\n', {"dnf"}, False, "it has dnf, not apt-get as its debian family does"),

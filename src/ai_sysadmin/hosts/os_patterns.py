@@ -42,7 +42,20 @@ MANAGERS: dict[str, PackageManager] = {m.program: m for m in (
     PackageManager("rpm-ostree", ("rpm-ostree", "upgrade"),
                    note="it stages a new deployment, applied only at the next boot (a reboot, "
                         "which this does not do); the booted one stays the rollback"),
+    # a global option, before the command; `update` keeps a fixed release's packages
+    PackageManager("zypper", ("zypper", "--non-interactive", "update")),
 )}
+#: the update of a rolling release, whose packages move by whole snapshots: `zypper update`
+#: on Tumbleweed leaves the system between two snapshots, the one way its makers support is
+#: `dist-upgrade`
+ROLLING: dict[str, PackageManager] = {
+    "zypper": PackageManager(
+        "zypper", ("zypper", "--non-interactive", "dist-upgrade"),
+        note="a rolling release's update to its latest snapshot, which may remove or "
+             "downgrade packages as that snapshot requires"),
+}
+#: os-release IDs of rolling releases
+ROLLING_IDS = frozenset({"opensuse-tumbleweed", "opensuse-slowroll"})
 #: the programs a host is asked whether it has
 PACKAGE_PROGRAMS: tuple[str, ...] = tuple(MANAGERS)
 #: the file an ostree-booted system has (ostree's own test, as rpm-ostree and bootc make it)
@@ -51,14 +64,16 @@ OSTREE_BOOTED = "/run/ostree-booted"
 #: each family's package managers, the preferred first (yum where dnf is missing: RHEL 7)
 FAMILY_MANAGERS: dict[str, tuple[str, ...]] = {
     "nixos": ("nixos-rebuild",), "debian": ("apt-get",), "arch": ("pacman",),
-    "fedora": ("dnf", "yum"),
+    "fedora": ("dnf", "yum"), "suse": ("zypper",),
 }
 #: IDs (or ID_LIKE words) and the family whose commands they use
 FAMILIES: dict[str, str] = {
     "nixos": "nixos", "debian": "debian", "ubuntu": "debian", "raspbian": "debian",
     "linuxmint": "debian", "arch": "arch", "manjaro": "arch", "endeavouros": "arch",
     "fedora": "fedora", "rhel": "fedora", "centos": "fedora", "rocky": "fedora",
-    "almalinux": "fedora", "amzn": "fedora",
+    "almalinux": "fedora", "amzn": "fedora", "opensuse": "suse", "suse": "suse",
+    "opensuse-leap": "suse", "opensuse-tumbleweed": "suse", "opensuse-slowroll": "suse",
+    "sles": "suse", "sled": "suse",
 }
 
 
@@ -84,11 +99,11 @@ def package_manager(os_id: str | None, id_like: tuple[str, ...], found: frozense
     family = family_of(os_id, id_like)
     ours = [p for p in FAMILY_MANAGERS.get(family or "", ()) if p in found]
     if ours:
-        return MANAGERS[ours[0]]
+        return _of_release(ours[0], os_id)
     # rpm-ostree changes nothing on a system that did not boot a deployment of it
     others = [p for p in PACKAGE_PROGRAMS if p in found and p != "rpm-ostree"]
     if len(others) == 1 and family is None:
-        return MANAGERS[others[0]]
+        return _of_release(others[0], os_id)
     known = ", ".join(PACKAGE_PROGRAMS)
     if not others:
         return f"the host has none of the package managers known here ({known})"
@@ -98,3 +113,8 @@ def package_manager(os_id: str | None, id_like: tuple[str, ...], found: frozense
         return f"it has {has}, not {own} as its {family} family does: a person updates it"
     return (f"it has {has}, and its OS does not tell which one its packages come from: a "
             "person updates it")
+
+
+def _of_release(program: str, os_id: str | None) -> PackageManager:
+    """``program``'s update as the host's release takes it (a rolling one's own)."""
+    return ROLLING.get(program, MANAGERS[program]) if os_id in ROLLING_IDS else MANAGERS[program]

@@ -227,6 +227,13 @@ _RPM_OSTREE_WHY = {**dict.fromkeys(("-r", "--reboot"),
                    **dict.fromkeys(("install", "uninstall", "override", "rebase", "reset",
                                     "--install", "--uninstall"),
                                    "changes which packages the system has; not allowed")}
+_ZYPPER_WHY = {**dict.fromkeys(("--no-gpg-checks", "--gpg-auto-import-keys"),
+                               "skips or takes over signature checks; never allowed"),
+               **dict.fromkeys(("-p", "--plus-repo", "--plus-content", "-R", "--root",
+                                "-c", "--config", "-D", "--reposd-dir", "--from", "-r",
+                                "--repo"), "changes repositories or configuration; not allowed"),
+               **dict.fromkeys(("install", "in", "remove", "rm", "addrepo", "ar"),
+                               "changes which packages the system has; not allowed")}
 _PACMAN_WHY = {**dict.fromkeys(("--overwrite", "-d", "--nodeps", "-dd"),
                                "skips package safety checks; never allowed"),
                **dict.fromkeys(("-r", "--root", "-b", "--dbpath", "--config"),
@@ -339,6 +346,12 @@ REMEDIATION: dict[str, Callable[[list[str], tuple[str, ...]], Decision | None]] 
         "rpm-ostree", args, {("upgrade",): ("high", "stages the pending updates as a new "
                                             "deployment, applied at the next boot")},
         _RPM_OSTREE_WHY),
+    "zypper": lambda args, _: _exact(
+        "zypper", args, {**_yes_forms(["update", "up"], ["--non-interactive", "-n"], "high",
+                                      "installs pending package updates"),
+                         **_yes_forms(["dist-upgrade", "dup"], ["--non-interactive", "-n"],
+                                      "high", "updates a rolling release to its latest "
+                                      "snapshot")}, _ZYPPER_WHY),
     "pacman": lambda args, _: _exact(
         "pacman", args, {tuple(sorted((f"-{''.join(p)}", "--noconfirm"))):
                          ("high", "installs pending package updates")
