@@ -20,7 +20,7 @@ from types import TracebackType
 import pytest
 
 from ai_sysadmin.hosts.transport import LocalTransport
-from tests.support.polling import poll_until
+from tests.support.polling import poll_until, until
 
 
 async def _aexit_3_11_2(self: asyncio.timeouts.Timeout, exc_type: type[BaseException] | None,
@@ -71,3 +71,29 @@ def test_a_cancelled_command_is_killed_though_the_time_limit_misfires(
     finally:
         for pid in _running(argv):
             os.kill(pid, 9)
+
+
+#: a pause no other process here takes: the one this test started is found by it
+_PAUSE = ["sleep", f"0.{300 + os.getpid() % 97}{time.monotonic_ns() % 1000}"]
+#: writes more than the pipe and asyncio's reader hold (64 KiB each) once its reader is gone
+_FLOODS_LATE = ["sh", "-c", f"{' '.join(_PAUSE)}; head -c 8000000 /dev/zero; sleep 60"]
+
+
+@pytest.mark.parametrize("how", ["cancelled", "timed out"])
+def test_a_command_that_writes_on_after_its_end_is_asked_ends_all_the_same(how: str) -> None:
+    """A daemon stopped while a check's `ps` wrote a long listing (a host of many
+    processes) never stopped: the command was killed, but its output, no longer read,
+    filled the pipe, and its end is only seen once the pipe is read to its close."""
+    async def go() -> None:
+        run = LocalTransport().run(_FLOODS_LATE, timeout=0.1 if how == "timed out" else 60)
+        task = asyncio.create_task(run)
+        if how == "cancelled":  # once it runs: the cancel is its stop
+            await until(lambda: _running(_PAUSE), 10, "the command started")
+            task.cancel()
+        # the clean-up waits 1 s for the command's children to go, then kills the rest
+        done, _ = await asyncio.wait({task}, timeout=15)
+        assert done, "the command's end was never seen"
+        with contextlib.suppress(BaseException):
+            task.result()
+
+    asyncio.run(go())

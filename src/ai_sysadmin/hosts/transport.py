@@ -146,11 +146,7 @@ class Transport(ABC):
                 f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
             ) from None
         except OutputTooLarge as exc:
-            # what is left in the pipes is read away: a pipe left full is never closed, and
-            # the process's end is only reported once its pipes are
-            drains = [asyncio.ensure_future(_discard(s)) for s in (proc.stdout, proc.stderr)]
             await _terminate(proc)
-            await asyncio.gather(*drains, return_exceptions=True)
             raise TransportError(f"{self.host}: {' '.join(cmd)!r} {exc}") from None
         except asyncio.CancelledError:
             await _terminate(proc)
@@ -308,19 +304,29 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
 
     Children die first, so that a wrapper such as ``nsenter`` or ``ssh`` reaps them itself: an
     orphan would go to PID 1, which in containers often never reaps, and a zombie inside a PID
-    namespace keeps that namespace's init from shutting down.
+    namespace keeps that namespace's init from shutting down. What it still writes meanwhile
+    is read away: its reader is gone (a timeout, a cancel), and a pipe left full is never seen
+    to close, nor the command's end with it, which asyncio reports only once its pipes are
+    closed (a daemon stopped while a check's ps wrote a long listing never stopped).
     """
-    if proc.returncode is None:
-        for child in _children(proc.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(child, signal.SIGKILL)
-        await settle(proc.wait(), 1.0)
-    # the command's session is its own (start_new_session): whatever of it is left, a
-    # grandchild that still holds our pipes included, goes too
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        await proc.wait()
+    drains = [asyncio.ensure_future(_discard(s)) for s in (proc.stdout, proc.stderr)
+              if s is not None]
+    try:
+        if proc.returncode is None:
+            for child in _children(proc.pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(child, signal.SIGKILL)
+            await settle(proc.wait(), 1.0)
+        # the command's session is its own (start_new_session): whatever of it is left, a
+        # grandchild that still holds our pipes included, goes too
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            await proc.wait()
+    finally:
+        for drain in drains:
+            drain.cancel()
+        await asyncio.gather(*drains, return_exceptions=True)
 
 
 class LocalTransport(Transport):
