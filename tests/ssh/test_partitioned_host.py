@@ -426,7 +426,40 @@ def test_a_script_that_comes_back_between_stuck_shells_frees_none_of_their_sessi
     # check connected afresh
     assert (stuck.most, stuck.ssh.connects) == (_STUCK_MAX, 2), (
         stuck.most, stuck.ssh.connects, stuck.ssh.tries)
-    assert f"timed out, {_STUCK_MAX} times on this connection: it is dropped" in said, said
+    assert (f"{_STUCK_MAX} shells of scripts that timed out still hold their sessions on this "
+            "connection: it is dropped") in said, said
+
+
+@pytest.mark.slow
+def test_stuck_shells_that_have_since_ended_count_no_more_toward_the_limit(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """Two shells stuck, then ended on the host (killed, as an admin would, or as a hung
+    mount that came back lets them): their sessions closed, so the connection, which a
+    journal follower may share, takes two more timeouts and goes only at the third, when
+    three shells stuck together hold their sessions again (counting every timeout on the
+    connection, it went at the first timeout after them, hours later or not)."""
+    stuck = EveryShellStuck(host, known_hosts, tmp_path)
+
+    async def stuck_ended_stuck(stuck: EveryShellStuck) -> tuple[int, int]:
+        await stuck.timeouts_in_a_row(_STUCK_MAX - 1)
+        for shell in list(stuck.stopped):
+            for pid in (*_descendants(shell), shell):  # its df too, which holds its output
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + DEADLINE
+        while any(_stuck_shells(host.ssh).values()):
+            assert time.monotonic() < deadline, _stuck_shells(host.ssh)
+            await asyncio.sleep(POLL)
+        await stuck.timeouts_in_a_row(_STUCK_MAX - 1)
+        kept = stuck.ssh.connects
+        await stuck.timeouts_in_a_row(1)
+        await stuck.checker.check()  # on a connection of its own, whatever it finds
+        return kept, stuck.ssh.connects
+
+    kept, after = stuck.run(stuck_ended_stuck)
+    assert kept == 1, stuck.ssh.tries
+    assert (stuck.most, after) == (_STUCK_MAX, 2), (stuck.most, after, stuck.ssh.tries)
 
 
 @pytest.mark.slow

@@ -80,12 +80,14 @@ _RETRY_MIN = 1.0
 #: the most jump hosts a host may be behind, each through the one before (an ssh config's
 #: ProxyJump may name a host with a ProxyJump of its own)
 _JUMPS_MAX = 8
-#: check scripts that may time out on one connection before it is dropped with their shells.
-#: sshd keeps the session of a shell that does not end (stopped, or blocked on a hung mount,
-#: where no signal reaches it) for as long as the shell lives, and a connection holds at most
-#: MaxSessions (10 by default): dropped one by one, stuck shells would fill it, and a fix
-#: would find no session left to run in. A script that comes back between two timeouts frees
-#: none of the sessions the stuck shells before it hold: every timeout on the connection counts
+#: shells of timed-out check scripts that may hold their sessions on one connection at once
+#: before it is dropped with them. sshd keeps the session of a shell that does not end
+#: (stopped, or blocked on a hung mount, where no signal reaches it) for as long as the shell
+#: lives, and a connection holds at most MaxSessions (10 by default): dropped one by one,
+#: stuck shells would fill it, and a fix would find no session left to run in. A script that
+#: comes back between two timeouts frees none of the sessions the stuck shells before it
+#: hold; a shell whose session has since closed (it ended at last) holds none, and counts no
+#: more: timeouts hours apart never add up to a drop of a connection others share
 _STUCK_MAX = 3
 #: the remote shell's or sudo's words for a program that does not exist
 _NOT_FOUND = re.compile(r"(command not found|not found|No such file or directory)\s*$", re.M)
@@ -211,9 +213,9 @@ class _LoopState:
         self.shell: _Shell | None = None
         self.shell_conn: asyncssh.SSHClientConnection | None = None
         self.shell_lock = asyncio.Lock()
-        #: scripts timed out on ``stuck_conn`` (their shells dropped, maybe stuck: see
-        #: :data:`_STUCK_MAX`)
-        self.stuck = 0
+        #: the shells of scripts that timed out on ``stuck_conn``, dropped but maybe still
+        #: holding their sessions (see :data:`_STUCK_MAX`)
+        self.stuck: list[_Shell] = []
         self.stuck_conn: asyncssh.SSHClientConnection | None = None
         #: commands running on this loop's connection (:meth:`SshTransport.run`: a fix, a
         #: read of the model's), which a drop of the connection would cut off
@@ -691,7 +693,7 @@ class SshTransport(Transport):
     async def _close_state(self, state: _LoopState) -> None:
         state.shell = state.shell_conn = None  # it goes with its connection
         conns, state.conns, state.client, state.remote_root = state.conns, [], None, None
-        state.user, state.ran, state.stuck, state.stuck_conn = None, False, 0, None
+        state.user, state.ran, state.stuck, state.stuck_conn = None, False, [], None
         for conn in reversed(conns):
             conn.close()
             await settle(conn.wait_closed(), _CLOSE_WAIT)
@@ -981,12 +983,9 @@ class SshTransport(Transport):
         host nothing more now (:class:`NoAnswer`); the commands it carried (a fix) go with
         it. Else a step of the script runs long on a host that answers (or a script that
         writes nothing early may). The connection goes as well where :data:`_STUCK_MAX`
-        scripts timed out on it on a host that answers (their shells may hold their sessions
-        for good, whatever came back between them), once no command (a fix) runs on it."""
+        shells of scripts that timed out on it on a host that answers still hold their
+        sessions (whatever came back between them), once no command (a fix) runs on it."""
         conn = state.shell_conn
-        if state.stuck_conn is not conn:
-            state.stuck, state.stuck_conn = 0, conn
-        state.stuck += 1
         silent = not shell.heard and answer_within is not None
         waited = min(answer_within or timeout, timeout)
         if silent and (conn is None or not await self._sshd_answers(state, conn)):
@@ -995,22 +994,34 @@ class SshTransport(Transport):
                 state.shell = state.shell_conn = None
             return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host "
                             "stopped answering, or the way to it is cut")
-        if state.stuck >= _STUCK_MAX and conn is not None and not state.running:
+        # dropped first: a shell that ends as it is dropped holds no session
+        await self._drop_shell(state)
+        held = self._stuck_sessions(state, conn, shell)
+        if held >= _STUCK_MAX and conn is not None and not state.running:
             # the host answers, but its shells stick: they go with the connection, unless a
             # command runs on it (a fix), which the next timeout waits out
-            times = state.stuck  # the drop starts the count again
-            if not await self._drop_connection(state, conn):
-                state.shell = state.shell_conn = None
+            await self._drop_connection(state, conn)
             return CommandTimeout(
-                f"{self.host}: the check script timed out, {times} times on this "
-                "connection: it is dropped with the sessions their shells hold")
-        await self._drop_shell(state)
+                f"{self.host}: the check script timed out, and {held} shells of scripts "
+                "that timed out still hold their sessions on this connection: it is dropped "
+                "with them")
         if silent:
             return CommandTimeout(
                 f"{self.host}: the check script timed out: its shell sent nothing back within "
                 f"{waited:g} s, though the host's sshd answers (the shell is stuck, or starved "
                 "of memory or CPU)")
         return CommandTimeout(f"{self.host}: the check script timed out after {timeout:g} s")
+
+    @staticmethod
+    def _stuck_sessions(state: _LoopState, conn: asyncssh.SSHClientConnection | None,
+                        shell: _Shell) -> int:
+        """How many shells of timed-out scripts hold a session on ``conn`` now, ``shell``
+        (just dropped) among them: one whose channel sshd has closed since (the shell ended
+        at last, or the connection went) holds none."""
+        if state.stuck_conn is not conn:
+            state.stuck, state.stuck_conn = [], conn
+        state.stuck = [s for s in (*state.stuck, shell) if not s.closed]
+        return len(state.stuck)
 
     async def _sshd_answers(self, state: _LoopState,
                             conn: asyncssh.SSHClientConnection) -> bool:
