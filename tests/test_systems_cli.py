@@ -126,7 +126,8 @@ def test_refresh_checks_the_local_host(cli) -> None:
 def test_ipv6_literals_are_added_and_every_command_still_reads_them(cli) -> None:
     # (never probed: no packet leaves this machine)
     code, out, _ = cli("systems", "add", "--no-probe", "[fd00::5]:22")
-    assert code == 0 and "fd00::5 ([fd00::5]) is managed now" in out
+    # a port written stays written (it wins over ~/.ssh/config)
+    assert code == 0 and "fd00::5 ([fd00::5]:22) is managed now" in out
     code, out, _ = cli("systems", "add", "--no-probe", "admin@[::1]:2222", "--name", "loop6")
     assert code == 0 and "loop6 (admin@[::1]:2222) is managed now" in out
     assert {"fd00::5", "loop6"} <= set(names(cli))
@@ -246,7 +247,7 @@ def test_port_22_is_the_port_of_a_target_without_one(cli) -> None:
     assert cli("systems", "add", "--no-probe", "web3")[0] == 0
     assert "already managed as web3 (web3)" in refused(cli, "add", "web3:22", "--name", "w3")
     assert cli("systems", "add", "--no-probe", "root@web4:22")[0] == 0
-    assert "already managed as web4 (root@web4)" in refused(cli, "add", "web4.", "--name", "w4")
+    assert "already managed as web4 (root@web4:22)" in refused(cli, "add", "web4.", "--name", "w4")
     assert {"w3", "w4"}.isdisjoint(names(cli, "--all"))
     # another port is another sshd (a container, a VM behind a forward): not refused
     assert cli("systems", "add", "--no-probe", "web3:2222", "--name", "web3-vm")[0] == 0

@@ -93,16 +93,17 @@ def machine_name(host: str) -> str:
     return host.lower().removesuffix(".")
 
 
-def split_target(entry: str) -> tuple[str | None, str, int]:
+def split_target(entry: str) -> tuple[str | None, str, int | None]:
     """``host``, ``user@host:port``, ``[::1]:2222``, ``admin@[::1]``: (user, host, port).
 
     The one grammar of a remote system, for the config and for ``systems add`` alike; a bare
-    IPv6 address (``::1``) is taken whole, since its colons are not a port.
+    IPv6 address (``::1``) is taken whole, since its colons are not a port. The port is None
+    where none is written: ~/.ssh/config may name it, where a written one (``:22`` too) wins.
     """
     text = entry.strip()
     user, at, rest = text.rpartition("@") if "@" in text else (None, "", text)
     if ":" in rest and not rest.startswith("[") and _is_ipv6(rest):
-        return user or None, str(ipaddress.IPv6Address(rest)), 22
+        return user or None, str(ipaddress.IPv6Address(rest)), None
     match = _TARGET.match(text)
     if not match:
         raise ValueError(f"{entry[:80]!r} is not 'host', 'user@host', 'user@host:port' or "
@@ -117,7 +118,9 @@ def split_target(entry: str) -> tuple[str | None, str, int]:
     except ValueError as exc:
         # a bare host is the entry: what check_host says names it already
         raise ValueError(str(exc) if host == text else f"{entry[:80]!r}: {exc}") from None
-    port = int(match["port"] or 22)
+    if match["port"] is None:
+        return match["user"], host, None
+    port = int(match["port"])
     if not 0 < port < 65536:
         raise ValueError(f"{entry[:80]!r}: port {match['port']} is not 1-65535")
     return match["user"], host, port
@@ -163,9 +166,10 @@ def bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def join_target(user: str | None, host: str, port: int = 22) -> str:
-    """The entry :func:`split_target` reads back as (user, host, port)."""
-    return f"{user + '@' if user else ''}{bracketed(host)}{f':{port}' if port != 22 else ''}"
+def join_target(user: str | None, host: str, port: int | None = None) -> str:
+    """The entry :func:`split_target` reads back as (user, host, port): a port written
+    (``:22`` too) stays written, as it wins over ~/.ssh/config."""
+    return f"{user + '@' if user else ''}{bracketed(host)}{f':{port}' if port is not None else ''}"
 
 
 _DAY = 86_400.0
@@ -506,7 +510,8 @@ class RemoteSystem(_Section):
         return None if value is None else check_host(value)
 
     user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
-    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    port: int | None = Field(None, ge=1, le=65535, description=(
+        "SSH port, which wins over ~/.ssh/config's (22 too); unset: ~/.ssh/config's, else 22."))
     key_file: Path | None = Field(None, description="Private key for this host.")
     sudo: bool = Field(False, description=(
         "Run fixes as `sudo -n --` on the host (the login user needs exactly the rules of "

@@ -12,18 +12,20 @@ from ai_sysadmin.hosts.osinfo import parse_os_release
 
 
 @pytest.mark.parametrize(("entry", "host", "user", "port"), [
-    ("web1", "web1", None, 22),
-    ("admin@web1.lab", "web1.lab", "admin", 22),
+    # no port written: ~/.ssh/config's, else 22; a written one (22 too) wins over it
+    ("web1", "web1", None, None),
+    ("web1:22", "web1", None, 22),
+    ("admin@web1.lab", "web1.lab", "admin", None),
     ("ops@10.1.2.3:2222", "10.1.2.3", "ops", 2222),
     ("[::1]:2200", "::1", None, 2200),
     ("[::1]:22", "::1", None, 22),
     ("admin@[::1]:2222", "::1", "admin", 2222),
-    ("admin@::1", "::1", "admin", 22),
+    ("admin@::1", "::1", "admin", None),
 ])
 def test_targets(entry, host, user, port) -> None:
     spec = parse_target(entry)
     assert (spec.host, spec.user, spec.port) == (host, user, port)
-    # what is stored (the target) reads back as the same host
+    # what is stored (the target) reads back as the same host, a port 22 written still written
     again = parse_target(spec.target)
     assert (again.host, again.user, again.port) == (host, user, port)
 

@@ -1,11 +1,13 @@
-"""What ~/.ssh/config may and may not decide, over real SSH: where a host is and as whom, yes;
-how a session runs, no. An operator's ``ForwardAgent yes`` (for their own logins) never hands
-their ssh-agent to a managed host, and ``RequestTTY force`` never turns a check's two streams
-into one terminal."""
+"""What ~/.ssh/config may and may not decide, over real SSH: where a host is and as whom, yes,
+but not the port a person wrote; how a session runs, no. An operator's ``ForwardAgent yes``
+(for their own logins) never hands their ssh-agent to a managed host, and ``RequestTTY
+force`` never turns a check's two streams into one terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
 from ai_sysadmin.monitor.collector import Collector
+from tests.conftest import BIN
 
 from .conftest import Hosts, SshHost, wait_until
 
@@ -87,3 +90,44 @@ def test_a_check_runs_where_the_config_asks_for_a_tty(
     snapshot = asyncio.run(run(asyncio.wait_for(Collector(ssh, settings).collect(), 40)))
     assert snapshot.refused is None and snapshot.errors == {}, snapshot.errors
     assert snapshot.os is not None and snapshot.memory is not None
+
+
+def test_a_port_written_as_22_wins_over_the_ssh_configs_port(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    """The operator's ~/.ssh/config sends their own logins to these hosts' port 2200 (where
+    nothing answers here). A host written with :22 (`systems add`) or ``port = 22``
+    (remote_systems) is reached at 22, as written; only a host written without a port goes
+    where the config says."""
+    alpha, beta, jump = ssh_hosts.alpha, ssh_hosts.beta, ssh_hosts.jump
+    alpha.write_known_hosts(known_hosts, beta, jump)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host {alpha.address} {beta.address} {jump.address}\n  Port 2200\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'remote_systems = [{{host = "{beta.address}", port = 22, name = "beta"}}, '
+        f'"{jump.address}"]\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{alpha.client.private}"]\n'
+        'user = "root"\nconnect_timeout = 3\n')
+    # a home of its own: its ~/.ssh/config is the test's, never the real one
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env.update(AI_SYSADMIN_CONFIG=str(config), HOME=str(home))
+
+    def hal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    added = hal("systems", "add", f"root@{alpha.address}:22", "--name", "alpha")
+    assert added.returncode == 0, added.stderr
+    assert "alpha answered and ran a command" in added.stdout, added.stdout + added.stderr
+    refreshed = hal("systems", "refresh", "--json")
+    by_name = {r["name"]: r for r in json.loads(refreshed.stdout)}
+    assert by_name["alpha"]["reachable"] is True, by_name["alpha"]
+    assert by_name["beta"]["reachable"] is True, by_name["beta"]
+    # no port written: the config's, where nothing listens
+    assert by_name[jump.address]["reachable"] is False, by_name[jump.address]
+    assert ":2200" in json.dumps(by_name[jump.address]["errors"]), by_name[jump.address]
+    assert refreshed.returncode == 1, refreshed.stderr

@@ -137,12 +137,12 @@ def add(
         raise AiSysadminError(f"cannot add {target[:80]!r}: {exc}") from None
     # a name is this machine's at any port; a host only at ssh's own (another port is
     # another sshd: a container, a VM behind a forward), which is named apart from this one
-    if name is None and port != 22 and _is_this_machine(host):
+    if name is None and port not in (None, 22) and _is_this_machine(host):
         raise AiSysadminError(
             f"{host} names this machine, which every check watches already; the sshd at its "
             f"port {port} (a container, a VM behind a forward) needs a name of its own: "
             f"systems add {target} --name NAME")
-    if _is_this_machine(shown) or (port == 22 and _is_this_machine(host)) or any(
+    if _is_this_machine(shown) or (port in (None, 22) and _is_this_machine(host)) or any(
             s.name == shown for s in configured_hosts(app_state.settings)):
         raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
                               f"{app_state.loaded.config_path})")

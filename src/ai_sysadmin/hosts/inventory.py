@@ -23,7 +23,8 @@ from ..errors import ConfigError
 class HostSpec:
     name: str
     host: str
-    port: int = 22
+    #: None: none written, ~/.ssh/config's (else 22); a written one wins over it
+    port: int | None = None
     user: str | None = None
     key_file: Path | None = None
     sudo: bool = False
@@ -39,11 +40,12 @@ class HostSpec:
         return machine_of(self.host, self.port)
 
 
-def machine_of(host: str, port: int) -> tuple[str, int]:
+def machine_of(host: str, port: int | None) -> tuple[str, int]:
     """What makes two targets one machine. The user is only an account on it; DNS names are
-    case-insensitive and a rooted ``web1.`` is ``web1``. A target without port reads back as
-    22, like ``:22``: both leave the port to ~/.ssh/config, so they reach the same place."""
-    return machine_name(host), port
+    case-insensitive and a rooted ``web1.`` is ``web1``. A target without port is taken for
+    22, like ``:22``: ssh's own port, where ~/.ssh/config names no other, so they may well
+    reach the same place, and one machine checked twice costs more than a twin refused."""
+    return machine_name(host), port or 22
 
 
 def target_machine(target: str) -> tuple[str, int] | None:

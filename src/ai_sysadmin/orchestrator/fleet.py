@@ -150,8 +150,8 @@ def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
     keys = [spec.key_file] if spec.key_file else ssh.key_files
     target = SshTarget(
         host=spec.host,
-        # 22 may be the default of a bare "host": let ~/.ssh/config say otherwise
-        port=spec.port if spec.port != 22 else None,
+        # None where none was written: ~/.ssh/config may name one; a written one wins
+        port=spec.port,
         user=spec.user or ssh.user,
         key_files=tuple(str(k) for k in keys),
         known_hosts=ssh.known_hosts,
