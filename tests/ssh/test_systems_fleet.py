@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ai_sysadmin.cli.identity import actor
 from tests.conftest import BIN
 
 from .conftest import Hosts
@@ -120,3 +121,38 @@ def test_a_host_key_trusted_on_first_use_is_said_as_ssh_says_it(
     again = subprocess.run([str(BIN), "check", "alpha", "--json"], capture_output=True,
                            text=True, env=env, timeout=60)
     assert again.returncode in (0, 1) and again.stderr == ""  # known now: nothing to say
+
+
+def test_a_host_key_trusted_on_first_use_is_in_the_audit_log(
+    ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
+) -> None:
+    """A key trusted on first use is a security decision: `logs audit` names who took it
+    (the person whose command met the host), for which host, and the key by type and
+    fingerprint; a host known already adds nothing."""
+    beta = ssh_hosts.beta
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'ai_name = "hal"\n'
+        f'[ssh]\nknown_hosts = "{known_hosts}"\nkey_files = ["{beta.client.private}"]\n'
+        'user = "root"\nuse_ssh_config = false\nconnect_timeout = 3\n'
+        'trust_on_first_use = true\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "PYTHONPATH": str(SRC),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")}
+
+    def hal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    def trusted() -> list[str]:
+        shown = hal("logs", "audit", "--json")
+        assert shown.returncode == 0, shown.stderr
+        return [r["msg"] for r in json.loads(shown.stdout) if "key_trusted" in r["msg"]]
+
+    added = hal("systems", "add", beta.address, "--name", "beta")
+    assert added.returncode == 0 and "beta answered" in added.stdout, added.stderr
+    alg = beta.host_key_pub.read_text().split()[0]
+    assert trusted() == [f"{actor()} host.key_trusted host:beta: {alg} {beta.fingerprint} "
+                         f"trusted on first use, recorded in {known_hosts}"]
+    again = hal("check", "beta", "--json")
+    assert again.returncode in (0, 1), again.stderr
+    assert len(trusted()) == 1

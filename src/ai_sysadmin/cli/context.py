@@ -144,8 +144,13 @@ class AppState:
         """The hosts, checkers, facts and executor, built the one way the daemon builds
         them; ``store=False``: nothing recorded (``check --no-store``)."""
         from ..orchestrator.runtime import Runtime
+        from .identity import actor
 
-        return Runtime(self.settings, self.store if store else None, consumer=consumer)
+        # what its transports decide alone (a host key trusted on first use) is the daemon's
+        # under `run`, else the decision of the person whose command it is
+        who = "daemon" if consumer == "daemon" else actor()
+        return Runtime(self.settings, self.store if store else None, consumer=consumer,
+                       actor=who)
 
 
 def as_state_owner(state_dir: Path) -> None:

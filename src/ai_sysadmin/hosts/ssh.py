@@ -15,7 +15,7 @@ import errno
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..redact import CUT_MARGIN, redact_cut
 from .ssh_host_keys import (
     HostKeyError,
+    TrustedKey,
     VerifyingClient,
     host_key_algs,
     host_key_message,
@@ -49,7 +50,7 @@ from .transport import (
     new_marker,
 )
 
-__all__ = ["HostKeyError", "SshTarget", "SshTransport"]
+__all__ = ["HostKeyError", "SshTarget", "SshTransport", "TrustedKey"]
 
 T = TypeVar("T")
 
@@ -452,11 +453,14 @@ class SshTransport(Transport):
     def address(self) -> str:
         return self.target.host
 
-    def __init__(self, target: SshTarget, name: str | None = None) -> None:
+    def __init__(self, target: SshTarget, name: str | None = None,
+                 key_trusted: Callable[[TrustedKey], Awaitable[None]] | None = None) -> None:
         if target.max_concurrent < 1:
             raise TransportError(f"{target.host}: max_concurrent must be at least 1")
         self.target = target
         self.host = name or target.host
+        #: told of each host key trusted on first use (trust_on_first_use), to audit it
+        self.key_trusted = key_trusted
         # a root login runs as root; sudo is for fixes alone (fix_prefix), and the user may
         # come from ~/.ssh/config
         self.runs_as_root = True if target.user == "root" else None
@@ -593,8 +597,33 @@ class SshTransport(Transport):
         self, hop: Hop, tunnel: asyncssh.SSHClientConnection | None
     ) -> tuple[asyncssh.SSHClientConnection, VerifyingClient]:
         kwargs, options = await self._connect_kwargs(hop, tunnel)
-        known = kwargs["known_hosts"]
         clients: list[VerifyingClient] = []
+        try:
+            conn = await self._connect_through(hop, kwargs, options, clients)
+        finally:
+            # recorded in known_hosts during the key exchange, whatever failed after it (the
+            # login): trusted from now on all the same
+            await self._said_trusted(hop, clients)
+        return conn, clients[-1]
+
+    async def _said_trusted(self, hop: Hop, clients: list[VerifyingClient]) -> None:
+        """Each key ``hop``'s clients trusted on first use, to :attr:`key_trusted`."""
+        for client in clients:
+            key = client.trusted
+            if key is None or self.key_trusted is None:
+                continue
+            via = None if hop.target is self.target else hop.target.host
+            await self.key_trusted(TrustedKey(
+                self.host, via, key.get_algorithm(), key.get_fingerprint("sha256"),
+                hop.target.known_hosts_path))
+
+    async def _connect_through(
+        self, hop: Hop, kwargs: dict[str, Any], options: _Resolved,
+        clients: list[VerifyingClient],
+    ) -> asyncssh.SSHClientConnection:
+        """asyncssh.connect for one hop, its clients kept in ``clients``; what went wrong
+        as a :class:`TransportError` that says where."""
+        known = kwargs["known_hosts"]
 
         def factory() -> VerifyingClient:
             clients.append(VerifyingClient(hop, known))
@@ -643,7 +672,7 @@ class SshTransport(Transport):
             raise self._invalid(exc) from exc
         except asyncssh.Error as exc:
             raise TransportError(f"{hop.label}: SSH to {where} failed: {exc}") from exc
-        return conn, clients[-1]
+        return conn
 
     async def _connection(self, state: _LoopState) -> asyncssh.SSHClientConnection:
         async with state.lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
@@ -19,6 +20,21 @@ log = logging.getLogger("ai_sysadmin.service")
 
 class HostKeyError(TransportError):
     """The host's key is not the one recorded for it, or is not known and may not be trusted."""
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A host key trusted on first use and recorded: a security decision, which whoever
+    holds the audit log records (the transport has no store)."""
+
+    #: the managed host whose connection met it
+    host: str
+    #: the jump host whose key it is; None: the managed host's own
+    via: str | None
+    key_type: str
+    #: SHA256:..., as ssh prints it
+    fingerprint: str
+    known_hosts: Path
 
 
 #: the line numbers a warning about a file's skipped lines names; more are counted
@@ -95,6 +111,8 @@ class VerifyingClient(asyncssh.SSHClient):
         self.offered: asyncssh.SSHKey | None = None
         self.host_known = False
         self.recorded: str | None = None
+        #: the key recorded on first use (:attr:`recorded` its line)
+        self.trusted: asyncssh.SSHKey | None = None
         self.lost = False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -119,6 +137,7 @@ class VerifyingClient(asyncssh.SSHClient):
             log.error("%s: cannot record the host key in %s: %s", self.hop.label, path, exc,
                       extra={"event": "host_key_not_recorded"})
             return False
+        self.trusted = key
         log.warning(
             "%s: trusted the host key %s on first use; recorded in %s",
             self.hop.label, key.get_fingerprint("sha256"), path,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..hosts.inventory import HostSpec, configured_hosts, parse_target, ssh_config_hosts
 from ..hosts.transport import Transport
 from ..store import HostStore, IncidentStore
+
+if TYPE_CHECKING:
+    from ..hosts.ssh import TrustedKey
 
 
 def ssh_config() -> Path:
@@ -142,7 +147,11 @@ def discover_from_ssh_config(settings: Settings, hosts: HostStore) -> list[str]:
             if hosts.discover(name, "ssh config")]
 
 
-def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
+def remote_transport(spec: HostSpec, settings: Settings,
+                     key_trusted: Callable[[TrustedKey], Awaitable[None]] | None = None
+                     ) -> Transport:
+    """The SSH transport of a managed host; ``key_trusted``: told of each host key it
+    trusts on first use, to audit it."""
     # asyncssh loads only when there is a remote host
     from ..hosts.ssh import SshTarget, SshTransport
 
@@ -162,4 +171,4 @@ def remote_transport(spec: HostSpec, settings: Settings) -> Transport:
         max_concurrent=ssh.concurrency,
         ciphers=ssh.ciphers or None,
     )
-    return SshTransport(target, name=spec.name)
+    return SshTransport(target, name=spec.name, key_trusted=key_trusted)

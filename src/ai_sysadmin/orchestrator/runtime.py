@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
-from ..errors import AiSysadminError, TransportError
+from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.inventory import HostSpec
 from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
@@ -31,6 +31,7 @@ from .fleet import managed_specs, remote_transport
 if TYPE_CHECKING:  # `check` builds neither: each loads when first asked for (CLI start time)
     from ..agent.context import ToolContext
     from ..executor import Executor
+    from ..hosts.ssh import TrustedKey
     from ..knowledge.context import KnowledgeRecall
     from ..notify import Notifier
     from ..store.actions import Action
@@ -44,14 +45,17 @@ LESSON_TIMEOUT_SECONDS = 30.0
 class Runtime:
     """Settings, store, the managed hosts' transports, their checkers, host facts and the
     executor. ``transports``: given explicitly (tests, the fault lab), else this host plus
-    every managed remote host. ``consumer``: whose journal cursors the checkers move."""
+    every managed remote host. ``consumer``: whose journal cursors the checkers move;
+    ``actor``: who the audit log names for what its transports decide alone (a host key
+    trusted on first use): the daemon, or the person whose command runs."""
 
     def __init__(self, settings: Settings, store: IncidentStore | None = None,
                  transports: Iterable[Transport] | None = None,
-                 consumer: str = "daemon") -> None:
+                 consumer: str = "daemon", actor: str = "daemon") -> None:
         self.settings = settings
         self.store = store
         self.consumer = consumer
+        self.actor = actor
         self._given = list(transports) if transports is not None else None
         #: lessons being written to the knowledge base (awaited by close)
         self._lessons: set[asyncio.Task[None]] = set()
@@ -75,7 +79,8 @@ class Runtime:
         if self._given is not None:
             return {t.host: t for t in self._given}
         specs = managed_specs(self.settings, HostStore(self.store.db)) if self.store else []
-        remote = [remote_transport(s, self.settings) for s in specs if s.name != self.local.host]
+        remote = [remote_transport(s, self.settings, self._key_trusted)
+                  for s in specs if s.name != self.local.host]
         return {t.host: t for t in (self.local, *remote)}
 
     def transport(self, host: str | None = None) -> Transport:
@@ -144,7 +149,24 @@ class Runtime:
                          if s.name == host), None)
             if spec is None:
                 raise AiSysadminError(f"{host} is not a managed host")
-        return remote_transport(spec, self.settings)
+        return remote_transport(spec, self.settings, self._key_trusted)
+
+    async def _key_trusted(self, key: TrustedKey) -> None:
+        """A host key trusted on first use, in the audit log (``logs audit``): from now on
+        the key that host must show, a security decision as much as any fix."""
+        if self.store is None:  # `check --no-store`: nothing recorded
+            return
+        via = f" of its jump host {key.via}" if key.via else ""
+        detail = (f"{key.key_type} {key.fingerprint}{via} trusted on first use, recorded in "
+                  f"{key.known_hosts}")
+        try:
+            await asyncio.to_thread(self.store.audit, self.actor, "host.key_trusted",
+                                    f"host:{key.host}", detail)
+        except StoreError as exc:
+            # the key is in known_hosts all the same: the connection goes on, and the log
+            # (the terminal's warning too) keeps what the audit log could not
+            log.error("%s: the host key %s trusted on first use is not in the audit log: %s",
+                      key.host, key.fingerprint, exc, extra={"event": "audit_failed"})
 
     def _check_through(self, transport: Transport, like: HostChecker) -> HostChecker:
         """A checker of ``transport``'s host sharing ``like``'s slots, recorder and
