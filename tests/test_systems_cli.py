@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from ai_sysadmin.config import short_hostname
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -17,6 +18,7 @@ from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.orchestrator.fleet import stop_managing
 from ai_sysadmin.store import ActionStore, HostStore
 from tests.conftest import BIN
+from tests.support.needs_root import needs_root
 
 
 def names(cli, *extra: str) -> dict[str, str]:
@@ -171,6 +173,55 @@ def test_this_machine_in_capitals_with_a_root_dot_or_under_another_name_cannot_b
         code, _, err = cli("systems", "add", "--no-probe", *args)
         assert code == 2 and "already managed (this machine" in err
     assert names(cli, "--all") == {here: "managed"}
+
+
+#: a machine of its own network (a namespace): its one address, a neighbour's, and the
+#: names a private /etc/hosts gives them (nothing is asked of DNS: that network has no route)
+HERE, THERE = "192.0.2.7", "192.0.2.8"
+HOSTS = f"127.0.0.1 localhost\n{HERE} box.example.org box-alias\n{THERE} web7.example.org\n"
+
+
+def _systems_in_a_network_of_its_own(tmp_path: Path, *adds: list[str]) -> list[str]:
+    """`systems add --no-probe` of each of ``adds``, then `systems list`, in a network
+    namespace whose machine has the address HERE alone, its /etc/hosts :data:`HOSTS`: what
+    each add printed on stderr, and the names managed after."""
+    needs_root("a network and /etc/hosts of its own")
+    hosts = tmp_path / "hosts"
+    hosts.write_text(HOSTS)
+    script = ("set -e; ip link set lo up; ip link add v0 type veth peer name v1; "
+              f"ip addr add {HERE}/24 dev v0; ip link set v0 up; ip link set v1 up; "
+              f"mount --bind {hosts} /etc/hosts; set +e; "
+              'for args in "$@"; do eval "set -- $args"; "$BIN" systems add --no-probe "$@" '
+              '>/dev/null 2>>"$ERR"; echo "exit $?" >>"$ERR"; done; '
+              '"$BIN" systems list --json')
+    err = tmp_path / "stderr"
+    done = subprocess.run(
+        ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+         "sh", *(" ".join(a) for a in adds)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "BIN": str(BIN), "ERR": str(err)})
+    assert done.returncode == 0, done.stderr
+    return [*err.read_text().splitlines(), *(r["name"] for r in json.loads(done.stdout))]
+
+
+def test_this_machine_under_its_fqdn_or_address_cannot_be_added(tmp_path: Path) -> None:
+    """This machine's FQDN, another name of it and its address were added as remote systems,
+    and the one machine checked twice under two names: what decides is the address a name
+    resolves to (here from /etc/hosts), one of this machine's, not the name. A neighbour, by
+    name or address, is added; this machine's sshd at another port is, under a name of its
+    own."""
+    said = _systems_in_a_network_of_its_own(
+        tmp_path, ["box.example.org"], ["root@box-alias", "--name", "b2"], [HERE],
+        ["web7.example.org"], [THERE, "--name", "eight"],
+        ["box.example.org:2222", "--name", "box-vm"])
+    assert said[:2] == [f"error: box.example.org is already managed (this machine: "
+                        f"box.example.org is its address {HERE})", "exit 2"], said
+    assert said[2:4] == [f"error: b2 is already managed (this machine: box-alias is its "
+                         f"address {HERE})", "exit 2"], said
+    assert said[4:6] == [f"error: {HERE} is already managed (this machine: {HERE} is its "
+                         "address)", "exit 2"], said
+    assert said[6:9] == ["exit 0"] * 3, said
+    assert set(said[9:]) == {short_hostname(), "web7.example.org", "eight", "box-vm"}, said
 
 
 def test_removing_a_host_closes_its_incidents_and_cancels_their_llm_work(

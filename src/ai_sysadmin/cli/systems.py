@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError, CommandRefused, TransportError
-from ..hosts.inventory import configured_hosts, machine_of, target_machine
+from ..hosts.inventory import address_here, configured_hosts, machine_of, target_machine
 from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
 from ..store import HostStore
@@ -137,12 +137,17 @@ def add(
         raise AiSysadminError(f"cannot add {target[:80]!r}: {exc}") from None
     # a name is this machine's at any port; a host only at ssh's own (another port is
     # another sshd: a container, a VM behind a forward), which is named apart from this one
-    if name is None and port not in (None, 22) and _is_this_machine(host):
+    named_here = _is_this_machine(host)
+    at = None if named_here else address_here(host)
+    if name is None and port not in (None, 22) and (named_here or at is not None):
         raise AiSysadminError(
             f"{host} names this machine, which every check watches already; the sshd at its "
             f"port {port} (a container, a VM behind a forward) needs a name of its own: "
             f"systems add {target} --name NAME")
-    if _is_this_machine(shown) or (port in (None, 22) and _is_this_machine(host)) or any(
+    if port in (None, 22) and at is not None:
+        which = f"{at} is its address" if at == host else f"{host} is its address {at}"
+        raise AiSysadminError(f"{shown} is already managed (this machine: {which})")
+    if _is_this_machine(shown) or (port in (None, 22) and named_here) or any(
             s.name == shown for s in configured_hosts(app_state.settings)):
         raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
                               f"{app_state.loaded.config_path})")
@@ -163,7 +168,8 @@ def _is_this_machine(name: str) -> bool:
     """Whether a name or host is this machine's, which every check watches already: DNS
     names are read as :func:`machine_of` reads them, so ``VM`` and a rooted ``vm.`` are
     ``vm`` too, and would be checked twice; so are ``localhost`` and a loopback address
-    (127.0.0.1, ::1). No DNS is asked: a name that resolves here by another is not known."""
+    (127.0.0.1, ::1). This machine's addresses, and the names /etc/hosts gives them (its
+    FQDN), are :func:`address_here`'s."""
     host = machine_of(name, 22)[0]
     if host in (short_hostname(), "localhost") or host.endswith(".localhost"):
         return True
