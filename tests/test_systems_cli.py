@@ -181,17 +181,18 @@ HERE, THERE = "192.0.2.7", "192.0.2.8"
 HOSTS = f"127.0.0.1 localhost\n{HERE} box.example.org box-alias\n{THERE} web7.example.org\n"
 
 
-def _systems_in_a_network_of_its_own(tmp_path: Path, *adds: list[str]) -> list[str]:
-    """`systems add --no-probe` of each of ``adds``, then `systems list`, in a network
-    namespace whose machine has the address HERE alone, its /etc/hosts :data:`HOSTS`: what
-    each add printed on stderr, and the names managed after."""
+def _systems_in_a_network_of_its_own(tmp_path: Path, *adds: list[str],
+                                     command: str = "add --no-probe") -> list[str]:
+    """`systems add --no-probe` (``command``) of each of ``adds``, then `systems list`, in a
+    network namespace whose machine has the address HERE alone, its /etc/hosts
+    :data:`HOSTS`: what each printed on stderr, and the names managed after."""
     needs_root("a network and /etc/hosts of its own")
     hosts = tmp_path / "hosts"
     hosts.write_text(HOSTS)
     script = ("set -e; ip link set lo up; ip link add v0 type veth peer name v1; "
               f"ip addr add {HERE}/24 dev v0; ip link set v0 up; ip link set v1 up; "
               f"mount --bind {hosts} /etc/hosts; set +e; "
-              'for args in "$@"; do eval "set -- $args"; "$BIN" systems add --no-probe "$@" '
+              'for args in "$@"; do eval "set -- $args"; "$BIN" systems $COMMAND "$@" '
               '>/dev/null 2>>"$ERR"; echo "exit $?" >>"$ERR"; done; '
               '"$BIN" systems list --json')
     err = tmp_path / "stderr"
@@ -199,7 +200,7 @@ def _systems_in_a_network_of_its_own(tmp_path: Path, *adds: list[str]) -> list[s
         ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script,
          "sh", *(" ".join(a) for a in adds)],
         capture_output=True, text=True, timeout=120,
-        env={**os.environ, "BIN": str(BIN), "ERR": str(err)})
+        env={**os.environ, "BIN": str(BIN), "ERR": str(err), "COMMAND": command})
     assert done.returncode == 0, done.stderr
     return [*err.read_text().splitlines(), *(r["name"] for r in json.loads(done.stdout))]
 
@@ -222,6 +223,20 @@ def test_this_machine_under_its_fqdn_or_address_cannot_be_added(tmp_path: Path) 
                          "address)", "exit 2"], said
     assert said[6:9] == ["exit 0"] * 3, said
     assert set(said[9:]) == {short_hostname(), "web7.example.org", "eight", "box-vm"}, said
+
+
+def test_a_discovered_name_of_this_machine_cannot_be_accepted(tmp_path: Path, store) -> None:
+    """A name another machine's journal or ~/.ssh/config gave this one, accepted, had it
+    checked twice as `systems add` of it would."""
+    hosts = HostStore(store.db)
+    for name in ("box-alias", "web7.example.org"):
+        hosts.discover(name, "ssh config")
+    said = _systems_in_a_network_of_its_own(tmp_path, ["box-alias"], ["web7.example.org"],
+                                            command="accept")
+    assert said[:2] == [f"error: box-alias is already managed (this machine: box-alias is "
+                        f"its address {HERE})", "exit 2"], said
+    assert said[2:3] == ["exit 0"], said
+    assert set(said[3:]) == {short_hostname(), "web7.example.org"}, said
 
 
 def test_removing_a_host_closes_its_incidents_and_cancels_their_llm_work(

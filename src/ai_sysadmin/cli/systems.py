@@ -135,21 +135,10 @@ def add(
         shown = check_host(name) if name is not None else host
     except ValueError as exc:
         raise AiSysadminError(f"cannot add {target[:80]!r}: {exc}") from None
-    # a name is this machine's at any port; a host only at ssh's own (another port is
-    # another sshd: a container, a VM behind a forward), which is named apart from this one
-    named_here = _is_this_machine(host)
-    at = None if named_here else address_here(host)
-    if name is None and port not in (None, 22) and (named_here or at is not None):
-        raise AiSysadminError(
-            f"{host} names this machine, which every check watches already; the sshd at its "
-            f"port {port} (a container, a VM behind a forward) needs a name of its own: "
-            f"systems add {target} --name NAME")
-    if port in (None, 22) and at is not None:
-        which = f"{at} is its address" if at == host else f"{host} is its address {at}"
-        raise AiSysadminError(f"{shown} is already managed (this machine: {which})")
-    if _is_this_machine(shown) or (port in (None, 22) and named_here) or any(
-            s.name == shown for s in configured_hosts(app_state.settings)):
-        raise AiSysadminError(f"{shown} is already managed (this machine or remote_systems of "
+    _refuse_this_machine(host, port, shown, named=name is not None,
+                         again=f"systems add {target} --name NAME")
+    if any(s.name == shown for s in configured_hosts(app_state.settings)):
+        raise AiSysadminError(f"{shown} is already managed (remote_systems of "
                               f"{app_state.loaded.config_path})")
     stored = join_target(user, host, port)
     _refuse_configured_twin(app_state, shown, stored)
@@ -162,6 +151,30 @@ def add(
         out.print(f"{shown} was not contacted (--no-probe)")
         return
     _say_probe(shown, asyncio.run(_probe(app_state, shown)))
+
+
+def _refuse_this_machine(host: str, port: int | None, shown: str, named: bool,
+                         again: str | None) -> None:
+    """Refuse a host that is this machine, which every check watches already (it would be
+    checked twice, and two fixes could race on it). A name is this machine's at any port; a
+    host only at ssh's own (another port is another sshd: a container, a VM behind a
+    forward), which may be managed under a name of its own (``named``; ``again``: how)."""
+    if named and _is_this_machine(shown):  # a name of its own is no name of this machine
+        raise AiSysadminError(f"{shown} is already managed (this machine)")
+    named_here = _is_this_machine(host)
+    at = None if named_here else address_here(host)
+    if port not in (None, 22) and (named_here or at is not None):
+        if named or again is None:
+            return
+        raise AiSysadminError(
+            f"{host} names this machine, which every check watches already; the sshd at its "
+            f"port {port} (a container, a VM behind a forward) needs a name of its own: "
+            f"{again}")
+    if at is not None:
+        which = f"{at} is its address" if at == host else f"{host} is its address {at}"
+        raise AiSysadminError(f"{shown} is already managed (this machine: {which})")
+    if named_here:
+        raise AiSysadminError(f"{shown} is already managed (this machine)")
 
 
 def _is_this_machine(name: str) -> bool:
@@ -256,9 +269,11 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
     try:
         # what the journal named (any sender chooses it); a row the config once listed
         # and dropped keeps no target of its own: its name is where it is
-        split_target(row["target"] or name)
+        _, host, port = split_target(row["target"] or name)
     except ValueError as exc:
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
+    # a discovered name is its own: one of this machine's is refused at any port
+    _refuse_this_machine(host, port, name, named=name != host, again=None)
     _refuse_configured_twin(app_state, name, row["target"] or name)
     hosts.accept(name, actor())
     out.print(f"{name} is managed now; a running daemon checks it within one check interval")
