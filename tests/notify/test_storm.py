@@ -132,12 +132,18 @@ def test_a_host_down_and_back_and_a_flapping_one(tmp_path: Path) -> None:
     assert titles(notifier) == ["[hal] web1: reachable again"]
     store.record_check("web1", *down)
     store.record_check("web1", *up)
-    assert titles(notifier) == []  # flapping within the window: held
-    # the person was last told "back", and it is: nothing more to say
+    assert titles(notifier) == []  # down and back before anyone was told: nothing to say
     assert titles(notifier, time.time() + WINDOW + 1) == []
+    # down again within the window, the person last told it is back: news at once (held for
+    # the window, it had the person believe it up for as long)
+    store.record_check("web1", *down)
+    assert titles(notifier) == ["[hal] web1: unreachable"]
+    store.record_check("web1", *up)
+    assert titles(notifier) == ["[hal] web1: reachable again"]
+    # four messages of it within the window: it flaps, and the rest waits for the window's end
     store.record_check("web1", *down)
     assert titles(notifier) == []
-    assert titles(notifier, time.time() + 2 * WINDOW + 2) == [
+    assert titles(notifier, time.time() + WINDOW + 1) == [
         "[hal] web1: unreachable (1 more time in 30 min)"]
 
 
@@ -229,3 +235,23 @@ def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path)
     made = notifier.dispatcher.dispatch(later)
     (back,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert back["title"].startswith("[hal] 40 notices on 40 hosts") and back["priority"] == 2
+
+
+def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: Path) -> None:
+    """Told "fixed", the person believes it is; failing again within the window it was held
+    as a repeat of the first failure, for up to the window's length."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    (incident,) = store.incidents()
+    actions = ActionStore(store.db)
+    action = actions.create(incident_id=incident.id, proposal_id=None, host="web1",
+                            kind="restart_unit", params={"unit": "a.service"},
+                            subject="a.service", risk="low", plan={}, outcome="auto",
+                            reason="auto-safe", state="approved").id
+    actions.claim(action, "executor")
+    actions.move(action, "succeeded", "executor", "finding gone for 5 s")
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: fixed: a.service has failed"]
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]

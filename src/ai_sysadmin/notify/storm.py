@@ -7,6 +7,7 @@
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
+  Told the opposite since (back, fixed), it is news, not a repeat, until the thing flaps.
 - Openings (``opened``, ``worse``, ``unreachable``, ``back``, and a host's ``check_failing``
   and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
   and one fix makes them all work again): when those told within
@@ -31,6 +32,15 @@ from .message import Message, render, render_digest
 
 STORM_KINDS = ("opened", "worse", "unreachable", "back", *CHECK_KINDS)
 _REACH = ("unreachable", "back")
+#: what a kind says and the kinds that say the opposite of one thing (its fingerprint): the
+#: kind told last of them is what the person believes now
+_SAYS = {"unreachable": _REACH, "back": _REACH,
+         "opened": ("opened", "worse", "fixed"), "worse": ("opened", "worse", "fixed")}
+#: messages of one thing's changes within the repeat window from which it flaps: its changes
+#: are held for the window's end, where the latest goes out once if still true
+_FLAPPING = 4
+#: kinds a repeat of another is (its family)
+_FAMILY = {"worse": "opened", "opened": "worse"}
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -107,6 +117,15 @@ class Dispatcher:
         window = self.notify.repeat_window_minutes * 60
         last = Outbox.last_message_at(conn, event.repeat_key, now + window)
         if not (window > 0 and _within(now, last, window)):
+            return False
+        # told since that the opposite holds (back, fixed): it changed again, which is news
+        # (a host down again within the window had the person believe it up, for as long),
+        # unless it flaps: told that often within the window, the rest waits for its end
+        said = _SAYS.get(event.kind) or (
+            outage.kinds if (outage := outage_of(event.kind, event.fingerprint)) else ())
+        if said and Outbox.last_told_kind(conn, event.fingerprint, said) not in (
+                event.kind, _FAMILY.get(event.kind), None) and Outbox.told_since(
+                conn, said, now - window, now + window, event.fingerprint) < _FLAPPING:
             return False
         # worse than what a person was last told (warning, now critical): news, not a repeat
         told = Outbox.last_told_severity(conn, event.repeat_key)

@@ -267,14 +267,17 @@ class Outbox:
 
     @staticmethod
     def told_since(conn: sqlite3.Connection, kinds: Iterable[str], since: float,
-                   until: float = float("inf")) -> int:
+                   until: float = float("inf"), fingerprint: str | None = None) -> int:
         """Events of these kinds a person was told about (alone or in a digest) since then,
-        up to ``until``: what was told later was told on a clock since set back."""
+        up to ``until``: what was told later was told on a clock since set back.
+        ``fingerprint``: of that one thing only."""
         wanted = list(kinds)
+        one = "" if fingerprint is None else " AND e.fingerprint=?"
         row = conn.execute(
             "SELECT COUNT(*) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
-            f"WHERE m.at>=? AND m.at<? AND e.kind IN ({','.join('?' * len(wanted))})",
-            (since, until, *wanted)).fetchone()
+            f"WHERE m.at>=? AND m.at<? AND e.kind IN ({','.join('?' * len(wanted))}){one}",
+            (since, until, *wanted, *(() if fingerprint is None else (fingerprint,)))
+        ).fetchone()
         return int(row[0])
 
     @staticmethod
