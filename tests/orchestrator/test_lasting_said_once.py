@@ -83,3 +83,19 @@ def test_a_host_that_answers_nothing_is_one_line_not_one_a_section(
     assert len(checked) == 2
     assert all(r.errors == {"every": "no answer: connection refused (root@127.0.0.1:1)"}
                for r in checked)
+
+
+def test_a_healthy_checks_line_repeats_no_note_it_said_before(
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """A host without systemd says so in a note at every check: carried on every check's
+    line, it was most of the log of a healthy fleet, whose capped files then held a day."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    checker = HostChecker(LocalTransport("here"), settings,
+                          IncidentStore(Database(settings.db_path)))
+    with caplog.at_level(logging.INFO, logger="ai_sysadmin.orchestrator"):
+        for _ in range(3):
+            report = asyncio.run(checker.check("interval"))
+    assert report.notes  # systemd does not run here: the units' note, at every check
+    checked = [r for r in caplog.records if r.getMessage().startswith("checked here")]
+    assert [getattr(r, "notes", None) for r in checked] == [report.notes, None, None]
+    assert all(hasattr(r, "errors") for r in checked)

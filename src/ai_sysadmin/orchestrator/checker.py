@@ -146,8 +146,10 @@ class HostChecker:
         #: SAID_MAX texts): a lasting one (a host down for a week, a container without
         #: systemd) is said as it begins and as it changes, each text once (a flapping
         #: network's refusals and timeouts), not at every check; each check's own line
-        #: still carries them all
+        #: carries its errors, and its notes where they differ from the check before
         self._said: dict[tuple[str, str], dict[str, None]] = {}
+        #: the notes of the last check logged
+        self._logged_notes: dict[str, str] | None = None
         self._lock = asyncio.Lock()
         #: called with every report, whoever asked for the check (daemon, executor, approval)
         self.listeners: list[Callable[[CheckReport], None]] = []
@@ -453,12 +455,18 @@ class HostChecker:
     def _log(self, report: CheckReport, reason: str) -> None:
         out = report.outcome
         assert out is not None
+        # a check's notes where they differ from the last check's: the same ones again (a
+        # host without systemd says so at every check) were most of each healthy check's
+        # line, and a fleet's log rotated its last day away; each is said as it begins
+        # (_say_lasting). Errors stay on every line: few hosts fail, and each line says why
+        notes = None if report.notes == self._logged_notes else report.notes
+        self._logged_notes = report.notes
         log.info(
             "checked %s (%s): %d findings, %d opened, %d reopened, %d resolved",
             self.host, reason, len(report.findings), len(out.opened), len(out.reopened),
             len(out.resolved),
             extra={"host": self.host, "reason": reason, "errors": _errors_said(report),
-                   "notes": report.notes},
+                   **({} if notes is None else {"notes": notes})},
         )
         self._say_lasting(report)
         by_fp = {f.fingerprint: f for f in report.findings}
