@@ -226,7 +226,7 @@ def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path)
     made = notifier.dispatcher.dispatch()
     (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert digest["kind"] == "digest" and digest["priority"] == 8
-    assert digest["title"].startswith("[hal] 40 notices on 40 hosts: web0, web1, web10")
+    assert digest["title"].startswith("[hal] 40 checks failing on 40 hosts: web0, web1, web2")
     assert digest["body"].splitlines()[0] == ("web0: not watched: its checks fail "
                                               "(hal-logs service)")
     for host in hosts:
@@ -234,7 +234,8 @@ def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path)
     later = time.time() + 121  # the next digest window
     made = notifier.dispatcher.dispatch(later)
     (back,) = [m for m in notifier.outbox.messages() if m["id"] in made]
-    assert back["title"].startswith("[hal] 40 notices on 40 hosts") and back["priority"] == 2
+    assert back["title"].startswith("[hal] 40 checks working again on 40 hosts") \
+        and back["priority"] == 2
 
 
 def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: Path) -> None:
@@ -255,3 +256,24 @@ def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: P
     assert titles(notifier) == ["[hal] web1: fixed: a.service has failed"]
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     assert titles(notifier) == ["[hal] web1: a.service has failed"]
+
+
+def test_a_digest_names_the_worst_news_first(tmp_path: Path) -> None:
+    """Five hosts back and one newly down in one digest: its title listed the hosts in
+    alphabetical order and called all six "incidents", the one outage behind the "...";
+    web10 came before web9."""
+    store, notifier = setup(tmp_path, digest_threshold=3)
+    down, up = {"host_unreachable"}, {"host_unreachable"}
+    t0 = time.time()
+    for n in (9, 10, 11, 12, 13):
+        store.record_check(f"web{n}", [unreachable(f"web{n}")], down)
+    assert len(titles(notifier, t0)) == 1  # one digest
+    for n in (9, 10, 11, 12, 13):
+        store.record_check(f"web{n}", [], up)
+    store.record_check("web45", [unreachable("web45")], down)
+    made = notifier.dispatcher.dispatch(t0 + 121)  # the next digest window
+    (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
+    assert digest["title"] == ("[hal] 1 unreachable, 5 reachable again on 6 hosts: web45, "
+                               "web9, web10, web11, web12, ...")
+    assert digest["body"].splitlines()[0].startswith("web45: unreachable")
+    assert digest["priority"] == 8

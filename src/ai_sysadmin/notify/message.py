@@ -3,6 +3,7 @@ of evidence, and the exact next command (``hal-approve approve 12``, ``hal-issue
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,14 +206,30 @@ def render(event: OutboxEvent, ai_name: str, repeats: int = 0, minutes: float = 
     return finish(title, lines, priority_of(event))
 
 
+#: what a digest's title counts each kind of its lines as (kinds not here: notices)
+_COUNTED_AS = {"opened": "incidents", "worse": "incidents", "unreachable": "unreachable",
+               "back": "reachable again", "check_failing": "checks failing",
+               "check_back": "checks working again"}
+
+
+def _host_order(host: str) -> tuple[object, ...]:
+    """web9 before web10: the numbers in a name compared as numbers."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", host) if part)
+
+
 def render_digest(events: Sequence[OutboxEvent], ai_name: str) -> Message:
     """Many openings at once (a fleet-wide problem, a network coming back, the checks of
-    many hosts failing) as one message."""
-    hosts = sorted({e.host for e in events})
-    # a host's checks that fail or work again are no incident
-    what = "incidents" if all(e.incident_id is not None for e in events) else "notices"
-    title = (f"[{ai_name}] {len(events)} {what} on {len(hosts)} host"
-             f"{'s' if len(hosts) > 1 else ''}: {', '.join(hosts[:5])}"
+    many hosts failing) as one message: the worst news first, in its lines and in the hosts
+    its title names (one host down among five back was named last, behind the "...")."""
+    events = sorted(events, key=lambda e: (-priority_of(e), _host_order(e.host)))
+    hosts = list(dict.fromkeys(e.host for e in events))
+    counted: dict[str, int] = {}
+    for event in events:
+        what = _COUNTED_AS.get(event.kind, "notices")
+        counted[what] = counted.get(what, 0) + 1
+    title = (f"[{ai_name}] {', '.join(f'{n} {what}' for what, n in counted.items())} on "
+             f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {', '.join(hosts[:5])}"
              f"{', ...' if len(hosts) > 5 else ''}")
     lines = [f"{e.host}: {_headline(e)} ({next_command(e, ai_name)})"
              for e in events[:DIGEST_LINES]]
