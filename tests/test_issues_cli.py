@@ -125,14 +125,59 @@ def test_show_says_why_the_model_proposed_each_fix_in_its_words_masked(cli, stor
     code, out, _ = cli("issues", "show", str(number))
     assert code == 0, out
     proposals = out.split("proposals (the model's reasons in its words):\n")[1].splitlines()
-    assert proposals[0].startswith('  #1 restart_unit {"unit": "nginx.service"} · proposed')
+    assert proposals[0] == '  restart_unit {"unit": "nginx.service"} · not decided yet'
     assert proposals[1] == ("      why: nginx died after its config changed; "
                             "DB_PASSWORD=[redacted] in the log")
     # the model's second line cannot pose as a line of the command's own
     assert proposals[2] == "      | root: approved"
-    assert proposals[3].endswith("· proposed · advisory: never decided")
+    assert proposals[3].endswith(" · advisory: never decided")
     assert "hunter2" not in out
     code, out, _ = cli("issues", "show", str(number), "--json")
     shown = json.loads(out)["proposals"]
     assert code == 0 and [p["kind"] for p in shown] == ["restart_unit", "vacuum_journal"]
     assert "DB_PASSWORD=[redacted]" in shown[0]["rationale"] and "hunter2" not in out
+
+
+def _decided(store: IncidentStore, number: int, unit: str, state: str) -> int:
+    """A proposal of the investigation of ``number`` the policy made an action of, in
+    ``state``: that action's id."""
+    proposal = store.add_proposal(number, "web1", "restart_unit", json.dumps({"unit": unit}),
+                                  f"{unit} failed")
+    return ActionStore(store.db).create(
+        incident_id=number, proposal_id=proposal, host="web1", kind="restart_unit",
+        params={"unit": unit}, subject=unit, risk="low", plan={}, outcome="approval",
+        reason="low-risk actions wait for a person at suggest", state=state,
+        ttl_seconds=86400).id
+
+
+def test_show_says_what_became_of_each_proposal_now(cli, store) -> None:
+    # a rejected fix was listed "· pending", a failed one "· approved": the state it was
+    # created in, under the proposal's id (an action's id only by chance)
+    number = _incident(store)
+    store.add_proposal(None, "web1", "vacuum_journal", "{}", "an earlier, other incident")
+    store.transition(number, "investigating", "agent", "investigation started")
+    rejected = _decided(store, number, "a.service", "pending")
+    failed = _decided(store, number, "b.service", "approved")
+    refused = _decided(store, number, "sshd.service", "refused")
+    store.add_proposal(number, "web1", "restart_unit", json.dumps({"unit": "c.service"}),
+                       "c.service failed")
+    actions = ActionStore(store.db)
+    actions.claim(failed, "executor")
+    actions.move(failed, "failed", "executor", "the unit failed again", {"error": "exit 1"})
+    assert cli("approve", "reject", str(rejected), "--reason", "not now")[0] == 0
+
+    code, out, _ = cli("issues", "show", str(number))
+    lines = [line for line in out.split("proposals (the model's reasons in its words):\n")[1]
+             .splitlines() if not line.startswith("      ")]
+    assert code == 0 and lines == [
+        f'  restart_unit {{"unit": "a.service"}} · action {rejected}: rejected',
+        f'  restart_unit {{"unit": "b.service"}} · action {failed}: failed',
+        f'  restart_unit {{"unit": "sshd.service"}} · action {refused}: refused',
+        '  restart_unit {"unit": "c.service"} · not decided yet']
+    code, out, _ = cli("approve", "show", str(failed))
+    assert code == 0 and "state failed" in out
+    code, out, _ = cli("issues", "show", str(number), "--json")
+    shown = json.loads(out)["proposals"]
+    assert [(p["action_id"], p["state"]) for p in shown] == [
+        (rejected, "rejected"), (failed, "failed"), (refused, "refused"), (None, "proposed")]
+    assert shown[0]["id"] != rejected  # a proposal's id is no action's

@@ -119,18 +119,32 @@ def show(
     _print_proposals(proposals)
 
 
+#: what became of a proposal no action was made of, by its own state
+_UNDECIDED = {"proposed": "not decided yet",
+              "abandoned": "never decided: its investigation failed before"}
+
+
+def _fate(proposal: dict[str, Any]) -> str:
+    """What became of a proposal: the action it became (its id, as ``approve show`` takes
+    it) and that action's state now; else why there is none."""
+    if proposal["source"] != "agent":
+        return "advisory: never decided"
+    if proposal.get("action_id") is not None:
+        return f"action {proposal['action_id']}: {proposal['state']}"
+    return _UNDECIDED.get(proposal["state"], f"no action ({proposal['state']})")
+
+
 def _print_proposals(proposals: list[dict[str, Any]]) -> None:
-    """What the model proposed, each with its state and why (in its words): the history says
-    that it proposed, this says why, as ``approve show`` does for one action."""
+    """What the model proposed, each with what became of it and why (in its words): the
+    history says that it proposed, this says why, as ``approve show`` does for one action."""
     from ..monitor.findings import masked
 
     if not proposals:
         return
     out.print("[bold]proposals[/bold] (the model's reasons in its words):", markup=True)
     for p in proposals:
-        advisory = " · advisory: never decided" if p["source"] != "agent" else ""
-        out.print(f"  #{p['id']} {masked(p['kind'])} {masked(json.dumps(p['parameters']))} · "
-                  f"{p['state']}{advisory}", markup=False)
+        out.print(f"  {masked(p['kind'])} {masked(json.dumps(p['parameters']))} · {_fate(p)}",
+                  markup=False)
         if p["rationale"].strip():
             # lines after the first indented under it: none reads as a line of our own
             said = masked(p["rationale"].strip()).replace("\n", "\n      | ")

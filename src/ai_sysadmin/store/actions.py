@@ -199,10 +199,12 @@ class ActionStore:
         with self.db.transaction() as conn:
             # the proposal is claimed first: another process (a second daemon on this state
             # directory) that decided it already has its action, and no second one is made
-            # (an advisory one, from a discussion, is never the policy's to decide)
+            # (an advisory one, from a discussion, is never the policy's to decide); it is
+            # marked decided, not with the action's state, which moves on in the actions
+            # table alone (a copy here said "pending" of a fix long rejected)
             if proposal_id is not None and conn.execute(
-                    "UPDATE proposals SET state=? WHERE id=? AND state='proposed' "
-                    "AND source != 'discussion'", (state, proposal_id)).rowcount != 1:
+                    "UPDATE proposals SET state='decided' WHERE id=? AND state='proposed' "
+                    "AND source != 'discussion'", (proposal_id,)).rowcount != 1:
                 raise AlreadyDecided(f"proposal {proposal_id} was already decided, or is "
                                      "advisory only")
             cur = conn.execute(

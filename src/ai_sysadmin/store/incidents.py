@@ -620,8 +620,16 @@ class IncidentStore:
         return row is None or row["source"] == ADVISORY
 
     def proposals(self, incident_id: int) -> list[dict[str, Any]]:
+        """The incident's proposals, each with the action the policy made of it
+        (``action_id``, None where none was made) and ``state``: that action's state now
+        (pending, rejected, succeeded ...), read from the actions table, where it changes;
+        else the proposal's own (proposed: not decided yet; abandoned: its investigation
+        failed before it was decided)."""
         rows = self.db.conn.execute(
-            "SELECT * FROM proposals WHERE incident_id=? ORDER BY id", (incident_id,))
+            "SELECT p.id, p.incident_id, p.host, p.kind, p.parameters, p.rationale, "
+            "p.created_at, p.source, a.id AS action_id, COALESCE(a.state, p.state) AS state "
+            "FROM proposals p LEFT JOIN actions a ON a.proposal_id = p.id "
+            "WHERE p.incident_id=? ORDER BY p.id", (incident_id,))
         return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
 
     def undecided_proposals(self) -> list[dict[str, Any]]:
