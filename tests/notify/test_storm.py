@@ -173,6 +173,34 @@ def test_every_approval_is_its_own_message(tmp_path: Path) -> None:
     assert bodies[2].endswith("Next: hal-approve approve 2")
 
 
+def test_a_kill_is_told_as_the_process_it_signals_not_its_service(tmp_path: Path) -> None:
+    # "approval needed: kill_process reindex.service" read as the whole service killed,
+    # where `approve list` showed kill_process {"pid": 302}
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "reindex.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    actions = ActionStore(store.db)
+    for params, subject in (({"pid": 302}, "reindex.service"),
+                            ({"pid": 303, "signal": "KILL"}, "pid:303")):
+        actions.create(incident_id=incident.id, proposal_id=None, host="web1",
+                       kind="kill_process", params=params, subject=subject, risk="medium",
+                       plan={}, outcome="approval", reason="suggest", state="pending")
+    assert titles(notifier)[1:] == [
+        "[hal] web1: approval needed: kill_process PID 302 (reindex.service)",
+        "[hal] web1: approval needed: kill_process PID 303 with SIGKILL"]
+    bodies = [m["body"] for m in notifier.outbox.messages()]
+    assert "Proposed: kill_process PID 302 (reindex.service) (risk medium)." in bodies[1]
+    ran = actions.create(incident_id=incident.id, proposal_id=None, host="web1",
+                         kind="kill_process", params={"pid": 304}, subject="reindex.service",
+                         risk="low", plan={}, outcome="execute", reason="auto-safe",
+                         state="approved").id
+    actions.claim(ran, "executor")
+    actions.move(ran, "succeeded", "executor", "the unit runs again")
+    notifier.dispatcher.dispatch()
+    assert notifier.outbox.messages()[-1]["body"].splitlines()[-2] == (
+        "Ran kill_process PID 304 (reindex.service); verified: the unit runs again")
+
+
 def test_a_warning_then_critical_in_one_pass_is_told_once_as_critical(tmp_path: Path) -> None:
     store, notifier = setup(tmp_path, min_severity="warning")
     store.record_check("web1", [failed("web1", "a.service", Severity.WARNING)], {"failed_unit"})

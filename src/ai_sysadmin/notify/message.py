@@ -60,8 +60,19 @@ def _flat(value: object, limit: int = HOST_TEXT_LIMIT) -> str:
 
 
 def _action_text(facts: dict[str, Any]) -> str:
+    """What runs, as a person reads it: the kind and what it acts on. An action's subject is
+    what its incident is about; a kill signals one process of it, which the title names
+    ("kill_process PID 302 (reindex.service)"), not the whole service."""
     action = facts.get("action") or {}
-    return _flat(f"{action.get('kind', '?')} {action.get('subject', '')}")
+    kind, subject = action.get("kind", "?"), action.get("subject", "")
+    params = action.get("params") or {}
+    if kind == "kill_process" and isinstance(params.get("pid"), int):
+        pid = params["pid"]
+        what = f"PID {pid}" + (f" ({subject})" if subject and subject != f"pid:{pid}" else "")
+        if params.get("signal") == "KILL":
+            what += " with SIGKILL"
+        return _flat(f"{kind} {what}")
+    return _flat(f"{kind} {subject}")
 
 
 def _summary(facts: dict[str, Any]) -> str:
