@@ -83,6 +83,51 @@ def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, s
     assert code == 2 and f"action {fix.id} is not_needed, not pending: {why}" in err
 
 
+def test_an_incident_a_check_resolves_withdraws_the_fix_that_waited_for_a_person(
+        cli, tmp_path, config_file, store) -> None:
+    # the operator restarted the unit by hand: the incident resolved, and its fix stayed in
+    # `approve list` for 24 h "waiting for approval"
+    failed = tmp_path / "failed"
+    failed.write_text("yes")
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(
+        '#!/bin/sh\n'
+        f'if [ "$1" = list-units ] && [ -s {failed} ]; then echo \'[{{"unit": "app.service", '
+        '"load": "loaded", "active": "failed", "sub": "failed", "description": "app"}]\'; '
+        'elif [ "$1" = show ]; then :; else echo "[]"; fi\n')
+    systemctl.chmod(0o755)
+    config_file(f'ai_name = "hal"\n[programs]\nsystemctl = "{systemctl}"\n')
+    assert cli("check")[0] == 1
+    (incident,) = [i for i in store.incidents() if i.subject == "app.service"]
+    actions = ActionStore(store.db)
+    waiting, running = (actions.create(
+        incident_id=incident.id, proposal_id=None, host=incident.host, kind=kind,
+        params={"unit": "app.service"}, subject="app.service", risk="low", plan={},
+        outcome=outcome, reason="low-risk actions wait for a person at suggest", state=state,
+        ttl_seconds=86400).id for kind, outcome, state in (
+            ("restart_unit", "approval", "pending"),
+            ("reset_failed_unit", "execute", "approved")))
+    store.transition(incident.id, "awaiting_approval", "executor", "waits for approval")
+
+    failed.write_text("")  # fixed by hand
+    code, out, _ = cli("check", "--json")
+    report = json.loads(out)
+    code, out, _ = cli("approve", "list")
+    assert code == 0 and "0 action(s) waiting for approval" in out
+    assert (report["incidents_resolved"], report.get("actions_withdrawn")) == (
+        [incident.id], [waiting])
+    why = (f"incident {incident.id} resolved: no longer needed, withdrawn (a fresh "
+           "collection no longer shows the finding)")
+    code, out, _ = cli("approve", "show", str(waiting))
+    assert code == 0 and "state not_needed" in out and f"why: {why}" in out
+    assert store.last_said(f"action:{waiting}") == why
+    # one the policy approved to run is its run's, at most once: the run judges it
+    assert actions.get(running).state == "approved"
+    # a yes that comes after says why nothing runs
+    code, _, err = cli("approve", "approve", str(waiting))
+    assert code == 2 and f"action {waiting} is not_needed, not pending: {why}" in err
+
+
 def test_what_the_model_said_cannot_steer_the_terminal(cli, store) -> None:
     """A diagnosis is the model's text (which quotes hosts): a carriage return that would
     overwrite the line before it, a bell or an escape is not printed."""

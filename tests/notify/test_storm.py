@@ -173,6 +173,33 @@ def test_every_approval_is_its_own_message(tmp_path: Path) -> None:
     assert bodies[2].endswith("Next: hal-approve approve 2")
 
 
+def test_an_approval_that_resolved_by_itself_is_withdrawn_quietly_to_whom_it_asked(
+        tmp_path: Path) -> None:
+    # the unit was fixed by hand: the person asked to approve its restart hears, once and
+    # low, that it is no longer needed; one never asked hears nothing of it
+    store, notifier = setup(tmp_path)
+    actions = ActionStore(store.db)
+
+    def waiting(unit: str) -> int:
+        store.record_check("web1", [failed("web1", unit)], {"failed_unit"})
+        incident = next(i for i in store.incidents() if i.subject == unit)
+        return actions.create(incident_id=incident.id, proposal_id=None, host="web1",
+                              kind="restart_unit", params={"unit": unit}, subject=unit,
+                              risk="low", plan={}, outcome="approval", reason="suggest",
+                              state="pending").id
+
+    asked = waiting("a.service")
+    assert titles(notifier)[-1] == "[hal] web1: approval needed: restart_unit a.service"
+    waiting("b.service")  # resolved before the dispatcher told anyone
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: no longer needed: restart_unit a.service"]
+    message = notifier.outbox.messages()[-1]
+    assert message["priority"] == 2
+    assert (f"Approval {asked} is withdrawn: restart_unit a.service will not run (incident 1 "
+            "resolved: no longer needed, withdrawn (a fresh collection no longer shows the "
+            "finding)).") in message["body"]
+
+
 def test_a_kill_is_told_as_the_process_it_signals_not_its_service(tmp_path: Path) -> None:
     # "approval needed: kill_process reindex.service" read as the whole service killed,
     # where `approve list` showed kill_process {"pid": 302}

@@ -103,6 +103,8 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
         # found again after it was resolved: news as much as a new one
         "incidents_reopened": report.outcome.reopened if report.outcome else [],
         "incidents_resolved": report.outcome.resolved if report.outcome else [],
+        # the fixes of those that waited for a person's yes, withdrawn with them
+        "actions_withdrawn": report.outcome.withdrawn if report.outcome else [],
     }
 
 

@@ -176,12 +176,14 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
     who = actor()
     app_state.log_to_files()
     with store.db.transaction():  # the incident and its fixes at once: none seen without
-        if not already:
-            incident = store.transition(incident_id, new, who,
-                                        reason or f"{new} by the operator")
+        # the fixes first: withdrawn with the person's words, before a resolution withdraws
+        # those that wait for a yes in its own
         withdrawn = [a.id for a in Executor(app_state.settings, store, {}).withdraw(
             f"incident {incident_id} {new} by operator" + (f": {reason}" if reason else ""),
             incident_id=incident_id, who=who)]
+        if not already:
+            incident = store.transition(incident_id, new, who,
+                                        reason or f"{new} by the operator")
     said = (f"; action(s) {', '.join(map(str, withdrawn))} withdrawn: they will not run"
             if withdrawn else "")
     if as_json:

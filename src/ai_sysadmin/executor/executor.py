@@ -512,6 +512,9 @@ class Executor:
                 f"not run: {change} (risk {plan.risk}: {plan.reason}); approve again to run "
                 "that", who, self._ttl)
         if action.incident_id is not None and not await self._finding_present(action):
+            now = self.actions.get(action_id)
+            if now.state == "not_needed":  # the check that found it gone resolved its
+                return now  # incident, which withdrew it, saying so
             return self.actions.move(action_id, "not_needed", who,
                                      "the finding is gone: no longer needed, not run",
                                      expect="pending")

@@ -39,7 +39,7 @@ class Message:
 def priority_of(event: OutboxEvent) -> int:
     """Severity maps to priority; a person's question at least normal, good news low."""
     by_severity = _BY_SEVERITY.get(event.severity, 5)
-    if event.kind in ("back", "fixed", "llm_back", "worker_back", "check_back"):
+    if event.kind in ("back", "fixed", "withdrawn", "llm_back", "worker_back", "check_back"):
         return PRIORITIES["low"]
     if event.kind in ("unreachable", "escalated", "llm_down", "worker_down", "check_failing"):
         return PRIORITIES["high"]
@@ -88,6 +88,7 @@ def _headline(event: OutboxEvent) -> str:
         "unreachable": "unreachable",
         "back": "reachable again",
         "approval": f"approval needed: {_action_text(facts)}",
+        "withdrawn": f"no longer needed: {_action_text(facts)}",
         "fixed": f"fixed: {summary}",
         "failed": f"fix failed: {summary}",
         "escalated": f"needs a person: {summary}",
@@ -186,6 +187,9 @@ def _detail(event: OutboxEvent) -> str:
         rationale = _flat(action.get("rationale"), RATIONALE_LIMIT)
         # the model's words, untrusted as a host's: one line, bounded, masked
         return proposed + (f"\nThe model's reason (its words): {rationale}" if rationale else "")
+    if event.kind == "withdrawn":
+        return (f"Approval {action.get('id')} is withdrawn: {_action_text(facts)} will not "
+                f"run ({detail}).")
     if event.kind == "fixed":
         return f"Ran {_action_text(facts)}; verified: {detail}"
     if event.kind == "failed":

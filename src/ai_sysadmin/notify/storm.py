@@ -107,6 +107,8 @@ class Dispatcher:
         if event.kind == "back" and Outbox.last_told_kind(
                 conn, event.fingerprint, _REACH) != "unreachable":
             return "nobody was told it was unreachable"
+        if event.kind == "withdrawn" and not Outbox.approval_told(conn, event.action_id):
+            return "nobody was asked to approve it"
         outage = outage_of(event.kind, event.fingerprint)
         if outage is not None and event.kind == outage.back and Outbox.last_told_kind(
                 conn, outage.fingerprint, outage.kinds) != outage.down:

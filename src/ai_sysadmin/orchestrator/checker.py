@@ -27,6 +27,8 @@ from .rises import FS_ERRORS, OOM_KILLS, RESTARTS, RiseMemory
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 decisions = logging.getLogger("ai_sysadmin.decisions")
+#: what became of fixes: a resolution withdraws those that waited for a person
+actions_log = logging.getLogger("ai_sysadmin.actions")
 
 
 @dataclass
@@ -479,6 +481,9 @@ class HostChecker:
                            "findings": [f.summary for f in by_fp.values()][:5]
                            if kind != "resolved" else []},
                 )
+        for action_id in out.withdrawn:
+            actions_log.info("action %d withdrawn: its incident resolved, no longer needed",
+                             action_id, extra={"action": action_id, "host": self.host})
 
     def _say_lasting(self, report: CheckReport) -> None:
         """Each section's error and note as it begins or changes, and a section collected

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import NotFoundError, StoreError
 from .audit import write_audit
 from .db import Database
-from .outbox import note_action
+from .outbox import note_action, note_withdrawn
 
 ACTION_STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded",
                  "failed", "refused", "recorded", "not_needed", "escalated")
@@ -181,6 +181,26 @@ _ACTION_FIELDS = frozenset(Action.__dataclass_fields__)
 #: an action with the model's rationale of the proposal it was decided from
 _SELECT = ("SELECT a.*, p.rationale AS rationale FROM actions a "
            "LEFT JOIN proposals p ON p.id = a.proposal_id")
+
+
+def withdraw_pending(conn: Any, incident_id: int, actor: str, reason: str,
+                     at: float) -> list[int]:
+    """The fixes of ``incident_id`` still waiting for a person, withdrawn (``not_needed``,
+    ``reason`` in their history and the audit log), in the caller's transaction: that of
+    the incident's resolution, so that no yes comes between the two. One approved or
+    executing is its run's (at most once) and not touched. The ids withdrawn."""
+    rows = conn.execute("SELECT id FROM actions WHERE incident_id=? AND state='pending' "
+                        "ORDER BY id", (incident_id,)).fetchall()
+    withdrawn = []
+    for row in rows:
+        action_id = int(row["id"])
+        if conn.execute("UPDATE actions SET state='not_needed', reason=? WHERE id=? AND "
+                        "state='pending'", (reason, action_id)).rowcount != 1:
+            continue
+        write_audit(conn, actor, "action.not_needed", f"action:{action_id}", reason, at=at)
+        note_withdrawn(conn, action_id, reason, at)
+        withdrawn.append(action_id)
+    return withdrawn
 
 
 class ActionStore:

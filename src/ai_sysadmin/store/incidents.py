@@ -17,6 +17,7 @@ from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity
 from ..monitor.snapshot import JournalEntry
 from ..redact import redact
+from .actions import withdraw_pending
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed, registration
@@ -185,6 +186,8 @@ class CheckOutcome:
     changed: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    #: the fixes of the resolved incidents that waited for a person, withdrawn with them
+    withdrawn: list[int] = field(default_factory=list)
     journal_entries: int = 0
     #: why nothing of the check was stored (its host removed, or added again, while it ran)
     dropped: str | None = None
@@ -421,8 +424,9 @@ class IncidentStore:
         for row in live:
             if row["rule"] in judged and row["fingerprint"] not in seen and not row["kept"] \
                     and not _older_look(seen_at, row["last_seen"]):
-                self._move(conn, row["id"], row["state"], "resolved", actor,
-                           "a fresh collection no longer shows the finding", now)
+                outcome.withdrawn += self._move(
+                    conn, row["id"], row["state"], "resolved", actor,
+                    "a fresh collection no longer shows the finding", now)
                 # when it was found gone: what a later-stored older look is measured by
                 conn.execute("UPDATE incidents SET resolved_at=? WHERE id=?",
                              (seen_at, row["id"]))
@@ -524,7 +528,11 @@ class IncidentStore:
     def _move(
         self, conn: Any, incident_id: int, old: str, new: str, actor: str, reason: str,
         now: float,
-    ) -> None:
+    ) -> list[int]:
+        """The incident from ``old`` to ``new``, in the caller's transaction. A resolution,
+        whoever found it (a check, a fix that verified, a person), withdraws the fixes that
+        still wait for a person's yes: they are not needed, and would otherwise wait out
+        their time in `approve list`. Their ids."""
         if new not in TRANSITIONS.get(old, frozenset()):
             raise StoreError(f"incident {incident_id} cannot go from {old} to {new}")
         conn.execute(
@@ -533,8 +541,11 @@ class IncidentStore:
             (new, now, new, now, incident_id),
         )
         self._state_event(conn, incident_id, "state", old, new, actor, reason, now)
-        if new == "resolved":
-            note_incident(conn, incident_id, "resolved", now, reason)
+        if new != "resolved":
+            return []
+        note_incident(conn, incident_id, "resolved", now, reason)
+        return withdraw_pending(conn, incident_id, actor, f"incident {incident_id} resolved: "
+                                f"no longer needed, withdrawn ({reason})", now)
 
     # -- people and later layers ---------------------------------------------------------------
     def transition(self, incident_id: int, new: str, actor: str, reason: str = "") -> Incident:

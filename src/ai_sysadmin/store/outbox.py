@@ -7,7 +7,8 @@ What becomes a message, and when, is the notifier's business (``notify/``); this
 stores.
 
 Event kinds: ``opened`` (and ``worse``: a live incident became more severe), ``unreachable``,
-``back``, ``approval``, ``fixed``, ``failed``, ``escalated``; of no incident (:func:`note_outage`):
+``back``, ``approval``, ``withdrawn`` (an approval no longer needed), ``fixed``, ``failed``,
+``escalated``; of no incident (:func:`note_outage`):
 ``llm_down`` and ``llm_back``, the LLM server that investigations wait for,
 ``worker_down`` and ``worker_back``, the separate worker that serves their queue, and
 ``check_failing`` and ``check_back``, the daemon's checks of one host, which fail for a reason
@@ -154,8 +155,20 @@ def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: st
     """An action reached ``state``: waiting for a person, fixed and verified, failed or
     escalated become an event, in the caller's transaction; other states do not."""
     kind = _ACTION_KINDS.get(state)
-    if kind is None:
-        return
+    if kind is not None:
+        _note_action_kind(conn, action_id, kind, detail, at)
+
+
+def note_withdrawn(conn: sqlite3.Connection, action_id: int, detail: str,
+                   at: float | None = None) -> None:
+    """A fix that waited for a person was withdrawn, its incident resolved by itself: the
+    event, in the caller's transaction. Told (low) only to a person who was asked to approve
+    it: the dispatcher skips it otherwise (an approval not yet told is not told at all)."""
+    _note_action_kind(conn, action_id, "withdrawn", detail, at)
+
+
+def _note_action_kind(conn: sqlite3.Connection, action_id: int, kind: str, detail: str,
+                      at: float | None) -> None:
     row = conn.execute("SELECT * FROM actions WHERE id=?", (action_id,)).fetchone()
     if row is None:
         return
@@ -171,8 +184,9 @@ def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: st
         if said is not None:
             facts["action"]["rationale"] = said["rationale"]
     facts["detail"] = detail
-    # every approval is its own question; the same outcome on one incident is a repeat
-    key = (f"approval|action:{action_id}" if kind == "approval" else
+    # every approval is its own question, and its withdrawal its own answer; the same
+    # outcome on one incident is a repeat
+    key = (f"{kind}|action:{action_id}" if kind in ("approval", "withdrawn") else
            f"{kind}|{facts.get('fingerprint') or f'action:{action_id}'}")
     _insert(conn, kind, facts, key, action_id, at)
 
@@ -279,6 +293,13 @@ class Outbox:
             (since, until, *wanted, *(() if fingerprint is None else (fingerprint,)))
         ).fetchone()
         return int(row[0])
+
+    @staticmethod
+    def approval_told(conn: sqlite3.Connection, action_id: int | None) -> bool:
+        """Whether a person was told that the action waits for their approval."""
+        return action_id is not None and conn.execute(
+            "SELECT 1 FROM notify_events WHERE kind='approval' AND action_id=? AND "
+            "message_id IS NOT NULL LIMIT 1", (action_id,)).fetchone() is not None
 
     @staticmethod
     def state_of(conn: sqlite3.Connection, table: str, row_id: int | None) -> str | None:
