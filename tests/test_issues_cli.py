@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -226,3 +227,34 @@ def test_show_says_what_became_of_each_proposal_now(cli, store) -> None:
     assert [(p["action_id"], p["state"]) for p in shown] == [
         (rejected, "rejected"), (failed, "failed"), (refused, "refused"), (None, "proposed")]
     assert shown[0]["id"] != rejected  # a proposal's id is no action's
+
+
+def test_an_incident_left_to_a_person_is_listed_so_not_as_plain_open(cli, store) -> None:
+    # an incident whose fix was turned down, or that was escalated, read "open" as one the
+    # assistant had not looked at yet
+    rejected = _incident(store, "web1")
+    escalated = _incident(store, "web2")
+    untouched = _incident(store, "web3")
+    store.transition(rejected, "investigating", "agent", "investigation started")
+    fix = _decided(store, rejected, "a.service", "pending")
+    store.transition(rejected, "awaiting_approval", "executor", f"action {fix} waits")
+    assert cli("approve", "reject", str(fix))[0] == 0
+    store.hold_for_person(escalated, "3 investigations failed in a row", 0.0,
+                          time.time() + 3600)
+
+    code, out, _ = cli("issues", "list", "--json")
+    assert code == 0 and {i["id"]: (i["state"], i["needs_person"]) for i in json.loads(out)} == {
+        rejected: ("open", True), escalated: ("open", True), untouched: ("open", False)}
+    code, out, _ = cli("issues", "list")
+    rows = {int(line.split("│")[1]): line.split("│")[2].strip()
+            for line in out.splitlines() if line.startswith("│")}
+    assert rows == {rejected: "open (needs a person)", escalated: "open (needs a person)",
+                    untouched: "open"}
+    code, out, _ = cli("issues", "show", str(rejected))
+    assert code == 0 and out.splitlines()[1].startswith("state open (needs a person) · ")
+    # found again after it resolved: a new episode, the assistant's again
+    store.record_check("web1", [], {"disk_space"})
+    finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full")
+    assert store.record_check("web1", [finding], {"disk_space"}).reopened == [rejected]
+    code, out, _ = cli("issues", "show", str(rejected))
+    assert code == 0 and out.splitlines()[1].startswith("state reopened · ")

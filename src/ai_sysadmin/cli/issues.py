@@ -41,6 +41,12 @@ def _unknown(store: IncidentStore, host: str) -> bool:
             and not store.incidents(None, host))
 
 
+def _state(state: str, needs_person: bool) -> str:
+    """An incident's state as a person reads it: an open one escalated, or whose fix failed or
+    was turned down, is a person's to handle, not one the assistant is still at."""
+    return f"{state} (needs a person)" if needs_person else state
+
+
 @app.command("list")
 def list_incidents(
     ctx: typer.Context, all_states: AllStates = False, host: HostOpt = None,
@@ -55,8 +61,9 @@ def list_incidents(
         # a name mistyped read as a host with nothing wrong
         raise typer.BadParameter(f"no host {host!r} was ever checked here; `systems list "
                                  "--all` names them", param_hint="--host")
+    waiting = app_state.store.needing_person([i.id for i in incidents])
     if as_json:
-        print_json([i.to_dict() for i in incidents])
+        print_json([i.to_dict() | {"needs_person": i.id in waiting} for i in incidents])
         return
     banner(app_state.settings, f"{len(incidents)} incident(s)")
     if not incidents:
@@ -72,7 +79,8 @@ def list_incidents(
     for i in incidents:
         # the subject and summary name what the host named (a mount point): masked, as
         # `issues show` and --json mask them
-        table.add_row(str(i.id), i.state, i.severity, i.host, i.rule, masked(i.subject),
+        table.add_row(str(i.id), _state(i.state, i.id in waiting), i.severity, i.host, i.rule,
+                      masked(i.subject),
                       masked(i.summary), _when(i.last_seen))
     out.print(table)
 
@@ -91,15 +99,17 @@ def show(
     store = state(ctx).store
     incident = store.get(incident_id, history=events or None)
     proposals = store.proposals(incident_id)
+    waiting = incident_id in store.needing_person([incident_id])
     if as_json:
-        print_json(incident.to_dict() | {"proposals": proposals})
+        print_json(incident.to_dict() | {"needs_person": waiting, "proposals": proposals})
         return
     # the summary, evidence and history quote hosts and the model: none of it may steer the
     # terminal (a carriage return that overwrites a line, a bell, an escape), nor show a
     # secret --json would mask
     out.print(f"[bold]#{incident.id}[/bold] {esc(masked(incident.summary))}",
               markup=True)
-    out.print(f"state {incident.state} · severity {incident.severity} · host {incident.host} · "
+    out.print(f"state {_state(incident.state, waiting)} · severity {incident.severity} · "
+              f"host {incident.host} · "
               f"rule {incident.rule} · subject {masked(incident.subject)}")
     out.print(f"opened {_when(incident.opened_at)} · last seen {_when(incident.last_seen)} · "
               f"seen {incident.occurrences} time(s)")

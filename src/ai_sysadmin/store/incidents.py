@@ -596,6 +596,25 @@ class IncidentStore:
         rows = self.db.conn.execute(sql + " ORDER BY id", args).fetchall()
         return [_incident(r) for r in rows]
 
+    def needing_person(self, incident_ids: Collection[int]) -> set[int]:
+        """Those of ``incident_ids`` that are open (or reopened) and wait for a person, not
+        for the assistant: since their last episode began they were escalated (their
+        investigations spent, a fix that ran too often or was kept open), or their latest fix
+        failed, was rejected or expired. Open alone, one is still the assistant's."""
+        if not incident_ids:
+            return set()
+        ids = list(incident_ids)
+        episode = ("COALESCE((SELECT MAX({col}) FROM incident_events s WHERE "
+                   "s.incident_id=i.id AND s.to_state IN ('reopened','resolved','closed')), 0)")
+        rows = self.db.conn.execute(
+            f"SELECT i.id FROM incidents i WHERE i.id IN ({','.join('?' * len(ids))}) "
+            "AND i.state IN ('open','reopened') AND (EXISTS(SELECT 1 FROM incident_events e "
+            f"WHERE e.incident_id=i.id AND e.kind='escalated' AND e.id>{episode.format(col='s.id')}"
+            ") OR COALESCE((SELECT a.state IN ('failed','escalated','rejected','expired') "
+            "FROM actions a WHERE a.incident_id=i.id AND a.created_at>="
+            f"{episode.format(col='s.at')} ORDER BY a.id DESC LIMIT 1), 0))", ids)
+        return {int(r[0]) for r in rows}
+
     # -- investigations ----------------------------------------------------------------------
     def add_proposal(
         self, incident_id: int | None, host: str, kind: str, parameters: str, rationale: str,
