@@ -172,8 +172,9 @@ def test_the_daemon_on_a_damaged_index_runs_on_and_says_so_once(
     lines = done.stderr.splitlines()
     assert lines[-1] == STOPPED, done.stderr[-2000:]
     said = [line for line in lines if "knowledge base not opened" in line]
-    assert said == [f"knowledge base not opened: {_said(state, damaged)}; tried again every "
-                    "0.1 s"], done.stderr[-3000:]
+    assert said == [f"knowledge base not opened: {_said(state, damaged)}; nothing is recalled "
+                    "until it opens, tried again by an investigation 0 s later at the "
+                    "earliest"], done.stderr[-3000:]
     # the lesson of a fix that ran is kept, tried at each housekeeping, and said once
     unlearned = [line for line in lines if "not learned yet" in line]
     assert unlearned == [f"action 1: not learned yet, tried again at each housekeeping: "
@@ -183,9 +184,10 @@ def test_the_daemon_on_a_damaged_index_runs_on_and_says_so_once(
 
 
 def main() -> None:
-    """The daemon on the store at argv[1], its knowledge base tried again every 0.1 s, its
-    housekeeping every second, a fix's lesson due; three incidents recalled as investigations
-    do, once it was tried three times and the lesson twice; then stopped."""
+    """The daemon on the store at argv[1], its housekeeping every second, a fix's lesson
+    due (which opens the knowledge base); three incidents recalled as investigations do, each
+    trying it again, once it was tried three times and the lesson twice; then stopped."""
+    from ai_sysadmin.knowledge import context
     from ai_sysadmin.monitor.findings import Finding, Severity
     from ai_sysadmin.orchestrator import daemon
     from ai_sysadmin.orchestrator.runtime import Runtime
@@ -195,7 +197,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "chromadb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    daemon.KNOWLEDGE_WARMUP_SECONDS, daemon.KNOWLEDGE_RETRY_SECONDS = 0.0, 0.1
+    context.RETRY_OPEN = 0.0  # each recall tries again
     opened = KnowledgeBase.open.__func__  # type: ignore[attr-defined]
     tries: list[int] = []
 

@@ -64,12 +64,12 @@ def test_an_investigation_goes_on_without_it_and_nothing_is_learned(
             assert daemon.investigator is not None and daemon.worker is not None
             stop = asyncio.Event()
             worker = asyncio.create_task(daemon.worker(stop))
-            warm = asyncio.create_task(daemon.warm_knowledge())
+            warm = asyncio.create_task(daemon.keep_configs())
             try:
                 assert daemon.investigator.schedule(incident_id)
                 await asyncio.wait_for(daemon.investigator.running[incident_id], 60)
                 await runtime.learn(fix)  # what a fix that ran would teach
-                await asyncio.wait_for(warm, 2)  # at once: there is nothing to open
+                await asyncio.wait_for(warm, 2)  # at once: there is no config_repo to keep
             finally:
                 stop.set()
                 await daemon.investigator.close()

@@ -8,13 +8,18 @@ config repository.
 - poisoning: a unit whose journal tells the assistant to remember something leaves nothing of
   that text in the knowledge base, though its fix was learned; a fix that did not hold is
   recorded as failed;
-- a knowledge base that is down: the investigation and the fix go on.
+- a knowledge base that is down: the investigation and the fix go on;
+- memory: a daemon watching a healthy host never loads ChromaDB nor the embedding model (the
+  hundreds of MB a small VM cannot spare); its first investigation does, recalls and learns.
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,16 +27,22 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.context import KnowledgeRecall, shared
+from ai_sysadmin.knowledge.store import KnowledgeBase
 from ai_sysadmin.lab.eval import evaluate
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
-from ai_sysadmin.store import ActionStore
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.knowledge.gitrepo import GitRepo
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 from tests.support.eval_models import Oracle, ci_scenarios
 from tests.support.scripted_model import ScriptedModel, call, say, tool_results
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
+#: the daemon as `ai-sysadmin run` builds it, in a process of its own, watching a lab
+HARNESS = Path(__file__).with_name("daemon_with_model.py")
+#: the native libraries of the embedding model (onnxruntime, its tokenizer) and of ChromaDB's
+#: vector index: what a process that loaded them maps
+HEAVY = ("onnxruntime", "tokenizers", "hnswlib")
 
 # fails on its first start only (until /var/tmp/ran-once is removed): a restart fixes it
 TRANSIENT = """
@@ -254,3 +265,70 @@ def test_a_scenario_run_again_recalls_its_verified_fix_and_costs_fewer_calls(
           f"tokens, {second.wall_seconds:.1f} s; saved {saved_calls} call(s), "
           f"{first_tokens - second_tokens} tokens")
     assert saved_calls >= 1 and second_tokens < first_tokens
+
+
+def _heavy_mapped(pid: int) -> set[str]:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {lib for lib in HEAVY if lib in maps}
+
+
+def _until(what: str, ready, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the daemon died"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_an_idle_daemon_loads_no_knowledge_base_its_first_investigation_does(
+        tmp_path: Path) -> None:
+    """A daemon that checked a healthy host for a while maps neither the embedding model
+    nor ChromaDB's index, and wrote no knowledge base: they cost about 450 MB of RSS, and it
+    had loaded them 5 s after every start. Its first investigation opens the store (seeded),
+    recalls from it, searches it and learns its fix."""
+    def search_then_restart(request):
+        results = tool_results(request)
+        if len(results) == 1:
+            return call("search_knowledge")
+        if "recorded: restart_unit" in results[-1]:
+            return say("DIAGNOSIS: flaky.service failed once. PROPOSALS: restart_unit")
+        return call("propose_action", kind="restart_unit",
+                    parameters={"unit": "flaky.service"}, rationale="it failed once")
+
+    state = tmp_path / "state"
+    with Sandbox() as sb, ScriptedModel(then=search_then_restart) as model:
+        apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
+        proc = subprocess.Popen([sys.executable, str(HARNESS), str(sb.pid1), str(state),
+                                 model.url], cwd=Path(__file__).parents[2],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            started = time.time()
+            store = IncidentStore(Database(state / "state.db"))
+
+            def checked_for(seconds: float) -> bool:
+                row = store.db.conn.execute("SELECT MAX(last_check) FROM hosts").fetchone()
+                return row[0] is not None and row[0] >= started + seconds
+
+            # checks every 2 s, housekeeping too: well past the 5 s the old warm-up waited
+            _until("10 s of checks of the healthy lab", lambda: checked_for(10), proc)
+            assert _heavy_mapped(proc.pid) == set()
+            assert not (state / "knowledge").exists()
+            assert store.incidents(None) == [] and model.requests == []
+
+            apply(sb, "start_unit", {"name": "flaky.service"})  # fails once
+            _until("the fix", lambda: _succeeded(store), proc)
+            assert {"onnxruntime", "tokenizers"} <= _heavy_mapped(proc.pid)  # seen when there
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    opening, searched = tool_results(model.requests[1])
+    # recalled at the start of the investigation and searched by the model: the seed notes
+    assert "Knowledge base (" in opening and "[seed knowledge · background only]" in opening
+    assert "[seed knowledge · background only]" in searched
+    kb = KnowledgeBase.open(Settings(ai_name="hal", state_dir=state), seed=False)
+    (record,) = kb.incidents()
+    assert (record.subject, record.outcome) == ("flaky.service", "verified")
+    assert ActionStore(store.db).lessons_waiting() == (0, None)

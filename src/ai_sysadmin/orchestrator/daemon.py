@@ -39,11 +39,9 @@ T = TypeVar("T")
 DEBOUNCE_SECONDS = 0.2
 #: the longest a stopping daemon waits for a host profile being written
 PROFILE_WAIT_SECONDS = 10
-#: how long after the start the knowledge base starts opening: ChromaDB and the embedding
-#: model cost seconds of CPU, which the start's own checks and recoveries should not wait for
-KNOWLEDGE_WARMUP_SECONDS = 5.0
-#: how long after a failed opening the daemon tries again
-KNOWLEDGE_RETRY_SECONDS = 60.0
+#: how long after the start config_repo is first fetched and indexed (which opens the
+#: knowledge base): seconds of CPU the start's own checks and recoveries should not wait for
+CONFIG_SYNC_DELAY_SECONDS = 5.0
 #: how often, at most, the daemon looks for hosts managed since it started (`systems add`,
 #: `systems accept`): one SELECT of the hosts table while there are none; a check interval
 #: is the longest such a host waits for its first check
@@ -120,29 +118,17 @@ class Daemon:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("host profile not kept: %s", exc, extra={"event": "profile_failed"})
 
-    async def warm_knowledge(self) -> None:
-        """Open the knowledge base a little after the start, then keep the config repository
-        fetched (``KnowledgeRecall.open``). It opens in a worker thread of this event loop,
-        which the loop's end waits for: a thread of its own, cut off by the process's exit
-        in the middle of ChromaDB, aborts the process (SIGABRT) when a stop comes meanwhile.
-        Until it is open, an investigation starts without it and its log says so."""
-        knowledge = self.runtime.knowledge
-        if not knowledge.enabled:  # no ChromaDB to wait for: config_repo is kept fetched
-            await knowledge.open()
+    async def keep_configs(self) -> None:
+        """A little after the start, keep config_repo fetched and indexed
+        (``KnowledgeRecall.open``), where one is configured. Nothing else opens the knowledge
+        base at the start: ChromaDB and the embedding model cost hundreds of MB, loaded by
+        the first investigation, lesson or sync, in a worker thread of this event loop,
+        which the loop's end waits for (a thread of its own, cut off by the process's exit in
+        the middle of ChromaDB, aborts the process: SIGABRT)."""
+        if not self.settings.config_repo:
             return
-        delay = KNOWLEDGE_WARMUP_SECONDS
-        while not await self._stopped_within(delay):
-            try:
-                await asyncio.to_thread(lambda: knowledge.kb)
-            except Exception as exc:
-                if knowledge.news(exc):  # a store that stays broken is said once
-                    log.warning("knowledge base not opened: %s; tried again every %g s",
-                                redact(str(exc))[:500], KNOWLEDGE_RETRY_SECONDS,
-                                extra={"event": "knowledge_unavailable"})
-                delay = KNOWLEDGE_RETRY_SECONDS
-                continue
-            await knowledge.open()
-            return
+        if not await self._stopped_within(CONFIG_SYNC_DELAY_SECONDS):
+            await self.runtime.knowledge.open()
 
     async def _stopped_within(self, seconds: float) -> bool:
         """Whether the daemon stops within ``seconds`` (waited for)."""
@@ -442,7 +428,7 @@ class Daemon:
             # proposals recorded just before a crash are decided now, each at most once
             tasks.append(asyncio.create_task(self.executor.decide_undecided()))
         if self.investigator is not None:
-            tasks.append(asyncio.create_task(self.warm_knowledge(), name="knowledge"))
+            tasks.append(asyncio.create_task(self.keep_configs(), name="config-repo"))
             tasks.append(asyncio.create_task(
                 self._until_stored(self.investigator.recover, "recovering investigations "
                                    "a stop cut off"), name="recover-investigations"))

@@ -145,7 +145,7 @@ class Investigator:
         self._again: set[int] = set()
         self._closing = False
         #: past incidents, knowledge, config history; None: the process's shared one (the
-        #: daemon opens it a little after its start: ``Daemon.warm_knowledge``)
+        #: first investigation's recall opens it)
         self._knowledge = knowledge
         url = mask_url(settings.llm.url)
         self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}")
@@ -454,8 +454,7 @@ class Investigator:
 
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again.
-        One that starts before the knowledge base is open starts without what it would
-        recall, and its log says so (the knowledge layer's ``recall_skipped``)."""
+        The first of them opens the knowledge base before its first turn."""
         for incident in self.store.incidents(("investigating",)):
             self.store.transition(incident.id, "open", "agent", "investigation interrupted by a "
                                   "restart; starting again")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
@@ -57,8 +57,9 @@ class Runtime:
         self.consumer = consumer
         self.actor = actor
         self._given = list(transports) if transports is not None else None
-        #: lessons being written to the knowledge base (awaited by close)
-        self._lessons: set[asyncio.Task[None]] = set()
+        #: lessons being written to the knowledge base, and the writes themselves, whose
+        #: threads a cancel does not stop (awaited by close)
+        self._lessons: set[asyncio.Future[Any]] = set()
         #: action -> why its lesson last failed, as logged: a knowledge base that stays
         #: broken (a damaged vector index) is said once, not at every housekeeping
         self._unlearned: dict[int, str] = {}
@@ -283,7 +284,13 @@ class Runtime:
             action = await asyncio.to_thread(actions.get, action_id)
             if action.incident_id is not None:
                 incident = await asyncio.to_thread(self.store.get, action.incident_id)
-                await asyncio.to_thread(self.knowledge.learn, incident, action)
+                # the first lesson opens the knowledge base (seconds): a stop meanwhile
+                # waits for the write, and says it stopped once it is done
+                writing = asyncio.ensure_future(
+                    asyncio.to_thread(self.knowledge.learn, incident, action))
+                self._lessons.add(writing)
+                writing.add_done_callback(self._lessons.discard)
+                await asyncio.shield(writing)
         except Exception as exc:  # a knowledge base that is down costs a delay, not the lesson
             if self._unlearned.get(action_id) != str(exc):
                 self._unlearned[action_id] = str(exc)
