@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify.message import render
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
@@ -171,3 +172,55 @@ def test_what_was_said_of_the_llm_outlives_pruning_and_reads_without_an_incident
         (back,) = [e for e in Outbox.events(conn, ("new",)) if e.kind.startswith("llm")]
     assert back.kind == "llm_back" and back.facts["since"] == facts["since"]
     assert not store.tell_back({"host": "hal", "url": "http://127.0.0.1:11434"})
+
+
+def _mentions(model: ScriptedModel, unit: str) -> int:
+    return sum(unit in str(request) for request in model.requests)
+
+
+def _retry_at(store: IncidentStore, incident_id: int) -> float:
+    (at,) = store.db.conn.execute("SELECT next_investigation_at FROM incidents WHERE id=?",
+                                  (incident_id,)).fetchone()
+    return float(at)
+
+
+def test_the_incidents_that_waited_are_investigated_when_it_answers_again_not_at_their_retry(
+        tmp_path: Path) -> None:
+    # the message says "the incidents that waited are investigated now": with an hour's
+    # backoff (a long outage's), they were only at their next retry, an hour on
+    up = threading.Event()
+    with GotifyServer(TOKEN) as gotify, ScriptedModel(
+            then=lambda _request: NOTHING if up.is_set() else http_error(502, "bad gateway")
+    ) as model:
+        settings = _settings(tmp_path, model, gotify, down_after=1e-6)
+        settings.agent.retry_backoff_seconds = 3600
+        store = IncidentStore(Database(settings.db_path))
+        findings = [Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
+                            "nginx.service has failed", ("nginx.service: active=failed",)),
+                    *(failed_unit(unit) for unit in ("mailer.service", "php-fpm.service",
+                                                      "cron.service"))]
+        waiting, mailer, spent, held = store.record_check("web1", findings,
+                                                          {"failed_unit"}).opened
+        # held back for reasons of their own: its retries spent, a day's hold
+        store.record_no_fix(spent, "no idea", retry_at=None)
+        now = time.time()
+        store.hold_for_person(held, "investigated 12 times in 24 hours", now - 86400,
+                              now + 3600)
+
+        async def steps() -> None:
+            await until(lambda: _llm_said(gotify))  # both waited, and failed: told
+            assert _retry_at(store, waiting) > time.time() + 3000
+            up.set()
+            # a new incident is investigated at once: the LLM answers again
+            store.record_check("web1", [*findings, failed_unit("redis.service")],
+                               {"failed_unit"})
+            await until(lambda: len(_llm_said(gotify)) == 2)
+            await until(lambda: store.get(waiting).diagnosis and store.get(mailer).diagnosis,
+                        timeout=30, what="the incidents that waited, investigated")
+
+        asyncio.run(Daemon(settings, store).run(steps))
+    assert _llm_said(gotify)[1]["title"] == "[hal] hal: the LLM answers again"
+    assert store.get(waiting).diagnosis == NOTHING.text
+    # not those held back for another reason
+    assert _mentions(model, "php-fpm.service") == _mentions(model, "cron.service") == 0
+    assert _retry_at(store, held) > time.time() + 3000

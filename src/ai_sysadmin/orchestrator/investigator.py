@@ -102,10 +102,13 @@ class _Watch:
     """What investigations wait for besides their host (the LLM server, the worker that takes
     requests from the queue), and what a person was told of it."""
 
-    def __init__(self, outage: Outage, waiting_for: frozenset[str], what: str) -> None:
+    def __init__(self, outage: Outage, waiting_for: frozenset[str], what: str,
+                 mended_by_it: frozenset[str]) -> None:
         self.outage = outage
         #: the failures an incident that waits for it last had (the errors' names)
         self.waiting_for = waiting_for
+        #: of those, the ones its return mends: their incidents are due again at once
+        self.mended_by_it = mended_by_it
         #: for the log: "the LLM at <url>", "the LLM queue <where>"
         self.what = what
         #: since when it has not answered, with no answer between (wall clock for the
@@ -148,8 +151,10 @@ class Investigator:
         #: first investigation's recall opens it)
         self._knowledge = knowledge
         url = mask_url(settings.llm.url)
-        self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}")
-        self._worker = _Watch(WORKER, UNSERVED_NAMES, f"the LLM queue {describe_queue(settings)}")
+        self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}", OUTAGE_NAMES)
+        # a worker back does not bring a server that is down back with it
+        self._worker = _Watch(WORKER, UNSERVED_NAMES, f"the LLM queue {describe_queue(settings)}",
+                              frozenset({NoWorker.__name__}))
         #: when the LLM server last answered an investigation, and when each incident's
         #: request first met its HTTP 500, with no answer since (monotonic):
         #: :meth:`_served_others`
@@ -433,9 +438,31 @@ class Investigator:
         if self._llm in watches:
             self._llm_answered_at = time.monotonic()
         for watch in watches:
+            # the first answer since this process started may end an outage a former one saw
+            over = watch.down is not None or watch.told is None
             watch.down = None
             if watch.told is not False:  # else the usual case: nothing said, nothing to ask
                 await self._tell_back(watch)
+            if over:
+                await self._investigate_waiting(watch)
+
+    async def _investigate_waiting(self, watch: _Watch) -> None:
+        """After an outage of ``watch``: the incidents that waited for it are investigated
+        now, not at their next retry, a backoff of up to an hour away (a person was told
+        they are), most severe first; the queue takes them in turn. A store that fails
+        costs the haste only: each is retried when its backoff ends."""
+        try:
+            due = await asyncio.to_thread(self.store.due_now, watch.mended_by_it)
+        except Exception as exc:
+            log.warning("%s answers again; the incidents that waited for it are retried at "
+                        "their backoff (%s: %s)", watch.what, type(exc).__name__,
+                        redact(str(exc))[:300], extra={"event": "waiting_not_rescheduled"})
+            return
+        for incident_id in due:
+            self.schedule(incident_id, again=False)
+        if due:
+            log.info("%s answers again: %d incident(s) that waited for it investigated now",
+                     watch.what, len(due), extra={"event": "waiting_rescheduled"})
 
     async def _tell_back(self, watch: _Watch) -> None:
         """A person told of an outage is told it is over (after a restart: one a former

@@ -860,6 +860,24 @@ class IncidentStore:
                          "WHERE id=? AND state IN ('open','reopened')",
                          (time.time(), reason, incident_id))
 
+    def due_now(self, waited_for: Collection[str]) -> list[int]:
+        """What investigations waited for works again (the LLM server answers): the live
+        incidents whose last investigation failed for one of ``waited_for`` (the errors'
+        names) and whose retry a backoff put off are due now, most severe first, then oldest.
+        Those held for another reason (a day's hold, retries spent, another failure) stay."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, severity, investigation_error FROM incidents WHERE state IN "
+                "('open','reopened') AND next_investigation_at>? ORDER BY id",
+                (now,)).fetchall()
+            due = [row for row in rows
+                   if (row["investigation_error"] or "").partition(":")[0] in waited_for]
+            conn.executemany("UPDATE incidents SET next_investigation_at=? WHERE id=?",
+                             [(now, row["id"]) for row in due])
+        due.sort(key=lambda row: -Severity.parse(row["severity"]))
+        return [row["id"] for row in due]
+
     def investigation_due(self, now: float | None = None) -> list[Incident]:
         """Live incidents whose failed investigation is due for a retry, or whose retry is
         further off than any is put off (:data:`LONGEST_INVESTIGATION_WAIT`)."""
