@@ -39,6 +39,7 @@ from ..llm.types import (
     LLMServerError,
     LLMUnavailable,
 )
+from ..monitor.rules import HOST_DOWN
 from ..redact import redact
 from ..store import HostStore, IncidentStore
 from ..store.incidents import Incident
@@ -73,13 +74,16 @@ UNSERVED_NAMES = OUTAGE_NAMES | {NoWorker.__name__}
 WAITED = (*OUTAGE, QueueError, QueueTimeout, StoreError, TransportError)
 #: what a stop records of an investigation it cut off (:meth:`Investigator._run`)
 INTERRUPTED = "interrupted"
+#: what an investigation that ended without a proposal records when its host went down
+#: meanwhile (its tools failed: the model had nothing to read), waited out as the host's
+HOST_GONE = "HostUnreachable"
 
 
 @functools.cache
 def waited_names() -> frozenset[str]:
     """The names (what a failure is recorded by) of :data:`WAITED` and of every kind of them,
     looked up once every module that defines one is loaded."""
-    names, kinds = {INTERRUPTED}, list(WAITED)
+    names, kinds = {INTERRUPTED, HOST_GONE}, list(WAITED)
     while kinds:
         kind = kinds.pop()
         names.add(kind.__name__)
@@ -259,6 +263,10 @@ class Investigator:
             return
         if await asyncio.to_thread(HostStore(self.store.db).removed, incident.host):
             return  # removed since this daemon built its transports, which still reach it
+        if await asyncio.to_thread(self.store.live_of, incident.host, HOST_DOWN) is not None:
+            # the model's tools all run on the host: the host's own incident is never
+            # investigated (a person was paged by it), the others when it answers again
+            return
         if await asyncio.to_thread(self._held, incident_id):
             return
         await asyncio.to_thread(self.store.transition, incident_id, "investigating", "agent",
@@ -357,7 +365,10 @@ class Investigator:
         diagnosis = redact(outcome.answer)
         if outcome.stop_reason in INCOMPLETE:
             diagnosis = f"(incomplete: {INCOMPLETE[outcome.stop_reason]})\n{diagnosis}"
-        if not outcome.proposals:
+        if outcome.proposals:
+            await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
+                                    None)
+        elif not await self._host_gone(incident):
             # nothing to decide: open again, retried with backoff, then a person's. What
             # counts is the model's answers: an outage before this one spent no try
             answered = await asyncio.to_thread(
@@ -367,9 +378,6 @@ class Investigator:
                                       incident.investigation_attempts)
             await asyncio.to_thread(self.store.record_no_fix, incident_id, diagnosis, retry_at,
                                     refused=refused[-1] if refused else None)
-        else:
-            await asyncio.to_thread(self.store.record_investigation, incident_id, diagnosis,
-                                    None)
         await self._answered(self._llm, self._worker)
         log.info("incident %d investigated (%s mode) in %.1f s with %d tool calls, "
                  "%d proposal(s)", incident_id, outcome.mode, time.monotonic() - started,
@@ -378,6 +386,24 @@ class Investigator:
                         "mode": outcome.mode, "proposals": outcome.proposals})
         if self.on_proposals is not None and outcome.proposals:
             await self.on_proposals(incident_id, incident.host, outcome.proposals)
+
+    async def _host_gone(self, incident: Incident) -> bool:
+        """An investigation that proposed nothing while its host went down (an incident says
+        it cannot be reached): its tools failed, so its answer is no answer of the model's;
+        waited out as the host, retried with backoff once it answers, never spending
+        ``agent.max_investigations``. True when it was so."""
+        down = await asyncio.to_thread(self.store.live_of, incident.host, HOST_DOWN)
+        if down is None:
+            return False
+        delay = backoff(self.settings.agent.retry_backoff_seconds,
+                        incident.investigation_attempts)
+        reason = (f"{HOST_GONE}: {incident.host} could not be reached during the "
+                  f"investigation (incident {down}); investigated again once it answers")
+        await asyncio.to_thread(self.store.record_investigation, incident.id, None, reason,
+                                time.time() + delay)
+        log.info("investigation of incident %d: %s; retry in %.0f s", incident.id, reason,
+                 delay, extra={"incident": incident.id, "event": "investigation_host_gone"})
+        return True
 
     async def _unusable(self, incident_id: int, exc: Exception, reason: str) -> str | None:
         """Why a person must look now that the investigation failed once more by no outage
@@ -493,7 +519,7 @@ class Investigator:
         the daemon's own checks then see them as known, never as new); those of hosts no
         longer managed are left alone (the store leaves out those of removed hosts)."""
         return [incident.id for incident in untriaged
-                if incident.host in self.transports
+                if incident.host in self.transports and incident.rule not in HOST_DOWN
                 and self.schedule(incident.id, again=False)]
 
     async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:

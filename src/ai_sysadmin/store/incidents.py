@@ -860,6 +860,16 @@ class IncidentStore:
                          "WHERE id=? AND state IN ('open','reopened')",
                          (time.time(), reason, incident_id))
 
+    def live_of(self, host: str, rules: Collection[str]) -> int | None:
+        """The id of a live incident of ``host`` by one of ``rules``; None if it has none."""
+        wanted = list(rules)
+        row = self.db.conn.execute(
+            "SELECT id FROM incidents WHERE host=? AND state IN "
+            f"({','.join('?' * len(LIVE_STATES))}) AND rule IN "
+            f"({','.join('?' * len(wanted))}) ORDER BY id LIMIT 1",
+            (host, *LIVE_STATES, *wanted)).fetchone()
+        return None if row is None else int(row[0])
+
     def due_now(self, waited_for: Collection[str]) -> list[int]:
         """What investigations waited for works again (the LLM server answers): the live
         incidents whose last investigation failed for one of ``waited_for`` (the errors'

@@ -88,6 +88,8 @@ def check_registry(rules: tuple[Rule, ...]) -> dict[str, Rule]:
 RULES_BY_NAME = check_registry(RULES)
 #: the rules whose verdicts read the fixes that ran (:attr:`Rule.reads_fixes`)
 READING_FIXES = frozenset(rule.name for rule in RULES if rule.reads_fixes)
+#: the rules whose live incident says its host cannot be reached (:attr:`Rule.host_down`)
+HOST_DOWN = frozenset(rule.name for rule in RULES if rule.host_down)
 
 
 def required_by(section: str, rules: tuple[Rule, ...] = RULES) -> tuple[str, ...]:

@@ -92,6 +92,10 @@ class Rule(ABC):
     #: host, checked itself, reports it once, not once a container. Such a rule requires
     #: ``container``
     of_the_host: bool = False
+    #: its finding says the host cannot be reached: nothing of the host can be investigated
+    #: while it is live (the model's tools all run on the host), its own incident never, the
+    #: host's others once it answers again; a person was told by its own message
+    host_down: bool = False
     #: how a verification says what :meth:`over_since` judged: over, and not over
     #: ("no new errors from {subject} since the fix ran", ...)
     over_words: tuple[str, str] = ("", "")

@@ -19,6 +19,7 @@ class HostUnreachable(Rule):
 
     name = "host_unreachable"
     requires = ()
+    host_down = True
     description = "The host cannot be reached: nothing could be collected."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
