@@ -9,7 +9,8 @@ from pathlib import Path
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
-from tests.notify.conftest import failed, make_settings, unreachable
+from tests.notify.conftest import failed, make_settings, run_notifier, unreachable
+from tests.notify.servers import GotifyServer
 
 WINDOW = 30 * 60
 
@@ -47,7 +48,9 @@ def test_a_repeat_that_is_no_longer_true_is_dropped(tmp_path: Path) -> None:
     store.record_check("web1", [], {"failed_unit"})
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     store.record_check("web1", [], {"failed_unit"})  # healthy when the window ends
-    assert titles(notifier) == []
+    # the person paged is told it cleared (once: the failure between was never told)
+    assert titles(notifier) == [
+        "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"]
     assert titles(notifier, time.time() + WINDOW + 1) == []
 
 
@@ -332,3 +335,71 @@ def test_a_digest_names_the_worst_news_first(tmp_path: Path) -> None:
                                "web9, web10, web11, web12, ...")
     assert digest["body"].splitlines()[0].startswith("web45: unreachable")
     assert digest["priority"] == 8
+
+
+def test_a_page_that_clears_is_told_once_at_low_priority_and_a_gotify_receives_it(
+        tmp_path: Path, gotify: GotifyServer) -> None:
+    # paged at 8 that /srv/data was full, then nothing when it cleared: the on-call person
+    # had to look by hand
+    settings = make_settings(tmp_path, gotify)
+    store = IncidentStore(Database(settings.db_path))
+    notifier = Notifier(settings, store.db)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    run_notifier(notifier, lambda: gotify.accepted)
+    store.record_check("web1", [], {"failed_unit"})
+    (page, clear) = run_notifier(notifier, lambda: len(gotify.accepted) == 2 and gotify.accepted)
+    assert page["priority"] == 8
+    assert clear["title"] == ("[hal] web1: resolved: a.service has failed (was critical, "
+                              "paged 0 min ago)")
+    assert clear["priority"] == 2
+    assert clear["message"] == ("Incident #1 (critical): a.service has failed\n"
+                                "It cleared: a fresh collection no longer shows the finding.\n"
+                                "Next: hal-issues show 1")
+    # once: it fails and clears again within the repeat window, never paged this time
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier) == []
+    assert titles(notifier, time.time() + WINDOW + 1) == []
+
+
+def test_no_all_clear_where_no_page_went_out_or_a_fix_said_it(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    # a warning below min_severity, and a critical gone before it was told: nobody paged
+    store.record_check("web1", [failed("web1", "w.service", Severity.WARNING),
+                                failed("web1", "gone.service")], {"failed_unit"})
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier) == []
+    # paged, then fixed: the fix's verification check resolves it, its message says so
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    (incident,) = [i for i in store.incidents() if i.state == "open"]
+    actions = ActionStore(store.db)
+    action = actions.create(incident_id=incident.id, proposal_id=None, host="web1",
+                            kind="restart_unit", params={"unit": "a.service"},
+                            subject="a.service", risk="low", plan={}, outcome="execute",
+                            reason="auto-safe", state="approved").id
+    actions.claim(action, "executor")
+    store.record_check("web1", [], {"failed_unit"})
+    actions.move(action, "succeeded", "executor", "a.service active")
+    assert titles(notifier) == ["[hal] web1: fixed: a.service has failed"]
+    # where no fix said it, the all-clear does
+    store.record_check("web2", [failed("web2", "b.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web2: b.service has failed"]
+    store.record_check("web2", [], {"failed_unit"})
+    assert titles(notifier) == [
+        "[hal] web2: resolved: b.service has failed (was critical, paged 0 min ago)"]
+
+
+def test_many_cleared_at_once_are_one_digest(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path, digest_threshold=3)
+    down = [failed("web1", f"s{i}.service") for i in range(3)]
+    store.record_check("web1", down[:1], {"failed_unit"})
+    assert len(titles(notifier)) == 1
+    store.record_check("web1", down, {"failed_unit"})
+    assert len(titles(notifier)) == 2  # the two after it: within the threshold
+    store.record_check("web1", [], {"failed_unit"})  # the network is back: all three clear
+    assert titles(notifier) == ["[hal] 3 incidents on 1 host: web1"]
+    digest = notifier.outbox.messages()[-1]
+    assert "web1: resolved: s0.service has failed (was critical, paged 0 min ago) " \
+        "(hal-issues show 1)" in digest["body"].splitlines()
+    assert digest["priority"] == 2

@@ -11,10 +11,10 @@ from typing import Any
 
 from ..monitor.findings import quote
 from ..redact import redact
-from ..store.outbox import OutboxEvent
+from ..store.outbox import PAGING_PRIORITY, OutboxEvent
 
-#: Gotify's scale: low 2, normal 5, high 8
-PRIORITIES = {"low": 2, "normal": 5, "high": 8}
+#: Gotify's scale: low 2, normal 5, high 8 (what pages a person)
+PRIORITIES = {"low": 2, "normal": 5, "high": PAGING_PRIORITY}
 _BY_SEVERITY = {"critical": 8, "warning": 5, "info": 2}
 TITLE_LIMIT = 160
 BODY_LIMIT = 3000
@@ -39,7 +39,8 @@ class Message:
 def priority_of(event: OutboxEvent) -> int:
     """Severity maps to priority; a person's question at least normal, good news low."""
     by_severity = _BY_SEVERITY.get(event.severity, 5)
-    if event.kind in ("back", "fixed", "withdrawn", "llm_back", "worker_back", "check_back"):
+    if event.kind in ("back", "resolved", "fixed", "withdrawn", "llm_back", "worker_back",
+                      "check_back"):
         return PRIORITIES["low"]
     if event.kind in ("unreachable", "escalated", "llm_down", "worker_down", "check_failing"):
         return PRIORITIES["high"]
@@ -87,6 +88,7 @@ def _headline(event: OutboxEvent) -> str:
         "worse": f"{summary} (now {event.severity})",
         "unreachable": "unreachable",
         "back": "reachable again",
+        "resolved": _cleared(event),
         "approval": f"approval needed: {_action_text(facts)}",
         "withdrawn": f"no longer needed: {_action_text(facts)}",
         "fixed": f"fixed: {summary}",
@@ -100,6 +102,16 @@ def _headline(event: OutboxEvent) -> str:
         "check_failing": "not watched: its checks fail",
         "check_back": "checked again: its checks work",
     }.get(event.kind, summary)
+
+
+def _cleared(event: OutboxEvent) -> str:
+    """The all-clear's headline: what the person was paged with, how bad and how long ago."""
+    paged = event.facts.get("paged") or {}
+    what = _flat(paged.get("summary")) or _summary(event.facts)
+    at = paged.get("at")
+    since = (f", paged {max(event.at - at, 0) / 60:.0f} min ago"
+             if isinstance(at, int | float) else "")
+    return f"resolved: {what} (was {_flat(paged.get('severity', event.severity))}{since})"
 
 
 #: what to run next about an outage, by its event's kind
@@ -192,6 +204,8 @@ def _detail(event: OutboxEvent) -> str:
                 f"run ({detail}).")
     if event.kind == "fixed":
         return f"Ran {_action_text(facts)}; verified: {detail}"
+    if event.kind == "resolved":
+        return f"It cleared: {detail}." if detail else "It cleared."
     if event.kind == "failed":
         return f"{_action_text(facts)} failed: {detail}. A person must look."
     if event.kind in ("llm_down", "llm_back"):
@@ -223,7 +237,8 @@ def render(event: OutboxEvent, ai_name: str, repeats: int = 0, minutes: float = 
 
 #: what a digest's title counts each kind of its lines as (kinds not here: notices)
 _COUNTED_AS = {"opened": "incidents", "worse": "incidents", "unreachable": "unreachable",
-               "back": "reachable again", "check_failing": "checks failing",
+               "back": "reachable again", "resolved": "resolved",
+               "check_failing": "checks failing",
                "check_back": "checks working again"}
 
 

@@ -1,14 +1,18 @@
 """Storm control: which outbox events become messages, and when.
 
 - Below ``notify.min_severity``, an opening says nothing ("skipped").
+- "Resolved" (the all-clear) is written only for an incident a person was paged about
+  (``store/outbox.py``), and is dropped once it reopens before it is told.
 - "Back" is news only to someone who was told the host was unreachable; the LLM's
   ``llm_back`` only to someone told ``llm_down``, the worker's ``worker_back`` only to someone
   told ``worker_down``, a host's ``check_back`` only to someone told its ``check_failing``.
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
-  Told the opposite since (back, fixed), it is news, not a repeat, until the thing flaps.
-- Openings (``opened``, ``worse``, ``unreachable``, ``back``, and a host's ``check_failing``
+  Told the opposite since (back, fixed, resolved), it is news, not a repeat, until the
+  thing flaps.
+- Openings (``opened``, ``worse``, ``unreachable``, ``back``, ``resolved``: a network
+  coming back clears many at once, and a host's ``check_failing``
   and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
   and one fix makes them all work again): when those told within
   ``notify.digest_window_seconds`` plus this batch exceed ``notify.digest_threshold``, the
@@ -30,12 +34,13 @@ from ..store.incidents import LIVE_STATES
 from ..store.outbox import CHECK_KINDS, Outbox, OutboxEvent, last_outage_event, outage_of
 from .message import Message, render, render_digest
 
-STORM_KINDS = ("opened", "worse", "unreachable", "back", *CHECK_KINDS)
+STORM_KINDS = ("opened", "worse", "unreachable", "back", "resolved", *CHECK_KINDS)
 _REACH = ("unreachable", "back")
 #: what a kind says and the kinds that say the opposite of one thing (its fingerprint): the
 #: kind told last of them is what the person believes now
 _SAYS = {"unreachable": _REACH, "back": _REACH,
-         "opened": ("opened", "worse", "fixed"), "worse": ("opened", "worse", "fixed")}
+         "opened": ("opened", "worse", "fixed", "resolved"),
+         "worse": ("opened", "worse", "fixed", "resolved")}
 #: messages of one thing's changes within the repeat window from which it flaps: its changes
 #: are held for the window's end, where the latest goes out once if still true
 _FLAPPING = 4
@@ -139,6 +144,8 @@ class Dispatcher:
         state = Outbox.state_of
         if event.kind in ("opened", "worse", "unreachable"):
             return state(conn, "incidents", event.incident_id) in LIVE_STATES
+        if event.kind == "resolved":
+            return state(conn, "incidents", event.incident_id) not in LIVE_STATES
         if event.kind == "back":
             return (state(conn, "incidents", event.incident_id) not in LIVE_STATES
                     and Outbox.last_told_kind(conn, event.fingerprint,

@@ -7,7 +7,8 @@ What becomes a message, and when, is the notifier's business (``notify/``); this
 stores.
 
 Event kinds: ``opened`` (and ``worse``: a live incident became more severe), ``unreachable``,
-``back``, ``approval``, ``withdrawn`` (an approval no longer needed), ``fixed``, ``failed``,
+``back``, ``resolved`` (an incident a person was paged about cleared, and no fix said so),
+``approval``, ``withdrawn`` (an approval no longer needed), ``fixed``, ``failed``,
 ``escalated``; of no incident (:func:`note_outage`):
 ``llm_down`` and ``llm_back``, the LLM server that investigations wait for,
 ``worker_down`` and ``worker_back``, the separate worker that serves their queue, and
@@ -28,11 +29,14 @@ from .db import Database
 
 #: the rule whose incident means the host itself is down (monitor/rules/host_unreachable.py)
 UNREACHABLE_RULE = "host_unreachable"
+#: Gotify's "high": a message at it or above paged a person, who is told when it clears
+PAGING_PRIORITY = 8
 EVENT_STATES = ("new", "skipped", "repeat", "storm", "sent", "digested", "suppressed")
 DELIVERY_STATES = ("pending", "delivered", "failed")
 #: action state -> event kind; other states are nothing a person needs to hear about
 _ACTION_KINDS = {"pending": "approval", "succeeded": "fixed", "failed": "failed",
                  "escalated": "escalated"}
+_RANK = {"info": 0, "warning": 1, "critical": 2}
 #: what counts as "the same message again": ``worse`` repeats ``opened``
 _FAMILY = {"worse": "opened"}
 #: the longest a delivery is ever put off (the notifier's longest backoff): one due later than
@@ -132,14 +136,16 @@ def _insert(conn: sqlite3.Connection, kind: str, facts: Mapping[str, Any], repea
 def note_incident(conn: sqlite3.Connection, incident_id: int, change: str,
                   at: float | None = None, detail: str = "") -> None:
     """An incident ``opened``, ``reopened``, got ``worse``, ``resolved`` or was ``escalated``:
-    the event, in the caller's transaction. A resolution is news only for an unreachable
-    host (the host is back); a fixed incident is reported by its action."""
+    the event, in the caller's transaction. A resolution is news for an unreachable host
+    (the host is back), and for an incident a person was paged about this episode (the
+    all-clear, :func:`_paged`); a fixed incident is reported by its action."""
     facts = _incident_facts(conn, incident_id)
     if facts is None:
         return
     unreachable = facts["rule"] == UNREACHABLE_RULE
     if change == "resolved":
         if not unreachable:
+            _note_resolved(conn, facts, detail, at)
             return
         kind = "back"
     elif change == "escalated":
@@ -148,6 +154,44 @@ def note_incident(conn: sqlite3.Connection, incident_id: int, change: str,
         kind = "unreachable" if unreachable else ("worse" if change == "worse" else "opened")
     facts["detail"] = detail
     _insert(conn, kind, facts, f"{_FAMILY.get(kind, kind)}|{facts['fingerprint']}", None, at)
+
+
+def _note_resolved(conn: sqlite3.Connection, facts: dict[str, Any], detail: str,
+                   at: float | None) -> None:
+    """The all-clear of an incident a person was paged about, unless a fix's message says
+    it: one that ran since the last page, verified (``fixed``) or being verified (the check
+    of its verification resolves the incident before the fix's event is written)."""
+    paged = _paged(conn, facts["incident"])
+    if paged is None:
+        return
+    last_page, facts["paged"] = paged
+    fixing = conn.execute("SELECT 1 FROM actions WHERE incident_id=? AND state IN "
+                          "('executing','succeeded') AND started_at>=? LIMIT 1",
+                          (facts["incident"], last_page)).fetchone()
+    if fixing is not None:
+        return
+    # what the problem looked like is no news once it is gone
+    facts["evidence"], facts["detail"] = [], detail
+    _insert(conn, "resolved", facts, f"resolved|{facts['fingerprint']}", None, at)
+
+
+def _paged(conn: sqlite3.Connection, incident_id: int) -> tuple[float, dict[str, Any]] | None:
+    """Whether a person was paged about the incident's episode (since it opened or last
+    reopened): a message of one of its events at :data:`PAGING_PRIORITY` or above, alone or
+    in a digest. When the last page went out, and when the first did, the worst severity
+    and the last summary paged; None if none was (never notified, or only low)."""
+    (began,) = conn.execute(
+        "SELECT MAX(at) FROM incident_events WHERE incident_id=? AND (kind='opened' OR "
+        "(kind='state' AND to_state='reopened'))", (incident_id,)).fetchone()
+    rows = conn.execute(
+        "SELECT e.severity, e.facts, m.at FROM notify_events e JOIN notify_messages m "
+        "ON m.id=e.message_id WHERE e.incident_id=? AND e.at>=? AND m.priority>=? "
+        "ORDER BY m.at, e.id", (incident_id, began or 0.0, PAGING_PRIORITY)).fetchall()
+    if not rows:
+        return None
+    worst = max((row["severity"] for row in rows), key=lambda s: _RANK.get(s, 0))
+    return rows[-1]["at"], {"at": rows[0]["at"], "severity": worst,
+                            "summary": json.loads(rows[-1]["facts"]).get("summary")}
 
 
 def note_action(conn: sqlite3.Connection, action_id: int, state: str, detail: str,
