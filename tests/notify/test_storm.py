@@ -398,7 +398,7 @@ def test_many_cleared_at_once_are_one_digest(tmp_path: Path) -> None:
     store.record_check("web1", down, {"failed_unit"})
     assert len(titles(notifier)) == 2  # the two after it: within the threshold
     store.record_check("web1", [], {"failed_unit"})  # the network is back: all three clear
-    assert titles(notifier) == ["[hal] 3 incidents on 1 host: web1"]
+    assert titles(notifier) == ["[hal] 3 resolved on 1 host: web1"]
     digest = notifier.outbox.messages()[-1]
     assert "web1: resolved: s0.service has failed (was critical, paged 0 min ago) " \
         "(hal-issues show 1)" in digest["body"].splitlines()

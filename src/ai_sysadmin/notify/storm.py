@@ -114,6 +114,10 @@ class Dispatcher:
             return "nobody was told it was unreachable"
         if event.kind == "withdrawn" and not Outbox.approval_told(conn, event.action_id):
             return "nobody was asked to approve it"
+        if event.kind == "resolved" and Outbox.withdrawal_told(conn, event.incident_id,
+                                                               event.id):
+            # the person asked to approve its fix hears it cleared there: one message
+            return "said by its fix's withdrawal"
         outage = outage_of(event.kind, event.fingerprint)
         if outage is not None and event.kind == outage.back and Outbox.last_told_kind(
                 conn, outage.fingerprint, outage.kinds) != outage.down:

@@ -339,6 +339,17 @@ class Outbox:
         return int(row[0])
 
     @staticmethod
+    def withdrawal_told(conn: sqlite3.Connection, incident_id: int | None,
+                        after: int) -> bool:
+        """Whether a withdrawal of the incident's fix, written after event ``after`` (with
+        its resolution), goes to a person who was asked to approve that fix."""
+        return incident_id is not None and conn.execute(
+            "SELECT 1 FROM notify_events w WHERE w.kind='withdrawn' AND w.incident_id=? "
+            "AND w.id>? AND EXISTS(SELECT 1 FROM notify_events a WHERE a.kind='approval' AND "
+            "a.action_id=w.action_id AND a.message_id IS NOT NULL) LIMIT 1",
+            (incident_id, after)).fetchone() is not None
+
+    @staticmethod
     def approval_told(conn: sqlite3.Connection, action_id: int | None) -> bool:
         """Whether a person was told that the action waits for their approval."""
         return action_id is not None and conn.execute(
