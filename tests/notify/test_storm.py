@@ -403,3 +403,32 @@ def test_many_cleared_at_once_are_one_digest(tmp_path: Path) -> None:
     assert "web1: resolved: s0.service has failed (was critical, paged 0 min ago) " \
         "(hal-issues show 1)" in digest["body"].splitlines()
     assert digest["priority"] == 2
+
+
+def test_after_each_all_clear_the_next_change_is_news_at_once(tmp_path: Path) -> None:
+    """Told "no longer needed" (the all-clear of a fix a person was asked to approve), or
+    "resolved", the person believes it fine: its return, and the all-clear after a second
+    page, were held for the window as repeats."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    (incident,) = store.incidents()
+    ActionStore(store.db).create(
+        incident_id=incident.id, proposal_id=None, host="web1", kind="restart_unit",
+        params={"unit": "a.service"}, subject="a.service", risk="low", plan={},
+        outcome="approval", reason="suggest", state="pending")
+    assert titles(notifier) == ["[hal] web1: approval needed: restart_unit a.service"]
+    store.record_check("web1", [], {"failed_unit"})  # fixed by hand
+    assert titles(notifier) == ["[hal] web1: no longer needed: restart_unit a.service"]
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+
+
+def test_a_second_all_clear_after_a_second_page_is_news_at_once(tmp_path: Path) -> None:
+    store, notifier = setup(tmp_path)
+    cleared = "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"
+    for _ in range(2):
+        store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+        assert titles(notifier) == ["[hal] web1: a.service has failed"]
+        store.record_check("web1", [], {"failed_unit"})
+        assert titles(notifier) == [cleared]

@@ -24,6 +24,12 @@ class Severity(IntEnum):
     def parse(cls, text: str) -> Severity:
         return cls[text.upper()]
 
+    @classmethod
+    def rank_of(cls, text: str | None) -> int:
+        """A stored severity's rank (its value), 0 for none or one no release writes."""
+        found = cls.__members__.get((text or "").upper())
+        return 0 if found is None else int(found)
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:

@@ -30,23 +30,29 @@ import time
 from collections.abc import Sequence
 
 from ..config import Settings
+from ..monitor.findings import Severity
 from ..store.incidents import LIVE_STATES
-from ..store.outbox import CHECK_KINDS, Outbox, OutboxEvent, last_outage_event, outage_of
+from ..store.outbox import (
+    CHECK_KINDS,
+    Outbox,
+    OutboxEvent,
+    last_outage_event,
+    outage_of,
+    repeat_family,
+)
 from .message import Message, render, render_digest
 
 STORM_KINDS = ("opened", "worse", "unreachable", "back", "resolved", *CHECK_KINDS)
 _REACH = ("unreachable", "back")
 #: what a kind says and the kinds that say the opposite of one thing (its fingerprint): the
 #: kind told last of them is what the person believes now
-_SAYS = {"unreachable": _REACH, "back": _REACH,
-         "opened": ("opened", "worse", "fixed", "resolved"),
-         "worse": ("opened", "worse", "fixed", "resolved")}
+_STATE = ("opened", "worse", "fixed", "resolved", "withdrawn")
+_SAYS = {"unreachable": _REACH, "back": _REACH, "opened": _STATE, "worse": _STATE,
+         "resolved": _STATE}
 #: messages of one thing's changes within the repeat window from which it flaps: its changes
 #: are held for the window's end, where the latest goes out once if still true
 _FLAPPING = 4
-#: kinds a repeat of another is (its family)
-_FAMILY = {"worse": "opened", "opened": "worse"}
-_RANK = {"info": 0, "warning": 1, "critical": 2}
+_RANK = Severity.rank_of
 
 
 class Dispatcher:
@@ -107,7 +113,7 @@ class Dispatcher:
 
     def _skip_reason(self, conn: sqlite3.Connection, event: OutboxEvent) -> str:
         if event.kind in ("opened", "worse") and (
-                _RANK.get(event.severity, 0) < _RANK[self.notify.min_severity]):
+                _RANK(event.severity) < _RANK(self.notify.min_severity)):
             return f"below notify.min_severity ({self.notify.min_severity})"
         if event.kind == "back" and Outbox.last_told_kind(
                 conn, event.fingerprint, _REACH) != "unreachable":
@@ -134,14 +140,15 @@ class Dispatcher:
         # unless it flaps: told that often within the window, the rest waits for its end
         said = _SAYS.get(event.kind) or (
             outage.kinds if (outage := outage_of(event.kind, event.fingerprint)) else ())
-        if said and Outbox.last_told_kind(conn, event.fingerprint, said) not in (
-                event.kind, _FAMILY.get(event.kind), None) and Outbox.told_since(
-                conn, said, now - window, now + window, event.fingerprint) < _FLAPPING:
+        believed = Outbox.last_told_kind(conn, event.fingerprint, said) if said else None
+        if believed is not None and repeat_family(believed) != repeat_family(event.kind) and \
+                Outbox.told_since(conn, said, now - window, now + window,
+                                  event.fingerprint) < _FLAPPING:
             return False
         # worse than what a person was last told (warning, now critical): news, not a repeat
         told = Outbox.last_told_severity(conn, event.repeat_key)
         return not (event.kind == "worse" and told is not None
-                    and _RANK.get(event.severity, 0) > _RANK.get(told, 0))
+                    and _RANK(event.severity) > _RANK(told))
 
     def _still_true(self, conn: sqlite3.Connection, event: OutboxEvent) -> bool:
         """Whether a held event still says something true now."""

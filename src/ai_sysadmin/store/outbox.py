@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..monitor.findings import Severity
 from .db import Database
 
 #: the rule whose incident means the host itself is down (monitor/rules/host_unreachable.py)
@@ -36,9 +37,14 @@ DELIVERY_STATES = ("pending", "delivered", "failed")
 #: action state -> event kind; other states are nothing a person needs to hear about
 _ACTION_KINDS = {"pending": "approval", "succeeded": "fixed", "failed": "failed",
                  "escalated": "escalated"}
-_RANK = {"info": 0, "warning": 1, "critical": 2}
 #: what counts as "the same message again": ``worse`` repeats ``opened``
 _FAMILY = {"worse": "opened"}
+
+
+def repeat_family(kind: str) -> str:
+    """The kind a message of ``kind`` is a repeat of (``worse``: ``opened``)."""
+    return _FAMILY.get(kind, kind)
+
 #: the longest a delivery is ever put off (the notifier's longest backoff): one due later than
 #: this was put off on a clock since set back (NTP correcting a clock that ran ahead), and is
 #: due now, not when the clock catches up with it, a year later maybe
@@ -153,7 +159,7 @@ def note_incident(conn: sqlite3.Connection, incident_id: int, change: str,
     else:
         kind = "unreachable" if unreachable else ("worse" if change == "worse" else "opened")
     facts["detail"] = detail
-    _insert(conn, kind, facts, f"{_FAMILY.get(kind, kind)}|{facts['fingerprint']}", None, at)
+    _insert(conn, kind, facts, f"{repeat_family(kind)}|{facts['fingerprint']}", None, at)
 
 
 def _note_resolved(conn: sqlite3.Connection, facts: dict[str, Any], detail: str,
@@ -189,7 +195,7 @@ def _paged(conn: sqlite3.Connection, incident_id: int) -> tuple[float, dict[str,
         "ORDER BY m.at, e.id", (incident_id, began or 0.0, PAGING_PRIORITY)).fetchall()
     if not rows:
         return None
-    worst = max((row["severity"] for row in rows), key=lambda s: _RANK.get(s, 0))
+    worst = max((row["severity"] for row in rows), key=Severity.rank_of)
     return rows[-1]["at"], {"at": rows[0]["at"], "severity": worst,
                             "summary": json.loads(rows[-1]["facts"]).get("summary")}
 
