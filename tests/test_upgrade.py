@@ -304,3 +304,16 @@ def test_a_process_of_schema_8_to_10_still_finds_the_table_migration_11_replaced
                             ).fetchall() == [("nginx.service", 1.0)]
     finally:
         conn.close()
+
+
+def test_a_holder_is_seen_after_the_file_was_closed_and_opened_again(tmp_path: Path) -> None:
+    """The last connection to close removes the -shm file and the next makes another: a
+    process that had asked of the first asked it again, and saw no holder of the second."""
+    path = tmp_path / "state.db"
+    Database(path).close()
+    for _ in range(2):
+        holder = _OlderProgram(path, MIGRATIONS)
+        try:
+            assert opened_elsewhere(path) == holder.process.pid
+        finally:
+            holder.stop()

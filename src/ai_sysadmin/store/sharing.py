@@ -19,9 +19,11 @@ DMS_BYTE = 128
 #: struct flock as the kernel lays it out on 64-bit Linux: l_type, l_whence, l_start, l_len,
 #: l_pid, padded to 8 bytes
 _FLOCK = "hhqqi4x" if struct.calcsize("hhqqi") % 8 else "hhqqi"
-#: the -shm files this process asked about, kept open for its life: closing any descriptor of
-#: a file drops every POSIX lock this process holds on it, SQLite's own connections' included
-_KEPT: dict[str, int] = {}
+#: the -shm files this process asked about, by path, the newest first, each kept open for the
+#: process's life: closing any descriptor of a file drops every POSIX lock this process holds
+#: on it, SQLite's own connections' included (the last connection to close removes the file,
+#: and the next to open makes another)
+_KEPT: dict[str, list[int]] = {}
 
 
 def opened_elsewhere(path: Path) -> int | None:
@@ -29,15 +31,18 @@ def opened_elsewhere(path: Path) -> int | None:
     cannot name it: a process of another PID namespace), None where none has. This process's
     own connections never count."""
     shm = f"{path}-shm"
-    fd = _KEPT.get(shm)
+    try:
+        now = os.stat(shm)
+    except OSError:  # none open it (a file made and closed), or unreadable: nothing to tell
+        return None
+    kept = _KEPT.setdefault(shm, [])
+    fd = kept[0] if kept and _same_file(kept[0], now) else None
     if fd is None:
         try:
             fd = os.open(shm, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:  # no connection has opened it since the file was made
+        except OSError:
             return None
-        except OSError:  # unreadable here: nothing can be told, as before this check
-            return None
-        _KEPT[shm] = fd
+        kept.insert(0, fd)
     asked = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, DMS_BYTE, 1, 0)
     try:
         answer = fcntl.fcntl(fd, fcntl.F_GETLK, asked)
@@ -45,6 +50,11 @@ def opened_elsewhere(path: Path) -> int | None:
         return None
     kind, _, _, _, pid = struct.unpack(_FLOCK, answer)
     return None if kind == fcntl.F_UNLCK else pid
+
+
+def _same_file(fd: int, now: os.stat_result) -> bool:
+    kept = os.fstat(fd)
+    return (kept.st_dev, kept.st_ino) == (now.st_dev, now.st_ino)
 
 
 def described(pid: int) -> str:
