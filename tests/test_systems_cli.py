@@ -215,12 +215,16 @@ def test_this_machine_under_its_fqdn_or_address_cannot_be_added(tmp_path: Path) 
         tmp_path, ["box.example.org"], ["root@box-alias", "--name", "b2"], [HERE],
         ["web7.example.org"], [THERE, "--name", "eight"],
         ["box.example.org:2222", "--name", "box-vm"])
+    tunnel = ("; where ~/.ssh/config sends {} to another port (a tunnel, a VM's forward), "
+              "write the port: systems add {}:PORT --name NAME")
     assert said[:2] == [f"error: box.example.org is already managed (this machine: "
-                        f"box.example.org is its address {HERE})", "exit 2"], said
+                        f"box.example.org is its address {HERE})"
+                        + tunnel.format("box.example.org", "box.example.org"), "exit 2"], said
     assert said[2:4] == [f"error: b2 is already managed (this machine: box-alias is its "
-                         f"address {HERE})", "exit 2"], said
+                         f"address {HERE})" + tunnel.format("box-alias", "box-alias"),
+                         "exit 2"], said
     assert said[4:6] == [f"error: {HERE} is already managed (this machine: {HERE} is its "
-                         "address)", "exit 2"], said
+                         "address)" + tunnel.format(HERE, HERE), "exit 2"], said
     assert said[6:9] == ["exit 0"] * 3, said
     assert set(said[9:]) == {short_hostname(), "web7.example.org", "eight", "box-vm"}, said
 

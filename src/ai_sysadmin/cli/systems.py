@@ -172,7 +172,11 @@ def _refuse_this_machine(host: str, port: int | None, shown: str, named: bool,
             f"{again}")
     if at is not None:
         which = f"{at} is its address" if at == host else f"{host} is its address {at}"
-        raise AiSysadminError(f"{shown} is already managed (this machine: {which})")
+        # a port not written is ssh's, 22, unless ~/.ssh/config names another (a tunnel)
+        how = "" if port is not None or again is None else (
+            f"; where ~/.ssh/config sends {host} to another port (a tunnel, a VM's forward), "
+            f"write the port: systems add {host}:PORT --name NAME")
+        raise AiSysadminError(f"{shown} is already managed (this machine: {which}){how}")
     if named_here:
         raise AiSysadminError(f"{shown} is already managed (this machine)")
 
