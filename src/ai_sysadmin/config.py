@@ -684,6 +684,10 @@ class Programs(_Section):
                                "it (Arch).")
     zypper: Executable = Field("zypper", description="For update_packages on a host that has it "
                                "(openSUSE, SLES).")
+    transactional_update: Executable = Field(
+        "transactional-update", description="For update_packages on a transactional system "
+        "that has it (openSUSE MicroOS, SLE Micro), whose read-only root zypper cannot "
+        "change.")
 
     def resolve(self, program: str) -> str:
         """The configured executable for a program the policy named by its bare name."""

@@ -413,7 +413,8 @@ def test_an_update_on_a_host_without_a_package_manager_is_refused_before_anyone_
         HOST, "update_packages", {}))
     assert action.state == "refused", action.reason
     assert ("no package update command is known for amzn: the host has none of the package "
-            "managers known here (nixos-rebuild, apt-get, pacman, dnf, yum, rpm-ostree, zypper)"
+            "managers known here (nixos-rebuild, apt-get, pacman, dnf, yum, rpm-ostree, zypper, "
+            "transactional-update)"
             in action.reason)
     assert host.commands() == []
     # a Debian host whose apt-get is off its PATH, where programs.apt_get names it

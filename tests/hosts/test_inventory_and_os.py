@@ -104,6 +104,12 @@ TUMBLEWEED = 'NAME="openSUSE Tumbleweed"\nID="opensuse-tumbleweed"\nID_LIKE="ope
     ('ID="sles"\nVERSION_ID="15.6"\n', {"zypper"}, False,
      ("zypper", "--non-interactive", "update")),
     (TUMBLEWEED, {"zypper"}, False, ("zypper", "--non-interactive", "dist-upgrade")),
+    # a transactional system: its root is read-only to zypper, which it has too
+    ('ID="sl-micro"\nID_LIKE="suse"\n', {"zypper", "transactional-update"}, False,
+     ("transactional-update", "--non-interactive", "up")),
+    ('ID="opensuse-microos"\nID_LIKE="suse opensuse opensuse-tumbleweed"\n',
+     {"zypper", "transactional-update"}, False,
+     ("transactional-update", "--non-interactive", "dup")),
 ])
 def test_the_package_manager_is_the_one_the_host_has(release, found, ostree, update) -> None:
     info = parse_os_release(release)
@@ -114,9 +120,10 @@ def test_the_package_manager_is_the_one_the_host_has(release, found, ostree, upd
 @pytest.mark.parametrize(("release", "found", "ostree", "why"), [
     (COREOS, {"dnf"}, True, "it has no rpm-ostree"),
     (AMZN2, set(), False, "none of the package managers known here (nixos-rebuild, apt-get, "
-     "pacman, dnf, yum, rpm-ostree, zypper)"),
+     "pacman, dnf, yum, rpm-ostree, zypper, transactional-update)"),
     (LEAP, set(), False, "none of the package"),
-    (TUMBLEWEED, {"apt-get"}, False, "it has apt-get, not zypper as its suse family does"),
+    (TUMBLEWEED, {"apt-get"}, False,
+     "it has apt-get, not transactional-update or zypper as its suse family does"),
     ('ID=mystery\n', {"apt-get", "pacman"}, False, "it has apt-get and pacman, and its OS "
      "does not tell which one its packages come from: a person updates it"),
     ('ID=debian\n', {"dnf"}, False, "it has dnf, not apt-get as its debian family does"),

@@ -118,7 +118,8 @@ def test_every_option_lands_in_the_config_file_the_daemon_reads(
     assert s.safety.clean_paths == ["/var/cache/hal"]
     for name in Programs.model_fields:
         value = getattr(s.programs, name)
-        if name in ("apt_get", "dnf", "yum", "rpm_ostree", "pacman", "zypper"):
+        if name in ("apt_get", "dnf", "yum", "rpm_ostree", "pacman", "zypper",
+                    "transactional_update"):
             assert value == name.replace("_", "-")  # only managed hosts of those kinds have it
         else:
             assert value.startswith(STORE) and value.endswith("/bin/" + name.replace("_", "-"))
@@ -453,7 +454,8 @@ def test_a_name_and_model_given_in_settings_name_the_units_commands_and_preload(
 
 #: the package managers' updates run only on managed hosts of those kinds (programs.* keeps
 #: their names); the storage tools only where the host has ZFS or MD RAID
-UPDATERS = frozenset({"apt-get", "dnf", "yum", "rpm-ostree", "pacman", "zypper"})
+UPDATERS = frozenset({"apt-get", "dnf", "yum", "rpm-ostree", "pacman", "zypper",
+                      "transactional-update"})
 STORAGE = frozenset({"zfs", "zpool", "mdadm"})
 
 

@@ -28,6 +28,9 @@ class PackageManager:
     note: str = ""
 
 
+#: what a person must know of an update an image-based system applies at its next boot
+_NEXT_BOOT = ("it stages a new {}, applied only at the next boot (a reboot, which this does "
+              "not do); the booted one stays the rollback")
 #: every package manager a host is asked about, the first of a family preferred
 MANAGERS: dict[str, PackageManager] = {m.program: m for m in (
     PackageManager("nixos-rebuild", ("nixos-rebuild", "switch", "--upgrade"),
@@ -39,11 +42,13 @@ MANAGERS: dict[str, PackageManager] = {m.program: m for m in (
     PackageManager("yum", ("yum", "-y", "update"),
                    rollback=("yum", "-y", "history", "undo", "last")),
     # it stages a new deployment beside the booted one, which stays as it is until a boot
-    PackageManager("rpm-ostree", ("rpm-ostree", "upgrade"),
-                   note="it stages a new deployment, applied only at the next boot (a reboot, "
-                        "which this does not do); the booted one stays the rollback"),
+    PackageManager("rpm-ostree", ("rpm-ostree", "upgrade"), note=_NEXT_BOOT.format("deployment")),
     # a global option, before the command; `update` keeps a fixed release's packages
     PackageManager("zypper", ("zypper", "--non-interactive", "update")),
+    # a transactional system's (MicroOS, SLE Micro): its root is read-only, which zypper
+    # cannot change; a new snapshot, the booted one untouched until a boot
+    PackageManager("transactional-update", ("transactional-update", "--non-interactive", "up"),
+                   note=_NEXT_BOOT.format("snapshot")),
 )}
 #: the update of a rolling release, whose packages move by whole snapshots: `zypper update`
 #: on Tumbleweed leaves the system between two snapshots, the one way its makers support is
@@ -53,9 +58,12 @@ ROLLING: dict[str, PackageManager] = {
         "zypper", ("zypper", "--non-interactive", "dist-upgrade"),
         note="a rolling release's update to its latest snapshot, which may remove or "
              "downgrade packages as that snapshot requires"),
+    "transactional-update": PackageManager(
+        "transactional-update", ("transactional-update", "--non-interactive", "dup"),
+        note=_NEXT_BOOT.format("snapshot of the release's latest")),
 }
 #: os-release IDs of rolling releases
-ROLLING_IDS = frozenset({"opensuse-tumbleweed", "opensuse-slowroll"})
+ROLLING_IDS = frozenset({"opensuse-tumbleweed", "opensuse-slowroll", "opensuse-microos"})
 #: the programs a host is asked whether it has
 PACKAGE_PROGRAMS: tuple[str, ...] = tuple(MANAGERS)
 #: the file an ostree-booted system has (ostree's own test, as rpm-ostree and bootc make it)
@@ -64,7 +72,8 @@ OSTREE_BOOTED = "/run/ostree-booted"
 #: each family's package managers, the preferred first (yum where dnf is missing: RHEL 7)
 FAMILY_MANAGERS: dict[str, tuple[str, ...]] = {
     "nixos": ("nixos-rebuild",), "debian": ("apt-get",), "arch": ("pacman",),
-    "fedora": ("dnf", "yum"), "suse": ("zypper",),
+    # transactional-update first: a host that has it has a read-only root zypper fails on
+    "fedora": ("dnf", "yum"), "suse": ("transactional-update", "zypper"),
 }
 #: IDs (or ID_LIKE words) and the family whose commands they use
 FAMILIES: dict[str, str] = {
@@ -73,7 +82,8 @@ FAMILIES: dict[str, str] = {
     "fedora": "fedora", "rhel": "fedora", "centos": "fedora", "rocky": "fedora",
     "almalinux": "fedora", "amzn": "fedora", "opensuse": "suse", "suse": "suse",
     "opensuse-leap": "suse", "opensuse-tumbleweed": "suse", "opensuse-slowroll": "suse",
-    "sles": "suse", "sled": "suse",
+    "sles": "suse", "sled": "suse", "opensuse-microos": "suse", "sl-micro": "suse",
+    "opensuse-leap-micro": "suse",
 }
 
 

@@ -234,6 +234,12 @@ _ZYPPER_WHY = {**dict.fromkeys(("--no-gpg-checks", "--gpg-auto-import-keys"),
                                 "--repo"), "changes repositories or configuration; not allowed"),
                **dict.fromkeys(("install", "in", "remove", "rm", "addrepo", "ar"),
                                "changes which packages the system has; not allowed")}
+_TRANSACTIONAL_WHY = {**dict.fromkeys(("reboot", "--reboot", "-r"),
+                                     "reboots the host; a reboot is an action of its own"),
+                      **dict.fromkeys(("pkg", "shell", "run", "rollback", "migration",
+                                       "register", "setup-selinux", "apply"),
+                                      "changes the system beyond its pending updates; not "
+                                      "allowed")}
 _PACMAN_WHY = {**dict.fromkeys(("--overwrite", "-d", "--nodeps", "-dd"),
                                "skips package safety checks; never allowed"),
                **dict.fromkeys(("-r", "--root", "-b", "--dbpath", "--config"),
@@ -352,6 +358,14 @@ REMEDIATION: dict[str, Callable[[list[str], tuple[str, ...]], Decision | None]] 
                          **_yes_forms(["dist-upgrade", "dup"], ["--non-interactive", "-n"],
                                       "high", "updates a rolling release to its latest "
                                       "snapshot")}, _ZYPPER_WHY),
+    "transactional-update": lambda args, _: _exact(
+        "transactional-update", args, {
+            **_yes_forms(["up"], ["--non-interactive", "-n"], "high",
+                         "stages the pending updates as a new snapshot, applied at the next "
+                         "boot"),
+            **_yes_forms(["dup"], ["--non-interactive", "-n"], "high",
+                         "stages a rolling release's latest snapshot, applied at the next "
+                         "boot")}, _TRANSACTIONAL_WHY),
     "pacman": lambda args, _: _exact(
         "pacman", args, {tuple(sorted((f"-{''.join(p)}", "--noconfirm"))):
                          ("high", "installs pending package updates")
