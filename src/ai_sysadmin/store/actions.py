@@ -183,6 +183,58 @@ _SELECT = ("SELECT a.*, p.rationale AS rationale FROM actions a "
            "LEFT JOIN proposals p ON p.id = a.proposal_id")
 
 
+def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: float, *,
+            result: dict[str, Any] | None = None, ttl_seconds: float | None = None,
+            replanned: tuple[dict[str, Any], str, str] | None = None,
+            expect: str | None = None, told: str | None = None) -> bool:
+    """:meth:`ActionStore.move` in the caller's transaction: False, nothing changed, where
+    the action is gone or the move is not allowed from its state (or it is not in
+    ``expect``). ``told``: the outbox event to write instead of the state's own (a
+    withdrawal's)."""
+    row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
+    if row is None:
+        return False
+    old = row["state"]
+    if new not in MOVES.get(old, frozenset()) or expect not in (None, old):
+        return False
+    sets = ["state=?"]
+    args: list[Any] = [new]
+    if new in ("approved", "rejected"):
+        sets += ["decided_by=?", "decided_at=?", "decision_reason=?"]
+        args += [actor, at, reason]
+    if new == "executing":
+        sets.append("started_at=?")
+        args.append(at)
+    if new in ("approved", "executing"):
+        sets.append("owner=?")
+        args.append(this_process())
+    if new == "pending":
+        # a person decides on what `approve list/show` says now, not on the old verdict
+        # started_at: a start that ran nothing is no attempt (the flapping count)
+        sets += ["owner=?", "expires_at=?", "reason=?", "started_at=?"]
+        args += [None, at + ttl_seconds if ttl_seconds else None, reason, None]
+        if replanned is not None:
+            sets += ["plan=?", "subject=?", "risk=?"]
+            args += [json.dumps(replanned[0]), replanned[1], replanned[2]]
+    if new not in ("pending", "approved", "executing"):
+        # what `approve list/show` says of it: why it ended so (refused on approval,
+        # no longer needed, ran too often), not the decision it started from
+        sets.append("reason=?")
+        args.append(reason)
+    if new in ("succeeded", "failed"):
+        sets += ["finished_at=?", "result=?"]
+        args += [at, json.dumps(result or {})]
+    if conn.execute(f"UPDATE actions SET {', '.join(sets)} WHERE id=? AND state=?",
+                    (*args, action_id, old)).rowcount != 1:
+        return False
+    write_audit(conn, actor, f"action.{new}", f"action:{action_id}", reason, at=at)
+    if told == "withdrawn":
+        note_withdrawn(conn, action_id, reason, at)
+    else:
+        note_action(conn, action_id, new, reason, at)
+    return True
+
+
 def withdraw_pending(conn: Any, incident_id: int, actor: str, reason: str,
                      at: float) -> list[int]:
     """The fixes of ``incident_id`` still waiting for a person, withdrawn (``not_needed``,
@@ -191,16 +243,9 @@ def withdraw_pending(conn: Any, incident_id: int, actor: str, reason: str,
     executing is its run's (at most once) and not touched. The ids withdrawn."""
     rows = conn.execute("SELECT id FROM actions WHERE incident_id=? AND state='pending' "
                         "ORDER BY id", (incident_id,)).fetchall()
-    withdrawn = []
-    for row in rows:
-        action_id = int(row["id"])
-        if conn.execute("UPDATE actions SET state='not_needed', reason=? WHERE id=? AND "
-                        "state='pending'", (reason, action_id)).rowcount != 1:
-            continue
-        write_audit(conn, actor, "action.not_needed", f"action:{action_id}", reason, at=at)
-        note_withdrawn(conn, action_id, reason, at)
-        withdrawn.append(action_id)
-    return withdrawn
+    return [int(row["id"]) for row in rows
+            if move_in(conn, int(row["id"]), "not_needed", actor, reason, at,
+                       expect="pending", told="withdrawn")]
 
 
 class ActionStore:
@@ -263,45 +308,13 @@ class ActionStore:
         to ``pending``; ``replanned``: its plan, subject and risk as the policy judges them
         now; ``expect``: the state the caller decided on, which the action must still be in
         (a person's decision on a pending action, not on one another terminal approved)."""
-        now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no action {action_id}")
-            old = row["state"]
-            if new not in MOVES.get(old, frozenset()) or expect not in (None, old):
-                raise DecidedMeanwhile(action_id, old, new)
-            sets = ["state=?"]
-            args: list[Any] = [new]
-            if new in ("approved", "rejected"):
-                sets += ["decided_by=?", "decided_at=?", "decision_reason=?"]
-                args += [actor, now, reason]
-            if new == "executing":
-                sets.append("started_at=?")
-                args.append(now)
-            if new in ("approved", "executing"):
-                sets.append("owner=?")
-                args.append(this_process())
-            if new == "pending":
-                # a person decides on what `approve list/show` says now, not on the old verdict
-                # started_at: a start that ran nothing is no attempt (the flapping count)
-                sets += ["owner=?", "expires_at=?", "reason=?", "started_at=?"]
-                args += [None, now + ttl_seconds if ttl_seconds else None, reason, None]
-                if replanned is not None:
-                    sets += ["plan=?", "subject=?", "risk=?"]
-                    args += [json.dumps(replanned[0]), replanned[1], replanned[2]]
-            if new not in ("pending", "approved", "executing"):
-                # what `approve list/show` says of it: why it ended so (refused on approval,
-                # no longer needed, ran too often), not the decision it started from
-                sets.append("reason=?")
-                args.append(reason)
-            if new in ("succeeded", "failed"):
-                sets += ["finished_at=?", "result=?"]
-                args += [now, json.dumps(result or {})]
-            conn.execute(f"UPDATE actions SET {', '.join(sets)} WHERE id=? AND state=?",
-                         (*args, action_id, old))
-            self._audit(conn, actor, f"action.{new}", action_id, reason)
-            note_action(conn, action_id, new, reason, now)
+            if not move_in(conn, action_id, new, actor, reason, time.time(), result=result,
+                           ttl_seconds=ttl_seconds, replanned=replanned, expect=expect):
+                raise DecidedMeanwhile(action_id, row["state"], new)
         return self.get(action_id)
 
     def claim(self, action_id: int, actor: str, detail: str = "execution started"
