@@ -21,6 +21,17 @@ def setup(tmp_path: Path, **notify: object) -> tuple[IncidentStore, Notifier]:
     return store, Notifier(settings, store.db, channels=[])
 
 
+def _running_restart(store: IncidentStore, incident_id: int) -> tuple[ActionStore, int]:
+    """An auto-safe restart of a.service on web1 for the incident, claimed to run."""
+    actions = ActionStore(store.db)
+    action = actions.create(incident_id=incident_id, proposal_id=None, host="web1",
+                            kind="restart_unit", params={"unit": "a.service"},
+                            subject="a.service", risk="low", plan={}, outcome="execute",
+                            reason="auto-safe", state="approved").id
+    actions.claim(action, "executor")
+    return actions, action
+
+
 def titles(notifier: Notifier, now: float | None = None) -> list[str]:
     """Dispatch as the daemon's loop does, at ``now``; the titles of the messages made."""
     made = set(notifier.dispatcher.dispatch(now))
@@ -303,12 +314,7 @@ def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: P
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     assert titles(notifier) == ["[hal] web1: a.service has failed"]
     (incident,) = store.incidents()
-    actions = ActionStore(store.db)
-    action = actions.create(incident_id=incident.id, proposal_id=None, host="web1",
-                            kind="restart_unit", params={"unit": "a.service"},
-                            subject="a.service", risk="low", plan={}, outcome="auto",
-                            reason="auto-safe", state="approved").id
-    actions.claim(action, "executor")
+    actions, action = _running_restart(store, incident.id)
     actions.move(action, "succeeded", "executor", "finding gone for 5 s")
     store.record_check("web1", [], {"failed_unit"})
     assert titles(notifier) == ["[hal] web1: fixed: a.service has failed"]
@@ -373,12 +379,7 @@ def test_no_all_clear_where_no_page_went_out_or_a_fix_said_it(tmp_path: Path) ->
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     assert titles(notifier) == ["[hal] web1: a.service has failed"]
     (incident,) = [i for i in store.incidents() if i.state == "open"]
-    actions = ActionStore(store.db)
-    action = actions.create(incident_id=incident.id, proposal_id=None, host="web1",
-                            kind="restart_unit", params={"unit": "a.service"},
-                            subject="a.service", risk="low", plan={}, outcome="execute",
-                            reason="auto-safe", state="approved").id
-    actions.claim(action, "executor")
+    actions, action = _running_restart(store, incident.id)
     store.record_check("web1", [], {"failed_unit"})
     actions.move(action, "succeeded", "executor", "a.service active")
     assert titles(notifier) == ["[hal] web1: fixed: a.service has failed"]
