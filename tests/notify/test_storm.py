@@ -433,3 +433,18 @@ def test_a_second_all_clear_after_a_second_page_is_news_at_once(tmp_path: Path) 
         assert titles(notifier) == ["[hal] web1: a.service has failed"]
         store.record_check("web1", [], {"failed_unit"})
         assert titles(notifier) == [cleared]
+
+
+def test_an_all_clear_never_told_is_told_at_the_next_clearing(tmp_path: Path) -> None:
+    """Paged, cleared, failing again before the all-clear went out (dropped: no longer
+    true), its return held as a repeat: when it cleared again nothing was said, the page the
+    person's last word, because the return was never paged."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier) == []  # the all-clear no longer true, the return a repeat
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier) == [
+        "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"]

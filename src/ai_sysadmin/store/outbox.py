@@ -181,18 +181,27 @@ def _note_resolved(conn: sqlite3.Connection, facts: dict[str, Any], detail: str,
     _insert(conn, "resolved", facts, f"resolved|{facts['fingerprint']}", None, at)
 
 
+#: an incident's messages after which a person believes it cleared
+ALL_CLEAR_KINDS = ("resolved", "fixed", "withdrawn")
+
+
 def _paged(conn: sqlite3.Connection, incident_id: int) -> tuple[float, dict[str, Any]] | None:
-    """Whether a person was paged about the incident's episode (since it opened or last
-    reopened): a message of one of its events at :data:`PAGING_PRIORITY` or above, alone or
-    in a digest. When the last page went out, and when the first did, the worst severity
-    and the last summary paged; None if none was (never notified, or only low)."""
-    (began,) = conn.execute(
-        "SELECT MAX(at) FROM incident_events WHERE incident_id=? AND (kind='opened' OR "
-        "(kind='state' AND to_state='reopened'))", (incident_id,)).fetchone()
+    """Whether a person was paged about the incident since the last all-clear they were told
+    of it (:data:`ALL_CLEAR_KINDS`; ever, where none was): a message of one of its events at
+    :data:`PAGING_PRIORITY` or above, alone or in a digest. Not since it last reopened: an
+    all-clear held back and then dropped (it failed again before it went out, its return a
+    repeat never paged) left the page the person's last word. When the last page went out,
+    and when the first did, the worst severity and the last summary paged; None if none
+    was (never notified, or only low)."""
+    (cleared,) = conn.execute(
+        "SELECT MAX(m.at) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
+        f"WHERE e.incident_id=? AND e.kind IN ({','.join('?' * len(ALL_CLEAR_KINDS))})",
+        (incident_id, *ALL_CLEAR_KINDS)).fetchone()
     rows = conn.execute(
         "SELECT e.severity, e.facts, m.at FROM notify_events e JOIN notify_messages m "
-        "ON m.id=e.message_id WHERE e.incident_id=? AND e.at>=? AND m.priority>=? "
-        "ORDER BY m.at, e.id", (incident_id, began or 0.0, PAGING_PRIORITY)).fetchall()
+        "ON m.id=e.message_id WHERE e.incident_id=? AND m.at>? AND m.priority>=? "
+        "ORDER BY m.at, e.id",
+        (incident_id, -1.0 if cleared is None else cleared, PAGING_PRIORITY)).fetchall()
     if not rows:
         return None
     worst = max((row["severity"] for row in rows), key=Severity.rank_of)
