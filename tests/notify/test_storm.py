@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
@@ -448,3 +450,19 @@ def test_an_all_clear_never_told_is_told_at_the_next_clearing(tmp_path: Path) ->
     store.record_check("web1", [], {"failed_unit"})
     assert titles(notifier) == [
         "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"]
+
+
+@pytest.mark.parametrize(("severity", "priority"), [(Severity.WARNING, 5),
+                                                    (Severity.CRITICAL, 8)])
+def test_a_warning_left_to_a_person_is_no_page(tmp_path: Path, severity: Severity,
+                                               priority: int) -> None:
+    """A warning below notify.min_severity, its opening unsaid, was paged at 8 once its
+    investigations were spent (a busy machine's load, twice an hour)."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service", severity)], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_no_fix(incident.id, "no idea", retry_at=None)
+    made = set(notifier.dispatcher.dispatch())
+    (escalated,) = [m for m in notifier.outbox.messages()
+                    if m["id"] in made and m["kind"] == "escalated"]
+    assert escalated["priority"] == priority

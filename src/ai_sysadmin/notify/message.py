@@ -42,9 +42,11 @@ def priority_of(event: OutboxEvent) -> int:
     if event.kind in ("back", "resolved", "fixed", "withdrawn", "llm_back", "worker_back",
                       "check_back"):
         return PRIORITIES["low"]
-    if event.kind in ("unreachable", "escalated", "llm_down", "worker_down", "check_failing"):
+    if event.kind in ("unreachable", "llm_down", "worker_down", "check_failing"):
         return PRIORITIES["high"]
-    if event.kind in ("approval", "failed"):
+    # a warning left to a person is no page: below notify.min_severity its opening said
+    # nothing, and a busy machine's load was escalated at 8 twice an hour
+    if event.kind in ("approval", "failed", "escalated"):
         return max(by_severity, PRIORITIES["normal"])
     return by_severity
 
