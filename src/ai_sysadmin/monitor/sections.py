@@ -1058,6 +1058,9 @@ def _zombies(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
 #: the most processes whose cgroup one check reads again (it keeps about 45, and their
 #: zombies' parents)
 _CGROUP_QUESTIONS = 64
+#: the lines read of each process's cgroup file: one a hierarchy, the unified one ("0::")
+#: last, which a host of many named hierarchies (64 cut it off) pushes down
+_CGROUP_LINES = 1024
 
 
 def _cut_cgroups(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
@@ -1068,7 +1071,8 @@ def _cut_cgroups(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
                   | {z.pid for z in snap.zombies or () if z.unit_cut})
     if not pids:
         return ()
-    return (Source((plan.programs.resolve("head"), "-v", "-n", "64", "--", "/proc/1/cgroup",
+    return (Source((plan.programs.resolve("head"), "-v", "-n", str(_CGROUP_LINES), "--",
+                    "/proc/1/cgroup",
                     *(f"/proc/{pid}/cgroup" for pid in pids[:_CGROUP_QUESTIONS]))),)
 
 
