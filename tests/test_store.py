@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 
@@ -333,3 +334,36 @@ def test_a_look_stored_after_a_later_one_changes_nothing_of_its_incident(
         "severity warning -> critical"]
     assert [row[0] for row in store.db.conn.execute(
         "SELECT kind FROM notify_events ORDER BY id")] == ["opened", "worse"]
+
+
+@pytest.mark.parametrize("opening", ["state database", "queue"])
+def test_processes_starting_together_on_a_new_file_all_open_it(tmp_path, opening: str) -> None:
+    """systemd starts the daemon and its LLM worker together: on a fresh machine both create
+    the queue file at once, and SQLite refused one of them its switch to WAL at once (about
+    one start in twenty), which failed that service as if the file were held locked."""
+    from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+
+    def open_it(path) -> None:
+        if opening == "queue":
+            SqliteQueue(path).close()
+        else:
+            Database(path).close()
+
+    refused: list[BaseException] = []
+    for round_ in range(60):
+        path = tmp_path / f"{round_}.db"
+        together = threading.Barrier(3)
+
+        def start(path=path, together=together) -> None:
+            together.wait()
+            try:
+                open_it(path)
+            except BaseException as exc:  # what a service would die of
+                refused.append(exc)
+
+        starting = [threading.Thread(target=start) for _ in range(3)]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+    assert refused == []

@@ -183,9 +183,27 @@ def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     if new:
         os.chmod(path, 0o640)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _to_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _to_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while another connection switches the same new
+    file: SQLite refuses the switch at once, without its busy handler, where two connections
+    make it together (each holds the read lock the other's upgrade waits on), so the daemon and
+    its LLM worker starting together on a fresh machine had one of them refused, as if the
+    file were held locked for the whole busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.002)
 
 
 _READ_ONLY = "the file, its directory or its file system is read-only to this user (uid {uid})"
