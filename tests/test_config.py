@@ -260,26 +260,29 @@ def test_values_that_cannot_work_are_refused_at_load(
 
 def test_ipv6_remote_systems_load(tmp_path: Path) -> None:
     path = tmp_path / "v6.toml"
-    path.write_text('remote_systems = ["[::1]:22", "admin@[::2]:2222", {host = "[fe80::1]"}]\n'
+    path.write_text('remote_systems = ["[2001:db8::1]:22", "admin@[::2]:2222", '
+                    '{host = "[fe80::1]"}]\n'
                     '[thresholds]\ndisk_warn_percent = 95\n')
     assert len(load_settings(path, environ={}).settings.remote_systems) == 3
 
 
 @pytest.mark.parametrize(("entries", "needle"), [
     ('["127.0.0.9:2201", "127.0.0.9:2202"]', "are both named '127.0.0.9'"),
-    ('[{host = "127.0.0.11", name = "web"}, {host = "127.0.0.12", name = "web"}]',
+    ('[{host = "127.0.0.11", port = 2201, name = "web"}, '
+     '{host = "127.0.0.12", port = 2201, name = "web"}]',
      "are both named 'web'"),
-    ('[{host = "127.0.0.13", name = "@here@"}]', "the name of this machine"),
+    ('[{host = "127.0.0.13", port = 2201, name = "@here@"}]', "the name of this machine"),
     # a name's case and a trailing dot made three systems of one: one SSH host, every
     # incident tripled
-    ('["localhost", "LOCALHOST", "localhost."]',
-     "'localhost' and 'LOCALHOST' are both named 'localhost' (a name's case and a trailing "
-     "dot make no other host)"),
+    ('["web9", "WEB9", "web9."]',
+     "'web9' and 'WEB9' are both named 'web9' (a name's case and a trailing dot make no "
+     "other host)"),
     ('["web1", "web1."]', "'web1' and 'web1.' are both named 'web1'"),
-    ('[{host = "127.0.0.14", name = "Web"}, {host = "127.0.0.15", name = "web."}]',
+    ('[{host = "127.0.0.14", port = 2201, name = "Web"}, '
+     '{host = "127.0.0.15", port = 2201, name = "web."}]',
      "are both named 'web'"),
-    ('[{host = "127.0.0.13", name = "@HERE@."}]', "the name of this machine"),
-    ('["@HERE@"]', "the name of this machine"),
+    ('[{host = "127.0.0.13", port = 2201, name = "@HERE@."}]', "the name of this machine"),
+    ('["@HERE@:2201"]', "the name of this machine"),
 ])
 def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str,
                                                     needle: str) -> None:
@@ -293,6 +296,39 @@ def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str
     with pytest.raises(ConfigError) as refused:
         load_settings(path, environ={})
     assert needle in str(refused.value)
+
+
+@pytest.mark.parametrize(("entry", "why"), [
+    ('"127.0.0.1"', "127.0.0.1 names it"),
+    ('"root@localhost:22"', "localhost names it"),
+    ('"[::1]"', "::1 names it"),
+    ('"@HERE@"', "@here@ names it"),
+    ('{host = "127.0.1.1", name = "self"}', "127.0.1.1 names it"),
+    # the name /etc/hosts gives one of this machine's addresses (its FQDN)
+    ('"box.example.org"', "box.example.org is its address 127.0.0.1"),
+])
+def test_this_machine_in_remote_systems_is_refused(tmp_path: Path, monkeypatch, entry: str,
+                                                   why: str) -> None:
+    """This machine listed as a remote system was checked twice, under two names, and two
+    fixes could race on it; its sshd at another port (a container's, a VM's forward) is a
+    host of its own."""
+    from ai_sysadmin import here
+    from ai_sysadmin.config import short_hostname
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost box.example.org\n192.0.2.99 web7\n")
+    monkeypatch.setattr(here, "HOSTS_FILE", hosts)
+    path = tmp_path / "here.toml"
+    entry = entry.replace("@HERE@", short_hostname().upper())
+    path.write_text(f"remote_systems = [{entry}]\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    said = str(refused.value)
+    assert f"is this machine ({why.replace('@here@', short_hostname().upper())}), which every " \
+        "check watches already" in said and "remote_systems" in said
+    path.write_text('remote_systems = ["127.0.0.1:2222", {host = "box.example.org", port = '
+                    '2200, name = "box-vm"}, "web7"]\n')
+    assert len(load_settings(path, environ={}).settings.remote_systems) == 3
 
 
 def test_a_remote_system_that_is_no_host_name_is_named_once(tmp_path: Path) -> None:

@@ -971,14 +971,25 @@ class Settings(_Section):
         # a host is known by its name (commands, incidents, the store): two entries of one
         # name would be one host, and the other never watched
         # (LOCALHOST and localhost. are localhost: one SSH host, every incident tripled)
+        from .here import this_machine_at  # it reads names of this module
+
         local = machine_name(short_hostname())
         seen: dict[str, str] = {}
         for entry in entries:
             if isinstance(entry, str):
-                name, shown = machine_name(split_target(entry)[1]), repr(entry)
+                _, host, port = split_target(entry)
+                name, shown = machine_name(host), repr(entry)
             else:
+                host, port = entry.host, entry.port
                 name = machine_name(entry.name or entry.host)
                 shown = f"{{host = {entry.host!r}}}"
+            if (why := this_machine_at(host, port)) is not None:
+                # checked twice, under two names, and two fixes could race on it
+                raise ValueError(
+                    f"{shown} is this machine ({why}), which every check watches already: "
+                    "remove it; an sshd of this machine at another port (a container, a VM "
+                    "behind a forward) is written with its port and a name of its own: "
+                    "{host = ..., port = ..., name = ...}")
             if name == local:
                 raise ValueError(f"{shown} is named {name!r}, the name of this machine; give "
                                  "it another: {host = ..., name = ...}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,7 +11,8 @@ from rich.table import Table
 
 from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError, CommandRefused, TransportError
-from ..hosts.inventory import address_here, configured_hosts, machine_of, target_machine
+from ..here import address_here, names_this_machine
+from ..hosts.inventory import configured_hosts, target_machine
 from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
 from ..store import HostStore
@@ -159,9 +159,9 @@ def _refuse_this_machine(host: str, port: int | None, shown: str, named: bool,
     checked twice, and two fixes could race on it). A name is this machine's at any port; a
     host only at ssh's own (another port is another sshd: a container, a VM behind a
     forward), which may be managed under a name of its own (``named``; ``again``: how)."""
-    if named and _is_this_machine(shown):  # a name of its own is no name of this machine
+    if named and names_this_machine(shown):  # a name of its own is no name of this machine
         raise AiSysadminError(f"{shown} is already managed (this machine)")
-    named_here = _is_this_machine(host)
+    named_here = names_this_machine(host)
     at = None if named_here else address_here(host)
     if port not in (None, 22) and (named_here or at is not None):
         if named or again is None:
@@ -179,21 +179,6 @@ def _refuse_this_machine(host: str, port: int | None, shown: str, named: bool,
         raise AiSysadminError(f"{shown} is already managed (this machine: {which}){how}")
     if named_here:
         raise AiSysadminError(f"{shown} is already managed (this machine)")
-
-
-def _is_this_machine(name: str) -> bool:
-    """Whether a name or host is this machine's, which every check watches already: DNS
-    names are read as :func:`machine_of` reads them, so ``VM`` and a rooted ``vm.`` are
-    ``vm`` too, and would be checked twice; so are ``localhost`` and a loopback address
-    (127.0.0.1, ::1). This machine's addresses, and the names /etc/hosts gives them (its
-    FQDN), are :func:`address_here`'s."""
-    host = machine_of(name, 22)[0]
-    if host in (short_hostname(), "localhost") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 #: how long `systems add` waits for the new host's answer, connecting included

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,59 +116,6 @@ def ssh_config_hosts(path: Path) -> list[str]:
         if match is not None and match[1].lower() == "host":
             names += [w for w in _ssh_config_words(match[2]) if _host_name(w)]
     return list(dict.fromkeys(names))
-
-
-#: where this machine's names for its own addresses are (its FQDN, aliases)
-HOSTS_FILE = Path("/etc/hosts")
-
-
-def address_here(host: str) -> str | None:
-    """An address of this machine that ``host`` is, or that /etc/hosts gives it; None where
-    none. Decided from the address, not the name: this machine's FQDN, another name of it
-    and its address are all it. No DNS is asked (a name only DNS knows is not known to be
-    this one): a lookup may hang, or leave a network that must not see it."""
-    return next((a for a in _addresses(host) if _is_local(a)), None)
-
-
-def _addresses(host: str) -> list[str]:
-    """``host`` as an address, else the addresses /etc/hosts gives its name."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    try:
-        text = HOSTS_FILE.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    wanted = machine_name(host)
-    found = []
-    for line in text.splitlines():
-        words = line.partition("#")[0].split()
-        if len(words) > 1 and wanted in (machine_name(w) for w in words[1:]):
-            found.append(words[0])
-    return found
-
-
-def _is_local(address: str) -> bool:
-    """Whether the kernel delivers to ``address`` on this machine: a loopback or unspecified
-    address, or one a UDP socket connected to it (nothing is sent) takes as its own source,
-    which only an address of this machine's interfaces is routed with."""
-    try:
-        parsed = ipaddress.ip_address(address.partition("%")[0])
-        # numeric: no lookup; a link-local address's %scope becomes its interface's index
-        family, _, _, _, sockaddr = socket.getaddrinfo(
-            address, 9, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST)[0]
-    except (ValueError, OSError):  # not an address (a stray word of /etc/hosts)
-        return False
-    if parsed.is_loopback or parsed.is_unspecified:
-        return True
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect(sockaddr)
-            source = str(probe.getsockname()[0]).partition("%")[0]
-    except OSError:  # no route to it: not here either
-        return False
-    return ipaddress.ip_address(source) == parsed
 
 
 def configured_hosts(settings: Settings) -> list[HostSpec]:
