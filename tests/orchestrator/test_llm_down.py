@@ -224,3 +224,56 @@ def test_the_incidents_that_waited_are_investigated_when_it_answers_again_not_at
     # not those held back for another reason
     assert _mentions(model, "php-fpm.service") == _mentions(model, "cron.service") == 0
     assert _retry_at(store, held) > time.time() + 3000
+
+
+def _tags(model: ScriptedModel) -> int:
+    return sum(1 for hit in model.hits if hit.path.split("?")[0] == "/api/tags")
+
+
+def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hours_retry(
+        tmp_path: Path) -> None:
+    """A long outage's backoff is an hour: the incidents that waited for the LLM, and the
+    person told it was down, waited up to an hour after it answered again. While they wait,
+    the server is asked every agent.retry_backoff_seconds whether it lists the model; what
+    waited is sent once it does, once, not at each probe (a listed model is no answer)."""
+    up = threading.Event()
+    with GotifyServer(TOKEN) as gotify, ScriptedModel(
+            then=lambda _request: NOTHING if up.is_set() else http_error(502, "bad gateway")
+    ) as model:
+        settings = _settings(tmp_path, model, gotify, down_after=1e-6)
+        settings.agent.retry_backoff_seconds = 0.2  # the probe's period
+        store = IncidentStore(Database(settings.db_path))
+        (waiting,) = store.record_check("web1", [failed_unit("nginx.service")],
+                                        {"failed_unit"}).opened
+        for _ in range(15):  # as a long outage left it: its retry an hour away
+            store.record_investigation(waiting, None, "LLMServerError: 502 bad gateway",
+                                       time.time() + 3600)
+        model.listing_error = http_error(502, "bad gateway")
+
+        async def steps() -> None:
+            await until(lambda: _tags(model) >= 3, what="probes of a server that is down")
+            assert model.requests == []  # nothing sent while it answers no probe
+            # it lists the model, and chats fail still: what waited is sent once
+            model.listing_error = None
+            await until(lambda: model.requests, what="the waiting incident sent")
+            probes = _tags(model)
+            await until(lambda: _tags(model) >= probes + 4, what="more probes")
+            assert len(model.requests) == 1
+            assert _retry_at(store, waiting) > time.time() + 3000
+            await until(lambda: _llm_said(gotify), what="the outage told")
+            # down, then up for real: found by the probe, and a person told
+            model.listing_error = http_error(502, "bad gateway")
+            probes = _tags(model)
+            await until(lambda: _tags(model) >= probes + 2, what="a probe finding it down")
+            model.listing_error = None
+            up.set()
+            await until(lambda: store.get(waiting).diagnosis, timeout=30,
+                        what="the incident that waited, investigated")
+            await until(lambda: len(_llm_said(gotify)) == 2, what="its return told")
+
+        asyncio.run(Daemon(settings, store).run(steps))
+    assert store.get(waiting).diagnosis == NOTHING.text
+    assert len(model.requests) == 2
+    down, back = _llm_said(gotify)
+    assert "does not answer" in down["title"] and back["title"] == \
+        "[hal] hal: the LLM answers again"

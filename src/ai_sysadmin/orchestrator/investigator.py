@@ -93,6 +93,8 @@ def waited_names() -> frozenset[str]:
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
+#: the longest a probe of the LLM server, while incidents wait for it, waits for its answer
+PROBE_TIMEOUT_SECONDS = 10.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
 #: still opening is not waited for at all); past it, it starts without
 RECALL_TIMEOUT_SECONDS = 60.0
@@ -122,6 +124,10 @@ class _Watch:
         #: whether a person is to be told of this outage (its down event is the last said
         #: of it); None: not known since the start, the store may hold one from before
         self.told: bool | None = None
+        #: when it was last asked whether it answers again (monotonic), and whether it did
+        #: (its waiting incidents were sent then; not again until it is found down)
+        self.probed_at: float | None = None
+        self.probed_up = False
 
 
 class Investigator:
@@ -466,7 +472,7 @@ class Investigator:
         for watch in watches:
             # the first answer since this process started may end an outage a former one saw
             over = watch.down is not None or watch.told is None
-            watch.down = None
+            watch.down, watch.probed_up = None, False
             if watch.told is not False:  # else the usual case: nothing said, nothing to ask
                 await self._tell_back(watch)
             if over:
@@ -505,6 +511,52 @@ class Investigator:
             log.info("%s answers again: a person is told", watch.what,
                      extra={"event": watch.outage.back})
 
+    async def _probe_llm(self) -> None:
+        """While incidents wait for the LLM server (their last investigation failed for an
+        outage), it is asked every ``agent.retry_backoff_seconds`` whether it lists the model:
+        an outage's backoff grows to an hour, and its return waited that long to be noticed,
+        the person's "answers again" with it. Where it does, what waited is investigated now,
+        once, not at each probe until one finds it down: a listed model is no answer to a
+        chat (a server that lists and cannot load it), and only an answer says it is back."""
+        watch = self._llm
+        now = time.monotonic()
+        if (watch.probed_at is not None
+                and now - watch.probed_at < self.settings.agent.retry_backoff_seconds):
+            return
+        if not await asyncio.to_thread(self.store.waiting_on, watch.mended_by_it):
+            # (those sent after a probe wait no more while they run: still sent once)
+            watch.probed_at = None
+            return
+        first, watch.probed_at = watch.probed_at is None, now
+        if first:  # their first retry is as near as the first probe
+            return
+        up = await self._lists_model()
+        if not up or watch.probed_up:
+            watch.probed_up = up
+            return
+        watch.probed_up = True
+        log.info("%s lists its model again: the incidents that waited for it are sent now",
+                 watch.what, extra={"event": "llm_probed_up"})
+        await self._investigate_waiting(watch)
+
+    async def _lists_model(self) -> bool:
+        """Whether the LLM server answers with the model among its list (no chat: a probe
+        costs the server nothing); a probe that breaks says no."""
+        from ..llm.backends import make_backend
+
+        try:
+            backend = make_backend(self.settings.llm)
+        except Exception:  # an unreadable api_key_file: the investigations say why
+            return False
+        try:
+            status = await within(backend.status(), PROBE_TIMEOUT_SECONDS)
+        except Exception:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await backend.aclose()
+        return status.reachable and status.model_present
+
     def recover(self) -> None:
         """After a restart: investigations that were cut off go back to open and start again.
         The first of them opens the knowledge base before its first turn."""
@@ -523,14 +575,16 @@ class Investigator:
                 and self.schedule(incident.id, again=False)]
 
     async def retry_loop(self, stop: asyncio.Event, every: float = 5.0) -> None:
-        """Retries that are due, and incidents nobody triaged, every ``every`` seconds. A
-        failure (a locked or full disk) is logged and tried again: it never ends the loop."""
+        """Retries that are due, and incidents nobody triaged, every ``every`` seconds; the
+        LLM server asked whether it answers again while incidents wait for it. A failure (a
+        locked or full disk) is logged and tried again: it never ends the loop."""
         said = RefusalLog(log, "looking for investigations to retry")
         while not stop.is_set():
             try:
                 for incident in await asyncio.to_thread(self.store.investigation_due):
                     self.schedule(incident.id, again=False)
                 self.pick_up(await asyncio.to_thread(self.store.untriaged))
+                await self._probe_llm()
             except Exception as exc:
                 if refused(exc) is None:
                     log.warning("retries of investigations not looked at (%s: %s); again in "

@@ -8,6 +8,7 @@ leaves every other incident alone.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -877,16 +878,16 @@ class IncidentStore:
         Those held for another reason (a day's hold, retries spent, another failure) stay."""
         now = time.time()
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT id, severity, investigation_error FROM incidents WHERE state IN "
-                "('open','reopened') AND next_investigation_at>? ORDER BY id",
-                (now,)).fetchall()
-            due = [row for row in rows
-                   if (row["investigation_error"] or "").partition(":")[0] in waited_for]
+            due = _waiting(conn, waited_for, now)
             conn.executemany("UPDATE incidents SET next_investigation_at=? WHERE id=?",
                              [(now, row["id"]) for row in due])
         due.sort(key=lambda row: -Severity.parse(row["severity"]))
         return [row["id"] for row in due]
+
+    def waiting_on(self, waited_for: Collection[str]) -> int:
+        """How many live incidents wait, their retry put off, after their last investigation
+        failed for one of ``waited_for`` (the errors' names): what :meth:`due_now` makes due."""
+        return len(_waiting(self.db.conn, waited_for, time.time()))
 
     def investigation_due(self, now: float | None = None) -> list[Incident]:
         """Live incidents whose failed investigation is due for a retry, or whose retry is
@@ -1010,3 +1011,13 @@ class IncidentStore:
 
     def hosts(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.conn.execute("SELECT * FROM hosts ORDER BY name")]
+
+
+def _waiting(conn: sqlite3.Connection, waited_for: Collection[str],
+             now: float) -> list[sqlite3.Row]:
+    """The live incidents whose retry is put off after a failure named in ``waited_for``."""
+    rows = conn.execute(
+        "SELECT id, severity, investigation_error FROM incidents WHERE state IN "
+        "('open','reopened') AND next_investigation_at>? ORDER BY id", (now,)).fetchall()
+    return [row for row in rows
+            if (row["investigation_error"] or "").partition(":")[0] in waited_for]
