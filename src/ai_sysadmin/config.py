@@ -749,6 +749,11 @@ class KnowledgeSettings(_Section):
     seed: bool = Field(
         True, description="Load the shipped seed knowledge into an empty store.",
     )
+    close_after_seconds: Seconds = Field(
+        900, ge=0, description="The daemon closes the knowledge base once nothing used it "
+        "this long, and gives its memory back (ChromaDB and the embedding model, some 350 MB); "
+        "the next investigation opens it again, in a few seconds. 0: kept open.",
+    )
 
     @field_validator("embedding")
     @classmethod

@@ -7,6 +7,7 @@ current one works, so its random kills land in the work, not in an interpreter's
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from daemon_in_lab import IntoLab  # this folder: the script runs by its path
@@ -34,7 +35,9 @@ def main() -> None:
         agent={"retry_backoff_seconds": 0.5, "max_investigations": 50,
                "max_investigations_per_day": 1000},
         thresholds=QUIET, safety={"verify_settle_seconds": 0.5, "verify_timeout": 15,
-                                  "flapping_max": 1000})
+                                  "flapping_max": 1000},
+        # the knowledge test lets it close the store while idle; the default elsewhere
+        knowledge={"close_after_seconds": float(os.environ.get("LAB_KNOWLEDGE_CLOSE", 900))})
     if sys.argv[4:] == ["--on-go"]:
         print("ready", flush=True)
         if not sys.stdin.readline():

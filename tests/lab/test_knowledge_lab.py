@@ -15,6 +15,7 @@ config repository.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -272,6 +273,11 @@ def _heavy_mapped(pid: int) -> set[str]:
     return {lib for lib in HEAVY if lib in maps}
 
 
+def _rss_mb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:", 1)[1].split()[0]) // 1024
+
+
 def _until(what: str, ready, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
@@ -285,7 +291,9 @@ def test_an_idle_daemon_loads_no_knowledge_base_its_first_investigation_does(
     """A daemon that checked a healthy host for a while maps neither the embedding model
     nor ChromaDB's index, and wrote no knowledge base: they cost about 450 MB of RSS, and it
     had loaded them 5 s after every start. Its first investigation opens the store (seeded),
-    recalls from it, searches it and learns its fix."""
+    recalls from it, searches it and learns its fix. Unused for knowledge.close_after_seconds
+    it closes the store and gives the memory back (it kept it for the daemon's life); the
+    failure's return opens it again, and what was learned is recalled first."""
     def search_then_restart(request):
         results = tool_results(request)
         if len(results) == 1:
@@ -300,7 +308,8 @@ def test_an_idle_daemon_loads_no_knowledge_base_its_first_investigation_does(
         apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
         proc = subprocess.Popen([sys.executable, str(HARNESS), str(sb.pid1), str(state),
                                  model.url], cwd=Path(__file__).parents[2],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "LAB_KNOWLEDGE_CLOSE": "4"})
         try:
             started = time.time()
             store = IncidentStore(Database(state / "state.db"))
@@ -318,17 +327,30 @@ def test_an_idle_daemon_loads_no_knowledge_base_its_first_investigation_does(
             apply(sb, "start_unit", {"name": "flaky.service"})  # fails once
             _until("the fix", lambda: _succeeded(store), proc)
             assert {"onnxruntime", "tokenizers"} <= _heavy_mapped(proc.pid)  # seen when there
+            opened = _rss_mb(proc.pid)
+            assert opened > 250, opened  # the store, its index and the model: loaded
+            _until("the store closed while idle", lambda: _rss_mb(proc.pid) < opened - 150,
+                   proc)
+            first = len(model.requests)
+            # the same failure again: the store opens again, and remembers
+            sb.exec(["rm", "-f", "/var/tmp/ran-once"])
+            sb.exec(["systemctl", "restart", "flaky.service"])
+            _until("the second fix", lambda: _succeeded(store, 2), proc)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    # the second investigation, the store opened again: the first one's fix comes first
+    again = tool_results(model.requests[first])[0]
+    recalled = again[again.index("Knowledge base ("):].splitlines()
+    assert recalled[1].startswith("1. [past incident, fix verified · may guide a fix]"), again
     opening, searched = tool_results(model.requests[1])
     # recalled at the start of the investigation and searched by the model: the seed notes
     assert "Knowledge base (" in opening and "[seed knowledge · background only]" in opening
     assert "[seed knowledge · background only]" in searched
     kb = KnowledgeBase.open(Settings(ai_name="hal", state_dir=state), seed=False)
-    (record,) = kb.incidents()
-    assert (record.subject, record.outcome) == ("flaky.service", "verified")
+    # both fixes learned, the second into the store opened again
+    assert [(r.subject, r.outcome) for r in kb.incidents()] == [("flaky.service", "verified")] * 2
     assert ActionStore(store.db).lessons_waiting() == (0, None)

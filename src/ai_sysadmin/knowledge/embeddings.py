@@ -225,6 +225,14 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
 _shared: MiniLMEmbedding | None = None
 
 
+def release_shared() -> None:
+    """The shared MiniLM model is let go (the knowledge base closed while idle): loaded again,
+    and checksummed, by the next store that opens."""
+    global _shared
+    with _verified_lock:
+        _shared = None
+
+
 def embedding_for(settings: Settings) -> MiniLMEmbedding | OllamaEmbedding:
     """The embedding function ``knowledge.embedding`` names. The MiniLM one is shared by the
     whole process: loaded (and checksummed) once, however often a knowledge base is opened."""

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -129,6 +130,33 @@ class Daemon:
             return
         if not await self._stopped_within(CONFIG_SYNC_DELAY_SECONDS):
             await self.runtime.knowledge.open()
+
+    async def _knowledge_idle_loop(self) -> None:
+        """Close the knowledge base when nothing used it for ``knowledge.close_after_seconds``
+        (:func:`~ai_sysadmin.knowledge.context.close_idle`): after the first investigation
+        it held some 350 MB for the life of the daemon, which most of the time watches
+        healthy hosts. A failure is logged; the loop goes on."""
+        idle = self.settings.knowledge.close_after_seconds
+        if not idle or not self.settings.knowledge.enabled:
+            return
+        while not await self._stopped_within(min(60.0, idle / 4)):
+            # never loaded, never opened: not loaded now to learn that (15 MB, 0.2 s)
+            if "ai_sysadmin.knowledge.context" not in sys.modules:
+                continue
+            from ..knowledge.context import close_idle
+
+            before = _rss_mb()
+            try:
+                closed = await asyncio.to_thread(close_idle, idle)
+            except Exception as exc:
+                log.warning("knowledge base not closed while idle (%s: %s)",
+                            type(exc).__name__, redact(str(exc))[:300],
+                            extra={"event": "knowledge_close_failed"})
+                continue
+            if closed:
+                log.info("knowledge base closed, unused for %.0f s: memory %s -> %s MB; it "
+                         "opens again at its next use", idle, before, _rss_mb(),
+                         extra={"event": "knowledge_closed_idle"})
 
     async def _stopped_within(self, seconds: float) -> bool:
         """Whether the daemon stops within ``seconds`` (waited for)."""
@@ -429,6 +457,8 @@ class Daemon:
             tasks.append(asyncio.create_task(self.executor.decide_undecided()))
         if self.investigator is not None:
             tasks.append(asyncio.create_task(self.keep_configs(), name="config-repo"))
+            tasks.append(asyncio.create_task(self._knowledge_idle_loop(),
+                                             name="knowledge-idle"))
             tasks.append(asyncio.create_task(
                 self._until_stored(self.investigator.recover, "recovering investigations "
                                    "a stop cut off"), name="recover-investigations"))
@@ -517,3 +547,15 @@ def build_daemon(runtime: Runtime, follow_config: bool = True) -> Daemon:
 
         daemon.worker = serve
     return daemon
+
+
+def _rss_mb() -> int | None:
+    """This process's resident memory in MB, for the log; None where /proc does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
