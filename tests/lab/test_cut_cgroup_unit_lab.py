@@ -57,11 +57,16 @@ def spinner(tmp_path: Path) -> Iterator[tuple[int, str]]:
         for n in range(NAMED):
             top = tmp_path / f"h{n}"
             top.mkdir()
-            subprocess.run(["mount", "-t", "cgroup", "-o", f"none,name=aisacut{n}-{os.getpid()}",
-                            "cgroup", str(top)], check=True)
+            # a name of this xdist worker's, mounted again by each run: the kernel keeps a
+            # named hierarchy after its umount while processes' css_sets still link it, so
+            # a name of each run's (its pid) left four more on the machine at every run
+            # (70 after a day), and each lengthens every process's /proc/PID/cgroup
+            name = f"aisacut{n}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+            subprocess.run(["mount", "-t", "cgroup", "-o", f"none,name={name}", "cgroup",
+                            str(top)], check=True)
             stack.callback(subprocess.run, ["umount", str(top)], check=True)
             cgroup = top / "system.slice" / unified.name
-            cgroup.mkdir(parents=True)
+            cgroup.mkdir(parents=True, exist_ok=True)  # a run cut off left it
             stack.callback(remove_cgroup, top / "system.slice")
             stack.callback(remove_cgroup, cgroup)
             cgroups.append(cgroup)
