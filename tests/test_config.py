@@ -304,6 +304,9 @@ def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str
     ('"[::1]"', "::1 names it"),
     ('"@HERE@"', "@here@ names it"),
     ('{host = "127.0.1.1", name = "self"}', "127.0.1.1 names it"),
+    # the C library's numeric forms, as ssh reads them
+    ('"127.1"', "127.1 names it"),
+    ('"0x7f000001:22"', "0x7f000001 names it"),
     # the name /etc/hosts gives one of this machine's addresses (its FQDN)
     ('"box.example.org"', "box.example.org is its address 127.0.0.1"),
 ])

@@ -751,8 +751,9 @@ class KnowledgeSettings(_Section):
     )
     close_after_seconds: Seconds = Field(
         900, ge=0, description="The daemon closes the knowledge base once nothing used it "
-        "this long, and gives its memory back (ChromaDB and the embedding model, some 350 MB); "
-        "the next investigation opens it again, in a few seconds. 0: kept open.",
+        "this long (a config_repo sync and host profiles are no use), and gives its memory "
+        "back (ChromaDB and the embedding model, some 350 MB); the next investigation opens "
+        "it again, in a few seconds. 0: kept open.",
     )
 
     @field_validator("embedding")
@@ -995,8 +996,8 @@ class Settings(_Section):
                 raise ValueError(
                     f"{shown} is this machine ({why}), which every check watches already: "
                     "remove it; an sshd of this machine at another port (a container, a VM "
-                    "behind a forward) is written with its port and a name of its own: "
-                    "{host = ..., port = ..., name = ...}")
+                    "behind a forward) is written with its port, best with a name of its "
+                    "own: {host = ..., port = ..., name = ...}")
             if name == local:
                 raise ValueError(f"{shown} is named {name!r}, the name of this machine; give "
                                  "it another: {host = ..., name = ...}")

@@ -21,10 +21,18 @@ def names_this_machine(host: str) -> bool:
     name = machine_name(host)
     if name in (short_hostname(), "localhost") or name.endswith(".localhost"):
         return True
+    address = _numeric(name.strip("[]"))
+    return address is not None and ipaddress.ip_address(address.partition("%")[0]).is_loopback
+
+
+def _numeric(host: str) -> str | None:
+    """``host`` as the address ssh reads it, where it is one: the C library's numeric forms
+    (``127.1``, ``0x7f000001``, ``2130706433`` are 127.0.0.1), not only the dotted quad."""
     try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM,
+                                      flags=socket.AI_NUMERICHOST)[0][4][0])
+    except (OSError, UnicodeError, IndexError):
+        return None
 
 
 def address_here(host: str) -> str | None:
@@ -36,10 +44,8 @@ def address_here(host: str) -> str | None:
 
 def _addresses(host: str) -> list[str]:
     """``host`` as an address, else the addresses /etc/hosts gives its name."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
+    if (address := _numeric(host)) is not None:
+        return [address]
     try:
         text = HOSTS_FILE.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -86,4 +92,5 @@ def this_machine_at(host: str, port: int | None) -> str | None:
     at = address_here(host)
     if at is None:
         return None
-    return f"{at} is its address" if at == host else f"{host} is its address {at}"
+    return f"{host} is its address" if _numeric(host) is not None else \
+        f"{host} is its address {at}"

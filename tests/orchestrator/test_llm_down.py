@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ai_sysadmin.config import Settings
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify.message import render
+from ai_sysadmin.orchestrator import investigator
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
 from tests.notify.conftest import TOKEN, secret_file
@@ -231,11 +234,12 @@ def _tags(model: ScriptedModel) -> int:
 
 
 def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hours_retry(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long outage's backoff is an hour: the incidents that waited for the LLM, and the
     person told it was down, waited up to an hour after it answered again. While they wait,
     the server is asked every agent.retry_backoff_seconds whether it lists the model; what
-    waited is sent once it does, once, not at each probe (a listed model is no answer)."""
+    waited is sent once it does, not at each probe (a listed model is no answer), and again
+    after PROBE_RESEND_SECONDS while it lists the model and cannot chat yet (loading it)."""
     up = threading.Event()
     with GotifyServer(TOKEN) as gotify, ScriptedModel(
             then=lambda _request: NOTHING if up.is_set() else http_error(502, "bad gateway")
@@ -261,6 +265,10 @@ def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hour
             assert len(model.requests) == 1
             assert _retry_at(store, waiting) > time.time() + 3000
             await until(lambda: _llm_said(gotify), what="the outage told")
+            # listing it still, chats failing: sent again once the resend period is over
+            monkeypatch.setattr(investigator, "PROBE_RESEND_SECONDS", 1.0)
+            await until(lambda: len(model.requests) == 2, what="the incident sent again")
+            monkeypatch.setattr(investigator, "PROBE_RESEND_SECONDS", 300.0)
             # down, then up for real: found by the probe, and a person told
             model.listing_error = http_error(502, "bad gateway")
             probes = _tags(model)
@@ -273,7 +281,7 @@ def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hour
 
         asyncio.run(Daemon(settings, store).run(steps))
     assert store.get(waiting).diagnosis == NOTHING.text
-    assert len(model.requests) == 2
+    assert len(model.requests) == 3
     down, back = _llm_said(gotify)
     assert "does not answer" in down["title"] and back["title"] == \
         "[hal] hal: the LLM answers again"

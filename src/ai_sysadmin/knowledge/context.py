@@ -139,8 +139,13 @@ class _Store:
         #: why it last would not open, as the log said it: a store that stays broken (a
         #: damaged vector index) is said once, not at each retry of every minute
         self.said: str | None = None
-        #: when a call last ended (monotonic): :func:`close_idle`
+        #: when a call last ended (monotonic), background work's aside: :func:`close_idle`
         self.used_at: float | None = None
+        #: background work under way (:meth:`background`): the store is not closed under it
+        self.busy = 0
+        self._background = threading.local()
+        #: whether the index's outdated note was said: once a process, not at each reopening
+        self.said_outdated = False
 
     def news(self, exc: BaseException) -> bool:
         """Whether ``exc`` is not what the log last said about this store's opening."""
@@ -167,7 +172,8 @@ class _Store:
                 try:
                     return fn(self.kb)
                 finally:
-                    self.used_at = time.monotonic()
+                    if not getattr(self._background, "on", False):
+                        self.used_at = time.monotonic()
                     if self.watched:
                         self.mark = self._file_mark()  # what this process wrote is no news
         except _OpenFailed as failed:
@@ -178,6 +184,35 @@ class _Store:
                 _open_again(failed=True)
             raise failed.error from failed.error.__cause__
 
+    @contextlib.contextmanager
+    def background(self) -> Iterator[None]:
+        """This thread's calls meanwhile are the daemon's own upkeep (a config_repo sync,
+        often with nothing new): they keep the store from closing while they run, but are no
+        use that keeps it open after (:func:`close_idle`): a sync every ten minutes kept it
+        open for good."""
+        with _STORES_LOCK:
+            self.busy += 1
+        self._background.on = True
+        try:
+            yield
+        finally:
+            self._background.on = False
+            with _STORES_LOCK:
+                self.busy -= 1
+
+    def use_if_open(self, fn: Callable[[Any], Any]) -> tuple[bool, Any]:
+        """``fn(kb)`` where the store is open, decided under its lock (a close between a
+        look and the call would open it again); (False, None) where it is not. Upkeep: no
+        use that keeps it open."""
+        with self.lock:
+            if self.kb is None:
+                return False, None
+            try:
+                return True, fn(self.kb)
+            finally:
+                if self.watched:
+                    self.mark = self._file_mark()
+
     def _open(self) -> None:
         from .store import KnowledgeBase
 
@@ -187,7 +222,8 @@ class _Store:
             self.failed_at = time.monotonic()
             raise _OpenFailed(exc) from exc
         self.said = None  # it opens: a later failure is news
-        if note := self.kb.outdated_note():
+        if not self.said_outdated and (note := self.kb.outdated_note()):
+            self.said_outdated = True
             log.warning("%s", note, extra={"event": "knowledge_outdated"})
 
 
@@ -259,7 +295,8 @@ def close_idle(idle: float) -> bool:
     now = time.monotonic()
     with _every_store_held() as stores:
         open_ = [s for s in stores if s.kb is not None]
-        if not open_ or any(s.used_at is not None and now - s.used_at < idle for s in open_):
+        if not open_ or any(s.busy or (s.used_at is not None and now - s.used_at < idle)
+                            for s in open_):
             return False  # (and nothing imported: ChromaDB's import maps the model's libraries)
         from .embeddings import release_shared
 
@@ -342,8 +379,13 @@ class KnowledgeRecall:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
 
     async def _refresh_loop(self) -> None:
+        first = True
         while True:
-            self._refresh_if_stale(force=True)
+            # a store closed while idle is left closed: the next investigation opens it, and
+            # refreshes a stale copy then
+            if first or self.is_open or not self.enabled:
+                self._refresh_if_stale(force=True)
+            first = False
             if self._sync_task is not None:
                 await asyncio.wait([self._sync_task])
             await asyncio.sleep(CONFIG_REFRESH_SECONDS)
@@ -382,9 +424,12 @@ class KnowledgeRecall:
         document = profile.document()
         if self._profiles.get(profile.host) == document:
             return False
-        self._with_kb(lambda kb: kb.upsert_system(profile))
-        self._profiles[profile.host] = document
-        return True
+        # upkeep: a profile whose count of running services moves at every check kept the
+        # store from ever closing while idle
+        written, _ = self._store.use_if_open(lambda kb: kb.upsert_system(profile))
+        if written:
+            self._profiles[profile.host] = document
+        return written
 
     def forget_profiles(self) -> None:
         """The store closed: each host's profile is written again at its next check after
@@ -620,7 +665,7 @@ class KnowledgeRecall:
 
         async def refresh() -> None:
             try:
-                await asyncio.to_thread(self.sync_configs)
+                await asyncio.to_thread(self._sync_in_background)
             except Exception as exc:  # a repository that cannot be fetched stops nothing
                 # the message is git's telling line; the log keeps all it said
                 log.warning("config_repo not refreshed: %s", exc,
@@ -629,6 +674,12 @@ class KnowledgeRecall:
                 self._synced_at = time.monotonic()  # tried: not again at every incident
 
         self._sync_task = asyncio.get_running_loop().create_task(refresh())
+
+    def _sync_in_background(self) -> None:
+        """The daemon's sync: upkeep, no use that keeps the store open
+        (:meth:`_Store.background`)."""
+        with self._store.background():
+            self.sync_configs()
 
     def changes_text(self, unit: str, failed_at: float | None = None, diffs: int = 1) -> str:
         # the local copy is of the old repository until the sync the daemon started (with

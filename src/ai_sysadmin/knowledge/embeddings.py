@@ -226,8 +226,8 @@ _shared: MiniLMEmbedding | None = None
 
 
 def release_shared() -> None:
-    """The shared MiniLM model is let go (the knowledge base closed while idle): loaded again,
-    and checksummed, by the next store that opens."""
+    """The shared MiniLM model is let go (the knowledge base closed while idle): loaded again
+    by the next store that opens (its files' checksums are kept, not computed again)."""
     global _shared
     with _verified_lock:
         _shared = None

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -139,12 +138,9 @@ class Daemon:
         idle = self.settings.knowledge.close_after_seconds
         if not idle or not self.settings.knowledge.enabled:
             return
-        while not await self._stopped_within(min(60.0, idle / 4)):
-            # never loaded, never opened: not loaded now to learn that (15 MB, 0.2 s)
-            if "ai_sysadmin.knowledge.context" not in sys.modules:
-                continue
-            from ..knowledge.context import close_idle
+        from ..knowledge.context import close_idle  # (a store never opened: nothing to do)
 
+        while not await self._stopped_within(min(60.0, idle / 4)):
             before = _rss_mb()
             try:
                 closed = await asyncio.to_thread(close_idle, idle)

@@ -95,6 +95,8 @@ def waited_names() -> frozenset[str]:
 MAX_BACKOFF_SECONDS = 3600.0
 #: the longest a probe of the LLM server, while incidents wait for it, waits for its answer
 PROBE_TIMEOUT_SECONDS = 10.0
+#: while the server lists the model and chats still fail, how often what waits is sent again
+PROBE_RESEND_SECONDS = 300.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
 #: still opening is not waited for at all); past it, it starts without
 RECALL_TIMEOUT_SECONDS = 60.0
@@ -124,10 +126,10 @@ class _Watch:
         #: whether a person is to be told of this outage (its down event is the last said
         #: of it); None: not known since the start, the store may hold one from before
         self.told: bool | None = None
-        #: when it was last asked whether it answers again (monotonic), and whether it did
-        #: (its waiting incidents were sent then; not again until it is found down)
+        #: when it was last asked whether it answers again (monotonic), and when its waiting
+        #: incidents were last sent because it did (None: not since it was last found down)
         self.probed_at: float | None = None
-        self.probed_up = False
+        self.sent_at: float | None = None
 
 
 class Investigator:
@@ -169,6 +171,8 @@ class Investigator:
         #: request first met its HTTP 500, with no answer since (monotonic):
         #: :meth:`_served_others`
         self._llm_answered_at: float | None = None
+        #: the retry loop's probe of the LLM server, while one runs
+        self._probing: asyncio.Task[None] | None = None
         self._first_500: dict[int, float] = {}
         #: what a person reads of each, besides since when and the last error
         self._facts = {LLM: {"url": url},
@@ -472,7 +476,7 @@ class Investigator:
         for watch in watches:
             # the first answer since this process started may end an outage a former one saw
             over = watch.down is not None or watch.told is None
-            watch.down, watch.probed_up = None, False
+            watch.down, watch.sent_at = None, None
             if watch.told is not False:  # else the usual case: nothing said, nothing to ask
                 await self._tell_back(watch)
             if over:
@@ -515,26 +519,28 @@ class Investigator:
         """While incidents wait for the LLM server (their last investigation failed for an
         outage), it is asked every ``agent.retry_backoff_seconds`` whether it lists the model:
         an outage's backoff grows to an hour, and its return waited that long to be noticed,
-        the person's "answers again" with it. Where it does, what waited is investigated now,
-        once, not at each probe until one finds it down: a listed model is no answer to a
-        chat (a server that lists and cannot load it), and only an answer says it is back."""
+        the person's "answers again" with it. Where it does, what waited is investigated now;
+        sent again no sooner than :data:`PROBE_RESEND_SECONDS` while it keeps listing the
+        model, since a listed model is no answer to a chat (a server that lists it before it
+        can load it, or never can): only an answer says it is back."""
         watch = self._llm
         now = time.monotonic()
-        if (watch.probed_at is not None
-                and now - watch.probed_at < self.settings.agent.retry_backoff_seconds):
+        every = self.settings.agent.retry_backoff_seconds
+        if watch.probed_at is not None and now - watch.probed_at < every:
             return
         if not await asyncio.to_thread(self.store.waiting_on, watch.mended_by_it):
-            # (those sent after a probe wait no more while they run: still sent once)
+            # (those sent after a probe wait no more while they run)
             watch.probed_at = None
             return
         first, watch.probed_at = watch.probed_at is None, now
         if first:  # their first retry is as near as the first probe
             return
-        up = await self._lists_model()
-        if not up or watch.probed_up:
-            watch.probed_up = up
+        if not await self._lists_model():
+            watch.sent_at = None
             return
-        watch.probed_up = True
+        if watch.sent_at is not None and now - watch.sent_at < max(PROBE_RESEND_SECONDS, every):
+            return
+        watch.sent_at = now
         log.info("%s lists its model again: the incidents that waited for it are sent now",
                  watch.what, extra={"event": "llm_probed_up"})
         await self._investigate_waiting(watch)
@@ -584,7 +590,9 @@ class Investigator:
                 for incident in await asyncio.to_thread(self.store.investigation_due):
                     self.schedule(incident.id, again=False)
                 self.pick_up(await asyncio.to_thread(self.store.untriaged))
-                await self._probe_llm()
+                if self._probing is None or self._probing.done():
+                    # its own task: a server that does not answer holds no retry up
+                    self._probing = asyncio.create_task(self._probed(), name="llm-probe")
             except Exception as exc:
                 if refused(exc) is None:
                     log.warning("retries of investigations not looked at (%s: %s); again in "
@@ -597,9 +605,19 @@ class Investigator:
             with contextlib.suppress(TimeoutError):
                 await within(stop.wait(), every)
 
+    async def _probed(self) -> None:
+        """:meth:`_probe_llm`, a failure logged (a store that refuses the read)."""
+        try:
+            await self._probe_llm()
+        except Exception as exc:
+            log.warning("the LLM server not probed (%s: %s)", type(exc).__name__,
+                        redact(str(exc))[:300], extra={"event": "llm_probe_failed"})
+
     async def close(self) -> None:
         self._closing = True
         tasks = list(self.running.values())
+        if self._probing is not None:
+            tasks.append(self._probing)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
