@@ -990,7 +990,9 @@ class Settings(_Section):
             else:
                 host, port = entry.host, entry.port
                 name = machine_name(entry.name or entry.host)
-                shown = f"{{host = {entry.host!r}}}"
+                shown = "{" + ", ".join(f"{key} = {value!r}" for key, value in (
+                    ("host", entry.host), ("port", port), ("name", entry.name))
+                    if value is not None) + "}"
             if (why := this_machine_at(host, port)) is not None:
                 # checked twice, under two names, and two fixes could race on it
                 raise ValueError(

@@ -234,7 +234,8 @@ def _tags(model: ScriptedModel) -> int:
 
 
 def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hours_retry(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """A long outage's backoff is an hour: the incidents that waited for the LLM, and the
     person told it was down, waited up to an hour after it answered again. While they wait,
     the server is asked every agent.retry_backoff_seconds whether it lists the model; what
@@ -264,6 +265,10 @@ def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hour
             await until(lambda: _tags(model) >= probes + 4, what="more probes")
             assert len(model.requests) == 1
             assert _retry_at(store, waiting) > time.time() + 3000
+            # its log says what was seen: a list of models, no answer yet
+            (sent,) = [r.getMessage() for r in caplog.records
+                       if getattr(r, "event", "") == "waiting_rescheduled"]
+            assert "lists its model again (a probe, no chat yet): 1 incident" in sent, sent
             await until(lambda: _llm_said(gotify), what="the outage told")
             # listing it still, chats failing: sent again once the resend period is over
             monkeypatch.setattr(investigator, "PROBE_RESEND_SECONDS", 1.0)
@@ -279,7 +284,8 @@ def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hour
                         what="the incident that waited, investigated")
             await until(lambda: len(_llm_said(gotify)) == 2, what="its return told")
 
-        asyncio.run(Daemon(settings, store).run(steps))
+        with caplog.at_level("INFO", logger="ai_sysadmin"):
+            asyncio.run(Daemon(settings, store).run(steps))
     assert store.get(waiting).diagnosis == NOTHING.text
     assert len(model.requests) == 3
     down, back = _llm_said(gotify)

@@ -482,7 +482,7 @@ class Investigator:
             if over:
                 await self._investigate_waiting(watch)
 
-    async def _investigate_waiting(self, watch: _Watch) -> None:
+    async def _investigate_waiting(self, watch: _Watch, because: str = "answers again") -> None:
         """After an outage of ``watch``: the incidents that waited for it are investigated
         now, not at their next retry, a backoff of up to an hour away (a person was told
         they are), most severe first; the queue takes them in turn. A store that fails
@@ -490,15 +490,15 @@ class Investigator:
         try:
             due = await asyncio.to_thread(self.store.due_now, watch.mended_by_it)
         except Exception as exc:
-            log.warning("%s answers again; the incidents that waited for it are retried at "
-                        "their backoff (%s: %s)", watch.what, type(exc).__name__,
+            log.warning("%s %s; the incidents that waited for it are retried at "
+                        "their backoff (%s: %s)", watch.what, because, type(exc).__name__,
                         redact(str(exc))[:300], extra={"event": "waiting_not_rescheduled"})
             return
         for incident_id in due:
             self.schedule(incident_id, again=False)
         if due:
-            log.info("%s answers again: %d incident(s) that waited for it investigated now",
-                     watch.what, len(due), extra={"event": "waiting_rescheduled"})
+            log.info("%s %s: %d incident(s) that waited for it investigated now",
+                     watch.what, because, len(due), extra={"event": "waiting_rescheduled"})
 
     async def _tell_back(self, watch: _Watch) -> None:
         """A person told of an outage is told it is over (after a restart: one a former
@@ -541,9 +541,8 @@ class Investigator:
         if watch.sent_at is not None and now - watch.sent_at < max(PROBE_RESEND_SECONDS, every):
             return
         watch.sent_at = now
-        log.info("%s lists its model again: the incidents that waited for it are sent now",
-                 watch.what, extra={"event": "llm_probed_up"})
-        await self._investigate_waiting(watch)
+        # not "answers again": only a chat's answer says that
+        await self._investigate_waiting(watch, "lists its model again (a probe, no chat yet)")
 
     async def _lists_model(self) -> bool:
         """Whether the LLM server answers with the model among its list (no chat: a probe
