@@ -99,3 +99,21 @@ def test_an_upward_import_is_named_with_its_place(tmp_path: Path) -> None:
     (package / "web").mkdir()
     (package / "web" / "__init__.py").write_text("")
     assert violations(package, doc)[0] == "web: not among the layers of docs/architecture.md"
+
+
+#: the wiring (issue 9): the daemon, its runtime and the commands; a function longer than this
+#: does more than one thing, and the next feature lands in the middle of it
+WIRING, LONGEST = ("orchestrator", "cli"), 60
+
+
+def test_no_function_of_the_wiring_is_over_60_lines() -> None:
+    long = []
+    for folder in WIRING:
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                    if lines > LONGEST:
+                        long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} "
+                                    f"{node.name} ({lines} lines)")
+    assert long == []

@@ -84,21 +84,26 @@ def setup(
                     group=user, bin_dir=bin_dir,
                     **({"state_dir": str(existing.state_dir)} if existing else {}))
     items = _items(target, layout, config, find_templates(templates))
-    if remove:
-        # ai_name changed since the last setup: what the old name left runs the daemon too
-        steps = _take_back_earlier(target, layout, dry_run)
-        steps += (removal_plan(target, items, MARKER) if dry_run
-                  else uninstall(target, items, MARKER))
-    else:
-        # what setup refuses (another's files, another's account) it refuses before the old
-        # name's units below are taken away: a refused setup changes nothing
-        plan(target, items)
-        # ai_name changed since the last setup: the old name's daemon goes, or two would run
-        steps = _take_back_earlier(target, layout, dry_run)
-        steps += plan(target, items) if dry_run else apply(target, items)
+    steps = _steps(target, layout, items, dry_run, remove)
     runs = [] if remove else running(
         target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
     _report(steps, layout, dry_run, as_json, remove, runs)
+
+
+def _steps(target: Path, layout: Layout, items: list[Item], dry_run: bool,
+           remove: bool) -> list[Step]:
+    """What setup (or ``remove``: --uninstall) does, done (or, ``dry_run``, planned)."""
+    if remove:
+        # ai_name changed since the last setup: what the old name left runs the daemon too
+        steps = _take_back_earlier(target, layout, dry_run)
+        return steps + (removal_plan(target, items, MARKER) if dry_run
+                        else uninstall(target, items, MARKER))
+    # what setup refuses (another's files, another's account) it refuses before the old
+    # name's units below are taken away: a refused setup changes nothing
+    plan(target, items)
+    # ai_name changed since the last setup: the old name's daemon goes, or two would run
+    steps = _take_back_earlier(target, layout, dry_run)
+    return steps + (plan(target, items) if dry_run else apply(target, items))
 
 
 def _take_back_earlier(root: Path, layout: Layout, dry_run: bool) -> list[Step]:

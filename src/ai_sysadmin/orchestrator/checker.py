@@ -266,20 +266,8 @@ class HostChecker:
                            **{(f.rule, f.subject): f.severity for f in findings}}
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx, unjudged=unread)
-            if self.recorder is not None:
-                rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
-                report.outcome = await self.recorder.record(
-                    lambda: self._record(report, rises, sighting=reason != VERIFY_REASON))
-                if report.outcome.dropped is not None:
-                    # another machine's, maybe: nothing of it is remembered nor heard
-                    self._dropped(report.outcome.dropped)
-                    return report
-                if self.registered is None:  # this machine's first check made its row
-                    self.registered = report.outcome.registered
-                self._log(report, reason)
-                self._cursor = snapshot.journal_cursor or self._cursor
-                for memory in self._rise_memories:
-                    memory.saved(rises[memory.counter])
+            if self.recorder is not None and not await self._stored(report, reason):
+                return report  # another machine's, maybe: nothing of it remembered nor heard
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
             if reason != "journal" or self.previous is None:
@@ -292,6 +280,24 @@ class HostChecker:
         for listener in self.listeners:
             listener(report)
         return report
+
+    async def _stored(self, report: CheckReport, reason: str) -> bool:
+        """The check recorded in the store (:attr:`recorder`), and what it read up to kept;
+        False where the store dropped it (:meth:`_dropped`)."""
+        assert self.recorder is not None
+        rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
+        report.outcome = await self.recorder.record(
+            lambda: self._record(report, rises, sighting=reason != VERIFY_REASON))
+        if report.outcome.dropped is not None:
+            self._dropped(report.outcome.dropped)
+            return False
+        if self.registered is None:  # this machine's first check made its row
+            self.registered = report.outcome.registered
+        self._log(report, reason)
+        self._cursor = report.snapshot.journal_cursor or self._cursor
+        for memory in self._rise_memories:
+            memory.saved(rises[memory.counter])
+        return True
 
     def _dropped(self, why: str) -> None:
         if self._said_dropped:

@@ -436,8 +436,16 @@ class Daemon:
         notifier = self.runtime.notifier
         # built before anything starts: an unreadable or unknown Apprise URL stops the start
         await asyncio.to_thread(lambda: notifier.channels)
+        tasks = self._start_tasks()
+        try:
+            await self.stop_event.wait()
+        finally:
+            await self._stop(tasks)
+
+    def _start_tasks(self) -> list[asyncio.Task[None]]:
+        """The daemon's loops and recoveries, each a task, and every host's checks."""
         tasks: list[asyncio.Task[None]] = [
-            asyncio.create_task(notifier.run(self.stop_event), name="notify")]
+            asyncio.create_task(self.runtime.notifier.run(self.stop_event), name="notify")]
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
             tasks.append(asyncio.create_task(say_readiness(self.settings, log),
@@ -466,25 +474,26 @@ class Daemon:
         for checker in self.checkers:
             self._watch(checker)
         tasks.append(asyncio.create_task(self._hosts_loop(), name="hosts"))
-        try:
-            await self.stop_event.wait()
-        finally:
-            if self.investigator is not None:
-                await self.investigator.close()
-            tasks += self._spawned
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self.executor is not None:  # said, where the store refused it to the last
-                try:
-                    await asyncio.to_thread(self.executor.lost_at_stop)
-                except Exception:  # a store that cannot even be read: the stop goes on
-                    log.exception("what the executor kept for the state database could not "
-                                  "be told")
-            if self._profiling:  # a thread cannot be cancelled: its write ends first
-                await asyncio.wait(self._profiling, timeout=PROFILE_WAIT_SECONDS)
-            await self.runtime.close()
-            log.info("%s stopped cleanly", self.settings.ai_name)
+        return tasks
+
+    async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Every task ended, what the store refused to the last said, the runtime closed."""
+        if self.investigator is not None:
+            await self.investigator.close()
+        tasks += self._spawned
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.executor is not None:  # said, where the store refused it to the last
+            try:
+                await asyncio.to_thread(self.executor.lost_at_stop)
+            except Exception:  # a store that cannot even be read: the stop goes on
+                log.exception("what the executor kept for the state database could not "
+                              "be told")
+        if self._profiling:  # a thread cannot be cancelled: its write ends first
+            await asyncio.wait(self._profiling, timeout=PROFILE_WAIT_SECONDS)
+        await self.runtime.close()
+        log.info("%s stopped cleanly", self.settings.ai_name)
 
 
 def follow_the_config(runtime: Runtime) -> None:
