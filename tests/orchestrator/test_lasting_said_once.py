@@ -99,3 +99,33 @@ def test_a_healthy_checks_line_repeats_no_note_it_said_before(
     checked = [r for r in caplog.records if r.getMessage().startswith("checked here")]
     assert [getattr(r, "notes", None) for r in checked] == [report.notes, None, None]
     assert all(hasattr(r, "errors") for r in checked)
+
+
+FULL = """#!/bin/sh
+echo "Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on"
+echo "/dev/vdb ext4 1000000000 990000000 10000000 1000 10 /srv"
+echo "/dev/vdc ext4 1000000000 995000000 5000000 1000 10 /data"
+"""
+
+
+def test_each_incident_opened_is_logged_with_its_own_finding(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`logs decisions` gave every "incident N opened" line all the check's findings (two
+    full disks: each line named both), so a line did not say which incident it was."""
+    df = tmp_path / "df"
+    df.write_text(FULL)
+    df.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    store = IncidentStore(Database(settings.db_path))
+    with caplog.at_level(logging.INFO, logger="ai_sysadmin.decisions"):
+        report = asyncio.run(HostChecker(LocalTransport("web1"), settings, store).check())
+    opened = {r.incident: r for r in caplog.records  # type: ignore[attr-defined]
+              if getattr(r, "event", "") == "opened"}
+    disks = {i.id: i.subject for i in store.incidents() if i.rule == "disk_space"}
+    assert set(disks.values()) == {"/srv", "/data"}, report.findings
+    for incident_id, mount in disks.items():
+        record = opened[incident_id]
+        (summary,) = record.findings  # type: ignore[attr-defined]
+        assert mount in summary and summary in record.getMessage()
+        other = "/data" if mount == "/srv" else "/srv"
+        assert other not in record.getMessage()

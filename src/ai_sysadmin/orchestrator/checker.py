@@ -481,11 +481,13 @@ class HostChecker:
         for kind, ids in (("opened", out.opened), ("reopened", out.reopened),
                           ("changed", out.changed), ("resolved", out.resolved)):
             for incident_id in ids:
+                # its own finding, not the check's: each line said every finding of the host
+                found = by_fp.get(out.fingerprints.get(incident_id, ""))
                 decisions.info(
-                    "incident %d %s", incident_id, kind,
+                    "incident %d %s%s", incident_id, kind,
+                    "" if found is None else f": {found.summary}",
                     extra={"incident": incident_id, "event": kind, "host": self.host,
-                           "findings": [f.summary for f in by_fp.values()][:5]
-                           if kind != "resolved" else []},
+                           "findings": [] if found is None else [found.summary]},
                 )
         for action_id in out.withdrawn:
             actions_log.info("action %d withdrawn: its incident resolved, no longer needed",

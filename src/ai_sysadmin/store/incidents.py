@@ -194,6 +194,8 @@ class CheckOutcome:
     dropped: str | None = None
     #: the host's registration the check was stored for (:func:`registration`)
     registered: float | None = None
+    #: each opened, reopened or changed incident's fingerprint: which finding it is
+    fingerprints: dict[int, str] = field(default_factory=dict)
 
 
 def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
@@ -454,6 +456,7 @@ class IncidentStore:
                               finding.summary, now)
             note_incident(conn, cur.lastrowid, "opened", now)
             outcome.opened.append(cur.lastrowid)
+            outcome.fingerprints[cur.lastrowid] = finding.fingerprint
             return
         incident_id = row["id"]
         if row["state"] == "resolved" and _older_look(seen_at, row["resolved_at"]):
@@ -485,12 +488,14 @@ class IncidentStore:
             conn.execute("UPDATE incidents SET investigation_attempts=0, "
                          "next_investigation_at=NULL WHERE id=?", (incident_id,))
             outcome.reopened.append(incident_id)
+            outcome.fingerprints[incident_id] = finding.fingerprint
         elif row["severity"] != finding.severity.label:
             self._event(
                 conn, incident_id, "changed", row["state"], row["state"], actor,
                 f"severity {row['severity']} -> {finding.severity.label}: {finding.summary}", now,
             )
             outcome.changed.append(incident_id)
+            outcome.fingerprints[incident_id] = finding.fingerprint
         else:
             outcome.unchanged.append(incident_id)
         conn.execute(
