@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import BIN
-from tests.support.scripted_model import ScriptedModel, call, calls, raw_call, say
+from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, say
 from tests.support.terminal import on_a_terminal
 
 
@@ -394,3 +397,54 @@ def test_an_api_key_file_every_user_can_read_is_said_once_and_used(env, tmp_path
     assert done.stderr == (f"warning: llm.api_key_file ({key}) is readable by every user: "
                            "chmod o-r it\n")
     assert again.returncode == 0 and again.stderr == ""
+
+
+def _read_until(master: int, wanted: bytes, seen: bytearray, seconds: float = 60) -> None:
+    """Read the terminal into ``seen`` until ``wanted`` is in it (past what was read)."""
+    start, deadline = len(seen), time.monotonic() + seconds
+    while wanted not in seen[start:]:
+        assert time.monotonic() < deadline, (wanted, bytes(seen[start:]))
+        if select.select([master], [], [], 0.1)[0]:
+            seen += os.read(master, 65536)
+
+
+def test_ctrl_c_at_a_terminal_withdraws_the_question_and_the_chat_goes_on(env) -> None:
+    """A question that takes long (a slow model, the daemon's step ahead of it): Ctrl-C ended
+    the whole chat and its conversation, where a person wants the prompt back, as a shell
+    gives it; Ctrl-C at the prompt is a new prompt. Piped in, a Ctrl-C still ends it (130)."""
+    with ScriptedModel([say("first answer"), delay(30, say("too late")),
+                        say("third answer")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        master, slave = pty.openpty()
+        chat = subprocess.Popen([str(BIN), "chat"], env=env, stdin=slave, stdout=slave,
+                                stderr=slave, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        os.close(slave)
+        seen = bytearray()
+        try:
+            _read_until(master, b"hal> ", seen)
+            os.write(master, b"hello\n")
+            _read_until(master, b"first answer", seen)
+            _read_until(master, b"hal> ", seen)
+            os.write(master, b"and the disk?\n")
+            deadline = time.monotonic() + 30
+            while len(model.requests) < 2:  # the model holds its answer back
+                assert time.monotonic() < deadline and chat.poll() is None
+                time.sleep(0.05)
+            chat.send_signal(signal.SIGINT)
+            _read_until(master, b"that question was withdrawn", seen)
+            _read_until(master, b"hal> ", seen)
+            chat.send_signal(signal.SIGINT)  # at the prompt: a new one
+            _read_until(master, b"/exit or Ctrl-D leaves", seen)
+            os.write(master, b"and now?\n")
+            _read_until(master, b"third answer", seen)
+            os.write(master, b"/exit\n")
+            assert chat.wait(timeout=30) == 0, bytes(seen)
+        finally:
+            if chat.poll() is None:
+                chat.kill()
+                chat.wait()
+            os.close(master)
+        third = model.requests[2]["messages"]
+    # the withdrawn question is not in the conversation; what was said before it is
+    assert [m["content"] for m in third if m["role"] == "user"] == ["hello", "and now?"]

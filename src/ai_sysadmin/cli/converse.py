@@ -25,7 +25,8 @@ def ask(
 
 
 def chat(ctx: typer.Context) -> None:
-    """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history."""
+    """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history;
+    Ctrl-C withdraws the question being answered, Ctrl-D leaves."""
     from .talk import run_chat
 
     run_chat(state(ctx))

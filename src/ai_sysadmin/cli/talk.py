@@ -43,8 +43,9 @@ def _opening(runtime: Runtime, tools: ToolContext) -> Message:
 
 def _run_turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
               quiet: bool) -> AgentOutcome:
-    """One turn; Ctrl-C during it ends the command at once (``main`` says so). Its request
-    is already out of the queue then: the interrupted turn withdrew it on its way out."""
+    """One turn; Ctrl-C during it cancels it (a KeyboardInterrupt to the caller). Its
+    request is already out of the queue then: the interrupted turn withdrew it on its way
+    out."""
     return asyncio.run(_turn(runtime, ctx, messages, quiet))
 
 
@@ -240,8 +241,12 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
                 out.print()  # the prompt's line ends
             line = "/exit"
         except KeyboardInterrupt:
-            out.print()  # the prompt's line ends; `main` says "interrupted"
-            raise
+            out.print()  # the prompt's line ends
+            if piped:
+                raise  # a script's run is over; `main` says "interrupted"
+            # at a terminal, as a shell does: a new prompt, not the conversation's end
+            err.print("(/exit or Ctrl-D leaves)", style="dim")
+            continue
         if not line:
             continue
         if line in ("/exit", "/quit"):
@@ -255,6 +260,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
         try:
             outcome = _run_turn(runtime, tools, [*messages, _asked(
                 line if told is None else f"{told}\n\n{line}")], quiet=False)
+        except KeyboardInterrupt:
+            if piped:
+                raise
+            # a question taking long (a slow model, the daemon's step ahead of it) is let
+            # go; what was said before it stays
+            err.print("interrupted: that question was withdrawn; the conversation goes on",
+                      markup=False, highlight=False)
+            continue
         except LLMError as exc:
             err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
             unanswered += 1
