@@ -298,3 +298,31 @@ def test_a_private_worker_answers_its_callers_requests_alone_and_counts_as_none(
     assert workers == 0
     assert [queue.get(i).state for i in others] == ["pending", "pending"]
     assert [queue.get(i).attempts for i in others] == [0, 0]
+
+
+def test_a_persons_next_turn_goes_before_the_daemons_work_that_waited(
+        make_queue: MakeQueue) -> None:
+    """A question's turns go before the daemon's investigation steps, each turn by its
+    priority; but between two turns, while the conversation's tools ran on a host, the
+    worker took the next investigation step, and the person's next turn waited for all of
+    it (13.7 s for a question of two turns, against the daemon's 8 s steps). After a
+    person's answer the worker now waits a moment for the next turn (LINGER_SECONDS)."""
+    worker, person = make_queue(), make_queue()  # two processes' handles on one queue
+    served: list[str] = []
+
+    async def handler(request: Request) -> dict[str, Any]:
+        served.append(request.payload["name"])
+        return {}
+
+    async def run() -> None:
+        step = person.submit("chat", {"name": "investigation step"}, "autonomous").request_id
+        first = person.submit("chat", {"name": "turn 1"}, "interactive").request_id
+        async with serving(worker, handler):
+            await person.wait(first, 10)
+            await asyncio.sleep(0.3)  # the model's tool runs on a host (not a wait for sync)
+            second = person.submit("chat", {"name": "turn 2"}, "interactive").request_id
+            await person.wait(second, 10)
+            await person.wait(step, 10)
+
+    asyncio.run(run())
+    assert served == ["turn 1", "turn 2", "investigation step"]

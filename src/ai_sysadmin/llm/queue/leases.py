@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import NotFoundError
+from ..types import Priority
 from .base import (
     WORKER_SILENCE_SECONDS,
     Handler,
@@ -33,6 +34,10 @@ log = logging.getLogger("ai_sysadmin.service")
 MAX_BACKOFF_SECONDS = 30.0
 #: the errors of one outage of the queue a worker remembers having said
 SAID_MAX = 16
+#: after answering a person's question, how long a worker waits for its next turn before it
+#: takes the daemon's work: a conversation's tools run between its turns, and a worker that
+#: took an investigation's step meanwhile kept the person waiting for all of that step
+LINGER_SECONDS = 2.0
 
 #: waits until another process may have added work (returns early or after a while)
 Notice = Callable[[], Awaitable[object]]
@@ -54,10 +59,12 @@ class LeasedQueue(RequestQueue):
     idle_poll: float = 0.5
 
     @abstractmethod
-    def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
+    def claim(self, worker: str, only: Sequence[str] | None = None,
+              most: Priority | None = None) -> Claim | None:
         """Take the first pending request (priority, then arrival), of those whose ids are in
-        ``only`` where given, and lease it to ``worker``; expired leases go back to pending
-        first (or fail once their attempts are spent)."""
+        ``only`` where given, of priority ``most`` or higher where given, and lease it to
+        ``worker``; expired leases go back to pending first (or fail once their attempts are
+        spent)."""
 
     @abstractmethod
     def renew(self, claim: Claim) -> bool:
@@ -211,6 +218,11 @@ class _Serving:
         #: begins and as its error changes, not every MAX_BACKOFF_SECONDS while it lasts (a
         #: connection closed, then reset: each said once); at most SAID_MAX of them
         self.said: dict[str, None] = {}
+        #: the requests of a person (Priority.INTERACTIVE) being answered
+        self.people: set[asyncio.Task[None]] = set()
+        #: until when, after a person's answer, only a person's request is taken (the next
+        #: turn of their conversation, most likely)
+        self.linger_until = float("-inf")
 
     async def run(self) -> None:
         waker = (asyncio.get_running_loop(), self.wake)
@@ -220,7 +232,9 @@ class _Serving:
         try:
             while not self.stop.is_set():
                 self.wake.clear()
-                await self._take_work()
+                lingering = self.linger_until - time.monotonic()
+                # after a person's answer: their next turn, nothing of the daemon's yet
+                await self._take_work(Priority.INTERACTIVE if lingering > 0 else None)
                 waits: set[asyncio.Future[Any]] = {stop_task, *self.running}
                 # only a worker with a free slot takes a notice: a busy one would steal it
                 # from an idle worker elsewhere
@@ -229,20 +243,24 @@ class _Serving:
                         notice_task = asyncio.create_task(self.notice())
                     waits.add(notice_task)
                 wake_task = asyncio.create_task(self.wake.wait())
-                done, _ = await asyncio.wait(waits | {wake_task}, timeout=self._pause(),
+                pause = min(self._pause(), lingering) if lingering > 0 else self._pause()
+                done, _ = await asyncio.wait(waits | {wake_task}, timeout=pause,
                                              return_when=asyncio.FIRST_COMPLETED)
                 wake_task.cancel()
                 self.running -= done
+                if done & self.people:
+                    self.people -= done
+                    self.linger_until = time.monotonic() + LINGER_SECONDS
         finally:
             self.queue._unregister(waker)
             for task in (stop_task, notice_task):
                 if task is not None:
                     await _cancelled(task)
 
-    async def _take_work(self) -> None:
-        """Announce this worker (a private one never), and claim requests until the slots are
-        full or none is left; an unreachable queue is tried again later, with a growing
-        pause."""
+    async def _take_work(self, most: Priority | None = None) -> None:
+        """Announce this worker (a private one never), and claim requests (of priority
+        ``most`` or higher, where given) until the slots are full or none is left; an
+        unreachable queue is tried again later, with a growing pause."""
         queue = self.queue
         try:
             private = self.only is not None
@@ -254,10 +272,13 @@ class _Serving:
                 only = None if self.only is None else tuple(self.only)
                 if only == ():
                     break
-                claim = await asyncio.to_thread(queue.claim, self.name, only)
+                claim = await asyncio.to_thread(queue.claim, self.name, only, most)
                 if claim is None:
                     break
-                self.running.add(asyncio.create_task(queue._answer(self.handler, claim)))
+                task = asyncio.create_task(queue._answer(self.handler, claim))
+                self.running.add(task)
+                if claim.request.priority == Priority.INTERACTIVE and only is None:
+                    self.people.add(task)
         except QueueError as exc:
             self.backoff = min(max(2 * self.backoff, queue.idle_poll), MAX_BACKOFF_SECONDS)
             if str(exc) not in self.said:

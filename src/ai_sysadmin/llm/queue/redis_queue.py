@@ -266,10 +266,13 @@ class RedisQueue(LeasedQueue):
 
     # -- workers: the fenced steps ----------------------------------------------------------
 
-    def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
+    def claim(self, worker: str, only: Sequence[str] | None = None,
+              most: Priority | None = None) -> Claim | None:
+        under = "" if most is None else f"({(int(most) + 1) * SCORE_STEP}"
         back, fields = self._run(
             "claim", worker, self.lease_seconds, self.max_attempts, EXHAUSTED_ERROR,
-            RETENTION_SECONDS, int(only is not None), *(only or ()), doing="claim a request",
+            RETENTION_SECONDS, under, int(only is not None), *(only or ()),
+            doing="claim a request",
         )
         for request_id, last in zip(back[::2], back[1::2], strict=True):
             log.warning("LLM request %s: lease of worker %s expired; back to pending",

@@ -106,19 +106,22 @@ notify()
 return {id, 0}
 """
 
-# ARGV: prefix, worker, lease seconds, max attempts, exhausted error, retention, '1' to take
-# only one of the ids that follow (a private worker's) or '0' any
+# ARGV: prefix, worker, lease seconds, max attempts, exhausted error, retention, the score
+# a request taken stays under ('(N', exclusive: of a priority that high or higher) or '' any,
+# '1' to take only one of the ids that follow (a private worker's) or '0' any
 # -> {requeued ids and workers (flat), the claimed request's fields (flat) or {}}
 CLAIM = _COMMON + """
 local now = clock()
 local back = recover(now, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
 local id
-if ARGV[7] == '1' then
+if ARGV[8] == '1' then
   local best
-  for i = 8, #ARGV do
+  for i = 9, #ARGV do
     local s = redis.call('ZSCORE', pending, ARGV[i])
     if s and (not best or tonumber(s) < best) then best, id = tonumber(s), ARGV[i] end
   end
+elseif ARGV[7] ~= '' then
+  id = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[7], 'LIMIT', 0, 1)[1]
 else
   id = redis.call('ZRANGE', pending, 0, 0)[1]
 end

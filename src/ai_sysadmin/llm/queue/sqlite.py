@@ -332,12 +332,15 @@ class SqliteQueue(LeasedQueue):
 
     # -- workers: the fenced steps ----------------------------------------------------------
 
-    def claim(self, worker: str, only: Sequence[str] | None = None) -> Claim | None:
+    def claim(self, worker: str, only: Sequence[str] | None = None,
+              most: Priority | None = None) -> Claim | None:
         now = _Now.read()
         expired, over = now.expired()
         # the ids as one JSON parameter: no limit on how many a conversation submitted
         among, ids = ("", ()) if only is None else (
             " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(only)),))
+        if most is not None:
+            among, ids = f"{among} AND priority <= ?", (*ids, int(most))
         if not self._read(
             "SELECT 1 FROM requests WHERE (state = 'pending' "
             f"OR (state = 'in_flight' AND {expired})){among} LIMIT 1",
