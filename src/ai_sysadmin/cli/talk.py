@@ -234,19 +234,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     # a prompt no one types at would begin the answer's line ("hal> the answer")
     prompt = "" if piped else f"{settings.ai_name}> "
     while True:
-        try:
-            line = input(prompt).strip()
-        except EOFError:
-            if not piped:
-                out.print()  # the prompt's line ends
-            line = "/exit"
-        except KeyboardInterrupt:
-            out.print()  # the prompt's line ends
-            if piped:
-                raise  # a script's run is over; `main` says "interrupted"
-            # at a terminal, as a shell does: a new prompt, not the conversation's end
-            err.print("(/exit or Ctrl-D leaves)", style="dim")
-            continue
+        line = _read_line(prompt, piped)
         if not line:
             continue
         if line in ("/exit", "/quit"):
@@ -279,6 +267,23 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
         messages = outcome.messages
         if not _answer(outcome, settings):
             unanswered += 1
+
+
+def _read_line(prompt: str, piped: bool) -> str:
+    """The next line typed (``/exit`` at the end of the input); "" for none, where Ctrl-C
+    at a terminal gives a new prompt, as a shell does, not the conversation's end."""
+    try:
+        return input(prompt).strip()
+    except EOFError:
+        if not piped:
+            out.print()  # the prompt's line ends
+        return "/exit"
+    except KeyboardInterrupt:
+        out.print()  # the prompt's line ends
+        if piped:
+            raise  # a script's run is over; `main` says "interrupted"
+        err.print("(/exit or Ctrl-D leaves)", style="dim")
+        return ""
 
 
 def _slash(line: str, settings: Settings, messages: list[Message],
