@@ -58,6 +58,8 @@ def test_reject_records_the_real_account_not_logname(cli, tmp_path: Path, spoofe
     assert OTHER not in " ".join(_actors(tmp_path, f"action:{action_id}"))
     code, out, _ = cli("approve", "show", str(action_id))
     assert f"decided by {REAL} " in out
+    # the person's reason, once: it was also the "why:" line above it
+    assert out.count(": no\n") == 1 and "why: no" not in out, out
 
 
 def test_closing_an_incident_names_the_real_account(cli, tmp_path: Path, spoofed) -> None:

@@ -63,7 +63,9 @@ def _print(action: Action) -> None:
               f"{esc(masked(json.dumps(action.params)))} on {esc(action.host)}", markup=True)
     out.print(f"state {action.state} · risk {action.risk} · incident {action.incident_id or '-'}"
               f" · created {_when(action.created_at)} · expires {_when(action.expires_at)}")
-    out.print(f"why: {masked(action.reason)}", markup=False)
+    decided = bool(action.decided_by) and action.state != "pending"  # pending: that yes is spent
+    if not (decided and action.reason == action.decision_reason):  # said below, once
+        out.print(f"why: {masked(action.reason)}", markup=False)
     if action.rationale:
         # the model's words, which may quote a host: lines after the first indented under
         # it, so that none reads as a line of this command's own ("decided by root ...")
@@ -71,7 +73,7 @@ def _print(action: Action) -> None:
         out.print(f"the model's reason (its words): {said}", markup=False)
     for argv in action.plan.get("commands", []):
         out.print(f"  runs: {masked(json.dumps(argv))}", markup=False)
-    if action.decided_by and action.state != "pending":  # pending again: that yes is spent
+    if decided:
         out.print(f"decided by {action.decided_by} at {_when(action.decided_at)}: "
                   f"{masked(action.decision_reason or '')}", markup=False)
     if action.result:
