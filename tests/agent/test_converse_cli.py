@@ -399,13 +399,20 @@ def test_an_api_key_file_every_user_can_read_is_said_once_and_used(env, tmp_path
     assert again.returncode == 0 and again.stderr == ""
 
 
-def _read_until(master: int, wanted: bytes, seen: bytearray, seconds: float = 60) -> None:
-    """Read the terminal into ``seen`` until ``wanted`` is in it (past what was read)."""
-    start, deadline = len(seen), time.monotonic() + seconds
-    while wanted not in seen[start:]:
-        assert time.monotonic() < deadline, (wanted, bytes(seen[start:]))
-        if select.select([master], [], [], 0.1)[0]:
-            seen += os.read(master, 65536)
+class _Terminal:
+    """What a pseudo-terminal's program wrote, read in order: each wait finds its text past
+    where the last one found its own (one read may bring both)."""
+
+    def __init__(self, master: int) -> None:
+        self.master, self.seen, self.at = master, bytearray(), 0
+
+    def until(self, wanted: bytes, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while (found := self.seen.find(wanted, self.at)) < 0:
+            assert time.monotonic() < deadline, (wanted, bytes(self.seen[self.at:]))
+            if select.select([self.master], [], [], 0.1)[0]:
+                self.seen += os.read(self.master, 65536)
+        self.at = found + len(wanted)
 
 
 def test_ctrl_c_at_a_terminal_withdraws_the_question_and_the_chat_goes_on(env) -> None:
@@ -420,26 +427,26 @@ def test_ctrl_c_at_a_terminal_withdraws_the_question_and_the_chat_goes_on(env) -
                                 stderr=slave, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
-        seen = bytearray()
+        terminal = _Terminal(master)
         try:
-            _read_until(master, b"hal> ", seen)
+            terminal.until(b"hal> ")
             os.write(master, b"hello\n")
-            _read_until(master, b"first answer", seen)
-            _read_until(master, b"hal> ", seen)
+            terminal.until(b"first answer")
+            terminal.until(b"hal> ")
             os.write(master, b"and the disk?\n")
             deadline = time.monotonic() + 30
             while len(model.requests) < 2:  # the model holds its answer back
                 assert time.monotonic() < deadline and chat.poll() is None
                 time.sleep(0.05)
             chat.send_signal(signal.SIGINT)
-            _read_until(master, b"that question was withdrawn", seen)
-            _read_until(master, b"hal> ", seen)
+            terminal.until(b"that question was withdrawn")
+            terminal.until(b"hal> ")
             chat.send_signal(signal.SIGINT)  # at the prompt: a new one
-            _read_until(master, b"/exit or Ctrl-D leaves", seen)
+            terminal.until(b"/exit or Ctrl-D leaves")
             os.write(master, b"and now?\n")
-            _read_until(master, b"third answer", seen)
+            terminal.until(b"third answer")
             os.write(master, b"/exit\n")
-            assert chat.wait(timeout=30) == 0, bytes(seen)
+            assert chat.wait(timeout=30) == 0, bytes(terminal.seen)
         finally:
             if chat.poll() is None:
                 chat.kill()
