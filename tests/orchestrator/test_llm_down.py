@@ -269,11 +269,13 @@ def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hour
             (sent,) = [r.getMessage() for r in caplog.records
                        if getattr(r, "event", "") == "waiting_rescheduled"]
             assert "lists its model again (a probe, no chat yet): 1 incident" in sent, sent
-            await until(lambda: _llm_said(gotify), what="the outage told")
             # listing it still, chats failing: sent again once the resend period is over
             monkeypatch.setattr(investigator, "PROBE_RESEND_SECONDS", 1.0)
             await until(lambda: len(model.requests) == 2, what="the incident sent again")
             monkeypatch.setattr(investigator, "PROBE_RESEND_SECONDS", 300.0)
+            # told by the second failure (the first can come within the microsecond of
+            # notify.llm_down_after_seconds this test sets)
+            await until(lambda: _llm_said(gotify), what="the outage told")
             # down, then up for real: found by the probe, and a person told
             model.listing_error = http_error(502, "bad gateway")
             probes = _tags(model)
