@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
@@ -14,7 +15,7 @@ from typing import Any, Self
 import pytest
 
 from ai_sysadmin.config import LLMSettings
-from ai_sysadmin.llm.backends import ChatBackend
+from ai_sysadmin.llm.backends import ChatBackend, probe
 from ai_sysadmin.llm.types import LLMBadResponse, Message
 from tests.support.scripted_model import ScriptedModel, say
 
@@ -233,3 +234,38 @@ def test_a_kept_alive_connection_the_server_closed_as_a_request_went_out_is_aske
         answers = with_backend(llm_settings(proxy.url), twice)
     assert answers == ["first", "second"]
     assert proxy.dropped == 1 and len(model.requests) == 2
+
+
+class _Silent(_Loopback):
+    """Takes the request and never answers it (a server stuck loading a model, a firewall
+    that swallows packets after the handshake)."""
+
+    heard = False
+
+    def _connection(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        self.heard = True
+        self._stop.wait()
+
+
+def test_a_probe_of_a_server_that_never_answers_says_so_within_its_own_time(
+        llm_settings: Callable[..., LLMSettings]) -> None:
+    # the probe while incidents wait for an outage, and a worker's readiness at its start:
+    # not the chat's timeout (minutes on a real server) for a status call
+    with _Silent() as server:
+        url = server.url.replace("http://", "http://user:hunter2@")
+        started = time.monotonic()
+        found = asyncio.run(probe(llm_settings(url, timeout=60.0), 0.5))
+        took = time.monotonic() - started
+        assert server.heard
+    assert (found.reachable, found.model_present) == (False, False)
+    assert found.detail == "no answer within 0.5 s"
+    assert found.model == "scripted" and "127.0.0.1" in found.url
+    assert "hunter2" not in found.url
+    assert took < 5
+
+
+def test_a_probe_says_what_the_server_said(llm_settings: Callable[..., LLMSettings]) -> None:
+    with ScriptedModel([]) as model:
+        found = asyncio.run(probe(llm_settings(model.url), 5))
+    assert (found.reachable, found.model_present) == (True, True)

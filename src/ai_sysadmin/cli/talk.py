@@ -23,10 +23,10 @@ from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, fenced
 from ..agent.tools import REGISTRY
 from ..config import Settings, mask_url
 from ..errors import AiSysadminError
-from ..llm.backends import make_backend
+from ..llm.backends import probe
 from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError
-from ..llm.types import BackendStatus, LLMBadResponse, LLMError, Message, Priority
+from ..llm.types import LLMBadResponse, LLMError, Message, Priority
 from ..monitor.findings import masked, strip_control
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
@@ -69,14 +69,6 @@ async def _turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
     finally:
         # SSH connections belong to this turn's event loop
         await runtime.close()
-
-
-async def _backend_status(settings: Settings) -> BackendStatus:
-    backend = make_backend(settings.llm)
-    try:
-        return await backend.status()
-    finally:
-        await backend.aclose()
 
 
 def _debug(settings: Settings) -> None:
@@ -208,7 +200,7 @@ def _history(settings: Settings) -> None:
 
 def _warn_if_down(settings: Settings) -> None:
     """Say at the start, not after the first question, that the LLM cannot answer."""
-    st = asyncio.run(_backend_status(settings))
+    st = asyncio.run(probe(settings.llm))
     if st.reachable and st.model_present:
         return
     why = masked(st.detail) or ("model " + st.model + " missing" if st.reachable
@@ -421,7 +413,7 @@ def run_chat(app_state: AppState) -> None:
 
 def run_llm_status(settings: Settings, as_json: bool) -> int:
     """Print the backend's status; the exit code: 0 ready, 1 not."""
-    st = asyncio.run(_backend_status(settings))
+    st = asyncio.run(probe(settings.llm))
     ready = st.reachable and st.model_present
     if as_json:
         print_json({"backend": st.backend, "url": st.url, "model": st.model,

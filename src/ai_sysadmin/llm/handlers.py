@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Settings
-from .backends import make_backend
+from .backends import make_backend, probe
 from .backends.base import ChatBackend
 from .types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolSpec
 from .urls import masked_url
@@ -83,14 +83,11 @@ async def say_readiness(settings: Settings, log: logging.Logger) -> bool:
     and its investigation failed, or ten minutes later in a notification. True: ready."""
     from ..redact import redact
 
-    backend = make_backend(settings.llm)
     try:
-        st = await backend.status()
+        st = await probe(settings.llm)
     except Exception as exc:  # a probe that breaks says so and stops nothing
         st = None
         why = f"{type(exc).__name__}: {exc}"
-    finally:
-        await backend.aclose()
     where = f"LLM {settings.llm.backend} at {masked_url(settings.llm.url)}, model " \
             f"{settings.llm.model}"
     if st is not None and st.reachable and st.model_present:

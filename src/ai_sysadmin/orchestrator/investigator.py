@@ -547,19 +547,12 @@ class Investigator:
     async def _lists_model(self) -> bool:
         """Whether the LLM server answers with the model among its list (no chat: a probe
         costs the server nothing); a probe that breaks says no."""
-        from ..llm.backends import make_backend
+        from ..llm.backends import probe
 
         try:
-            backend = make_backend(self.settings.llm)
+            status = await probe(self.settings.llm, PROBE_TIMEOUT_SECONDS)
         except Exception:  # an unreadable api_key_file: the investigations say why
             return False
-        try:
-            status = await within(backend.status(), PROBE_TIMEOUT_SECONDS)
-        except Exception:
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                await backend.aclose()
         return status.reachable and status.model_present
 
     def recover(self) -> None:

@@ -7,6 +7,7 @@ do not pay for it at start.
 
 from __future__ import annotations
 
+import contextlib
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from .base import ChatBackend
 
 if TYPE_CHECKING:
     from ...config import LLMSettings
+    from ..types import BackendStatus
 
 #: backend name -> "module:class" within this package
 BACKENDS: dict[str, str] = {
@@ -38,4 +40,29 @@ def make_backend(settings: LLMSettings) -> ChatBackend:
     return backend
 
 
-__all__ = ["BACKENDS", "ChatBackend", "make_backend"]
+async def probe(settings: LLMSettings, seconds: float | None = None) -> BackendStatus:
+    """How the server ``settings`` name is now: one status call (no chat: it costs the server
+    nothing) on a backend made for it and closed after. Never raises for the server's sake: a
+    server that gives no answer within ``seconds`` is unreachable, with that as its detail.
+
+    Raises what :func:`make_backend` raises (an unreadable ``llm.api_key_file``)."""
+    from ...aio import within
+    from ..types import BackendStatus
+    from ..urls import masked_url
+
+    backend = make_backend(settings)
+    try:
+        if seconds is None:
+            return await backend.status()
+        try:
+            return await within(backend.status(), seconds)
+        except TimeoutError:
+            return BackendStatus(settings.backend, masked_url(settings.url.rstrip("/")),
+                                 settings.model, False, False,
+                                 f"no answer within {seconds:g} s")
+    finally:
+        with contextlib.suppress(Exception):  # a close that fails loses no answer
+            await backend.aclose()
+
+
+__all__ = ["BACKENDS", "ChatBackend", "make_backend", "probe"]
