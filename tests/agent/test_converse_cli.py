@@ -174,6 +174,20 @@ def test_llm_status(env) -> None:
     assert down.returncode == 1 and "model absent-model: unknown" in down.stdout
 
 
+def test_llm_status_of_a_server_that_takes_the_request_and_never_answers(env) -> None:
+    # a listening socket nobody accepts on: the kernel takes the connection and the request,
+    # and no answer comes (a server wedged loading a model). The chat's own time for an
+    # answer (llm.timeout, 120 s) is not how long a status waits.
+    with socket.create_server(("127.0.0.1", 0)) as wedged:
+        env["AI_SYSADMIN_LLM__URL"] = f"http://127.0.0.1:{wedged.getsockname()[1]}"
+        started = time.monotonic()
+        done = run([str(BIN), "llm", "status"], env)
+        took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert "no answer within 10 s" in done.stdout and "model scripted: unknown" in done.stdout
+    assert took < 60
+
+
 def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:
     from ai_sysadmin.config import Settings
     from ai_sysadmin.executor import Executor

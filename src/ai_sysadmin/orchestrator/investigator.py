@@ -93,8 +93,6 @@ def waited_names() -> frozenset[str]:
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
-#: the longest a probe of the LLM server, while incidents wait for it, waits for its answer
-PROBE_TIMEOUT_SECONDS = 10.0
 #: while the server lists the model and chats still fail, how often what waits is sent again
 PROBE_RESEND_SECONDS = 300.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
@@ -550,7 +548,7 @@ class Investigator:
         from ..llm.backends import probe
 
         try:
-            status = await probe(self.settings.llm, PROBE_TIMEOUT_SECONDS)
+            status = await probe(self.settings.llm)
         except Exception:  # an unreadable api_key_file: the investigations say why
             return False
         return status.reachable and status.model_present

@@ -40,7 +40,12 @@ def make_backend(settings: LLMSettings) -> ChatBackend:
     return backend
 
 
-async def probe(settings: LLMSettings, seconds: float | None = None) -> BackendStatus:
+#: how long a probe waits for the server's list of models: a server that answers at all
+#: lists them at once (Ollama does while it loads a model), where a chat may take minutes
+PROBE_SECONDS = 10.0
+
+
+async def probe(settings: LLMSettings, seconds: float = PROBE_SECONDS) -> BackendStatus:
     """How the server ``settings`` name is now: one status call (no chat: it costs the server
     nothing) on a backend made for it and closed after. Never raises for the server's sake: a
     server that gives no answer within ``seconds`` is unreachable, with that as its detail.
@@ -52,17 +57,13 @@ async def probe(settings: LLMSettings, seconds: float | None = None) -> BackendS
 
     backend = make_backend(settings)
     try:
-        if seconds is None:
-            return await backend.status()
-        try:
-            return await within(backend.status(), seconds)
-        except TimeoutError:
-            return BackendStatus(settings.backend, masked_url(settings.url.rstrip("/")),
-                                 settings.model, False, False,
-                                 f"no answer within {seconds:g} s")
+        return await within(backend.status(), seconds)
+    except TimeoutError:
+        return BackendStatus(settings.backend, masked_url(settings.url.rstrip("/")),
+                             settings.model, False, False, f"no answer within {seconds:g} s")
     finally:
         with contextlib.suppress(Exception):  # a close that fails loses no answer
             await backend.aclose()
 
 
-__all__ = ["BACKENDS", "ChatBackend", "make_backend", "probe"]
+__all__ = ["BACKENDS", "PROBE_SECONDS", "ChatBackend", "make_backend", "probe"]
