@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN
+from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, say
 from tests.support.terminal import on_a_terminal
 
@@ -469,3 +470,53 @@ def test_ctrl_c_at_a_terminal_withdraws_the_question_and_the_chat_goes_on(env) -
         third = model.requests[2]["messages"]
     # the withdrawn question is not in the conversation; what was said before it is
     assert [m["content"] for m in third if m["role"] == "user"] == ["hello", "and now?"]
+
+
+def test_llm_status_and_chat_judge_the_llm_the_queues_worker_serves(env) -> None:
+    """The worker answers the questions, with its own llm settings (another machine's, on a
+    shared queue): `llm status` and `chat` take its word on the LLM it serves, not this
+    machine's llm.url, which here names nothing."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        env["AI_SYSADMIN_LLM__URL"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    def status() -> dict:
+        done = run([str(BIN), "llm", "status", "--json"], env)
+        return {**json.loads(done.stdout), "rc": done.returncode}
+
+    model = ScriptedModel([say("from the worker's LLM")]).__enter__()
+    worker = subprocess.Popen(
+        [str(BIN), "worker", "--name", "gpu-worker"],
+        env={**env, "AI_SYSADMIN_LLM__URL": model.url,
+             "AI_SYSADMIN_AGENT__RETRY_BACKOFF_SECONDS": "0.2"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        poll_until(lambda: status()["answers"] or worker.poll() is not None, 30,
+                   "the worker to say the LLM it serves is ready")
+        ready = status()
+        chat = run([str(BIN), "chat"], env, stdin="hi\n")
+        text = run([str(BIN), "llm", "status"], env)
+        # the server gone: the worker's next chat finds it down, and says so
+        model.close()
+        asked = run([str(BIN), "ask", "and now?"], env)
+        poll_until(lambda: status()["answers"] is False, 30, "the worker to say it is down")
+        down = run([str(BIN), "llm", "status"], env)
+    finally:
+        model.close()
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+    assert ready["rc"] == 0 and ready["answers"] is True and ready["reachable"] is False
+    (word,) = ready["workers"]
+    assert word["name"] == "gpu-worker" and word["ready"] is True
+    assert word["url"] == model.url and word["model"] == "scripted"
+    assert chat.returncode == 0 and "from the worker's LLM" in chat.stdout
+    assert "not ready" not in chat.stderr, chat.stderr
+    assert text.returncode == 0
+    assert f"gpu-worker: LLM openai at {model.url}, model scripted: ready" in text.stdout
+    # this machine's own server does not answer, and says so on its own line
+    assert ": not ready" in text.stdout.splitlines()[0]
+    assert "questions and investigations: answered" in text.stdout
+    assert asked.returncode != 0
+    assert down.returncode == 1
+    assert f"gpu-worker: LLM openai at {model.url}, model scripted: not ready:" in down.stdout
+    assert "questions and investigations: not answered now" in down.stdout

@@ -293,3 +293,36 @@ def test_a_server_back_after_a_long_outage_is_found_by_its_probe_not_at_the_hour
     down, back = _llm_said(gotify)
     assert "does not answer" in down["title"] and back["title"] == \
         "[hal] hal: the LLM answers again"
+
+
+def test_the_outage_probe_takes_the_word_of_the_queues_workers_on_the_llm_they_serve(
+        tmp_path: Path) -> None:
+    """Workers on another machine reach a server this machine may not (or this machine's
+    llm.url names another one): where they say whether theirs is ready, the probe of an
+    outage takes their word; where none says, it asks llm.url itself."""
+    from dataclasses import replace
+
+    from ai_sysadmin.knowledge.context import KnowledgeRecall
+    from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+    from ai_sysadmin.llm.readiness import Served
+
+    with ScriptedModel([]) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        probe = investigator.Investigator(settings, store, {}, lambda _: None,  # type: ignore[arg-type]
+                                          knowledge=KnowledgeRecall(settings))
+        queue = SqliteQueue(tmp_path / "queue.db")
+        probe.workers_say = queue.workers_say
+        lists_here = asyncio.run(probe._lists_model())
+        down = Served("ollama", "http://gpu1:11434", "scripted", False, "no answer", time.time(),
+                      listed=False)
+        queue.announce("gpu1-77", True, down.text())
+        theirs_down = asyncio.run(probe._lists_model())
+    # their server lists the model: chats failing still (ready False) are no matter here
+    queue.announce("gpu1-77", True, replace(down, listed=True).text())
+    theirs_up = asyncio.run(probe._lists_model())  # this machine's server gone meanwhile
+    queue.announce("gpu1-77", False)
+    gone = asyncio.run(probe._lists_model())
+    queue.close()
+    assert (lists_here, theirs_down, theirs_up, gone) == (True, False, True, False)

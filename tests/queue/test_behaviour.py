@@ -259,6 +259,42 @@ def test_serving_workers_are_visible_to_clients(make_queue: MakeQueue) -> None:
     assert queue.live_workers() == 0  # a worker that stopped says so
 
 
+def test_what_a_worker_says_of_itself_is_read_back_as_it_changes_until_it_stops(
+        make_queue: MakeQueue) -> None:
+    """``serve``'s ``says``: read back by every client (``workers_say``), told again as it
+    changes, gone with the worker; one that says nothing is not listed."""
+    queue = make_queue()
+    word = ["ollama at gpu1: not ready"]
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {}
+
+    async def until(wanted: dict[str, str]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while queue.workers_say() != wanted and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        assert queue.workers_say() == wanted
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        says = asyncio.create_task(queue.serve(handler, concurrency=1, worker_name="w-says",
+                                               stop=stop, says=lambda: word[0]))
+        quiet = asyncio.create_task(queue.serve(handler, concurrency=1, worker_name="w-quiet",
+                                                stop=stop))
+        try:
+            await until({"w-says": "ollama at gpu1: not ready"})
+            word[0] = "ollama at gpu1: ready"
+            await until({"w-says": "ollama at gpu1: ready"})
+            assert queue.live_workers() == 2
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(says, quiet), 15)
+
+    asyncio.run(run())
+    assert queue.workers_say() == {}  # a worker that stopped says nothing more
+
+
 def test_a_private_worker_answers_its_callers_requests_alone_and_counts_as_none(
         make_queue: MakeQueue) -> None:
     """`ask` with no worker running serves its own requests (``only``): in priority order,

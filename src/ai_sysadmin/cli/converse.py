@@ -36,7 +36,9 @@ def llm_status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """Does the LLM server answer, and is the configured model there? Exit 0 yes, 1 no."""
+    """Does the LLM server answer, and is the configured model there? Also what the queue's
+    workers, which answer questions and investigations, say of the LLM they serve: where
+    they say, their word decides. Exit 0 yes, 1 no."""
     from .talk import run_llm_status
 
     raise typer.Exit(run_llm_status(state(ctx).settings, as_json))

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -32,6 +32,9 @@ from ..llm.queue import (
 )
 from ..monitor.findings import masked, quote
 from .context import banner, err, out, print_json, state
+
+if TYPE_CHECKING:
+    from ..llm.readiness import Readiness
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
 #: characters of a failed request's error in the table (``queue show ID`` gives all of it)
@@ -167,9 +170,11 @@ async def serve_queue(
     concurrency: int | None = None,
     worker_name: str | None = None,
     stop: asyncio.Event | None = None,
+    readiness: Readiness | None = None,
 ) -> None:
     """Serve the configured queue with the factory's handler until ``stop`` is set (or, when
-    no event is given, until SIGTERM or SIGINT)."""
+    no event is given, until SIGTERM or SIGINT); the worker says what ``readiness`` knows of
+    its LLM."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -178,12 +183,15 @@ async def serve_queue(
     queue = await asyncio.to_thread(open_for_service, settings, "the worker waits for it")
     try:
         handler = handler_factory(settings)
-        await queue.serve(
-            handler,
-            concurrency=concurrency or settings.queue.concurrency,
-            worker_name=worker_name or default_worker_name(),
-            stop=stop,
-        )
+        async with (readiness.watching() if readiness is not None
+                    else contextlib.nullcontext()):
+            await queue.serve(
+                handler,
+                concurrency=concurrency or settings.queue.concurrency,
+                worker_name=worker_name or default_worker_name(),
+                stop=stop,
+                says=None if readiness is None else readiness.says,
+            )
     finally:
         queue.close()
 
@@ -202,7 +210,8 @@ def worker(
 ) -> None:
     """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""
     settings = state(ctx).settings
-    from ..llm.handlers import build_handler, say_readiness  # the LLM backends load here only
+    from ..llm.handlers import build_handler  # the LLM backends load here only
+    from ..llm.readiness import Readiness
     from ..redact import redact
 
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
@@ -210,13 +219,9 @@ def worker(
     banner(settings, f"LLM worker on {describe_queue(settings)}, concurrency {slots}")
 
     async def served() -> None:
-        said = asyncio.create_task(say_readiness(settings, logging.getLogger(
-            "ai_sysadmin.service")))
-        try:
-            await serve_queue(settings, build_handler, concurrency=slots, worker_name=name)
-        finally:
-            said.cancel()
-            await asyncio.gather(said, return_exceptions=True)
+        readiness = Readiness(settings, logging.getLogger("ai_sysadmin.service"))
+        await serve_queue(settings, lambda s: build_handler(s, readiness=readiness),
+                          concurrency=slots, worker_name=name, readiness=readiness)
 
     try:
         asyncio.run(served())

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Settings
-from .backends import make_backend, probe
+from .backends import make_backend
 from .backends.base import ChatBackend
+from .readiness import Readiness
 from .types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolSpec
-from .urls import masked_url
 
 Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 
@@ -49,8 +48,10 @@ def chat_result(payload: dict[str, Any]) -> ChatResult:
         raise LLMBadResponse(f"the worker stored an unusable answer: {exc}") from exc
 
 
-def build_handler(settings: Settings, backend: ChatBackend | None = None) -> Handler:
-    """The worker's handler: requests of kind ``chat`` go to the configured backend."""
+def build_handler(settings: Settings, backend: ChatBackend | None = None,
+                  readiness: Readiness | None = None) -> Handler:
+    """The worker's handler: requests of kind ``chat`` go to the configured backend; each
+    one's outcome tells ``readiness`` whether the server answers."""
     chosen = backend or make_backend(settings.llm)
 
     async def handle(request: Any) -> dict[str, Any]:
@@ -66,37 +67,18 @@ def build_handler(settings: Settings, backend: ChatBackend | None = None) -> Han
             wanted = None if schema is None else ResponseSchema.from_dict(schema)
         except (KeyError, TypeError, ValueError) as exc:
             raise LLMBadResponse(f"the request's response schema is unusable: {exc}") from exc
-        result = await chosen.chat(
-            messages, tools,
-            temperature=settings.llm.temperature if temperature is None else temperature,
-            max_tokens=payload.get("max_tokens"), response_schema=wanted,
-        )
+        try:
+            result = await chosen.chat(
+                messages, tools,
+                temperature=settings.llm.temperature if temperature is None else temperature,
+                max_tokens=payload.get("max_tokens"), response_schema=wanted,
+            )
+        except Exception as exc:
+            if readiness is not None:
+                readiness.chat_failed(exc)
+            raise
+        if readiness is not None:
+            readiness.chat_answered()
         return result_payload(result)
 
     return handle
-
-
-async def say_readiness(settings: Settings, log: logging.Logger) -> bool:
-    """Say once, as a worker starts, whether the LLM it serves answers and has the model.
-
-    Without it a wrong ``llm.url`` or a model not pulled went unsaid until an incident came,
-    and its investigation failed, or ten minutes later in a notification. True: ready."""
-    from ..redact import redact
-
-    try:
-        st = await probe(settings.llm)
-    except Exception as exc:  # a probe that breaks says so and stops nothing
-        st = None
-        why = f"{type(exc).__name__}: {exc}"
-    where = f"LLM {settings.llm.backend} at {masked_url(settings.llm.url)}, model " \
-            f"{settings.llm.model}"
-    if st is not None and st.reachable and st.model_present:
-        log.info("%s: ready", where, extra={"event": "llm_ready"})
-        return True
-    if st is not None:
-        why = st.detail or (f"the server has no model {settings.llm.model}" if st.reachable
-                            else "no answer")
-    log.warning("%s: not ready: %s; investigations and questions wait for it "
-                "(`ai-sysadmin llm status` checks it)", where, " ".join(redact(why).split()),
-                extra={"event": "llm_not_ready"})
-    return False

@@ -16,8 +16,9 @@ from ..errors import StoreError
 from ..executor import Executor
 from ..hosts.inventory import HostSpec
 from ..llm.client import QueuedLLM
-from ..llm.handlers import build_handler, say_readiness
+from ..llm.handlers import build_handler
 from ..llm.queue import open_for_service
+from ..llm.readiness import Readiness
 from ..llm.types import Priority
 from ..monitor.follower import JournalFollower
 from ..monitor.snapshot import JournalEntry, Snapshot
@@ -448,8 +449,6 @@ class Daemon:
             asyncio.create_task(self.runtime.notifier.run(self.stop_event), name="notify")]
         if self.worker is not None:
             tasks.append(asyncio.create_task(self.worker(self.stop_event), name="llm-worker"))
-            tasks.append(asyncio.create_task(say_readiness(self.settings, log),
-                                             name="llm-readiness"))
         if self.executor is not None:
             # it lives on: an end the store refuses is kept and recorded once it takes it
             self.executor.keeps_ends = True
@@ -542,13 +541,16 @@ def build_daemon(runtime: Runtime, follow_config: bool = True) -> Daemon:
     daemon.investigator = Investigator(settings, daemon.store, runtime.transports, llm_for,
                                        runtime.facts, runtime.executor.decide_and_act,
                                        here=runtime.local.host)
+    daemon.investigator.workers_say = queue.workers_say
     if settings.queue.embedded_worker:
-        handler = build_handler(settings)
+        readiness = Readiness(settings, log)
+        handler = build_handler(settings, readiness=readiness)
         name = f"{socket.gethostname()}-daemon-{os.getpid()}"
 
-        def serve(stop: asyncio.Event) -> Awaitable[None]:
-            return queue.serve(handler, concurrency=settings.queue.concurrency,
-                               worker_name=name, stop=stop)
+        async def serve(stop: asyncio.Event) -> None:
+            async with readiness.watching():
+                await queue.serve(handler, concurrency=settings.queue.concurrency,
+                                  worker_name=name, stop=stop, says=readiness.says)
 
         daemon.worker = serve
     return daemon

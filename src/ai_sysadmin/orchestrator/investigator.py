@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ..agent.context import ToolContext
 from ..agent.evidence import investigate_evidence
@@ -171,6 +171,9 @@ class Investigator:
         self._llm_answered_at: float | None = None
         #: the retry loop's probe of the LLM server, while one runs
         self._probing: asyncio.Task[None] | None = None
+        #: what the queue's workers say of themselves (``RequestQueue.workers_say``): the
+        #: probe takes their word on the LLM they serve
+        self.workers_say: Callable[[], Mapping[str, str]] | None = None
         self._first_500: dict[int, float] = {}
         #: what a person reads of each, besides since when and the last error
         self._facts = {LLM: {"url": url},
@@ -544,9 +547,19 @@ class Investigator:
 
     async def _lists_model(self) -> bool:
         """Whether the LLM server answers with the model among its list (no chat: a probe
-        costs the server nothing); a probe that breaks says no."""
+        costs the server nothing); a probe that breaks says no. Where the queue's workers
+        say whether the LLM they serve is ready (:mod:`..llm.readiness`), their word: they
+        reach the server, which this machine may not."""
         from ..llm.backends import probe
+        from ..llm.readiness import heard, listing
 
+        if self.workers_say is not None:
+            try:
+                listed = listing(heard(await asyncio.to_thread(self.workers_say)))
+            except AiSysadminError:  # the queue's own outage is said where it is met
+                listed = None
+            if listed is not None:
+                return listed
         try:
             status = await probe(self.settings.llm)
         except Exception:  # an unreadable api_key_file: the investigations say why

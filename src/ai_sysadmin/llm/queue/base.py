@@ -324,6 +324,7 @@ class RequestQueue(ABC):
         worker_name: str,
         stop: asyncio.Event,
         only: Sequence[str] | None = None,
+        says: Callable[[], str] | None = None,
     ) -> None:
         """Answer requests in priority and arrival order, at most ``concurrency`` at once, until
         ``stop`` is set; then finish the requests in flight and return. A handler's dict is stored
@@ -333,12 +334,21 @@ class RequestQueue(ABC):
         takes only the requests whose ids are in it (read at each look, so the caller adds
         its own as it submits them, ``submit``'s ``record``) and never announces itself: it
         serves nobody else, so the queue counts it no worker (:meth:`live_workers`), and a
-        daemon waiting on a worker that is down is not told one took its requests."""
+        daemon waiting on a worker that is down is not told one took its requests.
+
+        ``says``: what the worker says of itself with each announcement (the LLM it serves
+        and whether that answers), read by :meth:`workers_say`; told again as soon as it
+        changes."""
 
     @abstractmethod
     def live_workers(self) -> int:
         """How many workers serve this queue now, every caller's requests (a caller with none
         serves its own, :meth:`serve`'s ``only``)."""
+
+    @abstractmethod
+    def workers_say(self) -> dict[str, str]:
+        """What each worker that serves this queue now last said of itself (:meth:`serve`'s
+        ``says``), by its name; those that said nothing are left out."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

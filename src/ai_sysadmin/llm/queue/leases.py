@@ -82,8 +82,9 @@ class LeasedQueue(RequestQueue):
         """Give a claimed request back unanswered (worker stopping); not counted as an attempt."""
 
     @abstractmethod
-    def announce(self, worker: str, serving: bool) -> None:
-        """Tell clients that ``worker`` serves this queue (now), or that it stopped."""
+    def announce(self, worker: str, serving: bool, says: str = "") -> None:
+        """Tell clients that ``worker`` serves this queue (now), and what it says of itself,
+        or that it stopped."""
 
     @contextlib.asynccontextmanager
     async def _notices(self) -> AsyncIterator[Notice | None]:
@@ -98,6 +99,7 @@ class LeasedQueue(RequestQueue):
         worker_name: str,
         stop: asyncio.Event,
         only: Sequence[str] | None = None,
+        says: Callable[[], str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise QueueError(f"concurrency must be at least 1, not {concurrency}")
@@ -109,7 +111,7 @@ class LeasedQueue(RequestQueue):
         try:
             async with notices as notice:
                 await _Serving(self, handler, concurrency, worker_name, stop, notice,
-                               running, only).run()
+                               running, only, says).run()
             if running:
                 await asyncio.wait(running)
         finally:
@@ -202,8 +204,12 @@ class _Serving:
 
     def __init__(self, queue: LeasedQueue, handler: Handler, concurrency: int, name: str,
                  stop: asyncio.Event, notice: Notice | None,
-                 running: set[asyncio.Task[None]], only: Sequence[str] | None) -> None:
+                 running: set[asyncio.Task[None]], only: Sequence[str] | None,
+                 says: Callable[[], str] | None = None) -> None:
         self.queue = queue
+        self.says = says
+        #: what the last announcement said
+        self.said_last = ""
         self.only = only
         self.handler = handler
         self.concurrency = concurrency
@@ -264,9 +270,11 @@ class _Serving:
         queue = self.queue
         try:
             private = self.only is not None
-            if not private and time.monotonic() - self.announced > WORKER_SILENCE_SECONDS / 5:
-                await asyncio.to_thread(queue.announce, self.name, True)
-                self.announced = time.monotonic()
+            says = "" if self.says is None else self.says()
+            if not private and (time.monotonic() - self.announced > WORKER_SILENCE_SECONDS / 5
+                                or says != self.said_last):
+                await asyncio.to_thread(queue.announce, self.name, True, says)
+                self.announced, self.said_last = time.monotonic(), says
             while len(self.running) < self.concurrency and not self.stop.is_set():
                 # the ids as they are now, read here: the owner adds to them on this loop
                 only = None if self.only is None else tuple(self.only)

@@ -306,12 +306,16 @@ class RedisQueue(LeasedQueue):
         self._wake()
         return bool(released)
 
-    def announce(self, worker: str, serving: bool) -> None:
-        self._run("announce", worker, int(serving), WORKER_SILENCE_SECONDS,
+    def announce(self, worker: str, serving: bool, says: str = "") -> None:
+        self._run("announce", worker, int(serving), WORKER_SILENCE_SECONDS, says,
                   doing="announce a worker")
 
     def live_workers(self) -> int:
         return int(self._run("live_workers", WORKER_SILENCE_SECONDS, doing="count workers"))
+
+    def workers_say(self) -> dict[str, str]:
+        flat = self._run("workers_say", WORKER_SILENCE_SECONDS, doing="read what workers say")
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     @contextlib.asynccontextmanager
     async def _notices(self) -> AsyncIterator[Notice | None]:

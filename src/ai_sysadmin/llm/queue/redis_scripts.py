@@ -10,15 +10,15 @@ machines whose clocks differ still agree on when a lease expired.
 from __future__ import annotations
 
 #: the fixed keys, in the order the scripts name them
-KEYS = ("pending", "leases", "finished", "seq", "work", "workers")
+KEYS = ("pending", "leases", "finished", "seq", "work", "workers", "says")
 #: a pending request's score: priority * SCORE_STEP + arrival number (exact in a double)
 SCORE_STEP = 10**15
 #: notices of new work kept for workers that are not listening (they only shorten a wait)
 WORK_NOTICES = 16
 
 _COMMON = f"""
-local pending, leases, finished, seqkey, work, workers =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local pending, leases, finished, seqkey, work, workers, says =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local prefix = ARGV[1]
 local function rec(id) return prefix .. 'request:' .. id end
 local function ckey(key) return prefix .. 'coalesce:' .. key end
@@ -180,10 +180,20 @@ ANNOUNCE = _COMMON + """
 local now = clock()
 if ARGV[3] == '1' then
   redis.call('ZADD', workers, now, ARGV[2])
+  if ARGV[5] == '' then
+    redis.call('HDEL', says, ARGV[2])
+  else
+    redis.call('HSET', says, ARGV[2], ARGV[5])
+  end
 else
   redis.call('ZREM', workers, ARGV[2])
+  redis.call('HDEL', says, ARGV[2])
 end
-redis.call('ZREMRANGEBYSCORE', workers, '-inf', now - 100 * tonumber(ARGV[4]))
+local gone = now - 100 * tonumber(ARGV[4])
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', workers, '-inf', gone)) do
+  redis.call('HDEL', says, name)
+end
+redis.call('ZREMRANGEBYSCORE', workers, '-inf', gone)
 return 1
 """
 
@@ -192,8 +202,23 @@ LIVE_WORKERS = _COMMON + """
 return redis.call('ZCOUNT', workers, '(' .. (clock() - tonumber(ARGV[2])), '+inf')
 """
 
+# ARGV: prefix, silence seconds -> name, what it says, name, ... of the workers that
+# announced themselves within it and said something
+WORKERS_SAY = _COMMON + """
+local live = redis.call('ZRANGEBYSCORE', workers, '(' .. (clock() - tonumber(ARGV[2])), '+inf')
+local out = {}
+for _, name in ipairs(live) do
+  local text = redis.call('HGET', says, name)
+  if text then
+    out[#out + 1] = name
+    out[#out + 1] = text
+  end
+end
+return out
+"""
+
 SCRIPTS = {
     "submit": SUBMIT, "claim": CLAIM, "renew": RENEW, "complete": COMPLETE,
     "release": RELEASE, "cancel": CANCEL, "announce": ANNOUNCE,
-    "live_workers": LIVE_WORKERS,
+    "live_workers": LIVE_WORKERS, "workers_say": WORKERS_SAY,
 }

@@ -95,6 +95,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE workers ADD COLUMN seen_boot TEXT;
     ALTER TABLE workers ADD COLUMN seen_mono REAL;
     """,
+    # 5: what a worker says of itself (the LLM it serves, whether that answers)
+    """
+    ALTER TABLE workers ADD COLUMN says TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 _COLUMNS = (
@@ -125,11 +129,20 @@ class _Now:
         """``lease_until``, ``lease_boot``, ``lease_mono`` of a lease of ``seconds`` from now."""
         return self.wall + seconds, self.boot, self.mono + seconds
 
+    def live(self) -> tuple[str, float, float]:
+        """The parameters of :data:`_LIVE`."""
+        return (self.boot, self.mono - WORKER_SILENCE_SECONDS,
+                self.wall - WORKER_SILENCE_SECONDS)
+
     def left(self, row: sqlite3.Row) -> float | None:
         """Seconds left of the row's lease (less than 0: over); None where it has none."""
         if row["lease_boot"] is None:
             return None if row["lease_until"] is None else row["lease_until"] - self.wall
         return row["lease_mono"] - self.mono if row["lease_boot"] == self.boot else -1.0
+
+
+#: a worker heard from within WORKER_SILENCE_SECONDS (:meth:`_Now.live` its parameters)
+_LIVE = "((seen_boot = ? AND seen_mono > ?) OR (seen_boot IS NULL AND seen_at > ?))"
 
 
 class SqliteQueue(LeasedQueue):
@@ -424,28 +437,29 @@ class SqliteQueue(LeasedQueue):
                     (row["id"],),
                 )
 
-    def announce(self, worker: str, serving: bool) -> None:
+    def announce(self, worker: str, serving: bool, says: str = "") -> None:
         with self._tx("announce a worker") as conn:
             if not serving:
                 conn.execute("DELETE FROM workers WHERE name=?", (worker,))
             else:
                 now = _Now.read()
-                conn.execute("INSERT INTO workers(name, seen_at, seen_boot, seen_mono) "
-                             "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                conn.execute("INSERT INTO workers(name, seen_at, seen_boot, seen_mono, says) "
+                             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                              "seen_at=excluded.seen_at, seen_boot=excluded.seen_boot, "
-                             "seen_mono=excluded.seen_mono",
-                             (worker, now.wall, now.boot, now.mono))
+                             "seen_mono=excluded.seen_mono, says=excluded.says",
+                             (worker, now.wall, now.boot, now.mono, says))
 
     def live_workers(self) -> int:
         """Workers heard from lately, on this boot's monotonic clock: a clock set back a year
         made a daemon that died announce itself for that year, and a conversation waited for
         it instead of answering its own requests."""
-        now = _Now.read()
-        rows = self._read("SELECT COUNT(*) FROM workers WHERE (seen_boot = ? AND seen_mono > ?) "
-                          "OR (seen_boot IS NULL AND seen_at > ?)",
-                          (now.boot, now.mono - WORKER_SILENCE_SECONDS,
-                           now.wall - WORKER_SILENCE_SECONDS))
+        rows = self._read("SELECT COUNT(*) FROM workers WHERE " + _LIVE, _Now.read().live())
         return int(rows[0][0])
+
+    def workers_say(self) -> dict[str, str]:
+        rows = self._read("SELECT name, says FROM workers WHERE says != '' AND " + _LIVE,
+                          _Now.read().live())
+        return {row["name"]: row["says"] for row in rows}
 
     # -- helpers ----------------------------------------------------------------------------
 
