@@ -834,3 +834,14 @@ def test_a_table_in_a_variable_is_read_as_json() -> None:
     assert loaded.source_of("agent.modes.smollm2:135m") == "env AI_SYSADMIN_AGENT__MODES"
     (system,) = loaded.settings.remote_systems
     assert not isinstance(system, str) and system.host == "web1"
+
+
+@pytest.mark.parametrize("seconds", [1, 59.5])
+def test_a_knowledge_idle_time_too_short_to_be_of_use_is_refused_with_why(seconds) -> None:
+    # closed between two steps of one investigation, opened again at each: seconds of CPU
+    with pytest.raises(ValueError, match="must be 0 .kept open. or at least 60 seconds"):
+        Settings(ai_name="hal", knowledge={"close_after_seconds": seconds})
+    assert Settings(ai_name="hal", knowledge={"close_after_seconds": 0}
+                    ).knowledge.close_after_seconds == 0
+    assert Settings(ai_name="hal", knowledge={"close_after_seconds": 60}
+                    ).knowledge.close_after_seconds == 60

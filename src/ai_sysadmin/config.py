@@ -250,6 +250,8 @@ class LLMSettings(_Section):
 
 #: the shortest queue.lease_seconds
 MIN_LEASE_SECONDS = 1.0
+#: the shortest idle time after which the daemon closes the knowledge base (0: never)
+MIN_KNOWLEDGE_IDLE_SECONDS = 60.0
 #: the least agent.max_context_chars: an incident's evidence and a tool's answer
 MIN_CONTEXT_CHARS = 2000
 
@@ -753,8 +755,18 @@ class KnowledgeSettings(_Section):
         900, ge=0, description="The daemon closes the knowledge base once nothing used it "
         "this long (a config_repo sync and host profiles are no use), and gives its memory "
         "back (ChromaDB and the embedding model, some 350 MB); the next investigation opens "
-        "it again, in a few seconds. 0: kept open.",
+        "it again, in a few seconds. 0: kept open; else at least 60.",
     )
+
+    @field_validator("close_after_seconds")
+    @classmethod
+    def _idle_long_enough(cls, value: float) -> float:
+        if 0 < value < MIN_KNOWLEDGE_IDLE_SECONDS:
+            raise ValueError(
+                f"must be 0 (kept open) or at least {MIN_KNOWLEDGE_IDLE_SECONDS:g} seconds: "
+                "opening the knowledge base again costs seconds of CPU and some 350 MB, and "
+                "between two steps of one investigation it sits unused for a while")
+        return value
 
     @field_validator("embedding")
     @classmethod

@@ -35,9 +35,10 @@ def main() -> None:
         agent={"retry_backoff_seconds": 0.5, "max_investigations": 50,
                "max_investigations_per_day": 1000},
         thresholds=QUIET, safety={"verify_settle_seconds": 0.5, "verify_timeout": 15,
-                                  "flapping_max": 1000},
-        # the knowledge test lets it close the store while idle; the default elsewhere
-        knowledge={"close_after_seconds": float(os.environ.get("LAB_KNOWLEDGE_CLOSE", 900))})
+                                  "flapping_max": 1000})
+    # the knowledge test lets it close the store while idle, sooner than a config may say
+    # (knowledge.close_after_seconds has a floor of a minute); the default elsewhere
+    settings.knowledge.close_after_seconds = float(os.environ.get("LAB_KNOWLEDGE_CLOSE", 900))
     if sys.argv[4:] == ["--on-go"]:
         print("ready", flush=True)
         if not sys.stdin.readline():

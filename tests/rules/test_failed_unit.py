@@ -51,6 +51,25 @@ def test_evidence_quotes_the_last_three_warnings_of_that_unit_only():
     )
 
 
+def test_a_crash_loops_repeated_lines_are_quoted_once_each_leaving_room_for_the_cause():
+    journal = [entry("cannot read /etc/webapp.conf: Permission denied", 3,
+                     unit="webapp.service", n=0)]
+    for n in range(1, 11, 2):  # restarted five times, failing alike each time
+        journal += [entry("webapp.service: Main process exited, status=1/FAILURE", 4,
+                          unit="webapp.service", n=n),
+                    entry("webapp.service: Failed with result 'exit-code'.", 4,
+                          unit="webapp.service", n=n + 1)]
+    snap = snapshot(units=[unit("webapp.service", "failed", "failed")], journal=journal)
+
+    evidence = only(RULE.evaluate(context(snap))).evidence
+
+    assert evidence[1:] == (
+        "cannot read /etc/webapp.conf: Permission denied",
+        "webapp.service: Main process exited, status=1/FAILURE (logged 5 times)",
+        "webapp.service: Failed with result 'exit-code'. (logged 5 times)",
+    )
+
+
 def test_journal_window_kept_by_the_daemon_is_preferred_over_the_snapshot_journal():
     snap = snapshot(
         units=[unit("webapp.service", "failed", "failed")],

@@ -8,6 +8,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import secrets
 import stat
 import sys
@@ -332,6 +333,10 @@ def _slash(line: str, settings: Settings, messages: list[Message],
     return messages
 
 
+#: how a backend's error names its server ("Ollama at http://...")
+_NAMES_A_SERVER = re.compile(r"\bat https?://")
+
+
 def _llm_failure(settings: Settings, exc: LLMError) -> str:
     """One line: which server (its password or token masked), what went wrong, how to look
     closer."""
@@ -339,7 +344,8 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     said, shown = masked(str(exc)), mask_url(settings.llm.url)
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
-    if shown in said:
+    if shown in said or _NAMES_A_SERVER.search(said):
+        # a worker's own server (another machine's llm.url) is the one it names
         return f"{said} (`ai-sysadmin llm status` checks it)"
     if isinstance(exc, LLMBadResponse):
         # the server answered, with no answer (a tool call written as text): `llm status`
