@@ -315,10 +315,12 @@ def test_the_outage_probe_takes_the_word_of_the_queues_workers_on_the_llm_they_s
         queue = SqliteQueue(tmp_path / "queue.db")
         probe.workers_say = queue.workers_say
         lists_here = asyncio.run(probe._lists_model())
+        told_here = asyncio.run(probe._facts_of(probe._llm))["url"]
         down = Served("ollama", "http://gpu1:11434", "scripted", False, "no answer", time.time(),
                       listed=False)
         queue.announce("gpu1-77", True, down.text())
         theirs_down = asyncio.run(probe._lists_model())
+        told_theirs = asyncio.run(probe._facts_of(probe._llm))["url"]
     # their server lists the model: chats failing still (ready False) are no matter here
     queue.announce("gpu1-77", True, replace(down, listed=True).text())
     theirs_up = asyncio.run(probe._lists_model())  # this machine's server gone meanwhile
@@ -326,3 +328,5 @@ def test_the_outage_probe_takes_the_word_of_the_queues_workers_on_the_llm_they_s
     gone = asyncio.run(probe._lists_model())
     queue.close()
     assert (lists_here, theirs_down, theirs_up, gone) == (True, False, True, False)
+    # the outage a person is told of names the server the workers serve
+    assert (told_here, told_theirs) == (model.url, "http://gpu1:11434")

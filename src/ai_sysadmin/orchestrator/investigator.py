@@ -452,7 +452,7 @@ class Investigator:
         if (down is None or watch.told
                 or time.monotonic() - down[1] < self.settings.notify.llm_down_after_seconds):
             return
-        facts = {"host": self.here, "since": down[0], **self._facts[watch.outage],
+        facts = {"host": self.here, "since": down[0], **await self._facts_of(watch),
                  "error": watch.error[:300]}
         try:
             told = await asyncio.to_thread(self.store.tell_llm_down, facts, watch.waiting_for,
@@ -501,10 +501,24 @@ class Investigator:
             log.info("%s %s: %d incident(s) that waited for it investigated now",
                      watch.what, because, len(due), extra={"event": "waiting_rescheduled"})
 
+    async def _facts_of(self, watch: _Watch) -> dict[str, str]:
+        """What a person reads of ``watch``'s outage: of the LLM's, the server the queue's
+        workers say they serve (another machine's, on a shared queue), where they say;
+        else this machine's ``llm.url``."""
+        facts = dict(self._facts[watch.outage])
+        if watch is self._llm and self.workers_say is not None:
+            from ..llm.readiness import heard
+
+            with contextlib.suppress(AiSysadminError):
+                words = heard(await asyncio.to_thread(self.workers_say))
+                if urls := sorted({served.url for served in words.values()}):
+                    facts["url"] = ", ".join(urls)
+        return facts
+
     async def _tell_back(self, watch: _Watch) -> None:
         """A person told of an outage is told it is over (after a restart: one a former
         process told)."""
-        facts = {"host": self.here, **self._facts[watch.outage]}
+        facts = {"host": self.here, **await self._facts_of(watch)}
         try:
             back = await asyncio.to_thread(self.store.tell_back, facts, watch.outage)
         except Exception as exc:  # tried again with the next answer
