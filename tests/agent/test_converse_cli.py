@@ -496,6 +496,7 @@ def test_llm_status_and_chat_judge_the_llm_the_queues_worker_serves(env) -> None
         ready = status()
         chat = run([str(BIN), "chat"], env, stdin="hi\n")
         text = run([str(BIN), "llm", "status"], env)
+        queue = run([str(BIN), "queue"], env)
         # the server gone: the worker's next chat finds it down, and says so
         model.close()
         asked = run([str(BIN), "ask", "and now?"], env)
@@ -516,6 +517,7 @@ def test_llm_status_and_chat_judge_the_llm_the_queues_worker_serves(env) -> None
     # this machine's own server does not answer, and says so on its own line
     assert ": not ready" in text.stdout.splitlines()[0]
     assert "questions and investigations: answered" in text.stdout
+    assert f"gpu-worker: LLM openai at {model.url}, model scripted: ready" in queue.stdout
     # the question failed at the worker's server, which the error names, not this one's
     assert asked.returncode != 0 and model.url in asked.stderr and here not in asked.stderr
     assert down.returncode == 1

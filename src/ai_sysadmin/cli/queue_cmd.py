@@ -12,7 +12,8 @@ import logging
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -30,11 +31,10 @@ from ..llm.queue import (
     open_for_service,
     open_queue,
 )
+from ..llm.readiness import Readiness, Served, heard
 from ..monitor.findings import masked, quote
 from .context import banner, err, out, print_json, state
-
-if TYPE_CHECKING:
-    from ..llm.readiness import Readiness
+from .workers_word import worker_line
 
 app = typer.Typer(help="The LLM request queue: depth, requests in flight, wait times.")
 #: characters of a failed request's error in the table (``queue show ID`` gives all of it)
@@ -68,16 +68,19 @@ def queue_show(
         stats = queue.stats()
         # requests that only wait, with none: the worker is stopped or dead
         workers = queue.live_workers()
+        said = heard(queue.workers_say())
         now = queue.now()  # the queue's clock: a Redis queue's times are its server's
     finally:
         queue.close()
     if as_json:
-        print_json({**stats.to_dict(), "workers": workers})
+        print_json({**stats.to_dict(), "workers": workers,
+                    "workers_llm": {name: asdict(served) for name, served in said.items()}})
         return
-    _print_stats(settings, stats, now, workers)
+    _print_stats(settings, stats, now, workers, said)
 
 
-def _print_stats(settings: Settings, stats: QueueStats, now: float, workers: int) -> None:
+def _print_stats(settings: Settings, stats: QueueStats, now: float, workers: int,
+                 said: dict[str, Served]) -> None:
     banner(settings, f"LLM queue {stats.backend}")
     table = Table()
     for column in ("priority", "pending"):
@@ -90,6 +93,9 @@ def _print_stats(settings: Settings, stats: QueueStats, now: float, workers: int
     out.print(f"last hour: {stats.done_last_hour} done, {stats.failed_last_hour} failed, "
               f"mean wait {_age(stats.mean_wait_last_hour)}")
     out.print(f"workers serving it: {workers}")
+    seen = time.time()  # when each said it, by its own machine's clock
+    for name, served in sorted(said.items()):
+        out.print(worker_line(name, served, seen), markup=False, highlight=False)
     def since(at: float | None) -> str:
         return _age(None if at is None else now - at)
 
@@ -211,7 +217,6 @@ def worker(
     """Serve the LLM request queue until SIGTERM or SIGINT (finishing requests in flight)."""
     settings = state(ctx).settings
     from ..llm.handlers import build_handler  # the LLM backends load here only
-    from ..llm.readiness import Readiness
     from ..redact import redact
 
     logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)

@@ -12,7 +12,6 @@ import re
 import secrets
 import stat
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -27,9 +26,9 @@ from ..agent.tools import REGISTRY
 from ..config import Settings, mask_url
 from ..errors import AiSysadminError
 from ..llm.backends import probe
-from ..llm.queue import open_queue, queue_file
+from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError
-from ..llm.readiness import Served, heard, ready_or_not
+from ..llm.readiness import ready_or_not
 from ..llm.types import LLMBadResponse, LLMError, Message, Priority
 from ..monitor.findings import masked, strip_control
 from ..orchestrator.runtime import Runtime
@@ -37,6 +36,7 @@ from ..orchestrator.session import llm_session
 from ..redact import redact
 from ..store import Action
 from .context import AppState, err, esc, out, print_json
+from .workers_word import print_workers, workers_word
 
 
 def _opening(runtime: Runtime, tools: ToolContext) -> Message:
@@ -205,7 +205,7 @@ def _history(settings: Settings) -> None:
 def _warn_if_down(settings: Settings) -> None:
     """Say at the start, not after the first question, that the LLM cannot answer: the one
     the queue's workers serve, by their word, where they say; else this machine's."""
-    word = ready_or_not(_workers_word(settings)[0])
+    word = ready_or_not(workers_word(settings)[0])
     if word is not None:
         if not word.ready:
             err.print(strip_control(
@@ -220,23 +220,6 @@ def _warn_if_down(settings: Settings) -> None:
                                        else "no answer")
     err.print(f"the LLM at {st.url} is not ready: {why}. Questions fail until it is; "
               "`ai-sysadmin llm status` checks it.", markup=False, highlight=False)
-
-
-def _workers_word(settings: Settings) -> tuple[dict[str, Served], str | None]:
-    """What the queue's live workers say of the LLM they serve, and why the queue could not
-    be read (None: it was)."""
-    if (file := queue_file(settings)) is not None and not file.exists():
-        return {}, None  # no worker has served it: not made here, by a command that reads
-    try:
-        queue = open_queue(settings)
-    except AiSysadminError as exc:
-        return {}, str(exc)
-    try:
-        return heard(queue.workers_say()), None
-    except AiSysadminError as exc:
-        return {}, str(exc)
-    finally:
-        queue.close()
 
 
 def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
@@ -451,7 +434,7 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
     the exit code: 0 ready, 1 not. Where workers say, their word decides: they answer the
     questions and investigations."""
     st = asyncio.run(probe(settings.llm))
-    workers, unread = _workers_word(settings)
+    workers, unread = workers_word(settings)
     word = ready_or_not(workers)
     here = st.reachable and st.model_present
     ready = bool(word.ready) if word is not None else here
@@ -474,28 +457,9 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
             out.print(masked(st.detail), markup=False)
         if st.models:
             out.print(strip_control("models: " + ", ".join(st.models[:20])), markup=False)
-        _print_workers(workers, unread)
+        print_workers(workers, unread)
         if word is not None:  # their word decides, whatever this machine's server says
             out.print("questions and investigations: " + (
                 "[green]answered[/green], by a worker whose LLM is ready" if ready else
                 "[red]not answered now[/red]: no worker's LLM is ready"), markup=True)
     return 0 if ready else 1
-
-
-def _print_workers(workers: dict[str, Served], unread: str | None) -> None:
-    if unread is not None:
-        out.print(f"the queue's workers: unknown, the queue cannot be read: {masked(unread)}",
-                  markup=False, highlight=False)
-        return
-    if not workers:
-        out.print("the queue's workers: none says which LLM it serves (none runs, or they "
-                  "run an older version)", markup=False, highlight=False)
-        return
-    out.print("the queue's workers, which answer questions and investigations:", markup=False)
-    now = time.time()
-    for name, served in sorted(workers.items()):
-        verdict = ("not asked yet" if served.ready is None else "ready" if served.ready
-                   else f"not ready: {masked(served.detail) or 'no answer'}")
-        since = f" ({max(0, round(now - served.at))} s ago)" if served.at else ""
-        out.print(strip_control(f"  {name}: {served.what}: {verdict}{since}"), markup=False,
-                  highlight=False)
