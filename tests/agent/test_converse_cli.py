@@ -523,3 +523,17 @@ def test_llm_status_and_chat_judge_the_llm_the_queues_worker_serves(env) -> None
     assert down.returncode == 1
     assert f"gpu-worker: LLM openai at {model.url}, model scripted: not ready:" in down.stdout
     assert "questions and investigations: not answered now" in down.stdout
+
+
+def test_a_question_the_queue_gave_up_on_says_the_queues_word_not_a_servers(env) -> None:
+    # the wait ran out while the LLM was answering: the queue says so and where to look;
+    # "no answer from the LLM at <llm.url>" before it named a server that may not be the
+    # one a worker asked
+    with ScriptedModel([delay(20)]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        env["AI_SYSADMIN_QUEUE__WAIT_TIMEOUT"] = "1"
+        done = run([str(BIN), "ask", "slow?"], env)
+    assert done.returncode != 0
+    said = " ".join(done.stderr.split())
+    assert "no answer to LLM request" in said and "ai-sysadmin queue" in said, said
+    assert "no answer from the LLM at" not in said

@@ -113,8 +113,9 @@ def entry(
     identifier: str | None = None,
     age: float = 10.0,
     n: int = 0,
+    pid: int = 1234,
 ) -> JournalEntry:
-    """A journal entry ``age`` seconds before :data:`NOW`."""
+    """A journal entry ``age`` seconds before :data:`NOW`; ``pid`` 1: systemd's own."""
     return JournalEntry(
         cursor=f"s=abc;i={n:x}",
         timestamp=NOW - age,
@@ -122,7 +123,7 @@ def entry(
         message=message,
         unit=unit,
         identifier=identifier,
-        pid=1234,
+        pid=pid,
     )
 
 

@@ -52,22 +52,45 @@ def test_evidence_quotes_the_last_three_warnings_of_that_unit_only():
 
 
 def test_a_crash_loops_repeated_lines_are_quoted_once_each_leaving_room_for_the_cause():
-    journal = [entry("cannot read /etc/webapp.conf: Permission denied", 3,
-                     unit="webapp.service", n=0)]
-    for n in range(1, 11, 2):  # restarted five times, failing alike each time
-        journal += [entry("webapp.service: Main process exited, status=1/FAILURE", 4,
-                          unit="webapp.service", n=n),
-                    entry("webapp.service: Failed with result 'exit-code'.", 4,
-                          unit="webapp.service", n=n + 1)]
+    # restarted five times, then the start limit: systemd's own three lines at the end were
+    # the last three, and the unit's line that says why was never quoted
+    journal, n = [], 0
+
+    def log(message: str, priority: int, pid: int) -> None:
+        nonlocal n
+        n += 1
+        journal.append(entry(message, priority, unit="webapp.service", n=n, pid=pid))
+
+    for _ in range(5):
+        log("cannot read /etc/webapp.conf: Permission denied", 3, 4000 + n)
+        log("webapp.service: Main process exited, code=exited, status=1/FAILURE", 5, 1)
+        log("webapp.service: Failed with result 'exit-code'.", 4, 1)
+    log("webapp.service: Start request repeated too quickly.", 4, 1)
+    log("webapp.service: Failed with result 'exit-code'.", 4, 1)
+    log("Failed to start webapp.service - Web App.", 3, 1)
     snap = snapshot(units=[unit("webapp.service", "failed", "failed")], journal=journal)
 
     evidence = only(RULE.evaluate(context(snap))).evidence
 
     assert evidence[1:] == (
-        "cannot read /etc/webapp.conf: Permission denied",
-        "webapp.service: Main process exited, status=1/FAILURE (logged 5 times)",
-        "webapp.service: Failed with result 'exit-code'. (logged 5 times)",
+        "cannot read /etc/webapp.conf: Permission denied (logged 5 times)",
+        "webapp.service: Failed with result 'exit-code'. (logged 6 times)",
+        "Failed to start webapp.service - Web App.",
     )
+
+
+def test_systemds_lines_fill_what_the_units_own_leave_and_the_reverse():
+    own = [entry(f"own {k}", 3, unit="a.service", n=k) for k in range(4)]
+    systemd = [entry(f"pid1 {k}", 4, unit="a.service", n=10 + k, pid=1) for k in range(4)]
+    failed = [unit("a.service", "failed", "failed")]
+
+    def said(journal: list) -> tuple:
+        return only(RULE.evaluate(context(snapshot(units=failed, journal=journal)))).evidence[1:]
+
+    assert said(own) == ("own 1", "own 2", "own 3")
+    assert said(systemd) == ("pid1 1", "pid1 2", "pid1 3")
+    assert said(own + systemd) == ("own 2", "own 3", "pid1 3")
+    assert said(own[:1] + systemd) == ("own 0", "pid1 2", "pid1 3")
 
 
 def test_journal_window_kept_by_the_daemon_is_preferred_over_the_snapshot_journal():

@@ -27,7 +27,7 @@ from ..config import Settings, mask_url
 from ..errors import AiSysadminError
 from ..llm.backends import probe
 from ..llm.queue import open_queue
-from ..llm.queue.base import QueueError
+from ..llm.queue.base import QueueError, QueueTimeout
 from ..llm.readiness import ready_or_not
 from ..llm.types import LLMBadResponse, LLMError, Message, Priority
 from ..monitor.findings import masked, strip_control
@@ -327,6 +327,8 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     said, shown = masked(str(exc)), mask_url(settings.llm.url)
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
+    if isinstance(exc, QueueTimeout):  # the queue's word on its wait, with where to look
+        return said
     if shown in said or _NAMES_A_SERVER.search(said):
         # a worker's own server (another machine's llm.url) is the one it names
         return f"{said} (`ai-sysadmin llm status` checks it)"
@@ -447,8 +449,10 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
                     "queue_error": unread})
     else:
         verdict = "[green]ready[/green]" if here else "[red]not ready[/red]"
-        out.print(f"{esc(settings.ai_name)} · LLM {esc(st.backend)} at {esc(st.url)}: {verdict}",
-                  markup=True)
+        # where the workers' word decides, this line is only this machine's view
+        mine = " (this machine's llm settings)" if word is not None else ""
+        out.print(f"{esc(settings.ai_name)} · LLM {esc(st.backend)} at {esc(st.url)}{mine}: "
+                  f"{verdict}", markup=True)
         # a server that did not answer said nothing of the model
         model = ("present" if st.model_present else "missing") if st.reachable else "unknown"
         out.print(f"reachable: {st.reachable} · model {st.model}: {model}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from ..config import Settings
+from ..config import Settings, mask_url
 from ..errors import AiSysadminError
 from ..llm.queue import open_queue, queue_file
 from ..llm.readiness import Served, heard
@@ -32,11 +32,14 @@ def workers_word(settings: Settings) -> tuple[dict[str, Served], str | None]:
 
 
 def worker_line(name: str, served: Served, now: float) -> str:
-    """``  NAME: LLM ... at URL, model M: ready (3 s ago)``, host text made printable."""
+    """``  NAME: LLM ... at URL, model M: ready (known 3 s ago)``: what another process
+    wrote, masked again and made one printable line."""
     verdict = ("not asked yet" if served.ready is None else "ready" if served.ready
                else f"not ready: {masked(served.detail) or 'no answer'}")
-    since = f" ({max(0, round(now - served.at))} s ago)" if served.at else ""
-    return strip_control(f"  {name}: {served.what}: {verdict}{since}")
+    since = f" (known {max(0, round(now - served.at))} s ago)" if served.at else ""
+    line = f"{name}: LLM {served.backend} at {mask_url(served.url)}, model {served.model}: " \
+           f"{verdict}{since}"
+    return "  " + " ".join(strip_control(line).split())
 
 
 def print_workers(workers: dict[str, Served], unread: str | None) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -71,9 +72,20 @@ def heard(says: Mapping[str, str]) -> dict[str, Served]:
         if (all(isinstance(v, str) for v in (served.backend, served.url, served.model,
                                              served.detail))
                 and all(isinstance(v, bool | None) for v in (served.ready, served.listed))
-                and isinstance(served.at, int | float)):
+                and _a_time(served.at)):
             found[worker] = served
     return found
+
+
+def _a_time(value: object) -> bool:
+    """A number of seconds a clock could read: JSON also gives NaN, infinities and integers
+    too large for a float, each of which broke the arithmetic of a reader."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 class Readiness:
@@ -125,8 +137,10 @@ class Readiness:
                 if status.reachable and not status.model_present and not status.detail:
                     why = f"the server has no model {status.model}"
             listed = status is not None and status.reachable and status.model_present
-            self.now = replace(self.now, listed=listed)
-            self._saw(listed, why, said=True)
+            before, self.now = self.now.listed, replace(self.now, listed=listed)
+            self._saw(listed, why)
+            if listed != before:  # the log says what the probes find, not every chat
+                self._log(listed, before, why)
             self._changed.clear()
             if self.now.ready:  # until the time comes, or a chat says it is not
                 await _within_or_changed(self._changed, RECHECK_READY_SECONDS)
@@ -134,26 +148,28 @@ class Readiness:
                 # a chat's failure is believed a while over a list of models that names it
                 await asyncio.sleep(self.settings.agent.retry_backoff_seconds)
 
-    def _saw(self, ready: bool, why: str, said: bool = False) -> None:
-        """``said``: by a probe, whose changes the log says; a chat's outcome is only told
-        (a flaky server's every other chat would be a line)."""
-        from ..redact import redact
+    def _saw(self, ready: bool, why: str) -> None:
+        was = self.now.ready
+        self.now = replace(self.now, ready=ready, detail="" if ready else _flat(why),
+                           at=time.time())
+        if was and not ready:  # the watch, waiting as on a ready server, asks sooner
+            self._changed.set()
 
-        why = " ".join(redact(why).split())
-        before = self.now.ready
-        self.now = replace(self.now, ready=ready, detail="" if ready else why, at=time.time())
-        if ready == before:
-            return
-        self._changed.set()
-        if not said:
-            return
-        if ready:
+    def _log(self, listed: bool, before: bool | None, why: str) -> None:
+        if listed:
             again = "" if before is None else " again"
             self.log.info("%s: ready%s", self.now.what, again, extra={"event": "llm_ready"})
         else:
             self.log.warning("%s: not ready: %s; investigations and questions wait for it "
-                             "(`ai-sysadmin llm status` checks it)", self.now.what, why,
+                             "(`ai-sysadmin llm status` checks it)", self.now.what, _flat(why),
                              extra={"event": "llm_not_ready"})
+
+
+def _flat(why: str) -> str:
+    """Host text for one line of the log or the queue, masked."""
+    from ..redact import redact
+
+    return " ".join(redact(why).split())
 
 
 async def _within_or_changed(changed: asyncio.Event, seconds: float) -> None:

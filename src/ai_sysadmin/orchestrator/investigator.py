@@ -32,6 +32,7 @@ from ..config import Settings, mask_url, short_hostname
 from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.transport import Transport
 from ..llm.queue import NoWorker, QueueError, QueueTimeout, describe_queue
+from ..llm.readiness import Served, heard, listing
 from ..llm.types import (
     LLMBadResponse,
     LLMBusy,
@@ -93,6 +94,8 @@ def waited_names() -> frozenset[str]:
 
 #: the longest wait between two attempts at an investigation
 MAX_BACKOFF_SECONDS = 3600.0
+#: the longest the message of an LLM outage waits for what the queue's workers say of theirs
+WORKERS_WORD_SECONDS = 2.0
 #: while the server lists the model and chats still fail, how often what waits is sent again
 PROBE_RESEND_SECONDS = 300.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
@@ -102,6 +105,12 @@ RECALL_TIMEOUT_SECONDS = 60.0
 
 def backoff(first: float, attempts: int) -> float:
     return min(first * (2 ** max(attempts, 0)), MAX_BACKOFF_SECONDS)
+
+
+def _urls(words: Mapping[str, Served]) -> str | None:
+    """The servers the workers' ``words`` name, masked again (host text), one line."""
+    urls = sorted({mask_url(served.url) for served in words.values()})
+    return " ".join(", ".join(urls).split()) or None
 
 
 class _Watch:
@@ -121,6 +130,11 @@ class _Watch:
         #: message, monotonic for the wait), and the last error it caused
         self.down: tuple[float, float] | None = None
         self.error = ""
+        #: what a person was told of it (:meth:`Investigator._facts_of`): its end names
+        #: the same server, whatever the workers serve by then
+        self.facts: dict[str, str] | None = None
+        #: the LLM server(s) the queue's workers last said they serve (None: none said)
+        self.served: str | None = None
         #: whether a person is to be told of this outage (its down event is the last said
         #: of it); None: not known since the start, the store may hold one from before
         self.told: bool | None = None
@@ -452,13 +466,14 @@ class Investigator:
         if (down is None or watch.told
                 or time.monotonic() - down[1] < self.settings.notify.llm_down_after_seconds):
             return
-        facts = {"host": self.here, "since": down[0], **await self._facts_of(watch),
+        watch.facts = await self._facts_of(watch)
+        facts = {"host": self.here, "since": down[0], **watch.facts,
                  "error": watch.error[:300]}
         try:
             told = await asyncio.to_thread(self.store.tell_llm_down, facts, watch.waiting_for,
                                            watch.outage)
         except Exception as exc:
-            log.warning("%s: its outage not told (%s: %s)", watch.what, type(exc).__name__,
+            log.warning("%s: its outage not told (%s: %s)", self._named(watch), type(exc).__name__,
                         redact(str(exc))[:300], extra={"event": f"{watch.outage.down}_not_told"})
             return
         watch.told = told
@@ -467,7 +482,7 @@ class Investigator:
             await self._tell_back(watch)
         elif told:
             log.warning("%s has not answered investigations for %.0f s: a person is told",
-                        watch.what, time.monotonic() - down[1],
+                        self._named(watch), time.monotonic() - down[1],
                         extra={"event": watch.outage.down, "since": down[0]})
 
     async def _answered(self, *watches: _Watch) -> None:
@@ -492,14 +507,14 @@ class Investigator:
             due = await asyncio.to_thread(self.store.due_now, watch.mended_by_it)
         except Exception as exc:
             log.warning("%s %s; the incidents that waited for it are retried at "
-                        "their backoff (%s: %s)", watch.what, because, type(exc).__name__,
+                        "their backoff (%s: %s)", self._named(watch), because, type(exc).__name__,
                         redact(str(exc))[:300], extra={"event": "waiting_not_rescheduled"})
             return
         for incident_id in due:
             self.schedule(incident_id, again=False)
         if due:
             log.info("%s %s: %d incident(s) that waited for it investigated now",
-                     watch.what, because, len(due), extra={"event": "waiting_rescheduled"})
+                     self._named(watch), because, len(due), extra={"event": "waiting_rescheduled"})
 
     async def _facts_of(self, watch: _Watch) -> dict[str, str]:
         """What a person reads of ``watch``'s outage: of the LLM's, the server the queue's
@@ -507,27 +522,35 @@ class Investigator:
         else this machine's ``llm.url``."""
         facts = dict(self._facts[watch.outage])
         if watch is self._llm and self.workers_say is not None:
-            from ..llm.readiness import heard
-
-            with contextlib.suppress(AiSysadminError):
-                words = heard(await asyncio.to_thread(self.workers_say))
-                if urls := sorted({served.url for served in words.values()}):
-                    facts["url"] = ", ".join(urls)
+            # a queue slow to answer holds the message up a little, never for its timeouts
+            with contextlib.suppress(AiSysadminError, TimeoutError):
+                words = heard(await within(asyncio.to_thread(self.workers_say),
+                                           WORKERS_WORD_SECONDS))
+                watch.served = _urls(words) or watch.served
+            if watch.served:
+                facts["url"] = watch.served
         return facts
+
+    def _named(self, watch: _Watch) -> str:
+        """``watch.what`` for the log, naming the server the queue's workers serve where
+        they said (the one the person's message names)."""
+        if watch is self._llm and watch.served:
+            return f"the LLM at {watch.served}"
+        return watch.what
 
     async def _tell_back(self, watch: _Watch) -> None:
         """A person told of an outage is told it is over (after a restart: one a former
         process told)."""
-        facts = {"host": self.here, **await self._facts_of(watch)}
+        facts = {"host": self.here, **(watch.facts or await self._facts_of(watch))}
         try:
             back = await asyncio.to_thread(self.store.tell_back, facts, watch.outage)
         except Exception as exc:  # tried again with the next answer
-            log.warning("%s: its return not told (%s: %s)", watch.what, type(exc).__name__,
+            log.warning("%s: its return not told (%s: %s)", self._named(watch), type(exc).__name__,
                         redact(str(exc))[:300], extra={"event": f"{watch.outage.back}_not_told"})
             return
-        watch.told = False
+        watch.told, watch.facts = False, None
         if back:
-            log.info("%s answers again: a person is told", watch.what,
+            log.info("%s answers again: a person is told", self._named(watch),
                      extra={"event": watch.outage.back})
 
     async def _probe_llm(self) -> None:
@@ -565,13 +588,14 @@ class Investigator:
         say whether the LLM they serve is ready (:mod:`..llm.readiness`), their word: they
         reach the server, which this machine may not."""
         from ..llm.backends import probe
-        from ..llm.readiness import heard, listing
 
         if self.workers_say is not None:
             try:
-                listed = listing(heard(await asyncio.to_thread(self.workers_say)))
+                words = heard(await asyncio.to_thread(self.workers_say))
             except AiSysadminError:  # the queue's own outage is said where it is met
-                listed = None
+                words = {}
+            self._llm.served = _urls(words) or self._llm.served
+            listed = listing(words)
             if listed is not None:
                 return listed
         try:
