@@ -189,14 +189,17 @@ async def serve_queue(
     queue = await asyncio.to_thread(open_for_service, settings, "the worker waits for it")
     try:
         handler = handler_factory(settings)
+        name = worker_name or default_worker_name()
         async with (readiness.watching() if readiness is not None
                     else contextlib.nullcontext()):
             await queue.serve(
                 handler,
                 concurrency=concurrency or settings.queue.concurrency,
-                worker_name=worker_name or default_worker_name(),
+                worker_name=name,
                 stop=stop,
                 says=None if readiness is None else readiness.says,
+                defers=None if readiness is None else readiness.defers_to(queue.workers_say,
+                                                                           name),
             )
     finally:
         queue.close()

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -113,6 +113,22 @@ class Readiness:
         error of one request, says nothing of it."""
         if isinstance(exc, LLMUnavailable | LLMModelMissing) and not isinstance(exc, LLMBusy):
             self._saw(False, str(exc))
+
+    def defers_to(self, workers_say: Callable[[], Mapping[str, str]], me: str
+                  ) -> Callable[[], bool]:
+        """``RequestQueue.serve``'s ``defers`` for the worker named ``me``: while its LLM is
+        not known to answer, it leaves the requests to another worker whose LLM does (a
+        worker whose server is down failed every request it took, beside one that would
+        have answered it); where none does, it takes them, and its error says why they
+        fail. The queue is read only while this one is not ready."""
+
+        def defers() -> bool:
+            if self.now.ready is True:
+                return False
+            others = heard({name: text for name, text in workers_say().items() if name != me})
+            return any(served.ready for served in others.values())
+
+        return defers
 
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:

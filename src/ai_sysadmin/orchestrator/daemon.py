@@ -550,7 +550,8 @@ def build_daemon(runtime: Runtime, follow_config: bool = True) -> Daemon:
         async def serve(stop: asyncio.Event) -> None:
             async with readiness.watching():
                 await queue.serve(handler, concurrency=settings.queue.concurrency,
-                                  worker_name=name, stop=stop, says=readiness.says)
+                                  worker_name=name, stop=stop, says=readiness.says,
+                                  defers=readiness.defers_to(queue.workers_say, name))
 
         daemon.worker = serve
     return daemon

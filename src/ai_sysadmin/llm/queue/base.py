@@ -325,6 +325,7 @@ class RequestQueue(ABC):
         stop: asyncio.Event,
         only: Sequence[str] | None = None,
         says: Callable[[], str] | None = None,
+        defers: Callable[[], bool] | None = None,
     ) -> None:
         """Answer requests in priority and arrival order, at most ``concurrency`` at once, until
         ``stop`` is set; then finish the requests in flight and return. A handler's dict is stored
@@ -338,7 +339,9 @@ class RequestQueue(ABC):
 
         ``says``: what the worker says of itself with each announcement (the LLM it serves
         and whether that answers), read by :meth:`workers_say`; told again as soon as it
-        changes."""
+        changes. ``defers``: asked (in a thread) before each look for work, whether this
+        worker leaves the requests to others now (its LLM does not answer and another's
+        does); it still announces itself."""
 
     @abstractmethod
     def live_workers(self) -> int:

@@ -100,6 +100,7 @@ class LeasedQueue(RequestQueue):
         stop: asyncio.Event,
         only: Sequence[str] | None = None,
         says: Callable[[], str] | None = None,
+        defers: Callable[[], bool] | None = None,
     ) -> None:
         if concurrency < 1:
             raise QueueError(f"concurrency must be at least 1, not {concurrency}")
@@ -111,7 +112,7 @@ class LeasedQueue(RequestQueue):
         try:
             async with notices as notice:
                 await _Serving(self, handler, concurrency, worker_name, stop, notice,
-                               running, only, says).run()
+                               running, only, says, defers).run()
             if running:
                 await asyncio.wait(running)
         finally:
@@ -205,9 +206,14 @@ class _Serving:
     def __init__(self, queue: LeasedQueue, handler: Handler, concurrency: int, name: str,
                  stop: asyncio.Event, notice: Notice | None,
                  running: set[asyncio.Task[None]], only: Sequence[str] | None,
-                 says: Callable[[], str] | None = None) -> None:
+                 says: Callable[[], str] | None = None,
+                 defers: Callable[[], bool] | None = None) -> None:
         self.queue = queue
         self.says = says
+        self.defers = defers
+        #: whether it left the requests to others at its last look: it takes no notice of
+        #: new work then, which would wake it instead of a worker that takes the work
+        self.deferring = False
         #: what the last announcement said
         self.said_last = ""
         self.only = only
@@ -244,7 +250,8 @@ class _Serving:
                 waits: set[asyncio.Future[Any]] = {stop_task, *self.running}
                 # only a worker with a free slot takes a notice: a busy one would steal it
                 # from an idle worker elsewhere
-                if self.notice is not None and len(self.running) < self.concurrency:
+                if (self.notice is not None and len(self.running) < self.concurrency
+                        and not self.deferring):
                     if notice_task is None or notice_task.done():
                         notice_task = asyncio.create_task(self.notice())
                     waits.add(notice_task)
@@ -275,6 +282,9 @@ class _Serving:
                                 or says != self.said_last):
                 await asyncio.to_thread(queue.announce, self.name, True, says)
                 self.announced, self.said_last = time.monotonic(), says
+            self.deferring = self.defers is not None and await asyncio.to_thread(self.defers)
+            if self.deferring:
+                return  # looked at again at the next turn of the loop
             while len(self.running) < self.concurrency and not self.stop.is_set():
                 # the ids as they are now, read here: the owner adds to them on this loop
                 only = None if self.only is None else tuple(self.only)
