@@ -13,7 +13,7 @@ from pathlib import Path
 from ai_sysadmin.config import Settings
 from ai_sysadmin.llm.handlers import build_handler, chat_payload
 from ai_sysadmin.llm.queue import RequestQueue
-from ai_sysadmin.llm.readiness import Readiness
+from ai_sysadmin.llm.readiness import Readiness, heard
 from ai_sysadmin.llm.types import Message
 from tests.support.scripted_model import ScriptedModel, say
 
@@ -65,6 +65,9 @@ def test_a_worker_whose_llm_is_down_leaves_the_requests_to_one_whose_llm_answers
                                            stop)
             up, up_task = await _serve(queue, _settings(tmp_path, model.url), "up", stop)
             assert (down.now.ready, up.now.ready) == (False, True)
+            # what the down worker reads: the up one's word as the queue holds it
+            while (said := heard(queue.workers_say()).get("up")) is None or not said.ready:
+                await asyncio.sleep(0.01)
             try:
                 ids = _ask(queue, 6)
                 done = [await queue.wait(i, 20) for i in ids]
