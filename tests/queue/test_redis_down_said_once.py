@@ -81,3 +81,41 @@ def test_a_worker_says_a_redis_that_stays_down_once_and_once_that_it_is_back(
     assert tries >= 10 and 1 <= len(warned) == len(set(warned)) <= 3, said
     assert said.count("worker w reaches the queue again") == 1
     assert (answered.state, answered.result) == ("done", {"n": 2})
+
+
+def test_a_worker_that_leaves_the_requests_to_others_is_back_with_the_queue_too(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose LLM is down defers to another (``serve``'s ``defers``): it reaches
+    the queue all the same, so once Redis is back it says so, and announces itself at its
+    usual pace, not at the pause an outage grew (up to 30 s: unlisted between two, where a
+    worker lasts 5 s, and a client then served its own requests with its own llm.url)."""
+    need_redis_server()
+    monkeypatch.setattr(leases, "MAX_BACKOFF_SECONDS", 0.2)
+    port = free_port()
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {}
+
+    def back() -> bool:
+        return any(r.getMessage() == "worker w reaches the queue again" for r in caplog.records)
+
+    async def run() -> int:
+        down = DroppingServer(port)
+        queue = RedisQueue(f"redis://127.0.0.1:{port}/0", lease_seconds=2, reach_now=False)
+        stop = asyncio.Event()
+        task = asyncio.create_task(queue.serve(handler, worker_name="w", stop=stop,
+                                               defers=lambda: True))
+        try:
+            await until(lambda: down.tries >= 3, 30, "tries of the worker")
+            down.close()
+            with redis_server_process(port):
+                await until(back, 30, "the worker to say the queue is back")
+                await until(queue.live_workers, 5, "the worker to announce itself")
+                return queue.live_workers()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            queue.close()
+
+    with caplog.at_level(logging.INFO, logger="ai_sysadmin.service"):
+        assert asyncio.run(run()) == 1

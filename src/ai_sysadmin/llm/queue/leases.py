@@ -282,10 +282,11 @@ class _Serving:
                                 or says != self.said_last):
                 await asyncio.to_thread(queue.announce, self.name, True, says)
                 self.announced, self.said_last = time.monotonic(), says
+            # a worker that defers reached the queue all the same (its pause is reset
+            # below); it looks again at the next turn of the loop
             self.deferring = self.defers is not None and await asyncio.to_thread(self.defers)
-            if self.deferring:
-                return  # looked at again at the next turn of the loop
-            while len(self.running) < self.concurrency and not self.stop.is_set():
+            while (not self.deferring and len(self.running) < self.concurrency
+                   and not self.stop.is_set()):
                 # the ids as they are now, read here: the owner adds to them on this loop
                 only = None if self.only is None else tuple(self.only)
                 if only == ():
