@@ -330,3 +330,21 @@ def test_the_outage_probe_takes_the_word_of_the_queues_workers_on_the_llm_they_s
     assert (lists_here, theirs_down, theirs_up, gone) == (True, False, True, False)
     # the outage a person is told of names the server the workers serve
     assert (told_here, told_theirs) == (model.url, "http://gpu1:11434")
+
+
+@pytest.mark.parametrize(("lasted", "said"), [(23, "(for 23 s)"), (59, "(for 59 s)"),
+                                              (61, "(for 1 min)"), (3600, "(for 60 min)")])
+def test_an_outage_told_says_how_long_it_lasted_in_seconds_under_a_minute(
+        tmp_path: Path, lasted: float, said: str) -> None:
+    # notify.llm_down_after_seconds may be under a minute: "for 0 min" said nothing
+    store = IncidentStore(Database(tmp_path / "state.db"))
+    store.record_check("web1", [failed_unit("nginx.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_investigation(incident.id, None, "LLMUnavailable: connection refused",
+                               time.time() + 60)
+    assert store.tell_llm_down({"host": "hal", "since": time.time() - lasted,
+                                "url": "http://127.0.0.1:11434", "error": "refused"},
+                               {"LLMUnavailable"})
+    with store.db.transaction() as conn:
+        (down,) = [e for e in Outbox.events(conn, ("new",)) if e.kind == "llm_down"]
+    assert said in render(down, "hal").body

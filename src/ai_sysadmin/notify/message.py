@@ -144,9 +144,10 @@ def _since(event: OutboxEvent) -> str:
     since = event.facts.get("since")
     if not isinstance(since, int | float):
         return "a time not known"
-    minutes = max(event.at - since, 0) / 60
-    return (f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))} "
-            f"(for {minutes:.0f} min)")
+    seconds = max(event.at - since, 0)
+    # an outage told after notify.*_after_seconds of less than a minute read "for 0 min"
+    lasted = f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.0f} min"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))} (for {lasted})"
 
 
 def _llm_detail(event: OutboxEvent) -> str:
