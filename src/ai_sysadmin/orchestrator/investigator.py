@@ -521,15 +521,26 @@ class Investigator:
         workers say they serve (another machine's, on a shared queue), where they say;
         else this machine's ``llm.url``."""
         facts = dict(self._facts[watch.outage])
-        if watch is self._llm and self.workers_say is not None:
+        if watch is self._llm:
             # a queue slow to answer holds the message up a little, never for its timeouts
-            with contextlib.suppress(AiSysadminError, TimeoutError):
-                words = heard(await within(asyncio.to_thread(self.workers_say),
-                                           WORKERS_WORD_SECONDS))
-                watch.served = _urls(words) or watch.served
+            await self._workers_word(WORKERS_WORD_SECONDS)
             if watch.served:
                 facts["url"] = watch.served
         return facts
+
+    async def _workers_word(self, seconds: float | None = None) -> dict[str, Served]:
+        """What the queue's workers say of the LLM they serve (none where the queue does not
+        answer, within ``seconds`` where given: its own outage is said where it is met);
+        the servers they name are kept for what is said of the LLM's outage."""
+        if self.workers_say is None:
+            return {}
+        read = asyncio.to_thread(self.workers_say)
+        try:
+            words = heard(await (read if seconds is None else within(read, seconds)))
+        except (AiSysadminError, TimeoutError):
+            return {}
+        self._llm.served = _urls(words) or self._llm.served
+        return words
 
     def _named(self, watch: _Watch) -> str:
         """``watch.what`` for the log, naming the server the queue's workers serve where
@@ -589,15 +600,9 @@ class Investigator:
         reach the server, which this machine may not."""
         from ..llm.backends import probe
 
-        if self.workers_say is not None:
-            try:
-                words = heard(await asyncio.to_thread(self.workers_say))
-            except AiSysadminError:  # the queue's own outage is said where it is met
-                words = {}
-            self._llm.served = _urls(words) or self._llm.served
-            listed = listing(words)
-            if listed is not None:
-                return listed
+        listed = listing(await self._workers_word())
+        if listed is not None:
+            return listed
         try:
             status = await probe(self.settings.llm)
         except Exception:  # an unreadable api_key_file: the investigations say why
