@@ -41,6 +41,12 @@ class NoAnswer(CommandTimeout):
     nothing more."""
 
 
+class LocalLimit(TransportError):
+    """This machine, not the host, lacked what a command needs (this process's open files ran
+    out: a fleet larger than its limit): the host was not asked, and is neither reached nor
+    unreachable. A check says so and judges nothing of the host."""
+
+
 class CommandRefused(TransportError):
     """The host answered and took the login, but would not run what it was sent: the account's
     login shell is no shell (nologin, /bin/false), or sudo wants a password for a fix. Not a

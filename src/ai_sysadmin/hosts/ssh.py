@@ -27,6 +27,7 @@ from ..aio import check_cancelled, settle, within
 from ..config import bracketed
 from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
 from ..redact import CUT_MARGIN, redact_cut
+from .open_files import local_limit
 from .ssh_host_keys import (
     HostKeyError,
     TrustedKey,
@@ -692,9 +693,13 @@ class SshTransport(Transport):
                     state.remote_root = await self._is_root(opened[-1])
                 # closed while it connected: close() found no connection to end yet
                 self._check_open(state)
-            except BaseException:
+            except BaseException as exc:
                 for conn in reversed(opened):
                     conn.abort()
+                # a socket, the known_hosts file or a key this process could not open for
+                # want of open files: this machine's shortage, not the host's failure
+                if (ours := local_limit(exc, self.host)) is not None:
+                    raise ours from exc
                 raise
             state.conns, state.client = opened, client
             state.user = opened[-1].get_extra_info("username")

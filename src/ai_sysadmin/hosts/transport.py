@@ -20,6 +20,7 @@ from typing import Any
 
 from ..aio import settle, within
 from ..errors import CommandRefused, CommandTimeout, TransportError
+from .open_files import local_limit
 
 #: the locale categories but LC_CTYPE, which says how text is encoded
 _NOT_CTYPE = ("LC_MESSAGES", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_PAPER",
@@ -77,6 +78,13 @@ def after_marker(text: str, marker: str) -> str | None:
         return None
     at = lines.index(marker) + 1
     return lines[at].strip() if at < len(lines) else None
+
+
+def _cannot_start(host: str, program: str, exc: OSError) -> TransportError:
+    """Why ``program`` did not start here: this process out of open files for its pipes is
+    this machine's shortage (:class:`~ai_sysadmin.errors.LocalLimit`), not the host's."""
+    return local_limit(exc, host) or TransportError(
+        f"{host}: cannot start {program!r}: {exc.strerror}")
 
 
 def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
@@ -137,7 +145,7 @@ class Transport(ABC):
                 env=c_locale_env(os.environ),
             )
         except OSError as exc:
-            raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
+            raise _cannot_start(self.host, cmd[0], exc) from exc
         try:
             out, err = await within(communicate(proc), timeout)
         except TimeoutError:
@@ -190,7 +198,7 @@ class Transport(ABC):
                 env=c_locale_env(os.environ),
             )
         except OSError as exc:
-            raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {exc.strerror}") from exc
+            raise _cannot_start(self.host, cmd[0], exc) from exc
         assert proc.stdout is not None
         try:
             while True:

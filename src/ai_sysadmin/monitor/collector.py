@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..errors import CommandRefused, TransportError
+from ..errors import CommandRefused, LocalLimit, TransportError
 from ..hosts.transport import CommandResult, Transport
 from . import parsers, remote_script
 from .findings import quote
@@ -130,6 +130,8 @@ class Collector:
             replay = await self._round_trip(planned)
             snap = _replayed(replay, planned)
             refusal = replay.refusal  # this script's own answer, whatever ran since
+            if isinstance(replay.failure, LocalLimit):
+                snap.unasked = _own(snap, str(replay.failure))
         else:
             snap = Snapshot(host=self.transport.host, taken_at=time.time())
             await self._take_each(tuple((s, s.sources_of(plan)) for s in SECTIONS), plan, snap)
@@ -310,6 +312,8 @@ def _own(snap: Snapshot, text: str) -> str:
 
 def _failed(snap: Snapshot, section: str, exc: Exception) -> None:
     snap.errors[section] = _own(snap, str(exc))
+    if isinstance(exc, LocalLimit):
+        snap.unasked = snap.errors[section]
 
 
 def _unasked(section: Section, snap: Snapshot, sources: tuple[Source, ...]) -> list[Reading] | None:

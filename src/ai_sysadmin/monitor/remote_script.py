@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
+from ..errors import CommandRefused, CommandTimeout, LocalLimit, NoAnswer, TransportError
 from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
 from ..redact import redact_cut
 
@@ -476,7 +476,9 @@ async def run_round_trip(transport: Transport, trip: RoundTrip,
                                             answer_within=trip.command_timeout)
     except TransportError as exc:
         reason = str(exc).removeprefix(f"{transport.host}: ")
-        return ReplayTransport(transport.host, {}, command_timeout, f"no answer: {reason}",
+        if not isinstance(exc, LocalLimit):  # this machine's shortage: no host's silence
+            reason = f"no answer: {reason}"
+        return ReplayTransport(transport.host, {}, command_timeout, reason,
                                runs_as_root=transport.runs_as_root, failure=exc)
     steps, shell = trip.split(result.stdout, result.stderr)
     # careful: each step's pid is its timeout(1), not the command (ps stays, as it does when

@@ -567,6 +567,10 @@ class Snapshot:
     #: shell is no shell), in its own words: every section's error
     #: says so too. Such a host can be reached: it is misconfigured, not down
     refused: str | None = None
+    #: why this machine asked the host nothing (its own open files ran out: a fleet larger
+    #: than its limit): every section's error says so too. The host was not reached, nor
+    #: found unreachable: no rule judges it
+    unasked: str | None = None
 
     @property
     def cores(self) -> int:

@@ -536,9 +536,9 @@ def _errors_said(report: CheckReport) -> dict[str, str]:
 
 
 def _failed_alike(snapshot: Snapshot, reachable: bool) -> bool:
-    """Whether every section failed for one reason: the host did not answer, or ran
-    nothing (its login refused)."""
-    return not reachable or snapshot.refused is not None
+    """Whether every section failed for one reason: the host did not answer, ran nothing
+    (its login refused), or was not asked (this machine's open files ran out)."""
+    return not reachable or snapshot.refused is not None or snapshot.unasked is not None
 
 
 def _sections(section: str) -> str:

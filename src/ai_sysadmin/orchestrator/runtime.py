@@ -19,6 +19,7 @@ from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
 from ..errors import AiSysadminError, StoreError, TransportError
 from ..hosts.inventory import HostSpec
+from ..hosts.open_files import make_room
 from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
 from ..monitor.collector import NIXOS_SYSTEM_PROFILE
@@ -82,6 +83,7 @@ class Runtime:
         specs = managed_specs(self.settings, HostStore(self.store.db)) if self.store else []
         remote = [remote_transport(s, self.settings, self._key_trusted)
                   for s in specs if s.name != self.local.host]
+        make_room(len(remote))
         return {t.host: t for t in (self.local, *remote)}
 
     def transport(self, host: str | None = None) -> Transport:
@@ -176,6 +178,8 @@ class Runtime:
                             like.recorder)
         fresh.listeners.extend(like.listeners)
         self.transports[transport.host], self.checkers[transport.host] = transport, fresh
+        if self._given is None:  # a host taken on since: its connection needs room too
+            make_room(len(self.transports) - 1)
         return fresh
 
     async def let_go(self, host: str) -> None:

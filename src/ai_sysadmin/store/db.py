@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import StoreError, StoreInUse, StoreRefused
+from ..hosts.open_files import at_limit, open_files_limit
 from .migrations import MIGRATIONS
 from .sharing import described, opened_elsewhere
 
@@ -236,6 +237,10 @@ def refusal_words(exc: sqlite3.Error) -> str | None:
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(code, int):
         return None
+    if code & 0xFF == sqlite3.SQLITE_CANTOPEN and at_limit():
+        # SQLite says "unable to open database file" of any open that failed: a process
+        # whose open files ran out (a large fleet) was told of a read-only file it had written
+        return f"this process is out of open files (limit {open_files_limit()})"
     said = _REFUSED.get(code, _REFUSED.get(code & 0xFF))
     return None if said is None else said.format(uid=os.geteuid(), timeout=BUSY_TIMEOUT)
 

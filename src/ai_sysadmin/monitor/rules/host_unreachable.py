@@ -14,7 +14,8 @@ class HostUnreachable(Rule):
     that gets anything back. Every other rule is skipped meanwhile, so an unreachable host
     never resolves its other incidents. A host that answered but would run nothing
     (``Snapshot.refused``: the login shell is nologin) is reached: its
-    sections' errors say why, and no rule judges it.
+    sections' errors say why, and no rule judges it. A host this machine could not ask
+    (``Snapshot.unasked``) is neither: this rule does not judge it either.
     """
 
     name = "host_unreachable"
@@ -24,9 +25,14 @@ class HostUnreachable(Rule):
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         snap = ctx.snapshot
-        if snap.refused is not None or not snap.errors \
+        if snap.refused is not None or snap.unasked is not None or not snap.errors \
                 or any(getattr(snap, s) is not None for s in CORE_SECTIONS):
             return []
         first = next(iter(snap.errors.values()))
         return [self.finding(ctx, ctx.host, Severity.CRITICAL, f"{ctx.host} is unreachable",
                              [quote(first)])]
+
+    def judges(self, ctx: RuleContext) -> bool:
+        # a host this machine could not ask (its own open files ran out) is no more reached
+        # than unreachable: an incident of it stays as it is
+        return ctx.snapshot.unasked is None
