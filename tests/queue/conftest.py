@@ -43,11 +43,15 @@ def need_redis_server() -> None:
 
 
 @contextlib.contextmanager
-def redis_server_process(port: int, password: str | None = None
+def redis_server_process(port: int, password: str | None = None, keep_in: Path | None = None
                          ) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server on 127.0.0.1:``port``; ``keep_in``: a directory where it keeps every
+    write (an append-only file, synced at each), so that one started again there has it all."""
+    kept = (["--appendonly", "yes", "--appendfsync", "always", "--dir", str(keep_in)]
+            if keep_in is not None else ["--appendonly", "no"])
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", *(["--requirepass", password] if password else [])],
+         *kept, *(["--requirepass", password] if password else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

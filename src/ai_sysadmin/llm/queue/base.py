@@ -56,6 +56,10 @@ class QueueError(LLMError):
     """The queue cannot be opened or reached, or was asked something it cannot do."""
 
 
+#: how often a caller whose queue's server does not answer asks it again while it waits
+UNREACHABLE_POLL = 0.5
+
+
 class QueueUnreachable(QueueError):
     """The queue's server does not answer now (refused, timed out, still loading its data),
     though nothing says the config is wrong: later it may."""
@@ -380,8 +384,17 @@ class RequestQueue(ABC):
         deadline = loop.time() + timeout
         delay = 0.001
         while True:
-            if await self.call(self._finished, request_id):
-                return await self._still_there(request_id)
+            try:
+                if await self.call(self._finished, request_id):
+                    return await self._still_there(request_id)
+            except QueueUnreachable:
+                # the queue's server restarting (a blip): the request, and the answer a
+                # worker stores meanwhile, outlive it; a caller waits it out within its time
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise
+                await self._sleep_or_wake(min(max(self.poll_interval, UNREACHABLE_POLL), left))
+                continue
             left = deadline - loop.time()
             if left <= 0:
                 request = await self._still_there(request_id)

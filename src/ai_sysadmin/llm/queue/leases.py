@@ -24,6 +24,7 @@ from .base import (
     WORKER_SILENCE_SECONDS,
     Handler,
     QueueError,
+    QueueUnreachable,
     Request,
     RequestQueue,
     run_handler,
@@ -104,6 +105,8 @@ class LeasedQueue(RequestQueue):
     ) -> None:
         if concurrency < 1:
             raise QueueError(f"concurrency must be at least 1, not {concurrency}")
+        if only is None:
+            await asyncio.to_thread(self._serving_starts)
         running: set[asyncio.Task[None]] = set()
         # a private worker's requests are submitted in its own process, which wakes it
         # (``_wake``); another process's notice of work is a shared worker's to take
@@ -124,6 +127,10 @@ class LeasedQueue(RequestQueue):
                 with contextlib.suppress(QueueError):
                     await asyncio.to_thread(self.announce, worker_name, False)
 
+    def _serving_starts(self) -> None:
+        """What a shared worker says of the queue as it starts serving it (a blocking call,
+        in a thread): nothing here."""
+
     async def _answer(self, handler: Handler, claim: Claim) -> None:
         """Run the handler while renewing the lease; store its answer if the lease held."""
         work = asyncio.create_task(run_handler(handler, claim.request))
@@ -139,9 +146,32 @@ class LeasedQueue(RequestQueue):
             await self._step(self.release, claim, default=False)
             raise
         result, error = work.result()
-        if not await self._step(self.complete, claim, result, error, default=True):
+        if not await self._stored(claim, result, error):
             log.warning("LLM request %s: lease lost by %s; its late answer was refused",
                         claim.request.id, claim.worker)
+
+    async def _stored(self, claim: Claim, result: dict[str, Any] | None,
+                      error: str | None) -> bool:
+        """The answer stored, tried again while the queue's server does not answer (a
+        restart) for as long as the lease surely holds: renewed at most a third of it ago,
+        two thirds are left. An answer dropped at a blip of a second was asked of the LLM
+        again once the lease ran out. False where the lease was lost (the step's fence)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.lease_seconds * 2 / 3
+        pause = 0.1
+        while True:
+            try:
+                return await asyncio.to_thread(self.complete, claim, result, error)
+            except QueueUnreachable as exc:
+                if loop.time() + pause >= until:
+                    log.warning("LLM request %s: %s; its answer is lost, and its lease, left "
+                                "to expire, gives it to another attempt", claim.request.id, exc)
+                    return True  # said here: no second, wrong reason
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            except QueueError as exc:
+                log.warning("LLM request %s: %s", claim.request.id, exc)
+                return True
 
     async def _hold(self, work: asyncio.Task[Any], claim: Claim) -> bool:
         """Wait for ``work``, renewing the lease every third of it; False once the lease is
@@ -250,8 +280,10 @@ class _Serving:
                 waits: set[asyncio.Future[Any]] = {stop_task, *self.running}
                 # only a worker with a free slot takes a notice: a busy one would steal it
                 # from an idle worker elsewhere
+                # nor one whose queue does not answer: a notice that fails returns at once,
+                # and the backoff said in the log was never waited
                 if (self.notice is not None and len(self.running) < self.concurrency
-                        and not self.deferring):
+                        and not self.deferring and not self.backoff):
                     if notice_task is None or notice_task.done():
                         notice_task = asyncio.create_task(self.notice())
                     waits.add(notice_task)

@@ -107,7 +107,26 @@ class RedisQueue(LeasedQueue):
         try:
             return self._scripts[script](keys=list(self.keys.values()), args=[self.prefix, *args])
         except redis.RedisError as exc:
-            raise QueueError(f"cannot {doing} in the queue {self.description}: {exc}") from exc
+            raise _failure(exc, f"cannot {doing} in the queue {self.description}") from exc
+
+    def eviction_policy(self) -> str | None:
+        """The server's ``maxmemory-policy``; None where it will not say (a managed Redis
+        that refuses CONFIG)."""
+        try:
+            said = self.redis.config_get("maxmemory-policy")
+        except redis.RedisError:
+            return None
+        return said.get("maxmemory-policy") if isinstance(said, dict) else None
+
+    def _serving_starts(self) -> None:
+        """A server that evicts keys when its memory is full drops requests that wait (and
+        the answers their callers have yet to read): said as the worker starts."""
+        policy = self.eviction_policy()
+        if policy is not None and policy != "noeviction":
+            log.warning("the queue %s has maxmemory-policy %s: once its memory is full it "
+                        "drops requests that wait and answers not yet read; set it to "
+                        "noeviction (a full queue then refuses new requests, saying why)",
+                        self.description, policy, extra={"event": "queue_evicts"})
 
     def _rec(self, request_id: str) -> str:
         return f"{self.prefix}request:{request_id}"
@@ -135,7 +154,7 @@ class RedisQueue(LeasedQueue):
             return pipe.execute()
 
         fields, now = self._read(read)
-        if not fields:
+        if not _whole(fields):  # gone, or left a part of by a server that evicts keys
             raise not_found(request_id)
         return _request(fields, _clock(now))
 
@@ -218,7 +237,7 @@ class RedisQueue(LeasedQueue):
                 pipe.hgetall(self._rec(request_id))
             return pipe.execute()
 
-        return [_request(f, now) for f in self._read(read) if f]
+        return [_request(f, now) for f in self._read(read) if _whole(f)]
 
     def _snapshot(
         self, now: float
@@ -254,7 +273,8 @@ class RedisQueue(LeasedQueue):
             return pipe.execute()
 
         rest = self._read(second)
-        leased = [_request(f, now) for f in rest[len(heads):len(heads) + len(leased_ids)] if f]
+        leased = [_request(f, now) for f in rest[len(heads):len(heads) + len(leased_ids)]
+                  if _whole(f)]
         return (counts, rest[:len(heads)], leased, rest[len(heads) + len(leased_ids):],
                 list(recent_ids))
 
@@ -262,14 +282,14 @@ class RedisQueue(LeasedQueue):
         try:
             return read(self.redis)
         except redis.RedisError as exc:
-            raise QueueError(f"cannot read the queue {self.description}: {exc}") from exc
+            raise _failure(exc, f"cannot read the queue {self.description}") from exc
 
     # -- workers: the fenced steps ----------------------------------------------------------
 
     def claim(self, worker: str, only: Sequence[str] | None = None,
               most: Priority | None = None) -> Claim | None:
         under = "" if most is None else f"({(int(most) + 1) * SCORE_STEP}"
-        back, fields = self._run(
+        back, fields, lost = self._run(
             "claim", worker, self.lease_seconds, self.max_attempts, EXHAUSTED_ERROR,
             RETENTION_SECONDS, under, int(only is not None), *(only or ()),
             doing="claim a request",
@@ -277,6 +297,10 @@ class RedisQueue(LeasedQueue):
         for request_id, last in zip(back[::2], back[1::2], strict=True):
             log.warning("LLM request %s: lease of worker %s expired; back to pending",
                         request_id, last)
+        for request_id in lost:
+            log.error("LLM request %s: lost, its data gone from the queue %s (a server "
+                      "whose maxmemory-policy evicts keys?); dropped", request_id,
+                      self.description, extra={"event": "request_lost"})
         if not fields:
             return None
         claimed = dict(zip(fields[::2], fields[1::2], strict=True))
@@ -335,6 +359,23 @@ class RedisQueue(LeasedQueue):
             yield notice
         finally:
             await client.aclose()
+
+
+#: the fields every request's hash has from its submission on
+_MADE_WITH = ("id", "kind", "priority", "payload", "state", "created_at")
+
+
+def _whole(fields: Mapping[str, str] | None) -> bool:
+    """Whether a request's hash is whole: a server that evicts keys may have left a part."""
+    return bool(fields) and all(name in fields for name in _MADE_WITH)  # type: ignore[union-attr]
+
+
+def _failure(exc: redis.RedisError, doing: str) -> QueueError:
+    """``exc`` said as the queue's error: a server that does not answer now (down, restarting,
+    still loading its data) is :class:`QueueUnreachable`, which a caller may wait out."""
+    unreachable = isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not \
+        isinstance(exc, (redis.AuthenticationError, redis.exceptions.AuthorizationError))
+    return (QueueUnreachable if unreachable else QueueError)(f"{doing}: {exc}")
 
 
 def _request(fields: Mapping[str, str], now: float) -> Request:

@@ -15,6 +15,9 @@ KEYS = ("pending", "leases", "finished", "seq", "work", "workers", "says")
 SCORE_STEP = 10**15
 #: notices of new work kept for workers that are not listening (they only shorten a wait)
 WORK_NOTICES = 16
+#: how many evicted requests one claim drops before it gives up for this turn: a script
+#: blocks the whole server while it runs
+CLAIM_LOOKS = 64
 
 _COMMON = f"""
 local pending, leases, finished, seqkey, work, workers, says =
@@ -37,7 +40,17 @@ end
 local function score(priority, seq)
   return tonumber(priority) * {SCORE_STEP} + tonumber(seq)
 end
+-- a request whose hash lost what makes it one (evicted by a maxmemory-policy that evicts)
+-- is dropped whole; returns whether it was
+local function gone(id)
+  if redis.call('HEXISTS', rec(id), 'payload') == 1 then return false end
+  redis.call('DEL', rec(id))
+  redis.call('ZREM', pending, id)
+  redis.call('ZREM', leases, id)
+  return true
+end
 local function to_pending(id)
+  if gone(id) then return end
   local h = rec(id)
   local priority, seq = unpack(redis.call('HMGET', h, 'priority', 'seq'))
   redis.call('HSET', h, 'state', 'pending', 'worker', '', 'lease_until', '')
@@ -109,23 +122,31 @@ return {id, 0}
 # ARGV: prefix, worker, lease seconds, max attempts, exhausted error, retention, the score
 # a request taken stays under ('(N', exclusive: of a priority that high or higher) or '' any,
 # '1' to take only one of the ids that follow (a private worker's) or '0' any
-# -> {requeued ids and workers (flat), the claimed request's fields (flat) or {}}
+# -> {requeued ids and workers (flat), the claimed request's fields (flat) or {}, the ids
+# found gone (evicted) and dropped}
 CLAIM = _COMMON + """
 local now = clock()
 local back = recover(now, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
+local lost = {}
 local id
-if ARGV[8] == '1' then
-  local best
-  for i = 9, #ARGV do
-    local s = redis.call('ZSCORE', pending, ARGV[i])
-    if s and (not best or tonumber(s) < best) then best, id = tonumber(s), ARGV[i] end
+for _ = 1, @CLAIM_LOOKS@ do
+  id = nil
+  if ARGV[8] == '1' then
+    local best
+    for i = 9, #ARGV do
+      local s = redis.call('ZSCORE', pending, ARGV[i])
+      if s and (not best or tonumber(s) < best) then best, id = tonumber(s), ARGV[i] end
+    end
+  elseif ARGV[7] ~= '' then
+    id = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[7], 'LIMIT', 0, 1)[1]
+  else
+    id = redis.call('ZRANGE', pending, 0, 0)[1]
   end
-elseif ARGV[7] ~= '' then
-  id = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[7], 'LIMIT', 0, 1)[1]
-else
-  id = redis.call('ZRANGE', pending, 0, 0)[1]
+  if not id or not gone(id) then break end
+  table.insert(lost, id)
+  id = nil
 end
-if not id then return {back, {}} end
+if not id then return {back, {}, lost} end
 local h = rec(id)
 local lease_until = now + tonumber(ARGV[3])
 redis.call('ZREM', pending, id)
@@ -133,8 +154,8 @@ redis.call('HINCRBY', h, 'attempts', 1)
 redis.call('HSET', h, 'state', 'in_flight', 'worker', ARGV[2], 'started_at', now,
            'lease_until', lease_until)
 redis.call('ZADD', leases, lease_until, id)
-return {back, redis.call('HGETALL', h)}
-"""
+return {back, redis.call('HGETALL', h), lost}
+""".replace("@CLAIM_LOOKS@", str(CLAIM_LOOKS))
 
 # ARGV: prefix, id, worker, attempt, lease seconds -> 1 renewed, 0 lost
 RENEW = _COMMON + """

@@ -1,0 +1,155 @@
+"""A Redis queue through what a real server does: a restart in the middle of an answer, and
+keys evicted under a maxmemory-policy that evicts.
+
+- A caller waiting for its answer, and the worker storing it, wait out a server that restarts
+  (its data kept on disk): the caller failed at once with "Connection refused", and the
+  worker dropped the answer it could not store, the LLM asked again once its lease ran out.
+- A request whose data the server evicted is dropped, said in the log, and its caller told
+  it was lost: the worker crashed on it with a KeyError at every start, and `queue` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from ai_sysadmin.llm.queue import Request, RequestLost
+from ai_sysadmin.llm.queue.leases import Claim
+from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from tests.support.polling import until
+
+from .conftest import free_port, need_redis_server, redis_server_process, serving
+
+pytestmark = pytest.mark.slow
+
+
+class CountingQueue(RedisQueue):
+    """The worker's queue, counting its tries to store an answer."""
+
+    stores = 0
+
+    def complete(self, claim: Claim, result: dict[str, Any] | None = None,
+                 error: str | None = None) -> bool:
+        self.stores += 1
+        return super().complete(claim, result, error)
+
+
+def test_an_answer_made_while_redis_is_down_reaches_its_caller(tmp_path: Path) -> None:
+    need_redis_server()
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    asked: list[int] = []
+
+    async def run() -> tuple[Request, CountingQueue]:
+        release = asyncio.Event()
+
+        async def handler(request: Request) -> dict[str, Any]:
+            asked.append(request.payload["n"])
+            await release.wait()
+            return {"answer": request.payload["n"] * 2}
+
+        worker_queue = CountingQueue(url, lease_seconds=9, reach_now=False)
+        caller = RedisQueue(url, lease_seconds=9, reach_now=False)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(worker_queue.serve(handler, worker_name="w", stop=stop))
+        try:
+            with redis_server_process(port, keep_in=tmp_path):
+                request_id = caller.submit("chat", {"n": 21}, "interactive").request_id
+                await until(lambda: asked == [21], 10, "the worker to take the request")
+                waiting = asyncio.create_task(caller.wait(request_id, 30))
+                await asyncio.sleep(0)  # the caller is waiting
+            # down: the answer is made now, and cannot be stored yet
+            release.set()
+            await until(lambda: worker_queue.stores >= 1, 10, "a try to store the answer")
+            assert not waiting.done()
+            with redis_server_process(port, keep_in=tmp_path):  # back, with its data
+                answered = await asyncio.wait_for(waiting, 30)
+                stop.set()
+                await asyncio.wait_for(worker, 15)
+        finally:
+            stop.set()
+            worker.cancel()
+            worker_queue.close()
+            caller.close()
+        return answered, worker_queue
+
+    answered, worker_queue = asyncio.run(run())
+    assert (answered.state, answered.result) == ("done", {"answer": 42})
+    assert asked == [21]  # the LLM was asked once
+    assert answered.attempts == 1 and worker_queue.stores >= 2
+
+
+def test_requests_a_server_evicted_are_dropped_and_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    need_redis_server()
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    async def handler(request: Request) -> dict[str, Any]:
+        return {"answer": request.payload["n"]}
+
+    async def run() -> tuple[list[object], str]:
+        queue = RedisQueue(url, lease_seconds=5)
+        server = redis.Redis.from_url(url)
+        # the memory policy of a cache, which evicts any key once memory is full
+        server.config_set("maxmemory-policy", "allkeys-lru")
+        ids = [queue.submit("chat", {"n": n}, "batch").request_id for n in range(3)]
+        for request_id in ids[:2]:  # what eviction does: the key is gone
+            server.delete(queue._rec(request_id))
+        server.close()
+        async with serving(queue, handler):
+            outcomes: list[object] = []
+            for request_id in ids:
+                try:
+                    outcomes.append((await queue.wait(request_id, 10)).result)
+                except RequestLost as exc:
+                    outcomes.append(type(exc).__name__)
+        stats = queue.stats()  # what `queue` shows, without a traceback
+        queue.close()
+        return outcomes, f"{sum(stats.pending.values())} pending, {stats.in_flight} in flight"
+
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin.service"), \
+            redis_server_process(port):
+        outcomes, shown = asyncio.run(run())
+    assert outcomes == ["RequestLost", "RequestLost", {"answer": 2}]
+    assert shown == "0 pending, 0 in flight"
+    said = caplog.text
+    assert "maxmemory-policy allkeys-lru" in said and "noeviction" in said
+    assert said.count("lost, its data gone from the queue") == 2
+
+
+def test_a_worker_whose_redis_is_down_waits_its_backoff() -> None:
+    """While the server is down the worker says it tries again in 0.5 s, then 1, 2, 4 ...:
+    it did, and its notice of new work, failing at once, had it knock 4 times a second."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    knocks: list[float] = []
+
+    async def run() -> None:
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            knocks.append(asyncio.get_running_loop().time())
+            writer.close()  # a server that takes the connection and is gone at once
+
+        listener = await asyncio.start_server(refuse, "127.0.0.1", port)
+        queue = RedisQueue(url, lease_seconds=5, reach_now=False)
+        stop = asyncio.Event()
+
+        async def handler(request: Request) -> dict[str, Any]:
+            return {}
+
+        worker = asyncio.create_task(queue.serve(handler, worker_name="w", stop=stop))
+        await asyncio.sleep(4)  # the span measured: the worker's tries within it are counted
+        stop.set()
+        await asyncio.wait_for(worker, 15)
+        listener.close()
+        queue.close()
+
+    asyncio.run(run())
+    # tries at 0, 0.5, 1.5, 3.5 s (each of a few connections: the claim, its retries by the
+    # client library), never the 16 a notice every 0.25 s made
+    assert len(knocks) <= 12, len(knocks)
