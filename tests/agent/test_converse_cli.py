@@ -494,6 +494,9 @@ def test_llm_status_and_chat_judge_the_llm_the_queues_worker_serves(env) -> None
         poll_until(lambda: status()["answers"] or worker.poll() is not None, 30,
                    "the worker to say the LLM it serves is ready")
         ready = status()
+        # this machine's key cannot be read: its own view is unknown, the workers answer
+        keyless = run([str(BIN), "llm", "status"],
+                      {**env, "AI_SYSADMIN_LLM__API_KEY_FILE": "/nonexistent-ai-sysadmin/key"})
         chat = run([str(BIN), "chat"], env, stdin="hi\n")
         text = run([str(BIN), "llm", "status"], env)
         queue = run([str(BIN), "queue"], env)
@@ -517,6 +520,10 @@ def test_llm_status_and_chat_judge_the_llm_the_queues_worker_serves(env) -> None
     # this machine's own server does not answer, and says so on its own line
     assert ": not ready" in text.stdout.splitlines()[0]
     assert "questions and investigations: answered" in text.stdout
+    # where the workers decide, a key this machine cannot read is its own view's trouble
+    assert keyless.returncode == 0, keyless.stderr
+    assert "questions and investigations: answered" in keyless.stdout
+    assert "not asked:" in keyless.stdout and "llm.api_key_file" in keyless.stdout
     assert f"gpu-worker: LLM openai at {model.url}, model scripted: ready" in queue.stdout
     # the question failed at the worker's server, which the error names, not this one's
     assert asked.returncode != 0 and model.url in asked.stderr and here not in asked.stderr

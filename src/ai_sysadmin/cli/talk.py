@@ -24,12 +24,13 @@ from ..agent.investigate import chat_opening
 from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, fenced
 from ..agent.tools import REGISTRY
 from ..config import Settings, mask_url
-from ..errors import AiSysadminError
+from ..errors import AiSysadminError, ConfigError
 from ..llm.backends import probe
 from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError, QueueTimeout
 from ..llm.readiness import ready_or_not
-from ..llm.types import LLMBadResponse, LLMError, Message, Priority
+from ..llm.types import BackendStatus, LLMBadResponse, LLMError, Message, Priority
+from ..llm.urls import masked_url
 from ..monitor.findings import masked, strip_control
 from ..orchestrator.runtime import Runtime
 from ..orchestrator.session import llm_session
@@ -435,9 +436,16 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
     """Print the backend's status, and what the queue's workers say of the LLM they serve;
     the exit code: 0 ready, 1 not. Where workers say, their word decides: they answer the
     questions and investigations."""
-    st = asyncio.run(probe(settings.llm))
     workers, unread = workers_word(settings)
     word = ready_or_not(workers)
+    try:
+        st = asyncio.run(probe(settings.llm))
+    except ConfigError as exc:
+        if word is None:
+            raise  # this machine's settings are all there is to go by: a config error
+        # the workers answer with theirs: this machine's key is only its own view
+        st = BackendStatus(settings.llm.backend, masked_url(settings.llm.url.rstrip("/")),
+                           settings.llm.model, False, False, f"not asked: {exc}")
     here = st.reachable and st.model_present
     ready = bool(word.ready) if word is not None else here
     if as_json:
