@@ -58,6 +58,30 @@ STARVED = textwrap.dedent("""
 """)
 
 
+LOCAL = textwrap.dedent("""
+    import asyncio, json, os, resource, sys
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.orchestrator.checker import HostChecker
+
+    async def main():
+        settings = Settings(ai_name="t", state_dir=sys.argv[1])
+        checker = HostChecker(LocalTransport("here"), settings, None)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (len(os.listdir("/proc/self/fd")) - 1, hard))
+        try:
+            report = await checker.check()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        print(json.dumps({"findings": [f.rule for f in report.findings],
+                          "judged": sorted(report.judged_rules),
+                          "errors": sorted(set(report.errors.values()))}))
+
+    asyncio.run(main())
+""")
+
+
 def _child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                           text=True, timeout=60)
@@ -154,3 +178,13 @@ def test_a_store_this_process_has_no_file_left_for_says_so(tmp_path: Path) -> No
     [said] = json.loads(done.stdout)
     assert said.startswith("StoreRefused: ")
     assert "out of open files" in said and "read-only" not in said
+
+
+def test_this_machine_out_of_open_files_is_not_itself_unreachable(tmp_path: Path) -> None:
+    """This machine's own check, every command and file of which this process could not open:
+    not "here is unreachable", but not asked, for that reason, every section alike."""
+    done = _child(LOCAL, str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert "host_unreachable" not in seen["findings"] + seen["judged"]
+    assert seen["errors"] and all("out of open files" in e for e in seen["errors"]), seen

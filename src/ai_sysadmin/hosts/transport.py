@@ -352,5 +352,7 @@ class LocalTransport(Transport):
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 return handle.read()
-        except OSError:
+        except OSError as exc:
+            if (ours := local_limit(exc, self.host)) is not None:
+                raise ours from exc  # not the file's absence: this process's open files
             return None
