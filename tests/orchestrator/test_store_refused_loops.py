@@ -342,8 +342,9 @@ exec /usr/bin/journalctl "$@"
 FOUND_FULL = {"disk_warn_percent": 0.001, "disk_critical_percent": 100,
               "clear_margin_percent": 0}
 
-#: an investigation, cut off by the end of a daemon, that proposed to vacuum the journal for
-#: the disk_space incident of / (its proposal undecided: the next daemon decides it)
+#: an investigation that proposed to vacuum the journal for the disk_space incident of / and
+#: ended, its daemon ending before it decided the proposal: the next daemon decides it (one
+#: cut off before its end proposes afresh instead: its proposal is abandoned)
 PROPOSED = """
 import asyncio, json
 from ai_sysadmin.config import Settings, short_hostname
@@ -359,6 +360,7 @@ asyncio.run(HostChecker(LocalTransport(host), settings, store).check("seed"))
 store.transition(incident.id, "investigating", "agent", "investigated")
 store.add_proposal(incident.id, host, "vacuum_journal", json.dumps({{"max_size": "500M"}}),
                    "the journal takes the disk")
+store.record_investigation(incident.id, "the journal takes the disk", None)
 print(incident.id)
 """
 

@@ -613,9 +613,10 @@ class Investigator:
         """After a restart: investigations that were cut off go back to open and start again.
         The first of them opens the knowledge base before its first turn."""
         for incident in self.store.incidents(("investigating",)):
-            self.store.transition(incident.id, "open", "agent", "investigation interrupted by a "
-                                  "restart; starting again")
-            self.schedule(incident.id)
+            # what the cut-off run proposed is not decided beside the next run's proposals
+            if self.store.restart_cut_off(incident.id, "agent", "investigation interrupted "
+                                          "by a restart; starting again"):
+                self.schedule(incident.id)
         self.pick_up(self.store.untriaged())
 
     def pick_up(self, untriaged: Sequence[Incident]) -> list[int]:

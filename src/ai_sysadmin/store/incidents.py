@@ -672,11 +672,30 @@ class IncidentStore:
         """Proposals of live incidents that no policy decision has consumed yet (the daemon
         died between recording and deciding): deciding one creates its action and marks it
         in one transaction, so each is decided at most once."""
+        # an incident still investigating had its run cut off (a finished run moves it to
+        # open): what that run proposed is abandoned by its recovery (:meth:`restart_cut_off`),
+        # and its next run proposes afresh; decided too, a fix ran twice for one failure
         rows = self.db.conn.execute(
             "SELECT p.* FROM proposals p JOIN incidents i ON i.id = p.incident_id "
             "WHERE p.state='proposed' AND p.source != ? "
-            "AND i.state NOT IN ('resolved','closed') ORDER BY p.id", (ADVISORY,))
+            "AND i.state NOT IN ('resolved','closed','investigating') ORDER BY p.id",
+            (ADVISORY,))
         return [dict(r) | {"parameters": json.loads(r["parameters"])} for r in rows]
+
+    def restart_cut_off(self, incident_id: int, actor: str, reason: str) -> bool:
+        """An investigation a stop cut off (the process killed: nothing recorded its end):
+        the incident open again, and what the cut-off run proposed abandoned, in one
+        transaction, as a clean stop records them. False where it is no longer
+        investigating."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None or row["state"] != "investigating":
+                return False
+            conn.execute("UPDATE proposals SET state='abandoned' WHERE incident_id=? AND "
+                         "state='proposed' AND source != ?", (incident_id, ADVISORY))
+            self._move(conn, incident_id, "investigating", "open", actor, reason, now)
+        return True
 
     def record_investigation(
         self, incident_id: int, diagnosis: str | None, error: str | None,
