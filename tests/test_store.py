@@ -367,3 +367,18 @@ def test_processes_starting_together_on_a_new_file_all_open_it(tmp_path, opening
         for thread in starting:
             thread.join()
     assert refused == []
+
+
+def test_the_state_database_syncs_each_commit_the_queue_need_not(tmp_path: Path) -> None:
+    """A fix's claim, written before it runs, must outlive a power loss: in WAL mode
+    ``synchronous=NORMAL`` keeps a commit through a crash of the process only, and a claim
+    rolled back by a reboot made a fix that had run approvable, and run, again. The LLM
+    queue, whose requests at worst are answered twice, keeps the cheaper setting."""
+    from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+
+    state = Database(tmp_path / "state.db")
+    queue = SqliteQueue(tmp_path / "queue.db")
+    full, normal = 2, 1  # SQLite's values of PRAGMA synchronous
+    assert state.conn.execute("PRAGMA synchronous").fetchone()[0] == full
+    assert queue.db.conn.execute("PRAGMA synchronous").fetchone()[0] == normal
+    queue.close()

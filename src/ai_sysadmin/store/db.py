@@ -35,13 +35,17 @@ class Database:
     """One connection per thread of use; writes go through :meth:`transaction`."""
 
     def __init__(self, path: Path | str, migrations: Sequence[str] = MIGRATIONS,
-                 what: str = "state database", *, service: bool = False) -> None:
+                 what: str = "state database", *, service: bool = False,
+                 durable: bool = True) -> None:
         """``migrations``/``what``: another file's own schema (the LLM queue's) and its name in
         messages. ``service``: this process is one of ai-sysadmin's services (the daemon, the
         LLM worker), which upgrade the file at their start whoever else has it open; a
-        command refuses to while another process has it (:meth:`_not_under_others`)."""
+        command refuses to while another process has it (:meth:`_not_under_others`).
+        ``durable``: each commit on disk before it returns, through a power loss or a crash
+        of the machine (``synchronous=FULL``), not only of the process (see :func:`connect`)."""
         self.path = Path(path)
         self.what = what
+        self.durable = durable
         self._migrations = migrations
         self._service = service
         self._local = threading.local()
@@ -68,7 +72,7 @@ class Database:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = connect(self.path)
+                conn = connect(self.path, durable=self.durable)
             except sqlite3.Error as exc:  # a thread's first use (a full disk's -shm file)
                 if (why := refusal(exc)) is None:
                     raise
@@ -173,10 +177,17 @@ class Database:
             self._local.conn = None
 
 
-def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, any_thread: bool = False, durable: bool = True
+            ) -> sqlite3.Connection:
     """A connection in WAL mode with rows by name; a file it creates is not world-readable.
 
-    ``any_thread``: the caller serialises use with its own lock.
+    ``any_thread``: the caller serialises use with its own lock. ``durable``: every commit is
+    synced to disk before it returns (``synchronous=FULL``). In WAL mode ``NORMAL`` keeps a
+    commit through a crash of the process, not of the machine: a power loss after a fix's
+    claim (its start, written before it runs) could roll the claim back, and the fix, which
+    had run, was approvable and run again (a second ``nixos-rebuild switch --rollback`` goes
+    one more generation back). One sync a commit: a sweep's checks are stored in one; the
+    LLM queue, whose requests at worst are answered again, keeps ``NORMAL``.
     """
     new = not path.exists()
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
@@ -185,7 +196,7 @@ def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
         os.chmod(path, 0o640)
     conn.row_factory = sqlite3.Row
     _to_wal(conn)
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     return conn
 
 

@@ -163,7 +163,7 @@ class SqliteQueue(LeasedQueue):
         self.idle_poll = idle_poll
         try:
             # the store's connections and transactions, with the queue's own migrations
-            self.db = Database(self.path, MIGRATIONS, "queue", service=service)
+            self.db = Database(self.path, MIGRATIONS, "queue", service=service, durable=False)
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
         self._pruned_at = 0.0
