@@ -126,7 +126,12 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """One action: what it runs, why the policy decided so, what happened."""
-    action = _actions(state(ctx)).get(action_id)
+    from ..executor import Executor
+
+    app_state = state(ctx)
+    # one whose process is gone is shown as it ended (interrupted), not as running
+    Executor(app_state.settings, app_state.store, {}).recover()
+    action = _actions(app_state).get(action_id)
     if as_json:
         print_json(action.to_dict())
     else:
@@ -246,8 +251,11 @@ def reject(
 
     app_state = state(ctx)
     app_state.log_to_files()
-    # a rejection needs no host: it is recorded without any transport
-    action = Executor(app_state.settings, app_state.store, {}).reject(action_id, actor(), reason)
+    # a rejection needs no host: it is recorded without any transport; what a process that
+    # is gone left running is settled first ("too late: running since" of a dead process)
+    executor = Executor(app_state.settings, app_state.store, {})
+    executor.tidy()
+    action = executor.reject(action_id, actor(), reason)
     if as_json:
         print_json(action.to_dict())
     else:

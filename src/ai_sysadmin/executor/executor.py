@@ -109,6 +109,12 @@ def decided_by(action: Action) -> str | None:
         return f"approved by {when}, not started yet"
     if action.state == "executing":
         return f"approved by {when}, running since {_at(action.started_at)}"
+    if action.state == "failed" and str((action.result or {}).get("error", "")).startswith(
+            "interrupted: "):
+        # its process ended while it ran: whether its command ran, nobody here knows
+        return (f"approved by {when}; it started at {_at(action.started_at)} and was "
+                "interrupted (its process ended before recording its end): whether its "
+                "command ran is not known; a person must check")
     if action.state in ("succeeded", "failed"):
         return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
     return None

@@ -398,18 +398,18 @@ class ActionStore:
             for action in self.orphaned("executing"):
                 action_id = action.id
                 # what it ran, where it got that far, stays on record
-                result = {**(action.result or {}), "error": f"interrupted: {ENDED}; not run "
-                          "again, a person must check"}
-                cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=? "
-                                   "WHERE id=? AND state='executing'",
-                                   (time.time(), json.dumps(result), action_id))
+                why = f"interrupted: {ENDED}; not run again, a person must check"
+                result = {**(action.result or {}), "error": why}
+                # its reason too: `approve list` and `show` said why it had been approved
+                cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=?, "
+                                   "reason=? WHERE id=? AND state='executing'",
+                                   (time.time(), json.dumps(result), why, action_id))
                 if cur.rowcount != 1:
                     continue
                 failed.append(action_id)
                 self._audit(conn, "executor", "action.failed", action_id,
                             f"interrupted: {ENDED}; not retried")
-                note_action(conn, action_id, "failed", f"interrupted: {ENDED}; not run again, "
-                            "a person must check")
+                note_action(conn, action_id, "failed", why)
         return failed
 
     def fixes_since(self, host: str, since: float) -> dict[tuple[str, str], float]:
