@@ -28,22 +28,32 @@ ROOM = textwrap.dedent("""
 
 STARVED = textwrap.dedent("""
     import asyncio, json, os, resource, sys
+    from concurrent.futures import ThreadPoolExecutor
     from ai_sysadmin.config import Settings
     from ai_sysadmin.hosts.ssh import SshTarget, SshTransport
     from ai_sysadmin.orchestrator.checker import HostChecker
+    from ai_sysadmin.store import Database, IncidentStore
 
-    def seen(report):
+    def seen(report, store):
+        (row,) = store.hosts()
         return {"findings": [[f.rule, f.summary] for f in report.findings],
                 "judged": sorted(report.judged_rules), "errors": report.errors,
-                "unasked": getattr(report.snapshot, "unasked", None)}
+                "unasked": getattr(report.snapshot, "unasked", None),
+                "live": [i.rule for i in store.incidents()], "reachable": row["reachable"]}
 
     async def main():
+        # one worker thread, whose store connection the first check opens: a thread started
+        # later would need files to open its own, and none are left
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
         state, port = sys.argv[1], int(sys.argv[2])
         settings = Settings(ai_name="t", state_dir=state)
+        store = IncidentStore(Database(settings.db_path))
         target = SshTarget(host="127.0.0.1", port=port, user="root",
                            known_hosts=os.path.join(state, "known_hosts"),
                            global_known_hosts=None, connect_timeout=5)
-        checker = HostChecker(SshTransport(target, name="web1"), settings, None)
+        checker = HostChecker(SshTransport(target, name="web1"), settings, store)
+        fed = await checker.check()  # a closed port: unreachable, an incident opened
+        fed = seen(fed, store)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         held = len(os.listdir("/proc/self/fd")) - 1  # less the one that listed them
         resource.setrlimit(resource.RLIMIT_NOFILE, (held, hard))
@@ -51,8 +61,7 @@ STARVED = textwrap.dedent("""
             starved = await checker.check()
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        fed = await checker.check()
-        print(json.dumps({"starved": seen(starved), "fed": seen(fed)}))
+        print(json.dumps({"starved": seen(starved, store), "fed": fed}))
 
     asyncio.run(main())
 """)
@@ -104,8 +113,8 @@ def test_room_is_made_for_the_fleet(soft: int, hard: int, hosts: int, now: int,
 def test_a_host_not_asked_for_want_of_open_files_is_not_unreachable(tmp_path: Path) -> None:
     """This process's open files ran out (a fleet larger than its limit): the host was never
     asked, so it is neither found unreachable (a critical page for a host that is up) nor
-    judged at all; the check says why. The same check with files to spare finds the closed
-    port unreachable."""
+    reachable, nor judged at all; the check says why. With files to spare the same checker
+    found the closed port unreachable: that stays as it was."""
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -122,6 +131,9 @@ def test_a_host_not_asked_for_want_of_open_files_is_not_unreachable(tmp_path: Pa
                for e in starved["errors"].values())
     assert [rule for rule, _ in fed["findings"]] == ["host_unreachable"]
     assert "connection refused" in json.dumps(fed["errors"])
+    # what the store knew of it stays: still unreachable, its incident still live
+    assert fed["reachable"] == starved["reachable"] == 0
+    assert fed["live"] == starved["live"] == ["host_unreachable"]
 
 
 FLEET = textwrap.dedent("""

@@ -95,6 +95,8 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
         "healthy": report.healthy,
         "reachable": unreachable_reason(report) is None,
         "refused": refused_reason(report),
+        # this machine asked it nothing: its own open files ran out
+        "not_asked": report.snapshot.unasked,
         "findings": [f.to_dict() for f in report.findings],
         "errors": report.errors,
         "notes": report.notes,
@@ -194,11 +196,24 @@ def failed_words(app: AppState, host: str, exc: Exception) -> str:
     return str(exc) if isinstance(exc, AiSysadminError) else _crash_said(app, host, exc)
 
 
+def _unasked_line(report: CheckReport) -> bool:
+    """This machine could not ask the host anything (its own open files ran out): said once,
+    not once for each section it cost. Whether it was so."""
+    why = report.snapshot.unasked
+    if why is None:
+        return False
+    out.print(f"[bold yellow]{esc(report.host)} not checked[/bold yellow]: "
+              f"{esc(why.removeprefix(f'{report.host}: '))}", markup=True)
+    return True
+
+
 def _print_report(report: CheckReport) -> None:
     why = unreachable_reason(report)
     if why is not None:
         out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
                   markup=True)
+        return
+    if _unasked_line(report):
         return
     refused = refused_reason(report)
     if refused is None:
@@ -303,6 +318,8 @@ def _print_block(report: CheckReport) -> None:
     if why is not None:
         out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
                   markup=True)
+        return
+    if _unasked_line(report):
         return
     from ..monitor.findings import not_collected
 

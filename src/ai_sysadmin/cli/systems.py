@@ -332,6 +332,10 @@ def _refreshed(app_state: AppState, host: str,
     beside it neither sets nor clears (``store.incidents.WATCHING``)."""
     from .check import failed_words, refused_reason, unreachable_reason
 
+    if not isinstance(report, BaseException) and report.snapshot.unasked is not None:
+        # this machine could not ask it (its open files ran out): not checked, said so
+        return {"name": report.host, "findings": 0, "reachable": None, "refused": None,
+                "errors": {"check": report.snapshot.unasked}}
     if not isinstance(report, BaseException):
         return {"name": report.host, "findings": len(report.findings),
                 "reachable": unreachable_reason(report) is None,

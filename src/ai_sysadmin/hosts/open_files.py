@@ -108,6 +108,6 @@ def at_limit() -> bool:
     soft = open_files_limit()
     try:
         held = len(os.listdir("/proc/self/fd"))
-    except OSError:  # no /proc, or no file left to list it with
-        return True
+    except OSError as exc:  # no file left to list them with; or no /proc: not known
+        return exc.errno in _OUT_OF_FILES
     return soft != resource.RLIM_INFINITY and held + 2 >= soft

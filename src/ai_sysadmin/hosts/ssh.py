@@ -698,8 +698,9 @@ class SshTransport(Transport):
                     conn.abort()
                 # a socket, the known_hosts file or a key this process could not open for
                 # want of open files: this machine's shortage, not the host's failure
-                if (ours := local_limit(exc, self.host)) is not None:
-                    raise ours from exc
+                if isinstance(exc, Exception) and (
+                        ours := local_limit(exc, self.host)) is not None:
+                    raise ours from exc  # never in place of a cancellation
                 raise
             state.conns, state.client = opened, client
             state.user = opened[-1].get_extra_info("username")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..errors import CommandRefused, LocalLimit, TransportError
@@ -134,8 +134,12 @@ class Collector:
                 snap.unasked = _own(snap, str(replay.failure))
         else:
             snap = Snapshot(host=self.transport.host, taken_at=time.time())
-            await self._take_each(tuple((s, s.sources_of(plan)) for s in SECTIONS), plan, snap)
+            read = await self._take_each(tuple((s, s.sources_of(plan)) for s in SECTIONS),
+                                         plan, snap)
             refusal = self.transport.refusal
+            # nothing read, and for want of open files here: this machine's shortage
+            if not read.read and read.short:
+                snap.unasked = snap.errors[read.short[0]]
         self._refused(snap, refusal)
         await self._second_step(snap, plan)
         self._keep(snap, plan)
@@ -152,16 +156,18 @@ class Collector:
         for name in snap.errors:
             snap.errors[name] = _own(snap, snap.refused)
 
-    async def _take_each(self, rows: _Rows, plan: Plan, snap: Snapshot) -> None:
+    async def _take_each(self, rows: _Rows, plan: Plan, snap: Snapshot) -> _Taken:
         """The rows command by command, each once those it comes after (of ``rows``) are
-        taken."""
+        taken; what was read, and what failed for want of open files here."""
         steps: dict[str, asyncio.Future[None]] = {}
         reads: dict[tuple[str, ...], asyncio.Future[Reading]] = {}
+        taken = _Taken()
         for section, sources in rows:
             before = [steps[name] for name in section.after if name in steps]
             steps[section.name] = asyncio.ensure_future(
-                self._section(section, sources, plan, snap, before, reads))
+                self._section(section, sources, plan, snap, before, reads, taken))
         await asyncio.gather(*steps.values())
+        return taken
 
     async def _second_step(self, snap: Snapshot, plan: Plan) -> None:
         """The rows read from what the first step found (``Section.then``): in most checks
@@ -202,7 +208,8 @@ class Collector:
 
     async def _section(self, section: Section, sources: tuple[Source, ...], plan: Plan,
                        snap: Snapshot, before: list[asyncio.Future[None]],
-                       reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> None:
+                       reads: dict[tuple[str, ...], asyncio.Future[Reading]],
+                       taken: _Taken) -> None:
         if before:
             await asyncio.gather(*before)
         if not sources:
@@ -211,9 +218,14 @@ class Collector:
             readings = _unasked(section, snap, sources)
             if readings is None:
                 readings = await self._read_all(sources, reads)
+                taken.read.append(section.name)
             section.take(readings, snap, plan)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
             _failed(snap, section.name, exc)
+            if section.name in taken.read:
+                taken.read.remove(section.name)
+            if isinstance(exc, LocalLimit):
+                taken.short.append(section.name)
 
     async def _read_all(self, sources: tuple[Source, ...],
                         reads: dict[tuple[str, ...], asyncio.Future[Reading]]) -> list[Reading]:
@@ -246,6 +258,15 @@ class Collector:
 
 #: rows of the table with what a check reads for each
 _Rows = tuple[tuple[Section, tuple[Source, ...]], ...]
+
+
+@dataclass
+class _Taken:
+    """Of the rows a step took command by command: those it read, and those whose reading
+    failed for want of open files here (:class:`~ai_sysadmin.errors.LocalLimit`)."""
+
+    read: list[str] = field(default_factory=list)
+    short: list[str] = field(default_factory=list)
 
 
 def _then_failed(section: Section, snap: Snapshot) -> bool:
@@ -312,8 +333,6 @@ def _own(snap: Snapshot, text: str) -> str:
 
 def _failed(snap: Snapshot, section: str, exc: Exception) -> None:
     snap.errors[section] = _own(snap, str(exc))
-    if isinstance(exc, LocalLimit):
-        snap.unasked = snap.errors[section]
 
 
 def _unasked(section: Section, snap: Snapshot, sources: tuple[Source, ...]) -> list[Reading] | None:

@@ -404,7 +404,9 @@ class HostChecker:
         store has yet to keep."""
         assert self.store is not None
         snapshot, findings = report.snapshot, report.findings
-        reachable = "host_unreachable" not in {f.rule for f in findings}
+        # a host this machine could not ask is neither: what the store knew of it stays
+        reachable = None if snapshot.unasked is not None else \
+            "host_unreachable" not in {f.rule for f in findings}
         outcome = self.store.record_check(
             self.host,
             findings,
@@ -429,7 +431,7 @@ class HostChecker:
         return outcome
 
     @staticmethod
-    def _last_error(snapshot: Snapshot, reachable: bool) -> str | None:
+    def _last_error(snapshot: Snapshot, reachable: bool | None) -> str | None:
         """What ``systems`` says of a check that was not whole: a host that did not answer,
         or ran nothing, failed every section alike (said once, without their names); else
         which sections failed, and why."""
@@ -535,7 +537,7 @@ def _errors_said(report: CheckReport) -> dict[str, str]:
     return errors
 
 
-def _failed_alike(snapshot: Snapshot, reachable: bool) -> bool:
+def _failed_alike(snapshot: Snapshot, reachable: bool | None) -> bool:
     """Whether every section failed for one reason: the host did not answer, ran nothing
     (its login refused), or was not asked (this machine's open files ran out)."""
     return not reachable or snapshot.refused is not None or snapshot.unasked is not None

@@ -321,7 +321,7 @@ class IncidentStore:
         journal_cursor: str | None = None,
         os_name: str | None = None,
         collected_ok: bool = True,
-        reachable: bool = True,
+        reachable: bool | None = True,
         last_error: str | None = None,
         actor: str = "monitor",
         rises: Mapping[str, Rises] | None = None,
@@ -362,10 +362,11 @@ class IncidentStore:
                 "last_error) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT(name) DO UPDATE SET last_check=excluded.last_check, "
                 "last_ok=COALESCE(excluded.last_ok, hosts.last_ok), "
-                "os=COALESCE(excluded.os, hosts.os), reachable=excluded.reachable, "
+                "os=COALESCE(excluded.os, hosts.os), "
+                "reachable=COALESCE(excluded.reachable, hosts.reachable), "
                 + (_WATCHED if consumer == WATCHING else _CHECKED_ASIDE),
-                (host, now, now, now if collected_ok else None, os_name, int(reachable),
-                 last_error),
+                (host, now, now, now if collected_ok else None, os_name,
+                 None if reachable is None else int(reachable), last_error),
             )
             self._keep_journal(conn, host, consumer, journal, journal_cursor, now)
             for counter, seen in (rises or {}).items():

@@ -124,9 +124,10 @@ class RedisQueue(LeasedQueue):
         policy = self.eviction_policy()
         if policy is not None and policy != "noeviction":
             log.warning("the queue %s has maxmemory-policy %s: once its memory is full it "
-                        "drops requests that wait and answers not yet read; set it to "
-                        "noeviction (a full queue then refuses new requests, saying why)",
-                        self.description, policy, extra={"event": "queue_evicts"})
+                        "evicts keys, requests that wait or answers not yet read; set it to "
+                        "noeviction (a full queue then refuses writes, saying why, and loses "
+                        "nothing)", self.description, policy,
+                        extra={"event": "queue_evicts"})
 
     def _rec(self, request_id: str) -> str:
         return f"{self.prefix}request:{request_id}"
