@@ -30,3 +30,34 @@ def test_a_flooding_journal_keeps_at_most_the_cap_of_entries_per_host(
     assert newest == f"flood {checks - 1}-{chunk - 1}"
     # another host's entries are not pushed out by the noisy one
     assert [e["message"] for e in store.journal_entries("web2")] == ["quiet"]
+
+
+def test_a_flood_of_long_lines_is_kept_at_a_bounded_size(store: IncidentStore) -> None:
+    """journald keeps messages of up to 8 KiB whole on the host; the store keeps each one's
+    first 2 KiB (evidence quotes 300 characters): at the cap a flood of such lines was
+    800 MB a host."""
+    long = "x" * 8000
+    store.record_check("web1", [], set(), journal=[JournalEntry("c1", time.time(), 3, long)],
+                       journal_cursor="c1")
+    (kept,) = [e["message"] for e in store.journal_entries("web1")]
+    assert kept == long[:2048]
+
+
+def test_the_burst_window_keeps_the_start_of_each_long_line(tmp_path) -> None:
+    """The checker's journal window (300 s of entries, for the burst rule) keeps what the
+    rules read of a message, its first KiB: a flood of 50 lines of 8 KiB a second held
+    120 MB a host."""
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.monitor.snapshot import Snapshot
+    from ai_sysadmin.orchestrator.checker import HostChecker
+
+    checker = HostChecker(LocalTransport("web1"), Settings(ai_name="t", state_dir=tmp_path),
+                          None)
+    now = time.time()
+    flood = [JournalEntry(f"c{n}", now - n / 50, 3, f"{n} " + "x" * 8000, "app.service")
+             for n in range(500)]
+    window = checker._slide_window(Snapshot("web1", now, journal=flood))
+    assert len(window) == 500
+    assert max(len(e.message) for e in window) == 1024
+    assert window[7].message.startswith("7 xxx")

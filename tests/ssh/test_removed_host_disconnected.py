@@ -1,6 +1,7 @@
 """A host removed with `systems remove` while the daemon runs is let go: the daemon's SSH
 connection to it ends, as a host nobody manages should see no login of ours held open for as
-long as the daemon runs (weeks), nor its sshd a session process for it."""
+long as the daemon runs (weeks), nor its sshd a session process for it; and what the daemon
+saw of it goes with it."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def test_a_host_removed_while_the_daemon_runs_keeps_no_ssh_connection_of_it(
             assert done[0] == 0, done
             await until(lambda: not web.session_pids(), timeout=30,
                         what="the removed host's sshd to see the daemon's connection end")
+            # nor does it keep what it saw of it: a daemon runs for months, and each host
+            # ever removed held some hundreds of KiB of snapshots and parses
+            gone = daemon.runtime.checkers["web9"]
+            await until(lambda: gone.seen is None and gone.previous is None, timeout=30,
+                        what="the removed host's snapshots let go")
+            assert "web9" not in daemon.failures._hosts
             # the hosts still managed are still reached
             checked = HostStore(store.db).get("kept")["last_check"]
             await until(lambda: HostStore(store.db).get("kept")["last_check"] != checked,

@@ -83,6 +83,8 @@ FUTURE_SLACK_SECONDS = 60.0
 CLOCK_STEP_SECONDS = 2.0
 #: the texts of one section's lasting error (or note) a checker remembers having said
 SAID_MAX = 16
+#: how much of each journal entry's message the burst window keeps
+WINDOW_MESSAGE_MAX = 1024
 
 
 class HostChecker:
@@ -226,7 +228,11 @@ class HostChecker:
         # entries here, and the cursor where it was, so the next reads them anew (12 errors
         # were a burst of 24)
         held = {entry.cursor for entry in self.window}
-        fresh = [entry for entry in snapshot.journal or () if entry.cursor not in held]
+        # what the rules read of a message is its start (evidence quotes 300 characters): a
+        # flood of 8 KiB lines kept whole held 120 MB a host for the window's 300 s
+        fresh = [entry if len(entry.message) <= WINDOW_MESSAGE_MAX else dataclasses.replace(
+                     entry, message=entry.message[:WINDOW_MESSAGE_MAX])
+                 for entry in snapshot.journal or () if entry.cursor not in held]
         self.window = deque(entry for entry in (*self.window, *fresh)
                             if horizon <= entry.timestamp <= ahead)
         return list(self.window)
@@ -356,6 +362,17 @@ class HostChecker:
         if self.previous is not None:  # what a rate falls back on without a baseline
             self.previous = dataclasses.replace(self.previous, processes=None,
                                                 cpu_seconds=None, swap=None)
+
+    async def forget(self) -> None:
+        """A removed host's checker, kept by name (a fix approved for it is refused by the
+        store, not by a missing name): what it remembers of the host goes, its snapshots and
+        parses (some hundreds of KiB a host, kept for the daemon's life, for each host ever
+        removed); a host added again gets a checker of its own."""
+        async with self._lock:  # a check in flight ends first
+            self.previous = self.baseline = self.seen = None
+            self._earlier.clear()
+            self.window.clear()
+            self.collector = Collector(self.transport, self.settings)
 
     def carry_on(self, other: HostChecker) -> None:
         """Look at the host as ``other`` has so far: its earlier snapshots (what is rising,

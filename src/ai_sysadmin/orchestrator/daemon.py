@@ -306,6 +306,7 @@ class Daemon:
         # the follower's stream ends before its connection does
         await asyncio.gather(*following, return_exceptions=True)
         await self.runtime.let_go(host)
+        self.failures.forget(host)
         log.info("%s was removed (`systems remove`): no longer checked nor followed", host,
                  extra={"host": host})
 

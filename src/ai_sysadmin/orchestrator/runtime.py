@@ -194,6 +194,9 @@ class Runtime:
         except Exception as exc:  # a connection that is gone already is let go all the same
             log.info("%s: closing its connection: %s", host, redact_cut(str(exc), 200),
                      extra={"host": host})
+        checker = self.__dict__.get("checkers", {}).get(host)
+        if checker is not None:
+            await checker.forget()
 
     def checker_for(self, host: str) -> HostChecker:
         try:

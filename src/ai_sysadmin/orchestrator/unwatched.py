@@ -71,6 +71,11 @@ class CheckFailures:
         #: each host's checks the store refused, said once while it refuses
         self._said: dict[str, RefusalLog] = {}
 
+    def forget(self, host: str) -> None:
+        """A removed host: nothing of its checks is kept (a daemon runs for months)."""
+        self._hosts.pop(host, None)
+        self._said.pop(host, None)
+
     def _log(self, host: str) -> RefusalLog:
         if host not in self._said:
             self._said[host] = RefusalLog(log, f"check of {host}", host=host)

@@ -89,6 +89,9 @@ JOURNAL_PRUNE_SECONDS = 3600.0
 #: and at most this many a host: a flood of warnings (a chunk of 2,000 a check, every minute)
 #: kept for the whole retention was millions of rows, gigabytes, for one noisy unit
 JOURNAL_MAX_ENTRIES = 100_000
+#: and each message at most this long: a flood of 8 KiB lines (journald keeps them whole on
+#: the host) was 800 MB a host at the cap; evidence quotes 300 characters of one
+JOURNAL_MESSAGE_KEPT = 2048
 #: the events :meth:`IncidentStore.get` reads unless told otherwise: the latest ones. An incident
 #: open for months on a flapping host gathers tens of thousands, and reading them all took a
 #: `get` 0.4 s at 50,000
@@ -391,7 +394,7 @@ class IncidentStore:
                 "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "
                 "message) VALUES (?,?,?,?,?,?,?)",
                 [(host, consumer, e.cursor, e.timestamp, e.priority, redact(e.source),
-                  redact(e.message)) for e in journal],
+                  redact(e.message)[:JOURNAL_MESSAGE_KEPT]) for e in journal],
             )
         if cursor:
             conn.execute(
