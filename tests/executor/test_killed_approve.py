@@ -64,3 +64,33 @@ def test_a_fix_whose_approve_was_killed_reads_interrupted(tmp_path: Path) -> Non
     assert "too late to reject" in said and "interrupted" in said
     assert "whether its command ran is not known" in said, said
     assert "running since" not in said and "it ran and failed" not in said
+
+
+def test_a_fix_verified_before_its_process_died_succeeded(tmp_path: Path) -> None:
+    """Its process died after the verification found it fixed and before it recorded the
+    end: it succeeded, said so, and pages nobody (it ended failed, a person asked to check a
+    fix that had worked)."""
+    import time
+
+    from ai_sysadmin.store import ActionStore
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path)
+    store = IncidentStore(Database(settings.db_path))
+    host = short_hostname()
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    action = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "500M"}))
+    actions = ActionStore(store.db)
+    actions.move(action.id, "approved", "alice", "go")
+    assert actions.claim(action.id, "alice") is not None
+    actions.ran(action.id, [{"argv": ["journalctl", "--vacuum-size=500M"], "returncode": 0}],
+                time.time())
+    actions.verified(action.id, "the journal is 120M now")
+    with store.db.transaction() as conn:  # alice's `approve` died right then
+        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (action.id,))
+    executor.recover()
+    ended = actions.get(action.id)
+    assert ended.state == "succeeded"
+    assert ended.reason.startswith("the journal is 120M now (verified; ")
+    told = [kind for (kind,) in store.db.conn.execute(
+        "SELECT kind FROM notify_events WHERE action_id=? ORDER BY id", (action.id,))]
+    assert told == ["approval", "fixed"]  # nothing failed, nothing escalated

@@ -391,12 +391,19 @@ class ActionStore:
     def interrupted(self) -> list[int]:
         """After a crash, or a stop while the store refused an end: actions caught in
         ``executing`` by a process that is gone end as failed, and are never re-run: nobody
-        knows here whether their command ran, nor how it ended. One that a living process
-        (an ``approve`` command) runs is left to it."""
+        knows here whether their command ran, nor how it ended; those whose verification had
+        found them fixed (:meth:`verified`) end as succeeded (returned: the failed ones). One
+        that a living process (an ``approve`` command) runs is left to it."""
         failed = []
         with self.db.transaction() as conn:
             for action in self.orphaned("executing"):
                 action_id = action.id
+                verified = (action.result or {}).get("verification")
+                if verified and verified != "running":
+                    # its verification found it fixed (``verified``) before the end: it
+                    # succeeded, whatever became of the process that was to say so
+                    self._interrupted_verified(conn, action_id, str(verified))
+                    continue
                 # what it ran, where it got that far, stays on record
                 why = f"interrupted: {ENDED}; not run again, a person must check"
                 result = {**(action.result or {}), "error": why}
@@ -411,6 +418,14 @@ class ActionStore:
                             f"interrupted: {ENDED}; not retried")
                 note_action(conn, action_id, "failed", why)
         return failed
+
+    def _interrupted_verified(self, conn: Any, action_id: int, verified: str) -> None:
+        why = f"{verified} (verified; {ENDED})"
+        cur = conn.execute("UPDATE actions SET state='succeeded', finished_at=?, reason=? "
+                           "WHERE id=? AND state='executing'", (time.time(), why, action_id))
+        if cur.rowcount == 1:
+            self._audit(conn, "executor", "action.succeeded", action_id, why)
+            note_action(conn, action_id, "succeeded", why)
 
     def fixes_since(self, host: str, since: float) -> dict[tuple[str, str], float]:
         """(rule, subject) of ``host``'s incidents -> when a fix of it last ran, of the fixes
