@@ -383,3 +383,17 @@ def test_the_state_database_syncs_each_commit_the_queue_need_not(tmp_path: Path)
     assert state.conn.execute("PRAGMA synchronous").fetchone()[0] == full
     assert queue.db.conn.execute("PRAGMA synchronous").fetchone()[0] == normal
     queue.close()
+
+
+def test_a_proposal_after_its_incident_left_the_investigation_says_so(
+        store: IncidentStore) -> None:
+    """An investigation's proposal that came after a check resolved its incident is advisory
+    (never decided), and its history said "in a discussion", which there was none of."""
+    finding = Finding("web1", "failed_unit", "app.service", Severity.CRITICAL, "app failed")
+    (incident,) = store.record_check("web1", [finding], {"failed_unit"}).opened
+    store.transition(incident, "investigating", "agent", "investigation started")
+    store.record_check("web1", [], {"failed_unit"})  # the unit came back meanwhile
+    store.add_proposal(incident, "web1", "restart_unit", '{"unit": "app.service"}', "why")
+    said = [e.detail for e in store.get(incident).events if e.kind == "proposal"]
+    assert said == ['proposed restart_unit {"unit": "app.service"} once the incident was '
+                    "resolved (advisory: never decided)"]

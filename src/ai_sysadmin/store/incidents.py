@@ -645,8 +645,12 @@ class IncidentStore:
                 "created_at, source) VALUES (?,?,?,?,?,?,?)",
                 (incident_id, host, kind, parameters, rationale, now, source),
             )
+            # an investigation's proposal that came after its incident left it (a check
+            # resolved it meanwhile) is advisory too, and was said to be a discussion's
+            where = (" in a discussion" if advisory or row is None
+                     else f" once the incident was {row['state']}")
             said = f"proposed {kind} {parameters}" + (
-                "" if source == "agent" else " in a discussion (advisory: never decided)")
+                "" if source == "agent" else f"{where} (advisory: never decided)")
             if incident_id is not None:
                 self._event(conn, incident_id, "proposal", None, None, "agent", said, now)
             write_audit(conn, "agent", "proposal.recorded", f"incident:{incident_id}",
