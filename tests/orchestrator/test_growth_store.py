@@ -61,3 +61,22 @@ def test_the_burst_window_keeps_the_start_of_each_long_line(tmp_path) -> None:
     assert len(window) == 500
     assert max(len(e.message) for e in window) == 1024
     assert window[7].message.startswith("7 xxx")
+
+
+def test_an_http_500_remembered_for_an_incident_is_let_go_after_a_day(tmp_path) -> None:
+    """When each incident's request first met an HTTP 500 is kept until an answer to it
+    comes; an incident resolved before that kept its entry for the daemon's life."""
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.llm.types import LLMServerError
+    from ai_sysadmin.orchestrator.investigator import DAY_SECONDS, Investigator
+    from ai_sysadmin.store import Database
+
+    settings = Settings(ai_name="t", state_dir=tmp_path)
+    investigator = Investigator(settings, IncidentStore(Database(settings.db_path)), {},
+                                llm_for=lambda incident_id: None)  # type: ignore[arg-type,return-value]
+    error = LLMServerError("the LLM at http://127.0.0.1:1 answered HTTP 500 (boom)")
+    for incident_id in range(200):
+        investigator._served_others(incident_id, error)
+    investigator._first_500 = {i: at - DAY_SECONDS for i, at in investigator._first_500.items()}
+    investigator._served_others(500, error)
+    assert list(investigator._first_500) == [500]

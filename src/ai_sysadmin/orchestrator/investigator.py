@@ -358,7 +358,11 @@ class Investigator:
         proxy's 502 or 504 is a server behind it that is down: waited out still."""
         if not isinstance(exc, LLMServerError) or " answered HTTP 500 " not in str(exc):
             return exc
-        first = self._first_500.setdefault(incident_id, time.monotonic())
+        now = time.monotonic()
+        # one an incident resolved meanwhile left here is let go after a day: a daemon runs
+        # for months, and nothing else ends an entry but an answer to its incident
+        self._first_500 = {i: at for i, at in self._first_500.items() if now - at < DAY_SECONDS}
+        first = self._first_500.setdefault(incident_id, now)
         if self._llm_answered_at is None or self._llm_answered_at <= first:
             return exc
         return LLMBadResponse(f"{exc}; it answers other investigations meanwhile: it cannot "
