@@ -351,3 +351,37 @@ def test_a_request_its_worker_dies_on_every_time_goes_to_a_person(tmp_path: Path
                      r"its lease each time \(last: oom-killed\)", said), said
     incident = store.get(incident_id)
     assert incident.state == "open" and incident.diagnosis is None  # never healthy
+
+
+def test_a_request_cancelled_while_no_worker_runs_says_no_worker_is_back(
+        tmp_path: Path, gotify: GotifyServer) -> None:
+    """`systems remove` cancels the queued requests of the host's incidents: that ends their
+    wait with no answer, which the daemon took for an answer (an unusable one), and it told a
+    person that a worker took requests again, none running."""
+    with ScriptedModel(then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, "sqlite://")
+        store = IncidentStore(Database(settings.db_path))
+        store.record_check("web1", [failed_unit("nginx.service")], {"failed_unit"})
+        (incident,) = store.incidents()
+
+        async def steps() -> None:
+            (down,) = await until(lambda: _worker_said(gotify))
+            queue = open_queue(settings)
+            try:
+                # its next request, cancelled as it waits (each waits WAIT for a worker)
+                await until(lambda: queue.cancel_keyed(f"incident:{incident.id}") > 0)
+                await until(lambda: any("cancelled" in detail for _, detail in _failures(store)))
+                # and the next one that no worker takes: the outage goes on, said once
+                failed = len(_failures(store))
+                await until(lambda: len(_failures(store)) >= failed + 1)
+            finally:
+                queue.close()
+
+        asyncio.run(Daemon(settings, store, queued=True).run(steps))
+    (down,) = _worker_said(gotify)
+    assert down["title"].startswith("[hal] hal: no LLM worker takes requests")
+    with store.db.transaction() as conn:  # nothing of the kind on its way either
+        assert [e.kind for e in Outbox.events(conn, ("new", "sent", "repeat", "storm"))
+                if e.kind in ("worker_back", "llm_back")] == []
+    (said,) = [detail for _, detail in _failures(store) if "cancelled" in detail]
+    assert said.startswith("RequestCancelled: LLM request "), said

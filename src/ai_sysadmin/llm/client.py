@@ -9,7 +9,14 @@ import functools
 from ..errors import NotFoundError
 from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
-from .queue.base import EXHAUSTED_ERROR, QueueTimeout, Request, RequestQueue, Submitted
+from .queue.base import (
+    EXHAUSTED_ERROR,
+    QueueTimeout,
+    Request,
+    RequestCancelled,
+    RequestQueue,
+    Submitted,
+)
 from .types import (
     ChatResult,
     LLMBadResponse,
@@ -115,6 +122,10 @@ class QueuedLLM:
                 # would; a plain failure was retried for ever with nobody told
                 raise LLMBadResponse(request.error)
             raise LLMError(request.error or "the LLM request failed")
+        if request.state == "cancelled":
+            # by another process (the incident closed): no answer, not the LLM's failure;
+            # taken for an unusable answer, it said the LLM and its workers answered again
+            raise RequestCancelled(request.id)
         raise LLMBadResponse(f"the LLM request ended as {request.state}")
 
 

@@ -76,6 +76,17 @@ class RequestLost(QueueError):
                          "persistence, flushed, or evicting keys); ask again")
 
 
+class RequestCancelled(QueueError):
+    """Another process cancelled the request its caller waited for (its incident closed, its
+    host removed): no answer came, and none of the LLM's was refused either, so it tells
+    nothing of the LLM server nor of the workers."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"LLM request {request_id} was cancelled while it was waited for "
+                         "(its incident closed, or its host removed)")
+
+
 class QueueTimeout(LLMError):
     """The caller stopped waiting. The request stays queued; a :class:`QueuedLLM` that alone
     waited for it then takes it out (``abandon``)."""
