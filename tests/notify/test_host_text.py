@@ -14,6 +14,7 @@ from ai_sysadmin.monitor.rules import evaluate
 from ai_sysadmin.monitor.rules.base import RuleContext
 from ai_sysadmin.monitor.snapshot import Snapshot
 from ai_sysadmin.notify import Notifier
+from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.notify.conftest import make_settings, run_notifier
 from tests.notify.servers import GotifyServer
@@ -27,7 +28,8 @@ def messages(tmp_path: Path, findings: list[Finding], rules: set[str]) -> list[d
     store = IncidentStore(Database(settings.db_path))
     store.record_check("web1", findings, rules)
     notifier = Notifier(settings, store.db, channels=[])
-    notifier.dispatcher.dispatch()
+    # a digest waits for the rest of what came with it
+    notifier.dispatcher.dispatch(time.time() + DIGEST_GATHER_SECONDS)
     return notifier.outbox.messages()
 
 

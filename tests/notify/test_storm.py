@@ -10,6 +10,7 @@ import pytest
 
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.notify import Notifier
+from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.notify.conftest import failed, make_settings, run_notifier, unreachable
 from tests.notify.servers import GotifyServer
@@ -81,7 +82,8 @@ def test_fifty_incidents_at_once_are_one_digest(tmp_path: Path) -> None:
     for host in range(10):
         store.record_check(f"web{host}", [failed(f"web{host}", f"app{n}.service")
                                           for n in range(5)], {"failed_unit"})
-    made = notifier.dispatcher.dispatch()
+    assert notifier.dispatcher.dispatch() == []  # it waits for the rest of the sweep
+    made = notifier.dispatcher.dispatch(time.time() + DIGEST_GATHER_SECONDS)
     (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert digest["kind"] == "digest" and digest["priority"] == 8
     assert digest["title"].startswith("[hal] 50 incidents on 10 hosts: web0, web1, web2")
@@ -98,9 +100,14 @@ def test_a_trickle_goes_one_by_one_then_in_one_digest_per_window(tmp_path: Path)
                            {"failed_unit"})
         got.append(titles(notifier))
     assert got[:3] == [[f"[hal] web1: s{n}.service has failed"] for n in range(3)]
-    assert got[3] == ["[hal] web1: s3.service has failed"]  # the window's digest, of one
-    assert got[4:] == [[], []]  # held: one digest per window
-    assert titles(notifier, time.time() + 61) == ["[hal] 2 incidents on 1 host: web1"]
+    # over the threshold: held for a digest, which waits for the rest of what comes with it
+    assert got[3:] == [[], [], []]
+    later = time.time() + DIGEST_GATHER_SECONDS
+    assert titles(notifier, later) == ["[hal] 3 incidents on 1 host: web1"]
+    store.record_check("web1", [failed("web1", f"s{m}.service") for m in range(7)],
+                       {"failed_unit"})
+    assert titles(notifier, later + 1) == []  # held: one digest per window
+    assert titles(notifier, later + 61) == ["[hal] web1: s6.service has failed"]
 
 
 def test_below_min_severity_nothing_until_it_gets_worse(tmp_path: Path) -> None:
@@ -130,13 +137,13 @@ def test_what_followed_an_incident_in_a_storm_goes_in_the_digest_not_before_it(
     store.record_check("web1", [failed("web1", "s0.service"), *(
         failed("web1", f"s{n}.service", Severity.WARNING) for n in range(1, 7))],
         {"failed_unit"})
-    made = notifier.dispatcher.dispatch()
+    made = notifier.dispatcher.dispatch(time.time() + DIGEST_GATHER_SECONDS)
     (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert digest["kind"] == "digest" and digest["title"].startswith("[hal] 7 incidents")
     body = digest["body"].splitlines()
     assert body.count("web1: s0.service has failed (now critical) (hal-issues show 1)") == 1
     assert not any("s0.service has failed (hal-issues" in line for line in body)
-    assert titles(notifier, time.time() + WINDOW + 1) == []  # and nothing more about it
+    assert titles(notifier, time.time() + DIGEST_GATHER_SECONDS + WINDOW + 1) == []
 
 
 def test_a_host_down_and_back_and_a_flapping_one(tmp_path: Path) -> None:
@@ -294,7 +301,7 @@ def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path)
     for host in hosts:
         store.tell_down({"host": host, "since": time.time() - 600, "error": "ValueError: x",
                          "unit": "hal.service"}, checks_of(host))
-    made = notifier.dispatcher.dispatch()
+    made = notifier.dispatcher.dispatch(time.time() + DIGEST_GATHER_SECONDS)
     (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert digest["kind"] == "digest" and digest["priority"] == 8
     assert digest["title"].startswith("[hal] 40 checks failing on 40 hosts: web0, web1, web2")
@@ -302,7 +309,7 @@ def test_the_checks_of_many_hosts_failing_at_once_are_one_digest(tmp_path: Path)
                                               "(hal-logs service)")
     for host in hosts:
         assert store.tell_back({"host": host}, checks_of(host))
-    later = time.time() + 121  # the next digest window
+    later = time.time() + DIGEST_GATHER_SECONDS + 121  # the next digest window
     made = notifier.dispatcher.dispatch(later)
     (back,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert back["title"].startswith("[hal] 40 checks working again on 40 hosts") \
@@ -333,11 +340,11 @@ def test_a_digest_names_the_worst_news_first(tmp_path: Path) -> None:
     t0 = time.time()
     for n in (9, 10, 11, 12, 13):
         store.record_check(f"web{n}", [unreachable(f"web{n}")], down)
-    assert len(titles(notifier, t0)) == 1  # one digest
+    assert len(titles(notifier, t0 + DIGEST_GATHER_SECONDS + 1)) == 1  # one digest
     for n in (9, 10, 11, 12, 13):
         store.record_check(f"web{n}", [], up)
     store.record_check("web45", [unreachable("web45")], down)
-    made = notifier.dispatcher.dispatch(t0 + 121)  # the next digest window
+    made = notifier.dispatcher.dispatch(t0 + DIGEST_GATHER_SECONDS + 122)  # the next window
     (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     assert digest["title"] == ("[hal] 1 unreachable, 5 reachable again on 6 hosts: web45, "
                                "web9, web10, web11, web12, ...")
@@ -401,7 +408,8 @@ def test_many_cleared_at_once_are_one_digest(tmp_path: Path) -> None:
     store.record_check("web1", down, {"failed_unit"})
     assert len(titles(notifier)) == 2  # the two after it: within the threshold
     store.record_check("web1", [], {"failed_unit"})  # the network is back: all three clear
-    assert titles(notifier) == ["[hal] 3 resolved on 1 host: web1"]
+    assert titles(notifier, time.time() + DIGEST_GATHER_SECONDS) == [
+        "[hal] 3 resolved on 1 host: web1"]
     digest = notifier.outbox.messages()[-1]
     assert "web1: resolved: s0.service has failed (was critical, paged 0 min ago) " \
         "(hal-issues show 1)" in digest["body"].splitlines()
@@ -466,3 +474,20 @@ def test_a_warning_left_to_a_person_is_no_page(tmp_path: Path, severity: Severit
     (escalated,) = [m for m in notifier.outbox.messages()
                     if m["id"] in made and m["kind"] == "escalated"]
     assert escalated["priority"] == priority
+
+
+def test_a_mass_outage_a_sweep_finds_over_seconds_is_one_whole_digest(tmp_path: Path) -> None:
+    """A fleet's checks land over seconds; the digest went out at the pass that crossed the
+    threshold: "63 unreachable" of 100 hosts down, the other 37 held for the next window (two
+    minutes) or, back by then, never told at all."""
+    store, notifier = setup(tmp_path)
+    down = {"host_unreachable"}
+    t0 = time.time()
+    for n in range(63):
+        store.record_check(f"web{n}", [unreachable(f"web{n}")], down)
+    assert titles(notifier, t0 + 1) == []  # the rest of the sweep is still to come
+    for n in range(63, 100):
+        store.record_check(f"web{n}", [unreachable(f"web{n}")], down)
+    assert titles(notifier, t0 + 2) == []
+    (digest,) = titles(notifier, t0 + DIGEST_GATHER_SECONDS + 1)
+    assert digest.startswith("[hal] 100 unreachable on 100 hosts"), digest
