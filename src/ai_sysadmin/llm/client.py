@@ -10,6 +10,7 @@ from ..errors import NotFoundError
 from .backends.base import ChatBackend
 from .handlers import chat_payload, chat_result
 from .queue.base import (
+    BACKGROUND_POLL,
     EXHAUSTED_ERROR,
     QueueTimeout,
     Request,
@@ -133,12 +134,14 @@ class QueuedLLM:
         """The request once answered. One that a worker is answering when the wait runs out
         is waited for once more (the worker's own llm.timeout bounds an answer): its turn in
         the queue took the time, and the answer being written would be thrown away."""
+        # a person's answer is looked for often; the daemon's, every half second at most
+        poll = None if self.priority == Priority.INTERACTIVE else BACKGROUND_POLL
         try:
-            return await queue.wait(request_id, self.timeout)
+            return await queue.wait(request_id, self.timeout, poll)
         except QueueTimeout as exc:
             if exc.request.state != "in_flight":
                 raise
-        return await queue.wait(request_id, self.timeout)
+        return await queue.wait(request_id, self.timeout, poll)
 
 
 class DirectLLM:

@@ -58,6 +58,11 @@ class QueueError(LLMError):
 
 #: how often a caller whose queue's server does not answer asks it again while it waits
 UNREACHABLE_POLL = 0.5
+#: the longest pause between two looks of a caller that is no person (an investigation) at
+#: its request, answered by a worker of another process (one of its own wakes it at once):
+#: hundreds of incidents waiting for a worker, each looking 20 times a second, took half a
+#: core of the daemon's
+BACKGROUND_POLL = 0.5
 
 
 class QueueUnreachable(QueueError):
@@ -387,10 +392,13 @@ class RequestQueue(ABC):
         except NotFoundError:
             return True
 
-    async def wait(self, request_id: str, timeout: float) -> Request:
+    async def wait(self, request_id: str, timeout: float, poll: float | None = None
+                   ) -> Request:
         """The request once it is done, failed or cancelled. Raises :class:`QueueTimeout` after
         ``timeout`` seconds; the request stays queued (:class:`QueuedLLM` then cancels one
-        that only it waited for)."""
+        that only it waited for). ``poll``: the longest pause between two looks at it
+        (:attr:`poll_interval` where not given; a worker of this process wakes it at once)."""
+        longest = self.poll_interval if poll is None else max(poll, self.poll_interval)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.001
@@ -416,7 +424,7 @@ class RequestQueue(ABC):
                     raise NoWorker(request, timeout, ahead)
                 raise QueueTimeout(request, timeout, ahead)
             await self._sleep_or_wake(min(delay, left))
-            delay = min(delay * 2, self.poll_interval)
+            delay = min(delay * 2, longest)
 
     async def _still_there(self, request_id: str) -> Request:
         """The request a caller waits for; gone, it was lost (no one waited 7 days for it)."""
