@@ -415,7 +415,11 @@ class Daemon:
         def on_trigger(entry: JournalEntry) -> None:
             wake.set()
 
-        follower = JournalFollower(checker.transport, self.settings, on_trigger)
+        def journal_there() -> bool:  # as the host's last check saw it
+            return checker.seen is None or checker.seen.systemd_running is not False
+
+        follower = JournalFollower(checker.transport, self.settings, on_trigger,
+                                   journal_there=journal_there)
         self._unfollowed(checker.host)  # the one it replaces, whose tasks were cancelled
         self.followers.append(follower)
         started = [
