@@ -19,6 +19,8 @@ from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 
+from .vacuum import pending_vacuum
+
 
 def test_a_fix_whose_approve_was_killed_reads_interrupted(tmp_path: Path) -> None:
     ran = tmp_path / "ran"
@@ -30,13 +32,8 @@ def test_a_fix_whose_approve_was_killed_reads_interrupted(tmp_path: Path) -> Non
     config = tmp_path / "config.toml"
     config.write_text(f'ai_name = "hal"\nstate_dir = "{state}"\n'
                       f'[programs]\njournalctl = "{journalctl}"\n')
-    settings = Settings(ai_name="hal", state_dir=state, programs={"journalctl": str(journalctl)})
-    store = IncidentStore(Database(settings.db_path))
-    host = short_hostname()
-    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
-        host, "vacuum_journal", {"max_size": "500M"}))
-    assert action.state == "pending"
-    store.db.close()
+    action = pending_vacuum(Settings(ai_name="hal", state_dir=state,
+                                     programs={"journalctl": str(journalctl)}))
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config)}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:

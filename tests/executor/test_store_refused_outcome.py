@@ -6,7 +6,6 @@ fix (a real program) fills that disk."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.conftest import BIN
 from tests.support.needs_root import needs_root
+
+from .vacuum import pending_vacuum
 
 #: $1 the state directory the command sees, $2 the one the test keeps, then the command: the
 #: state copied onto a 4 MiB tmpfs (its logs on one of their own, so that stderr holds only
@@ -45,12 +46,8 @@ def test_a_fix_whose_end_the_full_disk_refused_says_it_ran_and_a_daemon_settles_
     config.write_text(f'ai_name = "hal"\n[programs]\njournalctl = "{journalctl}"\n')
     kept = tmp_path / "kept"
     settings = Settings(ai_name="hal", state_dir=kept)
-    store = IncidentStore(Database(settings.db_path))
+    action = pending_vacuum(settings)
     host = short_hostname()
-    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
-        host, "vacuum_journal", {"max_size": "500M"}))
-    assert action.state == "pending"
-    store.db.close()
 
     env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
     done = subprocess.run(
