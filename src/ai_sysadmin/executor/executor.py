@@ -33,6 +33,7 @@ from ..safety.units import unit_problem
 from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import (
     ENDED,
+    INTERRUPTED,
     AlreadyDecided,
     DecidedMeanwhile,
     holder_gone,
@@ -110,7 +111,7 @@ def decided_by(action: Action) -> str | None:
     if action.state == "executing":
         return f"approved by {when}, running since {_at(action.started_at)}"
     if action.state == "failed" and str((action.result or {}).get("error", "")).startswith(
-            "interrupted: "):
+            INTERRUPTED):
         # its process ended while it ran: whether its command ran, nobody here knows
         return (f"approved by {when}; it started at {_at(action.started_at)} and was "
                 "interrupted (its process ended before recording its end): whether its "

@@ -216,14 +216,14 @@ class Collector:
             return  # nothing to read for this check (a journal position already known)
         try:
             readings = _unasked(section, snap, sources)
+            asked = readings is None
             if readings is None:
                 readings = await self._read_all(sources, reads)
-                taken.read.append(section.name)
             section.take(readings, snap, plan)
+            if asked:
+                taken.read.append(section.name)
         except (TransportError, parsers.ParseError, ValueError, OSError) as exc:
             _failed(snap, section.name, exc)
-            if section.name in taken.read:
-                taken.read.remove(section.name)
             if isinstance(exc, LocalLimit):
                 taken.short.append(section.name)
 

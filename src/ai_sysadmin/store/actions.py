@@ -44,6 +44,8 @@ MOVES: dict[str, frozenset[str]] = {
 #: here, and what the process knew is in its log
 ENDED = ("the process that ran it ended without recording its end (it crashed, or stopped "
          "while the state database refused writes)")
+#: how the error of an action :meth:`ActionStore.interrupted` ended begins
+INTERRUPTED = "interrupted: "
 
 
 class AlreadyDecided(StoreError):
@@ -405,7 +407,7 @@ class ActionStore:
                     self._interrupted_verified(conn, action_id, str(verified))
                     continue
                 # what it ran, where it got that far, stays on record
-                why = f"interrupted: {ENDED}; not run again, a person must check"
+                why = f"{INTERRUPTED}{ENDED}; not run again, a person must check"
                 result = {**(action.result or {}), "error": why}
                 # its reason too: `approve list` and `show` said why it had been approved
                 cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=?, "
@@ -415,7 +417,7 @@ class ActionStore:
                     continue
                 failed.append(action_id)
                 self._audit(conn, "executor", "action.failed", action_id,
-                            f"interrupted: {ENDED}; not retried")
+                            f"{INTERRUPTED}{ENDED}; not retried")
                 note_action(conn, action_id, "failed", why)
         return failed
 
