@@ -24,6 +24,7 @@ from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore, Rises
 from .recorder import CheckRecorder
 from .rises import FS_ERRORS, OOM_KILLS, RESTARTS, RiseMemory
+from .turns import Turn, Turns
 
 log = logging.getLogger("ai_sysadmin.orchestrator")
 decisions = logging.getLogger("ai_sysadmin.decisions")
@@ -98,11 +99,11 @@ class HostChecker:
     ``approve``, another process)."""
 
     def __init__(self, transport: Transport, settings: Settings, store: IncidentStore | None,
-                 consumer: str = "daemon", slots: asyncio.Semaphore | None = None,
+                 consumer: str = "daemon", turns: Turns | None = None,
                  recorder: CheckRecorder[CheckOutcome] | None = None) -> None:
         self.transport = transport
         #: shared by a fleet's checkers: at most ``check_concurrency`` hosts collected at once
-        self.slots = slots
+        self.turns = turns
         self.settings = settings
         self.store = store
         #: shared by a fleet's checkers: the checks that land together are stored together
@@ -237,11 +238,19 @@ class HostChecker:
                             if horizon <= entry.timestamp <= ahead)
         return list(self.window)
 
+    def _turn(self) -> contextlib.AbstractAsyncContextManager[Turn]:
+        """This host's turn among the fleet's (:mod:`.turns`): none waited for where its
+        last collection outlived one, so a host that does not answer keeps no healthy
+        host waiting."""
+        if self.turns is None:
+            return contextlib.nullcontext(Turn())
+        return self.turns.turn(self.host)
+
     async def check(self, reason: str = "interval") -> CheckReport:
         async with self._lock:
             self._take_up()
             query = JournalQuery(self._cursor, self.settings.journal_first_lines)
-            async with self.slots or contextlib.nullcontext():
+            async with self._turn():
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
                 snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
@@ -373,6 +382,8 @@ class HostChecker:
             self._earlier.clear()
             self.window.clear()
             self.collector = Collector(self.transport, self.settings)
+            if self.turns is not None:
+                self.turns.outlived.discard(self.host)
 
     def carry_on(self, other: HostChecker) -> None:
         """Look at the host as ``other`` has so far: its earlier snapshots (what is rising,
@@ -577,6 +588,6 @@ def _shared_reason(errors: list[str]) -> str:
 def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,
                    consumer: str = "daemon") -> list[HostChecker]:
     """One checker per host, sharing one limit of hosts collected at once and one recorder."""
-    slots = asyncio.Semaphore(settings.check_concurrency)
+    turns = Turns(settings.check_concurrency)
     recorder = CheckRecorder[CheckOutcome](store) if store is not None else None
-    return [HostChecker(t, settings, store, consumer, slots, recorder) for t in transports]
+    return [HostChecker(t, settings, store, consumer, turns, recorder) for t in transports]

@@ -172,9 +172,9 @@ class Runtime:
                       key.host, key.fingerprint, exc, extra={"event": "audit_failed"})
 
     def _check_through(self, transport: Transport, like: HostChecker) -> HostChecker:
-        """A checker of ``transport``'s host sharing ``like``'s slots, recorder and
+        """A checker of ``transport``'s host sharing ``like``'s turns, recorder and
         listeners, in place of any it had."""
-        fresh = HostChecker(transport, self.settings, self.store, self.consumer, like.slots,
+        fresh = HostChecker(transport, self.settings, self.store, self.consumer, like.turns,
                             like.recorder)
         fresh.listeners.extend(like.listeners)
         self.transports[transport.host], self.checkers[transport.host] = transport, fresh

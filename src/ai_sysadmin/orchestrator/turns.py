@@ -1,0 +1,72 @@
+"""Turns of a fleet's checks: at most ``check_concurrency`` hosts collected at once.
+
+The limit is there for this machine's sake (SSH handshakes, remote scripts being parsed),
+not the hosts'. A host that does not answer (frozen, behind a partition that sends no reset)
+costs this machine a socket and a timer, yet it held its turn through a 10 s connect or a
+20 s command timeout: with 200 of 242 hosts frozen, the 42 healthy ones were checked every
+54-92 s at a 30 s interval. A turn is therefore given back once it has been held for
+:data:`TURN_SECONDS`, and a host whose last collection outlived its turn is asked without
+one, until it answers within a turn again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+#: how long one host's collection holds its turn: a healthy host answers a warm check in
+#: well under a second and a cold one (a handshake) in about one, even 64 at once
+TURN_SECONDS = 3.0
+
+
+@dataclass
+class Turn:
+    #: whether the collection outlived :data:`TURN_SECONDS` (its turn, if it had one, was
+    #: given back to the others meanwhile)
+    outlived: bool = False
+
+
+class Turns:
+    """``size`` turns shared by a fleet's checkers, first come first served."""
+
+    def __init__(self, size: int, hold: float = TURN_SECONDS) -> None:
+        self.size = size
+        self.hold = hold
+        self._free = asyncio.Semaphore(size)
+        #: the hosts whose last collection outlived its turn
+        self.outlived: set[str] = set()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, host: str) -> AsyncIterator[Turn]:
+        """A turn for one collection of ``host``, given back when it ends or once held for
+        ``hold`` seconds, whichever comes first; none taken where the host's last collection
+        outlived its turn."""
+        turn = Turn()
+        wait = host not in self.outlived
+        loop = asyncio.get_running_loop()
+        held = False
+
+        def give_back() -> None:
+            nonlocal held
+            turn.outlived = True
+            if held:
+                held = False
+                self._free.release()
+
+        if wait:
+            await self._free.acquire()
+            held = True
+        timer = loop.call_later(self.hold, give_back)
+        try:
+            yield turn
+        finally:
+            timer.cancel()
+            if held:
+                held = False
+                self._free.release()
+            if turn.outlived:
+                self.outlived.add(host)
+            else:
+                self.outlived.discard(host)

@@ -1,0 +1,56 @@
+"""The fleet's turns (``check_concurrency``): a turn held too long is given back, a host that
+outlived its turn takes none the next time, and a cancelled collection loses no turn."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ai_sysadmin.orchestrator.turns import Turns
+
+
+def test_a_turn_is_given_back_after_its_hold_and_the_slow_host_then_takes_none() -> None:
+    async def scenario() -> None:
+        turns = Turns(1, hold=0.2)
+        slow_may_end, slow_has_it = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> bool:
+            async with turns.turn("slow") as turn:
+                slow_has_it.set()
+                await slow_may_end.wait()
+            return turn.outlived
+
+        slow_task = asyncio.create_task(slow())
+        await slow_has_it.wait()  # the slow host has the one turn
+        async with asyncio.timeout(5), turns.turn("quick") as quick:  # given back at 0.2 s
+            pass
+        assert not quick.outlived
+        slow_may_end.set()
+        assert await slow_task
+        assert turns.outlived == {"slow"}
+        async with turns.turn("quick"):  # holds the one turn; "slow" is asked without one
+            async with asyncio.timeout(1), turns.turn("slow"):
+                pass
+        assert turns.outlived == set()  # it answered within its turn
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_collection_gives_its_turn_back() -> None:
+    async def scenario() -> None:
+        turns = Turns(1, hold=60)
+
+        has_it = asyncio.Event()
+
+        async def hang() -> None:
+            async with turns.turn("a"):
+                has_it.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.create_task(hang())
+        await has_it.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        async with asyncio.timeout(1), turns.turn("b"):
+            pass
+
+    asyncio.run(scenario())
