@@ -242,20 +242,60 @@ def _finite(text: str) -> float:
     return value
 
 
-def read(log_dir: Path, channel: str, lines: int = 50) -> list[dict[str, Any]]:
+def read(log_dir: Path, channel: str, lines: int = 50, host: str | None = None,
+         since: float | None = None) -> list[dict[str, Any]]:
     """The last ``lines`` records of one channel, oldest first (across its rotated files);
-    unparsable lines are kept raw."""
+    unparsable lines are kept raw. With ``host``, only the records of that host; with
+    ``since`` (a time), only those written since then: the newest ``lines`` of them."""
     if channel not in CHANNELS:
         raise NotFoundError(f"no log channel {channel!r}; channels: {', '.join(CHANNELS)}")
-    out = []
-    for line in _tail(log_dir / f"{channel}.jsonl", lines):
+    path = log_dir / f"{channel}.jsonl"
+    if host is None and since is None:
+        return [_record(line, channel) for line in _tail(path, lines)]
+    return _matching(path, channel, lines, host, since)
+
+
+def _record(line: str, channel: str) -> dict[str, Any]:
+    try:
+        # NaN and Infinity are no JSON: a line holding them (cut, hand-edited) is kept raw,
+        # or `logs --json` would print what no JSON reader takes
+        record = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):  # a cut or hand-edited line: kept as it is
+        record = {"ts": None, "level": "?", "channel": channel, "msg": line.strip()}
+    return record
+
+
+def _matching(path: Path, channel: str, lines: int, host: str | None,
+              since: float | None) -> list[dict[str, Any]]:
+    """The newest ``lines`` records of a host, or since a time, newest file first. A file
+    last written before ``since`` holds nothing newer, nor do the older ones: they are not
+    read. A line that does not name the host is not parsed (a fleet's log is mostly other
+    hosts' lines)."""
+    needle = None if host is None else f'"host": {json.dumps(host)}'
+    found: list[dict[str, Any]] = []
+    for number in range(LOG_BACKUPS + 1):
+        part = path.with_name(f"{path.name}.{number}") if number else path
+        if len(found) >= lines:
+            break
         try:
-            # NaN and Infinity are no JSON: a line holding them (cut, hand-edited) is kept raw,
-            # or `logs --json` would print what no JSON reader takes
-            record = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):  # a cut or hand-edited line: kept as it is
-            record = {"ts": None, "level": "?", "channel": channel, "msg": line.strip()}
-        out.append(record)
-    return out
+            if since is not None and part.stat().st_mtime < since:
+                break
+            with part.open(encoding="utf-8", errors="replace") as handle:
+                kept = deque((record for line in handle
+                              if needle is None or needle in line
+                              if _matches(record := _record(line, channel), host, since)),
+                             maxlen=lines - len(found))
+        except FileNotFoundError:
+            continue  # rotated away between two reads, or not there yet
+        found = [*kept, *found]
+    return found
+
+
+def _matches(record: dict[str, Any], host: str | None, since: float | None) -> bool:
+    if host is not None and record.get("host") != host:
+        return False
+    stamp = record.get("ts")
+    # a raw line has no time: it is no record "since" anything
+    return since is None or (isinstance(stamp, (int, float)) and stamp >= since)

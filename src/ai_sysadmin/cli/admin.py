@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import json
+import math
 import os
 import shlex
 import textwrap
@@ -82,17 +85,24 @@ def logs(
     lines: Annotated[int, typer.Option(
         "-n", "--lines", min=1, max=MAX_LINES, metavar="N", help="How many records (the newest).")
     ] = 50,
+    host: Annotated[str | None, typer.Option(
+        metavar="HOST", help="Only this host's records (audit: the host's, its incidents' "
+        "and its actions').")] = None,
+    since: Annotated[str | None, typer.Option(
+        metavar="WHEN", help="Only records since then: an age (30s, 10m, 2h, 3d, 1w) or a "
+        "local time (2026-12-06 21:00).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
     """The project's own structured logs; `audit`: every decision, from the state database."""
     app_state = state(ctx)
     settings = app_state.settings
+    start = None if since is None else since_time(since, time.time())
     if channel == "audit":
         records = [{"ts": r["at"], "level": "audit", "name": settings.ai_name,
                     "msg": f"{r['actor']} {r['action']} {r['subject']}: {r['detail']}"}
-                   for r in app_state.store.audit_log(lines)]
+                   for r in app_state.store.audit_log(lines, host, start)]
     elif channel in logfiles.CHANNELS:
-        records = logfiles.read(settings.log_dir, channel, lines)
+        records = logfiles.read(settings.log_dir, channel, lines, host, start)
     else:
         raise AiSysadminError(f"no log channel {channel!r}; channels: "
                               f"{', '.join(logfiles.CHANNELS)}, audit")
@@ -100,7 +110,9 @@ def logs(
         print_json(records)
         return
     if not records:
-        out.print(f"no {channel} records yet", markup=False)
+        which = "".join([f" of {host}" if host is not None else "",
+                         f" since {_when(start)}" if start is not None else ""])
+        out.print(f"no {channel} records{which or ' yet'}", markup=False)
         return
     from ..logs import visible
     from ..monitor.findings import masked
@@ -118,6 +130,28 @@ def logs(
         out.print(visible(masked(f"{when} [{r.get('name', settings.ai_name)}] "
                                  f"{r.get('level', '?')}: {r.get('msg', '')} {tail}".rstrip())),
                   markup=False, highlight=False)
+
+
+#: the units of an age given to ``--since``, in seconds
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_time(text: str, now: float) -> float:
+    """``--since``: an age before ``now`` (``10m``) or a local date and time, as a time."""
+    given = text.strip()
+    unit = _AGE_UNITS.get(given[-1:].lower())
+    if unit is not None:
+        try:
+            age = float(given[:-1])
+        except ValueError:
+            age = math.nan
+        if math.isfinite(age) and age >= 0:
+            return now - age * unit
+    else:
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            return datetime.datetime.fromisoformat(given).timestamp()
+    raise AiSysadminError(f"--since {text!r} is neither an age (30s, 10m, 2h, 3d, 1w) nor a "
+                          "local date and time (2026-12-06 21:00)")
 
 
 def _when(ts: object) -> str:

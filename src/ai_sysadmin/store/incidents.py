@@ -264,9 +264,25 @@ class IncidentStore:
         with self.db.transaction() as conn:
             write_audit(conn, actor, action, subject, detail)
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+    def audit_log(self, limit: int = 100, host: str | None = None,
+                  since: float | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` audit records, oldest first; with ``host``, those of the
+        host itself, its incidents and its actions; with ``since``, those since then."""
+        where, args = [], []
+        if host is not None:
+            # a subject names what it is of ("incident:7"): the host is that row's
+            where.append("(subject = 'host:' || ? "
+                         "OR (subject LIKE 'incident:%' AND CAST(substr(subject, 10) AS INTEGER)"
+                         " IN (SELECT id FROM incidents WHERE host = ?)) "
+                         "OR (subject LIKE 'action:%' AND CAST(substr(subject, 8) AS INTEGER)"
+                         " IN (SELECT id FROM actions WHERE host = ?)))")
+            args += [host, host, host]
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since)
         rows = self.db.conn.execute(
-            "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            f"SELECT * FROM audit {'WHERE ' + ' AND '.join(where) if where else ''} "
+            "ORDER BY id DESC LIMIT ?", (*args, limit),
         ).fetchall()
         return [dict(r) for r in reversed(rows)]
 
