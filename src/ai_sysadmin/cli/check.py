@@ -12,9 +12,11 @@ from rich.table import Table
 
 from ..errors import AiSysadminError
 from ..monitor.findings import masked
-from .context import AppState, banner, cell, esc, out, print_json, state
+from .context import AppState, banner, cell, esc, name_order, out, print_json, state
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from ..orchestrator.checker import CheckReport, HostChecker
     from ..orchestrator.runtime import Runtime
 
@@ -260,13 +262,16 @@ def _print_errors(errors: dict[str, str], refused: str | None) -> None:
                       f"{esc(quote(error, SHOWN))}", markup=True)
 
 
-def _print_notes(report: CheckReport, indent: str) -> None:
+def _print_notes(report: CheckReport, indent: str,
+                 shared: Collection[tuple[str, str]] = ()) -> None:
     """What a person must know of what was collected (journal entries skipped to catch up,
     the rules with nothing to read on a host without systemd): no failure, no exit code.
     A note may quote the host (systemctl's words): masked, one line."""
     from ..monitor.findings import quote
 
     for section, note in report.notes.items():
+        if (section, note) in shared:
+            continue
         out.print(f"{indent}[cyan]note[/cyan] {esc(section)}: {esc(quote(note, SHOWN))}",
                   markup=True)
 
@@ -291,7 +296,8 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
     # one host's check that raised is that host's line: the others' reports still count
     failed = {c.host: failed_words(app, c.host, a)
               for c, a in zip(checkers, answers, strict=True) if isinstance(a, Exception)}
-    reports = sorted((a for a in answers if not isinstance(a, Exception)), key=lambda r: r.host)
+    reports = sorted((a for a in answers if not isinstance(a, Exception)),
+                     key=lambda r: name_order(r.host))
     # a check that failed judged nothing: not collected, as a part not collected counts
     code = fleet_exit_code([exit_code(r) for r in reports] + [2] * len(failed))
     if as_json:
@@ -301,19 +307,45 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
                                  "error": masked(why)} for host, why in sorted(failed.items()))]})
         return code
     banner(app.settings, f"health check of {len(reports) + len(failed)} host(s)")
+    shared = _shared_notes(reports)
     for report in reports:
-        _print_block(report)
+        _print_block(report, shared)
     from ..monitor.findings import quote
 
-    for host, why in sorted(failed.items()):
+    for (section, note), hosts in shared.items():
+        out.print(f"[cyan]note[/cyan] {esc(section)} of {_some(hosts)}: "
+                  f"{esc(quote(note, SHOWN))}", markup=True)
+    for host, why in sorted(failed.items(), key=lambda item: name_order(item[0])):
         out.print(f"[bold red]{esc(host)} check failed[/bold red]: {esc(quote(why, SHOWN))}",
                   markup=True)
     out.print(_summary(reports, len(failed)), highlight=False)
     return code
 
 
-def _print_block(report: CheckReport) -> None:
-    """A few lines a host: its verdict, then one line per finding."""
+#: the hosts a note shared by many names, before "and N more"
+NAMED = 5
+
+
+def _shared_notes(reports: list[CheckReport]) -> dict[tuple[str, str], list[str]]:
+    """The notes several hosts have word for word (systemd runs on none of a fleet of
+    containers), with those hosts: said once under the hosts, not once a host."""
+    hosts: dict[tuple[str, str], list[str]] = {}
+    for report in reports:
+        for said in report.notes.items():
+            hosts.setdefault(said, []).append(report.host)
+    return {said: names for said, names in hosts.items() if len(names) > 1}
+
+
+def _some(hosts: list[str]) -> str:
+    named = ", ".join(hosts[:NAMED])
+    more = len(hosts) - NAMED
+    return f"{len(hosts)} hosts ({named}{f' and {more} more' if more > 0 else ''})"
+
+
+def _print_block(report: CheckReport,
+                 shared: Collection[tuple[str, str]] = ()) -> None:
+    """A few lines a host: its verdict, then one line per finding; not the notes in
+    ``shared``, said once for all the hosts that have them."""
     why = unreachable_reason(report)
     if why is not None:
         out.print(f"[bold red]{esc(report.host)} unreachable[/bold red]: {esc(why)}",
@@ -337,13 +369,13 @@ def _print_block(report: CheckReport) -> None:
                    f"[yellow]no findings[/yellow]; {missing}" if missing else
                    "[yellow]no findings[/yellow] in what could be read")
         out.print(f"[bold]{esc(report.host)}[/bold] {verdict}", markup=True)
-        _print_notes(report, "  ")
+        _print_notes(report, "  ", shared)
         _print_kept(report, "  ")
         return
     out.print(f"[bold]{esc(report.host)}[/bold] {len(report.findings)} finding(s)", markup=True)
     if missing:
         out.print(f"  [yellow]{missing}[/yellow]", markup=True)
-    _print_notes(report, "  ")
+    _print_notes(report, "  ", shared)
     _print_kept(report, "  ")
     for f in sorted(report.findings, key=lambda f: -f.severity):
         style = _STYLE.get(f.severity.label, "bold")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -40,6 +41,15 @@ MAX_LINES = 1_000_000
 #: the width when writing to a pipe or a file: as wide as a line is, like journalctl, so
 #: a table or a log line read by grep or a script is never folded at 80 columns
 PIPE_WIDTH = 100_000
+
+
+def name_order(name: str) -> tuple[list[str | int], str]:
+    """A host's place in a list: h2 before h10, web9 before web10, as a person counts a
+    fleet (in plain text order h1, h10, h100 and h2 come first)."""
+    # re.split with one group alternates text and digits, text first: the same index holds
+    # the same kind in every name, so any two keys compare
+    parts = re.split(r"(\d+)", name)
+    return [int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)], name
 
 
 def _console(stream: TextIO, stderr: bool = False) -> Console:

@@ -16,7 +16,7 @@ from ..hosts.inventory import configured_hosts, target_machine
 from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
 from ..store import HostStore
-from .context import AppState, banner, cell, err, out, print_json, state
+from .context import AppState, banner, cell, err, name_order, out, print_json, state
 from .identity import actor
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
     managed = {short_hostname(), *(s.name for s in managed_specs(app_state.settings, hosts))}
     open_counts = hosts.open_incidents()
     rows = []
-    for name in sorted(set(known) | managed):
+    for name in sorted(set(known) | managed, key=name_order):
         row = known.get(name, {"name": name, "status": "managed", "source": "config"})
         status = "managed" if name in managed else row["status"]
         if not all_hosts and status != "managed":
