@@ -491,3 +491,28 @@ def test_a_mass_outage_a_sweep_finds_over_seconds_is_one_whole_digest(tmp_path: 
     assert titles(notifier, t0 + 2) == []
     (digest,) = titles(notifier, t0 + DIGEST_GATHER_SECONDS + 1)
     assert digest.startswith("[hal] 100 unreachable on 100 hosts"), digest
+
+
+def test_a_third_fleet_wide_outage_within_the_window_is_one_whole_digest(
+        tmp_path: Path) -> None:
+    """Each host of a fleet that went down three times in the repeat window flaps, as
+    one host does; but a digest costs the person one message however many it lists. The
+    third outage's digest told of 54 hosts of 200 down, the others held for the window's
+    end (or never told, back by then): the person believed most of the fleet up."""
+    store, notifier = setup(tmp_path)
+    hosts = [f"web{n}" for n in range(20)]
+    reach = {"host_unreachable"}
+    t0 = time.time()
+    said = []
+    for outage, start in enumerate((t0, t0 + 400, t0 + 800)):
+        for host in hosts:
+            store.record_check(host, [unreachable(host)], reach)
+        said += titles(notifier, start + DIGEST_GATHER_SECONDS + 1)
+        if outage < 2:
+            for host in hosts:
+                store.record_check(host, [], reach)
+            said += titles(notifier, start + 200 + DIGEST_GATHER_SECONDS + 1)
+    down, back = "[hal] 20 unreachable on 20 hosts", "[hal] 20 reachable again on 20 hosts"
+    assert [title.split(":")[0] for title in said] == [down, back, down, back, down], said
+    # nothing of it is left to go out at the window's end
+    assert titles(notifier, t0 + 800 + WINDOW + 1) == []

@@ -10,7 +10,9 @@
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
   Told the opposite since (back, fixed, resolved), it is news, not a repeat, until the
-  thing flaps.
+  thing flaps. An opening held as a repeat counts toward a digest, and goes in it: a fleet
+  that went down three times in the window flaps host by host, and its third outage is
+  still one digest of every host, not a digest of some and a message a host later.
 - Openings (``opened``, ``worse``, ``unreachable``, ``back``, ``resolved``: a network
   coming back clears many at once, and a host's ``check_failing``
   and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
@@ -74,6 +76,8 @@ class Dispatcher:
         with self.outbox.db.transaction() as conn:
             #: what this pass has to say, by thing (repeat key), in order
             groups: dict[str, list[OutboxEvent]] = {}
+            #: repeats of this pass that a digest would tell (:meth:`_hold`)
+            repeats: list[OutboxEvent] = []
             for event in Outbox.events(conn, ("new",)):
                 why = self._skip_reason(conn, event)
                 if why:
@@ -82,22 +86,22 @@ class Dispatcher:
                     # down and back (or failed and fine) before anyone was told: nothing to say
                     Outbox.mark(conn, [event.id], "suppressed", "no longer true when dispatched")
                 elif event.repeat_key not in groups and self._repeat(conn, event, now):
-                    Outbox.mark(conn, [event.id], "repeat", "held: a repeat within the window")
+                    repeats.append(event)
                 else:
                     groups.setdefault(event.repeat_key, []).append(event)
             # one message a thing: the latest of this pass (a warning, then critical: the
             # critical one), the rest counted in it
             fresh = [group[-1] for group in groups.values()]
-            storm = [e for e in fresh if e.kind in STORM_KINDS]
-            window = self.notify.digest_window_seconds
-            told = Outbox.told_since(conn, STORM_KINDS, now - window, now + window)
-            if storm and (Outbox.events(conn, ("storm",)) or
-                          told + len(storm) > self.notify.digest_threshold):
+            if self._storm(conn, fresh, repeats, now):
                 # held for the digest with what came before them in this pass (the digest
                 # shows the latest of each)
-                Outbox.mark(conn, [e.id for e in storm for e in groups[e.repeat_key]], "storm",
-                            "held for a digest")
+                Outbox.mark(conn, [*(e.id for e in fresh if e.kind in STORM_KINDS
+                                     for e in groups[e.repeat_key]),
+                                   *(e.id for e in repeats if e.kind in STORM_KINDS)],
+                            "storm", "held for a digest")
                 fresh = [e for e in fresh if e.kind not in STORM_KINDS]
+                repeats = [e for e in repeats if e.kind not in STORM_KINDS]
+            Outbox.mark(conn, [e.id for e in repeats], "repeat", "held: a repeat within the window")
             held: dict[str, list[OutboxEvent]] = {}
             for event in Outbox.events(conn, ("repeat",)) if fresh else ():
                 held.setdefault(event.repeat_key, []).append(event)
@@ -113,6 +117,22 @@ class Dispatcher:
             made += self._release_repeats(conn, now)
             made += self._release_digest(conn, now)
         return made
+
+    def _storm(self, conn: sqlite3.Connection, fresh: list[OutboxEvent],
+               repeats: list[OutboxEvent], now: float) -> bool:
+        """Whether this pass's openings go to a digest (those of it in :data:`STORM_KINDS`,
+        repeats among them, are then marked ``storm``). A repeat counts: each host of a
+        fleet that went down three times in the repeat window flaps, and the third outage's
+        digest told of 54 hosts of 200, the rest held for the window's end, one message a
+        host, while a digest tells them all in one."""
+        storm = [e for e in [*fresh, *repeats] if e.kind in STORM_KINDS]
+        if not storm:
+            return False
+        if Outbox.events(conn, ("storm",)):
+            return True
+        window = self.notify.digest_window_seconds
+        told = Outbox.told_since(conn, STORM_KINDS, now - window, now + window)
+        return told + len(storm) > self.notify.digest_threshold
 
     def _skip_reason(self, conn: sqlite3.Connection, event: OutboxEvent) -> str:
         if event.kind in ("opened", "worse") and (
