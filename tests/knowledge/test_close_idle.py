@@ -57,6 +57,12 @@ def test_upkeep_neither_keeps_the_store_open_nor_opens_it_again(tmp_path: Path) 
     assert not recall.is_open
     assert recall.note_system(_snapshot("44")) is False
     assert not recall.is_open
+    # opened again: a profile as it is stored is not embedded and written again (a fleet's
+    # every host was, at each opening); one that changed while it was closed is
+    recall.search_text("nginx")
+    assert recall.note_system(_snapshot("43")) is False
+    assert recall.note_system(_snapshot("44")) is True
+    assert recall.kb.get_system(_snapshot("44").host).facts["nixos_generation"] == "44"
     # a sync under way holds the close off
     recall.search_text("nginx")
     with recall._store.background():
