@@ -1,0 +1,50 @@
+"""What was recalled for an incident serves its retries: through a long LLM outage, each
+retry of an investigation opened the knowledge base again (seconds of CPU, hundreds of MB),
+which had closed idle since, to recall what it had recalled the time before."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.knowledge.context import close_idle, shared
+from ai_sysadmin.knowledge.models import KnowledgeEntry
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.orchestrator.investigator import Investigator
+from ai_sysadmin.store import Database, IncidentStore
+
+#: opening a knowledge base (ChromaDB, the embedding model) costs seconds
+pytestmark = pytest.mark.slow
+
+
+def test_a_retry_recalls_what_the_attempt_before_did_without_opening_the_store(
+        tmp_path: Path) -> None:
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", knowledge={"seed": False})
+    store = IncidentStore(Database(settings.db_path))
+    recall = shared(settings)
+    recall.kb.add(KnowledgeEntry(id="frob", topic="frobnicator.service wedges",
+                                 text="its lock file /run/frob.lock is stale: remove it"))
+    finding = Finding("web1", "failed_unit", "frobnicator.service", Severity.CRITICAL,
+                      "frobnicator.service has failed", ("frobnicator.service: failed",))
+    (incident_id,) = store.record_check("web1", [finding], {"failed_unit"}).opened
+
+    async def scenario() -> None:
+        investigator = Investigator(settings, store, {}, lambda _: None,  # type: ignore[arg-type,return-value]
+                                    knowledge=recall)
+        first = await investigator.recall(store.get(incident_id))
+        assert "/run/frob.lock" in first
+        assert close_idle(0) is True  # idle through the retry's backoff
+        assert await investigator.recall(store.get(incident_id)) == first
+        assert not recall.is_open
+        # the incident changed (worse, other evidence): recalled afresh
+        worse = Finding("web1", "failed_unit", "frobnicator.service", Severity.CRITICAL,
+                        "frobnicator.service has failed 3 times",
+                        ("frobnicator.service: failed",))
+        store.record_check("web1", [worse], {"failed_unit"})
+        assert "/run/frob.lock" in await investigator.recall(store.get(incident_id))
+        assert recall.is_open
+
+    asyncio.run(scenario())
