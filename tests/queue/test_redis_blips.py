@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 import redis
 
-from ai_sysadmin.llm.queue import Request, RequestLost
+from ai_sysadmin.llm.client import QueuedLLM
+from ai_sysadmin.llm.queue import QueueUnreachable, Request, RequestLost
 from ai_sysadmin.llm.queue.leases import Claim
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from ai_sysadmin.llm.types import LLMError, Message, Priority
 from tests.support.polling import until
 
 from .conftest import free_port, need_redis_server, redis_server_process, serving
@@ -153,3 +155,43 @@ def test_a_worker_whose_redis_is_down_waits_its_backoff() -> None:
     # tries at 0, 0.5, 1.5, 3.5 s (each of a few connections: the claim, its retries by the
     # client library), never the 16 a notice every 0.25 s made
     assert len(knocks) <= 12, len(knocks)
+
+
+def test_a_wait_that_ends_with_redis_down_takes_its_request_out_once_redis_is_back(
+        tmp_path: Path) -> None:
+    """A caller's wait that ran out while the server was down left its request queued: once
+    the server was back, a worker asked the LLM for an answer nobody would read."""
+    need_redis_server()
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    async def run() -> tuple[type[BaseException], str]:
+        caller = RedisQueue(url, lease_seconds=9, reach_now=False)
+        llm = QueuedLLM(caller, Priority.BATCH, timeout=2)
+        try:
+            with redis_server_process(port, keep_in=tmp_path):  # no worker runs
+                asking = asyncio.create_task(llm([Message("user", "hello")], []))
+                await until(lambda: bool(llm.request_ids), 10, "the request to be queued")
+            # down for longer than the caller waits
+            try:
+                await asyncio.wait_for(asking, 30)
+            except LLMError as exc:
+                failure: type[BaseException] = type(exc)
+            with redis_server_process(port, keep_in=tmp_path):  # back, with its data
+                (request_id,) = llm.request_ids
+                looker = RedisQueue(url, lease_seconds=9)
+
+                def state() -> str:
+                    return looker.get(request_id).state
+
+                await until(lambda: state() != "pending", 30,
+                            "the request to be taken out of the queue")
+                gone = state()
+                looker.close()
+        finally:
+            caller.close()
+        return failure, gone
+
+    failure, gone = asyncio.run(run())
+    assert failure is QueueUnreachable
+    assert gone == "cancelled"

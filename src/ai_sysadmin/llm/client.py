@@ -13,6 +13,7 @@ from .queue.base import (
     BACKGROUND_POLL,
     EXHAUSTED_ERROR,
     QueueTimeout,
+    QueueUnreachable,
     Request,
     RequestCancelled,
     RequestQueue,
@@ -57,8 +58,34 @@ def _abandon_late(queue: RequestQueue, submitting: asyncio.Future[Submitted]) ->
     task.add_done_callback(_LATE.discard)
 
 
+def _abandon_when_back(queue: RequestQueue, request_id: str) -> None:
+    """Take ``request_id`` out of ``queue`` once its server answers again, trying for
+    :data:`ABANDON_TRIES_SECONDS`: a wait that ran out while the server was down left the
+    request queued, and a worker answered it for nobody once the server was back."""
+    async def abandon() -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + ABANDON_TRIES_SECONDS
+        while True:
+            try:
+                await queue.call(queue.abandon, request_id)
+                return
+            except QueueUnreachable:
+                if loop.time() >= end:
+                    return
+                await asyncio.sleep(ABANDON_RETRY_SECONDS)
+            except (LLMError, NotFoundError):
+                return
+
+    _LATE.add(task := asyncio.ensure_future(abandon()))
+    task.add_done_callback(_LATE.discard)
+
+
 #: abandons under way (a task nobody holds may be collected before it ran)
 _LATE: set[asyncio.Future[None]] = set()
+#: how long, and how often, a request left behind with the queue's server down is tried to
+#: be taken out (a process that ends first leaves it: a daemon's are taken out)
+ABANDON_TRIES_SECONDS = 600.0
+ABANDON_RETRY_SECONDS = 2.0
 
 
 class QueuedLLM:
@@ -100,6 +127,10 @@ class QueuedLLM:
             raise
         try:
             request = await self._answer(queue, submitted.request_id)
+        except QueueUnreachable:
+            if not submitted.coalesced:
+                _abandon_when_back(queue, submitted.request_id)
+            raise
         except (QueueTimeout, asyncio.CancelledError):
             # nobody will read its answer: a waiting request leaves the queue, so that a
             # slow LLM is not given every retry's request on top; one that another caller
