@@ -22,6 +22,7 @@ from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.queue import QueueUnreachable, Request, RequestLost
 from ai_sysadmin.llm.queue.leases import Claim
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from ai_sysadmin.llm.queue.redis_scripts import COMPLETE
 from ai_sysadmin.llm.types import LLMError, Message, Priority
 from tests.support.polling import until
 
@@ -195,3 +196,95 @@ def test_a_wait_that_ends_with_redis_down_takes_its_request_out_once_redis_is_ba
     failure, gone = asyncio.run(run())
     assert failure is QueueUnreachable
     assert gone == "cancelled"
+
+
+class ReplyCutter:
+    """A TCP hop to a real Redis that passes everything, except that the reply to the
+    command carrying ``marker`` never reaches the client: its connection is cut once the
+    server has run it (a network that drops it, a proxy that restarts)."""
+
+    def __init__(self, port: int, marker: bytes) -> None:
+        self.redis_port = port
+        self.marker = marker
+        self.cut = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, client_r: asyncio.StreamReader,
+                     client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        armed = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.marker in data and not self.cut:
+                    armed.set()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if armed.is_set():  # run by the server; its reply is lost
+                    self.cut += 1
+                    break
+                client_w.write(data)
+                await client_w.drain()
+
+        pumps = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass  # the hop closes with its test
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            client_w.close()
+            server_w.close()
+
+
+def test_an_answer_stored_whose_reply_was_lost_is_no_lease_lost(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The worker's store of an answer ran on the server, and the reply was lost: the try
+    again was refused by the fence (the request done), and the worker logged "lease lost;
+    its late answer was refused" of an answer its caller had."""
+    need_redis_server()
+    port = free_port()
+
+    async def run(cutter: ReplyCutter) -> tuple[Request, list[int]]:
+        asked: list[int] = []
+
+        async def handler(request: Request) -> dict[str, Any]:
+            asked.append(request.payload["n"])
+            return {"answer": "forty-two-6x7"}
+
+        # the script the store runs is known to the server already (as once any worker
+        # stored an answer): the reply lost is its run's, not a "NOSCRIPT" asking for it
+        loader = redis.Redis(port=port)
+        loader.script_load(COMPLETE)
+        loader.close()
+        hop = await cutter.start()
+        # reach_now=False: its first look would block this loop, which the hop runs on
+        worker_queue = RedisQueue(f"redis://127.0.0.1:{hop}/0", lease_seconds=9,
+                                  reach_now=False)
+        caller = RedisQueue(f"redis://127.0.0.1:{port}/0", lease_seconds=9)
+        try:
+            async with serving(worker_queue, handler):
+                request_id = caller.submit("chat", {"n": 21}, "interactive").request_id
+                answered = await caller.wait(request_id, 30)
+        finally:
+            worker_queue.close()
+            caller.close()
+            cutter.server.close()
+        return answered, asked
+
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin.service"), \
+            redis_server_process(port):
+        cutter = ReplyCutter(port, b"forty-two-6x7")
+        answered, asked = asyncio.run(run(cutter))
+    assert cutter.cut == 1  # the store's reply was lost
+    assert (answered.state, answered.result) == ("done", {"answer": "forty-two-6x7"})
+    assert asked == [21]
+    assert "lease lost" not in caplog.text, caplog.text

@@ -161,7 +161,12 @@ class LeasedQueue(RequestQueue):
         pause = 0.1
         while True:
             try:
-                return await asyncio.to_thread(self.complete, claim, result, error)
+                if await asyncio.to_thread(self.complete, claim, result, error):
+                    return True
+                # a try whose reply was lost (here, or in the client library, which tries a
+                # command again on a connection error) stored it, and the fence refuses the
+                # next: the answer is there, its lease was never lost
+                return await asyncio.to_thread(self._stored_by, claim)
             except QueueUnreachable as exc:
                 if loop.time() + pause >= until:
                     log.warning("LLM request %s: %s; its answer is lost, and its lease, left "
@@ -172,6 +177,16 @@ class LeasedQueue(RequestQueue):
             except QueueError as exc:
                 log.warning("LLM request %s: %s", claim.request.id, exc)
                 return True
+
+    def _stored_by(self, claim: Claim) -> bool:
+        """Whether the request was finished by ``claim`` (its worker and attempt: the
+        fence every write passes), a blocking call: by a try whose reply never came back."""
+        try:
+            request = self.get(claim.request.id)
+        except (NotFoundError, QueueError):
+            return False
+        return (request.finished and request.worker == claim.worker
+                and request.attempts == claim.attempt)
 
     async def _hold(self, work: asyncio.Task[Any], claim: Claim) -> bool:
         """Wait for ``work``, renewing the lease every third of it; False once the lease is
