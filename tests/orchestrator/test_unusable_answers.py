@@ -250,7 +250,8 @@ def test_a_500_to_one_incidents_request_while_the_server_answers_others_goes_to_
     assert "it answers other investigations meanwhile: it cannot serve this one" in said
     incident = store.get(nginx)
     assert incident.state == "open" and incident.diagnosis is None  # never healthy
-    assert store.investigation_due(time.time() + 86400) == []
+    # (postgresql's investigations go on: one cut off as the sweep stopped is due again)
+    assert nginx not in [i.id for i in store.investigation_due(time.time() + 86400)]
 
 
 def test_a_server_that_answers_500_to_everything_is_waited_out(tmp_path: Path) -> None:
