@@ -101,10 +101,6 @@ PROBE_RESEND_SECONDS = 300.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
 #: still opening is not waited for at all); past it, it starts without
 RECALL_TIMEOUT_SECONDS = 60.0
-#: how long what was recalled for an incident serves its next attempts: through a long LLM
-#: outage each retry opened the knowledge base again (seconds of CPU, hundreds of MB), since
-#: it had closed idle meanwhile, to recall what it recalled the time before
-RECALL_KEPT_SECONDS = 3600.0
 
 
 def backoff(first: float, attempts: int) -> float:
@@ -193,8 +189,6 @@ class Investigator:
         #: probe takes their word on the LLM they serve
         self.workers_say: Callable[[], Mapping[str, str]] | None = None
         self._first_500: dict[int, float] = {}
-        #: incident -> (when, its summary, what was recalled for it)
-        self._recalled: dict[int, tuple[float, str, str]] = {}
         #: what a person reads of each, besides since when and the last error
         self._facts = {LLM: {"url": url},
                        WORKER: {"queue": describe_queue(settings),
@@ -211,24 +205,14 @@ class Investigator:
 
     async def recall(self, incident: Incident) -> str:
         """What the investigation starts with besides the evidence; a knowledge base that
-        is down or slow costs this, never the investigation: logged, and "" instead. What
-        was recalled for the incident as it is serves its retries for
-        :data:`RECALL_KEPT_SECONDS`."""
-        now = time.monotonic()
-        self._recalled = {i: kept for i, kept in self._recalled.items()
-                          if now - kept[0] < RECALL_KEPT_SECONDS}
-        kept = self._recalled.get(incident.id)
-        if kept is not None and kept[1] == incident.summary:
-            return kept[2]
+        is down or slow costs this, never the investigation: logged, and "" instead."""
         try:
-            recalled = await within(self.knowledge.recall(incident), RECALL_TIMEOUT_SECONDS)
+            return await within(self.knowledge.recall(incident), RECALL_TIMEOUT_SECONDS)
         except Exception as exc:
             log.warning("incident %d: nothing recalled (%s: %s)", incident.id,
                         type(exc).__name__, redact(str(exc))[:300],
                         extra={"incident": incident.id, "event": "recall_failed"})
             return ""
-        self._recalled[incident.id] = (now, incident.summary, recalled)
-        return recalled
 
     def schedule(self, incident_id: int, again: bool = True) -> bool:
         """Start an investigation unless one is already running for this incident. ``again``:
@@ -406,7 +390,6 @@ class Investigator:
         nothing to decide (then a person's) or its proposals handed on."""
         incident_id = incident.id
         self._first_500.pop(incident_id, None)
-        self._recalled.pop(incident_id, None)  # a later investigation recalls afresh
         # the model saw masked text only; masking its words too is the second layer
         diagnosis = redact(outcome.answer)
         if outcome.stop_reason in INCOMPLETE:
