@@ -84,7 +84,8 @@ def test_logs_since_an_age_or_a_time(cli, settings: Settings) -> None:
     assert messages("--since", "0s") == []
     code, out, _ = cli("logs", "orchestrator", "--since", "10s")
     assert code == 0 and out.startswith("no orchestrator records since 20"), out
-    for wrong in ("yesterday", "10x", "-5m", "nanh"):
+    assert messages("--since", "1e308w") == messages("--since", "2d")  # since ever
+    for wrong in ("yesterday", "10x", "-5m", "nanh", "10M"):
         code, out, err = cli("logs", "orchestrator", "--since", wrong)
         assert code == 2, (wrong, out)
         assert f"--since {wrong!r} is neither an age (30s, 10m, 2h, 3d, 1w) nor a local " \
@@ -110,3 +111,20 @@ def test_logs_audit_host_shows_the_hosts_incidents_and_actions(
     code, out, _ = cli("logs", "audit", "--host", "db1", "--since", "1h", "-n", "1")
     assert code == 0 and len(out.splitlines()) == 1
     assert cli("logs", "audit", "--host", "nowhere")[1].strip() == "no audit records of nowhere"
+
+
+def test_logs_host_finds_a_hosts_fixes_by_their_action_and_incident(
+        cli, settings: Settings, store: IncidentStore) -> None:
+    """The executor's records name the action and the incident, not the host: `logs actions
+    --host db1` found none of db1's fixes."""
+    logs.configure(settings.log_dir, "hal")
+    ids = {}
+    for host in ("web1", "db1"):
+        finding = Finding(host, "disk_space", "/var", Severity.CRITICAL, "/var is 97% full")
+        number = store.record_check(host, [finding], {"disk_space"}).opened[0]
+        ids[host] = asyncio.run(Executor(settings, store, {}).propose(
+            host, "vacuum_journal", {"max_size": "500M"}, incident_id=number)).id
+    code, out, err = cli("logs", "actions", "--host", "db1", "--json")
+    assert code == 0, err
+    records = json.loads(out)
+    assert records and {r["action"] for r in records} == {ids["db1"]}, records

@@ -17,6 +17,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,31 @@ def _finite(text: str) -> float:
     return value
 
 
-def read(log_dir: Path, channel: str, lines: int = 50, host: str | None = None,
+@dataclass(frozen=True)
+class OfHost:
+    """Which records are a host's: those naming it, and those of its incidents and actions
+    (an executor's and an investigator's records name the action or incident alone)."""
+
+    host: str
+    incidents: frozenset[int] = frozenset()
+    actions: frozenset[int] = frozenset()
+
+    def may_be(self, line: str) -> bool:
+        """Whether a line may be one of the host's, before it is parsed (a fleet's log is
+        mostly other hosts' lines)."""
+        return (f'"host": {json.dumps(self.host)}' in line
+                or (bool(self.incidents) and '"incident": ' in line)
+                or (bool(self.actions) and '"action": ' in line))
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        incident, action = record.get("incident"), record.get("action")
+        # an id is a number (a hand-edited line may hold anything there)
+        return (record.get("host") == self.host
+                or (type(incident) is int and incident in self.incidents)
+                or (type(action) is int and action in self.actions))
+
+
+def read(log_dir: Path, channel: str, lines: int = 50, host: OfHost | None = None,
          since: float | None = None) -> list[dict[str, Any]]:
     """The last ``lines`` records of one channel, oldest first (across its rotated files);
     unparsable lines are kept raw. With ``host``, only the records of that host; with
@@ -267,13 +292,11 @@ def _record(line: str, channel: str) -> dict[str, Any]:
     return record
 
 
-def _matching(path: Path, channel: str, lines: int, host: str | None,
+def _matching(path: Path, channel: str, lines: int, host: OfHost | None,
               since: float | None) -> list[dict[str, Any]]:
     """The newest ``lines`` records of a host, or since a time, newest file first. A file
     last written before ``since`` holds nothing newer, nor do the older ones: they are not
-    read. A line that does not name the host is not parsed (a fleet's log is mostly other
-    hosts' lines)."""
-    needle = None if host is None else f'"host": {json.dumps(host)}'
+    read. A line that cannot be the host's is not parsed."""
     found: list[dict[str, Any]] = []
     for number in range(LOG_BACKUPS + 1):
         part = path.with_name(f"{path.name}.{number}") if number else path
@@ -284,7 +307,7 @@ def _matching(path: Path, channel: str, lines: int, host: str | None,
                 break
             with part.open(encoding="utf-8", errors="replace") as handle:
                 kept = deque((record for line in handle
-                              if needle is None or needle in line
+                              if host is None or host.may_be(line)
                               if _matches(record := _record(line, channel), host, since)),
                              maxlen=lines - len(found))
         except FileNotFoundError:
@@ -293,8 +316,8 @@ def _matching(path: Path, channel: str, lines: int, host: str | None,
     return found
 
 
-def _matches(record: dict[str, Any], host: str | None, since: float | None) -> bool:
-    if host is not None and record.get("host") != host:
+def _matches(record: dict[str, Any], host: OfHost | None, since: float | None) -> bool:
+    if host is not None and not host.holds(record):
         return False
     stamp = record.get("ts")
     # a raw line has no time: it is no record "since" anything

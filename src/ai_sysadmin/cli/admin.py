@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import math
@@ -86,8 +85,8 @@ def logs(
         "-n", "--lines", min=1, max=MAX_LINES, metavar="N", help="How many records (the newest).")
     ] = 50,
     host: Annotated[str | None, typer.Option(
-        metavar="HOST", help="Only this host's records (audit: the host's, its incidents' "
-        "and its actions').")] = None,
+        metavar="HOST", help="Only this host's records: the host's, its incidents' and its "
+        "actions'.")] = None,
     since: Annotated[str | None, typer.Option(
         metavar="WHEN", help="Only records since then: an age (30s, 10m, 2h, 3d, 1w) or a "
         "local time (2026-12-06 21:00).")] = None,
@@ -102,7 +101,9 @@ def logs(
                     "msg": f"{r['actor']} {r['action']} {r['subject']}: {r['detail']}"}
                    for r in app_state.store.audit_log(lines, host, start)]
     elif channel in logfiles.CHANNELS:
-        records = logfiles.read(settings.log_dir, channel, lines, host, start)
+        of_host = None if host is None else logfiles.OfHost(
+            host, *app_state.store.ids_of_host(host))
+        records = logfiles.read(settings.log_dir, channel, lines, of_host, start)
     else:
         raise AiSysadminError(f"no log channel {channel!r}; channels: "
                               f"{', '.join(logfiles.CHANNELS)}, audit")
@@ -139,17 +140,26 @@ _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def since_time(text: str, now: float) -> float:
     """``--since``: an age before ``now`` (``10m``) or a local date and time, as a time."""
     given = text.strip()
-    unit = _AGE_UNITS.get(given[-1:].lower())
+    unit = _AGE_UNITS.get(given[-1:])
     if unit is not None:
         try:
             age = float(given[:-1])
         except ValueError:
             age = math.nan
+        # an age past any clock (1e308w) means since ever, not since -inf
         if math.isfinite(age) and age >= 0:
-            return now - age * unit
+            return max(now - age * unit, 0.0) if math.isfinite(age * unit) else 0.0
     else:
-        with contextlib.suppress(ValueError, OverflowError, OSError):
-            return datetime.datetime.fromisoformat(given).timestamp()
+        try:
+            when = datetime.datetime.fromisoformat(given)
+        except ValueError:
+            pass
+        else:
+            try:
+                return when.timestamp()
+            except (OverflowError, OSError, ValueError) as exc:
+                raise AiSysadminError(f"--since {text!r}: no time this machine's clock can "
+                                      f"name ({exc})") from exc
     raise AiSysadminError(f"--since {text!r} is neither an age (30s, 10m, 2h, 3d, 1w) nor a "
                           "local date and time (2026-12-06 21:00)")
 

@@ -286,6 +286,14 @@ class IncidentStore:
         ).fetchall()
         return [dict(r) for r in reversed(rows)]
 
+    def ids_of_host(self, host: str) -> tuple[frozenset[int], frozenset[int]]:
+        """The ids of the host's incidents and of its actions (what the logs of an
+        investigation or a fix name it by)."""
+        conn = self.db.conn
+        incidents = conn.execute("SELECT id FROM incidents WHERE host=?", (host,)).fetchall()
+        actions = conn.execute("SELECT id FROM actions WHERE host=?", (host,)).fetchall()
+        return frozenset(r[0] for r in incidents), frozenset(r[0] for r in actions)
+
     def last_said(self, subject: str) -> str | None:
         """The latest audit entry's detail about ``subject`` (``action:7``)."""
         row = self.db.conn.execute(
