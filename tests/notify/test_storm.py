@@ -514,5 +514,29 @@ def test_a_third_fleet_wide_outage_within_the_window_is_one_whole_digest(
             said += titles(notifier, start + 200 + DIGEST_GATHER_SECONDS + 1)
     down, back = "[hal] 20 unreachable on 20 hosts", "[hal] 20 reachable again on 20 hosts"
     assert [title.split(":")[0] for title in said] == [down, back, down, back, down], said
-    # nothing of it is left to go out at the window's end
-    assert titles(notifier, t0 + 800 + WINDOW + 1) == []
+    # a digest tells a repeat once a repeat window: back and down again, it is held
+    for state in ([], [unreachable]):
+        for host in hosts:
+            store.record_check(host, [s(host) for s in state], reach)
+    assert titles(notifier, t0 + 1000 + DIGEST_GATHER_SECONDS + 1) == []
+
+
+def test_things_that_flap_together_make_no_digest_at_every_digest_window(
+        tmp_path: Path) -> None:
+    """Six units failing and recovering every 30 s: a digest may tell their repeats once
+    a repeat window, not every two minutes for as long as they flap."""
+    store, notifier = setup(tmp_path)
+    units = [f"u{n}.service" for n in range(6)]
+    t0 = time.time()
+    said: list[tuple[float, str]] = []
+    for step in range(80):  # 40 minutes
+        failing = step % 2 == 0
+        store.record_check("web1", [failed("web1", u) for u in units] if failing else [],
+                           {"failed_unit"})
+        for later in (0, DIGEST_GATHER_SECONDS + 1):
+            now = t0 + step * 30 + later
+            said += [(now - t0, t) for t in titles(notifier, now)]
+    digests = [at for at, title in said if "incidents on" in title]
+    # the first window's digests (before they flap), one for their repeats, then held to
+    # the window's end
+    assert len([at for at in digests if 6 * 60 <= at < WINDOW]) <= 1, said

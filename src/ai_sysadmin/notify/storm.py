@@ -10,9 +10,11 @@
   message about it is held; when the window ends, the latest one goes out once, with the count,
   if it is still true (the incident still live, the action still pending), else it is dropped.
   Told the opposite since (back, fixed, resolved), it is news, not a repeat, until the
-  thing flaps. An opening held as a repeat counts toward a digest, and goes in it: a fleet
-  that went down three times in the window flaps host by host, and its third outage is
-  still one digest of every host, not a digest of some and a message a host later.
+  thing flaps. An opening held as a repeat counts toward a digest, and goes in it, once a
+  repeat window: a fleet that went down three times in the window flaps host by host, and
+  its third outage is still one digest of every host, not a digest of some and a message a
+  host later; a fourth is held as repeats again (things that flap together do not make a
+  digest every ``digest_window_seconds``).
 - Openings (``opened``, ``worse``, ``unreachable``, ``back``, ``resolved``: a network
   coming back clears many at once, and a host's ``check_failing``
   and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
@@ -58,6 +60,9 @@ _FLAPPING = 4
 _RANK = Severity.rank_of
 #: how long a digest waits, from the oldest event it holds, for the rest of what came with it
 DIGEST_GATHER_SECONDS = 10.0
+#: the note of a repeat held for a digest, and of one a digest told: once a repeat window
+REPEAT_HELD = "held for a digest: a repeat, told in a digest once a repeat window"
+REPEAT_TOLD = "a repeat, told in a digest"
 
 
 class Dispatcher:
@@ -92,15 +97,15 @@ class Dispatcher:
             # one message a thing: the latest of this pass (a warning, then critical: the
             # critical one), the rest counted in it
             fresh = [group[-1] for group in groups.values()]
-            if self._storm(conn, fresh, repeats, now):
+            joining = self._may_join(conn, repeats, now)
+            if self._storm(conn, fresh, joining, now):
                 # held for the digest with what came before them in this pass (the digest
                 # shows the latest of each)
-                Outbox.mark(conn, [*(e.id for e in fresh if e.kind in STORM_KINDS
-                                     for e in groups[e.repeat_key]),
-                                   *(e.id for e in repeats if e.kind in STORM_KINDS)],
-                            "storm", "held for a digest")
+                Outbox.mark(conn, [e.id for e in fresh if e.kind in STORM_KINDS
+                                   for e in groups[e.repeat_key]], "storm", "held for a digest")
+                Outbox.mark(conn, [e.id for e in joining], "storm", REPEAT_HELD)
                 fresh = [e for e in fresh if e.kind not in STORM_KINDS]
-                repeats = [e for e in repeats if e.kind not in STORM_KINDS]
+                repeats = [e for e in repeats if e not in joining]
             Outbox.mark(conn, [e.id for e in repeats], "repeat", "held: a repeat within the window")
             held: dict[str, list[OutboxEvent]] = {}
             for event in Outbox.events(conn, ("repeat",)) if fresh else ():
@@ -118,13 +123,21 @@ class Dispatcher:
             made += self._release_digest(conn, now)
         return made
 
+    def _may_join(self, conn: sqlite3.Connection, repeats: list[OutboxEvent],
+                  now: float) -> list[OutboxEvent]:
+        """The repeats of a pass that a digest may tell: openings a digest has not told as
+        a repeat within the repeat window."""
+        window = self.notify.repeat_window_minutes * 60
+        return [e for e in repeats if e.kind in STORM_KINDS and not Outbox.told_with_note(
+            conn, e.repeat_key, REPEAT_TOLD, now - window, now + window)]
+
     def _storm(self, conn: sqlite3.Connection, fresh: list[OutboxEvent],
                repeats: list[OutboxEvent], now: float) -> bool:
         """Whether this pass's openings go to a digest (those of it in :data:`STORM_KINDS`,
-        repeats among them, are then marked ``storm``). A repeat counts: each host of a
-        fleet that went down three times in the repeat window flaps, and the third outage's
-        digest told of 54 hosts of 200, the rest held for the window's end, one message a
-        host, while a digest tells them all in one."""
+        and ``repeats``, those a digest may tell, are then marked ``storm``). A repeat
+        counts: each host of a fleet that went down three times in the repeat window flaps,
+        and the third outage's digest told of 54 hosts of 200, the rest held for the
+        window's end, one message a host, while a digest tells them all in one."""
         storm = [e for e in [*fresh, *repeats] if e.kind in STORM_KINDS]
         if not storm:
             return False
@@ -246,6 +259,8 @@ class Dispatcher:
         message = (render(true[0], self.settings.ai_name) if len(true) == 1
                    else render_digest(true, self.settings.ai_name))
         made = self._send(conn, true, message, now, "digest")
+        Outbox.mark(conn, [e.id for e in true if e.note == REPEAT_HELD], "digested",
+                    REPEAT_TOLD, made)
         # repeats held before what the digest said of the same thing are old news now, as
         # they are after a message of its own: released after the window, they would tell
         # the person of a warning that is critical since

@@ -101,6 +101,8 @@ class OutboxEvent:
     repeat_key: str
     facts: dict[str, Any]
     state: str
+    #: why it is in its state (the dispatcher's words)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,15 @@ class Outbox:
             "SELECT MAX(m.at) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
             "WHERE e.repeat_key=? AND m.at<?", (repeat_key, until)).fetchone()
         return row[0]
+
+    @staticmethod
+    def told_with_note(conn: sqlite3.Connection, repeat_key: str, note: str,
+                       since: float, until: float = float("inf")) -> bool:
+        """Whether an event about this, marked with ``note``, was told since then."""
+        return conn.execute(
+            "SELECT 1 FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
+            "WHERE e.repeat_key=? AND e.note=? AND m.at>=? AND m.at<? LIMIT 1",
+            (repeat_key, note, since, until)).fetchone() is not None
 
     @staticmethod
     def last_told_kind(conn: sqlite3.Connection, fingerprint: str,
