@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -126,3 +127,19 @@ def test_answers_past_their_retention_are_deleted_while_the_queue_stays_open(
     with pytest.raises(NotFoundError):
         queue.get(old_id)
     assert queue.get(new_id).result == {"answer": "new"}
+
+
+def test_an_answer_refused_after_the_queue_failed_its_last_attempt_is_said_refused(
+        tmp_path: Path) -> None:
+    """A worker's last attempt outlived its lease (a stalled loop), and the queue failed the
+    request under that worker's name and attempt: its answer, refused, is no answer stored
+    by a try whose reply was lost (False: the worker says it was refused)."""
+    queue = SqliteQueue(tmp_path / "queue.db", lease_seconds=0.2, max_attempts=1)
+    request_id = queue.submit("chat", {}, "autonomous").request_id
+    claim = queue.claim("w1")
+    assert claim is not None
+    poll_until(lambda: queue.claim("w2") is None and queue.get(request_id).state == "failed",
+               5, "the queue to fail the request whose lease ran out")
+    assert asyncio.run(queue._stored(claim, {"answer": "late"}, None)) is False
+    request = queue.get(request_id)
+    assert (request.state, request.worker, request.result) == ("failed", "w1", None)

@@ -166,7 +166,7 @@ class LeasedQueue(RequestQueue):
                 # a try whose reply was lost (here, or in the client library, which tries a
                 # command again on a connection error) stored it, and the fence refuses the
                 # next: the answer is there, its lease was never lost
-                return await asyncio.to_thread(self._stored_by, claim)
+                return await asyncio.to_thread(self._stored_by, claim, result, error)
             except QueueUnreachable as exc:
                 if loop.time() + pause >= until:
                     log.warning("LLM request %s: %s; its answer is lost, and its lease, left "
@@ -178,15 +178,19 @@ class LeasedQueue(RequestQueue):
                 log.warning("LLM request %s: %s", claim.request.id, exc)
                 return True
 
-    def _stored_by(self, claim: Claim) -> bool:
-        """Whether the request was finished by ``claim`` (its worker and attempt: the
-        fence every write passes), a blocking call: by a try whose reply never came back."""
+    def _stored_by(self, claim: Claim, result: dict[str, Any] | None,
+                   error: str | None) -> bool:
+        """Whether the request holds what ``claim`` stored (its worker and attempt, the
+        fence every write passes, and its answer: a request whose lease ran out on its last
+        attempt was failed by the queue under the same worker and attempt), a blocking call:
+        by a try whose reply never came back."""
         try:
             request = self.get(claim.request.id)
         except (NotFoundError, QueueError):
             return False
-        return (request.finished and request.worker == claim.worker
-                and request.attempts == claim.attempt)
+        stored = ("failed", None, error) if error is not None else ("done", result, None)
+        return (request.worker == claim.worker and request.attempts == claim.attempt
+                and (request.state, request.result, request.error) == stored)
 
     async def _hold(self, work: asyncio.Task[Any], claim: Claim) -> bool:
         """Wait for ``work``, renewing the lease every third of it; False once the lease is
