@@ -913,7 +913,7 @@ class Settings(_Section):
         64, ge=1, description="Hosts collected at once (SSH handshakes and remote scripts in "
         "flight), like Ansible's forks; the others wait their turn. A host that has not "
         "answered within 3 s gives its turn back, and one that did not the last time takes "
-        "none.",
+        "none (at most four times as many such hosts at once).",
     )
     state_dir: Path = Field(
         default_factory=default_state_dir, description="Database, logs and journal cursors."

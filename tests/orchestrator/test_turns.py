@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ai_sysadmin.orchestrator.turns import Turns
+from ai_sysadmin.orchestrator.turns import SLOW_POOL, Turns
 
 
 def test_a_turn_is_given_back_after_its_hold_and_the_slow_host_then_takes_none() -> None:
@@ -54,3 +54,32 @@ def test_a_cancelled_collection_gives_its_turn_back() -> None:
             pass
 
     asyncio.run(scenario())
+
+
+def test_hosts_asked_without_a_turn_are_bounded_by_a_pool_of_their_own() -> None:
+    """Hosts slow for good (a long way, a jump host) all outlive their turns: they are not
+    all asked at once, but at most SLOW_POOL times the turns."""
+    async def scenario() -> int:
+        turns = Turns(1, hold=0.05)
+        at_once = most = 0
+        proceed = asyncio.Event()
+
+        async def slow(host: str) -> None:
+            nonlocal at_once, most
+            async with turns.turn(host):
+                at_once += 1
+                most = max(most, at_once)
+                await proceed.wait()
+                at_once -= 1
+
+        hosts = [f"h{n}" for n in range(2 * SLOW_POOL)]
+        turns.outlived.update(hosts)  # each outlived its turn the last time
+        tasks = [asyncio.create_task(slow(h)) for h in hosts]
+        async with asyncio.timeout(5):
+            while most < SLOW_POOL:
+                await asyncio.sleep(0.01)
+        proceed.set()
+        await asyncio.gather(*tasks)
+        return most
+
+    assert asyncio.run(scenario()) == SLOW_POOL

@@ -304,7 +304,9 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
         print_json({"name": app.settings.ai_name, "exit_code": code,
                     "hosts": [*(_as_dict(r) for r in reports),
                               *({"host": host, "healthy": False, "reachable": None,
-                                 "error": masked(why)} for host, why in sorted(failed.items()))]})
+                                 "error": masked(why)}
+                               for host, why in sorted(failed.items(),
+                                                       key=lambda item: name_order(item[0])))]})
         return code
     banner(app.settings, f"health check of {len(reports) + len(failed)} host(s)")
     shared = _shared_notes(reports)

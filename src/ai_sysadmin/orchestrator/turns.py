@@ -6,7 +6,8 @@ costs this machine a socket and a timer, yet it held its turn through a 10 s con
 20 s command timeout: with 200 of 242 hosts frozen, the 42 healthy ones were checked every
 54-92 s at a 30 s interval. A turn is therefore given back once it has been held for
 :data:`TURN_SECONDS`, and a host whose last collection outlived its turn is asked without
-one, until it answers within a turn again.
+one, until it answers within a turn again: in a pool of its own, :data:`SLOW_POOL` times
+as large, so that hosts slow for good (a long way, a jump host) are not all asked at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 #: how long one host's collection holds its turn: a healthy host answers a warm check in
 #: well under a second and a cold one (a handshake) in about one, even 64 at once
 TURN_SECONDS = 3.0
+#: the hosts asked without a turn at once, as a multiple of the turns
+SLOW_POOL = 4
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Turns:
         self.size = size
         self.hold = hold
         self._free = asyncio.Semaphore(size)
+        self._slow = asyncio.Semaphore(size * SLOW_POOL)
         #: the hosts whose last collection outlived its turn
         self.outlived: set[str] = set()
 
@@ -42,9 +46,23 @@ class Turns:
     async def turn(self, host: str) -> AsyncIterator[Turn]:
         """A turn for one collection of ``host``, given back when it ends or once held for
         ``hold`` seconds, whichever comes first; none taken where the host's last collection
-        outlived its turn."""
+        outlived its turn (one of the slow pool's then)."""
         turn = Turn()
         wait = host not in self.outlived
+        try:
+            async with contextlib.nullcontext() if wait else self._slow:
+                async with self._held(turn, wait) as held_turn:
+                    yield held_turn
+        finally:
+            if turn.outlived:
+                self.outlived.add(host)
+            else:
+                self.outlived.discard(host)
+
+    @contextlib.asynccontextmanager
+    async def _held(self, turn: Turn, wait: bool) -> AsyncIterator[Turn]:
+        """One of the turns for the block where ``wait``, given back once held for
+        ``hold``; ``turn`` says whether the block outlived that."""
         loop = asyncio.get_running_loop()
         held = False
 
@@ -66,7 +84,3 @@ class Turns:
             if held:
                 held = False
                 self._free.release()
-            if turn.outlived:
-                self.outlived.add(host)
-            else:
-                self.outlived.discard(host)
