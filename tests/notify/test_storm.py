@@ -519,6 +519,9 @@ def test_a_third_fleet_wide_outage_within_the_window_is_one_whole_digest(
         for host in hosts:
             store.record_check(host, [s(host) for s in state], reach)
     assert titles(notifier, t0 + 1000 + DIGEST_GATHER_SECONDS + 1) == []
+    # still down when the window ends: one digest, not a message a host
+    (summed,) = titles(notifier, t0 + 800 + DIGEST_GATHER_SECONDS + 1 + WINDOW + 1)
+    assert summed.startswith(down), summed
 
 
 def test_things_that_flap_together_make_no_digest_at_every_digest_window(

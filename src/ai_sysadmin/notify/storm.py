@@ -14,7 +14,8 @@
   repeat window: a fleet that went down three times in the window flaps host by host, and
   its third outage is still one digest of every host, not a digest of some and a message a
   host later; a fourth is held as repeats again (things that flap together do not make a
-  digest every ``digest_window_seconds``).
+  digest every ``digest_window_seconds``). Repeats whose windows end together, more than
+  ``digest_threshold``, go out as one digest too.
 - Openings (``opened``, ``worse``, ``unreachable``, ``back``, ``resolved``: a network
   coming back clears many at once, and a host's ``check_failing``
   and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
@@ -222,14 +223,27 @@ class Dispatcher:
         for event in Outbox.events(conn, ("repeat",)):
             groups.setdefault(event.repeat_key, []).append(event)
         made = []
+        due: list[list[OutboxEvent]] = []
         for key, held in groups.items():
             if _within(now, Outbox.last_message_at(conn, key, now + window), window):
                 continue
-            latest = held[-1]
-            if not self._still_true(conn, latest):
+            if not self._still_true(conn, held[-1]):
                 Outbox.mark(conn, [e.id for e in held], "suppressed",
                             "no longer true when the repeat window ended")
                 continue
+            due.append(held)
+        # many at once (a fleet held since its last digest): one digest, not one message each
+        storm = [held for held in due if held[-1].kind in STORM_KINDS]
+        if len(storm) > self.notify.digest_threshold:
+            latest = [held[-1] for held in storm]
+            made.append(self._send(conn, latest, render_digest(latest, self.settings.ai_name),
+                                   now, "digest"))
+            Outbox.mark(conn, [e.id for e in latest], "digested", REPEAT_TOLD, made[-1])
+            Outbox.mark(conn, [e.id for held in storm for e in held[:-1]], "suppressed",
+                        "counted in a later message", made[-1])
+            due = [held for held in due if held not in storm]
+        for held in due:
+            latest = held[-1]
             message = render(latest, self.settings.ai_name, len(held), window / 60)
             made.append(self._send(conn, [latest], message, now, latest.kind))
             Outbox.mark(conn, [e.id for e in held[:-1]], "suppressed",
