@@ -46,6 +46,10 @@ def test_a_retry_recalls_what_the_attempt_before_did_without_opening_the_store(
         store.record_check("web1", [worse], {"failed_unit"})
         assert "/run/frob.lock" in await recall.recall(store.get(incident_id))
         assert recall.is_open
+        # a person adds what they know (written to the store): the next retry has it
+        recall.kb.add(KnowledgeEntry(id="frob2", topic="frobnicator.service wedges again",
+                                     text="frobnicator needs /var/lib/frob writable"))
+        assert "/var/lib/frob" in await recall.recall(store.get(incident_id))
 
     asyncio.run(scenario())
 

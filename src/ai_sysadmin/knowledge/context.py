@@ -347,7 +347,7 @@ class KnowledgeRecall:
         #: the profile document last written per host: an unchanged host is not written again
         self._profiles: dict[str, str] = {}
         #: incident -> (when, what it was recalled as, what the store recalled for it)
-        self._recalled: dict[int, tuple[float, tuple[str, str], str]] = {}
+        self._recalled: dict[int, tuple[float, tuple[object, ...], str]] = {}
         self._sync_task: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -734,13 +734,14 @@ class KnowledgeRecall:
     async def _recalled_for(self, incident: Incident) -> str:
         """What the store recalls for the incident, "" where it cannot say. What it said
         serves the incident's retries for :data:`RECALL_KEPT_SECONDS` while the incident
-        reads the same and nothing was learned: through a long LLM outage each retry opened
-        the store again (seconds of CPU, hundreds of MB), closed idle since, to recall the
-        same text."""
+        reads the same and nothing was written to the store (learned here, added by a
+        person): through a long LLM outage each retry opened the store again (seconds of
+        CPU, hundreds of MB), closed idle since, to recall the same text."""
         now = time.monotonic()
         self._recalled = {i: kept for i, kept in self._recalled.items()
                           if now - kept[0] < RECALL_KEPT_SECONDS}
-        key = (incident.summary, incident.severity)
+        # the database file's size and time: written since (`knowledge add`), recalled anew
+        key = (incident.summary, incident.severity, self._store._file_mark())
         kept = self._recalled.get(incident.id)
         if kept is not None and kept[1] == key:
             return kept[2]
