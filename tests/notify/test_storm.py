@@ -543,3 +543,30 @@ def test_things_that_flap_together_make_no_digest_at_every_digest_window(
     # the first window's digests (before they flap), one for their repeats, then held to
     # the window's end
     assert len([at for at in digests if 6 * 60 <= at < WINDOW]) <= 1, said
+
+
+def test_repeats_due_together_wait_for_the_digest_window(tmp_path: Path) -> None:
+    """Repeats whose windows end together go in a digest, and a digest goes out at most
+    once a digest window: a storm's digest, then theirs 22 s later, were two."""
+    store, notifier = setup(tmp_path, digest_threshold=3, min_severity="warning")
+    units = [f"u{n}.service" for n in range(10)]
+
+    def check(names: list[str]) -> None:
+        store.record_check("web1", [failed("web1", u, Severity.WARNING) for u in names],
+                           {"failed_unit"})
+
+    t0 = time.time()
+    check(units[:6])
+    digests = titles(notifier, t0) + titles(notifier, t0 + DIGEST_GATHER_SECONDS + 1)
+    check(units[3:6])  # u0-u2 clear, then fail again: repeats, held
+    check(units[:6])
+    titles(notifier, t0 + 300)
+    check(units[:3])  # u3-u5 likewise
+    check(units[:6])
+    titles(notifier, t0 + 500)
+    check(units)  # u6-u9 fail: a storm
+    digests += titles(notifier, t0 + 1790)
+    # u0-u5's repeat windows end with the storm's digest just sent: theirs waits
+    assert titles(notifier, t0 + 1812) == []
+    later = titles(notifier, t0 + 1790 + 121)
+    assert len(digests) == 2 and len(later) == 1, (digests, later)

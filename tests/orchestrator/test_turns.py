@@ -83,3 +83,33 @@ def test_hosts_asked_without_a_turn_are_bounded_by_a_pool_of_their_own() -> None
         return most
 
     assert asyncio.run(scenario()) == SLOW_POOL
+
+
+def test_a_slow_host_whose_wait_for_the_pool_is_cancelled_stays_slow() -> None:
+    """A check cancelled while it waits for the slow pool (a stop, a host renewed) has not
+    answered in time: the host is still asked without a turn next time."""
+    async def scenario() -> set[str]:
+        turns = Turns(1, hold=60)
+        hosts = [f"h{n}" for n in range(SLOW_POOL + 1)]
+        turns.outlived.update(hosts)
+        inside = 0
+        release = asyncio.Event()
+
+        async def slow(host: str) -> None:
+            nonlocal inside
+            async with turns.turn(host):
+                inside += 1
+                await release.wait()
+
+        tasks = [asyncio.create_task(slow(h)) for h in hosts]
+        async with asyncio.timeout(5):
+            while inside < SLOW_POOL:  # the pool is full: the last host waits
+                await asyncio.sleep(0.01)
+        tasks[-1].cancel()
+        await asyncio.gather(tasks[-1], return_exceptions=True)
+        release.set()
+        await asyncio.gather(*tasks[:-1])
+        return turns.outlived
+
+    outlived = asyncio.run(scenario())
+    assert f"h{SLOW_POOL}" in outlived

@@ -140,7 +140,9 @@ _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def since_time(text: str, now: float) -> float:
     """``--since``: an age before ``now`` (``10m``) or a local date and time, as a time."""
     given = text.strip()
-    unit = _AGE_UNITS.get(given[-1:])
+    # any case but M, which may be read as months
+    last = given[-1:]
+    unit = _AGE_UNITS.get(last if last == "M" else last.lower())
     if unit is not None:
         try:
             age = float(given[:-1])

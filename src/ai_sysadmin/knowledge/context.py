@@ -348,6 +348,8 @@ class KnowledgeRecall:
         self._profiles: dict[str, str] = {}
         #: incident -> (when, what it was recalled as, what the store recalled for it)
         self._recalled: dict[int, tuple[float, tuple[object, ...], str]] = {}
+        #: lessons this process wrote: a recall that began before one is not kept
+        self._lessons = 0
         self._sync_task: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -457,7 +459,6 @@ class KnowledgeRecall:
         if not self.enabled:
             return None
         learned = lesson(incident, action)
-        self._recalled.clear()  # what is recalled from now on may be this lesson
         if learned is None:
             log.info("action %d taught nothing: a fact of it is not plain", action.id,
                      extra={"action": action.id, "incident": incident.id, "event": "learned"})
@@ -467,7 +468,12 @@ class KnowledgeRecall:
             kb.record_incident(learned.record)
             kb.add(learned.entry)
 
-        self._with_kb(write)
+        try:
+            self._with_kb(write)
+        finally:
+            # after the write: a recall kept from before it is recalled anew, and one that
+            # began before it and ends after is not kept
+            self._lessons += 1
         log.info("learned from action %d: %s", action.id, learned.entry.topic,
                  extra={"action": action.id, "incident": incident.id, "event": "learned",
                         "entry": learned.entry.id, "outcome": learned.record.outcome})
@@ -740,8 +746,10 @@ class KnowledgeRecall:
         now = time.monotonic()
         self._recalled = {i: kept for i, kept in self._recalled.items()
                           if now - kept[0] < RECALL_KEPT_SECONDS}
-        # the database file's size and time: written since (`knowledge add`), recalled anew
-        key = (incident.summary, incident.severity, self._store._file_mark())
+        # the database file's size and time: written since (`knowledge add`), recalled anew;
+        # a server's store has none to look at, and nothing of it is kept
+        mark = self._store._file_mark()
+        key = (incident.summary, incident.severity, mark, self._lessons)
         kept = self._recalled.get(incident.id)
         if kept is not None and kept[1] == key:
             return kept[2]
@@ -749,7 +757,8 @@ class KnowledgeRecall:
             # the first investigation opens it (seconds before its first turn, not beside it)
             if await asyncio.to_thread(self._ready):
                 found = await asyncio.to_thread(self.search_text, "", incident, compact=True)
-                self._recalled[incident.id] = (now, key, found)
+                if mark is not None and self._lessons == key[3]:
+                    self._recalled[incident.id] = (now, key, found)
                 return found
             if self.enabled:
                 log.info("incident %d: the knowledge base is not open; nothing recalled",

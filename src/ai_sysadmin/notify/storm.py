@@ -15,7 +15,7 @@
   its third outage is still one digest of every host, not a digest of some and a message a
   host later; a fourth is held as repeats again (things that flap together do not make a
   digest every ``digest_window_seconds``). Repeats whose windows end together, more than
-  ``digest_threshold``, go out as one digest too.
+  ``digest_threshold``, go in a digest too.
 - Openings (``opened``, ``worse``, ``unreachable``, ``back``, ``resolved``: a network
   coming back clears many at once, and a host's ``check_failing``
   and ``check_back``: one bug in a parser fails the checks of every host of that kind at once,
@@ -232,15 +232,13 @@ class Dispatcher:
                             "no longer true when the repeat window ended")
                 continue
             due.append(held)
-        # many at once (a fleet held since its last digest): one digest, not one message each
+        # many at once (a fleet held since its last digest): held for the digest, which
+        # goes out at most once a digest window, with what else it holds; not a message each
         storm = [held for held in due if held[-1].kind in STORM_KINDS]
         if len(storm) > self.notify.digest_threshold:
-            latest = [held[-1] for held in storm]
-            made.append(self._send(conn, latest, render_digest(latest, self.settings.ai_name),
-                                   now, "digest"))
-            Outbox.mark(conn, [e.id for e in latest], "digested", REPEAT_TOLD, made[-1])
+            Outbox.mark(conn, [held[-1].id for held in storm], "storm", REPEAT_HELD)
             Outbox.mark(conn, [e.id for held in storm for e in held[:-1]], "suppressed",
-                        "counted in a later message", made[-1])
+                        "counted in a later message")
             due = [held for held in due if held not in storm]
         for held in due:
             latest = held[-1]

@@ -49,15 +49,16 @@ class Turns:
         outlived its turn (one of the slow pool's then)."""
         turn = Turn()
         wait = host not in self.outlived
-        try:
-            async with contextlib.nullcontext() if wait else self._slow:
+        # a wait for the slow pool that is cancelled (a stop) leaves the host as it was
+        async with contextlib.nullcontext() if wait else self._slow:
+            try:
                 async with self._held(turn, wait) as held_turn:
                     yield held_turn
-        finally:
-            if turn.outlived:
-                self.outlived.add(host)
-            else:
-                self.outlived.discard(host)
+            finally:
+                if turn.outlived:
+                    self.outlived.add(host)
+                else:
+                    self.outlived.discard(host)
 
     @contextlib.asynccontextmanager
     async def _held(self, turn: Turn, wait: bool) -> AsyncIterator[Turn]:
