@@ -82,7 +82,7 @@ class Dispatcher:
         with self.outbox.db.transaction() as conn:
             #: what this pass has to say, by thing (repeat key), in order
             groups: dict[str, list[OutboxEvent]] = {}
-            #: repeats of this pass that a digest would tell (:meth:`_hold`)
+            #: the repeats of this pass (a digest may tell some: :meth:`_may_join`)
             repeats: list[OutboxEvent] = []
             for event in Outbox.events(conn, ("new",)):
                 why = self._skip_reason(conn, event)
