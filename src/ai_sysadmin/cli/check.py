@@ -294,8 +294,9 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
                 if no_store else list(runtime.checkers.values()))
     answers = asyncio.run(_sweep(runtime, checkers))
     # one host's check that raised is that host's line: the others' reports still count
-    failed = {c.host: failed_words(app, c.host, a)
-              for c, a in zip(checkers, answers, strict=True) if isinstance(a, Exception)}
+    failed = dict(sorted(((c.host, failed_words(app, c.host, a))
+                          for c, a in zip(checkers, answers, strict=True)
+                          if isinstance(a, Exception)), key=lambda item: name_order(item[0])))
     reports = sorted((a for a in answers if not isinstance(a, Exception)),
                      key=lambda r: name_order(r.host))
     # a check that failed judged nothing: not collected, as a part not collected counts
@@ -304,9 +305,7 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
         print_json({"name": app.settings.ai_name, "exit_code": code,
                     "hosts": [*(_as_dict(r) for r in reports),
                               *({"host": host, "healthy": False, "reachable": None,
-                                 "error": masked(why)}
-                               for host, why in sorted(failed.items(),
-                                                       key=lambda item: name_order(item[0])))]})
+                                 "error": masked(why)} for host, why in failed.items())]})
         return code
     banner(app.settings, f"health check of {len(reports) + len(failed)} host(s)")
     shared = _shared_notes(reports)
@@ -317,7 +316,7 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
     for (section, note), hosts in shared.items():
         out.print(f"[cyan]note[/cyan] {esc(section)} of {_some(hosts)}: "
                   f"{esc(quote(note, SHOWN))}", markup=True)
-    for host, why in sorted(failed.items(), key=lambda item: name_order(item[0])):
+    for host, why in failed.items():
         out.print(f"[bold red]{esc(host)} check failed[/bold red]: {esc(quote(why, SHOWN))}",
                   markup=True)
     out.print(_summary(reports, len(failed)), highlight=False)
