@@ -85,3 +85,18 @@ def test_a_load_found_before_is_judged_with_a_margin_below_its_levels(fifteen, b
     found = {} if before is None else {("load_per_core", "load"): before}
     findings = RULE.evaluate(RuleContext(loaded(fifteen, cores=4), found_before=found))
     assert [f.severity for f in findings] == ([severity] if severity else [])
+
+
+@pytest.mark.parametrize(("container", "mounted", "found"), [
+    ("lxc", False, False),  # the machine's load, which the machine's own check judges
+    ("lxc", True, True),  # lxcfs gives the container a load of its own
+    ("lxc", None, True),  # the mount table was not read: the load counts as the host's
+    ("", False, True),  # no container: a host's load is its own
+], ids=["container", "lxcfs", "unknown", "host"])
+def test_a_container_showing_the_machines_load_is_judged_without_a_finding(
+        container: str, mounted: bool | None, found: bool) -> None:
+    snap = loaded(9.0, cores=4)
+    snap.container, snap.load_mounted = container, mounted
+    ctx = context(snap)
+    assert len(RULE.evaluate(ctx)) == (1 if found else 0)
+    assert RULE.judges(ctx)  # nothing found is a verdict: one opened before resolves

@@ -580,6 +580,20 @@ def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     found = result(readings[0])
     # no such file: systemd found no container (or does not run here), the host is its own
     snap.container = parsers.parse_container(found.stdout) if found.ok else ""
+    if snap.load is not None and snap.machine_load:
+        snap.notes["load"] = MACHINE_LOAD_NOTE
+
+
+#: what a check of a container whose load average is the machine's says of it
+MACHINE_LOAD_NOTE = ("the load average is the whole machine's (a container with nothing, such "
+                     "as lxcfs, mounted on /proc/loadavg): the machine's own check judges it")
+
+
+def _load(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
+    snap.load = parsers.parse_loadavg(text(readings[0]))
+    info = readings[1]
+    if isinstance(info, CommandResult) and info.ok:
+        snap.load_mounted = LOADAVG in plan.parsed(parsers.mount_types, info.stdout)
 
 
 #: the ext4 and btrfs drivers' counts of each mounted file system's errors, in the files the
@@ -1104,8 +1118,10 @@ _MEMORY = (Source.file("/proc/meminfo"), Source.file("/proc/pressure/memory"),
            Source.file(ZFS_ARCSTATS, _ZFS))
 
 #: the mount table of the namespace the check's commands run in: which file systems are
-#: read-only, and whether /proc hides processes
+#: read-only, whether /proc hides processes, and whose load /proc/loadavg gives
 _MOUNTINFO = Source.file("/proc/self/mountinfo")
+LOADAVG = "/proc/loadavg"
+_LOAD = (Source.file(LOADAVG), _MOUNTINFO)
 #: seconds since the host booted (CLOCK_BOOTTIME, to a hundredth), the clock ps's ages run on
 UPTIME = "/proc/uptime"
 #: PID 1's start after boot: with its age in the listing, when ps ran, on the host's clock
@@ -1205,7 +1221,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("cpu", _files("/proc/stat"), parsers.parse_proc_stat),
     Section("memory", lambda plan: _MEMORY, apply=_memory),
     Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
-    Section("load", _files("/proc/loadavg"), parsers.parse_loadavg),
+    Section("load", lambda plan: _LOAD, apply=_load),
     Section("uptime_seconds", _files(UPTIME), parsers.parse_uptime),
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
                                          f"--output={parsers.DF_COLUMNS}")),
@@ -1260,7 +1276,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
     Section("fs_errors", _fs_error_sources, apply=_fs_errors),
     # last of the files that are not the kernel's: os-release stays the one tail reads
-    Section("container", _files(parsers.SYSTEMD_CONTAINER), apply=_container),
+    Section("container", _files(parsers.SYSTEMD_CONTAINER), apply=_container, after=("load",)),
 )
 
 

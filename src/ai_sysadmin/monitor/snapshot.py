@@ -558,6 +558,10 @@ class Snapshot:
     #: (``lxc``, ``docker``, ``systemd-nspawn``); empty where it says none (no container, or
     #: one whose init is not systemd)
     container: str | None = None
+    #: whether a file is mounted on /proc/loadavg (lxcfs gives a container its own load so);
+    #: None where the mount table was not read. A container's /proc without it shows the
+    #: load of the whole machine
+    load_mounted: bool | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to
@@ -575,6 +579,12 @@ class Snapshot:
     @property
     def cores(self) -> int:
         return self.cpu.cores if self.cpu and self.cpu.cores else 1
+
+    @property
+    def machine_load(self) -> bool:
+        """Whether the load average read is the whole machine's, not the host's: a container
+        with nothing mounted on its /proc/loadavg (see :attr:`load_mounted`)."""
+        return bool(self.container) and self.load_mounted is False
 
     def host_time(self) -> float:
         """The host's own clock when it was collected (its boot time plus its uptime, both

@@ -1,0 +1,83 @@
+"""A container's load average, read by a real check of the fault lab (a container to its
+systemd): where nothing is mounted on its /proc/loadavg it shows the whole machine's, which
+the machine's own check judges, so the container's says so and finds nothing however high;
+where a file is (lxcfs gives a container its own load so) that file is the load judged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from ai_sysadmin.config import Settings, Thresholds
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
+from ai_sysadmin.monitor.sections import MACHINE_LOAD_NOTE
+from ai_sysadmin.monitor.snapshot import Snapshot
+
+from .conftest import LAB_CONTAINER
+from .proc_view import InView, ProcView
+
+pytestmark = pytest.mark.lab
+
+#: where the lab keeps the load average lxcfs would give it
+OWN_LOAD = "/run/own-loadavg"
+
+
+@contextmanager
+def own_load(sandbox: Sandbox, text: str) -> Iterator[ProcView]:
+    """A mount namespace of the lab whose /proc/loadavg is a file bound on it, as lxcfs binds
+    its own; it ends with the block."""
+    sandbox.write_file(OWN_LOAD, text)
+    proc = subprocess.Popen(
+        sandbox.nsenter_argv(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                              f"mount --bind {OWN_LOAD} /proc/loadavg && echo $$ && "
+                              "exec cat >/dev/null"]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        pid = proc.stdout.readline().strip()
+        assert pid.isdigit(), f"the namespace did not start (exit {proc.poll()})"
+        yield ProcView(sandbox, pid)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _look(transport: InView, settings: Settings) -> tuple[Snapshot, list[str]]:
+    snapshot = asyncio.run(Collector(transport, settings).collect())
+    assert "load" not in snapshot.errors, snapshot.errors
+    findings, judged = evaluate(RuleContext(snapshot, settings.thresholds))
+    assert "load_per_core" in judged
+    return snapshot, [f.summary for f in findings if f.rule == "load_per_core"]
+
+
+@pytest.mark.parametrize("one_round_trip", [False, True], ids=["per-command", "one-script"])
+def test_a_containers_load_is_judged_only_where_it_is_its_own(
+        sandbox: Sandbox, lab_settings: Settings, one_round_trip: bool) -> None:
+    # any load at all is high here: the machine's, whatever it is now, would be a finding
+    settings = lab_settings.model_copy(update={"thresholds": Thresholds(
+        load_per_core_warn=1e-9, load_per_core_critical=1e9)})
+    with own_load(sandbox, "1.00 2.00 3.00 1/100 42\n") as view:
+        # first the lab as it is: its /proc/loadavg is the machine's
+        snapshot, found = _look(InView(ProcView(sandbox, "1"), one_round_trip), settings)
+        assert (snapshot.container, snapshot.load_mounted) == (LAB_CONTAINER, False)
+        assert snapshot.machine_load and found == []
+        assert snapshot.notes["load"] == MACHINE_LOAD_NOTE
+
+        snapshot, found = _look(InView(view, one_round_trip), settings)
+        assert snapshot.load_mounted is True and not snapshot.machine_load
+        assert snapshot.load is not None and snapshot.load.fifteen == 3.0
+        assert found == [f"sustained load {3.0 / snapshot.cores:.2f} per core"]
+        assert "load" not in snapshot.notes
