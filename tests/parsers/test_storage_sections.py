@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER, ZFS_KSTAT
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME, JournalQuery, Plan
@@ -93,7 +94,10 @@ def test_the_container_is_what_systemd_wrote_in_its_file_and_none_where_there_is
     section = SECTIONS_BY_NAME["container"]
     # a file the shell's builtins read: no process, and no guard to test
     assert [(s.argv, s.guard) for s in section.sources(plan)] == [
-        (("cat", "--", "/run/systemd/container"), None)]
+        (("cat", "--", "/run/systemd/container"), None),
+        (("cat", "--", "/proc/self/mountinfo"), None)]  # which /proc files are its own
     snap = Snapshot("here", 1.0)
-    section.take([done], snap, plan)
+    section.take([done, TransportError("cat: /proc/self/mountinfo: Permission denied")], snap,
+                 plan)
     assert snap.container == container and snap.collected("container")
+    assert snap.proc_mounted is None  # not known: whatever it read counts as its own

@@ -87,16 +87,17 @@ def test_a_load_found_before_is_judged_with_a_margin_below_its_levels(fifteen, b
     assert [f.severity for f in findings] == ([severity] if severity else [])
 
 
+
 @pytest.mark.parametrize(("container", "mounted", "found"), [
-    ("lxc", False, False),  # the machine's load, which the machine's own check judges
-    ("lxc", True, True),  # lxcfs gives the container a load of its own
+    ("lxc", frozenset({"/proc/sys"}), False),  # the machine's load: the machine's check's
+    ("lxc", frozenset({"/proc/loadavg"}), True),  # lxcfs gives the container a load of its own
     ("lxc", None, True),  # the mount table was not read: the load counts as the host's
-    ("", False, True),  # no container: a host's load is its own
+    ("", frozenset(), True),  # no container: a host's load is its own
 ], ids=["container", "lxcfs", "unknown", "host"])
 def test_a_container_showing_the_machines_load_is_judged_without_a_finding(
-        container: str, mounted: bool | None, found: bool) -> None:
+        container: str, mounted: frozenset[str] | None, found: bool) -> None:
     snap = loaded(9.0, cores=4)
-    snap.container, snap.load_mounted = container, mounted
+    snap.container, snap.proc_mounted = container, mounted
     ctx = context(snap)
     assert len(RULE.evaluate(ctx)) == (1 if found else 0)
     assert RULE.judges(ctx)  # nothing found is a verdict: one opened before resolves

@@ -182,3 +182,22 @@ def test_the_summary_names_the_stalls_where_they_made_the_finding():
                                   "for memory 55.0% of the last minute")
     # stalls under their level made nothing: not named
     assert summary(4.0, 10.0) == "memory pressure: 4.0% available"
+
+
+@pytest.mark.parametrize(("mounted", "summary"), [
+    (frozenset(), None),  # the machine's memory and stalls: the machine's check's
+    # lxcfs gives a container its own memory, not its own stalls
+    (frozenset({"/proc/meminfo"}), "memory pressure: 4.0% available"),
+    (frozenset({"/proc/pressure/memory"}),
+     "memory pressure: tasks stalled waiting for memory 45.0% of the last minute"),
+    (None, "memory pressure: 4.0% available, tasks stalled waiting for memory 45.0% of the "
+     "last minute"),  # the mount table was not read: all counts as the host's
+], ids=["container", "lxcfs", "stalls-only", "unknown"])
+def test_a_container_judges_only_the_memory_files_that_are_its_own(
+        mounted: frozenset[str] | None, summary: str | None) -> None:
+    snap = snapshot(memory=memory(4, psi=45.0), container="lxc", proc_mounted=mounted)
+    found = RULE.evaluate(context(snap))
+    assert [f.summary for f in found] == ([summary] if summary else [])
+    if summary and "available" not in summary:  # what is the machine's is not its evidence
+        assert found[0].evidence == ("memory PSI some avg60=45.00",)
+    assert RULE.judges(context(snap))  # nothing found is a verdict: an incident resolves

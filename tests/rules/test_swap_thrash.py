@@ -108,3 +108,14 @@ def test_a_rate_that_hovers_at_the_level_is_one_incident(tmp_path):
         seen.append(checks.states("swap_thrash").get("swap"))
     assert seen == [None, "open", "open", "open", "open", "resolved"]
     assert checks.history("swap_thrash", "swap") == ["open", "resolved"]
+
+
+@pytest.mark.parametrize(("container", "found"), [("lxc", False), ("", True)])
+def test_a_containers_swapping_is_the_machines_and_finds_nothing(
+        container: str, found: bool) -> None:
+    """/proc/vmstat counts the whole machine's swapping in a container: its host's own check
+    judges it, once."""
+    current, previous = pair(moved_in=120_000, moved_out=60_000, seconds=300)
+    current.container, current.proc_mounted = container, frozenset({"/proc/meminfo"})
+    ctx = context(current, previous=previous)
+    assert len(RULE.evaluate(ctx)) == (1 if found else 0)

@@ -1382,6 +1382,11 @@ def parse_zfs_pool_states(text: str) -> dict[str, str]:
             continue
         pools[strip_control(pool)[:256]] = state.upper()
     return pools
+#: /proc files a container shows the whole machine's numbers in, unless something is mounted
+#: on them (lxcfs mounts its own on the first two): the load average, memory, memory stalls,
+#: swapping
+LOADAVG, MEMINFO, PSI_MEMORY = "/proc/loadavg", "/proc/meminfo", "/proc/pressure/memory"
+VMSTAT = "/proc/vmstat"
 #: where systemd, started in a container, says so: the manager's name from its ``container=``
 #: environment, as ``systemd-detect-virt --container`` reads it back (systemd 216 and later)
 SYSTEMD_CONTAINER = "/run/systemd/container"

@@ -580,20 +580,25 @@ def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     found = result(readings[0])
     # no such file: systemd found no container (or does not run here), the host is its own
     snap.container = parsers.parse_container(found.stdout) if found.ok else ""
-    if snap.load is not None and snap.machine_load:
-        snap.notes["load"] = MACHINE_LOAD_NOTE
-
-
-#: what a check of a container whose load average is the machine's says of it
-MACHINE_LOAD_NOTE = ("the load average is the whole machine's (a container with nothing, such "
-                     "as lxcfs, mounted on /proc/loadavg): the machine's own check judges it")
-
-
-def _load(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
-    snap.load = parsers.parse_loadavg(text(readings[0]))
     info = readings[1]
     if isinstance(info, CommandResult) and info.ok:
-        snap.load_mounted = LOADAVG in plan.parsed(parsers.mount_types, info.stdout)
+        snap.proc_mounted = frozenset(
+            point for point in plan.parsed(parsers.mount_types, info.stdout)
+            if point.startswith("/proc/"))
+    shown = [what for path, what, read in (
+        (parsers.LOADAVG, "load average", snap.load), (parsers.MEMINFO, "memory", snap.memory),
+        (parsers.PSI_MEMORY, "memory stalls", snap.memory and snap.memory.psi_some_avg60),
+        (parsers.VMSTAT, "swapping", snap.swap))
+        if read is not None and snap.machine_wide(path)]
+    if shown:
+        snap.notes["container"] = (
+            f"the {_and(shown)} read here {'is' if len(shown) == 1 else 'are'} the whole "
+            "machine's (a container with nothing, such as lxcfs, mounted on that file of "
+            "/proc): the machine's own check judges them")
+
+
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 #: the ext4 and btrfs drivers' counts of each mounted file system's errors, in the files the
@@ -1114,14 +1119,13 @@ def _process_units(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> N
 #: spares a process (a `cat`) and the script's stderr a line
 ZFS_ARCSTATS = "/proc/spl/kstat/zfs/arcstats"
 _ZFS = Guard("-e", ZFS_ARCSTATS, f"cat: {ZFS_ARCSTATS}: No such file or directory")
-_MEMORY = (Source.file("/proc/meminfo"), Source.file("/proc/pressure/memory"),
+_MEMORY = (Source.file(parsers.MEMINFO), Source.file(parsers.PSI_MEMORY),
            Source.file(ZFS_ARCSTATS, _ZFS))
 
 #: the mount table of the namespace the check's commands run in: which file systems are
-#: read-only, whether /proc hides processes, and whose load /proc/loadavg gives
+#: read-only, whether /proc hides processes, which of its files a container's own
 _MOUNTINFO = Source.file("/proc/self/mountinfo")
-LOADAVG = "/proc/loadavg"
-_LOAD = (Source.file(LOADAVG), _MOUNTINFO)
+_CONTAINER = (Source.file(parsers.SYSTEMD_CONTAINER), _MOUNTINFO)
 #: seconds since the host booted (CLOCK_BOOTTIME, to a hundredth), the clock ps's ages run on
 UPTIME = "/proc/uptime"
 #: PID 1's start after boot: with its age in the listing, when ps ran, on the host's clock
@@ -1220,8 +1224,8 @@ def _no_position_yet(snap: Snapshot) -> bool:
 SECTIONS: tuple[Section, ...] = (
     Section("cpu", _files("/proc/stat"), parsers.parse_proc_stat),
     Section("memory", lambda plan: _MEMORY, apply=_memory),
-    Section("swap", _files("/proc/vmstat"), parsers.parse_vmstat),
-    Section("load", lambda plan: _LOAD, apply=_load),
+    Section("swap", _files(parsers.VMSTAT), parsers.parse_vmstat),
+    Section("load", _files(parsers.LOADAVG), parsers.parse_loadavg),
     Section("uptime_seconds", _files(UPTIME), parsers.parse_uptime),
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
                                          f"--output={parsers.DF_COLUMNS}")),
@@ -1276,7 +1280,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
     Section("fs_errors", _fs_error_sources, apply=_fs_errors),
     # last of the files that are not the kernel's: os-release stays the one tail reads
-    Section("container", _files(parsers.SYSTEMD_CONTAINER), apply=_container, after=("load",)),
+    Section("container", lambda plan: _CONTAINER, apply=_container,
+            after=("memory", "swap", "load")),
 )
 
 

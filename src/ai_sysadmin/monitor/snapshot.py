@@ -558,10 +558,10 @@ class Snapshot:
     #: (``lxc``, ``docker``, ``systemd-nspawn``); empty where it says none (no container, or
     #: one whose init is not systemd)
     container: str | None = None
-    #: whether a file is mounted on /proc/loadavg (lxcfs gives a container its own load so);
-    #: None where the mount table was not read. A container's /proc without it shows the
-    #: load of the whole machine
-    load_mounted: bool | None = None
+    #: the files of /proc something is mounted on (lxcfs gives a container its own load
+    #: average and memory so); None where the mount table was not read. Read with
+    #: ``container``: a container's /proc shows the whole machine's (:meth:`machine_wide`)
+    proc_mounted: frozenset[str] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
     #: journal entries a check skipped to catch up (``journal_gap``), rules with nothing to
@@ -580,11 +580,11 @@ class Snapshot:
     def cores(self) -> int:
         return self.cpu.cores if self.cpu and self.cpu.cores else 1
 
-    @property
-    def machine_load(self) -> bool:
-        """Whether the load average read is the whole machine's, not the host's: a container
-        with nothing mounted on its /proc/loadavg (see :attr:`load_mounted`)."""
-        return bool(self.container) and self.load_mounted is False
+    def machine_wide(self, path: str) -> bool:
+        """Whether what the /proc file ``path`` gave is the whole machine's, not the host's:
+        a container with nothing mounted on it (see :attr:`proc_mounted`)."""
+        return (bool(self.container) and self.proc_mounted is not None
+                and path not in self.proc_mounted)
 
     def host_time(self) -> float:
         """The host's own clock when it was collected (its boot time plus its uptime, both

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity
+from ..parsers import LOADAVG
 from .base import Rule, RuleContext
 
 
@@ -8,7 +9,7 @@ class LoadPerCore(Rule):
     """Sustained load: the 15-minute load average divided by the number of cores."""
 
     name = "load_per_core"
-    # the container section says whether the load is the host's own (Snapshot.machine_load)
+    # the container section says whether the load is the host's own (Snapshot.machine_wide)
     requires = ("load", "cpu", "container")
     description = "The 15-minute load average per core stays high."
 
@@ -16,7 +17,7 @@ class LoadPerCore(Rule):
         load = ctx.snapshot.load
         # a container that shows the machine's load: the machine's check says it, once, not
         # each of its containers; nothing found here, so an incident opened before resolves
-        if load is None or ctx.snapshot.machine_load:
+        if load is None or ctx.snapshot.machine_wide(LOADAVG):
             return []
         cores = ctx.snapshot.cores
         per_core = load.fifteen / cores

@@ -1,34 +1,40 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity
+from ..parsers import MEMINFO, PSI_MEMORY
 from .base import Rule, RuleContext
 
 
 class MemoryPressure(Rule):
     name = "memory_pressure"
-    requires = ("memory",)
+    # the container section says which of the two files are the host's own, not the whole
+    # machine's (Snapshot.machine_wide): only those are judged
+    requires = ("memory", "container")
     description = "Little memory is available, or tasks stall waiting for memory (PSI)."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        mem = ctx.snapshot.memory
+        mem, snap = ctx.snapshot.memory, ctx.snapshot
         if mem is None:
             return []
         t = ctx.thresholds
-        avail = mem.available_percent
-        psi = mem.psi_some_avg60
+        avail = None if snap.machine_wide(MEMINFO) else mem.available_percent
+        psi = None if snap.machine_wide(PSI_MEMORY) else mem.psi_some_avg60
         stalled = psi is not None and psi >= t.memory_psi_some_avg60 - self._stall_margin(ctx)
         # less is worse here: a margin above each level once it was reached (available
         # memory moves by a percent between two looks on a busy host)
-        short = avail < t.memory_available_warn_percent + self._warn_margin(ctx)
+        short = avail is not None and avail < (t.memory_available_warn_percent
+                                               + self._warn_margin(ctx))
         if not short and not stalled:
             return []
-        critical = avail < t.memory_available_critical_percent + self.margin(
-            ctx, "memory", Severity.CRITICAL)
-        reserved = (f" less {mem.hugetlb_kb} kB of huge pages" if mem.hugetlb_kb else "")
-        arc = (f" plus {mem.arc_reclaimable_kb} kB the ZFS ARC can give back"
-               if mem.arc_reclaimable_kb else "")
-        evidence = [f"MemAvailable {mem.available_kb} kB{arc} of MemTotal {mem.total_kb} kB"
-                    f"{reserved} ({avail:.1f}%)"]
+        critical = avail is not None and avail < (
+            t.memory_available_critical_percent + self.margin(ctx, "memory", Severity.CRITICAL))
+        evidence = []
+        if avail is not None:
+            reserved = (f" less {mem.hugetlb_kb} kB of huge pages" if mem.hugetlb_kb else "")
+            arc = (f" plus {mem.arc_reclaimable_kb} kB the ZFS ARC can give back"
+                   if mem.arc_reclaimable_kb else "")
+            evidence.append(f"MemAvailable {mem.available_kb} kB{arc} of MemTotal "
+                            f"{mem.total_kb} kB{reserved} ({avail:.1f}%)")
         if psi is not None:
             evidence.append(f"memory PSI some avg60={psi:.2f}")
         return [
@@ -71,12 +77,14 @@ class MemoryPressure(Rule):
         return margin
 
 
-def _summary(avail: float, stalls: float | None, short: bool) -> str:
+def _summary(avail: float | None, stalls: float | None, short: bool) -> str:
     """What made the finding: little memory available, tasks stalled waiting for it
     (``stalls``, PSI some avg60, where they count), or both: "62.0% available" alone, of a
     finding the stalls made, reads as a host that is well."""
     stalled = (f"tasks stalled waiting for memory {stalls:.1f}% of the last minute"
                if stalls is not None else "")
+    if avail is None:  # a container's memory is the whole machine's; its stalls its own
+        return f"memory pressure: {stalled}"
     if not short:
         return f"memory pressure: {stalled} ({avail:.1f}% available)"
     return f"memory pressure: {avail:.1f}% available" + (f", {stalled}" if stalled else "")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity
+from ..parsers import VMSTAT
 from ..snapshot import Snapshot
 from .base import Rule, RuleContext
 
@@ -10,12 +11,14 @@ class SwapThrash(Rule):
     time between the two reads of /proc/vmstat on the host's clock (:func:`_between_reads`)."""
 
     name = "swap_thrash"
-    requires = ("swap",)
+    # a container's /proc/vmstat is the machine's (Snapshot.machine_wide): its check finds
+    # nothing, the machine's own judges it
+    requires = ("swap", "container")
     description = "Pages swap in and out faster than the threshold."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         now, prev = ctx.snapshot, ctx.rates_from
-        if now.swap is None or prev is None or prev.swap is None:
+        if now.swap is None or prev is None or prev.swap is None or now.machine_wide(VMSTAT):
             return []
         since_now = now.swap.pages_in + now.swap.pages_out
         moved = since_now - prev.swap.pages_in - prev.swap.pages_out
