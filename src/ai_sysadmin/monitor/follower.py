@@ -136,16 +136,17 @@ class JournalFollower:
 
     def _say_stop(self, why: str, backoff: float, said: dict[str, None],
                   paused: float | None) -> None:
-        """A stop whose reason is news since it last followed, and the pause after it where
-        that changed."""
+        """A stop whose reason is news since it last followed, and, as stops begin, the
+        pauses that follow: said once, not at each pause (a host down for an hour is six
+        lines less, a fleet's outage a thousand)."""
         host = self.transport.host
         if why[:SAID_LIMIT] not in said and why != "journalctl ended":
             log.warning("journal follower of %s %s", host, why,
                         extra={"host": host, "event": "follower_failed"})
-        if paused == backoff:  # the warning said what is new
+        if paused is not None:  # said as these stops began
             return
-        then = "" if backoff < self.max_backoff else (
-            f", then every {self.max_backoff:.0f} s while it stops so (said again when "
-            "that changes)")
-        log.info("journal follower of %s stopped; restarting in %.0f s%s", host, backoff,
-                 then, extra={"host": host, "event": "follower_stopped"})
+        then = (f"every {self.max_backoff:.0f} s" if backoff >= self.max_backoff else
+                f"after pauses twice as long each time, up to every {self.max_backoff:.0f} s,")
+        log.info("journal follower of %s stopped; restarting in %.0f s, then %s while it "
+                 "stops so (said again when it follows)", host, backoff, then,
+                 extra={"host": host, "event": "follower_stopped"})
