@@ -581,7 +581,7 @@ def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     # no such file: systemd found no container (or does not run here), the host is its own
     snap.container = parsers.parse_container(found.stdout) if found.ok else ""
     info = readings[1]
-    if isinstance(info, CommandResult) and info.ok:
+    if snap.container and isinstance(info, CommandResult) and info.ok:  # a host's is its own
         snap.proc_mounted = frozenset(
             point for point in plan.parsed(parsers.mount_types, info.stdout)
             if point.startswith("/proc/"))

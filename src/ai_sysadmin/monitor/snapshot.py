@@ -558,9 +558,9 @@ class Snapshot:
     #: (``lxc``, ``docker``, ``systemd-nspawn``); empty where it says none (no container, or
     #: one whose init is not systemd)
     container: str | None = None
-    #: the files of /proc something is mounted on (lxcfs gives a container its own load
-    #: average and memory so); None where the mount table was not read. Read with
-    #: ``container``: a container's /proc shows the whole machine's (:meth:`machine_wide`)
+    #: a container's files of /proc something is mounted on (lxcfs gives it its own load
+    #: average and memory so), where others show the whole machine's (:meth:`machine_wide`);
+    #: None where the mount table was not read, or this is no container
     proc_mounted: frozenset[str] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     #: what a person must know of what was collected, which is no failure to collect it: the
