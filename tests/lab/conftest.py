@@ -62,8 +62,7 @@ def host_of_its_own(sandbox: Sandbox) -> Iterator[None]:
 #: the rules of what the host's kernel reports (md arrays, ZFS pools, taint flags, threads
 #: and file handles) judge nothing in a container, which the lab is to its systemd: its
 #: /proc is its host's
-OF_THE_HOST = frozenset(name for name, rule in RULES_BY_NAME.items()
-                        if "container" in rule.requires)
+OF_THE_HOST = frozenset(name for name, rule in RULES_BY_NAME.items() if rule.of_the_host)
 
 
 def judged_in(sandbox: Sandbox) -> set[str]:

@@ -3,7 +3,7 @@ and whether /proc hides processes, from /proc/self/mountinfo as the kernel write
 
 from __future__ import annotations
 
-from ai_sysadmin.monitor.parsers import MountFlags, mount_flags, proc_hidepid
+from ai_sysadmin.monitor.parsers import MountFlags, mount_flags, proc_files_mounted, proc_hidepid
 
 
 def read_only_mount_points(mountinfo: str) -> set[str]:
@@ -69,3 +69,29 @@ def test_a_proc_that_hides_processes_says_how_and_from_whom() -> None:
         + "91 27 0:58 / /srv/ct/proc rw - proc proc rw,hidepid=2\n"
     assert proc_hidepid(shown) is None
     assert proc_hidepid(MOUNTINFO) is None
+
+
+#: an LXC container's table: lxcfs's files on its /proc, a read-only /proc/sys
+LXCFS = """\
+70 69 0:60 / / rw,relatime - overlay overlay rw
+73 70 0:62 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+74 73 0:62 /sys /proc/sys ro,relatime - proc proc rw
+80 73 0:55 /proc/loadavg /proc/loadavg rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw
+81 73 0:55 /proc/meminfo /proc/meminfo rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw
+"""
+
+
+def test_the_proc_files_a_container_has_its_own_are_those_something_is_mounted_on() -> None:
+    assert proc_files_mounted(LXCFS) == {"/proc/sys", "/proc/loadavg", "/proc/meminfo"}
+    assert proc_files_mounted(MOUNTINFO) == set()  # a host: nothing on its /proc
+    assert proc_files_mounted("") == set()
+
+
+def test_files_under_a_proc_mounted_over_since_are_hidden() -> None:
+    """A procfs mounted on /proc after lxcfs's files hides them: /proc/loadavg reads the
+    machine's again, though the table still lists lxcfs's mount there."""
+    remounted = LXCFS + "174 70 0:70 / /proc rw,relatime - proc proc rw\n"
+    assert proc_files_mounted(remounted) == set()
+    # and a file bound on the new one is shown through it
+    bound = remounted + "175 174 0:55 /proc/loadavg /proc/loadavg rw - fuse.lxcfs lxcfs rw\n"
+    assert proc_files_mounted(bound) == {"/proc/loadavg"}

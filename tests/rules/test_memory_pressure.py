@@ -4,7 +4,7 @@ from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.monitor.rules import RuleContext
 from ai_sysadmin.monitor.rules.memory_pressure import MemoryPressure
-from ai_sysadmin.monitor.snapshot import Memory
+from ai_sysadmin.monitor.snapshot import Memory, Snapshot
 
 from ._snapshots import context, healthy_snapshot, memory, only, snapshot
 
@@ -201,3 +201,21 @@ def test_a_container_judges_only_the_memory_files_that_are_its_own(
     if summary and "available" not in summary:  # what is the machine's is not its evidence
         assert found[0].evidence == ("memory PSI some avg60=45.00",)
     assert RULE.judges(context(snap))  # nothing found is a verdict: an incident resolves
+
+
+def test_a_containers_memory_level_is_held_whatever_the_machines_stalls() -> None:
+    """lxcfs gives a container its own memory, never its own stalls: the machine stalling
+    makes no finding of its memory a stalls-only one, which its level would not hold."""
+    def look(psi: float, previous: Snapshot) -> tuple[Snapshot, list[str]]:
+        snap = snapshot(memory=memory(11, psi=psi), container="lxc",
+                        proc_mounted=frozenset({"/proc/meminfo"}))
+        ctx = RuleContext(snapshot=snap, thresholds=Thresholds(), previous=previous,
+                          found_before={("memory_pressure", "memory"): Severity.WARNING})
+        return snap, [f.summary for f in RULE.evaluate(ctx)]
+
+    first = snapshot(memory=memory(9, psi=0.0), container="lxc",
+                     proc_mounted=frozenset({"/proc/meminfo"}))
+    for machine_psi in (0.0, 50.0):
+        second, found = look(machine_psi, first)  # within the margin above 10 %: held
+        assert found == ["memory pressure: 11.0% available"]
+        assert look(machine_psi, second)[1] == found, machine_psi

@@ -357,6 +357,36 @@ def _mountinfo(mountinfo: str) -> Iterator[tuple[str, str, list[str], list[str]]
         yield _mount_field(fields[4]), fs_fields[0], fs_fields[2].split(","), fields[5].split(",")
 
 
+def proc_files_mounted(mountinfo: str) -> frozenset[str]:
+    """The points under /proc something is mounted on, of ``/proc/self/mountinfo``, as seen
+    through the /proc in use: a mount under a /proc mounted over since (a container that
+    mounted its own procfs on lxcfs's files) is hidden, and its point shows the procfs."""
+    mounts: dict[str, tuple[str, str]] = {}  # id: (parent id, point)
+    on: dict[str, str] = {}  # point: the id of the mount in use there (the last)
+    for line in mountinfo.split("\n"):
+        fields = line.partition(" - ")[0].split(" ")
+        if len(fields) >= 5 and fields[0].isdigit():
+            point = _mount_field(fields[4])
+            mounts[fields[0]] = (fields[1], point)
+            on[point] = fields[0]
+    top = on.get("/proc")
+
+    def shown(mount: str) -> bool:
+        for _ in range(len(mounts)):  # a parent chain is no longer than the table
+            parent, point = mounts[mount]
+            if on.get(point) != mount:
+                return False
+            if mount == top:
+                return True
+            if parent not in mounts:
+                return False
+            mount = parent
+        return False
+
+    return frozenset(point for point, mount in on.items()
+                     if point.startswith("/proc/") and top is not None and shown(mount))
+
+
 #: the words a file system's options gain when the kernel stops its writes after an error,
 #: the mount left as it was: ext4's on recent kernels (6.18 here; before, its own ``ro``;
 #: btrfs's too)

@@ -582,9 +582,7 @@ def _container(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     snap.container = parsers.parse_container(found.stdout) if found.ok else ""
     info = readings[1]
     if snap.container and isinstance(info, CommandResult) and info.ok:  # a host's is its own
-        snap.proc_mounted = frozenset(
-            point for point in plan.parsed(parsers.mount_types, info.stdout)
-            if point.startswith("/proc/"))
+        snap.proc_mounted = plan.parsed(parsers.proc_files_mounted, info.stdout)
     shown = [what for path, what, read in (
         (parsers.LOADAVG, "load average", snap.load), (parsers.MEMINFO, "memory", snap.memory),
         (parsers.PSI_MEMORY, "memory stalls", snap.memory and snap.memory.psi_some_avg60),

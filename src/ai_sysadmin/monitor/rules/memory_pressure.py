@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from ..parsers import MEMINFO, PSI_MEMORY
+from ..snapshot import Snapshot
 from .base import Rule, RuleContext
 
 
@@ -13,12 +14,11 @@ class MemoryPressure(Rule):
     description = "Little memory is available, or tasks stall waiting for memory (PSI)."
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        mem, snap = ctx.snapshot.memory, ctx.snapshot
+        mem = ctx.snapshot.memory
         if mem is None:
             return []
         t = ctx.thresholds
-        avail = None if snap.machine_wide(MEMINFO) else mem.available_percent
-        psi = None if snap.machine_wide(PSI_MEMORY) else mem.psi_some_avg60
+        avail, psi = _own(ctx.snapshot)
         stalled = psi is not None and psi >= t.memory_psi_some_avg60 - self._stall_margin(ctx)
         # less is worse here: a margin above each level once it was reached (available
         # memory moves by a percent between two looks on a busy host)
@@ -54,8 +54,7 @@ class MemoryPressure(Rule):
         the look after the crossing); none where stalls well below it (or none read) leave
         the level of available memory alone making that finding."""
         margin = self.margin(ctx, "memory")
-        before = ctx.previous.memory if ctx.previous is not None else None
-        psi = before.psi_some_avg60 if before is not None else None
+        psi = _own(ctx.previous)[1] if ctx.previous is not None else None
         if psi is None or psi < ctx.thresholds.memory_psi_some_avg60 - margin:
             return 0.0
         return margin
@@ -66,15 +65,24 @@ class MemoryPressure(Rule):
         level): held by a level it never crossed, a host that idles just above it would
         never be well again."""
         margin = self.margin(ctx, "memory")
-        before = ctx.previous.memory if ctx.previous is not None else None
-        if margin and before is not None:
+        if margin and ctx.previous is not None and ctx.previous.memory is not None:
             t = ctx.thresholds
-            stalls_alone = (before.psi_some_avg60 is not None
-                            and before.psi_some_avg60 >= t.memory_psi_some_avg60
-                            and before.available_percent >= t.memory_available_warn_percent)
+            avail, psi = _own(ctx.previous)
+            stalls_alone = (psi is not None and psi >= t.memory_psi_some_avg60
+                            and (avail is None or avail >= t.memory_available_warn_percent))
             if stalls_alone:
                 return 0.0
         return margin
+
+
+def _own(snap: Snapshot) -> tuple[float | None, float | None]:
+    """The share of memory available and the stalls (PSI some avg60) a look read, each None
+    where the look has none of its own: a container's that are the whole machine's."""
+    mem = snap.memory
+    if mem is None:
+        return None, None
+    return (None if snap.machine_wide(MEMINFO) else mem.available_percent,
+            None if snap.machine_wide(PSI_MEMORY) else mem.psi_some_avg60)
 
 
 def _summary(avail: float | None, stalls: float | None, short: bool) -> str:
