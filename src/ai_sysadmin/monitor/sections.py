@@ -1224,6 +1224,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("memory", lambda plan: _MEMORY, apply=_memory),
     Section("swap", _files(parsers.VMSTAT), parsers.parse_vmstat),
     Section("load", _files(parsers.LOADAVG), parsers.parse_loadavg),
+    # early in the remote script, as the three rows it reads: a script cut short still
+    # says whose numbers they are (their rules require it)
+    Section("container", lambda plan: _CONTAINER, apply=_container,
+            after=("memory", "swap", "load")),
     Section("uptime_seconds", _files(UPTIME), parsers.parse_uptime),
     Section("mounts", lambda p: (Source((p.programs.df, "-B1",
                                          f"--output={parsers.DF_COLUMNS}")),
@@ -1278,8 +1282,6 @@ SECTIONS: tuple[Section, ...] = (
     Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
     Section("fs_errors", _fs_error_sources, apply=_fs_errors),
     # last of the files that are not the kernel's: os-release stays the one tail reads
-    Section("container", lambda plan: _CONTAINER, apply=_container,
-            after=("memory", "swap", "load")),
 )
 
 
