@@ -25,10 +25,10 @@ SAID = "This account is currently not available."
 NOLOGIN_WORDS = ("the login shell of nolog refuses to run commands: it ended with exit 1 "
                  f"before running any, saying: {SAID}")
 #: every section a check of that host collects, each of which the refusal costs
-SECTIONS = ("cpu", "memory", "swap", "load", "uptime_seconds", "mounts", "os", "units",
-            "unit_files", "restarts", "core_dumps", "journal", "processes", "zombies", "reboot",
-            "nixos_boot", "oom_kills", "service_tasks", "kernel_limits", "clock_sync",
-            "md_arrays", "zfs_pools", "kernel_taint", "fs_errors", "container")
+SECTIONS = ("cpu", "memory", "swap", "load", "container", "uptime_seconds", "mounts", "os",
+            "units", "unit_files", "restarts", "core_dumps", "journal", "processes", "zombies",
+            "reboot", "nixos_boot", "oom_kills", "service_tasks", "kernel_limits", "clock_sync",
+            "md_arrays", "zfs_pools", "kernel_taint", "fs_errors")
 
 
 def _replay(transport: SshTransport, tmp_path: Path) -> ReplayTransport:
