@@ -66,12 +66,13 @@ class ProcView:
 
 
 @contextmanager
-def proc_view(sandbox: Sandbox, paths: Sequence[str]) -> Iterator[ProcView]:
-    """The view, with ``paths`` of its /proc leading to files :meth:`ProcView.write` makes
-    (absent until then); its namespace and those files end with the block."""
+def mount_namespace(sandbox: Sandbox, script: str) -> Iterator[ProcView]:
+    """A mount namespace of the lab that ``script`` (sh) makes, which says its pid last and
+    then waits for its stdin to close (``&& echo $$ && exec cat >/dev/null``); it ends with
+    the block."""
     proc = subprocess.Popen(
         sandbox.nsenter_argv(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                              view_script(paths)]),
+                              script]),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert proc.stdout is not None
@@ -86,6 +87,16 @@ def proc_view(sandbox: Sandbox, paths: Sequence[str]) -> Iterator[ProcView]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextmanager
+def proc_view(sandbox: Sandbox, paths: Sequence[str]) -> Iterator[ProcView]:
+    """The view, with ``paths`` of its /proc leading to files :meth:`ProcView.write` makes
+    (absent until then); its namespace and those files end with the block."""
+    try:
+        with mount_namespace(sandbox, view_script(paths)) as view:
+            yield view
+    finally:
         sandbox.exec(["rm", "-rf", FILES])
         sandbox.exec(["rmdir", REAL])  # empty outside the view: never a recursive remove
 

@@ -7,9 +7,6 @@ that file is what is judged."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,7 +19,7 @@ from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.snapshot import Snapshot
 
 from .conftest import LAB_CONTAINER
-from .proc_view import InView, ProcView
+from .proc_view import InView, ProcView, mount_namespace
 
 pytestmark = pytest.mark.lab
 
@@ -42,25 +39,10 @@ def own_load(sandbox: Sandbox, text: str) -> Iterator[ProcView]:
     them, as lxcfs binds its own; it ends with the block."""
     sandbox.write_file(OWN_LOAD, text)
     sandbox.write_file("/run/own-meminfo", OWN_MEMORY)
-    proc = subprocess.Popen(
-        sandbox.nsenter_argv(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                              f"mount --bind {OWN_LOAD} /proc/loadavg && mount --bind "
-                              "/run/own-meminfo /proc/meminfo && echo $$ && "
-                              "exec cat >/dev/null"]),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert proc.stdout is not None
-        pid = proc.stdout.readline().strip()
-        assert pid.isdigit(), f"the namespace did not start (exit {proc.poll()})"
-        yield ProcView(sandbox, pid)
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with mount_namespace(sandbox, f"mount --bind {OWN_LOAD} /proc/loadavg && mount --bind "
+                                  "/run/own-meminfo /proc/meminfo && echo $$ && "
+                                  "exec cat >/dev/null") as view:
+        yield view
 
 
 def _look(transport: InView, settings: Settings) -> tuple[Snapshot, list[str]]:
