@@ -57,6 +57,14 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[st
     return write
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each file's in its order: most of them wait (on a timeout, a
+    lab's unit, a worker), and the two workers' last minutes were mostly idle while they
+    came last (tests/ssh's partitioned hosts, 150 s of timeouts); before the quick tests, the
+    waits overlap work."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(ai_name="hal", state_dir=tmp_path / "state")

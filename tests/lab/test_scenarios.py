@@ -28,6 +28,7 @@ def test_the_required_drills_are_shipped() -> None:
     } <= set(SCENARIOS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_drill(name: str, lab_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = SCENARIOS[name]
