@@ -1412,6 +1412,8 @@ def parse_zfs_pool_states(text: str) -> dict[str, str]:
             continue
         pools[strip_control(pool)[:256]] = state.upper()
     return pools
+
+
 #: /proc files a container shows the whole machine's numbers in, unless something is mounted
 #: on them (lxcfs mounts its own on the first two): the load average, memory, memory stalls,
 #: swapping
