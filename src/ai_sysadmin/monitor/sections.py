@@ -1281,7 +1281,6 @@ SECTIONS: tuple[Section, ...] = (
     Section("zfs_pools", _zfs_pool_sources, apply=_zfs_pools),
     Section("kernel_taint", _files(KERNEL_TAINTED), parsers.parse_kernel_tainted),
     Section("fs_errors", _fs_error_sources, apply=_fs_errors),
-    # last of the files that are not the kernel's: os-release stays the one tail reads
 )
 
 
