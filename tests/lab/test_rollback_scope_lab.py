@@ -78,7 +78,7 @@ def test_a_rollback_of_the_generation_made_just_before_the_trouble_runs(executor
 
 
 def test_a_rollback_of_a_generation_from_long_before_waits_for_a_person(executor, lab) -> None:
-    now = time.time()
+    now = int(time.time())  # whole seconds, as the links are touched: no minute rounded up
     generations(lab, {7: now - 90 * 86400, 8: now - 30 * 86400}, current=8)
     action = rollback(executor, opened(executor, "disk_space", "/"))
     # old: medium for any incident, run on its own at auto-full
