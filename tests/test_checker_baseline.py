@@ -11,6 +11,7 @@ import pytest
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.rules import RULES_BY_NAME
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from ai_sysadmin.store import Database, IncidentStore
 
@@ -95,13 +96,16 @@ def _counting_systemctl(tmp_path: Path, unit_files: str) -> tuple[Path, Path]:
     return systemctl, calls
 
 
-def _checks(tmp_path: Path, systemctl: Path, reasons: tuple[str, ...]) -> list[CheckReport]:
+def _checks(tmp_path: Path, systemctl: Path,
+            reasons: tuple[str | tuple[str, tuple[str, ...]], ...]) -> list[CheckReport]:
+    """The checks of ``reasons``, each a reason or (reason, the sections it reads afresh)."""
     settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
                         programs={"systemctl": str(systemctl)}, unit_files_every=3600)
     checker = HostChecker(LocalTransport("here"), settings, store=None)
 
     async def checks() -> list[CheckReport]:
-        return [await checker.check(reason) for reason in reasons]
+        return [await (checker.check(reason) if isinstance(reason, str)
+                       else checker.check(*reason)) for reason in reasons]
 
     reports = asyncio.run(checks())
     for report in reports:
@@ -114,16 +118,21 @@ def test_the_daemons_checks_keep_the_unit_files_and_a_fix_or_a_person_reads_them
 ) -> None:
     """The unit files (systemd works out every file's state: ~2 ms of its CPU a file) are
     read by the daemon's checks, interval and journal, at most every unit_files_every; a
-    check that verifies a fix, answers an approval or a person's `check` reads them anew."""
+    check made for one incident (a fix's verification, an approval) reads them anew where
+    its rule judges from them, and a person's `check` always."""
     systemctl, calls = _counting_systemctl(
         tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
-    reasons = ("interval", "journal", "interval", "verify", "journal", "interval", "approval",
-               "cli")
+    failed, load_error = (RULES_BY_NAME[rule].requires for rule in ("failed_unit",
+                                                                     "unit_load_error"))
+    reasons = ("interval", "journal", "interval", ("verify", failed), "verify", "journal",
+               ("verify", load_error), "interval", ("approval", failed),
+               ("approval", load_error), "cli")
     reports = _checks(tmp_path, systemctl, reasons)
     listed = calls.read_text().split()
-    # the first interval check, verify, approval and cli read them; the rest kept the reading
+    # the first interval check, the verification and approval of a unit file's incident,
+    # a check for no incident (verify) and cli read them; the rest kept the reading
     assert listed.count("list-units") == len(reasons)
-    assert listed.count("list-unit-files") == 4
+    assert listed.count("list-unit-files") == 5
     assert all(r.snapshot.unit_files == {"a.service": "enabled"} for r in reports)
 
 

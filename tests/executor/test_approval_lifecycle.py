@@ -246,7 +246,7 @@ def test_a_run_cut_off_by_an_error_never_leaves_its_action_executing(quick, stor
     class BrokenCheck:  # the verification's check fails in a way nobody foresaw
         previous = None
 
-        async def check(self, reason: str = "x"):  # type: ignore[no-untyped-def]
+        async def check(self, reason: str = "x", afresh=None):  # type: ignore[no-untyped-def]
             raise RuntimeError("collector bug")
 
     settings = quick.model_copy(update={"autonomy_level": "auto-safe"})

@@ -139,6 +139,13 @@ def _stat_start(stat: str | None) -> str | None:
         return None
 
 
+def _reads(incident: Incident | None) -> tuple[str, ...] | None:
+    """What a check made for ``incident`` reads afresh: what its rule judges from (the rest
+    may be a recent reading kept); None, all of it, where the rule is not known."""
+    rule = RULES_BY_NAME.get(incident.rule) if incident is not None else None
+    return rule.requires if rule is not None else None
+
+
 def _gone(incident: Incident | None, report: CheckReport, began: float,
           ended: float) -> tuple[bool, str]:
     """Whether ``report`` shows the incident's problem gone after a fix that ran from
@@ -692,7 +699,7 @@ class Executor:
         incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         if incident is None or action.host not in self.transports:
             return True
-        report = await self.checker_for(action.host).check(reason)
+        report = await self.checker_for(action.host).check(reason, _reads(incident))
         if not report.judged(incident.rule, incident.subject):
             return True  # could not judge: assume still needed, never assume healthy
         return any(f.fingerprint == incident.fingerprint for f in report.findings)
@@ -1060,8 +1067,10 @@ class Executor:
         first one after it resolves it, where the finding is gone."""
         if action.incident_id is None or action.host not in self.transports:
             return
+        incident = self.store.get(action.incident_id, history=0)
         try:
-            await self.checker_for(action.host).check("verified")
+            await self.checker_for(action.host).check(
+                "verified", _reads(incident))
         except AiSysadminError as exc:  # the daemon's next check resolves it instead
             log.warning("%s: the check after action %d verified failed: %s", action.host,
                         action.id, redact(str(exc))[:300], extra={"action": action.id})
@@ -1212,8 +1221,9 @@ class Executor:
         self._progress(Progress(action.id, action.host, "verifying",
                                 seconds=safety.verify_timeout,
                                 settle_seconds=safety.verify_settle_seconds))
+        afresh = _reads(incident)
         while time.monotonic() < deadline:
-            report = await checker.check(VERIFY_REASON)
+            report = await checker.check(VERIFY_REASON, afresh)
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
             up, how = await self._unit_up(action, report, before)
             if gone and up:

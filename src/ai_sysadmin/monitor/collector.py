@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -65,15 +66,18 @@ class Collector:
         self._reuse = ParseReuse()
         self._history = ProcessHistory()
 
-    def plan(self, journal: JournalQuery | None = None, keep: bool = False) -> Plan:
+    def plan(self, journal: JournalQuery | None = None, keep: bool = False,
+             afresh: Collection[str] = ()) -> Plan:
         """What a check reads; ``keep``: a section read only every so often keeps its last
-        reading while that is recent enough (see :attr:`Section.every`)."""
+        reading while that is recent enough (see :attr:`Section.every`), but those of
+        ``afresh``."""
         query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
         kept: frozenset[str] = frozenset()
         if keep and self._kept:
             now = time.monotonic()
             kept = frozenset(section.name for section in SECTIONS
                              if section.every is not None and section.name in self._kept
+                             and section.name not in afresh
                              and now - self._kept[section.name][0] < section.every(self.settings))
         return Plan(self.settings, query, self.transport.runs_as_root, kept, self._reuse,
                     self._history)
@@ -122,9 +126,10 @@ class Collector:
             replay = await trip(careful=True)
         return replay
 
-    async def collect(self, journal: JournalQuery | None = None, keep: bool = False) -> Snapshot:
-        """A Snapshot of the host; ``keep``: see :meth:`plan`."""
-        plan = self.plan(journal, keep)
+    async def collect(self, journal: JournalQuery | None = None, keep: bool = False,
+                      afresh: Collection[str] = ()) -> Snapshot:
+        """A Snapshot of the host; ``keep`` and ``afresh``: see :meth:`plan`."""
+        plan = self.plan(journal, keep, afresh)
         if self.transport.one_round_trip:
             planned = self._rows(plan)
             replay = await self._round_trip(planned)

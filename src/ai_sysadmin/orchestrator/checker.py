@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ..config import Settings, check_host
@@ -70,7 +70,8 @@ class CheckReport:
 #: the checks that move the baseline rates are measured from: the daemon's periodic ones
 BASELINE_REASON = "interval"
 #: the checks that may keep a costly reading while it is recent (``Section.every``): the
-#: daemon's own; a fix's verification, an approval and a person asking read the host afresh
+#: daemon's own. A check made for one incident (a fix's verification, an approval) keeps all
+#: but what its rule reads (:meth:`HostChecker.check`); a person asking reads the host afresh
 KEEPING_REASONS = frozenset({BASELINE_REASON, "journal"})
 #: the looks of a fix's verification, every few seconds for up to a minute: what they see
 #: again is no new sighting of it ("seen 65 times" of an incident that lived 95 s)
@@ -246,14 +247,21 @@ class HostChecker:
             return contextlib.nullcontext(Turn())
         return self.turns.turn(self.host)
 
-    async def check(self, reason: str = "interval") -> CheckReport:
+    async def check(self, reason: str = "interval", afresh: Collection[str] | None = None
+                    ) -> CheckReport:
+        """A check of the host, recorded; ``afresh``: the sections a check made for one
+        incident must read anew (those its rule requires), keeping the rest's recent readings.
+        A fix's verification looks every second or so: reading the unit files at each cost
+        systemd 0.5 s of CPU a look (2 ms a unit file), half a core for a minute, to judge a
+        failed unit."""
         async with self._lock:
             self._take_up()
             query = JournalQuery(self._cursor, self.settings.journal_first_lines)
+            keep = reason in KEEPING_REASONS or afresh is not None
             async with self._turn():
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
-                snapshot = await self.collector.collect(query, keep=reason in KEEPING_REASONS)
+                snapshot = await self.collector.collect(query, keep=keep, afresh=afresh or ())
             self.seen = snapshot
             self._clock_stepped()
             ctx = RuleContext(

@@ -1,0 +1,88 @@
+"""A fix's verification looks at the host every second or so for up to a minute. What those
+looks read is what the incident's rule judges from: the unit files (systemd works out every
+file's state for the listing, half a second of its CPU here) are read afresh only for an
+incident of the unit files; a restarted service's looks keep the reading the daemon's own
+check made. Real systemd in the fault lab; the executor runs and verifies a real restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.lab.injectors import apply
+from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
+from ai_sysadmin.store import Database, IncidentStore
+from tests.lab.daemon_runner import QUIET_HOST_WIDE
+
+pytestmark = pytest.mark.lab
+HOST = "sdtest"
+READS = "/run/unit-file-reads"
+COUNTED = "/usr/local/bin/counted-systemctl"
+# fails on its first start only: a restart fixes it
+TRANSIENT = """
+[Service]
+ExecStart=/bin/sh -c 'if [ -e /var/tmp/ran-once ]; then exec sleep infinity; fi; touch /var/tmp/ran-once; exit 1'
+"""  # noqa: E501
+
+
+def reads(sb: Sandbox) -> int:
+    return len(sb.exec(["sh", "-c", f"cat {READS} 2>/dev/null; true"]).stdout.split())
+
+
+def test_a_restart_is_verified_without_the_unit_files_and_a_unit_file_incident_with(
+        tmp_path: Path) -> None:
+    with Sandbox() as sb:
+        sb.write_file(COUNTED, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {READS}'
+                               '\nexec systemctl "$@"\n', 0o755)
+        apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
+        apply(sb, "start_unit", {"name": "flaky.service"})
+        apply(sb, "wait_unit", {"name": "flaky.service", "value": "failed"})
+        settings = Settings(
+            ai_name="hal", state_dir=tmp_path / "state", autonomy_level="auto-safe",
+            thresholds=QUIET_HOST_WIDE, programs={"systemctl": COUNTED},
+            safety={"verify_settle_seconds": 2, "verify_timeout": 20})
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {HOST: SandboxTransport(sb)})
+        checker = executor.checker_for(HOST)
+
+        async def fix(incident: int, unit: str) -> dict[str, object]:
+            action = await executor.propose(HOST, "restart_unit", {"unit": unit},
+                                            incident_id=incident)
+            assert action.state == "approved", action
+            done = await executor.run(action.id)
+            assert done.state == "succeeded", done
+            return done.result or {}
+
+        report = asyncio.run(checker.check("interval"))  # the daemon's own: reads them
+        assert reads(sb) == 1 and "unit_load_error" in report.judged_rules
+        (incident,) = [i for i in store.incidents() if i.subject == "flaky.service"]
+        looks = 0
+        seen = checker.check
+
+        async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal looks
+            looks += 1
+            return await seen(*args, **kwargs)
+
+        checker.check = counted  # type: ignore[method-assign]
+        result = asyncio.run(fix(incident.id, "flaky.service"))
+        assert "finding gone and flaky.service active" in str(result["verification"])
+        # the approval's look, two seconds of verification's looks and the check after
+        assert looks >= 4, looks
+        assert reads(sb) == 1  # none of them read the unit files again
+        assert store.get(incident.id, history=0).state == "resolved"
+
+        # an incident of the unit files: each of its fix's looks reads them
+        finding = Finding(HOST, "unit_load_error", "flaky.service", Severity.WARNING,
+                          "flaky.service: a unit file systemd could not load")
+        store.record_check(HOST, [finding], {"unit_load_error"})
+        (broken,) = [i for i in store.incidents() if i.rule == "unit_load_error"]
+        looks, before = 0, reads(sb)
+        asyncio.run(fix(broken.id, "flaky.service"))
+        assert looks >= 4 and reads(sb) - before == looks, (looks, reads(sb) - before)
