@@ -2,7 +2,8 @@
 looks read is what the incident's rule judges from: the unit files (systemd works out every
 file's state for the listing, half a second of its CPU here) are read afresh only for an
 incident of the unit files; a restarted service's looks keep the reading the daemon's own
-check made. Real systemd in the fault lab; the executor runs and verifies a real restart."""
+check made. The model's snapshot of a host, which shows no unit file, lists none. Real
+systemd in the fault lab; the executor runs and verifies a real restart."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.agent.context import ToolContext
+from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.lab.injectors import apply
@@ -86,3 +89,23 @@ def test_a_restart_is_verified_without_the_unit_files_and_a_unit_file_incident_w
         looks, before = 0, reads(sb)
         asyncio.run(fix(broken.id, "flaky.service"))
         assert looks >= 4 and reads(sb) - before == looks, (looks, reads(sb) - before)
+
+
+def test_the_models_snapshot_of_a_host_lists_no_unit_files(tmp_path: Path) -> None:
+    """The snapshot tool shows load, memory, disks and failed units: the unit files' listing
+    it never showed cost systemd half a second of CPU a call."""
+    with Sandbox() as sb:
+        sb.write_file(COUNTED, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {READS}'
+                               '\nexec systemctl "$@"\n', 0o755)
+        apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
+        apply(sb, "start_unit", {"name": "flaky.service"})
+        apply(sb, "wait_unit", {"name": "flaky.service", "value": "failed"})
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                            programs={"systemctl": COUNTED})
+        ctx = ToolContext(settings, {HOST: SandboxTransport(sb)}, HOST)
+        result = asyncio.run(REGISTRY.call("snapshot", {}, ctx))
+        assert result.status == "ok", result.output
+        assert "failed units: flaky.service" in result.output
+        assert "load: " in result.output and "disk /: " in result.output
+        assert "not collected" not in result.output
+        assert reads(sb) == 0

@@ -67,10 +67,10 @@ class Collector:
         self._history = ProcessHistory()
 
     def plan(self, journal: JournalQuery | None = None, keep: bool = False,
-             afresh: Collection[str] = ()) -> Plan:
+             afresh: Collection[str] = (), left_out: frozenset[str] = frozenset()) -> Plan:
         """What a check reads; ``keep``: a section read only every so often keeps its last
         reading while that is recent enough (see :attr:`Section.every`), but those of
-        ``afresh``."""
+        ``afresh``; ``left_out``: sections not read at all (not collected)."""
         query = journal or JournalQuery(first_lines=self.settings.journal_first_lines)
         kept: frozenset[str] = frozenset()
         if keep and self._kept:
@@ -79,11 +79,11 @@ class Collector:
                              if section.every is not None and section.name in self._kept
                              and section.name not in afresh
                              and now - self._kept[section.name][0] < section.every(self.settings))
-        return Plan(self.settings, query, self.transport.runs_as_root, kept, self._reuse,
-                    self._history)
+        return Plan(self.settings, query, self.transport.runs_as_root, kept, left_out,
+                    self._reuse, self._history)
 
     def _rows(self, plan: Plan) -> _Planned:
-        key = (plan.journal, plan.runs_as_root, plan.kept)
+        key = (plan.journal, plan.runs_as_root, plan.kept, plan.left_out)
         planned = self._planned
         if planned is None or planned.key != key:
             planned = self._planned = _Planned.of(key, plan)
@@ -127,9 +127,10 @@ class Collector:
         return replay
 
     async def collect(self, journal: JournalQuery | None = None, keep: bool = False,
-                      afresh: Collection[str] = ()) -> Snapshot:
-        """A Snapshot of the host; ``keep`` and ``afresh``: see :meth:`plan`."""
-        plan = self.plan(journal, keep, afresh)
+                      afresh: Collection[str] = (), left_out: frozenset[str] = frozenset()
+                      ) -> Snapshot:
+        """A Snapshot of the host; ``keep``, ``afresh`` and ``left_out``: see :meth:`plan`."""
+        plan = self.plan(journal, keep, afresh, left_out)
         if self.transport.one_round_trip:
             planned = self._rows(plan)
             replay = await self._round_trip(planned)

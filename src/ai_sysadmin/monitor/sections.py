@@ -218,6 +218,8 @@ class Plan:
     #: sections whose last reading this check keeps instead of reading them (see
     #: :attr:`Section.every`)
     kept: frozenset[str] = frozenset()
+    #: sections this check does not read at all: not collected, so no rule judges from them
+    left_out: frozenset[str] = frozenset()
     #: the host's last parses (its collector's), for texts read again unchanged
     reuse: ParseReuse | None = field(default=None, compare=False)
     #: the host's last process listing (its collector's)
@@ -293,11 +295,14 @@ class Section:
 
     def sources_of(self, plan: Plan) -> tuple[Source, ...]:
         """What this check reads for the row: nothing where it keeps the last reading."""
-        return () if self.name in plan.kept else self.sources(plan)
+        return () if self.name in plan.kept or self.name in plan.left_out \
+            else self.sources(plan)
 
     def sources_then(self, snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
         """What this check reads for the row in the second step, once the first is taken."""
-        return () if self.then is None or self.name in plan.kept else self.then(snap, plan)
+        if self.then is None or self.name in plan.kept or self.name in plan.left_out:
+            return ()
+        return self.then(snap, plan)
 
     def take(self, readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         """Turn what the sources gave into the Snapshot's data; raise why it cannot."""
