@@ -34,6 +34,15 @@ ExecStart=/bin/sh -c 'if [ -e /var/tmp/ran-once ]; then exec sleep infinity; fi;
 """  # noqa: E501
 
 
+def counted_and_failed(sb: Sandbox) -> None:
+    """A systemctl that counts the unit-file listings (COUNTED), and flaky.service failed."""
+    sb.write_file(COUNTED, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {READS}'
+                           '\nexec systemctl "$@"\n', 0o755)
+    apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
+    apply(sb, "start_unit", {"name": "flaky.service"})
+    apply(sb, "wait_unit", {"name": "flaky.service", "value": "failed"})
+
+
 def reads(sb: Sandbox) -> int:
     return len(sb.exec(["sh", "-c", f"cat {READS} 2>/dev/null; true"]).stdout.split())
 
@@ -41,11 +50,7 @@ def reads(sb: Sandbox) -> int:
 def test_a_restart_is_verified_without_the_unit_files_and_a_unit_file_incident_with(
         tmp_path: Path) -> None:
     with Sandbox() as sb:
-        sb.write_file(COUNTED, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {READS}'
-                               '\nexec systemctl "$@"\n', 0o755)
-        apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
-        apply(sb, "start_unit", {"name": "flaky.service"})
-        apply(sb, "wait_unit", {"name": "flaky.service", "value": "failed"})
+        counted_and_failed(sb)
         settings = Settings(
             ai_name="hal", state_dir=tmp_path / "state", autonomy_level="auto-safe",
             thresholds=QUIET_HOST_WIDE, programs={"systemctl": COUNTED},
@@ -95,11 +100,7 @@ def test_the_models_snapshot_of_a_host_lists_no_unit_files(tmp_path: Path) -> No
     """The snapshot tool shows load, memory, disks and failed units: the unit files' listing
     it never showed cost systemd half a second of CPU a call."""
     with Sandbox() as sb:
-        sb.write_file(COUNTED, f'#!/bin/sh\n[ "$1" = list-unit-files ] && echo read >> {READS}'
-                               '\nexec systemctl "$@"\n', 0o755)
-        apply(sb, "install_unit", {"name": "flaky.service", "text": TRANSIENT})
-        apply(sb, "start_unit", {"name": "flaky.service"})
-        apply(sb, "wait_unit", {"name": "flaky.service", "value": "failed"})
+        counted_and_failed(sb)
         settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
                             programs={"systemctl": COUNTED})
         ctx = ToolContext(settings, {HOST: SandboxTransport(sb)}, HOST)
