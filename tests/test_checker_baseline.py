@@ -241,3 +241,31 @@ def test_a_runaway_stays_open_when_the_machine_resumes_from_an_hours_sleep(
     [incident] = [i for i in store.incidents(None) if i.rule == "runaway_process"]
     states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
     assert states == ["open"]
+
+
+def test_a_listing_whose_second_step_failed_leaves_no_older_reading_to_keep(
+    tmp_path: Path,
+) -> None:
+    """A person's check lists a file systemd cannot parse, and asking systemd where it leads
+    fails: the daemon's next check must not judge from the clean listing it kept before
+    (it resolved the incident that check had just opened)."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    text = systemctl.read_text()
+    systemctl.write_text(text.replace("\nif ", '\n[ "$1" = show ] && exit 1\nif ', 1))
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    checker = HostChecker(LocalTransport("here"), settings, store=None)
+
+    async def checks() -> list[CheckReport]:
+        first = await checker.check("interval")
+        (tmp_path / "unit-files.json").write_text(
+            '[{"unit_file": "broken.service", "state": "bad"}]')
+        return [first, await checker.check("cli"), await checker.check("interval")]
+
+    first, person, daemon = asyncio.run(checks())
+    assert "unit_file_loads" in person.errors
+    assert calls.read_text().split().count("list-unit-files") == 3
+    assert daemon.snapshot.unit_files == {"broken.service": "bad"}
+    assert [f.subject for f in daemon.findings if f.rule == "unit_load_error"] == \
+        [f.subject for f in person.findings if f.rule == "unit_load_error"] != []

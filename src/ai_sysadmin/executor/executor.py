@@ -1067,10 +1067,9 @@ class Executor:
         first one after it resolves it, where the finding is gone."""
         if action.incident_id is None or action.host not in self.transports:
             return
-        incident = self.store.get(action.incident_id, history=0)
         try:
             await self.checker_for(action.host).check(
-                "verified", _reads(incident))
+                "verified", _reads(self._incident(action.incident_id)))
         except AiSysadminError as exc:  # the daemon's next check resolves it instead
             log.warning("%s: the check after action %d verified failed: %s", action.host,
                         action.id, redact(str(exc))[:300], extra={"action": action.id})

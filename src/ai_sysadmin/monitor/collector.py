@@ -82,6 +82,10 @@ class Collector:
         return Plan(self.settings, query, self.transport.runs_as_root, kept, left_out,
                     self._reuse, self._history)
 
+    def forget_kept(self) -> None:
+        """The next check reads every section anew, those it may keep too."""
+        self._kept.clear()
+
     def _rows(self, plan: Plan) -> _Planned:
         key = (plan.journal, plan.runs_as_root, plan.kept, plan.left_out)
         planned = self._planned
@@ -198,8 +202,11 @@ class Collector:
             reading = getattr(snap, section.name)
             if section.name in plan.kept:
                 setattr(snap, section.name, self._kept[section.name][1])
-            elif section.name in snap.errors or reading is None or _then_failed(section, snap):
+            elif section.name in snap.errors or reading is None:
                 continue
+            elif _then_failed(section, snap):
+                # part known: not kept, and an older reading must not stand in for it
+                self._kept.pop(section.name, None)
             elif section.keeps(reading):
                 self._kept[section.name] = (now, reading)
             else:

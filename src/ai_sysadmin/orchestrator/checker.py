@@ -166,8 +166,11 @@ class HostChecker:
 
     def fix_ran(self, rule: str, subject: str, at: float) -> None:
         """A fix of ``subject``'s finding ended at ``at`` (``time.time()``): what came before
-        it is what the fix was for (a burst's earlier errors, still in the window)."""
+        it is what the fix was for (a burst's earlier errors, still in the window). What the
+        checks keep is read again by the next: a fix may have changed it (a rebuild, the
+        unit files)."""
         self._fixed[(rule, subject)] = at
+        self.collector.forget_kept()
 
     def _fixes(self, snapshot: Snapshot) -> dict[tuple[str, str], float]:
         """The fixes whose time still matters: those within the windows of the journal and
