@@ -929,8 +929,8 @@ class Settings(_Section):
         3600, ge=0, description="Seconds between two readings of the unit files by the "
         "daemon's checks (systemctl list-unit-files costs systemd about 2 ms of CPU a unit "
         "file); those in between keep the last reading, unless it shows a file systemd cannot "
-        "parse. A fix's verification and approval read them only for an incident of the unit "
-        "files; CLI checks always. 0: every check.",
+        "parse. A fix's verification reads them once after the fix, and at each look for an "
+        "incident of the unit files; CLI checks always. 0: every check.",
     )
     llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM server.")
     queue: QueueSettings = Field(default_factory=QueueSettings, description="LLM request queue.")
