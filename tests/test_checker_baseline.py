@@ -269,3 +269,73 @@ def test_a_listing_whose_second_step_failed_leaves_no_older_reading_to_keep(
     assert daemon.snapshot.unit_files == {"broken.service": "bad"}
     assert [f.subject for f in daemon.findings if f.rule == "unit_load_error"] == \
         [f.subject for f in person.findings if f.rule == "unit_load_error"] != []
+
+
+def test_the_daemons_kept_listing_does_not_resolve_what_a_persons_check_found_since(
+    tmp_path: Path,
+) -> None:
+    """The daemon keeps a clean unit-file listing; a unit file breaks and a person's `check`
+    (another process: a checker of its own) opens the incident. The daemon's next checks must
+    not resolve it from the listing kept from before (it was resolved, then opened again up
+    to an hour later): they read the unit files again and find the file broken too."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    store = IncidentStore(Database(settings.db_path))
+    daemon = HostChecker(LocalTransport("here"), settings, store)
+    person = HostChecker(LocalTransport("here"), settings, store, consumer="check")
+
+    async def checks() -> list[CheckReport]:
+        reports = [await daemon.check("interval")]
+        (tmp_path / "unit-files.json").write_text(
+            '[{"unit_file": "broken.service", "state": "bad"}]')
+        reports.append(await person.check("cli"))
+        for _ in range(3):
+            reports.append(await daemon.check("interval"))
+        return reports
+
+    first, seen, *later = asyncio.run(checks())
+    assert [f.subject for f in seen.findings if f.rule == "unit_load_error"] == \
+        ["broken.service"]
+    [incident] = [i for i in store.incidents(None) if i.rule == "unit_load_error"]
+    states = [e.to_state for e in store.get(incident.id, history=None).events if e.to_state]
+    assert states == ["open"]
+    # the daemon read the listing again at its next check (a listing that shows trouble is
+    # read at each check while it does) and judges from it from then on
+    assert calls.read_text().split().count("list-unit-files") == 1 + 1 + 2
+    assert [f.subject for f in later[-1].findings if f.rule == "unit_load_error"] == \
+        ["broken.service"]
+
+
+def test_what_the_daemon_saw_itself_beside_a_kept_listing_resolves_at_once(
+    tmp_path: Path,
+) -> None:
+    """A unit that fails to load shows in the unit list, read at every check: the daemon
+    saw it itself, beside the unit-file listing it keeps, and resolves its incident at the
+    first check that no longer shows it, reading the unit files no more than before."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    units = tmp_path / "units.json"
+    units.write_text("[]")
+    systemctl.write_text(systemctl.read_text().replace(
+        'else echo "[]"', f'elif [ "$1" = list-units ]; then cat {units}; else echo "[]"'))
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    store = IncidentStore(Database(settings.db_path))
+    daemon = HostChecker(LocalTransport("here"), settings, store)
+
+    async def checks() -> list[CheckReport]:
+        reports = [await daemon.check("interval")]
+        units.write_text('[{"unit": "b.service", "load": "error", "active": "inactive", '
+                         '"sub": "dead"}]')
+        reports.append(await daemon.check("interval"))
+        units.write_text("[]")
+        reports.append(await daemon.check("interval"))
+        return reports
+
+    first, seen, gone = asyncio.run(checks())
+    [opened] = seen.outcome.opened
+    assert store.get(opened, history=0).rule == "unit_load_error"
+    assert gone.outcome.resolved == [opened] and gone.outcome.seen_since_kept == []
+    assert calls.read_text().split().count("list-unit-files") == 1

@@ -196,6 +196,7 @@ class Collector:
         """Fill what the check kept from the last reading; remember what it read anew (a
         reading the section does not keep, one that shows trouble, is read again next)."""
         now = time.monotonic()
+        snap.kept = plan.kept
         for section in SECTIONS:
             if section.every is None:
                 continue

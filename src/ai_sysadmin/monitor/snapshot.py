@@ -575,6 +575,9 @@ class Snapshot:
     #: than its limit): every section's error says so too. The host was not reached, nor
     #: found unreachable: no rule judges it
     unasked: str | None = None
+    #: the sections this look did not read, judged from an earlier look's reading kept
+    #: (``Section.every``: the unit files): a rule judging from one sees older news
+    kept: frozenset[str] = frozenset()
 
     @property
     def cores(self) -> int:

@@ -16,7 +16,7 @@ from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding, Severity, fingerprint, not_collected
-from ..monitor.rules import READING_FIXES, RuleContext, evaluate, unjudged
+from ..monitor.rules import READING_FIXES, RULES_BY_NAME, RuleContext, evaluate, unjudged
 from ..monitor.rules.filesystem_errors import RECENT_ERROR_SECONDS, fs_errors_rose
 from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
@@ -261,6 +261,7 @@ class HostChecker:
             self._take_up()
             query = JournalQuery(self._cursor, self.settings.journal_first_lines)
             keep = reason in KEEPING_REASONS or afresh is not None
+            looked = self.seen.taken_at if self.seen is not None else None
             async with self._turn():
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
@@ -292,7 +293,7 @@ class HostChecker:
                            **{(f.rule, f.subject): f.severity for f in findings}}
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx, unjudged=unread)
-            if self.recorder is not None and not await self._stored(report, reason):
+            if self.recorder is not None and not await self._stored(report, reason, looked):
                 return report  # another machine's, maybe: nothing of it remembered nor heard
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
@@ -307,16 +308,21 @@ class HostChecker:
             listener(report)
         return report
 
-    async def _stored(self, report: CheckReport, reason: str) -> bool:
+    async def _stored(self, report: CheckReport, reason: str, looked: float | None) -> bool:
         """The check recorded in the store (:attr:`recorder`), and what it read up to kept;
-        False where the store dropped it (:meth:`_dropped`)."""
+        False where the store dropped it (:meth:`_dropped`). ``looked``: when this checker's
+        look before began, the newest its kept readings can stand for."""
         assert self.recorder is not None
         rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
         report.outcome = await self.recorder.record(
-            lambda: self._record(report, rises, sighting=reason != VERIFY_REASON))
+            lambda: self._record(report, rises, looked, sighting=reason != VERIFY_REASON))
         if report.outcome.dropped is not None:
             self._dropped(report.outcome.dropped)
             return False
+        if report.outcome.seen_since_kept:
+            # another look (a person's `check`) found what a kept reading does not show:
+            # the next check reads it again instead of judging from older news
+            self.collector.forget_kept()
         if self.registered is None:  # this machine's first check made its row
             self.registered = report.outcome.registered
         self._log(report, reason)
@@ -438,9 +444,9 @@ class HostChecker:
         return (self._restarts, self._oom_kills, self._fs_errors)
 
     def _record(self, report: CheckReport, rises: dict[str, dict[str, float]],
-                sighting: bool = True) -> CheckOutcome:
+                looked: float | None, sighting: bool = True) -> CheckOutcome:
         """The check in the store, in a worker thread; ``rises``: counter -> its rises the
-        store has yet to keep."""
+        store has yet to keep; ``looked``: see :meth:`_stored`."""
         assert self.store is not None
         snapshot, findings = report.snapshot, report.findings
         # a host this machine could not ask is neither: what the store knew of it stays
@@ -464,6 +470,8 @@ class HostChecker:
             registered=self.registered,
             collected_at=snapshot.taken_at,
             sighting=sighting,
+            kept_rules=_judged_from_kept(report),
+            kept_since=looked,
         )
         if outcome.dropped is None:
             self.discover_hosts(snapshot)
@@ -594,6 +602,13 @@ def _shared_reason(errors: list[str]) -> str:
     at = tail.find(": ")
     said = tail[at + 2:] if at >= 0 else ""
     return said if len(errors) > 1 and len(said) >= 8 else first
+
+
+def _judged_from_kept(report: CheckReport) -> frozenset[str]:
+    """The rules of ``report`` that judged in part from a reading kept from a look before."""
+    kept = report.snapshot.kept
+    return frozenset(name for name in report.judged_rules if kept and name in RULES_BY_NAME
+                     and kept.intersection(RULES_BY_NAME[name].requires))
 
 
 def fleet_checkers(transports: list[Transport], settings: Settings, store: IncidentStore | None,

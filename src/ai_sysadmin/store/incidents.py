@@ -199,6 +199,9 @@ class CheckOutcome:
     registered: float | None = None
     #: each opened, reopened or changed incident's fingerprint: which finding it is
     fingerprints: dict[int, str] = field(default_factory=dict)
+    #: live incidents the check did not find, judged from a reading it kept from an earlier
+    #: look, and seen by another look since (``kept_rules``): left as they are
+    seen_since_kept: list[int] = field(default_factory=list)
 
 
 def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
@@ -355,6 +358,8 @@ class IncidentStore:
         registered: float | None = None,
         collected_at: float | None = None,
         sighting: bool = True,
+        kept_rules: Collection[str] = (),
+        kept_since: float | None = None,
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
 
@@ -376,7 +381,11 @@ class IncidentStore:
         for a minute: a look of its is no new sighting, unless it reopens an incident).
         ``unjudged``: the fingerprints
         of what the judged rules could not judge (a mount df could not read), whose
-        incidents stay as they are.
+        incidents stay as they are. ``kept_rules``: the judged rules that judged in part from
+        a reading the checker kept from its look that began at ``kept_since`` (the daemon
+        reads the unit files hourly): an incident of one seen since, by another process's
+        check, is newer news than that reading, and is not resolved by it
+        (``CheckOutcome.seen_since_kept``).
         """
         now = time.time()
         seen_at = now if collected_at is None else min(collected_at, now)
@@ -402,7 +411,8 @@ class IncidentStore:
                 self._upsert(conn, finding, now, outcome, actor, seen_at, sighting)
             # what was not judged was not found gone
             self._resolve_gone(conn, host, {f.fingerprint for f in findings} | set(unjudged),
-                               set(judged_rules), now, outcome, actor, seen_at)
+                               set(judged_rules), now, outcome, actor, seen_at,
+                               (frozenset(kept_rules), kept_since))
             outcome.registered = registration(conn, host)
         return outcome
 
@@ -437,11 +447,13 @@ class IncidentStore:
             self._pruned[host] = now
 
     def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
-                      now: float, outcome: CheckOutcome, actor: str, seen_at: float) -> None:
+                      now: float, outcome: CheckOutcome, actor: str, seen_at: float,
+                      kept_look: tuple[frozenset[str], float | None]) -> None:
         """Live incidents of rules that judged this check and no longer found them. One
         whose fix is being run or verified is its verification's to judge: a finding gone
         for a moment (a restarted service that dies again) is no resolution, and the first
-        check after a fix that verified resolves it."""
+        check after a fix that verified resolves it. ``kept_look``: see :meth:`record_check`
+        (``kept_rules``, ``kept_since``)."""
         # kept: a fix made the finding go without fixing what it is about (kept_open)
         live = conn.execute(
             f"SELECT id, rule, fingerprint, state, last_seen, EXISTS(SELECT 1 FROM "
@@ -452,9 +464,14 @@ class IncidentStore:
             f"AND state IN ({','.join('?' * len(LIVE_STATES))}) AND NOT {_FIXING}",
             (host, *LIVE_STATES),
         ).fetchall()
+        kept_rules, kept_since = kept_look
         for row in live:
-            if row["rule"] in judged and row["fingerprint"] not in seen and not row["kept"] \
-                    and not _older_look(seen_at, row["last_seen"]):
+            if row["rule"] not in judged or row["fingerprint"] in seen or row["kept"]:
+                continue
+            if row["rule"] in kept_rules and (kept_since is None
+                                              or (row["last_seen"] or 0.0) > kept_since):
+                outcome.seen_since_kept.append(row["id"])
+            elif not _older_look(seen_at, row["last_seen"]):
                 outcome.withdrawn += self._move(
                     conn, row["id"], row["state"], "resolved", actor,
                     "a fresh collection no longer shows the finding", now)
