@@ -98,6 +98,40 @@ def test_a_restart_is_verified_without_the_unit_files_and_a_unit_file_incident_w
         assert looks >= 4 and reads(sb) - before == looks, (looks, reads(sb) - before)
 
 
+def test_a_fix_whose_command_failed_makes_the_next_check_read_the_unit_files(
+        tmp_path: Path) -> None:
+    """A fix that fails part way (its restart exits 1) is not verified, yet its commands
+    ran and may have changed the unit files: the daemon's next check reads them again."""
+    with Sandbox() as sb:
+        counted_and_failed(sb)
+        apply(sb, "install_unit", {"name": "broken.service", "text": (
+            "[Service]\nType=oneshot\nExecStart=/bin/false\n")})
+        settings = Settings(
+            ai_name="hal", state_dir=tmp_path / "state", autonomy_level="auto-safe",
+            thresholds=QUIET_HOST_WIDE, programs={"systemctl": COUNTED})
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {HOST: SandboxTransport(sb)})
+        checker = executor.checker_for(HOST)
+
+        async def failed_fix() -> None:
+            await checker.check("interval")
+            await checker.check("interval")
+            assert reads(sb) == 1  # the second kept the first's listing
+            finding = Finding(HOST, "failed_unit", "broken.service", Severity.WARNING,
+                              "broken.service failed")
+            store.record_check(HOST, [finding], {"failed_unit"})
+            (incident,) = [i for i in store.incidents() if i.subject == "broken.service"]
+            action = await executor.propose(HOST, "restart_unit", {"unit": "broken.service"},
+                                            incident_id=incident.id)
+            done = await executor.run(action.id)
+            assert done.state == "failed", done
+            before = reads(sb)
+            await checker.check("interval")
+            assert reads(sb) == before + 1
+
+        asyncio.run(failed_fix())
+
+
 def test_the_models_snapshot_of_a_host_lists_no_unit_files(tmp_path: Path) -> None:
     """The snapshot tool shows load, memory, disks and failed units: the unit files' listing
     it never showed cost systemd half a second of CPU a call."""

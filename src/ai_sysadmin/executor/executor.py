@@ -895,6 +895,8 @@ class Executor:
             return self._back_to_person(claimed, f"not run, nothing ran: {exc}; it can be "
                                         "approved again")
         except AiSysadminError as exc:
+            # commands ran before the one that failed (else _NothingRan)
+            self.checker_for(claimed.host).commands_ran()
             return await self._end(claimed, _Kept(functools.partial(
                 self._run_failed, claimed, exc), f"it failed ({exc})"))
         return await self._end(claimed, _Kept(functools.partial(

@@ -166,10 +166,14 @@ class HostChecker:
 
     def fix_ran(self, rule: str, subject: str, at: float) -> None:
         """A fix of ``subject``'s finding ended at ``at`` (``time.time()``): what came before
-        it is what the fix was for (a burst's earlier errors, still in the window). What the
-        checks keep is read again by the next: a fix may have changed it (a rebuild, the
-        unit files)."""
+        it is what the fix was for (a burst's earlier errors, still in the window)."""
         self._fixed[(rule, subject)] = at
+        self.commands_ran()
+
+    def commands_ran(self) -> None:
+        """A fix's commands ran on the host, whether they all did or one failed: what the
+        checks keep is read again by the next (a rebuild, a rollback or an update may have
+        changed the unit files)."""
         self.collector.forget_kept()
 
     def _fixes(self, snapshot: Snapshot) -> dict[tuple[str, str], float]:
