@@ -14,6 +14,7 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.rules import RULES_BY_NAME
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from ai_sysadmin.store import Database, IncidentStore
+from tests.support.polling import until
 
 #: ps for one long-lived (started 200,000 s before the test), mostly idle process (0.5% over
 #: its life) that spins on four cores from the second written in SPIN on; its columns are the
@@ -308,12 +309,13 @@ def test_the_daemons_kept_listing_does_not_resolve_what_a_persons_check_found_si
         ["broken.service"]
 
 
-def test_what_the_daemon_saw_itself_beside_a_kept_listing_resolves_at_once(
+def test_what_the_daemon_saw_itself_beside_a_kept_listing_resolves_from_a_fresh_one(
     tmp_path: Path,
 ) -> None:
-    """A unit that fails to load shows in the unit list, read at every check: the daemon
-    saw it itself, beside the unit-file listing it keeps, and resolves its incident at the
-    first check that no longer shows it, reading the unit files no more than before."""
+    """A unit that fails to load shows in the unit list, read at every check: the daemon saw
+    it itself, beside the unit-file listing it keeps. The first check that no longer shows
+    it judged in part from the kept listing, which resolves nothing: it reads the listing
+    again, and the check after resolves the incident."""
     systemctl, calls = _counting_systemctl(
         tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
     units = tmp_path / "units.json"
@@ -332,10 +334,88 @@ def test_what_the_daemon_saw_itself_beside_a_kept_listing_resolves_at_once(
         reports.append(await daemon.check("interval"))
         units.write_text("[]")
         reports.append(await daemon.check("interval"))
+        reports.append(await daemon.check("interval"))
         return reports
 
-    first, seen, gone = asyncio.run(checks())
+    first, seen, gone, fresh = asyncio.run(checks())
+    assert seen.snapshot.kept == {"unit_files"}
     [opened] = seen.outcome.opened
     assert store.get(opened, history=0).rule == "unit_load_error"
-    assert gone.outcome.resolved == [opened] and gone.outcome.seen_since_kept == []
-    assert calls.read_text().split().count("list-unit-files") == 1
+    assert gone.outcome.resolved == [] and gone.outcome.left_to_fresh == [opened]
+    assert fresh.snapshot.kept == frozenset() and fresh.outcome.resolved == [opened]
+    assert calls.read_text().split().count("list-unit-files") == 2
+
+
+def test_a_persons_check_stored_after_the_daemons_next_one_is_not_undone_by_a_kept_listing(
+    tmp_path: Path,
+) -> None:
+    """A person's check begins a moment before the daemon's, which keeps the unit-file
+    listing and so ends first; the person's, which reads the listing (slow), opens the
+    incident afterwards. The daemon's check after that judges from the same kept listing:
+    it must not resolve what the person's look saw."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    slow = tmp_path / "slow"
+    systemctl.write_text(systemctl.read_text().replace(
+        'then cat', f'then [ -e {slow} ] && sleep 1; cat', 1))
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    store = IncidentStore(Database(settings.db_path))
+    daemon = HostChecker(LocalTransport("here"), settings, store)
+    person = HostChecker(LocalTransport("here"), settings, store, consumer="check")
+
+    async def checks() -> tuple[CheckReport, CheckReport, CheckReport]:
+        await daemon.check("interval")
+        (tmp_path / "unit-files.json").write_text(
+            '[{"unit_file": "broken.service", "state": "bad"}]')
+        slow.touch()
+        persons = asyncio.ensure_future(person.check("cli"))
+        await until(lambda: calls.read_text().split().count("list-unit-files") == 2,
+                    what="the person's check listing the unit files")
+        between = await daemon.check("interval")
+        assert not persons.done()
+        seen = await persons
+        slow.unlink()
+        return between, seen, await daemon.check("interval")
+
+    between, seen, after = asyncio.run(checks())
+    assert between.snapshot.kept == {"unit_files"} and between.outcome.opened == []
+    [opened] = seen.outcome.opened
+    assert after.outcome.resolved == [] and after.outcome.left_to_fresh == [opened]
+    [incident] = [i for i in store.incidents(None) if i.rule == "unit_load_error"]
+    assert incident.state == "open"
+
+
+def test_a_check_in_flight_when_a_fixs_commands_ran_keeps_nothing_it_read(
+    tmp_path: Path,
+) -> None:
+    """A fix's commands run while a daemon check that keeps the unit files is collecting
+    (the executor does not wait for the host's checks): that check still ends, from the
+    reading it began with, and keeps nothing it read, which may be from before the fix;
+    the next check reads the unit files."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    slow = tmp_path / "slow"
+    systemctl.write_text(systemctl.read_text().replace(
+        'else echo "[]"', f'else [ -e {slow} ] && sleep 1; echo "[]"'))
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    checker = HostChecker(LocalTransport("here"), settings, store=None)
+
+    async def checks() -> tuple[CheckReport, CheckReport]:
+        await checker.check("interval")
+        slow.touch()
+        listed = calls.read_text().split().count("list-units")
+        inflight = asyncio.ensure_future(checker.check("journal"))
+        await until(lambda: calls.read_text().split().count("list-units") > listed,
+                    what="the check in flight listing the units")
+        checker.commands_ran()
+        during = await inflight
+        slow.unlink()
+        return during, await checker.check("interval")
+
+    during, after = asyncio.run(checks())
+    assert "unit_files" not in during.errors
+    assert during.snapshot.unit_files == {"a.service": "enabled"}
+    assert after.snapshot.kept == frozenset()
+    assert calls.read_text().split().count("list-unit-files") == 2

@@ -41,6 +41,9 @@ class DroppingServer:
             conn.close()
 
     def close(self) -> None:
+        # a socket closed while a thread waits in accept() goes on listening until a
+        # connection wakes it: the redis-server started next on the port could not bind
+        self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(5)
 

@@ -7,6 +7,7 @@ Every decision lands in the audit log with its reason. An action runs only after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -895,13 +896,19 @@ class Executor:
             return self._back_to_person(claimed, f"not run, nothing ran: {exc}; it can be "
                                         "approved again")
         except AiSysadminError as exc:
-            # commands ran before the one that failed (else _NothingRan)
-            self.checker_for(claimed.host).commands_ran()
+            # a command ran, or may have (a connection lost mid-command): else _NothingRan
+            self._commands_ran(claimed.host)
             return await self._end(claimed, _Kept(functools.partial(
                 self._run_failed, claimed, exc), f"it failed ({exc})"))
         return await self._end(claimed, _Kept(functools.partial(
             self._verified, claimed, outputs, time.time(), before),
             "its commands ran, each to exit 0; whether it fixed it was not verified"))
+
+    def _commands_ran(self, host: str) -> None:
+        """What the host's checks keep is read again by the next (a host removed while its
+        fix ran has no checker left to tell)."""
+        with contextlib.suppress(AiSysadminError):
+            self.checker_for(host).commands_ran()
 
     def _claim(self, action: Action, actor: str) -> Action | None:
         """``approved -> executing`` (None: someone else holds it). One whose start the store

@@ -63,6 +63,9 @@ class Collector:
         #: the last reading of each section read only every so often (``Section.every``), and
         #: when (monotonic seconds)
         self._kept: dict[str, tuple[float, object]] = {}
+        #: how many times the kept readings were forgotten: a collection that began before
+        #: the last time neither fills nor keeps from what it began with
+        self._forgotten = 0
         self._reuse = ParseReuse()
         self._history = ProcessHistory()
 
@@ -83,8 +86,11 @@ class Collector:
                     self._reuse, self._history)
 
     def forget_kept(self) -> None:
-        """The next check reads every section anew, those it may keep too."""
+        """The next check reads every section anew, those it may keep too. A check in flight
+        (this may come from a fix's commands, outside the host's checks) still fills what it
+        planned to keep, and keeps nothing it read: it may have read before the change."""
         self._kept.clear()
+        self._forgotten += 1
 
     def _rows(self, plan: Plan) -> _Planned:
         key = (plan.journal, plan.runs_as_root, plan.kept, plan.left_out)
@@ -135,6 +141,8 @@ class Collector:
                       ) -> Snapshot:
         """A Snapshot of the host; ``keep``, ``afresh`` and ``left_out``: see :meth:`plan`."""
         plan = self.plan(journal, keep, afresh, left_out)
+        kept = {name: self._kept[name][1] for name in plan.kept}
+        forgotten = self._forgotten
         if self.transport.one_round_trip:
             planned = self._rows(plan)
             replay = await self._round_trip(planned)
@@ -152,7 +160,7 @@ class Collector:
                 snap.unasked = snap.errors[read.short[0]]
         self._refused(snap, refusal)
         await self._second_step(snap, plan)
-        self._keep(snap, plan)
+        self._keep(snap, plan, kept, forgotten == self._forgotten)
         return snap
 
     def _refused(self, snap: Snapshot, refusal: CommandRefused | None) -> None:
@@ -192,8 +200,10 @@ class Collector:
         else:
             await self._take_each(rows, plan, snap)
 
-    def _keep(self, snap: Snapshot, plan: Plan) -> None:
-        """Fill what the check kept from the last reading; remember what it read anew (a
+    def _keep(self, snap: Snapshot, plan: Plan, kept: dict[str, object], current: bool
+              ) -> None:
+        """Fill what the check kept from the last reading (``kept``, as the plan found it);
+        remember what it read anew where ``current`` (nothing was forgotten since it began; a
         reading the section does not keep, one that shows trouble, is read again next)."""
         now = time.monotonic()
         snap.kept = plan.kept
@@ -202,8 +212,8 @@ class Collector:
                 continue
             reading = getattr(snap, section.name)
             if section.name in plan.kept:
-                setattr(snap, section.name, self._kept[section.name][1])
-            elif section.name in snap.errors or reading is None:
+                setattr(snap, section.name, kept[section.name])
+            elif not current or section.name in snap.errors or reading is None:
                 continue
             elif _then_failed(section, snap):
                 # part known: not kept, and an older reading must not stand in for it

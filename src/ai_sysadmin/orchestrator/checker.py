@@ -265,7 +265,6 @@ class HostChecker:
             self._take_up()
             query = JournalQuery(self._cursor, self.settings.journal_first_lines)
             keep = reason in KEEPING_REASONS or afresh is not None
-            looked = self.seen.taken_at if self.seen is not None else None
             async with self._turn():
                 # what costs the host much and rarely changes (the unit files: systemd's CPU
                 # for every file) is read at most every so often by the daemon's checks
@@ -297,7 +296,7 @@ class HostChecker:
                            **{(f.rule, f.subject): f.severity for f in findings}}
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx, unjudged=unread)
-            if self.recorder is not None and not await self._stored(report, reason, looked):
+            if self.recorder is not None and not await self._stored(report, reason):
                 return report  # another machine's, maybe: nothing of it remembered nor heard
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
@@ -312,20 +311,19 @@ class HostChecker:
             listener(report)
         return report
 
-    async def _stored(self, report: CheckReport, reason: str, looked: float | None) -> bool:
+    async def _stored(self, report: CheckReport, reason: str) -> bool:
         """The check recorded in the store (:attr:`recorder`), and what it read up to kept;
-        False where the store dropped it (:meth:`_dropped`). ``looked``: when this checker's
-        look before began, the newest its kept readings can stand for."""
+        False where the store dropped it (:meth:`_dropped`)."""
         assert self.recorder is not None
         rises = {m.counter: dict(m.unsaved) for m in self._rise_memories}
         report.outcome = await self.recorder.record(
-            lambda: self._record(report, rises, looked, sighting=reason != VERIFY_REASON))
+            lambda: self._record(report, rises, sighting=reason != VERIFY_REASON))
         if report.outcome.dropped is not None:
             self._dropped(report.outcome.dropped)
             return False
-        if report.outcome.seen_since_kept:
-            # another look (a person's `check`) found what a kept reading does not show:
-            # the next check reads it again instead of judging from older news
+        if report.outcome.left_to_fresh:
+            # a kept reading resolves nothing (another look, a person's `check`, may have
+            # seen it since): the next check reads afresh what it kept
             self.collector.forget_kept()
         if self.registered is None:  # this machine's first check made its row
             self.registered = report.outcome.registered
@@ -448,9 +446,9 @@ class HostChecker:
         return (self._restarts, self._oom_kills, self._fs_errors)
 
     def _record(self, report: CheckReport, rises: dict[str, dict[str, float]],
-                looked: float | None, sighting: bool = True) -> CheckOutcome:
+                sighting: bool = True) -> CheckOutcome:
         """The check in the store, in a worker thread; ``rises``: counter -> its rises the
-        store has yet to keep; ``looked``: see :meth:`_stored`."""
+        store has yet to keep."""
         assert self.store is not None
         snapshot, findings = report.snapshot, report.findings
         # a host this machine could not ask is neither: what the store knew of it stays
@@ -475,7 +473,6 @@ class HostChecker:
             collected_at=snapshot.taken_at,
             sighting=sighting,
             kept_rules=_judged_from_kept(report),
-            kept_since=looked,
         )
         if outcome.dropped is None:
             self.discover_hosts(snapshot)

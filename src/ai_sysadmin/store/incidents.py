@@ -199,9 +199,9 @@ class CheckOutcome:
     registered: float | None = None
     #: each opened, reopened or changed incident's fingerprint: which finding it is
     fingerprints: dict[int, str] = field(default_factory=dict)
-    #: live incidents the check did not find, judged from a reading it kept from an earlier
-    #: look, and seen by another look since (``kept_rules``): left as they are
-    seen_since_kept: list[int] = field(default_factory=list)
+    #: live incidents the check did not find, of rules that judged in part from a reading
+    #: kept from an earlier look (``kept_rules``): left as they are, for a fresh reading
+    left_to_fresh: list[int] = field(default_factory=list)
 
 
 def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
@@ -359,7 +359,6 @@ class IncidentStore:
         collected_at: float | None = None,
         sighting: bool = True,
         kept_rules: Collection[str] = (),
-        kept_since: float | None = None,
     ) -> CheckOutcome:
         """Store one check of one host in a single transaction.
 
@@ -382,10 +381,11 @@ class IncidentStore:
         ``unjudged``: the fingerprints
         of what the judged rules could not judge (a mount df could not read), whose
         incidents stay as they are. ``kept_rules``: the judged rules that judged in part from
-        a reading the checker kept from its look that began at ``kept_since`` (the daemon
-        reads the unit files hourly): an incident of one seen since, by another process's
-        check, is newer news than that reading, and is not resolved by it
-        (``CheckOutcome.seen_since_kept``).
+        a reading the checker kept from an earlier look (the daemon reads the unit files
+        hourly). Such a reading resolves nothing: an incident of one of them may have been
+        seen since by another look (a person's `check`, a fix's), and a kept reading is
+        older news; it is left for the fresh reading the checker takes next
+        (``CheckOutcome.left_to_fresh``).
         """
         now = time.time()
         seen_at = now if collected_at is None else min(collected_at, now)
@@ -412,7 +412,7 @@ class IncidentStore:
             # what was not judged was not found gone
             self._resolve_gone(conn, host, {f.fingerprint for f in findings} | set(unjudged),
                                set(judged_rules), now, outcome, actor, seen_at,
-                               (frozenset(kept_rules), kept_since))
+                               frozenset(kept_rules))
             outcome.registered = registration(conn, host)
         return outcome
 
@@ -448,12 +448,11 @@ class IncidentStore:
 
     def _resolve_gone(self, conn: Any, host: str, seen: set[str], judged: set[str],
                       now: float, outcome: CheckOutcome, actor: str, seen_at: float,
-                      kept_look: tuple[frozenset[str], float | None]) -> None:
+                      kept_rules: frozenset[str]) -> None:
         """Live incidents of rules that judged this check and no longer found them. One
         whose fix is being run or verified is its verification's to judge: a finding gone
         for a moment (a restarted service that dies again) is no resolution, and the first
-        check after a fix that verified resolves it. ``kept_look``: see :meth:`record_check`
-        (``kept_rules``, ``kept_since``)."""
+        check after a fix that verified resolves it. ``kept_rules``: see :meth:`record_check`."""
         # kept: a fix made the finding go without fixing what it is about (kept_open)
         live = conn.execute(
             f"SELECT id, rule, fingerprint, state, last_seen, EXISTS(SELECT 1 FROM "
@@ -464,13 +463,11 @@ class IncidentStore:
             f"AND state IN ({','.join('?' * len(LIVE_STATES))}) AND NOT {_FIXING}",
             (host, *LIVE_STATES),
         ).fetchall()
-        kept_rules, kept_since = kept_look
         for row in live:
             if row["rule"] not in judged or row["fingerprint"] in seen or row["kept"]:
                 continue
-            if row["rule"] in kept_rules and (kept_since is None
-                                              or (row["last_seen"] or 0.0) > kept_since):
-                outcome.seen_since_kept.append(row["id"])
+            if row["rule"] in kept_rules:
+                outcome.left_to_fresh.append(row["id"])
             elif not _older_look(seen_at, row["last_seen"]):
                 outcome.withdrawn += self._move(
                     conn, row["id"], row["state"], "resolved", actor,
