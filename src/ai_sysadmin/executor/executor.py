@@ -403,15 +403,15 @@ class Executor:
                     params=plan.params or params, subject=plan.subject, risk=plan.risk,
                     plan=judged.record, outcome=decision.outcome, reason=reason, state=state,
                     ttl_seconds=ttl, actor="policy")
-                if state == "pending" and incident_id is not None:
+                if action.state == "pending" and incident_id is not None:
                     self._incident_to(incident_id, "awaiting_approval",
                                       f"action {action.id} waits for approval: {kind}")
             return action
 
         action = await asyncio.to_thread(record)
-        log.info("action %d %s: %s %s (risk %s): %s", action.id, state, kind, params,
+        log.info("action %d %s: %s %s (risk %s): %s", action.id, action.state, kind, params,
                  plan.risk, action.reason,
-                 extra={"action": action.id, "incident": incident_id, "state": state})
+                 extra={"action": action.id, "incident": incident_id, "state": action.state})
         return action
 
     async def _withdrawn(self, host: str, kind: str, params: dict[str, Any],
@@ -655,7 +655,10 @@ class Executor:
                     incident_id is not None and action.incident_id != incident_id):
                 continue
             try:
-                withdrawn.append(self.actions.move(action.id, "not_needed", who, reason))
+                # a person asked to approve it is told it was taken back
+                withdrawn.append(self.actions.move(
+                    action.id, "not_needed", who, reason,
+                    told="withdrawn" if action.state == "pending" else None))
             except StoreError as exc:  # claimed meanwhile: its run stands
                 if refused(exc) is not None:  # a full disk: the caller says it, none is lost
                     raise
@@ -775,6 +778,10 @@ class Executor:
         with self.store.db.transaction():  # as in propose: the action and its incident at once
             moved = self.actions.move(action.id, "pending", "executor", f"needs a person: {why}",
                                       ttl_seconds=self._ttl, replanned=replanned)
+            if moved.state != "pending":  # its incident ended meanwhile (the store's say)
+                log.info("action %d: %s", action.id, moved.reason,
+                         extra={"action": action.id, "incident": action.incident_id})
+                return moved
             log.info("action %d waits for a person again: %s", action.id, why,
                      extra={"action": action.id, "incident": action.incident_id})
             if action.incident_id is not None:

@@ -22,6 +22,7 @@ from ..errors import NotFoundError, StoreError
 from .audit import write_audit
 from .db import Database
 from .outbox import note_action, note_withdrawn
+from .states import LIVE_STATES
 
 ACTION_STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded",
                  "failed", "refused", "recorded", "not_needed", "escalated")
@@ -34,8 +35,9 @@ MOVES: dict[str, frozenset[str]] = {
     "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired",
                            "pending", "rejected", "recorded"}),
     # pending: sudo itself refused the first command, so nothing ran (the executor alone
-    # knows; an action whose command may have run never goes back)
-    "executing": frozenset({"succeeded", "failed", "pending"}),
+    # knows; an action whose command may have run never goes back); not_needed: so, and
+    # its incident ended meanwhile (see :func:`_incident_over`)
+    "executing": frozenset({"succeeded", "failed", "pending", "not_needed"}),
 }
 
 
@@ -193,10 +195,15 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
     the action is gone or the move is not allowed from its state (or it is not in
     ``expect``). ``told``: the outbox event to write instead of the state's own (a
     withdrawal's)."""
-    row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
+    row = conn.execute("SELECT state, incident_id FROM actions WHERE id=?",
+                       (action_id,)).fetchone()
     if row is None:
         return False
     old = row["state"]
+    if new == "pending" and (over := _incident_over(conn, row["incident_id"])) is not None:
+        # back to a person for an incident resolved or closed meanwhile (a killed
+        # `approve`, a host that did not answer): nobody is asked to approve it
+        new, reason = "not_needed", over
     if new not in MOVES.get(old, frozenset()) or expect not in (None, old):
         return False
     sets = ["state=?"]
@@ -237,6 +244,17 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
     return True
 
 
+def _incident_over(conn: Any, incident_id: int | None) -> str | None:
+    """Why a fix of ``incident_id`` waits for no person (its incident is resolved or
+    closed), in the caller's transaction; None while it is live, or for no incident."""
+    if incident_id is None:
+        return None
+    row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+    if row is None or row["state"] in LIVE_STATES:
+        return None
+    return f"incident {incident_id} is {row['state']}: no longer needed, not run"
+
+
 def withdraw_pending(conn: Any, incident_id: int, actor: str, reason: str,
                      at: float) -> list[int]:
     """The fixes of ``incident_id`` still waiting for a person, withdrawn (``not_needed``,
@@ -264,6 +282,10 @@ class ActionStore:
     ) -> Action:
         now = time.time()
         with self.db.transaction() as conn:
+            if state == "pending" and (over := _incident_over(conn, incident_id)) is not None:
+                # resolved or closed while it was investigated (or by the fix before it):
+                # decided, at most once, and nobody is asked to approve it
+                state, reason, ttl_seconds = "not_needed", over, None
             # the proposal is claimed first: another process (a second daemon on this state
             # directory) that decided it already has its action, and no second one is made
             # (an advisory one, from a discussion, is never the policy's to decide); it is
@@ -304,18 +326,20 @@ class ActionStore:
     def move(self, action_id: int, new: str, actor: str, reason: str,
              result: dict[str, Any] | None = None, ttl_seconds: float | None = None,
              replanned: tuple[dict[str, Any], str, str] | None = None,
-             expect: str | None = None) -> Action:
+             expect: str | None = None, told: str | None = None) -> Action:
         """One allowed state change, in one transaction, audited; refused moves raise
         :class:`DecidedMeanwhile`. ``ttl_seconds``: how long a person has to answer an action moved
         to ``pending``; ``replanned``: its plan, subject and risk as the policy judges them
         now; ``expect``: the state the caller decided on, which the action must still be in
-        (a person's decision on a pending action, not on one another terminal approved)."""
+        (a person's decision on a pending action, not on one another terminal approved);
+        ``told``: see :func:`move_in`."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no action {action_id}")
             if not move_in(conn, action_id, new, actor, reason, time.time(), result=result,
-                           ttl_seconds=ttl_seconds, replanned=replanned, expect=expect):
+                           ttl_seconds=ttl_seconds, replanned=replanned, expect=expect,
+                           told=told):
                 raise DecidedMeanwhile(action_id, row["state"], new)
         return self.get(action_id)
 

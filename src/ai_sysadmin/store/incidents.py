@@ -31,17 +31,8 @@ from .outbox import (
     note_incident,
     note_outage,
 )
+from .states import LIVE_STATES, STATES
 
-STATES = (
-    "open",
-    "investigating",
-    "awaiting_approval",
-    "remediating",
-    "resolved",
-    "closed",
-    "reopened",
-)
-LIVE_STATES = ("open", "investigating", "awaiting_approval", "remediating", "reopened")
 #: SQL: a fix of the incident (of the row of ``incidents``) is being run or verified: its
 #: commands run (no result yet) or its verification is under way (ActionStore.ran); one whose
 #: verification found it fixed (ActionStore.verified) lets the checks judge it again
@@ -803,7 +794,8 @@ class IncidentStore:
                 "investigation_attempts=investigation_attempts+1, updated_at=? WHERE id=?",
                 (diagnosis, reason, retry_at, now, incident_id))
             self._event(conn, incident_id, "diagnosis", None, None, actor, diagnosis, now)
-            if retry_at is None:
+            # resolved or closed while it was investigated: nobody is asked to look
+            if retry_at is None and row["state"] in LIVE_STATES:
                 self._escalated(conn, incident_id, actor, reason, now)
             if row["state"] == "investigating":
                 self._move(conn, incident_id, "investigating", "open", actor, reason, now)

@@ -1,0 +1,101 @@
+"""A fix waits for a person only while its incident is live. An incident resolved or closed
+while it was investigated, or by the fix before it, asks nobody to approve a fix of it, and
+nobody is paged about it; one a person ends takes back the approvals it asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
+from ai_sysadmin.store import ActionStore, IncidentStore
+from tests.executor.test_approval_lifecycle import HOST, ScriptedHost, incident
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> ScriptedHost:
+    return ScriptedHost(tmp_path)
+
+
+def told(store: IncidentStore) -> list[tuple[str, int | None, int | None]]:
+    return [(row["kind"], row["incident_id"], row["action_id"]) for row in
+            store.db.conn.execute("SELECT * FROM notify_events ORDER BY id")]
+
+
+def resolved_while_investigated(store: IncidentStore) -> tuple[int, int]:
+    """An incident whose unit came back while the model investigated it, and the restart
+    the model proposed meanwhile."""
+    incident_id = incident(store)
+    store.transition(incident_id, "investigating", "agent", "investigation started")
+    proposal = store.add_proposal(incident_id, HOST, "restart_unit",
+                                  json.dumps({"unit": "app.service"}), "restart it")
+    assert store.record_check(HOST, [], {"failed_unit"}).resolved == [incident_id]
+    store.record_investigation(incident_id, "app crashed; restart it", None)
+    return incident_id, proposal
+
+
+def test_a_fix_proposed_for_an_incident_resolved_meanwhile_asks_nobody(
+        settings: Settings, store: IncidentStore, host: ScriptedHost) -> None:
+    incident_id, proposal = resolved_while_investigated(store)
+    executor = Executor(settings, store, {HOST: host})
+    asyncio.run(executor.decide_and_act(incident_id, HOST, [
+        {"id": proposal, "kind": "restart_unit", "parameters": {"unit": "app.service"}}]))
+    [action] = executor.actions.find()
+    assert action.state == "not_needed"
+    assert action.reason == f"incident {incident_id} is resolved: no longer needed, not run"
+    assert store.get(incident_id, history=0).state == "resolved"
+    assert told(store) == [("opened", incident_id, None)]
+    assert host.commands() == []
+
+
+def test_an_approval_cut_off_for_an_incident_resolved_since_is_not_asked_again(
+        settings: Settings, store: IncidentStore, host: ScriptedHost) -> None:
+    """Alice said yes and her `approve` was killed before the fix started; the unit came
+    back and a check resolved the incident. Bob's `approve list` tidies her approval up: it
+    goes to nobody (it went back to pending, and paged for approval a second time)."""
+    executor = Executor(settings, store, {HOST: host})
+    incident_id = incident(store)
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    actions = ActionStore(store.db)
+    actions.move(action.id, "approved", "alice", "go", expect="pending")
+    with store.db.transaction() as conn:  # alice's `approve` died right then
+        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (action.id,))
+    assert store.record_check(HOST, [], {"failed_unit"}).resolved == [incident_id]
+    Executor(settings, store, {}).tidy()
+    after = actions.get(action.id)
+    assert after.state == "not_needed", after
+    assert "resolved: no longer needed" in after.reason
+    assert [kind for kind, _, _ in told(store)] == ["opened", "approval"]
+    assert store.get(incident_id, history=0).state == "resolved"
+
+
+def test_retries_spent_on_an_incident_resolved_meanwhile_page_nobody(
+        store: IncidentStore) -> None:
+    incident_id = incident(store)
+    store.transition(incident_id, "investigating", "agent", "investigation started")
+    store.record_check(HOST, [], {"failed_unit"})
+    store.record_no_fix(incident_id, "nothing to do", None)  # the last allowed answer
+    assert store.get(incident_id, history=0).state == "resolved"
+    assert [kind for kind, _, _ in told(store)] == ["opened"]
+
+
+@pytest.mark.parametrize("how", ["resolved", "closed"])
+def test_an_incident_a_person_ends_takes_back_the_approval_it_asked_for(
+        settings: Settings, store: IncidentStore, host: ScriptedHost, how: str) -> None:
+    """As a check's resolution does: the person asked to approve the fix is told it was
+    withdrawn (`issues resolve`, `issues close`)."""
+    executor = Executor(settings, store, {HOST: host})
+    incident_id = incident(store)
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    with store.db.transaction():  # as `issues resolve/close` does
+        Executor(settings, store, {}).withdraw(f"incident {incident_id} {how} by bob",
+                                               incident_id=incident_id, who="bob")
+        store.transition(incident_id, how, "bob", f"{how} by the operator")
+    assert told(store) == [("opened", incident_id, None), ("approval", incident_id, action.id),
+                           ("withdrawn", incident_id, action.id)]
