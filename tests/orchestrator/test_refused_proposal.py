@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.executor import Executor
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Database, IncidentStore
 from tests.conftest import BIN
+from tests.executor.test_approval_lifecycle import HOST, ScriptedHost
 from tests.support.investigations import sweep_until
 from tests.support.scripted_model import ScriptedModel, call, say
 
@@ -56,3 +58,39 @@ def test_why_the_models_fix_was_refused_is_in_the_incident_and_the_log(
     (logged,) = [r.getMessage() for r in caplog.records
                  if r.getMessage().startswith("tool propose_action")]
     assert f"ms: {REFUSED}" in logged, logged
+
+
+def test_a_fix_the_policy_refuses_as_it_decides_it_leaves_the_incident_to_a_retry_then_a_person(
+        tmp_path: Path) -> None:
+    """The model proposes cleaning /etc (a well-formed call: the path is judged by the
+    policy, which refuses it at every level, outside clean_paths). Nothing runs nor waits
+    for a person: the incident was left open with nobody to look at it again. It is retried
+    like an answer without a proposal, and once those are spent a person is told."""
+    refused_fix = call("propose_action", kind="clean_directory",
+                       parameters={"path": "/etc", "older_than_days": 7},
+                       rationale="old files fill the disk")
+    diagnosis = say("DIAGNOSIS: old files filled /srv.\nPROPOSALS: clean_directory")
+    with ScriptedModel([refused_fix, diagnosis, refused_fix, diagnosis]) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                            autonomy_level="auto-safe",
+                            agent={"retry_backoff_seconds": 0.05, "max_investigations": 2},
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        full = Finding(HOST, "disk_space", "/srv", Severity.CRITICAL, "/srv is 100% full")
+        (incident_id,) = store.record_check(HOST, [full], {"disk_space"}).opened
+        host = ScriptedHost(tmp_path)
+        executor = Executor(settings, store, {HOST: host})
+
+        def escalated() -> bool:
+            return any(e.kind == "escalated" for e in store.get(incident_id).events)
+
+        asyncio.run(sweep_until(settings, store, incident_id, escalated,
+                                on_proposals=executor.decide_and_act, host=HOST))
+    actions = executor.actions.find()
+    assert [a.state for a in actions] == ["refused", "refused"]
+    assert all("outside the configured" in a.reason for a in actions)
+    incident = store.get(incident_id)
+    assert incident.state == "open"
+    [said] = [e.detail for e in incident.events if e.kind == "escalated"]
+    assert said.startswith("every proposal was refused: ") and "retries spent" in said
+    assert host.commands() == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.context import KnowledgeRecall
@@ -16,12 +17,15 @@ from ai_sysadmin.store import IncidentStore
 
 
 async def sweep_until(settings: Settings, store: IncidentStore, incident_id: int,
-                      done: Callable[[], bool], timeout: float = 30) -> None:
-    """Retry sweeps every 20 ms of web1's incidents (its transport never used: these
-    investigations only talk), until ``done``; the incident's history is the failure's text."""
-    investigator = Investigator(settings, store, {"web1": object()},  # type: ignore[dict-item]
+                      done: Callable[[], bool], timeout: float = 30,
+                      on_proposals: Callable[..., Awaitable[Any]] | None = None,
+                      host: str = "web1") -> None:
+    """Retry sweeps every 20 ms of ``host``'s incidents (its transport never used: these
+    investigations only talk), until ``done``; the incident's history is the failure's text.
+    ``on_proposals``: what decides the proposals (none: they are only recorded)."""
+    investigator = Investigator(settings, store, {host: object()},  # type: ignore[dict-item]
                                 lambda _: DirectLLM(make_backend(settings.llm)),
-                                knowledge=KnowledgeRecall(settings))
+                                on_proposals=on_proposals, knowledge=KnowledgeRecall(settings))
     stop = asyncio.Event()
     sweeping = asyncio.create_task(investigator.retry_loop(stop, every=0.02))
     deadline = time.monotonic() + timeout

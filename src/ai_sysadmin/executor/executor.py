@@ -439,9 +439,12 @@ class Executor:
         return action
 
     async def decide_and_act(self, incident_id: int, host: str,
-                             proposals: list[dict[str, Any]], *, left: bool = False) -> None:
-        """An investigation's proposals: each decided by the policy, the allowed ones run.
-        ``left``: recorded by a process that ended (its finding is looked for again)."""
+                             proposals: list[dict[str, Any]], *, left: bool = False
+                             ) -> list[Action]:
+        """An investigation's proposals: each decided by the policy, the allowed ones run;
+        the actions this decided, as they ended (or wait). ``left``: recorded by a process
+        that ended (its finding is looked for again)."""
+        decided = []
         for proposal in proposals:
             params = proposal.get("parameters") or {}
             try:
@@ -455,7 +458,9 @@ class Executor:
             if action.state == "approved":
                 if left:
                     self._left.add(action.id)
-                await self.run(action.id)
+                action = await self.run(action.id)
+            decided.append(action)
+        return decided
 
     async def decide_undecided(self) -> None:
         """After a restart: proposals recorded but never decided (at most once each: the

@@ -42,7 +42,7 @@ from ..llm.types import (
 )
 from ..monitor.rules import HOST_DOWN
 from ..redact import redact
-from ..store import HostStore, IncidentStore
+from ..store import Action, HostStore, IncidentStore
 from ..store.incidents import Incident
 from ..store.outbox import LLM, WORKER, Outage
 from ..store.refused import RefusalLog, refused
@@ -152,8 +152,8 @@ class Investigator:
         transports: dict[str, Transport],
         llm_for: Callable[[int], LLMCall],
         facts_for: Callable[[str], HostFacts] | None = None,
-        on_proposals: Callable[[int, str, list[dict[str, object]]], Awaitable[None]] | None
-        = None,
+        on_proposals: Callable[[int, str, list[dict[str, object]]], Awaitable[list[Action]]]
+        | None = None,
         knowledge: KnowledgeSource | None = None,
         here: str | None = None,
     ) -> None:
@@ -414,7 +414,24 @@ class Investigator:
                  extra={"incident": incident_id, "event": "investigated",
                         "mode": outcome.mode, "proposals": outcome.proposals})
         if self.on_proposals is not None and outcome.proposals:
-            await self.on_proposals(incident_id, incident.host, outcome.proposals)
+            decided = await self.on_proposals(incident_id, incident.host, outcome.proposals)
+            if decided and all(action.state == "refused" for action in decided):
+                await self._all_refused(incident, decided)
+
+    async def _all_refused(self, incident: Incident, decided: list[Action]) -> None:
+        """Every proposal of the investigation refused by the policy as it decided it:
+        nothing runs nor waits for a person, so the incident is retried with backoff and,
+        once the model's answers are spent, a person's (it stayed open, looked at by
+        nobody)."""
+        reason = f"every proposal was refused: {decided[-1].reason}"
+        if not await asyncio.to_thread(self.store.record_refused, incident.id, reason):
+            return  # ended meanwhile, or a fix of it waits after all
+        answered = await asyncio.to_thread(
+            self.store.without_proposal_in_a_row, incident.id, UNUSABLE)
+        retry_at = None if answered >= self.settings.agent.max_investigations else \
+            time.time() + backoff(self.settings.agent.retry_backoff_seconds,
+                                  incident.investigation_attempts)
+        await asyncio.to_thread(self.store.retry_or_escalate, incident.id, reason, retry_at)
 
     async def _host_gone(self, incident: Incident) -> bool:
         """An investigation that proposed nothing while its host went down (an incident says

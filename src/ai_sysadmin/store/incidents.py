@@ -64,6 +64,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 #: why an investigation that proposed nothing left the incident open; the history is told
 #: apart from one with a proposal by it (:meth:`IncidentStore.without_proposal_in_a_row`)
 NO_PROPOSAL = "the investigation ended without a proposal"
+#: the event of an investigation whose every proposal the policy refused as it decided it:
+#: an answer with nothing a person or the policy can run, counted as one without a proposal
+ALL_REFUSED = "proposals_refused"
 
 #: the longest an investigation is ever put off: a day, an incident held for a person by
 #: agent.max_investigations_per_day (a failed one's backoff is an hour at most). One due later
@@ -895,26 +898,59 @@ class IncidentStore:
         neither counts nor ends the row, however often it is retried."""
         rows = self.db.conn.execute(
             "SELECT kind, from_state, to_state, detail FROM incident_events WHERE "
-            "incident_id=? AND kind IN ('diagnosis','investigation_failed','state','escalated') "
-            "ORDER BY id DESC", (incident_id,))
+            "incident_id=? AND kind IN ('diagnosis','investigation_failed','state','escalated',"
+            f"'{ALL_REFUSED}') ORDER BY id DESC", (incident_id,))
         count = 0
         # newest first: a diagnosis without a proposal is told apart by the move back to open
-        # that the same transaction records right after it, with the reason
-        no_proposal = False
+        # that the same transaction records right after it, with the reason; one whose
+        # proposals were all refused by the event written after it (:meth:`record_refused`)
+        no_proposal = refused = False
         for kind, old, new, detail in rows:
             if kind == "escalated" or new == "reopened":
                 break
-            if kind == "state":
+            if kind == ALL_REFUSED:
+                refused = True
+            elif kind == "state":
                 no_proposal = (old, new) == ("investigating", "open") and \
                     detail.startswith(NO_PROPOSAL)
             elif kind == "diagnosis":
-                if not no_proposal:
+                if not (no_proposal or refused):
                     break
                 count += 1
-                no_proposal = False
+                no_proposal = refused = False
             elif detail.partition(":")[0] in unusable:
                 count += 1
         return count
+
+    def record_refused(self, incident_id: int, reason: str, actor: str = "policy") -> bool:
+        """An investigation's proposals, every one refused by the policy as it decided them
+        (a path outside ``clean_paths``, a protected unit): the answer, recorded with its
+        diagnosis, counts as one without a proposal (:meth:`without_proposal_in_a_row`). False
+        where the incident is no longer open (resolved, closed, or waiting on a fix after
+        all): nothing is recorded. :meth:`retry_or_escalate` plans what comes next."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None or row["state"] not in ("open", "reopened"):
+                return False
+            self._event(conn, incident_id, ALL_REFUSED, None, None, actor, reason, now)
+        return True
+
+    def retry_or_escalate(self, incident_id: int, reason: str, retry_at: float | None,
+                          actor: str = "policy") -> None:
+        """An open incident with nothing to run: retried at ``retry_at`` (the reason kept as
+        its investigation's error), or, None, escalated to a person."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            if row is None or row["state"] not in ("open", "reopened"):
+                return
+            conn.execute("UPDATE incidents SET investigation_error=?, next_investigation_at=?, "
+                         "investigation_attempts=investigation_attempts+1, updated_at=? "
+                         "WHERE id=?", (reason, retry_at, now, incident_id))
+            if retry_at is None:
+                self._escalated(conn, incident_id, actor,
+                                f"{reason}; retries spent: escalated to a person", now)
 
     def investigate_again(self, incident_id: int, reason: str) -> None:
         """Due for a new investigation now (the daemon's retry pass picks it up)."""
