@@ -172,12 +172,11 @@ def test_a_reset_failed_of_a_protected_or_other_unit_that_must_run_is_judged_as_
         transport = SandboxTransport(sb)
         store = IncidentStore(Database(settings.db_path))
         executor = Executor(settings, store, {transport.host: transport})
-        incidents = {}
-        for unit in ("app.service", "vault.service"):
-            finding = Finding(transport.host, "failed_unit", unit, Severity.CRITICAL,
-                              f"{unit} has failed")
-            store.record_check(transport.host, [finding], {"failed_unit"})
-            incidents[unit] = next(i.id for i in store.incidents() if i.subject == unit)
+        # one check finds both (a check that found one alone would resolve the other's)
+        store.record_check(transport.host, [
+            Finding(transport.host, "failed_unit", unit, Severity.CRITICAL, f"{unit} has failed")
+            for unit in ("app.service", "vault.service")], {"failed_unit"})
+        incidents = {i.subject: i.id for i in store.incidents()}
 
         def judged(kind: str, unit: str, about: str):
             return asyncio.run(executor.plan(transport.host, kind, {"unit": unit},

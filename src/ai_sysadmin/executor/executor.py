@@ -37,6 +37,7 @@ from ..store.actions import (
     INTERRUPTED,
     AlreadyDecided,
     DecidedMeanwhile,
+    PlanChanged,
     holder_gone,
     this_process,
 )
@@ -535,11 +536,33 @@ class Executor:
             now = self.actions.get(action_id)
             if now.state == "not_needed":  # the check that found it gone resolved its
                 return now  # incident, which withdrew it, saying so
-            return self.actions.move(action_id, "not_needed", who,
-                                     "the finding is gone: no longer needed, not run",
-                                     expect="pending")
-        self.actions.move(action_id, "approved", who, reason or "approved", expect="pending")
+            # its incident waited for this fix alone: it is open again, not awaiting an
+            # approval nobody can give
+            return self._ended(self.actions.move(
+                action_id, "not_needed", who, "the finding is gone: no longer needed, not "
+                "run", expect="pending"))
+        try:
+            # the yes is to the plan judged above: another terminal's `approve` may have
+            # replanned it meanwhile (the host changed while this one looked), and what it
+            # runs now nobody who said yes has seen
+            self.actions.move(action_id, "approved", who, reason or "approved",
+                              expect="pending", plan=action.plan)
+        except PlanChanged as exc:
+            return self._plan_changed(action, who, exc)
         return None
+
+    def _plan_changed(self, action: Action, who: str, exc: PlanChanged) -> Action:
+        """``who``'s yes to ``action`` refused (:class:`PlanChanged`): it waits, as it is
+        now, for a person who sees what it runs now; its history says so, in the words
+        ``approve`` prints."""
+        commands = [list(c) for c in exc.plan.get("commands", [])]
+        why = (f"not run: what it would run changed while {who} was approving it, to "
+               f"{commands} (another approval replanned it meanwhile); nobody approved "
+               "that: approve again to run it")
+        self.store.audit(who, "action.approval_stale", f"action:{action.id}", why)
+        log.info("action %d not approved by %s: %s", action.id, who, why,
+                 extra={"action": action.id, "incident": action.incident_id})
+        return self.actions.get(action.id)
 
     def _cut_off(self, action_id: int, exc: BaseException) -> str | None:
         """A run of this process ended by an exception (a Ctrl-C or a stop is a
@@ -707,6 +730,10 @@ class Executor:
     async def _finding_present(self, action: Action, reason: str = "approval") -> bool:
         incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
         if incident is None or action.host not in self.transports:
+            return True
+        if self.store.is_kept(incident.id):
+            # a fix made its finding go and left the unit dead (keep_open): the finding is
+            # gone by then, the problem is not, and a fix still needs running
             return True
         report = await self.checker_for(action.host).check(reason, _reads(incident))
         if not report.judged(incident.rule, incident.subject):

@@ -65,6 +65,20 @@ class DecidedMeanwhile(StoreError):
         self.state = state
 
 
+class PlanChanged(DecidedMeanwhile):
+    """A move refused because the action, still where its caller found it, no longer runs
+    what its caller decided on: another process replanned it meanwhile (a second person's
+    ``approve`` found the host's facts changed). ``plan``: what it runs now, which nobody
+    who said yes to the old one has seen."""
+
+    def __init__(self, action_id: int, state: str, wanted: str, plan: dict[str, Any]) -> None:
+        StoreError.__init__(self, f"action {action_id} was replanned since it was decided "
+                            f"on; it cannot become {wanted}")
+        self.action_id = action_id
+        self.state = state
+        self.plan = plan
+
+
 @dataclass(frozen=True)
 class Action:
     id: int
@@ -190,12 +204,13 @@ _SELECT = ("SELECT a.*, p.rationale AS rationale FROM actions a "
 def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: float, *,
             result: dict[str, Any] | None = None, ttl_seconds: float | None = None,
             replanned: tuple[dict[str, Any], str, str] | None = None,
-            expect: str | None = None, told: str | None = None) -> bool:
+            expect: str | None = None, plan: dict[str, Any] | None = None,
+            told: str | None = None) -> bool:
     """:meth:`ActionStore.move` in the caller's transaction: False, nothing changed, where
     the action is gone or the move is not allowed from its state (or it is not in
-    ``expect``). ``told``: the outbox event to write instead of the state's own (a
-    withdrawal's)."""
-    row = conn.execute("SELECT state, incident_id FROM actions WHERE id=?",
+    ``expect``, or its plan is not ``plan``). ``told``: the outbox event to write instead
+    of the state's own (a withdrawal's)."""
+    row = conn.execute("SELECT state, plan, incident_id FROM actions WHERE id=?",
                        (action_id,)).fetchone()
     if row is None:
         return False
@@ -205,6 +220,8 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
         # `approve`, a host that did not answer): nobody is asked to approve it
         new, reason = "not_needed", over
     if new not in MOVES.get(old, frozenset()) or expect not in (None, old):
+        return False
+    if plan is not None and _plan(row) != plan:
         return False
     sets = ["state=?"]
     args: list[Any] = [new]
@@ -253,6 +270,12 @@ def _incident_over(conn: Any, incident_id: int | None) -> str | None:
     if row is None or row["state"] in LIVE_STATES:
         return None
     return f"incident {incident_id} is {row['state']}: no longer needed, not run"
+
+
+def _plan(row: Any) -> dict[str, Any]:
+    """A row's plan as :class:`Action` reads it: compared as data, not as text (the same
+    plan may be written with its keys in another order)."""
+    return json.loads(row["plan"]) if row["plan"] else {}
 
 
 def withdraw_pending(conn: Any, incident_id: int, actor: str, reason: str,
@@ -326,20 +349,29 @@ class ActionStore:
     def move(self, action_id: int, new: str, actor: str, reason: str,
              result: dict[str, Any] | None = None, ttl_seconds: float | None = None,
              replanned: tuple[dict[str, Any], str, str] | None = None,
-             expect: str | None = None, told: str | None = None) -> Action:
+             expect: str | None = None, plan: dict[str, Any] | None = None,
+             told: str | None = None) -> Action:
         """One allowed state change, in one transaction, audited; refused moves raise
         :class:`DecidedMeanwhile`. ``ttl_seconds``: how long a person has to answer an action moved
         to ``pending``; ``replanned``: its plan, subject and risk as the policy judges them
         now; ``expect``: the state the caller decided on, which the action must still be in
         (a person's decision on a pending action, not on one another terminal approved);
-        ``told``: see :func:`move_in`."""
+        ``plan``: the plan the caller decided on, which the action must still have, else
+        :class:`PlanChanged` (a person's yes is to the commands they judged, not to those
+        another terminal's ``approve`` replanned it to meanwhile); ``told``: see
+        :func:`move_in`."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT state FROM actions WHERE id=?", (action_id,)).fetchone()
+            row = conn.execute("SELECT state, plan FROM actions WHERE id=?",
+                               (action_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no action {action_id}")
             if not move_in(conn, action_id, new, actor, reason, time.time(), result=result,
                            ttl_seconds=ttl_seconds, replanned=replanned, expect=expect,
-                           told=told):
+                           plan=plan, told=told):
+                # the plan alone refused it: the caller is told so, not "it is pending"
+                if plan is not None and new in MOVES.get(row["state"], frozenset()) and \
+                        expect in (None, row["state"]) and (now := _plan(row)) != plan:
+                    raise PlanChanged(action_id, row["state"], new, now)
                 raise DecidedMeanwhile(action_id, row["state"], new)
         return self.get(action_id)
 

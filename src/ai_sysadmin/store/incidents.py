@@ -43,6 +43,11 @@ _FIXING = ("EXISTS(SELECT 1 FROM actions a WHERE a.incident_id=incidents.id "
 #: that it did not hold
 _HELD = ("COALESCE((SELECT a.state='succeeded' FROM actions a WHERE a.incident_id=incidents.id "
          "AND a.started_at IS NOT NULL ORDER BY a.started_at DESC, a.id DESC LIMIT 1), 0)")
+#: SQL: the incident (of the row of ``incidents``) was kept open (IncidentStore.keep_open: a
+#: fix made its finding go and left what it is about broken) since it last resolved or closed
+_KEPT = ("EXISTS(SELECT 1 FROM incident_events e WHERE e.incident_id=incidents.id AND "
+         "e.kind='kept_open' AND e.id > COALESCE((SELECT MAX(s.id) FROM incident_events s "
+         "WHERE s.incident_id=incidents.id AND s.to_state IN ('resolved','closed')), 0))")
 #: the source of a proposal made outside an investigation (a discussion): never decided
 ADVISORY = "discussion"
 
@@ -449,11 +454,8 @@ class IncidentStore:
         check after a fix that verified resolves it. ``kept_rules``: see :meth:`record_check`."""
         # kept: a fix made the finding go without fixing what it is about (kept_open)
         live = conn.execute(
-            f"SELECT id, rule, fingerprint, state, last_seen, EXISTS(SELECT 1 FROM "
-            f"incident_events e "
-            f"WHERE e.incident_id=incidents.id AND e.kind='kept_open' AND e.id > COALESCE("
-            f"(SELECT MAX(s.id) FROM incident_events s WHERE s.incident_id=incidents.id AND "
-            f"s.to_state IN ('resolved','closed')), 0)) AS kept FROM incidents WHERE host=? "
+            f"SELECT id, rule, fingerprint, state, last_seen, {_KEPT} AS kept "
+            f"FROM incidents WHERE host=? "
             f"AND state IN ({','.join('?' * len(LIVE_STATES))}) AND NOT {_FIXING}",
             (host, *LIVE_STATES),
         ).fetchall()
@@ -852,17 +854,20 @@ class IncidentStore:
             self._escalated(conn, incident_id, actor, reason, now)
         return True
 
+    def is_kept(self, incident_id: int) -> bool:
+        """Whether :meth:`keep_open` kept the incident open since it last resolved or
+        closed: its finding gone proves nothing fixed (see :meth:`_resolve_gone`)."""
+        row = self.db.conn.execute(
+            f"SELECT {_KEPT} AS kept FROM incidents WHERE id=?", (incident_id,)).fetchone()
+        return bool(row and row["kept"])
+
     def release_kept(self, incident_id: int, actor: str, reason: str) -> bool:
         """A later fix that verified resolves an incident :meth:`keep_open` kept (no check
         would: its finding is gone); True when it did."""
         now = time.time()
         with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT state, EXISTS(SELECT 1 FROM incident_events e WHERE e.incident_id=:id "
-                "AND e.kind='kept_open' AND e.id > COALESCE((SELECT MAX(s.id) FROM "
-                "incident_events s WHERE s.incident_id=:id AND s.to_state IN "
-                "('resolved','closed')), 0)) AS kept FROM incidents WHERE id=:id",
-                {"id": incident_id}).fetchone()
+            row = conn.execute(f"SELECT state, {_KEPT} AS kept FROM incidents WHERE id=?",
+                               (incident_id,)).fetchone()
             if row is None or not row["kept"] or row["state"] not in LIVE_STATES:
                 return False
             self._move(conn, incident_id, row["state"], "resolved", actor, reason, now)
