@@ -22,6 +22,7 @@ from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
 from ..store import ActionStore, CheckOutcome, HostStore, IncidentStore, Rises
+from .found import FoundMemory
 from .recorder import CheckRecorder
 from .rises import FS_ERRORS, OOM_KILLS, RESTARTS, RiseMemory
 from .turns import Turn, Turns
@@ -96,8 +97,9 @@ class HostChecker:
     was found (the live incidents), when restart, OOM kill and file system error counts
     rose, when fixes ran.
     A checker takes them up at its first check (a restarted daemon judges as the old one
-    would), and asks for fixes again while it has found something they decide (one run by
-    ``approve``, another process)."""
+    would), reads what was found again at each check (:meth:`_found_before`: a person's
+    ``issues resolve`` or ``check``, another process), and asks for fixes again while it
+    has found something they decide (one run by ``approve``, another process)."""
 
     def __init__(self, transport: Transport, settings: Settings, store: IncidentStore | None,
                  consumer: str = "daemon", turns: Turns | None = None,
@@ -126,8 +128,8 @@ class HostChecker:
         self.window: deque[JournalEntry] = deque()
         #: the host's time at this checker's first check: its window holds every entry since
         self._window_start: float | None = None
-        #: (rule, subject) -> the severity the last check found it at
-        self._found: dict[tuple[str, str], Severity] = {}
+        #: what the checks before found, beside the store's live incidents (:mod:`.found`)
+        self._found = FoundMemory()
         #: (rule, subject) -> when a fix of it last ran, on this machine's clock
         self._fixed: dict[tuple[str, str], float] = {}
         self._actions = ActionStore(store.db) if store is not None else None
@@ -176,18 +178,19 @@ class HostChecker:
         changed the unit files)."""
         self.collector.forget_kept()
 
-    def _fixes(self, snapshot: Snapshot) -> dict[tuple[str, str], float]:
+    def _fixes(self, snapshot: Snapshot, found: Collection[tuple[str, str]]
+               ) -> dict[tuple[str, str], float]:
         """The fixes whose time still matters: those within the windows of the journal and
         of crash loops (what came before an older one has left them).
 
         A fix another process ran (a person's ``approve``) is known only to the store: it is
-        asked while the last check found something of a rule a fix decides, which such a
+        asked while something of a rule a fix decides was ``found`` before, which such a
         fix must have been for. A healthy host costs no query; what is learned is kept,
         for the checks after the incident resolved."""
         t = self.settings.thresholds
         oldest = snapshot.taken_at - max(t.journal_burst_window_seconds,
                                          t.crash_loop_window_seconds, t.oom_kill_window_seconds)
-        if self._actions is not None and any(rule in READING_FIXES for rule, _ in self._found):
+        if self._actions is not None and any(rule in READING_FIXES for rule, _ in found):
             for key, at in self._actions.fixes_since(self.host, oldest).items():
                 self._fixed[key] = max(at, self._fixed.get(key, at))
         # one stamped ahead of now ran before a step back of the clock (NTP correcting one
@@ -271,6 +274,7 @@ class HostChecker:
                 snapshot = await self.collector.collect(query, keep=keep, afresh=afresh or ())
             self.seen = snapshot
             self._clock_stepped()
+            before = self._found_before()
             ctx = RuleContext(
                 snapshot,
                 self.settings.thresholds,
@@ -279,25 +283,20 @@ class HostChecker:
                 baseline=self.baseline,
                 earlier_baselines=tuple(self._earlier),
                 window_covered=self._covered(snapshot.host_time()),
-                found_before=self._found,
-                fixed=self._fixes(snapshot),
+                found_before=before,
+                fixed=self._fixes(snapshot, before),
                 restarts_rose_after=self._restarts_rose(snapshot),
                 oom_kills_rose_after=self._oom_kills_rose(snapshot),
                 fs_errors_rose_after=self._fs_errors_rose(snapshot),
             )
             findings, judged = evaluate(ctx)
             unread = unjudged(ctx, judged)
-            # a rule that could not judge this look (its section was not collected), or one
-            # of its subjects (a mount df could not read), found what it found before: the
-            # store keeps its incidents, and so does this memory, or the look after a failed
-            # df would judge without the margins
-            self._found = {**{key: severity for key, severity in self._found.items()
-                              if key[0] not in judged or key in unread},
-                           **{(f.rule, f.subject): f.severity for f in findings}}
+            self._found.remember(snapshot.taken_at, before, findings, judged, unread)
             report = CheckReport(self.host, snapshot, findings, judged, errors=snapshot.errors,
                                  notes=snapshot.notes, context=ctx, unjudged=unread)
             if self.recorder is not None and not await self._stored(report, reason):
                 return report  # another machine's, maybe: nothing of it remembered nor heard
+            self._found.stored(findings)
             # A check woken by the journal comes a second after the trouble began: "rising"
             # is judged against the last full look, not against that second.
             if reason != "journal" or self.previous is None:
@@ -310,6 +309,13 @@ class HostChecker:
         for listener in self.listeners:
             listener(report)
         return report
+
+    def _found_before(self) -> dict[tuple[str, str], Severity]:
+        """What the checks before found, and how bad: the host's live incidents as the store
+        has them now, read at each check (one query on its (host, state) index, none of a
+        healthy host's rows), with what only this checker's looks know (:mod:`.found`)."""
+        return self._found.before(
+            None if self.store is None else self.store.live_findings(self.host))
 
     async def _stored(self, report: CheckReport, reason: str) -> bool:
         """The check recorded in the store (:attr:`recorder`), and what it read up to kept;
@@ -413,7 +419,7 @@ class HostChecker:
         self._earlier = deque(other._earlier)
         self.window = deque(other.window)
         self._window_start = other._window_start
-        self._found = dict(other._found)
+        self._found = other._found.copy()
         self._fixed = dict(other._fixed)
         # what rose is the host's; how long a rise counts is this checker's settings
         self._restarts = other._restarts.carried_on(self._restarts.window)
@@ -424,19 +430,17 @@ class HostChecker:
 
     def _take_up(self) -> None:
         """What the store kept of this host, read on the first check: where its journal was
-        read up to, what the checks before found (its live incidents: a loop between two
-        crashes stays found, a level that warned keeps its margin) and when its services'
-        restart and OOM kill counts, and its file systems' error counts, rose (an OOM kill
-        incident resolves a window after the last kill, not a window after the restart).
-        After that this checker's own memory serves (it is the only writer of its host's
-        cursor), with no query on the event loop."""
+        read up to, and when its services' restart and OOM kill counts, and its file
+        systems' error counts, rose (an OOM kill incident resolves a window after the last
+        kill, not a window after the restart). After that this checker's own memory serves
+        (it is the only writer of its host's cursor), with no query on the event loop. What
+        the checks before found is read at every check (:meth:`_found_before`): others
+        change it."""
         if self.store is None or self._taken_up:
             return
         self._taken_up = True
         self.registered = self.store.registration(self.host)
         self._cursor = self.store.journal_cursor(self.host, self.consumer)
-        # what this checker found itself is newer than what the store kept
-        self._found = {**self.store.live_findings(self.host), **self._found}
         now = time.time()
         for memory in self._rise_memories:
             memory.take_up(self.store.rises(self.host, memory.counter, now - memory.window))

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity
@@ -32,6 +32,15 @@ from .outbox import (
     note_outage,
 )
 from .states import LIVE_STATES, STATES
+
+
+class LiveFinding(NamedTuple):
+    """What a live incident says a check found: how bad, and when a look last found it
+    (this machine's clock, ``last_seen``)."""
+
+    severity: Severity
+    last_seen: float
+
 
 #: SQL: a fix of the incident (of the row of ``incidents``) is being run or verified: its
 #: commands run (no result yet) or its verification is under way (ActionStore.ran); one whose
@@ -311,13 +320,16 @@ class IncidentStore:
         return row["cursor"] if row else None
 
     # -- what a checker that starts takes up (a restarted daemon, a fresh `check`) ----------
-    def live_findings(self, host: str) -> dict[tuple[str, str], Severity]:
-        """(rule, subject) -> severity of ``host``'s live incidents: what the checks before
-        found, and how bad (a level that was critical keeps its margin too)."""
+    def live_findings(self, host: str) -> dict[tuple[str, str], LiveFinding]:
+        """(rule, subject) -> ``host``'s live incidents: what the checks before found, of
+        whichever process, and how bad (a level that was critical keeps its margin too), less
+        what a person resolved or closed since. One query on the (host, state) index; none
+        of a healthy host's rows."""
         rows = self.db.conn.execute(
-            f"SELECT rule, subject, severity FROM incidents WHERE host=? AND state IN "
-            f"({','.join('?' * len(LIVE_STATES))})", (host, *LIVE_STATES))
-        return {(r["rule"], r["subject"]): Severity.parse(r["severity"]) for r in rows}
+            f"SELECT rule, subject, severity, last_seen FROM incidents WHERE host=? AND state "
+            f"IN ({','.join('?' * len(LIVE_STATES))})", (host, *LIVE_STATES))
+        return {(r["rule"], r["subject"]): LiveFinding(Severity.parse(r["severity"]),
+                                                       r["last_seen"]) for r in rows}
 
     def rises(self, host: str, counter: str, since: float) -> dict[str, float]:
         """Service -> the latest look after which its ``counter`` rose (this machine's
