@@ -319,10 +319,10 @@ def test_a_host_added_again_at_another_target_is_reached_there(cli, settings, st
     assert cli("systems", "remove", "web9")[0] == 0
     assert cli("systems", "add", "--no-probe", "root@web9:2200")[0] == 0
 
-    fresh = asyncio.run(runtime.renew("web9"))
+    transport = asyncio.run(runtime.reach("web9"))
 
-    transport = runtime.transports["web9"]
-    assert fresh.transport is transport
+    assert runtime.transports["web9"] is transport
+    assert runtime.checkers["web9"].transport is transport
     assert (transport.target.port, transport.target.user) == (2200, "root")
 
 

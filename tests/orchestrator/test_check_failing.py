@@ -187,6 +187,44 @@ def test_a_check_that_fails_once_tells_nobody_and_opens_and_resolves_nothing(
     assert _events_of_web9(store) == []  # nobody told of a passing failure
 
 
+class BrokenHost(LocalTransport):
+    """This machine under another name, where every command raises what no check handles
+    (the bug is ours, not the host's): whichever checker reaches it, a renewed one too."""
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(BUG)
+
+    async def read_file(self, *args: Any, **kwargs: Any) -> str | None:
+        raise RuntimeError(BUG)
+
+
+def test_a_host_added_again_whose_checks_keep_failing_is_told_again(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    """`systems remove`, then `systems add` of a host whose failing checks were told: the
+    new host's are told too (the daemon kept the removed one's "told" when it renewed the
+    host's checker, and said nothing of them for the daemon's life)."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", journal_follow=False,
+                        knowledge={"enabled": False}, agent={"investigate": False}
+                        ).model_copy(update={"check_interval": INTERVAL})
+    store = IncidentStore(Database(settings.db_path))
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    daemon = Daemon(Runtime(settings, store, [LocalTransport("here"), BrokenHost("web9")]))
+
+    async def failing_for_an_interval() -> None:
+        for _ in range(2):  # the loop's checker: the host's own, renewed or not
+            (checker,) = [c for c in daemon.checkers if c.host == "web9"]
+            assert await daemon.check_host(checker, "interval")
+            await asyncio.sleep(INTERVAL)
+
+    asyncio.run(failing_for_an_interval())
+    assert _events_of_web9(store).count("check_failing") == 1
+    assert cli("systems", "remove", "web9")[0] == 0
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+    asyncio.run(failing_for_an_interval())  # its first check renews its checker
+    assert _events_of_web9(store).count("check_failing") == 2
+    assert _host(store, "web9")["check_failed_since"] is not None
+
+
 def test_what_was_said_of_each_hosts_checks_outlives_pruning(tmp_path: Path) -> None:
     # failing for a month: pruning keeps each host's "failing", or its "back" is never said
     store = IncidentStore(Database(tmp_path / "state.db"))

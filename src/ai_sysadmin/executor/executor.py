@@ -229,11 +229,17 @@ class Executor:
         store: IncidentStore,
         transports: dict[str, Transport],
         checker_for: Callable[[str], HostChecker] | None = None,
+        *,
+        reach: Callable[[str], Awaitable[Transport | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.actions = ActionStore(store.db)
         self.transports = transports
+        #: the host's transport, built for its registration now (:meth:`Runtime.reach`:
+        #: renewed, with its checker, where it was added again since); None: not managed
+        #: here. Without one, the transports given, as they are
+        self._reach = reach or self._given
         self._checkers: dict[str, HostChecker] = {}
         self.checker_for = checker_for or self._own_checker
         self._locks = KeyedLocks()
@@ -279,6 +285,9 @@ class Executor:
         """Seconds a person has to answer an action that waits for one."""
         return self.settings.safety.approval_ttl_hours * 3600
 
+    async def _given(self, host: str) -> Transport | None:
+        return self.transports.get(host)
+
     def _own_checker(self, host: str) -> HostChecker:
         if host not in self._checkers:
             self._checkers[host] = HostChecker(self.transports[host], self.settings, self.store,
@@ -318,7 +327,7 @@ class Executor:
                            incident_id: int | None = None) -> PlanContext:
         """What the policy needs, read fresh from the host: the units or process the action
         touches, the unit the incident is about, and who the assistant itself is."""
-        transport = self.transports.get(host)
+        transport = await self._reach(host)
         facts = await read_facts(transport, self.settings, facts_needed(kind, params))
         here = isinstance(transport, LocalTransport)
         own = self._own.get(here) or self._own.setdefault(
@@ -361,7 +370,7 @@ class Executor:
         return Judged(plan, record, unread)
 
     async def _started(self, host: str, pid: int) -> str | None:
-        transport = self.transports.get(host)
+        transport = await self._reach(host)
         if transport is None:
             return None
         try:
@@ -729,7 +738,7 @@ class Executor:
 
     async def _finding_present(self, action: Action, reason: str = "approval") -> bool:
         incident = self.store.get(action.incident_id, history=0) if action.incident_id else None
-        if incident is None or action.host not in self.transports:
+        if incident is None or await self._reach(action.host) is None:
             return True
         if self.store.is_kept(incident.id):
             # a fix made its finding go and left the unit dead (keep_open): the finding is
@@ -837,7 +846,7 @@ class Executor:
     async def _reachable(self, action: Action) -> str | None:
         """Why the host cannot take a command now; None when it answers. Asked before the
         action is claimed: an unreachable host must not cost an at-most-once action."""
-        transport = self.transports.get(action.host)
+        transport = await self._reach(action.host)
         if transport is None:
             return f"{action.host} is not a managed host here"
         why = await unanswered(transport, self.settings.command_timeout)
@@ -1221,7 +1230,7 @@ class Executor:
         return None
 
     async def _execute(self, action: Action) -> list[dict[str, Any]]:
-        transport = self.transports.get(action.host)
+        transport = await self._reach(action.host)
         if transport is None:
             raise AiSysadminError(f"no transport to host {action.host}")
         outputs = []

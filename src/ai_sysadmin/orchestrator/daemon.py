@@ -83,10 +83,9 @@ class Daemon:
         self.failures = CheckFailures(self.settings, self.store, StoreDown(
             self.settings, runtime.notifier, self.store.db.path, self._seen_here,
             OutageRecord.of_unit()))
-        #: when each host was added, as its checker knows it: a later time is a host added
-        #: again (`systems remove`, then `systems add`), maybe another machine
-        self._since: dict[str, float] = {
-            h["name"]: h["first_seen"] for h in HostStore(self.store.db).all()}
+        # a host added again (`systems remove`, then `systems add`: maybe another machine)
+        # is renewed by whatever reaches it first: its check, an investigation, a fix
+        runtime.renewal_listeners.append(self._renewed)
 
     def _seen_here(self) -> Snapshot | None:
         """This machine's last check, stored or not: its state database's disk as seen."""
@@ -231,45 +230,22 @@ class Daemon:
         never removed (`systems remove` refuses it)."""
         return host != self.runtime.local.host and HostStore(self.store.db).removed(host)
 
-    def _added_again(self, host: str) -> float | None:
-        """When ``host`` was added again since its checker was built; None if it was not
-        (or this machine, never removed)."""
-        if host == self.runtime.local.host:
-            return None
-        row = self.store.db.conn.execute("SELECT first_seen FROM hosts WHERE name=?",
-                                         (host,)).fetchone()
-        if row is None:
-            return None
-        # a host first recorded by its first check was not added again
-        known = self._since.setdefault(host, row["first_seen"])
-        return row["first_seen"] if row["first_seen"] != known else None
-
-    async def _renew(self, host: str, added: float,
-                     spec: HostSpec | None = None) -> HostChecker:
-        """A fresh checker (and transport, and follower) for a host added again: the old
-        one's journal cursor, snapshot and restart counts are another machine's, maybe, and
-        its transport reaches the target it had then."""
-        if self._since.get(host) == added:  # renewed meanwhile (a journal-woken check)
-            return self.runtime.checkers[host]
-        known, self._since[host] = self._since.get(host), added
-        old = self.runtime.checkers[host]
-        try:
-            fresh = await self.runtime.renew(host, spec)
-        except BaseException:
-            # not renewed: the next look (or check) tries again, not keeps the old checker
-            if known is None:
-                self._since.pop(host, None)
-            else:
-                self._since[host] = known
-            raise
+    def _renewed(self, old: HostChecker, fresh: HostChecker) -> None:
+        """A host added again, renewed by the runtime (:meth:`Runtime.reach`: by its check,
+        an investigation or a fix, whichever reached it first): the fresh checker checks it
+        in the old one's place, and follows it; the old one's journal cursor, snapshot and
+        restart counts are another machine's, maybe, its transport reaches the target it
+        had then, and what its failing checks told a person is the removed host's (the new
+        one's would never be told)."""
+        host = fresh.host
         self.checkers = [fresh if c is old else c for c in self.checkers]
         if host in self._following:
             for task in self._following.pop(host):
                 task.cancel()
             self._following[host] = self._follow(fresh)
+        self.failures.forget(host)
         log.info("%s was added again (`systems add` after `systems remove`): checked afresh, "
                  "as a new host", host, extra={"host": host})
-        return fresh
 
     async def check_host(self, checker: HostChecker, reason: str) -> bool:
         """One pass for one host: collect, detect, track, then triage what is new. False:
@@ -281,8 +257,7 @@ class Daemon:
         try:
             if await asyncio.to_thread(self._removed, checker.host):
                 return False
-            if (added := await asyncio.to_thread(self._added_again, checker.host)) is not None:
-                checker = await self._renew(checker.host, added)
+            await self.runtime.reach(checker.host)  # renewed where it was added again
             # a loop's checker the host's renewal replaced checks no more
             checker = self.runtime.checkers.get(checker.host, checker)
             report = await checker.check(reason)
@@ -363,11 +338,10 @@ class Daemon:
         ended (removed, then added again) gets a fresh one: the old one's state is the
         removed machine's."""
         try:
-            if host in self.runtime.checkers:
-                checker = await self._renew(host, added, spec)
+            if host in self.runtime.checkers:  # the listener swaps it in
+                checker = await self.runtime.renew(host, added, spec)
             else:
-                checker = await self.runtime.take_on(host, spec)
-                self._since[host] = added
+                checker = await self.runtime.take_on(host, added, spec)
                 self.checkers.append(checker)
                 how = "`systems add`" if source == "added" else "`systems accept`"
                 log.info("%s is managed now (%s): checked from now on", host, how,
@@ -545,7 +519,7 @@ def build_daemon(runtime: Runtime, follow_config: bool = True) -> Daemon:
         checker.listeners.append(daemon._note_system)
     daemon.investigator = Investigator(settings, daemon.store, runtime.transports, llm_for,
                                        runtime.facts, runtime.executor.decide_and_act,
-                                       here=runtime.local.host)
+                                       here=runtime.local.host, reach=runtime.reach)
     daemon.investigator.workers_say = queue.workers_say
     if settings.queue.embedded_worker:
         readiness = Readiness(settings, log)

@@ -156,12 +156,17 @@ class Investigator:
         | None = None,
         knowledge: KnowledgeSource | None = None,
         here: str | None = None,
+        reach: Callable[[str], Awaitable[Transport | None]] | None = None,
     ) -> None:
         self.settings = settings
         #: this machine's name, the host of what is said about the LLM server
         self.here = here or short_hostname()
         self.store = store
         self.transports = transports
+        #: the host's transport, built for its registration now (:meth:`Runtime.reach`:
+        #: renewed where it was added again since); None: not managed here. Without one,
+        #: the transports given, as they are
+        self._reach = reach or self._given
         self.llm_for = llm_for
         self.facts_for = facts_for or HostFacts
         #: hands the investigation's proposals to the policy and executor
@@ -193,6 +198,9 @@ class Investigator:
         self._facts = {LLM: {"url": url},
                        WORKER: {"queue": describe_queue(settings),
                                 "unit": f"{settings.ai_name}-llm-worker.service"}}
+
+    async def _given(self, host: str) -> Transport | None:
+        return self.transports.get(host)
 
     @property
     def knowledge(self) -> KnowledgeSource:
@@ -294,6 +302,9 @@ class Investigator:
             return
         if await asyncio.to_thread(self._held, incident_id):
             return
+        # the host as it is now: one added again since the transports were built (another
+        # machine, maybe, at another target) is renewed, its tools reach its new target
+        await self._reach(incident.host)
         await asyncio.to_thread(self.store.transition, incident_id, "investigating", "agent",
                                 "investigation started")
         ctx = ToolContext(self.settings, self.transports, incident.host, self.store, incident_id)

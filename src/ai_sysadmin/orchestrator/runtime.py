@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,12 @@ class Runtime:
         #: action -> why its lesson last failed, as logged: a knowledge base that stays
         #: broken (a damaged vector index) is said once, not at every housekeeping
         self._unlearned: dict[int, str] = {}
+        #: the registration (``hosts.first_seen``) each host's transport was built for: one
+        #: that differs is the host added again since, maybe another machine (:meth:`reach`)
+        self._built_for: dict[str, float] = {}
+        #: told each host renewed (:meth:`renew`), with its old checker and the fresh one:
+        #: the daemon's loops and followers of the host
+        self.renewal_listeners: list[Callable[[HostChecker, HostChecker], None]] = []
 
     # -- hosts ----------------------------------------------------------------------------------
     @property
@@ -78,6 +84,11 @@ class Runtime:
 
     @cached_property
     def transports(self) -> dict[str, Transport]:
+        # the registrations before the targets: a host added again in between is renewed
+        # when first reached, never taken for the target read before its registration
+        if self.store is not None:
+            self._built_for = {h["name"]: float(h["first_seen"])
+                               for h in HostStore(self.store.db).all()}
         if self._given is not None:
             return {t.host: t for t in self._given}
         specs = managed_specs(self.settings, HostStore(self.store.db)) if self.store else []
@@ -97,6 +108,34 @@ class Runtime:
                                   "`systems add`)")
         return found
 
+    async def reach(self, host: str) -> Transport | None:
+        """``host``'s transport, built for the host's registration now: one built for an
+        earlier one (``systems remove``, then ``systems add``: maybe another machine, at
+        another target) is renewed first, with its checker (:meth:`renew`). None: not a
+        managed host here. The one way the executor and the investigations reach a host: a
+        transport built at the daemon's start reached the removed machine until the host's
+        next check renewed it."""
+        if host == self.local.host:
+            return self.local
+        if host not in self.transports:
+            return None
+        if (added := await asyncio.to_thread(self.added_again, host)) is not None:
+            await self.renew(host, added)
+        return self.transports.get(host)
+
+    def added_again(self, host: str) -> float | None:
+        """``host``'s registration (``hosts.first_seen``) where it is not the one its
+        transport was built for: added again since; None where it is (a host first recorded
+        by its first check was not added again), and for this machine, never removed. A
+        blocking read."""
+        if host == self.local.host or self.store is None:
+            return None
+        now = self.store.registration(host)
+        if now is None:
+            return None
+        known = self._built_for.setdefault(host, now)
+        return now if now != known else None
+
     # -- checks and facts -----------------------------------------------------------------------
     @cached_property
     def checkers(self) -> dict[str, HostChecker]:
@@ -114,27 +153,39 @@ class Runtime:
         specs = managed_specs(self.settings, HostStore(self.store.db)) if self.store else []
         return {self.local.host: None, **{s.name: s for s in specs if s.name != self.local.host}}
 
-    async def take_on(self, host: str, spec: HostSpec | None = None) -> HostChecker:
+    async def take_on(self, host: str, registered: float,
+                      spec: HostSpec | None = None) -> HostChecker:
         """A transport and checker for ``host``, managed since the others were built
-        (``systems add``, ``systems accept``): built as the fleet's, sharing their limit of
-        hosts collected at once, their recorder and their listeners (the daemon's triage
-        and host profiles, which every checker of the fleet has). The executor and the
-        investigations, which look hosts up in these dicts, reach it from now on. A host
-        known already is renewed (:meth:`renew`)."""
+        (``systems add``, ``systems accept``) as its registration ``registered``: built as
+        the fleet's, sharing their limit of hosts collected at once, their recorder and
+        their listeners (the daemon's triage and host profiles, which every checker of the
+        fleet has). The executor and the investigations, which look hosts up in these dicts,
+        reach it from now on. A host known already is renewed (:meth:`renew`)."""
         if host in self.checkers:
-            return await self.renew(host, spec)
+            return await self.renew(host, registered, spec)
         like = next(iter(self.checkers.values()))  # this host's, at least: always checked
-        return self._check_through(self._transport_of(host, spec), like)
+        checker = self._check_through(self._transport_of(host, spec), like)
+        self._built_for[host] = registered
+        return checker
 
-    async def renew(self, host: str, spec: HostSpec | None = None) -> HostChecker:
+    async def renew(self, host: str, registered: float,
+                    spec: HostSpec | None = None) -> HostChecker:
         """A fresh transport and checker for ``host``, added again (``systems add`` after
-        ``systems remove``) since they were built: it may be another machine, at another
-        target, and nothing the old checker kept (journal cursor, last snapshot, restart
-        counts) is this one's. The old transport is closed; the executor and the
-        investigations, which look hosts up in these dicts, reach the new one."""
+        ``systems remove``) as its registration ``registered`` since they were built: it may
+        be another machine, at another target, and nothing the old checker kept (journal
+        cursor, last snapshot, restart counts) is this one's. The listeners are told
+        (:attr:`renewal_listeners`), the old transport is closed; the executor and the
+        investigations, which reach hosts through these dicts, reach the new one. One
+        renewed for ``registered`` already (an investigation reached it first, or a check
+        its follower woke) is left as it is."""
         old = self.checkers[host]
-        transport = self._transport_of(host, spec)
+        if self._built_for.get(host) == registered:
+            return old
+        transport = self._transport_of(host, spec)  # raises: nothing changed, tried again
+        self._built_for[host] = registered
         fresh = self._check_through(transport, old)
+        for listener in self.renewal_listeners:
+            listener(old, fresh)
         if old.transport is not transport:
             with contextlib.suppress(Exception):  # a dead SSH session is no reason to stay
                 await old.transport.close()
@@ -232,7 +283,8 @@ class Runtime:
 
         if self.store is None:
             raise AiSysadminError("the executor needs the state database")
-        executor = Executor(self.settings, self.store, self.transports, self.checker_for)
+        executor = Executor(self.settings, self.store, self.transports, self.checker_for,
+                            reach=self.reach)
         executor.outcome_listeners.append(self.learn)
         return executor
 
