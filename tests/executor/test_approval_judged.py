@@ -52,12 +52,6 @@ class ListingHost(ScriptedHost):
 
 
 @pytest.fixture
-def quick(settings: Settings) -> Settings:
-    return settings.model_copy(update={"safety": settings.safety.model_copy(
-        update={"verify_settle_seconds": 0, "verify_timeout": 1})})
-
-
-@pytest.fixture
 def host(tmp_path: Path) -> ListingHost:
     return ListingHost(tmp_path)
 

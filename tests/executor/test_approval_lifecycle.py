@@ -74,12 +74,6 @@ def unit_show(unit_id: str, *aliases: str) -> str:
 
 
 @pytest.fixture
-def quick(settings: Settings) -> Settings:
-    return settings.model_copy(update={"safety": settings.safety.model_copy(
-        update={"verify_settle_seconds": 0, "verify_timeout": 1})})
-
-
-@pytest.fixture
 def host(tmp_path: Path) -> ScriptedHost:
     return ScriptedHost(tmp_path)
 
