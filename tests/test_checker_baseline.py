@@ -419,3 +419,33 @@ def test_a_check_in_flight_when_a_fixs_commands_ran_keeps_nothing_it_read(
     assert during.snapshot.unit_files == {"a.service": "enabled"}
     assert after.snapshot.kept == frozenset()
     assert calls.read_text().split().count("list-unit-files") == 2
+
+
+def test_a_listing_read_while_a_fixs_commands_ran_is_not_kept(tmp_path: Path) -> None:
+    """The daemon's first check is listing the unit files (slow) when a fix's commands run:
+    that listing may be from before the fix, and the next check reads them again rather
+    than keep it for an hour."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    slow = tmp_path / "slow"
+    systemctl.write_text(systemctl.read_text().replace(
+        'then cat', f'then [ -e {slow} ] && sleep 1; cat', 1))
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    checker = HostChecker(LocalTransport("here"), settings, store=None)
+
+    async def checks() -> tuple[CheckReport, CheckReport]:
+        slow.touch()
+        inflight = asyncio.ensure_future(checker.check("interval"))
+        await until(lambda: calls.exists()
+                    and "list-unit-files" in calls.read_text().split(),
+                    what="the check listing the unit files")
+        checker.commands_ran()
+        during = await inflight
+        slow.unlink()
+        return during, await checker.check("interval")
+
+    during, after = asyncio.run(checks())
+    assert during.snapshot.unit_files == {"a.service": "enabled"}
+    assert after.snapshot.kept == frozenset()
+    assert calls.read_text().split().count("list-unit-files") == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import StoreError
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.store import ActionStore, IncidentStore
 from tests.executor.test_approval_lifecycle import HOST, ScriptedHost, incident
@@ -99,3 +100,19 @@ def test_an_incident_a_person_ends_takes_back_the_approval_it_asked_for(
         store.transition(incident_id, how, "bob", f"{how} by the operator")
     assert told(store) == [("opened", incident_id, None), ("approval", incident_id, action.id),
                            ("withdrawn", incident_id, action.id)]
+
+
+def test_a_fix_claimed_to_run_is_never_withdrawn_as_not_needed(
+        settings: Settings, store: IncidentStore, host: ScriptedHost) -> None:
+    """A fix that ran nothing goes back to no person where its incident ended; one claimed
+    to run is its run's: a withdrawal (an incident a person ends) finds it too late."""
+    executor = Executor(settings, store, {HOST: host})
+    incident_id = incident(store)
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    actions = ActionStore(store.db)
+    actions.move(action.id, "approved", "alice", "go", expect="pending")
+    assert actions.claim(action.id, "alice") is not None
+    with pytest.raises(StoreError):
+        actions.move(action.id, "not_needed", "bob", f"incident {incident_id} resolved by bob")
+    assert actions.get(action.id).state == "executing"

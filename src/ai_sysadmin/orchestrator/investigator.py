@@ -439,9 +439,9 @@ class Investigator:
             return  # ended meanwhile, or a fix of it waits after all
         answered = await asyncio.to_thread(
             self.store.without_proposal_in_a_row, incident.id, UNUSABLE)
+        # paced by the answers in a row: its diagnosis reset the attempts it counted
         retry_at = None if answered >= self.settings.agent.max_investigations else \
-            time.time() + backoff(self.settings.agent.retry_backoff_seconds,
-                                  incident.investigation_attempts)
+            time.time() + backoff(self.settings.agent.retry_backoff_seconds, answered - 1)
         await asyncio.to_thread(self.store.retry_or_escalate, incident.id, reason, retry_at)
 
     async def _host_gone(self, incident: Incident) -> bool:

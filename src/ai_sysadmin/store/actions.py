@@ -35,9 +35,10 @@ MOVES: dict[str, frozenset[str]] = {
     "approved": frozenset({"executing", "not_needed", "escalated", "refused", "expired",
                            "pending", "rejected", "recorded"}),
     # pending: sudo itself refused the first command, so nothing ran (the executor alone
-    # knows; an action whose command may have run never goes back); not_needed: so, and
-    # its incident ended meanwhile (see :func:`_incident_over`)
-    "executing": frozenset({"succeeded", "failed", "pending", "not_needed"}),
+    # knows; an action whose command may have run never goes back); so, its incident ended
+    # meanwhile, it is not_needed instead (:func:`move_in`), never otherwise: a claimed
+    # fix runs, at most once, and says how it ended
+    "executing": frozenset({"succeeded", "failed", "pending"}),
 }
 
 
@@ -215,11 +216,13 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
     if row is None:
         return False
     old = row["state"]
-    if new == "pending" and (over := _incident_over(conn, row["incident_id"])) is not None:
+    allowed = MOVES.get(old, frozenset())
+    if new in allowed and new == "pending" and \
+            (over := _incident_over(conn, row["incident_id"])) is not None:
         # back to a person for an incident resolved or closed meanwhile (a killed
         # `approve`, a host that did not answer): nobody is asked to approve it
-        new, reason = "not_needed", over
-    if new not in MOVES.get(old, frozenset()) or expect not in (None, old):
+        new, reason, allowed = "not_needed", over, frozenset({"not_needed"})
+    if new not in allowed or expect not in (None, old):
         return False
     if plan is not None and _plan(row) != plan:
         return False

@@ -799,13 +799,14 @@ class IncidentStore:
         proposal was turned down, where it made one (its diagnosis may name a fix that
         never became one)."""
         now = time.time()
-        reason = (NO_PROPOSAL + (
-            f" (the model's proposal was refused: {refused})" if refused else "") + (
-            "" if retry_at is not None else "; retries spent: escalated to a person"))
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no incident {incident_id}")
+            reason = (NO_PROPOSAL + (
+                f" (the model's proposal was refused: {refused})" if refused else "") + (
+                "; retries spent: escalated to a person"
+                if retry_at is None and row["state"] in LIVE_STATES else ""))
             conn.execute(
                 "UPDATE incidents SET diagnosis=?, investigation_error=?, next_investigation_at=?, "
                 "investigation_attempts=investigation_attempts+1, updated_at=? WHERE id=?",
