@@ -97,6 +97,20 @@ def _counting_systemctl(tmp_path: Path, unit_files: str) -> tuple[Path, Path]:
     return systemctl, calls
 
 
+def _slow_listing(tmp_path: Path, verb: str = "list-unit-files"
+                  ) -> tuple[Settings, Path, Path]:
+    """Settings whose counting systemctl lists one clean unit file, and takes a second for
+    ``verb`` while the file returned (the third) exists; and the file of calls."""
+    systemctl, calls = _counting_systemctl(
+        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
+    slow = tmp_path / "slow"
+    systemctl.write_text(systemctl.read_text().replace(
+        "\nif ", f'\n[ "$1" = {verb} ] && [ -e {slow} ] && sleep 1\nif ', 1))
+    return (Settings(ai_name="hal", state_dir=tmp_path / "state",
+                     programs={"systemctl": str(systemctl)}, unit_files_every=3600),
+            calls, slow)
+
+
 def _checks(tmp_path: Path, systemctl: Path,
             reasons: tuple[str | tuple[str, tuple[str, ...]], ...]) -> list[CheckReport]:
     """The checks of ``reasons``, each a reason or (reason, the sections it reads afresh)."""
@@ -353,13 +367,7 @@ def test_a_persons_check_stored_after_the_daemons_next_one_is_not_undone_by_a_ke
     listing and so ends first; the person's, which reads the listing (slow), opens the
     incident afterwards. The daemon's check after that judges from the same kept listing:
     it must not resolve what the person's look saw."""
-    systemctl, calls = _counting_systemctl(
-        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
-    slow = tmp_path / "slow"
-    systemctl.write_text(systemctl.read_text().replace(
-        'then cat', f'then [ -e {slow} ] && sleep 1; cat', 1))
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
-                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    settings, calls, slow = _slow_listing(tmp_path)
     store = IncidentStore(Database(settings.db_path))
     daemon = HostChecker(LocalTransport("here"), settings, store)
     person = HostChecker(LocalTransport("here"), settings, store, consumer="check")
@@ -386,29 +394,28 @@ def test_a_persons_check_stored_after_the_daemons_next_one_is_not_undone_by_a_ke
     assert incident.state == "open"
 
 
+@pytest.mark.parametrize(("kept", "slowed"), [(True, "list-units"),
+                                              (False, "list-unit-files")])
 def test_a_check_in_flight_when_a_fixs_commands_ran_keeps_nothing_it_read(
-    tmp_path: Path,
+    tmp_path: Path, kept: bool, slowed: str,
 ) -> None:
-    """A fix's commands run while a daemon check that keeps the unit files is collecting
-    (the executor does not wait for the host's checks): that check still ends, from the
-    reading it began with, and keeps nothing it read, which may be from before the fix;
-    the next check reads the unit files."""
-    systemctl, calls = _counting_systemctl(
-        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
-    slow = tmp_path / "slow"
-    systemctl.write_text(systemctl.read_text().replace(
-        'else echo "[]"', f'else [ -e {slow} ] && sleep 1; echo "[]"'))
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
-                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
+    """A fix's commands run while a daemon check is collecting (the executor does not wait
+    for the host's checks): one that keeps the unit-file listing still ends, from the
+    reading it began with (it raised KeyError); one that is reading the listing keeps
+    nothing it read, which may be from before the fix. The next check reads the listing."""
+    settings, calls, slow = _slow_listing(tmp_path, slowed)
     checker = HostChecker(LocalTransport("here"), settings, store=None)
 
+    def asked() -> int:
+        return calls.read_text().split().count(slowed) if calls.exists() else 0
+
     async def checks() -> tuple[CheckReport, CheckReport]:
-        await checker.check("interval")
+        if kept:
+            await checker.check("interval")
+        before = asked()
         slow.touch()
-        listed = calls.read_text().split().count("list-units")
         inflight = asyncio.ensure_future(checker.check("journal"))
-        await until(lambda: calls.read_text().split().count("list-units") > listed,
-                    what="the check in flight listing the units")
+        await until(lambda: asked() > before, what=f"the check in flight asking {slowed}")
         checker.commands_ran()
         during = await inflight
         slow.unlink()
@@ -416,36 +423,7 @@ def test_a_check_in_flight_when_a_fixs_commands_ran_keeps_nothing_it_read(
 
     during, after = asyncio.run(checks())
     assert "unit_files" not in during.errors
-    assert during.snapshot.unit_files == {"a.service": "enabled"}
-    assert after.snapshot.kept == frozenset()
-    assert calls.read_text().split().count("list-unit-files") == 2
-
-
-def test_a_listing_read_while_a_fixs_commands_ran_is_not_kept(tmp_path: Path) -> None:
-    """The daemon's first check is listing the unit files (slow) when a fix's commands run:
-    that listing may be from before the fix, and the next check reads them again rather
-    than keep it for an hour."""
-    systemctl, calls = _counting_systemctl(
-        tmp_path, '[{"unit_file": "a.service", "state": "enabled"}]')
-    slow = tmp_path / "slow"
-    systemctl.write_text(systemctl.read_text().replace(
-        'then cat', f'then [ -e {slow} ] && sleep 1; cat', 1))
-    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
-                        programs={"systemctl": str(systemctl)}, unit_files_every=3600)
-    checker = HostChecker(LocalTransport("here"), settings, store=None)
-
-    async def checks() -> tuple[CheckReport, CheckReport]:
-        slow.touch()
-        inflight = asyncio.ensure_future(checker.check("interval"))
-        await until(lambda: calls.exists()
-                    and "list-unit-files" in calls.read_text().split(),
-                    what="the check listing the unit files")
-        checker.commands_ran()
-        during = await inflight
-        slow.unlink()
-        return during, await checker.check("interval")
-
-    during, after = asyncio.run(checks())
+    assert during.snapshot.kept == ({"unit_files"} if kept else frozenset())
     assert during.snapshot.unit_files == {"a.service": "enabled"}
     assert after.snapshot.kept == frozenset()
     assert calls.read_text().split().count("list-unit-files") == 2

@@ -14,7 +14,12 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import StoreError
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.store import ActionStore, IncidentStore
-from tests.executor.test_approval_lifecycle import HOST, ScriptedHost, incident
+from tests.executor.test_approval_lifecycle import (
+    HOST,
+    ScriptedHost,
+    incident,
+    restart_waiting,
+)
 
 
 @pytest.fixture
@@ -39,6 +44,15 @@ def resolved_while_investigated(store: IncidentStore) -> tuple[int, int]:
     return incident_id, proposal
 
 
+def approved_by_alice(settings: Settings, store: IncidentStore, host: ScriptedHost
+                      ) -> tuple[int, int, ActionStore]:
+    """An incident about app.service, and the restart proposed for it, approved by alice."""
+    _, incident_id, action = restart_waiting(settings, store, host)
+    actions = ActionStore(store.db)
+    actions.move(action.id, "approved", "alice", "go", expect="pending")
+    return incident_id, action.id, actions
+
+
 def test_a_fix_proposed_for_an_incident_resolved_meanwhile_asks_nobody(
         settings: Settings, store: IncidentStore, host: ScriptedHost) -> None:
     incident_id, proposal = resolved_while_investigated(store)
@@ -58,17 +72,12 @@ def test_an_approval_cut_off_for_an_incident_resolved_since_is_not_asked_again(
     """Alice said yes and her `approve` was killed before the fix started; the unit came
     back and a check resolved the incident. Bob's `approve list` tidies her approval up: it
     goes to nobody (it went back to pending, and paged for approval a second time)."""
-    executor = Executor(settings, store, {HOST: host})
-    incident_id = incident(store)
-    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
-                                          incident_id=incident_id))
-    actions = ActionStore(store.db)
-    actions.move(action.id, "approved", "alice", "go", expect="pending")
+    incident_id, action_id, actions = approved_by_alice(settings, store, host)
     with store.db.transaction() as conn:  # alice's `approve` died right then
-        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (action.id,))
+        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (action_id,))
     assert store.record_check(HOST, [], {"failed_unit"}).resolved == [incident_id]
     Executor(settings, store, {}).tidy()
-    after = actions.get(action.id)
+    after = actions.get(action_id)
     assert after.state == "not_needed", after
     assert "resolved: no longer needed" in after.reason
     assert [kind for kind, _, _ in told(store)] == ["opened", "approval"]
@@ -106,13 +115,8 @@ def test_a_fix_claimed_to_run_is_never_withdrawn_as_not_needed(
         settings: Settings, store: IncidentStore, host: ScriptedHost) -> None:
     """A fix that ran nothing goes back to no person where its incident ended; one claimed
     to run is its run's: a withdrawal (an incident a person ends) finds it too late."""
-    executor = Executor(settings, store, {HOST: host})
-    incident_id = incident(store)
-    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
-                                          incident_id=incident_id))
-    actions = ActionStore(store.db)
-    actions.move(action.id, "approved", "alice", "go", expect="pending")
-    assert actions.claim(action.id, "alice") is not None
+    incident_id, action_id, actions = approved_by_alice(settings, store, host)
+    assert actions.claim(action_id, "alice") is not None
     with pytest.raises(StoreError):
-        actions.move(action.id, "not_needed", "bob", f"incident {incident_id} resolved by bob")
-    assert actions.get(action.id).state == "executing"
+        actions.move(action_id, "not_needed", "bob", f"incident {incident_id} resolved by bob")
+    assert actions.get(action_id).state == "executing"
