@@ -229,6 +229,11 @@ class Plan:
     def programs(self) -> Programs:
         return self.settings.programs
 
+    def reads(self, section: str) -> bool:
+        """Whether this check reads ``section``: it neither keeps its last reading nor
+        leaves it out."""
+        return section not in self.kept and section not in self.left_out
+
     def parsed(self, parser: Callable[..., T], *texts: str) -> T:
         """``parser(*texts)``, or what it gave the host's last check that read the same
         texts."""
@@ -295,12 +300,11 @@ class Section:
 
     def sources_of(self, plan: Plan) -> tuple[Source, ...]:
         """What this check reads for the row: nothing where it keeps the last reading."""
-        return () if self.name in plan.kept or self.name in plan.left_out \
-            else self.sources(plan)
+        return self.sources(plan) if plan.reads(self.name) else ()
 
     def sources_then(self, snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
         """What this check reads for the row in the second step, once the first is taken."""
-        if self.then is None or self.name in plan.kept or self.name in plan.left_out:
+        if self.then is None or not plan.reads(self.name):
             return ()
         return self.then(snap, plan)
 

@@ -111,6 +111,13 @@ RECENT_EVENTS = 50
 OVERLAP_SECONDS = 600.0
 
 
+def _open(conn: Any, incident_id: int) -> bool:
+    """Whether the incident is open (or reopened): waiting for nothing, neither fixed nor
+    investigated now, in the caller's transaction."""
+    row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
+    return row is not None and row["state"] in ("open", "reopened")
+
+
 def _older_look(seen_at: float, latest: float | None) -> bool:
     """Whether a check that began at ``seen_at`` looked before ``latest`` (see
     :data:`OVERLAP_SECONDS`)."""
@@ -948,8 +955,7 @@ class IncidentStore:
         all): nothing is recorded. :meth:`retry_or_escalate` plans what comes next."""
         now = time.time()
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
-            if row is None or row["state"] not in ("open", "reopened"):
+            if not _open(conn, incident_id):
                 return False
             self._event(conn, incident_id, ALL_REFUSED, None, None, actor, reason, now)
         return True
@@ -960,8 +966,7 @@ class IncidentStore:
         its investigation's error), or, None, escalated to a person."""
         now = time.time()
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
-            if row is None or row["state"] not in ("open", "reopened"):
+            if not _open(conn, incident_id):
                 return
             conn.execute("UPDATE incidents SET investigation_error=?, next_investigation_at=?, "
                          "investigation_attempts=investigation_attempts+1, updated_at=? "
