@@ -21,6 +21,7 @@ from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.safety.sudo_rules import sudoers_text
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 
 pytestmark = pytest.mark.lab
 
@@ -120,6 +121,36 @@ def test_a_proposal_two_daemons_decide_at_once_yields_one_action(tmp_path: Path)
         assert starts(sb) == 2  # the failed start, then one restart
         decided = [e for e in store.audit_log(100) if e["action"] == "action.approved"]
         assert len(decided) == 1
+
+
+def test_proposals_a_restarted_daemon_refuses_all_leave_the_incident_to_a_person(
+        tmp_path: Path) -> None:
+    """The daemon died between recording an investigation's proposal (clean /etc) and
+    deciding it; the restarted daemon's policy refuses it (outside clean_paths). Its
+    incident stayed open, diagnosed, with no retry planned and nobody told: looked at by
+    nobody, as if the crash had not come between, where the retries are spent."""
+    with Sandbox() as sb:
+        transport = failed_app(sb)
+        settings = lab_settings(tmp_path, check_interval=3600, thresholds=QUIET_HOST_WIDE,
+                                agent={"max_investigations": 1},
+                                llm={"url": "http://127.0.0.1:9", "model": "none"})
+        store = IncidentStore(Database(settings.db_path))
+        incident_id = app_incident(store, transport.host)
+        store.transition(incident_id, "investigating", "agent", "investigation started")
+        store.add_proposal(incident_id, transport.host, "clean_directory",
+                           '{"path": "/etc", "older_than_days": 7}', "old files")
+        store.record_investigation(incident_id, "DIAGNOSIS: old files", None)
+
+        def told(store: IncidentStore) -> bool:
+            return any(e.kind == "escalated" for e in store.get(incident_id).events)
+
+        store, _ = run_daemon(settings, sb, told)
+    (action,) = ActionStore(store.db).find()
+    assert action.state == "refused" and "outside the configured" in action.reason
+    incident = store.get(incident_id)
+    assert incident.state == "open"
+    (said,) = [e.detail for e in incident.events if e.kind == "escalated"]
+    assert said.startswith("every proposal was refused: ") and "retries spent" in said
 
 
 SLEEPER = "[Service]\nExecStart=/bin/sleep infinity\n"

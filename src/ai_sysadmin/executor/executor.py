@@ -472,12 +472,15 @@ class Executor:
             decided.append(action)
         return decided
 
-    async def decide_undecided(self) -> None:
+    async def decide_undecided(self) -> dict[int, list[Action]]:
         """After a restart: proposals recorded but never decided (at most once each: the
-        action and the proposal's new state are written in one transaction)."""
+        action and the proposal's new state are written in one transaction); the actions
+        this decided, by incident, as :meth:`decide_and_act` returns them."""
+        decided: dict[int, list[Action]] = {}
         for proposal in await asyncio.to_thread(self.store.undecided_proposals):
-            await self.decide_and_act(proposal["incident_id"], proposal["host"], [proposal],
-                                      left=True)
+            decided.setdefault(proposal["incident_id"], []).extend(await self.decide_and_act(
+                proposal["incident_id"], proposal["host"], [proposal], left=True))
+        return decided
 
     def _incident_to(self, incident_id: int, state: str, reason: str) -> None:
         try:

@@ -183,6 +183,14 @@ class Daemon:
                                         "left behind")
         self._spawned += [asyncio.create_task(executor.run(action.id)) for action in left or ()]
 
+    async def _decide_left(self, executor: Executor) -> None:
+        """Proposals recorded just before a crash, each decided now at most once; an
+        incident whose proposals were all refused is retried or a person's, as it would have
+        been had the crash not come between."""
+        for incident_id, decided in (await executor.decide_undecided()).items():
+            if self.investigator is not None:
+                await self.investigator.decided(incident_id, decided)
+
     async def _interval_loop(self, checker: HostChecker) -> None:
         loop = asyncio.get_running_loop()
         interval = self.settings.check_interval
@@ -435,8 +443,8 @@ class Daemon:
                                              name="recover-fixes"))
             tasks.append(asyncio.create_task(self._housekeeping_loop(self.executor),
                                              name="housekeeping"))
-            # proposals recorded just before a crash are decided now, each at most once
-            tasks.append(asyncio.create_task(self.executor.decide_undecided()))
+            tasks.append(asyncio.create_task(self._decide_left(self.executor),
+                                             name="decide-left"))
         if self.investigator is not None:
             tasks.append(asyncio.create_task(self.keep_configs(), name="config-repo"))
             tasks.append(asyncio.create_task(self._knowledge_idle_loop(),

@@ -425,24 +425,26 @@ class Investigator:
                  extra={"incident": incident_id, "event": "investigated",
                         "mode": outcome.mode, "proposals": outcome.proposals})
         if self.on_proposals is not None and outcome.proposals:
-            decided = await self.on_proposals(incident_id, incident.host, outcome.proposals)
-            if decided and all(action.state == "refused" for action in decided):
-                await self._all_refused(incident, decided)
+            await self.decided(incident_id,
+                               await self.on_proposals(incident_id, incident.host,
+                                                       outcome.proposals))
 
-    async def _all_refused(self, incident: Incident, decided: list[Action]) -> None:
-        """Every proposal of the investigation refused by the policy as it decided it:
-        nothing runs nor waits for a person, so the incident is retried with backoff and,
-        once the model's answers are spent, a person's (it stayed open, looked at by
-        nobody)."""
+    async def decided(self, incident_id: int, decided: Sequence[Action]) -> None:
+        """An investigation's proposals as the policy decided them (here, or after a restart
+        where it died between recording and deciding them). Every one refused: nothing runs
+        nor waits for a person, so the incident is retried with backoff and, once the
+        model's answers are spent, a person's (it stayed open, looked at by nobody)."""
+        if not decided or any(action.state != "refused" for action in decided):
+            return
         reason = f"every proposal was refused: {decided[-1].reason}"
-        if not await asyncio.to_thread(self.store.record_refused, incident.id, reason):
+        if not await asyncio.to_thread(self.store.record_refused, incident_id, reason):
             return  # ended meanwhile, or a fix of it waits after all
         answered = await asyncio.to_thread(
-            self.store.without_proposal_in_a_row, incident.id, UNUSABLE)
+            self.store.without_proposal_in_a_row, incident_id, UNUSABLE)
         # paced by the answers in a row: its diagnosis reset the attempts it counted
         retry_at = None if answered >= self.settings.agent.max_investigations else \
             time.time() + backoff(self.settings.agent.retry_backoff_seconds, answered - 1)
-        await asyncio.to_thread(self.store.retry_or_escalate, incident.id, reason, retry_at)
+        await asyncio.to_thread(self.store.retry_or_escalate, incident_id, reason, retry_at)
 
     async def _host_gone(self, incident: Incident) -> bool:
         """An investigation that proposed nothing while its host went down (an incident says
