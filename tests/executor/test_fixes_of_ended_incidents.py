@@ -13,6 +13,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import StoreError
 from ai_sysadmin.executor import Executor
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import ActionStore, IncidentStore
 from tests.executor.test_approval_lifecycle import (
     HOST,
@@ -20,6 +21,8 @@ from tests.executor.test_approval_lifecycle import (
     incident,
     restart_waiting,
 )
+
+FAILED = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
 
 
 @pytest.fixture
@@ -65,6 +68,19 @@ def test_a_fix_proposed_for_an_incident_resolved_meanwhile_asks_nobody(
     assert store.get(incident_id, history=0).state == "resolved"
     assert told(store) == [("opened", incident_id, None)]
     assert host.commands() == []
+
+
+def test_a_fix_proposed_before_its_incident_resolved_is_not_decided_once_it_is_back(
+        settings: Settings, store: IncidentStore, host: ScriptedHost) -> None:
+    """The daemon died between recording the model's restart and deciding it; the unit came
+    back (the incident resolved), then failed again (reopened) before the daemon restarted.
+    The restarted daemon ran the restart proposed for the time before, beside the one the
+    reopened incident's new investigation proposes."""
+    incident_id, _ = resolved_while_investigated(store)
+    assert store.record_check(HOST, [FAILED], {"failed_unit"}).reopened == [incident_id]
+    executor = Executor(settings, store, {HOST: host})
+    assert asyncio.run(executor.decide_undecided()) == {}
+    assert executor.actions.find() == [] and host.commands() == []
 
 
 def test_an_approval_cut_off_for_an_incident_resolved_since_is_not_asked_again(

@@ -604,6 +604,12 @@ class IncidentStore:
             (new, now, new, now, incident_id),
         )
         self._state_event(conn, incident_id, "state", old, new, actor, reason, now)
+        if new == "reopened":
+            # back after it resolved: what was proposed for the time before and never
+            # decided (the daemon died in between) is not decided after a restart beside
+            # what this time's investigation proposes
+            conn.execute("UPDATE proposals SET state='abandoned' WHERE incident_id=? AND "
+                         "state='proposed' AND source != ?", (incident_id, ADVISORY))
         if new != "resolved":
             return []
         note_incident(conn, incident_id, "resolved", now, reason)
