@@ -568,3 +568,17 @@ def test_check_all_with_one_check_that_raises_still_reports_the_others(
     assert by_host["web1"]["reachable"] is False
     [local] = [h for name, h in by_host.items() if name != "web1"]
     assert local["healthy"] is False and "ValueError: a parser's bug" in local["error"]
+    # the shape of every host's entry, as a script reads it
+    assert set(local) == set(by_host["web1"]) | {"error"}
+    assert local["findings"] == [] and "a parser's bug" in local["errors"]["check"]
+
+
+def test_an_empty_host_name_is_refused_not_read_as_every_host(cli) -> None:
+    """A cron script's unset variable, `issues --host "$H"`: it listed every host's incidents
+    (exit 0) and `systems refresh ""` checked the whole fleet."""
+    for command in (("issues", "--host", ""), ("issues", "list", "--json", "--host", " "),
+                    ("logs", "audit", "--host", ""), ("systems", "refresh", "")):
+        code, out, err = cli(*command)
+        assert code == 2 and out == "", command
+        assert "an empty host name names no host" in err, (command, err)
+

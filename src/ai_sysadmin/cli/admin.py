@@ -17,7 +17,7 @@ import typer
 
 from .. import logs as logfiles
 from ..errors import AiSysadminError
-from .context import MAX_LINES, banner, out, print_json, state
+from .context import MAX_LINES, a_host, banner, out, print_json, state
 from .dispatch import TOOLS
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def logs(
     ] = 50,
     host: Annotated[str | None, typer.Option(
         metavar="HOST", help="Only this host's records: the host's, its incidents' and its "
-        "actions'.")] = None,
+        "actions'.", callback=a_host)] = None,
     since: Annotated[str | None, typer.Option(
         metavar="WHEN", help="Only records since then: an age (30s, 10m, 2h, 3d, 1w) or a "
         "local time (2026-12-06 21:00).")] = None,

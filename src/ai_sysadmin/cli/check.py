@@ -112,6 +112,17 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
     }
 
 
+def _failed_dict(host: str, why: str) -> dict[str, Any]:
+    """A host whose check raised, in the shape of every other host's entry (a script reading
+    ``findings`` of each host broke exactly when the fleet had trouble): it judged nothing,
+    and why is its ``check`` error (and ``error``, as before)."""
+    why = masked(why)
+    return {"host": host, "healthy": False, "reachable": None, "refused": None,
+            "not_asked": None, "findings": [], "errors": {"check": why}, "notes": {},
+            "kept": [], "incidents_opened": [], "incidents_reopened": [],
+            "incidents_resolved": [], "actions_withdrawn": [], "error": why}
+
+
 def check(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Argument(
@@ -304,8 +315,7 @@ def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
     if as_json:
         print_json({"name": app.settings.ai_name, "exit_code": code,
                     "hosts": [*(_as_dict(r) for r in reports),
-                              *({"host": host, "healthy": False, "reachable": None,
-                                 "error": masked(why)} for host, why in failed.items())]})
+                              *(_failed_dict(host, why) for host, why in failed.items())]})
         return code
     banner(app.settings, f"health check of {len(reports) + len(failed)} host(s)")
     shared = _shared_notes(reports)

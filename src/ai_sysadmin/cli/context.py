@@ -30,6 +30,15 @@ def id_argument(what: str) -> Any:
                           show_default=False)
 
 
+def a_host(value: str | None) -> str | None:
+    """A host name given to a command: an empty one (a script's unset variable) is refused,
+    where it read as no name at all, every host."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("an empty host name names no host; leave it out for every "
+                                 "host")
+    return value
+
+
 IncidentId = Annotated[int, id_argument("incident")]
 ActionId = Annotated[int, id_argument("action")]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from .context import MAX_LINES, IncidentId, banner, esc, out, print_json, state
+from .context import MAX_LINES, IncidentId, a_host, banner, esc, out, print_json, state
 from .identity import actor
 
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ def _when(ts: float | None) -> str:
 
 
 AllStates = Annotated[bool, typer.Option("--all", help="Include resolved and closed.")]
-HostOpt = Annotated[str | None, typer.Option(metavar="HOST", help="Only this host.")]
+HostOpt = Annotated[str | None, typer.Option(metavar="HOST", help="Only this host.",
+                                              callback=a_host)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 

@@ -16,7 +16,7 @@ from ..hosts.inventory import configured_hosts, target_machine
 from ..hosts.transport import unanswered
 from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
 from ..store import HostStore
-from .context import AppState, banner, cell, err, name_order, out, print_json, state
+from .context import AppState, a_host, banner, cell, err, name_order, out, print_json, state
 from .identity import actor
 
 if TYPE_CHECKING:
@@ -197,12 +197,15 @@ async def _probe(app_state: AppState, name: str) -> TransportError | None:
 
 def _say_probe(name: str, why: TransportError | None) -> None:
     """What the host answered: a problem on stderr, the host managed all the same."""
-    from ..redact import redact
+    from ..monitor.findings import quote
+    from .check import SHOWN
 
     if why is None:
         out.print(f"{name} answered and ran a command")
         return
-    said = redact(str(why)).removeprefix(f"{name}: ")
+    # what answers on the port chooses its words (an SSH disconnect's reason): one line,
+    # its control characters shown, never a line of this program's own
+    said = quote(str(why), SHOWN).removeprefix(f"{name}: ")
     if isinstance(why, CommandRefused):
         err.print(f"warning: {name} answered but runs no command: {said}", soft_wrap=True)
     else:
@@ -271,7 +274,8 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
 @app.command("refresh")
 def refresh(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this host.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this host.",
+                                               callback=a_host)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hosts as JSON.")] = False,
 ) -> None:
     """Check the managed hosts now, all at once. Exit code: 0 every host ran the check, 1 a
