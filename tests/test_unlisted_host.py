@@ -176,3 +176,38 @@ def test_a_host_listed_for_one_run_only_is_managed_no_more_once_dropped(
     assert "web3" not in daemon.runtime.checkers
     assert HostStore(store.db).get("web3")["status"] == "removed"
     assert store.get(failed).state == "closed"
+
+
+def test_a_host_a_command_checked_before_any_start_is_let_go_once_dropped(
+        cli: Cli, config_file: Callable[[str], Path]) -> None:
+    """Listed, checked from the command line before any daemon ran (its row made by that
+    check), then dropped: it stayed managed in `systems list` with its incident open, and
+    `check web3` called it no managed host."""
+    settings = _config(config_file, WEB3)
+    store = IncidentStore(Database(settings.db_path))
+    assert cli("check", "web3")[0] == 1  # unreachable: its incident opens
+    (unreachable,) = store.incidents(LIVE_STATES, "web3")
+    _start(_config(config_file, "[]"), store)
+    assert "web3" not in _listed(cli)
+    assert store.get(unreachable.id).state == "closed"
+
+
+def test_a_dropped_host_accepted_again_is_checked_and_stays_the_operators(
+        cli: Cli, config_file: Callable[[str], Path]) -> None:
+    """The config dropped web3 and a start let it go; the operator accepts it back. It said
+    "managed now", yet nothing checked it (no target of its own) and the next start let it
+    go again (still the config's)."""
+    settings = _config(config_file, WEB3)
+    store = IncidentStore(Database(settings.db_path))
+    _start(settings, store)
+    settings = _config(config_file, "[]")
+    _start(settings, store)
+    assert _listed(cli, "--all")["web3"]["status"] == "removed"
+    code, out, _ = cli("systems", "accept", "web3")
+    assert code == 0 and out.startswith("web3 is managed now")
+    daemon = _start(settings, store)
+    assert "web3" in daemon.runtime.checkers
+    assert _listed(cli)["web3"]["status"] == "managed"
+    _start(settings, store)  # the next start keeps it
+    assert _listed(cli)["web3"]["status"] == "managed"
+

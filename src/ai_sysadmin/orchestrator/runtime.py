@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..agent.prompt import HostFacts
 from ..config import Settings, short_hostname
 from ..errors import AiSysadminError, StoreError, TransportError
-from ..hosts.inventory import HostSpec
+from ..hosts.inventory import HostSpec, configured_hosts
 from ..hosts.open_files import make_room
 from ..hosts.osinfo import read_os_release
 from ..hosts.transport import LocalTransport, Transport
@@ -86,6 +86,15 @@ class Runtime:
     def transports(self) -> dict[str, Transport]:
         # the registrations before the targets: a host added again in between is renewed
         # when first reached, never taken for the target read before its registration
+        if self.from_config:
+            assert self.store is not None
+            # the hosts it checks because the config lists them are the config's: a host a
+            # command checked before any daemon started, then dropped from the config, was
+            # 'checked', which no start lets go: managed for good, checked by nothing. A
+            # store that takes no write (a full disk) leaves that to the daemon's start
+            with contextlib.suppress(StoreError):
+                HostStore(self.store.db).mark_listed(
+                    {spec.name for spec in configured_hosts(self.settings)}, self.actor)
         if self.store is not None:
             self._built_for = {h["name"]: float(h["first_seen"])
                                for h in HostStore(self.store.db).all()}

@@ -85,7 +85,12 @@ class HostStore:
             self._refuse_twin(conn, name, row["target"] or name)
             if row["status"] == "removed":
                 _forget_removed(conn, name)
-            conn.execute("UPDATE hosts SET status='managed' WHERE name=?", (name,))
+            # one the config listed once and dropped is the operator's now, at its name:
+            # still the config's, with no target, nothing checked it and the next start
+            # let it go again
+            conn.execute("UPDATE hosts SET status='managed', target=COALESCE(target, name), "
+                         "source=CASE WHEN source IN ('config','checked') THEN 'accepted' "
+                         "ELSE source END WHERE name=?", (name,))
             self._audit(conn, actor, "host.managed", name)
 
     def _refuse_twin(self, conn: Any, name: str, target: str) -> None:
