@@ -191,19 +191,22 @@ def test_a_new_name_replaces_the_old_names_units_and_commands(target: Path) -> N
 
 
 def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -> None:
-    # `sudo ai-sysadmin check` before setup writes root's database where the daemon will run
+    # `sudo ai-sysadmin check` before setup writes root's database where the daemon will run;
+    # a try of `sudo ai-sysadmin run` leaves its lock too (setup refused it as not its own)
     state = target / "var/lib/ai-sysadmin"
     (state / "logs").mkdir(parents=True)
     (state / "state.db").write_text("")
+    (state / "daemon.lock").write_text("")
     (state / "logs" / "orchestrator.jsonl").write_text("")
     planned = setup(target, "--name", "hal", "--dry-run")
     said = {s["target"]: s["detail"] for s in json.loads(planned.stdout)}
     assert said["/var/lib/ai-sysadmin"] == ("ai-sysadmin:ai-sysadmin 0750, with what is in it: "
-                                            "logs, state.db")
+                                            "daemon.lock, logs, state.db")
     done = setup(target, "--name", "hal")
     assert done.returncode == 0, done.stderr
     daemon = (state).stat()
-    for path in (state / "state.db", state / "logs", state / "logs" / "orchestrator.jsonl"):
+    for path in (state / "state.db", state / "daemon.lock", state / "logs",
+                 state / "logs" / "orchestrator.jsonl"):
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (daemon.st_uid, daemon.st_gid) != (0, 0), path
     assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}

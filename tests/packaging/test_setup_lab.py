@@ -185,6 +185,27 @@ def test_every_fix_the_drop_in_allows_runs_inside_the_daemon_sandbox(
     assert not sb.exec(["test", "-e", "/var/tmp/cache-of-nobody/old"]).ok
 
 
+def test_the_daemon_has_a_temporary_directory_whatever_clean_paths_opens(
+        installed: Sandbox) -> None:
+    """With safety.clean_paths narrowed to /var/cache (the module's own example), neither /tmp
+    nor /var/tmp was writable in the daemon's sandbox: Python found no temporary directory,
+    and `import asyncssh` failed where a C compiler is installed (the daemon exited 2, and
+    stayed down). The daemon's unit, its writable paths cut to the state directory."""
+    sb = installed
+    script = ("import tempfile\nwith tempfile.NamedTemporaryFile() as f:\n"
+              "    print('temporary', f.name)\n")
+    sb.write_file("/srv/tmp-probe.py", script, 0o644)
+    sb.write_file("/tmp-probe.sh", f"{Path(sys.executable).resolve()} /srv/tmp-probe.py\n")
+    unit = probe_unit(sb, "/tmp-probe.sh")
+    (paths,) = [line for line in unit.splitlines() if line.startswith("ReadWritePaths=")]
+    unit = unit.replace(paths, "ReadWritePaths=/var/lib/ai-sysadmin")
+    sb.write_file("/etc/systemd/system/tmp-probe.service", unit)
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+    sb.exec(["systemctl", "start", "tmp-probe.service"], timeout=60)
+    lines = sb.exec(["journalctl", "-u", "tmp-probe.service", "-o", "cat", "--no-pager"]).stdout
+    assert "temporary /run/labai-ai/" in lines, lines[-2000:]
+
+
 def show(sb: Sandbox, unit: str) -> dict[str, str]:
     props = "ActiveState,LoadState,NRestarts,ExecMainStatus,MainPID"
     text = sb.exec(["systemctl", "show", "-p", props, unit], check=True).stdout
