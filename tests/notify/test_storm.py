@@ -331,6 +331,67 @@ def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: P
     assert titles(notifier) == ["[hal] web1: a.service has failed"]
 
 
+def test_a_held_needs_a_person_is_dropped_once_its_incident_resolved(tmp_path: Path) -> None:
+    """Escalated, resolved, failing and escalated again (held: a repeat), resolved again:
+    at the window's end "needs a person ... (1 more time)" paged about what was over."""
+    store, notifier = setup(tmp_path)
+    t0 = time.time()
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_no_fix(incident.id, "no idea what to do", retry_at=None)
+    assert titles(notifier, t0) == ["[hal] web1: a.service has failed",
+                                    "[hal] web1: needs a person: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, t0 + 60) == [
+        "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"]
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    store.record_no_fix(incident.id, "still no idea", retry_at=None)
+    assert titles(notifier, t0 + 120) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, t0 + 180)[0].startswith("[hal] web1: resolved: ")  # told
+    assert titles(notifier, t0 + WINDOW + 60) == []
+
+
+def test_a_held_needs_a_person_still_true_goes_out_at_the_windows_end(tmp_path: Path) -> None:
+    """Escalated again, held, and still failing when the window ends: told once, counted."""
+    store, notifier = setup(tmp_path)
+    t0 = time.time()
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_no_fix(incident.id, "no idea what to do", retry_at=None)
+    assert len(titles(notifier, t0)) == 2
+    store.record_no_fix(incident.id, "still no idea", retry_at=None)
+    assert titles(notifier, t0 + 60) == []
+    assert titles(notifier, t0 + WINDOW + 60) == [
+        "[hal] web1: needs a person: a.service has failed (1 more time in 30 min)"]
+
+
+def test_a_held_fix_failed_is_dropped_once_a_later_fix_worked(tmp_path: Path) -> None:
+    """A fix failed, the next failed too (held), the third fixed it: "fix failed (1 more
+    time)" at the window's end, after "fixed", paged about a failure that was mended."""
+    store, notifier = setup(tmp_path)
+    t0 = time.time() - 300  # told before the fixes started: the last says it
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    assert titles(notifier, t0) == ["[hal] web1: a.service has failed"]
+
+    def fix(end: str) -> None:
+        actions, action = _running_restart(store, incident.id)
+        actions.move(action, end, "executor",
+                     "unit still failed" if end == "failed" else "unit active")
+        if end == "failed":  # as the executor escalates it
+            store.transition(incident.id, "open", "executor", "escalated: it did not fix it")
+
+    fix("failed")
+    assert titles(notifier, t0 + 60) == ["[hal] web1: fix failed: a.service has failed"]
+    fix("failed")
+    assert titles(notifier, t0 + 120) == []  # a repeat: held
+    fix("succeeded")
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, t0 + 180) == ["[hal] web1: fixed: a.service has failed"]
+    assert titles(notifier, t0 + WINDOW + 120) == []
+
+
 def test_a_digest_names_the_worst_news_first(tmp_path: Path) -> None:
     """Five hosts back and one newly down in one digest: its title listed the hosts in
     alphabetical order and called all six "incidents", the one outage behind the "...";

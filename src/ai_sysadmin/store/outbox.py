@@ -365,6 +365,17 @@ class Outbox:
         return int(row[0])
 
     @staticmethod
+    def said_after(conn: sqlite3.Connection, incident_id: int, after: int,
+                   kinds: Iterable[str]) -> bool:
+        """Whether an event of these kinds was written of the incident after event
+        ``after``, told or not: what happened to it since."""
+        wanted = list(kinds)
+        return conn.execute(
+            "SELECT 1 FROM notify_events WHERE incident_id=? AND id>? AND kind IN "
+            f"({','.join('?' * len(wanted))}) LIMIT 1",
+            (incident_id, after, *wanted)).fetchone() is not None
+
+    @staticmethod
     def withdrawal_told(conn: sqlite3.Connection, incident_id: int | None,
                         after: int) -> bool:
         """Whether a withdrawal of the incident's fix, written after event ``after`` (with
