@@ -378,13 +378,18 @@ class Outbox:
     @staticmethod
     def withdrawal_told(conn: sqlite3.Connection, incident_id: int | None,
                         after: int) -> bool:
-        """Whether a withdrawal of the incident's fix, written after event ``after`` (with
-        its resolution), goes to a person who was asked to approve that fix."""
+        """Whether a withdrawal of the incident's fix, written with its resolution (event
+        ``after``), goes to a person who was asked to approve that fix. Written after it
+        (the resolution withdraws what waits for a yes) or just before it, nothing else
+        said of the incident between: `issues resolve` withdraws the fixes first, in the
+        person's words."""
         return incident_id is not None and conn.execute(
-            "SELECT 1 FROM notify_events w WHERE w.kind='withdrawn' AND w.incident_id=? "
-            "AND w.id>? AND EXISTS(SELECT 1 FROM notify_events a WHERE a.kind='approval' AND "
+            "SELECT 1 FROM notify_events w WHERE w.kind='withdrawn' AND w.incident_id=:i "
+            "AND w.id!=:after AND w.id>COALESCE((SELECT MAX(o.id) FROM notify_events o "
+            "WHERE o.incident_id=:i AND o.id<:after AND o.kind!='withdrawn'), 0) "
+            "AND EXISTS(SELECT 1 FROM notify_events a WHERE a.kind='approval' AND "
             "a.action_id=w.action_id AND a.message_id IS NOT NULL) LIMIT 1",
-            (incident_id, after)).fetchone() is not None
+            {"i": incident_id, "after": after}).fetchone() is not None
 
     @staticmethod
     def approval_told(conn: sqlite3.Connection, action_id: int | None) -> bool:
