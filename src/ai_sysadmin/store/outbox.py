@@ -252,6 +252,14 @@ def _note_action_kind(conn: sqlite3.Connection, action_id: int, kind: str, detai
     _insert(conn, kind, facts, key, action_id, at)
 
 
+def last_event_kind(conn: sqlite3.Connection, incident_id: int) -> str | None:
+    """The kind of the newest event of the incident (or of a fix of it), told or not: what
+    was last said of it."""
+    row = conn.execute("SELECT kind FROM notify_events WHERE incident_id=? ORDER BY id DESC "
+                       "LIMIT 1", (incident_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def last_outage_event(conn: sqlite3.Connection, outage: Outage) -> tuple[int, str] | None:
     """The id and kind of the newest event of ``outage`` (down or back), told or not: what
     was last said of it (the LLM server, the worker, a host's checks), across restarts."""
