@@ -84,6 +84,29 @@ def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, s
     assert code == 2 and f"action {fix.id} is not_needed, not pending: {why}" in err
 
 
+def test_a_person_asked_to_approve_a_fix_who_resolves_its_incident_is_told_once(
+        cli, settings: Settings, store) -> None:
+    # `issues resolve` told them "no longer needed: ..." and "resolved: ..." both; a check
+    # that resolves it says the withdrawal alone
+    from ai_sysadmin.notify import Notifier
+
+    notifier = Notifier(settings, store.db, channels=[])
+
+    def told() -> list[str]:
+        made = set(notifier.dispatcher.dispatch())
+        return [m["title"] for m in notifier.outbox.messages() if m["id"] in made]
+
+    number = _incident(store)
+    ActionStore(store.db).create(
+        incident_id=number, proposal_id=None, host="web1", kind="vacuum_journal",
+        params={"max_size": "500M"}, subject="journal", risk="low", plan={},
+        outcome="approval", reason="suggest", state="pending")
+    assert told() == ["[hal] web1: /var is 97% full",
+                      "[hal] web1: approval needed: vacuum_journal journal"]
+    assert cli("issues", "resolve", str(number), "--reason", "cleaned by hand")[0] == 0
+    assert told() == ["[hal] web1: no longer needed: vacuum_journal journal"]
+
+
 def test_an_incident_a_check_resolves_withdraws_the_fix_that_waited_for_a_person(
         cli, tmp_path, config_file, store) -> None:
     # the operator restarted the unit by hand: the incident resolved, and its fix stayed in

@@ -331,6 +331,111 @@ def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: P
     assert titles(notifier) == ["[hal] web1: a.service has failed"]
 
 
+def test_a_held_needs_a_person_is_dropped_once_its_incident_resolved(tmp_path: Path) -> None:
+    """Escalated, resolved, failing and escalated again (held: a repeat), resolved again:
+    at the window's end "needs a person ... (1 more time)" paged about what was over."""
+    store, notifier = setup(tmp_path)
+    t0 = time.time()
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_no_fix(incident.id, "no idea what to do", retry_at=None)
+    assert titles(notifier, t0) == ["[hal] web1: a.service has failed",
+                                    "[hal] web1: needs a person: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, t0 + 60) == [
+        "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"]
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    store.record_no_fix(incident.id, "still no idea", retry_at=None)
+    assert titles(notifier, t0 + 120) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, t0 + 180)[0].startswith("[hal] web1: resolved: ")  # told
+    assert titles(notifier, t0 + WINDOW + 60) == []
+
+
+def test_a_held_needs_a_person_still_true_goes_out_at_the_windows_end(tmp_path: Path) -> None:
+    """Escalated again, held, and still failing when the window ends: told once, counted."""
+    store, notifier = setup(tmp_path)
+    t0 = time.time()
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    store.record_no_fix(incident.id, "no idea what to do", retry_at=None)
+    assert len(titles(notifier, t0)) == 2
+    store.record_no_fix(incident.id, "still no idea", retry_at=None)
+    assert titles(notifier, t0 + 60) == []
+    assert titles(notifier, t0 + WINDOW + 60) == [
+        "[hal] web1: needs a person: a.service has failed (1 more time in 30 min)"]
+
+
+def test_a_held_fix_failed_is_dropped_once_a_later_fix_worked(tmp_path: Path) -> None:
+    """A fix failed, the next failed too (held), the third fixed it: "fix failed (1 more
+    time)" at the window's end, after "fixed", paged about a failure that was mended."""
+    store, notifier = setup(tmp_path)
+    t0 = time.time() - 300  # told before the fixes started: the last says it
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    assert titles(notifier, t0) == ["[hal] web1: a.service has failed"]
+
+    def fix(end: str) -> None:
+        actions, action = _running_restart(store, incident.id)
+        actions.move(action, end, "executor",
+                     "unit still failed" if end == "failed" else "unit active")
+        if end == "failed":  # as the executor escalates it
+            store.transition(incident.id, "open", "executor", "escalated: it did not fix it")
+
+    fix("failed")
+    assert titles(notifier, t0 + 60) == ["[hal] web1: fix failed: a.service has failed"]
+    fix("failed")
+    assert titles(notifier, t0 + 120) == []  # a repeat: held
+    fix("succeeded")
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, t0 + 180) == ["[hal] web1: fixed: a.service has failed"]
+    assert titles(notifier, t0 + WINDOW + 120) == []
+
+
+def _failed_and_kept_open(store: IncidentStore, incident_id: int,
+                          resolved_between: bool = False) -> None:
+    """A reset-failed that made the finding go and left the unit dead, as the executor ends
+    it: the fix failed, and its incident kept open for a person (``resolved_between``: a
+    check resolved it between the two)."""
+    actions, action = _running_restart(store, incident_id)
+    detail = "finding gone, but a.service is not active (inactive/dead)"
+    actions.move(action, "failed", "executor", detail, {"verification": detail})
+    if resolved_between:
+        store.record_check("web1", [], {"failed_unit"})
+    store.keep_open(incident_id, "executor", f"escalated: action {action} did not fix it: "
+                    f"{detail}")
+
+
+def test_a_fix_that_hid_the_finding_and_left_the_unit_dead_pages_once(tmp_path: Path) -> None:
+    """"fix failed" and "needs a person", both high, at the same moment, for one failure:
+    the first says a person must look already."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    _failed_and_kept_open(store, incident.id)
+    assert titles(notifier) == ["[hal] web1: fix failed: a.service has failed"]
+    body = notifier.outbox.messages()[-1]["body"]
+    assert "A person must look." in body
+    assert store.get(incident.id).state in ("open", "reopened") and store.is_kept(incident.id)
+    assert [e.kind for e in store.get(incident.id).events].count("escalated") == 1
+    assert titles(notifier, time.time() + WINDOW + 1) == []
+
+
+def test_a_fix_failed_whose_incident_a_check_resolved_meanwhile_still_pages_once(
+        tmp_path: Path) -> None:
+    """A check between the fix's failure and its incident kept open resolves it (the finding
+    is gone): the person is paged once that a person must look, not told it resolved."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    assert titles(notifier) == ["[hal] web1: a.service has failed"]
+    _failed_and_kept_open(store, incident.id, resolved_between=True)
+    assert titles(notifier) == ["[hal] web1: needs a person: a.service has failed"]
+    assert store.get(incident.id).state == "reopened"
+    assert titles(notifier, time.time() + WINDOW + 1) == []
+
+
 def test_a_digest_names_the_worst_news_first(tmp_path: Path) -> None:
     """Five hosts back and one newly down in one digest: its title listed the hosts in
     alphabetical order and called all six "incidents", the one outage behind the "...";

@@ -8,7 +8,9 @@
   told ``worker_down``, a host's ``check_back`` only to someone told its ``check_failing``.
 - A repeat (same kind, same incident) within ``notify.repeat_window_minutes`` of the last
   message about it is held; when the window ends, the latest one goes out once, with the count,
-  if it is still true (the incident still live, the action still pending), else it is dropped.
+  if it is still true (the incident still live, the action still pending; a person needed or
+  a fix failed: nothing since resolved it, fixed it or reopened it; fixed: it did not fail or
+  reopen since), else it is dropped.
   Told the opposite since (back, fixed, resolved), it is news, not a repeat, until the
   thing flaps. An opening held as a repeat counts toward a digest, and goes in it, once a
   repeat window: a fleet that went down three times in the window flaps host by host, and
@@ -55,6 +57,12 @@ _REACH = ("unreachable", "back")
 _STATE = ("opened", "worse", "fixed", "resolved", "withdrawn")
 _SAYS = {"unreachable": _REACH, "back": _REACH, "opened": _STATE, "worse": _STATE,
          "resolved": _STATE}
+#: an incident's kinds whose message the later kinds make untrue: what its episode came to
+#: (fixed, resolved, a fix withdrawn with it), a new episode (it reopened), or, of a fix that
+#: worked, that it did not hold
+_ENDED = ("fixed", "resolved", "back", "withdrawn", "opened", "unreachable")
+_OVERTAKEN = {"escalated": _ENDED, "failed": _ENDED,
+              "fixed": ("failed", "escalated", "opened", "worse", "unreachable")}
 #: messages of one thing's changes within the repeat window from which it flaps: its changes
 #: are held for the window's end, where the latest goes out once if still true
 _FLAPPING = 4
@@ -200,6 +208,15 @@ class Dispatcher:
                                               _REACH) == "unreachable")
         if event.kind == "approval":
             return state(conn, "actions", event.action_id) == "pending"
+        if event.kind in _OVERTAKEN and event.incident_id is not None:
+            # a person needed, or a fix that failed: told after the incident resolved, or a
+            # later fix worked, it paged someone about what was over; a fix that worked,
+            # told after it failed again or reopened, said all was well. Its incident's state
+            # alone does not say it: "fixed" is written while the check that resolves the
+            # incident is still to come
+            live = state(conn, "incidents", event.incident_id) in LIVE_STATES
+            return (live or event.kind == "fixed") and not Outbox.said_after(
+                conn, event.incident_id, event.id, _OVERTAKEN[event.kind])
         outage = outage_of(event.kind, event.fingerprint)
         if outage is not None:
             # down and back again since: what it says is over; back, told it was down

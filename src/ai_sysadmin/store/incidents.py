@@ -27,6 +27,7 @@ from .outbox import (
     Outage,
     checks_of,
     end_outage_untold,
+    last_event_kind,
     last_outage_event,
     note_incident,
     note_outage,
@@ -866,7 +867,9 @@ class IncidentStore:
         """A fix made the incident's finding go without fixing what it is about (a
         reset-failed of a unit the host needs, which stays dead): the incident is escalated
         and stays open for a person, whom a check that no longer shows the finding does not
-        overrule; False where it is closed already."""
+        overrule; False where it is closed already. Paged by the fix's failure ("a person
+        must look"), the person is paged again only where something was said of the
+        incident since (a check resolved it meanwhile)."""
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
@@ -877,7 +880,10 @@ class IncidentStore:
             elif row["state"] not in ("open", "reopened"):
                 self._move(conn, incident_id, row["state"], "open", actor, reason, now)
             self._event(conn, incident_id, "kept_open", None, None, actor, reason, now)
-            self._escalated(conn, incident_id, actor, reason, now)
+            # the fix's failure, the last said of it, pages "a person must look" already: a
+            # second page for the one failure said nothing more
+            self._escalated(conn, incident_id, actor, reason, now,
+                            tell=last_event_kind(conn, incident_id) != "failed")
         return True
 
     def is_kept(self, incident_id: int) -> bool:
@@ -900,11 +906,13 @@ class IncidentStore:
         return True
 
     def _escalated(self, conn: Any, incident_id: int, actor: str, reason: str,
-                   now: float) -> None:
-        """A person must look: in the history, the audit log and the notifications."""
+                   now: float, tell: bool = True) -> None:
+        """A person must look: in the history, the audit log and (``tell``) the
+        notifications."""
         self._event(conn, incident_id, "escalated", None, None, actor, reason, now)
         write_audit(conn, actor, "escalated", f"incident:{incident_id}", reason, at=now)
-        note_incident(conn, incident_id, "escalated", now, reason)
+        if tell:
+            note_incident(conn, incident_id, "escalated", now, reason)
 
     def failed_in_a_row(self, incident_id: int, waited: Collection[str]) -> int:
         """Failed investigations of the incident since its last diagnosis, escalation or

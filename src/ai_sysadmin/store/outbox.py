@@ -252,6 +252,14 @@ def _note_action_kind(conn: sqlite3.Connection, action_id: int, kind: str, detai
     _insert(conn, kind, facts, key, action_id, at)
 
 
+def last_event_kind(conn: sqlite3.Connection, incident_id: int) -> str | None:
+    """The kind of the newest event of the incident (or of a fix of it), told or not: what
+    was last said of it."""
+    row = conn.execute("SELECT kind FROM notify_events WHERE incident_id=? ORDER BY id DESC "
+                       "LIMIT 1", (incident_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def last_outage_event(conn: sqlite3.Connection, outage: Outage) -> tuple[int, str] | None:
     """The id and kind of the newest event of ``outage`` (down or back), told or not: what
     was last said of it (the LLM server, the worker, a host's checks), across restarts."""
@@ -365,15 +373,31 @@ class Outbox:
         return int(row[0])
 
     @staticmethod
+    def said_after(conn: sqlite3.Connection, incident_id: int, after: int,
+                   kinds: Iterable[str]) -> bool:
+        """Whether an event of these kinds was written of the incident after event
+        ``after``, told or not: what happened to it since."""
+        wanted = list(kinds)
+        return conn.execute(
+            "SELECT 1 FROM notify_events WHERE incident_id=? AND id>? AND kind IN "
+            f"({','.join('?' * len(wanted))}) LIMIT 1",
+            (incident_id, after, *wanted)).fetchone() is not None
+
+    @staticmethod
     def withdrawal_told(conn: sqlite3.Connection, incident_id: int | None,
                         after: int) -> bool:
-        """Whether a withdrawal of the incident's fix, written after event ``after`` (with
-        its resolution), goes to a person who was asked to approve that fix."""
+        """Whether a withdrawal of the incident's fix, written with its resolution (event
+        ``after``), goes to a person who was asked to approve that fix. Written after it
+        (the resolution withdraws what waits for a yes) or just before it, nothing else
+        said of the incident between: `issues resolve` withdraws the fixes first, in the
+        person's words."""
         return incident_id is not None and conn.execute(
-            "SELECT 1 FROM notify_events w WHERE w.kind='withdrawn' AND w.incident_id=? "
-            "AND w.id>? AND EXISTS(SELECT 1 FROM notify_events a WHERE a.kind='approval' AND "
+            "SELECT 1 FROM notify_events w WHERE w.kind='withdrawn' AND w.incident_id=:i "
+            "AND w.id!=:after AND w.id>COALESCE((SELECT MAX(o.id) FROM notify_events o "
+            "WHERE o.incident_id=:i AND o.id<:after AND o.kind!='withdrawn'), 0) "
+            "AND EXISTS(SELECT 1 FROM notify_events a WHERE a.kind='approval' AND "
             "a.action_id=w.action_id AND a.message_id IS NOT NULL) LIMIT 1",
-            (incident_id, after)).fetchone() is not None
+            {"i": incident_id, "after": after}).fetchone() is not None
 
     @staticmethod
     def approval_told(conn: sqlite3.Connection, action_id: int | None) -> bool:
@@ -444,6 +468,27 @@ class Outbox:
                 "next_at=COALESCE(?, next_at) WHERE message_id=? AND channel=?",
                 (error, "pending" if retry_at is not None else "failed", retry_at, message_id,
                  channel))
+
+    def channel_failed(self, channel: str, error: str, now: float, retry_at: float,
+                       max_attempts: int) -> list[tuple[int, int]]:
+        """A try of ``channel`` failed, the channel's failure, not one message's: an attempt
+        of every delivery that waited for that try (those due at ``now``), each due again at
+        ``retry_at``; once one of them has had ``max_attempts``, all of them are given up
+        together. Charged to the first alone, a Gotify down for hours gave up the oldest
+        message, and the ones queued behind it went once it was back, out of order. The
+        given up: (message, attempts)."""
+        with self.db.transaction() as conn:
+            waited = [(int(r[0]), int(r[1]) + 1) for r in conn.execute(
+                "SELECT message_id, attempts FROM notify_deliveries WHERE channel=? AND "
+                "state='pending' AND (next_at<=? OR next_at>?) ORDER BY message_id",
+                (channel, now, now + LONGEST_BACKOFF_SECONDS))]
+            given_up = waited if any(n >= max_attempts for _, n in waited) else []
+            conn.executemany(
+                "UPDATE notify_deliveries SET attempts=attempts+1, last_error=?, next_at=?, "
+                "state=? WHERE message_id=? AND channel=?",
+                [(error, retry_at, "failed" if given_up else "pending", message_id, channel)
+                 for message_id, _ in waited])
+        return given_up
 
     def waiting_on(self, channel: str, reason: str) -> None:
         """Why a channel's pending deliveries wait (its configuration), kept as their error for
