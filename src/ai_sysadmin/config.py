@@ -840,8 +840,7 @@ class NotifySettings(_Section):
     )
     max_attempts: int = Field(
         12, ge=1, description="A delivery is given up (failed, shown by `notify status`) after "
-        "this many attempts. A try of a channel that fails (down, a 5xx) is an attempt of "
-        "every message waiting for it, and they are given up together, not the oldest alone.",
+        "this many attempts.",
     )
 
 

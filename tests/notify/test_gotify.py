@@ -99,60 +99,6 @@ def test_a_channel_given_up_after_max_attempts(tmp_path, gotify) -> None:
     assert len(gotify.requests) == 2
 
 
-def test_what_waited_through_an_outage_is_given_up_together_not_the_oldest_alone(
-        tmp_path, gotify) -> None:
-    """Gotify down (500) while one message, then another, wait: only the first was tried,
-    so it alone spent attempts and was given up, and the second went once Gotify was back,
-    the person told of web2 and never of web1 before it. Both go together; what comes after
-    goes as usual."""
-    gotify.then(500, 500, 500)  # down for the first three tries, then back
-    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.3, max_attempts=3)
-    store = IncidentStore(Database(settings.db_path))
-    store.record_check("web1", [failed("web1", "db.service")], {"failed_unit"})
-    notifier = Notifier(settings, store.db)
-    queued: list[str] = []
-
-    def outage_over() -> bool:
-        tried = [r["attempts"] for r in notifier.outbox.deliveries(("pending",))]
-        if tried == [1] and not queued:  # Gotify failed once: the second waits behind
-            store.record_check("web2", [failed("web2", "nginx.service")], {"failed_unit"})
-            notifier.dispatcher.dispatch()  # its message now, not at the loop's next pass
-            queued.append("web2")
-        return queued and not notifier.outbox.deliveries(("pending",))
-
-    run_notifier(notifier, outage_over)
-    given_up = sorted((r["title"], r["state"]) for r in notifier.outbox.deliveries(
-        ("pending", "delivered", "failed")))
-    assert given_up == [("[hal] web1: db.service has failed", "failed"),
-                        ("[hal] web2: nginx.service has failed", "failed")]
-    assert all("Gotify answered HTTP 500" in r["last_error"]
-               for r in notifier.outbox.deliveries(("failed",)))
-    store.record_check("web3", [failed("web3", "a.service")], {"failed_unit"})
-    run_notifier(notifier, lambda: notifier.outbox.deliveries(("delivered",)))
-    assert gotify.titles() == ["[hal] web3: a.service has failed"]
-
-
-def test_what_waited_through_a_short_outage_goes_in_order_once_it_is_back(
-        tmp_path, gotify) -> None:
-    gotify.then(500, 500)
-    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.3, max_attempts=4)
-    store = IncidentStore(Database(settings.db_path))
-    store.record_check("web1", [failed("web1", "db.service")], {"failed_unit"})
-    notifier = Notifier(settings, store.db)
-    queued: list[str] = []
-
-    def delivered() -> bool:
-        if gotify.requests and not queued:
-            store.record_check("web2", [failed("web2", "nginx.service")], {"failed_unit"})
-            notifier.dispatcher.dispatch()
-            queued.append("web2")
-        return len(notifier.outbox.deliveries(("delivered",))) == 2
-
-    run_notifier(notifier, delivered)
-    assert gotify.titles() == ["[hal] web1: db.service has failed",
-                               "[hal] web2: nginx.service has failed"]
-
-
 def test_a_200_that_is_not_gotifys_answer_is_not_taken_for_a_delivery(tmp_path, gotify,
                                                                         cli, monkeypatch) -> None:
     """Something else answering at gotify_url (a proxy's login page, a web site) took the

@@ -3,9 +3,7 @@
 One loop turns outbox events into messages (:mod:`.storm`); one loop per channel sends that
 channel's deliveries in order. A channel that fails is paused with exponential backoff, per
 channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
-are other tasks; the database work runs in threads). Each failed try of a channel is an
-attempt of every message waiting for it: what waited through ``max_attempts`` of them is given
-up together, and what is left goes in order once it is back. A channel that cannot send at all (its
+are other tasks; the database work runs in threads). A channel that cannot send at all (its
 token file unreadable, or its token refused) spends no delivery's attempts: what is queued
 waits until it is mended. A message the far end refuses (an HTTP 4xx about the message: too
 long, a WAF's rule) holds up no other. Delivery is at least once: a message whose send was cut
@@ -243,15 +241,12 @@ class Notifier:
     def _failed(self, channel: Channel, delivery: Delivery, error: str,
                 pause: bool = True) -> None:
         """One failed attempt, the delivery due again after its backoff; ``pause``: the
-        channel failed, not the message: the channel is paused too, and the attempt is one of
-        every message that waited for it (:meth:`Outbox.channel_failed`)."""
+        channel's too (it failed, not the message)."""
         attempts = delivery.attempts + 1
         delay = backoff(self.settings.notify.retry_backoff_seconds, attempts)
         retry_at = time.time() + delay
         if pause:
             self._paused_until[channel.name] = time.monotonic() + delay
-            self._channel_failed(channel, delivery, error, delay, retry_at)
-            return
         extra = {"notification": delivery.message_id, "notify_channel": channel.name,
                  "attempts": attempts}
         if attempts >= self.settings.notify.max_attempts:
@@ -260,28 +255,10 @@ class Notifier:
                       delivery.message_id, channel.name, attempts, error, extra=extra)
             return
         self.outbox.attempt_failed(delivery.message_id, channel.name, error, retry_at)
-        log.warning("notification %d to %s failed (attempt %d), the others go on, it waits "
-                    "%.1f s: %s", delivery.message_id, channel.name, attempts, delay, error,
+        log.warning("notification %d to %s failed (attempt %d), %s %.1f s: %s",
+                    delivery.message_id, channel.name, attempts,
+                    "channel paused" if pause else "the others go on, it waits", delay, error,
                     extra=extra)
-
-    def _channel_failed(self, channel: Channel, delivery: Delivery, error: str, delay: float,
-                        retry_at: float) -> None:
-        """The channel failed on ``delivery``, the first due: what waited behind it waited
-        on the same try, and is given up with it, not left to go once the channel is back,
-        after an older one given up."""
-        given_up = self.outbox.channel_failed(channel.name, error, time.time(), retry_at,
-                                              self.settings.notify.max_attempts)
-        for message_id, attempts in given_up:
-            log.error("notification %d to %s given up after %d attempts of the channel: %s",
-                      message_id, channel.name, attempts, error,
-                      extra={"notification": message_id, "notify_channel": channel.name,
-                             "attempts": attempts})
-        if delivery.message_id not in {message_id for message_id, _ in given_up}:
-            log.warning("notification %d to %s failed (attempt %d), channel paused %.1f s: "
-                        "%s", delivery.message_id, channel.name, delivery.attempts + 1, delay,
-                        error, extra={"notification": delivery.message_id,
-                                      "notify_channel": channel.name,
-                                      "attempts": delivery.attempts + 1})
 
     def _given_up(self, channel: Channel, delivery: Delivery, error: str) -> None:
         """A message the channel refused while it took a later one: no retry would change it

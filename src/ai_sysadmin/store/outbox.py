@@ -469,27 +469,6 @@ class Outbox:
                 (error, "pending" if retry_at is not None else "failed", retry_at, message_id,
                  channel))
 
-    def channel_failed(self, channel: str, error: str, now: float, retry_at: float,
-                       max_attempts: int) -> list[tuple[int, int]]:
-        """A try of ``channel`` failed, the channel's failure, not one message's: an attempt
-        of every delivery that waited for that try (those due at ``now``), each due again at
-        ``retry_at``; once one of them has had ``max_attempts``, all of them are given up
-        together. Charged to the first alone, a Gotify down for hours gave up the oldest
-        message, and the ones queued behind it went once it was back, out of order. The
-        given up: (message, attempts)."""
-        with self.db.transaction() as conn:
-            waited = [(int(r[0]), int(r[1]) + 1) for r in conn.execute(
-                "SELECT message_id, attempts FROM notify_deliveries WHERE channel=? AND "
-                "state='pending' AND (next_at<=? OR next_at>?) ORDER BY message_id",
-                (channel, now, now + LONGEST_BACKOFF_SECONDS))]
-            given_up = waited if any(n >= max_attempts for _, n in waited) else []
-            conn.executemany(
-                "UPDATE notify_deliveries SET attempts=attempts+1, last_error=?, next_at=?, "
-                "state=? WHERE message_id=? AND channel=?",
-                [(error, retry_at, "failed" if given_up else "pending", message_id, channel)
-                 for message_id, _ in waited])
-        return given_up
-
     def waiting_on(self, channel: str, reason: str) -> None:
         """Why a channel's pending deliveries wait (its configuration), kept as their error for
         `notify status`; no attempt is counted. Written only when it changes."""
