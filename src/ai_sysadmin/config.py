@@ -840,7 +840,9 @@ class NotifySettings(_Section):
     )
     max_attempts: int = Field(
         12, ge=1, description="A delivery is given up (failed, shown by `notify status`) after "
-        "this many attempts.",
+        "this many attempts, once a later message goes through (it was this message the "
+        "service could not take); while the channel takes none after it (it is down), it "
+        "waits on, first in line.",
     )
 
 

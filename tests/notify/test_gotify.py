@@ -88,15 +88,53 @@ def test_a_500_is_retried_with_growing_waits_until_delivered(tmp_path, gotify) -
     assert gotify.titles() == ["[hal] web1: nginx.service has failed"]
 
 
-def test_a_channel_given_up_after_max_attempts(tmp_path, gotify) -> None:
-    gotify.then(500, 500, 500)
-    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.05, max_attempts=2)
+def _two_failed(settings) -> Notifier:
     store = IncidentStore(Database(settings.db_path))
-    store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
-    notifier = Notifier(settings, store.db)
+    store.record_check("web1", [failed("web1", "db.service")], {"failed_unit"})
+    store.record_check("web2", [failed("web2", "nginx.service")], {"failed_unit"})
+    return Notifier(settings, store.db)
+
+
+def test_what_waits_out_a_long_outage_goes_in_order_once_the_channel_is_back(
+        tmp_path, gotify) -> None:
+    """Gotify down for more tries than max_attempts: the oldest message spent its attempts
+    alone and was given up, and the one behind it went once Gotify was back: the person was
+    told of web2 and never of web1 before it. While the channel takes none after it, a
+    message that spent its attempts waits on, first in line."""
+    gotify.then(*[500] * 1000)
+    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.02, max_attempts=2)
+    notifier = _two_failed(settings)
+
+    def long_out() -> bool:
+        rows = notifier.outbox.deliveries(("pending",))
+        return len(rows) == 2 and max(r["attempts"] for r in rows) >= 4
+
+    run_notifier(notifier, long_out)
+    tried = [r.json()["title"] for r in gotify.requests]
+    with gotify._lock:  # Gotify is back
+        gotify.script.clear()
+    run_notifier(notifier, lambda: len(notifier.outbox.deliveries(("delivered",))) == 2)
+    assert gotify.titles() == ["[hal] web1: db.service has failed",
+                               "[hal] web2: nginx.service has failed"]
+    assert not notifier.outbox.deliveries(("failed",))
+    # past its attempts, each try of a down channel sent the first and one more (which
+    # spent nothing), never the whole queue
+    assert tried[:2] == ["[hal] web1: db.service has failed"] * 2
+    assert tried[2:6] == ["[hal] web2: nginx.service has failed",
+                          "[hal] web1: db.service has failed"] * 2
+
+
+def test_a_message_the_server_cannot_take_is_given_up_once_a_later_one_goes(
+        tmp_path, gotify) -> None:
+    """A message that fails on every try while the channel takes the next one is the
+    message's failure: given up at max_attempts, holding up the queue no longer."""
+    gotify.then(500, 500)
+    settings = make_settings(tmp_path, gotify, retry_backoff_seconds=0.05, max_attempts=2)
+    notifier = _two_failed(settings)
     (row,) = run_notifier(notifier, lambda: notifier.outbox.deliveries(("failed",)))
-    assert row["attempts"] == 2 and "Gotify answered HTTP 500" in row["last_error"]
-    assert len(gotify.requests) == 2
+    assert row["title"] == "[hal] web1: db.service has failed" and row["attempts"] == 2
+    assert "Gotify answered HTTP 500" in row["last_error"]
+    assert gotify.titles() == ["[hal] web2: nginx.service has failed"]
 
 
 def test_a_200_that_is_not_gotifys_answer_is_not_taken_for_a_delivery(tmp_path, gotify,

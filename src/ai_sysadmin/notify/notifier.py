@@ -5,9 +5,12 @@ channel's deliveries in order. A channel that fails is paused with exponential b
 channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
 are other tasks; the database work runs in threads). A channel that cannot send at all (its
 token file unreadable, or its token refused) spends no delivery's attempts: what is queued
-waits until it is mended. A message the far end refuses (an HTTP 4xx about the message: too
-long, a WAF's rule) holds up no other. Delivery is at least once: a message whose send was cut
-off by a crash or a stop is sent again after the restart.
+waits until it is mended. A message that fails its ``max_attempts`` tries is given up only
+once the next one goes (it was the message the service could not take): while that one fails
+too, the channel is down, and the first waits on in its place, the next spending nothing, so
+a long outage loses nothing and keeps the order. A message the far end refuses (an HTTP 4xx
+about the message: too long, a WAF's rule) holds up no other. Delivery is at least once: a
+message whose send was cut off by a crash or a stop is sent again after the restart.
 """
 
 from __future__ import annotations
@@ -194,6 +197,9 @@ class Notifier:
                      extra={"notification": sent, "notify_channel": channel.name})
         due = await asyncio.to_thread(self.outbox.due, channel.name, time.time(), BATCH)
         refused: list[tuple[Delivery, str]] = []
+        #: failed on their last attempt: the channel's failure or theirs (a message its
+        #: server cannot take answers 500 every time), told by the next one's fate
+        spent: list[tuple[Delivery, str]] = []
         stopped = False
         for delivery in due:
             message = Message(delivery.title, delivery.body, delivery.priority)
@@ -207,13 +213,19 @@ class Notifier:
                 await asyncio.to_thread(self.outbox.waiting_on, channel.name, str(exc))
                 stopped = True
                 break
-            except DeliveryError as exc:
-                await asyncio.to_thread(self._failed, channel, delivery, str(exc))
-                stopped = True
-                break
-            except Exception as exc:  # a channel's own bug: its text may hold the URL
-                await asyncio.to_thread(self._failed, channel, delivery,
-                                        f"unexpected {type(exc).__name__} in {channel.name}")
+            except Exception as exc:
+                # a failure of the channel, or its own bug (whose text may hold the URL)
+                why = str(exc) if isinstance(exc, DeliveryError) else \
+                    f"unexpected {type(exc).__name__} in {channel.name}"
+                if spent:
+                    # the one after a spent one failed too: the channel's failure, which
+                    # spends nothing of this one, and it keeps its place behind the other
+                    stopped = True
+                    break
+                if delivery.attempts + 1 >= self.settings.notify.max_attempts:
+                    spent.append((delivery, why))
+                    continue  # the next one tells whose failure it was
+                await asyncio.to_thread(self._failed, channel, delivery, why)
                 stopped = True
                 break
             self._unrecorded[channel.name] = delivery.message_id
@@ -221,15 +233,21 @@ class Notifier:
             del self._unrecorded[channel.name]
             log.info("notification %d delivered to %s", delivery.message_id, channel.name,
                      extra={"notification": delivery.message_id, "notify_channel": channel.name})
-            # the channel works: what it refused before this one it will not take
-            for earlier, why in refused:
+            # the channel works: what it refused, or failed on to the last attempt, before
+            # this one it will not take
+            for earlier, why in (*refused, *spent):
                 await asyncio.to_thread(self._given_up, channel, earlier, why)
             refused.clear()
+            spent.clear()
         # nothing after them went: a refusal of every message (a proxy's) is not known from
         # one message's, so they are retried, each on its own, as far as max_attempts
         for delivery, why in refused:
             await asyncio.to_thread(self._failed, channel, delivery, why, pause=False)
-        return not stopped and len(due) == BATCH
+        # nor after these: the channel is down (or nothing came after one it cannot take),
+        # and a message given up for a long outage was lost while those after it went
+        for delivery, why in spent:
+            await asyncio.to_thread(self._failed, channel, delivery, why, give_up=False)
+        return not stopped and not spent and len(due) == BATCH
 
     def _unready(self, channel: Channel) -> None:
         """No attempt is counted: the deliveries would be given up after ``max_attempts``
@@ -239,9 +257,10 @@ class Notifier:
                                             self.settings.notify.retry_backoff_seconds)
 
     def _failed(self, channel: Channel, delivery: Delivery, error: str,
-                pause: bool = True) -> None:
+                pause: bool = True, give_up: bool = True) -> None:
         """One failed attempt, the delivery due again after its backoff; ``pause``: the
-        channel's too (it failed, not the message)."""
+        channel's too (it failed, not the message); ``give_up``: at ``max_attempts`` it is
+        given up, else it waits on (the channel failed the messages after it as well)."""
         attempts = delivery.attempts + 1
         delay = backoff(self.settings.notify.retry_backoff_seconds, attempts)
         retry_at = time.time() + delay
@@ -249,6 +268,14 @@ class Notifier:
             self._paused_until[channel.name] = time.monotonic() + delay
         extra = {"notification": delivery.message_id, "notify_channel": channel.name,
                  "attempts": attempts}
+        if attempts >= self.settings.notify.max_attempts and not give_up:
+            # due again as the channel's pause ends: the first of its queue, before the one
+            # that failed after it
+            self.outbox.attempt_failed(delivery.message_id, channel.name, error, time.time())
+            log.warning("notification %d to %s failed (attempt %d), channel paused %.1f s; "
+                        "kept: the channel takes none after it either: %s",
+                        delivery.message_id, channel.name, attempts, delay, error, extra=extra)
+            return
         if attempts >= self.settings.notify.max_attempts:
             self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
             log.error("notification %d to %s given up after %d attempts: %s",
@@ -261,10 +288,11 @@ class Notifier:
                     extra=extra)
 
     def _given_up(self, channel: Channel, delivery: Delivery, error: str) -> None:
-        """A message the channel refused while it took a later one: no retry would change it
-        (its body, its length), so it is not tried for hours."""
+        """A message the channel refused (or failed on to its last attempt) while it took a
+        later one: no retry would change it (its body, its length), so it is not tried for
+        hours."""
         self.outbox.attempt_failed(delivery.message_id, channel.name, error, None)
-        log.error("notification %d to %s given up: refused while later ones were accepted: "
+        log.error("notification %d to %s given up: it failed while later ones were accepted: "
                   "%s", delivery.message_id, channel.name, error,
                   extra={"notification": delivery.message_id, "notify_channel": channel.name,
                          "attempts": delivery.attempts + 1})
