@@ -24,11 +24,15 @@ collection. Every failure is a :class:`KnowledgeError` with a sentence a person 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +89,10 @@ _SEEDED = "seeded"
 _LOCK_WAIT = 10.0
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
+#: held by every writer of an embedded store for its write (:func:`writing`)
+WRITERS_LOCK = "writers.lock"
+#: the database file's modification time (ns) and size: changed by every write to the store
+Mark = tuple[int, int]
 
 
 @dataclass
@@ -191,6 +199,10 @@ class KnowledgeBase:
         #: collections an older release made with ChromaDB's default search index
         #: (:meth:`outdated_note`)
         self.outdated: list[str] = []
+        #: (the database file before, after) each write of this client to an embedded store,
+        #: oldest first: a process that watches the store for others' writes tells its own
+        #: from theirs by them (no other writer's write falls inside one: :func:`writing`)
+        self.writes: deque[tuple[Mark | None, Mark | None]] = deque(maxlen=1000)
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -245,7 +257,7 @@ class KnowledgeBase:
 
     def mark_seeded(self, version: int) -> None:
         # a vector is required and nothing searches this collection: one number will do
-        self._call("note the seed", self._state().upsert, ids=[_SEEDED], embeddings=[[1.0]],
+        self._write("note the seed", self._state().upsert, ids=[_SEEDED], embeddings=[[1.0]],
                    metadatas=[{"version": version, "at": time.time()}])
 
     def _state(self) -> Collection:
@@ -310,7 +322,7 @@ class KnowledgeBase:
     def add_many(self, entries: Sequence[KnowledgeEntry]) -> None:
         for start in range(0, len(entries), _WRITE_BATCH):
             batch = entries[start:start + _WRITE_BATCH]
-            self._call("store knowledge", self._collections["knowledge"].upsert,
+            self._write("store knowledge", self._collections["knowledge"].upsert,
                        ids=[e.id for e in batch], documents=[e.document() for e in batch],
                        metadatas=[e.metadata() for e in batch])
 
@@ -329,7 +341,7 @@ class KnowledgeBase:
             entry: KnowledgeEntry | None = self.get(entry_id)
         except KnowledgeError:  # there, unreadable (an absent one is a NotFoundError)
             entry = None
-        self._call("remove knowledge", self._collections["knowledge"].delete, ids=[entry_id])
+        self._write("remove knowledge", self._collections["knowledge"].delete, ids=[entry_id])
         self.unreadable.pop(entry_id, None)
         return entry
 
@@ -366,7 +378,7 @@ class KnowledgeBase:
 
     def record_incident(self, record: IncidentRecord) -> None:
         """Store (or replace) what happened to one incident."""
-        self._call("record the incident", self._collections["incidents"].upsert,
+        self._write("record the incident", self._collections["incidents"].upsert,
                    ids=[record.id], documents=[record.document()],
                    metadatas=[record.metadata()])
 
@@ -397,7 +409,7 @@ class KnowledgeBase:
     # -- systems -----------------------------------------------------------------------
 
     def upsert_system(self, profile: SystemProfile) -> None:
-        self._call("store the system profile", self._collections["systems"].upsert,
+        self._write("store the system profile", self._collections["systems"].upsert,
                    ids=[profile.host], documents=[profile.document()],
                    metadatas=[profile.metadata()])
 
@@ -413,7 +425,7 @@ class KnowledgeBase:
     def add_config_chunks(self, chunks: Sequence[ConfigChunk]) -> None:
         for start in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[start:start + _WRITE_BATCH]
-            self._call("index config chunks", self._collections["config_chunks"].upsert,
+            self._write("index config chunks", self._collections["config_chunks"].upsert,
                        ids=[c.id for c in batch], documents=[c.document() for c in batch],
                        metadatas=[c.metadata() for c in batch])
 
@@ -426,7 +438,7 @@ class KnowledgeBase:
         ids = [i for i, m in zip(found["ids"], found["metadatas"], strict=True)
                if repo is None or str((m or {}).get("repo", "")) == repo]
         if ids:
-            self._call("remove config chunks", collection.delete, ids=ids)
+            self._write("remove config chunks", collection.delete, ids=ids)
         return len(ids)
 
     def config_index_id(self) -> str:
@@ -583,7 +595,10 @@ class KnowledgeBase:
                            include=["documents", "metadatas", "distances"])
         rows = zip(found["ids"][0], found["documents"][0], found["metadatas"][0],
                    found["distances"][0], strict=True)
-        return [(i, d, dict(m or {}), float(dist)) for i, d, m, dist in rows if dist <= limit]
+        # a vector without its record: one another process removed, still in the index this
+        # client loaded (every record is written with its metadata); gone, not unreadable
+        return [(i, d, dict(m), float(dist)) for i, d, m, dist in rows
+                if dist <= limit and m is not None and d is not None]
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
         if self._server is None:
@@ -595,6 +610,19 @@ class KnowledgeBase:
         except Exception as exc:  # chromadb raises many unrelated types; one sentence each
             raise KnowledgeError(f"knowledge base {self.where}: cannot {what}: "
                                  f"{_reason(exc)}") from exc
+
+    def _write(self, what: str, method: Any, **kwargs: Any) -> Any:
+        """A call that writes: to an embedded store, under :func:`writing`, noted in
+        ``writes``."""
+        if self._server is not None:
+            return self._call(what, method, **kwargs)
+        where = Path(self.where)
+        with writing(where, self.lock_wait):
+            before = file_mark(where)
+            try:
+                return self._call(what, method, **kwargs)
+            finally:
+                self.writes.append((before, file_mark(where)))
 
     def _embedded(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call with its texts embedded here, first: a server's deadline is for the
@@ -699,6 +727,47 @@ def wait_unlocked(path: Path, seconds: float) -> None:
         # anything else (a read-only file, a damaged one) is ChromaDB's to say
     finally:
         conn.close()
+
+
+def file_mark(path: Path) -> Mark | None:
+    """The database file of the embedded store at ``path`` as it is now (None: none)."""
+    try:
+        st = (path / "chroma.sqlite3").stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@contextlib.contextmanager
+def writing(path: Path, seconds: float) -> Iterator[None]:
+    """The embedded store at ``path`` written by this block alone, among every writer that
+    uses this (waited for ``seconds`` at most). A process that keeps the store open (the
+    daemon) knows a write by the database file changing, and only this tells its own write
+    from another process's `knowledge add` made at the same moment: one taken for its own
+    kept the daemon's vector index without the other's entry, and a removed entry's vector
+    in it, until a restart. An ``flock``: the kernel lets go of it when its holder dies."""
+    try:
+        fd = os.open(path / WRITERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield  # a store that cannot be written to: ChromaDB says what is wrong
+        return
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise KnowledgeError(
+                        f"knowledge base {path} is being written by another process (a "
+                        f"`knowledge import`?), still after {seconds:g} s "
+                        "(knowledge.timeout): try again once it is done") from None
+                # a lock held by another process: polled, the time limit kept
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _config_row(meta: dict[str, Any]) -> tuple[str, str, str]:
