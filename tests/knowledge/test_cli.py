@@ -222,3 +222,41 @@ def test_a_store_an_older_release_made_says_how_to_rebuild_its_index(tmp_path: P
     listed = knowledge("list")
     assert "default search index" not in listed.stderr
     assert "web1 nginx needs php-fpm" in listed.stdout
+
+
+@pytest.mark.slow
+def test_removing_a_learned_fix_stops_it_guiding_fixes(cli: Cli) -> None:
+    from ai_sysadmin.config import load_settings
+    from ai_sysadmin.knowledge.context import KnowledgeRecall
+    from tests.knowledge.lessons import action, incident
+
+    settings = load_settings().settings
+    failed = incident(7, "web.service", rule="failed_unit", summary="web.service failed")
+    daemon = KnowledgeRecall(settings)
+    first = daemon.learn(failed, action(3, 7, "restart_unit", {"unit": "web.service"},
+                                        "web.service"))
+    # the same fix working again, elsewhere: one entry, a record of each run
+    again = daemon.learn(incident(9, "web.service", rule="failed_unit"),
+                         action(5, 9, "restart_unit", {"unit": "web.service"}, "web.service"))
+    assert first is not None and again is not None and first.entry.id == again.entry.id
+    assert "may guide a fix" in daemon.search_text("", failed)
+
+    code, out, err = cli("knowledge", "remove", first.entry.id)
+    assert code == 0, err
+    assert out.startswith(f"removed {first.entry.id}: failed_unit on web.service: "
+                          "restart_unit works\n"), out
+    assert "incident-7-action-3, incident-9-action-5" in out
+    shown = KnowledgeRecall(settings).search_text("", failed)
+    assert "restart_unit" not in shown and "may guide a fix" not in shown, shown
+    code, out, _ = cli("knowledge", "export")
+    assert '"type": "incident"' not in out
+
+    # a record's own id removes that record
+    kept = daemon.learn(incident(11, "db.service", rule="failed_unit"),
+                        action(6, 11, "restart_unit", {"unit": "db.service"}, "db.service"))
+    assert kept is not None
+    code, out, err = cli("knowledge", "remove", "incident-11-action-6", "--json")
+    assert code == 0, err
+    assert json.loads(out)["removed_incident_record"]["id"] == "incident-11-action-6"
+    code, _, err = cli("knowledge", "remove", "incident-11-action-6")
+    assert code != 0 and "no incident record 'incident-11-action-6'" in err

@@ -236,17 +236,53 @@ def add(
 
 @app.command("remove")
 def remove(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
-    """Delete one entry."""
-    entry = _open(ctx).remove(entry_id)
+    """Delete one entry; a learned one with the incident records of the fixes it was learned
+    from (a verified one guides fixes too). An incident record's id (`export` lists them)
+    deletes that record."""
+    from ..errors import KnowledgeError, NotFoundError
+    from ..knowledge.learning import RECORD_ID
+
+    kb = _open(ctx)
+    if RECORD_ID.match(entry_id):
+        try:
+            kb.get(entry_id)
+        except NotFoundError:  # no entry of that name: the record is meant
+            _remove_record(kb, entry_id, as_json)
+            return
+        except KnowledgeError:  # an entry of that name, unreadable: removed below
+            pass
+    entry = kb.remove(entry_id)
+    records = kb.remove_records_of(entry_id)
     if as_json:
         print_json({"removed": _as_json(entry) if entry else {"id": entry_id,
-                                                              "readable": False}})
-    elif entry is None:
+                                                              "readable": False},
+                    "incident_records": records})
+        return
+    if entry is None:
         out.print(f"removed {entry_id} (a record this version could not read)", markup=False)
     else:
         from ..monitor.findings import masked
 
         out.print(f"removed {entry.id}: {masked(entry.topic)}", markup=False)
+    if records:
+        out.print(f"and the incident record(s) of the fixes it was learned from, which "
+                  f"guide fixes too: {', '.join(records)}", markup=False, soft_wrap=True)
+
+
+def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
+    record = kb.remove_incident(record_id)
+    if as_json:
+        print_json({"removed_incident_record": record.model_dump(mode="json") if record
+                    else {"id": record_id, "readable": False}})
+    elif record is None:
+        out.print(f"removed incident record {record_id} (one this version could not read)",
+                  markup=False)
+    else:
+        from ..monitor.findings import masked
+
+        # an imported record's host is anyone's words
+        out.print(f"removed incident record {record_id}: {record.rule} on "
+                  f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
 def _write_replacing(file: Path, text: str) -> None:

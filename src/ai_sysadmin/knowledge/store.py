@@ -345,6 +345,37 @@ class KnowledgeBase:
         self.unreadable.pop(entry_id, None)
         return entry
 
+    def remove_records_of(self, entry_id: str) -> list[str]:
+        """Delete the incident records of the lesson learned as ``entry_id`` (each run of
+        its fix wrote one beside the entry); returns their ids. A verified one guides a fix
+        as a past incident: the entry removed alone, its fix went on guiding."""
+        from .learning import entry_ids_of
+
+        if not entry_id.startswith("learned-"):
+            return []
+        found = self._call("list incidents", self._collections["incidents"].get,
+                           include=["metadatas"])
+        records = self._readable(
+            (i, lambda m=m: IncidentRecord.from_chroma(m))
+            for i, m in zip(found["ids"], found["metadatas"], strict=True))
+        ids = sorted(r.id for r in records if entry_id in entry_ids_of(r))
+        if ids:
+            self._write("remove incident records", self._collections["incidents"].delete,
+                        ids=ids)
+        return ids
+
+    def remove_incident(self, record_id: str) -> IncidentRecord | None:
+        """Delete one incident record; returns it, None for one this version could not read;
+        a missing id is a NotFoundError."""
+        try:
+            record: IncidentRecord | None = self.get_incident(record_id)
+        except KnowledgeError:  # there, unreadable (an absent one is a NotFoundError)
+            record = None
+        self._write("remove the incident record", self._collections["incidents"].delete,
+                    ids=[record_id])
+        self.unreadable.pop(record_id, None)
+        return record
+
     def list(self, *, provenance: Provenance | None = None, category: str | None = None,
              verified: bool | None = None, limit: int | None = None) -> list[KnowledgeEntry]:
         """Entries, newest first."""
