@@ -79,12 +79,16 @@ def test_export_and_import_round_trip(cli: Cli, tmp_path: Path,
     assert dump.read_text().splitlines() == lines
 
     cli("knowledge", "remove", first["id"])
-    code, out, _ = cli("knowledge", "import", str(dump), "--json")
+    code, out, _ = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
     assert code == 0 and json.loads(out) == {"added": [first["id"]],
-                                             "replaced": [second["id"]]}
+                                             "replaced": [second["id"]], "untrusted": []}
     monkeypatch.setattr(sys, "stdin", io.StringIO(dump.read_text()))
     code, out, _ = cli("knowledge", "import")
-    assert code == 0 and "imported 0 new and 2 replaced" in out
+    assert code == 0 and out == (
+        "imported 0 new and 2 replaced\n2 operator note(s) kept as background, never a guide "
+        "to a fix: import again with --trust-operator-notes if the file's notes are yours\n")
+    code, out, _ = cli("knowledge", "show", first["id"])
+    assert "tags: imported, not trusted" in out
 
 
 def test_mistakes_are_one_line_and_lose_nothing(cli: Cli, tmp_path: Path) -> None:

@@ -357,10 +357,15 @@ def import_(
     file: Annotated[Path | None, typer.Argument(
         metavar="FILE", help="Read this (default: standard input).", dir_okay=False,
         show_default=False)] = None,
+    trust_operator_notes: Annotated[bool, typer.Option(
+        "--trust-operator-notes",
+        help="Let the file's operator notes guide fixes, as a note added here does: only for "
+             "a file you wrote or exported yourself. Without it they are background.")] = False,
     as_json: Json = False,
 ) -> None:
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
-    with an existing id replaces it. One bad line: nothing is imported."""
+    with an existing id replaces it. One bad line: nothing is imported. An operator note
+    from the file is background, never a guide to a fix, unless --trust-operator-notes."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")
@@ -374,9 +379,14 @@ def import_(
                 param_hint="FILE") from None
     # seeded first, a new store would get back the seed entries the file's store had lost;
     # the import marks it seeded instead
-    result = _open(ctx, seed=False).import_(lines)
+    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes)
     if as_json:
-        print_json({"added": result.added, "replaced": result.replaced})
-    else:
-        out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
-                  markup=False)
+        print_json({"added": result.added, "replaced": result.replaced,
+                    "untrusted": result.untrusted})
+        return
+    out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
+              markup=False)
+    if result.untrusted:
+        out.print(f"{len(result.untrusted)} operator note(s) kept as background, never a "
+                  "guide to a fix: import again with --trust-operator-notes if the file's "
+                  "notes are yours", markup=False, soft_wrap=True)

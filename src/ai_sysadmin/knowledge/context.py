@@ -48,7 +48,7 @@ from .git_context import describe, diff_excerpt, recent_changes
 from .learning import Lesson, describe_fix, fix_key, lesson, symptoms_of, tagged_action
 from .models import ConfigChunk, Hit, IncidentRecord, KnowledgeEntry
 from .profiles import profile_of
-from .store import Mark, file_mark
+from .store import UNTRUSTED_TAG, Mark, file_mark
 
 log = logging.getLogger("ai_sysadmin.decisions")
 
@@ -545,7 +545,10 @@ class KnowledgeRecall:
             log.info("knowledge %s not offered: the policy refuses its action now (%s)",
                      entry.id, why, extra={"event": "knowledge_dropped", "entry": entry.id})
             return None
-        if entry.provenance == "operator":
+        if entry.provenance == "operator" and UNTRUSTED_TAG in entry.tags:
+            # from an import file nobody said was theirs: anyone's words
+            label, guides = "[imported note · background only]", False
+        elif entry.provenance == "operator":
             label, guides = "[operator note · may guide a fix]", True
         elif entry.provenance == "learned" and action is None:
             # every lesson carries its action: one without is none of ours (written by hand,

@@ -15,11 +15,12 @@ time, so chromadb's downloading default is never used):
 
 ``export()`` yields JSON lines (entries and incident records, each with its ``type``);
 ``import_(lines)`` validates every line before it writes any, and takes a seed, learned or
-verified item only as this program writes it. A stored record this version cannot read is
-left out of every answer, logged once and listed in ``unreadable``. ``count()`` counts each
-collection. Every failure is a :class:`KnowledgeError` with a sentence a person can act on
-(server down, token refused, directory unusable, model changed); a missing id is a
-:class:`NotFoundError`.
+verified item only as this program writes it, and an operator note as background unless
+told the file's notes are trusted (``trust_operator_notes``). A stored record this version
+cannot read is left out of every answer, logged once and listed in ``unreadable``.
+``count()`` counts each collection. Every failure is a :class:`KnowledgeError` with a
+sentence a person can act on (server down, token refused, directory unusable, model
+changed); a missing id is a :class:`NotFoundError`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ _SEEDED = "seeded"
 _LOCK_WAIT = 10.0
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
+#: the tag of an operator note imported from a file not said to be trusted: background only
+UNTRUSTED_TAG = "imported, not trusted"
 #: held by every writer of an embedded store for its write (:func:`writing`)
 WRITERS_LOCK = "writers.lock"
 #: the database file's modification time (ns) and size: changed by every write to the store
@@ -101,6 +104,8 @@ class ImportResult:
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    #: operator notes stored as background: the import did not trust them
+    untrusted: list[str] = field(default_factory=list)
 
 
 def _read_token(path: Path) -> str:
@@ -132,10 +137,16 @@ _Item = TypeVar("_Item", KnowledgeEntry, IncidentRecord)
 
 class _ImportTrust:
     """What an import may claim: only what this program itself would have written may
-    ever guide a fix (or pass for the shipped seed)."""
+    ever guide a fix (or pass for the shipped seed). An operator note guides fixes only
+    where the person importing says the file's notes are theirs (``operator_notes``):
+    otherwise any file's line "provenance": "operator" put any sentence before the model
+    as a note that may guide a fix."""
 
-    def __init__(self) -> None:
+    def __init__(self, operator_notes: bool = False) -> None:
         self._seed: dict[str, KnowledgeEntry] | None = None
+        self.operator_notes = operator_notes
+        #: the ids of operator notes taken as background (:data:`UNTRUSTED_TAG`)
+        self.untrusted: list[str] = []
 
     def accepted(self, item: _Item) -> _Item:
         """``item`` as it is stored (a lesson an earlier release wrote, in today's words);
@@ -166,7 +177,11 @@ class _ImportTrust:
         if item.verified:
             raise ValueError(f"provenance {item.provenance!r} and verified: only a lesson of a "
                              "fix that ran is verified")
-        return item
+        tags = [t for t in item.tags if t != UNTRUSTED_TAG]
+        if not self.operator_notes:
+            self.untrusted.append(item.id)
+            tags.append(UNTRUSTED_TAG)
+        return item.model_copy(update={"tags": tags})
 
     def _shipped(self) -> dict[str, KnowledgeEntry]:
         if self._seed is None:
@@ -305,8 +320,9 @@ class KnowledgeBase:
                 f"ai-sysadmin with ChromaDB's default search index (M 16, search ef 10, not "
                 f"M {HNSW['hnsw:M']}, ef {HNSW['hnsw:search_ef']}): among thousands of records "
                 "a search misses some it would find. To rebuild it: `knowledge export FILE`, "
-                f"stop the daemon, move {self.where} aside, `knowledge import FILE` (system "
-                "profiles come back with the checks, config chunks with `configs --sync`)")
+                f"stop the daemon, move {self.where} aside, `knowledge import "
+                "--trust-operator-notes FILE` (system profiles come back with the checks, "
+                "config chunks with `configs --sync`)")
 
     def collection(self, name: str) -> Collection:
         """The ChromaDB collection (for a layer above that needs more than this API)."""
@@ -506,9 +522,12 @@ class KnowledgeBase:
         for record in sorted(self.incidents(), key=lambda r: (r.resolved_at, r.id)):
             yield json.dumps({"type": "incident", **record.model_dump(mode="json")})
 
-    def import_(self, lines: Iterable[str]) -> ImportResult:
+    def import_(self, lines: Iterable[str], trust_operator_notes: bool = False
+                ) -> ImportResult:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
-        error naming it, and nothing is written.
+        error naming it, and nothing is written. An operator note is stored as background
+        (tagged :data:`UNTRUSTED_TAG`) unless ``trust_operator_notes``: the person importing
+        says the file's notes are theirs.
 
         A store never seeded counts as seeded once an import wrote into it: the file says
         which seed entries it holds.
@@ -522,7 +541,7 @@ class KnowledgeBase:
         problems: list[str] = []
         # entries and records live in collections of their own: one id may be in both
         first_seen: dict[tuple[str, str], int] = {}
-        trust = _ImportTrust()
+        trust = _ImportTrust(trust_operator_notes)
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -565,7 +584,7 @@ class KnowledgeBase:
             from .seed import SEED_VERSION
 
             self.mark_seeded(SEED_VERSION)
-        result = ImportResult()
+        result = ImportResult(untrusted=trust.untrusted)
         for item_id in [e.id for e in entries] + [r.id for r in records]:
             (result.replaced if item_id in existing else result.added).append(item_id)
         return result
@@ -828,7 +847,7 @@ def _index_damage(path: Path) -> str | None:
         return None
     return (f"knowledge base {path} has a damaged vector index ({why}): ChromaDB would crash "
             "or hang on it; `knowledge export FILE` still reads every entry, then move it "
-            "aside and `knowledge import FILE`")
+            "aside and `knowledge import --trust-operator-notes FILE`")
 
 
 def _persistent_client(path: Path) -> ClientAPI:
