@@ -159,8 +159,12 @@ def lesson(incident: Incident, action: Action) -> Lesson | None:
         return None
     outcome: Outcome = "verified" if action.state == "succeeded" else (
         "escalated" if action.state == "escalated" else "failed")
+    # dated when the fix ran, not when it is written: a lesson the store could not take at
+    # once (locked, down) is learned at a later housekeeping, and dated then, an older success
+    # passed for the fix's latest outcome over the failure after it
+    when = action.finished_at or incident.updated_at
     return _built(rule, subject, host, severity, ActionTaken(kind=action.kind, params=params),
-                  outcome, incident.id, action.id, action.finished_at or incident.updated_at)
+                  outcome, incident.id, action.id, when, created_at=when)
 
 
 def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken,
