@@ -89,7 +89,12 @@ def _provenance(value: str | None) -> Any:
 
 
 def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(ts)) if ts else "shipped"
+    if not ts:
+        return "shipped"
+    try:
+        return time.strftime("%Y-%m-%d", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):  # no date (the models refuse one now)
+        return "?"
 
 
 def _as_json(entry: KnowledgeEntry) -> dict[str, Any]:

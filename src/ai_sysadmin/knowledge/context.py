@@ -584,7 +584,10 @@ class KnowledgeRecall:
                  "[past incident, no fix recorded · background]"
                  if record.outcome == "verified" else
                  f"[past incident, fix {record.outcome} · background]")
-        when = time.strftime("%Y-%m-%d", time.gmtime(record.resolved_at))
+        try:
+            when = time.strftime("%Y-%m-%d", time.gmtime(record.resolved_at))
+        except (OverflowError, OSError, ValueError):  # no date (the model refuses one now)
+            when = "at an unknown date"
         fixes = "; ".join(describe_fix(a.kind, a.params) for a in record.actions) or "none"
         said = record.diagnosis or record.symptoms
         text = f"{when} on {record.host}: {said}" + (
