@@ -528,11 +528,17 @@ ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def _splice(text: str, edits: list[Edit]) -> str:
-    """``text`` with the edits applied; overlapping ones merge (a private key mask wins)."""
+def _splice(text: str, edits: list[Edit], keep_lines: bool = False) -> str:
+    """``text`` with the edits applied; overlapping ones merge (a private key mask wins).
+    ``keep_lines``: a mask over several lines is followed by as many line breaks as it hid."""
     edits.sort()
     parts: list[str] = []
     pos = 0
+
+    def masked(start: int, end: int, replacement: str) -> str:
+        hidden = text.count("\n", start, end) - replacement.count("\n")
+        return replacement + "\n" * hidden if keep_lines and hidden > 0 else replacement
+
     start, end, replacement = edits[0]
     for next_start, next_end, next_replacement in edits[1:]:
         if next_start < end:
@@ -540,10 +546,10 @@ def _splice(text: str, edits: list[Edit]) -> str:
             if next_replacement == _KEY_MASK:
                 replacement = _KEY_MASK
             continue
-        parts += (text[pos:start], replacement)
+        parts += (text[pos:start], masked(start, end, replacement))
         pos = end
         start, end, replacement = next_start, next_end, next_replacement
-    parts += (text[pos:start], replacement, text[end:])
+    parts += (text[pos:start], masked(start, end, replacement), text[end:])
     return "".join(parts)
 
 
@@ -563,9 +569,11 @@ def _subjects(text: str) -> tuple[str, str, str]:
     return text, padded, lower
 
 
-def redact(text: str) -> str:
+def redact(text: str, keep_lines: bool = False) -> str:
     """``text`` with secret-looking values replaced by ``[redacted]`` (private keys by
-    ``[redacted private key]``), terminal escapes removed, NUL read as an argument separator."""
+    ``[redacted private key]``), terminal escapes removed, NUL read as an argument separator.
+    ``keep_lines``: every line stays on its line ("\\n" counted), a private key's mask
+    followed by as many empty lines as the key had, for a text whose lines are numbered."""
     text, padded, lower = _subjects(text)
     edits: list[Edit] = []
     for rule in RULES:
@@ -574,7 +582,7 @@ def redact(text: str) -> str:
             edits.extend(rule.edits(match, padded))
     if not edits:
         return text
-    return _splice(padded, edits)[1:]
+    return _splice(padded, edits, keep_lines)[1:]
 
 
 #: how far past a cut text is masked before it is cut: a secret that the cut splits (a token
@@ -615,12 +623,13 @@ _PGPASS_LINE = re.compile(r"^(?P<fields>[+ -]?(?![+ -]?#)(?:(?:[^:\\\n]|\\.)*:){
                           re.M)
 
 
-def redact_file(text: str, path: str, diff: bool = False) -> str:
+def redact_file(text: str, path: str, diff: bool = False, keep_lines: bool = False) -> str:
     """``text`` of the file ``path`` as :func:`redact` masks it, and the formats only the
     file's name tells apart: a ``.pgpass``'s passwords. ``diff``: the text is a unified diff
     of the file, whose added and removed lines are masked without their "+" or "-" too, so
-    that what a rule reads at a line's start (msmtprc's "password x") is found there."""
-    text = redact(text)
+    that what a rule reads at a line's start (msmtprc's "password x") is found there.
+    ``keep_lines``: as :func:`redact`'s."""
+    text = redact(text, keep_lines)
     if diff:
         text = "\n".join(
             line[0] + redact(line[1:]) if line[:1] in ("+", "-") and line[:3] not in

@@ -75,6 +75,59 @@ def test_configs_sync_then_search_by_meaning(tmp_path: Path, config_file, cli) -
     assert {h["path"] for h in json.loads(out)} == {"hosts/web/nginx.nix"}
 
 
+#: a key the host's TLS needs, committed as NixOS configs often hold one (masked when read)
+TLS_KEY = ("-----BEGIN PRIVATE KEY-----\n"
+           + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n" * 24
+           + "-----END PRIVATE KEY-----\n")
+WEB_NIX = ("{\n  services.nginx.enable = true;\n  services.nginx.sslKey = ''\n" + TLS_KEY
+           + "  '';\n  services.nginx.listenPort = 8443;\n}\n")
+# a form feed, a line separator and a lone carriage return end no line for git
+APP_CONF = "".join(f"line{n} = value{n}\n" for n in range(1, 10)) + "\f\n" + \
+    "".join(f"line{n} = value{n}\u2028x\rq\n" for n in range(11, 20)) + \
+    "".join(f"line{n} = value{n}\r\n" for n in range(20, 61))
+
+
+@pytest.mark.slow
+def test_configs_says_the_line_git_says_after_a_private_key_or_a_form_feed(
+        tmp_path: Path, config_file, cli) -> None:
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"web.nix": WEB_NIX, "app.conf": APP_CONF, "hosts/db/postgres.nix": POSTGRES},
+                    "fleet", when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+    assert upstream.git("grep", "-n", "listenPort").startswith("web.nix:31:")
+    assert upstream.git("grep", "-n", "line39 =").startswith("app.conf:39:")
+    code, out, err = cli("configs", "--sync", "--json")
+    assert code == 0, err
+
+    code, out, _ = cli("configs", "--json", "-n", "1", "nginx listen port")
+    (hit,) = json.loads(out)
+    lines = hit["text"].split("\n")
+    # the key is masked, its lines kept: the port is on line 31 of the chunk's lines
+    assert "[redacted private key]" in hit["text"] and "MIIEvQ" not in hit["text"]
+    assert lines[31 - hit["start_line"]] == "  services.nginx.listenPort = 8443;"
+    assert hit["end_line"] == 32
+    code, out, _ = cli("configs", "-n", "1", "nginx listen port")
+    assert "     31    services.nginx.listenPort = 8443;" in out, out
+
+    code, out, _ = cli("configs", "--json", "-n", "5", "line39 value39")
+    (hit,) = [h for h in json.loads(out) if h["start_line"] <= 39 <= h["end_line"]]
+    assert hit["text"].split("\n")[39 - hit["start_line"]] == "line39 = value39"
+    assert max(h["end_line"] for h in json.loads(out)) == 60
+
+    # an index an earlier version numbered (its state says no numbering): the file whose
+    # lines it numbered otherwise is indexed again at the next sync, the other is not
+    (state,) = (tmp_path / "state").rglob("config-repo-index.json")
+    saved = json.loads(state.read_text())
+    del saved["numbering"]
+    state.write_text(json.dumps(saved))
+    code, out, err = cli("configs", "--sync", "--json")
+    assert code == 0, err
+    assert sorted(json.loads(out)["sync"]["indexed"]) == ["app.conf", "web.nix"]
+    code, out, err = cli("configs", "--sync", "--json")
+    assert json.loads(out)["sync"]["indexed"] == []
+
+
 def test_configs_says_what_is_missing(tmp_path: Path, config_file, cli) -> None:
     code, _, err = cli("configs", "nginx")
     assert code == 2 and "no config_repo is configured" in err

@@ -98,7 +98,7 @@ def _said(state: Path, damaged: Path) -> str:
             }[damaged.name]
     return (f"knowledge base {store} has a damaged vector index ({what}): ChromaDB would "
             "crash or hang on it; `knowledge export FILE` still reads every entry, then move "
-            "it aside and `knowledge import FILE`")
+            "it aside and `knowledge import --trust-operator-notes FILE`")
 
 
 def test_a_whole_index_is_searched(big_store: Path, tmp_path: Path) -> None:

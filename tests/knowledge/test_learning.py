@@ -142,6 +142,27 @@ def test_a_fix_that_worked_and_then_stopped_working_no_longer_guides(recall) -> 
     assert "may guide a fix" in first and "the last time it worked" in first, text
 
 
+def test_a_success_learned_late_does_not_outrank_the_failure_that_came_after_it(
+        recall) -> None:
+    # the success's lesson waited (the store locked while its fix ran) and was learned at a
+    # later housekeeping, after the lesson of the failure that ran since
+    subject = "tardy.service"
+    now = time.time()
+    failed = recall.learn(_incident(30, subject=subject, summary=f"{subject} failed"),
+                          _action(40, 30, state="failed", subject=subject,
+                                  finished_at=now - 60))
+    worked = recall.learn(_incident(31, subject=subject, summary=f"{subject} failed"),
+                          _action(41, 31, subject=subject, finished_at=now - 3600))
+    assert failed is not None and worked is not None
+    text = recall.search_text("", _incident(32, subject=subject,
+                                            summary=f"{subject} failed"))
+    lines = [line for line in text.splitlines() if subject in line]
+    assert len(lines) == 1, text
+    assert "the last time it did NOT work" in lines[0] and "may guide" not in lines[0], text
+    # the note learned is dated when its fix ran
+    assert recall.kb.get(worked.entry.id).created_at == now - 3600
+
+
 def test_a_poisoned_incident_teaches_nothing_of_its_text(recall) -> None:
     poisoned = _incident(7, subject="evil.service", summary=f"evil.service failed: {POISON}",
                          evidence=(f"evil.service: {POISON}",),

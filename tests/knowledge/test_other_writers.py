@@ -90,3 +90,78 @@ def test_opening_one_store_again_leaves_the_other_stores_of_the_process_answerin
     other.kb.add(KnowledgeEntry(id="wib", topic="wibble hangs on NFS",
                                 text="wibble hangs when its NFS mount is gone"))
     assert "wibble hangs when its NFS" in other.search_text("wibble NFS hang")
+
+
+def _knowledge(settings: Settings, *args: str) -> str:
+    """A person's `knowledge` command on the daemon's store (another process)."""
+    done = subprocess.run(
+        [str(BIN), "knowledge", *args],
+        env={**os.environ, "AI_SYSADMIN_STATE_DIR": str(settings.state_dir)},
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_note_added_before_the_daemon_writes_a_host_profile_is_still_recalled(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.knowledge.test_learning import _snapshot
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    daemon = KnowledgeRecall(settings)
+    assert "zorblax" not in daemon.search_text("zorblax frobnicates")  # open, as it stays
+    _knowledge(settings, "add", "--topic", "zorblax frobnication daemon",
+               "--text", "restart zorblax.service when it frobnicates")
+    with caplog.at_level("INFO", logger="ai_sysadmin"):
+        # the daemon's next check writes the host's profile: its own write, after another's
+        assert daemon.note_system(_snapshot("41")) is True
+        assert "restart zorblax.service when it frobnicates" in daemon.search_text(
+            "zorblax frobnicates")
+        # its own writes are no news: opened again for the person's note alone
+        assert daemon.note_system(_snapshot("42")) is True
+        assert daemon.kb.get_system("nix1").facts["nixos_generation"] == "42"
+    reopened = [r for r in caplog.records if getattr(r, "event", "") == "knowledge_reopened"]
+    assert len(reopened) == 1
+
+
+def test_what_another_process_writes_while_the_daemon_uses_the_store_is_not_taken_for_its_own(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ai_sysadmin.knowledge.profiles import profile_of
+    from tests.knowledge.test_learning import _snapshot
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    daemon = KnowledgeRecall(settings)
+    assert "zorblax" not in daemon.search_text("zorblax frobnicates")
+    said: list[str] = []
+
+    def add_beside(kb: KnowledgeBase) -> None:  # a person's add while the daemon writes
+        said.append(_knowledge(settings, "add", "--topic", "zorblax frobnication daemon",
+                               "--text", "restart zorblax.service when it frobnicates"))
+        kb.upsert_system(profile_of(_snapshot("41")))
+
+    daemon._with_kb(add_beside)
+    note = said[0].split()[1].rstrip(":")
+    assert "restart zorblax.service when it frobnicates" in daemon.search_text(
+        "zorblax frobnicates")
+
+    # a removal while the daemon searches: its vector was still in the daemon's index
+    daemon._with_kb(lambda kb: _knowledge(settings, "remove", note))
+    with caplog.at_level("WARNING", logger="ai_sysadmin"):
+        assert "zorblax.service" not in daemon.search_text("zorblax frobnicates")
+    assert not [r for r in caplog.records if getattr(r, "event", "") == "knowledge_unreadable"]
+
+
+def test_a_search_of_a_store_another_process_removed_an_entry_from_leaves_it_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a client that never opens again (a `knowledge` command of its own) keeps the removed
+    # entry's vector in its index: the entry is gone, not unreadable, and no search fails
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", knowledge={"seed": False})
+    kb = KnowledgeBase.open(settings)
+    kb.add(KnowledgeEntry(id="frob", topic="frobnicator.service wedges",
+                          text="its lock file /run/frob.lock is stale: remove it"))
+    kb.add(KnowledgeEntry(id="quux", topic="quuxer fills /var/tmp",
+                          text="quuxer never removes its spool files in /var/tmp"))
+    assert [h.item.id for h in kb.search("frobnicator wedged", 1)] == ["frob"]
+    _knowledge(settings, "remove", "frob")
+    with caplog.at_level("WARNING", logger="ai_sysadmin"):
+        assert [h.item.id for h in kb.search("frobnicator wedged")] == []
+    assert kb.unreadable == {}

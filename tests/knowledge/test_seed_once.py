@@ -54,7 +54,7 @@ def test_an_export_imported_into_a_new_store_does_not_bring_back_removed_seed_no
     monkeypatch.setenv("AI_SYSADMIN_STATE_DIR", str(tmp_path / "new-state"))
     code, out, err = cli("knowledge", "import", str(dump), "--json")
     assert code == 0, err
-    assert json.loads(out) == {"added": [kept], "replaced": []}
+    assert json.loads(out) == {"added": [kept], "replaced": [], "untrusted": []}
     for _ in range(2):  # the import, then the next open (the daemon's start)
         code, out, _ = cli("knowledge", "list", "--json")
         assert [entry["id"] for entry in json.loads(out)] == [kept]

@@ -118,13 +118,18 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
 
 
 def _show(settings: Any, query: str, found: list[dict[str, Any]]) -> None:
+    from ..knowledge.config_repo import file_lines
+
     banner(settings, f"{len(found)} place(s) in config_repo for {query!r}")
     for item in found:
         out.print(f"[bold]{esc(item['path'])}:{item['start_line']}[/bold]"
                   f"-{item['end_line']} ({esc(item['commit'][:10])}, distance "
                   f"{item['distance']:.2f})", markup=True)
-        lines = item["text"].splitlines()
-        for number, line in enumerate(lines[:SNIPPET_LINES], item["start_line"]):
+        # numbered as the file's lines (a form feed ends none); the empty lines a masked
+        # private key leaves are not shown, so what follows it is
+        lines = [(number, line) for number, line in
+                 enumerate(file_lines(item["text"]), item["start_line"]) if line.strip()]
+        for number, line in lines[:SNIPPET_LINES]:
             if len(line) > SNIPPET_CHARS:
                 line = f"{line[:SNIPPET_CHARS]} ... ({len(line) - SNIPPET_CHARS} more characters)"
             out.print(f"  {number:>5}  {line}", markup=False, highlight=False)

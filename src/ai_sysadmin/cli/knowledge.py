@@ -89,7 +89,12 @@ def _provenance(value: str | None) -> Any:
 
 
 def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(ts)) if ts else "shipped"
+    if not ts:
+        return "shipped"
+    try:
+        return time.strftime("%Y-%m-%d", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):  # no date (the models refuse one now)
+        return "?"
 
 
 def _as_json(entry: KnowledgeEntry) -> dict[str, Any]:
@@ -236,17 +241,53 @@ def add(
 
 @app.command("remove")
 def remove(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
-    """Delete one entry."""
-    entry = _open(ctx).remove(entry_id)
+    """Delete one entry; a learned one with the incident records of the fixes it was learned
+    from (a verified one guides fixes too). An incident record's id (`export` lists them)
+    deletes that record."""
+    from ..errors import KnowledgeError, NotFoundError
+    from ..knowledge.learning import RECORD_ID
+
+    kb = _open(ctx)
+    if RECORD_ID.match(entry_id):
+        try:
+            kb.get(entry_id)
+        except NotFoundError:  # no entry of that name: the record is meant
+            _remove_record(kb, entry_id, as_json)
+            return
+        except KnowledgeError:  # an entry of that name, unreadable: removed below
+            pass
+    entry = kb.remove(entry_id)
+    records = kb.remove_records_of(entry_id)
     if as_json:
         print_json({"removed": _as_json(entry) if entry else {"id": entry_id,
-                                                              "readable": False}})
-    elif entry is None:
+                                                              "readable": False},
+                    "incident_records": records})
+        return
+    if entry is None:
         out.print(f"removed {entry_id} (a record this version could not read)", markup=False)
     else:
         from ..monitor.findings import masked
 
         out.print(f"removed {entry.id}: {masked(entry.topic)}", markup=False)
+    if records:
+        out.print(f"and the incident record(s) of the fixes it was learned from, which "
+                  f"guide fixes too: {', '.join(records)}", markup=False, soft_wrap=True)
+
+
+def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
+    record = kb.remove_incident(record_id)
+    if as_json:
+        print_json({"removed_incident_record": record.model_dump(mode="json") if record
+                    else {"id": record_id, "readable": False}})
+    elif record is None:
+        out.print(f"removed incident record {record_id} (one this version could not read)",
+                  markup=False)
+    else:
+        from ..monitor.findings import masked
+
+        # an imported record's host is anyone's words
+        out.print(f"removed incident record {record_id}: {record.rule} on "
+                  f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
 def _write_replacing(file: Path, text: str) -> None:
@@ -321,10 +362,15 @@ def import_(
     file: Annotated[Path | None, typer.Argument(
         metavar="FILE", help="Read this (default: standard input).", dir_okay=False,
         show_default=False)] = None,
+    trust_operator_notes: Annotated[bool, typer.Option(
+        "--trust-operator-notes",
+        help="Let the file's operator notes guide fixes, as a note added here does: only for "
+             "a file you wrote or exported yourself. Without it they are background.")] = False,
     as_json: Json = False,
 ) -> None:
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
-    with an existing id replaces it. One bad line: nothing is imported."""
+    with an existing id replaces it. One bad line: nothing is imported. An operator note
+    from the file is background, never a guide to a fix, unless --trust-operator-notes."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")
@@ -338,9 +384,14 @@ def import_(
                 param_hint="FILE") from None
     # seeded first, a new store would get back the seed entries the file's store had lost;
     # the import marks it seeded instead
-    result = _open(ctx, seed=False).import_(lines)
+    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes)
     if as_json:
-        print_json({"added": result.added, "replaced": result.replaced})
-    else:
-        out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
-                  markup=False)
+        print_json({"added": result.added, "replaced": result.replaced,
+                    "untrusted": result.untrusted})
+        return
+    out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
+              markup=False)
+    if result.untrusted:
+        out.print(f"{len(result.untrusted)} operator note(s) kept as background, never a "
+                  "guide to a fix: import again with --trust-operator-notes if the file's "
+                  "notes are yours", markup=False, soft_wrap=True)

@@ -65,6 +65,9 @@ LINE_CHARS = CHUNK_CHARS
 GIT_TIMEOUT = 300.0
 #: files chunked between two saves of the index state: a crash re-does at most this many
 SAVE_EVERY = 50
+#: how an index state's chunks number their lines: 1, as git does (:func:`file_lines`); a
+#: state without it was numbered by str.splitlines after masking, a private key one line
+NUMBERING = 1
 
 
 
@@ -210,6 +213,16 @@ def looks_like_text(data: bytes) -> bool:
     return True
 
 
+def file_lines(text: str) -> list[str]:
+    """The lines of a file's ``text`` as git numbers them (`git grep -n`, a diff): split at
+    "\\n" alone, a "\\r" before it dropped. str.splitlines also splits at a form feed,
+    U+2028 or a lone "\\r": every chunk after one was said to be lines further down."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the file's last line break ends a line, it starts none
+    return [line.removesuffix("\r") for line in lines]
+
+
 def chunk_lines(lines: Sequence[str], size: int = CHUNK_LINES,
                 max_chars: int = CHUNK_CHARS) -> Iterator[tuple[int, int]]:
     """(start, end) line ranges, 1-based and inclusive, that cover ``lines``. A chunk ends at
@@ -270,6 +283,9 @@ class ConfigRepo:
         self.exclude = [glob.lower() for glob in settings.config_repo_exclude]
         #: the identity of the sink being synced, saved with the state
         self._sink_id: str | None = None
+        #: the state's files are not all numbered as :data:`NUMBERING` says yet (a sync
+        #: under way renumbers them): its saves leave the state saying so
+        self._renumbering = False
 
     @property
     def ref(self) -> str:
@@ -440,7 +456,8 @@ class ConfigRepo:
             return []
         # a config repository holds secrets often enough (hashed passwords, tokens): masked
         # before they are embedded, stored, searched or shown
-        lines = [_cut(line) for line in redact_file(data.decode("utf-8"), path).splitlines()]
+        lines = [_cut(line) for line in file_lines(
+            redact_file(data.decode("utf-8"), path, keep_lines=True))]
         return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob, self.key)
                 for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
 
@@ -504,7 +521,9 @@ class ConfigRepo:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": self._url_key, "branch": self.branch, "commit": commit,
                                    "store": self._sink_id, "repo_key": self.key,
-                                   "files": files}), encoding="utf-8")
+                                   "files": files,
+                                   "numbering": 0 if self._renumbering else NUMBERING}),
+                       encoding="utf-8")
         os.replace(tmp, self.state_path)
 
     def sync(self, sink: ChunkSink, fetch: bool = True,
@@ -519,6 +538,7 @@ class ConfigRepo:
             raise ConfigRepoError(f"{self.shown_url} has no branch {self.branch!r}")
         # after the fetch: a store that is down leaves the recent changes fresh
         self._sink_id = sink.identity()
+        self._renumbering = self._stored().get("numbering", 0) != NUMBERING
         listing = self.listing(commit)
         now = {path: blob for path, (blob, _) in listing.items()}
         report = SyncReport(commit, len(now), previous=self.other_source(),
@@ -527,7 +547,9 @@ class ConfigRepo:
         for path in report.excluded:
             del now[path]
         state = self._drop_gone(sink, now, commit, report)
-        changed = sorted(p for p, blob in now.items() if state.get(p) != blob)
+        changed = sorted(p for p, blob in now.items() if state.get(p) != blob or (
+            self._renumbering and p in state and listing[p][1] <= MAX_FILE_BYTES
+            and self._numbered_otherwise(p, blob)))
         for offset in range(0, len(changed), SAVE_EVERY):
             batch = changed[offset:offset + SAVE_EVERY]
             for path in batch:
@@ -555,9 +577,24 @@ class ConfigRepo:
                 report.indexed.append(path)
             state.update({p: now[p] for p in batch if p not in report.failed})
             self._save(state, commit)
+        self._renumbering = False
         self._save(state, commit)
         report.seconds = time.monotonic() - started
         return report
+
+    def _numbered_otherwise(self, path: str, blob: str) -> bool:
+        """Whether the chunks of ``path`` an earlier version indexed give other lines than
+        the file's (a private key or a form feed above them): indexed again, the file
+        unchanged."""
+        try:
+            data = self.read_blob(blob)
+            if not looks_like_text(data):
+                return False
+            text = data.decode("utf-8")
+        except (ConfigRepoError, UnicodeDecodeError, OSError, subprocess.SubprocessError):
+            return False
+        return redact_file(text, path).splitlines() != \
+            file_lines(redact_file(text, path, keep_lines=True))
 
     def _same_sink(self, stored: dict[str, Any], sink: ChunkSink) -> bool:
         """Whether the saved state was written for the store being synced. A state from

@@ -48,6 +48,7 @@ from .git_context import describe, diff_excerpt, recent_changes
 from .learning import Lesson, describe_fix, fix_key, lesson, symptoms_of, tagged_action
 from .models import ConfigChunk, Hit, IncidentRecord, KnowledgeEntry
 from .profiles import profile_of
+from .store import UNTRUSTED_TAG, Mark, file_mark
 
 log = logging.getLogger("ai_sysadmin.decisions")
 
@@ -126,7 +127,9 @@ class _Store:
     `approve`). ChromaDB's SQLite sees their writes at once, but a client's vector index is
     loaded once and never learns of them: a daemon would search without them for months. So
     the database file is watched (its size and time, as this process last left it), and a
-    store another process wrote is opened again before it is used."""
+    store another process wrote is opened again before it is used. Its own writes are told
+    from others' by the marks each write notes under the writers' lock (:func:`~.store.writing`):
+    the file changed during a call for any other reason is taken for another's write."""
 
     def __init__(self, settings: Settings, kb: Any = None, watched: bool = False) -> None:
         self.settings = settings
@@ -137,7 +140,7 @@ class _Store:
         #: an embedded store of this process's table (one given its kb is left as it is)
         self.watched = watched and not settings.knowledge.url
         #: the database file as this process last left it
-        self.mark: tuple[int, int] | None = None
+        self.mark: Mark | None = None
         #: why it last would not open, as the log said it: a store that stays broken (a
         #: damaged vector index) is said once, not at each retry of every minute
         self.said: str | None = None
@@ -157,27 +160,12 @@ class _Store:
         self.said = text
         return True
 
-    def _file_mark(self) -> tuple[int, int] | None:
-        try:
-            st = (self.settings.knowledge_dir / "chroma.sqlite3").stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
+    def _file_mark(self) -> Mark | None:
+        return file_mark(self.settings.knowledge_dir)
 
     def use(self, fn: Callable[[Any], Any]) -> Any:
-        if self.watched and self.kb is not None and self._file_mark() != self.mark:
-            _open_again()  # another process wrote it
         try:
-            with self.lock:
-                if self.kb is None:
-                    self._open()
-                try:
-                    return fn(self.kb)
-                finally:
-                    if not getattr(self._background, "on", False):
-                        self.used_at = time.monotonic()
-                    if self.watched:
-                        self.mark = self._file_mark()  # what this process wrote is no news
+            return self._use(fn, if_open=False)[1]
         except _OpenFailed as failed:
             # ChromaDB keeps the system it half made for a path for the life of the process:
             # the files mended (moved aside, as the error says), every later open still
@@ -185,6 +173,52 @@ class _Store:
             if not self.settings.knowledge.url:
                 _open_again(failed=True)
             raise failed.error from failed.error.__cause__
+
+    def _use(self, fn: Callable[[Any], Any], if_open: bool) -> tuple[bool, Any]:
+        """``fn(kb)`` under the lock, on a store that holds every write of other processes
+        made before it: one another process wrote since this one last left it is opened
+        again first (which takes every store's lock: not under this one)."""
+        for again in (False, True):
+            with self.lock:
+                if self.kb is None:
+                    if if_open and not again:
+                        return False, None
+                    self._open()
+                # looked at under the lock: a write of this process's between a look and
+                # the call would pass for another's, and the other way round
+                if again or not self._written_by_another():
+                    return True, self._watched(fn, upkeep=if_open)
+            _open_again()
+        raise AssertionError("unreachable")
+
+    def _written_by_another(self) -> bool:
+        return self.watched and self._file_mark() != self.mark
+
+    def _watched(self, fn: Callable[[Any], Any], upkeep: bool) -> Any:
+        kb = self.kb
+        if self.watched:
+            kb.writes.clear()
+        try:
+            return fn(kb)
+        finally:
+            if not upkeep and not getattr(self._background, "on", False):
+                self.used_at = time.monotonic()
+            if self.watched:
+                self.mark = self._own(self.mark, kb.writes)
+
+    def _own(self, mark: Mark | None, writes: Sequence[tuple[Mark | None, Mark | None]]
+             ) -> Mark | None:
+        """The database file now where only ``writes`` (this client's, each made with no
+        other writer beside it) changed it since ``mark``; else ``mark``: another process
+        wrote too, and the next use opens the store again. Taken for this process's own, a
+        profile written at a check hid a `knowledge add` made before it until a restart."""
+        expected = mark
+        for before, after in writes:
+            if before != expected:
+                return mark
+            expected = after
+        now = self._file_mark()
+        return now if now == expected else mark
 
     @contextlib.contextmanager
     def background(self) -> Iterator[None]:
@@ -206,23 +240,26 @@ class _Store:
         """``fn(kb)`` where the store is open, decided under its lock (a close between a
         look and the call would open it again); (False, None) where it is not. Upkeep: no
         use that keeps it open."""
-        with self.lock:
-            if self.kb is None:
-                return False, None
-            try:
-                return True, fn(self.kb)
-            finally:
-                if self.watched:
-                    self.mark = self._file_mark()
+        try:
+            return self._use(fn, if_open=True)
+        except _OpenFailed as failed:  # opened again after another process wrote it
+            if not self.settings.knowledge.url:
+                _open_again(failed=True)
+            raise failed.error from failed.error.__cause__
 
     def _open(self) -> None:
         from .store import KnowledgeBase
 
+        before = self._file_mark()
         try:
             self.kb = KnowledgeBase.open(self.settings)
         except Exception as exc:
             self.failed_at = time.monotonic()
             raise _OpenFailed(exc) from exc
+        if self.watched:
+            # its seed written at the opening is its own; a store made now is all its own
+            self.mark = self._own(before, self.kb.writes) if before is not None \
+                else self._file_mark()
         self.said = None  # it opens: a later failure is news
         if not self.said_outdated and (note := self.kb.outdated_note()):
             self.said_outdated = True
@@ -508,7 +545,10 @@ class KnowledgeRecall:
             log.info("knowledge %s not offered: the policy refuses its action now (%s)",
                      entry.id, why, extra={"event": "knowledge_dropped", "entry": entry.id})
             return None
-        if entry.provenance == "operator":
+        if entry.provenance == "operator" and UNTRUSTED_TAG in entry.tags:
+            # from an import file nobody said was theirs: anyone's words
+            label, guides = "[imported note · background only]", False
+        elif entry.provenance == "operator":
             label, guides = "[operator note · may guide a fix]", True
         elif entry.provenance == "learned" and action is None:
             # every lesson carries its action: one without is none of ours (written by hand,
@@ -544,7 +584,10 @@ class KnowledgeRecall:
                  "[past incident, no fix recorded · background]"
                  if record.outcome == "verified" else
                  f"[past incident, fix {record.outcome} · background]")
-        when = time.strftime("%Y-%m-%d", time.gmtime(record.resolved_at))
+        try:
+            when = time.strftime("%Y-%m-%d", time.gmtime(record.resolved_at))
+        except (OverflowError, OSError, ValueError):  # no date (the model refuses one now)
+            when = "at an unknown date"
         fixes = "; ".join(describe_fix(a.kind, a.params) for a in record.actions) or "none"
         said = record.diagnosis or record.symptoms
         text = f"{when} on {record.host}: {said}" + (

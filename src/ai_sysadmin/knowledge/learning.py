@@ -110,6 +110,18 @@ def _digest_id(rule: str, subject: str, kind: str, params: dict[str, Any]) -> st
     return f"learned-{digest}"
 
 
+def entry_ids_of(record: IncidentRecord) -> set[str]:
+    """The ids of the learned entry written with ``record`` (one lesson: the entry and the
+    records of each run of its fix), in this release's words and an earlier one's; none for
+    a record of no single action."""
+    if len(record.actions) != 1:
+        return set()
+    taken = record.actions[0]
+    suffix = "" if record.outcome == "verified" else "-failed"
+    return {entry_id(record.rule, record.subject, taken.kind, taken.params) + suffix,
+            _digest_id(record.rule, record.subject, taken.kind, taken.params) + suffix}
+
+
 def action_tag(kind: str, params: dict[str, Any]) -> str:
     return ACTION_TAG + json.dumps({"kind": kind, "params": params}, sort_keys=True)
 
@@ -147,8 +159,12 @@ def lesson(incident: Incident, action: Action) -> Lesson | None:
         return None
     outcome: Outcome = "verified" if action.state == "succeeded" else (
         "escalated" if action.state == "escalated" else "failed")
+    # dated when the fix ran, not when it is written: a lesson the store could not take at
+    # once (locked, down) is learned at a later housekeeping, and dated then, an older success
+    # passed for the fix's latest outcome over the failure after it
+    when = action.finished_at or incident.updated_at
     return _built(rule, subject, host, severity, ActionTaken(kind=action.kind, params=params),
-                  outcome, incident.id, action.id, action.finished_at or incident.updated_at)
+                  outcome, incident.id, action.id, when, created_at=when)
 
 
 def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken,
@@ -195,7 +211,7 @@ def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken
 _LESSON_TEXT = re.compile(r"^When (?P<rule>\S+) fired for (?P<subject>\S+) on (?P<host>\S+), "
                           r".* Learned from incident #(?P<incident>[0-9]{1,18}), "
                           r"action #(?P<action>[0-9]{1,18})\.$", re.DOTALL)
-_RECORD_ID = re.compile(r"^incident-(?P<incident>[0-9]{1,18})-action-(?P<action>[0-9]{1,18})$")
+RECORD_ID = re.compile(r"^incident-(?P<incident>[0-9]{1,18})-action-(?P<action>[0-9]{1,18})$")
 
 
 def _plain_fix(kind: str, params: dict[str, Any]) -> str | None:
@@ -255,7 +271,7 @@ def record_now(record: IncidentRecord) -> IncidentRecord | str:
     earlier one) wrote it word for word; else why it is not."""
     if not record.actions:
         return "a verified fix with no action"
-    ids = _RECORD_ID.match(record.id)
+    ids = RECORD_ID.match(record.id)
     if ids is None or len(record.actions) != 1:
         return "it is not a record of one action that ran"
     taken = record.actions[0]

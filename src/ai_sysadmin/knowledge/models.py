@@ -32,6 +32,14 @@ OUTCOMES: tuple[Outcome, ...] = ("verified", "failed", "escalated")
 #: what an id may be: it is shown in tables, typed on command lines, and used as ChromaDB's id
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 MAX_TEXT = 20_000
+#: the last second of the year 9999: a time past it (1e400, Infinity from an import file) is
+#: no date, and every `knowledge list` and recall that dated it failed
+LAST_TIME = 253_402_300_799.0
+
+
+def _time(default_factory: Any) -> Any:
+    """A time in seconds since the epoch, within what a date can show."""
+    return Field(default_factory=default_factory, ge=0, le=LAST_TIME, allow_inf_nan=False)
 
 
 def new_id(prefix: str) -> str:
@@ -54,7 +62,7 @@ class KnowledgeEntry(_Record):
     provenance: Provenance = "operator"
     #: learned from a fix that was verified (its finding went away and stayed away)
     verified: bool = False
-    created_at: float = Field(default_factory=time.time)
+    created_at: float = _time(time.time)
     #: where it came from: ``seed``, ``operator``, ``incident:42`` ...
     source: str | None = Field(None, max_length=200)
     tags: list[str] = Field(default_factory=list)
@@ -112,7 +120,7 @@ class IncidentRecord(_Record):
     diagnosis: str = Field("", max_length=MAX_TEXT)
     actions: list[ActionTaken] = Field(default_factory=list)
     outcome: Outcome
-    resolved_at: float = Field(default_factory=time.time)
+    resolved_at: float = _time(time.time)
 
     def document(self) -> str:
         """Symptoms first: a new incident is matched by how it looks, not by its cure."""

@@ -15,20 +15,25 @@ time, so chromadb's downloading default is never used):
 
 ``export()`` yields JSON lines (entries and incident records, each with its ``type``);
 ``import_(lines)`` validates every line before it writes any, and takes a seed, learned or
-verified item only as this program writes it. A stored record this version cannot read is
-left out of every answer, logged once and listed in ``unreadable``. ``count()`` counts each
-collection. Every failure is a :class:`KnowledgeError` with a sentence a person can act on
-(server down, token refused, directory unusable, model changed); a missing id is a
-:class:`NotFoundError`.
+verified item only as this program writes it, and an operator note as background unless
+told the file's notes are trusted (``trust_operator_notes``). A stored record this version
+cannot read is left out of every answer, logged once and listed in ``unreadable``.
+``count()`` counts each collection. Every failure is a :class:`KnowledgeError` with a
+sentence a person can act on (server down, token refused, directory unusable, model
+changed); a missing id is a :class:`NotFoundError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +90,12 @@ _SEEDED = "seeded"
 _LOCK_WAIT = 10.0
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
+#: the tag of an operator note imported from a file not said to be trusted: background only
+UNTRUSTED_TAG = "imported, not trusted"
+#: held by every writer of an embedded store for its write (:func:`writing`)
+WRITERS_LOCK = "writers.lock"
+#: the database file's modification time (ns) and size: changed by every write to the store
+Mark = tuple[int, int]
 
 
 @dataclass
@@ -93,6 +104,8 @@ class ImportResult:
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    #: operator notes stored as background: the import did not trust them
+    untrusted: list[str] = field(default_factory=list)
 
 
 def _read_token(path: Path) -> str:
@@ -124,10 +137,16 @@ _Item = TypeVar("_Item", KnowledgeEntry, IncidentRecord)
 
 class _ImportTrust:
     """What an import may claim: only what this program itself would have written may
-    ever guide a fix (or pass for the shipped seed)."""
+    ever guide a fix (or pass for the shipped seed). An operator note guides fixes only
+    where the person importing says the file's notes are theirs (``operator_notes``):
+    otherwise any file's line "provenance": "operator" put any sentence before the model
+    as a note that may guide a fix."""
 
-    def __init__(self) -> None:
+    def __init__(self, operator_notes: bool = False) -> None:
         self._seed: dict[str, KnowledgeEntry] | None = None
+        self.operator_notes = operator_notes
+        #: the ids of operator notes taken as background (:data:`UNTRUSTED_TAG`)
+        self.untrusted: list[str] = []
 
     def accepted(self, item: _Item) -> _Item:
         """``item`` as it is stored (a lesson an earlier release wrote, in today's words);
@@ -158,7 +177,11 @@ class _ImportTrust:
         if item.verified:
             raise ValueError(f"provenance {item.provenance!r} and verified: only a lesson of a "
                              "fix that ran is verified")
-        return item
+        tags = [t for t in item.tags if t != UNTRUSTED_TAG]
+        if not self.operator_notes:
+            self.untrusted.append(item.id)
+            tags.append(UNTRUSTED_TAG)
+        return item.model_copy(update={"tags": tags})
 
     def _shipped(self) -> dict[str, KnowledgeEntry]:
         if self._seed is None:
@@ -191,6 +214,10 @@ class KnowledgeBase:
         #: collections an older release made with ChromaDB's default search index
         #: (:meth:`outdated_note`)
         self.outdated: list[str] = []
+        #: (the database file before, after) each write of this client to an embedded store,
+        #: oldest first: a process that watches the store for others' writes tells its own
+        #: from theirs by them (no other writer's write falls inside one: :func:`writing`)
+        self.writes: deque[tuple[Mark | None, Mark | None]] = deque(maxlen=1000)
         self._collections: dict[str, Collection] = {}
         for name in COLLECTIONS:
             self._collections[name] = self._open_collection(name)
@@ -245,7 +272,7 @@ class KnowledgeBase:
 
     def mark_seeded(self, version: int) -> None:
         # a vector is required and nothing searches this collection: one number will do
-        self._call("note the seed", self._state().upsert, ids=[_SEEDED], embeddings=[[1.0]],
+        self._write("note the seed", self._state().upsert, ids=[_SEEDED], embeddings=[[1.0]],
                    metadatas=[{"version": version, "at": time.time()}])
 
     def _state(self) -> Collection:
@@ -293,8 +320,9 @@ class KnowledgeBase:
                 f"ai-sysadmin with ChromaDB's default search index (M 16, search ef 10, not "
                 f"M {HNSW['hnsw:M']}, ef {HNSW['hnsw:search_ef']}): among thousands of records "
                 "a search misses some it would find. To rebuild it: `knowledge export FILE`, "
-                f"stop the daemon, move {self.where} aside, `knowledge import FILE` (system "
-                "profiles come back with the checks, config chunks with `configs --sync`)")
+                f"stop the daemon, move {self.where} aside, `knowledge import "
+                "--trust-operator-notes FILE` (system profiles come back with the checks, "
+                "config chunks with `configs --sync`)")
 
     def collection(self, name: str) -> Collection:
         """The ChromaDB collection (for a layer above that needs more than this API)."""
@@ -310,7 +338,7 @@ class KnowledgeBase:
     def add_many(self, entries: Sequence[KnowledgeEntry]) -> None:
         for start in range(0, len(entries), _WRITE_BATCH):
             batch = entries[start:start + _WRITE_BATCH]
-            self._call("store knowledge", self._collections["knowledge"].upsert,
+            self._write("store knowledge", self._collections["knowledge"].upsert,
                        ids=[e.id for e in batch], documents=[e.document() for e in batch],
                        metadatas=[e.metadata() for e in batch])
 
@@ -329,9 +357,40 @@ class KnowledgeBase:
             entry: KnowledgeEntry | None = self.get(entry_id)
         except KnowledgeError:  # there, unreadable (an absent one is a NotFoundError)
             entry = None
-        self._call("remove knowledge", self._collections["knowledge"].delete, ids=[entry_id])
+        self._write("remove knowledge", self._collections["knowledge"].delete, ids=[entry_id])
         self.unreadable.pop(entry_id, None)
         return entry
+
+    def remove_records_of(self, entry_id: str) -> list[str]:
+        """Delete the incident records of the lesson learned as ``entry_id`` (each run of
+        its fix wrote one beside the entry); returns their ids. A verified one guides a fix
+        as a past incident: the entry removed alone, its fix went on guiding."""
+        from .learning import entry_ids_of
+
+        if not entry_id.startswith("learned-"):
+            return []
+        found = self._call("list incidents", self._collections["incidents"].get,
+                           include=["metadatas"])
+        records = self._readable(
+            (i, lambda m=m: IncidentRecord.from_chroma(m))
+            for i, m in zip(found["ids"], found["metadatas"], strict=True))
+        ids = sorted(r.id for r in records if entry_id in entry_ids_of(r))
+        if ids:
+            self._write("remove incident records", self._collections["incidents"].delete,
+                        ids=ids)
+        return ids
+
+    def remove_incident(self, record_id: str) -> IncidentRecord | None:
+        """Delete one incident record; returns it, None for one this version could not read;
+        a missing id is a NotFoundError."""
+        try:
+            record: IncidentRecord | None = self.get_incident(record_id)
+        except KnowledgeError:  # there, unreadable (an absent one is a NotFoundError)
+            record = None
+        self._write("remove the incident record", self._collections["incidents"].delete,
+                    ids=[record_id])
+        self.unreadable.pop(record_id, None)
+        return record
 
     def list(self, *, provenance: Provenance | None = None, category: str | None = None,
              verified: bool | None = None, limit: int | None = None) -> list[KnowledgeEntry]:
@@ -366,7 +425,7 @@ class KnowledgeBase:
 
     def record_incident(self, record: IncidentRecord) -> None:
         """Store (or replace) what happened to one incident."""
-        self._call("record the incident", self._collections["incidents"].upsert,
+        self._write("record the incident", self._collections["incidents"].upsert,
                    ids=[record.id], documents=[record.document()],
                    metadatas=[record.metadata()])
 
@@ -397,7 +456,7 @@ class KnowledgeBase:
     # -- systems -----------------------------------------------------------------------
 
     def upsert_system(self, profile: SystemProfile) -> None:
-        self._call("store the system profile", self._collections["systems"].upsert,
+        self._write("store the system profile", self._collections["systems"].upsert,
                    ids=[profile.host], documents=[profile.document()],
                    metadatas=[profile.metadata()])
 
@@ -413,7 +472,7 @@ class KnowledgeBase:
     def add_config_chunks(self, chunks: Sequence[ConfigChunk]) -> None:
         for start in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[start:start + _WRITE_BATCH]
-            self._call("index config chunks", self._collections["config_chunks"].upsert,
+            self._write("index config chunks", self._collections["config_chunks"].upsert,
                        ids=[c.id for c in batch], documents=[c.document() for c in batch],
                        metadatas=[c.metadata() for c in batch])
 
@@ -426,7 +485,7 @@ class KnowledgeBase:
         ids = [i for i, m in zip(found["ids"], found["metadatas"], strict=True)
                if repo is None or str((m or {}).get("repo", "")) == repo]
         if ids:
-            self._call("remove config chunks", collection.delete, ids=ids)
+            self._write("remove config chunks", collection.delete, ids=ids)
         return len(ids)
 
     def config_index_id(self) -> str:
@@ -463,9 +522,12 @@ class KnowledgeBase:
         for record in sorted(self.incidents(), key=lambda r: (r.resolved_at, r.id)):
             yield json.dumps({"type": "incident", **record.model_dump(mode="json")})
 
-    def import_(self, lines: Iterable[str]) -> ImportResult:
+    def import_(self, lines: Iterable[str], trust_operator_notes: bool = False
+                ) -> ImportResult:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
-        error naming it, and nothing is written.
+        error naming it, and nothing is written. An operator note is stored as background
+        (tagged :data:`UNTRUSTED_TAG`) unless ``trust_operator_notes``: the person importing
+        says the file's notes are theirs.
 
         A store never seeded counts as seeded once an import wrote into it: the file says
         which seed entries it holds.
@@ -479,7 +541,7 @@ class KnowledgeBase:
         problems: list[str] = []
         # entries and records live in collections of their own: one id may be in both
         first_seen: dict[tuple[str, str], int] = {}
-        trust = _ImportTrust()
+        trust = _ImportTrust(trust_operator_notes)
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -522,7 +584,7 @@ class KnowledgeBase:
             from .seed import SEED_VERSION
 
             self.mark_seeded(SEED_VERSION)
-        result = ImportResult()
+        result = ImportResult(untrusted=trust.untrusted)
         for item_id in [e.id for e in entries] + [r.id for r in records]:
             (result.replaced if item_id in existing else result.added).append(item_id)
         return result
@@ -583,7 +645,10 @@ class KnowledgeBase:
                            include=["documents", "metadatas", "distances"])
         rows = zip(found["ids"][0], found["documents"][0], found["metadatas"][0],
                    found["distances"][0], strict=True)
-        return [(i, d, dict(m or {}), float(dist)) for i, d, m, dist in rows if dist <= limit]
+        # a vector without its record: one another process removed, still in the index this
+        # client loaded (every record is written with its metadata); gone, not unreadable
+        return [(i, d, dict(m), float(dist)) for i, d, m, dist in rows
+                if dist <= limit and m is not None and d is not None]
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> Any:
         if self._server is None:
@@ -595,6 +660,19 @@ class KnowledgeBase:
         except Exception as exc:  # chromadb raises many unrelated types; one sentence each
             raise KnowledgeError(f"knowledge base {self.where}: cannot {what}: "
                                  f"{_reason(exc)}") from exc
+
+    def _write(self, what: str, method: Any, **kwargs: Any) -> Any:
+        """A call that writes: to an embedded store, under :func:`writing`, noted in
+        ``writes``."""
+        if self._server is not None:
+            return self._call(what, method, **kwargs)
+        where = Path(self.where)
+        with writing(where, self.lock_wait):
+            before = file_mark(where)
+            try:
+                return self._call(what, method, **kwargs)
+            finally:
+                self.writes.append((before, file_mark(where)))
 
     def _embedded(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call with its texts embedded here, first: a server's deadline is for the
@@ -701,6 +779,47 @@ def wait_unlocked(path: Path, seconds: float) -> None:
         conn.close()
 
 
+def file_mark(path: Path) -> Mark | None:
+    """The database file of the embedded store at ``path`` as it is now (None: none)."""
+    try:
+        st = (path / "chroma.sqlite3").stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@contextlib.contextmanager
+def writing(path: Path, seconds: float) -> Iterator[None]:
+    """The embedded store at ``path`` written by this block alone, among every writer that
+    uses this (waited for ``seconds`` at most). A process that keeps the store open (the
+    daemon) knows a write by the database file changing, and only this tells its own write
+    from another process's `knowledge add` made at the same moment: one taken for its own
+    kept the daemon's vector index without the other's entry, and a removed entry's vector
+    in it, until a restart. An ``flock``: the kernel lets go of it when its holder dies."""
+    try:
+        fd = os.open(path / WRITERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield  # a store that cannot be written to: ChromaDB says what is wrong
+        return
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise KnowledgeError(
+                        f"knowledge base {path} is being written by another process (a "
+                        f"`knowledge import`?), still after {seconds:g} s "
+                        "(knowledge.timeout): try again once it is done") from None
+                # a lock held by another process: polled, the time limit kept
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _config_row(meta: dict[str, Any]) -> tuple[str, str, str]:
     """(path, commit, repository key) of a config chunk's metadata."""
     return str(meta["path"]), str(meta.get("commit", "")), str(meta.get("repo", ""))
@@ -728,7 +847,7 @@ def _index_damage(path: Path) -> str | None:
         return None
     return (f"knowledge base {path} has a damaged vector index ({why}): ChromaDB would crash "
             "or hang on it; `knowledge export FILE` still reads every entry, then move it "
-            "aside and `knowledge import FILE`")
+            "aside and `knowledge import --trust-operator-notes FILE`")
 
 
 def _persistent_client(path: Path) -> ClientAPI:
