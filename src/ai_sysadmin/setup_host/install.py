@@ -30,7 +30,8 @@ STATE_NAMES = ("state.db", "state.db-*", "state.db.schema-*", "queue.db", "queue
                "queue.db.schema-*", "logs", "knowledge", "config-repo", "config-repo-index.*",
                "eval", "daemon.lock", ".ssh")
 #: what ChromaDB writes in a knowledge.path: its database and a directory per collection
-KNOWLEDGE_NAMES = ("chroma.sqlite3", "chroma.sqlite3-*", "????????-????-????-????-????????????")
+KNOWLEDGE_NAMES = ("chroma.sqlite3", "chroma.sqlite3-*", "writers.lock",
+                   "????????-????-????-????-????????????")
 
 
 def state_names(settings: Settings, state_dir: str) -> tuple[str, ...]:
