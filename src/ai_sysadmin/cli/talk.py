@@ -37,6 +37,7 @@ from ..orchestrator.session import llm_session
 from ..redact import redact
 from ..store import Action
 from .context import AppState, err, esc, out, print_json
+from .main import stop_came
 from .workers_word import print_workers, workers_word
 
 
@@ -248,14 +249,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
                 raise typer.Exit(2)
             return
         if line.startswith("/"):
-            messages = _slash(line, settings, messages, opening)
+            messages = _slash(line, settings, messages, opening, piped)
             continue
         told = news() if news is not None else None
         try:
             outcome = _run_turn(runtime, tools, [*messages, _asked(
                 line if told is None else f"{told}\n\n{line}")], quiet=False)
         except KeyboardInterrupt:
-            if piped:
+            if _ends_chat(piped):
                 raise
             # a question taking long (a slow model, the daemon's step ahead of it) is let
             # go; what was said before it stays
@@ -275,6 +276,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             unanswered += 1
 
 
+def _ends_chat(piped: bool) -> bool:
+    """Whether the KeyboardInterrupt being handled ends the chat: a script's run is over
+    (questions piped in), and a stop (``kill``, the terminal closed) ends a chat as it ends
+    every command. Else it is a person's Ctrl-C at the terminal: it lets go of what they
+    waited on, and the conversation goes on."""
+    return piped or stop_came() is not None
+
+
 def _read_line(prompt: str, piped: bool) -> str:
     """The next line typed (``/exit`` at the end of the input); "" for none, where Ctrl-C
     at a terminal gives a new prompt, as a shell does, not the conversation's end."""
@@ -282,18 +291,20 @@ def _read_line(prompt: str, piped: bool) -> str:
         return input(prompt).strip()
     except EOFError:
         if not piped:
-            out.print()  # the prompt's line ends
+            with contextlib.suppress(OSError):  # the end of a terminal that hung up
+                out.print()  # the prompt's line ends
         return "/exit"
     except KeyboardInterrupt:
-        out.print()  # the prompt's line ends
-        if piped:
-            raise  # a script's run is over; `main` says "interrupted"
+        with contextlib.suppress(OSError):  # a terminal that hung up takes no more
+            out.print()  # the prompt's line ends
+        if _ends_chat(piped):
+            raise  # `main` says "interrupted" or "stopped by ..."
         err.print("(/exit or Ctrl-D leaves)", style="dim")
         return ""
 
 
 def _slash(line: str, settings: Settings, messages: list[Message],
-           opening: list[Message]) -> list[Message]:
+           opening: list[Message], piped: bool) -> list[Message]:
     """A chat /command; returns the conversation it leaves."""
     if line == "/clear":
         out.print("conversation cleared")
@@ -311,6 +322,11 @@ def _slash(line: str, settings: Settings, messages: list[Message],
         except AiSysadminError as exc:  # as for a question: said, and the conversation goes on
             why = _llm_failure(settings, exc) if isinstance(exc, LLMError) else masked(str(exc))
             err.print(f"error: {why}", markup=False, highlight=False)
+        except KeyboardInterrupt:
+            if _ends_chat(piped):
+                raise
+            # a server slow to answer (loading a model) is let go of, as a question is
+            err.print("interrupted", markup=False, highlight=False)
     else:
         out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
                   "/debug", markup=False, highlight=False)
