@@ -360,6 +360,18 @@ def test_a_tool_call_written_as_text_says_the_server_must_read_tool_calls(env) -
     assert chatted.stdout.splitlines()[1:] == ["The disks have room."]
 
 
+def test_an_answer_ending_in_a_hosts_json_named_like_a_tool_is_the_answer(env) -> None:
+    # a backup job named "snapshot", as one of the tools is: quoted, it was refused as "a
+    # tool call written as text" and the person told to restart the server with --jinja
+    said = ('The backup job is configured in /etc/backup/job.json; it reads:\n```json\n'
+            '{"name": "snapshot", "schedule": "daily", "target": "/srv/backups"}\n```')
+    with ScriptedModel([say(said)]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "what does the backup job config say?"], env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == said + "\n"
+
+
 def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -209,10 +209,17 @@ WRITTEN_CALLS = [
     'I will look.\n{"name": "journal", "arguments": {"unit": "nginx.service"}}',
     'The disk is full; more data:\n```json\n{"name": "run_readonly", "arguments": '
     '{"argv": ["df"]}}\n```',
+    'Checking.\n{"name": "journal", "parameters": {"unit": "nginx.service"}}',
+    'Checking.\n{"name": "journal", "type": "function", "parameters": {"unit": "x"}}',
 ]
 QUOTING_ANSWERS = [
     'DIAGNOSIS: nginx is down. The health check returned {"name": "nginx", "up": false}.',
     'DIAGNOSIS: fine.\n{"name": "not_a_tool", "arguments": {}}',
+    # a host's JSON whose "name" is a tool's: keys of its own, or its own kind of value
+    'The backup job reads:\n```json\n{"name": "snapshot", "schedule": "daily", '
+    '"target": "/srv/backups"}\n```',
+    'The job file: {"name": "journal", "arguments": "--rotate"}',
+    'DIAGNOSIS: a plugin.\n<tool_call> {"name": "journal", "type": "plugin"}',
     # evidence quoted from a host that runs a model server: its logs hold the tags
     'DIAGNOSIS: llama-server.service fails to parse its model\'s output: "unexpected '
     '<tool_call> at 0", "[TOOL_CALLS] without arguments", "<|python_tag|> not closed".',

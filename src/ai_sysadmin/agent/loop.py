@@ -70,6 +70,8 @@ def _size(message: Message) -> int:
 _CALL_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
 #: where a JSON tool call written as text may start
 _CALL_OBJECT = re.compile(r'\{\s*"name"\s*:')
+#: what a JSON tool call written as text names its arguments (Qwen and Hermes, Llama 3.1)
+_CALL_ARGUMENTS = frozenset({"arguments", "parameters"})
 #: what may stand between a tag and the call it writes
 _AFTER_TAG = re.compile(r"^\s*(?:\[\s*)?")
 #: the longest tool call written as text that is looked for: our tools' arguments are short
@@ -300,7 +302,17 @@ class Agent:
         return False
 
     def _ours(self, data: object) -> bool:
-        return isinstance(data, dict) and data.get("name") in self.tool_names
+        """``data`` is a call of one of our tools as chat templates write one: the tool's
+        name and its arguments (an object), nothing else. An answer may end by quoting a
+        host's JSON whose "name" happens to be a tool's (a backup job named "snapshot"):
+        with keys of its own, it is what the host holds, not a call."""
+        if not isinstance(data, dict) or data.get("name") not in self.tool_names:
+            return False
+        rest = {key: value for key, value in data.items() if key != "name"}
+        if rest.pop("type", "function") != "function":  # Llama 3.2 writes its calls so
+            return False
+        return all(key in _CALL_ARGUMENTS and isinstance(value, dict)
+                   for key, value in rest.items())
 
     @staticmethod
     def _key(call: ToolCall) -> str:
