@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import BIN
 from tests.support.polling import poll_until
-from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, say
+from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, respond, say
 from tests.support.terminal import on_a_terminal
 
 
@@ -370,6 +370,28 @@ def test_an_answer_ending_in_a_hosts_json_named_like_a_tool_is_the_answer(env) -
         done = run([str(BIN), "ask", "what does the backup job config say?"], env)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == said + "\n"
+
+
+#: the token limit spent before a word of the answer (a reasoning model thinking at length)
+SPENT = {
+    "ollama": {"model": "scripted", "done": True, "done_reason": "length", "message": {
+        "role": "assistant", "content": "", "thinking": "Let me think about nginx... " * 50}},
+    "openai": {"choices": [{"index": 0, "finish_reason": "length",
+                            "message": {"role": "assistant", "content": ""}}]},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(SPENT))
+def test_a_model_out_of_tokens_before_it_answered_names_the_token_limit(env, backend) -> None:
+    # it said "the model answered with neither text nor a tool call", which pointed at the
+    # model, not at llm.max_tokens
+    env["AI_SYSADMIN_LLM__BACKEND"], env["AI_SYSADMIN_LLM__MAX_TOKENS"] = backend, "64"
+    with ScriptedModel([respond(SPENT[backend])]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = url = model.url
+        done = run([str(BIN), "ask", "why is nginx down?"], env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: the LLM at {url}: the model reached its token limit "
+                           "(llm.max_tokens) before answering\n")
 
 
 def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:

@@ -429,6 +429,11 @@ class Agent:
             answer = cut_at_line(answer, self.settings.max_context_chars)
             conversation[-1] = Message("assistant", answer)
             stop = "long"
+        if not answer and result.cut:
+            # a reasoning model that thought at length, or a small limit: said as the limit,
+            # which is the operator's to raise, not as a model that would not answer
+            raise LLMBadResponse("the model reached its token limit (llm.max_tokens) before "
+                                 "answering")
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):
