@@ -394,6 +394,33 @@ def test_a_model_out_of_tokens_before_it_answered_names_the_token_limit(env, bac
                            "(llm.max_tokens) before answering\n")
 
 
+def test_a_question_longer_than_half_the_context_is_cut_and_both_are_told(env) -> None:
+    # a pasted log longer than agent.max_context_chars: sent whole, every request was past
+    # the context, and each tool output "showed 0 of N characters" to the model
+    log = "".join(f"Jan 01 00:00:{n % 60:02d} web nginx[123]: upstream timed out {n}\n"
+                  for n in range(500))
+    question = "why does nginx log this?\n" + log
+    with ScriptedModel([call("run_readonly", argv=["uname", "-s"]), say("A slow upstream.")]
+                       ) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", question], env)
+        sent = model.requests
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "A slow upstream.\n"
+    (kept,) = [m["content"] for m in sent[1]["messages"] if m["role"] == "user"]
+    shown = len(kept.rpartition("\n[")[0])
+    assert kept.startswith("why does nginx log this?\nJan 01 00:00:00 web nginx")
+    assert kept.endswith(f"[the question was cut here, to {shown} of its {len(question)} "
+                         "characters, to fit the context]")
+    assert 11_000 < shown <= 12_000  # half of agent.max_context_chars, at a line's end
+    assert done.stderr.splitlines()[0] == (
+        f"note: the question is {len(question)} characters, more than half of "
+        f"agent.max_context_chars (24000): the model reads its first {shown}")
+    (output,) = [m["content"] for m in sent[1]["messages"] if m["role"] == "tool"]
+    assert "Linux" in output and "truncated" not in output
+    assert all(len(json.dumps(r["messages"])) < 24_000 for r in sent)
+
+
 def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -395,7 +395,11 @@ class Agent:
                           conversation: list[Message], seen: dict[str, str], used: int) -> int:
         """Make the calls of the reply just appended and append their outputs, each cut to
         its share of what the context has left; say how many calls were left out."""
-        room = self.settings.max_context_chars - self._floor(conversation)
+        # a context that the opening and the question fill (their caller's to keep short)
+        # still gives each output its least share, past the budget: with none, each showed
+        # "0 of N characters", and read_more as little, for ever
+        room = max(self.settings.max_context_chars - self._floor(conversation),
+                   _MIN_SHARE * len(calls))
         note = ""
         if left_out:
             why = ("the tool budget is spent: give your final answer now"

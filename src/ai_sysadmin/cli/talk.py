@@ -21,7 +21,7 @@ import typer
 
 from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
-from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, fenced
+from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, cut_at_line, fenced
 from ..agent.tools import REGISTRY
 from ..config import Settings, mask_url
 from ..errors import AiSysadminError, ConfigError
@@ -128,7 +128,7 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
                 Message("assistant", "Understood. What would you like to know about it?")]
     news = _ActionNews(runtime, action)
     if message is not None:
-        outcome = _run_turn(runtime, tools, [*messages, _asked(message)],
+        outcome = _run_turn(runtime, tools, [*messages, _asked(message, runtime.settings)],
                             quiet=False)
         answered = _answer(outcome, runtime.settings)
         if (changed := news.since()) is not None:  # while the model answered
@@ -182,11 +182,24 @@ class _ActionNews:
                 "conversation approves and runs nothing.]")
 
 
-def _asked(words: str) -> Message:
+def _asked(words: str, settings: Settings) -> Message:
     """A person's question as the conversation holds it: masked, as what the model reads of
     the host is. The model needs no password to diagnose, and the conversation is stored
-    with each request in the queue (kept for days) and shown again by /history."""
-    return Message("user", redact(words))
+    with each request in the queue (kept for days) and shown again by /history.
+
+    A question longer than half of ``agent.max_context_chars`` (a pasted log) is cut there,
+    the person and the model told so: the question being answered is never dropped to fit
+    the context, and whole it left the outputs of the model's tools no room."""
+    text = redact(words)
+    most = settings.agent.max_context_chars // 2
+    if len(text) <= most:
+        return Message("user", text)
+    kept = cut_at_line(text, most)  # at a line's end: a secret cut in two is not masked
+    err.print(f"note: the question is {len(text)} characters, more than half of "
+              f"agent.max_context_chars ({settings.agent.max_context_chars}): the model "
+              f"reads its first {len(kept)}", markup=False, highlight=False, soft_wrap=True)
+    return Message("user", f"{kept}\n[the question was cut here, to {len(kept)} of its "
+                           f"{len(text)} characters, to fit the context]")
 
 
 def _history(settings: Settings) -> None:
@@ -254,7 +267,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
         told = news() if news is not None else None
         try:
             outcome = _run_turn(runtime, tools, [*messages, _asked(
-                line if told is None else f"{told}\n\n{line}")], quiet=False)
+                line if told is None else f"{told}\n\n{line}", settings)], quiet=False)
         except KeyboardInterrupt:
             if _ends_chat(piped):
                 raise
@@ -373,7 +386,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
     settings = app_state.settings
     runtime = app_state.runtime()
     tools = runtime.tool_context()
-    messages = [_opening(runtime, tools), _asked(question)]
+    messages = [_opening(runtime, tools), _asked(question, settings)]
     try:
         outcome = _run_turn(runtime, tools, messages, quiet=as_json)
     except LLMError as exc:
