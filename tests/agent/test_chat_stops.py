@@ -119,6 +119,9 @@ def test_a_stop_ends_a_chat_at_once_where_ctrl_c_would_let_it_go_on(
     assert "withdrawn" not in said and "error" not in said and "Traceback" not in said
     if when == "during a question":
         assert _requests(env) == ["cancelled"]  # not left to be answered for nobody
+        # what was typed is kept, as a chat that ended otherwise keeps it
+        history = tmp_path / "xdg" / "ai-sysadmin" / "hal-chat-history"
+        assert history.read_text() == "is nginx ok?\n"
 
 
 class _SlowToList(ScriptedModel):

@@ -4,7 +4,6 @@ imported only when a conversation starts (they cost most of a command's start)."
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import os
@@ -202,19 +201,23 @@ def _asked(words: str, settings: Settings) -> Message:
                            f"{len(text)} characters, to fit the context]")
 
 
-def _history(settings: Settings) -> None:
-    """Line editing and a persistent history, where the platform has readline."""
+def _history(settings: Settings) -> Callable[[], None]:
+    """Line editing and a persistent history, where the platform has readline; what keeps
+    the lines typed, when the chat ends."""
     try:
         import readline
     except ImportError:  # pragma: no cover - every Linux Python has it
-        return
+        return lambda: None
     history = _history_file(settings)
+    readline.set_history_length(HISTORY_LINES)  # the file's, when written: not the session's
     with contextlib.suppress(OSError):
         history.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _own_file(history):
             readline.read_history_file(history)
-    readline.set_history_length(1000)
-    atexit.register(lambda: _save_history(readline, history))
+            if _masked(readline, 0):  # a password an older version kept in clear
+                readline.write_history_file(history)
+    start = readline.get_current_history_length()
+    return lambda: _save_history(readline, history, start)
 
 
 def _warn_if_down(settings: Settings) -> None:
@@ -242,8 +245,18 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     """``news``: what the model must hear before the next question (what became of the
     action discussed), said with it in one message: chat templates that want the roles to
     alternate refuse two questions in a row."""
+    keep_history = _history(runtime.settings)
+    try:
+        _talk(runtime, tools, opening, title, news)
+    finally:
+        # however it ended: /exit, Ctrl-D, a script's Ctrl-C, or a stop, which ends the
+        # process by its signal, past what atexit runs
+        keep_history()
+
+
+def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
+          news: Callable[[], str | None] | None) -> None:
     settings = runtime.settings
-    _history(settings)
     messages = list(opening)
     out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(title)} (autonomy "
               f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue",
@@ -369,16 +382,36 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     return f"no answer from the LLM at {shown}: {said} (`ai-sysadmin llm status` checks it)"
 
 
-def _save_history(readline: Any, path: Path) -> None:
-    """The lines typed, masked: a password pasted into a question is not kept on disk (nor
-    one an older version kept: the file read at the start is written back masked)."""
-    for index in range(readline.get_current_history_length()):
+#: the most lines the chat's history file keeps
+HISTORY_LINES = 1000
+
+
+def _masked(readline: Any, start: int) -> bool:
+    """Mask the history's lines from ``start`` (0-based) on; whether one held a secret."""
+    changed = False
+    for index in range(start, readline.get_current_history_length()):
         line = readline.get_history_item(index + 1)  # 1-based, where replacing is 0-based
         if line is not None and (shown := redact(line)) != line:
             readline.replace_history_item(index, shown)
+            changed = True
+    return changed
+
+
+def _save_history(readline: Any, path: Path, start: int = 0) -> None:
+    """The lines typed since the history's ``start`` line, masked (a password pasted into a
+    question is not kept on disk), added to the end of the file, which keeps its last
+    :data:`HISTORY_LINES`. Added, not written whole: of two chats at once, the last to end
+    wrote the other's lines over."""
+    _masked(readline, start)
+    added = readline.get_current_history_length() - start
+    if added <= 0:
+        return
     with contextlib.suppress(OSError):
         if _own_file(path):
-            readline.write_history_file(path)
+            # readline appends only to a file that is there; never through a link
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                             0o600))
+            readline.append_history_file(added, path)  # cut to set_history_length's lines
             path.chmod(0o600)
 
 
