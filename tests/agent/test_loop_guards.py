@@ -239,6 +239,7 @@ WRITTEN_CALLS = [
     '{"argv": ["df"]}}\n```',
     'Checking.\n{"name": "journal", "parameters": {"unit": "nginx.service"}}',
     'Checking.\n{"name": "journal", "type": "function", "parameters": {"unit": "x"}}',
+    'Checking.\n{"name": "journal", "arguments": "{\\"unit\\": \\"nginx.service\\"}"}',
 ]
 QUOTING_ANSWERS = [
     'DIAGNOSIS: nginx is down. The health check returned {"name": "nginx", "up": false}.',

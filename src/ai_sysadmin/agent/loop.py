@@ -303,16 +303,16 @@ class Agent:
 
     def _ours(self, data: object) -> bool:
         """``data`` is a call of one of our tools as chat templates write one: the tool's
-        name and its arguments (an object), nothing else. An answer may end by quoting a
-        host's JSON whose "name" happens to be a tool's (a backup job named "snapshot"):
-        with keys of its own, it is what the host holds, not a call."""
+        name and its arguments (an object, or one written as a JSON string, as OpenAI's
+        protocol carries them), nothing else. An answer may end by quoting a host's JSON
+        whose "name" happens to be a tool's (a backup job named "snapshot"): with keys of
+        its own, it is what the host holds, not a call."""
         if not isinstance(data, dict) or data.get("name") not in self.tool_names:
             return False
         rest = {key: value for key, value in data.items() if key != "name"}
         if rest.pop("type", "function") != "function":  # Llama 3.2 writes its calls so
             return False
-        return all(key in _CALL_ARGUMENTS and isinstance(value, dict)
-                   for key, value in rest.items())
+        return all(key in _CALL_ARGUMENTS and _an_object(value) for key, value in rest.items())
 
     @staticmethod
     def _key(call: ToolCall) -> str:
@@ -492,6 +492,15 @@ def cut_at_line(text: str, limit: int) -> str:
     second half (a line cut in two could cut a secret in two, past what masking finds)."""
     end = text.rfind("\n", limit // 2, limit)
     return text[:end] if end >= 0 else text[:limit]
+
+
+def _an_object(value: object) -> bool:
+    """``value`` is a JSON object, or a string that is one whole."""
+    if isinstance(value, str):
+        text = value.strip()
+        found = _decoded(json.JSONDecoder(), text) if len(text) <= _CALL_CHARS else None
+        return found is not None and isinstance(found[0], dict) and found[1] == len(text)
+    return isinstance(value, dict)
 
 
 def _own_ids(calls: Sequence[ToolCall], taken: set[str]) -> tuple[ToolCall, ...]:

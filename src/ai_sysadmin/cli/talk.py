@@ -256,6 +256,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
 
 def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
           news: Callable[[], str | None] | None) -> None:
+    """The conversation itself: questions and /commands, until /exit or the input's end."""
     settings = runtime.settings
     messages = list(opening)
     out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(title)} (autonomy "
