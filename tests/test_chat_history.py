@@ -43,12 +43,12 @@ def test_a_history_that_is_a_link_is_neither_read_nor_written(tmp_path: Path) ->
     link.symlink_to(target)
     readline.clear_history()
     readline.add_history("ssh-ed25519 AAAA planted")
-    talk._save_history(readline, link)
+    talk._save_history(readline, link, 0)
     assert target.read_text() == "kept\n"
     assert not talk._own_file(link)
     # a plain file of one's own is written, for that person only
     own = tmp_path / "own-history"
-    talk._save_history(readline, own)
+    talk._save_history(readline, own, 0)
     assert "planted" in own.read_text() and (own.stat().st_mode & 0o777) == 0o600
     assert talk._own_file(own)
 
@@ -136,6 +136,36 @@ def test_the_history_kept_on_disk_holds_a_typed_password_masked(tmp_path: Path) 
     assert QUESTION_SECRET not in kept
     assert "db_password=[redacted] is refused, why?" in kept
     assert "mysql -u root -p[redacted] says access denied" in kept
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_two_chats_at_once_each_keep_their_lines_in_the_history(tmp_path: Path) -> None:
+    """Two terminals, one person: the chat that ended last wrote its history over the
+    file, and the first one's lines were lost. The file still keeps its last 1000 lines."""
+    path = tmp_path / "state-home" / "ai-sysadmin" / "hal-chat-history"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(f"an old question {n}\n" for n in range(1000)))
+    with ScriptedModel(then=say("ok")) as model:
+        env = _chat_env(tmp_path, model.url)
+        chats = [_Terminal([str(BIN), "chat"], env) for _ in range(2)]
+        try:
+            for chat in chats:
+                chat.wait_for("hal> ")
+            for chat, where in zip(chats, "AB", strict=True):
+                chat.type(f"typed in terminal {where}")
+                chat.wait_for("ok")
+            for chat in chats:  # A ends first, then B: B read the file before A wrote it
+                chat.type("/exit")
+                assert chat.child.wait(timeout=60) == 0, chat.said
+        finally:
+            for chat in chats:
+                if chat.child.poll() is None:
+                    chat.child.kill()
+                    chat.child.wait()
+                os.close(chat.master)
+    kept = path.read_text().splitlines()
+    assert kept[-4:] == ["typed in terminal A", "/exit", "typed in terminal B", "/exit"]
+    assert len(kept) == 1000 and kept[0] == "an old question 4"
     assert (path.stat().st_mode & 0o777) == 0o600
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import BIN
 from tests.support.polling import poll_until
-from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, say
+from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, respond, say
 from tests.support.terminal import on_a_terminal
 
 
@@ -358,6 +358,67 @@ def test_a_tool_call_written_as_text_says_the_server_must_read_tool_calls(env) -
     # the chat goes on: the next question is answered
     assert [line for line in chatted.stderr.splitlines() if line.startswith("error:")] == [said]
     assert chatted.stdout.splitlines()[1:] == ["The disks have room."]
+
+
+def test_an_answer_ending_in_a_hosts_json_named_like_a_tool_is_the_answer(env) -> None:
+    # a backup job named "snapshot", as one of the tools is: quoted, it was refused as "a
+    # tool call written as text" and the person told to restart the server with --jinja
+    said = ('The backup job is configured in /etc/backup/job.json; it reads:\n```json\n'
+            '{"name": "snapshot", "schedule": "daily", "target": "/srv/backups"}\n```')
+    with ScriptedModel([say(said)]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "what does the backup job config say?"], env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == said + "\n"
+
+
+#: the token limit spent before a word of the answer (a reasoning model thinking at length)
+SPENT = {
+    "ollama": {"model": "scripted", "done": True, "done_reason": "length", "message": {
+        "role": "assistant", "content": "", "thinking": "Let me think about nginx... " * 50}},
+    "openai": {"choices": [{"index": 0, "finish_reason": "length",
+                            "message": {"role": "assistant", "content": ""}}]},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(SPENT))
+def test_a_model_out_of_tokens_before_it_answered_names_the_token_limit(env, backend) -> None:
+    # it said "the model answered with neither text nor a tool call", which pointed at the
+    # model, not at llm.max_tokens
+    env["AI_SYSADMIN_LLM__BACKEND"], env["AI_SYSADMIN_LLM__MAX_TOKENS"] = backend, "64"
+    with ScriptedModel([respond(SPENT[backend])]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = url = model.url
+        done = run([str(BIN), "ask", "why is nginx down?"], env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: the LLM at {url}: the model reached its token limit "
+                           "(llm.max_tokens) before answering\n")
+
+
+def test_a_question_longer_than_half_the_context_is_cut_and_both_are_told(env) -> None:
+    # a pasted log longer than agent.max_context_chars: sent whole, every request was past
+    # the context, and each tool output "showed 0 of N characters" to the model
+    log = "".join(f"Jan 01 00:00:{n % 60:02d} web nginx[123]: upstream timed out {n}\n"
+                  for n in range(500))
+    question = "why does nginx log this?\n" + log
+    with ScriptedModel([call("run_readonly", argv=["uname", "-s"]), say("A slow upstream.")]
+                       ) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", question], env)
+        sent = model.requests
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "A slow upstream.\n"
+    (kept,) = [m["content"] for m in sent[1]["messages"] if m["role"] == "user"]
+    shown = len(kept.rpartition("\n[")[0])
+    assert kept.startswith("why does nginx log this?\nJan 01 00:00:00 web nginx")
+    assert kept.endswith(f"[the question was cut here, to {shown} of its {len(question)} "
+                         "characters, to fit the context]")
+    assert 11_000 < shown <= 12_000  # half of agent.max_context_chars, at a line's end
+    assert done.stderr.splitlines()[0] == (
+        f"note: the question is {len(question)} characters, more than half of "
+        f"agent.max_context_chars (24000): the model reads its first {shown}")
+    (output,) = [m["content"] for m in sent[1]["messages"] if m["role"] == "tool"]
+    assert "Linux" in output and "truncated" not in output
+    assert all(len(json.dumps(r["messages"])) < 24_000 for r in sent)
 
 
 def test_ask_with_the_queue_down_names_the_queue_not_the_llm(env) -> None:

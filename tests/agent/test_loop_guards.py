@@ -200,6 +200,34 @@ def test_hundreds_of_calls_in_every_reply_keep_every_request_in_the_budget(
     assert "line 00000" in told and "call read_more(handle=" in told
 
 
+def test_a_question_that_fills_the_context_leaves_each_output_its_least_share(
+        run_with_model, ctx, tmp_path) -> None:
+    """A question longer than the whole context (a pasted log: the agent never drops the
+    question it answers) left each output a share below nothing: every one "showed 0 of N
+    characters", read_more's too, for ever."""
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"line {n:05d} of the log\n" for n in range(2000)))
+    log.chmod(0o644)
+
+    def read_on(request):  # the handle the model was told to call read_more with
+        (told,) = tool_results(request)
+        handle = told.split('read_more(handle="', 1)[1].split('"', 1)[0]
+        return call("read_more", handle=handle, offset=1000)
+
+    settings = AgentSettings()
+    pasted = "why does the app log this?\n" + "Jan 01 app: timeout\n" * 2000
+    start = [START[0], Message("user", pasted)]
+    with ScriptedModel([call("read_file", path=str(log)), read_on, say("done")]) as model:
+        async def use(llm):
+            return await Agent(llm, REGISTRY, ctx, settings).run(list(start))
+
+        assert run_with_model(model, use).answer == "done"
+        first, more = tool_results(model.requests[1])[0], tool_results(model.requests[2])[-1]
+    assert len(pasted) > settings.max_context_chars
+    assert "line 00000 of the log" in first and "showed 0 of" not in first
+    assert "line 00046 of the log" in more and "showed 0 of" not in more  # from offset 1000
+
+
 # -- a call written as text is no answer, wherever it is --------------------------------------
 
 WRITTEN_CALLS = [
@@ -209,10 +237,18 @@ WRITTEN_CALLS = [
     'I will look.\n{"name": "journal", "arguments": {"unit": "nginx.service"}}',
     'The disk is full; more data:\n```json\n{"name": "run_readonly", "arguments": '
     '{"argv": ["df"]}}\n```',
+    'Checking.\n{"name": "journal", "parameters": {"unit": "nginx.service"}}',
+    'Checking.\n{"name": "journal", "type": "function", "parameters": {"unit": "x"}}',
+    'Checking.\n{"name": "journal", "arguments": "{\\"unit\\": \\"nginx.service\\"}"}',
 ]
 QUOTING_ANSWERS = [
     'DIAGNOSIS: nginx is down. The health check returned {"name": "nginx", "up": false}.',
     'DIAGNOSIS: fine.\n{"name": "not_a_tool", "arguments": {}}',
+    # a host's JSON whose "name" is a tool's: keys of its own, or its own kind of value
+    'The backup job reads:\n```json\n{"name": "snapshot", "schedule": "daily", '
+    '"target": "/srv/backups"}\n```',
+    'The job file: {"name": "journal", "arguments": "--rotate"}',
+    'DIAGNOSIS: a plugin.\n<tool_call> {"name": "journal", "type": "plugin"}',
     # evidence quoted from a host that runs a model server: its logs hold the tags
     'DIAGNOSIS: llama-server.service fails to parse its model\'s output: "unexpected '
     '<tool_call> at 0", "[TOOL_CALLS] without arguments", "<|python_tag|> not closed".',

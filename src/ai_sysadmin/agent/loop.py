@@ -70,6 +70,8 @@ def _size(message: Message) -> int:
 _CALL_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
 #: where a JSON tool call written as text may start
 _CALL_OBJECT = re.compile(r'\{\s*"name"\s*:')
+#: what a JSON tool call written as text names its arguments (Qwen and Hermes, Llama 3.1)
+_CALL_ARGUMENTS = frozenset({"arguments", "parameters"})
 #: what may stand between a tag and the call it writes
 _AFTER_TAG = re.compile(r"^\s*(?:\[\s*)?")
 #: the longest tool call written as text that is looked for: our tools' arguments are short
@@ -300,7 +302,17 @@ class Agent:
         return False
 
     def _ours(self, data: object) -> bool:
-        return isinstance(data, dict) and data.get("name") in self.tool_names
+        """``data`` is a call of one of our tools as chat templates write one: the tool's
+        name and its arguments (an object, or one written as a JSON string, as OpenAI's
+        protocol carries them), nothing else. An answer may end by quoting a host's JSON
+        whose "name" happens to be a tool's (a backup job named "snapshot"): with keys of
+        its own, it is what the host holds, not a call."""
+        if not isinstance(data, dict) or data.get("name") not in self.tool_names:
+            return False
+        rest = {key: value for key, value in data.items() if key != "name"}
+        if rest.pop("type", "function") != "function":  # Llama 3.2 writes its calls so
+            return False
+        return all(key in _CALL_ARGUMENTS and _an_object(value) for key, value in rest.items())
 
     @staticmethod
     def _key(call: ToolCall) -> str:
@@ -383,7 +395,11 @@ class Agent:
                           conversation: list[Message], seen: dict[str, str], used: int) -> int:
         """Make the calls of the reply just appended and append their outputs, each cut to
         its share of what the context has left; say how many calls were left out."""
-        room = self.settings.max_context_chars - self._floor(conversation)
+        # a context that the opening and the question fill (their caller's to keep short)
+        # still gives each output its least share, past the budget: with none, each showed
+        # "0 of N characters", and read_more as little, for ever
+        room = max(self.settings.max_context_chars - self._floor(conversation),
+                   _MIN_SHARE * len(calls))
         note = ""
         if left_out:
             why = ("the tool budget is spent: give your final answer now"
@@ -417,6 +433,11 @@ class Agent:
             answer = cut_at_line(answer, self.settings.max_context_chars)
             conversation[-1] = Message("assistant", answer)
             stop = "long"
+        if not answer and result.cut:
+            # a reasoning model that thought at length, or a small limit: said as the limit,
+            # which is the operator's to raise, not as a model that would not answer
+            raise LLMBadResponse("the model reached its token limit (llm.max_tokens) before "
+                                 "answering")
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):
@@ -471,6 +492,15 @@ def cut_at_line(text: str, limit: int) -> str:
     second half (a line cut in two could cut a secret in two, past what masking finds)."""
     end = text.rfind("\n", limit // 2, limit)
     return text[:end] if end >= 0 else text[:limit]
+
+
+def _an_object(value: object) -> bool:
+    """``value`` is a JSON object, or a string that is one whole."""
+    if isinstance(value, str):
+        text = value.strip()
+        found = _decoded(json.JSONDecoder(), text) if len(text) <= _CALL_CHARS else None
+        return found is not None and isinstance(found[0], dict) and found[1] == len(text)
+    return isinstance(value, dict)
 
 
 def _own_ids(calls: Sequence[ToolCall], taken: set[str]) -> tuple[ToolCall, ...]:

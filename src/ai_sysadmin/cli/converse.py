@@ -26,7 +26,8 @@ def ask(
 
 def chat(ctx: typer.Context) -> None:
     """A conversation: /exit, /quit, /clear, /history, /debug. Line editing and history;
-    Ctrl-C withdraws the question being answered, Ctrl-D leaves."""
+    Ctrl-C withdraws the question being answered (or lets go of /debug), Ctrl-D leaves;
+    SIGTERM or a closed terminal ends it."""
     from .talk import run_chat
 
     run_chat(state(ctx))

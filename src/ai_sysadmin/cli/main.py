@@ -170,12 +170,24 @@ def json_behind_the_command(args: list[str]) -> list[str]:
 #: a terminal that closed. Ended so, what the command holds is given back as Ctrl-C gives it
 #: back (an approval that ran nothing waits for a person again), never left to a dead process
 STOPS = (signal.SIGTERM, signal.SIGHUP)
+#: the stops that came to the command running now (its ``came``)
+_came_now: list[int] = []
+
+
+def stop_came() -> signal.Signals | None:
+    """The stop (SIGTERM, SIGHUP) that came to the command running now, if one did. The
+    KeyboardInterrupt it made ends the command, where a person's Ctrl-C may end only what
+    they waited on (a chat withdraws its question and goes on)."""
+    return signal.Signals(_came_now[0]) if _came_now else None
 
 
 @contextlib.contextmanager
 def _stopped_as_ctrl_c(came: list[int]) -> Iterator[None]:
     """While the command runs, SIGTERM and SIGHUP do what SIGINT does; ``came``: the signals
-    that came. One ignored where it was inherited (``nohup``) stays ignored."""
+    that came (:func:`stop_came` says the first). One ignored where it was inherited
+    (``nohup``) stays ignored."""
+    global _came_now
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         came.append(signum)
         if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None):
@@ -201,9 +213,11 @@ def _stopped_as_ctrl_c(came: list[int]) -> Iterator[None]:
         for sig in STOPS:
             if signal.getsignal(sig) is signal.SIG_DFL:
                 before[sig] = signal.signal(sig, stop)
+    outer, _came_now = _came_now, came
     try:
         yield
     finally:
+        _came_now = outer
         for sig, handler in before.items():
             signal.signal(sig, handler)
 

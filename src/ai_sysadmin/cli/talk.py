@@ -4,7 +4,6 @@ imported only when a conversation starts (they cost most of a command's start)."
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import os
@@ -21,7 +20,7 @@ import typer
 
 from ..agent.context import ToolContext
 from ..agent.investigate import chat_opening
-from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, fenced
+from ..agent.loop import BUDGET_SPENT, Agent, AgentEvent, AgentOutcome, cut_at_line, fenced
 from ..agent.tools import REGISTRY
 from ..config import Settings, mask_url
 from ..errors import AiSysadminError, ConfigError
@@ -37,6 +36,7 @@ from ..orchestrator.session import llm_session
 from ..redact import redact
 from ..store import Action
 from .context import AppState, err, esc, out, print_json
+from .main import stop_came
 from .workers_word import print_workers, workers_word
 
 
@@ -127,7 +127,7 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
                 Message("assistant", "Understood. What would you like to know about it?")]
     news = _ActionNews(runtime, action)
     if message is not None:
-        outcome = _run_turn(runtime, tools, [*messages, _asked(message)],
+        outcome = _run_turn(runtime, tools, [*messages, _asked(message, runtime.settings)],
                             quiet=False)
         answered = _answer(outcome, runtime.settings)
         if (changed := news.since()) is not None:  # while the model answered
@@ -181,26 +181,43 @@ class _ActionNews:
                 "conversation approves and runs nothing.]")
 
 
-def _asked(words: str) -> Message:
+def _asked(words: str, settings: Settings) -> Message:
     """A person's question as the conversation holds it: masked, as what the model reads of
     the host is. The model needs no password to diagnose, and the conversation is stored
-    with each request in the queue (kept for days) and shown again by /history."""
-    return Message("user", redact(words))
+    with each request in the queue (kept for days) and shown again by /history.
+
+    A question longer than half of ``agent.max_context_chars`` (a pasted log) is cut there,
+    the person and the model told so: the question being answered is never dropped to fit
+    the context, and whole it left the outputs of the model's tools no room."""
+    text = redact(words)
+    most = settings.agent.max_context_chars // 2
+    if len(text) <= most:
+        return Message("user", text)
+    kept = cut_at_line(text, most)  # at a line's end: a secret cut in two is not masked
+    err.print(f"note: the question is {len(text)} characters, more than half of "
+              f"agent.max_context_chars ({settings.agent.max_context_chars}): the model "
+              f"reads its first {len(kept)}", markup=False, highlight=False, soft_wrap=True)
+    return Message("user", f"{kept}\n[the question was cut here, to {len(kept)} of its "
+                           f"{len(text)} characters, to fit the context]")
 
 
-def _history(settings: Settings) -> None:
-    """Line editing and a persistent history, where the platform has readline."""
+def _history(settings: Settings) -> Callable[[], None]:
+    """Line editing and a persistent history, where the platform has readline; what keeps
+    the lines typed, when the chat ends."""
     try:
         import readline
     except ImportError:  # pragma: no cover - every Linux Python has it
-        return
+        return lambda: None
     history = _history_file(settings)
+    readline.set_history_length(HISTORY_LINES)  # the file's, when written: not the session's
     with contextlib.suppress(OSError):
         history.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _own_file(history):
             readline.read_history_file(history)
-    readline.set_history_length(1000)
-    atexit.register(lambda: _save_history(readline, history))
+            if _masked(readline, 0):  # a password an older version kept in clear
+                readline.write_history_file(history)
+    start = readline.get_current_history_length()
+    return lambda: _save_history(readline, history, start)
 
 
 def _warn_if_down(settings: Settings) -> None:
@@ -228,8 +245,19 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     """``news``: what the model must hear before the next question (what became of the
     action discussed), said with it in one message: chat templates that want the roles to
     alternate refuse two questions in a row."""
+    keep_history = _history(runtime.settings)
+    try:
+        _talk(runtime, tools, opening, title, news)
+    finally:
+        # however it ended: /exit, Ctrl-D, a script's Ctrl-C, or a stop, which ends the
+        # process by its signal, past what atexit runs
+        keep_history()
+
+
+def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
+          news: Callable[[], str | None] | None) -> None:
+    """The conversation itself: questions and /commands, until /exit or the input's end."""
     settings = runtime.settings
-    _history(settings)
     messages = list(opening)
     out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(title)} (autonomy "
               f"{settings.autonomy_level}); /exit to leave, /debug for the backend and queue",
@@ -248,14 +276,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
                 raise typer.Exit(2)
             return
         if line.startswith("/"):
-            messages = _slash(line, settings, messages, opening)
+            messages = _slash(line, settings, messages, opening, piped)
             continue
         told = news() if news is not None else None
         try:
             outcome = _run_turn(runtime, tools, [*messages, _asked(
-                line if told is None else f"{told}\n\n{line}")], quiet=False)
+                line if told is None else f"{told}\n\n{line}", settings)], quiet=False)
         except KeyboardInterrupt:
-            if piped:
+            if _ends_chat(piped):
                 raise
             # a question taking long (a slow model, the daemon's step ahead of it) is let
             # go; what was said before it stays
@@ -275,6 +303,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             unanswered += 1
 
 
+def _ends_chat(piped: bool) -> bool:
+    """Whether the KeyboardInterrupt being handled ends the chat: a script's run is over
+    (questions piped in), and a stop (``kill``, the terminal closed) ends a chat as it ends
+    every command. Else it is a person's Ctrl-C at the terminal: it lets go of what they
+    waited on, and the conversation goes on."""
+    return piped or stop_came() is not None
+
+
 def _read_line(prompt: str, piped: bool) -> str:
     """The next line typed (``/exit`` at the end of the input); "" for none, where Ctrl-C
     at a terminal gives a new prompt, as a shell does, not the conversation's end."""
@@ -282,18 +318,20 @@ def _read_line(prompt: str, piped: bool) -> str:
         return input(prompt).strip()
     except EOFError:
         if not piped:
-            out.print()  # the prompt's line ends
+            with contextlib.suppress(OSError):  # the end of a terminal that hung up
+                out.print()  # the prompt's line ends
         return "/exit"
     except KeyboardInterrupt:
-        out.print()  # the prompt's line ends
-        if piped:
-            raise  # a script's run is over; `main` says "interrupted"
+        with contextlib.suppress(OSError):  # a terminal that hung up takes no more
+            out.print()  # the prompt's line ends
+        if _ends_chat(piped):
+            raise  # `main` says "interrupted" or "stopped by ..."
         err.print("(/exit or Ctrl-D leaves)", style="dim")
         return ""
 
 
 def _slash(line: str, settings: Settings, messages: list[Message],
-           opening: list[Message]) -> list[Message]:
+           opening: list[Message], piped: bool) -> list[Message]:
     """A chat /command; returns the conversation it leaves."""
     if line == "/clear":
         out.print("conversation cleared")
@@ -311,6 +349,11 @@ def _slash(line: str, settings: Settings, messages: list[Message],
         except AiSysadminError as exc:  # as for a question: said, and the conversation goes on
             why = _llm_failure(settings, exc) if isinstance(exc, LLMError) else masked(str(exc))
             err.print(f"error: {why}", markup=False, highlight=False)
+        except KeyboardInterrupt:
+            if _ends_chat(piped):
+                raise
+            # a server slow to answer (loading a model) is let go of, as a question is
+            err.print("interrupted", markup=False, highlight=False)
     else:
         out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
                   "/debug", markup=False, highlight=False)
@@ -340,16 +383,36 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     return f"no answer from the LLM at {shown}: {said} (`ai-sysadmin llm status` checks it)"
 
 
-def _save_history(readline: Any, path: Path) -> None:
-    """The lines typed, masked: a password pasted into a question is not kept on disk (nor
-    one an older version kept: the file read at the start is written back masked)."""
-    for index in range(readline.get_current_history_length()):
+#: the most lines the chat's history file keeps
+HISTORY_LINES = 1000
+
+
+def _masked(readline: Any, start: int) -> bool:
+    """Mask the history's lines from ``start`` (0-based) on; whether one held a secret."""
+    changed = False
+    for index in range(start, readline.get_current_history_length()):
         line = readline.get_history_item(index + 1)  # 1-based, where replacing is 0-based
         if line is not None and (shown := redact(line)) != line:
             readline.replace_history_item(index, shown)
+            changed = True
+    return changed
+
+
+def _save_history(readline: Any, path: Path, start: int = 0) -> None:
+    """The lines typed since the history's ``start`` line, masked (a password pasted into a
+    question is not kept on disk), added to the end of the file, which keeps its last
+    :data:`HISTORY_LINES`. Added, not written whole: of two chats at once, the last to end
+    wrote the other's lines over."""
+    _masked(readline, start)
+    added = readline.get_current_history_length() - start
+    if added <= 0:
+        return
     with contextlib.suppress(OSError):
         if _own_file(path):
-            readline.write_history_file(path)
+            # readline appends only to a file that is there; never through a link
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                             0o600))
+            readline.append_history_file(added, path)  # cut to set_history_length's lines
             path.chmod(0o600)
 
 
@@ -357,7 +420,7 @@ def run_ask(app_state: AppState, question: str, as_json: bool) -> None:
     settings = app_state.settings
     runtime = app_state.runtime()
     tools = runtime.tool_context()
-    messages = [_opening(runtime, tools), _asked(question)]
+    messages = [_opening(runtime, tools), _asked(question, settings)]
     try:
         outcome = _run_turn(runtime, tools, messages, quiet=as_json)
     except LLMError as exc:
