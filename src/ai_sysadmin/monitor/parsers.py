@@ -644,9 +644,22 @@ JOURNAL_FIELDS = ("MESSAGE,PRIORITY,_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,_PID,_C
 MESSAGE_MAX = 8192
 
 
+#: the values kept of a field an entry carries more than once
+VALUES_MAX = 16
+
+
+def _several(value: Any) -> bool:
+    """A field the entry carries more than once: journalctl writes its values as a list,
+    each a string or (binary) a list of byte values."""
+    return isinstance(value, list) and any(isinstance(v, (str, list)) for v in value)
+
+
 def _message_text(value: Any) -> str:
     # journald gives a field with control characters or invalid UTF-8 as a list of byte
     # values: any field, and any local user can make one (`logger -t $'\e[31mx'`)
+    if _several(value):
+        # each of them, a line each (read as bytes, a list of strings was an empty message)
+        return "\n".join(_message_text(v) for v in value[:VALUES_MAX])[:MESSAGE_MAX]
     if isinstance(value, list):
         return bytes(v for v in value[:MESSAGE_MAX * 4]
                      if isinstance(v, int) and 0 <= v < 256).decode("utf-8", "replace")[
@@ -656,7 +669,9 @@ def _message_text(value: Any) -> str:
 
 def _field_text(value: Any) -> str | None:
     """A short journal field as text (decoded as :func:`_message_text` does), None when
-    absent or empty."""
+    absent or empty; of one given more than once, the first (a name is one name)."""
+    if _several(value):
+        value = value[0]
     return _message_text(value) or None if isinstance(value, (str, list)) else None
 
 

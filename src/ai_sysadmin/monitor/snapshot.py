@@ -593,9 +593,14 @@ class Snapshot:
         """The host's own clock when it was collected (its boot time plus its uptime, both
         read in the same collection); ``taken_at`` where either is missing. Journal entries
         carry the host's time: a window over them is measured on that clock, or a host whose
-        clock is minutes behind would never show a burst."""
+        clock is minutes behind would never show a burst. In a container whose /proc/uptime
+        is mounted over (lxcfs: the container's age, beside the host kernel's boot time in
+        /proc/stat), the two add up to a time hours or days past, and every fresh entry read
+        as ahead of the host's clock: ``taken_at`` there too."""
         read_at = self.kernel_files_read_at()
-        return self.taken_at if read_at is None else read_at
+        if read_at is None or "/proc/uptime" in (self.proc_mounted or ()):
+            return self.taken_at
+        return read_at
 
     def kernel_files_read_at(self) -> float | None:
         """When the host's kernel counters (/proc/vmstat, /proc/stat, /proc/uptime) were
