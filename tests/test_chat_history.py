@@ -18,6 +18,7 @@ from tests.conftest import BIN
 from tests.support.needs_root import needs_root
 from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, say
+from tests.support.terminal import chat_env
 
 #: what a person pasted into a question
 QUESTION_SECRET = "hunter2hunter2"
@@ -61,28 +62,6 @@ def test_a_history_owned_by_someone_else_is_not_used(tmp_path: Path) -> None:
     assert not talk._own_file(other)
 
 
-def _chat_env(tmp_path: Path, url: str) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\n')
-    return {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
-            "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
-            "XDG_STATE_HOME": str(tmp_path / "state-home"),
-            "AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
-            "AI_SYSADMIN_LLM__URL": url, "AI_SYSADMIN_LLM__TIMEOUT": "10",
-            "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
-
-
-def test_history_shows_an_earlier_question_masked(tmp_path: Path) -> None:
-    with ScriptedModel([say("rotate it")]) as model:
-        done = subprocess.run(
-            [str(BIN), "chat"], input=f"db_password={QUESTION_SECRET} is refused, why?\n"
-            "/history\n/exit\n", capture_output=True, text=True,
-            env=_chat_env(tmp_path, model.url), timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "  1  db_password=[redacted] is refused, why?" in done.stdout
-    assert QUESTION_SECRET not in done.stdout + done.stderr
-
-
 class _Terminal:
     """A chat on a pseudo-terminal of its own, typed at as a person types: readline keeps
     what is typed only on a terminal."""
@@ -120,7 +99,7 @@ def test_the_history_kept_on_disk_holds_a_typed_password_masked(tmp_path: Path) 
     path.parent.mkdir(parents=True)
     path.write_text(f"mysql -u root -p{QUESTION_SECRET} says access denied\n")
     with ScriptedModel([say("rotate it")]) as model:
-        chat = _Terminal([str(BIN), "chat"], _chat_env(tmp_path, model.url))
+        chat = _Terminal([str(BIN), "chat"], chat_env(tmp_path, model.url))
         try:
             chat.wait_for("hal> ")
             chat.type(f"db_password={QUESTION_SECRET} is refused, why?")
@@ -146,7 +125,7 @@ def test_two_chats_at_once_each_keep_their_lines_in_the_history(tmp_path: Path) 
     path.parent.mkdir(parents=True)
     path.write_text("".join(f"an old question {n}\n" for n in range(1000)))
     with ScriptedModel(then=say("ok")) as model:
-        env = _chat_env(tmp_path, model.url)
+        env = chat_env(tmp_path, model.url)
         chats = [_Terminal([str(BIN), "chat"], env) for _ in range(2)]
         try:
             for chat in chats:
@@ -174,7 +153,7 @@ def test_a_password_in_a_question_is_neither_sent_nor_stored(tmp_path: Path) -> 
     kept for days): a question reaches the model and the queue masked, as the host's text
     does."""
     with ScriptedModel([say("rotate it"), say("done")]) as model:
-        env = _chat_env(tmp_path, model.url)
+        env = chat_env(tmp_path, model.url)
         chat = subprocess.run(
             [str(BIN), "chat"], input=f"db_password={QUESTION_SECRET} is refused, why?\n",
             capture_output=True, text=True, env=env, timeout=60)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import signal
 import sqlite3
 import subprocess
@@ -18,17 +17,12 @@ import pytest
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, delay, say
+from tests.support.terminal import Screen, chat_env
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\n')
-    return {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
-            "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
-            "XDG_STATE_HOME": str(tmp_path / "xdg"),
-            "AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
-            "AI_SYSADMIN_LLM__TIMEOUT": "10", "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
+    return chat_env(tmp_path)
 
 
 class _Chat:
@@ -45,15 +39,8 @@ class _Chat:
                 start_new_session=True,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
-        self.seen, self.at, self.open = bytearray(), 0, True
-
-    def until(self, wanted: bytes, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while (found := self.seen.find(wanted, self.at)) < 0:
-            assert time.monotonic() < deadline, (wanted, bytes(self.seen[self.at:]))
-            if select.select([self.master], [], [], 0.1)[0]:
-                self.seen += os.read(self.master, 65536)
-        self.at = found + len(wanted)
+        self.screen, self.open = Screen(self.master), True
+        self.until = self.screen.until
 
     def type(self, line: str) -> None:
         os.write(self.master, line.encode() + b"\n")
@@ -126,7 +113,7 @@ def test_a_stop_ends_a_chat_at_once_where_ctrl_c_would_let_it_go_on(
     if when == "during a question":
         assert _requests(env) == ["cancelled"]  # not left to be answered for nobody
         # what was typed is kept, as a chat that ended otherwise keeps it
-        history = tmp_path / "xdg" / "ai-sysadmin" / "hal-chat-history"
+        history = tmp_path / "state-home" / "ai-sysadmin" / "hal-chat-history"
         assert history.read_text() == "is nginx ok?\n"
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import pty
-import select
 import signal
 import socket
 import sqlite3
@@ -19,17 +18,12 @@ import pytest
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, respond, say
-from tests.support.terminal import on_a_terminal
+from tests.support.terminal import Screen, chat_env, on_a_terminal
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\n')
-    return {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
-            "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
-            "AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
-            "AI_SYSADMIN_LLM__TIMEOUT": "10", "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
+    return chat_env(tmp_path)
 
 
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None):
@@ -475,22 +469,6 @@ def test_an_api_key_file_every_user_can_read_is_said_once_and_used(env, tmp_path
     assert again.returncode == 0 and again.stderr == ""
 
 
-class _Terminal:
-    """What a pseudo-terminal's program wrote, read in order: each wait finds its text past
-    where the last one found its own (one read may bring both)."""
-
-    def __init__(self, master: int) -> None:
-        self.master, self.seen, self.at = master, bytearray(), 0
-
-    def until(self, wanted: bytes, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while (found := self.seen.find(wanted, self.at)) < 0:
-            assert time.monotonic() < deadline, (wanted, bytes(self.seen[self.at:]))
-            if select.select([self.master], [], [], 0.1)[0]:
-                self.seen += os.read(self.master, 65536)
-        self.at = found + len(wanted)
-
-
 def test_ctrl_c_at_a_terminal_withdraws_the_question_and_the_chat_goes_on(env) -> None:
     """A question that takes long (a slow model, the daemon's step ahead of it): Ctrl-C ended
     the whole chat and its conversation, where a person wants the prompt back, as a shell
@@ -503,7 +481,7 @@ def test_ctrl_c_at_a_terminal_withdraws_the_question_and_the_chat_goes_on(env) -
                                 stderr=slave, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
-        terminal = _Terminal(master)
+        terminal = Screen(master)
         try:
             terminal.until(b"hal> ")
             os.write(master, b"hello\n")

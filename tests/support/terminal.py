@@ -41,3 +41,44 @@ def on_a_terminal(argv: list[str], env: Mapping[str, str], stderr: Path | None =
     finally:
         os.close(master)
     return child.wait(timeout=seconds), got
+
+
+class Screen:
+    """What a program wrote to a pseudo-terminal (``master``), read in order: each wait finds
+    its text past where the last one found its own (one read may bring both). ``poll``, not
+    ``select``: a worker that has run a thousand tests may hold descriptors past select()'s
+    1024."""
+
+    def __init__(self, master: int) -> None:
+        self.master, self.seen, self.at = master, bytearray(), 0
+        self._ready = select.poll()
+        self._ready.register(master, select.POLLIN)
+
+    def until(self, wanted: bytes, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while (found := self.seen.find(wanted, self.at)) < 0:
+            assert time.monotonic() < deadline, (wanted, bytes(self.seen[self.at:]))
+            if self._ready.poll(100):
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # EIO: the program closed the terminal
+                    chunk = b""
+                assert chunk, ("the terminal closed before", wanted,
+                               bytes(self.seen[self.at:]))
+                self.seen += chunk
+        self.at = found + len(wanted)
+
+
+def chat_env(tmp_path: Path, url: str | None = None) -> dict[str, str]:
+    """The environment of a chat or an ask against the scripted model at ``url`` (set later
+    where None): its own config, state and history under ``tmp_path``."""
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
+           "XDG_STATE_HOME": str(tmp_path / "state-home"),
+           "AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
+           "AI_SYSADMIN_LLM__TIMEOUT": "10", "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
+    if url is not None:
+        env["AI_SYSADMIN_LLM__URL"] = url
+    return env
