@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from ai_sysadmin.orchestrator.fleet import stop_managing
 from ai_sysadmin.store import ActionStore, HostStore
 from tests.conftest import BIN
 from tests.support.needs_root import needs_root
+from tests.support.tcp import OneWayServer
 
 
 def names(cli, *extra: str) -> dict[str, str]:
@@ -474,42 +476,22 @@ def test_this_machine_at_another_port_is_added_under_a_name_of_its_own(cli) -> N
     assert names(cli, "--all")["vm1"] == "managed"
 
 
-class _DisconnectingServer:
+class _DisconnectingServer(OneWayServer):
     """Whatever answers on an SSH port: the version line, then a disconnect whose reason (its
     own words) holds a newline and terminal escapes. Real TCP on 127.0.0.1."""
 
     REASON = ("Too many connections\x1b]0;TITLE\x07\x1b[2J\nweb9 answered and ran a command"
               "\u2028also this")
 
-    def __init__(self) -> None:
-        import socket
-        import threading
-
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _packet(self) -> bytes:
-        import struct
-
+    def answer(self, conn: socket.socket) -> None:
         reason = self.REASON.encode()
         payload = bytes([1]) + struct.pack(">II", 2, len(reason)) + reason + struct.pack(">I", 0)
         pad = 8 - (len(payload) + 5) % 8
         pad += 8 if pad < 4 else 0
-        return struct.pack(">IB", len(payload) + 1 + pad, pad) + payload + b"\0" * pad
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
-                conn.recv(4096)
-                conn.sendall(self._packet())
-                with contextlib.suppress(OSError):
-                    conn.recv(65536)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        conn.recv(4096)
+        conn.sendall(struct.pack(">IB", len(payload) + 1 + pad, pad) + payload + b"\0" * pad)
+        conn.recv(65536)
 
 
 def test_what_answers_on_the_port_prints_no_line_of_its_own_when_a_host_is_added(cli) -> None:
@@ -519,7 +501,7 @@ def test_what_answers_on_the_port_prints_no_line_of_its_own_when_a_host_is_added
     try:
         code, out, err = cli("systems", "add", f"127.0.0.1:{server.port}", "--name", "web9")
     finally:
-        server.sock.close()
+        server.close()
     assert code == 0, err
     assert out.startswith(f"web9 (127.0.0.1:{server.port}) is managed now")
     warning, *rest = err.splitlines()

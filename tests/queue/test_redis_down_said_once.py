@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
 from typing import Any
 
 import pytest
@@ -15,37 +14,23 @@ import pytest
 from ai_sysadmin.llm.queue import Request, leases
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
 from tests.support.polling import until
+from tests.support.tcp import OneWayServer
 
 from .conftest import free_port, need_redis_server, redis_server_process
 
 pytestmark = pytest.mark.slow
 
 
-class DroppingServer:
+class DroppingServer(OneWayServer):
     """A port whose server takes each connection and closes it at once (a Redis crashing at
     every start): counts the worker's tries."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port))
         self.tries = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.tries += 1
-            conn.close()
-
-    def close(self) -> None:
-        # a socket closed while a thread waits in accept() goes on listening until a
-        # connection wakes it: the redis-server started next on the port could not bind
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(5)
+    def answer(self, conn: socket.socket) -> None:
+        self.tries += 1
 
 
 def test_a_worker_says_a_redis_that_stays_down_once_and_once_that_it_is_back(
