@@ -64,6 +64,22 @@ def test_a_proposal_with_the_wrong_parameters_is_an_error_the_model_corrects(
     assert invalid["detail"].startswith(f"{kind} {json.dumps(parameters)}: invalid parameters")
 
 
+@pytest.mark.parametrize("kind", [["restart_unit"], {"name": "restart_unit"}, None, 3])
+def test_a_proposal_whose_kind_is_no_name_is_an_error_the_model_corrects(
+        run_with_model, ctx, kind) -> None:
+    """Small models wrap a string in a list: the check for a fix proposed twice raised
+    TypeError (unhashable), which ended the whole investigation as failed."""
+    fixed = {"unit": "nginx.service"}
+    script = [call("propose_action", kind=kind, parameters=fixed, rationale="x"),
+              call("propose_action", kind="restart_unit", parameters=fixed, rationale="x"),
+              say("PROPOSALS: restart_unit")]
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        wrong = tool_results(model.requests[1])[-1]
+    assert wrong.startswith("tool propose_action status=error"), wrong
+    assert [(p["kind"], p["parameters"]) for p in outcome.proposals] == [("restart_unit", fixed)]
+
+
 def test_the_same_fix_proposed_again_is_recorded_once(run_with_model, ctx, store) -> None:
     """A model that proposes one fix over and over, each time in other words (in one reply and
     in the next): one proposal, so one action and one approval for a person; the model is

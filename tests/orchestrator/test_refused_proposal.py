@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
+from ai_sysadmin.errors import StoreError
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Database, IncidentStore
@@ -94,3 +95,36 @@ def test_a_fix_the_policy_refuses_as_it_decides_it_leaves_the_incident_to_a_retr
     [said] = [e.detail for e in incident.events if e.kind == "escalated"]
     assert said.startswith("every proposal was refused: ") and "retries spent" in said
     assert host.commands() == []
+
+
+def test_proposals_whose_decision_failed_once_are_proposed_and_decided_again(
+        tmp_path: Path) -> None:
+    """The store refused the decision of an investigation's restart (locked, once): the
+    incident stayed open with its diagnosis and a proposal nobody decided, retried by
+    nothing until a restart."""
+    decided: list[list[dict]] = []
+
+    async def on_proposals(incident_id: int, host: str, proposals: list[dict]) -> list:
+        decided.append(proposals)
+        if len(decided) == 1:
+            raise StoreError("database is locked")
+        return []
+
+    restart = call("propose_action", kind="restart_unit",
+                   parameters={"unit": "nginx.service"}, rationale="it failed")
+    with ScriptedModel([restart, say("DIAGNOSIS: nginx failed"),
+                        restart, say("DIAGNOSIS: nginx failed")]) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            agent={"retry_backoff_seconds": 0.01},
+                            llm={"backend": "ollama", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        failed = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
+                         "nginx.service has failed")
+        (incident_id,) = store.record_check("web1", [failed], {"failed_unit"}).opened
+        asyncio.run(sweep_until(settings, store, incident_id, lambda: len(decided) == 2,
+                                on_proposals=on_proposals))
+    assert [p["state"] for p in store.proposals(incident_id)] == ["abandoned", "proposed"]
+    (failure,) = [e.detail for e in store.get(incident_id).events
+                  if e.kind == "investigation_failed"]
+    assert failure == "StoreError: database is locked"
+

@@ -127,6 +127,22 @@ def test_outages_spend_none_of_the_tries_of_a_model_that_proposes_nothing(
     assert store.investigation_due(time.time() + 86400) == []
 
 
+def test_answers_without_a_proposal_and_unusable_ones_count_together(tmp_path: Path) -> None:
+    """max_investigations = 3: two answers without a proposal, then garbage. An unusable
+    answer was counted from the last diagnosis on, so a person was told at the fifth."""
+    nothing = say("DIAGNOSIS: unclear.\nPROPOSALS: none")
+    with ScriptedModel([nothing, nothing], then=lambda _request: garbage()) as model:
+        settings = _settings(tmp_path, model.url)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        _sweep(settings, store, incident_id,
+               lambda: bool(_escalations(store, incident_id)) or len(model.requests) >= 7)
+        asked = len(model.requests)
+    assert asked == 3
+    (said,) = _escalations(store, incident_id)
+    assert "unusable 3 time(s) in a row" in said, said
+
+
 def _investigate(settings: Settings, store: IncidentStore, incident_id: int,
                  times: int = 1) -> None:
     """What the daemon does for an incident that changed or reopened: investigate it now,

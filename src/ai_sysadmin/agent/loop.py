@@ -370,6 +370,8 @@ class Agent:
         hold run again at once."""
         if call.name != "propose_action" or call.arguments is None:
             return None
+        if not isinstance(call.arguments.get("kind"), str):
+            return None  # no fix's name (a list, an object): the registry says what is wrong
         wanted = same_fix(call.arguments.get("kind"), call.arguments.get("parameters"))
         for number, proposal in enumerate(self.ctx.proposals, 1):
             if same_fix(proposal.get("kind"), proposal.get("parameters")) == wanted:

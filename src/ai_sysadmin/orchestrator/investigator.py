@@ -327,7 +327,13 @@ class Investigator:
                 self.store.record_investigation(incident_id, None, INTERRUPTED, time.time(),
                                                 abandoned=_recorded(ctx))
             raise
-        await self._investigated(incident, outcome, started, ctx.refused_proposals)
+        try:
+            await self._investigated(incident, outcome, started, ctx.refused_proposals)
+        except Exception as exc:
+            # its end not handled (the store locked as its proposals were decided): left
+            # open with a diagnosis and a proposal nobody decided, it waited for a restart;
+            # failed, what it proposed is abandoned and it is investigated again
+            await self._failed(incident, ctx, exc)
 
     async def _failed(self, incident: Incident, ctx: ToolContext, exc: Exception) -> None:
         """An investigation that raised: kept with its reason and retried with backoff (or
@@ -472,7 +478,12 @@ class Investigator:
         waited = waited_names()
         if type(exc).__name__ in waited:
             return None
-        before = await asyncio.to_thread(self.store.failed_in_a_row, incident_id, waited)
+        # the model's answers are counted as the answers without a proposal count them, with
+        # those (two of each took five answers): any other failure by the failures alone
+        before = await asyncio.to_thread(
+            self.store.without_proposal_in_a_row, incident_id, UNUSABLE) \
+            if type(exc).__name__ in UNUSABLE else \
+            await asyncio.to_thread(self.store.failed_in_a_row, incident_id, waited)
         limit = self.settings.agent.max_investigations
         if before + 1 < limit:
             return None
