@@ -4,6 +4,7 @@ read_file reads, the listing tools list too (an argv never meets a shell)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -52,22 +53,25 @@ def test_du_never_shows_what_is_inside_a_directory_the_reader_cannot_list(ctx,
     assert SECRET_NAME not in above.output
 
 
-def test_lsof_runs_as_root_for_sockets_and_processes_only(ctx, tmp_path: Path) -> None:
+def test_lsof_runs_as_root_for_ports_only(ctx, tmp_path: Path) -> None:
     """lsof +D DIR as root named every open file inside directories the reading identity may
-    not list (`nobody` cannot enter a 0700 directory); a file or directory named, it runs as
-    the reader, who is told what it may see."""
+    not list (`nobody` cannot enter a 0700 directory), and so did bare lsof, -p PID, -u and
+    -c, listing every open file of what they select; any selection but -i runs as the
+    reader, who is told what it may see."""
     assert root_reason(["lsof", "-nP", "-iTCP", "-sTCP:LISTEN"])
-    assert root_reason(["lsof", "-p", "4242"])
+    assert root_reason(["lsof", "-i", ":22"]) and root_reason(["lsof", "-nPi:443", "-t"])
     for args in (["+D", "/root"], ["+d", "/srv"], ["-n", "+D/root"], ["/var/log/syslog"],
-                 ["--", "/srv/app.sock"]):
+                 ["--", "/srv/app.sock"], [], ["-n"], ["-p", "4242"], ["-i", "-p", "1"],
+                 ["-a", "-i", "-u", "root"], ["-c", "sshd"], ["-U"], ["+L1"]):
         assert root_reason(["lsof", *args]) is None, args
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     held = private / "acme-merger.txt"
     held.write_text("x")
     with held.open():
-        result = call(ctx, "run_readonly", argv=["lsof", "-n", "+D", str(private)])
-    assert "acme-merger" not in result.output, result.output
+        for argv in (["lsof", "-n", "+D", str(private)], ["lsof", "-n", "-p", str(os.getpid())]):
+            result = call(ctx, "run_readonly", argv=argv)
+            assert "acme-merger" not in result.output, (argv, result.output)
 
 
 def test_only_the_directory_level_form_of_du_is_named_for_root() -> None:

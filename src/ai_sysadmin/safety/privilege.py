@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .argv_parser import Parsed, Refused, parse_args
-from .readonly_commands import MDADM, READ_ONLY
+from .readonly_commands import MDADM, READ_ONLY, lsof_options
 
 ROOT_DIAGNOSTICS: dict[str, str] = {
     "du": "sizes of directories the reading identity may not list (sizes, never contents)",
     "ss": "which process holds a socket (another user's processes are hidden otherwise)",
-    "lsof": "which process holds a port or a socket (a file or directory named: the reader)",
+    "lsof": "which process holds a port (-i alone; any other selection: the reader)",
     "nft": "the firewall rules (reading them needs CAP_NET_ADMIN)",
     "mdadm": "RAID state, read from the block devices",
     "zpool": "ZFS pool state",
@@ -63,12 +63,30 @@ def root_reason(argv: Sequence[str]) -> str | None:
         depth = du_depth(argv[1:])
         if depth is None or depth > 1 or (depth == 1 and not listed_by_root(argv)):
             return None
-    if argv[0] == "lsof" and any(arg[:2] in ("+d", "+D") or "/" in arg for arg in argv[1:]):
-        # a directory walked (+d, +D) or a file named: as root it names the open files in
-        # directories the reader may not list, and tells whether a path it may not see
-        # exists; the reader sees what it may see. Sockets and processes stay root's
+    if argv[0] == "lsof" and not _lsof_network_only(argv[1:]):
+        # as root, any other selection names the open files of every process it selects
+        # (bare lsof, -p, -u, -c: /root/private/… too), a directory walked (+d, +D) the
+        # files in directories the reader may not list, a file named whether a path it may
+        # not see exists; the reader sees what it may see. Ports stay root's
         return None
     return ROOT_DIAGNOSTICS.get(argv[0])
+
+
+#: lsof's options that, beside -i, select nothing more and show no file's name (how it
+#: prints, which network files): the network files alone, as root
+_LSOF_ROOT_OPTIONS = frozenset({"-i", "-n", "-P", "-l", "-t", "-F", "-a", "-w", "-b", "-O",
+                                "-R", "-s", "-T", "+T", "+c", "-S", "-o", "-V", "-E", "-Q",
+                                "-H", "-h", "-v", "-?"})
+
+
+def _lsof_network_only(args: Sequence[str]) -> bool:
+    """Whether lsof selects network files alone (``-i``, and options of how it prints them):
+    which process holds a port, which only root may see."""
+    try:
+        used, names = lsof_options(list(args))
+    except Refused:
+        return False
+    return "-i" in used and not names and set(used) <= _LSOF_ROOT_OPTIONS
 
 
 def listed_by_root(argv: Sequence[str]) -> tuple[str, ...]:

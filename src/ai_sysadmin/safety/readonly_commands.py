@@ -965,6 +965,13 @@ _LSOF_NUMBER = frozenset({"+L", "-L", "-o", "-S"})
 
 
 def _check_lsof(args: list[str]) -> None:
+    lsof_options(args)
+
+
+def lsof_options(args: list[str]) -> tuple[list[str], list[str]]:
+    """The options of an lsof command line (each by its name, ``-i`` of ``-nPiTCP:22``) and
+    the file names it gives; :class:`Refused` where the policy does not allow it."""
+    used: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
@@ -977,6 +984,7 @@ def _check_lsof(args: list[str]) -> None:
         sign, j = arg[0], 1
         while j < len(arg):
             name = sign + arg[j]
+            used.append(name)
             j += 1
             shown = name if len(arg) == 2 else f"{name} (in {arg})"
             if name in _LSOF_DENIED:
@@ -1023,6 +1031,7 @@ def _check_lsof(args: list[str]) -> None:
     for name in names:
         if (problem := check_value(absolute_path, name)) is not None:
             raise Refused(f"lsof file name {redact_cut(name, 40)!r} {problem}")
+    return used, names
 
 
 _DEV_NODE = charset(r"/dev/[A-Za-z0-9_.:/\-]{1,64}", "is not a device under /dev")
