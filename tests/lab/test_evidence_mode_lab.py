@@ -4,17 +4,22 @@ schema-held request over both wire protocols, the policy deciding on the answer'
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.evidence import answer_schema
+from ai_sysadmin.agent.tools import REGISTRY
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
+from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.store import ActionStore
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
+from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, response_schema, say
 
 pytestmark = pytest.mark.lab
@@ -127,3 +132,58 @@ def test_a_garbage_answer_fails_the_investigation_which_is_retried(tmp_path) -> 
     assert incident.state == "open"
     assert incident.investigation_error == "the investigation ended without a proposal"
     assert incident.investigation_attempts == 2  # the failed one and the one without a fix
+
+
+#: a web service that logs its requests at info (as journald keeps a service's stdout), then
+#: dies of a cause it writes to stderr, also at info
+BUSY = """
+[Service]
+ExecStart=/bin/sh -c 'for i in $(seq 60); do echo "GET /api/v1/items?page=$i 200 12ms client=10.0.0.$i ua=Mozilla/5.0 (X11; Linux x86_64)"; done; echo "FATAL: cannot bind 0.0.0.0:8080: Address already in use" >&2; exit 1'
+"""  # noqa: E501
+
+
+def test_the_evidence_holds_the_end_of_the_units_journal_where_it_died(tmp_path) -> None:
+    """The unit's journal, newest entries last, was cut to its share from the front: the
+    model read an hour of access log and never the line it died of, nor systemd's."""
+    with Sandbox() as sb, ScriptedModel([say(_answer())]) as model:
+        apply(sb, "install_unit", {"name": "demo.service", "text": BUSY})
+        apply(sb, "start_unit", {"name": "demo.service"})
+        apply(sb, "wait_unit", {"name": "demo.service", "value": "failed"})
+
+        def logged() -> bool:  # journald takes a dead service's stream a moment later
+            return "FATAL" in sb.exec(["journalctl", "-u", "demo.service", "-q"]).stdout
+        poll_until(logged, 30, "the service's last words in its journal")
+        store = run_daemon(_settings(tmp_path, model.url, "ollama"), sb,
+                           lambda s: any(i.diagnosis for i in s.incidents()), 40)[0]
+        (request,) = model.requests
+    user = request["messages"][1]["content"]
+    journal = user[user.index("tool journal"):user.index("tool snapshot")]
+    assert "FATAL: cannot bind 0.0.0.0:8080" in journal
+    assert "demo.service: Main process exited" in journal
+    assert "[truncated: showed its first" in journal
+    assert store.incidents()[0].diagnosis
+
+
+def test_the_journal_tool_shows_the_newest_entries_of_its_window_oldest_first(
+        tmp_path) -> None:
+    """journalctl --since with --lines counts from the window's start: the tool showed the
+    day's first entries, where it says it shows the newest."""
+    with Sandbox() as sb:
+        apply(sb, "install_unit", {"name": "demo.service", "text": BUSY})
+        apply(sb, "start_unit", {"name": "demo.service"})
+
+        def logged() -> bool:
+            return "Failed with result" in sb.exec(
+                ["journalctl", "-u", "demo.service", "-q"]).stdout
+        poll_until(logged, 30, "the service's end in its journal")
+        ctx = ToolContext(Settings(ai_name="hal", state_dir=tmp_path),
+                          {"sdtest": SandboxTransport(sb)}, "sdtest")
+        result = asyncio.run(REGISTRY.call("journal", {"unit": "demo.service", "lines": 4,
+                                                       "since": "-24h"}, ctx))
+    shown = [line.split(": ", 1)[1] for line in result.output.splitlines() if ": " in line]
+    assert shown == ["GET /api/v1/items?page=60 200 12ms client=10.0.0.60 ua=Mozilla/5.0 "
+                     "(X11; Linux x86_64)",
+                     "FATAL: cannot bind 0.0.0.0:8080: Address already in use",
+                     "demo.service: Main process exited, code=exited, status=1/FAILURE",
+                     "demo.service: Failed with result 'exit-code'."], result.output
+

@@ -187,7 +187,14 @@ class Agent:
         text = redact(_kept(result.output))
         limit = self.settings.max_tool_output_chars if limit is None else limit
         tail = ""
-        if len(text) > limit:
+        if len(text) > limit and not more and result.newest_last:
+            # read once: the failure at its end is what happened, the access log before it
+            # filled its share and the model diagnosed from hours-old lines
+            first = limit // 4
+            text = f"{text[:first]}\n[…]\n{text[len(text) - (limit - first):]}"
+            tail = (f"\n[truncated: showed its first {first} and last {limit - first} of "
+                    f"{whole} characters]")
+        elif len(text) > limit:
             tail = f"\n[truncated: showed {limit} of {whole} characters"
             if more:
                 handle = self.ctx.outputs.keep(text)

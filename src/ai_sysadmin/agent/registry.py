@@ -33,6 +33,9 @@ class ToolResult:
     #: an incident's evidence): shown after the host's block, never inside it, where a host's
     #: line could pose as one of its items ("[operator note · may guide a fix]")
     ours: str = ""
+    #: its newest lines last (a journal): cut where it is read once (the evidence mode, no
+    #: read_more), its end is kept with its beginning, not lost from a head cut
+    newest_last: bool = False
 
 
 ToolFn = Callable[..., Awaitable[ToolResult | str]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -105,8 +106,10 @@ async def unit_status(ctx: ToolContext, unit: Unit, host: Host = "") -> ToolResu
                     "Result,NRestarts,ExecMainStatus,FragmentPath,UnitFileState", "--", name])
     # systemctl status exits 3 for an inactive unit: that is an answer, not an error
     status_ok = status.status != "refused" and status.output
+    # the properties first: status ends with the unit's newest log lines
     return ToolResult("ok" if status_ok else status.status,
-                      f"{status.output}\n{show.output}", command=status.command)
+                      f"{show.output}\n{status.output}", command=status.command,
+                      newest_last=True)
 
 
 @REGISTRY.tool()
@@ -126,14 +129,32 @@ async def journal(
     if not _SINCE.match(since):
         return ToolResult("error", f"since={since!r}: use '-1h', '-30min', 'today' or a date",
                           from_host=False)
-    argv = ["journalctl", "--no-pager", "--output=short-iso",
+    # newest first, turned back here: with --since, --lines counts from the window's start
+    # (journalctl seeks there), and a busy day showed its first hour's lines, never the last
+    argv = ["journalctl", "--no-pager", "--output=short-iso", "--reverse",
             f"--priority={priority}", f"--since={since}", f"--lines={lines}"]
     if unit:
         name = normalise_unit(unit)
         if name is None:
             return _bad_unit(unit)
         argv.append(f"--unit={name}")
-    return await run_readonly_argv(ctx, host, argv)
+    result = await run_readonly_argv(ctx, host, argv)
+    if result.status == "ok":
+        result = replace(result, output=oldest_first(result.output))
+    return replace(result, newest_last=True)
+
+
+def oldest_first(newest_first: str) -> str:
+    """journalctl --reverse's entries in the order they were written: an entry is its line
+    and the indented lines of a message of several lines after it."""
+    entries: list[list[str]] = []
+    for line in newest_first.split("\n"):
+        if line[:1].isspace() and entries:
+            entries[-1].append(line)
+        elif line:
+            entries.append([line])
+    return "\n".join(line for entry in reversed(entries) for line in entry) + (
+        "\n" if newest_first.endswith("\n") else "")
 
 
 @REGISTRY.tool()
