@@ -140,6 +140,37 @@ def test_queue_show_tells_one_request(env_queue: RequestQueue) -> None:
     assert isinstance(missing.exception, NotFoundError)
 
 
+def _field(output: str, name: str) -> str:
+    (line,) = [line for line in output.splitlines() if line.strip().startswith(f"{name}:")]
+    return line.split(":", 1)[1].strip()
+
+
+def test_queue_show_tells_how_long_a_request_waited_and_what_it_answered(
+        env_queue: RequestQueue) -> None:
+    """A request cancelled while it waited showed a wait that went on growing after it ended,
+    and one answered showed no answer, though the help promises it."""
+    cancelled = env_queue.submit("chat", {}, "interactive").request_id
+    env_queue.cancel(cancelled)
+    answered = env_queue.submit("chat", {}, "interactive").request_id
+
+    async def answer(request: Request) -> dict[str, Any]:
+        return {"message": {"role": "assistant", "content": "nginx lost its config"}}
+
+    async def serve() -> None:
+        async with serving(env_queue, answer):
+            await until(lambda: env_queue.get(answered).state == "done", 30, "answered")
+
+    asyncio.run(serve())
+    # submitted an hour ago, cancelled half an hour later
+    with env_queue.db.transaction() as conn:  # type: ignore[attr-defined]
+        conn.execute("UPDATE requests SET created_at=created_at-3600, "
+                     "finished_at=created_at-1800 WHERE id=?", (cancelled,))
+    shown = invoke("queue", "show", cancelled).output
+    assert _field(shown, "state") == "cancelled" and _field(shown, "waited") == "30.0 min"
+    shown = invoke("queue", "show", answered).output
+    assert _field(shown, "answer") == "nginx lost its config", shown
+
+
 def test_worker_command_parses_its_options() -> None:
     result = invoke("worker", "--help")
     assert result.exit_code == 0, result.output

@@ -16,6 +16,7 @@ from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.queue import NoWorker, QueueTimeout, RequestLost, RequestQueue
 from ai_sysadmin.llm.queue.base import QueueError, Request
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
+from ai_sysadmin.llm.queue.sqlite import SqliteQueue
 from ai_sysadmin.llm.types import Message, Priority
 from tests.support.polling import until
 
@@ -203,6 +204,25 @@ def test_an_answer_being_written_when_the_wait_runs_out_is_waited_for(
         return result.message.content
 
     assert asyncio.run(go()) == "the answer"
+
+
+def test_an_answer_stored_as_the_wait_runs_out_is_the_callers(tmp_path) -> None:
+    """The worker stored its answer between the caller's last look and the end of its wait:
+    the caller was told "no answer ... it is still queued", and the answer was thrown away."""
+
+    class AnsweredAtTheDeadline(SqliteQueue):
+        def _finished(self, request_id: str) -> bool:
+            finished = super()._finished(request_id)
+            if not finished and (taken := self.claim("worker-1")) is not None:
+                self.complete(taken, {"message": {"role": "assistant", "content": "42"}})
+            return finished
+
+    queue = AnsweredAtTheDeadline(tmp_path / "queue.db")
+    try:
+        llm = QueuedLLM(queue, Priority.INTERACTIVE, timeout=0.0)
+        assert asyncio.run(llm(ask("what failed?"), [])).message.content == "42"
+    finally:
+        queue.close()
 
 
 def test_a_request_the_queue_lost_while_waited_for_is_said_at_once(redis_url: str) -> None:

@@ -145,22 +145,50 @@ def request_show(
     _print_request(settings, request, ahead, now)
 
 
+#: the most of an answer `queue show` prints (`--json` has all of it)
+ANSWER_SHOWN = 4000
+
+
+def _waited(r: Request, now: float) -> float:
+    """How long the request waited for a worker: till now while it waits (one whose worker
+    died waits again, its first start long past), till it started, or till it ended
+    unstarted (cancelled)."""
+    if r.state == "pending" or r.started_at is None:
+        return (now if r.state == "pending" else r.finished_at or now) - r.created_at
+    return r.wait_seconds or 0.0
+
+
+def _answer(r: Request) -> str | None:
+    """The model's answer a done request holds, as the person reads it."""
+    message = (r.result or {}).get("message")
+    if not isinstance(message, dict):
+        return None
+    said = str(message.get("content") or "")
+    calls = [str((c.get("function") or c).get("name", "?")) for c in
+             message.get("tool_calls") or () if isinstance(c, dict)]
+    if calls:
+        said += ("\n" if said else "") + f"(calls {', '.join(calls)})"
+    return said[:ANSWER_SHOWN] + (" …" if len(said) > ANSWER_SHOWN else "")
+
+
 def _print_request(settings: Settings, r: Request, ahead: int | None, now: float) -> None:
     banner(settings, f"LLM request {r.id}")
-    waited = r.wait_seconds if r.started_at else now - r.created_at
     lines = [
         ("state", r.state + (f" ({ahead} ahead)" if ahead is not None else "")),
         ("kind", r.kind),
         ("priority", r.priority.name.lower()),
         ("submitted", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))),
-        ("waited", _age(waited)),
+        ("waited", _age(_waited(r, now))),
         ("attempts", str(r.attempts)),
-        ("worker", r.worker or "-"),
+        # one waiting again is no worker's: the one that took it last is gone
+        ("worker", r.worker if r.worker and r.state != "pending" else "-"),
         ("coalesce key", r.coalesce_key or "-"),
     ]
     if r.error:
         # a failed investigation's error may quote the host or the LLM server
         lines.append(("error", masked(r.error)))
+    if (answer := _answer(r)) is not None:
+        lines.append(("answer", masked(answer)))
     for key, value in lines:
         out.print(f"{key:>13}: {value}", markup=False, highlight=False)
 

@@ -417,6 +417,8 @@ class RequestQueue(ABC):
             left = deadline - loop.time()
             if left <= 0:
                 request = await self._still_there(request_id)
+                if request.finished:  # answered since the last look: the answer is theirs
+                    return request
                 if request.state != "pending":
                     raise QueueTimeout(request, timeout)
                 ahead = await self.call(self.requests_ahead, request)
