@@ -22,7 +22,7 @@ from ai_sysadmin.llm.client import QueuedLLM
 from ai_sysadmin.llm.queue import QueueUnreachable, Request, RequestLost
 from ai_sysadmin.llm.queue.leases import Claim
 from ai_sysadmin.llm.queue.redis_queue import RedisQueue
-from ai_sysadmin.llm.queue.redis_scripts import COMPLETE
+from ai_sysadmin.llm.queue.redis_scripts import COMPLETE, SUBMIT
 from ai_sysadmin.llm.types import LLMError, Message, Priority
 from tests.support.polling import until
 
@@ -288,3 +288,40 @@ def test_an_answer_stored_whose_reply_was_lost_is_no_lease_lost(
     assert (answered.state, answered.result) == ("done", {"answer": "forty-two-6x7"})
     assert asked == [21]
     assert "lease lost" not in caplog.text, caplog.text
+
+
+def test_a_question_whose_submit_reply_was_lost_is_taken_out_not_answered_for_nobody() -> None:
+    """The server took a person's question and the reply was lost: `ask` failed (the queue
+    unreachable) and the question stayed queued at a person's priority, ahead of the
+    daemon's investigations, for a worker to answer for nobody."""
+    need_redis_server()
+    port = free_port()
+
+    async def run(cutter: ReplyCutter) -> tuple[type[BaseException], list[str]]:
+        loader = redis.Redis(port=port)
+        loader.script_load(SUBMIT)  # known to the server: the reply lost is its run's
+        loader.close()
+        hop = await cutter.start()
+        queue = RedisQueue(f"redis://127.0.0.1:{hop}/0", lease_seconds=9, reach_now=False)
+        try:
+            llm = QueuedLLM(queue, Priority.INTERACTIVE, timeout=5)
+            try:
+                await llm([Message("user", "is nginx up? q-marker-7x9")], [])
+            except LLMError as exc:
+                failure: type[BaseException] = type(exc)
+            direct = redis.Redis(port=port, decode_responses=True)
+            ids = await asyncio.to_thread(direct.keys, "ai-sysadmin:request:*")
+            states = [await asyncio.to_thread(direct.hget, key, "state") for key in ids]
+            direct.close()
+        finally:
+            queue.close()
+            cutter.server.close()
+        return failure, states
+
+    with redis_server_process(port):
+        cutter = ReplyCutter(port, b"q-marker-7x9")
+        failure, states = asyncio.run(run(cutter))
+    assert cutter.cut == 1
+    assert failure is QueueUnreachable
+    assert states == ["cancelled"]
+

@@ -120,6 +120,18 @@ class QueuedLLM:
             self.priority, self.coalesce_key, record=self.request_ids)))
         try:
             submitted = await asyncio.shield(submitting)
+        except QueueUnreachable as exc:
+            # the server may have taken it as the connection was cut: a worker would answer
+            # it for nobody, at a person's priority, ahead of the daemon's investigations.
+            # Tried at once (a blip is over: `ask` ends with this error), else once back
+            if exc.maybe_added is not None:
+                try:
+                    await asyncio.shield(queue.call(queue.abandon, exc.maybe_added))
+                except QueueUnreachable:
+                    _abandon_when_back(queue, exc.maybe_added)
+                except (LLMError, NotFoundError):
+                    pass  # never added
+            raise
         except asyncio.CancelledError:
             # a remote queue's submit runs on, on its thread: what it puts in the queue is
             # taken out once it is in, or a worker would answer it for nobody

@@ -69,6 +69,10 @@ class QueueUnreachable(QueueError):
     """The queue's server does not answer now (refused, timed out, still loading its data),
     though nothing says the config is wrong: later it may."""
 
+    #: of a submit: the id the request has if the server took it before its answer was lost
+    #: (a connection cut as the server replied): the caller takes it out once it answers
+    maybe_added: str | None = None
+
 
 class RequestLost(QueueError):
     """A request left the queue while its caller waited for it: the queue lost its data (a
@@ -290,7 +294,12 @@ class RequestQueue(ABC):
         # sorted keys: the same content gives the same text, hence the same coalescing key
         body = json.dumps(dict(payload), sort_keys=True)
         key = None if coalesce_key is None else content_key(coalesce_key, kind, body)
-        submitted = self._add(kind, body, prio, key)
+        request_id = new_request_id()
+        try:
+            submitted = self._add(kind, body, prio, key, request_id)
+        except QueueUnreachable as exc:
+            exc.maybe_added = request_id
+            raise
         if record is not None:
             record.append(submitted.request_id)
         if not submitted.coalesced:
@@ -298,8 +307,10 @@ class RequestQueue(ABC):
         return submitted
 
     @abstractmethod
-    def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
-        """Store a pending request, or return the active one holding ``key`` (coalesced)."""
+    def _add(self, kind: str, body: str, priority: Priority, key: str | None,
+             request_id: str) -> Submitted:
+        """Store a pending request as ``request_id``, or return the active one holding
+        ``key`` (coalesced)."""
 
     def now(self) -> float:
         """The clock of this queue's times (``created_at``, ``started_at``, leases): how long a

@@ -43,7 +43,6 @@ from .base import (
     Submitted,
     effective_state,
     empty_pending,
-    new_request_id,
     not_found,
 )
 from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue, Notice
@@ -137,9 +136,10 @@ class RedisQueue(LeasedQueue):
 
     # -- callers ----------------------------------------------------------------------------
 
-    def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
+    def _add(self, kind: str, body: str, priority: Priority, key: str | None,
+             request_id: str) -> Submitted:
         request_id, coalesced = self._run(
-            "submit", new_request_id(), kind, int(priority), body, key or "", self.max_attempts,
+            "submit", request_id, kind, int(priority), body, key or "", self.max_attempts,
             EXHAUSTED_ERROR, RETENTION_SECONDS, doing="add a request",
         )
         return Submitted(request_id, coalesced=bool(coalesced))

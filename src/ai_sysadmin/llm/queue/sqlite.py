@@ -42,7 +42,6 @@ from .base import (
     effective_state,
     empty_pending,
     exhausted_error,
-    new_request_id,
     not_found,
 )
 from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue, Notice
@@ -240,7 +239,8 @@ class SqliteQueue(LeasedQueue):
 
     # -- callers ----------------------------------------------------------------------------
 
-    def _add(self, kind: str, body: str, priority: Priority, key: str | None) -> Submitted:
+    def _add(self, kind: str, body: str, priority: Priority, key: str | None,
+             request_id: str) -> Submitted:
         now = _Now.read()
         with self._tx("add a request") as conn:
             if key is not None:
@@ -253,7 +253,6 @@ class SqliteQueue(LeasedQueue):
                 if row is not None:
                     conn.execute("UPDATE requests SET joined = 1 WHERE id = ?", (row["id"],))
                     return Submitted(row["id"], coalesced=True)
-            request_id = new_request_id()
             conn.execute(
                 "INSERT INTO requests (id, kind, priority, payload, state, created_at, "
                 "coalesce_key) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
