@@ -88,7 +88,7 @@ def _on_host(*units: str, incident: str | None = None, **show: str) -> PlanConte
      False, "high", "not a plain absolute path"),
     ("clean_directory", {"path": "/var/cache/apt"}, PlanContext(
         clean_paths=("/var/cache",), path_mount="/var", incident_rule="disk_space",
-        incident_subject="/var"), True, "medium", "older than 7 days"),
+        incident_subject="/var"), True, "medium", "neither modified nor read for 7 days"),
     ("nix_gc", {"older_than": "14d"}, PlanContext(os_id="debian"), False, "high", "NixOS"),
     ("nix_gc", {"older_than": "14d"}, PlanContext(os_id="nixos"), True, "low", "14d"),
     ("update_packages", {}, PlanContext(os_id="ubuntu"), True, "high", "apt-get"),

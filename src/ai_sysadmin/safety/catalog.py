@@ -456,7 +456,8 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
     except CleanArgumentError as exc:
         return _refuse("clean_directory", str(exc), path)
     risk: Risk = "medium"
-    reason = f"delete files older than {p.older_than_days} days in {path}"
+    reason = (f"delete files neither modified nor read for {p.older_than_days} days in {path} "
+              "(not in mounts or services' private /tmp there)")
     if ctx.path_mount is None:
         why = ctx.mount_problem or ctx.facts_problem
         where = f"({redact_cut(why, 160)})" if why else "(no host was asked)"

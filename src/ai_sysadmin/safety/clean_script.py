@@ -10,14 +10,32 @@ It enters PATH once (``cd -P``: the shell's working directory is now a handle on
 whatever PATH names later), asks the kernel where that directory really is (``getcwd`` through
 coreutils ``pwd -P``, because bash's builtin re-resolves the string), requires that to be an
 allowed root or below one (each root compared by its own real path), and only then runs
-``find -P . -xdev -type f -mtime +DAYS -delete`` relative to that directory. GNU find never
-follows a symlink with ``-P``, descends with ``openat(O_NOFOLLOW|O_DIRECTORY)`` after checking that
-the directory it opened is the one it examined, deletes with ``unlinkat`` on the parent's
-descriptor, and does not cross into other mounts with ``-xdev`` (findutils manual, "Security
-Considerations for find"; ``find --version`` shows ``O_NOFOLLOW(enabled) FTS(FTS_CWDFD)``).
+``find -P . -xdev ... -type f -mtime +DAYS -atime +DAYS -delete`` relative to that directory.
+GNU find never follows a symlink with ``-P``, descends with ``openat(O_NOFOLLOW|O_DIRECTORY)``
+after checking that the directory it opened is the one it examined, and deletes with
+``unlinkat`` on the parent's descriptor (findutils manual, "Security Considerations for find";
+``find --version`` shows ``O_NOFOLLOW(enabled) FTS(FTS_CWDFD)``).
+
+What else lives in a cache or tmp directory is not the directory's own:
+
+* mounts. ``-xdev`` stops only at another device, and a bind mount of a directory of the same
+  file system has the same one. So the script reads ``/proc/self/mountinfo``: a mount point
+  between the root and the directory (a bind mount or another disk placed inside the root)
+  makes it refuse, and every mount point below the directory is left out of the deletion
+  (``-path``: find still walks it, as ``-delete`` implies ``-depth``, under which ``-prune``
+  does nothing). A root that is a mount point itself (``/tmp`` on tmpfs, a btrfs subvolume, a
+  container's volume, ``/var/tmp`` bound to ``/tmp``) is the configured directory and is
+  cleaned.
+* the private ``/tmp`` of services with ``PrivateTmp=`` (``systemd-private-*``), which
+  systemd-tmpfiles leaves alone for the same reason: nothing below one is deleted, and one
+  is refused as the path.
+* files still in use: old means neither modified (mtime) nor read (atime, which relatime
+  still moves once a day) for DAYS days, as systemd-tmpfiles judges. tmpfiles also asks the
+  ctime; only the clock sets that, so no test could make a file this script deletes.
 
 The roots come first and the path last so that a sudo rule can pin the roots (see
-:func:`sudoers_rule`). Hosts need only POSIX sh, coreutils and findutils. No I/O here.
+:func:`sudoers_rule`). Hosts need only POSIX sh, coreutils and findutils, and Linux's
+``/proc``. No I/O here.
 """
 
 from __future__ import annotations
@@ -33,6 +51,8 @@ EXIT_FIND_FAILED = 1
 EXIT_OUTSIDE = 3
 EXIT_NOT_A_DIRECTORY = 4
 EXIT_USAGE = 5
+EXIT_MOUNTED = 6
+EXIT_PRIVATE_TMP = 7
 
 MAX_DAYS = 3650
 
@@ -42,12 +62,19 @@ MAX_DAYS = 3650
 _LINES = (
     "{",
     "unset CDPATH;",
-    "nl=$(printf '\\n.'); nl=${nl%.};",
+    "nl=$(printf '\\n.'); nl=${nl%.}; tab=$(printf '\\t');",
     f"fail() {{ printf '{NAME}: %s\\n' \"$2\" >&2; exit \"$1\"; }};",
     # the real path of a directory, from getcwd(); a name with a newline is refused, as
     # command substitution would cut trailing newlines off it
     "phys() { p=$(cd -P -- \"$1\" && env pwd -P && echo .) || return 1; p=${p%?.};"
     " case $p in ''|*\"$nl\"*) return 1;; esac; printf %s \"$p\"; };",
+    # m: a mount point as mountinfo writes it (space, tab, newline and backslash octal-escaped)
+    "unesc() { s=$1; m=; while :; do case $s in *'\\'*) ;; *) break;; esac;"
+    " m=$m${s%%'\\'*}; s=${s#*'\\'}; case $s in 040*) m=\"$m \";; 011*) m=$m$tab;;"
+    " 012*) m=$m$nl;; 134*) m=$m'\\';; *) return 1;; esac; s=${s#???}; done; m=$m$s; };",
+    # g: a name as a find -path pattern that matches only itself
+    "glob() { s=$1; g=; while test -n \"$s\"; do c=${s%\"${s#?}\"}; s=${s#?};"
+    " case $c in '['|']'|'*'|'?'|'\\') g=$g'\\'$c;; *) g=$g$c;; esac; done; };",
     # under a sudo rule a caller could glue our fixed words into $0 and choose the roots
     f"test \"x$0\" = x{NAME} || fail {EXIT_USAGE} 'run as: sh -c SCRIPT {NAME} ROOT... --"
     " DAYS PATH';",
@@ -68,13 +95,28 @@ _LINES = (
     # the one resolution of the path: from here on only the handle counts
     f"cd -P -- \"$path\" || fail {EXIT_NOT_A_DIRECTORY} \"cannot enter $path\";",
     f"here=$(phys .) || fail {EXIT_NOT_A_DIRECTORY} \"cannot tell where $path is\";",
-    "ok=;",
+    # top: the deepest root that holds it, which leaves the fewest mounts in between
+    "top=;",
     "for a do test \"x$a\" = x-- && break; r=$(phys \"$a\") || continue;"
     " test \"x$r\" = x/ && continue;"
-    " case $here in \"$r\"|\"$r\"/*) ok=1; break;; esac; done;",
-    f"test -n \"$ok\" || fail {EXIT_OUTSIDE} \"$path is $here, outside the allowed"
+    " case $here in \"$r\"|\"$r\"/*) test ${#r} -gt ${#top} && top=$r;; esac; done;",
+    f"test -n \"$top\" || fail {EXIT_OUTSIDE} \"$path is $here, outside the allowed"
     " directories\";",
-    f"find -P . -xdev -type f -mtime +\"$days\" -delete || fail {EXIT_FIND_FAILED}"
+    f"case $here/ in */systemd-private-*/*) fail {EXIT_PRIVATE_TMP} \"$path is $here, a"
+    " service's private temporary directory\";; esac;",
+    # -xdev misses a bind mount of the same file system: every mount point counts (see above)
+    "set --; seen=;",
+    "while read -r id parent dev root mp rest; do seen=1;"
+    f" unesc \"$mp\" || fail {EXIT_MOUNTED} \"cannot read the mount point $mp\";"
+    " case $m in \"$top\"/*) case $here in \"$m\"|\"$m\"/*)"
+    f" fail {EXIT_MOUNTED} \"$path is $here, on $m, a mount inside $top\";; esac;; esac;"
+    " case $m in \"$here\"/*) glob \"${m#\"$here\"/}\";"
+    " set -- \"$@\" -o -path \"./$g\" -o -path \"./$g/*\";; esac;"
+    " done < /proc/self/mountinfo;",
+    f"test -n \"$seen\" || fail {EXIT_MOUNTED} 'cannot read the mounts (/proc/self/mountinfo)';",
+    # neither modified nor read for DAYS days; no service's PrivateTmp= (tmpfiles' x rule)
+    "find -P . -xdev ! \\( -path '*/systemd-private-*' \"$@\" \\) -type f"
+    f" -mtime +\"$days\" -atime +\"$days\" -delete || fail {EXIT_FIND_FAILED}"
     " \"find could not delete everything in $here\";",
     "}",
 )
@@ -87,6 +129,9 @@ _EXPLAIN = {
                   "on the host)",
     EXIT_NOT_A_DIRECTORY: "the path is not a directory that can be entered",
     EXIT_USAGE: "the script was called with invalid arguments",
+    EXIT_MOUNTED: "the directory is on a mount inside the allowed directory (a bind mount or "
+                  "another disk), or the mounts could not be read",
+    EXIT_PRIVATE_TMP: "the directory is a service's private temporary directory (PrivateTmp=)",
     127: "a program the script needs (env, pwd, find) is missing",
 }
 
@@ -125,8 +170,9 @@ def _roots(allowed_roots: Iterable[str]) -> tuple[str, ...]:
 
 def clean_argv(path: str, older_than_days: int, allowed_roots: Iterable[str]
                ) -> tuple[str, ...]:
-    """The argv that deletes regular files older than ``older_than_days`` days below ``path``,
-    on the host, only if ``path`` really is one of ``allowed_roots`` or inside one."""
+    """The argv that deletes regular files neither modified nor read for ``older_than_days``
+    days below ``path``, on the host, only if ``path`` really is one of ``allowed_roots`` or
+    inside one, and not in the mounts or services' private temporary directories there."""
     _plain_absolute(path, "path")
     if path == "/":
         raise CleanArgumentError("'/' is never cleaned")
