@@ -199,6 +199,21 @@ def test_a_refused_url_under_any_key_is_never_echoed(cli, monkeypatch) -> None:
     assert "Hunter2Secret" not in err
 
 
+@pytest.mark.parametrize(("variable", "url"), [
+    ("AI_SYSADMIN_QUEUE__URL", "redis://:Xk9/Qw+Zr8pL@redis.lan:6379/0"),
+    ("AI_SYSADMIN_GOTIFY_URL", "https://admin:s3cr#tXk9@push.lan"),
+    ("AI_SYSADMIN_LLM__URL", "http://bot:Xk9/Qw?Zr8pL@llm.lan:11434"),
+])
+def test_a_password_of_base64_or_with_a_hash_is_masked_in_any_error_or_show(
+        cli, monkeypatch, variable: str, url: str) -> None:
+    """A password holding '/', '?' or '#' (as `openssl rand -base64` writes them) ended
+    where urlsplit takes the path to start: nothing was hidden, and the refused URL was
+    printed whole (in the journal too, when the daemon would not start)."""
+    monkeypatch.setenv(variable, url)
+    _, out, err = cli("config", "show")
+    assert "Xk9" not in out + err and "s3cr" not in out + err, out + err
+
+
 def test_non_root_gets_xdg_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))

@@ -1524,6 +1524,9 @@ def mask_secret_text(text: str) -> str:
     values of its query (``?api_key=****``), also where it does not parse as a URL (an
     unclosed ``[``): a refused URL is shown in the error. Text that is no URL is returned as
     it is."""
+    # a password with '/', '?' or '#' in it (base64's), which urlsplit takes for the start of
+    # the path: the URL read as having no user, nothing was hidden
+    text = _PASSWORD_RE.sub(r"\g<scheme>\g<user>:****@", text)
     try:
         parts = urlsplit(text)
     except ValueError:
@@ -1540,6 +1543,8 @@ def mask_secret_text(text: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+#: ``scheme://user:password@``, the password up to the last '@' of the word, whatever it holds
+_PASSWORD_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/?#@:]*):\S*@")
 #: ``scheme://userinfo@``, up to the last '@' before the path, as urlsplit reads a netloc
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/?#\s]*)@")
 

@@ -17,6 +17,8 @@ from ai_sysadmin.redact import RULES, redact, redact_file
     ("Environment=DB_PASSWORD=hunter2 LANG=C", "Environment=DB_PASSWORD=[redacted] LANG=C"),
     ('Environment="API_KEY=abc123" "X=1"', 'Environment="API_KEY=[redacted]" "X=1"'),
     ("postgres://app:s3cr3t@db:5432/x", "postgres://app:[redacted]@db:5432/x"),
+    # base64's '/' in a password ended the match: nothing was hidden
+    ("redis://:Xk9/Qw+Zr8pL@redis.lan:6379/0", "redis://:[redacted]@redis.lan:6379/0"),
     ("myapp --token=abc --port 80", "myapp --token=[redacted] --port 80"),
     ("myapp --password hunter2 -v", "myapp --password [redacted] -v"),
     ("myapp --token --verbose", "myapp --token --verbose"),
