@@ -214,6 +214,16 @@ def test_a_password_of_base64_or_with_a_hash_is_masked_in_any_error_or_show(
     assert "Xk9" not in out + err and "s3cr" not in out + err, out + err
 
 
+def test_a_settle_time_past_the_verify_timeout_is_refused(config_file) -> None:
+    """Every fix counts once its finding stayed gone verify_settle_seconds, within
+    verify_timeout: with the settle time the longer, each fix that worked was "not verified
+    after N s", failed and escalated."""
+    path = config_file("[safety]\nverify_timeout = 3\nverify_settle_seconds = 5\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert "verify_settle_seconds (5) is not below verify_timeout (3)" in str(refused.value)
+
+
 def test_non_root_gets_xdg_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
@@ -363,7 +373,7 @@ def test_a_remote_systems_name_is_a_host_name_as_systems_add_takes(tmp_path: Pat
     # it keys the host in the store, `systems NAME` and every notification's title
     path = tmp_path / "named.toml"
     path.write_text('remote_systems = [{host = "10.0.0.5", name = "db one/primary"}]\n')
-    with pytest.raises(ConfigError, match="key 'remote_systems.name': 'db one/primary' is "
+    with pytest.raises(ConfigError, match=r"key 'remote_systems\[0\]\.name': 'db one/primary' is "
                        "not a host name"):
         load_settings(path, environ={})
     path.write_text('remote_systems = [{host = "10.0.0.5", name = "db1"}]\n')
@@ -399,15 +409,16 @@ def test_a_value_and_a_key_inside_it_from_the_environment_is_one_clear_error(
         load_settings(path, environ={"AI_SYSADMIN_LLM": "x", "AI_SYSADMIN_LLM__MODEL": "y"})
 
 
-def test_a_mistake_in_a_remote_system_table_names_its_key_and_the_allowed_ones(
+def test_a_mistake_in_a_remote_system_table_names_its_entry_key_and_the_allowed_ones(
         tmp_path: Path) -> None:
+    # which of the entries: a fleet of fifty had "remote_systems.hosst" to search for
     path = tmp_path / "typo.toml"
-    path.write_text('remote_systems = ["web1", {host = "a", hosst = "b"}]\n')
+    path.write_text('remote_systems = ["web1", {host = "a", hosst = "b"}, {name = "c"}]\n')
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={})
     assert caught.value.problems == [
-        "unknown key 'remote_systems.hosst'; allowed keys here: host, key_file, name, port, "
-        "sudo, user"]
+        "unknown key 'remote_systems[1].hosst'; allowed keys here: host, key_file, name, port, "
+        "sudo, user", "key 'remote_systems[2].host': Field required (got a table)"]
 
 
 def test_ssh_concurrency_stays_within_what_sshd_allows_a_connection(tmp_path: Path) -> None:

@@ -613,6 +613,16 @@ class SafetySettings(_Section):
         description="The only groups of the reading identity (those that exist on the host).",
     )
 
+    @model_validator(mode="after")
+    def _settles_before_the_timeout(self) -> SafetySettings:
+        # a fix counts once its finding stayed gone verify_settle_seconds; a timeout that
+        # comes first ends every verification "not verified": each fix that worked failed
+        if self.verify_settle_seconds >= self.verify_timeout:
+            raise ValueError(
+                f"verify_settle_seconds ({self.verify_settle_seconds:g}) is not below "
+                f"verify_timeout ({self.verify_timeout:g}): no fix could ever be verified")
+        return self
+
     @field_validator("reader_groups")
     @classmethod
     def _group_names(cls, groups: list[str]) -> list[str]:
@@ -1310,10 +1320,13 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         where, from_env = _blamed(sorted({s for key, s in sources.items() if key in said}))
         return f"{said}{where}", from_env
     dotted = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
+    # which entry of a list (remote_systems[3].port): a fleet of fifty had to be searched
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") \
+        or dotted
     where, from_env = _blamed(_origins(dotted, sources))
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(table.model_fields)) if table else ""
-        return f"unknown key '{dotted}'{where}; allowed keys here: {allowed}", from_env
+        return f"unknown key '{key}'{where}; allowed keys here: {allowed}", from_env
     got = err.get("input")
     if isinstance(got, str):
         # a refused URL may carry a token or password (under any key): never echo it
@@ -1324,7 +1337,7 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
             if err["type"] == "model_type" else validation_message(err))
     if from_env and isinstance(got, str) and err["type"] in ("list_type", "dict_type"):
         said += f"; {_as_json(err['type'], got, origins=_origins(dotted, sources))}"
-    return f"key '{dotted}'{where}: {said} (got {shown})", from_env
+    return f"key '{key}'{where}: {said} (got {shown})", from_env
 
 
 def _as_json(kind: str, got: str, origins: list[str]) -> str:
