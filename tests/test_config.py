@@ -11,6 +11,7 @@ from ai_sysadmin.config import (
     Settings,
     default_config_path,
     default_state_dir,
+    getattr_dotted,
     load_settings,
     short_hostname,
 )
@@ -222,6 +223,24 @@ def test_a_settle_time_past_the_verify_timeout_is_refused(config_file) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(path)
     assert "verify_settle_seconds (5) is not below verify_timeout (3)" in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["[llm]\napi_key_file", "gotify_token_file",
+                                 "[notify]\napprise_urls_file", "[knowledge]\ntoken_file"])
+def test_a_credential_file_is_found_by_its_home_path_and_never_by_a_relative_one(
+        config_file, monkeypatch, tmp_path: Path, key: str) -> None:
+    """'~/llm.key' was looked for in a directory named '~', and 'llm.key' or '' in whatever
+    directory the command ran from: it worked from a shell and failed in the daemon (/)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    name = key.rpartition("\n")[2]
+    loaded = load_settings(config_file(f'{key} = "~/secret"\n')).settings
+    assert getattr_dotted(loaded, {"api_key_file": "llm.api_key_file",
+                                   "apprise_urls_file": "notify.apprise_urls_file",
+                                   "token_file": "knowledge.token_file"}.get(name, name)
+                          ) == tmp_path / "secret"
+    for relative in ("secret", ""):
+        with pytest.raises(ConfigError, match=f"{name}': must be an absolute path"):
+            load_settings(config_file(f'{key} = "{relative}"\n'))
 
 
 def test_non_root_gets_xdg_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -195,6 +195,23 @@ def _at_most(longest: float, said: str, unit: str) -> AfterValidator:
 
 #: how long one thing may take or be waited for (a timeout, a lease): a day is no limit already
 Timeout = Annotated[float, _at_most(_DAY, "a day", "seconds")]
+
+
+def _absolute_file(value: Path | None) -> Path | None:
+    """A file named in the config: ``~`` is the home of whoever reads the config, as every
+    path setting takes it; a relative name (or an empty one, ".") followed the working
+    directory of each command: it worked from a shell and failed in the daemon, run from /."""
+    if value is None:
+        return None
+    value = value.expanduser()
+    if not value.is_absolute():
+        raise ValueError("must be an absolute path (a relative one would follow the working "
+                         "directory of each command; the daemon's is /)")
+    return value
+
+
+#: a file the config names (a credential's): absolute, ``~`` expanded
+FilePath = Annotated[Path | None, AfterValidator(_absolute_file)]
 #: a window, an interval, an age or a delay, in the unit its key names
 Seconds = Annotated[float, _at_most(_YEAR, "a year", "seconds")]
 Minutes = Annotated[float, _at_most(_YEAR, "a year", "minutes")]
@@ -214,7 +231,7 @@ class LLMSettings(_Section):
     )
     url: str = Field("http://127.0.0.1:11434", description="Base URL of the LLM server.")
     model: str = Field("qwen2.5:7b-instruct", description="Model name as the server knows it.")
-    api_key_file: Path | None = Field(None, description="File holding the API key, if any.")
+    api_key_file: FilePath = Field(None, description="File holding the API key, if any.")
     timeout: Timeout = Field(120.0, gt=0, description="Seconds to wait for one answer.")
     context_size: int = Field(
         16384, ge=512, description="Context window in tokens (Ollama's num_ctx; for another "
@@ -735,7 +752,7 @@ class KnowledgeSettings(_Section):
         None, description="A ChromaDB server (`chroma run`), http(s)://host:port; unset: an "
         "embedded store in `path`.",
     )
-    token_file: Path | None = Field(
+    token_file: FilePath = Field(
         None, description="File holding the ChromaDB server's token (sent as a Bearer token). "
         "The server's own file (CHROMA_SERVER_AUTHN_CREDENTIALS_FILE) must hold it without a "
         "trailing newline: chromadb 0.6 reads that line as it is.",
@@ -815,7 +832,7 @@ class NotifySettings(_Section):
     """What is sent where, and how often. Gotify is configured by the top-level
     ``gotify_url`` and ``gotify_token_file``."""
 
-    apprise_urls_file: Path | None = Field(
+    apprise_urls_file: FilePath = Field(
         None, description="File with Apprise URLs, one a line, '#' comments (ntfy://, "
         "matrix://, mailto://, slack://, ...): they carry credentials, so they live in a file "
         "of their own, never in this config.",
@@ -948,7 +965,7 @@ class Settings(_Section):
     queue: QueueSettings = Field(default_factory=QueueSettings, description="LLM request queue.")
     agent: AgentSettings = Field(default_factory=AgentSettings, description="Investigations.")
     gotify_url: str | None = Field(None, description="Gotify server for notifications.")
-    gotify_token_file: Path | None = Field(None, description="File holding the Gotify app token.")
+    gotify_token_file: FilePath = Field(None, description="File holding the Gotify app token.")
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Notifications: channels, storm control."
     )
