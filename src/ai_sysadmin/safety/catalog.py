@@ -250,8 +250,9 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
 def _reset_and_start(p: UnitParams, ctx: PlanContext, needed: str) -> Plan:
     """A reset-failed of a unit the host needs running is ``systemctl reset-failed U &&
     systemctl start U``, as an admin types it: the reset starts nothing, and the fix is the
-    unit running again. It is judged as that start is (the same plan, never a weaker one):
-    a protected unit, or another than the incident's, is a person's decision."""
+    unit running again (a oneshot job: run again to success). It is judged as that start
+    is (the same plan, never a weaker one): a protected unit, or another than the
+    incident's, is a person's decision."""
     start = _unit_action("start", True)(p, ctx)
     if not start.allowed:
         return _refuse("reset_failed_unit", f"a reset-failed of {start.subject or p.unit} "
@@ -262,7 +263,7 @@ def _reset_and_start(p: UnitParams, ctx: PlanContext, needed: str) -> Plan:
     # the start's own words name the unit as asked and as it runs, and who must decide
     started, person = start.reason.partition("; needs a person: ")[::2]
     why = (f"reset-failed of {started.removeprefix('start of ')}, then its start: a "
-           f"reset-failed starts nothing, and the host needs it running ({needed})")
+           f"reset-failed starts nothing, and the host needs it ({needed})")
     return replace(start, kind="reset_failed_unit",
                    reason=why + (f"; needs a person: {person}" if person else ""),
                    commands=(("systemctl", "reset-failed", "--", unit), *start.commands))

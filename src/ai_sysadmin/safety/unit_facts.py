@@ -41,7 +41,7 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "ExecStop", "ExecStopPost", "ExecReload", "ControlGroup", "RequisiteOf", "BoundBy",
     "ConsistsOf", "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy",
     "UnitFileState", "Type", "RemainAfterExit", "Restart", "Result", "NRestarts",
-    "ActiveEnterTimestampMonotonic",
+    "ActiveEnterTimestampMonotonic", "TriggeredBy",
 )
 #: what a unit's last run left: read before and after a fix that runs a oneshot job
 RUN_PROPERTIES: tuple[str, ...] = (
@@ -51,7 +51,8 @@ RUN_PROPERTIES: tuple[str, ...] = (
 _LISTS = frozenset({"Names", "Requires", "Requisite", "Wants", "BindsTo", "Upholds", "PartOf",
                     "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
                     "OnFailure", "Triggers", "RequisiteOf", "BoundBy", "ConsistsOf",
-                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy"})
+                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy",
+                    "TriggeredBy"})
 _EXEC = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop",
          "ExecStopPost", "ExecReload")
 _STOP_EXEC = frozenset({"ExecStop", "ExecStopPost"})
@@ -477,13 +478,15 @@ def _start_consequences(facts: UnitFacts) -> list[str]:
     return person
 
 
-def _not_the_incidents(facts: UnitFacts, incident_unit: str | None) -> str | None:
+def _not_the_incidents(facts: UnitFacts, incident_unit: str | None, verb: str = "start"
+                       ) -> str | None:
+    what = "reset-failed" if verb == "reset-failed" else "start or restart"
     if incident_unit is None:
-        return ("no incident names this unit: an automatic start or restart touches only the "
-                "unit an incident is about")
+        return (f"no incident names this unit: an automatic {what} touches only the unit an "
+                "incident is about")
     if incident_unit not in facts.every_name:
-        return (f"the incident is about {incident_unit}, not {facts.id}: an automatic start "
-                "or restart touches only that unit")
+        return (f"the incident is about {incident_unit}, not {facts.id}: an automatic {what} "
+                "touches only that unit")
     return None
 
 
@@ -592,18 +595,29 @@ def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb
 
 
 def needed_running(facts: UnitFacts | None) -> str | None:
-    """Why the host needs the unit running, from what systemd says of it; None where nothing
-    does (a one-off job run by hand, a static unit nothing pulls in). A unit whose facts
-    could not be read counts as needed: a fix must not pass for done on a guess."""
+    """Why the host needs the unit running (or, a job a timer, path or socket starts, run
+    again), from what systemd says of it; None where nothing does (a one-off job run by
+    hand, a static unit nothing pulls in or triggers). A unit whose facts could not be read
+    counts as needed: a fix must not pass for done on a guess."""
     if facts is None:
         return "what it is could not be read on the host"
     by = facts.all("WantedBy", "RequiredBy", "UpheldBy", "BoundBy")
     if by:
-        return f"{facts.id} is wanted by {', '.join(by[:3])}{' ...' if len(by) > 3 else ''}"
+        return f"{facts.id} is wanted by {_some(by)}"
+    # a timer's job, a path's or a socket's service: its trigger starts it again, and a
+    # failed run is fixed only by one that succeeds. A socket starts an instance only per
+    # connection (Accept=yes): that one ended with its connection, and a start has none
+    if by := tuple(t for t in facts.all("TriggeredBy")
+                   if "@" not in facts.id or not t.endswith(".socket")):
+        return f"{facts.id} is started by {_some(by)}"
     # enabled through an Also= or an alias its WantedBy does not show yet (no daemon-reload)
     if (state := facts.get("UnitFileState")) in ("enabled", "enabled-runtime"):
         return f"{facts.id} is {state}"
     return kept_running(facts)
+
+
+def _some(names: Sequence[str]) -> str:
+    return f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
 
 
 def kept_running(facts: UnitFacts) -> str | None:
@@ -701,6 +715,10 @@ def judge_unit(
         if verb != "reload" and (why := _not_the_incidents(facts, incident_unit)):
             person.append(why)
     else:
+        # a reset erases the failure another incident, or none, is about: a person's to
+        # decide, as a start of that unit is
+        if verb == "reset-failed" and (why := _not_the_incidents(facts, incident_unit, verb)):
+            person.append(why)
         return Verdict(None, tuple(person))
     # a protected unit reached through another already needs a person: what it reaches in
     # turn is that person's to weigh (the executor reads no further either)
