@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from ..redact import redact_cut
 from .protected import protected_reason
+from .units import unit_problem
 
 SHOW_PROPERTIES: tuple[str, ...] = (
     "Id", "Names", "LoadState", "ActiveState", "SuccessAction", "FailureAction",
@@ -290,6 +291,51 @@ def _commands_of(block: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[s
         commands.append(argv)
         stops += [argv] if command["key"] in _STOP_EXEC else []
     return tuple(commands), tuple(stops)
+
+
+class UnitFileError(ValueError):
+    """A unit file's text names what cannot be told for sure."""
+
+
+#: a line that systemd continues in the next: it ends in a backslash that is not escaped
+_CONTINUED = re.compile(r"(?<!\\)(?:\\\\)*\\$")
+_COMMENT = ("#", ";")
+
+
+def install_also(text: str) -> tuple[str, ...]:
+    """The units ``systemctl disable U`` disables with U, by the ``Also=`` lines in
+    ``systemctl cat -- U`` output (the unit file and its drop-ins: systemd follows both);
+    ``systemctl show`` does not report them.
+
+    The text is the host's, so it is read as systemd reads it and more: a line ending in a
+    backslash goes on in the next (comment lines between are skipped), and each line is
+    also read on its own; an ``Also=`` counts in any section, and no ``# /path`` line that
+    names a file (which the file itself can hold) ends one. Where systemd and this reading
+    could differ, this one names more, never fewer. A name given with a specifier
+    (``%i``), or that is no valid unit name, cannot be told: :class:`UnitFileError`."""
+    lines = [line.strip() for line in text.splitlines()]
+    logical: list[str] = []
+    going: str | None = None
+    for line in lines:
+        if going is not None and line.startswith(_COMMENT):
+            continue
+        joined = line if going is None else f"{going} {line}"
+        going = joined[:-1] if _CONTINUED.search(joined) else None
+        if going is None:
+            logical.append(joined)
+    if going is not None:
+        logical.append(going)
+    named: dict[str, None] = {}
+    for line in (*logical, *(line.removesuffix("\\") for line in lines)):
+        key, eq, value = line.partition("=")
+        if not eq or key.strip() != "Also" or line.startswith(_COMMENT):
+            continue
+        for word in value.split():
+            if "%" in word or (problem := unit_problem(word)) is not None:
+                why = "a specifier" if "%" in word else problem
+                raise UnitFileError(f"Also= names {redact_cut(word, 60)!r} ({why})")
+            named[word] = None
+    return tuple(named)
 
 
 @dataclass(frozen=True)
