@@ -68,8 +68,20 @@ def _on_host(*units: str, incident: str | None = None, **show: str) -> PlanConte
                                            SuccessAction="reboot"), False, "high", "reboot"),
     # unread, it may be needed running: its reset starts it, judged as that start
     ("reset_failed_unit", {"unit": "nginx"}, PlanContext(), True, "high", "no host was asked"),
-    ("reset_failed_unit", {"unit": "job"}, _on_host("job.service", Restart="no"), True, "low",
+    ("reset_failed_unit", {"unit": "job"}, _on_host("job.service", incident="job.service",
+                                                    Restart="no"), True, "low",
      "reset-failed of job.service"),
+    # a reset erases a failure: only the incident's, as only its unit is started
+    ("reset_failed_unit", {"unit": "job"}, _on_host("job.service", Restart="no"), True, "high",
+     "no incident names this unit: an automatic reset-failed touches only"),
+    ("reset_failed_unit", {"unit": "job"}, _on_host("job.service", incident="app.service",
+                                                    Restart="no"), True, "high",
+     "the incident is about app.service, not job.service"),
+    # a connection's instance of an Accept=yes socket ended with it: a start has none to serve
+    ("reset_failed_unit", {"unit": "echo@3-10.0.0.1:7-10.0.0.2:4242.service"},
+     _on_host("echo@3-10.0.0.1:7-10.0.0.2:4242.service", TriggeredBy="echo.socket",
+              incident="echo@3-10.0.0.1:7-10.0.0.2:4242.service"), True, "low",
+     "reset-failed of echo@3-10.0.0.1:7-10.0.0.2:4242.service"),
     ("restart_unit", {"unit": "ssh"}, PlanContext(), True, "high", "needs a person"),
     ("restart_unit", {"unit": "sshd@3-10.0.0.1:22.service"}, PlanContext(), True, "high",
      "needs a person"),
@@ -346,6 +358,9 @@ def test_executor_dry_run_records_what_would_run(settings, store) -> None:
     ({"Restart": "on-failure", "ActiveEnterTimestampMonotonic": "123"}, "was running"),
     ({"Restart": "no", "NRestarts": "0", "ActiveEnterTimestampMonotonic": "123"}, None),
     ({"Restart": "on-failure", "NRestarts": "0", "ActiveEnterTimestampMonotonic": "0"}, None),
+    # its timer, path unit or socket starts it again: only a run that works fixes it
+    ({"UnitFileState": "static", "TriggeredBy": "app.timer"}, "started by app.timer"),
+    ({"UnitFileState": "static", "TriggeredBy": "app.path"}, "started by app.path"),
 ])
 def test_a_reset_failed_counts_as_a_fix_only_once_a_unit_the_host_needs_runs(
         show: dict[str, str], needed: str | None) -> None:

@@ -214,3 +214,81 @@ def test_a_reset_failed_of_a_one_off_service_systemd_does_not_restart_resolves_i
     assert (action.kind, action.state) == ("reset_failed_unit", "succeeded"), action.result
     (incident,) = store.incidents(None)
     assert incident.state == "resolved"
+
+
+# a nightly job its timer starts: it fails until its destination is there
+NIGHTLY = """
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'test -e /srv/backup || { echo "<3>backup: destination unreachable" >&2; exit 1; }; echo done'
+"""  # noqa: E501
+TIMER = "[Timer]\nOnCalendar=*-*-* 03:00:00\n[Install]\nWantedBy=timers.target\n"
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_a_reset_failed_of_a_timers_job_runs_it_and_resolves_only_once_it_succeeds(
+        tmp_path, fixed: bool) -> None:
+    """Its timer starts it again tonight: the failure is fixed only by a run that succeeds,
+    never by erasing it (a reset alone was 'succeeded', resolved and learned as a fix)."""
+    with Sandbox() as sb, ScriptedModel([propose_reset("backup.service")] * 20) as model:
+        apply(sb, "install_unit", {"name": "backup.service", "text": NIGHTLY})
+        apply(sb, "install_unit", {"name": "backup.timer", "text": TIMER,
+                                   "wanted_by": "timers.target"})
+        sb.exec(["systemctl", "start", "backup.timer"], check=True)
+        sb.exec(["systemctl", "start", "--no-block", "backup.service"], check=True)  # 03:00
+        apply(sb, "wait_unit", {"name": "backup.service", "value": "failed"})
+        if fixed:
+            sb.exec(["mkdir", "/srv/backup"], check=True)  # the cause went before anyone looked
+        store, _ = run_daemon(settings_for(tmp_path, model.url), sb, _ran, timeout=90)
+        shown = sb.exec(["systemctl", "show", "-p", "ActiveState,Result,ExecMainStatus",
+                         "backup.service"]).stdout.split()
+    (action, *_) = ActionStore(store.db).find()
+    assert (action.kind, action.risk) == ("reset_failed_unit", "low")
+    assert "backup.service is started by backup.timer" in action.plan["reason"]
+    assert [c[:2] for c in action.plan["commands"]] == [
+        ["systemctl", "reset-failed"], ["systemctl", "start"]]
+    (incident,) = store.incidents(None)
+    taught = lesson(incident, action)
+    if fixed:
+        assert action.state == "succeeded", action.result
+        assert "backup.service ran after the fix and succeeded" in action.result["verification"]
+        assert incident.state == "resolved"
+        assert taught is not None and taught.entry.verified
+    else:
+        # systemctl answers a oneshot's start once its run ended, and fails with it
+        assert action.state == "failed" and "exited 1" in action.result["error"], action.result
+        assert "ActiveState=failed" in shown and "ExecMainStatus=1" in shown, shown
+        assert incident.state != "resolved"
+        assert taught is None or not taught.entry.verified
+
+
+def test_a_reset_failed_of_another_unit_than_the_incidents_waits_for_a_person(
+        tmp_path) -> None:
+    """A reset erases a unit's failure: another than the one the incident is about, or one
+    without an incident, is a person's decision, as its start is."""
+    settings = Settings(ai_name="hal", state_dir=tmp_path, autonomy_level="auto-safe",
+                        safety={"verify_settle_seconds": 1, "verify_timeout": 8})
+    with Sandbox() as sb:
+        for name in ("app.service", "migrate.service"):
+            apply(sb, "install_unit", {"name": name, "text": ONE_OFF})
+            sb.exec(["systemctl", "start", "--no-block", name], check=True)
+            apply(sb, "wait_unit", {"name": name, "value": "failed"})
+        transport = SandboxTransport(sb)
+        store = IncidentStore(Database(settings.db_path))
+        executor = Executor(settings, store, {transport.host: transport})
+        store.record_check(transport.host, [
+            Finding(transport.host, "failed_unit", unit, Severity.CRITICAL, f"{unit} has failed")
+            for unit in ("app.service", "migrate.service")], {"failed_unit"})
+        incidents = {i.subject: i.id for i in store.incidents()}
+        other, alone, own = (asyncio.run(executor.propose(
+            transport.host, "reset_failed_unit", {"unit": "migrate.service"},
+            incident_id=about)) for about in (incidents["app.service"], None,
+                                              incidents["migrate.service"]))
+        state = sb.exec(["systemctl", "is-active", "migrate.service"]).stdout.strip()
+    assert (other.state, other.risk) == ("pending", "high")
+    assert "the incident is about app.service, not migrate.service" in other.reason
+    assert (alone.state, alone.risk) == ("pending", "high")
+    assert "no incident names this unit" in alone.reason
+    assert state == "failed"  # nothing ran without a person
+    # the incident's own one-off job: its reset alone is the fix, and it runs
+    assert (own.risk, own.state) == ("low", "approved")

@@ -10,7 +10,9 @@ from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
 from ai_sysadmin.safety.unit_facts import (
     ShowOutputError,
     UnitFacts,
+    UnitFileError,
     Verdict,
+    install_also,
     judge_unit,
     parse_commands,
     parse_show,
@@ -434,3 +436,24 @@ def test_a_unit_that_installs_software_through_a_wrapper_or_script_needs_a_perso
 def test_a_word_about_updates_is_no_update(argv) -> None:
     facts = _unit_running(argv)
     assert judge_unit("restart", facts, incident_unit="app.service") == Verdict(None, ())
+
+
+@pytest.mark.parametrize(("text", "also"), [
+    ("[Install]\nWantedBy=multi-user.target\nAlso=a.socket b.service\n",
+     ("a.socket", "b.service")),
+    # systemd reads "Also =" and a line that goes on, comments between skipped
+    ("[Install]\n  Also = a.service \\\n; note\n   b.service\n", ("a.service", "b.service")),
+    # an escaped backslash ends the line: the next one is systemd's Also= of its own
+    ("[Service]\nEnvironment=X=a\\\\\nAlso=c.service\n", ("c.service",)),
+    # wherever systemd could read one, it counts: a line a continuation would swallow too
+    ("[Service]\nExecStart=/bin/true \\\nAlso=d.service\n", ("d.service",)),
+    ("[Install]\n#Also=e.service\nalso=f.service\n", ()),
+])
+def test_what_a_disable_also_disables_is_read_from_the_unit_files(text, also) -> None:
+    assert install_also(text) == also
+
+
+@pytest.mark.parametrize("value", ["%p-helper.service", "sshd", '"sshd.service"'])
+def test_an_also_that_cannot_be_told_is_no_guess(value) -> None:
+    with pytest.raises(UnitFileError):
+        install_also(f"[Install]\nAlso=ok.service {value}\n")

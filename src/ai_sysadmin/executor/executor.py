@@ -349,6 +349,7 @@ class Executor:
             incident_opened_at=incident.opened_at if incident else None,
             generations=facts.generations, generations_problem=facts.generations_problem,
             package_programs=facts.package_programs, ostree_booted=facts.ostree_booted,
+            also=facts.also, also_problem=facts.also_problem,
         )
 
     async def plan(self, host: str, kind: str, params: dict[str, Any],

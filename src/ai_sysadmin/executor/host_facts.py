@@ -32,11 +32,13 @@ from ..safety.unit_facts import (
     RUN_PROPERTIES,
     ShowOutputError,
     UnitFacts,
+    UnitFileError,
+    install_also,
     parse_commands,
     parse_show,
     propagation_names,
 )
-from ..safety.units import UNIT_TYPES
+from ..safety.units import UNIT_TYPES, parse_unit
 
 log = logging.getLogger("ai_sysadmin.actions")
 
@@ -63,6 +65,9 @@ class HostFacts:
     #: booted an ostree deployment
     package_programs: frozenset[str] | None = None
     ostree_booted: bool = False
+    #: every unit a disable disables too, with the unit whose Also= names it, or why not
+    also: tuple[tuple[str, str], ...] | None = None
+    also_problem: str | None = None
 
 
 async def _show(transport: Transport, settings: Settings, names: list[str]) -> list[UnitFacts]:
@@ -128,6 +133,43 @@ async def read_units(transport: Transport, settings: Settings, names: tuple[str,
                         - set(found))[:room]
         requested = False
     return found
+
+
+#: how many units a disable's Also= is followed to: past that, the disable is not judged
+_MAX_ALSO = 32
+
+
+async def read_also(transport: Transport, settings: Settings, unit: str
+                    ) -> tuple[tuple[str, str], ...]:
+    """Every unit ``systemctl disable UNIT`` disables with it, each with the unit whose
+    [Install] ``Also=`` names it: systemd follows Also= from unit to unit, in the unit files
+    and their drop-ins, and ``systemctl show`` reports none of it. A unit without a file has
+    no Also= to follow (systemd finds none either)."""
+    found: dict[str, str] = {}
+    following = [unit]
+    while following:
+        name = following.pop(0)
+        done = await transport.run([settings.programs.systemctl, "cat", "--no-pager", "--",
+                                    name], settings.command_timeout)
+        if not done.ok and not done.stdout.strip() and "No files found for" in done.stderr:
+            continue
+        if not done.ok:
+            raise TransportError(f"systemctl cat {name} failed ({done.returncode}): "
+                                 f"{redact_cut(done.stderr.strip(), 200)}")
+        try:
+            named = install_also(done.stdout)
+        except UnitFileError as exc:
+            raise TransportError(f"the unit file of {name} cannot be read for sure: "
+                                 f"{exc}") from exc
+        for other in named:
+            if other == unit or other in found:
+                continue
+            if len(found) >= _MAX_ALSO:
+                raise TransportError(f"disabling {unit} also disables more than {_MAX_ALSO} "
+                                     "units (Also=)")
+            found[other] = name
+            following.append(other)
+    return tuple(found.items())
 
 
 async def read_process(transport: Transport, settings: Settings, pid: int
@@ -266,8 +308,17 @@ async def read_facts(transport: Transport | None, settings: Settings,
                 facts.generations = await read_generations(transport, settings)
             except TransportError as exc:
                 facts.generations_problem = str(exc)
+        if needed.also_of:
+            try:
+                facts.also = await read_also(transport, settings, needed.also_of)
+            except TransportError as exc:
+                facts.also_problem = str(exc)
         if needed.units:
-            facts.units = await read_units(transport, settings, needed.units)
+            # what a disable disables too is judged on its own facts; a template has none
+            # (systemctl show refuses it), so it is judged as a unit that could not be read
+            also = (u for u, _ in facts.also or () if not parse_unit(u).is_template)
+            facts.units = await read_units(transport, settings,
+                                           tuple(dict.fromkeys((*needed.units, *also))))
         if needed.pid is not None:
             facts.process = await read_process(transport, settings, needed.pid)
             # a kill is judged as a stop of every unit the process runs in

@@ -83,6 +83,10 @@ class PlanContext:
     #: whether it booted an ostree deployment
     package_programs: frozenset[str] | None = None
     ostree_booted: bool = False
+    #: every unit a ``systemctl disable`` disables too (its [Install] Also=, followed), each
+    #: with the unit whose Also= names it; None: not read (why: ``also_problem``)
+    also: tuple[tuple[str, str], ...] | None = None
+    also_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class FactsNeeded:
     generations: bool = False
     #: which package managers the host has
     package_programs: bool = False
+    #: the unit a ``systemctl disable`` names: what its [Install] Also= disables with it
+    also_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -250,8 +256,9 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
 def _reset_and_start(p: UnitParams, ctx: PlanContext, needed: str) -> Plan:
     """A reset-failed of a unit the host needs running is ``systemctl reset-failed U &&
     systemctl start U``, as an admin types it: the reset starts nothing, and the fix is the
-    unit running again. It is judged as that start is (the same plan, never a weaker one):
-    a protected unit, or another than the incident's, is a person's decision."""
+    unit running again (a oneshot job: run again to success). It is judged as that start
+    is (the same plan, never a weaker one): a protected unit, or another than the
+    incident's, is a person's decision."""
     start = _unit_action("start", True)(p, ctx)
     if not start.allowed:
         return _refuse("reset_failed_unit", f"a reset-failed of {start.subject or p.unit} "
@@ -262,7 +269,7 @@ def _reset_and_start(p: UnitParams, ctx: PlanContext, needed: str) -> Plan:
     # the start's own words name the unit as asked and as it runs, and who must decide
     started, person = start.reason.partition("; needs a person: ")[::2]
     why = (f"reset-failed of {started.removeprefix('start of ')}, then its start: a "
-           f"reset-failed starts nothing, and the host needs it running ({needed})")
+           f"reset-failed starts nothing, and the host needs it ({needed})")
     return replace(start, kind="reset_failed_unit",
                    reason=why + (f"; needs a person: {person}" if person else ""),
                    commands=(("systemctl", "reset-failed", "--", unit), *start.commands))
@@ -499,6 +506,9 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
         verb, unit = target
         _, verdict = judge_unit_on_host(verb, unit, ctx)
         refused, person = verdict.refused, verdict.person
+        if verb == "disable" and not refused:
+            refused, also = _disabled_too(unit, ctx)
+            person = (*also, *person)
     elif (pid := kill_pid(p.argv)) is not None:
         # the same process the same way as kill_process: a PID is no less protected here,
         # and the person is shown whose it is
@@ -512,6 +522,26 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
     # a free-form command is always a person's decision, whatever the argv
     return Plan("run_command", True, reason, "high", redact_cut(" ".join(p.argv), 200),
                 (tuple(p.argv),), params={"argv": p.argv})
+
+
+def _disabled_too(unit: str, ctx: PlanContext) -> tuple[str | None, tuple[str, ...]]:
+    """(why never, what the person is shown) for the units ``systemctl disable UNIT``
+    disables with it: those its [Install] Also= names, and theirs. Each is judged as if it
+    were disabled itself (a protected one refuses the whole disable), and each is named."""
+    if ctx.also is None:
+        why = ctx.also_problem or ctx.facts_problem
+        return (f"which units a disable of {unit} disables too (its [Install] Also=) could "
+                f"not be read {f'({redact_cut(why, 160)})' if why else '(no host was asked)'}"
+                ": a protected one among them is never disabled, so none is without knowing",
+                ())
+    person: list[str] = []
+    for other, named_by in ctx.also:
+        how = f"disabling {unit} also disables {other} (Also={other} in {named_by})"
+        _, verdict = judge_unit_on_host("disable", other, ctx)
+        if verdict.refused:
+            return f"{how}: {verdict.refused}", ()
+        person += [how, *(f"{how}: {p}" for p in verdict.person)]
+    return None, tuple(person)
 
 
 def systemctl_target(argv: list[str] | tuple[str, ...]) -> tuple[str, str] | None:
@@ -535,7 +565,8 @@ def facts_needed(kind: str, params: dict[str, Any]) -> FactsNeeded:
     if kind == "run_command" and isinstance(params.get("argv"), list):
         argv = [str(a) for a in params["argv"]]
         target = systemctl_target(argv)
-        return FactsNeeded(units=(target[1],) if target else (), pid=kill_pid(argv))
+        return FactsNeeded(units=(target[1],) if target else (), pid=kill_pid(argv),
+                           also_of=target[1] if target and target[0] == "disable" else None)
     if kind == "kill_process":
         pid = params.get("pid")
         if isinstance(pid, str) and _PID_TEXT.match(pid):

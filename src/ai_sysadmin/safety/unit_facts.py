@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from ..redact import redact_cut
 from .protected import protected_reason
+from .units import unit_problem
 
 SHOW_PROPERTIES: tuple[str, ...] = (
     "Id", "Names", "LoadState", "ActiveState", "SuccessAction", "FailureAction",
@@ -41,7 +42,7 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "ExecStop", "ExecStopPost", "ExecReload", "ControlGroup", "RequisiteOf", "BoundBy",
     "ConsistsOf", "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy",
     "UnitFileState", "Type", "RemainAfterExit", "Restart", "Result", "NRestarts",
-    "ActiveEnterTimestampMonotonic",
+    "ActiveEnterTimestampMonotonic", "TriggeredBy",
 )
 #: what a unit's last run left: read before and after a fix that runs a oneshot job
 RUN_PROPERTIES: tuple[str, ...] = (
@@ -51,7 +52,8 @@ RUN_PROPERTIES: tuple[str, ...] = (
 _LISTS = frozenset({"Names", "Requires", "Requisite", "Wants", "BindsTo", "Upholds", "PartOf",
                     "Conflicts", "Before", "After", "WantedBy", "RequiredBy", "OnSuccess",
                     "OnFailure", "Triggers", "RequisiteOf", "BoundBy", "ConsistsOf",
-                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy"})
+                    "ConflictedBy", "PropagatesStopTo", "PropagatesReloadTo", "UpheldBy",
+                    "TriggeredBy"})
 _EXEC = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop",
          "ExecStopPost", "ExecReload")
 _STOP_EXEC = frozenset({"ExecStop", "ExecStopPost"})
@@ -291,6 +293,51 @@ def _commands_of(block: str) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[s
     return tuple(commands), tuple(stops)
 
 
+class UnitFileError(ValueError):
+    """A unit file's text names what cannot be told for sure."""
+
+
+#: a line that systemd continues in the next: it ends in a backslash that is not escaped
+_CONTINUED = re.compile(r"(?<!\\)(?:\\\\)*\\$")
+_COMMENT = ("#", ";")
+
+
+def install_also(text: str) -> tuple[str, ...]:
+    """The units ``systemctl disable U`` disables with U, by the ``Also=`` lines in
+    ``systemctl cat -- U`` output (the unit file and its drop-ins: systemd follows both);
+    ``systemctl show`` does not report them.
+
+    The text is the host's, so it is read as systemd reads it and more: a line ending in a
+    backslash goes on in the next (comment lines between are skipped), and each line is
+    also read on its own; an ``Also=`` counts in any section, and no ``# /path`` line that
+    names a file (which the file itself can hold) ends one. Where systemd and this reading
+    could differ, this one names more, never fewer. A name given with a specifier
+    (``%i``), or that is no valid unit name, cannot be told: :class:`UnitFileError`."""
+    lines = [line.strip() for line in text.splitlines()]
+    logical: list[str] = []
+    going: str | None = None
+    for line in lines:
+        if going is not None and line.startswith(_COMMENT):
+            continue
+        joined = line if going is None else f"{going} {line}"
+        going = joined[:-1] if _CONTINUED.search(joined) else None
+        if going is None:
+            logical.append(joined)
+    if going is not None:
+        logical.append(going)
+    named: dict[str, None] = {}
+    for line in (*logical, *(line.removesuffix("\\") for line in lines)):
+        key, eq, value = line.partition("=")
+        if not eq or key.strip() != "Also" or line.startswith(_COMMENT):
+            continue
+        for word in value.split():
+            if "%" in word or (problem := unit_problem(word)) is not None:
+                why = "a specifier" if "%" in word else problem
+                raise UnitFileError(f"Also= names {redact_cut(word, 60)!r} ({why})")
+            named[word] = None
+    return tuple(named)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """``refused``: never by automation, at any level. ``person``: allowed, but only a person
@@ -477,13 +524,15 @@ def _start_consequences(facts: UnitFacts) -> list[str]:
     return person
 
 
-def _not_the_incidents(facts: UnitFacts, incident_unit: str | None) -> str | None:
+def _not_the_incidents(facts: UnitFacts, incident_unit: str | None, verb: str = "start"
+                       ) -> str | None:
+    what = "reset-failed" if verb == "reset-failed" else "start or restart"
     if incident_unit is None:
-        return ("no incident names this unit: an automatic start or restart touches only the "
-                "unit an incident is about")
+        return (f"no incident names this unit: an automatic {what} touches only the unit an "
+                "incident is about")
     if incident_unit not in facts.every_name:
-        return (f"the incident is about {incident_unit}, not {facts.id}: an automatic start "
-                "or restart touches only that unit")
+        return (f"the incident is about {incident_unit}, not {facts.id}: an automatic {what} "
+                "touches only that unit")
     return None
 
 
@@ -592,18 +641,29 @@ def _judge_reached(verb: str, facts: UnitFacts, name: str, prop: str, other_verb
 
 
 def needed_running(facts: UnitFacts | None) -> str | None:
-    """Why the host needs the unit running, from what systemd says of it; None where nothing
-    does (a one-off job run by hand, a static unit nothing pulls in). A unit whose facts
-    could not be read counts as needed: a fix must not pass for done on a guess."""
+    """Why the host needs the unit running (or, a job a timer, path or socket starts, run
+    again), from what systemd says of it; None where nothing does (a one-off job run by
+    hand, a static unit nothing pulls in or triggers). A unit whose facts could not be read
+    counts as needed: a fix must not pass for done on a guess."""
     if facts is None:
         return "what it is could not be read on the host"
     by = facts.all("WantedBy", "RequiredBy", "UpheldBy", "BoundBy")
     if by:
-        return f"{facts.id} is wanted by {', '.join(by[:3])}{' ...' if len(by) > 3 else ''}"
+        return f"{facts.id} is wanted by {_some(by)}"
+    # a timer's job, a path's or a socket's service: its trigger starts it again, and a
+    # failed run is fixed only by one that succeeds. A socket starts an instance only per
+    # connection (Accept=yes): that one ended with its connection, and a start has none
+    if by := tuple(t for t in facts.all("TriggeredBy")
+                   if "@" not in facts.id or not t.endswith(".socket")):
+        return f"{facts.id} is started by {_some(by)}"
     # enabled through an Also= or an alias its WantedBy does not show yet (no daemon-reload)
     if (state := facts.get("UnitFileState")) in ("enabled", "enabled-runtime"):
         return f"{facts.id} is {state}"
     return kept_running(facts)
+
+
+def _some(names: Sequence[str]) -> str:
+    return f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
 
 
 def kept_running(facts: UnitFacts) -> str | None:
@@ -701,6 +761,10 @@ def judge_unit(
         if verb != "reload" and (why := _not_the_incidents(facts, incident_unit)):
             person.append(why)
     else:
+        # a reset erases the failure another incident, or none, is about: a person's to
+        # decide, as a start of that unit is
+        if verb == "reset-failed" and (why := _not_the_incidents(facts, incident_unit, verb)):
+            person.append(why)
         return Verdict(None, tuple(person))
     # a protected unit reached through another already needs a person: what it reaches in
     # turn is that person's to weigh (the executor reads no further either)
