@@ -211,3 +211,33 @@ def test_a_dropped_host_accepted_again_is_checked_and_stays_the_operators(
     _start(settings, store)  # the next start keeps it
     assert _listed(cli)["web3"]["status"] == "managed"
 
+
+def test_a_host_the_environment_no_longer_lists_is_let_go_without_a_config_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config file, the fleet in AI_SYSADMIN_REMOTE_SYSTEMS (a container's way): the
+    start after web3 left that list did not let it go, as it does one a file drops, and its
+    incident stayed open for good, checked by nothing. A start on no file and no such
+    variable still takes no host for dropped."""
+    monkeypatch.setattr("ai_sysadmin.config.default_config_path",
+                        lambda: tmp_path / "absent.toml")
+    base = {"AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
+            "AI_SYSADMIN_AGENT__INVESTIGATE": "false",
+            "AI_SYSADMIN_KNOWLEDGE__ENABLED": "false"}
+
+    def start(**env: str) -> IncidentStore:
+        loaded = load_settings(environ={**base, **env})
+        store = IncidentStore(Database(loaded.settings.db_path))
+        # as `run` starts it
+        build_daemon(Runtime(loaded.settings, store, consumer="daemon"),
+                     follow_config=loaded.lists_the_fleet)
+        return store
+
+    store = start(AI_SYSADMIN_REMOTE_SYSTEMS=json.dumps(
+        [{"host": "127.0.0.1", "port": 1, "name": "web3"}]))
+    (failed,) = store.record_check("web3", [_failed("web3")], {"failed_unit"}).opened
+    start()  # defaults alone: nothing says web3 is gone
+    assert store.get(failed).state == "open"
+    start(AI_SYSADMIN_REMOTE_SYSTEMS="[]")
+    assert store.get(failed).state == "closed"
+    assert HostStore(store.db).get("web3")["status"] == "removed"
+

@@ -1211,6 +1211,15 @@ class LoadedSettings:
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
 
+    @property
+    def lists_the_fleet(self) -> bool:
+        """Whether something given says which remote hosts there are: a config file, or
+        ``remote_systems`` from the environment (a start on defaults alone, the file
+        missing, must not take every host it listed before for dropped)."""
+        return self.config_found or any(key == "remote_systems" or
+                                        key.startswith("remote_systems.")
+                                        for key in self.sources)
+
 
 def _leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}

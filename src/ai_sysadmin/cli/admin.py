@@ -298,7 +298,7 @@ def run(ctx: typer.Context) -> None:
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
         daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon"),
-                                              follow_config=app_state.loaded.config_found),
+                                              follow_config=app_state.loaded.lists_the_fleet),
                          settings)
         asyncio.run(daemon.run())
 
