@@ -97,3 +97,25 @@ def test_a_command_that_writes_on_after_its_end_is_asked_ends_all_the_same(how: 
             task.result()
 
     asyncio.run(go())
+
+
+def test_a_command_whose_descendant_left_its_session_times_out_on_time() -> None:
+    """A descendant that left the command's session (setsid; a root command behind sudo,
+    which this process may not signal) held the output pipes, and the caller past its
+    timeout until that descendant ended: asyncio reports a command's end only once its
+    pipes close."""
+    from ai_sysadmin.errors import CommandTimeout
+
+    left = ["sleep", f"{30 + os.getpid() % 7}.{time.monotonic_ns() % 1000}"]
+    script = f"(setsid {' '.join(left)} &); while :; do sleep 1; done"
+    started = time.monotonic()
+    try:
+        with pytest.raises(CommandTimeout):
+            asyncio.run(LocalTransport().run(["sh", "-c", script], timeout=1))
+        took = time.monotonic() - started
+    finally:
+        for pid in _running(left):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+    assert took < 10, took
+

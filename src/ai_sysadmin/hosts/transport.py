@@ -232,6 +232,16 @@ async def unanswered(transport: Transport, timeout: float,
     return TransportError(f"{transport.host} answered `true` with exit {done.returncode}")
 
 
+def _killed(pids: list[int]) -> bool:
+    """SIGKILL to each of ``pids`` this process may signal; whether any was sent."""
+    sent = False
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            sent = True
+    return sent
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
@@ -320,17 +330,24 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
     drains = [asyncio.ensure_future(_discard(s)) for s in (proc.stdout, proc.stderr)
               if s is not None]
     try:
+        if proc.returncode is None and _killed(_children(proc.pid)):
+            await settle(proc.wait(), 1.0)
         if proc.returncode is None:
-            for child in _children(proc.pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(child, signal.SIGKILL)
+            # itself, asked: a child this process may not signal (root's, behind sudo) is
+            # ended by sudo, which passes a TERM on from a process outside its group (this
+            # one), where a KILL ends sudo alone and leaves the command running, orphaned
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGTERM)
             await settle(proc.wait(), 1.0)
         # the command's session is its own (start_new_session): whatever of it is left, a
         # grandchild that still holds our pipes included, goes too
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        # asyncio reports the end only once its pipes close: one a descendant that left the
+        # session holds (setsid, a root command behind sudo) held the caller past its
+        # timeout until that descendant ended
         with contextlib.suppress(ProcessLookupError):
-            await proc.wait()
+            await settle(proc.wait(), 1.0)
     finally:
         for drain in drains:
             drain.cancel()
