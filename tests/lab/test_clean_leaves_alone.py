@@ -23,11 +23,9 @@ from ai_sysadmin.safety.clean_script import (
     clean_argv,
     explain_exit,
 )
+from tests.lab.test_clean_race import OLD, ROOTS
 
 pytestmark = pytest.mark.lab
-
-OLD = "@1000000000"  # 2001: older than any day count
-ROOTS = ("/var/cache", "/var/tmp", "/tmp")
 
 
 def _sh(sb: Sandbox, script: str) -> str:

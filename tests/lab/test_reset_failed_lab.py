@@ -63,6 +63,19 @@ def propose_reset(unit: str):
     return step
 
 
+def _found_failed(sb: Sandbox, settings: Settings, *units: str
+                  ) -> tuple[SandboxTransport, IncidentStore, Executor, dict[str, int]]:
+    """The lab's transport, a store whose one check found ``units`` failed (a check that
+    found one alone would resolve the others'), an executor, and the incidents by unit."""
+    transport = SandboxTransport(sb)
+    store = IncidentStore(Database(settings.db_path))
+    executor = Executor(settings, store, {transport.host: transport})
+    store.record_check(transport.host, [
+        Finding(transport.host, "failed_unit", unit, Severity.CRITICAL, f"{unit} has failed")
+        for unit in units], {"failed_unit"})
+    return transport, store, executor, {i.subject: i.id for i in store.incidents()}
+
+
 def _ran(store) -> bool:
     return any(a.state in ("succeeded", "failed") for a in ActionStore(store.db).find())
 
@@ -169,14 +182,8 @@ def test_a_reset_failed_of_a_protected_or_other_unit_that_must_run_is_judged_as_
                                        "wanted_by": "multi-user.target"})
             apply(sb, "start_unit", {"name": name})
             apply(sb, "wait_unit", {"name": name, "value": "failed"})
-        transport = SandboxTransport(sb)
-        store = IncidentStore(Database(settings.db_path))
-        executor = Executor(settings, store, {transport.host: transport})
-        # one check finds both (a check that found one alone would resolve the other's)
-        store.record_check(transport.host, [
-            Finding(transport.host, "failed_unit", unit, Severity.CRITICAL, f"{unit} has failed")
-            for unit in ("app.service", "vault.service")], {"failed_unit"})
-        incidents = {i.subject: i.id for i in store.incidents()}
+        transport, store, executor, incidents = _found_failed(
+            sb, settings, "app.service", "vault.service")
 
         def judged(kind: str, unit: str, about: str):
             return asyncio.run(executor.plan(transport.host, kind, {"unit": unit},
@@ -273,13 +280,8 @@ def test_a_reset_failed_of_another_unit_than_the_incidents_waits_for_a_person(
             apply(sb, "install_unit", {"name": name, "text": ONE_OFF})
             sb.exec(["systemctl", "start", "--no-block", name], check=True)
             apply(sb, "wait_unit", {"name": name, "value": "failed"})
-        transport = SandboxTransport(sb)
-        store = IncidentStore(Database(settings.db_path))
-        executor = Executor(settings, store, {transport.host: transport})
-        store.record_check(transport.host, [
-            Finding(transport.host, "failed_unit", unit, Severity.CRITICAL, f"{unit} has failed")
-            for unit in ("app.service", "migrate.service")], {"failed_unit"})
-        incidents = {i.subject: i.id for i in store.incidents()}
+        transport, store, executor, incidents = _found_failed(
+            sb, settings, "app.service", "migrate.service")
         other, alone, own = (asyncio.run(executor.propose(
             transport.host, "reset_failed_unit", {"unit": "migrate.service"},
             incident_id=about)) for about in (incidents["app.service"], None,
