@@ -388,10 +388,11 @@ RULES: tuple[Rule, ...] = (
           r"(?P<lines>[a-z0-9+/=]+\r?(?:\n[a-z0-9+/=]+\r?)*)", _putty_lines, private_key=True),
     _rule("putty-private-mac", r"private-mac:[ \t]*(?P<v>\S+)"),
     # scheme://user:password@host, also redis://:password@host; the password may hold an @,
-    # and a '/' (base64's); one a setting's display already hid (user:****@host,
-    # config.mask_secret_text) stays
+    # and a '/' (base64's), and is bounded: unbounded, a host line of "x://a:" repeated took
+    # each match to the line's end (quadratic: 3 s for 48 KB); one a setting's display
+    # already hid (user:****@host, config.mask_secret_text) stays
     _rule("url-credentials",
-          r"://(?<=[a-z0-9]://)[^\s:/@]*:(?!\*+@)(?P<v>\S+)(?=@[^\s@/]+)"),
+          r"://(?<=[a-z0-9]://)[^\s:/@]*:(?!\*+@)(?P<v>\S{1,256})(?=@[^\s@/]+)"),
     # scheme://TOKEN@host, a token standing as the user name (redis://, https:// to a git
     # forge): one that reads like a token, long and of a token's characters; git@, admin@
     # and other user names stay
