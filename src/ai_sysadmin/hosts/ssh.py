@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -68,6 +69,16 @@ log = logging.getLogger("ai_sysadmin.service")
 _CLOSE_WAIT = 2.0
 #: the remote `timeout` of a command ends it this long after the client stopped waiting
 _REMOTE_GRACE = 1.0
+#: the prefix of a fix behind the host's sudo (:attr:`SshTransport.fix_prefix`)
+_SUDO = ("sudo", "-n", "--")
+#: how long sudo takes to end a command that overran its ``-T``: HUP and TERM, then KILL two
+#: seconds later. coreutils' `timeout` around that sudo waits this much longer, as its own
+#: KILL would end sudo alone and leave the command running
+_SUDO_KILL_WAIT = 4
+#: sudo's words where its ``-T`` is not allowed (sudoers without ``user_command_timeouts``)
+#: or not known (older than 1.8.20): nothing ran
+_NO_SUDO_TIMEOUT = re.compile(r"^sudo: (sorry, you are not allowed set a command timeout"
+                              r"|invalid option -- 'T')$", re.M)
 #: how long the host's sshd gets to answer for a check script's shell that sent nothing back
 #: (:meth:`SshTransport._sshd_answers`): it answers in its own process, in milliseconds
 #: where the host is up; a host cut off is reported unreachable this much later than before
@@ -207,6 +218,9 @@ class _LoopState:
         self.conns: list[asyncssh.SSHClientConnection] = []  # jump hosts first, target last
         self.client: VerifyingClient | None = None
         self.remote_root: bool | None = None
+        #: the host's sudo lets this login give a fix a limit of its own (``sudo -T``): None
+        #: until a fix behind sudo was refused one
+        self.sudo_timeouts: bool | None = None
         #: the user the host took the login of, as it was resolved (a config file may name it)
         self.user: str | None = None
         #: the login shell has run a command on this connection: it is a shell
@@ -754,7 +768,7 @@ class SshTransport(Transport):
         state = self._state
         if not self.target.sudo or self.runs_as_root or (state and state.remote_root):
             return ()
-        return ("sudo", "-n", "--")
+        return _SUDO
 
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         """The argv as the remote host runs it: as it is, as the login user.
@@ -779,10 +793,7 @@ class SshTransport(Transport):
         (:data:`_UNTIL_STDIN_ENDS`), kept open here until the caller stops."""
         for attempt in (1, 2):
             conn = await self._connection(state)
-            remote = cmd
-            if timeout is not None:
-                # ends the command (and its process group) a little after we stop waiting
-                remote = ("timeout", "-k", "1", f"{timeout + _REMOTE_GRACE:g}", *remote)
+            remote = cmd if timeout is None else self._timed(state, cmd, timeout)
             # sh, whatever the login shell is, sets the locale and is replaced by the
             # command (exec): the same process tree, one more exec; a streamed command runs
             # under that sh instead, which ends it as the stream stops
@@ -813,6 +824,41 @@ class SshTransport(Transport):
                 await self._drop_connection(state, conn)
         raise AssertionError("unreachable")
 
+    @staticmethod
+    def _timed(state: _LoopState, cmd: tuple[str, ...], timeout: float) -> tuple[str, ...]:
+        """``cmd`` as the host runs it under a limit that ends it (and its process group) a
+        little after the client stops waiting. A fix behind sudo is ended by sudo itself
+        (``-T``): sudo ignores a signal from its parent's process group, which coreutils'
+        `timeout` is in, and under ``use_pty`` (Debian's default) the command runs in a
+        process group of its own, so `timeout`'s KILL would end sudo alone and leave the fix
+        running as root after the client was told it timed out."""
+        limit = timeout + _REMOTE_GRACE
+        if not SshTransport._sudo_limits(state, cmd):
+            return ("timeout", "-k", "1", f"{limit:g}", *cmd)
+        whole = math.ceil(limit)  # sudo takes whole seconds
+        return ("timeout", "-k", "1", f"{whole + _SUDO_KILL_WAIT}",
+                *_SUDO[:-1], "-T", str(whole), "--", *cmd[len(_SUDO):])
+
+    @staticmethod
+    def _sudo_limits(state: _LoopState, cmd: tuple[str, ...]) -> bool:
+        """``cmd`` is a fix behind sudo that sudo itself gives its time limit (``-T``)."""
+        return cmd[:len(_SUDO)] == _SUDO and state.sudo_timeouts is not False
+
+    def _sudo_timeout_refused(self, state: _LoopState, cmd: tuple[str, ...], code: int,
+                              stdout: str, stderr: str) -> bool:
+        """sudo refused the ``-T`` of :meth:`_timed` (nothing ran): fixes on this connection
+        go without it from now on, under `timeout` alone, which may not end them."""
+        if (not self._sudo_limits(state, cmd) or code != 1 or stdout
+                or not _NO_SUDO_TIMEOUT.search(stderr)):
+            return False
+        state.sudo_timeouts = False
+        who = state.user or "the login user"
+        log.warning("%s: sudo does not let %s give a fix a time limit of its own (sudo -T): a "
+                    "fix that overruns its timeout may go on running as root; add "
+                    "'Defaults:%s user_command_timeouts' to its sudoers (as `ai-sysadmin policy "
+                    "sudoers` writes it)", self.host, who, who)
+        return True
+
     async def _bounded(self, state: _LoopState, conn: asyncssh.SSHClientConnection,
                        opening: Awaitable[T], timeout: float | None, what: str) -> T:
         """A session's opening within the command's time: a host that froze, or a partition
@@ -837,11 +883,14 @@ class SshTransport(Transport):
                 return True
         return False
 
-    async def _kill(self, proc: asyncssh.SSHClientProcess) -> None:
+    async def _kill(self, proc: asyncssh.SSHClientProcess, signal: bool = True) -> None:
         # sshd signals the session's process group, except for root logins (no privilege
-        # separation there): run() relies on the remote `timeout` instead
-        with contextlib.suppress(Exception):
-            proc.kill()
+        # separation there): run() relies on the remote `timeout` instead. ``signal``
+        # False: a fix under sudo's own limit (:meth:`_timed`), where the signal would end
+        # the `timeout` around sudo, and sudo with it, and leave the command running as root
+        if signal:
+            with contextlib.suppress(Exception):
+                proc.kill()
         with contextlib.suppress(Exception):
             proc.close()
         await settle(proc.wait_closed(), _CLOSE_WAIT)
@@ -852,32 +901,49 @@ class SshTransport(Transport):
         state = self._loop_state()
         async with state.slots, self._counted(state):
             started = time.monotonic()
-            marker = new_marker()
-            proc, left = await self._open(state, cmd, timeout, marker)
-            assert left is not None
-            try:
-                out, err = await within(communicate(proc), left)
-            except TimeoutError:
-                await self._kill(proc)
-                raise CommandTimeout(
-                    f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
-                ) from None
-            except OutputTooLarge as exc:
-                await self._kill(proc)
-                raise TransportError(f"{self.host}: {' '.join(cmd)!r} {exc}") from None
-            except asyncio.CancelledError:
-                await self._kill(proc)
-                raise
-            except (asyncssh.Error, OSError) as exc:
-                await self._kill(proc)
-                raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
-            code = proc.returncode
-        if code is None:
-            raise TransportError(f"{self.host}: the connection was lost while {cmd[0]!r} ran")
-        stdout, stderr = (_after_start(str(text or ""), marker) for text in (out, err))
+            code, stdout, stderr = await self._run_once(state, cmd, timeout)
+            if self._sudo_timeout_refused(state, cmd, code, stdout, stderr):
+                left = max(timeout - (time.monotonic() - started), _RETRY_MIN)
+                code, stdout, stderr = await self._run_once(state, cmd, left)
         self._check_started(cmd, code, stderr)
         await self._check_answered(state, cmd, code, stdout, stderr)
         return CommandResult(cmd, code, stdout, stderr, time.monotonic() - started)
+
+    async def _run_once(self, state: _LoopState, cmd: tuple[str, ...], timeout: float
+                        ) -> tuple[int, str, str]:
+        """``cmd``'s exit status and output, as the host ran it once."""
+        marker = new_marker()
+        signal = not self._sudo_limits(state, cmd)
+        proc, left = await self._open(state, cmd, timeout, marker)
+        assert left is not None
+        try:
+            out, err = await within(communicate(proc), left)
+        except TimeoutError:
+            await self._kill(proc, signal)
+            raise CommandTimeout(f"{self.host}: {' '.join(cmd)!r} timed out after {timeout:g} s"
+                                 f"{self._may_run_on(state, cmd)}") from None
+        except OutputTooLarge as exc:
+            await self._kill(proc, signal)
+            raise TransportError(f"{self.host}: {' '.join(cmd)!r} {exc}") from None
+        except asyncio.CancelledError:
+            await self._kill(proc, signal)
+            raise
+        except (asyncssh.Error, OSError) as exc:
+            await self._kill(proc, signal)
+            raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
+        code = proc.returncode
+        if code is None:
+            raise TransportError(f"{self.host}: the connection was lost while {cmd[0]!r} ran")
+        stdout, stderr = (_after_start(str(text or ""), marker) for text in (out, err))
+        return code, stdout, stderr
+
+    @staticmethod
+    def _may_run_on(state: _LoopState, cmd: tuple[str, ...]) -> str:
+        """What a timeout leaves behind, where the client cannot know the command ended."""
+        if cmd[:len(_SUDO)] != _SUDO or SshTransport._sudo_limits(state, cmd):
+            return ""
+        return ("; the host's sudo allows no time limit (sudo -T), so it may still be running "
+                "there as root")
 
     @staticmethod
     @contextlib.asynccontextmanager

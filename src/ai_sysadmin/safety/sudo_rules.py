@@ -30,6 +30,9 @@ def sudoers_text(settings: Settings, user: str, resolve: Callable[[str], str],
     path sudo will see."""
     paths = {p: resolve(settings.programs.resolve(p)) for p in ("systemctl", "journalctl", "kill")}
     lines = [f"# {settings.ai_name}: {header} (check: visudo -c -f FILE)",
+             # a fix over SSH is given its time limit through sudo (-T), which alone can end
+             # it: a signal from outside ends sudo and leaves the command running as root
+             f"Defaults:{user} user_command_timeouts",
              f"{user} ALL=(root) NOPASSWD: " + ", ".join(s.format(**paths) for s in SUDO_SHAPES)]
     if settings.safety.clean_paths:
         shell = resolve(settings.programs.resolve("sh"))
