@@ -18,6 +18,7 @@ from ai_sysadmin.store import ActionStore, Database, IncidentStore, Rises
 from ai_sysadmin.store import incidents as incidents_module
 from ai_sysadmin.store.incidents import JOURNAL_PRUNE_SECONDS, JOURNAL_RETENTION_SECONDS
 from ai_sysadmin.store.migrations import MIGRATIONS
+from tests.conftest import BIN, run_program
 
 
 def unit_failed(host: str = "web1", unit: str = "nginx.service",
@@ -123,6 +124,79 @@ def test_journal_entries_and_cursor_are_stored_together(store: IncidentStore) ->
     assert store.journal_cursor("web1", "daemon") == "c2"
     assert store.journal_cursor("web1", "check") is None
     assert [e["message"] for e in store.journal_entries("web1")] == ["boom 0", "boom 1", "boom 2"]
+
+
+def test_a_journal_line_whose_secret_name_a_control_character_splits_is_kept_masked(
+        store: IncidentStore) -> None:
+    """Evidence strips control characters before it masks; the journal kept its lines
+    masked only, and a backspace inside a secret's name hid it from the masking: the
+    password was stored in clear."""
+    line = "app: connecting with DB_PASS\bWORD=hunter2 failed"
+    store.record_check("web1", [], set(), journal=[JournalEntry("c1", time.time(), 3, line,
+                                                                "app\x1b[2J.service")])
+    (kept,) = store.journal_entries("web1")
+    assert kept["message"] == "app: connecting with DB_PASSWORD=[redacted] failed"
+    assert kept["source"] == "app.service"
+
+
+def test_a_checks_journal_is_masked_before_it_takes_the_write_lock(
+        store: IncidentStore) -> None:
+    """Masking a chunk of 2,000 long journal lines took over a minute, inside the check's
+    write transaction: every other process (a person's `issues resolve`, another check) was
+    refused at the 30 s busy timeout. Another process can write while the lines are read to
+    be masked."""
+    store.record_check("web1", [], set())
+    writable: list[bool] = []
+    kept_message = JournalEntry.__dict__["message"]  # the dataclass's slot
+
+    class Watched(JournalEntry):
+        """An entry that notes, whenever its message is read, whether another process could
+        begin a write then."""
+
+        __slots__ = ()
+
+        @property  # type: ignore[override]
+        def message(self) -> str:
+            other = sqlite3.connect(store.db.path, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                writable.append(True)
+            except sqlite3.OperationalError:  # database is locked
+                writable.append(False)
+            finally:
+                other.close()
+            return kept_message.__get__(self)
+
+        @message.setter
+        def message(self, text: str) -> None:
+            kept_message.__set__(self, text)
+
+    store.record_check("web1", [], set(), journal=[
+        Watched(f"c{i}", time.time(), 4, f"warning {i}", "app.service") for i in range(3)])
+    assert writable and all(writable)
+    assert [e["message"] for e in store.journal_entries("web1")] == [
+        "warning 0", "warning 1", "warning 2"]
+
+
+def test_a_command_that_only_reads_is_not_held_up_by_another_process_writing(
+        store: IncidentStore) -> None:
+    """Opening the state database took its write lock even for a file already of this
+    schema: `issues list` beside a long write (a check storing its journal, a backup) waited
+    for it, and was refused after the 30 s busy timeout. It reads at once."""
+    store.record_check("web1", [unit_failed()], {"failed_unit"})
+    writer = sqlite3.connect(store.db.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.monotonic()
+        done = run_program(str(BIN), "issues", "list", "--json", timeout=25)
+        took = time.monotonic() - began
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert done.returncode == 0, done.stderr
+    assert [i["subject"] for i in json.loads(done.stdout)] == ["nginx.service"]
+    assert took < 15
 
 
 def test_journal_entries_past_their_retention_are_deleted(

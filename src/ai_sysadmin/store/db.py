@@ -142,6 +142,12 @@ class Database:
 
     def _migrate(self) -> None:
         schema = "schema" if self.what == "state database" else f"{self.what} schema"
+        # a file of this schema already is only read: opening it took the write lock, and a
+        # command that only reads (`issues list`) waited out another process's write (a
+        # check storing its journal) and was refused at the busy timeout. The version is
+        # read again under the lock, where another process may have migrated it meanwhile
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] == len(self._migrations):
+            return
         with self.transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if 0 < version < len(self._migrations):

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import NotFoundError, StoreError
-from ..monitor.findings import Finding, Severity
+from ..monitor.findings import Finding, Severity, masked
 from ..monitor.snapshot import JournalEntry
-from ..redact import redact
 from .actions import withdraw_pending
 from .audit import write_audit
 from .db import Database
@@ -117,6 +116,15 @@ def _open(conn: Any, incident_id: int) -> bool:
     investigated now, in the caller's transaction."""
     row = conn.execute("SELECT state FROM incidents WHERE id=?", (incident_id,)).fetchone()
     return row is not None and row["state"] in ("open", "reopened")
+
+
+def _journal_rows(host: str, consumer: str,
+                  journal: Sequence[JournalEntry]) -> list[tuple[Any, ...]]:
+    """The rows of ``journal_entries`` for the entries a check read. Host text, any sender's:
+    kept masked as evidence is (:func:`masked`, its control characters stripped first: one
+    inside a secret's name, ``DB_PASS\bWORD=x``, hid it from the masking)."""
+    return [(host, consumer, e.cursor, e.timestamp, e.priority, masked(e.source),
+             masked(e.message)[:JOURNAL_MESSAGE_KEPT]) for e in journal]
 
 
 def _older_look(seen_at: float, latest: float | None) -> bool:
@@ -409,6 +417,9 @@ class IncidentStore:
         now = time.time()
         seen_at = now if collected_at is None else min(collected_at, now)
         outcome = CheckOutcome(journal_entries=len(journal))
+        # masked before the write lock is taken: a chunk of 2,000 long lines held it for over
+        # a minute, and every other process's statement was refused at the busy timeout
+        kept = _journal_rows(host, consumer, journal)
         with self.db.transaction() as conn:
             if (dropped := _not_the_host(conn, host, registered)) is not None:
                 return CheckOutcome(dropped=dropped)
@@ -423,7 +434,7 @@ class IncidentStore:
                 (host, now, now, now if collected_ok else None, os_name,
                  None if reachable is None else int(reachable), last_error),
             )
-            self._keep_journal(conn, host, consumer, journal, journal_cursor, now)
+            self._keep_journal(conn, host, consumer, kept, journal_cursor, now)
             for counter, seen in (rises or {}).items():
                 _keep_rises(conn, host, counter, seen)
             for finding in findings:
@@ -439,16 +450,13 @@ class IncidentStore:
         """See :func:`registration`."""
         return registration(self.db.conn, host)
 
-    def _keep_journal(self, conn: Any, host: str, consumer: str,
-                      journal: Sequence[JournalEntry], cursor: str | None, now: float) -> None:
+    def _keep_journal(self, conn: Any, host: str, consumer: str, journal: list[tuple[Any, ...]],
+                      cursor: str | None, now: float) -> None:
+        """``journal``: the rows of :func:`_journal_rows`."""
         if journal:
-            # host text, any sender's: kept masked, as evidence is
             conn.executemany(
                 "INSERT INTO journal_entries(host, consumer, cursor, at, priority, source, "
-                "message) VALUES (?,?,?,?,?,?,?)",
-                [(host, consumer, e.cursor, e.timestamp, e.priority, redact(e.source),
-                  redact(e.message)[:JOURNAL_MESSAGE_KEPT]) for e in journal],
-            )
+                "message) VALUES (?,?,?,?,?,?,?)", journal)
         if cursor:
             conn.execute(
                 "INSERT INTO journal_cursors(host, consumer, cursor, updated_at) "
