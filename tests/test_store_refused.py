@@ -5,6 +5,7 @@ as it was."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.store import Database, IncidentStore
-from tests.conftest import BIN
+from tests.conftest import BIN, run_program
 from tests.support.needs_root import needs_root
 from tests.test_store import unit_failed
 
@@ -81,3 +82,39 @@ def test_a_full_disk_during_a_write_is_one_line_and_nothing_changes(kept: Path) 
         2, f"error: the state database {state_db} cannot be written: the disk is full "
         "(database or disk is full); nothing of this change was stored\n")
     assert IncidentStore(Database(kept / "state.db")).get(1).state == "open"
+
+
+def _damage_incidents(path: Path) -> None:
+    """Overwrite the head of the incidents table's root page, as a failing disk or a crash
+    of a machine without write barriers leaves it; the file's schema still reads."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='incidents'"
+                           ).fetchone()
+    (size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * size)
+        file.write(b"\xff" * 200)
+
+
+@pytest.mark.parametrize("command", [("issues", "list"), ("issues", "show", "1"),
+                                     ("issues", "resolve", "1", "--reason", "by hand")])
+def test_a_damaged_state_database_is_one_line_naming_it_and_what_to_do(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    """A read of a damaged page met SQLite's own error: `issues list` and `issues show`
+    ended in a traceback ("database disk image is malformed"), without the file."""
+    state_db = tmp_path / "state" / "state.db"
+    store = IncidentStore(Database(state_db))
+    assert store.record_check("web1", [unit_failed()], {"failed_unit"}).opened == [1]
+    store.db.close()
+    _damage_incidents(state_db)
+    done = run_program(str(BIN), *command)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: the state database {state_db} cannot be ")
+    assert ": the file is damaged (database disk image is malformed)" in done.stderr
+    assert done.stderr.endswith(
+        "stop ai-sysadmin's services, then put a backup of it in its place, or move it and "
+        "its -wal and -shm files aside to begin with a new, empty one "
+        f"(`sqlite3 {state_db} .recover` saves what it still holds)\n")

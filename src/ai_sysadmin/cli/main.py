@@ -255,6 +255,19 @@ def _not_utf8(args: list[str]) -> str | None:
     return None
 
 
+def _store_unreadable(app_state: AppState, exc: BaseException) -> str | None:
+    """What the machine refused a read of the state database (a damaged file, a failing
+    disk), naming the file and what to do, as its opening and its writes say theirs
+    (StoreRefused); None for anything else. Its reads meet SQLite's own error, a traceback
+    here before; the queue and the knowledge base say theirs in their own errors, so one
+    that reaches here after the command opened the state database is that file's."""
+    sqlite3 = sys.modules.get("sqlite3")  # loaded if any database was opened
+    store = app_state.__dict__.get("store")  # AppState.store, if the command opened it
+    if sqlite3 is None or store is None or not isinstance(exc, sqlite3.Error):
+        return None
+    return store.db.unreadable(exc)
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
@@ -269,13 +282,14 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     tool = prog if prog != PROGRAM else None
     came: list[int] = []
     at = _command_at(args)
+    app_state = AppState(tool=tool)
     try:
         # the log files a command opens are closed when it ends, in-process too; of the
         # library's records, the terminal shows only the few `library_warnings` says
         with logfiles.kept(), library_warnings.shown(args[at] if at < len(args) else None), \
                 _stopped_as_ctrl_c(came):
             code = app(args=args, prog_name="" if tool else prog, standalone_mode=False,
-                       obj=AppState(tool=tool))
+                       obj=app_state)
     except click_exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code
@@ -304,6 +318,9 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         asyncio = sys.modules.get("asyncio")
         if came and asyncio is not None and isinstance(exc, asyncio.CancelledError):
             return _interrupted(came)
+        if (said := _store_unreadable(app_state, exc)) is not None:
+            err.print(f"error: {said}", markup=False, highlight=False, soft_wrap=True)
+            return 2
         raise
     # typer ends a KeyboardInterrupt so (silently), whichever signal made it; a command that
     # stops on its own at a signal (the daemon, the worker) returns: ended by the signal all

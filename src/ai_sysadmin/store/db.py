@@ -61,7 +61,8 @@ class Database:
         except sqlite3.Error as exc:
             why = refusal(exc)
             raise (StoreError if why is None else StoreRefused)(
-                f"cannot open the {what} {self.path}: {why or exc}") from exc
+                f"cannot open the {what} {self.path}: {why or exc}{mending(exc, self.path)}"
+            ) from exc
         except OSError as exc:
             raise StoreRefused(f"cannot open the {what} {self.path}: {exc}") from exc
         finally:
@@ -126,9 +127,19 @@ class Database:
             if (why := refusal(exc)) is None:
                 raise
             if self._opening:
-                raise StoreRefused(f"cannot open the {self.what} {self.path}: {why}") from exc
+                raise StoreRefused(f"cannot open the {self.what} {self.path}: {why}"
+                                   f"{mending(exc, self.path)}") from exc
             raise StoreRefused(f"the {self.what} {self.path} cannot be written: {why}; "
-                             "nothing of this change was stored") from exc
+                             f"nothing of this change was stored{mending(exc, self.path)}"
+                             ) from exc
+
+    def unreadable(self, exc: sqlite3.Error) -> str | None:
+        """What the machine refused a read outside a transaction (a damaged page, a failing
+        disk), which meets SQLite's own error, in the words of :meth:`_refusals`, naming the
+        file; None for an error that is no refusal."""
+        why = refusal(exc)
+        return None if why is None else (f"the {self.what} {self.path} cannot be read: {why}"
+                                         f"{mending(exc, self.path)}")
 
     def after_commit(self, said: Callable[[], None]) -> None:
         """``said()`` once what this thread writes now is committed, at once outside a
@@ -240,6 +251,21 @@ _REFUSED = {
     sqlite3.SQLITE_CORRUPT: "the file is damaged",
     sqlite3.SQLITE_NOTADB: "the file is not an SQLite database",
 }
+
+
+#: SQLite's primary result codes of a file that is no usable database, which no retry mends
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def mending(exc: sqlite3.Error, path: Path) -> str:
+    """What a person does about the file ``path`` that ``exc`` found damaged, after a ``; ``;
+    nothing for any other error (what the others need is in their words)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int) or code & 0xFF not in _DAMAGED:
+        return ""
+    return (f"; stop ai-sysadmin's services, then put a backup of it in its place, or move it "
+            f"and its -wal and -shm files aside to begin with a new, empty one "
+            f"(`sqlite3 {path} .recover` saves what it still holds)")
 
 
 def refusal(exc: sqlite3.Error) -> str | None:
