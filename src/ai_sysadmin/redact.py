@@ -191,8 +191,26 @@ _LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?")
 _COMMENT = re.compile(r"[ \t]+#")
 # a Dockerfile's old "ENV NAME value" form
 _ENV_LEAD = re.compile(r"[ \t]*env[ \t]+", re.I)
-# redis.conf's directive on its own line, or set at run time
-_DIRECTIVE_LEAD = re.compile(r"[ \t]*|.*\bconfig[ \t]+set[ \t]+", re.I)
+# redis.conf's directive on its own line (after indentation), or set at run time (CONFIG SET,
+# read back from the name: not from the line's start, which a line of "requirepass "
+# repeated went back to for each, 3 s for 100 KB)
+_CONFIG_SET = ("set", "config")
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _directive_lead(text: str, line_start: int, start: int) -> bool:
+    """Whether the directive at ``start`` starts its line or follows ``config set``."""
+    if _INDENT.fullmatch(text, line_start, start):
+        return True
+    pos = start
+    for word in _CONFIG_SET:
+        end = pos
+        while end > line_start and text[end - 1] in " \t":
+            end -= 1
+        if end == pos or end - len(word) < line_start or text[end - len(word):end].lower() != word:
+            return False
+        pos = end - len(word)
+    return pos == line_start or not _WORD_CHAR.match(text, pos - 1)
 
 
 def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
@@ -209,8 +227,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
         # ("Failed password for root", "the requirepass is not compatible")
         line_start = _line_start(text, start)
         flag = name.startswith("-") and (before.isspace() or before in "\"'")
-        directive = name.lower() in _DIRECTIVES and _DIRECTIVE_LEAD.fullmatch(
-            text, line_start, start)
+        directive = name.lower() in _DIRECTIVES and _directive_lead(text, line_start, start)
         line_directive = (name.lower() in _LINE_DIRECTIVES
                           and _INDENT.fullmatch(text, line_start, start) is not None
                           and _LINE_END.match(text, match.end()) is not None)
@@ -366,6 +383,12 @@ def _header(name: str) -> str:
 
 _TOKEN = _whole(MASK)
 
+
+def _jwt(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """The whole match, where it is a token (its other parts followed its first)."""
+    if match.start("jwt") >= 0:
+        yield match.start(), match.end(), MASK
+
 #: The formats. The text they see starts with a line break (added, never masked), so that
 #: "\n" can stand for "a line starts here" and stay a literal.
 RULES: tuple[Rule, ...] = (
@@ -446,9 +469,13 @@ RULES: tuple[Rule, ...] = (
     _rule("ldappasswd-s", r"ldappasswd[^\n;|&]{0,400}",
           _options(r"[ \t]-[as][ \t]*" + _value(_ARG)), case_sensitive=True),
     # htpasswd -b FILE USER PASSWORD (-nb USER PASSWORD): batch mode takes it as its last word
+    # The first such flag is the one: where no last word follows it, the match takes the rest
+    # of the command all the same and masks nothing. Tried again at each later flag, each
+    # trying 400 places for the last word, "htpasswd -b " repeated cost 160,000 steps a
+    # command, 9 s for 100 KB
     _rule("htpasswd-b",
-          rf"htpasswd{_SAME_COMMAND}[ \t]-[A-Za-z]*b[A-Za-z]*{_SAME_COMMAND}[ \t]"
-          + _value(_ARG) + r"[ \t]*(?=$|[\n;|&])", flags=re.M, case_sensitive=True),
+          rf"htpasswd{_SAME_COMMAND}[ \t]-[A-Za-z]*b(?:{_SAME_COMMAND}[ \t]"
+          + _value(_ARG) + r"[ \t]*(?=$|[\n;|&])|[^\n;|&]*+)", flags=re.M, case_sensitive=True),
     _rule("redis-cli-a",
           rf"redis-cli{_SAME_COMMAND}[ \t](?:-a|--pass)[ \t]+" + _value(_ARG), case_sensitive=True),
     # curl -u user:password, --user user:password, -U/--proxy-user user:password
@@ -518,8 +545,14 @@ RULES: tuple[Rule, ...] = (
     # an age identity (sops, agenix, age -d -i): Bech32, upper case
     _rule("age-secret-key", r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{50,}", _TOKEN,
           case_sensitive=True, private_key=True),
-    _rule("jwt", r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", _TOKEN,
-          case_sensitive=True),
+    # a run that starts with eyJ but is no token is taken whole all the same (possessive, and
+    # never a failed match): tried again at every eyJ in it, a line of "eyJ" repeated was
+    # read to its end from each, 4.6 s for 100 KB. No later eyJ in the run could start a
+    # token where the first did not: the same dot ends its first part, only sooner
+    _rule("jwt",
+          r"eyJ(?:[A-Za-z0-9_-]{5}[A-Za-z0-9_-]*+"
+          r"(?P<jwt>\.eyJ[A-Za-z0-9_-]{5}[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]*+)?|[A-Za-z0-9_-]*+)",
+          _jwt, case_sensitive=True),
 )
 
 #: a terminal's escape sequences: CSI (colours, cursor), OSC (window titles, hyperlinks; ended
