@@ -67,6 +67,17 @@ _SECRET_WORD = re.compile(
 # ... and "auth" or "sig" alone say too little for a value after a space: git's
 # "--smtp-auth to limit", initdb's "--auth-host scram-sha-256"
 _WEAK_SECRET_WORD = re.compile(r"(?<![a-z0-9])(?:sig|auth)$")
+# ... nor for a value that is no secret's: the signal in the kernel's audit "sig=11" (the key
+# fact of a crash), a log's facility before its level ("dovecot: auth: Error: ..."), a mode
+# ("auth: psk" from NetworkManager, "auth=scram-sha-256")
+_WEAK_HARMLESS_VALUE = re.compile(
+    r"[0-9]{1,3}"
+    r"|(?i:debug|info|notice|warn|warning|err|error|crit|critical|alert|emerg|fatal|panic)"
+    r"(?::(?:[ \t][^\n]*)?)?"
+    r"|(?i:psk|sae|owe|open|shared|leap|eap|wpa-psk|wpa-eap|password|plain|login|cram-md5"
+    r"|digest-md5|md5|scram-sha-1|scram-sha-256|peer|trust|ident|reject|gssapi|kerberos|krb5"
+    r"|ntlm|basic|digest|bearer|oauthbearer|xoauth2|pam|ldap|sasl|tls|cert|publickey"
+    r"|keyboard-interactive|hostbased|external|anonymous)")
 # the same words' cheapest literal parts: a rule scans for these, then checks the whole name
 _ANCHOR = r"(?:pass|pwd|secret|token|credential|sig|psk|auth|key)"
 
@@ -169,9 +180,23 @@ def _is_secret_name(name: str, after_space: bool = False) -> bool:
     return not (after_space and _WEAK_SECRET_WORD.fullmatch(bare, match.start()))
 
 
-def _value_edits(match: re.Match[str], text: str) -> Iterator[Edit]:
+def _is_weak_name(name: str) -> bool:
+    """Whether ``name`` (a secret's) says so by "sig" or "auth" alone."""
+    bare = name.lower().strip("\"'<>-")
+    match = _SECRET_WORD.search(bare)
+    return match is not None and _WEAK_SECRET_WORD.fullmatch(bare, match.start()) is not None
+
+
+def _is_harmless(text: str, start: int, end: int, weak: bool = False) -> bool:
+    """Whether the value ``text[start:end]`` is a word, not a secret; for a ``weak`` name
+    (:func:`_is_weak_name`) also a signal, a log level or a mode."""
+    return (_HARMLESS_VALUE.fullmatch(text, start, end) is not None
+            or weak and _WEAK_HARMLESS_VALUE.fullmatch(text, start, end) is not None)
+
+
+def _value_edits(match: re.Match[str], text: str, weak: bool = False) -> Iterator[Edit]:
     for start, end, replacement in _groups(match, text):
-        if not _HARMLESS_VALUE.fullmatch(text, start, end):
+        if not _is_harmless(text, start, end, weak):
             yield start, end, replacement
 
 
@@ -252,16 +277,16 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
             line_end = text.find("\n", value_end)
             rest = text[value_start:line_end if line_end >= 0 else len(text)]
             rest = _COMMENT.split(rest, 1)[0].rstrip()
-            if not _HARMLESS_VALUE.fullmatch(rest):
+            if not _is_harmless(rest, 0, len(rest), _is_weak_name(name)):
                 yield value_start, value_start + len(rest), MASK
             return
-    yield from _value_edits(match, text)
+    yield from _value_edits(match, text, _is_weak_name(name))
 
 
 def _named_group(match: re.Match[str], text: str) -> Iterator[Edit]:
     """A match that carries its whole name in the group ``name``."""
     if _is_secret_name(match.group("name")):
-        yield from _value_edits(match, text)
+        yield from _value_edits(match, text, _is_weak_name(match.group("name")))
 
 
 def _named_lines(match: re.Match[str], text: str) -> Iterator[Edit]:
@@ -448,10 +473,12 @@ RULES: tuple[Rule, ...] = (
           r"\(?[ \t]*(?:'(?P<v1>(?:[^'\n]|'')*)'|\"(?P<v2>[^\"\n]*)\""
           # Oracle's bare IDENTIFIED BY pw; (and not "identified by valgrind." in prose)
           r"|(?P<v3>[^\s'\";)]+)(?=[ \t]*;))"),
-    # ALTER ROLE app PASSWORD 'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' = PASSWORD('x')
+    # ALTER ROLE app PASSWORD 'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' = PASSWORD('x');
+    # a space or "(" after the keyword: the quote right after "password" closes a quoted word,
+    # {'password': 'x'} (name-value's) and "the 'password' isn't set" (prose)
     _rule("sql-password",
           r"password(?<![\w-]password)(?:[ \t]+for[ \t]+[^\n;=]{0,200}+=[ \t]*"
-          r"(?:password[ \t]*\([ \t]*)?|[ \t]*\(?[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
+          r"(?:password[ \t]*\([ \t]*)?|(?:[ \t]+\(?|[ \t]*\()[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
     # <password>x</password>, <db.token>x</db.token>, <Password><Value>x</Value>
     _rule("xml-element",
           r"<(?P<name>[\w:.-]{1,64}+)(?:[ \t][^>\n]{0,400}+)?>(?:[ \t\n]*<value>)?[ \t\n]*"

@@ -28,6 +28,15 @@ from ai_sysadmin.redact import RULES, redact, redact_file
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\nrest",
      "[redacted private key]\nrest"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIE (cut by the log)", "[redacted private key]"),
+    # a Python dict keeps its shape: the SQL rule read "'password': '" as PASSWORD '...'
+    ("{'user': 'bob', 'password': 'PyPw1', 'host': 'db'}",
+     "{'user': 'bob', 'password': '[redacted]', 'host': 'db'}"),
+    ("ALTER USER app PASSWORD 'SqlPw1'; CREATE USER b IDENTIFIED BY 'SqlPw2';",
+     "ALTER USER app PASSWORD '[redacted]'; CREATE USER b IDENTIFIED BY '[redacted]';"),
+    # "sig" and "auth" alone: a signal, a log level or a mode stays, a token does not
+    ("x?sv=2022-11-02&sig=a3f9c0de11223344&se=1", "x?sv=2022-11-02&sig=[redacted]&se=1"),
+    ('{"auth": "Ym9iOkRvY2tlckh1YlB3MQ=="}', '{"auth": "[redacted]"}'),
+    ("smtp auth=Zm9vOmJhcg9xYz", "smtp auth=[redacted]"),
 ])
 def test_secret_values_are_masked(text: str, expected: str) -> None:
     assert redact(text) == expected
