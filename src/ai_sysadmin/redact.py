@@ -67,6 +67,17 @@ _SECRET_WORD = re.compile(
 # ... and "auth" or "sig" alone say too little for a value after a space: git's
 # "--smtp-auth to limit", initdb's "--auth-host scram-sha-256"
 _WEAK_SECRET_WORD = re.compile(r"(?<![a-z0-9])(?:sig|auth)$")
+# ... nor for a value that is no secret's: the signal in the kernel's audit "sig=11" (the key
+# fact of a crash), a log's facility before its level ("dovecot: auth: Error: ..."), a mode
+# ("auth: psk" from NetworkManager, "auth=scram-sha-256")
+_WEAK_HARMLESS_VALUE = re.compile(
+    r"[0-9]{1,3}"
+    r"|(?i:debug|info|notice|warn|warning|err|error|crit|critical|alert|emerg|fatal|panic)"
+    r"(?::(?:[ \t][^\n]*)?)?"
+    r"|(?i:psk|sae|owe|open|shared|leap|eap|wpa-psk|wpa-eap|password|plain|login|cram-md5"
+    r"|digest-md5|md5|scram-sha-1|scram-sha-256|peer|trust|ident|reject|gssapi|kerberos|krb5"
+    r"|ntlm|basic|digest|bearer|oauthbearer|xoauth2|pam|ldap|sasl|tls|cert|publickey"
+    r"|keyboard-interactive|hostbased|external|anonymous)")
 # the same words' cheapest literal parts: a rule scans for these, then checks the whole name
 _ANCHOR = r"(?:pass|pwd|secret|token|credential|sig|psk|auth|key)"
 
@@ -169,9 +180,23 @@ def _is_secret_name(name: str, after_space: bool = False) -> bool:
     return not (after_space and _WEAK_SECRET_WORD.fullmatch(bare, match.start()))
 
 
-def _value_edits(match: re.Match[str], text: str) -> Iterator[Edit]:
+def _is_weak_name(name: str) -> bool:
+    """Whether ``name`` (a secret's) says so by "sig" or "auth" alone."""
+    bare = name.lower().strip("\"'<>-")
+    match = _SECRET_WORD.search(bare)
+    return match is not None and _WEAK_SECRET_WORD.fullmatch(bare, match.start()) is not None
+
+
+def _is_harmless(text: str, start: int, end: int, weak: bool = False) -> bool:
+    """Whether the value ``text[start:end]`` is a word, not a secret; for a ``weak`` name
+    (:func:`_is_weak_name`) also a signal, a log level or a mode."""
+    return (_HARMLESS_VALUE.fullmatch(text, start, end) is not None
+            or weak and _WEAK_HARMLESS_VALUE.fullmatch(text, start, end) is not None)
+
+
+def _value_edits(match: re.Match[str], text: str, weak: bool = False) -> Iterator[Edit]:
     for start, end, replacement in _groups(match, text):
-        if not _HARMLESS_VALUE.fullmatch(text, start, end):
+        if not _is_harmless(text, start, end, weak):
             yield start, end, replacement
 
 
@@ -191,8 +216,26 @@ _LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?")
 _COMMENT = re.compile(r"[ \t]+#")
 # a Dockerfile's old "ENV NAME value" form
 _ENV_LEAD = re.compile(r"[ \t]*env[ \t]+", re.I)
-# redis.conf's directive on its own line, or set at run time
-_DIRECTIVE_LEAD = re.compile(r"[ \t]*|.*\bconfig[ \t]+set[ \t]+", re.I)
+# redis.conf's directive on its own line (after indentation), or set at run time (CONFIG SET,
+# read back from the name: not from the line's start, which a line of "requirepass "
+# repeated went back to for each, 3 s for 100 KB)
+_CONFIG_SET = ("set", "config")
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _directive_lead(text: str, line_start: int, start: int) -> bool:
+    """Whether the directive at ``start`` starts its line or follows ``config set``."""
+    if _INDENT.fullmatch(text, line_start, start):
+        return True
+    pos = start
+    for word in _CONFIG_SET:
+        end = pos
+        while end > line_start and text[end - 1] in " \t":
+            end -= 1
+        if end == pos or end - len(word) < line_start or text[end - len(word):end].lower() != word:
+            return False
+        pos = end - len(word)
+    return pos == line_start or not _WORD_CHAR.match(text, pos - 1)
 
 
 def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
@@ -209,8 +252,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
         # ("Failed password for root", "the requirepass is not compatible")
         line_start = _line_start(text, start)
         flag = name.startswith("-") and (before.isspace() or before in "\"'")
-        directive = name.lower() in _DIRECTIVES and _DIRECTIVE_LEAD.fullmatch(
-            text, line_start, start)
+        directive = name.lower() in _DIRECTIVES and _directive_lead(text, line_start, start)
         line_directive = (name.lower() in _LINE_DIRECTIVES
                           and _INDENT.fullmatch(text, line_start, start) is not None
                           and _LINE_END.match(text, match.end()) is not None)
@@ -235,16 +277,16 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
             line_end = text.find("\n", value_end)
             rest = text[value_start:line_end if line_end >= 0 else len(text)]
             rest = _COMMENT.split(rest, 1)[0].rstrip()
-            if not _HARMLESS_VALUE.fullmatch(rest):
+            if not _is_harmless(rest, 0, len(rest), _is_weak_name(name)):
                 yield value_start, value_start + len(rest), MASK
             return
-    yield from _value_edits(match, text)
+    yield from _value_edits(match, text, _is_weak_name(name))
 
 
 def _named_group(match: re.Match[str], text: str) -> Iterator[Edit]:
     """A match that carries its whole name in the group ``name``."""
     if _is_secret_name(match.group("name")):
-        yield from _value_edits(match, text)
+        yield from _value_edits(match, text, _is_weak_name(match.group("name")))
 
 
 def _named_lines(match: re.Match[str], text: str) -> Iterator[Edit]:
@@ -366,6 +408,12 @@ def _header(name: str) -> str:
 
 _TOKEN = _whole(MASK)
 
+
+def _jwt(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """The whole match, where it is a token (its other parts followed its first)."""
+    if match.start("jwt") >= 0:
+        yield match.start(), match.end(), MASK
+
 #: The formats. The text they see starts with a line break (added, never masked), so that
 #: "\n" can stand for "a line starts here" and stay a literal.
 RULES: tuple[Rule, ...] = (
@@ -425,10 +473,12 @@ RULES: tuple[Rule, ...] = (
           r"\(?[ \t]*(?:'(?P<v1>(?:[^'\n]|'')*)'|\"(?P<v2>[^\"\n]*)\""
           # Oracle's bare IDENTIFIED BY pw; (and not "identified by valgrind." in prose)
           r"|(?P<v3>[^\s'\";)]+)(?=[ \t]*;))"),
-    # ALTER ROLE app PASSWORD 'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' = PASSWORD('x')
+    # ALTER ROLE app PASSWORD 'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' = PASSWORD('x');
+    # a space or "(" after the keyword: the quote right after "password" closes a quoted word,
+    # {'password': 'x'} (name-value's) and "the 'password' isn't set" (prose)
     _rule("sql-password",
           r"password(?<![\w-]password)(?:[ \t]+for[ \t]+[^\n;=]{0,200}+=[ \t]*"
-          r"(?:password[ \t]*\([ \t]*)?|[ \t]*\(?[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
+          r"(?:password[ \t]*\([ \t]*)?|(?:[ \t]+\(?|[ \t]*\()[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
     # <password>x</password>, <db.token>x</db.token>, <Password><Value>x</Value>
     _rule("xml-element",
           r"<(?P<name>[\w:.-]{1,64}+)(?:[ \t][^>\n]{0,400}+)?>(?:[ \t\n]*<value>)?[ \t\n]*"
@@ -446,9 +496,13 @@ RULES: tuple[Rule, ...] = (
     _rule("ldappasswd-s", r"ldappasswd[^\n;|&]{0,400}",
           _options(r"[ \t]-[as][ \t]*" + _value(_ARG)), case_sensitive=True),
     # htpasswd -b FILE USER PASSWORD (-nb USER PASSWORD): batch mode takes it as its last word
+    # The first such flag is the one: where no last word follows it, the match takes the rest
+    # of the command all the same and masks nothing. Tried again at each later flag, each
+    # trying 400 places for the last word, "htpasswd -b " repeated cost 160,000 steps a
+    # command, 9 s for 100 KB
     _rule("htpasswd-b",
-          rf"htpasswd{_SAME_COMMAND}[ \t]-[A-Za-z]*b[A-Za-z]*{_SAME_COMMAND}[ \t]"
-          + _value(_ARG) + r"[ \t]*(?=$|[\n;|&])", flags=re.M, case_sensitive=True),
+          rf"htpasswd{_SAME_COMMAND}[ \t]-[A-Za-z]*b(?:{_SAME_COMMAND}[ \t]"
+          + _value(_ARG) + r"[ \t]*(?=$|[\n;|&])|[^\n;|&]*+)", flags=re.M, case_sensitive=True),
     _rule("redis-cli-a",
           rf"redis-cli{_SAME_COMMAND}[ \t](?:-a|--pass)[ \t]+" + _value(_ARG), case_sensitive=True),
     # curl -u user:password, --user user:password, -U/--proxy-user user:password
@@ -518,8 +572,14 @@ RULES: tuple[Rule, ...] = (
     # an age identity (sops, agenix, age -d -i): Bech32, upper case
     _rule("age-secret-key", r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{50,}", _TOKEN,
           case_sensitive=True, private_key=True),
-    _rule("jwt", r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", _TOKEN,
-          case_sensitive=True),
+    # a run that starts with eyJ but is no token is taken whole all the same (possessive, and
+    # never a failed match): tried again at every eyJ in it, a line of "eyJ" repeated was
+    # read to its end from each, 4.6 s for 100 KB. No later eyJ in the run could start a
+    # token where the first did not: the same dot ends its first part, only sooner
+    _rule("jwt",
+          r"eyJ(?:[A-Za-z0-9_-]{5}[A-Za-z0-9_-]*+"
+          r"(?P<jwt>\.eyJ[A-Za-z0-9_-]{5}[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]*+)?|[A-Za-z0-9_-]*+)",
+          _jwt, case_sensitive=True),
 )
 
 #: a terminal's escape sequences: CSI (colours, cursor), OSC (window titles, hyperlinks; ended

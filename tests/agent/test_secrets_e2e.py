@@ -44,3 +44,24 @@ def test_planted_secrets_never_reach_the_model(run_with_model, ctx, tmp_path) ->
     assert not leaked, leaked
     assert "listen 8080 default_server;" in sent[-1]
     assert everything.count("[redacted") >= len(planted) // 2
+
+
+def test_a_control_character_inside_a_secrets_name_hides_no_value_from_the_model(
+        run_with_model, ctx, tmp_path) -> None:
+    # a terminal's backspace, a zero-width space or a carriage return inside the name: masked
+    # first and stripped after, the name was read as none, then joined again around the value
+    env = tmp_path / "app.env"
+    env.write_text("DB_PASS\bWORD=BsHunter2\nexport API_TO\u200bKEN=ZwTokenValue99\n"
+                   "password\r=CrSecret1\nLISTEN=8080\n", encoding="utf-8")
+    # /proc/PID/cmdline separates arguments with NUL: read as a space, not joined
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"myapp\x00--password\x00NulSecret7\x00--port\x009000\x00")
+    reads = calls([call("read_file", path=str(env)), call("read_file", path=str(cmdline))])
+    with ScriptedModel([reads, say("DIAGNOSIS: read")]) as model:
+        run_agent(run_with_model, model, ctx)
+        sent = json.dumps(model.requests[-1], ensure_ascii=False)
+    for secret in ("BsHunter2", "ZwTokenValue99", "CrSecret1", "NulSecret7"):
+        assert secret not in sent, secret
+    for kept in ("DB_PASSWORD=[redacted]", "export API_TOKEN=[redacted]",
+                 "password=[redacted]", "LISTEN=8080", "myapp --password [redacted] --port 9000"):
+        assert kept in sent, kept

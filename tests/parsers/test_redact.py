@@ -28,6 +28,15 @@ from ai_sysadmin.redact import RULES, redact, redact_file
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\nrest",
      "[redacted private key]\nrest"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIE (cut by the log)", "[redacted private key]"),
+    # a Python dict keeps its shape: the SQL rule read "'password': '" as PASSWORD '...'
+    ("{'user': 'bob', 'password': 'PyPw1', 'host': 'db'}",
+     "{'user': 'bob', 'password': '[redacted]', 'host': 'db'}"),
+    ("ALTER USER app PASSWORD 'SqlPw1'; CREATE USER b IDENTIFIED BY 'SqlPw2';",
+     "ALTER USER app PASSWORD '[redacted]'; CREATE USER b IDENTIFIED BY '[redacted]';"),
+    # "sig" and "auth" alone: a signal, a log level or a mode stays, a token does not
+    ("x?sv=2022-11-02&sig=a3f9c0de11223344&se=1", "x?sv=2022-11-02&sig=[redacted]&se=1"),
+    ('{"auth": "Ym9iOkRvY2tlckh1YlB3MQ=="}', '{"auth": "[redacted]"}'),
+    ("smtp auth=Zm9vOmJhcg9xYz", "smtp auth=[redacted]"),
 ])
 def test_secret_values_are_masked(text: str, expected: str) -> None:
     assert redact(text) == expected
@@ -106,7 +115,11 @@ def test_every_rule_has_a_fixture_and_fixtures_name_real_rules() -> None:
     "\n  a:" * 24_000,              # YAML-looking lines with nothing below
     "$1$a" * 30_000,                # crypt schemes, each with too short a hash
     "A " * 60_000 + "-----END EC PRIVATE KEY-----" * 2_000,  # a key's end, walked back once
-], ids=["anchors", "program", "tags", "sql", "yaml", "crypt", "key-tail"])
+    "eyJ" * 40_000,                 # a token's start over and over, with no dot to end a part
+    "requirepass " * 10_000,        # a directive, each looked for at its line's start
+    "htpasswd  -b " * 8_000,        # a batch-mode flag, each with no last word after it
+], ids=["anchors", "program", "tags", "sql", "yaml", "crypt", "key-tail", "jwt", "directive",
+        "htpasswd"])
 def test_hostile_text_costs_time_in_proportion_to_its_size(text: str) -> None:
     # every rule scans a bounded distance from where it starts: the loop must not stall on a
     # 120 KB line crafted (or garbled) to make a pattern rescan to its end at every step

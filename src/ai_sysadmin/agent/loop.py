@@ -18,7 +18,7 @@ from typing import Literal
 
 from ..config import AgentSettings
 from ..llm.types import ChatResult, LLMBadResponse, Message, ToolCall, ToolSpec
-from ..monitor.findings import strip_control
+from ..monitor.findings import masked, strip_control
 from ..redact import redact, redact_cut
 from ..safety.catalog import same_fix
 from .context import ToolContext
@@ -182,9 +182,11 @@ class Agent:
         # host text loses its secret-looking values before the model, the read_more buffer or
         # the queue's stored requests ever hold it; our own messages too, since an error
         # message may quote the host's stderr. What is kept is bounded: a `find /` prints
-        # megabytes, and a conversation holds every output it was cut from
+        # megabytes, and a conversation holds every output it was cut from. Control characters
+        # go before the masking, not after (in the fence): DB_PASS\bWORD=x hid its name from
+        # the masking, and stripping it afterwards joined the name again around a clear value
         whole = len(result.output)
-        text = redact(_kept(result.output))
+        text = masked(_kept(result.output))
         limit = self.settings.max_tool_output_chars if limit is None else limit
         tail = ""
         if len(text) > limit and not more and result.newest_last:

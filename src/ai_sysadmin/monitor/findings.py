@@ -82,12 +82,19 @@ def strip_control(text: str) -> str:
     return _CONTROL.sub("", ESCAPES.sub("", text))
 
 
+def readable(text: str) -> str:
+    """Host text as masking must read it: :func:`strip_control`'s, but NUL read as the
+    separator it is in ``/proc/PID/cmdline`` and ``environ`` (as :func:`redact` reads it):
+    removed, it joined ``--password`` to the value after it into one word, masked as none."""
+    return strip_control(text.replace("\x00", " "))
+
+
 def masked(text: str) -> str:
     """Host or model text shown whole (a request's error, a server's words): no terminal
     escapes or control characters, no secret values; its lines kept. Stripped before it is
     masked: a control character inside a secret's name (``DB_PASS\bWORD=x``) hid the name
     from the masking, and stripped after, it joined it again around a value in clear."""
-    return redact(strip_control(text))
+    return redact(readable(text))
 
 
 def quote(text: str, limit: int = 300) -> str:

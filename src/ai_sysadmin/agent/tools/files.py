@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ...errors import TransportError
 from ...hosts.transport import CommandResult, LocalTransport
+from ...monitor.findings import readable
 from ...redact import CUT_MARGIN, redact_cut
 from ...safety.file_policy import check_read, holds_private_key, path_problem, path_to_read
 from ...safety.read_script import EXIT_NOT_REGULAR, EXIT_SWAPPED, not_regular, opened, read_argv
@@ -130,7 +131,9 @@ def _judged(ctx: ToolContext, resolved: str, argv: list[str], result: CommandRes
     if holds_private_key(read.text):
         return ToolResult("refused", "refused by policy: the file holds a private key",
                           command=argv, from_host=named_by_host)
-    return ToolResult("ok", redact_cut(read.text, limit) or "(empty file)", command=argv)
+    # its control characters go before it is masked (a name split by one is read whole)
+    return ToolResult("ok", redact_cut(readable(read.text), limit) or "(empty file)",
+                      command=argv)
 
 
 @REGISTRY.tool()
