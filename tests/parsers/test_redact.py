@@ -58,6 +58,10 @@ def test_diagnostic_text_without_values_is_kept(text: str) -> None:
 def test_evidence_quoted_into_incidents_is_masked_too() -> None:
     assert quote("app[12]: connecting with password=hunter2 failed") == (
         "app[12]: connecting with password=[redacted] failed")
+    # a process's arguments as /proc holds them: NUL between them, a separator, not nothing
+    # (deleted, it joined --password to its value, masked as no secret)
+    assert quote("app --password\0hunter2 --port\x0080") == "app --password [redacted] --port 80"
+    assert quote("DB_PASS\bWORD=hunter2") == "DB_PASSWORD=[redacted]"
 
 
 # --- one fixture per format: tests/fixtures/secrets/<format>.toml ------------------------------

@@ -100,7 +100,7 @@ def masked(text: str) -> str:
 def quote(text: str, limit: int = 300) -> str:
     """Evidence is untrusted host text: no terminal escapes, no secret values, one line,
     bounded."""
-    flat = " ".join(redact(strip_control(text)).split())
+    flat = " ".join(masked(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
