@@ -192,6 +192,19 @@ class Judged:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Stop:
+    """Why the policy, judging again on the host's facts now, runs nothing of an action
+    decided before (:meth:`Executor._stop_now`): ``why``, in words that follow "not run"."""
+
+    why: str
+    #: the policy refuses it now: it ends refused; otherwise it waits for a person again
+    refused: bool = False
+    #: the verdict now, which the person is then shown and approves (its risk, reason and
+    #: what it runs); None: the one they were shown stands (the facts could not be read)
+    shown: Judged | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class _Kept:
     """The end of a claimed action that the store refused, kept (:meth:`Executor._end`)."""
 
@@ -789,29 +802,40 @@ class Executor:
         whose properties or alias changed since the decision, or a PID that now belongs to
         someone else, does not run on the strength of the old decision."""
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
-        fresh = judged.plan
-        if judged.unread is not None:
-            return self._back_to_person(action, f"not run, nothing ran: {_unread(judged)}; "
-                                        "it can be approved again")
-        if not fresh.allowed:
-            why = f"refused by the policy just before running: {fresh.reason}"
+        # a person's yes survives a restart: the action records who approved it
+        stop = self._stop_now(action, judged, by_person or action.decided_by is not None)
+        if stop is None:
+            return None
+        if stop.refused:
+            why = f"refused by the policy just before running: {stop.why}"
             return self._ended(self.actions.move(action.id, "refused", "executor", why),
                                again=why)
+        if stop.shown is None:  # nothing new to show: the facts could not be read
+            return self._back_to_person(action, f"not run, nothing ran: {stop.why}; it can "
+                                        "be approved again")
+        return self._back_to_person(action, stop.why, stop.shown)
+
+    def _stop_now(self, action: Action, judged: Judged, person: bool) -> _Stop | None:
+        """Why ``action``, decided before (by a person where ``person``), must not run on
+        ``judged``, the policy's verdict on the host's facts now; None where it runs. One
+        verdict for the run (:meth:`_still_allowed`) and its rehearsal (:meth:`rehearse`),
+        so that a dry run never says "would run" where the yes would not."""
+        fresh = judged.plan
+        if judged.unread is not None:
+            return _Stop(_unread(judged))
+        if not fresh.allowed:
+            return _Stop(fresh.reason, refused=True)
         if (change := _changed(action, judged)) is not None:
-            return self._back_to_person(action, f"{change} (risk {fresh.risk}: "
-                                        f"{fresh.reason})", judged)
-        # a person's yes survives a restart: the action records who approved it
-        person = by_person or action.decided_by is not None
+            return _Stop(f"{change} (risk {fresh.risk}: {fresh.reason})", shown=judged)
         if not person and decide(self.settings.autonomy_level,
                                  fresh.risk).outcome != "execute":
-            return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
-                                        f"risk: {fresh.reason}", judged)
+            return _Stop(f"the host's facts now make it {fresh.risk} risk: {fresh.reason}",
+                         shown=judged)
         if person and riskier(fresh.risk, action.risk):
             # the yes was to what the person was shown: the same argv can do more now (a
             # unit that gained Conflicts= stops another as it starts)
-            return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
-                                        f"risk, {action.risk} when it was shown: "
-                                        f"{fresh.reason}", judged)
+            return _Stop(f"the host's facts now make it {fresh.risk} risk, {action.risk} "
+                         f"when it was shown: {fresh.reason}", shown=judged)
         return None
 
     def _back_to_person(self, action: Action, why: str, judged: Judged | None = None
@@ -1201,16 +1225,14 @@ class Executor:
         if (why := self._would_not_take(action)) is not None:
             return Rehearsal(action, [], why)
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
-        if judged.unread is not None:
-            return Rehearsal(action, [], f"approve would run nothing: {_unread(judged)}; it "
-                             "would wait for approval again", waits_again=True)
-        if not judged.plan.allowed:
-            return Rehearsal(action, [], "approve would refuse it: the policy refuses it now: "
-                             f"{judged.plan.reason}")
-        if (change := _changed(action, judged)) is not None:
-            return Rehearsal(action, [], f"approve would run nothing: {change}; it would "
-                             f"wait for approval again, shown as it is now (risk "
-                             f"{judged.plan.risk}: {judged.plan.reason})", waits_again=True)
+        if (stop := self._stop_now(action, judged, person=True)) is not None:
+            if stop.refused:
+                return Rehearsal(action, [], "approve would refuse it: the policy refuses it "
+                                 f"now: {stop.why}")
+            return Rehearsal(action, [], f"approve would run nothing: {stop.why}; it would "
+                             "wait for approval again" + (
+                                 ", shown as it is now" if stop.shown else ""),
+                             waits_again=True)
         if (down := await self._reachable(action)) is not None:  # as _run asks before a claim
             return Rehearsal(action, [], f"approve would run nothing: {down}; it would wait "
                              "for approval again", waits_again=True)
