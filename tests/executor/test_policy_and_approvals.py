@@ -336,13 +336,27 @@ def test_a_dry_run_prints_the_exact_command_and_runs_nothing(cli, settings, stor
 
 
 def test_executor_dry_run_records_what_would_run(settings, store) -> None:
-    settings = settings.model_copy(update={"autonomy_level": "auto-safe",
-                                           "executor": ExecutorSettings(dry_run=True)})
+    """Exactly what would run: the configured program's path, behind sudo where the daemon
+    is not root, as ``approve --dry-run`` prints it; not the policy's bare name."""
+    settings = settings.model_copy(update={
+        "autonomy_level": "auto-safe", "programs": settings.programs.model_copy(
+            update={"journalctl": "/opt/systemd/bin/journalctl"})})
+    dry = settings.model_copy(update={"executor": ExecutorSettings(dry_run=True)})
     host = "testhost"
-    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n", "--"]
+    action = asyncio.run(Executor(dry, store, {host: LocalTransport(host)}).propose(
         host, "vacuum_journal", {"max_size": "500M"}))
     assert action.state == "recorded" and action.started_at is None
-    assert "would run [['journalctl', '--vacuum-size=500M']]" in action.reason
+    assert f"would run {[[*sudo, '/opt/systemd/bin/journalctl', '--vacuum-size=500M']]}; " \
+        in action.reason, action.reason
+    # approved by a daemon that ran for real, then run by one started dry: the same
+    approved = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+        host, "vacuum_journal", {"max_size": "600M"}))
+    assert approved.state == "approved"
+    done = asyncio.run(Executor(dry, store, {host: LocalTransport(host)}).run(approved.id))
+    assert done.state == "recorded" and done.started_at is None
+    assert f"would run {[[*sudo, '/opt/systemd/bin/journalctl', '--vacuum-size=600M']]}; " \
+        "not run" in done.reason, done.reason
 
 
 @pytest.mark.parametrize(("show", "needed"), [

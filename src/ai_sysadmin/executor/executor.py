@@ -412,7 +412,7 @@ class Executor:
         if state == "approved" and self.settings.executor.dry_run:
             state = "recorded"
             reason = (f"dry run (executor.dry_run): would run "
-                      f"{[list(c) for c in plan.commands]}; {reason}")
+                      f"{self._would_run(host, judged.record)}; {reason}")
         ttl = self._ttl if state == "pending" else None
 
         def record() -> Action:
@@ -930,7 +930,7 @@ class Executor:
             return self.actions.move(
                 action_id, "recorded", "executor",
                 f"dry run (executor.dry_run): would run "
-                f"{action.plan.get('commands', [])}; not run")
+                f"{self._would_run(action.host, action.plan)}; not run")
         if HostStore(self.store.db).removed(action.host):
             # `systems remove` withdrew its fixes; this one was decided after (the daemon's
             # transports, built at its start, still reach the host): nobody manages it now
@@ -1209,12 +1209,25 @@ class Executor:
     def command_lines(self, action: Action) -> list[list[str]]:
         """The exact argvs the action runs on its host: the policy's bare program names
         resolved through ``programs``, behind sudo where the daemon is not root."""
-        transport = self.transports.get(action.host)
+        return self._lines(action.host, action.plan)
+
+    def _lines(self, host: str, plan: dict[str, Any]) -> list[list[str]]:
+        """:meth:`command_lines` of a ``plan`` (an action's record of it) on ``host``."""
+        transport = self.transports.get(host)
         if transport is None:
-            raise AiSysadminError(f"no transport to host {action.host}")
+            raise AiSysadminError(f"no transport to host {host}")
         programs = self.settings.on_host(transport.local_programs).programs
         return [[*self._sudo(transport), programs.resolve(argv[0]), *argv[1:]]
-                for argv in action.plan.get("commands", [])]
+                for argv in plan.get("commands", [])]
+
+    def _would_run(self, host: str, plan: dict[str, Any]) -> str:
+        """What a dry run (``executor.dry_run``) records of a ``plan`` it runs not: the exact
+        argvs, as a person's ``approve --dry-run`` prints them; the policy's, where no
+        transport to ``host`` is known here (nothing could run there either)."""
+        try:
+            return str(self._lines(host, plan))
+        except AiSysadminError as exc:
+            return f"{[list(c) for c in plan.get('commands', [])]} ({exc})"
 
     async def rehearse(self, action_id: int) -> Rehearsal:
         """A dry run of a person's approve: the same checks on the host's facts now, and
