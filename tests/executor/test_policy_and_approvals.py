@@ -250,7 +250,14 @@ def test_an_approval_whose_expiry_no_clock_can_show_is_listed_and_shown(
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row), row
 
 
-def test_policy_check_explains_decisions(cli) -> None:
+def test_policy_check_explains_decisions(cli, config_file, tmp_path) -> None:
+    # this machine's systemd, as the policy reads it: sshd.service is there (a host that
+    # cannot say leaves a stop to a person: test_policy_check_cli.py)
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text("#!/bin/sh\nprintf 'Id=sshd.service\\nNames=sshd.service "
+                         "ssh.service\\nLoadState=loaded\\nActiveState=active\\n'\n")
+    systemctl.chmod(0o755)
+    config_file(f'[programs]\nsystemctl = "{systemctl}"\n')
     code, out, _ = cli("policy", "check", "--json",
                        '{"kind": "restart_unit", "parameters": {"unit": "sshd"}}')
     decision = json.loads(out)

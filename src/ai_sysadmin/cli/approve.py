@@ -280,18 +280,26 @@ def discuss(
 
 def _action_decision(settings: Settings, runtime: Runtime, data: dict[str, Any]
                      ) -> dict[str, Any]:
-    from ..safety.autonomy import decide
-
+    """The daemon's decision on the proposal ``data``, on the host's facts now: what
+    :meth:`Executor.propose` would record (one function decides both)."""
     kind = str(data.get("kind", ""))
-    params = data.get("parameters", data.get("params", {})) or {}
-    host = str(data.get("host") or runtime.local.host)
-    plan = asyncio.run(_closing(runtime, runtime.executor.plan(
-        host, kind, params if isinstance(params, dict) else {})))
-    verdict = decide(settings.autonomy_level, plan.risk, None if plan.allowed else plan.reason)
-    return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
-            "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,
-            "autonomy_reason": verdict.reason,
-            "reason": verdict.reason if not plan.allowed else f"{verdict.reason}; {plan.reason}",
+    params = data.get("parameters", data.get("params"))
+    if params is None:
+        params = {}
+    elif not isinstance(params, dict):
+        # judged as {}, the defaults would be: an answer to a question nobody asked
+        raise AiSysadminError(f'"parameters" must be a JSON object, not {json.dumps(params)}'
+                              '; for example {"unit": "nginx.service"}')
+    host = data.get("host") or runtime.local.host
+    if not isinstance(host, str):
+        raise AiSysadminError(f'"host" must be a host\'s name, not {json.dumps(host)}')
+    runtime.transport(host)  # an unknown host is refused, naming the managed ones
+    decision = asyncio.run(_closing(runtime, runtime.executor.decision(host, kind, params)))
+    plan = decision.judged.plan
+    return {"kind": kind, "host": host, "allowed": plan.allowed, "risk": plan.risk,
+            "autonomy_level": settings.autonomy_level, "autonomy": decision.outcome,
+            "autonomy_reason": decision.autonomy_reason, "state": decision.state,
+            "unread": decision.judged.unread, "reason": decision.reason,
             "plan": plan.to_dict()}
 
 
@@ -300,6 +308,14 @@ def _verdict(result: dict[str, Any], indent: str = "") -> list[str]:
     plan = result["plan"]
     what = f"{result['kind']} {plan.get('subject') or ''}".rstrip()
     why = " ".join(str(plan["reason"]).split())  # a host's error text may span lines
+    if result["unread"] is not None:
+        # not refused: the daemon asks a person, whose yes judges it again once the host
+        # answers
+        said = " ".join(str(result["reason"]).split())
+        return [f"{indent}{what}: not judged: the host did not say what the policy needs",
+                f"{indent}  at autonomy {result['autonomy_level']}: {result['autonomy']} "
+                f"(recorded {result['state']})",
+                f"{indent}  why: {said}"]
     if not result["allowed"]:
         return [f"{indent}{what}: refused", f"{indent}  why: {why}"]
     lines = [f"{indent}{what}: allowed, risk {result['risk']}",
@@ -326,7 +342,9 @@ def policy_check(
     command: Annotated[bool, typer.Option("--command", help="Judge an argv.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Why is something allowed or refused? Exit 0 allowed, 1 refused."""
+    """Why is something allowed or refused? The daemon's own decision on the host's facts
+    now. Exit 0 not refused (it runs, waits for a person or is recorded, as the autonomy
+    level says), 1 refused."""
     from ..safety.command_policy import check_command
 
     app_state = state(ctx)
@@ -342,7 +360,7 @@ def policy_check(
                             "reason": investigate.reason},
             "remediate": as_action,
         }
-        allowed = investigate.allowed or as_action["allowed"]
+        allowed = investigate.allowed or as_action["autonomy"] != "refuse"
     else:
         try:
             data = json.loads(args[0]) if args else None
@@ -352,7 +370,7 @@ def policy_check(
             raise AiSysadminError('give an action as a JSON object: {"kind": "restart_unit", '
                                   '"parameters": {"unit": "nginx.service"}}')
         result = _action_decision(settings, runtime, data)
-        allowed = result["allowed"]
+        allowed = result["autonomy"] != "refuse"
     if as_json:
         print_json(result)
     else:

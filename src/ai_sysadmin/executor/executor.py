@@ -27,7 +27,7 @@ from ..monitor.findings import automation_may_touch
 from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import VERIFY_REASON, CheckReport, HostChecker
 from ..redact import redact, redact_cut
-from ..safety.autonomy import decide
+from ..safety.autonomy import Outcome, decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action, riskier
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
@@ -189,6 +189,20 @@ class Judged:
     #: why a fact the policy needed could not be read on the host, where the plan is refused
     #: for want of it (or while it was missing): the refusal may not stand once it answers
     unread: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The policy's decision on a proposal (:meth:`Executor.decision`): what
+    :meth:`Executor.propose` records, and ``policy check`` prints."""
+
+    judged: Judged
+    #: the autonomy table's outcome, and its words
+    outcome: Outcome
+    autonomy_reason: str
+    #: the action's state and reason as recorded
+    state: str
+    reason: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,19 +414,8 @@ class Executor:
         proposed it; the decision is the policy's, and the audit says so."""
         if await asyncio.to_thread(HostStore(self.store.db).removed, host):
             return await self._withdrawn(host, kind, params, incident_id, proposal_id, actor)
-        judged = await self.judge(host, kind, params, incident_id)
-        plan = judged.plan
-        # refused for want of a fact the host did not give: a person decides, once it answers
-        decision = decide(self.settings.autonomy_level, plan.risk,
-                          None if plan.allowed or judged.unread else plan.reason)
-        state = _STATE_FOR[decision.outcome]
-        # a refusal's reason already holds the plan's: say it once
-        reason = decision.reason if not plan.allowed and not judged.unread \
-            else f"{decision.reason}; {plan.reason}"
-        if state == "approved" and self.settings.executor.dry_run:
-            state = "recorded"
-            reason = (f"dry run (executor.dry_run): would run "
-                      f"{self._would_run(host, judged.record)}; {reason}")
+        decided = await self.decision(host, kind, params, incident_id)
+        judged, plan, state = decided.judged, decided.judged.plan, decided.state
         ttl = self._ttl if state == "pending" else None
 
         def record() -> Action:
@@ -425,8 +428,8 @@ class Executor:
                 action = self.actions.create(
                     incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
                     params=plan.params or params, subject=plan.subject, risk=plan.risk,
-                    plan=judged.record, outcome=decision.outcome, reason=reason, state=state,
-                    ttl_seconds=ttl, actor="policy")
+                    plan=judged.record, outcome=decided.outcome, reason=decided.reason,
+                    state=state, ttl_seconds=ttl, actor="policy")
                 if action.state == "pending" and incident_id is not None:
                     self._incident_to(incident_id, "awaiting_approval",
                                       f"action {action.id} waits for approval: {kind}")
@@ -437,6 +440,30 @@ class Executor:
                  plan.risk, action.reason,
                  extra={"action": action.id, "incident": incident_id, "state": action.state})
         return action
+
+    async def decision(self, host: str, kind: str, params: dict[str, Any],
+                       incident_id: int | None = None) -> Decision:
+        """The policy's decision on a proposal, on the host's facts now: what
+        :meth:`propose` records, and ``policy check`` prints."""
+        judged = await self.judge(host, kind, params, incident_id)
+        plan = judged.plan
+        # refused for want of a fact the host did not give: a person decides, once it answers
+        verdict = decide(self.settings.autonomy_level, plan.risk,
+                         None if plan.allowed or judged.unread else plan.reason)
+        state = _STATE_FOR[verdict.outcome]
+        # a refusal's reason already holds the plan's: say it once
+        reason = verdict.reason if not plan.allowed and not judged.unread \
+            else f"{verdict.reason}; {plan.reason}"
+        if judged.unread and state == "pending":
+            # the plan's reason says why it is not run without the fact; the person asked
+            # must read that it is theirs once the host answers, not that it was refused
+            reason = (f"it waits for a person until the host answers: {_unread(judged)}; "
+                      "a yes judges it again on the host's facts then")
+        if state == "approved" and self.settings.executor.dry_run:
+            state = "recorded"
+            reason = (f"dry run (executor.dry_run): would run "
+                      f"{self._would_run(host, judged.record)}; {reason}")
+        return Decision(judged, verdict.outcome, verdict.reason, state, reason)
 
     async def _withdrawn(self, host: str, kind: str, params: dict[str, Any],
                          incident_id: int | None, proposal_id: int | None,
