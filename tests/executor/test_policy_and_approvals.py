@@ -220,7 +220,11 @@ def test_approve_commands(cli, settings, store, monkeypatch) -> None:
     code, out, _ = cli("approve", "list", "--json")
     assert [a["id"] for a in json.loads(out)] == [second.id]  # ids are stable, not positions
     code, _, err = cli("approve", "approve", str(first.id))
-    assert code == 2 and "rejected, not pending" in err
+    # final: exit 1, as its dry run says; 2 is for one that waits for approval again
+    assert code == 1 and "rejected, not pending" in err
+    assert cli("approve", "approve", str(first.id), "--dry-run")[0] == 1
+    code, _, err = cli("approve", "reject", str(first.id))
+    assert code == 1 and f"action {first.id} is rejected, too late to reject" in err
     code, out, _ = cli("approve", "list", "--all", "--json")
     states = {a["id"]: a["state"] for a in json.loads(out)}
     assert states[first.id] == "rejected"

@@ -7,7 +7,7 @@ import json
 import shlex
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.table import Table
@@ -146,7 +146,14 @@ def approve(
         "--dry-run", help="Print the exact commands it would run; run nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Approve and run now. The policy and the host are checked again first."""
+    """Approve and run now. The policy and the host are checked again first. Exit 0: it ran
+    and its fix verified, or it is no longer needed; 1: final, this yes runs nothing ever
+    (refused, rejected, expired, or decided or run already), or it ran and failed; 2: nothing
+    ran and it waits for approval again (the host did not answer, what it runs or its risk
+    changed since it was shown): approve it again; or an error. --dry-run exits as approve
+    would."""
+    from ..executor.executor import NotPending
+
     app_state = state(ctx)
     runtime = app_state.runtime(consumer="executor")
     if dry_run or runtime.settings.executor.dry_run:
@@ -156,7 +163,11 @@ def approve(
     # a fix and its verification take a while (up to safety.verify_timeout): each step is
     # said on stderr as it happens, stdout keeps the outcome (and --json its JSON)
     runtime.executor.progress_listeners.append(_say_progress)
-    action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, actor(), reason)))
+    try:
+        action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, actor(),
+                                                                         reason)))
+    except NotPending as exc:
+        _final(exc)
     if as_json:
         print_json(action.to_dict())
     else:
@@ -189,6 +200,15 @@ def approve(
     err.print(f"error: action {action.id} is {action.state}: "
               f"{masked(why + '; nothing ran') if why else masked(action.reason)}",
               markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _final(exc: Exception) -> NoReturn:
+    """An answer to an action that waits for none: said, exit 1 (never to be retried; 2
+    says the action waits for approval again)."""
+    from ..monitor.findings import masked
+
+    err.print(f"error: {masked(str(exc))}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -246,8 +266,10 @@ def reject(
     reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Reject: the action never runs."""
+    """Reject: the action never runs. Exit 1 where it waits for no answer (decided, running
+    or ended already: whose answer stands is said)."""
     from ..executor import Executor
+    from ..executor.executor import NotPending
 
     app_state = state(ctx)
     app_state.log_to_files()
@@ -255,7 +277,10 @@ def reject(
     # is gone left running is settled first ("too late: running since" of a dead process)
     executor = Executor(app_state.settings, app_state.store, {})
     executor.tidy()
-    action = executor.reject(action_id, actor(), reason)
+    try:
+        action = executor.reject(action_id, actor(), reason)
+    except NotPending as exc:
+        _final(exc)
     if as_json:
         print_json(action.to_dict())
     else:

@@ -53,6 +53,12 @@ class _NothingRan(AiSysadminError):
     wait for a person again rather than end failed."""
 
 
+class NotPending(StoreError):
+    """A person's answer to an action that no longer waits for one (decided, running or
+    ended): it changes nothing, and its message says whose answer stands. Final for that
+    answer, unlike a yes that leaves the action waiting for approval again."""
+
+
 def _shown(argv: list[str]) -> str:
     """An argv as a person reads it in an error: a constant script is named, not quoted."""
     if len(argv) > 2 and argv[1] == "-c":
@@ -549,13 +555,13 @@ class Executor:
         self.tidy()
         action = self.actions.get(action_id)
         if action.state != "pending":
-            raise StoreError(self._not_pending(action))
+            raise NotPending(self._not_pending(action))
         try:
             ended = await self._decide(action, who, reason)
         except DecidedMeanwhile as exc:
             # every decision here is taken on the action as pending (`expect`): one found
             # decided since is not overruled, and this yes ran nothing
-            raise StoreError(self._not_pending(self.actions.get(action_id))) from exc
+            raise NotPending(self._not_pending(self.actions.get(action_id))) from exc
         return ended if ended is not None else await self.run(action_id, who, by_person=True)
 
     async def _decide(self, action: Action, who: str, reason: str) -> Action | None:
@@ -717,7 +723,7 @@ class Executor:
         except DecidedMeanwhile as exc:
             now = self.actions.get(action_id)
             said = decided_by(now) or self.store.last_said(f"action:{action_id}")
-            raise StoreError(f"action {action_id} is {now.state}, too late to reject"
+            raise NotPending(f"action {action_id} is {now.state}, too late to reject"
                              + (f": {said}" if said and said != now.state else "")) from exc
         log.info("action %d rejected by %s: %s", action_id, who, rejected.decision_reason,
                  extra={"action": action_id, "incident": rejected.incident_id})
