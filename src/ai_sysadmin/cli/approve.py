@@ -129,8 +129,9 @@ def show(
     from ..executor import Executor
 
     app_state = state(ctx)
-    # one whose process is gone is shown as it ended (interrupted), not as running
-    Executor(app_state.settings, app_state.store, {}).recover()
+    # shown as list shows it, settled as the daemon would: one whose time passed expired,
+    # one whose process is gone as it ended (interrupted), not as running
+    Executor(app_state.settings, app_state.store, {}).tidy()
     action = _actions(app_state).get(action_id)
     if as_json:
         print_json(action.to_dict())
