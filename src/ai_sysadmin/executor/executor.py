@@ -53,6 +53,16 @@ class _NothingRan(AiSysadminError):
     wait for a person again rather than end failed."""
 
 
+class _Failed(AiSysadminError):
+    """A claimed fix that failed once it started (a command's exit status, sudo's refusal
+    of a later command, a connection lost mid-command): ``outputs``, what each command that
+    ran said, as a fix that succeeded keeps it, kept with the failure."""
+
+    def __init__(self, message: str, outputs: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
 class NotPending(StoreError):
     """A person's answer to an action that no longer waits for one (decided, running or
     ended): it changes nothing, and its message says whose answer stands. Final for that
@@ -1086,8 +1096,12 @@ class Executor:
         return tried
 
     async def _run_failed(self, claimed: Action, exc: AiSysadminError) -> Action:
+        # what ran before the failure, and what the failed command said, as a fix that
+        # succeeded keeps it (`approve show`): a reset-failed that ran before a failed start
+        # changed the host too
+        ran = exc.outputs if isinstance(exc, _Failed) else []
         failed = self.actions.move(claimed.id, "failed", "executor", str(exc),
-                                   {"error": str(exc)})
+                                   {"error": str(exc), **({"commands": ran} if ran else {})})
         self._escalate(claimed, f"action {claimed.id} failed: {exc}")
         return await self._told(failed)
 
@@ -1319,18 +1333,19 @@ class Executor:
             except SudoRefused as exc:
                 # refused before the first command ran, the fix ran nothing; a later one
                 # follows commands that ran, and the fix failed
-                kind = AiSysadminError if outputs else _NothingRan
-                raise kind(f"{shown}: {redact(str(exc))}") from exc
+                if not outputs:
+                    raise _NothingRan(f"{shown}: {redact(str(exc))}") from exc
+                raise _Failed(f"{shown}: {redact(str(exc))}", outputs) from exc
             except TransportError as exc:
-                raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
+                raise _Failed(f"{shown}: {redact(str(exc))}", outputs) from exc
             self._progress(Progress(action.id, action.host, "ran", shown, done.returncode))
             # what a command prints is host text: masked before the store or a log holds it
             outputs.append({"argv": argv, "returncode": done.returncode,
                             "stdout": redact_cut(done.stdout, 2000, tail=True),
                             "stderr": redact_cut(done.stderr, 2000, tail=True)})
             if not done.ok:
-                raise AiSysadminError(f"{shown} exited {done.returncode}: "
-                                      f"{redact_cut(done.stderr.strip(), 300, tail=True)}")
+                raise _Failed(f"{shown} exited {done.returncode}: "
+                              f"{redact_cut(done.stderr.strip(), 300, tail=True)}", outputs)
         return outputs
 
     async def _verify(self, action: Action, ran_at: float, before: UnitFacts | None = None
