@@ -60,7 +60,7 @@ def test_policy_check_of_a_unit_the_host_cannot_describe_says_what_the_daemon_re
     assert lines[0] == "run_command systemctl stop foo.service: not judged: the host did " \
         "not say what the policy needs", done.stdout
     assert "refused" not in lines[0] and lines[1] == "  at autonomy suggest: approval " \
-        "(recorded pending)"
+        "(the action would be pending)"
     assert lines[2].startswith("  why: it waits for a person until the host answers")
 
 

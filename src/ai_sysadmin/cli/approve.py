@@ -340,7 +340,7 @@ def _verdict(result: dict[str, Any], indent: str = "") -> list[str]:
         said = " ".join(str(result["reason"]).split())
         return [f"{indent}{what}: not judged: the host did not say what the policy needs",
                 f"{indent}  at autonomy {result['autonomy_level']}: {result['autonomy']} "
-                f"(recorded {result['state']})",
+                f"(the action would be {result['state']})",
                 f"{indent}  why: {said}"]
     if not result["allowed"]:
         return [f"{indent}{what}: refused", f"{indent}  why: {why}"]
