@@ -81,7 +81,7 @@ def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, s
     assert store.last_said(f"action:{fix.id}") == why
     # a yes after that says why nothing will run
     code, _, err = cli("approve", "approve", str(fix.id))
-    assert code == 2 and f"action {fix.id} is not_needed, not pending: {why}" in err
+    assert code == 1 and f"action {fix.id} is not_needed, not pending: {why}" in err
 
 
 def test_a_person_asked_to_approve_a_fix_who_resolves_its_incident_is_told_once(
@@ -149,7 +149,7 @@ def test_an_incident_a_check_resolves_withdraws_the_fix_that_waited_for_a_person
     assert actions.get(running).state == "approved"
     # a yes that comes after says why nothing runs
     code, _, err = cli("approve", "approve", str(waiting))
-    assert code == 2 and f"action {waiting} is not_needed, not pending: {why}" in err
+    assert code == 1 and f"action {waiting} is not_needed, not pending: {why}" in err
 
 
 def test_what_the_model_said_cannot_steer_the_terminal(cli, store) -> None:

@@ -150,5 +150,5 @@ def test_an_approve_stopped_while_its_fix_runs_ends_it_failed_never_to_run_again
     # whoever looks next finds it ended, and nothing runs it again
     assert json.loads(cli("approve", "list", "--json")[1]) == []
     code, _, err = cli("approve", "approve", str(action.id))
-    assert code == 2 and f"action {action.id} is failed, not pending" in err
+    assert code == 1 and f"action {action.id} is failed, not pending" in err
     assert started.read_text() == "--vacuum-size=500M\n"

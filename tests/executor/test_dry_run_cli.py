@@ -10,6 +10,7 @@ import socket
 from ai_sysadmin.config import short_hostname
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import ActionStore
 
 
@@ -81,3 +82,48 @@ def test_a_fix_the_policy_now_refuses_says_why_where_approve_prints_it(
     assert err.startswith(f"error: action {action.id} is refused: refused on approval")
     code, out, _ = cli("approve", "list", "--all")
     assert "outside the" in out and "wait for a person" not in out
+
+
+#: systemctl on the test's host: ``show`` describes app.service as the file ``show`` says,
+#: ``list-units`` lists it failed; a restart, start or stop is noted in ``ran``
+SYSTEMCTL = """#!/bin/sh
+case "$1" in
+show) cat {here}/show;;
+list-units) echo '[{{"unit":"app.service","load":"loaded","active":"failed","sub":"failed"}}]';;
+restart|start|stop) printf '%s\\n' "$*" >> {here}/ran;;
+esac
+"""
+
+
+def test_a_dry_run_says_a_fix_whose_risk_rose_since_it_was_shown_would_wait_again(
+        cli, config_file, settings, store, tmp_path) -> None:
+    """Shown as a low-risk restart, app.service gained Conflicts=db.service before the yes:
+    the real approve runs nothing and asks again; its dry run said "would run" (exit 0)."""
+    here = tmp_path / "host"
+    here.mkdir()
+    systemctl = here / "systemctl"
+    systemctl.write_text(SYSTEMCTL.format(here=here))
+    systemctl.chmod(0o755)
+    show = "Id=app.service\nNames=app.service\nLoadState=loaded\nActiveState=failed\n"
+    (here / "show").write_text(show)
+    config_file(f'[programs]\nsystemctl = "{systemctl}"\n')
+    host = short_hostname()
+    executor = Executor(settings.model_copy(update={"programs": settings.programs.model_copy(
+        update={"systemctl": str(systemctl)})}), store, {host: LocalTransport(host)})
+    failed = Finding(host, "failed_unit", "app.service", Severity.CRITICAL, "failed")
+    incident_id = store.record_check(host, [failed], {"failed_unit"}).opened[0]
+    action = asyncio.run(executor.propose(host, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+    assert (action.state, action.risk) == ("pending", "low"), action.reason
+    (here / "show").write_text(show + "Conflicts=db.service\n")
+
+    code, out, _ = cli("approve", "approve", str(action.id), "--dry-run")
+    assert "would run:" not in out
+    assert "approve would run nothing: the host's facts now make it high risk, low when it " \
+        "was shown" in out and "db.service" in out
+    assert "it would wait for approval again" in out and "it is still pending" in out
+    real, _, err = cli("approve", "approve", str(action.id))
+    assert "did not run and waits for approval again" in err
+    assert code == real == 2
+    assert not (here / "ran").exists()  # neither ran anything
+    assert ActionStore(store.db).get(action.id).risk == "high"

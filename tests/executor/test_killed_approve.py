@@ -57,7 +57,7 @@ def test_a_fix_whose_approve_was_killed_reads_interrupted(tmp_path: Path) -> Non
     assert "executing" not in shown.stdout.split("\n", 3)[0]
     assert "interrupted" in " ".join(listed.stdout.split())
     said = " ".join(rejected.stderr.split())
-    assert rejected.returncode == 2
+    assert rejected.returncode == 1
     assert "too late to reject" in said and "interrupted" in said
     assert "whether its command ran is not known" in said, said
     assert "running since" not in said and "it ran and failed" not in said

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.cli.approve import _when
 from ai_sysadmin.config import ExecutorSettings
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.hosts.transport import LocalTransport
@@ -220,7 +221,11 @@ def test_approve_commands(cli, settings, store, monkeypatch) -> None:
     code, out, _ = cli("approve", "list", "--json")
     assert [a["id"] for a in json.loads(out)] == [second.id]  # ids are stable, not positions
     code, _, err = cli("approve", "approve", str(first.id))
-    assert code == 2 and "rejected, not pending" in err
+    # final: exit 1, as its dry run says; 2 is for one that waits for approval again
+    assert code == 1 and "rejected, not pending" in err
+    assert cli("approve", "approve", str(first.id), "--dry-run")[0] == 1
+    code, _, err = cli("approve", "reject", str(first.id))
+    assert code == 1 and f"action {first.id} is rejected, too late to reject" in err
     code, out, _ = cli("approve", "list", "--all", "--json")
     states = {a["id"]: a["state"] for a in json.loads(out)}
     assert states[first.id] == "rejected"
@@ -240,17 +245,25 @@ def test_an_approval_whose_expiry_no_clock_can_show_is_listed_and_shown(
     action = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "200M"}))
     with store.db.transaction() as conn:
         conn.execute("UPDATE actions SET expires_at=? WHERE id=?", (1e300 * 3600, action.id))
+    assert _when(1e300 * 3600) == "?"  # where a row is printed unsettled
+    # show and list settle what expired, and give such a row the TTL configured now
     code, out, err = cli("approve", "show", str(action.id))
     assert (code, err) == (0, ""), err
-    assert "expires ?" in out
-    # a listing settles what expired, and gives such a row the TTL configured now
+    assert re.search(r"expires \d{4}-\d\d-\d\d \d\d:\d\d", out), out
     code, out, err = cli("approve", "list")
     assert (code, err) == (0, ""), err
     (row,) = [line for line in out.splitlines() if "vacuum_journal" in line]
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row), row
 
 
-def test_policy_check_explains_decisions(cli) -> None:
+def test_policy_check_explains_decisions(cli, config_file, tmp_path) -> None:
+    # this machine's systemd, as the policy reads it: sshd.service is there (a host that
+    # cannot say leaves a stop to a person: test_policy_check_cli.py)
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text("#!/bin/sh\nprintf 'Id=sshd.service\\nNames=sshd.service "
+                         "ssh.service\\nLoadState=loaded\\nActiveState=active\\n'\n")
+    systemctl.chmod(0o755)
+    config_file(f'[programs]\nsystemctl = "{systemctl}"\n')
     code, out, _ = cli("policy", "check", "--json",
                        '{"kind": "restart_unit", "parameters": {"unit": "sshd"}}')
     decision = json.loads(out)
@@ -336,13 +349,27 @@ def test_a_dry_run_prints_the_exact_command_and_runs_nothing(cli, settings, stor
 
 
 def test_executor_dry_run_records_what_would_run(settings, store) -> None:
-    settings = settings.model_copy(update={"autonomy_level": "auto-safe",
-                                           "executor": ExecutorSettings(dry_run=True)})
+    """Exactly what would run: the configured program's path, behind sudo where the daemon
+    is not root, as ``approve --dry-run`` prints it; not the policy's bare name."""
+    settings = settings.model_copy(update={
+        "autonomy_level": "auto-safe", "programs": settings.programs.model_copy(
+            update={"journalctl": "/opt/systemd/bin/journalctl"})})
+    dry = settings.model_copy(update={"executor": ExecutorSettings(dry_run=True)})
     host = "testhost"
-    action = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n", "--"]
+    action = asyncio.run(Executor(dry, store, {host: LocalTransport(host)}).propose(
         host, "vacuum_journal", {"max_size": "500M"}))
     assert action.state == "recorded" and action.started_at is None
-    assert "would run [['journalctl', '--vacuum-size=500M']]" in action.reason
+    assert f"would run {[[*sudo, '/opt/systemd/bin/journalctl', '--vacuum-size=500M']]}; " \
+        in action.reason, action.reason
+    # approved by a daemon that ran for real, then run by one started dry: the same
+    approved = asyncio.run(Executor(settings, store, {host: LocalTransport(host)}).propose(
+        host, "vacuum_journal", {"max_size": "600M"}))
+    assert approved.state == "approved"
+    done = asyncio.run(Executor(dry, store, {host: LocalTransport(host)}).run(approved.id))
+    assert done.state == "recorded" and done.started_at is None
+    assert f"would run {[[*sudo, '/opt/systemd/bin/journalctl', '--vacuum-size=600M']]}; " \
+        "not run" in done.reason, done.reason
 
 
 @pytest.mark.parametrize(("show", "needed"), [

@@ -7,7 +7,7 @@ import json
 import shlex
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.table import Table
@@ -129,8 +129,9 @@ def show(
     from ..executor import Executor
 
     app_state = state(ctx)
-    # one whose process is gone is shown as it ended (interrupted), not as running
-    Executor(app_state.settings, app_state.store, {}).recover()
+    # shown as list shows it, settled as the daemon would: one whose time passed expired,
+    # one whose process is gone as it ended (interrupted), not as running
+    Executor(app_state.settings, app_state.store, {}).tidy()
     action = _actions(app_state).get(action_id)
     if as_json:
         print_json(action.to_dict())
@@ -146,7 +147,14 @@ def approve(
         "--dry-run", help="Print the exact commands it would run; run nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Approve and run now. The policy and the host are checked again first."""
+    """Approve and run now. The policy and the host are checked again first. Exit 0: it ran
+    and its fix verified, or it is no longer needed; 1: final, this yes runs nothing ever
+    (refused, rejected, expired, or decided or run already), or it ran and failed; 2: nothing
+    ran and it waits for approval again (the host did not answer, what it runs or its risk
+    changed since it was shown): approve it again; or an error. --dry-run exits as approve
+    would."""
+    from ..executor.executor import NotPending
+
     app_state = state(ctx)
     runtime = app_state.runtime(consumer="executor")
     if dry_run or runtime.settings.executor.dry_run:
@@ -156,7 +164,11 @@ def approve(
     # a fix and its verification take a while (up to safety.verify_timeout): each step is
     # said on stderr as it happens, stdout keeps the outcome (and --json its JSON)
     runtime.executor.progress_listeners.append(_say_progress)
-    action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, actor(), reason)))
+    try:
+        action = asyncio.run(_closing(runtime, runtime.executor.approve(action_id, actor(),
+                                                                         reason)))
+    except NotPending as exc:
+        _final(exc)
     if as_json:
         print_json(action.to_dict())
     else:
@@ -189,6 +201,15 @@ def approve(
     err.print(f"error: action {action.id} is {action.state}: "
               f"{masked(why + '; nothing ran') if why else masked(action.reason)}",
               markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _final(exc: Exception) -> NoReturn:
+    """An answer to an action that waits for none: said, exit 1 (never to be retried; 2
+    says the action waits for approval again)."""
+    from ..monitor.findings import masked
+
+    err.print(f"error: {masked(str(exc))}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -246,8 +267,10 @@ def reject(
     reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Reject: the action never runs."""
+    """Reject: the action never runs. Exit 1 where it waits for no answer (decided, running
+    or ended already: whose answer stands is said)."""
     from ..executor import Executor
+    from ..executor.executor import NotPending
 
     app_state = state(ctx)
     app_state.log_to_files()
@@ -255,7 +278,10 @@ def reject(
     # is gone left running is settled first ("too late: running since" of a dead process)
     executor = Executor(app_state.settings, app_state.store, {})
     executor.tidy()
-    action = executor.reject(action_id, actor(), reason)
+    try:
+        action = executor.reject(action_id, actor(), reason)
+    except NotPending as exc:
+        _final(exc)
     if as_json:
         print_json(action.to_dict())
     else:
@@ -280,18 +306,26 @@ def discuss(
 
 def _action_decision(settings: Settings, runtime: Runtime, data: dict[str, Any]
                      ) -> dict[str, Any]:
-    from ..safety.autonomy import decide
-
+    """The daemon's decision on the proposal ``data``, on the host's facts now: what
+    :meth:`Executor.propose` would record (one function decides both)."""
     kind = str(data.get("kind", ""))
-    params = data.get("parameters", data.get("params", {})) or {}
-    host = str(data.get("host") or runtime.local.host)
-    plan = asyncio.run(_closing(runtime, runtime.executor.plan(
-        host, kind, params if isinstance(params, dict) else {})))
-    verdict = decide(settings.autonomy_level, plan.risk, None if plan.allowed else plan.reason)
-    return {"kind": kind, "allowed": plan.allowed, "risk": plan.risk,
-            "autonomy_level": settings.autonomy_level, "autonomy": verdict.outcome,
-            "autonomy_reason": verdict.reason,
-            "reason": verdict.reason if not plan.allowed else f"{verdict.reason}; {plan.reason}",
+    params = data.get("parameters", data.get("params"))
+    if params is None:
+        params = {}
+    elif not isinstance(params, dict):
+        # judged as {}, the defaults would be: an answer to a question nobody asked
+        raise AiSysadminError(f'"parameters" must be a JSON object, not {json.dumps(params)}'
+                              '; for example {"unit": "nginx.service"}')
+    host = data.get("host") or runtime.local.host
+    if not isinstance(host, str):
+        raise AiSysadminError(f'"host" must be a host\'s name, not {json.dumps(host)}')
+    runtime.transport(host)  # an unknown host is refused, naming the managed ones
+    decision = asyncio.run(_closing(runtime, runtime.executor.decision(host, kind, params)))
+    plan = decision.judged.plan
+    return {"kind": kind, "host": host, "allowed": plan.allowed, "risk": plan.risk,
+            "autonomy_level": settings.autonomy_level, "autonomy": decision.outcome,
+            "autonomy_reason": decision.autonomy_reason, "state": decision.state,
+            "unread": decision.judged.unread, "reason": decision.reason,
             "plan": plan.to_dict()}
 
 
@@ -300,6 +334,14 @@ def _verdict(result: dict[str, Any], indent: str = "") -> list[str]:
     plan = result["plan"]
     what = f"{result['kind']} {plan.get('subject') or ''}".rstrip()
     why = " ".join(str(plan["reason"]).split())  # a host's error text may span lines
+    if result["unread"] is not None:
+        # not refused: the daemon asks a person, whose yes judges it again once the host
+        # answers
+        said = " ".join(str(result["reason"]).split())
+        return [f"{indent}{what}: not judged: the host did not say what the policy needs",
+                f"{indent}  at autonomy {result['autonomy_level']}: {result['autonomy']} "
+                f"(the action would be {result['state']})",
+                f"{indent}  why: {said}"]
     if not result["allowed"]:
         return [f"{indent}{what}: refused", f"{indent}  why: {why}"]
     lines = [f"{indent}{what}: allowed, risk {result['risk']}",
@@ -326,7 +368,9 @@ def policy_check(
     command: Annotated[bool, typer.Option("--command", help="Judge an argv.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Why is something allowed or refused? Exit 0 allowed, 1 refused."""
+    """Why is something allowed or refused? The daemon's own decision on the host's facts
+    now. Exit 0 not refused (it runs, waits for a person or is recorded, as the autonomy
+    level says), 1 refused."""
     from ..safety.command_policy import check_command
 
     app_state = state(ctx)
@@ -342,7 +386,7 @@ def policy_check(
                             "reason": investigate.reason},
             "remediate": as_action,
         }
-        allowed = investigate.allowed or as_action["allowed"]
+        allowed = investigate.allowed or as_action["autonomy"] != "refuse"
     else:
         try:
             data = json.loads(args[0]) if args else None
@@ -352,7 +396,7 @@ def policy_check(
             raise AiSysadminError('give an action as a JSON object: {"kind": "restart_unit", '
                                   '"parameters": {"unit": "nginx.service"}}')
         result = _action_decision(settings, runtime, data)
-        allowed = result["allowed"]
+        allowed = result["autonomy"] != "refuse"
     if as_json:
         print_json(result)
     else:

@@ -27,7 +27,7 @@ from ..monitor.findings import automation_may_touch
 from ..monitor.rules import RULES_BY_NAME
 from ..orchestrator.checker import VERIFY_REASON, CheckReport, HostChecker
 from ..redact import redact, redact_cut
-from ..safety.autonomy import decide
+from ..safety.autonomy import Outcome, decide
 from ..safety.catalog import Plan, PlanContext, facts_needed, plan_action, riskier
 from ..safety.unit_facts import UnitFacts, last_run
 from ..safety.units import unit_problem
@@ -51,6 +51,22 @@ log = logging.getLogger("ai_sysadmin.actions")
 class _NothingRan(AiSysadminError):
     """A claimed fix whose first command sudo itself refused: nothing of it ran, so it may
     wait for a person again rather than end failed."""
+
+
+class _Failed(AiSysadminError):
+    """A claimed fix that failed once it started (a command's exit status, sudo's refusal
+    of a later command, a connection lost mid-command): ``outputs``, what each command that
+    ran said, as a fix that succeeded keeps it, kept with the failure."""
+
+    def __init__(self, message: str, outputs: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
+class NotPending(StoreError):
+    """A person's answer to an action that no longer waits for one (decided, running or
+    ended): it changes nothing, and its message says whose answer stands. Final for that
+    answer, unlike a yes that leaves the action waiting for approval again."""
 
 
 def _shown(argv: list[str]) -> str:
@@ -189,6 +205,33 @@ class Judged:
     #: why a fact the policy needed could not be read on the host, where the plan is refused
     #: for want of it (or while it was missing): the refusal may not stand once it answers
     unread: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The policy's decision on a proposal (:meth:`Executor.decision`): what
+    :meth:`Executor.propose` records, and ``policy check`` prints."""
+
+    judged: Judged
+    #: the autonomy table's outcome, and its words
+    outcome: Outcome
+    autonomy_reason: str
+    #: the action's state and reason as recorded
+    state: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stop:
+    """Why the policy, judging again on the host's facts now, runs nothing of an action
+    decided before (:meth:`Executor._stop_now`): ``why``, in words that follow "not run"."""
+
+    why: str
+    #: the policy refuses it now: it ends refused; otherwise it waits for a person again
+    refused: bool = False
+    #: the verdict now, which the person is then shown and approves (its risk, reason and
+    #: what it runs); None: the one they were shown stands (the facts could not be read)
+    shown: Judged | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,19 +430,8 @@ class Executor:
         proposed it; the decision is the policy's, and the audit says so."""
         if await asyncio.to_thread(HostStore(self.store.db).removed, host):
             return await self._withdrawn(host, kind, params, incident_id, proposal_id, actor)
-        judged = await self.judge(host, kind, params, incident_id)
-        plan = judged.plan
-        # refused for want of a fact the host did not give: a person decides, once it answers
-        decision = decide(self.settings.autonomy_level, plan.risk,
-                          None if plan.allowed or judged.unread else plan.reason)
-        state = _STATE_FOR[decision.outcome]
-        # a refusal's reason already holds the plan's: say it once
-        reason = decision.reason if not plan.allowed and not judged.unread \
-            else f"{decision.reason}; {plan.reason}"
-        if state == "approved" and self.settings.executor.dry_run:
-            state = "recorded"
-            reason = (f"dry run (executor.dry_run): would run "
-                      f"{[list(c) for c in plan.commands]}; {reason}")
+        decided = await self.decision(host, kind, params, incident_id)
+        judged, plan, state = decided.judged, decided.judged.plan, decided.state
         ttl = self._ttl if state == "pending" else None
 
         def record() -> Action:
@@ -412,8 +444,8 @@ class Executor:
                 action = self.actions.create(
                     incident_id=incident_id, proposal_id=proposal_id, host=host, kind=kind,
                     params=plan.params or params, subject=plan.subject, risk=plan.risk,
-                    plan=judged.record, outcome=decision.outcome, reason=reason, state=state,
-                    ttl_seconds=ttl, actor="policy")
+                    plan=judged.record, outcome=decided.outcome, reason=decided.reason,
+                    state=state, ttl_seconds=ttl, actor="policy")
                 if action.state == "pending" and incident_id is not None:
                     self._incident_to(incident_id, "awaiting_approval",
                                       f"action {action.id} waits for approval: {kind}")
@@ -424,6 +456,30 @@ class Executor:
                  plan.risk, action.reason,
                  extra={"action": action.id, "incident": incident_id, "state": action.state})
         return action
+
+    async def decision(self, host: str, kind: str, params: dict[str, Any],
+                       incident_id: int | None = None) -> Decision:
+        """The policy's decision on a proposal, on the host's facts now: what
+        :meth:`propose` records, and ``policy check`` prints."""
+        judged = await self.judge(host, kind, params, incident_id)
+        plan = judged.plan
+        # refused for want of a fact the host did not give: a person decides, once it answers
+        verdict = decide(self.settings.autonomy_level, plan.risk,
+                         None if plan.allowed or judged.unread else plan.reason)
+        state = _STATE_FOR[verdict.outcome]
+        # a refusal's reason already holds the plan's: say it once
+        reason = verdict.reason if not plan.allowed and not judged.unread \
+            else f"{verdict.reason}; {plan.reason}"
+        if judged.unread and state == "pending":
+            # the plan's reason says why it is not run without the fact; the person asked
+            # must read that it is theirs once the host answers, not that it was refused
+            reason = (f"it waits for a person until the host answers: {_unread(judged)}; "
+                      "a yes judges it again on the host's facts then")
+        if state == "approved" and self.settings.executor.dry_run:
+            state = "recorded"
+            reason = (f"dry run (executor.dry_run): would run "
+                      f"{self._would_run(host, judged.record)}; {reason}")
+        return Decision(judged, verdict.outcome, verdict.reason, state, reason)
 
     async def _withdrawn(self, host: str, kind: str, params: dict[str, Any],
                          incident_id: int | None, proposal_id: int | None,
@@ -509,13 +565,13 @@ class Executor:
         self.tidy()
         action = self.actions.get(action_id)
         if action.state != "pending":
-            raise StoreError(self._not_pending(action))
+            raise NotPending(self._not_pending(action))
         try:
             ended = await self._decide(action, who, reason)
         except DecidedMeanwhile as exc:
             # every decision here is taken on the action as pending (`expect`): one found
             # decided since is not overruled, and this yes ran nothing
-            raise StoreError(self._not_pending(self.actions.get(action_id))) from exc
+            raise NotPending(self._not_pending(self.actions.get(action_id))) from exc
         return ended if ended is not None else await self.run(action_id, who, by_person=True)
 
     async def _decide(self, action: Action, who: str, reason: str) -> Action | None:
@@ -677,7 +733,7 @@ class Executor:
         except DecidedMeanwhile as exc:
             now = self.actions.get(action_id)
             said = decided_by(now) or self.store.last_said(f"action:{action_id}")
-            raise StoreError(f"action {action_id} is {now.state}, too late to reject"
+            raise NotPending(f"action {action_id} is {now.state}, too late to reject"
                              + (f": {said}" if said and said != now.state else "")) from exc
         log.info("action %d rejected by %s: %s", action_id, who, rejected.decision_reason,
                  extra={"action": action_id, "incident": rejected.incident_id})
@@ -789,29 +845,40 @@ class Executor:
         whose properties or alias changed since the decision, or a PID that now belongs to
         someone else, does not run on the strength of the old decision."""
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
-        fresh = judged.plan
-        if judged.unread is not None:
-            return self._back_to_person(action, f"not run, nothing ran: {_unread(judged)}; "
-                                        "it can be approved again")
-        if not fresh.allowed:
-            why = f"refused by the policy just before running: {fresh.reason}"
+        # a person's yes survives a restart: the action records who approved it
+        stop = self._stop_now(action, judged, by_person or action.decided_by is not None)
+        if stop is None:
+            return None
+        if stop.refused:
+            why = f"refused by the policy just before running: {stop.why}"
             return self._ended(self.actions.move(action.id, "refused", "executor", why),
                                again=why)
+        if stop.shown is None:  # nothing new to show: the facts could not be read
+            return self._back_to_person(action, f"not run, nothing ran: {stop.why}; it can "
+                                        "be approved again")
+        return self._back_to_person(action, stop.why, stop.shown)
+
+    def _stop_now(self, action: Action, judged: Judged, person: bool) -> _Stop | None:
+        """Why ``action``, decided before (by a person where ``person``), must not run on
+        ``judged``, the policy's verdict on the host's facts now; None where it runs. One
+        verdict for the run (:meth:`_still_allowed`) and its rehearsal (:meth:`rehearse`),
+        so that a dry run never says "would run" where the yes would not."""
+        fresh = judged.plan
+        if judged.unread is not None:
+            return _Stop(_unread(judged))
+        if not fresh.allowed:
+            return _Stop(fresh.reason, refused=True)
         if (change := _changed(action, judged)) is not None:
-            return self._back_to_person(action, f"{change} (risk {fresh.risk}: "
-                                        f"{fresh.reason})", judged)
-        # a person's yes survives a restart: the action records who approved it
-        person = by_person or action.decided_by is not None
+            return _Stop(f"{change} (risk {fresh.risk}: {fresh.reason})", shown=judged)
         if not person and decide(self.settings.autonomy_level,
                                  fresh.risk).outcome != "execute":
-            return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
-                                        f"risk: {fresh.reason}", judged)
+            return _Stop(f"the host's facts now make it {fresh.risk} risk: {fresh.reason}",
+                         shown=judged)
         if person and riskier(fresh.risk, action.risk):
             # the yes was to what the person was shown: the same argv can do more now (a
             # unit that gained Conflicts= stops another as it starts)
-            return self._back_to_person(action, f"the host's facts now make it {fresh.risk} "
-                                        f"risk, {action.risk} when it was shown: "
-                                        f"{fresh.reason}", judged)
+            return _Stop(f"the host's facts now make it {fresh.risk} risk, {action.risk} "
+                         f"when it was shown: {fresh.reason}", shown=judged)
         return None
 
     def _back_to_person(self, action: Action, why: str, judged: Judged | None = None
@@ -906,7 +973,7 @@ class Executor:
             return self.actions.move(
                 action_id, "recorded", "executor",
                 f"dry run (executor.dry_run): would run "
-                f"{action.plan.get('commands', [])}; not run")
+                f"{self._would_run(action.host, action.plan)}; not run")
         if HostStore(self.store.db).removed(action.host):
             # `systems remove` withdrew its fixes; this one was decided after (the daemon's
             # transports, built at its start, still reach the host): nobody manages it now
@@ -1029,8 +1096,12 @@ class Executor:
         return tried
 
     async def _run_failed(self, claimed: Action, exc: AiSysadminError) -> Action:
+        # what ran before the failure, and what the failed command said, as a fix that
+        # succeeded keeps it (`approve show`): a reset-failed that ran before a failed start
+        # changed the host too
+        ran = exc.outputs if isinstance(exc, _Failed) else []
         failed = self.actions.move(claimed.id, "failed", "executor", str(exc),
-                                   {"error": str(exc)})
+                                   {"error": str(exc), **({"commands": ran} if ran else {})})
         self._escalate(claimed, f"action {claimed.id} failed: {exc}")
         return await self._told(failed)
 
@@ -1185,12 +1256,25 @@ class Executor:
     def command_lines(self, action: Action) -> list[list[str]]:
         """The exact argvs the action runs on its host: the policy's bare program names
         resolved through ``programs``, behind sudo where the daemon is not root."""
-        transport = self.transports.get(action.host)
+        return self._lines(action.host, action.plan)
+
+    def _lines(self, host: str, plan: dict[str, Any]) -> list[list[str]]:
+        """:meth:`command_lines` of a ``plan`` (an action's record of it) on ``host``."""
+        transport = self.transports.get(host)
         if transport is None:
-            raise AiSysadminError(f"no transport to host {action.host}")
+            raise AiSysadminError(f"no transport to host {host}")
         programs = self.settings.on_host(transport.local_programs).programs
         return [[*self._sudo(transport), programs.resolve(argv[0]), *argv[1:]]
-                for argv in action.plan.get("commands", [])]
+                for argv in plan.get("commands", [])]
+
+    def _would_run(self, host: str, plan: dict[str, Any]) -> str:
+        """What a dry run (``executor.dry_run``) records of a ``plan`` it runs not: the exact
+        argvs, as a person's ``approve --dry-run`` prints them; the policy's, where no
+        transport to ``host`` is known here (nothing could run there either)."""
+        try:
+            return str(self._lines(host, plan))
+        except AiSysadminError as exc:
+            return f"{[list(c) for c in plan.get('commands', [])]} ({exc})"
 
     async def rehearse(self, action_id: int) -> Rehearsal:
         """A dry run of a person's approve: the same checks on the host's facts now, and
@@ -1201,16 +1285,14 @@ class Executor:
         if (why := self._would_not_take(action)) is not None:
             return Rehearsal(action, [], why)
         judged = await self.judge(action.host, action.kind, action.params, action.incident_id)
-        if judged.unread is not None:
-            return Rehearsal(action, [], f"approve would run nothing: {_unread(judged)}; it "
-                             "would wait for approval again", waits_again=True)
-        if not judged.plan.allowed:
-            return Rehearsal(action, [], "approve would refuse it: the policy refuses it now: "
-                             f"{judged.plan.reason}")
-        if (change := _changed(action, judged)) is not None:
-            return Rehearsal(action, [], f"approve would run nothing: {change}; it would "
-                             f"wait for approval again, shown as it is now (risk "
-                             f"{judged.plan.risk}: {judged.plan.reason})", waits_again=True)
+        if (stop := self._stop_now(action, judged, person=True)) is not None:
+            if stop.refused:
+                return Rehearsal(action, [], "approve would refuse it: the policy refuses it "
+                                 f"now: {stop.why}")
+            return Rehearsal(action, [], f"approve would run nothing: {stop.why}; it would "
+                             "wait for approval again" + (
+                                 ", shown as it is now" if stop.shown else ""),
+                             waits_again=True)
         if (down := await self._reachable(action)) is not None:  # as _run asks before a claim
             return Rehearsal(action, [], f"approve would run nothing: {down}; it would wait "
                              "for approval again", waits_again=True)
@@ -1251,18 +1333,19 @@ class Executor:
             except SudoRefused as exc:
                 # refused before the first command ran, the fix ran nothing; a later one
                 # follows commands that ran, and the fix failed
-                kind = AiSysadminError if outputs else _NothingRan
-                raise kind(f"{shown}: {redact(str(exc))}") from exc
+                if not outputs:
+                    raise _NothingRan(f"{shown}: {redact(str(exc))}") from exc
+                raise _Failed(f"{shown}: {redact(str(exc))}", outputs) from exc
             except TransportError as exc:
-                raise AiSysadminError(f"{shown}: {redact(str(exc))}") from exc
+                raise _Failed(f"{shown}: {redact(str(exc))}", outputs) from exc
             self._progress(Progress(action.id, action.host, "ran", shown, done.returncode))
             # what a command prints is host text: masked before the store or a log holds it
             outputs.append({"argv": argv, "returncode": done.returncode,
                             "stdout": redact_cut(done.stdout, 2000, tail=True),
                             "stderr": redact_cut(done.stderr, 2000, tail=True)})
             if not done.ok:
-                raise AiSysadminError(f"{shown} exited {done.returncode}: "
-                                      f"{redact_cut(done.stderr.strip(), 300, tail=True)}")
+                raise _Failed(f"{shown} exited {done.returncode}: "
+                              f"{redact_cut(done.stderr.strip(), 300, tail=True)}", outputs)
         return outputs
 
     async def _verify(self, action: Action, ran_at: float, before: UnitFacts | None = None
