@@ -9,12 +9,14 @@ sandboxes may run at once: each has its own work directory and cgroup. Needs roo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import re
 import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -55,6 +57,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: the lab's own namespaces: (nsenter's option, the file's name in /proc/PID/ns)
 NAMESPACES = (("mount", "mnt"), ("uts", "uts"), ("ipc", "ipc"), ("net", "net"),
               ("pid", "pid"), ("cgroup", "cgroup"))
+#: setns(2)'s type of a network namespace
+CLONE_NEWNET = 0x40000000
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,41 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
         for sig in dict.fromkeys(came):
             signal.raise_signal(sig)
+
+
+def _setns(fd: int, nstype: int) -> None:
+    # os.setns is Python 3.12's
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _socket_in(netns: int, family: int, kind: int) -> socket.socket:
+    """A socket of the network namespace ``netns``: it is made there by a thread of its own
+    (a namespace is a thread's to enter), and stays of that namespace wherever it is used."""
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(netns, CLONE_NEWNET)
+            try:
+                made.append(socket.socket(family, kind))
+            finally:
+                _setns(own, CLONE_NEWNET)
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+        finally:
+            os.close(own)
+
+    thread = threading.Thread(target=make, name="lab-netns", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def _owner_gone(pid: int) -> bool:
@@ -575,6 +614,19 @@ class Sandbox:
             detail = (err or out).strip()[-300:] or "no output"
             raise LabError(f"lab command {' '.join(cmd)!r} exited {proc.returncode}: {detail}")
         return result
+
+    def socket(self, family: int = socket.AF_INET,
+               kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A socket of the lab's network: it connects from inside the lab (whose 127.0.0.1
+        is its own), with no program started in there."""
+        if self.pid1 is None or "net" not in self._ns:
+            raise LabError("the sandbox is not started")
+        if not self._pid1_alive():
+            raise LabError(f"the lab is down: its systemd (PID {self.pid1}) has exited")
+        try:
+            return _socket_in(self._ns["net"], family, kind)
+        except OSError as exc:
+            raise LabError(f"cannot open a socket in the lab's network: {exc}") from exc
 
     def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
         """Create or replace ``path`` (absolute, inside the lab) and its parent directories."""
