@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ def write_results(run: EvalRun, path: Path) -> Path:
     """Write the whole run (scores and transcripts) atomically; the folder is made if needed.
     The file is private to its owner: transcripts quote host text."""
     data = {"format": FORMAT, **run.to_dict(transcript=True)}
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -35,8 +37,29 @@ def write_results(run: EvalRun, path: Path) -> Path:
             handle.write("\n")
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # gone if os.replace took it; else no half file stays behind
         raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
     return path
+
+
+def check_results_path(path: Path, *, folder: bool = False) -> None:
+    """Raise AiSysadminError now where the results file could not be written: an evaluation
+    takes minutes to hours, and its scores are not to be lost at the end to a path that was
+    wrong from the start. ``folder``: ``path`` is the folder that a file named for the run
+    will go into. The folder is made if needed, as writing would."""
+    where = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise AiSysadminError(f"cannot write the results file {path}: it is a directory")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        # what writing does: a temporary file in the folder, later renamed over the file
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=where)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
 
 
 def load_results(path: Path) -> dict[str, Any]:
