@@ -156,3 +156,21 @@ def test_scores_are_shown_when_the_results_file_fails_and_no_temporary_file_stay
     assert "crash-loop" in out and "total (1)" in out and "1/1 pass" in out
     assert "results and transcripts:" not in out
     assert [p.name for p in results.parent.iterdir()] == ["r.json"]
+
+
+def test_an_override_is_taken_where_the_same_config_file_would_be(tmp_path: Path) -> None:
+    """A context set for a smaller model: the conversation's size, left unset, is made to fit
+    it, in the operator's file and under an override alike; one set by hand stays set."""
+    base = Settings(ai_name="hal", state_dir=tmp_path / "state", llm={"context_size": 8192})
+    in_file = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                       llm={"context_size": 8192, "max_tokens": 1024})
+    run = evaluate([], base, overrides={"llm.max_tokens": 1024})
+    assert run.overrides == {"llm.max_tokens": 1024}
+    mine = eval_settings(base, load_scenario("healthy-noop"), tmp_path / "run",
+                         {"llm.max_tokens": 1024})
+    assert mine.llm.max_tokens == 1024
+    assert mine.agent.max_context_chars == in_file.agent.max_context_chars == 14904
+    by_hand = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                       llm={"context_size": 8192}, agent={"max_context_chars": 17000})
+    with pytest.raises(ConfigError, match="lower agent.max_context_chars"):
+        evaluate([], by_hand, overrides={"llm.max_tokens": 1024})
