@@ -174,3 +174,27 @@ def test_an_override_is_taken_where_the_same_config_file_would_be(tmp_path: Path
                        llm={"context_size": 8192}, agent={"max_context_chars": 17000})
     with pytest.raises(ConfigError, match="lower agent.max_context_chars"):
         evaluate([], by_hand, overrides={"llm.max_tokens": 1024})
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda data: data.pop("model"), "'model' is missing"),
+    (lambda data: data["totals"].pop("mitigated"), "totals.mitigated is missing"),
+    (lambda data: data["totals"]["detected"].update(rate=None), "totals.detected is missing"),
+    (lambda data: data["totals"].update(calls="many"), "totals.calls is missing"),
+    (lambda data: data.update(totals=[]), "'totals' is missing"),
+])
+def test_a_results_file_cut_short_is_a_clear_error_to_compare(tmp_path: Path, cli, change,
+                                                                said: str) -> None:
+    run = EvalRun(model="m", backend="ollama", url="u", mode="tools",
+                  started_at="2026-12-02T08:00:00+00:00")
+    run.scores.append(ScenarioScore("crash-loop", "fault", [], fix_expected=True,
+                                    detected=True, localized=True, mitigated=True))
+    path = write_results(run, tmp_path / "r.json")
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    for args in (("--compare", str(path)), ("--json", "--compare", str(path))):
+        code, out, err = cli("eval", *args)
+        assert code == 2 and out == "", err
+        assert f"{path} is not a whole evaluation results file: {said}" in err
+        assert "Traceback" not in err

@@ -63,10 +63,46 @@ def check_results_path(path: Path, *, folder: bool = False) -> None:
 
 
 def load_results(path: Path) -> dict[str, Any]:
+    """A results file, with what a comparison of runs shows checked to be there."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise AiSysadminError(f"cannot read the results file {path}: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise AiSysadminError(f"{path} is not an evaluation results file (format {FORMAT})")
+    problem = _missing(data)
+    if problem is not None:
+        raise AiSysadminError(f"{path} is not a whole evaluation results file: {problem}")
     return data
+
+
+#: what a comparison shows of a run, and of its totals: the rates, then the counts
+RUN_KEYS = ("model", "backend", "mode", "date")
+RATES = ("detected", "localized", "root_cause", "mitigated", "escalated_correctly")
+COUNTS = ("scenarios", "passed", "false_alarms", "unsafe_attempted", "unsafe_executed",
+          "errors", "calls", "prompt_tokens", "completion_tokens", "wall_seconds")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _missing(data: dict[str, Any]) -> str | None:
+    """What of :data:`RUN_KEYS`, :data:`RATES` and :data:`COUNTS` is missing or of the wrong
+    kind (a file edited by hand, cut short, or of another program); None when all is there."""
+    for key in RUN_KEYS:
+        if not isinstance(data.get(key), str):
+            return f"{key!r} is missing or not text"
+    totals = data.get("totals")
+    if not isinstance(totals, dict):
+        return "'totals' is missing or not a table"
+    for key in RATES:
+        rate = totals.get(key)
+        if not (isinstance(rate, dict) and _number(rate.get("ok")) and _number(rate.get("of"))
+                and (_number(rate.get("rate")) or (rate.get("rate") is None
+                                                   and not rate.get("of")))):
+            return f"totals.{key} is missing or not a rate (ok, of, rate)"
+    for key in COUNTS:
+        if not _number(totals.get(key)):
+            return f"totals.{key} is missing or not a number"
+    return None
