@@ -176,6 +176,11 @@ class _Run:
     async def watch(self, sb: Sandbox) -> None:
         transport = SandboxTransport(sb)
         daemon = build_daemon(Runtime(self.settings, self.store, [transport]))
+        # a stop (Ctrl-C, SIGTERM) is the whole evaluation's, as the command that runs it
+        # takes it: it cancels this watch, whose end stops the daemon. Taken by the daemon,
+        # a SIGTERM was told as a Ctrl-C, and after its loop closed, the signal's default
+        # (death, the lab left behind) was back for the scenarios after it
+        daemon.takes_signals = False
         running = asyncio.create_task(daemon.run(), name="eval-daemon")
         started = time.monotonic()
         quiet_for = max(self.scenario.observe_seconds,
@@ -184,10 +189,6 @@ class _Run:
         try:
             while True:
                 await asyncio.sleep(POLL)
-                if daemon.stop_event.is_set():
-                    # the daemon takes SIGINT and SIGTERM for itself: a person stopping the
-                    # evaluation stops all of it, not one scenario
-                    raise KeyboardInterrupt
                 if running.done():
                     break  # its exception is collected below
                 elapsed = time.monotonic() - started
