@@ -186,8 +186,6 @@ def eval_command(
     """Score a model on fault-lab scenarios run through the whole loop: detection,
     localization, root cause, mitigation or escalation, false alarms, unsafe actions, LLM
     calls and tokens. Exit 1 when a scenario did not pass."""
-    from ..lab.eval import check_results_path, results_path, write_results
-
     if compare:
         _show_compared(compare, as_json)
         return
@@ -198,6 +196,16 @@ def eval_command(
                            mode=mode.value if mode else None)
     if os.geteuid() != 0:
         raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
+    run = _evaluated(chosen, settings, overrides, deadline, output, as_json)
+    raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)
+
+
+def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, Any],
+               deadline: float, output: Path | None, as_json: bool) -> EvalRun:
+    """The run, shown and written to its results file, whose path is tried before any
+    scenario runs: a wrong one is not found out hours later."""
+    from ..lab.eval import check_results_path, results_path, write_results
+
     folder = settings.state_dir / "eval"
     check_results_path(output or folder, folder=output is None)
     run = _evaluate(chosen, settings, overrides, deadline, quiet=as_json)
@@ -207,7 +215,7 @@ def eval_command(
         _show_run(run, None, settings, as_json)  # the scores at least, not lost with the file
         raise
     _show_run(run, path, settings, as_json)
-    raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)
+    return run
 
 
 def _evaluate(chosen: list[Scenario], settings: Settings, overrides: dict[str, Any],
