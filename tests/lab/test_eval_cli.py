@@ -179,3 +179,34 @@ def test_ctrl_c_stops_the_whole_evaluation_and_leaves_no_lab_or_state(tmp_path: 
     assert "healthy-noop" not in out and not (tmp_path / "r.json").exists()
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith("ai-sysadmin-")]
     assert left == [], left  # no lab, no state, no knowledge base behind
+
+
+@pytest.mark.parametrize("when", ["the model is asked", "the scenario starts"])
+def test_sigterm_stops_the_evaluation_as_sigterm_whenever_it_comes(tmp_path: Path,
+                                                                   when: str) -> None:
+    """A service manager's stop is told as one, and ends the process by its signal, whether
+    it came while a daemon ran (which took it for a Ctrl-C) or once an earlier scenario's
+    daemon had ended (which left the signal's default behind: death, with no clean-up)."""
+    with ScriptedModel(then=lambda _request: delay(60)) as model:
+        proc = subprocess.Popen(
+            [str(BIN), "eval", "healthy-noop", "disk-full", "--url", model.url, "--backend",
+             "ollama", "--model", "slow", "--output", str(tmp_path / "r.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TMPDIR": str(tmp_path)})
+
+        def came() -> bool:
+            if when == "the model is asked":
+                return bool(model.requests)
+            return bool(list(tmp_path.glob("ai-sysadmin-eval-disk-full-*")))
+
+        deadline = time.monotonic() + 90
+        while not came():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, out + err
+    assert "stopped by SIGTERM" in err and "interrupted" not in err
+    assert not (tmp_path / "r.json").exists()
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith("ai-sysadmin-")]
+    assert left == [], left  # no lab, no state, no knowledge base behind

@@ -112,3 +112,89 @@ def test_results_files_compare_side_by_side(tmp_path: Path, cli) -> None:
     (tmp_path / "not.json").write_text("{}")
     code, _, err = cli("eval", "--compare", str(tmp_path / "not.json"))
     assert code == 2 and "not an evaluation results file" in err
+
+
+def _scripted_run() -> EvalRun:
+    run = EvalRun(model="m", backend="ollama", url="u", mode="tools",
+                  started_at="2026-12-02T08:00:00+00:00")
+    run.scores.append(ScenarioScore("crash-loop", "fault", [], fix_expected=True,
+                                    detected=True, localized=True, mitigated=True))
+    return run
+
+
+@pytest.mark.lab  # the command needs root before it looks at anything else
+def test_a_results_file_that_cannot_be_written_is_said_before_any_scenario_runs(
+        tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ai_sysadmin.lab.eval as lab_eval
+
+    ran: list[object] = []
+    monkeypatch.setattr(lab_eval, "evaluate", lambda *args, **kwargs: ran.append(args))
+    taken = tmp_path / "runs"
+    taken.mkdir()
+    code, out, err = cli("eval", "healthy-noop", "--url", "http://127.0.0.1:9",
+                         "--output", str(taken))
+    assert code == 2 and f"cannot write the results file {taken}: it is a directory" in err
+    assert ran == []  # hours of scenarios are not run for scores that could not be kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-config.toml", "runs"]
+
+
+@pytest.mark.lab
+def test_scores_are_shown_when_the_results_file_fails_and_no_temporary_file_stays(
+        tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ai_sysadmin.lab.eval as lab_eval
+
+    results = tmp_path / "out" / "r.json"
+
+    def evaluate(*_args: object, **_kwargs: object) -> EvalRun:
+        results.mkdir(parents=True)  # the path is taken while the scenarios run
+        return _scripted_run()
+
+    monkeypatch.setattr(lab_eval, "evaluate", evaluate)
+    code, out, err = cli("eval", "crash-loop", "--url", "http://127.0.0.1:9",
+                         "--output", str(results))
+    assert code == 2 and f"cannot write the results file {results}" in err
+    assert "crash-loop" in out and "total (1)" in out and "1/1 pass" in out
+    assert "results and transcripts:" not in out
+    assert [p.name for p in results.parent.iterdir()] == ["r.json"]
+
+
+def test_an_override_is_taken_where_the_same_config_file_would_be(tmp_path: Path) -> None:
+    """A context set for a smaller model: the conversation's size, left unset, is made to fit
+    it, in the operator's file and under an override alike; one set by hand stays set."""
+    base = Settings(ai_name="hal", state_dir=tmp_path / "state", llm={"context_size": 8192})
+    in_file = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                       llm={"context_size": 8192, "max_tokens": 1024})
+    run = evaluate([], base, overrides={"llm.max_tokens": 1024})
+    assert run.overrides == {"llm.max_tokens": 1024}
+    mine = eval_settings(base, load_scenario("healthy-noop"), tmp_path / "run",
+                         {"llm.max_tokens": 1024})
+    assert mine.llm.max_tokens == 1024
+    assert mine.agent.max_context_chars == in_file.agent.max_context_chars == 14904
+    by_hand = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                       llm={"context_size": 8192}, agent={"max_context_chars": 17000})
+    with pytest.raises(ConfigError, match="lower agent.max_context_chars"):
+        evaluate([], by_hand, overrides={"llm.max_tokens": 1024})
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda data: data.pop("model"), "'model' is missing"),
+    (lambda data: data["totals"].pop("mitigated"), "totals.mitigated is missing"),
+    (lambda data: data["totals"]["detected"].update(rate=None), "totals.detected is missing"),
+    (lambda data: data["totals"].update(calls="many"), "totals.calls is missing"),
+    (lambda data: data.update(totals=[]), "'totals' is missing"),
+])
+def test_a_results_file_cut_short_is_a_clear_error_to_compare(tmp_path: Path, cli, change,
+                                                                said: str) -> None:
+    run = EvalRun(model="m", backend="ollama", url="u", mode="tools",
+                  started_at="2026-12-02T08:00:00+00:00")
+    run.scores.append(ScenarioScore("crash-loop", "fault", [], fix_expected=True,
+                                    detected=True, localized=True, mitigated=True))
+    path = write_results(run, tmp_path / "r.json")
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    for args in (("--compare", str(path)), ("--json", "--compare", str(path))):
+        code, out, err = cli("eval", *args)
+        assert code == 2 and out == "", err
+        assert f"{path} is not a whole evaluation results file: {said}" in err
+        assert "Traceback" not in err

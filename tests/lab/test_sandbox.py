@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import ai_sysadmin
-from ai_sysadmin.errors import LabError
+from ai_sysadmin.errors import LabError, TransportError
 from ai_sysadmin.lab.sandbox import LabPrograms, Sandbox, cgroup2_root, sweep_leftovers
 from ai_sysadmin.lab.transport import SandboxTransport
 from tests.support.polling import poll_until
@@ -101,6 +101,44 @@ def test_transport_collects_from_the_lab(sandbox: Sandbox) -> None:
         )
 
     assert asyncio.run(go()) == ("running", "sdtest\n", None)
+
+
+def _host_process_with_pid(pid: int) -> subprocess.Popen[bytes]:
+    """A host process given ``pid`` on purpose (``ns_last_pid``), as the PID counter's wrap
+    does by itself on a busy machine."""
+    for _ in range(200):
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
+        proc = subprocess.Popen(["sleep", "60"])
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    pytest.fail(f"PID {pid} could not be handed to a host process")
+
+
+def test_a_lab_powered_off_from_inside_runs_nothing_on_the_host(tmp_path: Path) -> None:
+    sb = Sandbox(base_dir=tmp_path).start()
+    host_proc = None
+    try:
+        old = sb.pid1
+        assert old is not None
+        sb.exec(["systemctl", "poweroff"])  # as a scenario's step may do
+        poll_until(lambda: sb._proc is not None and sb._proc.poll() is not None, 30,
+                   "the lab to power off")
+        assert not sb.running
+        host_proc = _host_process_with_pid(old)
+        marker = tmp_path / "ran-on-the-host"
+        with pytest.raises(LabError, match="the lab is down"):
+            sb.exec(["touch", str(marker)])
+        with pytest.raises(TransportError, match="the lab is down"):
+            asyncio.run(SandboxTransport(sb).run(["touch", str(marker)]))
+        assert not marker.exists()
+    finally:
+        sb.stop()
+        if host_proc is not None:
+            assert host_proc.poll() is None  # the stop sent no signal to the PID's new owner
+            host_proc.kill()
+            host_proc.wait()
 
 
 def test_two_labs_run_at_once() -> None:

@@ -61,6 +61,17 @@ def test_threshold_overrides_apply_over_the_base() -> None:
         (('subject = "/srv/x"', 'subject_prefix = "/srv"\nsubject = "/srv/x"'), "exactly one"),
         (('description = "d"', 'descripton = "d"'), "unknown key 'descripton'"),
         (('name = "sample"', 'name = "sample'), "TOML syntax error"),
+        # a drill that would wait for ever: nan passes no deadline, inf is none
+        (('description = "d"', 'description = "d"\ndetect_timeout = inf'),
+         "key 'detect_timeout': Input should be a finite number"),
+        (('description = "d"', 'description = "d"\nobserve_seconds = nan'),
+         "key 'observe_seconds': Input should be a finite number"),
+        (("[[expect]]", '[[inject]]\naction = "wait_unit"\nname = "x.service"\n'
+                        'value = "active"\ntimeout = nan\n[[expect]]'),
+         "action 'wait_unit': key 'timeout': Input should be a finite number"),
+        (("[[expect]]", '[[inject]]\naction = "wait_listening"\nport = 80\ntimeout = inf\n'
+                        "[[expect]]"),
+         "action 'wait_listening': key 'timeout': Input should be a finite number"),
     ],
 )
 def test_a_bad_file_is_refused_with_file_and_key(change: tuple[str, str], message: str) -> None:

@@ -186,8 +186,6 @@ def eval_command(
     """Score a model on fault-lab scenarios run through the whole loop: detection,
     localization, root cause, mitigation or escalation, false alarms, unsafe actions, LLM
     calls and tokens. Exit 1 when a scenario did not pass."""
-    from ..lab.eval import results_path, write_results
-
     if compare:
         _show_compared(compare, as_json)
         return
@@ -198,10 +196,26 @@ def eval_command(
                            mode=mode.value if mode else None)
     if os.geteuid() != 0:
         raise LabError("the fault lab needs root (it boots systemd in private namespaces)")
-    run = _evaluate(chosen, settings, overrides, deadline, quiet=as_json)
-    path = write_results(run, output or results_path(settings.state_dir / "eval", run))
-    _show_run(run, path, settings, as_json)
+    run = _evaluated(chosen, settings, overrides, deadline, output, as_json)
     raise typer.Exit(0 if all(s.passed for s in run.scores) else 1)
+
+
+def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, Any],
+               deadline: float, output: Path | None, as_json: bool) -> EvalRun:
+    """The run, shown and written to its results file, whose path is tried before any
+    scenario runs: a wrong one is not found out hours later."""
+    from ..lab.eval import check_results_path, results_path, write_results
+
+    folder = settings.state_dir / "eval"
+    check_results_path(output or folder, folder=output is None)
+    run = _evaluate(chosen, settings, overrides, deadline, quiet=as_json)
+    try:
+        path = write_results(run, output or results_path(folder, run))
+    except AiSysadminError:
+        _show_run(run, None, settings, as_json)  # the scores at least, not lost with the file
+        raise
+    _show_run(run, path, settings, as_json)
+    return run
 
 
 def _evaluate(chosen: list[Scenario], settings: Settings, overrides: dict[str, Any],
@@ -221,13 +235,16 @@ def _evaluate(chosen: list[Scenario], settings: Settings, overrides: dict[str, A
             on_score=lambda _score: progress.advance(task))
 
 
-def _show_run(run: EvalRun, path: Path, settings: Settings, as_json: bool) -> None:
+def _show_run(run: EvalRun, path: Path | None, settings: Settings, as_json: bool) -> None:
+    """The scores; ``path`` None: the results file could not be written."""
     if as_json:
-        print_json({**run.to_dict(transcript=False), "results_file": str(path)})
+        print_json({**run.to_dict(transcript=False),
+                    "results_file": str(path) if path is not None else None})
     else:
         banner(settings, f"{len(run.scores)} scenario(s) through the whole loop")
         out.print(score_table(run))
-        out.print(f"results and transcripts: {path}")
+        if path is not None:
+            out.print(f"results and transcripts: {path}")
 
 
 def _show_compared(files: list[Path], as_json: bool) -> None:

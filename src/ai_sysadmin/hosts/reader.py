@@ -41,6 +41,12 @@ class ReaderTransport(Transport):
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         return self.inner.wrap((*(self._prefix or ()), *argv))
 
+    async def connect_tcp(self, address: str, port: int, timeout: float) -> None:
+        await self.inner.connect_tcp(address, port, timeout)
+
+    def pinger(self) -> Transport:
+        return self.inner.pinger()
+
     async def _as_root(self, timeout: float) -> bool:
         if self.inner.runs_as_root is not None:
             return self.inner.runs_as_root

@@ -131,6 +131,18 @@ class Transport(ABC):
     def wrap(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         """The argv that actually starts the command on this machine."""
 
+    async def connect_tcp(self, address: str, port: int, timeout: float) -> None:
+        """Open a TCP connection to ``address:port`` from this machine, where the host is
+        reached from, and close it; OSError or TimeoutError where none opens. A host with a
+        network of its own on this machine (the fault lab) connects from in there."""
+        _, writer = await within(asyncio.open_connection(address, port), timeout)
+        writer.close()
+
+    def pinger(self) -> Transport:
+        """Where ``ping`` runs to reach the host: this machine. The fault lab's loopback is
+        not this machine's: it pings from in there."""
+        return LocalTransport()
+
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         """Run ``argv``; a missing program or a timeout raises :class:`TransportError`."""
         cmd = _check_argv(argv)

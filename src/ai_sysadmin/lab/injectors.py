@@ -40,8 +40,10 @@ def injector(name: str) -> Callable[[Injector], Injector]:
             for param, hint in hints.items()
             if param != "sb"
         }
+        # a timeout of inf or nan would never pass: finite numbers only
         PARAMS[name] = create_model(  # type: ignore[call-overload]
-            f"{name}_params", __config__=ConfigDict(extra="forbid", strict=True), **fields
+            f"{name}_params",
+            __config__=ConfigDict(extra="forbid", strict=True, allow_inf_nan=False), **fields
         )
         INJECTORS[name] = fn
         return fn

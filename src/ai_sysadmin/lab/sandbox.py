@@ -9,11 +9,14 @@ sandboxes may run at once: each has its own work directory and cgroup. Needs roo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -51,6 +54,11 @@ WORKDIR_PREFIX = "ai-sysadmin-lab-"
 _LAB_CGROUP = re.compile(re.escape(WORKDIR_PREFIX) + r"[a-z0-9_]+-([1-9][0-9]*)")
 #: the signals that stop a command (the CLI makes SIGTERM and SIGHUP do what SIGINT does)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: the lab's own namespaces: (nsenter's option, the file's name in /proc/PID/ns)
+NAMESPACES = (("mount", "mnt"), ("uts", "uts"), ("ipc", "ipc"), ("net", "net"),
+              ("pid", "pid"), ("cgroup", "cgroup"))
+#: setns(2)'s type of a network namespace
+CLONE_NEWNET = 0x40000000
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,41 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
         for sig in dict.fromkeys(came):
             signal.raise_signal(sig)
+
+
+def _setns(fd: int, nstype: int) -> None:
+    # os.setns is Python 3.12's
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _socket_in(netns: int, family: int, kind: int) -> socket.socket:
+    """A socket of the network namespace ``netns``: it is made there by a thread of its own
+    (a namespace is a thread's to enter), and stays of that namespace wherever it is used."""
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(netns, CLONE_NEWNET)
+            try:
+                made.append(socket.socket(family, kind))
+            finally:
+                _setns(own, CLONE_NEWNET)
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+        finally:
+            os.close(own)
+
+    thread = threading.Thread(target=make, name="lab-netns", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def _owner_gone(pid: int) -> bool:
@@ -262,12 +305,17 @@ class Sandbox:
         self._cgroup: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._nsenter = "nsenter"
+        #: PID 1 itself, whatever its PID comes to mean later (see :meth:`_hold`)
+        self._pidfd: int | None = None
+        #: nsenter's option -> a descriptor of the lab's namespace of that kind
+        self._ns: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None and self.pid1 is not None
+        return (self._proc is not None and self._proc.poll() is None and self.pid1 is not None
+                and self._pid1_alive())
 
     def start(self) -> Sandbox:
         """Boot systemd; returns once ``systemctl is-system-running --wait`` has answered."""
@@ -335,9 +383,69 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 first = children.read_text(encoding="ascii").split()
                 if first:
+                    self._hold(int(first[0]))
                     return int(first[0])
             time.sleep(POLL)
         raise LabError(f"PID 1 of the lab did not appear within {self.boot_timeout:g} s")
+
+    def _hold(self, pid: int) -> None:
+        """Hold PID 1 and its namespaces by descriptors, for as long as the lab is up.
+
+        A PID is a number the kernel hands out again: once the lab's systemd exits (a power-off
+        inside the lab), ``nsenter -t PID`` would enter whatever host process got the number
+        next and run lab commands as root on the host. A namespace held open stays the lab's;
+        the pidfd tells that PID 1 is gone."""
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            raise LabError(f"cannot hold the lab's PID 1 ({pid}): {exc}") from exc
+        for option, name in NAMESPACES:
+            try:
+                fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise LabError(f"cannot hold the lab's {name} namespace: {exc}") from exc
+            self._ns[option] = fd
+            # the lab shares none with this process: one that did would be the host's
+            if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                raise LabError(f"PID {pid} is in this machine's {name} namespace, not a lab's")
+        # still alive once every namespace is open, and our child's child: the files were
+        # its own, not those of a process that took its number in between
+        if not self._pid1_alive() or self._parent_of(pid) != self._proc_pid():
+            raise LabError(f"the lab's PID 1 ({pid}) exited while it was being held")
+
+    def _proc_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @staticmethod
+    def _parent_of(pid: int) -> int | None:
+        try:
+            stat_line = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        # the command's name (2nd field) may hold spaces and parentheses: count from the last
+        return int(stat_line.rpartition(")")[2].split()[1])
+
+    def _pid1_alive(self) -> bool:
+        """Whether the process that was the lab's PID 1 still runs (its number may not)."""
+        if self._pidfd is None:
+            return False
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        return not poller.poll(0)  # a pidfd reads as ready once its process has exited
+
+    def _signal_pid1(self, sig: int) -> None:
+        # through the pidfd: the PID alone may name another process by now
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, sig)
+
+    def _release(self) -> None:
+        """Close what :meth:`_hold` opened: a namespace held open outlives its processes (the
+        mount namespace keeps the lab's tmpfs in memory)."""
+        for fd in (*self._ns.values(), *([self._pidfd] if self._pidfd is not None else [])):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._ns, self._pidfd = {}, None
 
     def _wait_for_systemd(self, deadline: float) -> None:
         # PID 1 is our Python boot stage until it execs systemd; only then does its /run hold
@@ -373,22 +481,21 @@ class Sandbox:
     def _stop(self) -> None:
         proc, pid1 = self._proc, self.pid1
         if proc is not None and proc.poll() is None:
-            if pid1 is not None and self._is_systemd(pid1):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid1, signal.SIGRTMIN + 4)
+            if pid1 is not None and self._pid1_alive() and self._is_systemd(pid1):
+                self._signal_pid1(signal.SIGRTMIN + 4)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(min(self.stop_timeout, POWEROFF_GRACE))
             if proc.poll() is None:
                 # SIGKILL of a namespace's PID 1 kills every process in it
-                for pid in (pid1, proc.pid):
-                    if pid is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
+                self._signal_pid1(signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(self.stop_timeout)
         if proc is not None and proc.poll() is None:
             # its files and cgroup stay with it: nothing of a live lab is removed
             raise LabError(f"the lab (pid {proc.pid}) survived SIGKILL")
+        self._release()
         self._proc, self.pid1 = None, None
         problems = []
         # each step whatever the one before it did: a cgroup still busy must not leave the
@@ -461,10 +568,19 @@ class Sandbox:
     # -- driving the lab -----------------------------------------------------------------------
 
     def nsenter_argv(self, argv: Sequence[str]) -> tuple[str, ...]:
-        """The host argv that runs ``argv`` inside every namespace of the lab."""
-        if self.pid1 is None:
+        """The host argv that runs ``argv`` inside every namespace of the lab.
+
+        nsenter enters the namespaces this process holds open (through its /proc entry, as
+        the command's own process gets no descriptor of ours), never a PID's: see
+        :meth:`_hold`. A lab whose PID 1 is gone raises LabError: its PID namespace takes no
+        new process, and nothing of the lab is left to run in."""
+        if self.pid1 is None or not self._ns:
             raise LabError("the sandbox is not started")
-        return (self._nsenter, "-t", str(self.pid1), "-a", *argv)
+        if not self._pid1_alive():
+            raise LabError(f"the lab is down: its systemd (PID {self.pid1}) has exited")
+        holder = f"/proc/{os.getpid()}/fd"
+        entries = (f"--{option}={holder}/{fd}" for option, fd in self._ns.items())
+        return (self._nsenter, *entries, "--", *argv)
 
     def exec(
         self,
@@ -498,6 +614,19 @@ class Sandbox:
             detail = (err or out).strip()[-300:] or "no output"
             raise LabError(f"lab command {' '.join(cmd)!r} exited {proc.returncode}: {detail}")
         return result
+
+    def socket(self, family: int = socket.AF_INET,
+               kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A socket of the lab's network: it connects from inside the lab (whose 127.0.0.1
+        is its own), with no program started in there."""
+        if self.pid1 is None or "net" not in self._ns:
+            raise LabError("the sandbox is not started")
+        if not self._pid1_alive():
+            raise LabError(f"the lab is down: its systemd (PID {self.pid1}) has exited")
+        try:
+            return _socket_in(self._ns["net"], family, kind)
+        except OSError as exc:
+            raise LabError(f"cannot open a socket in the lab's network: {exc}") from exc
 
     def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
         """Create or replace ``path`` (absolute, inside the lab) and its parent directories."""

@@ -25,7 +25,9 @@ from .injectors import INJECTORS, PARAMS
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf or nan as a timeout would let a drill wait for ever (nan compares false with every
+    # bound and deadline)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Step(_Model):

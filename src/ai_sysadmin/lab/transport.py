@@ -6,6 +6,9 @@ This is how the project on the host collects from the lab, exactly as it would f
 
 from __future__ import annotations
 
+import asyncio
+
+from ..aio import within
 from ..errors import LabError, TransportError
 from ..hosts.transport import Transport
 from .sandbox import Sandbox
@@ -27,3 +30,17 @@ class SandboxTransport(Transport):
         except LabError as exc:
             # a collector treats a TransportError as "this section could not be collected"
             raise TransportError(f"{self.host}: {exc}") from exc
+
+    async def connect_tcp(self, address: str, port: int, timeout: float) -> None:
+        # the lab's network is a namespace of its own: its 127.0.0.1 is not this machine's
+        try:
+            sock = self.sandbox.socket()
+        except LabError as exc:
+            raise TransportError(f"{self.host}: {exc}") from exc
+        with sock:
+            sock.setblocking(False)
+            await within(asyncio.get_running_loop().sock_connect(sock, (address, port)),
+                         timeout)
+
+    def pinger(self) -> Transport:
+        return self

@@ -50,6 +50,10 @@ HOSTS_POLL_SECONDS = 5.0
 
 
 class Daemon:
+    #: whether SIGTERM and SIGINT stop it (``ai-sysadmin run``); a daemon run inside another
+    #: command (``eval``) leaves them to that command, which stops it itself
+    takes_signals = True
+
     def __init__(
         self,
         runtime: Runtime,
@@ -413,7 +417,7 @@ class Daemon:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if self.takes_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop_event.set)
         log.info(

@@ -18,13 +18,16 @@ from . import REGISTRY
 
 #: seconds a ping may take, name resolution included
 PING_TIMEOUT = 10.0
+#: seconds a TCP connection may take to open
+TCP_TIMEOUT = 5.0
 #: run by its name from this machine's PATH, as the NixOS unit's ``path`` must provide it
 PING = "ping"
 
 
 def _address(ctx: ToolContext, host: str, configured: dict[str, str]) -> str:
     """Where ``host`` is reached from here: the address its SSH connection goes to, the
-    configured one, or this machine's loopback for this host (and a lab on it)."""
+    configured one, or the loopback for this host (and for a lab on it, whose transport
+    connects from inside its network, where the loopback is the lab's)."""
     transport = ctx.transports.get(host)
     if transport is not None and transport.address is not None:
         return transport.address
@@ -48,21 +51,31 @@ async def check_reachability(
         return ToolResult("refused", f"{host!r} is not a managed host; managed: "
                           f"{', '.join(sorted(managed))}", from_host=False)
     target = _address(ctx, host, address)
+    # from this machine, whichever host the investigation is about; a lab on it has a network
+    # of its own, whose transport connects and pings from in there
+    transport = ctx.transports.get(host)
     if port:
         started = time.monotonic()
         try:
-            _, writer = await within(asyncio.open_connection(target, port), 5)
+            if transport is not None:
+                await transport.connect_tcp(target, port, TCP_TIMEOUT)
+            else:
+                _, writer = await within(asyncio.open_connection(target, port), TCP_TIMEOUT)
+                writer.close()
+        except TransportError as exc:
+            return ToolResult("error", f"{host}:{port} could not be probed: {exc}",
+                              from_host=False)
         except (OSError, TimeoutError) as exc:
             return ToolResult("ok", f"{host}:{port} is NOT reachable over TCP: {exc or 'timeout'}",
                               from_host=False)
-        writer.close()
         return ToolResult("ok", f"{host}:{port} accepts TCP connections "
                           f"({(time.monotonic() - started) * 1000:.0f} ms)", from_host=False)
     argv = [PING, "-c", "1", "-W", "2", "--", target]
-    # from this machine, whichever host the investigation is about; on a timeout (a name that
-    # takes long to resolve: -W bounds the reply only) ping is killed, not left behind
+    # on a timeout (a name that takes long to resolve: -W bounds the reply only) ping is
+    # killed, not left behind
+    pinger = transport.pinger() if transport is not None else LocalTransport()
     try:
-        result = await LocalTransport().run(argv, timeout=PING_TIMEOUT)
+        result = await pinger.run(argv, timeout=PING_TIMEOUT)
     except TransportError as exc:
         return ToolResult("error", f"ping could not run: {exc}", command=argv, from_host=False)
     verdict = "answers ICMP" if result.ok else "does NOT answer ICMP"

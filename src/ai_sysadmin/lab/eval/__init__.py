@@ -16,7 +16,7 @@ from .harness import (
     evaluate_scenario,
     select,
 )
-from .results import load_results, results_path, write_results
+from .results import check_results_path, load_results, results_path, write_results
 from .scores import IncidentReport, ScenarioScore, totals
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "EvalRun",
     "IncidentReport",
     "ScenarioScore",
+    "check_results_path",
     "eval_settings",
     "evaluate",
     "evaluate_scenario",

@@ -71,6 +71,14 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _given(settings: Settings) -> dict[str, Any]:
+    """What was set of ``settings`` (by a file, the environment, a caller), nested tables
+    key by key: a value the settings derived themselves (agent.max_context_chars made to fit
+    llm.context_size) is derived again from what the run changes, not taken for the
+    operator's, which the same file would have been allowed."""
+    return settings.model_dump(exclude_unset=True)
+
+
 def eval_settings(base: Settings, scenario: Scenario, state_dir: Path,
                   overrides: Mapping[str, Any] | None = None,
                   knowledge_dir: Path | None = None) -> Settings:
@@ -80,10 +88,8 @@ def eval_settings(base: Settings, scenario: Scenario, state_dir: Path,
     remote hosts nor the operator's certificates, an embedded knowledge base in
     ``knowledge_dir``, by default in the state directory: never the operator's knowledge
     server), the scenario's thresholds over the defaults, then ``overrides``."""
-    data = base.model_dump()
-    if isinstance(data.get("knowledge"), dict):
-        data["knowledge"] |= {"url": None, "token_file": None, "path": knowledge_dir}
-    data = _merge(data, {
+    data = _merge(_given(base), {
+        "knowledge": {"url": None, "token_file": None, "path": knowledge_dir},
         "state_dir": state_dir, "autonomy_level": "auto-safe", "check_interval": 1,
         "journal_follow": True, "remote_systems": [], "gotify_url": None,
         "gotify_token_file": None, "config_repo": None, "certificates": [],
@@ -170,6 +176,11 @@ class _Run:
     async def watch(self, sb: Sandbox) -> None:
         transport = SandboxTransport(sb)
         daemon = build_daemon(Runtime(self.settings, self.store, [transport]))
+        # a stop (Ctrl-C, SIGTERM) is the whole evaluation's, as the command that runs it
+        # takes it: it cancels this watch, whose end stops the daemon. Taken by the daemon,
+        # a SIGTERM was told as a Ctrl-C, and after its loop closed, the signal's default
+        # (death, the lab left behind) was back for the scenarios after it
+        daemon.takes_signals = False
         running = asyncio.create_task(daemon.run(), name="eval-daemon")
         started = time.monotonic()
         quiet_for = max(self.scenario.observe_seconds,
@@ -178,10 +189,6 @@ class _Run:
         try:
             while True:
                 await asyncio.sleep(POLL)
-                if daemon.stop_event.is_set():
-                    # the daemon takes SIGINT and SIGTERM for itself: a person stopping the
-                    # evaluation stops all of it, not one scenario
-                    raise KeyboardInterrupt
                 if running.done():
                     break  # its exception is collected below
                 elapsed = time.monotonic() - started
@@ -317,8 +324,7 @@ def evaluate(
     ``knowledge_dir``, by default a fresh one for the run (removed afterwards), so it is
     seeded once and a fix verified in one scenario is recalled in the next."""
     try:
-        shown = describe_model(Settings.model_validate(_merge(base.model_dump(),
-                                                              overrides or {})))
+        shown = describe_model(Settings.model_validate(_merge(_given(base), overrides or {})))
     except ValidationError as exc:
         raise ConfigError("the evaluation's settings", [
             validation_problem(e, "settings") for e in exc.errors()]) from None

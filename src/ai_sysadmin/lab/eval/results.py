@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ def write_results(run: EvalRun, path: Path) -> Path:
     """Write the whole run (scores and transcripts) atomically; the folder is made if needed.
     The file is private to its owner: transcripts quote host text."""
     data = {"format": FORMAT, **run.to_dict(transcript=True)}
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -35,15 +37,72 @@ def write_results(run: EvalRun, path: Path) -> Path:
             handle.write("\n")
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # gone if os.replace took it; else no half file stays behind
         raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
     return path
 
 
+def check_results_path(path: Path, *, folder: bool = False) -> None:
+    """Raise AiSysadminError now where the results file could not be written: an evaluation
+    takes minutes to hours, and its scores are not to be lost at the end to a path that was
+    wrong from the start. ``folder``: ``path`` is the folder that a file named for the run
+    will go into. The folder is made if needed, as writing would."""
+    where = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise AiSysadminError(f"cannot write the results file {path}: it is a directory")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        # what writing does: a temporary file in the folder, later renamed over the file
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=where)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
+
+
 def load_results(path: Path) -> dict[str, Any]:
+    """A results file, with what a comparison of runs shows checked to be there."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise AiSysadminError(f"cannot read the results file {path}: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise AiSysadminError(f"{path} is not an evaluation results file (format {FORMAT})")
+    problem = _missing(data)
+    if problem is not None:
+        raise AiSysadminError(f"{path} is not a whole evaluation results file: {problem}")
     return data
+
+
+#: what a comparison shows of a run, and of its totals: the rates, then the counts
+RUN_KEYS = ("model", "backend", "mode", "date")
+RATES = ("detected", "localized", "root_cause", "mitigated", "escalated_correctly")
+COUNTS = ("scenarios", "passed", "false_alarms", "unsafe_attempted", "unsafe_executed",
+          "errors", "calls", "prompt_tokens", "completion_tokens", "wall_seconds")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _missing(data: dict[str, Any]) -> str | None:
+    """What of :data:`RUN_KEYS`, :data:`RATES` and :data:`COUNTS` is missing or of the wrong
+    kind (a file edited by hand, cut short, or of another program); None when all is there."""
+    for key in RUN_KEYS:
+        if not isinstance(data.get(key), str):
+            return f"{key!r} is missing or not text"
+    totals = data.get("totals")
+    if not isinstance(totals, dict):
+        return "'totals' is missing or not a table"
+    for key in RATES:
+        rate = totals.get(key)
+        if not (isinstance(rate, dict) and _number(rate.get("ok")) and _number(rate.get("of"))
+                and (_number(rate.get("rate")) or (rate.get("rate") is None
+                                                   and not rate.get("of")))):
+            return f"totals.{key} is missing or not a rate (ok, of, rate)"
+    for key in COUNTS:
+        if not _number(totals.get(key)):
+            return f"totals.{key} is missing or not a number"
+    return None
