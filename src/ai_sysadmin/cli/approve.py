@@ -173,6 +173,11 @@ def approve(
         print_json(action.to_dict())
     else:
         _print(action)
+    _exit_as(runtime, action)
+
+
+def _exit_as(runtime: Runtime, action: Action) -> None:
+    """A person's yes that did not end well, said on stderr, with approve's exit code."""
     if action.state == "pending":
         # nothing ran, and it waits for a person again: why, in one line (a host that did not
         # answer, commands that changed since they were shown)

@@ -268,15 +268,19 @@ def _store_unreadable(app_state: AppState, exc: BaseException) -> str | None:
     return store.db.unreadable(exc)
 
 
+def _error(text: str) -> int:
+    """``text`` said as the command's error, on stderr: exit 2."""
+    err.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+    return 2
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
     file a ``{name}-<tool>`` command was installed with (``commands install``)."""
     given = list(sys.argv[1:] if argv is None else argv)
     if (shown := _not_utf8(given)) is not None:
-        err.print(f"error: argument {shown} is not UTF-8", markup=False, highlight=False,
-                  soft_wrap=True)
-        return 2
+        return _error(f"argument {shown} is not UTF-8")
     prog, args = dispatch(argv0 or sys.argv[0], given, config)
     args = json_behind_the_command(list_behind_the_group(args))
     tool = prog if prog != PROGRAM else None
@@ -304,23 +308,19 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         # masked as --json masks them, whichever command it ended
         from ..monitor.findings import masked
 
-        err.print(f"error: {masked(str(exc))}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return _error(masked(str(exc)))
     except OSError as exc:
         # what the machine refused (a file that cannot be read or written, a full disk) is
         # the user's to mend: one line, with the file, not a traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False,
-                  soft_wrap=True)
-        return 2
+        return _error(f"{where}{exc.strerror or exc}")
     except BaseException as exc:
         # SIGTERM or SIGHUP cancelled asyncio.run's work (asyncio is loaded if it ran)
         asyncio = sys.modules.get("asyncio")
         if came and asyncio is not None and isinstance(exc, asyncio.CancelledError):
             return _interrupted(came)
         if (said := _store_unreadable(app_state, exc)) is not None:
-            err.print(f"error: {said}", markup=False, highlight=False, soft_wrap=True)
-            return 2
+            return _error(said)
         raise
     # typer ends a KeyboardInterrupt so (silently), whichever signal made it; a command that
     # stops on its own at a signal (the daemon, the worker) returns: ended by the signal all
