@@ -158,7 +158,8 @@ def test_chat_debug_with_the_queue_and_llm_down_says_so_and_the_chat_goes_on(env
 
 
 def test_llm_status(env) -> None:
-    with ScriptedModel([]) as model:
+    # two models: a server with one answers for any name (llama.cpp's), below
+    with ScriptedModel([], models=["scripted", "another"]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url
         ready = run([str(BIN), "llm", "status", "--json"], env)
         env["AI_SYSADMIN_LLM__MODEL"] = "absent-model"
@@ -167,6 +168,43 @@ def test_llm_status(env) -> None:
     assert ready.returncode == 0 and json.loads(ready.stdout)["model_present"] is True
     assert missing.returncode == 1 and "model absent-model: missing" in missing.stdout
     assert down.returncode == 1 and "model absent-model: unknown" in down.stdout
+
+
+#: what llama.cpp's llama-server lists when started without --alias: its -m path
+GGUF = "/models/Qwen2.5-7B-Instruct-Q4_K_M.gguf"
+
+
+def test_a_single_model_server_listing_its_model_by_its_file_serves_the_model_named(
+        env) -> None:
+    """llama-server answers whatever model a request names, and lists its one model by the
+    file it loaded: it is ready for ``llm.model``, and says which file serves it."""
+    env["AI_SYSADMIN_LLM__MODEL"] = "qwen2.5-7b-instruct"
+    with ScriptedModel([say("Hello from llama.cpp.")], model=GGUF, owner="llamacpp") as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        status = run([str(BIN), "llm", "status"], env)
+        chat = run([str(BIN), "chat"], env, stdin="hello?\n")
+    assert status.returncode == 0, status.stdout
+    assert "model qwen2.5-7b-instruct: present" in status.stdout
+    assert (f"serves {GGUF} for qwen2.5-7b-instruct: a single-model server answers any "
+            "model name") in " ".join(status.stdout.split())
+    assert chat.returncode == 0, chat.stderr
+    assert "not ready" not in chat.stderr and "Hello from llama.cpp." in chat.stdout
+    assert model.requests[0]["model"] == "qwen2.5-7b-instruct"
+
+
+@pytest.mark.parametrize(("listed", "owner"), [
+    ([GGUF], "vllm"),  # vLLM refuses a model it does not list, however few it serves
+    ([GGUF, "/models/llama-3.1-8b.gguf"], "llamacpp"),  # which would answer is not known
+])
+def test_a_server_that_checks_the_name_or_lists_several_models_must_list_the_model(
+        env, listed: list[str], owner: str) -> None:
+    env["AI_SYSADMIN_LLM__MODEL"] = "qwen2.5-7b-instruct"
+    with ScriptedModel([], models=listed, owner=owner) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        status = run([str(BIN), "llm", "status"], env)
+    assert status.returncode == 1, status.stdout
+    assert "model qwen2.5-7b-instruct: missing" in status.stdout
+    assert "single-model" not in status.stdout
 
 
 def test_llm_status_of_a_server_that_takes_the_request_and_never_answers(env) -> None:
