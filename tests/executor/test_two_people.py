@@ -294,6 +294,38 @@ def test_news_of_the_action_a_failed_turn_never_delivered_goes_with_the_next_que
                                                              "assistant", "user"]
 
 
+def test_a_cleared_discussion_hears_again_what_became_of_the_action(
+        settings: Settings, store: IncidentStore) -> None:
+    """/clear takes the conversation back to its opening, which says the action is pending:
+    the next question tells the model again that it was rejected (the person was told)."""
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+    with ScriptedModel([say("It frees journal space."), say("It was rejected."),
+                        say("Still rejected.")]) as model:
+        discussing = subprocess.Popen(
+            [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+        assert discussing.stdin is not None
+        try:
+            discussing.stdin.write("what does it do?\n")
+            discussing.stdin.flush()
+            poll_until(lambda: len(model.requests) == 1, what="the first question")
+            code, _, err = finish(start("reject", str(action.id)))[0]
+            assert code == 0, err
+            out, err = discussing.communicate("what now?\n/clear\nand now?\n", timeout=120)
+        finally:
+            if discussing.poll() is None:
+                discussing.kill()
+                discussing.communicate()
+    assert discussing.returncode == 0, err
+    assert " ".join(out.split()).count("note: since the last answer") == 1, out
+    for request, question in zip(model.requests[1:], ["what now?", "and now?"], strict=True):
+        asked = request["messages"][-1]["content"]
+        assert f"action {action.id} is rejected" in asked and asked.endswith(question), asked
+
+
 def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
         settings: Settings, store: IncidentStore) -> None:
     here = short_hostname()
