@@ -264,6 +264,17 @@ class LLMSettings(_Section):
                              "or a bare host:port (http)")
         return value
 
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> LLMSettings:
+        # the HTTP client sends a URL's user:password as Basic authentication, in place of
+        # the key's Bearer header: the key would never reach the server, unsaid
+        url = self.url if "://" in self.url else f"http://{self.url}"
+        if self.api_key_file is not None and "@" in urlsplit(url).netloc:
+            raise ValueError("llm.url carries a user name or password (user:password@host), "
+                             "which is sent as HTTP Basic authentication in place of the key "
+                             "of llm.api_key_file: set one of them, not both")
+        return self
+
 
 #: the shortest queue.lease_seconds
 MIN_LEASE_SECONDS = 1.0
@@ -1363,6 +1374,9 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
             if err["type"] == "model_type" else validation_message(err))
     if from_env and isinstance(got, str) and err["type"] in ("list_type", "dict_type"):
         said += f"; {_as_json(err['type'], got, origins=_origins(dotted, sources))}"
+    if err["type"] == "value_error" and isinstance(got, Mapping):
+        # a rule across a table's keys names them: "(got a table)" says nothing more
+        return f"key '{key}'{where}: {said}", from_env
     return f"key '{key}'{where}: {said} (got {shown})", from_env
 
 

@@ -17,7 +17,16 @@ import pytest
 
 from tests.conftest import BIN
 from tests.support.polling import poll_until
-from tests.support.scripted_model import ScriptedModel, call, calls, delay, raw_call, respond, say
+from tests.support.scripted_model import (
+    ScriptedModel,
+    call,
+    calls,
+    delay,
+    raw_call,
+    respond,
+    say,
+    tool_results,
+)
 from tests.support.terminal import Screen, chat_env, on_a_terminal
 
 
@@ -158,7 +167,8 @@ def test_chat_debug_with_the_queue_and_llm_down_says_so_and_the_chat_goes_on(env
 
 
 def test_llm_status(env) -> None:
-    with ScriptedModel([]) as model:
+    # two models: a server with one answers for any name (llama.cpp's), below
+    with ScriptedModel([], models=["scripted", "another"]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url
         ready = run([str(BIN), "llm", "status", "--json"], env)
         env["AI_SYSADMIN_LLM__MODEL"] = "absent-model"
@@ -167,6 +177,43 @@ def test_llm_status(env) -> None:
     assert ready.returncode == 0 and json.loads(ready.stdout)["model_present"] is True
     assert missing.returncode == 1 and "model absent-model: missing" in missing.stdout
     assert down.returncode == 1 and "model absent-model: unknown" in down.stdout
+
+
+#: what llama.cpp's llama-server lists when started without --alias: its -m path
+GGUF = "/models/Qwen2.5-7B-Instruct-Q4_K_M.gguf"
+
+
+def test_a_single_model_server_listing_its_model_by_its_file_serves_the_model_named(
+        env) -> None:
+    """llama-server answers whatever model a request names, and lists its one model by the
+    file it loaded: it is ready for ``llm.model``, and says which file serves it."""
+    env["AI_SYSADMIN_LLM__MODEL"] = "qwen2.5-7b-instruct"
+    with ScriptedModel([say("Hello from llama.cpp.")], model=GGUF, owner="llamacpp") as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        status = run([str(BIN), "llm", "status"], env)
+        chat = run([str(BIN), "chat"], env, stdin="hello?\n")
+    assert status.returncode == 0, status.stdout
+    assert "model qwen2.5-7b-instruct: present" in status.stdout
+    assert (f"serves {GGUF} for qwen2.5-7b-instruct: a single-model server answers any "
+            "model name") in " ".join(status.stdout.split())
+    assert chat.returncode == 0, chat.stderr
+    assert "not ready" not in chat.stderr and "Hello from llama.cpp." in chat.stdout
+    assert model.requests[0]["model"] == "qwen2.5-7b-instruct"
+
+
+@pytest.mark.parametrize(("listed", "owner"), [
+    ([GGUF], "vllm"),  # vLLM refuses a model it does not list, however few it serves
+    ([GGUF, "/models/llama-3.1-8b.gguf"], "llamacpp"),  # which would answer is not known
+])
+def test_a_server_that_checks_the_name_or_lists_several_models_must_list_the_model(
+        env, listed: list[str], owner: str) -> None:
+    env["AI_SYSADMIN_LLM__MODEL"] = "qwen2.5-7b-instruct"
+    with ScriptedModel([], models=listed, owner=owner) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        status = run([str(BIN), "llm", "status"], env)
+    assert status.returncode == 1, status.stdout
+    assert "model qwen2.5-7b-instruct: missing" in status.stdout
+    assert "single-model" not in status.stdout
 
 
 def test_llm_status_of_a_server_that_takes_the_request_and_never_answers(env) -> None:
@@ -386,6 +433,49 @@ def test_a_model_out_of_tokens_before_it_answered_names_the_token_limit(env, bac
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (f"error: the LLM at {url}: the model reached its token limit "
                            "(llm.max_tokens) before answering\n")
+
+
+def _cut(backend: str, text: str, calls: list | None = None) -> dict:
+    """A reply the server stopped at the model's token limit, in ``backend``'s words."""
+    message = {"role": "assistant", "content": text, **({"tool_calls": calls} if calls else {})}
+    if backend == "ollama":
+        return {"model": "scripted", "done": True, "done_reason": "length", "message": message}
+    return {"choices": [{"index": 0, "finish_reason": "length", "message": message}]}
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+def test_a_tool_call_cut_at_the_token_limit_names_the_limit_not_the_server(
+        env, backend) -> None:
+    # it was blamed on a server that does not read tool calls ("needs --jinja")
+    env["AI_SYSADMIN_LLM__BACKEND"], env["AI_SYSADMIN_LLM__MAX_TOKENS"] = backend, "16"
+    cut = _cut(backend, '<tool_call>\n{"name": "journal", "arguments": {"unit": "ngi')
+    with ScriptedModel([respond(cut)]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = url = model.url
+        done = run([str(BIN), "ask", "why is nginx down?"], env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: the LLM at {url}: the model reached its token limit "
+                           "(llm.max_tokens) while it wrote a tool call; a larger limit lets "
+                           "it finish the call\n")
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+def test_a_call_whose_arguments_the_token_limit_cut_is_said_to_be_cut(env, backend) -> None:
+    # it was "the arguments of journal must be a JSON object", as if the model wrote them wrong
+    env["AI_SYSADMIN_LLM__BACKEND"], env["AI_SYSADMIN_LLM__MAX_TOKENS"] = backend, "16"
+    env["AI_SYSADMIN_AGENT__MAX_TOOL_CALLS"] = "1"
+    function = {"name": "journal", "arguments": '{"unit": "nginx.serv'}
+    cut = _cut(backend, "", [{"id": "c1", "type": "function", "function": function}])
+    with ScriptedModel(then=respond(cut)) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "why is nginx down?"], env)
+        told = tool_results(model.requests[1])
+    why = ("this call was cut at the model's token limit (llm.max_tokens) before its "
+           """arguments were whole; got '{"unit": "nginx.serv'""")
+    assert told[0].splitlines() == ["tool journal status=error", why]
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "error: the model gave no answer: it ran out of tool calls (agent.max_tool_calls = 1); "
+        f"1 of its calls failed, the first: tool journal status=error {why}")
 
 
 def test_a_question_longer_than_half_the_context_is_cut_and_both_are_told(env) -> None:

@@ -4,6 +4,7 @@ diagnosis says it is incomplete (both protocols' words for it, and through the q
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from ai_sysadmin.llm.handlers import chat_result, result_payload
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import Database, IncidentStore
+from tests.support.investigations import sweep_until
 from tests.support.scripted_model import ScriptedModel, respond, say
 
 FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
@@ -54,6 +56,36 @@ def test_a_diagnosis_cut_at_the_token_limit_says_it_is_incomplete(tmp_path: Path
     diagnosis = store.get(incident_id).diagnosis or ""
     assert diagnosis.startswith("(incomplete: the answer reached the model's token limit")
     assert diagnosis.endswith(TEXT)
+
+
+#: a tool call written as text, cut at the token limit before it was whole
+CALL = '<tool_call>\n{"name": "journal", "arguments": {"unit": "nginx.ser'
+
+
+@pytest.mark.parametrize("backend", sorted(CUT))
+def test_an_investigation_whose_calls_the_token_limit_cuts_escalates_naming_the_limit(
+        tmp_path: Path, backend: str) -> None:
+    """Each reply a tool call cut at the token limit: the person is told of llm.max_tokens,
+    not of a server that does not read tool calls (--jinja)."""
+    cut = json.loads(json.dumps(CUT[backend]).replace(json.dumps(TEXT), json.dumps(CALL)))
+    with ScriptedModel(then=respond(cut)) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path,
+                            agent={"max_investigations": 3, "retry_backoff_seconds": 0.001},
+                            llm={"backend": backend, "url": model.url, "model": "scripted",
+                                 "max_tokens": 64})
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+
+        def escalated() -> list[str]:
+            return [e.detail for e in store.get(incident_id, history=None).events
+                    if e.kind == "escalated"]
+
+        asyncio.run(sweep_until(settings, store, incident_id, lambda: bool(escalated())))
+    [said] = escalated()
+    assert said.endswith("The last: LLMBadResponse: the model reached its token limit "
+                         "(llm.max_tokens) while it wrote a tool call; a larger limit lets it "
+                         "finish the call"), said
+    assert "--jinja" not in said
 
 
 @pytest.mark.parametrize("backend", sorted(CUT))

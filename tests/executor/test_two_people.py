@@ -22,7 +22,7 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.store import Action, ActionStore, IncidentStore
 from tests.conftest import BIN
 from tests.support.polling import poll_until
-from tests.support.scripted_model import JSON, ScriptedModel, Step, say
+from tests.support.scripted_model import JSON, ScriptedModel, Step, http_error, say
 
 MODEL_ENV = {"AI_SYSADMIN_LLM__BACKEND": "openai", "AI_SYSADMIN_LLM__MODEL": "scripted",
              "AI_SYSADMIN_LLM__TIMEOUT": "10", "AI_SYSADMIN_QUEUE__WAIT_TIMEOUT": "30"}
@@ -247,6 +247,83 @@ def test_a_discussion_hears_that_another_terminal_decided_the_action_meanwhile(
     asked = second["messages"][-1]
     assert asked["role"] == "user" and news in asked["content"], asked
     assert asked["content"].endswith("should I approve it now?")
+
+
+def test_news_of_the_action_a_failed_turn_never_delivered_goes_with_the_next_question(
+        settings: Settings, store: IncidentStore) -> None:
+    """The action is rejected from another terminal; the next question's LLM call fails
+    (HTTP 500), so the model never read the news: the question after it carries it."""
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+    with ScriptedModel([say("It frees journal space; approve it when you are ready."),
+                        http_error(500, '{"error": "model crashed"}'),
+                        say("It was rejected, so nothing will run.")]) as model:
+        discussing = subprocess.Popen(
+            [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+        assert discussing.stdin is not None
+        try:
+            discussing.stdin.write("what does it do?\n")
+            discussing.stdin.flush()
+            poll_until(lambda: len(model.requests) == 1, what="the first question")
+            code, _, err = finish(start("reject", str(action.id), "--reason", "disk is fine"))[0]
+            assert code == 0, err
+            out, err = discussing.communicate(
+                "should I approve it now?\nso, approve it?\n", timeout=120)
+        finally:
+            if discussing.poll() is None:
+                discussing.kill()
+                discussing.communicate()
+    assert discussing.returncode == 2, err  # one question got no answer
+    assert "answered HTTP 500" in err, err
+    rejected = ActionStore(store.db).get(action.id)
+    news = (f"action {action.id} is rejected: rejected by {rejected.decided_by} at "
+            f"{at(rejected.decided_at)} (disk is fine)")
+    # the person is told once, before the question that failed
+    assert " ".join(out.split()).count(f"note: since the last answer {news}") == 1, out
+    assert "It was rejected, so nothing will run." in out
+    [_, failed, answered] = model.requests
+    assert news in failed["messages"][-1]["content"]
+    asked = answered["messages"][-1]
+    assert asked["role"] == "user" and news in asked["content"], asked
+    assert asked["content"].endswith("so, approve it?")
+    # the failed question is not in the conversation: the roles still alternate
+    assert [m["role"] for m in answered["messages"][1:]] == ["user", "assistant", "user",
+                                                             "assistant", "user"]
+
+
+def test_a_cleared_discussion_hears_again_what_became_of_the_action(
+        settings: Settings, store: IncidentStore) -> None:
+    """/clear takes the conversation back to its opening, which says the action is pending:
+    the next question tells the model again that it was rejected (the person was told)."""
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+    with ScriptedModel([say("It frees journal space."), say("It was rejected."),
+                        say("Still rejected.")]) as model:
+        discussing = subprocess.Popen(
+            [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+        assert discussing.stdin is not None
+        try:
+            discussing.stdin.write("what does it do?\n")
+            discussing.stdin.flush()
+            poll_until(lambda: len(model.requests) == 1, what="the first question")
+            code, _, err = finish(start("reject", str(action.id)))[0]
+            assert code == 0, err
+            out, err = discussing.communicate("what now?\n/clear\nand now?\n", timeout=120)
+        finally:
+            if discussing.poll() is None:
+                discussing.kill()
+                discussing.communicate()
+    assert discussing.returncode == 0, err
+    assert " ".join(out.split()).count("note: since the last answer") == 1, out
+    for request, question in zip(model.requests[1:], ["what now?", "and now?"], strict=True):
+        asked = request["messages"][-1]["content"]
+        assert f"action {action.id} is rejected" in asked and asked.endswith(question), asked
 
 
 def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(

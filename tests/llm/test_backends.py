@@ -246,7 +246,8 @@ def test_status_reachable_and_model_present(llm_settings: Settings, with_backend
 
 
 def test_status_model_missing(llm_settings: Settings, with_backend: Run) -> None:
-    with ScriptedModel(models=["other:7b"]) as model:
+    # two models: an OpenAI-compatible server of one answers any name (llama.cpp's)
+    with ScriptedModel(models=["other:7b", "another:3b"]) as model:
         found = status(with_backend, llm_settings(model.url))
     assert (found.reachable, found.model_present) == (True, False)
     assert "scripted" in found.detail

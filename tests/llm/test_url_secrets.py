@@ -108,3 +108,28 @@ def test_a_password_in_a_bare_host_and_port_is_masked_by_ask_and_config_show(
     assert json.loads(as_json.stdout)["llm_url"].startswith("bot:****@127.0.0.1:")
     assert shown.returncode == 0 and "bot:****@127.0.0.1:" in shown.stdout
     _clean(asked.stdout, asked.stderr, as_json.stdout, as_json.stderr, shown.stdout)
+
+
+@pytest.mark.parametrize("url", ["http://bot:PWSECRET@127.0.0.1:8080",
+                                 "bot:PWSECRET@127.0.0.1:8080", "http://bot@127.0.0.1:8080"])
+def test_a_user_in_llm_url_beside_an_api_key_file_is_refused_at_load(tmp_path: Path,
+                                                                     url: str) -> None:
+    """The HTTP client sends a URL's user:password as Basic authentication, and the key of
+    llm.api_key_file never reached the server, unsaid: both given is a configuration error."""
+    key = tmp_path / "llm.key"
+    key.write_text("sk-KEYSECRET\n")
+    key.chmod(0o600)
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[llm]\nurl = "{url}"\napi_key_file = "{key}"\n')
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+           "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")}
+    for argv in (["config", "show"], ["ask", "hello?"], ["llm", "status"]):
+        done = subprocess.run([str(BIN), *argv], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert done.returncode == 2, (argv, done.stdout, done.stderr)
+        assert done.stderr == (
+            f"error: {config}: key 'llm': llm.url carries a user name or password "
+            "(user:password@host), which is sent as HTTP Basic authentication in place of the "
+            "key of llm.api_key_file: set one of them, not both\n"), done.stderr
+        _clean(done.stdout, done.stderr)
+        assert "KEYSECRET" not in done.stdout + done.stderr

@@ -160,8 +160,10 @@ class Hit:
 class ScriptedModel:
     def __init__(self, steps: Iterable[Step] = (), *, model: str = "scripted",
                  models: Sequence[str] | None = None, latency: float = 0.0,
-                 then: Step | None = None) -> None:
+                 then: Step | None = None, owner: str = "scripted") -> None:
         self.model = model
+        #: the ``owned_by`` of /v1/models' entries ("vllm" for vLLM, "llamacpp" for llama.cpp)
+        self.owner = owner
         self.then = then
         #: what /api/tags and /v1/models list; the script answers whatever model is asked
         self.models = list(models) if models is not None else [model]
@@ -224,7 +226,7 @@ class ScriptedModel:
                  "digest": "0" * 64} for m in listed]})
         if route == ("GET", "/v1/models"):
             return _json(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "scripted"}
+                {"id": m, "object": "model", "created": 0, "owned_by": self.owner}
                 for m in self.models]})
         if route in {("POST", "/api/chat"), ("POST", "/v1/chat/completions")}:
             try:

@@ -161,17 +161,24 @@ def parse_answer(result: ChatResult, max_tokens: int | None = None) -> EvidenceA
     if fenced:  # a server that ignored the schema may still have been asked nicely
         text = fenced.group(1)
     shown = " ".join(redact_cut(text, 2000).split())[:200]
-    cut = (max_tokens is not None and result.completion_tokens is not None
-           and result.completion_tokens >= max_tokens)
+    counted = (max_tokens is not None and result.completion_tokens is not None
+               and result.completion_tokens >= max_tokens)
+    # the server's word (a finish reason of "length") where it counted no tokens, or where
+    # its own context ran out first
+    limit = (f"{max_tokens} tokens (agent.evidence_max_tokens)" if counted
+             else "the token limit (agent.evidence_max_tokens"
+             f"{f', {max_tokens}' if max_tokens is not None else ''}, or the server's context, "
+             "llm.context_size)")
     if not text:
-        raise LLMBadResponse("the model's answer in evidence mode is empty")
+        raise LLMBadResponse(f"the model reached {limit} before answering in evidence mode"
+                             if result.cut or counted
+                             else "the model's answer in evidence mode is empty")
     try:
         # a raw line break inside a string is the one slip let through: some servers' grammars
         # allow it, and it hides nothing
         data = strict_json(text, strict=False)
     except ValueError:
-        why = (f"was cut off at {max_tokens} tokens (agent.evidence_max_tokens)" if cut
-               else "is not JSON")
+        why = f"was cut off at {limit}" if result.cut or counted else "is not JSON"
         raise LLMBadResponse(f"the model's answer in evidence mode {why}: {shown!r}") from None
     try:
         return EvidenceAnswer.model_validate(data)

@@ -329,8 +329,9 @@ class Agent:
             call.arguments, sort_keys=True)
         return f"{call.name}:{shown}"
 
-    async def _answer_call(self, call: ToolCall, seen: dict[str, str],
-                           used: int) -> ToolResult:
+    async def _answer_call(self, call: ToolCall, seen: dict[str, str], used: int,
+                           cut: bool = False) -> ToolResult:
+        """``cut``: the reply that made the call reached the model's token limit."""
         key = self._key(call)
         if call.name not in self.tool_names:
             tool = self.registry.get(call.name)
@@ -341,6 +342,11 @@ class Agent:
                               from_host=False)
         if used > self.settings.max_tool_calls:
             return ToolResult("refused", BUDGET_SPENT, from_host=False)
+        if cut and call.arguments is None:
+            # its arguments end where the limit cut them, not where the model erred
+            return ToolResult("error", "this call was cut at the model's token limit "
+                              "(llm.max_tokens) before its arguments were whole; got "
+                              f"{call.raw_arguments[:200]!r}", from_host=False)
         if call.name == "propose_action" and self._decided \
                 and len(self.ctx.proposals) >= MAX_PROPOSALS:
             return ToolResult("refused", f"{len(self.ctx.proposals)} fixes were proposed "
@@ -403,9 +409,11 @@ class Agent:
         return Message("assistant", content, calls[:max(1, fits)])
 
     async def _make_calls(self, calls: Sequence[ToolCall], left_out: int,
-                          conversation: list[Message], seen: dict[str, str], used: int) -> int:
+                          conversation: list[Message], seen: dict[str, str], used: int,
+                          cut: bool = False) -> int:
         """Make the calls of the reply just appended and append their outputs, each cut to
-        its share of what the context has left; say how many calls were left out."""
+        its share of what the context has left; say how many calls were left out. ``cut``:
+        that reply reached the model's token limit."""
         # a context that the opening and the question fill (their caller's to keep short)
         # still gives each output its least share, past the budget: with none, each showed
         # "0 of N characters", and read_more as little, for ever
@@ -423,7 +431,7 @@ class Agent:
             used += 1
             self.emit("tool_call", call.name, redact_cut(call.raw_arguments, 200))
             started = time.monotonic()
-            outcome = await self._answer_call(call, seen, used)
+            outcome = await self._answer_call(call, seen, used, cut)
             self.log_call(call, outcome, time.monotonic() - started)
             self.emit("tool_result", call.name, f"{outcome.status}")
             text = self._render_within(call.name, outcome, room // (len(calls) - index))
@@ -452,6 +460,12 @@ class Agent:
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):
+            if result.cut:
+                # a call cut short is no call any server reads: the limit is the cause, not
+                # a server that passes calls on as text
+                raise LLMBadResponse("the model reached its token limit (llm.max_tokens) "
+                                     "while it wrote a tool call; a larger limit lets it "
+                                     "finish the call")
             raise LLMBadResponse(f"the model wrote a tool call as text: {self._no_calls_read}")
         self.emit("answer", "", redact(answer))
         return AgentOutcome(answer, conversation, used, stop, self.ctx.proposals)
@@ -476,7 +490,8 @@ class Agent:
             if not offer:
                 over_budget_turns += 1
             left_out = len(result.message.tool_calls) - len(reply.tool_calls)
-            used = await self._make_calls(reply.tool_calls, left_out, conversation, seen, used)
+            used = await self._make_calls(reply.tool_calls, left_out, conversation, seen, used,
+                                          result.cut)
             if over_budget_turns >= 2:
                 partial = next((m.content for m in reversed(conversation)
                                 if m.role == "assistant" and m.content.strip()), "")

@@ -137,27 +137,37 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
         if not answered:
             raise typer.Exit(2)
         return
-    _repl(runtime, tools, messages, f"discussing action {action.id}", news=news.for_turn)
+    _repl(runtime, tools, messages, f"discussing action {action.id}", news=news)
 
 
 class _ActionNews:
     """What became of the action discussed since the model was last told of it: an
     ``approve`` or ``reject`` from another terminal, the daemon's expiry, a run that ended.
     The model answers on the action as it is (it would urge the person to approve a fix
-    that ran already), and the person is told too."""
+    that ran already), and the person is told too.
+
+    The model counts as told only once a turn that carried the news is in the conversation
+    (:meth:`heard`): a turn that failed (the server's error, a Ctrl-C) left its question out,
+    and with it the news, which the next question carries again."""
 
     def __init__(self, runtime: Runtime, action: Action) -> None:
         self.runtime = runtime
         self.action_id = action.id
-        self.told = self._stage(action)
+        #: what the conversation's opening says of the action: a /clear goes back to it
+        self.opened = self._stage(action)
+        #: the action as the model was last told of it, and as the person was
+        self.told = self.shown = self.opened
+        #: the action as the question under way tells the model of it
+        self._sending = self.opened
 
     @staticmethod
     def _stage(action: Action) -> tuple[Any, ...]:
         return (action.state, action.decided_by, action.decided_at, action.finished_at)
 
-    def since(self) -> str | None:
-        """The action's state now, in words, where it changed since last told; else None.
-        Who decided it and when are people's names and times, no host text."""
+    def _changed(self) -> tuple[tuple[Any, ...], str] | None:
+        """The action's stage now and its state in words, where it changed since the model
+        was told; else None. Who decided it and when are people's names and times, no host
+        text."""
         from ..executor.executor import decided_by
         from ..store import ActionStore
 
@@ -166,19 +176,41 @@ class _ActionNews:
         now = ActionStore(self.runtime.store.db).get(self.action_id)
         if self._stage(now) == self.told:
             return None
-        self.told = self._stage(now)
         said = decided_by(now)
-        return f"action {now.id} is {now.state}" + (f": {said}" if said else "")
+        return self._stage(now), f"action {now.id} is {now.state}" + (f": {said}" if said else "")
+
+    def since(self) -> str | None:
+        """The action's state now, in words, where it changed since last told; else None.
+        Said to the person after a turn that the model answered as it was."""
+        if (changed := self._changed()) is None:
+            return None
+        self.told = self.shown = changed[0]
+        return changed[1]
 
     def for_turn(self) -> str | None:
-        """Said to the person before the answer, and to the model with the question."""
-        changed = self.since()
+        """Said to the person before the answer (once), and to the model with the question
+        (until a turn carried it: :meth:`heard`)."""
+        changed = self._changed()
         if changed is None:
+            self._sending = self.told
             return None
-        out.print(f"note: since the last answer {changed}", markup=False, highlight=False,
-                  soft_wrap=True)
-        return (f"[Since your last answer, {changed}. Answer about it as it is now; this "
+        self._sending, said = changed
+        if self._sending != self.shown:
+            self.shown = self._sending
+            out.print(f"note: since the last answer {said}", markup=False, highlight=False,
+                      soft_wrap=True)
+        return (f"[Since your last answer, {said}. Answer about it as it is now; this "
                 "conversation approves and runs nothing.]")
+
+    def heard(self) -> None:
+        """The question of :meth:`for_turn` is in the conversation: the model read what it
+        told."""
+        self.told = self._sending
+
+    def cleared(self) -> None:
+        """The conversation is back to its opening (``/clear``), which tells the action as it
+        was then."""
+        self.told = self._sending = self.opened
 
 
 def _asked(words: str, settings: Settings) -> Message:
@@ -241,7 +273,7 @@ def _warn_if_down(settings: Settings) -> None:
 
 
 def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
-          news: Callable[[], str | None] | None = None) -> None:
+          news: _ActionNews | None = None) -> None:
     """``news``: what the model must hear before the next question (what became of the
     action discussed), said with it in one message: chat templates that want the roles to
     alternate refuse two questions in a row."""
@@ -255,7 +287,7 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
 
 
 def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: str,
-          news: Callable[[], str | None] | None) -> None:
+          news: _ActionNews | None) -> None:
     """The conversation itself: questions and /commands, until /exit or the input's end."""
     settings = runtime.settings
     messages = list(opening)
@@ -277,8 +309,10 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             return
         if line.startswith("/"):
             messages = _slash(line, settings, messages, opening, piped)
+            if news is not None and len(messages) == len(opening):
+                news.cleared()
             continue
-        told = news() if news is not None else None
+        told = news.for_turn() if news is not None else None
         try:
             outcome = _run_turn(runtime, tools, [*messages, _asked(
                 line if told is None else f"{told}\n\n{line}", settings)], quiet=False)
@@ -299,6 +333,8 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             unanswered += 1
             continue
         messages = outcome.messages
+        if news is not None:  # the question, and the news it carried, is in the conversation
+            news.heard()
         if not _answer(outcome, settings):
             unanswered += 1
 

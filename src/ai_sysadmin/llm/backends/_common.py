@@ -351,8 +351,12 @@ class HttpBackend(ChatBackend):
         if names is None:
             return result(True, detail=f"{self._prefix + self.models_path} answered without "
                                        "a list of models")
-        present = self.serves(self.model, names)
-        return result(True, present, "" if present else self.missing_model(), names)
+        if self.serves(self.model, names):
+            return result(True, True, "", names)
+        if (only := self.any_name_for(body, names)) is not None:
+            return result(True, True, f"serves {only} for {self.model}: a single-model server "
+                                      "answers any model name", names)
+        return result(True, False, self.missing_model(), names)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -368,6 +372,11 @@ class HttpBackend(ChatBackend):
     @abstractmethod
     def serves(self, model: str, names: Sequence[str]) -> bool:
         """Whether ``model`` as configured is one of ``names`` as the server spells them."""
+
+    def any_name_for(self, body: dict[str, Any], names: Sequence[str]) -> str | None:
+        """The one model of a server that answers a request whatever model it names, as
+        listed in ``body``; None where the name asked for must be one it lists."""
+        return None
 
     @abstractmethod
     def missing_model(self) -> str:

@@ -4,7 +4,9 @@ exchange.
 Compatible servers differ in the details, so the body is read tolerantly (``_common``): tool
 calls come from ``message.tool_calls``, the legacy ``function_call`` only when no
 ``tool_calls`` came; ``arguments`` is a JSON string. llama.cpp's server reports the model as
-its file path, so ``status`` matches the id, its basename, or the basename without ``.gguf``.
+its file path, so ``status`` matches the id, its basename, or the basename without ``.gguf``;
+and, serving one model, it answers whatever model is asked, so one model listed under another
+name serves the configured one too (said in ``status``'s detail).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ from ._common import (
 
 if TYPE_CHECKING:  # annotations only: the settings module costs pydantic's import
     from ...config import LLMSettings
+
+
+#: the ``owned_by`` of the models of servers that refuse a model name they do not list:
+#: vLLM's, and Ollama's (the name's namespace: "library" for its own models)
+_NAME_CHECKED = frozenset({"vllm", "library"})
 
 
 class OpenAIBackend(HttpBackend):
@@ -110,6 +117,16 @@ class OpenAIBackend(HttpBackend):
             if model in (name, base, base.removesuffix(".gguf")):
                 return True
         return False
+
+    def any_name_for(self, body: dict[str, Any], names: Sequence[str]) -> str | None:
+        """A server that lists one model and answers with it whatever model a request names:
+        llama.cpp's llama-server (lists the ``-m`` path, unless ``--alias`` names it),
+        llama-cpp-python's and TGI's. vLLM and Ollama refuse a model they do not list (HTTP
+        404), however few they serve: their list is the truth."""
+        if len(names) != 1:
+            return None
+        owners = {str(e.get("owned_by")) for e in body.get("data", ()) if isinstance(e, dict)}
+        return None if owners & _NAME_CHECKED else names[0]
 
     def missing_model(self) -> str:
         return f"model {self.model!r} is not served by {self.url}"
