@@ -21,6 +21,7 @@ from ai_sysadmin.lab.transport import SandboxTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.safety.sudo_rules import sudoers_text
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from ai_sysadmin.store.outbox import Outbox
 from tests.lab.daemon_runner import QUIET_HOST_WIDE, run_daemon
 
 pytestmark = pytest.mark.lab
@@ -96,6 +97,42 @@ def test_a_dry_run_daemon_never_runs_what_a_gone_daemon_approved(tmp_path: Path)
         assert sb.exec(["systemctl", "is-active", "app.service"]).stdout.strip() != "active"
         rows = [e["action"] for e in store.audit_log(50) if e["subject"] == f"action:{done[0].id}"]
         assert "action.executing" not in rows and "action.recorded" in rows
+
+
+@pytest.mark.parametrize("level", ["observe", "suggest"])
+def test_a_fix_a_gone_daemon_approved_follows_the_autonomy_level_it_restarts_at(
+        tmp_path: Path, level: str) -> None:
+    """auto-safe approved a low-risk restart and stopped before running it; the config now
+    says observe or suggest. At observe it is recorded (nobody is asked to approve what
+    could never run there); at suggest a person is asked, told why: the level, not the
+    host's facts, which did not change."""
+    with Sandbox() as sb:
+        transport, settings, store, incident_id = failed_app_incident(sb, tmp_path)
+        host = transport.host
+
+        def decide_and_die() -> None:
+            mine = IncidentStore(Database(settings.db_path))
+            asyncio.run(Executor(settings, mine, {host: transport}).propose(
+                host, "restart_unit", {"unit": "app.service"}, incident_id=incident_id))
+
+        in_child(decide_and_die)
+        now = lab_settings(tmp_path).model_copy(update={"autonomy_level": level})
+        executor = Executor(now, store, {host: transport})
+        (done,) = [asyncio.run(executor.run(a.id)) for a in executor.recover()]
+
+        assert starts(sb) == 1  # only the failed start before: nothing restarted it
+        kinds = [e.kind for e in Outbox.events(store.db.conn, ["new"])]
+        if level == "observe":
+            assert (done.state, done.reason) == (
+                "recorded", "not run: the autonomy level is observe: nothing runs")
+            assert "approval" not in kinds
+            assert store.get(incident_id).state != "awaiting_approval"
+        else:
+            assert done.state == "pending" and "approval" in kinds
+            assert done.reason.startswith(
+                "needs a person: low-risk actions wait for a person at suggest, the autonomy "
+                "level now")
+            assert "facts" not in done.reason
 
 
 def test_a_proposal_two_daemons_decide_at_once_yields_one_action(tmp_path: Path) -> None:

@@ -232,6 +232,9 @@ class _Stop:
     #: the verdict now, which the person is then shown and approves (its risk, reason and
     #: what it runs); None: the one they were shown stands (the facts could not be read)
     shown: Judged | None = None
+    #: the autonomy level now only records actions (observe): it ends recorded, and nobody
+    #: is asked to approve what could never run
+    recorded: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -849,6 +852,9 @@ class Executor:
         stop = self._stop_now(action, judged, by_person or action.decided_by is not None)
         if stop is None:
             return None
+        if stop.recorded:
+            return self._ended(self.actions.move(action.id, "recorded", "executor",
+                                                 f"not run: {stop.why}"))
         if stop.refused:
             why = f"refused by the policy just before running: {stop.why}"
             return self._ended(self.actions.move(action.id, "refused", "executor", why),
@@ -864,16 +870,24 @@ class Executor:
         verdict for the run (:meth:`_still_allowed`) and its rehearsal (:meth:`rehearse`),
         so that a dry run never says "would run" where the yes would not."""
         fresh = judged.plan
+        if self.settings.autonomy_level == "observe":
+            # decided at another level (the config changed across a restart), a person's
+            # yes included: at observe nothing runs, as a yes given now is refused
+            return _Stop("the autonomy level is observe: nothing runs", recorded=True)
         if judged.unread is not None:
             return _Stop(_unread(judged))
         if not fresh.allowed:
             return _Stop(fresh.reason, refused=True)
         if (change := _changed(action, judged)) is not None:
             return _Stop(f"{change} (risk {fresh.risk}: {fresh.reason})", shown=judged)
-        if not person and decide(self.settings.autonomy_level,
-                                 fresh.risk).outcome != "execute":
-            return _Stop(f"the host's facts now make it {fresh.risk} risk: {fresh.reason}",
-                         shown=judged)
+        verdict = decide(self.settings.autonomy_level, fresh.risk)
+        if not person and verdict.outcome != "execute":
+            # the host's facts raised its risk, or the level changed since it was decided
+            # (the config, across a restart): said as it is
+            why = (f"the host's facts now make it {fresh.risk} risk: {fresh.reason}"
+                   if riskier(fresh.risk, action.risk) else
+                   f"{verdict.reason}, the autonomy level now: {fresh.reason}")
+            return _Stop(why, shown=judged)
         if person and riskier(fresh.risk, action.risk):
             # the yes was to what the person was shown: the same argv can do more now (a
             # unit that gained Conflicts= stops another as it starts)
