@@ -41,6 +41,21 @@ class NoAnswer(CommandTimeout):
     nothing more."""
 
 
+class ProgramMissing(TransportError):
+    """The program a command names is not on the host (not installed, not on its PATH): no
+    process started. A fact of the host, told by the system itself (ENOENT here; a shell's
+    or timeout's "not found" and exit 127 there), never by words a host could print. A
+    program that is there but could not start now (this machine out of processes or memory,
+    no permission to run it) raises a plain :class:`TransportError`, which says nothing of
+    what the host has.
+
+    ``program``: the program as the command named it."""
+
+    def __init__(self, message: str, program: str = "") -> None:
+        super().__init__(message)
+        self.program = program
+
+
 class LocalLimit(TransportError):
     """This machine, not the host, lacked what a command needs (this process's open files ran
     out: a fleet larger than its limit): the host was not asked, and is neither reached nor

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.agent.context import ToolContext
 from ai_sysadmin.agent.loop import Agent
 from ai_sysadmin.agent.tools import REGISTRY
-from ai_sysadmin.config import AgentSettings
+from ai_sysadmin.config import AgentSettings, Programs, Settings
+from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 
 
@@ -341,3 +343,35 @@ def test_what_the_knowledge_base_recalls_is_never_inside_the_hosts_block(ctx, st
     real = next(i for i, line in enumerate(shown) if "[learned from a verified fix" in line)
     fake = next(i for i, line in enumerate(shown) if "[operator note" in line)
     assert fake < end < real, shown
+
+
+#: systemctl as systemd answers with web.service failed; as one whose bus does not answer
+_SYSTEMCTL_FAILED_WEB = """#!/bin/sh
+case "$1" in
+list-units) echo '[{"unit":"web.service","load":"loaded","active":"failed","sub":"failed",\
+"description":"web"}]';;
+show) printf 'Id=web.service\\nNRestarts=0\\n\\n';;
+esac
+"""
+_SYSTEMCTL_NO_BUS = """#!/bin/sh
+echo "Failed to connect to bus: Connection refused" >&2
+exit 1
+"""
+
+
+@pytest.mark.parametrize(("systemctl", "said", "not_said"), [
+    (_SYSTEMCTL_FAILED_WEB, "failed units: web.service", "not collected: units"),
+    (_SYSTEMCTL_NO_BUS, "failed units: unknown (the units were not collected)",
+     "failed units: none"),
+], ids=["failed", "not-collected"])
+def test_the_snapshot_tool_says_failed_units_only_where_it_read_them(
+        store, tmp_path: Path, systemctl: str, said: str, not_said: str) -> None:
+    program = tmp_path / "systemctl"
+    program.write_text(systemctl)
+    program.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                        programs=Programs(systemctl=str(program)))
+    ctx = ToolContext(settings, {"web1": LocalTransport("web1")}, "web1", store)
+    result = call(ctx, "snapshot")
+    assert result.status == "ok"
+    assert said in result.output and not_said not in result.output, result.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings
-from ai_sysadmin.errors import TransportError
+from ai_sysadmin.errors import CommandRefused, ProgramMissing, TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.parsers import x509_failure
@@ -76,7 +76,7 @@ def test_certificates_read_or_not_each_say_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("answer", [
     done(127, stderr="nsenter: failed to execute openssl: No such file or directory"),
-    TransportError("web1: cannot start 'openssl': No such file or directory"),
+    ProgramMissing("web1: cannot start 'openssl': No such file or directory", "openssl"),
 ])
 def test_no_openssl_on_the_host_is_a_section_error_not_a_finding(
     tmp_path: Path, answer: CommandResult | TransportError
@@ -133,7 +133,8 @@ def test_the_same_systemctl_show_says_which_services_run_a_definition_changed_on
 @pytest.mark.parametrize("answer", [
     done(1, stderr="No coredumps found.\n"),
     done(127, stderr="nsenter: failed to execute coredumpctl: No such file or directory\n"),
-    TransportError("web1: cannot start 'coredumpctl': sh: 1: coredumpctl: not found"),
+    ProgramMissing("web1: cannot start 'coredumpctl': sh: 1: coredumpctl: not found",
+                   "coredumpctl"),
     done(1, stderr="coredumpctl: unrecognized option '--json=short'\n"),
 ], ids=["none-recorded", "not-installed-lab", "not-installed-ssh", "before-json"])
 def test_no_dump_recorded_or_no_systemd_coredump_is_an_empty_list(
@@ -194,6 +195,43 @@ def test_a_bus_that_does_not_answer_is_a_section_error_not_no_units(tmp_path: Pa
         SECTIONS_BY_NAME["units"].take(
             [done(1, stderr="Failed to connect to bus: Connection refused\n")],
             Snapshot("h", 1.0), plan(tmp_path))
+
+
+#: a systemd program that did not start, for no want of it on the host: the words say so
+#: whatever they hold
+_NOT_STARTED = [
+    TransportError("web1: cannot start 'systemctl': Resource temporarily unavailable"),
+    TransportError("web1: cannot start 'systemctl': sh: 1: systemctl: Permission denied"),
+    CommandRefused("web1: the login shell of monitor refuses to run commands: it ended with "
+                   "exit 1 before running any, saying: cannot start a session", 1,
+                   "cannot start a session"),
+]
+
+
+@pytest.mark.parametrize("answer", _NOT_STARTED, ids=["eagain", "exit-126", "refused"])
+def test_a_systemctl_that_did_not_start_is_a_section_error_not_no_systemd(
+    tmp_path: Path, answer: TransportError
+) -> None:
+    for name in ("units", "unit_files"):
+        with pytest.raises(TransportError, match="cannot start"):
+            SECTIONS_BY_NAME[name].take([answer], Snapshot("h", 1.0), plan(tmp_path))
+
+
+@pytest.mark.parametrize("answer", _NOT_STARTED, ids=["eagain", "exit-126", "refused"])
+def test_a_coredumpctl_that_did_not_start_is_a_section_error_not_no_dumps(
+    tmp_path: Path, answer: TransportError
+) -> None:
+    with pytest.raises(TransportError, match="cannot start"):
+        SECTIONS_BY_NAME["core_dumps"].take([answer], Snapshot("h", 1.0, systemd_running=True),
+                                            plan(tmp_path))
+
+
+def test_no_systemctl_on_the_host_is_no_systemd(tmp_path: Path) -> None:
+    snap = Snapshot("h", 1.0)
+    SECTIONS_BY_NAME["units"].take(
+        [ProgramMissing("web1: cannot start 'systemctl': No such file or directory",
+                        "systemctl")], snap, plan(tmp_path))
+    assert snap.systemd_running is False and snap.units == []
 
 
 def _journal_line(cursor: str, message: str, priority: int = 4) -> str:

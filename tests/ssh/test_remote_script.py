@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Programs, Settings
-from ai_sysadmin.errors import TransportError
+from ai_sysadmin.errors import ProgramMissing, TransportError
 from ai_sysadmin.hosts.transport import CommandResult, LocalTransport, Transport
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.remote_script import (
@@ -264,6 +264,32 @@ def test_every_shell_gives_each_output_back_exactly(tmp_path: Path, shell: str) 
     ]
     for missing_program in (fast[8], careful[8]):
         assert "cannot start '/nonexistent/program'" in missing_program  # type: ignore[operator]
+
+
+def test_a_program_not_there_is_told_from_one_that_may_not_be_run(tmp_path: Path) -> None:
+    """Exit 127 with the shell's (or timeout's) "not found": a program the host lacks, a
+    fact (no systemctl: no systemd). Exit 126, "Permission denied": there, but not run,
+    which tells nothing of the host."""
+    locked = tmp_path / "locked"
+    locked.write_text("#!/bin/sh\necho ran\n")
+    locked.chmod(0o644)
+    commands = [["/nonexistent/program"], [str(locked)]]
+
+    async def go() -> list[TransportError]:
+        raised: list[TransportError] = []
+        for careful in (False, True):
+            replay = await round_trip(LocalTransport(), commands, 5.0, careful=careful)
+            for argv in commands:
+                with pytest.raises(TransportError, match="cannot start") as exc:
+                    await replay.run(argv)
+                raised.append(exc.value)
+        return raised
+
+    missing, denied, careful_missing, careful_denied = asyncio.run(go())
+    for exc in (missing, careful_missing):
+        assert isinstance(exc, ProgramMissing) and exc.program == "/nonexistent/program"
+    for exc in (denied, careful_denied):
+        assert not isinstance(exc, ProgramMissing) and "Permission denied" in str(exc)
 
 
 def test_a_replayed_check_is_the_check_of_the_same_results(settings: Settings) -> None:

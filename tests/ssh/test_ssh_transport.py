@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.aio import within
-from ai_sysadmin.errors import CommandTimeout, TransportError
+from ai_sysadmin.errors import CommandTimeout, ProgramMissing, TransportError
 from ai_sysadmin.hosts.ssh import HostKeyError, SshTarget, SshTransport
 from tests.support.polling import until
 
@@ -46,7 +46,7 @@ def test_run_keeps_every_argument_and_both_streams(ssh_hosts: Hosts, known_hosts
         assert both.argv == ("sh", "-c", "echo out; echo err >&2; exit 3")
         assert await ssh.read_file(str(host.host_key_pub)) == host.host_key_pub.read_text()
         assert await ssh.read_file("/nonexistent/file") is None
-        with pytest.raises(TransportError, match="alpha: cannot start 'no-such-program'"):
+        with pytest.raises(ProgramMissing, match="alpha: cannot start 'no-such-program'"):
             await ssh.run(["no-such-program", "x"])
         lines = [line async for line in ssh.stream_lines(["printf", "one\\ntwo\\n"])]
         assert lines == ["one", "two"]

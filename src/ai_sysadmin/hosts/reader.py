@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from ..errors import TransportError
+from ..errors import ProgramMissing, TransportError
 from ..redact import redact_cut
 from .transport import CommandResult, Transport, after_marker, new_marker
 
@@ -98,7 +98,13 @@ class ReaderTransport(Transport):
 
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         prefix = await self.prefix(timeout)
-        done = await self.inner.run([*prefix, *argv], timeout)
+        try:
+            done = await self.inner.run([*prefix, *argv], timeout)
+        except ProgramMissing as exc:
+            if not prefix:
+                raise
+            # setpriv's absence here, not the program's: nothing known of what the host has
+            raise TransportError(str(exc)) from exc
         if prefix and done.returncode in (126, 127) and self.setpriv in done.stderr and \
                 "failed to execute" not in done.stderr:
             # never fall back to reading as root: the read fails with the reason

@@ -26,7 +26,7 @@ from asyncssh.packet import PacketDecodeError
 
 from ..aio import check_cancelled, settle, within
 from ..config import bracketed
-from ..errors import CommandRefused, CommandTimeout, NoAnswer, TransportError
+from ..errors import CommandRefused, CommandTimeout, NoAnswer, ProgramMissing, TransportError
 from ..redact import CUT_MARGIN, redact_cut
 from .open_files import local_limit
 from .ssh_host_keys import (
@@ -1181,8 +1181,12 @@ class SshTransport(Transport):
         by_shell = code in (126, 127) and name in last and _NOT_FOUND.search(last)
         by_sudo = (code == 1 and sudo_runs is not None and last.startswith(f"sudo: {name}:")
                    and "not found" in last)
+        said = f"{self.host}: cannot start {name!r}: {last}"
+        if by_shell and code == 126:
+            # there but not to be run (no permission): nothing known of what the host has
+            raise TransportError(said)
         if by_shell or by_sudo:
-            raise TransportError(f"{self.host}: cannot start {name!r}: {last}")
+            raise ProgramMissing(said, name)
 
     async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:
         """Lines of a long-running remote command, until it ends or the caller stops.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aio import settle, within
-from ..errors import CommandRefused, CommandTimeout, TransportError
+from ..errors import CommandRefused, CommandTimeout, ProgramMissing, TransportError
 from .open_files import local_limit
 
 #: the locale categories but LC_CTYPE, which says how text is encoded
@@ -80,11 +81,16 @@ def after_marker(text: str, marker: str) -> str | None:
     return lines[at].strip() if at < len(lines) else None
 
 
-def _cannot_start(host: str, program: str, exc: OSError) -> TransportError:
+def _cannot_start(host: str, program: str, exc: OSError, started: str) -> TransportError:
     """Why ``program`` did not start here: this process out of open files for its pipes is
-    this machine's shortage (:class:`~ai_sysadmin.errors.LocalLimit`), not the host's."""
-    return local_limit(exc, host) or TransportError(
-        f"{host}: cannot start {program!r}: {exc.strerror}")
+    this machine's shortage (:class:`~ai_sysadmin.errors.LocalLimit`), not the host's; no
+    such file is a program the host lacks (:class:`~ai_sysadmin.errors.ProgramMissing`)
+    where the program itself was ``started``, not a wrapper before it. Out of processes or
+    memory, or no permission to run it, says nothing of what the host has."""
+    said = f"{host}: cannot start {program!r}: {exc.strerror}"
+    if exc.errno == errno.ENOENT and os.path.basename(started) == os.path.basename(program):
+        return ProgramMissing(said, program)
+    return local_limit(exc, host) or TransportError(said)
 
 
 def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
@@ -146,10 +152,10 @@ class Transport(ABC):
     async def run(self, argv: Sequence[str], timeout: float = 20.0) -> CommandResult:
         """Run ``argv``; a missing program or a timeout raises :class:`TransportError`."""
         cmd = _check_argv(argv)
-        started = time.monotonic()
+        started, wrapped = time.monotonic(), self.wrap(cmd)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.wrap(cmd),
+                *wrapped,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -157,7 +163,7 @@ class Transport(ABC):
                 env=c_locale_env(os.environ),
             )
         except OSError as exc:
-            raise _cannot_start(self.host, cmd[0], exc) from exc
+            raise _cannot_start(self.host, cmd[0], exc, wrapped[0]) from exc
         try:
             out, err = await within(communicate(proc), timeout)
         except TimeoutError:
@@ -199,9 +205,10 @@ class Transport(ABC):
     async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:
         """Yield stdout lines of a long-running command until it ends or the caller stops."""
         cmd = _check_argv(argv)
+        wrapped = self.wrap(cmd)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.wrap(cmd),
+                *wrapped,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -210,7 +217,7 @@ class Transport(ABC):
                 env=c_locale_env(os.environ),
             )
         except OSError as exc:
-            raise _cannot_start(self.host, cmd[0], exc) from exc
+            raise _cannot_start(self.host, cmd[0], exc, wrapped[0]) from exc
         assert proc.stdout is not None
         try:
             while True:

@@ -18,7 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from ..errors import CommandRefused, LocalLimit, TransportError
+from ..errors import CommandRefused, CommandTimeout, LocalLimit, ProgramMissing, TransportError
 from ..hosts.transport import CommandResult, Transport
 from . import parsers, remote_script
 from .findings import quote
@@ -276,8 +276,28 @@ class Collector:
                 return await self.transport.run(source.argv, timeout)
             text = await self.transport.read_file(source.path, timeout)
         except TransportError as exc:
-            return exc
+            return await self._unguarded(source, exc)
         return CommandResult(source.argv, 0 if text is not None else 1, text or "", "", 0.0)
+
+    async def _unguarded(self, source: Source, exc: TransportError) -> Reading:
+        """A guarded command that could not start (this machine out of processes, say): what
+        the remote script would have answered where the guard's path is absent (systemd not
+        PID 1), a fact; else the failure itself, which says nothing of the host. Asked only
+        then: a check that runs its commands pays for no test."""
+        guard = source.guard
+        if guard is None or isinstance(exc, (ProgramMissing, CommandTimeout, LocalLimit,
+                                             CommandRefused)):
+            return exc
+        test = self.settings.programs.resolve("test")
+        for path in (guard.path, *guard.also):
+            try:
+                done = await self.transport.run((test, *guard.test.split(), path),
+                                                self.settings.command_timeout)
+            except TransportError:
+                return exc
+            if done.returncode != 1:  # 0: the path is there; else test could not tell
+                return exc
+        return source.unasked
 
 
 #: rows of the table with what a check reads for each

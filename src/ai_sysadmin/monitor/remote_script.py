@@ -25,13 +25,22 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from ..errors import CommandRefused, CommandTimeout, LocalLimit, NoAnswer, TransportError
+from ..errors import (
+    CommandRefused,
+    CommandTimeout,
+    LocalLimit,
+    NoAnswer,
+    ProgramMissing,
+    TransportError,
+)
 from ..hosts.transport import C_LOCALE, CommandResult, Transport, _check_argv
 from ..redact import redact_cut
 
 #: timeout(1) exits 124 on a timeout, 125 when it fails itself, 126/127 when it cannot exec
 _TIMED_OUT = 124
 _CANNOT_START = (126, 127)
+#: of those, the one for a program that is not there
+_NOT_FOUND = 127
 #: seconds between timeout's TERM and its KILL
 _KILL_AFTER = 2
 #: the exit code a step reports when its guard kept it from running (outside 0-255 of commands)
@@ -450,7 +459,12 @@ class ReplayTransport(Transport):
             )
         if step.returncode in _CANNOT_START and _not_started(cmd[0], step.stderr):
             detail = step.stderr.strip().splitlines()[-1]
-            raise TransportError(f"{self.host}: cannot start {cmd[0]!r}: {detail}")
+            said = f"{self.host}: cannot start {cmd[0]!r}: {detail}"
+            # 127: not found (the shell's, timeout's exit); 126: there, but it could not
+            # be run, which says nothing of what the host has
+            if step.returncode == _NOT_FOUND:
+                raise ProgramMissing(said, cmd[0])
+            raise TransportError(said)
         return CommandResult(cmd, step.returncode, step.stdout, step.stderr, 0.0)
 
     async def stream_lines(self, argv: Sequence[str]) -> AsyncIterator[str]:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..config import Programs, Settings
-from ..errors import TransportError
+from ..errors import ProgramMissing, TransportError
 from ..hosts.osinfo import parse_os_release
 from ..hosts.transport import CommandResult
 from ..redact import redact_cut
@@ -352,9 +352,12 @@ def busybox(done: CommandResult) -> str:
 
 
 def _systemd_output(reading: Reading, what: str) -> str | None:
-    """A systemd command's output; None where systemd does not run (a fact, not a failure)."""
+    """A systemd command's output; None where systemd does not run (a fact, not a failure):
+    the script's guard found no /run/systemd/system, systemctl says so, or there is no
+    systemctl at all. A systemctl that could not start for another reason (this machine out
+    of processes, a host that refused the login) says nothing of systemd: an error."""
     if isinstance(reading, TransportError):
-        if "cannot start" in str(reading):
+        if isinstance(reading, ProgramMissing):
             return None
         raise reading
     if reading.ok:
@@ -798,7 +801,7 @@ def _restarts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
 def _program_absent(reading: Reading) -> bool:
     """The program is not installed: no process could start (nsenter and sh exit 127)."""
     if isinstance(reading, TransportError):
-        return "cannot start" in str(reading)
+        return isinstance(reading, ProgramMissing)
     return reading.returncode == _CANNOT_EXECUTE
 
 

@@ -73,9 +73,12 @@ async def snapshot(ctx: ToolContext, host: Host = "") -> ToolResult:
                      f"{_writes(mount)})")
     if snap.systemd_running is False:
         lines.append("systemd: not running")
-    else:
+    elif snap.collected("units"):
         failed = [u.name for u in snap.failed_units]
         lines.append(f"failed units: {', '.join(failed) if failed else 'none'}")
+    else:
+        # "none" here would be a healthy host the model was never shown
+        lines.append("failed units: unknown (the units were not collected)")
     for section, why in snap.errors.items():
         lines.append(f"not collected: {section}: {why}")
     for section, note in snap.notes.items():
