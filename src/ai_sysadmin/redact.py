@@ -473,12 +473,12 @@ RULES: tuple[Rule, ...] = (
           r"\(?[ \t]*(?:'(?P<v1>(?:[^'\n]|'')*)'|\"(?P<v2>[^\"\n]*)\""
           # Oracle's bare IDENTIFIED BY pw; (and not "identified by valgrind." in prose)
           r"|(?P<v3>[^\s'\";)]+)(?=[ \t]*;))"),
-    # ALTER ROLE app PASSWORD 'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' = PASSWORD('x');
-    # a space or "(" after the keyword: the quote right after "password" closes a quoted word,
-    # {'password': 'x'} (name-value's) and "the 'password' isn't set" (prose)
+    # ALTER ROLE app PASSWORD 'x', PASSWORD'x', PASSWORD E'x', SET PASSWORD FOR 'u'@'h' =
+    # PASSWORD('x'); never a quoted word: {'password': 'x'} (name-value's) and "the
+    # 'password' isn't set" (prose), whose quote after "password" closes the one before it
     _rule("sql-password",
-          r"password(?<![\w-]password)(?:[ \t]+for[ \t]+[^\n;=]{0,200}+=[ \t]*"
-          r"(?:password[ \t]*\([ \t]*)?|(?:[ \t]+\(?|[ \t]*\()[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
+          r"password(?<![\w'\"-]password)(?:[ \t]+for[ \t]+[^\n;=]{0,200}+=[ \t]*"
+          r"(?:password[ \t]*\([ \t]*)?|[ \t]*\(?[ \t]*e?)'(?P<v>(?:[^'\n]|'')*)'"),
     # <password>x</password>, <db.token>x</db.token>, <Password><Value>x</Value>
     _rule("xml-element",
           r"<(?P<name>[\w:.-]{1,64}+)(?:[ \t][^>\n]{0,400}+)?>(?:[ \t\n]*<value>)?[ \t\n]*"

@@ -203,6 +203,10 @@ def test_a_single_model_server_listing_its_model_by_its_file_serves_the_model_na
 
 @pytest.mark.parametrize(("listed", "owner"), [
     ([GGUF], "vllm"),  # vLLM refuses a model it does not list, however few it serves
+    # Ollama's owned_by is the name's namespace, "library" only for its own models
+    (["hf.co/bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M"], "hf.co"),
+    (["qwen2.5:7b"], "library"),
+    ([GGUF], "openai"),  # a proxy (LiteLLM, llama-swap) routes by the name
     ([GGUF, "/models/llama-3.1-8b.gguf"], "llamacpp"),  # which would answer is not known
 ])
 def test_a_server_that_checks_the_name_or_lists_several_models_must_list_the_model(

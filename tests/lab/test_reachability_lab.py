@@ -46,6 +46,13 @@ def test_a_port_is_reachable_where_the_lab_listens_not_where_this_machine_does(
         assert host_only.status == "ok"
         assert f"{sb.hostname}:{host_port} is NOT reachable over TCP" in host_only.output
 
+        # a lab without ping (the copy of this machine's root, ping taken out): no verdict
+        for where in ("/usr/bin/ping", "/bin/ping"):
+            sb.exec(["rm", "-f", where])
+        pinged = call(ctx, "check_reachability", host=sb.hostname)
+        assert pinged.status == "error", pinged.output
+        assert "ping could not run" in pinged.output and "NOT" not in pinged.output
+
         # a lab powered off from inside is not probed at all, nor this machine in its place
         sb.exec(["systemctl", "poweroff"])
         poll_until(lambda: not sb.running, 30, "the lab to power off")

@@ -33,6 +33,9 @@ from ai_sysadmin.redact import RULES, redact, redact_file
      "{'user': 'bob', 'password': '[redacted]', 'host': 'db'}"),
     ("ALTER USER app PASSWORD 'SqlPw1'; CREATE USER b IDENTIFIED BY 'SqlPw2';",
      "ALTER USER app PASSWORD '[redacted]'; CREATE USER b IDENTIFIED BY '[redacted]';"),
+    # PostgreSQL takes the quote right after the keyword too
+    ("ALTER ROLE app ENCRYPTED PASSWORD'SqlPw3';",
+     "ALTER ROLE app ENCRYPTED PASSWORD'[redacted]';"),
     # "sig" and "auth" alone: a signal, a log level or a mode stays, a token does not
     ("x?sv=2022-11-02&sig=a3f9c0de11223344&se=1", "x?sv=2022-11-02&sig=[redacted]&se=1"),
     ('{"auth": "Ym9iOkRvY2tlckh1YlB3MQ=="}', '{"auth": "[redacted]"}'),

@@ -95,3 +95,43 @@ def test_a_sudo_that_allows_no_time_limit_runs_fixes_and_says_what_a_timeout_lea
         for pid in _sleeping("47.32"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+#: sudo-rs (Ubuntu 25.10's sudo) has no -T: what it says of one, before it runs anything
+SUDO_RS = """#!/bin/sh
+for arg in "$@"; do
+    [ "$arg" = -- ] && break
+    [ "$arg" = -T ] && { echo "sudo-rs: invalid option provided" >&2; exit 1; }
+done
+exec /usr/bin/sudo "$@"
+"""
+
+
+def test_a_sudo_without_the_option_runs_fixes_without_a_limit(
+        sudo_host: tuple[SshHost, Path], known_hosts: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    host, sudoers = sudo_host
+    home = sudoers.parent / FIXER.name
+    sudoers.write_text(BASE + "Defaults:fixer user_command_timeouts\n")
+    (home / "bin").mkdir()
+    (home / "bin" / "sudo").write_text(SUDO_RS)
+    (home / "bin" / "sudo").chmod(0o755)
+    # sshd runs the command through the login shell, bash, which reads ~/.bashrc there
+    (home / ".bashrc").write_text(f'PATH="{home}/bin:$PATH"\n')
+    ssh = SshTransport(host.target(host.write_known_hosts(known_hosts), user="fixer",
+                                   sudo=True), name="web1")
+
+    async def fix() -> tuple[bool, str]:
+        try:
+            ran = await ssh.run([*ssh.fix_prefix, "sleep", "0"])
+            return ran.ok, ran.stderr
+        finally:
+            await ssh.close()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="ai_sysadmin.service"):
+            ok, stderr = asyncio.run(fix())
+    finally:
+        (home / ".bashrc").unlink()
+    assert ok, stderr
+    assert "give a fix a time limit of its own (sudo -T)" in caplog.text

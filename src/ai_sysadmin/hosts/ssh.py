@@ -76,9 +76,10 @@ _SUDO = ("sudo", "-n", "--")
 #: KILL would end sudo alone and leave the command running
 _SUDO_KILL_WAIT = 4
 #: sudo's words where its ``-T`` is not allowed (sudoers without ``user_command_timeouts``)
-#: or not known (older than 1.8.20): nothing ran
-_NO_SUDO_TIMEOUT = re.compile(r"^sudo: (sorry, you are not allowed set a command timeout"
-                              r"|invalid option -- 'T')$", re.M)
+#: or not known (sudo older than 1.8.20; sudo-rs, Ubuntu 25.10's sudo, which has no ``-T``
+#: and names no option): nothing ran
+_NO_SUDO_TIMEOUT = re.compile(r"^sudo(?:-rs)?: (sorry, you are not allowed set a command "
+                              r"timeout|invalid option -- 'T'|invalid option provided)$", re.M)
 #: how long the host's sshd gets to answer for a check script's shell that sent nothing back
 #: (:meth:`SshTransport._sshd_answers`): it answers in its own process, in milliseconds
 #: where the host is up; a host cut off is reported unreachable this much later than before

@@ -78,5 +78,10 @@ async def check_reachability(
         result = await pinger.run(argv, timeout=PING_TIMEOUT)
     except TransportError as exc:
         return ToolResult("error", f"ping could not run: {exc}", command=argv, from_host=False)
+    if result.returncode in (126, 127):
+        # ping itself says no reply by 1 (2: another error): this is the program not there or
+        # not runnable (the fault lab's nsenter found none in the lab), no verdict on the host
+        return ToolResult("error", f"ping could not run: {result.stderr.strip()}",
+                          command=argv, from_host=False)
     verdict = "answers ICMP" if result.ok else "does NOT answer ICMP"
     return ToolResult("ok", f"{host} {verdict}\n{result.stdout}{result.stderr}", command=argv)

@@ -36,9 +36,11 @@ if TYPE_CHECKING:  # annotations only: the settings module costs pydantic's impo
     from ...config import LLMSettings
 
 
-#: the ``owned_by`` of the models of servers that refuse a model name they do not list:
-#: vLLM's, and Ollama's (the name's namespace: "library" for its own models)
-_NAME_CHECKED = frozenset({"vllm", "library"})
+#: the ``owned_by`` of the one model of servers known to answer whatever model a request
+#: names: llama.cpp's llama-server, and llama-cpp-python's server. Others refuse a name
+#: they do not list, however few they serve: vLLM, Ollama (whose ``owned_by`` is the name's
+#: namespace: "library", a user's, "hf.co/..."), llama-swap and LiteLLM (they route by it)
+_ANY_NAME = frozenset({"llamacpp", "me"})
 
 
 class OpenAIBackend(HttpBackend):
@@ -120,13 +122,14 @@ class OpenAIBackend(HttpBackend):
 
     def any_name_for(self, body: dict[str, Any], names: Sequence[str]) -> str | None:
         """A server that lists one model and answers with it whatever model a request names:
-        llama.cpp's llama-server (lists the ``-m`` path, unless ``--alias`` names it),
-        llama-cpp-python's and TGI's. vLLM and Ollama refuse a model they do not list (HTTP
-        404), however few they serve: their list is the truth."""
+        llama.cpp's llama-server (lists the ``-m`` path, unless ``--alias`` names it) and
+        llama-cpp-python's, known by their ``owned_by`` (:data:`_ANY_NAME`). Any other
+        server's list is the truth: vLLM and Ollama refuse a model they do not list (HTTP
+        404), and a proxy routes by the name."""
         if len(names) != 1:
             return None
         owners = {str(e.get("owned_by")) for e in body.get("data", ()) if isinstance(e, dict)}
-        return None if owners & _NAME_CHECKED else names[0]
+        return names[0] if owners and owners <= _ANY_NAME else None
 
     def missing_model(self) -> str:
         return f"model {self.model!r} is not served by {self.url}"
