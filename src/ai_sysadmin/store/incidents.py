@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity, masked
 from ..monitor.snapshot import JournalEntry
-from .actions import withdraw_pending
+from .actions import LEFT_TO_CHECKS, withdraw_pending
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed, registration
@@ -28,6 +28,7 @@ from .outbox import (
     end_outage_untold,
     last_event_kind,
     last_outage_event,
+    note_action,
     note_incident,
     note_outage,
 )
@@ -57,6 +58,15 @@ _HELD = ("COALESCE((SELECT a.state='succeeded' FROM actions a WHERE a.incident_i
 _KEPT = ("EXISTS(SELECT 1 FROM incident_events e WHERE e.incident_id=incidents.id AND "
          "e.kind='kept_open' AND e.id > COALESCE((SELECT MAX(s.id) FROM incident_events s "
          "WHERE s.incident_id=incidents.id AND s.to_state IN ('resolved','closed')), 0))")
+#: SQL: the fix (of the row of ``actions a``) failed only in that a stop cut its verification
+#: short (:data:`LEFT_TO_CHECKS`), and nobody was told of it yet: the incident's checks tell
+_UNTOLD = (f"(a.state='failed' AND COALESCE(json_extract(a.result, '$.{LEFT_TO_CHECKS}'), 0) "
+           "AND NOT EXISTS(SELECT 1 FROM notify_events n WHERE n.action_id=a.id AND "
+           "n.kind='failed'))")
+#: SQL: when the incident (its id in ``{incident}``) began its episode: when it last reopened,
+#: resolved or closed (its ``{col}``: ``at`` or ``id``); 0, never
+_EPISODE = ("COALESCE((SELECT MAX(s.{col}) FROM incident_events s WHERE "
+            "s.incident_id={incident} AND s.to_state IN ('reopened','resolved','closed')), 0)")
 #: the source of a proposal made outside an investigation (a discussion): never decided
 ADVISORY = "discussion"
 
@@ -575,6 +585,26 @@ class IncidentStore:
             note_incident(conn, incident_id, "reopened", now)
         elif finding.severity > Severity.parse(row["severity"]):
             note_incident(conn, incident_id, "worse", now)
+        if row["state"] in ("open", "reopened"):
+            self._not_held(conn, incident_id, actor, seen_at, now)
+
+    def _not_held(self, conn: Any, incident_id: int, actor: str, seen_at: float,
+                  now: float) -> None:
+        """The incident's finding, found by a look taken after its latest fix of this
+        episode ended with its verification cut short by a stop (:data:`LEFT_TO_CHECKS`):
+        the fix did not hold, and its failure is told now (a person must look), once, as
+        its verification would have told it."""
+        row = conn.execute(
+            f"SELECT a.id, a.finished_at, {_UNTOLD} AS untold FROM actions a WHERE "
+            f"a.incident_id=:id AND a.created_at>={_EPISODE.format(col='at', incident=':id')} "
+            "ORDER BY a.id DESC LIMIT 1", {"id": incident_id}).fetchone()
+        if row is None or not row["untold"] or seen_at < (row["finished_at"] or now):
+            return
+        reason = (f"action {row['id']} ran, a stop cut its verification short, and a check "
+                  "since still finds what it was to fix: it did not hold")
+        note_action(conn, row["id"], "failed", reason, now)
+        # in the history too: the incident waits for a person now (needing_person)
+        self._escalated(conn, incident_id, actor, reason, now, tell=False)
 
     @staticmethod
     def _event(
@@ -682,15 +712,16 @@ class IncidentStore:
         if not incident_ids:
             return set()
         ids = list(incident_ids)
-        episode = ("COALESCE((SELECT MAX({col}) FROM incident_events s WHERE "
-                   "s.incident_id=i.id AND s.to_state IN ('reopened','resolved','closed')), 0)")
+        # a fix whose verification a stop cut short is the checks' to judge until they tell
         rows = self.db.conn.execute(
             f"SELECT i.id FROM incidents i WHERE i.id IN ({','.join('?' * len(ids))}) "
             "AND i.state IN ('open','reopened') AND (EXISTS(SELECT 1 FROM incident_events e "
-            f"WHERE e.incident_id=i.id AND e.kind='escalated' AND e.id>{episode.format(col='s.id')}"
-            ") OR COALESCE((SELECT a.state IN ('failed','escalated','rejected','expired') "
+            "WHERE e.incident_id=i.id AND e.kind='escalated' AND "
+            f"e.id>{_EPISODE.format(col='id', incident='i.id')}) OR COALESCE((SELECT "
+            f"a.state IN ('failed','escalated','rejected','expired') AND NOT {_UNTOLD} "
             "FROM actions a WHERE a.incident_id=i.id AND a.created_at>="
-            f"{episode.format(col='s.at')} ORDER BY a.id DESC LIMIT 1), 0))", ids)
+            f"{_EPISODE.format(col='at', incident='i.id')} ORDER BY a.id DESC LIMIT 1), 0))",
+            ids)
         return {int(r[0]) for r in rows}
 
     # -- investigations ----------------------------------------------------------------------
