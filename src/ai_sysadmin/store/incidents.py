@@ -187,6 +187,9 @@ class Incident:
     diagnosis: str | None
     investigation_error: str | None = None
     investigation_attempts: int = 0
+    #: closed by a person while its finding was present, since when: no new incident opens
+    #: for that finding until a check finds it gone (None: not held)
+    held_since: float | None = None
     #: the latest events, oldest first (see :meth:`IncidentStore.get`)
     events: list[IncidentEvent] = field(default_factory=list)
     #: how many events the incident has in all; None where they were not read (a listing)
@@ -236,6 +239,9 @@ class CheckOutcome:
     #: live incidents the check did not find, of rules that judged in part from a reading
     #: kept from an earlier look (``kept_rules``): left as they are, for a fresh reading
     left_to_fresh: list[int] = field(default_factory=list)
+    #: closed incidents whose finding the check found again, held (``Incident.held_since``):
+    #: no new incident opened for it
+    held: list[int] = field(default_factory=list)
 
 
 def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
@@ -285,6 +291,7 @@ def _incident(row: Any, events: list[IncidentEvent] | None = None,
         diagnosis=row["diagnosis"],
         investigation_error=row["investigation_error"],
         investigation_attempts=row["investigation_attempts"],
+        held_since=row["held_since"],
         events=events or [],
         event_count=event_count,
     )
@@ -510,6 +517,18 @@ class IncidentStore:
                 conn.execute("UPDATE incidents SET resolved_at=? WHERE id=?",
                              (seen_at, row["id"]))
                 outcome.resolved.append(row["id"])
+        held = conn.execute("SELECT id, rule, fingerprint, last_seen FROM incidents WHERE "
+                            "host=? AND held_since IS NOT NULL", (host,)).fetchall()
+        for row in held:
+            # found gone as a live one would be resolved: not by a check that could not
+            # judge it, nor by a reading kept from before, nor by an older look
+            if row["rule"] not in judged or row["fingerprint"] in seen or \
+                    row["rule"] in kept_rules or _older_look(seen_at, row["last_seen"]):
+                continue
+            conn.execute("UPDATE incidents SET held_since=NULL WHERE id=?", (row["id"],))
+            self._event(conn, row["id"], "cleared", None, None, actor, "a fresh collection no "
+                        "longer shows the finding: if it comes back, it opens a new incident",
+                        now)
 
     def _upsert(
         self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str,
@@ -520,6 +539,15 @@ class IncidentStore:
             "SELECT * FROM incidents WHERE fingerprint=? AND state!='closed'",
             (finding.fingerprint,),
         ).fetchone()
+        if row is None and (held := conn.execute(
+                "SELECT id FROM incidents WHERE host=? AND fingerprint=? AND held_since IS NOT "
+                "NULL ORDER BY id DESC LIMIT 1", (finding.host, finding.fingerprint)
+                ).fetchone()) is not None:
+            # closed for good by a person while present: still there, it stays closed
+            conn.execute("UPDATE incidents SET last_seen=MAX(last_seen, ?) WHERE id=?",
+                         (seen_at, held["id"]))
+            outcome.held.append(held["id"])
+            return
         if row is None:
             cur = conn.execute(
                 "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, "
@@ -657,6 +685,10 @@ class IncidentStore:
 
     # -- people and later layers ---------------------------------------------------------------
     def transition(self, incident_id: int, new: str, actor: str, reason: str = "") -> Incident:
+        """A person's (or the executor's) move of the incident to ``new``. Closed while live
+        (its finding present at the last look), it is closed for good: held
+        (``Incident.held_since``), no check that still finds its finding opens a new incident
+        for it; one that finds it gone ends the hold, and its return opens a new incident."""
         if new not in STATES:
             raise StoreError(f"unknown incident state {new!r}; states: {', '.join(STATES)}")
         with self.db.transaction() as conn:
@@ -665,7 +697,13 @@ class IncidentStore:
                 raise NotFoundError(f"no incident {incident_id}")
             if row["state"] == new:
                 return self.get(incident_id)
-            self._move(conn, incident_id, row["state"], new, actor, reason or new, time.time())
+            now = time.time()
+            self._move(conn, incident_id, row["state"], new, actor, reason or new, now)
+            if new == "closed" and row["state"] in LIVE_STATES:
+                conn.execute("UPDATE incidents SET held_since=? WHERE id=?", (now, incident_id))
+                self._event(conn, incident_id, "held", None, None, actor, "closed while its "
+                            "finding is present: no new incident opens for it until a check "
+                            "finds it gone", now)
         return self.get(incident_id)
 
     def get(self, incident_id: int, history: int | None = RECENT_EVENTS) -> Incident:
@@ -1158,6 +1196,9 @@ class IncidentStore:
             failing = conn.execute("SELECT check_failed_since FROM hosts WHERE name=?",
                                    (host,)).fetchone()
             conn.execute("UPDATE hosts SET check_failed_since=NULL WHERE name=?", (host,))
+            # added again (another machine, maybe), what it finds opens incidents of its own
+            conn.execute("UPDATE incidents SET held_since=NULL WHERE host=? AND held_since IS "
+                         "NOT NULL", (host,))
             conn.execute("DELETE FROM rises WHERE host=?", (host,))
             for table in ("journal_cursors", "journal_entries"):  # every consumer's
                 conn.execute(f"DELETE FROM {table} WHERE host=?", (host,))
