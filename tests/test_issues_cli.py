@@ -316,3 +316,22 @@ def test_an_incident_closed_while_its_finding_is_present_stays_closed_until_it_c
     code, out, _ = cli("issues", "show", str(number))
     assert out.splitlines()[1].startswith("state closed · ")
     assert "cleared: a fresh collection no longer shows the finding" in out
+
+
+def test_an_incident_whose_fix_the_observe_level_only_recorded_is_a_persons(
+        cli, settings: Settings, store) -> None:
+    # at observe the assistant records what it would run and is done: listed plain "open",
+    # the incident read as one it was still at, forever
+    host = short_hostname()
+    number = _incident(store, host)
+    observing = settings.model_copy(update={"autonomy_level": "observe"})
+    executor = Executor(observing, store, {host: LocalTransport(host)})
+    fix = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "500M"},
+                                       incident_id=number))
+    assert fix.state == "recorded"
+    code, out, _ = cli("issues", "list")
+    rows = {int(line.split("│")[1]): line.split("│")[2].strip()
+            for line in out.splitlines() if line.startswith("│")}
+    assert code == 0 and rows == {number: "open (needs a person)"}
+    code, out, _ = cli("issues", "list", "--json")
+    assert [(i["id"], i["needs_person"]) for i in json.loads(out)] == [(number, True)]

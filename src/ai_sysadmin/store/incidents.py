@@ -746,7 +746,9 @@ class IncidentStore:
         """Those of ``incident_ids`` that are open (or reopened) and wait for a person, not
         for the assistant: since their last episode began they were escalated (their
         investigations spent, a fix that ran too often or was kept open), or their latest fix
-        failed, was rejected or expired. Open alone, one is still the assistant's."""
+        failed, was rejected or expired, or was only recorded (the observe level, a dry run:
+        the assistant is done with it, nothing more runs). Open alone, one is still the
+        assistant's."""
         if not incident_ids:
             return set()
         ids = list(incident_ids)
@@ -755,8 +757,8 @@ class IncidentStore:
             f"SELECT i.id FROM incidents i WHERE i.id IN ({','.join('?' * len(ids))}) "
             "AND i.state IN ('open','reopened') AND (EXISTS(SELECT 1 FROM incident_events e "
             "WHERE e.incident_id=i.id AND e.kind='escalated' AND "
-            f"e.id>{_EPISODE.format(col='id', incident='i.id')}) OR COALESCE((SELECT "
-            f"a.state IN ('failed','escalated','rejected','expired') AND NOT {_UNTOLD} "
+            f"e.id>{_EPISODE.format(col='id', incident='i.id')}) OR COALESCE((SELECT a.state "
+            f"IN ('failed','escalated','rejected','expired','recorded') AND NOT {_UNTOLD} "
             "FROM actions a WHERE a.incident_id=i.id AND a.created_at>="
             f"{_EPISODE.format(col='at', incident='i.id')} ORDER BY a.id DESC LIMIT 1), 0))",
             ids)
