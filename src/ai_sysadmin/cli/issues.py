@@ -45,8 +45,8 @@ def _unknown(store: IncidentStore, host: str) -> bool:
 def _state(incident: Incident, needs_person: bool) -> str:
     """An incident's state as a person reads it: an open one escalated, or whose fix failed,
     was turned down or only recorded (observe), is a person's to handle, not one the
-    assistant is still at; a closed
-    one whose finding is still there stays closed until it clears."""
+    assistant is still at; a closed one whose finding is still there stays closed until it
+    clears."""
     if incident.state == "closed" and incident.held_since is not None:
         return "closed (held while present)"
     return f"{incident.state} (needs a person)" if needs_person else incident.state
