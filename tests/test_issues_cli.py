@@ -72,8 +72,11 @@ def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, s
 
     code, out, _ = cli("issues", verb, str(number), "--reason", "not a problem")
     state = "closed" if verb == "close" else "resolved"
+    held = ("; its finding is still present: it stays closed, no new incident opening for "
+            "it, until a check finds it gone (a return after that opens a new incident)"
+            if verb == "close" else "")
     assert (code, out) == (0, f"incident {number} is now {state}; action(s) {fix.id} "
-                              "withdrawn: they will not run\n")
+                              f"withdrawn: they will not run{held}\n")
     code, out, _ = cli("approve", "list", "--json")
     assert [a["id"] for a in json.loads(out)] == [other.id]  # another incident's stays
     assert ActionStore(store.db).get(fix.id).state == "not_needed"
@@ -281,3 +284,54 @@ def test_an_incident_left_to_a_person_is_listed_so_not_as_plain_open(cli, store)
     assert store.record_check("web1", [finding], {"disk_space"}).reopened == [rejected]
     code, out, _ = cli("issues", "show", str(rejected))
     assert code == 0 and out.splitlines()[1].startswith("state reopened · ")
+
+
+def test_an_incident_closed_while_its_finding_is_present_stays_closed_until_it_clears(
+        cli, store) -> None:
+    # a failure the operator knows about: closed, it opened again as a new incident at the
+    # next check, with a new investigation and a new approval page
+    number = _incident(store)
+    code, out, _ = cli("issues", "close", str(number), "--reason", "known, ignore")
+    assert (code, out) == (0, f"incident {number} is now closed; its finding is still "
+                              "present: it stays closed, no new incident opening for it, "
+                              "until a check finds it gone (a return after that opens a new "
+                              "incident)\n")
+    finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full")
+    for _ in range(3):
+        assert store.record_check("web1", [finding], {"disk_space"}).opened == []
+    code, out, _ = cli("issues", "list")
+    assert code == 0 and "0 incident(s)" in out
+    code, out, _ = cli("issues", "list", "--all")
+    rows = {int(line.split("│")[1]): line.split("│")[2].strip()
+            for line in out.splitlines() if line.startswith("│")}
+    assert rows == {number: "closed (held while present)"}
+    code, out, _ = cli("issues", "show", str(number))
+    assert out.splitlines()[1].startswith("state closed (held while present) · ")
+    assert "held: closed while its finding is present" in out
+    # it cleared: the hold ends, and its return is a new incident
+    store.record_check("web1", [], {"disk_space"})
+    (again,) = store.record_check("web1", [finding], {"disk_space"}).opened
+    code, out, _ = cli("issues", "list", "--all", "--json")
+    assert {i["id"]: i["state"] for i in json.loads(out)} == {number: "closed", again: "open"}
+    code, out, _ = cli("issues", "show", str(number))
+    assert out.splitlines()[1].startswith("state closed · ")
+    assert "cleared: a fresh collection no longer shows the finding" in out
+
+
+def test_an_incident_whose_fix_the_observe_level_only_recorded_is_a_persons(
+        cli, settings: Settings, store) -> None:
+    # at observe the assistant records what it would run and is done: listed plain "open",
+    # the incident read as one it was still at, forever
+    host = short_hostname()
+    number = _incident(store, host)
+    observing = settings.model_copy(update={"autonomy_level": "observe"})
+    executor = Executor(observing, store, {host: LocalTransport(host)})
+    fix = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "500M"},
+                                       incident_id=number))
+    assert fix.state == "recorded"
+    code, out, _ = cli("issues", "list")
+    rows = {int(line.split("│")[1]): line.split("│")[2].strip()
+            for line in out.splitlines() if line.startswith("│")}
+    assert code == 0 and rows == {number: "open (needs a person)"}
+    code, out, _ = cli("issues", "list", "--json")
+    assert [(i["id"], i["needs_person"]) for i in json.loads(out)] == [(number, True)]

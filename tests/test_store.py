@@ -68,10 +68,58 @@ def test_resolved_incident_reopens_and_closed_one_does_not(store: IncidentStore)
     assert out.reopened == [incident_id]
     assert store.get(incident_id).state == "reopened"
     store.transition(incident_id, "closed", "operator", "known issue, accepted")
+    # closed for good: found again while it lasts, it stays closed; gone and back, it is new
+    assert store.record_check("web1", [unit_failed()], {"failed_unit"}).opened == []
+    store.record_check("web1", [], {"failed_unit"})
     out = store.record_check("web1", [unit_failed()], {"failed_unit"})
     assert len(out.opened) == 1 and out.opened[0] != incident_id
     states = [e.to_state for e in store.get(incident_id).events if e.kind == "state"]
     assert states == ["resolved", "reopened", "closed"]
+
+
+def test_a_finding_closed_for_good_opens_no_incident_until_a_check_that_judged_it_finds_it_gone(
+        store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.transition(incident_id, "closed", "operator", "known, ignore")
+    assert store.get(incident_id).held_since is not None
+    out = store.record_check("web1", [unit_failed()], {"failed_unit"})
+    assert (out.opened, out.held) == ([], [incident_id])
+    # checks that could not judge it find nothing gone: the units unread, the rule judged
+    # but not this unit, a reading kept from an earlier look
+    fingerprint = unit_failed().fingerprint
+    store.record_check("web1", [], set(), collected_ok=False)
+    store.record_check("web1", [], {"failed_unit"}, unjudged={fingerprint})
+    store.record_check("web1", [], {"failed_unit"}, kept_rules={"failed_unit"})
+    # nor does another host's clean check, nor a look from before the last that found it
+    store.record_check("web2", [], {"failed_unit"})
+    store.record_check("web1", [], {"failed_unit"}, collected_at=time.time() - 60)
+    assert store.record_check("web1", [unit_failed()], {"failed_unit"}).held == [incident_id]
+    assert [i.id for i in store.incidents(None)] == [incident_id]
+    # nobody is told of a finding closed for good, however often it is found
+    kinds = [k for (k,) in store.db.conn.execute("SELECT kind FROM notify_events")]
+    assert kinds == ["opened"]
+    # a check that judged it and no longer finds it ends the hold; its return is new
+    out = store.record_check("web1", [], {"failed_unit"})
+    assert out.resolved == [] and store.get(incident_id).held_since is None
+    assert store.get(incident_id).events[-1].kind == "cleared"
+    (new,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    assert new != incident_id and store.get(incident_id).state == "closed"
+
+
+def test_closing_a_resolved_incident_holds_nothing(store: IncidentStore) -> None:
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.record_check("web1", [], {"failed_unit"})
+    store.transition(incident_id, "closed", "operator", "old news")
+    assert store.get(incident_id).held_since is None
+    assert len(store.record_check("web1", [unit_failed()], {"failed_unit"}).opened) == 1
+
+
+def test_a_removed_host_holds_nothing_of_what_a_person_closed(store: IncidentStore) -> None:
+    # added again, maybe another machine: what it finds is its own
+    (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
+    store.transition(incident_id, "closed", "operator", "known")
+    store.close_host("web1", "removed")
+    assert store.get(incident_id).held_since is None
 
 
 def test_a_reopened_incident_is_untriaged_though_it_holds_its_last_diagnosis(
@@ -285,22 +333,23 @@ def test_a_database_from_before_stored_oom_kills_keeps_restart_rises_and_times_l
     resolves a window after that check, not a window after the new daemon starts); a
     resolved one, and other rules' incidents, have none."""
     path = tmp_path / "s.db"
-    before = IncidentStore(Database(path, MIGRATIONS[:10]))
-    rose = time.time() - 120
-    with before.db.transaction() as conn:
-        conn.execute("INSERT INTO restart_rises(host, unit, rose_after) VALUES (?,?,?)",
-                     ("web1", "slow.service", rose))
+    before = Database(path, MIGRATIONS[:10])
+    rose, last_seen = time.time() - 120, time.time() - 60
 
     def killed(unit: str) -> Finding:
         return Finding("web1", "oom_kill", unit, Severity.WARNING, f"{unit} OOM-killed")
 
-    before.record_check("web1", [killed("worker.service"), killed("gone.service"),
-                                 unit_failed()], {"oom_kill", "failed_unit"})
-    before.record_check("web1", [killed("worker.service"), unit_failed()],
-                        {"oom_kill", "failed_unit"})
-    (last_seen,) = [i.last_seen for i in before.incidents(None)
-                    if i.subject == "worker.service"]
-    before.db.close()
+    with before.transaction() as conn:  # as that release's checks kept them
+        conn.execute("INSERT INTO restart_rises(host, unit, rose_after) VALUES (?,?,?)",
+                     ("web1", "slow.service", rose))
+        for found, state in ((killed("worker.service"), "open"),
+                             (killed("gone.service"), "resolved"), (unit_failed(), "open")):
+            conn.execute(
+                "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, "
+                "state, opened_at, updated_at, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (found.fingerprint, found.host, found.rule, found.subject,
+                 found.severity.label, found.summary, state, rose, last_seen, last_seen))
+    before.close()
 
     store = IncidentStore(Database(path))
     assert store.rises("web1", RESTARTS, 0.0) == {"slow.service": rose}

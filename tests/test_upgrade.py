@@ -187,8 +187,13 @@ class _OlderProgram:
 def older_daemon(tmp_path: Path) -> Iterator[_OlderProgram]:
     """The state of the last release (one migration less), held open by its daemon."""
     path = tmp_path / "state" / "state.db"
-    IncidentStore(Database(path, MIGRATIONS[:-1])).record_check(
-        "web1", [unit_failed()], {"failed_unit"})
+    found, now = unit_failed(), time.time()
+    with Database(path, MIGRATIONS[:-1]).transaction() as conn:  # as its check kept it
+        conn.execute(
+            "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, state, "
+            "opened_at, updated_at, last_seen) VALUES (?,?,?,?,?,?,'open',?,?,?)",
+            (found.fingerprint, found.host, found.rule, found.subject, found.severity.label,
+             found.summary, now, now, now))
     older = _OlderProgram(path, MIGRATIONS[:-1])
     yield older
     older.stop()

@@ -5,6 +5,7 @@ daemon that starts while an ``approve`` runs. At most once, and nothing stuck.""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -378,9 +379,76 @@ def test_a_stop_while_a_fix_is_verified_keeps_what_ran_and_leaves_the_verdict_to
     said = dict(history(store, action.id))
     assert said["action.failed"].startswith("its commands ran; the verification was cut off")
     assert "escalated" not in said
-    # the checks decide: the verification's first one may have seen the unit up (resolved)
-    # before the stop; a cut-off verification neither escalates the incident nor holds it
-    assert store.get(incident_id).state in ("open", "resolved")
+    # the checks decide: a cut-off verification neither escalates the incident nor holds it,
+    # and nobody is paged "fix failed" for a fix that may well have held
+    assert store.get(incident_id).state == "open"
+    assert told(store) == ["opened"]
+    assert store.needing_person([incident_id]) == set()  # the checks' still
+
+
+def told(store: IncidentStore) -> list[str]:
+    return [kind for (kind,) in store.db.conn.execute(
+        "SELECT kind FROM notify_events ORDER BY id")]
+
+
+def cut_off_while_verified(settings: Settings, store: IncidentStore,
+                           host: ScriptedHost) -> tuple[int, Action]:
+    """An incident whose restart ran, its verification cut off by a stop."""
+    executor = Executor(settings.model_copy(update={"autonomy_level": "auto-safe"}), store,
+                        {HOST: host})
+    incident_id = incident(store)
+    action = asyncio.run(executor.propose(HOST, "restart_unit", {"unit": "app.service"},
+                                          incident_id=incident_id))
+
+    async def run_then_stop() -> None:
+        running = asyncio.create_task(executor.run(action.id))
+        await until(lambda: executor.actions.get(action.id).result is not None)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(run_then_stop())
+    assert store.get(incident_id).state == "open"
+    return incident_id, executor.actions.get(action.id)
+
+
+def slow(settings: Settings) -> Settings:
+    return settings.model_copy(update={"safety": settings.safety.model_copy(update={
+        "verify_settle_seconds": 30, "verify_timeout": 60})})
+
+
+def test_the_check_after_a_cut_off_verification_that_still_finds_it_tells_the_fix_failed_once(
+        settings, store, host) -> None:
+    incident_id, action = cut_off_while_verified(slow(settings), store, host)
+    finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
+    # a check that could not judge the rule tells nothing
+    store.record_check(HOST, [], set())
+    assert told(store) == ["opened"]
+    store.record_check(HOST, [finding], {"failed_unit"})
+    assert told(store) == ["opened", "failed"]
+    (facts,) = [json.loads(f) for (f,) in store.db.conn.execute(
+        "SELECT facts FROM notify_events WHERE kind='failed'")]
+    assert facts["action"]["id"] == action.id and "did not hold" in facts["detail"]
+    assert store.needing_person([incident_id]) == {incident_id}
+    # told once: the checks after it say nothing more
+    store.record_check(HOST, [finding], {"failed_unit"})
+    store.record_check(HOST, [finding], {"failed_unit"})
+    assert told(store) == ["opened", "failed"]
+    assert [e.kind for e in store.get(incident_id, history=None).events].count("escalated") == 1
+
+
+def test_a_cut_off_verification_whose_fix_held_ends_with_the_resolution_alone(
+        settings, store, host) -> None:
+    incident_id, _ = cut_off_while_verified(slow(settings), store, host)
+    store.record_check(HOST, [], {"failed_unit"})
+    assert store.get(incident_id).state == "resolved"
+    # back later: a new episode, investigated anew; the old fix is no news of it
+    finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
+    store.record_check(HOST, [finding], {"failed_unit"})
+    store.record_check(HOST, [finding], {"failed_unit"})
+    assert store.get(incident_id).state == "reopened"
+    assert "failed" not in told(store)
+    assert store.needing_person([incident_id]) == set()
 
 
 def test_an_os_specific_fix_approved_by_a_fresh_approve_runs(quick, store, host) -> None:

@@ -13,7 +13,7 @@ from .context import MAX_LINES, IncidentId, a_host, banner, esc, out, print_json
 from .identity import actor
 
 if TYPE_CHECKING:
-    from ..store import IncidentStore
+    from ..store import Incident, IncidentStore
 
 app = typer.Typer(help="Incidents: list, show, resolve, close."
                   " Alone, or with only `list`'s options, it lists them.", no_args_is_help=False)
@@ -42,10 +42,14 @@ def _unknown(store: IncidentStore, host: str) -> bool:
             and not store.incidents(None, host))
 
 
-def _state(state: str, needs_person: bool) -> str:
-    """An incident's state as a person reads it: an open one escalated, or whose fix failed or
-    was turned down, is a person's to handle, not one the assistant is still at."""
-    return f"{state} (needs a person)" if needs_person else state
+def _state(incident: Incident, needs_person: bool) -> str:
+    """An incident's state as a person reads it: an open one escalated, or whose fix failed,
+    was turned down or only recorded (observe), is a person's to handle, not one the
+    assistant is still at; a closed one whose finding is still there stays closed until it
+    clears."""
+    if incident.state == "closed" and incident.held_since is not None:
+        return "closed (held while present)"
+    return f"{incident.state} (needs a person)" if needs_person else incident.state
 
 
 @app.command("list")
@@ -80,7 +84,7 @@ def list_incidents(
     for i in incidents:
         # the subject and summary name what the host named (a mount point): masked, as
         # `issues show` and --json mask them
-        table.add_row(str(i.id), _state(i.state, i.id in waiting), i.severity, i.host, i.rule,
+        table.add_row(str(i.id), _state(i, i.id in waiting), i.severity, i.host, i.rule,
                       masked(i.subject),
                       masked(i.summary), _when(i.last_seen))
     out.print(table)
@@ -109,7 +113,7 @@ def show(
     # secret --json would mask
     out.print(f"[bold]#{incident.id}[/bold] {esc(masked(incident.summary))}",
               markup=True)
-    out.print(f"state {_state(incident.state, waiting)} · severity {incident.severity} · "
+    out.print(f"state {_state(incident, waiting)} · severity {incident.severity} · "
               f"host {incident.host} · "
               f"rule {incident.rule} · subject {masked(incident.subject)}")
     out.print(f"opened {_when(incident.opened_at)} · last seen {_when(incident.last_seen)} · "
@@ -202,6 +206,10 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
     elif already:
         out.print(f"incident {incident.id} is already {new}"
                   + (said or "; nothing changed"))
+    elif incident.held_since is not None:
+        out.print(f"incident {incident.id} is now closed{said}; its finding is still present: "
+                  "it stays closed, no new incident opening for it, until a check finds it "
+                  "gone (a return after that opens a new incident)")
     else:
         out.print(f"incident {incident.id} is now {incident.state}{said}")
 
@@ -224,6 +232,7 @@ def close(
     reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Close an incident for good (a new finding opens a new incident)."""
+    """Close an incident for good: while its finding stays present, no new incident opens for
+    it; once a check finds it gone, its return opens a new incident."""
     _move(ctx, incident_id, "closed", reason, as_json)
 

@@ -705,11 +705,13 @@ class Executor:
                                  "can be approved again")
         elif action.state == "executing" and stopped and (action.result or {}).get("commands"):
             # it ran; only its verification was stopped (a stop, an upgrade): the incident's
-            # own checks tell whether it held, as for any other change on the host
+            # own checks tell whether it held, as for any other change on the host, and a
+            # person hears of it from them (resolved, or the fix failed), not "fix failed"
+            # at every restart
             result = {**(action.result or {}), "verification": f"cut off ({why})"}
-            self.actions.move(action_id, "failed", "executor", "its commands ran; the "
-                              f"verification was cut off ({why}): the next checks tell "
-                              "whether it held", result)
+            self.actions.left_to_checks(action_id, "executor", "its commands ran; the "
+                                        f"verification was cut off ({why}): the next checks "
+                                        "tell whether it held", result)
             if action.incident_id is not None:
                 self._incident_to(action.incident_id, "open",
                                   f"action {action_id} ran; its verification was cut off")

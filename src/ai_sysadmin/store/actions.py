@@ -49,6 +49,11 @@ ENDED = ("the process that ran it ended without recording its end (it crashed, o
          "while the state database refused writes)")
 #: how the error of an action :meth:`ActionStore.interrupted` ended begins
 INTERRUPTED = "interrupted: "
+#: ``told`` (:func:`move_in`) of a fix that failed only in that a stop cut its verification
+#: short, its commands having run: it may well have held, and a person is not paged "fix
+#: failed" at every restart. Its result says so (this key, true); the incident's next check
+#: tells: resolved, or its finding still there, the fix's failure then (IncidentStore)
+LEFT_TO_CHECKS = "left_to_checks"
 
 
 class AlreadyDecided(StoreError):
@@ -210,7 +215,7 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
     """:meth:`ActionStore.move` in the caller's transaction: False, nothing changed, where
     the action is gone or the move is not allowed from its state (or it is not in
     ``expect``, or its plan is not ``plan``). ``told``: the outbox event to write instead
-    of the state's own (a withdrawal's)."""
+    of the state's own (a withdrawal's), or :data:`LEFT_TO_CHECKS`: none now."""
     row = conn.execute("SELECT state, plan, incident_id FROM actions WHERE id=?",
                        (action_id,)).fetchone()
     if row is None:
@@ -251,6 +256,8 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
         sets.append("reason=?")
         args.append(reason)
     if new in ("succeeded", "failed"):
+        if told == LEFT_TO_CHECKS:
+            result = {**(result or {}), LEFT_TO_CHECKS: True}
         sets += ["finished_at=?", "result=?"]
         args += [at, json.dumps(result or {})]
     if conn.execute(f"UPDATE actions SET {', '.join(sets)} WHERE id=? AND state=?",
@@ -259,7 +266,7 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
     write_audit(conn, actor, f"action.{new}", f"action:{action_id}", reason, at=at)
     if told == "withdrawn":
         note_withdrawn(conn, action_id, reason, at)
-    else:
+    elif told != LEFT_TO_CHECKS:
         note_action(conn, action_id, new, reason, at)
     return True
 
@@ -377,6 +384,13 @@ class ActionStore:
                     raise PlanChanged(action_id, row["state"], new, now)
                 raise DecidedMeanwhile(action_id, row["state"], new)
         return self.get(action_id)
+
+    def left_to_checks(self, action_id: int, actor: str, reason: str,
+                       result: dict[str, Any]) -> Action:
+        """executing -> failed, for a fix whose commands ran and whose verification a stop
+        cut short: nobody is told it failed now; its incident's next check tells
+        (:data:`LEFT_TO_CHECKS`)."""
+        return self.move(action_id, "failed", actor, reason, result, told=LEFT_TO_CHECKS)
 
     def claim(self, action_id: int, actor: str, detail: str = "execution started"
               ) -> Action | None:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity, masked
 from ..monitor.snapshot import JournalEntry
-from .actions import withdraw_pending
+from .actions import LEFT_TO_CHECKS, withdraw_pending
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed, registration
@@ -28,6 +28,7 @@ from .outbox import (
     end_outage_untold,
     last_event_kind,
     last_outage_event,
+    note_action,
     note_incident,
     note_outage,
 )
@@ -57,6 +58,15 @@ _HELD = ("COALESCE((SELECT a.state='succeeded' FROM actions a WHERE a.incident_i
 _KEPT = ("EXISTS(SELECT 1 FROM incident_events e WHERE e.incident_id=incidents.id AND "
          "e.kind='kept_open' AND e.id > COALESCE((SELECT MAX(s.id) FROM incident_events s "
          "WHERE s.incident_id=incidents.id AND s.to_state IN ('resolved','closed')), 0))")
+#: SQL: the fix (of the row of ``actions a``) failed only in that a stop cut its verification
+#: short (:data:`LEFT_TO_CHECKS`), and nobody was told of it yet: the incident's checks tell
+_UNTOLD = (f"(a.state='failed' AND COALESCE(json_extract(a.result, '$.{LEFT_TO_CHECKS}'), 0) "
+           "AND NOT EXISTS(SELECT 1 FROM notify_events n WHERE n.action_id=a.id AND "
+           "n.kind='failed'))")
+#: SQL: when the incident (its id in ``{incident}``) began its episode: when it last reopened,
+#: resolved or closed (its ``{col}``: ``at`` or ``id``); 0, never
+_EPISODE = ("COALESCE((SELECT MAX(s.{col}) FROM incident_events s WHERE "
+            "s.incident_id={incident} AND s.to_state IN ('reopened','resolved','closed')), 0)")
 #: the source of a proposal made outside an investigation (a discussion): never decided
 ADVISORY = "discussion"
 
@@ -177,6 +187,9 @@ class Incident:
     diagnosis: str | None
     investigation_error: str | None = None
     investigation_attempts: int = 0
+    #: closed by a person while its finding was present, since when: no new incident opens
+    #: for that finding until a check finds it gone (None: not held)
+    held_since: float | None = None
     #: the latest events, oldest first (see :meth:`IncidentStore.get`)
     events: list[IncidentEvent] = field(default_factory=list)
     #: how many events the incident has in all; None where they were not read (a listing)
@@ -226,6 +239,9 @@ class CheckOutcome:
     #: live incidents the check did not find, of rules that judged in part from a reading
     #: kept from an earlier look (``kept_rules``): left as they are, for a fresh reading
     left_to_fresh: list[int] = field(default_factory=list)
+    #: closed incidents whose finding the check found again, held (``Incident.held_since``):
+    #: no new incident opened for it
+    held: list[int] = field(default_factory=list)
 
 
 def _not_the_host(conn: Any, host: str, registered: float | None) -> str | None:
@@ -275,6 +291,7 @@ def _incident(row: Any, events: list[IncidentEvent] | None = None,
         diagnosis=row["diagnosis"],
         investigation_error=row["investigation_error"],
         investigation_attempts=row["investigation_attempts"],
+        held_since=row["held_since"],
         events=events or [],
         event_count=event_count,
     )
@@ -500,6 +517,18 @@ class IncidentStore:
                 conn.execute("UPDATE incidents SET resolved_at=? WHERE id=?",
                              (seen_at, row["id"]))
                 outcome.resolved.append(row["id"])
+        held = conn.execute("SELECT id, rule, fingerprint, last_seen FROM incidents WHERE "
+                            "host=? AND held_since IS NOT NULL", (host,)).fetchall()
+        for row in held:
+            # found gone as a live one would be resolved: not by a check that could not
+            # judge it, nor by a reading kept from before, nor by an older look
+            if row["rule"] not in judged or row["fingerprint"] in seen or \
+                    row["rule"] in kept_rules or _older_look(seen_at, row["last_seen"]):
+                continue
+            conn.execute("UPDATE incidents SET held_since=NULL WHERE id=?", (row["id"],))
+            self._event(conn, row["id"], "cleared", None, None, actor, "a fresh collection no "
+                        "longer shows the finding: if it comes back, it opens a new incident",
+                        now)
 
     def _upsert(
         self, conn: Any, finding: Finding, now: float, outcome: CheckOutcome, actor: str,
@@ -510,6 +539,15 @@ class IncidentStore:
             "SELECT * FROM incidents WHERE fingerprint=? AND state!='closed'",
             (finding.fingerprint,),
         ).fetchone()
+        if row is None and (held := conn.execute(
+                "SELECT id FROM incidents WHERE host=? AND fingerprint=? AND held_since IS NOT "
+                "NULL ORDER BY id DESC LIMIT 1", (finding.host, finding.fingerprint)
+                ).fetchone()) is not None:
+            # closed for good by a person while present: still there, it stays closed
+            conn.execute("UPDATE incidents SET last_seen=MAX(last_seen, ?) WHERE id=?",
+                         (seen_at, held["id"]))
+            outcome.held.append(held["id"])
+            return
         if row is None:
             cur = conn.execute(
                 "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, "
@@ -575,6 +613,26 @@ class IncidentStore:
             note_incident(conn, incident_id, "reopened", now)
         elif finding.severity > Severity.parse(row["severity"]):
             note_incident(conn, incident_id, "worse", now)
+        if row["state"] in ("open", "reopened"):
+            self._not_held(conn, incident_id, actor, seen_at, now)
+
+    def _not_held(self, conn: Any, incident_id: int, actor: str, seen_at: float,
+                  now: float) -> None:
+        """The incident's finding, found by a look taken after its latest fix of this
+        episode ended with its verification cut short by a stop (:data:`LEFT_TO_CHECKS`):
+        the fix did not hold, and its failure is told now (a person must look), once, as
+        its verification would have told it."""
+        row = conn.execute(
+            f"SELECT a.id, a.finished_at, {_UNTOLD} AS untold FROM actions a WHERE "
+            f"a.incident_id=:id AND a.created_at>={_EPISODE.format(col='at', incident=':id')} "
+            "ORDER BY a.id DESC LIMIT 1", {"id": incident_id}).fetchone()
+        if row is None or not row["untold"] or seen_at < (row["finished_at"] or now):
+            return
+        reason = (f"action {row['id']} ran, a stop cut its verification short, and a check "
+                  "since still finds what it was to fix: it did not hold")
+        note_action(conn, row["id"], "failed", reason, now)
+        # in the history too: the incident waits for a person now (needing_person)
+        self._escalated(conn, incident_id, actor, reason, now, tell=False)
 
     @staticmethod
     def _event(
@@ -627,6 +685,10 @@ class IncidentStore:
 
     # -- people and later layers ---------------------------------------------------------------
     def transition(self, incident_id: int, new: str, actor: str, reason: str = "") -> Incident:
+        """A person's (or the executor's) move of the incident to ``new``. Closed while live
+        (its finding present at the last look), it is closed for good: held
+        (``Incident.held_since``), no check that still finds its finding opens a new incident
+        for it; one that finds it gone ends the hold, and its return opens a new incident."""
         if new not in STATES:
             raise StoreError(f"unknown incident state {new!r}; states: {', '.join(STATES)}")
         with self.db.transaction() as conn:
@@ -635,7 +697,13 @@ class IncidentStore:
                 raise NotFoundError(f"no incident {incident_id}")
             if row["state"] == new:
                 return self.get(incident_id)
-            self._move(conn, incident_id, row["state"], new, actor, reason or new, time.time())
+            now = time.time()
+            self._move(conn, incident_id, row["state"], new, actor, reason or new, now)
+            if new == "closed" and row["state"] in LIVE_STATES:
+                conn.execute("UPDATE incidents SET held_since=? WHERE id=?", (now, incident_id))
+                self._event(conn, incident_id, "held", None, None, actor, "closed while its "
+                            "finding is present: no new incident opens for it until a check "
+                            "finds it gone", now)
         return self.get(incident_id)
 
     def get(self, incident_id: int, history: int | None = RECENT_EVENTS) -> Incident:
@@ -678,19 +746,22 @@ class IncidentStore:
         """Those of ``incident_ids`` that are open (or reopened) and wait for a person, not
         for the assistant: since their last episode began they were escalated (their
         investigations spent, a fix that ran too often or was kept open), or their latest fix
-        failed, was rejected or expired. Open alone, one is still the assistant's."""
+        failed, was rejected or expired, or was only recorded (the observe level, a dry run:
+        the assistant is done with it, nothing more runs). Open alone, one is still the
+        assistant's."""
         if not incident_ids:
             return set()
         ids = list(incident_ids)
-        episode = ("COALESCE((SELECT MAX({col}) FROM incident_events s WHERE "
-                   "s.incident_id=i.id AND s.to_state IN ('reopened','resolved','closed')), 0)")
+        # a fix whose verification a stop cut short is the checks' to judge until they tell
         rows = self.db.conn.execute(
             f"SELECT i.id FROM incidents i WHERE i.id IN ({','.join('?' * len(ids))}) "
             "AND i.state IN ('open','reopened') AND (EXISTS(SELECT 1 FROM incident_events e "
-            f"WHERE e.incident_id=i.id AND e.kind='escalated' AND e.id>{episode.format(col='s.id')}"
-            ") OR COALESCE((SELECT a.state IN ('failed','escalated','rejected','expired') "
+            "WHERE e.incident_id=i.id AND e.kind='escalated' AND "
+            f"e.id>{_EPISODE.format(col='id', incident='i.id')}) OR COALESCE((SELECT a.state "
+            f"IN ('failed','escalated','rejected','expired','recorded') AND NOT {_UNTOLD} "
             "FROM actions a WHERE a.incident_id=i.id AND a.created_at>="
-            f"{episode.format(col='s.at')} ORDER BY a.id DESC LIMIT 1), 0))", ids)
+            f"{_EPISODE.format(col='at', incident='i.id')} ORDER BY a.id DESC LIMIT 1), 0))",
+            ids)
         return {int(r[0]) for r in rows}
 
     # -- investigations ----------------------------------------------------------------------
@@ -1127,6 +1198,9 @@ class IncidentStore:
             failing = conn.execute("SELECT check_failed_since FROM hosts WHERE name=?",
                                    (host,)).fetchone()
             conn.execute("UPDATE hosts SET check_failed_since=NULL WHERE name=?", (host,))
+            # added again (another machine, maybe), what it finds opens incidents of its own
+            conn.execute("UPDATE incidents SET held_since=NULL WHERE host=? AND held_since IS "
+                         "NOT NULL", (host,))
             conn.execute("DELETE FROM rises WHERE host=?", (host,))
             for table in ("journal_cursors", "journal_entries"):  # every consumer's
                 conn.execute(f"DELETE FROM {table} WHERE host=?", (host,))

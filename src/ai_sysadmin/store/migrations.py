@@ -274,3 +274,13 @@ MIGRATIONS += (
     );
     """,
 )
+
+MIGRATIONS += (
+    # 13: an incident a person closed while its finding was present (`issues close`) holds its
+    # finding since then: no new incident opens for it until a check that judged its rule
+    # finds it gone (NULL again). Indexed by what a check asks: its host's, and a finding's
+    """
+    ALTER TABLE incidents ADD COLUMN held_since REAL;
+    CREATE INDEX incidents_held ON incidents(host, fingerprint) WHERE held_since IS NOT NULL;
+    """,
+)
