@@ -125,3 +125,28 @@ def test_sudo_reaches_a_managed_host_with_the_daemons_ssh_config_not_roots(
     assert report["host"] == "web1" and report["reachable"] is False
     assert f"127.0.0.1:{daemons}" in json.dumps(report["errors"]), report["errors"]
     assert "Permission denied" not in done.stderr + done.stdout
+
+
+def test_a_decision_root_makes_on_the_daemons_state_is_roots(daemons_state: Path) -> None:
+    """The command runs as the daemon's user once it has read its config: the person who
+    decided is still who ran it (root, or sudo's caller as sudo says), never that account."""
+    from ai_sysadmin.monitor.findings import Finding, Severity
+    from ai_sysadmin.store import Database, IncidentStore
+
+    store = IncidentStore(Database(daemons_state / "state.db"))
+    found = [Finding("web1", "disk_space", f"/v{n}", Severity.CRITICAL, "full") for n in (1, 2)]
+    first, second = store.record_check("web1", found, {"disk_space"}).opened
+    store.db.close()
+    for path in daemons_state.iterdir():
+        os.chown(path, NOBODY, NOBODY)
+    assert run(daemons_state, "issues", "close", str(first)).returncode == 0
+    env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(daemons_state), "HOME": "/root",
+           "SUDO_USER": "bob", "SUDO_UID": "1000"}
+    by_sudo = subprocess.run([str(BIN), "issues", "close", str(second)], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert by_sudo.returncode == 0, by_sudo.stderr
+    shown = json.loads(run(daemons_state, "issues", "show", str(second), "--json").stdout)
+    closers = {e["actor"] for e in shown["events"] if e.get("to_state") == "closed"}
+    assert closers == {"root (sudo from bob uid 1000, as SUDO_USER says)"}
+    shown = json.loads(run(daemons_state, "issues", "show", str(first), "--json").stdout)
+    assert {e["actor"] for e in shown["events"] if e.get("to_state") == "closed"} == {"root"}

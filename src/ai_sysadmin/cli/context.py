@@ -184,6 +184,9 @@ def as_state_owner(state_dir: Path) -> None:
 
     if os.geteuid() != 0:
         return
+    from .identity import keep_caller
+
+    keep_caller()  # a decision is root's (or sudo's caller's), not the daemon's account's
     try:
         owner = state_dir.stat().st_uid
     except OSError:

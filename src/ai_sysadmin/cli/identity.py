@@ -15,6 +15,17 @@ from collections.abc import Mapping
 
 #: a user name as sudo and useradd write one; anything else in SUDO_USER is shown as unknown
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
+#: the real uid this process was started with, kept before a command of root's becomes the
+#: state directory's owner (:func:`~.context.as_state_owner`): the person is who ran it,
+#: not the daemon's account it runs as after
+_started_as: int | None = None
+
+
+def keep_caller() -> None:
+    """Remember who runs this command, before its uid changes."""
+    global _started_as
+    if _started_as is None:
+        _started_as = os.getuid()
 
 
 def _account(uid: int) -> str:
@@ -27,7 +38,9 @@ def _account(uid: int) -> str:
 def actor(environ: Mapping[str, str] | None = None, uid: int | None = None) -> str:
     """``alice``; under sudo ``root (sudo from bob uid 1000, as SUDO_USER says)``."""
     environ = os.environ if environ is None else environ
-    real = _account(os.getuid() if uid is None else uid)
+    if uid is None:
+        uid = os.getuid() if _started_as is None else _started_as
+    real = _account(uid)
     name, number = environ.get("SUDO_USER"), environ.get("SUDO_UID")
     if name is None and number is None:
         return real
