@@ -75,17 +75,26 @@ def in_child(work: object) -> None:
     os.waitpid(pid, 0)
 
 
+def approved_by_a_gone_daemon(settings: Settings, transport: SandboxTransport,
+                              incident_id: int) -> None:
+    """A daemon of ``settings`` decided a restart of app.service for the incident, and is
+    gone before it ran it."""
+    host = transport.host
+
+    def decide_and_die() -> None:
+        mine = IncidentStore(Database(settings.db_path))
+        asyncio.run(Executor(settings, mine, {host: transport}).propose(
+            host, "restart_unit", {"unit": "app.service"}, incident_id=incident_id))
+
+    in_child(decide_and_die)
+
+
 def test_a_dry_run_daemon_never_runs_what_a_gone_daemon_approved(tmp_path: Path) -> None:
     with Sandbox() as sb:
         transport, settings, store, incident_id = failed_app_incident(sb, tmp_path)
         host = transport.host
 
-        def decide_and_die() -> None:
-            mine = IncidentStore(Database(settings.db_path))
-            asyncio.run(Executor(settings, mine, {host: transport}).propose(
-                host, "restart_unit", {"unit": "app.service"}, incident_id=incident_id))
-
-        in_child(decide_and_die)
+        approved_by_a_gone_daemon(settings, transport, incident_id)
         dry = lab_settings(tmp_path, executor={"dry_run": True})
         executor = Executor(dry, store, {host: transport})
         done = [asyncio.run(executor.run(a.id)) for a in executor.recover()]
@@ -110,12 +119,7 @@ def test_a_fix_a_gone_daemon_approved_follows_the_autonomy_level_it_restarts_at(
         transport, settings, store, incident_id = failed_app_incident(sb, tmp_path)
         host = transport.host
 
-        def decide_and_die() -> None:
-            mine = IncidentStore(Database(settings.db_path))
-            asyncio.run(Executor(settings, mine, {host: transport}).propose(
-                host, "restart_unit", {"unit": "app.service"}, incident_id=incident_id))
-
-        in_child(decide_and_die)
+        approved_by_a_gone_daemon(settings, transport, incident_id)
         now = lab_settings(tmp_path).model_copy(update={"autonomy_level": level})
         executor = Executor(now, store, {host: transport})
         (done,) = [asyncio.run(executor.run(a.id)) for a in executor.recover()]

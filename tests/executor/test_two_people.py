@@ -7,6 +7,7 @@ the one who came second learns who decided first, and when."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -212,15 +213,26 @@ def test_an_approval_given_as_its_time_runs_out_is_refused_saying_it_expired(
         f"error: action {action.id} is expired, not pending: approval TTL passed"), err
 
 
-def test_a_discussion_hears_that_another_terminal_decided_the_action_meanwhile(
-        settings: Settings, store: IncidentStore) -> None:
-    """One person discusses a fix while another rejects it: the next answer is about the
-    action as it is now, not the "pending" the discussion began with."""
+@dataclasses.dataclass
+class _Discussed:
+    """An ``approve discuss`` of a pending fix that another terminal rejected after the
+    first question (:func:`_discuss_while_rejected`)."""
+
+    action: Action
+    code: int
+    out: str
+    err: str
+    requests: list[JSON]
+
+
+def _discuss_while_rejected(settings: Settings, store: IncidentStore, steps: list[Step],
+                            then: str, *reason: str) -> _Discussed:
+    """Discuss a pending journal vacuum: "what does it do?", answered by the first of
+    ``steps``; another terminal rejects it (``--reason``, if given); then ``then``'s lines."""
     here = short_hostname()
     action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
         here, "vacuum_journal", {"max_size": "500M"}))
-    with ScriptedModel([say("It frees journal space; approve it when you are ready."),
-                        say("It was rejected, so nothing will run.")]) as model:
+    with ScriptedModel(steps) as model:
         discussing = subprocess.Popen(
             [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -230,19 +242,35 @@ def test_a_discussion_hears_that_another_terminal_decided_the_action_meanwhile(
             discussing.stdin.write("what does it do?\n")
             discussing.stdin.flush()
             poll_until(lambda: len(model.requests) == 1, what="the first question")
-            code, _, err = finish(start("reject", str(action.id), "--reason", "disk is fine"))[0]
+            rejecting = ["reject", str(action.id)] + (["--reason", *reason] if reason else [])
+            code, _, err = finish(start(*rejecting))[0]
             assert code == 0, err
-            out, err = discussing.communicate("should I approve it now?\n", timeout=120)
+            out, err = discussing.communicate(then, timeout=120)
         finally:
             if discussing.poll() is None:
                 discussing.kill()
                 discussing.communicate()
-    assert discussing.returncode == 0, err
-    rejected = ActionStore(store.db).get(action.id)
-    news = (f"action {action.id} is rejected: rejected by {rejected.decided_by} at "
-            f"{at(rejected.decided_at)} (disk is fine)")
-    assert f"note: since the last answer {news}" in " ".join(out.split()), out
-    [first, second] = model.requests
+    return _Discussed(ActionStore(store.db).get(action.id), discussing.returncode, out, err,
+                      model.requests)
+
+
+def _news(action: Action) -> str:
+    return (f"action {action.id} is rejected: rejected by {action.decided_by} at "
+            f"{at(action.decided_at)} (disk is fine)")
+
+
+def test_a_discussion_hears_that_another_terminal_decided_the_action_meanwhile(
+        settings: Settings, store: IncidentStore) -> None:
+    """One person discusses a fix while another rejects it: the next answer is about the
+    action as it is now, not the "pending" the discussion began with."""
+    done = _discuss_while_rejected(
+        settings, store, [say("It frees journal space; approve it when you are ready."),
+                          say("It was rejected, so nothing will run.")],
+        "should I approve it now?\n", "disk is fine")
+    assert done.code == 0, done.err
+    news = _news(done.action)
+    assert f"note: since the last answer {news}" in " ".join(done.out.split()), done.out
+    [first, second] = done.requests
     assert not any(news in str(m.get("content")) for m in first["messages"])
     asked = second["messages"][-1]
     assert asked["role"] == "user" and news in asked["content"], asked
@@ -253,38 +281,18 @@ def test_news_of_the_action_a_failed_turn_never_delivered_goes_with_the_next_que
         settings: Settings, store: IncidentStore) -> None:
     """The action is rejected from another terminal; the next question's LLM call fails
     (HTTP 500), so the model never read the news: the question after it carries it."""
-    here = short_hostname()
-    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
-        here, "vacuum_journal", {"max_size": "500M"}))
-    with ScriptedModel([say("It frees journal space; approve it when you are ready."),
-                        http_error(500, '{"error": "model crashed"}'),
-                        say("It was rejected, so nothing will run.")]) as model:
-        discussing = subprocess.Popen(
-            [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
-        assert discussing.stdin is not None
-        try:
-            discussing.stdin.write("what does it do?\n")
-            discussing.stdin.flush()
-            poll_until(lambda: len(model.requests) == 1, what="the first question")
-            code, _, err = finish(start("reject", str(action.id), "--reason", "disk is fine"))[0]
-            assert code == 0, err
-            out, err = discussing.communicate(
-                "should I approve it now?\nso, approve it?\n", timeout=120)
-        finally:
-            if discussing.poll() is None:
-                discussing.kill()
-                discussing.communicate()
-    assert discussing.returncode == 2, err  # one question got no answer
-    assert "answered HTTP 500" in err, err
-    rejected = ActionStore(store.db).get(action.id)
-    news = (f"action {action.id} is rejected: rejected by {rejected.decided_by} at "
-            f"{at(rejected.decided_at)} (disk is fine)")
+    done = _discuss_while_rejected(
+        settings, store, [say("It frees journal space; approve it when you are ready."),
+                          http_error(500, '{"error": "model crashed"}'),
+                          say("It was rejected, so nothing will run.")],
+        "should I approve it now?\nso, approve it?\n", "disk is fine")
+    assert done.code == 2, done.err  # one question got no answer
+    assert "answered HTTP 500" in done.err, done.err
+    news = _news(done.action)
     # the person is told once, before the question that failed
-    assert " ".join(out.split()).count(f"note: since the last answer {news}") == 1, out
-    assert "It was rejected, so nothing will run." in out
-    [_, failed, answered] = model.requests
+    assert " ".join(done.out.split()).count(f"note: since the last answer {news}") == 1, done.out
+    assert "It was rejected, so nothing will run." in done.out
+    [_, failed, answered] = done.requests
     assert news in failed["messages"][-1]["content"]
     asked = answered["messages"][-1]
     assert asked["role"] == "user" and news in asked["content"], asked
@@ -298,32 +306,15 @@ def test_a_cleared_discussion_hears_again_what_became_of_the_action(
         settings: Settings, store: IncidentStore) -> None:
     """/clear takes the conversation back to its opening, which says the action is pending:
     the next question tells the model again that it was rejected (the person was told)."""
-    here = short_hostname()
-    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
-        here, "vacuum_journal", {"max_size": "500M"}))
-    with ScriptedModel([say("It frees journal space."), say("It was rejected."),
-                        say("Still rejected.")]) as model:
-        discussing = subprocess.Popen(
-            [str(BIN), "approve", "discuss", str(action.id)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
-        assert discussing.stdin is not None
-        try:
-            discussing.stdin.write("what does it do?\n")
-            discussing.stdin.flush()
-            poll_until(lambda: len(model.requests) == 1, what="the first question")
-            code, _, err = finish(start("reject", str(action.id)))[0]
-            assert code == 0, err
-            out, err = discussing.communicate("what now?\n/clear\nand now?\n", timeout=120)
-        finally:
-            if discussing.poll() is None:
-                discussing.kill()
-                discussing.communicate()
-    assert discussing.returncode == 0, err
-    assert " ".join(out.split()).count("note: since the last answer") == 1, out
-    for request, question in zip(model.requests[1:], ["what now?", "and now?"], strict=True):
+    done = _discuss_while_rejected(
+        settings, store, [say("It frees journal space."), say("It was rejected."),
+                          say("Still rejected.")], "what now?\n/clear\nand now?\n")
+    assert done.code == 0, done.err
+    assert " ".join(done.out.split()).count("note: since the last answer") == 1, done.out
+    for request, question in zip(done.requests[1:], ["what now?", "and now?"], strict=True):
         asked = request["messages"][-1]["content"]
-        assert f"action {action.id} is rejected" in asked and asked.endswith(question), asked
+        assert f"action {done.action.id} is rejected" in asked and asked.endswith(question), \
+            asked
 
 
 def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
