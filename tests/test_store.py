@@ -106,6 +106,23 @@ def test_a_finding_closed_for_good_opens_no_incident_until_a_check_that_judged_i
     assert new != incident_id and store.get(incident_id).state == "closed"
 
 
+def test_a_finding_closed_for_good_that_gets_worse_opens_a_new_incident(
+        store: IncidentStore) -> None:
+    """Closed as a warning (a disk 88 % full, "known"), found critical (99 %): that is not
+    what the person let be. A new incident opens, and is told."""
+    disk = Finding("web1", "disk_space", "/", Severity.WARNING, "/ is 88% full")
+    (incident_id,) = store.record_check("web1", [disk], {"disk_space"}).opened
+    store.transition(incident_id, "closed", "operator", "known, cleanup planned")
+    assert store.record_check("web1", [disk], {"disk_space"}).held == [incident_id]
+    worse = Finding("web1", "disk_space", "/", Severity.CRITICAL, "/ is 99% full")
+    out = store.record_check("web1", [worse], {"disk_space"})
+    assert out.held == [] and len(out.opened) == 1
+    assert store.get(out.opened[0]).severity == "critical"
+    assert store.get(incident_id).held_since is None
+    kinds = [k for (k,) in store.db.conn.execute("SELECT kind FROM notify_events")]
+    assert kinds == ["opened", "opened"]
+
+
 def test_closing_a_resolved_incident_holds_nothing(store: IncidentStore) -> None:
     (incident_id,) = store.record_check("web1", [unit_failed()], {"failed_unit"}).opened
     store.record_check("web1", [], {"failed_unit"})

@@ -332,8 +332,9 @@ def test_a_failure_again_after_it_was_reported_fixed_is_news_at_once(tmp_path: P
 
 
 def test_a_held_needs_a_person_is_dropped_once_its_incident_resolved(tmp_path: Path) -> None:
-    """Escalated, resolved, failing and escalated again (held: a repeat), resolved again:
-    at the window's end "needs a person ... (1 more time)" paged about what was over."""
+    """Escalated, and escalated again in the same episode (held: a repeat), then resolved:
+    at the window's end "needs a person ... (1 more time)" paged about what was over. In a
+    new episode (resolved and failing again, both told) a needs-a-person is news at once."""
     store, notifier = setup(tmp_path)
     t0 = time.time()
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
@@ -341,15 +342,16 @@ def test_a_held_needs_a_person_is_dropped_once_its_incident_resolved(tmp_path: P
     store.record_no_fix(incident.id, "no idea what to do", retry_at=None)
     assert titles(notifier, t0) == ["[hal] web1: a.service has failed",
                                     "[hal] web1: needs a person: a.service has failed"]
-    store.record_check("web1", [], {"failed_unit"})
-    assert titles(notifier, t0 + 60) == [
-        "[hal] web1: resolved: a.service has failed (was critical, paged 0 min ago)"]
-    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
     store.record_no_fix(incident.id, "still no idea", retry_at=None)
-    assert titles(notifier, t0 + 120) == ["[hal] web1: a.service has failed"]
+    assert titles(notifier, t0 + 60) == []
     store.record_check("web1", [], {"failed_unit"})
-    assert titles(notifier, t0 + 180)[0].startswith("[hal] web1: resolved: ")  # told
-    assert titles(notifier, t0 + WINDOW + 60) == []
+    (resolved,) = titles(notifier, t0 + 120)
+    assert resolved.startswith("[hal] web1: resolved: a.service has failed")
+    assert titles(notifier, t0 + WINDOW + 60) == []  # the held one: over, dropped
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    store.record_no_fix(incident.id, "no idea again", retry_at=None)
+    assert titles(notifier, t0 + WINDOW + 120) == [
+        "[hal] web1: a.service has failed", "[hal] web1: needs a person: a.service has failed"]
 
 
 def test_a_held_needs_a_person_still_true_goes_out_at_the_windows_end(tmp_path: Path) -> None:
@@ -675,3 +677,38 @@ def test_repeats_due_together_wait_for_the_digest_window(tmp_path: Path) -> None
     assert titles(notifier, t0 + 1812) == []
     later = titles(notifier, t0 + 1790 + 121)
     assert len(digests) == 2 and len(later) == 1, (digests, later)
+
+
+def test_a_warning_that_cleared_and_came_back_critical_is_told_at_once(tmp_path: Path) -> None:
+    """Told as a warning, cleared (no all-clear: nobody was paged), back as critical within
+    the window: the reopening said it was a repeat of the warning, held to the window's end."""
+    store, notifier = setup(tmp_path, min_severity="warning")
+    now = time.time()
+    store.record_check("web1", [failed("web1", "a.service", Severity.WARNING)], {"failed_unit"})
+    assert titles(notifier, now) == ["[hal] web1: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    assert titles(notifier, now + 60) == []
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    assert titles(notifier, now + 120) == ["[hal] web1: a.service has failed"]
+    assert [m["priority"] for m in notifier.outbox.messages()] == [5, 8]
+
+
+def test_a_fix_that_fails_again_after_the_person_was_told_it_cleared_is_news(
+        tmp_path: Path) -> None:
+    """A fix failed (told); the incident cleared (told) and came back (told), and the next
+    fix failed too: the person, told it was the assistant's again, hears it at once."""
+    store, notifier = setup(tmp_path)
+    now = time.time()
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    (incident,) = store.incidents()
+    actions, action = _running_restart(store, incident.id)
+    actions.move(action, "failed", "executor", "a.service still failed after the restart")
+    assert titles(notifier, now) == ["[hal] web1: a.service has failed",
+                                     "[hal] web1: fix failed: a.service has failed"]
+    store.record_check("web1", [], {"failed_unit"})
+    assert len(titles(notifier, now + 300)) == 1  # the all-clear
+    store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
+    actions, action = _running_restart(store, incident.id)
+    actions.move(action, "failed", "executor", "a.service still failed after the restart")
+    assert titles(notifier, now + 600) == ["[hal] web1: a.service has failed",
+                                           "[hal] web1: fix failed: a.service has failed"]

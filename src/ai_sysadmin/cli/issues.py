@@ -232,7 +232,7 @@ def close(
     reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Close an incident for good: while its finding stays present, no new incident opens for
-    it; once a check finds it gone, its return opens a new incident."""
+    """Close an incident for good: while its finding stays present, no worse, no new incident
+    opens for it; once a check finds it gone, or worse, a new incident opens."""
     _move(ctx, incident_id, "closed", reason, as_json)
 

@@ -55,8 +55,11 @@ _REACH = ("unreachable", "back")
 #: what a kind says and the kinds that say the opposite of one thing (its fingerprint): the
 #: kind told last of them is what the person believes now
 _STATE = ("opened", "worse", "fixed", "resolved", "withdrawn")
+#: a fix that failed, or a person needed: news again once the person was told it ended or
+#: came back since (a second failure in a new episode is no repeat of the first)
+_FIX = ("failed", "escalated", "opened", "worse", "fixed", "resolved", "withdrawn")
 _SAYS = {"unreachable": _REACH, "back": _REACH, "opened": _STATE, "worse": _STATE,
-         "resolved": _STATE}
+         "resolved": _STATE, "failed": _FIX, "escalated": _FIX}
 #: an incident's kinds whose message the later kinds make untrue: what its episode came to
 #: (fixed, resolved, a fix withdrawn with it), a new episode (it reopened), or, of a fix that
 #: worked, that it did not hold
@@ -190,9 +193,10 @@ class Dispatcher:
                 Outbox.told_since(conn, said, now - window, now + window,
                                   event.fingerprint) < _FLAPPING:
             return False
-        # worse than what a person was last told (warning, now critical): news, not a repeat
+        # worse than what a person was last told (warning, now critical, or back as critical
+        # after a warning cleared): news, not a repeat
         told = Outbox.last_told_severity(conn, event.repeat_key)
-        return not (event.kind == "worse" and told is not None
+        return not (repeat_family(event.kind) == "opened" and told is not None
                     and _RANK(event.severity) > _RANK(told))
 
     def _still_true(self, conn: sqlite3.Connection, event: OutboxEvent) -> bool:

@@ -540,14 +540,21 @@ class IncidentStore:
             (finding.fingerprint,),
         ).fetchone()
         if row is None and (held := conn.execute(
-                "SELECT id FROM incidents WHERE host=? AND fingerprint=? AND held_since IS NOT "
-                "NULL ORDER BY id DESC LIMIT 1", (finding.host, finding.fingerprint)
-                ).fetchone()) is not None:
-            # closed for good by a person while present: still there, it stays closed
-            conn.execute("UPDATE incidents SET last_seen=MAX(last_seen, ?) WHERE id=?",
-                         (seen_at, held["id"]))
-            outcome.held.append(held["id"])
-            return
+                "SELECT id, severity FROM incidents WHERE host=? AND fingerprint=? AND "
+                "held_since IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (finding.host, finding.fingerprint)).fetchone()) is not None:
+            if finding.severity <= Severity.parse(held["severity"]):
+                # closed for good by a person while present: still there, it stays closed
+                conn.execute("UPDATE incidents SET last_seen=MAX(last_seen, ?) WHERE id=?",
+                             (seen_at, held["id"]))
+                outcome.held.append(held["id"])
+                return
+            # worse than what the person closed (a disk 88 % full, now 99 %): that was not
+            # what they let be; a new incident opens, and is told
+            conn.execute("UPDATE incidents SET held_since=NULL WHERE id=?", (held["id"],))
+            self._event(conn, held["id"], "cleared", None, None, actor,
+                        f"the finding is {finding.severity.label} now, worse than when it was "
+                        "closed: a new incident opens for it", now)
         if row is None:
             cur = conn.execute(
                 "INSERT INTO incidents(fingerprint, host, rule, subject, severity, summary, "
