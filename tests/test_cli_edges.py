@@ -18,7 +18,7 @@ from ai_sysadmin.cli.identity import actor
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import Snapshot
-from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.conftest import BIN, run_program
 
 _LOADED = ("import sys; from ai_sysadmin.cli.main import main; main({args!r}); "
@@ -431,6 +431,39 @@ def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> N
     chosen = run_program(str(bin_dir / "hal-config"), "show", "--json", "-c", str(other))
     assert json.loads(chosen.stdout)["ai_name"]["value"] == "eve", chosen.stderr
     assert hal.is_file()
+
+
+def test_an_options_value_that_starts_with_dash_c_is_that_value_to_a_tool(
+        tmp_path: Path, config_file) -> None:
+    config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    db = Database(tmp_path / "state" / "state.db")
+    incident = IncidentStore(db).record_check(
+        "web1", [Finding("web1", "disk_space", "/var", Severity.CRITICAL, "full")],
+        {"disk_space"}).opened[0]
+    action = ActionStore(db).create(
+        incident_id=incident, proposal_id=None, host="web1", kind="vacuum_journal",
+        params={"max_size": "500M"}, subject="journal", risk="medium", plan={},
+        outcome="approval", reason="w", state="pending", ttl_seconds=3600).id
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert run_program(str(BIN), "commands", "install", "--bin-dir",
+                       str(bin_dir)).returncode == 0
+    done = run_program(str(bin_dir / "hal-approve"), "reject", str(action), "--reason",
+                       "-cheaper to wait")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    shown = run_program(str(BIN), "approve", "show", str(action), "--json")
+    assert "-cheaper to wait" in shown.stdout, shown.stderr
+
+
+@pytest.mark.parametrize("config", ["-c{}", "--config={}"])
+def test_the_config_joined_to_its_option_leaves_json_and_listing_anywhere(
+        tmp_path: Path, config: str) -> None:
+    path = tmp_path / "joined.toml"
+    path.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    issues = run_program(str(BIN), config.format(path), "--json", "issues")
+    assert (issues.returncode, json.loads(issues.stdout)) == (0, []), issues.stderr
+    waiting = run_program(str(BIN), config.format(path), "approve", "--all")
+    assert (waiting.returncode, waiting.stderr) == (0, ""), waiting.stderr
 
 
 def test_config_option_after_a_tool_name_moves_in_front() -> None:

@@ -119,10 +119,16 @@ def _text_behind_dashes(exc: click_exceptions.NoSuchOption) -> click_exceptions.
 
 
 def _command_at(args: list[str]) -> int:
-    """Where the command word is: behind the CLI's own ``-c``/``--config``."""
+    """Where the command word is: behind the CLI's own ``-c``/``--config``, its value given
+    as the next word or joined to it (``-c/x.toml``, ``--config=/x.toml``)."""
     i = 0
-    while i < len(args) and (args[i] in ("-c", "--config") or args[i].startswith("--config=")):
-        i += 1 if "=" in args[i] else 2
+    while i < len(args):
+        if args[i] in ("-c", "--config"):
+            i += 2
+        elif args[i].startswith("--config=") or (args[i].startswith("-c") and len(args[i]) > 2):
+            i += 1
+        else:
+            break
     return i
 
 
