@@ -115,6 +115,7 @@ def logs(
                          f" since {_when(start)}" if start is not None else ""])
         out.print(f"no {channel} records{which or ' yet'}", markup=False)
         return
+    from ..llm.strict_json import readable
     from ..logs import visible
     from ..monitor.findings import masked
 
@@ -127,10 +128,11 @@ def logs(
         # an audit record holds a person's words as typed (a reason quoting the line they
         # changed), a log file whatever wrote it: masked as --json masks them, and on one
         # line, as the daemon's stderr writes a record (a failed fix's stderr is the host's,
-        # and a line break in it posed as a record of ours: "... alice action.approved ...")
-        out.print(visible(masked(f"{when} [{r.get('name', settings.ai_name)}] "
-                                 f"{r.get('level', '?')}: {r.get('msg', '')} {tail}".rstrip())),
-                  markup=False, highlight=False)
+        # and a line break in it posed as a record of ours: "... alice action.approved ...");
+        # a lone surrogate (a hand-edited "\ud800") as U+FFFD, which a terminal can be sent
+        line = (f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
+                f"{r.get('msg', '')} {tail}")
+        out.print(visible(masked(readable(line.rstrip()))), markup=False, highlight=False)
 
 
 #: the units of an age given to ``--since``, in seconds
@@ -167,7 +169,10 @@ def since_time(text: str, now: float) -> float:
 
 
 def _when(ts: object) -> str:
-    """A record's time as local time; ``?`` for one that has none a clock can show."""
+    """A record's time as local time; ``?`` for one that has none a clock can show (nor a
+    ``true``, which is no time though Python counts it as 1)."""
+    if isinstance(ts, bool):
+        return "?"
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
