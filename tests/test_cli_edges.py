@@ -416,6 +416,60 @@ def test_commands_install_writes_nothing_for_a_directory_or_a_python_it_cannot_u
     assert run_program(str(bin_dir / "hal-check"), "--help").returncode == 0
 
 
+def test_commands_install_refuses_a_python_a_shebang_cannot_name(tmp_path: Path,
+                                                                   config_file) -> None:
+    # "#!/opt/my tools/bin/python": the kernel runs "/opt/my", and every command failed
+    config_file('ai_name = "hal"\n')
+    spaced = tmp_path / "my tools" / "python"
+    spaced.parent.mkdir()
+    spaced.symlink_to(sys.executable)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir),
+                       "--python", str(spaced))
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (f"error: {str(spaced)!r} has whitespace in its path, which a #! "
+                           "line cannot hold: name the Python by a path without it with "
+                           "--python (a symlink to it will do)\n")
+    assert list(bin_dir.iterdir()) == []
+
+
+def test_installed_commands_work_with_a_config_path_of_any_characters(tmp_path: Path) -> None:
+    odd = tmp_path / "odd\ndir" / "config.toml"
+    odd.parent.mkdir()
+    odd.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"AI_SYSADMIN_CONFIG": str(odd)}
+    assert run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir),
+                       env=env).returncode == 0
+    done = run_program(str(bin_dir / "hal-logs"), "audit")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "no audit records yet\n", "")
+
+
+def test_an_installed_command_whose_config_moved_says_to_install_again(
+        tmp_path: Path, config_file) -> None:
+    config = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert run_program(str(BIN), "commands", "install", "--bin-dir",
+                       str(bin_dir)).returncode == 0
+    moved = tmp_path / "etc" / "config.toml"
+    moved.parent.mkdir()
+    config.rename(moved)
+    done = run_program(str(bin_dir / "hal-logs"), "audit",
+                       env={"AI_SYSADMIN_CONFIG": str(moved)})
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: {config}: file does not exist; hal-logs was made by "
+                           "`ai-sysadmin commands install` with this config: run `ai-sysadmin "
+                           "--config FILE commands install` again, naming the config where "
+                           "it is now\n")
+    # a config named on the line is the user's own: its error is the usual one
+    gone = tmp_path / "gone.toml"
+    done = run_program(str(bin_dir / "hal-logs"), "audit", "-c", str(gone))
+    assert done.stderr == f"error: {gone}: file does not exist\n"
+
+
 def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> None:
     hal = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/hal"\n')
     bin_dir = tmp_path / "bin"

@@ -203,13 +203,23 @@ def executable(found: str, hint: str) -> Path:
     return Path(found)
 
 
+def _for_shebang(python: str) -> str:
+    """``python``, if a ``#!`` line can name it: the kernel ends the interpreter's path at the
+    first blank, and every command would fail to start ("required file not found")."""
+    if any(c.isspace() for c in python):
+        raise AiSysadminError(f"{python!r} has whitespace in its path, which a #! line cannot "
+                              "hold: name the Python by a path without it with --python (a "
+                              "symlink to it will do)")
+    return python
+
+
 def _python_with_ai_sysadmin(given: Path) -> str:
     """``given`` as a Python the commands can run under: the first thing each does is import
     ai_sysadmin.cli.main, so one that cannot would make every command fail."""
     import subprocess
 
-    python = str(executable(str(given), "name the Python that has ai-sysadmin installed "
-                                        "with --python"))
+    python = _for_shebang(str(executable(str(given), "name the Python that has ai-sysadmin "
+                                                     "installed with --python")))
     try:
         done = subprocess.run([python, "-c", "import ai_sysadmin.cli.main"], capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
@@ -220,6 +230,14 @@ def _python_with_ai_sysadmin(given: Path) -> str:
         raise AiSysadminError(f"{python} cannot import ai_sysadmin ({last}): name the Python "
                               "that has ai-sysadmin installed with --python")
     return python
+
+
+def _shown(path: str) -> str:
+    """``path`` for the wrapper's comment line: quoted as a shell would take it, its control
+    characters escaped (a newline in it ended the comment, and the rest was Python to run)."""
+    from ..logs import visible
+
+    return visible(shlex.quote(path))
 
 
 def _ours(path: Path) -> bool:
@@ -264,7 +282,8 @@ def commands_install(
         # a mistyped directory is said, not made: nothing is written on an error
         raise AiSysadminError(f"{bin_dir} is not a directory: create it (mkdir -p "
                               f"{shlex.quote(str(bin_dir))}) or name another with --bin-dir")
-    interpreter = sys.executable if python is None else _python_with_ai_sysadmin(python)
+    interpreter = (_for_shebang(sys.executable) if python is None
+                   else _python_with_ai_sysadmin(python))
     loaded = state(ctx).loaded
     name = loaded.settings.ai_name
     paths = {tool: bin_dir / f"{name}-{tool}" for tool in TOOLS}
@@ -278,7 +297,7 @@ def commands_install(
     config = str(loaded.config_path.resolve()) if loaded.config_found else None
     for tool, path in paths.items():
         text = _WRAPPER.format(python=interpreter, marker=MARKER, name=path.name,
-                               config_shown=f" --config {config}" if config else "",
+                               config_shown=f" --config {_shown(config)}" if config else "",
                                tool=" ".join(TOOLS[tool]), config=config)
         # written beside it and renamed over it: a running command never sees half a file
         temp = path.with_name(f".{path.name}.new")
@@ -286,7 +305,7 @@ def commands_install(
         temp.chmod(0o755)
         temp.replace(path)  # over a symlink too: the link itself is replaced
     banner(loaded.settings, f"{len(paths)} commands in {bin_dir}"
-           + (f", with the config {config}" if config else ""))
+           + (f", with the config {_shown(config)}" if config else ""))
     for path in paths.values():
         out.print(f"  {path.name}")
 
