@@ -470,6 +470,34 @@ def test_an_installed_command_whose_config_moved_says_to_install_again(
     assert done.stderr == f"error: {gone}: file does not exist\n"
 
 
+def test_commands_install_never_hides_a_program_of_the_same_name(tmp_path: Path,
+                                                                  config_file) -> None:
+    # ai_name "pkg": pkg-config ahead of the system's, run by every build
+    config_file('ai_name = "pkg"\n')
+    system = tmp_path / "usr-bin"
+    system.mkdir()
+    (system / "pkg-config").write_text("#!/bin/sh\necho system\n")
+    (system / "pkg-config").chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"PATH": os.pathsep.join([str(bin_dir), str(system), os.environ["PATH"]])}
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), env=env)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (f"error: {system}/pkg-config is already on PATH: a command of the "
+                           "same name for this ai_name would run in its place (or never run); "
+                           "set another ai_name, or write them anyway with --force\n")
+    assert list(bin_dir.iterdir()) == []
+    forced = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), "--force",
+                         env=env)
+    assert forced.returncode == 0, forced.stderr
+    # its own commands, in its directory or another on PATH, are no program in the way
+    other = tmp_path / "bin2"
+    other.mkdir()
+    env = {"PATH": os.pathsep.join([str(bin_dir), os.environ["PATH"]])}
+    again = run_program(str(BIN), "commands", "install", "--bin-dir", str(other), env=env)
+    assert again.returncode == 0, again.stderr
+
+
 def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> None:
     hal = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/hal"\n')
     bin_dir = tmp_path / "bin"

@@ -240,6 +240,38 @@ def _shown(path: str) -> str:
     return visible(shlex.quote(path))
 
 
+def shadowed(paths: list[Path], path: list[Path]) -> list[str]:
+    """Of the commands about to be written (``paths``, in one directory), the programs of
+    their names found in a directory of ``path`` (a PATH) other than theirs: ai_name "pkg"
+    made pkg-config, which /usr/local/bin put ahead of the system's, and builds and apt's
+    daily jobs ran ours. A command ``commands install`` or setup made elsewhere is no
+    other program."""
+    import shutil
+
+    if not paths:
+        return []
+    home = paths[0].parent
+    elsewhere = os.pathsep.join(str(d) for d in path if d.is_absolute() and d.is_dir()
+                                and not _same_dir(d, home))
+    found = (shutil.which(p.name, path=elsewhere) for p in paths)
+    return [where for where in found if where is not None and not _ours(Path(where))]
+
+
+def _same_dir(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
+
+
+def shadowing(found: list[str], instead: str) -> AiSysadminError:
+    """The error for commands that would stand in the way of the programs ``found``;
+    ``instead``: what to do."""
+    return AiSysadminError(f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} already "
+                           "on PATH: a command of the same name for this ai_name would run "
+                           f"in its place (or never run); {instead}")
+
+
 def _ours(path: Path) -> bool:
     """Made by ``commands install``: a wrapper with the marker, or the symlink to the
     ai-sysadmin program that earlier versions made."""
@@ -262,11 +294,14 @@ def commands_install(
         metavar="PATH", help="The Python that has ai-sysadmin installed (default: this one); "
         "it must import ai_sysadmin.", show_default=False)] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Replace files of these names that something else made.")] = False,
+        "--force", help="Replace files of these names that something else made; write "
+        "commands named as programs elsewhere on PATH.")] = False,
 ) -> None:
     """Make the {name}-<tool> commands for the configured name, each carrying this config.
 
-    A file of the same name that this command did not make is never replaced without --force.
+    A file of the same name that this command did not make is never replaced, nor a command
+    written whose name a program elsewhere on PATH has (ai_name "pkg": pkg-config), without
+    --force.
     """
     import sys
 
@@ -294,6 +329,9 @@ def commands_install(
     if foreign and not force:
         raise AiSysadminError(f"{foreign[0]} exists and was not made by `commands install`; "
                               "remove it, or replace it with --force")
+    path = [Path(d) for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+    if not force and (found := shadowed(list(paths.values()), path)):
+        raise shadowing(found, "set another ai_name, or write them anyway with --force")
     config = str(loaded.config_path.resolve()) if loaded.config_found else None
     for tool, path in paths.items():
         text = _WRAPPER.format(python=interpreter, marker=MARKER, name=path.name,
