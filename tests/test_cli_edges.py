@@ -18,7 +18,7 @@ from ai_sysadmin.cli.identity import actor
 from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import Snapshot
-from ai_sysadmin.store import Database, IncidentStore
+from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.conftest import BIN, run_program
 
 _LOADED = ("import sys; from ai_sysadmin.cli.main import main; main({args!r}); "
@@ -416,6 +416,88 @@ def test_commands_install_writes_nothing_for_a_directory_or_a_python_it_cannot_u
     assert run_program(str(bin_dir / "hal-check"), "--help").returncode == 0
 
 
+def test_commands_install_refuses_a_python_a_shebang_cannot_name(tmp_path: Path,
+                                                                   config_file) -> None:
+    # "#!/opt/my tools/bin/python": the kernel runs "/opt/my", and every command failed
+    config_file('ai_name = "hal"\n')
+    spaced = tmp_path / "my tools" / "python"
+    spaced.parent.mkdir()
+    spaced.symlink_to(sys.executable)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir),
+                       "--python", str(spaced))
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (f"error: {str(spaced)!r} has whitespace in its path, which a #! "
+                           "line cannot hold: name the Python by a path without it with "
+                           "--python (a symlink to it will do)\n")
+    assert list(bin_dir.iterdir()) == []
+
+
+def test_installed_commands_work_with_a_config_path_of_any_characters(tmp_path: Path) -> None:
+    odd = tmp_path / "odd\ndir" / "config.toml"
+    odd.parent.mkdir()
+    odd.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"AI_SYSADMIN_CONFIG": str(odd)}
+    assert run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir),
+                       env=env).returncode == 0
+    done = run_program(str(bin_dir / "hal-logs"), "audit")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "no audit records yet\n", "")
+
+
+def test_an_installed_command_whose_config_moved_says_to_install_again(
+        tmp_path: Path, config_file) -> None:
+    config = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert run_program(str(BIN), "commands", "install", "--bin-dir",
+                       str(bin_dir)).returncode == 0
+    moved = tmp_path / "etc" / "config.toml"
+    moved.parent.mkdir()
+    config.rename(moved)
+    done = run_program(str(bin_dir / "hal-logs"), "audit",
+                       env={"AI_SYSADMIN_CONFIG": str(moved)})
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: {config}: file does not exist; hal-logs was made by "
+                           "`ai-sysadmin commands install` with this config: run `ai-sysadmin "
+                           "--config FILE commands install` again, naming the config where "
+                           "it is now\n")
+    # a config named on the line is the user's own: its error is the usual one
+    gone = tmp_path / "gone.toml"
+    done = run_program(str(bin_dir / "hal-logs"), "audit", "-c", str(gone))
+    assert done.stderr == f"error: {gone}: file does not exist\n"
+
+
+def test_commands_install_never_hides_a_program_of_the_same_name(tmp_path: Path,
+                                                                  config_file) -> None:
+    # ai_name "pkg": pkg-config ahead of the system's, run by every build
+    config_file('ai_name = "pkg"\n')
+    system = tmp_path / "usr-bin"
+    system.mkdir()
+    (system / "pkg-config").write_text("#!/bin/sh\necho system\n")
+    (system / "pkg-config").chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"PATH": os.pathsep.join([str(bin_dir), str(system), os.environ["PATH"]])}
+    done = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), env=env)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (f"error: {system}/pkg-config is already on PATH: a command of the "
+                           "same name for this ai_name would run in its place (or never run); "
+                           "set another ai_name, or write them anyway with --force\n")
+    assert list(bin_dir.iterdir()) == []
+    forced = run_program(str(BIN), "commands", "install", "--bin-dir", str(bin_dir), "--force",
+                         env=env)
+    assert forced.returncode == 0, forced.stderr
+    # its own commands, in its directory or another on PATH, are no program in the way
+    other = tmp_path / "bin2"
+    other.mkdir()
+    env = {"PATH": os.pathsep.join([str(bin_dir), os.environ["PATH"]])}
+    again = run_program(str(BIN), "commands", "install", "--bin-dir", str(other), env=env)
+    assert again.returncode == 0, again.stderr
+
+
 def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> None:
     hal = config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/hal"\n')
     bin_dir = tmp_path / "bin"
@@ -431,6 +513,39 @@ def test_installed_commands_carry_their_config(tmp_path: Path, config_file) -> N
     chosen = run_program(str(bin_dir / "hal-config"), "show", "--json", "-c", str(other))
     assert json.loads(chosen.stdout)["ai_name"]["value"] == "eve", chosen.stderr
     assert hal.is_file()
+
+
+def test_an_options_value_that_starts_with_dash_c_is_that_value_to_a_tool(
+        tmp_path: Path, config_file) -> None:
+    config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    db = Database(tmp_path / "state" / "state.db")
+    incident = IncidentStore(db).record_check(
+        "web1", [Finding("web1", "disk_space", "/var", Severity.CRITICAL, "full")],
+        {"disk_space"}).opened[0]
+    action = ActionStore(db).create(
+        incident_id=incident, proposal_id=None, host="web1", kind="vacuum_journal",
+        params={"max_size": "500M"}, subject="journal", risk="medium", plan={},
+        outcome="approval", reason="w", state="pending", ttl_seconds=3600).id
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert run_program(str(BIN), "commands", "install", "--bin-dir",
+                       str(bin_dir)).returncode == 0
+    done = run_program(str(bin_dir / "hal-approve"), "reject", str(action), "--reason",
+                       "-cheaper to wait")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    shown = run_program(str(BIN), "approve", "show", str(action), "--json")
+    assert "-cheaper to wait" in shown.stdout, shown.stderr
+
+
+@pytest.mark.parametrize("config", ["-c{}", "--config={}"])
+def test_the_config_joined_to_its_option_leaves_json_and_listing_anywhere(
+        tmp_path: Path, config: str) -> None:
+    path = tmp_path / "joined.toml"
+    path.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    issues = run_program(str(BIN), config.format(path), "--json", "issues")
+    assert (issues.returncode, json.loads(issues.stdout)) == (0, []), issues.stderr
+    waiting = run_program(str(BIN), config.format(path), "approve", "--all")
+    assert (waiting.returncode, waiting.stderr) == (0, ""), waiting.stderr
 
 
 def test_config_option_after_a_tool_name_moves_in_front() -> None:

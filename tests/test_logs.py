@@ -170,3 +170,20 @@ def test_a_record_read_back_is_one_line_its_channel_its_own_and_its_json_json(
     code, out, _ = cli("logs", "decisions", "--json")
     assert code == 0 and "Infinity" not in out
     assert json.loads(out)[-1]["msg"] == '{"ts": 1e999, "level": "info", "msg": "cut"}'
+
+
+def test_a_hand_edited_line_with_a_lone_surrogate_or_a_true_time_is_shown_not_a_traceback(
+        settings: Settings) -> None:
+    """`logs` wrote a lone surrogate escape (``"\\ud800"``, valid JSON) to the terminal: a
+    UnicodeEncodeError traceback; a ``"ts": true`` showed as 1970-01-01 00:00:01."""
+    settings.log_dir.mkdir(parents=True)
+    (settings.log_dir / "orchestrator.jsonl").write_text(
+        '{"ts": 1700000000, "level": "info", "name": "hal", "msg": "lone high \\ud800"}\n'
+        '{"ts": true, "level": "info", "name": "hal", "msg": "ts true"}\n')
+    done = subprocess.run([str(BIN), "logs", "orchestrator"], capture_output=True,
+                          timeout=60, check=False,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert (done.returncode, done.stderr) == (0, b""), done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert lines[0].endswith("[hal] info: lone high \ufffd")
+    assert lines[1] == "? [hal] info: ts true"

@@ -276,6 +276,24 @@ def test_a_knowledge_path_holding_other_files_is_refused_too(target: Path) -> No
 
 
 @needs_root
+def test_setup_never_installs_a_command_that_stands_in_a_system_programs_way(
+        target: Path) -> None:
+    """ai_name "apt": apt-config in /usr/local/bin, ahead of /usr/bin's, which apt's daily
+    jobs run."""
+    (target / "usr/bin/apt-config").write_text("#!/bin/sh\n")
+    (target / "usr/bin/apt-config").chmod(0o755)
+    before = snapshot(target)
+    for extra in (("--dry-run",), ()):
+        done = setup(target, "--name", "apt", *extra)
+        assert (done.returncode, done.stdout) == (2, ""), done.stdout
+        assert done.stderr == (f"error: {target}/usr/bin/apt-config is already on PATH: a "
+                               "command of the same name for this ai_name would run in its "
+                               "place (or never run); name the assistant otherwise (ai_name in "
+                               "the config, or --name)\n")
+        assert snapshot(target) == before
+
+
+@needs_root
 def test_a_refused_setup_leaves_the_old_names_daemon_in_place(target: Path) -> None:
     """A renamed assistant whose new config is refused keeps the old name's units: they are
     taken away only by a setup that goes on to install the new ones."""

@@ -115,6 +115,7 @@ def logs(
                          f" since {_when(start)}" if start is not None else ""])
         out.print(f"no {channel} records{which or ' yet'}", markup=False)
         return
+    from ..llm.strict_json import readable
     from ..logs import visible
     from ..monitor.findings import masked
 
@@ -127,10 +128,11 @@ def logs(
         # an audit record holds a person's words as typed (a reason quoting the line they
         # changed), a log file whatever wrote it: masked as --json masks them, and on one
         # line, as the daemon's stderr writes a record (a failed fix's stderr is the host's,
-        # and a line break in it posed as a record of ours: "... alice action.approved ...")
-        out.print(visible(masked(f"{when} [{r.get('name', settings.ai_name)}] "
-                                 f"{r.get('level', '?')}: {r.get('msg', '')} {tail}".rstrip())),
-                  markup=False, highlight=False)
+        # and a line break in it posed as a record of ours: "... alice action.approved ...");
+        # a lone surrogate (a hand-edited "\ud800") as U+FFFD, which a terminal can be sent
+        line = (f"{when} [{r.get('name', settings.ai_name)}] {r.get('level', '?')}: "
+                f"{r.get('msg', '')} {tail}")
+        out.print(visible(masked(readable(line.rstrip()))), markup=False, highlight=False)
 
 
 #: the units of an age given to ``--since``, in seconds
@@ -167,7 +169,10 @@ def since_time(text: str, now: float) -> float:
 
 
 def _when(ts: object) -> str:
-    """A record's time as local time; ``?`` for one that has none a clock can show."""
+    """A record's time as local time; ``?`` for one that has none a clock can show (nor a
+    ``true``, which is no time though Python counts it as 1)."""
+    if isinstance(ts, bool):
+        return "?"
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
@@ -198,13 +203,23 @@ def executable(found: str, hint: str) -> Path:
     return Path(found)
 
 
+def _for_shebang(python: str) -> str:
+    """``python``, if a ``#!`` line can name it: the kernel ends the interpreter's path at the
+    first blank, and every command would fail to start ("required file not found")."""
+    if any(c.isspace() for c in python):
+        raise AiSysadminError(f"{python!r} has whitespace in its path, which a #! line cannot "
+                              "hold: name the Python by a path without it with --python (a "
+                              "symlink to it will do)")
+    return python
+
+
 def _python_with_ai_sysadmin(given: Path) -> str:
     """``given`` as a Python the commands can run under: the first thing each does is import
     ai_sysadmin.cli.main, so one that cannot would make every command fail."""
     import subprocess
 
-    python = str(executable(str(given), "name the Python that has ai-sysadmin installed "
-                                        "with --python"))
+    python = _for_shebang(str(executable(str(given), "name the Python that has ai-sysadmin "
+                                                     "installed with --python")))
     try:
         done = subprocess.run([python, "-c", "import ai_sysadmin.cli.main"], capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
@@ -215,6 +230,46 @@ def _python_with_ai_sysadmin(given: Path) -> str:
         raise AiSysadminError(f"{python} cannot import ai_sysadmin ({last}): name the Python "
                               "that has ai-sysadmin installed with --python")
     return python
+
+
+def _shown(path: str) -> str:
+    """``path`` for the wrapper's comment line: quoted as a shell would take it, its control
+    characters escaped (a newline in it ended the comment, and the rest was Python to run)."""
+    from ..logs import visible
+
+    return visible(shlex.quote(path))
+
+
+def shadowed(paths: list[Path], path: list[Path]) -> list[str]:
+    """Of the commands about to be written (``paths``, in one directory), the programs of
+    their names found in a directory of ``path`` (a PATH) other than theirs: ai_name "pkg"
+    made pkg-config, which /usr/local/bin put ahead of the system's, and builds and apt's
+    daily jobs ran ours. A command ``commands install`` or setup made elsewhere is no
+    other program."""
+    import shutil
+
+    if not paths:
+        return []
+    home = paths[0].parent
+    elsewhere = os.pathsep.join(str(d) for d in path if d.is_absolute() and d.is_dir()
+                                and not _same_dir(d, home))
+    found = (shutil.which(p.name, path=elsewhere) for p in paths)
+    return [where for where in found if where is not None and not _ours(Path(where))]
+
+
+def _same_dir(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
+
+
+def shadowing(found: list[str], instead: str) -> AiSysadminError:
+    """The error for commands that would stand in the way of the programs ``found``;
+    ``instead``: what to do."""
+    return AiSysadminError(f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} already "
+                           "on PATH: a command of the same name for this ai_name would run "
+                           f"in its place (or never run); {instead}")
 
 
 def _ours(path: Path) -> bool:
@@ -239,11 +294,14 @@ def commands_install(
         metavar="PATH", help="The Python that has ai-sysadmin installed (default: this one); "
         "it must import ai_sysadmin.", show_default=False)] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Replace files of these names that something else made.")] = False,
+        "--force", help="Replace files of these names that something else made; write "
+        "commands named as programs elsewhere on PATH.")] = False,
 ) -> None:
     """Make the {name}-<tool> commands for the configured name, each carrying this config.
 
-    A file of the same name that this command did not make is never replaced without --force.
+    A file of the same name that this command did not make is never replaced, nor a command
+    written whose name a program elsewhere on PATH has (ai_name "pkg": pkg-config), without
+    --force.
     """
     import sys
 
@@ -259,7 +317,8 @@ def commands_install(
         # a mistyped directory is said, not made: nothing is written on an error
         raise AiSysadminError(f"{bin_dir} is not a directory: create it (mkdir -p "
                               f"{shlex.quote(str(bin_dir))}) or name another with --bin-dir")
-    interpreter = sys.executable if python is None else _python_with_ai_sysadmin(python)
+    interpreter = (_for_shebang(sys.executable) if python is None
+                   else _python_with_ai_sysadmin(python))
     loaded = state(ctx).loaded
     name = loaded.settings.ai_name
     paths = {tool: bin_dir / f"{name}-{tool}" for tool in TOOLS}
@@ -270,10 +329,13 @@ def commands_install(
     if foreign and not force:
         raise AiSysadminError(f"{foreign[0]} exists and was not made by `commands install`; "
                               "remove it, or replace it with --force")
+    path = [Path(d) for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+    if not force and (found := shadowed(list(paths.values()), path)):
+        raise shadowing(found, "set another ai_name, or write them anyway with --force")
     config = str(loaded.config_path.resolve()) if loaded.config_found else None
     for tool, path in paths.items():
         text = _WRAPPER.format(python=interpreter, marker=MARKER, name=path.name,
-                               config_shown=f" --config {config}" if config else "",
+                               config_shown=f" --config {_shown(config)}" if config else "",
                                tool=" ".join(TOOLS[tool]), config=config)
         # written beside it and renamed over it: a running command never sees half a file
         temp = path.with_name(f".{path.name}.new")
@@ -281,7 +343,7 @@ def commands_install(
         temp.chmod(0o755)
         temp.replace(path)  # over a symlink too: the link itself is replaced
     banner(loaded.settings, f"{len(paths)} commands in {bin_dir}"
-           + (f", with the config {config}" if config else ""))
+           + (f", with the config {_shown(config)}" if config else ""))
     for path in paths.values():
         out.print(f"  {path.name}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 PROGRAM = "ai-sysadmin"
 
@@ -36,14 +37,17 @@ def dispatch(argv0: str, args: list[str], config: str | None = None) -> tuple[st
     tool = prog.rsplit("-", 1)[1] if prog != PROGRAM and "-" in prog else None
     if tool not in TOOLS:
         return PROGRAM, args
-    given, rest = _take_config(args)
+    given, rest = _take_config(args, TOOLS[tool])
     chosen = given or config
     return prog, [*(["--config", chosen] if chosen else []), *TOOLS[tool], *rest]
 
 
-def _take_config(args: list[str]) -> tuple[str | None, list[str]]:
-    """The last ``-c X``/``--config X``/``--config=X`` before ``--``, and the other args."""
+def _take_config(args: list[str], words: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """The last ``-c X``/``-cX``/``--config X``/``--config=X`` before ``--``, and the other
+    args. ``words``: the command the args are given to; a word that is the value of one of its
+    options (``--reason "-cheaper to wait"``) is that value, never the config."""
     found, rest, i = None, [], 0
+    command = _command(words)
     while i < len(args):
         arg = args[i]
         if arg == "--":
@@ -57,6 +61,38 @@ def _take_config(args: list[str]) -> tuple[str | None, list[str]]:
         elif arg.startswith("-c") and len(arg) > 2 and not arg.startswith("--"):
             found = arg[2:]
         else:
-            rest.append(arg)
+            taken = 1 + _value_words(command, arg)
+            rest += args[i:i + taken]
+            i += taken
+            if not arg.startswith("-"):
+                command = _subcommand(command, arg)
+            continue
         i += 1
     return found, rest
+
+
+def _command(words: tuple[str, ...]) -> Any:
+    """The click command ``words`` name (``("approve",)``: the approve group)."""
+    from .lazy import load  # imports the command's module: only a tool's line needs it
+
+    return load(words[0])
+
+
+def _subcommand(command: Any, word: str) -> Any:
+    """The command a word leads to from ``command``: its subcommand so named, else itself."""
+    return getattr(command, "commands", {}).get(word, command)
+
+
+def _value_words(command: Any, word: str) -> int:
+    """How many words after ``word`` are its value: an option of ``command`` (or, for a group
+    that lists when given no command, of its ``list``) given without its value joined."""
+    if not word.startswith("-") or word == "-":
+        return 0
+    commands = [command, *([command.commands["list"]]
+                           if "list" in getattr(command, "commands", {}) else [])]
+    for each in commands:
+        for param in each.params:
+            if param.param_type_name == "option" and word in (*param.opts,
+                                                              *param.secondary_opts):
+                return 0 if param.is_flag or param.count else param.nargs
+    return 0

@@ -119,10 +119,16 @@ def _text_behind_dashes(exc: click_exceptions.NoSuchOption) -> click_exceptions.
 
 
 def _command_at(args: list[str]) -> int:
-    """Where the command word is: behind the CLI's own ``-c``/``--config``."""
+    """Where the command word is: behind the CLI's own ``-c``/``--config``, its value given
+    as the next word or joined to it (``-c/x.toml``, ``--config=/x.toml``)."""
     i = 0
-    while i < len(args) and (args[i] in ("-c", "--config") or args[i].startswith("--config=")):
-        i += 1 if "=" in args[i] else 2
+    while i < len(args):
+        if args[i] in ("-c", "--config"):
+            i += 2
+        elif args[i].startswith("--config=") or (args[i].startswith("-c") and len(args[i]) > 2):
+            i += 1
+        else:
+            break
     return i
 
 
@@ -282,6 +288,12 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     if (shown := _not_utf8(given)) is not None:
         return _error(f"argument {shown} is not UTF-8")
     prog, args = dispatch(argv0 or sys.argv[0], given, config)
+    if config is not None and args[:2] == ["--config", config] and not os.path.lexists(config):
+        # the config the command was installed with, moved or removed since: what to do is to
+        # install the commands again, which "file does not exist" alone does not say
+        return _error(f"{config}: file does not exist; {prog} was made by `ai-sysadmin "
+                      "commands install` with this config: run `ai-sysadmin --config FILE "
+                      "commands install` again, naming the config where it is now")
     args = json_behind_the_command(list_behind_the_group(args))
     tool = prog if prog != PROGRAM else None
     came: list[int] = []

@@ -30,10 +30,10 @@ from ..setup_host import (
     sudoers_text,
     uninstall,
 )
-from ..setup_host.install import Item
+from ..setup_host.install import SECURE_PATH, Item
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
-from .admin import MARKER, executable
+from .admin import MARKER, executable, shadowed, shadowing
 from .context import out, print_json, say_retired, state
 from .dispatch import TOOLS
 
@@ -84,6 +84,8 @@ def setup(
                     group=user, bin_dir=bin_dir,
                     **({"state_dir": str(existing.state_dir)} if existing else {}))
     items = _items(target, layout, config, find_templates(templates))
+    if not remove:
+        _refuse_shadowing(target, layout)
     steps = _steps(target, layout, items, dry_run, remove)
     runs = [] if remove else running(
         target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
@@ -104,6 +106,15 @@ def _steps(target: Path, layout: Layout, items: list[Item], dry_run: bool,
     # ai_name changed since the last setup: the old name's daemon goes, or two would run
     steps = _take_back_earlier(target, layout, dry_run)
     return steps + (plan(target, items) if dry_run else apply(target, items))
+
+
+def _refuse_shadowing(target: Path, layout: Layout) -> None:
+    """The {name}-* commands may not stand in the way of the target's own programs (ai_name
+    "apt": apt-config, which apt's daily jobs run), looked for where sudo looks."""
+    links = [under(target, f"{layout.bin_dir}/{layout.name}-{tool}") for tool in TOOLS]
+    if found := shadowed(links, [under(target, d) for d in SECURE_PATH]):
+        raise shadowing(found, "name the assistant otherwise (ai_name in the config, or "
+                        "--name)")
 
 
 def _take_back_earlier(root: Path, layout: Layout, dry_run: bool) -> list[Step]:
