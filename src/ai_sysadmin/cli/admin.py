@@ -284,6 +284,23 @@ def _ours(path: Path) -> bool:
         return False
 
 
+def _check_bin_dir(bin_dir: Path) -> None:
+    """Refuse a ``--bin-dir`` that is no directory, saying what is there instead."""
+    if bin_dir.is_dir():
+        return
+    # a file where a directory should be (the directory itself or one above it) is no
+    # directory mkdir -p could make
+    there = next((p for p in (bin_dir, *bin_dir.parents) if p.exists() or p.is_symlink()),
+                 None)
+    if there is not None and not there.is_dir():
+        inside = "" if there == bin_dir else f" (on the way to {bin_dir})"
+        raise AiSysadminError(f"{there} is not a directory{inside}: name a directory with "
+                              "--bin-dir")
+    # a mistyped directory is said, not made: nothing is written on an error
+    raise AiSysadminError(f"{bin_dir} is not a directory: create it (mkdir -p "
+                          f"{shlex.quote(str(bin_dir))}) or name another with --bin-dir")
+
+
 @commands_app.command("install")
 def commands_install(
     ctx: typer.Context,
@@ -305,18 +322,7 @@ def commands_install(
     """
     import sys
 
-    if not bin_dir.is_dir():
-        # a file where a directory should be (the directory itself or one above it) is no
-        # directory mkdir -p could make
-        there = next((p for p in (bin_dir, *bin_dir.parents) if p.exists() or p.is_symlink()),
-                     None)
-        if there is not None and not there.is_dir():
-            inside = "" if there == bin_dir else f" (on the way to {bin_dir})"
-            raise AiSysadminError(f"{there} is not a directory{inside}: name a directory with "
-                                  "--bin-dir")
-        # a mistyped directory is said, not made: nothing is written on an error
-        raise AiSysadminError(f"{bin_dir} is not a directory: create it (mkdir -p "
-                              f"{shlex.quote(str(bin_dir))}) or name another with --bin-dir")
+    _check_bin_dir(bin_dir)
     interpreter = (_for_shebang(sys.executable) if python is None
                    else _python_with_ai_sysadmin(python))
     loaded = state(ctx).loaded

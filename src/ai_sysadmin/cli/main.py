@@ -280,6 +280,17 @@ def _error(text: str) -> int:
     return 2
 
 
+def _installed_config_gone(prog: str, args: list[str], config: str | None) -> str | None:
+    """The config a ``{name}-<tool>`` command was installed with, moved or removed since,
+    where the command uses it: what to do is to install the commands again, which "file does
+    not exist" alone does not say."""
+    if config is None or args[:2] != ["--config", config] or os.path.lexists(config):
+        return None
+    return (f"{config}: file does not exist; {prog} was made by `ai-sysadmin commands "
+            "install` with this config: run `ai-sysadmin --config FILE commands install` "
+            "again, naming the config where it is now")
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
@@ -288,12 +299,8 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
     if (shown := _not_utf8(given)) is not None:
         return _error(f"argument {shown} is not UTF-8")
     prog, args = dispatch(argv0 or sys.argv[0], given, config)
-    if config is not None and args[:2] == ["--config", config] and not os.path.lexists(config):
-        # the config the command was installed with, moved or removed since: what to do is to
-        # install the commands again, which "file does not exist" alone does not say
-        return _error(f"{config}: file does not exist; {prog} was made by `ai-sysadmin "
-                      "commands install` with this config: run `ai-sysadmin --config FILE "
-                      "commands install` again, naming the config where it is now")
+    if (moved := _installed_config_gone(prog, args, config)) is not None:
+        return _error(moved)
     args = json_behind_the_command(list_behind_the_group(args))
     tool = prog if prog != PROGRAM else None
     came: list[int] = []
