@@ -10,6 +10,7 @@ import pytest
 
 from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.notify import Notifier
+from ai_sysadmin.notify.message import BODY_LIMIT
 from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.notify.conftest import failed, make_settings, run_notifier, unreachable
@@ -90,6 +91,23 @@ def test_fifty_incidents_at_once_are_one_digest(tmp_path: Path) -> None:
     body = digest["body"].splitlines()
     assert body[0] == "web0: app0.service has failed (hal-issues show 1)"
     assert body[-2:] == ["... and 38 more", "Next: hal-issues list"]
+
+
+def test_a_digest_of_long_unit_names_keeps_its_count_and_its_command(tmp_path: Path) -> None:
+    """Twenty failed units with long instance names (systemd allows 255 characters): the
+    digest names as many as fit and still says how many more and what to run."""
+    store, notifier = setup(tmp_path)
+    units = [f"backup-job@srv-{n:02d}-{'x' * 200}.service" for n in range(20)]
+    store.record_check("web1", [failed("web1", unit) for unit in units], {"failed_unit"})
+    notifier.dispatcher.dispatch()
+    made = notifier.dispatcher.dispatch(time.time() + DIGEST_GATHER_SECONDS)
+    (digest,) = [m for m in notifier.outbox.messages() if m["id"] in made]
+    assert len(digest["body"]) <= BODY_LIMIT
+    *named, more, command = digest["body"].splitlines()
+    assert command == "Next: hal-issues list"
+    assert more == f"... and {20 - len(named)} more" and len(named) >= 8
+    # whole lines, each with its own command
+    assert all(line.endswith(f"(hal-issues show {n + 1})") for n, line in enumerate(named))
 
 
 def test_a_trickle_goes_one_by_one_then_in_one_digest_per_window(tmp_path: Path) -> None:

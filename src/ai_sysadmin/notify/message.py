@@ -264,15 +264,30 @@ def render_digest(events: Sequence[OutboxEvent], ai_name: str) -> Message:
     title = (f"[{ai_name}] {', '.join(f'{n} {what}' for what, n in counted.items())} on "
              f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {', '.join(hosts[:5])}"
              f"{', ...' if len(hosts) > 5 else ''}")
-    lines = [f"{e.host}: {_headline(e)} ({next_command(e, ai_name)})"
-             for e in events[:DIGEST_LINES]]
-    if len(events) > DIGEST_LINES:
-        lines.append(f"... and {len(events) - DIGEST_LINES} more")
-    lines.append(f"Next: {ai_name}-issues list")
+    tail = f"Next: {ai_name}-issues list"
+    # the tail's room is kept first: twelve lines of long unit names (systemd allows 255
+    # characters) filled the body, and the cut took "... and N more" and the command to run
+    room = BODY_LIMIT - len(tail) - len(f"\n... and {len(events)} more\n")
+    lines: list[str] = []
+    for event in events[:DIGEST_LINES]:
+        # measured as masked, as finish sends it
+        line = redact(f"{event.host}: {_headline(event)} ({next_command(event, ai_name)})")
+        if len(line) + 1 > room:
+            break
+        room -= len(line) + 1
+        lines.append(line)
+    if len(events) > len(lines):
+        lines.append(f"... and {len(events) - len(lines)} more")
+    lines.append(tail)
     return finish(title, lines, max(priority_of(e) for e in events))
 
 
 def finish(title: str, lines: list[str], priority: int) -> Message:
+    """The message as sent: masked and bounded. The last line, the command to run, is never
+    cut: what is too long loses the end of what comes before it."""
     # evidence and details were masked when stored; masking again costs little
-    body = redact("\n".join(lines))
-    return Message(_clip(redact(title), TITLE_LIMIT), _clip(body, BODY_LIMIT), priority)
+    *text, last = lines
+    last = _clip(redact(last), BODY_LIMIT)
+    body = _clip(redact("\n".join(text)), BODY_LIMIT - len(last) - 1)
+    return Message(_clip(redact(title), TITLE_LIMIT), f"{body}\n{last}" if text else last,
+                   priority)
