@@ -437,17 +437,21 @@ def test_the_check_after_a_cut_off_verification_that_still_finds_it_tells_the_fi
     assert [e.kind for e in store.get(incident_id, history=None).events].count("escalated") == 1
 
 
-def test_a_cut_off_verification_whose_fix_held_ends_with_the_resolution_alone(
+def test_a_cut_off_verification_whose_fix_held_is_told_fixed_by_the_next_check(
         settings, store, host) -> None:
-    incident_id, _ = cut_off_while_verified(slow(settings), store, host)
+    incident_id, action = cut_off_while_verified(slow(settings), store, host)
     store.record_check(HOST, [], {"failed_unit"})
     assert store.get(incident_id).state == "resolved"
+    assert told(store) == ["opened", "fixed"]
+    (facts,) = [json.loads(f) for (f,) in store.db.conn.execute(
+        "SELECT facts FROM notify_events WHERE kind='fixed'")]
+    assert facts["action"]["id"] == action.id and "it held" in facts["detail"]
     # back later: a new episode, investigated anew; the old fix is no news of it
     finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
     store.record_check(HOST, [finding], {"failed_unit"})
     store.record_check(HOST, [finding], {"failed_unit"})
     assert store.get(incident_id).state == "reopened"
-    assert "failed" not in told(store)
+    assert told(store) == ["opened", "fixed", "opened"]
     assert store.needing_person([incident_id]) == set()
 
 

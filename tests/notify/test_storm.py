@@ -12,7 +12,7 @@ from ai_sysadmin.monitor.findings import Severity
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.notify.message import BODY_LIMIT
 from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
-from ai_sysadmin.store import ActionStore, Database, IncidentStore
+from ai_sysadmin.store import ActionStore, Database, Incident, IncidentStore
 from tests.notify.conftest import failed, make_settings, run_notifier, unreachable
 from tests.notify.servers import GotifyServer
 
@@ -523,6 +523,54 @@ def test_no_all_clear_where_no_page_went_out_or_a_fix_said_it(tmp_path: Path) ->
     store.record_check("web2", [], {"failed_unit"})
     assert titles(notifier) == [
         "[hal] web2: resolved: b.service has failed (was critical, paged 0 min ago)"]
+
+
+def _restart(store: IncidentStore, incident: Incident, state: str) -> tuple[ActionStore, int]:
+    """A restart of the incident's unit: ``pending`` a person's yes, or ``approved`` by the
+    policy."""
+    actions = ActionStore(store.db)
+    return actions, actions.create(
+        incident_id=incident.id, proposal_id=None, host=incident.host, kind="restart_unit",
+        params={"unit": incident.subject}, subject=incident.subject, risk="medium", plan={},
+        outcome="approval" if state == "pending" else "execute", reason="suggest",
+        state=state).id
+
+
+def _cut_off_while_verified(actions: ActionStore, action: int) -> None:
+    """The restart ran, and a stop cut its verification short, as the executor ends it."""
+    actions.claim(action, "executor")
+    actions.left_to_checks(action, "executor", "its commands ran; the verification was cut "
+                           "off (cancelled)", {"commands": [], "verification": "cut off"})
+
+
+def test_a_fix_whose_verification_a_stop_cut_short_and_which_held_is_told_fixed(
+        tmp_path: Path) -> None:
+    """The person who approved a fix of a warning hears how it ended though the daemon
+    stopped while it was verified: the next check, finding it gone, says it was fixed, as
+    the verification would have (and, where a person was paged, instead of the all-clear)."""
+    store, notifier = setup(tmp_path)
+    store.record_check("web1", [failed("web1", "a.service", Severity.WARNING)],
+                       {"failed_unit"})
+    (warning,) = store.incidents()
+    actions, action = _restart(store, warning, "pending")
+    assert titles(notifier) == ["[hal] web1: approval needed: restart_unit a.service"]
+    actions.move(action, "approved", "alice", "yes")
+    _cut_off_while_verified(actions, action)
+    assert titles(notifier) == []  # no verdict yet: the checks' to give
+    store.record_check("web1", [], {"failed_unit"})
+    made = set(notifier.dispatcher.dispatch())
+    ((title, body, priority),) = [(m["title"], m["body"], m["priority"])
+                                  for m in notifier.outbox.messages() if m["id"] in made]
+    assert title == "[hal] web1: fixed: a.service has failed" and priority == 2
+    assert "the next check no longer finds what it was to fix: it held" in body
+    # paged about a critical one: one message says it is over, the fix's
+    store.record_check("web2", [failed("web2", "b.service")], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web2: b.service has failed"]
+    (critical,) = [i for i in store.incidents() if i.host == "web2"]
+    _cut_off_while_verified(*_restart(store, critical, "approved"))
+    store.record_check("web2", [], {"failed_unit"})
+    assert titles(notifier) == ["[hal] web2: fixed: b.service has failed"]
+    assert titles(notifier, time.time() + WINDOW + 1) == []
 
 
 def test_many_cleared_at_once_are_one_digest(tmp_path: Path) -> None:

@@ -59,10 +59,11 @@ _KEPT = ("EXISTS(SELECT 1 FROM incident_events e WHERE e.incident_id=incidents.i
          "e.kind='kept_open' AND e.id > COALESCE((SELECT MAX(s.id) FROM incident_events s "
          "WHERE s.incident_id=incidents.id AND s.to_state IN ('resolved','closed')), 0))")
 #: SQL: the fix (of the row of ``actions a``) failed only in that a stop cut its verification
-#: short (:data:`LEFT_TO_CHECKS`), and nobody was told of it yet: the incident's checks tell
+#: short (:data:`LEFT_TO_CHECKS`), and nobody was told yet whether it held: the incident's
+#: checks tell
 _UNTOLD = (f"(a.state='failed' AND COALESCE(json_extract(a.result, '$.{LEFT_TO_CHECKS}'), 0) "
            "AND NOT EXISTS(SELECT 1 FROM notify_events n WHERE n.action_id=a.id AND "
-           "n.kind='failed'))")
+           "n.kind IN ('failed','fixed')))")
 #: SQL: when the incident (its id in ``{incident}``) began its episode: when it last reopened,
 #: resolved or closed (its ``{col}``: ``at`` or ``id``); 0, never
 _EPISODE = ("COALESCE((SELECT MAX(s.{col}) FROM incident_events s WHERE "
@@ -135,6 +136,19 @@ def _journal_rows(host: str, consumer: str,
     inside a secret's name, ``DB_PASS\bWORD=x``, hid it from the masking)."""
     return [(host, consumer, e.cursor, e.timestamp, e.priority, masked(e.source),
              masked(e.message)[:JOURNAL_MESSAGE_KEPT]) for e in journal]
+
+
+def _left_to_checks(conn: Any, incident_id: int, seen_at: float, now: float) -> int | None:
+    """The incident's latest fix of this episode, where a stop cut its verification short
+    and nobody was told how it ended (:data:`_UNTOLD`), and a look taken at ``seen_at``
+    came after it ended: that look says whether it held. None otherwise."""
+    row = conn.execute(
+        f"SELECT a.id, a.finished_at, {_UNTOLD} AS untold FROM actions a WHERE "
+        f"a.incident_id=:id AND a.created_at>={_EPISODE.format(col='at', incident=':id')} "
+        "ORDER BY a.id DESC LIMIT 1", {"id": incident_id}).fetchone()
+    if row is None or not row["untold"] or seen_at < (row["finished_at"] or now):
+        return None
+    return int(row["id"])
 
 
 def _older_look(seen_at: float, latest: float | None) -> bool:
@@ -510,6 +524,7 @@ class IncidentStore:
             if row["rule"] in kept_rules:
                 outcome.left_to_fresh.append(row["id"])
             elif not _older_look(seen_at, row["last_seen"]):
+                self._held(conn, row["id"], seen_at, now)
                 outcome.withdrawn += self._move(
                     conn, row["id"], row["state"], "resolved", actor,
                     "a fresh collection no longer shows the finding", now)
@@ -629,17 +644,25 @@ class IncidentStore:
         episode ended with its verification cut short by a stop (:data:`LEFT_TO_CHECKS`):
         the fix did not hold, and its failure is told now (a person must look), once, as
         its verification would have told it."""
-        row = conn.execute(
-            f"SELECT a.id, a.finished_at, {_UNTOLD} AS untold FROM actions a WHERE "
-            f"a.incident_id=:id AND a.created_at>={_EPISODE.format(col='at', incident=':id')} "
-            "ORDER BY a.id DESC LIMIT 1", {"id": incident_id}).fetchone()
-        if row is None or not row["untold"] or seen_at < (row["finished_at"] or now):
+        action_id = _left_to_checks(conn, incident_id, seen_at, now)
+        if action_id is None:
             return
-        reason = (f"action {row['id']} ran, a stop cut its verification short, and a check "
+        reason = (f"action {action_id} ran, a stop cut its verification short, and a check "
                   "since still finds what it was to fix: it did not hold")
-        note_action(conn, row["id"], "failed", reason, now)
+        note_action(conn, action_id, "failed", reason, now)
         # in the history too: the incident waits for a person now (needing_person)
         self._escalated(conn, incident_id, actor, reason, now, tell=False)
+
+    @staticmethod
+    def _held(conn: Any, incident_id: int, seen_at: float, now: float) -> None:
+        """The other side of :meth:`_not_held`: the finding gone at that look, the fix held,
+        and it is told as fixed, as its verification would have told it (the person who
+        approved it heard nothing since). Before the incident resolves: its all-clear is
+        then this message's to say."""
+        action_id = _left_to_checks(conn, incident_id, seen_at, now)
+        if action_id is not None:
+            note_action(conn, action_id, "succeeded", "a stop cut its verification short; "
+                        "the next check no longer finds what it was to fix: it held", now)
 
     @staticmethod
     def _event(

@@ -168,13 +168,15 @@ def _note_resolved(conn: sqlite3.Connection, facts: dict[str, Any], detail: str,
                    at: float | None) -> None:
     """The all-clear of an incident a person was paged about, unless a fix's message says
     it: one that ran since the last page, verified (``fixed``) or being verified (the check
-    of its verification resolves the incident before the fix's event is written)."""
+    of its verification resolves the incident before the fix's event is written), or one
+    whose verification a stop cut short, told ``fixed`` by this check (it held)."""
     paged = _paged(conn, facts["incident"])
     if paged is None:
         return
     last_page, facts["paged"] = paged
-    fixing = conn.execute("SELECT 1 FROM actions WHERE incident_id=? AND state IN "
-                          "('executing','succeeded') AND started_at>=? LIMIT 1",
+    fixing = conn.execute("SELECT 1 FROM actions a WHERE incident_id=? AND started_at>=? AND "
+                          "(state IN ('executing','succeeded') OR EXISTS(SELECT 1 FROM "
+                          "notify_events n WHERE n.action_id=a.id AND n.kind='fixed')) LIMIT 1",
                           (facts["incident"], last_page)).fetchone()
     if fixing is not None:
         return
