@@ -73,12 +73,14 @@ def test_a_fix_that_held_is_not_paged_as_failed_after_a_stop_during_its_verifica
             lambda s: s.incidents(None)[0].state == "resolved" and all_sent(s)
             and len(gotify.accepted) == 2, timeout=60)
         titles = [m["title"] for m in gotify.accepted]
+        bodies = [m["message"] for m in gotify.accepted]
     host = store.hosts()[0]["name"]
+    # told as its verification would have: fixed, the all-clear in one message
     assert titles == [f"[hal] {host}: app.service has failed",
-                      f"[hal] {host}: resolved: app.service has failed (was critical, paged "
-                      "0 min ago)"]
+                      f"[hal] {host}: fixed: app.service has failed"]
+    assert "it held" in bodies[1]
     assert [k for (k,) in store.db.conn.execute("SELECT kind FROM notify_events")] == [
-        "opened", "resolved"]
+        "opened", "fixed"]
 
 
 def test_a_fix_that_did_not_hold_is_told_once_by_the_checks_after_a_stop_during_its_verification(
