@@ -14,7 +14,12 @@ from ..errors import AiSysadminError, CommandRefused, TransportError
 from ..here import address_here, names_this_machine
 from ..hosts.inventory import configured_hosts, target_machine
 from ..hosts.transport import unanswered
-from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
+from ..orchestrator.fleet import (
+    config_twins,
+    discover_from_ssh_config,
+    managed_specs,
+    stop_managing,
+)
 from ..store import HostStore
 from .context import AppState, a_host, banner, cell, err, name_order, out, print_json, state
 from .identity import actor
@@ -38,7 +43,8 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
     hosts = _hosts(app_state)
     discover_from_ssh_config(app_state.settings, hosts)
     known = {h["name"]: h for h in hosts.all()}
-    managed = {short_hostname(), *(s.name for s in managed_specs(app_state.settings, hosts))}
+    specs = managed_specs(app_state.settings, hosts)
+    managed = {short_hostname(), *(s.name for s in specs)}
     open_counts = hosts.open_incidents()
     rows = []
     for name in sorted(set(known) | managed, key=name_order):
@@ -99,6 +105,11 @@ def list_systems(
                   f"{_when(r['last_check'])}): {r['last_error']}",
                   markup=False, highlight=False, soft_wrap=True)
     _say_not_whole([r for r in rows if r not in failing and r["last_error"]])
+    for name, configured in config_twins(app_state.settings, _hosts(app_state)).items():
+        # the daemon's log says it too (orchestrator.fleet's _say_twin)
+        err.print(f"warning: {name} is not checked: it is the machine of {configured} in "
+                  f"remote_systems, checked as {configured}; `systems remove {name}` lets it "
+                  "go", soft_wrap=True, markup=False, highlight=False)
 
 
 def _say_not_whole(rows: list[dict[str, Any]]) -> None:
