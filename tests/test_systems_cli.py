@@ -511,6 +511,14 @@ def test_what_answers_on_the_port_prints_no_line_of_its_own_when_a_host_is_added
 
 
 
+def test_a_named_config_host_is_listed_with_its_target(cli, config_file) -> None:
+    # its name is no target: `"target": "web-a"` reached nothing a person could ssh to
+    config_file('remote_systems = [{host = "192.0.2.10", name = "web-a"}, '
+                '{host = "192.0.2.11", name = "web-b", user = "ops", port = 2222}, "db9"]\n')
+    assert {n: t for n, t in targets(cli).items() if n != short_hostname()} == {
+        "web-a": "192.0.2.10", "web-b": "ops@192.0.2.11:2222", "db9": "db9"}
+
+
 def test_a_machine_added_then_listed_in_remote_systems_is_checked_once(
         cli, config_file, store) -> None:
     # under two names, one machine was checked twice: two SSH sessions, every incident

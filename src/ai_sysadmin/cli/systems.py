@@ -45,6 +45,8 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
     known = {h["name"]: h for h in hosts.all()}
     specs = managed_specs(app_state.settings, hosts)
     managed = {short_hostname(), *(s.name for s in specs)}
+    # a config host is where the config says ({host = ..., name = "web-a"} is not at web-a)
+    configured = {s.name: s.target for s in specs if s.source == "config"}
     open_counts = hosts.open_incidents()
     rows = []
     for name in sorted(set(known) | managed, key=name_order):
@@ -54,7 +56,7 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
             continue
         rows.append({
             "name": name, "status": status, "source": row.get("source"),
-            "target": row.get("target") or name, "os": row.get("os"),
+            "target": configured.get(name) or row.get("target") or name, "os": row.get("os"),
             "reachable": None if row.get("reachable") is None else bool(row["reachable"]),
             "last_check": row.get("last_check"), "last_error": row.get("last_error"),
             "check_failed_since": row.get("check_failed_since"),
