@@ -119,12 +119,18 @@ def _say_not_whole(rows: list[dict[str, Any]]) -> None:
     or which sections it could not collect and why (a rule with nothing to read judged
     nothing, so "0 open incidents" there is no all-clear)."""
     from ..monitor.findings import quote
+    from .check import SHOWN, unreachable_words
 
     for r in rows:
-        what = "unreachable" if r["reachable"] is False else "not collected"
-        # host text (a remote command's stderr) from the store: masked, one bounded line
-        out.print(f"{r['name']}: {what} at the last check ({_when(r['last_check'])}): "
-                  f"{quote(r['last_error'])}", markup=False, highlight=False, soft_wrap=True)
+        unreachable = r["reachable"] is False
+        # host text (a remote command's stderr) from the store: masked, one bounded line, as
+        # `check` says it (its bound, without the command that got no answer): cut shorter,
+        # a changed host key lost the command that forgets the old one
+        said = (unreachable_words({"": r["last_error"]}) if unreachable
+                else quote(r["last_error"], SHOWN))
+        out.print(f"{r['name']}: {'unreachable' if unreachable else 'not collected'} at the "
+                  f"last check ({_when(r['last_check'])}): {said}", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("add")
