@@ -342,6 +342,35 @@ def test_two_remote_systems_of_one_name_are_refused(tmp_path: Path, entries: str
     assert needle in str(refused.value)
 
 
+@pytest.mark.parametrize(("entries", "needle"), [
+    ('[{host = "192.0.2.10", name = "web-a"}, {host = "192.0.2.10", name = "web-b", '
+     'user = "ops"}, "192.0.2.10:22"]',
+     "remote_systems[0] {host = '192.0.2.10', name = 'web-a'} and remote_systems[1] "
+     "{host = '192.0.2.10', name = 'web-b'} are one machine (192.0.2.10:22"),
+    ('["web1", "db1", {host = "WEB1.", port = 22, user = "ops", name = "w"}]',
+     "remote_systems[0] 'web1' and remote_systems[2] {host = 'WEB1.', port = 22, name = 'w'} "
+     "are one machine (web1:22"),
+    ('["[2001:db8::1]:2222", {host = "2001:db8::1", port = 2222, name = "v6"}]',
+     "are one machine ([2001:db8::1]:2222"),
+])
+def test_one_machine_twice_in_remote_systems_is_refused(tmp_path: Path, entries: str,
+                                                        needle: str) -> None:
+    # under two names (or users) one machine was checked twice: every incident twice, and
+    # two fixes could race on it
+    path = tmp_path / "twins.toml"
+    path.write_text(f"remote_systems = {entries}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={})
+    assert needle in str(refused.value) and "list it once" in str(refused.value)
+
+
+def test_one_host_at_two_ports_is_two_machines(tmp_path: Path) -> None:
+    # another port is another sshd (a container, a VM behind a forward)
+    path = tmp_path / "ports.toml"
+    path.write_text('remote_systems = ["web1", {host = "web1", port = 2222, name = "vm1"}]\n')
+    assert len(load_settings(path, environ={}).settings.remote_systems) == 2
+
+
 @pytest.mark.parametrize(("entry", "why"), [
     ('"127.0.0.1"', "127.0.0.1 names it"),
     ('"root@localhost:22"', "localhost names it"),

@@ -509,3 +509,31 @@ def test_what_answers_on_the_port_prints_no_line_of_its_own_when_a_host_is_added
     assert "\x1b" not in err and "\u2028" not in err
     assert [line for line in rest if "answered and ran" in line] == [], err
 
+
+
+def test_a_named_config_host_is_listed_with_its_target(cli, config_file) -> None:
+    # its name is no target: `"target": "web-a"` reached nothing a person could ssh to
+    config_file('remote_systems = [{host = "192.0.2.10", name = "web-a"}, '
+                '{host = "192.0.2.11", name = "web-b", user = "ops", port = 2222}, "db9"]\n')
+    assert {n: t for n, t in targets(cli).items() if n != short_hostname()} == {
+        "web-a": "192.0.2.10", "web-b": "ops@192.0.2.11:2222", "db9": "db9"}
+
+
+def test_a_machine_added_then_listed_in_remote_systems_is_checked_once(
+        cli, config_file, store) -> None:
+    # under two names, one machine was checked twice: two SSH sessions, every incident
+    # twice, and two fixes could race on it. The config's name is the one checked.
+    from ai_sysadmin.config import load_settings
+    from ai_sysadmin.orchestrator.fleet import managed_specs
+
+    assert cli("systems", "add", "--no-probe", "192.0.2.20", "--name", "db1")[0] == 0
+    path = config_file('remote_systems = [{host = "192.0.2.20.", name = "database", '
+                       'user = "ops"}]\n')
+    settings = load_settings(path, environ={}).settings
+    assert [s.name for s in managed_specs(settings, HostStore(store.db))] == ["database"]
+    code, _, err = cli("systems", "list")
+    assert code == 0
+    assert ("warning: db1 is not checked: it is the machine of database in remote_systems, "
+            "checked as database; `systems remove db1` lets it go") in err
+    assert cli("systems", "remove", "db1")[0] == 0
+    assert "db1" not in cli("systems", "list")[2]

@@ -93,6 +93,14 @@ def machine_name(host: str) -> str:
     return host.lower().removesuffix(".")
 
 
+def machine_of(host: str, port: int | None) -> tuple[str, int]:
+    """What makes two targets one machine. The user is only an account on it; DNS names are
+    case-insensitive and a rooted ``web1.`` is ``web1``. A target without port is taken for
+    22, like ``:22``: ssh's own port, where ~/.ssh/config names no other, so they may well
+    reach the same place, and one machine checked twice costs more than a twin refused."""
+    return machine_name(host), port or 22
+
+
 def split_target(entry: str) -> tuple[str | None, str, int | None]:
     """``host``, ``user@host:port``, ``[::1]:2222``, ``admin@[::1]``: (user, host, port).
 
@@ -1038,7 +1046,8 @@ class Settings(_Section):
 
         local = machine_name(short_hostname())
         seen: dict[str, str] = {}
-        for entry in entries:
+        machines: dict[tuple[str, int], str] = {}
+        for index, entry in enumerate(entries):
             if isinstance(entry, str):
                 _, host, port = split_target(entry)
                 name, shown = machine_name(host), repr(entry)
@@ -1063,6 +1072,15 @@ class Settings(_Section):
                                  "case and a trailing dot make no other host); give one "
                                  "another: {host = ..., port = ..., name = ...}")
             seen[name] = shown
+            # the same machine under two names (or users) was checked twice: two SSH
+            # sessions, every incident twice, and two fixes could race on it
+            shown = f"remote_systems[{index}] {shown}"
+            if (machine := machine_of(host, port)) in machines:
+                raise ValueError(f"{machines[machine]} and {shown} are one machine "
+                                 f"({join_target(None, *machine)}: a host's case, a trailing "
+                                 "dot, its user and a port of 22 written or not make no "
+                                 "other); list it once")
+            machines[machine] = shown
         return entries
 
     @field_validator("config_repo")

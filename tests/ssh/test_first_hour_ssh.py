@@ -92,3 +92,22 @@ def test_an_unknown_host_key_names_the_setting_that_trusts_it(
     line = " ".join(_hal(config, tmp_path, "systems", "refresh", "alpha").stdout.split())
     assert line.startswith("alpha: unreachable: unknown host key for"), line
     assert line.endswith("to record it on the next connection."), line  # not cut short
+
+
+def test_a_changed_host_key_says_the_command_that_forgets_the_old_one(
+    ssh_hosts: Hosts, tmp_path: Path
+) -> None:
+    # the remedy came last and every command cut the line before it: a person saw the warning
+    # and not what to run. A known_hosts where a service keeps it (a path of some length).
+    alpha, beta = ssh_hosts.alpha, ssh_hosts.beta
+    known_hosts = tmp_path / "var/lib/ai-sysadmin/home/.ssh/known_hosts"
+    known_hosts.parent.mkdir(parents=True)
+    known_hosts.write_text(beta.known_hosts_line.replace(beta.address, alpha.address, 1))
+    config = _config(tmp_path, known_hosts, [alpha.client.private])
+    remedy = f"`ssh-keygen -R '{alpha.address}' -f {known_hosts}`"
+    line = _refresh_line(config, tmp_path, alpha)
+    assert "HOST KEY MISMATCH" in line and remedy in line, line
+    checked = " ".join(_hal(config, tmp_path, "check", "alpha").stdout.split())
+    assert "HOST KEY MISMATCH" in checked and remedy in checked, checked
+    listed = " ".join(_hal(config, tmp_path, "systems", "list").stdout.split())
+    assert "HOST KEY MISMATCH" in listed and remedy in listed, listed

@@ -31,10 +31,12 @@ USERS = (Account("alice", 3101), Account("nolog", 3102, "/usr/sbin/nologin"),
          Account("fuser", 3103, "/bin/false"), Account("pwsudo", 3104))
 #: pwsudo may run anything as root, with its password: `sudo -n` cannot
 SUDOERS = "root ALL=(ALL:ALL) ALL\npwsudo ALL=(ALL:ALL) ALL\n"
-#: the managed hosts: one sshd, reached as each of its users
+#: the managed hosts: one sshd, reached as each of its users, each at a port of its own
+#: (remote_systems refuses one machine twice: at one port they would be one machine)
 SYSTEMS = {"as-root": ("root", False), "as-alice": ("alice", False),
            "no-login": ("nolog", False), "false-shell": ("fuser", False),
            "sudo-pw": ("pwsudo", True)}
+PORTS = dict(zip(SYSTEMS, range(2201, 2201 + len(SYSTEMS)), strict=True))
 SUDO_WORDS = "sudo on sudo-pw needs a password: `sudo -n` failed: a password is required"
 HIDDEN = re.compile(r"/proc is mounted hidepid=(2|invisible): as alice the process table holds "
                     r"only alice's processes; check as root or mount /proc with gid= a group "
@@ -46,14 +48,22 @@ def odd_host(client_key: ClientKey) -> Iterator[SshHost]:
     """One sshd whose host has the users above and a /proc that hides others' processes."""
     with accounts_lab(client_key, "aisa-odd-") as (netlab, ns, address, homes):
         setup = accounts(homes, USERS, SUDOERS) + "mount -t proc -o hidepid=2 proc /proc && "
-        yield netlab.sshd("odd", ns, [address], setup=setup)
+        more = [f"ListenAddress {address}:{port}" for port in PORTS.values()]
+        host = netlab.sshd("odd", ns, [address], extra=more, setup=setup)
+        assert host.log is not None
+        wait_until(lambda: host.log.read_text().count("Server listening on") > len(PORTS),
+                   "sshd odd listening on every port")
+        yield host
 
 
 @pytest.fixture
 def config(odd_host: SshHost, known_hosts: Path, tmp_path: Path) -> Path:
-    odd_host.write_known_hosts(known_hosts)
+    alg_key = odd_host.known_hosts_line.split(" ", 1)[1]
+    known_hosts.write_text(odd_host.known_hosts_line + "".join(
+        f"[{odd_host.address}]:{port} {alg_key}" for port in PORTS.values()))
     systems = ", ".join(
-        f'{{host = "{odd_host.address}", name = "{name}", user = "{user}", '
+        f'{{host = "{odd_host.address}", port = {PORTS[name]}, name = "{name}", '
+        f'user = "{user}", '
         f'sudo = {"true" if sudo else "false"}}}' for name, (user, sudo) in SYSTEMS.items())
     path = tmp_path / "config.toml"
     path.write_text(

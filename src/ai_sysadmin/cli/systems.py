@@ -14,7 +14,12 @@ from ..errors import AiSysadminError, CommandRefused, TransportError
 from ..here import address_here, names_this_machine
 from ..hosts.inventory import configured_hosts, target_machine
 from ..hosts.transport import unanswered
-from ..orchestrator.fleet import discover_from_ssh_config, managed_specs, stop_managing
+from ..orchestrator.fleet import (
+    config_twins,
+    discover_from_ssh_config,
+    managed_specs,
+    stop_managing,
+)
 from ..store import HostStore
 from .context import AppState, a_host, banner, cell, err, name_order, out, print_json, state
 from .identity import actor
@@ -38,7 +43,10 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
     hosts = _hosts(app_state)
     discover_from_ssh_config(app_state.settings, hosts)
     known = {h["name"]: h for h in hosts.all()}
-    managed = {short_hostname(), *(s.name for s in managed_specs(app_state.settings, hosts))}
+    specs = managed_specs(app_state.settings, hosts)
+    managed = {short_hostname(), *(s.name for s in specs)}
+    # a config host is where the config says ({host = ..., name = "web-a"} is not at web-a)
+    configured = {s.name: s.target for s in specs if s.source == "config"}
     open_counts = hosts.open_incidents()
     rows = []
     for name in sorted(set(known) | managed, key=name_order):
@@ -48,7 +56,7 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
             continue
         rows.append({
             "name": name, "status": status, "source": row.get("source"),
-            "target": row.get("target") or name, "os": row.get("os"),
+            "target": configured.get(name) or row.get("target") or name, "os": row.get("os"),
             "reachable": None if row.get("reachable") is None else bool(row["reachable"]),
             "last_check": row.get("last_check"), "last_error": row.get("last_error"),
             "check_failed_since": row.get("check_failed_since"),
@@ -99,6 +107,11 @@ def list_systems(
                   f"{_when(r['last_check'])}): {r['last_error']}",
                   markup=False, highlight=False, soft_wrap=True)
     _say_not_whole([r for r in rows if r not in failing and r["last_error"]])
+    for name, configured in config_twins(app_state.settings, _hosts(app_state)).items():
+        # the daemon's log says it too (orchestrator.fleet's _say_twin)
+        err.print(f"warning: {name} is not checked: it is the machine of {configured} in "
+                  f"remote_systems, checked as {configured}; `systems remove {name}` lets it "
+                  "go", soft_wrap=True, markup=False, highlight=False)
 
 
 def _say_not_whole(rows: list[dict[str, Any]]) -> None:
@@ -106,12 +119,18 @@ def _say_not_whole(rows: list[dict[str, Any]]) -> None:
     or which sections it could not collect and why (a rule with nothing to read judged
     nothing, so "0 open incidents" there is no all-clear)."""
     from ..monitor.findings import quote
+    from .check import SHOWN, unreachable_words
 
     for r in rows:
-        what = "unreachable" if r["reachable"] is False else "not collected"
-        # host text (a remote command's stderr) from the store: masked, one bounded line
-        out.print(f"{r['name']}: {what} at the last check ({_when(r['last_check'])}): "
-                  f"{quote(r['last_error'])}", markup=False, highlight=False, soft_wrap=True)
+        unreachable = r["reachable"] is False
+        # host text (a remote command's stderr) from the store: masked, one bounded line, as
+        # `check` says it (its bound, without the command that got no answer): cut shorter,
+        # a changed host key lost the command that forgets the old one
+        said = (unreachable_words({"": r["last_error"]}) if unreachable
+                else quote(r["last_error"], SHOWN))
+        out.print(f"{r['name']}: {'unreachable' if unreachable else 'not collected'} at the "
+                  f"last check ({_when(r['last_check'])}): {said}", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("add")

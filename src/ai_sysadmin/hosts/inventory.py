@@ -13,7 +13,7 @@ from ..config import (
     Settings,
     check_host,
     join_target,
-    machine_name,
+    machine_of,
     split_target,
 )
 from ..errors import ConfigError
@@ -38,14 +38,6 @@ class HostSpec:
     @property
     def machine(self) -> tuple[str, int]:
         return machine_of(self.host, self.port)
-
-
-def machine_of(host: str, port: int | None) -> tuple[str, int]:
-    """What makes two targets one machine. The user is only an account on it; DNS names are
-    case-insensitive and a rooted ``web1.`` is ``web1``. A target without port is taken for
-    22, like ``:22``: ssh's own port, where ~/.ssh/config names no other, so they may well
-    reach the same place, and one machine checked twice costs more than a twin refused."""
-    return machine_name(host), port or 22
 
 
 def target_machine(target: str) -> tuple[str, int] | None:

@@ -171,13 +171,15 @@ def host_key_message(hop: Hop, client: VerifyingClient, host: str, port: int) ->
     key = client.offered
     offered = f"{key.get_algorithm()} key {key.get_fingerprint('sha256')}"
     if client.host_known:
+        # what to run comes before the evidence: every command bounds the line it shows, and
+        # one cut before the command left a person with the warning and no way out
         return (
-            f"{hop.label}: HOST KEY MISMATCH for {pattern}: the server offered the {offered}, "
-            f"but {files} hold a different key for it. Someone may be intercepting the "
-            f"connection, or the host was reinstalled; refusing to connect. If the change is "
-            f"expected, check the new fingerprint on the host (ssh-keygen -lf "
-            f"/etc/ssh/ssh_host_*_key.pub), then remove the old entry with "
-            f"`ssh-keygen -R '{pattern}' -f {path}` and add the new key."
+            f"{hop.label}: HOST KEY MISMATCH for {pattern}, refusing to connect. Only if the "
+            f"host was reinstalled (check the new fingerprint on it: ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_*_key.pub), remove the old entry with "
+            f"`ssh-keygen -R '{pattern}' -f {path}` and add the new key; else someone may be "
+            f"intercepting the connection: the server offered the {offered}, but {files} "
+            f"hold a different key for it."
         )
     return (
         f"{hop.label}: unknown host key for {pattern}: the server offered the {offered}, which "

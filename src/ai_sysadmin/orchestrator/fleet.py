@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,10 @@ from ..store import HostStore, IncidentStore
 
 if TYPE_CHECKING:
     from ..hosts.ssh import TrustedKey
+
+log = logging.getLogger("ai_sysadmin.service")
+#: the store's hosts said to be a machine of remote_systems already, once a process
+_twins_said: set[tuple[str, str]] = set()
 
 
 def ssh_config() -> Path:
@@ -35,16 +40,50 @@ def _readable_ssh_config() -> Path | None:
 
 
 def managed_specs(settings: Settings, hosts: HostStore) -> list[HostSpec]:
-    """Configured hosts, then hosts the operator added or accepted (not removed ones)."""
+    """Configured hosts, then hosts the operator added or accepted (not removed ones), but
+    for one whose machine the config lists under another name (:func:`_say_twin`)."""
     specs = {s.name: s for s in configured_hosts(settings)}
+    configured = {s.machine: s.name for s in specs.values()}
     removed = {h["name"] for h in hosts.with_status("removed")}
     for row in hosts.with_status("managed"):
         if row["source"] == "checked" or row["name"] in specs or not row["target"]:
             continue
         spec = parse_target(row["target"], source=row["source"])
+        if (twin := configured.get(spec.machine)) is not None:
+            _say_twin(row["name"], row["target"], twin)
+            continue
         specs[row["name"]] = HostSpec(row["name"], spec.host, spec.port, spec.user,
                                       source=row["source"])
     return [s for name, s in specs.items() if name not in removed]
+
+
+def config_twins(settings: Settings, hosts: HostStore) -> dict[str, str]:
+    """The store's managed hosts that are a machine remote_systems lists under another name,
+    each with that name: not checked (:func:`managed_specs`)."""
+    listed = {s.name for s in configured_hosts(settings)}
+    managed = {s.name for s in managed_specs(settings, hosts)}
+    configured = {s.machine: s.name for s in configured_hosts(settings)}
+    twins = {}
+    for row in hosts.with_status("managed"):
+        if row["name"] in managed or row["name"] in listed or row["source"] == "checked" \
+                or not row["target"]:
+            continue
+        twin = configured.get(parse_target(row["target"]).machine)
+        if twin is not None:
+            twins[row["name"]] = twin
+    return twins
+
+
+def _say_twin(name: str, target: str, configured: str) -> None:
+    """A host `systems add` managed whose machine remote_systems lists since, under another
+    name: checked as the config's only (two names, one machine: every incident twice, and
+    two fixes could race on it); said once a process, not at every look at the fleet."""
+    if (name, configured) in _twins_said:
+        return
+    _twins_said.add((name, configured))
+    log.warning("%s (%s) is not checked: it is the machine of %s in remote_systems, checked "
+                "as %s; `systems remove %s` lets it go", name, target, configured,
+                configured, name, extra={"event": "host_twin"})
 
 
 @dataclass(frozen=True)
