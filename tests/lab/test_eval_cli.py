@@ -158,14 +158,20 @@ def test_a_model_slower_than_the_deadline_is_said_so_and_stopping_it_is_no_model
     assert score.mitigated is False and not score.passed
 
 
+def _slow_eval(tmp_path: Path, model: ScriptedModel, *scenarios: str
+               ) -> subprocess.Popen[str]:
+    """`eval` of ``scenarios`` against ``model``, its labs and state under ``tmp_path``."""
+    return subprocess.Popen(
+        [str(BIN), "eval", *scenarios, "--url", model.url, "--backend", "ollama", "--model",
+         "slow", "--output", str(tmp_path / "r.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)})
+
+
 def test_ctrl_c_stops_the_whole_evaluation_and_leaves_no_lab_or_state(tmp_path: Path) -> None:
     # a model that takes its time: the interrupt comes while an investigation waits for it
     with ScriptedModel(then=lambda _request: delay(60)) as model:
-        proc = subprocess.Popen(
-            [str(BIN), "eval", "disk-full", "healthy-noop", "--url", model.url, "--backend",
-             "ollama", "--model", "slow", "--output", str(tmp_path / "r.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "TMPDIR": str(tmp_path)})
+        proc = _slow_eval(tmp_path, model, "disk-full", "healthy-noop")
         deadline = time.monotonic() + 90
         while not model.requests:
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
@@ -188,11 +194,7 @@ def test_sigterm_stops_the_evaluation_as_sigterm_whenever_it_comes(tmp_path: Pat
     it came while a daemon ran (which took it for a Ctrl-C) or once an earlier scenario's
     daemon had ended (which left the signal's default behind: death, with no clean-up)."""
     with ScriptedModel(then=lambda _request: delay(60)) as model:
-        proc = subprocess.Popen(
-            [str(BIN), "eval", "healthy-noop", "disk-full", "--url", model.url, "--backend",
-             "ollama", "--model", "slow", "--output", str(tmp_path / "r.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "TMPDIR": str(tmp_path)})
+        proc = _slow_eval(tmp_path, model, "healthy-noop", "disk-full")
 
         def came() -> bool:
             if when == "the model is asked":

@@ -5,7 +5,9 @@ that: the incident's next checks tell, through the real notifier (outbox, a Goti
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,19 @@ def stopped_while_verifying(tmp_path: Path, sb: Sandbox, model: ScriptedModel,
     assert [k for (k,) in store.db.conn.execute("SELECT kind FROM notify_events")] == ["opened"]
 
 
+@contextlib.contextmanager
+def stopped_during_the_fix_of(tmp_path: Path, unit: str
+                              ) -> Iterator[tuple[Sandbox, ScriptedModel, GotifyServer]]:
+    """A lab whose app.service (``unit``) failed, the daemon that fixed it stopped while it
+    verified the fix, and the model and Gotify it spoke to, still there."""
+    with Sandbox() as sb, ScriptedModel([propose_restart("app.service")] * 20) as model, \
+            GotifyServer(TOKEN) as gotify:
+        apply(sb, "install_unit", {"name": "app.service", "text": unit})
+        apply(sb, "start_unit", {"name": "app.service"})
+        stopped_while_verifying(tmp_path, sb, model, gotify)
+        yield sb, model, gotify
+
+
 def all_sent(store: IncidentStore) -> bool:
     return not store.db.conn.execute(
         "SELECT 1 FROM notify_events WHERE state='new'").fetchone()
@@ -62,11 +77,7 @@ def all_sent(store: IncidentStore) -> bool:
 
 def test_a_fix_that_held_is_not_paged_as_failed_after_a_stop_during_its_verification(
         tmp_path) -> None:
-    with Sandbox() as sb, ScriptedModel([propose_restart("app.service")] * 20) as model, \
-            GotifyServer(TOKEN) as gotify:
-        apply(sb, "install_unit", {"name": "app.service", "text": TRANSIENT})
-        apply(sb, "start_unit", {"name": "app.service"})
-        stopped_while_verifying(tmp_path, sb, model, gotify)
+    with stopped_during_the_fix_of(tmp_path, TRANSIENT) as (sb, model, gotify):
         # started again: its first check finds the unit up
         store, _ = run_daemon(
             settings_for(tmp_path, model.url, gotify), sb,
@@ -85,11 +96,7 @@ def test_a_fix_that_held_is_not_paged_as_failed_after_a_stop_during_its_verifica
 
 def test_a_fix_that_did_not_hold_is_told_once_by_the_checks_after_a_stop_during_its_verification(
         tmp_path) -> None:
-    with Sandbox() as sb, ScriptedModel([propose_restart("app.service")] * 20) as model, \
-            GotifyServer(TOKEN) as gotify:
-        apply(sb, "install_unit", {"name": "app.service", "text": BROKEN})
-        apply(sb, "start_unit", {"name": "app.service"})
-        stopped_while_verifying(tmp_path, sb, model, gotify)
+    with stopped_during_the_fix_of(tmp_path, BROKEN) as (sb, model, gotify):
         told_at: list[float] = []
 
         def told_and_checked_again(s: IncidentStore) -> bool:
