@@ -3,8 +3,9 @@ import pytest
 from ai_sysadmin.config import Thresholds
 from ai_sysadmin.monitor import parsers
 from ai_sysadmin.monitor.findings import Severity
-from ai_sysadmin.monitor.rules import RuleContext
+from ai_sysadmin.monitor.rules import RuleContext, evaluate
 from ai_sysadmin.monitor.rules.disk_space import DiskSpace
+from ai_sysadmin.monitor.rules.inode_exhaustion import InodeExhaustion
 from ai_sysadmin.monitor.snapshot import Mount
 
 from ._snapshots import GIB, context, healthy_snapshot, mount, only, snapshot
@@ -190,3 +191,63 @@ def test_a_file_system_at_many_mount_points_names_a_few_of_them():
         "the same file system is also mounted at /var/lib/machines/m01, "
         "/var/lib/machines/m02, /var/lib/machines/m03, /var/lib/machines/m04, "
         "/var/lib/machines/m05 and 6 more")
+
+
+#: df on a NixOS-style ZFS root whose pool filled up: each mounted dataset (a source with no
+#: /dev/, its pool's name first) is listed with its own data and the pool's shared free space,
+#: so every one is 100 % used; a docker dataset a container's (zfs storage driver)
+ZFS_FULL_DF = """\
+Filesystem     Type        1B-blocks         Used      Avail  Inodes   IUsed Mounted on
+rpool/root     zfs      53687091200  53687091200          0 1234567 1234567 /
+rpool/nix      zfs     107374182400 107374182400          0 2345678 2345678 /nix
+rpool/home     zfs        524288000    524288000          0    9876    9876 /home
+rpool/var      zfs        104857600    104857600          0     512     512 /var
+rpool/var/log  zfs         10485760     10485760          0      64      64 /var/log
+rpool/docker/3f zfs          131072       131072          0       6       6 /var/lib/docker/zfs/3f
+tmpfs          tmpfs     8388608000         4096 8388603904 2048000      10 /run
+/dev/nvme0n1p1 vfat       536870912     67108864  469762048       0       0 /boot
+"""
+
+
+def test_a_full_zfs_pool_is_one_finding_about_its_shortest_mount_point_not_one_a_dataset():
+    """The pool filled up, not each dataset: one incident (and one investigation), about "/"
+    with the pool's figures, the other datasets named; and not a second one a dataset for
+    inodes, which ZFS makes as it needs them (df counts what the free space could hold)."""
+    mounts = parsers.parse_df(ZFS_FULL_DF)
+    findings, _ = evaluate(context(snapshot(mounts=mounts)), (DiskSpace(), InodeExhaustion()))
+
+    root = only(findings)
+    assert (root.rule, root.subject, root.severity) == ("disk_space", "/", Severity.CRITICAL)
+    assert root.summary == "/ is 100% full"
+    assert root.evidence == (
+        "/ (ZFS pool rpool): 150.6 GiB of 150.6 GiB used by its 6 mounted datasets, 0 B free",
+        "the same ZFS pool also holds /home, /nix, /var, /var/lib/docker/zfs/3f, "
+        "/var/log")
+    # whichever order df lists them in, the subject stays "/"
+    assert [f.subject for f in RULE.evaluate(context(snapshot(mounts=mounts[::-1])))] == ["/"]
+
+
+def test_a_nearly_full_zfs_pool_is_judged_by_the_pool_not_its_smallest_dataset():
+    """The root dataset holds little; the pool is 97 % full by what the others hold."""
+    gib = GIB
+    datasets = [Mount("tank/root", "zfs", "/", 4 * gib, 1 * gib, 3 * gib, 10**5, 10**4),
+                Mount("tank/srv", "zfs", "/srv", 90 * gib, 87 * gib, 3 * gib, 10**6, 10**5),
+                Mount("tank/home", "zfs", "/home", 13 * gib, 10 * gib, 3 * gib, 10**5, 10**4)]
+    finding = only(RULE.evaluate(context(snapshot(mounts=datasets))))
+    assert (finding.subject, finding.summary) == ("/", "/ is 97% full")
+
+
+def test_a_zfs_dataset_full_by_its_own_quota_is_judged_on_its_own():
+    """A quota leaves a dataset less room than its pool has: it fills up while the pool does
+    not, and is its own incident; two pools are two."""
+    gib = GIB
+    datasets = [Mount("tank", "zfs", "/tank", 50 * gib, 1 * gib, 49 * gib, 10**5, 10**4),
+                Mount("tank/users/ann", "zfs", "/home/ann", 10 * gib, 10 * gib, 0, 10**4, 10**4),
+                Mount("tank/srv", "zfs", "/srv", 59 * gib, 10 * gib, 49 * gib, 10**5, 10**4),
+                Mount("backup", "zfs", "/backup", 100 * gib, 97 * gib, 3 * gib, 10**5, 10**4),
+                Mount("backup/old", "zfs", "/backup/old", 4 * gib, 1 * gib, 3 * gib, 10, 1)]
+    found = {f.subject: f for f in RULE.evaluate(context(snapshot(mounts=datasets)))}
+    assert sorted(found) == ["/backup", "/home/ann"]
+    assert found["/home/ann"].evidence == (
+        "/home/ann (zfs on tank/users/ann): 10.0 GiB of 10.0 GiB used, 0 B free",)
+    assert found["/backup"].evidence[1] == "the same ZFS pool also holds /backup/old"

@@ -88,3 +88,12 @@ def test_one_file_system_mounted_twice_is_one_finding_naming_the_other_mount():
         ("/srv/mail", ("the same file system is also mounted at /var/mail",)),
         ("/srv/spool", ()),
     ]
+
+
+def test_a_zfs_dataset_whose_inodes_follow_its_pools_free_space_is_not_judged():
+    """ZFS makes inodes as it needs them: df's count is what is used plus what the free space
+    could hold, so a pool that filled up shows every inode used, which is the disk's finding
+    (tests/rules/test_disk_space.py), not one a dataset for inodes."""
+    full = [Mount("rpool/root", "zfs", "/", 10**10, 10**10, 0, 123_456, 123_456),
+            Mount("rpool/home", "zfs", "/home", 10**9, 10**9, 0, 9_876, 9_876)]
+    assert RULE.evaluate(context(snapshot(mounts=full))) == []

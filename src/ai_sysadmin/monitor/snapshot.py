@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ..hosts.osinfo import OsInfo
@@ -106,6 +106,9 @@ class FileSystem:
     #: every mount of it as df listed it, ``mount`` among them: what is the mount's own (its
     #: ``-o ro``) and not the file system's
     mounts: tuple[Mount, ...] = ()
+    #: the ZFS pool whose datasets these are, or "": ``mount`` then holds the pool's figures
+    #: (:func:`_pool`), not the one dataset's
+    pool: str = ""
 
     def also_mounted(self) -> list[str]:
         """An evidence line naming the other mount points, where there are any."""
@@ -113,8 +116,9 @@ class FileSystem:
             return []
         shown = ", ".join(self.also[:ALSO_SHOWN])
         more = len(self.also) - ALSO_SHOWN
-        return [f"the same file system is also mounted at {shown}"
-                + (f" and {more} more" if more > 0 else "")]
+        start = (f"the same ZFS pool also holds {shown}" if self.pool
+                 else f"the same file system is also mounted at {shown}")
+        return [start + (f" and {more} more" if more > 0 else "")]
 
 
 def _file_system_key(m: Mount) -> tuple[object, ...]:
@@ -123,10 +127,45 @@ def _file_system_key(m: Mount) -> tuple[object, ...]:
     system: each btrfs subvolume has a device number of its own, so df lists every one (/,
     /home, /var), with the file system's figures, read a moment apart (a busy disk's used
     count moves between two reads). Any other source names no device (``tmpfs``, any label
-    a tmpfs is given): two full tmpfs of one size show the same figures, and are two."""
+    a tmpfs is given): two full tmpfs of one size show the same figures, and are two.
+
+    A ZFS dataset (``rpool/home``, source and no device) is of its pool: df lists each mounted
+    one, its own data and the pool's free space, so a full pool shows every dataset full."""
+    if m.fstype == "zfs":
+        return ("zfs", zfs_pool(m), m.read_only)
     if not m.source.startswith("/dev/"):
         return (m.target,)
     return (m.source, m.fstype, m.size_bytes, m.inodes, m.read_only)
+
+
+def zfs_pool(m: Mount) -> str:
+    """The pool a ZFS dataset is of: its name up to the first ``/`` (``rpool/var/log``)."""
+    return m.source.partition("/")[0]
+
+
+#: how far below the pool's free space (a share of the pool) a dataset's may lie and still be
+#: the pool's: datasets are read a moment apart, and a busy pool's free space moves
+QUOTA_SLACK_PERCENT = 1
+
+
+def _pool(group: list[Mount]) -> list[FileSystem]:
+    """A ZFS pool's datasets as the file systems they fill: the pool once, as its shortest
+    mount point, with the pool's figures (the data of its datasets df lists, and the pool's
+    free space, which each shares: the most any shows); and each dataset held by a quota of
+    its own (a share of the pool less free than the pool), which fills up on its own while
+    the pool has room. A full pool leaves no dataset more room than another: one incident."""
+    free = max(m.avail_bytes for m in group)
+    used = sum(m.used_bytes for m in group)
+    slack = (used + free) * QUOTA_SLACK_PERCENT // 100
+    held = [m for m in group if m.avail_bytes < free - slack]
+    shared = [m for m in group if m.avail_bytes >= free - slack]
+    first = min(shared, key=mount_order)
+    pool = zfs_pool(first)
+    whole = replace(first, source=pool, size_bytes=used + free, used_bytes=used,
+                    avail_bytes=free)
+    return [FileSystem(whole, tuple(sorted(m.target for m in shared if m is not first)),
+                       tuple(shared), pool),
+            *(_one([m]) for m in held)]
 
 
 def _one(group: list[Mount]) -> FileSystem:
@@ -151,7 +190,8 @@ def distinct_filesystems(mounts: Iterable[Mount]) -> list[FileSystem]:
     the figures of the file system its upper directory lies on, with ``overlay`` as its
     source: an overlay whose file system (its size and inode count) another mount shows is
     left to that mount, and of overlays that share one only the first is kept. (df itself
-    leaves out bind mounts, which share their device number.)"""
+    leaves out bind mounts, which share their device number.) The datasets of a ZFS pool
+    are the pool (:func:`_pool`)."""
     mounts = list(mounts)
     plain = {(m.size_bytes, m.inodes) for m in mounts if m.fstype != "overlay"}
     overlays: set[tuple[int, int]] = set()
@@ -163,7 +203,8 @@ def distinct_filesystems(mounts: Iterable[Mount]) -> list[FileSystem]:
                 continue
             overlays.add(figures)
         groups.setdefault(_file_system_key(m), []).append(m)
-    return [_one(group) for group in groups.values()]
+    return [fs for group in groups.values()
+            for fs in (_pool(group) if group[0].fstype == "zfs" else [_one(group)])]
 
 
 @dataclass(frozen=True, slots=True)

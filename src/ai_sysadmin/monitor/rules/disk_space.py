@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, percent, size
-from ..snapshot import distinct_filesystems
+from ..snapshot import FileSystem, distinct_filesystems
 from .base import Rule, RuleContext
 
 
@@ -27,9 +27,16 @@ class DiskSpace(Rule):
                     m.target,
                     severity,
                     f"{m.target} is {percent(pct)} full",
-                    [f"{m.target} ({m.fstype} on {m.source}): {size(m.used_bytes)} of "
-                     f"{size(m.used_bytes + m.avail_bytes)} used, {size(m.avail_bytes)} free",
-                     *fs.also_mounted()],
+                    [_figures(fs), *fs.also_mounted()],
                 )
             )
         return findings
+
+
+def _figures(fs: FileSystem) -> str:
+    m = fs.mount
+    # a pool's used figure is what its datasets df lists hold (not its snapshots')
+    held = f"used by its {len(fs.mounts)} mounted datasets" if fs.pool else "used"
+    where = f"ZFS pool {fs.pool}" if fs.pool else f"{m.fstype} on {m.source}"
+    return (f"{m.target} ({where}): {size(m.used_bytes)} of "
+            f"{size(m.used_bytes + m.avail_bytes)} {held}, {size(m.avail_bytes)} free")

@@ -4,6 +4,11 @@ from ..findings import Finding, percent
 from ..snapshot import distinct_filesystems
 from .base import Rule, RuleContext
 
+#: file systems that make inodes as they need them, however many: df's count of them is what
+#: is used plus what the free space could hold, so one that is full shows every inode used,
+#: which is its disk's finding, not another (btrfs says 0 inodes, and is passed over as such)
+INODES_AS_NEEDED = frozenset({"zfs"})
+
 
 class InodeExhaustion(Rule):
     name = "inode_exhaustion"
@@ -18,8 +23,8 @@ class InodeExhaustion(Rule):
             m = fs.mount
             pct = m.inodes_percent
             # a read-only file system cannot run out of what it is never asked for
-            if m.read_only or not m.inodes or pct < self.warns_at(ctx, m.target,
-                                                                   t.inode_warn_percent):
+            if m.read_only or not m.inodes or m.fstype in INODES_AS_NEEDED \
+                    or pct < self.warns_at(ctx, m.target, t.inode_warn_percent):
                 continue
             severity = self.severity_at(ctx, m.target, pct, t.inode_critical_percent)
             findings.append(

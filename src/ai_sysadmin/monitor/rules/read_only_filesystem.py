@@ -41,7 +41,8 @@ class ReadOnlyFilesystem(Rule):
             if not stopped:
                 continue
             m, why = stopped[0]
-            others = FileSystem(m, tuple(sorted(o.target for o in fs.mounts if o is not m)))
+            others = FileSystem(m, tuple(sorted(o.target for o in fs.mounts if o is not m)),
+                                pool=fs.pool)
             findings.append(self.finding(
                 ctx, m.target, Severity.CRITICAL, f"{m.target} no longer takes writes",
                 [f"{m.target} ({m.fstype} on {m.source}): {why}", *others.also_mounted()]))
