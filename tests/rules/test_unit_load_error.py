@@ -78,6 +78,47 @@ def test_a_reload_full_of_warnings_quotes_the_last_three_of_each_file_and_those_
     assert len(quoted) == 200 * 3
 
 
+
+def test_a_drop_ins_warning_is_the_evidence_of_the_unit_it_configures():
+    """``systemctl edit nginx`` writes a drop-in; systemd names that file in its warning."""
+    snap = snapshot(units=[unit("nginx.service", "inactive", "dead", load="bad-setting")],
+                    unit_files={})
+    typo = entry("/etc/systemd/system/nginx.service.d/override.conf:3: Invalid ExecStart= "
+                 "line, ignoring: Neither a valid executable name nor an absolute path: ngnix",
+                 priority=4, unit="init.scope", identifier="systemd")
+    assert only(RULE.evaluate(context(snap, journal_window=[typo]))).evidence == (
+        "nginx.service: LoadState=bad-setting active=inactive",
+        "systemd: /etc/systemd/system/nginx.service.d/override.conf:3: Invalid ExecStart= "
+        "line, ignoring: Neither a valid executable name nor an absolute path: ngnix")
+
+
+def test_a_templates_warning_is_the_evidence_of_each_broken_instance_of_it():
+    """An instance is loaded from its template's file, which systemd names in its warning;
+    a unit of another template, or none, is not said to be broken by it."""
+    broken = [unit(name, "inactive", "dead", load="bad-setting")
+              for name in ("getty@tty7.service", "getty@tty8.service",
+                           "serial-getty@ttyS0.service")]
+    template = entry("/etc/systemd/system/getty@.service:12: Invalid ExecStart= line, "
+                     "ignoring: Neither a valid executable name nor an absolute path: agetty2",
+                     priority=4, unit="init.scope", identifier="systemd", n=1)
+    own = entry("/etc/systemd/system/getty@tty8.service.d/speed.conf:2: Unknown key 'Baud' "
+                "in section 'Service', ignoring.",
+                priority=4, unit="init.scope", identifier="systemd", n=2)
+    findings = RULE.evaluate(context(snapshot(units=broken, unit_files={}),
+                                     journal_window=[template, own]))
+    evidence = {f.subject: f.evidence[1:] for f in findings}
+    said = ("systemd: /etc/systemd/system/getty@.service:12: Invalid ExecStart= line, "
+            "ignoring: Neither a valid executable name nor an absolute path: agetty2")
+    assert evidence == {
+        "getty@tty7.service": (said,),
+        # its template's and its own, in the journal's order
+        "getty@tty8.service": (said, "systemd: /etc/systemd/system/getty@tty8.service.d/"
+                                     "speed.conf:2: Unknown key 'Baud' in section 'Service', "
+                                     "ignoring."),
+        "serial-getty@ttyS0.service": (),
+    }
+
+
 def test_a_loaded_broken_unit_is_reported_once():
     snap = snapshot(units=[unit("typo.service", "inactive", "dead", load="bad-setting")],
                     unit_files={"typo.service": "bad"})

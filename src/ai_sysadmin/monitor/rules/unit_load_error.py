@@ -17,8 +17,10 @@ from .base import Rule, RuleContext
 
 #: LoadState values meaning the unit file itself is broken (not merely absent)
 BROKEN_LOAD_STATES = frozenset({"error", "bad-setting"})
-#: systemd's parse warnings name the file and line: ``/etc/systemd/system/x.service:3: ...``
-_PARSE_WARNING = re.compile(r"^\[?(?P<path>/\S+?/(?P<unit>[^/\s:\]]+)):\d+\]?:? ")
+#: systemd's parse warnings name the file and line: ``/etc/systemd/system/x.service:3: ...``,
+#: or a drop-in's (``/etc/systemd/system/x.service.d/override.conf:3: ...``)
+_PARSE_WARNING = re.compile(
+    r"^\[?/(?:\S+?/)?(?:(?P<dir>[^/\s:\]]+)/)?(?P<file>[^/\s:\]]+):\d+\]?:? ")
 #: parse warnings come from the service manager itself
 _MANAGERS = frozenset({"systemd", "init.scope"})
 
@@ -76,7 +78,7 @@ class UnitLoadError(Rule):
             *(self.finding(
                 ctx, name, Severity.CRITICAL,
                 f"the unit file of {name} does not load ({state})",
-                [line, *warnings.get(name, [])],
+                [line, *_warnings_of(name, warnings)],
             )
             for name, (state, line) in broken.items()),
             *links,
@@ -92,16 +94,36 @@ class UnitLoadError(Rule):
              f"systemd-delta: [REDIRECTED] {link} -> {hidden}"])
 
 
-def _parse_warnings(entries: Sequence[JournalEntry], per_unit: int = 3) -> dict[str, list[str]]:
-    """systemd's last warnings about each unit file, quoted. Only those kept are quoted:
-    systemd warns of every bad line of every file at each reload, and masking each of
-    4000 warnings cost a check 74 ms, where 1200 were kept."""
-    found: dict[str, deque[str]] = {}
-    for entry in entries:
+def _parse_warnings(entries: Sequence[JournalEntry],
+                    per_unit: int = 3) -> dict[str, deque[tuple[int, str]]]:
+    """systemd's last warnings about each unit's files, by the unit (or template) they
+    configure, each with its place in the journal."""
+    found: dict[str, deque[tuple[int, str]]] = {}
+    for at, entry in enumerate(entries):
         if entry.source not in _MANAGERS and entry.identifier not in _MANAGERS:
             continue
         match = _PARSE_WARNING.match(entry.message)
         if match:
-            found.setdefault(match["unit"], deque(maxlen=per_unit)).append(entry.message)
-    return {unit: [f"systemd: {quote(message, 200)}" for message in messages]
-            for unit, messages in found.items()}
+            found.setdefault(_configures(match["dir"], match["file"]),
+                             deque(maxlen=per_unit)).append((at, entry.message))
+    return found
+
+
+def _configures(directory: str | None, file: str) -> str:
+    """The unit a file systemd parsed is of: a drop-in (``x.service.d/override.conf``, what
+    ``systemctl edit`` writes) configures x.service."""
+    if directory is not None and directory.endswith(".d") and file.endswith(".conf"):
+        return directory[:-2]
+    return file
+
+
+def _warnings_of(name: str, found: dict[str, deque[tuple[int, str]]],
+                 per_unit: int = 3) -> list[str]:
+    """The last warnings about a unit's files, quoted: its own and its template's (an
+    instance, ``getty@tty7.service``, is loaded from ``getty@.service``, which systemd names).
+    Only those kept are quoted: systemd warns of every bad line of every file at each
+    reload, and masking each of 4000 warnings cost a check 74 ms, where 1200 were kept."""
+    prefix, at, rest = name.partition("@")
+    keys = [name, f"{prefix}@.{rest.rpartition('.')[2]}"] if at and rest else [name]
+    messages = sorted(warning for key in keys for warning in found.get(key, ()))
+    return [f"systemd: {quote(message, 200)}" for _, message in messages[-per_unit:]]
