@@ -51,12 +51,19 @@ def test_a_parent_in_no_service_of_the_host_is_named_by_its_pid(unit):
     assert only(RULE.evaluate(context(snap))).subject == "pid:4242"
 
 
-def test_two_parents_in_one_service_are_one_finding():
-    snap = parents(ZombieParent(72, 30, "worker", "reaper.service"),
-                   ZombieParent(80, 21, "worker", "reaper.service"))
-    finding = only(RULE.evaluate(context(snap)))
-    assert "51 zombie children" in finding.summary
-    assert len(finding.evidence) == 2
+def test_two_parents_in_one_service_are_one_finding_about_the_worst_with_its_own_count():
+    """A service's workers: the one with the most zombies is named, with its own count, and
+    the service's total beside it, whichever order ps listed them in."""
+    fewer = ZombieParent(101, 25, "/usr/bin/python3 /srv/app/worker.py", "app.service")
+    more = ZombieParent(102, 30, "/usr/bin/python3 /srv/app/worker.py", "app.service")
+    for listed in ((fewer, more), (more, fewer)):
+        finding = only(RULE.evaluate(context(parents(*listed))))
+        assert finding.summary == (
+            "python3 (pid 102) in app.service has 30 zombie children it does not reap "
+            "(55 in all, of 2 processes in app.service)")
+        assert finding.evidence == (
+            "pid 102 in app.service (python3): 30 zombie children (state Z)",
+            "pid 101 in app.service (python3): 25 zombie children (state Z)")
 
 
 def test_the_threshold_is_configurable():

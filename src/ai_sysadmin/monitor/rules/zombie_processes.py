@@ -29,12 +29,18 @@ class ZombieProcesses(Rule):
                 by_subject.setdefault(subject, []).append(parent)
         findings = []
         for subject, parents in by_subject.items():
-            total = sum(p.zombies for p in parents)
+            # the worst parent first, named with its own count: several in one unit (a
+            # pool's workers) are one finding, their total said beside it
+            parents.sort(key=lambda p: (-p.zombies, p.pid))
             top = parents[0]
+            total = sum(p.zombies for p in parents)
+            among = (f" ({total} in all, of {len(parents)} processes in {top.unit})"
+                     if len(parents) > 1 else "")
             findings.append(self.finding(
                 ctx, subject, Severity.WARNING,
                 f"{quote(program(top.command), 60) or '?'} (pid {top.pid})"
-                f"{in_unit(top.unit)} has {total} zombie children it does not reap",
+                f"{in_unit(top.unit)} has {top.zombies} zombie children it does not reap"
+                f"{among}",
                 [_evidence(p) for p in parents]))
         return findings
 
