@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,28 @@ def test_queue_show_tells_how_long_a_request_waited_and_what_it_answered(
     assert _field(shown, "state") == "cancelled" and _field(shown, "waited") == "30.0 min"
     shown = invoke("queue", "show", answered).output
     assert _field(shown, "answer") == "nginx lost its config", shown
+
+
+def test_waits_read_no_less_than_nothing_after_the_clock_is_set_back(
+        env_queue: RequestQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests submitted while the clock ran an hour ahead, then set back (NTP at boot, a VM
+    resumed): `queue` and `queue show` said they had waited "-3600000 ms"."""
+    ahead = [3600.0]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + ahead[0])
+    waiting = env_queue.submit("chat", {}, "batch").request_id
+    answered = env_queue.submit("chat", {}, "interactive").request_id
+    ahead[0] = 0.0  # set back
+    claim = env_queue.claim("worker")
+    assert claim is not None and claim.request.id == answered
+    assert env_queue.complete(claim, {"message": {"role": "assistant", "content": "ok"}})
+
+    data = json.loads(invoke("queue", "--json").output)
+    assert data["oldest_pending_age"] >= 0 and data["mean_wait_last_hour"] >= 0
+    human = invoke("queue").output
+    assert "oldest pending waits 0 ms" in human and "mean wait 0 ms" in human, human
+    for request_id in (waiting, answered):
+        assert _field(invoke("queue", "show", request_id).output, "waited") == "0 ms"
 
 
 def test_worker_command_parses_its_options() -> None:

@@ -44,6 +44,9 @@ ERROR_SHOWN = 160
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    # a time stored before the clock was set back (NTP at boot, a VM resumed) lies ahead of
+    # now: what passed since is unknown, but no less than nothing
+    seconds = max(0.0, seconds)
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:

@@ -208,13 +208,14 @@ class RedisQueue(LeasedQueue):
             else:
                 pending[request.priority.name.lower()] += 1
                 created.append(request.created_at)
-        waits = [float(start) - float(made) for state, made, start in recent
+        # a clock set back between a request's submission and its start waited no less than 0 s
+        waits = [max(0.0, float(start) - float(made)) for state, made, start in recent
                  if state in ("done", "failed") and start]
         return QueueStats(
             backend=self.description,
             pending=pending,
             in_flight=len(in_flight),
-            oldest_pending_age=now - min(created) if created else None,
+            oldest_pending_age=max(0.0, now - min(created)) if created else None,
             mean_wait_last_hour=sum(waits) / len(waits) if waits else None,
             done_last_hour=sum(state == "done" for state, _, _ in recent),
             failed_last_hour=sum(state == "failed" for state, _, _ in recent),

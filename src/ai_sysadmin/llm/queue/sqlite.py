@@ -324,13 +324,14 @@ class SqliteQueue(LeasedQueue):
             request = self._request(row, clock)
             if request.state == "pending":
                 pending[request.priority.name.lower()] += 1
-                age = now - request.created_at
+                # submitted before the clock was set back: it has waited, not for less than 0 s
+                age = max(0.0, now - request.created_at)
                 oldest = age if oldest is None else max(oldest, age)
             elif request.state == "in_flight":
                 in_flight.append(request)
         row = self._read(
             "SELECT SUM(state = 'done'), SUM(state = 'failed'), "
-            "AVG(CASE WHEN started_at IS NOT NULL THEN started_at - created_at END) "
+            "AVG(CASE WHEN started_at IS NOT NULL THEN MAX(0, started_at - created_at) END) "
             "FROM requests WHERE finished_at >= ? AND state IN ('done', 'failed')",
             (now - STATS_WINDOW_SECONDS,),
         )[0]
