@@ -14,6 +14,9 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.hosts.inventory import parse_target
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.monitor.findings import Finding
+from ai_sysadmin.monitor.rules import RuleContext
+from ai_sysadmin.monitor.rules.disk_space import DiskSpace
 from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.orchestrator.fleet import remote_transport
 from ai_sysadmin.store import Database, IncidentStore
@@ -129,3 +132,42 @@ def test_each_incident_opened_is_logged_with_its_own_finding(
         assert mount in summary and summary in record.getMessage()
         other = "/data" if mount == "/srv" else "/srv"
         assert other not in record.getMessage()
+
+
+def test_a_rule_that_raises_is_said_as_a_failed_rule_with_its_traceback_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a rule was logged as "section rule:disk_space not collected: ZeroDivisionError:
+    division by zero", with nothing to find the bug by. The other rules still judge, and the
+    host is not called healthy, as before."""
+    broken, df = tmp_path / "broken", tmp_path / "df"
+    df.write_text(DF.format(broken=broken))
+    df.chmod(0o755)
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state", programs={"df": str(df)})
+    checker = HostChecker(LocalTransport("web1"), settings,
+                          IncidentStore(Database(settings.db_path)))
+    judge = DiskSpace.evaluate
+
+    def divide(self: DiskSpace, ctx: RuleContext) -> list[Finding]:
+        return [] if len(ctx.snapshot.mounts or []) / 0 else []
+
+    def checks(times: int, failing: bool) -> list[logging.LogRecord]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ai_sysadmin.orchestrator"):
+            for _ in range(times):
+                report = asyncio.run(checker.check("interval"))
+                assert "inode_exhaustion" in report.judged_rules
+                assert ("disk_space" in report.judged_rules) is not failing
+                assert not (failing and report.healthy)
+        return [r for r in caplog.records if "disk_space" in r.getMessage()]
+
+    monkeypatch.setattr(DiskSpace, "evaluate", divide)
+    (said,) = checks(3, failing=True)
+    assert said.levelno == logging.ERROR
+    assert said.getMessage().startswith(
+        "web1: rule disk_space failed: ZeroDivisionError: division by zero; it judged nothing")
+    assert said.exc_info is not None and said.exc_info[0] is ZeroDivisionError
+    assert "/ 0" in caplog.text  # the traceback, down to the line that raised
+    monkeypatch.setattr(DiskSpace, "evaluate", judge)
+    assert [r.getMessage() for r in checks(2, failing=False)] == [
+        "web1: rule disk_space judges again"]

@@ -250,10 +250,13 @@ def test_rule_needing_two_sections_is_skipped_when_one_failed():
 def test_rule_that_raises_is_reported_and_the_others_still_run():
     snap = healthy_snapshot()
 
-    findings, judged = evaluate(context(snap), rules=(Boom(), Always()))
+    ctx = context(snap)
+    findings, judged = evaluate(ctx, rules=(Boom(), Always()))
 
     assert judged == {"always"}
     assert [(f.rule, f.subject, f.summary) for f in findings] == [
         ("always", "thing", "always there")
     ]
     assert snap.errors == {"rule:boom": "RuntimeError: bad arithmetic"}
+    # what raised, for the checker to log its traceback
+    assert isinstance(ctx.raised["boom"], RuntimeError)

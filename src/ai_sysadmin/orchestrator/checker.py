@@ -16,7 +16,14 @@ from ..config import Settings, check_host
 from ..hosts.transport import Transport
 from ..monitor.collector import Collector
 from ..monitor.findings import Finding, Severity, fingerprint, not_collected
-from ..monitor.rules import READING_FIXES, RULES_BY_NAME, RuleContext, evaluate, unjudged
+from ..monitor.rules import (
+    READING_FIXES,
+    RULE_ERROR,
+    RULES_BY_NAME,
+    RuleContext,
+    evaluate,
+    unjudged,
+)
 from ..monitor.rules.filesystem_errors import RECENT_ERROR_SECONDS, fs_errors_rose
 from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
@@ -556,7 +563,9 @@ class HostChecker:
         for kind, section in sorted(self._said.keys() - now.keys()):
             del self._said[(kind, section)]
             if kind == "error":
-                log.info("%s: %s collected again", self.host, _sections(section),
+                log.info("%s: %s", self.host, f"rule {rule} judges again"
+                         if (rule := _rule_of(section)) else
+                         f"{_sections(section)} collected again",
                          extra={"host": self.host, "section": section,
                                 "event": "section_back"})
         for (kind, section), text in now.items():
@@ -566,7 +575,12 @@ class HostChecker:
             said[text] = None
             if len(said) > SAID_MAX:
                 del said[next(iter(said))]
-            if kind == "error":
+            if kind == "error" and (rule := _rule_of(section)):
+                raised = report.context.raised.get(rule) if report.context else None
+                log.error("%s: rule %s failed: %s; it judged nothing (its incidents stay as "
+                          "they were), and the host is not called healthy", self.host, rule,
+                          text, exc_info=raised, extra={"host": self.host, "section": section})
+            elif kind == "error":
                 log.warning("%s: %s not collected: %s", self.host, _sections(section), text,
                             extra={"host": self.host, "section": section})
             else:
@@ -593,6 +607,11 @@ def _failed_alike(snapshot: Snapshot, reachable: bool | None) -> bool:
     """Whether every section failed for one reason: the host did not answer, ran nothing
     (its login refused), or was not asked (this machine's open files ran out)."""
     return not reachable or snapshot.refused is not None or snapshot.unasked is not None
+
+
+def _rule_of(section: str) -> str:
+    """The rule a section error is of (one that raised: ``rule:NAME``), or ""."""
+    return section.removeprefix(RULE_ERROR) if section.startswith(RULE_ERROR) else ""
 
 
 def _sections(section: str) -> str:

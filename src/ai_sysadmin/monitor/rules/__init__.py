@@ -103,6 +103,10 @@ def _required(rules: tuple[Rule, ...]) -> frozenset[str]:
     return frozenset(section for rule in rules for section in rule.requires)
 
 
+#: what a rule that raised is said as among the snapshot's section errors: ``rule:NAME``
+RULE_ERROR = "rule:"
+
+
 def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Finding], set[str]]:
     """All findings, plus the names of the rules that could judge this snapshot.
 
@@ -126,7 +130,10 @@ def evaluate(ctx: RuleContext, rules: tuple[Rule, ...] = RULES) -> tuple[list[Fi
             if not rule.judges(ctx):
                 continue
         except Exception as exc:
-            ctx.snapshot.errors[f"rule:{rule.name}"] = f"{type(exc).__name__}: {exc}"
+            # a bug of ours: the host is not called healthy, and the checker logs its
+            # traceback as the failure begins (not at every check while it lasts)
+            ctx.snapshot.errors[f"{RULE_ERROR}{rule.name}"] = f"{type(exc).__name__}: {exc}"
+            ctx.raised[rule.name] = exc
             continue
         judged.add(rule.name)
     return findings, judged

@@ -53,6 +53,9 @@ class RuleContext:
     #: mount point -> the latest look after which its file system's error count rose, on
     #: this machine's clock (the checker remembers them, ``RECENT_ERROR_SECONDS``)
     fs_errors_rose_after: Mapping[str, float] = field(default_factory=dict)
+    #: rule -> what it raised judging this context (:func:`evaluate` fills it, beside the
+    #: snapshot's ``rule:NAME`` error): its traceback, which a bug report needs
+    raised: dict[str, BaseException] = field(default_factory=dict)
 
     @property
     def rates_from(self) -> Snapshot | None:
