@@ -476,7 +476,7 @@ def test_the_daemon_unit_finds_every_program_it_runs_by_name(
     on_path = set(result["onPath"]["hal-ai"])
     assert sorted(names - STORAGE - on_path) == []
     assert not STORAGE & on_path  # not pulled onto a host without them
-    # the capability wrapper of ping fails in this unit (no CAP_NET_RAW in its bounding set)
+    # iputils' own ping, which needs no capability, not the capability wrapper
     assert not [p for p in result["services"]["hal-ai"]["path"] if p.startswith("/run/wrappers")]
     storage = tmp_path / "storage.nix"
     storage.write_text("{ boot.supportedFilesystems = { zfs = true; }; "
