@@ -446,8 +446,11 @@ in
     {
       assertions = [
         {
-          assertion = cfg.gotifyUrl == null || gotifyTokenFile != null;
-          message = "services.ai-sysadmin.gotifyUrl needs gotifyTokenFile (the app token).";
+          # what the config file says, wherever it was given (a key in settings wins)
+          assertion = (settings.gotify_url or null) == null
+            || (settings.gotify_token_file or null) != null;
+          message = "${optionOf "gotify_url" "gotifyUrl"} needs gotifyTokenFile (or "
+            + "settings.gotify_token_file): the app token.";
         }
         {
           # it names the units and the commands, as aiName does
