@@ -587,6 +587,25 @@ def test_a_name_commands_cannot_carry_is_one_line_and_exit_2(target: Path) -> No
     assert snapshot(target) == before
 
 
+def test_a_relative_bin_dir_is_refused_rather_than_taken_from_the_root(
+        target: Path, tmp_path: Path) -> None:
+    """`--bin-dir ./bin` was a directory of the target taken from its root: run as root on
+    a merged-usr system, 14 links went into /usr/bin, not into the working directory's bin."""
+    (tmp_path / "work" / "bin").mkdir(parents=True)
+    before = snapshot(target)
+    for args in (("--dry-run",), (), ("--uninstall",)):
+        done = subprocess.run([str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                               "--name", "hal", "--bin-dir", "./bin", *args],
+                              cwd=tmp_path / "work", capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        assert done.stderr.startswith("error: Invalid value for '--bin-dir': './bin' is "
+                                      "relative: name the directory of the target system by "
+                                      "its absolute path"), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert snapshot(target) == before
+    assert list((tmp_path / "work" / "bin").iterdir()) == []
+
+
 def given(target: Path, config: Path, *args: str, env: bool = False
           ) -> subprocess.CompletedProcess[str]:
     """setup with a config named with -c, or with AI_SYSADMIN_CONFIG (``env``)."""

@@ -54,7 +54,8 @@ def setup(
     user: Annotated[str, typer.Option(
         metavar="USER", help="The account the daemon runs as.")] = "ai-sysadmin",
     bin_dir: Annotated[str, typer.Option(
-        metavar="DIR", help="Where the {name}-* links go.")] = "/usr/local/bin",
+        metavar="DIR", help="Where the {name}-* links go: an absolute path of the target "
+        "system (under --root, if given).")] = "/usr/local/bin",
     templates: Annotated[Path | None, typer.Option(
         metavar="DIR",
         help="Directory of the unit templates (default: installed, else packaging/systemd).",
@@ -75,6 +76,12 @@ def setup(
     if os.geteuid() != 0 and not dry_run:
         raise AiSysadminError("setup creates accounts and system files: run it as root "
                               "(or see what it would do with --dry-run)")
+    if not bin_dir.startswith("/"):
+        # a path of the target system, not of this shell: ./bin was taken from / (on a
+        # merged-usr system, the links went into /usr/bin)
+        raise typer.BadParameter(f"{bin_dir!r} is relative: name the directory of the target "
+                                 "system by its absolute path (such as /usr/local/bin)",
+                                 param_hint="'--bin-dir'")
     target = root.absolute()
     config = _config(target, state(ctx).config_path or os.environ.get(ENV_CONFIG) or None)
     existing = config.settings
