@@ -151,6 +151,27 @@ def test_uninstall_takes_back_the_grants_units_and_commands_and_keeps_the_histor
 
 
 @needs_root
+def test_uninstall_through_another_path_to_the_program_takes_back_the_commands(
+        target: Path, tmp_path: Path) -> None:
+    """setup made the links with one path of the program; --uninstall run by another (a
+    symlink to it, a venv's other bin path) left every one of them, which setup itself takes
+    for its own. A link to something else stays."""
+    assert setup(target, "--name", "hal").returncode == 0
+    foreign = target / "usr/local/bin/hal-notify"
+    foreign.unlink()
+    foreign.symlink_to("/opt/other/notify")
+    alias = tmp_path / "alias" / "ai-sysadmin"
+    alias.parent.mkdir()
+    alias.symlink_to(BIN)
+    done = run_program(str(alias), "setup", "--root", str(target), "--uninstall", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (target / "usr/local/bin").iterdir()] == ["hal-notify"]
+    removed = {s["target"]: s["detail"] for s in json.loads(done.stdout)
+               if s["action"] == "remove" and s["kind"] == "link"}
+    assert removed["/usr/local/bin/hal-check"] == f"-> {BIN}"
+
+
+@needs_root
 def test_uninstall_after_a_rename_takes_back_the_old_names_daemon_too(target: Path) -> None:
     """ai_name changed in the config, then --uninstall without a setup in between: the units
     and commands the old name installed would go on running the daemon."""
