@@ -192,6 +192,36 @@ def test_uninstall_after_a_rename_takes_back_the_old_names_daemon_too(target: Pa
 
 
 @needs_root
+def test_uninstall_takes_back_a_daemon_whose_config_is_broken(target: Path) -> None:
+    """A config the daemon refuses is when one may want the service gone: --uninstall refused
+    it too. It says so in one line and takes back the units, the drop-in and the commands,
+    whatever name they carry; the broken config stays as it is."""
+    assert setup(target, "--name", "hal").returncode == 0
+    config = target / "etc/ai-sysadmin/config.toml"
+    with config.open("a") as handle:
+        handle.write('check_interval = "soon"\n')
+    broken = config.read_text()
+    before = snapshot(target)
+    planned = setup(target, "--uninstall", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert snapshot(target) == before
+    (note,) = planned.stderr.strip().splitlines()
+    assert note.startswith(f"note: {config} cannot be loaded (") and "check_interval" in note
+    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
+    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
+            "/usr/local/bin/hal-check", "/etc/sudoers.d/ai-sysadmin"} <= removing
+    done = setup(target, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not list((target / "etc/systemd/system").iterdir())
+    assert not list((target / "usr/local/bin").iterdir())
+    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    assert config.read_text() == broken
+    # setup itself still refuses it: it would install a daemon that cannot start
+    refused = setup(target, "--name", "hal", "--dry-run")
+    assert refused.returncode != 0 and "check_interval" in refused.stderr
+
+
+@needs_root
 def test_a_new_name_replaces_the_old_names_units_and_commands(target: Path) -> None:
     """ai_name changed in the config, setup run again: the old name's daemon would run beside
     the new one on the same config and state, and its commands would stay."""

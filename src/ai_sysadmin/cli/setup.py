@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from ..config import ENV_CONFIG, Settings, load_settings, short_hostname, validation_message
-from ..errors import AiSysadminError
+from ..errors import AiSysadminError, ConfigError
 from ..setup_host import (
     Layout,
     ProgramPaths,
@@ -34,7 +34,7 @@ from ..setup_host.install import SECURE_PATH, Item
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
 from .admin import MARKER, executable, shadowed, shadowing
-from .context import out, print_json, say_retired, state
+from .context import err, out, print_json, say_retired, state
 from .dispatch import TOOLS
 
 
@@ -83,7 +83,8 @@ def setup(
                                  "system by its absolute path (such as /usr/local/bin)",
                                  param_hint="'--bin-dir'")
     target = root.absolute()
-    config = _config(target, state(ctx).config_path or os.environ.get(ENV_CONFIG) or None)
+    given = state(ctx).config_path or os.environ.get(ENV_CONFIG) or None
+    config = _config_to_uninstall(target, given) if remove else _config(target, given)
     existing = config.settings
     # an existing config's state directory is where the daemon writes: the units, the user's
     # home and the directory made here follow it
@@ -163,6 +164,21 @@ def _config(root: Path, given: str | None) -> _Config:
             f"installed config; put your changes there (or remove it), then run setup without "
             f"--config or {ENV_CONFIG}")
     return _Config(path, settings, text)
+
+
+def _config_to_uninstall(root: Path, given: str | None) -> _Config:
+    """:func:`_config`, or, where it cannot be loaded, none: --uninstall is wanted most when
+    the daemon refuses its config, and then takes back what setup installs by default and
+    the units (and their commands) an earlier setup wrote under any other name."""
+    try:
+        return _config(root, given)
+    except ConfigError as exc:
+        err.print(f"note: {exc.source} cannot be loaded ({exc.problems[0]}"
+                  f"{f'; {len(exc.problems) - 1} more' if len(exc.problems) > 1 else ''}): "
+                  "taking back what setup installs by default and the units it wrote under "
+                  "any name", markup=False, highlight=False, soft_wrap=True)
+        return _Config(Path(given).absolute() if given
+                       else under(root, f"{Layout.config_dir}/config.toml"))
 
 
 def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list[Item]:
