@@ -777,3 +777,102 @@ def test_a_setting_no_release_reads_is_said_by_setup_too(target: Path, tmp_path:
     done = given(target, config, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(f"note: programs.grep (file {config}) is no longer used") == 1
+
+
+def closed_home(target: Path, name: str = "alice", uid: int = 1000) -> Path:
+    """A person's home in the tree that only they may enter, as Debian makes them (0700)."""
+    add_account(target, name, uid, f"/home/{name}")
+    home = target / "home" / name
+    home.mkdir(parents=True)
+    os.chown(home, uid, uid)
+    home.chmod(0o700)
+    return home
+
+
+def console_script(where: Path, python: str) -> None:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text(f"#!{python}\nfrom ai_sysadmin.cli.main import main\n")
+    where.chmod(0o755)
+
+
+def program_in_the_tree(target: Path, path: Path, python: str) -> None:
+    """A venv's console script at ``path`` of the tree, its #! naming ``python``; a copy at
+    the same path here, where --program is looked for."""
+    for where in (path, target / str(path).lstrip("/")):
+        console_script(where, python)
+
+
+@needs_root
+def test_a_program_in_a_home_the_daemons_account_cannot_enter_is_refused(
+        target: Path, tmp_path: Path) -> None:
+    """A venv inside a 0700 home made a unit that could never start: setpriv hands the
+    program to the account, which cannot read it nor import from its venv (exit 2, which the
+    unit does not restart)."""
+    closed_home(target)
+    # the tree's copy of this directory is alice's, and closed
+    venv = tmp_path / "venv"
+    program = venv / "bin" / "ai-sysadmin"
+    program_in_the_tree(target, program, f"{venv}/bin/python")
+    inside = target / str(venv).lstrip("/")
+    os.chown(inside, 1000, 1000)
+    inside.chmod(0o700)
+    before = snapshot(target)
+    done = run_program(str(BIN), "setup", "--root", str(target), "--program", str(program),
+                       "--name", "hal", "--dry-run")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error: the daemon's account ai-sysadmin could not reach the program {program}: "
+        f"{venv} (drwx------ alice:alice) is closed to it; install ai-sysadmin where that "
+        "account can read it (a venv in /opt), or name such a program with --program\n")
+    assert snapshot(target) == before
+
+
+@needs_root
+def test_a_venv_whose_python_lives_in_a_closed_home_is_refused_until_the_account_may_enter(
+        target: Path, tmp_path: Path) -> None:
+    """The venv open to all, its python a link into a home only its owner may enter (a
+    pyenv Python): the daemon's Python could not find its own library. Opened to a group
+    setup puts the account in (adm), it can."""
+    home = closed_home(target)
+    pyenv = home / ".pyenv" / "bin"
+    pyenv.mkdir(parents=True)
+    (pyenv / "python3").write_text("")
+    (pyenv / "python3").chmod(0o755)
+    venv = target / "opt" / "ai" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to("/home/alice/.pyenv/bin/python3")
+    program = tmp_path / "ai-sysadmin"
+    console_script(program, "/opt/ai/bin/python")
+    console_script(target / str(program).lstrip("/"), "/opt/ai/bin/python")
+
+    def dry_run() -> subprocess.CompletedProcess[str]:
+        return run_program(str(BIN), "setup", "--root", str(target), "--program", str(program),
+                           "--name", "hal", "--dry-run")
+
+    done = dry_run()
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"error: the daemon's account ai-sysadmin could not reach {program}'s interpreter "
+        "/opt/ai/bin/python: /home/alice (drwx------ alice:alice) is closed to it"), done.stderr
+    os.chown(home, 1000, 4)  # group adm, which setup adds the account to
+    home.chmod(0o750)
+    done = dry_run()
+    assert done.returncode == 0, done.stderr
+
+
+@needs_root
+def test_a_state_dir_the_daemons_account_cannot_reach_is_refused(
+        target: Path, tmp_path: Path) -> None:
+    """state_dir below a closed home (`~/ai-state` read as root is /root/ai-state): setup
+    made a directory the daemon could never open."""
+    closed_home(target)
+    config = tmp_path / "hal.toml"
+    config.write_text('ai_name = "hal"\nstate_dir = "/home/alice/ai-state"\n')
+    before = snapshot(target)
+    done = given(target, config, "--dry-run")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "error: the daemon's account ai-sysadmin could not reach state_dir "
+        "/home/alice/ai-state: /home/alice (drwx------ alice:alice) is closed to it; set "
+        f"state_dir in {config} to a directory that account can reach\n")
+    assert snapshot(target) == before

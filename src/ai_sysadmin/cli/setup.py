@@ -31,6 +31,7 @@ from ..setup_host import (
     uninstall,
 )
 from ..setup_host.install import SECURE_PATH, Item
+from ..setup_host.reach import require_reach
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
 from .admin import MARKER, executable, shadowed, shadowing
@@ -94,6 +95,7 @@ def setup(
     items = _items(target, layout, config, find_templates(templates))
     if not remove:
         _refuse_shadowing(target, layout)
+        require_reach(target, layout, _settings(layout, config), _where(config))
     steps = _steps(target, layout, items, dry_run, remove)
     runs = [] if remove else running(
         target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
@@ -181,14 +183,22 @@ def _config_to_uninstall(root: Path, given: str | None) -> _Config:
                        else under(root, f"{Layout.config_dir}/config.toml"))
 
 
-def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list[Item]:
-    settings = config.settings or Settings.model_validate(
+def _settings(layout: Layout, config: _Config) -> Settings:
+    """What the daemon will read: the config's, or (there is none yet) what setup writes."""
+    return config.settings or Settings.model_validate(
         {"ai_name": layout.name, "state_dir": layout.state_dir})
-    # where a program's path is set: the config planned from, or one to name with -c
-    where = (str(config.path) if config.settings
-             else "a config file named with `ai-sysadmin -c FILE setup`")
+
+
+def _where(config: _Config) -> str:
+    """Where a setting is set: the config planned from, or one to name with -c."""
+    return (str(config.path) if config.settings
+            else "a config file named with `ai-sysadmin -c FILE setup`")
+
+
+def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list[Item]:
+    settings = _settings(layout, config)
     # every program looked for first: those not found are named in one error, not one a run
-    paths = ProgramPaths(root, where)
+    paths = ProgramPaths(root, _where(config))
     sudoers = sudoers_text(settings, layout.user, paths, "written by `ai-sysadmin setup`")
     setpriv = paths(settings.programs.setpriv)
     paths.check()
