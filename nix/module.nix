@@ -89,10 +89,10 @@ let
   # read-only commands (safety/readonly_commands.py), the fixes' programs
   # (safety/remediation_commands.py), check_reachability's ping and the ssh that git runs for
   # a config repo over SSH. NixOS gives a unit only coreutils, findutils, grep, sed and systemd.
-  # ping is iputils' own, not the /run/wrappers one: that wrapper raises CAP_NET_RAW, which
-  # the unit's bounding set leaves out, and fails; iputils pings over an ICMP datagram
-  # socket, open to every group by systemd's sysctl.d/50-default.conf (net.ipv4.ping_group_range),
-  # which NixOS installs.
+  # ping is iputils' own, not the /run/wrappers one: it needs no capability, pinging over an
+  # ICMP datagram socket, open to every group by systemd's sysctl.d/50-default.conf
+  # (net.ipv4.ping_group_range), which NixOS installs. (The unit's bounding set keeps
+  # CAP_NET_RAW for Debian's ping, which carries it as a file capability.)
   servicePath = [
     config.systemd.package
     pkgs.coreutils
@@ -446,8 +446,11 @@ in
     {
       assertions = [
         {
-          assertion = cfg.gotifyUrl == null || gotifyTokenFile != null;
-          message = "services.ai-sysadmin.gotifyUrl needs gotifyTokenFile (the app token).";
+          # what the config file says, wherever it was given (a key in settings wins)
+          assertion = (settings.gotify_url or null) == null
+            || (settings.gotify_token_file or null) != null;
+          message = "${optionOf "gotify_url" "gotifyUrl"} needs gotifyTokenFile (or "
+            + "settings.gotify_token_file): the app token.";
         }
         {
           # it names the units and the commands, as aiName does

@@ -295,6 +295,23 @@ def test_a_token_in_the_store_warns_and_a_url_needs_a_token(
     assert both["failedAssertions"] and "not both" in both["failedAssertions"][0]
 
 
+def test_gotify_needs_a_token_file_wherever_the_url_and_the_file_are_given(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """settings takes any key of the config: a token file there is the daemon's token file
+    (the build refused it), and a URL there without one is what the daemon refuses (the
+    build let it through)."""
+    url, token = "https://gotify.example.com", "/run/secrets/gotify-token"
+    for options in ({"gotifyUrl": url, "settings": {"gotify_token_file": token}},
+                    {"settings": {"gotify_url": url, "gotify_token_file": token}},
+                    {"settings": {"gotify_url": url}, "gotifyTokenFile": token}):
+        result = evaluate(nix_env, options)
+        assert result["failedAssertions"] == [], options
+        s = settings_of(tmp_path, result)
+        assert (s.gotify_url, str(s.gotify_token_file)) == (url, token)
+    alone = evaluate(nix_env, {"settings": {"gotify_url": url}})["failedAssertions"]
+    assert [m for m in alone if "services.ai-sysadmin.settings.gotify_url needs" in m], alone
+
+
 def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     """`key_file = ./id_ed25519;` copies the key into the Nix store, which every user of the
@@ -476,7 +493,7 @@ def test_the_daemon_unit_finds_every_program_it_runs_by_name(
     on_path = set(result["onPath"]["hal-ai"])
     assert sorted(names - STORAGE - on_path) == []
     assert not STORAGE & on_path  # not pulled onto a host without them
-    # the capability wrapper of ping fails in this unit (no CAP_NET_RAW in its bounding set)
+    # iputils' own ping, which needs no capability, not the capability wrapper
     assert not [p for p in result["services"]["hal-ai"]["path"] if p.startswith("/run/wrappers")]
     storage = tmp_path / "storage.nix"
     storage.write_text("{ boot.supportedFilesystems = { zfs = true; }; "

@@ -151,6 +151,27 @@ def test_uninstall_takes_back_the_grants_units_and_commands_and_keeps_the_histor
 
 
 @needs_root
+def test_uninstall_through_another_path_to_the_program_takes_back_the_commands(
+        target: Path, tmp_path: Path) -> None:
+    """setup made the links with one path of the program; --uninstall run by another (a
+    symlink to it, a venv's other bin path) left every one of them, which setup itself takes
+    for its own. A link to something else stays."""
+    assert setup(target, "--name", "hal").returncode == 0
+    foreign = target / "usr/local/bin/hal-notify"
+    foreign.unlink()
+    foreign.symlink_to("/opt/other/notify")
+    alias = tmp_path / "alias" / "ai-sysadmin"
+    alias.parent.mkdir()
+    alias.symlink_to(BIN)
+    done = run_program(str(alias), "setup", "--root", str(target), "--uninstall", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (target / "usr/local/bin").iterdir()] == ["hal-notify"]
+    removed = {s["target"]: s["detail"] for s in json.loads(done.stdout)
+               if s["action"] == "remove" and s["kind"] == "link"}
+    assert removed["/usr/local/bin/hal-check"] == f"-> {BIN}"
+
+
+@needs_root
 def test_uninstall_after_a_rename_takes_back_the_old_names_daemon_too(target: Path) -> None:
     """ai_name changed in the config, then --uninstall without a setup in between: the units
     and commands the old name installed would go on running the daemon."""
@@ -168,6 +189,36 @@ def test_uninstall_after_a_rename_takes_back_the_old_names_daemon_too(target: Pa
     assert not list((target / "usr/local/bin").iterdir())
     assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
     assert config.is_file()
+
+
+@needs_root
+def test_uninstall_takes_back_a_daemon_whose_config_is_broken(target: Path) -> None:
+    """A config the daemon refuses is when one may want the service gone: --uninstall refused
+    it too. It says so in one line and takes back the units, the drop-in and the commands,
+    whatever name they carry; the broken config stays as it is."""
+    assert setup(target, "--name", "hal").returncode == 0
+    config = target / "etc/ai-sysadmin/config.toml"
+    with config.open("a") as handle:
+        handle.write('check_interval = "soon"\n')
+    broken = config.read_text()
+    before = snapshot(target)
+    planned = setup(target, "--uninstall", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert snapshot(target) == before
+    (note,) = planned.stderr.strip().splitlines()
+    assert note.startswith(f"note: {config} cannot be loaded (") and "check_interval" in note
+    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
+    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
+            "/usr/local/bin/hal-check", "/etc/sudoers.d/ai-sysadmin"} <= removing
+    done = setup(target, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not list((target / "etc/systemd/system").iterdir())
+    assert not list((target / "usr/local/bin").iterdir())
+    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    assert config.read_text() == broken
+    # setup itself still refuses it: it would install a daemon that cannot start
+    refused = setup(target, "--name", "hal", "--dry-run")
+    assert refused.returncode != 0 and "check_interval" in refused.stderr
 
 
 @needs_root
@@ -587,6 +638,25 @@ def test_a_name_commands_cannot_carry_is_one_line_and_exit_2(target: Path) -> No
     assert snapshot(target) == before
 
 
+def test_a_relative_bin_dir_is_refused_rather_than_taken_from_the_root(
+        target: Path, tmp_path: Path) -> None:
+    """`--bin-dir ./bin` was a directory of the target taken from its root: run as root on
+    a merged-usr system, 14 links went into /usr/bin, not into the working directory's bin."""
+    (tmp_path / "work" / "bin").mkdir(parents=True)
+    before = snapshot(target)
+    for args in (("--dry-run",), (), ("--uninstall",)):
+        done = subprocess.run([str(BIN), "setup", "--root", str(target), "--program", str(BIN),
+                               "--name", "hal", "--bin-dir", "./bin", *args],
+                              cwd=tmp_path / "work", capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        assert done.stderr.startswith("error: Invalid value for '--bin-dir': './bin' is "
+                                      "relative: name the directory of the target system by "
+                                      "its absolute path"), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert snapshot(target) == before
+    assert list((tmp_path / "work" / "bin").iterdir()) == []
+
+
 def given(target: Path, config: Path, *args: str, env: bool = False
           ) -> subprocess.CompletedProcess[str]:
     """setup with a config named with -c, or with AI_SYSADMIN_CONFIG (``env``)."""
@@ -707,3 +777,102 @@ def test_a_setting_no_release_reads_is_said_by_setup_too(target: Path, tmp_path:
     done = given(target, config, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(f"note: programs.grep (file {config}) is no longer used") == 1
+
+
+def closed_home(target: Path, name: str = "alice", uid: int = 1000) -> Path:
+    """A person's home in the tree that only they may enter, as Debian makes them (0700)."""
+    add_account(target, name, uid, f"/home/{name}")
+    home = target / "home" / name
+    home.mkdir(parents=True)
+    os.chown(home, uid, uid)
+    home.chmod(0o700)
+    return home
+
+
+def console_script(where: Path, python: str) -> None:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text(f"#!{python}\nfrom ai_sysadmin.cli.main import main\n")
+    where.chmod(0o755)
+
+
+def program_in_the_tree(target: Path, path: Path, python: str) -> None:
+    """A venv's console script at ``path`` of the tree, its #! naming ``python``; a copy at
+    the same path here, where --program is looked for."""
+    for where in (path, target / str(path).lstrip("/")):
+        console_script(where, python)
+
+
+@needs_root
+def test_a_program_in_a_home_the_daemons_account_cannot_enter_is_refused(
+        target: Path, tmp_path: Path) -> None:
+    """A venv inside a 0700 home made a unit that could never start: setpriv hands the
+    program to the account, which cannot read it nor import from its venv (exit 2, which the
+    unit does not restart)."""
+    closed_home(target)
+    # the tree's copy of this directory is alice's, and closed
+    venv = tmp_path / "venv"
+    program = venv / "bin" / "ai-sysadmin"
+    program_in_the_tree(target, program, f"{venv}/bin/python")
+    inside = target / str(venv).lstrip("/")
+    os.chown(inside, 1000, 1000)
+    inside.chmod(0o700)
+    before = snapshot(target)
+    done = run_program(str(BIN), "setup", "--root", str(target), "--program", str(program),
+                       "--name", "hal", "--dry-run")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error: the daemon's account ai-sysadmin could not reach the program {program}: "
+        f"{venv} (drwx------ alice:alice) is closed to it; install ai-sysadmin where that "
+        "account can read it (a venv in /opt), or name such a program with --program\n")
+    assert snapshot(target) == before
+
+
+@needs_root
+def test_a_venv_whose_python_lives_in_a_closed_home_is_refused_until_the_account_may_enter(
+        target: Path, tmp_path: Path) -> None:
+    """The venv open to all, its python a link into a home only its owner may enter (a
+    pyenv Python): the daemon's Python could not find its own library. Opened to a group
+    setup puts the account in (adm), it can."""
+    home = closed_home(target)
+    pyenv = home / ".pyenv" / "bin"
+    pyenv.mkdir(parents=True)
+    (pyenv / "python3").write_text("")
+    (pyenv / "python3").chmod(0o755)
+    venv = target / "opt" / "ai" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to("/home/alice/.pyenv/bin/python3")
+    program = tmp_path / "ai-sysadmin"
+    console_script(program, "/opt/ai/bin/python")
+    console_script(target / str(program).lstrip("/"), "/opt/ai/bin/python")
+
+    def dry_run() -> subprocess.CompletedProcess[str]:
+        return run_program(str(BIN), "setup", "--root", str(target), "--program", str(program),
+                           "--name", "hal", "--dry-run")
+
+    done = dry_run()
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"error: the daemon's account ai-sysadmin could not reach {program}'s interpreter "
+        "/opt/ai/bin/python: /home/alice (drwx------ alice:alice) is closed to it"), done.stderr
+    os.chown(home, 1000, 4)  # group adm, which setup adds the account to
+    home.chmod(0o750)
+    done = dry_run()
+    assert done.returncode == 0, done.stderr
+
+
+@needs_root
+def test_a_state_dir_the_daemons_account_cannot_reach_is_refused(
+        target: Path, tmp_path: Path) -> None:
+    """state_dir below a closed home (`~/ai-state` read as root is /root/ai-state): setup
+    made a directory the daemon could never open."""
+    closed_home(target)
+    config = tmp_path / "hal.toml"
+    config.write_text('ai_name = "hal"\nstate_dir = "/home/alice/ai-state"\n')
+    before = snapshot(target)
+    done = given(target, config, "--dry-run")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "error: the daemon's account ai-sysadmin could not reach state_dir "
+        "/home/alice/ai-state: /home/alice (drwx------ alice:alice) is closed to it; set "
+        f"state_dir in {config} to a directory that account can reach\n")
+    assert snapshot(target) == before

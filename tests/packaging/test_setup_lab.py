@@ -23,6 +23,9 @@ CONFIG = "/etc/ai-sysadmin/config.toml"
 DAEMON = "labai-ai.service"
 #: an operator's shell in the lab: not this test's AI_SYSADMIN_* isolation variables
 OPERATOR = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+#: the operator's `ai-sysadmin setup`, this checkout's (the installed program, and the units
+#: it would write, may be another checkout's)
+SETUP = (*OPERATOR, f"PYTHONPATH={Path(__file__).parents[2] / 'src'}", str(BIN), "setup")
 # fails on its first start only: a restart fixes it
 FLAKY = ("[Service]\nExecStart=/bin/sh -c 'if [ -e /run/ran-once ]; then exec sleep infinity;"
          " fi; touch /run/ran-once; exit 1'\n")
@@ -49,7 +52,7 @@ def open_the_way_to(sb: Sandbox, program: Path) -> None:
 def installed() -> Iterator[Sandbox]:
     with Sandbox(hostname="labhost", binds=hidden_in_the_lab()) as sb:
         open_the_way_to(sb, BIN)
-        done = sb.exec([*OPERATOR, str(BIN), "setup", "--name", "labai", "--program", str(BIN)],
+        done = sb.exec([*SETUP, "--name", "labai", "--program", str(BIN)],
                        timeout=120)
         assert done.ok, done.stderr
         if any(path.startswith("/tmp/") for path in hidden_in_the_lab()):
@@ -129,7 +132,7 @@ def test_setup_then_start_runs_a_daemon_that_detects_a_failed_unit(installed: Sa
     message = notified()[0]
     assert message["title"].startswith("[labai] labhost:")
     assert "labai-issues show" in message["message"]
-    again = sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN), "--json"],
+    again = sb.exec([*SETUP, "--program", str(BIN), "--json"],
                     timeout=120)
     assert again.ok and {s["action"] for s in json.loads(again.stdout)} == {"keep"}
 
@@ -183,6 +186,24 @@ def test_every_fix_the_drop_in_allows_runs_inside_the_daemon_sandbox(
     assert sb.exec(["systemctl", "is-active", "flaky.service"]).stdout.strip() == "active"
     assert sb.exec(["systemctl", "is-active", "victim.service"]).stdout.strip() != "active"
     assert not sb.exec(["test", "-e", "/var/tmp/cache-of-nobody/old"]).ok
+
+
+def test_a_ping_with_its_file_capability_runs_from_the_daemons_unit(installed: Sandbox) -> None:
+    """Debian's and Ubuntu's ping carries the file capability cap_net_raw+ep: the kernel
+    refused to run it (EPERM) under the unit's bounding set, and check_reachability could
+    never ping from the daemon. A stand-in with that capability, in the daemon's own unit."""
+    sb = installed
+    sb.exec(["cp", "/bin/true", "/srv/ping"], check=True)
+    # setcap cap_net_raw+ep, without libcap's tools: the kernel's version 2 attribute
+    sb.exec([str(Path(sys.executable).resolve()), "-c",
+             "import os, struct; os.setxattr('/srv/ping', 'security.capability', "
+             "struct.pack('<5I', 0x02000001, 1 << 13, 0, 0, 0))"], check=True)
+    sb.write_file("/ping-probe.sh", "/srv/ping; echo ping=$?\n")
+    sb.write_file("/etc/systemd/system/ping-probe.service", probe_unit(sb, "/ping-probe.sh"))
+    sb.exec(["systemctl", "daemon-reload"], check=True)
+    sb.exec(["systemctl", "start", "ping-probe.service"], timeout=60)
+    said = sb.exec(["journalctl", "-u", "ping-probe.service", "-o", "cat", "--no-pager"]).stdout
+    assert "ping=0" in said.splitlines(), said[-2000:]
 
 
 def test_the_daemon_has_a_temporary_directory_whatever_clean_paths_opens(
@@ -282,7 +303,7 @@ def test_a_queue_file_outside_the_state_directory_is_written_from_both_units(
     try:
         sb.exec(["sed", "-i", 's|^# url = "sqlite://"$|url = "sqlite:///srv/llm-queue/queue.db"|',
                  CONFIG], check=True)
-        done = sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN)], timeout=120)
+        done = sb.exec([*SETUP, "--program", str(BIN)], timeout=120)
         assert done.ok, done.stderr
         sb.exec(["systemctl", "stop", DAEMON, WORKER], check=True)
         sb.exec(["systemctl", "reset-failed", DAEMON, WORKER])
@@ -302,7 +323,7 @@ def test_a_queue_file_outside_the_state_directory_is_written_from_both_units(
     finally:
         sb.exec(["systemctl", "stop", DAEMON])
         sb.exec(["mv", f"{CONFIG}.good", CONFIG], check=True)
-        assert sb.exec([*OPERATOR, str(BIN), "setup", "--program", str(BIN)], timeout=120).ok
+        assert sb.exec([*SETUP, "--program", str(BIN)], timeout=120).ok
 
 
 def test_setup_again_over_a_running_daemon_says_to_restart_it(installed: Sandbox) -> None:
@@ -312,9 +333,7 @@ def test_setup_again_over_a_running_daemon_says_to_restart_it(installed: Sandbox
     sb = installed
 
     def setup_says() -> str:
-        # this checkout's setup (the installed program may be another checkout's)
-        done = sb.exec([*OPERATOR, f"PYTHONPATH={Path(__file__).parents[2] / 'src'}", str(BIN),
-                        "setup", "--name", "labai", "--program", str(BIN)], timeout=120)
+        done = sb.exec([*SETUP, "--name", "labai", "--program", str(BIN)], timeout=120)
         assert done.ok, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
@@ -336,7 +355,7 @@ def test_uninstall_stops_and_removes_what_setup_installed(installed: Sandbox) ->
     sb = installed
     sb.exec(["systemctl", "enable", "--now", DAEMON], check=True)
     wait_for(lambda: show(sb, WORKER)["ActiveState"] == "active", "the worker to run")
-    done = sb.exec([*OPERATOR, str(BIN), "setup", "--uninstall", "--program", str(BIN)],
+    done = sb.exec([*SETUP, "--uninstall", "--program", str(BIN)],
                    timeout=120)
     assert done.ok, done.stderr
     assert "Kept: /etc/ai-sysadmin/config.toml" in done.stdout

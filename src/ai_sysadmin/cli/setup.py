@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from ..config import ENV_CONFIG, Settings, load_settings, short_hostname, validation_message
-from ..errors import AiSysadminError
+from ..errors import AiSysadminError, ConfigError
 from ..setup_host import (
     Layout,
     ProgramPaths,
@@ -31,10 +31,11 @@ from ..setup_host import (
     uninstall,
 )
 from ..setup_host.install import SECURE_PATH, Item
+from ..setup_host.reach import require_reach
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
 from .admin import MARKER, executable, shadowed, shadowing
-from .context import out, print_json, say_retired, state
+from .context import err, out, print_json, say_retired, state
 from .dispatch import TOOLS
 
 
@@ -54,7 +55,8 @@ def setup(
     user: Annotated[str, typer.Option(
         metavar="USER", help="The account the daemon runs as.")] = "ai-sysadmin",
     bin_dir: Annotated[str, typer.Option(
-        metavar="DIR", help="Where the {name}-* links go.")] = "/usr/local/bin",
+        metavar="DIR", help="Where the {name}-* links go: an absolute path of the target "
+        "system (under --root, if given).")] = "/usr/local/bin",
     templates: Annotated[Path | None, typer.Option(
         metavar="DIR",
         help="Directory of the unit templates (default: installed, else packaging/systemd).",
@@ -75,8 +77,15 @@ def setup(
     if os.geteuid() != 0 and not dry_run:
         raise AiSysadminError("setup creates accounts and system files: run it as root "
                               "(or see what it would do with --dry-run)")
+    if not bin_dir.startswith("/"):
+        # a path of the target system, not of this shell: ./bin was taken from / (on a
+        # merged-usr system, the links went into /usr/bin)
+        raise typer.BadParameter(f"{bin_dir!r} is relative: name the directory of the target "
+                                 "system by its absolute path (such as /usr/local/bin)",
+                                 param_hint="'--bin-dir'")
     target = root.absolute()
-    config = _config(target, state(ctx).config_path or os.environ.get(ENV_CONFIG) or None)
+    given = state(ctx).config_path or os.environ.get(ENV_CONFIG) or None
+    config = _config_to_uninstall(target, given) if remove else _config(target, given)
     existing = config.settings
     # an existing config's state directory is where the daemon writes: the units, the user's
     # home and the directory made here follow it
@@ -86,6 +95,7 @@ def setup(
     items = _items(target, layout, config, find_templates(templates))
     if not remove:
         _refuse_shadowing(target, layout)
+        require_reach(target, layout, _settings(layout, config), _where(config))
     steps = _steps(target, layout, items, dry_run, remove)
     runs = [] if remove else running(
         target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
@@ -158,14 +168,37 @@ def _config(root: Path, given: str | None) -> _Config:
     return _Config(path, settings, text)
 
 
-def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list[Item]:
-    settings = config.settings or Settings.model_validate(
+def _config_to_uninstall(root: Path, given: str | None) -> _Config:
+    """:func:`_config`, or, where it cannot be loaded, none: --uninstall is wanted most when
+    the daemon refuses its config, and then takes back what setup installs by default and
+    the units (and their commands) an earlier setup wrote under any other name."""
+    try:
+        return _config(root, given)
+    except ConfigError as exc:
+        err.print(f"note: {exc.source} cannot be loaded ({exc.problems[0]}"
+                  f"{f'; {len(exc.problems) - 1} more' if len(exc.problems) > 1 else ''}): "
+                  "taking back what setup installs by default and the units it wrote under "
+                  "any name", markup=False, highlight=False, soft_wrap=True)
+        return _Config(Path(given).absolute() if given
+                       else under(root, f"{Layout.config_dir}/config.toml"))
+
+
+def _settings(layout: Layout, config: _Config) -> Settings:
+    """What the daemon will read: the config's, or (there is none yet) what setup writes."""
+    return config.settings or Settings.model_validate(
         {"ai_name": layout.name, "state_dir": layout.state_dir})
-    # where a program's path is set: the config planned from, or one to name with -c
-    where = (str(config.path) if config.settings
-             else "a config file named with `ai-sysadmin -c FILE setup`")
+
+
+def _where(config: _Config) -> str:
+    """Where a setting is set: the config planned from, or one to name with -c."""
+    return (str(config.path) if config.settings
+            else "a config file named with `ai-sysadmin -c FILE setup`")
+
+
+def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list[Item]:
+    settings = _settings(layout, config)
     # every program looked for first: those not found are named in one error, not one a run
-    paths = ProgramPaths(root, where)
+    paths = ProgramPaths(root, _where(config))
     sudoers = sudoers_text(settings, layout.user, paths, "written by `ai-sysadmin setup`")
     setpriv = paths(settings.programs.setpriv)
     paths.check()

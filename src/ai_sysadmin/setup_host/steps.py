@@ -248,6 +248,13 @@ def carries_marker(path: Path, marker: str) -> bool:
 PROGRAM_NAME = "ai-sysadmin"
 
 
+def setups_link(leads_to: str) -> bool:
+    """Whether a link that leads to ``leads_to`` is setup's own (one to an ai-sysadmin
+    program, whichever path named it): setup replaces it and --uninstall removes it, both by
+    this one test."""
+    return Path(leads_to).name == PROGRAM_NAME
+
+
 @dataclass(frozen=True)
 class Link:
     """A symbolic link ``path`` -> ``target``; anything else at ``path`` is an error unless it
@@ -265,7 +272,7 @@ class Link:
             leads_to = os.readlink(here)
             if leads_to == self.target:
                 return Step("link", self.path, "keep", f"-> {self.target}")
-            if Path(leads_to).name != PROGRAM_NAME:
+            if not setups_link(leads_to):
                 raise SetupError(f"{self.path} exists and leads to {leads_to}, not to "
                                  f"{PROGRAM_NAME}: setup never replaces it; remove it, or "
                                  "install the commands elsewhere (--bin-dir)")

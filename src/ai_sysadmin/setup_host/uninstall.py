@@ -14,7 +14,17 @@ from pathlib import Path
 
 from .accounts import Group, Memberships, User
 from .install import Item, Layout, systemd_runs
-from .steps import Directory, File, Link, Programs, Step, carries_marker, run, under
+from .steps import (
+    Directory,
+    File,
+    Link,
+    Programs,
+    Step,
+    carries_marker,
+    run,
+    setups_link,
+    under,
+)
 
 
 def removal_plan(root: Path, items: Sequence[Item], marker: str | None = None) -> list[Step]:
@@ -100,14 +110,15 @@ def _removal(root: Path, item: Item, marker: str | None) -> Step:
 
 
 def _link_removal(root: Path, link: Link, marker: str | None) -> Step:
-    """A command link is removed where it is setup's (it leads to this program) or the
-    wrapper `commands install` wrote; anything else of that name is someone else's."""
+    """A command link is removed where it is setup's (it leads to an ai-sysadmin program:
+    the one setup would replace, even by another path than this run's) or the wrapper
+    `commands install` wrote; anything else of that name is someone else's."""
     here = under(root, link.path)
     if here.is_symlink():
-        if os.readlink(here) == link.target:
-            return Step("link", link.path, "remove", f"-> {link.target}")
-        return Step("link", link.path, "keep", f"leads elsewhere ({os.readlink(here)}): "
-                    "not setup's")
+        leads_to = os.readlink(here)
+        if setups_link(leads_to):
+            return Step("link", link.path, "remove", f"-> {leads_to}")
+        return Step("link", link.path, "keep", f"leads elsewhere ({leads_to}): not setup's")
     if marker is not None and carries_marker(here, marker):
         return Step("link", link.path, "remove", "the `commands install` wrapper")
     if here.exists():
