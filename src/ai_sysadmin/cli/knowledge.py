@@ -7,7 +7,6 @@ chromadb with it) is opened only when one of these runs.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -290,21 +289,16 @@ def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
                   f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
-def _write_replacing(file: Path, text: str) -> None:
-    """``text`` into a new file beside ``file``, renamed over it: an interrupted export loses
-    nothing. Its mode is the old file's, else owner-only: what was learned about the hosts
-    (incidents, fixes, configs) is for whoever may read the state, not every local user."""
+def _is_stdout(file: Path) -> bool:
+    """Whether ``file`` is where standard output goes (``/dev/stdout``, ``/dev/fd/1``, the
+    file it is redirected to): written through a second opening, the export and the summary
+    after it each began at the file's start, and the summary overwrote the export's first
+    line; into a pipe, the summary became a last line that `import` refuses."""
     try:
-        mode = stat.S_IMODE(file.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o600
-    partial = file.with_name(f".{file.name}.partial")
-    partial.unlink(missing_ok=True)
-    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
-                   encoding="utf-8") as handle:
-        handle.write(text)
-        os.fchmod(handle.fileno(), mode)  # the umask had no say in it
-    partial.replace(file)
+        here, there = os.fstat(sys.stdout.fileno()), os.stat(file)
+    except (OSError, ValueError):  # no descriptor (captured), or no such file
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 @app.command("export")
@@ -326,14 +320,16 @@ def export(
     lines = list(kb.export())
     # a backup that silently lacks records is worse than one that says so and exits non-zero
     incomplete = kb.unreadable_note()
-    if file is None or str(file) == "-":
+    if file is None or str(file) == "-" or _is_stdout(file):
         for line in lines:
             sys.stdout.write(line + "\n")
         if incomplete:
             raise KnowledgeError(f"export incomplete: {incomplete}")
         return
+    from ..files import write_text
+
     try:
-        _write_replacing(file, "".join(line + "\n" for line in lines))
+        write_text(file, "".join(line + "\n" for line in lines))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
                                  param_hint="FILE") from None
