@@ -111,8 +111,9 @@ def _table(entries: list[KnowledgeEntry], hits: list[Hit[Any]] | None = None) ->
         table.add_column(column, overflow="fold")
     for i, e in enumerate(entries):
         origin = e.provenance + (" (verified)" if e.verified else "")
-        # a topic is the model's words or a person's (masked as --json masks it)
-        row = [e.id, origin, e.category, masked(e.topic), f"{e.confidence:.2f}",
+        # a topic or category is the model's words or a person's, maybe from an import file
+        # (masked as --json masks it, no terminal escapes)
+        row = [e.id, origin, masked(e.category), masked(e.topic), f"{e.confidence:.2f}",
                _when(e.created_at)]
         if hits is not None:
             row.insert(0, f"{hits[i].score:.2f}")
@@ -189,7 +190,7 @@ def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     out.print(entry.id, style="bold")
     out.print(masked(entry.topic), markup=False)
     origin = entry.provenance + (" (verified)" if entry.verified else "")
-    out.print(f"category {entry.category} · {origin} · confidence {entry.confidence:.2f} · "
+    out.print(f"category {masked(entry.category)} · {origin} · confidence {entry.confidence:.2f} · "
               f"added {_when(entry.created_at)}"
               + (f" · from {masked(entry.source)}" if entry.source else ""), markup=False)
     if entry.tags:
@@ -284,8 +285,8 @@ def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
     else:
         from ..monitor.findings import masked
 
-        # an imported record's host is anyone's words
-        out.print(f"removed incident record {record_id}: {record.rule} on "
+        # an imported record's rule and host are anyone's words
+        out.print(f"removed incident record {record_id}: {masked(record.rule)} on "
                   f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
