@@ -459,13 +459,20 @@ class KnowledgeBase:
         self._write("store the system profile", self._collections["systems"].upsert,
                    ids=[profile.host], documents=[profile.document()],
                    metadatas=[profile.metadata()])
+        self.unreadable.pop(_system_id(profile.host), None)
 
     def get_system(self, host: str) -> SystemProfile | None:
+        """The host's stored profile; None where there is none, or none this version can
+        read (a newer one wrote it, logged once): what the host reports now is written over
+        it. Raised, it was "host profile not kept" at every check, and never rewritten."""
         found = self._call("read the system profile", self._collections["systems"].get,
                            ids=[host], include=["metadatas"])
         if not found["ids"]:
             return None
-        return SystemProfile.model_validate_json(str(found["metadatas"][0]["record"]))
+        meta = found["metadatas"][0]
+        read = self._readable([(_system_id(host), lambda: SystemProfile.model_validate_json(
+            str(meta["record"])))])
+        return read[0] if read else None
 
     # -- config chunks -----------------------------------------------------------------
 
@@ -818,6 +825,11 @@ def writing(path: Path, seconds: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _system_id(host: str) -> str:
+    """A host's profile as :attr:`KnowledgeBase.unreadable` names it: apart from entry ids."""
+    return f"systems/{host}"
 
 
 def _config_row(meta: dict[str, Any]) -> tuple[str, str, str]:
