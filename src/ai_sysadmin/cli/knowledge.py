@@ -367,7 +367,9 @@ def import_(
 ) -> None:
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
     with an existing id replaces it. One bad line: nothing is imported. An operator note
-    from the file is background, never a guide to a fix, unless --trust-operator-notes."""
+    from the file is background, never a guide to a fix, unless --trust-operator-notes.
+    Into a new store, an export keeps the shipped notes it holds, and only those; a file
+    with none of them (notes of your own) comes with them all (knowledge.seed)."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")
@@ -379,15 +381,19 @@ def import_(
             raise typer.BadParameter(
                 f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
                 param_hint="FILE") from None
-    # seeded first, a new store would get back the seed entries the file's store had lost;
-    # the import marks it seeded instead
-    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes)
+    # seeded at its opening, a new store would get back the seed entries the file's store
+    # had lost: the import seeds it, or not, by what the file holds
+    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes,
+                                            seed=state(ctx).settings.knowledge.seed)
     if as_json:
         print_json({"added": result.added, "replaced": result.replaced,
-                    "untrusted": result.untrusted})
+                    "untrusted": result.untrusted, "seeded": result.seeded})
         return
     out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
               markup=False)
+    if result.seeded:
+        out.print(f"and the {result.seeded} shipped notes, which a new store starts with "
+                  "(knowledge.seed): the file held none of them", markup=False, soft_wrap=True)
     if result.untrusted:
         out.print(f"{len(result.untrusted)} operator note(s) kept as background, never a "
                   "guide to a fix: import again with --trust-operator-notes if the file's "

@@ -106,6 +106,8 @@ class ImportResult:
     replaced: list[str] = field(default_factory=list)
     #: operator notes stored as background: the import did not trust them
     untrusted: list[str] = field(default_factory=list)
+    #: how many shipped seed notes a new store got with the import (``seed``)
+    seeded: int = 0
 
 
 def _read_token(path: Path) -> str:
@@ -529,15 +531,17 @@ class KnowledgeBase:
         for record in sorted(self.incidents(), key=lambda r: (r.resolved_at, r.id)):
             yield json.dumps({"type": "incident", **record.model_dump(mode="json")})
 
-    def import_(self, lines: Iterable[str], trust_operator_notes: bool = False
-                ) -> ImportResult:
+    def import_(self, lines: Iterable[str], trust_operator_notes: bool = False,
+                seed: bool = False) -> ImportResult:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
         error naming it, and nothing is written. An operator note is stored as background
         (tagged :data:`UNTRUSTED_TAG`) unless ``trust_operator_notes``: the person importing
         says the file's notes are theirs.
 
-        A store never seeded counts as seeded once an import wrote into it: the file says
-        which seed entries it holds.
+        A store never seeded counts as seeded once an import wrote into it: a file holding
+        seed entries (an export of a seeded store) says which of them it keeps. A file with
+        none (notes a person wrote) gives a new store the shipped seed first where ``seed``,
+        as its first open would have.
 
         A line is data from elsewhere, so what the model would trust is taken only as this
         program writes it: a seed entry must be a shipped one as shipped; a learned or
@@ -580,6 +584,12 @@ class KnowledgeBase:
             shown = problems[:10] + ([f"... and {len(problems) - 10} more"]
                                      if len(problems) > 10 else [])
             raise KnowledgeError("nothing imported: " + "; ".join(shown))
+        seeded = 0
+        if seed and self.seeded() is None and all(e.provenance != "seed" for e in entries):
+            # first, so that the file's entries win over a shipped one of the same id
+            from .seed import seed_once
+
+            seeded = seed_once(self)
         existing = self._existing("knowledge", [e.id for e in entries]) | \
             self._existing("incidents", [r.id for r in records])
         self.add_many(entries)
@@ -591,7 +601,7 @@ class KnowledgeBase:
             from .seed import SEED_VERSION
 
             self.mark_seeded(SEED_VERSION)
-        result = ImportResult(untrusted=trust.untrusted)
+        result = ImportResult(untrusted=trust.untrusted, seeded=seeded)
         for item_id in [e.id for e in entries] + [r.id for r in records]:
             (result.replaced if item_id in existing else result.added).append(item_id)
         return result
