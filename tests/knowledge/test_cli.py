@@ -81,7 +81,8 @@ def test_export_and_import_round_trip(cli: Cli, tmp_path: Path,
     cli("knowledge", "remove", first["id"])
     code, out, _ = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
     assert code == 0 and json.loads(out) == {"added": [first["id"]],
-                                             "replaced": [second["id"]], "untrusted": []}
+                                             "replaced": [second["id"]], "untrusted": [],
+                                             "seeded": 0}
     monkeypatch.setattr(sys, "stdin", io.StringIO(dump.read_text()))
     code, out, _ = cli("knowledge", "import")
     assert code == 0 and out == (
