@@ -81,7 +81,8 @@ def test_export_and_import_round_trip(cli: Cli, tmp_path: Path,
     cli("knowledge", "remove", first["id"])
     code, out, _ = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
     assert code == 0 and json.loads(out) == {"added": [first["id"]],
-                                             "replaced": [second["id"]], "untrusted": []}
+                                             "replaced": [second["id"]], "untrusted": [],
+                                             "seeded": 0}
     monkeypatch.setattr(sys, "stdin", io.StringIO(dump.read_text()))
     code, out, _ = cli("knowledge", "import")
     assert code == 0 and out == (
@@ -184,6 +185,28 @@ def test_a_secret_typed_into_a_note_is_never_echoed_back(cli: Cli, tmp_path: Pat
     assert "tags: token=[redacted]" in cli("knowledge", "show", entry_id)[1]
     code, out, err = cli("knowledge", "remove", entry_id)
     assert (code, out) == (0, f"removed {entry_id}: backup db: password=[redacted]\n"), err
+
+
+def test_an_import_files_terminal_escapes_never_reach_the_terminal(
+        cli: Cli, tmp_path: Path) -> None:
+    """A category or an incident record's rule from an import file, holding escapes that set
+    the terminal's title and clear its screen: shown as every other field of the file is,
+    with no escape left."""
+    escapes = "\x1b]0;pwned-title\x07\x1b[2J\x1b[31m"
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"type": "entry", "id": "op-esc", "topic": "disk note",
+                                 "text": "clean /var/tmp", "category": "disk" + escapes})
+                     + "\n" + json.dumps({
+                         "type": "incident", "id": "incident-1-action-2", "host": "web1",
+                         "rule": "disk_full" + escapes, "subject": "/var",
+                         "symptoms": "the disk filled", "outcome": "failed"}) + "\n")
+    code, out, err = cli("knowledge", "import", str(notes))
+    assert code == 0, err
+    for command in (("list",), ("show", "op-esc"), ("search", "disk"),
+                    ("remove", "incident-1-action-2")):
+        code, out, err = cli("knowledge", *command)
+        assert code == 0, err
+        assert "disk" in out and not any(c in out + err for c in "\x1b\x07"), (command, out)
 
 
 def test_hal_knowledge_is_the_same_command(cli: Cli) -> None:

@@ -54,7 +54,29 @@ def test_an_export_imported_into_a_new_store_does_not_bring_back_removed_seed_no
     monkeypatch.setenv("AI_SYSADMIN_STATE_DIR", str(tmp_path / "new-state"))
     code, out, err = cli("knowledge", "import", str(dump), "--json")
     assert code == 0, err
-    assert json.loads(out) == {"added": [kept], "replaced": [], "untrusted": []}
+    assert json.loads(out) == {"added": [kept], "replaced": [], "untrusted": [],
+                               "seeded": 0}
     for _ in range(2):  # the import, then the next open (the daemon's start)
         code, out, _ = cli("knowledge", "list", "--json")
         assert [entry["id"] for entry in json.loads(out)] == [kept]
+
+
+def test_notes_of_ones_own_imported_into_a_new_store_come_with_the_shipped_ones(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    """A new install whose first knowledge command imports a notes file the operator wrote:
+    the shipped notes were never loaded, and nothing said so."""
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"type": "entry", "topic": "web1 runs php-fpm",
+                                 "text": "nginx on web1 needs php-fpm.service up first"}) + "\n")
+    code, out, err = cli("knowledge", "import", "--trust-operator-notes", str(notes))
+    assert code == 0, err
+    shipped = len(seed_entries())
+    assert out == (f"imported 1 new and 0 replaced\nand the {shipped} shipped notes, which a "
+                   "new store starts with (knowledge.seed): the file held none of them\n")
+    for _ in range(2):  # the import, then the next open (the daemon's start)
+        code, out, _ = cli("knowledge", "list", "--json")
+        provenances = [entry["provenance"] for entry in json.loads(out)]
+        assert provenances.count("seed") == shipped and provenances.count("operator") == 1
+    # a second file into the store, now seeded, brings no seed again
+    code, out, err = cli("knowledge", "import", str(notes), "--json")
+    assert code == 0 and json.loads(out)["seeded"] == 0, err

@@ -157,3 +157,26 @@ def test_a_config_chunk_it_cannot_read_costs_that_chunk_not_every_configs_search
     code, out, err = cli("configs", "--sync", "--json")
     assert code == 0, err
     assert json.loads(out)["sync"]["indexed"] == ["hosts/web.nix"]
+
+
+def test_a_host_profile_a_newer_version_wrote_is_written_over_said_once(
+        kb: KnowledgeBase, kb_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon's checks keep each host's profile: one with a field this version does not
+    know was a "host profile not kept" at every check, and never written again."""
+    from tests.knowledge.test_learning import _snapshot
+
+    newer = {"host": "nix1", "os": "NixOS", "summary": "x", "facts": {}, "updated_at": 1.0,
+             "gpu": "none"}
+    kb.collection("systems").upsert(
+        ids=["nix1"], documents=["nix1 NixOS"],
+        metadatas=[{"host": "nix1", "os": "NixOS", "updated_at": 1.0,
+                    "record": json.dumps(newer)}])
+    daemon = KnowledgeRecall(kb_settings, kb=kb)
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin"):
+        assert daemon.note_system(_snapshot("41")) is True
+        assert daemon.note_system(_snapshot("41")) is False
+    profile = kb.get_system("nix1")
+    assert profile is not None and profile.facts["nixos_generation"] == "41"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "record systems/nix1 cannot be read" in said[0], said
+    assert kb.unreadable == {}

@@ -5,6 +5,9 @@ operator's), and settings overrides that win. No lab needed."""
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from ai_sysadmin.lab import load_scenario
 from ai_sysadmin.lab.eval import (
     EvalRun,
     ScenarioScore,
+    check_results_path,
     eval_settings,
     evaluate,
     results_path,
@@ -201,3 +205,34 @@ def test_a_results_file_cut_short_is_a_clear_error_to_compare(tmp_path: Path, cl
         assert code == 2 and out == "", err
         assert f"{path} is not a whole evaluation results file: {said}" in err
         assert "Traceback" not in err
+
+
+def test_a_results_path_that_is_no_regular_file_is_written_into_not_replaced(
+        tmp_path: Path) -> None:
+    """``eval --output`` naming a FIFO (or ``/dev/stdout``, a symlink): checked without
+    opening it, then written into; it stays what it was, and nothing is left beside it."""
+    run = EvalRun(model="m", backend="ollama", url="u", mode="tools",
+                  started_at="2026-12-02T08:00:00+00:00")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    fifo = folder / "results.fifo"
+    os.mkfifo(fifo, 0o600)
+    check_results_path(fifo)
+    read: list[str] = []
+    # a daemon thread: where the FIFO was replaced, its reader waits on it for ever
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_results(run, fifo)
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert not reader.is_alive() and json.loads(read[0])["model"] == "m"
+
+    target = folder / "latest.json"
+    target.write_text("{}")
+    link = folder / "results.json"
+    link.symlink_to(target.name)
+    check_results_path(link)
+    write_results(run, link)
+    assert link.is_symlink() and json.loads(target.read_text())["model"] == "m"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "latest.json", "results.fifo", "results.json"]

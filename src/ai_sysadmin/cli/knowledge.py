@@ -7,7 +7,6 @@ chromadb with it) is opened only when one of these runs.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -112,8 +111,9 @@ def _table(entries: list[KnowledgeEntry], hits: list[Hit[Any]] | None = None) ->
         table.add_column(column, overflow="fold")
     for i, e in enumerate(entries):
         origin = e.provenance + (" (verified)" if e.verified else "")
-        # a topic is the model's words or a person's (masked as --json masks it)
-        row = [e.id, origin, e.category, masked(e.topic), f"{e.confidence:.2f}",
+        # a topic or category is the model's words or a person's, maybe from an import file
+        # (masked as --json masks it, no terminal escapes)
+        row = [e.id, origin, masked(e.category), masked(e.topic), f"{e.confidence:.2f}",
                _when(e.created_at)]
         if hits is not None:
             row.insert(0, f"{hits[i].score:.2f}")
@@ -190,7 +190,7 @@ def show(ctx: typer.Context, entry_id: EntryId, as_json: Json = False) -> None:
     out.print(entry.id, style="bold")
     out.print(masked(entry.topic), markup=False)
     origin = entry.provenance + (" (verified)" if entry.verified else "")
-    out.print(f"category {entry.category} · {origin} · confidence {entry.confidence:.2f} · "
+    out.print(f"category {masked(entry.category)} · {origin} · confidence {entry.confidence:.2f} · "
               f"added {_when(entry.created_at)}"
               + (f" · from {masked(entry.source)}" if entry.source else ""), markup=False)
     if entry.tags:
@@ -285,26 +285,21 @@ def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
     else:
         from ..monitor.findings import masked
 
-        # an imported record's host is anyone's words
-        out.print(f"removed incident record {record_id}: {record.rule} on "
+        # an imported record's rule and host are anyone's words
+        out.print(f"removed incident record {record_id}: {masked(record.rule)} on "
                   f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
-def _write_replacing(file: Path, text: str) -> None:
-    """``text`` into a new file beside ``file``, renamed over it: an interrupted export loses
-    nothing. Its mode is the old file's, else owner-only: what was learned about the hosts
-    (incidents, fixes, configs) is for whoever may read the state, not every local user."""
+def _is_stdout(file: Path) -> bool:
+    """Whether ``file`` is where standard output goes (``/dev/stdout``, ``/dev/fd/1``, the
+    file it is redirected to): written through a second opening, the export and the summary
+    after it each began at the file's start, and the summary overwrote the export's first
+    line; into a pipe, the summary became a last line that `import` refuses."""
     try:
-        mode = stat.S_IMODE(file.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o600
-    partial = file.with_name(f".{file.name}.partial")
-    partial.unlink(missing_ok=True)
-    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
-                   encoding="utf-8") as handle:
-        handle.write(text)
-        os.fchmod(handle.fileno(), mode)  # the umask had no say in it
-    partial.replace(file)
+        here, there = os.fstat(sys.stdout.fileno()), os.stat(file)
+    except (OSError, ValueError):  # no descriptor (captured), or no such file
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 @app.command("export")
@@ -326,14 +321,16 @@ def export(
     lines = list(kb.export())
     # a backup that silently lacks records is worse than one that says so and exits non-zero
     incomplete = kb.unreadable_note()
-    if file is None or str(file) == "-":
+    if file is None or str(file) == "-" or _is_stdout(file):
         for line in lines:
             sys.stdout.write(line + "\n")
         if incomplete:
             raise KnowledgeError(f"export incomplete: {incomplete}")
         return
+    from ..files import write_text
+
     try:
-        _write_replacing(file, "".join(line + "\n" for line in lines))
+        write_text(file, "".join(line + "\n" for line in lines))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
                                  param_hint="FILE") from None
@@ -370,7 +367,9 @@ def import_(
 ) -> None:
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
     with an existing id replaces it. One bad line: nothing is imported. An operator note
-    from the file is background, never a guide to a fix, unless --trust-operator-notes."""
+    from the file is background, never a guide to a fix, unless --trust-operator-notes.
+    Into a new store, an export keeps the shipped notes it holds, and only those; a file
+    with none of them (notes of your own) comes with them all (knowledge.seed)."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")
@@ -382,15 +381,19 @@ def import_(
             raise typer.BadParameter(
                 f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
                 param_hint="FILE") from None
-    # seeded first, a new store would get back the seed entries the file's store had lost;
-    # the import marks it seeded instead
-    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes)
+    # seeded at its opening, a new store would get back the seed entries the file's store
+    # had lost: the import seeds it, or not, by what the file holds
+    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes,
+                                            seed=state(ctx).settings.knowledge.seed)
     if as_json:
         print_json({"added": result.added, "replaced": result.replaced,
-                    "untrusted": result.untrusted})
+                    "untrusted": result.untrusted, "seeded": result.seeded})
         return
     out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
               markup=False)
+    if result.seeded:
+        out.print(f"and the {result.seeded} shipped notes, which a new store starts with "
+                  "(knowledge.seed): the file held none of them", markup=False, soft_wrap=True)
     if result.untrusted:
         out.print(f"{len(result.untrusted)} operator note(s) kept as background, never a "
                   "guide to a fix: import again with --trust-operator-notes if the file's "

@@ -35,7 +35,7 @@ from typing import Any
 from ..agent.prompt import HostFacts
 from ..config import Settings
 from ..errors import AiSysadminError
-from ..monitor.findings import strip_control
+from ..monitor.findings import one_line, strip_control
 from ..monitor.snapshot import Snapshot
 from ..redact import redact
 from ..safety.catalog import PlanContext, plan_action
@@ -639,7 +639,7 @@ class KnowledgeRecall:
             return ""
         lines = [HEADER]
         for number, item in enumerate(items, 1):
-            text = redact(strip_control(item.text)).replace("\n", " ")
+            text = one_line(redact(strip_control(item.text)))
             limit = ITEM_CHARS if item.guides or item.same else BACKGROUND_CHARS
             if len(text) > limit:
                 text = text[:limit - 1] + "…"

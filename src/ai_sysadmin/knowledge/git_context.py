@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..monitor.findings import strip_control
+from ..monitor.findings import one_line, strip_control
 from ..redact import redact, redact_file
 from .config_repo import MAX_FILE_BYTES, ConfigRepo
 
@@ -121,7 +121,7 @@ def _ago(seconds: float) -> str:
 
 def _clean(text: str, limit: int) -> str:
     # commit messages and author names are the repository's text: one line, masked, bounded
-    return redact(strip_control(text).replace("\n", " "))[:limit]
+    return redact(one_line(strip_control(text)))[:limit]
 
 
 def describe(changes: Sequence[ConfigChange], unit: str, failed_at: float | None = None

@@ -23,7 +23,7 @@ from ..monitor.rules import RULES_BY_NAME
 from ..safety.actions import ACTION_KINDS
 from ..store import Incident
 from ..store.actions import Action
-from .models import ActionTaken, IncidentRecord, KnowledgeEntry, Outcome
+from .models import TOPIC_LENGTH, ActionTaken, IncidentRecord, KnowledgeEntry, Outcome
 
 #: a subject or parameter kept in knowledge: unit names, paths, sizes, numbers; no spaces, so
 #: no sentence, and bounded
@@ -191,7 +191,7 @@ def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken
     entry = KnowledgeEntry(
         id=(_digest_id(rule, subject, taken.kind, taken.params) if legacy else
             entry_id(rule, subject, taken.kind, taken.params)) + ("" if verified else "-failed"),
-        topic=f"{rule} on {subject}: {taken.kind} {'works' if verified else 'did not work'}",
+        topic=_topic(rule, subject, taken.kind, verified),
         text=(f"When {rule} fired for {subject} on {host}, {result}. Learned from incident "
               f"#{incident_id}, action #{action_id}."),
         category="learned-fix" if verified else "failed-fix",
@@ -200,6 +200,21 @@ def _built(rule: str, subject: str, host: str, severity: str, taken: ActionTaken
         tags=[rule, taken.kind, action_tag(taken.kind, taken.params)],
         **({} if created_at is None else {"created_at": created_at}))
     return Lesson(record, entry)
+
+
+def _topic(rule: str, subject: str, kind: str, verified: bool) -> str:
+    """``rule on subject: kind works``, within a topic's length: a subject may be as long as
+    a token (a transient mount unit's name is 150 characters and more), and a topic over its
+    limit was a lesson that failed at each try, never learned. The subject is cut in its
+    middle, keeping its kind (``.mount``); the text names it whole."""
+    def said(shown: str) -> str:
+        return f"{rule} on {shown}: {kind} {'works' if verified else 'did not work'}"
+
+    over = len(said(subject)) - TOPIC_LENGTH
+    if over <= 0:
+        return said(subject)
+    kept = max(len(subject) - over - 1, 2)
+    return said(subject[:kept - kept // 2] + "…" + subject[len(subject) - kept // 2:])
 
 
 # -- is it ours? ---------------------------------------------------------------------------

@@ -32,6 +32,8 @@ OUTCOMES: tuple[Outcome, ...] = ("verified", "failed", "escalated")
 #: what an id may be: it is shown in tables, typed on command lines, and used as ChromaDB's id
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 MAX_TEXT = 20_000
+#: a topic is one line of a table
+TOPIC_LENGTH = 200
 #: the last second of the year 9999: a time past it (1e400, Infinity from an import file) is
 #: no date, and every `knowledge list` and recall that dated it failed
 LAST_TIME = 253_402_300_799.0
@@ -55,7 +57,7 @@ class KnowledgeEntry(_Record):
     """One piece of operational wisdom."""
 
     id: str = Field(default_factory=lambda: new_id("k"), pattern=ID_PATTERN)
-    topic: str = Field(min_length=1, max_length=200)
+    topic: str = Field(min_length=1, max_length=TOPIC_LENGTH)
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     category: str = Field("general", min_length=1, max_length=64)
     confidence: float = Field(0.5, ge=0, le=1)

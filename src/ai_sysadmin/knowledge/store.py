@@ -106,6 +106,8 @@ class ImportResult:
     replaced: list[str] = field(default_factory=list)
     #: operator notes stored as background: the import did not trust them
     untrusted: list[str] = field(default_factory=list)
+    #: how many shipped seed notes a new store got with the import (``seed``)
+    seeded: int = 0
 
 
 def _read_token(path: Path) -> str:
@@ -459,13 +461,20 @@ class KnowledgeBase:
         self._write("store the system profile", self._collections["systems"].upsert,
                    ids=[profile.host], documents=[profile.document()],
                    metadatas=[profile.metadata()])
+        self.unreadable.pop(_system_id(profile.host), None)
 
     def get_system(self, host: str) -> SystemProfile | None:
+        """The host's stored profile; None where there is none, or none this version can
+        read (a newer one wrote it, logged once): what the host reports now is written over
+        it. Raised, it was "host profile not kept" at every check, and never rewritten."""
         found = self._call("read the system profile", self._collections["systems"].get,
                            ids=[host], include=["metadatas"])
         if not found["ids"]:
             return None
-        return SystemProfile.model_validate_json(str(found["metadatas"][0]["record"]))
+        meta = found["metadatas"][0]
+        read = self._readable([(_system_id(host), lambda: SystemProfile.model_validate_json(
+            str(meta["record"])))])
+        return read[0] if read else None
 
     # -- config chunks -----------------------------------------------------------------
 
@@ -522,15 +531,17 @@ class KnowledgeBase:
         for record in sorted(self.incidents(), key=lambda r: (r.resolved_at, r.id)):
             yield json.dumps({"type": "incident", **record.model_dump(mode="json")})
 
-    def import_(self, lines: Iterable[str], trust_operator_notes: bool = False
-                ) -> ImportResult:
+    def import_(self, lines: Iterable[str], trust_operator_notes: bool = False,
+                seed: bool = False) -> ImportResult:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
         error naming it, and nothing is written. An operator note is stored as background
         (tagged :data:`UNTRUSTED_TAG`) unless ``trust_operator_notes``: the person importing
         says the file's notes are theirs.
 
-        A store never seeded counts as seeded once an import wrote into it: the file says
-        which seed entries it holds.
+        A store never seeded counts as seeded once an import wrote into it: a file holding
+        seed entries (an export of a seeded store) says which of them it keeps. A file with
+        none (notes a person wrote) gives a new store the shipped seed first where ``seed``,
+        as its first open would have.
 
         A line is data from elsewhere, so what the model would trust is taken only as this
         program writes it: a seed entry must be a shipped one as shipped; a learned or
@@ -573,6 +584,12 @@ class KnowledgeBase:
             shown = problems[:10] + ([f"... and {len(problems) - 10} more"]
                                      if len(problems) > 10 else [])
             raise KnowledgeError("nothing imported: " + "; ".join(shown))
+        seeded = 0
+        if seed and self.seeded() is None and all(e.provenance != "seed" for e in entries):
+            # first, so that the file's entries win over a shipped one of the same id
+            from .seed import seed_once
+
+            seeded = seed_once(self)
         existing = self._existing("knowledge", [e.id for e in entries]) | \
             self._existing("incidents", [r.id for r in records])
         self.add_many(entries)
@@ -584,7 +601,7 @@ class KnowledgeBase:
             from .seed import SEED_VERSION
 
             self.mark_seeded(SEED_VERSION)
-        result = ImportResult(untrusted=trust.untrusted)
+        result = ImportResult(untrusted=trust.untrusted, seeded=seeded)
         for item_id in [e.id for e in entries] + [r.id for r in records]:
             (result.replaced if item_id in existing else result.added).append(item_id)
         return result
@@ -818,6 +835,11 @@ def writing(path: Path, seconds: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _system_id(host: str) -> str:
+    """A host's profile as :attr:`KnowledgeBase.unreadable` names it: apart from entry ids."""
+    return f"systems/{host}"
 
 
 def _config_row(meta: dict[str, Any]) -> tuple[str, str, str]:

@@ -97,6 +97,13 @@ def masked(text: str) -> str:
     return redact(readable(text))
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: each line break :meth:`str.splitlines` knows (U+2028, U+2029,
+    NEL and the rest, not only a line feed) a space. A reader (the model) may take any of them
+    for a new line, and a stored note's own line could pose as the program's next item."""
+    return " ".join(text.splitlines())
+
+
 def quote(text: str, limit: int = 300) -> str:
     """Evidence is untrusted host text: no terminal escapes, no secret values, one line,
     bounded."""

@@ -329,21 +329,27 @@ class Runtime:
 
     async def learn_due(self) -> int:
         """The lessons a knowledge base that failed did not take (``lessons_due``), oldest
-        first, until one fails again; how many were learned. The daemon's housekeeping."""
+        first, until the knowledge base fails again; how many were learned. The daemon's
+        housekeeping. A lesson refused for what it holds is passed over: it would be refused
+        at every try, and every lesson after it waited behind it, never learned."""
         if self.store is None or not self.settings.knowledge.enabled:
             return 0
+        from pydantic import ValidationError
+
         from ..store.actions import ActionStore
 
         learned = 0
         for action_id in await asyncio.to_thread(ActionStore(self.store.db).lessons_due):
-            if not await self._teach(action_id):
-                break
-            learned += 1
+            failed = await self._teach(action_id)
+            if failed is None:
+                learned += 1
+            elif not isinstance(failed, ValidationError):
+                break  # the knowledge base is down: each next try would wait out its timeout
         return learned
 
-    async def _teach(self, action_id: int) -> bool:
-        """The knowledge base learns what ``action_id`` did; False, and it stays due, when
-        it failed (logged with why)."""
+    async def _teach(self, action_id: int) -> Exception | None:
+        """The knowledge base learns what ``action_id`` did; what failed, and it stays due,
+        when it did not (logged with why)."""
         from ..store.actions import ActionStore
 
         assert self.store is not None
@@ -368,10 +374,10 @@ class Runtime:
             with contextlib.suppress(Exception):  # the store may be what fails
                 await asyncio.to_thread(actions.lesson_failed, action_id,
                                         redact_cut(str(exc), 500))
-            return False
+            return exc
         await asyncio.to_thread(actions.lesson_learned, action_id)
         self._unlearned.pop(action_id, None)
-        return True
+        return None
 
     @cached_property
     def notifier(self) -> Notifier:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import AiSysadminError
+from ...files import replaceable, write_text
 from .harness import EvalRun
 
 #: bumped when the file's shape changes, so a reader knows what it holds
@@ -26,20 +26,13 @@ def results_path(folder: Path, run: EvalRun) -> Path:
 
 def write_results(run: EvalRun, path: Path) -> Path:
     """Write the whole run (scores and transcripts) atomically; the folder is made if needed.
-    The file is private to its owner: transcripts quote host text."""
+    The file is private to its owner: transcripts quote host text. A path that is no regular
+    file (``/dev/stdout``, a FIFO) is written into, not replaced."""
     data = {"format": FORMAT, **run.to_dict(transcript=True)}
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(data, indent=1, default=str) + "\n")
     except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # gone if os.replace took it; else no half file stays behind
         raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
     return path
 
@@ -52,6 +45,12 @@ def check_results_path(path: Path, *, folder: bool = False) -> None:
     where = path if folder else path.parent
     if not folder and path.is_dir():
         raise AiSysadminError(f"cannot write the results file {path}: it is a directory")
+    if not folder and not replaceable(path):
+        # written into as it is (a device, a FIFO, a symlink), nothing made beside it; a
+        # FIFO is not opened here, which would wait for its reader
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise AiSysadminError(f"cannot write the results file {path}: not writable")
+        return
     try:
         where.mkdir(parents=True, exist_ok=True)
         # what writing does: a temporary file in the folder, later renamed over the file
