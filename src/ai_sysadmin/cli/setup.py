@@ -74,15 +74,7 @@ def setup(
     is kept. A config named with --config (or AI_SYSADMIN_CONFIG) is the one installed and
     planned from; one installed already must then be the same. --uninstall takes it back
     (the config, the state and the account stay)."""
-    if os.geteuid() != 0 and not dry_run:
-        raise AiSysadminError("setup creates accounts and system files: run it as root "
-                              "(or see what it would do with --dry-run)")
-    if not bin_dir.startswith("/"):
-        # a path of the target system, not of this shell: ./bin was taken from / (on a
-        # merged-usr system, the links went into /usr/bin)
-        raise typer.BadParameter(f"{bin_dir!r} is relative: name the directory of the target "
-                                 "system by its absolute path (such as /usr/local/bin)",
-                                 param_hint="'--bin-dir'")
+    _refuse_call(dry_run, bin_dir)
     target = root.absolute()
     given = state(ctx).config_path or os.environ.get(ENV_CONFIG) or None
     config = _config_to_uninstall(target, given) if remove else _config(target, given)
@@ -100,6 +92,18 @@ def setup(
     runs = [] if remove else running(
         target, [f"{layout.name}-{suffix}.service" for suffix in ("ai", "llm-worker")])
     _report(steps, layout, dry_run, as_json, remove, runs)
+
+
+def _refuse_call(dry_run: bool, bin_dir: str) -> None:
+    if os.geteuid() != 0 and not dry_run:
+        raise AiSysadminError("setup creates accounts and system files: run it as root "
+                              "(or see what it would do with --dry-run)")
+    if not bin_dir.startswith("/"):
+        # a path of the target system, not of this shell: ./bin was taken from / (on a
+        # merged-usr system, the links went into /usr/bin)
+        raise typer.BadParameter(f"{bin_dir!r} is relative: name the directory of the target "
+                                 "system by its absolute path (such as /usr/local/bin)",
+                                 param_hint="'--bin-dir'")
 
 
 def _steps(target: Path, layout: Layout, items: list[Item], dry_run: bool,
