@@ -166,8 +166,9 @@ class _ActionNews:
 
     def _changed(self) -> tuple[tuple[Any, ...], str] | None:
         """The action's stage now and its state in words, where it changed since the model
-        was told; else None. Who decided it and when are people's names and times, no host
-        text."""
+        was told; else None. Masked as ``approve show`` masks it: who decided it and when are
+        people's names and times, but a reject's reason is what they typed (a password, an
+        escape pasted with it), and both the person and the model are told it."""
         from ..executor.executor import decided_by
         from ..store import ActionStore
 
@@ -176,7 +177,7 @@ class _ActionNews:
         now = ActionStore(self.runtime.store.db).get(self.action_id)
         if self._stage(now) == self.told:
             return None
-        said = decided_by(now)
+        said = masked(decided_by(now) or "")
         return self._stage(now), f"action {now.id} is {now.state}" + (f": {said}" if said else "")
 
     def since(self) -> str | None:
