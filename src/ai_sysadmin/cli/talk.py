@@ -36,6 +36,7 @@ from ..orchestrator.session import llm_session
 from ..redact import redact
 from ..store import Action
 from .context import AppState, err, esc, out, print_json
+from .identity import switched
 from .main import stop_came
 from .workers_word import print_workers, workers_word
 
@@ -88,12 +89,24 @@ def _debug(settings: Settings) -> None:
     out.print(f"queue: {stats.depth} pending, {stats.in_flight} in flight, {workers} worker(s)")
 
 
-def _history_file(settings: Settings) -> Path:
+def _history_file(settings: Settings) -> Path | None:
     """Each person's own (``$XDG_STATE_HOME``, else ``~/.local/state``), never the state
     directory: the daemon's user owns that, and a chat run with sudo would read what it
-    planted there and write through a link it made."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ai-sysadmin" / f"{settings.ai_name}-chat-history"
+    planted there and write through a link it made. None where there is no such place: a
+    chat root runs on the daemon's state runs as the daemon's account (``as_state_owner``),
+    whose home is that shared state directory and to which root's home is closed; and a
+    user with no home (HOME unset and no account, a container's uid)."""
+    if switched():
+        return None
+    base = Path(os.environ.get("XDG_STATE_HOME") or "")
+    if not base.is_absolute():  # unset, or relative, which the XDG spec says to ignore
+        try:
+            base = Path.home() / ".local" / "state"
+        except RuntimeError:  # no HOME and no account to read one from
+            return None
+        if not base.is_absolute():  # HOME="": the directory the chat was started in
+            return None
+    return base / "ai-sysadmin" / f"{settings.ai_name}-chat-history"
 
 
 def _own_file(path: Path) -> bool:
@@ -243,6 +256,13 @@ def _history(settings: Settings) -> Callable[[], None]:
         return lambda: None
     history = _history_file(settings)
     readline.set_history_length(HISTORY_LINES)  # the file's, when written: not the session's
+    if history is None:
+        if sys.stdin.isatty():  # a person who finds no earlier lines is told why
+            err.print("note: no line history is kept: " + (
+                "this chat runs as the state directory's owner, whose home every operator "
+                "shares" if switched() else "this user has no home directory"),
+                markup=False, highlight=False, soft_wrap=True)
+        return lambda: None
     with contextlib.suppress(OSError):
         history.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _own_file(history):
