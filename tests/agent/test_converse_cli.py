@@ -148,6 +148,31 @@ def test_chat_with_questions_piped_in_prints_each_answer_on_its_own_line(env) ->
                                             "  2  and now?"]
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient-stdin", "strict-stdin"])
+def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(
+        env, tmp_path: Path, strict: bool) -> None:
+    """A Latin-1 line in a UTF-8 chat: it was sent, failed as the request was written, and
+    was reported as "no answer from the LLM" (a failed request left in the queue); with
+    the locale's strict decoding the read itself stopped the chat."""
+    if strict:
+        env["PYTHONIOENCODING"] = "utf-8:strict"
+    with ScriptedModel(then=say("an answer")) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = subprocess.run([str(BIN), "chat"], input=b"caf\xe9 is down?\nis the disk full?\n",
+                              capture_output=True, env=env, timeout=60)
+        asked = [[m["content"] for m in r["messages"] if m["role"] == "user"]
+                 for r in model.requests]
+    stderr = done.stderr.decode(errors="replace")
+    assert done.returncode == 2, stderr  # a piped question got no answer
+    assert "error: that line is not UTF-8 (byte 0xe9): not asked" in stderr, stderr
+    assert "LLM" not in stderr and "Traceback" not in stderr, stderr
+    assert done.stdout.decode().endswith("an answer\n")
+    assert asked == [["is the disk full?"]]
+    rows = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
+        "SELECT state FROM requests").fetchall()
+    assert rows == [("done",)]
+
+
 def test_chat_debug_with_the_queue_and_llm_down_says_so_and_the_chat_goes_on(env) -> None:
     ports = []
     for _ in range(2):

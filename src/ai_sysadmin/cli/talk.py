@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -320,9 +321,16 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     piped, unanswered = not sys.stdin.isatty(), 0
     # a prompt no one types at would begin the answer's line ("hal> the answer")
     prompt = "" if piped else f"{settings.ai_name}> "
+    _keep_bytes()
     while True:
         line = _read_line(prompt, piped)
         if not line:
+            continue
+        if (byte := _not_utf8(line)) is not None:
+            # sent, it failed as the request was written, and was blamed on the LLM
+            err.print(f"error: that line is not UTF-8 (byte {byte:#04x}): not asked; "
+                      "the conversation goes on", markup=False, highlight=False)
+            unanswered += 1
             continue
         if line in ("/exit", "/quit"):
             if piped and unanswered:
@@ -366,6 +374,21 @@ def _ends_chat(piped: bool) -> bool:
     every command. Else it is a person's Ctrl-C at the terminal: it lets go of what they
     waited on, and the conversation goes on."""
     return piped or stop_came() is not None
+
+
+def _keep_bytes() -> None:
+    """Read lines that are not UTF-8 as they came, their bytes kept as lone surrogates (as
+    Python hands over such an argument), for :func:`_not_utf8` to refuse: under a strict
+    locale the read itself failed, and the chat with it."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+
+
+def _not_utf8(line: str) -> int | None:
+    """The first byte of ``line`` that is not UTF-8 (read by :func:`_keep_bytes`); None
+    when it is all UTF-8."""
+    # surrogateescape reads each byte it cannot decode as U+DC80..U+DCFF, and only those
+    return next((ord(c) - 0xDC00 for c in line if 0xDC80 <= ord(c) <= 0xDCFF), None)
 
 
 def _read_line(prompt: str, piped: bool) -> str:
