@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import (
+    Calls,
     ScriptedModel,
     call,
     calls,
@@ -136,6 +137,29 @@ def test_chat_keeps_the_conversation_and_its_commands(env) -> None:
     assert "conversation cleared" in done.stdout and "nothing asked yet" in done.stdout
     # the second turn carried the first one
     assert [m["content"] for m in second if m["role"] == "user"] == ["hello", "and now?"]
+
+
+def test_a_fix_proposed_before_a_clear_may_be_proposed_again_after_it(env) -> None:
+    """/clear begins the conversation again, but what the model had proposed in it stayed:
+    the same fix asked for after it was refused as "already proposed ... decided once", a
+    proposal the model could not see, in a chat whose proposals are never decided. Within
+    one conversation it is still refused, as advice the person has already."""
+    def restart() -> Calls:
+        return call("propose_action", kind="restart_unit",
+                    parameters={"unit": "nginx.service"}, rationale="it is down")
+
+    with ScriptedModel([restart(), say("proposed"), restart(), say("proposed again"),
+                        restart(), say("see above")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "chat"], env,
+                   stdin="restart nginx?\n/clear\nrestart nginx?\nonce more?\n")
+        sent = model.requests
+    assert done.returncode == 0, done.stderr
+    assert len(sent) == 6
+    first, cleared, again = (tool_results(sent[n])[-1] for n in (1, 3, 5))
+    assert "status=ok" in first and "status=ok" in cleared, cleared
+    assert "status=refused" in again and "already proposed" in again, again
+    assert "decided once" not in again and "the person has it already" in again, again
 
 
 def test_chat_with_questions_piped_in_prints_each_answer_on_its_own_line(env) -> None:

@@ -337,7 +337,7 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
                 raise typer.Exit(2)
             return
         if line.startswith("/"):
-            messages = _slash(line, settings, messages, opening, piped)
+            messages = _slash(line, settings, messages, opening, piped, tools)
             if news is not None and len(messages) == len(opening):
                 news.cleared()
             continue
@@ -411,9 +411,10 @@ def _read_line(prompt: str, piped: bool) -> str:
 
 
 def _slash(line: str, settings: Settings, messages: list[Message],
-           opening: list[Message], piped: bool) -> list[Message]:
+           opening: list[Message], piped: bool, tools: ToolContext) -> list[Message]:
     """A chat /command; returns the conversation it leaves."""
     if line == "/clear":
+        tools.cleared()
         out.print("conversation cleared")
         return list(opening)
     if line == "/history":
