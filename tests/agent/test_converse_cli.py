@@ -162,6 +162,22 @@ def test_a_fix_proposed_before_a_clear_may_be_proposed_again_after_it(env) -> No
     assert "decided once" not in again and "the person has it already" in again, again
 
 
+def test_a_question_that_starts_with_a_path_is_asked_not_taken_for_a_command(env) -> None:
+    """`/var/log is 95% full, ...` was refused as "unknown command /var/log". A word alone
+    that looks like a command is still told it is none."""
+    with ScriptedModel([say("old journals")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "chat"], env, stdin="/var/log is 95% full, what can I delete?\n"
+                   "/nonsense\n/clear now\n")
+        asked = [[m["content"] for m in r["messages"] if m["role"] == "user"]
+                 for r in model.requests]
+    assert done.returncode == 0, done.stderr
+    assert asked == [["/var/log is 95% full, what can I delete?"]]
+    assert done.stdout.splitlines()[1:] == [
+        "old journals", "unknown command /nonsense; commands: /exit /quit /clear /history "
+        "/debug", "/clear takes nothing after it"]
+
+
 def test_chat_with_questions_piped_in_prints_each_answer_on_its_own_line(env) -> None:
     # `printf 'hi\n' | hal-chat`: no prompt no one types at runs into the answers
     with ScriptedModel([say("first answer"), say("second answer")]) as model:

@@ -336,7 +336,7 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             if piped and unanswered:
                 raise typer.Exit(2)
             return
-        if line.startswith("/"):
+        if _a_command(line):
             messages = _slash(line, settings, messages, opening, piped, tools)
             if news is not None and len(messages) == len(opening):
                 news.cleared()
@@ -410,6 +410,20 @@ def _read_line(prompt: str, piped: bool) -> str:
         return ""
 
 
+#: the chat's /commands
+COMMANDS = ("/exit", "/quit", "/clear", "/history", "/debug")
+#: what a /command looks like, known or not: one word, no path
+_COMMAND_LIKE = re.compile(r"/[A-Za-z][\w-]*")
+
+
+def _a_command(line: str) -> bool:
+    """Whether ``line`` is a /command (one of :data:`COMMANDS`, or a mistyped one: a word
+    alone), not a question that starts with a path ("/var/log is 95% full, what can I
+    delete?"), which was refused as an unknown command."""
+    first = line.split(maxsplit=1)[0]
+    return first in COMMANDS or (first == line and bool(_COMMAND_LIKE.fullmatch(line)))
+
+
 def _slash(line: str, settings: Settings, messages: list[Message],
            opening: list[Message], piped: bool, tools: ToolContext) -> list[Message]:
     """A chat /command; returns the conversation it leaves."""
@@ -435,9 +449,11 @@ def _slash(line: str, settings: Settings, messages: list[Message],
                 raise
             # a server slow to answer (loading a model) is let go of, as a question is
             err.print("interrupted", markup=False, highlight=False)
+    elif (word := line.split(maxsplit=1)[0]) in COMMANDS:
+        out.print(f"{word} takes nothing after it", markup=False, highlight=False)
     else:
-        out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
-                  "/debug", markup=False, highlight=False)
+        out.print(f"unknown command {word}; commands: {' '.join(COMMANDS)}", markup=False,
+                  highlight=False)
     return messages
 
 
