@@ -7,7 +7,10 @@ import pty
 import re
 import readline
 import select
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,44 @@ def test_a_password_in_a_question_is_neither_sent_nor_stored(tmp_path: Path) -> 
     assert any(p.name == "queue.db" for p in stored)
     for path in stored:
         assert QUESTION_SECRET.encode() not in path.read_bytes(), path
+
+
+#: the command as an unlisted uid runs it (a container's arbitrary uid): /root a directory
+#: that uid may enter but not read, with only the interpreter in it where that lives under
+#: /root (pyenv's)
+_AS_UNLISTED = ('fake=$1 keep=$2; shift 2; '
+                '{ [ -z "$keep" ] || mount --bind "/root/$keep" "$fake/$keep"; } && '
+                'mount --rbind "$fake" /root && '
+                'exec setpriv --reuid=4242 --regid=4242 --clear-groups -- "$@"')
+
+
+def test_a_chat_of_a_user_with_no_home_answers_and_keeps_no_history(tmp_path: Path) -> None:
+    """HOME unset, and a uid with no account to read a home from: the chat stopped at its
+    start with 'RuntimeError: Could not determine home directory.'"""
+    needs_root("a uid with no account")
+    top = Path(tempfile.mkdtemp(prefix="ai-sysadmin-homeless-"))
+    try:
+        top.chmod(0o755)
+        state = top / "state"
+        state.mkdir()
+        os.chown(state, 4242, 4242)
+        fake_root = top / "fake-root"
+        fake_root.mkdir(mode=0o711)
+        prefix = Path(sys.base_prefix).resolve()
+        keep = prefix.relative_to("/root").parts[0] if prefix.is_relative_to("/root") else ""
+        if keep:
+            (fake_root / keep).mkdir()
+        with ScriptedModel(then=say("an answer")) as model:
+            env = chat_env(top, model.url)
+            (top / "config.toml").chmod(0o644)
+            del env["HOME"], env["XDG_STATE_HOME"]
+            done = subprocess.run(
+                ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                 _AS_UNLISTED, "sh", str(fake_root), keep, str(BIN), "chat"],
+                input="is the disk full?\n", capture_output=True, text=True, env=env,
+                timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "an answer" in done.stdout and done.stderr == "", done.stderr
+        assert not list(top.rglob("*chat-history*"))
+    finally:
+        shutil.rmtree(top)

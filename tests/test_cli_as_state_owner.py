@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import pytest
 
 from tests.conftest import BIN
 from tests.support.needs_root import needs_root
+from tests.support.scripted_model import ScriptedModel, say
+from tests.support.terminal import Screen
 
 NOBODY = 65534
 
@@ -82,16 +85,31 @@ def _root_closed(tmp_path: Path, passwd: Path, env: dict[str, str], *args: str
     """The command as root runs it under sudo, in a mount namespace of its own: ``passwd``
     as /etc/passwd, /root a directory the daemon's user may enter but not read, with only
     the interpreter in it where that lives under /root (pyenv's)."""
+    return subprocess.run(_as_sudo(tmp_path, passwd, *args), capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def _as_sudo(tmp_path: Path, passwd: Path, *args: str) -> list[str]:
+    """:func:`_root_closed`'s command line."""
     fake_root = tmp_path / "fake-root"
     fake_root.mkdir(mode=0o711, exist_ok=True)
     prefix = Path(sys.base_prefix).resolve()
     keep = prefix.relative_to("/root").parts[0] if prefix.is_relative_to("/root") else ""
     if keep:
         (fake_root / keep).mkdir(exist_ok=True)
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _AS_SUDO, "sh",
-         str(passwd), str(fake_root), keep, str(BIN), *args],
-        capture_output=True, text=True, env=env, timeout=120)
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _AS_SUDO,
+            "sh", str(passwd), str(fake_root), keep, str(BIN), *args]
+
+
+def _daemons_passwd(tmp_path: Path, state: Path) -> Path:
+    """/etc/passwd with the daemon's account (nobody) at home in its state directory, as
+    setup makes it."""
+    passwd = tmp_path / "passwd"
+    passwd.write_text("".join(
+        f"nobody:x:{NOBODY}:{NOBODY}:nobody:{state}:/usr/sbin/nologin\n"
+        if line.startswith("nobody:") else line + "\n"
+        for line in Path("/etc/passwd").read_text().splitlines()))
+    return passwd
 
 
 def test_sudo_reaches_a_managed_host_with_the_daemons_ssh_config_not_roots(
@@ -109,11 +127,7 @@ def test_sudo_reaches_a_managed_host_with_the_daemons_ssh_config_not_roots(
     (ssh_dir / "config").write_text(f"Host web1\n  HostName 127.0.0.1\n  Port {daemons}\n")
     for path in (ssh_dir, ssh_dir / "config"):
         os.chown(path, NOBODY, NOBODY)
-    passwd = tmp_path / "passwd"
-    passwd.write_text("".join(
-        f"nobody:x:{NOBODY}:{NOBODY}:nobody:{daemons_state}:/usr/sbin/nologin\n"
-        if line.startswith("nobody:") else line + "\n"
-        for line in Path("/etc/passwd").read_text().splitlines()))
+    passwd = _daemons_passwd(tmp_path, daemons_state)
     config = tmp_path / "config.toml"
     config.write_text('ai_name = "hal"\nremote_systems = ["web1"]\n')
     config.chmod(0o644)
@@ -150,3 +164,45 @@ def test_a_decision_root_makes_on_the_daemons_state_is_roots(daemons_state: Path
     assert closers == {"root (sudo from bob uid 1000, as SUDO_USER says)"}
     shown = json.loads(run(daemons_state, "issues", "show", str(first), "--json").stdout)
     assert {e["actor"] for e in shown["events"] if e.get("to_state") == "closed"} == {"root"}
+
+
+def test_a_chat_root_runs_on_the_daemons_state_keeps_no_history_there(
+        daemons_state: Path, tmp_path: Path) -> None:
+    """``sudo hal-chat``: the chat runs as the daemon's account, whose home is the state
+    directory every operator shares. What the person typed was kept there, in a file of the
+    daemon's account, for the next operator's up-arrow to show; root's own home is closed to
+    that account. The chat keeps none, and says so."""
+    root_home = tmp_path / "root-home"
+    root_home.mkdir(mode=0o700)
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n')
+    config.chmod(0o644)
+    with ScriptedModel(then=say("an answer")) as model:
+        env = {**{k: v for k, v in os.environ.items() if k != "XDG_STATE_HOME"},
+               "AI_SYSADMIN_STATE_DIR": str(daemons_state), "AI_SYSADMIN_CONFIG": str(config),
+               "HOME": str(root_home), "SUDO_USER": "alice", "SUDO_UID": "1000",
+               "AI_SYSADMIN_LLM__URL": model.url, "AI_SYSADMIN_LLM__BACKEND": "openai",
+               "AI_SYSADMIN_LLM__MODEL": "scripted"}
+        master, slave = pty.openpty()
+        chat = subprocess.Popen(
+            _as_sudo(tmp_path, _daemons_passwd(tmp_path, daemons_state), "chat"), env=env,
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        terminal = Screen(master)
+        try:
+            terminal.until(b"hal> ")
+            os.write(master, b"my private question about the db host\r")
+            terminal.until(b"an answer")
+            terminal.until(b"hal> ")
+            os.write(master, b"/exit\r")
+            assert chat.wait(timeout=60) == 0, bytes(terminal.seen)
+        finally:
+            if chat.poll() is None:
+                chat.kill()
+                chat.wait()
+            os.close(master)
+    kept = [p for p in tmp_path.rglob("*") if p.is_file()
+            and b"private question" in p.read_bytes()]
+    assert kept == [], kept
+    assert not list(daemons_state.rglob("*chat-history*"))
+    assert b"note: no line history is kept" in terminal.seen

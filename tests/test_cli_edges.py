@@ -537,6 +537,46 @@ def test_an_options_value_that_starts_with_dash_c_is_that_value_to_a_tool(
     assert "-cheaper to wait" in shown.stdout, shown.stderr
 
 
+def test_a_question_that_starts_with_dash_c_is_the_question_to_hal_ask(
+        tmp_path: Path, config_file) -> None:
+    """``hal-ask "-cpu at 100%, why?"``: the question was taken for ``-c`` joined to a config
+    file named "pu at 100%, why?", and the error said the question was missing. It is the
+    question, which the error says to give after ``--``, as ``ai-sysadmin ask`` says it."""
+    from tests.support.scripted_model import ScriptedModel, say
+
+    config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert run_program(str(BIN), "commands", "install", "--bin-dir",
+                       str(bin_dir)).returncode == 0
+    question = "-cpu at 100%, why?"
+    with ScriptedModel([say("a busy loop")]) as model:
+        env = {"AI_SYSADMIN_LLM__URL": model.url, "AI_SYSADMIN_LLM__BACKEND": "openai",
+               "AI_SYSADMIN_LLM__MODEL": "scripted"}
+        refused = run_program(str(bin_dir / "hal-ask"), question, env=env)
+        asked = run_program(str(bin_dir / "hal-ask"), "--", question, env=env)
+        sent = [m["content"] for r in model.requests for m in r["messages"]
+                if m["role"] == "user"]
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith(
+        "error: No such option: -c; as QUESTION, text that starts with a dash goes after "
+        "`--`: hal-ask -- '-c ...'"), refused.stderr
+    assert asked.returncode == 0 and "a busy loop" in asked.stdout, asked.stderr
+    assert sent == [question]
+
+
+def test_a_config_joined_to_dash_c_is_a_file_or_reads_as_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").write_text("")
+    for given, taken in [("-c/x.toml", "/x.toml"), ("-cx.toml", "x.toml"),
+                         ("-cmine", "mine"), ("-c./etc/x", "./etc/x")]:
+        assert dispatch("hal-check", [given]) == ("hal-check", ["--config", taken, "check"])
+    for text in ("-cpu at 100%, why?", "-cpu", "-c mine"):
+        assert dispatch("hal-ask", [text], config="/x.toml") == (
+            "hal-ask", ["--config", "/x.toml", "ask", text])
+
+
 @pytest.mark.parametrize("config", ["-c{}", "--config={}"])
 def test_the_config_joined_to_its_option_leaves_json_and_listing_anywhere(
         tmp_path: Path, config: str) -> None:

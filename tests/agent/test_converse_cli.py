@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import (
+    Calls,
     ScriptedModel,
     call,
     calls,
@@ -138,6 +139,45 @@ def test_chat_keeps_the_conversation_and_its_commands(env) -> None:
     assert [m["content"] for m in second if m["role"] == "user"] == ["hello", "and now?"]
 
 
+def test_a_fix_proposed_before_a_clear_may_be_proposed_again_after_it(env) -> None:
+    """/clear begins the conversation again, but what the model had proposed in it stayed:
+    the same fix asked for after it was refused as "already proposed ... decided once", a
+    proposal the model could not see, in a chat whose proposals are never decided. Within
+    one conversation it is still refused, as advice the person has already."""
+    def restart() -> Calls:
+        return call("propose_action", kind="restart_unit",
+                    parameters={"unit": "nginx.service"}, rationale="it is down")
+
+    with ScriptedModel([restart(), say("proposed"), restart(), say("proposed again"),
+                        restart(), say("see above")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "chat"], env,
+                   stdin="restart nginx?\n/clear\nrestart nginx?\nonce more?\n")
+        sent = model.requests
+    assert done.returncode == 0, done.stderr
+    assert len(sent) == 6
+    first, cleared, again = (tool_results(sent[n])[-1] for n in (1, 3, 5))
+    assert "status=ok" in first and "status=ok" in cleared, cleared
+    assert "status=refused" in again and "already proposed" in again, again
+    assert "decided once" not in again and "the person has it already" in again, again
+
+
+def test_a_question_that_starts_with_a_path_is_asked_not_taken_for_a_command(env) -> None:
+    """`/var/log is 95% full, ...` was refused as "unknown command /var/log". A word alone
+    that looks like a command is still told it is none."""
+    with ScriptedModel([say("old journals")]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "chat"], env, stdin="/var/log is 95% full, what can I delete?\n"
+                   "/nonsense\n/clear now\n")
+        asked = [[m["content"] for m in r["messages"] if m["role"] == "user"]
+                 for r in model.requests]
+    assert done.returncode == 0, done.stderr
+    assert asked == [["/var/log is 95% full, what can I delete?"]]
+    assert done.stdout.splitlines()[1:] == [
+        "old journals", "unknown command /nonsense; commands: /exit /quit /clear /history "
+        "/debug", "/clear takes nothing after it"]
+
+
 def test_chat_with_questions_piped_in_prints_each_answer_on_its_own_line(env) -> None:
     # `printf 'hi\n' | hal-chat`: no prompt no one types at runs into the answers
     with ScriptedModel([say("first answer"), say("second answer")]) as model:
@@ -146,6 +186,31 @@ def test_chat_with_questions_piped_in_prints_each_answer_on_its_own_line(env) ->
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1:] == ["first answer", "second answer", "  1  hi",
                                             "  2  and now?"]
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient-stdin", "strict-stdin"])
+def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(
+        env, tmp_path: Path, strict: bool) -> None:
+    """A Latin-1 line in a UTF-8 chat: it was sent, failed as the request was written, and
+    was reported as "no answer from the LLM" (a failed request left in the queue); with
+    the locale's strict decoding the read itself stopped the chat."""
+    if strict:
+        env["PYTHONIOENCODING"] = "utf-8:strict"
+    with ScriptedModel(then=say("an answer")) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = subprocess.run([str(BIN), "chat"], input=b"caf\xe9 is down?\nis the disk full?\n",
+                              capture_output=True, env=env, timeout=60)
+        asked = [[m["content"] for m in r["messages"] if m["role"] == "user"]
+                 for r in model.requests]
+    stderr = done.stderr.decode(errors="replace")
+    assert done.returncode == 2, stderr  # a piped question got no answer
+    assert "error: that line is not UTF-8 (byte 0xe9): not asked" in stderr, stderr
+    assert "LLM" not in stderr and "Traceback" not in stderr, stderr
+    assert done.stdout.decode().endswith("an answer\n")
+    assert asked == [["is the disk full?"]]
+    rows = sqlite3.connect(tmp_path / "state" / "queue.db").execute(
+        "SELECT state FROM requests").fetchall()
+    assert rows == [("done",)]
 
 
 def test_chat_debug_with_the_queue_and_llm_down_says_so_and_the_chat_goes_on(env) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -339,6 +340,49 @@ def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
     assert " ".join(done.stderr.split()).endswith(
         f"note: meanwhile action {action.id} is rejected: rejected by {rejected.decided_by} "
         f"at {at(rejected.decided_at)}; the answer above is about it as it was"), done.stderr
+
+
+#: a reject's reason as another operator typed it: a window title and a cleared screen pasted
+#: with it, and a password
+TYPED_REASON = "\x1b]0;PWNED\x07\x1b[2Jdisk is fine, password=hunter2 db"
+
+
+def test_a_reject_reason_from_another_terminal_reaches_the_discussion_masked(
+        settings: Settings, store: IncidentStore) -> None:
+    """`approve show` masks a decision's reason; the discussion's note of it showed it raw:
+    the other operator's escapes obeyed by this terminal, their password on this screen."""
+    done = _discuss_while_rejected(
+        settings, store, [say("It frees journal space."), say("It was rejected.")],
+        "and now?\n", TYPED_REASON)
+    assert done.code == 0, done.err
+    note = next(line for line in done.out.splitlines() if "since the last answer" in line)
+    assert note.endswith("(disk is fine, password=[redacted] db)"), note
+    assert "hunter2" not in done.out + done.err and "\x1b" not in done.out + done.err
+    # the model is told the same, masked
+    assert "hunter2" not in json.dumps(done.requests[-1])
+
+
+def test_a_reject_reason_given_while_the_model_answered_one_question_is_masked(
+        settings: Settings, store: IncidentStore) -> None:
+    here = short_hostname()
+    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
+        here, "vacuum_journal", {"max_size": "500M"}))
+
+    def rejected_meanwhile(_: JSON) -> Step:
+        assert finish(start("reject", str(action.id), "--reason", TYPED_REASON))[0][0] == 0
+        return say("It is waiting for your approval.")
+
+    with ScriptedModel([rejected_meanwhile]) as model:
+        done = subprocess.run(
+            [str(BIN), "approve", "discuss", str(action.id), "-m", "is it still waiting?"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "(disk is fine, password=[redacted] db); the answer above is about it as it was" \
+        in said, done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "\x1b" not in done.stdout + done.stderr
 
 
 #: the daemon's run of an action the policy approved, as a process of its own: its fixes'

@@ -51,6 +51,13 @@ class ToolContext:
 
     _readers: dict[str, ReaderTransport] = field(default_factory=dict)
 
+    def cleared(self) -> None:
+        """The conversation begins again (chat's ``/clear``): what the old one proposed and
+        kept for ``read_more`` went with it. Kept, a fix asked for again was refused as
+        proposed already, in a conversation that holds no such proposal."""
+        self.proposals, self.refused_proposals = [], []  # new lists: an outcome keeps its own
+        self.outputs = OutputBuffer()
+
     def transport(self, host: str | None) -> Transport | None:
         # "" and None both mean the default host
         return self.transports.get(host or self.default_host)

@@ -353,9 +353,11 @@ class Agent:
                               "already, the most one investigation proposes: give your final "
                               "answer", from_host=False)
         if (earlier := self._proposed_before(call)) is not None:
-            return ToolResult("refused", f"this fix was already proposed ({earlier}); it is "
-                              "decided once, whatever the rationale: do not propose it again",
-                              from_host=False)
+            # a conversation's proposal is advice, never decided: the person has it already
+            why = ("it is decided once, whatever the rationale" if self._decided
+                   else "the person has it already; refer to it")
+            return ToolResult("refused", f"this fix was already proposed ({earlier}); {why}: "
+                              "do not propose it again", from_host=False)
         if key in seen and seen[key] not in self._dropped:
             return ToolResult("refused", "this identical call was already made; its result is "
                               "above. Use it, or call something else.", from_host=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def dispatch(argv0: str, args: list[str], config: str | None = None) -> tuple[st
 def _take_config(args: list[str], words: tuple[str, ...]) -> tuple[str | None, list[str]]:
     """The last ``-c X``/``-cX``/``--config X``/``--config=X`` before ``--``, and the other
     args. ``words``: the command the args are given to; a word that is the value of one of its
-    options (``--reason "-cheaper to wait"``) is that value, never the config."""
+    options (``--reason "-cheaper to wait"``) is that value, never the config; a ``-cX`` that
+    is text (:func:`_joined_config`) is left to the command."""
     found, rest, i = None, [], 0
     command = _command(words)
     while i < len(args):
@@ -58,8 +60,8 @@ def _take_config(args: list[str], words: tuple[str, ...]) -> tuple[str | None, l
             continue
         if arg.startswith("--config="):
             found = arg.split("=", 1)[1]
-        elif arg.startswith("-c") and len(arg) > 2 and not arg.startswith("--"):
-            found = arg[2:]
+        elif (joined := _joined_config(arg)) is not None:
+            found = joined
         else:
             taken = 1 + _value_words(command, arg)
             rest += args[i:i + taken]
@@ -69,6 +71,21 @@ def _take_config(args: list[str], words: tuple[str, ...]) -> tuple[str | None, l
             continue
         i += 1
     return found, rest
+
+
+def _joined_config(arg: str) -> str | None:
+    """The file of a ``-cFILE``; None for a word that is not one. A question may start with
+    ``-c`` too (``hal-ask "-cpu at 100%, why?"``): taken as the config, it was lost, and the
+    command said its question was missing. So only a file that is there, or a word that
+    reads as a path (one word, with a ``/`` or ending in ``.toml``), is a config; anything
+    else is the command's, which says that text starting with a dash goes after ``--``."""
+    if not arg.startswith("-c") or len(arg) <= 2 or arg.startswith("--"):
+        return None
+    path = arg[2:]
+    if os.path.isfile(path) or (not any(c.isspace() for c in path)
+                                and ("/" in path or path.endswith(".toml"))):
+        return path
+    return None
 
 
 def _command(words: tuple[str, ...]) -> Any:

@@ -28,6 +28,12 @@ def keep_caller() -> None:
         _started_as = os.getuid()
 
 
+def switched() -> bool:
+    """Whether this command runs as another account than the one that started it: root's,
+    run on a daemon's state, runs as that state's owner."""
+    return _started_as is not None and _started_as != os.getuid()
+
+
 def _account(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name

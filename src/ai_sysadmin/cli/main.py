@@ -88,16 +88,16 @@ def _negative_number(exc: click_exceptions.NoSuchOption) -> click_exceptions.Cli
     ``approve discuss -1``) it is that number, refused as the number's own range refuses it,
     not as "No such option"."""
     ctx = exc.ctx
-    if ctx is None or not exc.option_name[1:].isdigit():
-        return exc
-    for param in ctx.command.params:
-        descriptor = getattr(param, "type_descriptor", None)
-        if param.param_type_name == "argument" and getattr(descriptor, "annotation",
-                                                           None) is int:
-            try:
-                param.process_value(ctx, exc.option_name)
-            except click_exceptions.BadParameter as refused:
-                return refused
+    if ctx is not None and exc.option_name[1:].isdigit():
+        for param in ctx.command.params:
+            descriptor = getattr(param, "type_descriptor", None)
+            if param.param_type_name == "argument" and getattr(descriptor, "annotation",
+                                                               None) is int:
+                try:
+                    param.process_value(ctx, exc.option_name)
+                except click_exceptions.BadParameter as refused:
+                    return refused
+    # to a command that takes text, any word with a dash may be text (`ask "-cpu at 100%"`)
     return _text_behind_dashes(exc)
 
 

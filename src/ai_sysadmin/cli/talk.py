@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from ..orchestrator.session import llm_session
 from ..redact import redact
 from ..store import Action
 from .context import AppState, err, esc, out, print_json
+from .identity import switched
 from .main import stop_came
 from .workers_word import print_workers, workers_word
 
@@ -88,12 +90,24 @@ def _debug(settings: Settings) -> None:
     out.print(f"queue: {stats.depth} pending, {stats.in_flight} in flight, {workers} worker(s)")
 
 
-def _history_file(settings: Settings) -> Path:
+def _history_file(settings: Settings) -> Path | None:
     """Each person's own (``$XDG_STATE_HOME``, else ``~/.local/state``), never the state
     directory: the daemon's user owns that, and a chat run with sudo would read what it
-    planted there and write through a link it made."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ai-sysadmin" / f"{settings.ai_name}-chat-history"
+    planted there and write through a link it made. None where there is no such place: a
+    chat root runs on the daemon's state runs as the daemon's account (``as_state_owner``),
+    whose home is that shared state directory and to which root's home is closed; and a
+    user with no home (HOME unset and no account, a container's uid)."""
+    if switched():
+        return None
+    base = Path(os.environ.get("XDG_STATE_HOME") or "")
+    if not base.is_absolute():  # unset, or relative, which the XDG spec says to ignore
+        try:
+            base = Path.home() / ".local" / "state"
+        except RuntimeError:  # no HOME and no account to read one from
+            return None
+        if not base.is_absolute():  # HOME="": the directory the chat was started in
+            return None
+    return base / "ai-sysadmin" / f"{settings.ai_name}-chat-history"
 
 
 def _own_file(path: Path) -> bool:
@@ -166,8 +180,9 @@ class _ActionNews:
 
     def _changed(self) -> tuple[tuple[Any, ...], str] | None:
         """The action's stage now and its state in words, where it changed since the model
-        was told; else None. Who decided it and when are people's names and times, no host
-        text."""
+        was told; else None. Masked as ``approve show`` masks it: who decided it and when are
+        people's names and times, but a reject's reason is what they typed (a password, an
+        escape pasted with it), and both the person and the model are told it."""
         from ..executor.executor import decided_by
         from ..store import ActionStore
 
@@ -176,7 +191,7 @@ class _ActionNews:
         now = ActionStore(self.runtime.store.db).get(self.action_id)
         if self._stage(now) == self.told:
             return None
-        said = decided_by(now)
+        said = masked(decided_by(now) or "")
         return self._stage(now), f"action {now.id} is {now.state}" + (f": {said}" if said else "")
 
     def since(self) -> str | None:
@@ -242,6 +257,13 @@ def _history(settings: Settings) -> Callable[[], None]:
         return lambda: None
     history = _history_file(settings)
     readline.set_history_length(HISTORY_LINES)  # the file's, when written: not the session's
+    if history is None:
+        if sys.stdin.isatty():  # a person who finds no earlier lines is told why
+            err.print("note: no line history is kept: " + (
+                "this chat runs as the state directory's owner, whose home every operator "
+                "shares" if switched() else "this user has no home directory"),
+                markup=False, highlight=False, soft_wrap=True)
+        return lambda: None
     with contextlib.suppress(OSError):
         history.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _own_file(history):
@@ -299,16 +321,23 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     piped, unanswered = not sys.stdin.isatty(), 0
     # a prompt no one types at would begin the answer's line ("hal> the answer")
     prompt = "" if piped else f"{settings.ai_name}> "
+    _keep_bytes()
     while True:
         line = _read_line(prompt, piped)
         if not line:
+            continue
+        if (byte := _not_utf8(line)) is not None:
+            # sent, it failed as the request was written, and was blamed on the LLM
+            err.print(f"error: that line is not UTF-8 (byte {byte:#04x}): not asked; "
+                      "the conversation goes on", markup=False, highlight=False)
+            unanswered += 1
             continue
         if line in ("/exit", "/quit"):
             if piped and unanswered:
                 raise typer.Exit(2)
             return
-        if line.startswith("/"):
-            messages = _slash(line, settings, messages, opening, piped)
+        if _a_command(line):
+            messages = _slash(line, settings, messages, opening, piped, tools)
             if news is not None and len(messages) == len(opening):
                 news.cleared()
             continue
@@ -347,6 +376,21 @@ def _ends_chat(piped: bool) -> bool:
     return piped or stop_came() is not None
 
 
+def _keep_bytes() -> None:
+    """Read lines that are not UTF-8 as they came, their bytes kept as lone surrogates (as
+    Python hands over such an argument), for :func:`_not_utf8` to refuse: under a strict
+    locale the read itself failed, and the chat with it."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+
+
+def _not_utf8(line: str) -> int | None:
+    """The first byte of ``line`` that is not UTF-8 (read by :func:`_keep_bytes`); None
+    when it is all UTF-8."""
+    # surrogateescape reads each byte it cannot decode as U+DC80..U+DCFF, and only those
+    return next((ord(c) - 0xDC00 for c in line if 0xDC80 <= ord(c) <= 0xDCFF), None)
+
+
 def _read_line(prompt: str, piped: bool) -> str:
     """The next line typed (``/exit`` at the end of the input); "" for none, where Ctrl-C
     at a terminal gives a new prompt, as a shell does, not the conversation's end."""
@@ -366,10 +410,25 @@ def _read_line(prompt: str, piped: bool) -> str:
         return ""
 
 
+#: the chat's /commands
+COMMANDS = ("/exit", "/quit", "/clear", "/history", "/debug")
+#: what a /command looks like, known or not: one word, no path
+_COMMAND_LIKE = re.compile(r"/[A-Za-z][\w-]*")
+
+
+def _a_command(line: str) -> bool:
+    """Whether ``line`` is a /command (one of :data:`COMMANDS`, or a mistyped one: a word
+    alone), not a question that starts with a path ("/var/log is 95% full, what can I
+    delete?"), which was refused as an unknown command."""
+    first = line.split(maxsplit=1)[0]
+    return first in COMMANDS or (first == line and bool(_COMMAND_LIKE.fullmatch(line)))
+
+
 def _slash(line: str, settings: Settings, messages: list[Message],
-           opening: list[Message], piped: bool) -> list[Message]:
+           opening: list[Message], piped: bool, tools: ToolContext) -> list[Message]:
     """A chat /command; returns the conversation it leaves."""
     if line == "/clear":
+        tools.cleared()
         out.print("conversation cleared")
         return list(opening)
     if line == "/history":
@@ -390,9 +449,11 @@ def _slash(line: str, settings: Settings, messages: list[Message],
                 raise
             # a server slow to answer (loading a model) is let go of, as a question is
             err.print("interrupted", markup=False, highlight=False)
+    elif (word := line.split(maxsplit=1)[0]) in COMMANDS:
+        out.print(f"{word} takes nothing after it", markup=False, highlight=False)
     else:
-        out.print(f"unknown command {line.split()[0]}; commands: /exit /quit /clear /history "
-                  "/debug", markup=False, highlight=False)
+        out.print(f"unknown command {word}; commands: {' '.join(COMMANDS)}", markup=False,
+                  highlight=False)
     return messages
 
 
