@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import tempfile
 import threading
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from ai_sysadmin.lab.eval import (
     select,
     write_results,
 )
-from ai_sysadmin.lab.eval.harness import describe_model
+from ai_sysadmin.lab.eval.harness import describe_model, evaluate_scenario
 from tests.support.eval_models import ci_scenarios
 
 
@@ -236,3 +238,24 @@ def test_a_results_path_that_is_no_regular_file_is_written_into_not_replaced(
     assert link.is_symlink() and json.loads(target.read_text())["model"] == "m"
     assert sorted(p.name for p in folder.iterdir()) == [
         "latest.json", "results.fifo", "results.json"]
+
+
+def test_a_stop_that_comes_as_a_scenarios_state_is_made_leaves_no_state_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM (taken as a Ctrl-C) that came the moment the scenario's state directory was
+    made, before the run named it, left the directory behind for good (seen under load)."""
+    made = tempfile.mkdtemp
+
+    def stopped_as_it_is_made(*args: object, **kwargs: object) -> str:
+        path = made(*args, **kwargs)  # type: ignore[call-overload]
+        signal.raise_signal(signal.SIGINT)  # the handler runs here, before mkdtemp returns
+        return path
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(tempfile, "mkdtemp", stopped_as_it_is_made)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_scenario(load_scenario("healthy-noop"), Settings(ai_name="hal"),
+                          knowledge_dir=tmp_path / "kb")
+    assert list(temp.iterdir()) == []

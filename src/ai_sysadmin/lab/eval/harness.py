@@ -32,7 +32,7 @@ from ...orchestrator.runtime import Runtime
 from ...store import ActionStore, Database, IncidentStore
 from ..injectors import apply
 from ..runner import LAB_VERIFY_SETTLE, stop_lab
-from ..sandbox import Sandbox
+from ..sandbox import Sandbox, signals_held
 from ..scenario import Scenario
 from ..transport import SandboxTransport
 from . import judge
@@ -278,8 +278,12 @@ def evaluate_scenario(
     progress = progress_callback or (lambda _message: None)
     began = time.monotonic()
     score = _blank(scenario)
-    state_dir = Path(tempfile.mkdtemp(prefix=f"ai-sysadmin-eval-{scenario.name}-"))
+    state_dir: Path | None = None
     try:
+        # a stop (SIGTERM, Ctrl-C) that came as the directory was made, before it was
+        # named, left it behind: it is taken once the directory is this block's to remove
+        with signals_held():
+            state_dir = Path(tempfile.mkdtemp(prefix=f"ai-sysadmin-eval-{scenario.name}-"))
         settings = eval_settings(base, scenario, state_dir, overrides, knowledge_dir)
         run = _Run(scenario, settings, deadline, progress, score)
         if on_scenario is not None:
@@ -296,12 +300,17 @@ def evaluate_scenario(
     except Exception as exc:  # whatever broke, this scenario's score says it; the run goes on
         score.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
-        if keep_state is not None:
-            with contextlib.suppress(OSError):
-                shutil.copytree(state_dir, keep_state / scenario.name, dirs_exist_ok=True)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if state_dir is not None:
+            _keep_and_remove(state_dir, keep_state, scenario.name)
     score.wall_seconds = round(time.monotonic() - began, 2)
     return score
+
+
+def _keep_and_remove(state_dir: Path, keep_state: Path | None, name: str) -> None:
+    if keep_state is not None:
+        with contextlib.suppress(OSError):
+            shutil.copytree(state_dir, keep_state / name, dirs_exist_ok=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def evaluate(
