@@ -251,3 +251,74 @@ def test_a_zfs_dataset_full_by_its_own_quota_is_judged_on_its_own():
     assert found["/home/ann"].evidence == (
         "/home/ann (zfs on tank/users/ann): 10.0 GiB of 10.0 GiB used, 0 B free",)
     assert found["/backup"].evidence[1] == "the same ZFS pool also holds /backup/old"
+
+
+#: df on a Debian root-on-ZFS host whose pool filled up: rpool/srv/db carries a
+#: refreservation of 20 GiB (1 GiB written), so df shows it the 19 GiB no other dataset may
+#: take, beside the pool's 0 B every other one shows; bpool, the boot pool, has room
+ZFS_FULL_RESERVED_DF = """\
+Filesystem        Type     1B-blocks        Used       Avail  Inodes   IUsed Mounted on
+rpool/ROOT/debian zfs    48318382080 48318382080           0 1843215 1843215 /
+rpool/home        zfs    36507222016 36507222016           0  402117  402117 /home
+rpool/var/log     zfs     2147483648  2147483648           0    1210    1210 /var/log
+rpool/var/tmp     zfs     3221225472  3221225472           0     873     873 /var/tmp
+rpool/srv/db      zfs    21474836480  1073741824 20401094656 39845401    1542 /srv/db
+bpool/BOOT/debian zfs     1879048192   209715200  1669332992 3260702      24 /boot
+tmpfs             tmpfs   3355443200     1572864  3353870336  819200     912 /run
+"""
+
+
+def test_a_full_zfs_pool_with_a_reserved_dataset_is_one_finding_not_one_a_dataset():
+    """A reservation keeps room for its dataset alone: the pool's free space is the 0 B
+    its other datasets share, not the reserved dataset's 19 GiB, and the pool is one
+    incident (not one for each of /, /home, /var/log and /var/tmp)."""
+    mounts = parsers.parse_df(ZFS_FULL_RESERVED_DF)
+    root = only(RULE.evaluate(context(snapshot(mounts=mounts))))
+    assert (root.subject, root.severity, root.summary) == ("/", Severity.CRITICAL,
+                                                           "/ is 100% full")
+    assert root.evidence == (
+        "/ (ZFS pool rpool): 85.0 GiB of 85.0 GiB used by its 5 mounted datasets, 0 B free",
+        "the same ZFS pool also holds /home, /srv/db, /var/log, /var/tmp")
+
+
+def test_a_nearly_full_zfs_pool_is_judged_by_the_free_space_its_datasets_share():
+    """3 GiB free in the pool; tank/vm's reservation shows it 8 GiB, ann's quota 0 B. The
+    pool is judged by the 3 GiB, and its figure sums (and counts) every dataset's data,
+    ann's too; ann, full by her quota, is her own incident."""
+    gib = GIB
+    datasets = [Mount("tank/root", "zfs", "/", 13 * gib, 10 * gib, 3 * gib, 10**6, 10**5),
+                Mount("tank/srv", "zfs", "/srv", 73 * gib, 70 * gib, 3 * gib, 10**7, 10**6),
+                Mount("tank/home", "zfs", "/home", 8 * gib, 5 * gib, 3 * gib, 10**6, 10**4),
+                Mount("tank/home/ann", "zfs", "/home/ann", 2 * gib, 2 * gib, 0, 10**4, 10**4),
+                Mount("tank/vm", "zfs", "/var/lib/vm", 9 * gib, 1 * gib, 8 * gib, 10**6, 10)]
+    found = {f.subject: f for f in RULE.evaluate(context(snapshot(mounts=datasets)))}
+    assert sorted(found) == ["/", "/home/ann"]
+    assert found["/"].summary == "/ is 96.7% full"
+    assert found["/"].evidence == (
+        "/ (ZFS pool tank): 88.0 GiB of 91.0 GiB used by its 5 mounted datasets, 3.0 GiB free",
+        "the same ZFS pool also holds /home, /srv, /var/lib/vm")
+
+
+#: df on a Proxmox VE host: five containers' disks (subvols, each held by its refquota) are
+#: full, while the pool has 50 GiB free, which rpool itself, its root and its data dataset
+#: show: fewer datasets than the full disks
+PROXMOX_DF = """\
+Filesystem       Type   1B-blocks       Used       Avail    Inodes IUsed Mounted on
+rpool/ROOT/pve-1 zfs  59055800320 5368709120 53687091200 104857600 71234 /
+rpool            zfs  53687197696     106496 53687091200 104857606     6 /rpool
+rpool/ROOT       zfs  53687189504      98304 53687091200 104857606     7 /rpool/ROOT
+rpool/data       zfs  53687189504      98304 53687091200 104857606     7 /rpool/data
+""" + "".join(f"rpool/data/subvol-{n}-disk-0 zfs {size} {size} 0 {files} {files} "
+              f"/rpool/data/subvol-{n}-disk-0\n"
+              for n, size, files in ((101, 8 * GIB, 312014), (102, 8 * GIB, 295110),
+                                     (103, 16 * GIB, 401270), (104, 4 * GIB, 120455),
+                                     (105, 4 * GIB, 98001)))
+
+
+def test_containers_full_by_their_quotas_do_not_make_a_pool_with_room_full():
+    """More datasets show 0 B free (each container's quota) than show the pool's 50 GiB:
+    the pool's own dataset, rpool, says what the pool has, and each full disk is its own
+    incident, the pool none."""
+    found = RULE.evaluate(context(snapshot(mounts=parsers.parse_df(PROXMOX_DF))))
+    assert sorted(f.subject for f in found) == [
+        f"/rpool/data/subvol-{n}-disk-0" for n in range(101, 106)]

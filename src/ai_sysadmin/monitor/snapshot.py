@@ -109,6 +109,9 @@ class FileSystem:
     #: the ZFS pool whose datasets these are, or "": ``mount`` then holds the pool's figures
     #: (:func:`_pool`), not the one dataset's
     pool: str = ""
+    #: how many datasets the pool's used figure sums: every one of it df lists, those a
+    #: quota holds (judged on their own) among them
+    datasets: int = 0
 
     def also_mounted(self) -> list[str]:
         """An evidence line naming the other mount points, where there are any."""
@@ -143,20 +146,45 @@ def zfs_pool(m: Mount) -> str:
     return m.source.partition("/")[0]
 
 
-#: how far below the pool's free space (a share of the pool) a dataset's may lie and still be
+#: how far from the pool's free space (a share of the pool) a dataset's may lie and still be
 #: the pool's: datasets are read a moment apart, and a busy pool's free space moves
 QUOTA_SLACK_PERCENT = 1
 
 
+def _slack(group: list[Mount], free: int) -> int:
+    return (sum(m.used_bytes for m in group) + free) * QUOTA_SLACK_PERCENT // 100
+
+
+def _pool_free(group: list[Mount]) -> int:
+    """The pool's free space, as its datasets show it. Each dataset's is the pool's, less
+    where a quota of its own holds it (``quota``, ``refquota``: less free) and more where
+    a reservation keeps room for it alone (``reservation``, ``refreservation``: its unused
+    part, which no other dataset may take). The pool's own dataset (``rpool``) holds
+    neither as a rule: where df lists it, it shows the pool's. Otherwise it is what most
+    datasets show (within the slack); of two as common the larger: taken wrongly, the
+    datasets below it are each judged on their own, by what df shows them, while a smaller
+    one taken wrongly (quotas full to the brim) would call a pool with room full."""
+    root = [m for m in group if m.source == zfs_pool(m)]
+    if root:
+        return root[0].avail_bytes
+
+    def shown_by(free: int) -> tuple[int, int]:
+        slack = _slack(group, free)
+        return (sum(free - slack <= m.avail_bytes <= free for m in group), free)
+    return max((m.avail_bytes for m in group), key=shown_by)
+
+
 def _pool(group: list[Mount]) -> list[FileSystem]:
     """A ZFS pool's datasets as the file systems they fill: the pool once, as its shortest
-    mount point, with the pool's figures (the data of its datasets df lists, and the pool's
-    free space, which each shares: the most any shows); and each dataset held by a quota of
-    its own (a share of the pool less free than the pool), which fills up on its own while
-    the pool has room. A full pool leaves no dataset more room than another: one incident."""
-    free = max(m.avail_bytes for m in group)
+    mount point, with the pool's figures (the data of all its datasets df lists, and the
+    pool's free space: :func:`_pool_free`), its datasets those that show that much free
+    space, or more (a reservation's room is the pool's, set aside); and each dataset held
+    by a quota of its own (a share of the pool less free than the pool), which fills up on
+    its own while the pool has room. A full pool leaves no dataset more room than another,
+    but for its reservations: one incident."""
+    free = _pool_free(group)
     used = sum(m.used_bytes for m in group)
-    slack = (used + free) * QUOTA_SLACK_PERCENT // 100
+    slack = _slack(group, free)
     held = [m for m in group if m.avail_bytes < free - slack]
     shared = [m for m in group if m.avail_bytes >= free - slack]
     first = min(shared, key=mount_order)
@@ -164,7 +192,7 @@ def _pool(group: list[Mount]) -> list[FileSystem]:
     whole = replace(first, source=pool, size_bytes=used + free, used_bytes=used,
                     avail_bytes=free)
     return [FileSystem(whole, tuple(sorted(m.target for m in shared if m is not first)),
-                       tuple(shared), pool),
+                       tuple(shared), pool, len(group)),
             *(_one([m]) for m in held)]
 
 

@@ -36,7 +36,7 @@ class DiskSpace(Rule):
 def _figures(fs: FileSystem) -> str:
     m = fs.mount
     # a pool's used figure is what its datasets df lists hold (not its snapshots')
-    held = f"used by its {len(fs.mounts)} mounted datasets" if fs.pool else "used"
+    held = f"used by its {fs.datasets} mounted datasets" if fs.pool else "used"
     where = f"ZFS pool {fs.pool}" if fs.pool else f"{m.fstype} on {m.source}"
     return (f"{m.target} ({where}): {size(m.used_bytes)} of "
             f"{size(m.used_bytes + m.avail_bytes)} {held}, {size(m.avail_bytes)} free")
