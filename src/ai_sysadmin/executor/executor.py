@@ -390,6 +390,7 @@ class Executor:
             incident_rule=incident.rule if incident else None,
             incident_subject=incident.subject if incident else None,
             journal_bytes=facts.journal_bytes, path_mount=facts.path_mount,
+            path_also=facts.path_also,
             mount_problem=facts.mount_problem,
             own_units=own.units, own_pids=own.pids,
             incident_opened_at=incident.opened_at if incident else None,

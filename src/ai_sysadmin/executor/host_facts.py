@@ -20,8 +20,9 @@ from ..errors import TransportError
 from ..hosts.os_patterns import OSTREE_BOOTED, PACKAGE_PROGRAMS
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
-from ..monitor.parsers import DF_COLUMNS, parse_df
-from ..monitor.sections import NIXOS_SYSTEM_PROFILE
+from ..monitor.parsers import DF_COLUMNS, flagged, mount_flags, parse_df
+from ..monitor.sections import MOUNTINFO, NIXOS_SYSTEM_PROFILE
+from ..monitor.snapshot import file_system_of
 from ..redact import redact_cut
 from ..safety.catalog import FactsNeeded, Generations
 from ..safety.process_facts import LOGIN_CGROUPS, PS_ARGV, ProcessFacts, facts_for, parse_ps
@@ -54,9 +55,11 @@ class HostFacts:
     problem: str | None = None
     #: what the journal's files take on the host
     journal_bytes: int | None = None
-    #: the mount point of the file system that holds a path (a clean_directory's), or why
+    #: the mount point of the file system that holds a path (a clean_directory's), as its
+    #: disk findings name it, and its other mount points (:func:`read_mount_of`), or why
     #: not (a path that is not there): no problem of the other facts
     path_mount: str | None = None
+    path_also: tuple[str, ...] = ()
     mount_problem: str | None = None
     #: the NixOS system profile's generations, or why not (no problem of the other facts)
     generations: Generations | None = None
@@ -196,16 +199,31 @@ async def read_journal_bytes(transport: Transport, settings: Settings) -> int:
     return int(float(found.group(1)) * 1024 ** "BKMGTPE".index(found.group(2) or "B"))
 
 
-async def read_mount_of(transport: Transport, settings: Settings, path: str) -> str:
-    """The mount point of the file system ``path`` is on, as the disk findings name it."""
-    done = await transport.run([settings.programs.df, "-B1", f"--output={DF_COLUMNS}", "--",
-                                path], settings.command_timeout)
+async def read_mount_of(transport: Transport, settings: Settings, path: str
+                        ) -> tuple[str, ...]:
+    """The mount points of the file system ``path`` is on, the one its disk findings are
+    about first (:func:`file_system_of`): df of the path names its own mount point (a ZFS
+    dataset's, a btrfs subvolume's, a bind mount's), and the rules judge df's whole table,
+    read as the check reads it, so that a clean and the incidents it is for are of one
+    file system by one judgement."""
+    df = [settings.programs.df, "-B1", f"--output={DF_COLUMNS}"]
+    done = await transport.run([*df, "--", path], settings.command_timeout)
     mounts = parse_df(done.stdout) if done.ok else []
     if len(mounts) != 1:
         said = redact_cut(done.stderr.strip(), 200)
         raise TransportError(f"df {path[:80]!r} failed ({done.returncode}): "
                              f"{said or 'no file system a disk check reads'}")
-    return mounts[0].target
+    # local ones alone (-l): a network file system is judged by its own mount point, and one
+    # that does not answer must not hold up a clean of a local disk. df exits 1 when one
+    # mount is unreadable but still reports the others, as in a check
+    table = await transport.run([*df, "-l"], settings.command_timeout)
+    if not table.stdout.strip():
+        raise TransportError(f"df failed ({table.returncode}): "
+                             f"{redact_cut(table.stderr.strip(), 200) or 'it said nothing'}")
+    mountinfo = await transport.read_file(MOUNTINFO, settings.command_timeout)
+    flags = mount_flags(mountinfo) if mountinfo is not None else {}
+    line = flagged(mounts, flags)[0]
+    return file_system_of(line, flagged(parse_df(table.stdout), flags)) or (line.target,)
 
 
 #: each generation link of the system profile, and the profile's own link: name, the link's
@@ -300,7 +318,9 @@ async def read_facts(transport: Transport | None, settings: Settings,
             facts.journal_bytes = await read_journal_bytes(transport, settings)
         if needed.mount_of:
             try:
-                facts.path_mount = await read_mount_of(transport, settings, needed.mount_of)
+                facts.path_mount, *also = await read_mount_of(transport, settings,
+                                                              needed.mount_of)
+                facts.path_also = tuple(also)
             except TransportError as exc:
                 facts.mount_problem = str(exc)
         if needed.generations:

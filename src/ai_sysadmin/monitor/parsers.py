@@ -10,8 +10,8 @@ import functools
 import json
 import re
 import signal
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -417,6 +417,15 @@ def mount_flags(mountinfo: str) -> dict[str, MountFlags]:
         stopped = next((word for word in _WRITES_STOPPED if word in options), "")
         flags[point] = MountFlags("ro" in options or bool(stopped), "ro" in view, stopped)
     return flags
+
+
+def flagged(mounts: Iterable[Mount], flags: Mapping[str, MountFlags]) -> list[Mount]:
+    """df's mounts with what the mount table says of their writes; a mount the table does
+    not name as df does counts as writable."""
+    return [replace(m, read_only=f.read_only, view_read_only=f.view_read_only,
+                    stopped=f.stopped)
+            if (f := flags.get(m.target)) is not None and (f.read_only or f.view_read_only)
+            else m for m in mounts]
 
 
 def proc_hidepid(mountinfo: str) -> tuple[str, str | None] | None:

@@ -390,13 +390,8 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         snap.mounts = [replace(m, view_read_only=None) for m in mounts]
         return
     # parsed apart, each reused while its text stays the same (df's changes with every
-    # write, the mount table hardly ever); a mount the table does not name as df does
-    # counts as writable
-    flags = plan.parsed(parsers.mount_flags, mountinfo)
-    snap.mounts = [replace(m, read_only=f.read_only, view_read_only=f.view_read_only,
-                           stopped=f.stopped)
-                   if (f := flags.get(m.target)) is not None and (f.read_only or f.view_read_only)
-                   else m for m in mounts]
+    # write, the mount table hardly ever)
+    snap.mounts = parsers.flagged(mounts, plan.parsed(parsers.mount_flags, mountinfo))
 
 
 def _unread_mounts(df: CommandResult, mounts: Sequence[Mount], mountinfo: str | None,
@@ -1134,7 +1129,9 @@ _MEMORY = (Source.file(parsers.MEMINFO), Source.file(parsers.PSI_MEMORY),
 
 #: the mount table of the namespace the check's commands run in: which file systems are
 #: read-only, whether /proc hides processes, which of its files a container's own
-_MOUNTINFO = Source.file("/proc/self/mountinfo")
+#: the mount table, as the checking process sees it
+MOUNTINFO = "/proc/self/mountinfo"
+_MOUNTINFO = Source.file(MOUNTINFO)
 _CONTAINER = (Source.file(parsers.SYSTEMD_CONTAINER), _MOUNTINFO)
 #: seconds since the host booted (CLOCK_BOOTTIME, to a hundredth), the clock ps's ages run on
 UPTIME = "/proc/uptime"

@@ -235,6 +235,38 @@ def distinct_filesystems(mounts: Iterable[Mount]) -> list[FileSystem]:
             for fs in (_pool(group) if group[0].fstype == "zfs" else [_one(group)])]
 
 
+def _same_file_system(line: Mount, listed: Mount) -> bool:
+    """Whether df's line for a path is of the file system a mount of its table shows. df
+    leaves out of its table a bind mount, which shares its device number, but names it for
+    a path in it: one of a device node is known by its key; a ZFS dataset by its name (a
+    pool's datasets are judged apart where a quota holds one); any other by its mount."""
+    if line.fstype == "zfs":
+        return listed.fstype == "zfs" and listed.source == line.source
+    if line.source.startswith("/dev/"):
+        return _file_system_key(line) == _file_system_key(listed)
+    return (listed.source, listed.target) == (line.source, line.target)
+
+
+def file_system_of(line: Mount, mounts: Iterable[Mount]) -> tuple[str, ...]:
+    """The mount points whose fill level space freed at ``line`` (df's line for a path) is
+    counted in, as :func:`distinct_filesystems` judges ``mounts`` (df's whole table): its
+    file system's subject first (what its disk findings are about), then its other mount
+    points; for a ZFS dataset a quota holds, its pool's too (what is deleted in it is the
+    pool's free space as well). Empty where no mount of the table is of it (an overlay
+    left to the file system under it)."""
+    systems = distinct_filesystems(mounts)
+    mine = next((fs for fs in systems if any(_same_file_system(line, m) for m in fs.mounts)),
+                None)
+    if mine is None:
+        return ()
+    points = (mine.mount.target, *mine.also)
+    if line.fstype == "zfs" and not mine.pool:
+        pool = zfs_pool(line)
+        points += tuple(point for fs in systems if fs.pool == pool
+                        for point in (fs.mount.target, *fs.also))
+    return points
+
+
 @dataclass(frozen=True, slots=True)
 class Unit:
     name: str

@@ -67,9 +67,12 @@ class PlanContext:
     incident_subject: str | None = None
     #: what the journal's files take on the host (``journalctl --disk-usage``)
     journal_bytes: int | None = None
-    #: the mount point of the file system a clean_directory's path is on (``df``), or why
-    #: it could not be read
+    #: the mount point of the file system a clean_directory's path is on (``df``), as its
+    #: disk findings name it, or why it could not be read; and the file system's other
+    #: mount points (a btrfs's subvolumes, a ZFS pool's datasets), whose findings the same
+    #: space is counted in
     path_mount: str | None = None
+    path_also: tuple[str, ...] = ()
     mount_problem: str | None = None
     #: the assistant's own units and (on its own host) its process and parents
     own_units: tuple[str, ...] = ()
@@ -439,12 +442,13 @@ _PROCESS_RULES = frozenset({"runaway_process", "zombie_processes"})
 _SPACE_RULES = frozenset({"disk_space", "inode_exhaustion"})
 
 
-def _not_the_incidents(subject: str, rules: frozenset[str], ctx: PlanContext) -> str | None:
-    """Why ``subject`` is not what the incident is about (None: it is): an action past
-    the incident is a person's decision."""
+def _not_the_incidents(subject: str, rules: frozenset[str], ctx: PlanContext,
+                       also: tuple[str, ...] = ()) -> str | None:
+    """Why ``subject`` (or what ``also`` names as the same) is not what the incident is
+    about (None: it is): an action past the incident is a person's decision."""
     if ctx.incident_rule is None:
         return "no incident is about it"
-    if ctx.incident_rule in rules and ctx.incident_subject == subject:
+    if ctx.incident_rule in rules and ctx.incident_subject in (subject, *also):
         return None
     return f"the incident is about {ctx.incident_rule} of {ctx.incident_subject}"
 
@@ -469,7 +473,7 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
         why = ctx.mount_problem or ctx.facts_problem
         where = f"({redact_cut(why, 160)})" if why else "(no host was asked)"
         person: str | None = f"the file system {path} is on could not be read {where}"
-    elif other := _not_the_incidents(ctx.path_mount, _SPACE_RULES, ctx):
+    elif other := _not_the_incidents(ctx.path_mount, _SPACE_RULES, ctx, ctx.path_also):
         person = f"{other}, not the space on {ctx.path_mount} ({path} is there)"
     else:
         person = None
