@@ -310,8 +310,9 @@ def export(
         show_default=False)] = None,
     as_json: Json = False,
 ) -> None:
-    """Every entry and incident record as JSON lines. Records this version cannot read are
-    left out, named, and the command fails after writing every other one."""
+    """Every entry and incident record as JSON lines, after a first line that says the
+    file is an export. Records this version cannot read are left out, named, and the
+    command fails after writing every other one."""
     from ..errors import KnowledgeError
 
     # an export reads entries and records only: it still works where the vector index is
@@ -335,14 +336,15 @@ def export(
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
                                  param_hint="FILE") from None
     entries = sum(1 for line in lines if line.startswith('{"type": "entry"'))
+    incidents = sum(1 for line in lines if line.startswith('{"type": "incident"'))
     if incomplete:
-        raise KnowledgeError(f"exported {entries} entries and {len(lines) - entries} incident "
+        raise KnowledgeError(f"exported {entries} entries and {incidents} incident "
                              f"records to {file}, but incomplete: {incomplete}")
-    summary = {"file": str(file), "entries": entries, "incidents": len(lines) - entries}
+    summary = {"file": str(file), "entries": entries, "incidents": incidents}
     if as_json:
         print_json(summary)
     else:
-        out.print(f"exported {entries} entries and {len(lines) - entries} incident records "
+        out.print(f"exported {entries} entries and {incidents} incident records "
                   f"to {file}", markup=False)
 
 
@@ -368,8 +370,9 @@ def import_(
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
     with an existing id replaces it. One bad line: nothing is imported. An operator note
     from the file is background, never a guide to a fix, unless --trust-operator-notes.
-    Into a new store, an export keeps the shipped notes it holds, and only those; a file
-    with none of them (notes of your own) comes with them all (knowledge.seed)."""
+    Into a new store, an export keeps the shipped notes it holds, and only those (none,
+    where it holds none); another file (notes of your own) comes with them all where it holds
+    none of them (knowledge.seed)."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")
