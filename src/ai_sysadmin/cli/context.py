@@ -243,5 +243,5 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(redact_values(data), indent=2, default=str) + "\n")
 
 
-def banner(settings: Settings, what: str) -> None:
-    out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(what)}", markup=True)
+def banner(settings: Settings, what: str, console: Console | None = None) -> None:
+    (console or out).print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(what)}", markup=True)

@@ -6,7 +6,6 @@ chromadb with it) is opened only when one of these runs.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -290,18 +289,6 @@ def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
                   f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
-def _is_stdout(file: Path) -> bool:
-    """Whether ``file`` is where standard output goes (``/dev/stdout``, ``/dev/fd/1``, the
-    file it is redirected to): written through a second opening, the export and the summary
-    after it each began at the file's start, and the summary overwrote the export's first
-    line; into a pipe, the summary became a last line that `import` refuses."""
-    try:
-        here, there = os.fstat(sys.stdout.fileno()), os.stat(file)
-    except (OSError, ValueError):  # no descriptor (captured), or no such file
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
 @app.command("export")
 def export(
     ctx: typer.Context,
@@ -314,6 +301,7 @@ def export(
     file is an export. Records this version cannot read are left out, named, and the
     command fails after writing every other one."""
     from ..errors import KnowledgeError
+    from ..files import is_stdout, write_text
 
     # an export reads entries and records only: it still works where the vector index is
     # damaged, and is how that store's entries reach a new one; a routine backup says the
@@ -322,14 +310,12 @@ def export(
     lines = list(kb.export())
     # a backup that silently lacks records is worse than one that says so and exits non-zero
     incomplete = kb.unreadable_note()
-    if file is None or str(file) == "-" or _is_stdout(file):
+    if file is None or str(file) == "-" or is_stdout(file):
         for line in lines:
             sys.stdout.write(line + "\n")
         if incomplete:
             raise KnowledgeError(f"export incomplete: {incomplete}")
         return
-    from ..files import write_text
-
     try:
         write_text(file, "".join(line + "\n" for line in lines))
     except OSError as exc:
