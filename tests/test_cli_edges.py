@@ -737,3 +737,21 @@ def test_an_empty_host_name_is_refused_not_read_as_every_host(cli) -> None:
         assert code == 2 and out == "", command
         assert "an empty host name names no host" in err, (command, err)
 
+
+
+@pytest.mark.parametrize("named", [("-c~/hal.toml",), ("--config=~/hal.toml",),
+                                   ("--config", "~/hal.toml"), ()])
+def test_a_config_named_from_the_home_directory_is_found(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: tuple[str, ...]) -> None:
+    """A ``~`` the shell left as it is (it expands one only at a word's start: ``-c~/x``,
+    ``--config=~/x``; a wrapper's quoted word, a unit's Environment=) was "file does not
+    exist"."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "hal.toml").write_text('ai_name = "halfrom"\n')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", "~/hal.toml")  # () : the variable names it
+    code, out, err = cli(*named, "config", "show", "--json")
+    assert code == 0, err
+    assert json.loads(out)["ai_name"] == {"value": "halfrom",
+                                          "source": f"file {home / 'hal.toml'}"}
