@@ -755,3 +755,17 @@ def test_a_config_named_from_the_home_directory_is_found(
     assert code == 0, err
     assert json.loads(out)["ai_name"] == {"value": "halfrom",
                                           "source": f"file {home / 'hal.toml'}"}
+
+
+@pytest.mark.parametrize("args", [("check", "--no-store"), ("version",), ("--help",)])
+def test_a_command_started_with_its_stdout_closed_says_so_in_one_line(
+        args: tuple[str, ...]) -> None:
+    """``ai-sysadmin check >&-`` (a cron line, a wrapper that closed descriptor 1): every
+    command was an AttributeError traceback, from the console made at import."""
+    done = run_program("sh", "-c", 'exec "$0" "$@" >&-', str(BIN), *args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("error: standard output is closed: give the command one "
+                           "(>/dev/null to discard what it prints)\n")
+    # with stderr closed too, nothing to say it on: the exit code alone
+    done = run_program("sh", "-c", 'exec "$0" "$@" >&- 2>&-', str(BIN), *args)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", "")
