@@ -121,7 +121,8 @@ def test_text_that_starts_with_a_dash_is_told_how_to_give(cli) -> None:
     assert (code, out) == (2, "")
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("error: No such option: -5; as QUESTION, text that starts with a "
-                          "dash goes after `--`: ai-sysadmin ask -- '-5 ...'")
+                          "dash goes after `--`: ai-sysadmin ask -- '-5 degrees outside, is "
+                          "the disk heater on?'")
     # a mistyped option is still told as one, with what it may have meant
     code, _, err = cli("ask", "--jsn", "why?")
     assert code == 2 and err.startswith("error: No such option: --jsn (Possible options: --json)")
@@ -541,7 +542,8 @@ def test_a_question_that_starts_with_dash_c_is_the_question_to_hal_ask(
         tmp_path: Path, config_file) -> None:
     """``hal-ask "-cpu at 100%, why?"``: the question was taken for ``-c`` joined to a config
     file named "pu at 100%, why?", and the error said the question was missing. It is the
-    question, which the error says to give after ``--``, as ``ai-sysadmin ask`` says it."""
+    question, which the error says to give after ``--``, as ``ai-sysadmin ask`` says it, in
+    the words typed (it said ``hal-ask -- '-c ...'``, the option click read)."""
     from tests.support.scripted_model import ScriptedModel, say
 
     config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
@@ -560,7 +562,7 @@ def test_a_question_that_starts_with_dash_c_is_the_question_to_hal_ask(
     assert (refused.returncode, refused.stdout) == (2, "")
     assert refused.stderr.startswith(
         "error: No such option: -c; as QUESTION, text that starts with a dash goes after "
-        "`--`: hal-ask -- '-c ...'"), refused.stderr
+        "`--`: hal-ask -- '-cpu at 100%, why?'"), refused.stderr
     assert asked.returncode == 0 and "a busy loop" in asked.stdout, asked.stderr
     assert sent == [question]
 
