@@ -121,7 +121,8 @@ def test_text_that_starts_with_a_dash_is_told_how_to_give(cli) -> None:
     assert (code, out) == (2, "")
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("error: No such option: -5; as QUESTION, text that starts with a "
-                          "dash goes after `--`: ai-sysadmin ask -- '-5 ...'")
+                          "dash goes after `--`: ai-sysadmin ask -- '-5 degrees outside, is "
+                          "the disk heater on?'")
     # a mistyped option is still told as one, with what it may have meant
     code, _, err = cli("ask", "--jsn", "why?")
     assert code == 2 and err.startswith("error: No such option: --jsn (Possible options: --json)")
@@ -541,7 +542,8 @@ def test_a_question_that_starts_with_dash_c_is_the_question_to_hal_ask(
         tmp_path: Path, config_file) -> None:
     """``hal-ask "-cpu at 100%, why?"``: the question was taken for ``-c`` joined to a config
     file named "pu at 100%, why?", and the error said the question was missing. It is the
-    question, which the error says to give after ``--``, as ``ai-sysadmin ask`` says it."""
+    question, which the error says to give after ``--``, as ``ai-sysadmin ask`` says it, in
+    the words typed (it said ``hal-ask -- '-c ...'``, the option click read)."""
     from tests.support.scripted_model import ScriptedModel, say
 
     config_file(f'ai_name = "hal"\nstate_dir = "{tmp_path}/state"\n')
@@ -560,7 +562,7 @@ def test_a_question_that_starts_with_dash_c_is_the_question_to_hal_ask(
     assert (refused.returncode, refused.stdout) == (2, "")
     assert refused.stderr.startswith(
         "error: No such option: -c; as QUESTION, text that starts with a dash goes after "
-        "`--`: hal-ask -- '-c ...'"), refused.stderr
+        "`--`: hal-ask -- '-cpu at 100%, why?'"), refused.stderr
     assert asked.returncode == 0 and "a busy loop" in asked.stdout, asked.stderr
     assert sent == [question]
 
@@ -737,3 +739,35 @@ def test_an_empty_host_name_is_refused_not_read_as_every_host(cli) -> None:
         assert code == 2 and out == "", command
         assert "an empty host name names no host" in err, (command, err)
 
+
+
+@pytest.mark.parametrize("named", [("-c~/hal.toml",), ("--config=~/hal.toml",),
+                                   ("--config", "~/hal.toml"), ()])
+def test_a_config_named_from_the_home_directory_is_found(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: tuple[str, ...]) -> None:
+    """A ``~`` the shell left as it is (it expands one only at a word's start: ``-c~/x``,
+    ``--config=~/x``; a wrapper's quoted word, a unit's Environment=) was "file does not
+    exist"."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "hal.toml").write_text('ai_name = "halfrom"\n')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AI_SYSADMIN_CONFIG", "~/hal.toml")  # () : the variable names it
+    code, out, err = cli(*named, "config", "show", "--json")
+    assert code == 0, err
+    assert json.loads(out)["ai_name"] == {"value": "halfrom",
+                                          "source": f"file {home / 'hal.toml'}"}
+
+
+@pytest.mark.parametrize("args", [("check", "--no-store"), ("version",), ("--help",)])
+def test_a_command_started_with_its_stdout_closed_says_so_in_one_line(
+        args: tuple[str, ...]) -> None:
+    """``ai-sysadmin check >&-`` (a cron line, a wrapper that closed descriptor 1): every
+    command was an AttributeError traceback, from the console made at import."""
+    done = run_program("sh", "-c", 'exec "$0" "$@" >&-', str(BIN), *args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("error: standard output is closed: give the command one "
+                           "(>/dev/null to discard what it prints)\n")
+    # with stderr closed too, nothing to say it on: the exit code alone
+    done = run_program("sh", "-c", 'exec "$0" "$@" >&- 2>&-', str(BIN), *args)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", "")

@@ -1429,6 +1429,17 @@ def _config_file(path: Path, explicit: bool) -> bool:
     return True
 
 
+def named_config(path: str | os.PathLike[str] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Path | None:
+    """The config file a person named: ``path`` (--config), else :data:`ENV_CONFIG`; None
+    where neither does. A ``~`` in it is expanded here: a shell expands one only at the start
+    of a word (``-c~/x.toml`` and ``--config=~/x.toml`` come as typed, and were "file does
+    not exist"), and a unit's Environment= or a wrapper's quoted word never."""
+    env = os.environ if environ is None else environ
+    named = path if path is not None else env.get(ENV_CONFIG)
+    return Path(named).expanduser() if named else None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -1439,10 +1450,10 @@ def load_settings(
     which case the embedded defaults apply. Nothing is written.
     """
     env = os.environ if environ is None else environ
-    explicit = path if path is not None else env.get(ENV_CONFIG)
-    config_path = Path(explicit) if explicit else default_config_path()
+    named = named_config(path, env)
+    config_path = named or default_config_path()
     file_data: dict[str, Any] = {}
-    found = _config_file(config_path, bool(explicit))
+    found = _config_file(config_path, named is not None)
     if found:
         try:
             # a BOM (Notepad, PowerShell's UTF-8) is no TOML: "Invalid statement (at line 1,

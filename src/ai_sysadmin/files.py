@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,20 @@ def replaceable(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except FileNotFoundError:
         return True
+
+
+def is_stdout(path: Path) -> bool:
+    """Whether ``path`` is where standard output goes (``/dev/stdout``, ``/dev/fd/1``, the
+    file it is redirected to). A command writes such a file through ``sys.stdout``, and its
+    own messages elsewhere: written through a second opening, the file and what the command
+    printed after it each began at the file's start, and the printing wrote over the file;
+    into a pipe, the printing followed the file where its reader (``import``, ``jq``) refuses
+    it."""
+    try:
+        here, there = os.fstat(sys.stdout.fileno()), os.stat(path)
+    except (OSError, ValueError):  # no descriptor (captured, closed), or no such file
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -72,7 +72,8 @@ def test_export_and_import_round_trip(cli: Cli, tmp_path: Path,
     code, out, _ = cli("knowledge", "export")
     assert code == 0
     lines = out.splitlines()
-    assert [json.loads(line)["id"] for line in lines] == [first["id"], second["id"]]
+    assert json.loads(lines[0]) == {"type": "export"}
+    assert [json.loads(line)["id"] for line in lines[1:]] == [first["id"], second["id"]]
     dump = tmp_path / "kb.jsonl"
     code, out, _ = cli("knowledge", "export", str(dump), "--json")
     assert json.loads(out) == {"file": str(dump), "entries": 2, "incidents": 0}

@@ -80,3 +80,36 @@ def test_notes_of_ones_own_imported_into_a_new_store_come_with_the_shipped_ones(
     # a second file into the store, now seeded, brings no seed again
     code, out, err = cli("knowledge", "import", str(notes), "--json")
     assert code == 0 and json.loads(out)["seeded"] == 0, err
+
+
+def test_an_export_of_a_store_without_any_shipped_note_fills_a_new_store_with_none(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator who removed every shipped note, moving the store (export, a new store,
+    import): the file holds no seed note, and the import took it for notes a person wrote
+    and brought back all of them."""
+    code, out, err = cli("knowledge", "add", "--topic", "web1 runs php-fpm",
+                         "--text", "nginx on web1 needs php-fpm.service up first", "--json")
+    assert code == 0, err
+    mine = json.loads(out)["id"]
+    code, out, err = cli("knowledge", "list", "--provenance", "seed", "--json")
+    for entry in json.loads(out):
+        assert cli("knowledge", "remove", entry["id"])[0] == 0
+    dump = tmp_path / "kb.jsonl"
+    assert cli("knowledge", "export", str(dump))[0] == 0
+
+    monkeypatch.setenv("AI_SYSADMIN_STATE_DIR", str(tmp_path / "new-state"))
+    code, out, err = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"added": [mine], "replaced": [], "untrusted": [], "seeded": 0}
+    for _ in range(2):  # the import, then the next open (the daemon's start)
+        code, out, _ = cli("knowledge", "list", "--json")
+        assert [entry["id"] for entry in json.loads(out)] == [mine]
+
+    # an export written before exports had their first line cannot be told from a person's
+    # notes: it is taken for theirs, the usual file, and comes with the shipped notes
+    monkeypatch.setenv("AI_SYSADMIN_STATE_DIR", str(tmp_path / "third-state"))
+    older = tmp_path / "older.jsonl"
+    older.write_text("".join(dump.read_text().splitlines(keepends=True)[1:]))
+    code, out, err = cli("knowledge", "import", "--trust-operator-notes", str(older), "--json")
+    assert code == 0 and json.loads(out)["seeded"] == len(seed_entries()), err

@@ -137,7 +137,8 @@ def test_export_then_import_into_a_new_store_keeps_everything(
     kb.record_incident(IncidentRecord(id="incident:1", host="h", rule="r", symptoms="s",
                                       outcome="escalated"))
     lines = list(kb.export())
-    assert [json.loads(line)["type"] for line in lines] == ["entry", "entry", "incident"]
+    assert [json.loads(line)["type"] for line in lines] == ["export", "entry", "entry",
+                                                           "incident"]
     other = KnowledgeBase.open(Settings(state_dir=tmp_path / "other"), embedder=embedder,
                                seed=False)
     # the store's own export, moved: its operator's notes are theirs

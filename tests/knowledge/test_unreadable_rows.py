@@ -71,8 +71,8 @@ def test_list_search_and_incidents_skip_what_they_cannot_read(
 def test_export_keeps_every_good_row(kb: KnowledgeBase) -> None:
     _store_raw(kb)
     lines = [json.loads(line) for line in kb.export()]
-    assert [(d["type"], d["id"]) for d in lines] == [
-        ("entry", "op-good"), ("incident", "incident-1-action-1"),
+    assert [(d["type"], d.get("id")) for d in lines] == [
+        ("export", None), ("entry", "op-good"), ("incident", "incident-1-action-1"),
         ("incident", "incident-2-action-2")]
     # the unknown field is not carried into a file an older program would refuse
     assert "duration" not in lines[-1]
@@ -104,7 +104,8 @@ def test_the_cli_says_what_it_left_out(cli: Cli, embedder: MiniLMEmbedding, tmp_
     dump = tmp_path / "kb.jsonl"
     code, out, err = cli("knowledge", "export", str(dump))
     assert code == 2 and "k-new" in err and "1 unreadable" in err
-    assert [json.loads(line)["id"] for line in dump.read_text().splitlines()] == [entry["id"]]
+    assert [json.loads(line).get("id") for line in dump.read_text().splitlines()] == [
+        None, entry["id"]]
 
 
 def test_an_unreadable_entry_can_be_removed(kb: KnowledgeBase) -> None:

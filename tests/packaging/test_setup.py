@@ -860,6 +860,63 @@ def test_a_venv_whose_python_lives_in_a_closed_home_is_refused_until_the_account
     assert done.returncode == 0, done.stderr
 
 
+def set_acl(path: Path, *entries: tuple[int, int, int]) -> None:
+    """``setfacl`` without it: the access ACL as the kernel keeps it (version 2, then each
+    entry's tag, permission bits and id); a test is skipped where the file system keeps
+    none."""
+    import errno
+    import struct
+
+    raw = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    try:
+        os.setxattr(path, "system.posix_acl_access", raw)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            pytest.skip(f"no ACLs on the file system of {path}")
+        raise
+
+
+NOBODY = 0xFFFFFFFF  # the id of an entry that names no one (owner, group, mask, others)
+
+
+@needs_root
+def test_a_closed_home_an_acl_opens_to_the_daemons_account_is_reached(
+        target: Path, tmp_path: Path) -> None:
+    """A venv in a 0700 home that `setfacl -m u:ai-sysadmin:x` opens to the daemon's account:
+    the unit runs, and setup refused it as closed. A mask that takes the entry's bits away
+    closes it again, and the refusal shows the ACL (``+``) as ``ls -l`` does."""
+    add_account(target, "ai-sysadmin", 990, "/var/lib/ai-sysadmin")
+    home = closed_home(target)
+    venv = tmp_path / "venv"
+    program = venv / "bin" / "ai-sysadmin"
+    program_in_the_tree(target, program, "/usr/bin/python3")
+    inside = target / str(venv).lstrip("/")
+    os.chown(inside, 1000, 1000)
+    inside.chmod(0o700)
+
+    def dry_run() -> subprocess.CompletedProcess[str]:
+        return run_program(str(BIN), "setup", "--root", str(target), "--program", str(program),
+                           "--name", "hal", "--dry-run")
+
+    for directory in (home, inside):  # u:990:x (a venv in a home) and u:990:rx
+        set_acl(directory, (0x01, 7, NOBODY), (0x02, 1 if directory == home else 5, 990),
+                (0x04, 0, NOBODY), (0x10, 5, NOBODY), (0x20, 0, NOBODY))
+    done = dry_run()
+    assert done.returncode == 0, done.stderr
+    # g:adm:x, a group setup puts the account in, opens the home as well
+    set_acl(home, (0x01, 7, NOBODY), (0x04, 0, NOBODY), (0x08, 1, 4), (0x10, 1, NOBODY),
+            (0x20, 0, NOBODY))
+    done = dry_run()
+    assert done.returncode == 0, done.stderr
+    set_acl(inside, (0x01, 7, NOBODY), (0x02, 5, 990), (0x04, 0, NOBODY), (0x10, 0, NOBODY),
+            (0x20, 0, NOBODY))
+    done = dry_run()
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(
+        f"error: the daemon's account ai-sysadmin could not reach the program {program}: "
+        f"{venv} (drwx------+ alice:alice) is closed to it"), done.stderr
+
+
 @needs_root
 def test_a_state_dir_the_daemons_account_cannot_reach_is_refused(
         target: Path, tmp_path: Path) -> None:

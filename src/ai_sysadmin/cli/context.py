@@ -61,13 +61,14 @@ def name_order(name: str) -> tuple[list[str | int], str]:
     return [int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)], name
 
 
-def _console(stream: TextIO, stderr: bool = False) -> Console:
+def _console(stream: TextIO | None, stderr: bool = False) -> Console:
     # no markup unless a print asks for it (markup=True, each value through esc): what is
     # printed is mostly a host's text, and a process named "x[/b]" must print as it is; no
     # emoji codes either, which rich replaces even without markup (a passwd line's
-    # "root:x:0:0" printed as "root❌0:0")
+    # "root:x:0:0" printed as "root❌0:0"). ``stream`` None: Python found that descriptor
+    # closed (`2>&-`), and rich writes nowhere
     return Console(stderr=stderr, highlight=False, markup=False, emoji=False,
-                   width=None if stream.isatty() else PIPE_WIDTH)
+                   width=None if stream is not None and stream.isatty() else PIPE_WIDTH)
 
 
 def esc(value: object) -> str:
@@ -243,5 +244,5 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(redact_values(data), indent=2, default=str) + "\n")
 
 
-def banner(settings: Settings, what: str) -> None:
-    out.print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(what)}", markup=True)
+def banner(settings: Settings, what: str, console: Console | None = None) -> None:
+    (console or out).print(f"[bold]{esc(settings.ai_name)}[/bold] · {esc(what)}", markup=True)

@@ -8,6 +8,7 @@ import enum
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -204,18 +205,38 @@ def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, 
                deadline: float, output: Path | None, as_json: bool) -> EvalRun:
     """The run, shown and written to its results file, whose path is tried before any
     scenario runs: a wrong one is not found out hours later."""
+    from ..files import is_stdout
     from ..lab.eval import check_results_path, results_path, write_results
 
     folder = settings.state_dir / "eval"
     check_results_path(output or folder, folder=output is None)
     run = _evaluate(chosen, settings, overrides, deadline, quiet=as_json)
+    # `eval -o /dev/stdout | jq`: the results are what stdout carries, the table goes aside
+    stdout = output if output is not None and is_stdout(output) else None
     try:
-        path = write_results(run, output or results_path(folder, run))
+        path = (_stdout_results(run, stdout) if stdout is not None
+                else write_results(run, output or results_path(folder, run)))
     except AiSysadminError:
-        _show_run(run, None, settings, as_json)  # the scores at least, not lost with the file
+        # the scores at least, not lost with the file
+        _show_run(run, None, settings, as_json, aside=stdout is not None)
         raise
-    _show_run(run, path, settings, as_json)
+    _show_run(run, path, settings, as_json, aside=stdout is not None)
     return run
+
+
+def _stdout_results(run: EvalRun, output: Path) -> Path:
+    """The results through ``sys.stdout``, where ``output`` is the command's standard output:
+    written through a second opening, they began at the start of the file stdout is
+    redirected to, and the table printed after them wrote over their start."""
+    from ..lab.eval import results_text
+
+    try:
+        sys.stdout.write(results_text(run))
+        sys.stdout.flush()
+    except OSError as exc:
+        raise AiSysadminError(f"cannot write the results file {output}: "
+                              f"{exc.strerror or exc}") from exc
+    return output
 
 
 def _evaluate(chosen: list[Scenario], settings: Settings, overrides: dict[str, Any],
@@ -235,16 +256,22 @@ def _evaluate(chosen: list[Scenario], settings: Settings, overrides: dict[str, A
             on_score=lambda _score: progress.advance(task))
 
 
-def _show_run(run: EvalRun, path: Path | None, settings: Settings, as_json: bool) -> None:
-    """The scores; ``path`` None: the results file could not be written."""
+def _show_run(run: EvalRun, path: Path | None, settings: Settings, as_json: bool,
+              aside: bool = False) -> None:
+    """The scores; ``path`` None: the results file could not be written. ``aside``: the
+    results went to standard output, which carries them alone: the table goes to stderr,
+    and --json's scores are not repeated (the results hold them)."""
+    if as_json and aside:
+        return
     if as_json:
         print_json({**run.to_dict(transcript=False),
                     "results_file": str(path) if path is not None else None})
-    else:
-        banner(settings, f"{len(run.scores)} scenario(s) through the whole loop")
-        out.print(score_table(run))
-        if path is not None:
-            out.print(f"results and transcripts: {path}")
+        return
+    console = err if aside else out
+    banner(settings, f"{len(run.scores)} scenario(s) through the whole loop", console)
+    console.print(score_table(run))
+    if path is not None:
+        console.print(f"results and transcripts: {path}")
 
 
 def _show_compared(files: list[Path], as_json: bool) -> None:

@@ -6,7 +6,6 @@ chromadb with it) is opened only when one of these runs.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -290,18 +289,6 @@ def _remove_record(kb: KnowledgeBase, record_id: str, as_json: bool) -> None:
                   f"{masked(record.host)}, fix {record.outcome}", markup=False)
 
 
-def _is_stdout(file: Path) -> bool:
-    """Whether ``file`` is where standard output goes (``/dev/stdout``, ``/dev/fd/1``, the
-    file it is redirected to): written through a second opening, the export and the summary
-    after it each began at the file's start, and the summary overwrote the export's first
-    line; into a pipe, the summary became a last line that `import` refuses."""
-    try:
-        here, there = os.fstat(sys.stdout.fileno()), os.stat(file)
-    except (OSError, ValueError):  # no descriptor (captured), or no such file
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
 @app.command("export")
 def export(
     ctx: typer.Context,
@@ -310,9 +297,11 @@ def export(
         show_default=False)] = None,
     as_json: Json = False,
 ) -> None:
-    """Every entry and incident record as JSON lines. Records this version cannot read are
-    left out, named, and the command fails after writing every other one."""
+    """Every entry and incident record as JSON lines, after a first line that says the
+    file is an export. Records this version cannot read are left out, named, and the
+    command fails after writing every other one."""
     from ..errors import KnowledgeError
+    from ..files import is_stdout, write_text
 
     # an export reads entries and records only: it still works where the vector index is
     # damaged, and is how that store's entries reach a new one; a routine backup says the
@@ -321,28 +310,27 @@ def export(
     lines = list(kb.export())
     # a backup that silently lacks records is worse than one that says so and exits non-zero
     incomplete = kb.unreadable_note()
-    if file is None or str(file) == "-" or _is_stdout(file):
+    if file is None or str(file) == "-" or is_stdout(file):
         for line in lines:
             sys.stdout.write(line + "\n")
         if incomplete:
             raise KnowledgeError(f"export incomplete: {incomplete}")
         return
-    from ..files import write_text
-
     try:
         write_text(file, "".join(line + "\n" for line in lines))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}",
                                  param_hint="FILE") from None
     entries = sum(1 for line in lines if line.startswith('{"type": "entry"'))
+    incidents = sum(1 for line in lines if line.startswith('{"type": "incident"'))
     if incomplete:
-        raise KnowledgeError(f"exported {entries} entries and {len(lines) - entries} incident "
+        raise KnowledgeError(f"exported {entries} entries and {incidents} incident "
                              f"records to {file}, but incomplete: {incomplete}")
-    summary = {"file": str(file), "entries": entries, "incidents": len(lines) - entries}
+    summary = {"file": str(file), "entries": entries, "incidents": incidents}
     if as_json:
         print_json(summary)
     else:
-        out.print(f"exported {entries} entries and {len(lines) - entries} incident records "
+        out.print(f"exported {entries} entries and {incidents} incident records "
                   f"to {file}", markup=False)
 
 
@@ -368,8 +356,9 @@ def import_(
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
     with an existing id replaces it. One bad line: nothing is imported. An operator note
     from the file is background, never a guide to a fix, unless --trust-operator-notes.
-    Into a new store, an export keeps the shipped notes it holds, and only those; a file
-    with none of them (notes of your own) comes with them all (knowledge.seed)."""
+    Into a new store, an export keeps the shipped notes it holds, and only those (none,
+    where it holds none); another file (notes of your own) comes with them all where it holds
+    none of them (knowledge.seed)."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")

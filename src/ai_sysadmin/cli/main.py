@@ -83,10 +83,11 @@ def _usage_error(exc: click_exceptions.ClickException) -> int:
     return exc.exit_code
 
 
-def _negative_number(exc: click_exceptions.NoSuchOption) -> click_exceptions.ClickException:
+def _negative_number(exc: click_exceptions.NoSuchOption,
+                     args: list[str]) -> click_exceptions.ClickException:
     """click reads ``-1`` as an option; to a command that takes a number (``issues show -1``,
     ``approve discuss -1``) it is that number, refused as the number's own range refuses it,
-    not as "No such option"."""
+    not as "No such option". ``args``: the command line click read."""
     ctx = exc.ctx
     if ctx is not None and exc.option_name[1:].isdigit():
         for param in ctx.command.params:
@@ -98,13 +99,15 @@ def _negative_number(exc: click_exceptions.NoSuchOption) -> click_exceptions.Cli
                 except click_exceptions.BadParameter as refused:
                     return refused
     # to a command that takes text, any word with a dash may be text (`ask "-cpu at 100%"`)
-    return _text_behind_dashes(exc)
+    return _text_behind_dashes(exc, args)
 
 
-def _text_behind_dashes(exc: click_exceptions.NoSuchOption) -> click_exceptions.ClickException:
+def _text_behind_dashes(exc: click_exceptions.NoSuchOption,
+                        args: list[str]) -> click_exceptions.ClickException:
     """A word that starts with a dash, to a command that takes text (``ask -5 degrees?``),
     may be that text: where it is close to none of the command's options, the error says
-    how to give it (after ``--``)."""
+    how to give it (after ``--``), as the person typed it: click names only the option it
+    read (``-c`` of ``"-cpu at 100%"``)."""
     ctx = exc.ctx
     if ctx is None or exc.possibilities:
         return exc
@@ -113,9 +116,11 @@ def _text_behind_dashes(exc: click_exceptions.NoSuchOption) -> click_exceptions.
     if text is None:
         return exc
     name = text.metavar or (text.name or "TEXT").upper()
+    typed = next((word for word in args[_command_at(args) + 1:]
+                  if word.startswith(exc.option_name)), exc.option_name + " ...")
     return click_exceptions.UsageError(
         f"No such option: {exc.option_name}; as {name}, text that starts with a dash goes "
-        f"after `--`: {ctx.command_path} -- {shlex.quote(exc.option_name + ' ...')}", ctx)
+        f"after `--`: {ctx.command_path} -- {shlex.quote(typed)}", ctx)
 
 
 def _command_at(args: list[str]) -> int:
@@ -295,6 +300,11 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
     file a ``{name}-<tool>`` command was installed with (``commands install``)."""
+    if sys.stdout is None:
+        # started with descriptor 1 closed (`check >&-`): what the command prints has nowhere
+        # to go, and the next file it opened (the store, a log) would be descriptor 1
+        return _error("standard output is closed: give the command one (>/dev/null to "
+                      "discard what it prints)")
     given = list(sys.argv[1:] if argv is None else argv)
     if (shown := _not_utf8(given)) is not None:
         return _error(f"argument {shown} is not UTF-8")
@@ -317,7 +327,7 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         exc.show()
         return exc.exit_code
     except click_exceptions.NoSuchOption as exc:
-        return _usage_error(_negative_number(exc))
+        return _usage_error(_negative_number(exc, args))
     except click_exceptions.ClickException as exc:
         return _usage_error(exc)
     except (typer.Abort, KeyboardInterrupt):

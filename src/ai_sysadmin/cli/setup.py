@@ -14,7 +14,14 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ..config import ENV_CONFIG, Settings, load_settings, short_hostname, validation_message
+from ..config import (
+    ENV_CONFIG,
+    Settings,
+    load_settings,
+    named_config,
+    short_hostname,
+    validation_message,
+)
 from ..errors import AiSysadminError, ConfigError
 from ..setup_host import (
     Layout,
@@ -76,7 +83,7 @@ def setup(
     (the config, the state and the account stay)."""
     _refuse_call(dry_run, bin_dir)
     target = root.absolute()
-    given = state(ctx).config_path or os.environ.get(ENV_CONFIG) or None
+    given = named_config(state(ctx).config_path)
     config = _config_to_uninstall(target, given) if remove else _config(target, given)
     existing = config.settings
     # an existing config's state directory is where the daemon writes: the units, the user's
@@ -153,14 +160,14 @@ class _Config:
     text: str | None = None
 
 
-def _config(root: Path, given: str | None) -> _Config:
+def _config(root: Path, given: Path | None) -> _Config:
     """The config named with --config or AI_SYSADMIN_CONFIG is the one the daemon gets: it is
     installed where the units read it, unless that place holds another one, which setup
     never overwrites. Without one: the installed config, if any."""
     installed = under(root, f"{Layout.config_dir}/config.toml")
     if given is None:
         return _Config(installed, _read(installed) if installed.is_file() else None)
-    path = Path(given).absolute()
+    path = given.absolute()
     settings = _read(path)
     text = path.read_text(encoding="utf-8")
     if installed.is_file() and not (installed.samefile(path)
@@ -172,7 +179,7 @@ def _config(root: Path, given: str | None) -> _Config:
     return _Config(path, settings, text)
 
 
-def _config_to_uninstall(root: Path, given: str | None) -> _Config:
+def _config_to_uninstall(root: Path, given: Path | None) -> _Config:
     """:func:`_config`, or, where it cannot be loaded, none: --uninstall is wanted most when
     the daemon refuses its config, and then takes back what setup installs by default and
     the units (and their commands) an earlier setup wrote under any other name."""
@@ -183,7 +190,7 @@ def _config_to_uninstall(root: Path, given: str | None) -> _Config:
                   f"{f'; {len(exc.problems) - 1} more' if len(exc.problems) > 1 else ''}): "
                   "taking back what setup installs by default and the units it wrote under "
                   "any name", markup=False, highlight=False, soft_wrap=True)
-        return _Config(Path(given).absolute() if given
+        return _Config(given.absolute() if given
                        else under(root, f"{Layout.config_dir}/config.toml"))
 
 

@@ -13,14 +13,15 @@ time, so chromadb's downloading default is never used):
 - ``config_chunks``: :class:`ConfigChunk` -- ``add_config_chunks``, ``remove_config_chunks``,
   ``search_configs``, ``config_paths``.
 
-``export()`` yields JSON lines (entries and incident records, each with its ``type``);
-``import_(lines)`` validates every line before it writes any, and takes a seed, learned or
-verified item only as this program writes it, and an operator note as background unless
-told the file's notes are trusted (``trust_operator_notes``). A stored record this version
-cannot read is left out of every answer, logged once and listed in ``unreadable``.
-``count()`` counts each collection. Every failure is a :class:`KnowledgeError` with a
-sentence a person can act on (server down, token refused, directory unusable, model
-changed); a missing id is a :class:`NotFoundError`.
+``export()`` yields JSON lines (a first line ``{"type": "export"}``, then entries and
+incident records, each with its ``type``); ``import_(lines)`` validates every line before
+it writes any, and takes a seed, learned or verified item only as this program writes it,
+and an operator note as background unless told the file's notes are trusted
+(``trust_operator_notes``). A stored record this version cannot read is left out of every
+answer, logged once and listed in ``unreadable``. ``count()`` counts each collection.
+Every failure is a :class:`KnowledgeError` with a sentence a person can act on (server
+down, token refused, directory unusable, model changed); a missing id is a
+:class:`NotFoundError`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ _SEEDED = "seeded"
 _LOCK_WAIT = 10.0
 #: chromadb stores at most this many ids per call comfortably (its own max_batch_size is ~5k)
 _WRITE_BATCH = 1000
+#: the type of an export's first line: the file is a store's, whose seed entries (none,
+#: maybe) are all it kept, so a new store it fills gets no others; a person's file has none
+EXPORT_TYPE = "export"
 #: the tag of an operator note imported from a file not said to be trusted: background only
 UNTRUSTED_TAG = "imported, not trusted"
 #: held by every writer of an embedded store for its write (:func:`writing`)
@@ -525,7 +529,9 @@ class KnowledgeBase:
     # -- export / import / count -------------------------------------------------------
 
     def export(self) -> Iterator[str]:
-        """Every knowledge entry, then every incident record, one JSON object a line."""
+        """A line of type :data:`EXPORT_TYPE`, then every knowledge entry, then every
+        incident record, one JSON object a line."""
+        yield json.dumps({"type": EXPORT_TYPE})
         for entry in sorted(self.list(), key=lambda e: (e.created_at, e.id)):
             yield json.dumps({"type": "entry", **entry.model_dump(mode="json")})
         for record in sorted(self.incidents(), key=lambda r: (r.resolved_at, r.id)):
@@ -538,10 +544,11 @@ class KnowledgeBase:
         (tagged :data:`UNTRUSTED_TAG`) unless ``trust_operator_notes``: the person importing
         says the file's notes are theirs.
 
-        A store never seeded counts as seeded once an import wrote into it: a file holding
-        seed entries (an export of a seeded store) says which of them it keeps. A file with
-        none (notes a person wrote) gives a new store the shipped seed first where ``seed``,
-        as its first open would have.
+        A store never seeded counts as seeded once an import wrote into it: an export (its
+        :data:`EXPORT_TYPE` line, or, written before there was one, a file holding seed
+        entries) says which seed entries it keeps, none where it holds none. Any other file
+        (notes a person wrote) gives a new store the shipped seed first where ``seed``, as
+        its first open would have.
 
         A line is data from elsewhere, so what the model would trust is taken only as this
         program writes it: a seed entry must be a shipped one as shipped; a learned or
@@ -553,6 +560,7 @@ class KnowledgeBase:
         # entries and records live in collections of their own: one id may be in both
         first_seen: dict[tuple[str, str], int] = {}
         trust = _ImportTrust(trust_operator_notes)
+        exported = False
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -561,6 +569,9 @@ class KnowledgeBase:
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
                 kind = data.pop("type", "entry")
+                if kind == EXPORT_TYPE:
+                    exported = True
+                    continue
                 item: KnowledgeEntry | IncidentRecord
                 if kind == "entry":
                     item = KnowledgeEntry.model_validate(data)
@@ -585,7 +596,10 @@ class KnowledgeBase:
                                      if len(problems) > 10 else [])
             raise KnowledgeError("nothing imported: " + "; ".join(shown))
         seeded = 0
-        if seed and self.seeded() is None and all(e.provenance != "seed" for e in entries):
+        # an export that holds no seed entry is of a store whose operator removed them all;
+        # a file written before exports said so is taken for a person's notes, as most are
+        if seed and not exported and self.seeded() is None and \
+                all(e.provenance != "seed" for e in entries):
             # first, so that the file's entries win over a shipped one of the same id
             from .seed import seed_once
 

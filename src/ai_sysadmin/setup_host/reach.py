@@ -5,15 +5,18 @@ The unit starts the program as root and ``setpriv`` hands it to the account; fro
 program is read, its Python finds its library beside itself, and the state is written, all as
 that account. A venv in a home only its owner may enter made a unit that could never start
 (exit 2, which the unit does not restart). Judged from the files themselves, each directory on
-the way with its owner, group and mode, as the kernel judges the account: setup may not have
-made it yet, and ``os.access`` would answer for root. Access control lists are not read: a
-directory closed by its mode and opened by an ACL is refused.
+the way with its owner, group, mode and POSIX access ACL, as the kernel judges the account:
+setup may not have made it yet, and ``os.access`` would answer for root. An ACL opens a home
+closed by its mode to the account (``setfacl -m u:ai-sysadmin:x /home/alice``), or closes
+one its mode opens.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,6 +29,14 @@ from .steps import SetupError, under
 READ, EXECUTE = 4, 1
 #: symbolic links followed on one way before it counts as a loop, as the kernel counts them
 _MAX_LINKS = 40
+#: a file's access ACL, as the kernel gives it: a version (2), then entries of a tag, the
+#: permission bits and a uid or gid (linux/posix_acl_xattr.h), little-endian
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+#: an ACL's entries: (tag, permission bits, uid or gid)
+Acl = tuple[tuple[int, int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -49,19 +60,47 @@ class Account:
                 gids.add(int(fields[2]))
         return cls(uid, frozenset(gids))
 
-    def may(self, st: os.stat_result, need: int) -> bool:
-        """Whether the mode bits grant ``need`` (READ, EXECUTE or both) to this account:
-        the owner's bits where it owns the file, else the group's where it is in the group,
-        else the others'."""
+    def may(self, st: os.stat_result, need: int, acl: Acl | None = None) -> bool:
+        """Whether the file grants ``need`` (READ, EXECUTE or both) to this account: the
+        owner's bits where it owns the file, else the group's where it is in the group, else
+        the others'; with an access ``acl``, as the kernel reads one (posix_acl_permission)."""
         if self.uid == 0:
             return True
         if st.st_uid == self.uid:
-            bits = st.st_mode >> 6
-        elif st.st_gid in self.gids:
-            bits = st.st_mode >> 3
-        else:
-            bits = st.st_mode
+            return (st.st_mode >> 6) & need == need  # the ACL's owner entry is these bits
+        if acl is not None:
+            return self._acl_grants(acl, st.st_gid, need)
+        bits = st.st_mode >> 3 if st.st_gid in self.gids else st.st_mode
         return bits & need == need
+
+    def _acl_grants(self, acl: Acl, file_gid: int, need: int) -> bool:
+        """An entry naming the account, else those of its groups (one granting is enough,
+        any naming one with none granting refuses), both within the mask; else the others'."""
+        mask = next((perm for tag, perm, _ in acl if tag == _MASK), 0o7)
+        for tag, perm, uid in acl:
+            if tag == _USER and uid == self.uid:
+                return perm & mask & need == need
+        groups = [perm for tag, perm, gid in acl
+                  if (tag == _GROUP_OBJ and file_gid in self.gids)
+                  or (tag == _GROUP and gid in self.gids)]
+        if groups:
+            return any(perm & mask & need == need for perm in groups)
+        return any(perm & need == need for tag, perm, _ in acl if tag == _OTHER)
+
+
+def access_acl(path: Path) -> Acl | None:
+    """The access ACL of the file at ``path`` (a link followed), or None where it has none
+    beyond its mode (nor a file system that keeps them). One not in the kernel's format is
+    none: its mode is what is judged."""
+    try:
+        raw = os.getxattr(path, _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        raise
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != _ACL_VERSION:
+        return None
+    return tuple(struct.iter_unpack("<HHI", raw[4:]))
 
 
 def blocked(root: Path, path: str, account: Account, need: int = 0) -> str | None:
@@ -80,9 +119,8 @@ def _blocked(root: Path, path: str, account: Account, need: int) -> str | None:
     here = PurePosixPath("/")
     links = 0
     while pending:
-        st = os.stat(under(root, str(here)))
-        if not account.may(st, EXECUTE):
-            return _described(root, str(here), st)
+        if closed := _closed(root, str(here), account, EXECUTE):
+            return closed
         name = pending.pop()
         if name == "..":
             here = here.parent
@@ -102,17 +140,26 @@ def _blocked(root: Path, path: str, account: Account, need: int) -> str | None:
         if not there.exists():
             return None
         here = here / name
-    st = os.stat(under(root, str(here)))
-    if need and not account.may(st, need):
-        return _described(root, str(here), st)
-    return None
+    return _closed(root, str(here), account, need) if need else None
 
 
-def _described(root: Path, path: str, st: os.stat_result) -> str:
+def _closed(root: Path, path: str, account: Account, need: int) -> str | None:
+    """``path`` described, where ``account`` lacks ``need`` on it; else None."""
+    where = under(root, path)
+    st = os.stat(where)
+    acl = access_acl(where)
+    if account.may(st, need, acl):
+        return None
+    return _described(root, path, st, acl is not None)
+
+
+def _described(root: Path, path: str, st: os.stat_result, acl: bool = False) -> str:
+    """As ``ls -ld`` shows it: its mode (a ``+`` where an ACL has a say too), owner and
+    group."""
     users = {int(f[2]): name for name, f in entries(root, "passwd").items() if f[2].isdigit()}
     groups = {int(f[2]): name for name, f in entries(root, "group").items() if f[2].isdigit()}
-    return (f"{path} ({stat.filemode(st.st_mode)} {users.get(st.st_uid, st.st_uid)}:"
-            f"{groups.get(st.st_gid, st.st_gid)})")
+    return (f"{path} ({stat.filemode(st.st_mode)}{'+' if acl else ''} "
+            f"{users.get(st.st_uid, st.st_uid)}:{groups.get(st.st_gid, st.st_gid)})")
 
 
 def interpreter(path: Path) -> str | None:

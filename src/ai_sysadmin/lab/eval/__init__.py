@@ -16,7 +16,13 @@ from .harness import (
     evaluate_scenario,
     select,
 )
-from .results import check_results_path, load_results, results_path, write_results
+from .results import (
+    check_results_path,
+    load_results,
+    results_path,
+    results_text,
+    write_results,
+)
 from .scores import IncidentReport, ScenarioScore, totals
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "evaluate_scenario",
     "load_results",
     "results_path",
+    "results_text",
     "select",
     "totals",
     "write_results",

@@ -24,14 +24,20 @@ def results_path(folder: Path, run: EvalRun) -> Path:
     return folder / f"{stamp}-{model}-{run.mode}.json"
 
 
+def results_text(run: EvalRun) -> str:
+    """The results file's text: the whole run (scores and transcripts), one JSON document."""
+    return json.dumps({"format": FORMAT, **run.to_dict(transcript=True)}, indent=1,
+                      default=str) + "\n"
+
+
 def write_results(run: EvalRun, path: Path) -> Path:
     """Write the whole run (scores and transcripts) atomically; the folder is made if needed.
     The file is private to its owner: transcripts quote host text. A path that is no regular
-    file (``/dev/stdout``, a FIFO) is written into, not replaced."""
-    data = {"format": FORMAT, **run.to_dict(transcript=True)}
+    file (a FIFO, a symlink) is written into, not replaced; the command's own standard output
+    is its to write (:func:`~ai_sysadmin.files.is_stdout`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(data, indent=1, default=str) + "\n")
+        write_text(path, results_text(run))
     except OSError as exc:
         raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
     return path
