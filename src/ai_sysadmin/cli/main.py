@@ -296,18 +296,25 @@ def _installed_config_gone(prog: str, args: list[str], config: str | None) -> st
             "again, naming the config where it is now")
 
 
+def _refused_start(given: list[str]) -> str | None:
+    """Why the command cannot start as it was started, if it cannot."""
+    if sys.stdout is None:
+        # started with descriptor 1 closed (`check >&-`): what the command prints has nowhere
+        # to go, and the next file it opened (the store, a log) would be descriptor 1
+        return ("standard output is closed: give the command one (>/dev/null to discard "
+                "what it prints)")
+    if (shown := _not_utf8(given)) is not None:
+        return f"argument {shown} is not UTF-8"
+    return None
+
+
 def main(argv: list[str] | None = None, argv0: str | None = None,
          config: str | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 error). ``config``: the config
     file a ``{name}-<tool>`` command was installed with (``commands install``)."""
-    if sys.stdout is None:
-        # started with descriptor 1 closed (`check >&-`): what the command prints has nowhere
-        # to go, and the next file it opened (the store, a log) would be descriptor 1
-        return _error("standard output is closed: give the command one (>/dev/null to "
-                      "discard what it prints)")
     given = list(sys.argv[1:] if argv is None else argv)
-    if (shown := _not_utf8(given)) is not None:
-        return _error(f"argument {shown} is not UTF-8")
+    if (refused := _refused_start(given)) is not None:
+        return _error(refused)
     prog, args = dispatch(argv0 or sys.argv[0], given, config)
     if (moved := _installed_config_gone(prog, args, config)) is not None:
         return _error(moved)
