@@ -919,3 +919,28 @@ def test_a_knowledge_idle_time_too_short_to_be_of_use_is_refused_with_why(second
                     ).knowledge.close_after_seconds == 0
     assert Settings(ai_name="hal", knowledge={"close_after_seconds": 60}
                     ).knowledge.close_after_seconds == 60
+
+
+@pytest.mark.parametrize(("text", "token"), [
+    ('gotify_token_file = "AqW3r5tY7uI9oP1"\n', "AqW3r5tY7uI9oP1"),
+    ('[llm]\napi_key_file = "sk-proj-9f8e7d6c5b4a3secretKEY"\n', "secretKEY"),
+    ('[llm]\napi_key_file = ["sk-proj-9f8e7d6c5b4a3secretKEY"]\n', "secretKEY"),
+    ('[knowledge]\ntoken_file = "chroma-7f3a9c2e1b4d"\n', "chroma-7f3a9c2e1b4d"),
+    ('[notify]\napprise_urls_file = "tgram://123456:AAHsecretBOT/987"\n', "AAHsecretBOT"),
+])
+def test_a_token_typed_where_its_files_path_goes_is_never_shown(
+        cli, config_file, text: str, token: str) -> None:
+    # the daemon's config error goes to the journal, which the adm group reads
+    config_file(text)
+    code, out, err = cli("config", "show")
+    assert code == 2
+    assert "(the value is not shown: it may be a credential)" in err
+    assert token not in err + out
+
+
+def test_a_token_in_a_variable_for_a_secret_files_path_is_never_shown() -> None:
+    result = run_program(str(BIN), "config", "show",
+                         env={"AI_SYSADMIN_GOTIFY_TOKEN_FILE": "AqW3r5tY7uI9oP1"})
+    assert result.returncode == 2
+    assert "key 'gotify_token_file' (from env AI_SYSADMIN_GOTIFY_TOKEN_FILE)" in result.stderr
+    assert "AqW3r5tY7uI9oP1" not in result.stderr

@@ -218,8 +218,13 @@ def _absolute_file(value: Path | None) -> Path | None:
     return value
 
 
-#: a file the config names (a credential's): absolute, ``~`` expanded
-FilePath = Annotated[Path | None, AfterValidator(_absolute_file)]
+class _HoldsACredential:
+    """Marks a setting whose value names a file that holds a credential: what is refused
+    there is never shown, as a token pasted where its file's path goes would be."""
+
+
+#: a file the config names that holds a credential: absolute, ``~`` expanded
+CredentialFile = Annotated[Path | None, AfterValidator(_absolute_file), _HoldsACredential()]
 #: a window, an interval, an age or a delay, in the unit its key names
 Seconds = Annotated[float, _at_most(_YEAR, "a year", "seconds")]
 Minutes = Annotated[float, _at_most(_YEAR, "a year", "minutes")]
@@ -239,7 +244,7 @@ class LLMSettings(_Section):
     )
     url: str = Field("http://127.0.0.1:11434", description="Base URL of the LLM server.")
     model: str = Field("qwen2.5:7b-instruct", description="Model name as the server knows it.")
-    api_key_file: FilePath = Field(None, description="File holding the API key, if any.")
+    api_key_file: CredentialFile = Field(None, description="File holding the API key, if any.")
     timeout: Timeout = Field(120.0, gt=0, description="Seconds to wait for one answer.")
     context_size: int = Field(
         16384, ge=512, description="Context window in tokens (Ollama's num_ctx; for another "
@@ -771,7 +776,7 @@ class KnowledgeSettings(_Section):
         None, description="A ChromaDB server (`chroma run`), http(s)://host:port; unset: an "
         "embedded store in `path`.",
     )
-    token_file: FilePath = Field(
+    token_file: CredentialFile = Field(
         None, description="File holding the ChromaDB server's token (sent as a Bearer token). "
         "The server's own file (CHROMA_SERVER_AUTHN_CREDENTIALS_FILE) must hold it without a "
         "trailing newline: chromadb 0.6 reads that line as it is.",
@@ -851,7 +856,7 @@ class NotifySettings(_Section):
     """What is sent where, and how often. Gotify is configured by the top-level
     ``gotify_url`` and ``gotify_token_file``."""
 
-    apprise_urls_file: FilePath = Field(
+    apprise_urls_file: CredentialFile = Field(
         None, description="File with Apprise URLs, one a line, '#' comments (ntfy://, "
         "matrix://, mailto://, slack://, ...): they carry credentials, so they live in a file "
         "of their own, never in this config.",
@@ -984,7 +989,8 @@ class Settings(_Section):
     queue: QueueSettings = Field(default_factory=QueueSettings, description="LLM request queue.")
     agent: AgentSettings = Field(default_factory=AgentSettings, description="Investigations.")
     gotify_url: str | None = Field(None, description="Gotify server for notifications.")
-    gotify_token_file: FilePath = Field(None, description="File holding the Gotify app token.")
+    gotify_token_file: CredentialFile = Field(
+        None, description="File holding the Gotify app token.")
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Notifications: channels, storm control."
     )
@@ -1383,6 +1389,11 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         allowed = ", ".join(sorted(table.model_fields)) if table else ""
         return f"unknown key '{key}'{where}; allowed keys here: {allowed}", from_env
     got = err.get("input")
+    if _names_a_credential_file(table, loc):
+        # a token typed where its file's path goes would be printed whole, and the daemon's
+        # error goes to the journal
+        return (f"key '{key}'{where}: {validation_message(err)} (the value is not shown: it "
+                "may be a credential)"), from_env
     if isinstance(got, str):
         # a refused URL may carry a token or password (under any key): never echo it
         got = _url_shown(got) if dotted in _URL_KEYS else mask_secret_text(got)
@@ -1396,6 +1407,12 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         # a rule across a table's keys names them: "(got a table)" says nothing more
         return f"key '{key}'{where}: {said}", from_env
     return f"key '{key}'{where}: {said} (got {shown})", from_env
+
+
+def _names_a_credential_file(table: type[BaseModel] | None, loc: tuple[Any, ...]) -> bool:
+    """Whether the key at ``loc`` of ``table`` names a credential's file (its type says so)."""
+    info = table.model_fields.get(str(loc[-1])) if table and loc else None
+    return info is not None and any(isinstance(m, _HoldsACredential) for m in info.metadata)
 
 
 def _as_json(kind: str, got: str, origins: list[str]) -> str:
