@@ -135,8 +135,12 @@ def test_a_bad_file_and_a_bad_variable_name_each_their_origin(tmp_path: Path) ->
     assert "key 'ai_name' (from env AI_SYSADMIN_AI_NAME): must be 1-32" in result.stderr
 
 
-def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
-    path = config_file('ai_name = "hal"\ngotify_url = "https://bot:s3cret@push.example"\n')
+def test_config_show_masks_secrets_and_names_sources(cli, config_file, tmp_path: Path) -> None:
+    token = tmp_path / "gotify.token"
+    token.write_text("AppTok\n")
+    token.chmod(0o600)
+    path = config_file('ai_name = "hal"\ngotify_url = "https://bot:s3cret@push.example"\n'
+                       f'gotify_token_file = "{token}"\n')
     code, out, _ = cli("config", "show", "--json")
     assert code == 0
     shown = json.loads(out)
@@ -944,3 +948,38 @@ def test_a_token_in_a_variable_for_a_secret_files_path_is_never_shown() -> None:
     assert result.returncode == 2
     assert "key 'gotify_token_file' (from env AI_SYSADMIN_GOTIFY_TOKEN_FILE)" in result.stderr
     assert "AqW3r5tY7uI9oP1" not in result.stderr
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('gotify_url = "http://127.0.0.1:9"\n',
+     "{config}: key 'gotify_token_file': gotify_url is set: name the file"),
+    ('[notify]\napprise_urls_file = "{dir}/apprise-not-there"\n',
+     "{dir}/apprise-not-there: key 'notify.apprise_urls_file': cannot read: No such file"),
+    ('[llm]\napi_key_file = "{dir}/key-not-there"\n',
+     "{dir}/key-not-there: llm.api_key_file: No such file"),
+])
+@pytest.mark.parametrize("command", [("config", "show"), ("config", "check"), ("run",)])
+def test_config_show_and_check_refuse_what_run_refuses(
+        tmp_path: Path, text: str, said: str, command: tuple[str, ...]) -> None:
+    # `config show` passed these, and the daemon then refused them at its start with exit 2,
+    # which its unit leaves stopped
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\njournal_follow = false\ncheck_interval = 3600\n'
+                      + text.format(dir=tmp_path))
+    result = run_program(str(BIN), "--config", str(config), *command, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"error: {said.format(config=config, dir=tmp_path)}" in result.stderr
+
+
+def test_config_check_says_a_config_run_would_start_on() -> None:
+    result = run_program(str(BIN), "config", "check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("empty-config.toml: ok")
+
+
+def test_a_gotify_url_from_the_environment_without_its_token_file_blames_the_environment(
+        ) -> None:
+    result = run_program(str(BIN), "config", "check",
+                         env={"AI_SYSADMIN_GOTIFY_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the environment: key 'gotify_token_file'")

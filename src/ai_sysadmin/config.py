@@ -1246,6 +1246,14 @@ class LoadedSettings:
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
 
+    def blamed(self, *dotted: str) -> str:
+        """What an error about the keys ``dotted`` names: the environment where variables
+        alone set them, else the config file."""
+        origins = [self.source_of(key) for key in dotted]
+        if origins and all(origin.startswith("env ") for origin in origins):
+            return "the environment"
+        return str(self.config_path)
+
     @property
     def lists_the_fleet(self) -> bool:
         """Whether something given says which remote hosts there are: a config file, or
