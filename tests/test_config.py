@@ -983,3 +983,27 @@ def test_a_gotify_url_from_the_environment_without_its_token_file_blames_the_env
                          env={"AI_SYSADMIN_GOTIFY_URL": "http://127.0.0.1:9"})
     assert result.returncode == 2
     assert result.stderr.startswith("error: the environment: key 'gotify_token_file'")
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('remote_systems = [{host = "web1", key_file = "keys/web1"}]\n', "remote_systems[0].key_file"),
+    ('[ssh]\nknown_hosts = "known_hosts"\n', "ssh.known_hosts"),
+    ('[ssh]\nkey_files = ["/etc/ai/id_ed25519", "id_ed25519"]\n', "ssh.key_files[1]"),
+])
+def test_a_relative_ssh_file_is_refused(config_file, text: str, key: str) -> None:
+    # it was read from (known_hosts: written to) the working directory of each command: a
+    # shell's here, / for the daemon
+    path = config_file(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert f"{path}: key '{key}': must be an absolute path or one under ~" in str(refused.value)
+
+
+def test_ssh_files_under_home_are_left_for_ssh_to_expand(config_file) -> None:
+    # a command run with sudo reads the config as root, then connects as the daemon's user
+    path = config_file('remote_systems = [{host = "web1", key_file = "~/.ssh/web1"}]\n'
+                       '[ssh]\nknown_hosts = "~/.ssh/kh"\nkey_files = ["/etc/ai/id", "~/id"]\n')
+    settings = load_settings(path).settings
+    assert (str(settings.ssh.known_hosts), [str(k) for k in settings.ssh.key_files]) == (
+        "~/.ssh/kh", ["/etc/ai/id", "~/id"])
+    assert str(settings.remote_systems[0].key_file) == "~/.ssh/web1"

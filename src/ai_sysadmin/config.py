@@ -223,6 +223,18 @@ class _HoldsACredential:
     there is never shown, as a token pasted where its file's path goes would be."""
 
 
+def _ssh_file(value: Path | None) -> Path | None:
+    """A file SSH reads (a key, known_hosts): absolute, or under ``~``, which is left for SSH
+    to expand as the user that connects (a command run with sudo reads the config as root,
+    then reaches hosts as the daemon's user, with its ~/.ssh)."""
+    if value is None or str(value).startswith("~") or value.is_absolute():
+        return value
+    raise ValueError("must be an absolute path or one under ~ (a relative one would follow "
+                     "the working directory of each command; the daemon's is /)")
+
+
+#: a file SSH reads: absolute or under ``~`` (:func:`_ssh_file`)
+SshFile = Annotated[Path, AfterValidator(_ssh_file)]
 #: a file the config names that holds a credential: absolute, ``~`` expanded
 CredentialFile = Annotated[Path | None, AfterValidator(_absolute_file), _HoldsACredential()]
 #: a window, an interval, an age or a delay, in the unit its key names
@@ -557,7 +569,7 @@ class RemoteSystem(_Section):
     user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
     port: int | None = Field(None, ge=1, le=65535, description=(
         "SSH port, which wins over ~/.ssh/config's (22 too); unset: ~/.ssh/config's, else 22."))
-    key_file: Path | None = Field(None, description="Private key for this host.")
+    key_file: SshFile | None = Field(None, description="Private key for this host.")
     sudo: bool = Field(False, description=(
         "Run fixes as `sudo -n --` on the host (the login user needs exactly the rules of "
         "`policy sudoers --user USER`); checks and the model's reads run as the login user, "
@@ -565,7 +577,7 @@ class RemoteSystem(_Section):
 
 
 class SshSettings(_Section):
-    known_hosts: Path | None = Field(
+    known_hosts: SshFile | None = Field(
         None, description="known_hosts file (default: ~/.ssh/known_hosts)."
     )
     trust_on_first_use: bool = Field(
@@ -577,7 +589,8 @@ class SshSettings(_Section):
     discover_ssh_config: bool = Field(
         False, description="Offer ~/.ssh/config Host entries as discovered systems."
     )
-    key_files: list[Path] = Field(default_factory=list, description="Default private keys.")
+    key_files: list[SshFile] = Field(
+        default_factory=list, description="Default private keys.")
     user: str | None = Field(
         None, description="Default SSH user: of a host whose entry names none, and of "
         "config_repo's ssh URL where it names none (git@ of git@github.com:... wins).",
