@@ -1007,3 +1007,27 @@ def test_ssh_files_under_home_are_left_for_ssh_to_expand(config_file) -> None:
     assert (str(settings.ssh.known_hosts), [str(k) for k in settings.ssh.key_files]) == (
         "~/.ssh/kh", ["/etc/ai/id", "~/id"])
     assert str(settings.remote_systems[0].key_file) == "~/.ssh/web1"
+
+
+@pytest.mark.parametrize(("entry", "said"), [
+    ('{host = "web1", user = "a b"}', "key 'remote_systems[0].user': must be a login name"),
+    ('{host = "web1", user = ""}', "key 'remote_systems[0].user': must be a login name"),
+    ('{host = "web1", user = "admin@corp"}', "key 'remote_systems[0].user': must be a login"),
+    ('{host = "web1:2222"}', "'web1:2222': a table gives the port apart: "
+     '{host = "web1", port = 2222}'),
+    ('{host = "[::1]:2222"}', '{host = "::1", port = 2222}'),
+])
+def test_a_remote_system_as_a_table_is_held_to_the_string_forms_rules(
+        config_file, entry: str, said: str) -> None:
+    # a user with a space or an '@' passed to ssh; 'web1:2222' was "not an IPv6 address"
+    path = config_file(f"remote_systems = [{entry}]\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert said in str(refused.value)
+    assert "IPv6" not in str(refused.value)
+
+
+def test_a_remote_system_table_with_a_user_and_an_ipv6_host_loads(config_file) -> None:
+    path = config_file('remote_systems = [{host = "2001:db8::7", user = "ops.admin-1"}]\n')
+    entry = load_settings(path).settings.remote_systems[0]
+    assert (entry.host, entry.user) == ("2001:db8::7", "ops.admin-1")

@@ -66,7 +66,9 @@ def default_state_dir() -> Path:
     return Path(base) / "ai-sysadmin"
 
 
-_TARGET = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]{1,32})@)?(?P<host>\[[^\]]*\]|[^@:\[\]]*)"
+#: a login name as a remote system's entry may give it
+_USER = r"[A-Za-z0-9._-]{1,32}"
+_TARGET = re.compile(rf"^(?:(?P<user>{_USER})@)?(?P<host>\[[^\]]*\]|[^@:\[\]]*)"
                      r"(?::(?P<port>[0-9]+))?$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})$")
 #: RFC 1035: a name is at most 253 characters
@@ -557,7 +559,20 @@ class RemoteSystem(_Section):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
+        host, colon, port = value.rpartition(":")
+        if colon and port.isdigit() and not _is_ipv6(value.strip("[]")):
+            # the string form's 'web1:2222' in a table, where the port has a key of its own
+            raise ValueError(f"{value[:80]!r}: a table gives the port apart: "
+                             f"{{host = \"{host.strip('[]')}\", port = {port}}}")
         return check_host(value.removeprefix("[").removesuffix("]"))
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        # what the string form's user@ takes: ssh would read a space or an '@' otherwise
+        if value is not None and not re.fullmatch(_USER, value):
+            raise ValueError("must be a login name: 1-32 letters, digits, '.', '_' or '-'")
+        return value
 
     @field_validator("name")
     @classmethod
