@@ -1031,3 +1031,20 @@ def test_a_remote_system_table_with_a_user_and_an_ipv6_host_loads(config_file) -
     path = config_file('remote_systems = [{host = "2001:db8::7", user = "ops.admin-1"}]\n')
     entry = load_settings(path).settings.remote_systems[0]
     assert (entry.host, entry.user) == ("2001:db8::7", "ops.admin-1")
+
+
+@pytest.mark.parametrize("model", ["", "  "])
+def test_a_blank_llm_model_is_refused(config_file, model: str) -> None:
+    path = config_file(f'[llm]\nmodel = "{model}"\n')
+    with pytest.raises(ConfigError, match="key 'llm.model': must name the model"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize(("hostname", "name"), [
+    ("_gw.lan", "gw"), ("__", "sysadmin"), ("-_x-", "x"), ("a_b", "a_b")])
+def test_the_default_name_from_a_hostname_is_one_ai_name_takes(
+        monkeypatch: pytest.MonkeyPatch, config_file, hostname: str, name: str) -> None:
+    # '_gw.lan' gave '_gw', and the error blamed an ai_name the file never set
+    monkeypatch.setattr("socket.gethostname", lambda: hostname)
+    assert short_hostname() == name
+    assert load_settings(config_file("")).settings.ai_name == name

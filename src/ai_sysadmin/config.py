@@ -44,8 +44,9 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 def short_hostname(fqdn: str | None = None) -> str:
     """``server.example.com`` -> ``server``, lower-cased, safe for command names."""
     name = (fqdn or socket.gethostname()).split(".")[0].lower()
-    name = re.sub(r"[^a-z0-9_-]", "-", name).strip("-") or "sysadmin"
-    return name[:32]
+    # ai_name must start with a letter or digit: '_gw' made a default its own rule refused
+    name = re.sub(r"[^a-z0-9_-]", "-", name).lstrip("_-").rstrip("-")[:32]
+    return name or "sysadmin"
 
 
 def is_root() -> bool:
@@ -278,6 +279,14 @@ class LLMSettings(_Section):
         None, ge=1, description="The most tokens one answer may have; unset: the server's own "
         "limit. A small model that rambles until its context is full is cut here.",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _named_model(cls, value: str) -> str:
+        # every request named no model: the server's refusal came at each investigation
+        if not value.strip():
+            raise ValueError("must name the model, as the server knows it")
+        return value
 
     @field_validator("url")
     @classmethod
