@@ -135,8 +135,12 @@ def test_a_bad_file_and_a_bad_variable_name_each_their_origin(tmp_path: Path) ->
     assert "key 'ai_name' (from env AI_SYSADMIN_AI_NAME): must be 1-32" in result.stderr
 
 
-def test_config_show_masks_secrets_and_names_sources(cli, config_file) -> None:
-    path = config_file('ai_name = "hal"\ngotify_url = "https://bot:s3cret@push.example"\n')
+def test_config_show_masks_secrets_and_names_sources(cli, config_file, tmp_path: Path) -> None:
+    token = tmp_path / "gotify.token"
+    token.write_text("AppTok\n")
+    token.chmod(0o600)
+    path = config_file('ai_name = "hal"\ngotify_url = "https://bot:s3cret@push.example"\n'
+                       f'gotify_token_file = "{token}"\n')
     code, out, _ = cli("config", "show", "--json")
     assert code == 0
     shown = json.loads(out)
@@ -919,3 +923,128 @@ def test_a_knowledge_idle_time_too_short_to_be_of_use_is_refused_with_why(second
                     ).knowledge.close_after_seconds == 0
     assert Settings(ai_name="hal", knowledge={"close_after_seconds": 60}
                     ).knowledge.close_after_seconds == 60
+
+
+@pytest.mark.parametrize(("text", "token"), [
+    ('gotify_token_file = "AqW3r5tY7uI9oP1"\n', "AqW3r5tY7uI9oP1"),
+    ('[llm]\napi_key_file = "sk-proj-9f8e7d6c5b4a3secretKEY"\n', "secretKEY"),
+    ('[llm]\napi_key_file = ["sk-proj-9f8e7d6c5b4a3secretKEY"]\n', "secretKEY"),
+    ('[knowledge]\ntoken_file = "chroma-7f3a9c2e1b4d"\n', "chroma-7f3a9c2e1b4d"),
+    ('[notify]\napprise_urls_file = "tgram://123456:AAHsecretBOT/987"\n', "AAHsecretBOT"),
+])
+def test_a_token_typed_where_its_files_path_goes_is_never_shown(
+        cli, config_file, text: str, token: str) -> None:
+    # the daemon's config error goes to the journal, which the adm group reads
+    config_file(text)
+    code, out, err = cli("config", "show")
+    assert code == 2
+    assert "(the value is not shown: it may be a credential)" in err
+    assert token not in err + out
+
+
+def test_a_token_in_a_variable_for_a_secret_files_path_is_never_shown() -> None:
+    result = run_program(str(BIN), "config", "show",
+                         env={"AI_SYSADMIN_GOTIFY_TOKEN_FILE": "AqW3r5tY7uI9oP1"})
+    assert result.returncode == 2
+    assert "key 'gotify_token_file' (from env AI_SYSADMIN_GOTIFY_TOKEN_FILE)" in result.stderr
+    assert "AqW3r5tY7uI9oP1" not in result.stderr
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('gotify_url = "http://127.0.0.1:9"\n',
+     "{config}: key 'gotify_token_file': gotify_url is set: name the file"),
+    ('[notify]\napprise_urls_file = "{dir}/apprise-not-there"\n',
+     "{dir}/apprise-not-there: key 'notify.apprise_urls_file': cannot read: No such file"),
+    ('[llm]\napi_key_file = "{dir}/key-not-there"\n',
+     "{dir}/key-not-there: llm.api_key_file: No such file"),
+])
+@pytest.mark.parametrize("command", [("config", "show"), ("config", "check"), ("run",)])
+def test_config_show_and_check_refuse_what_run_refuses(
+        tmp_path: Path, text: str, said: str, command: tuple[str, ...]) -> None:
+    # `config show` passed these, and the daemon then refused them at its start with exit 2,
+    # which its unit leaves stopped
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\njournal_follow = false\ncheck_interval = 3600\n'
+                      + text.format(dir=tmp_path))
+    result = run_program(str(BIN), "--config", str(config), *command, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"error: {said.format(config=config, dir=tmp_path)}" in result.stderr
+
+
+def test_config_check_says_a_config_run_would_start_on() -> None:
+    result = run_program(str(BIN), "config", "check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("empty-config.toml: ok")
+
+
+def test_a_gotify_url_from_the_environment_without_its_token_file_blames_the_environment(
+        ) -> None:
+    result = run_program(str(BIN), "config", "check",
+                         env={"AI_SYSADMIN_GOTIFY_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the environment: key 'gotify_token_file'")
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('remote_systems = [{host = "web1", key_file = "keys/web1"}]\n', "remote_systems[0].key_file"),
+    ('[ssh]\nknown_hosts = "known_hosts"\n', "ssh.known_hosts"),
+    ('[ssh]\nkey_files = ["/etc/ai/id_ed25519", "id_ed25519"]\n', "ssh.key_files[1]"),
+])
+def test_a_relative_ssh_file_is_refused(config_file, text: str, key: str) -> None:
+    # it was read from (known_hosts: written to) the working directory of each command: a
+    # shell's here, / for the daemon
+    path = config_file(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert f"{path}: key '{key}': must be an absolute path or one under ~" in str(refused.value)
+
+
+def test_ssh_files_under_home_are_left_for_ssh_to_expand(config_file) -> None:
+    # a command run with sudo reads the config as root, then connects as the daemon's user
+    path = config_file('remote_systems = [{host = "web1", key_file = "~/.ssh/web1"}]\n'
+                       '[ssh]\nknown_hosts = "~/.ssh/kh"\nkey_files = ["/etc/ai/id", "~/id"]\n')
+    settings = load_settings(path).settings
+    assert (str(settings.ssh.known_hosts), [str(k) for k in settings.ssh.key_files]) == (
+        "~/.ssh/kh", ["/etc/ai/id", "~/id"])
+    assert str(settings.remote_systems[0].key_file) == "~/.ssh/web1"
+
+
+@pytest.mark.parametrize(("entry", "said"), [
+    ('{host = "web1", user = "a b"}', "key 'remote_systems[0].user': must be a login name"),
+    ('{host = "web1", user = ""}', "key 'remote_systems[0].user': must be a login name"),
+    ('{host = "web1", user = "admin@corp"}', "key 'remote_systems[0].user': must be a login"),
+    ('{host = "web1:2222"}', "'web1:2222': a table gives the port apart: "
+     '{host = "web1", port = 2222}'),
+    ('{host = "[::1]:2222"}', '{host = "::1", port = 2222}'),
+])
+def test_a_remote_system_as_a_table_is_held_to_the_string_forms_rules(
+        config_file, entry: str, said: str) -> None:
+    # a user with a space or an '@' passed to ssh; 'web1:2222' was "not an IPv6 address"
+    path = config_file(f"remote_systems = [{entry}]\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert said in str(refused.value)
+    assert "IPv6" not in str(refused.value)
+
+
+def test_a_remote_system_table_with_a_user_and_an_ipv6_host_loads(config_file) -> None:
+    path = config_file('remote_systems = [{host = "2001:db8::7", user = "ops.admin-1"}]\n')
+    entry = load_settings(path).settings.remote_systems[0]
+    assert (entry.host, entry.user) == ("2001:db8::7", "ops.admin-1")
+
+
+@pytest.mark.parametrize("model", ["", "  "])
+def test_a_blank_llm_model_is_refused(config_file, model: str) -> None:
+    path = config_file(f'[llm]\nmodel = "{model}"\n')
+    with pytest.raises(ConfigError, match="key 'llm.model': must name the model"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize(("hostname", "name"), [
+    ("_gw.lan", "gw"), ("__", "sysadmin"), ("-_x-", "x"), ("a_b", "a_b")])
+def test_the_default_name_from_a_hostname_is_one_ai_name_takes(
+        monkeypatch: pytest.MonkeyPatch, config_file, hostname: str, name: str) -> None:
+    # '_gw.lan' gave '_gw', and the error blamed an ai_name the file never set
+    monkeypatch.setattr("socket.gethostname", lambda: hostname)
+    assert short_hostname() == name
+    assert load_settings(config_file("")).settings.ai_name == name

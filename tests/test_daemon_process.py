@@ -97,3 +97,54 @@ def test_a_second_daemon_on_the_same_state_is_refused_and_the_first_runs_on(
                 proc.kill()
                 proc.wait()
 
+
+
+def test_sighup_with_a_broken_config_keeps_the_daemon_running_on_the_old_one(
+        tmp_path: Path) -> None:
+    """SIGHUP is how README says a changed config is applied; a typo in it stopped the
+    daemon, whose unit's restart then exited 2 and stayed stopped (RestartPreventExitStatus):
+    nothing watched. The daemon checks the file first: one a start would refuse is logged and
+    told through its channels, and it runs on; one that starts stops it, by SIGHUP, as
+    before."""
+    from tests.notify.conftest import TOKEN, secret_file
+    from tests.notify.servers import GotifyServer
+
+    token = secret_file(tmp_path / "gotify.token", TOKEN + "\n")
+    config = tmp_path / "config.toml"
+    with GotifyServer(TOKEN) as gotify:
+        good = (f'ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
+                f'gotify_url = "{gotify.url}"\ngotify_token_file = "{token}"\n'
+                "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+        config.write_text(good)
+        state = tmp_path / "state"
+        env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
+               "AI_SYSADMIN_STATE_DIR": str(state)}
+        proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        service = state / "logs" / "service.jsonl"
+        log = state / "logs" / "orchestrator.jsonl"
+        try:
+            _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30,
+                      "the first check")
+            config.write_text('autonomy_level = "auto_safe"\n' + good)  # a typo: auto-safe
+            proc.send_signal(signal.SIGHUP)
+            _wait_for(lambda: service.exists() and "config_refused" in service.read_text(),
+                      30, "the refusal logged")
+            told = gotify.wait_for(lambda: [a for a in gotify.accepted
+                                            if "changed config refused" in a.get("title")])
+            assert "autonomy_level" in told[0]["message"]
+            assert proc.poll() is None, "the daemon stopped on a config it cannot start on"
+            refused = [json.loads(line) for line in service.read_text().splitlines()
+                       if "config_refused" in line]
+            assert str(config) in refused[0]["msg"] and "auto_safe" in refused[0]["msg"]
+
+            config.write_text(good.replace("check_interval = 3600", "check_interval = 1800"))
+            proc.send_signal(signal.SIGHUP)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == -signal.SIGHUP, err
+    assert "[hal] service info: hal stopped cleanly" in err
+    assert err.splitlines()[-1] == "stopped by SIGHUP"

@@ -44,8 +44,9 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 def short_hostname(fqdn: str | None = None) -> str:
     """``server.example.com`` -> ``server``, lower-cased, safe for command names."""
     name = (fqdn or socket.gethostname()).split(".")[0].lower()
-    name = re.sub(r"[^a-z0-9_-]", "-", name).strip("-") or "sysadmin"
-    return name[:32]
+    # ai_name must start with a letter or digit: '_gw' made a default its own rule refused
+    name = re.sub(r"[^a-z0-9_-]", "-", name).lstrip("_-").rstrip("-")[:32]
+    return name or "sysadmin"
 
 
 def is_root() -> bool:
@@ -66,7 +67,9 @@ def default_state_dir() -> Path:
     return Path(base) / "ai-sysadmin"
 
 
-_TARGET = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]{1,32})@)?(?P<host>\[[^\]]*\]|[^@:\[\]]*)"
+#: a login name as a remote system's entry may give it
+_USER = r"[A-Za-z0-9._-]{1,32}"
+_TARGET = re.compile(rf"^(?:(?P<user>{_USER})@)?(?P<host>\[[^\]]*\]|[^@:\[\]]*)"
                      r"(?::(?P<port>[0-9]+))?$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})$")
 #: RFC 1035: a name is at most 253 characters
@@ -218,8 +221,25 @@ def _absolute_file(value: Path | None) -> Path | None:
     return value
 
 
-#: a file the config names (a credential's): absolute, ``~`` expanded
-FilePath = Annotated[Path | None, AfterValidator(_absolute_file)]
+class _HoldsACredential:
+    """Marks a setting whose value names a file that holds a credential: what is refused
+    there is never shown, as a token pasted where its file's path goes would be."""
+
+
+def _ssh_file(value: Path | None) -> Path | None:
+    """A file SSH reads (a key, known_hosts): absolute, or under ``~``, which is left for SSH
+    to expand as the user that connects (a command run with sudo reads the config as root,
+    then reaches hosts as the daemon's user, with its ~/.ssh)."""
+    if value is None or str(value).startswith("~") or value.is_absolute():
+        return value
+    raise ValueError("must be an absolute path or one under ~ (a relative one would follow "
+                     "the working directory of each command; the daemon's is /)")
+
+
+#: a file SSH reads: absolute or under ``~`` (:func:`_ssh_file`)
+SshFile = Annotated[Path, AfterValidator(_ssh_file)]
+#: a file the config names that holds a credential: absolute, ``~`` expanded
+CredentialFile = Annotated[Path | None, AfterValidator(_absolute_file), _HoldsACredential()]
 #: a window, an interval, an age or a delay, in the unit its key names
 Seconds = Annotated[float, _at_most(_YEAR, "a year", "seconds")]
 Minutes = Annotated[float, _at_most(_YEAR, "a year", "minutes")]
@@ -239,7 +259,7 @@ class LLMSettings(_Section):
     )
     url: str = Field("http://127.0.0.1:11434", description="Base URL of the LLM server.")
     model: str = Field("qwen2.5:7b-instruct", description="Model name as the server knows it.")
-    api_key_file: FilePath = Field(None, description="File holding the API key, if any.")
+    api_key_file: CredentialFile = Field(None, description="File holding the API key, if any.")
     timeout: Timeout = Field(120.0, gt=0, description="Seconds to wait for one answer.")
     context_size: int = Field(
         16384, ge=512, description="Context window in tokens (Ollama's num_ctx; for another "
@@ -259,6 +279,14 @@ class LLMSettings(_Section):
         None, ge=1, description="The most tokens one answer may have; unset: the server's own "
         "limit. A small model that rambles until its context is full is cut here.",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _named_model(cls, value: str) -> str:
+        # every request named no model: the server's refusal came at each investigation
+        if not value.strip():
+            raise ValueError("must name the model, as the server knows it")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -540,7 +568,20 @@ class RemoteSystem(_Section):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
+        host, colon, port = value.rpartition(":")
+        if colon and port.isdigit() and not _is_ipv6(value.strip("[]")):
+            # the string form's 'web1:2222' in a table, where the port has a key of its own
+            raise ValueError(f"{value[:80]!r}: a table gives the port apart: "
+                             f"{{host = \"{host.strip('[]')}\", port = {port}}}")
         return check_host(value.removeprefix("[").removesuffix("]"))
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        # what the string form's user@ takes: ssh would read a space or an '@' otherwise
+        if value is not None and not re.fullmatch(_USER, value):
+            raise ValueError("must be a login name: 1-32 letters, digits, '.', '_' or '-'")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -552,7 +593,7 @@ class RemoteSystem(_Section):
     user: str | None = Field(None, description="SSH user (default: ~/.ssh/config or root).")
     port: int | None = Field(None, ge=1, le=65535, description=(
         "SSH port, which wins over ~/.ssh/config's (22 too); unset: ~/.ssh/config's, else 22."))
-    key_file: Path | None = Field(None, description="Private key for this host.")
+    key_file: SshFile | None = Field(None, description="Private key for this host.")
     sudo: bool = Field(False, description=(
         "Run fixes as `sudo -n --` on the host (the login user needs exactly the rules of "
         "`policy sudoers --user USER`); checks and the model's reads run as the login user, "
@@ -560,7 +601,7 @@ class RemoteSystem(_Section):
 
 
 class SshSettings(_Section):
-    known_hosts: Path | None = Field(
+    known_hosts: SshFile | None = Field(
         None, description="known_hosts file (default: ~/.ssh/known_hosts)."
     )
     trust_on_first_use: bool = Field(
@@ -572,7 +613,8 @@ class SshSettings(_Section):
     discover_ssh_config: bool = Field(
         False, description="Offer ~/.ssh/config Host entries as discovered systems."
     )
-    key_files: list[Path] = Field(default_factory=list, description="Default private keys.")
+    key_files: list[SshFile] = Field(
+        default_factory=list, description="Default private keys.")
     user: str | None = Field(
         None, description="Default SSH user: of a host whose entry names none, and of "
         "config_repo's ssh URL where it names none (git@ of git@github.com:... wins).",
@@ -771,7 +813,7 @@ class KnowledgeSettings(_Section):
         None, description="A ChromaDB server (`chroma run`), http(s)://host:port; unset: an "
         "embedded store in `path`.",
     )
-    token_file: FilePath = Field(
+    token_file: CredentialFile = Field(
         None, description="File holding the ChromaDB server's token (sent as a Bearer token). "
         "The server's own file (CHROMA_SERVER_AUTHN_CREDENTIALS_FILE) must hold it without a "
         "trailing newline: chromadb 0.6 reads that line as it is.",
@@ -851,7 +893,7 @@ class NotifySettings(_Section):
     """What is sent where, and how often. Gotify is configured by the top-level
     ``gotify_url`` and ``gotify_token_file``."""
 
-    apprise_urls_file: FilePath = Field(
+    apprise_urls_file: CredentialFile = Field(
         None, description="File with Apprise URLs, one a line, '#' comments (ntfy://, "
         "matrix://, mailto://, slack://, ...): they carry credentials, so they live in a file "
         "of their own, never in this config.",
@@ -984,7 +1026,8 @@ class Settings(_Section):
     queue: QueueSettings = Field(default_factory=QueueSettings, description="LLM request queue.")
     agent: AgentSettings = Field(default_factory=AgentSettings, description="Investigations.")
     gotify_url: str | None = Field(None, description="Gotify server for notifications.")
-    gotify_token_file: FilePath = Field(None, description="File holding the Gotify app token.")
+    gotify_token_file: CredentialFile = Field(
+        None, description="File holding the Gotify app token.")
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Notifications: channels, storm control."
     )
@@ -1240,6 +1283,14 @@ class LoadedSettings:
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
 
+    def blamed(self, *dotted: str) -> str:
+        """What an error about the keys ``dotted`` names: the environment where variables
+        alone set them, else the config file."""
+        origins = [self.source_of(key) for key in dotted]
+        if origins and all(origin.startswith("env ") for origin in origins):
+            return "the environment"
+        return str(self.config_path)
+
     @property
     def lists_the_fleet(self) -> bool:
         """Whether something given says which remote hosts there are: a config file, or
@@ -1383,6 +1434,11 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         allowed = ", ".join(sorted(table.model_fields)) if table else ""
         return f"unknown key '{key}'{where}; allowed keys here: {allowed}", from_env
     got = err.get("input")
+    if _names_a_credential_file(table, loc):
+        # a token typed where its file's path goes would be printed whole, and the daemon's
+        # error goes to the journal
+        return (f"key '{key}'{where}: {validation_message(err)} (the value is not shown: it "
+                "may be a credential)"), from_env
     if isinstance(got, str):
         # a refused URL may carry a token or password (under any key): never echo it
         got = _url_shown(got) if dotted in _URL_KEYS else mask_secret_text(got)
@@ -1396,6 +1452,12 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
         # a rule across a table's keys names them: "(got a table)" says nothing more
         return f"key '{key}'{where}: {said}", from_env
     return f"key '{key}'{where}: {said} (got {shown})", from_env
+
+
+def _names_a_credential_file(table: type[BaseModel] | None, loc: tuple[Any, ...]) -> bool:
+    """Whether the key at ``loc`` of ``table`` names a credential's file (its type says so)."""
+    info = table.model_fields.get(str(loc[-1])) if table and loc else None
+    return info is not None and any(isinstance(m, _HoldsACredential) for m in info.metadata)
 
 
 def _as_json(kind: str, got: str, origins: list[str]) -> str:

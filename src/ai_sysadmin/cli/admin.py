@@ -17,7 +17,7 @@ import typer
 
 from .. import logs as logfiles
 from ..errors import AiSysadminError
-from .context import MAX_LINES, a_host, banner, out, print_json, state
+from .context import MAX_LINES, a_host, banner, check_startable, out, print_json, state
 from .dispatch import TOOLS
 
 if TYPE_CHECKING:
@@ -33,10 +33,12 @@ def config_show(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print key -> {value, source} as JSON, values with their types.")] = False,
 ) -> None:
-    """The effective settings, where each value comes from, secrets masked."""
+    """The effective settings, where each value comes from, secrets masked; refused (exit
+    2) as `run` would refuse them."""
     from ..config import effective_rows
 
     loaded = state(ctx).loaded
+    check_startable(loaded)
     rows = effective_rows(loaded)
     if as_json:
         kinds = _leaves(loaded.settings.model_dump(mode="json"))
@@ -62,6 +64,17 @@ def config_show(
         for part in textwrap.wrap(line, width, subsequent_indent="    ",
                                   break_on_hyphens=False) if width else [line]:
             out.print(part, markup=False, highlight=False, soft_wrap=True)
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Whether `run` would start on the configuration: exit 0, or 2 with what it refuses.
+    Before SIGHUP or a restart of the daemon (the daemon checks it on SIGHUP too)."""
+    loaded = state(ctx).loaded
+    check_startable(loaded)
+    found = "" if loaded.config_found else " (not present: embedded defaults)"
+    out.print(f"{loaded.config_path}{found}: ok", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -361,13 +374,18 @@ def run(ctx: typer.Context) -> None:
     from ..orchestrator.daemon import build_daemon
     from ..orchestrator.lock import held_by_this_daemon
     from ..redact import redact
+    from .context import load_config
 
+    check_startable(app_state.loaded)
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)
         daemon = _opened(lambda: build_daemon(app_state.runtime(consumer="daemon"),
                                               follow_config=app_state.loaded.lists_the_fleet),
                          settings)
+        # SIGHUP stops it for its unit to start it again on the changed file: only a file
+        # that start would take, else the unit stayed stopped (exit 2) and nothing watched
+        daemon.config_check = lambda: check_startable(load_config(app_state.config_path))
         asyncio.run(daemon.run())
 
 

@@ -109,10 +109,7 @@ class AppState:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
-            from ..config import load_settings
-
-            loaded = load_settings(self.config_path)
-            _check_safety(loaded)
+            loaded = load_config(self.config_path)
             say_retired(loaded)
             self._loaded = loaded
             if self.command not in AS_ROOT:
@@ -205,6 +202,36 @@ def as_state_owner(state_dir: Path) -> None:
     os.setuid(owner)
     if account is not None:
         os.environ["HOME"] = account.pw_dir
+
+
+def load_config(path: Path | None) -> LoadedSettings:
+    """The config at ``path`` (None: where ``AI_SYSADMIN_CONFIG`` or the default says), read
+    as every command reads it."""
+    from ..config import load_settings
+
+    loaded = load_settings(path)
+    _check_safety(loaded)
+    return loaded
+
+
+def check_startable(loaded: LoadedSettings) -> None:
+    """What ``run`` refuses at its start beyond the settings' own rules, each a ConfigError
+    (exit 2, the unit left stopped): checked by ``config show`` and ``config check``, and by
+    the daemon on SIGHUP before it stops to start again on the changed file. The notification
+    channels are built (the Apprise URLs file read), and the LLM's key read where the
+    daemon's own worker sends it."""
+    from ..errors import ConfigError
+    from ..llm.backends._common import read_api_key
+    from ..notify.channels import build_channels
+
+    settings = loaded.settings
+    if settings.gotify_url and settings.gotify_token_file is None:
+        raise ConfigError(loaded.blamed("gotify_url"), [
+            "key 'gotify_token_file': gotify_url is set: name the file that holds the Gotify "
+            "app token"])
+    build_channels(settings)
+    if settings.agent.investigate and settings.queue.embedded_worker:
+        read_api_key(settings.llm.api_key_file)
 
 
 def _check_safety(loaded: LoadedSettings) -> None:

@@ -34,7 +34,7 @@ from .channels import (
     public_name,
     successor,
 )
-from .message import Message
+from .message import PRIORITIES, Message
 from .storm import Dispatcher
 
 log = logging.getLogger("ai_sysadmin.service")
@@ -296,6 +296,17 @@ class Notifier:
                   "%s", delivery.message_id, channel.name, error,
                   extra={"notification": delivery.message_id, "notify_channel": channel.name,
                          "attempts": delivery.attempts + 1})
+
+    async def tell(self, kind: str, title: str, body: str,
+                   priority: int = PRIORITIES["high"]) -> None:
+        """A message of the daemon's own to every channel, through the outbox: delivered and
+        retried as any other, said by `notify status`."""
+        names = [c.name for c in self.channels]
+        if names:
+            await asyncio.to_thread(self.outbox.queue_message, kind, title, body, priority,
+                                    names)
+            for wake in self._wake.values():
+                wake.set()
 
     # -- `notify TITLE MESSAGE` -----------------------------------------------------------------
     async def send_now(self, message: Message) -> dict[str, str | None]:

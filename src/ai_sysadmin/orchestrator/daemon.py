@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..aio import check_cancelled, within
-from ..errors import StoreError
+from ..errors import AiSysadminError, StoreError
 from ..executor import Executor
 from ..hosts.inventory import HostSpec
 from ..llm.client import QueuedLLM
@@ -53,6 +53,10 @@ class Daemon:
     #: whether SIGTERM and SIGINT stop it (``ai-sysadmin run``); a daemon run inside another
     #: command (``eval``) leaves them to that command, which stops it itself
     takes_signals = True
+    #: what SIGHUP checks before the daemon stops for its unit to start it again on the
+    #: changed config (``run`` sets it: the file loaded as a start loads it, raising what a
+    #: start refuses); None: SIGHUP is left to the command, which stops on it
+    config_check: Callable[[], object] | None = None
 
     def __init__(
         self,
@@ -420,6 +424,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT) if self.takes_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop_event.set)
+        if self.takes_signals and self.config_check is not None:
+            self._take_hangups(loop)
         log.info(
             "%s starting: %d host(s), interval %.0f s, autonomy %s, journal follower %s",
             self.settings.ai_name, len(self.checkers), self.settings.check_interval,
@@ -433,6 +439,53 @@ class Daemon:
             await self.stop_event.wait()
         finally:
             await self._stop(tasks)
+
+    def _take_hangups(self, loop: asyncio.AbstractEventLoop) -> None:
+        """SIGHUP checks the changed config first: one that would not start is said, and the
+        daemon goes on with the one it started with; one that would, stops it as SIGHUP
+        stopped it before (the command's own handler, which ends it by the signal)."""
+        stop = signal.getsignal(signal.SIGHUP)
+        checking = asyncio.Lock()
+
+        async def check() -> None:
+            async with checking:  # one at a time, each reading the file as it is then
+                if self.stop_event.is_set() or not await self._config_starts():
+                    return
+                log.info("SIGHUP: the changed configuration starts: stopping, for the unit "
+                         "to start the daemon again on it")
+                if callable(stop):
+                    stop(signal.SIGHUP, None)
+                else:
+                    self.stop_event.set()
+
+        def hangup() -> None:
+            task = asyncio.create_task(check(), name="config-check")
+            self._spawned.append(task)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, hangup)
+
+    async def _config_starts(self) -> bool:
+        """Whether the config as it is now would start the daemon; where not, why is logged
+        and told through the channels the daemon has now."""
+        assert self.config_check is not None
+        try:
+            await asyncio.to_thread(self.config_check)
+        except Exception as exc:  # whatever a start would refuse, or fail on
+            # an error of ours is said to be shown (a ConfigError never quotes a secret); any
+            # other by its kind alone
+            why = str(exc) if isinstance(exc, AiSysadminError) else (
+                f"the check failed ({type(exc).__name__})")
+            log.error("SIGHUP: the changed configuration is refused, so the daemon goes on "
+                      "with the one it started with: %s", why,
+                      extra={"event": "config_refused"})
+            with contextlib.suppress(Exception):  # a store that refuses it: logged above
+                await self.runtime.notifier.tell(
+                    "config_refused", f"{self.settings.ai_name}: changed config refused",
+                    f"SIGHUP: the configuration would not start the daemon, which goes on "
+                    f"with the one it started with: {why}")
+            return False
+        return True
 
     def _start_tasks(self) -> list[asyncio.Task[None]]:
         """The daemon's loops and recoveries, each a task, and every host's checks."""

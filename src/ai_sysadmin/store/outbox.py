@@ -509,6 +509,12 @@ class Outbox:
             return conn.execute("UPDATE notify_deliveries SET state='failed', last_error=? "
                                 "WHERE channel=? AND state='pending'", (reason, channel)).rowcount
 
+    def queue_message(self, kind: str, title: str, body: str, priority: int,
+                      channels: Iterable[str]) -> int:
+        """A message for the channels' loops to deliver now; its id."""
+        with self.db.transaction() as conn:
+            return self.add_message(conn, kind, title, body, priority, channels, time.time())
+
     def record_sent(self, kind: str, title: str, body: str, priority: int,
                     results: Mapping[str, str | None]) -> int:
         """A message sent at once (``notify``), with each channel's outcome (None: accepted);
