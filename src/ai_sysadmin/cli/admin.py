@@ -17,11 +17,11 @@ import typer
 
 from .. import logs as logfiles
 from ..errors import AiSysadminError
-from .context import MAX_LINES, a_host, banner, check_startable, out, print_json, state
+from .context import MAX_LINES, a_host, banner, check_startable, err, out, print_json, state
 from .dispatch import TOOLS
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..config import LoadedSettings, Settings
 
 config_app = typer.Typer(help="Inspect the configuration.")
 commands_app = typer.Typer(help="The {name}-<tool> commands.")
@@ -33,12 +33,24 @@ def config_show(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print key -> {value, source} as JSON, values with their types.")] = False,
 ) -> None:
-    """The effective settings, where each value comes from, secrets masked; refused (exit
-    2) as `run` would refuse them."""
+    """The effective settings, where each value comes from, secrets masked; what `run`
+    would refuse of them is said last, on stderr (`config check` exits 2 for it)."""
+    loaded = state(ctx).loaded
+    _show_settings(loaded, as_json)
+    try:
+        check_startable(loaded)
+    except AiSysadminError as exc:
+        # shown all the same: a person who may read the config and not the files of its
+        # secrets (the daemon's) reads it to see what it says
+        from ..monitor.findings import masked
+
+        err.print(f"warning: `run` would refuse it: {masked(str(exc))}", markup=False,
+                  highlight=False, soft_wrap=True)
+
+
+def _show_settings(loaded: LoadedSettings, as_json: bool) -> None:
     from ..config import effective_rows
 
-    loaded = state(ctx).loaded
-    check_startable(loaded)
     rows = effective_rows(loaded)
     if as_json:
         kinds = _leaves(loaded.settings.model_dump(mode="json"))
