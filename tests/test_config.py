@@ -135,6 +135,20 @@ def test_a_bad_file_and_a_bad_variable_name_each_their_origin(tmp_path: Path) ->
     assert "key 'ai_name' (from env AI_SYSADMIN_AI_NAME): must be 1-32" in result.stderr
 
 
+@pytest.mark.parametrize("in_file", ['remote_systems = ["web1"]\n', ""])
+def test_a_variable_that_sets_a_key_inside_a_list_is_named_in_the_error(
+        config_file, in_file: str) -> None:
+    """AI_SYSADMIN_REMOTE_SYSTEMS__0__HOST makes the file's list a table: the error blamed the
+    file alone ("key 'remote_systems': Input should be a valid list") and never named the
+    variable that made it so."""
+    path = config_file(f'ai_name = "hal"\n{in_file}')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={"AI_SYSADMIN_REMOTE_SYSTEMS__0__HOST": "web2"})
+    assert refused.value.source == (str(path) if in_file else "the environment")
+    assert ("key 'remote_systems' (from env AI_SYSADMIN_REMOTE_SYSTEMS__0__HOST): Input "
+            "should be a valid list") in str(refused.value)
+
+
 def test_config_show_masks_secrets_and_names_sources(cli, config_file, tmp_path: Path) -> None:
     token = tmp_path / "gotify.token"
     token.write_text("AppTok\n")

@@ -1398,11 +1398,13 @@ def _plain(err: Mapping[str, Any]) -> tuple[tuple[Any, ...], type[BaseModel] | N
 
 
 def _origins(dotted: str, sources: Mapping[str, str]) -> list[str]:
-    """Where the value at ``dotted`` came from: its own source, or for a table (judged as a
-    whole, as the thresholds are) the sources of the keys set inside it."""
-    if dotted in sources:
-        return [sources[dotted]]
-    return sorted({s for key, s in sources.items() if key.startswith(f"{dotted}.")})
+    """Where the value at ``dotted`` came from: its own source, and the sources of the keys
+    set inside it (a table judged as a whole, as the thresholds are; a variable such as
+    AI_SYSADMIN_REMOTE_SYSTEMS__0__HOST, which makes the file's list a table: the error
+    blamed the file alone and never named the variable)."""
+    own = [sources[dotted]] if dotted in sources else []
+    return own + sorted({s for key, s in sources.items()
+                         if key.startswith(f"{dotted}.")} - set(own))
 
 
 def _blamed(origins: list[str]) -> tuple[str, bool]:
