@@ -637,6 +637,22 @@ def test_a_directory_where_the_default_config_file_should_be_is_refused_not_pass
     assert (code, out, err) == (2, "", f"error: {where}: is a directory, not a config file\n")
 
 
+@pytest.mark.parametrize("named", [False, True])
+def test_a_link_to_nothing_where_the_config_file_should_be_is_refused_not_passed_over(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli, named: bool) -> None:
+    """A secret manager's target not there yet, a file moved away: the default path's link
+    was taken for no file, and the defaults ran silently, none of the settings there."""
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("AI_SYSADMIN_CONFIG")
+    where = tmp_path / "cfg" / "ai-sysadmin" / "config.toml"
+    where.parent.mkdir(parents=True)
+    where.symlink_to(tmp_path / "secrets" / "config.toml")
+    code, out, err = cli(*(["--config", str(where)] if named else []), "config", "show")
+    assert (code, out, err) == (2, "", f"error: {where}: is a link to {tmp_path}/secrets/"
+                                       "config.toml, which does not exist\n")
+
+
 def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     # Notepad's and PowerShell's UTF-8: it was "TOML syntax error: Invalid statement (at
     # line 1, column 1)", nothing a person could see there

@@ -1476,11 +1476,17 @@ def _as_json(kind: str, got: str, origins: list[str]) -> str:
 
 def _config_file(path: Path, explicit: bool) -> bool:
     """Whether there is a config file to read at ``path``. Something there that is no file
-    (a directory a container's bind mount of a missing file made) is an error, named or not:
-    passed over, the daemon ran on the defaults with none of the file's settings."""
+    (a directory a container's bind mount of a missing file made, a link to nothing) is an
+    error, named or not: passed over, the daemon ran on the defaults with none of the file's
+    settings."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
+        if path.is_symlink():
+            # a secret manager's target not there yet, a file moved away: taken for no
+            # file, the defaults ran silently, none of the settings meant for this machine
+            raise ConfigError(str(path), [
+                f"is a link to {os.path.realpath(path)}, which does not exist"]) from None
         if explicit:
             raise ConfigError(str(path), ["file does not exist"]) from None
         return False
