@@ -16,6 +16,7 @@ from ai_sysadmin.config import (
     short_hostname,
 )
 from ai_sysadmin.errors import ConfigError
+from ai_sysadmin.setup_host import sample_config
 from tests.conftest import BIN, run_program
 from tests.support.terminal import on_a_terminal
 
@@ -78,6 +79,26 @@ def test_bad_file_is_refused_with_file_key_and_allowed(
     assert str(path) in message
     for needle in needles:
         assert needle in message
+
+
+def test_a_top_level_key_appended_after_the_last_table_is_told_where_it_goes(
+        tmp_path: Path, cli) -> None:
+    """setup's sample config ends inside [knowledge]: a line appended at its end (echo >>,
+    an editor's last line) went into that table, and "unknown key 'knowledge.remote_systems'"
+    with knowledge's keys did not say that remote_systems belongs above it."""
+    path = tmp_path / "config.toml"
+    path.write_text(sample_config({"ai_name": "hal", "state_dir": str(tmp_path / "state")})
+                    + 'remote_systems = ["web1", "admin@db1:2222"]\n')
+    code, out, err = cli("--config", str(path), "config", "show")
+    assert (code, out) == (2, "")
+    said = " ".join(err.split())
+    assert said.startswith(f"error: {path}: unknown key 'knowledge.remote_systems'; allowed "
+                           "keys here: ")
+    assert said.endswith("; remote_systems is a top-level key: put it above the first [table]")
+    # a key no table has is told only what its table allows
+    path.write_text("[knowledge]\nremote_sytems = []\n")
+    code, _, err = cli("--config", str(path), "config", "show")
+    assert code == 2 and "top-level" not in err
 
 
 def test_bad_environment_value_names_the_variable() -> None:

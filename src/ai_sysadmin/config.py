@@ -1434,7 +1434,12 @@ def _describe(err: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, 
     where, from_env = _blamed(_origins(dotted, sources))
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(table.model_fields)) if table else ""
-        return f"unknown key '{key}'{where}; allowed keys here: {allowed}", from_env
+        said = f"unknown key '{key}'{where}; allowed keys here: {allowed}"
+        if table is not Settings and not from_env and str(loc[-1]) in Settings.model_fields:
+            # a line appended to a file that ends inside a table (setup's sample ends in
+            # [knowledge]): TOML puts every key after a [table] line into that table
+            said += f"; {loc[-1]} is a top-level key: put it above the first [table]"
+        return said, from_env
     got = err.get("input")
     if _names_a_credential_file(table, loc):
         # a token typed where its file's path goes would be printed whole, and the daemon's
