@@ -193,6 +193,25 @@ def _on_a_terminal(argv: list[str], env: dict[str, str], columns: int) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", said.decode()).replace("\r\n", "\n")
 
 
+def test_a_config_file_with_a_password_that_every_user_may_read_is_said(
+        cli, config_file, tmp_path: Path) -> None:
+    """A password in llm.url makes the config file a credential, as llm.api_key_file is one:
+    that file every user could read was said; the config file holding the password, not."""
+    path = config_file(f'state_dir = "{tmp_path / "state"}"\n[llm]\nbackend = "openai"\n'
+                       'url = "http://alice:s3cret@127.0.0.1:9"\nmodel = "m"\n')
+    path.chmod(0o644)
+    code, out, err = cli("config", "show")
+    assert code == 0 and "s3cret" not in out + err
+    assert err == (f"note: {path} holds a credential (in llm.url) and is readable by every "
+                   "user: chmod o-r it\n")
+    path.chmod(0o640)
+    assert cli("config", "show")[2] == ""
+    # readable by all, with no password in it: nothing to say
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[llm]\nurl = "http://127.0.0.1:9"\n')
+    path.chmod(0o644)
+    assert cli("config", "show")[2] == ""
+
+
 def test_config_show_is_a_line_a_setting_piped_and_fits_80_columns(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('ai_name = "hal"\n[thresholds]\ndisk_warn_percent = 80\n')

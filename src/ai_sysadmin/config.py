@@ -1279,6 +1279,9 @@ class LoadedSettings:
     #: what the config set that no release uses any more (:data:`RETIRED_KEYS`), each said
     #: with where it was set: passed over, not refused, so an upgrade starts
     retired: list[str] = field(default_factory=list)
+    #: what is said of the config file itself, not refused (it holds a password and every
+    #: user may read it)
+    notes: list[str] = field(default_factory=list)
 
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
@@ -1563,10 +1566,18 @@ def load_settings(
                           problems) from exc
     # a URL written in the file with what a URL's reader hides (a password, a user name a
     # token often stands as, query values) makes the file itself a secret of ours
-    if any((url := str(getattr_dotted(settings, key))) != _masked_value(key, url)
-           for key in _URL_KEYS if sources.get(key, "").startswith("file ")):
+    held = [key for key in _URL_KEYS if sources.get(key, "").startswith("file ")
+            and (url := str(getattr_dotted(settings, key))) != _masked_value(key, url)]
+    notes = []
+    if held:
         settings._credential_files = (config_path,)
-    return LoadedSettings(settings, config_path, found, sources, retired)
+        # said as for llm.api_key_file and the channels' files, not refused; not of a file
+        # in the Nix store, which no chmod changes and of which the NixOS build warned
+        if (_readable_by_all(config_path)
+                and not os.path.realpath(config_path).startswith("/nix/store/")):
+            notes.append(f"{config_path} holds a credential (in {', '.join(held)}) and is "
+                         "readable by every user: chmod o-r it")
+    return LoadedSettings(settings, config_path, found, sources, retired, notes)
 
 
 #: settings an earlier release had, which a config may still set: dotted key -> why it went
@@ -1654,13 +1665,18 @@ def read_header_secret(path: Path, key: str) -> str:
 def readable_note(path: Path, key: str) -> str | None:
     """What to say of a credential file every user can read (None: nothing; what is no file
     is said as that, by what reads it): the LLM's key and the notification channels'."""
+    if not _readable_by_all(path):
+        return None
+    return f"{key} ({path}) is readable by every user: chmod o-r it"
+
+
+def _readable_by_all(path: Path) -> bool:
+    """Whether ``path`` is a regular file every user may read."""
     try:
         mode = path.stat().st_mode
     except OSError:
-        return None
-    if not (stat.S_ISREG(mode) and mode & stat.S_IROTH):
-        return None
-    return f"{key} ({path}) is readable by every user: chmod o-r it"
+        return False
+    return stat.S_ISREG(mode) and bool(mode & stat.S_IROTH)
 
 
 def validation_message(err: Mapping[str, Any]) -> str:

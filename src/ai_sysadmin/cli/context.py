@@ -90,10 +90,11 @@ err = _console(sys.stderr, stderr=True)
 AS_ROOT = frozenset({"setup", "drill", "eval", "commands"})
 
 
-def say_retired(loaded: LoadedSettings) -> None:
-    """A note for each setting no release reads any more: said, never refused (an upgrade
-    keeps the last release's config)."""
-    for said in loaded.retired:
+def say_notes(loaded: LoadedSettings) -> None:
+    """A note for each setting no release reads any more (an upgrade keeps the last release's
+    config), and for a config file that holds a password every user may read: said, never
+    refused."""
+    for said in (*loaded.retired, *loaded.notes):
         err.print(f"note: {said}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -110,7 +111,7 @@ class AppState:
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
             loaded = load_config(self.config_path)
-            say_retired(loaded)
+            say_notes(loaded)
             self._loaded = loaded
             if self.command not in AS_ROOT:
                 as_state_owner(loaded.settings.state_dir)

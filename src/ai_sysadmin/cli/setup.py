@@ -42,7 +42,7 @@ from ..setup_host.reach import require_reach
 from ..setup_host.steps import under
 from ..setup_host.uninstall import earlier_names, renamed_items
 from .admin import MARKER, executable, shadowed, shadowing
-from .context import err, out, print_json, say_retired, state
+from .context import err, out, print_json, say_notes, state
 from .dispatch import TOOLS
 
 
@@ -222,7 +222,7 @@ def _items(root: Path, layout: Layout, config: _Config, templates: Path) -> list
 def _read(path: Path) -> Settings:
     # the file the daemon will read, as it will read it: no AI_SYSADMIN_* of this shell
     loaded = load_settings(path, environ={})
-    say_retired(loaded)
+    say_notes(loaded)
     return loaded.settings
 
 
