@@ -318,15 +318,16 @@ def test_a_cleared_discussion_hears_again_what_became_of_the_action(
             asked
 
 
-def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
-        settings: Settings, store: IncidentStore) -> None:
+def _asked_once_while_rejected(settings: Settings, store: IncidentStore, *reject: str
+                               ) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """`approve discuss N -m QUESTION` of a new action, which another terminal rejects (with
+    ``reject``'s options) while the model writes its answer: the action and the run."""
     here = short_hostname()
     action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
         here, "vacuum_journal", {"max_size": "500M"}))
 
     def rejected_meanwhile(_: JSON) -> Step:
-        # another terminal's reject lands while the model writes its answer
-        assert finish(start("reject", str(action.id)))[0][0] == 0
+        assert finish(start("reject", str(action.id), *reject))[0][0] == 0
         return say("It is waiting for your approval.")
 
     with ScriptedModel([rejected_meanwhile]) as model:
@@ -334,11 +335,17 @@ def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
             [str(BIN), "approve", "discuss", str(action.id), "-m", "is it still waiting?"],
             capture_output=True, text=True, timeout=120,
             env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+    return action.id, done
+
+
+def test_one_question_about_an_action_rejected_while_the_model_answered_says_so(
+        settings: Settings, store: IncidentStore) -> None:
+    action_id, done = _asked_once_while_rejected(settings, store)
     assert done.returncode == 0, done.stderr
     assert "It is waiting for your approval." in done.stdout
-    rejected = ActionStore(store.db).get(action.id)
+    rejected = ActionStore(store.db).get(action_id)
     assert " ".join(done.stderr.split()).endswith(
-        f"note: meanwhile action {action.id} is rejected: rejected by {rejected.decided_by} "
+        f"note: meanwhile action {action_id} is rejected: rejected by {rejected.decided_by} "
         f"at {at(rejected.decided_at)}; the answer above is about it as it was"), done.stderr
 
 
@@ -364,19 +371,7 @@ def test_a_reject_reason_from_another_terminal_reaches_the_discussion_masked(
 
 def test_a_reject_reason_given_while_the_model_answered_one_question_is_masked(
         settings: Settings, store: IncidentStore) -> None:
-    here = short_hostname()
-    action = asyncio.run(Executor(settings, store, {here: LocalTransport(here)}).propose(
-        here, "vacuum_journal", {"max_size": "500M"}))
-
-    def rejected_meanwhile(_: JSON) -> Step:
-        assert finish(start("reject", str(action.id), "--reason", TYPED_REASON))[0][0] == 0
-        return say("It is waiting for your approval.")
-
-    with ScriptedModel([rejected_meanwhile]) as model:
-        done = subprocess.run(
-            [str(BIN), "approve", "discuss", str(action.id), "-m", "is it still waiting?"],
-            capture_output=True, text=True, timeout=120,
-            env={**os.environ, **MODEL_ENV, "AI_SYSADMIN_LLM__URL": model.url})
+    _, done = _asked_once_while_rejected(settings, store, "--reason", TYPED_REASON)
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stderr.split())
     assert "(disk is fine, password=[redacted] db); the answer above is about it as it was" \

@@ -180,14 +180,7 @@ def test_uninstall_after_a_rename_takes_back_the_old_names_daemon_too(target: Pa
     config.write_text(config.read_text().replace('ai_name = "hal"', 'ai_name = "kit"'))
     planned = setup(target, "--uninstall", "--dry-run")
     assert planned.returncode == 0, planned.stderr
-    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
-    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
-            "/usr/local/bin/hal-check", "/etc/sudoers.d/ai-sysadmin"} <= removing
-    done = setup(target, "--uninstall")
-    assert done.returncode == 0, done.stderr
-    assert not list((target / "etc/systemd/system").iterdir())
-    assert not list((target / "usr/local/bin").iterdir())
-    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    _planned_and_taken_back(target, planned)
     assert config.is_file()
 
 
@@ -207,14 +200,7 @@ def test_uninstall_takes_back_a_daemon_whose_config_is_broken(target: Path) -> N
     assert snapshot(target) == before
     (note,) = planned.stderr.strip().splitlines()
     assert note.startswith(f"note: {config} cannot be loaded (") and "check_interval" in note
-    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
-    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
-            "/usr/local/bin/hal-check", "/etc/sudoers.d/ai-sysadmin"} <= removing
-    done = setup(target, "--uninstall")
-    assert done.returncode == 0, done.stderr
-    assert not list((target / "etc/systemd/system").iterdir())
-    assert not list((target / "usr/local/bin").iterdir())
-    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
+    _planned_and_taken_back(target, planned)
     assert config.read_text() == broken
     # setup itself still refuses it: it would install a daemon that cannot start
     refused = setup(target, "--name", "hal", "--dry-run")
@@ -933,3 +919,16 @@ def test_a_state_dir_the_daemons_account_cannot_reach_is_refused(
         "/home/alice/ai-state: /home/alice (drwx------ alice:alice) is closed to it; set "
         f"state_dir in {config} to a directory that account can reach\n")
     assert snapshot(target) == before
+
+
+def _planned_and_taken_back(target: Path, planned: subprocess.CompletedProcess[str]) -> None:
+    """``planned`` (an --uninstall --dry-run) would remove hal's units, drop-in and commands,
+    and --uninstall then takes them all back."""
+    removing = {s["target"] for s in json.loads(planned.stdout) if s["action"] == "remove"}
+    assert {"/etc/systemd/system/hal-ai.service", "/etc/systemd/system/hal-llm-worker.service",
+            "/usr/local/bin/hal-check", "/etc/sudoers.d/ai-sysadmin"} <= removing
+    done = setup(target, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not list((target / "etc/systemd/system").iterdir())
+    assert not list((target / "usr/local/bin").iterdir())
+    assert not (target / "etc/sudoers.d/ai-sysadmin").exists()
