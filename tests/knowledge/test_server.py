@@ -251,7 +251,8 @@ def test_a_server_that_hangs_once_opened_costs_a_caller_its_timeout_then_nothing
             kb.record_incident(IncidentRecord(id="incident:9", host="db2", rule="unit-failed",
                                               subject="backup.service", symptoms="NFS gone",
                                               outcome="verified"))
-        assert time.monotonic() - started < 0.5
+        # its text embedded here, on a busy machine too: well under the 2 s a wait costs
+        assert time.monotonic() - started < 1.5
         assert TOKEN not in str(hung.value) + str(waiting.value)
         # past the wait (here none) another call tries the server, up to three unanswered
         monkeypatch.setattr(store, "_RETRY_AFTER", 0.0)

@@ -74,7 +74,9 @@ def _settings(tmp_path: Path, url: str, **extra) -> Settings:
         autonomy_level="auto-safe",
         llm={"backend": "openai", "url": url, "model": "scripted", "timeout": 10},
         agent={"retry_backoff_seconds": 0.5}, thresholds=QUIET_HOST_WIDE,
-        safety={"verify_settle_seconds": 1, "verify_timeout": 6}, **extra)
+        # a fix's checks on a busy lab take seconds each: a fix that held is verified as
+        # soon as it settled, well within this (one that does not hold waits all of it)
+        safety={"verify_settle_seconds": 1, "verify_timeout": 20}, **extra)
 
 
 def _subject(request) -> str:

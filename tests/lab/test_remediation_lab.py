@@ -23,11 +23,13 @@ TRANSIENT = """
 [Service]
 ExecStart=/bin/sh -c 'if [ -e /var/tmp/ran-once ]; then exec sleep infinity; fi; touch /var/tmp/ran-once; echo "<3>transient failure" >&2; exit 1'
 """  # noqa: E501
-# comes up, then dies after a few seconds, every time: restarting it never really fixes it
+# fails on its first start; after each restart it comes up and dies again once told to (the
+# test tells it once the restart is verified): restarting it never really fixes it. Dying after
+# a fixed time instead, a busy lab's slow checks did not verify a restart before it died again
 FLAPPING = """
 [Service]
-ExecStart=/bin/sh -c 'sleep 3; echo "<3>died again" >&2; exit 1'
-"""
+ExecStart=/bin/sh -c 'if [ -e /var/tmp/ran-once ]; then rm -f /var/tmp/die; while [ ! -e /var/tmp/die ]; do sleep 0.1; done; fi; touch /var/tmp/ran-once; echo "<3>died again" >&2; exit 1'
+"""  # noqa: E501
 
 
 def settings_for(tmp_path: Path, url: str, level: str) -> Settings:
@@ -158,12 +160,22 @@ def test_a_fix_that_does_not_hold_is_escalated_after_the_flapping_limit(tmp_path
         apply(sb, "install_unit", {"name": "flappy.service", "text": FLAPPING})
         apply(sb, "start_unit", {"name": "flappy.service"})
         settings = settings_for(tmp_path, model.url, "auto-safe")
-        store, _ = run_daemon(settings, sb, lambda s: any(
-            a.state == "escalated" for a in ActionStore(s.db).find()), timeout=120)
+        killed = 0
+
+        def escalated(store) -> bool:
+            nonlocal killed
+            actions = ActionStore(store.db).find()
+            if sum(a.state == "succeeded" for a in actions) > killed:
+                sb.exec(["touch", "/var/tmp/die"], check=True)  # the fix held: it dies again
+                killed += 1
+            return any(a.state == "escalated" for a in actions)
+
+        store, _ = run_daemon(settings, sb, escalated, timeout=120)
     actions = ActionStore(store.db).find()
     ran = [a for a in actions if a.state in ("succeeded", "failed")]
     escalated = [a for a in actions if a.state == "escalated"]
-    assert len(ran) == settings.safety.flapping_max
+    # each held for its verification, then died again: the limit, not a failed fix, stops it
+    assert [a.state for a in ran] == ["succeeded"] * settings.safety.flapping_max
     assert len(escalated) == 1 and "a person must look" in (escalated[0].reason + str(
         [e for e in store.audit_log(500) if e["subject"] == f"action:{escalated[0].id}"]))
     assert any(e["action"] == "escalated" for e in store.audit_log(500))

@@ -485,7 +485,10 @@ def test_a_page_that_clears_is_told_once_at_low_priority_and_a_gotify_receives_i
     store = IncidentStore(Database(settings.db_path))
     notifier = Notifier(settings, store.db)
     store.record_check("web1", [failed("web1", "a.service")], {"failed_unit"})
-    run_notifier(notifier, lambda: gotify.accepted)
+    # and recorded as delivered: a send its stop cuts off (Gotify took it, its answer not
+    # read yet: a busy machine) is sent again by the next start, by design
+    run_notifier(notifier, lambda: gotify.accepted
+                 and not notifier.outbox.deliveries(("pending",)))
     store.record_check("web1", [], {"failed_unit"})
     (page, clear) = run_notifier(notifier, lambda: len(gotify.accepted) == 2 and gotify.accepted)
     assert page["priority"] == 8

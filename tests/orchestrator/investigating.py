@@ -27,7 +27,9 @@ def failed_unit(unit: str, host: str = "web1") -> Finding:
 class Daemon:
     """The daemon's retry loop (every 20 ms) and its delivery loops for web1's incidents:
     straight to the LLM, or with ``queued`` through the queue with no worker of its own, as
-    ``build_daemon`` wires them with ``queue.embedded_worker = false``."""
+    ``build_daemon`` wires them with ``queue.embedded_worker = false``. Each run starts as
+    the daemon does, recovering the investigations a stop cut off: one cut off as it began
+    (its "investigating" written as the stop came) waits for that, or no retry ever took it."""
 
     def __init__(self, settings: Settings, store: IncidentStore, queued: bool = False) -> None:
         self.settings = settings
@@ -46,6 +48,7 @@ class Daemon:
         investigator = Investigator(
             self.settings, self.store, {"web1": object()},  # type: ignore[dict-item]
             self._llm_for(queue), knowledge=KnowledgeRecall(self.settings), here="hal")
+        investigator.recover()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(investigator.retry_loop(stop, every=0.02)),
                  asyncio.create_task(Notifier(self.settings, self.store.db).run(stop))]

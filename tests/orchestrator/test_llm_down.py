@@ -93,11 +93,14 @@ def test_a_person_is_told_once_when_the_llm_does_not_answer_and_once_when_it_is_
 
 
 def test_a_short_outage_or_a_slow_answer_tells_nobody(tmp_path: Path) -> None:
-    # a proxy's 502 twice, then an answer that takes twice the threshold: slow, not down
+    # a proxy's 502 twice, then an answer that takes twice the threshold: slow, not down.
+    # The threshold is well over one retry (a whole investigation: a second on a busy
+    # machine), or the two 502s were an outage that long
+    down_after = 2.5
     with GotifyServer(TOKEN) as gotify, ScriptedModel(
             [http_error(502, "bad gateway"), http_error(502, "bad gateway"),
-             delay(1.0, NOTHING)], then=lambda _request: NOTHING) as model:
-        settings = _settings(tmp_path, model, gotify, down_after=0.5)
+             delay(2 * down_after, NOTHING)], then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, down_after)
         store = IncidentStore(Database(settings.db_path))
         (incident_id,) = store.record_check("web1", [failed_unit("nginx.service")],
                                             {"failed_unit"}).opened
@@ -145,6 +148,48 @@ def test_a_restart_in_an_outage_says_it_no_second_time_and_the_next_daemon_says_
     assert [m["title"] for m in _llm_said(gotify)] == [
         "[hal] hal: the LLM does not answer: 1 incident(s) wait",
         "[hal] hal: the LLM answers again"]
+
+
+def test_an_investigation_a_stop_cuts_off_as_it_starts_is_investigated_by_the_next_daemon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the stop comes while its "investigating" is written (a busy machine's slow write): the
+    # write lands, the run is gone; the next daemon's start takes it up again
+    writing, stopping = threading.Event(), threading.Event()
+    transition = IncidentStore.transition
+
+    def slow_start(self: IncidentStore, incident_id: int, new: str, *args: Any) -> Any:
+        if new == "investigating" and not stopping.is_set():
+            writing.set()
+            stopping.wait(10)
+        return transition(self, incident_id, new, *args)
+
+    close = investigator.Investigator.close
+
+    async def stop_in_the_write(self: investigator.Investigator) -> None:
+        for task in self.running.values():
+            task.cancel()  # cut off while the write waits, then the write lands
+        stopping.set()
+        await close(self)
+
+    monkeypatch.setattr(IncidentStore, "transition", slow_start)
+    monkeypatch.setattr(investigator.Investigator, "close", stop_in_the_write)
+    with GotifyServer(TOKEN) as gotify, ScriptedModel(then=lambda _request: NOTHING) as model:
+        settings = _settings(tmp_path, model, gotify, down_after=60)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [failed_unit("nginx.service")],
+                                            {"failed_unit"}).opened
+
+        async def until_writing() -> None:
+            await until(writing.is_set)
+
+        asyncio.run(Daemon(settings, store).run(until_writing))
+        assert store.get(incident_id).state == "investigating" and model.requests == []
+
+        async def until_diagnosed() -> None:
+            await until(lambda: store.get(incident_id).diagnosis)
+
+        asyncio.run(Daemon(settings, store).run(until_diagnosed))
+    assert store.get(incident_id).diagnosis == NOTHING.text
 
 
 def test_what_was_said_of_the_llm_outlives_pruning_and_reads_without_an_incident(

@@ -16,6 +16,7 @@ from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.investigator import DAY_SECONDS, Investigator
 from ai_sysadmin.store import Database, IncidentStore
 from tests.support.investigations import sweep_until
+from tests.support.polling import TIMEOUT
 from tests.support.scripted_model import ScriptedModel, call, delay, say
 
 FAILED = Finding("web1", "failed_unit", "nginx.service", Severity.CRITICAL,
@@ -33,7 +34,7 @@ def comes_back(settings: Settings, store: IncidentStore, incident_id: int, times
             assert store.record_check("web1", [], {"failed_unit"}).resolved
             assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened
             investigator.schedule(incident_id)
-            await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+            await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), TIMEOUT)
         await investigator.close()
 
     asyncio.run(go())
@@ -68,7 +69,7 @@ def test_an_incident_reopened_during_its_fix_is_investigated_again(tmp_path: Pat
                 settings, store, {}, lambda _: DirectLLM(make_backend(settings.llm)),
                 on_proposals=fix_then_it_fails_again, knowledge=KnowledgeRecall(settings))
             assert investigator.schedule(incident_id)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + TIMEOUT
             while len(model.requests) < 3 or any(
                     not t.done() for t in investigator.running.values()):
                 assert time.monotonic() < deadline, f"{len(model.requests)} requests"
@@ -104,7 +105,7 @@ def test_the_sweeps_seeing_a_scheduled_investigation_do_not_start_a_second_one(
             # the sweep, before the scheduled run has started: still untriaged, still open
             picked = investigator.pick_up(store.untriaged())
             first = investigator.running[incident_id]
-            await asyncio.wait_for(asyncio.shield(first), 30)
+            await asyncio.wait_for(asyncio.shield(first), TIMEOUT)
             for _ in range(20):  # let a wrongly queued second run start, if there were one
                 await asyncio.sleep(0)
             second = investigator.running.get(incident_id, first) is not first
@@ -145,7 +146,7 @@ def test_what_a_failed_investigation_proposed_is_never_decided_beside_the_retry(
                 on_proposals=on_proposals, knowledge=KnowledgeRecall(settings))
             for _ in range(2):  # the failed run, then its retry
                 investigator.schedule(incident_id, again=False)
-                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), 30)
+                await asyncio.wait_for(asyncio.shield(investigator.running[incident_id]), TIMEOUT)
             await investigator.close()
 
         asyncio.run(go())
@@ -223,7 +224,7 @@ def test_an_investigation_that_escapes_its_own_handling_is_logged_and_not_left_s
                 knowledge=KnowledgeRecall(settings))
             investigator.schedule(incident_id, again=False)
             task = investigator.running[incident_id]
-            await asyncio.wait({task}, timeout=30)
+            await asyncio.wait({task}, timeout=TIMEOUT)
             for _ in range(5):  # its done-callback runs on the next turns of the loop
                 await asyncio.sleep(0)
             kept = incident_id in investigator.running
@@ -322,8 +323,7 @@ def test_an_incident_reopened_after_a_long_outage_is_investigated_at_once(
         assert store.record_check("web1", [FAILED], {"failed_unit"}).reopened == [incident_id]
 
         asyncio.run(sweep_until(settings, store, incident_id,
-                                lambda: store.get(incident_id).diagnosis is not None,
-                                timeout=15))
+                                lambda: store.get(incident_id).diagnosis is not None))
         assert len(model.requests) == 2
     incident = store.get(incident_id)
     assert incident.diagnosis == again.text
@@ -355,7 +355,7 @@ def test_a_run_cut_off_by_a_stop_leaves_no_proposal_to_decide_beside_the_next(
                                         lambda _: DirectLLM(make_backend(settings.llm)),
                                         knowledge=KnowledgeRecall(settings))
             investigator.schedule(incident_id)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + TIMEOUT
             while len(model.requests) < 2:  # the proposal is recorded, the answer is coming
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.02)

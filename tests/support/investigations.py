@@ -14,15 +14,20 @@ from ai_sysadmin.llm.backends import make_backend
 from ai_sysadmin.llm.client import DirectLLM
 from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.store import IncidentStore
+from tests.support.polling import TIMEOUT
 
 
 async def sweep_until(settings: Settings, store: IncidentStore, incident_id: int,
-                      done: Callable[[], bool], timeout: float = 30,
+                      done: Callable[[], bool], timeout: float = TIMEOUT,
                       on_proposals: Callable[..., Awaitable[Any]] | None = None,
                       host: str = "web1") -> None:
     """Retry sweeps every 20 ms of ``host``'s incidents (its transport never used: these
     investigations only talk), until ``done``; the incident's history is the failure's text.
-    ``on_proposals``: what decides the proposals (none: they are only recorded)."""
+    ``on_proposals``: what decides the proposals (none: they are only recorded). Then the
+    investigations under way are let end: a stop cuts them off, and one cut off as it began
+    stays "investigating" until the next start recovers it, which these sweeps do not run.
+    The first investigation of a process opens the knowledge base (ChromaDB and its
+    embedding model loaded, the seed embedded): on a busy machine, a good part of a minute."""
     investigator = Investigator(settings, store, {host: object()},  # type: ignore[dict-item]
                                 lambda _: DirectLLM(make_backend(settings.llm)),
                                 on_proposals=on_proposals, knowledge=KnowledgeRecall(settings))
@@ -36,4 +41,7 @@ async def sweep_until(settings: Settings, store: IncidentStore, incident_id: int
     finally:
         stop.set()
         await sweeping
+        while investigator.running and time.monotonic() < deadline:
+            await asyncio.wait(list(investigator.running.values()),
+                               timeout=deadline - time.monotonic())
         await investigator.close()
