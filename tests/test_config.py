@@ -1124,3 +1124,15 @@ def test_the_default_name_from_a_hostname_is_one_ai_name_takes(
     monkeypatch.setattr("socket.gethostname", lambda: hostname)
     assert short_hostname() == name
     assert load_settings(config_file("")).settings.ai_name == name
+
+
+def test_an_apprise_urls_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # opened to be read, a FIFO held `config check` (and a daemon's SIGHUP check, and with
+    # it the daemon's stop) until a writer came
+    fifo = tmp_path / "apprise-urls"
+    os.mkfifo(fifo)
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[notify]\napprise_urls_file = "{fifo}"\n')
+    result = run_program(str(BIN), "--config", str(config), "config", "check", timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"{fifo}: key 'notify.apprise_urls_file': not a regular file" in result.stderr

@@ -148,3 +148,47 @@ def test_sighup_with_a_broken_config_keeps_the_daemon_running_on_the_old_one(
     assert proc.returncode == -signal.SIGHUP, err
     assert "[hal] service info: hal stopped cleanly" in err
     assert err.splitlines()[-1] == "stopped by SIGHUP"
+
+
+def test_a_hangup_ignored_where_it_was_inherited_stays_ignored_by_the_daemon() -> None:
+    """`nohup ai-sysadmin run &`: the terminal's hangup is ignored, as nohup set it; the
+    daemon's check of a changed config took SIGHUP over, and a closed terminal stopped it."""
+    import asyncio
+
+    from ai_sysadmin.orchestrator.daemon import Daemon
+
+    daemon = object.__new__(Daemon)  # its hangups alone: no runtime needed
+    daemon._spawned = []
+    daemon.config_check = lambda: None
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        async def taken() -> object:
+            daemon.stop_event = asyncio.Event()
+            daemon._take_hangups(asyncio.get_running_loop())
+            return signal.getsignal(signal.SIGHUP)
+
+        assert asyncio.run(taken()) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_the_sighup_check_reads_the_file_the_start_read_whoever_the_daemon_became(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sudo ai-sysadmin --config=~/cfg.toml run`: the command becomes the state's owner (its
+    home, its default config path) after the start read the config; the SIGHUP check read
+    the owner's ~/cfg.toml ("does not exist") and refused a good config for good."""
+    from ai_sysadmin.cli.admin import _reread
+    from ai_sysadmin.config import load_settings
+    from ai_sysadmin.errors import ConfigError
+
+    home = tmp_path / "home"
+    home.mkdir()
+    config = home / "cfg.toml"
+    config.write_text('ai_name = "hal"\n')
+    monkeypatch.setenv("HOME", str(home))
+    started = load_settings("~/cfg.toml")
+    monkeypatch.setenv("HOME", "/nonexistent")  # the daemon's account now
+    assert _reread(started).settings.ai_name == "hal"
+    config.write_text('ai_name = "hal"\nautonomy_level = "auto_safe"\n')
+    with pytest.raises(ConfigError, match=str(config)):
+        _reread(started)

@@ -268,35 +268,38 @@ tmpfs             tmpfs   3355443200     1572864  3353870336  819200     912 /ru
 """
 
 
-def test_a_full_zfs_pool_with_a_reserved_dataset_is_one_finding_not_one_a_dataset():
-    """A reservation keeps room for its dataset alone: the pool's free space is the 0 B
-    its other datasets share, not the reserved dataset's 19 GiB, and the pool is one
-    incident (not one for each of /, /home, /var/log and /var/tmp)."""
-    mounts = parsers.parse_df(ZFS_FULL_RESERVED_DF)
-    root = only(RULE.evaluate(context(snapshot(mounts=mounts))))
+def test_a_full_zfs_pool_with_a_reserved_dataset_is_one_finding_where_the_pool_is_listed():
+    """A reservation keeps room for its dataset alone: where df lists the pool's own dataset
+    (rpool, mounted at /rpool), its 0 B is the pool's free space, not the reserved dataset's
+    19 GiB, and the pool is one incident (not one for each of /, /home, /var/log, /var/tmp)."""
+    listed = ZFS_FULL_RESERVED_DF + "rpool zfs 98304 98304 0 6 6 /rpool\n"
+    root = only(RULE.evaluate(context(snapshot(mounts=parsers.parse_df(listed)))))
     assert (root.subject, root.severity, root.summary) == ("/", Severity.CRITICAL,
                                                            "/ is 100% full")
-    assert root.evidence == (
-        "/ (ZFS pool rpool): 85.0 GiB of 85.0 GiB used by its 5 mounted datasets, 0 B free",
-        "the same ZFS pool also holds /home, /srv/db, /var/log, /var/tmp")
+    assert root.evidence[1] == (
+        "the same ZFS pool also holds /home, /rpool, /srv/db, /var/log, /var/tmp")
 
 
-def test_a_nearly_full_zfs_pool_is_judged_by_the_free_space_its_datasets_share():
-    """3 GiB free in the pool; tank/vm's reservation shows it 8 GiB, ann's quota 0 B. The
-    pool is judged by the 3 GiB, and its figure sums (and counts) every dataset's data,
-    ann's too; ann, full by her quota, is her own incident."""
+def test_a_reservation_with_the_pool_unlisted_never_makes_a_pool_fuller_than_it_is():
+    """Without the pool's own dataset, what the pool has free is the most any dataset shows:
+    a reservation's room then stands for the pool's, and the full datasets are judged each
+    by what df shows them (each full), never the pool by less room than it has."""
+    found = {f.subject for f in RULE.evaluate(context(snapshot(
+        mounts=parsers.parse_df(ZFS_FULL_RESERVED_DF))))}
+    assert found == {"/", "/home", "/var/log", "/var/tmp"}
+
+
+def test_datasets_full_by_their_quotas_do_not_make_a_pool_with_room_full():
+    """Two backup datasets full to their quotas (0 B free each) outnumber the one dataset
+    that shows the pool's 500 GiB: taken from what most show, the pool was "100 % full", and
+    a clean of /data was planned for it, while the two full datasets went unsaid."""
     gib = GIB
-    datasets = [Mount("tank/root", "zfs", "/", 13 * gib, 10 * gib, 3 * gib, 10**6, 10**5),
-                Mount("tank/srv", "zfs", "/srv", 73 * gib, 70 * gib, 3 * gib, 10**7, 10**6),
-                Mount("tank/home", "zfs", "/home", 8 * gib, 5 * gib, 3 * gib, 10**6, 10**4),
-                Mount("tank/home/ann", "zfs", "/home/ann", 2 * gib, 2 * gib, 0, 10**4, 10**4),
-                Mount("tank/vm", "zfs", "/var/lib/vm", 9 * gib, 1 * gib, 8 * gib, 10**6, 10)]
+    datasets = [Mount("tank/data", "zfs", "/data", 700 * gib, 200 * gib, 500 * gib, 10**8, 10**5),
+                Mount("tank/backup/a", "zfs", "/backup/a", 50 * gib, 50 * gib, 0, 10**5, 10**5),
+                Mount("tank/backup/b", "zfs", "/backup/b", 50 * gib, 50 * gib, 0, 10**5, 10**5)]
     found = {f.subject: f for f in RULE.evaluate(context(snapshot(mounts=datasets)))}
-    assert sorted(found) == ["/", "/home/ann"]
-    assert found["/"].summary == "/ is 96.7% full"
-    assert found["/"].evidence == (
-        "/ (ZFS pool tank): 88.0 GiB of 91.0 GiB used by its 5 mounted datasets, 3.0 GiB free",
-        "the same ZFS pool also holds /home, /srv, /var/lib/vm")
+    assert sorted(found) == ["/backup/a", "/backup/b"]
+    assert all(f.severity is Severity.CRITICAL for f in found.values())
 
 
 #: df on a Proxmox VE host: five containers' disks (subvols, each held by its refquota) are

@@ -17,7 +17,17 @@ import typer
 
 from .. import logs as logfiles
 from ..errors import AiSysadminError
-from .context import MAX_LINES, a_host, banner, check_startable, err, out, print_json, state
+from .context import (
+    MAX_LINES,
+    a_host,
+    banner,
+    check_startable,
+    err,
+    load_config,
+    out,
+    print_json,
+    state,
+)
 from .dispatch import TOOLS
 
 if TYPE_CHECKING:
@@ -386,7 +396,6 @@ def run(ctx: typer.Context) -> None:
     from ..orchestrator.daemon import build_daemon
     from ..orchestrator.lock import held_by_this_daemon
     from ..redact import redact
-    from .context import load_config
 
     check_startable(app_state.loaded)
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
@@ -397,8 +406,18 @@ def run(ctx: typer.Context) -> None:
                          settings)
         # SIGHUP stops it for its unit to start it again on the changed file: only a file
         # that start would take, else the unit stayed stopped (exit 2) and nothing watched
-        daemon.config_check = lambda: check_startable(load_config(app_state.config_path))
+        daemon.config_check = lambda: check_startable(_reread(app_state.loaded))
         asyncio.run(daemon.run())
+
+
+def _reread(started: LoadedSettings) -> LoadedSettings:
+    """The config as it is now where the daemon's start read it: the command has since
+    become the state's owner, whose home (a ``~``, the default path) is not the one the
+    start had. No file there still: the defaults it started on."""
+    path = started.config_path
+    if started.config_found or path.exists() or path.is_symlink():
+        return load_config(path)
+    return started
 
 
 #: the daemon's exit when its state database cannot be opened for now (sysexits' EX_TEMPFAIL):

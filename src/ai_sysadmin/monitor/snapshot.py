@@ -160,18 +160,13 @@ def _pool_free(group: list[Mount]) -> int:
     where a quota of its own holds it (``quota``, ``refquota``: less free) and more where
     a reservation keeps room for it alone (``reservation``, ``refreservation``: its unused
     part, which no other dataset may take). The pool's own dataset (``rpool``) holds
-    neither as a rule: where df lists it, it shows the pool's. Otherwise it is what most
-    datasets show (within the slack); of two as common the larger: taken wrongly, the
-    datasets below it are each judged on their own, by what df shows them, while a smaller
-    one taken wrongly (quotas full to the brim) would call a pool with room full."""
+    neither as a rule: where df lists it, it shows the pool's. Otherwise the most any
+    shows: taken from what most show, two datasets full to their quotas beside one with
+    the pool's room made a pool with 500 GiB free "100 % full", a critical incident that a
+    clean was then planned for. Too much (a reservation) only has the datasets below it
+    judged each on its own, by what df shows them."""
     root = [m for m in group if m.source == zfs_pool(m)]
-    if root:
-        return root[0].avail_bytes
-
-    def shown_by(free: int) -> tuple[int, int]:
-        slack = _slack(group, free)
-        return (sum(free - slack <= m.avail_bytes <= free for m in group), free)
-    return max((m.avail_bytes for m in group), key=shown_by)
+    return root[0].avail_bytes if root else max(m.avail_bytes for m in group)
 
 
 def _pool(group: list[Mount]) -> list[FileSystem]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -425,6 +426,10 @@ def apprise_channels(path: Path, timeout: float) -> list[AppriseChannel]:
     """One channel per URL of ``notify.apprise_urls_file``; a line Apprise does not know is a
     ConfigError naming the file and the line number, never the line (it may hold a password)."""
     try:
+        # a regular file only: a FIFO blocked the start (and a SIGHUP's check, and with it
+        # the daemon's stop) until a writer came
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ConfigError(str(path), ["key 'notify.apprise_urls_file': not a regular file"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [f"key 'notify.apprise_urls_file': cannot read: "

@@ -445,6 +445,8 @@ class Daemon:
         daemon goes on with the one it started with; one that would, stops it as SIGHUP
         stopped it before (the command's own handler, which ends it by the signal)."""
         stop = signal.getsignal(signal.SIGHUP)
+        if stop is signal.SIG_IGN:
+            return  # ignored where it was inherited (nohup): a hangup stops nothing
         checking = asyncio.Lock()
 
         async def check() -> None:
