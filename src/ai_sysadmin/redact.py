@@ -409,6 +409,13 @@ def _header(name: str) -> str:
 _TOKEN = _whole(MASK)
 
 
+def _header_named(match: re.Match[str], text: str) -> Iterator[Edit]:
+    """A header's value, where the name is no file's: ``/run/secrets/gotify-token: No such
+    file or directory`` is a message about a path, and hid why the token could not be read."""
+    if text[_name_start(text, match.start()) - 1] != "/":
+        yield from _groups(match, text)
+
+
 def _jwt(match: re.Match[str], text: str) -> Iterator[Edit]:
     """The whole match, where it is a token (its other parts followed its first)."""
     if match.start("jwt") >= 0:
@@ -450,8 +457,8 @@ RULES: tuple[Rule, ...] = (
     # Private-Token. The scheme stays; a value runs to the end of its quotes or line.
     _rule("http-authorization", _header("authorization")),
     _rule("http-cookie", _header("cookie")),
-    _rule("http-api-key", _header("-api-key")),
-    _rule("http-token-header", _header("-token")),
+    _rule("http-api-key", _header("-api-key"), _header_named),
+    _rule("http-token-header", _header("-token"), _header_named),
     # the same headers set by a web server: nginx proxy_set_header / add_header, HAProxy
     # http-request set-header, Apache RequestHeader set
     _rule("http-header-directive",

@@ -58,6 +58,17 @@ def test_diagnostic_text_without_values_is_kept(text: str) -> None:
     assert redact(text) == text
 
 
+@pytest.mark.parametrize("text", [
+    "gotify_token_file /run/secrets/gotify-token: No such file or directory",
+    "cat: /etc/app/x-api-key: Permission denied",
+])
+def test_a_file_named_like_a_header_keeps_what_was_said_of_it(text: str) -> None:
+    # read as the header X-Gotify-Token: VALUE, why a missing token file could not be read
+    # was "[redacted]" in the daemon's log and in config check
+    assert redact(text) == text
+    assert redact("X-Gotify-Token: AqW3r5tY7uI9oP1") == "X-Gotify-Token: [redacted]"
+
+
 def test_evidence_quoted_into_incidents_is_masked_too() -> None:
     assert quote("app[12]: connecting with password=hunter2 failed") == (
         "app[12]: connecting with password=[redacted] failed")
