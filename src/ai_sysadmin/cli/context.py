@@ -222,7 +222,7 @@ def check_startable(loaded: LoadedSettings) -> None:
     channels are built (the Apprise URLs file read), and the LLM's key read where the
     daemon's own worker sends it."""
     from ..errors import ConfigError
-    from ..llm.backends._common import read_api_key
+    from ..llm.backends import check_api_key
     from ..notify.channels import build_channels
 
     settings = loaded.settings
@@ -232,7 +232,7 @@ def check_startable(loaded: LoadedSettings) -> None:
             "app token"])
     build_channels(settings)
     if settings.agent.investigate and settings.queue.embedded_worker:
-        read_api_key(settings.llm.api_key_file)
+        check_api_key(settings.llm)
 
 
 def _check_safety(loaded: LoadedSettings) -> None:

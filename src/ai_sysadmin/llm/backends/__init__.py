@@ -67,3 +67,13 @@ async def probe(settings: LLMSettings, seconds: float = PROBE_SECONDS) -> Backen
 
 
 __all__ = ["BACKENDS", "PROBE_SECONDS", "ChatBackend", "make_backend", "probe"]
+
+
+def check_api_key(settings: LLMSettings) -> None:
+    """Read ``llm.api_key_file`` as a backend made from ``settings`` would, without making one
+    (no ``httpx`` import): a start that would send the key checks it first.
+
+    Raises ConfigError when the file is set but cannot be used."""
+    from ._common import read_api_key
+
+    read_api_key(settings.api_key_file)
