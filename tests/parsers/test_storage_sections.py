@@ -1,7 +1,8 @@
 """The sections storage redundancy is judged from, as a check reads them: each ZFS pool's
 state by the section's own sh script over a directory laid out as /proc/spl/kstat/zfs is
-(OpenZFS 0.8 and later, and ZFS on Linux before it, which keeps no state there), and the
-container systemd says the host runs in, whose /proc/mdstat and /proc/spl are its host's."""
+(OpenZFS 0.8 and later, and ZFS on Linux before it, which keeps no state there), the
+container systemd says the host runs in, whose /proc/mdstat and /proc/spl are its host's, and
+the mounts, df's table matched to the mount table's flags."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.errors import TransportError
 from ai_sysadmin.hosts.transport import CommandResult
-from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER, ZFS_KSTAT
+from ai_sysadmin.monitor.parsers import SYSTEMD_CONTAINER, ZFS_KSTAT, mount_types
+from ai_sysadmin.monitor.rules import RuleContext
+from ai_sysadmin.monitor.rules.disk_space import DiskSpace
 from ai_sysadmin.monitor.sections import SECTIONS_BY_NAME, JournalQuery, Plan
 from ai_sysadmin.monitor.snapshot import Snapshot
 
@@ -101,3 +104,36 @@ def test_the_container_is_what_systemd_wrote_in_its_file_and_none_where_there_is
                  plan)
     assert snap.container == container and snap.collected("container")
     assert snap.proc_mounted is None  # not known: whatever it read counts as its own
+
+
+#: df and /proc/self/mountinfo as a host wrote them (coreutils 9.1, Linux 6.1) for two full
+#: 1 MiB tmpfs remounted read-only, at "disc<TAB>one" and "disc_two": df writes the tab as
+#: "?", the mount table as \011
+DF_TAB = """\
+Filesystem              Type        1B-blocks        Used       Avail   Inodes  IUsed Mounted on
+img                     tmpfs         1048576     1048576           0  3085471      2 \
+/tmp/cap-monitor/m/disc?one
+img                     tmpfs         1048576     1048576           0  3085471      2 \
+/tmp/cap-monitor/m/disc_two
+"""
+MOUNTINFO_TAB = """\
+87 52 0:56 / /tmp/cap-monitor/m/disc\\011one ro,relatime - tmpfs img ro,size=1024k
+88 52 0:57 / /tmp/cap-monitor/m/disc_two ro,relatime - tmpfs img ro,size=1024k
+"""
+
+
+def test_a_read_only_mount_point_named_with_a_tab_is_read_only_and_no_full_disk(
+        plan: Plan) -> None:
+    """Matched by the name df writes: a full read-only image at such a point was judged a
+    writable disk, 100% full, critical."""
+    section = SECTIONS_BY_NAME["mounts"]
+    df, mountinfo = (source.argv for source in section.sources(plan))
+    snap = Snapshot("here", 1.0)
+    section.take([CommandResult(df, 0, DF_TAB, "", 0.0),
+                  CommandResult(mountinfo, 0, MOUNTINFO_TAB, "", 0.0)], snap, plan)
+    assert [(m.target, m.read_only, m.view_read_only) for m in snap.mounts or []] == [
+        ("/tmp/cap-monitor/m/disc?one", True, True),
+        ("/tmp/cap-monitor/m/disc_two", True, True)]
+    assert DiskSpace().evaluate(RuleContext(snap)) == []
+    assert mount_types(MOUNTINFO_TAB) == {"/tmp/cap-monitor/m/disc?one": "tmpfs",
+                                          "/tmp/cap-monitor/m/disc_two": "tmpfs"}

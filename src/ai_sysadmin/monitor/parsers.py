@@ -327,9 +327,9 @@ def parse_df_errors(stderr: str) -> tuple[dict[str, str], list[str]]:
 
 
 def mount_types(mountinfo: str) -> dict[str, str]:
-    """Each mount point of ``/proc/self/mountinfo`` and its file system's type (where a
-    point is mounted over, the mount in use)."""
-    return {point: fstype for point, fstype, _, _ in _mountinfo(mountinfo)}
+    """Each mount point of ``/proc/self/mountinfo``, as df lists it, and its file system's
+    type (where a point is mounted over, the mount in use)."""
+    return {_as_df_lists(point): fstype for point, fstype, _, _ in _mountinfo(mountinfo)}
 
 
 #: the octal escapes the kernel writes in a mount point (space, tab, newline, backslash)
@@ -407,15 +407,18 @@ class MountFlags:
 
 
 def mount_flags(mountinfo: str) -> dict[str, MountFlags]:
-    """Each mount point of ``/proc/self/mountinfo`` and its flags. Read-only is the file
-    system's own flag (the super options after `` - ``), not the mount's: a read-only view of
-    a writable file system (systemd's ``ProtectSystem=`` around a service, NixOS's
-    /nix/store) fills up through its other mounts. Where a point is mounted over, the last
-    mount is the one in use (df reports it)."""
+    """Each mount point of ``/proc/self/mountinfo``, as df lists it, and its flags. Read-only
+    is the file system's own flag (the super options after `` - ``), not the mount's: a
+    read-only view of a writable file system (systemd's ``ProtectSystem=`` around a service,
+    NixOS's /nix/store) fills up through its other mounts. Where a point is mounted over, the
+    last mount is the one in use (df reports it)."""
     flags = {}
     for point, _, options, view in _mountinfo(mountinfo):
         stopped = next((word for word in _WRITES_STOPPED if word in options), "")
-        flags[point] = MountFlags("ro" in options or bool(stopped), "ro" in view, stopped)
+        # keyed as df names it: the table writes a tab as \011, df as "?", and a full
+        # read-only image named so was judged as a writable disk
+        flags[_as_df_lists(point)] = MountFlags("ro" in options or bool(stopped), "ro" in view,
+                                                stopped)
     return flags
 
 
