@@ -13,7 +13,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.lab.transport import SandboxTransport
-from ai_sysadmin.monitor.collector import Collector
+from ai_sysadmin.monitor.collector import SINCE_PREFIX, Collector
 from ai_sysadmin.monitor.sections import JournalQuery
 from ai_sysadmin.monitor.snapshot import Snapshot
 
@@ -87,3 +87,19 @@ def test_a_position_ahead_of_the_hosts_clock_is_left_for_now_not_kept(
     log(sandbox, "G2")
     after = read_until(sandbox, lab_settings, stuck.journal_cursor, "G2")
     assert "G2" in mine(after)
+
+
+def test_a_time_position_ahead_of_the_hosts_clock_is_left_for_now_not_kept(
+    sandbox: Sandbox, lab_settings: Settings
+) -> None:
+    """A since: position (a first check on a host with no warning entry yet, a rejected
+    cursor) stored before the host's clock was set back an hour: every error logged until the
+    clock passed it again was stamped before it, and never read."""
+    ahead = f"{SINCE_PREFIX}{time.time() + 3600:.6f}"
+    stuck = read(sandbox, lab_settings, ahead)
+    assert "ahead of the host's clock" in stuck.errors["journal"]
+    assert stuck.journal_cursor is not None and stuck.journal_cursor != ahead
+    log(sandbox, "H1")
+    after = read_until(sandbox, lab_settings, stuck.journal_cursor, "H1")
+    assert "H1" in mine(after)
+    assert "journal" not in after.errors

@@ -855,20 +855,21 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     if cut is not None:
         printed -= 1  # the rest of the journal is read by the next checks, from the last entry
     position = query.after_cursor
-    if position and not position.startswith(SINCE_PREFIX):
-        if entries and entries[0].cursor == position:
-            entries, printed = entries[1:], printed - 1  # read last time
-        elif not printed and _ahead(position, snap.host_time()):
-            # not there, and stamped later than the host's now (another journal's, or the
-            # clock was set back): reading after it would find nothing until the clock
-            # passes it, and nothing would say so
-            snap.journal = []
-            snap.journal_cursor = f"{SINCE_PREFIX}{snap.host_time():.6f}"
-            snap.errors["journal"] = (
-                "the stored journal position is ahead of the host's clock (another journal's, "
-                "or the clock was set back); reading again from now (entries before may be "
-                "skipped)")
-            return
+    if position and not position.startswith(SINCE_PREFIX) and entries \
+            and entries[0].cursor == position:
+        entries, printed = entries[1:], printed - 1  # read last time
+    elif position and not printed and _ahead(position, snap.host_time()):
+        # not there, or a time (a since: position), stamped later than the host's now
+        # (another journal's, or the clock was set back): reading after it would find
+        # nothing until the clock passes it, and nothing would say so; what was logged
+        # meanwhile, stamped before it, would never be read
+        snap.journal = []
+        snap.journal_cursor = f"{SINCE_PREFIX}{snap.host_time():.6f}"
+        snap.errors["journal"] = (
+            "the stored journal position is ahead of the host's clock (another journal's, "
+            "or the clock was set back); reading again from now (entries before may be "
+            "skipped)")
+        return
     if cut is not None and not entries:
         # systemd writes an entry's fields in no fixed order, its cursor among them: where
         # it is, the second step asks (_pass_over); until then, the position stays
@@ -919,11 +920,18 @@ def _cursor_number(cursor: str, key: str) -> int | None:
     return None
 
 
-def _ahead(cursor: str, now: float) -> bool:
-    """Whether a journal cursor's time (its ``t=``, microseconds) is later than ``now`` on the
-    host's clock."""
-    stamp = _cursor_number(cursor, "t")
-    return stamp is not None and stamp / 1e6 > now + _POSITION_SLACK_SECONDS
+def _ahead(position: str, now: float) -> bool:
+    """Whether a journal position's time (a cursor's ``t=``, microseconds; a ``since:@``
+    position's seconds) is later than ``now`` on the host's clock."""
+    if position.startswith(SINCE_PREFIX):
+        try:
+            seconds: float | None = float(position[len(SINCE_PREFIX):])
+        except ValueError:
+            seconds = None
+    else:
+        stamp = _cursor_number(position, "t")
+        seconds = None if stamp is None else stamp / 1e6
+    return seconds is not None and seconds > now + _POSITION_SLACK_SECONDS
 
 
 def _journal_behind(snap: Snapshot, plan: Plan) -> tuple[Source, ...]:
