@@ -537,3 +537,18 @@ def test_a_machine_added_then_listed_in_remote_systems_is_checked_once(
             "checked as database; `systems remove db1` lets it go") in err
     assert cli("systems", "remove", "db1")[0] == 0
     assert "db1" not in cli("systems", "list")[2]
+
+
+def test_hosts_of_files_the_ssh_config_includes_are_offered(
+        cli, config_file, tmp_path: Path, monkeypatch) -> None:
+    """``Include config.d/*``, relative to ~/.ssh as ssh reads it: its hosts were never
+    offered, only those of ~/.ssh/config itself."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ssh = tmp_path / ".ssh"
+    (ssh / "config.d").mkdir(parents=True)
+    (ssh / "config").write_text("Include config.d/*\nHost bastion\n  HostName 10.0.0.1\n")
+    (ssh / "config.d" / "web").write_text("Host web1 web2\n  User deploy\n")
+    config_file("[ssh]\ndiscover_ssh_config = true\n")
+    found = {name: status for name, status in names(cli, "--all").items()
+             if status == "discovered"}
+    assert set(found) == {"web1", "web2", "bastion"}

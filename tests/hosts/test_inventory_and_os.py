@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,77 @@ def test_ssh_config_hosts_are_read_as_openssh_splits_them(tmp_path: Path) -> Non
     config.write_text('Host=web1\nHost "web 2" web3\nHost\tweb4\n  host = web5 # old: web6\n'
                       "Host 'db 1' \"db2\"\nHost \"open web7\n")
     assert ssh_config_hosts(config) == ["web1", "web3", "web4", "web5", "db2"]
+
+
+def ssh_home(home: Path) -> Path:
+    """A home whose ~/.ssh/config includes files as people lay them out: a directory of
+    them (relative to ~/.ssh), a ~ path, and includes inside Host blocks, which ssh reads
+    only for the names those blocks match. Returns its config."""
+    files = {
+        "config": "Include config.d/*\nHost bastion\n  User jump\nHost *.lab\n"
+                  "  Include lab.conf\nHost *\n  Include ~/.ssh/common.conf missing.conf\n"
+                  "Host db1\n  Include nested/deep.conf\n",
+        "config.d/20-db": "Host db1\n  User dba\n",
+        "config.d/10-web": "Host web1 web2\n  User deploy\n",
+        "config.d/.hidden": "Host hidden1\n  User hidden\n",  # a glob's * skips it
+        "lab.conf": "Host web3.lab other.example\n  User labber\n",
+        "common.conf": "Host cache1\n  User common\n",
+        "nested/deep.conf": "Host web9\n  User never\n",
+    }
+    for name, text in files.items():
+        (home / ".ssh" / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / ".ssh" / name).write_text(text)
+    return home / ".ssh" / "config"
+
+
+#: the names ssh_home's config gives, in the order ssh reads them, with the User ssh gives
+#: each; and the names its files hold that ssh never applies to a host of that name
+SSH_HOME_NAMES = {"web1": "deploy", "web2": "deploy", "db1": "dba", "bastion": "jump",
+                  "web3.lab": "labber", "cache1": "common"}
+SSH_HOME_NOT = {"hidden1": "hidden", "other.example": "labber", "web9": "never"}
+
+
+def test_ssh_config_hosts_follow_include_as_ssh_does(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # hosts in an included file (Include config.d/*) were never offered
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = ssh_home(tmp_path)
+    assert ssh_config_hosts(config) == list(SSH_HOME_NAMES)
+    # a config elsewhere still includes relative to ~/.ssh (ssh -F does so)
+    (tmp_path / "elsewhere").mkdir()
+    moved = tmp_path / "elsewhere" / "config"
+    moved.write_text(config.read_text())
+    assert ssh_config_hosts(moved) == list(SSH_HOME_NAMES)
+    assert ssh_config_hosts(moved, ssh_dir=tmp_path / "elsewhere") == ["bastion", "cache1", "db1"]
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client here")
+def test_ssh_config_hosts_are_those_ssh_applies_the_included_files_to(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = ssh_home(tmp_path)
+
+    def user(name: str) -> str:
+        # ssh's includes take ~ from $HOME (glob(3)), the home set above
+        shown = subprocess.run(["ssh", "-G", "-F", str(config), name], capture_output=True,
+                               text=True, timeout=30, check=True, stdin=subprocess.DEVNULL)
+        return next(line.split(" ", 1)[1] for line in shown.stdout.splitlines()
+                    if line.startswith("user "))
+
+    assert {name: user(name) for name in ssh_config_hosts(config)} == SSH_HOME_NAMES
+    assert all(user(name) != written for name, written in SSH_HOME_NOT.items())
+
+
+def test_ssh_config_includes_stop_as_deep_as_ssh_reads(tmp_path: Path) -> None:
+    """A file that includes itself, and a chain of includes deeper than ssh reads (16 below
+    the config), end; what was read is kept."""
+    loop = tmp_path / "loop"
+    loop.write_text(f"Host loop1\nInclude {loop}\n")
+    assert ssh_config_hosts(loop, ssh_dir=tmp_path) == ["loop1"]
+    for n in range(20):
+        (tmp_path / f"c{n}").write_text(f"Include c{n + 1}\nHost h{n}\n")
+    assert ssh_config_hosts(tmp_path / "c0", ssh_dir=tmp_path) == [
+        f"h{n}" for n in range(16, -1, -1)]
 
 
 @pytest.mark.parametrize(("release", "family"), [

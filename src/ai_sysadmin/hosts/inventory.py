@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -95,19 +97,83 @@ def _host_name(word: str) -> bool:
     return True
 
 
-def ssh_config_hosts(path: Path) -> list[str]:
-    """The concrete ``Host`` names of an ssh config (patterns and words that name no host,
-    such as ``web 2``, are skipped)."""
+#: how deep OpenSSH follows ``Include`` from the file it was given (readconf.c's
+#: READCONF_MAX_DEPTH): ssh refuses a config that goes deeper, a loop of includes too; what
+#: was read above that depth is kept
+_INCLUDE_DEPTH = 16
+
+
+def ssh_config_hosts(path: Path, ssh_dir: Path | None = None) -> list[str]:
+    """The concrete ``Host`` names of a user's ssh config, in the order ssh reads them
+    (patterns and words that name no host, such as ``web 2``, are skipped).
+
+    ``Include``d files are read where they are included, as OpenSSH does: ``~`` is the home
+    directory, a relative path is relative to ``ssh_dir`` (``~/.ssh`` for a user's config,
+    wherever the config itself is; ``/etc/ssh`` for the system's), and each word is a glob,
+    its files read in sorted order; a file that is not there is no error. One included inside
+    a ``Host`` block is ssh's only for the names that block's patterns match, so a name it
+    gives is kept only if those patterns match it; a ``Match`` block's conditions are not
+    worked out, so what one includes is kept."""
+    names: list[str] = []
+    _read_ssh_config(path, Path("~/.ssh").expanduser() if ssh_dir is None else ssh_dir, 0, (),
+                     names)
+    return list(dict.fromkeys(names))
+
+
+def _read_ssh_config(path: Path, ssh_dir: Path, depth: int,
+                     within: tuple[tuple[str, ...], ...], names: list[str]) -> None:
+    """Add to ``names`` the host names of one file of an ssh config and of those it includes;
+    ``within``: the patterns of each ``Host`` block an ``Include`` of this file sits in."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return []
-    names: list[str] = []
+        return  # not there, not readable, or a directory a glob matched
+    block: tuple[str, ...] = ()  # the Host patterns the next lines are for; (): every host
     for line in text.splitlines():
         match = _SSH_CONFIG_LINE.fullmatch(line)
-        if match is not None and match[1].lower() == "host":
-            names += [w for w in _ssh_config_words(match[2]) if _host_name(w)]
-    return list(dict.fromkeys(names))
+        if match is None:
+            continue
+        keyword, words = match[1].lower(), _ssh_config_words(match[2])
+        if keyword == "host":
+            block = tuple(words)
+            names += [w for w in words
+                      if _host_name(w) and all(_host_matches(w, p) for p in within)]
+        elif keyword == "match":
+            block = ()
+        elif keyword == "include" and depth < _INCLUDE_DEPTH:
+            inside = (*within, block) if block else within
+            for word in words:
+                for found in _included(word, ssh_dir):
+                    _read_ssh_config(found, ssh_dir, depth + 1, inside, names)
+
+
+def _included(word: str, ssh_dir: Path) -> list[Path]:
+    """The files an ``Include`` word names, as ssh globs them (``glob(3)``: sorted, ``~``
+    expanded, a leading dot matched only by a dot)."""
+    if word.startswith("~"):
+        pattern = os.path.expanduser(word)
+    elif os.path.isabs(word):
+        pattern = word
+    else:
+        pattern = os.path.join(ssh_dir, word)
+    return [Path(found) for found in sorted(glob.glob(pattern))]
+
+
+def _host_matches(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a ``Host`` line's patterns take ``name`` as ssh's match_pattern does: ``*``
+    and ``?`` wildcards, case as written, and a matching ``!`` pattern refusing it
+    whatever else matches."""
+    matched = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        wanted = pattern[1:] if negated else pattern
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                        for c in wanted)
+        if re.fullmatch(regex, name, re.DOTALL):
+            if negated:
+                return False
+            matched = True
+    return matched
 
 
 def configured_hosts(settings: Settings) -> list[HostSpec]:
