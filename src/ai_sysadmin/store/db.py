@@ -263,9 +263,12 @@ def mending(exc: sqlite3.Error, path: Path) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(code, int) or code & 0xFF not in _DAMAGED:
         return ""
-    return (f"; stop ai-sysadmin's services, then put a backup of it in its place, or move it "
-            f"and its -wal and -shm files aside to begin with a new, empty one "
-            f"(`sqlite3 {path} .recover` saves what it still holds)")
+    # the -wal goes too, whatever takes the name's place: SQLite replays a -wal left beside
+    # it (a crash's, the usual cause of the damage) onto a backup put there, which then read
+    # as damaged as well
+    return (f"; stop ai-sysadmin's services, then move it and its -wal and -shm files aside "
+            f"and put a backup of it in its place (or nothing, to begin with a new, empty "
+            f"one); `sqlite3 {path} .recover`, run first, saves what it still holds")
 
 
 def refusal(exc: sqlite3.Error) -> str | None:
