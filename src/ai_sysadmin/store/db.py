@@ -116,6 +116,18 @@ class Database:
                 said()
 
     @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """In it, this thread waits ``seconds`` at most for another process's lock, not the
+        busy timeout, before it is refused: for writes a command may leave undone (the tidy
+        before a listing), which must not hold up what it shows behind a backup's lock."""
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
+
+    @contextlib.contextmanager
     def _refusals(self) -> Iterator[None]:
         """What the machine refuses (a read-only file, a full disk, a lock held past the busy
         timeout, a failing or damaged disk) is a StoreError naming the file and what to do,
