@@ -89,12 +89,22 @@ def _damage_incidents(path: Path) -> None:
     of a machine without write barriers leaves it; the file's schema still reads."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    at = _incidents_root(conn)
+    conn.close()
+    _overwrite(path, at)
+
+
+def _incidents_root(conn: sqlite3.Connection) -> int:
+    """Where in the file the incidents table's root page starts."""
     (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='incidents'"
                            ).fetchone()
     (size,) = conn.execute("PRAGMA page_size").fetchone()
-    conn.close()
+    return int((root - 1) * size)
+
+
+def _overwrite(path: Path, at: int) -> None:
     with path.open("r+b") as file:
-        file.seek((root - 1) * size)
+        file.seek(at)
         file.write(b"\xff" * 200)
 
 
@@ -115,6 +125,65 @@ def test_a_damaged_state_database_is_one_line_naming_it_and_what_to_do(
     assert done.stderr.startswith(f"error: the state database {state_db} cannot be ")
     assert ": the file is damaged (database disk image is malformed)" in done.stderr
     assert done.stderr.endswith(
-        "stop ai-sysadmin's services, then put a backup of it in its place, or move it and "
-        "its -wal and -shm files aside to begin with a new, empty one "
-        f"(`sqlite3 {state_db} .recover` saves what it still holds)\n")
+        "stop ai-sysadmin's services, then move it and its -wal and -shm files aside and put "
+        "a backup of it in its place (or nothing, to begin with a new, empty one); "
+        f"`sqlite3 {state_db} .recover`, run first, saves what it still holds\n")
+
+
+#: a daemon storing checks when the machine crashed (killed, nothing closed): its -wal stays
+#: beside the file, with what it wrote since its last checkpoint (over 4 MiB: past one);
+#: web2 has no incident, so its checks touch none
+_CRASHED_WRITER = """
+import os, sys, time
+from pathlib import Path
+from ai_sysadmin.monitor.snapshot import JournalEntry
+from ai_sysadmin.store import Database, IncidentStore
+store = IncidentStore(Database(Path(sys.argv[1])))
+for n in range(60):
+    journal = [JournalEntry(cursor=f"{n}-{j}", timestamp=time.time(), priority=4,
+                            message=f"line {j} " + "x" * 200, unit="app.service")
+               for j in range(200)]
+    store.record_check("web2", [], {"failed_unit"}, journal=journal, journal_cursor=f"{n}")
+os._exit(0)
+"""
+
+
+def test_following_the_damaged_files_advice_brings_its_backup_back(tmp_path: Path) -> None:
+    """Damaged after a crash, the file has its -wal beside it: the advice said to put a backup
+    in its place, and SQLite replayed that -wal onto the backup, which then read as damaged
+    too. It says to move the -wal and -shm aside with it; done so, the backup reads."""
+    state_db = tmp_path / "state" / "state.db"
+    store = IncidentStore(Database(state_db))
+    assert store.record_check("web1", [unit_failed()], {"failed_unit"}).opened == [1]
+    at = _incidents_root(store.db.conn)
+    store.db.close()
+    backup = tmp_path / "backup.db"
+    backup.write_bytes(state_db.read_bytes())
+    crashed = subprocess.run([sys.executable, "-c", _CRASHED_WRITER, str(state_db)],
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == 0, crashed.stderr
+    wal = Path(f"{state_db}-wal")
+    assert wal.stat().st_size > 0
+    _overwrite(state_db, at)  # no SQLite here: its close would take the -wal in
+    # what a command says of it, read from a copy: the last connection to close a file
+    # writes its -wal into it and removes it, which a crash did not leave to happen
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    for suffix in ("", "-wal"):
+        (seen / f"state.db{suffix}").write_bytes(Path(f"{state_db}{suffix}").read_bytes())
+    done = run_program(str(BIN), "issues", "list", env={"AI_SYSADMIN_STATE_DIR": str(seen)})
+    assert done.returncode == 2 and "the file is damaged" in done.stderr, done.stderr
+    assert "move it and its -wal and -shm files aside and put a backup" in done.stderr
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state_db}{suffix}").rename(aside / f"state.db{suffix}")
+    state_db.write_bytes(backup.read_bytes())
+    listed = run_program(str(BIN), "issues", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "nginx.service" in listed.stdout, listed.stdout
+    # whole, not only its incidents: the crash's -wal, past a checkpoint of its own, holds
+    # pages of a later file than the backup (replayed onto it, dozens read damaged)
+    conn = sqlite3.connect(state_db)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()

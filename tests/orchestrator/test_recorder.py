@@ -4,6 +4,9 @@ store is rolled back alone, and its caller hears why; the others are kept."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from ai_sysadmin.errors import StoreError
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.recorder import CheckRecorder
 from ai_sysadmin.store import CheckOutcome, Database, IncidentStore
+from tests.support.needs_root import needs_root
 
 
 def failed(host: str) -> Finding:
@@ -122,3 +126,61 @@ def test_a_cancelled_caller_still_has_its_check_stored(tmp_path: Path) -> None:
 
     asyncio.run(go())
     assert [i.host for i in store.incidents()] == ["web1"]
+
+
+#: on a 2 MiB tmpfs, filled: six checks of 2000 journal lines each, landing together (one
+#: transaction, each in a savepoint: more than SQLite's page cache holds, so it spills to the
+#: full disk mid-statement and rolls the whole transaction back); then, the disk freed, one
+#: more check. What each caller got, in JSON.
+_FULL_BATCH = """
+import asyncio, errno, json, os, sys, time
+from pathlib import Path
+from ai_sysadmin.monitor.snapshot import JournalEntry
+from ai_sysadmin.orchestrator.recorder import CheckRecorder
+from ai_sysadmin.store import Database, IncidentStore
+disk = Path(sys.argv[1])
+store = IncidentStore(Database(disk / "state.db"))
+store.record_check("h0", [], {"failed_unit"})
+with (disk / "filler").open("wb", buffering=0) as out:
+    try:
+        while True:
+            out.write(bytes(65536))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+def check(host, lines):
+    journal = [JournalEntry(cursor=f"{host}-{n}", timestamp=time.time(), priority=4,
+                            message=f"{host} line {n} " + os.urandom(150).hex(),
+                            unit="app.service") for n in range(lines)]
+    return lambda: store.record_check(host, [], {"failed_unit"}, journal=journal,
+                                      journal_cursor=f"{host}-end")
+async def main():
+    recorder = CheckRecorder(store)
+    full = await asyncio.gather(*(recorder.record(check(f"web{n}", 2000)) for n in range(6)),
+                                return_exceptions=True)
+    (disk / "filler").unlink()
+    freed = await recorder.record(check("web9", 10))
+    return [[type(r).__name__, str(r)] for r in full], type(freed).__name__
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_a_batch_of_checks_on_a_full_disk_is_refused_as_a_full_disk(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back by itself when the disk fills mid-statement: the
+    savepoint of the check being written went with it, and the batch's checks failed as "no
+    such savepoint: check_recorded", which the daemon took for a bug of its own, not for the
+    full disk its store-down handling says once."""
+    needs_root("a tmpfs of its own")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         'mount -t tmpfs -o size=2m tmpfs "$1" && shift && exec "$@"', "sh", str(disk),
+         sys.executable, "-c", _FULL_BATCH, str(disk)],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    full, freed = json.loads(done.stdout)
+    assert len(full) == 6
+    for kind, said in full:
+        assert kind == "StoreRefused", said
+        assert "the disk is full" in said and "nothing of this change was stored" in said
+    assert freed == "CheckOutcome"  # the disk freed, checks are stored again

@@ -99,8 +99,10 @@ def list_actions(
     app_state = state(ctx)
     # what expired since the daemon last looked is shown expired, its incident open again;
     # an approval whose `approve` died (killed, a crash) is shown waiting again, as a
-    # daemon's start would settle it: its holder is provably gone (boot, pid, start time)
-    Executor(app_state.settings, app_state.store, {}).tidy()
+    # daemon's start would settle it: its holder is provably gone (boot, pid, start time).
+    # Where the store refuses that (a backup holds its write lock), the list is what is
+    # stored, at once: a listing is no write to fail after the busy timeout
+    Executor(app_state.settings, app_state.store, {}).tidy_before_showing()
     actions = _actions(app_state).find(None if all_states else ("pending",))
     if as_json:
         print_json([a.to_dict() for a in actions])
@@ -131,7 +133,7 @@ def show(
     app_state = state(ctx)
     # shown as list shows it, settled as the daemon would: one whose time passed expired,
     # one whose process is gone as it ended (interrupted), not as running
-    Executor(app_state.settings, app_state.store, {}).tidy()
+    Executor(app_state.settings, app_state.store, {}).tidy_before_showing()
     action = _actions(app_state).get(action_id)
     if as_json:
         print_json(action.to_dict())

@@ -47,6 +47,11 @@ from .host_facts import Self, own_identity, read_facts, read_run
 
 log = logging.getLogger("ai_sysadmin.actions")
 
+#: seconds a command that only shows actions waits for another process's write lock before
+#: it shows them as stored, untidied: a daemon's write holds it for milliseconds, a backup
+#: or a sqlite3 shell for as long as it likes
+TIDY_WAIT = 1.0
+
 
 class _NothingRan(AiSysadminError):
     """A claimed fix whose first command sudo itself refused: nothing of it ran, so it may
@@ -783,6 +788,23 @@ class Executor:
         it left stay approved, for a daemon to run)."""
         self.expire()
         self.recover()
+
+    def tidy_before_showing(self) -> bool:
+        """:meth:`tidy`, for a command that only shows what is stored (``approve list``,
+        ``show``): left to the daemon's housekeeping, or the next command, where the store
+        refuses it (another process has held the write lock more than a moment: a backup, a
+        sqlite3 shell; a file this user may only read, or a damaged one), so that what is
+        stored is shown at once as it is, not refused after the busy timeout as a write.
+        Whether it was done."""
+        try:
+            with self.store.db.waiting_at_most(TIDY_WAIT):
+                self.tidy()
+        except Exception as exc:
+            if refused(exc) is None:
+                raise
+            log.debug("tidy before showing skipped: %s", exc)
+            return False
+        return True
 
     def _ended(self, action: Action, again: str = "") -> Action:
         """An action that will not run: its incident no longer waits for it (when nothing

@@ -69,6 +69,12 @@ class CheckRecorder(Generic[T]):
                 try:
                     results.append(write())
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (a full disk when a big
+                        # batch spilled its cache): the savepoint went with it, and ROLLBACK
+                        # TO would fail as "no such savepoint", hiding why; every check of
+                        # the batch failed with it
+                        raise
                     conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
                     results.append(exc)
                 conn.execute(f"RELEASE {_SAVEPOINT}")

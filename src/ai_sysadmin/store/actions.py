@@ -153,9 +153,24 @@ def process_alive(owner: str | None) -> bool:
         return False
     boot, _, rest = owner.partition(" ")
     pid, _, started = rest.partition(" ")
-    if boot != boot_id() or not pid.isdigit():
+    if boot != boot_id() or not pid.isdigit() or int(pid) <= 0:
         return False
-    return _start_time(int(pid)) == started
+    now = _start_time(int(pid))
+    if now is not None:
+        return now == started
+    # its /proc entry cannot be read: gone, or hidden from this process (/proc mounted
+    # hidepid=1 or 2 hides another user's process, and one of this user's that switched to
+    # it, as `sudo hal-approve approve` does: counted gone, its running fix was failed and a
+    # second one decided). Signal 0 asks the kernel whether the pid runs, whatever /proc
+    # shows; without the start time a pid taken over meanwhile reads alive too, and its
+    # action stays held until that process ends too: held too long, never run twice
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:  # another user's: it runs
+        return True
+    except OSError:  # ProcessLookupError: no such process
+        return False
+    return True
 
 
 @functools.cache

@@ -116,6 +116,18 @@ class Database:
                 said()
 
     @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """In it, this thread waits ``seconds`` at most for another process's lock, not the
+        busy timeout, before it is refused: for writes a command may leave undone (the tidy
+        before a listing), which must not hold up what it shows behind a backup's lock."""
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
+
+    @contextlib.contextmanager
     def _refusals(self) -> Iterator[None]:
         """What the machine refuses (a read-only file, a full disk, a lock held past the busy
         timeout, a failing or damaged disk) is a StoreError naming the file and what to do,
@@ -263,9 +275,12 @@ def mending(exc: sqlite3.Error, path: Path) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(code, int) or code & 0xFF not in _DAMAGED:
         return ""
-    return (f"; stop ai-sysadmin's services, then put a backup of it in its place, or move it "
-            f"and its -wal and -shm files aside to begin with a new, empty one "
-            f"(`sqlite3 {path} .recover` saves what it still holds)")
+    # the -wal goes too, whatever takes the name's place: SQLite replays a -wal left beside
+    # it (a crash's, the usual cause of the damage) onto a backup put there, which then read
+    # as damaged as well
+    return (f"; stop ai-sysadmin's services, then move it and its -wal and -shm files aside "
+            f"and put a backup of it in its place (or nothing, to begin with a new, empty "
+            f"one); `sqlite3 {path} .recover`, run first, saves what it still holds")
 
 
 def refusal(exc: sqlite3.Error) -> str | None:
