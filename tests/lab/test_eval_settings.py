@@ -103,6 +103,14 @@ def test_scenarios_are_chosen_by_tag_and_results_files_are_named_for_the_run() -
         "/r/20261202T080000-qwen2.5_7b_instruct-evidence.json")
 
 
+def test_a_tag_no_scenario_has_is_an_error_beside_names_too(cli) -> None:
+    """``eval crash-loop --tag injections`` (the tag is "injection"): said, not a run of
+    crash-loop alone; a tag that some scenario has is no error."""
+    code, _, err = cli("eval", "crash-loop", "--tag", "injections", "--tag", "injection")
+    assert code == 2 and "no scenario has the tag(s) injections" in err
+    assert "tag(s) injection," not in err and "Traceback" not in err
+
+
 def test_results_files_compare_side_by_side(tmp_path: Path, cli) -> None:
     files = []
     for model, mitigated in (("big", True), ("small", False)):

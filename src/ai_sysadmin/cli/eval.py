@@ -287,16 +287,25 @@ def _show_compared(files: list[Path], as_json: bool) -> None:
 
 
 def _chosen(names: list[str], tags: list[str]) -> list[Scenario]:
-    """By name and by tag: each scenario once, the named ones first; all when neither."""
+    """By name and by tag: each scenario once, the named ones first; all when neither. A tag
+    no scenario has is an error, beside names too: a mistyped one would quietly run less."""
     from ..lab import list_scenarios, load_scenario
     from ..lab.eval import select
 
-    named = [load_scenario(n) for n in names]
-    tagged = select(list_scenarios(), tags) if tags else [] if named else list_scenarios()
-    chosen = named + [s for s in tagged if s.name not in {n.name for n in named}]
-    if not chosen:
-        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(tags)}")
-    return chosen
+    shipped = list_scenarios()
+    unknown = [t for t in dict.fromkeys(tags) if not select(shipped, [t])]
+    if unknown:
+        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(unknown)}")
+    named: dict[str, Scenario] = {}
+    for name in names:
+        scenario = load_scenario(name)
+        seen = named.setdefault(scenario.name, scenario)
+        if seen != scenario:
+            raise AiSysadminError(f"two different scenarios are named {scenario.name!r} "
+                                  f"(one of them: {name})")
+    # a scenario run twice counts twice, and its second run recalls the first's lesson
+    tagged = select(shipped, tags) if tags else [] if named else shipped
+    return [*named.values(), *(s for s in tagged if s.name not in named)]
 
 
 def _overrides(pairs: list[str], *, url: str | None, model: str | None, backend: str | None,
