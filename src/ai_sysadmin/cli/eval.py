@@ -206,7 +206,7 @@ def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, 
     """The run, shown and written to its results file, whose path is tried before any
     scenario runs: a wrong one is not found out hours later."""
     from ..files import is_stdout
-    from ..lab.eval import check_results_path, results_path, write_results
+    from ..lab.eval import check_results_path, write_new_results, write_results
 
     folder = settings.state_dir / "eval"
     check_results_path(output or folder, folder=output is None)
@@ -214,8 +214,13 @@ def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, 
     # `eval -o /dev/stdout | jq`: the results are what stdout carries, the table goes aside
     stdout = output if output is not None and is_stdout(output) else None
     try:
-        path = (_stdout_results(run, stdout) if stdout is not None
-                else write_results(run, output or results_path(folder, run)))
+        if stdout is not None:
+            path = _stdout_results(run, stdout)
+        else:
+            # the default name is the run's alone: another run started the same second
+            # with the same model keeps its own file
+            path = (write_results(run, output) if output is not None
+                    else write_new_results(run, folder))
     except AiSysadminError:
         # the scores at least, not lost with the file
         _show_run(run, None, settings, as_json, aside=stdout is not None)
