@@ -89,6 +89,21 @@ def test_a_scenario_named_twice_runs_once(tmp_path: Path) -> None:
     assert shown["totals"]["scenarios"] == 1
 
 
+def test_the_operators_journal_first_lines_does_not_hide_the_fault(tmp_path: Path) -> None:
+    """The fault is injected before the daemon's first check, which read only the
+    operator's ``journal_first_lines`` entries of the boot (0: none): the daemon reads the
+    lab's journal on from before the fault, whatever it is set to. Detection is the
+    monitor's: a model server that is down does not change it."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
+                      "journal_first_lines = 0\n")
+    done = run_program(str(BIN), "--config", str(config), "eval", "journal-error-burst",
+                       "--url", f"http://127.0.0.1:{_closed_port()}", "--deadline", "60",
+                       "--json", "--output", str(tmp_path / "run.json"), timeout=180)
+    (score,) = json.loads(done.stdout)["scenarios"]
+    assert score["detected"] and score["missing"] == [], score
+
+
 @pytest.mark.parametrize("server", ["down", "garbage"])
 def test_a_failing_model_server_is_a_per_scenario_error_never_a_mitigation(
         tmp_path: Path, server: str) -> None:
