@@ -35,7 +35,7 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 PR_SET_PDEATHSIG = 1
 
 #: how PID 1's log begins the line that says which boot step failed, in that program's own
-#: words: the Sandbox puts that line first in its error (the log's end is a traceback)
+#: words: the Sandbox puts that line first in its error, whatever the log holds after it
 FAILED = "ai_sysadmin.lab.init: failed: "
 
 
@@ -51,9 +51,12 @@ def _run(programs: dict[str, str], name: str, *args: str, cwd: Path | None = Non
     # binaries. A failing mount must stop the boot, and say why in mount's own words.
     done = subprocess.run([name, *args], executable=programs[name], stdin=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, cwd=cwd)
-    if done.returncode != 0:
-        said = " ".join(done.stderr.decode("utf-8", "replace").split()) or "nothing said"
-        sys.exit(f"{FAILED}{name} {' '.join(args)} exited {done.returncode}: {said}")
+    if done.returncode == 0:
+        sys.stderr.buffer.write(done.stderr)  # a warning stays in the log, as before
+        sys.stderr.buffer.flush()  # exec (systemd's) would drop what is left in the buffer
+        return
+    said = " ".join(done.stderr.decode("utf-8", "replace").split()) or "nothing said"
+    sys.exit(f"{FAILED}{name} {' '.join(args)} exited {done.returncode}: {said}")
 
 
 def enter(workdir: Path) -> None:
