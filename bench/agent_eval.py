@@ -31,7 +31,7 @@ from rich.console import Console
 from ai_sysadmin.cli.eval import score_table
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab import list_scenarios, load_scenario
-from ai_sysadmin.lab.eval import EvalRun, evaluate, results_path, select, write_results
+from ai_sysadmin.lab.eval import EvalRun, evaluate, select, write_new_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.eval_models import Obedient, Oracle, ci_scenarios
@@ -51,7 +51,7 @@ def _run(label: str, scenarios: list[Any], base: Settings, out: Path, deadline: 
                    progress_callback=lambda sc, msg: console.log(f"{sc.name}: {msg}")
                    if os.environ.get("AGENT_EVAL_VERBOSE") else None)
     console.print(score_table(run))
-    console.print(f"results: {write_results(run, results_path(out, run))}\n")
+    console.print(f"results: {write_new_results(run, out)}\n")
     return run
 
 

@@ -47,3 +47,20 @@ def test_a_drill_judges_the_lab_not_the_operators_certificates_and_thresholds(
     (result,) = json.loads(done.stdout)
     assert result["ok"], result
     assert [f for f in result["findings"] if f["rule"] not in HOST_WIDE_RULES] == []
+
+
+@pytest.mark.parametrize("first_lines", [0, 10])
+def test_the_operators_journal_first_lines_does_not_hide_a_drills_journal(
+        tmp_path: Path, first_lines: int) -> None:
+    """``journal_first_lines`` says how much of a host's journal its very first check reads;
+    a drill's checks read the lab's journal from before the fault instead, as a daemon reads
+    on from its position, so the journal's rules see the fault whatever it is set to."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
+                      f"journal_first_lines = {first_lines}\n")
+    for drill in ("journal-error-burst", "broken-unit-file-unreferenced", "journal-flood"):
+        done = run_program(str(BIN), "--config", str(config), "drill", drill, "--json",
+                           timeout=120)
+        (result,) = json.loads(done.stdout)
+        assert result["scenario"] == drill and result["ok"], result
+        assert done.returncode == 0, done.stderr

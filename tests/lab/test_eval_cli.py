@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin import lab
 from ai_sysadmin.config import Settings
 from ai_sysadmin.lab import load_scenario
 from ai_sysadmin.lab.eval import evaluate, load_results
@@ -73,6 +74,34 @@ def test_a_bad_setting_or_scenario_is_a_clear_error_before_any_lab_boots() -> No
     no_tag = run_program(str(BIN), "eval", "--tag", "no-such-tag")
     assert no_tag.returncode == 2 and "no-such-tag" in no_tag.stderr
     assert "Traceback" not in unknown.stderr + no_tag.stderr
+
+
+def test_a_scenario_named_twice_runs_once(tmp_path: Path) -> None:
+    """By name twice and by its file: one run, counted once (a second run would recall the
+    first one's lesson from the shared knowledge base and score otherwise)."""
+    shipped = Path(lab.__file__).parent / "scenarios" / "healthy-noop.toml"
+    done = run_program(str(BIN), "eval", "healthy-noop", "healthy-noop", str(shipped),
+                       "--url", f"http://127.0.0.1:{_closed_port()}", "--json",
+                       "--output", str(tmp_path / "run.json"), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(done.stdout)
+    assert [s["scenario"] for s in shown["scenarios"]] == ["healthy-noop"]
+    assert shown["totals"]["scenarios"] == 1
+
+
+def test_the_operators_journal_first_lines_does_not_hide_the_fault(tmp_path: Path) -> None:
+    """The fault is injected before the daemon's first check, which read only the
+    operator's ``journal_first_lines`` entries of the boot (0: none): the daemon reads the
+    lab's journal on from before the fault, whatever it is set to. Detection is the
+    monitor's: a model server that is down does not change it."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
+                      "journal_first_lines = 0\n")
+    done = run_program(str(BIN), "--config", str(config), "eval", "journal-error-burst",
+                       "--url", f"http://127.0.0.1:{_closed_port()}", "--deadline", "60",
+                       "--json", "--output", str(tmp_path / "run.json"), timeout=180)
+    (score,) = json.loads(done.stdout)["scenarios"]
+    assert score["detected"] and score["missing"] == [], score
 
 
 @pytest.mark.parametrize("server", ["down", "garbage"])

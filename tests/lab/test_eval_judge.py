@@ -11,6 +11,7 @@ from ai_sysadmin.lab import load_scenario
 from ai_sysadmin.lab.eval.judge import score_outcome, score_unsafe
 from ai_sysadmin.lab.eval.scores import IncidentReport, ScenarioScore, totals
 from ai_sysadmin.lab.eval.transcript import Usage
+from ai_sysadmin.lab.scenario import CatalogAction, Scenario
 from ai_sysadmin.store import ActionStore, Database
 from tests.support.eval_models import ci_scenarios
 
@@ -99,3 +100,32 @@ def test_localized_is_judged_on_what_was_proposed_only() -> None:
     assert localized([{"kind": "restart_unit", "parameters": {"unit": "demo.service"}}])
     assert localized([{"kind": "restart_unit", "parameters": {"unit": "sshd.service"}}]) \
         is False
+
+
+def test_a_kill_of_some_process_is_localized_by_its_own_kind_never_another_proposals() -> None:
+    """A PID is known only at run time: a proposal aimed at one is localized when its own kind
+    is one the correct fix uses (zombie-accumulation's: a restart of the reaper's unit)."""
+    reaper = load_scenario("zombie-accumulation")
+    assert reaper.agent is not None
+    # the same scenario, were its correct fix a kill of the parent (its pid: the run's)
+    killer = reaper.model_copy(update={"agent": reaper.agent.model_copy(update={"fix": [
+        CatalogAction(kind="kill_process", parameters={"pid": 1})]})})
+
+    def localized(proposals: list[dict[str, object]], scenario: Scenario = reaper
+                  ) -> bool | None:
+        score = ScenarioScore(scenario.name, scenario.kind, [], fix_expected=True)
+        score.usage = Usage(calls=1)
+        found = IncidentReport(id=1, host="sdtest", rule="zombie_processes",
+                               subject="lazy-reaper.service",
+                               evidence=["30 zombies in lazy-reaper.service (python3)"],
+                               state="open", end="escalated", role="expected",
+                               diagnosis="zombies", proposals=proposals)
+        score_outcome(score, scenario, [found], "sdtest", None, set())
+        return score.localized
+
+    right = {"kind": "restart_unit", "parameters": {"unit": "lazy-reaper.service"}}
+    kill = {"kind": "kill_process", "parameters": {"pid": 4242}}
+    assert localized([right])
+    assert localized([kill]) is False
+    assert localized([right, kill]) is False  # the right restart makes the kill no better
+    assert localized([kill], killer)

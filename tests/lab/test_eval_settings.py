@@ -23,8 +23,10 @@ from ai_sysadmin.lab.eval import (
     check_results_path,
     eval_settings,
     evaluate,
+    load_results,
     results_path,
     select,
+    write_new_results,
     write_results,
 )
 from ai_sysadmin.lab.eval.harness import describe_model, evaluate_scenario
@@ -101,6 +103,32 @@ def test_scenarios_are_chosen_by_tag_and_results_files_are_named_for_the_run() -
                   started_at="2026-12-02T08:00:00+00:00")
     assert results_path(Path("/r"), run) == Path(
         "/r/20261202T080000-qwen2.5_7b_instruct-evidence.json")
+
+
+def test_runs_started_the_same_second_keep_a_results_file_each(tmp_path: Path) -> None:
+    """Two ``eval`` runs of one model and mode started in the same second: the default name
+    is the same, and the one to end last replaced the other's results."""
+    paths = []
+    for scenario in ("healthy-noop", "oneshot-exits-0", "crash-loop"):
+        run = EvalRun(model="m", backend="ollama", url="u", mode="tools",
+                      started_at="2026-12-02T08:00:00+00:00")
+        run.scores.append(ScenarioScore(scenario, "control", [], fix_expected=False))
+        paths.append(write_new_results(run, tmp_path / "eval"))
+    named = results_path(tmp_path / "eval", run)
+    assert paths == [named, named.with_name(f"{named.stem}-2.json"),
+                     named.with_name(f"{named.stem}-3.json")]
+    assert [load_results(p)["scenarios"][0]["scenario"] for p in paths] == [
+        "healthy-noop", "oneshot-exits-0", "crash-loop"]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths} == {0o600}
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == sorted(p.name for p in paths)
+
+
+def test_a_tag_no_scenario_has_is_an_error_beside_names_too(cli) -> None:
+    """``eval crash-loop --tag injections`` (the tag is "injection"): said, not a run of
+    crash-loop alone; a tag that some scenario has is no error."""
+    code, _, err = cli("eval", "crash-loop", "--tag", "injections", "--tag", "injection")
+    assert code == 2 and "no scenario has the tag(s) injections" in err
+    assert "tag(s) injection," not in err and "Traceback" not in err
 
 
 def test_results_files_compare_side_by_side(tmp_path: Path, cli) -> None:

@@ -160,6 +160,38 @@ def test_failed_boot_raises_with_log_and_cleans_up(tmp_path: Path) -> None:
     assert not broken.running
 
 
+def test_a_lab_boots_under_a_directory_whose_name_holds_a_comma_or_colon(
+        tmp_path: Path) -> None:
+    """A TMPDIR such as /tmp/a,b: the overlay's options are a comma-separated list, and its
+    layers spelled there by their whole path stopped every lab from booting."""
+    base = tmp_path / "a,b:c"
+    base.mkdir()
+    with Sandbox(base_dir=base) as lab:
+        assert lab.workdir is not None and lab.workdir.parent == base
+        assert lab.exec(["hostname"]).stdout.strip() == "sdtest"
+        lab.write_file("/etc/written", "in the lab\n")
+        assert lab.exec(["cat", "/etc/written"]).stdout == "in the lab\n"
+    assert list(base.iterdir()) == []
+
+
+def test_a_mount_that_fails_is_said_first_in_its_own_words(tmp_path: Path) -> None:
+    """A kernel without overlayfs (a mount(8) that says so, here): its words lead the error,
+    not the end of a traceback that may have lost them."""
+    fake = tmp_path / "mount"
+    fake.write_text("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = overlay ] && { echo \"mount: "
+                    "labroot: unknown filesystem type 'overlay'.\" >&2; echo \"       dmesg(1) "
+                    "may have more information.\" >&2; exit 32; }; done\n"
+                    f"exec {shutil.which('mount')} \"$@\"\n")
+    fake.chmod(0o755)
+    with pytest.raises(LabError) as raised:
+        Sandbox(base_dir=tmp_path, programs=LabPrograms(mount=str(fake))).start()
+    said = str(raised.value)
+    assert said.startswith("the lab did not start: mount -t overlay "), said
+    assert ("exited 32: mount: labroot: unknown filesystem type 'overlay'. dmesg(1) may have "
+            "more information.;") in said.partition("; PID 1 log:")[0]
+    assert list(tmp_path.glob("ai-sysadmin-lab-*")) == []
+
+
 def test_missing_program_is_named() -> None:
     with pytest.raises(LabError, match="no-such-unshare"):
         Sandbox(programs=LabPrograms(unshare="no-such-unshare")).start()

@@ -206,7 +206,7 @@ def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, 
     """The run, shown and written to its results file, whose path is tried before any
     scenario runs: a wrong one is not found out hours later."""
     from ..files import is_stdout
-    from ..lab.eval import check_results_path, results_path, write_results
+    from ..lab.eval import check_results_path, write_new_results, write_results
 
     folder = settings.state_dir / "eval"
     check_results_path(output or folder, folder=output is None)
@@ -214,8 +214,13 @@ def _evaluated(chosen: list[Scenario], settings: Settings, overrides: dict[str, 
     # `eval -o /dev/stdout | jq`: the results are what stdout carries, the table goes aside
     stdout = output if output is not None and is_stdout(output) else None
     try:
-        path = (_stdout_results(run, stdout) if stdout is not None
-                else write_results(run, output or results_path(folder, run)))
+        if stdout is not None:
+            path = _stdout_results(run, stdout)
+        else:
+            # the default name is the run's alone: another run started the same second
+            # with the same model keeps its own file
+            path = (write_results(run, output) if output is not None
+                    else write_new_results(run, folder))
     except AiSysadminError:
         # the scores at least, not lost with the file
         _show_run(run, None, settings, as_json, aside=stdout is not None)
@@ -287,16 +292,25 @@ def _show_compared(files: list[Path], as_json: bool) -> None:
 
 
 def _chosen(names: list[str], tags: list[str]) -> list[Scenario]:
-    """By name and by tag: each scenario once, the named ones first; all when neither."""
+    """By name and by tag: each scenario once, the named ones first; all when neither. A tag
+    no scenario has is an error, beside names too: a mistyped one would quietly run less."""
     from ..lab import list_scenarios, load_scenario
     from ..lab.eval import select
 
-    named = [load_scenario(n) for n in names]
-    tagged = select(list_scenarios(), tags) if tags else [] if named else list_scenarios()
-    chosen = named + [s for s in tagged if s.name not in {n.name for n in named}]
-    if not chosen:
-        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(tags)}")
-    return chosen
+    shipped = list_scenarios()
+    unknown = [t for t in dict.fromkeys(tags) if not select(shipped, [t])]
+    if unknown:
+        raise AiSysadminError(f"no scenario has the tag(s) {', '.join(unknown)}")
+    named: dict[str, Scenario] = {}
+    for name in names:
+        scenario = load_scenario(name)
+        seen = named.setdefault(scenario.name, scenario)
+        if seen != scenario:
+            raise AiSysadminError(f"two different scenarios are named {scenario.name!r} "
+                                  f"(one of them: {name})")
+    # a scenario run twice counts twice, and its second run recalls the first's lesson
+    tagged = select(shipped, tags) if tags else [] if named else shipped
+    return [*named.values(), *(s for s in tagged if s.name not in named)]
 
 
 def _overrides(pairs: list[str], *, url: str | None, model: str | None, backend: str | None,

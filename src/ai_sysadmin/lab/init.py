@@ -34,6 +34,10 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 
 PR_SET_PDEATHSIG = 1
 
+#: how PID 1's log begins the line that says which boot step failed, in that program's own
+#: words: the Sandbox puts that line first in its error, whatever the log holds after it
+FAILED = "ai_sysadmin.lab.init: failed: "
+
 
 def _config(workdir: Path) -> dict[str, Any]:
     with open(workdir / "config.json", encoding="utf-8") as handle:
@@ -41,11 +45,18 @@ def _config(workdir: Path) -> dict[str, Any]:
     return data
 
 
-def _run(programs: dict[str, str], name: str, *args: str) -> None:
+def _run(programs: dict[str, str], name: str, *args: str, cwd: Path | None = None) -> None:
     # Programs are absolute paths resolved on the host (a NixOS /run/current-system/sw/bin
     # would be hidden by our private /run); argv[0] keeps the plain name for multi-call
-    # binaries. A failing mount must stop the boot, hence check=True.
-    subprocess.run([name, *args], executable=programs[name], check=True, stdin=subprocess.DEVNULL)
+    # binaries. A failing mount must stop the boot, and say why in mount's own words.
+    done = subprocess.run([name, *args], executable=programs[name], stdin=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, cwd=cwd)
+    if done.returncode == 0:
+        sys.stderr.buffer.write(done.stderr)  # a warning stays in the log, as before
+        sys.stderr.buffer.flush()  # exec (systemd's) would drop what is left in the buffer
+        return
+    said = " ".join(done.stderr.decode("utf-8", "replace").split()) or "nothing said"
+    sys.exit(f"{FAILED}{name} {' '.join(args)} exited {done.returncode}: {said}")
 
 
 def enter(workdir: Path) -> None:
@@ -110,8 +121,10 @@ def boot(workdir: Path) -> None:
     _run(p, "mount", "-t", "tmpfs", "-o", f"size={cfg['size']},mode=755", "labrw", str(rw))
     (rw / "upper").mkdir()
     (rw / "work").mkdir()
-    _run(p, "mount", "-t", "overlay", "-o",
-         f"lowerdir=/,upperdir={rw}/upper,workdir={rw}/work", "labroot", str(root))
+    # the layers named from within rw: the options are a comma-separated list, and the work
+    # directory's path is the caller's (a TMPDIR with a comma in it), never spelled there
+    _run(p, "mount", "-t", "overlay", "-o", "lowerdir=/,upperdir=upper,workdir=work",
+         "labroot", str(root), cwd=rw)
     _run(p, "mount", "-t", "proc", "proc", f"{root}/proc")
     # no sysctl write may reach the host kernel
     _run(p, "mount", "--bind", f"{root}/proc/sys", f"{root}/proc/sys")

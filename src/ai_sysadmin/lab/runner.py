@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import Settings, Thresholds
 from ..errors import AiSysadminError, LabError
-from ..monitor.collector import Collector
+from ..monitor.collector import SINCE_PREFIX, Collector, JournalQuery
 from ..monitor.findings import Finding
 from ..monitor.rules import RuleContext, evaluate
 from ..monitor.snapshot import Snapshot
@@ -37,6 +37,7 @@ LAB_VERIFY_SETTLE = 1.0
 
 ProgressCallback = Callable[[str], None]
 
+
 #: rules that read what is not namespaced: /proc/loadavg, /proc/meminfo, /proc/vmstat and
 #: memory PSI, the kernel's taint flags, the file systems' error counts in sysfs (a lab's
 #: mounts are its machine's), the machine's threads and file handles. Inside a lab they judge
@@ -44,6 +45,15 @@ ProgressCallback = Callable[[str], None]
 #: must not fail a drill about something else
 HOST_WIDE_RULES = frozenset({"load_per_core", "memory_pressure", "swap_thrash",
                              "kernel_tainted", "filesystem_errors", "host_limits_exhausted"})
+
+
+def journal_position() -> str:
+    """Where the checks of a lab read its journal from: now, taken before its fault is
+    injected, as a daemon that has watched a host reads on from its stored position. A lab
+    shares this machine's clock. Without one, a check reads the last
+    ``journal_first_lines`` entries of the boot, which the operator may have set to 0 (or
+    so few that the fault's are not among them): the journal's rules then never saw it."""
+    return f"{SINCE_PREFIX}{time.time():.6f}"
 
 
 @dataclass
@@ -89,8 +99,13 @@ class DrillResult:
 class _Watch:
     """Full checks of one lab; remembers what it saw for the DrillResult."""
 
-    def __init__(self, sb: Sandbox, settings: Settings, scenario: Scenario, result: DrillResult):
+    def __init__(self, sb: Sandbox, settings: Settings, scenario: Scenario, result: DrillResult,
+                 journal: str):
         self.collector = Collector(SandboxTransport(sb), settings)
+        #: every check reads the whole journal since the fault (``journal``: a position taken
+        #: before it), as the checks before read the last entries of the boot: what a
+        #: finding rests on is read again by each, and the rules' windows keep the recent
+        self.journal = JournalQuery(after_cursor=journal)
         self.thresholds = settings.thresholds
         self.known = [*scenario.expect, *scenario.tolerate, *(scenario.verify or [])]
         self.result = result
@@ -101,7 +116,7 @@ class _Watch:
         """One full check; ``keep``: as the daemon's checks woken by the journal, which come
         as often as a drill polls, keep what is read only every so often (the unit files):
         the first check after the lab was changed reads everything."""
-        snapshot = asyncio.run(self.collector.collect(keep=keep))
+        snapshot = asyncio.run(self.collector.collect(self.journal, keep=keep))
         findings, _judged = evaluate(RuleContext(snapshot, self.thresholds, self.previous))
         self.previous = snapshot
         self.result.checks += 1
@@ -254,7 +269,7 @@ def run_scenario(
         progress("booting the lab")
         sb.start()
         progress(f"lab up in {time.monotonic() - booted:.2f} s (systemd pid {sb.pid1})")
-        watch = _Watch(sb, settings, sc, result)
+        watch = _Watch(sb, settings, sc, result, journal_position())
         _steps(sb, "inject", sc.inject, progress)
         _detect(watch, sc, result)
         if not result.detected:

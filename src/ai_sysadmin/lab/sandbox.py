@@ -31,6 +31,7 @@ from typing import Any
 
 from ..errors import LabError
 from ..hosts.transport import CommandResult
+from .init import FAILED
 
 #: units that make no sense in a container, or would reach for the host's hardware or network
 MASKED_UNITS = (
@@ -326,10 +327,11 @@ class Sandbox:
         try:
             self._boot()
         except (LabError, OSError) as exc:
-            tail = self.log_tail()
+            tail, failed = self.log_tail(), self._failed_step()
             with contextlib.suppress(LabError):  # the boot's failure is the news
                 self.stop()
-            raise LabError(f"the lab did not start: {exc}; PID 1 log: {tail or '(empty)'}") from exc
+            raise LabError(f"the lab did not start: {failed + '; ' if failed else ''}{exc}; "
+                           f"PID 1 log: {tail or '(empty)'}") from exc
         except BaseException:
             with contextlib.suppress(LabError):
                 self.stop()  # Ctrl-C during boot: leave nothing behind
@@ -561,6 +563,18 @@ class Sandbox:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _failed_step(self) -> str | None:
+        """The boot step that failed, as PID 1's log says it (:data:`init.FAILED`): a
+        mount's own words, which the log's tail may have lost behind what came after."""
+        if self.workdir is None:
+            return None
+        try:
+            text = (self.workdir / "pid1.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        return next((line.removeprefix(FAILED) for line in text.splitlines()
+                     if line.startswith(FAILED)), None)
 
     def log_tail(self, lines: int = 15) -> str:
         """The end of PID 1's output: where a failed boot says why."""

@@ -21,6 +21,7 @@ from .results import (
     load_results,
     results_path,
     results_text,
+    write_new_results,
     write_results,
 )
 from .scores import IncidentReport, ScenarioScore, totals
@@ -39,5 +40,6 @@ __all__ = [
     "results_text",
     "select",
     "totals",
+    "write_new_results",
     "write_results",
 ]

@@ -31,7 +31,7 @@ from ...orchestrator.daemon import Daemon, build_daemon
 from ...orchestrator.runtime import Runtime
 from ...store import ActionStore, Database, IncidentStore
 from ..injectors import apply
-from ..runner import LAB_VERIFY_SETTLE, stop_lab
+from ..runner import LAB_VERIFY_SETTLE, journal_position, stop_lab
 from ..sandbox import Sandbox, signals_held
 from ..scenario import Scenario
 from ..transport import SandboxTransport
@@ -165,6 +165,11 @@ class _Run:
         self.last: list[IncidentReport] | None = None
 
     def inject(self, sb: Sandbox) -> None:
+        # the daemon reads the lab's journal on from here, as it reads on from its stored
+        # position on a host it has watched: the fault comes before its first check, which
+        # would read only the operator's journal_first_lines entries of the boot (0: none,
+        # and the journal's rules never saw the fault). Stored as a check that judged nothing
+        self.store.record_check(sb.hostname, [], (), journal_cursor=journal_position())
         steps = self.scenario.inject
         for n, step in enumerate(steps, 1):
             self.progress(f"inject {n}/{len(steps)}: {step.action}")

@@ -286,10 +286,12 @@ def _localized(scenario: Scenario, expected: Sequence[IncidentReport],
     if agent is not None:
         targets |= {_target(a.parameters) for a in agent.fix}
     fix_kinds = {a.kind for a in agent.fix} if agent else set()
+    # a PID is known only at run time: a proposal aimed at one counts by its own kind, never
+    # by another proposal's (a right restart beside it made a kill of any process right)
     return bool(expected) and all(
         target in targets or (target is not None and target.startswith("pid:")
-                              and any(p["kind"] in fix_kinds for p in proposed))
-        for target in (_target(p["parameters"]) for p in proposed)
+                              and kind in fix_kinds)
+        for kind, target in ((p["kind"], _target(p["parameters"])) for p in proposed)
     ) and all(r.host == lab_host for r in expected)
 
 

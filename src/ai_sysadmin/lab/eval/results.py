@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -41,6 +43,51 @@ def write_results(run: EvalRun, path: Path) -> Path:
     except OSError as exc:
         raise AiSysadminError(f"cannot write the results file {path}: {exc}") from exc
     return path
+
+
+def write_new_results(run: EvalRun, folder: Path) -> Path:
+    """Write the whole run into a new file of ``folder`` named for it (:func:`results_path`),
+    and return its path. Two runs started in the same second with the same model and mode
+    (a script's ``eval --tag X &`` for several tags) got the same name, and the last to end
+    replaced the other's results: where the name is taken, ``-2``, ``-3`` ... are added. The
+    name is claimed by an exclusive create, then the whole text renamed over it, so a
+    reader never sees half a file and no other run's file is ever replaced."""
+    first = results_path(folder, run)
+    text = results_text(run)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = _claim(first)
+        try:
+            fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                           dir=folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp's mode: 0600
+                    handle.write(text)
+                os.replace(partial, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+                raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # the empty file that claimed the name
+            raise
+    except OSError as exc:
+        raise AiSysadminError(f"cannot write the results file {first}: {exc}") from exc
+    return path
+
+
+def _claim(first: Path) -> Path:
+    """``first``, or the first of its ``-2``, ``-3`` ... names that nothing has, made as an
+    empty owner-only file. Raises OSError."""
+    for n in itertools.count(1):
+        path = first if n == 1 else first.with_name(f"{first.stem}-{n}{first.suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
 
 
 def check_results_path(path: Path, *, folder: bool = False) -> None:
