@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_sysadmin.agent.loop import LAST_CALL
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import (
@@ -336,6 +337,32 @@ def test_approve_discuss_talks_about_the_action(env, tmp_path: Path) -> None:
     assert rows == [(0,), (0,)]  # interactive, both conversations
 
 
+def test_a_long_discussion_keeps_the_action_it_is_about(env, tmp_path: Path) -> None:
+    """The oldest questions leave a long discussion's context, and "We are discussing action
+    N" went first, as if it were one: "so should I approve it?" was answered about nothing."""
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.executor import Executor
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.store import Database, IncidentStore
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path / "state")
+    action = asyncio.run(Executor(settings, IncidentStore(Database(settings.db_path)),
+                                  {"h": LocalTransport("h")}).propose(
+        "h", "restart_unit", {"unit": "nginx.service"}))
+    env["AI_SYSADMIN_AGENT__MAX_CONTEXT_CHARS"] = "4000"
+    questions = [f"question {n}: what do the logs say?" for n in range(8)]
+    with ScriptedModel(then=lambda _request: say("The journal shows this and that. " * 25)
+                       ) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "approve", "discuss", str(action.id)], env,
+                   stdin="\n".join([*questions, "So should I approve it?"]) + "\n")
+        sent = [" ".join(m.get("content") or "" for m in r["messages"]) for r in model.requests]
+    assert done.returncode == 0, done.stderr
+    assert len(sent) == 9 and "question 0" not in sent[-1]  # the oldest went
+    assert all(f"We are discussing action {action.id}: restart_unit" in s
+               and "nginx.service" in s for s in sent)
+
+
 def test_an_answer_written_to_a_pipe_keeps_its_lines_unpadded(env, tmp_path: Path) -> None:
     from ai_sysadmin.config import Settings
     from ai_sysadmin.executor import Executor
@@ -540,7 +567,8 @@ def test_a_call_whose_arguments_the_token_limit_cut_is_said_to_be_cut(env, backe
         told = tool_results(model.requests[1])
     why = ("this call was cut at the model's token limit (llm.max_tokens) before its "
            """arguments were whole; got '{"unit": "nginx.serv'""")
-    assert told[0].splitlines() == ["tool journal status=error", why]
+    # the call spent the budget: the model is told so, as the next request offers no tools
+    assert told[0].splitlines() == ["tool journal status=error", why, LAST_CALL]
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1] == (
         "error: the model gave no answer: it ran out of tool calls (agent.max_tool_calls = 1); "

@@ -220,6 +220,36 @@ def test_a_fenced_answer_from_a_server_that_ignored_the_schema_is_read(
     assert outcome.answer.startswith("DIAGNOSIS: demo.service cannot read")
 
 
+@pytest.mark.parametrize("reply", [
+    "<think>\nThe unit failed; {maybe} a restart? No: the file is missing.\n</think>\n\n{}",
+    "Here is my answer:\n```json\n{}\n```",
+    "```json\n{}\n```\nI hope this helps.",
+    'Going by the {"evidence"}: {}',
+], ids=["reasoning-first", "prose-then-fence", "fence-then-prose", "prose-with-braces"])
+def test_an_answer_with_words_around_its_json_is_read(backend_name, ctx, settings, store,
+                                                      reply: str) -> None:
+    """A server that does not hold the answer to the schema passes on what the model wrote
+    around it (a reasoning model's deliberation first): each was refused as "not JSON", and
+    the incident went to a person after three."""
+    incident_id = _incident(store)
+    with ScriptedModel([say(reply.replace("{}", answer(actions=[RESTART])))]) as model:
+        outcome = _run(backend_name, model, ctx, settings, incident_id)
+    assert outcome.answer.startswith("DIAGNOSIS: demo.service cannot read")
+    assert [p["kind"] for p in store.proposals(incident_id)] == ["restart_unit"]
+
+
+def test_a_cut_answer_is_said_cut_though_an_action_within_it_is_whole(
+        backend_name, ctx, settings, store) -> None:
+    incident_id = _incident(store)
+    small = settings.model_copy(update={"agent": AgentSettings(evidence_max_tokens=64)})
+    whole = answer(cause="c" * 40, actions=[RESTART, RESTART | {"target": "x" * 400}])
+    cut = whole[:whole.index("x" * 10)]  # the first action whole, the second cut
+    with ScriptedModel([say(cut)]) as model, pytest.raises(LLMBadResponse) as caught:
+        _run(backend_name, model, ctx, small, incident_id)
+    assert "cut off at" in str(caught.value)
+    assert store.proposals(incident_id) == []
+
+
 def test_a_line_break_inside_a_string_is_read(ctx, settings, store) -> None:
     """Some servers' grammars let a raw line break into a JSON string; nothing hides in it."""
     incident_id = _incident(store)

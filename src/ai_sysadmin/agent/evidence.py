@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import Settings, validation_problem
-from ..llm.strict_json import strict_json
+from ..llm.strict_json import first_object, strict_json
 from ..llm.types import ChatResult, LLMBadResponse, Message, ResponseSchema, ToolCall, ToolSpec
 from ..redact import redact, redact_cut
 from ..safety.actions import ACTION_KINDS
@@ -178,8 +178,17 @@ def parse_answer(result: ChatResult, max_tokens: int | None = None) -> EvidenceA
         # allow it, and it hides nothing
         data = strict_json(text, strict=False)
     except ValueError:
-        why = f"was cut off at {limit}" if result.cut or counted else "is not JSON"
-        raise LLMBadResponse(f"the model's answer in evidence mode {why}: {shown!r}") from None
+        try:
+            # a server that does not hold the model to the schema: words before or after
+            # the object, or around its fence. Not in a cut answer: an action's object
+            # within it is whole, and was read as the answer
+            if result.cut or counted:
+                raise
+            data = first_object(text)
+        except ValueError:
+            why = f"was cut off at {limit}" if result.cut or counted else "is not JSON"
+            raise LLMBadResponse(f"the model's answer in evidence mode {why}: "
+                                 f"{shown!r}") from None
     try:
         return EvidenceAnswer.model_validate(data)
     except ValidationError as exc:

@@ -41,7 +41,9 @@ async def investigate(
     ctx.incident_id = incident.id
     agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=on_event)
     messages = await opening(agent, settings, incident, facts or HostFacts(incident.host))
-    return await agent.run(messages)
+    # the evidence is what the incident is about (the task names no subject: host text): a
+    # long investigation that dropped it diagnosed and proposed without it
+    return await agent.run(messages, opening=len(messages))
 
 
 def chat_opening(settings: Settings, facts: HostFacts, managed: Sequence[str] = ()) -> Message:

@@ -37,6 +37,8 @@ EventKind = Literal["tool_call", "tool_result", "answer"]
 MAX_PROPOSALS = 3
 #: what a call past the tool budget is answered
 BUDGET_SPENT = "tool budget exhausted: give your final answer now"
+#: what follows the output of the call that spent the budget
+LAST_CALL = "[that was the last call of the tool budget: give your final answer now]"
 #: what an older call's arguments become when they do not fit the context
 _DROPPED_ARGUMENTS = {"note": "arguments dropped to fit the context"}
 #: the least of the context each output of one reply is given: its head, fence and command
@@ -70,6 +72,9 @@ def _size(message: Message) -> int:
 _CALL_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
 #: where a JSON tool call written as text may start
 _CALL_OBJECT = re.compile(r'\{\s*"name"\s*:')
+#: where a list of them may start: Mistral's template writes its calls as one after its
+#: [TOOL_CALLS] token, a control token that the server's detokenizer leaves out of the text
+_CALL_LIST = re.compile(r'\[\s*\{\s*"name"\s*:')
 #: what a JSON tool call written as text names its arguments (Qwen and Hermes, Llama 3.1)
 _CALL_ARGUMENTS = frozenset({"arguments", "parameters"})
 #: what may stand between a tag and the call it writes
@@ -92,11 +97,13 @@ def _decoded(decoder: json.JSONDecoder, text: str, at: int = 0) -> tuple[object,
         return None
 
 
-def _without_old_questions(messages: list[Message], total: int,
-                           budget: int) -> list[Message]:
+def _without_old_questions(messages: list[Message], total: int, budget: int,
+                           opening: int = 0) -> list[Message]:
     """The oldest questions of a long chat, each with all that answered it (whole, so that
-    no tool output is left without its call), until it fits; from the second question on."""
-    asked = [n for n, m in enumerate(messages) if m.role == "user"]
+    no tool output is left without its call), until it fits; from the second question on.
+    The first ``opening`` messages are none of them: they say what the conversation is about
+    (``approve discuss``'s action)."""
+    asked = [n for n, m in enumerate(messages) if m.role == "user" and n >= opening]
     if total <= budget or len(asked) < 2:
         return messages
     cut = asked[0]
@@ -154,6 +161,9 @@ class Agent:
         self.marker = f"host-output-{secrets.token_hex(4)}"
         #: the calls whose output left the context to fit it: asked again, they run again
         self._dropped: set[str] = set()
+        #: how many of the conversation's first messages :meth:`_fit` keeps, whatever else
+        #: it drops (:meth:`run`'s ``opening``)
+        self._opening = 0
 
     def log_call(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
         """Every tool call in the decisions log: masked arguments, status, duration, and an
@@ -227,8 +237,8 @@ class Agent:
         writes them, any length), until the conversation fits the context budget; then, in
         a chat that went on long, its oldest questions with their answers; then the oldest
         rounds of this question. Never the outputs of the calls just made (the model has not
-        seen them yet, and :meth:`_make_calls` sized them to fit), the system message or the
-        question being answered."""
+        seen them yet, and :meth:`_make_calls` sized them to fit), the conversation's opening
+        (the system message, an investigation's evidence) or the question being answered."""
         budget = self.settings.max_context_chars
         fitted = list(messages)
         total = sum(_size(m) for m in fitted)
@@ -238,6 +248,8 @@ class Agent:
         for index, message in enumerate(fitted[:newest]):
             if total <= budget:
                 break
+            if index < self._opening:
+                continue
             if message.role == "tool" and len(message.content) > 200:
                 total -= len(message.content) - 60
                 fitted[index] = Message("tool", "[older tool output dropped to fit the context]",
@@ -249,7 +261,8 @@ class Agent:
                     - len(message.content)
                 fitted[index] = Message(message.role, message.content, calls,
                                         message.tool_call_id, message.name)
-        return self._without_old_rounds(_without_old_questions(fitted, total, budget), budget)
+        return self._without_old_rounds(
+            _without_old_questions(fitted, total, budget, self._opening), budget)
 
     def _without_old_rounds(self, messages: list[Message], budget: int) -> list[Message]:
         """The oldest rounds of the question being answered (a reply with the outputs of its
@@ -257,8 +270,10 @@ class Agent:
         went (many short ones, the model's own text) can still be too much. Never the newest."""
         total = sum(_size(m) for m in messages)
         asked = max((n for n, m in enumerate(messages) if m.role == "user"), default=-1)
-        starts = [n for n in range(asked + 1, len(messages)) if messages[n].role == "assistant"]
-        cut = asked + 1
+        # an investigation's opening holds the incident's evidence after its question
+        head = max(asked + 1, self._opening)
+        starts = [n for n in range(head, len(messages)) if messages[n].role == "assistant"]
+        cut = head
         for start, after in zip(starts, starts[1:], strict=False):
             if total <= budget:
                 break
@@ -267,23 +282,28 @@ class Agent:
                 # a call whose output the model no longer sees may be made again
                 self._dropped.update(c.id for c in message.tool_calls)
             cut = after
-        return [*messages[:asked + 1], *messages[cut:]]
+        return [*messages[:head], *messages[cut:]]
 
     def _floor(self, conversation: list[Message]) -> int:
-        """What :meth:`_fit` never drops, the reply just made last: the opening before the
-        first question, the question being answered, that reply (its long arguments cut)."""
+        """What :meth:`_fit` never drops, the reply just made last: the opening (at least all
+        before the first question), the question being answered, that reply (its long
+        arguments cut)."""
         asked = [n for n, m in enumerate(conversation) if m.role == "user"]
-        kept = [*conversation[:asked[0]], conversation[asked[-1]]] if asked else []
+        head = max(self._opening, asked[0] if asked else 0)
+        kept = conversation[:head]
+        if asked and asked[-1] >= head:
+            kept.append(conversation[asked[-1]])
         reply = conversation[-1]
         cut = Message(reply.role, reply.content, tuple(_shortened(c) for c in reply.tool_calls))
         return sum(_size(m) for m in [*kept, cut])
 
     def _written_call(self, answer: str) -> bool:
         """An answer that starts with a chat template's tool call tag, holds one followed by
-        a call of one of our tools, or ends in such a call as a JSON object (bare or fenced,
-        after prose or not): a server that does not parse the model's calls passes them on
-        as text, which is no diagnosis. A tag alone within the text is not one: a diagnosis
-        quotes the host's logs, and a host that runs a model server logs such tags."""
+        a call of one of our tools, or ends in such a call as a JSON object or a list of them
+        (bare or fenced, after prose or not): a server that does not parse the model's calls
+        passes them on as text, which is no diagnosis. A tag alone within the text is not
+        one: a diagnosis quotes the host's logs, and a host that runs a model server logs
+        such tags."""
         text = answer.strip()
         if text.startswith(_CALL_TAGS):
             return True
@@ -307,6 +327,11 @@ class Agent:
         for candidate in _CALL_OBJECT.finditer(tail):
             found = _decoded(decoder, tail, candidate.start())
             if found is not None and found[1] == len(tail) and self._ours(found[0]):
+                return True
+        for candidate in _CALL_LIST.finditer(tail):
+            found = _decoded(decoder, tail, candidate.start())
+            if found is not None and found[1] == len(tail) and isinstance(found[0], list) \
+                    and all(self._ours(item) for item in found[0]):
                 return True
         return False
 
@@ -422,7 +447,11 @@ class Agent:
         room = max(self.settings.max_context_chars - self._floor(conversation),
                    _MIN_SHARE * len(calls))
         note = ""
-        if left_out:
+        if used < self.settings.max_tool_calls <= used + len(calls) and not left_out:
+            # the next request offers no tools: a model not told why wrote its next call as
+            # text, which the server then passed on as its answer
+            note = f"\n{LAST_CALL}"
+        elif left_out:
             why = ("the tool budget is spent: give your final answer now"
                    if used + len(calls) >= self.settings.max_tool_calls else
                    f"one reply may make {len(calls)} now (the tool budget and the context "
@@ -444,9 +473,16 @@ class Agent:
         return used
 
     def _answered(self, reply: Message, result: ChatResult, conversation: list[Message],
-                  used: int) -> AgentOutcome:
+                  used: int, offered: bool = True) -> AgentOutcome:
+        """``offered``: the request offered the model tools (none once its budget is spent)."""
         answer = reply.content.strip()
         stop: Literal["answer", "cut", "long"] = "cut" if result.cut else "answer"
+        if not answer and not result.cut and (said := _latest_text(conversation[:-1])):
+            # a small model writes its diagnosis beside its propose_action call, then has
+            # nothing to add once told the proposal is recorded: that diagnosis is its answer
+            conversation.pop()
+            self.emit("answer", "", redact(said.strip()))
+            return AgentOutcome(said.strip(), conversation, used, "answer", self.ctx.proposals)
         if len(answer) > self.settings.max_context_chars:
             # a model gone wrong may write megabytes (up to what a backend reads): each
             # would be masked, stored as the diagnosis, rendered on a terminal, sent back
@@ -462,6 +498,11 @@ class Agent:
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):
+            if not offered:
+                # with no tools in the request, no server reads a call as one: the model
+                # wanted more than its budget, and said so the only way left to it
+                conversation.pop()
+                return self._out_of_budget(conversation, used)
             if result.cut:
                 # a call cut short is no call any server reads: the limit is the cause, not
                 # a server that passes calls on as text
@@ -472,7 +513,11 @@ class Agent:
         self.emit("answer", "", redact(answer))
         return AgentOutcome(answer, conversation, used, stop, self.ctx.proposals)
 
-    async def run(self, messages: list[Message]) -> AgentOutcome:
+    async def run(self, messages: list[Message], opening: int = 0) -> AgentOutcome:
+        """Answer the conversation's last question. ``opening``: how many of its first
+        messages say what it is about and are kept whatever else leaves the context, as the
+        system message is (an investigation's incident evidence, a discussion's action)."""
+        self._opening = opening
         conversation = list(messages)
         specs = self.registry.specs(self.tool_names)
         used = 0
@@ -488,22 +533,37 @@ class Agent:
             reply = self._taken(result.message, used, conversation)
             conversation.append(reply)
             if not reply.tool_calls:
-                return self._answered(reply, result, conversation, used)
+                return self._answered(reply, result, conversation, used, bool(offer))
             if not offer:
                 over_budget_turns += 1
             left_out = len(result.message.tool_calls) - len(reply.tool_calls)
             used = await self._make_calls(reply.tool_calls, left_out, conversation, seen, used,
                                           result.cut)
             if over_budget_turns >= 2:
-                partial = next((m.content for m in reversed(conversation)
-                                if m.role == "assistant" and m.content.strip()), "")
-                return AgentOutcome(partial or "(no answer: the tool budget ran out)",
-                                    conversation, used, "budget", self.ctx.proposals)
+                return self._out_of_budget(conversation, used)
+
+    def _out_of_budget(self, conversation: list[Message], used: int) -> AgentOutcome:
+        """The end of a question whose tool budget ran out: what the model wrote last, its
+        proposals kept."""
+        partial = _latest_text(conversation)
+        return AgentOutcome(partial or "(no answer: the tool budget ran out)", conversation,
+                            used, "budget", self.ctx.proposals)
 
 
 #: the most of one tool output a conversation keeps (for ``read_more``): far more than a
 #: model reads, bounded however much a command printed
 MAX_KEPT_CHARS = 1_000_000
+
+
+def _latest_text(conversation: list[Message]) -> str:
+    """What the model last wrote in answer to the question being answered; "" for nothing.
+    An earlier question's answer is no answer to this one."""
+    for message in reversed(conversation):
+        if message.role == "user":
+            break
+        if message.role == "assistant" and message.content.strip():
+            return message.content
+    return ""
 
 
 def _kept(output: str) -> str:

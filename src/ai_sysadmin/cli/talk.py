@@ -49,11 +49,12 @@ def _opening(runtime: Runtime, tools: ToolContext) -> Message:
 
 
 def _run_turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
-              quiet: bool) -> AgentOutcome:
+              quiet: bool, opening: int = 0) -> AgentOutcome:
     """One turn; Ctrl-C during it cancels it (a KeyboardInterrupt to the caller). Its
     request is already out of the queue then: the interrupted turn withdrew it on its way
-    out."""
-    return asyncio.run(_turn(runtime, ctx, messages, quiet))
+    out. ``opening``: the first messages, which say what the conversation is about, kept
+    however long it grows."""
+    return asyncio.run(_turn(runtime, ctx, messages, quiet, opening))
 
 
 def _show(event: AgentEvent) -> None:
@@ -67,12 +68,12 @@ def _show(event: AgentEvent) -> None:
 
 
 async def _turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
-                quiet: bool) -> AgentOutcome:
+                quiet: bool, opening: int) -> AgentOutcome:
     settings = runtime.settings
     try:
         async with llm_session(settings, Priority.INTERACTIVE) as llm:
             agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=None if quiet else _show)
-            return await agent.run(messages)
+            return await agent.run(messages, opening)
     finally:
         # SSH connections belong to this turn's event loop
         await runtime.close()
@@ -137,12 +138,14 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     if action.incident_id:
         about += (f" It was proposed for incident #{action.incident_id}; call "
                   "incident_evidence to see it.")
+    # kept however long the discussion grows: without it, "so should I approve it?" was
+    # answered about no action in particular
     messages = [_opening(runtime, tools), Message("user", about),
                 Message("assistant", "Understood. What would you like to know about it?")]
     news = _ActionNews(runtime, action)
     if message is not None:
         outcome = _run_turn(runtime, tools, [*messages, _asked(message, runtime.settings)],
-                            quiet=False)
+                            quiet=False, opening=len(messages))
         answered = _answer(outcome, runtime.settings)
         if (changed := news.since()) is not None:  # while the model answered
             about = "; the answer above is about it as it was" if answered else ""
@@ -344,7 +347,8 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
         told = news.for_turn() if news is not None else None
         try:
             outcome = _run_turn(runtime, tools, [*messages, _asked(
-                line if told is None else f"{told}\n\n{line}", settings)], quiet=False)
+                line if told is None else f"{told}\n\n{line}", settings)], quiet=False,
+                opening=len(opening))
         except KeyboardInterrupt:
             if _ends_chat(piped):
                 raise

@@ -71,3 +71,28 @@ def strict_json(text: str | bytes, strict: bool = True) -> Any:
     except RecursionError:
         raise ValueError("nested too deeply") from None
     return _mend(value)
+
+
+#: the most places a JSON object is looked for in a text: an answer of prose holds a few
+#: braces, and each look may parse to the text's end
+_OBJECTS_TRIED = 64
+
+
+def first_object(text: str) -> dict[str, Any]:
+    """The first JSON object in ``text`` (by :func:`strict_json`'s rules, raw control
+    characters in strings let through), where prose or a Markdown fence surrounds it: a
+    server that does not hold the model to a schema passes on "Here is my answer:" and
+    the like. :class:`ValueError` where there is none."""
+    decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, strict=False)
+    at = text.find("{")
+    for _ in range(_OBJECTS_TRIED):
+        if at < 0:
+            break
+        try:
+            value, _end = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            return _mend(value)
+        at = text.find("{", at + 1)
+    raise ValueError("no JSON object in the text")

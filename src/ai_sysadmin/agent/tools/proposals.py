@@ -41,6 +41,12 @@ def _shape_problem(kind: str, parameters: dict[str, Any]) -> str | None:
             "no proposal was recorded")
 
 
+def _whose(ctx: ToolContext) -> str:
+    """What ``ctx.default_host`` is to the conversation, in words."""
+    return ("the incident's host" if ctx.incident_id is not None
+            else "the host this conversation is about")
+
+
 @REGISTRY.tool()
 async def propose_action(
     ctx: ToolContext,
@@ -50,9 +56,19 @@ async def propose_action(
     ],
     rationale: Annotated[str, Field(min_length=1, max_length=2000,
                                     description="Why this fixes the incident, citing evidence.")],
+    host: Annotated[str, Field(description="Omit it: a fix is for the host this conversation "
+                               "is about, and no other.")] = "",
 ) -> ToolResult:
-    """Propose one remediation action for the incident. It is recorded for the policy and a
-    person to decide; nothing runs now."""
+    """Propose one remediation action for the host this conversation is about (the
+    incident's host), never another. It is recorded for the policy and a person to decide;
+    nothing runs now."""
+    if host and host != ctx.default_host:
+        # every reading tool takes a host, and a model that read another host proposed its
+        # fix there: it was recorded for this host, and the model said it was for the other
+        return ToolResult("refused", f"a fix is proposed here only for host "
+                          f"{ctx.default_host}, {_whose(ctx)}; none is recorded for "
+                          f"{host[:100]!r}: say in your answer what you would do there",
+                          from_host=False)
     if kind not in ACTION_KINDS:
         return ToolResult("error", f"unknown action kind {kind!r}; kinds: {_KINDS}",
                           from_host=False)
@@ -84,7 +100,8 @@ async def propose_action(
     proposal["id"] = proposal_id
     ctx.proposals.append(proposal)
     said = f"proposal {proposal_id or len(ctx.proposals)} recorded: {kind} " \
-        f"{json.dumps(parameters)}; nothing was executed"
+        f"{json.dumps(parameters)} for host {ctx.default_host} ({_whose(ctx)}); nothing was " \
+        "executed"
     if advisory:
         # outside an investigation the model must not believe it queued a fix
         said += ("; this is advisory only: outside an investigation a proposal is never "

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 import uuid
 from abc import abstractmethod
@@ -447,7 +448,22 @@ def assistant_message(backend: HttpBackend, message: Any, legacy_ok: bool) -> Me
             raise backend.bad("a malformed tool call", raw)
         calls.append(tool_call(raw.get("id"), function.get("name"),
                                function.get("arguments", {})))
-    return Message(role="assistant", content=content, tool_calls=tuple(calls))
+    return Message(role="assistant", content=without_reasoning(content),
+                   tool_calls=tuple(calls))
+
+
+#: a reasoning model's deliberation before its answer (Qwen3, DeepSeek-R1), where the server
+#: leaves it in the content: Ollama with ``think`` unset, llama.cpp with
+#: ``--reasoning-format none``, vLLM without ``--reasoning-parser``
+_REASONING = re.compile(r"\A\s*<(think|thinking)>.*?(?:</\1>|\Z)", re.DOTALL)
+
+
+def without_reasoning(content: str) -> str:
+    """``content`` without a leading reasoning block: it was stored and shown as the
+    diagnosis, and the evidence mode's JSON after it was refused as no JSON. A block that
+    never ends is all reasoning: the model answered nothing (cut at its token limit)."""
+    found = _REASONING.match(content)
+    return content if found is None else content[found.end():].lstrip()
 
 
 #: the longest tool name kept as the model wrote it: ours are a few words; a longer one is no
