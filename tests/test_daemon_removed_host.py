@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,8 @@ from ai_sysadmin.orchestrator.investigator import Investigator
 from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, HostStore, IncidentStore
 from ai_sysadmin.store.outbox import EVENT_STATES, Outbox
-from tests.support.scripted_model import ScriptedModel, say
+from tests.support.polling import until
+from tests.support.scripted_model import ScriptedModel, Step, call, say
 
 FAILED = Finding("web9", "failed_unit", "nginx.service", Severity.CRITICAL,
                  "nginx.service has failed", ("nginx.service: active=failed",))
@@ -361,3 +363,47 @@ def test_a_running_daemon_follows_a_host_added_again_afresh_and_stops_cleanly(
     before, after = asyncio.run(run_then_add_again())
     assert all(t.cancelled() for t in before)
     assert after and not set(after) & set(before) and all(t.done() for t in after)
+
+
+def test_a_host_let_go_ends_the_investigations_that_wait_for_the_model(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    """`systems remove` while the model thinks about one of the host's incidents: once the
+    daemon lets the host go, that investigation ends, and the model's answer runs none of its
+    tool calls on a host nobody manages."""
+    thinking = threading.Event()
+
+    def answer_late(request: dict[str, object]) -> Step:
+        assert thinking.wait(60), "never let go"
+        return call("failed_units")
+
+    with ScriptedModel([answer_late], then=say("DIAGNOSIS: nginx failed.")) as model:
+        settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
+                            knowledge={"enabled": False},
+                            llm={"backend": "openai", "url": model.url, "model": "scripted"})
+        store = IncidentStore(Database(settings.db_path))
+        assert cli("systems", "add", "--no-probe", "web9")[0] == 0
+        (incident_id,) = store.record_check("web9", [FAILED], {"failed_unit"}).opened
+
+        async def go() -> bool:
+            runtime = Runtime(settings, store, [LocalTransport("here"), LocalTransport("web9")])
+            investigator = Investigator(settings, store, runtime.transports,
+                                        lambda _: DirectLLM(make_backend(settings.llm)),
+                                        knowledge=KnowledgeRecall(settings))
+            daemon = Daemon(runtime, investigator)
+            try:
+                investigator.schedule(incident_id)
+                task = investigator.running[incident_id]
+                await until(lambda: model.requests, what="the model asked")
+                removed = await asyncio.to_thread(cli, "systems", "remove", "web9")
+                assert removed[0] == 0, removed
+                await daemon._forget("web9")  # what its loop does once it sees the removal
+                return task.done()
+            finally:
+                thinking.set()
+                await investigator.close()
+                await runtime.close()
+
+        ended = asyncio.run(go())
+    assert ended
+    assert len(model.requests) == 1
+    assert store.get(incident_id).state == "closed"

@@ -482,6 +482,8 @@ class SshTransport(Transport):
         self.runs_as_root = True if target.user == "root" else None
         self._state: _LoopState | None = None
         self._connects = 0
+        #: let go (:meth:`let_go`): it connects no more
+        self._let_go = False
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -491,6 +493,9 @@ class SshTransport(Transport):
         return self._connects
 
     def _loop_state(self) -> _LoopState:
+        if self._let_go:
+            raise TransportError(f"{self.host} is no longer managed (removed): not connected "
+                                 "to again")
         state = self._state
         if state is None or state.loop is not asyncio.get_running_loop():
             # connections belong to the loop that opened them: a new loop starts afresh
@@ -747,6 +752,13 @@ class SshTransport(Transport):
         for conn in reversed(conns):
             conn.close()
             await settle(conn.wait_closed(), _CLOSE_WAIT)
+
+    async def let_go(self) -> None:
+        """Closed for good: what still holds this transport after its host was removed (an
+        investigation's tool call, a chat's) would log in again, to a host nobody manages,
+        and nothing would ever close that login."""
+        self._let_go = True
+        await self.close()
 
     async def close(self) -> None:
         state, self._state = self._state, None

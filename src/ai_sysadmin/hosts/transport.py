@@ -231,6 +231,11 @@ class Transport(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; nothing to do for process-based transports."""
 
+    async def let_go(self) -> None:
+        """The host is no longer managed (``systems remove``): its connections end, and one
+        that holds them opens none again (a host added again gets a transport of its own)."""
+        await self.close()
+
 
 async def unanswered(transport: Transport, timeout: float,
                      limit: float | None = None) -> TransportError | None:

@@ -294,8 +294,11 @@ class Daemon:
         for task in following:
             task.cancel()
         self._unfollowed(host)
-        # the follower's stream ends before its connection does
+        # the follower's stream ends before its connection does, as do the investigations
+        # whose next tool call would run on it
         await asyncio.gather(*following, return_exceptions=True)
+        if self.investigator is not None:
+            await self.investigator.let_go(host)
         await self.runtime.let_go(host)
         self.failures.forget(host)
         log.info("%s was removed (`systems remove`): no longer checked nor followed", host,

@@ -20,6 +20,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from ..agent.context import ToolContext
 from ..agent.evidence import investigate_evidence
@@ -40,12 +41,14 @@ from ..llm.types import (
     LLMServerError,
     LLMUnavailable,
 )
+from ..monitor.findings import Severity
 from ..monitor.rules import HOST_DOWN
 from ..redact import redact
 from ..store import Action, HostStore, IncidentStore
 from ..store.incidents import Incident
 from ..store.outbox import LLM, WORKER, Outage
 from ..store.refused import RefusalLog, refused
+from .slots import Slots
 
 log = logging.getLogger("ai_sysadmin.decisions")
 DAY_SECONDS = 24 * 3600
@@ -62,6 +65,9 @@ UNUSABLE = frozenset(kind.__name__ for kind in (LLMBadResponse, LLMModelMissing)
 #: told a person when they last (:meth:`Investigator._tell_down`)
 OUTAGE = (LLMUnavailable, LLMServerError)
 OUTAGE_NAMES = frozenset(kind.__name__ for kind in (LLMUnavailable, LLMBusy, LLMServerError))
+#: what an answer of the LLM mends: its outage, and a request that timed out in the queue
+#: behind others (a burst, people's chats), which waited for the model as well
+MENDED_BY_AN_ANSWER = OUTAGE_NAMES | {QueueTimeout.__name__}
 #: failures of an investigation whose request no worker took; with the above, what an
 #: incident that waits for a worker last failed for
 UNSERVED_NAMES = OUTAGE_NAMES | {NoWorker.__name__}
@@ -73,6 +79,9 @@ UNSERVED_NAMES = OUTAGE_NAMES | {NoWorker.__name__}
 #: that fails a request by a bug of its own), or a failure that comes back at every try was
 #: retried every hour for good, and no person was ever told
 WAITED = (*OUTAGE, QueueError, QueueTimeout, StoreError, TransportError)
+#: the states an investigation starts from, and those that end one under way
+STARTABLE = ("open", "reopened")
+ENDED = ("resolved", "closed")
 #: what a stop records of an investigation it cut off (:meth:`Investigator._run`)
 INTERRUPTED = "interrupted"
 #: what an investigation that ended without a proposal records when its host went down
@@ -101,6 +110,11 @@ PROBE_RESEND_SECONDS = 300.0
 #: the longest an investigation waits for what the knowledge base recalls (a store that is
 #: still opening is not waited for at all); past it, it starts without
 RECALL_TIMEOUT_SECONDS = 60.0
+
+
+class _MovedOn(Exception):
+    """The incident of an investigation under way resolved or was closed: its model is
+    asked no more."""
 
 
 def backoff(first: float, attempts: int) -> float:
@@ -172,6 +186,12 @@ class Investigator:
         #: hands the investigation's proposals to the policy and executor
         self.on_proposals = on_proposals
         self.running: dict[int, asyncio.Task[None]] = {}
+        #: as many investigations ask the model at once as the queue serves (:mod:`.slots`)
+        self.slots = Slots(settings.queue.concurrency)
+        #: the host of each investigation waiting for its turn or asking the model
+        self._asking: dict[int, str] = {}
+        #: a request timed out in the queue: those that did are due at the model's next answer
+        self._behind = False
         #: incidents reopened or changed while their investigation (and its fix) still ran:
         #: looked at again as soon as it ends, or the news would wait for nobody
         self._again: set[int] = set()
@@ -180,7 +200,7 @@ class Investigator:
         #: first investigation's recall opens it)
         self._knowledge = knowledge
         url = mask_url(settings.llm.url)
-        self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}", OUTAGE_NAMES)
+        self._llm = _Watch(LLM, OUTAGE_NAMES, f"the LLM at {url}", MENDED_BY_AN_ANSWER)
         # a worker back does not bring a server that is down back with it
         self._worker = _Watch(WORKER, UNSERVED_NAMES, f"the LLM queue {describe_queue(settings)}",
                               frozenset({NoWorker.__name__}))
@@ -292,21 +312,69 @@ class Investigator:
 
     async def _run(self, incident_id: int) -> None:
         incident = await asyncio.to_thread(self.store.get, incident_id, history=0)
-        if incident.state not in ("open", "reopened"):
+        if incident.state not in STARTABLE:
             return
+        # taken before the move to "investigating": those that wait for one are open still,
+        # and a host removed meanwhile cancels them (:meth:`let_go`)
+        self._asking[incident_id] = incident.host
+        try:
+            await self.slots.take(-Severity.rank_of(incident.severity), incident.opened_at)
+            try:
+                asked = await self._ask(incident_id)
+            finally:
+                self.slots.give_back()
+        finally:
+            self._asking.pop(incident_id, None)
+        if asked is None:
+            return
+        incident, outcome, started, ctx = asked
+        try:
+            await self._investigated(incident, outcome, started, ctx.refused_proposals)
+        except Exception as exc:
+            # its end not handled (the store locked as its proposals were decided): left
+            # open with a diagnosis and a proposal nobody decided, it waited for a restart;
+            # failed, what it proposed is abandoned and it is investigated again
+            await self._failed(incident, ctx, exc)
+
+    async def _startable(self, incident_id: int) -> Incident | None:
+        """The incident, where an investigation of it starts now (it is moved to
+        investigating); None where it does not."""
+        incident = await asyncio.to_thread(self.store.get, incident_id, history=0)
+        if incident.state not in STARTABLE:
+            return None  # resolved or closed while it waited for its turn
         if await asyncio.to_thread(HostStore(self.store.db).removed, incident.host):
-            return  # removed since this daemon built its transports, which still reach it
+            return None  # removed since this daemon built its transports, which still reach it
         if await asyncio.to_thread(self.store.live_of, incident.host, HOST_DOWN) is not None:
             # the model's tools all run on the host: the host's own incident is never
             # investigated (a person was paged by it), the others when it answers again
-            return
+            return None
         if await asyncio.to_thread(self._held, incident_id):
-            return
+            return None
         # the host as it is now: one added again since the transports were built (another
         # machine, maybe, at another target) is renewed, its tools reach its new target
         await self._reach(incident.host)
-        await asyncio.to_thread(self.store.transition, incident_id, "investigating", "agent",
-                                "investigation started")
+        try:
+            await asyncio.to_thread(self.store.transition, incident_id, "investigating",
+                                    "agent", "investigation started")
+        except StoreError:
+            # the move is refused in the store's transaction where the incident is no longer
+            # open (a check resolved it, a person closed it, since the read above): it just
+            # does not start
+            now = await asyncio.to_thread(self.store.get, incident_id, history=0)
+            if now.state in STARTABLE:
+                raise
+            log.info("incident %d is %s: not investigated", incident_id, now.state,
+                     extra={"incident": incident_id, "event": "investigation_not_started"})
+            return None
+        return incident
+
+    async def _ask(self, incident_id: int
+                   ) -> tuple[Incident, AgentOutcome, float, ToolContext] | None:
+        """The model's investigation of the incident, with its tools; None where it did not
+        start, did not end (failed: recorded), or its incident moved on meanwhile."""
+        incident = await self._startable(incident_id)
+        if incident is None:
+            return None
         ctx = ToolContext(self.settings, self.transports, incident.host, self.store, incident_id)
         started = time.monotonic()
         # the mode follows the model: a small one answers once from gathered evidence
@@ -315,11 +383,18 @@ class Investigator:
         try:
             ctx.knowledge = self.knowledge
             ctx.recalled = await self.recall(incident)
-            outcome = await run(incident, self.llm_for(incident_id), ctx,  # type: ignore[arg-type]
+            outcome = await run(incident, self._asking_while_live(incident_id), ctx,
                                 self.settings, self.facts_for(incident.host))
+        except _MovedOn as moved:
+            # nothing is recorded: what it proposed is never decided for an incident that
+            # ended (a reopen abandons it)
+            log.info("incident %d %s during its investigation: the model is asked no more",
+                     incident_id, moved, extra={"incident": incident_id,
+                                                "event": "investigation_moved_on"})
+            return None
         except Exception as exc:  # any failure: the incident stays open and is retried
             await self._failed(incident, ctx, exc)
-            return
+            return None
         except asyncio.CancelledError:
             # the run starts again after the restart and proposes afresh: what this one
             # proposed is not decided beside it
@@ -327,13 +402,20 @@ class Investigator:
                 self.store.record_investigation(incident_id, None, INTERRUPTED, time.time(),
                                                 abandoned=_recorded(ctx))
             raise
-        try:
-            await self._investigated(incident, outcome, started, ctx.refused_proposals)
-        except Exception as exc:
-            # its end not handled (the store locked as its proposals were decided): left
-            # open with a diagnosis and a proposal nobody decided, it waited for a restart;
-            # failed, what it proposed is abandoned and it is investigated again
-            await self._failed(incident, ctx, exc)
+        return incident, outcome, started, ctx
+
+    def _asking_while_live(self, incident_id: int) -> Any:
+        """The incident's model, asked only while the incident is investigating still: one a
+        check resolved (or a person closed) between two turns costs the model no more."""
+        llm = self.llm_for(incident_id)
+
+        async def ask(*args: Any, **kwargs: Any) -> Any:
+            state = (await asyncio.to_thread(self.store.get, incident_id, history=0)).state
+            if state in ENDED:
+                raise _MovedOn(state)
+            return await llm(*args, **kwargs)
+
+        return ask
 
     async def _failed(self, incident: Incident, ctx: ToolContext, exc: Exception) -> None:
         """An investigation that raised: kept with its reason and retried with backoff (or
@@ -344,6 +426,12 @@ class Investigator:
         wall, mono = time.time(), time.monotonic()
         attempts = incident.investigation_attempts
         delay = backoff(self.settings.agent.retry_backoff_seconds, attempts)
+        if type(exc) is QueueTimeout:
+            # it waited behind other requests (people's, a burst): no failure of the model,
+            # and no reason to wait an outage's backoff; due again at the model's next
+            # answer (:meth:`_answered`), at the latest after the first backoff
+            delay = self.settings.agent.retry_backoff_seconds
+            self._behind = True
         reason = redact(f"{type(exc).__name__}: {exc}")
         spent = await self._unusable(incident_id, exc, reason)
         await asyncio.to_thread(functools.partial(
@@ -532,8 +620,10 @@ class Investigator:
 
     async def _answered(self, *watches: _Watch) -> None:
         """Each of ``watches`` answered an investigation: its outage, if any, is over."""
+        behind = False
         if self._llm in watches:
             self._llm_answered_at = time.monotonic()
+            behind, self._behind = self._behind, False
         for watch in watches:
             # the first answer since this process started may end an outage a former one saw
             over = watch.down is not None or watch.told is None
@@ -542,6 +632,8 @@ class Investigator:
                 await self._tell_back(watch)
             if over:
                 await self._investigate_waiting(watch)
+            elif behind and watch is self._llm:
+                await self._investigate_waiting(watch, "answered an investigation")
 
     async def _investigate_waiting(self, watch: _Watch, because: str = "answers again") -> None:
         """After an outage of ``watch``: the incidents that waited for it are investigated
@@ -704,6 +796,18 @@ class Investigator:
         except Exception as exc:
             log.warning("the LLM server not probed (%s: %s)", type(exc).__name__,
                         redact(str(exc))[:300], extra={"event": "llm_probe_failed"})
+
+    async def let_go(self, host: str) -> None:
+        """``host`` was removed (``systems remove``): its investigations that wait for their
+        turn or ask the model end now. The model's next tool call would run on a host
+        nobody manages (another machine at that address, maybe), through a login nothing
+        closes; one that decides its proposals goes on (the executor refuses a removed
+        host's fixes)."""
+        tasks = [self.running[incident_id] for incident_id, of in self._asking.items()
+                 if of == host and incident_id in self.running]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
         self._closing = True

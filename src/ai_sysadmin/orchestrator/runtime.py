@@ -245,12 +245,14 @@ class Runtime:
     async def let_go(self, host: str) -> None:
         """Close the connection to ``host``, removed (``systems remove``): nothing checks it
         again in this process. Its transport stays known (a fix approved for it is refused
-        by the store, not by a missing name) and would connect again if asked."""
+        by the store, not by a missing name) and connects no more: a tool call of an
+        investigation or a chat that still holds it is refused, not a login nothing closes.
+        Added again, the host gets a fresh one (:meth:`renew`)."""
         transport = self.__dict__.get("transports", {}).get(host)
         if transport is None or transport is self.local:
             return
         try:
-            await transport.close()
+            await transport.let_go()
         except Exception as exc:  # a connection that is gone already is let go all the same
             log.info("%s: closing its connection: %s", host, redact_cut(str(exc), 200),
                      extra={"host": host})
