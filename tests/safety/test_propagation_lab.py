@@ -42,6 +42,8 @@ UNITS = {
     "mariadb.service": f"{SLEEPER}[Install]\nAlias=mysql.service\n",
     "guest.service": "[Service]\nDelegate=yes\nExecStart=/bin/sh /usr/local/bin/guest.sh\n",
     "plain.service": SLEEPER,
+    # the host's own nginx: the guest names a cgroup of its own so too
+    "nginx.service": SLEEPER,
     # sshd is part of web, requires db, and never runs with rescue-ssh
     "sshd.service": "[Unit]\nConflicts=rescue-ssh.service\nPartOf=web.service\n"
                     f"Requires=db.service\nAfter=db.service\n{SLEEPER}",
@@ -131,6 +133,27 @@ def test_a_kill_is_refused_where_a_stop_of_its_unit_would_be(executor, lab, unit
 def test_a_kill_in_a_protected_units_delegated_subtree_is_refused(executor, lab) -> None:
     killed = plan(executor, "kill_process", pid=guest_pid(lab))
     assert not killed.allowed and "guest.service, which is protected" in killed.reason
+
+
+def test_a_kill_in_a_guests_subtree_is_not_the_host_services_incident(lab, tmp_path) -> None:
+    """The guest's process in its own cgroup system.slice/nginx.service runs in guest.service
+    for the host (as the runaway check names it): an incident about the host's nginx.service
+    is not about it, so its kill is a person's decision, never run at auto-full."""
+    settings = Settings(ai_name="labtest", state_dir=tmp_path, autonomy_level="auto-full")
+    executor = Executor(settings, IncidentStore(Database(settings.db_path)),
+                        {"proplab": SandboxTransport(lab)})
+    pid = guest_pid(lab)
+    killed = plan(executor, "kill_process", "nginx.service", "runaway_process", pid=pid)
+    assert (killed.allowed, killed.risk, killed.subject) == (True, "high", "guest.service"), \
+        killed.reason
+    assert f"process {pid} (sleep in guest.service)" in killed.reason
+    assert "the incident is about runaway_process of nginx.service, not guest.service" \
+        in killed.reason
+    incident = next(i.id for i in executor.store.incidents(None) if i.subject == "nginx.service")
+    action = asyncio.run(executor.propose("proplab", "kill_process", {"pid": pid},
+                                          incident_id=incident))
+    assert action.state == "pending", action.reason
+    assert lab.exec(["kill", "-0", str(pid)]).returncode == 0
 
 
 def test_a_kill_in_a_way_in_unit_needs_a_person(executor, lab) -> None:
