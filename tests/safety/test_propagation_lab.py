@@ -63,11 +63,13 @@ UNITS = {
     "guarded.service": f"[Unit]\nOnFailure=systemd-poweroff.service\n{SLEEPER}",
     "noticed.service": f"[Unit]\nOnFailure=notice@%n.service\n{SLEEPER}",
     "notice@.service": ONESHOT,
+    # systemd refuses a restart of it, as a stop: only a start brings it up
+    "unstoppable.service": f"[Unit]\nRefuseManualStop=yes\n{SLEEPER}",
 }
 #: never started here: what they start would stop sshd, or the lab itself
 NOT_STARTED = frozenset({"rescue-ssh.service", "app.service", "tidy.service",
                          "report.service", "finish.service", "backup.service",
-                         "notice@.service"})
+                         "notice@.service", "unstoppable.service"})
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +156,26 @@ def test_a_kill_in_a_guests_subtree_is_not_the_host_services_incident(lab, tmp_p
                                           incident_id=incident))
     assert action.state == "pending", action.reason
     assert lab.exec(["kill", "-0", str(pid)]).returncode == 0
+
+
+@pytest.mark.parametrize("verb", ["restart", "try-restart"])
+def test_a_restart_of_a_unit_that_refuses_a_manual_stop_is_refused(executor, lab,
+                                                                    verb) -> None:
+    """systemd refuses a restart job of a RefuseManualStop=yes unit, running or not: planned,
+    it would fail at every try (and count toward flapping); its start is the fix."""
+    lab.exec(["systemctl", "stop", "unstoppable.service"])  # stopped by dependency only
+    done = lab.exec(["systemctl", verb, "unstoppable.service"])
+    assert done.returncode != 0 and "refuse" in done.stderr, done
+    if verb == "restart":
+        restart = plan(executor, "restart_unit", "unstoppable.service", unit="unstoppable.service")
+        assert not restart.allowed, restart.reason
+        assert "RefuseManualStop=yes" in restart.reason and "a start" in restart.reason
+    command = plan(executor, "run_command", "unstoppable.service",
+                   argv=["systemctl", verb, "unstoppable.service"])
+    assert not command.allowed and "RefuseManualStop=yes" in command.reason, command.reason
+    start = plan(executor, "start_unit", "unstoppable.service", unit="unstoppable.service")
+    assert (start.allowed, start.risk) == (True, "low"), start.reason
+    assert lab.exec(["systemctl", "start", "unstoppable.service"]).returncode == 0
 
 
 def test_a_kill_in_a_way_in_unit_needs_a_person(executor, lab) -> None:
