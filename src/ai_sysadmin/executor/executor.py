@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..aio import KeyedLocks
 from ..config import Settings
@@ -160,6 +160,26 @@ def _stat_start(stat: str | None) -> str | None:
         return str(parsers.proc_start_ticks(stat))
     except parsers.ParseError:
         return None
+
+
+#: what tells one run of a unit from the next: systemd gives each start an InvocationID, and
+#: counts its own restarts (Restart=) in NRestarts
+_RUN_NOW = ("Id", "ActiveState", "SubState", "InvocationID", "NRestarts")
+
+
+class _Run(NamedTuple):
+    """One run of a unit: its InvocationID and systemd's restart count then."""
+
+    invocation: str
+    restarts: str
+
+
+def _started_again(action: Action, was: _Run | None, now: _Run | None) -> str:
+    unit = action.plan.get("verify_unit_active")
+    said = f"{unit} did not stay up: it was started again meanwhile"
+    if was is not None and now is not None and was.restarts != now.restarts:
+        said += f" (systemd restarted it: NRestarts {was.restarts} -> {now.restarts})"
+    return said
 
 
 def _reads(incident: Incident | None) -> tuple[str, ...] | None:
@@ -1404,12 +1424,23 @@ class Executor:
                                 seconds=safety.verify_timeout,
                                 settle_seconds=safety.verify_settle_seconds))
         afresh = _reads(incident)
+        #: the unit's run the settle began in; whether systemd started it again since once
+        run_since: _Run | None = None
+        restarted = False
         while time.monotonic() < deadline:
             report = await checker.check(VERIFY_REASON, afresh)
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
-            up, how = await self._unit_up(action, report, before)
-            if gone and up:
-                good_since = good_since or time.monotonic()
+            up, how, run = await self._unit_up(action, report, before)
+            if gone and up and good_since is not None and run != run_since:
+                # active at each look is not up all along: systemd restarted it between two
+                # (Restart=, a crash a moment after each start), and it may well fail again
+                # or hit its start limit; the settle starts again from this run
+                restarted = True
+                detail = f"{what}, but {_started_again(action, run_since, run)}"
+                good_since, run_since = time.monotonic(), run
+            elif gone and up:
+                if good_since is None:
+                    good_since, run_since = time.monotonic(), run
                 if time.monotonic() - good_since >= safety.verify_settle_seconds:
                     return True, (f"{what}{' and ' + how if how else ''} "
                                   f"for {safety.verify_settle_seconds:g} s"), False
@@ -1419,7 +1450,8 @@ class Executor:
                 # dead (a reset-failed) must read as no fix
                 detail = what if not gone else f"{what}, but {how}"
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
-        return False, f"{detail} after {safety.verify_timeout:g} s", gone and not up
+        return False, f"{detail} after {safety.verify_timeout:g} s", gone and (
+            not up or restarted)
 
     async def _run_before(self, action: Action) -> UnitFacts | None:
         """The last run of the oneshot job a fix must run, before the fix: its run after
@@ -1436,9 +1468,10 @@ class Executor:
             return None
 
     async def _unit_up(self, action: Action, report: CheckReport, before: UnitFacts | None
-                       ) -> tuple[bool, str]:
-        """Whether the unit the fix must bring up is up, and in what words: active, or for a
-        oneshot job, run after the fix to success ('' where the fix brings up no unit)."""
+                       ) -> tuple[bool, str, _Run | None]:
+        """Whether the unit the fix must bring up is up, in what words, and in which run
+        (None where no unit must stay up): active, or for a oneshot job, run after the fix to
+        success ('' where the fix brings up no unit)."""
         if ran := action.plan.get("verify_unit_ran"):
             transport = self.transports.get(action.host)
             try:
@@ -1446,20 +1479,32 @@ class Executor:
                     raise TransportError(f"no transport to host {action.host}")
                 now = await read_run(transport, self.settings, ran)
             except TransportError as exc:
-                return False, f"whether {ran} ran could not be read ({redact(str(exc))[:200]})"
+                return (False, f"whether {ran} ran could not be read "
+                        f"({redact(str(exc))[:200]})", None)
             # only a start job answered done may have run it (a reset-failed alone runs
             # nothing; one of a unit the host needs starts it after)
             started = action.kind != "reset_failed_unit" or any(
                 argv[1:2] == ["start"] for argv in action.plan.get("commands", []))
-            return last_run(before, now, started=started)
+            return (*last_run(before, now, started=started), None)
         unit = action.plan.get("verify_unit_active")
         if unit is None:
-            return True, ""
+            return True, "", None
         listed = next((u for u in report.snapshot.units or [] if u.name == unit), None)
-        if listed is not None and listed.active == "active":
-            return True, f"{unit} active"
-        state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
-        return False, f"{unit} is not active ({state})"
+        if listed is None or listed.active != "active":
+            state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
+            return False, f"{unit} is not active ({state})", None
+        # which run it is: one systemd restarted between two looks did not stay up
+        try:
+            if (transport := self.transports.get(action.host)) is None:
+                raise TransportError(f"no transport to host {action.host}")
+            shown = await read_run(transport, self.settings, unit, _RUN_NOW)
+        except TransportError as exc:
+            return (False, f"whether {unit} stayed up could not be read "
+                    f"({redact(str(exc))[:200]})", None)
+        if (state := shown.get("ActiveState")) != "active":
+            return False, f"{unit} is not active ({state}/{shown.get('SubState')})", None
+        return True, f"{unit} active", _Run(shown.get("InvocationID") or "",
+                                            shown.get("NRestarts") or "")
 
     @staticmethod
     def _given_back(action: Action) -> bool:
