@@ -91,3 +91,95 @@ def test_a_fix_verified_before_its_process_died_succeeded(tmp_path: Path) -> Non
     told = [kind for (kind,) in store.db.conn.execute(
         "SELECT kind FROM notify_events WHERE action_id=? ORDER BY id", (action.id,))]
     assert told == ["approval", "fixed"]  # nothing failed, nothing escalated
+
+
+def test_a_fix_whose_approve_was_killed_while_verifying_is_left_to_the_checks(
+        tmp_path: Path) -> None:
+    """Its commands ran and were recorded (exit 0), then its `approve` was killed while the
+    fix was verified: it read "whether its command ran is not known; a person must check"
+    beside the command's recorded exit 0, and paged a person. Now it ends as a stop cuts a
+    verification off: its commands ran, its verification was cut off, nobody is paged."""
+    import sqlite3
+
+    from ai_sysadmin.store import ActionStore
+
+    ran = tmp_path / "ran"
+    journalctl = tmp_path / "journalctl"
+    journalctl.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {ran}\n')
+    journalctl.chmod(0o755)
+    state = tmp_path / "state"
+    config = tmp_path / "config.toml"
+    # a verification that lasts: the kill comes while it runs
+    config.write_text(f'ai_name = "hal"\nstate_dir = "{state}"\n'
+                      f'[programs]\njournalctl = "{journalctl}"\n'
+                      '[safety]\nverify_settle_seconds = 60\nverify_timeout = 120\n')
+    settings = Settings(ai_name="hal", state_dir=state, programs={"journalctl": str(journalctl)})
+    action = pending_vacuum(settings)
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config)}
+
+    def recorded_ran() -> bool:
+        with sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT ran_at FROM actions WHERE id=?", (action.id,)).fetchone()
+        return row is not None and row[0] is not None
+
+    approving = subprocess.Popen([str(BIN), "approve", "approve", str(action.id)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+    try:
+        poll_until(lambda: recorded_ran() or approving.poll() is not None, 60,
+                   "the fix's commands to be recorded as ran")
+    finally:
+        os.killpg(approving.pid, signal.SIGKILL)
+        approving.wait(10)
+    assert ran.read_text().split() == ["--vacuum-size=500M"]
+    rejected = subprocess.run([str(BIN), "approve", "reject", str(action.id)],
+                              capture_output=True, text=True, timeout=60, env=env)
+    said = " ".join(rejected.stderr.split())
+    assert rejected.returncode == 1 and "too late to reject" in said, said
+    assert "its commands ran" in said and "verification was cut off" in said, said
+    assert "not known" not in said and "a person must check" not in said, said
+    store = IncidentStore(Database(settings.db_path))
+    ended = ActionStore(store.db).get(action.id)
+    assert ended.state == "failed" and ended.reason.startswith("its commands ran"), ended.reason
+    assert (ended.result or {})["commands"][0]["returncode"] == 0
+    assert str((ended.result or {})["verification"]).startswith("cut off")
+    told = [kind for (kind,) in store.db.conn.execute(
+        "SELECT kind FROM notify_events WHERE action_id=? ORDER BY id", (action.id,))]
+    assert "failed" not in told and "escalated" not in told, told
+
+
+def test_an_incidents_fix_killed_while_verifying_is_told_by_the_next_check(
+        tmp_path: Path) -> None:
+    """The same of a fix of an incident: it is open again, not investigated anew (a second
+    fix would follow one that may well have held), and the next check that still finds its
+    finding tells, once, that the fix did not hold."""
+    import time
+
+    from ai_sysadmin.monitor.findings import Finding, Severity
+    from ai_sysadmin.store import ActionStore
+
+    settings = Settings(ai_name="hal", state_dir=tmp_path)
+    store = IncidentStore(Database(settings.db_path))
+    host = short_hostname()
+    finding = Finding(host, "disk_space", "/", Severity.WARNING, "full")
+    (incident,) = store.record_check(host, [finding], {"disk_space"}).opened
+    executor = Executor(settings, store, {host: LocalTransport(host)})
+    action = asyncio.run(executor.propose(host, "vacuum_journal", {"max_size": "500M"},
+                                          incident_id=incident))
+    actions = ActionStore(store.db)
+    if action.state == "pending":
+        actions.move(action.id, "approved", "alice", "go")
+    assert actions.claim(action.id, "alice") is not None
+    store.transition(incident, "remediating", "executor", f"action {action.id} running")
+    actions.ran(action.id, [{"argv": ["journalctl", "--vacuum-size=500M"], "returncode": 0}],
+                time.time())
+    with store.db.transaction() as conn:  # its process died while verifying
+        conn.execute("UPDATE actions SET owner='gone 1 1' WHERE id=?", (action.id,))
+    executor.recover()
+    ended = actions.get(action.id)
+    assert ended.state == "failed" and "verification was cut off" in ended.reason
+    assert store.get(incident, history=0).state == "open"
+    store.record_check(host, [finding], {"disk_space"})  # still there
+    told = [kind for (kind,) in store.db.conn.execute(
+        "SELECT kind FROM notify_events WHERE action_id=? ORDER BY id", (action.id,))]
+    assert told.count("failed") == 1 and "escalated" not in told, told

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from ai_sysadmin.monitor.findings import process_subject
+from ai_sysadmin.monitor.parsers import cgroup_unit
 from ai_sysadmin.safety.catalog import FactsNeeded, PlanContext, facts_needed, plan_action
 from ai_sysadmin.safety.process_facts import facts_for, judge_process, parse_ps
 from ai_sysadmin.safety.unit_facts import UnitFacts, judge_unit, parse_show
@@ -130,12 +131,12 @@ HOST = units(
 
 def _kill(pid: int, protected: tuple[str, ...] = ("mysql", "guest"), kind: str = "kill_process"):
     facts = facts_for(pid, parse_ps(PS))
-    # the incident is about this very process, as its runaway finding names it: only what
-    # the process is decides here
+    # the incident is about this very process, as its runaway finding names it (the rule's
+    # cgroup_unit): only what the process is decides here
     ctx = PlanContext(facts_read=True, process=facts, units=HOST, protected=protected,
                       incident_rule="runaway_process",
-                      incident_subject=process_subject(facts.process.unit if facts else None,
-                                                       pid))
+                      incident_subject=process_subject(
+                          cgroup_unit(facts.process.cgroup) if facts else None, pid))
     params = {"pid": pid} if kind == "kill_process" else {"argv": ["kill", "-TERM", str(pid)]}
     return plan_action(kind, params, ctx)
 
@@ -163,6 +164,38 @@ def test_a_kill_is_a_persons_decision_where_a_stop_of_its_unit_would_be() -> Non
     assert guest is not None
     assert judge_process(guest, units=HOST) == judge_process(guest, units={
         **HOST, "nginx.service": unit("nginx.service", SuccessAction="reboot")})
+
+
+@pytest.mark.parametrize("kind", ["kill_process", "run_command"])
+def test_a_kill_in_a_guests_nginx_cgroup_is_not_the_host_nginx_incident(kind) -> None:
+    """The guest's cgroup system.slice/nginx.service is no unit of the host's: its process
+    runs in guest.service, as the checks name it, so an incident about the host's
+    nginx.service does not make its kill the incident's, and a person decides."""
+    facts = facts_for(73, parse_ps(PS))
+    ctx = PlanContext(facts_read=True, process=facts, units=HOST,
+                      incident_rule="runaway_process", incident_subject="nginx.service")
+    params = {"pid": 73} if kind == "kill_process" else {"argv": ["kill", "-TERM", "73"]}
+    plan = plan_action(kind, params, ctx)
+    assert (plan.allowed, plan.risk) == (True, "high"), plan.reason
+    assert "sleep in guest.service" in plan.reason
+    if kind == "kill_process":
+        assert plan.subject == "guest.service"
+        assert "not guest.service" in plan.reason
+    assert facts is not None and facts.unit == "guest.service"
+
+
+def test_a_process_is_named_by_the_unit_of_the_hosts_manager() -> None:
+    """As the checks name it (cgroup_unit): below the manager's root, where a container
+    without a cgroup namespace of its own keeps its units, and by the outermost unit."""
+    contained = parse_ps("    1     0 systemd          0::/lxc/c1/init.scope\n"
+                         "   90     1 nginx            0::/lxc/c1/system.slice/nginx.service\n")
+    assert (found := facts_for(90, contained)) is not None and found.unit == "nginx.service"
+    nspawn = parse_ps(
+        "    1     0 systemd          0::/init.scope\n"
+        "   91     1 nginx            0::/machine.slice/systemd-nspawn@web.service/payload/"
+        "system.slice/nginx.service\n")
+    assert (found := facts_for(91, nspawn)) is not None
+    assert found.unit == "systemd-nspawn@web.service"
 
 
 def test_a_kill_through_run_command_reads_the_process() -> None:

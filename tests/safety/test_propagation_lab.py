@@ -42,6 +42,8 @@ UNITS = {
     "mariadb.service": f"{SLEEPER}[Install]\nAlias=mysql.service\n",
     "guest.service": "[Service]\nDelegate=yes\nExecStart=/bin/sh /usr/local/bin/guest.sh\n",
     "plain.service": SLEEPER,
+    # the host's own nginx: the guest names a cgroup of its own so too
+    "nginx.service": SLEEPER,
     # sshd is part of web, requires db, and never runs with rescue-ssh
     "sshd.service": "[Unit]\nConflicts=rescue-ssh.service\nPartOf=web.service\n"
                     f"Requires=db.service\nAfter=db.service\n{SLEEPER}",
@@ -61,11 +63,13 @@ UNITS = {
     "guarded.service": f"[Unit]\nOnFailure=systemd-poweroff.service\n{SLEEPER}",
     "noticed.service": f"[Unit]\nOnFailure=notice@%n.service\n{SLEEPER}",
     "notice@.service": ONESHOT,
+    # systemd refuses a restart of it, as a stop: only a start brings it up
+    "unstoppable.service": f"[Unit]\nRefuseManualStop=yes\n{SLEEPER}",
 }
 #: never started here: what they start would stop sshd, or the lab itself
 NOT_STARTED = frozenset({"rescue-ssh.service", "app.service", "tidy.service",
                          "report.service", "finish.service", "backup.service",
-                         "notice@.service"})
+                         "notice@.service", "unstoppable.service"})
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +135,47 @@ def test_a_kill_is_refused_where_a_stop_of_its_unit_would_be(executor, lab, unit
 def test_a_kill_in_a_protected_units_delegated_subtree_is_refused(executor, lab) -> None:
     killed = plan(executor, "kill_process", pid=guest_pid(lab))
     assert not killed.allowed and "guest.service, which is protected" in killed.reason
+
+
+def test_a_kill_in_a_guests_subtree_is_not_the_host_services_incident(lab, tmp_path) -> None:
+    """The guest's process in its own cgroup system.slice/nginx.service runs in guest.service
+    for the host (as the runaway check names it): an incident about the host's nginx.service
+    is not about it, so its kill is a person's decision, never run at auto-full."""
+    settings = Settings(ai_name="labtest", state_dir=tmp_path, autonomy_level="auto-full")
+    executor = Executor(settings, IncidentStore(Database(settings.db_path)),
+                        {"proplab": SandboxTransport(lab)})
+    pid = guest_pid(lab)
+    killed = plan(executor, "kill_process", "nginx.service", "runaway_process", pid=pid)
+    assert (killed.allowed, killed.risk, killed.subject) == (True, "high", "guest.service"), \
+        killed.reason
+    assert f"process {pid} (sleep in guest.service)" in killed.reason
+    assert "the incident is about runaway_process of nginx.service, not guest.service" \
+        in killed.reason
+    incident = next(i.id for i in executor.store.incidents(None) if i.subject == "nginx.service")
+    action = asyncio.run(executor.propose("proplab", "kill_process", {"pid": pid},
+                                          incident_id=incident))
+    assert action.state == "pending", action.reason
+    assert lab.exec(["kill", "-0", str(pid)]).returncode == 0
+
+
+@pytest.mark.parametrize("verb", ["restart", "try-restart"])
+def test_a_restart_of_a_unit_that_refuses_a_manual_stop_is_refused(executor, lab,
+                                                                    verb) -> None:
+    """systemd refuses a restart job of a RefuseManualStop=yes unit, running or not: planned,
+    it would fail at every try (and count toward flapping); its start is the fix."""
+    lab.exec(["systemctl", "stop", "unstoppable.service"])  # stopped by dependency only
+    done = lab.exec(["systemctl", verb, "unstoppable.service"])
+    assert done.returncode != 0 and "refuse" in done.stderr, done
+    if verb == "restart":
+        restart = plan(executor, "restart_unit", "unstoppable.service", unit="unstoppable.service")
+        assert not restart.allowed, restart.reason
+        assert "RefuseManualStop=yes" in restart.reason and "a start" in restart.reason
+    command = plan(executor, "run_command", "unstoppable.service",
+                   argv=["systemctl", verb, "unstoppable.service"])
+    assert not command.allowed and "RefuseManualStop=yes" in command.reason, command.reason
+    start = plan(executor, "start_unit", "unstoppable.service", unit="unstoppable.service")
+    assert (start.allowed, start.risk) == (True, "low"), start.reason
+    assert lab.exec(["systemctl", "start", "unstoppable.service"]).returncode == 0
 
 
 def test_a_kill_in_a_way_in_unit_needs_a_person(executor, lab) -> None:

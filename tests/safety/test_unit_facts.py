@@ -114,6 +114,22 @@ def test_a_start_that_leaves_the_normal_system_state_is_refused(facts, why) -> N
     assert verdict.refused and why in verdict.refused
 
 
+@pytest.mark.parametrize("verb", ["restart", "try-restart", "reload-or-restart",
+                                  "try-reload-or-restart"])
+def test_a_restart_of_a_unit_that_refuses_a_manual_stop_is_refused(verb) -> None:
+    """systemd refuses a restart job of a RefuseManualStop=yes unit as it refuses its stop;
+    its start and reload it takes."""
+    facts = unit(RefuseManualStop="yes", ActiveState="failed")
+    verdict = judge_unit(verb, facts, incident_unit=facts.id)
+    assert verdict.refused and "RefuseManualStop=yes" in verdict.refused
+    for allowed in ("start", "reload"):
+        assert not judge_unit(allowed, facts, incident_unit=facts.id).refused
+    # a restart that reaches it through PartOf= is systemd's own job, not refused
+    web = unit("web.service", ConsistsOf=facts.id)
+    assert not judge_unit("restart", web, incident_unit="web.service",
+                          related={facts.id: facts}).refused
+
+
 @pytest.mark.parametrize(("facts", "why"), [
     (unit(FailureAction="reboot"), "FailureAction"),
     (unit(StartLimitAction="reboot-force"), "StartLimitAction"),

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..aio import KeyedLocks
 from ..config import Settings
@@ -35,6 +35,7 @@ from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import (
     ENDED,
     INTERRUPTED,
+    LEFT_TO_CHECKS,
     AlreadyDecided,
     DecidedMeanwhile,
     PlanChanged,
@@ -139,6 +140,10 @@ def decided_by(action: Action) -> str | None:
         return (f"approved by {when}; it started at {_at(action.started_at)} and was "
                 "interrupted (its process ended before recording its end): whether its "
                 "command ran is not known; a person must check")
+    if action.state == "failed" and (action.result or {}).get(LEFT_TO_CHECKS):
+        return (f"approved by {when}; its commands ran at {_at(action.ran_at)}; its "
+                "verification was cut off" + (", and the incident's next checks tell whether "
+                                              "it held" if action.incident_id else ""))
     if action.state in ("succeeded", "failed"):
         return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
     return None
@@ -160,6 +165,26 @@ def _stat_start(stat: str | None) -> str | None:
         return str(parsers.proc_start_ticks(stat))
     except parsers.ParseError:
         return None
+
+
+#: what tells one run of a unit from the next: systemd gives each start an InvocationID, and
+#: counts its own restarts (Restart=) in NRestarts
+_RUN_NOW = ("Id", "ActiveState", "SubState", "InvocationID", "NRestarts")
+
+
+class _Run(NamedTuple):
+    """One run of a unit: its InvocationID and systemd's restart count then."""
+
+    invocation: str
+    restarts: str
+
+
+def _started_again(action: Action, was: _Run | None, now: _Run | None) -> str:
+    unit = action.plan.get("verify_unit_active")
+    said = f"{unit} did not stay up: it was started again meanwhile"
+    if was is not None and now is not None and was.restarts != now.restarts:
+        said += f" (systemd restarted it: NRestarts {was.restarts} -> {now.restarts})"
+    return said
 
 
 def _reads(incident: Incident | None) -> tuple[str, ...] | None:
@@ -1182,11 +1207,16 @@ class Executor:
         lost = []
         for action_id, kept in self._unended.items():
             action = self.actions.get(action_id)
+            # that its commands ran is on record where the store took that write: the next
+            # start says so (ActionStore.settle_interrupted)
+            how = ("ends it as failed, its commands having run and its verification cut off, "
+                   "for the incident's next checks to tell whether it held"
+                   if action.ran_at is not None else
+                   "ends it as failed, its process having ended without recording its end")
             lost.append(f"action {action_id} on {action.host} ({action.kind} "
                         f"{action.subject}): {kept.what}; its end is not recorded (the state "
-                        "database refused it) and this stop loses it: the next start ends it "
-                        "as failed, its process having ended without recording its end (it "
-                        f"does not run again); a person must check {action.host}")
+                        f"database refused it) and this stop loses it: the next start {how} "
+                        f"(it does not run again); a person must check {action.host}")
             log.error("%s", lost[-1], extra={"action": action_id, "event": "outcome_lost",
                                              "incident": action.incident_id})
         for action_id in self._unstarted:
@@ -1404,12 +1434,23 @@ class Executor:
                                 seconds=safety.verify_timeout,
                                 settle_seconds=safety.verify_settle_seconds))
         afresh = _reads(incident)
+        #: the unit's run the settle began in; whether systemd started it again since once
+        run_since: _Run | None = None
+        restarted = False
         while time.monotonic() < deadline:
             report = await checker.check(VERIFY_REASON, afresh)
             gone, what = _gone(incident, report, action.started_at or ran_at, ran_at)
-            up, how = await self._unit_up(action, report, before)
-            if gone and up:
-                good_since = good_since or time.monotonic()
+            up, how, run = await self._unit_up(action, report, before)
+            if gone and up and good_since is not None and run != run_since:
+                # active at each look is not up all along: systemd restarted it between two
+                # (Restart=, a crash a moment after each start), and it may well fail again
+                # or hit its start limit; the settle starts again from this run
+                restarted = True
+                detail = f"{what}, but {_started_again(action, run_since, run)}"
+                good_since, run_since = time.monotonic(), run
+            elif gone and up:
+                if good_since is None:
+                    good_since, run_since = time.monotonic(), run
                 if time.monotonic() - good_since >= safety.verify_settle_seconds:
                     return True, (f"{what}{' and ' + how if how else ''} "
                                   f"for {safety.verify_settle_seconds:g} s"), False
@@ -1419,7 +1460,8 @@ class Executor:
                 # dead (a reset-failed) must read as no fix
                 detail = what if not gone else f"{what}, but {how}"
             await asyncio.sleep(min(1.0, max(safety.verify_settle_seconds / 3, 0.2)))
-        return False, f"{detail} after {safety.verify_timeout:g} s", gone and not up
+        return False, f"{detail} after {safety.verify_timeout:g} s", gone and (
+            not up or restarted)
 
     async def _run_before(self, action: Action) -> UnitFacts | None:
         """The last run of the oneshot job a fix must run, before the fix: its run after
@@ -1436,9 +1478,10 @@ class Executor:
             return None
 
     async def _unit_up(self, action: Action, report: CheckReport, before: UnitFacts | None
-                       ) -> tuple[bool, str]:
-        """Whether the unit the fix must bring up is up, and in what words: active, or for a
-        oneshot job, run after the fix to success ('' where the fix brings up no unit)."""
+                       ) -> tuple[bool, str, _Run | None]:
+        """Whether the unit the fix must bring up is up, in what words, and in which run
+        (None where no unit must stay up): active, or for a oneshot job, run after the fix to
+        success ('' where the fix brings up no unit)."""
         if ran := action.plan.get("verify_unit_ran"):
             transport = self.transports.get(action.host)
             try:
@@ -1446,20 +1489,32 @@ class Executor:
                     raise TransportError(f"no transport to host {action.host}")
                 now = await read_run(transport, self.settings, ran)
             except TransportError as exc:
-                return False, f"whether {ran} ran could not be read ({redact(str(exc))[:200]})"
+                return (False, f"whether {ran} ran could not be read "
+                        f"({redact(str(exc))[:200]})", None)
             # only a start job answered done may have run it (a reset-failed alone runs
             # nothing; one of a unit the host needs starts it after)
             started = action.kind != "reset_failed_unit" or any(
                 argv[1:2] == ["start"] for argv in action.plan.get("commands", []))
-            return last_run(before, now, started=started)
+            return (*last_run(before, now, started=started), None)
         unit = action.plan.get("verify_unit_active")
         if unit is None:
-            return True, ""
+            return True, "", None
         listed = next((u for u in report.snapshot.units or [] if u.name == unit), None)
-        if listed is not None and listed.active == "active":
-            return True, f"{unit} active"
-        state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
-        return False, f"{unit} is not active ({state})"
+        if listed is None or listed.active != "active":
+            state = f"{listed.active}/{listed.sub}" if listed else "not loaded"
+            return False, f"{unit} is not active ({state})", None
+        # which run it is: one systemd restarted between two looks did not stay up
+        try:
+            if (transport := self.transports.get(action.host)) is None:
+                raise TransportError(f"no transport to host {action.host}")
+            shown = await read_run(transport, self.settings, unit, _RUN_NOW)
+        except TransportError as exc:
+            return (False, f"whether {unit} stayed up could not be read "
+                    f"({redact(str(exc))[:200]})", None)
+        if (state := shown.get("ActiveState")) != "active":
+            return False, f"{unit} is not active ({state}/{shown.get('SubState')})", None
+        return True, f"{unit} active", _Run(shown.get("InvocationID") or "",
+                                            shown.get("NRestarts") or "")
 
     @staticmethod
     def _given_back(action: Action) -> bool:
@@ -1473,16 +1528,25 @@ class Executor:
 
         Actions cut off mid-execution end as failed (never re-run); their incidents are open
         again and investigated anew, so a fresh decision (a new action) follows instead of an
-        incident left ``remediating``. An action a person approved whose ``approve`` ended
-        before it ran waits for a person again. The approved actions the policy decided are
-        returned, for the caller to run. What a living process holds is left to it."""
-        for action_id in self.actions.interrupted():
+        incident left ``remediating``. One whose commands had all run, cut off while it was
+        verified, is left to its incident's checks instead, as a stop leaves it. An action a
+        person approved whose ``approve`` ended before it ran waits for a person again. The
+        approved actions the policy decided are returned, for the caller to run. What a living
+        process holds is left to it."""
+        ended = self.actions.settle_interrupted()
+        for action_id in ended.failed:
             action = self.actions.get(action_id)
             self._escalate(action, f"action {action_id} was interrupted while it ran: "
                            f"{ENDED}; not run again")
             if action.incident_id is not None:
                 self.store.investigate_again(action.incident_id,
                                              f"action {action_id} was interrupted")
+        for action_id in ended.left:
+            # it ran; as for a stop that cut its verification off, the incident's next check
+            # tells whether it held, and a person hears of it from there
+            if (incident_id := self.actions.get(action_id).incident_id) is not None:
+                self._incident_to(incident_id, "open", f"action {action_id} ran; its "
+                                  "verification was cut off")
         to_run = []
         for action in self.actions.orphaned("approved"):
             if action.decided_by is None:

@@ -99,12 +99,14 @@ async def _shown(transport: Transport, settings: Settings, properties: tuple[str
     return done.stdout
 
 
-async def read_run(transport: Transport, settings: Settings, unit: str) -> UnitFacts:
-    """What the unit's last run left (:data:`RUN_PROPERTIES`), as systemd says now."""
+async def read_run(transport: Transport, settings: Settings, unit: str,
+                   properties: tuple[str, ...] = RUN_PROPERTIES) -> UnitFacts:
+    """What the unit's last run left (:data:`RUN_PROPERTIES`, or ``properties``), as systemd
+    says now."""
     settings = settings.on_host(transport.local_programs)
     try:
-        (facts,) = parse_show(await _shown(transport, settings, RUN_PROPERTIES, [unit]),
-                              expected=1, properties=RUN_PROPERTIES)
+        (facts,) = parse_show(await _shown(transport, settings, properties, [unit]),
+                              expected=1, properties=properties)
     except ShowOutputError as exc:
         raise TransportError(f"systemctl show printed what cannot be read ({exc})") from exc
     return facts

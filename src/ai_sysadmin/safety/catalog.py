@@ -411,7 +411,7 @@ def _judge_kill(pid: int, ctx: PlanContext) -> tuple[str | None, str, tuple[str,
     verdict = judge_process(ctx.process, protected=ctx.protected, own_units=ctx.own_units,
                             own_pids=ctx.own_pids, units=ctx.units)
     proc = ctx.process.process
-    return verdict.refused, f"{proc.comm} in {proc.unit or proc.cgroup}", verdict.person
+    return verdict.refused, f"{proc.comm} in {ctx.process.unit or proc.cgroup}", verdict.person
 
 
 def _kill(p: KillParams, ctx: PlanContext) -> Plan:
@@ -419,8 +419,9 @@ def _kill(p: KillParams, ctx: PlanContext) -> Plan:
     reason = f"send SIG{p.signal} to process {p.pid}"
     refused, where, person = _judge_kill(p.pid, ctx)
     # a hog its service starts again is the same hog: the kills of one service count
-    # together toward the flapping limit, as the runaway finding names it
-    subject = process_subject(ctx.process.process.unit if ctx.process else None, p.pid)
+    # together toward the flapping limit, as the runaway finding names it (the host's unit,
+    # never a name a container gave a cgroup inside its own)
+    subject = process_subject(ctx.process.unit if ctx.process else None, p.pid)
     if refused:
         return _refuse("kill_process", refused, subject, p.model_dump())
     reason += f" ({where})" if where else ""

@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..monitor.parsers import systemd_cgroup
+from ..monitor.parsers import cgroup_unit, manager_root, systemd_cgroup
 from .protected import protected_reason
 from .unit_facts import UnitFacts, Verdict, judge_unit
 from .units import UNIT_TYPES
@@ -53,7 +53,8 @@ class Proc:
 
     @property
     def unit(self) -> str | None:
-        """The innermost unit (the service or scope the process runs in)."""
+        """The innermost unit on the cgroup path (a name inside a delegated subtree may be
+        no unit of the host's: :attr:`ProcessFacts.unit` is whose it is)."""
         units = [u for u in self.units if not u.endswith(".slice")]
         return units[-1] if units else None
 
@@ -63,6 +64,16 @@ class ProcessFacts:
     process: Proc
     #: parent first, up to PID 1
     ancestors: tuple[Proc, ...]
+    #: where the host's service manager keeps its units (:func:`manager_root`)
+    root: str = "/"
+
+    @property
+    def unit(self) -> str | None:
+        """The host's unit the process runs in, as the checks name it (:func:`cgroup_unit`,
+        as sd_pid_get_unit does): a container's or a user manager's service deeper in the
+        path is theirs, not the host's unit of that name, and an incident about the host's
+        unit is not about it."""
+        return cgroup_unit(self.process.cgroup, self.root)
 
 
 def _cgroup(field: str) -> str:
@@ -93,7 +104,8 @@ def facts_for(pid: int, table: dict[int, Proc]) -> ProcessFacts | None:
     while parent is not None and len(ancestors) < _MAX_DEPTH and parent not in ancestors:
         ancestors.append(parent)
         parent = table.get(parent.ppid) if parent.pid > 1 else None
-    return ProcessFacts(process, tuple(ancestors))
+    init = table.get(1)
+    return ProcessFacts(process, tuple(ancestors), manager_root(init.cgroup if init else None))
 
 
 def _login(proc: Proc) -> str | None:

@@ -751,6 +751,14 @@ def judge_unit(
     elif verb in STARTING_VERBS:
         if refused := _start_refused(facts, protected, _pulled):
             return Verdict(refused)
+        if verb in _RESTARTING_VERBS and not _seen and facts.get("RefuseManualStop") == "yes":
+            # a restart asked for is a stop too, which systemd refuses such a unit (one it
+            # propagates to is no job asked for, and is not refused)
+            also = "" if verb in ("restart", "try-restart") else \
+                " wherever it restarts rather than reloads (a reload is asked as reload)"
+            return Verdict(f"{facts.id} refuses a manual stop (RefuseManualStop=yes), so "
+                           f"systemd refuses a {verb} of it{also}; a start is what it takes "
+                           "where it does not run")
         person += _start_consequences(facts)
         for unit in triggered:
             inner = judge_unit("start", unit, protected=protected, own=own,
