@@ -112,6 +112,17 @@ def test_an_empty_reply_after_a_diagnosis_beside_a_proposal_keeps_that_diagnosis
     assert [p["kind"] for p in outcome.proposals] == ["restart_unit"]
 
 
+def test_an_empty_reply_after_a_preamble_beside_a_reading_call_is_no_answer(
+        run_with_model, ctx) -> None:
+    # "let me check" beside a reading call is no diagnosis: kept as the answer, it was
+    # stored as the incident's diagnosis and shown to the person it was escalated to
+    script = [calls([call("run_readonly", argv=["uname", "-s"])],
+                    text="Let me check the kernel first."), say("")]
+    with ScriptedModel(script) as model, \
+            pytest.raises(LLMBadResponse, match="neither text nor a tool call"):
+        _chat(run_with_model, model, ctx)
+
+
 def test_an_empty_reply_is_no_answer_where_this_question_has_no_text(
         run_with_model, ctx) -> None:
     # an earlier question's answer is not this one's

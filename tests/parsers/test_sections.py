@@ -4,6 +4,7 @@ every row can be collected in order."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,13 +17,15 @@ from ai_sysadmin.monitor.collector import Collector
 from ai_sysadmin.monitor.sections import (
     SECTIONS,
     SECTIONS_BY_NAME,
+    SINCE_PREFIX,
     JournalQuery,
     Plan,
     Section,
     Source,
+    _journal,
     check_table,
 )
-from ai_sysadmin.monitor.snapshot import Snapshot
+from ai_sysadmin.monitor.snapshot import CpuTimes, Snapshot
 
 QUERIES = [JournalQuery(), JournalQuery(after_cursor="s=abc;i=1f")]
 
@@ -163,3 +166,26 @@ def test_a_process_table_without_pid_1_is_not_collected_in_full(settings: Settin
     # a member of the gid= group sees PID 1: the table is whole; root is shown every process
     assert _take_ps(settings, INIT + MINE, mountinfo).errors == {}
     assert _take_ps(settings, MINE, mountinfo, root=True).errors == {}
+
+
+@pytest.mark.parametrize("uptime_mounted", [True, False])
+def test_a_quiet_journal_after_a_time_is_judged_ahead_only_on_the_hosts_own_clock(
+        uptime_mounted: bool) -> None:
+    """A container whose /proc/uptime lxcfs mounts over gives no clock of its own: a
+    since: position from its first check, stamped on its clock minutes ahead of this
+    machine's, was said to be "ahead of the host's clock" and moved back at the next quiet
+    check. Where the host's clock is read, one ahead of it still is."""
+    now = time.time()
+    position = f"{SINCE_PREFIX}{now + 240:.6f}"
+    snap = Snapshot(host="ct1", taken_at=now)
+    snap.systemd_running = True
+    snap.uptime_seconds = 1000.0
+    snap.cpu = CpuTimes(1, 2, 1, boot_time=int(now) - 1000)
+    snap.proc_mounted = frozenset({"/proc/uptime"} if uptime_mounted else ())
+    quiet = CommandResult(("journalctl",), 0, "", "", 0.1)  # nothing logged since
+    _journal([quiet], snap, Plan(Settings(), JournalQuery(after_cursor=position), True))
+    if uptime_mounted:
+        assert "journal" not in snap.errors and snap.journal_cursor == position
+    else:
+        assert "ahead of the host's clock" in snap.errors["journal"]
+        assert snap.journal_cursor != position

@@ -477,9 +477,11 @@ class Agent:
         """``offered``: the request offered the model tools (none once its budget is spent)."""
         answer = reply.content.strip()
         stop: Literal["answer", "cut", "long"] = "cut" if result.cut else "answer"
-        if not answer and not result.cut and (said := _latest_text(conversation[:-1])):
+        if not answer and not result.cut and (
+                said := _latest_text(conversation[:-1], beside="propose_action")):
             # a small model writes its diagnosis beside its propose_action call, then has
             # nothing to add once told the proposal is recorded: that diagnosis is its answer
+            # (a "let me check" beside a reading call is none)
             conversation.pop()
             self.emit("answer", "", redact(said.strip()))
             return AgentOutcome(said.strip(), conversation, used, "answer", self.ctx.proposals)
@@ -555,13 +557,16 @@ class Agent:
 MAX_KEPT_CHARS = 1_000_000
 
 
-def _latest_text(conversation: list[Message]) -> str:
+def _latest_text(conversation: list[Message], beside: str | None = None) -> str:
     """What the model last wrote in answer to the question being answered; "" for nothing.
-    An earlier question's answer is no answer to this one."""
+    An earlier question's answer is no answer to this one. ``beside``: only text written
+    beside a call of that tool counts ("" where the latest text is not)."""
     for message in reversed(conversation):
         if message.role == "user":
             break
         if message.role == "assistant" and message.content.strip():
+            if beside is not None and all(c.name != beside for c in message.tool_calls):
+                return ""
             return message.content
     return ""
 

@@ -858,11 +858,14 @@ def _journal(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
     if position and not position.startswith(SINCE_PREFIX) and entries \
             and entries[0].cursor == position:
         entries, printed = entries[1:], printed - 1  # read last time
-    elif position and not printed and _ahead(position, snap.host_time()):
+    elif position and not printed and _ahead(position, snap.host_time()) and (
+            not position.startswith(SINCE_PREFIX) or snap.host_clock() is not None):
         # not there, or a time (a since: position), stamped later than the host's now
         # (another journal's, or the clock was set back): reading after it would find
         # nothing until the clock passes it, and nothing would say so; what was logged
-        # meanwhile, stamped before it, would never be read
+        # meanwhile, stamped before it, would never be read. A quiet journal prints
+        # nothing after a time either: judged only on the host's own clock (a container
+        # whose /proc/uptime lxcfs mounts over gives this machine's, minutes off)
         snap.journal = []
         snap.journal_cursor = f"{SINCE_PREFIX}{snap.host_time():.6f}"
         snap.errors["journal"] = (

@@ -693,9 +693,15 @@ class Snapshot:
         is mounted over (lxcfs: the container's age, beside the host kernel's boot time in
         /proc/stat), the two add up to a time hours or days past, and every fresh entry read
         as ahead of the host's clock: ``taken_at`` there too."""
+        own = self.host_clock()
+        return self.taken_at if own is None else own
+
+    def host_clock(self) -> float | None:
+        """:meth:`host_time` where it is the host's own clock; None where that could not be
+        read (it is this machine's clock then)."""
         read_at = self.kernel_files_read_at()
         if read_at is None or "/proc/uptime" in (self.proc_mounted or ()):
-            return self.taken_at
+            return None
         return read_at
 
     def kernel_files_read_at(self) -> float | None:
