@@ -888,14 +888,17 @@ def _reason(exc: BaseException) -> str:
 
 def _index_damage(path: Path) -> str | None:
     """One line on a damaged vector index of the store at ``path``, with the way out."""
-    from .vector_index import damage
+    from .vector_index import damage, gap
 
-    why = damage(path)
-    if why is None:
+    if why := damage(path):
+        harm = "ChromaDB would crash or hang on it"
+    elif why := gap(path):
+        harm = "a search would quietly miss the rest"
+    else:
         return None
-    return (f"knowledge base {path} has a damaged vector index ({why}): ChromaDB would crash "
-            "or hang on it; `knowledge export FILE` still reads every entry, then move it "
-            "aside and `knowledge import --trust-operator-notes FILE`")
+    return (f"knowledge base {path} has a damaged vector index ({why}): {harm}; `knowledge "
+            "export FILE` still reads every entry, then move it aside and `knowledge import "
+            "--trust-operator-notes FILE`")
 
 
 def _persistent_client(path: Path) -> ClientAPI:
