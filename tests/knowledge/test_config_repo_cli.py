@@ -196,7 +196,8 @@ def test_a_minified_file_is_indexed_cut_and_a_file_that_fails_stops_no_other(
     # a path longer than an index record takes (five directories of 250 characters)
     deep = "/".join(["d" * 250] * 5) + "/deep.nix"
     upstream = GitRepo(tmp_path / "fleet")
-    upstream.commit({"dashboards/a-nginx.json": dashboard, deep: "{ }\n",
+    upstream.commit({"dashboards/a-nginx.json": dashboard,
+                     deep: "{ services.openssh.enable = true; }\n",
                      "hosts/web/nginx.nix": NGINX}, "fleet", when=time.time() - 3600)
     config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
                 f'state_dir = "{tmp_path / "state"}"\n')
@@ -327,3 +328,158 @@ def test_a_file_too_large_to_be_a_config_is_never_read_and_said_apart(
     code, out, err = cli("configs", "--sync", "--json")
     assert code == 0, err
     assert json.loads(out)["sync"]["too_large"] == []
+
+
+#: a NixOS module whose last line ("}") fell just past a chunk's 40 lines
+POSTGRES_LONG = "\n".join(
+    ["{ config, pkgs, ... }:", "{", "  services.postgresql = {", "    enable = true;",
+     "    package = pkgs.postgresql_15;", "    settings = {"]
+    + [f"      setting_{i} = {i};" for i in range(33)] + ["  };", "}"]) + "\n"
+#: a hosts file of one line longer than a chunk, between its braces
+HOSTS = ("{\n  networking.hosts = { "
+         + " ".join(f'"10.0.{i // 250}.{i % 250}" = [ "node{i}.lan" ];' for i in range(80))
+         + " };\n}\n")
+
+
+def test_a_chunk_is_never_a_brace_alone() -> None:
+    from ai_sysadmin.knowledge.config_repo import chunk_lines
+
+    lines = POSTGRES_LONG.splitlines()
+    assert list(chunk_lines(lines)) == [(1, 41)]
+    # a long line stays with the lines that say what it is
+    assert len(HOSTS.splitlines()[1]) > 2400
+    assert list(chunk_lines(HOSTS.splitlines())) == [(1, 3)]
+    # a closing brace cut off after a long file's own chunks joins the chunk before it
+    many = [f"  option{i} = {i};" for i in range(80)] + ["  };", "}"]
+    ranges = list(chunk_lines(many))
+    assert ranges[-1][1] == 82 and ranges[-1][0] < 81
+    assert [n for a, b in ranges for n in range(a, b + 1)] == list(range(1, 83))
+
+
+@pytest.mark.slow
+def test_a_search_finds_content_not_the_brace_that_ends_a_file(
+        tmp_path: Path, config_file, cli) -> None:
+    """The `}` that ended postgres.nix one line past its first chunk was a chunk of its own,
+    embedded as little more than the path: the first hit for any search of that file."""
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"postgres.nix": POSTGRES_LONG, "hosts.nix": HOSTS}, "fleet",
+                    when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+    assert cli("configs", "--sync")[0] == 0
+    for query in ("postgresql database settings", "hosts"):
+        code, out, err = cli("configs", "--json", "-n", "5", query)
+        assert code == 0, err
+        hits = json.loads(out)
+        assert all(any(c.isalnum() for c in hit["text"]) for hit in hits), hits
+    assert [(h["path"], h["start_line"], h["end_line"]) for h in hits] == [
+        ("hosts.nix", 1, 3), ("postgres.nix", 1, 41)]
+
+
+#: an escape sequence in a file's name: sets the terminal's title, clears the screen
+EVIL = "evil\x1b]0;PWNED\x07\x1b[2J"
+
+
+@pytest.mark.slow
+def test_a_file_that_is_not_utf8_text_is_said_not_counted_indexed(
+        tmp_path: Path, config_file, cli) -> None:
+    """Latin-1, UTF-16, binary: counted as indexed (with no chunk), never named, never found,
+    and never tried again. Named once, by a name without its escapes: a repository's paths
+    are text others wrote."""
+    upstream = GitRepo(tmp_path / "fleet")
+    (upstream.path / "latin.conf").write_bytes(b"listen_addresses = '*' # \xe9t\xe9 latin1\n")
+    (upstream.path / "utf16.conf").write_bytes("redis maxmemory 2gb\n".encode("utf-16"))
+    (upstream.path / f"{EVIL}.bin").write_bytes(b"\x00\x01\x02redis")
+    upstream.git("add", "--", "latin.conf", "utf16.conf", f"{EVIL}.bin")
+    upstream.commit({"configuration.nix": NGINX}, "fleet", when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+
+    code, out, err = cli("configs", "--sync")
+    assert code == 0, err
+    assert "4 file(s), 1 indexed again (1 chunks), 3 not UTF-8 text, 0 removed" in out, out
+    not_text = ("not UTF-8 text (a binary file, or another encoding such as Latin-1 or "
+                "UTF-16)")
+    assert err.splitlines() == [f"not indexed: {path}: {not_text}"
+                                for path in ("evil.bin", "latin.conf", "utf16.conf")], err
+    # said once: not read again until it changes
+    code, out, err = cli("configs", "--sync", "--json")
+    synced = json.loads(out)["sync"]
+    assert code == 0 and (synced["indexed"], synced["not_text"]) == ([], []), err
+    upstream.commit({"latin.conf": "listen_addresses = '*' # été\n"}, "utf-8 now",
+                    when=time.time())
+    code, out, err = cli("configs", "--sync", "--json")
+    synced = json.loads(out)["sync"]
+    assert code == 0 and (synced["indexed"], synced["not_text"]) == (["latin.conf"], []), err
+
+
+@pytest.mark.slow
+def test_a_search_shows_chunks_masked_and_paths_without_escapes(
+        tmp_path: Path, config_file, cli) -> None:
+    """A chunk an older version stored with weaker masking (indexed again only when its file
+    changes) was shown as stored, where --json masked it; a file's name reached the terminal
+    with its escapes."""
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({f"{EVIL}.nix": "{ services.redis.servers.cache.enable = true; }\n",
+                     "configuration.nix": NGINX}, "fleet", when=time.time() - 3600)
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+    assert cli("configs", "--sync")[0] == 0
+    code, out, err = cli("configs", "-n", "5", "redis cache server")
+    assert code == 0, err
+    assert "evil.nix:1-1" in out and "\x1b" not in out and "\x07" not in out
+
+    from ai_sysadmin.knowledge.models import ConfigChunk
+
+    recall = KnowledgeRecall(load_settings().settings)
+    assert recall.repo is not None
+    recall._with_kb(lambda kb: kb.add_config_chunks([ConfigChunk(
+        path="mail.nix", start_line=1, end_line=4, commit=recall.repo.head(),
+        repo=recall.repo.key, text='{ config, ... }:\n{\n  services.postfix.relayHost = '
+        '"smtp.example.org";\n  smtp password = "hunter2hunter2"; token: '
+        'ghp_abcdefghijklmnopqrstuvwxyz0123456789')]))
+    code, out, err = cli("configs", "-n", "1", "postfix smtp relay host")
+    assert code == 0, err
+    assert "mail.nix:1-4" in out
+    assert "hunter2hunter2" not in out and "ghp_abcdef" not in out, out
+    assert '      4    smtp password = "[redacted]"; token: [redacted]' in out, out
+    code, out, err = cli("configs", "-n", "1", "--json", "postfix smtp relay host")
+    assert "mail.nix" in out and "hunter2hunter2" not in out
+
+
+@pytest.mark.slow
+def test_a_local_repository_another_user_owns_says_why_and_what_to_do(
+        tmp_path: Path, config_file, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/etc/nixos is root's, the daemon's user another: git's cause ("detected dubious
+    ownership") was cut off, and its hint (`git config --global`) was a person's."""
+    import os
+    import subprocess
+
+    from tests.support.needs_root import needs_root
+
+    needs_root("a repository given to another user")
+    upstream = GitRepo(tmp_path / "nixos")
+    upstream.commit({"configuration.nix": NGINX}, "nixos", when=time.time() - 3600)
+    for root, dirs, files in os.walk(upstream.path):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.lchown(name, 65534, 65534)
+    tmp_path.chmod(0o755)
+    monkeypatch.delenv("SUDO_UID", raising=False)  # git takes root for its sudo caller
+    system = tmp_path / "gitconfig"
+    monkeypatch.setenv("GIT_CONFIG_SYSTEM", str(system))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config_file(f'ai_name = "hal"\nconfig_repo = "{upstream.path}"\n'
+                f'state_dir = "{tmp_path / "state"}"\n')
+
+    code, out, err = cli("configs", "--sync")
+    dot_git = f"{upstream.path}/.git"
+    assert code == 2 and err.startswith(
+        f"error: git fetch of {upstream.path} failed: detected dubious ownership in "
+        f"repository at '{dot_git}': "), err
+    command = f"git config --system --add safe.directory {dot_git}"
+    assert f"`{command}`" in err and "programs.git.config.safe.directory" in err
+    assert f"HOME={tmp_path / 'home'}" in err and "check config_repo" not in err
+    # what it says works
+    subprocess.run(command.split(), check=True, env=os.environ)
+    code, out, err = cli("configs", "--sync")
+    assert code == 0 and "1 indexed again" in out, err

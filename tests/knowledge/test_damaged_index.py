@@ -122,6 +122,85 @@ def test_a_search_of_a_damaged_index_says_so_and_what_to_do(
     assert len(exported.stdout.splitlines()) == 1 + ENTRIES  # the export's mark, first
 
 
+def _lost(state: Path, at_most: int) -> str:
+    return (f"knowledge base {state / 'knowledge'} has a damaged vector index (the index of "
+            f"'knowledge' holds vectors for at most {at_most} of its {ENTRIES} records): a "
+            "search would quietly miss the rest; `knowledge export FILE` still reads every "
+            "entry, then move it aside and `knowledge import --trust-operator-notes FILE`")
+
+
+def test_an_index_whose_files_are_gone_is_damage_too(big_store: Path, tmp_path: Path) -> None:
+    """Its segment directory removed (or chroma.sqlite3 restored from a backup without it):
+    ChromaDB made a new, empty one and filled it from what is left of its write-ahead log, the
+    last 100 records; a search found nothing of the other thousand, and nothing said so."""
+    state = tmp_path / "state"
+    shutil.copytree(big_store, state)
+    (segment,) = {p.parent for p in state.glob("knowledge/*/link_lists.bin")}
+    shutil.move(segment, tmp_path / "aside")
+    said = _lost(state, ENTRIES - 1000)  # ChromaDB saved its index at the 1000th
+    searched = _knowledge(state, "search", "the nix store filled the disk")
+    assert (searched.returncode, searched.stderr) == (2, f"error: {said}\n")
+    listed = _knowledge(state, "list", "--json")
+    assert (listed.returncode, listed.stderr) == (0, f"warning: {said}\n")
+    assert len(json.loads(listed.stdout)) == ENTRIES
+    # as ChromaDB leaves it once it opened the store: a new segment directory of its own
+    import chromadb
+
+    from ai_sysadmin.knowledge.store import _chroma_settings
+
+    client = chromadb.PersistentClient(path=str(state / "knowledge"),
+                                       settings=_chroma_settings())
+    near = client.get_collection("knowledge").query(query_embeddings=[[0.05] * 384],
+                                                    n_results=3)
+    assert len(near["ids"][0]) == 3
+    assert (state / "knowledge" / segment.name).is_dir()
+    searched = _knowledge(state, "search", "the nix store filled the disk")
+    assert (searched.returncode, searched.stderr) == (2, f"error: {said}\n")
+    exported = _knowledge(state, "export")
+    assert (exported.returncode, exported.stderr) == (0, f"warning: {said}\n")
+    assert len(exported.stdout.splitlines()) == 1 + ENTRIES
+
+
+#: another process writing to the store: batches of 50 records, past two saves of the index
+WRITER = ("import sys, numpy as np; from pathlib import Path; "
+          "from tests.knowledge.test_damaged_index import _store_settings; "
+          "from ai_sysadmin.knowledge.store import KnowledgeBase; "
+          "kb = KnowledgeBase.open(_store_settings(Path(sys.argv[1])), seed=False); "
+          "c = kb.collection('incidents'); "
+          "rng = np.random.default_rng(1)\n"
+          "for start in range(0, 2100, 50):\n"
+          "    c.upsert(ids=[f'r{i}' for i in range(start, start + 50)], "
+          "embeddings=rng.normal(size=(50, 384)).tolist(), "
+          "metadatas=[{'n': i} for i in range(start, start + 50)])\n"
+          "    c.delete(ids=[f'r{start}'])\n")
+
+
+def test_a_store_being_written_is_never_taken_for_a_damaged_one(tmp_path: Path) -> None:
+    """Looked at while another process writes (records in ChromaDB's log, not yet in the
+    index it saves at each thousandth; the save itself; the log dropped after it): whole
+    every time. A new store is whole too."""
+    from ai_sysadmin.knowledge.vector_index import gap
+
+    state = tmp_path / "state"
+    store = state / "knowledge"
+    assert gap(store) is None
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(state)], cwd=ROOT, text=True,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
+    looks = 0
+    try:
+        while writer.poll() is None:
+            assert gap(store) is None
+            looks += 1
+    finally:
+        writer.kill()
+        _, errors = writer.communicate(timeout=60)
+    assert writer.returncode == 0, errors[-2000:]
+    assert gap(store) is None and looks > 0
+    assert len(list(store.glob("*/index_metadata.pickle"))) == 1  # the index was saved
+
+
 #: what counts a store's entries (no command does: the library's own count)
 COUNT = ("import sys; from pathlib import Path; "
          "from tests.knowledge.test_damaged_index import _store_settings; "

@@ -79,13 +79,14 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
     """``--sync``: fetch config_repo and index what changed; what it did, said on stdout
     (on stderr where a search follows, whose results are the output) unless ``quiet``."""
     from ..knowledge.config_repo import MAX_FILE_BYTES, ConfigRepoError
+    from ..monitor.findings import strip_control
 
     say = err if to_err else out
     try:
         report = recall.sync_configs(on_wait=lambda said: err.print(
             said, markup=False, highlight=False, soft_wrap=True))
     except ConfigRepoError as exc:
-        if not exc.detail:  # not git's failure: the message says it all
+        if not exc.detail or exc.advised:  # the message says it all
             raise
         raise AiSysadminError(f"{exc} (check config_repo and that this host reaches it; "
                               "`git ls-remote` of it shows all git says)") from exc
@@ -100,6 +101,7 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
         failed = f", {len(report.failed)} failed" if report.failed else ""
         failed += (f", {len(report.too_large)} too large to index"
                    if report.too_large else "")
+        failed += f", {len(report.not_text)} not UTF-8 text" if report.not_text else ""
         done = (f"{len(report.indexed)} indexed again ({report.chunks} chunks){failed}, "
                 f"{len(report.removed)} removed, in {report.seconds:.1f} s"
                 if recall.enabled else "fetched; not indexed: the knowledge base is off")
@@ -108,27 +110,39 @@ def _sync(recall: KnowledgeRecall, settings: Settings, quiet: bool, to_err: bool
         say.print(
             f"{settings.config_branch} at {report.commit[:10]}: {report.files} file(s)"
             f"{left_out}, {done}", markup=False)
+        # a path is text whoever commits to the repository wrote: no escape reaches the
+        # terminal (one clearing the screen, or setting its title)
         for path, why in report.failed.items():
-            err.print(f"not indexed: {path}: {why} (tried again at the next sync)",
-                      markup=False, highlight=False)
+            err.print(f"not indexed: {strip_control(path)}: {why} (tried again at the next "
+                      "sync)", markup=False, highlight=False)
         for path in report.too_large:
-            err.print(f"not indexed: {path}: over {MAX_FILE_BYTES // 1024} KiB, data rather "
-                      "than a config (not read)", markup=False, highlight=False)
+            err.print(f"not indexed: {strip_control(path)}: over {MAX_FILE_BYTES // 1024} KiB, "
+                      "data rather than a config (not read)", markup=False, highlight=False)
+        for path in report.not_text:
+            err.print(f"not indexed: {strip_control(path)}: not UTF-8 text (a binary file, or "
+                      "another encoding such as Latin-1 or UTF-16)", markup=False,
+                      highlight=False)
     return report.to_dict()
 
 
 def _show(settings: Any, query: str, found: list[dict[str, Any]]) -> None:
     from ..knowledge.config_repo import file_lines
+    from ..monitor.findings import readable, strip_control
+    from ..redact import redact_file
 
     banner(settings, f"{len(found)} place(s) in config_repo for {query!r}")
     for item in found:
-        out.print(f"[bold]{esc(item['path'])}:{item['start_line']}[/bold]"
+        path = strip_control(item["path"])
+        out.print(f"[bold]{esc(path)}:{item['start_line']}[/bold]"
                   f"-{item['end_line']} ({esc(item['commit'][:10])}, distance "
                   f"{item['distance']:.2f})", markup=True)
-        # numbered as the file's lines (a form feed ends none); the empty lines a masked
-        # private key leaves are not shown, so what follows it is
+        # masked again as it is shown (as --json is): a chunk is indexed again only when its
+        # file changes, so one an older version masked less keeps a secret in clear; each
+        # line kept on its line, numbered as the file's lines (a form feed ends none); the
+        # empty lines a masked private key leaves are not shown, so what follows it is
+        text = redact_file(readable(item["text"]), item["path"], keep_lines=True)
         lines = [(number, line) for number, line in
-                 enumerate(file_lines(item["text"]), item["start_line"]) if line.strip()]
+                 enumerate(file_lines(text), item["start_line"]) if line.strip()]
         for number, line in lines[:SNIPPET_LINES]:
             if len(line) > SNIPPET_CHARS:
                 line = f"{line[:SNIPPET_CHARS]} ... ({len(line) - SNIPPET_CHARS} more characters)"

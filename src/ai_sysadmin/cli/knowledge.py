@@ -350,7 +350,8 @@ def import_(
     trust_operator_notes: Annotated[bool, typer.Option(
         "--trust-operator-notes",
         help="Let the file's operator notes guide fixes, as a note added here does: only for "
-             "a file you wrote or exported yourself. Without it they are background.")] = False,
+             "a file you wrote or exported yourself. Without it they are background; a "
+             "note the file marks 'imported, not trusted' stays background.")] = False,
     as_json: Json = False,
 ) -> None:
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
@@ -376,7 +377,8 @@ def import_(
                                             seed=state(ctx).settings.knowledge.seed)
     if as_json:
         print_json({"added": result.added, "replaced": result.replaced,
-                    "untrusted": result.untrusted, "seeded": result.seeded})
+                    "untrusted": result.untrusted, "kept_untrusted": result.kept_untrusted,
+                    "seeded": result.seeded})
         return
     out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
               markup=False)
@@ -387,3 +389,10 @@ def import_(
         out.print(f"{len(result.untrusted)} operator note(s) kept as background, never a "
                   "guide to a fix: import again with --trust-operator-notes if the file's "
                   "notes are yours", markup=False, soft_wrap=True)
+    if result.kept_untrusted:
+        from ..knowledge.store import UNTRUSTED_TAG
+
+        out.print(f"{len(result.kept_untrusted)} operator note(s) the file marks "
+                  f"'{UNTRUSTED_TAG}' kept as background: they came into a store untrusted. "
+                  "To vouch for one, remove that tag from its line and import it again.",
+                  markup=False, soft_wrap=True)

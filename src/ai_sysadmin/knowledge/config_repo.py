@@ -35,6 +35,8 @@ import fnmatch
 import hashlib
 import json
 import os
+import pwd
+import re
 import shlex
 import subprocess
 import time
@@ -75,9 +77,11 @@ class ConfigRepoError(AiSysadminError):
     """The configuration repository cannot be fetched or read. ``detail``: all git said
     (masked), where the message quotes only its telling line."""
 
-    def __init__(self, message: str, detail: str = "") -> None:
+    def __init__(self, message: str, detail: str = "", advised: bool = False) -> None:
         super().__init__(message)
         self.detail = detail
+        #: the message says what to do: no more advice belongs after it
+        self.advised = advised
 
 
 #: what git adds to every failure to reach a repository, whatever the cause
@@ -86,12 +90,45 @@ _GIT_BOILERPLATE = ("fatal: Could not read from remote repository.",
                     "and the repository exists.")
 
 
+#: git's words for a repository on this host another user owns, which it refuses to read
+_DUBIOUS = "detected dubious ownership in repository"
+
+
+def _ownership_advice(said: str) -> str | None:
+    """What to do where git refused config_repo because another user owns it (/etc/nixos,
+    root's, read by the daemon's user); None for any other failure. git's own hint (``git
+    config --global``) is for a person in a shell: a daemon has a user and home of its own,
+    and the setting is read only from the system's, that user's or the command line's
+    config, never from the repository's."""
+    if _DUBIOUS not in said:
+        return None
+    found = re.search(r"safe\.directory (\S+)", said) or re.search(
+        r"repository at '([^']+)'", said)
+    path = strip_control(found.group(1)) if found else "PATH"
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    home = os.environ.get("HOME") or "~"
+    return (f"git reads a repository another user owns only where told to: for every user, "
+            f"`git config --system --add safe.directory {path}` (on NixOS, where "
+            f"/etc/gitconfig is read-only, programs.git.config.safe.directory); for {user} "
+            f"alone, who runs git here, `git config --global --add safe.directory {path}` as "
+            f"{user} with HOME={home} (the daemon's HOME is its state directory); or make "
+            "config_repo an https:// or ssh:// URL")
+
+
 def _telling_line(said: str) -> str:
     """What went wrong, in one line of git's (and ssh's) own words: the last two lines that
     say something of this failure (ssh's cause and its verdict: "Host key for ... has
     changed ...", "Host key verification failed."), not git's "Could not read from remote
     repository" after them, a hint, a warning or a banner of '@'."""
     lines = [line.strip() for line in strip_control(said).splitlines() if line.strip()]
+    for line in lines:
+        if _DUBIOUS in line:
+            # the cause; the two lines after it are git's advice, which does not fit here
+            # (:func:`_ownership_advice`)
+            return line.removeprefix("fatal: ")[:300]
     telling = [line.removeprefix("fatal: ").removeprefix("error: ") for line in lines
                if line not in _GIT_BOILERPLATE and not line.startswith(("hint:", "warning:", "@"))]
     if not telling and lines and lines[0] in _GIT_BOILERPLATE:
@@ -99,6 +136,10 @@ def _telling_line(said: str) -> str:
         # last half-sentence ("and the repository exists.")
         telling = [lines[0].removeprefix("fatal: ")]
     return " ".join(telling[-2:] or lines[-1:])[:300]
+
+
+class NotText(ConfigRepoError):
+    """A file of the repository is not UTF-8 text (binary, or another encoding)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +176,8 @@ class SyncReport:
     failed: dict[str, str] = field(default_factory=dict)
     #: changed files over MAX_FILE_BYTES (a dump, a lock file): never read, not indexed
     too_large: list[str] = field(default_factory=list)
+    #: changed files that are not UTF-8 text (binary, Latin-1, UTF-16): not indexed
+    not_text: list[str] = field(default_factory=list)
     #: what the index was of when config_repo or config_branch changed since the last sync
     #: (e.g. "another repository"); all its files are then in ``removed``
     previous: str | None = None
@@ -227,13 +270,35 @@ def chunk_lines(lines: Sequence[str], size: int = CHUNK_LINES,
                 max_chars: int = CHUNK_CHARS) -> Iterator[tuple[int, int]]:
     """(start, end) line ranges, 1-based and inclusive, that cover ``lines``. A chunk ends at
     a blank line or a closing brace in its last third when there is one, so a Nix attribute
-    set or a config section tends to stay whole."""
+    set or a config section tends to stay whole.
+
+    A chunk of nothing but punctuation (the ``}`` of a file's end, the ``{`` before a long
+    line) is its neighbour's: alone, it is embedded as little more than the file's path, the
+    nearest hit for any search of that file, showing a brace."""
+    merged: list[list[int]] = []
+    for start, end in _line_ranges(lines, size, max_chars):
+        if merged and not (_has_words(lines[start - 1:end])
+                           and _has_words(lines[merged[-1][0] - 1:merged[-1][1]])):
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        yield start, end
+
+
+def _has_words(lines: Sequence[str]) -> bool:
+    return any(char.isalnum() for line in lines for char in line)
+
+
+def _line_ranges(lines: Sequence[str], size: int, max_chars: int) -> Iterator[tuple[int, int]]:
     start = 0
     while start < len(lines):
         end = min(start + size, len(lines))
         chars = 0
         for index in range(start, end):
-            chars += len(lines[index]) + 1
+            # a long line (cut, in its chunk, at LINE_CHARS) counts as half a chunk: it stays
+            # with the lines around it, which say what it is the value of
+            chars += min(len(lines[index]) + 1, max_chars // 2)
             if chars > max_chars and index > start:
                 end = index
                 break
@@ -356,6 +421,9 @@ class ConfigRepo:
         if check and done.returncode != 0:
             said = self._unsecret(redact(done.stderr.decode("utf-8", "replace").strip()))
             why = _telling_line(said) or f"exit status {done.returncode}, nothing said"
+            if advice := _ownership_advice(said):
+                raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why}: "
+                                      f"{advice}", detail=said[-4000:], advised=True)
             raise ConfigRepoError(f"git {args[0]} of {self.shown_url} failed: {why}",
                                   detail=said[-4000:])
         return done.stdout.decode("utf-8", "replace")
@@ -451,15 +519,17 @@ class ConfigRepo:
         return done.stdout
 
     def chunks(self, path: str, blob: str, commit: str) -> list[Chunk]:
+        """The chunks of ``path``; :class:`NotText` where it is not UTF-8 text."""
         data = self.read_blob(blob)
         if not looks_like_text(data):
-            return []
+            raise NotText(path)
         # a config repository holds secrets often enough (hashed passwords, tokens): masked
         # before they are embedded, stored, searched or shown
         lines = [_cut(line) for line in file_lines(
             redact_file(data.decode("utf-8"), path, keep_lines=True))]
+        # a file of punctuation alone ("{}") has nothing a search could be for
         return [Chunk(path, a, b, "\n".join(lines[a - 1:b]), commit, blob, self.key)
-                for a, b in chunk_lines(lines) if any(x.strip() for x in lines[a - 1:b])]
+                for a, b in chunk_lines(lines) if _has_words(lines[a - 1:b])]
 
     # -- the index ------------------------------------------------------------------------------
     def _stored(self) -> dict[str, Any]:
@@ -568,6 +638,11 @@ class ConfigRepo:
                     sink.remove_path(path, self.key)
                     if chunks:
                         sink.add_chunks(chunks)
+                except NotText:
+                    # said once, like a file too large: read again when its blob changes
+                    sink.remove_path(path, self.key)
+                    report.not_text.append(path)
+                    continue
                 except KnowledgeError:
                     raise  # the store, not this file: every other one would fail alike
                 except Exception as exc:  # one file's failure leaves the others indexed

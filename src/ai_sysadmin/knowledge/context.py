@@ -684,6 +684,9 @@ class KnowledgeRecall:
         for path in report.too_large:
             log.info("config_repo: %s not indexed: over %d bytes, data rather than a config",
                      path, MAX_FILE_BYTES, extra={"event": "config_file_too_large", "path": path})
+        for path in report.not_text:
+            log.info("config_repo: %s not indexed: not UTF-8 text", path,
+                     extra={"event": "config_file_not_text", "path": path})
         if report.earlier_version:
             log.info("config_repo: the index an earlier version made (its chunks named no "
                      "repository) was indexed again whole",

@@ -110,6 +110,9 @@ class ImportResult:
     replaced: list[str] = field(default_factory=list)
     #: operator notes stored as background: the import did not trust them
     untrusted: list[str] = field(default_factory=list)
+    #: operator notes the file held as background (tagged :data:`UNTRUSTED_TAG`), kept so
+    #: by an import that trusts the file's notes
+    kept_untrusted: list[str] = field(default_factory=list)
     #: how many shipped seed notes a new store got with the import (``seed``)
     seeded: int = 0
 
@@ -153,6 +156,8 @@ class _ImportTrust:
         self.operator_notes = operator_notes
         #: the ids of operator notes taken as background (:data:`UNTRUSTED_TAG`)
         self.untrusted: list[str] = []
+        #: the ids of operator notes the file holds as background already, kept so
+        self.kept_untrusted: list[str] = []
 
     def accepted(self, item: _Item) -> _Item:
         """``item`` as it is stored (a lesson an earlier release wrote, in today's words);
@@ -183,10 +188,15 @@ class _ImportTrust:
         if item.verified:
             raise ValueError(f"provenance {item.provenance!r} and verified: only a lesson of a "
                              "fix that ran is verified")
-        tags = [t for t in item.tags if t != UNTRUSTED_TAG]
-        if not self.operator_notes:
-            self.untrusted.append(item.id)
-            tags.append(UNTRUSTED_TAG)
+        if self.operator_notes:
+            # the person vouches for what they wrote, not for what this program marked as
+            # not theirs: a trusted import of an export (the way to rebuild a store) keeps a
+            # note that came in untrusted as background
+            if UNTRUSTED_TAG in item.tags:
+                self.kept_untrusted.append(item.id)
+            return item
+        self.untrusted.append(item.id)
+        tags = [t for t in item.tags if t != UNTRUSTED_TAG] + [UNTRUSTED_TAG]
         return item.model_copy(update={"tags": tags})
 
     def _shipped(self) -> dict[str, KnowledgeEntry]:
@@ -542,7 +552,8 @@ class KnowledgeBase:
         """Read ``export()``'s lines back. Every line is checked first: one bad line is an
         error naming it, and nothing is written. An operator note is stored as background
         (tagged :data:`UNTRUSTED_TAG`) unless ``trust_operator_notes``: the person importing
-        says the file's notes are theirs.
+        says the file's notes are theirs. A note the file holds tagged so (an export of a
+        store it came into untrusted) stays background either way.
 
         A store never seeded counts as seeded once an import wrote into it: an export (its
         :data:`EXPORT_TYPE` line, or, written before there was one, a file holding seed
@@ -615,7 +626,8 @@ class KnowledgeBase:
             from .seed import SEED_VERSION
 
             self.mark_seeded(SEED_VERSION)
-        result = ImportResult(untrusted=trust.untrusted, seeded=seeded)
+        result = ImportResult(untrusted=trust.untrusted, kept_untrusted=trust.kept_untrusted,
+                              seeded=seeded)
         for item_id in [e.id for e in entries] + [r.id for r in records]:
             (result.replaced if item_id in existing else result.added).append(item_id)
         return result
@@ -876,14 +888,17 @@ def _reason(exc: BaseException) -> str:
 
 def _index_damage(path: Path) -> str | None:
     """One line on a damaged vector index of the store at ``path``, with the way out."""
-    from .vector_index import damage
+    from .vector_index import damage, gap
 
-    why = damage(path)
-    if why is None:
+    if why := damage(path):
+        harm = "ChromaDB would crash or hang on it"
+    elif why := gap(path):
+        harm = "a search would quietly miss the rest"
+    else:
         return None
-    return (f"knowledge base {path} has a damaged vector index ({why}): ChromaDB would crash "
-            "or hang on it; `knowledge export FILE` still reads every entry, then move it "
-            "aside and `knowledge import --trust-operator-notes FILE`")
+    return (f"knowledge base {path} has a damaged vector index ({why}): {harm}; `knowledge "
+            "export FILE` still reads every entry, then move it aside and `knowledge import "
+            "--trust-operator-notes FILE`")
 
 
 def _persistent_client(path: Path) -> ClientAPI:
