@@ -771,3 +771,19 @@ def test_a_command_started_with_its_stdout_closed_says_so_in_one_line(
     # with stderr closed too, nothing to say it on: the exit code alone
     done = run_program("sh", "-c", 'exec "$0" "$@" >&- 2>&-', str(BIN), *args)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", "")
+
+
+@pytest.mark.parametrize("args", [("version",), ("check", "--no-store", "--json")])
+def test_a_reader_that_closed_the_pipe_is_a_sigpipe_exit_not_findings(
+        args: tuple[str, ...]) -> None:
+    """``check --json | head -c1``: the reader gone, typer exited 1, which is "findings" to
+    check, with nothing said. Now 141, as coreutils end (by SIGPIPE), and nothing said: the
+    reader wanted no more."""
+    read, write = os.pipe()
+    os.close(read)  # the reader gone before the first write: each write fails (EPIPE)
+    try:
+        done = subprocess.run([str(BIN), *args], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -362,3 +362,38 @@ def test_a_persons_next_turn_goes_before_the_daemons_work_that_waited(
 
     asyncio.run(run())
     assert served == ["turn 1", "turn 2", "investigation step"]
+
+
+def test_a_request_behind_a_busy_worker_counts_what_it_answers_as_ahead(
+    make_queue: MakeQueue,
+) -> None:
+    """The only worker answering another request (an investigation's): a question that
+    waited out its time was "still queued with 0 request(s) ahead of it", as if nothing was
+    in its way."""
+    queue = make_queue()
+    busy = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(request: Request) -> dict[str, Any]:
+        busy.set()
+        await release.wait()
+        return {}
+
+    async def run() -> QueueTimeout:
+        async with serving(queue, handler, concurrency=1):
+            first = queue.submit("chat", {"q": "investigate"}, "autonomous").request_id
+            await busy.wait()
+            waiting = queue.submit("chat", {"q": "disk?"}, "interactive").request_id
+            try:
+                await queue.wait(waiting, 0.05)
+            except QueueTimeout as exc:
+                return exc
+            finally:
+                release.set()
+                await queue.wait(first, 10)
+        raise AssertionError("answered by a worker that was busy")
+
+    caught = asyncio.run(run())
+    message = str(caught)
+    assert "still queued with 1 request(s) ahead of it (1 being answered)" in message, message
+    assert not isinstance(caught, NoWorker)

@@ -58,6 +58,27 @@ class ToolContext:
         self.proposals, self.refused_proposals = [], []  # new lists: an outcome keeps its own
         self.outputs = OutputBuffer()
 
+    def mark(self) -> tuple[int, int]:
+        """Where the proposals stand before a turn: what :meth:`back_to` returns to."""
+        return len(self.proposals), len(self.refused_proposals)
+
+    def back_to(self, mark: tuple[int, int]) -> None:
+        """A turn that never entered the conversation (withdrawn with Ctrl-C, failed with the
+        server's error) leaves no proposal behind: kept, the same fix asked for again was
+        refused as "the person has it already", advice nobody saw and no message holds."""
+        proposed, refused = mark
+        # new lists: an outcome keeps its own
+        self.proposals = self.proposals[:proposed]
+        self.refused_proposals = self.refused_proposals[:refused]
+
+    def hosts_are(self, transports: dict[str, Transport]) -> None:
+        """The managed hosts as they are now (a conversation stays open while hosts are
+        removed and added): a reader built on a transport since let go or renewed goes with
+        it, or the model would read the removed machine under the new one's name."""
+        self.transports = transports
+        self._readers = {host: reader for host, reader in self._readers.items()
+                         if transports.get(host) is reader.inner}
+
     def transport(self, host: str | None) -> Transport | None:
         # "" and None both mean the default host
         return self.transports.get(host or self.default_host)

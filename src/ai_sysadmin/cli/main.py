@@ -7,6 +7,7 @@ import typer and rich, nothing of the library.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -251,6 +252,33 @@ def _interrupted(came: list[int]) -> int:
     return 128 + sig
 
 
+def _ended_so(app_state: AppState, exc: BaseException, came: list[int]) -> int | None:
+    """The exit code of a command that ``exc`` ended, where it is one of those said so;
+    None for any other, which goes on."""
+    if isinstance(exc, SystemExit) and isinstance(exc.__context__, OSError) \
+            and exc.__context__.errno == errno.EPIPE:
+        return _broken_pipe()  # typer's exit 1, which is "findings" to `check`
+    # SIGTERM or SIGHUP cancelled asyncio.run's work (asyncio is loaded if it ran)
+    asyncio = sys.modules.get("asyncio")
+    if came and asyncio is not None and isinstance(exc, asyncio.CancelledError):
+        return _interrupted(came)
+    if (said := _store_unreadable(app_state, exc)) is not None:
+        return _error(said)
+    return None
+
+
+def _broken_pipe() -> int:
+    """The reader of the output went (``check --json | head -c1``): the exit code a shell
+    gives a death by SIGPIPE, as coreutils die, with nothing said (the reader wanted no
+    more). Typer exits 1, which is "findings" to ``check``, and said nothing either."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        # what Python flushes at its exit would fail again, with a traceback on stderr
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def _not_utf8(args: list[str]) -> str | None:
     """The first argument that is not UTF-8, its bytes escaped as a shell's ``$'...'`` writes
     them; None when every one is. Python hands such bytes over as lone surrogates, which no
@@ -345,18 +373,16 @@ def main(argv: list[str] | None = None, argv0: str | None = None,
         from ..monitor.findings import masked
 
         return _error(masked(str(exc)))
+    except BrokenPipeError:  # raised past typer (which makes it exit 1)
+        return _broken_pipe()
     except OSError as exc:
         # what the machine refused (a file that cannot be read or written, a full disk) is
         # the user's to mend: one line, with the file, not a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(f"{where}{exc.strerror or exc}")
     except BaseException as exc:
-        # SIGTERM or SIGHUP cancelled asyncio.run's work (asyncio is loaded if it ran)
-        asyncio = sys.modules.get("asyncio")
-        if came and asyncio is not None and isinstance(exc, asyncio.CancelledError):
-            return _interrupted(came)
-        if (said := _store_unreadable(app_state, exc)) is not None:
-            return _error(said)
+        if (code := _ended_so(app_state, exc, came)) is not None:
+            return code
         raise
     # typer ends a KeyboardInterrupt so (silently), whichever signal made it; a command that
     # stops on its own at a signal (the daemon, the worker) returns: ended by the signal all

@@ -71,12 +71,37 @@ async def _turn(runtime: Runtime, ctx: ToolContext, messages: list[Message],
                 quiet: bool, opening: int) -> AgentOutcome:
     settings = runtime.settings
     try:
+        # a chat stays open while hosts are removed and added: the tools reach them as the
+        # store has them now, never a removed one, nor a re-added one at its old address
+        ctx.hosts_are(await runtime.hosts_now())
         async with llm_session(settings, Priority.INTERACTIVE) as llm:
+            llm.on_queued = None if quiet else _queued_note()
             agent = Agent(llm, REGISTRY, ctx, settings.agent, on_event=None if quiet else _show)
             return await agent.run(messages, opening)
     finally:
         # SSH connections belong to this turn's event loop
         await runtime.close()
+
+
+def _queued_note() -> Callable[[int, int], None] | None:
+    """What says, once a question, that it waits for the LLM behind others' requests (the
+    daemon's investigations), where a person watches the terminal: it waited in silence up
+    to queue.wait_timeout (300 s), and nothing said that Ctrl-C lets it go."""
+    if sys.stderr is None or not sys.stderr.isatty():
+        return None
+    said = False
+
+    def tell(ahead: int, answering: int) -> None:
+        nonlocal said
+        if said:
+            return
+        said = True
+        more = f", and {ahead} more are queued ahead of it" if ahead else ""
+        err.print(f"note: the question waits for the LLM, which is answering {answering} "
+                  f"other request(s){more}; Ctrl-C withdraws it", markup=False,
+                  highlight=False, soft_wrap=True)
+
+    return tell
 
 
 def _debug(settings: Settings) -> None:
@@ -132,7 +157,13 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
     # reason (it may quote a host's stderr) are data, not the operator's words
     recorded = redact(f"parameters: {json.dumps(action.params)}\n"
                       f"the policy decided: {action.reason}")
-    about = (f"We are discussing action {action.id}: {action.kind} on host {action.host}. "
+    gone = ""
+    if action.host not in tools.transports:
+        # removed since: every tool call about it said "unknown host ''", nobody said why
+        gone = f"host {action.host} is no longer managed here: no tool reaches it"
+        err.print(f"note: {masked(gone)}", markup=False, highlight=False, soft_wrap=True)
+        gone = f" Note: {gone}."
+    about = (f"We are discussing action {action.id}: {action.kind} on host {action.host}.{gone} "
              f"The policy gave it risk {action.risk}; its state is {action.state}. What it "
              f"recorded follows.\n{fenced(recorded, f'action-data-{secrets.token_hex(4)}')}")
     if action.incident_id:
@@ -144,8 +175,11 @@ def action_conversation(runtime: Runtime, action: Action, message: str | None) -
                 Message("assistant", "Understood. What would you like to know about it?")]
     news = _ActionNews(runtime, action)
     if message is not None:
-        outcome = _run_turn(runtime, tools, [*messages, _asked(message, runtime.settings)],
-                            quiet=False, opening=len(messages))
+        try:
+            outcome = _run_turn(runtime, tools, [*messages, _asked(message, runtime.settings)],
+                                quiet=False, opening=len(messages))
+        except LLMError as exc:  # the server and where to look, as `ask` says them
+            raise AiSysadminError(_llm_failure(runtime.settings, exc)) from None
         answered = _answer(outcome, runtime.settings)
         if (changed := news.since()) is not None:  # while the model answered
             about = "; the answer above is about it as it was" if answered else ""
@@ -302,6 +336,14 @@ def _repl(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
     """``news``: what the model must hear before the next question (what became of the
     action discussed), said with it in one message: chat templates that want the roles to
     alternate refuse two questions in a row."""
+    if sys.stderr is None:
+        # started with descriptor 2 closed (`chat 2>&-`): the prompt is written there
+        # (input() failed, "lost sys.stderr", and the chat ended with exit 1, silently), and
+        # so are the errors and notes; said where it can be, as a closed stdout is
+        out.print("error: standard error is closed: the conversation's prompts, errors and "
+                  "notes are written there; give it one (2>/dev/null to discard them)",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     keep_history = _history(runtime.settings)
     try:
         _talk(runtime, tools, opening, title, news)
@@ -344,32 +386,44 @@ def _talk(runtime: Runtime, tools: ToolContext, opening: list[Message], title: s
             if news is not None and len(messages) == len(opening):
                 news.cleared()
             continue
-        told = news.for_turn() if news is not None else None
-        try:
-            outcome = _run_turn(runtime, tools, [*messages, _asked(
-                line if told is None else f"{told}\n\n{line}", settings)], quiet=False,
-                opening=len(opening))
-        except KeyboardInterrupt:
-            if _ends_chat(piped):
-                raise
-            # a question taking long (a slow model, the daemon's step ahead of it) is let
-            # go; what was said before it stays
-            err.print("interrupted: that question was withdrawn; the conversation goes on",
-                      markup=False, highlight=False)
-            continue
-        except LLMError as exc:
-            err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
-            unanswered += 1
-            continue
-        except AiSysadminError as exc:  # a host or the store failed: the conversation goes on
-            err.print(f"error: {masked(str(exc))}", markup=False, highlight=False)
-            unanswered += 1
-            continue
-        messages = outcome.messages
-        if news is not None:  # the question, and the news it carried, is in the conversation
-            news.heard()
-        if not _answer(outcome, settings):
-            unanswered += 1
+        messages, answered = _question(runtime, tools, messages, len(opening), line, piped,
+                                       news)
+        unanswered += answered is False
+
+
+def _question(runtime: Runtime, tools: ToolContext, messages: list[Message], opening: int,
+              line: str, piped: bool, news: _ActionNews | None
+              ) -> tuple[list[Message], bool | None]:
+    """One question of the chat: the conversation it leaves, and whether it was answered
+    (None: withdrawn with Ctrl-C, which is no failure)."""
+    settings = runtime.settings
+    told = news.for_turn() if news is not None else None
+    # a turn left out of the conversation takes what it proposed with it
+    before = tools.mark()
+    try:
+        outcome = _run_turn(runtime, tools, [*messages, _asked(
+            line if told is None else f"{told}\n\n{line}", settings)], quiet=False,
+            opening=opening)
+    except KeyboardInterrupt:
+        tools.back_to(before)
+        if _ends_chat(piped):
+            raise
+        # a question taking long (a slow model, the daemon's step ahead of it) is let go;
+        # what was said before it stays
+        err.print("interrupted: that question was withdrawn; the conversation goes on",
+                  markup=False, highlight=False)
+        return messages, None
+    except LLMError as exc:
+        tools.back_to(before)
+        err.print(f"error: {_llm_failure(settings, exc)}", markup=False, highlight=False)
+        return messages, False
+    except AiSysadminError as exc:  # a host or the store failed: the conversation goes on
+        tools.back_to(before)
+        err.print(f"error: {masked(str(exc))}", markup=False, highlight=False)
+        return messages, False
+    if news is not None:  # the question, and the news it carried, is in the conversation
+        news.heard()
+    return outcome.messages, _answer(outcome, settings)
 
 
 def _ends_chat(piped: bool) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Callable
 
 from ..errors import NotFoundError
 from .backends.base import ChatBackend
@@ -80,6 +81,9 @@ def _abandon_when_back(queue: RequestQueue, request_id: str) -> None:
     task.add_done_callback(_LATE.discard)
 
 
+#: how long a request waits for a worker before its caller is told (``on_queued``): one
+#: taken at once is answered with nothing said
+QUEUED_NOTE_SECONDS = 2.0
 #: abandons under way (a task nobody holds may be collected before it ran)
 _LATE: set[asyncio.Future[None]] = set()
 #: how long, and how often, a request left behind with the queue's server down is tried to
@@ -108,6 +112,10 @@ class QueuedLLM:
         #: every request it submitted, in order: for the logs, and what a private worker
         #: serves (``RequestQueue.serve``'s ``only``)
         self.request_ids: list[str] = []
+        #: told, with how many requests are ahead and how many the workers are answering,
+        #: of a request still waiting for a worker :data:`QUEUED_NOTE_SECONDS` after it was
+        #: submitted: a person's question behind the daemon's work waited in silence
+        self.on_queued: Callable[[int, int], None] | None = None
 
     async def __call__(self, messages: list[Message], tools: list[ToolSpec], *,
                        schema: ResponseSchema | None = None,
@@ -179,12 +187,32 @@ class QueuedLLM:
         the queue took the time, and the answer being written would be thrown away."""
         # a person's answer is looked for often; the daemon's, every half second at most
         poll = None if self.priority == Priority.INTERACTIVE else BACKGROUND_POLL
+        telling = None if self.on_queued is None else asyncio.ensure_future(
+            self._tell_queued(queue, request_id, self.on_queued))
         try:
+            try:
+                return await queue.wait(request_id, self.timeout, poll)
+            except QueueTimeout as exc:
+                if exc.request.state != "in_flight":
+                    raise
             return await queue.wait(request_id, self.timeout, poll)
-        except QueueTimeout as exc:
-            if exc.request.state != "in_flight":
-                raise
-        return await queue.wait(request_id, self.timeout, poll)
+        finally:
+            if telling is not None:
+                telling.cancel()
+
+    @staticmethod
+    async def _tell_queued(queue: RequestQueue, request_id: str,
+                           tell: Callable[[int, int], None]) -> None:
+        """``tell`` of the request once it has waited :data:`QUEUED_NOTE_SECONDS` for a
+        worker, if it still does. A look that fails tells nothing: the wait says why."""
+        await asyncio.sleep(QUEUED_NOTE_SECONDS)
+        with contextlib.suppress(LLMError, NotFoundError):
+            request = await queue.call(queue.get, request_id)
+            if request.state != "pending":
+                return
+            ahead = await queue.call(queue.requests_ahead, request)
+            answering = (await queue.call(queue.stats)).in_flight
+            tell(ahead or 0, answering)
 
 
 class DirectLLM:

@@ -70,6 +70,8 @@ class Runtime:
         #: told each host renewed (:meth:`renew`), with its old checker and the fresh one:
         #: the daemon's loops and followers of the host
         self.renewal_listeners: list[Callable[[HostChecker, HostChecker], None]] = []
+        #: hosts removed that :meth:`hosts_now` let go already
+        self._gone: set[str] = set()
 
     # -- hosts ----------------------------------------------------------------------------------
     @property
@@ -131,6 +133,33 @@ class Runtime:
         if (added := await asyncio.to_thread(self.added_again, host)) is not None:
             await self.renew(host, added)
         return self.transports.get(host)
+
+    async def hosts_now(self) -> dict[str, Transport]:
+        """The transports of the hosts managed now, as the store has them (a conversation
+        asks before each question: it stays open while hosts are removed and added). A host
+        removed since is let go (:meth:`let_go`) and left out, one added since is taken on
+        (:meth:`take_on`), one added again is renewed (:meth:`reach`). Given transports
+        (tests, the fault lab) are all there is."""
+        if not self.from_config:
+            return dict(self.transports)
+        assert self.store is not None
+        managed = await asyncio.to_thread(self.managed_now)
+        for host in [h for h in self.transports if h not in managed and h not in self._gone]:
+            self._gone.add(host)
+            await self.let_go(host)
+        now: dict[str, Transport] = {}
+        for host, spec in managed.items():
+            self._gone.discard(host)  # added again: reach renews it
+            if host in self.transports:
+                transport = await self.reach(host)
+            elif (registered := await asyncio.to_thread(self.store.registration,
+                                                        host)) is not None:
+                transport = (await self.take_on(host, registered, spec)).transport
+            else:  # no row, so no host the store added: the config's, known at the start
+                continue
+            if transport is not None:
+                now[host] = transport
+        return now
 
     def added_again(self, host: str) -> float | None:
         """``host``'s registration (``hosts.first_seen``) where it is not the one its

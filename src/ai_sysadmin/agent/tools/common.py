@@ -25,6 +25,11 @@ Host = Annotated[str, Field(description="Managed host to look at; omit for the i
 
 def no_host(ctx: ToolContext, host: str | None) -> ToolResult:
     known = ", ".join(sorted(ctx.transports))
+    # the default, which the model need not name: "unknown host ''" told nothing
+    if not host or host == ctx.default_host:
+        return ToolResult("error", f"host {ctx.default_host!r}, the one this conversation is "
+                          f"about, is no longer managed here; managed hosts: {known}",
+                          from_host=False)
     return ToolResult("error", f"unknown host {host!r}; managed hosts: {known}", from_host=False)
 
 

@@ -100,7 +100,8 @@ class QueueTimeout(LLMError):
     """The caller stopped waiting. The request stays queued; a :class:`QueuedLLM` that alone
     waited for it then takes it out (``abandon``)."""
 
-    def __init__(self, request: Request, timeout: float, ahead: int | None = None) -> None:
+    def __init__(self, request: Request, timeout: float, ahead: int | None = None,
+                 answering: int | None = None) -> None:
         self.request_id = request.id
         self.request = request
         self.timeout = timeout
@@ -108,7 +109,12 @@ class QueueTimeout(LLMError):
             where = f"it is being answered by {request.worker or 'a worker'}"
         else:
             where = "it is still queued"
-            if ahead is not None:
+            if ahead is not None and answering:
+                # the workers' every slot taken by others: "0 request(s) ahead" said nothing
+                # was in its way
+                where += (f" with {ahead + answering} request(s) ahead of it ({answering} "
+                          "being answered)")
+            elif ahead is not None:
                 where += f" with {ahead} request(s) ahead of it"
         super().__init__(
             f"no answer to LLM request {request.id} after {timeout:g} s: {where}; "
@@ -433,9 +439,10 @@ class RequestQueue(ABC):
                 if request.state != "pending":
                     raise QueueTimeout(request, timeout)
                 ahead = await self.call(self.requests_ahead, request)
+                answering = (await self.call(self.stats)).in_flight
                 if await self._unserved():
-                    raise NoWorker(request, timeout, ahead)
-                raise QueueTimeout(request, timeout, ahead)
+                    raise NoWorker(request, timeout, ahead, answering)
+                raise QueueTimeout(request, timeout, ahead, answering)
             await self._sleep_or_wake(min(delay, left))
             delay = min(delay * 2, longest)
 
