@@ -2,9 +2,10 @@
 
 A channel either accepts a message or raises :class:`DeliveryError` with a reason that names no
 secret (:class:`ChannelUnready` when the channel itself, not the message or the far end, is at
-fault: its configuration, or an Apprise send given up on still running): the Gotify app token
-travels only in the ``X-Gotify-Key`` header and is read from its file at each send (a rotated
-token needs no restart); Apprise URLs, which carry credentials, are read from their own file; a
+fault: its configuration, or an Apprise send given up on still running; :class:`MessageRefused`
+when the far end answered that it will not take this message): the Gotify app token travels
+only in the ``X-Gotify-Key`` header and is read from its file at each send (a rotated token
+needs no restart); Apprise URLs, which carry credentials, are read from their own file; a
 channel's name, which keys its stored deliveries and is shown, is the URL's scheme and the
 server it reaches (host, port), never a credential nor where on the server a message goes (an
 ntfy topic, a webhook's path). httpx and Apprise are imported when a channel is built or used,
@@ -37,8 +38,12 @@ log = logging.getLogger("ai_sysadmin.service")
 #: accepted again on the server): offering it at each backoff is what fail2ban-style guards ban
 REFUSED_RETRY_SECONDS = 600.0
 #: the 4xx answers that are about the channel, not the message: no such endpoint (the URL),
-#: the proxy's login, "later" (401, the token, is handled on its own)
+#: the proxy's login, "later" (401, the credential: Gotify's token is handled on its own, an
+#: Apprise URL's is a failure of the channel)
 CHANNEL_STATUSES = frozenset({404, 405, 407, 408, 410, 429})
+#: the HTTP status Apprise's plugins put in the line they log for an answer they did not take
+#: ("Failed to send JSON POST notification: Request Entity Too Large, error=413.")
+_APPRISE_STATUS = re.compile(r"\berror=(\d{3})\b")
 
 
 class DeliveryError(AiSysadminError):
@@ -407,8 +412,9 @@ class AppriseChannel:
         self._behind: threading.Thread | None = None
         self._busy_said = False
 
-    def _send(self, message: Message) -> tuple[bool, str]:
-        """The send, on a thread of its own: whether Apprise took it, and what it said."""
+    def _send(self, message: Message) -> tuple[bool, str, list[int]]:
+        """The send, on a thread of its own: whether Apprise took it, what Apprise said, and
+        the HTTP statuses of the answers it logged as refusals."""
         import apprise
 
         kind = (apprise.NotifyType.FAILURE if message.priority >= PRIORITIES["high"] else
@@ -422,10 +428,11 @@ class AppriseChannel:
                                          body_format=apprise.NotifyFormat.TEXT,
                                          overflow=apprise.OverflowMode.TRUNCATE
                                          if self._truncate else None))
-        return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url))
+        statuses = [int(code) for line in lines for code in _APPRISE_STATUS.findall(line)]
+        return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url)), statuses
 
     def _sending(self, message: Message, loop: asyncio.AbstractEventLoop,
-                 outcome: asyncio.Future[tuple[bool, str]]) -> None:
+                 outcome: asyncio.Future[tuple[bool, str, list[int]]]) -> None:
         try:
             result = self._send(message)
         except Exception as exc:  # a plugin's own bug: the notifier names it
@@ -455,7 +462,7 @@ class AppriseChannel:
     async def send(self, message: Message) -> None:
         self._check_idle()
         loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[tuple[bool, str]] = loop.create_future()
+        outcome: asyncio.Future[tuple[bool, str, list[int]]] = loop.create_future()
         # a daemon thread of its own, not the loop's default executor: one that outlives its
         # timeout (an answer trickled a byte at a time) would take a worker of the pool that
         # stores every check and stops the daemon, and asyncio.run waits for those at its end
@@ -465,15 +472,22 @@ class AppriseChannel:
         limit = self.timeout * 2 + 1
         try:
             async with asyncio.timeout(limit):
-                ok, said = await outcome
+                ok, said, statuses = await outcome
         except TimeoutError:
             self._behind = thread
             raise DeliveryError(f"{self.name} did not answer within {limit:g} s") from None
         except asyncio.CancelledError:
             self._behind = thread  # a stop: the thread, a daemon's, keeps no process alive
             raise
-        if not ok:
-            raise DeliveryError(f"{self.name} did not accept it: {said or 'no reason given'}")
+        if ok:
+            return
+        why = f"{self.name} did not accept it: {said or 'no reason given'}"
+        # an answer about the message (its length, a WAF's rule on its text), not the channel
+        # (a URL with no endpoint, a login, "later"): the messages behind it need not wait
+        if statuses and all(400 <= code < 500 and code != 401 and code not in CHANNEL_STATUSES
+                            for code in statuses):
+            raise MessageRefused(why)
+        raise DeliveryError(why)
 
 
 def _hand_back(loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[Any],
