@@ -1,6 +1,6 @@
 """HTTP receivers of our own on 127.0.0.1: a Gotify-contract server and a JSON endpoint for
 Apprise's ``json://``. Each records every request; a script of behaviours ("ok", a status code,
-"hang") answers the requests in turn, then "ok"."""
+"hang", "drip") answers the requests in turn, then "ok"."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ from typing import Any
 PORTAL = "<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>"
 #: a hanging answer waits at most this long for release() (a bound, never a synchronisation)
 HANG_LIMIT = 120.0
+#: a "drip" answer's pace: a byte this often, each read well within any client's read timeout
+DRIP_EVERY = 0.2
+
+
+class Drip:
+    """A 200 whose body never ends (a byte every DRIP_EVERY until release()): a streaming or
+    long-poll URL, a proxy trickling out a page, a tarpit. A read timeout, per read, never
+    ends it."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Receiver:
         #: the JSON bodies this receiver accepted (answered 200)
         self.accepted: list[dict[str, Any]] = []
         self.hanging = 0
+        #: "drip" answers being sent now
+        self.dripping = 0
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -92,6 +102,8 @@ class Receiver:
             with self._lock:
                 self.hanging -= 1
             step = "ok"
+        if step == "drip":
+            return 200, Drip()
         if step == "close":  # a proxy whose upstream went away mid-request, a restart
             return 0, None
         if step == "portal":  # something else at the URL: a proxy's login page, a web site
@@ -173,6 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:  # closed without a word
             self.close_connection = True
             return
+        if isinstance(answer, Drip):
+            self._drip(status)
+            return
         html = isinstance(answer, str)
         payload = answer.encode() if html else json.dumps(answer).encode()
         try:
@@ -183,6 +198,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except OSError:  # the client gave up before the answer
             self.close_connection = True
+
+    def _drip(self, status: int) -> None:
+        receiver = self.server.receiver
+        with receiver._lock:
+            receiver.dripping += 1
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            deadline = time.monotonic() + HANG_LIMIT
+            while not receiver._release.wait(DRIP_EVERY) and time.monotonic() < deadline:
+                self.wfile.write(b"1\r\n \r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client gave up
+            pass
+        finally:
+            self.close_connection = True
+            with receiver._lock:
+                receiver.dripping -= 1
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -10,7 +10,7 @@ import pytest
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.store import Database, IncidentStore
 from tests.notify.conftest import failed, make_settings, run_notifier
-from tests.notify.servers import GotifyServer
+from tests.notify.servers import GotifyServer, JsonEndpoint
 
 NGINX = "[hal] web1: nginx.service has failed"
 POSTGRES = "[hal] db1: postgresql.service has failed"
@@ -70,5 +70,40 @@ def test_a_404_holds_the_queue_in_order(tmp_path, gotify) -> None:
     run_notifier(notifier, lambda: len(notifier.outbox.deliveries(("delivered",))) == 2)
     # the one behind waited, spending no attempt, while the channel answered 404
     assert [r.json()["title"] for r in gotify.requests] == [NGINX, NGINX, NGINX, POSTGRES]
+    assert [(r["title"], r["attempts"]) for r in notifier.outbox.deliveries(("delivered",))
+            ] == [(POSTGRES, 1), (NGINX, 3)]
+
+
+def queued_apprise(tmp_path, endpoint: JsonEndpoint, **notify: object) -> Notifier:
+    settings = make_settings(tmp_path, endpoint=endpoint, **notify)
+    store = IncidentStore(Database(settings.db_path))
+    for host, unit in (("web1", "nginx.service"), ("db1", "postgresql.service")):
+        store.record_check(host, [failed(host, unit)], {"failed_unit"})
+    return Notifier(settings, store.db)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("status", [413, 403])
+def test_a_message_an_apprise_target_refuses_holds_up_no_page(tmp_path, endpoint,
+                                                              status) -> None:
+    endpoint.then(status)  # a body-size limit, a WAF's rule on a quoted log line
+    notifier = queued_apprise(tmp_path, endpoint, retry_backoff_seconds=120, max_attempts=5)
+    run_notifier(notifier, lambda: notifier.outbox.deliveries(("failed",)) and
+                 notifier.outbox.deliveries(("delivered",)))
+    assert endpoint.titles() == [POSTGRES]
+    (refused,) = notifier.outbox.deliveries(("failed",))
+    assert refused["title"] == NGINX and refused["attempts"] == 1
+    assert f"error={status}" in refused["last_error"]
+    assert [r.json()["title"] for r in endpoint.requests] == [NGINX, POSTGRES]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("status", [404, 429])
+def test_an_apprise_answer_about_the_channel_holds_the_queue_in_order(tmp_path, endpoint,
+                                                                     status) -> None:
+    endpoint.then(status, status)
+    notifier = queued_apprise(tmp_path, endpoint, retry_backoff_seconds=0.05, max_attempts=3)
+    run_notifier(notifier, lambda: len(notifier.outbox.deliveries(("delivered",))) == 2)
+    assert [r.json()["title"] for r in endpoint.requests] == [NGINX, NGINX, NGINX, POSTGRES]
     assert [(r["title"], r["attempts"]) for r in notifier.outbox.deliveries(("delivered",))
             ] == [(POSTGRES, 1), (NGINX, 3)]

@@ -1,13 +1,15 @@
 """Where messages go: Gotify through its message API, anything else through Apprise URLs.
 
 A channel either accepts a message or raises :class:`DeliveryError` with a reason that names no
-secret (:class:`ChannelUnready` when the channel's own configuration, not the message or the far
-end, is at fault): the Gotify app token travels only in the ``X-Gotify-Key`` header and is read
-from its file at each send (a rotated token needs no restart); Apprise URLs, which carry
-credentials, are read from their own file; a channel's name, which keys its stored deliveries
-and is shown, is the URL's scheme and the server it reaches (host, port), never a credential nor
-where on the server a message goes (an ntfy topic, a webhook's path). httpx and Apprise are
-imported when a channel is built or used, never by ``check`` or ``--help``.
+secret (:class:`ChannelUnready` when the channel itself, not the message or the far end, is at
+fault: its configuration, or an Apprise send given up on still running; :class:`MessageRefused`
+when the far end answered that it will not take this message): the Gotify app token travels
+only in the ``X-Gotify-Key`` header and is read from its file at each send (a rotated token
+needs no restart); Apprise URLs, which carry credentials, are read from their own file; a
+channel's name, which keys its stored deliveries and is shown, is the URL's scheme and the
+server it reaches (host, port), never a credential nor where on the server a message goes (an
+ntfy topic, a webhook's path). httpx and Apprise are imported when a channel is built or used,
+never by ``check`` or ``--help``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,8 +38,12 @@ log = logging.getLogger("ai_sysadmin.service")
 #: accepted again on the server): offering it at each backoff is what fail2ban-style guards ban
 REFUSED_RETRY_SECONDS = 600.0
 #: the 4xx answers that are about the channel, not the message: no such endpoint (the URL),
-#: the proxy's login, "later" (401, the token, is handled on its own)
+#: the proxy's login, "later" (401, the credential: Gotify's token is handled on its own, an
+#: Apprise URL's is a failure of the channel)
 CHANNEL_STATUSES = frozenset({404, 405, 407, 408, 410, 429})
+#: the HTTP status Apprise's plugins put in the line they log for an answer they did not take
+#: ("Failed to send JSON POST notification: Request Entity Too Large, error=413.")
+_APPRISE_STATUS = re.compile(r"\berror=(\d{3})\b")
 
 
 class DeliveryError(AiSysadminError):
@@ -44,9 +51,17 @@ class DeliveryError(AiSysadminError):
 
 
 class ChannelUnready(DeliveryError):
-    """A channel that cannot send anything until its configuration is mended (its token file,
-    or the token in it that Gotify refuses): no message is at fault, so a queued delivery waits
-    without spending its attempts."""
+    """A channel that cannot send anything now: its configuration wants mending (its token
+    file, or the token in it that Gotify refuses), or an earlier send of its has not ended
+    (:class:`ChannelBusy`). No message is at fault, so a queued delivery waits without
+    spending its attempts."""
+
+
+class ChannelBusy(ChannelUnready):
+    """An Apprise channel whose earlier send, given up on at its timeout, is still running:
+    Apprise's socket timeout bounds each read, not the answer, so a far end that trickles its
+    answer keeps that thread going. Nothing more starts there until it ends, so such a far end
+    holds one thread, not one more at each retry."""
 
 
 class MessageRefused(DeliveryError):
@@ -393,8 +408,13 @@ class AppriseChannel:
         self.name = name
         self.formerly = formerly
         self.shown = name
+        #: the thread of the send last given up on (timed out, or cut off by a stop)
+        self._behind: threading.Thread | None = None
+        self._busy_said = False
 
-    def _send(self, message: Message) -> tuple[bool, str]:
+    def _send(self, message: Message) -> tuple[bool, str, list[int]]:
+        """The send, on a thread of its own: whether Apprise took it, what Apprise said, and
+        the HTTP statuses of the answers it logged as refusals."""
         import apprise
 
         kind = (apprise.NotifyType.FAILURE if message.priority >= PRIORITIES["high"] else
@@ -408,18 +428,78 @@ class AppriseChannel:
                                          body_format=apprise.NotifyFormat.TEXT,
                                          overflow=apprise.OverflowMode.TRUNCATE
                                          if self._truncate else None))
-        return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url))
+        statuses = [int(code) for line in lines for code in _APPRISE_STATUS.findall(line)]
+        return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url)), statuses
+
+    def _sending(self, message: Message, loop: asyncio.AbstractEventLoop,
+                 outcome: asyncio.Future[tuple[bool, str, list[int]]]) -> None:
+        try:
+            result = self._send(message)
+        except Exception as exc:  # a plugin's own bug: the notifier names it
+            _hand_back(loop, outcome, partial(outcome.set_exception, exc))
+        else:
+            _hand_back(loop, outcome, partial(outcome.set_result, result))
+
+    def _check_idle(self) -> None:
+        """:class:`ChannelBusy` while the send last given up on still runs; said once when
+        that begins and once when it ends, not at each retry."""
+        behind = self._behind
+        if behind is not None and behind.is_alive():
+            problem = (f"{self.name} is still sending an earlier message: its far end keeps "
+                       "answering past the timeout; nothing more is sent to it until that "
+                       "send ends")
+            if not self._busy_said:
+                self._busy_said = True
+                log.warning("%s", problem, extra={"event": "notify_channel_busy",
+                                                  "notify_channel": self.name})
+            raise ChannelBusy(problem)
+        self._behind = None
+        if self._busy_said:
+            self._busy_said = False
+            log.info("%s: the earlier send ended: sending what waited", self.name,
+                     extra={"event": "notify_channel_idle", "notify_channel": self.name})
 
     async def send(self, message: Message) -> None:
+        self._check_idle()
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[bool, str, list[int]]] = loop.create_future()
+        # a daemon thread of its own, not the loop's default executor: one that outlives its
+        # timeout (an answer trickled a byte at a time) would take a worker of the pool that
+        # stores every check and stops the daemon, and asyncio.run waits for those at its end
+        thread = threading.Thread(target=self._sending, args=(message, loop, outcome),
+                                  name=f"notify {self.name}", daemon=True)
+        thread.start()
+        limit = self.timeout * 2 + 1
         try:
-            # the thread ends by Apprise's own socket timeouts; this bounds the wait for it
-            async with asyncio.timeout(self.timeout * 2 + 1):
-                ok, said = await asyncio.to_thread(self._send, message)
+            async with asyncio.timeout(limit):
+                ok, said, statuses = await outcome
         except TimeoutError:
-            raise DeliveryError(f"{self.name} did not answer within "
-                                f"{self.timeout * 2 + 1:g} s") from None
-        if not ok:
-            raise DeliveryError(f"{self.name} did not accept it: {said or 'no reason given'}")
+            self._behind = thread
+            raise DeliveryError(f"{self.name} did not answer within {limit:g} s") from None
+        except asyncio.CancelledError:
+            self._behind = thread  # a stop: the thread, a daemon's, keeps no process alive
+            raise
+        if ok:
+            return
+        why = f"{self.name} did not accept it: {said or 'no reason given'}"
+        # an answer about the message (its length, a WAF's rule on its text), not the channel
+        # (a URL with no endpoint, a login, "later"): the messages behind it need not wait
+        if statuses and all(400 <= code < 500 and code != 401 and code not in CHANNEL_STATUSES
+                            for code in statuses):
+            raise MessageRefused(why)
+        raise DeliveryError(why)
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[Any],
+               settle: Callable[[], object]) -> None:
+    """Settles ``outcome`` on its loop from a sending thread, unless it was given up on (timed
+    out, its task cancelled) or the loop has closed: nobody waits for it then."""
+    def settled() -> None:
+        if not outcome.done():
+            settle()
+
+    with suppress(RuntimeError):  # the loop has closed
+        loop.call_soon_threadsafe(settled)
 
 
 def apprise_channels(path: Path, timeout: float) -> list[AppriseChannel]:

@@ -4,13 +4,14 @@ One loop turns outbox events into messages (:mod:`.storm`); one loop per channel
 channel's deliveries in order. A channel that fails is paused with exponential backoff, per
 channel: a Gotify that hangs or answers 500 delays neither Apprise nor any check or fix (they
 are other tasks; the database work runs in threads). A channel that cannot send at all (its
-token file unreadable, or its token refused) spends no delivery's attempts: what is queued
-waits until it is mended. A message that fails its ``max_attempts`` tries is given up only
-once the next one goes (it was the message the service could not take): while that one fails
-too, the channel is down, and the first waits on in its place, the next spending nothing, so
-a long outage loses nothing and keeps the order. A message the far end refuses (an HTTP 4xx
-about the message: too long, a WAF's rule) holds up no other. Delivery is at least once: a
-message whose send was cut off by a crash or a stop is sent again after the restart.
+token file unreadable, or its token refused, or an Apprise send given up on still running)
+spends no delivery's attempts: what is queued waits until it is mended. A message that fails
+its ``max_attempts`` tries is given up only once the next one goes (it was the message the
+service could not take): while that one fails too, the channel is down, and the first waits
+on in its place, the next spending nothing, so a long outage loses nothing and keeps the
+order. A message the far end refuses (an HTTP 4xx about the message: too long, a WAF's rule)
+holds up no other. Delivery is at least once: a message whose send was cut off by a crash or
+a stop is sent again after the restart.
 """
 
 from __future__ import annotations
@@ -251,8 +252,9 @@ class Notifier:
 
     def _unready(self, channel: Channel) -> None:
         """No attempt is counted: the deliveries would be given up after ``max_attempts``
-        while the file is broken, and a mended file finds nothing left to send. The channel
-        said why once; it is looked at again each first backoff, a local file read."""
+        while the file is broken (or an earlier send still runs), and a mended file finds
+        nothing left to send. The channel said why once; it is looked at again each first
+        backoff, a local file read or a look at a thread."""
         self._paused_until[channel.name] = (time.monotonic() +
                                             self.settings.notify.retry_backoff_seconds)
 
