@@ -354,6 +354,12 @@ def test_a_chunk_is_never_a_brace_alone() -> None:
     ranges = list(chunk_lines(many))
     assert ranges[-1][1] == 82 and ranges[-1][0] < 81
     assert [n for a, b in ranges for n in range(a, b + 1)] == list(range(1, 83))
+    # a banner of lines without words joined them all, and the chunk after it: one chunk
+    # of 2016 lines, 126 KB, embedded as its first words, the banner
+    banner = ["# " + "-=" * 30] * 2000 + [f"option{i} = {i};" for i in range(100)]
+    ranges = list(chunk_lines(banner))
+    assert max(b - a + 1 for a, b in ranges) <= 60
+    assert [n for a, b in ranges for n in range(a, b + 1)] == list(range(1, 2101))
 
 
 @pytest.mark.slow

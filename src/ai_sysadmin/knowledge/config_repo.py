@@ -274,11 +274,15 @@ def chunk_lines(lines: Sequence[str], size: int = CHUNK_LINES,
 
     A chunk of nothing but punctuation (the ``}`` of a file's end, the ``{`` before a long
     line) is its neighbour's: alone, it is embedded as little more than the file's path, the
-    nearest hit for any search of that file, showing a brace."""
+    nearest hit for any search of that file, showing a brace. Joined, the two stay within
+    half as much again as a chunk: a banner of ``#-=-=-`` lines is no chunk of its own and
+    swallows none (a chunk of no words is never indexed)."""
     merged: list[list[int]] = []
     for start, end in _line_ranges(lines, size, max_chars):
         if merged and not (_has_words(lines[start - 1:end])
-                           and _has_words(lines[merged[-1][0] - 1:merged[-1][1]])):
+                           and _has_words(lines[merged[-1][0] - 1:merged[-1][1]])) \
+                and end - merged[-1][0] < size * 3 // 2 \
+                and _weight(lines[merged[-1][0] - 1:end], max_chars) <= max_chars * 3 // 2:
             merged[-1][1] = end
         else:
             merged.append([start, end])
@@ -290,15 +294,20 @@ def _has_words(lines: Sequence[str]) -> bool:
     return any(char.isalnum() for line in lines for char in line)
 
 
+def _weight(lines: Sequence[str], max_chars: int) -> int:
+    """What ``lines`` count against a chunk's ``max_chars``: a long line (cut, in its chunk,
+    at LINE_CHARS) counts as half a chunk, so it stays with the lines around it, which say
+    what it is the value of."""
+    return sum(min(len(line) + 1, max_chars // 2) for line in lines)
+
+
 def _line_ranges(lines: Sequence[str], size: int, max_chars: int) -> Iterator[tuple[int, int]]:
     start = 0
     while start < len(lines):
         end = min(start + size, len(lines))
         chars = 0
         for index in range(start, end):
-            # a long line (cut, in its chunk, at LINE_CHARS) counts as half a chunk: it stays
-            # with the lines around it, which say what it is the value of
-            chars += min(len(lines[index]) + 1, max_chars // 2)
+            chars += _weight(lines[index:index + 1], max_chars)
             if chars > max_chars and index > start:
                 end = index
                 break
