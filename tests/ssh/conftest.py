@@ -220,11 +220,12 @@ class NetLab:
 
     # -- sshd ----------------------------------------------------------------------------------
 
-    def sshd(self, name: str, netns: str, listen: list[str], port: int = 22,
+    def sshd(self, name: str, netns: str | None, listen: list[str], port: int = 22,
              extra: Sequence[str] = (), setup: str = "") -> SshHost:
-        """An sshd in ``netns``; ``extra``: more sshd_config lines; ``setup``: shell commands
-        (each ending in ``&&``) run in its private mount namespace before it starts: what
-        its host looks like (accounts, a /proc mounted otherwise, see :func:`accounts`)."""
+        """An sshd in ``netns`` (None: this machine's own, for a name such as localhost that
+        resolves to its loopback); ``extra``: more sshd_config lines; ``setup``: shell
+        commands (each ending in ``&&``) run in its private mount namespace before it starts:
+        what its host looks like (accounts, a /proc mounted otherwise, see :func:`accounts`)."""
         directory = self.tmp / name
         directory.mkdir()
         host_key = directory / "host_ed25519"
@@ -239,10 +240,11 @@ class NetLab:
         # privilege separation directory without touching the machine's /run
         script = ('mount -t tmpfs -o mode=755 tmpfs /run && mkdir /run/sshd && '
                   f'{without_root_rc(hidden_rc)}{setup}exec "$0" "$@"')
+        enter = (["ip", "netns", "exec", netns] if netns is not None
+                 else ["unshare", "--mount", "--propagation", "private"])
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", netns, "sh", "-c", script, SSHD, "-D", "-e", "-f",
-                 str(config)],
+                [*enter, "sh", "-c", script, SSHD, "-D", "-e", "-f", str(config)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

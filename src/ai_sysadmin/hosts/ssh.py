@@ -36,6 +36,7 @@ from .ssh_host_keys import (
     host_key_algs,
     host_key_message,
     host_pattern,
+    known_hosts_name,
     known_hosts_text,
     parsed_known_hosts,
 )
@@ -604,8 +605,10 @@ class SshTransport(Transport):
             options = await self._resolve(hop.target, kwargs)
         except _INVALID_SETTINGS as exc:
             raise self._invalid(exc, hop.target) from exc
-        algs = host_key_algs(kwargs["known_hosts"], options.host_key_alias or options.host,
-                             options.port)
+        name, _ = known_hosts_name(options.host, options.port, options.host_key_alias)
+        # the name as ssh looks it up: asyncssh checks the key under the alias it is given
+        kwargs["host_key_alias"] = name
+        algs = host_key_algs(kwargs["known_hosts"], name, options.port)
         if algs:
             kwargs["server_host_key_algs"] = algs
         # asyncssh.connect resolves the options again: it gets the keys these loaded (with
@@ -645,25 +648,28 @@ class SshTransport(Transport):
         """asyncssh.connect for one hop, its clients kept in ``clients``; what went wrong
         as a :class:`TransportError` that says where."""
         known = kwargs["known_hosts"]
+        aliased = bool(options.host_key_alias)
 
         def factory() -> VerifyingClient:
-            clients.append(VerifyingClient(hop, known))
+            clients.append(VerifyingClient(hop, known, aliased))
             return clients[-1]
 
         host, port = options.host, options.port
         where = f"{options.username}@{bracketed(host)}:{port}"  # admin@[::1]:22, not ::1:22
+        # what `ssh-keygen -R` and the messages name: the entry the key was checked against
+        pattern = host_pattern(*known_hosts_name(host, port, options.host_key_alias))
         try:
             # the connect timeout of asyncssh covers TCP, key exchange and authentication
             conn = await asyncssh.connect(**kwargs, client_factory=factory)
         except asyncssh.HostKeyNotVerifiable as exc:
-            client = clients[-1] if clients else VerifyingClient(hop, known)
-            raise HostKeyError(host_key_message(hop, client, host, port)) from exc
+            client = clients[-1] if clients else VerifyingClient(hop, known, aliased)
+            raise HostKeyError(host_key_message(hop, client, pattern)) from exc
         except asyncssh.KeyExchangeFailed as exc:
             if "host key" not in str(exc.reason):
                 raise TransportError(f"{hop.label}: SSH to {where} failed: {exc.reason}") from exc
             files = " or ".join(str(p) for p in hop.target.known_hosts_files)
             raise HostKeyError(
-                f"{hop.label}: the server at {host_pattern(host, port)} offers no host key of "
+                f"{hop.label}: the server at {pattern} offers no host key of "
                 f"the types recorded for it in {files}; refusing to connect. If its keys really "
                 f"changed, check the new fingerprint on the host and replace the old entry. "
                 f"({exc.reason})"

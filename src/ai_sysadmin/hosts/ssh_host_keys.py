@@ -70,7 +70,7 @@ def parsed_known_hosts(files: tuple[tuple[str, str], ...]) -> asyncssh.SSHKnownH
         skipped = []
         for number, line in enumerate(text.split("\n"), 1):
             try:
-                known.load(line)
+                known.load(_names_lowercased(line))
             except ValueError:
                 skipped.append(number)
         if skipped:
@@ -80,6 +80,28 @@ def parsed_known_hosts(files: tuple[tuple[str, str], ...]) -> asyncssh.SSHKnownH
                         f" and {more} more" if more > 0 else "",
                         extra={"event": "known_hosts_skipped"})
     return known
+
+
+def _names_lowercased(line: str) -> str:
+    """A known_hosts line with its host names in lowercase: ssh matches them whatever their
+    case (it lowercases both sides), asyncssh only as written, and :func:`known_hosts_name`
+    looks up in lowercase. A hashed name (|1|salt|hash) is base64 and stays as it is."""
+    fields = line.split(None, 2 if line.lstrip().startswith("@") else 1)
+    names = 1 if len(fields) > 1 and fields[0].startswith("@") else 0
+    if len(fields) <= names + 1 or fields[0].startswith("#") or fields[names].startswith("|"):
+        return line
+    fields[names] = fields[names].lower()
+    return " ".join(fields)
+
+
+def known_hosts_name(host: str, port: int, alias: str | None) -> tuple[str, int]:
+    """The name and port a host's key is looked up and recorded under, as ssh does it: the
+    HostKeyAlias where one is set, without the port; and in lowercase. ssh lowercases the name
+    before it reads or writes known_hosts; asyncssh matches it as given, so WEB1 would miss
+    the `web1` line ssh wrote, and trust on first use would then take a changed key."""
+    if alias:
+        return alias.lower(), DEFAULT_PORT
+    return host.lower(), port
 
 
 def host_pattern(host: str, port: int) -> str:
@@ -105,9 +127,11 @@ def record_host_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> s
 class VerifyingClient(asyncssh.SSHClient):
     """Sees the key a server offers when it is not already trusted; notices a lost connection."""
 
-    def __init__(self, hop: Hop, known: asyncssh.SSHKnownHosts) -> None:
+    def __init__(self, hop: Hop, known: asyncssh.SSHKnownHosts, aliased: bool = False) -> None:
         self.hop = hop
         self.known = known
+        #: the name checked is a HostKeyAlias, recorded without the port as ssh records it
+        self.aliased = aliased
         self.offered: asyncssh.SSHKey | None = None
         self.host_known = False
         self.recorded: str | None = None
@@ -121,7 +145,8 @@ class VerifyingClient(asyncssh.SSHClient):
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        # asyncssh calls this only for a key that known_hosts does not already trust
+        # asyncssh calls this only for a key that known_hosts does not already trust; ``host``
+        # is the name of known_hosts_name, handed to it as the host key alias
         self.offered = key
         lookup_port = None if port == DEFAULT_PORT else port
         trusted_keys, trusted_cas, *_ = asyncssh.match_known_hosts(
@@ -132,7 +157,8 @@ class VerifyingClient(asyncssh.SSHClient):
             return False
         path = self.hop.target.known_hosts_path
         try:
-            self.recorded = record_host_key(path, host, port, key)
+            self.recorded = record_host_key(path, host, DEFAULT_PORT if self.aliased else port,
+                                            key)
         except OSError as exc:
             log.error("%s: cannot record the host key in %s: %s", self.hop.label, path, exc,
                       extra={"event": "host_key_not_recorded"})
@@ -162,10 +188,10 @@ def host_key_algs(known: asyncssh.SSHKnownHosts, host: str, port: int) -> list[s
     return [a.decode("ascii") for a in dict.fromkeys([*recorded, *defaults])]
 
 
-def host_key_message(hop: Hop, client: VerifyingClient, host: str, port: int) -> str:
+def host_key_message(hop: Hop, client: VerifyingClient, pattern: str) -> str:
+    """Why the key was refused; ``pattern``: the known_hosts entry it was checked against."""
     path = hop.target.known_hosts_path
     files = " and ".join(str(p) for p in hop.target.known_hosts_files)
-    pattern = host_pattern(host, port)
     if client.offered is None:
         return f"{hop.label}: the host key of {pattern} could not be verified; refusing to connect"
     key = client.offered
