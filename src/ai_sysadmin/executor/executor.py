@@ -142,8 +142,8 @@ def decided_by(action: Action) -> str | None:
                 "command ran is not known; a person must check")
     if action.state == "failed" and (action.result or {}).get(LEFT_TO_CHECKS):
         return (f"approved by {when}; its commands ran at {_at(action.ran_at)}; its "
-                "verification was cut off" + (", and the incident's next checks tell whether "
-                                              "it held" if action.incident_id else ""))
+                "verification was cut off, and the incident's next checks tell whether it "
+                "held")
     if action.state in ("succeeded", "failed"):
         return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
     return None

@@ -513,9 +513,9 @@ class ActionStore:
                 if action.ran_at is not None and (action.result or {}).get("commands"):
                     # its commands ran and said so: only the verification is unknown, and a
                     # person paged "whether it ran is not known" would be told a falsehood
-                    why = (f"its commands ran; its verification was cut off: {ENDED}; the "
+                    why = (f"its commands ran; its verification was cut off ({ENDED}): the "
                            "next checks tell whether it held")
-                    result = {**(action.result or {}), "verification": f"cut off: {ENDED}"}
+                    result = {**(action.result or {}), "verification": f"cut off ({ENDED})"}
                     if move_in(conn, action_id, "failed", "executor", why, time.time(),
                                result=result, expect="executing", told=LEFT_TO_CHECKS):
                         left.append(action_id)
