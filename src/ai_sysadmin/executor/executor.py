@@ -35,7 +35,6 @@ from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import (
     ENDED,
     INTERRUPTED,
-    LEFT_TO_CHECKS,
     AlreadyDecided,
     DecidedMeanwhile,
     PlanChanged,
@@ -140,10 +139,6 @@ def decided_by(action: Action) -> str | None:
         return (f"approved by {when}; it started at {_at(action.started_at)} and was "
                 "interrupted (its process ended before recording its end): whether its "
                 "command ran is not known; a person must check")
-    if action.state == "failed" and (action.result or {}).get(LEFT_TO_CHECKS):
-        return (f"approved by {when}; its commands ran at {_at(action.ran_at)}; its "
-                "verification was cut off, and the incident's next checks tell whether it "
-                "held")
     if action.state in ("succeeded", "failed"):
         return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
     return None
@@ -1207,16 +1202,11 @@ class Executor:
         lost = []
         for action_id, kept in self._unended.items():
             action = self.actions.get(action_id)
-            # that its commands ran is on record where the store took that write: the next
-            # start says so (ActionStore.settle_interrupted)
-            how = ("ends it as failed, its commands having run and its verification cut off, "
-                   "for the incident's next checks to tell whether it held"
-                   if action.ran_at is not None else
-                   "ends it as failed, its process having ended without recording its end")
             lost.append(f"action {action_id} on {action.host} ({action.kind} "
                         f"{action.subject}): {kept.what}; its end is not recorded (the state "
-                        f"database refused it) and this stop loses it: the next start {how} "
-                        f"(it does not run again); a person must check {action.host}")
+                        "database refused it) and this stop loses it: the next start ends it "
+                        "as failed, its process having ended without recording its end (it "
+                        f"does not run again); a person must check {action.host}")
             log.error("%s", lost[-1], extra={"action": action_id, "event": "outcome_lost",
                                              "incident": action.incident_id})
         for action_id in self._unstarted:
@@ -1528,25 +1518,16 @@ class Executor:
 
         Actions cut off mid-execution end as failed (never re-run); their incidents are open
         again and investigated anew, so a fresh decision (a new action) follows instead of an
-        incident left ``remediating``. One whose commands had all run, cut off while it was
-        verified, is left to its incident's checks instead, as a stop leaves it. An action a
-        person approved whose ``approve`` ended before it ran waits for a person again. The
-        approved actions the policy decided are returned, for the caller to run. What a living
-        process holds is left to it."""
-        ended = self.actions.settle_interrupted()
-        for action_id in ended.failed:
+        incident left ``remediating``. An action a person approved whose ``approve`` ended
+        before it ran waits for a person again. The approved actions the policy decided are
+        returned, for the caller to run. What a living process holds is left to it."""
+        for action_id in self.actions.interrupted():
             action = self.actions.get(action_id)
             self._escalate(action, f"action {action_id} was interrupted while it ran: "
                            f"{ENDED}; not run again")
             if action.incident_id is not None:
                 self.store.investigate_again(action.incident_id,
                                              f"action {action_id} was interrupted")
-        for action_id in ended.left:
-            # it ran; as for a stop that cut its verification off, the incident's next check
-            # tells whether it held, and a person hears of it from there
-            if (incident_id := self.actions.get(action_id).incident_id) is not None:
-                self._incident_to(incident_id, "open", f"action {action_id} ran; its "
-                                  "verification was cut off")
         to_run = []
         for action in self.actions.orphaned("approved"):
             if action.decided_by is None:

@@ -56,16 +56,6 @@ INTERRUPTED = "interrupted: "
 LEFT_TO_CHECKS = "left_to_checks"
 
 
-@dataclass(frozen=True)
-class Interrupted:
-    """What :meth:`ActionStore.settle_interrupted` ended: ``failed``, interrupted with nobody
-    knowing whether their commands ran (a person must check); ``left``, whose commands ran
-    and whose verification was cut off (left to their incidents' checks)."""
-
-    failed: list[int]
-    left: list[int]
-
-
 class AlreadyDecided(StoreError):
     """A proposal that a policy decision (of this or another process) already consumed."""
 
@@ -489,18 +479,12 @@ class ActionStore:
         return [a for a in self.find((state,)) if holder_gone(a)]
 
     def interrupted(self) -> list[int]:
-        """:meth:`settle_interrupted`; the actions that failed as interrupted."""
-        return self.settle_interrupted().failed
-
-    def settle_interrupted(self) -> Interrupted:
         """After a crash, or a stop while the store refused an end: actions caught in
-        ``executing`` by a process that is gone end, and are never re-run. Those whose
-        verification had found them fixed (:meth:`verified`) end as succeeded; those whose
-        commands had all run (:meth:`ran`) and whose verification was cut off end as a stop
-        cut off leaves them (:meth:`left_to_checks`): the incident's next checks tell whether
-        they held. The rest fail: nobody knows here whether their command ran, nor how it
-        ended. One that a living process (an ``approve`` command) runs is left to it."""
-        failed, left = [], []
+        ``executing`` by a process that is gone end as failed, and are never re-run: nobody
+        knows here whether their command ran, nor how it ended; those whose verification had
+        found them fixed (:meth:`verified`) end as succeeded (returned: the failed ones). One
+        that a living process (an ``approve`` command) runs is left to it."""
+        failed = []
         with self.db.transaction() as conn:
             for action in self.orphaned("executing"):
                 action_id = action.id
@@ -509,16 +493,6 @@ class ActionStore:
                     # its verification found it fixed (``verified``) before the end: it
                     # succeeded, whatever became of the process that was to say so
                     self._interrupted_verified(conn, action_id, str(verified))
-                    continue
-                if action.ran_at is not None and (action.result or {}).get("commands"):
-                    # its commands ran and said so: only the verification is unknown, and a
-                    # person paged "whether it ran is not known" would be told a falsehood
-                    why = (f"its commands ran; its verification was cut off ({ENDED}): the "
-                           "next checks tell whether it held")
-                    result = {**(action.result or {}), "verification": f"cut off ({ENDED})"}
-                    if move_in(conn, action_id, "failed", "executor", why, time.time(),
-                               result=result, expect="executing", told=LEFT_TO_CHECKS):
-                        left.append(action_id)
                     continue
                 # what it ran, where it got that far, stays on record
                 why = f"{INTERRUPTED}{ENDED}; not run again, a person must check"
@@ -533,7 +507,7 @@ class ActionStore:
                 self._audit(conn, "executor", "action.failed", action_id,
                             f"{INTERRUPTED}{ENDED}; not retried")
                 note_action(conn, action_id, "failed", why)
-        return Interrupted(failed, left)
+        return failed
 
     def _interrupted_verified(self, conn: Any, action_id: int, verified: str) -> None:
         why = f"{verified} (verified; {ENDED})"
