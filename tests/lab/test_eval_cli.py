@@ -98,7 +98,7 @@ def test_the_operators_journal_first_lines_does_not_hide_the_fault(tmp_path: Pat
     config.write_text(f'ai_name = "hal"\nstate_dir = "{tmp_path / "state"}"\n'
                       "journal_first_lines = 0\n")
     done = run_program(str(BIN), "--config", str(config), "eval", "journal-error-burst",
-                       "--url", f"http://127.0.0.1:{_closed_port()}", "--deadline", "60",
+                       "--url", f"http://127.0.0.1:{_closed_port()}", "--deadline", "20",
                        "--json", "--output", str(tmp_path / "run.json"), timeout=180)
     (score,) = json.loads(done.stdout)["scenarios"]
     assert score["detected"] and score["missing"] == [], score
