@@ -48,7 +48,10 @@ def test_a_restart_of_a_unit_systemd_keeps_restarting_is_no_fix(tmp_path: Path) 
         assert action.state == "approved", action.reason
         done = asyncio.run(executor.run(action.id))
         assert done.state == "failed", done.reason
-        assert "app.service did not stay up" in done.reason
-        assert "systemd restarted it: NRestarts" in done.reason
+        # said as what the last look saw: a restart between looks, or systemd restarting it
+        # then (which look comes last is the machine's timing)
+        assert ("app.service did not stay up" in done.reason
+                and "systemd restarted it: NRestarts" in done.reason) or \
+            "app.service is not active (activating/auto-restart)" in done.reason, done.reason
         # the finding was gone at each look: no check resolves the incident behind a person
         assert store.get(incident, history=0).state != "resolved"
