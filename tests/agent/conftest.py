@@ -14,6 +14,7 @@ from ai_sysadmin.config import LLMSettings, Settings
 from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.llm.backends import make_backend
 from tests.support.dirs import enterable_tmp
+from tests.support.terminal import chat_env
 
 
 @pytest.fixture
@@ -50,3 +51,10 @@ def run_with_model(backend_name: str) -> Callable[..., Any]:
         return asyncio.run(go())
 
     return run
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``chat``/``ask`` the tests run: its config, state and history
+    under ``tmp_path``."""
+    return chat_env(tmp_path)

@@ -12,8 +12,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import (
@@ -28,12 +26,7 @@ from tests.support.scripted_model import (
     say,
     tool_results,
 )
-from tests.support.terminal import Screen, chat_env
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return chat_env(tmp_path)
+from tests.support.terminal import Screen
 
 
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None):

@@ -17,12 +17,7 @@ import pytest
 from tests.conftest import BIN
 from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, delay, say
-from tests.support.terminal import Screen, chat_env
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return chat_env(tmp_path)
+from tests.support.terminal import Screen
 
 
 class _Chat:

@@ -29,12 +29,7 @@ from tests.support.scripted_model import (
     say,
     tool_results,
 )
-from tests.support.terminal import Screen, chat_env, on_a_terminal
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return chat_env(tmp_path)
+from tests.support.terminal import Screen, on_a_terminal
 
 
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None):

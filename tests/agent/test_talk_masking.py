@@ -10,7 +10,6 @@ from pathlib import Path
 from tests.conftest import BIN
 from tests.support.scripted_model import ScriptedModel, call, http_error, say
 
-from .test_converse_cli import env as env  # the fixture
 from .test_converse_cli import run
 
 SECRET = "hunter2"
