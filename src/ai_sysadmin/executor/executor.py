@@ -35,6 +35,7 @@ from ..store import Action, ActionStore, HostStore, Incident, IncidentStore
 from ..store.actions import (
     ENDED,
     INTERRUPTED,
+    UNVERIFIED,
     AlreadyDecided,
     DecidedMeanwhile,
     PlanChanged,
@@ -139,6 +140,12 @@ def decided_by(action: Action) -> str | None:
         return (f"approved by {when}; it started at {_at(action.started_at)} and was "
                 "interrupted (its process ended before recording its end): whether its "
                 "command ran is not known; a person must check")
+    if action.state == "failed" and action.ran_at is not None and str(
+            (action.result or {}).get("verification", "")).startswith("cut off"):
+        # a stop's, or a process that ended (UNVERIFIED): what ran is on record
+        return (f"approved by {when}; its commands ran at {_at(action.ran_at)}, each to exit "
+                "0, and its verification was cut off: whether it held, its incident's "
+                "checks tell")
     if action.state in ("succeeded", "failed"):
         return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
     return None
@@ -1202,11 +1209,15 @@ class Executor:
         lost = []
         for action_id, kept in self._unended.items():
             action = self.actions.get(action_id)
+            # that its commands ran is on record where the store took that write (recover)
+            how = ("its commands having run and its verification cut off (it does not run "
+                   "again); its incident is investigated again" if action.ran_at is not None
+                   else "its process having ended without recording its end (it does not run "
+                   f"again); a person must check {action.host}")
             lost.append(f"action {action_id} on {action.host} ({action.kind} "
                         f"{action.subject}): {kept.what}; its end is not recorded (the state "
-                        "database refused it) and this stop loses it: the next start ends it "
-                        "as failed, its process having ended without recording its end (it "
-                        f"does not run again); a person must check {action.host}")
+                        f"database refused it) and this stop loses it: the next start ends it "
+                        f"as failed, {how}")
             log.error("%s", lost[-1], extra={"action": action_id, "event": "outcome_lost",
                                              "incident": action.incident_id})
         for action_id in self._unstarted:
@@ -1518,13 +1529,26 @@ class Executor:
 
         Actions cut off mid-execution end as failed (never re-run); their incidents are open
         again and investigated anew, so a fresh decision (a new action) follows instead of an
-        incident left ``remediating``. An action a person approved whose ``approve`` ended
-        before it ran waits for a person again. The approved actions the policy decided are
-        returned, for the caller to run. What a living process holds is left to it."""
+        incident left ``remediating``. A person must check one whose commands may or may not
+        have run; one whose commands all ran, its verification cut off, is looked at anew as
+        one that did not hold (the flapping limit bounds how often). An action a person
+        approved whose ``approve`` ended before it ran waits for a person again. The approved
+        actions the policy decided are returned, for the caller to run. What a living process
+        holds is left to it."""
         for action_id in self.actions.interrupted():
             action = self.actions.get(action_id)
-            self._escalate(action, f"action {action_id} was interrupted while it ran: "
-                           f"{ENDED}; not run again")
+            if action.reason.startswith(UNVERIFIED):
+                # it ran: nobody need check whether, and a fix that did not hold is looked
+                # at anew as one found back after its verification is (the flapping limit
+                # bounds how often); one that held resolves at the next check
+                log.warning("action %d on %s: %s", action_id, action.host, action.reason,
+                            extra={"action": action_id, "incident": action.incident_id})
+                if action.incident_id is not None:
+                    self._incident_to(action.incident_id, "open", f"action {action_id} ran; "
+                                      "its verification was cut off")
+            else:
+                self._escalate(action, f"action {action_id} was interrupted while it ran: "
+                               f"{ENDED}; not run again")
             if action.incident_id is not None:
                 self.store.investigate_again(action.incident_id,
                                              f"action {action_id} was interrupted")

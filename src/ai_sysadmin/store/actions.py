@@ -49,6 +49,9 @@ ENDED = ("the process that ran it ended without recording its end (it crashed, o
          "while the state database refused writes)")
 #: how the error of an action :meth:`ActionStore.interrupted` ended begins
 INTERRUPTED = "interrupted: "
+#: how the reason of an action :meth:`ActionStore.interrupted` ended after its commands ran
+#: (exit 0, on record) begins: whether it held is not known, whether it ran is
+UNVERIFIED = "its commands ran, each to exit 0; its verification was cut off: "
 #: ``told`` (:func:`move_in`) of a fix that failed only in that a stop cut its verification
 #: short, its commands having run: it may well have held, and a person is not paged "fix
 #: failed" at every restart. Its result says so (this key, true); the incident's next check
@@ -480,10 +483,12 @@ class ActionStore:
 
     def interrupted(self) -> list[int]:
         """After a crash, or a stop while the store refused an end: actions caught in
-        ``executing`` by a process that is gone end as failed, and are never re-run: nobody
-        knows here whether their command ran, nor how it ended; those whose verification had
-        found them fixed (:meth:`verified`) end as succeeded (returned: the failed ones). One
-        that a living process (an ``approve`` command) runs is left to it."""
+        ``executing`` by a process that is gone end as failed, and are never re-run (returned:
+        the failed ones). Nobody knows here whether their command ran, nor how it ended;
+        except where it is on record: those whose verification had found them fixed
+        (:meth:`verified`) end as succeeded, and those whose commands had all run to exit 0
+        (:meth:`ran`) fail as unverified (:data:`UNVERIFIED`), their verification cut off.
+        One that a living process (an ``approve`` command) runs is left to it."""
         failed = []
         with self.db.transaction() as conn:
             for action in self.orphaned("executing"):
@@ -495,8 +500,15 @@ class ActionStore:
                     self._interrupted_verified(conn, action_id, str(verified))
                     continue
                 # what it ran, where it got that far, stays on record
-                why = f"{INTERRUPTED}{ENDED}; not run again, a person must check"
-                result = {**(action.result or {}), "error": why}
+                if verified == "running":
+                    # its commands ran and said so: "whether it ran is not known" would be
+                    # a falsehood beside their recorded exit 0; whether it held is what
+                    # nobody knows
+                    why = f"{UNVERIFIED}{ENDED}; not run again"
+                    result = {**(action.result or {}), "verification": f"cut off ({ENDED})"}
+                else:
+                    why = f"{INTERRUPTED}{ENDED}; not run again, a person must check"
+                    result = {**(action.result or {}), "error": why}
                 # its reason too: `approve list` and `show` said why it had been approved
                 cur = conn.execute("UPDATE actions SET state='failed', finished_at=?, result=?, "
                                    "reason=? WHERE id=? AND state='executing'",
@@ -505,7 +517,7 @@ class ActionStore:
                     continue
                 failed.append(action_id)
                 self._audit(conn, "executor", "action.failed", action_id,
-                            f"{INTERRUPTED}{ENDED}; not retried")
+                            f"{why.partition(ENDED)[0]}{ENDED}; not retried")
                 note_action(conn, action_id, "failed", why)
         return failed
 
