@@ -75,8 +75,9 @@ def refused_reason(report: CheckReport) -> str | None:
 
 def exit_code(report: CheckReport) -> int:
     """0 healthy: every section collected and nothing found; 1 findings (an unreachable host
-    is one), whatever else; 2 no findings, but part or all of the host was not collected
-    (a mount df could not read, found before: :attr:`CheckReport.kept`, counts).
+    is one), whatever else; 2 no findings, but part or all of the host was not collected or
+    not judged (what was found before and this check could not judge, a mount df could not
+    read or a rule that needs an earlier look: :attr:`CheckReport.kept`, counts).
 
     A section that was not collected was not judged: a host whose disks nobody measured is
     not known to be healthy, and a script reading the exit code must not take it for one."""
@@ -140,7 +141,8 @@ def check(
 ) -> None:
     """Check this host, a managed one, or all of them, now. Exit code: 0 healthy (everything
     collected, nothing found), 1 findings (an unreachable host is one), 2 no findings but a
-    part not collected (nothing judged there), or an error."""
+    part not collected (nothing judged there) or an open incident this check could not judge
+    (its rule needs an earlier look), or an error."""
     app = state(ctx)
     if all_hosts:
         if host is not None:
@@ -237,8 +239,10 @@ def _print_report(report: CheckReport) -> None:
     _print_notes(report, "")
     _print_kept(report, "")
     if not report.findings:
+        # all collected, yet not healthy: what was found before went unjudged (said above)
         out.print("[green]healthy[/green]: no findings" if report.healthy else
-                  "[yellow]no findings[/yellow] in what could be collected", markup=True)
+                  "[yellow]no findings[/yellow] in what could be "
+                  + ("collected" if report.errors else "judged"), markup=True)
         return
     table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False)
     for column in ("severity", "rule", "subject", "summary", "evidence"):
@@ -288,12 +292,14 @@ def _print_notes(report: CheckReport, indent: str,
 
 
 def _print_kept(report: CheckReport, indent: str) -> None:
-    """What the check before found and this one could not judge (a mount df could not read,
-    said in a note): its incident stays open, not called well."""
+    """What the checks before found and this one could not judge (a mount df could not read,
+    said in a note; a rule that needs an earlier look than a fresh check has): its incident
+    stays open, not called well."""
     for rule, subject in report.kept:
+        why = "not read this check" if (rule, subject) in report.unjudged else \
+            "its rule could not judge this check"
         out.print(f"{indent}[yellow]not judged[/yellow] {esc(rule)} {esc(masked(subject))}: "
-                  "found before, not read this check; its incident stays as it was",
-                  markup=True)
+                  f"found before, {why}; its incident stays as it was", markup=True)
 
 
 def _check_all(app: AppState, as_json: bool, no_store: bool) -> int:
@@ -378,7 +384,7 @@ def _print_block(report: CheckReport,
     if not report.findings:
         verdict = ("[green]healthy[/green]" if report.healthy else
                    f"[yellow]no findings[/yellow]; {missing}" if missing else
-                   "[yellow]no findings[/yellow] in what could be read")
+                   "[yellow]no findings[/yellow] in what could be judged")
         out.print(f"[bold]{esc(report.host)}[/bold] {verdict}", markup=True)
         _print_notes(report, "  ", shared)
         _print_kept(report, "  ")

@@ -40,6 +40,10 @@ decisions = logging.getLogger("ai_sysadmin.decisions")
 actions_log = logging.getLogger("ai_sysadmin.actions")
 
 
+#: the rule that says nothing could be collected: not judged only where the host was not asked
+UNREACHABLE_RULE = "host_unreachable"
+
+
 @dataclass
 class CheckReport:
     host: str
@@ -64,9 +68,17 @@ class CheckReport:
 
     @property
     def kept(self) -> list[tuple[str, str]]:
-        """What the check before found that this one could not judge: still as it was."""
+        """What the checks before found that this one could not judge: still as it was. A
+        subject a judged rule left out (a mount df could not read), and what a rule that
+        judged nothing found (one that needs an earlier look, as every rule measuring a rate
+        or a rise does at a fresh ``check``'s first): a daemon's live incident of it is no
+        less live because this look could not see it. The unreachable host's own rule
+        judges whenever the host was asked; one not asked says so by its errors."""
         found = self.context.found_before if self.context is not None else {}
-        return sorted(key for key in self.unjudged if key in found)
+        now = {(f.rule, f.subject) for f in self.findings}
+        return sorted(key for key in found if key not in now and (
+            key in self.unjudged
+            or (key[0] not in self.judged_rules and key[0] != UNREACHABLE_RULE)))
 
     @property
     def healthy(self) -> bool:
