@@ -552,3 +552,24 @@ def test_hosts_of_files_the_ssh_config_includes_are_offered(
     found = {name: status for name, status in names(cli, "--all").items()
              if status == "discovered"}
     assert set(found) == {"web1", "web2", "bastion"}
+
+
+def test_a_name_this_machine_had_before_is_listed_as_not_checked(cli, store) -> None:
+    # the first check ran before the hostname was set at a boot: its row is this machine's
+    # old name, which nothing checks again, and which nothing lets go on its own
+    old = "localhost" if short_hostname() != "localhost" else "localhost-before"
+    found = Finding(old, "disk_space", "/", Severity.WARNING, "/ is 91% full", ("91%",))
+    assert store.record_check(old, [found], {"disk_space"}, os_name="Debian 12",
+                              reachable=True).opened
+    code, out, _ = cli("systems", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows[short_hostname()]["status"] == "managed"
+    assert (rows[old]["status"], rows[old]["open_incidents"]) == ("unchecked", 1)
+    code, out, _ = cli("systems")
+    assert code == 0
+    assert (f"{old} is not checked: it is neither this machine's name now (a rename, a "
+            f"hostname not yet set at a boot) nor a managed host's; `systems remove {old}` "
+            "lets it go, closing its 1 open incident(s)") in " ".join(out.split())
+    assert cli("systems", "remove", old)[0] == 0
+    assert names(cli) == {short_hostname(): "managed"}
+    assert [i.state for i in store.incidents(None) if i.host == old] == ["closed"]

@@ -301,6 +301,8 @@ def test_a_check_the_store_refused_says_what_the_store_said_not_a_bug_once_in_th
         caplog: pytest.LogCaptureFixture) -> None:
     # a full disk (or a backup's lock) is no bug of ai-sysadmin: a person told "a bug, the
     # log has the traceback" looks for a traceback and a fix of ours, not for the disk
+    # a managed host: one nothing manages is listed as not checked, on a line of its own
+    assert cli("systems", "add", "--no-probe", "web9")[0] == 0
     full_path = settings.state_dir / "full.db"
     RefusedCollector.full, RefusedCollector.on = _full_database(full_path), True
     runtime = Runtime(settings, store, [LocalTransport("web9")])

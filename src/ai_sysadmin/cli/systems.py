@@ -31,6 +31,10 @@ app = typer.Typer(help="Managed systems: list, add, remove, accept, refresh."
                   " Alone, or with only `list`'s options, it lists them.")
 
 
+#: the status ``systems list`` gives a managed row nothing checks (:func:`_rows`)
+UNCHECKED = "unchecked"
+
+
 def _hosts(app_state: AppState) -> HostStore:
     return HostStore(app_state.store.db)
 
@@ -52,7 +56,11 @@ def _rows(app_state: AppState, all_hosts: bool) -> list[dict[str, Any]]:
     for name in sorted(set(known) | managed, key=name_order):
         row = known.get(name, {"name": name, "status": "managed", "source": "config"})
         status = "managed" if name in managed else row["status"]
-        if not all_hosts and status != "managed":
+        if status == "managed" and name not in managed and row.get("source") == "checked":
+            # a row its own checks wrote, of a name nothing checks now: this machine's before
+            # a rename (or before its hostname was set at a boot), which nothing lets go
+            status = UNCHECKED
+        if not all_hosts and status not in ("managed", UNCHECKED):
             continue
         rows.append({
             "name": name, "status": status, "source": row.get("source"),
@@ -107,11 +115,24 @@ def list_systems(
                   f"{_when(r['last_check'])}): {r['last_error']}",
                   markup=False, highlight=False, soft_wrap=True)
     _say_not_whole([r for r in rows if r not in failing and r["last_error"]])
+    _say_unchecked([r for r in rows if r["status"] == UNCHECKED])
     for name, configured in config_twins(app_state.settings, _hosts(app_state)).items():
         # the daemon's log says it too (orchestrator.fleet's _say_twin)
         err.print(f"warning: {name} is not checked: it is the machine of {configured} in "
                   f"remote_systems, checked as {configured}; `systems remove {name}` lets it "
                   "go", soft_wrap=True, markup=False, highlight=False)
+
+
+def _say_unchecked(rows: list[dict[str, Any]]) -> None:
+    """Under the table, a line a host nothing checks (:data:`UNCHECKED`): its last check and
+    its open incidents stay as they were for good, until a person lets it go."""
+    for r in rows:
+        count = r["open_incidents"]
+        closes = f", closing its {count} open incident(s)" if count else ""
+        out.print(f"{r['name']} is not checked: it is neither this machine's name now (a "
+                  "rename, a hostname not yet set at a boot) nor a managed host's; `systems "
+                  f"remove {r['name']}` lets it go{closes}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 def _say_not_whole(rows: list[dict[str, Any]]) -> None:
