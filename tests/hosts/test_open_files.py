@@ -91,6 +91,35 @@ LOCAL = textwrap.dedent("""
 """)
 
 
+#: what `check --json` and `systems refresh --json` say of this machine's check, every file
+#: of which this process could not open
+SAID = textwrap.dedent("""
+    import asyncio, json, os, resource, sys
+    from ai_sysadmin.cli.check import _as_dict, exit_code
+    from ai_sysadmin.cli.systems import _refreshed
+    from ai_sysadmin.config import Settings
+    from ai_sysadmin.hosts.transport import LocalTransport
+    from ai_sysadmin.orchestrator.checker import HostChecker
+
+    async def main():
+        settings = Settings(ai_name="t", state_dir=sys.argv[1])
+        checker = HostChecker(LocalTransport("here"), settings, None, consumer="check")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (len(os.listdir("/proc/self/fd")) - 1, hard))
+        try:
+            report = await checker.check("cli")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        said = _as_dict(report)
+        print(json.dumps({"check": {k: said[k] for k in ("reachable", "not_asked", "healthy")},
+                          "code": exit_code(report),
+                          "refresh": _refreshed(None, report.host, report)["reachable"]}))
+
+    asyncio.run(main())
+""")
+
+
 def _child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                           text=True, timeout=60)
@@ -200,3 +229,15 @@ def test_this_machine_out_of_open_files_is_not_itself_unreachable(tmp_path: Path
     seen = json.loads(done.stdout)
     assert "host_unreachable" not in seen["findings"] + seen["judged"]
     assert seen["errors"] and all("out of open files" in e for e in seen["errors"]), seen
+
+
+def test_check_json_of_a_host_not_asked_says_its_reach_is_not_known(tmp_path: Path) -> None:
+    """Not asked is not reached: `check --json` said "reachable": true beside "not_asked",
+    and a script reading it took the host for one that answered; null, as `systems refresh
+    --json` says it."""
+    done = _child(SAID, str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert "out of open files" in seen["check"]["not_asked"], seen
+    assert seen["check"]["reachable"] is None and seen["refresh"] is None
+    assert seen["check"]["healthy"] is False and seen["code"] == 2

@@ -96,7 +96,9 @@ def _as_dict(report: CheckReport) -> dict[str, Any]:
     return {
         "host": report.host,
         "healthy": report.healthy,
-        "reachable": unreachable_reason(report) is None,
+        # a host this machine did not ask is neither (as `systems refresh --json` says)
+        "reachable": None if report.snapshot.unasked is not None
+        else unreachable_reason(report) is None,
         "refused": refused_reason(report),
         # this machine asked it nothing: its own open files ran out
         "not_asked": report.snapshot.unasked,
