@@ -25,6 +25,7 @@ from ..monitor.rules import (
     unjudged,
 )
 from ..monitor.rules.filesystem_errors import RECENT_ERROR_SECONDS, fs_errors_rose
+from ..monitor.rules.host_unreachable import HostUnreachable
 from ..monitor.rules.oom_kill import oom_kills_rose
 from ..monitor.sections import JournalQuery
 from ..monitor.snapshot import JournalEntry, Snapshot
@@ -41,7 +42,7 @@ actions_log = logging.getLogger("ai_sysadmin.actions")
 
 
 #: the rule that says nothing could be collected: not judged only where the host was not asked
-UNREACHABLE_RULE = "host_unreachable"
+UNREACHABLE_RULE = HostUnreachable.name
 
 
 @dataclass
@@ -476,7 +477,7 @@ class HostChecker:
         snapshot, findings = report.snapshot, report.findings
         # a host this machine could not ask is neither: what the store knew of it stays
         reachable = None if snapshot.unasked is not None else \
-            "host_unreachable" not in {f.rule for f in findings}
+            UNREACHABLE_RULE not in {f.rule for f in findings}
         outcome = self.store.record_check(
             self.host,
             findings,
@@ -609,7 +610,7 @@ def _errors_said(report: CheckReport) -> dict[str, str]:
     ran nothing, one for all (every section failed for the same reason: a log line, and a
     record of kilobytes, a section each check was the same sentence two dozen times)."""
     errors = report.errors
-    reachable = all(f.rule != "host_unreachable" for f in report.findings)
+    reachable = all(f.rule != UNREACHABLE_RULE for f in report.findings)
     if errors and _failed_alike(report.snapshot, reachable):
         return {ALL_SECTIONS: _shared_reason(list(errors.values()))}
     return errors
