@@ -136,9 +136,12 @@ let
   inStore = file: !(builtins.isString file) || builtins.hasContext file
     || builtins.substring 0 1 file != "/" || lib.hasPrefix "${builtins.storeDir}/" file
     || lib.hasPrefix "/nix/store/" file;
+  # gotifyTokenFile's type stops a bare Nix path, not "${./token}" or a /nix/store string;
+  # the store file gotifyToken writes is not in this list: that one warns instead
   secretsInStore = builtins.filter (f: f.file != null && inStore f.file)
     (secretFiles "services.ai-sysadmin.settings" cfg.settings
-      ++ secretFiles "services.ai-sysadmin.remoteSystems" cfg.remoteSystems);
+      ++ secretFiles "services.ai-sysadmin.remoteSystems" cfg.remoteSystems
+      ++ [{ here = "services.ai-sysadmin.gotifyTokenFile"; file = cfg.gotifyTokenFile; }]);
 
   gotifyTokenFile =
     if cfg.gotifyToken != null

@@ -315,7 +315,7 @@ def test_gotify_needs_a_token_file_wherever_the_url_and_the_file_are_given(
 def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     """`key_file = ./id_ed25519;` copies the key into the Nix store, which every user of the
-    machine can read: the module refuses it, as gotifyTokenFile's type does."""
+    machine can read: the module refuses it."""
     for name in ("id_ed25519", "api-key", "apprise-urls", "default-key"):
         (tmp_path / name).write_text("secret\n")
     module = tmp_path / "secrets.nix"
@@ -348,6 +348,28 @@ def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
     fine = evaluate(nix_env, {"aiName": "hal"}, extra=module)
     assert fine["failedAssertions"] == []
     assert settings_of(tmp_path, fine).llm.api_key_file == Path("/run/secrets/api-key")
+
+
+def test_a_gotify_token_file_in_the_store_is_refused(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """The option's type stops a bare Nix path, but a string made from one (copied to the
+    store all the same) or a store path's string passed it, and the token sat in the
+    world-readable store with neither an error nor a warning."""
+    (tmp_path / "gotify-token").write_text("secret\n")
+    module = tmp_path / "gotify.nix"
+    for value in ('"${./gotify-token}"', f'"{STORE}gotify-token"'):
+        module.write_text(f"{{ services.ai-sysadmin.gotifyTokenFile = {value}; }}\n")
+        result = evaluate(nix_env, {"aiName": "hal", "gotifyUrl": "https://g.example"},
+                          extra=module)
+        refused = [m for m in result["failedAssertions"] if "Nix store" in m]
+        assert refused and refused[0].startswith("services.ai-sysadmin.gotifyTokenFile:"), (
+            value, result["failedAssertions"])
+    # the store file gotifyToken writes on purpose only warns, as it did
+    inline = evaluate(nix_env, {"gotifyUrl": "https://g.example", "gotifyToken": "abc"})
+    assert inline["failedAssertions"] == [] and inline["warnings"]
+    fine = evaluate(nix_env, {"gotifyUrl": "https://g.example",
+                              "gotifyTokenFile": "/run/secrets/gotify"})
+    assert fine["failedAssertions"] == []
 
 
 def build_commands(result: dict[str, Any], tmp_path: Path, config: Path) -> Path:
