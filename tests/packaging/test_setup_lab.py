@@ -206,6 +206,25 @@ def test_a_ping_with_its_file_capability_runs_from_the_daemons_unit(installed: S
     assert "ping=0" in said.splitlines(), said[-2000:]
 
 
+def test_zfs_control_node_is_open_to_the_daemons_unit(installed: Sandbox) -> None:
+    """zpool and zfs (read-only, on the model's list) open /dev/zfs; PrivateDevices= hid it,
+    and every call said "The ZFS modules are not loaded" of a host with pools. A stand-in node
+    (a real one is 10:249, with no driver here; tun's 10:200 opens without privileges), in the
+    daemon's own unit."""
+    sb = installed
+    sb.exec(["mknod", "-m", "666", "/dev/zfs", "c", "10", "200"], check=True)
+    try:
+        sb.write_file("/zfs-probe.sh", "exec 3<>/dev/zfs; echo opened=$?\n")
+        sb.write_file("/etc/systemd/system/zfs-probe.service", probe_unit(sb, "/zfs-probe.sh"))
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+        sb.exec(["systemctl", "start", "zfs-probe.service"], timeout=60)
+        said = sb.exec(["journalctl", "-u", "zfs-probe.service", "-o", "cat",
+                        "--no-pager"]).stdout
+        assert "opened=0" in said.splitlines(), said[-2000:]
+    finally:
+        sb.exec(["rm", "-f", "/dev/zfs"], check=True)
+
+
 def test_the_daemon_has_a_temporary_directory_whatever_clean_paths_opens(
         installed: Sandbox) -> None:
     """With safety.clean_paths narrowed to /var/cache (the module's own example), neither /tmp
