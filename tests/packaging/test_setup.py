@@ -451,6 +451,30 @@ def test_the_units_and_directories_follow_the_existing_configs_state_dir(target:
 
 
 @needs_root
+def test_under_a_hardened_umask_the_directories_setup_makes_above_the_state_are_open(
+        target: Path) -> None:
+    """Under root's umask 027 (CIS, login.defs; sudo keeps it) setup made /srv/ai drwxr-x---:
+    the daemon could not reach its state, and setup's next run refused what its first had
+    reported done. The directories it makes on the way are 0755, whatever the umask."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\nstate_dir = "/srv/ai/state"\n'
+                      '[knowledge]\npath = "/srv/kb/hal/knowledge"\n')
+    old = os.umask(0o077)
+    try:
+        done = setup(target)
+        assert done.returncode == 0, done.stderr
+        for made in ("srv", "srv/ai", "srv/kb", "srv/kb/hal", "usr/local/bin",
+                     "etc/systemd/system", "etc/sudoers.d"):
+            assert (target / made).stat().st_mode & 0o777 == 0o755, made
+        again = setup(target)
+        assert again.returncode == 0, again.stderr
+        assert {s["action"] for s in json.loads(again.stdout)} == {"keep"}
+    finally:
+        os.umask(old)
+
+
+@needs_root
 def test_a_queue_file_outside_the_state_dir_gets_its_directory_and_both_units_write_it(
         target: Path) -> None:
     """queue.url = "sqlite:///srv/llm-queue/queue.db": under ProtectSystem=strict the worker
