@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings, load_settings
+from ai_sysadmin.knowledge.config_repo import ConfigRepo
 from ai_sysadmin.setup_host import Programs, SetupError, sample_config
 from ai_sysadmin.setup_host.install import Layout, check_sudoers
 from ai_sysadmin.setup_host.steps import File
 from ai_sysadmin.store import Database
 from ai_sysadmin.store.migrations import MIGRATIONS
 from tests.conftest import BIN, run_program
+from tests.knowledge.gitrepo import GitRepo
 from tests.packaging.conftest import needs_root
 
 
@@ -247,6 +249,28 @@ def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (daemon.st_uid, daemon.st_gid) != (0, 0), path
     assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
+
+
+def test_a_config_repo_synced_by_root_before_setup_becomes_the_daemons(
+        target: Path, tmp_path: Path) -> None:
+    """`sudo ai-sysadmin configs --sync` before setup leaves the copy, its index and its
+    lock: setup refused the directory for config-repo.lock, said to be another's."""
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"hosts/web.nix": "{ }\n"}, "fleet", when=1_700_000_000)
+    state = target / "var/lib/ai-sysadmin"
+    repo = ConfigRepo(Settings(state_dir=state, config_repo=str(upstream.path),
+                               config_branch="main"))
+    with repo.syncing():
+        repo.fetch()
+    (state / "config-repo-index.json").write_text("{}")
+    assert sorted(p.name for p in state.iterdir()) == [
+        "config-repo", "config-repo-index.json", "config-repo.lock"]
+    done = setup(target, "--name", "hal")
+    assert done.returncode == 0, done.stderr
+    daemon = state.stat()
+    for path in (state / "config-repo.lock", state / "config-repo" / "HEAD"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (daemon.st_uid, daemon.st_gid)
+    assert daemon.st_uid != 0
 
 
 def test_the_copy_an_upgrade_kept_becomes_the_daemons_too(target: Path) -> None:
