@@ -193,7 +193,9 @@ let
     "${programs.kill} ${''^-TERM [1-9][0-9]*$''}"
   ] ++ lib.optional (cleanPaths != [ ]) cleanRule;
 
-  unitWord = s: builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] s;
+  # a path in Environment= or ReadWritePaths=, the only lines it goes in: both expand
+  # specifiers, and neither a `$` (nor undoes a `$$`, as Exec*= lines do)
+  unitWord = s: builtins.replaceStrings [ "%" ] [ "%%" ] s;
   program = "${cfg.package}/bin/ai-sysadmin";
   placeholders = {
     name = aiName;
@@ -201,14 +203,14 @@ let
     config = "${configFile}";
     user = cfg.user;
     group = cfg.group;
-    state_dir = stateDir;
+    state_dir = unitWord stateDir;
     setpriv = programs.setpriv;
     read_write_paths = lib.concatStringsSep " "
       (map (p: "-" + unitWord p) (lib.unique ([ "/var/log/journal" ] ++ cleanPaths
         ++ lib.optional (knowledgePath != null) knowledgePath
         ++ lib.optional (queueDir != null) queueDir)));
     worker_read_write_paths = lib.concatStringsSep " "
-      ([ stateDir ] ++ lib.optional (queueDir != null) ("-" + unitWord queueDir));
+      ([ (unitWord stateDir) ] ++ lib.optional (queueDir != null) ("-" + unitWord queueDir));
   };
 
   # a unit template as { Unit = {..}; Service = {..}; Install = {..}; }; a key given several

@@ -223,6 +223,21 @@ def test_the_units_and_tmpfiles_follow_a_state_dir_given_in_settings(
     assert result["users"]["users"]["ai-sysadmin"]["home"] == "/srv/hal-state"
 
 
+def test_a_dollar_or_percent_in_a_path_reaches_the_units_as_systemd_reads_it(
+        nix_env: dict[str, str]) -> None:
+    """systemd keeps a `$$` as two in ReadWritePaths= (only Exec*= lines undo it), so a
+    doubled `$` named no directory and the unit could not start; a `%` is a specifier there
+    and in Environment=, where the state directory went undoubled."""
+    result = evaluate(nix_env, {"aiName": "hal", "settings": {
+        "state_dir": "/srv/a$1%b", "knowledge": {"path": "/srv/k$2%c"}}})
+    daemon = result["services"]["hal-ai"]["serviceConfig"]
+    paths = daemon["ReadWritePaths"].split()
+    assert (paths[0], paths[-1]) == ("/srv/a$1%%b", "-/srv/k$2%%c")
+    assert "HOME=/srv/a$1%%b" in daemon["Environment"]
+    worker = result["services"]["hal-llm-worker"]["serviceConfig"]
+    assert worker["ReadWritePaths"] == "/srv/a$1%%b"
+
+
 def test_a_queue_file_outside_the_state_dir_is_made_and_both_units_write_it(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     result = evaluate(nix_env, {"aiName": "hal", "settings": {

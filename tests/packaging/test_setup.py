@@ -273,6 +273,20 @@ def test_a_config_repo_synced_by_root_before_setup_becomes_the_daemons(
     assert daemon.st_uid != 0
 
 
+def test_a_state_dir_with_a_dollar_is_refused_before_anything_changes(target: Path) -> None:
+    """systemd keeps a `$$` as two in Environment= and ReadWritePaths= (only Exec*= lines
+    undo it): state_dir = "/srv/ai$1" gave a unit that never started, and setup said done."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\nstate_dir = "/srv/ai$1"\n')
+    before = snapshot(target)
+    done = setup(target)
+    assert done.returncode == 2, done.stdout
+    assert "'/srv/ai$1' cannot be written as one word of a unit file" in done.stderr
+    assert "'$'" in done.stderr
+    assert snapshot(target) == before
+
+
 def test_the_copy_an_upgrade_kept_becomes_the_daemons_too(target: Path) -> None:
     """`sudo ai-sysadmin check` of an older release, then of this one: the copy the upgrade
     kept of the state database (the way back for a rollback) is root's too, and setup
