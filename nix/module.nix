@@ -136,9 +136,12 @@ let
   inStore = file: !(builtins.isString file) || builtins.hasContext file
     || builtins.substring 0 1 file != "/" || lib.hasPrefix "${builtins.storeDir}/" file
     || lib.hasPrefix "/nix/store/" file;
+  # gotifyTokenFile's type stops a bare Nix path, not "${./token}" or a /nix/store string;
+  # the store file gotifyToken writes is not in this list: that one warns instead
   secretsInStore = builtins.filter (f: f.file != null && inStore f.file)
     (secretFiles "services.ai-sysadmin.settings" cfg.settings
-      ++ secretFiles "services.ai-sysadmin.remoteSystems" cfg.remoteSystems);
+      ++ secretFiles "services.ai-sysadmin.remoteSystems" cfg.remoteSystems
+      ++ [{ here = "services.ai-sysadmin.gotifyTokenFile"; file = cfg.gotifyTokenFile; }]);
 
   gotifyTokenFile =
     if cfg.gotifyToken != null
@@ -190,7 +193,9 @@ let
     "${programs.kill} ${''^-TERM [1-9][0-9]*$''}"
   ] ++ lib.optional (cleanPaths != [ ]) cleanRule;
 
-  unitWord = s: builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] s;
+  # a path in Environment= or ReadWritePaths=, the only lines it goes in: both expand
+  # specifiers, and neither a `$` (nor undoes a `$$`, as Exec*= lines do)
+  unitWord = s: builtins.replaceStrings [ "%" ] [ "%%" ] s;
   program = "${cfg.package}/bin/ai-sysadmin";
   placeholders = {
     name = aiName;
@@ -198,14 +203,14 @@ let
     config = "${configFile}";
     user = cfg.user;
     group = cfg.group;
-    state_dir = stateDir;
+    state_dir = unitWord stateDir;
     setpriv = programs.setpriv;
     read_write_paths = lib.concatStringsSep " "
       (map (p: "-" + unitWord p) (lib.unique ([ "/var/log/journal" ] ++ cleanPaths
         ++ lib.optional (knowledgePath != null) knowledgePath
         ++ lib.optional (queueDir != null) queueDir)));
     worker_read_write_paths = lib.concatStringsSep " "
-      ([ stateDir ] ++ lib.optional (queueDir != null) ("-" + unitWord queueDir));
+      ([ (unitWord stateDir) ] ++ lib.optional (queueDir != null) ("-" + unitWord queueDir));
   };
 
   # a unit template as { Unit = {..}; Service = {..}; Install = {..}; }; a key given several

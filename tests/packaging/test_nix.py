@@ -223,6 +223,21 @@ def test_the_units_and_tmpfiles_follow_a_state_dir_given_in_settings(
     assert result["users"]["users"]["ai-sysadmin"]["home"] == "/srv/hal-state"
 
 
+def test_a_dollar_or_percent_in_a_path_reaches_the_units_as_systemd_reads_it(
+        nix_env: dict[str, str]) -> None:
+    """systemd keeps a `$$` as two in ReadWritePaths= (only Exec*= lines undo it), so a
+    doubled `$` named no directory and the unit could not start; a `%` is a specifier there
+    and in Environment=, where the state directory went undoubled."""
+    result = evaluate(nix_env, {"aiName": "hal", "settings": {
+        "state_dir": "/srv/a$1%b", "knowledge": {"path": "/srv/k$2%c"}}})
+    daemon = result["services"]["hal-ai"]["serviceConfig"]
+    paths = daemon["ReadWritePaths"].split()
+    assert (paths[0], paths[-1]) == ("/srv/a$1%%b", "-/srv/k$2%%c")
+    assert "HOME=/srv/a$1%%b" in daemon["Environment"]
+    worker = result["services"]["hal-llm-worker"]["serviceConfig"]
+    assert worker["ReadWritePaths"] == "/srv/a$1%%b"
+
+
 def test_a_queue_file_outside_the_state_dir_is_made_and_both_units_write_it(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     result = evaluate(nix_env, {"aiName": "hal", "settings": {
@@ -315,7 +330,7 @@ def test_gotify_needs_a_token_file_wherever_the_url_and_the_file_are_given(
 def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
         nix_env: dict[str, str], tmp_path: Path) -> None:
     """`key_file = ./id_ed25519;` copies the key into the Nix store, which every user of the
-    machine can read: the module refuses it, as gotifyTokenFile's type does."""
+    machine can read: the module refuses it."""
     for name in ("id_ed25519", "api-key", "apprise-urls", "default-key"):
         (tmp_path / name).write_text("secret\n")
     module = tmp_path / "secrets.nix"
@@ -348,6 +363,28 @@ def test_a_secret_file_given_as_a_nix_path_or_store_path_is_refused(
     fine = evaluate(nix_env, {"aiName": "hal"}, extra=module)
     assert fine["failedAssertions"] == []
     assert settings_of(tmp_path, fine).llm.api_key_file == Path("/run/secrets/api-key")
+
+
+def test_a_gotify_token_file_in_the_store_is_refused(
+        nix_env: dict[str, str], tmp_path: Path) -> None:
+    """The option's type stops a bare Nix path, but a string made from one (copied to the
+    store all the same) or a store path's string passed it, and the token sat in the
+    world-readable store with neither an error nor a warning."""
+    (tmp_path / "gotify-token").write_text("secret\n")
+    module = tmp_path / "gotify.nix"
+    for value in ('"${./gotify-token}"', f'"{STORE}gotify-token"'):
+        module.write_text(f"{{ services.ai-sysadmin.gotifyTokenFile = {value}; }}\n")
+        result = evaluate(nix_env, {"aiName": "hal", "gotifyUrl": "https://g.example"},
+                          extra=module)
+        refused = [m for m in result["failedAssertions"] if "Nix store" in m]
+        assert refused and refused[0].startswith("services.ai-sysadmin.gotifyTokenFile:"), (
+            value, result["failedAssertions"])
+    # the store file gotifyToken writes on purpose only warns, as it did
+    inline = evaluate(nix_env, {"gotifyUrl": "https://g.example", "gotifyToken": "abc"})
+    assert inline["failedAssertions"] == [] and inline["warnings"]
+    fine = evaluate(nix_env, {"gotifyUrl": "https://g.example",
+                              "gotifyTokenFile": "/run/secrets/gotify"})
+    assert fine["failedAssertions"] == []
 
 
 def build_commands(result: dict[str, Any], tmp_path: Path, config: Path) -> Path:

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.config import Settings, load_settings
+from ai_sysadmin.knowledge.config_repo import ConfigRepo
 from ai_sysadmin.setup_host import Programs, SetupError, sample_config
 from ai_sysadmin.setup_host.install import Layout, check_sudoers
 from ai_sysadmin.setup_host.steps import File
 from ai_sysadmin.store import Database
 from ai_sysadmin.store.migrations import MIGRATIONS
 from tests.conftest import BIN, run_program
+from tests.knowledge.gitrepo import GitRepo
 from tests.packaging.conftest import needs_root
 
 
@@ -249,6 +251,42 @@ def test_state_left_by_an_earlier_root_check_becomes_the_daemons(target: Path) -
     assert {s["action"] for s in json.loads(setup(target).stdout)} == {"keep"}
 
 
+def test_a_config_repo_synced_by_root_before_setup_becomes_the_daemons(
+        target: Path, tmp_path: Path) -> None:
+    """`sudo ai-sysadmin configs --sync` before setup leaves the copy, its index and its
+    lock: setup refused the directory for config-repo.lock, said to be another's."""
+    upstream = GitRepo(tmp_path / "fleet")
+    upstream.commit({"hosts/web.nix": "{ }\n"}, "fleet", when=1_700_000_000)
+    state = target / "var/lib/ai-sysadmin"
+    repo = ConfigRepo(Settings(state_dir=state, config_repo=str(upstream.path),
+                               config_branch="main"))
+    with repo.syncing():
+        repo.fetch()
+    (state / "config-repo-index.json").write_text("{}")
+    assert sorted(p.name for p in state.iterdir()) == [
+        "config-repo", "config-repo-index.json", "config-repo.lock"]
+    done = setup(target, "--name", "hal")
+    assert done.returncode == 0, done.stderr
+    daemon = state.stat()
+    for path in (state / "config-repo.lock", state / "config-repo" / "HEAD"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (daemon.st_uid, daemon.st_gid)
+    assert daemon.st_uid != 0
+
+
+def test_a_state_dir_with_a_dollar_is_refused_before_anything_changes(target: Path) -> None:
+    """systemd keeps a `$$` as two in Environment= and ReadWritePaths= (only Exec*= lines
+    undo it): state_dir = "/srv/ai$1" gave a unit that never started, and setup said done."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\nstate_dir = "/srv/ai$1"\n')
+    before = snapshot(target)
+    done = setup(target)
+    assert done.returncode == 2, done.stdout
+    assert "'/srv/ai$1' cannot be written as one word of a unit file" in done.stderr
+    assert "'$'" in done.stderr
+    assert snapshot(target) == before
+
+
 def test_the_copy_an_upgrade_kept_becomes_the_daemons_too(target: Path) -> None:
     """`sudo ai-sysadmin check` of an older release, then of this one: the copy the upgrade
     kept of the state database (the way back for a rollback) is root's too, and setup
@@ -448,6 +486,30 @@ def test_the_units_and_directories_follow_the_existing_configs_state_dir(target:
         assert (st.st_mode & 0o777, (target / made).is_dir()) == (0o750, True)
     assert not (target / "var/lib/ai-sysadmin").exists()
     assert ":/srv/kit-state:" in (target / "etc/passwd").read_text()
+
+
+@needs_root
+def test_under_a_hardened_umask_the_directories_setup_makes_above_the_state_are_open(
+        target: Path) -> None:
+    """Under root's umask 027 (CIS, login.defs; sudo keeps it) setup made /srv/ai drwxr-x---:
+    the daemon could not reach its state, and setup's next run refused what its first had
+    reported done. The directories it makes on the way are 0755, whatever the umask."""
+    config = target / "etc/ai-sysadmin/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('ai_name = "hal"\nstate_dir = "/srv/ai/state"\n'
+                      '[knowledge]\npath = "/srv/kb/hal/knowledge"\n')
+    old = os.umask(0o077)
+    try:
+        done = setup(target)
+        assert done.returncode == 0, done.stderr
+        for made in ("srv", "srv/ai", "srv/kb", "srv/kb/hal", "usr/local/bin",
+                     "etc/systemd/system", "etc/sudoers.d"):
+            assert (target / made).stat().st_mode & 0o777 == 0o755, made
+        again = setup(target)
+        assert again.returncode == 0, again.stderr
+        assert {s["action"] for s in json.loads(again.stdout)} == {"keep"}
+    finally:
+        os.umask(old)
 
 
 @needs_root

@@ -206,6 +206,25 @@ def test_a_ping_with_its_file_capability_runs_from_the_daemons_unit(installed: S
     assert "ping=0" in said.splitlines(), said[-2000:]
 
 
+def test_zfs_control_node_is_open_to_the_daemons_unit(installed: Sandbox) -> None:
+    """zpool and zfs (read-only, on the model's list) open /dev/zfs; PrivateDevices= hid it,
+    and every call said "The ZFS modules are not loaded" of a host with pools. A stand-in node
+    (a real one is 10:249, with no driver here; tun's 10:200 opens without privileges), in the
+    daemon's own unit."""
+    sb = installed
+    sb.exec(["mknod", "-m", "666", "/dev/zfs", "c", "10", "200"], check=True)
+    try:
+        sb.write_file("/zfs-probe.sh", "exec 3<>/dev/zfs; echo opened=$?\n")
+        sb.write_file("/etc/systemd/system/zfs-probe.service", probe_unit(sb, "/zfs-probe.sh"))
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+        sb.exec(["systemctl", "start", "zfs-probe.service"], timeout=60)
+        said = sb.exec(["journalctl", "-u", "zfs-probe.service", "-o", "cat",
+                        "--no-pager"]).stdout
+        assert "opened=0" in said.splitlines(), said[-2000:]
+    finally:
+        sb.exec(["rm", "-f", "/dev/zfs"], check=True)
+
+
 def test_the_daemon_has_a_temporary_directory_whatever_clean_paths_opens(
         installed: Sandbox) -> None:
     """With safety.clean_paths narrowed to /var/cache (the module's own example), neither /tmp
@@ -366,3 +385,31 @@ def test_uninstall_stops_and_removes_what_setup_installed(installed: Sandbox) ->
     assert gone.returncode != 0 and not gone.stdout.strip()
     assert sb.exec(["test", "-f", CONFIG]).ok and sb.exec(["test", "-d",
                                                            "/var/lib/ai-sysadmin"]).ok
+
+
+def test_uninstall_with_the_workers_unit_file_gone_takes_back_the_rest() -> None:
+    """A half-broken install (the worker's unit removed by hand, or a setup cut off between
+    the two units) is what --uninstall is for: `systemctl disable` of the missing unit failed,
+    and the running daemon, its unit and the sudoers drop-in all stayed. A worker systemd
+    still runs from its lost unit is stopped too."""
+    with Sandbox(hostname="labhost", binds=hidden_in_the_lab()) as sb:
+        open_the_way_to(sb, BIN)
+        for worker_runs in (False, True):
+            done = sb.exec([*SETUP, "--name", "labai", "--program", str(BIN)], timeout=120)
+            assert done.ok, done.stderr
+            sb.exec(["sed", "-i", "s/^# investigate = true$/investigate = false/", CONFIG],
+                    check=True)
+            sb.exec(["systemctl", "enable", "--now", DAEMON], check=True)
+            wait_for(lambda: show(sb, WORKER)["ActiveState"] == "active", "the worker to run")
+            if not worker_runs:
+                sb.exec(["systemctl", "stop", WORKER], check=True)
+            sb.exec(["rm", f"/etc/systemd/system/{WORKER}"], check=True)
+            sb.exec(["systemctl", "daemon-reload"], check=True)
+            done = sb.exec([*SETUP, "--uninstall", "--program", str(BIN)], timeout=120)
+            assert done.ok, (worker_runs, done.stderr)
+            for unit in (DAEMON, WORKER):
+                assert show(sb, unit)["ActiveState"] == "inactive", (worker_runs, unit)
+            assert show(sb, DAEMON)["LoadState"] == "not-found"
+            assert not sb.exec(["test", "-e", "/etc/sudoers.d/ai-sysadmin"]).ok
+            assert not sb.exec(["test", "-e", "/etc/systemd/system/multi-user.target.wants/"
+                                              f"{DAEMON}"]).ok

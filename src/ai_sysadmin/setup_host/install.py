@@ -22,13 +22,13 @@ SECURE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/s
 
 
 #: what ai-sysadmin writes in its state directory (config.py's db_path and log_dir, the
-#: queue's queue.db, the knowledge base, config_repo's copy and index, `eval`'s results;
+#: queue's queue.db, the knowledge base, config_repo's copy, index and lock, `eval`'s results;
 #: sqlite's journals beside each database, and the copy an upgrade keeps of it; the lock of
 #: `run`, which a try of `sudo ai-sysadmin run` before setup leaves) and the account's ~/.ssh
 #: there
 STATE_NAMES = ("state.db", "state.db-*", "state.db.schema-*", "queue.db", "queue.db-*",
                "queue.db.schema-*", "logs", "knowledge", "config-repo", "config-repo-index.*",
-               "eval", "daemon.lock", ".ssh")
+               "config-repo.lock", "eval", "daemon.lock", ".ssh")
 #: what ChromaDB writes in a knowledge.path: its database and a directory per collection
 KNOWLEDGE_NAMES = ("chroma.sqlite3", "chroma.sqlite3-*", "writers.lock",
                    "????????-????-????-????-????????????")

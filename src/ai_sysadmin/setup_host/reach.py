@@ -107,7 +107,8 @@ def blocked(root: Path, path: str, account: Account, need: int = 0) -> str | Non
     """What stops ``account`` on the way to ``path`` (a path of the target): a directory it may
     not search, symbolic links followed as the kernel follows them (within ``root``), or the
     file at the end, lacking ``need``. None where nothing does, and where part of the way is
-    missing: setup makes a missing directory, and a missing file is no fact to judge."""
+    missing: setup makes a missing directory (a parent 0755 whatever the umask, the last one
+    the daemon's own), and a missing file is no fact to judge."""
     try:
         return _blocked(root, path, account, need)
     except OSError:  # a dry run of an ordinary user: what it cannot look at, it cannot judge

@@ -53,6 +53,20 @@ def under(root: Path, path: str) -> Path:
     return root / path.lstrip("/")
 
 
+def make_parents(path: Path) -> None:
+    """The missing directories above ``path``, each 0755 whatever the umask: under root's
+    hardened 027 or 077 a parent of the state directory came out closed to the daemon's
+    account, which then could not reach its own state (and setup refused its next run)."""
+    missing: list[Path] = []
+    parent = path.parent
+    while not parent.is_dir():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)  # a file in the way raises, as mkdir(parents=) did
+        os.chmod(directory, 0o755)
+
+
 def run(argv: Sequence[str], what: str) -> str:
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
@@ -168,7 +182,8 @@ class Directory(Node):
 
     def apply(self, root: Path, programs: Programs) -> None:
         here = under(root, self.path)
-        here.mkdir(parents=True, exist_ok=True)
+        make_parents(here)
+        here.mkdir(exist_ok=True)
         owners = Owners(root)
         self._set_ownership(here, owners)
         uid, gid = owners.uid(self.owner), owners.gid(self.group)
@@ -215,7 +230,7 @@ class File(Node):
         if self.keep_existing and here.exists():
             self._set_ownership(here, Owners(root))
             return
-        here.parent.mkdir(parents=True, exist_ok=True)
+        make_parents(here)
         # a name with a dot: sudo's includedir and systemd both ignore it while it is written
         temp = here.with_name(f".{here.name}.setup-tmp")
         temp.unlink(missing_ok=True)
@@ -286,7 +301,7 @@ class Link:
 
     def apply(self, root: Path, programs: Programs) -> None:
         here = under(root, self.path)
-        here.parent.mkdir(parents=True, exist_ok=True)
+        make_parents(here)
         temp = here.with_name(f".{here.name}.setup-tmp")
         temp.unlink(missing_ok=True)
         temp.symlink_to(self.target)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .accounts import Group, Memberships, User
-from .install import Item, Layout, systemd_runs
+from .install import Item, Layout, running, systemd_runs
 from .steps import (
     Directory,
     File,
@@ -27,14 +27,24 @@ from .steps import (
 )
 
 
-def removal_plan(root: Path, items: Sequence[Item], marker: str | None = None) -> list[Step]:
+def removal_plan(root: Path, items: Sequence[Item], marker: str | None = None,
+                 programs: Programs | None = None) -> list[Step]:
     """What uninstalling would do, changing nothing; ``marker``: what marks a command file
     `commands install` wrote (removed like setup's links)."""
     units = [item.path for item in items if _unit(item)]
     steps: list[Step] = []
-    if systemd_runs(root) and any(under(root, u).exists() for u in units):
-        steps.append(Step("systemd", " ".join(Path(u).name for u in units), "stop",
-                          "systemctl disable --now"))
+    if systemd_runs(root):
+        # `systemctl disable` of a unit whose file is gone fails, and stopped the whole
+        # uninstall (a worker unit removed by hand): such a unit is only stopped, if it runs
+        filed = [Path(u).name for u in units if under(root, u).exists()]
+        gone = running(root, [Path(u).name for u in units if not under(root, u).exists()],
+                       programs)
+        if filed or gone:
+            said = "systemctl disable --now" if filed else "systemctl stop"
+            if filed and gone:
+                said += f"; {' '.join(gone)} only stopped"
+            said += " (its unit file is gone)" if gone else ""
+            steps.append(Step("systemd", " ".join(filed + gone), "stop", said))
     steps += [_removal(root, item, marker) for item in items]
     if systemd_runs(root) and any(s.changes and s.target in units for s in steps):
         steps.append(Step("systemd", "daemon-reload", "update", "units removed"))
@@ -45,11 +55,17 @@ def uninstall(root: Path, items: Sequence[Item], marker: str | None = None,
               programs: Programs | None = None) -> list[Step]:
     """Remove what :func:`removal_plan` says; returns its steps."""
     tools = programs or Programs()
-    steps = removal_plan(root, items, marker)
+    steps = removal_plan(root, items, marker, tools)
+    filed = {Path(item.path).name for item in items
+             if _unit(item) and under(root, item.path).exists()}
     for step in steps:
         if step.kind == "systemd" and step.action == "stop":
-            run([tools.systemctl, "disable", "--now", *step.target.split()],
-                "stopping and disabling the units")
+            names = step.target.split()
+            if disable := [n for n in names if n in filed]:
+                run([tools.systemctl, "disable", "--now", "--", *disable],
+                    "stopping and disabling the units")
+            if stop := [n for n in names if n not in filed]:
+                run([tools.systemctl, "stop", "--", *stop], "stopping the units")
         elif step.kind == "systemd":
             run([tools.systemctl, "daemon-reload"], "reloading systemd")
         elif step.action == "remove":

@@ -13,8 +13,10 @@ from .steps import SetupError
 #: unit suffix -> template file
 TEMPLATES = {"ai": "ai.service.in", "llm-worker": "llm-worker.service.in"}
 _PLACEHOLDER = re.compile(r"@([a-z_]+)@")
-# a word systemd would split, unquote or expand differently from the path it was given
-_UNSAFE = re.compile(r"[\s\"'\\;]")
+# a word systemd would split, unquote or expand differently from the path it was given: a
+# `$` too, which only Exec*= lines expand (and `$$` undo), while Environment= and
+# ReadWritePaths= keep a doubled one as two (a unit that could not start)
+_UNSAFE = re.compile(r"[\s\"'\\;$]")
 
 
 def template_dirs() -> list[Path]:
@@ -35,11 +37,12 @@ def find_templates(explicit: Path | None = None) -> Path:
 
 
 def unit_word(text: str) -> str:
-    """A path as one word of a unit file: ``%`` and ``$`` doubled so that systemd neither
-    expands a specifier nor a variable in it."""
+    """A path as one word of a unit file: ``%`` doubled so that systemd expands no specifier
+    in it (every directive the templates fill undoes that)."""
     if not text or _UNSAFE.search(text):
-        raise SetupError(f"{text!r} cannot be written as one word of a unit file")
-    return text.replace("%", "%%").replace("$", "$$")
+        raise SetupError(f"{text!r} cannot be written as one word of a unit file (a space, "
+                         "quote, backslash, ';' or '$' in it): name a path without one")
+    return text.replace("%", "%%")
 
 
 def read_write_paths(clean_paths: Iterable[str], own: Iterable[str] = ()) -> str:
