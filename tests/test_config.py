@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -1136,3 +1137,64 @@ def test_an_apprise_urls_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: 
     result = run_program(str(BIN), "--config", str(config), "config", "check", timeout=60)
     assert result.returncode == 2, result.stderr
     assert f"{fifo}: key 'notify.apprise_urls_file': not a regular file" in result.stderr
+
+
+#: $1 a directory made read-only in the command's own mount namespace, then the command: what
+#: ProtectSystem=strict gives a path the unit does not list as writable
+_READ_ONLY_THERE = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+
+
+@pytest.mark.parametrize("there", ["queue.db", "sub/queue.db", "kept.db"])
+def test_config_check_refuses_a_queue_file_the_start_cannot_open(
+        tmp_path: Path, there: str) -> None:
+    # `config check` (and the daemon's SIGHUP check) said ok; the start then exited 2 on it
+    from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+    from tests.support.needs_root import needs_root
+
+    needs_root("a read-only mount of its own")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if there == "kept.db":  # one a daemon had made before the file system went read-only
+        SqliteQueue(ro / there).close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[queue]\nurl = "sqlite://{ro / there}"\n')
+    before = sorted(ro.rglob("*"))
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _READ_ONLY_THERE,
+         "sh", str(ro), str(BIN), "--config", str(config), "config", "check"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: cannot open the queue {ro / there}: ")
+    assert "read-only" in result.stderr.lower()
+    assert sorted(ro.rglob("*")) == before
+
+
+def test_config_check_refuses_a_redis_queue_that_refuses_the_login(tmp_path: Path) -> None:
+    from tests.queue.conftest import free_port, need_redis_server, redis_server_process
+
+    need_redis_server()
+    port = free_port()
+    config = tmp_path / "config.toml"
+    with redis_server_process(port, password="s3cret"):
+        for password, code in (("s3cret", 0), ("wrongpass", 2)):
+            config.write_text(f'ai_name = "hal"\n[queue]\n'
+                              f'url = "redis://:{password}@127.0.0.1:{port}/0"\n')
+            result = run_program(str(BIN), "--config", str(config), "config", "check")
+            assert result.returncode == code, result.stderr
+    # (a note before it: the config holds the password and every user may read it)
+    assert f"\nerror: the queue at redis://:****@127.0.0.1:{port}/0 refused the login" in \
+        result.stderr
+    assert "wrongpass" not in result.stderr
+
+
+def test_config_check_makes_no_state_where_there_is_none(tmp_path: Path) -> None:
+    # it tries the state database and the queue file as the start opens them, and a check
+    # leaves nothing behind: a redis server down is no refusal, as it is none at a start
+    state = tmp_path / "state" / "deeper"
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n[queue]\nurl = "redis://127.0.0.1:9/0"\n')
+    result = run_program(str(BIN), "--config", str(config), "config", "check",
+                         env={"AI_SYSADMIN_STATE_DIR": str(state)})
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "state").exists()
