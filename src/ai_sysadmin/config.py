@@ -392,7 +392,8 @@ class AgentSettings(_Section):
     retry_backoff_seconds: Seconds = Field(
         60, gt=0, description="First retry delay of an investigation the LLM could not finish "
         "(doubled at each retry, to an hour); while investigations wait for an LLM server "
-        "that is down, also how often it is asked whether it lists the model again."
+        "that is down, also how often it is asked whether it lists the model again (by an LLM "
+        "worker at most once a second)."
     )
     max_investigations: int = Field(
         3, ge=1, description="Investigations of one incident that end without a proposal, or "
