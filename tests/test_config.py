@@ -1198,3 +1198,19 @@ def test_config_check_makes_no_state_where_there_is_none(tmp_path: Path) -> None
                          env={"AI_SYSADMIN_STATE_DIR": str(state)})
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_config_check_warns_of_a_knowledge_token_file_every_user_can_read(
+        tmp_path: Path) -> None:
+    # `config check` said so of llm.api_key_file and not of this one beside it
+    token = tmp_path / "ktok.txt"
+    token.write_text("tok123\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[knowledge]\nurl = "http://127.0.0.1:9"\n'
+                      f'token_file = "{token}"\n')
+    for mode, said in ((0o600, ""), (0o644, f"warning: knowledge.token_file ({token}) is "
+                                            "readable by every user: chmod o-r it\n")):
+        token.chmod(mode)
+        result = run_program(str(BIN), "--config", str(config), "config", "check")
+        assert (result.returncode, result.stderr) == (0, said)
+    assert "tok123" not in result.stdout + result.stderr
