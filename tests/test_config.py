@@ -1214,3 +1214,22 @@ def test_config_check_warns_of_a_knowledge_token_file_every_user_can_read(
         result = run_program(str(BIN), "--config", str(config), "config", "check")
         assert (result.returncode, result.stderr) == (0, said)
     assert "tok123" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["relstate", "./here", ""])
+def test_a_relative_xdg_directory_is_ignored_as_the_spec_says(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str) -> None:
+    # XDG_STATE_HOME=relstate gave the state directory relstate/ai-sysadmin, which the
+    # settings refused as relative, blaming relconf/ai-sysadmin/config.toml, not there
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", value)
+    monkeypatch.setenv("XDG_STATE_HOME", value)
+    monkeypatch.delenv("AI_SYSADMIN_CONFIG")
+    monkeypatch.delenv("AI_SYSADMIN_STATE_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path() == tmp_path / "home/.config/ai-sysadmin/config.toml"
+    assert default_state_dir() == tmp_path / "home/.local/state/ai-sysadmin"
+    loaded = load_settings(None)
+    assert loaded.config_path == default_config_path() and not loaded.config_found
+    assert loaded.settings.state_dir == tmp_path / "home/.local/state/ai-sysadmin"

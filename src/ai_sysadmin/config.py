@@ -53,18 +53,24 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+def _xdg_base(variable: str, fallback: str) -> Path:
+    """``$variable``, else ``~/fallback``: a relative value is ignored, as the XDG spec says
+    (it named a state directory the settings refused as relative, blaming a config file that
+    was not there, and a config file under whatever directory the command ran in)."""
+    base = Path(os.environ.get(variable) or "")
+    return base if base.is_absolute() else Path.home() / fallback
+
+
 def default_config_path() -> Path:
     if is_root():
         return Path("/etc/ai-sysadmin/config.toml")
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ai-sysadmin" / "config.toml"
+    return _xdg_base("XDG_CONFIG_HOME", ".config") / "ai-sysadmin" / "config.toml"
 
 
 def default_state_dir() -> Path:
     if is_root():
         return Path("/var/lib/ai-sysadmin")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ai-sysadmin"
+    return _xdg_base("XDG_STATE_HOME", ".local/state") / "ai-sysadmin"
 
 
 #: a login name as a remote system's entry may give it
