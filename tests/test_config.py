@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -1136,3 +1137,99 @@ def test_an_apprise_urls_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: 
     result = run_program(str(BIN), "--config", str(config), "config", "check", timeout=60)
     assert result.returncode == 2, result.stderr
     assert f"{fifo}: key 'notify.apprise_urls_file': not a regular file" in result.stderr
+
+
+#: $1 a directory made read-only in the command's own mount namespace, then the command: what
+#: ProtectSystem=strict gives a path the unit does not list as writable
+_READ_ONLY_THERE = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+
+
+@pytest.mark.parametrize("there", ["queue.db", "sub/queue.db", "kept.db"])
+def test_config_check_refuses_a_queue_file_the_start_cannot_open(
+        tmp_path: Path, there: str) -> None:
+    # `config check` (and the daemon's SIGHUP check) said ok; the start then exited 2 on it
+    from ai_sysadmin.llm.queue.sqlite import SqliteQueue
+    from tests.support.needs_root import needs_root
+
+    needs_root("a read-only mount of its own")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if there == "kept.db":  # one a daemon had made before the file system went read-only
+        SqliteQueue(ro / there).close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[queue]\nurl = "sqlite://{ro / there}"\n')
+    before = sorted(ro.rglob("*"))
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _READ_ONLY_THERE,
+         "sh", str(ro), str(BIN), "--config", str(config), "config", "check"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: cannot open the queue {ro / there}: ")
+    assert "read-only" in result.stderr.lower()
+    assert sorted(ro.rglob("*")) == before
+
+
+def test_config_check_refuses_a_redis_queue_that_refuses_the_login(tmp_path: Path) -> None:
+    from tests.queue.conftest import free_port, need_redis_server, redis_server_process
+
+    need_redis_server()
+    port = free_port()
+    config = tmp_path / "config.toml"
+    with redis_server_process(port, password="s3cret"):
+        for password, code in (("s3cret", 0), ("wrongpass", 2)):
+            config.write_text(f'ai_name = "hal"\n[queue]\n'
+                              f'url = "redis://:{password}@127.0.0.1:{port}/0"\n')
+            result = run_program(str(BIN), "--config", str(config), "config", "check")
+            assert result.returncode == code, result.stderr
+    # (a note before it: the config holds the password and every user may read it)
+    assert f"\nerror: the queue at redis://:****@127.0.0.1:{port}/0 refused the login" in \
+        result.stderr
+    assert "wrongpass" not in result.stderr
+
+
+def test_config_check_makes_no_state_where_there_is_none(tmp_path: Path) -> None:
+    # it tries the state database and the queue file as the start opens them, and a check
+    # leaves nothing behind: a redis server down is no refusal, as it is none at a start
+    state = tmp_path / "state" / "deeper"
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\n[queue]\nurl = "redis://127.0.0.1:9/0"\n')
+    result = run_program(str(BIN), "--config", str(config), "config", "check",
+                         env={"AI_SYSADMIN_STATE_DIR": str(state)})
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_config_check_warns_of_a_knowledge_token_file_every_user_can_read(
+        tmp_path: Path) -> None:
+    # `config check` said so of llm.api_key_file and not of this one beside it
+    token = tmp_path / "ktok.txt"
+    token.write_text("tok123\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'ai_name = "hal"\n[knowledge]\nurl = "http://127.0.0.1:9"\n'
+                      f'token_file = "{token}"\n')
+    for mode, said in ((0o600, ""), (0o644, f"warning: knowledge.token_file ({token}) is "
+                                            "readable by every user: chmod o-r it\n")):
+        token.chmod(mode)
+        result = run_program(str(BIN), "--config", str(config), "config", "check")
+        assert (result.returncode, result.stderr) == (0, said)
+    assert "tok123" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["relstate", "./here", ""])
+def test_a_relative_xdg_directory_is_ignored_as_the_spec_says(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str) -> None:
+    # XDG_STATE_HOME=relstate gave the state directory relstate/ai-sysadmin, which the
+    # settings refused as relative, blaming relconf/ai-sysadmin/config.toml, not there
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", value)
+    monkeypatch.setenv("XDG_STATE_HOME", value)
+    monkeypatch.delenv("AI_SYSADMIN_CONFIG")
+    monkeypatch.delenv("AI_SYSADMIN_STATE_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path() == tmp_path / "home/.config/ai-sysadmin/config.toml"
+    assert default_state_dir() == tmp_path / "home/.local/state/ai-sysadmin"
+    loaded = load_settings(None)
+    assert loaded.config_path == default_config_path() and not loaded.config_found
+    assert loaded.settings.state_dir == tmp_path / "home/.local/state/ai-sysadmin"

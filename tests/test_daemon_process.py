@@ -192,3 +192,52 @@ def test_the_sighup_check_reads_the_file_the_start_read_whoever_the_daemon_becam
     config.write_text('ai_name = "hal"\nautonomy_level = "auto_safe"\n')
     with pytest.raises(ConfigError, match=str(config)):
         _reread(started)
+
+
+def test_sighup_with_a_queue_a_start_refuses_keeps_the_daemon_running(
+        tmp_path: Path) -> None:
+    """A changed config whose Redis queue refuses the login passed the SIGHUP check, which
+    read the settings alone: the daemon stopped for its restart, which was refused (exit 2)
+    and left stopped by its unit, and nothing was watched. The check logs in as the start
+    does: the daemon runs on with the config it started with and says why."""
+    from tests.queue.conftest import free_port, need_redis_server, redis_server_process
+
+    need_redis_server()
+    port = free_port()
+    config = tmp_path / "config.toml"
+    state = tmp_path / "state"
+
+    def written(password: str) -> None:
+        config.write_text(
+            'ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
+            '[llm]\nurl = "http://127.0.0.1:9"\n[knowledge]\nenabled = false\n'
+            f'[queue]\nurl = "redis://:{password}@127.0.0.1:{port}/0"\n')
+
+    written("s3cret")
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
+    service = state / "logs" / "service.jsonl"
+    log = state / "logs" / "orchestrator.jsonl"
+    with redis_server_process(port, password="s3cret"):
+        proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30,
+                      "the first check")
+            written("wrongpass")
+            proc.send_signal(signal.SIGHUP)
+            _wait_for(lambda: service.exists() and "config_refused" in service.read_text(),
+                      30, "the refusal logged")
+            assert proc.poll() is None, "the daemon stopped on a config it cannot start on"
+            refused = [json.loads(line) for line in service.read_text().splitlines()
+                       if "config_refused" in line]
+            assert f"the queue at redis://:****@127.0.0.1:{port}/0 refused the login" in \
+                refused[0]["msg"]
+            assert "wrongpass" not in service.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+    assert proc.returncode == 0, err

@@ -53,18 +53,24 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+def _xdg_base(variable: str, fallback: str) -> Path:
+    """``$variable``, else ``~/fallback``: a relative value is ignored, as the XDG spec says
+    (it named a state directory the settings refused as relative, blaming a config file that
+    was not there, and a config file under whatever directory the command ran in)."""
+    base = Path(os.environ.get(variable) or "")
+    return base if base.is_absolute() else Path.home() / fallback
+
+
 def default_config_path() -> Path:
     if is_root():
         return Path("/etc/ai-sysadmin/config.toml")
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ai-sysadmin" / "config.toml"
+    return _xdg_base("XDG_CONFIG_HOME", ".config") / "ai-sysadmin" / "config.toml"
 
 
 def default_state_dir() -> Path:
     if is_root():
         return Path("/var/lib/ai-sysadmin")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ai-sysadmin"
+    return _xdg_base("XDG_STATE_HOME", ".local/state") / "ai-sysadmin"
 
 
 #: a login name as a remote system's entry may give it
@@ -392,7 +398,8 @@ class AgentSettings(_Section):
     retry_backoff_seconds: Seconds = Field(
         60, gt=0, description="First retry delay of an investigation the LLM could not finish "
         "(doubled at each retry, to an hour); while investigations wait for an LLM server "
-        "that is down, also how often it is asked whether it lists the model again."
+        "that is down, also how often it is asked whether it lists the model again (by an LLM "
+        "worker at most once a second)."
     )
     max_investigations: int = Field(
         3, ge=1, description="Investigations of one incident that end without a proposal, or "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -478,3 +479,17 @@ def test_a_binary_file_a_change_touched_is_named_not_shown(tmp_path: Path) -> No
     assert "diff --git a/nginx/client.der b/nginx/client.der\n[binary file changed]" in excerpt
     assert "SECRETKEYBYTES" not in excerpt
     assert "+{ services.nginx.enable = true; services.nginx.x = 1; }" in excerpt, excerpt
+
+
+@pytest.mark.parametrize(("given", "taken"), [(0.5, "1"), (2.5, "3"), (10, "10")])
+def test_a_connect_timeout_under_a_second_still_bounds_a_fetch_over_ssh(
+        tmp_path: Path, given: float, taken: str) -> None:
+    # ssh.connect_timeout = 0.5 became ConnectTimeout=0, which ssh reads as no timeout: a
+    # fetch from a host that drops the SYN waited on the kernel's (two minutes and more)
+    settings = Settings(ai_name="hal", state_dir=tmp_path, config_repo="git@h:c.git",
+                        ssh={"connect_timeout": given})
+    argv = shlex.split(ssh_command(settings))
+    # what ssh itself makes of the options it is given (-G: print them, connect nowhere)
+    done = subprocess.run([*argv, "-G", "h"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert f"connecttimeout {taken}" in done.stdout.splitlines()

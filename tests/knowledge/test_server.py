@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -335,8 +336,27 @@ def test_the_cli_says_what_is_wrong_with_the_server(
     assert code == 0 and "stored on the ChromaDB server" in out
     wrong = tmp_path / "wrong"
     wrong.write_text("nope")
+    wrong.chmod(0o600)  # one every user may read is warned of before
     monkeypatch.setenv("AI_SYSADMIN_KNOWLEDGE__TOKEN_FILE", str(wrong))
     code, out, err = cli("knowledge", "list")
     assert code == 2 and out == ""
     assert err.strip() == f"error: ChromaDB server {url} refused the token in " \
         "knowledge.token_file"
+
+
+def test_a_token_file_every_user_can_read_is_warned_of_and_used(
+        server: tuple[str, Path], tmp_path: Path, embedder: MiniLMEmbedding,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # the LLM's key file and the notification channels' were warned of; this one was not
+    url, token_file = server
+    readable = tmp_path / "token"
+    readable.write_text(token_file.read_text())
+    readable.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="ai_sysadmin"):
+        kb = KnowledgeBase.open(_settings(tmp_path, url, readable), embedder=embedder,
+                                seed=False)
+    assert isinstance(kb.search("postgres", n=1), list)  # used: said, not refused
+    said = [r for r in caplog.records if getattr(r, "event", None) == "credential_readable"]
+    assert [r.getMessage() for r in said] == [
+        f"knowledge.token_file ({readable}) is readable by every user: chmod o-r it"]
+    assert TOKEN not in caplog.text

@@ -94,3 +94,59 @@ def test_a_workers_word_is_shown_masked_on_one_line_whatever_it_wrote() -> None:
     assert "hunter2" not in line and "abc123def456" not in line
     assert line.startswith("  gpu1-7: LLM ollama at http://admin:****@gpu1:11434, model m ")
     assert line.endswith("(known 10 s ago)")
+
+
+def test_a_tiny_backoff_does_not_make_the_worker_probe_a_down_server_in_a_loop(
+        tmp_path) -> None:
+    """agent.retry_backoff_seconds = 0.001 made the worker probe a server that was down
+    back to back, a whole core busy for as long as it was down: probes of a server that is
+    not ready are a second apart at least, counted here at a listener that drops each
+    connection."""
+    import socket
+    import threading
+    import time
+
+    from ai_sysadmin.llm.readiness import PROBE_AT_MOST_EVERY_SECONDS
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    probes = 0
+    done = threading.Event()
+
+    def drop_each() -> None:
+        nonlocal probes
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            probes += 1
+            conn.close()
+
+    dropper = threading.Thread(target=drop_each, daemon=True)
+    dropper.start()
+    port = listener.getsockname()[1]
+    settings = Settings(ai_name="hal", state_dir=tmp_path,
+                        llm={"backend": "ollama", "url": f"http://127.0.0.1:{port}",
+                             "model": "m"},
+                        agent={"retry_backoff_seconds": 0.001})
+    readiness = Readiness(settings, logging.getLogger("ai_sysadmin.test_readiness"))
+    window = 3.0
+
+    async def watch_a_while() -> float:
+        async with readiness.watching():
+            while readiness.now.ready is None:  # the first probe, answered "not ready"
+                await asyncio.sleep(0.01)
+            started = time.monotonic()
+            await asyncio.sleep(window)  # the window the probes are counted over
+            return time.monotonic() - started
+
+    try:
+        watched = asyncio.run(asyncio.wait_for(watch_a_while(), 30))
+    finally:
+        done.set()
+        dropper.join(5)
+        listener.close()
+    assert readiness.now.ready is False
+    # the first, then one a second at most (two more for the edges of the window)
+    assert 1 <= probes <= 1 + watched / PROBE_AT_MOST_EVERY_SECONDS + 2, probes

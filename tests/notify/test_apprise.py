@@ -126,3 +126,19 @@ def test_status_says_why_the_apprise_url_file_cannot_be_read(tmp_path: Path, cli
     assert (code, err) == (0, f"{line}\n")
     code, shown, _ = cli("notify", "status", "--json")
     assert json.loads(shown)["problems"] == [line]
+
+
+@pytest.mark.parametrize("first", ["# ours\r\n", ""])
+def test_a_urls_file_saved_with_a_bom_is_read_as_without(tmp_path, endpoint, first) -> None:
+    # Notepad's and PowerShell's UTF-8 begin with a BOM: line 1 was refused as "not an
+    # Apprise URL" (the daemon did not start), whether a comment or a good URL
+    from tests.notify.conftest import apprise_url
+
+    urls = tmp_path / "apprise.urls"
+    urls.write_bytes(b"\xef\xbb\xbf" + f"{first}{apprise_url(endpoint)}\r\n".encode())
+    urls.chmod(0o600)
+    settings = make_settings(tmp_path, apprise_urls_file=urls)
+    notifier = Notifier(settings, IncidentStore(Database(settings.db_path)).db)
+    results = asyncio.run(notifier.send_now(Message("[hal] t", "body line", 8)))
+    assert results == {f"apprise:json://127.0.0.1:{endpoint.port}": None}
+    assert endpoint.titles() == ["[hal] t"]

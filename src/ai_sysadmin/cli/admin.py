@@ -397,7 +397,7 @@ def run(ctx: typer.Context) -> None:
     from ..orchestrator.lock import held_by_this_daemon
     from ..redact import redact
 
-    check_startable(app_state.loaded)
+    check_startable(app_state.loaded, opening=False)  # opened below, each refusal said there
     # before anything is opened or recovered: a second daemon, refused, has touched nothing
     with held_by_this_daemon(settings.state_dir):
         logfiles.configure(settings.log_dir, settings.ai_name, console=True, mask=redact)

@@ -215,15 +215,21 @@ def load_config(path: Path | None) -> LoadedSettings:
     return loaded
 
 
-def check_startable(loaded: LoadedSettings) -> None:
-    """What ``run`` refuses at its start beyond the settings' own rules, each a ConfigError
-    (exit 2, the unit left stopped): checked by ``config show`` and ``config check``, and by
-    the daemon on SIGHUP before it stops to start again on the changed file. The notification
+def check_startable(loaded: LoadedSettings, opening: bool = True) -> None:
+    """What ``run`` refuses at its start beyond the settings' own rules, each an error (exit
+    2, the unit left stopped): checked by ``config show`` and ``config check``, and by the
+    daemon on SIGHUP before it stops to start again on the changed file. The notification
     channels are built (the Apprise URLs file read), and the LLM's key read where the
-    daemon's own worker sends it."""
+    daemon's own worker sends it; a knowledge server's token file every user may read is
+    warned of, as the other credential files are. ``opening``: the state database and the
+    queue are tried too, as the start opens them (a file read-only to the daemon, a Redis
+    password the server refuses), nothing made or changed; ``run`` itself opens them right
+    after, where a refusal that passes (a full disk) exits 75 for its unit to try again."""
     from ..errors import ConfigError
     from ..llm.backends import check_api_key
+    from ..llm.queue import check_opens as queue_opens
     from ..notify.channels import build_channels
+    from ..store.db import check_opens as store_opens
 
     settings = loaded.settings
     if settings.gotify_url and settings.gotify_token_file is None:
@@ -233,6 +239,15 @@ def check_startable(loaded: LoadedSettings) -> None:
     build_channels(settings)
     if settings.agent.investigate and settings.queue.embedded_worker:
         check_api_key(settings.llm)
+    knowledge = settings.knowledge
+    if knowledge.enabled and knowledge.url and knowledge.token_file:
+        from ..knowledge.store import warn_if_token_readable
+
+        warn_if_token_readable(knowledge.token_file)
+    if opening:
+        store_opens(settings.db_path)
+        if settings.agent.investigate:
+            queue_opens(settings)
 
 
 def _check_safety(loaded: LoadedSettings) -> None:

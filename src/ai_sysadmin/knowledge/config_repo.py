@@ -34,6 +34,7 @@ import fcntl
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import pwd
 import re
@@ -234,7 +235,8 @@ def ssh_command(settings: Settings) -> str:
             "-o", f"StrictHostKeyChecking={'accept-new' if ssh.trust_on_first_use else 'yes'}",
             "-o", f"UserKnownHostsFile={known}",
             "-o", f"GlobalKnownHostsFile={GLOBAL_KNOWN_HOSTS}",
-            "-o", f"ConnectTimeout={int(ssh.connect_timeout)}"]
+            # rounded up: ssh takes whole seconds, and 0 (from 0.5) is no timeout at all
+            "-o", f"ConnectTimeout={math.ceil(ssh.connect_timeout)}"]
     if not ssh.use_ssh_config:
         argv += ["-F", "none"]
     for key in ssh.key_files:

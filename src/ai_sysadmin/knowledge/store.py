@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ..config import read_header_secret, validation_problem
+from ..config import read_header_secret, readable_note, validation_problem
 from ..errors import (
     EmbeddingError,
     KnowledgeError,
@@ -119,9 +119,18 @@ class ImportResult:
 
 def _read_token(path: Path) -> str:
     try:
-        return read_header_secret(path, "knowledge.token_file")
+        token = read_header_secret(path, "knowledge.token_file")
     except SecretFileError as exc:
         raise KnowledgeError(f"cannot use {exc}") from None
+    warn_if_token_readable(path)
+    return token
+
+
+def warn_if_token_readable(path: Path) -> None:
+    """Said, not refused, as for the LLM's key and the notification channels' files: a token
+    every user can read is anyone's way into the knowledge server."""
+    if note := readable_note(path, "knowledge.token_file"):
+        log.warning("%s", note, extra={"event": "credential_readable"})
 
 
 def _chroma_settings(**extra: Any) -> Any:

@@ -29,6 +29,10 @@ from .urls import masked_url
 #: how often a worker asks again while the server is ready (each chat says so too): a
 #: server gone quiet is said within this
 RECHECK_READY_SECONDS = 300.0
+#: the shortest wait between probes of a server that is not ready, whatever
+#: ``agent.retry_backoff_seconds`` says: a probe costs the worker 50 to 100 ms of CPU, and a
+#: backoff of a millisecond kept a whole core busy for as long as the server was down
+PROBE_AT_MOST_EVERY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,8 @@ class Readiness:
                 await _within_or_changed(self._changed, RECHECK_READY_SECONDS)
             if not self.now.ready:
                 # a chat's failure is believed a while over a list of models that names it
-                await asyncio.sleep(self.settings.agent.retry_backoff_seconds)
+                await asyncio.sleep(max(PROBE_AT_MOST_EVERY_SECONDS,
+                                        self.settings.agent.retry_backoff_seconds))
 
     def _saw(self, ready: bool, why: str) -> None:
         was = self.now.ready

@@ -510,7 +510,9 @@ def apprise_channels(path: Path, timeout: float) -> list[AppriseChannel]:
         # the daemon's stop) until a writer came
         if not stat.S_ISREG(path.stat().st_mode):
             raise ConfigError(str(path), ["key 'notify.apprise_urls_file': not a regular file"])
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: the BOM an editor (Notepad, PowerShell) saves first is no part of line 1,
+        # as in the config and the token files
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [f"key 'notify.apprise_urls_file': cannot read: "
                                       f"{getattr(exc, 'strerror', None) or exc}"]) from None

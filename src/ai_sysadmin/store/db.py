@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -204,6 +205,64 @@ class Database:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def check_opens(path: Path, migrations: Sequence[str] = MIGRATIONS,
+                what: str = "state database") -> None:
+    """Raise what a service's start would meet opening ``path`` (:class:`Database`): a file
+    or file system read-only to this user, a damaged file, one a newer program migrated.
+    Nothing is made or changed: a file not there yet is judged by the directory it would be
+    made in; one that is, by a write transaction begun and rolled back (a daemon must write
+    its files). For the daemon's SIGHUP check of a changed config: a start that failed here
+    exited 2, which its unit leaves stopped."""
+    if not path.exists():
+        _check_makeable(path, what)
+        return
+    try:
+        # mode=rw: never made here, even if it went away since
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=1,
+                               isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _not_opened(exc, path, what) from exc
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(migrations):
+            schema = "schema" if what == "state database" else f"{what} schema"
+            raise StoreError(_newer(conn, f"{path} has {schema} version", version,
+                                    len(migrations), path))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+            return  # another process writes it now (the daemon itself): not refused
+        raise _not_opened(exc, path, what) from exc
+    finally:
+        conn.close()
+
+
+def _not_opened(exc: sqlite3.Error, path: Path, what: str) -> StoreError:
+    """``exc`` said as :class:`Database` says a file it could not open."""
+    why = refusal(exc)
+    return (StoreError if why is None else StoreRefused)(
+        f"cannot open the {what} {path}: {why or exc}{mending(exc, path)}")
+
+
+def _check_makeable(path: Path, what: str) -> None:
+    """Whether ``path``, not there, can be made where it is named, with the directories above
+    it that are missing: the nearest one there must be a directory this user may write in."""
+    there = path.parent
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        code = errno.ENOTDIR
+    elif os.access(there, os.W_OK | os.X_OK):
+        return
+    else:
+        # access() says EROFS for a read-only mount (ProtectSystem=strict) as for a mode
+        read_only = os.statvfs(there).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+    raise StoreRefused(f"cannot open the {what} {path}: it cannot be made in {there} by this "
+                       f"user (uid {os.geteuid()}): {os.strerror(code)}")
 
 
 def connect(path: Path, *, any_thread: bool = False, durable: bool = True

@@ -47,6 +47,7 @@ __all__ = [
     "Request",
     "RequestQueue",
     "Submitted",
+    "check_opens",
     "describe_queue",
     "open_for_service",
     "open_queue",
@@ -89,16 +90,7 @@ def open_queue(settings: Settings, reach_now: bool = True, service: bool = False
     if scheme == "sqlite":
         from .sqlite import SqliteQueue
 
-        parts = urlsplit(url)
-        if parts.netloc:
-            raise QueueError(
-                f"queue.url {url!r}: a queue file is named by an absolute path, "
-                f"'sqlite:///{parts.netloc}{parts.path}'; 'sqlite://' alone means "
-                "state_dir/queue.db"
-            )
-        path = parts.path
-        return SqliteQueue(Path(path) if path not in ("", "/") else queue_db_path(settings),
-                           lease_seconds=lease, service=service)
+        return SqliteQueue(_named_file(settings), lease_seconds=lease, service=service)
     if scheme in ("redis", "rediss"):
         from .redis_queue import RedisQueue
 
@@ -107,6 +99,43 @@ def open_queue(settings: Settings, reach_now: bool = True, service: bool = False
         f"queue.url {mask_secret_text(url)!r}: unknown scheme {scheme or '(none)'!r}; use "
         "'sqlite://' (a file in state_dir), 'sqlite:///path/queue.db' or 'redis://host:port/db'"
     )
+
+
+def _named_file(settings: Settings) -> Path:
+    """The file a ``sqlite:`` ``queue.url`` names; one that names a host is an error."""
+    url = settings.queue.url
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise QueueError(
+            f"queue.url {url!r}: a queue file is named by an absolute path, "
+            f"'sqlite:///{parts.netloc}{parts.path}'; 'sqlite://' alone means "
+            "state_dir/queue.db"
+        )
+    return Path(parts.path) if parts.path not in ("", "/") else queue_db_path(settings)
+
+
+def check_opens(settings: Settings) -> None:
+    """Raise what :func:`open_for_service` would refuse of ``settings.queue.url``, changing
+    nothing: a queue file read-only to this user or damaged (nothing made where it is not
+    there yet), a Redis server that refuses the login. A server that does not answer is no
+    refusal, as it is none at a start."""
+    if urlsplit(settings.queue.url).scheme.lower() == "sqlite":
+        from ...errors import StoreError
+        from ...store.db import check_opens as file_opens
+        from .sqlite import MIGRATIONS
+
+        try:
+            file_opens(_named_file(settings), MIGRATIONS, "queue")
+        except StoreError as exc:
+            raise QueueError(str(exc)) from exc
+        return
+    queue = open_queue(settings, reach_now=False)
+    try:
+        queue.reach()
+    except QueueUnreachable:
+        pass
+    finally:
+        queue.close()
 
 
 def open_for_service(settings: Settings, waiting: str) -> RequestQueue:
