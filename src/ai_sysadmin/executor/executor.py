@@ -235,7 +235,8 @@ class Judged:
     plan: Plan
     record: dict[str, Any]
     #: why a fact the policy needed could not be read on the host, where the plan is refused
-    #: for want of it (or while it was missing): the refusal may not stand once it answers
+    #: for want of it (or while it was missing): the refusal may not stand once it answers.
+    #: None for a refusal no fact lifts (``Plan.firm``: a protected unit by its name)
     unread: str | None = None
 
 
@@ -446,7 +447,8 @@ class Executor:
             proc = ctx.process.process
             record["process"] = {"pid": proc.pid, "comm": proc.comm, "cgroup": proc.cgroup,
                                  "started": await self._started(host, proc.pid)}
-        unread = ctx.facts_problem if not plan.allowed else None
+        # a refusal the facts would not lift (a protected unit by its name) stays one
+        unread = ctx.facts_problem if not plan.allowed and not plan.firm else None
         return Judged(plan, record, unread)
 
     async def _started(self, host: str, pid: int) -> str | None:

@@ -137,6 +137,10 @@ class Plan:
     verify_unit_ran: str | None = None
     rollback: tuple[tuple[str, ...], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    #: a refusal that holds whatever the host's facts say (the argv, a unit's name, the
+    #: configuration refuse it): a host that did not answer leaves it refused, not waiting
+    #: for a person until it answers
+    firm: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,9 +188,9 @@ class CommandParams(_Params):
     argv: list[str] = Field(min_length=1, max_length=32)
 
 
-def _refuse(kind: str, reason: str, subject: str = "", params: dict[str, Any] | None = None
-            ) -> Plan:
-    return Plan(kind, False, reason, "high", subject, params=params or {})
+def _refuse(kind: str, reason: str, subject: str = "", params: dict[str, Any] | None = None,
+            *, firm: bool = False) -> Plan:
+    return Plan(kind, False, reason, "high", subject, params=params or {}, firm=firm)
 
 
 def _is_nixos(ctx: PlanContext) -> bool:
@@ -204,9 +208,13 @@ def _this_os(ctx: PlanContext) -> str:
 
 def judge_unit_on_host(verb: str, unit: str, ctx: PlanContext) -> tuple[str, Verdict]:
     """The unit's canonical name and the verdict on ``systemctl VERB`` from the host's facts;
-    facts that could not be read leave a start, restart or stop to a person."""
+    facts that could not be read leave a start, restart or stop to a person, apart from a
+    stop of a unit protected by its name, refused whatever the host says."""
     facts = ctx.units.get(unit)
     if facts is None:
+        if verb in STOPPING_VERBS and (why := protected_reason(unit, ctx.protected)):
+            return unit, Verdict(f"{unit} is protected: {why}: never stopped, masked, "
+                                 "disabled or killed by automation", firm=True)
         if verb in STOPPING_VERBS:
             return unit, Verdict(f"what {unit} is could not be read on the host (an alias of "
                                  "a protected unit?): not stopped without knowing")
@@ -228,11 +236,13 @@ def _unit_action(verb: str, verify_active: bool) -> Callable[[UnitParams, PlanCo
         kind = f"{verb.replace('-', '_')}_unit"
         unit = normalise_unit(p.unit)
         if unit is None:
-            return _refuse(kind, f"{p.unit!r} is not a valid systemd unit name", p.unit)
+            return _refuse(kind, f"{p.unit!r} is not a valid systemd unit name", p.unit,
+                           firm=True)
         # the canonical name is what runs: the name judged is the name started
         canonical, verdict = judge_unit_on_host(verb, unit, ctx)
         if verdict.refused:
-            return _refuse(kind, verdict.refused, canonical, {"unit": unit})
+            return _refuse(kind, verdict.refused, canonical, {"unit": unit},
+                           firm=verdict.firm)
         if not verify_active and (needed := needed_running(ctx.units.get(unit))):
             return _reset_and_start(p, ctx, needed)
         person = list(verdict.person)
@@ -267,7 +277,7 @@ def _reset_and_start(p: UnitParams, ctx: PlanContext, needed: str) -> Plan:
         return _refuse("reset_failed_unit", f"a reset-failed of {start.subject or p.unit} "
                        f"must start it too ({needed}), and that start is refused: "
                        f"{start.reason}",
-                       start.subject, start.params)
+                       start.subject, start.params, firm=start.firm)
     unit = start.subject
     # the start's own words name the unit as asked and as it runs, and who must decide
     started, person = start.reason.partition("; needs a person: ")[::2]
@@ -457,16 +467,17 @@ def _not_the_incidents(subject: str, rules: frozenset[str], ctx: PlanContext,
 def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
     path = posixpath.normpath(p.path)
     if not p.path.startswith("/") or ".." in p.path.split("/") or "\x00" in p.path:
-        return _refuse("clean_directory", f"{p.path!r} is not a plain absolute path", p.path)
+        return _refuse("clean_directory", f"{p.path!r} is not a plain absolute path", p.path,
+                       firm=True)
     inside = [c for c in ctx.clean_paths if path == c or path.startswith(c.rstrip("/") + "/")]
     if not inside:
         return _refuse("clean_directory", f"{path} is outside the configured cache/tmp paths "
-                       f"({', '.join(ctx.clean_paths) or 'none'})", path)
+                       f"({', '.join(ctx.clean_paths) or 'none'})", path, firm=True)
     try:
         # no host check before it: the script judges the directory it deletes in, on the host
         argv = clean_argv(path, p.older_than_days, ctx.clean_paths)
     except CleanArgumentError as exc:
-        return _refuse("clean_directory", str(exc), path)
+        return _refuse("clean_directory", str(exc), path, firm=True)
     risk: Risk = "medium"
     reason = (f"delete files neither modified nor read for {p.older_than_days} days in {path} "
               "(not in mounts or services' private /tmp there)")
@@ -487,8 +498,9 @@ def _clean(p: CleanParams, ctx: PlanContext) -> Plan:
 def _command(p: CommandParams, ctx: PlanContext) -> Plan:
     decision = check_command(p.argv, "remediate", ctx.protected)
     if not decision.allowed:
+        # refused on the argv alone (a protected unit by its name among them)
         return _refuse("run_command", decision.reason, redact_cut(" ".join(p.argv), 200),
-                       {"argv": p.argv})
+                       {"argv": p.argv}, firm=True)
     if decision.risk == "none":
         # a fix runs as root: a read run so opens what the reading identity may not (df and
         # mdadm open their operands, a watchdog's device arms on open) and shows what it
@@ -496,23 +508,24 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
         return _refuse("run_command", f"{decision.reason}: it changes nothing, so it is no "
                        "fix; reads are the investigation's (run_readonly), as the reading "
                        "identity, not root", redact_cut(" ".join(p.argv), 200),
-                       {"argv": p.argv})
+                       {"argv": p.argv}, firm=True)
     target = systemctl_target(p.argv)
     if target is None and p.argv[0] == "systemctl" and decision.risk != "none" \
             and systemctl_operands(list(p.argv[1:])) != ["reboot"]:
         # a change to a unit whose facts cannot be read is never judged on a name alone
         return _refuse("run_command", "cannot tell which unit this systemctl command "
                        "changes, so its facts cannot be checked", redact_cut(" ".join(p.argv), 200),
-                       {"argv": p.argv})
+                       {"argv": p.argv}, firm=True)
     person: tuple[str, ...] = ()
     refused: str | None = None
+    firm = False
     what = decision.reason
     if target is not None:
         verb, unit = target
         _, verdict = judge_unit_on_host(verb, unit, ctx)
-        refused, person = verdict.refused, verdict.person
+        refused, person, firm = verdict.refused, verdict.person, verdict.firm
         if verb == "disable" and not refused:
-            refused, also = _disabled_too(unit, ctx)
+            refused, also, firm = _disabled_too(unit, ctx)
             person = (*also, *person)
     elif (pid := kill_pid(p.argv)) is not None:
         # the same process the same way as kill_process: a PID is no less protected here,
@@ -520,7 +533,8 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
         refused, where, person = _judge_kill(pid, ctx)
         what += f": {where}" if where else ""
     if refused:
-        return _refuse("run_command", refused, redact_cut(" ".join(p.argv), 200), {"argv": p.argv})
+        return _refuse("run_command", refused, redact_cut(" ".join(p.argv), 200),
+                       {"argv": p.argv}, firm=firm)
     reason = f"run {redact_cut(' '.join(p.argv), 200)} ({what})"
     if person:
         reason += f"; a person weighs: {'; '.join(person)}"
@@ -529,24 +543,26 @@ def _command(p: CommandParams, ctx: PlanContext) -> Plan:
                 (tuple(p.argv),), params={"argv": p.argv})
 
 
-def _disabled_too(unit: str, ctx: PlanContext) -> tuple[str | None, tuple[str, ...]]:
-    """(why never, what the person is shown) for the units ``systemctl disable UNIT``
-    disables with it: those its [Install] Also= names, and theirs. Each is judged as if it
-    were disabled itself (a protected one refuses the whole disable), and each is named."""
+def _disabled_too(unit: str, ctx: PlanContext
+                  ) -> tuple[str | None, tuple[str, ...], bool]:
+    """(why never, what the person is shown, whether the refusal holds whatever the host
+    says) for the units ``systemctl disable UNIT`` disables with it: those its [Install]
+    Also= names, and theirs. Each is judged as if it were disabled itself (a protected one
+    refuses the whole disable), and each is named."""
     if ctx.also is None:
         why = ctx.also_problem or ctx.facts_problem
         return (f"which units a disable of {unit} disables too (its [Install] Also=) could "
                 f"not be read {f'({redact_cut(why, 160)})' if why else '(no host was asked)'}"
                 ": a protected one among them is never disabled, so none is without knowing",
-                ())
+                (), False)
     person: list[str] = []
     for other, named_by in ctx.also:
         how = f"disabling {unit} also disables {other} (Also={other} in {named_by})"
         _, verdict = judge_unit_on_host("disable", other, ctx)
         if verdict.refused:
-            return f"{how}: {verdict.refused}", ()
+            return f"{how}: {verdict.refused}", (), verdict.firm
         person += [how, *(f"{how}: {p}" for p in verdict.person)]
-    return None, tuple(person)
+    return None, tuple(person), False
 
 
 def systemctl_target(argv: list[str] | tuple[str, ...]) -> tuple[str, str] | None:
@@ -670,10 +686,11 @@ def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
     """The policy's plan for one proposed action; refused plans say why."""
     spec = CATALOG.get(kind)
     if spec is None:
-        return _refuse(kind, f"unknown action {kind!r}; actions: {', '.join(sorted(CATALOG))}")
+        return _refuse(kind, f"unknown action {kind!r}; actions: {', '.join(sorted(CATALOG))}",
+                       firm=True)
     checked, problems = checked_parameters(kind, params)
     if problems is not None:
-        return _refuse(kind, f"invalid parameters: {problems}", params=params)
+        return _refuse(kind, f"invalid parameters: {problems}", params=params, firm=True)
     plan = spec.plan(checked, ctx)
     if not plan.allowed or kind in _GUARDS_ITS_OWN_COMMAND:
         return plan
@@ -683,7 +700,7 @@ def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:
     for argv in plan.commands:
         decision = check_command(list(argv), "remediate", ctx.protected)
         if not decision.allowed:
-            return _refuse(kind, decision.reason, plan.subject, plan.params)
+            return _refuse(kind, decision.reason, plan.subject, plan.params, firm=True)
         if riskier(decision.risk, risk):
             risk, raised = decision.risk, [*raised, decision.reason]  # type: ignore[assignment]
     if not raised:

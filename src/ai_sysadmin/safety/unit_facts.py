@@ -345,6 +345,8 @@ class Verdict:
 
     refused: str | None = None
     person: tuple[str, ...] = ()
+    #: refused by the unit's name alone: no fact the host gives later lifts it
+    firm: bool = False
 
 
 def _matches(names: Iterable[str], globs: Iterable[str]) -> str | None:
