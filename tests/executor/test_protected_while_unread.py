@@ -52,6 +52,10 @@ def test_a_stop_of_a_protected_unit_is_refused_while_the_host_cannot_describe_it
     other = asyncio.run(executor.propose(
         host, "run_command", {"argv": ["systemctl", "stop", "foo.service"]}))
     assert other.state == "pending" and "until the host answers" in other.reason
+    # a yes while the host still cannot say runs nothing and leaves it for another yes
+    again = asyncio.run(executor.approve(other.id, "alice"))
+    assert again.state == "pending" and "it can be approved again" in again.reason
+    assert again.started_at is None
 
 
 def test_policy_check_says_refused_for_a_protected_unit_the_host_cannot_describe(
