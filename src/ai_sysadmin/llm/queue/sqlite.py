@@ -99,6 +99,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE workers ADD COLUMN says TEXT NOT NULL DEFAULT '';
     """,
+    # 6: whether the lease is a private worker's, which runs in its asker's process
+    """
+    ALTER TABLE requests ADD COLUMN private_lease INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _COLUMNS = (
@@ -371,11 +375,13 @@ class SqliteQueue(LeasedQueue):
             self._requeue_expired(conn, now)
             row = conn.execute(
                 "UPDATE requests SET state = 'in_flight', worker = ?, lease_until = ?, "
-                "lease_boot = ?, lease_mono = ?, started_at = ?, attempts = attempts + 1 "
+                "lease_boot = ?, lease_mono = ?, started_at = ?, attempts = attempts + 1, "
+                "private_lease = ? "
                 f"WHERE id = (SELECT id FROM requests WHERE state = 'pending'{among} "
                 "ORDER BY priority, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (worker, *now.lease(self.lease_seconds), now.wall, *ids),
+                (worker, *now.lease(self.lease_seconds), now.wall, int(only is not None),
+                 *ids),
             ).fetchone()
         if row is None:
             return None
@@ -424,10 +430,19 @@ class SqliteQueue(LeasedQueue):
     def _requeue_expired(self, conn: sqlite3.Connection, now: _Now) -> None:
         expired, over = now.expired()
         for row in conn.execute(
-            f"SELECT id, attempts, worker FROM requests WHERE state = 'in_flight' AND {expired}",
+            "SELECT id, attempts, worker, private_lease, joined FROM requests "
+            f"WHERE state = 'in_flight' AND {expired}",
             over,
         ).fetchall():
-            if row["attempts"] >= self.max_attempts:
+            if row["private_lease"] and not row["joined"]:
+                # its worker ran in the asker's process, which stopped (`ask` killed): back
+                # in the queue, it was answered later for nobody, ahead of the daemon's work
+                log.warning("LLM request %s: lease of worker %s, in the process that asked "
+                            "it, expired; withdrawn", row["id"], row["worker"])
+                conn.execute(
+                    "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
+                    "lease_until = NULL, lease_boot = NULL WHERE id = ?", (now.wall, row["id"]))
+            elif row["attempts"] >= self.max_attempts:
                 conn.execute(
                     "UPDATE requests SET state = 'failed', error = ?, finished_at = ?, "
                     "lease_until = NULL, lease_boot = NULL WHERE id = ?",
