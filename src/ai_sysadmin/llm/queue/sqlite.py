@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import StoreError
+from ...errors import StoreError, StoreRefused
 from ...store.actions import boot_id
 from ...store.db import Database
 from ..types import Priority
@@ -46,6 +46,9 @@ from .base import (
 )
 from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue, Notice
 
+#: how long opening the queue waits for another process's write lock before it leaves its
+#: clean-up to a later write
+TIDY_WAIT = 1.0
 #: how often an idle worker looks whether another process committed to the queue file
 NOTICE_POLL = 0.02
 
@@ -171,8 +174,22 @@ class SqliteQueue(LeasedQueue):
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
         self._pruned_at = 0.0
-        with self._tx("clean up") as conn:
-            self._prune(conn)
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Prune at opening, left to a later write (``complete``) where another process holds
+        the file's write lock more than a moment (a backup, a sqlite3 shell, a stopped
+        process) or the file is read-only to this user: `queue`, and each `ask` or `chat`
+        turn, waited the busy timeout (30 s) for it and then failed, where the reads alone
+        would have done."""
+        try:
+            with self.db.waiting_at_most(TIDY_WAIT), self._tx("clean up") as conn:
+                self._prune(conn)
+        except QueueError as exc:
+            if not isinstance(exc.__cause__, StoreRefused):
+                raise
+            self._pruned_at = 0.0
+            log.debug("the queue's clean-up at opening skipped: %s", exc)
 
     #: how often finished requests past their retention are deleted, besides at opening: a
     #: daemon holds its queue open for months, and each request keeps its whole conversation
