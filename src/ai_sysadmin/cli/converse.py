@@ -39,7 +39,8 @@ def llm_status(
 ) -> None:
     """Does the LLM server answer, and is the configured model there? Also what the queue's
     workers, which answer questions and investigations, say of the LLM they serve: where
-    they say, their word decides. Exit 0 yes, 1 no."""
+    they say, their word decides; a queue that cannot be reached answers nothing. Exit 0
+    yes, 1 no."""
     from .talk import run_llm_status
 
     raise typer.Exit(run_llm_status(state(ctx).settings, as_json))

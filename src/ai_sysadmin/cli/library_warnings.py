@@ -36,6 +36,8 @@ TOLD = frozenset({
     "notify_misconfigured",   # notifications wait in the outbox until a setting is mended
     "worker_gone",            # the LLM worker a conversation relied on stopped: it answers
                               # its own requests from then on
+    "withdraw_failed",        # a question given up (Ctrl-C, a timeout) could not be taken
+                              # out of an unreachable queue: it may be answered for nobody
 })
 
 #: what a command says itself, in its own words (or, for ``eval``, its table: the records

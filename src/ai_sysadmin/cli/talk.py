@@ -653,7 +653,9 @@ def run_chat(app_state: AppState) -> None:
 def run_llm_status(settings: Settings, as_json: bool) -> int:
     """Print the backend's status, and what the queue's workers say of the LLM they serve;
     the exit code: 0 ready, 1 not. Where workers say, their word decides: they answer the
-    questions and investigations."""
+    questions and investigations. A queue that cannot be read answers nothing, whatever the
+    server says: every question and investigation goes through it (it said ready, exit 0,
+    while `ask` failed)."""
     workers, unread = workers_word(settings)
     word = ready_or_not(workers)
     try:
@@ -665,7 +667,7 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
         st = BackendStatus(settings.llm.backend, masked_url(settings.llm.url.rstrip("/")),
                            settings.llm.model, False, False, f"not asked: {exc}")
     here = st.reachable and st.model_present
-    ready = bool(word.ready) if word is not None else here
+    ready = unread is None and (bool(word.ready) if word is not None else here)
     if as_json:
         print_json({"backend": st.backend, "url": st.url, "model": st.model,
                     "reachable": st.reachable, "model_present": st.model_present,
@@ -688,7 +690,10 @@ def run_llm_status(settings: Settings, as_json: bool) -> int:
         if st.models:
             out.print(strip_control("models: " + ", ".join(st.models[:20])), markup=False)
         print_workers(workers, unread)
-        if word is not None:  # their word decides, whatever this machine's server says
+        if unread is not None:
+            out.print("questions and investigations: [red]not answered now[/red]: the queue "
+                      "they go through cannot be reached", markup=True)
+        elif word is not None:  # their word decides, whatever this machine's server says
             out.print("questions and investigations: " + (
                 "[green]answered[/green], by a worker whose LLM is ready" if ready else
                 "[red]not answered now[/red]: no worker's LLM is ready"), markup=True)

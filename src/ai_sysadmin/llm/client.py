@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Callable
 
 from ..errors import NotFoundError
@@ -81,6 +82,8 @@ def _abandon_when_back(queue: RequestQueue, request_id: str) -> None:
     task.add_done_callback(_LATE.discard)
 
 
+log = logging.getLogger("ai_sysadmin.service")
+
 #: how long a request waits for a worker before its caller is told (``on_queued``): one
 #: taken at once is answered with nothing said
 QUEUED_NOTE_SECONDS = 2.0
@@ -156,8 +159,16 @@ class QueuedLLM:
             # slow LLM is not given every retry's request on top; one that another caller
             # joined stays for that caller
             if not submitted.coalesced:
-                with contextlib.suppress(LLMError, NotFoundError):
+                try:
                     await asyncio.shield(queue.call(queue.abandon, submitted.request_id))
+                except QueueUnreachable as exc:
+                    # dropped unsaid, it was answered once the queue was back, for nobody
+                    log.warning("the LLM request %s could not be withdrawn (%s): a worker "
+                                "may still answer it once the queue is back",
+                                submitted.request_id, exc, extra={"event": "withdraw_failed"})
+                    _abandon_when_back(queue, submitted.request_id)
+                except (LLMError, NotFoundError):
+                    pass
             raise
         if request.state == "done" and request.result is not None:
             return chat_result(request.result)

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 
 from ..aio import settle
 from ..config import Settings
+from ..errors import ConfigError
 from ..llm.client import QueuedLLM
-from ..llm.handlers import build_handler
+from ..llm.handlers import Handler, build_handler
 from ..llm.queue import QueueError, RequestQueue, open_queue
 from ..llm.queue.base import WORKER_SILENCE_SECONDS
 from ..llm.types import Priority
@@ -44,7 +45,16 @@ async def llm_session(
     llm = QueuedLLM(queue, priority, coalesce_key=coalesce_key,
                     timeout=settings.queue.wait_timeout)
     relied = await queue.call(queue.live_workers) > 0
-    own_worker = asyncio.create_task(_serve_own(queue, settings, llm, stop, relied))
+    try:
+        # made here, not in the worker's task: an unusable llm.api_key_file killed that task
+        # unseen, and `ask` waited the whole queue.wait_timeout, then blamed a missing worker
+        handler: Handler | ConfigError = build_handler(settings)
+    except ConfigError as exc:
+        if not relied:
+            queue.close()
+            raise
+        handler = exc  # the worker it relies on answers with its own settings
+    own_worker = asyncio.create_task(_serve_own(queue, settings, llm, stop, relied, handler))
     try:
         yield llm
     except asyncio.CancelledError:
@@ -61,17 +71,26 @@ async def llm_session(
 
 
 async def _serve_own(queue: RequestQueue, settings: Settings, llm: QueuedLLM,
-                     stop: asyncio.Event, relied: bool) -> None:
+                     stop: asyncio.Event, relied: bool, handler: Handler | ConfigError
+                     ) -> None:
     """Serve the session's own requests until ``stop``: at once, or, where a worker served
-    the queue when it began (``relied``), from the moment none does."""
+    the queue when it began (``relied``), from the moment none does. ``handler``: the
+    error that this machine's llm settings gave instead, where it relied on a worker."""
     if relied:
         if not await _until_unserved(queue, stop):
+            return
+        if isinstance(handler, ConfigError):
+            log.error("the LLM worker serving the queue stopped (none announced itself for "
+                      "%g s), and %s cannot answer this conversation's requests itself: %s",
+                      WORKER_SILENCE_SECONDS, settings.ai_name, handler,
+                      extra={"event": "worker_gone"})
             return
         log.warning("the LLM worker serving the queue stopped (none announced itself for "
                     "%g s): %s answers this conversation's requests itself from now on",
                     WORKER_SILENCE_SECONDS, settings.ai_name, extra={"event": "worker_gone"})
+    assert not isinstance(handler, ConfigError)  # raised by llm_session where not relied
     await queue.serve(
-        build_handler(settings), concurrency=settings.queue.concurrency,
+        handler, concurrency=settings.queue.concurrency,
         worker_name=f"{socket.gethostname()}-session-{os.getpid()}", stop=stop,
         only=llm.request_ids)
 

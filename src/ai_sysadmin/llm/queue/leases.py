@@ -40,6 +40,10 @@ SAID_MAX = 16
 #: took an investigation's step meanwhile kept the person waiting for all of that step
 LINGER_SECONDS = 2.0
 
+#: how often a worker looks whether the request it answers was cancelled by another process
+#: (one row's state by its key, or one hash field: cheap on SQLite and on Redis)
+CANCEL_POLL = 0.5
+
 #: waits until another process may have added work (returns early or after a while)
 Notice = Callable[[], Awaitable[object]]
 
@@ -197,28 +201,32 @@ class LeasedQueue(RequestQueue):
         lost. A change to the queue in this process (:meth:`_wake`: a caller here cancelled
         the request, e.g. `ask` stopped by Ctrl-C) is looked at at once, not at the next
         renewal: the caller's process waits for its own worker, and the LLM's slot is free
-        again."""
+        again. A cancellation by another process (the worker is the daemon's, or `ai-sysadmin
+        worker`) is seen within :data:`CANCEL_POLL`: found only at the next renewal, the LLM
+        answered a withdrawn question for up to 20 s while the next one waited."""
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()
         waker = (loop, changed)
         self._register(waker)
         try:
             renew_at = loop.time() + self.lease_seconds / 3
+            look_at = loop.time() + CANCEL_POLL
             while True:
                 woken = asyncio.create_task(changed.wait())
                 try:
-                    done, _ = await asyncio.wait({work, woken},
-                                                 timeout=max(renew_at - loop.time(), 0.0),
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        {work, woken}, timeout=max(min(renew_at, look_at) - loop.time(), 0.0),
+                        return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     # not awaited: a cancellation of this task landing there would be lost
                     woken.cancel()
                 if work in done:
                     return True
-                if changed.is_set():
+                if changed.is_set() or loop.time() < renew_at:
                     changed.clear()  # before the look: a change during it wakes again
                     if await self._ended(claim.request.id):
                         return False
+                    look_at = loop.time() + CANCEL_POLL
                     continue
                 if not await self._step(self.renew, claim, default=True):
                     return False

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import StoreError
+from ...errors import StoreError, StoreRefused
 from ...store.actions import boot_id
 from ...store.db import Database
 from ..types import Priority
@@ -46,6 +46,9 @@ from .base import (
 )
 from .leases import WORKER_SILENCE_SECONDS, Claim, LeasedQueue, Notice
 
+#: how long opening the queue waits for another process's write lock before it leaves its
+#: clean-up to a later write
+TIDY_WAIT = 1.0
 #: how often an idle worker looks whether another process committed to the queue file
 NOTICE_POLL = 0.02
 
@@ -98,6 +101,10 @@ MIGRATIONS: tuple[str, ...] = (
     # 5: what a worker says of itself (the LLM it serves, whether that answers)
     """
     ALTER TABLE workers ADD COLUMN says TEXT NOT NULL DEFAULT '';
+    """,
+    # 6: whether the lease is a private worker's, which runs in its asker's process
+    """
+    ALTER TABLE requests ADD COLUMN private_lease INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
@@ -167,8 +174,22 @@ class SqliteQueue(LeasedQueue):
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
         self._pruned_at = 0.0
-        with self._tx("clean up") as conn:
-            self._prune(conn)
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Prune at opening, left to a later write (``complete``) where another process holds
+        the file's write lock more than a moment (a backup, a sqlite3 shell, a stopped
+        process) or the file is read-only to this user: `queue`, and each `ask` or `chat`
+        turn, waited the busy timeout (30 s) for it and then failed, where the reads alone
+        would have done."""
+        try:
+            with self.db.waiting_at_most(TIDY_WAIT), self._tx("clean up") as conn:
+                self._prune(conn)
+        except QueueError as exc:
+            if not isinstance(exc.__cause__, StoreRefused):
+                raise
+            self._pruned_at = 0.0
+            log.debug("the queue's clean-up at opening skipped: %s", exc)
 
     #: how often finished requests past their retention are deleted, besides at opening: a
     #: daemon holds its queue open for months, and each request keeps its whole conversation
@@ -371,11 +392,13 @@ class SqliteQueue(LeasedQueue):
             self._requeue_expired(conn, now)
             row = conn.execute(
                 "UPDATE requests SET state = 'in_flight', worker = ?, lease_until = ?, "
-                "lease_boot = ?, lease_mono = ?, started_at = ?, attempts = attempts + 1 "
+                "lease_boot = ?, lease_mono = ?, started_at = ?, attempts = attempts + 1, "
+                "private_lease = ? "
                 f"WHERE id = (SELECT id FROM requests WHERE state = 'pending'{among} "
                 "ORDER BY priority, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (worker, *now.lease(self.lease_seconds), now.wall, *ids),
+                (worker, *now.lease(self.lease_seconds), now.wall, int(only is not None),
+                 *ids),
             ).fetchone()
         if row is None:
             return None
@@ -424,10 +447,19 @@ class SqliteQueue(LeasedQueue):
     def _requeue_expired(self, conn: sqlite3.Connection, now: _Now) -> None:
         expired, over = now.expired()
         for row in conn.execute(
-            f"SELECT id, attempts, worker FROM requests WHERE state = 'in_flight' AND {expired}",
+            "SELECT id, attempts, worker, private_lease, joined FROM requests "
+            f"WHERE state = 'in_flight' AND {expired}",
             over,
         ).fetchall():
-            if row["attempts"] >= self.max_attempts:
+            if row["private_lease"] and not row["joined"]:
+                # its worker ran in the asker's process, which stopped (`ask` killed): back
+                # in the queue, it was answered later for nobody, ahead of the daemon's work
+                log.warning("LLM request %s: lease of worker %s, in the process that asked "
+                            "it, expired; withdrawn", row["id"], row["worker"])
+                conn.execute(
+                    "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
+                    "lease_until = NULL, lease_boot = NULL WHERE id = ?", (now.wall, row["id"]))
+            elif row["attempts"] >= self.max_attempts:
                 conn.execute(
                     "UPDATE requests SET state = 'failed', error = ?, finished_at = ?, "
                     "lease_until = NULL, lease_boot = NULL WHERE id = ?",
