@@ -149,7 +149,8 @@ def test_a_fix_whose_approve_was_killed_while_verifying_says_its_commands_ran(
     assert ended.state == "failed" and ended.reason.startswith("its commands ran"), ended.reason
     assert (ended.result or {})["commands"][0]["returncode"] == 0
     assert str((ended.result or {})["verification"]).startswith("cut off")
-    assert "escalated" not in _told(store, action.id)
+    # nobody is paged "fix failed ... a person must look" of a fix that may well have held
+    assert _told(store, action.id) == ["approval"]
     assert not [e for e in store.audit_log(100) if e["action"] == "escalated"]
 
 
@@ -189,4 +190,8 @@ def test_an_incidents_fix_killed_while_verifying_is_investigated_again(
     assert store.get(incident, history=0).state == "open"
     assert [i.id for i in store.investigation_due()] == [incident]
     assert not [e for e in store.audit_log(100) if e["action"] == "escalated"]
+    assert "failed" not in _told(store, action.id)
     assert actions.recent_attempts(host, "vacuum_journal", ended.subject, started - 1) == 1
+    # it held: the next check resolves its incident, and the person paged of it hears so
+    store.record_check(host, [], {"disk_space"})
+    assert store.get(incident, history=0).state == "resolved"

@@ -738,6 +738,11 @@ class Executor:
             by = f"the approval by {action.decided_by}" if action.decided_by else "its run"
             self._back_to_person(action, f"{by} was cut off ({why}) before anything ran; it "
                                  "can be approved again")
+        elif action.state == "executing" and self.actions.verified_end(
+                action_id, f"stopped before its end was recorded ({why})"):
+            # its verification had found it fixed (a stop just after it, while its incident
+            # was checked): "verification cut off" lost a fix that worked, and its "fixed"
+            pass
         elif action.state == "executing" and stopped and (action.result or {}).get("commands"):
             # it ran; only its verification was stopped (a stop, an upgrade): the incident's
             # own checks tell whether it held, as for any other change on the host, and a
@@ -1212,14 +1217,19 @@ class Executor:
         for action_id, kept in self._unended.items():
             action = self.actions.get(action_id)
             # that its commands ran is on record where the store took that write (recover)
-            how = ("its commands having run and its verification cut off (it does not run "
-                   "again); its incident is investigated again" if action.ran_at is not None
-                   else "its process having ended without recording its end (it does not run "
-                   f"again); a person must check {action.host}")
+            verified = (action.result or {}).get("verification")
+            held = bool(verified) and verified != "running"
+            what = ("its commands ran, each to exit 0, and its verification found it fixed"
+                    if held else kept.what)
+            how = ("succeeded" if held else
+                   "failed, its commands having run and its verification cut off (it does not "
+                   "run again); its incident is investigated again" if action.ran_at is not None
+                   else "failed, its process having ended without recording its end (it does "
+                   f"not run again); a person must check {action.host}")
             lost.append(f"action {action_id} on {action.host} ({action.kind} "
-                        f"{action.subject}): {kept.what}; its end is not recorded (the state "
+                        f"{action.subject}): {what}; its end is not recorded (the state "
                         f"database refused it) and this stop loses it: the next start ends it "
-                        f"as failed, {how}")
+                        f"as {how}")
             log.error("%s", lost[-1], extra={"action": action_id, "event": "outcome_lost",
                                              "incident": action.incident_id})
         for action_id in self._unstarted:

@@ -518,16 +518,34 @@ class ActionStore:
                 failed.append(action_id)
                 self._audit(conn, "executor", "action.failed", action_id,
                             f"{why.partition(ENDED)[0]}{ENDED}; not retried")
-                note_action(conn, action_id, "failed", why)
+                if verified != "running":
+                    # one that ran is told by what follows: the all-clear of its incident
+                    # where it held, the next fix's outcome where not ("fix failed ... a
+                    # person must look" paged a person of a fix that had worked)
+                    note_action(conn, action_id, "failed", why)
         return failed
 
-    def _interrupted_verified(self, conn: Any, action_id: int, verified: str) -> None:
-        why = f"{verified} (verified; {ENDED})"
+    def verified_end(self, action_id: int, why: str) -> bool:
+        """An executing action whose verification found it fixed (:meth:`verified`) ends as
+        succeeded, where the process that ran it stops before recording its end (``why``);
+        False where it was not so (another process ended it)."""
+        action = self.get(action_id)
+        verified = (action.result or {}).get("verification")
+        if action.state != "executing" or not verified or verified == "running":
+            return False
+        with self.db.transaction() as conn:
+            return self._interrupted_verified(conn, action_id, str(verified), why)
+
+    def _interrupted_verified(self, conn: Any, action_id: int, verified: str,
+                              ended: str = ENDED) -> bool:
+        why = f"{verified} (verified; {ended})"
         cur = conn.execute("UPDATE actions SET state='succeeded', finished_at=?, reason=? "
                            "WHERE id=? AND state='executing'", (time.time(), why, action_id))
-        if cur.rowcount == 1:
-            self._audit(conn, "executor", "action.succeeded", action_id, why)
-            note_action(conn, action_id, "succeeded", why)
+        if cur.rowcount != 1:
+            return False
+        self._audit(conn, "executor", "action.succeeded", action_id, why)
+        note_action(conn, action_id, "succeeded", why)
+        return True
 
     def fixes_since(self, host: str, since: float) -> dict[tuple[str, str], float]:
         """(rule, subject) of ``host``'s incidents -> when a fix of it last ran, of the fixes
