@@ -13,19 +13,11 @@ from ai_sysadmin.hosts.transport import LocalTransport
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.orchestrator.checker import HostChecker
 from ai_sysadmin.store import Database, IncidentStore
+from tests.support.machine import QUIET_THRESHOLDS
 
 #: levels no busy machine reaches: what the check finds of the machine running the suite is
 #: no matter here
-QUIET = """
-ai_name = "hal"
-[thresholds]
-load_per_core_warn = 100000
-load_per_core_critical = 100000
-memory_available_warn_percent = 0
-memory_available_critical_percent = 0
-memory_psi_some_avg60 = 100
-swap_thrash_pages_per_second = 1e12
-"""
+QUIET = 'ai_name = "hal"\n' + QUIET_THRESHOLDS
 
 #: what the daemon's interval checks found on this host: a hog measured over minutes, and
 #: swap thrashing measured from the look before

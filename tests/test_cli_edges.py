@@ -20,6 +20,7 @@ from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import Snapshot
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.conftest import BIN, run_program
+from tests.support.machine import QUIET_THRESHOLDS
 
 _LOADED = ("import sys; from ai_sysadmin.cli.main import main; main({args!r}); "
            "print(' '.join(sorted(m for m in sys.modules if m.startswith('ai_sysadmin'))))")
@@ -179,14 +180,7 @@ ps = "/nonexistent/ps"
 systemctl = "/nonexistent/systemctl"
 journalctl = "/nonexistent/journalctl"
 coredumpctl = "/nonexistent/coredumpctl"
-[thresholds]
-load_per_core_warn = 100000
-load_per_core_critical = 100000
-memory_available_warn_percent = 0
-memory_available_critical_percent = 0
-memory_psi_some_avg60 = 100
-swap_thrash_pages_per_second = 1e12
-"""
+""" + QUIET_THRESHOLDS
 
 
 def test_a_check_of_a_host_not_fully_collected_is_not_healthy(cli, config_file) -> None:

@@ -7,7 +7,6 @@ real queue (SQLite and a real redis-server), a scripted model over real HTTP."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.llm.handlers import chat_payload
 from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.llm.types import Message, Priority
-from tests.conftest import BIN
 from tests.queue.conftest import backend, queue_url, redis_server, redis_url  # noqa: F401
+from tests.queue.worker_cli import worker_process
 from tests.support.polling import poll_until
 from tests.support.scripted_model import ScriptedModel, delay, say
 
@@ -26,18 +25,6 @@ LEASE = 900.0
 #: how long the next question may wait: far less than a renewal, far more than an answer
 WAIT = 120.0
 
-
-def _worker(tmp_path: Path, settings: Settings) -> subprocess.Popen[bytes]:
-    config = tmp_path / "config.toml"
-    config.write_text(f'ai_name = "hal"\n[queue]\nurl = "{settings.queue.url}"\n'
-                      f'lease_seconds = {settings.queue.lease_seconds}\n'
-                      f'[llm]\nbackend = "openai"\nurl = "{settings.llm.url}"\n'
-                      f'model = "scripted"\ntimeout = {LEASE}\n')
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
-           "AI_SYSADMIN_STATE_DIR": str(settings.state_dir)}
-    with (tmp_path / "worker.stderr").open("wb") as stderr:
-        return subprocess.Popen([str(BIN), "worker"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=stderr)
 
 
 def _asked(question: str) -> dict[str, object]:
@@ -52,7 +39,7 @@ def test_a_question_withdrawn_in_another_process_frees_the_worker(
                             llm={"backend": "openai", "url": model.url, "model": "scripted"},
                             queue={"url": queue_url, "lease_seconds": LEASE})
         queue = open_queue(settings)
-        worker = _worker(tmp_path, settings)
+        worker = worker_process(tmp_path, settings, LEASE)
         try:
             poll_until(lambda: queue.live_workers() == 1 or worker.poll() is not None, 60,
                        "the worker to serve the queue")

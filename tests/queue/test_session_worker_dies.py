@@ -7,8 +7,6 @@ with SIGKILL, the real queue (SQLite and a real redis-server), a scripted model 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from ai_sysadmin.config import Settings
 from ai_sysadmin.llm.queue import open_queue
 from ai_sysadmin.llm.types import Message, Priority
 from ai_sysadmin.orchestrator.session import llm_session
-from tests.conftest import BIN
 from tests.queue.conftest import redis_server, redis_url  # noqa: F401 - fixtures
+from tests.queue.worker_cli import worker_process
 from tests.support.polling import poll_until, until
 from tests.support.scripted_model import ScriptedModel, delay, say
 
@@ -43,19 +41,6 @@ def _answer(request: dict[str, object]) -> object:
     return say(f"answer to {request['messages'][-1]['content']}")  # type: ignore[index]
 
 
-def _worker(tmp_path: Path, settings: Settings) -> subprocess.Popen[bytes]:
-    """`ai-sysadmin worker`, configured as the session is."""
-    config = tmp_path / "config.toml"
-    config.write_text(f'ai_name = "hal"\n[queue]\nurl = "{settings.queue.url}"\n'
-                      f'lease_seconds = {settings.queue.lease_seconds}\n'
-                      f'[llm]\nbackend = "openai"\nurl = "{settings.llm.url}"\n'
-                      f'model = "scripted"\n')
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config),
-           "AI_SYSADMIN_STATE_DIR": str(settings.state_dir)}
-    with (tmp_path / "worker.stderr").open("wb") as stderr:
-        return subprocess.Popen([str(BIN), "worker"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=stderr)
-
 
 @pytest.mark.slow
 def test_a_conversation_whose_worker_is_killed_answers_its_next_questions_itself(
@@ -65,7 +50,7 @@ def test_a_conversation_whose_worker_is_killed_answers_its_next_questions_itself
                             llm={"backend": "openai", "url": model.url, "model": "scripted"},
                             queue={"url": queue_url, "wait_timeout": WAIT})
         queue = open_queue(settings)
-        worker = _worker(tmp_path, settings)
+        worker = worker_process(tmp_path, settings)
         try:
             poll_until(lambda: queue.live_workers() == 1 or worker.poll() is not None, 60,
                        "the worker to serve the queue")
@@ -115,7 +100,7 @@ def test_a_question_the_killed_worker_was_answering_is_answered_by_the_session_o
                             queue={"url": queue_url, "wait_timeout": WAIT,
                                    "lease_seconds": LEASE})
         queue = open_queue(settings)
-        worker = _worker(tmp_path, settings)
+        worker = worker_process(tmp_path, settings)
         try:
             poll_until(lambda: queue.live_workers() == 1 or worker.poll() is not None, 60,
                        "the worker to serve the queue")
