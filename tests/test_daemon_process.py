@@ -241,3 +241,34 @@ def test_sighup_with_a_queue_a_start_refuses_keeps_the_daemon_running(
                 proc.kill()
                 _, err = proc.communicate()
     assert proc.returncode == 0, err
+
+
+def test_sighup_after_an_upgrade_migrated_the_state_restarts_the_daemon(
+        tmp_path: Path) -> None:
+    """After an upgrade, a new program's command migrates the state database; the running,
+    older daemon's SIGHUP check refused it as "newer than this program" (advising to move
+    the state aside) and kept the old code running, where the restart that SIGHUP asks for
+    runs the new program, which opens it. The check leaves schema versions to the start."""
+    import sqlite3
+
+    config = tmp_path / "config.toml"
+    config.write_text('ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
+                      "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
+    proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = state / "logs" / "orchestrator.jsonl"
+    try:
+        _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30, "the first check")
+        with sqlite3.connect(state / "state.db") as db:  # what the new program's migration did
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            db.execute(f"PRAGMA user_version = {version + 1}")
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGHUP, err
+    assert err.splitlines()[-1] == "stopped by SIGHUP"

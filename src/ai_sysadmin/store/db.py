@@ -207,14 +207,15 @@ class Database:
             self._local.conn = None
 
 
-def check_opens(path: Path, migrations: Sequence[str] = MIGRATIONS,
-                what: str = "state database") -> None:
+def check_opens(path: Path, what: str = "state database") -> None:
     """Raise what a service's start would meet opening ``path`` (:class:`Database`): a file
-    or file system read-only to this user, a damaged file, one a newer program migrated.
-    Nothing is made or changed: a file not there yet is judged by the directory it would be
-    made in; one that is, by a write transaction begun and rolled back (a daemon must write
-    its files). For the daemon's SIGHUP check of a changed config: a start that failed here
-    exited 2, which its unit leaves stopped."""
+    or file system read-only to this user, a damaged file. Nothing is made or changed: a
+    file not there yet is judged by the directory it would be made in; one that is, by a
+    write transaction begun and rolled back (a daemon must write its files). For the daemon's
+    SIGHUP check of a changed config: a start that failed here exited 2, which its unit
+    leaves stopped. Not its schema version: the daemon checking on SIGHUP is the old program
+    after an upgrade, whose files the new one has migrated, and the start that follows is the
+    new one's (refused, it kept the old code running and advised moving the state aside)."""
     if not path.exists():
         _check_makeable(path, what)
         return
@@ -225,11 +226,7 @@ def check_opens(path: Path, migrations: Sequence[str] = MIGRATIONS,
     except sqlite3.Error as exc:
         raise _not_opened(exc, path, what) from exc
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(migrations):
-            schema = "schema" if what == "state database" else f"{what} schema"
-            raise StoreError(_newer(conn, f"{path} has {schema} version", version,
-                                    len(migrations), path))
+        conn.execute("PRAGMA user_version").fetchone()  # a damaged file says so here
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
     except sqlite3.Error as exc:

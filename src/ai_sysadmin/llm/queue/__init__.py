@@ -122,10 +122,9 @@ def check_opens(settings: Settings) -> None:
     if urlsplit(settings.queue.url).scheme.lower() == "sqlite":
         from ...errors import StoreError
         from ...store.db import check_opens as file_opens
-        from .sqlite import MIGRATIONS
 
         try:
-            file_opens(_named_file(settings), MIGRATIONS, "queue")
+            file_opens(_named_file(settings), "queue")
         except StoreError as exc:
             raise QueueError(str(exc)) from exc
         return
