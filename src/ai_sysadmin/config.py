@@ -335,6 +335,7 @@ class QueueSettings(_Section):
     concurrency: int = Field(1, ge=1, description="LLM requests served at once per backend.")
     lease_seconds: Timeout = Field(
         60, gt=0, description="A request whose worker stops renewing for this long is retried "
+        "(with SQLite, one whose `ask` or `chat` process is gone is withdrawn) "
         f"(at least {MIN_LEASE_SECONDS:g} s: the worker renews it every third of it).",
     )
     wait_timeout: Timeout = Field(

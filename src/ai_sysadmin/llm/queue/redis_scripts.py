@@ -71,19 +71,15 @@ local function finish(id, fields, now, retention)
   end
   redis.call('EXPIRE', h, retention)
 end
--- expired leases go back to pending, or fail once their attempts are spent, or are cancelled
--- where a private worker (in the process that asked, so gone too) held one nobody joined;
+-- expired leases go back to pending, or fail once their attempts are spent (a private
+-- worker's too: its asker may be stalled, not gone, and no script can look at its process);
 -- returns the requeued ids and workers, flat, for the caller's log
 local function recover(now, max_attempts, exhausted, retention)
   local back = {{}}
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now)) do
-    local attempts, worker, private, joined = unpack(redis.call(
-      'HMGET', rec(id), 'attempts', 'worker', 'private', 'joined'))
+    local attempts, worker = unpack(redis.call('HMGET', rec(id), 'attempts', 'worker'))
     if not attempts then
       redis.call('ZREM', leases, id)
-    elseif private == '1' and joined ~= '1' then
-      -- its worker ran in the asker's process, which stopped: nobody waits for it
-      finish(id, {{'state', 'cancelled', 'worker', ''}}, now, retention)
     elseif tonumber(attempts) >= max_attempts then
       local last = (worker and worker ~= '') and worker or 'unknown'
       local text = exhausted:gsub('{{attempts}}', function() return attempts end)
@@ -157,7 +153,7 @@ local lease_until = now + tonumber(ARGV[3])
 redis.call('ZREM', pending, id)
 redis.call('HINCRBY', h, 'attempts', 1)
 redis.call('HSET', h, 'state', 'in_flight', 'worker', ARGV[2], 'started_at', now,
-           'lease_until', lease_until, 'private', ARGV[8])
+           'lease_until', lease_until)
 redis.call('ZADD', leases, lease_until, id)
 return {back, redis.call('HGETALL', h), lost}
 """.replace("@CLAIM_LOOKS@", str(CLAIM_LOOKS))

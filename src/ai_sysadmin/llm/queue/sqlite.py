@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -102,7 +103,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE workers ADD COLUMN says TEXT NOT NULL DEFAULT '';
     """,
-    # 6: whether the lease is a private worker's, which runs in its asker's process
+    # 6: the pid of the asker's process where the lease is a private worker's (which runs
+    # in it), else 0; an earlier version wrote 1 for any private lease, and pid 1 never ends
     """
     ALTER TABLE requests ADD COLUMN private_lease INTEGER NOT NULL DEFAULT 0;
     """,
@@ -150,6 +152,18 @@ class _Now:
 
 #: a worker heard from within WORKER_SILENCE_SECONDS (:meth:`_Now.live` its parameters)
 _LIVE = "((seen_boot = ? AND seen_mono > ?) OR (seen_boot IS NULL AND seen_at > ?))"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this boot still exists (a pid reused since counts as
+    alive: the request is then requeued, as for any expired lease)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's: it exists
+    return True
 
 
 class SqliteQueue(LeasedQueue):
@@ -397,8 +411,8 @@ class SqliteQueue(LeasedQueue):
                 f"WHERE id = (SELECT id FROM requests WHERE state = 'pending'{among} "
                 "ORDER BY priority, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (worker, *now.lease(self.lease_seconds), now.wall, int(only is not None),
-                 *ids),
+                (worker, *now.lease(self.lease_seconds), now.wall,
+                 0 if only is None else os.getpid(), *ids),
             ).fetchone()
         if row is None:
             return None
@@ -447,15 +461,17 @@ class SqliteQueue(LeasedQueue):
     def _requeue_expired(self, conn: sqlite3.Connection, now: _Now) -> None:
         expired, over = now.expired()
         for row in conn.execute(
-            "SELECT id, attempts, worker, private_lease, joined FROM requests "
+            "SELECT id, attempts, worker, private_lease, lease_boot, joined FROM requests "
             f"WHERE state = 'in_flight' AND {expired}",
             over,
         ).fetchall():
-            if row["private_lease"] and not row["joined"]:
-                # its worker ran in the asker's process, which stopped (`ask` killed): back
-                # in the queue, it was answered later for nobody, ahead of the daemon's work
-                log.warning("LLM request %s: lease of worker %s, in the process that asked "
-                            "it, expired; withdrawn", row["id"], row["worker"])
+            if (row["private_lease"] and not row["joined"] and row["lease_boot"] == now.boot
+                    and not _alive(row["private_lease"])):
+                # its worker ran in the asker's process, which is gone (`ask` killed): back
+                # in the queue, it was answered later for nobody, ahead of the daemon's work.
+                # An asker alive but stalled (Ctrl-Z, a held lock) gets it requeued instead
+                log.warning("LLM request %s: lease of worker %s expired, and the process "
+                            "that asked it is gone; withdrawn", row["id"], row["worker"])
                 conn.execute(
                     "UPDATE requests SET state = 'cancelled', finished_at = ?, worker = NULL, "
                     "lease_until = NULL, lease_boot = NULL WHERE id = ?", (now.wall, row["id"]))
