@@ -109,7 +109,8 @@ def test_a_fix_whose_approve_was_killed_while_verifying_says_its_commands_ran(
     """Its commands ran and were recorded (exit 0), then its `approve` was killed while the
     fix was verified: it read "whether its command ran is not known; a person must check"
     beside the command's recorded exit 0. Now it says that its commands ran and that its
-    verification was cut off, and escalates to nobody."""
+    verification was cut off, and escalates to nobody; of no incident, nothing follows it,
+    and a person is told to look."""
     import sqlite3
 
     from ai_sysadmin.store import ActionStore
@@ -142,6 +143,8 @@ def test_a_fix_whose_approve_was_killed_while_verifying_says_its_commands_ran(
     assert rejected.returncode == 1 and "too late to reject" in said, said
     assert "its commands ran" in said and "verification was cut off" in said, said
     assert "not known" not in said and "a person must check" not in said, said
+    # a fix of no incident (a discussion's): no checks follow it, so a person is told
+    assert "no incident's checks tell: a person must look" in said, said
     shown_said = " ".join(shown.stdout.split())
     assert "its commands ran" in shown_said and "not known" not in shown_said, shown_said
     store = IncidentStore(Database(settings.db_path))
@@ -149,8 +152,8 @@ def test_a_fix_whose_approve_was_killed_while_verifying_says_its_commands_ran(
     assert ended.state == "failed" and ended.reason.startswith("its commands ran"), ended.reason
     assert (ended.result or {})["commands"][0]["returncode"] == 0
     assert str((ended.result or {})["verification"]).startswith("cut off")
-    # nobody is paged "fix failed ... a person must look" of a fix that may well have held
-    assert _told(store, action.id) == ["approval"]
+    # told once, in its own words: nothing else follows a fix of no incident
+    assert _told(store, action.id) == ["approval", "failed"]
     assert not [e for e in store.audit_log(100) if e["action"] == "escalated"]
 
 

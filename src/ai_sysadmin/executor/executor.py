@@ -144,8 +144,9 @@ def decided_by(action: Action) -> str | None:
             (action.result or {}).get("verification", "")).startswith("cut off"):
         # a stop's, or a process that ended (UNVERIFIED): what ran is on record
         return (f"approved by {when}; its commands ran at {_at(action.ran_at)}, each to exit "
-                "0, and its verification was cut off: whether it held, its incident's "
-                "checks tell")
+                "0, and its verification was cut off: whether it held, " + (
+                    "its incident's checks tell" if action.incident_id is not None else
+                    "no incident's checks tell: a person must look"))
     if action.state in ("succeeded", "failed"):
         return f"approved by {when}; it ran and {action.state} at {_at(action.finished_at)}"
     return None

@@ -504,7 +504,9 @@ class ActionStore:
                     # its commands ran and said so: "whether it ran is not known" would be
                     # a falsehood beside their recorded exit 0; whether it held is what
                     # nobody knows
-                    why = f"{UNVERIFIED}{ENDED}; not run again"
+                    why = f"{UNVERIFIED}{ENDED}; not run again" + (
+                        "" if action.incident_id is not None else
+                        "; no incident's checks follow it: a person must look")
                     result = {**(action.result or {}), "verification": f"cut off ({ENDED})"}
                 else:
                     why = f"{INTERRUPTED}{ENDED}; not run again, a person must check"
@@ -518,10 +520,11 @@ class ActionStore:
                 failed.append(action_id)
                 self._audit(conn, "executor", "action.failed", action_id,
                             f"{why.partition(ENDED)[0]}{ENDED}; not retried")
-                if verified != "running":
-                    # one that ran is told by what follows: the all-clear of its incident
+                if verified != "running" or action.incident_id is None:
+                    # one that ran for an incident is told by what follows: its all-clear
                     # where it held, the next fix's outcome where not ("fix failed ... a
-                    # person must look" paged a person of a fix that had worked)
+                    # person must look" paged a person of a fix that had worked); one of no
+                    # incident (a discussion's) has nothing that follows
                     note_action(conn, action_id, "failed", why)
         return failed
 
