@@ -48,6 +48,16 @@ def open_the_way_to(sb: Sandbox, program: Path) -> None:
                 sb.exec(["chmod", "o+x", str(parent)], check=True)
 
 
+def worker_sees_the_checkout(sb: Sandbox) -> None:
+    """A CI clone runs its program from /tmp, which the worker's own /tmp hides
+    (PrivateTmp=yes): that unit alone is given the lab's /tmp. An install never runs from
+    there."""
+    if any(path.startswith("/tmp/") for path in hidden_in_the_lab()):
+        sb.write_file("/etc/systemd/system/labai-llm-worker.service.d/checkout-in-tmp.conf",
+                      "[Service]\nPrivateTmp=no\n", 0o644)
+        sb.exec(["systemctl", "daemon-reload"], check=True)
+
+
 @pytest.fixture(scope="module")
 def installed() -> Iterator[Sandbox]:
     with Sandbox(hostname="labhost", binds=hidden_in_the_lab()) as sb:
@@ -55,12 +65,7 @@ def installed() -> Iterator[Sandbox]:
         done = sb.exec([*SETUP, "--name", "labai", "--program", str(BIN)],
                        timeout=120)
         assert done.ok, done.stderr
-        if any(path.startswith("/tmp/") for path in hidden_in_the_lab()):
-            # a CI clone runs its program from /tmp, which the worker's own /tmp hides
-            # (PrivateTmp=yes); an install never runs from there
-            sb.write_file("/etc/systemd/system/labai-llm-worker.service.d/checkout-in-tmp.conf",
-                          "[Service]\nPrivateTmp=no\n", 0o644)
-            sb.exec(["systemctl", "daemon-reload"], check=True)
+        worker_sees_the_checkout(sb)
         # the config setup wrote, with investigations off: no model answers in this lab
         sb.exec(["sed", "-i", "s/^# investigate = true$/investigate = false/", CONFIG],
                 check=True)
@@ -397,6 +402,7 @@ def test_uninstall_with_the_workers_unit_file_gone_takes_back_the_rest() -> None
         for worker_runs in (False, True):
             done = sb.exec([*SETUP, "--name", "labai", "--program", str(BIN)], timeout=120)
             assert done.ok, done.stderr
+            worker_sees_the_checkout(sb)
             sb.exec(["sed", "-i", "s/^# investigate = true$/investigate = false/", CONFIG],
                     check=True)
             sb.exec(["systemctl", "enable", "--now", DAEMON], check=True)
