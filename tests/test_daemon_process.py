@@ -23,6 +23,26 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _daemon_past_its_first_check(tmp_path: Path, config_text: str
+                                 ) -> tuple[subprocess.Popen[str], Path]:
+    """`ai-sysadmin run` on ``config_text`` and a private state directory, once it has
+    checked this host; stderr piped. The process, and the state directory."""
+    config = tmp_path / "config.toml"
+    config.write_text(config_text)
+    state = tmp_path / "state"
+    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
+    proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = state / "logs" / "orchestrator.jsonl"
+    try:
+        _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30, "the first check")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc, state
+
+
 @pytest.mark.parametrize(("stop", "returncode"), [(signal.SIGTERM, 0),
                                                   (signal.SIGHUP, -signal.SIGHUP)])
 def test_run_checks_then_stops_cleanly_on_a_stop_signal(
@@ -31,15 +51,10 @@ def test_run_checks_then_stops_cleanly_on_a_stop_signal(
     ends it as cleanly, then by SIGHUP itself, which the units restart
     (RestartForceExitStatus=SIGHUP) with the config read again: an exit 0 there would be left
     stopped by Restart=on-failure."""
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\ncheck_interval = 3600\n')
-    state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
-    proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, state = _daemon_past_its_first_check(tmp_path,
+                                               'ai_name = "hal"\ncheck_interval = 3600\n')
     log = state / "logs" / "orchestrator.jsonl"
     try:
-        _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30, "the first check")
         proc.send_signal(stop)
         _, err = proc.communicate(timeout=15)
     finally:
@@ -251,16 +266,10 @@ def test_sighup_after_an_upgrade_migrated_the_state_restarts_the_daemon(
     runs the new program, which opens it. The check leaves schema versions to the start."""
     import sqlite3
 
-    config = tmp_path / "config.toml"
-    config.write_text('ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
-                      "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
-    state = tmp_path / "state"
-    env = {**os.environ, "AI_SYSADMIN_CONFIG": str(config), "AI_SYSADMIN_STATE_DIR": str(state)}
-    proc = subprocess.Popen([str(BIN), "run"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    log = state / "logs" / "orchestrator.jsonl"
+    proc, state = _daemon_past_its_first_check(
+        tmp_path, 'ai_name = "hal"\ncheck_interval = 3600\njournal_follow = false\n'
+        "[agent]\ninvestigate = false\n[knowledge]\nenabled = false\n")
     try:
-        _wait_for(lambda: log.exists() and "checked" in log.read_text(), 30, "the first check")
         with sqlite3.connect(state / "state.db") as db:  # what the new program's migration did
             (version,) = db.execute("PRAGMA user_version").fetchone()
             db.execute(f"PRAGMA user_version = {version + 1}")
