@@ -430,6 +430,11 @@ def test_the_check_after_a_cut_off_verification_that_still_finds_it_tells_the_fi
         "SELECT facts FROM notify_events WHERE kind='failed'")]
     assert facts["action"]["id"] == action.id and "did not hold" in facts["detail"]
     assert store.needing_person([incident_id]) == {incident_id}
+    # `approve show` no longer says the next checks tell: one did; and it is learned
+    ended = ActionStore(store.db).get(action.id)
+    assert ended.state == "failed" and "did not hold" in ended.reason, ended.reason
+    assert "did not hold" in (store.last_said(f"action:{action.id}") or "")
+    assert ActionStore(store.db).lessons_due() == [action.id]
     # told once: the checks after it say nothing more
     store.record_check(HOST, [finding], {"failed_unit"})
     store.record_check(HOST, [finding], {"failed_unit"})
@@ -446,6 +451,12 @@ def test_a_cut_off_verification_whose_fix_held_is_told_fixed_by_the_next_check(
     (facts,) = [json.loads(f) for (f,) in store.db.conn.execute(
         "SELECT facts FROM notify_events WHERE kind='fixed'")]
     assert facts["action"]["id"] == action.id and "it held" in facts["detail"]
+    # `approve list --all`/`show` say it succeeded (they said "failed ... the next checks
+    # tell" after the person was told it was fixed), and it is learned as a fix that worked
+    ended = ActionStore(store.db).get(action.id)
+    assert ended.state == "succeeded" and "it held" in ended.reason, ended.reason
+    assert "it held" in (store.last_said(f"action:{action.id}") or "")
+    assert ActionStore(store.db).lessons_due() == [action.id]
     # back later: a new episode, investigated anew; the old fix is no news of it
     finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
     store.record_check(HOST, [finding], {"failed_unit"})
@@ -647,3 +658,38 @@ def test_an_approval_asked_before_the_clock_was_set_back_still_expires_after_its
     assert [a.id for a in executor.expire()] == [action.id]
     assert store.get(incident_id).state == "open"
     assert ("action.expired", "approval TTL passed") in history(store, action.id)
+
+
+def test_an_incident_left_remediating_after_its_fix_failed_waits_for_a_person_at_the_next_check(
+        settings, store, host) -> None:
+    """The fix's end is written, and the write that moves its incident back after it is
+    refused (a disk that filled in between): the incident was left remediating for good,
+    neither shown as waiting for a person nor ever investigated again while its finding
+    stayed. The next check that still finds it moves it back, as the fix's end would have."""
+    executor, incident_id, action = restart_waiting(settings, store, host)
+    actions = ActionStore(store.db)
+    actions.move(action.id, "approved", "alice", "go")
+    assert actions.claim(action.id, "executor") is not None
+    store.transition(incident_id, "remediating", "executor", f"running action {action.id}")
+    actions.move(action.id, "failed", "executor", "exit status 1", {"error": "exit status 1"})
+    assert store.get(incident_id).state == "remediating"  # the move back, refused
+
+    finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
+    store.record_check(HOST, [finding], {"failed_unit"})
+    assert store.get(incident_id).state == "open"
+    assert store.needing_person([incident_id]) == {incident_id}
+    moved = [e for e in store.get(incident_id, history=None).events if e.to_state == "open"]
+    assert f"action {action.id} failed" in moved[-1].detail
+
+
+def test_an_incident_left_remediating_while_its_fix_runs_stays_so(settings, store, host) -> None:
+    """Its fix still running (or verifying), a check that finds the finding leaves the
+    incident to the fix."""
+    executor, incident_id, action = restart_waiting(settings, store, host)
+    actions = ActionStore(store.db)
+    actions.move(action.id, "approved", "alice", "go")
+    assert actions.claim(action.id, "executor") is not None
+    store.transition(incident_id, "remediating", "executor", f"running action {action.id}")
+    finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
+    store.record_check(HOST, [finding], {"failed_unit"})
+    assert store.get(incident_id).state == "remediating"

@@ -289,6 +289,23 @@ def move_in(conn: Any, action_id: int, new: str, actor: str, reason: str, at: fl
     return True
 
 
+def told_by_checks(conn: Any, action_id: int, held: bool, actor: str, reason: str,
+                   at: float) -> None:
+    """A fix whose verification a stop cut short (:data:`LEFT_TO_CHECKS`), as the first
+    check after it found it, in the caller's transaction: ``held``, it succeeded, as its
+    verification would have ended it; or it failed after all. `approve list/show` and the
+    audit log say which (they said "the next checks tell" for good), the person is told, and
+    the knowledge base learns it (``lessons_due``) as it learns any fix that ended."""
+    new = "succeeded" if held else "failed"
+    if conn.execute("UPDATE actions SET state=?, reason=? WHERE id=? AND state='failed'",
+                    (new, reason, action_id)).rowcount != 1:
+        return
+    write_audit(conn, actor, f"action.{new}", f"action:{action_id}", reason, at=at)
+    note_action(conn, action_id, new, reason, at)
+    conn.execute("INSERT OR IGNORE INTO lessons_due(action_id, since) VALUES (?, ?)",
+                 (action_id, at))
+
+
 def _incident_over(conn: Any, incident_id: int | None) -> str | None:
     """Why a fix of ``incident_id`` waits for no person (its incident is resolved or
     closed), in the caller's transaction; None while it is live, or for no incident."""

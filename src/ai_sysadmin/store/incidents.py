@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity, masked
 from ..monitor.snapshot import JournalEntry
-from .actions import LEFT_TO_CHECKS, withdraw_pending
+from .actions import LEFT_TO_CHECKS, told_by_checks, withdraw_pending
 from .audit import write_audit
 from .db import Database
 from .hosts import host_removed, registration
@@ -28,7 +28,6 @@ from .outbox import (
     end_outage_untold,
     last_event_kind,
     last_outage_event,
-    note_action,
     note_incident,
     note_outage,
 )
@@ -149,6 +148,21 @@ def _left_to_checks(conn: Any, incident_id: int, seen_at: float, now: float) -> 
     if row is None or not row["untold"] or seen_at < (row["finished_at"] or now):
         return None
     return int(row["id"])
+
+
+def _stranded(conn: Any, incident_id: int) -> tuple[str, str] | None:
+    """Where a remediating incident none of whose fixes is approved or running belongs (its
+    fix's end was written, the move back that follows it refused: a full disk), and why;
+    None while a fix of it is under way. Left remediating, it was never investigated or
+    shown as waiting for a person again while its finding stayed."""
+    rows = conn.execute("SELECT id, state FROM actions WHERE incident_id=? ORDER BY id DESC",
+                        (incident_id,)).fetchall()
+    if any(r["state"] in ("approved", "executing") for r in rows):
+        return None
+    if pending := [r for r in rows if r["state"] == "pending"]:
+        return "awaiting_approval", f"action {pending[0]['id']} waits for a person"
+    said = f" (action {rows[0]['id']} {rows[0]['state']})" if rows else ""
+    return "open", f"its fix ended{said}; the move back was not recorded then"
 
 
 def _older_look(seen_at: float, latest: float | None) -> bool:
@@ -524,7 +538,7 @@ class IncidentStore:
             if row["rule"] in kept_rules:
                 outcome.left_to_fresh.append(row["id"])
             elif not _older_look(seen_at, row["last_seen"]):
-                self._held(conn, row["id"], seen_at, now)
+                self._held(conn, row["id"], actor, seen_at, now)
                 outcome.withdrawn += self._move(
                     conn, row["id"], row["state"], "resolved", actor,
                     "a fresh collection no longer shows the finding", now)
@@ -605,6 +619,11 @@ class IncidentStore:
             # not hold
             reopens = (row["state"] == "resolved" and not fixing) or (
                 row["state"] == "remediating" and bool(held))
+        state = row["state"]
+        if state == "remediating" and not reopens and \
+                (back := _stranded(conn, incident_id)) is not None:
+            state = back[0]
+            self._move(conn, incident_id, "remediating", state, actor, back[1], now)
         if reopens:
             self._move(conn, incident_id, row["state"], "reopened", actor, finding.summary,
                        now)
@@ -635,7 +654,7 @@ class IncidentStore:
             note_incident(conn, incident_id, "reopened", now)
         elif finding.severity > Severity.parse(row["severity"]):
             note_incident(conn, incident_id, "worse", now)
-        if row["state"] in ("open", "reopened"):
+        if state in ("open", "reopened"):
             self._not_held(conn, incident_id, actor, seen_at, now)
 
     def _not_held(self, conn: Any, incident_id: int, actor: str, seen_at: float,
@@ -649,20 +668,20 @@ class IncidentStore:
             return
         reason = (f"action {action_id} ran, a stop cut its verification short, and a check "
                   "since still finds what it was to fix: it did not hold")
-        note_action(conn, action_id, "failed", reason, now)
+        told_by_checks(conn, action_id, False, actor, reason, now)
         # in the history too: the incident waits for a person now (needing_person)
         self._escalated(conn, incident_id, actor, reason, now, tell=False)
 
     @staticmethod
-    def _held(conn: Any, incident_id: int, seen_at: float, now: float) -> None:
+    def _held(conn: Any, incident_id: int, actor: str, seen_at: float, now: float) -> None:
         """The other side of :meth:`_not_held`: the finding gone at that look, the fix held,
-        and it is told as fixed, as its verification would have told it (the person who
-        approved it heard nothing since). Before the incident resolves: its all-clear is
+        and it succeeded, told as fixed, as its verification would have told it (the person
+        who approved it heard nothing since). Before the incident resolves: its all-clear is
         then this message's to say."""
         action_id = _left_to_checks(conn, incident_id, seen_at, now)
         if action_id is not None:
-            note_action(conn, action_id, "succeeded", "a stop cut its verification short; "
-                        "the next check no longer finds what it was to fix: it held", now)
+            told_by_checks(conn, action_id, True, actor, "a stop cut its verification short; "
+                           "the next check no longer finds what it was to fix: it held", now)
 
     @staticmethod
     def _event(
