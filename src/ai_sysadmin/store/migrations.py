@@ -284,3 +284,23 @@ MIGRATIONS += (
     CREATE INDEX incidents_held ON incidents(host, fingerprint) WHERE held_since IS NOT NULL;
     """,
 )
+
+MIGRATIONS += (
+    # 14: what a check and the notifications ask of the history, indexed: an incident's events
+    # (its resolution asks whether a person was paged of it, in the check's write
+    # transaction), a fingerprint's (an outage's, what was last told of a thing), a fix's, the
+    # messages of the last minutes (a storm's count) and an incident's fixes (whether one is
+    # being run or held, for each live incident at each check). Unindexed, each read all of
+    # its table: 200 resolutions over 30,000 events of history took 7.8 s, over 200,000 38 s,
+    # other writers waiting on the lock meanwhile
+    """
+    CREATE INDEX IF NOT EXISTS notify_events_incident ON notify_events(incident_id, id);
+    CREATE INDEX IF NOT EXISTS notify_events_fingerprint ON notify_events(fingerprint, id);
+    CREATE INDEX IF NOT EXISTS notify_events_action ON notify_events(action_id)
+        WHERE action_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS notify_events_message ON notify_events(message_id)
+        WHERE message_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS notify_messages_at ON notify_messages(at);
+    CREATE INDEX IF NOT EXISTS actions_incident ON actions(incident_id, id);
+    """,
+)
