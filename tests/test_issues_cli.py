@@ -73,8 +73,8 @@ def test_ending_an_incident_withdraws_its_waiting_fix(cli, settings: Settings, s
     code, out, _ = cli("issues", verb, str(number), "--reason", "not a problem")
     state = "closed" if verb == "close" else "resolved"
     held = ("; its finding is still present: it stays closed, no new incident opening for "
-            "it, until a check finds it gone (a return after that opens a new incident)"
-            if verb == "close" else "")
+            "it, until a check finds it gone (a return after that opens a new incident; "
+            f"`issues reopen {number}` watches it again now)" if verb == "close" else "")
     assert (code, out) == (0, f"incident {number} is now {state}; action(s) {fix.id} "
                               f"withdrawn: they will not run{held}\n")
     code, out, _ = cli("approve", "list", "--json")
@@ -295,7 +295,7 @@ def test_an_incident_closed_while_its_finding_is_present_stays_closed_until_it_c
     assert (code, out) == (0, f"incident {number} is now closed; its finding is still "
                               "present: it stays closed, no new incident opening for it, "
                               "until a check finds it gone (a return after that opens a new "
-                              "incident)\n")
+                              f"incident; `issues reopen {number}` watches it again now)\n")
     finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full")
     for _ in range(3):
         assert store.record_check("web1", [finding], {"disk_space"}).opened == []
@@ -335,3 +335,29 @@ def test_an_incident_whose_fix_the_observe_level_only_recorded_is_a_persons(
     assert code == 0 and rows == {number: "open (needs a person)"}
     code, out, _ = cli("issues", "list", "--json")
     assert [(i["id"], i["needs_person"]) for i in json.loads(out)] == [(number, True)]
+
+
+def test_a_close_made_by_mistake_is_undone_and_the_next_check_opens_the_finding_again(
+        cli, store) -> None:
+    """Closed while its finding was present, an incident held that finding unwatched for as
+    long as it stayed (weeks of a full disk nobody was told of again): `issues reopen` lifts
+    the hold, and the next check that finds it opens a new incident, told and investigated."""
+    number = _incident(store)
+    assert cli("issues", "close", str(number))[0] == 0
+    finding = Finding("web1", "disk_space", "/var", Severity.CRITICAL, "/var is 97% full")
+    assert store.record_check("web1", [finding], {"disk_space"}).opened == []
+    code, out, _ = cli("issues", "reopen", str(number), "--reason", "closed the wrong one")
+    assert (code, out) == (0, f"incident {number} stays closed; its finding is watched again: "
+                              "the next check of web1 that finds it opens a new incident\n")
+    (again,) = store.record_check("web1", [finding], {"disk_space"}).opened
+    code, out, _ = cli("issues", "list", "--json")
+    assert [(i["id"], i["state"]) for i in json.loads(out)] == [(again, "open")]
+    code, out, _ = cli("issues", "show", str(number))
+    assert out.splitlines()[1].startswith("state closed · ")
+    assert "hold lifted: the next check that finds its finding opens a new incident for it " \
+           "(closed the wrong one)" in out
+    # nothing held any more: said, and nothing changes
+    code, _, err = cli("issues", "reopen", str(number))
+    assert code != 0 and f"incident {number} is closed, and holds no finding" in err
+    code, _, err = cli("issues", "reopen", str(again))
+    assert code != 0 and f"incident {again} is open, and holds no finding" in err

@@ -15,7 +15,7 @@ from .identity import actor
 if TYPE_CHECKING:
     from ..store import Incident, IncidentStore
 
-app = typer.Typer(help="Incidents: list, show, resolve, close."
+app = typer.Typer(help="Incidents: list, show, resolve, close, reopen."
                   " Alone, or with only `list`'s options, it lists them.", no_args_is_help=False)
 
 
@@ -209,7 +209,8 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
     elif incident.held_since is not None:
         out.print(f"incident {incident.id} is now closed{said}; its finding is still present: "
                   "it stays closed, no new incident opening for it, until a check finds it "
-                  "gone (a return after that opens a new incident)")
+                  "gone (a return after that opens a new incident; `issues reopen "
+                  f"{incident.id}` watches it again now)")
     else:
         out.print(f"incident {incident.id} is now {incident.state}{said}")
 
@@ -233,6 +234,26 @@ def close(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Close an incident for good: while its finding stays present, no worse, no new incident
-    opens for it; once a check finds it gone, or worse, a new incident opens."""
+    opens for it; once a check finds it gone, or worse, a new incident opens (`reopen`
+    undoes the hold)."""
     _move(ctx, incident_id, "closed", reason, as_json)
 
+
+
+@app.command("reopen")
+def reopen(
+    ctx: typer.Context,
+    incident_id: IncidentId,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Undo a close's hold: the next check that still finds the incident's finding opens a
+    new incident for it (told and investigated as any); the closed one keeps its history."""
+    app_state = state(ctx)
+    app_state.log_to_files()
+    incident = app_state.store.lift_hold(incident_id, actor(), reason)
+    if as_json:
+        print_json(incident.to_dict())
+        return
+    out.print(f"incident {incident.id} stays closed; its finding is watched again: the next "
+              f"check of {incident.host} that finds it opens a new incident")

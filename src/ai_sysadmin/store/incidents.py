@@ -755,6 +755,31 @@ class IncidentStore:
                             "finds it gone", now)
         return self.get(incident_id)
 
+    def lift_hold(self, incident_id: int, actor: str, reason: str = "") -> Incident:
+        """A person's undoing of a close's hold (``Incident.held_since``): closed while its
+        finding was present, by mistake or before they changed their mind, the incident
+        held its finding unwatched for as long as it stayed. The incident stays closed, its
+        history kept; the next check that finds its finding opens a new incident for it,
+        told and investigated as any. Refused (:class:`StoreError`) for one not held."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state, held_since FROM incidents WHERE id=?",
+                               (incident_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            if row["held_since"] is None:
+                raise StoreError(
+                    f"incident {incident_id} is {row['state']}, and holds no finding: nothing "
+                    "to reopen" + ("; it reopens by itself if its finding comes back"
+                                   if row["state"] == "resolved" else ""))
+            now = time.time()
+            detail = ("hold lifted: the next check that finds its finding opens a new "
+                      "incident for it") + (f" ({reason})" if reason else "")
+            conn.execute("UPDATE incidents SET held_since=NULL WHERE id=?", (incident_id,))
+            self._event(conn, incident_id, "cleared", None, None, actor, detail, now)
+            write_audit(conn, actor, "incident.hold_lifted", f"incident:{incident_id}", detail,
+                        at=now)
+        return self.get(incident_id)
+
     def get(self, incident_id: int, history: int | None = RECENT_EVENTS) -> Incident:
         """The incident with its latest ``history`` events and the count of all of them.
 
