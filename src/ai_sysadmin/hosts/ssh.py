@@ -50,6 +50,7 @@ from .transport import (
     _check_argv,
     after_marker,
     communicate,
+    marks,
     new_marker,
 )
 
@@ -1003,7 +1004,7 @@ class SshTransport(Transport):
             except (asyncssh.Error, OSError, TimeoutError) as exc:
                 raise TransportError(f"{self.host}: cannot run 'echo' over SSH: {exc}") from exc
         # a shell whose rc files print around the echo runs commands all the same
-        if probe not in str(done.stdout or "").splitlines():
+        if not any(marks(line, probe) for line in str(done.stdout or "").splitlines()):
             raise self._refused(state, done.exit_status, str(done.stdout or ""),
                                 str(done.stderr or ""))
 
@@ -1228,7 +1229,7 @@ class SshTransport(Transport):
                 if started:
                     yield str(line).rstrip("\n")
                 else:  # what the login shell's rc files printed before the command began
-                    started = str(line).rstrip("\n").endswith(marker)
+                    started = marks(str(line), marker)
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
         finally:
