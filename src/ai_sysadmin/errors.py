@@ -33,10 +33,11 @@ class CommandTimeout(TransportError):
 
 
 class NoAnswer(CommandTimeout):
-    """The host sent nothing back in the time, not even the first line of a check script (nor
-    its sshd an answer on the connection) or the opening of a session: not a step that runs
-    long, nor a stuck shell, but a host that stopped answering
-    (frozen, or cut off by a partition that sends no reset). Its connection is dropped, so
+    """The host sent nothing back in the time, not even the first line of a check script, or
+    nothing more once part of its reply came (nor its sshd an answer on the connection), or
+    not the opening of a session: not a step that runs long, nor a stuck shell, but a host
+    that stopped answering (frozen, or cut off by a partition that sends no reset, before
+    its reply or in the middle of it). Its connection is dropped, so
     the next command connects afresh; a check reports the host unreachable, and sends it
     nothing more."""
 

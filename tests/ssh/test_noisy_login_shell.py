@@ -179,3 +179,56 @@ def test_a_shell_that_prints_and_runs_commands_is_not_called_refusing(
             await transport.close()
 
     assert asyncio.run(go()) == 3
+
+
+#: a uid 0 and an ordinary user whose ~/.bashrc sets the terminal's title, as many do: text
+#: with no line break of its own, so the first line of every command's output starts with it
+TITLED = (Account("titledroot", 0), Account("titled", 3203))
+TITLE = "printf '\\033]0;%s@%s\\007' \"$USER\" \"$(hostname)\"\n"
+
+
+@pytest.fixture(scope="module")
+def titled_host(client_key: ClientKey) -> Iterator[SshHost]:
+    with accounts_lab(client_key, "aisa-titled-") as (netlab, ns, address, homes):
+        setup = accounts(homes, TITLED)
+        for user in TITLED:
+            (homes / user.name / ".bashrc").write_text(TITLE)
+        yield netlab.sshd("titled", ns, [address], setup=setup)
+
+
+@pytest.mark.parametrize("user", [u.name for u in TITLED])
+def test_a_first_command_that_fails_under_a_shell_that_sets_a_title_gives_its_own_answer(
+    titled_host: SshHost, known_hosts: Path, user: str
+) -> None:
+    """The connection's first command fails: the shell is asked to echo once, and its echo
+    comes on the title's line. The command's exit status and output are the answer, not a
+    login shell said to refuse to run commands."""
+    kh = titled_host.write_known_hosts(known_hosts)
+    transport = SshTransport(titled_host.target(kh, user=user), name="web1")
+
+    async def go() -> tuple[int, str, str]:
+        try:
+            done = await transport.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+            return done.returncode, done.stdout, done.stderr
+        finally:
+            await transport.close()
+
+    assert asyncio.run(go()) == (3, "out\n", "err\n")
+
+
+def test_a_root_login_whose_shell_sets_a_title_needs_no_sudo(
+    titled_host: SshHost, known_hosts: Path
+) -> None:
+    """Whether the login is root is read after a marker the title's text comes before."""
+    kh = titled_host.write_known_hosts(known_hosts)
+    as_root = SshTransport(titled_host.target(kh, user="titledroot", sudo=True), name="web1")
+
+    async def go() -> tuple[str, tuple[str, ...], list[str]]:
+        try:
+            done = await as_root.run(["id", "-u"])
+            streamed = [line async for line in as_root.stream_lines(["printf", "a\\nb\\n"])]
+            return done.stdout, as_root.fix_prefix, streamed
+        finally:
+            await as_root.close()
+
+    assert asyncio.run(go()) == ("0\n", (), ["a", "b"])

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from ai_sysadmin.hosts.ssh import _STUCK_MAX, SshTransport
 from ai_sysadmin.hosts.transport import CommandResult
 from ai_sysadmin.orchestrator.checker import CheckReport, HostChecker
 from tests.support.machine import MACHINE_WIDE
+from tests.support.tcp import FreezingProxy
 
 from .conftest import DEADLINE, NS_PREFIX, POLL, PREFIX, Hosts, SshHost
 
@@ -197,6 +198,61 @@ def test_a_slow_step_gets_the_careful_check_and_a_careful_host_cut_off_is_report
     assert "nothing came back within 3 s" in unreachable(cut_off)
     assert cut_off.seconds < 1.5 * COMMAND_TIMEOUT, cut_off.seconds
     assert well(back.report), (back.report.errors, back.report.findings)
+
+
+def test_a_host_cut_off_part_way_through_its_reply_is_unreachable_not_checked_carefully(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """The way to the host freezes, sending no reset, while a check's reply comes: its first
+    lines came back, then nothing more (the host lost power, or a firewall on the way
+    dropped the connection's state). That is a host that stopped answering, as one whose
+    reply never began, and not a step that ran long: its sshd does not answer either. The
+    host is unreachable at that check, no careful script follows on the dead connection,
+    and the next check, with the way open again, is no careful one."""
+    proxy = FreezingProxy(host.ssh.address, host.ssh.port)
+    through = replace(host.ssh, address="127.0.0.1", port=proxy.port)
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state",
+                        command_timeout=COMMAND_TIMEOUT)
+    ssh = Scripts(through.target(through.write_known_hosts(known_hosts),
+                                 connect_timeout=CONNECT_TIMEOUT), name="cut")
+    checker = HostChecker(ssh, settings, None)
+
+    async def go() -> tuple[CheckReport, Seen, Seen, int]:
+        try:
+            first = await checker.check()
+            # the reply stops at df, which hangs on the host: what came before it is through
+            host.hang_df.touch()
+            ssh.tries.clear()
+            before = proxy.down
+            started_at = time.monotonic()
+            checking = asyncio.create_task(checker.check())
+            await started(host.ssh, ["sleep", "31"])
+            deadline = time.monotonic() + DEADLINE
+            while proxy.down == before:
+                assert time.monotonic() < deadline, "nothing of the reply came back"
+                await asyncio.sleep(POLL)
+            proxy.freeze()
+            cut_off = Seen(await checking, time.monotonic() - started_at, list(ssh.tries))
+            host.hang_df.unlink()
+            ssh.tries.clear()
+            started_at = time.monotonic()
+            back = Seen(await checker.check(), time.monotonic() - started_at, list(ssh.tries))
+            return first, cut_off, back, ssh.connects
+        finally:
+            await ssh.close()
+            proxy.close()
+
+    first, cut_off, back, connects = asyncio.run(go())
+    assert well(first)
+    # one script, cut off part-way: no careful one after it on the dead connection (which
+    # waited three command timeouts more), and the host is unreachable
+    assert [t.careful for t in cut_off.tries] == [False], cut_off.tries
+    assert "the reply stopped part-way" in unreachable(cut_off), cut_off.report.findings
+    # the dead connection was dropped: the next check connects afresh, and is not careful,
+    # as no step of the host ran long
+    assert well(back.report), (back.report.errors, back.report.findings)
+    assert [t.careful for t in back.tries] == [False], back.tries
+    assert connects == 2
 
 
 def test_a_host_whose_logins_outlast_a_command_timeout_is_checked_not_unreachable(

@@ -3,6 +3,7 @@ what a test needs of a service that misbehaves at its first word."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -38,3 +39,84 @@ class OneWayServer:
         self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(5)
+
+
+class FreezingProxy:
+    """Forwards each connection to ``127.0.0.1:port`` on to ``(host, port)``, until
+    :meth:`freeze`: from then on nothing more moves either way on the connections open at
+    that moment, and their sockets stay open, so neither end is told (a host that froze, or
+    a partition that sends no reset). Connections made after it are forwarded as before.
+    ``down`` counts the bytes passed from the server to the client so far. Its own
+    threads; :meth:`close` ends them."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.down = 0
+        self._lock = threading.Lock()
+        #: one a connection: set once it froze, and the lock its sends hold
+        self._frozen: list[tuple[threading.Event, threading.Lock]] = []
+        self._socks: list[socket.socket] = []
+        self._closing = threading.Event()
+        self._threads = [threading.Thread(target=self._serve, daemon=True)]
+        self._threads[0].start()
+
+    def freeze(self) -> None:
+        """Stop every connection open now, a chunk already read passed on whole."""
+        with self._lock:
+            connections = list(self._frozen)
+        for frozen, sending in connections:
+            with sending:  # a chunk being sent goes whole, and nothing after it
+                frozen.set()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target, timeout=10)
+            server.settimeout(None)
+            frozen, sending = threading.Event(), threading.Lock()
+            with self._lock:
+                self._frozen.append((frozen, sending))
+                self._socks += [client, server]
+                for a, b, counted in ((client, server, False), (server, client, True)):
+                    thread = threading.Thread(target=self._pump,
+                                              args=(a, b, counted, frozen, sending),
+                                              daemon=True)
+                    self._threads.append(thread)
+                    thread.start()
+
+    def _pump(self, a: socket.socket, b: socket.socket, counted: bool,
+              frozen: threading.Event, sending: threading.Lock) -> None:
+        try:
+            while True:
+                data = a.recv(65536)
+                with sending:
+                    if frozen.is_set():
+                        break
+                    if not data:
+                        b.shutdown(socket.SHUT_WR)
+                        return
+                    b.sendall(data)
+                if counted:
+                    with self._lock:
+                        self.down += len(data)
+        except OSError:
+            return
+        self._closing.wait()  # frozen: the sockets stay open, nothing moves
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._closing.set()
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self._threads:
+            thread.join(5)

@@ -50,6 +50,7 @@ from .transport import (
     _check_argv,
     after_marker,
     communicate,
+    marks,
     new_marker,
 )
 
@@ -85,6 +86,13 @@ _NO_SUDO_TIMEOUT = re.compile(r"^sudo(?:-rs)?: (sorry, you are not allowed set a
 #: (:meth:`SshTransport._sshd_answers`): it answers in its own process, in milliseconds
 #: where the host is up; a host cut off is reported unreachable this much later than before
 _PROBE_WAIT = 1.0
+#: how recent a byte of a check script's reply is that says the host still answers, where
+#: the script timed out: one of a reply that stopped longer ago than this (a cut part-way
+#: through it) is no sign, and sshd is asked as for a reply that never came. Its probe's
+#: wait: a byte as recent as sshd's answer would be is as good an answer. Not the script's
+#: ``answer_within``: that is its whole limit outside careful mode, and a reply cut after
+#: its first packet is silent a little less than that when the limit ends it
+_STILL_ANSWERING = _PROBE_WAIT
 #: the subsystem that probe asks for: no server offers it, and the name tells a host's admin
 #: who asks, in the log line sshd writes as it refuses
 _PROBE_SUBSYSTEM = "ai-sysadmin-liveness-probe"
@@ -278,11 +286,14 @@ class _Reply:
         #: set by the first byte of the reply, or by its failure: what a wait for the host's
         #: first word ends on
         self.stirred = asyncio.Event()
+        #: when the last byte came (monotonic seconds); None: none yet
+        self.last: float | None = None
 
     def feed(self, data: str, stream: int) -> None:
         if not self.open[stream] or not data:
             return
         self.stirred.set()
+        self.last = time.monotonic()
         self.size += len(data)
         if self.size > MAX_REPLY:
             self.open = [False, False]
@@ -344,9 +355,10 @@ class _Shell(asyncssh.SSHClientSession[str]):
         #: says so at once, maybe before the first script is written
         self.early = ["", ""]
         self.ended: _ShellEnded | None = None
-        #: whether anything of the last script's reply came: where nothing did, the host
-        #: stopped answering; else the script runs long
-        self.heard = False
+        #: when the last byte of the last script's reply came (monotonic seconds), None
+        #: where nothing did: a reply that never came, or that stopped part-way, may be a
+        #: host that stopped answering; else the script runs long
+        self.heard: float | None = None
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
         self.chan = chan
@@ -378,7 +390,7 @@ class _Shell(asyncssh.SSHClientSession[str]):
         assert self.chan is not None
         if self.ended is not None:
             raise self.ended
-        self.heard = False
+        self.heard = None
         try:
             self.chan.write(script)
         except BrokenPipeError as exc:
@@ -394,7 +406,7 @@ class _Shell(asyncssh.SSHClientSession[str]):
             await reply.finished
         finally:
             self.reply = None
-            self.heard = reply.size > 0
+            self.heard = reply.last
         return reply.text(0), reply.text(1)
 
     async def end(self) -> None:
@@ -1003,7 +1015,7 @@ class SshTransport(Transport):
             except (asyncssh.Error, OSError, TimeoutError) as exc:
                 raise TransportError(f"{self.host}: cannot run 'echo' over SSH: {exc}") from exc
         # a shell whose rc files print around the echo runs commands all the same
-        if probe not in str(done.stdout or "").splitlines():
+        if not any(marks(line, probe) for line in str(done.stdout or "").splitlines()):
             raise self._refused(state, done.exit_status, str(done.stdout or ""),
                                 str(done.stderr or ""))
 
@@ -1097,21 +1109,30 @@ class SshTransport(Transport):
         as it starts (``answer_within`` given) and not a byte of the reply came, either the
         shell is stuck on a host that answers (swapping hard, its shell's binary or working
         directory on a hung mount), or the host stopped answering (it froze, or a partition
-        that sends no reset cut it off). sshd is asked which (:meth:`_sshd_answers`): where
-        it is silent too, the connection is dropped, for the next call to connect afresh (or
-        to fail at the connect timeout) instead of waiting on it, and the caller sends that
-        host nothing more now (:class:`NoAnswer`); the commands it carried (a fix) go with
-        it. Else a step of the script runs long on a host that answers (or a script that
-        writes nothing early may). The connection goes as well where :data:`_STUCK_MAX`
-        shells of scripts that timed out on it on a host that answers still hold their
-        sessions (whatever came back between them), once no command (a fix) runs on it."""
+        that sends no reset cut it off). So too where the reply stopped part-way and nothing
+        more came for :data:`_STILL_ANSWERING` (a cut in the middle of the reply): a step
+        runs long, or the host stopped answering. sshd is asked which
+        (:meth:`_sshd_answers`): where it is silent too, the connection is dropped, for the
+        next call to connect afresh (or to fail at the connect timeout) instead of waiting on
+        it, and the caller sends that host nothing more now (:class:`NoAnswer`); the
+        commands it carried (a fix) go with it. Else a step of the script runs long on a
+        host that answers (or a script that writes nothing early may). The connection goes
+        as well where :data:`_STUCK_MAX` shells of scripts that timed out on it on a host
+        that answers still hold their sessions (whatever came back between them), once no
+        command (a fix) runs on it."""
         conn = state.shell_conn
-        silent = not shell.heard and answer_within is not None
+        silent = shell.heard is None and answer_within is not None
+        quiet = None if shell.heard is None else time.monotonic() - shell.heard
+        cut = quiet is not None and quiet >= _STILL_ANSWERING
         waited = min(answer_within or timeout, timeout)
-        if silent and (conn is None or not await self._sshd_answers(state, conn)):
+        if (silent or cut) and (conn is None or not await self._sshd_answers(state, conn)):
             # the channel goes with its connection: no wait for a silent host to close it
             if conn is None or not await self._drop_connection(state, conn):
                 state.shell = state.shell_conn = None
+            if cut:
+                return NoAnswer(f"{self.host}: the reply stopped part-way, nothing more came "
+                                f"back for {quiet:.0f} s: the host stopped answering, or the "
+                                "way to it is cut")
             return NoAnswer(f"{self.host}: nothing came back within {waited:g} s: the host "
                             "stopped answering, or the way to it is cut")
         # dropped first: a shell that ends as it is dropped holds no session
@@ -1228,7 +1249,7 @@ class SshTransport(Transport):
                 if started:
                     yield str(line).rstrip("\n")
                 else:  # what the login shell's rc files printed before the command began
-                    started = str(line).rstrip("\n").endswith(marker)
+                    started = marks(str(line), marker)
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"{self.host}: {cmd[0]!r} over SSH: {exc}") from exc
         finally:

@@ -70,14 +70,20 @@ def new_marker() -> str:
     return f"ai-sysadmin-{secrets.token_hex(8)}"
 
 
+def marks(line: str, marker: str) -> bool:
+    """Whether ``line`` (its line break or not) is the one ``echo MARKER`` wrote: it ends with
+    the marker, as a login shell's rc file may print text with no line break of its own
+    before it (a terminal title, ``printf '\\033]0;%s\\007'``), which the echo's line then
+    starts with."""
+    return line.rstrip("\n").endswith(marker)
+
+
 def after_marker(text: str, marker: str) -> str | None:
-    """The line right after ``marker``'s own line; None where there is none. A login shell's
-    rc files may print before the command (a ~/.bashrc that echoes) and after it (a
-    ~/.bash_logout): only what follows the marker is the command's."""
+    """The line right after ``marker``'s own line (:func:`marks`); None where there is none.
+    A login shell's rc files may print before the command (a ~/.bashrc that echoes) and
+    after it (a ~/.bash_logout): only what follows the marker is the command's."""
     lines = text.splitlines()
-    if marker not in lines:
-        return None
-    at = lines.index(marker) + 1
+    at = next((i + 1 for i, line in enumerate(lines) if marks(line, marker)), len(lines))
     return lines[at].strip() if at < len(lines) else None
 
 
