@@ -63,6 +63,18 @@ BIND_MOUNTS = """\
 41 23 254:16 /cache /var/cache rw,relatime shared:20 - ext4 /dev/vdb rw
 """
 
+#: a full tmpfs at /srv/cache, bound at /srv/c: df's table lists it there alone (nearer the
+#: root), df of a path in it names /srv/cache; the mount table says they are one
+TMPFS_BIND = """\
+/dev/vda1         ext4   21474836480  2147483648 19327352832 1310720  181223 /
+cachefs           tmpfs      1024000     1015808        8192 3085471       2 /srv/c
+"""
+TMPFS_BIND_MOUNTS = """\
+23 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+40 23 0:56 / /srv/cache rw,relatime - tmpfs cachefs rw,size=1000k
+41 23 0:56 / /srv/c rw,relatime - tmpfs cachefs rw,size=1000k
+"""
+
 #: a pool 97 % full; /srv/cache, a dataset of it, is full by a quota of its own (5 GiB)
 QUOTA = """\
 tank/root         zfs    13958643712 10737418240  3221225472  981220  120331 /
@@ -119,6 +131,9 @@ class FullHost(LocalTransport):
      "/data", "medium", ""),
     (BIND, BIND_MOUNTS, line(BIND, "/data").replace("/data", "/var/cache"), "/var/cache",
      "/", "high", "disk_space of /, not the space on /data"),
+    # the incident names the mount df's table lists; the path is in the other one of it
+    (TMPFS_BIND, TMPFS_BIND_MOUNTS, line(TMPFS_BIND, "/srv/c").replace("/srv/c", "/srv/cache"),
+     "/srv/cache/x", "/srv/c", "medium", ""),
     # what is deleted in a dataset its quota holds is its pool's free space too
     (QUOTA, QUOTA_MOUNTS, line(QUOTA, "/srv/cache"), "/srv/cache", "/", "medium", ""),
     (QUOTA, QUOTA_MOUNTS, line(QUOTA, "/srv/cache"), "/srv/cache", "/srv/cache", "medium", ""),
@@ -126,7 +141,8 @@ class FullHost(LocalTransport):
     (QUOTA, QUOTA_MOUNTS, line(QUOTA, "/var/tmp"), "/var/tmp", "/srv/cache", "high",
      "disk_space of /srv/cache, not the space on /"),
 ], ids=["zfs-pool", "zfs-other-pool", "btrfs-subvolume", "btrfs-other-disk", "bind-mount",
-        "bind-other-disk", "zfs-quota-for-pool", "zfs-quota-own", "zfs-pool-for-quota"])
+        "bind-other-disk", "tmpfs-bind", "zfs-quota-for-pool", "zfs-quota-own",
+        "zfs-pool-for-quota"])
 def test_a_clean_on_the_file_system_of_the_incident_is_its_fix_whichever_mount_holds_it(
         tmp_path: Path, settings: Settings, store: IncidentStore, table: str, mountinfo: str,
         mounted: str, path: str, subject: str, risk: str, why: str) -> None:

@@ -3,7 +3,19 @@ and whether /proc hides processes, from /proc/self/mountinfo as the kernel write
 
 from __future__ import annotations
 
-from ai_sysadmin.monitor.parsers import MountFlags, mount_flags, proc_files_mounted, proc_hidepid
+from pathlib import Path
+
+from ai_sysadmin.monitor.parsers import (
+    MountFlags,
+    mount_flags,
+    mount_places,
+    proc_files_mounted,
+    proc_hidepid,
+)
+from ai_sysadmin.monitor.snapshot import MountPoint
+
+#: the mount tables tests/rules/test_disk_mounts.py judges (how they were made: there)
+TABLES = Path(__file__).resolve().parent.parent / "fixtures" / "mounts"
 
 
 def read_only_mount_points(mountinfo: str) -> set[str]:
@@ -95,3 +107,53 @@ def test_files_under_a_proc_mounted_over_since_are_hidden() -> None:
     # and a file bound on the new one is shown through it
     bound = remounted + "175 174 0:55 /proc/loadavg /proc/loadavg rw - fuse.lxcfs lxcfs rw\n"
     assert proc_files_mounted(bound) == {"/proc/loadavg"}
+
+
+def table(name: str) -> str:
+    return (TABLES / f"{name}.mountinfo").read_text(encoding="utf-8")
+
+
+def test_a_bind_mount_is_of_the_file_system_it_binds_wherever_df_lists_it() -> None:
+    """df lists backupdisk once, at /bk (nearer the root) once it is bound there: the table
+    says /bk and /srv/backups/data are one file system, the whole of it at each, and which
+    was mounted first."""
+    places = mount_places(table("backups_bound"))
+    both = (MountPoint("/srv/backups/data", 51, True), MountPoint("/bk", 52, True))
+    assert places["/bk"].mounted_at == places["/srv/backups/data"].mounted_at == both
+    assert places["/bk"].file_system == places["/srv/backups/data"].file_system \
+        == "0:56 backupdisk"
+    assert places["/"].mounted_at == (MountPoint("/", 72, True),)
+    # the lab's /dev/console is one file of the machine's devtmpfs, /proc/sys a part of proc
+    assert places["/dev/console"].mounted_at == (MountPoint("/dev/console", 78, False),)
+    assert MountPoint("/proc/sys", 74, False) in places["/proc"].mounted_at
+
+
+def test_a_mount_under_a_directory_mounted_over_since_is_out_of_view() -> None:
+    """A tmpfs mounted on /srv hides /srv/backups/data, still in the table: the file system
+    is in view at /bk alone, which df lists."""
+    places = mount_places(table("backups_covered"))
+    assert places["/bk"].mounted_at == (MountPoint("/bk", 52, True),)
+    assert places["/srv"].mounted_at == (MountPoint("/srv", 53, True),)
+    # df reads the hidden one's point through what covers it; its own mount is kept for it
+    assert MountPoint("/srv/backups/data", 51, True) in places["/srv/backups/data"].mounted_at
+
+
+def test_a_container_sees_its_disk_only_as_the_files_its_runtime_binds() -> None:
+    places = mount_places(table("container"))
+    assert places["/etc/hosts"].mounted_at == (MountPoint("/etc/hosts", 56, False),
+                                               MountPoint("/etc/hostname", 57, False),
+                                               MountPoint("/etc/resolv.conf", 58, False))
+    assert places["/"].mounted_at == (MountPoint("/", 54, True),)
+
+
+def test_what_is_in_view_is_the_tree_not_the_order_of_the_table() -> None:
+    """The kernel lists the /proc an initramfs made before the root it was moved onto (22
+    before 27): it is in view all the same. Of two mounts at one point on one mount (a
+    procfs mounted on lxcfs's /proc), the later is in use, and what was on the earlier is
+    hidden with it."""
+    assert mount_places(MOUNTINFO)["/proc"].mounted_at == (MountPoint("/proc", 22, True),)
+    assert mount_places(MOUNTINFO)["/mnt/backup"].file_system == "8:33 /dev/sdc1"
+    remounted = mount_places(LXCFS + "174 70 0:70 / /proc rw,relatime - proc proc rw\n")
+    assert remounted["/proc"].mounted_at == (MountPoint("/proc", 174, True),)
+    assert [at.point for at in remounted["/proc/loadavg"].mounted_at] == ["/proc/loadavg"]
+    assert [at.point for at in remounted["/proc/meminfo"].mounted_at] == ["/proc/meminfo"]

@@ -20,7 +20,14 @@ from ..errors import TransportError
 from ..hosts.os_patterns import OSTREE_BOOTED, PACKAGE_PROGRAMS
 from ..hosts.osinfo import OsInfo, read_os_release
 from ..hosts.transport import LocalTransport, Transport
-from ..monitor.parsers import DF_COLUMNS, flagged, mount_flags, parse_df
+from ..monitor.parsers import (
+    DF_COLUMNS,
+    flagged,
+    mount_flags,
+    mount_places,
+    parse_df,
+    placed,
+)
 from ..monitor.sections import MOUNTINFO, NIXOS_SYSTEM_PROFILE
 from ..monitor.snapshot import file_system_of
 from ..redact import redact_cut
@@ -224,8 +231,10 @@ async def read_mount_of(transport: Transport, settings: Settings, path: str
                              f"{redact_cut(table.stderr.strip(), 200) or 'it said nothing'}")
     mountinfo = await transport.read_file(MOUNTINFO, settings.command_timeout)
     flags = mount_flags(mountinfo) if mountinfo is not None else {}
-    line = flagged(mounts, flags)[0]
-    return file_system_of(line, flagged(parse_df(table.stdout), flags)) or (line.target,)
+    places = mount_places(mountinfo) if mountinfo is not None else {}
+    line = placed(flagged(mounts, flags), places)[0]
+    return file_system_of(line, placed(flagged(parse_df(table.stdout), flags), places)) \
+        or (line.target,)
 
 
 #: each generation link of the system profile, and the profile's own link: name, the link's

@@ -28,6 +28,7 @@ from .snapshot import (
     MdArray,
     Memory,
     Mount,
+    MountPoint,
     Process,
     ServiceResult,
     SwapCounters,
@@ -429,6 +430,113 @@ def flagged(mounts: Iterable[Mount], flags: Mapping[str, MountFlags]) -> list[Mo
                     stopped=f.stopped)
             if (f := flags.get(m.target)) is not None and (f.read_only or f.view_read_only)
             else m for m in mounts]
+
+
+@dataclass(frozen=True, slots=True)
+class MountPlace:
+    """Which file system is mounted at a point, and every mount of it in view."""
+
+    #: its device number (one for all its mounts) and source, as the mount table gives them
+    file_system: str
+    mounted_at: tuple[MountPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _TableMount:
+    mount_id: int
+    parent: int
+    #: as df lists it
+    point: str
+    file_system: str
+    whole: bool
+
+
+def _table_mounts(mountinfo: str) -> list[_TableMount]:
+    rows = []
+    for line in mountinfo.split("\n"):
+        mount, dash, fs = line.partition(" - ")
+        fields, fs_fields = mount.split(" "), fs.split(" ")
+        if not dash or len(fields) < 6 or len(fs_fields) < 3 \
+                or not (fields[0].isdigit() and fields[1].isdigit()):
+            continue
+        # the device number is the file system's, one for all its mounts (a bind mount, a
+        # second mount of its device, a btrfs subvolume, whose files df reads with numbers
+        # of their own); its source tells apart network shares the kernel gives one
+        rows.append(_TableMount(int(fields[0]), int(fields[1]),
+                                _as_df_lists(_mount_field(fields[4])),
+                                f"{fields[2]} {_mount_field(fs_fields[1])}", fields[3] == "/"))
+    return rows
+
+
+def _in_view(rows: list[_TableMount]) -> set[int]:
+    """The mounts a path reaches. One is hidden by a mount over it (at its point, on it; or
+    the later one of two at one point on one mount), by one at a directory above its point
+    on the mount it is on (``mount -t tmpfs x /srv`` over /srv/data), or with the mount it
+    is on. The table's order is no order of mounting (a kernel lists the /proc and /dev an
+    initramfs made before the root they were moved onto): the tree decides."""
+    by_id = {row.mount_id: row for row in rows}
+    last = {(row.parent, row.point): row.mount_id for row in rows}
+    points_on: dict[int, set[str]] = {}
+    for row in rows:
+        points_on.setdefault(row.parent, set()).add(row.point)
+
+    def hidden(row: _TableMount) -> bool:
+        if last[(row.parent, row.point)] != row.mount_id \
+                or row.point in points_on.get(row.mount_id, ()):
+            return True
+        if row.parent not in by_id:  # on a mount out of view: the root of this view
+            return False
+        siblings, above = points_on[row.parent], row.point
+        while above not in ("/", ""):
+            above = above.rpartition("/")[0] or "/"
+            if above in siblings:
+                return True
+        return False
+
+    shown: dict[int, bool] = {}
+    for row in rows:
+        chain, at = [], row
+        while at.mount_id not in shown and len(chain) <= len(rows):
+            chain.append(at)
+            if at.parent not in by_id:
+                break
+            at = by_id[at.parent]
+        ok = shown.get(at.mount_id, True)
+        for link in reversed(chain):
+            ok = ok and not hidden(link)
+            shown[link.mount_id] = ok
+    return {mount_id for mount_id, ok in shown.items() if ok}
+
+
+def mount_places(mountinfo: str) -> dict[str, MountPlace]:
+    """Each mount point of ``/proc/self/mountinfo``, as df lists it, with the file system
+    mounted there (where a point is mounted over, the last mount, as df reports it) and the
+    mounts of that file system in view. df lists a file system once, at one of its mounts
+    (the one nearest the root), and lists it elsewhere when another mount of it comes or
+    goes (a bind mount at a shorter path): the table says which file system a line is."""
+    rows = _table_mounts(mountinfo)
+    in_view = _in_view(rows)
+    of: dict[str, list[MountPoint]] = {}
+    for row in rows:
+        if row.mount_id in in_view:
+            of.setdefault(row.file_system, []).append(
+                MountPoint(row.point, row.mount_id, row.whole))
+    shared = {system: tuple(points) for system, points in of.items()}
+    places = {}
+    for row in rows:
+        at = MountPoint(row.point, row.mount_id, row.whole)
+        points = shared.get(row.file_system, ())
+        # the mount df reads there, whatever the tree says of it
+        places[row.point] = MountPlace(row.file_system,
+                                       points if at in points else (*points, at))
+    return places
+
+
+def placed(mounts: Iterable[Mount], places: Mapping[str, MountPlace]) -> list[Mount]:
+    """df's mounts with the file system the mount table says each is, and its other mounts;
+    one the table does not name as df does is left as df gives it."""
+    return [replace(m, file_system=p.file_system, mounted_at=p.mounted_at)
+            if (p := places.get(m.target)) is not None else m for m in mounts]
 
 
 def proc_hidepid(mountinfo: str) -> tuple[str, str | None] | None:

@@ -391,7 +391,9 @@ def _mounts(readings: Sequence[Reading], snap: Snapshot, plan: Plan) -> None:
         return
     # parsed apart, each reused while its text stays the same (df's changes with every
     # write, the mount table hardly ever)
-    snap.mounts = parsers.flagged(mounts, plan.parsed(parsers.mount_flags, mountinfo))
+    snap.mounts = parsers.placed(
+        parsers.flagged(mounts, plan.parsed(parsers.mount_flags, mountinfo)),
+        plan.parsed(parsers.mount_places, mountinfo))
 
 
 def _unread_mounts(df: CommandResult, mounts: Sequence[Mount], mountinfo: str | None,

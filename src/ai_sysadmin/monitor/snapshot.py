@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -64,6 +64,18 @@ class Load:
 
 
 @dataclass(frozen=True, slots=True)
+class MountPoint:
+    """One mount of a file system that the mount table shows in view, as df names its point."""
+
+    point: str
+    #: the kernel's number for the mount (``/proc/self/mountinfo``'s first field)
+    mount_id: int
+    #: the whole file system is mounted there (its root, ``/``), not a directory or a file of
+    #: it (a bind mount, a container's /etc/hosts, a btrfs subvolume)
+    whole: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Mount:
     source: str
     fstype: str
@@ -81,6 +93,12 @@ class Mount:
     #: the kernel's word for writes it stopped after an error (``emergency_ro``,
     #: ``shutdown``), or ""
     stopped: str = ""
+    #: which file system it is, by the mount table (its device number and source); "" where
+    #: the table was not read or does not name the mount point df does
+    file_system: str = ""
+    #: every mount of that file system in view, this one among them: df lists a file system
+    #: once, at whichever of them it chooses, and chooses anew as they come and go
+    mounted_at: tuple[MountPoint, ...] = ()
 
     @property
     def used_percent(self) -> float:
@@ -125,17 +143,22 @@ class FileSystem:
 
 
 def _file_system_key(m: Mount) -> tuple[object, ...]:
-    """What df's line says of the file system itself. One device holds one file system at a
-    time, so the mounts of one device node (``/dev/...``) of one type and size are one file
-    system: each btrfs subvolume has a device number of its own, so df lists every one (/,
-    /home, /var), with the file system's figures, read a moment apart (a busy disk's used
-    count moves between two reads). Any other source names no device (``tmpfs``, any label
-    a tmpfs is given): two full tmpfs of one size show the same figures, and are two.
+    """Which file system a line of df's is of. The mount table, where it was read, says
+    (:attr:`Mount.file_system`): one device number for every mount of it, a btrfs's
+    subvolumes among them. Without it, df's line says what it can: one device holds one
+    file system at a time, so the mounts of one device node (``/dev/...``) of one type and
+    size are one file system: each btrfs subvolume has a device number of its own, so df
+    lists every one (/, /home, /var), with the file system's figures, read a moment apart (a
+    busy disk's used count moves between two reads). Any other source names no device
+    (``tmpfs``, any label a tmpfs is given): two full tmpfs of one size show the same
+    figures, and are two.
 
     A ZFS dataset (``rpool/home``, source and no device) is of its pool: df lists each mounted
     one, its own data and the pool's free space, so a full pool shows every dataset full."""
     if m.fstype == "zfs":
         return ("zfs", zfs_pool(m), m.read_only)
+    if m.file_system:
+        return ("table", m.file_system)
     if not m.source.startswith("/dev/"):
         return (m.target,)
     return (m.source, m.fstype, m.size_bytes, m.inodes, m.read_only)
@@ -169,74 +192,138 @@ def _pool_free(group: list[Mount]) -> int:
     return root[0].avail_bytes if root else max(m.avail_bytes for m in group)
 
 
-def _pool(group: list[Mount]) -> list[FileSystem]:
+def _pool(group: list[Mount], named: Collection[str] = ()) -> list[FileSystem]:
     """A ZFS pool's datasets as the file systems they fill: the pool once, as its shortest
-    mount point, with the pool's figures (the data of all its datasets df lists, and the
-    pool's free space: :func:`_pool_free`), its datasets those that show that much free
-    space, or more (a reservation's room is the pool's, set aside); and each dataset held
-    by a quota of its own (a share of the pool less free than the pool), which fills up on
-    its own while the pool has room. A full pool leaves no dataset more room than another,
-    but for its reservations: one incident."""
+    mount point (or the one its live findings name: :func:`_subject`), with the pool's
+    figures (the data of all its datasets df lists, and the pool's free space:
+    :func:`_pool_free`), its datasets those that show that much free space, or more (a
+    reservation's room is the pool's, set aside); and each dataset held by a quota of its
+    own (a share of the pool less free than the pool), which fills up on its own while the
+    pool has room. A full pool leaves no dataset more room than another, but for its
+    reservations: one incident."""
     free = _pool_free(group)
     used = sum(m.used_bytes for m in group)
     slack = _slack(group, free)
     held = [m for m in group if m.avail_bytes < free - slack]
     shared = [m for m in group if m.avail_bytes >= free - slack]
-    first = min(shared, key=mount_order)
+    # each dataset at the point it is known by, whichever of its mounts df lists
+    points = {id(m): _points([m]) for m in shared}
+    known = sorted(shared, key=lambda m: _point_order(points[id(m)][0]))
+    order = [points[id(m)][0] for m in known] + [p for m in known for p in points[id(m)][1:]]
+    subject = _subject(order, named)
+    first = next(m for m in known if subject in points[id(m)])
     pool = zfs_pool(first)
-    whole = replace(first, source=pool, size_bytes=used + free, used_bytes=used,
-                    avail_bytes=free)
-    return [FileSystem(whole, tuple(sorted(m.target for m in shared if m is not first)),
-                       tuple(shared), pool, len(group)),
-            *(_one([m]) for m in held)]
+    whole = replace(first, source=pool, target=subject, size_bytes=used + free,
+                    used_bytes=used, avail_bytes=free)
+    return [FileSystem(whole, tuple(sorted({*order} - {subject})), tuple(shared), pool,
+                       len(group)),
+            *(_one([m], named) for m in held)]
 
 
-def _one(group: list[Mount]) -> FileSystem:
-    """A file system by the shortest of its mount points ("/" before "/home"), the same from
-    one check to the next whichever order df lists them in."""
-    first = min(group, key=mount_order)
-    return FileSystem(first, tuple(sorted(m.target for m in group if m is not first)),
-                      tuple(group))
+def _point_order(point: str) -> tuple[int, str]:
+    return (len(point), point)
 
 
 def mount_order(m: Mount) -> tuple[int, str]:
     """Shorter mount points first, then by name: "/" before "/home" before "/var"."""
-    return (len(m.target), m.target)
+    return _point_order(m.target)
 
 
-def distinct_filesystems(mounts: Iterable[Mount]) -> list[FileSystem]:
+def _whole_and_parts(group: Iterable[Mount]) -> tuple[list[str], list[str]]:
+    """The mount points of the file system df lists as ``group``: where the whole of it is
+    mounted (the mount table's root ``/``), the earliest mount first (the lowest mount ID);
+    and where a part of it is (a bind mount of a directory or a file, a btrfs subvolume),
+    with where df lists it and the mount table does not say, by name."""
+    shown = {at for m in group for at in m.mounted_at}
+    whole = [at.point for at in sorted((at for at in shown if at.whole),
+                                       key=lambda at: at.mount_id)]
+    parts = {at.point for at in shown if not at.whole}
+    parts.update(m.target for m in group if not m.mounted_at)
+    return whole, sorted(parts.difference(whole))
+
+
+def _points(group: Iterable[Mount], layered: Iterable[str] = ()) -> list[str]:
+    """The mount points a file system's findings may be about, in the order one is chosen:
+    where the whole of it is mounted, the earliest mount first, so that another mount of it
+    coming or going (a bind mount at a shorter path, which df then lists it at instead)
+    moves nothing; then the rest, nearest the root first, among them ``layered``: the points
+    of overlays that show its figures (a container's "/", where the file system under it is
+    mounted only as the files a container runtime binds, /etc/hosts)."""
+    whole, parts = _whole_and_parts(group)
+    return [*whole, *sorted({*parts, *layered}.difference(whole), key=_point_order)]
+
+
+def _subject(order: list[str], named: Collection[str]) -> str:
+    """The first of ``order`` that a live finding of the rule names (its incident goes on
+    under the name it has, an incident opened before this choice was made too), else the
+    first."""
+    return next((point for point in order if point in named), order[0])
+
+
+def _one(group: list[Mount], named: Collection[str] = (),
+         over: Iterable[Mount] = ()) -> FileSystem:
+    """A file system by one of its mount points (:func:`_points`, :func:`_subject`), the
+    same from one check to the next whichever order df lists them in and whichever of them
+    it lists; ``over``: overlays with its figures (see :func:`distinct_filesystems`)."""
+    layered = {at.point for o in over for at in o.mounted_at} | {o.target for o in over}
+    subject = _subject(_points(group, layered), named)
+    first = min(group, key=lambda m: (m.target != subject, *mount_order(m)))
+    whole, parts = _whole_and_parts(group)
+    also = tuple(point for point in (*sorted(whole), *parts) if point != subject)
+    return FileSystem(replace(first, target=subject), also, tuple(group))
+
+
+def distinct_filesystems(mounts: Iterable[Mount],
+                         named: Collection[str] = ()) -> list[FileSystem]:
     """The file systems a fill level is judged on, each once: one full disk is one problem,
-    however many times it is mounted.
+    however many times it is mounted, and under one name (:func:`_points`) however its
+    other mounts come and go; ``named``: the mount points a rule's live findings are about,
+    which keep their names while they still show the file system.
 
     Mounts of one file system (:func:`_file_system_key`: btrfs subvolumes, which df lists
     each with its own device number) are one. An overlay mount (a container's root) reports
     the figures of the file system its upper directory lies on, with ``overlay`` as its
     source: an overlay whose file system (its size and inode count) another mount shows is
-    left to that mount, and of overlays that share one only the first is kept. (df itself
-    leaves out bind mounts, which share their device number.) The datasets of a ZFS pool
-    are the pool (:func:`_pool`)."""
+    left to that mount, which it may name where that file system is mounted nowhere whole
+    (a container sees its disk only at /etc/hosts and the like); of overlays that share one
+    only the first is kept. (df itself lists a file system once, at one of its mounts; the
+    mount table names the others.) The datasets of a ZFS pool are the pool
+    (:func:`_pool`)."""
     mounts = list(mounts)
     plain = {(m.size_bytes, m.inodes) for m in mounts if m.fstype != "overlay"}
     overlays: set[tuple[int, int]] = set()
+    under: dict[tuple[int, int], list[Mount]] = {}
     groups: dict[tuple[object, ...], list[Mount]] = {}
     for m in mounts:
         if m.fstype == "overlay":
             figures = (m.size_bytes, m.inodes)
-            if figures in plain or figures in overlays:
+            if figures in plain:
+                under.setdefault(figures, []).append(m)
+                continue
+            if figures in overlays:
                 continue
             overlays.add(figures)
         groups.setdefault(_file_system_key(m), []).append(m)
-    return [fs for group in groups.values()
-            for fs in (_pool(group) if group[0].fstype == "zfs" else [_one(group)])]
+    systems: list[FileSystem] = []
+    for group in groups.values():
+        if group[0].fstype == "zfs":
+            systems += _pool(group, named)
+        else:
+            over = under.pop((group[0].size_bytes, group[0].inodes), [])
+            systems.append(_one(group, named, over))
+    return systems
 
 
 def _same_file_system(line: Mount, listed: Mount) -> bool:
     """Whether df's line for a path is of the file system a mount of its table shows. df
-    leaves out of its table a bind mount, which shares its device number, but names it for
-    a path in it: one of a device node is known by its key; a ZFS dataset by its name (a
-    pool's datasets are judged apart where a quota holds one); any other by its mount."""
+    lists a file system once, at one of its mounts, but names the mount a path is in: the
+    mount table says which file system each is; without it, one of a device node is known
+    by its key; a ZFS dataset by its name (a pool's datasets are judged apart where a quota
+    holds one); any other by its mount."""
     if line.fstype == "zfs":
         return listed.fstype == "zfs" and listed.source == line.source
+    if line.file_system and listed.file_system:
+        return line.file_system == listed.file_system
     if line.source.startswith("/dev/"):
         return _file_system_key(line) == _file_system_key(listed)
     return (listed.source, listed.target) == (line.source, line.target)

@@ -128,6 +128,12 @@ class Rule(ABC):
         finding decides, as it does for a rule that looks at the host as it is now."""
         return None
 
+    def found_subjects(self, ctx: RuleContext) -> frozenset[str]:
+        """The subjects of this rule's findings that the checks before found (its live
+        incidents'): where one thing may be named more ways than one (a file system mounted
+        twice), the name its incident has."""
+        return frozenset(subject for rule, subject in ctx.found_before if rule == self.name)
+
     def margin(self, ctx: RuleContext, subject: str,
                severity: Severity = Severity.WARNING) -> float:
         """How far past a level ``subject`` must come back before it is below it again:

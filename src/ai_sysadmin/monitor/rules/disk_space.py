@@ -14,7 +14,7 @@ class DiskSpace(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
         findings = []
-        for fs in distinct_filesystems(ctx.snapshot.mounts or []):
+        for fs in distinct_filesystems(ctx.snapshot.mounts or [], self.found_subjects(ctx)):
             m = fs.mount
             pct = m.used_percent
             # a read-only one cannot fill up

@@ -19,7 +19,7 @@ class InodeExhaustion(Rule):
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         t = ctx.thresholds
         findings = []
-        for fs in distinct_filesystems(ctx.snapshot.mounts or []):
+        for fs in distinct_filesystems(ctx.snapshot.mounts or [], self.found_subjects(ctx)):
             m = fs.mount
             pct = m.inodes_percent
             # a read-only file system cannot run out of what it is never asked for
