@@ -49,8 +49,12 @@ def _action(action_id: int, incident_id: int, state: str = "succeeded",
                   kind=kind, params=params or {"unit": subject}, subject=subject, risk="low",
                   plan={}, outcome="execute", reason="restart", state=state, created_at=now,
                   expires_at=None, decided_by=None, decided_at=None, decision_reason=None,
-                  started_at=now, finished_at=now,
-                  result={"verification": "finding gone and flaky.service active for 1 s"})
+                  started_at=now, finished_at=now, ran_at=now,
+                  # what ran, as the executor keeps it: a failed fix none of whose commands
+                  # ran teaches nothing
+                  result={"commands": [{"argv": ["systemctl", "restart", subject],
+                                        "returncode": 0, "stdout": "", "stderr": ""}],
+                          "verification": "finding gone and flaky.service active for 1 s"})
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,15 @@ from ..store.actions import Action
 from .config_repo import MAX_FILE_BYTES, ConfigRepo, ConfigRepoError, SyncReport
 from .config_repo import Chunk as RepoChunk
 from .git_context import describe, diff_excerpt, recent_changes
-from .learning import Lesson, describe_fix, fix_key, lesson, symptoms_of, tagged_action
+from .learning import (
+    Lesson,
+    describe_fix,
+    fix_key,
+    lesson,
+    nothing_ran,
+    symptoms_of,
+    tagged_action,
+)
 from .models import ConfigChunk, Hit, IncidentRecord, KnowledgeEntry
 from .profiles import profile_of
 from .store import UNTRUSTED_TAG, Mark, file_mark
@@ -497,7 +505,9 @@ class KnowledgeRecall:
             return None
         learned = lesson(incident, action)
         if learned is None:
-            log.info("action %d taught nothing: a fact of it is not plain", action.id,
+            why = ("none of its commands ran" if nothing_ran(action) else
+                   "a fact of it is not plain")
+            log.info("action %d taught nothing: %s", action.id, why,
                      extra={"action": action.id, "incident": incident.id, "event": "learned"})
             return None
 
