@@ -138,6 +138,12 @@ def tagged_action(entry: KnowledgeEntry) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def rule_of(entry: KnowledgeEntry) -> str | None:
+    """The rule a learned entry's fix was for (its first tag, as :func:`lesson` writes it),
+    None where it names none this release knows."""
+    return entry.tags[0] if entry.tags and entry.tags[0] in RULES_BY_NAME else None
+
+
 def symptoms_of(rule: str, subject: str, severity: str) -> str:
     """How an incident looks, in our own words: the rule's description and the subject."""
     described = RULES_BY_NAME[rule].description if rule in RULES_BY_NAME else ""
