@@ -19,6 +19,7 @@ from ai_sysadmin.errors import StoreError, TransportError
 from ai_sysadmin.executor import Executor
 from ai_sysadmin.executor.host_facts import PACKAGE_PROBE
 from ai_sysadmin.hosts.transport import LocalTransport
+from ai_sysadmin.knowledge.learning import lesson
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.store import Action, ActionStore, IncidentStore
 from tests.support.polling import until
@@ -435,6 +436,9 @@ def test_the_check_after_a_cut_off_verification_that_still_finds_it_tells_the_fi
     assert ended.state == "failed" and "did not hold" in ended.reason, ended.reason
     assert "did not hold" in (store.last_said(f"action:{action.id}") or "")
     assert ActionStore(store.db).lessons_due() == [action.id]
+    # its commands ran (a fix that never reached its host teaches nothing): learned so
+    learned = lesson(store.get(incident_id), ended)
+    assert learned is not None and learned.record.outcome == "failed"
     # told once: the checks after it say nothing more
     store.record_check(HOST, [finding], {"failed_unit"})
     store.record_check(HOST, [finding], {"failed_unit"})
@@ -457,6 +461,8 @@ def test_a_cut_off_verification_whose_fix_held_is_told_fixed_by_the_next_check(
     assert ended.state == "succeeded" and "it held" in ended.reason, ended.reason
     assert "it held" in (store.last_said(f"action:{action.id}") or "")
     assert ActionStore(store.db).lessons_due() == [action.id]
+    learned = lesson(store.get(incident_id), ended)
+    assert learned is not None and learned.record.outcome == "verified"
     # back later: a new episode, investigated anew; the old fix is no news of it
     finding = Finding(HOST, "failed_unit", "app.service", Severity.CRITICAL, "app.service failed")
     store.record_check(HOST, [finding], {"failed_unit"})

@@ -25,4 +25,7 @@ def action(action_id: int, incident_id: int, kind: str, params: dict[str, Any],
                   kind=kind, params=params, subject=subject, risk="medium", plan={},
                   outcome="", reason="", state=state, created_at=now, expires_at=None,
                   decided_by="operator", decided_at=now, decision_reason=None,
-                  started_at=now, finished_at=now + action_id, result={})
+                  started_at=now, finished_at=now + action_id, ran_at=now + action_id,
+                  # it ran: a failed fix none of whose commands ran teaches nothing
+                  result={"commands": [{"argv": [kind], "returncode": 0, "stdout": "",
+                                        "stderr": ""}]})

@@ -20,9 +20,10 @@ from ai_sysadmin.hosts.osinfo import OsInfo
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.knowledge.learning import action_tag, lesson
 from ai_sysadmin.knowledge.models import KnowledgeEntry
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.monitor.snapshot import CpuTimes, Memory, Mount, Snapshot, Unit
 from ai_sysadmin.orchestrator.investigator import Investigator
-from ai_sysadmin.store import Incident
+from ai_sysadmin.store import Incident, IncidentStore
 from ai_sysadmin.store.actions import Action
 
 #: opening a knowledge base (ChromaDB, the embedding model, the seed) costs seconds
@@ -49,8 +50,12 @@ def _action(action_id: int, incident_id: int, state: str = "succeeded",
                   kind=kind, params=params or {"unit": subject}, subject=subject, risk="low",
                   plan={}, outcome="execute", reason="restart", state=state, created_at=now,
                   expires_at=None, decided_by=None, decided_at=None, decision_reason=None,
-                  started_at=now, finished_at=now,
-                  result={"verification": "finding gone and flaky.service active for 1 s"})
+                  started_at=now, finished_at=now, ran_at=now,
+                  # what ran, as the executor keeps it: a failed fix none of whose commands
+                  # ran teaches nothing
+                  result={"commands": [{"argv": ["systemctl", "restart", subject],
+                                        "returncode": 0, "stdout": "", "stderr": ""}],
+                          "verification": "finding gone and flaky.service active for 1 s"})
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +95,48 @@ def test_search_knowledge_tool_answers_from_the_incident(recall, settings, store
     assert "restart_unit{unit=web.service}" in result.output.splitlines()[1]
     none = asyncio.run(REGISTRY.call("search_knowledge", {}, ToolContext(settings, {}, "web1")))
     assert none.status == "error" and "no knowledge base" in none.output
+
+
+def test_a_fix_verified_for_another_rule_guides_nothing_and_comes_after_what_is_near(
+        tmp_path: Path, settings: Settings, store: IncidentStore) -> None:
+    """Restarts verified on failed units, then a full disk: the investigation opened with the
+    restarts of three unrelated units as "[may guide a fix]", ahead of the notes on full
+    disks, which were far nearer. A fix guides only an incident of its own rule."""
+    recall = KnowledgeRecall(Settings(ai_name="hal", state_dir=tmp_path / "kb"))
+    units = ("nginx.service", "postgresql.service", "redis.service", "php-fpm.service")
+    for number, unit in enumerate(units, 1):
+        assert recall.learn(_incident(number, subject=unit, summary=f"{unit} failed"),
+                            _action(100 + number, number, subject=unit)) is not None
+    full = Finding("web1", "disk_space", "/", Severity.WARNING, "/ is 97% full (2.1 GiB free)")
+    (incident_id,) = store.record_check("web1", [full], {"disk_space"}).opened
+
+    # what the model reads: the opening with the incident (incident_evidence), a search
+    async def read() -> tuple[str, str]:
+        opening = await recall.recall(store.get(incident_id))
+        ctx = ToolContext(settings, {}, "web1", store, incident_id, knowledge=recall,
+                          recalled=opening)
+        shown = await REGISTRY.call("incident_evidence", {}, ctx)
+        found = await REGISTRY.call("search_knowledge", {}, ctx)
+        assert shown.ours == opening and found.status == "ok"
+        return opening, found.output
+
+    opening, found = asyncio.run(read())
+    for text in (opening, found):
+        items = [line for line in text.splitlines() if line[:1].isdigit()]
+        assert items and "File system full" in items[0], text
+        assert not [line for line in items if "may guide a fix" in line], text
+        restarts = [n for n, line in enumerate(items) if "restart_unit" in line]
+        near = [n for n, line in enumerate(items) if "restart_unit" not in line]
+        # background, nearest first: each restart after every nearer note
+        assert all(n > max(near) for n in restarts) or not restarts, text
+    # the search shows them, as what they are
+    lines = [line for line in found.splitlines() if "restart_unit" in line]
+    assert lines and all("of another rule" in line and "· background]" in line
+                         for line in lines), found
+    # a failed unit is of their rule: the nearest of them guides its fix
+    memcached = _incident(60, subject="memcached.service", summary="memcached.service failed")
+    first = asyncio.run(recall.recall(memcached)).splitlines()[1]
+    assert first.startswith("1. [past incident, fix verified · may guide a fix]"), first
 
 
 def test_a_failed_fix_is_recorded_as_failed(recall) -> None:

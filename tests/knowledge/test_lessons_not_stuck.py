@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,13 @@ def _failed_fixes(store: IncidentStore, *units: str) -> list[int]:
         action = actions.create(
             incident_id=incident_id, proposal_id=None, host="here", kind="restart_unit",
             params={"unit": unit}, subject=unit, risk="low", plan={}, outcome="approval",
-            reason="restart it", state="failed")
+            reason="restart it", state="executing")
+        # its restart ran (a failed fix none of whose commands ran teaches nothing)
+        ran = [{"argv": ["systemctl", "restart", unit], "returncode": 0, "stdout": "",
+                "stderr": ""}]
+        actions.ran(action.id, ran, time.time())
+        actions.move(action.id, "failed", "executor", "still failed after it",
+                     {"commands": ran, "verification": "still failed after 10 s"})
         actions.lesson_due(action.id)
         ids.append(action.id)
     return ids

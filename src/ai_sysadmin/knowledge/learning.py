@@ -1,5 +1,5 @@
 """Learning from fixes: an action that ran and was verified (or failed) becomes an incident
-record and a learned knowledge entry.
+record and a learned knowledge entry. A failed one none of whose commands ran teaches nothing.
 
 Both are built from structured facts only: the rule (our own code's name and description),
 the subject as a plain token, the catalog kind and the parameters the policy accepted, and the
@@ -138,17 +138,37 @@ def tagged_action(entry: KnowledgeEntry) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def rule_of(entry: KnowledgeEntry) -> str | None:
+    """The rule a learned entry's fix was for (its first tag, as :func:`lesson` writes it),
+    None where it names none this release knows."""
+    return entry.tags[0] if entry.tags and entry.tags[0] in RULES_BY_NAME else None
+
+
 def symptoms_of(rule: str, subject: str, severity: str) -> str:
     """How an incident looks, in our own words: the rule's description and the subject."""
     described = RULES_BY_NAME[rule].description if rule in RULES_BY_NAME else ""
     return f"{described} Rule {rule} on {subject} (severity {severity}).".strip()
 
 
+def nothing_ran(action: Action) -> bool:
+    """A fix that failed with none of its commands on record as having run: the host never
+    took its first one (a connection lost, a host gone, a program it does not have), or its
+    process ended before it said. What it would have done is not known, so it is no lesson:
+    learned as "did NOT fix it", it demoted the same fix's verified lesson fleet-wide.
+
+    The executor keeps each command that ran, with its exit status, in ``result["commands"]``
+    from the moment it ran (a fix whose verification a stop cut short, ended later by the
+    next check, keeps them too); that record, not the failure's words, says whether it ran.
+    An anti-flapping escalation runs nothing on purpose, and is a lesson of its own."""
+    return action.state == "failed" and not (action.result or {}).get("commands")
+
+
 def lesson(incident: Incident, action: Action) -> Lesson | None:
     """The record and entry of one action that ran, or None when a fact is not plain (the
-    subject or a parameter is not a token, the kind unknown) or the action did not run."""
+    subject or a parameter is not a token, the kind unknown) or the action did not run (a
+    failed one none of whose commands ran included: :func:`nothing_ran`)."""
     if action.state not in ("succeeded", "failed", "escalated") \
-            or action.kind not in ACTION_KINDS:
+            or action.kind not in ACTION_KINDS or nothing_ran(action):
         return None
     rule = incident.rule if incident.rule in RULES_BY_NAME else None
     subject = token(action.subject) or token(incident.subject)
