@@ -15,8 +15,10 @@ from ai_sysadmin.config import (
     getattr_dotted,
     load_settings,
     short_hostname,
+    split_target,
 )
 from ai_sysadmin.errors import ConfigError
+from ai_sysadmin.hosts.inventory import configured_hosts
 from ai_sysadmin.setup_host import sample_config
 from tests.conftest import BIN, run_program
 from tests.support.terminal import on_a_terminal
@@ -1089,19 +1091,60 @@ def test_ssh_files_under_home_are_left_for_ssh_to_expand(config_file) -> None:
 @pytest.mark.parametrize(("entry", "said"), [
     ('{host = "web1", user = "a b"}', "key 'remote_systems[0].user': must be a login name"),
     ('{host = "web1", user = ""}', "key 'remote_systems[0].user': must be a login name"),
-    ('{host = "web1", user = "admin@corp"}', "key 'remote_systems[0].user': must be a login"),
+    ('{host = "web1", user = "-oProxyCommand=x"}', "key 'remote_systems[0].user': must be a "
+     "login name"),
+    ('{host = "web1", user = "a;b"}', "key 'remote_systems[0].user': must be a login name"),
+    ('{host = "web1", user = "jane@"}', "key 'remote_systems[0].user': must be a login name"),
     ('{host = "web1:2222"}', "'web1:2222': a table gives the port apart: "
      '{host = "web1", port = 2222}'),
     ('{host = "[::1]:2222"}', '{host = "::1", port = 2222}'),
 ])
 def test_a_remote_system_as_a_table_is_held_to_the_string_forms_rules(
         config_file, entry: str, said: str) -> None:
-    # a user with a space or an '@' passed to ssh; 'web1:2222' was "not an IPv6 address"
+    # a user with a space or a leading '-' passed to ssh; 'web1:2222' was "not an IPv6
+    # address"
     path = config_file(f"remote_systems = [{entry}]\n")
     with pytest.raises(ConfigError) as refused:
         load_settings(path)
     assert said in str(refused.value)
     assert "IPv6" not in str(refused.value)
+
+
+#: a directory's fully qualified login (SSSD, AD), longer than 32 characters
+LONG_LOGIN = "jane.doe-smith@eu.corp-directory.example"
+
+
+def test_a_directory_login_name_is_a_hosts_user_as_it_is_the_default_user(config_file) -> None:
+    """``jane.doe@corp.example`` (realmd/SSSD's default, often past 32 characters) was
+    refused as a host's user, in a table and in the string form, while ``[ssh] user``
+    took it; ssh reads ``user@host`` up to the last '@'."""
+    assert len(LONG_LOGIN) > 32
+    path = config_file(
+        f'remote_systems = [{{host = "web1.corp.example", user = "{LONG_LOGIN}"}}, '
+        '"jane.doe@corp.example@web2:2222", "ops+x@corp@[2001:db8::7]"]\n'
+        '[ssh]\nuser = "jane.doe@corp.example"\n')
+    settings = load_settings(path).settings
+    assert [(s.user, s.host, s.port) for s in configured_hosts(settings)] == [
+        (LONG_LOGIN, "web1.corp.example", None), ("jane.doe@corp.example", "web2", 2222),
+        ("ops+x@corp", "2001:db8::7", None)]
+    assert settings.ssh.user == "jane.doe@corp.example"
+    assert split_target("a@b@c@web3") == ("a@b@c", "web3", None)
+
+
+@pytest.mark.parametrize("user", ["-oProxyCommand=touch /tmp/x", "jane doe", "a;b", "x\u0007",
+                                  "@corp", "jane@", ""])
+def test_a_default_ssh_user_is_held_to_a_hosts_rules(config_file, user: str) -> None:
+    # `ssh -l USER` of config_repo's ssh took it as it came
+    path = config_file(f"[ssh]\nuser = {json.dumps(user)}\n")
+    with pytest.raises(ConfigError, match="key 'ssh.user': must be a login name"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("entry", ["-oProxyCommand=x@web1", "-o@::1", "jane@@web1", "a b@web1"])
+def test_a_user_ssh_could_read_as_something_else_is_refused_in_the_string_form(
+        entry: str) -> None:
+    with pytest.raises(ValueError, match="is not 'host'|must be a login name"):
+        split_target(entry)
 
 
 def test_a_remote_system_table_with_a_user_and_an_ipv6_host_loads(config_file) -> None:

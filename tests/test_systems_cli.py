@@ -573,3 +573,96 @@ def test_a_name_this_machine_had_before_is_listed_as_not_checked(cli, store) -> 
     assert cli("systems", "remove", old)[0] == 0
     assert names(cli) == {short_hostname(): "managed"}
     assert [i.state for i in store.incidents(None) if i.host == old] == ["closed"]
+
+
+def _ssh_config(home: Path, monkeypatch, text: str) -> None:
+    """``text`` as the ~/.ssh/config of a home of the test's own."""
+    monkeypatch.setenv("HOME", str(home))
+    (home / ".ssh").mkdir(parents=True, exist_ok=True)
+    (home / ".ssh" / "config").write_text(text)
+
+
+def test_an_ssh_config_alias_of_this_machine_is_not_managed(
+        cli, store, tmp_path: Path, monkeypatch) -> None:
+    """``Host selfie / Hostname 127.0.0.1`` was managed as a remote host: this machine,
+    checked twice, once over SSH. What ~/.ssh/config says decides, not the name; its port
+    is another sshd, and its host behind a jump host is that host's."""
+    _ssh_config(tmp_path, monkeypatch,
+                "Host selfie\n  Hostname 127.0.0.1\n  User root\n"
+                "Host guest\n  Hostname 127.0.0.1\n  Port 2222\n"
+                "Host inner\n  Hostname localhost\n  ProxyJump bastion.example\n")
+    err = refused(cli, "add", "--no-probe", "selfie")
+    assert err.startswith("error: selfie is already managed (this machine: ~/.ssh/config "
+                          "sends selfie to 127.0.0.1:22; 127.0.0.1 names it)"), err
+    assert "selfie-b is already managed (this machine" in refused(
+        cli, "add", "--no-probe", "ops@selfie", "--name", "selfie-b")
+    HostStore(store.db).discover("selfie", "ssh config")
+    assert "selfie is already managed (this machine" in refused(cli, "accept", "selfie")
+    for target in ("guest", "inner"):
+        assert cli("systems", "add", "--no-probe", target)[0] == 0, target
+    assert names(cli, "--all") == {short_hostname(): "managed", "selfie": "discovered",
+                                   "guest": "managed", "inner": "managed"}
+
+
+def test_an_ssh_config_alias_of_a_listed_machine_is_neither_accepted_nor_added(
+        cli, config_file, tmp_path: Path, monkeypatch) -> None:
+    """remote_systems lists web1.example.com, ~/.ssh/config has ``Host web1 / Hostname
+    web1.example.com``: discovery offered web1, and accepting it (or adding it) managed the
+    machine twice, two incidents per problem and two fixes racing."""
+    _ssh_config(tmp_path, monkeypatch,
+                "Host web1\n  Hostname Web1.Example.com\n"
+                "Host db-alias\n  Hostname 10.9.0.5\n  Port 2201\n")
+    path = config_file('remote_systems = ["web1.example.com", "ops@10.9.0.5:2201"]\n'
+                       "[ssh]\ndiscover_ssh_config = true\n")
+    assert names(cli, "--all")["web1"] == "discovered"
+    err = refused(cli, "accept", "web1")
+    assert err.startswith("error: web1 (web1) is already managed as web1.example.com "
+                          f"(web1.example.com) in remote_systems of {path}: ~/.ssh/config "
+                          "sends both to web1.example.com:22"), err
+    assert "already managed as web1.example.com" in refused(
+        cli, "add", "--no-probe", "root@web1", "--name", "w1")
+    assert "db-alias (db-alias) is already managed as 10.9.0.5 (ops@10.9.0.5:2201)" in refused(
+        cli, "add", "--no-probe", "db-alias")
+    # its port written: another sshd of that machine (a container), managed
+    assert cli("systems", "add", "--no-probe", "web1:2222", "--name", "web1-vm")[0] == 0
+    listed = names(cli, "--all")
+    assert (listed["web1"], listed["web1.example.com"], listed["10.9.0.5"],
+            listed["web1-vm"]) == ("discovered", "managed", "managed", "managed")
+    assert "w1" not in listed and listed["db-alias"] == "discovered"
+
+
+def test_an_alias_added_beside_its_machine_by_an_older_version_is_checked_once(
+        cli, config_file, store, tmp_path: Path, monkeypatch) -> None:
+    """Hosts an older version let in (two names of one sshd through ~/.ssh/config, and this
+    machine under an alias): the config's entry, else the one added first, is checked;
+    `systems list` and the daemon's log say why each other is not."""
+    from ai_sysadmin.config import load_settings
+    from ai_sysadmin.orchestrator.fleet import managed_specs
+
+    _ssh_config(tmp_path, monkeypatch,
+                "Host web-alias\n  Hostname 127.0.0.1\n  Port 22301\n"
+                "Host selfie\n  Hostname 127.0.0.1\n"
+                "Host nas nas-b\n  Hostname 10.9.0.9\n")
+    path = config_file('remote_systems = ["root@127.0.0.1:22301"]\n')
+    hosts = HostStore(store.db)
+    # as written, each is a machine of its own: what the store saw as it added them
+    for name, target in (("web-alias", "web-alias"), ("web2", "web-alias:22301"),
+                         ("selfie", "selfie"), ("nas", "nas"), ("nas-b", "nas-b")):
+        hosts.add(name, target=target, source="added")
+    settings = load_settings(path, environ={}).settings
+    assert [s.name for s in managed_specs(settings, hosts)] == ["127.0.0.1", "nas"]
+    code, _, err = cli("systems", "list")
+    assert code == 0
+    warned = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        "warning: web-alias is not checked: it is the machine of 127.0.0.1 in remote_systems "
+        "(~/.ssh/config sends both to 127.0.0.1:22301), checked as 127.0.0.1; `systems "
+        "remove web-alias` lets it go",
+        "warning: web2 is not checked: it is the machine of 127.0.0.1 in remote_systems "
+        "(~/.ssh/config sends both to 127.0.0.1:22301), checked as 127.0.0.1; `systems "
+        "remove web2` lets it go",
+        "warning: selfie is not checked: it is this machine (~/.ssh/config sends selfie to "
+        "127.0.0.1:22; 127.0.0.1 names it), which every check watches already; "
+        "`systems remove selfie` lets it go",
+        "warning: nas-b is not checked: it is the machine of nas (~/.ssh/config sends both "
+        "to 10.9.0.9:22), checked as nas; `systems remove nas-b` lets it go"], err

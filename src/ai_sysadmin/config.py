@@ -73,8 +73,16 @@ def default_state_dir() -> Path:
     return _xdg_base("XDG_STATE_HOME", ".local/state") / "ai-sysadmin"
 
 
-#: a login name as a remote system's entry may give it
-_USER = r"[A-Za-z0-9._-]{1,32}"
+#: a login name as ssh takes it, in a remote system's entry and as ``[ssh] user``: a local
+#: account (``deploy``) or a directory's fully qualified one (``jane.doe@corp.example`` of
+#: SSSD/AD, often past 32 characters: ssh splits ``user@host`` at its last '@'). Never a word
+#: ssh or a shell would read as something else: no leading '-' (an option of ``ssh -l``),
+#: '@' (an empty user) or trailing '@', no whitespace, control characters, quotes or ';'
+_USER = r"[A-Za-z0-9_.](?:[A-Za-z0-9_.@+-]{0,254}[A-Za-z0-9_.+-])?"
+#: what is said of a login name that is not one
+USER_RULE = ("must be a login name: 1-256 letters, digits, '.', '_', '+', '-' or '@' (as in "
+             "jane.doe@corp.example), starting with a letter, digit, '.' or '_' and not "
+             "ending with '@'")
 _TARGET = re.compile(rf"^(?:(?P<user>{_USER})@)?(?P<host>\[[^\]]*\]|[^@:\[\]]*)"
                      r"(?::(?P<port>[0-9]+))?$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})$")
@@ -94,6 +102,14 @@ def check_host(host: str) -> str:
         raise ValueError(f"{host[:80]!r} is not a host name (labels of 1-63 letters, digits, "
                          "'-' or '_') or an IP address")
     return host
+
+
+def check_user(user: str) -> str:
+    """A login name as :data:`_USER` takes it, for a remote system's entry and ``[ssh] user``
+    alike."""
+    if not re.fullmatch(_USER, user):
+        raise ValueError(USER_RULE)
+    return user
 
 
 def machine_name(host: str) -> str:
@@ -116,10 +132,13 @@ def split_target(entry: str) -> tuple[str | None, str, int | None]:
     The one grammar of a remote system, for the config and for ``systems add`` alike; a bare
     IPv6 address (``::1``) is taken whole, since its colons are not a port. The port is None
     where none is written: ~/.ssh/config may name it, where a written one (``:22`` too) wins.
+    The user ends at the last '@', as ssh reads it (``jane.doe@corp.example@web1``).
     """
     text = entry.strip()
     user, at, rest = text.rpartition("@") if "@" in text else (None, "", text)
     if ":" in rest and not rest.startswith("[") and _is_ipv6(rest):
+        if user and not re.fullmatch(_USER, user):
+            raise ValueError(f"{entry[:80]!r}: its user {USER_RULE}")
         return user or None, str(ipaddress.IPv6Address(rest)), None
     match = _TARGET.match(text)
     if not match:
@@ -586,10 +605,8 @@ class RemoteSystem(_Section):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str | None) -> str | None:
-        # what the string form's user@ takes: ssh would read a space or an '@' otherwise
-        if value is not None and not re.fullmatch(_USER, value):
-            raise ValueError("must be a login name: 1-32 letters, digits, '.', '_' or '-'")
-        return value
+        # what the string form's user@ takes, and [ssh] user
+        return None if value is None else check_user(value)
 
     @field_validator("name")
     @classmethod
@@ -627,6 +644,14 @@ class SshSettings(_Section):
         None, description="Default SSH user: of a host whose entry names none, and of "
         "config_repo's ssh URL where it names none (git@ of git@github.com:... wins).",
     )
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        # what a remote system's user takes: a host's own user and this default are one kind
+        # of name (ssh -l of config_repo's ssh took a leading '-' as well)
+        return None if value is None else check_user(value)
+
     concurrency: int = Field(
         4, ge=1, le=8, description="Commands at once per host (at most 8: the check's shell "
         "and the journal follower take two more sessions of the connection, and OpenSSH allows "

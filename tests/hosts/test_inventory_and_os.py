@@ -23,6 +23,9 @@ from ai_sysadmin.hosts.osinfo import parse_os_release
     ("[::1]:22", "::1", None, 22),
     ("admin@[::1]:2222", "::1", "admin", 2222),
     ("admin@::1", "::1", "admin", None),
+    # ssh splits at the last '@': a directory's login (SSSD, AD) holds one
+    ("jane.doe@corp.example@web1:2222", "web1", "jane.doe@corp.example", 2222),
+    ("x@y@z", "z", "x@y", None),
 ])
 def test_targets(entry, host, user, port) -> None:
     spec = parse_target(entry)
@@ -32,7 +35,7 @@ def test_targets(entry, host, user, port) -> None:
     assert (again.host, again.user, again.port) == (host, user, port)
 
 
-@pytest.mark.parametrize("entry", ["", "a b", "x@y@z", "web1:99999", "web1;reboot",
+@pytest.mark.parametrize("entry", ["", "a b", "x@@z", "-x@y@z", "web1:99999", "web1;reboot",
                                    "user@:99999", "a" * 300, "[1.2.3.4]:22", "-oProxyCommand=x"])
 def test_bad_targets_are_refused(entry) -> None:
     with pytest.raises(ConfigError, match="remote_systems"):

@@ -11,14 +11,17 @@ from rich.table import Table
 
 from ..config import check_host, join_target, short_hostname, split_target
 from ..errors import AiSysadminError, CommandRefused, TransportError
-from ..here import address_here, names_this_machine
-from ..hosts.inventory import configured_hosts, target_machine
+from ..here import address_here, names_this_machine, this_machine_at
+from ..hosts.inventory import HostSpec, configured_hosts
 from ..hosts.transport import unanswered
 from ..orchestrator.fleet import (
-    config_twins,
     discover_from_ssh_config,
+    machine,
+    machine_at,
     managed_specs,
+    sent_to,
     stop_managing,
+    unchecked_hosts,
 )
 from ..store import HostStore
 from .context import AppState, a_host, banner, cell, err, name_order, out, print_json, state
@@ -116,11 +119,10 @@ def list_systems(
                   markup=False, highlight=False, soft_wrap=True)
     _say_not_whole([r for r in rows if r not in failing and r["last_error"]])
     _say_unchecked([r for r in rows if r["status"] == UNCHECKED])
-    for name, configured in config_twins(app_state.settings, _hosts(app_state)).items():
-        # the daemon's log says it too (orchestrator.fleet's _say_twin)
-        err.print(f"warning: {name} is not checked: it is the machine of {configured} in "
-                  f"remote_systems, checked as {configured}; `systems remove {name}` lets it "
-                  "go", soft_wrap=True, markup=False, highlight=False)
+    for one in unchecked_hosts(app_state.settings, _hosts(app_state)):
+        # the daemon's log says it too (orchestrator.fleet's _say_unchecked)
+        err.print(f"warning: {one.name} is not checked: {one.why}", soft_wrap=True,
+                  markup=False, highlight=False)
 
 
 def _say_unchecked(rows: list[dict[str, Any]]) -> None:
@@ -181,8 +183,9 @@ def add(
         raise AiSysadminError(f"{shown} is already managed (remote_systems of "
                               f"{app_state.loaded.config_path})")
     stored = join_target(user, host, port)
-    _refuse_configured_twin(app_state, shown, stored)
-    _hosts(app_state).add(shown, target=stored, source="added", actor=actor())
+    _refuse_twin(app_state, HostSpec(shown, host, port, user, source="added"))
+    _hosts(app_state).add(shown, target=stored, source="added", actor=actor(),
+                          machine=machine_at(app_state.settings))
     # the target only where it says more than the name ("web1 (web1)" says nothing)
     reached = f" ({stored})" if stored != shown else ""
     out.print(f"{shown}{reached} is managed now; `systems refresh` checks it, a running "
@@ -254,15 +257,25 @@ def _say_probe(name: str, why: TransportError | None) -> None:
               f"`systems remove {name}` takes it back", soft_wrap=True)
 
 
-def _refuse_configured_twin(app_state: AppState, name: str, target: str) -> None:
-    """A machine of remote_systems under another name would be checked twice (the store
-    refuses its own twins; the config is not in it)."""
-    wanted = target_machine(target)
-    for spec in configured_hosts(app_state.settings):
-        if spec.name != name and spec.machine == wanted:
-            raise AiSysadminError(
-                f"{name} ({target}) is already managed as {spec.name} ({spec.target}) in "
-                f"remote_systems of {app_state.loaded.config_path}")
+def _refuse_twin(app_state: AppState, spec: HostSpec) -> None:
+    """Refuse a host whose machine (where ~/.ssh/config sends it: an alias's ``Hostname`` and
+    ``Port``) is this one's sshd, or a managed host's under another name: it would be checked
+    twice, every incident twice, and two fixes could race on it. The store refuses its own
+    twins again as it writes, so two adds cannot both pass."""
+    settings = app_state.settings
+    where = machine(spec, settings)
+    sent = sent_to(spec, where)
+    if sent and not where.via and (here := this_machine_at(where.host, where.port)):
+        raise AiSysadminError(f"{spec.name} is already managed (this machine: {sent}; {here})")
+    for other in managed_specs(settings, _hosts(app_state)):
+        if other.name == spec.name or machine(other, settings) != where:
+            continue
+        both = f": ~/.ssh/config sends both to {where.said()}" if sent or sent_to(
+            other, where) else ""
+        how = (f" in remote_systems of {app_state.loaded.config_path}{both}"
+               if other.source == "config" else f"{both}; `systems remove {other.name}` first")
+        raise AiSysadminError(f"{spec.name} ({spec.target}) is already managed as "
+                              f"{other.name} ({other.target}){how}")
 
 
 @app.command("remove")
@@ -301,13 +314,13 @@ def accept(ctx: typer.Context, name: Annotated[str, typer.Argument(
     try:
         # what the journal named (any sender chooses it); a row the config once listed
         # and dropped keeps no target of its own: its name is where it is
-        _, host, port = split_target(row["target"] or name)
+        user, host, port = split_target(row["target"] or name)
     except ValueError as exc:
         raise AiSysadminError(f"cannot accept {name[:80]!r}: {exc}") from None
     # a discovered name is its own: one of this machine's is refused at any port
     _refuse_this_machine(host, port, name, named=name != host, again=None)
-    _refuse_configured_twin(app_state, name, row["target"] or name)
-    hosts.accept(name, actor())
+    _refuse_twin(app_state, HostSpec(name, host, port, user, source="accepted"))
+    hosts.accept(name, actor(), machine=machine_at(app_state.settings))
     out.print(f"{name} is managed now; a running daemon checks it within one check interval")
 
 

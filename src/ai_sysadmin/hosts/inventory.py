@@ -37,13 +37,11 @@ class HostSpec:
         """What :func:`parse_target` reads back as this host (IPv6 in brackets)."""
         return join_target(self.user, self.host, self.port)
 
-    @property
-    def machine(self) -> tuple[str, int]:
-        return machine_of(self.host, self.port)
-
 
 def target_machine(target: str) -> tuple[str, int] | None:
-    """:func:`machine_of` a stored target; None for one that reaches nothing."""
+    """:func:`machine_of` a stored target, as written (the fleet's own,
+    ``orchestrator.fleet.machine_at``, reads where ~/.ssh/config sends it); None for one
+    that reaches nothing."""
     try:
         _, host, port = split_target(target)
     except ValueError:

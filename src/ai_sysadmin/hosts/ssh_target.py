@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import getpass
+import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import asyncssh
+from asyncssh.config import SSHClientConfig
 
+from ..config import join_target, machine_name
 from ..errors import TransportError
 
 DEFAULT_PORT = 22
@@ -68,6 +73,106 @@ class SshTarget:
     def config_paths(self) -> list[str]:
         # an explicit empty list: asyncssh would otherwise read ~/.ssh/config on its own
         return [str(Path(os.fspath(self.ssh_config)).expanduser())] if self.ssh_config else []
+
+
+class Reached(NamedTuple):
+    """The machine a target reaches: the host and port its connection goes to, as the target
+    names them or its ssh config sends them (``Hostname``, ``Port``), and what it goes
+    through, where anything: ``host`` is then as that jump host or proxy command sees it
+    (``localhost`` behind a bastion is the bastion). Two targets that reach one are one
+    machine (:func:`reached`)."""
+
+    host: str
+    port: int
+    #: ``ProxyJump ...`` or ``ProxyCommand ...`` as the config or target says it; "": direct
+    via: str = ""
+
+    def said(self) -> str:
+        """``127.0.0.1:22301``, ``[::1]:22``, ``db:22 through ProxyJump bastion``."""
+        return join_target(None, self.host, self.port) + (f" through {self.via}"
+                                                          if self.via else "")
+
+
+def _machine_host(host: str) -> str:
+    """A host as one machine has it: an address in one spelling (``0:0::1`` is ``::1``), a
+    name in lowercase without a rooted dot."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return machine_name(host)
+
+
+class _ReadConfig(SSHClientConfig):
+    """asyncssh's own reading of a client config for one host, noting each file it read."""
+
+    def parse(self, path: Path) -> None:
+        self.__dict__.setdefault("read", []).append(str(path))
+        super().parse(path)
+
+
+#: what one resolution read: each file, and the directory holding it (where a file an
+#: ``Include`` glob matches would appear), with its inode, size and change time
+_ReadSignature = tuple[tuple[str, tuple[int, int, int] | None], ...]
+_REACHED: dict[tuple[str, int | None, str | None, tuple[str, ...]],
+               tuple[tuple[str, ...], _ReadSignature, Reached]] = {}
+_REACHED_MAX = 4096
+
+
+def _read_signature(files: Sequence[str]) -> _ReadSignature:
+    places = dict.fromkeys(p for path in files for p in (path, os.path.dirname(path)))
+    return tuple((p, _stat(p)) for p in places)
+
+
+def reached(target: SshTarget) -> Reached:
+    """Where ``target``'s connection goes, as :meth:`SshTransport._resolve` resolves it for
+    the connection: asyncssh's reading of the ssh config for the target's host, port and
+    user (a port written wins over ``Port``), without loading a key. Nothing is looked up
+    (no DNS, no jump host asked): the config's words decide, so ``web1`` with ``Hostname
+    web1.example.com`` is the machine ``web1.example.com`` is, while a name only DNS makes
+    the same is another. A config that cannot be read leaves what the target names (the
+    connection fails on it). Kept while the files it read are unchanged: a fleet asks for
+    every host at each look, and reading a config of a few hundred hosts costs
+    milliseconds for each."""
+    paths = target.config_paths
+    if not paths:
+        return Reached(_machine_host(target.host), target.port or DEFAULT_PORT,
+                       _via(target, None))
+    key = (target.host, target.port, target.user, tuple(paths))
+    kept = _REACHED.get(key)
+    if kept is not None and _read_signature(kept[0]) == kept[1]:
+        return kept[2]
+    try:
+        config = _ReadConfig.load(None, paths, False, False, False, getpass.getuser(),
+                                  () if target.user is None else target.user, target.host,
+                                  () if target.port is None else target.port)
+    except (OSError, ValueError, KeyError, asyncssh.Error):
+        return Reached(_machine_host(target.host), target.port or DEFAULT_PORT,
+                       _via(target, None))
+    host = config.get("Hostname", target.host)
+    port = target.port if target.port is not None else config.get("Port", DEFAULT_PORT)
+    where = Reached(_machine_host(str(host)), int(str(port)), _via(target, config))
+    if len(_REACHED) >= _REACHED_MAX:
+        _REACHED.clear()
+    read = tuple(config.__dict__.get("read", ()))
+    _REACHED[key] = (read, _read_signature(read), where)
+    return where
+
+
+def _via(target: SshTarget, config: SSHClientConfig | None) -> str:
+    """What ``target`` is reached through (:attr:`Reached.via`): its jump host, else its
+    config's ``ProxyJump`` (but one naming the host itself: ``Host *``'s, which
+    :meth:`SshTransport._jump_hosts` drops too) or ``ProxyCommand``; "" where nothing."""
+    jump = target.jump
+    if isinstance(jump, SshTarget):
+        return f"ProxyJump {join_target(jump.user, jump.host, jump.port)}"
+    if jump is None and config is not None:
+        jump = config.get("ProxyJump")
+    if isinstance(jump, str) and jump.strip().lower() != "none":
+        first = _jump_hop(jump.split(",")[0].strip())[1]
+        if first.lower() != target.host.lower():
+            return f"ProxyJump {jump}"
+    command = None if config is None else config.get("ProxyCommand")
+    return f"ProxyCommand {command}" if isinstance(command, str) else ""
 
 
 @dataclass(frozen=True)

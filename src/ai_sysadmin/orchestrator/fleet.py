@@ -8,17 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..config import Settings, machine_name
+from ..errors import ConfigError
+from ..here import this_machine_at
 from ..hosts.inventory import HostSpec, configured_hosts, parse_target, ssh_config_hosts
 from ..hosts.transport import Transport
 from ..store import HostStore, IncidentStore
 
 if TYPE_CHECKING:
     from ..hosts.ssh import TrustedKey
+    from ..hosts.ssh_target import Reached, SshTarget
 
 log = logging.getLogger("ai_sysadmin.service")
-#: the store's hosts said to be a machine of remote_systems already, once a process
-_twins_said: set[tuple[str, str]] = set()
+#: the managed hosts said not to be checked (:func:`checked_hosts`), once a process
+_unchecked_said: set[tuple[str, str]] = set()
 
 
 def ssh_config() -> Path:
@@ -41,49 +44,110 @@ def _readable_ssh_config() -> Path | None:
 
 def managed_specs(settings: Settings, hosts: HostStore) -> list[HostSpec]:
     """Configured hosts, then hosts the operator added or accepted (not removed ones), but
-    for one whose machine the config lists under another name (:func:`_say_twin`)."""
-    specs = {s.name: s for s in configured_hosts(settings)}
-    configured = {s.machine: s.name for s in specs.values()}
+    for one whose machine another of them is, or that is this machine
+    (:func:`checked_hosts`): each said in the log once a process."""
+    specs, unchecked = checked_hosts(settings, hosts)
+    for one in unchecked:
+        _say_unchecked(one)
+    return specs
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """A managed host nothing checks (:func:`checked_hosts`), and why, as said after "NAME
+    is not checked: "."""
+
+    name: str
+    target: str
+    why: str
+
+
+def checked_hosts(settings: Settings,
+                  hosts: HostStore) -> tuple[list[HostSpec], list[Unchecked]]:
+    """The managed remote hosts that are checked, and those that are not: one whose machine
+    (:func:`machine`, where ~/.ssh/config sends it) a host before it reaches already, the
+    config's first, then the store's oldest first; one that reaches this machine's own sshd.
+    Each machine is checked once: under two names it had every incident twice, and two
+    fixes could race on it."""
     removed = {h["name"] for h in hosts.with_status("removed")}
-    for row in hosts.with_status("managed"):
-        if row["source"] == "checked" or row["name"] in specs or not row["target"]:
+    specs = [s for s in configured_hosts(settings) if s.name not in removed]
+    listed = {s.name for s in specs}
+    for row in sorted(hosts.with_status("managed"), key=lambda r: float(r["first_seen"])):
+        if row["source"] == "checked" or row["name"] in listed | removed or not row["target"]:
             continue
         spec = parse_target(row["target"], source=row["source"])
-        if (twin := configured.get(spec.machine)) is not None:
-            _say_twin(row["name"], row["target"], twin)
-            continue
-        specs[row["name"]] = HostSpec(row["name"], spec.host, spec.port, spec.user,
-                                      source=row["source"])
-    return [s for name, s in specs.items() if name not in removed]
+        specs.append(HostSpec(row["name"], spec.host, spec.port, spec.user,
+                              source=row["source"]))
+    checked: dict[Reached, HostSpec] = {}
+    unchecked = []
+    for spec in specs:
+        where = machine(spec, settings)
+        why = _not_checked(spec, where, checked.get(where))
+        if why is not None:
+            unchecked.append(Unchecked(spec.name, spec.target, why))
+        else:
+            checked[where] = spec
+    return list(checked.values()), unchecked
 
 
-def config_twins(settings: Settings, hosts: HostStore) -> dict[str, str]:
-    """The store's managed hosts that are a machine remote_systems lists under another name,
-    each with that name: not checked (:func:`managed_specs`)."""
-    listed = {s.name for s in configured_hosts(settings)}
-    managed = {s.name for s in managed_specs(settings, hosts)}
-    configured = {s.machine: s.name for s in configured_hosts(settings)}
-    twins = {}
-    for row in hosts.with_status("managed"):
-        if row["name"] in managed or row["name"] in listed or row["source"] == "checked" \
-                or not row["target"]:
-            continue
-        twin = configured.get(parse_target(row["target"]).machine)
-        if twin is not None:
-            twins[row["name"]] = twin
-    return twins
+def _not_checked(spec: HostSpec, where: Reached, first: HostSpec | None) -> str | None:
+    """Why ``spec``, which reaches ``where``, is not checked (:class:`Unchecked`): ``first``
+    reaches it already, or it is this machine's sshd; None where it is checked."""
+    let_go = ("remove it from remote_systems" if spec.source == "config"
+              else f"`systems remove {spec.name}` lets it go")
+    sent = sent_to(spec, where)
+    if not where.via and (here := this_machine_at(where.host, where.port)) is not None:
+        return (f"it is this machine ({sent + '; ' if sent else ''}{here}), which every "
+                f"check watches already; {let_go}")
+    if first is None:
+        return None
+    both = "" if not sent and not sent_to(first, where) else \
+        f" (~/.ssh/config sends both to {where.said()})"
+    of = f"{first.name} in remote_systems" if first.source == "config" else first.name
+    return f"it is the machine of {of}{both}, checked as {first.name}; {let_go}"
 
 
-def _say_twin(name: str, target: str, configured: str) -> None:
-    """A host `systems add` managed whose machine remote_systems lists since, under another
-    name: checked as the config's only (two names, one machine: every incident twice, and
-    two fixes could race on it); said once a process, not at every look at the fleet."""
-    if (name, configured) in _twins_said:
+def sent_to(spec: HostSpec, where: Reached) -> str:
+    """``~/.ssh/config sends web1 to web1.example.com:22``, where the config sends ``spec``
+    elsewhere than it names; "" where it does not."""
+    if (where.host, where.port, where.via) == (machine_name(spec.host), spec.port or 22, ""):
+        return ""
+    return f"~/.ssh/config sends {spec.host} to {where.said()}"
+
+
+def machine(spec: HostSpec, settings: Settings) -> Reached:
+    """The machine ``spec`` reaches: where its connection goes, as the one
+    :func:`remote_transport` makes resolves it (:func:`hosts.ssh_target.reached`, its
+    ~/.ssh/config read, nothing looked up)."""
+    from ..hosts.ssh_target import reached
+
+    return reached(ssh_target(spec, settings))
+
+
+def machine_at(settings: Settings) -> Callable[[str], Reached | None]:
+    """:func:`machine` of a stored target (None: one that reaches nothing), for the store's
+    own check of twins (:meth:`HostStore.add`)."""
+    def of(target: str) -> Reached | None:
+        try:
+            return machine(parse_target(target), settings)
+        except ConfigError:
+            return None
+    return of
+
+
+def unchecked_hosts(settings: Settings, hosts: HostStore) -> list[Unchecked]:
+    """The managed hosts nothing checks (:func:`checked_hosts`), for `systems list` to say."""
+    return checked_hosts(settings, hosts)[1]
+
+
+def _say_unchecked(one: Unchecked) -> None:
+    """A managed host that is not checked (:func:`checked_hosts`), said once a process, not
+    at every look at the fleet."""
+    if (one.name, one.why) in _unchecked_said:
         return
-    _twins_said.add((name, configured))
-    log.warning("%s (%s) is not checked: it is the machine of %s in remote_systems, checked "
-                "as %s; `systems remove %s` lets it go", name, target, configured,
-                configured, name, extra={"event": "host_twin"})
+    _unchecked_said.add((one.name, one.why))
+    log.warning("%s (%s) is not checked: %s", one.name, one.target, one.why,
+                extra={"event": "host_twin"})
 
 
 @dataclass(frozen=True)
@@ -192,11 +256,19 @@ def remote_transport(spec: HostSpec, settings: Settings,
     """The SSH transport of a managed host; ``key_trusted``: told of each host key it
     trusts on first use, to audit it."""
     # asyncssh loads only when there is a remote host
-    from ..hosts.ssh import SshTarget, SshTransport
+    from ..hosts.ssh import SshTransport
+
+    return SshTransport(ssh_target(spec, settings), name=spec.name, key_trusted=key_trusted)
+
+
+def ssh_target(spec: HostSpec, settings: Settings) -> SshTarget:
+    """How a managed host is reached: one making, for its transport and for the machine it
+    is (:func:`machine`)."""
+    from ..hosts.ssh_target import SshTarget
 
     ssh = settings.ssh
     keys = [spec.key_file] if spec.key_file else ssh.key_files
-    target = SshTarget(
+    return SshTarget(
         host=spec.host,
         # None where none was written: ~/.ssh/config may name one; a written one wins
         port=spec.port,
@@ -210,4 +282,3 @@ def remote_transport(spec: HostSpec, settings: Settings,
         max_concurrent=ssh.concurrency,
         ciphers=ssh.ciphers or None,
     )
-    return SshTransport(target, name=spec.name, key_trusted=key_trusted)

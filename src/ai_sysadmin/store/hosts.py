@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from ..config import short_hostname
@@ -10,6 +11,9 @@ from ..errors import AiSysadminError, NotFoundError
 from ..hosts.inventory import target_machine
 from .audit import write_audit
 from .db import Database
+
+#: the machine a host's target reaches (None: none), two targets of one being one machine
+MachineOf = Callable[[str], Hashable | None]
 
 
 def host_removed(conn: Any, name: str) -> bool:
@@ -56,16 +60,18 @@ class HostStore:
                 (name, time.time(), source, status, target))
             self._audit(conn, actor, f"host.{status}", name, f"{target or name} from {source}")
 
-    def add(self, name: str, *, target: str, source: str, actor: str = "operator") -> None:
+    def add(self, name: str, *, target: str, source: str, actor: str = "operator",
+            machine: MachineOf = target_machine) -> None:
         """Manage a new host; one already managed under this name or at this machine is
-        refused, not replaced (a removed or discovered one is managed again, with this target)."""
+        refused, not replaced (a removed or discovered one is managed again, with this target).
+        ``machine``: the machine a target reaches (the fleet's: where ~/.ssh/config sends it)."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT status, target FROM hosts WHERE name=?",
                                (name,)).fetchone()
             if row is not None and row["status"] == "managed":
                 raise AiSysadminError(f"{name} is already managed ({row['target'] or name}); "
                                     f"`systems remove {name}` first to replace it")
-            self._refuse_twin(conn, name, target)
+            self._refuse_twin(conn, name, target, machine)
             if row is not None and row["status"] == "removed":
                 _forget_removed(conn, name)
             conn.execute(
@@ -75,14 +81,16 @@ class HostStore:
                 (name, time.time(), source, target))
             self._audit(conn, actor, "host.managed", name, f"{target} from {source}")
 
-    def accept(self, name: str, actor: str = "operator") -> None:
-        """Manage a discovered host, unless its machine is managed under another name."""
+    def accept(self, name: str, actor: str = "operator",
+               machine: MachineOf = target_machine) -> None:
+        """Manage a discovered host, unless its machine (``machine``, as :meth:`add`) is
+        managed under another name."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT target, status FROM hosts WHERE name=?",
                                (name,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no host {name!r}; see `systems list --all`")
-            self._refuse_twin(conn, name, row["target"] or name)
+            self._refuse_twin(conn, name, row["target"] or name, machine)
             if row["status"] == "removed":
                 _forget_removed(conn, name)
             # one the config listed once and dropped is the operator's now, at its name:
@@ -93,25 +101,26 @@ class HostStore:
                          "ELSE source END WHERE name=?", (name,))
             self._audit(conn, actor, "host.managed", name)
 
-    def _refuse_twin(self, conn: Any, name: str, target: str) -> None:
+    def _refuse_twin(self, conn: Any, name: str, target: str, machine: MachineOf) -> None:
         """The daemon would check one machine twice: two SSH sessions, every incident and
         fix twice. Checked here, in the writing transaction, so two adds cannot both pass."""
-        twin = self._twin(conn, name, target)
+        twin = self._twin(conn, name, target, machine)
         if twin is not None:
             raise AiSysadminError(
                 f"{name} ({target}) is already managed as {twin['name']} ({twin['target']}); "
                 f"`systems remove {twin['name']}` first")
 
-    def _twin(self, conn: Any, name: str, target: str) -> dict[str, Any] | None:
+    def _twin(self, conn: Any, name: str, target: str,
+              machine: MachineOf) -> dict[str, Any] | None:
         """Another managed host whose target reaches the same machine. Rows a check recorded
         (source 'checked') name this machine, which no target reaches over SSH."""
-        wanted = target_machine(target)
+        wanted = machine(target)
         if wanted is None:
             return None
         rows = conn.execute(
             "SELECT name, target FROM hosts WHERE status='managed' AND source != 'checked' "
             "AND target IS NOT NULL AND name != ?", (name,))
-        return next((dict(r) for r in rows if target_machine(r["target"]) == wanted), None)
+        return next((dict(r) for r in rows if machine(r["target"]) == wanted), None)
 
     def discover(self, name: str, source: str) -> bool:
         """Record a host seen somewhere; True when it is new. Known hosts are left alone."""
