@@ -145,7 +145,10 @@ def reached(target: SshTarget) -> Reached:
         config = _ReadConfig.load(None, paths, False, False, False, getpass.getuser(),
                                   () if target.user is None else target.user, target.host,
                                   () if target.port is None else target.port)
-    except (OSError, ValueError, KeyError, asyncssh.Error):
+    except (OSError, ValueError, KeyError, asyncssh.Error, TypeError, AttributeError):
+        # TypeError, AttributeError: asyncssh's config reader is no documented API (its
+        # options object, which is, loads every key the config names): one whose signature
+        # changed in an upgrade leaves the names as written, the check before this one
         return Reached(_machine_host(target.host), target.port or DEFAULT_PORT,
                        _via(target, None))
     host = config.get("Hostname", target.host)
