@@ -83,7 +83,8 @@ def test_export_and_import_round_trip(cli: Cli, tmp_path: Path,
     code, out, _ = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
     assert code == 0 and json.loads(out) == {"added": [first["id"]],
                                              "replaced": [second["id"]], "untrusted": [],
-                                             "kept_untrusted": [], "seeded": 0}
+                                             "kept_untrusted": [], "seeded": 0,
+                                             "merged": [], "kept": []}
     monkeypatch.setattr(sys, "stdin", io.StringIO(dump.read_text()))
     code, out, _ = cli("knowledge", "import")
     assert code == 0 and out == (
@@ -198,6 +199,22 @@ def test_a_file_with_line_separators_inside_its_strings_is_imported(
     assert json.loads(out)["text"] == text
 
 
+def test_an_import_file_with_a_byte_order_mark_is_read(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UTF-8 file an editor began with a byte order mark was refused whole: "line 1:
+    Unexpected UTF-8 BOM"; the config loader reads such a file."""
+    line = json.dumps({"type": "entry", "id": "op-bom", "topic": "bom", "text": "x"})
+    notes = tmp_path / "notes.jsonl"
+    notes.write_bytes(b"\xef\xbb\xbf" + line.encode() + b"\r\n")
+    code, out, err = cli("knowledge", "import", str(notes))
+    assert code == 0 and "imported 1 new and 0 replaced" in out, err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff" + line + "\n"))
+    code, out, err = cli("knowledge", "import")
+    assert code == 0 and "imported 0 new and 1 replaced" in out, err
+    code, out, _ = cli("knowledge", "show", "op-bom", "--json")
+    assert json.loads(out)["topic"] == "bom"
+
+
 def test_a_secret_typed_into_a_note_is_never_echoed_back(cli: Cli, tmp_path: Path) -> None:
     code, out, err = cli("knowledge", "add", "--topic", "backup db: password=hunter2secret",
                          "--text", "the nightly dump", "--tag", "token=tagS3cretValue")
@@ -233,7 +250,8 @@ def test_an_import_files_terminal_escapes_never_reach_the_terminal(
                          "type": "incident", "id": "incident-1-action-2", "host": "web1",
                          "rule": "disk_full" + escapes, "subject": "/var",
                          "symptoms": "the disk filled", "outcome": "failed"}) + "\n")
-    code, out, err = cli("knowledge", "import", str(notes))
+    # a record in the file's own words (no fix of ours): only from a file vouched for
+    code, out, err = cli("knowledge", "import", "--trust-operator-notes", str(notes))
     assert code == 0, err
     for command in (("list",), ("show", "op-esc"), ("search", "disk"),
                     ("remove", "incident-1-action-2")):
@@ -350,3 +368,40 @@ def test_removing_a_learned_fix_stops_it_guiding_fixes(cli: Cli) -> None:
     assert json.loads(out)["removed_incident_record"]["id"] == "incident-11-action-6"
     code, _, err = cli("knowledge", "remove", "incident-11-action-6")
     assert code != 0 and "no incident record 'incident-11-action-6'" in err
+
+
+def test_import_says_which_lessons_it_merged_and_which_of_the_stores_it_kept(
+        cli: Cli, tmp_path: Path) -> None:
+    """The export of an upgraded store holding an earlier release's kill_process lessons
+    of two pids exited 2 with ChromaDB's "Expected IDs to be unique"; a file nobody vouched
+    for replaced the store's lessons in silence."""
+    from ai_sysadmin.knowledge.learning import _built, entry_id
+    from ai_sysadmin.knowledge.models import ActionTaken
+
+    lessons = [_built("runaway_process", "stress", "web9", "critical",
+                      ActionTaken(kind="kill_process", params={"pid": pid}), "verified",
+                      number, number, 1796485000.0 + number, created_at=1796485000.0 + number,
+                      legacy=True) for number, pid in ((2, 4242), (7, 5555))]
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps({"type": kind, **item.model_dump(mode="json")}) + "\n"
+                              for learned in lessons
+                              for kind, item in (("entry", learned.entry),
+                                                 ("incident", learned.record))))
+    code, out, err = cli("knowledge", "import", str(export))
+    assert code == 0, err
+    # today's id: the pid is no part of it
+    lesson_id = entry_id("runaway_process", "stress", "kill_process", {"pid": 1})
+    assert out.splitlines()[:2] == [
+        "imported 3 new and 0 replaced",
+        f"1 lesson(s) an earlier release wrote once for each pid of a fix merged into the "
+        f"newest lesson of the same fix ({lesson_id})"], out
+    code, out, err = cli("knowledge", "show", lesson_id, "--json")
+    assert "incident #7, action #7" in json.loads(out)["text"]
+    # the same file again, nobody vouching for it: the store's lessons stay as they are
+    code, out, err = cli("knowledge", "import", str(export), "--json")
+    assert code == 0, err
+    assert json.loads(out)["kept"] == sorted(
+        [lesson_id, "incident-2-action-2", "incident-7-action-7"])
+    code, out, err = cli("knowledge", "import", str(export))
+    assert code == 0 and out.splitlines()[0] == "imported 0 new and 0 replaced", out
+    assert "3 lesson(s) of this store kept as they are, not replaced by the file's (" in out

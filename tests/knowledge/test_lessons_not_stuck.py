@@ -92,6 +92,10 @@ def test_a_fix_of_a_unit_with_a_long_name_is_learned_and_holds_up_none(
     assert cli("knowledge", "export", str(dump))[0] == 0
     code, out, err = cli("knowledge", "import", str(dump), "--json")
     assert code == 0, err
+    # (a file nobody vouched for replaces none of the store's lessons: they are kept)
+    assert len(json.loads(out)["kept"]) == 4
+    code, out, err = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
+    assert code == 0, err
     assert len(json.loads(out)["replaced"]) == 4
 
 

@@ -3,9 +3,15 @@ entry a person added with `knowledge add`, a lesson an `approve` learned."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.knowledge.models import KnowledgeEntry
-from ai_sysadmin.knowledge.store import KnowledgeBase
+from ai_sysadmin.knowledge.store import WRITERS_LOCK, KnowledgeBase
 from tests.conftest import BIN
 
 #: opening a knowledge base (ChromaDB, the embedding model, the seed) costs seconds
@@ -165,3 +171,87 @@ def test_a_search_of_a_store_another_process_removed_an_entry_from_leaves_it_out
     with caplog.at_level("WARNING", logger="ai_sysadmin"):
         assert [h.item.id for h in kb.search("frobnicator wedged")] == []
     assert kb.unreadable == {}
+
+
+def _rows(store: Path) -> int:
+    """Records the embedded store at ``store`` holds now, read as another process may."""
+    try:
+        conn = sqlite3.connect(f"{(store / 'chroma.sqlite3').as_uri()}?mode=ro", uri=True,
+                               timeout=30)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(conn.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+    except sqlite3.Error:  # not made yet, or being written: asked again
+        return 0
+    finally:
+        conn.close()
+
+
+def _writers_lock_taken(store: Path, deadline: float) -> int:
+    """The store's writers' lock, held by this process (its descriptor) once no other holds
+    it: a blocking flock, handed over the moment its holder lets go."""
+    fd = os.open(store / WRITERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    taken = threading.Event()
+
+    def take() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        taken.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert taken.wait(max(deadline - time.monotonic(), 0)), "the writers' lock was never free"
+    return fd
+
+
+def test_a_note_added_while_an_import_runs_leaves_the_vector_index_whole(
+        tmp_path: Path) -> None:
+    """`knowledge import` wrote its batches each under the writers' lock, let go between
+    them, and never loaded its vector index again: a `knowledge add` between two batches
+    was missing from the index the import saved with the next one, and every search, recall
+    and add after refused the store as damaged. Here the add comes at the first moment the
+    import lets go of the lock after its first batch landed, the import held still while it
+    runs."""
+    env = {**os.environ, "AI_SYSADMIN_STATE_DIR": str(tmp_path / "state"),
+           "AI_SYSADMIN_KNOWLEDGE__SEED": "false", "AI_SYSADMIN_KNOWLEDGE__TIMEOUT": "300"}
+    store = tmp_path / "state" / "knowledge"
+    notes = tmp_path / "notes.jsonl"
+    # five batches of a thousand: each one after the first saves the import's index
+    notes.write_text("".join(json.dumps({
+        "type": "entry", "id": f"op-bulk-{n}", "topic": f"bulk note {n}",
+        "text": f"note {n} about svc{n}.service on web{n % 7}"}) + "\n" for n in range(5000)))
+    importing = subprocess.Popen([str(BIN), "knowledge", "import", "--trust-operator-notes",
+                                  str(notes)], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while importing.poll() is None and _rows(store) < 1000:
+            assert time.monotonic() < deadline, "the import wrote no batch"
+            time.sleep(0.1)
+        fd = _writers_lock_taken(store, deadline)
+        try:
+            importing.send_signal(signal.SIGSTOP)  # between two batches, if it still runs
+        finally:
+            os.close(fd)  # the add may write
+        try:
+            added = subprocess.run(
+                [str(BIN), "knowledge", "add", "--topic", "frobnicator.service wedges",
+                 "--text", "its lock file /run/frob.lock is stale: remove it"],
+                env=env, capture_output=True, text=True, timeout=300)
+        finally:
+            importing.send_signal(signal.SIGCONT)
+        out, err = importing.communicate(timeout=600)
+    finally:
+        importing.kill()
+        importing.wait()
+    assert added.returncode == 0, added.stderr
+    assert importing.returncode == 0, err
+    assert out.startswith("imported 5000 new and 0 replaced"), out
+    found = subprocess.run([str(BIN), "knowledge", "search", "frobnicator lock file stale",
+                            "-n", "1", "--json"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert found.returncode == 0, found.stderr
+    assert [h["topic"] for h in json.loads(found.stdout)] == ["frobnicator.service wedges"]
+    listed = subprocess.run([str(BIN), "knowledge", "list", "--json"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 5001

@@ -55,7 +55,7 @@ def test_an_export_imported_into_a_new_store_does_not_bring_back_removed_seed_no
     code, out, err = cli("knowledge", "import", str(dump), "--json")
     assert code == 0, err
     assert json.loads(out) == {"added": [kept], "replaced": [], "untrusted": [],
-                               "kept_untrusted": [], "seeded": 0}
+                               "kept_untrusted": [], "seeded": 0, "merged": [], "kept": []}
     for _ in range(2):  # the import, then the next open (the daemon's start)
         code, out, _ = cli("knowledge", "list", "--json")
         assert [entry["id"] for entry in json.loads(out)] == [kept]
@@ -102,7 +102,7 @@ def test_an_export_of_a_store_without_any_shipped_note_fills_a_new_store_with_no
     code, out, err = cli("knowledge", "import", "--trust-operator-notes", str(dump), "--json")
     assert code == 0, err
     assert json.loads(out) == {"added": [mine], "replaced": [], "untrusted": [],
-                               "kept_untrusted": [], "seeded": 0}
+                               "kept_untrusted": [], "seeded": 0, "merged": [], "kept": []}
     for _ in range(2):  # the import, then the next open (the daemon's start)
         code, out, _ = cli("knowledge", "list", "--json")
         assert [entry["id"] for entry in json.loads(out)] == [mine]

@@ -18,7 +18,7 @@ from .context import banner, err, out, print_json, state
 
 if TYPE_CHECKING:
     from ..knowledge.models import Hit, KnowledgeEntry
-    from ..knowledge.store import KnowledgeBase
+    from ..knowledge.store import ImportResult, KnowledgeBase
 
 app = typer.Typer(help="Knowledge: list, search, show, add, remove, export, import."
                   " Alone, or with only `list`'s options, it lists them.")
@@ -337,8 +337,9 @@ def export(
 def _json_lines(text: str) -> list[str]:
     """One JSON text a line, split at line feeds alone: str.splitlines also splits at U+2028,
     U+0085 and \x1c-\x1e, which a JSON string may hold as they are (a note pasted from a web
-    page), so a valid file was refused and the line numbers of its mistakes drifted."""
-    return text.split("\n")
+    page), so a valid file was refused and the line numbers of its mistakes drifted. A byte
+    order mark before the first line (an editor's UTF-8 file) is no part of it."""
+    return text.removeprefix("\ufeff").split("\n")
 
 
 @app.command("import")
@@ -349,42 +350,68 @@ def import_(
         show_default=False)] = None,
     trust_operator_notes: Annotated[bool, typer.Option(
         "--trust-operator-notes",
-        help="Let the file's operator notes guide fixes, as a note added here does: only for "
-             "a file you wrote or exported yourself. Without it they are background; a "
-             "note the file marks 'imported, not trusted' stays background.")] = False,
+        help="Let the file's operator notes guide fixes, as a note added here does, and "
+             "take the file as it is: only for a file you wrote or exported yourself. "
+             "Without it notes are background (a note the file marks 'imported, not "
+             "trusted' stays background either way), this store's lessons are not "
+             "replaced, a failed fix's record is rebuilt from its facts, and no date may be "
+             "in the future.")] = False,
     as_json: Json = False,
 ) -> None:
     """Add entries and incident records from JSON lines (as `export` writes them); an entry
-    with an existing id replaces it. One bad line: nothing is imported. An operator note
-    from the file is background, never a guide to a fix, unless --trust-operator-notes.
-    Into a new store, an export keeps the shipped notes it holds, and only those (none,
-    where it holds none); another file (notes of your own) comes with them all where it holds
-    none of them (knowledge.seed)."""
+    with an existing id replaces it, except this store's lessons (learned fixes and the
+    records of fixes that ran) unless --trust-operator-notes. One bad line: nothing is
+    imported. An operator note from the file is background, never a guide to a fix, unless
+    --trust-operator-notes. Into a new store, an export keeps the shipped notes it holds, and
+    only those (none, where it holds none); another file (notes of your own) comes with them
+    all where it holds none of them (knowledge.seed). Other writers (`knowledge add`, the
+    daemon's lessons) wait for the import, knowledge.timeout at most."""
     if file is None or str(file) == "-":
         if sys.stdin.isatty():
             err.print("reading JSON lines from the terminal; end with Ctrl-D")
         lines = _json_lines(sys.stdin.read())
     else:
         try:
-            lines = _json_lines(file.read_text(encoding="utf-8"))
+            lines = _json_lines(file.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as exc:
             raise typer.BadParameter(
                 f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
                 param_hint="FILE") from None
+    from ..knowledge.store import KnowledgeBase
+
+    settings = state(ctx).settings
     # seeded at its opening, a new store would get back the seed entries the file's store
-    # had lost: the import seeds it, or not, by what the file holds
-    result = _open(ctx, seed=False).import_(lines, trust_operator_notes=trust_operator_notes,
-                                            seed=state(ctx).settings.knowledge.seed)
+    # had lost: the import seeds it, or not, by what the file holds; no other process's
+    # write may fall between its batches (:meth:`KnowledgeBase.opened_alone`)
+    with KnowledgeBase.opened_alone(settings, seed=False) as kb:
+        if note := kb.outdated_note():
+            err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+        result = kb.import_(lines, trust_operator_notes=trust_operator_notes,
+                            seed=settings.knowledge.seed)
+    _imported(result, as_json)
+
+
+def _imported(result: ImportResult, as_json: bool) -> None:
     if as_json:
         print_json({"added": result.added, "replaced": result.replaced,
                     "untrusted": result.untrusted, "kept_untrusted": result.kept_untrusted,
-                    "seeded": result.seeded})
+                    "seeded": result.seeded, "merged": result.merged, "kept": result.kept})
         return
     out.print(f"imported {len(result.added)} new and {len(result.replaced)} replaced",
               markup=False)
     if result.seeded:
         out.print(f"and the {result.seeded} shipped notes, which a new store starts with "
                   "(knowledge.seed): the file held none of them", markup=False, soft_wrap=True)
+    if result.merged:
+        out.print(f"{len(result.merged)} lesson(s) an earlier release wrote once for each "
+                  "pid of a fix merged into the newest lesson of the same fix "
+                  f"({', '.join(sorted(set(result.merged)))})", markup=False, soft_wrap=True)
+    if result.kept:
+        out.print(f"{len(result.kept)} lesson(s) of this store kept as they are, not "
+                  f"replaced by the file's ({', '.join(result.kept[:5])}"
+                  f"{' ...' if len(result.kept) > 5 else ''}): an import without "
+                  "--trust-operator-notes replaces no learned fix nor record of a fix that "
+                  "ran", markup=False, soft_wrap=True)
     if result.untrusted:
         out.print(f"{len(result.untrusted)} operator note(s) kept as background, never a "
                   "guide to a fix: import again with --trust-operator-notes if the file's "

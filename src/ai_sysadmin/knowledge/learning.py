@@ -322,3 +322,22 @@ def record_now(record: IncidentRecord) -> IncidentRecord | str:
         if any(built(legacy) == record for legacy in _wordings(taken.kind)):
             return built(False)
     return "it is not word for word what a lesson records"
+
+
+def record_rebuilt(record: IncidentRecord) -> IncidentRecord | str:
+    """A failed or escalated ``record`` from elsewhere as lesson() writes it now, rebuilt from
+    the facts it states, whatever its words: they are not ours, and they are shown as what
+    happened when a fix was tried; else why it cannot be (no record of one action that ran)."""
+    ids = RECORD_ID.match(record.id)
+    if ids is None or len(record.actions) != 1:
+        return "it is not a record of one action that ran"
+    taken = record.actions[0]
+    why = _plain_fix(taken.kind, taken.params) or _plain_facts(record.rule, record.subject,
+                                                               record.host)
+    if why:
+        return why
+    severity = next((s for s in _SEVERITIES
+                     if record.symptoms == symptoms_of(record.rule, record.subject, s)),
+                    "warning")
+    return _built(record.rule, record.subject, record.host, severity, taken, record.outcome,
+                  int(ids["incident"]), int(ids["action"]), record.resolved_at).record

@@ -17,8 +17,10 @@ time, so chromadb's downloading default is never used):
 incident records, each with its ``type``); ``import_(lines)`` validates every line before
 it writes any, and takes a seed, learned or verified item only as this program writes it,
 and an operator note as background unless told the file's notes are trusted
-(``trust_operator_notes``). A stored record this version cannot read is left out of every
-answer, logged once and listed in ``unreadable``. ``count()`` counts each collection.
+(``trust_operator_notes``); a file not trusted so replaces none of the store's lessons, dates
+nothing in the future, and its failed fixes are told in a lesson's words. A stored record
+this version cannot read is left out of every answer, logged once and listed in
+``unreadable``. ``count()`` counts each collection.
 Every failure is a :class:`KnowledgeError` with a sentence a person can act on (server
 down, token refused, directory unusable, model changed); a missing id is a
 :class:`NotFoundError`.
@@ -98,6 +100,9 @@ EXPORT_TYPE = "export"
 UNTRUSTED_TAG = "imported, not trusted"
 #: held by every writer of an embedded store for its write (:func:`writing`)
 WRITERS_LOCK = "writers.lock"
+#: seconds past this host's clock a time in a file nobody vouched for may be (another host's
+#: clock): a later one would pass for a fix's latest outcome over every real one to come
+CLOCK_SKEW = 3600.0
 #: the database file's modification time (ns) and size: changed by every write to the store
 Mark = tuple[int, int]
 
@@ -115,6 +120,11 @@ class ImportResult:
     kept_untrusted: list[str] = field(default_factory=list)
     #: how many shipped seed notes a new store got with the import (``seed``)
     seeded: int = 0
+    #: the ids of lessons the file held more than once in an earlier release's words (a
+    #: kill_process of each pid), once for each merged into the newest of its fix
+    merged: list[str] = field(default_factory=list)
+    #: ids this store holds a lesson under, kept as they are: the file was not trusted
+    kept: list[str] = field(default_factory=list)
 
 
 def _read_token(path: Path) -> str:
@@ -153,6 +163,23 @@ def _where(**conditions: Any) -> dict[str, Any] | None:
 _Item = TypeVar("_Item", KnowledgeEntry, IncidentRecord)
 
 
+def _when(item: KnowledgeEntry | IncidentRecord) -> float:
+    return item.created_at if isinstance(item, KnowledgeEntry) else item.resolved_at
+
+
+def _learned(item: KnowledgeEntry | IncidentRecord) -> bool:
+    return isinstance(item, KnowledgeEntry) and item.provenance == "learned"
+
+
+def _not_future(item: KnowledgeEntry | IncidentRecord) -> None:
+    """Raises ValueError where ``item`` is dated past this host's clock (:data:`CLOCK_SKEW`)."""
+    if _when(item) > time.time() + CLOCK_SKEW:
+        name = "created_at" if isinstance(item, KnowledgeEntry) else "resolved_at"
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(_when(item)))
+        raise ValueError(f"{name} {when} UTC is in the future (this host's clock: "
+                         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC)")
+
+
 class _ImportTrust:
     """What an import may claim: only what this program itself would have written may
     ever guide a fix (or pass for the shipped seed). An operator note guides fixes only
@@ -171,11 +198,22 @@ class _ImportTrust:
     def accepted(self, item: _Item) -> _Item:
         """``item`` as it is stored (a lesson an earlier release wrote, in today's words);
         raises ValueError with why it is refused."""
-        from .learning import lesson_now, record_now
+        from .learning import lesson_now, record_now, record_rebuilt
 
+        if not self.operator_notes:
+            _not_future(item)
         if isinstance(item, IncidentRecord):
-            if item.outcome != "verified":
+            if item.outcome != "verified" and self.operator_notes:
                 return item
+            if item.outcome != "verified":
+                # its words would be shown as what happened to a fix here: only its facts
+                # are taken, in lesson()'s words
+                rebuilt = record_rebuilt(item)
+                if isinstance(rebuilt, str):
+                    raise ValueError(
+                        f"an incident record ({item.outcome}) this program did not write "
+                        f"({rebuilt}): import with --trust-operator-notes if the file is yours")
+                return rebuilt
             now = record_now(item)
             if isinstance(now, str):
                 raise ValueError(f"a verified incident record this program did not write ({now})")
@@ -287,6 +325,28 @@ class KnowledgeBase:
             seed_once(kb)
         return kb
 
+    @classmethod
+    @contextlib.contextmanager
+    def opened_alone(cls, settings: Settings, **kwargs: Any) -> Iterator[KnowledgeBase]:
+        """``open(settings, **kwargs)`` for writes that no other process's write may fall
+        between (an import): an embedded store's writers' lock (:func:`writing`) is held from
+        before it opens to the block's end; another writer (`knowledge add`, the daemon's
+        lesson) waits ``knowledge.timeout``, then is told who holds it.
+
+        ChromaDB loads a collection's vector index at a client's first use and never learns
+        of a write another process makes after: one made between two batches of an import was
+        missing from the index the import saved with the next, and every search, recall and
+        add after refused the store as damaged until a person rebuilt it."""
+        conf = settings.knowledge
+        if conf.url or not conf.enabled:
+            yield cls.open(settings, **kwargs)
+            return
+        path = settings.knowledge_dir
+        with contextlib.suppress(OSError):  # else ChromaDB's opening says what is wrong
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with writing(path, conf.timeout):
+            yield cls.open(settings, **kwargs)
+
     def seeded(self) -> int | None:
         """The seed version this store was loaded with; None when it never was."""
         found = self._call("read the store's state", self._state().get, ids=[_SEEDED],
@@ -361,11 +421,14 @@ class KnowledgeBase:
         return entry
 
     def add_many(self, entries: Sequence[KnowledgeEntry]) -> None:
-        for start in range(0, len(entries), _WRITE_BATCH):
-            batch = entries[start:start + _WRITE_BATCH]
-            self._write("store knowledge", self._collections["knowledge"].upsert,
-                       ids=[e.id for e in batch], documents=[e.document() for e in batch],
-                       metadatas=[e.metadata() for e in batch])
+        # every batch under one hold of the lock: another process's write between two was
+        # missing from the vector index this client saved with the next (see ``opened_alone``)
+        with self.alone():
+            for start in range(0, len(entries), _WRITE_BATCH):
+                batch = entries[start:start + _WRITE_BATCH]
+                self._write("store knowledge", self._collections["knowledge"].upsert,
+                            ids=[e.id for e in batch], documents=[e.document() for e in batch],
+                            metadatas=[e.metadata() for e in batch])
 
     def get(self, entry_id: str) -> KnowledgeEntry:
         found = self._call("read knowledge", self._collections["knowledge"].get,
@@ -502,11 +565,12 @@ class KnowledgeBase:
     # -- config chunks -----------------------------------------------------------------
 
     def add_config_chunks(self, chunks: Sequence[ConfigChunk]) -> None:
-        for start in range(0, len(chunks), _WRITE_BATCH):
-            batch = chunks[start:start + _WRITE_BATCH]
-            self._write("index config chunks", self._collections["config_chunks"].upsert,
-                       ids=[c.id for c in batch], documents=[c.document() for c in batch],
-                       metadatas=[c.metadata() for c in batch])
+        with self.alone():  # as add_many's batches
+            for start in range(0, len(chunks), _WRITE_BATCH):
+                batch = chunks[start:start + _WRITE_BATCH]
+                self._write("index config chunks", self._collections["config_chunks"].upsert,
+                            ids=[c.id for c in batch], documents=[c.document() for c in batch],
+                            metadatas=[c.metadata() for c in batch])
 
     def remove_config_chunks(self, path: str, repo: str | None = None) -> int:
         """Forget every chunk of ``path`` (of the repository ``repo`` only, "" for those
@@ -573,13 +637,64 @@ class KnowledgeBase:
         A line is data from elsewhere, so what the model would trust is taken only as this
         program writes it: a seed entry must be a shipped one as shipped; a learned or
         verified entry and a verified incident record must be a lesson word for word (see
-        :func:`~.learning.lesson_problem`). An id given twice is named by both lines."""
-        entries: list[KnowledgeEntry] = []
-        records: list[IncidentRecord] = []
+        :func:`~.learning.lesson_problem`). An id given twice is named by both lines. An
+        earlier release's lessons of one fix, which today's words make one lesson, are
+        merged into the newest (``merged``).
+
+        A file nobody vouched for (not ``trust_operator_notes``) replaces none of this
+        store's lessons (a learned or verified entry, a record of a fix that ran: ``kept``),
+        may date nothing later than now (give or take :data:`CLOCK_SKEW`), and its failed
+        fixes are recorded in lesson()'s words, rebuilt from the facts they state: its own
+        words, shown as what happened, outranked the verified fix for good.
+
+        An embedded store is written under its writers' lock, all of it: open it with
+        :meth:`opened_alone` where this client may have used it before (its vector index
+        loaded then misses another process's write made since)."""
+        trust = _ImportTrust(trust_operator_notes)
+        entries, records, merged, exported = self._import_lines(lines, trust)
+        seeded = 0
+        with self.alone():
+            # an export that holds no seed entry is of a store whose operator removed them
+            # all; a file written before exports said so is taken for a person's notes
+            if seed and not exported and self.seeded() is None and \
+                    all(e.provenance != "seed" for e in entries):
+                # first, so that the file's entries win over a shipped one of the same id
+                from .seed import seed_once
+
+                seeded = seed_once(self)
+            existing = self._existing("knowledge", [e.id for e in entries]) | \
+                self._existing("incidents", [r.id for r in records])
+            kept = set() if trust_operator_notes else self._lessons_among(
+                [e.id for e in entries], [r.id for r in records])
+            entries = [e for e in entries if e.id not in kept]
+            records = [r for r in records if r.id not in kept]
+            self.add_many(entries)
+            for record in records:
+                self.record_incident(record)
+            if self.seeded() is None:
+                # an export holds the seed entries its store kept: a store it fills first is
+                # seeded by it, so the seed's entries its operator removed stay removed
+                from .seed import SEED_VERSION
+
+                self.mark_seeded(SEED_VERSION)
+        result = ImportResult(untrusted=[i for i in trust.untrusted if i not in kept],
+                              kept_untrusted=trust.kept_untrusted, seeded=seeded,
+                              merged=merged, kept=sorted(kept))
+        for item_id in [e.id for e in entries] + [r.id for r in records]:
+            (result.replaced if item_id in existing else result.added).append(item_id)
+        return result
+
+    def _import_lines(self, lines: Iterable[str], trust: _ImportTrust
+                      ) -> tuple[list[KnowledgeEntry], list[IncidentRecord], list[str], bool]:
+        """The entries and records of an import's lines as they would be stored, the ids of
+        lessons merged, whether the file is an export; a KnowledgeError naming each bad line."""
+        items: dict[tuple[str, str], KnowledgeEntry | IncidentRecord] = {}
+        #: the line of each item as it is stored (a lesson in today's words: its id may differ)
+        stored_at: dict[tuple[str, str], int] = {}
+        merged: list[str] = []
         problems: list[str] = []
         # entries and records live in collections of their own: one id may be in both
         first_seen: dict[tuple[str, str], int] = {}
-        trust = _ImportTrust(trust_operator_notes)
         exported = False
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -602,10 +717,17 @@ class KnowledgeBase:
                 if (earlier := first_seen.setdefault((kind, item.id), number)) != number:
                     raise ValueError(f"{kind} id {item.id!r} is also on line {earlier}")
                 item = trust.accepted(item)
-                if isinstance(item, KnowledgeEntry):
-                    entries.append(item)
-                else:
-                    records.append(item)
+                # two lessons an earlier release wrote of one fix (a kill of two pids) are
+                # one in today's words: the newest is kept, as the store would have kept it
+                if (other := items.get((kind, item.id))) is not None:
+                    if not (_learned(other) and _learned(item)):
+                        raise ValueError(f"{kind} id {item.id!r} is also that of line "
+                                         f"{stored_at[(kind, item.id)]}")
+                    merged.append(item.id)
+                    if _when(other) > _when(item):
+                        continue
+                items[(kind, item.id)] = item
+                stored_at[(kind, item.id)] = number
             except ValidationError as exc:
                 problems.append(f"line {number}: " + "; ".join(
                     validation_problem(e, "record") for e in exc.errors()))
@@ -615,31 +737,30 @@ class KnowledgeBase:
             shown = problems[:10] + ([f"... and {len(problems) - 10} more"]
                                      if len(problems) > 10 else [])
             raise KnowledgeError("nothing imported: " + "; ".join(shown))
-        seeded = 0
-        # an export that holds no seed entry is of a store whose operator removed them all;
-        # a file written before exports said so is taken for a person's notes, as most are
-        if seed and not exported and self.seeded() is None and \
-                all(e.provenance != "seed" for e in entries):
-            # first, so that the file's entries win over a shipped one of the same id
-            from .seed import seed_once
+        entries = [i for i in items.values() if isinstance(i, KnowledgeEntry)]
+        records = [i for i in items.values() if isinstance(i, IncidentRecord)]
+        return entries, records, merged, exported
 
-            seeded = seed_once(self)
-        existing = self._existing("knowledge", [e.id for e in entries]) | \
-            self._existing("incidents", [r.id for r in records])
-        self.add_many(entries)
-        for record in records:
-            self.record_incident(record)
-        if self.seeded() is None:
-            # an export holds the seed entries its store kept: a store it fills first is
-            # seeded by it, so the seed's entries its operator removed stay removed
-            from .seed import SEED_VERSION
+    def _lessons_among(self, entry_ids: Sequence[str], record_ids: Sequence[str]) -> set[str]:
+        """Of these ids, those this store holds a lesson under: a learned or verified entry,
+        a verified incident record or one of a fix that ran (``incident-N-action-M``)."""
+        from .learning import RECORD_ID
 
-            self.mark_seeded(SEED_VERSION)
-        result = ImportResult(untrusted=trust.untrusted, kept_untrusted=trust.kept_untrusted,
-                              seeded=seeded)
-        for item_id in [e.id for e in entries] + [r.id for r in records]:
-            (result.replaced if item_id in existing else result.added).append(item_id)
-        return result
+        found: set[str] = set()
+        for name, ids in (("knowledge", entry_ids), ("incidents", record_ids)):
+            if not ids:
+                continue
+            stored = self._call("read", self._collections[name].get, ids=list(ids),
+                                include=["metadatas"])
+            for stored_id, meta in zip(stored["ids"], stored["metadatas"], strict=True):
+                meta = meta or {}
+                if name == "knowledge" and (meta.get("provenance") == "learned"
+                                            or meta.get("verified") is True):
+                    found.add(stored_id)
+                elif name == "incidents" and (meta.get("outcome") == "verified"
+                                              or RECORD_ID.match(stored_id)):
+                    found.add(stored_id)
+        return found
 
     def count(self) -> dict[str, int]:
         return {name: self._call("count", self._collections[name].count)
@@ -719,12 +840,19 @@ class KnowledgeBase:
         if self._server is not None:
             return self._call(what, method, **kwargs)
         where = Path(self.where)
-        with writing(where, self.lock_wait):
+        with self.alone():
             before = file_mark(where)
             try:
                 return self._call(what, method, **kwargs)
             finally:
                 self.writes.append((before, file_mark(where)))
+
+    def alone(self) -> contextlib.AbstractContextManager[None]:
+        """This client's writes meanwhile, all of them, with no other process's between them
+        (:func:`writing`); a server orders its writes itself."""
+        if self._server is not None:
+            return contextlib.nullcontext()
+        return writing(Path(self.where), self.lock_wait)
 
     def _embedded(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call with its texts embedded here, first: a server's deadline is for the
@@ -840,6 +968,10 @@ def file_mark(path: Path) -> Mark | None:
     return st.st_mtime_ns, st.st_size
 
 
+#: the stores (their real paths) whose writers' lock this thread holds (:func:`writing`)
+_held = threading.local()
+
+
 @contextlib.contextmanager
 def writing(path: Path, seconds: float) -> Iterator[None]:
     """The embedded store at ``path`` written by this block alone, among every writer that
@@ -847,7 +979,16 @@ def writing(path: Path, seconds: float) -> Iterator[None]:
     daemon) knows a write by the database file changing, and only this tells its own write
     from another process's `knowledge add` made at the same moment: one taken for its own
     kept the daemon's vector index without the other's entry, and a removed entry's vector
-    in it, until a restart. An ``flock``: the kernel lets go of it when its holder dies."""
+    in it, until a restart. An ``flock``: the kernel lets go of it when its holder dies.
+
+    Held already by this thread, it is held on (a write of many batches holds it around
+    each batch's own): a second ``flock`` of the same process waits on the first for good."""
+    key = os.path.realpath(path)
+    held: set[str] = getattr(_held, "paths", set())
+    _held.paths = held
+    if key in held:
+        yield
+        return
     try:
         fd = os.open(path / WRITERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
@@ -867,7 +1008,11 @@ def writing(path: Path, seconds: float) -> Iterator[None]:
                         "(knowledge.timeout): try again once it is done") from None
                 # a lock held by another process: polled, the time limit kept
                 time.sleep(0.05)
-        yield
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
     finally:
         os.close(fd)
 
