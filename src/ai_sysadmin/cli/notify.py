@@ -165,9 +165,10 @@ def status(
                   markup=False, soft_wrap=True)
     held = {s: events.get(s, 0) for s in ("new", "repeat", "storm") if events.get(s)}
     if held:
-        # with no channel, nothing will ever send them: say what would
-        waiting = "" if configured else (" (no channel to send them: set gotify_url and "
-                                         "gotify_token_file, or notify.apprise_urls_file)")
+        # with no channel they wait for one: say what makes one
+        waiting = "" if configured else (" (waiting for a channel: set gotify_url and "
+                                         "gotify_token_file, or notify.apprise_urls_file; "
+                                         "what is still true then is sent)")
         out.print("events not sent yet: " + ", ".join(f"{n} {s}" for s, n in held.items())
                   + waiting, markup=False, soft_wrap=True)
     for name in ("pending", "failed", "delivered"):
