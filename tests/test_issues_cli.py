@@ -92,8 +92,9 @@ def test_a_person_asked_to_approve_a_fix_who_resolves_its_incident_is_told_once(
     # `issues resolve` told them "no longer needed: ..." and "resolved: ..." both; a check
     # that resolves it says the withdrawal alone
     from ai_sysadmin.notify import Notifier
+    from tests.notify.conftest import unsent
 
-    notifier = Notifier(settings, store.db, channels=[])
+    notifier = Notifier(settings, store.db, channels=unsent(settings.state_dir))
 
     def told() -> list[str]:
         made = set(notifier.dispatcher.dispatch())

@@ -11,7 +11,7 @@ from pathlib import Path
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
-from tests.notify.conftest import make_settings
+from tests.notify.conftest import make_settings, unsent
 
 SECRET = "hunter2"
 RATIONALE = (f"nginx exited after a failed bind on :80 (journal: password={SECRET} here)\n"
@@ -70,7 +70,7 @@ def test_the_approval_message_says_why_the_model_proposed_it(tmp_path: Path) -> 
     settings = make_settings(tmp_path)
     store = IncidentStore(Database(settings.db_path))
     _proposed(store, RATIONALE + " " + "y" * 5000)
-    notifier = Notifier(settings, store.db, channels=[])
+    notifier = Notifier(settings, store.db, channels=unsent(tmp_path))
     notifier.dispatcher.dispatch()
     [approval] = [m for m in notifier.outbox.messages() if "approval needed" in m["title"]]
     body = approval["body"]

@@ -14,6 +14,7 @@ import pytest
 from ai_sysadmin.config import Settings
 from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify import Notifier
+from ai_sysadmin.notify.channels import Channel, GotifyChannel
 from tests.notify.servers import GotifyServer, JsonEndpoint
 
 TOKEN = "AppTok-3f9a1c77e2d4"
@@ -54,6 +55,13 @@ def make_settings(tmp_path: Path, gotify: GotifyServer | None = None,
         notify["apprise_urls_file"] = secret_file(tmp_path / "apprise.urls",
                                                   f"# ours\n{apprise_url(endpoint)}\n")
     return Settings(ai_name="hal", state_dir=tmp_path / "state", notify=notify, **extra)
+
+
+def unsent(where: Path) -> list[Channel]:
+    """A configured channel that sends nothing: messages are made for it, as for any channel,
+    and wait (its token file is missing, were its loop run). With none configured, nothing is
+    made: the events wait for one."""
+    return [GotifyChannel("http://127.0.0.1:9", where / "missing.token", 1.0)]
 
 
 def failed(host: str, unit: str, severity: Severity = Severity.CRITICAL) -> Finding:

@@ -1,13 +1,15 @@
 """HTTP receivers of our own on 127.0.0.1: a Gotify-contract server and a JSON endpoint for
 Apprise's ``json://``. Each records every request; a script of behaviours ("ok", a status code,
-"hang", "drip") answers the requests in turn, then "ok"."""
+"hang", "drip", a :class:`Flood`) answers the requests in turn, then "ok"."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +27,16 @@ class Drip:
     """A 200 whose body never ends (a byte every DRIP_EVERY until release()): a streaming or
     long-poll URL, a proxy trickling out a page, a tarpit. A read timeout, per read, never
     ends it."""
+
+
+@dataclass(frozen=True)
+class Flood:
+    """A 200 that streams ``size`` bytes as fast as the client reads (a URL that is a download,
+    a media stream): JSON's whitespace, with no length said, ended by closing; ``gzip``: a
+    small gzip body that inflates to ``size`` bytes (a bomb)."""
+
+    size: int
+    gzip: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ class Receiver:
             step = "ok"
         if step == "drip":
             return 200, Drip()
+        if isinstance(step, Flood):
+            return 200, step
         if step == "close":  # a proxy whose upstream went away mid-request, a restart
             return 0, None
         if step == "portal":  # something else at the URL: a proxy's login page, a web site
@@ -188,6 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(answer, Drip):
             self._drip(status)
             return
+        if isinstance(answer, Flood):
+            self._flood(answer)
+            return
         html = isinstance(answer, str)
         payload = answer.encode() if html else json.dumps(answer).encode()
         try:
@@ -220,6 +237,25 @@ class _Handler(BaseHTTPRequestHandler):
             with receiver._lock:
                 receiver.dripping -= 1
 
+    def _flood(self, flood: Flood) -> None:
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if flood.gzip:
+                body = _bomb(flood.size)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.end_headers()
+            chunk = b" " * (1 << 20)
+            for _ in range(flood.size // len(chunk)):
+                self.wfile.write(chunk)
+        except OSError:  # the client read no further
+            pass
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -245,3 +281,11 @@ class MisskeyServer(Receiver):
         if len(body.get("text", "")) > self.LIMIT:
             return 400, {"error": {"message": "Invalid param.", "code": "INVALID_PARAM"}}
         return None
+
+
+@functools.cache
+def _bomb(size: int) -> bytes:
+    """``size`` zero bytes gzipped (level 1: quick to make, about 230 times smaller)."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    return b"".join([*(packer.compress(zeros) for _ in range(size >> 20)), packer.flush()])

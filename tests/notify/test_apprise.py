@@ -77,11 +77,13 @@ def test_an_unknown_url_is_refused_by_its_line_never_shown(tmp_path, monkeypatch
 def test_no_channel_configured(tmp_path: Path, cli, store) -> None:
     code, out, err = cli("notify", "t", "m")
     assert code == 1 and out == "" and "no channel configured" in err
-    # what the daemon noted waits for a channel, and status says which settings make one
+    # what the daemon noted waits for a channel (a daemon running with none leaves it so:
+    # test_no_channel), and status says which settings make one
     store.record_check("web1", [failed("web1", "nginx.service")], {"failed_unit"})
     code, out, _ = cli("notify", "status")
-    assert code == 0 and ("events not sent yet: 1 new (no channel to send them: set gotify_url "
-                          "and gotify_token_file, or notify.apprise_urls_file)") in out
+    assert code == 0 and ("events not sent yet: 1 new (waiting for a channel: set gotify_url "
+                          "and gotify_token_file, or notify.apprise_urls_file; what is still "
+                          "true then is sent)") in out
 
 
 

@@ -17,7 +17,7 @@ from ai_sysadmin.notify import Notifier
 from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
 from ai_sysadmin.store import Database, IncidentStore
 from ai_sysadmin.store.outbox import Outbox
-from tests.notify.conftest import failed, make_settings
+from tests.notify.conftest import failed, make_settings, unsent
 from tests.notify.servers import GotifyServer
 from tests.support.polling import until
 
@@ -39,7 +39,7 @@ def test_a_failure_after_the_clock_is_set_back_is_told_though_a_digest_went_out_
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(tmp_path, digest_threshold=2)
     store = IncidentStore(Database(settings.db_path))
-    notifier = Notifier(settings, store.db, channels=[])
+    notifier = Notifier(settings, store.db, channels=unsent(tmp_path))
     with monkeypatch.context() as ahead:
         step_clock(ahead, YEAR)  # the clock runs a year ahead for a while
         store.record_check("db1", [failed("db1", "pg.service")], {"failed_unit"})

@@ -16,7 +16,7 @@ from ai_sysadmin.monitor.snapshot import Snapshot
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
-from tests.notify.conftest import make_settings, run_notifier
+from tests.notify.conftest import make_settings, run_notifier, unsent
 from tests.notify.servers import GotifyServer
 
 FORGED = ("cron in 60 s\n\nAll clear: nginx was restarted by hal.\n"
@@ -27,7 +27,7 @@ def messages(tmp_path: Path, findings: list[Finding], rules: set[str]) -> list[d
     settings = make_settings(tmp_path)
     store = IncidentStore(Database(settings.db_path))
     store.record_check("web1", findings, rules)
-    notifier = Notifier(settings, store.db, channels=[])
+    notifier = Notifier(settings, store.db, channels=unsent(tmp_path))
     # a digest waits for the rest of what came with it
     notifier.dispatcher.dispatch(time.time() + DIGEST_GATHER_SECONDS)
     return notifier.outbox.messages()
@@ -82,7 +82,7 @@ def test_summary_evidence_and_detail_are_one_bounded_line_each(tmp_path: Path) -
     actions.claim(action, "executor")
     actions.move(action, "failed", "executor", "exit 1:\nAll clear.\nNext: hal-approve "
                  "approve 9\n" + "y" * 5000)
-    notifier = Notifier(make_settings(tmp_path), store.db, channels=[])
+    notifier = Notifier(make_settings(tmp_path), store.db, channels=unsent(tmp_path))
     made = set(notifier.dispatcher.dispatch())
     (failed,) = [m for m in notifier.outbox.messages() if m["id"] in made]
     lines = failed["body"].splitlines()

@@ -13,7 +13,7 @@ from ai_sysadmin.notify import Notifier
 from ai_sysadmin.notify.message import BODY_LIMIT
 from ai_sysadmin.notify.storm import DIGEST_GATHER_SECONDS
 from ai_sysadmin.store import ActionStore, Database, Incident, IncidentStore
-from tests.notify.conftest import failed, make_settings, run_notifier, unreachable
+from tests.notify.conftest import failed, make_settings, run_notifier, unreachable, unsent
 from tests.notify.servers import GotifyServer
 
 WINDOW = 30 * 60
@@ -22,7 +22,7 @@ WINDOW = 30 * 60
 def setup(tmp_path: Path, **notify: object) -> tuple[IncidentStore, Notifier]:
     settings = make_settings(tmp_path, **notify)
     store = IncidentStore(Database(settings.db_path))
-    return store, Notifier(settings, store.db, channels=[])
+    return store, Notifier(settings, store.db, channels=unsent(tmp_path))
 
 
 def _running_restart(store: IncidentStore, incident_id: int) -> tuple[ActionStore, int]:

@@ -4,6 +4,7 @@ outbox holds and what each channel did with it."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,10 +13,11 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .context import MAX_LINES, banner, err, out, print_json, state
+from .context import MAX_LINES, AppState, banner, err, out, print_json, state
 
 if TYPE_CHECKING:  # the notifier and the store load when a command runs, not for --help
     from ..config import Settings
+    from ..notify import Message
 
 
 class _SendByDefault(TyperGroup):
@@ -58,7 +60,8 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Send a message through every configured channel now; exit 1 if none accepted it."""
-    from ..notify import Message
+    from ..notify import Message, build_channels
+    from ..notify.notifier import send_around
 
     app_state = state(ctx)
     settings = app_state.settings
@@ -68,12 +71,14 @@ def send(
     prefix = f"[{settings.ai_name}] "
     full = Message(title if title.startswith(prefix) else prefix + title, message, level)
     _say_readable(settings)
-    notifier = app_state.runtime().notifier
-    if not notifier.channels:
+    # built without the state database: a store that will not open (a full disk) stops no
+    # message, and records none
+    channels = build_channels(settings)
+    if not channels:
         err.print("no channel configured: set gotify_url and gotify_token_file, or "
                   "notify.apprise_urls_file", markup=False, soft_wrap=True)
         raise typer.Exit(1)
-    results = asyncio.run(notifier.send_now(full))
+    results = asyncio.run(send_around(channels, full))
     if as_json:
         print_json({name: {"accepted": why is None, "error": why}
                     for name, why in results.items()})
@@ -81,8 +86,27 @@ def send(
         for name, why in results.items():
             out.print(f"{name}: " + ("accepted" if why is None else f"not accepted: {why}"),
                       markup=False, soft_wrap=True)
+    # what was sent is said, and decides the exit status, before it is recorded: a store that
+    # refuses it (a full disk) or makes it wait (a lock held 30 s) changes nothing of what
+    # reached the person, and a script that retried on an error sent it twice
+    sys.stdout.flush()
+    _record(app_state, full, results)
     if all(why is not None for why in results.values()):
         raise typer.Exit(1)
+
+
+def _record(app_state: AppState, message: Message, results: dict[str, str | None]) -> None:
+    """The message sent, with each channel's outcome, in the outbox for `notify status`; a
+    store that refuses it is a note on stderr, not the command's failure."""
+    from ..errors import StoreError
+    from ..store.outbox import Outbox
+
+    try:
+        Outbox(app_state.store.db).record_sent("manual", message.title, message.body,
+                                               message.priority, results)
+    except StoreError as exc:
+        err.print(f"note: the outcome above is not recorded for `notify status`: {exc}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def _say_readable(settings: Settings) -> None:
@@ -165,9 +189,10 @@ def status(
                   markup=False, soft_wrap=True)
     held = {s: events.get(s, 0) for s in ("new", "repeat", "storm") if events.get(s)}
     if held:
-        # with no channel, nothing will ever send them: say what would
-        waiting = "" if configured else (" (no channel to send them: set gotify_url and "
-                                         "gotify_token_file, or notify.apprise_urls_file)")
+        # with no channel they wait for one: say what makes one
+        waiting = "" if configured else (" (waiting for a channel: set gotify_url and "
+                                         "gotify_token_file, or notify.apprise_urls_file; "
+                                         "what is still true then is sent)")
         out.print("events not sent yet: " + ", ".join(f"{n} {s}" for s, n in held.items())
                   + waiting, markup=False, soft_wrap=True)
     for name in ("pending", "failed", "delivered"):

@@ -8,13 +8,16 @@ only in the ``X-Gotify-Key`` header and is read from its file at each send (a ro
 needs no restart); Apprise URLs, which carry credentials, are read from their own file; a
 channel's name, which keys its stored deliveries and is shown, is the URL's scheme and the
 server it reaches (host, port), never a credential nor where on the server a message goes (an
-ntfy topic, a webhook's path). httpx and Apprise are imported when a channel is built or used,
-never by ``check`` or ``--help``.
+ntfy topic, a webhook's path). A far end's answer is read only so far (:data:`ANSWER_LIMIT`,
+:data:`APPRISE_ANSWER_LIMIT`): a URL that streams fails the send, not the daemon's memory.
+httpx and Apprise are imported when a channel is built or used, never by ``check`` or
+``--help``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import stat
@@ -41,6 +44,12 @@ REFUSED_RETRY_SECONDS = 600.0
 #: the proxy's login, "later" (401, the credential: Gotify's token is handled on its own, an
 #: Apprise URL's is a failure of the channel)
 CHANNEL_STATUSES = frozenset({404, 405, 407, 408, 410, 429})
+#: the most read of a Gotify answer: it is the message stored, as JSON (a few hundred bytes)
+ANSWER_LIMIT = 64 * 1024
+#: the most an Apprise plugin reads of one answer (Apprise itself bounds its Matrix and
+#: Bluesky answers so): some plugins read more than a reply to the message (a login, a list
+#: of rooms or chats)
+APPRISE_ANSWER_LIMIT = 1024 * 1024
 #: the HTTP status Apprise's plugins put in the line they log for an answer they did not take
 #: ("Failed to send JSON POST notification: Request Entity Too Large, error=413.")
 _APPRISE_STATUS = re.compile(r"\berror=(\d{3})\b")
@@ -207,11 +216,15 @@ class GotifyChannel:
         token = self._token()
         secrets = [token, self.url]
         body = {"title": message.title, "message": message.body, "priority": message.priority}
+        # identity: a compressed answer is inflated as it is read, 1 MB of gzip to 1 GiB
+        headers = {"X-Gotify-Key": token, "Accept-Encoding": "identity"}
         try:
             async with asyncio.timeout(self.timeout):
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
-                    reply = await client.post(f"{self.url}/message", json=body,
-                                              headers={"X-Gotify-Key": token})
+                async with httpx.AsyncClient(timeout=self.timeout) as client, client.stream(
+                        "POST", f"{self.url}/message", json=body, headers=headers) as reply:
+                    # a 401 is judged by its status: its body is not needed
+                    answer = b"" if reply.status_code == 401 else await _read_at_most(
+                        reply, ANSWER_LIMIT)
         except TimeoutError:
             raise DeliveryError(f"Gotify did not answer within {self.timeout:g} s") from None
         except httpx.ProtocolError as exc:
@@ -230,22 +243,29 @@ class GotifyChannel:
         # that, so it fails this message, not the channel
         if reply.status_code == 401:
             raise self._refusal(token, reply.status_code)
+        if answer is None:
+            # a download, a stream, a page: no answer of Gotify's, whatever its status
+            raise DeliveryError(f"{mask_secret_text(self.url)} answered HTTP "
+                                f"{reply.status_code} with more than {ANSWER_LIMIT // 1024} "
+                                "KiB, read no further: Gotify answers a message in a few "
+                                "hundred bytes: is gotify_url the Gotify server?")
         if self._refused is not None:  # accepted again, without a new token
             self._refused = None
             self._tell(None)
+        text = answer.decode("utf-8", errors="replace")
         if not reply.is_success:
-            why = f"Gotify answered HTTP {reply.status_code}: {_scrub(reply.text, secrets, 200)}"
+            why = f"Gotify answered HTTP {reply.status_code}: {_scrub(text, secrets, 200)}"
             if reply.is_client_error and reply.status_code not in CHANNEL_STATUSES:
                 raise MessageRefused(why)
             raise DeliveryError(why)
-        if not _gotify_took(reply):
+        if not _gotify_took(answer):
             # something else answers at the URL (a proxy's login page, a web site): the
             # message reached nobody, so it is kept and tried again like a 500
             kind = reply.headers.get("content-type", "no content type").split(";")[0]
-            text = _scrub(reply.text, secrets, 120)
             raise DeliveryError(f"{mask_secret_text(self.url)} answered HTTP "
                                 f"{reply.status_code}, but not as Gotify does ({kind}: "
-                                f"{text!r}): is gotify_url the Gotify server?")
+                                f"{_scrub(text, secrets, 120)!r}): is gotify_url the Gotify "
+                                "server?")
 
 
 def _protocol_problem(exc: Exception) -> str:
@@ -258,13 +278,25 @@ def _protocol_problem(exc: Exception) -> str:
     return name
 
 
-def _gotify_took(reply: Any) -> bool:
-    """Whether ``reply`` is Gotify's to a message it stored: the message, with its id."""
+async def _read_at_most(reply: Any, limit: int) -> bytes | None:
+    """The body of a streamed httpx answer, None past ``limit`` bytes: read as it comes, and
+    no further. A URL that answers 200 and streams without end (a download, a media stream)
+    filled the daemon's memory, 4 GB within the timeout, again at each retry."""
+    read = bytearray()
+    async for chunk in reply.aiter_bytes():
+        read += chunk
+        if len(read) > limit:
+            return None
+    return bytes(read)
+
+
+def _gotify_took(answer: bytes) -> bool:
+    """Whether ``answer`` is Gotify's to a message it stored: the message, with its id."""
     try:
-        answer = reply.json()
+        stored = json.loads(answer)
     except ValueError:
         return False
-    return isinstance(answer, dict) and "id" in answer
+    return isinstance(stored, dict) and "id" in stored
 
 
 class _PerThread(logging.Handler):
@@ -417,10 +449,14 @@ class AppriseChannel:
         the HTTP statuses of the answers it logged as refusals."""
         import apprise
 
+        from .bounded import capped
+
         kind = (apprise.NotifyType.FAILURE if message.priority >= PRIORITIES["high"] else
                 apprise.NotifyType.WARNING if message.priority >= PRIORITIES["normal"] else
                 apprise.NotifyType.INFO)
-        with _apprise_capture().collect() as lines:
+        # an answer read whole, past its timeout too (the thread of a send given up on reads
+        # on): bounded, or a far end streaming without end fills the daemon's memory
+        with _apprise_capture().collect() as lines, capped(APPRISE_ANSWER_LIMIT) as read:
             # plain text, said so: services that render HTML or Markdown get it escaped, and
             # host text in a summary cannot become a link or markup there
             ok = bool(self.plugin.notify(body=message.body, title=message.title,
@@ -428,6 +464,9 @@ class AppriseChannel:
                                          body_format=apprise.NotifyFormat.TEXT,
                                          overflow=apprise.OverflowMode.TRUNCATE
                                          if self._truncate else None))
+        if read.exceeded:  # the plugin says only that the connection failed
+            lines.append(f"its answer was longer than {APPRISE_ANSWER_LIMIT // 1024} KiB, "
+                         "read no further: is the URL the service's?")
         statuses = [int(code) for line in lines for code in _APPRISE_STATUS.findall(line)]
         return ok, _scrub("; ".join(lines[-3:]), _url_parts(self._url)), statuses
 

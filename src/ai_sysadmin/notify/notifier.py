@@ -99,7 +99,8 @@ class Notifier:
             tasks.append(asyncio.create_task(self._channel_loop(channel, stop),
                                              name=f"notify:{channel.name}"))
         log.info("notifications: %s", ", ".join(c.shown for c in self.channels) or
-                 "no channel configured (messages are kept, not sent)")
+                 "no channel configured: what is to be told waits in the outbox for one "
+                 "(notify status), and what is still true then is sent")
         stopped = asyncio.create_task(stop.wait())
         try:
             # a send in flight is cut off at the stop: it is sent again after the restart

@@ -27,6 +27,10 @@
   true, once the oldest it holds is :data:`DIGEST_GATHER_SECONDS` old (a fleet's checks land
   over seconds: the rest of the sweep joins it). Fifty incidents in one pass are one message.
 
+With no channel configured, no message is made: what is no longer true is settled as above,
+and the rest waits (new) for a channel; a fix's ``fixed`` of an incident nobody was told of is
+skipped. The first pass with a channel tells what is still true then, as any pass does.
+
 One :func:`dispatch` is one transaction: an event is turned into a message exactly once, and a
 crash before the commit leaves it new.
 """
@@ -66,6 +70,8 @@ _SAYS = {"unreachable": _REACH, "back": _REACH, "opened": _STATE, "worse": _STAT
 _ENDED = ("fixed", "resolved", "back", "withdrawn", "opened", "unreachable")
 _OVERTAKEN = {"escalated": _ENDED, "failed": _ENDED,
               "fixed": ("failed", "escalated", "opened", "worse", "unreachable")}
+#: an incident's kinds that tell a person of its problem
+_PROBLEM_KINDS = ("opened", "worse", "unreachable", "approval", "failed", "escalated")
 #: messages of one thing's changes within the repeat window from which it flaps: its changes
 #: are held for the window's end, where the latest goes out once if still true
 _FLAPPING = 4
@@ -90,18 +96,18 @@ class Dispatcher:
         made: list[int] = []
         if not self.outbox.waiting():
             return made  # the usual case: no write lock taken every pass
+        if not self.channels:
+            self._hold_for_a_channel()
+            return made
         with self.outbox.db.transaction() as conn:
             #: what this pass has to say, by thing (repeat key), in order
             groups: dict[str, list[OutboxEvent]] = {}
             #: the repeats of this pass (a digest may tell some: :meth:`_may_join`)
             repeats: list[OutboxEvent] = []
             for event in Outbox.events(conn, ("new",)):
-                why = self._skip_reason(conn, event)
-                if why:
-                    Outbox.mark(conn, [event.id], "skipped", why)
-                elif not self._still_true(conn, event):
-                    # down and back (or failed and fine) before anyone was told: nothing to say
-                    Outbox.mark(conn, [event.id], "suppressed", "no longer true when dispatched")
+                settled = self._settled(conn, event)
+                if settled:
+                    Outbox.mark(conn, [event.id], *settled)
                 elif event.repeat_key not in groups and self._repeat(conn, event, now):
                     repeats.append(event)
                 else:
@@ -134,6 +140,32 @@ class Dispatcher:
             made += self._release_repeats(conn, now)
             made += self._release_digest(conn, now)
         return made
+
+    def _hold_for_a_channel(self) -> None:
+        """No channel configured: no message is made, for nobody would get it, and each of
+        its events would count as told (a critical incident never told once a channel is
+        configured, an all-clear for a page nobody got). What is no longer news is settled as
+        with a channel; the rest stays new, for the first pass with one, which tells what is
+        still true then (many at once: a digest). Read first: while events wait, no write
+        lock is taken every pass."""
+        if not any(self._settled(self.outbox.db.conn, event)
+                   for event in Outbox.events(self.outbox.db.conn, ("new",))):
+            return
+        with self.outbox.db.transaction() as conn:
+            for event in Outbox.events(conn, ("new",)):
+                settled = self._settled(conn, event)
+                if settled:
+                    Outbox.mark(conn, [event.id], *settled)
+
+    def _settled(self, conn: sqlite3.Connection, event: OutboxEvent) -> tuple[str, str] | None:
+        """The state and note of a new event that will never be told; None: it is news."""
+        why = self._skip_reason(conn, event)
+        if why:
+            return "skipped", why
+        if not self._still_true(conn, event):
+            # down and back (or failed and fine) before anyone was told: nothing to say
+            return "suppressed", "no longer true when dispatched"
+        return None
 
     def _may_join(self, conn: sqlite3.Connection, repeats: list[OutboxEvent],
                   now: float) -> list[OutboxEvent]:
@@ -172,6 +204,12 @@ class Dispatcher:
                                                                event.id):
             # the person asked to approve its fix hears it cleared there: one message
             return "said by its fix's withdrawal"
+        if event.kind == "fixed" and not self.channels and not (
+                event.incident_id is not None and Outbox.last_told_kind(
+                    conn, event.fingerprint, _PROBLEM_KINDS)):
+            # kept for a channel configured months later, every fix since would be a message
+            # of its own about a problem the person never heard of
+            return "no channel configured, and nobody was told of what it fixed"
         outage = outage_of(event.kind, event.fingerprint)
         if outage is not None and event.kind == outage.back and Outbox.last_told_kind(
                 conn, outage.fingerprint, outage.kinds) != outage.down:

@@ -192,7 +192,8 @@ ALL_CLEAR_KINDS = ("resolved", "fixed", "withdrawn")
 def _paged(conn: sqlite3.Connection, incident_id: int) -> tuple[float, dict[str, Any]] | None:
     """Whether a person was paged about the incident since the last all-clear they were told
     of it (:data:`ALL_CLEAR_KINDS`; ever, where none was): a message of one of its events at
-    :data:`PAGING_PRIORITY` or above, alone or in a digest. Not since it last reopened: an
+    :data:`PAGING_PRIORITY` or above, alone or in a digest, that a channel took or may still
+    take (a delivery not given up). Not since it last reopened: an
     all-clear held back and then dropped (it failed again before it went out, its return a
     repeat never paged) left the page the person's last word. When the last page went out,
     and when the first did, the worst severity and the last summary paged; None if none
@@ -201,10 +202,13 @@ def _paged(conn: sqlite3.Connection, incident_id: int) -> tuple[float, dict[str,
         "SELECT MAX(m.at) FROM notify_events e JOIN notify_messages m ON m.id=e.message_id "
         f"WHERE e.incident_id=? AND e.kind IN ({','.join('?' * len(ALL_CLEAR_KINDS))})",
         (incident_id, *ALL_CLEAR_KINDS)).fetchone()
+    # a page is one some channel took or still may: one given up on everywhere (or made,
+    # by an earlier version, with no channel configured) reached nobody
     rows = conn.execute(
         "SELECT e.severity, e.facts, m.at FROM notify_events e JOIN notify_messages m "
         "ON m.id=e.message_id WHERE e.incident_id=? AND m.at>? AND m.priority>=? "
-        "ORDER BY m.at, e.id",
+        "AND EXISTS(SELECT 1 FROM notify_deliveries d WHERE d.message_id=m.id AND "
+        "d.state!='failed') ORDER BY m.at, e.id",
         (incident_id, -1.0 if cleared is None else cleared, PAGING_PRIORITY)).fetchall()
     if not rows:
         return None
