@@ -24,6 +24,7 @@ from tests.support.scripted_model import (
     call,
     calls,
     delay,
+    http_error,
     raw_call,
     respond,
     say,
@@ -90,6 +91,24 @@ def test_ask_with_the_llm_down_is_a_clear_error_and_the_request_is_kept(env, tmp
         said = run([str(BIN), *args], env)
         assert said.returncode == 2 and "s3cretpass" not in said.stdout + said.stderr, said
     assert "bot:****@127.0.0.1" in json.loads(said.stdout)["llm_url"]
+
+
+def test_ask_of_a_server_that_refuses_the_tools_says_what_to_change(env) -> None:
+    # vLLM started without a tool-call parser: `llm status` finds it up with the model, and
+    # the person was sent there
+    refusal = {"object": "error", "message": '"auto" tool choice requires '
+               "--enable-auto-tool-choice and --tool-call-parser to be set", "code": 400}
+    with ScriptedModel([http_error(400, json.dumps(refusal))]) as model:
+        env["AI_SYSADMIN_LLM__URL"] = model.url
+        done = run([str(BIN), "ask", "hello?"], env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"error: OpenAI-compatible server at {model.url} answered "
+                                  "HTTP 400 to /v1/chat/completions: "), done.stderr
+    assert done.stderr.endswith("vLLM takes tool calls only when started with "
+                                "--enable-auto-tool-choice and a --tool-call-parser: an "
+                                "investigation goes without tool calls with agent.mode = "
+                                "\"evidence\" (or the model's entry in [agent.modes]); a "
+                                "conversation needs a model and a server that make them\n")
 
 
 def test_chat_with_the_llm_down_says_so_at_once_and_ctrl_c_is_130(env) -> None:

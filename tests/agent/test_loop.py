@@ -74,6 +74,23 @@ def test_numbers_json_has_not_and_endless_nesting_are_a_malformed_call(run_with_
     assert "must be a JSON object" in result
 
 
+def test_arguments_nested_deep_are_a_malformed_call_the_model_is_told_of(
+        run_with_model, ctx) -> None:
+    """Just under the parser's limit the arguments parsed, and the next request, writing
+    them back from deeper in the stack, raised RecursionError out of the whole loop (over
+    Ollama, where they go back as an object). Where that window lies depends on the stack
+    at hand, so each depth up to past the parser's limit is tried; so deep, and far less
+    deep, is no call of ours: the model is told the bound."""
+    for depth in (65, *range(850, 1000, 3)):
+        nested = "[" * depth + "]" * depth
+        raw = f'{{"unit": {nested}}}'
+        with ScriptedModel([raw_call("journal", raw), say("recovered")]) as model:
+            outcome = run_agent(run_with_model, model, ctx)
+            result = tool_results(model.requests[1])[-1]
+        assert outcome.answer == "recovered", depth
+        assert "must be a JSON object, nested at most 64 levels deep" in result, depth
+
+
 @pytest.mark.parametrize("raw", ["", "  "])
 def test_a_call_whose_arguments_are_empty_is_a_call_with_none(run_with_model, ctx,
                                                               raw) -> None:

@@ -86,6 +86,29 @@ def test_a_call_written_as_text_once_the_budget_is_spent_ends_the_investigation_
     assert outcome.messages[-1].role == "tool"  # the call written as text is no answer kept
 
 
+def test_an_empty_reply_once_the_budget_is_spent_ends_the_investigation_with_its_proposal(
+        run_with_model, ctx, settings, store) -> None:
+    """Offered no tools, a model that wanted another call may answer nothing at all, where
+    others write the call as text: the same end of the budget. It failed the investigation
+    as an unusable answer, and the proposal made was abandoned."""
+    script = [call("propose_action", **RESTART), call("incident_evidence"), say("")]
+    with ScriptedModel(script) as model:
+        outcome = _investigate(run_with_model, model, ctx, settings, store,
+                               AgentSettings(max_tool_calls=2))
+        offered = [len(offered_tools(r)) for r in model.requests]
+    assert offered[-1] == 0 and all(offered[:-1])
+    assert outcome.stop_reason == "budget"
+    assert outcome.answer == "(no answer: the tool budget ran out)"
+    assert [p["kind"] for p in outcome.proposals] == ["restart_unit"]
+    assert outcome.messages[-1].role == "tool"  # the empty reply is no answer kept
+
+
+def test_an_empty_reply_while_tools_are_offered_is_no_answer_still(run_with_model, ctx) -> None:
+    with ScriptedModel([say("")]) as model, \
+            pytest.raises(LLMBadResponse, match="neither text nor a tool call"):
+        _chat(run_with_model, model, ctx)
+
+
 def test_the_budget_spent_by_one_reply_of_several_calls_is_said_once(
         run_with_model, ctx) -> None:
     script = [calls([call("run_readonly", argv=["uname", "-s"]),
@@ -165,6 +188,34 @@ def test_a_reasoning_block_before_the_answer_is_not_the_answer(run_with_model, c
         sent = model.requests[1]["messages"]
     assert outcome.answer == "DIAGNOSIS: demo.service is fine"
     assert not any("<think>" in (m.get("content") or "") for m in sent)
+
+
+@pytest.mark.parametrize("tag", ["think", "thinking"])
+def test_reasoning_whose_opening_tag_was_in_the_prompt_is_not_the_answer(
+        run_with_model, ctx, tag) -> None:
+    """DeepSeek-R1's and QwQ's templates end the prompt with "<think>": served without a
+    reasoning parser (vLLM) or with --reasoning-format none (llama.cpp), the content starts
+    with the reasoning and holds only the closing tag. The whole monologue was the answer,
+    the incident's diagnosis and what its notification carried."""
+    thought = ("Okay, the user asks about demo. Maybe I should restart it? "
+               "Let me write {\"kind\": \"restart_unit\"} first. " + "hmm " * 50)
+    answer = "DIAGNOSIS: demo.service is fine"
+    script = [calls([call("run_readonly", argv=["uname", "-s"])], text=f"{thought}\n</{tag}>"),
+              say(f"{thought}\n</{tag}>\n\n{answer}\n(the log said </{tag}> once)")]
+    with ScriptedModel(script) as model:
+        outcome = _chat(run_with_model, model, ctx)
+        sent = model.requests[1]["messages"]
+    # the first closing tag ends the reasoning, as vLLM's deepseek_r1 parser has it
+    assert outcome.answer == f"{answer}\n(the log said </{tag}> once)"
+    assert not any("Okay, the user" in (m.get("content") or "") for m in sent)
+
+
+def test_an_answer_that_names_the_tags_is_kept_whole(run_with_model, ctx) -> None:
+    # no closing tag, or an opening one before it: no reasoning left in the content
+    said = ["DIAGNOSIS: the app logs <think> blocks; nothing failed",
+            "DIAGNOSIS: the app wrote <think>x</think> to its log"]
+    with ScriptedModel([say(s) for s in said]) as model:
+        assert [_chat(run_with_model, model, ctx).answer for _ in said] == said
 
 
 def test_a_reasoning_block_that_never_ends_is_no_answer(run_with_model, ctx) -> None:

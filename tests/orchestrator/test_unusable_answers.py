@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ai_sysadmin.config import Settings
 from ai_sysadmin.knowledge.context import KnowledgeRecall
 from ai_sysadmin.llm.backends import make_backend
@@ -44,10 +46,11 @@ def _sweep(settings: Settings, store: IncidentStore, incident_id: int,
     asyncio.run(sweep_until(settings, store, incident_id, done))
 
 
-def _settings(tmp_path: Path, url: str, backoff: float = 0.001) -> Settings:
+def _settings(tmp_path: Path, url: str, backoff: float = 0.001,
+              backend: str = "ollama") -> Settings:
     return Settings(ai_name="hal", state_dir=tmp_path,
                     agent={"max_investigations": 3, "retry_backoff_seconds": backoff},
-                    llm={"backend": "ollama", "url": url, "model": "scripted"})
+                    llm={"backend": backend, "url": url, "model": "scripted"})
 
 
 def test_a_model_that_answers_garbage_is_escalated_to_a_person_with_the_reason(
@@ -78,6 +81,37 @@ def test_a_model_that_answers_garbage_is_escalated_to_a_person_with_the_reason(
     (message,) = [render(e, "hal") for e in told]
     assert message.title == "[hal] web1: needs a person: nginx.service has failed"
     assert "unusable 3 time(s)" in message.body and "not JSON" in message.body
+
+
+@pytest.mark.parametrize(("backend", "refusal"), [
+    ("ollama", http_error(400, '{"error": "registry.ollama.ai/library/scripted:latest does '
+                               'not support tools"}')),
+    # llama.cpp's llama-server without --jinja, in versions that answer 500: it was waited
+    # out as an outage, retried for ever, and no person was told
+    ("openai", http_error(500, '{"error": {"code": 500, "message": "tools param requires '
+                               '--jinja flag", "type": "server_error"}}')),
+])
+def test_a_server_that_refuses_the_tools_is_escalated_saying_what_to_set(
+        tmp_path: Path, backend: str, refusal: object) -> None:
+    """The model never answered: the person read "the model's answer was unusable", and
+    nothing of the mode that investigates without tool calls."""
+    with ScriptedModel(then=lambda _request: refusal) as model:
+        settings = _settings(tmp_path, model.url, backend=backend)
+        store = IncidentStore(Database(settings.db_path))
+        (incident_id,) = store.record_check("web1", [FAILED], {"failed_unit"}).opened
+        _sweep(settings, store, incident_id,
+               lambda: bool(_escalations(store, incident_id)) or len(model.requests) >= 6)
+        asked = len(model.requests)
+    assert asked == 3  # agent.max_investigations tries, then a person's
+    (said,) = _escalations(store, incident_id)
+    assert said.startswith("the LLM server refused to offer tools to model scripted 3 time(s) "
+                           "in a row (agent.max_investigations = 3): the model never saw the "
+                           "question. Investigate without tool calls with agent.mode = "
+                           "\"evidence\""), said
+    assert "unusable" not in said and "LLMToolsUnsupported" in said
+    incident = store.get(incident_id)
+    assert incident.state == "open" and incident.diagnosis is None
+    assert store.investigation_due(time.time() + 86400) == []
 
 
 def test_a_proxy_that_answers_502_while_its_server_is_down_is_waited_out(

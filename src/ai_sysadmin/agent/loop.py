@@ -497,6 +497,12 @@ class Agent:
             # which is the operator's to raise, not as a model that would not answer
             raise LLMBadResponse("the model reached its token limit (llm.max_tokens) before "
                                  "answering")
+        if not answer and not offered:
+            # with no tools in the request, a model that still wanted one may say nothing,
+            # as others write their call as text: the budget's end too, what it proposed
+            # kept and decided, not a failed investigation that abandoned it
+            conversation.pop()
+            return self._out_of_budget(conversation, used)
         if not answer:
             raise LLMBadResponse("the model answered with neither text nor a tool call")
         if self._written_call(answer):

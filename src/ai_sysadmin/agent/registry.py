@@ -14,7 +14,7 @@ from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from ..llm.types import ToolSpec
+from ..llm.types import MAX_ARGUMENT_DEPTH, ToolSpec
 from ..safety.catalog import validation_problems
 
 Status = Literal["ok", "error", "refused"]
@@ -126,7 +126,8 @@ class ToolRegistry:
         if arguments is None:
             return ToolResult(
                 "error",
-                f"the arguments of {name} must be a JSON object; got {raw_arguments[:200]!r}",
+                f"the arguments of {name} must be a JSON object, nested at most "
+                f"{MAX_ARGUMENT_DEPTH} levels deep; got {raw_arguments[:200]!r}",
                 from_host=False,
             )
         try:

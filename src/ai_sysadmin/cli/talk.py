@@ -29,7 +29,14 @@ from ..llm.backends import probe
 from ..llm.queue import open_queue
 from ..llm.queue.base import QueueError, QueueTimeout
 from ..llm.readiness import ready_or_not
-from ..llm.types import BackendStatus, LLMBadResponse, LLMError, Message, Priority
+from ..llm.types import (
+    BackendStatus,
+    LLMBadResponse,
+    LLMError,
+    LLMToolsUnsupported,
+    Message,
+    Priority,
+)
 from ..llm.urls import masked_url
 from ..monitor.findings import masked, strip_control
 from ..orchestrator.runtime import Runtime
@@ -527,6 +534,9 @@ def _llm_failure(settings: Settings, exc: LLMError) -> str:
     if isinstance(exc, QueueError):  # the queue failed, not the LLM
         return f"{said} (`ai-sysadmin queue` shows it)"
     if isinstance(exc, QueueTimeout):  # the queue's word on its wait, with where to look
+        return said
+    if isinstance(exc, LLMToolsUnsupported):
+        # it says what to change; `llm status` finds the server up and the model there
         return said
     if shown in said or _NAMES_A_SERVER.search(said):
         # a worker's own server (another machine's llm.url) is the one it names

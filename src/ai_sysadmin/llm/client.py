@@ -28,6 +28,7 @@ from .types import (
     LLMError,
     LLMModelMissing,
     LLMServerError,
+    LLMToolsUnsupported,
     LLMUnavailable,
     Message,
     Priority,
@@ -40,7 +41,7 @@ _EXHAUSTED = EXHAUSTED_ERROR.partition("{")[0]
 #: a worker stores a failure as "TypeName: message"; these come back as their own type
 _TYPED: dict[str, type[LLMError]] = {
     cls.__name__: cls for cls in (LLMUnavailable, LLMBusy, LLMBadResponse, LLMModelMissing,
-                                  LLMServerError)}
+                                  LLMServerError, LLMToolsUnsupported)}
 
 
 def _abandon_late(queue: RequestQueue, submitting: asyncio.Future[Submitted]) -> None:

@@ -73,6 +73,25 @@ def strict_json(text: str | bytes, strict: bool = True) -> Any:
     return _mend(value)
 
 
+def nested_deeper(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests objects and lists more than ``levels`` deep (one object: 1);
+    without recursion, as it may be as deep as the parser allowed."""
+    todo = [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
+            children: list[Any] = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > levels:
+            return True
+        todo.extend((child, depth + 1) for child in children
+                    if isinstance(child, dict | list))
+    return False
+
+
 #: the most places a JSON object is looked for in a text: an answer of prose holds a few
 #: braces, and each look may parse to the text's end
 _OBJECTS_TRIED = 64

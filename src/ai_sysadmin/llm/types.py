@@ -40,10 +40,25 @@ class LLMModelMissing(LLMBadResponse):
     asking again will not help until someone pulls or loads it."""
 
 
+class LLMToolsUnsupported(LLMBadResponse):
+    """The server refused a request that offered tools: the model makes no tool calls
+    (Ollama's "does not support tools"), or the server was not started to read them (vLLM
+    without ``--enable-auto-tool-choice``, llama.cpp's llama-server without ``--jinja``).
+    The model never saw the question; asking again will not help until the server or the
+    model changes, or investigations go without tools (``agent.mode = "evidence"``)."""
+
+
+#: the deepest nesting of a call's arguments taken (one object: 1); ours need three levels.
+#: Deeper is malformed: the parser takes up to the stack's limit, and the next request,
+#: which writes the call back from deeper in the stack, raised RecursionError
+MAX_ARGUMENT_DEPTH = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """One call the model asked for. ``arguments`` is None when ``raw_arguments`` is not a JSON
-    object; the agent then answers with a tool error the model can correct."""
+    object, or one nested deeper than :data:`MAX_ARGUMENT_DEPTH`; the agent then answers with
+    a tool error the model can correct."""
 
     id: str
     name: str

@@ -39,6 +39,7 @@ from ..llm.types import (
     LLMBusy,
     LLMModelMissing,
     LLMServerError,
+    LLMToolsUnsupported,
     LLMUnavailable,
 )
 from ..monitor.findings import Severity
@@ -61,6 +62,10 @@ INCOMPLETE = {"budget": "the tool budget ran out",
 #: proxy's 502: ``LLMUnavailable``, ``LLMServerError``): asking again will not mend them, so they
 #: count toward ``agent.max_investigations``
 UNUSABLE = frozenset(kind.__name__ for kind in (LLMBadResponse, LLMModelMissing))
+#: a server that refused the request's tools (``LLMToolsUnsupported``): no outage, and no
+#: answer of the model either, which never saw the question; counted as the failures in a
+#: row (``IncidentStore.failed_in_a_row``) and told as what it is, with what to set
+NO_TOOLS = LLMToolsUnsupported.__name__
 #: failures of a server that does not answer (down, busy, a proxy's 5xx): waited out, and
 #: told a person when they last (:meth:`Investigator._tell_down`)
 OUTAGE = (LLMUnavailable, LLMServerError)
@@ -450,8 +455,9 @@ class Investigator:
             await self._answered(self._worker)  # a worker took it to the server
             self._outage(self._llm, reason)
             await self._tell_down(self._llm)
-        elif type(exc).__name__ in UNUSABLE:
-            # an unusable answer is an answer: the server is up, and a worker took it
+        elif type(exc).__name__ in UNUSABLE | {NO_TOOLS}:
+            # an unusable answer (or a refusal of the tools) is an answer: the server is up,
+            # and a worker took it
             await self._answered(self._llm, self._worker)
 
     def _served_others(self, incident_id: int, exc: Exception) -> Exception:
@@ -575,6 +581,14 @@ class Investigator:
         limit = self.settings.agent.max_investigations
         if before + 1 < limit:
             return None
+        if type(exc).__name__ == NO_TOOLS:
+            # what to do first: the error's own words may be cut before their advice
+            return (f"the LLM server refused to offer tools to model {self.settings.llm.model} "
+                    f"{before + 1} time(s) in a row (agent.max_investigations = {limit}): the "
+                    "model never saw the question. Investigate without tool calls with "
+                    "agent.mode = \"evidence\" (or the model's entry in [agent.modes]), or "
+                    "serve a model and server that make them; retries spent: escalated to a "
+                    f"person. The last: {reason[:300]}")
         what = ("the model's answer was unusable" if type(exc).__name__ in UNUSABLE
                 else "the investigation failed")
         return (f"{what} {before + 1} time(s) in a row (agent.max_investigations = {limit}); "

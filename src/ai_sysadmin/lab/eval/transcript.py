@@ -16,13 +16,15 @@ from typing import Any
 
 from ...config import Settings
 from ...llm.queue import Request, open_queue
-from ...llm.types import LLMBusy, LLMModelMissing, LLMUnavailable
+from ...llm.types import LLMBusy, LLMModelMissing, LLMToolsUnsupported, LLMUnavailable
 
 #: the queue's coalescing key of an investigation: "incident:<id>#<digest of the content>"
 _INCIDENT_KEY = "incident:"
 #: the errors (a failed request's text begins with its type) of a request that never reached
-#: the model: no server, or none that answered in time, or one without the model
-UNREACHED = frozenset(cls.__name__ for cls in (LLMUnavailable, LLMBusy, LLMModelMissing))
+#: the model: no server, or none that answered in time, or one without the model, or one
+#: that refused the request's tools
+UNREACHED = frozenset(cls.__name__ for cls in (LLMUnavailable, LLMBusy, LLMModelMissing,
+                                               LLMToolsUnsupported))
 
 
 @dataclass

@@ -15,8 +15,10 @@ Failures, for every request of every backend:
   a doubling pause, within the request's time limit (``connect_timeout`` + ``timeout``, all tries
   together); still busy after that: :class:`LLMBusy`, an :class:`LLMUnavailable`;
 - another HTTP error status: :class:`LLMBadResponse` quoting the server's own error text; a 404
-  about the model: :class:`LLMModelMissing`; a 5xx: :class:`LLMServerError` (a proxy's 502 when
-  the server behind it is down: an investigation waits it out instead of giving up);
+  about the model: :class:`LLMModelMissing`; one to a request with tools that says the
+  model or the server takes none (:data:`NO_TOOLS`, whatever its status):
+  :class:`LLMToolsUnsupported`, saying what to do; a 5xx: :class:`LLMServerError` (a proxy's
+  502 when the server behind it is down: an investigation waits it out instead of giving up);
 - a 2xx body that is not a JSON object, or not the protocol's answer: :class:`LLMBadResponse`;
 - a body longer than :data:`MAX_ANSWER_BYTES` (a server that streams without end): read no
   further, :class:`LLMBadResponse`.
@@ -47,14 +49,16 @@ from ...aio import within
 from ...config import read_header_secret, readable_note
 from ...errors import ConfigError, SecretFileError
 from ...redact import redact_cut
-from ..strict_json import strict_json
+from ..strict_json import nested_deeper, strict_json
 from ..types import (
+    MAX_ARGUMENT_DEPTH,
     BackendStatus,
     LLMBadResponse,
     LLMBusy,
     LLMError,
     LLMModelMissing,
     LLMServerError,
+    LLMToolsUnsupported,
     LLMUnavailable,
     Message,
     ToolCall,
@@ -82,6 +86,20 @@ BUSY_FIRST_PAUSE = 0.5
 #: hundred KB of JSON), bounded whatever a server sends; one that streams without end (an
 #: Ollama that ignored "stream": false, a proxy in a loop) would fill the memory
 MAX_ANSWER_BYTES = 16 * 2**20
+#: what a server's error says when a request offered tools it cannot take, and why, in its
+#: words: Ollama for a model without tool support (its template has none), vLLM started
+#: without a tool-call parser (``tool_choice: "auto"`` is what it refuses), llama.cpp's
+#: llama-server without --jinja (an HTTP 500 in some versions: no outage to wait out)
+NO_TOOLS = (
+    ("does not support tools", "the model makes no tool calls"),
+    ("--enable-auto-tool-choice", "vLLM takes tool calls only when started with "
+                                  "--enable-auto-tool-choice and a --tool-call-parser"),
+    ("requires --jinja", "llama.cpp's llama-server takes tool calls only with --jinja"),
+)
+#: what to do about it, for both kinds of conversation
+NO_TOOLS_ADVICE = ('an investigation goes without tool calls with agent.mode = "evidence" '
+                   "(or the model's entry in [agent.modes]); a conversation needs a model and "
+                   "a server that make them")
 #: the longest pause taken: a server that asks for more is unavailable for now, and the
 #: caller (an investigation's backoff, a person) is better told so at once
 BUSY_MAX_PAUSE = 60.0
@@ -212,7 +230,7 @@ class HttpBackend(ChatBackend):
             response = await self._exchange(method, path, payload,
                                             limit - (loop.time() - started))
             if response.status_code not in BUSY_STATUSES:
-                return self._body(path, response)
+                return self._body(path, response, bool(payload and payload.get("tools")))
             pause = self._busy_pause(path, response, tries, busy_tries,
                                      (loop.time() - started, limit))
             await asyncio.sleep(pause)
@@ -303,9 +321,10 @@ class HttpBackend(ChatBackend):
         log.info("%s; trying again in %.1fs", message, pause)
         return pause
 
-    def _body(self, path: str, response: Answer) -> dict[str, Any]:
+    def _body(self, path: str, response: Answer, tools: bool = False) -> dict[str, Any]:
         """The answer's body as a JSON object; an error status or garbage is the typed error
-        the module doc lists."""
+        the module doc lists. ``tools``: the request offered tools (only then is an error a
+        refusal of them: llama.cpp names --jinja for more than tools)."""
         shown = self._prefix + path
         if response.is_redirect:
             where = masked_url(response.headers.get("location", ""))[:BODY_EXCERPT] or "nowhere"
@@ -316,6 +335,13 @@ class HttpBackend(ChatBackend):
         if not response.is_success:
             text = error_text(response.content)
             message = f"{self.where} answered HTTP {response.status_code} to {shown}: {text}"
+            # the body, not its excerpt: a long model name pushes the words past its end
+            head = response.content[:4096].decode("utf-8", errors="replace") if tools else ""
+            for said, why in NO_TOOLS:
+                if said in head:
+                    # not an unusable answer: the model never saw the question, and asked
+                    # again it never will; counted and told as what it is
+                    raise LLMToolsUnsupported(f"{message}; {why}: {NO_TOOLS_ADVICE}")
             if response.status_code == 404 and "model" in text.lower():
                 raise LLMModelMissing(f"{message}; `llm status` lists the models it has")
             if response.status_code >= 500:
@@ -456,14 +482,26 @@ def assistant_message(backend: HttpBackend, message: Any, legacy_ok: bool) -> Me
 #: leaves it in the content: Ollama with ``think`` unset, llama.cpp with
 #: ``--reasoning-format none``, vLLM without ``--reasoning-parser``
 _REASONING = re.compile(r"\A\s*<(think|thinking)>.*?(?:</\1>|\Z)", re.DOTALL)
+#: the end of a reasoning block that began in the prompt: DeepSeek-R1's and QwQ's templates
+#: end the prompt with "<think>\n", so the content starts with the reasoning itself
+_REASONING_END = re.compile(r"</(think|thinking)>")
 
 
 def without_reasoning(content: str) -> str:
     """``content`` without a leading reasoning block: it was stored and shown as the
     diagnosis, and the evidence mode's JSON after it was refused as no JSON. A block that
-    never ends is all reasoning: the model answered nothing (cut at its token limit)."""
+    never ends is all reasoning: the model answered nothing (cut at its token limit).
+
+    A block whose opening tag was the prompt's ends at the first closing tag with no opening
+    one before it, as vLLM's and SGLang's deepseek_r1 parsers read it; without a closing tag
+    the content is all answer (a model that does not reason writes none)."""
     found = _REASONING.match(content)
-    return content if found is None else content[found.end():].lstrip()
+    if found is not None:
+        return content[found.end():].lstrip()
+    end = _REASONING_END.search(content)
+    if end is None or f"<{end[1]}>" in content[:end.start()]:
+        return content
+    return content[end.end():].lstrip()
 
 
 #: the longest tool name kept as the model wrote it: ours are a few words; a longer one is no
@@ -490,19 +528,27 @@ def new_call_id() -> str:
 def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall:
     """A ToolCall from what the server sent. ``arguments`` may be an object (Ollama), a JSON
     string (OpenAI), empty or missing (no arguments: ``{}``) or anything else; only a JSON
-    object gives ``arguments``, anything else
-    leaves it None for the agent to report back to the model. An id that is no text, or
-    longer than :data:`MAX_TOOL_NAME`, is replaced by one of ours."""
+    object nested at most :data:`MAX_ARGUMENT_DEPTH` levels deep gives ``arguments``,
+    anything else leaves it None for the agent to report back to the model. An id that is no
+    text, or longer than :data:`MAX_TOOL_NAME`, is replaced by one of ours."""
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
         # a call with no arguments, as some OpenAI-compatible servers send it ("" or none):
         # no arguments, not a malformed call the model would be told to mend, and make again
         arguments = {}
+    # the parser takes nesting up to the stack's limit; the next request wrote such a call
+    # back from deeper in the stack, where it raised RecursionError, no LLM error
     if isinstance(arguments, str):
         raw = arguments
         try:
             parsed = strict_json(arguments)
         except ValueError:
             parsed = None
+        if nested_deeper(parsed, MAX_ARGUMENT_DEPTH):
+            parsed = None
+    elif nested_deeper(arguments, MAX_ARGUMENT_DEPTH):
+        # not written out: this deep, json.dumps may run out of stack itself
+        raw = f"(arguments nested more than {MAX_ARGUMENT_DEPTH} levels deep)"
+        parsed = None
     else:
         raw = json.dumps(arguments)
         parsed = arguments
