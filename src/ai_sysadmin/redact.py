@@ -57,16 +57,19 @@ class Rule:
 # the word in a name that says "secret": DB_PASSWORD, api-key, client_secret, GITHUB_TOKEN ...
 # A short word counts only as a whole part at the end of the name: DB_PASS, MYSQL_PWD, but not
 # bypass, design, monkey, or gcloud-auth-plugin:amd64 and SSH_AUTH_SOCK; "pass" also after the
-# few words it is glued to in settings (Nextcloud's adminpass, rootpass, dbpass).
+# few words it is glued to in settings (Nextcloud's adminpass, rootpass, dbpass, ssmtp's
+# AuthPass), "pw" after those of LDAP's (bindpw, rootpw).
 _SECRET_WORD = re.compile(
     r"passw(?:or)?d|passphrase|secret|token|credential|signature|requirepass|masterauth"
     r"|(?:api|access|private|preshared|auth|session|account|encryption|signing|master|license"
     r"|hmac|jwt|client|app)[_-]?key(?![a-z])|key[_-]data"
-    r"|(?:(?<![a-z0-9])|(?<=ssh)|(?<=admin)|(?<=root)|(?<=db)|(?<=user))pass$"
-    r"|(?<![a-z0-9])(?:pwd|psk|sig|auth)$")
+    r"|(?:(?<![a-z0-9])|(?<=ssh)|(?<=admin)|(?<=root)|(?<=db)|(?<=user)|(?<=auth))pass$"
+    r"|(?:(?<![a-z0-9])|(?<=bind)|(?<=root))pw$"
+    r"|(?<![a-z0-9])(?:pwd|psk|sig|auth|authtok)$")
 # ... and "auth" or "sig" alone say too little for a value after a space: git's
-# "--smtp-auth to limit", initdb's "--auth-host scram-sha-256"
-_WEAK_SECRET_WORD = re.compile(r"(?<![a-z0-9])(?:sig|auth)$")
+# "--smtp-auth to limit", initdb's "--auth-host scram-sha-256"; nor "pw" alone (a country
+# code: "PW	Palau")
+_WEAK_SECRET_WORD = re.compile(r"(?<![a-z0-9])(?:sig|auth)$|(?<![\w.-])pw$")
 # ... nor for a value that is no secret's: the signal in the kernel's audit "sig=11" (the key
 # fact of a crash), a log's facility before its level ("dovecot: auth: Error: ..."), a mode
 # ("auth: psk" from NetworkManager, "auth=scram-sha-256")
@@ -79,14 +82,20 @@ _WEAK_HARMLESS_VALUE = re.compile(
     r"|ntlm|basic|digest|bearer|oauthbearer|xoauth2|pam|ldap|sasl|tls|cert|publickey"
     r"|keyboard-interactive|hostbased|external|anonymous)")
 # the same words' cheapest literal parts: a rule scans for these, then checks the whole name
-_ANCHOR = r"(?:pass|pwd|secret|token|credential|sig|psk|auth|key)"
+_ANCHOR = r"(?:pass|pw|secret|token|credential|sig|psk|auth|key)"
 
 # Names with a secret word that hold something else: a path, a reference, a switch. Their values
 # help diagnosis (``password_file`` missing, ``secretName`` wrong) and hide nothing.
 _HARMLESS_NAME = re.compile(
     r"(?:file|files|path|dir|directory|command|cmd|socket|stdin|authentication|name|names|ref|url|"
     r"uri|length|expiry|expires|expiration|ttl|lifetime|timeout|policy|required|enabled|type|mode|"
-    r"prompt|format|count|helper|provider|store|algorithm|encryption|min|max|age|retries|attempts)$"
+    r"prompt|dialog|format|count|helper|provider|store|algorithm|encryption|min|max|len|age|"
+    # a lookup table's name (Postfix's smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd)
+    r"retries|attempts|maps?)$"
+    # a bound: gpg's min-passphrase-len 9, max_tokens: 512
+    r"|^(?:min|max)[_-]"
+    # nginx hands a request on to an upstream: proxy_pass http://127.0.0.1:8080;
+    r"|(?<![a-z0-9])(?:proxy|fastcgi|uwsgi|scgi|grpc|memcached)_pass$"
     # a systemd unit: "vault-token.service: Main process exited"
     r"|\.(?:service|timer|mount|target|scope|slice|device|swap)$"
     r"|pub(?:lic)?_key$|^(?:load|import)credential|^(?:no|ask|prompt)-")
@@ -106,7 +115,16 @@ _HARMLESS_VALUE = re.compile(
     r"|secrets|keys|certs|vault|bin|lib|boot)(?:/[\w.@+-]*)*"
     # nsswitch.conf's "passwd: files systemd" names where accounts come from
     r"|(?:(?:files|systemd|compat|sss|ldap|nis|db|winbind|cache|extrausers|\[[^\]\n]*\])"
-    r"[ \t]*)+")
+    r"[ \t]*)+"
+    # a file of keys or settings named relative to the config (OpenVPN's "secret static.key",
+    # "auth-user-pass creds.txt"): where the secret is, not the secret
+    r"|(?:[\w.@+-]+/)*[\w@+-][\w.@+-]*\.(?i:key|keys|pem|crt|cer|der|p12|pfx|pub|asc|gpg|keytab"
+    r"|txt|conf|cfg|cnf|ini|json|ya?ml)"
+    # a port (/etc/services: "kpasswd 464/tcp")
+    r"|[0-9]{1,5}/(?:tcp|udp|sctp|dccp)"
+    # what a log line says happened to one (a line "Token refreshed" reads like "token x")
+    r"|(?i:accepted|rejected|denied|failed|changed|created|updated|refreshed|renewed|revoked"
+    r"|loaded|saved|removed|deleted|ok)\.?")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -201,21 +219,24 @@ def _value_edits(match: re.Match[str], text: str, weak: bool = False) -> Iterato
 
 
 _DIRECTIVES = frozenset(("requirepass", "masterauth"))
-# a name alone at the start of its line with one value after a space, then the line's end:
-# msmtprc's "password x", a .netrc spread over lines, "secret x" (a sentence has more words)
-_LINE_DIRECTIVES = frozenset(("password", "passwd", "passphrase", "secret"))
+# a secret's name alone at the start of its line with one value after a space, then the
+# line's end (a comment may follow): msmtprc's "password x", a .netrc spread
+# over lines, Debian's interfaces "wpa-psk x", keepalived's "auth_pass x", LDAP's "bindpw x",
+# BIND's 'secret "x";' (a sentence has more words, "auth" or "sig" alone too little)
 _LINE_END = re.compile(r"[ \t]*(?:#[^\n]*)?\r?(?:\n|\Z)")
-_INDENT = re.compile(r"[ \t]*")
+_LINE_END_CLOSED = re.compile(r"[ \t]*;?[ \t]*(?:#[^\n]*)?\r?(?:\n|\Z)")
+# ... but not a line of prose or code, whose last word only looks like a value: a sentence
+# wrapped to "credential subsystem." or "SIGNATURE_RSA and", a docstring's "token (`str`):",
+# C's "SecretItem *item;" (a ";" closes a value only in quotes)
+_NOT_A_SETTING = re.compile(r"[(*&][^\n]*|[^\n]*[.:,)]"
+                            r"|(?i:and|or|nor|but|the|a|an|to|of|in|is|are|for|with|by|on|at|as"
+                            r"|from|if|when|then|than|that|which)")
 # "key" alone says too little (a Nix attribute, a TOML table's key = "name", "public key:"):
 # at the start of its line, its value is a secret when it reads like one, long and of a key's
 # characters (rclone's B2 key = K001...)
 _KEY_LIKE = re.compile(r"(?=[^\n]*[0-9])(?=[^\n]*[A-Za-z])[A-Za-z0-9+/_=-]{16,}")
-# what may stand between a line's start and a config name: indentation, "export ", "- "
-_LINE_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?")
 # a comment after a value (one right after "=" may be the value: "password = #x1" stays masked)
 _COMMENT = re.compile(r"[ \t]+#")
-# a Dockerfile's old "ENV NAME value" form
-_ENV_LEAD = re.compile(r"[ \t]*env[ \t]+", re.I)
 # redis.conf's directive on its own line (after indentation), or set at run time (CONFIG SET,
 # read back from the name: not from the line's start, which a line of "requirepass "
 # repeated went back to for each, 3 s for 100 KB)
@@ -223,9 +244,46 @@ _CONFIG_SET = ("set", "config")
 _WORD_CHAR = re.compile(r"\w")
 
 
+def _opens_line(text: str, line_start: int, start: int) -> bool:
+    """Whether only indentation stands between ``line_start`` and ``start``. Walked back from
+    ``start``, never forward from the line's start: a line that starts with 60,000 spaces and
+    then names a secret at every word was read across its indentation once a name, 14 s."""
+    while start > line_start and text[start - 1] in " \t":
+        start -= 1
+    return start == line_start
+
+
+def _after_word(text: str, line_start: int, start: int, word: str) -> bool:
+    """Whether ``start`` follows ``word`` (lower-case) and blanks, and ``word`` opens its line:
+    a Dockerfile's old "ENV NAME value", a shell's "export NAME=value", a list's "- NAME: x"."""
+    pos = start
+    while pos > line_start and text[pos - 1] in " \t":
+        pos -= 1
+    begin = pos - len(word)
+    return (pos < start and begin >= line_start and text[begin:pos].lower() == word
+            and _opens_line(text, line_start, begin))
+
+
+def _line_lead(text: str, line_start: int, start: int) -> bool:
+    """Whether what stands between a line's start and a config name at ``start`` is
+    indentation, "export " or "- " alone."""
+    return (_opens_line(text, line_start, start) or _after_word(text, line_start, start, "export")
+            or _after_word(text, line_start, start, "-"))
+
+
+def _one_setting(match: re.Match[str], text: str) -> bool:
+    """Whether the value of a name at its line's start reads as a setting's: one value (a
+    quoted one may be closed by ";"), then the line's end, and no prose or code."""
+    start, end = match.span("v3")
+    if start < 0:
+        return _LINE_END_CLOSED.match(text, match.end()) is not None
+    return (_LINE_END.match(text, end) is not None
+            and _NOT_A_SETTING.fullmatch(text, start, end) is None)
+
+
 def _directive_lead(text: str, line_start: int, start: int) -> bool:
     """Whether the directive at ``start`` starts its line or follows ``config set``."""
-    if _INDENT.fullmatch(text, line_start, start):
+    if _opens_line(text, line_start, start):
         return True
     pos = start
     for word in _CONFIG_SET:
@@ -253,16 +311,13 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
         line_start = _line_start(text, start)
         flag = name.startswith("-") and (before.isspace() or before in "\"'")
         directive = name.lower() in _DIRECTIVES and _directive_lead(text, line_start, start)
-        line_directive = (name.lower() in _LINE_DIRECTIVES
-                          and _INDENT.fullmatch(text, line_start, start) is not None
-                          and _LINE_END.match(text, match.end()) is not None)
+        line_directive = _opens_line(text, line_start, start) and _one_setting(match, text)
         if not (flag or directive or line_directive
-                or _ENV_LEAD.fullmatch(text, line_start, start)):
+                or _after_word(text, line_start, start, "env")):
             return
     if not _is_secret_name(name, after_space):
         if (not after_space and name.lower().strip("\"'") == "key"
-                and _LINE_LEAD.fullmatch(text, _line_start(text, start),
-                                         start - (before in "\"'"))):
+                and _line_lead(text, _line_start(text, start), start - (before in "\"'"))):
             for value_start, value_end, replacement in _groups(match, text):
                 if _KEY_LIKE.fullmatch(text, value_start, value_end):
                     yield value_start, value_end, replacement
@@ -271,7 +326,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
     sep = match.group("sep") or ""
     if value_start >= 0 and sep != sep.strip():
         line_start = _line_start(text, start)
-        if _LINE_LEAD.fullmatch(text, line_start, start):
+        if _line_lead(text, line_start, start):
             # "password = two words" on a line of its own: the value is the rest of the line,
             # up to a comment
             line_end = text.find("\n", value_end)
@@ -545,12 +600,19 @@ RULES: tuple[Rule, ...] = (
     _rule("password-scheme",
           r"\{(?:s?sha(?:1|256|384|512)?|s?md5|plain(?:-md5)?|cleartext|crypt|[a-z0-9]+-crypt"
           r"|pbkdf2(?:-sha\d+)?|argon2(?:id|i)?)\}(?P<v>[^\s\"',;:]+)"),
+    # HAProxy: "stats auth USER:PASSWORD" (the statistics page's login), and a userlist's
+    # "user NAME insecure-password PASSWORD" or "password" without a crypt hash (one is the
+    # crypt-hash rule's, its scheme kept)
+    _rule("haproxy-auth",
+          r"\n[ \t]*(?:stats[ \t]+auth[ \t]+[^\s:]*:(?P<v>\S+)"
+          r"|user[ \t]+\S+[ \t]+(?:insecure-password[ \t]+|password[ \t]+(?!\$))(?P<v1>\S+))"),
     # ~/.netrc: machine host login bob password secret (one line or several)
     _rule("netrc", r"machine\s+\S+(?:\s+login\s+\S+)?\s+password\s+(?P<v>\S+)"),
     # NAME=value, NAME: value, "name": "value", NAME => value, name="a b c";
     # a config line's value to its end: password = two words, secret: two words;
     # --password value, -token value (a flag, then its value after a space);
-    # redis.conf's requirepass foo, masterauth foo (a directive, no "=")
+    # redis.conf's requirepass foo, masterauth foo (a directive, no "=");
+    # wpa-psk foo, auth_pass foo (a secret's name alone on its line, then one value)
     _rule("name-value",
           rf"{_ANCHOR}(?P<suffix>[\w.-]{{0,64}}+)(?:(?P<sep>{_SEP})|(?P<space>[ \t]+)(?=[^\s-]))"
           + _value(_BARE), _named),

@@ -136,8 +136,11 @@ def test_every_rule_has_a_fixture_and_fixtures_name_real_rules() -> None:
     "eyJ" * 40_000,                 # a token's start over and over, with no dot to end a part
     "requirepass " * 10_000,        # a directive, each looked for at its line's start
     "htpasswd  -b " * 8_000,        # a batch-mode flag, each with no last word after it
+    # names after a line's long indentation, each asked whether only indentation precedes it
+    " " * 60_000 + "token x " * 7_500,
+    " " * 60_000 + "token = x " * 6_000,
 ], ids=["anchors", "program", "tags", "sql", "yaml", "crypt", "key-tail", "jwt", "directive",
-        "htpasswd"])
+        "htpasswd", "indented-names", "indented-settings"])
 def test_hostile_text_costs_time_in_proportion_to_its_size(text: str) -> None:
     # every rule scans a bounded distance from where it starts: the loop must not stall on a
     # 120 KB line crafted (or garbled) to make a pattern rescan to its end at every step.
