@@ -159,6 +159,60 @@ def test_a_wrong_proposal_holding_a_secret_is_audited_masked(
     assert "[redacted]" in invalid["detail"], invalid["detail"]
 
 
+# -- propose_action: what the policy refuses whatever the host says, refused at once ---------
+
+@pytest.mark.parametrize(("kind", "parameters", "said"), [
+    ("restart_unit", {"unit": "nginx service"}, "'nginx service' is not a valid systemd unit"),
+    ("restart_unit", {"unit": "-nginx"}, "'-nginx' is not a valid systemd unit name"),
+    ("start_unit", {"unit": "nginx;reboot"}, "'nginx;reboot' is not a valid systemd unit"),
+    ("clean_directory", {"path": "var/cache"}, "'var/cache' is not a plain absolute path"),
+    ("clean_directory", {"path": "/etc"}, "/etc is outside the configured cache/tmp paths"),
+    ("run_command", {"argv": ["systemctl", "stop", "sshd.service"]},
+     "sshd.service is protected"),
+    ("run_command", {"argv": ["df", "-h"]}, "it changes nothing, so it is no fix"),
+])
+def test_a_fix_the_policy_refuses_whatever_the_host_says_is_refused_as_it_is_proposed(
+        run_with_model, ctx, store, kind, parameters, said) -> None:
+    """The model was told "proposal 1 recorded", the plan then refused it on its parameters
+    alone, and the investigation was spent on a fix that could never be: now the model is
+    told the policy's reason while it can still propose another, and only that one is
+    recorded. What it tried stays in the audit log for a person."""
+    fixed = {"unit": "nginx.service"}
+    script = [call("propose_action", kind=kind, parameters=parameters, rationale="x"),
+              call("propose_action", kind="restart_unit", parameters=fixed, rationale="x"),
+              say("PROPOSALS: restart_unit")]
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        wrong, right = tool_results(model.requests[1])[-1], tool_results(model.requests[2])[-1]
+    assert wrong.startswith("tool propose_action status=refused"), wrong
+    assert "refused by policy" in wrong and said in wrong, wrong
+    assert "no proposal was recorded" in wrong and "recorded:" not in wrong, wrong
+    assert "status=ok" in right and "recorded" in right
+    assert [(p["kind"], p["parameters"]) for p in outcome.proposals] == [("restart_unit", fixed)]
+    recorded = [e["detail"] for e in store.audit_log(50) if e["action"] == "proposal.recorded"]
+    assert len(recorded) == 1 and "nginx.service" in recorded[0], recorded
+    (invalid,) = [e for e in store.audit_log(50) if e["action"] == "proposal.invalid"]
+    assert invalid["detail"].startswith(f"{kind} {json.dumps(parameters)}: refused by policy")
+
+
+def test_a_run_command_argument_longer_than_any_the_policy_takes_is_an_error_at_once(
+        run_with_model, ctx, store) -> None:
+    """One argument of 300,000 characters: its parameters' type bounds it, so the model is
+    told in a few words, and nothing of it is recorded."""
+    argv = ["journalctl", "--vacuum-size=1G", "A" * 300_000]
+    script = [call("propose_action", kind="run_command", parameters={"argv": argv},
+                   rationale="free space"),
+              say("PROPOSALS: none")]
+    with ScriptedModel(script) as model:
+        outcome = run_agent(run_with_model, model, ctx)
+        said = tool_results(model.requests[1])[-1]
+    assert said.startswith("tool propose_action status=error"), said[:300]
+    assert "argv.2: String should have at most" in said and len(said) < 1000, said[:300]
+    assert outcome.proposals == []
+    assert not [e for e in store.audit_log(50) if e["action"] == "proposal.recorded"]
+    assert max(len(e["detail"]) for e in store.audit_log(50)) < 1000
+
+
 # -- many calls in one reply ----------------------------------------------------------------
 
 def _conversation_chars(request: dict[str, Any]) -> int:

@@ -95,10 +95,11 @@ def investigate_and_restart(request):
         return call("search_knowledge")
     if "recorded: restart_unit" in last:
         return say(f"DIAGNOSIS: {unit} failed; the log says {POISON}. PROPOSALS: restart_unit")
-    if "recorded: clean_directory" in last:
+    if "propose_action status=refused" in last and "no proposal was recorded" in last:
         return call("propose_action", kind="restart_unit", parameters={"unit": unit},
                     rationale=f"it failed once; {POISON}")
-    # the policy refuses this one: it never runs, so it is never learned
+    # the policy refuses this one as it is proposed (outside clean_paths): it never runs, so
+    # it is never learned
     return call("propose_action", kind="clean_directory",
                 parameters={"path": "/var/lib/x", "older_than_days": 1}, rationale=POISON)
 
@@ -173,9 +174,10 @@ def test_a_poisoned_incident_and_a_failed_fix_are_learned_as_facts_only(tmp_path
     assert "restart_unit{unit=evil.service}" in exported
     assert "rm -rf" not in exported and "remember" not in exported and "/var/lib/x" not in \
         exported
-    # the destructive proposal was refused, so nothing was learned from it
-    refused = [a for a in ActionStore(store.db).find() if a.kind == "clean_directory"]
-    assert refused and {a.state for a in refused} == {"refused"}
+    # the destructive proposal was refused as it was proposed, so nothing was learned from it
+    assert not [a for a in ActionStore(store.db).find() if a.kind == "clean_directory"]
+    assert any(e["action"] == "proposal.invalid" and e["detail"].startswith("clean_directory")
+               for e in store.audit_log(500))
     assert "clean_directory" not in exported
     # the restart that did not hold is recorded as failed
     records = {r.subject: r for r in recall.kb.incidents() if r.outcome == "failed"}

@@ -63,14 +63,15 @@ def test_why_the_models_fix_was_refused_is_in_the_incident_and_the_log(
 
 def test_a_fix_the_policy_refuses_as_it_decides_it_leaves_the_incident_to_a_retry_then_a_person(
         tmp_path: Path) -> None:
-    """The model proposes cleaning /etc (a well-formed call: the path is judged by the
-    policy, which refuses it at every level, outside clean_paths). Nothing runs nor waits
-    for a person: the incident was left open with nobody to look at it again. It is retried
-    like an answer without a proposal, and once those are spent a person is told."""
-    refused_fix = call("propose_action", kind="clean_directory",
-                       parameters={"path": "/etc", "older_than_days": 7},
-                       rationale="old files fill the disk")
-    diagnosis = say("DIAGNOSIS: old files filled /srv.\nPROPOSALS: clean_directory")
+    """The model proposes a Nix garbage collection (a well-formed call: the policy refuses
+    it on what the host says it is, Debian). Nothing runs nor waits for a person: the
+    incident was left open with nobody to look at it again. It is retried like an answer
+    without a proposal, and once those are spent a person is told. (A fix refused whatever
+    the host says, as cleaning /etc outside clean_paths is, is refused as it is proposed:
+    test_loop_guards.py.)"""
+    refused_fix = call("propose_action", kind="nix_gc", parameters={"older_than": "14d"},
+                       rationale="old generations fill the disk")
+    diagnosis = say("DIAGNOSIS: old generations filled /srv.\nPROPOSALS: nix_gc")
     with ScriptedModel([refused_fix, diagnosis, refused_fix, diagnosis]) as model:
         settings = Settings(ai_name="hal", state_dir=tmp_path / "state",
                             autonomy_level="auto-safe",
@@ -89,7 +90,7 @@ def test_a_fix_the_policy_refuses_as_it_decides_it_leaves_the_incident_to_a_retr
                                 on_proposals=executor.decide_and_act, host=HOST))
     actions = executor.actions.find()
     assert [a.state for a in actions] == ["refused", "refused"]
-    assert all("outside the configured" in a.reason for a in actions)
+    assert all("nix_gc needs NixOS; this host is debian" in a.reason for a in actions)
     incident = store.get(incident_id)
     assert incident.state == "open"
     [said] = [e.detail for e in incident.events if e.kind == "escalated"]

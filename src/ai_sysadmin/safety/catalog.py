@@ -13,9 +13,9 @@ import json
 import posixpath
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,7 +24,7 @@ from ..monitor.findings import process_subject
 from ..redact import redact_cut
 from .actions import ACTION_KINDS
 from .clean_script import CleanArgumentError, clean_argv
-from .command_policy import check_command
+from .command_policy import MAX_ANY_ARG, check_command
 from .process_facts import ProcessFacts, judge_process
 from .protected import protected_reason
 from .remediation_commands import LOW_RISK_DAYS, kill_pid, systemctl_operands
@@ -185,7 +185,10 @@ class CleanParams(_Params):
 
 
 class CommandParams(_Params):
-    argv: list[str] = Field(min_length=1, max_length=32)
+    # no longer than the command policy takes any argument: a model's 300,000 characters
+    # were recorded, then stored, audited and shown whole before the policy refused them
+    argv: list[Annotated[str, Field(max_length=MAX_ANY_ARG)]] = Field(min_length=1,
+                                                                      max_length=32)
 
 
 def _refuse(kind: str, reason: str, subject: str = "", params: dict[str, Any] | None = None,
@@ -680,6 +683,19 @@ def same_fix(kind: str, params: Any) -> str:
     if isinstance(checked, UnitParams):
         values["unit"] = normalise_unit(checked.unit) or checked.unit
     return json.dumps([kind, values], sort_keys=True)
+
+
+def firm_refusal(kind: str, params: dict[str, Any], protected: Sequence[str] = (),
+                 clean_paths: Sequence[str] = ()) -> str | None:
+    """Why the policy refuses this proposal whatever the host says (:attr:`Plan.firm`:
+    its parameters' shape, an argv the command policy refuses, an invalid or protected
+    unit name, a path outside ``clean_paths``), or None: said when the proposal is made,
+    so that the model can still correct it. It is the plan itself, made with no host facts:
+    a refusal no fact lifts is the same refusal without any, and there is no second copy
+    of the policy to drift from the one the plan applies."""
+    plan = plan_action(kind, params, PlanContext(protected=tuple(protected),
+                                                 clean_paths=tuple(clean_paths)))
+    return plan.reason if not plan.allowed and plan.firm else None
 
 
 def plan_action(kind: str, params: dict[str, Any], ctx: PlanContext) -> Plan:

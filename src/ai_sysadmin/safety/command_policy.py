@@ -23,6 +23,7 @@ from typing import Literal
 
 from ..redact import redact_cut
 from .argv_parser import (
+    PATH_MAX,
     RISKS,
     Decision,
     Refused,
@@ -42,6 +43,9 @@ Purpose = Literal["investigate", "remediate"]
 
 MAX_ARGS = 32
 MAX_ARG_LEN = 256
+#: the longest argument any rule takes: a path as long as the kernel takes one, after an
+#: option's name (``--reference=/srv/...``)
+MAX_ANY_ARG = MAX_ARG_LEN + PATH_MAX
 PATHISH = re.compile(r"(^|/)\.\.(/|$)")
 CHANGES_HOST = "it changes the host; not allowed while investigating (propose it as an action)"
 

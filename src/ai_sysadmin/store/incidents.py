@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from ..errors import NotFoundError, StoreError
 from ..monitor.findings import Finding, Severity, masked
 from ..monitor.snapshot import JournalEntry
+from ..redact import redact, redact_cut
 from .actions import LEFT_TO_CHECKS, told_by_checks, withdraw_pending
 from .audit import write_audit
 from .db import Database
@@ -110,6 +111,10 @@ JOURNAL_MAX_ENTRIES = 100_000
 #: and each message at most this long: a flood of 8 KiB lines (journald keeps them whole on
 #: the host) was 800 MB a host at the cap; evidence quotes 300 characters of one
 JOURNAL_MESSAGE_KEPT = 2048
+#: how much of a proposal's parameters its history event and audit record hold (the
+#: proposal keeps them whole): a run_command's argv may be 32 paths of 4 KiB, and
+#: `issues show` and `logs audit` printed them whole again
+PROPOSAL_SHOWN = 1000
 #: the events :meth:`IncidentStore.get` reads unless told otherwise: the latest ones. An incident
 #: open for months on a flapping host gathers tens of thousands, and reading them all took a
 #: `get` 0.4 s at 50,000
@@ -323,6 +328,15 @@ def _incident(row: Any, events: list[IncidentEvent] | None = None,
         events=events or [],
         event_count=event_count,
     )
+
+
+def _shown(parameters: str) -> str:
+    """A proposal's parameters as its event and audit record say them: masked, and cut
+    at :data:`PROPOSAL_SHOWN` characters with how long they were."""
+    if len(parameters) <= PROPOSAL_SHOWN:
+        return redact(parameters)
+    return (f"{redact_cut(parameters, PROPOSAL_SHOWN)}... (cut: {len(parameters)} "
+            "characters in all)")
 
 
 class IncidentStore:
@@ -862,7 +876,7 @@ class IncidentStore:
             # resolved it meanwhile) is advisory too, and was said to be a discussion's
             where = (" in a discussion" if advisory or row is None
                      else f" once the incident was {row['state']}")
-            said = f"proposed {kind} {parameters}" + (
+            said = f"proposed {kind} {_shown(parameters)}" + (
                 "" if source == "agent" else f"{where} (advisory: never decided)")
             if incident_id is not None:
                 self._event(conn, incident_id, "proposal", None, None, "agent", said, now)

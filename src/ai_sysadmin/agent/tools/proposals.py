@@ -10,7 +10,7 @@ from pydantic import Field
 
 from ...redact import redact, redact_cut
 from ...safety.actions import ACTION_KINDS
-from ...safety.catalog import CATALOG, checked_parameters
+from ...safety.catalog import CATALOG, checked_parameters, firm_refusal
 from ..context import ToolContext
 from ..registry import ToolResult
 from . import REGISTRY
@@ -32,13 +32,40 @@ def _expected(kind: str) -> str:
 
 
 def _shape_problem(kind: str, parameters: dict[str, Any]) -> str | None:
-    """What the catalog would refuse in these parameters when the plan is made, said now,
-    while the model can still correct its call; the risk stays the policy's, at plan time."""
+    """What the catalog would refuse in these parameters' types when the plan is made, said
+    now, while the model can still correct its call."""
     _, problems = checked_parameters(kind, parameters)
     if problems is None:
         return None
     return (f"invalid parameters for {kind}: {problems}. {kind} takes: {_expected(kind)}; "
             "no proposal was recorded")
+
+
+def _never(ctx: ToolContext, kind: str, parameters: dict[str, Any]) -> str | None:
+    """What the policy refuses in this proposal whatever the host says (an invalid unit
+    name, a relative path, an argv the command policy refuses), said now, while the model
+    can still propose another: recorded, it was refused only once the plan was made, and
+    the investigation was spent on it. Everything else stays the policy's, judged on the
+    host's facts when the plan is made."""
+    safety = ctx.settings.safety
+    why = firm_refusal(kind, parameters, safety.protected_units, safety.clean_paths)
+    if why is None:
+        return None
+    return (f"refused by policy at every autonomy level, whatever the host says: "
+            f"{redact_cut(why, 500)}; no proposal was recorded; propose another fix, or none")
+
+
+def _audit_invalid(ctx: ToolContext, kind: str, parameters: dict[str, Any],
+                   problem: str) -> None:
+    """A proposal refused as it was made, for a person to see what the model tried (an
+    injected kill?)."""
+    if ctx.store is None:
+        return
+    # masked, as a recorded proposal must be: the model may have written a password into
+    # it, and the audit log is read by people and kept for ever
+    ctx.store.audit("agent", "proposal.invalid", f"incident:{ctx.incident_id}",
+                    f"{kind} {redact_cut(json.dumps(parameters), 300)}: "
+                    f"{redact_cut(problem, 300)}")
 
 
 def _whose(ctx: ToolContext) -> str:
@@ -73,12 +100,7 @@ async def propose_action(
         return ToolResult("error", f"unknown action kind {kind!r}; kinds: {_KINDS}",
                           from_host=False)
     if (problem := _shape_problem(kind, parameters)) is not None:
-        if ctx.store is not None:  # a person sees what the model tried (an injected kill?)
-            # masked, as the valid proposal below must be: the model may have written a
-            # password into it, and the audit log is read by people and kept for ever
-            ctx.store.audit("agent", "proposal.invalid", f"incident:{ctx.incident_id}",
-                            f"{kind} {redact_cut(json.dumps(parameters), 300)}: "
-                            f"{redact_cut(problem, 300)}")
+        _audit_invalid(ctx, kind, parameters, problem)
         return ToolResult("error", problem, from_host=False)
     shown = json.dumps(parameters)
     if redact(shown) != shown:
@@ -86,6 +108,9 @@ async def propose_action(
         # masked one would be another command than the one proposed
         return ToolResult("error", "the parameters hold what looks like a secret (a password, "
                           "a token, a key); a fix is proposed without one", from_host=False)
+    if (problem := _never(ctx, kind, parameters)) is not None:
+        _audit_invalid(ctx, kind, parameters, problem)
+        return ToolResult("refused", problem, from_host=False)
     # the model saw masked text only; masking its words too is the second layer
     rationale = redact(rationale)
     proposal = {"kind": kind, "parameters": parameters, "rationale": rationale,

@@ -211,7 +211,8 @@ def _key(name: str, arguments: Any) -> str:
 
 def invalid_proposals(audit: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The proposals refused as they were made (``proposal.invalid``: parameters the catalog
-    does not take, a kill of PID 1), as ``propose_action`` arguments: they never became an
+    does not take, a kill of PID 1, a fix the policy refuses whatever the host says, as
+    ``rm -rf /`` or a stop of sshd), as ``propose_action`` arguments: they never became an
     action, and evidence mode leaves no tool call of them in the transcript."""
     found = []
     for entry in audit:
