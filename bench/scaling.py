@@ -92,6 +92,14 @@ def mountinfo(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bind_mounts(n: int) -> str:
+    """The root disk and ``n`` bind mounts of directories of it, as a kubelet's pods make."""
+    lines = ["29 1 8:17 / / rw,relatime shared:1 - ext4 /dev/sda1 rw"]
+    lines += [f"{100 + i} 29 8:17 /var/lib/data/d{i} /var/lib/kubelet/pods/p{i}/volume/c "
+              "rw,relatime - ext4 /dev/sda1 rw" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
 def df(n: int) -> str:
     lines = ["Filesystem Type 1B-blocks Used Avail Inodes IUsed Mounted on"]
     lines += [f"/dev/vdc{i} ext4 {10**12} {10**11 + i} {9 * 10**11} 1000000 {i} /srv/data{i}"
@@ -260,6 +268,10 @@ def main() -> None:
         ("ps: top, CPU history, zombies, n/2 processes", lambda m: ps(m // 2), listing),
         ("df + mount table, n/4 mounts", lambda m: (df(m // 4), mountinfo(m // 4)),
          lambda both: (parsers.parse_df(both[0]), parsers.mount_flags(both[1]))),
+        # which file system each line is: one disk bound n/4 times asked the points of
+        # the disk at each (24x growth)
+        ("mount table: n/4 bind mounts of one disk", lambda m: bind_mounts(m // 4),
+         parsers.mount_places),
         ("journalctl JSON, n entries", journal, parsers.parse_journal),
         ("counters: OOM kills, tasks, file systems, n services", counters,
          lambda text: (parsers.parse_oom_kills(text), parsers.parse_service_tasks(text),
