@@ -6,8 +6,10 @@ over is not, and an all-clear never claims a page nobody got."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from ai_sysadmin.monitor.findings import Finding, Severity
 from ai_sysadmin.notify import Notifier
 from ai_sysadmin.store import ActionStore, Database, IncidentStore
 from tests.notify.conftest import failed, make_settings, run_notifier
@@ -105,3 +107,83 @@ def test_no_all_clear_for_a_page_no_channel_delivered(tmp_path: Path, gotify: Go
     run_notifier(Notifier(make_settings(tmp_path, endpoint=endpoint), store.db),
                  lambda: endpoint.accepted and _quiet(store))
     assert [a["title"] for a in endpoint.accepted] == ["[hal] db1: pg.service has failed"]
+
+
+def _disk(host: str, critical: bool) -> Finding:
+    return Finding(host, "disk_space", "/", Severity.CRITICAL if critical else Severity.WARNING,
+                   f"/ is {97 if critical else 91}% full", ("/dev/sda1 on /",))
+
+
+def _waiting(store: IncidentStore) -> list[tuple[str, str]]:
+    """The kind and host of each event that waits for a channel."""
+    return [(r["kind"], r["host"]) for r in store.db.conn.execute(
+        "SELECT kind, host FROM notify_events WHERE state='new' ORDER BY id")]
+
+
+def _newest(store: IncidentStore) -> int:
+    return int(store.db.conn.execute("SELECT MAX(id) FROM notify_events").fetchone()[0])
+
+
+def test_a_flapping_incident_leaves_one_event_waiting_and_the_channel_hears_it_once(
+        tmp_path: Path, gotify: GotifyServer) -> None:
+    """A disk flapping between warning and critical for a month before Gotify was added
+    left thousands of events waiting, each read every second; only the latest of each
+    thing is news to a channel configured later."""
+    alone = make_settings(tmp_path)
+    store = IncidentStore(Database(alone.db_path))
+    dispatcher = Notifier(alone, store.db).dispatcher
+    for flip in range(40):  # the daemon's checks, its dispatch passes between them
+        for host in ("web1", "web2"):
+            store.record_check(host, [_disk(host, flip % 2 == 1)], {"disk_space"})
+        dispatcher.dispatch()
+    assert _waiting(store) == [("worse", "web1"), ("worse", "web2")]
+    # Gotify configured: each disk is told once, as it is now
+    notifier = Notifier(make_settings(tmp_path, gotify), store.db)
+    run_notifier(notifier, lambda: len(gotify.accepted) == 2 and _quiet(store))
+    assert sorted(gotify.titles()) == [f"[hal] {host}: / is 97% full (now critical)"
+                                       for host in ("web1", "web2")]
+
+
+def test_a_pass_with_nothing_new_reads_nothing_of_what_waits(tmp_path: Path) -> None:
+    alone = make_settings(tmp_path)
+    store = IncidentStore(Database(alone.db_path))
+    dispatcher = Notifier(alone, store.db).dispatcher
+    hosts = [f"web{n}" for n in range(5)]
+    for host in hosts:
+        store.record_check(host, [_disk(host, True)], {"disk_space"})
+    dispatcher.dispatch()
+    assert len(_waiting(store)) == 5
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        for _ in range(3):  # the daemon's passes, one a second
+            statements.clear()
+            dispatcher.dispatch()
+            # one look, whether anything was written since: none of what waits is read
+            assert len(statements) <= 1, statements
+        # something new: looked at, and what it overtook no longer waits
+        store.record_check("web0", [_disk("web0", False)], {"disk_space"})
+        store.record_check("web0", [_disk("web0", True)], {"disk_space"})
+        dispatcher.dispatch()
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert _waiting(store) == [*(("opened", h) for h in hosts[1:]), ("worse", "web0")]
+
+
+def test_what_waited_a_month_for_a_channel_is_pruned_once_it_is_no_news(tmp_path: Path) -> None:
+    store = IncidentStore(Database(make_settings(tmp_path).db_path))
+    notifier = Notifier(make_settings(tmp_path), store.db)
+    store.record_check("web1", [_disk("web1", True)], {"disk_space"})
+    store.record_check("web1", [], {"disk_space"})  # cleared: nobody was paged, no event
+    store.record_check("web2", [_disk("web2", True)], {"disk_space"})
+    newest = _newest(store)
+    notifier.outbox.prune(time.time() + 1)  # a month later
+    # the incident still open waits on; the one long over is no news
+    assert _waiting(store) == [("opened", "web2")]
+    store.record_check("web2", [], {"disk_space"})
+    notifier.outbox.prune(time.time() + 1)
+    # a new event is told by its id alone: none is used twice
+    store.record_check("web3", [_disk("web3", True)], {"disk_space"})
+    assert _newest(store) > newest
+    notifier.dispatcher.dispatch()
+    assert _waiting(store) == [("opened", "web3")]

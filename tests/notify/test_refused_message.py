@@ -41,6 +41,27 @@ def test_a_refused_message_is_given_up_and_the_next_goes_at_once(tmp_path, gotif
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("status", [403, 413])
+def test_a_refusal_with_a_big_page_is_the_message_s_not_the_channel_s(tmp_path, gotify,
+                                                                      status) -> None:
+    """A WAF or a proxy in front of Gotify refuses with a block page far over the 64 KiB
+    read of an answer: judged by its status, it is that message's refusal; taken for a
+    failure of the channel it held every later message behind it."""
+    page = "<html><title>Request blocked by WAF</title>" + " " * (200 << 10) + "</html>"
+    gotify.then((status, page))
+    notifier = queued(tmp_path, gotify, ("web1", "nginx.service"), ("db1", "postgresql.service"),
+                      retry_backoff_seconds=120, max_attempts=5)
+    run_notifier(notifier, lambda: notifier.outbox.deliveries(("failed",)) and
+                 notifier.outbox.deliveries(("delivered",)))
+    assert gotify.titles() == [POSTGRES]
+    (refused,) = notifier.outbox.deliveries(("failed",))
+    assert refused["title"] == NGINX and refused["attempts"] == 1
+    # what the page begins with says who refused it
+    assert refused["last_error"].startswith(
+        f"Gotify answered HTTP {status}: <html><title>Request blocked by WAF")
+
+
+@pytest.mark.timeout(60)
 def test_a_refused_message_waits_alone_and_later_ones_go(tmp_path, gotify) -> None:
     gotify.then(400)
     notifier = queued(tmp_path, gotify, ("web1", "nginx.service"),

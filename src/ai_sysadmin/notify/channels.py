@@ -223,8 +223,8 @@ class GotifyChannel:
                 async with httpx.AsyncClient(timeout=self.timeout) as client, client.stream(
                         "POST", f"{self.url}/message", json=body, headers=headers) as reply:
                     # a 401 is judged by its status: its body is not needed
-                    answer = b"" if reply.status_code == 401 else await _read_at_most(
-                        reply, ANSWER_LIMIT)
+                    answer, whole = (b"", True) if reply.status_code == 401 else \
+                        await _read_at_most(reply, ANSWER_LIMIT)
         except TimeoutError:
             raise DeliveryError(f"Gotify did not answer within {self.timeout:g} s") from None
         except httpx.ProtocolError as exc:
@@ -243,20 +243,22 @@ class GotifyChannel:
         # that, so it fails this message, not the channel
         if reply.status_code == 401:
             raise self._refusal(token, reply.status_code)
-        if answer is None:
-            # a download, a stream, a page: no answer of Gotify's, whatever its status
-            raise DeliveryError(f"{mask_secret_text(self.url)} answered HTTP "
-                                f"{reply.status_code} with more than {ANSWER_LIMIT // 1024} "
-                                "KiB, read no further: Gotify answers a message in a few "
-                                "hundred bytes: is gotify_url the Gotify server?")
         if self._refused is not None:  # accepted again, without a new token
             self._refused = None
             self._tell(None)
         text = answer.decode("utf-8", errors="replace")
+        why = f"Gotify answered HTTP {reply.status_code}: {_scrub(text, secrets, 200)}"
+        # judged by its status first: a WAF's or a proxy's block page (a 403, a 413) may be
+        # any size, and taken for the channel's failure it held every later message behind it
+        if reply.is_client_error and reply.status_code not in CHANNEL_STATUSES:
+            raise MessageRefused(why)
+        if not whole:
+            # a download, a stream, a page: no answer of Gotify's
+            raise DeliveryError(f"{mask_secret_text(self.url)} answered HTTP "
+                                f"{reply.status_code} with more than {ANSWER_LIMIT // 1024} "
+                                "KiB, read no further: Gotify answers a message in a few "
+                                "hundred bytes: is gotify_url the Gotify server?")
         if not reply.is_success:
-            why = f"Gotify answered HTTP {reply.status_code}: {_scrub(text, secrets, 200)}"
-            if reply.is_client_error and reply.status_code not in CHANNEL_STATUSES:
-                raise MessageRefused(why)
             raise DeliveryError(why)
         if not _gotify_took(answer):
             # something else answers at the URL (a proxy's login page, a web site): the
@@ -278,16 +280,17 @@ def _protocol_problem(exc: Exception) -> str:
     return name
 
 
-async def _read_at_most(reply: Any, limit: int) -> bytes | None:
-    """The body of a streamed httpx answer, None past ``limit`` bytes: read as it comes, and
-    no further. A URL that answers 200 and streams without end (a download, a media stream)
-    filled the daemon's memory, 4 GB within the timeout, again at each retry."""
+async def _read_at_most(reply: Any, limit: int) -> tuple[bytes, bool]:
+    """The body of a streamed httpx answer, read as it comes and no further than ``limit``
+    bytes, and whether that is all of it. A URL that answers 200 and streams without end (a
+    download, a media stream) filled the daemon's memory, 4 GB within the timeout, again at
+    each retry."""
     read = bytearray()
     async for chunk in reply.aiter_bytes():
         read += chunk
         if len(read) > limit:
-            return None
-    return bytes(read)
+            return bytes(read[:limit]), False
+    return bytes(read), True
 
 
 def _gotify_took(answer: bytes) -> bool:

@@ -45,7 +45,8 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = LONGEST_BACKOFF_SECONDS
 #: deliveries read at once per channel
 BATCH = 20
-#: settled events, messages and deliveries are kept this long for `notify status`
+#: settled events, messages and deliveries are kept this long for `notify status`, and events
+#: that wait for a channel while they are news (store/outbox.py: Outbox.prune)
 RETENTION_SECONDS = 30 * 86400
 #: why a delivery to a channel taken out of the configuration was given up
 NOT_CONFIGURED = "channel no longer configured"

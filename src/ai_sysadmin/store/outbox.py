@@ -437,6 +437,11 @@ class Outbox:
                          "VALUES (?,?,'pending',?)", [(message_id, c, at) for c in channels])
         return message_id
 
+    def newest_event(self) -> int | None:
+        """The id of the newest event, told or not (None: there is none); a later event has a
+        higher id (:meth:`prune` keeps the newest, so no id is used twice)."""
+        return self.db.conn.execute("SELECT MAX(id) FROM notify_events").fetchone()[0]
+
     def waiting(self) -> bool:
         """Whether any event waits to be dispatched (new, a held repeat, a digest to come)."""
         return self.db.conn.execute(
@@ -576,17 +581,24 @@ class Outbox:
         return [dict(r) for r in reversed(rows)]
 
     def prune(self, before: float) -> None:
-        """Forget what was settled before ``before``: told, skipped, delivered or given up.
-        Events of live incidents stay: "back" after a month down needs the "unreachable";
-        so does the last said of each outage (the LLM server, the worker, each host's
-        checks: a "back" needs its "down")."""
+        """Forget what was settled before ``before``: told, skipped, delivered or given up,
+        and what waited for a channel since then that is no news now: of an incident no
+        longer live, or of none (a fix that failed a month ago), but an approval still asked
+        for. Events of live incidents stay: "back" after a month down needs the
+        "unreachable"; so does the last said of each outage (the LLM server, the worker,
+        each host's checks: a "back" needs its "down"), and the newest event (SQLite gives
+        a new row the highest id plus one: the dispatcher, with no channel, tells a new
+        event by its id alone)."""
         with self.db.transaction() as conn:
             kinds = [kind for pair in _OUTAGE_KINDS for kind in pair]
             kept = [r[0] for r in conn.execute(
                 f"SELECT MAX(id) FROM notify_events WHERE kind IN ({','.join('?' * len(kinds))}) "
-                "GROUP BY fingerprint", kinds)]
-            conn.execute("DELETE FROM notify_events WHERE at<? AND state NOT IN "
-                         "('new','repeat','storm') AND (incident_id IS NULL OR incident_id "
+                "GROUP BY fingerprint UNION SELECT MAX(id) FROM notify_events", kinds)
+                if r[0] is not None]
+            conn.execute("DELETE FROM notify_events WHERE at<? AND (state NOT IN "
+                         "('new','repeat','storm') OR state='new' AND NOT (kind='approval' "
+                         "AND action_id IN (SELECT id FROM actions WHERE state='pending'))) "
+                         "AND (incident_id IS NULL OR incident_id "
                          "NOT IN (SELECT id FROM incidents WHERE state NOT IN "
                          "('resolved','closed'))) AND id NOT IN "
                          f"({','.join('?' * len(kept))})", (before, *kept))
