@@ -28,8 +28,19 @@ class TransportError(AiSysadminError):
     """A command could not be started on a host, or it timed out."""
 
 
+class NotStarted(TransportError):
+    """Nothing of the command ran on the host: it was never sent (no connection to the host,
+    no session on it, a host that is no longer managed, an argv no transport sends, a process
+    this machine could not start), or the host would not start it (:class:`ProgramMissing`,
+    :class:`CommandRefused`). Any other :class:`TransportError` of a command came once it was
+    sent, or may have (past its time, its connection lost once it went out, more output than
+    is read): it ran, or may have, and how it ended is not known."""
+
+
 class CommandTimeout(TransportError):
-    """A command (or a check script) ran past its time and was stopped."""
+    """A command (or a check script) ran past its time and was stopped: it ran, or may have
+    (a host that never opened its session is told from one whose command hung only by the
+    time it took), so it is no :class:`NotStarted`."""
 
 
 class NoAnswer(CommandTimeout):
@@ -42,13 +53,13 @@ class NoAnswer(CommandTimeout):
     nothing more."""
 
 
-class ProgramMissing(TransportError):
+class ProgramMissing(NotStarted):
     """The program a command names is not on the host (not installed, not on its PATH): no
     process started. A fact of the host, told by the system itself (ENOENT here; a shell's
     or timeout's "not found" and exit 127 there), never by words a host could print. A
     program that is there but could not start now (this machine out of processes or memory,
-    no permission to run it) raises a plain :class:`TransportError`, which says nothing of
-    what the host has.
+    no permission to run it) raises a plain :class:`NotStarted`, which says nothing of what
+    the host has.
 
     ``program``: the program as the command named it."""
 
@@ -57,13 +68,13 @@ class ProgramMissing(TransportError):
         self.program = program
 
 
-class LocalLimit(TransportError):
+class LocalLimit(NotStarted):
     """This machine, not the host, lacked what a command needs (this process's open files ran
     out: a fleet larger than its limit): the host was not asked, and is neither reached nor
     unreachable. A check says so and judges nothing of the host."""
 
 
-class CommandRefused(TransportError):
+class CommandRefused(NotStarted):
     """The host answered and took the login, but would not run what it was sent: the account's
     login shell is no shell (nologin, /bin/false), or sudo wants a password for a fix. Not a
     host that cannot be reached: its words say what to change there.

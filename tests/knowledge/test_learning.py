@@ -210,6 +210,38 @@ def test_a_success_learned_late_does_not_outrank_the_failure_that_came_after_it(
     assert recall.kb.get(worked.entry.id).created_at == now - 3600
 
 
+def test_another_rules_success_does_not_hide_this_rules_failure(recall) -> None:
+    """A restart of nginx failed for its crash loop last week; yesterday a restart of it
+    worked for a failed unit. A new crash loop of nginx was shown only the failed unit's
+    success, as "the last time it worked", first: the crash loop's own failure was gone."""
+    subject = "loopy.service"
+    week, day = time.time() - 7 * 86400, time.time() - 86400
+    looping = f"{subject} restarts again and again"
+    assert recall.learn(_incident(70, subject=subject, rule="crash_loop", summary=looping),
+                        _action(80, 70, state="failed", subject=subject, finished_at=week))
+    assert recall.learn(_incident(71, subject=subject, summary=f"{subject} failed"),
+                        _action(81, 71, subject=subject, finished_at=day))
+    now = _incident(72, subject=subject, rule="crash_loop", summary=looping)
+    for compact in (True, False):
+        text = recall.search_text("", now, compact=compact)
+        items = [line for line in text.splitlines() if subject in line]
+        # this rule's failure on this very unit comes first, as what it was
+        assert items and items[0].startswith("1. [past incident, fix failed · background]"), \
+            text
+        assert f"crash_loop on {subject}: restart_unit{{unit={subject}}} did NOT fix it" \
+            in items[0], text
+        # the other rule's success is background, and is said to be another rule's
+        assert "both worked and failed" not in text, text
+        assert not [line for line in items if "may guide a fix]" in line], text
+        assert all("crash_loop" in line or "of another rule" in line for line in items), text
+    # a failed unit of it: the restart that worked for failed_unit guides, and the crash
+    # loop's failure does not say that it no longer works
+    first = recall.search_text("", _incident(73, subject=subject,
+                                             summary=f"{subject} failed")).splitlines()[1]
+    assert first.startswith("1. [past incident, fix verified · may guide a fix]"), first
+    assert "both worked and failed" not in first, first
+
+
 def test_a_poisoned_incident_teaches_nothing_of_its_text(recall) -> None:
     poisoned = _incident(7, subject="evil.service", summary=f"evil.service failed: {POISON}",
                          evidence=(f"evil.service: {POISON}",),

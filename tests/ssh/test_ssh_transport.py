@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ai_sysadmin.aio import within
-from ai_sysadmin.errors import CommandTimeout, ProgramMissing, TransportError
+from ai_sysadmin.errors import CommandTimeout, NotStarted, ProgramMissing, TransportError
 from ai_sysadmin.hosts.ssh import HostKeyError, SshTarget, SshTransport
 from tests.support.polling import until
 
@@ -156,8 +156,11 @@ def test_command_timeout_kills_the_remote_command(ssh_hosts: Hosts, known_hosts:
 
     async def scenario() -> float:
         started = time.monotonic()
-        with pytest.raises(TransportError, match=r"alpha: 'sleep 41.73' timed out after 0.5 s"):
+        with pytest.raises(TransportError,
+                           match=r"alpha: 'sleep 41.73' timed out after 0.5 s") as caught:
             await ssh.run(["sleep", marker], timeout=0.5)
+        # it was sent, and ran: a fix that hung is one that ran (and failed)
+        assert not isinstance(caught.value, NotStarted)
         elapsed = time.monotonic() - started
         assert (await ssh.run(["echo", "still usable"])).ok
         return elapsed
@@ -239,10 +242,11 @@ def test_an_unreachable_host_does_not_slow_the_others(
 
     dead_result, refused_result, healthy_result = run(scenario())
     assert healthy_result.stdout == "ok\n"  # type: ignore[union-attr]
-    assert isinstance(dead_result, TransportError)
+    # neither got the command: a fix that meets one ran nothing
+    assert isinstance(dead_result, NotStarted)
     assert str(dead_result).startswith("dead: no SSH connection to root@")
     assert "within 3 s" in str(dead_result)
-    assert isinstance(refused_result, TransportError)
+    assert isinstance(refused_result, NotStarted)
     assert str(refused_result).startswith("refused: connection refused (root@")
     assert finished["healthy"] < 2.5 < 2.9 < finished["dead"] < 6.0, finished
     assert finished["refused"] < 2.5, finished
@@ -261,6 +265,7 @@ def test_a_changed_host_key_is_refused_and_nothing_runs(
         with pytest.raises(HostKeyError) as caught:
             run(_using(ssh, ssh.run(["touch", str(ran)])))
         message = str(caught.value)
+        assert isinstance(caught.value, NotStarted)  # a fix it stops ran nothing
         assert message.startswith("alpha: HOST KEY MISMATCH for 10.231.")
         assert alpha.fingerprint in message and alpha.address in message
         assert f"ssh-keygen -R '{alpha.address}' -f {known_hosts}" in message

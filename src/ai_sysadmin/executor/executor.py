@@ -18,7 +18,14 @@ from typing import Any, NamedTuple
 
 from ..aio import KeyedLocks
 from ..config import Settings
-from ..errors import AiSysadminError, StoreError, StoreRefused, SudoRefused, TransportError
+from ..errors import (
+    AiSysadminError,
+    NotStarted,
+    StoreError,
+    StoreRefused,
+    SudoRefused,
+    TransportError,
+)
 from ..hosts.osinfo import OsInfo
 from ..hosts.sudo import needs_password, sudo_refused
 from ..hosts.transport import LocalTransport, Transport, unanswered
@@ -62,7 +69,9 @@ class _NothingRan(AiSysadminError):
 class _Failed(AiSysadminError):
     """A claimed fix that failed once it started (a command's exit status, sudo's refusal
     of a later command, a connection lost mid-command): ``outputs``, what each command that
-    ran said, as a fix that succeeded keeps it, kept with the failure."""
+    ran said, as a fix that succeeded keeps it, kept with the failure; one that was sent
+    and never said how it ended (past its time, its connection lost) with no exit status
+    (``returncode`` None) and the ``error`` it ended with."""
 
     def __init__(self, message: str, outputs: list[dict[str, Any]]) -> None:
         super().__init__(message)
@@ -1420,6 +1429,13 @@ class Executor:
                     raise _NothingRan(f"{shown}: {redact(str(exc))}") from exc
                 raise _Failed(f"{shown}: {redact(str(exc))}", outputs) from exc
             except TransportError as exc:
+                if not isinstance(exc, NotStarted):
+                    # it was sent: past its time, or its connection lost once it went out,
+                    # it ran or may have, and how it ended is not known (no exit status).
+                    # On record as such, it is a fix that ran and failed, and is learned so;
+                    # one never sent is not (a host gone, a connection refused before it)
+                    outputs.append({"argv": argv, "returncode": None, "stdout": "",
+                                    "stderr": "", "error": redact_cut(str(exc), 300)})
                 raise _Failed(f"{shown}: {redact(str(exc))}", outputs) from exc
             self._progress(Progress(action.id, action.host, "ran", shown, done.returncode))
             # what a command prints is host text: masked before the store or a log holds it

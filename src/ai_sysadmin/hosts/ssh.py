@@ -26,7 +26,14 @@ from asyncssh.packet import PacketDecodeError
 
 from ..aio import check_cancelled, settle, within
 from ..config import bracketed
-from ..errors import CommandRefused, CommandTimeout, NoAnswer, ProgramMissing, TransportError
+from ..errors import (
+    CommandRefused,
+    CommandTimeout,
+    NoAnswer,
+    NotStarted,
+    ProgramMissing,
+    TransportError,
+)
 from ..redact import CUT_MARGIN, redact_cut
 from .open_files import local_limit
 from .ssh_host_keys import (
@@ -507,7 +514,7 @@ class SshTransport(Transport):
 
     def _loop_state(self) -> _LoopState:
         if self._let_go:
-            raise TransportError(f"{self.host} is no longer managed (removed): not connected "
+            raise NotStarted(f"{self.host} is no longer managed (removed): not connected "
                                  "to again")
         state = self._state
         if state is None or state.loop is not asyncio.get_running_loop():
@@ -546,7 +553,7 @@ class SshTransport(Transport):
         through = (*through, target.host)
         if hops[0].host.lower() in (h.lower() for h in through) or len(through) > _JUMPS_MAX:
             chain = " -> ".join((*through, hops[0].host))
-            raise TransportError(f"{self.host}: the jump hosts go round in a loop, or deeper "
+            raise NotStarted(f"{self.host}: the jump hosts go round in a loop, or deeper "
                                  f"than {_JUMPS_MAX}: {chain} (ProxyJump in "
                                  f"{target.ssh_config or 'the settings'})")
         return [*self._jump_hosts(hops[0], through), *hops]
@@ -602,11 +609,11 @@ class SshTransport(Transport):
         return _Resolved(options.host, options.port, options.username, options.client_keys,
                          options.agent_identities, options.host_key_alias)
 
-    def _invalid(self, exc: Exception, target: SshTarget | None = None) -> TransportError:
+    def _invalid(self, exc: Exception, target: SshTarget | None = None) -> NotStarted:
         bad_key = _unusable_key(target.key_files) if target is not None else None
         if bad_key is not None:
-            return TransportError(f"{self.host}: {bad_key}")
-        return TransportError(f"{self.host}: invalid SSH settings: {exc}")
+            return NotStarted(f"{self.host}: {bad_key}")
+        return NotStarted(f"{self.host}: invalid SSH settings: {exc}")
 
     async def _connect_kwargs(
         self, hop: Hop, tunnel: asyncssh.SSHClientConnection | None
@@ -658,7 +665,8 @@ class SshTransport(Transport):
         clients: list[VerifyingClient],
     ) -> asyncssh.SSHClientConnection:
         """asyncssh.connect for one hop, its clients kept in ``clients``; what went wrong
-        as a :class:`TransportError` that says where."""
+        as a :class:`~ai_sysadmin.errors.NotStarted` that says where:
+        nothing is sent before a connection is open."""
         known = kwargs["known_hosts"]
         aliased = bool(options.host_key_alias)
 
@@ -678,7 +686,7 @@ class SshTransport(Transport):
             raise HostKeyError(host_key_message(hop, client, pattern)) from exc
         except asyncssh.KeyExchangeFailed as exc:
             if "host key" not in str(exc.reason):
-                raise TransportError(f"{hop.label}: SSH to {where} failed: {exc.reason}") from exc
+                raise NotStarted(f"{hop.label}: SSH to {where} failed: {exc.reason}") from exc
             files = " or ".join(str(p) for p in hop.target.known_hosts_files)
             raise HostKeyError(
                 f"{hop.label}: the server at {pattern} offers no host key of "
@@ -687,30 +695,30 @@ class SshTransport(Transport):
                 f"({exc.reason})"
             ) from exc
         except asyncssh.PermissionDenied as exc:
-            raise TransportError(
+            raise NotStarted(
                 f"{hop.label}: authentication as {options.username!r} failed at {where}: "
                 f"{exc.reason}; {_keys_offered(hop.target, options)}"
             ) from exc
         except asyncssh.DisconnectError as exc:
-            raise TransportError(f"{hop.label}: SSH to {where} failed: {exc.reason}") from exc
+            raise NotStarted(f"{hop.label}: SSH to {where} failed: {exc.reason}") from exc
         except TimeoutError:
-            raise TransportError(
+            raise NotStarted(
                 f"{hop.label}: no SSH connection to {where} within "
                 f"{hop.target.connect_timeout:g} s"
             ) from None
         except OSError as exc:
             # asyncio's text ("Connect call failed ('10.0.0.3', 22)") says less than the errno
             why = _CONNECT_FAILURES.get(exc.errno or 0) or exc.strerror or str(exc)
-            raise TransportError(f"{hop.label}: {why} ({where})") from exc
+            raise NotStarted(f"{hop.label}: {why} ({where})") from exc
         except PacketDecodeError as exc:
             # a ValueError too, but the server's bytes, not the settings, are at fault
-            raise TransportError(f"{hop.label}: SSH to {where} failed: the server sent a "
+            raise NotStarted(f"{hop.label}: SSH to {where} failed: the server sent a "
                                  f"malformed SSH packet ({exc})") from exc
         except ValueError as exc:
             # asyncssh.connect checks the settings (ciphers, ...) before it connects
             raise self._invalid(exc) from exc
         except asyncssh.Error as exc:
-            raise TransportError(f"{hop.label}: SSH to {where} failed: {exc}") from exc
+            raise NotStarted(f"{hop.label}: SSH to {where} failed: {exc}") from exc
         return conn
 
     async def _connection(self, state: _LoopState) -> asyncssh.SSHClientConnection:
@@ -749,7 +757,7 @@ class SshTransport(Transport):
         """Raise where ``state`` was let go: a call that outlived :meth:`close` (a check, a
         follower's stream) ends instead of opening a connection nobody would close."""
         if state.closed or self._state is not state:
-            raise TransportError(f"{self.host}: the SSH connection was closed while this ran")
+            raise NotStarted(f"{self.host}: the SSH connection was closed while this ran")
 
     async def _is_root(self, conn: asyncssh.SSHClientConnection) -> bool:
         """Whether the remote user is root already: then sudo is not needed."""
@@ -758,7 +766,7 @@ class SshTransport(Transport):
             who = await conn.run(f"echo {marker}; id -u", check=False,
                                  timeout=self.target.connect_timeout)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
-            raise TransportError(f"{self.host}: cannot run 'id -u' over SSH: {exc}") from exc
+            raise NotStarted(f"{self.host}: cannot run 'id -u' over SSH: {exc}") from exc
         # the login shell's rc files may print around it: the uid is the line after the
         # marker; a uid not read is not root's, and sudo (which says why if it refuses) is used
         return after_marker(str(who.stdout or ""), marker) == "0"
@@ -849,7 +857,7 @@ class SshTransport(Transport):
                         f"sent again ({exc})") from exc
                 # the session never opened: it is safe to try again on a fresh connection
                 if attempt == 2 or (state.client is not None and not state.client.lost):
-                    raise TransportError(
+                    raise NotStarted(
                         f"{self.host}: no SSH session for {cmd[0]!r}: {exc}"
                     ) from exc
                 await self._drop_connection(state, conn)
@@ -1224,7 +1232,7 @@ class SshTransport(Transport):
         said = f"{self.host}: cannot start {name!r}: {last}"
         if by_shell and code == 126:
             # there but not to be run (no permission): nothing known of what the host has
-            raise TransportError(said)
+            raise NotStarted(said)
         if by_shell or by_sudo:
             raise ProgramMissing(said, name)
 

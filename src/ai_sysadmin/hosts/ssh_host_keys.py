@@ -12,13 +12,13 @@ from pathlib import Path
 import asyncssh
 from asyncssh.public_key import get_default_certificate_algs, get_default_public_key_algs
 
-from ..errors import TransportError
+from ..errors import NotStarted
 from .ssh_target import DEFAULT_PORT, Hop
 
 log = logging.getLogger("ai_sysadmin.service")
 
 
-class HostKeyError(TransportError):
+class HostKeyError(NotStarted):
     """The host's key is not the one recorded for it, or is not known and may not be trusted."""
 
 
@@ -51,7 +51,7 @@ def known_hosts_text(paths: list[Path]) -> tuple[tuple[str, str], ...]:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise TransportError(
+            raise NotStarted(
                 f"cannot read the known_hosts file {path}: {exc.strerror}"
             ) from exc
     return tuple(texts)

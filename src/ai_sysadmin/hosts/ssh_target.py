@@ -18,7 +18,7 @@ import asyncssh
 from asyncssh.config import SSHClientConfig
 
 from ..config import join_target, machine_name
-from ..errors import TransportError
+from ..errors import NotStarted
 
 DEFAULT_PORT = 22
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -193,17 +193,17 @@ _SSH_URI = "ssh://"
 def parse_jump(spec: str, base: SshTarget) -> list[SshTarget]:
     """The jump hosts of a ProxyJump value as ssh reads it: ``[user@]host[:port]`` or
     ``ssh://[user@]host[:port]``, comma-separated for a chain visited in order; ``none``
-    (any case): no jump host. A hop that is none of these is a :class:`TransportError`."""
+    (any case): no jump host. A hop that is none of these is a :class:`NotStarted`."""
     if spec.strip().lower() == "none":
         return []
     hops = []
     for item in spec.split(","):
         user, host, port = _jump_hop(item.strip())
         if not host:
-            raise TransportError(f"{base.host}: invalid jump host {item.strip()!r}")
+            raise NotStarted(f"{base.host}: invalid jump host {item.strip()!r}")
         if port is not None and not (port.isascii() and port.isdigit()
                                      and 0 < int(port) < 65536):
-            raise TransportError(f"{base.host}: invalid jump host {item.strip()!r}: the port "
+            raise NotStarted(f"{base.host}: invalid jump host {item.strip()!r}: the port "
                                  f"is not a number from 1 to 65535")
         hops.append(SshTarget(
             host=host, port=int(port) if port is not None else None, user=user or None,

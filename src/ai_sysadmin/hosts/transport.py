@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aio import settle, within
-from ..errors import CommandRefused, CommandTimeout, ProgramMissing, TransportError
+from ..errors import (
+    CommandRefused,
+    CommandTimeout,
+    NotStarted,
+    ProgramMissing,
+    TransportError,
+)
 from .open_files import local_limit
 
 #: the locale categories but LC_CTYPE, which says how text is encoded
@@ -87,7 +93,7 @@ def after_marker(text: str, marker: str) -> str | None:
     return lines[at].strip() if at < len(lines) else None
 
 
-def _cannot_start(host: str, program: str, exc: OSError, started: str) -> TransportError:
+def _cannot_start(host: str, program: str, exc: OSError, started: str) -> NotStarted:
     """Why ``program`` did not start here: this process out of open files for its pipes is
     this machine's shortage (:class:`~ai_sysadmin.errors.LocalLimit`), not the host's; no
     such file is a program the host lacks (:class:`~ai_sysadmin.errors.ProgramMissing`)
@@ -96,20 +102,20 @@ def _cannot_start(host: str, program: str, exc: OSError, started: str) -> Transp
     said = f"{host}: cannot start {program!r}: {exc.strerror}"
     if exc.errno == errno.ENOENT and os.path.basename(started) == os.path.basename(program):
         return ProgramMissing(said, program)
-    return local_limit(exc, host) or TransportError(said)
+    return local_limit(exc, host) or NotStarted(said)
 
 
 def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
     if isinstance(argv, str) or not argv:
-        raise TransportError("a command must be a non-empty argv list, never a shell string")
+        raise NotStarted("a command must be a non-empty argv list, never a shell string")
     out = tuple(argv)
     for arg in out:
         if not isinstance(arg, str) or "\x00" in arg:
-            raise TransportError(f"invalid argument in argv: {arg!r}")
+            raise NotStarted(f"invalid argument in argv: {arg!r}")
         try:  # bytes a program can be given: UTF-8, or a file name's that is no UTF-8
             arg.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
-            raise TransportError(f"invalid argument in argv (no bytes of a program's "
+            raise NotStarted(f"invalid argument in argv (no bytes of a program's "
                                  f"argument): {arg[:80]!r}") from None
     return out
 

@@ -37,6 +37,7 @@ from ..agent.prompt import HostFacts
 from ..config import Settings
 from ..errors import AiSysadminError
 from ..monitor.findings import one_line, strip_control
+from ..monitor.rules import RULES_BY_NAME
 from ..monitor.snapshot import Snapshot
 from ..redact import redact
 from ..safety.catalog import PlanContext, plan_action
@@ -87,7 +88,8 @@ class _Item:
     distance: float
     label: str
     text: str
-    #: (kind, params) of the fix, to show one fix once
+    #: the fix (kind, params) and, against an incident, the rule it ran for: one fix of one
+    #: rule shown once, as its latest outcome (:func:`_outcome_key`)
     key: str | None = None
     #: a past incident of the same rule on the same subject: what happened there comes first,
     #: a fix that failed on it included
@@ -112,10 +114,26 @@ def _other_rule(rule: str | None, incident: Incident | None) -> bool:
     return incident is not None and rule != incident.rule
 
 
+def _outcome_key(rule: str | None, kind: str, params: dict[str, Any],
+                 incident: Incident | None) -> str:
+    """What makes two past runs the same fix, to show it once as its latest outcome: against
+    an incident, the same action for the same rule. A restart that failed for this crash loop
+    and later worked for a failed unit is two fixes here: merged, the other rule's success
+    replaced this rule's failure, and was shown as "the last time it worked", first. With no
+    incident (a search of its own) or no rule this release knows, the action alone: every
+    run of it on this fleet."""
+    key = fix_key(kind, params)
+    if incident is None or rule is None or rule not in RULES_BY_NAME:
+        return key
+    return f"{rule}|{key}"
+
+
 def _latest_outcome(items: list[_Item]) -> list[_Item]:
     """A fix that worked and later failed (or the other way round) is shown once, as its
     latest outcome, with how often each happened: a verified fix that no longer holds must
-    not guide the model while its failures are hidden as repeats of it."""
+    not guide the model while its failures are hidden as repeats of it. The same fix is the
+    same action for the same rule (:func:`_outcome_key`): another rule's outcome never
+    replaces this rule's."""
     groups: dict[str, list[_Item]] = {}
     for item in items:
         if item.key is not None and item.worked is not None:
@@ -129,7 +147,7 @@ def _latest_outcome(items: list[_Item]) -> list[_Item]:
         latest = max((i for i in group if i.worked == last), key=lambda i: (i.same, i.when))
         # first: a background line is cut short, and this is what it must say
         # fleet-wide, as the notes learned from its runs are: a fix whose outcomes differ
-        # guides no more unless it worked the last time, wherever that was
+        # guides no more unless it worked the last time, on whichever host that was
         note = ("(this fix has both worked and failed on this fleet; the last time it "
                 f"{'worked' if latest.worked else 'did NOT work'}) ")
         for item in group:
@@ -596,7 +614,7 @@ class KnowledgeRecall:
         else:
             label, guides = "[seed knowledge · background only]", False
         text = f"{entry.topic}: {entry.text}"
-        key = fix_key(*action) if action else None
+        key = _outcome_key(rule_of(entry), *action, incident) if action else None
         worked = (entry.verified if action is not None and
                   (entry.verified or entry.category == "failed-fix") else None)
         return _Item(guides, hit.distance, label, text, key, worked=worked,
@@ -628,8 +646,8 @@ class KnowledgeRecall:
         said = record.diagnosis or record.symptoms
         text = f"{when} on {record.host}: {said}" + (
             "" if fixes in said else f" (fix: {fixes})")
-        key = (fix_key(record.actions[0].kind, record.actions[0].params)
-               if len(record.actions) == 1 else None)
+        key = (_outcome_key(record.rule, record.actions[0].kind, record.actions[0].params,
+                            incident) if len(record.actions) == 1 else None)
         same = incident is not None and (record.rule, record.subject) == (incident.rule,
                                                                           incident.subject)
         worked = verified if record.actions and record.outcome in (
@@ -651,7 +669,7 @@ class KnowledgeRecall:
         # the same incident before first (a fix that worked on it, then one that did not),
         # then what may guide a fix (the operator's notes, fixes verified for this rule),
         # then background, a fix verified for another rule among it: nearest first within
-        # each; one fix shown once
+        # each; one fix of one rule shown once
         items.sort(key=lambda i: (not i.same, not i.guides, i.distance))
         shown: list[_Item] = []
         keys: set[str] = set()

@@ -151,15 +151,18 @@ def symptoms_of(rule: str, subject: str, severity: str) -> str:
 
 
 def nothing_ran(action: Action) -> bool:
-    """A fix that failed with none of its commands on record as having run: the host never
-    took its first one (a connection lost, a host gone, a program it does not have), or its
-    process ended before it said. What it would have done is not known, so it is no lesson:
-    learned as "did NOT fix it", it demoted the same fix's verified lesson fleet-wide.
+    """A fix that failed with none of its commands on record as having run: its first one
+    never reached the host or never started there (a connection refused, a host gone, a
+    program it does not have: :class:`~ai_sysadmin.errors.NotStarted`), or its process
+    ended before it said. What it would have done is not known, so it is no lesson: learned
+    as "did NOT fix it", it demoted the same fix's verified lesson fleet-wide.
 
     The executor keeps each command that ran, with its exit status, in ``result["commands"]``
     from the moment it ran (a fix whose verification a stop cut short, ended later by the
-    next check, keeps them too); that record, not the failure's words, says whether it ran.
-    An anti-flapping escalation runs nothing on purpose, and is a lesson of its own."""
+    next check, keeps them too), and one that was sent and never said how it ended (past
+    its time, its connection lost) with none: a restart that hung ran, and failed. That
+    record, not the failure's words, says whether it ran. An anti-flapping escalation runs
+    nothing on purpose, and is a lesson of its own."""
     return action.state == "failed" and not (action.result or {}).get("commands")
 
 

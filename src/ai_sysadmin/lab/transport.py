@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from ..aio import within
-from ..errors import LabError, TransportError
+from ..errors import LabError, NotStarted, TransportError
 from ..hosts.transport import Transport
 from .sandbox import Sandbox
 
@@ -28,8 +28,9 @@ class SandboxTransport(Transport):
         try:
             return self.sandbox.nsenter_argv(argv)
         except LabError as exc:
-            # a collector treats a TransportError as "this section could not be collected"
-            raise TransportError(f"{self.host}: {exc}") from exc
+            # a collector treats a TransportError as "this section could not be collected";
+            # nothing was started
+            raise NotStarted(f"{self.host}: {exc}") from exc
 
     async def connect_tcp(self, address: str, port: int, timeout: float) -> None:
         # the lab's network is a namespace of its own: its 127.0.0.1 is not this machine's
