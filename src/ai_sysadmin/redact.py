@@ -94,8 +94,6 @@ _HARMLESS_NAME = re.compile(
     r"retries|attempts|maps?)$"
     # a bound: gpg's min-passphrase-len 9, max_tokens: 512
     r"|^(?:min|max)[_-]"
-    # nginx hands a request on to an upstream: proxy_pass http://127.0.0.1:8080;
-    r"|(?<![a-z0-9])(?:proxy|fastcgi|uwsgi|scgi|grpc|memcached)_pass$"
     # a systemd unit: "vault-token.service: Main process exited"
     r"|\.(?:service|timer|mount|target|scope|slice|device|swap)$"
     r"|pub(?:lic)?_key$|^(?:load|import)credential|^(?:no|ask|prompt)-")
@@ -125,6 +123,14 @@ _HARMLESS_VALUE = re.compile(
     # what a log line says happened to one (a line "Token refreshed" reads like "token x")
     r"|(?i:accepted|rejected|denied|failed|changed|created|updated|refreshed|renewed|revoked"
     r"|loaded|saved|removed|deleted|ok)\.?")
+# nginx's proxy_pass (and fastcgi_pass ...) names an upstream, but PROXY_PASS, Chef's
+# http_proxy_pass and httplib2's proxy_pass= are a proxy's password: the name alone cannot
+# tell, so only its value may. An address with no credentials in it, or a socket, is an
+# upstream (an Ansible role's "proxy_pass: http://backend"); nginx's own "proxy_pass x;" is
+# no setting of one value to its line's end, so it is never masked in the first place.
+_UPSTREAM_NAME = re.compile(r"(?<![a-z0-9])(?:proxy|fastcgi|uwsgi|scgi|grpc|memcached)_pass$")
+_UPSTREAM_VALUE = re.compile(r"(?i:https?|grpcs?|s?uwsgi|fastcgi|scgi|memcached)://[^\s@]+"
+                             r"|unix:/[^\s@]*")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -231,6 +237,15 @@ _LINE_END_CLOSED = re.compile(r"[ \t]*;?[ \t]*(?:#[^\n]*)?\r?(?:\n|\Z)")
 _NOT_A_SETTING = re.compile(r"[(*&][^\n]*|[^\n]*[.:,)]"
                             r"|(?i:and|or|nor|but|the|a|an|to|of|in|is|are|for|with|by|on|at|as"
                             r"|from|if|when|then|than|that|which)")
+# ... except after a name that can only mean a secret, whatever it is glued to (msmtprc's and
+# fetchmail's "password x", pppd's, a RADIUS client's "secret x", AuthLDAPBindPassword,
+# wpa-psk, bindpw, keepalived's auth_pass, redis's requirepass): there one value is the
+# secret, whatever punctuation a generated one starts or ends with ("password Zx9!q.",
+# "password *pppSecret"); a wrapped sentence's "passphrase straightforward." is masked too, a
+# lost word being the lesser harm
+_STRONG_NAME = re.compile(r"(?:passw(?:or)?d|passphrase|secret|psk|(?:bind|root)pw"
+                          r"|auth[_-]?pass|requirepass|masterauth)$")
+_NON_BLANKS = re.compile(r"\S*")
 # "key" alone says too little (a Nix attribute, a TOML table's key = "name", "public key:"):
 # at the start of its line, its value is a secret when it reads like one, long and of a key's
 # characters (rclone's B2 key = K001...)
@@ -271,14 +286,29 @@ def _line_lead(text: str, line_start: int, start: int) -> bool:
             or _after_word(text, line_start, start, "-"))
 
 
-def _one_setting(match: re.Match[str], text: str) -> bool:
-    """Whether the value of a name at its line's start reads as a setting's: one value (a
-    quoted one may be closed by ";"), then the line's end, and no prose or code."""
+def _one_setting(match: re.Match[str], text: str, name: str) -> int:
+    """Where the value of ``name`` at its line's start ends when it reads as a setting's, or
+    -1: one value (a quoted one may be closed by ";"), then the line's end, and no prose or
+    code. After a strong name (:data:`_STRONG_NAME`) the value is the line's one token,
+    whatever punctuation it holds ("password ab,c;d" is one password), but for a ";" that ends
+    it, nginx's ("secure_link_secret x;")."""
     start, end = match.span("v3")
     if start < 0:
-        return _LINE_END_CLOSED.match(text, match.end()) is not None
-    return (_LINE_END.match(text, end) is not None
-            and _NOT_A_SETTING.fullmatch(text, start, end) is None)
+        return match.end() if _LINE_END_CLOSED.match(text, match.end()) else -1
+    if _STRONG_NAME.search(name.lower().strip("\"'<>-")):
+        end = _NON_BLANKS.match(text, end).end()
+        if not _LINE_END.match(text, end):
+            return -1
+        return end - 1 if end - start > 1 and text[end - 1] == ";" else end
+    if _LINE_END.match(text, end) and not _NOT_A_SETTING.fullmatch(text, start, end):
+        return end
+    return -1
+
+
+def _upstream(name: str, text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]``, the value of ``name``, is an upstream's address."""
+    return (_UPSTREAM_NAME.search(name.lower().strip("\"'")) is not None
+            and _UPSTREAM_VALUE.fullmatch(text, start, end) is not None)
 
 
 def _directive_lead(text: str, line_start: int, start: int) -> bool:
@@ -304,6 +334,7 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
     if before == "/":  # /run/secrets: ... is a path in a message, not a name
         return
     after_space = match.group("space") is not None
+    setting_end = -1
     if after_space:
         # after a space, a value belongs to a flag (--password x), a directive that starts
         # its line (requirepass x) or a Dockerfile's ENV, not to a word in a sentence
@@ -311,8 +342,9 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
         line_start = _line_start(text, start)
         flag = name.startswith("-") and (before.isspace() or before in "\"'")
         directive = name.lower() in _DIRECTIVES and _directive_lead(text, line_start, start)
-        line_directive = _opens_line(text, line_start, start) and _one_setting(match, text)
-        if not (flag or directive or line_directive
+        if _opens_line(text, line_start, start):
+            setting_end = _one_setting(match, text, name)
+        if not (flag or directive or setting_end >= 0
                 or _after_word(text, line_start, start, "env")):
             return
     if not _is_secret_name(name, after_space):
@@ -323,6 +355,11 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
                     yield value_start, value_end, replacement
         return
     value_start, value_end = match.span("v3")
+    if 0 <= value_start < value_end < setting_end:
+        # a strong name's one token, longer than a bare value may be
+        if not _is_harmless(text, value_start, setting_end):
+            yield value_start, setting_end, MASK
+        return
     sep = match.group("sep") or ""
     if value_start >= 0 and sep != sep.strip():
         line_start = _line_start(text, start)
@@ -332,10 +369,13 @@ def _named(match: re.Match[str], text: str) -> Iterator[Edit]:
             line_end = text.find("\n", value_end)
             rest = text[value_start:line_end if line_end >= 0 else len(text)]
             rest = _COMMENT.split(rest, 1)[0].rstrip()
-            if not _is_harmless(rest, 0, len(rest), _is_weak_name(name)):
+            if not (_is_harmless(rest, 0, len(rest), _is_weak_name(name))
+                    or _upstream(name, rest, 0, len(rest))):
                 yield value_start, value_start + len(rest), MASK
             return
-    yield from _value_edits(match, text, _is_weak_name(name))
+    for value_start, value_end, replacement in _value_edits(match, text, _is_weak_name(name)):
+        if not _upstream(name, text, value_start, value_end):
+            yield value_start, value_end, replacement
 
 
 def _named_group(match: re.Match[str], text: str) -> Iterator[Edit]:
