@@ -4,22 +4,11 @@ timing is asserted."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_program
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def run_bench(script: str, *args: str, env: dict[str, str] | None = None,
-              timeout: float = 120) -> str:
-    """The bench's output; it must end well."""
-    done = run_program(sys.executable, str(BENCH / script), *args, env=env, timeout=timeout)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from tests.support.bench import run_bench
 
 
 @pytest.mark.slow

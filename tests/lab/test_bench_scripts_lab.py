@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_bench_scripts import run_bench
+from tests.support.bench import run_bench
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
