@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bench import run_bench
+from tests.support.bench import bench_module, run_bench
 
 
 @pytest.mark.slow
@@ -20,3 +20,14 @@ def test_queue_latency_below_twenty_requests(tmp_path: Path) -> None:
     assert "2. one interactive request behind" in out
     assert out.count("   sqlite ") == 3, out
     assert not list(tmp_path.glob("queue-bench-*")), "its temporary directory was left behind"
+
+
+def test_check_cost_baseline_is_what_a_check_read(tmp_path: Path) -> None:
+    check_cost = bench_module("check_cost")
+    _, _, reads, _ = check_cost.measure_checks(1, tmp_path)
+    # the check's own current argv (not a list kept in the bench, which went stale)
+    assert ["df", "-B1", "--output=source,fstype,size,used,avail,itotal,iused,target"] \
+        in reads.commands
+    assert any(argv[:2] == ["ps", "--cols=4608"] for argv in reads.commands), reads.commands
+    assert {"/proc/meminfo", "/proc/loadavg", "/proc/self/mountinfo"} <= set(reads.files)
+    assert len(reads.files) == len(set(reads.files))  # each once, as the check reads it
