@@ -4,6 +4,8 @@ timing is asserted."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,35 @@ def test_check_cost_baseline_is_what_a_check_read(tmp_path: Path) -> None:
     assert any(argv[:2] == ["ps", "--cols=4608"] for argv in reads.commands), reads.commands
     assert {"/proc/meminfo", "/proc/loadavg", "/proc/self/mountinfo"} <= set(reads.files)
     assert len(reads.files) == len(set(reads.files))  # each once, as the check reads it
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to split")
+def test_fleet_sweep_split_rows_pin_every_thread() -> None:
+    fleet_sweep = bench_module("fleet_sweep")
+    every = os.sched_getaffinity(0)
+    own = {min(every)}
+    release = threading.Event()
+
+    def helper(seen: list[set[int]]) -> None:  # a thread of the process, as the executor's
+        release.wait(30)
+        seen.append(os.sched_getaffinity(0))
+
+    before: list[set[int]] = []
+    early = threading.Thread(target=helper, args=(before,))
+    early.start()
+    try:
+        with fleet_sweep.pinned([], every - own, own):
+            assert early.native_id is not None
+            assert os.sched_getaffinity(early.native_id) == own
+            during: list[set[int]] = []
+            later = threading.Thread(target=lambda: during.append(os.sched_getaffinity(0)))
+            later.start()
+            later.join()
+            assert during == [own]
+        assert os.sched_getaffinity(early.native_id) == every
+        assert os.sched_getaffinity(0) == every
+    finally:
+        release.set()
+        early.join()
+        os.sched_setaffinity(0, every)
+    assert before == [every]
