@@ -299,10 +299,18 @@ def split_cpus() -> tuple[set[int], set[int]] | None:
     return set(cores[half:]), set(cores[:half])
 
 
+def own_threads() -> list[int]:
+    """The ids of this process's threads: the event loop's, and the default executor's that
+    write the store (the recorder) and load keys, made by the rows before."""
+    return [int(tid) for tid in os.listdir("/proc/self/task")]
+
+
 @contextlib.contextmanager
 def pinned(roots: list[int], fleet: set[int], own: set[int]) -> Iterator[None]:
     """The fleet's processes (``roots`` and all under them; those started later inherit it)
-    on ``fleet``, this process on ``own``; every core for all of them again afterwards."""
+    on ``fleet``, every thread of this process on ``own`` (pid 0 would be the calling thread
+    alone; a thread started later inherits its starter's cores); every core for all of them
+    again afterwards, threads started meanwhile included."""
     every = os.sched_getaffinity(0)
 
     def pin(fleet_cpus: set[int], own_cpus: set[int]) -> None:
@@ -310,7 +318,9 @@ def pinned(roots: list[int], fleet: set[int], own: set[int]) -> Iterator[None]:
             for pid in descendants(root):
                 with contextlib.suppress(OSError):  # a command that ended meanwhile
                     os.sched_setaffinity(pid, fleet_cpus)
-        os.sched_setaffinity(0, own_cpus)
+        for tid in own_threads():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(tid, own_cpus)
 
     pin(fleet, own)
     try:

@@ -22,6 +22,7 @@ from ai_sysadmin.lab import SandboxTransport
 from ai_sysadmin.lab.injectors import apply
 from ai_sysadmin.lab.sandbox import Sandbox
 from ai_sysadmin.orchestrator.daemon import build_daemon
+from ai_sysadmin.orchestrator.runtime import Runtime
 from ai_sysadmin.store import Database, IncidentStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the scripted model lives in tests
@@ -35,7 +36,8 @@ async def day(sb: Sandbox, url: str, checks: int, fail_at: int | None) -> tuple[
         settings = Settings(ai_name="bench", state_dir=Path(tmp),
                             llm={"backend": "openai", "url": url, "model": "scripted"})
         store = IncidentStore(Database(settings.db_path))
-        daemon = build_daemon(settings, store, [SandboxTransport(sb)])
+        runtime = Runtime(settings, store, [SandboxTransport(sb)])
+        daemon = build_daemon(runtime, follow_config=False)  # the lab is the only host
         stop = asyncio.Event()
         assert daemon.worker is not None and daemon.investigator is not None
         worker = asyncio.create_task(daemon.worker(stop))
@@ -51,7 +53,16 @@ async def day(sb: Sandbox, url: str, checks: int, fail_at: int | None) -> tuple[
         elapsed = time.monotonic() - started
         stop.set()
         await worker
-        return len(daemon.investigator.running), elapsed
+        await runtime.close()
+        return ended_investigations(store), elapsed
+
+
+def ended_investigations(store: IncidentStore) -> int:
+    """Investigations that came to an end, diagnosed or failed, as the store recorded them
+    (the investigator forgets a task once it is done)."""
+    return sum(1 for incident in store.incidents(states=None)
+               for event in store.get(incident.id, history=None).events
+               if event.kind in ("diagnosis", "investigation_failed"))
 
 
 def main() -> None:
@@ -70,7 +81,7 @@ def main() -> None:
     print(f"healthy day: {args.checks} checks ({healthy_s:.1f} s of work), "
           f"{healthy_calls} LLM calls (target 0)")
     print(f"same day with one unit failing half-way: {failing_calls} LLM calls in "
-          f"{investigations} investigation(s), ({failing_s:.1f} s of work)")
+          f"{investigations} investigation(s) ({failing_s:.1f} s of work)")
     print(f"a design asking the model at every check: >= {args.checks} calls -> this one makes "
           f"{healthy_calls}/{args.checks} = {healthy_calls / args.checks:.0%} of that on a "
           f"healthy day")

@@ -1,8 +1,10 @@
 """Cost of ``redact()`` per KB of host text, on a 1 MB mix of journal lines, unit files and
-``ps`` output (a secret in about one line of a hundred). Baselines in the same run: one plain
-``str.replace`` pass over the same text (the floor of touching every byte once), the six regexes
-``redact()`` had before issue 8, and detect-secrets 1.5 with its default plugins when it is
-importable (it is not a project dependency: run this with a venv that has it to see those rows).
+``ps`` output (one block in a hundred holds a secret, and a unit file is some 20 lines: a secret
+in about one line of 500; the run prints the density of its mix). Baselines in the same run:
+one plain ``str.replace`` pass over the same text (the floor of touching every byte once), the
+six regexes ``redact()`` had before issue 8, and detect-secrets 1.5 with its default plugins
+when it is importable (it is not a project dependency: run this with a venv that has it to see
+those rows).
 
     .venv/bin/python bench/redact_cost.py [--size-kb 1024] [--chunk-kb 8] [--repeat 5]
     PYTHONPATH=src /tmp/ds-venv/bin/python bench/redact_cost.py    # with detect-secrets
@@ -223,8 +225,10 @@ def main() -> None:
     chunks = [text[i:i + step] for i in range(0, len(text), step)]
     kb = len(text) / 1024
     masked, masked_before = redact(text), old_redact(text)
-    print(f"mix: {kb:.0f} KB, {text.count(chr(10))} lines, {len(chunks)} chunks of "
-          f"{args.chunk_kb} KB, {len(planted)} secrets planted; still readable after "
+    lines = text.count("\n")
+    print(f"mix: {kb:.0f} KB, {lines} lines, {len(chunks)} chunks of "
+          f"{args.chunk_kb} KB, {len(planted)} secrets planted (one line in "
+          f"{lines / max(len(planted), 1):.0f}); still readable after "
           f"redact() now: {sum(value in masked for value in planted)} "
           f"({masked.count('[redacted')} masks), before: "
           f"{sum(value in masked_before for value in planted)}")
