@@ -27,6 +27,7 @@ AllStates = Annotated[bool, typer.Option("--all", help="Include resolved and clo
 HostOpt = Annotated[str | None, typer.Option(metavar="HOST", help="Only this host.",
                                               callback=a_host)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ReasonOpt = Annotated[str, typer.Option(metavar="TEXT", help="Why.")]
 
 
 @app.callback(invoke_without_command=True)
@@ -219,8 +220,8 @@ def _move(ctx: typer.Context, incident_id: int, new: str, reason: str, as_json: 
 def resolve(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Mark an incident resolved (it reopens if the finding comes back)."""
     _move(ctx, incident_id, "resolved", reason, as_json)
@@ -230,8 +231,8 @@ def resolve(
 def close(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Close an incident for good: while its finding stays present, no worse, no new incident
     opens for it; once a check finds it gone, or worse, a new incident opens (`reopen`
@@ -239,13 +240,12 @@ def close(
     _move(ctx, incident_id, "closed", reason, as_json)
 
 
-
 @app.command("reopen")
 def reopen(
     ctx: typer.Context,
     incident_id: IncidentId,
-    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Undo a close's hold: the next check that still finds the incident's finding opens a
     new incident for it (told and investigated as any); the closed one keeps its history."""

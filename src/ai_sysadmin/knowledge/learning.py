@@ -304,19 +304,27 @@ def lesson_now(entry: KnowledgeEntry) -> KnowledgeEntry | str:
     return "it is not word for word what a lesson says"
 
 
-def record_now(record: IncidentRecord) -> IncidentRecord | str:
-    """A verified ``record`` as lesson() writes it now, when this program (this release or an
-    earlier one) wrote it word for word; else why it is not."""
-    if not record.actions:
-        return "a verified fix with no action"
+def _of_one_action(record: IncidentRecord) -> tuple[re.Match[str], ActionTaken] | str:
+    """The ids (incident, action) and the one fix of a record of one action that ran, its
+    facts plain; else why it is not one."""
     ids = RECORD_ID.match(record.id)
     if ids is None or len(record.actions) != 1:
         return "it is not a record of one action that ran"
     taken = record.actions[0]
     why = _plain_fix(taken.kind, taken.params) or _plain_facts(record.rule, record.subject,
                                                                record.host)
-    if why:
-        return why
+    return why or (ids, taken)
+
+
+def record_now(record: IncidentRecord) -> IncidentRecord | str:
+    """A verified ``record`` as lesson() writes it now, when this program (this release or an
+    earlier one) wrote it word for word; else why it is not."""
+    if not record.actions:
+        return "a verified fix with no action"
+    of_one = _of_one_action(record)
+    if isinstance(of_one, str):
+        return of_one
+    ids, taken = of_one
     for severity in _SEVERITIES:
         def built(legacy: bool, severity: str = severity) -> IncidentRecord:
             return _built(record.rule, record.subject, record.host, severity, taken,
@@ -331,14 +339,10 @@ def record_rebuilt(record: IncidentRecord) -> IncidentRecord | str:
     """A failed or escalated ``record`` from elsewhere as lesson() writes it now, rebuilt from
     the facts it states, whatever its words: they are not ours, and they are shown as what
     happened when a fix was tried; else why it cannot be (no record of one action that ran)."""
-    ids = RECORD_ID.match(record.id)
-    if ids is None or len(record.actions) != 1:
-        return "it is not a record of one action that ran"
-    taken = record.actions[0]
-    why = _plain_fix(taken.kind, taken.params) or _plain_facts(record.rule, record.subject,
-                                                               record.host)
-    if why:
-        return why
+    of_one = _of_one_action(record)
+    if isinstance(of_one, str):
+        return of_one
+    ids, taken = of_one
     severity = next((s for s in _SEVERITIES
                      if record.symptoms == symptoms_of(record.rule, record.subject, s)),
                     "warning")
