@@ -220,6 +220,20 @@ def test_a_fenced_answer_from_a_server_that_ignored_the_schema_is_read(
     assert outcome.answer.startswith("DIAGNOSIS: demo.service cannot read")
 
 
+def test_an_answer_whose_json_names_the_closing_tag_is_read_whole(
+        backend_name, ctx, settings, store) -> None:
+    """The diagnosis of an LLM server whose chat template holds a stray </think>: the JSON
+    was cut at the tag as if the reasoning ended there, no longer JSON, and the incident
+    went to a person after three such answers."""
+    incident_id = _incident(store, "vllm.service")
+    diagnosis = "vllm.service's chat template ends with a stray </think> tag"
+    json_answer = answer(diagnosis=diagnosis, cause='line 12 is "</think>"')
+    with ScriptedModel([say(json_answer)]) as model:
+        outcome = _run(backend_name, model, ctx, settings, incident_id)
+    assert outcome.answer.startswith(f"DIAGNOSIS: {diagnosis}\n"), outcome.answer
+    assert 'CAUSE: line 12 is "</think>"' in outcome.answer, outcome.answer
+
+
 @pytest.mark.parametrize("reply", [
     "<think>\nThe unit failed; {maybe} a restart? No: the file is missing.\n</think>\n\n{}",
     "Here is my answer:\n```json\n{}\n```",

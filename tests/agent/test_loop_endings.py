@@ -218,6 +218,23 @@ def test_an_answer_that_names_the_tags_is_kept_whole(run_with_model, ctx) -> Non
         assert [_chat(run_with_model, model, ctx).answer for _ in said] == said
 
 
+@pytest.mark.parametrize("said", [
+    "DIAGNOSIS: vllm's chat template is wrong: remove the stray </think> tag from line 12 of "
+    "/etc/vllm/template.jinja and restart vllm.service.",
+    "DIAGNOSIS: remove the stray `</think>` tag from line 12\nof the template.",
+    "DIAGNOSIS: the template ends the prompt with\n```\n</think>\n```\nwhich the model "
+    "takes for the end of its reasoning.",
+    "DIAGNOSIS: the template's last line is </think>\nRemove it.",
+], ids=["in-a-sentence", "in-backticks", "in-a-fence", "ending-a-line"])
+def test_an_answer_that_mentions_the_closing_tag_is_kept_whole(run_with_model, ctx,
+                                                               said: str) -> None:
+    """This tool investigates the LLM servers of its hosts: a diagnosis may name the tag.
+    Cut at its first mention as the end of a reasoning begun in the prompt, the answer lost
+    its start ("tag from line 12 of ..."). The model writes that end on a line of its own."""
+    with ScriptedModel([say(said)]) as model:
+        assert _chat(run_with_model, model, ctx).answer == said
+
+
 def test_a_reasoning_block_that_never_ends_is_no_answer(run_with_model, ctx) -> None:
     with ScriptedModel([say("<thinking>\nSo the unit failed because")]) as model, \
             pytest.raises(LLMBadResponse, match="neither text nor a tool call"):

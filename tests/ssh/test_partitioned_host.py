@@ -255,6 +255,60 @@ def test_a_host_cut_off_part_way_through_its_reply_is_unreachable_not_checked_ca
     assert connects == 2
 
 
+#: one way of a slow link (a saturated LTE uplink, a satellite site): its round trip is
+#: longer than the second sshd's answer once got
+SLOW_LINK = 0.6
+#: room for a whole check over it: its shell's start and each script take round trips
+SLOW_TIMEOUT = 8.0
+
+
+@pytest.mark.slow
+def test_a_live_host_on_a_slow_link_whose_step_runs_long_overran_and_keeps_its_connection(
+    host: Host, known_hosts: Path, tmp_path: Path
+) -> None:
+    """A host whose round trip is more than a second: its check's reply stops at a step
+    that runs long (df on a hung NFS mount). Its sshd answers, a round trip later: the host
+    overran, as on a near link, and gets the careful check on the same connection; it was
+    called unreachable and its connection dropped (with a fix running on it), as sshd had a
+    second to answer. Frozen, the same host is still unreachable at its next check."""
+    proxy = FreezingProxy(host.ssh.address, host.ssh.port, delay=SLOW_LINK)
+    through = replace(host.ssh, address="127.0.0.1", port=proxy.port)
+    settings = Settings(ai_name="sshtest", state_dir=tmp_path / "state",
+                        command_timeout=SLOW_TIMEOUT)
+    ssh = Scripts(through.target(through.write_known_hosts(known_hosts), connect_timeout=30.0),
+                  name="cut")
+    checker = HostChecker(ssh, settings, None)
+
+    async def go() -> tuple[CheckReport, Seen, int, Seen]:
+        try:
+            first = await checker.check()
+            host.hang_df.touch()
+            ssh.tries.clear()
+            hung = Seen(await checker.check(), 0.0, list(ssh.tries))
+            kept = ssh.connects
+            proxy.freeze()
+            ssh.tries.clear()
+            frozen = Seen(await checker.check(), 0.0, list(ssh.tries))
+            return first, hung, kept, frozen
+        finally:
+            await ssh.close()
+            proxy.close()
+
+    first, hung, kept, frozen = asyncio.run(go())
+    assert well(first), (first.errors, first.findings)
+    # the host answered, its df did not: the script overran and went again, careful, on the
+    # connection it had
+    assert [t.careful for t in hung.tries] == [False, True], hung.tries
+    assert "timed out after 8 s" in hung.tries[0].ended, hung.tries
+    assert not any(f.rule == "host_unreachable" for f in hung.report.findings), (
+        hung.report.findings)
+    assert set(hung.report.errors) == {"mounts"}, hung.report.errors
+    assert kept == 1
+    # the way to it frozen: its sshd's silence, however slow the link, is no answer
+    assert [t.careful for t in frozen.tries] == [True], frozen.tries
+    assert "nothing came back within 8 s" in unreachable(frozen)
+
+
 def test_a_host_whose_logins_outlast_a_command_timeout_is_checked_not_unreachable(
     ssh_hosts: Hosts, known_hosts: Path, tmp_path: Path
 ) -> None:

@@ -4,8 +4,10 @@ what a test needs of a service that misbehaves at its first word."""
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import threading
+import time
 
 
 class OneWayServer:
@@ -46,11 +48,14 @@ class FreezingProxy:
     :meth:`freeze`: from then on nothing more moves either way on the connections open at
     that moment, and their sockets stay open, so neither end is told (a host that froze, or
     a partition that sends no reset). Connections made after it are forwarded as before.
-    ``down`` counts the bytes passed from the server to the client so far. Its own
+    ``down`` counts the bytes passed from the server to the client so far. ``delay``: each
+    chunk is passed on that many seconds after it was read, either way (a slow link: its
+    round trip is twice that); what is on its way as the proxy freezes is lost. Its own
     threads; :meth:`close` ends them."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, delay: float = 0.0) -> None:
         self.target = (host, port)
+        self.delay = delay
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.down = 0
@@ -83,17 +88,37 @@ class FreezingProxy:
                 self._frozen.append((frozen, sending))
                 self._socks += [client, server]
                 for a, b, counted in ((client, server, False), (server, client, True)):
-                    thread = threading.Thread(target=self._pump,
-                                              args=(a, b, counted, frozen, sending),
-                                              daemon=True)
-                    self._threads.append(thread)
-                    thread.start()
+                    way: queue.SimpleQueue[tuple[float, bytes | None]] = queue.SimpleQueue()
+                    for target, args in ((self._read, (a, way, frozen)),
+                                         (self._pass, (way, b, counted, frozen, sending))):
+                        thread = threading.Thread(target=target, args=args, daemon=True)
+                        self._threads.append(thread)
+                        thread.start()
 
-    def _pump(self, a: socket.socket, b: socket.socket, counted: bool,
-              frozen: threading.Event, sending: threading.Lock) -> None:
+    def _read(self, a: socket.socket, way: queue.SimpleQueue[tuple[float, bytes | None]],
+              frozen: threading.Event) -> None:
+        """Each chunk read from ``a`` (b"" at its end), with when it is due on the other
+        side; nothing more once frozen, so that what ``a`` sends then fills the buffers. None
+        last: nothing more comes."""
+        try:
+            while not frozen.is_set():
+                data = a.recv(65536)
+                way.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+        except OSError:
+            pass
+        finally:
+            way.put((0.0, None))
+
+    def _pass(self, way: queue.SimpleQueue[tuple[float, bytes | None]], b: socket.socket,
+              counted: bool, frozen: threading.Event, sending: threading.Lock) -> None:
         try:
             while True:
-                data = a.recv(65536)
+                due, data = way.get()
+                # the link's latency, not a wait for anything: close() cuts it short
+                if data is None or self._closing.wait(max(0.0, due - time.monotonic())):
+                    return
                 with sending:
                     if frozen.is_set():
                         break

@@ -89,17 +89,13 @@ _SUDO_KILL_WAIT = 4
 #: and names no option): nothing ran
 _NO_SUDO_TIMEOUT = re.compile(r"^sudo(?:-rs)?: (sorry, you are not allowed set a command "
                               r"timeout|invalid option -- 'T'|invalid option provided)$", re.M)
-#: how long the host's sshd gets to answer for a check script's shell that sent nothing back
-#: (:meth:`SshTransport._sshd_answers`): it answers in its own process, in milliseconds
-#: where the host is up; a host cut off is reported unreachable this much later than before
+#: the least time the host's sshd gets to answer for a check script's shell that sent
+#: nothing back, or whose reply stopped part-way (:meth:`SshTransport._sshd_answers`): it
+#: answers in its own process, in milliseconds where the host is up and near; a host cut
+#: off is reported unreachable this much later than before. On a slow link (a saturated LTE
+#: uplink, a satellite site) the answer takes a round trip of a second or more: there the
+#: wait is as long as the connection's login took (:meth:`SshTransport._probe_wait`)
 _PROBE_WAIT = 1.0
-#: how recent a byte of a check script's reply is that says the host still answers, where
-#: the script timed out: one of a reply that stopped longer ago than this (a cut part-way
-#: through it) is no sign, and sshd is asked as for a reply that never came. Its probe's
-#: wait: a byte as recent as sshd's answer would be is as good an answer. Not the script's
-#: ``answer_within``: that is its whole limit outside careful mode, and a reply cut after
-#: its first packet is silent a little less than that when the limit ends it
-_STILL_ANSWERING = _PROBE_WAIT
 #: the subsystem that probe asks for: no server offers it, and the name tells a host's admin
 #: who asks, in the log line sshd writes as it refuses
 _PROBE_SUBSYSTEM = "ai-sysadmin-liveness-probe"
@@ -253,6 +249,9 @@ class _LoopState:
         #: commands running on this loop's connection (:meth:`SshTransport.run`: a fix, a
         #: read of the model's), which a drop of the connection would cut off
         self.running = 0
+        #: how long the login of the connection to the host took (TCP, key exchange and
+        #: authentication, through the jump hosts): a few round trips of the way to it
+        self.handshake = 0.0
         #: the transport let this state go (:meth:`SshTransport.close`, or a new event loop):
         #: a call still running on it connects no more, as nothing would ever close that
         #: connection (a check in flight while the daemon renews its host's transport)
@@ -293,7 +292,8 @@ class _Reply:
         #: set by the first byte of the reply, or by its failure: what a wait for the host's
         #: first word ends on
         self.stirred = asyncio.Event()
-        #: when the last byte came (monotonic seconds); None: none yet
+        #: when the first and the last byte came (monotonic seconds); None: none yet
+        self.first: float | None = None
         self.last: float | None = None
 
     def feed(self, data: str, stream: int) -> None:
@@ -301,6 +301,8 @@ class _Reply:
             return
         self.stirred.set()
         self.last = time.monotonic()
+        if self.first is None:
+            self.first = self.last
         self.size += len(data)
         if self.size > MAX_REPLY:
             self.open = [False, False]
@@ -366,6 +368,9 @@ class _Shell(asyncssh.SSHClientSession[str]):
         #: where nothing did: a reply that never came, or that stopped part-way, may be a
         #: host that stopped answering; else the script runs long
         self.heard: float | None = None
+        #: how long the last script's first byte took to come back, from its write (a
+        #: round trip, and the login of a shell just started); None where none came
+        self.answered_in: float | None = None
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
         self.chan = chan
@@ -397,7 +402,8 @@ class _Shell(asyncssh.SSHClientSession[str]):
         assert self.chan is not None
         if self.ended is not None:
             raise self.ended
-        self.heard = None
+        self.heard = self.answered_in = None
+        written = time.monotonic()
         try:
             self.chan.write(script)
         except BrokenPipeError as exc:
@@ -414,6 +420,8 @@ class _Shell(asyncssh.SSHClientSession[str]):
         finally:
             self.reply = None
             self.heard = reply.last
+            if reply.first is not None:
+                self.answered_in = reply.first - written
         return reply.text(0), reply.text(1)
 
     async def end(self) -> None:
@@ -638,16 +646,19 @@ class SshTransport(Transport):
 
     async def _connect_hop(
         self, hop: Hop, tunnel: asyncssh.SSHClientConnection | None
-    ) -> tuple[asyncssh.SSHClientConnection, VerifyingClient]:
+    ) -> tuple[asyncssh.SSHClientConnection, VerifyingClient, float]:
+        """The connection to one hop, its client, and how long its login took (seconds)."""
         kwargs, options = await self._connect_kwargs(hop, tunnel)
         clients: list[VerifyingClient] = []
         try:
+            asked = time.monotonic()
             conn = await self._connect_through(hop, kwargs, options, clients)
+            took = time.monotonic() - asked
         finally:
             # recorded in known_hosts during the key exchange, whatever failed after it (the
             # login): trusted from now on all the same
             await self._said_trusted(hop, clients)
-        return conn, clients[-1]
+        return conn, clients[-1], took
 
     async def _said_trusted(self, hop: Hop, clients: list[VerifyingClient]) -> None:
         """Each key ``hop``'s clients trusted on first use, to :attr:`key_trusted`."""
@@ -730,7 +741,8 @@ class SshTransport(Transport):
             opened: list[asyncssh.SSHClientConnection] = []
             try:
                 for hop in self._route():
-                    conn, client = await self._connect_hop(hop, opened[-1] if opened else None)
+                    conn, client, handshake = await self._connect_hop(
+                        hop, opened[-1] if opened else None)
                     opened.append(conn)
                     # asyncssh's connect may return the connection to a caller cancelled
                     # meanwhile (see check_cancelled): it goes with the rest
@@ -748,7 +760,7 @@ class SshTransport(Transport):
                         ours := local_limit(exc, self.host)) is not None:
                     raise ours from exc  # never in place of a cancellation
                 raise
-            state.conns, state.client = opened, client
+            state.conns, state.client, state.handshake = opened, client, handshake
             state.user = opened[-1].get_extra_info("username")
             self._connects += 1
             return opened[-1]
@@ -1118,8 +1130,9 @@ class SshTransport(Transport):
         shell is stuck on a host that answers (swapping hard, its shell's binary or working
         directory on a hung mount), or the host stopped answering (it froze, or a partition
         that sends no reset cut it off). So too where the reply stopped part-way and nothing
-        more came for :data:`_STILL_ANSWERING` (a cut in the middle of the reply): a step
-        runs long, or the host stopped answering. sshd is asked which
+        more came for as long as sshd gets to answer (:meth:`_probe_wait`: a byte as recent
+        as its answer would be is as good an answer), a cut in the middle of the reply: a
+        step runs long, or the host stopped answering. sshd is asked which
         (:meth:`_sshd_answers`): where it is silent too, the connection is dropped, for the
         next call to connect afresh (or to fail at the connect timeout) instead of waiting on
         it, and the caller sends that host nothing more now (:class:`NoAnswer`); the
@@ -1129,11 +1142,12 @@ class SshTransport(Transport):
         that answers still hold their sessions (whatever came back between them), once no
         command (a fix) runs on it."""
         conn = state.shell_conn
+        wait = self._probe_wait(state, shell)
         silent = shell.heard is None and answer_within is not None
         quiet = None if shell.heard is None else time.monotonic() - shell.heard
-        cut = quiet is not None and quiet >= _STILL_ANSWERING
+        cut = quiet is not None and quiet >= wait
         waited = min(answer_within or timeout, timeout)
-        if (silent or cut) and (conn is None or not await self._sshd_answers(state, conn)):
+        if (silent or cut) and (conn is None or not await self._sshd_answers(state, conn, wait)):
             # the channel goes with its connection: no wait for a silent host to close it
             if conn is None or not await self._drop_connection(state, conn):
                 state.shell = state.shell_conn = None
@@ -1172,9 +1186,19 @@ class SshTransport(Transport):
         state.stuck = [s for s in (*state.stuck, shell) if not s.closed]
         return len(state.stuck)
 
-    async def _sshd_answers(self, state: _LoopState,
-                            conn: asyncssh.SSHClientConnection) -> bool:
-        """Whether the host's sshd answers on ``conn`` within :data:`_PROBE_WAIT`. It is asked
+    def _probe_wait(self, state: _LoopState, shell: _Shell) -> float:
+        """How long the host's sshd gets to answer (:meth:`_sshd_answers`): a round trip
+        and a little, which on a slow link is a second or more. At least :data:`_PROBE_WAIT`,
+        and as long as the connection's login took, or the timed-out script's first byte
+        (the link may have slowed since), up to the connect timeout: a host that answers
+        that slowly is alive, and one whose probe found no answer in 1 s was called
+        unreachable, its connection dropped with the fix running on it."""
+        measured = max(state.handshake, shell.answered_in or 0.0)
+        return max(_PROBE_WAIT, min(measured, self.target.connect_timeout))
+
+    async def _sshd_answers(self, state: _LoopState, conn: asyncssh.SSHClientConnection,
+                            wait: float) -> bool:
+        """Whether the host's sshd answers on ``conn`` within ``wait`` seconds. It is asked
         for a session of a subsystem no server offers, which sshd refuses in its own process:
         no fork, login shell or command on the host, so neither the stuck shell nor a host
         with no memory to spare for a new process holds the answer up."""
@@ -1183,7 +1207,7 @@ class SshTransport(Transport):
             return False
         try:
             chan, _ = await within(conn.create_session(
-                asyncssh.SSHClientSession, subsystem=_PROBE_SUBSYSTEM), _PROBE_WAIT)
+                asyncssh.SSHClientSession, subsystem=_PROBE_SUBSYSTEM), wait)
         except asyncssh.ChannelOpenError:
             # refused, the answer sought; asyncssh says the same where the connection closed
             # under the request, which its client then knows as lost

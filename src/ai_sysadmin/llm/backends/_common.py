@@ -483,8 +483,13 @@ def assistant_message(backend: HttpBackend, message: Any, legacy_ok: bool) -> Me
 #: ``--reasoning-format none``, vLLM without ``--reasoning-parser``
 _REASONING = re.compile(r"\A\s*<(think|thinking)>.*?(?:</\1>|\Z)", re.DOTALL)
 #: the end of a reasoning block that began in the prompt: DeepSeek-R1's and QwQ's templates
-#: end the prompt with "<think>\n", so the content starts with the reasoning itself
-_REASONING_END = re.compile(r"</(think|thinking)>")
+#: end the prompt with "<think>\n", so the content starts with the reasoning itself. The
+#: model writes the closing tag on a line of its own: one in a sentence, in backticks or in
+#: a JSON string is an answer that names it (a diagnosis of an LLM server's chat template)
+_REASONING_END = re.compile(r"^[ \t]*</(think|thinking)>[ \t]*$", re.M)
+#: a line that opens or closes a Markdown code fence: a tag alone on a line inside one is
+#: quoted, not written
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
 
 
 def without_reasoning(content: str) -> str:
@@ -492,16 +497,20 @@ def without_reasoning(content: str) -> str:
     diagnosis, and the evidence mode's JSON after it was refused as no JSON. A block that
     never ends is all reasoning: the model answered nothing (cut at its token limit).
 
-    A block whose opening tag was the prompt's ends at the first closing tag with no opening
-    one before it, as vLLM's and SGLang's deepseek_r1 parsers read it; without a closing tag
-    the content is all answer (a model that does not reason writes none)."""
+    A block whose opening tag was the prompt's ends at the first closing tag on a line of
+    its own, outside a code fence, with no opening tag before it, as vLLM's and SGLang's
+    deepseek_r1 parsers read it; without one the content is all answer (a model that does
+    not reason writes none, and an answer may name the tag: "remove the stray </think>")."""
     found = _REASONING.match(content)
     if found is not None:
         return content[found.end():].lstrip()
-    end = _REASONING_END.search(content)
-    if end is None or f"<{end[1]}>" in content[:end.start()]:
-        return content
-    return content[end.end():].lstrip()
+    for end in _REASONING_END.finditer(content):
+        before = content[:end.start()]
+        if f"<{end[1]}>" in before:
+            return content
+        if len(_FENCE.findall(before)) % 2 == 0:
+            return content[end.end():].lstrip()
+    return content
 
 
 #: the longest tool name kept as the model wrote it: ours are a few words; a longer one is no
