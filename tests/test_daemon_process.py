@@ -51,8 +51,10 @@ def test_run_checks_then_stops_cleanly_on_a_stop_signal(
     ends it as cleanly, then by SIGHUP itself, which the units restart
     (RestartForceExitStatus=SIGHUP) with the config read again: an exit 0 there would be left
     stopped by Restart=on-failure."""
-    proc, state = _daemon_past_its_first_check(tmp_path,
-                                               'ai_name = "hal"\ncheck_interval = 3600\n')
+    # no knowledge base: the first check's host profile opens one (seconds, past 15 under a
+    # loaded suite), and the process ends once that write is done, after "stopped cleanly"
+    proc, state = _daemon_past_its_first_check(
+        tmp_path, 'ai_name = "hal"\ncheck_interval = 3600\n[knowledge]\nenabled = false\n')
     log = state / "logs" / "orchestrator.jsonl"
     try:
         proc.send_signal(stop)

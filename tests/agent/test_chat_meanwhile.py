@@ -83,6 +83,9 @@ def test_a_chat_reaches_the_hosts_managed_now_not_those_at_its_start(env) -> Non
                    for host in ("gone", "web1", "new")])
     with ScriptedModel([meanwhile, reads, say("read")]) as model:
         env["AI_SYSADMIN_LLM__URL"] = model.url
+        # the model's first answer waits on four `systems` commands: on a loaded suite they
+        # took longer than the chat's 10 s for an answer
+        env["AI_SYSADMIN_LLM__TIMEOUT"] = "60"
         done = run(["chat"], env, stdin="hello\nwhat kernels?\n")
         sent = model.requests
     assert done.returncode == 0, done.stderr

@@ -86,9 +86,17 @@ def test_evidence_mode_diagnoses_a_real_fault_and_proposes_through_the_policy(
     assert still_failed == "failed"
 
 
+def _refused_etc(store) -> str:
+    """What the audit log says of the clean_directory of /etc refused as it was proposed."""
+    return " ".join(e["detail"] for e in store.audit_log(50)
+                    if e["action"] == "proposal.invalid"
+                    and e["detail"].startswith("clean_directory"))
+
+
 def test_the_policy_judges_the_answers_actions_not_the_model(tmp_path) -> None:
-    """Even at auto-full: deleting under /etc is refused outright, and restarting the
-    protected journald waits for a person, whatever the model's rationale."""
+    """Even at auto-full: deleting under /etc is refused outright (as it is proposed: no
+    action is recorded, the attempt is in the audit log), and restarting the protected
+    journald waits for a person, whatever the model's rationale."""
     clean_etc = {"kind": "clean_directory", "target": "/etc",
                  "rationale": "old files fill the disk"}
     journald = {"kind": "restart_unit", "target": "systemd-journald.service",
@@ -98,14 +106,12 @@ def test_the_policy_judges_the_answers_actions_not_the_model(tmp_path) -> None:
         journald_before = sb.exec(["systemctl", "show", "-P", "InvocationID",
                                    "systemd-journald.service"]).stdout.strip()
         store = run_daemon(_settings(tmp_path, model.url, "openai", "auto-full"), sb,
-                           lambda s: len(ActionStore(s.db).find()) == 2, 40)[0]
+                           lambda s: bool(ActionStore(s.db).find()) and _refused_etc(s), 40)[0]
         journald_after = sb.exec(["systemctl", "show", "-P", "InvocationID",
                                   "systemd-journald.service"]).stdout.strip()
         (incident,) = store.incidents()
-    refused, waiting = sorted(ActionStore(store.db).find(), key=lambda a: a.kind)
-    assert (refused.kind, refused.state, refused.started_at) == (
-        "clean_directory", "refused", None)
-    assert "outside the configured cache/tmp paths" in refused.reason
+    (waiting,) = ActionStore(store.db).find()
+    assert "outside the configured cache/tmp paths" in _refused_etc(store)
     assert (waiting.kind, waiting.state, waiting.started_at) == ("restart_unit", "pending", None)
     assert "needs a person" in waiting.reason and "protected" in waiting.reason
     assert journald_before and journald_before == journald_after  # not restarted
