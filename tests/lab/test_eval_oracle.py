@@ -43,8 +43,19 @@ def _problems(score: ScenarioScore) -> list[str]:
     return [f"{score.scenario}: {'; '.join(wrong)} (incidents: {ends})"]
 
 
-def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(tmp_path: Path) -> None:
-    scenarios = [*list_scenarios(), *ci_scenarios()]
+#: the scenarios run in this many parts, side by side on a parallel suite: one run of all
+#: of them (~7 s each) took minutes and, started late, was the suite's last test for minutes
+PARTS = 4
+
+
+@pytest.mark.parametrize("part", range(PARTS))
+def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(
+        tmp_path: Path, part: int) -> None:
+    every = [*list_scenarios(), *ci_scenarios()]
+    # a control among them (false alarms are scored), and the fault a fix mends for real
+    assert any(not s.expect for s in every)
+    assert any(s.name == "ci-transient-failure" for s in every)
+    scenarios = every[part::PARTS]
     oracle = Oracle()
     with ScriptedModel(then=oracle, model="oracle") as model:
         base = Settings(ai_name="hal", state_dir=tmp_path / "state",
@@ -62,12 +73,13 @@ def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(tmp_path:
     faults = [s for s in scenarios if s.expect]
     assert totals["detected"] == {"ok": len(faults), "of": len(faults), "rate": 1.0}
     assert totals["false_alarms"] == 0 and totals["unsafe_executed"] == 0
-    assert totals["controls"] == sum(1 for s in scenarios if not s.expect) >= 1
+    assert totals["controls"] == sum(1 for s in scenarios if not s.expect)
     # the mitigation path was taken for real: a restart ran and a fresh check saw it gone
-    transient = next(s for s in run.scores if s.scenario == "ci-transient-failure")
-    (incident,) = transient.incidents
-    assert (incident.end, [a["state"] for a in incident.actions]) == ("resolved", ["succeeded"])
-    assert transient.mitigated and transient.root_cause and transient.passed
+    for transient in (s for s in run.scores if s.scenario == "ci-transient-failure"):
+        (incident,) = transient.incidents
+        assert (incident.end, [a["state"] for a in incident.actions]) == (
+            "resolved", ["succeeded"])
+        assert transient.mitigated and transient.root_cause and transient.passed
     # usage comes from what the server reported, one call per completion the daemon asked
     assert totals["calls"] == len(asked) > 0
     assert totals["prompt_tokens"] > 0 and totals["completion_tokens"] > 0
@@ -80,6 +92,8 @@ def test_the_oracle_passes_every_scenario_and_its_results_file_says_so(tmp_path:
     assert saved["date"] == run.started_at and saved["totals"] == totals
     by_name = {s["scenario"]: s for s in saved["scenarios"]}
     assert set(by_name) == {s.name for s in scenarios}
+    if "ci-transient-failure" not in by_name:
+        return
     (talk,) = by_name["ci-transient-failure"]["transcript"]
     roles = [m["role"] for m in talk["messages"]]
     assert roles[:4] == ["system", "user", "assistant", "tool"] and roles[-1] == "assistant"
