@@ -666,3 +666,15 @@ def test_an_alias_added_beside_its_machine_by_an_older_version_is_checked_once(
         "`systems remove selfie` lets it go",
         "warning: nas-b is not checked: it is the machine of nas (~/.ssh/config sends both "
         "to 10.9.0.9:22), checked as nas; `systems remove nas-b` lets it go"], err
+
+
+def test_an_ssh_config_that_includes_itself_lists_the_hosts_as_written(
+        cli, config_file, tmp_path: Path, monkeypatch) -> None:
+    """A ~/.ssh/config that includes itself (ssh stops at 16 deep; asyncssh follows it
+    without end) made `systems list` a RecursionError traceback: the hosts are listed as
+    their names are written, and the connection says what is wrong with the settings."""
+    _ssh_config(tmp_path, monkeypatch, "Host web1\n  HostName 10.0.0.5\nInclude ~/.ssh/config\n")
+    config_file('remote_systems = ["web1", "db1"]\n')
+    code, out, err = cli("systems", "list")
+    assert code == 0 and "Traceback" not in err, err
+    assert {"web1", "db1"} <= set(names(cli, "--all")), out

@@ -145,10 +145,13 @@ def reached(target: SshTarget) -> Reached:
         config = _ReadConfig.load(None, paths, False, False, False, getpass.getuser(),
                                   () if target.user is None else target.user, target.host,
                                   () if target.port is None else target.port)
-    except (OSError, ValueError, KeyError, asyncssh.Error, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, asyncssh.Error, TypeError, AttributeError,
+            RecursionError):
         # TypeError, AttributeError: asyncssh's config reader is no documented API (its
         # options object, which is, loads every key the config names): one whose signature
-        # changed in an upgrade leaves the names as written, the check before this one
+        # changed in an upgrade leaves the names as written, the check before this one.
+        # RecursionError: a config that includes itself, which asyncssh follows without end
+        # (ssh stops at 16 deep); the connection says "invalid SSH settings" for its host
         return Reached(_machine_host(target.host), target.port or DEFAULT_PORT,
                        _via(target, None))
     host = config.get("Hostname", target.host)
