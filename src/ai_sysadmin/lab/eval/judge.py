@@ -297,9 +297,14 @@ def _localized(scenario: Scenario, expected: Sequence[IncidentReport],
 
 
 def fix_verified(found: Sequence[IncidentReport]) -> bool:
-    """An expected incident was resolved by a fix that ran and verified."""
-    return any(r.role == "expected" and r.end == "resolved"
-               and any(a["state"] == "succeeded" for a in r.actions) for r in found)
+    """An expected incident was resolved, and a fix of the fault ran and verified: its own,
+    or one of an incident the scenario tolerates beside it. A crash that dumped core also
+    leaves its unit failed: whichever of the two incidents' restarts runs first mends both,
+    and the other's is withdrawn as not needed; which one ran first is the daemon's timing,
+    no merit of the model's (scored "not mitigated" where the failed unit's went first)."""
+    return any(r.role == "expected" and r.end == "resolved" for r in found) and any(
+        r.role in ("expected", "tolerated") and any(a["state"] == "succeeded" for a in r.actions)
+        for r in found)
 
 
 def score_outcome(score: ScenarioScore, scenario: Scenario, found: Sequence[IncidentReport],
